@@ -1,0 +1,43 @@
+"""Shared fixtures: oblique, anisotropic geometries and the path to ../shared/data."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imagio.volume import Volume, make_ijk_to_ras
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def rotation(axis, degrees):
+    a = np.radians(degrees)
+    c, s = np.cos(a), np.sin(a)
+    x, y, z = np.asarray(axis, float) / np.linalg.norm(axis)
+    return np.array([
+        [c + x * x * (1 - c), x * y * (1 - c) - z * s, x * z * (1 - c) + y * s],
+        [y * x * (1 - c) + z * s, c + y * y * (1 - c), y * z * (1 - c) - x * s],
+        [z * x * (1 - c) - y * s, z * y * (1 - c) + x * s, c + z * z * (1 - c)],
+    ])
+
+
+@pytest.fixture
+def oblique_affine():
+    """IJK->RAS with an oblique direction (rotated 20 deg about a skew axis, i flipped) and
+    anisotropic spacing 0.7 x 1.1 x 2.5 mm."""
+    d = rotation((1, 2, 3), 20.0) @ np.diag([-1.0, 1.0, 1.0])
+    return make_ijk_to_ras((0.7, 1.1, 2.5), (-12.5, 30.25, -101.0), d)
+
+
+@pytest.fixture
+def oblique_volume(oblique_affine):
+    rng = np.random.default_rng(1)
+    arr = rng.integers(-1000, 1500, size=(9, 13, 17)).astype(np.int16)
+    return Volume(arr, oblique_affine, "oblique")
+
+
+@pytest.fixture
+def shared_data():
+    if not SHARED_DATA.exists():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA

@@ -1,0 +1,70 @@
+"""The structure catalogue: names, colours, SNOMED-CT codes and default planning roles.
+
+Names follow TotalSegmentator's ``total`` task (v2) where one exists, plus IMAGIO's own
+(body, skin, airways, lung_nodule, liver_tumor, ...). Data: ``imagio/data/anatomy.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+ROLES = ("target", "forbidden", "margin", "avoid", "passable")
+
+
+@dataclass(frozen=True)
+class Structure:
+    name: str
+    color: tuple[int, int, int]  # RGB 0-255
+    role: str  # one of ROLES
+    margin_mm: float = 0.0  # clearance to keep for role "margin", mm
+    snomed_code: str | None = None
+    snomed_meaning: str | None = None
+    ts_label: int | None = None  # label value in TotalSegmentator's total task, if any
+
+    @property
+    def color_float(self) -> tuple[float, float, float]:
+        return tuple(c / 255.0 for c in self.color)
+
+    @property
+    def display_name(self) -> str:
+        return self.name.replace("_", " ")
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, Structure]:
+    """All known structures by name."""
+    doc = json.loads(resources.files("imagio.data").joinpath("anatomy.json").read_text())
+    out = {}
+    for e in doc["structures"]:
+        sn = e.get("snomed") or {}
+        out[e["name"]] = Structure(
+            e["name"], tuple(e["color"]), e["role"], float(e.get("margin_mm", 0.0)),
+            sn.get("code"), sn.get("meaning"), e.get("ts_label"),
+        )
+    return out
+
+
+def get(name: str) -> Structure:
+    """The catalogue entry for ``name``; unknown names get a neutral passable entry."""
+    cat = catalogue()
+    if name in cat:
+        return cat[name]
+    base = name.rstrip("0123456789_")  # e.g. "liver_tumor_2" -> "liver_tumor"
+    if base in cat:
+        s = cat[base]
+        return Structure(name, s.color, s.role, s.margin_mm, s.snomed_code, s.snomed_meaning, None)
+    return Structure(name, (200, 200, 200), "passable")
+
+
+def totalsegmentator_labels() -> dict[int, str]:
+    """Label value -> name of TotalSegmentator's ``total`` task (v2)."""
+    return {s.ts_label: s.name for s in catalogue().values() if s.ts_label is not None}
+
+
+def structures_with_role(role: str) -> list[str]:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {ROLES}")
+    return [n for n, s in catalogue().items() if s.role == role]

@@ -1,0 +1,229 @@
+"""`Volume`: a numpy array indexed [k, j, i] plus the 4x4 matrix mapping IJK to RAS (mm).
+
+This is the one image type of the library. It matches what Slicer holds: ``arrayFromVolume``
+returns [k, j, i] arrays and ``GetIJKToRASMatrix`` the affine. World coordinates are RAS
+millimetres everywhere; LPS appears only in ``imagio.io``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import InputError
+
+
+def make_ijk_to_ras(spacing, origin=(0.0, 0.0, 0.0), direction=None) -> np.ndarray:
+    """Build a 4x4 IJK->RAS matrix.
+
+    spacing: (si, sj, sk) in mm along the i, j, k axes; origin: RAS mm of voxel (0, 0, 0);
+    direction: 3x3 whose *columns* are the unit RAS directions of the i, j, k axes.
+    """
+    direction = np.eye(3) if direction is None else np.asarray(direction, float)
+    m = np.eye(4)
+    m[:3, :3] = direction * np.asarray(spacing, float)[None, :]
+    m[:3, 3] = np.asarray(origin, float)
+    return m
+
+
+@dataclass
+class Volume:
+    """Image array in [k, j, i] order with its IJK->RAS affine (mm).
+
+    ``name`` is free text; ``labels`` maps label values to structure names for label maps
+    (empty for intensity images such as CT in HU).
+    """
+
+    array: np.ndarray
+    ijk_to_ras: np.ndarray
+    name: str = ""
+    labels: dict[int, str] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # e.g. DICOM patient/series identifiers, as read
+
+    def __post_init__(self):
+        self.array = np.asarray(self.array)
+        self.ijk_to_ras = np.asarray(self.ijk_to_ras, dtype=float)
+        if self.array.ndim != 3:
+            raise InputError(
+                f"expected a 3D image, got {self.array.ndim}D with shape {self.array.shape}; "
+                "load a volume (a CT series or a 3D NIfTI/NRRD), not a single slice"
+            )
+        if self.ijk_to_ras.shape != (4, 4):
+            raise InputError(f"IJK->RAS must be 4x4, got {self.ijk_to_ras.shape}")
+        if abs(np.linalg.det(self.ijk_to_ras[:3, :3])) < 1e-12:
+            raise InputError("IJK->RAS matrix is singular (zero spacing or degenerate axes)")
+
+    # geometry ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape (nk, nj, ni)."""
+        return tuple(self.array.shape)
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """Voxel size (si, sj, sk) in mm, in i, j, k order."""
+        return np.linalg.norm(self.ijk_to_ras[:3, :3], axis=0)
+
+    @property
+    def spacing_kji(self) -> np.ndarray:
+        """Voxel size in array-axis order (sk, sj, si), mm: what `edt` and ndimage want."""
+        return self.spacing[::-1].copy()
+
+    @property
+    def origin(self) -> np.ndarray:
+        """RAS position (mm) of the centre of voxel (0, 0, 0)."""
+        return self.ijk_to_ras[:3, 3].copy()
+
+    @property
+    def direction(self) -> np.ndarray:
+        """3x3 matrix whose columns are the unit RAS directions of the i, j, k axes."""
+        return self.ijk_to_ras[:3, :3] / self.spacing[None, :]
+
+    @property
+    def ras_to_ijk(self) -> np.ndarray:
+        return np.linalg.inv(self.ijk_to_ras)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """Volume of one voxel in millilitres."""
+        return float(abs(np.linalg.det(self.ijk_to_ras[:3, :3])) / 1000.0)
+
+    def ijk_to_world(self, ijk) -> np.ndarray:
+        """(N, 3) continuous IJK indices -> (N, 3) RAS mm."""
+        ijk = np.asarray(ijk, float)
+        return ijk @ self.ijk_to_ras[:3, :3].T + self.ijk_to_ras[:3, 3]
+
+    def world_to_ijk(self, ras) -> np.ndarray:
+        """(N, 3) RAS mm -> (N, 3) continuous IJK indices (voxel centres are integers)."""
+        ras = np.asarray(ras, float)
+        inv = self.ras_to_ijk
+        return ras @ inv[:3, :3].T + inv[:3, 3]
+
+    def kji_to_world(self, kji) -> np.ndarray:
+        """(N, 3) array indices [k, j, i] -> (N, 3) RAS mm."""
+        return self.ijk_to_world(np.asarray(kji, float)[..., ::-1])
+
+    def world_to_kji(self, ras) -> np.ndarray:
+        """(N, 3) RAS mm -> (N, 3) continuous array indices [k, j, i]."""
+        return self.world_to_ijk(ras)[..., ::-1]
+
+    def contains_world(self, ras) -> np.ndarray:
+        """Boolean per point: inside the image extent (voxel centres +- half a voxel)."""
+        kji = self.world_to_kji(np.atleast_2d(ras))
+        return np.all((kji > -0.5) & (kji < np.asarray(self.shape) - 0.5), axis=-1)
+
+    def sample(self, ras, order: int = 0, fill=0) -> np.ndarray:
+        """Values at RAS points: nearest voxel (order 0) or trilinear (order 1); ``fill`` outside."""
+        ras = np.asarray(ras, float)
+        flat = ras.reshape(-1, 3)
+        kji = self.world_to_kji(flat)
+        if order == 0:
+            idx = np.rint(kji).astype(np.int64)
+            inside = np.all((idx >= 0) & (idx < np.asarray(self.shape)), axis=1)
+            out = np.full(len(flat), fill, dtype=self.array.dtype)
+            ii = idx[inside]
+            out[inside] = self.array[ii[:, 0], ii[:, 1], ii[:, 2]]
+        else:
+            out = ndimage.map_coordinates(
+                self.array.astype(np.float32, copy=False), kji.T, order=order,
+                mode="constant", cval=fill, prefilter=False,
+            )
+        return out.reshape(ras.shape[:-1])
+
+    # derived volumes ----------------------------------------------------------------------
+    def with_array(self, array: np.ndarray, name: str | None = None, labels=None) -> "Volume":
+        """A volume on the same grid holding another array (e.g. a mask computed from this CT)."""
+        array = np.asarray(array)
+        if array.shape != self.shape:
+            raise ValueError(f"array shape {array.shape} does not match grid {self.shape}")
+        return Volume(array, self.ijk_to_ras.copy(), self.name if name is None else name,
+                      dict(self.labels if labels is None else labels))
+
+    def same_grid(self, other: "Volume", tol: float = 1e-4) -> bool:
+        return self.shape == other.shape and np.allclose(self.ijk_to_ras, other.ijk_to_ras, atol=tol)
+
+    def resample_like(self, reference: "Volume", order: int | None = None, fill=None) -> "Volume":
+        """This image resampled onto ``reference``'s grid.
+
+        order: 0 nearest (default for label maps, i.e. when ``labels`` is set or the dtype is
+        integer/bool), 1 trilinear (default for intensity images). ``fill`` is the value
+        outside this image (default: 0 for labels, the array minimum for intensities, e.g.
+        air in a CT).
+        """
+        is_label = bool(self.labels) or self.array.dtype.kind in "biu"
+        if order is None:
+            order = 0 if is_label else 1
+        if fill is None:
+            fill = 0 if is_label else float(self.array.min())
+        # reference kji -> world -> this kji, as one affine on index space
+        ref_kji_to_ijk = np.eye(4)[[2, 1, 0, 3]]  # permutes k,j,i <-> i,j,k
+        m = ref_kji_to_ijk @ self.ras_to_ijk @ reference.ijk_to_ras @ ref_kji_to_ijk
+        m = np.where(np.abs(m - np.rint(m)) < 1e-9, np.rint(m), m)  # exact grids stay exact
+        src = self.array if order == 0 else self.array.astype(np.float32, copy=False)
+        out = ndimage.affine_transform(
+            src, m[:3, :3], offset=m[:3, 3], output_shape=reference.shape,
+            order=order, mode="grid-constant" if order == 0 else "constant", cval=fill,
+            prefilter=False,
+        )
+        if order > 0 and self.array.dtype.kind in "iu" and not is_label:
+            out = np.rint(out).astype(self.array.dtype)
+        return Volume(out.astype(self.array.dtype, copy=False) if order == 0 else out,
+                      reference.ijk_to_ras.copy(), self.name, dict(self.labels))
+
+    def resampled(self, spacing, order: int | None = None) -> "Volume":
+        """This image on a grid with the same orientation and extent at new spacing (si, sj, sk) mm."""
+        spacing = np.broadcast_to(np.asarray(spacing, float), (3,))
+        extent = (np.asarray(self.shape[::-1]) ) * self.spacing  # i, j, k physical extent
+        n_ijk = np.maximum(1, np.round(extent / spacing).astype(int))
+        # keep the outer voxel corners aligned: first centre at half the new spacing
+        corner_ijk = -0.5 * np.ones(3)
+        corner = self.ijk_to_world(corner_ijk[None])[0]
+        new = make_ijk_to_ras(spacing, corner, self.direction)
+        new[:3, 3] = corner + self.direction @ (0.5 * spacing)
+        ref = Volume(np.zeros(tuple(n_ijk[::-1]), np.uint8), new)
+        return self.resample_like(ref, order=order)
+
+    def crop(self, lo_kji, hi_kji) -> "Volume":
+        """Sub-volume [lo, hi) in array indices; the affine moves so world positions are kept."""
+        lo = np.clip(np.asarray(lo_kji, int), 0, self.shape)
+        hi = np.clip(np.asarray(hi_kji, int), 0, self.shape)
+        if np.any(hi <= lo):
+            raise ValueError(f"empty crop box {lo.tolist()}..{hi.tolist()}")
+        m = self.ijk_to_ras.copy()
+        m[:3, 3] = self.kji_to_world(lo[None].astype(float))[0]
+        arr = self.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        return Volume(arr, m, self.name, dict(self.labels))
+
+    def bounding_box(self, mask: np.ndarray | None = None, margin: int = 0):
+        """(lo, hi) array-index box [lo, hi) of the non-zero voxels of ``mask`` (default: self)."""
+        mask = self.array if mask is None else mask
+        nz = np.nonzero(mask)
+        if len(nz[0]) == 0:
+            raise InputError("the mask is empty: nothing is labelled")
+        lo = np.array([a.min() for a in nz]) - margin
+        hi = np.array([a.max() for a in nz]) + 1 + margin
+        return np.clip(lo, 0, self.shape), np.clip(hi, 0, self.shape)
+
+    def mask(self, *names: str) -> np.ndarray:
+        """Boolean mask of the labels with the given structure names (label maps only)."""
+        inv = {v: k for k, v in self.labels.items()}
+        missing = [n for n in names if n not in inv]
+        if missing:
+            raise KeyError(f"label map has no structure {missing}; it has {sorted(inv)}")
+        return np.isin(self.array, [inv[n] for n in names])
+
+    def describe(self) -> dict:
+        """Geometry summary: shape (i, j, k), spacing mm, origin RAS, direction, value range."""
+        arr = self.array
+        return {
+            "name": self.name,
+            "size_ijk": list(self.shape[::-1]),
+            "spacing_mm": [round(float(s), 6) for s in self.spacing],
+            "origin_ras_mm": [round(float(s), 4) for s in self.origin],
+            "direction": np.round(self.direction, 6).tolist(),
+            "dtype": str(arr.dtype),
+            "min": float(arr.min()) if arr.size else None,
+            "max": float(arr.max()) if arr.size else None,
+        }
