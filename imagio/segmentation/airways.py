@@ -1,0 +1,155 @@
+"""Airways: trachea found automatically, bronchial tree by region growing with leak detection.
+
+Seed: in the upper axial slices, an air region (< -900 HU) inside the body, round, 1-6 cm^2,
+close to the left-right midline, repeated over several consecutive slices (a tube).
+Growth: the connected component of the seed below a threshold raised step by step from
+-980 HU; the step whose volume more than doubles (``leak_ratio``) or exceeds
+``max_lung_fraction`` of the air inside the body has leaked into the parenchyma and is
+rejected, the last good step is kept. The trachea is the part above the carina (the first slice,
+from the top, where the tree splits into two sizeable lumens); the rest is labelled "airways".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..volume import Volume
+from .common import AIR_HU, anatomical_axes, as_progress, check_ct, components, plane_structure, ras_coordinate
+
+THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
+LEAK_RATIO = 2.0
+MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
+
+
+def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
+    """[k, j, i] index of a voxel inside the trachea, or None when no trachea is visible."""
+    a = ct.array
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    air = (a < AIR_HU) & body
+    if not air.any():
+        return None
+    lab, n = ndimage.label(air, structure=plane_structure(s_ax))
+    if n == 0:
+        return None
+    idx = np.arange(1, n + 1)
+    area_vox = ndimage.sum_labels(np.ones_like(lab, dtype=np.float32), lab, idx)
+    other = [i for i in range(3) if i != s_ax]
+    pix_mm2 = float(np.prod(ct.spacing_kji[other]))
+    area = area_vox * pix_mm2
+    x = ras_coordinate(ct, 0)
+    cx_body = float(np.median(x[body]))
+    cx = ndimage.mean(x, lab, idx)
+    # bounding-box compactness: area / (extent_a * extent_b) ~ pi/4 for a disc
+    objs = ndimage.find_objects(lab)
+    ext = np.array([[(o[d].stop - o[d].start) * ct.spacing_kji[d] for d in other] for o in objs])
+    ratio = area / np.maximum(ext[:, 0] * ext[:, 1], 1e-6)
+    elong = ext.max(1) / np.maximum(ext.min(1), 1e-6)
+    ok = (area > 80) & (area < 700) & (np.abs(cx - cx_body) < 30) & (ratio > 0.5) & (elong < 2.2)
+    if not ok.any():
+        return None
+    cand = np.zeros(n + 1, bool)
+    cand[1:] = ok
+    tube = cand[lab]
+    tl, tn, tc = components(tube, connectivity=6)
+    if tn == 0:
+        return None
+    # the trachea: the candidate tube spanning the most slices (>= 15 mm)
+    span = np.array([(o[s_ax].stop - o[s_ax].start) * ct.spacing_kji[s_ax] if o is not None else 0
+                     for o in ndimage.find_objects(tl)])
+    best = int(np.argmax(span)) + 1
+    if span[best - 1] < 15.0:
+        return None
+    pts = np.argwhere(tl == best)
+    # a seed in the middle of the tube's upper half
+    sup_coord = pts[:, s_ax] * s_sign
+    upper = pts[sup_coord >= np.median(sup_coord)]
+    c = upper.mean(0)
+    return upper[np.argmin(((upper - c) ** 2).sum(1))]
+
+
+def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_HU,
+                 leak_ratio: float = LEAK_RATIO, max_fraction: float = MAX_LUNG_FRACTION,
+                 progress=None) -> tuple[np.ndarray, dict]:
+    """Connected component of the seed under increasing thresholds, stopping before a leak.
+
+    Returns (mask, info) with the accepted threshold (HU) and the volumes per step (mL).
+    """
+    import SimpleITK as sitk
+
+    p = as_progress(progress)
+    a = ct.array
+    seed = tuple(int(v) for v in seed_kji)
+    lung_air_ml = float(((a < -400) & body).sum() * ct.voxel_volume_ml)
+    img = sitk.GetImageFromArray(np.where(body, a, 3000).astype(np.int16))
+    best, best_t, vols = None, None, []
+    prev = None
+    for n, t in enumerate(thresholds):
+        p(n / len(thresholds), f"airways: growing below {t} HU")
+        if a[seed] >= t:
+            continue
+        seg = sitk.ConnectedThreshold(img, seedList=[seed[::-1]], lower=-4000, upper=int(t))
+        m = sitk.GetArrayViewFromImage(seg).astype(bool)
+        v = float(m.sum() * ct.voxel_volume_ml)
+        vols.append((t, round(v, 2)))
+        if prev is not None and v > leak_ratio * prev or v > max_fraction * max(lung_air_ml, 1e-6):
+            break
+        best, best_t, prev = m, t, v
+    if best is None:
+        raise InputError("airway growing leaked immediately from the trachea seed; the trachea "
+                         "is not separated from the lungs at this resolution")
+    return best, {"threshold_hu": best_t, "steps_ml": vols}
+
+
+def split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(trachea, bronchi, carina slice index along the superior axis) of an airway mask."""
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    lab, n = ndimage.label(airway, structure=plane_structure(s_ax))
+    if n == 0:
+        return airway.copy(), np.zeros_like(airway), None
+    other = tuple(i for i in range(3) if i != s_ax)
+    pix_mm2 = float(np.prod(ct.spacing_kji[list(other)]))
+    sizes = np.bincount(lab.ravel(), minlength=n + 1) * pix_mm2
+    big = sizes >= 10.0  # a main bronchus lumen is > 10 mm^2
+    big[0] = False
+    # slice index of each big 2-D component, counted per slice
+    objs = ndimage.find_objects(lab)
+    sl_of = np.array([o[s_ax].start if o is not None else -1 for o in objs])
+    n_slices = airway.shape[s_ax]
+    per_slice = np.bincount(sl_of[big[1:]], minlength=n_slices)
+    occupied = np.nonzero(np.any(airway, axis=other))[0]
+    if occupied.size == 0:
+        return airway.copy(), np.zeros_like(airway), None
+    order = occupied[::-1] if s_sign > 0 else occupied  # from the top down
+    carina = None
+    for s in order:
+        if per_slice[s] >= 2:
+            carina = int(s)
+            break
+    if carina is None:
+        return airway.copy(), np.zeros_like(airway), None
+    coord = np.arange(n_slices) * s_sign
+    above = coord > carina * s_sign
+    shape = [1, 1, 1]
+    shape[s_ax] = -1
+    above = np.broadcast_to(above.reshape(shape), airway.shape)
+    trachea = airway & above
+    return trachea, airway & ~trachea, carina
+
+
+def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(trachea, bronchi, info) for a chest CT; raises InputError if no trachea is found."""
+    p = as_progress(progress)
+    check_ct(ct)
+    p(0.0, "airways: finding the trachea")
+    seed = find_trachea_seed(ct, body)
+    if seed is None:
+        raise InputError("no trachea found (no round air tube near the midline in the upper "
+                         "slices): airways need a CT that covers the chest above the carina")
+    m, info = grow_airways(ct, seed, body, progress=p.sub(0.1, 0.9))
+    trachea, bronchi, carina = split_trachea(ct, m)
+    info.update(seed_kji=[int(v) for v in seed], carina_slice=carina,
+                volume_ml=round(float(m.sum() * ct.voxel_volume_ml), 2))
+    p(1.0, "airways: done")
+    return trachea, bronchi, info

@@ -1,0 +1,289 @@
+"""One-click lesion segmentation: a RAS point inside a liver tumour or a lung nodule -> its mask
+and measurements.
+
+Method (all inside a box of ``max_radius_mm`` around the click, so it is fast on any CT):
+1. Intensity at the click: median and robust spread (MAD) in a 2 mm ball. Air (< -850 HU) or
+   bone (> 400 HU) at the click is refused.
+2. Context: if the box is mostly aerated lung, the lesion is a lung nodule (solid, part-solid or
+   ground-glass): it is what is denser than the parenchyma. Its threshold is first set just
+   above the parenchyma (median + max(125 HU, 3 SD)), then refined to the midpoint between the
+   parenchyma and the lower quartile of the lesion's interior (so a solid nodule is cut at
+   its half-maximum edge while a ground-glass rim stays in). The region is bounded by the lung
+   (lung air closed by ``lung_closing_mm`` so juxtapleural lesions stay inside).
+   Otherwise the lesion is a soft-tissue lesion (e.g. a hypo- or hyper-dense liver tumour):
+   voxels closer in HU to the click than to the surrounding tissue (midpoint threshold between
+   the lesion's median and the median of a shell around a first estimate).
+3. Region: the connected component of the click, opened by ``open_mm`` (cuts attached vessels),
+   holes filled, bounded by ``organ`` when given.
+Measurements: volume (mL), long and short axis in 3-D and in the axial plane (RECIST-style:
+largest in-slice diameter and the largest width perpendicular to it), in mm, voxel extent included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import ImagioError, InputError
+from ..volume import Volume
+from .common import anatomical_axes, as_progress, ball, check_ct, fill_holes_3d
+
+AIR_CLICK_HU = -850.0
+BONE_CLICK_HU = 400.0
+MAX_OPEN_MM = 6.0
+
+
+@dataclass
+class LesionMeasurements:
+    kind: str  # "lung_nodule" or "soft_tissue" (e.g. liver tumour)
+    volume_ml: float
+    long_axis_mm: float  # 3-D maximum diameter
+    short_axis_mm: float  # 3-D largest diameter perpendicular to the long axis
+    axial_long_axis_mm: float  # largest diameter in an axial slice (RECIST)
+    axial_short_axis_mm: float  # largest width perpendicular to it, same slice
+    mean_hu: float
+    centroid_ras: list = field(default_factory=list)
+    threshold_hu: list = field(default_factory=list)  # [lower, upper] used
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def _voxel_extent(direction_ras: np.ndarray, vol: Volume) -> np.ndarray:
+    """Effective voxel size (mm) along unit RAS directions (N, 3): sqrt(sum (u.step_i)^2).
+
+    Equals the spacing along a grid axis; it corrects a diameter measured between voxel
+    centres to one measured between boundaries without the cube-corner overshoot."""
+    axes = vol.ijk_to_ras[:3, :3]  # columns: i, j, k steps in RAS mm
+    return np.sqrt(((direction_ras @ axes) ** 2).sum(1))
+
+
+def _feret(points: np.ndarray) -> tuple[float, np.ndarray]:
+    """Maximum pairwise distance of points (N, d) and its unit direction."""
+    if len(points) < 2:
+        return 0.0, np.eye(points.shape[1])[0]
+    pts = points
+    if len(points) > 4 + points.shape[1]:
+        try:
+            from scipy.spatial import ConvexHull
+
+            pts = points[ConvexHull(points).vertices]
+        except Exception:  # degenerate (flat/collinear): use all points
+            pts = points
+    if len(pts) > 4000:
+        pts = pts[np.linspace(0, len(pts) - 1, 4000).astype(int)]
+    d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    v = pts[j] - pts[i]
+    n = float(np.linalg.norm(v))
+    return n, (v / n if n > 0 else np.eye(points.shape[1])[0])
+
+
+def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: str = "") -> LesionMeasurements:
+    """Volume and diameters of a lesion mask on ``vol``'s grid (RAS mm, voxel extent included)."""
+    if not mask.any():
+        raise InputError("the lesion mask is empty: nothing to measure")
+    kji = np.argwhere(mask)
+    surf = np.argwhere(mask & ~ndimage.binary_erosion(mask))
+    ras = vol.kji_to_world(surf)
+    long3, u = _feret(ras)
+    long3 += float(_voxel_extent(u[None], vol)[0])
+    # short axis: largest extent perpendicular to the long axis (projection on the plane)
+    basis = np.linalg.svd(np.eye(3) - np.outer(u, u))[0][:, :2]
+    short3, w2 = _feret(ras @ basis)
+    w = basis @ w2
+    short3 += float(_voxel_extent(w[None], vol)[0])
+    # axial: slices along the array axis closest to S, coordinates projected on R-A
+    s_ax = anatomical_axes(vol)["S"][0]
+    best = (0.0, 0.0)
+    for s in np.unique(surf[:, s_ax]):
+        pts = ras[surf[:, s_ax] == s][:, :2]
+        la, ua = _feret(pts)
+        if la + 1e-9 < best[0] - 2 * max(vol.spacing):
+            continue
+        ua3 = np.array([ua[0], ua[1], 0.0])
+        perp = np.array([-ua[1], ua[0]])
+        proj = pts @ perp
+        sa = float(proj.max() - proj.min()) if len(proj) else 0.0
+        la += float(_voxel_extent(ua3[None], vol)[0])
+        sa += float(_voxel_extent(np.array([[perp[0], perp[1], 0.0]]), vol)[0])
+        if la > best[0]:
+            best = (la, sa)
+    vals = ct[mask] if ct is not None else np.zeros(1)
+    return LesionMeasurements(
+        kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
+        long_axis_mm=long3, short_axis_mm=short3,
+        axial_long_axis_mm=best[0], axial_short_axis_mm=best[1], mean_hu=float(vals.mean()),
+        centroid_ras=[round(float(c), 2) for c in vol.kji_to_world(kji.mean(0)[None])[0]])
+
+
+def _closing_mm(m: np.ndarray, r_mm: float, spacing) -> np.ndarray:
+    """Binary closing with a ball of r_mm via two distance transforms (fast for large radii)."""
+    import edt
+
+    sp = tuple(float(s) for s in spacing)
+    pad = int(np.ceil(r_mm / min(sp))) + 1
+    mp = np.pad(m, pad)
+    dil = edt.edt(np.ascontiguousarray(~mp), anisotropy=sp) <= r_mm
+    clo = edt.edt(np.ascontiguousarray(dil), anisotropy=sp, black_border=False) > r_mm
+    return clo[pad:-pad, pad:-pad, pad:-pad] | m
+
+
+def _component_at(mask: np.ndarray, seed: tuple, spacing) -> np.ndarray:
+    """Component of ``mask`` containing ``seed``, or the one nearest to it (within 3 mm)."""
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return np.zeros_like(mask)
+    v = lab[seed]
+    if v == 0:
+        dist, ind = ndimage.distance_transform_edt(lab == 0, sampling=spacing, return_indices=True)
+        if dist[seed] > 3.0:
+            return np.zeros_like(mask)
+        v = lab[tuple(ind[:, seed[0], seed[1], seed[2]])]
+    return lab == v
+
+
+def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
+                   max_radius_mm: float = 60.0, open_mm: float = 1.0, lung_closing_mm: float = 12.0,
+                   progress=None) -> tuple[np.ndarray, LesionMeasurements]:
+    """(mask [k, j, i] on the CT grid, measurements) of the lesion under ``point_ras`` (RAS mm).
+
+    organ: optional bounding mask (e.g. the liver, or the lungs); kind: force "lung_nodule" or
+    "soft_tissue" instead of detecting it from the surroundings.
+    """
+    p = as_progress(progress)
+    a = check_ct(ct)
+    point = np.asarray(point_ras, float).reshape(3)
+    if not ct.contains_world(point[None])[0]:
+        ext = [ct.ijk_to_world(np.array([[-0.5, -0.5, -0.5]]))[0],
+               ct.ijk_to_world(np.asarray(ct.shape[::-1], float)[None] - 0.5)[0]]
+        raise InputError(
+            f"the point R,A,S = {point.round(1).tolist()} mm is outside the image (corners "
+            f"{np.round(ext[0], 1).tolist()} .. {np.round(ext[1], 1).tolist()}); click inside the lesion")
+    seed_g = tuple(int(v) for v in np.rint(ct.world_to_kji(point[None])[0]))
+    sk = ct.spacing_kji
+    half = np.ceil(max_radius_mm / sk).astype(int)
+    lo = np.maximum(np.asarray(seed_g) - half, 0)
+    hi = np.minimum(np.asarray(seed_g) + half + 1, ct.shape)
+    sl = tuple(slice(l, h) for l, h in zip(lo, hi))
+    roi = a[sl].astype(np.float32)
+    seed = tuple(int(v) for v in np.asarray(seed_g) - lo)
+    org = organ[sl] if organ is not None else None
+    p(0.1, "lesion: intensity at the click")
+    # ball of 2 mm (at least the 6-neighbourhood) around the seed
+    b = ball(max(2.0, float(sk.min()) * 1.01), sk)
+    c = np.array(b.shape) // 2
+    blo = np.asarray(seed) - c
+    bk = np.argwhere(b) + blo
+    ok = np.all((bk >= 0) & (bk < roi.shape), axis=1)
+    bv = roi[tuple(bk[ok].T)]
+    m0 = float(np.median(bv))
+    sd0 = max(1.4826 * float(np.median(np.abs(bv - m0))), 10.0)
+    if m0 < AIR_CLICK_HU:
+        raise InputError(f"the point is in air ({m0:.0f} HU at the click): click inside the lesion")
+    if m0 > BONE_CLICK_HU:
+        raise InputError(f"the point is in bone or calcification ({m0:.0f} HU): click inside the lesion")
+    # context: aerated lung around the click
+    r_ctx = ball(25.0, sk)
+    cc = np.array(r_ctx.shape) // 2
+    ctx = np.zeros(roi.shape, bool)
+    zlo = np.asarray(seed) - cc
+    src = tuple(slice(max(-z, 0), r_ctx.shape[d] - max(z + r_ctx.shape[d] - roi.shape[d], 0))
+                for d, z in enumerate(zlo))
+    dst = tuple(slice(max(z, 0), min(z + r_ctx.shape[d], roi.shape[d])) for d, z in enumerate(zlo))
+    ctx[dst] = r_ctx[src]
+    lung_frac = float((roi[ctx] < -500).mean())
+    if kind is None:
+        kind = "lung_nodule" if lung_frac > 0.25 else "soft_tissue"
+    p(0.3, f"lesion: region growing ({kind})")
+    if kind == "lung_nodule":
+        par = roi[ctx & (roi < -500) & (roi > -1000)]
+        if par.size == 0:
+            par = roi[roi < -500]
+        bg = float(np.median(par))
+        bg_sd = 1.4826 * float(np.median(np.abs(par - bg)))
+        if organ is None:
+            air = (roi < -400)
+            lab, n = ndimage.label(air)
+            if n:
+                cnt = np.bincount(lab.ravel())
+                cnt[0] = 0
+                air = lab == int(np.argmax(cnt))
+            org = _closing_mm(air, lung_closing_mm, sk)
+        else:
+            org = _closing_mm(org, lung_closing_mm, sk)
+        t = bg + max(125.0, 3.0 * bg_sd)
+        t = min(t, m0 - 50.0)
+        upper = BONE_CLICK_HU + 200.0
+        region = _grow(roi, seed, t, upper, org, open_mm, sk)
+        if region.any():
+            inner = ndimage.binary_erosion(region)
+            core = roi[inner] if inner.sum() >= 8 else roi[region]
+            t2 = 0.5 * (bg + float(np.percentile(core, 25)))
+            if t2 > t:
+                r2 = _grow(roi, seed, t2, upper, org, open_mm, sk)
+                if r2.any():
+                    region, t = r2, t2
+        thr = [t, upper]
+    else:
+        lo_t, hi_t = m0 - 3 * sd0, m0 + 3 * sd0
+        first = _grow(roi, seed, lo_t, hi_t, org, open_mm, sk)
+        if not first.any():
+            first = np.zeros(roi.shape, bool)
+            first[seed] = True
+        shell = ndimage.binary_dilation(first, structure=ball(6.0, sk)) & ~ndimage.binary_dilation(
+            first, structure=ball(2.0, sk))
+        if org is not None:
+            shell &= org
+        shell &= (roi > -200) & (roi < BONE_CLICK_HU)
+        bg = float(np.median(roi[shell])) if shell.any() else m0 + 100.0
+        mid = 0.5 * (m0 + bg)
+        if m0 < bg:  # hypodense lesion
+            lo_t, hi_t = max(m0 - 4 * sd0, -150.0), mid
+        else:
+            lo_t, hi_t = mid, min(m0 + 4 * sd0, BONE_CLICK_HU)
+        region = _grow(roi, seed, lo_t, hi_t, org, open_mm, sk)
+        thr = [lo_t, hi_t]
+    if not region.any():
+        raise ImagioError("the lesion segmentation came out empty: the click is not inside a "
+                          "distinct lesion; click nearer its centre")
+    touches = (region[0].any() or region[-1].any() or region[:, 0].any() or region[:, -1].any()
+               or region[:, :, 0].any() or region[:, :, -1].any())
+    if touches and any(l > 0 or h < s for l, h, s in zip(lo, hi, ct.shape)):
+        raise ImagioError(
+            f"the lesion region leaked beyond {max_radius_mm:g} mm from the click (it is not "
+            "separated from its surroundings by intensity); give the organ mask or segment manually")
+    p(0.9, "lesion: measurements")
+    mask = np.zeros(ct.shape, bool)
+    mask[sl] = region
+    meas = measure(mask, ct, a, kind=kind)
+    meas.threshold_hu = [round(float(v), 1) for v in thr]
+    p(1.0, "lesion: done")
+    return mask, meas
+
+
+def _grow(roi, seed, lo_t, hi_t, org, open_mm, sk) -> np.ndarray:
+    """Seeded component in [lo_t, hi_t] HU, opened to cut attached tubes, holes filled.
+
+    The opening radius adapts to the lesion: half its inscribed radius at the click (a lesion
+    clicked near its centre survives; vessels, bronchial walls and pleural tags thinner than
+    the lesion are cut), at least ``open_mm``, at most MAX_OPEN_MM."""
+    import edt
+
+    m = (roi >= lo_t) & (roi <= hi_t)
+    if org is not None:
+        m &= org
+    m = _component_at(m, seed, sk)
+    if not m.any():
+        return m
+    r_in = float(edt.edt(np.ascontiguousarray(m), anisotropy=tuple(float(s) for s in sk))[seed])
+    se = ball(min(max(open_mm, 0.5 * r_in), MAX_OPEN_MM), sk)
+    if se.size > 1:
+        op = ndimage.binary_opening(m, structure=se)
+        op = _component_at(op, seed, sk)
+        if op.any():
+            m = op
+    return fill_holes_3d(m)

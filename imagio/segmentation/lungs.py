@@ -1,0 +1,114 @@
+"""Lungs: left and right, airways excluded, and the pleural surface.
+
+Air-like voxels (< -400 HU) inside the body, minus the segmented airways; components that are
+lung-like (parenchyma with vessels: median above -990 HU, not a uniform gas pocket, and large
+enough) are kept; vessels are brought back by a small closing and per-slice hole filling.
+Left/right: by the side of each component's centre; a single component (lungs touching at
+the anterior or posterior junction) is split by eroding it until two large parts appear and
+giving every voxel to the nearer part (a marker-based split along the thinnest junction).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..volume import Volume
+from .common import (LUNG_HU, anatomical_axes, as_progress, ball, check_ct, components,
+                     fill_holes_per_slice, ras_coordinate)
+
+MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
+GAS_MEDIAN_HU = -985.0  # bowel/stomach gas is uniform air; parenchyma is denser (~ -850 HU)
+
+
+def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
+              progress=None) -> np.ndarray:
+    """Boolean [k, j, i] mask of both lungs (vessels inside included, airways excluded)."""
+    p = as_progress(progress)
+    a = check_ct(ct)
+    p(0.0, "lungs: threshold")
+    air = (a < LUNG_HU) & body
+    if airways is not None:
+        air &= ~ndimage.binary_dilation(airways, structure=ball(1.5, ct.spacing_kji))
+    lab, n, counts = components(air, connectivity=6)
+    if n == 0:
+        raise InputError("no lungs found: no air-like region (< -400 HU) inside the body")
+    vol = counts * ct.voxel_volume_ml
+    keep = vol >= max(MIN_LUNG_ML, 0.05 * vol[1:].max())
+    keep[0] = False
+    cand = np.nonzero(keep)[0]
+    med = np.atleast_1d(ndimage.median(a, lab, cand))
+    keep[cand[med <= GAS_MEDIAN_HU]] = False
+    if not keep.any():
+        raise InputError("no lungs found: the air regions inside the body look like bowel gas")
+    m = keep[lab]
+    p(0.5, "lungs: vessels and holes")
+    sup = anatomical_axes(ct)["S"][0]
+    m = ndimage.binary_closing(m, structure=ball(2.0, ct.spacing_kji)) | m
+    m = fill_holes_per_slice(m, sup)
+    if airways is not None:
+        m &= ~airways
+    p(1.0, "lungs: done")
+    return m
+
+
+def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) lung masks. Patient's right is +x in RAS."""
+    x = ras_coordinate(ct, 0)
+    lab, n, counts = components(lungs, connectivity=6)
+    if n == 0:
+        raise InputError("the lung mask is empty")
+    counts[0] = 0
+    order = np.argsort(counts)[::-1]
+    big = [int(i) for i in order[:2] if counts[i] > 0]
+    two = len(big) == 2 and counts[big[1]] >= 0.15 * counts[big[0]]
+    if not two:
+        # one component: find two parts by erosion, then split by nearest part
+        main = lab == big[0]
+        lo, hi = ct.bounding_box(main, margin=1)
+        sub = main[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        er = sub
+        st = ndimage.generate_binary_structure(3, 1)
+        markers = None
+        for _ in range(max_erosions):
+            er = ndimage.binary_erosion(er, structure=st)
+            el, en, ec = components(er, connectivity=6)
+            if en >= 2:
+                ec[0] = 0
+                o = np.argsort(ec)[::-1]
+                if ec[o[1]] >= 0.15 * ec[o[0]]:
+                    markers = np.where(el == o[0], 1, 0) + np.where(el == o[1], 2, 0)
+                    break
+            if en == 0:
+                break
+        if markers is None:
+            # no junction found: cut at the body midline
+            xs = x[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+            mid = float(np.median(xs[sub]))
+            markers = np.where(sub & (xs <= mid), 1, 0) + np.where(sub & (xs > mid), 2, 0)
+        _, ind = ndimage.distance_transform_edt(markers == 0, sampling=ct.spacing_kji,
+                                                return_indices=True)
+        near = markers[tuple(ind)]
+        part = np.zeros(lungs.shape, np.uint8)
+        part[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = np.where(sub, near, 0)
+        # other (small) components go to the nearer side later
+        lab = np.where(main, 0, lab)
+        a_mask, b_mask = part == 1, part == 2
+    else:
+        a_mask, b_mask = lab == big[0], lab == big[1]
+        lab = np.where(a_mask | b_mask, 0, lab)
+    xa, xb = float(x[a_mask].mean()), float(x[b_mask].mean())
+    right, left = (a_mask, b_mask) if xa > xb else (b_mask, a_mask)
+    # remaining small lung pieces: side of the midline between the two lungs
+    rest = lab > 0
+    if rest.any():
+        mid = 0.5 * (xa + xb)
+        right = right | (rest & (x > mid))
+        left = left | (rest & (x <= mid))
+    return left, right
+
+
+def pleural_surface(lungs: np.ndarray) -> np.ndarray:
+    """One-voxel shell of the lungs (the visceral pleura at CT resolution)."""
+    return lungs & ~ndimage.binary_erosion(lungs)
