@@ -85,7 +85,7 @@ def make_ct(spacing=(2.0, 2.0, 2.0), direction=None, noise=15.0, seed=0):
         t[name] = s
     ct[wall] = 20.0
     ct[trachea | bronchi] = -1000.0
-    ct[spine] = 300.0
+    ct[spine] = 200.0
     ct[spine & ~ndimage.binary_erosion(spine, iterations=1)] = 800.0
     ct[ribs] = 650.0
     rng = np.random.default_rng(seed)

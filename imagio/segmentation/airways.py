@@ -19,7 +19,8 @@ from ..volume import Volume
 from .common import AIR_HU, anatomical_axes, as_progress, check_ct, components, plane_structure, ras_coordinate
 
 THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
-LEAK_RATIO = 2.0
+LEAK_RATIO = 2.0  # a step that more than doubles the tree ...
+LEAK_MIN_ML = 30.0  # ... by more than this (mL) has leaked into the parenchyma
 MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
 
 
@@ -84,18 +85,33 @@ def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_H
     lung_air_ml = float(((a < -400) & body).sum() * ct.voxel_volume_ml)
     img = sitk.GetImageFromArray(np.where(body, a, 3000).astype(np.int16))
     best, best_t, vols = None, None, []
-    prev = None
-    for n, t in enumerate(thresholds):
-        p(n / len(thresholds), f"airways: growing below {t} HU")
-        if a[seed] >= t:
-            continue
+
+    def grow(t):
         seg = sitk.ConnectedThreshold(img, seedList=[seed[::-1]], lower=-4000, upper=int(t))
         m = sitk.GetArrayViewFromImage(seg).astype(bool)
         v = float(m.sum() * ct.voxel_volume_ml)
-        vols.append((t, round(v, 2)))
-        if prev is not None and v > leak_ratio * prev or v > max_fraction * max(lung_air_ml, 1e-6):
+        vols.append((int(t), round(v, 2)))
+        return m, v
+
+    def leaked(v, prev):
+        if v > max_fraction * max(lung_air_ml, 1e-6):
+            return True
+        return prev is not None and v > leak_ratio * prev and v - prev > LEAK_MIN_ML
+
+    thresholds = [t for t in thresholds if a[seed] < t]
+    for n, t in enumerate(thresholds):
+        p(n / max(len(thresholds), 1), f"airways: growing below {t} HU")
+        m, v = grow(t)
+        if leaked(v, None if best is None else float(best.sum() * ct.voxel_volume_ml)):
+            # refine between the last good threshold and the leaking one in 5 HU steps
+            if best_t is not None:
+                for tt in range(best_t + 5, t, 5):
+                    m2, v2 = grow(tt)
+                    if leaked(v2, float(best.sum() * ct.voxel_volume_ml)):
+                        break
+                    best, best_t = m2, tt
             break
-        best, best_t, prev = m, t, v
+        best, best_t = m, t
     if best is None:
         raise InputError("airway growing leaked immediately from the trachea seed; the trachea "
                          "is not separated from the lungs at this resolution")

@@ -14,24 +14,78 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume import Volume
-from .common import (anatomical_axes, as_progress, ball, check_ct, components,
-                     fill_holes_per_slice, ras_coordinate)
+from .common import (anatomical_axes, as_progress, ball, check_ct, components, fill_holes_per_slice,
+                     plane_structure, ras_coordinate)
 
-BONE_LOW_HU = 180.0  # trabecular bone lower bound (typical 150-300 HU)
-BONE_SEED_HU = 450.0  # cortical bone (typically > 500 HU)
-RIB_MAX_RADIUS_MM = 6.0  # half the largest rib thickness (+ a voxel)
-MIN_BONE_ML = 0.05  # discard specks smaller than this (calcifications, noise)
+BONE_LOW_HU = 120.0  # trabecular bone lower bound (typical 100-300 HU, lower at 3 mm)
+BONE_SEED_HU = 350.0  # cortical bone (> 500 HU at 1 mm; partial volume lowers it at 3 mm)
+RIM_HU = 70.0  # partial-volume rim: a voxel next to bone above this (soft tissue 40-60) holds bone
+RIB_MAX_RADIUS_MM = 7.0  # half the largest rib thickness (~12 mm) + the partial-volume rim
+MIN_BONE_ML = 0.05
+MARROW_MIN_HU = 60.0  # marrow (fatty in the elderly) vs CSF/cord in the spinal canal
+MAX_MARROW_MM2 = 3000.0  # a lumbar vertebral body is ~15-20 cm^2 in an axial slice
+CONTRAST_LOW_HU = 200.0  # with arterial contrast, organ vessels reach ~200 HU
+BLOOD_RIM_MM = 4.0  # partial-volume rim of the contrast blood pool dropped with it
+MIN_BLOOD_PEAK_HU = 260.0  # arterial-phase blood is 250-500 HU; trabecular bone peaks lower
+MIN_BLOOD_POOL_ML = 30.0  # a contrast blood pool (CT angiography) is a histogram peak this big
+
+
+def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float):
+    """(lo, hi) HU band of an arterial-phase blood pool, or None.
+
+    In a CT angiography the aorta, heart and pulmonary arteries form a large uniform region
+    (a histogram peak between 150 and 700 HU) that overlaps trabecular bone; bone is then
+    what is denser than the band or below it and connected to dense cortex."""
+    v = a[body & (a > 150) & (a < 700)]
+    if v.size == 0:
+        return None
+    h, e = np.histogram(v, bins=np.arange(150, 711, 20))
+    h = h * voxel_ml
+    # a local maximum (the soft-tissue / bone tail decreases monotonically from 150 HU)
+    peaks = np.nonzero((h[1:-1] > h[:-2]) & (h[1:-1] >= h[2:]))[0] + 1
+    if peaks.size == 0:
+        return None
+    i = int(peaks[np.argmax(h[peaks])])
+    peak = 0.5 * (e[i] + e[i + 1])
+    if h[i] < MIN_BLOOD_POOL_ML or h[i] < 1.5 * h[max(i - 4, 0)] or peak < MIN_BLOOD_PEAK_HU:
+        return None
+    half = h[i] / 2
+    lo_i = i
+    while lo_i > 0 and h[lo_i] > half:
+        lo_i -= 1
+    hi_i = i
+    while hi_i < len(h) - 1 and h[hi_i] > half:
+        hi_i += 1
+    width = max(peak - e[lo_i], e[hi_i + 1] - peak, 40.0)
+    return peak - 1.5 * width, peak + 1.5 * width
+
 
 
 def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_LOW_HU,
-              seed_hu: float = BONE_SEED_HU, progress=None) -> np.ndarray:
-    """Boolean [k, j, i] mask of all bone (cortical + trabecular + marrow)."""
+              seed_hu: float = BONE_SEED_HU, lungs: np.ndarray | None = None,
+              progress=None) -> np.ndarray:
+    """Boolean [k, j, i] mask of all bone (cortical + trabecular + marrow).
+
+    lungs: optional lung mask (with its vessels) excluded from the candidates (contrast-filled
+    pulmonary vessels reach bone HU; no bone lies inside the lung)."""
     p = as_progress(progress)
     a = check_ct(ct)
     p(0.0, "bones: threshold")
     cand = a > low_hu
     if body is not None:
         cand &= body
+    if lungs is not None:
+        cand &= ~lungs
+    band = contrast_blood_band(a, body if body is not None else np.ones(a.shape, bool),
+                               ct.voxel_volume_ml)
+    blood = None
+    if band is not None:
+        # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
+        blood = (a >= band[0]) & (a <= band[1]) & cand
+        blood = ndimage.binary_opening(blood, structure=ball(2.0, ct.spacing_kji))
+        blood = ndimage.binary_dilation(blood, structure=ball(BLOOD_RIM_MM, ct.spacing_kji))
+        cand &= ~blood & (a > CONTRAST_LOW_HU)
+        seed_hu = max(seed_hu, band[1])
     lab, n, counts = components(cand, connectivity=26)
     if n == 0:
         return cand
@@ -42,14 +96,26 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     keep[0] = False
     m = keep[lab]
     p(0.6, "bones: marrow")
+    # marrow: 2-D holes inside the cortex, per axial slice, that are bone-like (mean HU above
+    # MARROW_MIN_HU: fatty/red marrow; the spinal canal (CSF, cord ~ 0-40 HU) stays open)
     sup = anatomical_axes(ct)["S"][0]
-    filled = fill_holes_per_slice(m, sup)
-    # fill only small holes (marrow), not e.g. the spinal canal ring closed by the lamina
-    holes = filled & ~m
-    hl, hn, hc = components(holes, connectivity=6)
-    small = hc * ct.voxel_volume_ml <= 5.0
-    small[0] = False
-    m |= small[hl]
+    holes = fill_holes_per_slice(m, sup) & ~m
+    hl, hn = ndimage.label(holes, structure=plane_structure(sup))
+    if hn:
+        idx = np.arange(1, hn + 1)
+        mean = ndimage.mean(a, hl, idx)
+        other = [i for i in range(3) if i != sup]
+        area = ndimage.sum_labels(np.ones(a.shape, np.float32), hl, idx) * float(
+            np.prod(ct.spacing_kji[other]))
+        fill = np.zeros(hn + 1, bool)
+        fill[1:] = (mean > MARROW_MIN_HU) & (area < MAX_MARROW_MM2)
+        m |= fill[hl]
+    rim = ndimage.binary_dilation(m) & (a > RIM_HU) & ~m
+    if body is not None:
+        rim &= body
+    if blood is not None:
+        rim &= ~blood
+    m |= rim
     p(1.0, "bones: done")
     return m
 

@@ -33,6 +33,8 @@ from .common import anatomical_axes, as_progress, ball, check_ct, fill_holes_3d
 AIR_CLICK_HU = -850.0
 BONE_CLICK_HU = 400.0
 MAX_OPEN_MM = 6.0
+LUNG_CONTEXT_FRACTION = 0.2  # share of aerated lung (< -500 HU) 2-8 mm around a lung lesion
+MAX_LUNG_CLOSING_MM = 30.0
 
 
 @dataclass
@@ -96,6 +98,8 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
     short3, w2 = _feret(ras @ basis)
     w = basis @ w2
     short3 += float(_voxel_extent(w[None], vol)[0])
+    if short3 > long3:  # possible after the voxel-extent correction on thick slices
+        long3, short3 = short3, long3
     # axial: slices along the array axis closest to S, coordinates projected on R-A
     s_ax = anatomical_axes(vol)["S"][0]
     best = (0.0, 0.0)
@@ -186,56 +190,70 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         raise InputError(f"the point is in air ({m0:.0f} HU at the click): click inside the lesion")
     if m0 > BONE_CLICK_HU:
         raise InputError(f"the point is in bone or calcification ({m0:.0f} HU): click inside the lesion")
-    # context: aerated lung around the click
-    r_ctx = ball(25.0, sk)
-    cc = np.array(r_ctx.shape) // 2
-    ctx = np.zeros(roi.shape, bool)
-    zlo = np.asarray(seed) - cc
-    src = tuple(slice(max(-z, 0), r_ctx.shape[d] - max(z + r_ctx.shape[d] - roi.shape[d], 0))
-                for d, z in enumerate(zlo))
-    dst = tuple(slice(max(z, 0), min(z + r_ctx.shape[d], roi.shape[d])) for d, z in enumerate(zlo))
-    ctx[dst] = r_ctx[src]
-    lung_frac = float((roi[ctx] < -500).mean())
+    # context: what surrounds a first estimate of the lesion (aerated lung or soft tissue)
+    import edt
+
+    aniso = tuple(float(s) for s in sk)
+    first = _grow(roi, seed, m0 - 3 * sd0, m0 + 3 * sd0, org, open_mm, sk)
+    if not first.any():
+        first = np.zeros(roi.shape, bool)
+        first[seed] = True
+    r_in = float(edt.edt(np.ascontiguousarray(first), anisotropy=aniso)[seed])
+    dist = edt.edt(np.ascontiguousarray(~first), anisotropy=aniso)
+    shell = (dist > 2.0) & (dist <= 8.0)
+    lung_frac = float((roi[shell] < -500).mean()) if shell.any() else 0.0
     if kind is None:
-        kind = "lung_nodule" if lung_frac > 0.25 else "soft_tissue"
+        kind = "lung_nodule" if lung_frac > LUNG_CONTEXT_FRACTION else "soft_tissue"
     p(0.3, f"lesion: region growing ({kind})")
     if kind == "lung_nodule":
+        ctx = shell
         par = roi[ctx & (roi < -500) & (roi > -1000)]
         if par.size == 0:
             par = roi[roi < -500]
         bg = float(np.median(par))
         bg_sd = 1.4826 * float(np.median(np.abs(par - bg)))
-        if organ is None:
-            air = (roi < -400)
-            lab, n = ndimage.label(air)
-            if n:
-                cnt = np.bincount(lab.ravel())
-                cnt[0] = 0
-                air = lab == int(np.argmax(cnt))
-            org = _closing_mm(air, lung_closing_mm, sk)
-        else:
-            org = _closing_mm(org, lung_closing_mm, sk)
+        r_close = min(max(lung_closing_mm, r_in + 5.0), MAX_LUNG_CLOSING_MM)
+        # the lung: the aerated component that surrounds the lesion most
+        lab, n = ndimage.label(roi < -400)
+        air_lung = np.zeros(roi.shape, bool)
+        if n:
+            cnt = np.bincount(lab[shell], minlength=n + 1)
+            cnt[0] = 0
+            air_lung = lab == int(np.argmax(cnt))
+        org = _closing_mm(air_lung if organ is None else org, r_close, sk)
         t = bg + max(125.0, 3.0 * bg_sd)
         t = min(t, m0 - 50.0)
         upper = BONE_CLICK_HU + 200.0
-        region = _grow(roi, seed, t, upper, org, open_mm, sk)
+        dseed = _dist_grid(roi.shape, seed, sk)
+
+        def lung_region(thr):
+            r = _grow(roi, seed, thr, upper, org, open_mm, sk)
+            if r.any() and not _touches_border(r):
+                return r
+            # juxtapleural lesion: the grown region runs into the chest wall / mediastinum; keep
+            # it within the radius at which the lesion faces the aerated lung (click at centre):
+            # the lung-facing surface nearest to the click (within 1.5 x the nearest distance)
+            r0 = _component_at((roi >= thr) & (roi <= upper), seed, sk)
+            face = r0 & ndimage.binary_dilation(air_lung)
+            if not face.any():
+                return r
+            dface = dseed[face]
+            near = dface[dface <= 1.5 * float(dface.min()) + float(max(sk))]
+            radius = float(np.percentile(near, 75)) + float(max(sk[1:]))
+            return _grow(roi, seed, thr, upper, r0 & (dseed <= radius), open_mm, sk)
+
+        region = lung_region(t)
         if region.any():
             inner = ndimage.binary_erosion(region)
             core = roi[inner] if inner.sum() >= 8 else roi[region]
             t2 = 0.5 * (bg + float(np.percentile(core, 25)))
             if t2 > t:
-                r2 = _grow(roi, seed, t2, upper, org, open_mm, sk)
+                r2 = lung_region(t2)
                 if r2.any():
                     region, t = r2, t2
         thr = [t, upper]
     else:
-        lo_t, hi_t = m0 - 3 * sd0, m0 + 3 * sd0
-        first = _grow(roi, seed, lo_t, hi_t, org, open_mm, sk)
-        if not first.any():
-            first = np.zeros(roi.shape, bool)
-            first[seed] = True
-        shell = ndimage.binary_dilation(first, structure=ball(6.0, sk)) & ~ndimage.binary_dilation(
-            first, structure=ball(2.0, sk))
+        shell = (dist > 2.0) & (dist <= 6.0)
         if org is not None:
             shell &= org
         shell &= (roi > -200) & (roi < BONE_CLICK_HU)
@@ -263,6 +281,17 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     p(1.0, "lesion: done")
     return mask, meas
+
+
+def _dist_grid(shape, seed, sk) -> np.ndarray:
+    """Distance (mm) of every voxel of a box from the seed voxel (anisotropic spacing)."""
+    g = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return np.sqrt(sum(((gi - c) * s) ** 2 for gi, c, s in zip(g, seed, sk))).astype(np.float32)
+
+
+def _touches_border(m: np.ndarray) -> bool:
+    return bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()
+                or m[:, :, 0].any() or m[:, :, -1].any())
 
 
 def _grow(roi, seed, lo_t, hi_t, org, open_mm, sk) -> np.ndarray:

@@ -19,7 +19,8 @@ from .common import (LUNG_HU, anatomical_axes, as_progress, ball, check_ct, comp
                      fill_holes_per_slice, ras_coordinate)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
-GAS_MEDIAN_HU = -985.0  # bowel/stomach gas is uniform air; parenchyma is denser (~ -850 HU)
+GAS_MEDIAN_HU = -950.0  # bowel/stomach gas is nearly pure air (median < -960 HU); parenchyma
+# is denser (median ~ -850..-750 HU; ~ -900 in severe emphysema)
 
 
 def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,

@@ -78,7 +78,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None) -> t
         out["pleura"] = lg.pleural_surface(lungs)
     if "bones" in want:
         p(0.65, "bones")
-        bone = bn.bone_mask(ct, body, progress=p.sub(0.65, 0.8))
+        bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
         out.update(bn.split_bones(ct, bone, body, lungs))
     if "lung_vessels" in want and lungs is not None:
         p(0.8, "lung vessels")
