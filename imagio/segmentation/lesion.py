@@ -16,7 +16,10 @@ Method (all inside a box of ``max_radius_mm`` around the click, so it is fast on
 3. Region: the connected component of the click, opened by ``open_mm`` (cuts attached vessels),
    holes filled, bounded by ``organ`` when given.
 Measurements: volume (mL), long and short axis in 3-D and in the axial plane (RECIST-style:
-largest in-slice diameter and the largest width perpendicular to it), in mm, voxel extent included.
+largest in-slice diameter and the largest width perpendicular to it), in mm. The maximum
+diameter between boundary voxel centres matches a digital sphere's true diameter (within
+0.2 voxel, checked over sub-voxel offsets); a width along one fixed direction gets half a
+voxel added (its extreme centres lie on average that far inside the boundary).
 """
 
 from __future__ import annotations
@@ -92,12 +95,11 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
     surf = np.argwhere(mask & ~ndimage.binary_erosion(mask))
     ras = vol.kji_to_world(surf)
     long3, u = _feret(ras)
-    long3 += float(_voxel_extent(u[None], vol)[0])
     # short axis: largest extent perpendicular to the long axis (projection on the plane)
     basis = np.linalg.svd(np.eye(3) - np.outer(u, u))[0][:, :2]
     short3, w2 = _feret(ras @ basis)
     w = basis @ w2
-    short3 += float(_voxel_extent(w[None], vol)[0])
+    short3 += 0.5 * float(_voxel_extent(w[None], vol)[0])
     if short3 > long3:  # possible after the voxel-extent correction on thick slices
         long3, short3 = short3, long3
     # axial: slices along the array axis closest to S, coordinates projected on R-A
@@ -112,8 +114,7 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         perp = np.array([-ua[1], ua[0]])
         proj = pts @ perp
         sa = float(proj.max() - proj.min()) if len(proj) else 0.0
-        la += float(_voxel_extent(ua3[None], vol)[0])
-        sa += float(_voxel_extent(np.array([[perp[0], perp[1], 0.0]]), vol)[0])
+        sa += 0.5 * float(_voxel_extent(np.array([[perp[0], perp[1], 0.0]]), vol)[0])
         if la > best[0]:
             best = (la, sa)
     vals = ct[mask] if ct is not None else np.zeros(1)
