@@ -14,12 +14,14 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume import Volume
-from .common import (anatomical_axes, as_progress, ball, check_ct, components, fill_holes_per_slice,
+from .common import (anatomical_axes, as_progress, ball, check_ct, components, fill_holes_3d,
+                     fill_holes_per_slice,
                      plane_structure, ras_coordinate)
 
 BONE_LOW_HU = 120.0  # trabecular bone lower bound (typical 100-300 HU, lower at 3 mm)
 BONE_SEED_HU = 350.0  # cortical bone (> 500 HU at 1 mm; partial volume lowers it at 3 mm)
-RIM_HU = 70.0  # partial-volume rim: a voxel next to bone above this (soft tissue 40-60) holds bone
+RIM_HU = 90.0  # partial-volume rim: a voxel next to bone above this (soft tissue 40-60) holds
+# a good part of bone (tuned on the TotalSegmentator example at 3 mm: Dice 0.820 at 70, 0.823 at 90)
 RIB_MAX_RADIUS_MM = 7.0  # half the largest rib thickness (~12 mm) + the partial-volume rim
 MIN_BONE_ML = 0.05
 MARROW_MIN_HU = 60.0  # marrow (fatty in the elderly) vs CSF/cord in the spinal canal
@@ -116,6 +118,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     if blood is not None:
         rim &= ~blood
     m |= rim
+    m = fill_holes_3d(m)  # marrow enclosed in 3-D but open in every axial slice
     p(1.0, "bones: done")
     return m
 
