@@ -34,14 +34,14 @@ def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
     lab, n = ndimage.label(air, structure=plane_structure(s_ax))
     if n == 0:
         return None
-    idx = np.arange(1, n + 1)
-    area_vox = ndimage.sum_labels(np.ones_like(lab, dtype=np.float32), lab, idx)
     other = [i for i in range(3) if i != s_ax]
     pix_mm2 = float(np.prod(ct.spacing_kji[other]))
+    lv = lab[air]
+    area_vox = np.bincount(lv, minlength=n + 1)[1:]
     area = area_vox * pix_mm2
     x = ras_coordinate(ct, 0)
     cx_body = float(np.median(x[body]))
-    cx = ndimage.mean(x, lab, idx)
+    cx = np.bincount(lv, weights=x[air], minlength=n + 1)[1:] / np.maximum(area_vox, 1)
     # bounding-box compactness: area / (extent_a * extent_b) ~ pi/4 for a disc
     objs = ndimage.find_objects(lab)
     ext = np.array([[(o[d].stop - o[d].start) * ct.spacing_kji[d] for d in other] for o in objs])

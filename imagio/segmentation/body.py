@@ -13,8 +13,8 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (BODY_HU, anatomical_axes, as_progress, ball, check_ct, fill_holes_3d,
-                     fill_holes_per_slice, largest_component)
+from .common import (BODY_HU, anatomical_axes, as_progress, check_ct, dilate_mm, erode_mm,
+                     fill_holes_3d, fill_holes_per_slice, largest_component)
 
 
 def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
@@ -29,14 +29,14 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     p(0.0, "body: threshold")
     m = a > BODY_HU
     sk = ct.spacing_kji
-    se = ball(open_mm, sk)
     p(0.2, "body: opening to cut the table")
-    opened = ndimage.binary_opening(m, structure=se)
-    core = largest_component(opened)
+    # erosion, then the largest component, then dilation back (opening of the patient only)
+    eroded = erode_mm(m, open_mm, sk)
+    core = largest_component(eroded)
     if not core.any():
         raise InputError("no body found: nothing above -500 HU after removing thin structures")
     # restore the outline: voxels of the thresholded mask within the opening radius of the core
-    grown = ndimage.binary_dilation(core, structure=se) & m
+    grown = dilate_mm(core, open_mm * 1.05, sk) & m
     body = largest_component(grown)
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]

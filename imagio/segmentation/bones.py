@@ -14,7 +14,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume import Volume
-from .common import (anatomical_axes, as_progress, ball, check_ct, components, fill_holes_3d,
+from .common import (anatomical_axes, as_progress, check_ct, components, dilate_mm, fill_holes_3d,
+                     open_mm,
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate)
 
@@ -84,8 +85,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     if band is not None:
         # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
         blood = (a >= band[0]) & (a <= band[1]) & cand
-        blood = ndimage.binary_opening(blood, structure=ball(2.0, ct.spacing_kji))
-        blood = ndimage.binary_dilation(blood, structure=ball(BLOOD_RIM_MM, ct.spacing_kji))
+        blood = dilate_mm(open_mm(blood, 2.0, ct.spacing_kji), 2.0 + BLOOD_RIM_MM, ct.spacing_kji)
         cand &= ~blood & (a > CONTRAST_LOW_HU)
         seed_hu = max(seed_hu, band[1])
     lab, n, counts = components(cand, connectivity=26)
@@ -104,13 +104,13 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     holes = fill_holes_per_slice(m, sup) & ~m
     hl, hn = ndimage.label(holes, structure=plane_structure(sup))
     if hn:
-        idx = np.arange(1, hn + 1)
-        mean = ndimage.mean(a, hl, idx)
         other = [i for i in range(3) if i != sup]
-        area = ndimage.sum_labels(np.ones(a.shape, np.float32), hl, idx) * float(
-            np.prod(ct.spacing_kji[other]))
-        fill = np.zeros(hn + 1, bool)
-        fill[1:] = (mean > MARROW_MIN_HU) & (area < MAX_MARROW_MM2)
+        hv = hl[holes]
+        cnt = np.bincount(hv, minlength=hn + 1)
+        mean = np.bincount(hv, weights=a[holes].astype(np.float64), minlength=hn + 1) / np.maximum(cnt, 1)
+        area = cnt * float(np.prod(ct.spacing_kji[other]))
+        fill = (mean > MARROW_MIN_HU) & (area < MAX_MARROW_MM2)
+        fill[0] = False
         m |= fill[hl]
     rim = ndimage.binary_dilation(m) & (a > RIM_HU) & ~m
     if body is not None:
@@ -165,8 +165,9 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
 
         d = edt.edt(np.ascontiguousarray(rest), anisotropy=tuple(float(s) for s in ct.spacing_kji))
         rl, rn, rc = components(rest, connectivity=26)
-        rmax = ndimage.maximum(d, rl, np.arange(rn + 1)) if rn else np.zeros(1)
-        is_rib = np.asarray(rmax) < RIB_MAX_RADIUS_MM
+        rmax = np.zeros(rn + 1, np.float32)
+        np.maximum.at(rmax, rl[rest], d[rest])
+        is_rib = rmax < RIB_MAX_RADIUS_MM
         is_rib[0] = False
         ribs = is_rib[rl] & np.broadcast_to(in_chest, bone.shape)
     other = rest & ~ribs
