@@ -14,8 +14,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume import Volume
-from .common import (anatomical_axes, as_progress, check_ct, components, dilate_mm, fill_holes_3d,
-                     open_mm,
+from .common import (anatomical_axes, as_progress, bbox_slices, check_ct, components, dilate_mm,
+                     fill_holes_3d, open_mm,
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate)
 
@@ -112,7 +112,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill = (mean > MARROW_MIN_HU) & (area < MAX_MARROW_MM2)
         fill[0] = False
         m |= fill[hl]
-    rim = ndimage.binary_dilation(m) & (a > RIM_HU) & ~m
+    rim = _face_neighbours(m) & (a > RIM_HU) & ~m
     if body is not None:
         rim &= body
     if blood is not None:
@@ -121,6 +121,18 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     m = fill_holes_3d(m)  # marrow enclosed in 3-D but open in every axial slice
     p(1.0, "bones: done")
     return m
+
+
+def _face_neighbours(m: np.ndarray) -> np.ndarray:
+    """Voxels 6-connected to the mask (a one-voxel dilation by shifts, no full-volume filter)."""
+    out = m.copy()
+    for ax in range(3):
+        a = [slice(None)] * 3
+        b = [slice(None)] * 3
+        a[ax], b[ax] = slice(1, None), slice(None, -1)
+        out[tuple(a)] |= m[tuple(b)]
+        out[tuple(b)] |= m[tuple(a)]
+    return out
 
 
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
@@ -163,7 +175,11 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         # the sternum body, clavicle heads or humerus are thicker
         import edt
 
-        d = edt.edt(np.ascontiguousarray(rest), anisotropy=tuple(float(s) for s in ct.spacing_kji))
+        d = np.zeros(rest.shape, np.float32)
+        sl = bbox_slices(rest)
+        if sl is not None:
+            d[sl] = edt.edt(np.ascontiguousarray(rest[sl]),
+                            anisotropy=tuple(float(s) for s in ct.spacing_kji))
         rl, rn, rc = components(rest, connectivity=26)
         rmax = np.zeros(rn + 1, np.float32)
         np.maximum.at(rmax, rl[rest], d[rest])

@@ -101,14 +101,19 @@ def plane_structure(axis: int) -> np.ndarray:
 
 
 def fill_holes_per_slice(mask: np.ndarray, axis: int) -> np.ndarray:
-    """Fill 2-D holes in every slice normal to ``axis`` in one vectorised call."""
-    pad = [(0, 0)] * 3
-    pad[axis] = (1, 1)
-    m = np.pad(mask, pad)
-    filled = ndimage.binary_fill_holes(m, structure=plane_structure(axis))
-    sl = [slice(None)] * 3
-    sl[axis] = slice(1, -1)
-    return filled[tuple(sl)]
+    """Fill 2-D holes in every slice normal to ``axis`` (fill_voids per slice; the loop runs
+    over slices, each slice is filled in C), within the mask's bounding box."""
+    import fill_voids
+
+    out = np.array(mask, dtype=bool, copy=True)
+    sl = bbox_slices(mask)
+    if sl is None:
+        return out
+    sub = np.moveaxis(out[sl], axis, 0)  # a view into out
+    for n in range(sub.shape[0]):
+        if sub[n].any():
+            sub[n] = fill_voids.fill(np.ascontiguousarray(sub[n]), in_place=False)
+    return out
 
 
 def fill_holes_3d(mask: np.ndarray) -> np.ndarray:
@@ -157,34 +162,70 @@ def hausdorff95(a: np.ndarray, b: np.ndarray, spacing_kji) -> float:
 
 
 # morphology with ball radii in mm through Euclidean distance transforms (edt): exact balls on
-# anisotropic grids and a cost independent of the radius ---------------------------------------
-def _edt(mask: np.ndarray, spacing_kji) -> np.ndarray:
+# anisotropic grids, a cost independent of the radius, computed on the mask's bounding box ----
+def _edt(mask: np.ndarray, spacing_kji, black_border=False) -> np.ndarray:
     import edt
 
     return edt.edt(np.ascontiguousarray(mask), anisotropy=tuple(float(s) for s in spacing_kji),
-                   black_border=False)
+                   black_border=black_border, parallel=EDT_THREADS)
+
+
+EDT_THREADS = 2  # the project's reference machine has 2 cores
+
+
+def bbox_slices(mask: np.ndarray, margin_mm: float = 0.0, spacing_kji=(1.0, 1.0, 1.0)):
+    """Slices of the bounding box of ``mask`` grown by ``margin_mm`` (None if empty)."""
+    out = []
+    for ax in range(3):
+        proj = np.any(mask, axis=tuple(i for i in range(3) if i != ax))
+        idx = np.flatnonzero(proj)
+        if idx.size == 0:
+            return None
+        m = int(np.ceil(margin_mm / float(spacing_kji[ax]))) + 1
+        out.append(slice(max(int(idx[0]) - m, 0), min(int(idx[-1]) + m + 1, mask.shape[ax])))
+    return tuple(out)
 
 
 def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     """Voxels within ``radius_mm`` of the mask."""
-    if not mask.any():
-        return mask.copy()
-    return _edt(~mask, spacing_kji) <= radius_mm
+    sl = bbox_slices(mask, radius_mm, spacing_kji)
+    out = np.zeros(mask.shape, bool)
+    if sl is None:
+        return out
+    out[sl] = _edt(~mask[sl], spacing_kji, black_border=False) <= radius_mm
+    return out
 
 
 def erode_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     """Mask voxels farther than ``radius_mm`` from the background (the image border is not
     background)."""
-    return _edt(mask, spacing_kji) > radius_mm
+    sl = bbox_slices(mask, 0.0, spacing_kji)
+    out = np.zeros(mask.shape, bool)
+    if sl is None:
+        return out
+    sub = mask[sl]
+    # inside the crop, a crop face that is not the image border is background
+    pad = [(0 if s.start == 0 else 1, 0 if s.stop == n else 1) for s, n in zip(sl, mask.shape)]
+    sp = np.pad(sub, pad)
+    e = _edt(sp, spacing_kji) > radius_mm
+    out[sl] = e[tuple(slice(p0, e.shape[i] - p1) for i, (p0, p1) in enumerate(pad))]
+    return out
 
 
 def open_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
-    return dilate_mm(erode_mm(mask, radius_mm, spacing_kji), radius_mm, spacing_kji)
+    return dilate_mm(erode_mm(mask, radius_mm, spacing_kji), radius_mm, spacing_kji) & mask
 
 
 def close_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
-    """Closing; the array is padded by the radius so nothing sticks to the image border."""
+    """Closing; computed on the bounding box padded by the radius (nothing sticks to the image
+    border)."""
+    sl = bbox_slices(mask, 0.0, spacing_kji)
+    if sl is None:
+        return mask.copy()
     pad = int(np.ceil(radius_mm / float(np.min(spacing_kji)))) + 1
-    m = np.pad(mask, pad)
-    c = erode_mm(dilate_mm(m, radius_mm, spacing_kji), radius_mm, spacing_kji)
-    return c[pad:-pad, pad:-pad, pad:-pad] | mask
+    m = np.pad(mask[sl], pad)
+    d = _edt(~m, spacing_kji) <= radius_mm
+    c = _edt(d, spacing_kji, black_border=True) > radius_mm
+    out = mask.copy()
+    out[sl] |= c[pad:-pad, pad:-pad, pad:-pad]
+    return out
