@@ -93,3 +93,15 @@ def test_real_ct_as_mr_like_refused(shared_data):
         rules.segment(mr)
     with pytest.raises(InputError, match="outside the image"):
         segment_lesion(ct, (0.0, 0.0, 5000.0))
+
+
+def test_no_false_trachea_in_abdominal_ct(shared_data):
+    """An abdomen-pelvis CT (rectum and bowel gas are round air tubes too) has no trachea; a
+    chest CT at 5 mm slices has one."""
+    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
+    seg = rules.segment(ct, ["airways"])
+    assert "trachea" not in seg.labels.values()
+    assert any("no trachea found" in w for w in seg.meta["warnings"])
+    ct = io.read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
+    seg = rules.segment(ct, ["airways"])
+    assert 5 < (seg.array == {n: v for v, n in seg.labels.items()}["trachea"]).sum() * ct.voxel_volume_ml < 40

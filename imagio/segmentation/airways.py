@@ -22,6 +22,7 @@ THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
 LEAK_RATIO = 2.0  # a step that more than doubles the tree ...
 LEAK_MIN_ML = 30.0  # ... by more than this (mL) has leaked into the parenchyma
 MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
+TRACHEA_BELOW_LUNG_TOP_MM = 60.0  # the trachea candidate must reach this close to the lung apex
 
 
 def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
@@ -56,9 +57,20 @@ def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
     tl, tn, tc = components(tube, connectivity=6)
     if tn == 0:
         return None
-    # the trachea: the candidate tube spanning the most slices (>= 15 mm)
+    # the trachea: the candidate tube spanning the most slices (>= 15 mm) whose top reaches the
+    # top of the lungs (a rectum or bowel loop below the lungs is no trachea)
+    objs3 = ndimage.find_objects(tl)
     span = np.array([(o[s_ax].stop - o[s_ax].start) * ct.spacing_kji[s_ax] if o is not None else 0
-                     for o in ndimage.find_objects(tl)])
+                     for o in objs3])
+    top = _lung_top(ct, body, s_ax, s_sign)
+    if top is None:
+        return None
+    for o_i, o in enumerate(objs3):
+        if o is None:
+            continue
+        tube_top = (o[s_ax].stop - 1) if s_sign > 0 else o[s_ax].start
+        if (top - tube_top) * s_sign * ct.spacing_kji[s_ax] > TRACHEA_BELOW_LUNG_TOP_MM:
+            span[o_i] = 0
     best = int(np.argmax(span)) + 1
     if span[best - 1] < 15.0:
         return None
@@ -68,6 +80,24 @@ def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
     upper = pts[sup_coord >= np.median(sup_coord)]
     c = upper.mean(0)
     return upper[np.argmin(((upper - c) ** 2).sum(1))]
+
+
+def _lung_top(ct: Volume, body: np.ndarray, s_ax: int, s_sign: int):
+    """Index (along the superior axis) of the most superior slice holding lung-like air: large
+    (> 100 mL) air components (< -400 HU) inside the body that are not uniform gas."""
+    from .lungs import GAS_MEDIAN_HU, _label_medians
+
+    lab, n, counts = components((ct.array < -400) & body, connectivity=6)
+    keep = counts * ct.voxel_volume_ml > 100.0
+    keep[0] = False
+    if not keep.any():
+        return None
+    keep[keep] = _label_medians(ct.array, lab, keep) > GAS_MEDIAN_HU
+    if not keep.any():
+        return None
+    m = keep[lab]
+    idx = np.flatnonzero(np.any(m, axis=tuple(i for i in range(3) if i != s_ax)))
+    return int(idx[-1] if s_sign > 0 else idx[0])
 
 
 def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_HU,
