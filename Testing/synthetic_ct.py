@@ -50,8 +50,8 @@ def make_ct(spacing=(2.0, 2.0, 2.0), direction=None, noise=15.0, seed=0):
     t["body"] = ((x / 150) ** 2 + (y / 110) ** 2 <= 1) & zin
     table = (y > -128) & (y < -118) & (np.abs(x) < 200)
     pad = (y >= -118) & (y < -100) & (np.abs(x) < 2.0) & ~t["body"] & zin  # 4 mm strap to the table
-    lung_r = (((x - 60) / 45) ** 2 + ((y - 5) / 62) ** 2 + ((z - 25) / 75) ** 2) <= 1
-    lung_l = (((x + 60) / 45) ** 2 + ((y - 5) / 62) ** 2 + ((z - 25) / 75) ** 2) <= 1
+    lung_r = (((x - 60) / 45) ** 2 + ((y - 5) / 62) ** 2 + ((z - 25) / 75) ** 6) <= 1
+    lung_l = (((x + 60) / 45) ** 2 + ((y - 5) / 62) ** 2 + ((z - 25) / 75) ** 6) <= 1
     trachea = (_seg_dist(p, (0, 20, 112), (0, 20, 60)) <= 8) & t["body"]
     bro_r = _seg_dist(p, (0, 20, 60), (50, 10, 25))
     bro_l = _seg_dist(p, (0, 20, 60), (-50, 10, 25))
@@ -64,7 +64,7 @@ def make_ct(spacing=(2.0, 2.0, 2.0), direction=None, noise=15.0, seed=0):
     spine = ((x / 16) ** 2 + ((y + 78) / 16) ** 2 <= 1) & zin
     rho = np.sqrt((x / 122) ** 2 + (y / 92) ** 2)
     ribs = np.zeros_like(spine)
-    for z0 in (-40, -15, 10, 35, 60, 85):
+    for z0 in (-30, -7, 16, 39, 62, 85):
         ribs |= (np.abs(z - z0) <= 3) & (rho >= 0.93) & (rho <= 1.0) & (np.abs(x) > 25) & (y > -75)
     liver = (((x - 60) / 62) ** 2 + ((y - 10) / 58) ** 2 + ((z + 70) / 32) ** 2) <= 1
     liver &= ~lung_r

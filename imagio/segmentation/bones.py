@@ -24,6 +24,8 @@ BONE_SEED_HU = 350.0  # cortical bone (> 500 HU at 1 mm; partial volume lowers i
 RIM_HU = 90.0  # partial-volume rim: a voxel next to bone above this (soft tissue 40-60) holds
 # a good part of bone (tuned on the TotalSegmentator example at 3 mm: Dice 0.820 at 70, 0.823 at 90)
 RIB_MAX_RADIUS_MM = 7.0  # half the largest rib thickness (~12 mm) + the partial-volume rim
+RIB_LUNG_MM = 20.0  # ribs lie on the pleura (rib + intercostal muscles ~10-20 mm); the scapula is
+# separated from the lung by the ribs and the subscapularis
 MIN_BONE_ML = 0.05
 MARROW_MIN_HU = 60.0  # marrow (fatty in the elderly) vs CSF/cord in the spinal canal
 MAX_MARROW_MM2 = 3000.0  # a lumbar vertebral body is ~15-20 cm^2 in an axial slice
@@ -139,11 +141,13 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
                 lungs: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
 
-    Spine: components whose voxels lie within 35 mm of the body's left-right midline and
-    posterior to its antero-posterior centre, taking the largest such component and anything
-    connected within that corridor. Ribs: the other components lateral to the spine and, when
-    ``lungs`` is given, at the height of the lungs; they are cut from the spine where they
-    join it (the corridor boundary), so each rib remains its own structure where possible.
+    Spine: bone in a corridor within 35 mm of the body's left-right midline, posterior to its
+    antero-posterior centre; the corridor's components that are large or span >= 40 mm
+    superior-inferior. Ribs (needs ``lungs``): the remaining bone that hugs the lungs (within
+    ``RIB_LUNG_MM`` of the lung surface) and is thin (outside the opening by a ball of
+    ``RIB_MAX_RADIUS_MM``: sternum body, humerus and clavicle heads are thicker); the scapula,
+    farther out, stays "bone". Ribs are cut from the spine at the corridor boundary, so each
+    rib remains its own structure where possible.
     """
     ref = body if body is not None and body.any() else bone
     x = ras_coordinate(ct, 0)
@@ -151,40 +155,32 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     cx = float(np.median(x[ref]))
     cy = float(np.median(y[ref]))
     corridor = (np.abs(x - cx) < 35.0) & (y < cy + 5.0)
+    del x, y
+    sk = ct.spacing_kji
+    s_ax = anatomical_axes(ct)["S"][0]
     spine = np.zeros_like(bone)
     core = bone & corridor
     lab, n, counts = components(core, connectivity=26)
     if n:
         counts[0] = 0
-        # the spine: the component with the largest superior-inferior extent * size
-        big = counts >= 0.2 * counts.max()
+        objs = ndimage.find_objects(lab)
+        span = np.array([0.0] + [(o[s_ax].stop - o[s_ax].start) * sk[s_ax] if o else 0.0
+                                 for o in objs])
+        big = (counts >= 0.2 * counts.max()) | (span >= 40.0)
         big[0] = False
         spine = big[lab]
     rest = bone & ~spine
     ribs = np.zeros_like(bone)
     if lungs is not None and lungs.any():
-        s_ax = anatomical_axes(ct)["S"][0]
-        sl = np.any(lungs, axis=tuple(i for i in range(3) if i != s_ax))
-        idx = np.nonzero(sl)[0]
-        zone = np.zeros(bone.shape[s_ax], bool)
-        zone[max(idx.min() - 3, 0): idx.max() + 4] = True
-        shape = [1, 1, 1]
-        shape[s_ax] = -1
-        in_chest = zone.reshape(shape)
-        # thin structures: a rib is at most ~12 mm thick (largest inscribed radius < 6 mm),
-        # the sternum body, clavicle heads or humerus are thicker
-        import edt
-
-        d = np.zeros(rest.shape, np.float32)
-        sl = bbox_slices(rest)
-        if sl is not None:
-            d[sl] = edt.edt(np.ascontiguousarray(rest[sl]),
-                            anisotropy=tuple(float(s) for s in ct.spacing_kji))
-        rl, rn, rc = components(rest, connectivity=26)
-        rmax = np.zeros(rn + 1, np.float32)
-        np.maximum.at(rmax, rl[rest], d[rest])
-        is_rib = rmax < RIB_MAX_RADIUS_MM
+        near_lung = dilate_mm(lungs, RIB_LUNG_MM, sk) & ~lungs
+        thick = open_mm(rest, RIB_MAX_RADIUS_MM, sk)
+        cand = rest & near_lung & ~thick
+        # whole thin components of which most lies near the lungs (a rib running a little
+        # farther out stays whole), small specks excluded
+        rl, rn, rc = components(rest & ~thick, connectivity=26)
+        near = np.bincount(rl[cand], minlength=rn + 1)
+        is_rib = (near >= 0.5 * rc) & (rc * ct.voxel_volume_ml >= 0.2)
         is_rib[0] = False
-        ribs = is_rib[rl] & np.broadcast_to(in_chest, bone.shape)
+        ribs = is_rib[rl]
     other = rest & ~ribs
     return {"vertebrae": spine, "ribs": ribs, "bone": other}
