@@ -5,7 +5,8 @@ close to the left-right midline, repeated over several consecutive slices (a tub
 Growth: the connected component of the seed below a threshold raised step by step from
 -980 HU; the step whose volume more than doubles (``leak_ratio``) or exceeds
 ``max_lung_fraction`` of the air inside the body has leaked into the parenchyma and is
-rejected, the last good step is kept. The trachea is the part above the carina (the first slice,
+rejected, the last good step is kept. Above it, growing continues locally: new pieces up to
+``LOCAL_PIECE_ML`` (a peripheral bronchus) are kept, larger ones (a branch leaking) dropped. The trachea is the part above the carina (the first slice,
 from the top, where the tree splits into two sizeable lumens); the rest is labelled "airways".
 """
 
@@ -22,6 +23,8 @@ THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
 LEAK_RATIO = 2.0  # a step that more than doubles the tree ...
 LEAK_MIN_ML = 30.0  # ... by more than this (mL) has leaked into the parenchyma
 MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
+LOCAL_STEP_HU, LOCAL_MAX_HU = 20, -760  # local extension schedule above the global threshold
+LOCAL_PIECE_ML = 0.5  # a new piece larger than this is a leak (a segmental bronchus is ~0.2 mL)
 TRACHEA_BELOW_LUNG_TOP_MM = 60.0  # the trachea candidate must reach this close to the lung apex
 
 
@@ -145,7 +148,21 @@ def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_H
     if best is None:
         raise InputError("airway growing leaked immediately from the trachea seed; the trachea "
                          "is not separated from the lungs at this resolution")
-    return best, {"threshold_hu": best_t, "steps_ml": vols}
+    # local extension: above the global threshold, keep only the small new pieces (peripheral
+    # bronchi gained by a branch) and reject the large ones (a branch leaking into parenchyma)
+    added_ml = 0.0
+    for t in range(best_t + LOCAL_STEP_HU, LOCAL_MAX_HU + 1, LOCAL_STEP_HU):
+        m, _ = grow(t)
+        new = m & ~best
+        if not new.any():
+            continue
+        lab, n, cnt = components(new, connectivity=26)
+        ok = cnt * ct.voxel_volume_ml <= LOCAL_PIECE_ML
+        ok[0] = False
+        gain = ok[lab]
+        added_ml += float(gain.sum() * ct.voxel_volume_ml)
+        best = best | gain
+    return best, {"threshold_hu": best_t, "steps_ml": vols, "local_extension_ml": round(added_ml, 2)}
 
 
 def split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
