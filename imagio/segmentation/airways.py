@@ -6,8 +6,9 @@ Growth: the connected component of the seed below a threshold raised step by ste
 -980 HU; the step whose volume more than doubles (``leak_ratio``) or exceeds
 ``max_lung_fraction`` of the air inside the body has leaked into the parenchyma and is
 rejected, the last good step is kept. Above it, growing continues locally: new pieces up to
-``LOCAL_PIECE_ML`` (a peripheral bronchus) are kept, larger ones (a branch leaking) dropped. The trachea is the part above the carina (the first slice,
-from the top, where the tree splits into two sizeable lumens); the rest is labelled "airways".
+``LOCAL_PIECE_ML`` (a peripheral bronchus) are kept, larger ones (a branch leaking) dropped.
+The trachea is the part above the carina (the first slice, from the top, where the tree
+splits into two sizeable lumens); the rest is labelled "airways".
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ LEAK_MIN_ML = 30.0  # ... by more than this (mL) has leaked into the parenchyma
 MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
 LOCAL_STEP_HU, LOCAL_MAX_HU = 20, -760  # local extension schedule above the global threshold
 LOCAL_PIECE_ML = 0.5  # a new piece larger than this is a leak (a segmental bronchus is ~0.2 mL)
+CARINA_LUMEN_SHARE = 0.2  # a main bronchus lumen is ~40-60 % of the trachea's
+CARINA_MIN_MM = 3.0  # the two lumens must persist this far below the split
 TRACHEA_BELOW_LUNG_TOP_MM = 60.0  # the trachea candidate must reach this close to the lung apex
 
 
@@ -166,7 +169,12 @@ def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_H
 
 
 def split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """(trachea, bronchi, carina slice index along the superior axis) of an airway mask."""
+    """(trachea, bronchi, carina slice index along the superior axis) of an airway mask.
+
+    The carina is the first slice from the top where two lumens each at least
+    ``CARINA_LUMEN_SHARE`` of the trachea's median cross-section appear (main bronchi are about
+    half of it) for ``CARINA_MIN_MM`` along the axis; small side pieces do not count.
+    """
     s_ax, s_sign = anatomical_axes(ct)["S"]
     lab, n = ndimage.label(airway, structure=plane_structure(s_ax))
     if n == 0:
@@ -174,21 +182,28 @@ def split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarra
     other = tuple(i for i in range(3) if i != s_ax)
     pix_mm2 = float(np.prod(ct.spacing_kji[list(other)]))
     sizes = np.bincount(lab.ravel(), minlength=n + 1) * pix_mm2
-    big = sizes >= 10.0  # a main bronchus lumen is > 10 mm^2
-    big[0] = False
-    # slice index of each big 2-D component, counted per slice
     objs = ndimage.find_objects(lab)
-    sl_of = np.array([o[s_ax].start if o is not None else -1 for o in objs])
+    sl_of = np.array([-1] + [o[s_ax].start if o is not None else -1 for o in objs])
     n_slices = airway.shape[s_ax]
-    per_slice = np.bincount(sl_of[big[1:]], minlength=n_slices)
-    occupied = np.nonzero(np.any(airway, axis=other))[0]
-    if occupied.size == 0:
+    order = np.arange(n_slices)[::-1] if s_sign > 0 else np.arange(n_slices)  # top down
+    # trachea cross-section: the largest lumen per slice, median over the top slices
+    largest = np.zeros(n_slices)
+    np.maximum.at(largest, sl_of[1:], sizes[1:])
+    occ = [s for s in order if largest[s] > 0]
+    if not occ:
         return airway.copy(), np.zeros_like(airway), None
-    order = occupied[::-1] if s_sign > 0 else occupied  # from the top down
+    top = occ[: max(3, len(occ) // 4)]
+    ref_area = float(np.median(largest[top]))
+    big = sizes >= max(10.0, CARINA_LUMEN_SHARE * ref_area)
+    big[0] = False
+    per_slice = np.bincount(sl_of[big], minlength=n_slices)
+    need = max(1, int(round(CARINA_MIN_MM / ct.spacing_kji[s_ax])))
     carina = None
-    for s in order:
-        if per_slice[s] >= 2:
-            carina = int(s)
+    run = 0
+    for s in occ:
+        run = run + 1 if per_slice[s] >= 2 else 0
+        if run >= need:
+            carina = int(s - (need - 1) * (-s_sign))  # the first slice of the run
             break
     if carina is None:
         return airway.copy(), np.zeros_like(airway), None
