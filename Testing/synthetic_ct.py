@@ -15,6 +15,7 @@ LESIONS = {  # name: (centre RAS mm, radius mm, HU, kind)
     "nodule_solid": ((60.0, 20.0, 30.0), 10.0, 30.0, "lung_nodule"),
     "nodule_ggo": ((-58.0, 22.0, 45.0), 9.0, -600.0, "lung_nodule"),
     "liver_tumor": ((55.0, 10.0, -72.0), 12.0, 35.0, "soft_tissue"),
+    "nodule_part_solid": ((62.0, -22.0, 62.0), 9.0, -600.0, "lung_nodule"),  # solid core r/2
 }
 
 
@@ -83,6 +84,8 @@ def make_ct(spacing=(2.0, 2.0, 2.0), direction=None, noise=15.0, seed=0):
         s = np.linalg.norm(p - np.asarray(c, np.float32), axis=-1) <= r
         ct[s] = hu
         t[name] = s
+        if name == "nodule_part_solid":
+            ct[np.linalg.norm(p - np.asarray(c, np.float32), axis=-1) <= r / 2] = 30.0
     ct[wall] = 20.0
     ct[trachea | bronchi] = -1000.0
     ct[spine] = 200.0

@@ -207,7 +207,9 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         kind = "lung_nodule" if lung_frac > LUNG_CONTEXT_FRACTION else "soft_tissue"
     p(0.3, f"lesion: region growing ({kind})")
     if kind == "lung_nodule":
-        ctx = shell
+        # parenchyma level: away from the first estimate (a ground-glass rim around a solid
+        # core must not be taken for the background)
+        ctx = (dist > 8.0) & (dist <= 25.0)
         par = roi[ctx & (roi < -500) & (roi > -1000)]
         if par.size == 0:
             par = roi[roi < -500]
