@@ -105,3 +105,26 @@ def test_no_false_trachea_in_abdominal_ct(shared_data):
     ct = io.read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
     seg = rules.segment(ct, ["airways"])
     assert 5 < (seg.array == {n: v for v, n in seg.labels.items()}["trachea"]).sum() * ct.voxel_volume_ml < 40
+
+
+def test_chest_cta_on_oblique_anisotropic_grid(shared_data):
+    """The real chest CT resampled onto a grid rotated 25 deg (i flipped), 1.6 x 1.4 x 2.0 mm:
+    same lungs (left on -x), one airway tree with a trachea."""
+    from conftest import rotation
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    d = rotation((1, 1, 0), 25.0) @ np.diag([-1.0, 1.0, 1.0])
+    c = ct.kji_to_world(np.array(ct.shape)[None] / 2 - 0.5)[0]
+    n = np.array([240, 200, 170])
+    m = make_ijk_to_ras((1.6, 1.4, 2.0), (0, 0, 0), d)
+    m[:3, 3] = c - m[:3, :3] @ ((n - 1) / 2)
+    ob = ct.resample_like(Volume(np.zeros(tuple(n[::-1]), np.int16), m), order=1, fill=-1024)
+    masks, _ = rules.segment_masks(ob, ["body", "lungs", "airways"])
+    x = ras_coordinate(ob, 0)
+    assert x[masks["lung_left"]].mean() < -30 and x[masks["lung_right"]].mean() > 30
+    ml = ob.voxel_volume_ml
+    assert masks["lung_left"].sum() * ml == pytest.approx(1684, rel=0.05)  # axis-aligned result
+    assert masks["lung_right"].sum() * ml == pytest.approx(2325, rel=0.05)
+    _, ncomp, _ = components(masks["trachea"] | masks["airways"], connectivity=26)
+    assert ncomp == 1 and 10 < masks["trachea"].sum() * ml < 50
