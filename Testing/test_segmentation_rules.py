@@ -260,3 +260,28 @@ def test_cli_segment_and_lesion(tmp_path, capsys):
     assert cli.main(["lesion", str(src), "--point", "999,0,0", "--out", str(tmp_path / "x.nrrd"),
                      "--quiet"]) == 2
     assert "outside the image" in capsys.readouterr().err
+
+
+def test_liver_tumour_at_organ_edge_touching_same_density_tissue():
+    """A hypodense tumour (30 HU) bulging out of the liver (100 HU) into muscle (40 HU): the
+    region is cut where the lesion stops facing the liver; an organ mask bounds it exactly."""
+    from scipy import ndimage
+
+    from imagio.segmentation.common import ras_coordinate
+    from imagio.volume import make_ijk_to_ras
+
+    vol = Volume(np.zeros((50, 70, 70), np.int16), make_ijk_to_ras((1.2, 1.2, 2.0), (-42, -42, -50)))
+    x, y, z = (ras_coordinate(vol, r) for r in range(3))
+    a = np.full(vol.shape, 40.0)
+    a[np.abs(x) > 38] = -1000
+    liver = x < 0
+    a[liver] = 100.0
+    tum = (x + 6) ** 2 + y ** 2 + z ** 2 <= 10 ** 2
+    a[tum] = 30.0
+    a = ndimage.gaussian_filter(a, 0.6) + np.random.default_rng(0).normal(0, 10, a.shape)
+    ct = vol.with_array(a.astype(np.int16))
+    m, meas = segment_lesion(ct, (-6.0, 0.0, 0.0))
+    assert meas.kind == "soft_tissue"
+    assert dice(m, tum) > 0.85
+    m, meas = segment_lesion(ct, (-6.0, 0.0, 0.0), organ=liver)
+    assert dice(m, tum & liver) > 0.85 and not (m & ~liver).any()

@@ -65,7 +65,8 @@ def cmd_lesion(args) -> int:
         lab = io.read_labels(Path(args.organ))
         names = args.organ_labels.split(",") if args.organ_labels else list(lab.labels.values())
         organ = lab.resample_like(ct, order=0).mask(*names)
-    mask, meas = segment_lesion(ct, point, organ=organ, progress=_progress(args.quiet))
+    mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind,
+                                progress=_progress(args.quiet))
     name = args.name or ("lung_nodule" if meas.kind == "lung_nodule" else "tumor")
     io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
     print(json.dumps({"output": str(out), "structure": name, **meas.to_dict()}, indent=1))
@@ -96,6 +97,8 @@ def register(subparsers) -> None:
     s.add_argument("--out", required=True, help="output label map")
     s.add_argument("--organ", help="optional label map bounding the lesion (e.g. the liver)")
     s.add_argument("--organ-labels", help="comma-separated label names in --organ to use")
+    s.add_argument("--kind", choices=("lung_nodule", "soft_tissue"),
+                   help="lesion type (default: detected from the surroundings)")
     s.add_argument("--name", help="structure name (default lung_nodule or tumor)")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.add_argument("--quiet", action="store_true", help="no progress lines")

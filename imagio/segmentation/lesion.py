@@ -31,12 +31,12 @@ from scipy import ndimage
 
 from ..errors import ImagioError, InputError
 from ..volume import Volume
-from .common import anatomical_axes, as_progress, ball, check_ct, fill_holes_3d
+from .common import anatomical_axes, as_progress, ball, check_ct, close_mm, fill_holes_3d
 
 AIR_CLICK_HU = -850.0
 BONE_CLICK_HU = 400.0
 MAX_OPEN_MM = 6.0
-LUNG_CONTEXT_FRACTION = 0.2  # share of aerated lung (< -500 HU) 2-8 mm around a lung lesion
+LUNG_CONTEXT_FRACTION = 0.2  # share of aerated lung (< -500 HU) 2-10 mm beyond a lung lesion
 MAX_LUNG_CLOSING_MM = 30.0
 
 
@@ -125,18 +125,6 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         centroid_ras=[round(float(c), 2) for c in vol.kji_to_world(kji.mean(0)[None])[0]])
 
 
-def _closing_mm(m: np.ndarray, r_mm: float, spacing) -> np.ndarray:
-    """Binary closing with a ball of r_mm via two distance transforms (fast for large radii)."""
-    import edt
-
-    sp = tuple(float(s) for s in spacing)
-    pad = int(np.ceil(r_mm / min(sp))) + 1
-    mp = np.pad(m, pad)
-    dil = edt.edt(np.ascontiguousarray(~mp), anisotropy=sp) <= r_mm
-    clo = edt.edt(np.ascontiguousarray(dil), anisotropy=sp, black_border=False) > r_mm
-    return clo[pad:-pad, pad:-pad, pad:-pad] | m
-
-
 def _component_at(mask: np.ndarray, seed: tuple, spacing) -> np.ndarray:
     """Component of ``mask`` containing ``seed``, or the one nearest to it (within 3 mm)."""
     lab, n = ndimage.label(mask)
@@ -202,7 +190,15 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     r_in = float(edt.edt(np.ascontiguousarray(first), anisotropy=aniso)[seed])
     dist = edt.edt(np.ascontiguousarray(~first), anisotropy=aniso)
     shell = (dist > 2.0) & (dist <= 8.0)
-    lung_frac = float((roi[shell] < -500).mean()) if shell.any() else 0.0
+    # aerated lung in a spherical shell just beyond the lesion's inscribed radius at the click
+    # (robust to a first estimate that leaked into tissue of the same density)
+    dseed = _dist_grid(roi.shape, seed, sk)
+    # and around the first estimate, within 25 mm beyond that radius (a large mass whose first
+    # estimate is partial, or leaked along the chest wall)
+    ring = (dseed > r_in + 2.0) & (dseed <= r_in + 10.0)
+    near_shell = shell & (dseed <= r_in + 25.0)
+    lung_frac = max(float((roi[ring] < -500).mean()) if ring.any() else 0.0,
+                    float((roi[near_shell] < -500).mean()) if near_shell.any() else 0.0)
     if kind is None:
         kind = "lung_nodule" if lung_frac > LUNG_CONTEXT_FRACTION else "soft_tissue"
     p(0.3, f"lesion: region growing ({kind})")
@@ -223,27 +219,19 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
             cnt = np.bincount(lab[shell], minlength=n + 1)
             cnt[0] = 0
             air_lung = lab == int(np.argmax(cnt))
-        org = _closing_mm(air_lung if organ is None else org, r_close, sk)
+        org = close_mm(air_lung if organ is None else org, r_close, sk)
         t = bg + max(125.0, 3.0 * bg_sd)
         t = min(t, m0 - 50.0)
         upper = BONE_CLICK_HU + 200.0
-        dseed = _dist_grid(roi.shape, seed, sk)
 
         def lung_region(thr):
             r = _grow(roi, seed, thr, upper, org, open_mm, sk)
             if r.any() and not _touches_border(r):
                 return r
-            # juxtapleural lesion: the grown region runs into the chest wall / mediastinum; keep
-            # it within the radius at which the lesion faces the aerated lung (click at centre):
-            # the lung-facing surface nearest to the click (within 1.5 x the nearest distance)
+            # juxtapleural lesion: the grown region runs into the chest wall / mediastinum
             r0 = _component_at((roi >= thr) & (roi <= upper), seed, sk)
-            face = r0 & ndimage.binary_dilation(air_lung)
-            if not face.any():
-                return r
-            dface = dseed[face]
-            near = dface[dface <= 1.5 * float(dface.min()) + float(max(sk))]
-            radius = float(np.percentile(near, 75)) + float(max(sk[1:]))
-            return _grow(roi, seed, thr, upper, r0 & (dseed <= radius), open_mm, sk)
+            cut = _cut_at_facing_radius(r0, ndimage.binary_dilation(air_lung), dseed, sk)
+            return r if cut is None else _grow(roi, seed, thr, upper, cut, open_mm, sk)
 
         region = lung_region(t)
         if region.any():
@@ -267,13 +255,19 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         else:
             lo_t, hi_t = mid, min(m0 + 4 * sd0, BONE_CLICK_HU)
         region = _grow(roi, seed, lo_t, hi_t, org, open_mm, sk)
+        if region.any() and _touches_border(region):
+            # the lesion touches tissue of its own density (e.g. at the organ's edge): keep it
+            # within the radius at which it faces its organ (voxels near the organ's level)
+            bg_sd = 1.4826 * float(np.median(np.abs(roi[shell] - bg))) if shell.any() else sd0
+            organ_like = np.abs(roi - bg) <= 2.0 * max(bg_sd, 10.0)
+            cut = _cut_at_facing_radius(region, ndimage.binary_dilation(organ_like), dseed, sk)
+            if cut is not None:
+                region = _grow(roi, seed, lo_t, hi_t, cut, open_mm, sk)
         thr = [lo_t, hi_t]
     if not region.any():
         raise ImagioError("the lesion segmentation came out empty: the click is not inside a "
                           "distinct lesion; click nearer its centre")
-    touches = (region[0].any() or region[-1].any() or region[:, 0].any() or region[:, -1].any()
-               or region[:, :, 0].any() or region[:, :, -1].any())
-    if touches and any(l > 0 or h < s for l, h, s in zip(lo, hi, ct.shape)):
+    if _touches_border(region) and any(l > 0 or h < s for l, h, s in zip(lo, hi, ct.shape)):
         raise ImagioError(
             f"the lesion region leaked beyond {max_radius_mm:g} mm from the click (it is not "
             "separated from its surroundings by intensity); give the organ mask or segment manually")
@@ -284,6 +278,19 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     p(1.0, "lesion: done")
     return mask, meas
+
+
+def _cut_at_facing_radius(region, facing, dseed, sk):
+    """``region`` limited to a ball around the click whose radius is where the region faces
+    ``facing`` tissue (lung air, or the organ): the facing boundary nearest to the click (within
+    1.5 x the nearest distance, 75th percentile), plus a voxel. None if it faces nothing."""
+    face = region & facing
+    if not face.any():
+        return None
+    d = dseed[face]
+    near = d[d <= 1.5 * float(d.min()) + float(max(sk))]
+    radius = float(np.percentile(near, 75)) + float(max(sk[1:]))
+    return region & (dseed <= radius)
 
 
 def _dist_grid(shape, seed, sk) -> np.ndarray:
