@@ -285,3 +285,20 @@ def test_liver_tumour_at_organ_edge_touching_same_density_tissue():
     assert dice(m, tum) > 0.85
     m, meas = segment_lesion(ct, (-6.0, 0.0, 0.0), organ=liver)
     assert dice(m, tum & liver) > 0.85 and not (m & ~liver).any()
+
+
+def test_cli_vessels(tmp_path, capsys):
+    from imagio import cli, io
+
+    ct, t = make_ct(spacing=(2.0, 2.0, 2.0))
+    src, organ = tmp_path / "ct.nrrd", tmp_path / "liver.nii.gz"
+    io.write_image(ct, src)
+    io.write_labels(ct.with_array(t["liver"].astype(np.uint8), labels={1: "liver"}), organ)
+    out = tmp_path / "v.seg.nrrd"
+    assert cli.main(["vessels", str(src), "--organ", str(organ), "--organ-labels", "liver",
+                     "--out", str(out), "--diameter-out", str(tmp_path / "d.nrrd"), "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["structure"] == "liver_vessels"
+    v = io.read_labels(out).mask("liver_vessels")
+    assert dice(v, t["vessel"]) > 0.5
+    assert io.read_image(tmp_path / "d.nrrd").array.max() > 3.0
