@@ -18,7 +18,9 @@ import numpy as np
 from .errors import Cancelled, ImagioError
 
 # modules exposing register(subparsers); each adds its subcommands
-FEATURE_COMMANDS: tuple[str, ...] = ()
+FEATURE_COMMANDS: tuple[str, ...] = (
+    "imagio.segmentation.commands",
+)
 
 
 def _progress_printer(quiet: bool):
