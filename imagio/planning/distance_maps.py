@@ -27,7 +27,7 @@ from ..progress import Progress
 from ..volume import Volume
 from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA, PlanningProblem, load_defaults
 
-BODY, LUNG, AERATED, EMPH, LIVER = 1, 2, 4, 8, 16
+BODY, LUNG, AERATED, EMPH, LIVER, FORBIDDEN = 1, 2, 4, 8, 16, 32
 ROLE_CODE = {"passable": 0, "target": 0, "avoid": 1, "margin": 2, "forbidden": 3}
 
 
@@ -55,6 +55,7 @@ class PlanningMaps:
     struct_of_label: np.ndarray       # label value -> structure index (-1 none)
     boxes: list[StructureBox]
     cap_mm: float
+    has: dict                         # which optional criteria the crop needs: lung, lobes, avoid, liver
 
     @property
     def label(self) -> np.ndarray:
@@ -170,9 +171,12 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
         tgt[better] = val[better]
         tid[better] = i
     prog(1.0, "planning: maps ready")
+    flags[role_of_label[label] == ROLE_CODE["forbidden"]] |= FORBIDDEN
+    has = {"lung": bool(lung.any()), "lobes": len([v for v in lung_vals if present[v]]) > 1,
+           "avoid": any(s.role == "avoid" for _, s in todo), "liver": bool(liver_vals)}
     code = label.astype(np.uint32) | (flags.astype(np.uint32) << 16)
     del flags
     return PlanningMaps(grid, lo, hard, hard_id, avoid, avoid_id, code, body_smooth,
                         [s.name for s in specs],
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),
-                        [s.role for s in specs], role_of_label, struct_of_label, boxes, cap)
+                        [s.role for s in specs], role_of_label, struct_of_label, boxes, cap, has)

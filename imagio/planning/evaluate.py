@@ -137,8 +137,9 @@ class Evaluator:
         """PathMetrics of row ``i`` of a score table (adds per-structure clearances and lengths)."""
         p, maps = self.problem, self.maps
         step = p.constraints.step_voxels * float(min(maps.grid.spacing))
-        kji, seg, starts, counts, frac, length, _ = path_samples(
+        axes, seg, starts, counts, frac, length, _ = path_samples(
             maps, t.entry_ras[i:i + 1], t.target_ras[i], step)
+        kji = np.stack(axes, axis=1)
         shp = np.array(maps.label.shape)
         idx = np.clip(np.rint(kji).astype(np.int32), 0, shp - 1)
         lab = maps.label[idx[:, 0], idx[:, 1], idx[:, 2]]

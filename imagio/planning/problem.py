@@ -262,3 +262,19 @@ def body_mask(ct: Volume, labels: Volume | None = None, hu: float = -400.0) -> n
 def threshold_bone(ct: Volume, hu: float = 250.0) -> np.ndarray:
     """Fallback bone mask: CT > ``hu`` HU (for cases without organ labels; not a segmenter)."""
     return ct.array > hu
+
+
+def fallback_label_map(ct: Volume, lesion: np.ndarray | None = None,
+                       lesion_name: str = "lung_nodule", bone_hu: float = 250.0) -> Volume:
+    """FALLBACK for cases without organ labels (not a segmenter): body (CT > -400 HU, largest
+    component, filled), bone (CT > ``bone_hu`` HU inside the body, role forbidden) and an
+    optional lesion mask (role target). Lungs are then found from HU by the planner."""
+    body = body_mask(ct)
+    lab = np.zeros(ct.shape, np.uint8)
+    lab[body] = 1
+    lab[body & threshold_bone(ct, bone_hu)] = 2
+    names = {1: "body", 2: "bone"}
+    if lesion is not None:
+        lab[np.asarray(lesion, bool)] = 3
+        names[3] = lesion_name
+    return ct.with_array(lab, name="fallback_labels", labels=names)

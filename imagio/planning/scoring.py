@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .distance_maps import AERATED, EMPH, LIVER, LUNG, PlanningMaps
+from .distance_maps import AERATED, EMPH, FORBIDDEN, LIVER, LUNG, PlanningMaps
 from .problem import PlanningProblem, load_defaults
 
 VIOLATIONS = ("reach", "table_side", "entry_region", "skin_angle", "craniocaudal", "forbidden",
@@ -78,35 +78,52 @@ class ScoreTable:
         return out
 
 
-def _segment_first(mask: np.ndarray, starts: np.ndarray, n_total: int) -> np.ndarray:
+def _segment_first(mask: np.ndarray, starts: np.ndarray, n_total: int, ar=None) -> np.ndarray:
     """Per segment: global index of the first True sample, or n_total if none."""
-    idx = np.where(mask, np.arange(n_total), n_total)
+    ar = np.arange(n_total, dtype=np.int32) if ar is None else ar
+    idx = np.where(mask, ar, np.int32(n_total))
     return np.minimum.reduceat(idx, starts)
 
 
-def _flat_nearest(kji: np.ndarray, shape, inside: bool = False) -> np.ndarray:
+def _axes(kji):
+    """(k, j, i) 1D arrays from an (n, 3) array or a tuple of three 1D arrays."""
+    if isinstance(kji, tuple):
+        return kji
+    return kji[:, 0], kji[:, 1], kji[:, 2]
+
+
+def _flat_nearest(kji, shape, inside: bool = False) -> np.ndarray:
     """Flat index of the nearest voxel of each kji sample (clamped to the grid unless the
     caller knows every sample is inside)."""
-    idx = np.rint(kji).astype(np.int32)
-    if not inside:
-        idx = np.clip(idx, 0, np.asarray(shape) - 1)
-    return (idx[:, 0] * np.int32(shape[1] * shape[2]) + idx[:, 1] * np.int32(shape[2]) + idx[:, 2])
+    out = None
+    for a, (x, stride) in enumerate(zip(_axes(kji), (shape[1] * shape[2], shape[2], 1))):
+        ix = np.rint(x).astype(np.int32)
+        if not inside:
+            np.clip(ix, 0, shape[a] - 1, out=ix)
+        if stride != 1:
+            ix *= np.int32(stride)
+        out = ix if out is None else out + ix
+    return out
 
 
-def _trilinear(field: np.ndarray, kji: np.ndarray) -> np.ndarray:
-    """Trilinear samples of a [k, j, i] float32 field at (n, 3) kji points (clamped to the grid)."""
-    shp = np.array(field.shape)
-    base = np.floor(kji).astype(np.int32)
-    lo_ok = (base >= 0).all(1) & (base <= shp - 2).all(1)
-    if not lo_ok.all():
-        base = np.clip(base, 0, shp - 2)
-    f = (kji - base).astype(np.float32)
-    if not lo_ok.all():
-        f = np.clip(f, 0.0, 1.0)
+def _trilinear(field: np.ndarray, kji) -> np.ndarray:
+    """Trilinear samples of a [k, j, i] float32 field at kji points ((n, 3) or a (k, j, i)
+    tuple), clamped to the grid."""
+    shp = field.shape
+    flat, fr = None, []
+    for a, (x, stride) in enumerate(zip(_axes(kji), (shp[1] * shp[2], shp[2], 1))):
+        b = np.floor(x).astype(np.int32)
+        if b.size and (b.min() < 0 or b.max() > shp[a] - 2):
+            np.clip(b, 0, shp[a] - 2, out=b)
+            f = np.clip(x - b, 0.0, 1.0).astype(np.float32)
+        else:
+            f = (x - b).astype(np.float32)
+        fr.append(f)
+        b *= np.int32(stride)
+        flat = b if flat is None else flat + b
     sk, sj = shp[1] * shp[2], shp[2]
-    flat = base[:, 0] * sk + base[:, 1] * sj + base[:, 2]
     v = field.ravel()
-    fk, fj, fi = f[:, 0], f[:, 1], f[:, 2]
+    fk, fj, fi = fr
     c00 = v[flat] * (1 - fi) + v[flat + 1] * fi
     c01 = v[flat + sj] * (1 - fi) + v[flat + sj + 1] * fi
     c10 = v[flat + sk] * (1 - fi) + v[flat + sk + 1] * fi
@@ -115,7 +132,9 @@ def _trilinear(field: np.ndarray, kji: np.ndarray) -> np.ndarray:
 
 
 def path_samples(maps: PlanningMaps, entry_ras, target_ras, step_mm: float):
-    """Flat kji samples of every path: (kji (N,3) float32, seg (N,), starts (n,), counts (n,), t (N,))."""
+    """Flat samples of every path, entry first: ((k, j, i) float32 arrays, seg (N,) path index,
+    starts (n,), counts (n,), frac (N,) 0 at the entry .. 1 at the target, length (n,) mm,
+    inside: True when every sample lies in the grid)."""
     grid = maps.grid
     e = grid.world_to_kji(entry_ras)
     t = grid.world_to_kji(np.broadcast_to(target_ras, np.shape(entry_ras)))
@@ -123,14 +142,16 @@ def path_samples(maps: PlanningMaps, entry_ras, target_ras, step_mm: float):
     counts = np.maximum(2, np.ceil(length / step_mm).astype(np.int64) + 1)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     n_total = int(counts.sum())
-    seg = np.repeat(np.arange(len(counts)), counts)
-    local = np.arange(n_total) - starts[seg]
-    frac = (local / (counts - 1)[seg]).astype(np.float32)
-    e32, d32 = e.astype(np.float32), (t - e).astype(np.float32)
-    kji = e32[seg] + frac[:, None] * d32[seg]
+    seg = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    frac = np.arange(n_total, dtype=np.float32)
+    frac -= np.repeat(starts.astype(np.float32), counts)
+    frac *= np.repeat((1.0 / (counts - 1)).astype(np.float32), counts)
+    d = (t - e).astype(np.float32)
+    axes = tuple(np.repeat(e[:, a].astype(np.float32), counts) + frac * np.repeat(d[:, a], counts)
+                 for a in range(3))
     hi = np.asarray(grid.shape) - 1
     inside = bool(np.all((np.rint(e) >= 0) & (np.rint(e) <= hi)) and np.all((np.rint(t) >= 0) & (np.rint(t) <= hi)))
-    return kji, seg, starts, counts, frac, length, inside
+    return axes, seg, starts, counts, frac, length, inside
 
 
 def angles(entry_ras, target_ras, normal_ras):
@@ -200,55 +221,72 @@ def _score_chunk(problem, maps, entry_ras, normal_ras, target) -> ScoreTable:
     cap = np.float32(maps.cap_mm)
     hard = maps.hard.ravel()[flat]
     hard[in_target] = cap
-    diag = np.float32(2.0 * np.linalg.norm(maps.grid.spacing))
+    diag = np.float32(np.linalg.norm(maps.grid.spacing))
     seg_min = np.minimum.reduceat(hard, starts)
-    sel = np.flatnonzero((hard <= seg_min[seg] + diag) & (hard < cap))
-    hard[sel] = _trilinear(maps.hard, kji[sel])
+    # exact trilinear value at each path's nearest-sample minimum: an upper bound of the true
+    # minimum; any sample whose nearest value exceeds it by more than a diagonal cannot win
+    ar = np.arange(n_total, dtype=np.int32)
+    at0 = _segment_first(hard <= seg_min[seg], starts, n_total, ar)
+    upper = _trilinear(maps.hard, tuple(x[at0] for x in kji))
+    sel = np.flatnonzero((hard <= np.repeat(upper, counts) + diag) & (hard < cap))
+    hard[sel] = _trilinear(maps.hard, tuple(x[sel] for x in kji))
     hard[in_target] = cap
     slack = np.minimum.reduceat(hard, starts)
-    at = _segment_first(hard <= slack[seg], starts, n_total)
+    at = _segment_first(hard <= slack[seg], starts, n_total, ar)
     closest = maps.hard_id.ravel()[flat[at]]
     closest_t = frac[at]
     margin = np.where(closest >= 0, maps.margins[np.maximum(closest, 0)], 0.0)
-    avoid = maps.avoid.ravel()[flat]          # soft criterion: nearest-voxel samples
-    avoid[in_target] = cap
-    avoid_min = np.minimum.reduceat(avoid, starts)
-    at_a = _segment_first(avoid <= avoid_min[seg], starts, n_total)
-    avoid_id = np.where(avoid_min < cap, maps.avoid_id.ravel()[flat[at_a]], -1)
+    zeros_f, zeros_i = np.zeros(n, np.float32), np.zeros(n, np.int32)
+    if maps.has["avoid"]:
+        avoid = maps.avoid.ravel()[flat]          # soft criterion: nearest-voxel samples
+        avoid[in_target] = cap
+        avoid_min = np.minimum.reduceat(avoid, starts)
+        at_a = _segment_first(avoid <= avoid_min[seg], starts, n_total, ar)
+        avoid_id = np.where(avoid_min < cap, maps.avoid_id.ravel()[flat[at_a]], -1)
+    else:
+        avoid_min, avoid_id = np.full(n, cap, np.float32), np.full(n, -1, np.int16)
 
-    role = maps.role_of_label[np.minimum(lab, len(maps.role_of_label) - 1)]
-    forb = (role == 3) & ~in_target
-    first_forb = _segment_first(forb, starts, n_total)
+    forb = (flg & FORBIDDEN) > 0
+    first_forb = _segment_first(forb, starts, n_total, ar)
     hit = first_forb < n_total
     forbidden_hit = np.full(n, -1, np.int16)
     forbidden_hit[hit] = maps.struct_of_label[lab[first_forb[hit]]]
 
     # lung, pleura, fissures, emphysema, liver
     smm = (length / (counts - 1)).astype(np.float32)   # per-path actual step, mm
-    lung = (flg & LUNG) > 0
-    aer = (flg & AERATED) > 0
-    lung_mm = np.add.reduceat(lung.astype(np.float32), starts) * smm
-    aer_n = np.add.reduceat(aer.astype(np.int32), starts)
-    emph_n = np.add.reduceat(((flg & EMPH) > 0).astype(np.int32), starts)
-    change = np.empty(n_total, bool)
-    change[0] = False
-    change[1:] = lung[1:] != lung[:-1]
-    change[starts] = False
-    pleural = np.add.reduceat(change.astype(np.int32), starts)
-    lobe = np.where(aer, lab, 0).astype(np.int32)
-    segstart = np.zeros(n_total, bool)
-    segstart[starts] = True
-    anchor = (lobe > 0) | segstart | ~lung
-    ff = np.maximum.accumulate(np.where(anchor, np.arange(n_total), 0))
-    prev = np.empty(n_total, np.int32)
-    prev[0] = 0
-    prev[1:] = lobe[ff[:-1]]
-    fiss = (lobe > 0) & (prev > 0) & (lobe != prev) & ~segstart
-    fissures = np.add.reduceat(fiss.astype(np.int32), starts)
-    first_tgt = _segment_first(in_target, starts, n_total) if exempt else starts + counts
-    liver = ((flg & LIVER) > 0) & (np.arange(n_total) < first_tgt[seg])
-    liver_before = np.add.reduceat(liver.astype(np.float32), starts) * smm
-    emph_pct = np.where(aer_n > 0, 100.0 * emph_n / np.maximum(aer_n, 1), 0.0)
+    if maps.has["lung"]:
+        lung = (flg & LUNG) > 0
+        aer = (flg & AERATED) > 0
+        lung_mm = np.add.reduceat(lung.astype(np.int32), starts) * smm
+        aer_n = np.add.reduceat(aer.astype(np.int32), starts)
+        emph_n = np.add.reduceat(((flg & EMPH) > 0).astype(np.int32), starts)
+        change = np.empty(n_total, bool)
+        change[0] = False
+        change[1:] = lung[1:] != lung[:-1]
+        change[starts] = False
+        pleural = np.add.reduceat(change.astype(np.int32), starts)
+        if maps.has["lobes"]:
+            lobe = np.where(aer, lab, 0).astype(np.int32)
+            segstart = np.zeros(n_total, bool)
+            segstart[starts] = True
+            anchor = (lobe > 0) | segstart | ~lung
+            ff = np.maximum.accumulate(np.where(anchor, ar, 0))
+            prev = np.empty(n_total, np.int32)
+            prev[0] = 0
+            prev[1:] = lobe[ff[:-1]]
+            fiss = (lobe > 0) & (prev > 0) & (lobe != prev) & ~segstart
+            fissures = np.add.reduceat(fiss.astype(np.int32), starts)
+        else:
+            fissures = zeros_i
+        emph_pct = np.where(aer_n > 0, 100.0 * emph_n / np.maximum(aer_n, 1), 0.0)
+    else:
+        lung_mm, aer_n, pleural, fissures, emph_pct = zeros_f, zeros_i, zeros_i, zeros_i, zeros_f
+    if maps.has["liver"] and problem.target.organ == "liver":
+        first_tgt = _segment_first(in_target, starts, n_total, ar) if exempt else starts + counts
+        liver = ((flg & LIVER) > 0) & (ar < first_tgt[seg])
+        liver_before = np.add.reduceat(liver.astype(np.int32), starts) * smm
+    else:
+        liver_before = zeros_f
 
     skin, cc, inplane, tilt = angles(entry_ras, target, normal_ras)
 
