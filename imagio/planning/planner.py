@@ -34,6 +34,10 @@ class NoFeasiblePath(ImagioError):
 
 def format_report(report: dict) -> str:
     """The infeasibility report as one readable paragraph."""
+    if report.get("candidates") == 0:
+        return (f"no feasible needle path to {report.get('target')}: no skin entry within the "
+                f"needle length; the nearest skin is {report.get('nearest_skin_mm')} mm from the "
+                "target. Use a longer needle (--needle-length) or check the target point.")
     ex = ", ".join(f"{k} excluded {v['violating']} ({v['only_this']} only by it)"
                    for k, v in report.get("excluded_by", {}).items())
     nm = report.get("best_near_miss") or {}
@@ -67,6 +71,11 @@ class Plan:
         out = {"target": self.problem.target.name, "target_ras": self.problem.target.point_ras,
                "candidates": len(t), "feasible": int(t.feasible.sum()),
                "excluded_by": t.exclusion_counts()}
+        if len(t) == 0:
+            out["nearest_skin_mm"] = round(nearest_skin_mm(self.problem), 1)
+            out["excluded_by"] = {"reach": {"violating": 0, "only_this": 0,
+                                            "note": f"no skin within the needle length "
+                                                    f"({self.problem.needle.length_mm:.0f} mm)"}}
         if not self.feasible and len(t):
             nv = np.array([bin(int(v)).count("1") for v in t.violations])
             best = int(np.lexsort((t.score, nv))[0])
@@ -97,6 +106,18 @@ class Plan:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=1))
         return path
+
+
+def nearest_skin_mm(problem: PlanningProblem) -> float:
+    """Distance (mm) from the target to the nearest body-surface voxel (whole image)."""
+    from scipy import ndimage
+
+    body = problem.body
+    skin = body & ~ndimage.binary_erosion(body, border_value=1)
+    pts = problem.ct.kji_to_world(np.argwhere(skin).astype(float))
+    if len(pts) == 0:
+        return float("inf")
+    return float(np.min(np.linalg.norm(pts - problem.target.point_ras, axis=1)))
 
 
 def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: bool = False,

@@ -61,6 +61,12 @@ class ScoreTable:
     def __len__(self):
         return len(self.length_mm)
 
+    def take(self, idx) -> "ScoreTable":
+        """Rows ``idx`` of the table."""
+        kw = {f.name: (getattr(self, f.name)[idx] if isinstance(getattr(self, f.name), np.ndarray)
+                       else getattr(self, f.name)) for f in fields(ScoreTable)}
+        return ScoreTable(**kw)
+
     @property
     def feasible(self) -> np.ndarray:
         return self.violations == 0
@@ -177,6 +183,10 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
     normal_ras = np.atleast_2d(np.asarray(normal_ras, float))
     target = np.asarray(problem.target.point_ras if target_ras is None else target_ras, float)
     n = len(entry_ras)
+    if n == 0:
+        entry_ras, normal_ras = np.zeros((0, 3)), np.zeros((0, 3))
+        return concat_tables([_score_chunk(problem, maps, np.zeros((1, 3)) + target + 1.0,
+                                           np.array([[0.0, 0.0, 1.0]]), target)]).take(np.arange(0))
     if n <= chunk:
         return _score_chunk(problem, maps, entry_ras, normal_ras, target)
     import os
