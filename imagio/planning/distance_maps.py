@@ -61,6 +61,15 @@ class PlanningMaps:
     def label(self) -> np.ndarray:
         return self.grid.array
 
+    def __post_init__(self):
+        inv = self.grid.ras_to_ijk
+        self._r2k = (inv[:3, :3][::-1].copy(), inv[:3, 3][::-1].copy())   # RAS -> kji, cached
+
+    def world_to_kji(self, ras) -> np.ndarray:
+        """(N, 3) RAS mm -> continuous crop indices [k, j, i] (cached affine)."""
+        a, b = self._r2k
+        return np.asarray(ras, float) @ a.T + b
+
     @property
     def flags(self) -> np.ndarray:
         return (self.code >> 16).astype(np.uint8)

@@ -14,7 +14,7 @@ import numpy as np
 from .candidates import normals_at
 from .distance_maps import PlanningMaps, precompute
 from .problem import PlanningProblem
-from .scoring import BIT, CRITERIA, ScoreTable, _trilinear, path_samples, score_paths
+from .scoring import BIT, CRITERIA, ScoreTable, _score_chunk, _trilinear, path_samples
 
 
 @dataclass
@@ -130,7 +130,7 @@ class Evaluator:
         e = np.asarray(entry_ras, float).reshape(1, 3)
         tgt = np.asarray(p.target.point_ras if target_ras is None else target_ras, float).reshape(3)
         nrm = normals_at(maps, e) if normal_ras is None else np.asarray(normal_ras, float).reshape(1, 3)
-        t = score_paths(p, maps, e, nrm, tgt)
+        t = _score_chunk(p, maps, e, nrm, tgt)
         return self.metrics(t, 0)
 
     def metrics(self, t: ScoreTable, i: int) -> PathMetrics:

@@ -142,8 +142,8 @@ def path_samples(maps: PlanningMaps, entry_ras, target_ras, step_mm: float):
     starts (n,), counts (n,), frac (N,) 0 at the entry .. 1 at the target, length (n,) mm,
     inside: True when every sample lies in the grid)."""
     grid = maps.grid
-    e = grid.world_to_kji(entry_ras)
-    t = grid.world_to_kji(np.broadcast_to(target_ras, np.shape(entry_ras)))
+    e = maps.world_to_kji(entry_ras)
+    t = maps.world_to_kji(np.broadcast_to(target_ras, np.shape(entry_ras)))
     length = np.linalg.norm(np.asarray(target_ras, float) - entry_ras, axis=1)
     counts = np.maximum(2, np.ceil(length / step_mm).astype(np.int64) + 1)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
