@@ -153,13 +153,15 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     # distance maps ------------------------------------------------------------------------
     hard = np.full(label.shape, cap, np.float32)
     hard_id = np.full(label.shape, -1, np.int16)
-    avoid = np.full(label.shape, cap, np.float32)
-    avoid_id = np.full(label.shape, -1, np.int16)
     present = np.zeros(nlab, bool)
     present[np.unique(label)] = True
     todo = [(i, s) for i, s in enumerate(specs)
             if s.role in ("forbidden", "margin", "avoid") and s.value < nlab and present[s.value]
             and s.value != problem.exempt_value]
+    any_avoid = any(s.role == "avoid" for _, s in todo)
+    ashape = label.shape if any_avoid else (1, 1, 1)   # no avoid structure: no map needed
+    avoid = np.full(ashape, cap, np.float32)
+    avoid_id = np.full(ashape, -1, np.int16)
     boxes = []
     pad = np.ceil((cap + max((s.margin_mm for _, s in todo), default=0.0)) / sp).astype(int) + 1
     # bounding boxes of all labels in one pass
