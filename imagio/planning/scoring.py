@@ -173,12 +173,30 @@ def angles(entry_ras, target_ras, normal_ras):
     return skin, cc, inplane, tilt
 
 
+def resolve_device(device="auto"):
+    """None (numpy) or a torch device string. "auto": CUDA when torch and a GPU are present,
+    else numpy; "numpy"/None: numpy; "cpu"/"cuda[:n]": torch on that device."""
+    if device in (None, "numpy"):
+        return None
+    if device == "auto":
+        try:
+            import torch
+        except ImportError:
+            return None
+        return "cuda" if torch.cuda.is_available() else None
+    return str(device)
+
+
 def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_ras,
-                target_ras=None, chunk: int = 2048, threads: int | None = None) -> ScoreTable:
+                target_ras=None, chunk: int = 2048, threads: int | None = None,
+                device="auto") -> ScoreTable:
     """All metrics, violations and the weighted score for paths from each entry to the target.
 
-    Candidates are scored in chunks of ``chunk`` paths on ``threads`` threads (default: the
-    CPU count, at most 4); numpy releases the GIL in the gathers and arithmetic."""
+    numpy: candidates scored in chunks of ``chunk`` paths on ``threads`` threads (default: the
+    CPU count, at most 4); numpy releases the GIL in the gathers and arithmetic. torch
+    (``device``, see `resolve_device`): the same computation in chunks of 8x ``chunk`` paths
+    on that device; same results within float32 rounding."""
+    device = resolve_device(device)
     entry_ras = np.atleast_2d(np.asarray(entry_ras, float))
     normal_ras = np.atleast_2d(np.asarray(normal_ras, float))
     target = np.asarray(problem.target.point_ras if target_ras is None else target_ras, float)
@@ -187,6 +205,10 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
         entry_ras, normal_ras = np.zeros((0, 3)), np.zeros((0, 3))
         return concat_tables([_score_chunk(problem, maps, np.zeros((1, 3)) + target + 1.0,
                                            np.array([[0.0, 0.0, 1.0]]), target)]).take(np.arange(0))
+    if device is not None:
+        big = 8 * chunk
+        return concat_tables([_score_chunk(problem, maps, entry_ras[a:a + big], normal_ras[a:a + big],
+                                           target, device) for a in range(0, n, big)])
     if n <= chunk:
         return _score_chunk(problem, maps, entry_ras, normal_ras, target)
     import os
@@ -210,8 +232,20 @@ def concat_tables(tabs: list[ScoreTable]) -> ScoreTable:
     return ScoreTable(**kw)
 
 
-def _score_chunk(problem, maps, entry_ras, normal_ras, target) -> ScoreTable:
-    c, needle = problem.constraints, problem.needle
+def _score_chunk(problem, maps, entry_ras, normal_ras, target, device=None) -> ScoreTable:
+    """Score one chunk of paths: per-sample work in numpy (device None) or torch (a device)."""
+    if device is None:
+        r = _reduce_numpy(problem, maps, entry_ras, target)
+    else:
+        from .scoring_torch import reduce_torch
+
+        r = reduce_torch(problem, maps, entry_ras, target, device)
+    return _finish(problem, maps, entry_ras, normal_ras, target, r)
+
+
+def _reduce_numpy(problem, maps, entry_ras, target) -> dict:
+    """Per-path reductions of the sampled maps (see module doc), numpy."""
+    c = problem.constraints
     n = len(entry_ras)
     step = c.step_voxels * float(min(maps.grid.spacing))
     kji, seg, starts, counts, frac, length, inside = path_samples(maps, entry_ras, target, step)
@@ -298,6 +332,18 @@ def _score_chunk(problem, maps, entry_ras, normal_ras, target) -> ScoreTable:
     else:
         liver_before = zeros_f
 
+    return dict(length=length, slack=slack, closest=closest, closest_t=closest_t, margin=margin,
+                avoid_min=avoid_min, avoid_id=avoid_id, forbidden_hit=forbidden_hit, hit=hit,
+                lung_mm=lung_mm, aer_mm=aer_n * smm, pleural=pleural, fissures=fissures,
+                emph_pct=emph_pct, liver_before=liver_before, n_samples=n_total)
+
+
+def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
+    """Angles, violations, costs and score from the per-path reductions ``r``."""
+    c, needle = problem.constraints, problem.needle
+    n = len(entry_ras)
+    length, slack, pleural, fissures = r["length"], r["slack"], r["pleural"], r["fissures"]
+    emph_pct, liver_before, avoid_min, hit = r["emph_pct"], r["liver_before"], r["avoid_min"], r["hit"]
     skin, cc, inplane, tilt = angles(entry_ras, target, normal_ras)
 
     v = np.zeros(n, np.int32)
@@ -328,7 +374,7 @@ def _score_chunk(problem, maps, entry_ras, normal_ras, target) -> ScoreTable:
         np.clip(skin / 90.0, 0, 1),
         np.clip(cc / 90.0, 0, 1),
         1.0 - np.clip(avoid_min / sat, 0, 1),
-        np.clip(aer_n * smm / needle.length_mm, 0, 1),
+        np.clip(r["aer_mm"] / needle.length_mm, 0, 1),
         np.clip(pleural / 4.0 + fissures / 2.0, 0, 1),
         np.clip(emph_pct / 100.0, 0, 1),
     ], axis=1).astype(np.float32)
@@ -337,6 +383,7 @@ def _score_chunk(problem, maps, entry_ras, normal_ras, target) -> ScoreTable:
 
     return ScoreTable(
         entry_ras, np.broadcast_to(target, entry_ras.shape).copy(), normal_ras, length, skin, cc,
-        inplane, tilt, slack, slack + margin, closest.astype(np.int16), closest_t, avoid_min,
-        avoid_id.astype(np.int16), forbidden_hit, lung_mm, aer_n * smm, pleural, fissures,
-        emph_pct, liver_before, v, costs, score, list(maps.names), widen, n_total)
+        inplane, tilt, slack, slack + r["margin"], r["closest"].astype(np.int16), r["closest_t"],
+        avoid_min, r["avoid_id"].astype(np.int16), r["forbidden_hit"], r["lung_mm"], r["aer_mm"],
+        pleural, fissures, emph_pct, liver_before, v, costs, score, list(maps.names), widen,
+        r["n_samples"])
