@@ -115,9 +115,24 @@ def _bench_case(label, prob) -> list[dict]:
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        table = score_paths(prob, maps, cand.entry_ras, cand.normal_ras)
+        table = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device="numpy")
         times.append(time.perf_counter() - t0)
     t_score = min(times)
+    torch_rows = []
+    try:
+        import torch
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    except ImportError:
+        devices = []
+    for dev in devices:
+        score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device=dev)  # warm-up / upload
+        tt = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device=dev)
+            tt.append(time.perf_counter() - t0)
+        torch_rows.append({"name": f"{label}: score all candidates, torch {dev}", "value": min(tt),
+                           "unit": "s", "baseline": t_score, "ratio": t_score / min(tt)})
     ev = Evaluator(prob, maps)
     feas = np.flatnonzero(table.feasible)
     pick = feas if len(feas) else np.arange(n)
@@ -157,6 +172,7 @@ def _bench_case(label, prob) -> list[dict]:
         {"name": f"{label}: score all candidates, every criterion", "value": t_score, "unit": "s",
          "baseline": t_base, "ratio": t_base / t_score},
         {"name": f"{label}: baseline timed on {len(sub)} paths, extrapolated", "value": t_sub, "unit": "s"},
+        *torch_rows,
         {"name": f"{label}: re-score one path (evaluate)", "value": 1000 * t_eval, "unit": "ms"},
         {"name": f"{label}: peak traced memory precompute+score", "value": peak / 2 ** 20, "unit": "MiB"},
         {"name": f"{label}: map memory", "value": maps.nbytes / 2 ** 20, "unit": "MiB"},
