@@ -31,23 +31,16 @@ def save_scene(scene, mrml_path) -> Path:
     folder = mrml_path.parent
     folder.mkdir(parents=True, exist_ok=True)
     used = set()
-    n = scene.GetNumberOfNodes()
-    for i in range(n):
-        node = scene.GetNthNode(i)
-        if not node.IsA("vtkMRMLStorableNode") or node.GetHideFromEditors() and not node.IsA("vtkMRMLColorTableNode"):
+    nodes = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+    for node in nodes:
+        if not node.IsA("vtkMRMLStorableNode") or node.IsA("vtkMRMLStorageNode"):
             continue
-        cls = node.GetClassName()
-        if cls == "vtkMRMLColorTableNode" and node.GetSingletonTag():
+        if node.IsA("vtkMRMLColorTableNode") and node.GetSingletonTag():
             continue  # built-in colour tables come with Slicer
-        suffix = DATA_SUFFIX.get(cls)
-        if suffix is None:
-            continue
-        storage = node.GetStorageNode()
-        if storage is None:
-            node.AddDefaultStorageNode()
-            storage = node.GetStorageNode()
+        storage = _storage_node(scene, node)
         if storage is None:
             continue
+        suffix = DATA_SUFFIX.get(node.GetClassName()) or "." + (storage.GetDefaultWriteFileExtension() or "dat")
         base = _safe(node.GetName())
         fname = base + suffix
         k = 2
@@ -63,6 +56,21 @@ def save_scene(scene, mrml_path) -> Path:
     if not scene.Commit(str(mrml_path)):
         raise OSError(f"could not write the scene {mrml_path}")
     return mrml_path
+
+
+def _storage_node(scene, node):
+    import slicer
+
+    storage = node.GetStorageNode()
+    if storage is None:
+        storage = node.CreateDefaultStorageNode()
+        if storage is None and node.IsA("vtkMRMLMarkupsNode"):
+            storage = slicer.vtkMRMLMarkupsJsonStorageNode()
+        if storage is None:
+            return None
+        scene.AddNode(storage)
+        node.SetAndObserveStorageNodeID(storage.GetID())
+    return storage
 
 
 def load_scene(mrml_path):
