@@ -79,12 +79,17 @@ def load_scene(mrml_path):
 
     scene = slicer.vtkMRMLScene()
     scene.SetURL(str(Path(mrml_path).resolve()))
-    if not scene.Connect():
+    scene.Connect()  # returns 0 without Slicer's application logic even when all nodes load
+    if scene.GetNumberOfNodes() == 0:
         raise OSError(f"could not read the scene {mrml_path}")
+    failed = []
     for i in range(scene.GetNumberOfNodes()):
         node = scene.GetNthNode(i)
         if node.IsA("vtkMRMLStorableNode") and node.GetStorageNode() is not None and not _has_data(node):
-            node.GetStorageNode().ReadData(node)
+            if not node.GetStorageNode().ReadData(node):
+                failed.append(node.GetName())
+    if failed:
+        raise OSError(f"{mrml_path}: could not read the data of {failed}")
     return scene
 
 
