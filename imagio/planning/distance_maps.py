@@ -35,7 +35,7 @@ ROLE_CODE = {"passable": 0, "target": 0, "avoid": 1, "margin": 2, "forbidden": 3
 class StructureBox:
     index: int
     lo: np.ndarray       # kji of the box corner in the crop
-    dist: np.ndarray     # signed distance mm in the box, float32
+    dist: np.ndarray     # signed distance mm in the box, float16 (|d| <= cap + margin)
 
 
 @dataclass
@@ -173,7 +173,7 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
         bhi = np.minimum([o[d].stop + pad[d] for d in range(3)], label.shape)
         bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
         d = _signed_distance(label[bs] == s.value, sp)
-        boxes.append(StructureBox(i, blo, d))
+        boxes.append(StructureBox(i, blo, d.astype(np.float16)))   # per-structure, for evaluate
         if s.role == "avoid":
             tgt, tid, val = avoid[bs], avoid_id[bs], d
         else:
