@@ -18,7 +18,10 @@ import numpy as np
 from .errors import Cancelled, ImagioError
 
 # modules exposing register(subparsers); each adds its subcommands
-FEATURE_COMMANDS: tuple[str, ...] = ("imagio.planning.commands",)
+FEATURE_COMMANDS: tuple[str, ...] = (
+    "imagio.segmentation.commands",
+    "imagio.planning.commands",
+)
 
 
 def _progress_printer(quiet: bool):

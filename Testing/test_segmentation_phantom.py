@@ -1,0 +1,73 @@
+"""Rule-based segmenters against the digital phantom's ground truth (imagio.phantom, 3 mm)."""
+
+import numpy as np
+import pytest
+
+phantom = pytest.importorskip("imagio.phantom")
+
+from imagio.segmentation import rules  # noqa: E402
+from imagio.segmentation.common import components, dice, hausdorff95  # noqa: E402
+from imagio.segmentation.lesion import segment_lesion  # noqa: E402
+from imagio.segmentation.phantom_eval import phantom_truth  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom.generate(spacing=3.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def seg(ph):
+    return rules.segment_masks(ph.ct, ["body", "bones", "lungs", "airways"])
+
+
+def test_dice_per_structure(ph, seg):
+    masks, meta = seg
+    t = phantom_truth(ph.labels)
+    sk = ph.ct.spacing_kji
+    bone = masks["vertebrae"] | masks["ribs"] | masks["bone"]
+    assert dice(masks["body"], t["body"]) > 0.97
+    assert hausdorff95(masks["body"], t["body"], sk) <= 3.0 + 1e-6
+    assert dice(bone, t["bone"]) > 0.75
+    assert dice(masks["lung_left"], t["lung_left"]) > 0.9
+    assert dice(masks["lung_right"], t["lung_right"]) > 0.9
+    assert dice(masks["trachea"], t["trachea"]) > 0.6
+
+
+def test_airway_generations_reached(ph, seg):
+    masks, _ = seg
+    aw = masks["trachea"] | masks["airways"]
+    _, n, _ = components(aw, connectivity=26)
+    assert n == 1
+    reached = []
+    for br in ph.airway_tree:
+        mid = 0.5 * (np.asarray(br.start_ras) + np.asarray(br.end_ras))
+        if aw[tuple(np.rint(ph.ct.world_to_kji(mid[None])[0]).astype(int))]:
+            reached.append(br.generation)
+    # at 3 mm the lumen of generation >= 3 bronchi is below two voxels
+    assert 0 in reached and max(reached) >= 2
+
+
+def test_intercostal_spaces_open(ph, seg):
+    """Neighbouring ribs are never one connected piece of our rib mask."""
+    masks, _ = seg
+    lab, _, _ = components(masks["ribs"], connectivity=26)
+    inv = {n: v for v, n in ph.labels.labels.items()}
+    for side in ("left", "right"):
+        for i in range(1, 12):
+            a, b = inv.get(f"rib_{side}_{i}"), inv.get(f"rib_{side}_{i + 1}")
+            if a is None or b is None:
+                continue
+            la = set(np.unique(lab[ph.labels.array == a])) - {0}
+            lb = set(np.unique(lab[ph.labels.array == b])) - {0}
+            assert not (la & lb), f"rib_{side}_{i} and rib_{side}_{i + 1} are fused"
+
+
+def test_lesions_one_click(ph):
+    inv = {n: v for v, n in ph.labels.labels.items()}
+    vox = float(max(ph.ct.spacing))
+    for les in ph.lesions:
+        truth = ph.labels.array == inv[les.name]
+        mask, meas = segment_lesion(ph.ct, les.center_ras)
+        assert dice(mask, truth) >= 0.85, les
+        assert meas.long_axis_mm == pytest.approx(2 * les.radius_mm, abs=vox), les

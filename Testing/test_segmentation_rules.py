@@ -1,0 +1,304 @@
+"""Rule-based segmenters and one-click lesion on synthetic CTs whose truth is known by construction.
+
+`synthetic_ct.make_ct` draws the same patient (body on a table, lungs, trachea and bronchi
+ending open in the lungs, spine, 12 ribs, liver with a vessel and a tumour, lung nodules,
+an emphysema ball) on any grid; one grid here is oblique and anisotropic.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from imagio import anatomy
+from imagio.errors import Cancelled, ImagioError, InputError
+from imagio.segmentation import rules
+from imagio.segmentation.body import mesh_boundary_edges, mesh_signed_volume, skin_surface
+from imagio.segmentation.common import components, dice
+from imagio.segmentation.lesion import segment_lesion
+from imagio.segmentation.vessels import lumen_diameter, vessel_mask
+from imagio.volume import Volume
+from synthetic_ct import LESIONS, make_ct
+from conftest import rotation
+
+
+@pytest.fixture(scope="module")
+def synth():
+    ct, truth = make_ct()
+    masks, meta = rules.segment_masks(
+        ct, ["body", "bones", "lungs", "airways", "emphysema", "lung_vessels"])
+    return ct, truth, masks, meta
+
+
+@pytest.fixture(scope="module")
+def synth_oblique():
+    d = rotation((1, 2, 3), 20.0) @ np.diag([-1.0, 1.0, 1.0])
+    ct, truth = make_ct(spacing=(1.8, 2.2, 2.6), direction=d, seed=3)
+    return ct, truth
+
+
+def test_body_excludes_table_and_matches(synth):
+    ct, t, m, _ = synth
+    assert dice(m["body"], t["body"]) > 0.98
+    assert not (m["body"] & t["table"]).any()
+
+
+def test_lungs_left_right(synth):
+    ct, t, m, _ = synth
+    assert dice(m["lung_left"], t["lung_left"]) > 0.95
+    assert dice(m["lung_right"], t["lung_right"]) > 0.95
+    assert not (m["lung_left"] & m["lung_right"]).any()
+    # airways are not lung
+    assert not (m["lung_left"] & t["trachea"]).any()
+
+
+def test_airways_trachea_found_no_leak(synth):
+    ct, t, m, meta = synth
+    assert dice(m["trachea"], t["trachea"]) > 0.75
+    assert dice(m["airways"], t["bronchi"]) > 0.6
+    # the bronchi open into -850 HU parenchyma: growing above that leaks, and must be rejected
+    truth_ml = (t["trachea"] | t["bronchi"]).sum() * ct.voxel_volume_ml
+    assert meta["airways"]["volume_ml"] < 1.3 * truth_ml
+    assert meta["airways"]["threshold_hu"] < -850
+    _, n, _ = components(m["trachea"] | m["airways"], connectivity=26)
+    assert n == 1
+    # both main bronchi reached, far into each lung
+    from imagio.segmentation.common import ras_coordinate
+
+    x = ras_coordinate(ct, 0)
+    assert x[m["airways"]].max() > 35 and x[m["airways"]].min() < -35
+
+
+def test_emphysema_percent_per_lung(synth):
+    ct, t, m, meta = synth
+    assert dice(m["emphysema"], t["emphysema"]) > 0.9
+    e = meta["emphysema"]
+    expect = 100 * t["emphysema"].sum() / t["lung_left"].sum()
+    assert e["lung_left"]["laa_percent"] == pytest.approx(expect, rel=0.15)
+    assert e["lung_right"]["laa_percent"] < 0.1
+
+
+def test_bones_spine_ribs_apart_and_intercostal_spaces_open(synth):
+    ct, t, m, _ = synth
+    assert dice(m["vertebrae"], t["spine"]) > 0.8
+    bone = m["vertebrae"] | m["ribs"] | m["bone"]
+    # every true bone voxel is found (the mask may carry a partial-volume rim)
+    assert (bone & (t["spine"] | t["ribs"])).sum() > 0.97 * (t["spine"] | t["ribs"]).sum()
+    assert not (m["vertebrae"] & t["ribs"]).any()
+    # 12 separate ribs: no fused intercostal spaces
+    _, n, _ = components(m["ribs"], connectivity=26)
+    assert n == 12
+    assert (m["ribs"] & t["ribs"]).sum() > 0.95 * t["ribs"].sum()
+
+
+def test_vessels_in_organ_with_diameter(oblique_affine):
+    """Two contrast tubes (3 and 5 mm radius) in a 100 HU organ on an oblique anisotropic grid."""
+    from imagio.segmentation.common import ras_coordinate
+    from imagio.volume import make_ijk_to_ras
+
+    m = oblique_affine.copy()
+    m[:3, :3] = m[:3, :3] / np.linalg.norm(m[:3, :3], axis=0) * np.array([0.8, 0.8, 1.2])
+    vol = Volume(np.zeros((60, 90, 90), np.int16), m)
+    c = vol.kji_to_world(np.array([[30, 45, 45]]))[0]
+    x, y, z = (ras_coordinate(vol, r) - c[r] for r in range(3))
+    organ = x ** 2 + y ** 2 + z ** 2 <= 30 ** 2
+    tube3 = organ & ((y - 10) ** 2 + z ** 2 <= 3 ** 2)
+    tube5 = organ & ((y + 10) ** 2 + z ** 2 <= 5 ** 2)
+    a = np.where(organ, 100.0, -1000.0)
+    a[tube3 | tube5] = 250.0
+    rng = np.random.default_rng(0)
+    from scipy import ndimage
+
+    a = ndimage.gaussian_filter(a, 0.5) + rng.normal(0, 10, a.shape)
+    ct = vol.with_array(a.astype(np.int16))
+    inner = organ & (x ** 2 + y ** 2 + z ** 2 <= 25 ** 2)  # away from the organ's edge
+    vm, diam = vessel_mask(ct, organ)
+    assert dice(vm & inner, (tube3 | tube5) & inner) > 0.8
+    assert np.median(diam[vm & tube3 & inner]) == pytest.approx(6.0, abs=1.5)
+    assert np.median(diam[vm & tube5 & inner]) == pytest.approx(10.0, abs=1.5)
+
+
+def test_lumen_diameter_of_a_cylinder_anisotropic():
+    sk = (2.5, 0.7, 0.7)
+    k, j, i = np.ogrid[:20, :60, :60]
+    r = np.sqrt(((j - 30) * 0.7) ** 2 + ((i - 30) * 0.7) ** 2)
+    m = np.broadcast_to(r <= 5.0, (20, 60, 60)).copy()
+    d = lumen_diameter(m, sk)
+    assert np.median(d[m]) == pytest.approx(10.0, abs=1.0)
+
+
+def test_label_volume_named_per_anatomy(synth):
+    ct, t, m, meta = synth
+    seg = rules.to_label_volume(ct, m, meta=meta)
+    cat = anatomy.catalogue()
+    assert set(seg.labels.values()) >= {"body", "lung_left", "lung_right", "trachea", "airways",
+                                        "vertebrae", "ribs", "emphysema"}
+    assert all(n in cat for n in seg.labels.values())
+    assert seg.same_grid(ct)
+    # each label's voxels are a subset of its mask
+    for v, n in seg.labels.items():
+        assert not ((seg.array == v) & ~m[n]).any()
+
+
+@pytest.mark.parametrize("name", list(LESIONS))
+def test_one_click_lesion(synth, name):
+    ct, t, _, _ = synth
+    centre, radius, hu, kind = LESIONS[name]
+    mask, meas = segment_lesion(ct, centre)
+    assert meas.kind == kind
+    assert dice(mask, t[name]) > 0.85
+    vox = float(max(ct.spacing))
+    assert meas.long_axis_mm == pytest.approx(2 * radius, abs=vox)
+    assert meas.axial_long_axis_mm == pytest.approx(2 * radius, abs=vox)
+    assert meas.short_axis_mm <= meas.long_axis_mm
+    assert meas.volume_ml == pytest.approx(t[name].sum() * ct.voxel_volume_ml, rel=0.2)
+    assert np.allclose(meas.centroid_ras, centre, atol=vox)
+
+
+def test_oblique_anisotropic_grid(synth_oblique):
+    ct, t = synth_oblique
+    assert not np.allclose(ct.direction, np.eye(3))
+    m, meta = rules.segment_masks(ct, ["body", "lungs", "airways"])
+    assert dice(m["body"], t["body"]) > 0.97
+    assert dice(m["lung_left"], t["lung_left"]) > 0.93
+    assert dice(m["lung_right"], t["lung_right"]) > 0.93
+    assert dice(m["trachea"], t["trachea"]) > 0.6
+    centre, radius, _, _ = LESIONS["nodule_solid"]
+    mask, meas = segment_lesion(ct, centre)
+    assert dice(mask, t["nodule_solid"]) > 0.85
+    assert meas.long_axis_mm == pytest.approx(2 * radius, abs=float(max(ct.spacing)))
+
+
+def test_lungs_split_when_touching():
+    """Two lungs joined by a bridge at the anterior junction are split left/right."""
+    ct, t = make_ct()
+    a = ct.array.copy()
+    from imagio.segmentation.common import ras_coordinate
+
+    x, y, z = (ras_coordinate(ct, r) for r in range(3))
+    bridge = (np.abs(x) < 20) & (np.abs(y - 50) < 6) & (np.abs(z - 25) < 20)
+    a[bridge] = -850
+    ct2 = ct.with_array(a)
+    m, _ = rules.segment_masks(ct2, ["body", "lungs"])
+    assert dice(m["lung_left"], t["lung_left"]) > 0.93
+    assert dice(m["lung_right"], t["lung_right"]) > 0.93
+
+
+def test_skin_surface_closed_outward_oblique(synth_oblique):
+    ct, t = synth_oblique
+    body = ct.with_array(t["body"].astype(np.uint8), labels={1: "body"})
+    poly = skin_surface(body)
+    assert poly.GetNumberOfPoints() > 1000
+    assert mesh_boundary_edges(poly) == 0
+    vol = mesh_signed_volume(poly)
+    truth = t["body"].sum() * ct.voxel_volume_ml * 1000
+    assert vol > 0 and vol == pytest.approx(truth, rel=0.05)
+    from vtk.util import numpy_support as ns
+
+    pts = ns.vtk_to_numpy(poly.GetPoints().GetData())
+    nrm = ns.vtk_to_numpy(poly.GetPointData().GetNormals())
+    c = pts.mean(0)
+    assert np.mean(np.einsum("ij,ij->i", nrm, pts - c) > 0) > 0.95
+    # in RAS: the body is the 150 x 110 mm ellipse cylinder centred on the origin
+    assert pts[:, 0].max() == pytest.approx(150, abs=4)
+    assert pts[:, 1].min() == pytest.approx(-110, abs=4)
+
+
+def test_refuses_non_ct():
+    ct, _ = make_ct(spacing=(6.0, 6.0, 6.0))
+    mr = ct.with_array((ct.array.astype(np.int32) + 1024).astype(np.int16))
+    with pytest.raises(InputError, match="does not look like a CT"):
+        rules.segment(mr)
+    with pytest.raises(InputError, match="no air"):
+        rules.segment(ct.with_array(np.maximum(ct.array, -500)))
+    with pytest.raises(InputError, match="unknown structure"):
+        rules.segment(ct, ["body", "spleen"])
+
+
+def test_lesion_click_errors(synth):
+    ct, t, _, _ = synth
+    with pytest.raises(InputError, match="outside the image"):
+        segment_lesion(ct, (1000.0, 0.0, 0.0))
+    with pytest.raises(InputError, match="in air"):
+        segment_lesion(ct, (0.0, 20.0, 90.0))  # trachea lumen
+    with pytest.raises(InputError, match="bone"):
+        segment_lesion(ct, (0.0, -78.0 + 15.0, 0.0))  # spine cortex
+    with pytest.raises(ImagioError):
+        segment_lesion(ct, (60.0, 5.0, 60.0))  # plain lung parenchyma: no lesion
+
+
+def test_progress_and_cancel():
+    ct, _ = make_ct(spacing=(6.0, 6.0, 6.0))
+    seen = []
+    rules.segment(ct, ["body", "lungs"], progress=lambda f, m: seen.append(f))
+    assert seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    with pytest.raises(Cancelled):
+        rules.segment(ct, ["body"], progress=lambda f, m: f < 0.05)
+
+
+def test_cli_segment_and_lesion(tmp_path, capsys):
+    from imagio import cli, io
+
+    ct, t = make_ct(spacing=(3.0, 3.0, 3.0))
+    src = tmp_path / "ct.nrrd"
+    io.write_image(ct, src)
+    out = tmp_path / "seg.seg.nrrd"
+    assert cli.main(["segment", str(src), "--structures", "body,lungs,airways", "--out", str(out),
+                     "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert {"body", "lung_left", "lung_right", "trachea"} <= set(res["structures"])
+    seg = io.read_labels(out)
+    assert dice(seg.mask("lung_right"), t["lung_right"]) > 0.9
+    # never overwrite without --force
+    assert cli.main(["segment", str(src), "--out", str(out), "--quiet"]) == 2
+    les = tmp_path / "les.seg.nrrd"
+    c = LESIONS["liver_tumor"][0]
+    assert cli.main(["lesion", str(src), "--point", ",".join(map(str, c)), "--out", str(les),
+                     "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["volume_ml"] == pytest.approx(4 / 3 * np.pi * 12 ** 3 / 1000, rel=0.3)
+    assert cli.main(["lesion", str(src), "--point", "999,0,0", "--out", str(tmp_path / "x.nrrd"),
+                     "--quiet"]) == 2
+    assert "outside the image" in capsys.readouterr().err
+
+
+def test_liver_tumour_at_organ_edge_touching_same_density_tissue():
+    """A hypodense tumour (30 HU) bulging out of the liver (100 HU) into muscle (40 HU): the
+    region is cut where the lesion stops facing the liver; an organ mask bounds it exactly."""
+    from scipy import ndimage
+
+    from imagio.segmentation.common import ras_coordinate
+    from imagio.volume import make_ijk_to_ras
+
+    vol = Volume(np.zeros((50, 70, 70), np.int16), make_ijk_to_ras((1.2, 1.2, 2.0), (-42, -42, -50)))
+    x, y, z = (ras_coordinate(vol, r) for r in range(3))
+    a = np.full(vol.shape, 40.0)
+    a[np.abs(x) > 38] = -1000
+    liver = x < 0
+    a[liver] = 100.0
+    tum = (x + 6) ** 2 + y ** 2 + z ** 2 <= 10 ** 2
+    a[tum] = 30.0
+    a = ndimage.gaussian_filter(a, 0.6) + np.random.default_rng(0).normal(0, 10, a.shape)
+    ct = vol.with_array(a.astype(np.int16))
+    m, meas = segment_lesion(ct, (-6.0, 0.0, 0.0))
+    assert meas.kind == "soft_tissue"
+    assert dice(m, tum) > 0.85
+    m, meas = segment_lesion(ct, (-6.0, 0.0, 0.0), organ=liver)
+    assert dice(m, tum & liver) > 0.85 and not (m & ~liver).any()
+
+
+def test_cli_vessels(tmp_path, capsys):
+    from imagio import cli, io
+
+    ct, t = make_ct(spacing=(2.0, 2.0, 2.0))
+    src, organ = tmp_path / "ct.nrrd", tmp_path / "liver.nii.gz"
+    io.write_image(ct, src)
+    io.write_labels(ct.with_array(t["liver"].astype(np.uint8), labels={1: "liver"}), organ)
+    out = tmp_path / "v.seg.nrrd"
+    assert cli.main(["vessels", str(src), "--organ", str(organ), "--organ-labels", "liver",
+                     "--out", str(out), "--diameter-out", str(tmp_path / "d.nrrd"), "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["structure"] == "liver_vessels"
+    v = io.read_labels(out).mask("liver_vessels")
+    assert dice(v, t["vessel"]) > 0.5
+    assert io.read_image(tmp_path / "d.nrrd").array.max() > 3.0

@@ -1,0 +1,233 @@
+"""Airways: trachea found automatically, bronchial tree by region growing with leak detection.
+
+Seed: in the upper axial slices, an air region (< -900 HU) inside the body, round, 1-6 cm^2,
+close to the left-right midline, repeated over several consecutive slices (a tube).
+Growth: the connected component of the seed below a threshold raised step by step from
+-980 HU; the step whose volume more than doubles (``leak_ratio``) or exceeds
+``max_lung_fraction`` of the air inside the body has leaked into the parenchyma and is
+rejected, the last good step is kept. Above it, growing continues locally: new pieces up to
+``LOCAL_PIECE_ML`` (a peripheral bronchus) are kept, larger ones (a branch leaking) dropped.
+The trachea is the part above the carina (the first slice, from the top, where the tree
+splits into two sizeable lumens); the rest is labelled "airways".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..volume import Volume
+from .common import AIR_HU, anatomical_axes, as_progress, check_ct, components, plane_structure, ras_coordinate
+
+THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
+LEAK_RATIO = 2.0  # a step that more than doubles the tree ...
+LEAK_MIN_ML = 30.0  # ... by more than this (mL) has leaked into the parenchyma
+MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
+LOCAL_STEP_HU, LOCAL_MAX_HU = 20, -760  # local extension schedule above the global threshold
+LOCAL_PIECE_ML = 0.5  # a new piece larger than this is a leak (a segmental bronchus is ~0.2 mL)
+CARINA_LUMEN_SHARE = 0.2  # a main bronchus lumen is ~40-60 % of the trachea's
+CARINA_MIN_MM = 3.0  # the two lumens must persist this far below the split
+TRACHEA_BELOW_LUNG_TOP_MM = 60.0  # the trachea candidate must reach this close to the lung apex
+
+
+def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
+    """[k, j, i] index of a voxel inside the trachea, or None when no trachea is visible."""
+    a = ct.array
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    air = (a < AIR_HU) & body
+    if not air.any():
+        return None
+    lab, n = ndimage.label(air, structure=plane_structure(s_ax))
+    if n == 0:
+        return None
+    other = [i for i in range(3) if i != s_ax]
+    pix_mm2 = float(np.prod(ct.spacing_kji[other]))
+    lv = lab[air]
+    area_vox = np.bincount(lv, minlength=n + 1)[1:]
+    area = area_vox * pix_mm2
+    x = ras_coordinate(ct, 0)
+    cx_body = float(np.median(x[body]))
+    cx = np.bincount(lv, weights=x[air], minlength=n + 1)[1:] / np.maximum(area_vox, 1)
+    # bounding-box compactness: area / (extent_a * extent_b) ~ pi/4 for a disc
+    objs = ndimage.find_objects(lab)
+    ext = np.array([[(o[d].stop - o[d].start) * ct.spacing_kji[d] for d in other] for o in objs])
+    ratio = area / np.maximum(ext[:, 0] * ext[:, 1], 1e-6)
+    elong = ext.max(1) / np.maximum(ext.min(1), 1e-6)
+    ok = (area > 80) & (area < 700) & (np.abs(cx - cx_body) < 30) & (ratio > 0.5) & (elong < 2.2)
+    if not ok.any():
+        return None
+    cand = np.zeros(n + 1, bool)
+    cand[1:] = ok
+    tube = cand[lab]
+    tl, tn, tc = components(tube, connectivity=6)
+    if tn == 0:
+        return None
+    # the trachea: the candidate tube spanning the most slices (>= 15 mm) whose top reaches the
+    # top of the lungs (a rectum or bowel loop below the lungs is no trachea)
+    objs3 = ndimage.find_objects(tl)
+    span = np.array([(o[s_ax].stop - o[s_ax].start) * ct.spacing_kji[s_ax] if o is not None else 0
+                     for o in objs3])
+    top = _lung_top(ct, body, s_ax, s_sign)
+    if top is None:
+        return None
+    for o_i, o in enumerate(objs3):
+        if o is None:
+            continue
+        tube_top = (o[s_ax].stop - 1) if s_sign > 0 else o[s_ax].start
+        if (top - tube_top) * s_sign * ct.spacing_kji[s_ax] > TRACHEA_BELOW_LUNG_TOP_MM:
+            span[o_i] = 0
+    best = int(np.argmax(span)) + 1
+    if span[best - 1] < 15.0:
+        return None
+    pts = np.argwhere(tl == best)
+    # a seed in the middle of the tube's upper half
+    sup_coord = pts[:, s_ax] * s_sign
+    upper = pts[sup_coord >= np.median(sup_coord)]
+    c = upper.mean(0)
+    return upper[np.argmin(((upper - c) ** 2).sum(1))]
+
+
+def _lung_top(ct: Volume, body: np.ndarray, s_ax: int, s_sign: int):
+    """Index (along the superior axis) of the most superior slice holding lung-like air: large
+    (> 100 mL) air components (< -400 HU) inside the body that are not uniform gas."""
+    from .lungs import GAS_MEDIAN_HU, _label_medians
+
+    lab, n, counts = components((ct.array < -400) & body, connectivity=6)
+    keep = counts * ct.voxel_volume_ml > 100.0
+    keep[0] = False
+    if not keep.any():
+        return None
+    keep[keep] = _label_medians(ct.array, lab, keep) > GAS_MEDIAN_HU
+    if not keep.any():
+        return None
+    m = keep[lab]
+    idx = np.flatnonzero(np.any(m, axis=tuple(i for i in range(3) if i != s_ax)))
+    return int(idx[-1] if s_sign > 0 else idx[0])
+
+
+def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_HU,
+                 leak_ratio: float = LEAK_RATIO, max_fraction: float = MAX_LUNG_FRACTION,
+                 progress=None) -> tuple[np.ndarray, dict]:
+    """Connected component of the seed under increasing thresholds, stopping before a leak.
+
+    Returns (mask, info) with the accepted threshold (HU) and the volumes per step (mL).
+    """
+    import SimpleITK as sitk
+
+    p = as_progress(progress)
+    a = ct.array
+    seed = tuple(int(v) for v in seed_kji)
+    lung_air_ml = float(((a < -400) & body).sum() * ct.voxel_volume_ml)
+    img = sitk.GetImageFromArray(np.where(body, a, 3000).astype(np.int16))
+    best, best_t, vols = None, None, []
+
+    def grow(t):
+        seg = sitk.ConnectedThreshold(img, seedList=[seed[::-1]], lower=-4000, upper=int(t))
+        m = sitk.GetArrayViewFromImage(seg).astype(bool)
+        v = float(m.sum() * ct.voxel_volume_ml)
+        vols.append((int(t), round(v, 2)))
+        return m, v
+
+    def leaked(v, prev):
+        if v > max_fraction * max(lung_air_ml, 1e-6):
+            return True
+        return prev is not None and v > leak_ratio * prev and v - prev > LEAK_MIN_ML
+
+    thresholds = [t for t in thresholds if a[seed] < t]
+    for n, t in enumerate(thresholds):
+        p(n / max(len(thresholds), 1), f"airways: growing below {t} HU")
+        m, v = grow(t)
+        if leaked(v, None if best is None else float(best.sum() * ct.voxel_volume_ml)):
+            # refine between the last good threshold and the leaking one in 5 HU steps
+            if best_t is not None:
+                for tt in range(best_t + 5, t, 5):
+                    m2, v2 = grow(tt)
+                    if leaked(v2, float(best.sum() * ct.voxel_volume_ml)):
+                        break
+                    best, best_t = m2, tt
+            break
+        best, best_t = m, t
+    if best is None:
+        raise InputError("airway growing leaked immediately from the trachea seed; the trachea "
+                         "is not separated from the lungs at this resolution")
+    # local extension: above the global threshold, keep only the small new pieces (peripheral
+    # bronchi gained by a branch) and reject the large ones (a branch leaking into parenchyma)
+    added_ml = 0.0
+    for t in range(best_t + LOCAL_STEP_HU, LOCAL_MAX_HU + 1, LOCAL_STEP_HU):
+        m, _ = grow(t)
+        new = m & ~best
+        if not new.any():
+            continue
+        lab, n, cnt = components(new, connectivity=26)
+        ok = cnt * ct.voxel_volume_ml <= LOCAL_PIECE_ML
+        ok[0] = False
+        gain = ok[lab]
+        added_ml += float(gain.sum() * ct.voxel_volume_ml)
+        best = best | gain
+    return best, {"threshold_hu": best_t, "steps_ml": vols, "local_extension_ml": round(added_ml, 2)}
+
+
+def split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(trachea, bronchi, carina slice index along the superior axis) of an airway mask.
+
+    The carina is the first slice from the top where two lumens each at least
+    ``CARINA_LUMEN_SHARE`` of the trachea's median cross-section appear (main bronchi are about
+    half of it) for ``CARINA_MIN_MM`` along the axis; small side pieces do not count.
+    """
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    lab, n = ndimage.label(airway, structure=plane_structure(s_ax))
+    if n == 0:
+        return airway.copy(), np.zeros_like(airway), None
+    other = tuple(i for i in range(3) if i != s_ax)
+    pix_mm2 = float(np.prod(ct.spacing_kji[list(other)]))
+    sizes = np.bincount(lab.ravel(), minlength=n + 1) * pix_mm2
+    objs = ndimage.find_objects(lab)
+    sl_of = np.array([-1] + [o[s_ax].start if o is not None else -1 for o in objs])
+    n_slices = airway.shape[s_ax]
+    order = np.arange(n_slices)[::-1] if s_sign > 0 else np.arange(n_slices)  # top down
+    # trachea cross-section: the largest lumen per slice, median over the top slices
+    largest = np.zeros(n_slices)
+    np.maximum.at(largest, sl_of[1:], sizes[1:])
+    occ = [s for s in order if largest[s] > 0]
+    if not occ:
+        return airway.copy(), np.zeros_like(airway), None
+    top = occ[: max(3, len(occ) // 4)]
+    ref_area = float(np.median(largest[top]))
+    big = sizes >= max(10.0, CARINA_LUMEN_SHARE * ref_area)
+    big[0] = False
+    per_slice = np.bincount(sl_of[big], minlength=n_slices)
+    need = max(1, int(round(CARINA_MIN_MM / ct.spacing_kji[s_ax])))
+    carina = None
+    run = 0
+    for s in occ:
+        run = run + 1 if per_slice[s] >= 2 else 0
+        if run >= need:
+            carina = int(s - (need - 1) * (-s_sign))  # the first slice of the run
+            break
+    if carina is None:
+        return airway.copy(), np.zeros_like(airway), None
+    coord = np.arange(n_slices) * s_sign
+    above = coord > carina * s_sign
+    shape = [1, 1, 1]
+    shape[s_ax] = -1
+    above = np.broadcast_to(above.reshape(shape), airway.shape)
+    trachea = airway & above
+    return trachea, airway & ~trachea, carina
+
+
+def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(trachea, bronchi, info) for a chest CT; raises InputError if no trachea is found."""
+    p = as_progress(progress)
+    check_ct(ct)
+    p(0.0, "airways: finding the trachea")
+    seed = find_trachea_seed(ct, body)
+    if seed is None:
+        raise InputError("no trachea found (no round air tube near the midline in the upper "
+                         "slices): airways need a CT that covers the chest above the carina")
+    m, info = grow_airways(ct, seed, body, progress=p.sub(0.1, 0.9))
+    trachea, bronchi, carina = split_trachea(ct, m)
+    info.update(seed_kji=[int(v) for v in seed], carina_slice=carina,
+                volume_ml=round(float(m.sum() * ct.voxel_volume_ml), 2))
+    p(1.0, "airways: done")
+    return trachea, bronchi, info

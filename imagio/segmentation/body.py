@@ -1,0 +1,143 @@
+"""Patient outline (body) without table, clothing or blankets, and the skin surface mesh.
+
+`body_mask`: threshold at -500 HU, a morphological opening (radius ``open_mm``) cuts the table
+and thin blankets off, the largest component is the patient, holes (lungs, bowel gas) are
+filled per axial slice and in 3-D. `skin_surface` turns that mask into a closed, smooth
+triangle mesh in RAS mm with outward normals (what the needle planner uses as entry surface).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..volume import Volume
+from .common import (BODY_HU, anatomical_axes, as_progress, check_ct, dilate_mm, erode_mm,
+                     fill_holes_3d, fill_holes_per_slice, largest_component)
+
+
+def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
+    """Boolean [k, j, i] mask of the patient (skin and everything inside it).
+
+    open_mm: opening radius (mm) that detaches the table, cushions and clothing folds; the
+    mask is then restored to the unopened outline near the patient (geodesic reconstruction)
+    so the skin is not eroded.
+    """
+    p = as_progress(progress)
+    a = check_ct(ct)
+    p(0.0, "body: threshold")
+    m = a > BODY_HU
+    sk = ct.spacing_kji
+    p(0.2, "body: opening to cut the table")
+    # erosion, then the largest component, then dilation back (opening of the patient only)
+    eroded = erode_mm(m, open_mm, sk)
+    core = largest_component(eroded)
+    if not core.any():
+        raise InputError("no body found: nothing above -500 HU after removing thin structures")
+    # restore the outline: voxels of the thresholded mask within the opening radius of the core
+    grown = dilate_mm(core, open_mm * 1.05, sk) & m
+    body = largest_component(grown)
+    p(0.6, "body: fill holes")
+    sup_axis = anatomical_axes(ct)["S"][0]
+    body = fill_holes_per_slice(body, sup_axis)
+    body = fill_holes_3d(body)
+    p(1.0, "body: done")
+    return body
+
+
+def skin_surface(body: Volume, smooth_iterations: int = 20, passband: float = 0.05,
+                 sigma_vox: float = 0.8):
+    """Closed triangle mesh (vtkPolyData) of a body mask Volume, points in RAS mm.
+
+    The mask is padded (closing the surface where the scan cuts the body), slightly blurred,
+    contoured at 0.5 with flying edges in IJK index space, smoothed with a windowed-sinc
+    filter, mapped to RAS with the full IJK->RAS matrix (oblique grids work) and given
+    consistent outward normals. Any label volume works: non-zero voxels are "inside".
+    """
+    import vtk
+    from vtk.util import numpy_support as ns
+
+    m = np.asarray(body.array) != 0
+    if not m.any():
+        raise InputError("the body mask is empty: no skin surface can be built")
+    lo, hi = body.bounding_box(m, margin=0)
+    m = m[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    m = np.pad(m, 2).astype(np.float32)
+    if sigma_vox > 0:
+        m = ndimage.gaussian_filter(m, sigma_vox)
+    img = vtk.vtkImageData()
+    img.SetDimensions(m.shape[2], m.shape[1], m.shape[0])
+    img.SetSpacing(1.0, 1.0, 1.0)
+    img.SetOrigin(0.0, 0.0, 0.0)
+    img.GetPointData().SetScalars(ns.numpy_to_vtk(m.ravel(), deep=True))
+    fe = vtk.vtkFlyingEdges3D()
+    fe.SetInputData(img)
+    fe.SetValue(0, 0.5)
+    fe.ComputeNormalsOff()
+    fe.ComputeGradientsOff()
+    fe.Update()
+    conn = vtk.vtkPolyDataConnectivityFilter()
+    conn.SetInputConnection(fe.GetOutputPort())
+    conn.SetExtractionModeToLargestRegion()
+    smooth = vtk.vtkWindowedSincPolyDataFilter()
+    smooth.SetInputConnection(conn.GetOutputPort())
+    smooth.SetNumberOfIterations(smooth_iterations)
+    smooth.SetPassBand(passband)
+    smooth.BoundarySmoothingOff()
+    smooth.FeatureEdgeSmoothingOff()
+    smooth.NonManifoldSmoothingOn()
+    smooth.NormalizeCoordinatesOn()
+    # index space of the padded crop -> IJK of the full grid -> RAS
+    shift = np.eye(4)
+    shift[:3, 3] = np.asarray(lo[::-1], float) - 2.0
+    mat = body.ijk_to_ras @ shift
+    vm = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            vm.SetElement(r, c, float(mat[r, c]))
+    tr = vtk.vtkTransform()
+    tr.SetMatrix(vm)
+    tf = vtk.vtkTransformPolyDataFilter()
+    tf.SetInputConnection(smooth.GetOutputPort())
+    tf.SetTransform(tr)
+    normals = vtk.vtkPolyDataNormals()
+    normals.SetInputConnection(tf.GetOutputPort())
+    normals.ConsistencyOn()
+    normals.AutoOrientNormalsOn()
+    normals.SplittingOff()
+    normals.ComputePointNormalsOn()
+    normals.ComputeCellNormalsOn()
+    normals.Update()
+    out = vtk.vtkPolyData()
+    out.DeepCopy(normals.GetOutput())
+    return out
+
+
+def mesh_boundary_edges(poly) -> int:
+    """Number of boundary (open) edges of a mesh; 0 for a closed surface."""
+    import vtk
+
+    fe = vtk.vtkFeatureEdges()
+    fe.SetInputData(poly)
+    fe.BoundaryEdgesOn()
+    fe.FeatureEdgesOff()
+    fe.ManifoldEdgesOff()
+    fe.NonManifoldEdgesOff()
+    fe.Update()
+    return fe.GetOutput().GetNumberOfCells()
+
+
+def mesh_signed_volume(poly) -> float:
+    """Signed volume (mm^3) enclosed by a triangle mesh: positive when normals point outward."""
+    import vtk
+    from vtk.util import numpy_support as ns
+
+    tri = vtk.vtkTriangleFilter()
+    tri.SetInputData(poly)
+    tri.Update()
+    p = tri.GetOutput()
+    pts = ns.vtk_to_numpy(p.GetPoints().GetData()).astype(float)
+    cells = ns.vtk_to_numpy(p.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    a, b, c = pts[cells[:, 0]], pts[cells[:, 1]], pts[cells[:, 2]]
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)

@@ -1,0 +1,150 @@
+"""CLI: ``imagio segment CT --structures ... --out SEG``, ``imagio lesion CT --point R,A,S --out SEG``
+and ``imagio vessels CT --organ SEG --organ-labels liver --out VESSELS``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None
+    last = {"m": None}
+
+    def cb(f, m):
+        if m != last["m"]:
+            print(f"[{f * 100:5.1f}%] {m}", file=sys.stderr, flush=True)
+            last["m"] = m
+
+    return cb
+
+
+def _check_out(path: Path, force: bool):
+    if path.exists() and not force:
+        raise InputError(f"{path} exists; choose another --out or pass --force to overwrite it")
+
+
+def cmd_segment(args) -> int:
+    from .. import io
+    from .rules import segment
+
+    out = Path(args.out)
+    _check_out(out, args.force)
+    ct = io.read_image(Path(args.ct))
+    seg = segment(ct, args.structures.split(","), progress=_progress(args.quiet))
+    io.write_labels(seg, out)
+    summary = {
+        "output": str(out),
+        "structures": {n: round(float((seg.array == v).sum() * seg.voxel_volume_ml), 2)
+                       for v, n in sorted(seg.labels.items())},
+        **{k: v for k, v in seg.meta.items() if v},
+    }
+    print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def cmd_lesion(args) -> int:
+    import numpy as np
+
+    from .. import io
+    from .lesion import segment_lesion
+
+    try:
+        point = [float(v) for v in args.point.split(",")]
+        assert len(point) == 3
+    except (ValueError, AssertionError):
+        raise InputError(f"--point must be R,A,S in mm (three numbers), got {args.point!r}")
+    out = Path(args.out)
+    _check_out(out, args.force)
+    ct = io.read_image(Path(args.ct))
+    organ = None
+    if args.organ:
+        lab = io.read_labels(Path(args.organ))
+        names = args.organ_labels.split(",") if args.organ_labels else list(lab.labels.values())
+        organ = lab.resample_like(ct, order=0).mask(*names)
+    mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind,
+                                progress=_progress(args.quiet))
+    name = args.name or ("lung_nodule" if meas.kind == "lung_nodule" else "tumor")
+    io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
+    print(json.dumps({"output": str(out), "structure": name, **meas.to_dict()}, indent=1))
+    return 0
+
+
+def cmd_vessels(args) -> int:
+    import numpy as np
+
+    from .. import io
+    from .vessels import vessel_mask
+
+    out = Path(args.out)
+    _check_out(out, args.force)
+    ct = io.read_image(Path(args.ct))
+    lab = io.read_labels(Path(args.organ)).resample_like(ct, order=0)
+    names = args.organ_labels.split(",")
+    organ = lab.mask(*names)
+    if not organ.any():
+        raise InputError(f"the organ {names} is empty in {args.organ}")
+    name = args.name or ("lung_vessels" if any(n.startswith("lung") for n in names) else
+                         "liver_vessels" if "liver" in names else "vessels")
+    m, diam = vessel_mask(ct, organ, progress=_progress(args.quiet))
+    io.write_labels(ct.with_array(m.astype(np.uint8), name=name, labels={1: name}), out)
+    if args.diameter_out:
+        io.write_image(ct.with_array(diam.astype(np.float32), name="lumen diameter mm", labels={}),
+                       Path(args.diameter_out))
+    d = diam[m]
+    print(json.dumps({"output": str(out), "structure": name,
+                      "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
+                      "diameter_mm": {"median": round(float(np.median(d)), 2) if d.size else None,
+                                      "max": round(float(d.max()), 2) if d.size else None}}, indent=1))
+    return 0
+
+
+def register(subparsers) -> None:
+    from .rules import DEFAULT_STRUCTURES, STRUCTURES
+
+    s = subparsers.add_parser(
+        "segment", help="rule-based segmentation (body, bones, lungs, airways, ...) of a CT",
+        description="Segment a CT with HU rules (no model weights) into one label map with named "
+                    f"structures. Structures: {', '.join(STRUCTURES)}.")
+    s.add_argument("ct", help="CT image (NIfTI/NRRD/DICOM folder) in HU")
+    s.add_argument("--structures", default=",".join(DEFAULT_STRUCTURES),
+                   help=f"comma-separated (default {','.join(DEFAULT_STRUCTURES)})")
+    s.add_argument("--out", required=True, help="output label map (.seg.nrrd, or .nii.gz + sidecar)")
+    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=cmd_segment)
+
+    s = subparsers.add_parser(
+        "lesion", help="one-click lesion (liver tumour / lung nodule) segmentation and measurements",
+        description="Segment the lesion under a RAS point (mm) and print its volume (mL) and "
+                    "long/short axes (mm, 3-D and axial) as JSON.")
+    s.add_argument("ct", help="CT image in HU")
+    s.add_argument("--point", required=True, help="R,A,S in mm (as Slicer shows it)")
+    s.add_argument("--out", required=True, help="output label map")
+    s.add_argument("--organ", help="optional label map bounding the lesion (e.g. the liver)")
+    s.add_argument("--organ-labels", help="comma-separated label names in --organ to use")
+    s.add_argument("--kind", choices=("lung_nodule", "soft_tissue"),
+                   help="lesion type (default: detected from the surroundings)")
+    s.add_argument("--name", help="structure name (default lung_nodule or tumor)")
+    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=cmd_lesion)
+
+    s = subparsers.add_parser(
+        "vessels", help="contrast vessels inside an organ (vesselness) with lumen diameter",
+        description="Multiscale Hessian vesselness inside an organ of a label map (e.g. the "
+                    "liver or the lungs); writes the vessel mask and optionally the lumen "
+                    "diameter (mm) per voxel.")
+    s.add_argument("ct", help="contrast CT in HU")
+    s.add_argument("--organ", required=True, help="label map holding the organ")
+    s.add_argument("--organ-labels", required=True, help="comma-separated organ label names")
+    s.add_argument("--out", required=True, help="output vessel label map")
+    s.add_argument("--diameter-out", help="optional float image of the lumen diameter (mm)")
+    s.add_argument("--name", help="structure name (default liver_vessels / lung_vessels)")
+    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=cmd_vessels)

@@ -1,0 +1,231 @@
+"""Shared helpers of the rule-based segmenters: CT checks, grid orientation, masks.
+
+All masks are boolean arrays in [k, j, i] order on the CT grid. Distances and radii are in mm
+and converted per array axis with the voxel spacing, so anisotropic grids behave; the
+direction matrix only matters where an anatomical direction (superior, right, anterior) is
+needed, which `anatomical_axes` answers for any (oblique) grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..progress import Progress
+from ..volume import Volume
+
+# HU landmarks (standard CT physics: air -1000, water 0; the thresholds are common practice)
+AIR_HU = -900.0  # a CT of a patient always contains air below this (outside the body, lungs)
+BODY_HU = -500.0  # body outline threshold (between air and fat)
+LUNG_HU = -400.0  # lung parenchyma upper bound
+EMPHYSEMA_HU = -950.0  # LAA-950: Gevenois et al., AJRCCM 1996; Fleischner Society 2015
+
+
+def as_progress(progress) -> Progress:
+    """Accept a Progress, a callback(fraction, message) or None."""
+    if isinstance(progress, Progress):
+        return progress
+    return Progress(progress)
+
+
+def check_ct(ct: Volume) -> np.ndarray:
+    """Validate that ``ct`` looks like a CT in HU; return its array as float32 view-friendly.
+
+    Raises InputError naming the problem: not a scalar image, no air (< -900 HU) anywhere,
+    no negative values (MR-like intensities), or values far outside the HU range.
+    """
+    if not isinstance(ct, Volume):
+        raise InputError(f"expected a CT Volume, got {type(ct).__name__}")
+    a = ct.array
+    if a.dtype.kind not in "iuf":
+        raise InputError(f"the CT must hold numbers (HU), got dtype {a.dtype}")
+    if a.size == 0:
+        raise InputError("the CT is empty")
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= 0:
+        raise InputError(
+            f"the image has no negative values (range {lo:g}..{hi:g}): it does not look like a CT "
+            "in Hounsfield units (an MR or a rescaled image?); give a CT in HU (air -1000, water 0)")
+    if lo < -4000 or hi > 40000:
+        raise InputError(
+            f"value range {lo:g}..{hi:g} is not HU-like; give a CT in Hounsfield units "
+            "(apply the DICOM rescale slope/intercept)")
+    if lo > AIR_HU:
+        raise InputError(
+            f"the image has no air (minimum {lo:g} HU > {AIR_HU:g} HU): it is not a CT these rules "
+            "can handle (cropped inside the body, or not in HU)")
+    return a
+
+
+def ball(radius_mm: float, spacing_kji) -> np.ndarray:
+    """Ellipsoidal structuring element in voxels approximating a ball of ``radius_mm``."""
+    r = np.maximum(np.floor(radius_mm / np.asarray(spacing_kji, float)), 0).astype(int)
+    if not r.any():
+        return np.ones((1, 1, 1), bool)
+    g = np.ogrid[tuple(slice(-n, n + 1) for n in r)]
+    d = sum((gi * s / radius_mm) ** 2 for gi, s in zip(g, spacing_kji))
+    return d <= 1.0 + 1e-9
+
+
+def anatomical_axes(vol: Volume) -> dict:
+    """For each anatomical direction R, A, S: the array axis (0=k, 1=j, 2=i) closest to it
+    and the sign (+1 if increasing the index moves towards R/A/S)."""
+    d = vol.direction  # columns: RAS direction of i, j, k
+    out = {}
+    for row, name in enumerate("RAS"):
+        comp = d[row, ::-1]  # per array axis k, j, i
+        ax = int(np.argmax(np.abs(comp)))
+        out[name] = (ax, 1 if comp[ax] > 0 else -1)
+    return out
+
+
+def ras_coordinate(vol: Volume, row: int) -> np.ndarray:
+    """World coordinate ``row`` (0=R, 1=A, 2=S, mm) of every voxel, as a broadcastable sum
+    of three 1-D ramps (no full 3 x N coordinate array)."""
+    m = vol.ijk_to_ras
+    nk, nj, ni = vol.shape
+    return (m[row, 3]
+            + (m[row, 2] * np.arange(nk, dtype=np.float32))[:, None, None]
+            + (m[row, 1] * np.arange(nj, dtype=np.float32))[None, :, None]
+            + (m[row, 0] * np.arange(ni, dtype=np.float32))[None, None, :]).astype(np.float32)
+
+
+def plane_structure(axis: int) -> np.ndarray:
+    """3x3x3 connectivity (8-neighbours) within planes normal to array ``axis``."""
+    s = np.zeros((3, 3, 3), bool)
+    idx = [slice(None)] * 3
+    idx[axis] = 1
+    s[tuple(idx)] = ndimage.generate_binary_structure(2, 2)
+    return s
+
+
+def fill_holes_per_slice(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Fill 2-D holes in every slice normal to ``axis`` (fill_voids per slice; the loop runs
+    over slices, each slice is filled in C), within the mask's bounding box."""
+    import fill_voids
+
+    out = np.array(mask, dtype=bool, copy=True)
+    sl = bbox_slices(mask)
+    if sl is None:
+        return out
+    sub = np.moveaxis(out[sl], axis, 0)  # a view into out
+    for n in range(sub.shape[0]):
+        if sub[n].any():
+            sub[n] = fill_voids.fill(np.ascontiguousarray(sub[n]), in_place=False)
+    return out
+
+
+def fill_holes_3d(mask: np.ndarray) -> np.ndarray:
+    import fill_voids
+
+    return fill_voids.fill(np.ascontiguousarray(mask, dtype=bool), in_place=False)
+
+
+def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
+    import cc3d
+
+    if not mask.any():
+        return mask.copy()
+    lab = cc3d.largest_k(np.ascontiguousarray(mask, dtype=bool), k=1, connectivity=connectivity)
+    return lab > 0
+
+
+def components(mask: np.ndarray, connectivity: int = 6):
+    """(labels, n, voxel counts indexed by label) of a boolean mask (cc3d)."""
+    import cc3d
+
+    lab, n = cc3d.connected_components(np.ascontiguousarray(mask, dtype=bool),
+                                       connectivity=connectivity, return_N=True)
+    counts = np.bincount(lab.ravel(), minlength=n + 1)
+    return lab, n, counts
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(bool), b.astype(bool)
+    s = a.sum() + b.sum()
+    return float(2.0 * np.logical_and(a, b).sum() / s) if s else 1.0
+
+
+def hausdorff95(a: np.ndarray, b: np.ndarray, spacing_kji) -> float:
+    """95th percentile symmetric surface distance (mm) between two masks."""
+    import edt
+
+    if not a.any() or not b.any():
+        return float("inf")
+    sa = a & ~ndimage.binary_erosion(a)
+    sb = b & ~ndimage.binary_erosion(b)
+    da = edt.edt(np.ascontiguousarray(~sa), anisotropy=tuple(spacing_kji))
+    db = edt.edt(np.ascontiguousarray(~sb), anisotropy=tuple(spacing_kji))
+    d = np.concatenate([db[sa], da[sb]])
+    return float(np.percentile(d, 95))
+
+
+# morphology with ball radii in mm through Euclidean distance transforms (edt): exact balls on
+# anisotropic grids, a cost independent of the radius, computed on the mask's bounding box ----
+def _edt(mask: np.ndarray, spacing_kji, black_border=False) -> np.ndarray:
+    import edt
+
+    return edt.edt(np.ascontiguousarray(mask), anisotropy=tuple(float(s) for s in spacing_kji),
+                   black_border=black_border, parallel=EDT_THREADS)
+
+
+EDT_THREADS = 2  # the project's reference machine has 2 cores
+
+
+def bbox_slices(mask: np.ndarray, margin_mm: float = 0.0, spacing_kji=(1.0, 1.0, 1.0)):
+    """Slices of the bounding box of ``mask`` grown by ``margin_mm`` (None if empty)."""
+    out = []
+    for ax in range(3):
+        proj = np.any(mask, axis=tuple(i for i in range(3) if i != ax))
+        idx = np.flatnonzero(proj)
+        if idx.size == 0:
+            return None
+        m = int(np.ceil(margin_mm / float(spacing_kji[ax]))) + 1
+        out.append(slice(max(int(idx[0]) - m, 0), min(int(idx[-1]) + m + 1, mask.shape[ax])))
+    return tuple(out)
+
+
+def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
+    """Voxels within ``radius_mm`` of the mask."""
+    sl = bbox_slices(mask, radius_mm, spacing_kji)
+    out = np.zeros(mask.shape, bool)
+    if sl is None:
+        return out
+    out[sl] = _edt(~mask[sl], spacing_kji, black_border=False) <= radius_mm
+    return out
+
+
+def erode_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
+    """Mask voxels farther than ``radius_mm`` from the background (the image border is not
+    background)."""
+    sl = bbox_slices(mask, 0.0, spacing_kji)
+    out = np.zeros(mask.shape, bool)
+    if sl is None:
+        return out
+    sub = mask[sl]
+    # inside the crop, a crop face that is not the image border is background
+    pad = [(0 if s.start == 0 else 1, 0 if s.stop == n else 1) for s, n in zip(sl, mask.shape)]
+    sp = np.pad(sub, pad)
+    e = _edt(sp, spacing_kji) > radius_mm
+    out[sl] = e[tuple(slice(p0, e.shape[i] - p1) for i, (p0, p1) in enumerate(pad))]
+    return out
+
+
+def open_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
+    return dilate_mm(erode_mm(mask, radius_mm, spacing_kji), radius_mm, spacing_kji) & mask
+
+
+def close_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
+    """Closing; computed on the bounding box padded by the radius (nothing sticks to the image
+    border)."""
+    sl = bbox_slices(mask, 0.0, spacing_kji)
+    if sl is None:
+        return mask.copy()
+    pad = int(np.ceil(radius_mm / float(np.min(spacing_kji)))) + 1
+    m = np.pad(mask[sl], pad)
+    d = _edt(~m, spacing_kji) <= radius_mm
+    c = _edt(d, spacing_kji, black_border=True) > radius_mm
+    out = mask.copy()
+    out[sl] |= c[pad:-pad, pad:-pad, pad:-pad]
+    return out

@@ -1,0 +1,123 @@
+"""`segment`: run the rule-based segmenters and return ONE label Volume named per `imagio.anatomy`.
+
+Structures (CLI names): body, bones, lungs, airways, emphysema, lung_vessels, pleura.
+Output labels: body, vertebrae, ribs, bone, lung_left, lung_right, trachea, airways, emphysema,
+lung_vessels, pleura. Later structures are painted over earlier ones (body first), so each
+voxel holds the most specific label; the body label is what remains of the outline.
+Per-structure statistics (airway threshold, emphysema %LAA, ...) go in ``meta``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..volume import Volume
+from .common import as_progress, check_ct
+
+STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura")
+DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
+# painting order: later wins
+_PAINT = ("body", "vertebrae", "ribs", "bone", "lung_left", "lung_right", "pleura", "lung_vessels",
+          "emphysema", "trachea", "airways")
+
+
+def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None) -> tuple[dict, dict]:
+    """({label name: bool mask [k, j, i]}, meta) for the requested structures."""
+    from . import airways as aw
+    from . import bones as bn
+    from . import body as bd
+    from . import emphysema as em
+    from . import lungs as lg
+    from . import vessels as vs
+
+    structures = [s.strip() for s in structures if s.strip()]
+    unknown = [s for s in structures if s not in STRUCTURES]
+    if unknown:
+        raise InputError(f"unknown structure(s) {unknown}; choose from {list(STRUCTURES)}")
+    p = as_progress(progress)
+    check_ct(ct)
+    want = set(structures)
+    need_lungs = want & {"lungs", "emphysema", "lung_vessels", "pleura", "bones"}
+    need_airways = want & {"airways"} or need_lungs
+    out: dict[str, np.ndarray] = {}
+    meta: dict = {"warnings": []}
+    p(0.0, "body")
+    body = bd.body_mask(ct, progress=p.sub(0.0, 0.15))
+    if "body" in want:
+        out["body"] = body
+    trachea = bronchi = None
+    if need_airways:
+        try:
+            trachea, bronchi, info = aw.airway_masks(ct, body, progress=p.sub(0.15, 0.4))
+            meta["airways"] = info
+        except InputError as e:
+            if "airways" in want:
+                meta["warnings"].append(f"airways: {e}")
+        if "airways" in want and trachea is not None:
+            out["trachea"], out["airways"] = trachea, bronchi
+    lungs = None
+    if need_lungs:
+        p(0.4, "lungs")
+        airway = None if trachea is None else (trachea | bronchi)
+        try:
+            lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55))
+        except InputError as e:
+            if want & {"lungs", "emphysema", "lung_vessels", "pleura"}:
+                raise
+            meta["warnings"].append(f"lungs: {e}")
+    if lungs is not None and want & {"lungs", "emphysema"}:
+        left, right = lg.split_left_right(ct, lungs)
+        if "lungs" in want:
+            out["lung_left"], out["lung_right"] = left, right
+        if "emphysema" in want:
+            p(0.6, "emphysema")
+            out["emphysema"], meta["emphysema"] = em.emphysema(
+                ct, {"lung_left": left, "lung_right": right})
+    if "pleura" in want and lungs is not None:
+        out["pleura"] = lg.pleural_surface(lungs)
+    if "bones" in want:
+        p(0.65, "bones")
+        bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
+        out.update(bn.split_bones(ct, bone, body, lungs))
+    if "lung_vessels" in want and lungs is not None:
+        p(0.8, "lung vessels")
+        vm, diam = vs.vessel_mask(ct, lungs, progress=p.sub(0.8, 0.98))
+        out["lung_vessels"] = vm
+        if vm.any():
+            meta["lung_vessels"] = {"volume_ml": round(float(vm.sum() * ct.voxel_volume_ml), 2),
+                                    "max_diameter_mm": round(float(diam.max()), 2)}
+    p(1.0, "segmentation done")
+    return out, meta
+
+
+def to_label_volume(ct: Volume, masks: dict[str, np.ndarray], name: str = "segmentation",
+                    meta: dict | None = None) -> Volume:
+    """Paint masks into one uint8 label Volume (later names in the painting order win)."""
+    arr = np.zeros(ct.shape, np.uint8)
+    labels = {}
+    names = [n for n in _PAINT if n in masks] + [n for n in masks if n not in _PAINT]
+    for v, n in enumerate(names, start=1):
+        m = masks[n]
+        if m is None or not m.any():
+            continue
+        arr[m] = v
+        labels[v] = n
+    # drop labels fully painted over
+    present = set(np.unique(arr).tolist())
+    labels = {v: n for v, n in labels.items() if v in present}
+    vol = Volume(arr, ct.ijk_to_ras.copy(), name, labels)
+    vol.meta = dict(meta or {})
+    return vol
+
+
+def segment(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None) -> Volume:
+    """One label Volume (uint8, labels named per `imagio.anatomy`) of the requested structures."""
+    masks, meta = segment_masks(ct, structures, progress)
+    return to_label_volume(ct, masks, name=f"{ct.name or 'CT'} rules", meta=meta)
+
+
+def segment_demo(ct_volume: Volume, progress=None) -> Volume:
+    """Segment the phantom CT with the rules (not its ground truth) for `imagio demo`:
+    body, bones, lungs, airways and the lung vessels."""
+    return segment(ct_volume, ("body", "bones", "lungs", "airways"), progress)

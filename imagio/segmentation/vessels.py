@@ -1,0 +1,126 @@
+"""Contrast-filled vessels inside an organ (liver, lung) by multiscale Hessian vesselness.
+
+Frangi et al., MICCAI 1998: at each scale sigma (mm) the Hessian of the Gaussian-smoothed CT
+(scale-normalised by sigma^2, computed with separable Gaussian derivatives, anisotropic
+spacing respected) gives eigenvalues |l1| <= |l2| <= |l3|; bright tubes have l2, l3 << 0 and
+l1 ~ 0. The response is the maximum over scales; voxels above ``threshold`` x the maximum
+response that are brighter than the organ's median form the vessel mask. The lumen diameter
+per voxel is twice the distance (edt, mm) to the vessel boundary read on the centreline (local
+maxima of that distance) and propagated to every vessel voxel from its nearest centreline voxel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..volume import Volume
+from .common import as_progress, check_ct
+
+ALPHA, BETA = 0.5, 0.5  # Frangi's plate / blob sensitivities (published defaults)
+
+
+def _hessian_eigs(img: np.ndarray, sigma_vox, scale_mm2: float, where: np.ndarray) -> np.ndarray:
+    """(N, 3) Hessian eigenvalues at ``where`` voxels, sorted by absolute value."""
+    comps = {}
+    for a in range(3):
+        for b in range(a, 3):
+            order = [0, 0, 0]
+            order[a] += 1
+            order[b] += 1
+            comps[a, b] = ndimage.gaussian_filter(img, sigma_vox, order=order)[where] * scale_mm2
+    n = len(comps[0, 0])
+    h = np.empty((n, 3, 3), np.float32)
+    for (a, b), v in comps.items():
+        h[:, a, b] = v
+        h[:, b, a] = v
+    ev = np.linalg.eigvalsh(h)
+    return np.take_along_axis(ev, np.argsort(np.abs(ev), axis=1), axis=1)
+
+
+def vesselness(ct: Volume, organ: np.ndarray, sigmas_mm=(1.0, 1.5, 2.5, 4.0), progress=None) -> np.ndarray:
+    """Frangi vesselness (0..1, float32, [k, j, i]) of bright tubes inside ``organ``."""
+    p = as_progress(progress)
+    a = check_ct(ct)
+    if not organ.any():
+        raise InputError("the organ mask is empty: no vessels can be searched for")
+    lo, hi = ct.bounding_box(organ, margin=int(np.ceil(2 * max(sigmas_mm) / ct.spacing_kji.min())))
+    sl = tuple(slice(l, h) for l, h in zip(lo, hi))
+    img = a[sl].astype(np.float32)
+    where = organ[sl]
+    # outside the organ: its median, so the organ's own boundary is not a structure
+    img[~where] = float(np.median(img[where]))
+    best = np.zeros(int(where.sum()), np.float32)
+    for n, s in enumerate(sigmas_mm):
+        p(n / len(sigmas_mm), f"vessels: Hessian at {s} mm")
+        ev = _hessian_eigs(img, s / ct.spacing_kji, s * s, where)
+        l1, l2, l3 = np.abs(ev[:, 0]), np.abs(ev[:, 1]), np.abs(ev[:, 2])
+        ra = l2 / np.maximum(l3, 1e-6)
+        rb = l1 / np.maximum(np.sqrt(l2 * l3), 1e-6)
+        ss = np.sqrt((ev ** 2).sum(1))
+        c = 0.5 * float(ss.max()) if ss.size else 1.0
+        v = ((1 - np.exp(-ra ** 2 / (2 * ALPHA ** 2))) * np.exp(-rb ** 2 / (2 * BETA ** 2))
+             * (1 - np.exp(-ss ** 2 / (2 * max(c, 1e-6) ** 2))))
+        v[(ev[:, 1] > 0) | (ev[:, 2] > 0)] = 0.0
+        best = np.maximum(best, v.astype(np.float32))
+    out = np.zeros(a.shape, np.float32)
+    sub = np.zeros(where.shape, np.float32)
+    sub[where] = best
+    out[sl] = sub
+    p(1.0, "vessels: vesselness done")
+    return out
+
+
+def lumen_diameter(mask: np.ndarray, spacing_kji) -> np.ndarray:
+    """Lumen diameter (mm, float32) at every voxel of a vessel mask, 0 outside.
+
+    The inscribed radius (edt, mm) is largest on the centreline; each voxel takes the largest
+    radius of the centreline balls that cover it (a local-thickness approximation: a radius r
+    spreads by repeated 3x3x3 maximum filters for as many steps as fit within r).
+    """
+    import edt
+
+    out = np.zeros(mask.shape, np.float32)
+    if not mask.any():
+        return out
+    lo = np.array([np.nonzero(np.any(mask, axis=tuple(j for j in range(3) if j != i)))[0][[0, -1]]
+                   for i in range(3)])
+    sl = tuple(slice(a, b + 1) for a, b in lo)
+    m = mask[sl]
+    sk = tuple(float(s) for s in spacing_kji)
+    d = edt.edt(np.ascontiguousarray(m), anisotropy=sk).astype(np.float32)
+    step = min(sk)
+    lt = d.copy()
+    for i in range(1, int(np.ceil(float(d.max()) / step)) + 1):
+        cand = ndimage.maximum_filter(lt, size=3)
+        upd = m & (cand > lt) & (cand >= i * step)
+        if not upd.any():
+            break
+        lt[upd] = cand[upd]
+    # edt runs voxel centre to the nearest background centre: half a voxel beyond the wall
+    diam = 2.0 * lt - step
+    out[sl] = np.where(m, np.maximum(diam, step), 0)
+    return out
+
+
+def vessel_mask(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
+                sigmas_mm=(1.0, 1.5, 2.5, 4.0), min_hu: float | None = None,
+                progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(vessel mask, lumen diameter mm per voxel) of contrast vessels inside ``organ``.
+
+    min_hu: voxels must also be at least this bright (default: the organ's median + 40 HU for
+    soft-tissue organs; -500 HU for aerated lung whose median is below -500 HU).
+    """
+    p = as_progress(progress)
+    v = vesselness(ct, organ, sigmas_mm, progress=p.sub(0, 0.8))
+    a = ct.array
+    if min_hu is None:
+        med = float(np.median(a[organ]))
+        min_hu = -500.0 if med < -500 else med + 40.0
+    vmax = float(v.max())
+    m = organ & (a >= min_hu) & (v >= threshold * vmax if vmax > 0 else False)
+    p(0.85, "vessels: lumen diameter")
+    diam = lumen_diameter(m, ct.spacing_kji)
+    p(1.0, "vessels: done")
+    return m, diam
