@@ -2,8 +2,8 @@
 
 Distances are anisotropic Euclidean distances (`edt`, mm) computed in index space with the
 voxel spacing as anisotropy; because the direction matrix is orthonormal this is the true
-physical distance for any (oblique) grid. Distances are signed (negative inside a structure)
-and measured to the voxelised boundary (half a voxel from the boundary voxel centres), capped
+physical distance for any (oblique) grid. Distances are measured to the voxelised boundary
+(half a voxel beyond the boundary voxel centres; -half a voxel inside a structure), capped
 at ``cap_mm``: beyond it a structure is "far".
 
 Maps (all [k, j, i] on ``grid``, a cropped copy of the CT geometry):
@@ -91,14 +91,17 @@ def reach_box(vol: Volume, center_ras, radius_mm: float):
 
 
 def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
-    """Signed distance (mm) to the voxelised boundary of ``mask``: > 0 outside, < 0 inside."""
+    """Distance (mm) to the voxelised boundary of ``mask`` outside it (edt to the nearest mask
+    voxel centre minus half a voxel); inside the mask a constant -half voxel (paths that enter
+    a structure are caught by the label samples; the depth is not needed)."""
     import edt
 
     an = tuple(float(s) for s in spacing_kji)
-    half = 0.5 * min(an)
-    out = edt.edt(~mask, anisotropy=an, black_border=False, parallel=2).astype(np.float32)
-    inside = edt.edt(mask, anisotropy=an, black_border=False, parallel=2).astype(np.float32)
-    return np.where(mask, half - inside, out - half).astype(np.float32)
+    half = np.float32(0.5 * min(an))
+    out = edt.edt(~mask, anisotropy=an, black_border=False, parallel=2)
+    out -= half
+    out[mask] = -half
+    return out.astype(np.float32, copy=False)
 
 
 def precompute(problem: PlanningProblem, cap_mm: float | None = None,
