@@ -24,6 +24,7 @@ from .torso import (
     paint_thorax_abdomen, table_mask,
 )
 
+CORTEX_MM = 1.6  # cortical shell thickness of ribs and vertebrae (about 1-2 mm in adults)
 LUNG_LOBES = ["lung_upper_lobe_left", "lung_lower_lobe_left", "lung_upper_lobe_right",
               "lung_middle_lobe_right", "lung_lower_lobe_right"]
 RIBS = [f"rib_{s}_{n}" for s in ("left", "right") for n in range(1, 13)]
@@ -290,7 +291,7 @@ def _ct_from_labels(p: Painter, lesions, rng) -> np.ndarray:
     bone = np.isin(L, bone_vals)
     import edt
     depth = edt.edt(bone, anisotropy=(g.spacing,) * 3)
-    ct[bone & (depth <= 1.6)] = HU["bone_cortical"]
+    ct[bone & (depth <= max(CORTEX_MM, g.spacing))] = HU["bone_cortical"]  # at least one voxel
     # fissures: a thin denser sheet where lobes meet
     z, y, x = g.full()
     from .torso import HORIZONTAL_FISSURE_Z, oblique_fissure_z

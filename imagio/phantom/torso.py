@@ -183,8 +183,10 @@ def paint_ribs(p: Painter, geometry: dict):
                                      "radius_mm": RIB_RADIUS_MM})
             if n <= 10:  # costal cartilage to the sternum (1-7) or the costal margin (8-10)
                 e = path[-1]
-                tgt = np.array([side * 14.0, 0.8 * body_axes(e[2])[1], e[2] + (0 if n <= 7 else 30.0)])
-                if n > 7:
-                    tgt[0] = side * 45.0
+                if n <= 7:  # true ribs: cartilage rises medially to its sternal notch
+                    zs = 285.0 - 15.0 * (n - 1)
+                    tgt = np.array([side * 12.0, 0.8 * body_axes(zs)[1], zs])
+                else:  # false ribs: cartilage joins the costal margin above
+                    tgt = np.array([side * 45.0, 0.8 * body_axes(e[2])[1], e[2] + 30.0])
                 capsules(g, L, [np.r_[e, tgt, 3.5, 3.5]], p.v("costal_cartilages"))
     capsules(g, L, [np.r_[0, 0.83 * 110, 290, 0, 0.83 * 110, 175, 9.0, 9.0]], p.v("sternum"))
