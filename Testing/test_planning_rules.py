@@ -1,0 +1,129 @@
+"""Organ rules (liver parenchyma, pleura, fissures, emphysema), proposals (ranking, Pareto,
+diversity) and plan_demo, on synthetic volumes with known answers."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from imagio.planning import Constraints, Evaluator, Needle, PlanningProblem, plan, plan_demo
+from imagio.planning.proposals import pareto_mask
+from imagio.planning.synthetic import TUMOR, synthetic_torso
+from imagio.volume import Volume, make_ijk_to_ras
+
+FREE = dict(table_exclusion_deg=0.0, max_skin_angle_deg=90.0, max_craniocaudal_deg=None)
+
+
+def grid_volumes(fn, names, spacing=1.0, extent=(130, 130, 130), hu_fn=None):
+    sp = np.full(3, float(spacing))
+    n = np.ceil(np.asarray(extent) / sp).astype(int)
+    m = make_ijk_to_ras(sp, -sp * (n - 1) / 2.0)
+    kk, jj, ii = np.meshgrid(*[np.arange(s) for s in n[::-1]], indexing="ij")
+    x, y, z = [a * spacing - spacing * (nn - 1) / 2.0 for a, nn in zip((ii, jj, kk), n)]
+    lab = fn(x, y, z).astype(np.uint8)
+    hu = np.where(lab > 0, 40, -1000) if hu_fn is None else hu_fn(x, y, z, lab)
+    return Volume(hu.astype(np.int16), m), Volume(lab, m, "labels", names)
+
+
+def body(x, y, z):
+    return (np.abs(x) <= 60) & (np.abs(y) <= 60) & (np.abs(z) <= 60)
+
+
+def test_liver_needs_10mm_of_parenchyma_before_the_tumour():
+    # liver slab y < 20; tumour (r 8) touching the capsule at y = 20 from inside; target its centre
+    def fn(x, y, z):
+        lab = body(x, y, z).astype(np.uint8)
+        lab[body(x, y, z) & (y < 20) & (y > -50)] = 2
+        lab[x ** 2 + (y - 12) ** 2 + z ** 2 <= 8 ** 2] = 3
+        return lab
+    ct, lab = grid_volumes(fn, {1: "body", 2: "liver", 3: "liver_tumor"})
+    prob = PlanningProblem.build(ct, lab, "liver_tumor", needle=Needle(200, 0, 0),
+                                 constraints=Constraints(**FREE))
+    assert prob.target.organ == "liver"
+    ev = Evaluator(prob)
+    straight = ev.evaluate((0.0, 60.0, 0.0))          # anterior: enters the tumour at the capsule
+    assert "liver_parenchyma" in straight.violations
+    assert straight.liver_before_target_mm < 2.0
+    # from the side, 45 deg below: ~ 12-20 mm of liver before reaching the tumour
+    lateral = ev.evaluate((60.0, -48.0, 0.0))
+    assert lateral.feasible, lateral.details
+    assert lateral.liver_before_target_mm >= 10.0
+    assert lateral.length_in_mm["liver"] >= lateral.liver_before_target_mm - 1.0
+    assert Evaluator(PlanningProblem.build(
+        ct, lab, "liver_tumor", needle=Needle(200, 0, 0),
+        constraints=Constraints(min_liver_parenchyma_mm=0.0, **FREE))).evaluate((0.0, 60.0, 0.0)).feasible
+
+
+def _lung_case():
+    # two lobes meeting at z = 0 (the fissure plane), emphysema (-980 HU) in the upper lobe x < -20
+    def fn(x, y, z):
+        lab = body(x, y, z).astype(np.uint8)
+        lung = (np.abs(x) <= 45) & (np.abs(y) <= 45) & (np.abs(z) <= 45)
+        lab[lung & (z >= 0)] = 2
+        lab[lung & (z < 0)] = 3
+        lab[(x - 10) ** 2 + y ** 2 + (z + 20) ** 2 <= 6 ** 2] = 4
+        return lab
+
+    def hu(x, y, z, lab):
+        h = np.where(lab == 1, 40, np.where(lab == 4, 30, np.where(lab > 0, -860, -1000)))
+        return np.where((lab == 2) & (x < -20), -980, h)
+    return grid_volumes(fn, {1: "body", 2: "lung_upper_lobe_right", 3: "lung_lower_lobe_right",
+                             4: "lung_nodule"}, hu_fn=hu)
+
+
+def test_pleura_fissure_and_emphysema_counts():
+    ct, lab = _lung_case()
+    prob = PlanningProblem.build(ct, lab, "lung_nodule", needle=Needle(200, 0, 0),
+                                 constraints=Constraints(**FREE))
+    ev = Evaluator(prob)
+    tgt = prob.target.point_ras
+    assert np.allclose(tgt, (10, 0, -20), atol=1.0)
+    # lateral, same lobe: one pleural crossing, no fissure, aerated lung = 45 - 16 = 29 mm
+    m = ev.evaluate((60.0, 0.0, -20.0))
+    assert m.pleural_crossings == 1 and m.fissure_crossings == 0 and m.feasible, m.details
+    assert abs(m.aerated_lung_mm - (45 - 16)) <= 1.5
+    assert m.emphysema_pct == 0.0
+    # from above: enters the upper lobe, crosses the fissure at z = 0 into the lower lobe
+    m = ev.evaluate((10.0, 0.0, 60.0))
+    assert m.pleural_crossings == 1 and m.fissure_crossings == 1
+    assert "fissure" in m.violations
+    # from the left through the emphysematous upper lobe region then down across the fissure
+    m = ev.evaluate((-60.0, 0.0, 40.0))
+    assert m.emphysema_pct > 20.0 and m.fissure_crossings == 1
+    strict = Evaluator(PlanningProblem.build(
+        ct, lab, "lung_nodule", needle=Needle(200, 0, 0),
+        constraints=Constraints(max_emphysema_percent=10.0, fissure_crossing="penalise", **FREE)), ev.maps)
+    m2 = strict.evaluate((-60.0, 0.0, 40.0))
+    assert m2.violations == ["emphysema"]
+
+
+def test_proposals_ranked_pareto_and_diverse():
+    ct, lab = synthetic_torso(3.0)
+    p = plan(PlanningProblem.build(ct, lab, "liver_tumor"), k=6)
+    t = p.table
+    assert [m.score for m in p.proposals] == sorted(m.score for m in p.proposals)
+    best_any = t.score[t.feasible].min()
+    assert p.proposals[0].score == pytest.approx(float(best_any), abs=1e-6)
+    par = np.array(p.pareto)
+    assert len(par) >= 2 and t.feasible[par].all()
+    # no feasible candidate dominates a Pareto member (checked against all feasible rows)
+    feas = np.flatnonzero(t.feasible)
+    C = t.costs
+    for i in par[:50]:
+        dom = (C[feas] <= C[i]).all(1) & (C[feas] < C[i]).any(1)
+        assert not dom.any()
+    small = np.array([[1, 1], [0, 2], [2, 0], [2, 2], [1, 1]], float)
+    assert pareto_mask(small).tolist() == [True, True, True, False, True]
+
+
+def test_plan_demo_on_a_phantom_like_case(tmp_path):
+    ct, lab = synthetic_torso(3.0)
+    les = [SimpleNamespace(name="liver_tumor", kind="liver_tumor", center_ras=np.array(TUMOR[0]),
+                           radius_mm=TUMOR[1])]
+    calls = []
+    out = plan_demo(SimpleNamespace(ct=ct, labels=lab, lesions=les), tmp_path,
+                    progress=lambda f, m: calls.append(f))
+    assert out["liver_tumor"]["feasible"] and (tmp_path / "plan_liver_tumor.json").exists()
+    assert calls and max(calls) == pytest.approx(1.0)
+    import json
+    json.dumps(out)

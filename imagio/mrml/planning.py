@@ -1,0 +1,183 @@
+"""MRML nodes of a needle plan (works in Slicer and with slicer-core's ``slicer.vtkMRMLScene``).
+
+- proposals: one ``vtkMRMLMarkupsLineNode`` each (control points "entry", "target"; RAS mm)
+- the chosen path: a line node with entry/target control points, re-scored live through
+  `observe_path` (PointModifiedEvent -> ``Evaluator.evaluate``)
+- the skin risk map: a ``vtkMRMLModelNode`` with point scalars "PathRisk" and a colour table
+- a ``vtkMRMLTableNode`` of metrics (one column per path)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RISK_ARRAY = "PathRisk"
+PROPOSAL_COLORS = [(0.1, 0.8, 0.2), (0.2, 0.6, 1.0), (1.0, 0.8, 0.1), (0.9, 0.4, 0.9), (0.3, 0.9, 0.9)]
+TABLE_ROWS = ("feasible", "score", "length_mm", "closest_structure", "closest_clearance_mm",
+              "skin_angle_deg", "craniocaudal_deg", "inplane_deg", "gantry_tilt_deg",
+              "aerated_lung_mm", "pleural_crossings", "fissure_crossings", "emphysema_pct",
+              "liver_before_target_mm", "violations")
+
+
+def _line(scene, name, entry, target, color=None):
+    import vtk
+
+    node = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", name)
+    node.AddControlPoint(vtk.vtkVector3d(*map(float, entry)), "entry")
+    node.AddControlPoint(vtk.vtkVector3d(*map(float, target)), "target")
+    node.CreateDefaultDisplayNodes()
+    if color is not None and node.GetDisplayNode() is not None:
+        node.GetDisplayNode().SetSelectedColor(*color)
+        node.GetDisplayNode().SetColor(*color)
+    return node
+
+
+def line_points(node) -> tuple[np.ndarray, np.ndarray]:
+    """(entry, target) world RAS positions of a two-point line node."""
+    e, t = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+    node.GetNthControlPointPositionWorld(0, e)
+    node.GetNthControlPointPositionWorld(1, t)
+    return np.array(e), np.array(t)
+
+
+def proposal_nodes(scene, plan, prefix: str = "Proposal") -> list:
+    """One line node per proposal of ``plan`` (imagio.planning.Plan), best first."""
+    out = []
+    for r, m in enumerate(plan.proposals):
+        n = _line(scene, f"{prefix} {r + 1} (score {m.score:.2f})", m.entry_ras, m.target_ras,
+                  PROPOSAL_COLORS[r % len(PROPOSAL_COLORS)])
+        n.SetAttribute("IMAGIO.score", f"{m.score:.4f}")
+        n.SetAttribute("IMAGIO.rank", str(r + 1))
+        out.append(n)
+    return out
+
+
+def path_node(scene, entry_ras, target_ras, name: str = "Needle path"):
+    """The chosen (editable) path: a line node with control points 'entry' and 'target'."""
+    return _line(scene, name, entry_ras, target_ras, (1.0, 0.2, 0.2))
+
+
+def risk_color_node(scene, name: str = "IMAGIO path risk"):
+    """Colour table for PathRisk: green (good) -> red (poor) on 0..1, dark grey = infeasible,
+    light grey = out of reach (see imagio.planning.risk_map)."""
+    node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
+    node.SetTypeToUser()
+    n = 256
+    node.SetNumberOfColors(n)
+    node.GetLookupTable().SetTableRange(0.0, 2.0)
+    for i in range(n):
+        v = 2.0 * i / (n - 1)
+        if v <= 1.0:
+            rgb = (min(1.0, 2 * v), min(1.0, 2 * (1 - v)), 0.1)
+        elif v < 1.75:
+            rgb = (0.35, 0.35, 0.35)
+        else:
+            rgb = (0.8, 0.8, 0.8)
+        node.SetColor(i, f"{v:.3f}", *rgb, 1.0)
+    return node
+
+
+def risk_model_node(scene, polydata, name: str = "Skin risk map"):
+    """Model node of the skin mesh coloured by its PathRisk point scalars."""
+    node = scene.AddNewNodeByClass("vtkMRMLModelNode", name)
+    node.SetAndObservePolyData(polydata)
+    node.CreateDefaultDisplayNodes()
+    d = node.GetDisplayNode()
+    color = risk_color_node(scene)
+    d.SetActiveScalarName(RISK_ARRAY)
+    d.SetAndObserveColorNodeID(color.GetID())
+    d.SetScalarRangeFlag(0)  # use the explicit range below (vtkMRMLDisplayNode::UseManualScalarRange)
+    d.SetScalarRange(0.0, 2.0)
+    d.SetScalarVisibility(True)
+    return node
+
+
+def metrics_table_node(scene, metrics: list, names: list[str] | None = None,
+                       name: str = "Path metrics", node=None):
+    """Table node: first column the metric, then one column per PathMetrics (or dict)."""
+    import vtk
+
+    node = node or scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    table = vtk.vtkTable()
+    col = vtk.vtkStringArray()
+    col.SetName("metric")
+    for r in TABLE_ROWS:
+        col.InsertNextValue(r)
+    table.AddColumn(col)
+    for k, m in enumerate(metrics):
+        d = m if isinstance(m, dict) else m.to_dict()
+        arr = vtk.vtkStringArray()
+        arr.SetName(names[k] if names else f"path {k + 1}")
+        for r in TABLE_ROWS:
+            v = d.get(r)
+            arr.InsertNextValue(", ".join(v) if isinstance(v, list) else
+                                f"{v:.2f}" if isinstance(v, float) else str(v))
+        table.AddColumn(arr)
+    node.SetAndObserveTable(table)
+    return node
+
+
+def plan_to_scene(scene, plan) -> dict:
+    """Proposals, the best path (editable), the skin risk map and the metrics table."""
+    from ..planning.risk_map import risk_polydata
+
+    props = proposal_nodes(scene, plan)
+    out = {"proposals": [n.GetID() for n in props]}
+    if plan.proposals:
+        best = plan.proposals[0]
+        out["path"] = path_node(scene, best.entry_ras, best.target_ras).GetID()
+    out["risk_map"] = risk_model_node(scene, risk_polydata(plan.maps, plan.table)).GetID()
+    out["table"] = metrics_table_node(scene, plan.proposals,
+                                      [f"proposal {i + 1}" for i in range(len(plan.proposals))]).GetID()
+    return out
+
+
+def observe_path(node, evaluator, callback=None, table_node=None):
+    """Re-score ``node`` (a two-point line) whenever a control point moves: calls
+    ``callback(PathMetrics)`` and refreshes ``table_node``. Returns the observer tag."""
+    def on_modified(caller, event=None):
+        if caller.GetNumberOfControlPoints() < 2:
+            return
+        e, t = line_points(caller)
+        m = evaluator.evaluate(e, t)
+        caller.SetAttribute("IMAGIO.feasible", str(m.feasible))
+        if table_node is not None:
+            metrics_table_node(None, [m], [caller.GetName()], node=table_node)
+        if callback is not None:
+            callback(m)
+
+    import slicer
+
+    return node.AddObserver(slicer.vtkMRMLMarkupsNode.PointModifiedEvent, on_modified)
+
+
+def write_scene(scene, out_dir, name: str = "plan.mrml"):
+    """Save every storable node of ``scene`` beside ``out_dir/name`` (markups .mrk.json,
+    models .vtk, tables .tsv, colours .ctbl) and the scene file; returns its path."""
+    import os
+
+    import slicer
+
+    os.makedirs(out_dir, exist_ok=True)
+    scene.SetRootDirectory(str(out_dir))
+    nodes = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+    for nd in nodes:
+        if not nd.IsA("vtkMRMLStorableNode") or nd.IsA("vtkMRMLStorageNode"):
+            continue
+        st = nd.GetStorageNode()
+        if st is None:
+            st = nd.CreateDefaultStorageNode()
+            if st is None and nd.IsA("vtkMRMLMarkupsNode"):
+                st = slicer.vtkMRMLMarkupsJsonStorageNode()
+            if st is None:
+                continue
+            scene.AddNode(st)
+            nd.SetAndObserveStorageNodeID(st.GetID())
+        ext = st.GetDefaultWriteFileExtension() or "dat"
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in nd.GetName())
+        st.SetFileName(os.path.join(str(out_dir), f"{safe}.{ext}"))
+        st.WriteData(nd)
+    path = os.path.join(str(out_dir), name)
+    scene.SetURL(path)
+    scene.Commit()
+    return path

@@ -1,0 +1,77 @@
+"""Candidate entry points: the skin (body surface) within needle reach of the target.
+
+The skin is the set of body voxels with a 6-neighbour outside the body; it is thinned to one
+point per ``spacing_mm`` cube (RAS grid) plus a denser ring in the target's axial plane (world
+z = target z, so that strictly axial paths exist when the gantry cannot tilt). Outward normals
+are the negative gradient of the smoothed body mask. All positions RAS mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .distance_maps import PlanningMaps, BODY
+
+
+@dataclass
+class Candidates:
+    entry_ras: np.ndarray   # (n, 3) RAS mm
+    normal_ras: np.ndarray  # (n, 3) unit outward skin normals
+
+    def __len__(self):
+        return len(self.entry_ras)
+
+
+def skin_mask(maps: PlanningMaps) -> np.ndarray:
+    """Body voxels of the crop with a face neighbour outside the body (bool [k, j, i])."""
+    body = (maps.flags & BODY) > 0
+    return body & ~ndimage.binary_erosion(body, border_value=1)
+
+
+def normals_at(maps: PlanningMaps, ras: np.ndarray) -> np.ndarray:
+    """Unit outward normals (RAS) of the body surface at RAS points (smoothed-mask gradient)."""
+    grid = maps.grid
+    kji = maps.world_to_kji(np.atleast_2d(ras))
+    g = _gradient_at(maps.body_smooth, kji)
+    # gradient in kji index units -> RAS: d/dx_ras = sum_a d/da * da/dx_ras
+    inv = maps._r2k[0]   # rows: gradient of k, j, i wrt RAS
+    n = -(g @ inv)
+    nn = np.linalg.norm(n, axis=1, keepdims=True)
+    return n / np.where(nn > 0, nn, 1.0)
+
+
+def _gradient_at(field: np.ndarray, kji: np.ndarray) -> np.ndarray:
+    """Central-difference gradient (per index unit) of a [k, j, i] field at kji points
+    (one interpolation call for all 6 neighbours of every point)."""
+    off = np.concatenate([np.eye(3), -np.eye(3)])            # +k +j +i -k -j -i
+    pts = (kji[:, None, :] + off[None]).reshape(-1, 3)
+    v = ndimage.map_coordinates(field, pts.T, order=1, mode="nearest").reshape(len(kji), 6)
+    return 0.5 * (v[:, :3] - v[:, 3:])
+
+
+def skin_candidates(maps: PlanningMaps, target_ras, reach_mm: float, spacing_mm: float = 3.0,
+                    axial_ring: bool = True) -> Candidates:
+    """Skin points within ``reach_mm`` of the target, about ``spacing_mm`` apart (see module doc)."""
+    grid = maps.grid
+    t = np.asarray(target_ras, float)
+    kji = np.argwhere(skin_mask(maps))
+    ras = grid.kji_to_world(kji.astype(float))
+    near = np.linalg.norm(ras - t, axis=1) <= reach_mm
+    ras = ras[near]
+    if len(ras) == 0:
+        return Candidates(np.zeros((0, 3)), np.zeros((0, 3)))
+    cell = np.floor(ras / spacing_mm).astype(np.int64)
+    _, first = np.unique(cell, axis=0, return_index=True)
+    pts = [ras[np.sort(first)]]
+    if axial_ring:
+        half = 0.5 * float(max(grid.spacing))
+        ring = ras[np.abs(ras[:, 2] - t[2]) <= half].copy()
+        ring[:, 2] = t[2]
+        cell = np.floor(ring[:, :2] / (0.5 * spacing_mm)).astype(np.int64)
+        _, first = np.unique(cell, axis=0, return_index=True)
+        pts.append(ring[np.sort(first)])
+    pts = np.concatenate(pts)
+    return Candidates(pts, normals_at(maps, pts))

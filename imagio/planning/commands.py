@@ -1,0 +1,129 @@
+"""``imagio plan``: needle trajectory planning from the command line.
+
+    imagio plan CT --labels SEG --target R,A,S|STRUCTURE --out DIR [options]
+
+Writes DIR/plan.json (proposals with every metric, the Pareto set, the exclusion report),
+DIR/plan.png (3D view: skin risk map, obstacles, proposals) and DIR/scene/plan.mrml (Slicer
+scene: proposals, editable path, risk map, metrics table). When no path is feasible, the
+JSON is still written and the command prints which constraint excluded how many candidates
+and the best near-miss, then exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def _parse_roles(items) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise InputError(f"--role {it!r}: use NAME=ROLE or NAME=margin:MM (e.g. aorta=margin:10)")
+        name, spec = it.split("=", 1)
+        if ":" in spec:
+            role, mm = spec.split(":", 1)
+            out[name] = (role, float(mm))
+        else:
+            out[name] = spec
+    return out
+
+
+def cmd_plan(args) -> int:
+    from .. import io
+    from ..cli import _progress_printer
+    from .planner import NoFeasiblePath, format_report, plan
+    from .problem import Constraints, Needle, PlanningProblem
+
+    out = Path(args.out)
+    if (out / "plan.json").exists() and not args.force:
+        raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
+    ct = io.read_image(args.ct)
+    names = None
+    if args.label_names:
+        doc = json.loads(Path(args.label_names).read_text())
+        names = {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in doc.get("labels", doc).items()}
+    labels = io.read_labels(args.labels, names)
+    tilt = None if str(args.gantry_tilt).lower() in ("none", "any", "free") else float(args.gantry_tilt)
+    c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position)
+    if args.max_skin_angle is not None:
+        c.max_skin_angle_deg = args.max_skin_angle
+    if args.skin_spacing is not None:
+        c.skin_spacing_mm = args.skin_spacing
+    n = Needle()
+    if args.needle_length is not None:
+        n.length_mm = args.needle_length
+    if args.needle_diameter is not None:
+        n.diameter_mm = args.needle_diameter
+    if args.uncertainty is not None:
+        n.uncertainty_mm = args.uncertainty
+    prob = PlanningProblem.build(ct, labels, args.target, needle=n, constraints=c,
+                                 roles=_parse_roles(args.role))
+    result = plan(prob, k=args.proposals, progress=_progress_printer(args.quiet))
+    out.mkdir(parents=True, exist_ok=True)
+    result.write_json(out / "plan.json")
+    written = [out / "plan.json"]
+    if not args.no_png:
+        from .render import render_plan_png
+
+        written.append(render_plan_png(result, out / "plan.png"))
+    if not args.no_scene:
+        try:
+            import slicer  # noqa: F401  (slicer-core)
+        except ImportError:
+            print("imagio: note: slicer-core is not installed; no Slicer scene written", file=sys.stderr)
+        else:
+            from ..mrml.planning import plan_to_scene, write_scene
+
+            scene = slicer.vtkMRMLScene()
+            plan_to_scene(scene, result)
+            written.append(Path(write_scene(scene, out / "scene")))
+    for p in written:
+        print(p)
+    if not result.feasible:
+        print(format_report(result.report), file=sys.stderr)
+        raise NoFeasiblePath(result.report)
+    best = result.proposals[0]
+    print(f"best path: entry {[round(x, 1) for x in best.entry_ras]} RAS mm, length "
+          f"{best.length_mm:.1f} mm, closest {best.closest_structure} at "
+          f"{best.closest_clearance_mm:.1f} mm, craniocaudal {best.craniocaudal_deg:.1f} deg, "
+          f"{int(result.table.feasible.sum())}/{len(result.table)} candidates feasible")
+    return 0
+
+
+def register(subparsers) -> None:
+    d = __import__("imagio.planning.problem", fromlist=["load_defaults"]).load_defaults()
+    s = subparsers.add_parser(
+        "plan", help="needle trajectory proposals for a CT, its structures and a target",
+        description="Plan straight percutaneous needle paths: candidate entries on the skin, every "
+                    "path scored against forbidden/margin/avoid structures, angles, gantry tilt, "
+                    "liver and lung rules; writes plan.json, plan.png and a Slicer scene.")
+    s.add_argument("ct", help="CT image (NIfTI/NRRD/DICOM folder), HU")
+    s.add_argument("--labels", required=True, help="label map (.seg.nrrd, or image + .labels.json sidecar)")
+    s.add_argument("--label-names", help="JSON {value: name} for a label map without names")
+    s.add_argument("--target", required=True,
+                   help="R,A,S point in mm (RAS, as in Slicer) or a structure name (its centre)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--needle-length", type=float, help=f"usable needle length mm (default {d['needle']['length_mm']:.0f}; "
+                                                        "typical 100, 150, 200)")
+    s.add_argument("--needle-diameter", type=float, help=f"mm (default {d['needle']['diameter_mm']})")
+    s.add_argument("--uncertainty", type=float,
+                   help=f"placement uncertainty mm added to every clearance (default {d['needle']['placement_uncertainty_mm']})")
+    s.add_argument("--gantry-tilt", default=str(d["constraints"]["max_craniocaudal_deg"]),
+                   help="max craniocaudal angle in degrees (0 = axial paths only; 'none' = no limit)")
+    s.add_argument("--max-skin-angle", type=float, help="max angle to the skin normal, degrees")
+    s.add_argument("--position", default=d["constraints"]["patient_position"],
+                   choices=["supine", "prone", "left_lateral", "right_lateral"],
+                   help="patient position (entries on the table side are excluded)")
+    s.add_argument("--role", action="append", metavar="NAME=ROLE[:MM]",
+                   help="override a structure's role (forbidden, margin:MM, avoid, passable, target)")
+    s.add_argument("--skin-spacing", type=float, help="candidate entry spacing on the skin, mm (default 3)")
+    s.add_argument("--proposals", type=int, default=d["n_proposals"], help="number of proposals")
+    s.add_argument("--no-png", action="store_true", help="do not render plan.png")
+    s.add_argument("--no-scene", action="store_true", help="do not write the Slicer scene")
+    s.add_argument("--force", action="store_true", help="overwrite an existing plan in --out")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=cmd_plan)

@@ -1,0 +1,46 @@
+"""Proposals from a scored candidate table: weighted ranking, the Pareto-optimal set over the
+soft costs, and diversity (a minimum separation between proposed entry points, mm)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .scoring import ScoreTable
+
+
+def pareto_mask(costs: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """True for rows of ``costs`` (n, m; lower is better) that no other row dominates."""
+    n = len(costs)
+    keep = np.ones(n, bool)
+    for a in range(0, n, chunk):  # chunks of rows against all rows: O(n^2 m) vectorised
+        c = costs[a:a + chunk, None, :]
+        le = (costs[None, :, :] <= c).all(-1)
+        lt = (costs[None, :, :] < c).any(-1)
+        keep[a:a + chunk] = ~(le & lt).any(1)
+    return keep
+
+
+def diverse_pick(order: np.ndarray, entries: np.ndarray, k: int, separation_mm: float) -> list[int]:
+    """Up to ``k`` indices from ``order`` (best first), each entry at least ``separation_mm``
+    from the entries already kept: take the best remaining, drop its neighbours, repeat."""
+    kept: list[int] = []
+    alive = np.ones(len(order), bool)
+    pts = entries[order]
+    while len(kept) < k and alive.any():
+        j = int(np.argmax(alive))
+        kept.append(int(order[j]))
+        alive &= np.linalg.norm(pts - pts[j], axis=1) >= separation_mm
+    return kept
+
+
+def propose(table: ScoreTable, k: int = 5, separation_mm: float = 15.0, pareto_limit: int = 2000):
+    """(ranked, pareto): indices of up to ``k`` diverse feasible paths by score, and the indices
+    of the Pareto-optimal feasible paths among the ``pareto_limit`` best scored (best first)."""
+    feas = np.flatnonzero(table.feasible)
+    if len(feas) == 0:
+        return [], []
+    order = feas[np.argsort(table.score[feas], kind="stable")]
+    ranked = diverse_pick(order, table.entry_ras, k, separation_mm)
+    top = order[:pareto_limit]
+    par = top[pareto_mask(table.costs[top])]
+    return ranked, [int(i) for i in par]

@@ -1,0 +1,122 @@
+"""Offscreen VTK picture of a plan: skin risk map, obstacle structures and proposals (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _surface(mask: np.ndarray, ijk_to_ras: np.ndarray):
+    import vtk
+    from vtk.util import numpy_support as ns
+
+    img = vtk.vtkImageData()
+    img.SetDimensions(*mask.shape[::-1])
+    img.GetPointData().SetScalars(ns.numpy_to_vtk(mask.astype(np.uint8).ravel(), deep=True))
+    fe = vtk.vtkFlyingEdges3D()
+    fe.SetInputData(img)
+    fe.SetValue(0, 0.5)
+    tf = vtk.vtkTransform()
+    tf.SetMatrix(np.asarray(ijk_to_ras).ravel().tolist())
+    f = vtk.vtkTransformPolyDataFilter()
+    f.SetTransform(tf)
+    f.SetInputConnection(fe.GetOutputPort())
+    f.Update()
+    return f.GetOutput()
+
+
+def render_plan_png(plan, path, size=(900, 700)) -> Path:
+    """Write a PNG of the 3D view (anterior-right oblique) of ``plan``; returns the path."""
+    import vtk
+
+    from .. import anatomy
+    from .risk_map import risk_polydata
+
+    vtk.vtkObject.GlobalWarningDisplayOff()
+    maps = plan.maps
+    ren = vtk.vtkRenderer()
+    ren.SetBackground(0.08, 0.08, 0.1)
+    skin = risk_polydata(maps, plan.table)
+    lut = vtk.vtkLookupTable()
+    lut.SetNumberOfTableValues(256)
+    lut.SetTableRange(0.0, 2.0)
+    for i in range(256):
+        v = 2.0 * i / 255
+        rgb = (min(1, 2 * v), min(1, 2 * (1 - v)), 0.1) if v <= 1 else ((0.35,) * 3 if v < 1.75 else (0.8,) * 3)
+        lut.SetTableValue(i, *rgb, 1.0)
+    m = vtk.vtkPolyDataMapper()
+    m.SetInputData(skin)
+    m.SetLookupTable(lut)
+    m.SetScalarRange(0.0, 2.0)
+    m.SetScalarModeToUsePointData()
+    a = vtk.vtkActor()
+    a.SetMapper(m)
+    a.GetProperty().SetOpacity(0.35)
+    ren.AddActor(a)
+    lab = maps.label
+    shown = {}
+    for b in maps.boxes:
+        name = maps.names[b.index]
+        v = next(s.value for s in plan.problem.structures if s.name == name)
+        shown[name] = v
+    for name, v in list(shown.items())[:60]:
+        mask = lab == v
+        if not mask.any():
+            continue
+        poly = _surface(mask, maps.grid.ijk_to_ras)
+        mm = vtk.vtkPolyDataMapper()
+        mm.SetInputData(poly)
+        mm.ScalarVisibilityOff()
+        aa = vtk.vtkActor()
+        aa.SetMapper(mm)
+        aa.GetProperty().SetColor(*anatomy.get(name).color_float)
+        ren.AddActor(aa)
+    if plan.problem.exempt_value:
+        poly = _surface(lab == plan.problem.exempt_value, maps.grid.ijk_to_ras)
+        mm = vtk.vtkPolyDataMapper()
+        mm.SetInputData(poly)
+        mm.ScalarVisibilityOff()
+        aa = vtk.vtkActor()
+        aa.SetMapper(mm)
+        aa.GetProperty().SetColor(1.0, 1.0, 0.0)
+        ren.AddActor(aa)
+    colors = [(0.1, 0.9, 0.2), (0.2, 0.6, 1.0), (1.0, 0.8, 0.1), (0.9, 0.4, 0.9), (0.3, 0.9, 0.9)]
+    for r, p in enumerate(plan.proposals):
+        line = vtk.vtkLineSource()
+        line.SetPoint1(*p.entry_ras)
+        line.SetPoint2(*p.target_ras)
+        tube = vtk.vtkTubeFilter()
+        tube.SetInputConnection(line.GetOutputPort())
+        tube.SetRadius(3.0 if r == 0 else 2.0)
+        tube.SetNumberOfSides(12)
+        lm = vtk.vtkPolyDataMapper()
+        lm.SetInputConnection(tube.GetOutputPort())
+        la = vtk.vtkActor()
+        la.SetMapper(lm)
+        la.GetProperty().SetColor(*colors[r % len(colors)])
+        ren.AddActor(la)
+    cam = ren.GetActiveCamera()
+    c = np.asarray(plan.problem.target.point_ras, float)
+    cam.SetFocalPoint(*c)
+    cam.SetPosition(*(c + np.array([250.0, 450.0, 200.0])))
+    cam.SetViewUp(0, 0, 1)
+    ren.ResetCamera()
+    cam.Zoom(1.4)
+    rw = vtk.vtkRenderWindow()
+    rw.SetOffScreenRendering(1)
+    rw.SetSize(*size)
+    rw.AddRenderer(ren)
+    rw.Render()
+    w2i = vtk.vtkWindowToImageFilter()
+    w2i.SetInput(rw)
+    w2i.Update()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wr = vtk.vtkPNGWriter()
+    wr.SetFileName(str(path))
+    wr.SetInputConnection(w2i.GetOutputPort())
+    wr.Write()
+    rw.Finalize()
+    vtk.vtkObject.GlobalWarningDisplayOn()
+    return path

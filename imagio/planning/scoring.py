@@ -1,0 +1,389 @@
+"""Score every candidate path in one vectorised pass.
+
+Each straight path entry -> target is sampled every ``step_voxels`` of the smallest voxel size
+(entry first, target last). All samples of all paths are one flat array (paths contiguous,
+``starts`` marks their first sample), so paths of different lengths cost only their own
+samples; per-path results are ``np.*.reduceat`` reductions. Distance maps are sampled
+trilinearly, labels and flags at the nearest voxel, all in the crop's index space (valid for
+oblique grids). Angles in degrees, lengths in mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .distance_maps import AERATED, EMPH, FORBIDDEN, LIVER, LUNG, PlanningMaps
+from .problem import PlanningProblem, load_defaults
+
+VIOLATIONS = ("reach", "table_side", "entry_region", "skin_angle", "craniocaudal", "forbidden",
+              "clearance", "liver_parenchyma", "pleural_crossings", "fissure", "emphysema")
+BIT = {name: 1 << i for i, name in enumerate(VIOLATIONS)}
+CRITERIA = ("length", "clearance", "skin_angle", "craniocaudal", "avoid", "lung_length",
+            "pleural_crossings", "emphysema")
+ANGLE_TOL_DEG = 0.01
+
+
+@dataclass
+class ScoreTable:
+    """Per-candidate metrics (arrays of length n). ``closest``/``avoid_id``/``forbidden_hit``
+    are structure indices into ``names`` (-1 none); ``violations`` is a bit set over VIOLATIONS."""
+
+    entry_ras: np.ndarray
+    target_ras: np.ndarray
+    normal_ras: np.ndarray
+    length_mm: np.ndarray
+    skin_angle_deg: np.ndarray
+    craniocaudal_deg: np.ndarray
+    inplane_deg: np.ndarray
+    gantry_tilt_deg: np.ndarray
+    slack_mm: np.ndarray          # min over the path of (distance - margin) to hard structures
+    clearance_mm: np.ndarray      # distance to the structure giving slack_mm (slack + its margin)
+    closest: np.ndarray
+    closest_t: np.ndarray         # where along the path (0 entry .. 1 target)
+    avoid_mm: np.ndarray
+    avoid_id: np.ndarray
+    forbidden_hit: np.ndarray
+    lung_mm: np.ndarray           # inside the pleura
+    aerated_mm: np.ndarray        # in aerated lung
+    pleural_crossings: np.ndarray
+    fissure_crossings: np.ndarray
+    emphysema_pct: np.ndarray
+    liver_before_mm: np.ndarray   # liver traversed before the target lesion
+    violations: np.ndarray
+    costs: np.ndarray             # (n, len(CRITERIA)) normalised soft costs in [0, 1]
+    score: np.ndarray             # weighted mean of costs, lower is better
+    names: list = field(default_factory=list)
+    widening_mm: float = 0.0
+    n_samples: int = 0
+
+    def __len__(self):
+        return len(self.length_mm)
+
+    def take(self, idx) -> "ScoreTable":
+        """Rows ``idx`` of the table."""
+        kw = {f.name: (getattr(self, f.name)[idx] if isinstance(getattr(self, f.name), np.ndarray)
+                       else getattr(self, f.name)) for f in fields(ScoreTable)}
+        return ScoreTable(**kw)
+
+    @property
+    def feasible(self) -> np.ndarray:
+        return self.violations == 0
+
+    def violated(self, i: int) -> list[str]:
+        return [n for n in VIOLATIONS if self.violations[i] & BIT[n]]
+
+    def exclusion_counts(self) -> dict:
+        """For each constraint: candidates violating it, and those violating only it."""
+        out = {}
+        for n in VIOLATIONS:
+            hit = (self.violations & BIT[n]) > 0
+            if hit.any():
+                out[n] = {"violating": int(hit.sum()), "only_this": int((self.violations == BIT[n]).sum())}
+        return out
+
+
+def _segment_first(mask: np.ndarray, starts: np.ndarray, n_total: int, ar=None) -> np.ndarray:
+    """Per segment: global index of the first True sample, or n_total if none."""
+    ar = np.arange(n_total, dtype=np.int32) if ar is None else ar
+    idx = np.where(mask, ar, np.int32(n_total))
+    return np.minimum.reduceat(idx, starts)
+
+
+def _axes(kji):
+    """(k, j, i) 1D arrays from an (n, 3) array or a tuple of three 1D arrays."""
+    if isinstance(kji, tuple):
+        return kji
+    return kji[:, 0], kji[:, 1], kji[:, 2]
+
+
+def _flat_nearest(kji, shape, inside: bool = False) -> np.ndarray:
+    """Flat index of the nearest voxel of each kji sample (clamped to the grid unless the
+    caller knows every sample is inside)."""
+    out = None
+    for a, (x, stride) in enumerate(zip(_axes(kji), (shape[1] * shape[2], shape[2], 1))):
+        ix = np.rint(x).astype(np.int32)
+        if not inside:
+            np.clip(ix, 0, shape[a] - 1, out=ix)
+        if stride != 1:
+            ix *= np.int32(stride)
+        out = ix if out is None else out + ix
+    return out
+
+
+def _trilinear(field: np.ndarray, kji) -> np.ndarray:
+    """Trilinear samples of a [k, j, i] float32 field at kji points ((n, 3) or a (k, j, i)
+    tuple), clamped to the grid."""
+    shp = field.shape
+    flat, fr = None, []
+    for a, (x, stride) in enumerate(zip(_axes(kji), (shp[1] * shp[2], shp[2], 1))):
+        b = np.floor(x).astype(np.int32)
+        if b.size and (b.min() < 0 or b.max() > shp[a] - 2):
+            np.clip(b, 0, shp[a] - 2, out=b)
+            f = np.clip(x - b, 0.0, 1.0).astype(np.float32)
+        else:
+            f = (x - b).astype(np.float32)
+        fr.append(f)
+        b *= np.int32(stride)
+        flat = b if flat is None else flat + b
+    sk, sj = shp[1] * shp[2], shp[2]
+    v = field.ravel()
+    fk, fj, fi = fr
+    c00 = v[flat] * (1 - fi) + v[flat + 1] * fi
+    c01 = v[flat + sj] * (1 - fi) + v[flat + sj + 1] * fi
+    c10 = v[flat + sk] * (1 - fi) + v[flat + sk + 1] * fi
+    c11 = v[flat + sk + sj] * (1 - fi) + v[flat + sk + sj + 1] * fi
+    return (c00 * (1 - fj) + c01 * fj) * (1 - fk) + (c10 * (1 - fj) + c11 * fj) * fk
+
+
+def path_samples(maps: PlanningMaps, entry_ras, target_ras, step_mm: float):
+    """Flat samples of every path, entry first: ((k, j, i) float32 arrays, seg (N,) path index,
+    starts (n,), counts (n,), frac (N,) 0 at the entry .. 1 at the target, length (n,) mm,
+    inside: True when every sample lies in the grid)."""
+    grid = maps.grid
+    e = maps.world_to_kji(entry_ras)
+    t = maps.world_to_kji(np.broadcast_to(target_ras, np.shape(entry_ras)))
+    length = np.linalg.norm(np.asarray(target_ras, float) - entry_ras, axis=1)
+    counts = np.maximum(2, np.ceil(length / step_mm).astype(np.int64) + 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    n_total = int(counts.sum())
+    seg = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    frac = np.arange(n_total, dtype=np.float32)
+    frac -= np.repeat(starts.astype(np.float32), counts)
+    frac *= np.repeat((1.0 / (counts - 1)).astype(np.float32), counts)
+    d = (t - e).astype(np.float32)
+    axes = tuple(np.repeat(e[:, a].astype(np.float32), counts) + frac * np.repeat(d[:, a], counts)
+                 for a in range(3))
+    hi = np.asarray(grid.shape) - 1
+    inside = bool(np.all((np.rint(e) >= 0) & (np.rint(e) <= hi)) and np.all((np.rint(t) >= 0) & (np.rint(t) <= hi)))
+    return axes, seg, starts, counts, frac, length, inside
+
+
+def angles(entry_ras, target_ras, normal_ras):
+    """Angles (deg) of paths entry -> target: to the outward skin normal, craniocaudal (out of
+    the axial plane), in-plane (axial projection vs the antero-posterior axis) and the gantry
+    tilt that would put the path in one tilted scan plane (tilt about the left-right axis)."""
+    d = np.asarray(target_ras, float) - entry_ras
+    u = d / np.linalg.norm(d, axis=1, keepdims=True)
+    skin = np.degrees(np.arccos(np.clip(-(u * normal_ras).sum(1), -1.0, 1.0)))
+    cc = np.degrees(np.arcsin(np.clip(np.abs(u[:, 2]), 0.0, 1.0)))
+    inplane = np.degrees(np.arctan2(np.abs(u[:, 0]), np.abs(u[:, 1])))
+    tilt = np.degrees(np.arctan2(np.abs(u[:, 2]), np.abs(u[:, 1])))
+    return skin, cc, inplane, tilt
+
+
+def resolve_device(device="auto"):
+    """None (numpy) or a torch device string. "auto": CUDA when torch and a GPU are present,
+    else numpy; "numpy"/None: numpy; "cpu"/"cuda[:n]": torch on that device."""
+    if device in (None, "numpy"):
+        return None
+    if device == "auto":
+        try:
+            import torch
+        except ImportError:
+            return None
+        return "cuda" if torch.cuda.is_available() else None
+    return str(device)
+
+
+def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_ras,
+                target_ras=None, chunk: int = 2048, threads: int | None = None,
+                device="auto") -> ScoreTable:
+    """All metrics, violations and the weighted score for paths from each entry to the target.
+
+    numpy: candidates scored in chunks of ``chunk`` paths on ``threads`` threads (default: the
+    CPU count, at most 4); numpy releases the GIL in the gathers and arithmetic. torch
+    (``device``, see `resolve_device`): the same computation in chunks of 8x ``chunk`` paths
+    on that device; same results within float32 rounding."""
+    device = resolve_device(device)
+    entry_ras = np.atleast_2d(np.asarray(entry_ras, float))
+    normal_ras = np.atleast_2d(np.asarray(normal_ras, float))
+    target = np.asarray(problem.target.point_ras if target_ras is None else target_ras, float)
+    n = len(entry_ras)
+    if n == 0:
+        entry_ras, normal_ras = np.zeros((0, 3)), np.zeros((0, 3))
+        return concat_tables([_score_chunk(problem, maps, np.zeros((1, 3)) + target + 1.0,
+                                           np.array([[0.0, 0.0, 1.0]]), target)]).take(np.arange(0))
+    if device is not None:
+        big = 8 * chunk
+        return concat_tables([_score_chunk(problem, maps, entry_ras[a:a + big], normal_ras[a:a + big],
+                                           target, device) for a in range(0, n, big)])
+    if n <= chunk:
+        return _score_chunk(problem, maps, entry_ras, normal_ras, target)
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = threads or min(4, os.cpu_count() or 1)
+    parts = [(entry_ras[a:a + chunk], normal_ras[a:a + chunk]) for a in range(0, n, chunk)]
+    with ThreadPoolExecutor(threads) as ex:
+        tabs = list(ex.map(lambda en: _score_chunk(problem, maps, en[0], en[1], target), parts))
+    return concat_tables(tabs)
+
+
+def concat_tables(tabs: list[ScoreTable]) -> ScoreTable:
+    """One table from several (same problem)."""
+    first = tabs[0]
+    kw = {}
+    for f in fields(ScoreTable):
+        v = getattr(first, f.name)
+        kw[f.name] = np.concatenate([getattr(t, f.name) for t in tabs]) if isinstance(v, np.ndarray) else v
+    kw["n_samples"] = sum(t.n_samples for t in tabs)
+    return ScoreTable(**kw)
+
+
+def _score_chunk(problem, maps, entry_ras, normal_ras, target, device=None) -> ScoreTable:
+    """Score one chunk of paths: per-sample work in numpy (device None) or torch (a device)."""
+    if device is None:
+        r = _reduce_numpy(problem, maps, entry_ras, target)
+    else:
+        from .scoring_torch import reduce_torch
+
+        r = reduce_torch(problem, maps, entry_ras, target, device)
+    return _finish(problem, maps, entry_ras, normal_ras, target, r)
+
+
+def _reduce_numpy(problem, maps, entry_ras, target) -> dict:
+    """Per-path reductions of the sampled maps (see module doc), numpy."""
+    c = problem.constraints
+    n = len(entry_ras)
+    step = c.step_voxels * float(min(maps.grid.spacing))
+    kji, seg, starts, counts, frac, length, inside = path_samples(maps, entry_ras, target, step)
+    n_total = len(seg)
+
+    # nearest-voxel labels + flags (one packed gather) and distances
+    flat = _flat_nearest(kji, maps.code.shape, inside)  # a segment lies inside if its ends do
+    code = maps.code.ravel()[flat]
+    lab = (code & 0xFFFF).astype(np.uint16)
+    flg = (code >> 16).astype(np.uint8)
+    exempt = problem.exempt_value
+    in_target = (lab == exempt) if exempt else np.zeros(n_total, bool)
+
+    # hard distance (forbidden + margin): nearest samples bound the trilinear minimum (the
+    # distance is 1-Lipschitz, so trilinear and nearest differ by < one voxel diagonal); only
+    # samples that can hold the minimum are interpolated, giving the exact trilinear minimum.
+    cap = np.float32(maps.cap_mm)
+    hard = maps.hard.ravel()[flat]
+    hard[in_target] = cap
+    diag = np.float32(np.linalg.norm(maps.grid.spacing))
+    seg_min = np.minimum.reduceat(hard, starts)
+    # exact trilinear value at each path's nearest-sample minimum: an upper bound of the true
+    # minimum; any sample whose nearest value exceeds it by more than a diagonal cannot win
+    ar = np.arange(n_total, dtype=np.int32)
+    at0 = _segment_first(hard <= seg_min[seg], starts, n_total, ar)
+    upper = _trilinear(maps.hard, tuple(x[at0] for x in kji))
+    sel = np.flatnonzero((hard <= np.repeat(upper, counts) + diag) & (hard < cap))
+    hard[sel] = _trilinear(maps.hard, tuple(x[sel] for x in kji))
+    hard[in_target] = cap
+    slack = np.minimum.reduceat(hard, starts)
+    at = _segment_first(hard <= slack[seg], starts, n_total, ar)
+    closest = maps.hard_id.ravel()[flat[at]]
+    closest_t = frac[at]
+    margin = np.where(closest >= 0, maps.margins[np.maximum(closest, 0)], 0.0)
+    zeros_f, zeros_i = np.zeros(n, np.float32), np.zeros(n, np.int32)
+    if maps.has["avoid"]:
+        avoid = maps.avoid.ravel()[flat]          # soft criterion: nearest-voxel samples
+        avoid[in_target] = cap
+        avoid_min = np.minimum.reduceat(avoid, starts)
+        at_a = _segment_first(avoid <= avoid_min[seg], starts, n_total, ar)
+        avoid_id = np.where(avoid_min < cap, maps.avoid_id.ravel()[flat[at_a]], -1)
+    else:
+        avoid_min, avoid_id = np.full(n, cap, np.float32), np.full(n, -1, np.int16)
+
+    forb = (flg & FORBIDDEN) > 0
+    first_forb = _segment_first(forb, starts, n_total, ar)
+    hit = first_forb < n_total
+    forbidden_hit = np.full(n, -1, np.int16)
+    forbidden_hit[hit] = maps.struct_of_label[lab[first_forb[hit]]]
+
+    # lung, pleura, fissures, emphysema, liver
+    smm = (length / (counts - 1)).astype(np.float32)   # per-path actual step, mm
+    if maps.has["lung"]:
+        lung = (flg & LUNG) > 0
+        aer = (flg & AERATED) > 0
+        lung_mm = np.add.reduceat(lung.astype(np.int32), starts) * smm
+        aer_n = np.add.reduceat(aer.astype(np.int32), starts)
+        emph_n = np.add.reduceat(((flg & EMPH) > 0).astype(np.int32), starts)
+        change = np.empty(n_total, bool)
+        change[0] = False
+        change[1:] = lung[1:] != lung[:-1]
+        change[starts] = False
+        pleural = np.add.reduceat(change.astype(np.int32), starts)
+        if maps.has["lobes"]:
+            lobe = np.where(aer, lab, 0).astype(np.int32)
+            segstart = np.zeros(n_total, bool)
+            segstart[starts] = True
+            anchor = (lobe > 0) | segstart | ~lung
+            ff = np.maximum.accumulate(np.where(anchor, ar, 0))
+            prev = np.empty(n_total, np.int32)
+            prev[0] = 0
+            prev[1:] = lobe[ff[:-1]]
+            fiss = (lobe > 0) & (prev > 0) & (lobe != prev) & ~segstart
+            fissures = np.add.reduceat(fiss.astype(np.int32), starts)
+        else:
+            fissures = zeros_i
+        emph_pct = np.where(aer_n > 0, 100.0 * emph_n / np.maximum(aer_n, 1), 0.0)
+    else:
+        lung_mm, aer_n, pleural, fissures, emph_pct = zeros_f, zeros_i, zeros_i, zeros_i, zeros_f
+    if maps.has["liver"] and problem.target.organ == "liver":
+        first_tgt = _segment_first(in_target, starts, n_total, ar) if exempt else starts + counts
+        liver = ((flg & LIVER) > 0) & (ar < first_tgt[seg])
+        liver_before = np.add.reduceat(liver.astype(np.int32), starts) * smm
+    else:
+        liver_before = zeros_f
+
+    return dict(length=length, slack=slack, closest=closest, closest_t=closest_t, margin=margin,
+                avoid_min=avoid_min, avoid_id=avoid_id, forbidden_hit=forbidden_hit, hit=hit,
+                lung_mm=lung_mm, aer_mm=aer_n * smm, pleural=pleural, fissures=fissures,
+                emph_pct=emph_pct, liver_before=liver_before, n_samples=n_total)
+
+
+def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
+    """Angles, violations, costs and score from the per-path reductions ``r``."""
+    c, needle = problem.constraints, problem.needle
+    n = len(entry_ras)
+    length, slack, pleural, fissures = r["length"], r["slack"], r["pleural"], r["fissures"]
+    emph_pct, liver_before, avoid_min, hit = r["emph_pct"], r["liver_before"], r["avoid_min"], r["hit"]
+    skin, cc, inplane, tilt = angles(entry_ras, target, normal_ras)
+
+    v = np.zeros(n, np.int32)
+    widen = needle.widening_mm
+    v |= np.where(length > needle.length_mm, BIT["reach"], 0)
+    tab = np.cos(np.radians(c.table_exclusion_deg))
+    v |= np.where(normal_ras @ c.table_direction > tab, BIT["table_side"], 0)
+    if c.entry_region is not None:
+        ctr, rad = c.entry_region
+        v |= np.where(np.linalg.norm(entry_ras - np.asarray(ctr, float), axis=1) > rad,
+                      BIT["entry_region"], 0)
+    v |= np.where(skin > c.max_skin_angle_deg, BIT["skin_angle"], 0)
+    if c.max_craniocaudal_deg is not None:
+        v |= np.where(cc > c.max_craniocaudal_deg + ANGLE_TOL_DEG, BIT["craniocaudal"], 0)
+    v |= np.where(hit, BIT["forbidden"], 0)
+    v |= np.where(slack < widen, BIT["clearance"], 0)
+    if problem.target.organ == "liver" and c.min_liver_parenchyma_mm > 0:
+        v |= np.where(liver_before < c.min_liver_parenchyma_mm, BIT["liver_parenchyma"], 0)
+    v |= np.where(pleural > c.max_pleural_crossings, BIT["pleural_crossings"], 0)
+    if c.fissure_crossing == "forbid":
+        v |= np.where(fissures > 0, BIT["fissure"], 0)
+    v |= np.where(emph_pct > c.max_emphysema_percent, BIT["emphysema"], 0)
+
+    sat = float(load_defaults()["clearance_saturation_mm"])
+    costs = np.stack([
+        np.clip(length / needle.length_mm, 0, 1),
+        1.0 - np.clip((slack - widen) / sat, 0, 1),
+        np.clip(skin / 90.0, 0, 1),
+        np.clip(cc / 90.0, 0, 1),
+        1.0 - np.clip(avoid_min / sat, 0, 1),
+        np.clip(r["aer_mm"] / needle.length_mm, 0, 1),
+        np.clip(pleural / 4.0 + fissures / 2.0, 0, 1),
+        np.clip(emph_pct / 100.0, 0, 1),
+    ], axis=1).astype(np.float32)
+    w = np.array([problem.weights.get(k, 0.0) for k in CRITERIA], np.float32)
+    score = costs @ w / max(float(w.sum()), 1e-9)
+
+    return ScoreTable(
+        entry_ras, np.broadcast_to(target, entry_ras.shape).copy(), normal_ras, length, skin, cc,
+        inplane, tilt, slack, slack + r["margin"], r["closest"].astype(np.int16), r["closest_t"],
+        avoid_min, r["avoid_id"].astype(np.int16), r["forbidden_hit"], r["lung_mm"], r["aer_mm"],
+        pleural, fissures, emph_pct, liver_before, v, costs, score, list(maps.names), widen,
+        r["n_samples"])
