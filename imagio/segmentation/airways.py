@@ -28,7 +28,6 @@ MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
 LOCAL_STEP_HU, LOCAL_MAX_HU = 20, -760  # local extension schedule above the global threshold
 LOCAL_PIECE_ML = 0.5  # a new piece larger than this is a leak (a segmental bronchus is ~0.2 mL)
 CARINA_LUMEN_SHARE = 0.2  # a main bronchus lumen is ~40-60 % of the trachea's
-CARINA_MIN_MM = 3.0  # the two lumens must persist this far below the split
 TRACHEA_BELOW_LUNG_TOP_MM = 60.0
 SEARCH_BELOW_APEX_MM = 150.0  # the carina lies ~50-100 mm below the lung apex  # the trachea candidate must reach this close to the lung apex
 
@@ -211,50 +210,46 @@ def split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """(trachea, bronchi, carina slice index along the superior axis) of an airway mask.
-
-    The carina is the first slice from the top where two lumens each at least
-    ``CARINA_LUMEN_SHARE`` of the trachea's median cross-section appear (main bronchi are about
-    half of it) for ``CARINA_MIN_MM`` along the axis; small side pieces do not count.
-    """
+    """Track the trachea's lumen slice by slice from the top (the in-plane component that
+    overlaps the lumen of the slice above); the carina is the first slice where that lumen
+    overlaps two lumens of main-bronchus size (>= ``CARINA_LUMEN_SHARE`` of the trachea's
+    cross-section). Upper-lobe bronchi rising beside the trachea never overlap it, so they
+    stay "airways"."""
     s_ax, s_sign = anatomical_axes(ct)["S"]
-    lab, n = ndimage.label(airway, structure=plane_structure(s_ax))
-    if n == 0:
-        return airway.copy(), np.zeros_like(airway), None
+    sl_first = np.moveaxis(airway, s_ax, 0)
+    n_slices = sl_first.shape[0]
+    order = np.arange(n_slices)[::-1] if s_sign > 0 else np.arange(n_slices)  # top down
     other = tuple(i for i in range(3) if i != s_ax)
     pix_mm2 = float(np.prod(ct.spacing_kji[list(other)]))
-    sizes = np.bincount(lab.ravel(), minlength=n + 1) * pix_mm2
-    objs = ndimage.find_objects(lab)
-    sl_of = np.array([-1] + [o[s_ax].start if o is not None else -1 for o in objs])
-    n_slices = airway.shape[s_ax]
-    order = np.arange(n_slices)[::-1] if s_sign > 0 else np.arange(n_slices)  # top down
-    # trachea cross-section: the largest lumen per slice, median over the top slices
-    largest = np.zeros(n_slices)
-    np.maximum.at(largest, sl_of[1:], sizes[1:])
-    occ = [s for s in order if largest[s] > 0]
-    if not occ:
-        return airway.copy(), np.zeros_like(airway), None
-    top = occ[: max(3, len(occ) // 4)]
-    ref_area = float(np.median(largest[top]))
-    big = sizes >= max(10.0, CARINA_LUMEN_SHARE * ref_area)
-    big[0] = False
-    per_slice = np.bincount(sl_of[big], minlength=n_slices)
-    need = max(1, int(round(CARINA_MIN_MM / ct.spacing_kji[s_ax])))
+    trachea = np.zeros_like(sl_first)
+    cur = None
+    ref_area = None
     carina = None
-    run = 0
-    for s in occ:
-        run = run + 1 if per_slice[s] >= 2 else 0
-        if run >= need:
-            carina = int(s - (need - 1) * (-s_sign))  # the first slice of the run
-            break
+    for s in order:
+        sl = sl_first[s]
+        if not sl.any():
+            if cur is not None:
+                break
+            continue
+        lab, n = ndimage.label(sl, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(lab.ravel(), minlength=n + 1) * pix_mm2
+        if cur is None:  # top of the tree: the largest lumen
+            ids = [int(np.argmax(sizes[1:])) + 1]
+        else:
+            ids = [int(i) for i in np.unique(lab[cur]) if i]
+            if not ids:
+                break
+            big = [i for i in ids if sizes[i] >= max(10.0, CARINA_LUMEN_SHARE * ref_area)]
+            if len(big) >= 2:
+                carina = int(s)
+                break
+        cur = np.isin(lab, ids)
+        trachea[s] = cur
+        area = float(cur.sum() * pix_mm2)
+        ref_area = area if ref_area is None else 0.8 * ref_area + 0.2 * area
     if carina is None:
         return airway.copy(), np.zeros_like(airway), None
-    coord = np.arange(n_slices) * s_sign
-    above = coord > carina * s_sign
-    shape = [1, 1, 1]
-    shape[s_ax] = -1
-    above = np.broadcast_to(above.reshape(shape), airway.shape)
-    trachea = airway & above
+    trachea = np.moveaxis(trachea, 0, s_ax)
     return trachea, airway & ~trachea, carina
 
 
