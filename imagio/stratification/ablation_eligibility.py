@@ -1,0 +1,75 @@
+"""Ablation eligibility of a liver lesion: size, subcapsular, perivascular (heat sink), and
+closeness to gallbladder, bowel, diaphragm or central bile ducts. Each criterion gives a
+reason with its source (``imagio/data/ablation_eligibility.json``); the overall suitability
+is a suggestion for the tumour board."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import edt
+import numpy as np
+from scipy import ndimage
+
+from ..volume import Volume
+from .characterise import INTRAHEPATIC, _crop, characterise
+
+VESSELS = INTRAHEPATIC + ("portal_vein_and_splenic_vein", "inferior_vena_cava")
+
+
+def criteria() -> dict:
+    return json.loads(resources.files("imagio.data").joinpath("ablation_eligibility.json").read_text())
+
+
+def vessel_diameters(vessel: np.ndarray, spacing_kji) -> np.ndarray:
+    """Lumen diameter (mm) at each vessel voxel: twice the distance to the wall at the nearest
+    centreline (local maximum of the inner distance), plus one voxel for voxel-centre sampling."""
+    r = edt.edt(vessel, anisotropy=tuple(spacing_kji), black_border=False)
+    size = max(3, int(2 * np.ceil(r.max() / min(spacing_kji)) + 1)) if r.size else 3
+    ridge = ndimage.maximum_filter(r, size=min(size, 9))
+    return np.where(vessel, 2.0 * ridge - min(spacing_kji) + min(spacing_kji), 0.0)
+
+
+def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
+    """{suitable: bool, reasons: [{criterion, value, threshold, met, source}], measurements}."""
+    c = criteria()
+    rep = characterise(ct, labels, lesion)
+    if not ct.same_grid(labels):
+        labels = labels.resample_like(ct, order=0)
+    mask = labels.mask(lesion)
+    sl = _crop(labels, mask, 25.0)
+    sub_lab, sub_mask = labels.array[sl], mask[sl]
+    sk = tuple(ct.spacing_kji)
+    dist = edt.edt(~sub_mask, anisotropy=sk, black_border=False)  # mm from the lesion
+    reasons = []
+
+    def add(criterion, value, threshold, ok, source, detail=""):
+        reasons.append({"criterion": criterion, "value": None if value is None else round(float(value), 2),
+                        "threshold": threshold, "favourable": bool(ok), "detail": detail, "source": source})
+
+    size = rep.long_axis_mm
+    add("size", size, f"<= {c['max_diameter_mm']['value']} mm", size <= c["max_diameter_mm"]["value"],
+        c["max_diameter_mm"]["source"], "3-D long axis")
+    sub = c["subcapsular_mm"]["value"]
+    add("subcapsular", rep.distance_to_surface_mm, f">= {sub} mm from the capsule",
+        not rep.distance_to_surface_mm < sub, c["subcapsular_mm"]["source"])
+    pv = c["perivascular"]
+    vessel_vals = [v for v, n in labels.labels.items() if n in VESSELS]
+    vessel = np.isin(sub_lab, vessel_vals)
+    near = vessel & (dist <= pv["distance_mm"])
+    dmax = float(vessel_diameters(vessel, sk)[near].max()) if near.any() else 0.0
+    add("perivascular", dmax, f"no vessel >= {pv['vessel_diameter_mm']} mm within {pv['distance_mm']} mm",
+        dmax < pv["vessel_diameter_mm"], pv["source"], "largest vessel diameter near the lesion (mm)")
+    adj = c["adjacent_structures_mm"]
+    for name in adj["structures"]:
+        vals = [v for v, n in labels.labels.items() if n == name]
+        if not vals:
+            continue
+        m = np.isin(sub_lab, vals)
+        d = float(dist[m].min()) if m.any() else None
+        if d is not None:
+            add(f"near_{name}", d, f">= {adj['value']} mm", d >= adj["value"], adj["source"])
+    return {"lesion": lesion, "suitable": all(r["favourable"] for r in reasons), "reasons": reasons,
+            "measurements": rep.to_dict(),
+            "note": "eligibility flags support the tumour board; they are not a treatment decision"}
