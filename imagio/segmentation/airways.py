@@ -18,7 +18,8 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import AIR_HU, anatomical_axes, as_progress, check_ct, components, plane_structure, ras_coordinate
+from .common import (AIR_HU, anatomical_axes, as_progress, bbox_slices, check_ct, components,
+                     plane_structure, ras_coordinate)
 
 THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
 LEAK_RATIO = 2.0  # a step that more than doubles the tree ...
@@ -27,14 +28,33 @@ MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
 LOCAL_STEP_HU, LOCAL_MAX_HU = 20, -760  # local extension schedule above the global threshold
 LOCAL_PIECE_ML = 0.5  # a new piece larger than this is a leak (a segmental bronchus is ~0.2 mL)
 CARINA_LUMEN_SHARE = 0.2  # a main bronchus lumen is ~40-60 % of the trachea's
-CARINA_MIN_MM = 3.0  # the two lumens must persist this far below the split
-TRACHEA_BELOW_LUNG_TOP_MM = 60.0  # the trachea candidate must reach this close to the lung apex
+TRACHEA_BELOW_LUNG_TOP_MM = 60.0
+SEARCH_BELOW_APEX_MM = 150.0  # the carina lies ~50-100 mm below the lung apex  # the trachea candidate must reach this close to the lung apex
 
 
 def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
-    """[k, j, i] index of a voxel inside the trachea, or None when no trachea is visible."""
-    a = ct.array
+    """[k, j, i] index of a voxel inside the trachea, or None when no trachea is visible.
+
+    Searched from the top of the scan down to ``SEARCH_BELOW_APEX_MM`` below the lung apex."""
     s_ax, s_sign = anatomical_axes(ct)["S"]
+    top = _lung_top(ct, body, s_ax, s_sign)
+    if top is None:
+        return None
+    reach = int(np.ceil(SEARCH_BELOW_APEX_MM / ct.spacing_kji[s_ax]))
+    lo = np.zeros(3, int)
+    hi = np.array(ct.shape)
+    if s_sign > 0:
+        lo[s_ax] = max(top - reach, 0)
+    else:
+        hi[s_ax] = min(top + reach + 1, ct.shape[s_ax])
+    sub = ct.crop(lo, hi)
+    body_sub = body[tuple(slice(l, h) for l, h in zip(lo, hi))]
+    seed = _find_seed_in(sub, body_sub, top - lo[s_ax], s_ax, s_sign)
+    return None if seed is None else seed + lo
+
+
+def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int):
+    a = ct.array
     air = (a < AIR_HU) & body
     if not air.any():
         return None
@@ -68,9 +88,6 @@ def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
     objs3 = ndimage.find_objects(tl)
     span = np.array([(o[s_ax].stop - o[s_ax].start) * ct.spacing_kji[s_ax] if o is not None else 0
                      for o in objs3])
-    top = _lung_top(ct, body, s_ax, s_sign)
-    if top is None:
-        return None
     for o_i, o in enumerate(objs3):
         if o is None:
             continue
@@ -93,17 +110,21 @@ def _lung_top(ct: Volume, body: np.ndarray, s_ax: int, s_sign: int):
     (> 100 mL) air components (< -400 HU) inside the body that are not uniform gas."""
     from .lungs import GAS_MEDIAN_HU, _label_medians
 
-    lab, n, counts = components((ct.array < -400) & body, connectivity=6)
-    keep = counts * ct.voxel_volume_ml > 100.0
+    f = 1
+    while ct.array.size / f ** 3 > 4_000_000:  # a coarse grid is enough to find the apex
+        f += 1
+    a = ct.array[::f, ::f, ::f]
+    lab, n, counts = components((a < -400) & body[::f, ::f, ::f], connectivity=6)
+    keep = counts * ct.voxel_volume_ml * f ** 3 > 100.0
     keep[0] = False
     if not keep.any():
         return None
-    keep[keep] = _label_medians(ct.array, lab, keep) > GAS_MEDIAN_HU
+    keep[keep] = _label_medians(a, lab, keep) > GAS_MEDIAN_HU
     if not keep.any():
         return None
     m = keep[lab]
     idx = np.flatnonzero(np.any(m, axis=tuple(i for i in range(3) if i != s_ax)))
-    return int(idx[-1] if s_sign > 0 else idx[0])
+    return min(int(idx[-1] if s_sign > 0 else idx[0]) * f, ct.shape[s_ax] - 1)
 
 
 def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_HU,
@@ -154,65 +175,81 @@ def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_H
     # local extension: above the global threshold, keep only the small new pieces (peripheral
     # bronchi gained by a branch) and reject the large ones (a branch leaking into parenchyma)
     added_ml = 0.0
+    box = bbox_slices(best, 20.0, ct.spacing_kji)  # new pieces lie near the tree
     for t in range(best_t + LOCAL_STEP_HU, LOCAL_MAX_HU + 1, LOCAL_STEP_HU):
         m, _ = grow(t)
-        new = m & ~best
+        new = m[box] & ~best[box]
         if not new.any():
             continue
         lab, n, cnt = components(new, connectivity=26)
         ok = cnt * ct.voxel_volume_ml <= LOCAL_PIECE_ML
+        # a piece cut by the box may continue outside it: not accepted
+        faces = np.concatenate([lab[0].ravel(), lab[-1].ravel(), lab[:, 0].ravel(),
+                                lab[:, -1].ravel(), lab[:, :, 0].ravel(), lab[:, :, -1].ravel()])
+        ok[np.unique(faces)] = False
         ok[0] = False
         gain = ok[lab]
         added_ml += float(gain.sum() * ct.voxel_volume_ml)
-        best = best | gain
+        best[box] |= gain
     return best, {"threshold_hu": best_t, "steps_ml": vols, "local_extension_ml": round(added_ml, 2)}
 
 
 def split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """(trachea, bronchi, carina slice index along the superior axis) of an airway mask.
-
-    The carina is the first slice from the top where two lumens each at least
-    ``CARINA_LUMEN_SHARE`` of the trachea's median cross-section appear (main bronchi are about
-    half of it) for ``CARINA_MIN_MM`` along the axis; small side pieces do not count.
-    """
-    s_ax, s_sign = anatomical_axes(ct)["S"]
-    lab, n = ndimage.label(airway, structure=plane_structure(s_ax))
-    if n == 0:
+    """(trachea, bronchi, carina slice index along the superior axis) of an airway mask
+    (computed on its bounding box, see `_split_trachea`)."""
+    box = bbox_slices(airway)
+    if box is None:
         return airway.copy(), np.zeros_like(airway), None
+    lo = np.array([b.start for b in box])
+    sub = ct.crop(lo, [b.stop for b in box])
+    tr, _, carina = _split_trachea(sub, airway[box])
+    trachea = np.zeros_like(airway)
+    trachea[box] = tr
+    s_ax = anatomical_axes(ct)["S"][0]
+    return trachea, airway & ~trachea, None if carina is None else carina + int(lo[s_ax])
+
+
+def _split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """Track the trachea's lumen slice by slice from the top (the in-plane component that
+    overlaps the lumen of the slice above); the carina is the first slice where that lumen
+    overlaps two lumens of main-bronchus size (>= ``CARINA_LUMEN_SHARE`` of the trachea's
+    cross-section). Upper-lobe bronchi rising beside the trachea never overlap it, so they
+    stay "airways"."""
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    sl_first = np.moveaxis(airway, s_ax, 0)
+    n_slices = sl_first.shape[0]
+    order = np.arange(n_slices)[::-1] if s_sign > 0 else np.arange(n_slices)  # top down
     other = tuple(i for i in range(3) if i != s_ax)
     pix_mm2 = float(np.prod(ct.spacing_kji[list(other)]))
-    sizes = np.bincount(lab.ravel(), minlength=n + 1) * pix_mm2
-    objs = ndimage.find_objects(lab)
-    sl_of = np.array([-1] + [o[s_ax].start if o is not None else -1 for o in objs])
-    n_slices = airway.shape[s_ax]
-    order = np.arange(n_slices)[::-1] if s_sign > 0 else np.arange(n_slices)  # top down
-    # trachea cross-section: the largest lumen per slice, median over the top slices
-    largest = np.zeros(n_slices)
-    np.maximum.at(largest, sl_of[1:], sizes[1:])
-    occ = [s for s in order if largest[s] > 0]
-    if not occ:
-        return airway.copy(), np.zeros_like(airway), None
-    top = occ[: max(3, len(occ) // 4)]
-    ref_area = float(np.median(largest[top]))
-    big = sizes >= max(10.0, CARINA_LUMEN_SHARE * ref_area)
-    big[0] = False
-    per_slice = np.bincount(sl_of[big], minlength=n_slices)
-    need = max(1, int(round(CARINA_MIN_MM / ct.spacing_kji[s_ax])))
+    trachea = np.zeros_like(sl_first)
+    cur = None
+    ref_area = None
     carina = None
-    run = 0
-    for s in occ:
-        run = run + 1 if per_slice[s] >= 2 else 0
-        if run >= need:
-            carina = int(s - (need - 1) * (-s_sign))  # the first slice of the run
-            break
+    for s in order:
+        sl = sl_first[s]
+        if not sl.any():
+            if cur is not None:
+                break
+            continue
+        lab, n = ndimage.label(sl, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(lab.ravel(), minlength=n + 1) * pix_mm2
+        if cur is None:  # top of the tree: the largest lumen
+            ids = [int(np.argmax(sizes[1:])) + 1]
+        else:
+            ids = [int(i) for i in np.unique(lab[cur]) if i]
+            if not ids:
+                break
+            big = [i for i in ids if sizes[i] >= max(10.0, CARINA_LUMEN_SHARE * ref_area)]
+            if len(big) >= 2:
+                carina = int(s)
+                break
+        cur = np.isin(lab, ids)
+        trachea[s] = cur
+        area = float(cur.sum() * pix_mm2)
+        ref_area = area if ref_area is None else 0.8 * ref_area + 0.2 * area
     if carina is None:
         return airway.copy(), np.zeros_like(airway), None
-    coord = np.arange(n_slices) * s_sign
-    above = coord > carina * s_sign
-    shape = [1, 1, 1]
-    shape[s_ax] = -1
-    above = np.broadcast_to(above.reshape(shape), airway.shape)
-    trachea = airway & above
+    trachea = np.moveaxis(trachea, 0, s_ax)
     return trachea, airway & ~trachea, carina
 
 

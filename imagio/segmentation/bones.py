@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from ..volume import Volume
 from .common import (anatomical_axes, as_progress, bbox_slices, check_ct, components, dilate_mm,
-                     fill_holes_3d, open_mm,
+                     erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate)
 
@@ -30,9 +30,24 @@ MIN_BONE_ML = 0.05
 MARROW_MIN_HU = 60.0  # marrow (fatty in the elderly) vs CSF/cord in the spinal canal
 MAX_MARROW_MM2 = 3000.0  # a lumbar vertebral body is ~15-20 cm^2 in an axial slice
 CONTRAST_LOW_HU = 200.0  # with arterial contrast, organ vessels reach ~200 HU
+ORGAN_MARGIN_HU = 30.0  # bone threshold above the enhanced-tissue level
 BLOOD_RIM_MM = 4.0  # partial-volume rim of the contrast blood pool dropped with it
 MIN_BLOOD_PEAK_HU = 260.0  # arterial-phase blood is 250-500 HU; trabecular bone peaks lower
 MIN_BLOOD_POOL_ML = 30.0  # a contrast blood pool (CT angiography) is a histogram peak this big
+
+
+def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji) -> float:
+    """95th percentile (HU) of "deep" soft tissue: voxels between -100 and 300 HU at least
+    5 mm inside such tissue (organ parenchyma, muscle, vessel lumen). With contrast, enhancing
+    liver, spleen and kidneys (120-200 HU) touch the ribs and spine; the bone threshold must
+    stay above them. Computed on a grid coarsened to <= 4 M voxels."""
+    f = 1
+    while a.size / f ** 3 > 4_000_000:
+        f += 1
+    ac = a[::f, ::f, ::f]
+    soft = body[::f, ::f, ::f] & (ac > -100) & (ac < 300)
+    deep = erode_mm(soft, 5.0, np.asarray(spacing_kji) * f)
+    return float(np.percentile(ac[deep], 95)) if deep.any() else -1000.0
 
 
 def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float):
@@ -76,6 +91,8 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     p = as_progress(progress)
     a = check_ct(ct)
     p(0.0, "bones: threshold")
+    if body is not None:
+        low_hu = max(low_hu, enhanced_tissue_level(a, body, ct.spacing_kji) + ORGAN_MARGIN_HU)
     cand = a > low_hu
     if body is not None:
         cand &= body

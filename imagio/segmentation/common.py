@@ -91,6 +91,16 @@ def ras_coordinate(vol: Volume, row: int) -> np.ndarray:
             + (m[row, 0] * np.arange(ni, dtype=np.float32))[None, None, :]).astype(np.float32)
 
 
+def mean_ras(vol: Volume, mask: np.ndarray) -> np.ndarray:
+    """RAS centroid (mm) of a mask from its per-axis index sums (no coordinate arrays)."""
+    n = float(mask.sum())
+    if n == 0:
+        return np.full(3, np.nan)
+    kji = [float((np.arange(mask.shape[ax]) * mask.sum(axis=tuple(i for i in range(3) if i != ax))).sum()) / n
+           for ax in range(3)]
+    return vol.kji_to_world(np.array([kji]))[0]
+
+
 def plane_structure(axis: int) -> np.ndarray:
     """3x3x3 connectivity (8-neighbours) within planes normal to array ``axis``."""
     s = np.zeros((3, 3, 3), bool)

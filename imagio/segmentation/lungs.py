@@ -15,8 +15,8 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (LUNG_HU, anatomical_axes, as_progress, check_ct, close_mm, components,
-                     dilate_mm, fill_holes_per_slice, ras_coordinate)
+from .common import (LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct, close_mm,
+                     components, dilate_mm, fill_holes_per_slice, mean_ras, ras_coordinate)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
 GAS_MEDIAN_HU = -950.0  # bowel/stomach gas is nearly pure air (median < -960 HU); parenchyma
@@ -52,26 +52,6 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     return m
 
 
-def _nearest_marker(markers: np.ndarray, sk, max_voxels: int = 2_000_000) -> np.ndarray:
-    """Label of the nearest non-zero marker for every voxel (feature transform); on large
-    boxes computed on a 2x subsampled grid and read back per voxel (the split surface moves
-    by at most one coarse voxel)."""
-    f = 1
-    while markers.size / f ** 3 > max_voxels:
-        f += 1
-    coarse = markers[::f, ::f, ::f]
-    if not coarse.any():
-        coarse = markers
-        f = 1
-    _, ind = ndimage.distance_transform_edt(coarse == 0, sampling=np.asarray(sk) * f,
-                                            return_indices=True)
-    near = coarse[tuple(ind)]
-    if f == 1:
-        return near
-    k, j, i = (np.minimum(np.arange(n) // f, near.shape[a] - 1) for a, n in enumerate(markers.shape))
-    return near[np.ix_(k, j, i)]
-
-
 def _edt_border(m, sk):
     import edt
 
@@ -96,8 +76,12 @@ def _label_medians(a, lab, which, lo=-1100, hi=-390, width=5):
 
 
 def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """(left, right) lung masks. Patient's right is +x in RAS."""
-    x = ras_coordinate(ct, 0)
+    """(left, right) lung masks. Patient's right is +x in RAS.
+
+    Two large components: one per side. One component (lungs touching at a junction): eroded
+    step by step (one distance transform, thresholded) until two large parts appear; every
+    voxel then goes to the nearer part. The search runs on a grid coarsened to <= 2 M voxels.
+    """
     lab, n, counts = components(lungs, connectivity=6)
     if n == 0:
         raise InputError("the lung mask is empty")
@@ -106,12 +90,16 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12) -> t
     big = [int(i) for i in order[:2] if counts[i] > 0]
     two = len(big) == 2 and counts[big[1]] >= 0.15 * counts[big[0]]
     if not two:
-        # one component: find two parts by erosion, then split by nearest part
         main = lab == big[0]
-        lo, hi = ct.bounding_box(main, margin=1)
-        sub = main[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        depth = _edt_border(sub, ct.spacing_kji)
-        step = float(np.min(ct.spacing_kji))
+        box = bbox_slices(main)
+        sub = main[box]
+        f = 1
+        while sub.size / f ** 3 > 2_000_000:
+            f += 1
+        sub_c = sub[::f, ::f, ::f]
+        sk_c = np.asarray(ct.spacing_kji) * f
+        depth = _edt_border(sub_c, sk_c)
+        step = float(np.min(sk_c))
         markers = None
         for i in range(1, max_erosions + 1):
             er = depth > i * step
@@ -125,24 +113,32 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12) -> t
             if en == 0:
                 break
         if markers is None:
-            # no junction found: cut at the body midline
-            xs = x[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            mid = float(np.median(xs[sub]))
-            markers = np.where(sub & (xs <= mid), 1, 0) + np.where(sub & (xs > mid), 2, 0)
-        near = _nearest_marker(markers, ct.spacing_kji)
+            # no junction found: cut at the lungs' left-right centre
+            lo = np.array([b.start for b in box])
+            sub_vol = ct.crop(lo, [b.stop for b in box])
+            xs = ras_coordinate(sub_vol, 0)[::f, ::f, ::f]
+            mid = float(np.median(xs[sub_c]))
+            markers = np.where(sub_c & (xs <= mid), 1, 0) + np.where(sub_c & (xs > mid), 2, 0)
+        _, ind = ndimage.distance_transform_edt(markers == 0, sampling=sk_c, return_indices=True)
+        near_c = markers[tuple(ind)]
+        if f > 1:
+            kk, jj, ii = (np.minimum(np.arange(nn) // f, near_c.shape[ax] - 1)
+                          for ax, nn in enumerate(sub.shape))
+            near = near_c[np.ix_(kk, jj, ii)]
+        else:
+            near = near_c
         part = np.zeros(lungs.shape, np.uint8)
-        part[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = np.where(sub, near, 0)
-        # other (small) components go to the nearer side later
-        lab = np.where(main, 0, lab)
+        part[box] = np.where(sub, near, 0)
+        lab = np.where(main, 0, lab)  # other (small) components go to the nearer side below
         a_mask, b_mask = part == 1, part == 2
     else:
         a_mask, b_mask = lab == big[0], lab == big[1]
         lab = np.where(a_mask | b_mask, 0, lab)
-    xa, xb = float(x[a_mask].mean()), float(x[b_mask].mean())
+    xa, xb = mean_ras(ct, a_mask)[0], mean_ras(ct, b_mask)[0]
     right, left = (a_mask, b_mask) if xa > xb else (b_mask, a_mask)
-    # remaining small lung pieces: side of the midline between the two lungs
     rest = lab > 0
     if rest.any():
+        x = ras_coordinate(ct, 0)
         mid = 0.5 * (xa + xb)
         right = right | (rest & (x > mid))
         left = left | (rest & (x <= mid))
