@@ -8,10 +8,12 @@ Thin Slicer layer: the Logic passes MRML nodes to ``imagio.mrml.logic`` and
 import logging
 import os
 import sys
+from typing import Annotated
 
 import slicer
-from slicer import vtkMRMLMarkupsLineNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsLineNode, vtkMRMLScalarVolumeNode,
+                    vtkMRMLSegmentationNode, vtkMRMLTableNode)
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
@@ -50,8 +52,14 @@ class IMAGIOPlanningParameterNode:
     path: vtkMRMLMarkupsLineNode
     metricsTable: vtkMRMLTableNode
     targetName: str = "tumor"
+    targetPoint: vtkMRMLMarkupsFiducialNode
     needleLengthMm: float = 150.0
+    needleDiameterMm: float = 1.3
+    placementUncertaintyMm: float = 2.0
     maxCraniocaudalDeg: float = 30.0
+    maxSkinAngleDeg: float = 60.0
+    patientPosition: Annotated[str, Choice(["supine", "prone", "left_lateral", "right_lateral"])] = "supine"
+    numberOfProposals: int = 5
 
 
 class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -126,8 +134,16 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPlanButton(self):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Planning failed.", waitCursor=True):
-            result, ids = self.logic.plan(p.inputVolume, p.segmentation, p.targetName, p.needleLengthMm,
-                                          p.maxCraniocaudalDeg, self._progress)
+            if self._pathObserver is not None and p.path is not None:
+                p.path.RemoveObserver(self._pathObserver)
+                self._pathObserver = None
+            result, ids = self.logic.plan(
+                p.inputVolume, p.segmentation, p.targetName, p.needleLengthMm, p.maxCraniocaudalDeg,
+                self._progress, targetPointNode=p.targetPoint, needleDiameterMm=p.needleDiameterMm,
+                uncertaintyMm=p.placementUncertaintyMm, maxSkinAngleDeg=p.maxSkinAngleDeg,
+                patientPosition=p.patientPosition, numberOfProposals=p.numberOfProposals)
+            if not result.feasible:
+                self.ui.metricsLabel.setText(self.logic.infeasibleReport(result))
             if "path" in ids:
                 p.path = slicer.mrmlScene.GetNodeByID(ids["path"])
                 p.metricsTable = slicer.mrmlScene.GetNodeByID(ids["table"])
@@ -157,12 +173,23 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
         return logic.structure_table(slicer.mrmlScene, segmentationNode, tableNode, volumeNode)
 
     def plan(self, volumeNode, segmentationNode, target, needleLengthMm=None, maxCraniocaudalDeg=None,
-             progress=None):
+             progress=None, targetPointNode=None, needleDiameterMm=None, uncertaintyMm=None,
+             maxSkinAngleDeg=None, patientPosition=None, numberOfProposals=None):
+        """Proposals, editable best path, skin risk map and metrics table; the target is the
+        first point of ``targetPointNode`` when it has one, else the segment ``target``."""
         ensureImagio()
-        from imagio.mrml import logic
+        from imagio.mrml.planning import plan_from_nodes
 
-        return logic.plan_trajectories(slicer.mrmlScene, volumeNode, segmentationNode, target,
-                                       needleLengthMm, maxCraniocaudalDeg, progress)
+        return plan_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, target, targetPointNode,
+                               needleLengthMm, needleDiameterMm, uncertaintyMm, maxCraniocaudalDeg,
+                               maxSkinAngleDeg, patientPosition, numberOfProposals, progress)
+
+    def infeasibleReport(self, result):
+        """One paragraph: which constraint excluded how many candidates, the best near-miss."""
+        ensureImagio()
+        from imagio.planning.planner import format_report
+
+        return format_report(result.report)
 
     def observePath(self, pathNode, evaluator, tableNode=None, callback=None):
         ensureImagio()
@@ -189,4 +216,11 @@ class IMAGIOPlanningTest(ScriptedLoadableModuleTest):
         result, ids = IMAGIOPlanningLogic().plan(ct, seg, "liver_tumor_1")
         self.assertTrue(result.feasible)
         self.assertIn("path", ids)
+        # live metrics: moving the entry re-scores the path
+        seen = []
+        path = slicer.mrmlScene.GetNodeByID(ids["path"])
+        IMAGIOPlanningLogic().observePath(path, result.evaluator, None, seen.append)
+        e = result.proposals[-1].entry_ras
+        path.SetNthControlPointPosition(0, e[0], e[1], e[2])
+        self.assertTrue(seen and seen[-1].feasible)
         logging.info("IMAGIOPlanning test passed")

@@ -78,3 +78,34 @@ def test_metrics_table_from_dicts():
     rows = [t.GetColumn(0).GetValue(i) for i in range(t.GetNumberOfRows())]
     assert t.GetColumn(1).GetValue(rows.index("violations")) == "fissure, emphysema"
     assert t.GetColumn(1).GetValue(rows.index("score")) == "0.50"
+
+
+def test_plan_from_nodes_with_a_target_point_and_options():
+    from imagio import mrml
+    from imagio.errors import InputError
+    from imagio.mrml.planning import plan_from_nodes
+    from imagio.planning.planner import format_report
+    from imagio.planning.synthetic import TUMOR
+
+    ct, lab = synthetic_torso(3.0)
+    scene = mrml.new_scene()
+    ct_node = mrml.volume_to_node(ct, scene, "CT")
+    seg, _ = mrml.labels_to_segmentation(lab, scene, reference_node=ct_node)
+    pts = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "target")
+    import vtk
+    pts.AddControlPoint(vtk.vtkVector3d(*TUMOR[0]), "tip")
+    result, ids = plan_from_nodes(scene, ct_node, seg, None, pts, needle_length_mm=120,
+                                  uncertainty_mm=1.0, max_craniocaudal_deg=0, patient_position="prone",
+                                  n_proposals=3)
+    assert np.allclose(result.problem.target.point_ras, TUMOR[0])
+    assert result.problem.needle.length_mm == 120 and result.problem.needle.uncertainty_mm == 1.0
+    assert result.problem.constraints.patient_position == "prone"
+    assert len(ids["proposals"]) == len(result.proposals) == 3
+    for m in result.proposals:          # prone: no anterior entries; gantry 0: axial
+        assert m.craniocaudal_deg < 0.011 and m.length_mm <= 120
+    assert np.all(result.table.normal_ras[result.table.feasible, 1] <= 0.5 + 1e-6)
+    # no feasible path: no editable path, and the report says why
+    bad, bad_ids = plan_from_nodes(scene, ct_node, seg, "liver_tumor", None, needle_length_mm=50)
+    assert not bad.feasible and "path" not in bad_ids and "longer needle" in format_report(bad.report)
+    with pytest.raises(InputError, match="target"):
+        plan_from_nodes(scene, ct_node, seg, None, None)

@@ -139,10 +139,11 @@ def _bench_case(label, prob) -> list[dict]:
     rng = np.random.default_rng(0)
     sel = rng.choice(pick, size=min(200, len(pick)), replace=len(pick) < 200)
     ev.evaluate(cand.entry_ras[sel[0]])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in sel:
         ev.evaluate(cand.entry_ras[i])
     t_eval = (time.perf_counter() - t0) / len(sel)
+    c_eval = (time.process_time() - c0) / len(sel)
 
     # memory: peak traced allocations of precompute + scoring
     tracemalloc.start()
@@ -173,7 +174,8 @@ def _bench_case(label, prob) -> list[dict]:
          "baseline": t_base, "ratio": t_base / t_score},
         {"name": f"{label}: baseline timed on {len(sub)} paths, extrapolated", "value": t_sub, "unit": "s"},
         *torch_rows,
-        {"name": f"{label}: re-score one path (evaluate)", "value": 1000 * t_eval, "unit": "ms"},
+        {"name": f"{label}: re-score one path (evaluate), wall", "value": 1000 * t_eval, "unit": "ms"},
+        {"name": f"{label}: re-score one path (evaluate), CPU time", "value": 1000 * c_eval, "unit": "ms"},
         {"name": f"{label}: peak traced memory precompute+score", "value": peak / 2 ** 20, "unit": "MiB"},
         {"name": f"{label}: map memory", "value": maps.nbytes / 2 ** 20, "unit": "MiB"},
         {"name": f"{label}: feasible candidates", "value": int(table.feasible.sum()), "unit": "paths"},
@@ -184,7 +186,8 @@ def _bench_case(label, prob) -> list[dict]:
 
 
 def run() -> list[dict]:
-    rows = [{"name": "cores available", "value": os.cpu_count(), "unit": ""}]
+    rows = [{"name": "cores available", "value": os.cpu_count(), "unit": ""},
+            {"name": "load average at start (shared machine)", "value": os.getloadavg()[0], "unit": ""}]
     for case in (_phantom_case, _lung2_case):
         c = case()
         if c is not None:

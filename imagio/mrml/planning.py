@@ -159,3 +159,51 @@ def write_scene(scene, out_dir, name: str = "plan.mrml"):
     from .scene import save_scene
 
     return str(save_scene(scene, Path(out_dir) / name))
+
+
+def target_from_point_node(point_node):
+    """RAS (mm) of the first control point of a markups point-list node, or None."""
+    if point_node is None or point_node.GetNumberOfControlPoints() < 1:
+        return None
+    p = [0.0, 0.0, 0.0]
+    point_node.GetNthControlPointPositionWorld(0, p)
+    return np.array(p)
+
+
+def plan_from_nodes(scene, volume_node, segmentation_node, target=None, target_point_node=None,
+                    needle_length_mm=None, needle_diameter_mm=None, uncertainty_mm=None,
+                    max_craniocaudal_deg=None, max_skin_angle_deg=None, patient_position=None,
+                    n_proposals=None, progress=None):
+    """Plan needle paths from MRML nodes (the IMAGIOPlanning Logic's entry point).
+
+    ``target``: a segment name, or None to use the first control point of
+    ``target_point_node`` (RAS mm). Numbers left None keep the defaults of
+    imagio/data/planning_defaults.json. Adds proposals, the editable best path, the skin risk
+    map and the metrics table to ``scene``; returns (Plan, {role: node id}). When no path is
+    feasible the Plan says why (``plan.report``; ``format_report`` for a sentence)."""
+    from ..errors import InputError
+    from ..planning.planner import plan
+    from ..planning.problem import Constraints, Needle, PlanningProblem
+    from .segmentations import segmentation_to_labels
+    from .volumes import node_to_volume
+
+    if volume_node is None or segmentation_node is None:
+        raise InputError("select a CT volume and a segmentation with the structures first")
+    point = target_from_point_node(target_point_node)
+    if point is None and not target:
+        raise InputError("give a target: a segment name or a point (markups) inside the lesion")
+    ct = node_to_volume(volume_node)
+    labels = segmentation_to_labels(segmentation_node, reference=ct)
+    needle, c = Needle(), Constraints()
+    for obj, attr, v in ((needle, "length_mm", needle_length_mm), (needle, "diameter_mm", needle_diameter_mm),
+                         (needle, "uncertainty_mm", uncertainty_mm),
+                         (c, "max_craniocaudal_deg", max_craniocaudal_deg),
+                         (c, "max_skin_angle_deg", max_skin_angle_deg)):
+        if v is not None:
+            setattr(obj, attr, float(v))
+    if patient_position:
+        c = Constraints(**{**vars(c), "patient_position": patient_position})
+    problem = PlanningProblem.build(ct, labels, point if point is not None else target,
+                                    needle=needle, constraints=c)
+    result = plan(problem, k=n_proposals, progress=progress)
+    return result, plan_to_scene(scene, result)

@@ -56,6 +56,7 @@ class PlanningMaps:
     boxes: list[StructureBox]
     cap_mm: float
     has: dict                         # which optional criteria the crop needs: lung, lobes, avoid, liver
+    box_store: np.ndarray = None      # every box's distances, concatenated (boxes' dist are views)
 
     @property
     def label(self) -> np.ndarray:
@@ -77,7 +78,7 @@ class PlanningMaps:
     @property
     def nbytes(self) -> int:
         arrs = [self.hard, self.hard_id, self.avoid, self.avoid_id, self.code, self.body_smooth,
-                self.label] + [b.dist for b in self.boxes]
+                self.label, self.box_store]
         return int(sum(a.nbytes for a in arrs))
 
 
@@ -190,7 +191,14 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
            "avoid": any(s.role == "avoid" for _, s in todo), "liver": bool(liver_vals)}
     code = label.astype(np.uint32) | (flags.astype(np.uint32) << 16)
     del flags
+    store = np.concatenate([b.dist.ravel() for b in boxes]) if boxes else np.zeros(1, np.float16)
+    pos = 0
+    for b in boxes:   # boxes become views of one store (vectorised per-structure lookups)
+        sz = b.dist.size
+        b.dist = store[pos:pos + sz].reshape(b.dist.shape)
+        pos += sz
     return PlanningMaps(grid, lo, hard, hard_id, avoid, avoid_id, code, body_smooth,
                         [s.name for s in specs],
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),
-                        [s.role for s in specs], role_of_label, struct_of_label, boxes, cap, has)
+                        [s.role for s in specs], role_of_label, struct_of_label, boxes, cap, has,
+                        store)

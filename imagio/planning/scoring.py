@@ -233,10 +233,10 @@ def concat_tables(tabs: list[ScoreTable]) -> ScoreTable:
     return ScoreTable(**kw)
 
 
-def _score_chunk(problem, maps, entry_ras, normal_ras, target, device=None) -> ScoreTable:
+def _score_chunk(problem, maps, entry_ras, normal_ras, target, device=None, samples=None) -> ScoreTable:
     """Score one chunk of paths: per-sample work in numpy (device None) or torch (a device)."""
     if device is None:
-        r = _reduce_numpy(problem, maps, entry_ras, target)
+        r = _reduce_numpy(problem, maps, entry_ras, target, samples)
     else:
         from .scoring_torch import reduce_torch
 
@@ -244,12 +244,15 @@ def _score_chunk(problem, maps, entry_ras, normal_ras, target, device=None) -> S
     return _finish(problem, maps, entry_ras, normal_ras, target, r)
 
 
-def _reduce_numpy(problem, maps, entry_ras, target) -> dict:
-    """Per-path reductions of the sampled maps (see module doc), numpy."""
+def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
+    """Per-path reductions of the sampled maps (see module doc), numpy. ``samples``: the
+    output of `path_samples` when the caller has it already."""
     c = problem.constraints
     n = len(entry_ras)
     step = c.step_voxels * float(min(maps.grid.spacing))
-    kji, seg, starts, counts, frac, length, inside = path_samples(maps, entry_ras, target, step)
+    if samples is None:
+        samples = path_samples(maps, entry_ras, target, step)
+    kji, seg, starts, counts, frac, length, inside = samples
     n_total = len(seg)
 
     # nearest-voxel labels + flags (one packed gather) and distances
@@ -267,14 +270,17 @@ def _reduce_numpy(problem, maps, entry_ras, target) -> dict:
     hard = maps.hard.ravel()[flat]
     hard[in_target] = cap
     diag = np.float32(np.linalg.norm(maps.grid.spacing))
-    seg_min = np.minimum.reduceat(hard, starts)
-    # exact trilinear value at each path's nearest-sample minimum: an upper bound of the true
-    # minimum; any sample whose nearest value exceeds it by more than a diagonal cannot win
     ar = np.arange(n_total, dtype=np.int32)
-    at0 = _segment_first(hard <= seg_min[seg], starts, n_total, ar)
-    upper = _trilinear(maps.hard, tuple(x[at0] for x in kji))
-    sel = np.flatnonzero((hard <= np.repeat(upper, counts) + diag) & (hard < cap))
-    hard[sel] = _trilinear(maps.hard, tuple(x[sel] for x in kji))
+    if n == 1:   # one path (live evaluation): interpolate every sample
+        hard = _trilinear(maps.hard, kji)
+    else:
+        seg_min = np.minimum.reduceat(hard, starts)
+        # exact trilinear value at each path's nearest-sample minimum: an upper bound of the
+        # true minimum; a sample whose nearest value exceeds it by more than a diagonal cannot win
+        at0 = _segment_first(hard <= seg_min[seg], starts, n_total, ar)
+        upper = _trilinear(maps.hard, tuple(x[at0] for x in kji))
+        sel = np.flatnonzero((hard <= np.repeat(upper, counts) + diag) & (hard < cap))
+        hard[sel] = _trilinear(maps.hard, tuple(x[sel] for x in kji))
     hard[in_target] = cap
     slack = np.minimum.reduceat(hard, starts)
     at = _segment_first(hard <= slack[seg], starts, n_total, ar)
