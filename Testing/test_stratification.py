@@ -1,0 +1,147 @@
+"""Stratification: risk models against worked examples done by hand from the published
+equations, Lung-RADS bands, lesion measurements on the phantom and real data, eligibility."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from imagio import phantom
+from imagio.errors import InputError
+from imagio.stratification import guidelines, lungrads, nodule_risk
+from imagio.stratification.ablation_eligibility import assess
+from imagio.stratification.characterise import characterise
+from imagio.volume import Volume
+
+
+def test_brock_worked_example_high_risk():
+    # 65-year-old woman, family history, no emphysema, 12 mm part-solid spiculated upper-lobe
+    # nodule, 2 nodules. Published model 2b (McWilliams 2013):
+    #   intercept                         -6.7892
+    #   age      0.0287 * (65 - 62)      = +0.0861
+    #   female                             +0.6011
+    #   family history                     +0.2961
+    #   size  (12/10)^-0.5 = 0.9128709; -1.58113883 = -0.6682679; * -5.3854 = +3.5988900
+    #   part-solid                         +0.3770
+    #   upper lobe                         +0.6581
+    #   count   -0.0824 * (2 - 4)         = +0.1648
+    #   spiculation                        +0.7729
+    #   logit = -0.2342100 ; p = 1 / (1 + e^0.2342100) = 0.4417
+    r = nodule_risk.brock(age=65, female=True, size_mm=12, nodule_type="part_solid", family_history=True,
+                          emphysema=False, upper_lobe=True, nodule_count=2, spiculation=True)
+    assert r.logit == pytest.approx(-0.2342100, abs=1e-6)
+    assert round(r.probability, 4) == 0.4417
+
+
+def test_brock_worked_example_low_risk():
+    # 55-year-old man, emphysema, 5 mm solid lower-lobe nodule, single:
+    #   -6.7892 + 0.0287*(-7) [-0.2009] + 0.2953
+    #   size (0.5)^-0.5 = 1.4142136; -1.58113883 = -0.1669253; * -5.3854 = +0.8989593
+    #   count -0.0824 * (1 - 4) = +0.2472
+    #   logit = -5.5486407 ; p = 0.0039
+    r = nodule_risk.brock(age=55, female=False, size_mm=5, emphysema=True)
+    assert r.logit == pytest.approx(-5.5486407, abs=1e-6)
+    assert round(r.probability, 4) == 0.0039
+
+
+def test_mayo_worked_example():
+    # 70-year-old former smoker, 15 mm spiculated upper-lobe nodule, no extrathoracic cancer:
+    #   -6.8272 + 0.0391*70 [2.737] + 0.7917 + 0.1274*15 [1.911] + 1.0407 + 0.7838 = 0.437
+    #   p = 1 / (1 + e^-0.437) = 0.6075
+    r = nodule_risk.mayo(age=70, size_mm=15, smoker=True, spiculation=True, upper_lobe=True)
+    assert r.logit == pytest.approx(0.437, abs=1e-9)
+    assert round(r.probability, 4) == 0.6075
+
+
+@pytest.mark.parametrize("kwargs", [dict(age=15, female=False, size_mm=10), dict(age=60, female=False, size_mm=0),
+                                    dict(age=60, female=False, size_mm=150),
+                                    dict(age=60, female=False, size_mm=10, nodule_type="cavitary")])
+def test_out_of_range_inputs_refused(kwargs):
+    with pytest.raises(InputError):
+        nodule_risk.brock(**kwargs)
+
+
+def test_lungrads_v2022_bands():
+    assert lungrads.category("solid", 5.9)["category"] == "2"
+    assert lungrads.category("solid", 6.0)["category"] == "3"
+    assert lungrads.category("solid", 8.0)["category"] == "4A"
+    assert lungrads.category("solid", 15.0)["category"] == "4B"
+    assert lungrads.category("nonsolid", 29.9)["category"] == "2"
+    assert lungrads.category("nonsolid", 30.0)["category"] == "3"
+    assert lungrads.category("part_solid", 5.0, 3.0)["category"] == "2"
+    assert lungrads.category("part_solid", 12.0, 5.0)["category"] == "3"
+    assert lungrads.category("part_solid", 12.0, 7.0)["category"] == "4A"
+    assert lungrads.category("part_solid", 12.0, 8.0)["category"] == "4B"
+    assert lungrads.category("solid", 4.5, status="new")["category"] == "3"
+    with pytest.raises(InputError):
+        lungrads.category("solid", -1)
+
+
+def test_guideline_suggestion_thresholds():
+    assert "surveillance" in guidelines.suggestion("bts_2015", 10, 0.05)["suggestion"]
+    assert "PET-CT" in guidelines.suggestion("bts_2015", 10, 0.12)["suggestion"]
+    assert "not used below" in guidelines.suggestion("bts_2015", 6, None)["suggestion"]
+    with pytest.raises(InputError):
+        guidelines.suggestion("unknown", 10, 0.1)
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom.generate(spacing=1.5, seed=0)
+
+
+def test_phantom_lesions_measured_within_a_voxel(ph):
+    expected_type = {"solid": "solid", "hypodense": "solid", "part_solid": "part_solid", "ground_glass": "nonsolid"}
+    for les in ph.lesions:
+        r = characterise(ph.ct, ph.labels, les.name)
+        assert abs(r.long_axis_mm - 2 * les.radius_mm) <= ph.spacing, les.name
+        assert abs(r.volume_ml - 4 / 3 * math.pi * les.radius_mm ** 3 / 1000) < 0.15 * (4 / 3 * math.pi * les.radius_mm ** 3 / 1000)
+        assert r.nodule_type == expected_type[les.subtype], les.name
+        assert r.organ == les.organ
+        if les.subtype == "part_solid":  # solid core of half the radius
+            assert abs(r.solid_component_mm - les.radius_mm) <= 2 * ph.spacing
+
+
+def test_eligibility_flags_size_capsule_and_vessels(oblique_affine):
+    # liver block with a 24 mm tumour 4 mm under the capsule and a 6 mm vessel beside it
+    shape = (40, 60, 60)
+    aff = np.diag([1.0, 1.0, 1.0, 1.0])
+    lab = np.zeros(shape, np.uint8)
+    lab[:, :, 4:] = 1  # liver occupies i >= 4 (capsule at i = 4)
+    k, j, i = np.indices(shape)
+    tumour = (k - 20) ** 2 + (j - 30) ** 2 + (i - 20) ** 2 <= 12 ** 2  # surface at i = 8: 4 mm from capsule
+    lab[tumour] = 2
+    vessel = ((k - 20) ** 2 + (j - 30) ** 2 <= 3 ** 2) & (i >= 36)  # 6-7 mm wide, 4 mm from tumour
+    lab[vessel] = 3
+    labels = Volume(lab, aff, labels={1: "liver", 2: "liver_tumor_1", 3: "portal_vein"})
+    ct = labels.with_array(np.where(lab == 2, 50, np.where(lab > 0, 110, -100)).astype(np.int16), labels={})
+    res = assess(ct, labels, "liver_tumor_1")
+    by = {r["criterion"]: r for r in res["reasons"]}
+    assert by["size"]["favourable"]  # 25 mm <= 30 mm
+    assert not by["subcapsular"]["favourable"] and by["subcapsular"]["value"] == pytest.approx(3.5, abs=1.0)
+    assert not by["perivascular"]["favourable"] and by["perivascular"]["value"] >= 5.0
+    assert res["suitable"] is False
+    assert all(r["source"] for r in res["reasons"])
+
+
+@pytest.mark.data
+def test_real_lung_lesion_volumes(shared_data):
+    from imagio import io
+    for case, ml in (("lung1", 1.4), ("lung2", 48.0)):
+        ct = io.read_image(shared_data / "pyradiomics-lung" / f"{case}_image.nrrd")
+        lab = io.read_labels(shared_data / "pyradiomics-lung" / f"{case}_label.nrrd", {1: "lung_nodule"})
+        r = characterise(ct, lab, "lung_nodule")
+        assert abs(r.volume_ml - ml) / ml < 0.1, (case, r.volume_ml)
+
+
+def test_risk_cli(capsys):
+    from imagio.cli import main
+    assert main(["risk", "--age", "65", "--sex", "female", "--size-mm", "12", "--type", "part_solid",
+                 "--solid-mm", "7", "--family-history", "--upper-lobe", "--count", "2", "--spiculation",
+                 "--guideline", "bts_2015"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert round(out["brock"]["probability"], 4) == 0.4417
+    assert out["lung_rads"]["category"] == "4A"
+    assert "PET-CT" in out["suggestion"]["suggestion"]
+    assert main(["risk", "--age", "12", "--sex", "male", "--size-mm", "8"]) == 2

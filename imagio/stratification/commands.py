@@ -1,0 +1,68 @@
+"""``imagio risk`` (nodule malignancy risk, Lung-RADS, guideline suggestion) and
+``imagio eligibility`` (liver lesion ablation eligibility)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+
+def cmd_risk(args) -> int:
+    from . import guidelines, lungrads, nodule_risk
+
+    out = {}
+    if args.model in ("brock", "all"):
+        out["brock"] = asdict(nodule_risk.brock(
+            args.age, args.sex == "female", args.size_mm, args.type, args.family_history, args.emphysema,
+            args.upper_lobe, args.count, args.spiculation))
+    if args.model in ("mayo", "all"):
+        out["mayo"] = asdict(nodule_risk.mayo(args.age, args.size_mm, args.smoker, args.extrathoracic_cancer,
+                                              args.spiculation, args.upper_lobe))
+    out["lung_rads"] = lungrads.category(args.type, args.mean_diameter_mm or args.size_mm, args.solid_mm or 0.0,
+                                         args.status)
+    if args.guideline:
+        p = out.get("brock", {}).get("probability")
+        out["suggestion"] = guidelines.suggestion(args.guideline, args.size_mm, p)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def cmd_eligibility(args) -> int:
+    from .. import io
+    from .ablation_eligibility import assess
+
+    ct = io.read_image(args.ct)
+    labels = io.read_labels(args.labels)
+    print(json.dumps(assess(ct, labels, args.lesion), indent=1))
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("risk", help="lung nodule malignancy risk (Brock, Mayo), Lung-RADS v2022, guideline",
+                       description="Probability of malignancy from the published Brock (PanCan full model with "
+                                   "spiculation) and Mayo Clinic models, the Lung-RADS v2022 category and, "
+                                   "optionally, a guideline's suggested next step (a suggestion, not a decision).")
+    s.add_argument("--age", type=float, required=True, help="years")
+    s.add_argument("--sex", choices=["female", "male"], required=True)
+    s.add_argument("--size-mm", type=float, required=True, help="maximum nodule diameter, mm")
+    s.add_argument("--mean-diameter-mm", type=float, help="Lung-RADS mean diameter (default: --size-mm)")
+    s.add_argument("--solid-mm", type=float, help="solid component size of a part-solid nodule, mm")
+    s.add_argument("--type", choices=["solid", "part_solid", "nonsolid"], default="solid")
+    s.add_argument("--status", choices=["baseline", "new", "growing"], default="baseline")
+    s.add_argument("--count", type=int, default=1, help="number of nodules on the CT")
+    for flag, text in (("--family-history", "lung cancer in a first-degree relative"),
+                       ("--emphysema", "emphysema on CT"), ("--upper-lobe", "nodule in an upper lobe"),
+                       ("--spiculation", "spiculated margin"), ("--smoker", "current or former smoker (Mayo)"),
+                       ("--extrathoracic-cancer", "extrathoracic cancer > 5 years ago (Mayo)")):
+        s.add_argument(flag, action="store_true", help=text)
+    s.add_argument("--model", choices=["brock", "mayo", "all"], default="all")
+    s.add_argument("--guideline", choices=["bts_2015"], help="show this guideline's suggested next step")
+    s.set_defaults(func=cmd_risk)
+
+    s = sub.add_parser("eligibility", help="ablation eligibility of a liver lesion",
+                       description="Size, subcapsular and perivascular location, and closeness to gallbladder, "
+                                   "bowel, diaphragm and bile ducts, each with its source.")
+    s.add_argument("ct", help="CT image")
+    s.add_argument("--labels", required=True, help="label map with the liver, vessels and the lesion")
+    s.add_argument("--lesion", required=True, help="the lesion's structure name, e.g. liver_tumor_1")
+    s.set_defaults(func=cmd_eligibility)
