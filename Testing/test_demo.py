@@ -56,3 +56,19 @@ def test_demo_proposals_cross_no_forbidden_voxel(demo_dir):
         n = int(np.linalg.norm(b - a) / 0.1) + 1
         pts = a + np.linspace(0, 1, n)[:, None] * (b - a)
         assert not np.isin(labels.sample(pts), forbidden).any()
+
+
+def test_demo_reports_have_pages_and_pictures(demo_dir):
+    pypdf = pytest.importorskip("pypdf")
+    pdfs = sorted((demo_dir / "report").glob("report_*.pdf"))
+    assert len(pdfs) == 2
+    reader = pypdf.PdfReader(str(pdfs[0]))
+    assert len(reader.pages) >= 2
+    text = reader.pages[0].extract_text()
+    assert "IMAGIO plan report" in text and "Proposed trajectories" in text and "liver_tumor_1" in text
+    images = sum(len(p.images) for p in reader.pages)
+    assert images == 3  # 3D view, axial slice, reformat along the needle
+    # identifiers: the phantom has none, so the report has no patient section (never invented)
+    assert "Patient and series" not in text
+    html = pdfs[0].with_suffix(".html").read_text()
+    assert html.count("<img") == 3 and "clearance (mm)" in html

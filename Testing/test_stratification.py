@@ -145,3 +145,19 @@ def test_risk_cli(capsys):
     assert out["lung_rads"]["category"] == "4A"
     assert "PET-CT" in out["suggestion"]["suggestion"]
     assert main(["risk", "--age", "12", "--sex", "male", "--size-mm", "8"]) == 2
+
+
+def test_report_copies_identifiers_only_when_present(tmp_path, ph):
+    from imagio.report import build_report
+    doc = {"target": {"name": "liver_tumor_1", "ras": [0, 0, 0], "organ": "liver"},
+           "proposals": [{"entry_ras": [100.0, 0.0, 110.0], "target_ras": list(ph.lesions[0].center_ras),
+                          "length_mm": 50.0, "violations": []}]}
+    ct = ph.ct.with_array(ph.ct.array)
+    ct.meta = {"PatientID": "ANON-42", "Modality": "CT"}
+    html_path, pdf_path = build_report(doc, tmp_path / "r.pdf", ct, ph.labels)
+    html = html_path.read_text()
+    assert "ANON-42" in html and "PatientName" not in html
+    pypdf = pytest.importorskip("pypdf")
+    reader = pypdf.PdfReader(str(pdf_path))
+    assert "ANON-42" in reader.pages[0].extract_text()
+    assert sum(len(p.images) for p in reader.pages) == 2  # axial + needle plane (no 3D picture given)

@@ -22,6 +22,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "imagio.segmentation.commands",
     "imagio.planning.commands",
     "imagio.stratification.commands",
+    "imagio.report",
 )
 
 

@@ -96,7 +96,13 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         sub(0.0, f"planning needle paths to {les.name}")
         problem = PlanningProblem.build(ph.ct, labels, les.name)
         result = plan(problem, progress=sub)
-        files.append(result.write_json(out / f"plan_{les.name}.json"))
+        plan_file = result.write_json(out / f"plan_{les.name}.json")
+        doc = json.loads(plan_file.read_text())
+        doc["inputs"] = {"ct": "ct.nii.gz", "labels": "segmentation.seg.nrrd", "picture_3d": "demo.png",
+                         "meta": ph.ct.meta}
+        doc["target_measurements"] = measurements.get(les.name, {})
+        plan_file.write_text(json.dumps(doc, indent=1))
+        files.append(plan_file)
         plan_to_scene(scene, result)
         first = first or result
         best = result.proposals[0] if result.proposals else None
@@ -116,6 +122,12 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     files.append(mrml.save_scene(scene, out / "scene" / "IMAGIO-demo.mrml"))
     if first is not None:
         files.append(render_plan_png(first, out / "demo.png"))
+    prog(0.95, "writing the plan reports (HTML and PDF)")
+    from .report import build_report
+
+    for name in plans:
+        doc = json.loads((out / f"plan_{name}.json").read_text())
+        files += build_report(doc, out / "report" / f"report_{name}.pdf", ph.ct, labels, out / "demo.png")
     prog(1.0, "done")
     summary = {
         "out_dir": str(out), "files": [str(f) for f in files],
