@@ -15,9 +15,10 @@ from imagio.planning.problem import fallback_label_map
 from imagio.planning.synthetic import synthetic_torso
 
 
-def brute_force_check(prob: PlanningProblem, result, cap_mm: float = 30.0) -> int:
+def brute_force_check(prob: PlanningProblem, result, cap_mm: float | None = None) -> int:
     """Assert the hard constraints and reported clearances of every proposal; returns the
     number of proposals checked."""
+    cap_mm = result.maps.cap_mm if cap_mm is None else cap_mm
     lab = prob.labels
     inv = {s.name: s.value for s in prob.structures}
     hard = [s for s in prob.structures if s.role in ("forbidden", "margin") and s.value != prob.exempt_value]

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 RISK_ARRAY = "PathRisk"
@@ -152,32 +154,8 @@ def observe_path(node, evaluator, callback=None, table_node=None):
 
 
 def write_scene(scene, out_dir, name: str = "plan.mrml"):
-    """Save every storable node of ``scene`` beside ``out_dir/name`` (markups .mrk.json,
-    models .vtk, tables .tsv, colours .ctbl) and the scene file; returns its path."""
-    import os
+    """Save every storable node of ``scene`` beside ``out_dir/name`` and the scene file
+    (see ``imagio.mrml.scene.save_scene``); returns its path as a string."""
+    from .scene import save_scene
 
-    import slicer
-
-    os.makedirs(out_dir, exist_ok=True)
-    scene.SetRootDirectory(str(out_dir))
-    nodes = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
-    for nd in nodes:
-        if not nd.IsA("vtkMRMLStorableNode") or nd.IsA("vtkMRMLStorageNode"):
-            continue
-        st = nd.GetStorageNode()
-        if st is None:
-            st = nd.CreateDefaultStorageNode()
-            if st is None and nd.IsA("vtkMRMLMarkupsNode"):
-                st = slicer.vtkMRMLMarkupsJsonStorageNode()
-            if st is None:
-                continue
-            scene.AddNode(st)
-            nd.SetAndObserveStorageNodeID(st.GetID())
-        ext = st.GetDefaultWriteFileExtension() or "dat"
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in nd.GetName())
-        st.SetFileName(os.path.join(str(out_dir), f"{safe}.{ext}"))
-        st.WriteData(nd)
-    path = os.path.join(str(out_dir), name)
-    scene.SetURL(path)
-    scene.Commit()
-    return path
+    return str(save_scene(scene, Path(out_dir) / name))

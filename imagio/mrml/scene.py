@@ -31,23 +31,16 @@ def save_scene(scene, mrml_path) -> Path:
     folder = mrml_path.parent
     folder.mkdir(parents=True, exist_ok=True)
     used = set()
-    n = scene.GetNumberOfNodes()
-    for i in range(n):
-        node = scene.GetNthNode(i)
-        if not node.IsA("vtkMRMLStorableNode") or node.GetHideFromEditors() and not node.IsA("vtkMRMLColorTableNode"):
+    nodes = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+    for node in nodes:
+        if not node.IsA("vtkMRMLStorableNode") or node.IsA("vtkMRMLStorageNode"):
             continue
-        cls = node.GetClassName()
-        if cls == "vtkMRMLColorTableNode" and node.GetSingletonTag():
+        if node.IsA("vtkMRMLColorTableNode") and node.GetSingletonTag():
             continue  # built-in colour tables come with Slicer
-        suffix = DATA_SUFFIX.get(cls)
-        if suffix is None:
-            continue
-        storage = node.GetStorageNode()
-        if storage is None:
-            node.AddDefaultStorageNode()
-            storage = node.GetStorageNode()
+        storage = _storage_node(scene, node)
         if storage is None:
             continue
+        suffix = DATA_SUFFIX.get(node.GetClassName()) or "." + (storage.GetDefaultWriteFileExtension() or "dat")
         base = _safe(node.GetName())
         fname = base + suffix
         k = 2
@@ -65,18 +58,38 @@ def save_scene(scene, mrml_path) -> Path:
     return mrml_path
 
 
+def _storage_node(scene, node):
+    import slicer
+
+    storage = node.GetStorageNode()
+    if storage is None:
+        storage = node.CreateDefaultStorageNode()
+        if storage is None and node.IsA("vtkMRMLMarkupsNode"):
+            storage = slicer.vtkMRMLMarkupsJsonStorageNode()
+        if storage is None:
+            return None
+        scene.AddNode(storage)
+        node.SetAndObserveStorageNodeID(storage.GetID())
+    return storage
+
+
 def load_scene(mrml_path):
     """Load a .mrml scene (and its data files) into a new scene; returns the scene."""
     import slicer
 
     scene = slicer.vtkMRMLScene()
     scene.SetURL(str(Path(mrml_path).resolve()))
-    if not scene.Connect():
+    scene.Connect()  # returns 0 without Slicer's application logic even when all nodes load
+    if scene.GetNumberOfNodes() == 0:
         raise OSError(f"could not read the scene {mrml_path}")
+    failed = []
     for i in range(scene.GetNumberOfNodes()):
         node = scene.GetNthNode(i)
         if node.IsA("vtkMRMLStorableNode") and node.GetStorageNode() is not None and not _has_data(node):
-            node.GetStorageNode().ReadData(node)
+            if not node.GetStorageNode().ReadData(node):
+                failed.append(node.GetName())
+    if failed:
+        raise OSError(f"{mrml_path}: could not read the data of {failed}")
     return scene
 
 

@@ -2,8 +2,8 @@
 
 Distances are anisotropic Euclidean distances (`edt`, mm) computed in index space with the
 voxel spacing as anisotropy; because the direction matrix is orthonormal this is the true
-physical distance for any (oblique) grid. Distances are signed (negative inside a structure)
-and measured to the voxelised boundary (half a voxel from the boundary voxel centres), capped
+physical distance for any (oblique) grid. Distances are measured to the voxelised boundary
+(half a voxel beyond the boundary voxel centres; -half a voxel inside a structure), capped
 at ``cap_mm``: beyond it a structure is "far".
 
 Maps (all [k, j, i] on ``grid``, a cropped copy of the CT geometry):
@@ -35,7 +35,7 @@ ROLE_CODE = {"passable": 0, "target": 0, "avoid": 1, "margin": 2, "forbidden": 3
 class StructureBox:
     index: int
     lo: np.ndarray       # kji of the box corner in the crop
-    dist: np.ndarray     # signed distance mm in the box, float32
+    dist: np.ndarray     # signed distance mm in the box, float16 (|d| <= cap + margin)
 
 
 @dataclass
@@ -91,14 +91,17 @@ def reach_box(vol: Volume, center_ras, radius_mm: float):
 
 
 def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
-    """Signed distance (mm) to the voxelised boundary of ``mask``: > 0 outside, < 0 inside."""
+    """Distance (mm) to the voxelised boundary of ``mask`` outside it (edt to the nearest mask
+    voxel centre minus half a voxel); inside the mask a constant -half voxel (paths that enter
+    a structure are caught by the label samples; the depth is not needed)."""
     import edt
 
     an = tuple(float(s) for s in spacing_kji)
-    half = 0.5 * min(an)
-    out = edt.edt(~mask, anisotropy=an, black_border=False, parallel=2).astype(np.float32)
-    inside = edt.edt(mask, anisotropy=an, black_border=False, parallel=2).astype(np.float32)
-    return np.where(mask, half - inside, out - half).astype(np.float32)
+    half = np.float32(0.5 * min(an))
+    out = edt.edt(~mask, anisotropy=an, black_border=False, parallel=2)
+    out -= half
+    out[mask] = -half
+    return out.astype(np.float32, copy=False)
 
 
 def precompute(problem: PlanningProblem, cap_mm: float | None = None,
@@ -173,7 +176,7 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
         bhi = np.minimum([o[d].stop + pad[d] for d in range(3)], label.shape)
         bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
         d = _signed_distance(label[bs] == s.value, sp)
-        boxes.append(StructureBox(i, blo, d))
+        boxes.append(StructureBox(i, blo, d.astype(np.float16)))   # per-structure, for evaluate
         if s.role == "avoid":
             tgt, tid, val = avoid[bs], avoid_id[bs], d
         else:

@@ -128,12 +128,13 @@ def _trilinear(field: np.ndarray, kji) -> np.ndarray:
         b *= np.int32(stride)
         flat = b if flat is None else flat + b
     sk, sj = shp[1] * shp[2], shp[2]
-    v = field.ravel()
+    raw = field.ravel()
+    v = (lambda ix: raw[ix].astype(np.float32, copy=False))  # noqa: E731  (float16 boxes too)
     fk, fj, fi = fr
-    c00 = v[flat] * (1 - fi) + v[flat + 1] * fi
-    c01 = v[flat + sj] * (1 - fi) + v[flat + sj + 1] * fi
-    c10 = v[flat + sk] * (1 - fi) + v[flat + sk + 1] * fi
-    c11 = v[flat + sk + sj] * (1 - fi) + v[flat + sk + sj + 1] * fi
+    c00 = v(flat) * (1 - fi) + v(flat + 1) * fi
+    c01 = v(flat + sj) * (1 - fi) + v(flat + sj + 1) * fi
+    c10 = v(flat + sk) * (1 - fi) + v(flat + sk + 1) * fi
+    c11 = v(flat + sk + sj) * (1 - fi) + v(flat + sk + sj + 1) * fi
     return (c00 * (1 - fj) + c01 * fj) * (1 - fk) + (c10 * (1 - fj) + c11 * fj) * fk
 
 

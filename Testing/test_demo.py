@@ -1,0 +1,58 @@
+"""`imagio demo` end to end on the 3 mm phantom: files, scene re-load, plans."""
+
+import json
+
+import numpy as np
+import pytest
+
+from imagio import anatomy, io
+from imagio.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", str(out), "--spacing", "3", "--quiet"]) == 0
+    return out
+
+
+def test_demo_writes_ct_segmentation_scene_and_picture(demo_dir):
+    for rel in ("ct.nii.gz", "segmentation.seg.nrrd", "scene/IMAGIO-demo.mrml", "demo.png",
+                "phantom/phantom.json", "summary.json"):
+        assert (demo_dir / rel).stat().st_size > 0, rel
+    png = (demo_dir / "demo.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    assert set(summary["segmentation"]["rule_based"]) >= {"body", "lung_left", "lung_right", "trachea"}
+    assert any(p["feasible"] for p in summary["plans"].values())
+
+
+def test_demo_scene_reloads_with_every_segment_named_and_coloured(demo_dir):
+    slicer = pytest.importorskip("slicer")
+    from imagio import mrml
+    scene = mrml.load_scene(demo_dir / "scene" / "IMAGIO-demo.mrml")
+    segs = mrml.nodes_by_class(scene, "vtkMRMLSegmentationNode")
+    assert len(segs) == 1
+    seg = segs[0].GetSegmentation()
+    expected = io.read_labels(demo_dir / "segmentation.seg.nrrd")
+    assert sorted(mrml.segment_names(segs[0])) == sorted(expected.labels.values())
+    for i in range(seg.GetNumberOfSegments()):
+        s = seg.GetNthSegment(i)
+        np.testing.assert_allclose(s.GetColor(), anatomy.get(s.GetName()).color_float, atol=1e-5)
+    lines = mrml.nodes_by_class(scene, "vtkMRMLMarkupsLineNode")
+    assert len(lines) >= 1
+    ct = mrml.node_to_volume(mrml.nodes_by_class(scene, "vtkMRMLScalarVolumeNode")[0])
+    ref = io.read_image(demo_dir / "ct.nii.gz")
+    pts = ref.kji_to_world(np.array([[0, 0, 0], [5, 7, 9]]))
+    np.testing.assert_allclose(ct.world_to_kji(pts), ct.world_to_kji(pts).round(), atol=1e-4)
+
+
+def test_demo_proposals_cross_no_forbidden_voxel(demo_dir):
+    plan = json.loads((demo_dir / "plan_liver_tumor_1.json").read_text())
+    labels = io.read_labels(demo_dir / "segmentation.seg.nrrd")
+    forbidden = [v for v, n in labels.labels.items() if anatomy.get(n).role == "forbidden"]
+    for p in plan["proposals"][:5]:
+        a, b = np.array(p["entry_ras"]), np.array(p["target_ras"])
+        n = int(np.linalg.norm(b - a) / 0.1) + 1
+        pts = a + np.linspace(0, 1, n)[:, None] * (b - a)
+        assert not np.isin(labels.sample(pts), forbidden).any()

@@ -1,0 +1,92 @@
+"""imagio.io: formats, LPS<->RAS, label names, DICOM, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from imagio import io
+from imagio.errors import InputError
+from imagio.volume import Volume
+
+
+def same_world(a: Volume, b: Volume, tol=1e-4):
+    pts = a.kji_to_world(np.argwhere(np.ones(a.shape, bool)))
+    kji = b.world_to_kji(pts)
+    assert np.abs(kji - np.rint(kji)).max() * b.spacing.max() < tol
+    np.testing.assert_array_equal(b.sample(pts), a.array.reshape(-1))
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_round_trip_oblique_anisotropic(tmp_path, oblique_volume, suffix):
+    p = io.write_image(oblique_volume, tmp_path / f"v{suffix}")
+    back = io.read_image(p)
+    same_world(oblique_volume, back)
+    np.testing.assert_allclose(back.spacing, oblique_volume.spacing, atol=1e-5)
+
+
+def test_lps_to_ras_is_applied_once(tmp_path, oblique_volume):
+    import SimpleITK as sitk
+    io.write_image(oblique_volume, tmp_path / "v.nrrd")
+    img = sitk.ReadImage(str(tmp_path / "v.nrrd"))
+    lps = np.array(img.TransformContinuousIndexToPhysicalPoint((1.0, 2.0, 3.0)))
+    ras = oblique_volume.ijk_to_world([[1.0, 2.0, 3.0]])[0]
+    np.testing.assert_allclose(lps, ras * [-1, -1, 1], atol=1e-6)
+
+
+def test_labels_with_sidecar_and_seg_nrrd(tmp_path, oblique_affine):
+    arr = np.zeros((4, 5, 6), np.uint8)
+    arr[1:3, 1:4, 2:5] = 5
+    arr[0, 0, 0] = 2
+    lab = Volume(arr, oblique_affine, labels={5: "liver", 2: "aorta"})
+    io.write_labels(lab, tmp_path / "l.nii.gz")
+    doc = json.loads((tmp_path / "l.labels.json").read_text())
+    assert doc["labels"]["5"]["name"] == "liver"
+    back = io.read_labels(tmp_path / "l.nii.gz")
+    assert back.labels == {5: "liver", 2: "aorta"}
+    io.write_labels(lab, tmp_path / "l.seg.nrrd")
+    seg = io.read_labels(tmp_path / "l.seg.nrrd")
+    assert seg.labels == {2: "aorta", 5: "liver"}
+    same_world(lab, seg)
+
+
+def test_errors_are_clear(tmp_path, oblique_affine):
+    with pytest.raises(InputError, match="no such file"):
+        io.read_image(tmp_path / "missing.nii.gz")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match="not a readable image"):
+        io.read_image(tmp_path / "notes.txt")
+    import SimpleITK as sitk
+    sitk.WriteImage(sitk.Image(8, 8, sitk.sitkInt16), str(tmp_path / "slice.nrrd"))
+    with pytest.raises(InputError, match="2D"):
+        io.read_image(tmp_path / "slice.nrrd")
+    io.write_image(Volume(np.zeros((3, 3, 3), np.uint8), oblique_affine), tmp_path / "empty.nrrd")
+    with pytest.raises(InputError, match="empty"):
+        io.read_labels(tmp_path / "empty.nrrd")
+
+
+@pytest.mark.data
+def test_dicom_series_matches_its_reference_segmentation(shared_data):
+    d = shared_data / "totalsegmentator-example"
+    ct = io.read_image(d / "example_ct_dicom")
+    assert ct.shape == (20, 512, 512)
+    np.testing.assert_allclose(ct.spacing, [0.98, 0.98, 2.0], atol=0.02)
+    assert -1100 < np.percentile(ct.array, 1) < -900 and 30 < np.median(ct.array[ct.array > -200]) < 300
+    seg = io.read_image(d / "example_seg_dicom.nii.gz")
+    assert seg.shape == ct.shape
+    # the NIfTI is stored with another axis order/flip: the voxel centres must still coincide
+    corners = np.array([[k, j, i] for k in (0, 19) for j in (0, 511) for i in (0, 511)], float)
+    a, b = ct.kji_to_world(corners), seg.kji_to_world(corners)
+    dist = np.linalg.norm(a[:, None] - b[None], axis=-1).min(1)
+    assert dist.max() < 0.5  # mm: each CT corner is a segmentation corner
+    assert ct.meta.get("Modality") == "CT"
+
+
+@pytest.mark.data
+def test_totalsegmentator_labels_with_names(shared_data):
+    d = shared_data / "totalsegmentator-example"
+    names = {int(k): v for k, v in json.loads((d / "labels_total_v2.json").read_text()).items()}
+    seg = io.read_labels(d / "example_seg.nii.gz", names)
+    assert "liver" in seg.labels.values() and len(seg.labels) >= 40
+    ct = io.read_image(d / "example_ct_sm.nii.gz")
+    assert ct.same_grid(seg)

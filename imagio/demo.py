@@ -1,0 +1,147 @@
+"""``imagio demo``: the main job on the embedded default case, the digital phantom.
+
+1. generate the phantom (CT in HU + reference labels + generating geometry);
+2. segment it: rule-based body, bones, lungs and airways from the CT (not the reference), and
+   each lesion from one click at its centre; structures that need a deep model (liver, spleen,
+   kidneys, heart, vessels, ...) come from the phantom's reference labels, standing in for the
+   model, since no model weights ship with IMAGIO;
+3. plan needle paths to the first liver tumour and the first lung nodule;
+4. write the CT, the segmentation, the plans, a Slicer scene and a PNG of the 3D view.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import io
+from .progress import Progress
+from .volume import Volume
+
+# reference structures used as the stand-in for a deep model's output
+MODEL_STAND_IN = (
+    "liver", "gallbladder", "spleen", "stomach", "stomach_gas", "kidney_right", "kidney_left", "heart",
+    "aorta", "inferior_vena_cava", "esophagus", "portal_vein_and_splenic_vein", "portal_vein",
+    "hepatic_vein", "lung_vessels", "spinal_cord", "sternum", "costal_cartilages",
+)
+
+
+def compose_labels(rules: Volume, reference: Volume, lesions: dict[str, np.ndarray]) -> Volume:
+    """One label map: rule-based structures, then the model stand-ins, then the lesion masks."""
+    arr = rules.array.astype(np.uint8).copy()
+    names = dict(rules.labels)
+    nxt = max(names) + 1
+    ref_inv = {n: v for v, n in reference.labels.items()}
+    for name in MODEL_STAND_IN:
+        if name in ref_inv:
+            arr[reference.array == ref_inv[name]] = nxt
+            names[nxt] = name
+            nxt += 1
+    for name, mask in lesions.items():
+        arr[mask] = nxt
+        names[nxt] = name
+        nxt += 1
+    present = set(np.unique(arr).tolist())
+    return rules.with_array(arr, name="IMAGIO segmentation",
+                            labels={v: n for v, n in names.items() if v in present})
+
+
+def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) -> dict:
+    """Run the demo into ``out_dir``; returns a JSON-able summary (files, timings, plans)."""
+    from . import mrml, phantom
+    from .mrml.planning import plan_to_scene
+    from .planning.planner import plan
+    from .planning.problem import PlanningProblem
+    from .planning.render import render_plan_png
+    from .segmentation import segment_demo
+    from .segmentation.lesion import segment_lesion
+
+    prog = Progress(progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings, files = {}, []
+
+    t = time.perf_counter()
+    prog(0.0, f"generating the digital phantom at {spacing} mm")
+    ph = phantom.generate(spacing=spacing, seed=seed)
+    files += phantom.save(ph, out / "phantom")
+    timings["phantom"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    rules = segment_demo(ph.ct, progress=prog.sub(0.05, 0.35))
+    lesion_masks, measurements = {}, {}
+    for les in ph.lesions:
+        prog(0.35, f"one-click segmentation of {les.name}")
+        mask, meas = segment_lesion(ph.ct, les.center_ras)
+        lesion_masks[les.name] = mask
+        measurements[les.name] = _jsonable(vars(meas) if not hasattr(meas, "to_dict") else meas.to_dict())
+    labels = compose_labels(rules, ph.labels, lesion_masks)
+    timings["segmentation"] = time.perf_counter() - t
+    files.append(io.write_image(ph.ct, out / "ct.nii.gz"))
+    files.append(io.write_labels(labels, out / "segmentation.seg.nrrd"))
+
+    scene = mrml.new_scene()
+    ct_node = mrml.volume_to_node(ph.ct, scene, "CT")
+    mrml.labels_to_segmentation(labels, scene, name="IMAGIO segmentation", reference_node=ct_node)
+
+    plans, first = {}, None
+    targets = [next((l for l in ph.lesions if l.kind == k), None) for k in ("liver_tumor", "lung_nodule")]
+    targets = [l for l in targets if l is not None]
+    t = time.perf_counter()
+    for n, les in enumerate(targets):
+        sub = prog.sub(0.4 + 0.45 * n / len(targets), 0.4 + 0.45 * (n + 1) / len(targets))
+        sub(0.0, f"planning needle paths to {les.name}")
+        problem = PlanningProblem.build(ph.ct, labels, les.name)
+        result = plan(problem, progress=sub)
+        files.append(result.write_json(out / f"plan_{les.name}.json"))
+        plan_to_scene(scene, result)
+        first = first or result
+        best = result.proposals[0] if result.proposals else None
+        plans[les.name] = _jsonable({
+            "feasible": result.feasible, "candidates": len(result.table),
+            "feasible_candidates": int(result.table.feasible.sum()),
+            "best": None if best is None else {
+                "entry_ras": best.entry_ras, "length_mm": best.length_mm,
+                "closest_structure": best.closest_structure,
+                "closest_clearance_mm": best.closest_clearance_mm,
+                "craniocaudal_deg": best.craniocaudal_deg},
+            "report": None if result.feasible else result.report,
+        })
+    timings["planning"] = time.perf_counter() - t
+
+    prog(0.9, "writing the Slicer scene and the 3D picture")
+    files.append(mrml.save_scene(scene, out / "scene" / "IMAGIO-demo.mrml"))
+    if first is not None:
+        files.append(render_plan_png(first, out / "demo.png"))
+    prog(1.0, "done")
+    summary = {
+        "out_dir": str(out), "files": [str(f) for f in files],
+        "segmentation": {"structures": sorted(labels.labels.values()),
+                         "rule_based": sorted(rules.labels.values()),
+                         "model_stand_in_from_reference": [n for n in MODEL_STAND_IN
+                                                           if n in labels.labels.values()],
+                         "lesions": measurements},
+        "plans": plans,
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return np.round(x.astype(float), 3).tolist()
+    if isinstance(x, (np.floating, float)):
+        return round(float(x), 3)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x

@@ -1,0 +1,118 @@
+"""The work behind the Slicer modules' Logic classes, on plain MRML scenes.
+
+The module files (IMAGIOSegmentation.py, IMAGIOPlanning.py) only pass ``slicer.mrmlScene`` and
+their nodes here, so the same code runs inside Slicer and, in the tests, on the real MRML
+classes of the slicer-core wheel. New results always go into new segments or new nodes: a
+segment or node the user made is never modified.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import anatomy, io
+from ..errors import InputError
+from .segmentations import labels_to_segmentation, segmentation_to_labels
+from .volumes import node_to_volume
+
+
+def _target_segmentation(scene, segmentation_node, name: str):
+    if segmentation_node is None:
+        segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+        segmentation_node.CreateDefaultDisplayNodes()
+    return segmentation_node
+
+
+def load_segmentation_file(scene, volume_node, path, segmentation_node=None):
+    """Read a label file (.seg.nrrd, or NIfTI/NRRD + names sidecar) into segments of
+    ``segmentation_node`` (a new node when None), on the file's own geometry; ``volume_node``
+    becomes the reference geometry. Returns the segmentation node."""
+    labels = io.read_labels(path)
+    node = _target_segmentation(scene, segmentation_node, labels.name or "Segmentation")
+    labels_to_segmentation(labels, scene, node=node, reference_node=volume_node)
+    return node
+
+
+def segment_volume_node(scene, volume_node, structures, segmentation_node=None, progress=None):
+    """Run the rule-based segmenters on a CT volume node; adds one segment per structure."""
+    from ..segmentation import segment
+
+    if volume_node is None:
+        raise InputError("select a CT volume first")
+    ct = node_to_volume(volume_node)
+    labels = segment(ct, tuple(structures), progress=progress)
+    node = _target_segmentation(scene, segmentation_node, f"{volume_node.GetName()} IMAGIO")
+    labels_to_segmentation(labels, scene, node=node, reference_node=volume_node)
+    return node
+
+
+def lesion_from_point(scene, volume_node, point_ras, segmentation_node=None, name: str = "tumor"):
+    """One-click lesion: segment the lesion under ``point_ras`` (RAS mm) as a new segment.
+    Returns (segmentation node, measurements)."""
+    from ..segmentation.lesion import segment_lesion
+
+    ct = node_to_volume(volume_node)
+    mask, meas = segment_lesion(ct, np.asarray(point_ras, float))
+    lab = ct.with_array(mask.astype(np.uint8), name=name, labels={1: name})
+    node = _target_segmentation(scene, segmentation_node, f"{volume_node.GetName()} IMAGIO")
+    labels_to_segmentation(lab, scene, node=node, reference_node=volume_node)
+    return node, meas
+
+
+def labels_from_segmentation(segmentation_node, volume_node=None):
+    """The segmentation as a label Volume on the CT's grid (when given)."""
+    ref = node_to_volume(volume_node) if volume_node is not None else None
+    return segmentation_to_labels(segmentation_node, reference=ref)
+
+
+def structure_table(scene, segmentation_node, table_node=None, volume_node=None):
+    """A table node listing each segment with its planning role, margin (mm) and volume (mL)."""
+    labels = labels_from_segmentation(segmentation_node, volume_node)
+    counts = np.bincount(labels.array.ravel().astype(np.int64), minlength=max(labels.labels) + 1)
+    rows = []
+    for value, name in sorted(labels.labels.items()):
+        s = anatomy.get(name)
+        rows.append((name, s.role, s.margin_mm, counts[value] * labels.voxel_volume_ml))
+    if table_node is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{segmentation_node.GetName()} structures")
+    _fill_table(table_node, ["structure", "role", "margin_mm", "volume_ml"], rows)
+    return table_node
+
+
+def _fill_table(table_node, columns, rows):
+    import vtk
+
+    table = table_node.GetTable()
+    table.Initialize()
+    for ci, cname in enumerate(columns):
+        sample = rows[0][ci] if rows else ""
+        arr = vtk.vtkStringArray() if isinstance(sample, str) else vtk.vtkDoubleArray()
+        arr.SetName(cname)
+        table.AddColumn(arr)
+    table.SetNumberOfRows(len(rows))
+    for ri, row in enumerate(rows):
+        for ci, v in enumerate(row):
+            table.SetValue(ri, ci, vtk.vtkVariant(v if isinstance(v, str) else float(v)))
+    table_node.Modified()
+
+
+def plan_trajectories(scene, volume_node, segmentation_node, target, needle_length_mm=None,
+                      max_craniocaudal_deg=None, progress=None):
+    """Plan needle paths; adds proposals, the editable best path, the skin risk map and the
+    metrics table to the scene. ``target``: a segment name or an RAS point. Returns
+    (plan, {role: node id})."""
+    from ..planning.planner import plan
+    from ..planning.problem import Constraints, Needle, PlanningProblem
+    from .planning import plan_to_scene
+
+    ct = node_to_volume(volume_node)
+    labels = segmentation_to_labels(segmentation_node, reference=ct)
+    needle = Needle()
+    if needle_length_mm:
+        needle.length_mm = float(needle_length_mm)
+    constraints = Constraints()
+    if max_craniocaudal_deg is not None:
+        constraints.max_craniocaudal_deg = float(max_craniocaudal_deg)
+    problem = PlanningProblem.build(ct, labels, target, needle=needle, constraints=constraints)
+    result = plan(problem, progress=progress)
+    return result, plan_to_scene(scene, result)
