@@ -40,7 +40,13 @@ def segment_volume_node(scene, volume_node, structures, segmentation_node=None, 
     if volume_node is None:
         raise InputError("select a CT volume first")
     ct = node_to_volume(volume_node)
-    labels = segment(ct, tuple(structures), progress=progress)
+    organs = None
+    if "vessels" in structures and segmentation_node is not None:
+        # a liver the user (or a model) already segmented: its contrast vessels are searched too
+        existing = segmentation_to_labels(segmentation_node, reference=ct)
+        if "liver" in existing.labels.values():
+            organs = {"liver": existing.mask("liver")}
+    labels = segment(ct, tuple(structures), progress=progress, organs=organs)
     node = _target_segmentation(scene, segmentation_node, f"{volume_node.GetName()} IMAGIO")
     labels_to_segmentation(labels, scene, node=node, reference_node=volume_node)
     return node
