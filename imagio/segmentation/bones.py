@@ -2,10 +2,13 @@
 other bone where the anatomy allows it.
 
 Hysteresis threshold: voxels above ``low_hu`` connected to cortical-bone seeds above
-``seed_hu`` (contrast-filled vessels rarely reach it over a whole component), then marrow holes
-filled per axial slice. No closing is applied across slices, so intercostal spaces stay open
-at 1-3 mm. The spine is the bone component crossing the midline posterior to the body centre;
-ribs are the remaining lateral bone in the chest that is thin (a few mm thick) and elongated.
+``seed_hu``. ``low_hu`` is raised above the enhanced soft tissue of the scan (contrast liver,
+kidneys, aorta: `enhanced_tissue_level`); in a CT angiography the blood pool (a histogram peak
+at 250-700 HU, `contrast_blood_band`) and its rim are removed first. Marrow: 2-D holes per axial
+slice and 3-D voids that are bone-like (not CSF in the spinal canal). On coarse grids a
+one-voxel partial-volume rim is added. No closing is applied, so intercostal spaces stay open
+at 1-3 mm. `split_bones`: the spine is the bone in a corridor along the midline posterior to
+the body centre; ribs are the thin remaining bone hugging the lungs; the rest is "bone".
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume import Volume
-from .common import (anatomical_axes, as_progress, bbox_slices, check_ct, components, dilate_mm,
+from .common import (anatomical_axes, as_progress, check_ct, components, dilate_mm,
                      erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate)
