@@ -36,3 +36,20 @@ def test_vessels_use_the_users_liver_and_keep_it(ph):
     hv = mrml.segmentation_to_labels(node, ph.ct, segment_ids=[vid]).array > 0
     veins = ph.labels.mask("portal_vein", "hepatic_vein")
     assert hv.any() and (hv & veins).sum() > 0.5 * hv.sum()
+
+
+def test_lesion_click_inside_the_users_liver_is_bounded_by_it(ph):
+    scene = mrml.new_scene()
+    ct = mrml.volume_to_node(ph.ct, scene, "CT")
+    les = next(l for l in ph.lesions if l.kind == "liver_tumor")
+    liver = ph.labels.mask("liver", les.name)
+    user = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "mine")
+    mrml.labels_to_segmentation(ph.labels.with_array(liver.astype(np.uint8), labels={1: "liver"}),
+                                scene, node=user, reference_node=ct)
+    node, meas = logic.lesion_from_point(scene, ct, les.center_ras, user, name=les.name)
+    assert mrml.segment_names(node) == ["liver", les.name]
+    vid = node.GetSegmentation().GetSegmentIdBySegmentName(les.name)
+    m = mrml.segmentation_to_labels(node, ph.ct, segment_ids=[vid]).array > 0
+    assert not (m & ~liver).any()
+    truth = ph.labels.mask(les.name)
+    assert 2 * (m & truth).sum() / (m.sum() + truth.sum()) > 0.85
