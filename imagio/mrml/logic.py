@@ -40,7 +40,13 @@ def segment_volume_node(scene, volume_node, structures, segmentation_node=None, 
     if volume_node is None:
         raise InputError("select a CT volume first")
     ct = node_to_volume(volume_node)
-    labels = segment(ct, tuple(structures), progress=progress)
+    organs = None
+    if "vessels" in structures and segmentation_node is not None:
+        # a liver the user (or a model) already segmented: its contrast vessels are searched too
+        existing = segmentation_to_labels(segmentation_node, reference=ct)
+        if "liver" in existing.labels.values():
+            organs = {"liver": existing.mask("liver")}
+    labels = segment(ct, tuple(structures), progress=progress, organs=organs)
     node = _target_segmentation(scene, segmentation_node, f"{volume_node.GetName()} IMAGIO")
     labels_to_segmentation(labels, scene, node=node, reference_node=volume_node)
     return node
@@ -52,7 +58,17 @@ def lesion_from_point(scene, volume_node, point_ras, segmentation_node=None, nam
     from ..segmentation.lesion import segment_lesion
 
     ct = node_to_volume(volume_node)
-    mask, meas = segment_lesion(ct, np.asarray(point_ras, float))
+    point = np.asarray(point_ras, float)
+    organ = None
+    if segmentation_node is not None:
+        # a click inside a liver segment (from the user or a model): the liver bounds the lesion
+        existing = segmentation_to_labels(segmentation_node, reference=ct)
+        if "liver" in existing.labels.values():
+            liver = existing.mask("liver") | existing.mask(*[n for n in existing.labels.values()
+                                                            if n.startswith(("liver_tumor", "tumor"))])
+            if ct.contains_world(point[None])[0] and liver[tuple(np.rint(ct.world_to_kji(point[None])[0]).astype(int))]:
+                organ = liver
+    mask, meas = segment_lesion(ct, point, organ=organ)
     lab = ct.with_array(mask.astype(np.uint8), name=name, labels={1: name})
     node = _target_segmentation(scene, segmentation_node, f"{volume_node.GetName()} IMAGIO")
     labels_to_segmentation(lab, scene, node=node, reference_node=volume_node)

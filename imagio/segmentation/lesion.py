@@ -36,6 +36,7 @@ from .common import anatomical_axes, as_progress, ball, check_ct, close_mm, fill
 AIR_CLICK_HU = -850.0
 BONE_CLICK_HU = 400.0
 MAX_OPEN_MM = 6.0
+OPEN_FRACTION = 0.5  # opening radius as a share of the inscribed radius at the click
 LUNG_CONTEXT_FRACTION = 0.2  # share of aerated lung (< -500 HU) 2-10 mm beyond a lung lesion
 MAX_LUNG_CLOSING_MM = 30.0
 
@@ -92,7 +93,12 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
     if not mask.any():
         raise InputError("the lesion mask is empty: nothing to measure")
     kji = np.argwhere(mask)
-    surf = np.argwhere(mask & ~ndimage.binary_erosion(mask))
+    # diameters of the mask without single-voxel protrusions (a cross opening), when that keeps
+    # >= 90 % of it: one noisy boundary voxel must not lengthen the maximum diameter
+    shape_m = ndimage.binary_opening(mask)
+    if shape_m.sum() < 0.9 * len(kji):
+        shape_m = mask
+    surf = np.argwhere(shape_m & ~ndimage.binary_erosion(shape_m))
     ras = vol.kji_to_world(surf)
     long3, u = _feret(ras)
     # short axis: largest extent perpendicular to the long axis (projection on the plane)
@@ -100,8 +106,7 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
     short3, w2 = _feret(ras @ basis)
     w = basis @ w2
     short3 += 0.5 * float(_voxel_extent(w[None], vol)[0])
-    if short3 > long3:  # possible after the voxel-extent correction on thick slices
-        long3, short3 = short3, long3
+    short3 = min(short3, long3)  # the half-voxel correction must not exceed the maximum
     # axial: slices along the array axis closest to S, coordinates projected on R-A
     s_ax = anatomical_axes(vol)["S"][0]
     best = (0.0, 0.0)
@@ -116,7 +121,7 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         sa = float(proj.max() - proj.min()) if len(proj) else 0.0
         sa += 0.5 * float(_voxel_extent(np.array([[perp[0], perp[1], 0.0]]), vol)[0])
         if la > best[0]:
-            best = (la, sa)
+            best = (la, min(sa, la))
     vals = ct[mask] if ct is not None else np.zeros(1)
     return LesionMeasurements(
         kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
@@ -307,7 +312,7 @@ def _touches_border(m: np.ndarray) -> bool:
 def _grow(roi, seed, lo_t, hi_t, org, open_mm, sk) -> np.ndarray:
     """Seeded component in [lo_t, hi_t] HU, opened to cut attached tubes, holes filled.
 
-    The opening radius adapts to the lesion: half its inscribed radius at the click (a lesion
+    The opening radius adapts to the lesion: OPEN_FRACTION of its inscribed radius at the click (a lesion
     clicked near its centre survives; vessels, bronchial walls and pleural tags thinner than
     the lesion are cut), at least ``open_mm``, at most MAX_OPEN_MM."""
     import edt
@@ -319,10 +324,13 @@ def _grow(roi, seed, lo_t, hi_t, org, open_mm, sk) -> np.ndarray:
     if not m.any():
         return m
     r_in = float(edt.edt(np.ascontiguousarray(m), anisotropy=tuple(float(s) for s in sk))[seed])
-    se = ball(min(max(open_mm, 0.5 * r_in), MAX_OPEN_MM), sk)
+    se = ball(min(max(open_mm, OPEN_FRACTION * r_in), MAX_OPEN_MM), sk)
     if se.size > 1:
         op = ndimage.binary_opening(m, structure=se)
         op = _component_at(op, seed, sk)
         if op.any():
-            m = op
+            # give back the one-voxel boundary layer the opening shaved off the lesion itself
+            # (corners of a small digital sphere); attachments stay cut beyond one voxel
+            # (one voxel of the finest spacing: in-plane only on thick-slice scans)
+            m = op | (ndimage.binary_dilation(op, structure=ball(1.01 * float(min(sk)), sk)) & m)
     return fill_holes_3d(m)

@@ -1,8 +1,9 @@
 """`segment`: run the rule-based segmenters and return ONE label Volume named per `imagio.anatomy`.
 
-Structures (CLI names): body, bones, lungs, airways, emphysema, lung_vessels, pleura.
+Structures (CLI names): body, bones, lungs, airways, emphysema, lung_vessels, pleura, and
+"vessels" (lung vessels, plus liver vessels when a liver mask is passed in ``organs``).
 Output labels: body, vertebrae, ribs, bone, lung_left, lung_right, trachea, airways, emphysema,
-lung_vessels, pleura. Later structures are painted over earlier ones (body first), so each
+lung_vessels, liver_vessels, pleura. Later structures are painted over earlier ones (body first), so each
 voxel holds the most specific label; the body label is what remains of the outline.
 Per-structure statistics (airway threshold, emphysema %LAA, ...) go in ``meta``.
 """
@@ -15,15 +16,20 @@ from ..errors import InputError
 from ..volume import Volume
 from .common import as_progress, check_ct
 
-STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura")
+STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura", "vessels")
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
 # painting order: later wins
 _PAINT = ("body", "vertebrae", "ribs", "bone", "lung_left", "lung_right", "pleura", "lung_vessels",
-          "emphysema", "trachea", "airways")
+          "liver_vessels", "emphysema", "trachea", "airways")
 
 
-def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None) -> tuple[dict, dict]:
-    """({label name: bool mask [k, j, i]}, meta) for the requested structures."""
+def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
+                  organs: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
+    """({label name: bool mask [k, j, i]}, meta) for the requested structures.
+
+    organs: optional masks on the CT grid from elsewhere (a model or the user), e.g.
+    {"liver": mask}: with "vessels" requested, the liver's contrast vessels are segmented too.
+    """
     from . import airways as aw
     from . import bones as bn
     from . import body as bd
@@ -38,6 +44,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None) -> t
     p = as_progress(progress)
     check_ct(ct)
     want = set(structures)
+    if "vessels" in want:
+        want.add("lung_vessels")
     need_lungs = want & {"lungs", "emphysema", "lung_vessels", "pleura", "bones"}
     need_airways = want & {"airways"} or need_lungs
     out: dict[str, np.ndarray] = {}
@@ -87,6 +95,14 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None) -> t
         if vm.any():
             meta["lung_vessels"] = {"volume_ml": round(float(vm.sum() * ct.voxel_volume_ml), 2),
                                     "max_diameter_mm": round(float(diam.max()), 2)}
+    liver = (organs or {}).get("liver")
+    if "vessels" in want and liver is not None and liver.any():
+        p(0.98, "liver vessels")
+        vm, diam = vs.vessel_mask(ct, liver)
+        out["liver_vessels"] = vm
+        if vm.any():
+            meta["liver_vessels"] = {"volume_ml": round(float(vm.sum() * ct.voxel_volume_ml), 2),
+                                     "max_diameter_mm": round(float(diam.max()), 2)}
     p(1.0, "segmentation done")
     return out, meta
 
@@ -111,9 +127,10 @@ def to_label_volume(ct: Volume, masks: dict[str, np.ndarray], name: str = "segme
     return vol
 
 
-def segment(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None) -> Volume:
+def segment(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
+            organs: dict[str, np.ndarray] | None = None) -> Volume:
     """One label Volume (uint8, labels named per `imagio.anatomy`) of the requested structures."""
-    masks, meta = segment_masks(ct, structures, progress)
+    masks, meta = segment_masks(ct, structures, progress, organs)
     return to_label_volume(ct, masks, name=f"{ct.name or 'CT'} rules", meta=meta)
 
 
