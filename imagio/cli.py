@@ -20,6 +20,7 @@ from .errors import Cancelled, ImagioError
 # modules exposing register(subparsers); each adds its subcommands
 FEATURE_COMMANDS: tuple[str, ...] = (
     "imagio.segmentation.commands",
+    "imagio.segmentation.model_commands",
     "imagio.planning.commands",
     "imagio.stratification.commands",
     "imagio.report",

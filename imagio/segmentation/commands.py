@@ -1,4 +1,4 @@
-"""CLI: ``imagio segment CT --structures ... --out SEG``, ``imagio lesion CT --point R,A,S --out SEG``
+"""CLI: ``imagio segment CT --structures ... --out SEG`` (or ``--model NAME`` for a deep model), ``imagio lesion CT --point R,A,S --out SEG``
 and ``imagio vessels CT --organ SEG --organ-labels liver --out VESSELS``."""
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ def _check_out(path: Path, force: bool):
 
 
 def cmd_segment(args) -> int:
+    if args.model:
+        from .model_commands import segment_with_model
+
+        return segment_with_model(args)
     from .. import io
     from .rules import segment
 
@@ -116,6 +120,14 @@ def register(subparsers) -> None:
     s.add_argument("--out", required=True, help="output label map (.seg.nrrd, or .nii.gz + sidecar)")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
+    m = s.add_argument_group("deep model (instead of the rules)")
+    m.add_argument("--model", help="catalogue name (see 'imagio models list') or an nnU-Net v2 model folder")
+    m.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    m.add_argument("--folds", default=None, help="comma-separated folds (default: all present / catalogue's)")
+    m.add_argument("--mirror", action="store_true", help="mirroring test-time augmentation (8x slower in 3D)")
+    m.add_argument("--step", type=float, default=None,
+                   help="tile step as a fraction of the patch (default 0.5; TotalSegmentator tasks 0.8)")
+    m.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass")
     s.set_defaults(func=cmd_segment)
 
     s = subparsers.add_parser(

@@ -1,0 +1,236 @@
+"""Run an nnU-Net v2 model folder on a ``Volume`` (RAS) and return a named label ``Volume``.
+
+Steps (same as nnU-Net's predictor): optional reorientation of the array to RAS-canonical axes
+(axis permutations and flips only, never resampling: TotalSegmentator feeds its models
+nibabel's ``as_closest_canonical`` volumes; other models get the array as SimpleITK reads the
+file, i.e. our [k, j, i] order), transpose_forward, crop to non-zero, normalisation, resampling
+to the plans' spacing (torch, on the device), sliding window with the plans' patch size and
+nnU-Net's Gaussian map, optional mirroring, fold averaging, logits resampled back (order 1,
+torch), argmax, paste into the crop box, transpose back, undo the reorientation.
+
+Precision: the network runs in fp32 on the CPU (never autocast there) and under fp16/bf16
+autocast on CUDA. Logits are accumulated in float16 like nnU-Net (``accumulate_dtype``), on the
+device when they fit in GPU memory, else on the CPU. The export resamples a few classes at a
+time and keeps a running argmax, so memory stays bounded for 100+ classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import InputError
+from ...progress import Progress
+from ...volume import Volume
+from . import model_folder as mf
+from .network import build_network
+from .preprocess import crop_to_nonzero, normalize
+from .resample import compute_new_shape, resample_to_shape
+from .sliding_window import predict_logits
+
+
+@dataclass
+class EngineOptions:
+    device: str | None = None          # "cpu" | "cuda" | "cuda:1"; None: CUDA when available
+    folds: list | None = None          # None: all folds present
+    step: float = 0.5                  # tile step as a fraction of the patch (TotalSegmentator: 0.8)
+    mirror: bool = False               # mirroring TTA on the checkpoint's allowed axes
+    batch_size: int | None = None      # tiles per forward pass (None: 4 on CPU, 2 on CUDA)
+    autocast: str = "fp16"             # CUDA only: "fp16" | "bf16" | "none"
+    accumulate: str = "float16"        # logits accumulator dtype ("float16" as nnU-Net, or "float32")
+    orientation: str | None = None     # "RAS": feed RAS-canonical axes; None: the volume's [k, j, i]
+    checkpoint_name: str = "checkpoint_final.pth"
+    export_chunk: int = 8              # classes resampled together in the export
+    threads: int | None = None         # torch CPU threads (None: leave as is)
+
+
+def _torch_device(name):
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA was requested but no CUDA GPU is available to torch; use --device cpu")
+    return dev
+
+
+def ras_canonical_plan(ijk_to_ras: np.ndarray):
+    """Axis permutation and flips that bring a [k, j, i] array to RAS-canonical [S, A, R] order
+    (array axis 2 along +R, 1 along +A, 0 along +S), like nibabel's as_closest_canonical.
+    Returns (perm, flip) with new = arr.transpose(perm)[flips]."""
+    d = ijk_to_ras[:3, :3] / np.linalg.norm(ijk_to_ras[:3, :3], axis=0)
+    world_of_voxel = [-1, -1, -1]
+    used = set()
+    for a in np.argsort(-np.abs(d).max(axis=0)):  # most clearly aligned voxel axis first
+        order = [w for w in np.argsort(-np.abs(d[:, a])) if w not in used]
+        world_of_voxel[a] = int(order[0])
+        used.add(order[0])
+    perm, flip = [], []
+    for n in range(3):  # new array axis n <-> world axis 2 - n
+        w = 2 - n
+        a = world_of_voxel.index(w)
+        perm.append(2 - a)  # voxel axis a (i=0) is array axis 2 - a
+        flip.append(bool(d[w, a] < 0))
+    return perm, flip
+
+
+def _reorient(arr, perm, flip):
+    out = arr.transpose(perm)
+    sl = tuple(slice(None, None, -1) if f else slice(None) for f in flip)
+    return np.ascontiguousarray(out[sl])
+
+
+def _unreorient(arr, perm, flip):
+    sl = tuple(slice(None, None, -1) if f else slice(None) for f in flip)
+    return np.ascontiguousarray(arr[sl].transpose(np.argsort(perm)))
+
+
+class Engine:
+    """A loaded model folder: network + fold weights, ready to run on volumes."""
+
+    def __init__(self, folder, options: EngineOptions | None = None):
+        import torch
+
+        self.options = options or EngineOptions()
+        self.device = _torch_device(self.options.device)
+        self.model = mf.load_model_folder(folder, self.options.folds, self.options.checkpoint_name)
+        n_in = len(self.model.dataset.get("channel_names", self.model.dataset.get("modality", {"0": "CT"})))
+        n_out = len(self.model.labels)
+        self.network = build_network(self.model.configuration, n_in, n_out).to(self.device)
+        expected = self.network.state_dict().keys()
+        self.fold_weights, self.mirror_axes = [], None
+        for f in self.model.folds:
+            ckpt = mf.load_checkpoint(self.model.checkpoint_path(f))
+            self.fold_weights.append(mf.clean_state_dict(ckpt["network_weights"], expected))
+            if self.mirror_axes is None:
+                self.mirror_axes = ckpt.get("inference_allowed_mirroring_axes")
+        try:
+            self.network.load_state_dict(self.fold_weights[0])
+        except RuntimeError as e:
+            raise InputError(f"checkpoint does not match the plans' network: {str(e)[:300]}") from None
+        self.n_in = n_in
+        del torch
+
+    # ------------------------------------------------------------------------------------------
+    def predict_array(self, arr: np.ndarray, spacing, progress=None) -> np.ndarray:
+        """Label array (same shape as ``arr``) for an array in the model's input axis order
+        (nnU-Net's: as SimpleITK reads a file, spacing per array axis in mm)."""
+        import torch
+
+        with torch.inference_mode():
+            return self._predict_array(arr, spacing, progress)
+
+    def _predict_array(self, arr, spacing, progress):
+        import torch
+
+        opt, model = self.options, self.model
+        prog = Progress(progress) if not isinstance(progress, Progress) else progress
+        if opt.threads:
+            torch.set_num_threads(opt.threads)
+        data = np.asarray(arr)[None] if np.asarray(arr).ndim == 3 else np.asarray(arr)
+        if data.shape[0] != self.n_in:
+            raise InputError(f"model expects {self.n_in} input channel(s), got {data.shape[0]}")
+        tf, tb = model.transpose_forward, model.transpose_backward
+        data = data.transpose([0] + [t + 1 for t in tf]).astype(np.float32, copy=False)
+        spacing_t = [float(spacing[t]) for t in tf]
+        shape_before_crop = data.shape[1:]
+        prog(0.0, "preprocessing")
+        data, nonzero, bbox = crop_to_nonzero(data)
+        shape_cropped = data.shape[1:]
+        conf = model.configuration
+        target = list(model.spacing)
+        if len(target) < len(shape_cropped):
+            target = [spacing_t[0]] + target
+        new_shape = compute_new_shape(shape_cropped, spacing_t, target)
+        data = normalize(data, conf["normalization_schemes"],
+                         model.plans.get("foreground_intensity_properties_per_channel", {}),
+                         conf.get("use_mask_for_norm"), nonzero)
+        dkw = conf.get("resampling_fn_data_kwargs", {}) or {}
+        x = torch.from_numpy(data).to(self.device)
+        x = resample_to_shape(x, new_shape, spacing_t, target, order=dkw.get("order", 3),
+                              order_z=dkw.get("order_z", 0), force_separate_z=dkw.get("force_separate_z"))
+        x = x.float().contiguous()
+        prog(0.05, "preprocessed")
+        # results on the device when the float16 logits fit comfortably, else on the CPU
+        n_cls = len(model.labels)
+        need = 2 * (n_cls + 1) * int(np.prod([max(a, b) for a, b in zip(x.shape[1:], model.patch_size)]))
+        results_device = self.device
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if need > 0.5 * free:
+                results_device = torch.device("cpu")
+        autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(opt.autocast)
+        acc_dtype = torch.float16 if opt.accumulate == "float16" else torch.float32
+        bs = opt.batch_size or (4 if self.device.type == "cpu" else 2)
+        mirror = self.mirror_axes if opt.mirror else None
+        logits = None
+        n_f = len(self.fold_weights)
+        for i, weights in enumerate(self.fold_weights):
+            if i > 0 or n_f > 1:
+                self.network.load_state_dict(weights)
+            sub = prog.sub(0.05 + 0.85 * i / n_f, 0.05 + 0.85 * (i + 1) / n_f)
+            out = predict_logits(self.network, x, model.patch_size, step=opt.step, mirror_axes=mirror,
+                                 batch_size=bs, device=self.device, results_device=results_device,
+                                 autocast_dtype=autocast, accumulate_dtype=acc_dtype,
+                                 progress=lambda f, m, s=sub, k=i: s(f, f"fold {model.folds[k]}: {m}"))
+            logits = out if logits is None else logits.add_(out)
+        if n_f > 1:
+            logits /= n_f
+        del x
+        prog(0.9, "resampling to the input grid")
+        seg = self._export(logits, shape_cropped, target, spacing_t)
+        full = np.zeros(shape_before_crop, dtype=np.uint8 if n_cls < 256 else np.uint16)
+        full[tuple(slice(lo, hi) for lo, hi in bbox)] = seg
+        prog(1.0, "done")
+        return full.transpose(tb)
+
+    def _export(self, logits, shape_cropped, current_spacing, new_spacing) -> np.ndarray:
+        """Running argmax over class chunks of the order-1 resampled logits (values rounded to
+        the accumulator dtype like nnU-Net's float16 export)."""
+        import torch
+
+        pkw = self.model.configuration.get("resampling_fn_probabilities_kwargs", {}) or {}
+        best = arg = None
+        step = max(1, self.options.export_chunk)
+        for c0 in range(0, logits.shape[0], step):
+            chunk = logits[c0:c0 + step].to(self.device)
+            r = resample_to_shape(chunk, shape_cropped, current_spacing, new_spacing, order=pkw.get("order", 1),
+                                  order_z=pkw.get("order_z", 0), force_separate_z=pkw.get("force_separate_z"))
+            r = r.to(logits.dtype)
+            m, a = r.max(dim=0)
+            if best is None:
+                best, arg = m, a
+            else:
+                better = m > best  # ties keep the lower class, as argmax does
+                best = torch.where(better, m, best)
+                arg = torch.where(better, a + c0, arg)
+        return arg.to("cpu").numpy()
+
+    def label_names(self, mapping: dict | None = None) -> dict[int, str]:
+        mapping = mapping or {}
+        return {v: mapping.get(n, n) for v, n in self.model.labels.items() if v != 0}
+
+    def segment(self, volume: Volume, progress=None, label_map: dict | None = None) -> Volume:
+        """Label Volume on the input grid (RAS geometry preserved), labels named (dataset.json
+        names mapped through ``label_map`` to anatomy names)."""
+        arr = volume.array
+        spacing = volume.spacing_kji
+        perm = flip = None
+        if (self.options.orientation or "").upper() == "RAS":
+            perm, flip = ras_canonical_plan(volume.ijk_to_ras)
+            arr = _reorient(arr, perm, flip)
+            spacing = np.asarray(spacing)[perm]
+        seg = self.predict_array(arr, spacing, progress)
+        if perm is not None:
+            seg = _unreorient(seg, perm, flip)
+        return volume.with_array(seg, name=f"{volume.name} segmentation".strip(), labels=self.label_names(label_map))
+
+
+def segment_volume(volume: Volume, model, options: EngineOptions | None = None, progress=None,
+                   label_map: dict | None = None) -> Volume:
+    """One call: load ``model`` (a model folder path or an ``Engine``) and segment ``volume``."""
+    engine = model if isinstance(model, Engine) else Engine(Path(model), options)
+    return engine.segment(volume, progress, label_map)

@@ -1,0 +1,324 @@
+"""The model catalogue (``imagio/data/models.json``), the per-user model cache, downloads and
+imports, and running a catalogue model on a ``Volume``.
+
+Cache: ``$IMAGIO_MODELS_DIR`` or ``~/.imagio/models`` (shared by every Slicer version), one folder
+per catalogue model holding its part folders (nnU-Net dataset folders) and ``installed.json``: the
+SHA-256 of each zip and of every file extracted from it. Files are checked against that record
+before every use. Where the publisher gives no SHA-256 (TotalSegmentator does not), the first
+download or import computes it and records it ("trust on first use"); ``models list`` says so.
+Downloads resume with HTTP Range after a cut connection and go to a ``.part`` file first.
+``$IMAGIO_MODELS_CATALOGUE`` may point to another catalogue JSON (e.g. a hospital mirror).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ImagioError, InputError
+from ..progress import Progress
+
+CHUNK = 1 << 20
+
+
+class ModelError(ImagioError):
+    """A model cannot be fetched, imported, verified or used (message says what to do)."""
+
+
+def catalogue() -> dict:
+    """Model entries by name (the ``models`` object of the catalogue JSON)."""
+    alt = os.environ.get("IMAGIO_MODELS_CATALOGUE")
+    text = Path(alt).read_text() if alt else resources.files("imagio.data").joinpath("models.json").read_text()
+    return json.loads(text)["models"]
+
+
+def entry(name: str) -> dict:
+    cat = catalogue()
+    if name not in cat:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(cat))} (or give a model folder path)")
+    return cat[name]
+
+
+def models_dir() -> Path:
+    """Per-user model cache: $IMAGIO_MODELS_DIR or ~/.imagio/models."""
+    return Path(os.environ.get("IMAGIO_MODELS_DIR") or Path.home() / ".imagio" / "models")
+
+
+def _manifest_path(name: str) -> Path:
+    return models_dir() / name / "installed.json"
+
+
+def _manifest(name: str) -> dict:
+    p = _manifest_path(name)
+    return json.loads(p.read_text()) if p.is_file() else {"parts": {}}
+
+
+def _write_manifest(name: str, man: dict) -> None:
+    p = _manifest_path(name)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(man, indent=1))
+    tmp.replace(p)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _refuse_licensed(name: str, e: dict) -> None:
+    if e.get("licence_key_required"):
+        raise ModelError(
+            f"the model {name!r} needs a licence key from its authors ({e.get('licence')}; "
+            f"{e.get('licence_url', 'see the publisher')}), so imagio does not download it. If you hold a "
+            f"licence, download the weights with the publisher's tools and run: imagio models import {name} FILE.zip")
+
+
+# downloads ------------------------------------------------------------------------------------
+
+def download(url: str, dest: Path, sha256: str | None = None, progress=None, retries: int = 5,
+             timeout: float = 60.0) -> str:
+    """Download ``url`` to ``dest`` (via ``dest.part``, resumed with HTTP Range after a cut or a
+    previous interrupted run); verify ``sha256`` when given. Returns the file's SHA-256."""
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    prog = progress if isinstance(progress, Progress) else Progress(progress)
+    attempt = 0
+    while True:
+        have = part.stat().st_size if part.exists() else 0
+        req = urllib.request.Request(url, headers={"User-Agent": "imagio"})
+        if have:
+            req.add_header("Range", f"bytes={have}-")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                status = getattr(r, "status", 200)
+                if status == 206:
+                    total = have + int(r.headers.get("Content-Length", 0))
+                    mode = "ab"
+                else:  # the server ignored Range: start over
+                    have, mode = 0, "wb"
+                    total = int(r.headers.get("Content-Length", 0))
+                with open(part, mode) as f:
+                    while True:
+                        block = r.read(CHUNK)
+                        if not block:
+                            break
+                        f.write(block)
+                        have += len(block)
+                        prog(have / total if total else 0.0, f"downloading {dest.name}: {have / 1e6:.1f} MB")
+            if total and have < total:
+                raise ConnectionError(f"connection closed at {have} of {total} bytes")
+            break
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and have:  # range not satisfiable: the .part is already complete
+                break
+            raise ModelError(f"download of {url} failed: HTTP {e.code} {e.reason}; check the address or "
+                             "download the zip by hand and use 'imagio models import'") from None
+        except (ConnectionError, TimeoutError, OSError, urllib.error.URLError, http.client.HTTPException) as e:
+            attempt += 1
+            if attempt > retries:
+                raise ModelError(f"download of {url} failed after {retries} retries ({e}); run the same command "
+                                 f"again to resume ({part} is kept), or download the zip by hand and use "
+                                 "'imagio models import'") from None
+            time.sleep(min(0.2 * attempt, 2.0))
+    digest = sha256_file(part)
+    if sha256 and digest.lower() != sha256.lower():
+        part.unlink()
+        raise ModelError(f"checksum mismatch for {dest.name}: expected SHA-256 {sha256}, got {digest}; the file "
+                         "was deleted. Download again; if it persists the source or the catalogue changed")
+    part.replace(dest)
+    return digest
+
+
+# install / import -----------------------------------------------------------------------------
+
+def _safe_members(zf: zipfile.ZipFile) -> list[str]:
+    names = zf.namelist()
+    for n in names:
+        p = Path(n)
+        if p.is_absolute() or ".." in p.parts:
+            raise ModelError(f"unsafe path {n!r} in the zip; refused")
+    return names
+
+
+def _part_for_zip(name: str, e: dict, names: list[str]) -> dict:
+    parts = e.get("parts", [])
+    for p in parts:
+        if any(p["folder"] in n.split("/") for n in names):
+            return p
+    if len(parts) == 1:
+        return parts[0]
+    raise ModelError(f"this zip holds none of the part folders of {name!r} "
+                     f"({', '.join(p['folder'] for p in parts)}); import the zip of one part at a time")
+
+
+def install_zip(name: str, zip_path: Path, progress=None) -> Path:
+    """Verify (catalogue SHA-256, else record a computed one) and extract one part zip into the
+    cache. Returns the part folder. Nothing is left behind when it fails."""
+    e = entry(name)
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise InputError(f"{zip_path} not found")
+    digest = sha256_file(zip_path)
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile:
+        raise ModelError(f"{zip_path} is not a zip file (truncated download?); download it again") from None
+    with zf:
+        names = _safe_members(zf)
+        p = _part_for_zip(name, e, names)
+        if p.get("sha256") and p["sha256"].lower() != digest:
+            raise ModelError(f"checksum mismatch for {zip_path.name}: the catalogue says SHA-256 {p['sha256']}, "
+                             f"the file has {digest}; refused")
+        base = models_dir() / name
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=base))
+        try:
+            bad = zf.testzip()
+            if bad is not None:
+                raise ModelError(f"{zip_path.name} is corrupt (bad entry {bad}); download it again")
+            zf.extractall(tmp)
+            src = next((c for c in tmp.rglob(p["folder"]) if c.is_dir()), None)
+            if src is None:
+                src = tmp  # a zip of the model folder itself
+            from .engine.model_folder import find_model_folder
+
+            find_model_folder(src)  # must hold an nnU-Net model folder
+            files = {str(f.relative_to(src)): sha256_file(f) for f in sorted(src.rglob("*")) if f.is_file()}
+            target = base / p["folder"]
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.move(str(src), str(target))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    man = _manifest(name)
+    man["parts"][p["folder"]] = {
+        "task_id": p.get("task_id"), "zip_sha256": digest,
+        "sha256_source": "catalogue" if p.get("sha256") else "computed at first import (not published)",
+        "source": str(p.get("url") or zip_path), "files": files}
+    _write_manifest(name, man)
+    return target
+
+
+def import_zip(name: str, zip_path: Path, progress=None) -> Path:
+    """Import a zip the user downloaded by hand (hospital firewalls); licensed models allowed."""
+    return install_zip(name, zip_path, progress)
+
+
+def fetch(name: str, progress=None) -> Path:
+    """Download every missing part of a catalogue model into the cache (verified)."""
+    e = entry(name)
+    _refuse_licensed(name, e)
+    prog = Progress(progress) if not isinstance(progress, Progress) else progress
+    parts = e.get("parts", [])
+    man = _manifest(name)
+    for k, p in enumerate(parts):
+        if p["folder"] in man["parts"] and (models_dir() / name / p["folder"]).is_dir():
+            continue  # cached
+        if not p.get("url"):
+            raise ModelError(f"no download address for {name} part {p['folder']}; use 'imagio models import'")
+        zdest = models_dir() / ".downloads" / f"{p['folder']}.zip"
+        sub = prog.sub(k / len(parts), (k + 1) / len(parts))
+        download(p["url"], zdest, p.get("sha256"), sub)
+        try:
+            install_zip(name, zdest)
+        finally:
+            zdest.unlink(missing_ok=True)
+    return models_dir() / name
+
+
+def installed_parts(name: str) -> list[Path]:
+    man = _manifest(name)
+    return [models_dir() / name / p["folder"] for p in entry(name).get("parts", [])
+            if p["folder"] in man["parts"] and (models_dir() / name / p["folder"]).is_dir()]
+
+
+def verify(name: str) -> list[str]:
+    """Problems found (empty: all parts present and every file matches its recorded SHA-256)."""
+    e = entry(name)
+    man = _manifest(name)
+    problems = []
+    for p in e.get("parts", []):
+        rec = man["parts"].get(p["folder"])
+        folder = models_dir() / name / p["folder"]
+        if rec is None or not folder.is_dir():
+            problems.append(f"{p['folder']}: not installed")
+            continue
+        for rel, sha in rec["files"].items():
+            f = folder / rel
+            if not f.is_file():
+                problems.append(f"{p['folder']}/{rel}: missing")
+            elif sha256_file(f) != sha:
+                problems.append(f"{p['folder']}/{rel}: SHA-256 differs from the recorded one (modified or corrupt)")
+    return problems
+
+
+def list_models() -> list[dict]:
+    out = []
+    for name, e in catalogue().items():
+        n_inst = len(installed_parts(name))
+        out.append({"name": name, "title": e.get("title", ""), "task_ids": [p.get("task_id") for p in e["parts"]],
+                    "licence": e.get("licence"), "licence_key_required": bool(e.get("licence_key_required")),
+                    "size_mb": e.get("size_mb"), "installed": f"{n_inst}/{len(e['parts'])}",
+                    "sha256_published": all(p.get("sha256") for p in e["parts"])})
+    return out
+
+
+# running ---------------------------------------------------------------------------------------
+
+def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=None, batch_size=None,
+            progress=None):
+    """Segment ``volume`` with a catalogue model name (installed, verified first) or a model folder
+    path. Multi-part models run part by part and merge by class name (later parts win, as in
+    TotalSegmentator). Returns a label Volume on the input grid named with anatomy names."""
+    import numpy as np
+
+    from .. import anatomy
+    from .engine.predictor import Engine, EngineOptions
+
+    prog = Progress(progress) if not isinstance(progress, Progress) else progress
+    path = Path(model)
+    if model in catalogue():
+        e = entry(model)
+        problems = verify(model)
+        if problems:
+            raise ModelError(f"model {model!r} is not ready: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+                             + f"; run 'imagio models fetch {model}' or 'imagio models import {model} ZIP'")
+        folders = installed_parts(model)
+    elif path.exists():
+        e, folders = {}, [path]
+    else:
+        raise ModelError(f"{model!r} is neither a catalogue model ({', '.join(sorted(catalogue()))}) nor a folder")
+    opts = dict(device=device, folds=folds, batch_size=batch_size,
+                mirror=bool(e.get("mirror", False) if mirror is None else mirror),
+                step=float(step or e.get("step") or 0.5), orientation=e.get("orientation"))
+    label_map = e.get("label_map", {})
+    ts_values = {v: k for k, v in anatomy.totalsegmentator_labels().items()} \
+        if e.get("label_values") == "totalsegmentator" else {}
+    out = np.zeros(volume.shape, dtype=np.uint16)
+    names: dict[int, str] = {}
+    for k, folder in enumerate(folders):
+        sub = prog.sub(k / len(folders), (k + 1) / len(folders))
+        engine = Engine(folder, EngineOptions(**opts))
+        seg = engine.segment(volume, sub, label_map)
+        for v, n in seg.labels.items():
+            value = ts_values.get(n) or next((kk for kk, nn in names.items() if nn == n), None) \
+                or (max(names, default=0) + 1 if len(folders) > 1 else v)
+            names[value] = n
+            out[seg.array == v] = value
+    dtype = np.uint8 if max(names, default=0) < 256 else np.uint16
+    return volume.with_array(out.astype(dtype), name=f"{volume.name} {Path(model).name}".strip(), labels=names)
