@@ -215,3 +215,30 @@ def test_progress_reaches_one_and_cuda_request_without_gpu(plain_folder, ct):
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA"):
             Engine(plain_folder, EngineOptions(device="cuda"))
+
+
+@pytest.mark.parametrize("shape_in,shape_out,cur,new", [
+    ((20, 17, 23), (41, 30, 47), (3.0, 3.0, 3.0), (1.5, 1.7, 1.46)),   # upsampling, order 1 all axes
+    ((9, 30, 28), (40, 61, 50), (5.0, 1.0, 1.0), (1.1, 0.49, 0.56)),   # anisotropic: nearest along z
+    ((30, 9, 26), (17, 41, 13), (1.0, 5.0, 1.0), (1.76, 1.1, 2.0)),    # separate axis 1, downsampling
+    ((30, 25, 26), (17, 25, 13), (1.0, 1.0, 1.0), (1.76, 1.0, 2.0)),   # downsampling + identity axis
+])
+def test_fast_export_equals_per_axis_resample_argmax(shape_in, shape_out, cur, new):
+    """The interpolate-based export gives the labels of nnU-Net-style per-axis resampling of
+    every class followed by argmax."""
+    from imagio.segmentation.engine import export
+
+    g = torch.Generator().manual_seed(7)
+    n_cls = 13
+    coarse = torch.randn((n_cls, 4, 4, 4), generator=g)
+    logits = torch.nn.functional.interpolate(coarse[None], size=shape_in, mode="trilinear")[0]
+    logits = (4 * logits + 0.3 * torch.randn((n_cls,) + shape_in, generator=g)).to(torch.float16)
+    plan = export.linear_plan(shape_in, shape_out, new, cur, 1, 0)
+    assert plan is not None
+    fast = export.argmax_linear_export(logits, shape_out, plan, chunk=5)
+    full = resample.resample_to_shape(logits, shape_out, new, cur, order=1, order_z=0).to(torch.float16)
+    ref = full.float().argmax(dim=0).numpy()
+    assert fast.shape == tuple(shape_out)
+    assert len(np.unique(ref)) >= 5
+    assert (fast == ref).mean() >= 0.9999
+    assert export.linear_plan(shape_in, shape_out, new, cur, 3, 0) is None  # order 3: per-axis path
