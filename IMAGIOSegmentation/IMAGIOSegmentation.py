@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 
+import qt
 import slicer
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import parameterNodeWrapper
@@ -44,6 +45,31 @@ def ensureImagio(askToInstall=True):
     return imagio
 
 
+def ensureTorch():
+    """torch through Slicer's PyTorch extension (the CUDA build matching the GPU), and the
+    network classes (dynamic-network-architectures, without its timm/torchvision tree). Asks
+    before installing anything; never runs at module import."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        try:
+            import PyTorchUtils
+        except ImportError:
+            raise RuntimeError("Deep models need PyTorch: install the 'PyTorch' extension from the "
+                               "Extensions Manager and restart Slicer") from None
+        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
+            raise RuntimeError("PyTorch is not installed; deep models cannot run")
+    try:
+        import dynamic_network_architectures  # noqa: F401
+    except ImportError:
+        if not slicer.util.confirmOkCancelDisplay(
+                "Deep models need the 'dynamic-network-architectures' package (nnU-Net's network "
+                "classes). Install it now?", "IMAGIO"):
+            raise RuntimeError("dynamic-network-architectures is not installed")
+        slicer.util.pip_install(["einops"])
+        slicer.util.pip_install(["--no-deps", "dynamic-network-architectures==0.4.4"])
+
+
 class IMAGIOSegmentation(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -70,6 +96,8 @@ class IMAGIOSegmentationParameterNode:
     segmentEmphysema: bool = False
     segmentVessels: bool = False
     lesionName: str = "tumor"
+    modelName: str = "total_fast"
+    modelDevice: str = "auto"
 
 
 class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -94,6 +122,9 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.lesionButton.connect("clicked(bool)", self.onLesionButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.ui.runModelButton.connect("clicked(bool)", self.onRunModelButton)
+        self.ui.importModelButton.connect("clicked(bool)", self.onImportModelButton)
+        self._fillModelChoices()
         self.ui.progressBar.setVisible(False)
         self.ui.cancelButton.setEnabled(False)
         self.initializeParameterNode()
@@ -165,6 +196,42 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         if node is not None:
             p.outputSegmentation = node
 
+    def _fillModelChoices(self):
+        """Catalogue models into the combo box (name as the item text, details as its tooltip)."""
+        try:
+            ensureImagio(askToInstall=False)
+            from imagio.mrml import logic
+
+            choices = logic.model_choices()
+        except Exception as e:  # the section stays usable with a model folder
+            choices = []
+            self.ui.modelInfoLabel.setToolTip(f"model catalogue unavailable: {e}")
+        current = self._parameterNode.modelName if self._parameterNode else None
+        self.ui.modelComboBox.clear()
+        for n, (name, description) in enumerate(choices):
+            self.ui.modelComboBox.addItem(name)
+            self.ui.modelComboBox.setItemData(n, description, qt.Qt.ToolTipRole)
+        if current:
+            self.ui.modelComboBox.setCurrentText(current)
+
+    def onRunModelButton(self):
+        p = self._parameterNode
+        model = self.ui.modelFolderPathLineEdit.currentPath or p.modelName
+        device = None if p.modelDevice == "auto" else p.modelDevice
+        node = self._run(lambda: self.logic.segmentWithModel(p.inputVolume, model, p.outputSegmentation, device,
+                                                             self._progress))
+        if node is not None:
+            p.outputSegmentation = node
+        self._fillModelChoices()
+
+    def onImportModelButton(self):
+        path = qt.QFileDialog.getOpenFileName(None, "Model zip", "", "Zip files (*.zip)")
+        if not path:
+            return
+        name = self._parameterNode.modelName
+        self._run(lambda: self.logic.importModel(name, path))
+        self._fillModelChoices()
+
     def onLesionButton(self):
         p = self._parameterNode
         if not p.lesionPoint or p.lesionPoint.GetNumberOfControlPoints() < 1:
@@ -204,6 +271,22 @@ class IMAGIOSegmentationLogic(ScriptedLoadableModuleLogic):
         from imagio.mrml import logic
 
         return logic.lesion_from_point(slicer.mrmlScene, volumeNode, pointRas, segmentationNode, name)
+
+
+    def segmentWithModel(self, volumeNode, model, segmentationNode=None, device=None, progress=None):
+        """Deep-model segmentation (catalogue name or nnU-Net v2 folder) into new segments."""
+        ensureImagio()
+        ensureTorch()
+        from imagio.mrml import logic
+
+        return logic.model_segment_volume_node(slicer.mrmlScene, volumeNode, model, segmentationNode, device,
+                                               progress)
+
+    def importModel(self, name, zipPath):
+        ensureImagio()
+        from imagio.segmentation import models
+
+        return models.import_zip(name, zipPath)
 
 
 class IMAGIOSegmentationTest(ScriptedLoadableModuleTest):

@@ -191,3 +191,36 @@ def test_cli_import_segment_and_no_overwrite(tmp_path, monkeypatch, model_zip, c
     assert cli.main(args) == 2  # refuses to overwrite
     assert "exists" in capsys.readouterr().err
     assert cli.main(["models", "fetch", "locked"]) == 2
+
+
+def test_slicer_logic_runs_a_catalogue_model_into_segments(tmp_path, monkeypatch, model_zip):
+    """IMAGIOSegmentation's 'Deep models' Logic on slicer-core MRML: named, coloured segments on
+    an oblique, anisotropic CT; a cancelled run leaves the scene untouched."""
+    pytest.importorskip("slicer")
+    from imagio import mrml
+    from imagio.errors import Cancelled
+    from imagio.mrml import logic
+    from imagio.segmentation.engine import synthetic
+    from imagio.volume import make_ijk_to_ras
+
+    _catalogue(tmp_path, monkeypatch, None)
+    models.import_zip("tiny", model_zip)
+    assert any(n == "tiny" and "1/1" in d for n, d in logic.model_choices())
+    rot = np.array([[0.96, -0.28, 0.0], [0.28, 0.96, 0.0], [0.0, 0.0, 1.0]])
+    ct = synthetic.synthetic_ct((20, 30, 26), (1.2, 1.4, 2.6), seed=1,
+                                ijk_to_ras=make_ijk_to_ras((1.2, 1.4, 2.6), origin=(10, -20, 5), direction=rot))
+    scene = mrml.new_scene()
+    node = mrml.volume_to_node(ct, scene, "CT")
+    n_before = scene.GetNumberOfNodes()
+    with pytest.raises(Cancelled):
+        logic.model_segment_volume_node(scene, node, "tiny", device="cpu", progress=lambda f, m: f < 0.3)
+    assert scene.GetNumberOfNodes() == n_before
+    seg = logic.model_segment_volume_node(scene, node, "tiny", device="cpu")
+    ref = models.segment(ct, "tiny", device="cpu")
+    names = mrml.segment_names(seg)
+    assert names and set(names) <= {"liver", "airways"}
+    back = mrml.segmentation_to_labels(seg, reference=ct)
+    for n in names:
+        assert (back.mask(n) == ref.mask(n)).mean() > 0.999
+    with pytest.raises(Exception, match="neither a catalogue model"):
+        logic.model_segment_volume_node(scene, node, "no-such-model")

@@ -52,6 +52,37 @@ def segment_volume_node(scene, volume_node, structures, segmentation_node=None, 
     return node
 
 
+def model_segment_volume_node(scene, volume_node, model, segmentation_node=None, device=None, progress=None):
+    """Run a deep model (catalogue name or nnU-Net v2 model folder) on a CT volume node; adds one
+    segment per class found (anatomy names, colours, terminology). ``device``: None (CUDA when
+    available), "cpu" or "cuda". ``progress(fraction, message)`` returning False cancels; a
+    cancelled run adds nothing to the scene. Returns the segmentation node."""
+    from ..segmentation import models
+
+    if volume_node is None:
+        raise InputError("select a CT volume first")
+    if not model:
+        raise InputError("choose a model (see 'imagio models list') or a model folder")
+    ct = node_to_volume(volume_node)
+    labels = models.segment(ct, model, device=device or None, progress=progress)
+    present = np.unique(labels.array)
+    labels = labels.with_array(labels.array, labels={v: n for v, n in labels.labels.items() if v in present})
+    node = _target_segmentation(scene, segmentation_node, f"{volume_node.GetName()} {model}")
+    labels_to_segmentation(labels, scene, node=node, reference_node=volume_node)
+    return node
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(name, description) of the catalogue's models for a combo box: installed state and licence."""
+    from ..segmentation import models
+
+    out = []
+    for r in models.list_models():
+        lic = "licence key required" if r["licence_key_required"] else r["licence"]
+        out.append((r["name"], f"{r['title']} [{r['installed']} parts installed; {lic}]"))
+    return out
+
+
 def lesion_from_point(scene, volume_node, point_ras, segmentation_node=None, name: str = "tumor"):
     """One-click lesion: segment the lesion under ``point_ras`` (RAS mm) as a new segment.
     Returns (segmentation node, measurements)."""
