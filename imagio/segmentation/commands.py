@@ -111,7 +111,7 @@ def register(subparsers) -> None:
     from .rules import DEFAULT_STRUCTURES, STRUCTURES
 
     s = subparsers.add_parser(
-        "segment", help="rule-based segmentation (body, bones, lungs, airways, ...) of a CT",
+        "segment", help="segment a CT: HU rules (body, bones, lungs, airways, ...) or a deep model (--model)",
         description="Segment a CT with HU rules (no model weights) into one label map with named "
                     f"structures. Structures: {', '.join(STRUCTURES)}.")
     s.add_argument("ct", help="CT image (NIfTI/NRRD/DICOM folder) in HU")
