@@ -242,3 +242,14 @@ def test_fast_export_equals_per_axis_resample_argmax(shape_in, shape_out, cur, n
     assert len(np.unique(ref)) >= 5
     assert (fast == ref).mean() >= 0.9999
     assert export.linear_plan(shape_in, shape_out, new, cur, 3, 0) is None  # order 3: per-axis path
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+@pytest.mark.parametrize("autocast", ["fp16", "none"])
+def test_cuda_labels_match_nnunet(plain_folder, ct, autocast):
+    """On the GPU (fp16 autocast, logits kept on the device) the labels still match nnU-Net's."""
+    eng = Engine(plain_folder, EngineOptions(device="cuda", autocast=autocast))
+    ours = eng.predict_array(ct.array, ct.spacing_kji)
+    _, ref = _nnunet_predict(plain_folder, ct, False)
+    assert (ours == ref).mean() >= 0.999
