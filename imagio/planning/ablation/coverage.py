@@ -209,7 +209,8 @@ class AblationContext:
         cov_t = 100.0 * np.count_nonzero(zb & tum) / self.tumour_count
         cov_m = {m: 100.0 * np.count_nonzero(zb & r[zs]) / self.region_counts[m]
                  for m, r in self.regions.items()}
-        healthy_vals = self.fine_labels[zs][zb & ~tum]
+        fl = self.fine_labels[zs]
+        healthy_vals = fl[zb & ~tum & (fl != self.tumour_value)]
         bc = np.bincount(healthy_vals.astype(np.int64).ravel())
         names = self.labels.labels
         healthy = {names.get(int(v), "unlabelled" if v == 0 else f"label_{v}"): float(bc[v]) * g.voxel_ml
