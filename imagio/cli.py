@@ -21,6 +21,7 @@ from .errors import Cancelled, ImagioError
 FEATURE_COMMANDS: tuple[str, ...] = (
     "imagio.segmentation.commands",
     "imagio.planning.commands",
+    "imagio.planning.ablation.commands",
     "imagio.stratification.commands",
     "imagio.report",
 )

@@ -251,9 +251,9 @@ class AblationContext:
         t4 = time.perf_counter()
         mam = float(vm[i])
         need, ideal = float(value("minimal_ablative_margin_mm")), float(value("ideal_margin_mm"))
-        crit = {"tumour_covered": {"value": round(cov_t, 2), "required": 100.0, "met": cov_t >= 99.95},
-                "minimal_ablative_margin": {"value": round(mam, 2), "required": need, "met": mam >= need},
-                "ideal_margin": {"value": round(mam, 2), "required": ideal, "met": mam >= ideal}}
+        crit = {"tumour_covered": {"value": round(cov_t, 2), "required": 100.0, "met": bool(cov_t >= 99.95)},
+                "minimal_ablative_margin": {"value": round(mam, 2), "required": need, "met": bool(mam >= need)},
+                "ideal_margin": {"value": round(mam, 2), "required": ideal, "met": bool(mam >= ideal)}}
         return Coverage(
             tumour_covered_pct=cov_t, margin_covered_pct=cov_m, mam_mm=mam,
             mam_ras=self.vertices_ras[i].tolist(), mam_capped=bool(mam >= self.cap_mm),

@@ -85,16 +85,24 @@ def _placement(evaluator, entry, tip) -> ProbePlacement:
 def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, entry_ras,
                   centre_ras=None) -> ProbePlan:
     """One probe on the path entry -> centre, advanced so the zone centre lands on
-    ``centre_ras`` (default: the plan's target); the advanced path is re-checked."""
+    ``centre_ras`` (default: the plan's target); the advanced path is re-checked, and when it
+    violates a hard constraint the tip stays at the centre point instead (``status`` says so)."""
     t0 = time.perf_counter()
     e = np.asarray(entry_ras, float)
     c = np.asarray(plan.problem.target.point_ras if centre_ras is None else centre_ras, float)
     u = (c - e) / np.linalg.norm(c - e)
     tip = c + setting.centre_offset_mm * u
     p = _placement(plan.evaluator, e, tip)
+    status = "single probe, zone centred on the target"
+    if not p.feasible:
+        q = _placement(plan.evaluator, e, c)
+        if q.feasible:
+            status = (f"single probe, tip at the target: advancing it {setting.centre_offset_mm:g} mm to centre "
+                      f"the zone violates {', '.join(p.violations)}")
+            p, tip = q, c
     ells = zones([Probe(tip, u)], setting)
     out = ProbePlan(device.name, setting.id, device.modality, [p], ctx.evaluate(ells, device.modality),
-                    status="single probe")
+                    status=status)
     out._zones = ells
     out.timings_s = {"total": time.perf_counter() - t0}
     return out
