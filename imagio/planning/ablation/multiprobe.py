@@ -27,6 +27,8 @@ from .criteria import multi_probe
 from .devices import Device, Setting
 from .zones import Probe, zones
 
+ADVANCE_STEP_MM = 2.0   # search step when the fully advanced tip is not feasible
+
 
 @dataclass
 class ProbePlacement:
@@ -86,7 +88,7 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
                   centre_ras=None) -> ProbePlan:
     """One probe on the path entry -> centre, advanced so the zone centre lands on
     ``centre_ras`` (default: the plan's target); the advanced path is re-checked, and when it
-    violates a hard constraint the tip stays at the centre point instead (``status`` says so)."""
+    violates a hard constraint the tip is advanced only as far as stays feasible (``status``)."""
     t0 = time.perf_counter()
     e = np.asarray(entry_ras, float)
     c = np.asarray(plan.problem.target.point_ras if centre_ras is None else centre_ras, float)
@@ -94,12 +96,14 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
     tip = c + setting.centre_offset_mm * u
     p = _placement(plan.evaluator, e, tip)
     status = "single probe, zone centred on the target"
-    if not p.feasible:
-        q = _placement(plan.evaluator, e, c)
-        if q.feasible:
-            status = (f"single probe, tip at the target: advancing it {setting.centre_offset_mm:g} mm to centre "
-                      f"the zone violates {', '.join(p.violations)}")
-            p, tip = q, c
+    if not p.feasible:   # advance less: the deepest feasible tip between the target and there
+        for adv in np.arange(setting.centre_offset_mm - ADVANCE_STEP_MM, -1e-9, -ADVANCE_STEP_MM):
+            q = _placement(plan.evaluator, e, c + adv * u)
+            if q.feasible:
+                status = (f"single probe advanced {adv:.0f} of {setting.centre_offset_mm:g} mm past the target: "
+                          f"further violates {', '.join(p.violations)}")
+                p, tip = q, c + adv * u
+                break
     ells = zones([Probe(tip, u)], setting)
     out = ProbePlan(device.name, setting.id, device.modality, [p], ctx.evaluate(ells, device.modality),
                     status=status)
