@@ -77,3 +77,30 @@ def test_ablation_from_nodes_and_live_update(case):
     ells, cov = update_zone(ctx2, [line], s, "microwave")
     assert cov.tumour_covered_pct < res.coverage.tumour_covered_pct
     assert cov.timings_ms["total"] < 1000
+
+
+def test_observe_ablation_follows_the_path(case):
+    from imagio.mrml.ablation import coverage_table_node, observe_ablation, zone_model_nodes
+    from imagio.planning.ablation import Probe, zones
+
+    ph, p, ctx = case
+    s = get_device("emprint").setting("100W_10min")
+    best = p.proposals[0]
+    e, t = np.asarray(best.entry_ras), np.asarray(best.target_ras)
+    u = (t - e) / np.linalg.norm(t - e)
+    scene = slicer.vtkMRMLScene()
+    line = path_node(scene, e, t + s.centre_offset_mm * u)
+    ells = zones([Probe(t + s.centre_offset_mm * u, u)], s)
+    (zn,) = zone_model_nodes(scene, ells)
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", "live")
+    seen = []
+    observe_ablation(line, ctx, s, "emprint", "microwave", zn, table, seen.append)
+    line.SetNthControlPointPosition(1, *(t + (s.centre_offset_mm - 10) * u))
+    assert seen and seen[-1].tumour_covered_pct < 100
+    b = [0.0] * 6
+    zn.GetPolyData().GetBounds(b)
+    assert np.allclose(np.array(b).reshape(3, 2).mean(1), t - 10 * u, atol=0.5)
+    rows = {table.GetTable().GetColumn(0).GetValue(i): table.GetTable().GetColumn(1).GetValue(i)
+            for i in range(table.GetTable().GetNumberOfRows())}
+    assert rows["tumour covered %"] == f"{seen[-1].tumour_covered_pct:.1f}"
+    assert coverage_table_node  # imported API

@@ -162,3 +162,29 @@ def update_zone(ctx, path_nodes, setting, modality=None):
     probes = [Probe.from_path(*line_points(n)) for n in path_nodes]
     ells = zones(probes, setting)
     return ells, ctx.evaluate(ells, modality)
+
+
+def observe_ablation(path_node, ctx, setting, device_name: str, modality=None, zone_node=None,
+                     table_node=None, callback=None):
+    """Follow the probe on ``path_node`` (line entry -> tip): on every point move, recompute the
+    zone and its coverage, update ``zone_node``'s mesh and ``table_node``, call
+    ``callback(Coverage)``. Returns the observer tag."""
+    import slicer
+
+    from ..planning.ablation.multiprobe import ProbePlan
+    from ..planning.ablation.zones import zones_polydata
+
+    def on_modified(caller, event=None):
+        if caller.GetNumberOfControlPoints() < 2:
+            return
+        ells, cov = update_zone(ctx, [caller], setting, modality)
+        if zone_node is not None:
+            zone_node.SetAndObservePolyData(zones_polydata(ells))
+        if table_node is not None:
+            pp = ProbePlan(device_name, setting.id, modality or "", [], cov, status="live")
+            pp._zones = ells
+            coverage_table_node(None, pp, node=table_node)
+        if callback is not None:
+            callback(cov)
+
+    return path_node.AddObserver(slicer.vtkMRMLMarkupsNode.PointModifiedEvent, on_modified)
