@@ -34,9 +34,3 @@ def test_logic_has_ablation_methods_delegating_to_imagio():
         assert name in methods and target in methods[name] and "ensureImagio()" in methods[name]
 
 
-def test_logic_ablation_zones_on_slicer_core(tmp_path):
-    """The functions the Logic calls, on real MRML: device and setting lists feed the combos."""
-    from imagio.planning.ablation import load_catalogue
-
-    cat = load_catalogue(user=False)
-    assert all(len(d.settings) >= 1 for d in cat.values())
