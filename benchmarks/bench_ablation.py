@@ -80,6 +80,9 @@ def run() -> list[dict]:
         t_base, (bcov, bmam) = _time(lambda: naive_update(ph.labels, tumour, zones(probes, s)), 2)
         rows.append({"name": f"{n} probe(s): zone + coverage + MAM update", "value": 1000 * t_ours, "unit": "ms",
                      "baseline": 1000 * t_base, "ratio": t_base / t_ours})
+        t_fast, _ = _time(lambda: ctx.evaluate(zones(probes, s), "microwave", details=False))
+        rows.append({"name": f"{n} probe(s): same, while dragging (no structures/heat sink)",
+                     "value": 1000 * t_fast, "unit": "ms", "baseline": 1000 * t_base, "ratio": t_base / t_fast})
         rows.append({"name": f"{n} probe(s): tumour covered (ours / naive)", "value": cov.tumour_covered_pct,
                      "unit": "%", "baseline": bcov})
         rows.append({"name": f"{n} probe(s): MAM (ours / naive at CT resolution)", "value": cov.mam_mm,

@@ -29,22 +29,49 @@ WORK_SPACING_MM = 1.0      # the analysis grid's largest voxel side (mm)
 CONTEXT_EXTRA_MM = 30.0    # room for the zone beyond the tumour + margins (the grid grows if needed)
 
 
-def _sdf(inside: np.ndarray, spacing_kji) -> np.ndarray:
-    """Signed distance (mm, > 0 inside) to the boundary between ``inside`` and the rest,
-    from one two-label ``edt`` pass. ``edt`` measures to the nearest voxel centre across the
-    boundary: next to it that is half a voxel too far, far from it almost exact (the nearest
-    of many centres lies close to the boundary), so ``0.5 s min(1, s / d)`` is subtracted
-    (s: mean voxel side)."""
+def _edt2(inside: np.ndarray, spacing_kji) -> np.ndarray:
+    """Unsigned distance (mm) from every voxel to the nearest voxel centre on the other side
+    of the boundary between ``inside`` and the rest: one two-label ``edt`` pass."""
     import edt
 
     lab = np.where(inside, np.uint8(1), np.uint8(2))
     d = edt.edt(lab, anisotropy=tuple(float(s) for s in spacing_kji), black_border=False)
-    s = float(np.mean(spacing_kji))
-    with np.errstate(divide="ignore"):
-        d = np.maximum(d - 0.5 * s * np.minimum(1.0, s / d), 0.0).astype(np.float32)
-    if not inside.any():
+    if not inside.any() or inside.all():
         d[:] = np.inf
-    return np.where(inside, d, -d)
+    return d
+
+
+def _signed(d, inside, s: float):
+    """Signed distance (mm, > 0 inside) from `_edt2` values. ``edt`` measures to the nearest
+    voxel centre across the boundary: next to it that is half a voxel too far, far from it
+    almost exact (the nearest of many centres lies close to the boundary), so
+    ``0.5 s min(1, s / d)`` is subtracted (s: mean voxel side)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.maximum(d - 0.5 * s * np.minimum(1.0, s / d), 0.0)
+    return np.where(inside, c, -c)
+
+
+def _sdf(inside: np.ndarray, spacing_kji) -> np.ndarray:
+    """Signed distance map (mm, > 0 inside) of a mask (see `_signed`)."""
+    return _signed(_edt2(inside, spacing_kji), inside, float(np.mean(spacing_kji))).astype(np.float32)
+
+
+def _sample_signed(d, inside, s: float, kji: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of the signed distance at continuous kji points, computing it
+    only at the 8 voxels around each point."""
+    shp = np.array(d.shape)
+    base = np.clip(np.floor(kji).astype(np.int64), 0, np.maximum(shp - 2, 0))
+    f = np.clip(kji - base, 0.0, 1.0)
+    out = np.zeros(len(kji))
+    for dk in (0, 1):
+        for dj in (0, 1):
+            for di in (0, 1):
+                idx = (np.minimum(base[:, 0] + dk, shp[0] - 1), np.minimum(base[:, 1] + dj, shp[1] - 1),
+                       np.minimum(base[:, 2] + di, shp[2] - 1))
+                w = ((f[:, 0] if dk else 1 - f[:, 0]) * (f[:, 1] if dj else 1 - f[:, 1])
+                     * (f[:, 2] if di else 1 - f[:, 2]))
+                out += w * _signed(d[idx], inside[idx], s)
+    return out
 
 
 @dataclass
@@ -191,8 +218,9 @@ class AblationContext:
     def zone_mask(self, ells) -> np.ndarray:
         return rasterize(ells, self.grid.ijk_to_ras, self.grid.shape)
 
-    def evaluate(self, ells: list[Ellipsoid], modality: str | None = None) -> Coverage:
-        """Coverage, margins, healthy tissue, nearby structures and heat sink of ``ells``."""
+    def evaluate(self, ells: list[Ellipsoid], modality: str | None = None, details: bool = True) -> Coverage:
+        """Coverage, margins, healthy tissue, nearby structures and heat sink of ``ells``
+        (``details=False``: skip nearby structures and heat sink, e.g. while dragging)."""
         if isinstance(ells, Ellipsoid):
             ells = [ells]
         if not ells:
@@ -223,31 +251,15 @@ class AblationContext:
         blo = np.maximum(np.minimum(self.tumour_box[0] - pc, zlo - ps), 0)
         bhi = np.minimum(np.maximum(self.tumour_box[1] + pc, zhi + ps), g.shape)
         bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
-        zsdf = _sdf(zone[bs], sp)
-        vm = ndimage.map_coordinates(zsdf, (self.vertices_kji - blo).T, order=1, mode="nearest")
-        vm = np.minimum(vm, self.cap_mm)
+        zin = zone[bs]
+        zd = _edt2(zin, sp)
+        sm = float(np.mean(sp))
+        vm = np.minimum(_sample_signed(zd, zin, sm, self.vertices_kji - blo), self.cap_mm)
         i = int(np.argmin(vm))
         t3 = time.perf_counter()
-        # structures within near_mm of the zone (0 = inside)
-        dist = np.maximum(-zsdf, 0.0)
-        sel = (dist <= self.near_mm)
-        lv = self.fine_labels[bs][sel].astype(np.int64)
-        dv = dist[sel]
-        keep = (lv != 0) & (lv != self.tumour_value)
-        lv, dv = lv[keep], dv[keep]
-        order = np.argsort(dv, kind="stable")
-        uv, first = np.unique(lv[order], return_index=True)
-        near = {names.get(int(v), f"label_{v}"): round(float(dv[order][f]), 1) for v, f in zip(uv, first)}
-        near = dict(sorted(near.items(), key=lambda kv: kv[1]))
-        # heat sink: vessel centre voxels inside the box
-        cl = self.centrelines
-        hs = []
-        if len(cl):
-            inb = np.all((cl.kji >= blo) & (cl.kji < bhi), axis=1)
-            if inb.any():
-                sub = heatsink.Centrelines(cl.kji[inb], cl.ras[inb], cl.diameter_mm[inb], cl.name[inb])
-                at = zsdf[tuple((sub.kji - blo).T)]
-                hs = heatsink.flag(sub, at, modality)
+        near, hs = {}, []
+        if details:
+            near, hs = self._near_and_heat_sink(zin, zd, sm, blo, bhi, bs, modality)
         t4 = time.perf_counter()
         mam = float(vm[i])
         need, ideal = float(value("minimal_ablative_margin_mm")), float(value("ideal_margin_mm"))
@@ -264,6 +276,28 @@ class AblationContext:
                         "margin": 1000 * (t3 - t2), "structures_heat_sink": 1000 * (t4 - t3),
                         "total": 1000 * (t4 - t0)},
             vertex_margin_mm=vm)
+
+    def _near_and_heat_sink(self, zin, zd, sm, blo, bhi, bs, modality):
+        """Structures within near_mm of the zone (0 = inside), per-label minimum distance, and
+        the heat-sink flags of the vessel centre voxels in the box."""
+        names = self.labels.labels
+        sel = zin | (zd <= self.near_mm + 0.5 * sm)
+        lv = self.fine_labels[bs][sel].astype(np.int64)
+        dv = np.maximum(-_signed(zd[sel], zin[sel], sm), 0.0)
+        keep = (lv != 0) & (lv != self.tumour_value) & (dv <= self.near_mm)
+        lv, dv = lv[keep], dv[keep]
+        mins = np.full(int(lv.max()) + 1 if len(lv) else 1, np.inf)
+        np.minimum.at(mins, lv, dv)
+        near = {names.get(int(v), f"label_{v}"): round(float(mins[v]), 1) for v in np.flatnonzero(np.isfinite(mins))}
+        near = dict(sorted(near.items(), key=lambda kv: kv[1]))
+        cl, hs = self.centrelines, []
+        if len(cl):
+            inb = np.all((cl.kji >= blo) & (cl.kji < bhi), axis=1)
+            if inb.any():
+                sub = heatsink.Centrelines(cl.kji[inb], cl.ras[inb], cl.diameter_mm[inb], cl.name[inb])
+                idx = tuple((sub.kji - blo).T)
+                hs = heatsink.flag(sub, _signed(zd[idx], zin[idx], sm), modality)
+        return near, hs
 
     def surface_with_margins(self, cov: Coverage, name: str = "AblativeMarginMm"):
         """A copy of the tumour surface mesh (RAS) with per-vertex margins (mm) as point scalars."""
