@@ -48,9 +48,10 @@ def test_import_devices_cli(tmp_path, capsys):
 def test_plan_with_device_adds_zones_coverage_and_mam(phantom_files, tmp_path, capsys):
     out = tmp_path / "plan"
     rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
-               "--target", "liver_tumor_1", "--out", str(out), "--quiet", "--no-png", "--no-scene",
+               "--target", "liver_tumor_1", "--out", str(out), "--quiet", "--no-scene",
                "--device", "emprint", "--setting", "100W_10min"])
     assert rc == 0
+    assert (out / "plan.png").stat().st_size > 10_000
     doc = json.loads((out / "plan.json").read_text())
     a = doc["ablation"]
     assert a["device"] == "emprint" and a["setting"] == "100W_10min" and a["tumour"] == "liver_tumor_1"

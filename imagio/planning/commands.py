@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InputError
 
 
@@ -78,7 +80,14 @@ def cmd_plan(args) -> int:
     if not args.no_png:
         from .render import render_plan_png
 
-        written.append(render_plan_png(result, out / "plan.png"))
+        extra = []
+        if abl:
+            from .ablation.zones import Ellipsoid, zones_polydata
+
+            best_zones = [Ellipsoid(np.asarray(z["centre_ras"]), np.asarray(z["axis"]), z["length_mm"] / 2,
+                                    z["diameter_mm"] / 2) for z in abl["single_probe"][0]["zones"]]
+            extra.append((zones_polydata(best_zones), (1.0, 0.55, 0.1), 0.35))
+        written.append(render_plan_png(result, out / "plan.png", extra=extra))
     if not args.no_scene:
         try:
             import slicer  # noqa: F401  (slicer-core)
