@@ -16,7 +16,6 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from ...errors import InputError
 from ...volume import Volume
