@@ -60,6 +60,9 @@ class IMAGIOPlanningParameterNode:
     maxSkinAngleDeg: float = 60.0
     patientPosition: Annotated[str, Choice(["supine", "prone", "left_lateral", "right_lateral"])] = "supine"
     numberOfProposals: int = 5
+    ablationMultiProbe: bool = False
+    ablationMarginMm: float = 5.0
+    ablationTable: vtkMRMLTableNode
 
 
 class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -70,6 +73,8 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._pathObserver = None
+        self._plan = None
+        self._ablationObserver = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -83,7 +88,60 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.structuresButton.connect("clicked(bool)", self.onStructuresButton)
         self.ui.planButton.connect("clicked(bool)", self.onPlanButton)
         self.ui.progressBar.setVisible(False)
+        self.setupAblation()
         self.initializeParameterNode()
+
+    def setupAblation(self):
+        """Device and setting combos from the catalogue; the results table view."""
+        self.ui.ablationTableView.setMRMLScene(slicer.mrmlScene)
+        self.ui.ablationTableSelector.setMRMLScene(slicer.mrmlScene)
+        with slicer.util.tryWithErrorDisplay("Could not read the ablation device catalogue."):
+            for name, label in self.logic.ablationDevices():
+                self.ui.ablationDeviceComboBox.addItem(label or name, name)
+        self.ui.ablationDeviceComboBox.connect("currentIndexChanged(int)", self.onAblationDevice)
+        self.ui.ablationApplyButton.connect("clicked(bool)", self.onAblationApply)
+        self.onAblationDevice()
+
+    def onAblationDevice(self, index=None):
+        combo = self.ui.ablationSettingComboBox
+        combo.clear()
+        device = self.ui.ablationDeviceComboBox.currentData
+        if not device:
+            return
+        for sid, label in self.logic.ablationSettings(device):
+            combo.addItem(label, sid)
+
+    def onAblationApply(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Ablation failed.", waitCursor=True):
+            if self._ablationObserver is not None and p.path is not None:
+                p.path.RemoveObserver(self._ablationObserver)
+                self._ablationObserver = None
+            device = self.ui.ablationDeviceComboBox.currentData
+            setting = self.ui.ablationSettingComboBox.currentData
+            result, ids, ctx = self.logic.ablationZones(
+                p.inputVolume, p.segmentation, p.path, p.targetName, device, setting,
+                multiProbe=p.ablationMultiProbe, marginMm=p.ablationMarginMm, plan=self._plan,
+                progress=self._progress)
+            p.ablationTable = slicer.mrmlScene.GetNodeByID(ids["table"])
+            self.ui.ablationTableView.setMRMLTableNode(p.ablationTable)
+            self.onAblationCoverage(result.coverage, len(result.probes))
+            if not p.ablationMultiProbe and p.path is not None:
+                zoneNode = slicer.mrmlScene.GetNodeByID(ids["zones"][0])
+                self._ablationObserver = self.logic.observeAblation(
+                    p.path, ctx, device, setting, zoneNode, p.ablationTable,
+                    lambda cov: self.onAblationCoverage(cov, 1))
+        self.ui.progressBar.setVisible(False)
+
+    def onAblationCoverage(self, coverage, nProbes):
+        c = coverage
+        m5 = c.margin_covered_pct.get(5.0)
+        self.ui.ablationResultLabel.setText(
+            f"{nProbes} probe(s): tumour covered {c.tumour_covered_pct:.1f}%"
+            + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
+            + f"; minimal ablative margin {c.mam_mm:.1f} mm"
+            + ("" if c.criteria["minimal_ablative_margin"]["met"] else " (< 5 mm)")
+            + (f"; heat sink: {', '.join(h['vessel'] for h in c.heat_sink)}" if c.heat_sink else ""))
 
     def cleanup(self):
         self.removeObservers()
@@ -142,6 +200,7 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._progress, targetPointNode=p.targetPoint, needleDiameterMm=p.needleDiameterMm,
                 uncertaintyMm=p.placementUncertaintyMm, maxSkinAngleDeg=p.maxSkinAngleDeg,
                 patientPosition=p.patientPosition, numberOfProposals=p.numberOfProposals)
+            self._plan = result
             if not result.feasible:
                 self.ui.metricsLabel.setText(self.logic.infeasibleReport(result))
             if "path" in ids:
@@ -197,6 +256,43 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
 
         return observe_path(pathNode, evaluator, callback, tableNode)
 
+    # ablation ------------------------------------------------------------------------------
+    def ablationDevices(self):
+        """[(name, label)] of the device catalogue (built-in + site tables)."""
+        ensureImagio()
+        from imagio.planning.ablation import load_catalogue
+
+        return [(n, f"{d.label or n} [{d.modality}]") for n, d in load_catalogue().items()]
+
+    def ablationSettings(self, device):
+        """[(setting id, label with the zone size)] of one device."""
+        ensureImagio()
+        from imagio.planning.ablation import get_device
+
+        return [(s.id, f"{s.label}: {s.zone_length_mm:g} x {s.zone_diameter_mm:g} mm")
+                for s in get_device(device).settings.values()]
+
+    def ablationZones(self, volumeNode, segmentationNode, pathNode, tumourSegment, device, setting=None,
+                      multiProbe=False, marginMm=5.0, plan=None, progress=None):
+        """Zone models, tumour margin model and coverage table: one probe on ``pathNode``
+        (entry, tip), or the fewest probes covering tumour + ``marginMm`` (needs ``plan``).
+        Returns (ProbePlan, node ids, AblationContext)."""
+        ensureImagio()
+        from imagio.mrml.ablation import ablation_from_nodes
+
+        return ablation_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, pathNode, tumourSegment,
+                                   device, setting, multiProbe, marginMm, plan, progress)
+
+    def observeAblation(self, pathNode, context, device, setting, zoneNode=None, tableNode=None, callback=None):
+        """Recompute the zone, coverage and margin while the path's tip is dragged."""
+        ensureImagio()
+        from imagio.mrml.ablation import observe_ablation
+        from imagio.planning.ablation import get_device
+
+        dev = get_device(device)
+        return observe_ablation(pathNode, context, dev.setting(setting), dev.name, dev.modality, zoneNode,
+                                tableNode, callback)
+
 
 class IMAGIOPlanningTest(ScriptedLoadableModuleTest):
     def setUp(self):
@@ -223,4 +319,14 @@ class IMAGIOPlanningTest(ScriptedLoadableModuleTest):
         e = result.proposals[-1].entry_ras
         path.SetNthControlPointPosition(0, e[0], e[1], e[2])
         self.assertTrue(seen and seen[-1].feasible)
+        # ablation zone on the chosen path: coverage and margin, updated while the tip moves
+        logic = IMAGIOPlanningLogic()
+        abl, abl_ids, ctx = logic.ablationZones(ct, seg, path, "liver_tumor_1", "emprint", "100W_10min",
+                                                plan=result)
+        self.assertGreater(abl.coverage.tumour_covered_pct, 0.0)
+        self.assertIn("table", abl_ids)
+        covs = []
+        logic.observeAblation(path, ctx, "emprint", "100W_10min", None, None, covs.append)
+        path.SetNthControlPointPosition(1, *result.proposals[0].target_ras)
+        self.assertTrue(covs)
         logging.info("IMAGIOPlanning test passed")

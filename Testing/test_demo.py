@@ -72,3 +72,15 @@ def test_demo_reports_have_pages_and_pictures(demo_dir):
     assert "Patient and series" not in text
     html = pdfs[0].with_suffix(".html").read_text()
     assert html.count("<img") == 3 and "clearance (mm)" in html
+
+
+def test_demo_ablation_single_and_multi_probe(demo_dir):
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    abl = summary["ablation"]
+    small = next(v for k, v in abl.items() if k != "liver_tumor_large")
+    assert small["n_probes"] == 1 and small["tumour_covered_pct"] > 95 and small["all_paths_feasible"]
+    big = abl["liver_tumor_large"]
+    assert big["n_probes"] >= big["lower_bound"] >= 2 and big["all_paths_feasible"]
+    assert big["tumour_covered_pct"] == 100.0 and big["margin_covered_pct"]["5mm"] >= 99.0
+    doc = json.loads((demo_dir / "ablation_liver_tumor_large.json").read_text())
+    assert len(doc["zones"]) == len(doc["probes"]) == big["n_probes"]

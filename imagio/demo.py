@@ -6,7 +6,9 @@
    kidneys, heart, vessels, ...) come from the phantom's reference labels, standing in for the
    model, since no model weights ship with IMAGIO;
 3. plan needle paths to the first liver tumour and the first lung nodule;
-4. write the CT, the segmentation, the plans, a Slicer scene and a PNG of the 3D view.
+4. ablation: one probe for that liver tumour, and the fewest probes covering a 45 mm liver
+   tumour (inserted into the phantom) + 5 mm;
+5. write the CT, the segmentation, the plans, a Slicer scene and a PNG of the 3D view.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     ct_node = mrml.volume_to_node(ph.ct, scene, "CT")
     mrml.labels_to_segmentation(labels, scene, name="IMAGIO segmentation", reference_node=ct_node)
 
-    plans, first = {}, None
+    plans, first, plan_results = {}, None, []
     targets = [next((l for l in ph.lesions if l.kind == k), None) for k in ("liver_tumor", "lung_nodule")]
     targets = [l for l in targets if l is not None]
     t = time.perf_counter()
@@ -104,6 +106,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         plan_file.write_text(json.dumps(doc, indent=1))
         files.append(plan_file)
         plan_to_scene(scene, result)
+        plan_results.append(result)
         first = first or result
         best = result.proposals[0] if result.proposals else None
         plans[les.name] = _jsonable({
@@ -117,6 +120,14 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
             "report": None if result.feasible else result.report,
         })
     timings["planning"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    from .planning.ablation.demo import run as ablation_demo
+
+    liver_plan = next((r for r in plan_results if r.problem.target.name.startswith("liver_tumor")), None)
+    ablation = ablation_demo(ph.ct, labels, liver_plan, out, scene, progress=prog.sub(0.85, 0.9))
+    files += [Path(a["file"]) for a in ablation.values() if "file" in a]
+    timings["ablation"] = time.perf_counter() - t
 
     prog(0.9, "writing the Slicer scene and the 3D picture")
     files.append(mrml.save_scene(scene, out / "scene" / "IMAGIO-demo.mrml"))
@@ -137,6 +148,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
                                                            if n in labels.labels.values()],
                          "lesions": measurements},
         "plans": plans,
+        "ablation": _jsonable(ablation),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -1,5 +1,6 @@
 """Needle trajectory planning: constraints, candidate paths scored in one vectorised pass,
-ranked / Pareto / diverse proposals, skin risk map and live re-scoring of one path.
+ranked / Pareto / diverse proposals, skin risk map and live re-scoring of one path. Ablation
+zones, coverage, margins and multi-probe plans: `imagio.planning.ablation`.
 
 All positions are RAS millimetres; arrays are [k, j, i]; angles in degrees; CT values in HU.
 

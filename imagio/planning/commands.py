@@ -1,6 +1,7 @@
 """``imagio plan``: needle trajectory planning from the command line.
 
     imagio plan CT --labels SEG --target R,A,S|STRUCTURE --out DIR [options]
+                [--device NAME [--setting ID] [--multi-probe]]
 
 Writes DIR/plan.json (proposals with every metric, the Pareto set, the exclusion report),
 DIR/plan.png (3D view: skin risk map, obstacles, proposals) and DIR/scene/plan.mrml (Slicer
@@ -14,6 +15,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import InputError
 
@@ -65,11 +68,26 @@ def cmd_plan(args) -> int:
     result = plan(prob, k=args.proposals, progress=_progress_printer(args.quiet))
     out.mkdir(parents=True, exist_ok=True)
     result.write_json(out / "plan.json")
+    abl = None
+    if args.device and result.feasible:
+        from .ablation.commands import ablation_for_plan
+
+        doc = json.loads((out / "plan.json").read_text())
+        doc["ablation"] = abl = ablation_for_plan(result, args.device, args.setting, args.multi_probe,
+                                            args.devices, _progress_printer(args.quiet))
+        (out / "plan.json").write_text(json.dumps(doc, indent=1))
     written = [out / "plan.json"]
     if not args.no_png:
         from .render import render_plan_png
 
-        written.append(render_plan_png(result, out / "plan.png"))
+        extra = []
+        if abl:
+            from .ablation.zones import Ellipsoid, zones_polydata
+
+            best_zones = [Ellipsoid(np.asarray(z["centre_ras"]), np.asarray(z["axis"]), z["length_mm"] / 2,
+                                    z["diameter_mm"] / 2) for z in abl["single_probe"][0]["zones"]]
+            extra.append((zones_polydata(best_zones), (1.0, 0.55, 0.1), 0.35))
+        written.append(render_plan_png(result, out / "plan.png", extra=extra))
     if not args.no_scene:
         try:
             import slicer  # noqa: F401  (slicer-core)
@@ -91,6 +109,15 @@ def cmd_plan(args) -> int:
           f"{best.length_mm:.1f} mm, closest {best.closest_structure} at "
           f"{best.closest_clearance_mm:.1f} mm, craniocaudal {best.craniocaudal_deg:.1f} deg, "
           f"{int(result.table.feasible.sum())}/{len(result.table)} candidates feasible")
+    if abl:
+        c = abl["single_probe"][0]["coverage"]
+        print(f"ablation {abl['device']} {abl['setting']} on the best path: tumour covered "
+              f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm")
+        if "multi_probe" in abl:
+            m = abl["multi_probe"]
+            key = f"{m['margin_mm']:g}mm"
+            print(f"multi-probe: {m['n_probes']} probes (lower bound {m['lower_bound']}), tumour + "
+                  f"{key} covered {m['coverage']['margin_covered_pct'].get(key)}%")
     return 0
 
 
@@ -122,6 +149,12 @@ def register(subparsers) -> None:
                    help="override a structure's role (forbidden, margin:MM, avoid, passable, target)")
     s.add_argument("--skin-spacing", type=float, help="candidate entry spacing on the skin, mm (default 3)")
     s.add_argument("--proposals", type=int, default=d["n_proposals"], help="number of proposals")
+    s.add_argument("--device", help="ablation device (imagio ablation devices): adds zones, coverage and "
+                                    "minimal ablative margin per proposal to plan.json")
+    s.add_argument("--setting", help="device setting id (default: the device's first single-probe setting)")
+    s.add_argument("--multi-probe", action="store_true",
+                   help="with --device: also the fewest probes covering tumour + 5 mm (set cover)")
+    s.add_argument("--devices", help="extra ablation device file to merge into the catalogue")
     s.add_argument("--no-png", action="store_true", help="do not render plan.png")
     s.add_argument("--no-scene", action="store_true", help="do not write the Slicer scene")
     s.add_argument("--force", action="store_true", help="overwrite an existing plan in --out")

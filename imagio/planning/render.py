@@ -26,8 +26,9 @@ def _surface(mask: np.ndarray, ijk_to_ras: np.ndarray):
     return f.GetOutput()
 
 
-def render_plan_png(plan, path, size=(900, 700)) -> Path:
-    """Write a PNG of the 3D view (anterior-right oblique) of ``plan``; returns the path."""
+def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
+    """Write a PNG of the 3D view (anterior-right oblique) of ``plan``; returns the path.
+    ``extra``: (vtkPolyData, rgb, opacity) to add, e.g. ablation zones."""
     import vtk
 
     from .. import anatomy
@@ -96,6 +97,15 @@ def render_plan_png(plan, path, size=(900, 700)) -> Path:
         la.SetMapper(lm)
         la.GetProperty().SetColor(*colors[r % len(colors)])
         ren.AddActor(la)
+    for poly, rgb, opacity in extra:
+        em = vtk.vtkPolyDataMapper()
+        em.SetInputData(poly)
+        em.ScalarVisibilityOff()
+        ea = vtk.vtkActor()
+        ea.SetMapper(em)
+        ea.GetProperty().SetColor(*rgb)
+        ea.GetProperty().SetOpacity(opacity)
+        ren.AddActor(ea)
     cam = ren.GetActiveCamera()
     c = np.asarray(plan.problem.target.point_ras, float)
     cam.SetFocalPoint(*c)

@@ -1,0 +1,70 @@
+"""`imagio ablation` and `imagio plan --device` end to end."""
+
+import json
+
+import pytest
+
+from imagio import phantom
+from imagio.cli import main
+
+
+@pytest.fixture(scope="module")
+def phantom_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ph")
+    phantom.save(phantom.generate(spacing=3.0), d)
+    return d
+
+
+def test_devices_listing(capsys):
+    assert main(["ablation", "devices"]) == 0
+    out = capsys.readouterr().out
+    for name in ("emprint", "neuwave_pr", "solero", "cooltip_single", "icerod", "iceseed"):
+        assert name in out
+    assert "100W_10min" in out and "source:" in out and "verify against IFU" in out
+    assert main(["ablation", "devices", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["icerod"]["modality"] == "cryoablation"
+    assert doc["emprint"]["settings"]["100W_10min"]["zone_length_mm"] == 48
+
+
+def test_import_devices_cli(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"devices": [{"name": "x", "modality": "microwave", "source": "s",
+                                            "settings": [{"id": "a", "zone_length_mm": 30}]}]}))
+    assert main(["ablation", "import-devices", str(bad), "--to", str(tmp_path / "d.json")]) == 2
+    err = capsys.readouterr().err
+    assert "zone_diameter_mm" in err and "centre_offset_mm" in err and "power_w" in err
+    assert "Traceback" not in err
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"devices": [{"name": "site_rf", "modality": "radiofrequency", "source": "site",
+                                             "settings": [{"id": "12min", "power_w": 200, "time_min": 12,
+                                                           "zone_length_mm": 35, "zone_diameter_mm": 28,
+                                                           "centre_offset_mm": 14, "source": "site"}]}]}))
+    assert main(["ablation", "import-devices", str(good), "--to", str(tmp_path / "d.json")]) == 0
+    assert main(["ablation", "devices", "--devices", str(tmp_path / "d.json")]) == 0
+    assert "site_rf" in capsys.readouterr().out
+
+
+def test_plan_with_device_adds_zones_coverage_and_mam(phantom_files, tmp_path, capsys):
+    out = tmp_path / "plan"
+    rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
+               "--target", "liver_tumor_1", "--out", str(out), "--quiet", "--no-scene",
+               "--device", "emprint", "--setting", "100W_10min"])
+    assert rc == 0
+    assert (out / "plan.png").stat().st_size > 10_000
+    doc = json.loads((out / "plan.json").read_text())
+    a = doc["ablation"]
+    assert a["device"] == "emprint" and a["setting"] == "100W_10min" and a["tumour"] == "liver_tumor_1"
+    assert len(a["single_probe"]) == len(doc["proposals"])
+    first = max(a["single_probe"], key=lambda r: r["coverage"]["tumour_covered_pct"])
+    assert all(r["probes"][0]["feasible"] for r in a["single_probe"])
+    c = first["coverage"]
+    assert c["tumour_covered_pct"] > 90 and "5mm" in c["margin_covered_pct"] and "mam_mm" in c
+    assert len(c["mam_ras"]) == 3 and c["zone_volume_ml"] == pytest.approx(44.3, rel=0.05)
+    z = first["zones"][0]
+    assert z["length_mm"] == 48 and z["diameter_mm"] == 42
+    assert "minimal ablative margin" in capsys.readouterr().out
+    rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
+               "--target", "liver_tumor_1", "--out", str(tmp_path / "p2"), "--quiet", "--no-png", "--no-scene",
+               "--device", "emprint", "--setting", "999W"])
+    assert rc == 2 and "no setting '999W'" in capsys.readouterr().err

@@ -1,0 +1,106 @@
+"""Ablation MRML nodes with the real slicer-core classes."""
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer")
+
+from vtk.util import numpy_support as ns  # noqa: E402
+
+from imagio import mrml, phantom  # noqa: E402
+from imagio.mrml.ablation import (MARGIN_ARRAY, ablation_from_nodes, ablation_to_scene,  # noqa: E402
+                                  update_zone)
+from imagio.mrml.planning import path_node  # noqa: E402
+from imagio.planning import PlanningProblem, plan  # noqa: E402
+from imagio.planning.ablation import AblationContext, get_device  # noqa: E402
+from imagio.planning.ablation.multiprobe import place_on_path  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def case():
+    ph = phantom.generate(spacing=3.0)
+    p = plan(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1"))
+    return ph, p, AblationContext(ph.labels, "liver_tumor_1")
+
+
+def test_ablation_to_scene_nodes(case, tmp_path):
+    ph, p, ctx = case
+    dev = get_device("emprint")
+    pp = place_on_path(p, ctx, dev, dev.setting("100W_10min"), p.proposals[0].entry_ras)
+    scene = slicer.vtkMRMLScene()
+    ids = ablation_to_scene(scene, pp, ctx)
+    (zid,) = ids["zones"]
+    zn = scene.GetNodeByID(zid)
+    assert zn.IsA("vtkMRMLModelNode") and zn.GetPolyData().GetNumberOfPoints() > 500
+    d = zn.GetDisplayNode()
+    assert 0 < d.GetOpacity() < 1 and d.GetVisibility2D()
+    b = [0.0] * 6
+    zn.GetPolyData().GetBounds(b)
+    centre = np.array(b).reshape(3, 2).mean(1)
+    assert np.allclose(centre, pp.zones[0].centre, atol=0.5)
+    tn = scene.GetNodeByID(ids["tumour"])
+    arr = tn.GetPolyData().GetPointData().GetArray(MARGIN_ARRAY)
+    vals = ns.vtk_to_numpy(arr)
+    assert len(vals) == tn.GetPolyData().GetNumberOfPoints() > 200
+    assert vals.min() == pytest.approx(pp.coverage.mam_mm, abs=1e-4)
+    assert tn.GetDisplayNode().GetActiveScalarName() == MARGIN_ARRAY
+    assert tn.GetDisplayNode().GetColorNode().IsA("vtkMRMLColorTableNode")
+    t = scene.GetNodeByID(ids["table"]).GetTable()
+    rows = {t.GetColumn(0).GetValue(i): t.GetColumn(1).GetValue(i) for i in range(t.GetNumberOfRows())}
+    assert rows["tumour covered %"] == f"{pp.coverage.tumour_covered_pct:.1f}"
+    assert float(rows["minimal ablative margin mm"].lstrip("\u2265 ")) == pytest.approx(pp.coverage.mam_mm, abs=0.06)
+    assert "tumour + 5 mm covered %" in rows and "healthy liver mL" in rows
+    # the scene saves and reloads with its models
+    path = mrml.save_scene(scene, tmp_path / "scene" / "ablation.mrml")
+    s2 = slicer.vtkMRMLScene()
+    s2.SetURL(str(path))
+    s2.Import()
+    assert s2.GetNodesByClass("vtkMRMLModelNode").GetNumberOfItems() == 2
+
+
+def test_ablation_from_nodes_and_live_update(case):
+    ph, p, ctx = case
+    scene = slicer.vtkMRMLScene()
+    ct = mrml.volume_to_node(ph.ct, scene, "CT")
+    seg, _ = mrml.labels_to_segmentation(ph.labels, scene, reference_node=ct)
+    best = p.proposals[0]
+    s = get_device("emprint").setting("100W_10min")
+    e, t = np.asarray(best.entry_ras), np.asarray(best.target_ras)
+    u = (t - e) / np.linalg.norm(t - e)
+    tip = t + s.centre_offset_mm * u          # the zone centred on the target
+    line = path_node(scene, e, tip)
+    res, ids, ctx2 = ablation_from_nodes(scene, ct, seg, line, "liver_tumor_1", "emprint", "100W_10min", plan=p)
+    assert res.probes[0].feasible == p.evaluator.evaluate(e, tip).feasible and len(ids["zones"]) == 1
+    assert res.coverage.tumour_covered_pct > 99
+    # moving the tip moves the zone and changes the coverage
+    line.SetNthControlPointPosition(1, *(tip - 15 * u))
+    ells, cov = update_zone(ctx2, [line], s, "microwave")
+    assert cov.tumour_covered_pct < res.coverage.tumour_covered_pct
+    assert cov.timings_ms["total"] < 1000
+
+
+def test_observe_ablation_follows_the_path(case):
+    from imagio.mrml.ablation import coverage_table_node, observe_ablation, zone_model_nodes
+    from imagio.planning.ablation import Probe, zones
+
+    ph, p, ctx = case
+    s = get_device("emprint").setting("100W_10min")
+    best = p.proposals[0]
+    e, t = np.asarray(best.entry_ras), np.asarray(best.target_ras)
+    u = (t - e) / np.linalg.norm(t - e)
+    scene = slicer.vtkMRMLScene()
+    line = path_node(scene, e, t + s.centre_offset_mm * u)
+    ells = zones([Probe(t + s.centre_offset_mm * u, u)], s)
+    (zn,) = zone_model_nodes(scene, ells)
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", "live")
+    seen = []
+    observe_ablation(line, ctx, s, "emprint", "microwave", zn, table, seen.append)
+    line.SetNthControlPointPosition(1, *(t + (s.centre_offset_mm - 10) * u))
+    assert seen and seen[-1].tumour_covered_pct < 100
+    b = [0.0] * 6
+    zn.GetPolyData().GetBounds(b)
+    assert np.allclose(np.array(b).reshape(3, 2).mean(1), t - 10 * u, atol=0.5)
+    rows = {table.GetTable().GetColumn(0).GetValue(i): table.GetTable().GetColumn(1).GetValue(i)
+            for i in range(table.GetTable().GetNumberOfRows())}
+    assert rows["tumour covered %"] == f"{seen[-1].tumour_covered_pct:.1f}"
+    assert coverage_table_node  # imported API

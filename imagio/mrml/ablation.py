@@ -1,0 +1,190 @@
+"""MRML nodes of an ablation plan (Slicer or slicer-core's ``slicer.vtkMRMLScene``).
+
+- one semi-transparent ``vtkMRMLModelNode`` per probe zone (RAS mm), visible as an outline in
+  the slice views (slice intersection on)
+- the tumour surface model with per-vertex ablative margin scalars (``AblativeMarginMm``, mm;
+  negative where the tumour lies outside the zone) on a red (< 0) - yellow - green (>= 10 mm)
+  colour table
+- a ``vtkMRMLTableNode`` of coverage, margins, healthy tissue and heat-sink flags
+"""
+
+from __future__ import annotations
+
+MARGIN_ARRAY = "AblativeMarginMm"
+MARGIN_RANGE = (-5.0, 15.0)   # display range of the margin colours (mm)
+ZONE_COLORS = [(1.0, 0.55, 0.1), (0.95, 0.3, 0.3), (0.9, 0.8, 0.2), (0.6, 0.4, 0.9), (0.2, 0.8, 0.8)]
+
+
+def margin_color_node(scene, name: str = "IMAGIO ablative margin"):
+    """Colour table over MARGIN_RANGE: red below 0 mm, orange to 5 mm, yellow to 10, green beyond."""
+    node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
+    node.SetTypeToUser()
+    n = 200
+    node.SetNumberOfColors(n)
+    lo, hi = MARGIN_RANGE
+    node.GetLookupTable().SetTableRange(lo, hi)
+    for i in range(n):
+        v = lo + (hi - lo) * i / (n - 1)
+        rgb = ((0.85, 0.1, 0.1) if v < 0 else (1.0, 0.55, 0.1) if v < 5 else (0.95, 0.9, 0.2) if v < 10
+               else (0.15, 0.8, 0.25))
+        node.SetColor(i, f"{v:.1f}", *rgb, 1.0)
+    return node
+
+
+def zone_model_nodes(scene, zones, prefix: str = "Ablation zone", opacity: float = 0.35) -> list:
+    """One semi-transparent model node per zone (imagio Ellipsoid), slice intersections shown."""
+    from ..planning.ablation.zones import ellipsoid_polydata
+
+    out = []
+    for n, z in enumerate(zones):
+        node = scene.AddNewNodeByClass("vtkMRMLModelNode", f"{prefix} {n + 1}")
+        node.SetAndObservePolyData(ellipsoid_polydata(z))
+        node.CreateDefaultDisplayNodes()
+        d = node.GetDisplayNode()
+        d.SetColor(*ZONE_COLORS[n % len(ZONE_COLORS)])
+        d.SetOpacity(opacity)
+        d.SetVisibility2D(True)
+        if hasattr(d, "SetSliceIntersectionThickness"):
+            d.SetSliceIntersectionThickness(2)
+        node.SetAttribute("IMAGIO.zone_length_mm", f"{2 * z.a_mm:.1f}")
+        node.SetAttribute("IMAGIO.zone_diameter_mm", f"{2 * z.b_mm:.1f}")
+        out.append(node)
+    return out
+
+
+def tumour_margin_model_node(scene, ctx, coverage, name: str = "Tumour ablative margin"):
+    """The tumour surface coloured by the per-vertex ablative margin (mm)."""
+    node = scene.AddNewNodeByClass("vtkMRMLModelNode", name)
+    node.SetAndObservePolyData(ctx.surface_with_margins(coverage, MARGIN_ARRAY))
+    node.CreateDefaultDisplayNodes()
+    d = node.GetDisplayNode()
+    d.SetActiveScalarName(MARGIN_ARRAY)
+    d.SetAndObserveColorNodeID(margin_color_node(scene).GetID())
+    d.SetScalarRangeFlag(0)
+    d.SetScalarRange(*MARGIN_RANGE)
+    d.SetScalarVisibility(True)
+    d.SetVisibility2D(True)
+    node.SetAttribute("IMAGIO.mam_mm", f"{coverage.mam_mm:.2f}")
+    return node
+
+
+def coverage_rows(plan) -> list[tuple[str, str]]:
+    """(quantity, value) rows of a ProbePlan for the table."""
+    c = plan.coverage
+    rows = [("device", f"{plan.device} {plan.setting}"), ("probes", str(len(plan.probes))),
+            ("tumour covered %", f"{c.tumour_covered_pct:.1f}")]
+    rows += [(f"tumour + {m:g} mm covered %", f"{v:.1f}") for m, v in c.margin_covered_pct.items()]
+    rows += [("minimal ablative margin mm", ("\u2265 " if c.mam_capped else "") + f"{c.mam_mm:.1f}"),
+             ("MAM location RAS", ", ".join(f"{x:.1f}" for x in c.mam_ras)),
+             ("MAM >= 5 mm", str(c.criteria["minimal_ablative_margin"]["met"])),
+             ("zone volume mL", f"{c.zone_volume_ml:.1f}"), ("tumour volume mL", f"{c.tumour_volume_ml:.1f}")]
+    if plan.lower_bound is not None:
+        rows.append(("probe lower bound", str(plan.lower_bound)))
+    rows += [(f"healthy {k} mL", f"{v:.1f}") for k, v in sorted(c.healthy_ml.items(), key=lambda kv: -kv[1])]
+    rows += [(f"near {k} mm", f"{v:.1f}") for k, v in c.structures_near_mm.items()]
+    rows += [(f"heat sink {h['vessel']}", f"{h['level']}: {h['diameter_mm']:.1f} mm at {h['distance_to_zone_mm']:.1f} mm")
+             for h in c.heat_sink]
+    rows += [(f"probe {i + 1} path", "feasible" if p.feasible else "NOT feasible: " + ", ".join(p.violations))
+             for i, p in enumerate(plan.probes)]
+    return rows
+
+
+def coverage_table_node(scene, plan, name: str = "Ablation coverage", node=None):
+    """Table node with columns 'quantity' and 'value' (see `coverage_rows`)."""
+    import vtk
+
+    node = node or scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    table = vtk.vtkTable()
+    q, v = vtk.vtkStringArray(), vtk.vtkStringArray()
+    q.SetName("quantity")
+    v.SetName("value")
+    for a, b in coverage_rows(plan):
+        q.InsertNextValue(a)
+        v.InsertNextValue(b)
+    table.AddColumn(q)
+    table.AddColumn(v)
+    node.SetAndObserveTable(table)
+    return node
+
+
+def ablation_to_scene(scene, plan, ctx, table_node=None) -> dict:
+    """Zone models, the tumour margin model and the coverage table for a ProbePlan."""
+    zones = zone_model_nodes(scene, plan.zones)
+    return {"zones": [n.GetID() for n in zones],
+            "tumour": tumour_margin_model_node(scene, ctx, plan.coverage).GetID(),
+            "table": coverage_table_node(scene, plan, node=table_node).GetID()}
+
+
+def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour_segment: str,
+                        device: str, setting: str | None = None, multi_probe: bool = False,
+                        margin_mm: float = 5.0, plan=None, progress=None):
+    """Ablation for the IMAGIOPlanning Logic: the zone of ``device``/``setting`` on the path
+    ``path_node`` (line: entry, tip), or with ``multi_probe`` the fewest probes covering the
+    tumour + ``margin_mm`` (needs ``plan``, the trajectory Plan). Returns (ProbePlan, node ids,
+    AblationContext); keep the context for live updates (`update_zone`)."""
+    from ..errors import InputError
+    from ..planning.ablation import AblationContext, get_device
+    from ..planning.ablation.multiprobe import ProbePlan, _placement, plan_multiprobe
+    from ..planning.ablation.zones import Probe, zones
+    from .planning import line_points
+    from .segmentations import segmentation_to_labels
+    from .volumes import node_to_volume
+
+    if volume_node is None or segmentation_node is None:
+        raise InputError("select the CT volume and the segmentation holding the tumour first")
+    dev = get_device(device)
+    s = dev.setting(setting)
+    if multi_probe:
+        if plan is None:
+            raise InputError("plan the needle trajectories first: multi-probe planning picks among them")
+        ctx = AblationContext(plan.problem.labels, tumour_segment)
+        result = plan_multiprobe(plan, ctx, dev, s, margin_mm=margin_mm, progress=progress)
+    else:
+        if path_node is None or path_node.GetNumberOfControlPoints() < 2:
+            raise InputError("select a needle path (a line with entry and tip points)")
+        labels = segmentation_to_labels(segmentation_node, reference=node_to_volume(volume_node))
+        ctx = AblationContext(labels, tumour_segment)
+        e, t = line_points(path_node)
+        ells = zones([Probe.from_path(e, t)], s)
+        placements = [_placement(plan.evaluator, e, t)] if plan is not None else []
+        result = ProbePlan(dev.name, s.id, dev.modality, placements, ctx.evaluate(ells, dev.modality),
+                           status="single probe on the selected path")
+        result._zones = ells
+    return result, ablation_to_scene(scene, result, ctx), ctx
+
+
+def update_zone(ctx, path_nodes, setting, modality=None):
+    """Live update: the zones of probes on ``path_nodes`` (lines entry -> tip) and their
+    coverage, for dragging (tens of ms on the analysis grid)."""
+    from ..planning.ablation.zones import Probe, zones
+    from .planning import line_points
+
+    probes = [Probe.from_path(*line_points(n)) for n in path_nodes]
+    ells = zones(probes, setting)
+    return ells, ctx.evaluate(ells, modality)
+
+
+def observe_ablation(path_node, ctx, setting, device_name: str, modality=None, zone_node=None,
+                     table_node=None, callback=None):
+    """Follow the probe on ``path_node`` (line entry -> tip): on every point move, recompute the
+    zone and its coverage, update ``zone_node``'s mesh and ``table_node``, call
+    ``callback(Coverage)``. Returns the observer tag."""
+    import slicer
+
+    from ..planning.ablation.multiprobe import ProbePlan
+    from ..planning.ablation.zones import zones_polydata
+
+    def on_modified(caller, event=None):
+        if caller.GetNumberOfControlPoints() < 2:
+            return
+        ells, cov = update_zone(ctx, [caller], setting, modality)
+        if zone_node is not None:
+            zone_node.SetAndObservePolyData(zones_polydata(ells))
+        if table_node is not None:
+            pp = ProbePlan(device_name, setting.id, modality or "", [], cov, status="live")
+            pp._zones = ells
+            coverage_table_node(None, pp, node=table_node)
+        if callback is not None:
+            callback(cov)
+
+    return path_node.AddObserver(slicer.vtkMRMLMarkupsNode.PointModifiedEvent, on_modified)

@@ -1,0 +1,59 @@
+"""The ablation part of ``imagio demo``: one probe for a small liver tumour, and the fewest
+probes for a large one (a 45 mm tumour inserted into the phantom's liver when it has none)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DEMO_DEVICE = ("emprint", "100W_10min")
+LARGE_RADIUS_MM = 22.5      # 45 mm: beyond one zone of the demo setting with a 5 mm margin
+LARGE_NAME = "liver_tumor_large"
+
+
+def run(ct, labels, small_plan, out_dir, scene=None, progress=None) -> dict:
+    """Write ``ablation_<tumour>.json`` for both plans; add their nodes to ``scene``."""
+    from ...progress import Progress
+    from ..planner import plan
+    from ..problem import PlanningProblem
+    from .coverage import AblationContext
+    from .devices import get_device
+    from .multiprobe import place_on_path, plan_multiprobe
+    from .synthetic import insert_sphere
+
+    prog = Progress(progress)
+    out = Path(out_dir)
+    dev = get_device(DEMO_DEVICE[0])
+    s = dev.setting(DEMO_DEVICE[1])
+    summary = {}
+    if small_plan is not None and small_plan.feasible:
+        prog(0.0, f"ablation: one {dev.name} probe for {small_plan.problem.target.name}")
+        ctx = AblationContext(small_plan.problem.labels, small_plan.problem.target.name)
+        best = max((place_on_path(small_plan, ctx, dev, s, m.entry_ras) for m in small_plan.proposals),
+                   key=lambda r: (r.probes[0].feasible, r.coverage.mam_mm))
+        summary[ctx.tumour_name] = _write(best, ctx, out, scene)
+    prog(0.2, "ablation: a 45 mm liver tumour and the fewest probes covering it + 5 mm")
+    ct2, lab2, _ = insert_sphere(ct, labels, LARGE_RADIUS_MM, name=LARGE_NAME)
+    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME), progress=prog.sub(0.2, 0.5))
+    if p.feasible:
+        ctx = AblationContext(lab2, LARGE_NAME)
+        mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0))
+        summary[LARGE_NAME] = _write(mp, ctx, out, scene)
+    else:
+        summary[LARGE_NAME] = {"feasible": False, "report": p.report}
+    return summary
+
+
+def _write(pp, ctx, out: Path, scene) -> dict:
+    d = pp.to_dict()
+    path = out / f"ablation_{ctx.tumour_name}.json"
+    path.write_text(json.dumps(d, indent=1))
+    if scene is not None:
+        from ...mrml.ablation import ablation_to_scene
+
+        ablation_to_scene(scene, pp, ctx)
+    c = d["coverage"]
+    return {"file": str(path), "device": d["device"], "setting": d["setting"], "n_probes": d["n_probes"],
+            "lower_bound": d["lower_bound"], "tumour_covered_pct": c["tumour_covered_pct"],
+            "margin_covered_pct": c["margin_covered_pct"], "mam_mm": c["mam_mm"],
+            "all_paths_feasible": all(p["feasible"] for p in d["probes"]), "status": d["status"]}

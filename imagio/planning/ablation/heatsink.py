@@ -1,0 +1,83 @@
+"""Heat sink: vessels with a lumen diameter >= 3 mm close to the ablation zone.
+
+The lumen diameter along a vessel is 2 x its inside distance map on the (ridge) centre voxels
+(local maxima of the distance), less one voxel side for the voxel-centre bias. Centre voxels
+with a diameter >= the threshold within ``search_distance_mm`` of the zone boundary are
+flagged, strongest for radiofrequency (factor and sources: ablation_criteria.json). RAS mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .criteria import heat_sink
+
+
+@dataclass
+class Centrelines:
+    """Vessel centre voxels of the analysis grid: fine kji, RAS, lumen diameter (mm), name."""
+
+    kji: np.ndarray
+    ras: np.ndarray
+    diameter_mm: np.ndarray
+    name: np.ndarray
+
+    def __len__(self):
+        return len(self.kji)
+
+
+def vessel_values(label_names: dict) -> dict:
+    """{label value: name} of the structures that count as vessels for the heat sink."""
+    names = set(heat_sink()["vessel_structures"])
+    return {v: n for v, n in label_names.items() if n in names}
+
+
+def centrelines(fine_labels: np.ndarray, values: dict, spacing_kji, kji_to_ras,
+                min_diameter_mm: float | None = None) -> Centrelines:
+    """Centre voxels of every vessel label with their lumen diameter (>= ``min_diameter_mm``)."""
+    import edt
+
+    hs = heat_sink()
+    dmin = float(hs["min_diameter_mm"] if min_diameter_mm is None else min_diameter_mm)
+    empty = Centrelines(np.zeros((0, 3), int), np.zeros((0, 3)), np.zeros(0), np.array([], object))
+    if not values:
+        return empty
+    vals = np.array(sorted(values))
+    lab = np.where(np.isin(fine_labels, vals), fine_labels, 0)
+    if not lab.any():
+        return empty
+    lab = lab.astype(np.uint16 if lab.max() > 255 else np.uint8)
+    d = edt.edt(lab, anisotropy=tuple(float(s) for s in spacing_kji), black_border=False)
+    diam = 2.0 * d - float(np.min(spacing_kji))   # centre-to-centre bias of one voxel
+    ridge = (lab > 0) & (d >= ndimage.maximum_filter(d, size=3)) & (diam >= dmin)
+    kji = np.argwhere(ridge)
+    names = np.array([values[int(v)] for v in lab[ridge]], dtype=object)
+    return Centrelines(kji, kji_to_ras(kji.astype(float)), diam[ridge].astype(float), names)
+
+
+def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None) -> list[dict]:
+    """Vessels near the zone: ``margin_at`` is the zone's signed distance (mm, > 0 inside) at
+    each centre voxel. One entry per vessel structure: its largest diameter near the zone, the
+    location (RAS) and distance of its nearest flagged voxel, the risk level and score."""
+    hs = heat_sink()
+    near = margin_at >= -float(hs["search_distance_mm"])
+    if not near.any():
+        return []
+    factor = float(hs["modality_factor"].get(modality or "", 1.0))
+    out = []
+    for name in np.unique(cl.name[near]):
+        sel = np.flatnonzero(near & (cl.name == name))
+        i = sel[np.argmax(margin_at[sel])]          # nearest to (or deepest inside) the zone
+        dmax = float(cl.diameter_mm[sel].max())
+        score = factor * dmax / float(hs["min_diameter_mm"])
+        level = ("high" if score >= hs["levels"]["high"] else
+                 "moderate" if score >= hs["levels"]["moderate"] else "low")
+        out.append({"vessel": str(name), "diameter_mm": round(dmax, 1),
+                    "ras": np.round(cl.ras[i], 1).tolist(),
+                    "distance_to_zone_mm": round(max(0.0, -float(margin_at[i])), 1),
+                    "inside_zone": bool(margin_at[i] > 0), "level": level, "score": round(score, 2),
+                    "modality": modality})
+    return sorted(out, key=lambda r: -r["score"])

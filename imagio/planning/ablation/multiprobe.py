@@ -1,0 +1,273 @@
+"""Probe placement: one probe on a planned path, or the fewest probes covering tumour + margin.
+
+Multi-probe: candidate zones are (feasible skin entry, zone centre) pairs: up to
+``max_directions`` well separated entries among the planner's feasible candidates, times zone
+centres on a lattice inside the tumour; the tip is placed so that the zone centre lands on
+the lattice point, and every candidate path entry -> tip is re-checked with the planner's
+`Evaluator` (all hard constraints). Sample points of tumour + margin on a lattice; a set
+cover solved with ``scipy.optimize.milp``: first the fewest probes, then, at that count, the
+least healthy tissue (sum of each zone's volume outside the tumour). Lower bounds: the LP
+relaxation optimum rounded up, and ceil(volume of tumour + margin / volume of one zone).
+RAS mm, mL.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from ...errors import ImagioError, InputError
+from .coverage import AblationContext, Coverage
+from .criteria import multi_probe
+from .devices import Device, Setting
+from .zones import Probe, zones
+
+ADVANCE_STEP_MM = 2.0   # search step when the fully advanced tip is not feasible
+
+
+@dataclass
+class ProbePlacement:
+    entry_ras: list
+    tip_ras: list
+    feasible: bool
+    violations: list
+    length_mm: float
+
+
+@dataclass
+class ProbePlan:
+    """Probes, their zones and the coverage; for multi-probe plans also the set-cover bounds."""
+
+    device: str
+    setting: str
+    modality: str
+    probes: list[ProbePlacement]
+    coverage: Coverage
+    margin_mm: float | None = None
+    lower_bound: int | None = None
+    lower_bound_lp: int | None = None
+    lower_bound_volume: int | None = None
+    lp_optimum: float | None = None
+    n_candidates: int = 0
+    n_samples: int = 0
+    sample_coverage_pct: float | None = None
+    status: str = ""
+    timings_s: dict = field(default_factory=dict)
+
+    @property
+    def zones(self):
+        return self._zones
+
+    def to_dict(self) -> dict:
+        from ..evaluate import _jsonable
+
+        return _jsonable({
+            "device": self.device, "setting": self.setting, "modality": self.modality,
+            "n_probes": len(self.probes), "margin_mm": self.margin_mm,
+            "lower_bound": self.lower_bound, "lower_bound_lp": self.lower_bound_lp,
+            "lower_bound_volume": self.lower_bound_volume, "lp_optimum": self.lp_optimum,
+            "n_candidate_zones": self.n_candidates, "n_sample_points": self.n_samples,
+            "sample_coverage_pct": self.sample_coverage_pct, "status": self.status,
+            "probes": [vars(p) for p in self.probes],
+            "zones": [{"centre_ras": z.centre, "axis": z.axis, "length_mm": 2 * z.a_mm,
+                       "diameter_mm": 2 * z.b_mm} for z in self._zones],
+            "coverage": self.coverage.to_dict(), "timings_s": self.timings_s})
+
+
+def _placement(evaluator, entry, tip) -> ProbePlacement:
+    m = evaluator.evaluate(entry, tip)
+    return ProbePlacement(list(map(float, entry)), list(map(float, tip)), m.feasible, m.violations, m.length_mm)
+
+
+def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, entry_ras,
+                  centre_ras=None) -> ProbePlan:
+    """One probe on the path entry -> centre, advanced so the zone centre lands on
+    ``centre_ras`` (default: the plan's target); the advanced path is re-checked, and when it
+    violates a hard constraint the tip is advanced only as far as stays feasible (``status``)."""
+    t0 = time.perf_counter()
+    e = np.asarray(entry_ras, float)
+    c = np.asarray(plan.problem.target.point_ras if centre_ras is None else centre_ras, float)
+    u = (c - e) / np.linalg.norm(c - e)
+    tip = c + setting.centre_offset_mm * u
+    p = _placement(plan.evaluator, e, tip)
+    status = "single probe, zone centred on the target"
+    if not p.feasible:   # advance less: the deepest feasible tip between the target and there
+        for adv in np.arange(setting.centre_offset_mm - ADVANCE_STEP_MM, -1e-9, -ADVANCE_STEP_MM):
+            q = _placement(plan.evaluator, e, c + adv * u)
+            if q.feasible:
+                status = (f"single probe advanced {adv:.0f} of {setting.centre_offset_mm:g} mm past the target: "
+                          f"further violates {', '.join(p.violations)}")
+                p, tip = q, c + adv * u
+                break
+    ells = zones([Probe(tip, u)], setting)
+    out = ProbePlan(device.name, setting.id, device.modality, [p], ctx.evaluate(ells, device.modality),
+                    status=status)
+    out._zones = ells
+    out.timings_s = {"total": time.perf_counter() - t0}
+    return out
+
+
+def _directions(table, target, max_dirs: int, min_sep_deg: float):
+    """Indices of up to ``max_dirs`` feasible rows, best score first, whose directions to the
+    target differ pairwise by at least ``min_sep_deg``."""
+    feas = np.flatnonzero(table.feasible)
+    if len(feas) == 0:
+        return feas
+    feas = feas[np.argsort(table.score[feas], kind="stable")]
+    u = target - table.entry_ras[feas]
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    cos_min = math.cos(math.radians(min_sep_deg))
+    chosen = [0]
+    for i in range(1, len(feas)):   # greedy over candidates (not voxels): at most a few thousand
+        if len(chosen) >= max_dirs:
+            break
+        if np.all(u[chosen] @ u[i] < cos_min):
+            chosen.append(i)
+    return feas[chosen]
+
+
+def _lattice(mask: np.ndarray, spacing_kji, step_mm: float) -> np.ndarray:
+    """Fine kji indices of ``mask`` on a sub-lattice about ``step_mm`` apart."""
+    st = np.maximum(1, np.rint(step_mm / np.asarray(spacing_kji)).astype(int))
+    sub = mask[::st[0], ::st[1], ::st[2]]
+    return np.argwhere(sub) * st
+
+
+def reduce_cover(A: np.ndarray, cost: np.ndarray):
+    """Drop redundant rows and columns of a set-cover matrix A (points x zones, bool):
+    duplicate rows; rows whose zones include all zones of another row (covering that one
+    covers them); zones whose points are a subset of another zone's at no lower cost.
+    Returns (reduced A, indices of the kept columns)."""
+    A = A[np.sort(np.unique(np.packbits(A, axis=1), axis=0, return_index=True)[1])]
+    Af = A.astype(np.float32)
+    inter = Af @ Af.T                              # |r & s| for every pair of rows
+    size = Af.sum(axis=1)
+    sub = inter >= size[:, None] - 0.5             # sub[r, s]: row r's zones are within row s's
+    np.fill_diagonal(sub, False)
+    A = A[~sub.any(axis=0)]
+    Af = A.astype(np.float32)
+    inter = Af.T @ Af                              # |z & y| for every pair of zones
+    size = Af.sum(axis=0)
+    contained = inter >= size[:, None] - 0.5       # [z, y]: zone z's points are within zone y's
+    better = (cost[None, :] < cost[:, None]) | ((cost[None, :] == cost[:, None])
+                                                 & (np.arange(len(cost))[None, :] < np.arange(len(cost))[:, None]))
+    drop = (contained & better).any(axis=1) | (size == 0)
+    cols = np.flatnonzero(~drop)
+    return A[:, cols], cols
+
+
+def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting,
+                    margin_mm: float = 5.0, max_probes: int = 10, time_limit_s: float = 60.0,
+                    dense_edge: bool = False, progress=None) -> ProbePlan:
+    """The fewest probes whose zones cover tumour + ``margin_mm`` (see module doc). The cover
+    holds on the sample points; the returned ``coverage`` is measured on the analysis grid.
+    Probes may share a skin entry (sequential overlapping ablations along one track)."""
+    from ...progress import Progress
+
+    prog = Progress(progress)
+    mp = multi_probe()
+    t0 = time.perf_counter()
+    if margin_mm not in ctx.regions:
+        raise InputError(f"margin {margin_mm} mm is not prepared; build the AblationContext with "
+                         f"margins including it (it has {sorted(ctx.regions)})")
+    if setting.probes != 1:
+        raise InputError(f"multi-probe planning places single probes; {setting.id!r} is a fused "
+                         f"{setting.probes}-probe row: choose a single-probe setting of {device.name}")
+    g = ctx.grid
+    target = np.asarray(plan.problem.target.point_ras, float)
+    rows = _directions(plan.table, target, int(mp["max_directions"]), float(mp["min_direction_separation_deg"]))
+    if len(rows) == 0:
+        raise ImagioError("no feasible needle path to the tumour: plan the trajectories first "
+                          "(the infeasibility report says which constraint excludes them)")
+    entries = plan.table.entry_ras[rows]
+    centres = g.kji_to_ras(_lattice(ctx.tumour, g.spacing_kji, float(mp["centre_spacing_mm"])).astype(float))
+    if len(centres) == 0:
+        centres = target[None]
+    # candidate (entry, centre) pairs; tips put the zone centre on the lattice point
+    E = np.repeat(entries, len(centres), axis=0)
+    C = np.tile(centres, (len(entries), 1))
+    U = C - E
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    T = C + setting.centre_offset_mm * U
+    prog(0.05, f"multi-probe: checking {len(E)} candidate probe paths")
+    ev = plan.evaluator
+    ok = np.zeros(len(E), bool)
+    for n in range(len(E)):     # one Evaluator call per candidate path (~1 ms each), not per voxel
+        ok[n] = ev.evaluate(E[n], T[n]).feasible
+        if n % 64 == 0:
+            prog(0.05 + 0.55 * n / len(E), "multi-probe: checking candidate probe paths")
+    E, C, U, T = E[ok], C[ok], U[ok], T[ok]
+    t1 = time.perf_counter()
+    if len(E) == 0:
+        raise ImagioError("no candidate probe path is feasible once advanced to the zone centres; "
+                          "use a device with a smaller tip-to-centre offset or relax the constraints")
+    # coverage matrix: sample points x zones (zones shrunk a little for the gaps between samples)
+    step, shrink = float(mp["sample_spacing_mm"]), float(mp["zone_shrink_mm"])
+    region = ctx.regions[margin_mm]
+    pts = [_lattice(region, g.spacing_kji, step)]
+    if dense_edge:   # twice as dense on the outer edge: fewer dents in the margin, slower cover
+        shell = region & (ctx.tumour_sdf >= margin_mm - 1.5 * float(g.spacing_kji.max()))
+        pts.append(_lattice(shell, g.spacing_kji, step / 2))
+    P = g.kji_to_ras(np.concatenate(pts).astype(float))
+    a = 0.5 * setting.zone_length_mm - shrink
+    b = 0.5 * setting.zone_diameter_mm - shrink
+    A = np.zeros((len(P), len(C)), bool)
+    for s0 in range(0, len(C), 256):            # blocks of zones, vectorised over points
+        d = P[:, None, :] - C[None, s0:s0 + 256, :]
+        t = np.einsum("pzi,zi->pz", d, U[s0:s0 + 256])
+        A[:, s0:s0 + 256] = t * t / a ** 2 + (np.einsum("pzi,pzi->pz", d, d) - t * t) / b ** 2 <= 1.0
+    coverable = A.any(axis=1)
+    sample_cov = 100.0 * coverable.mean()
+    if not coverable.all():
+        raise ImagioError(f"no set of feasible probes covers tumour + {margin_mm:g} mm with {device.name} "
+                          f"{setting.id}: {100 - sample_cov:.1f}% of it lies outside every candidate zone. "
+                          "Choose a larger setting, a smaller margin, or relax the trajectory constraints")
+    # healthy tissue per zone: zone volume minus its overlap with the tumour (tumour lattice)
+    tl = g.kji_to_ras(_lattice(ctx.tumour, g.spacing_kji, step).astype(float))
+    cell_ml = ctx.tumour_count * g.voxel_ml / max(len(tl), 1)
+    dt = tl[:, None, :] - C[None]
+    tt = np.einsum("pzi,zi->pz", dt, U)
+    inside_t = tt * tt / (a + shrink) ** 2 + (np.einsum("pzi,pzi->pz", dt, dt) - tt * tt) / (b + shrink) ** 2 <= 1
+    healthy = np.maximum(setting.volume_ml - inside_t.sum(axis=0) * cell_ml, 0.0)
+    A, cols = reduce_cover(A, healthy)
+    nz = A.shape[1]
+    prog(0.65, f"multi-probe: set cover over {nz} zones and {A.shape[0]} sample points")
+    # fewest probes first, least healthy tissue second: cost 1 + eps * healthy, with eps so
+    # small that the healthy term of any max_probes-set stays below one probe
+    hc = healthy[cols]
+    eps = 1.0 / (max_probes * float(hc.max()) + 1.0) if hc.max() > 0 else 0.0
+    cost = 1.0 + eps * hc
+    cons = [LinearConstraint(sparse.csr_matrix(A, dtype=float), lb=1.0, ub=np.inf)]
+    lp = milp(np.ones(nz), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(nz))
+    lp_opt = float(lp.fun) if lp.status == 0 else None
+    res = milp(cost, constraints=cons, bounds=Bounds(0, 1), integrality=np.ones(nz),
+               options={"time_limit": float(time_limit_s)})
+    if res.x is None:
+        raise ImagioError(f"the set cover found no solution within {time_limit_s:.0f} s "
+                          f"({res.message}); raise the time limit or the candidate spacing")
+    pick = cols[np.flatnonzero(res.x > 0.5)]
+    if len(pick) > max_probes:
+        raise ImagioError(f"covering tumour + {margin_mm:g} mm needs {len(pick)} probes > the allowed "
+                          f"{max_probes}; choose a larger setting or allow more probes")
+    t2 = time.perf_counter()
+    prog(0.9, f"multi-probe: {len(pick)} probes; re-checking and evaluating coverage")
+    probes = [_placement(ev, E[i], T[i]) for i in pick]
+    ells = zones([Probe(T[i], U[i]) for i in pick], setting)
+    cov = ctx.evaluate(ells, device.modality)
+    target_ml = ctx.region_counts[margin_mm] * g.voxel_ml
+    lb_vol = int(math.ceil(target_ml / setting.volume_ml - 1e-9))
+    lb_lp = int(math.ceil(lp_opt - 1e-6)) if lp_opt is not None else None
+    out = ProbePlan(device.name, setting.id, device.modality, probes, cov, margin_mm,
+                    max(lb_vol, lb_lp or 0), lb_lp, lb_vol, lp_opt, nz, int(len(P)), sample_cov,
+                    status=("optimal over the candidate zones: fewest probes, then least healthy tissue" if res.status == 0 else
+                            f"best found within the time limit ({res.message})"))
+    out._zones = ells
+    out.timings_s = {"candidate_paths": t1 - t0, "set_cover": t2 - t1,
+                     "evaluate": time.perf_counter() - t2, "total": time.perf_counter() - t0}
+    prog(1.0, f"multi-probe: {len(pick)} probes (lower bound {out.lower_bound})")
+    return out

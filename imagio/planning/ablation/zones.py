@@ -1,0 +1,181 @@
+"""Ablation zone model: an ellipsoid of revolution along the needle axis.
+
+A probe is a tip position and a unit direction (hub -> tip, RAS). Its zone is centred
+``centre_offset_mm`` back from the tip along the shaft, with semi-axis zone_length/2 along the
+shaft and zone_diameter/2 across it. Several probes give the union of their zones (cryo: the
+fused iceball as the union of per-probe isotherms), or, when the setting is a multi-probe row
+(``probes`` = number of probes), one ellipsoid around the probes' centroid. RAS mm; arrays
+[k, j, i].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import InputError
+from .devices import Setting
+
+
+@dataclass
+class Probe:
+    """A needle tip (RAS mm) and its unit direction from the hub to the tip."""
+
+    tip_ras: np.ndarray
+    direction: np.ndarray
+
+    def __post_init__(self):
+        self.tip_ras = np.asarray(self.tip_ras, float).reshape(3)
+        d = np.asarray(self.direction, float).reshape(3)
+        n = np.linalg.norm(d)
+        if not np.isfinite(n) or n < 1e-9:
+            raise InputError("probe direction is zero: give distinct entry and tip points")
+        self.direction = d / n
+
+    @classmethod
+    def from_path(cls, entry_ras, tip_ras) -> "Probe":
+        """The probe of a straight path entry -> tip (RAS mm)."""
+        e, t = np.asarray(entry_ras, float), np.asarray(tip_ras, float)
+        return cls(t, t - e)
+
+    def entry_ras(self, length_mm: float) -> np.ndarray:
+        return self.tip_ras - length_mm * self.direction
+
+
+@dataclass
+class Ellipsoid:
+    """Ellipsoid of revolution: centre (RAS mm), unit axis, semi-axes a (along) and b (across)."""
+
+    centre: np.ndarray
+    axis: np.ndarray
+    a_mm: float
+    b_mm: float
+
+    @property
+    def volume_ml(self) -> float:
+        return 4.0 / 3.0 * np.pi * self.a_mm * self.b_mm ** 2 / 1000.0
+
+    def contains(self, ras) -> np.ndarray:
+        """Boolean per RAS point (..., 3): inside or on the ellipsoid."""
+        d = np.asarray(ras, float) - self.centre
+        t = d @ self.axis
+        r2 = np.einsum("...i,...i->...", d, d) - t * t
+        return t * t / self.a_mm ** 2 + r2 / self.b_mm ** 2 <= 1.0
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned RAS bounding box (lo, hi) of the ellipsoid."""
+        u = self.axis
+        half = np.sqrt((self.a_mm * u) ** 2 + self.b_mm ** 2 * (1.0 - u ** 2))
+        return self.centre - half, self.centre + half
+
+
+def zone(probe: Probe, setting: Setting) -> Ellipsoid:
+    """The zone of one probe for one device setting."""
+    c = probe.tip_ras - setting.centre_offset_mm * probe.direction
+    return Ellipsoid(c, probe.direction.copy(), 0.5 * setting.zone_length_mm, 0.5 * setting.zone_diameter_mm)
+
+
+def zones(probes, setting: Setting) -> list[Ellipsoid]:
+    """Zones of several probes: one per probe (their union is the zone), or, for a
+    multi-probe setting used with exactly that many probes, one fused ellipsoid around the
+    centroid of the tips along their mean direction."""
+    probes = list(probes)
+    if not probes:
+        raise InputError("no probes given: place at least one needle")
+    if setting.probes > 1:
+        if len(probes) != setting.probes:
+            raise InputError(f"setting {setting.id!r} is the fused zone of {setting.probes} probes; "
+                             f"{len(probes)} were placed. Place {setting.probes} probes or choose a "
+                             "single-probe setting (their zones are then united)")
+        d = np.mean([p.direction for p in probes], axis=0)
+        tip = np.mean([p.tip_ras for p in probes], axis=0)
+        return [zone(Probe(tip, d), setting)]
+    return [zone(p, setting) for p in probes]
+
+
+def bounds(ells) -> tuple[np.ndarray, np.ndarray]:
+    """RAS bounding box of the union of ellipsoids."""
+    b = [e.bounds() for e in ells]
+    return np.min([x[0] for x in b], axis=0), np.max([x[1] for x in b], axis=0)
+
+
+def grid_coordinates(ijk_to_ras: np.ndarray, lo, hi):
+    """RAS x, y, z of voxel centres of the box [lo, hi) (kji indices) as broadcastable
+    arrays of shapes (nk,1,1)+(1,nj,1)+(1,1,ni) summed: three (nk, nj, ni) arrays."""
+    m = np.asarray(ijk_to_ras, float)
+    k = np.arange(lo[0], hi[0], dtype=float)[:, None, None]
+    j = np.arange(lo[1], hi[1], dtype=float)[None, :, None]
+    i = np.arange(lo[2], hi[2], dtype=float)[None, None, :]
+    return [m[r, 3] + m[r, 0] * i + m[r, 1] * j + m[r, 2] * k for r in range(3)]
+
+
+def box_of(ijk_to_ras: np.ndarray, shape, lo_ras, hi_ras, pad_vox: int = 1):
+    """kji index box [lo, hi) of the grid holding the RAS box (lo_ras, hi_ras), clipped."""
+    corners = np.array([[x, y, z] for x in (lo_ras[0], hi_ras[0]) for y in (lo_ras[1], hi_ras[1])
+                        for z in (lo_ras[2], hi_ras[2])], float)
+    inv = np.linalg.inv(ijk_to_ras)
+    kji = (corners @ inv[:3, :3].T + inv[:3, 3])[:, ::-1]
+    lo = np.maximum(np.floor(kji.min(0)).astype(int) - pad_vox, 0)
+    hi = np.minimum(np.ceil(kji.max(0)).astype(int) + 1 + pad_vox, np.asarray(shape))
+    return lo, hi
+
+
+def rasterize(ells, ijk_to_ras: np.ndarray, shape, out: np.ndarray | None = None) -> np.ndarray:
+    """Boolean [k, j, i] mask of the union of ellipsoids on a grid (voxel centre inside);
+    each ellipsoid is evaluated in its own bounding box only."""
+    out = np.zeros(shape, bool) if out is None else out
+    for e in ells:
+        lo, hi = box_of(ijk_to_ras, shape, *e.bounds())
+        if np.any(hi <= lo):
+            continue
+        x, y, z = grid_coordinates(ijk_to_ras, lo, hi)
+        dx, dy, dz = x - e.centre[0], y - e.centre[1], z - e.centre[2]
+        t = dx * e.axis[0] + dy * e.axis[1] + dz * e.axis[2]
+        r2 = dx * dx + dy * dy + dz * dz - t * t
+        inside = t * t * (1.0 / e.a_mm ** 2) + r2 * (1.0 / e.b_mm ** 2) <= 1.0
+        out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] |= inside
+    return out
+
+
+def ellipsoid_polydata(e: Ellipsoid, resolution: int = 32):
+    """Surface mesh (vtkPolyData, RAS mm) of one ellipsoid: a unit sphere scaled and rotated."""
+    import vtk
+
+    s = vtk.vtkSphereSource()
+    s.SetRadius(1.0)
+    s.SetThetaResolution(resolution)
+    s.SetPhiResolution(resolution)
+    # rotation taking z to the axis
+    z = np.array([0.0, 0.0, 1.0])
+    u = e.axis
+    r = np.eye(3)
+    v, c = np.cross(z, u), float(z @ u)
+    if np.linalg.norm(v) > 1e-9:
+        vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+        r = np.eye(3) + vx + vx @ vx / (1.0 + c)
+    elif c < 0:
+        r = np.diag([1.0, -1.0, -1.0])
+    m = np.eye(4)
+    m[:3, :3] = r @ np.diag([e.b_mm, e.b_mm, e.a_mm])
+    m[:3, 3] = e.centre
+    tf = vtk.vtkTransform()
+    tf.SetMatrix(m.ravel().tolist())
+    f = vtk.vtkTransformPolyDataFilter()
+    f.SetTransform(tf)
+    f.SetInputConnection(s.GetOutputPort())
+    f.Update()
+    out = vtk.vtkPolyData()
+    out.DeepCopy(f.GetOutput())
+    return out
+
+
+def zones_polydata(ells, resolution: int = 32):
+    """One vtkPolyData holding every zone's ellipsoid surface (RAS mm)."""
+    import vtk
+
+    app = vtk.vtkAppendPolyData()
+    for e in ells:
+        app.AddInputData(ellipsoid_polydata(e, resolution))
+    app.Update()
+    return app.GetOutput()
