@@ -1,0 +1,69 @@
+"""Bronchoscopic access planning: airway tree, scope reach, route to a nodule, transparenchymal
+tunnel and virtual bronchoscopy. Positions RAS mm; arrays [k, j, i].
+
+Typical use::
+
+    from imagio.planning import bronchoscopy as bronch
+    tree = bronch.extract_tree(labels, labels.mask("trachea", "airways"))
+    plan = bronch.plan(tree, bronch.Target.from_mask(labels, labels.mask("lung_nodule_1")),
+                       scope="thin", lungs=labels.with_array(lung_mask), vessels=vessel_mask)
+    plan.to_dict()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...volume import Volume
+from .route import Route, Target, load_scopes, plan_route, route_min_diameter, scope_diameter
+from .tree import AirwayTree, Branch, extract_tree
+from .tunnel import NoTunnel, Tunnel, plan_tunnels
+
+__all__ = ["AirwayTree", "Branch", "BronchPlan", "NoTunnel", "Route", "Target", "Tunnel", "extract_tree",
+           "load_scopes", "plan", "plan_route", "plan_tunnels", "route_min_diameter", "scope_diameter"]
+
+AIRWAY_NAMES = ("trachea", "airways", "lung_trachea_bronchia", "airway")
+LUNG_PREFIX = "lung_"
+VESSEL_NAMES = ("lung_vessels", "pulmonary_artery", "pulmonary_vein", "pulmonary_venous_system",
+                "lung_vessels_and_airways")
+
+
+@dataclass
+class BronchPlan:
+    route: Route
+    tunnels: list[Tunnel] = field(default_factory=list)
+    tunnel_problem: str = ""
+    camera_positions: np.ndarray | None = None
+    camera_directions: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        return {"route": self.route.to_dict(),
+                "tunnel_needed": not self.route.reached,
+                "tunnels": [t.to_dict() for t in self.tunnels],
+                "tunnel_problem": self.tunnel_problem,
+                "camera_path": {"n_positions": 0 if self.camera_positions is None else len(self.camera_positions),
+                                "step_mm": 1.0}}
+
+
+def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lungs: Volume | None = None,
+         vessels: np.ndarray | None = None, tunnel_margin_mm=None, tunnel_max_length_mm=None) -> BronchPlan:
+    """Route for the scope; when it does not reach the lesion and ``lungs`` is given, ranked
+    tunnels from the reachable airways; the camera path along the route."""
+    from .flythrough import camera_path
+
+    rmin = route_min_diameter(tree)
+    route = plan_route(tree, target, scope, tolerance_mm, reach=rmin)
+    out = BronchPlan(route)
+    if not route.reached and lungs is not None:
+        _, od = scope_diameter(scope)
+        tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
+        try:
+            out.tunnels = plan_tunnels(tree, target, lungs, vessels, rmin >= od - tol, tunnel_margin_mm,
+                                       tunnel_max_length_mm)
+        except NoTunnel as e:
+            out.tunnel_problem = str(e)
+    if len(route.points) >= 2:
+        out.camera_positions, out.camera_directions = camera_path(route.points)
+    return out

@@ -1,0 +1,336 @@
+"""Airway tree from an airway mask: centreline points with lumen radius, one rooted tree.
+
+Steps: keep the largest 26-connected component of the mask, skeletonise it with TEASAR
+(``kimimaro``, on the cropped mask with the voxel spacing), take the shortest-path tree of the
+skeleton graph from the trachea's top (which breaks any loop a leak or a segmentation bridge
+made), split it into branches between bifurcations, prune spurs (terminal branches shorter than
+their lumen diameter allows to be real) and name the central branches (trachea, main, lobar
+bronchi, bronchus intermedius) from their directions.
+
+Coordinates are RAS mm; radii and lengths mm. ``AirwayTree.points`` holds every centreline
+point once; ``parent`` gives each point's predecessor towards the root (-1 at the root).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from ...errors import InputError
+from ...progress import Progress
+from ...volume import Volume
+
+# TEASAR: a branch must reach out of a tube of SCALE * radius + CONST (mm) around the skeleton so
+# far; a bronchus shorter than its own width is indistinguishable from a bump of the wall.
+TEASAR_SCALE = 1.5
+TEASAR_CONST_MM = 2.0
+# a terminal branch shorter than SPUR_FACTOR x (lumen radius at its junction) + MIN_SPUR_MM is a
+# spur (the skeleton reaching for a bump of the wall, or the flat cut of the trachea's top): the
+# same tube criterion TEASAR uses to accept a branch
+SPUR_FACTOR = 1.5
+MIN_SPUR_MM = 3.0
+
+
+@dataclass
+class Branch:
+    id: int
+    parent: int                      # -1 for the trachea
+    generation: int                  # 0 trachea, 1 main bronchi, 2 lobar, ...
+    point_ids: np.ndarray            # indices into AirwayTree.points, from proximal to distal
+    length_mm: float
+    mean_diameter_mm: float
+    min_diameter_mm: float
+    children: list = field(default_factory=list)
+    name: str = ""
+    lobe: str = ""
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "parent": self.parent, "generation": self.generation, "name": self.name,
+                "lobe": self.lobe, "length_mm": round(self.length_mm, 2),
+                "mean_diameter_mm": round(self.mean_diameter_mm, 2),
+                "min_diameter_mm": round(self.min_diameter_mm, 2), "children": list(self.children),
+                "n_points": int(len(self.point_ids))}
+
+
+@dataclass
+class AirwayTree:
+    points: np.ndarray               # [N, 3] RAS mm
+    radius: np.ndarray               # [N] lumen radius mm (distance to the wall, smoothed along the branch)
+    parent: np.ndarray               # [N] predecessor towards the root, -1 at the root
+    dist_from_root: np.ndarray       # [N] path length along the centreline, mm
+    branch_of: np.ndarray            # [N] branch id of each point
+    branches: list[Branch]
+    root: int
+
+    @property
+    def n_generations(self) -> int:
+        return 1 + max(b.generation for b in self.branches)
+
+    def path_to_root(self, point_id: int) -> np.ndarray:
+        """Point ids from the root to ``point_id`` (inclusive)."""
+        out = [point_id]
+        while self.parent[out[-1]] >= 0:
+            out.append(int(self.parent[out[-1]]))
+        return np.asarray(out[::-1])
+
+    def summary(self) -> dict:
+        gens = np.bincount([b.generation for b in self.branches])
+        return {"n_branches": len(self.branches), "n_generations": self.n_generations,
+                "branches_per_generation": gens.tolist(),
+                "total_length_mm": round(float(sum(b.length_mm for b in self.branches)), 1),
+                "named": {b.name: b.id for b in self.branches if b.name}}
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    import cc3d
+
+    lab = cc3d.connected_components(mask, connectivity=26)
+    if lab.max() == 0:
+        raise InputError("the airway mask is empty: segment the airways first (imagio segment --structures airways)")
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    return lab == int(np.argmax(counts))
+
+
+def _skeleton(mask: np.ndarray, spacing_kji):
+    import kimimaro
+
+    skels = kimimaro.skeletonize(
+        mask.astype(np.uint8),
+        teasar_params={"scale": TEASAR_SCALE, "const": TEASAR_CONST_MM, "pdrf_scale": 100000,
+                       "pdrf_exponent": 4, "soma_detection_threshold": 1e9,
+                       "soma_acceptance_threshold": 1e9, "max_paths": None},
+        anisotropy=tuple(float(s) for s in spacing_kji), dust_threshold=0, fix_branching=False,
+        fix_borders=False, progress=False, parallel=1)
+    if not skels:
+        raise InputError("the airway mask is too small to have a centreline")
+    s = max(skels.values(), key=lambda s: len(s.vertices))
+    return np.asarray(s.vertices, float), np.asarray(s.edges, np.int64)
+
+
+CARINA_SUBTREE_FRACTION = 0.1  # each main bronchus carries at least this share of the tree's length
+TOP_EXTENSION_MM = 30.0     # the trachea is continued this far above its cut top before skeletonising
+
+
+def _extend_top(crop: np.ndarray, vol: Volume, sp):
+    """The mask continued beyond its superior end by repeating its top slice, so that the
+    trachea's cut face (the scan's edge) does not sprout a fringe of centreline spurs.
+    Returns (extended mask, array axis, slices added, whether they were added at index 0)."""
+    d = vol.direction
+    ax_ijk = int(np.argmax(np.abs(d[2, :])))          # voxel axis most aligned with S
+    axis = 2 - ax_ijk                                   # its array axis ([k, j, i])
+    up = d[2, ax_ijk] > 0                               # superior = increasing index
+    n_pad = int(np.ceil(TOP_EXTENSION_MM / float(sp[axis])))
+    top = np.take(crop, [crop.shape[axis] - 1 if up else 0], axis=axis)
+    block = np.repeat(top, n_pad, axis=axis)
+    ext = np.concatenate([crop, block] if up else [block, crop], axis=axis)
+    return np.ascontiguousarray(ext), axis, n_pad, not up
+
+
+def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None) -> AirwayTree:
+    """The rooted airway tree of an airway mask (``mask`` on ``airways``' grid, or
+    ``airways.array > 0``)."""
+    prog = Progress(progress) if not isinstance(progress, Progress) else progress
+    m = (airways.array > 0) if mask is None else np.asarray(mask, bool)
+    if not m.any():
+        raise InputError("the airway mask is empty: segment the airways first (imagio segment --structures airways)")
+    prog(0.0, "airway mask")
+    sl = ndimage.find_objects(m.astype(np.uint8))[0]
+    lo = np.array([s.start for s in sl])
+    crop = _largest_component(np.ascontiguousarray(m[sl]))
+    sp = airways.spacing_kji
+    prog(0.1, "centrelines (TEASAR)")
+    ext, axis, n_pad, at_start = _extend_top(crop, airways, sp)
+    verts, edges = _skeleton(ext, sp)
+    kji = verts / sp
+    if at_start:
+        kji[:, axis] -= n_pad
+    # drop the extension: the tree starts at the mask's top slice
+    inside = (kji[:, axis] > -0.5) & (kji[:, axis] < crop.shape[axis] - 0.5)
+    keep = np.flatnonzero(inside)
+    remap = -np.ones(len(kji), np.int64)
+    remap[keep] = np.arange(len(keep))
+    edges = remap[edges]
+    edges = edges[(edges >= 0).all(axis=1)]
+    kji = kji[keep]
+    import edt
+
+    dbf = edt.edt(crop, anisotropy=tuple(float(s) for s in sp), black_border=False)
+    ik = np.clip(np.rint(kji).astype(int), 0, np.array(crop.shape) - 1)
+    radius = dbf[ik[:, 0], ik[:, 1], ik[:, 2]].astype(float)
+    pts = airways.kji_to_world(kji + lo)
+    prog(0.6, "rooted tree")
+    tree = _rooted_tree(pts, radius, edges)
+    prog(1.0, "airway tree")
+    return tree
+
+
+def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray) -> AirwayTree:
+    n = len(pts)
+    w = np.linalg.norm(pts[edges[:, 0]] - pts[edges[:, 1]], axis=1) + 1e-6
+    g = coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
+                   shape=(n, n)).tocsr()
+    # the trachea's top: the most superior centreline point (the mask was continued upwards
+    # before skeletonising, so the centreline leaves the scan through the trachea's centre)
+    root = int(np.argmax(pts[:, 2]))
+    dist, pred = dijkstra(g, indices=root, return_predecessors=True)
+    reach = np.isfinite(dist)
+    parent = np.where(reach, pred, -1).astype(np.int64)
+    parent[root] = -1
+    # keep the root's component only (kimimaro returns one skeleton per label; be safe)
+    keep = np.flatnonzero(reach)
+    remap = -np.ones(n, np.int64)
+    remap[keep] = np.arange(len(keep))
+    pts, radius, dist = pts[keep], radius[keep], dist[keep]
+    parent = np.where(parent[keep] >= 0, remap[np.maximum(parent[keep], 0)], -1)
+    root = int(remap[root])
+    branches, branch_of = _split_branches(pts, radius, parent, dist, root)
+    branches, branch_of = _prune(pts, radius, parent, dist, root, branches, branch_of)
+    tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root)
+    _smooth_radius(tree)
+    _name(tree)
+    return tree
+
+
+def _children_lists(parent: np.ndarray) -> list[list[int]]:
+    kids: list[list[int]] = [[] for _ in range(len(parent))]
+    for c in np.flatnonzero(parent >= 0):
+        kids[parent[c]].append(int(c))
+    return kids
+
+
+def _split_branches(pts, radius, parent, dist, root, alive=None):
+    """Branches between bifurcations: a branch starts at the root or at a child of a point with
+    several children, and runs while each point has exactly one (alive) child."""
+    n = len(pts)
+    alive = np.ones(n, bool) if alive is None else alive
+    par = np.where(alive, parent, -1)
+    kids = _children_lists(np.where(alive & (par >= 0) & alive[np.maximum(par, 0)], par, -1))
+    branch_of = -np.ones(n, np.int64)
+    branches: list[Branch] = []
+    stack = [(root, -1, 0)]
+    while stack:
+        start, pb, gen = stack.pop()
+        ids = [start]
+        while len(kids[ids[-1]]) == 1:
+            ids.append(kids[ids[-1]][0])
+        ids = np.asarray(ids)
+        bid = len(branches)
+        # include the bifurcation point of the parent so that lengths add up along a route
+        full = ids if pb < 0 else np.r_[parent[start], ids]
+        seg = np.linalg.norm(np.diff(pts[full], axis=0), axis=1).sum() if len(full) > 1 else 0.0
+        r = radius[ids]
+        branches.append(Branch(bid, pb, gen, ids, float(seg), float(2 * r.mean()), float(2 * r.min())))
+        branch_of[ids] = bid
+        if pb >= 0:
+            branches[pb].children.append(bid)
+        for c in kids[ids[-1]]:
+            stack.append((c, bid, gen + 1))
+    return branches, branch_of
+
+
+def _prune(pts, radius, parent, dist, root, branches, branch_of, rounds: int = 20):
+    """Remove terminal spurs (short relative to the lumen where they leave their parent), then
+    re-split so that a parent left with one child merges with it; until nothing changes."""
+    alive = np.ones(len(pts), bool)
+    for _ in range(rounds):
+        dead = np.zeros(len(pts), bool)
+        for b in branches:
+            if b.children or b.parent < 0:
+                continue
+            # the lumen the spur leaves: the widest of its parent and its siblings (at the
+            # trachea's cut top the parent is a stub of a few points, the sibling is the trachea)
+            family = [b.parent] + [c for c in branches[b.parent].children if c != b.id]
+            r_junction = max(float(np.median(radius[branches[f].point_ids])) for f in family)
+            if b.length_mm < SPUR_FACTOR * r_junction + MIN_SPUR_MM:
+                dead[b.point_ids] = True
+        if not dead.any():
+            break
+        alive &= ~dead
+        branches, branch_of = _split_branches(pts, radius, parent, dist, root, alive)
+    return branches, branch_of
+
+
+def _smooth_radius(tree: AirwayTree, window_mm: float = 3.0) -> None:
+    """Median of the wall distance over ~3 mm along each branch: one voxel of a rough wall does
+    not make a stenosis, and the bifurcation points' inflated distance does not make a wide lumen."""
+    for b in tree.branches:
+        ids = b.point_ids
+        if len(ids) < 3:
+            continue
+        s = np.r_[0, np.cumsum(np.linalg.norm(np.diff(tree.points[ids], axis=0), axis=1))]
+        r = tree.radius[ids]
+        half = window_mm / 2
+        lo = np.searchsorted(s, s - half)
+        hi = np.searchsorted(s, s + half, side="right")
+        tree.radius[ids] = [np.median(r[a:c]) for a, c in zip(lo, hi)]
+        b.mean_diameter_mm = float(2 * tree.radius[ids].mean())
+        b.min_diameter_mm = float(2 * tree.radius[ids].min())
+    # points that left the tree in pruning keep branch -1: drop them from the arrays' meaning
+    tree.branch_of = np.asarray(tree.branch_of)
+
+
+def _direction(tree: AirwayTree, b: Branch) -> np.ndarray:
+    p = tree.points[b.point_ids]
+    d = p[-1] - (tree.points[tree.parent[b.point_ids[0]]] if b.parent >= 0 else p[0])
+    return d / (np.linalg.norm(d) + 1e-9)
+
+
+def _name(tree: AirwayTree) -> None:
+    """Trachea, main bronchi (by side), right upper lobe bronchus and bronchus intermedius (the
+    more superior child is the upper lobe), middle/lower lobe (the more anterior is the middle),
+    left upper/lower lobe (the more superior is the upper). RAS: +x right, +y anterior, +z superior.
+    Branches below a lobar bronchus carry its lobe."""
+    br = tree.branches
+    # subtree lengths (children have larger ids than their parents: accumulate backwards)
+    sub = np.array([b.length_mm for b in br])
+    for b in reversed(br):
+        if b.parent >= 0:
+            sub[b.parent] += sub[b.id]
+    # the carina: the first bifurcation with two large subtrees; side stubs of the trachea
+    # above it (a segmentation's bump) do not make the main bronchi
+    chain = [br[0]]
+    while True:
+        big = [c for c in chain[-1].children if sub[c] >= CARINA_SUBTREE_FRACTION * sub[0]]
+        if len(big) >= 2 or not big:
+            break
+        chain.append(br[big[0]])
+    for b in chain:
+        b.name, b.generation = "trachea", 0
+    for b in br:
+        if b.parent >= 0 and b not in chain:
+            b.generation = br[b.parent].generation + 1
+    root = chain[-1]
+    kids = [br[c] for c in root.children if sub[c] >= CARINA_SUBTREE_FRACTION * sub[0]]
+    if len(kids) < 2:
+        return
+    kids.sort(key=lambda b: _direction(tree, b)[0])
+    left, right = kids[0], kids[-1]
+    right.name, left.name = "right_main_bronchus", "left_main_bronchus"
+
+    def two(b, key):
+        ks = [br[c] for c in b.children]
+        if len(ks) < 2:
+            return None, None
+        ks.sort(key=key)
+        return ks[-1], ks[0]
+
+    up, bi = two(right, lambda b: _direction(tree, b)[2])
+    if up is not None:
+        up.name, bi.name = "right_upper_lobe_bronchus", "bronchus_intermedius"
+        up.lobe = "lung_upper_lobe_right"
+        mid, low = two(bi, lambda b: _direction(tree, b)[1])
+        if mid is not None:
+            mid.name, low.name = "right_middle_lobe_bronchus", "right_lower_lobe_bronchus"
+            mid.lobe, low.lobe = "lung_middle_lobe_right", "lung_lower_lobe_right"
+    lup, llow = two(left, lambda b: _direction(tree, b)[2])
+    if lup is not None:
+        lup.name, llow.name = "left_upper_lobe_bronchus", "left_lower_lobe_bronchus"
+        lup.lobe, llow.lobe = "lung_upper_lobe_left", "lung_lower_lobe_left"
+    for b in br:  # parents come before children (depth-first numbering)
+        if not b.lobe and b.parent >= 0 and br[b.parent].lobe:
+            b.lobe = br[b.parent].lobe

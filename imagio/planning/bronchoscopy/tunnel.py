@@ -1,0 +1,141 @@
+"""Transparenchymal tunnel: a straight path from a reachable airway wall to the lesion through
+lung parenchyma, clear of vessels by a margin, never crossing the pleura.
+
+Every reachable centreline point within reach of the lesion is a candidate start; the tunnel
+leaves the airway wall towards the lesion centre. All candidates are sampled together (numpy,
+[candidates x samples]) on the lung, lesion and vessel-distance maps. RAS mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import InputError
+from ...volume import Volume
+from .route import Target, load_scopes
+from .tree import AirwayTree
+
+STEP_MM = 0.5
+AXIS_STEPS = 4  # centreline points back along the airway to take its axis
+
+
+@dataclass
+class Tunnel:
+    start_ras: np.ndarray            # on the airway wall
+    end_ras: np.ndarray              # where the tunnel enters the lesion
+    airway_point_id: int
+    length_mm: float
+    min_vessel_clearance_mm: float
+    angle_to_airway_deg: float
+    branch_id: int
+
+    def to_dict(self) -> dict:
+        return {"start_ras": [round(float(c), 2) for c in self.start_ras],
+                "end_ras": [round(float(c), 2) for c in self.end_ras],
+                "length_mm": round(self.length_mm, 2),
+                "min_vessel_clearance_mm": round(self.min_vessel_clearance_mm, 2),
+                "angle_to_airway_deg": round(self.angle_to_airway_deg, 1), "branch_id": self.branch_id}
+
+
+class NoTunnel(InputError):
+    """No straight tunnel satisfies the constraints; the message counts what excluded the candidates."""
+
+
+def _crop_box(vol: Volume, centre, radius_mm):
+    corners = centre + radius_mm * np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
+    lo = vol.world_to_kji(corners)
+    lo_k = np.clip(np.floor(lo.min(axis=0)).astype(int) - 1, 0, None)
+    hi_k = np.minimum(np.ceil(lo.max(axis=0)).astype(int) + 2, vol.shape)
+    return lo_k, hi_k
+
+
+def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.ndarray | None,
+                 reachable: np.ndarray, margin_mm: float | None = None, max_length_mm: float | None = None,
+                 max_angle_deg: float | None = None, n_best: int = 5) -> list[Tunnel]:
+    """Ranked tunnels (shortest first among those clearing vessels by ``margin_mm``).
+
+    ``lung``: mask Volume of the lungs (any lobes), the tunnel's only allowed medium besides the
+    lesion; ``vessels``: mask on ``lung``'s grid (None: no vessel constraint);
+    ``reachable``: [N] bool, centreline points the scope reaches."""
+    import edt
+
+    cfg = load_scopes()["tunnel"]
+    margin = float(cfg["vessel_margin_mm"] if margin_mm is None else margin_mm)
+    max_len = float(cfg["max_length_mm"] if max_length_mm is None else max_length_mm)
+    max_ang = float(cfg["max_angle_to_airway_deg"] if max_angle_deg is None else max_angle_deg)
+    aim = target.centre
+    d_aim = np.linalg.norm(tree.points - aim, axis=1)
+    reach_r = max_len + float(np.linalg.norm(target.surface - aim, axis=1).max())
+    cand = np.flatnonzero(reachable & (tree.branch_of >= 0) & (d_aim - tree.radius <= reach_r))
+    if not len(cand):
+        raise NoTunnel(f"no reachable airway lies within {max_len:g} mm of the lesion; "
+                       "try a thinner scope or a longer tunnel limit")
+    # maps cropped around the lesion
+    lo, hi = _crop_box(lung, aim, reach_r + margin + 5)
+    sub = lung.crop(lo, hi)
+    lung_m = sub.array > 0
+    les = target.mask.resample_like(sub, order=0).array > 0 if target.mask is not None else np.zeros_like(lung_m)
+    if vessels is not None:
+        v = np.asarray(vessels, bool)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        vdist = edt.edt(~v, anisotropy=tuple(float(s) for s in sub.spacing_kji), black_border=False) \
+            if v.any() else np.full(v.shape, np.inf, np.float32)
+    u = aim - tree.points[cand]
+    dist_c = np.linalg.norm(u, axis=1)
+    u /= dist_c[:, None]
+    start = tree.points[cand] + tree.radius[cand, None] * u
+    span = dist_c - tree.radius[cand]
+    n_s = int(np.ceil(span.max() / STEP_MM)) + 1
+    t = np.arange(n_s) * STEP_MM                                     # [S]
+    pts = start[:, None, :] + t[None, :, None] * u[:, None, :]       # [C, S, 3]
+    valid = t[None, :] <= span[:, None]
+    flat = pts.reshape(-1, 3)
+    in_les = (sub.with_array(les.astype(np.uint8)).sample(flat, order=0) > 0).reshape(valid.shape) & valid
+    if target.mask is None:  # a point target: the tunnel ends at the point
+        in_les = valid & (t[None, :] >= span[:, None] - STEP_MM)
+    hits = in_les.any(axis=1)
+    first = np.where(hits, in_les.argmax(axis=1), n_s)
+    before = valid & (np.arange(n_s)[None, :] < first[:, None])
+    in_lung = (sub.with_array(lung_m.astype(np.uint8)).sample(flat, order=0) > 0).reshape(valid.shape)
+    # the first millimetre leaves the airway through its wall: the wall is not lung parenchyma
+    wall_skip = t[None, :] < 1.5
+    leaves_lung = (before & ~in_lung & ~wall_skip).any(axis=1)
+    if vessels is not None:
+        clear = sub.with_array(vdist.astype(np.float32)).sample(flat, order=1, fill=np.inf).reshape(valid.shape)
+        clearance = np.where(before, clear, np.inf).min(axis=1)
+    else:
+        clearance = np.full(len(cand), np.inf)
+    length = first * STEP_MM
+    back = cand.copy()  # the airway axis: from a few centreline points proximal (vectorised)
+    for _ in range(AXIS_STEPS):
+        back = np.where(tree.parent[back] >= 0, tree.parent[back], back)
+    ax = tree.points[cand] - tree.points[back]
+    axes = ax / np.maximum(np.linalg.norm(ax, axis=1, keepdims=True), 1e-9)
+    angle = np.degrees(np.arccos(np.clip((axes * u).sum(axis=1), -1, 1)))
+    reasons = {
+        "does not reach the lesion": ~hits,
+        f"longer than {max_len:g} mm": hits & (length > max_len),
+        "crosses the pleura (leaves the lung)": leaves_lung,
+        f"passes closer than {margin:g} mm to a vessel": clearance < margin,
+        f"turns more than {max_ang:g} deg from the airway": angle > max_ang,
+    }
+    bad = np.zeros(len(cand), bool)
+    for m in reasons.values():
+        bad |= m
+    good = np.flatnonzero(~bad)
+    if not len(good):
+        counts = "; ".join(f"{int(m.sum())} {k}" for k, m in reasons.items() if m.any())
+        raise NoTunnel(f"no transparenchymal tunnel from {len(cand)} airway points: {counts}")
+    order = good[np.lexsort((-np.minimum(clearance[good], 99), length[good]))]
+    out, used = [], set()
+    for i in order:  # one per branch: alternatives from different airways
+        b = int(tree.branch_of[cand[i]])
+        if b in used:
+            continue
+        used.add(b)
+        out.append(Tunnel(start[i], start[i] + length[i] * u[i], int(cand[i]), float(length[i]),
+                          float(clearance[i]), float(angle[i]), b))
+        if len(out) == n_best:
+            break
+    return out
