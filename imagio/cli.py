@@ -22,6 +22,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "imagio.segmentation.commands",
     "imagio.segmentation.model_commands",
     "imagio.planning.commands",
+    "imagio.planning.bronchoscopy.commands",
     "imagio.planning.ablation.commands",
     "imagio.stratification.commands",
     "imagio.report",

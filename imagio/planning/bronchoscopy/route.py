@@ -49,12 +49,15 @@ def scope_diameter(scope: str | float) -> tuple[str, float]:
 
 
 def route_min_diameter(tree: AirwayTree) -> np.ndarray:
-    """[N] the narrowest lumen diameter (mm) from the trachea to each centreline point (inf for
-    points pruned from the tree)."""
+    """[N] the narrowest lumen diameter (mm) from the carina to each centreline point (inf in the
+    trachea, which no bronchoscope is too wide for, and its cut top's centreline may hug a wall;
+    inf for points pruned from the tree)."""
     diam = 2 * tree.radius
     out = np.full(len(diam), np.inf)
     for b in tree.branches:  # parents before children
         ids = b.point_ids
+        if b.generation == 0:
+            continue
         start = out[tree.parent[ids[0]]] if b.parent >= 0 else np.inf
         out[ids] = np.minimum.accumulate(np.minimum(diam[ids], start))
     return out
@@ -103,6 +106,7 @@ class Route:
     diameters_mm: np.ndarray          # [M]
     bronchus_sign: bool               # some airway (reachable or not) enters or touches the lesion
     closest_airway_mm: float          # from any airway wall, whatever its size
+    narrowest_mm: float = float("inf")  # narrowest lumen from the carina to the end
 
     def to_dict(self) -> dict:
         return {"scope": self.scope, "scope_diameter_mm": self.scope_diameter_mm, "reached": self.reached,
@@ -110,7 +114,7 @@ class Route:
                 "remaining_mm": round(self.remaining_mm, 2), "exit_angle_deg": round(self.exit_angle_deg, 1),
                 "length_mm": round(self.length_mm, 1), "generation": self.generation,
                 "branch_ids": self.branch_ids, "branch_names": self.branch_names,
-                "min_diameter_mm": round(float(self.diameters_mm.min()), 2),
+                "min_diameter_mm": round(self.narrowest_mm, 2) if np.isfinite(self.narrowest_mm) else None,
                 "bronchus_sign": self.bronchus_sign, "closest_airway_mm": round(self.closest_airway_mm, 2),
                 "n_points": int(len(self.points))}
 
@@ -159,4 +163,4 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     return Route(name, od, bool(wd[pid] <= 0), pid, tree.points[pid].copy(), float(max(wd[pid], 0.0)), ang,
                  float(tree.dist_from_root[pid]), int(tree.branches[bids[-1]].generation), bids,
                  [tree.branches[b].name for b in bids], path, tree.points[path], 2 * tree.radius[path],
-                 sign, float(max(wd_alive.min(), 0.0)))
+                 sign, float(max(wd_alive.min(), 0.0)), float(rmin[pid]))

@@ -1,0 +1,160 @@
+"""MRML nodes of a bronchoscopic plan (works in Slicer and with slicer-core).
+
+- the airway tree: one ``vtkMRMLModelNode`` of centreline polylines, point scalars "Radius"
+  (mm) and cell scalars "Generation"
+- the route: a ``vtkMRMLMarkupsCurveNode`` from the trachea to the route's end (RAS mm)
+- the camera path for a fly-through: a curve node (Slicer's Endoscopy module flies along it)
+- each tunnel: a ``vtkMRMLMarkupsLineNode`` ("airway wall", "lesion")
+- a ``vtkMRMLTableNode`` of metrics
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def tree_model_node(scene, tree, name: str = "Airway tree"):
+    """The centrelines as polylines (one cell per branch) with radius and generation scalars."""
+    import vtk
+    from vtk.util import numpy_support as ns
+
+    pts = vtk.vtkPoints()
+    pts.SetData(ns.numpy_to_vtk(np.ascontiguousarray(tree.points, dtype=np.float64), deep=True))
+    lines = vtk.vtkCellArray()
+    gen = vtk.vtkIntArray()
+    gen.SetName("Generation")
+    for b in tree.branches:
+        ids = b.point_ids if b.parent < 0 else np.r_[tree.parent[b.point_ids[0]], b.point_ids]
+        if len(ids) < 2:
+            continue
+        lines.InsertNextCell(len(ids))
+        for i in ids:
+            lines.InsertCellPoint(int(i))
+        gen.InsertNextValue(b.generation)
+    poly = vtk.vtkPolyData()
+    poly.SetPoints(pts)
+    poly.SetLines(lines)
+    rad = ns.numpy_to_vtk(tree.radius.astype(np.float32), deep=True)
+    rad.SetName("Radius")
+    poly.GetPointData().AddArray(rad)
+    poly.GetCellData().AddArray(gen)
+    node = scene.AddNewNodeByClass("vtkMRMLModelNode", name)
+    node.SetAndObservePolyData(poly)
+    node.CreateDefaultDisplayNodes()
+    d = node.GetDisplayNode()
+    d.SetColor(0.2, 0.7, 1.0)
+    d.SetLineWidth(2)
+    return node
+
+
+def curve_node(scene, points, name: str, color=(1.0, 0.85, 0.1), labels=None):
+    """A markups curve through ``points`` (RAS mm)."""
+    import vtk
+
+    node = scene.AddNewNodeByClass("vtkMRMLMarkupsCurveNode", name)
+    for k, p in enumerate(np.asarray(points, float)):
+        node.AddControlPoint(vtk.vtkVector3d(*map(float, p)), labels[k] if labels else "")
+    node.CreateDefaultDisplayNodes()
+    if node.GetDisplayNode() is not None:
+        node.GetDisplayNode().SetSelectedColor(*color)
+        node.GetDisplayNode().SetColor(*color)
+    return node
+
+
+def tunnel_node(scene, tunnel, name: str = "Tunnel"):
+    import vtk
+
+    node = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", name)
+    node.AddControlPoint(vtk.vtkVector3d(*map(float, tunnel.start_ras)), "airway wall")
+    node.AddControlPoint(vtk.vtkVector3d(*map(float, tunnel.end_ras)), "lesion")
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def metrics_table(scene, plan, name: str = "Bronchoscopy metrics"):
+    import vtk
+
+    r = plan.route.to_dict()
+    rows = [("scope", f"{r['scope']} ({r['scope_diameter_mm']:g} mm)"), ("reached", str(r["reached"])),
+            ("remaining to lesion (mm)", f"{r['remaining_mm']:.1f}"), ("route length (mm)", f"{r['length_mm']:.1f}"),
+            ("generation", str(r["generation"])), ("exit angle (deg)", f"{r['exit_angle_deg']:.0f}"),
+            ("narrowest lumen (mm)", f"{r['min_diameter_mm']}"), ("bronchus sign", str(r["bronchus_sign"])),
+            ("branches", " > ".join(n or str(b) for n, b in zip(r["branch_names"], r["branch_ids"])))]
+    for k, t in enumerate(plan.tunnels):
+        rows.append((f"tunnel {k + 1}", f"{t.length_mm:.1f} mm, vessel clearance {t.min_vessel_clearance_mm:.1f} mm"))
+    if plan.tunnel_problem:
+        rows.append(("tunnel", plan.tunnel_problem))
+    table = vtk.vtkTable()
+    for col, vals in (("metric", [a for a, _ in rows]), ("value", [b for _, b in rows])):
+        arr = vtk.vtkStringArray()
+        arr.SetName(col)
+        for v in vals:
+            arr.InsertNextValue(v)
+        table.AddColumn(arr)
+    node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    node.SetAndObserveTable(table)
+    return node
+
+
+def bronchoscopy_to_scene(scene, tree, plan, prefix: str = "") -> dict:
+    """All nodes of a plan; returns them by role."""
+    p = f"{prefix} " if prefix else ""
+    step = max(1, len(plan.route.points) // 60)  # a curve with control points every few mm
+    route_pts = np.vstack([plan.route.points[::step], plan.route.points[-1:]])
+    out = {"tree": tree_model_node(scene, tree, f"{p}Airway tree"),
+           "route": curve_node(scene, route_pts, f"{p}Route ({plan.route.scope})"),
+           "tunnels": [tunnel_node(scene, t, f"{p}Tunnel {k + 1}") for k, t in enumerate(plan.tunnels)],
+           "table": metrics_table(scene, plan, f"{p}Bronchoscopy metrics")}
+    if plan.camera_positions is not None:
+        cs = max(1, len(plan.camera_positions) // 40)
+        out["camera"] = curve_node(scene, plan.camera_positions[::cs], f"{p}Fly-through path", (0.3, 1.0, 0.3))
+    return out
+
+
+def plan_from_nodes(scene, volume_node, segmentation_node, target_segment: str | None = None,
+                    target_point_node=None, scope: str = "thin", prefix: str = ""):
+    """Route (and tunnels) from the airway segments of ``segmentation_node`` to a lesion segment
+    or a markups point; nodes added to the scene. Returns (plan, nodes)."""
+    from ..planning import bronchoscopy as bronch
+    from .segmentations import segmentation_to_labels
+    from .volumes import node_to_volume
+
+    if segmentation_node is None:
+        raise InputError("select a segmentation with the airways (IMAGIOSegmentation: Airways)")
+    ref = node_to_volume(volume_node) if volume_node is not None else None
+    labels = segmentation_to_labels(segmentation_node, reference=ref)
+    names = set(labels.labels.values())
+    air = [n for n in bronch.AIRWAY_NAMES if n in names]
+    if not air:
+        raise InputError("the segmentation has no airway segment (trachea / airways): segment the airways first")
+    tree = bronch.extract_tree(labels, labels.mask(*air))
+    if target_point_node is not None and target_point_node.GetNumberOfControlPoints():
+        p = [0.0, 0.0, 0.0]
+        target_point_node.GetNthControlPointPositionWorld(0, p)
+        target = bronch.Target.from_point(p)
+    elif target_segment:
+        if target_segment not in names:
+            raise InputError(f"no segment named {target_segment!r} in the segmentation")
+        target = bronch.Target.from_mask(labels, labels.mask(target_segment))
+    else:
+        raise InputError("choose the target: a nodule segment or a point")
+    lungs, vessels = lung_envelope(labels)
+    plan = bronch.plan(tree, target, scope, lungs=lungs, vessels=vessels)
+    return plan, bronchoscopy_to_scene(scene, tree, plan, prefix)
+
+
+def lung_envelope(labels):
+    """(lung Volume mask: lobes/lungs, their vessels, airways and walls; vessel mask or None)."""
+    from ..planning import bronchoscopy as bronch
+
+    names = set(labels.labels.values())
+    inside = [n for n in names if n.startswith(bronch.LUNG_PREFIX) and "nodule" not in n] + \
+             [n for n in ("airways", "airway_wall", "lung_trachea_bronchia") if n in names]
+    lung_names = [n for n in inside if n.startswith(bronch.LUNG_PREFIX)]
+    if not lung_names:
+        return None, None
+    lungs = labels.with_array(labels.mask(*inside).astype(np.uint8))
+    ves = [n for n in bronch.VESSEL_NAMES if n in names]
+    return lungs, (labels.mask(*ves) if ves else None)

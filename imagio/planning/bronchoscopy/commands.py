@@ -1,0 +1,101 @@
+"""CLI: ``imagio bronch CT --airways SEG --target NAME|R,A,S --scope NAME --out DIR``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import InputError
+
+
+def register(subparsers) -> None:
+    s = subparsers.add_parser(
+        "bronch", help="bronchoscopic route to a nodule: airway tree, scope reach, tunnel, fly-through",
+        description="Extract the airway tree from an airway segmentation, find the route for a scope to "
+                    "the airway closest to the target, and, when the scope does not reach it, ranked "
+                    "transparenchymal tunnels. Writes bronch.json, camera_path.json, flythrough.png and "
+                    "a Slicer scene (when slicer-core is installed).")
+    s.add_argument("ct", help="the CT (its file names the case in the output; the plan uses --airways' grid)")
+    s.add_argument("--airways", required=True, help="label map with the airways (trachea/airways labels, or a binary mask)")
+    s.add_argument("--structures", help="label map with lungs, lung vessels and the nodule (default: --airways)")
+    s.add_argument("--target", required=True, help="a label name in --structures (e.g. lung_nodule_1) or R,A,S in mm")
+    s.add_argument("--scope", default="thin", help="scope name from imagio/data/scopes.json or a diameter in mm")
+    s.add_argument("--tolerance", type=float, default=None, help="mm a lumen may be narrower than the scope")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--no-pictures", action="store_true", help="skip the fly-through PNG")
+    s.set_defaults(func=cmd_bronch)
+
+
+def _target(arg, structures):
+    from . import Target
+
+    parts = arg.split(",")
+    if len(parts) == 3:
+        try:
+            return Target.from_point([float(v) for v in parts]), None
+        except ValueError:
+            pass
+    if structures is None or arg not in structures.labels.values():
+        have = sorted(structures.labels.values()) if structures is not None else []
+        raise InputError(f"target {arg!r} is neither R,A,S nor a label of the structures ({', '.join(have[:12])}...)")
+    return Target.from_mask(structures, structures.mask(arg)), arg
+
+
+def cmd_bronch(args) -> int:
+    from ... import io
+    from ...mrml.bronchoscopy import lung_envelope
+    from . import AIRWAY_NAMES, extract_tree, plan
+
+    ct_path = Path(args.ct)
+    if not ct_path.exists():
+        raise InputError(f"{ct_path} does not exist")
+    air = io.read_labels(Path(args.airways))
+    names = [n for n in AIRWAY_NAMES if n in air.labels.values()]
+    mask = air.mask(*names) if names else air.array > 0
+    structures = io.read_labels(Path(args.structures)) if args.structures else air
+    t0 = time.perf_counter()
+    tree = extract_tree(air, mask)
+    t_tree = time.perf_counter() - t0
+    target, target_name = _target(args.target, structures)
+    lungs, vessels = lung_envelope(structures)
+    t0 = time.perf_counter()
+    bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels)
+    t_plan = time.perf_counter() - t0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"inputs": {"ct": str(ct_path), "airways": str(args.airways), "structures": args.structures,
+                      "target": args.target, "scope": args.scope},
+           "tree": tree.summary(), "branches": [b.to_dict() for b in tree.branches],
+           **bp.to_dict(), "timings_s": {"tree": round(t_tree, 3), "plan": round(t_plan, 3)}}
+    if lungs is None:
+        doc["tunnel_problem"] = doc["tunnel_problem"] or "no lung segments given: tunnels not searched"
+    (out / "bronch.json").write_text(json.dumps(doc, indent=1, default=float))
+    if bp.camera_positions is not None:
+        (out / "camera_path.json").write_text(json.dumps(
+            {"coordinates": "RAS mm", "positions": np.round(bp.camera_positions, 2).tolist(),
+             "view_directions": np.round(bp.camera_directions, 4).tolist()}))
+        if not args.no_pictures:
+            from .flythrough import key_positions, render_strip
+
+            idx = key_positions(bp.route.points, tree.branch_of[bp.route.point_ids], bp.camera_positions)
+            render_strip(mask, air.ijk_to_ras, bp.camera_positions, bp.camera_directions, idx,
+                         out / "flythrough.png")
+    try:
+        from ... import mrml
+        from ...mrml.bronchoscopy import bronchoscopy_to_scene
+
+        scene = mrml.new_scene()
+        bronchoscopy_to_scene(scene, tree, bp)
+        mrml.save_scene(scene, out / "scene" / "bronch.mrml")
+    except ImportError:
+        print("slicer-core is not installed: no Slicer scene written", file=sys.stderr)
+    r = bp.route
+    print(json.dumps({"out": str(out), "scope": r.scope, "reached": r.reached, "remaining_mm": round(r.remaining_mm, 1),
+                      "generation": r.generation, "route_length_mm": round(r.length_mm, 1),
+                      "bronchus_sign": r.bronchus_sign, "tunnels": len(bp.tunnels),
+                      "branches": tree.summary()["n_branches"]}, indent=1))
+    return 0
