@@ -148,7 +148,8 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     alive = tree.branch_of >= 0
     rmin = route_min_diameter(tree) if reach is None else reach
     ok = alive & (rmin >= od - tol)
-    if not ok.any():
+    trachea = np.concatenate([b.point_ids for b in tree.branches if b.generation == 0])
+    if not ok.any() or od - tol > 2 * float(np.median(tree.radius[trachea])):
         raise InputError(f"the {name} ({od:g} mm) does not fit the trachea of this airway tree")
     wd, near = wall_distance(tree, target)
     wd_alive = np.where(alive, wd, np.inf)

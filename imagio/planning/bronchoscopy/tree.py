@@ -82,7 +82,7 @@ class AirwayTree:
         return {"n_branches": len(self.branches), "n_generations": self.n_generations,
                 "branches_per_generation": gens.tolist(),
                 "total_length_mm": round(float(sum(b.length_mm for b in self.branches)), 1),
-                "named": {b.name: b.id for b in self.branches if b.name}}
+                "named": {n: i for i, n in reversed([(b.id, b.name) for b in self.branches if b.name])}}
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -113,6 +113,7 @@ def _skeleton(mask: np.ndarray, spacing_kji):
 
 
 CARINA_SUBTREE_FRACTION = 0.1  # each main bronchus carries at least this share of the tree's length
+LOBE_SUBTREE_FRACTION = 0.01   # a lobar bronchus carries at least this share (not a stub of the wall)
 TOP_EXTENSION_MM = 30.0     # the trachea is continued this far above its cut top before skeletonising
 
 
@@ -310,24 +311,33 @@ def _name(tree: AirwayTree) -> None:
         return
     kids.sort(key=lambda b: _direction(tree, b)[0])
     left, right = kids[0], kids[-1]
-    right.name, left.name = "right_main_bronchus", "left_main_bronchus"
 
-    def two(b, key):
-        ks = [br[c] for c in b.children]
-        if len(ks) < 2:
-            return None, None
-        ks.sort(key=key)
-        return ks[-1], ks[0]
+    def split(b, name, key):
+        """Follow ``b`` (named ``name``) through stubs to its first bifurcation into two large
+        subtrees; return those two children ordered by ``key`` (largest first)."""
+        while True:
+            b.name = b.name or name
+            ks = [br[c] for c in b.children if sub[c] >= LOBE_SUBTREE_FRACTION * sub[0]]
+            if len(ks) >= 2:
+                ks = sorted(ks, key=lambda x: -sub[x.id])[:2]
+                ks.sort(key=key)
+                return ks[-1], ks[0]
+            if not ks:
+                return None, None
+            b = ks[0]
 
-    up, bi = two(right, lambda b: _direction(tree, b)[2])
+    def dirn(axis):
+        return lambda b: _direction(tree, b)[axis]
+
+    up, bi = split(right, "right_main_bronchus", dirn(2))
     if up is not None:
-        up.name, bi.name = "right_upper_lobe_bronchus", "bronchus_intermedius"
         up.lobe = "lung_upper_lobe_right"
-        mid, low = two(bi, lambda b: _direction(tree, b)[1])
+        up.name = "right_upper_lobe_bronchus"
+        mid, low = split(bi, "bronchus_intermedius", dirn(1))
         if mid is not None:
             mid.name, low.name = "right_middle_lobe_bronchus", "right_lower_lobe_bronchus"
             mid.lobe, low.lobe = "lung_middle_lobe_right", "lung_lower_lobe_right"
-    lup, llow = two(left, lambda b: _direction(tree, b)[2])
+    lup, llow = split(left, "left_main_bronchus", dirn(2))
     if lup is not None:
         lup.name, llow.name = "left_upper_lobe_bronchus", "left_lower_lobe_bronchus"
         lup.lobe, llow.lobe = "lung_upper_lobe_left", "lung_lower_lobe_left"

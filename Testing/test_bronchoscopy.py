@@ -1,0 +1,321 @@
+"""Bronchoscopic planning against the phantom's known airway tree, an analytic Y on an oblique
+anisotropic grid, and (data) the ATM'22 airway masks of two teams."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from imagio import phantom
+from imagio.errors import InputError
+from imagio.planning import bronchoscopy as B
+from imagio.planning.bronchoscopy.flythrough import camera_path
+from imagio.volume import Volume, make_ijk_to_ras
+
+ATM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "atm22-airways"
+LOBAR = ("right_upper_lobe_bronchus", "right_middle_lobe_bronchus", "right_lower_lobe_bronchus",
+         "left_upper_lobe_bronchus", "left_lower_lobe_bronchus")
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom.generate(spacing=1.5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tree(ph):
+    return B.extract_tree(ph.labels, ph.labels.mask("trachea", "airways"))
+
+
+def _is_rooted_tree(t):
+    alive = np.flatnonzero(t.branch_of >= 0)
+    assert t.parent[t.root] == -1 and (t.parent[alive] >= 0).sum() == len(alive) - 1
+    # every alive point reaches the root through alive points, distances grow away from the root
+    par = t.parent[alive]
+    nz = par >= 0
+    assert (t.branch_of[par[nz]] >= 0).all()
+    assert (t.dist_from_root[alive[nz]] > t.dist_from_root[par[nz]]).all()
+    for b in t.branches:
+        if b.parent >= 0:
+            assert b.id in t.branches[b.parent].children
+            assert b.generation in (0, t.branches[b.parent].generation + 1)
+
+
+def test_phantom_tree_matches_the_generating_tree(ph, tree):
+    _is_rooted_tree(tree)
+    assert tree.branches[0].name == "trachea"
+    named = {}
+    for b in tree.branches:  # a name's first branch (a stub may precede the bifurcation)
+        named.setdefault(b.name, b)
+    for pb in ph.airway_tree[1:9]:  # main, lobar bronchi and the bronchus intermedius, by name
+        b = named[pb.name]
+        assert b.generation == pb.generation, pb.name
+        assert abs(b.length_mm - pb.length_mm) <= max(10.0, 0.3 * pb.length_mm), (pb.name, b.length_mm, pb.length_mm)
+        assert np.linalg.norm(tree.points[b.point_ids[-1]] - pb.end_ras) < 8.0, pb.name
+        assert abs(b.mean_diameter_mm - (pb.radius_start_mm + pb.radius_end_mm)) < 3.0, pb.name
+    # generation of the branch found at each generating branch's midpoint
+    alive = tree.branch_of >= 0
+    kd = cKDTree(tree.points[alive])
+    bo = tree.branch_of[alive]
+    got = {g: [] for g in range(7)}
+    for pb in ph.airway_tree:
+        if pb.generation <= 6:
+            d, i = kd.query((pb.start_ras + pb.end_ras) / 2)
+            assert d < 3.0
+            got[pb.generation].append(tree.branches[bo[i]].generation == pb.generation)
+    assert all(all(got[g]) for g in range(5)), {g: np.mean(v) for g, v in got.items()}
+    assert np.mean(got[5] + got[6]) >= 0.6
+    assert tree.n_generations >= 8
+
+
+def _lumen(ph):
+    return ph.labels.mask("trachea", "airways")
+
+
+def test_every_route_point_lies_in_the_lumen(ph, tree):
+    lumen = ph.labels.with_array(_lumen(ph).astype(np.uint8))
+    for les in ph.lesions:
+        if les.kind != "lung_nodule":
+            continue
+        tg = B.Target.from_mask(ph.labels, ph.labels.mask(les.name))
+        r = B.plan_route(tree, tg, "ultrathin")
+        assert (lumen.sample(r.points, order=0) > 0).all(), les.name
+        assert r.point_ids[0] == tree.root and r.branch_names[0] == "trachea"
+        assert np.isclose(r.length_mm, np.linalg.norm(np.diff(r.points, axis=0), axis=1).sum(), atol=1e-6)
+        assert r.bronchus_sign == les.touches_airway, les.name
+        pos, dirs = camera_path(r.points)
+        assert (lumen.sample(pos, order=0) > 0).mean() > 0.95
+        assert np.allclose(np.linalg.norm(dirs, axis=1), 1.0)
+
+
+def test_scope_too_wide_for_the_last_branch(ph, tree):
+    """A nodule at the end of a branch narrower than the thin scope (4.2 mm): unreachable by it,
+    reached by the ultrathin one (3.0 mm)."""
+    rmin = B.route_min_diameter(tree)
+    _, thin = B.scope_diameter("thin")
+    _, ultra = B.scope_diameter("ultrathin")
+    tol = B.load_scopes()["default_tolerance_mm"]
+    lumen = ph.labels.with_array(_lumen(ph).astype(np.uint8))
+    lung = ph.labels.mask(*[n for n in ph.labels.labels.values() if "lobe" in n])
+    picked = None
+    for b in tree.branches:
+        end = b.point_ids[-1]
+        if b.children or not (ultra - tol <= rmin[end] < thin - tol) or b.length_mm < 8:
+            continue
+        first = b.point_ids[0]
+        if rmin[tree.parent[first]] < thin - tol:
+            continue  # the parent must still take the thin scope: the last branch is the narrow one
+        d = tree.points[end] - tree.points[b.point_ids[max(0, len(b.point_ids) - 4)]]
+        c = tree.points[end] + 4.0 * d / np.linalg.norm(d)
+        if lung[tuple(np.rint(ph.labels.world_to_kji(c[None])[0]).astype(int))]:
+            picked = (b, c)
+            break
+    assert picked is not None
+    b, c = picked
+    kji = np.indices(ph.labels.shape).reshape(3, -1).T
+    # a 3 mm nodule around c, voxels of lung only
+    box = ph.labels.world_to_kji(np.array([c - 6, c + 6]))
+    lo, hi = np.floor(box.min(0)).astype(int), np.ceil(box.max(0)).astype(int) + 1
+    sub = np.indices(hi - lo).reshape(3, -1).T + lo
+    w = ph.labels.kji_to_world(sub)
+    m = np.zeros(ph.labels.shape, bool)
+    inside = sub[np.linalg.norm(w - c, axis=1) <= 3.0]
+    m[tuple(inside.T)] = True
+    m &= ~_lumen(ph)
+    del kji
+    tg = B.Target.from_mask(ph.labels, m)
+    r_thin = B.plan_route(tree, tg, "thin")
+    r_ultra = B.plan_route(tree, tg, "ultrathin")
+    assert b.id not in r_thin.branch_ids and r_thin.remaining_mm > r_ultra.remaining_mm + 2
+    assert b.id in r_ultra.branch_ids and r_ultra.remaining_mm < 3.0
+    assert (lumen.sample(r_ultra.points, order=0) > 0).all()
+    assert r_thin.narrowest_mm >= thin - tol and rmin[r_ultra.end_point_id] >= ultra - tol
+
+
+def test_tunnel_to_a_nodule_away_from_airways_clears_every_vessel(ph, tree):
+    from imagio.mrml.bronchoscopy import lung_envelope
+
+    L = ph.labels
+    lungs, vessels = lung_envelope(L)
+    assert vessels is not None and vessels.any()
+    vox = np.argwhere(vessels)
+    vkd = cKDTree(L.kji_to_world(vox))
+    akd = cKDTree(L.kji_to_world(np.argwhere(_lumen(ph))))
+    lung_only = L.mask(*[n for n in L.labels.values() if "lobe" in n])
+    rmin = B.route_min_diameter(tree)
+    reach = (tree.branch_of >= 0) & (rmin >= 4.2 - 0.5)
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(400, 3))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    gens = np.array([tree.branches[b].generation if b >= 0 else -1 for b in tree.branch_of])
+    cands = np.flatnonzero(reach & (gens >= 3))
+    found = None
+    for p in cands[::7]:  # find a clear 20 mm corridor from this airway into the lung
+        start = tree.points[p] + (tree.radius[p] + 1.5) * u
+        ts = np.arange(0, 27.0, 1.0)
+        seg = start[:, None, :] + ts[None, :, None] * u[:, None, :]
+        flat = seg.reshape(-1, 3)
+        kji = np.rint(L.world_to_kji(flat)).astype(int)
+        okb = ((kji >= 0) & (kji < L.shape)).all(1)
+        inl = np.zeros(len(flat), bool)
+        inl[okb] = lung_only[tuple(kji[okb].T)]
+        clear = vkd.query(flat)[0] >= 5.0
+        good = (inl & clear).reshape(len(u), -1).all(1)
+        centre = start + 24.0 * u
+        far = akd.query(centre)[0] >= 14.0
+        if (good & far).any():
+            found = centre[np.flatnonzero(good & far)[0]]
+            break
+    assert found is not None
+    m = np.zeros(L.shape, bool)
+    box = L.world_to_kji(np.array([found - 6, found + 6]))
+    lo, hi = np.floor(box.min(0)).astype(int), np.ceil(box.max(0)).astype(int) + 1
+    sub = np.indices(hi - lo).reshape(3, -1).T + lo
+    m[tuple(sub[np.linalg.norm(L.kji_to_world(sub) - found, axis=1) <= 3.0].T)] = True
+    plan = B.plan(tree, B.Target.from_mask(L, m), "thin", lungs=lungs, vessels=vessels)
+    assert not plan.route.reached and not plan.route.bronchus_sign
+    assert plan.tunnels, plan.tunnel_problem
+    margin = B.load_scopes()["tunnel"]["vessel_margin_mm"]
+    for t in plan.tunnels:
+        assert t.min_vessel_clearance_mm >= margin
+        assert t.length_mm <= B.load_scopes()["tunnel"]["max_length_mm"]
+        # independent check: dense samples, distance to every vessel voxel centre, lung membership
+        s = t.start_ras + np.linspace(0, 1, 200)[:, None] * (t.end_ras - t.start_ras)
+        assert vkd.query(s)[0].min() >= margin - 0.05
+        kji = np.rint(L.world_to_kji(s[np.linalg.norm(s - t.start_ras, axis=1) > 1.5])).astype(int)
+        assert (lungs.array[tuple(kji.T)] > 0).all()
+    assert [t.length_mm for t in plan.tunnels] == sorted(t.length_mm for t in plan.tunnels)
+
+
+def _segment_mask(vol: Volume, segs):
+    """Union of capsules (a, b, radius) in RAS on ``vol``'s grid."""
+    w = vol.kji_to_world(np.indices(vol.shape).reshape(3, -1).T)
+    m = np.zeros(len(w), bool)
+    for a, b, r in segs:
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        t = np.clip(((w - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+        m |= np.linalg.norm(w - (a + t[:, None] * (b - a)), axis=1) <= r
+    return m.reshape(vol.shape)
+
+
+def test_analytic_y_on_an_oblique_anisotropic_grid():
+    th = np.radians(25)
+    rot = np.array([[np.cos(th), 0, np.sin(th)], [0, 1, 0], [-np.sin(th), 0, np.cos(th)]]) @ \
+        np.array([[1, 0, 0], [0, -1, 0], [0, 0, -1]])  # oblique, k runs inferior
+    carina = np.array([0.0, 0, 60])
+    aff = make_ijk_to_ras((0.7, 0.9, 1.3), direction=rot)
+    shape = (80, 100, 130)  # k, j, i
+    aff[:3, 3] = carina + [0, 0, 12] - aff[:3, :3] @ ((np.array(shape[::-1]) - 1) / 2)
+    vol = Volume(np.zeros(shape, np.uint8), aff)
+    right, left = carina + [30, 0, -25], carina + [-35, 0, -22]
+    segs = [(carina + [0, 0, 60], carina, 7.0), (carina, right, 5.0), (carina, left, 4.5)]
+    m = _segment_mask(vol, segs)
+    assert m.any()
+    t = B.extract_tree(vol, m)
+    _is_rooted_tree(t)
+    assert len(t.branches) == 3 and t.n_generations == 2
+    names = {b.name: b for b in t.branches}
+    r, lft = names["right_main_bronchus"], names["left_main_bronchus"]
+    assert np.linalg.norm(t.points[r.point_ids[-1]] - right) < 7.0
+    assert np.linalg.norm(t.points[lft.point_ids[-1]] - left) < 7.0
+    top_s = vol.kji_to_world(np.argwhere(m)).max(axis=0)[2]
+    assert t.points[t.root][2] > top_s - 3.0  # rooted at the trachea's cut top
+    assert abs(r.mean_diameter_mm - 10.0) < 2.0 and abs(lft.mean_diameter_mm - 9.0) < 2.0
+
+
+def test_bad_inputs_are_explained(tree):
+    with pytest.raises(InputError, match="empty"):
+        B.extract_tree(Volume(np.zeros((5, 5, 5), np.uint8), np.eye(4)))
+    with pytest.raises(InputError, match="unknown scope"):
+        B.plan_route(tree, B.Target.from_point([0, 0, 200]), "periscope")
+    with pytest.raises(InputError, match="does not fit"):
+        B.plan_route(tree, B.Target.from_point([0, 0, 200]), 30.0)
+
+
+def test_mrml_nodes_and_scene(tmp_path, ph, tree):
+    slicer = pytest.importorskip("slicer")
+    from imagio import mrml
+    from imagio.mrml.bronchoscopy import bronchoscopy_to_scene, lung_envelope
+
+    lungs, vessels = lung_envelope(ph.labels)
+    tg = B.Target.from_mask(ph.labels, ph.labels.mask("lung_nodule_2"))
+    plan = B.plan(tree, tg, "thin", lungs=lungs, vessels=vessels)
+    scene = mrml.new_scene()
+    nodes = bronchoscopy_to_scene(scene, tree, plan)
+    route = nodes["route"]
+    p = [0.0, 0.0, 0.0]
+    route.GetNthControlPointPositionWorld(route.GetNumberOfControlPoints() - 1, p)
+    assert np.allclose(p, plan.route.end_ras, atol=1e-3)
+    poly = nodes["tree"].GetPolyData()
+    assert poly.GetNumberOfCells() == sum(1 for b in tree.branches if b.parent >= 0 or len(b.point_ids) > 1)
+    assert poly.GetPointData().GetArray("Radius") is not None
+    assert nodes["table"].GetTable().GetNumberOfRows() >= 9
+    assert nodes["camera"].GetNumberOfControlPoints() >= 10
+    path = mrml.save_scene(scene, tmp_path / "scene" / "bronch.mrml")
+    back = mrml.load_scene(path)
+    assert len(mrml.nodes_by_class(back, "vtkMRMLMarkupsCurveNode")) == 2
+    del slicer
+
+
+def test_cli_writes_json_picture_and_scene(tmp_path, ph):
+    import json
+
+    from imagio import cli, io
+
+    io.write_image(ph.ct, tmp_path / "ct.nii.gz")
+    io.write_labels(ph.labels, tmp_path / "labels.seg.nrrd")
+    out = tmp_path / "out"
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+                   "--target", "lung_nodule_1", "--scope", "ultrathin", "--out", str(out)])
+    assert rc == 0
+    doc = json.loads((out / "bronch.json").read_text())
+    assert doc["route"]["bronchus_sign"] is True and doc["tree"]["n_branches"] > 50
+    assert (out / "flythrough.png").stat().st_size > 5000 and (out / "camera_path.json").exists()
+    assert cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+                     "--target", "no_such_nodule", "--out", str(out)]) == 2
+
+
+def _periphery_targets(t, lobar):
+    """Per lobar bronchus: 8 mm beyond the deepest centreline point of its subtree."""
+    out = {}
+    for name in lobar:
+        b = t.branches[t.summary()["named"][name]]
+        sub, stack = [], [b.id]
+        while stack:
+            x = stack.pop()
+            sub.append(x)
+            stack += t.branches[x].children
+        pts = np.concatenate([t.branches[x].point_ids for x in sub])
+        far = pts[np.argmax(t.dist_from_root[pts])]
+        d = t.points[far] - t.points[t.parent[t.parent[far]]]
+        out[name] = (t.points[far] + 8.0 * d / np.linalg.norm(d), set(sub))
+    return out
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("case", ["ATM_305_0000", "ATM_307_0000"])
+def test_atm_masks_of_two_teams(case):
+    from imagio import io
+
+    files = sorted(ATM.glob(f"{case}_pred_*.nii.gz"))
+    if len(files) < 2:
+        pytest.skip("ATM'22 masks not available in ../shared/data")
+    trees = {}
+    for f in files:
+        v = io.read_image(f)
+        t = B.extract_tree(v)
+        _is_rooted_tree(t)
+        s = t.summary()
+        print(f.name, s["n_branches"], "branches,", s["n_generations"], "generations")
+        assert s["n_branches"] > 150 and s["n_generations"] >= 10
+        assert set(LOBAR) <= set(s["named"]), (f.name, s["named"])
+        for name, (target, subtree) in _periphery_targets(t, LOBAR).items():
+            r = B.plan_route(t, B.Target.from_point(target), 0.0)  # the airway itself, any instrument
+            assert r.branch_ids[-1] in subtree and r.remaining_mm < 12.0, (f.name, name, r.remaining_mm)
+        trees[f.name] = t
+    (a, ta), (b, tb) = trees.items()
+    for name in LOBAR:  # the two teams' trees agree on the lobar bronchi
+        ea = ta.points[ta.branches[ta.summary()["named"][name]].point_ids[0]]
+        eb = tb.points[tb.branches[tb.summary()["named"][name]].point_ids[0]]
+        assert np.linalg.norm(ea - eb) < 15.0, (case, name, ea, eb)
