@@ -264,8 +264,8 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     lb_lp = int(math.ceil(lp_opt - 1e-6)) if lp_opt is not None else None
     out = ProbePlan(device.name, setting.id, device.modality, probes, cov, margin_mm,
                     max(lb_vol, lb_lp or 0), lb_lp, lb_vol, lp_opt, nz, int(len(P)), sample_cov,
-                    status=("optimal over the candidate zones: fewest probes, then least healthy tissue" if res.status == 0 else
-                            f"best found within the time limit ({res.message})"))
+                    status=("optimal over the candidate zones: fewest probes, then least healthy tissue"
+                            if res.status == 0 else f"best found within the time limit ({res.message})"))
     out._zones = ells
     out.timings_s = {"candidate_paths": t1 - t0, "set_cover": t2 - t1,
                      "evaluate": time.perf_counter() - t2, "total": time.perf_counter() - t0}
