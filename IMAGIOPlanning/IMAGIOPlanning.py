@@ -63,6 +63,10 @@ class IMAGIOPlanningParameterNode:
     ablationMultiProbe: bool = False
     ablationMarginMm: float = 5.0
     ablationTable: vtkMRMLTableNode
+    bronchTargetName: str = "lung_nodule_1"
+    bronchTargetPoint: vtkMRMLMarkupsFiducialNode
+    bronchScope: str = "thin"
+    bronchTable: vtkMRMLTableNode
 
 
 class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -100,6 +104,12 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.ablationDeviceComboBox.addItem(label or name, name)
         self.ui.ablationDeviceComboBox.connect("currentIndexChanged(int)", self.onAblationDevice)
         self.ui.ablationApplyButton.connect("clicked(bool)", self.onAblationApply)
+        self.ui.bronchPlanButton.connect("clicked(bool)", self.onBronchPlan)
+        try:
+            for name in self.logic.scopes():
+                self.ui.bronchScopeComboBox.addItem(name)
+        except Exception as e:  # the catalogue is optional for the rest of the module
+            logging.warning(f"scope catalogue unavailable: {e}")
         self.onAblationDevice()
 
     def onAblationDevice(self, index=None):
@@ -132,6 +142,20 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     p.path, ctx, device, setting, zoneNode, p.ablationTable,
                     lambda cov: self.onAblationCoverage(cov, 1))
         self.ui.progressBar.setVisible(False)
+
+    def onBronchPlan(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Bronchoscopic planning failed.", waitCursor=True):
+            plan, ids = self.logic.bronchoscopyRoute(p.inputVolume, p.segmentation, p.bronchTargetName,
+                                                     p.bronchTargetPoint, p.bronchScope)
+            p.bronchTable = slicer.mrmlScene.GetNodeByID(ids["table"])
+            self.ui.bronchTableView.setMRMLTableNode(p.bronchTable)
+            r = plan.route
+            self.ui.statusLabel.setText(
+                f"{r.scope}: {'reaches the nodule' if r.reached else f'ends {r.remaining_mm:.1f} mm from the nodule'}"
+                f" at generation {r.generation}, route {r.length_mm:.0f} mm"
+                + (f"; {len(plan.tunnels)} tunnel(s)" if plan.tunnels else
+                   (f"; {plan.tunnel_problem}" if plan.tunnel_problem else "")))
 
     def onAblationCoverage(self, coverage, nProbes):
         c = coverage
@@ -292,6 +316,24 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
         dev = get_device(device)
         return observe_ablation(pathNode, context, dev.setting(setting), dev.name, dev.modality, zoneNode,
                                 tableNode, callback)
+
+
+    def scopes(self):
+        """Scope names of the catalogue (imagio/data/scopes.json or $IMAGIO_SCOPES)."""
+        ensureImagio(askToInstall=False)
+        from imagio.planning.bronchoscopy import load_scopes
+
+        return list(load_scopes()["scopes"])
+
+    def bronchoscopyRoute(self, volumeNode, segmentationNode, targetName=None, targetPointNode=None, scope="thin"):
+        """Airway tree, route, tunnels and fly-through path into the scene. Returns (plan, node ids)."""
+        ensureImagio()
+        from imagio.mrml.bronchoscopy import plan_from_nodes
+
+        plan, nodes = plan_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, targetName,
+                                      targetPointNode, scope)
+        ids = {k: ([n.GetID() for n in v] if isinstance(v, list) else v.GetID()) for k, v in nodes.items()}
+        return plan, ids
 
 
 class IMAGIOPlanningTest(ScriptedLoadableModuleTest):

@@ -319,3 +319,34 @@ def test_atm_masks_of_two_teams(case):
         ea = ta.points[ta.branches[ta.summary()["named"][name]].point_ids[0]]
         eb = tb.points[tb.branches[tb.summary()["named"][name]].point_ids[0]]
         assert np.linalg.norm(ea - eb) < 15.0, (case, name, ea, eb)
+
+
+def test_slicer_logic_plans_from_segmentation_nodes(ph):
+    """IMAGIOPlanning's bronchoscopy Logic on slicer-core MRML: from a segmentation node with
+    airways, lungs, vessels and a nodule to route/tunnel/table nodes; a missing airway segment
+    and a missing target are explained."""
+    pytest.importorskip("slicer")
+    from imagio import mrml
+    from imagio.mrml.bronchoscopy import plan_from_nodes
+
+    L = ph.labels
+    keep = [n for n in L.labels.values() if n in ("trachea", "airways", "lung_vessels", "lung_nodule_1")
+            or "lobe" in n]
+    value = {n: v for v, n in L.labels.items()}
+    arr = np.zeros_like(L.array)
+    for k, n in enumerate(keep, 1):
+        arr[L.array == value[n]] = k
+    labels = L.with_array(arr, labels={k: n for k, n in enumerate(keep, 1)})
+    scene = mrml.new_scene()
+    ct = mrml.volume_to_node(ph.ct, scene, "CT")
+    seg = mrml.labels_to_segmentation(labels, scene, reference_node=ct)[0]
+    plan, nodes = plan_from_nodes(scene, ct, seg, "lung_nodule_1", None, "ultrathin")
+    assert plan.route.bronchus_sign and plan.route.reached
+    assert nodes["route"].GetNumberOfControlPoints() >= 10
+    assert scene.GetNodeByID(nodes["table"].GetID()) is not None
+    with pytest.raises(InputError, match="no segment named"):
+        plan_from_nodes(scene, ct, seg, "lung_nodule_9", None, "thin")
+    only_lungs = mrml.labels_to_segmentation(labels.with_array((labels.array > 2).astype(np.uint8) * 3,
+                                                               labels={3: keep[2]}), scene)[0]
+    with pytest.raises(InputError, match="no airway segment"):
+        plan_from_nodes(scene, ct, only_lungs, "lung_nodule_1", None, "thin")
