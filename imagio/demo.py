@@ -8,7 +8,9 @@
 3. plan needle paths to the first liver tumour and the first lung nodule;
 4. ablation: one probe for that liver tumour, and the fewest probes covering a 45 mm liver
    tumour (inserted into the phantom) + 5 mm;
-5. write the CT, the segmentation, the plans, a Slicer scene and a PNG of the 3D view.
+5. bronchoscopy: the thin scope's route to each lung nodule along the rule-based airways,
+   tunnels where it does not reach, a fly-through strip for the first;
+6. write the CT, the segmentation, the plans, a Slicer scene and a PNG of the 3D view.
 """
 
 from __future__ import annotations
@@ -129,6 +131,14 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     files += [Path(a["file"]) for a in ablation.values() if "file" in a]
     timings["ablation"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    from .planning.bronchoscopy.demo import run as bronch_demo
+
+    nodules = [l.name for l in ph.lesions if l.kind == "lung_nodule"]
+    bronch = bronch_demo(labels, nodules, out, scene, progress=prog.sub(0.88, 0.9))
+    files += [Path(b[k]) for b in bronch.values() if isinstance(b, dict) for k in ("file", "picture") if k in b]
+    timings["bronchoscopy"] = time.perf_counter() - t
+
     prog(0.9, "writing the Slicer scene and the 3D picture")
     files.append(mrml.save_scene(scene, out / "scene" / "IMAGIO-demo.mrml"))
     if first is not None:
@@ -149,6 +159,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
                          "lesions": measurements},
         "plans": plans,
         "ablation": _jsonable(ablation),
+        "bronchoscopy": _jsonable(bronch),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
