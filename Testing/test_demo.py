@@ -1,6 +1,7 @@
 """`imagio demo` end to end on the 3 mm phantom: files, scene re-load, plans."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,17 @@ def test_demo_ablation_single_and_multi_probe(demo_dir):
     assert big["tumour_covered_pct"] == 100.0 and big["margin_covered_pct"]["5mm"] >= 99.0
     doc = json.loads((demo_dir / "ablation_liver_tumor_large.json").read_text())
     assert len(doc["zones"]) == len(doc["probes"]) == big["n_probes"]
+
+
+def test_demo_plans_every_lung_nodule_bronchoscopically(demo_dir):
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    br = summary["bronchoscopy"]
+    nodules = [k for k in br if k.startswith("lung_nodule")]
+    assert len(nodules) >= 2 and br["tree"]["n_branches"] >= 7
+    for n in nodules:
+        doc = json.loads((demo_dir / f"bronch_{n}.json").read_text())
+        r = doc["route"]
+        assert r["branch_names"][0] == "trachea" and r["length_mm"] > 100
+        # reached, or a tunnel, or the reason why not: never silent
+        assert r["reached"] or doc["tunnels"] or doc["tunnel_problem"]
+    assert Path(br[nodules[0]]["picture"]).stat().st_size > 5000
