@@ -1,0 +1,98 @@
+"""Bronchoscopy: airway-tree extraction and route query on the real ATM'22 airway masks
+(512 x 512 x ~390, 0.66 x 0.66 x 0.8 mm), side by side with baselines in the same run.
+
+- extraction: ours (crop + kimimaro TEASAR + rooted tree + pruning + names; goal < 10 s) vs
+  scikit-image's 3-D thinning (``skeletonize``, Lee 1994) of the same cropped mask, which gives
+  only a voxel skeleton (no graph, radii, tree or names): a lower bound of a thinning pipeline,
+  so a ratio below 1 is expected;
+- route query: ours (KD-tree of the lesion, reach from precomputed route minima) vs a Dijkstra
+  from the trachea over every airway voxel (26-neighbour graph), the naive way to route;
+- peak memory of the extraction (tracemalloc: numpy allocations).
+
+Rows: name, value, unit, baseline, ratio (baseline / value; > 1 means ours is faster).
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ATM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "atm22-airways"
+
+
+def _voxel_dijkstra(mask, spacing, source_kji):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    idx = -np.ones(mask.shape, np.int64)
+    pts = np.argwhere(mask)
+    idx[tuple(pts.T)] = np.arange(len(pts))
+    rows, cols, w = [], [], []
+    for dk in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            for di in (0, 1):
+                if (dk, dj, di) <= (0, 0, 0) and di == 0:
+                    continue
+                q = pts + [dk, dj, di]
+                ok = ((q >= 0) & (q < mask.shape)).all(1)
+                ok[ok] = mask[tuple(q[ok].T)]
+                rows.append(idx[tuple(pts[ok].T)])
+                cols.append(idx[tuple(q[ok].T)])
+                w.append(np.full(ok.sum(), float(np.linalg.norm(np.array([dk, dj, di]) * spacing))))
+    r, c, ww = np.concatenate(rows), np.concatenate(cols), np.concatenate(w)
+    g = coo_matrix((np.r_[ww, ww], (np.r_[r, c], np.r_[c, r])), shape=(len(pts), len(pts))).tocsr()
+    src = idx[tuple(source_kji)]
+    return dijkstra(g, indices=src)
+
+
+def run() -> list[dict]:
+    from scipy import ndimage
+    from skimage.morphology import skeletonize
+
+    from imagio import io
+    from imagio.planning import bronchoscopy as B
+
+    files = sorted(ATM.glob("*.nii.gz"))
+    if not files:
+        return [{"name": "bronchoscopy benchmark skipped (../shared/data/atm22-airways missing)", "value": None}]
+    rows = []
+    for f in files[:2]:
+        v = io.read_image(f)
+        tag = f.name.replace("_pred_", " ").replace(".nii.gz", "")
+        t0 = time.perf_counter()
+        tree = B.extract_tree(v)
+        dt = time.perf_counter() - t0
+        tracemalloc.start()  # a second run for memory: tracemalloc slows allocation-heavy code
+        B.extract_tree(v)
+        peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+        tracemalloc.stop()
+        m = v.array > 0
+        sl = ndimage.find_objects(m.astype(np.uint8))[0]
+        t0 = time.perf_counter()
+        skeletonize(np.ascontiguousarray(m[sl]))
+        base = time.perf_counter() - t0
+        s = tree.summary()
+        rows.append({"name": f"tree extraction {tag} ({s['n_branches']} branches, {s['n_generations']} gen)",
+                     "value": dt, "unit": "s", "baseline": base, "ratio": base / dt})
+        rows.append({"name": f"tree extraction peak numpy memory {tag}", "value": peak, "unit": "MiB"})
+        # route queries to 20 peripheral points
+        rng = np.random.default_rng(0)
+        ends = [b.point_ids[-1] for b in tree.branches if not b.children]
+        pick = rng.choice(ends, size=min(20, len(ends)), replace=False)
+        targets = tree.points[pick] + rng.normal(0, 4.0, (len(pick), 3))
+        rmin = B.route_min_diameter(tree)
+        t0 = time.perf_counter()
+        for p in targets:
+            B.plan_route(tree, B.Target.from_point(p), "ultrathin", reach=rmin)
+        q = (time.perf_counter() - t0) / len(targets)
+        crop = m[sl]
+        top = np.argwhere(crop)[np.argmax(np.argwhere(crop)[:, 0])]
+        t0 = time.perf_counter()
+        _voxel_dijkstra(crop, v.spacing_kji, top)
+        qb = time.perf_counter() - t0
+        rows.append({"name": f"route query {tag} (mean of {len(targets)})", "value": q * 1000, "unit": "ms",
+                     "baseline": qb * 1000, "ratio": qb / q})
+    return rows
