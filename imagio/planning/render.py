@@ -26,6 +26,20 @@ def _surface(mask: np.ndarray, ijk_to_ras: np.ndarray):
     return f.GetOutput()
 
 
+def solid_actor(poly, rgb, opacity: float = 1.0):
+    """A uniformly coloured actor of a vtkPolyData (no scalar colouring)."""
+    import vtk
+
+    m = vtk.vtkPolyDataMapper()
+    m.SetInputData(poly)
+    m.ScalarVisibilityOff()
+    a = vtk.vtkActor()
+    a.SetMapper(m)
+    a.GetProperty().SetColor(*rgb)
+    a.GetProperty().SetOpacity(opacity)
+    return a
+
+
 def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
     """Write a PNG of the 3D view (anterior-right oblique) of ``plan``; returns the path.
     ``extra``: (vtkPolyData, rgb, opacity) to add, e.g. ablation zones."""
@@ -65,23 +79,9 @@ def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
         mask = lab == v
         if not mask.any():
             continue
-        poly = _surface(mask, maps.grid.ijk_to_ras)
-        mm = vtk.vtkPolyDataMapper()
-        mm.SetInputData(poly)
-        mm.ScalarVisibilityOff()
-        aa = vtk.vtkActor()
-        aa.SetMapper(mm)
-        aa.GetProperty().SetColor(*anatomy.get(name).color_float)
-        ren.AddActor(aa)
+        ren.AddActor(solid_actor(_surface(mask, maps.grid.ijk_to_ras), anatomy.get(name).color_float))
     if plan.problem.exempt_value:
-        poly = _surface(lab == plan.problem.exempt_value, maps.grid.ijk_to_ras)
-        mm = vtk.vtkPolyDataMapper()
-        mm.SetInputData(poly)
-        mm.ScalarVisibilityOff()
-        aa = vtk.vtkActor()
-        aa.SetMapper(mm)
-        aa.GetProperty().SetColor(1.0, 1.0, 0.0)
-        ren.AddActor(aa)
+        ren.AddActor(solid_actor(_surface(lab == plan.problem.exempt_value, maps.grid.ijk_to_ras), (1.0, 1.0, 0.0)))
     colors = [(0.1, 0.9, 0.2), (0.2, 0.6, 1.0), (1.0, 0.8, 0.1), (0.9, 0.4, 0.9), (0.3, 0.9, 0.9)]
     for r, p in enumerate(plan.proposals):
         line = vtk.vtkLineSource()
@@ -98,14 +98,7 @@ def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
         la.GetProperty().SetColor(*colors[r % len(colors)])
         ren.AddActor(la)
     for poly, rgb, opacity in extra:
-        em = vtk.vtkPolyDataMapper()
-        em.SetInputData(poly)
-        em.ScalarVisibilityOff()
-        ea = vtk.vtkActor()
-        ea.SetMapper(em)
-        ea.GetProperty().SetColor(*rgb)
-        ea.GetProperty().SetOpacity(opacity)
-        ren.AddActor(ea)
+        ren.AddActor(solid_actor(poly, rgb, opacity))
     cam = ren.GetActiveCamera()
     c = np.asarray(plan.problem.target.point_ras, float)
     cam.SetFocalPoint(*c)

@@ -63,29 +63,18 @@ def render_strip(airway_mask: np.ndarray, ijk_to_ras: np.ndarray, positions, dir
     import vtk
     from vtk.util import numpy_support as ns
 
-    from ..render import _surface
+    from ..render import _surface, solid_actor
 
     vtk.vtkObject.GlobalWarningDisplayOff()
     surf = _surface(airway_mask, ijk_to_ras)
     ren = vtk.vtkRenderer()
     ren.SetBackground(0, 0, 0)
-    m = vtk.vtkPolyDataMapper()
-    m.SetInputData(surf)
-    m.ScalarVisibilityOff()
-    a = vtk.vtkActor()
-    a.SetMapper(m)
-    a.GetProperty().SetColor(0.93, 0.62, 0.55)
+    a = solid_actor(surf, (0.93, 0.62, 0.55))
     a.GetProperty().SetSpecular(0.3)
     a.GetProperty().BackfaceCullingOff()
     ren.AddActor(a)
     if target_surface is not None:
-        tm = vtk.vtkPolyDataMapper()
-        tm.SetInputData(target_surface)
-        tm.ScalarVisibilityOff()
-        ta = vtk.vtkActor()
-        ta.SetMapper(tm)
-        ta.GetProperty().SetColor(1.0, 0.55, 0.0)
-        ren.AddActor(ta)
+        ren.AddActor(solid_actor(target_surface, (1.0, 0.55, 0.0)))
         a.GetProperty().SetOpacity(0.85)
     light = vtk.vtkLight()
     light.SetLightTypeToHeadlight()
