@@ -233,6 +233,15 @@ def test_bad_inputs_are_explained(tree):
         B.plan_route(tree, B.Target.from_point([0, 0, 200]), 30.0)
 
 
+def test_target_outside_the_lungs_is_refused(ph, tree):
+    from imagio.mrml.bronchoscopy import lung_envelope
+
+    lungs, vessels = lung_envelope(ph.labels)
+    liver = next(les for les in ph.lesions if les.kind == "liver_tumor")
+    with pytest.raises(InputError, match="outside the lungs"):
+        B.plan(tree, B.Target.from_point(liver.center_ras), "thin", lungs=lungs, vessels=vessels)
+
+
 def test_mrml_nodes_and_scene(tmp_path, ph, tree):
     slicer = pytest.importorskip("slicer")
     from imagio import mrml

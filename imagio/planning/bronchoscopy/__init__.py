@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...errors import InputError
 from ...volume import Volume
 from .route import Route, Target, load_scopes, plan_route, route_min_diameter, scope_diameter
 from .tree import AirwayTree, Branch, extract_tree
@@ -47,12 +48,24 @@ class BronchPlan:
                                 "step_mm": 1.0}}
 
 
+def _in_lung(target: Target, lungs: Volume) -> bool:
+    """A point target inside the lungs, or a lesion whose surroundings (2 mm out) touch lung."""
+    if target.mask is None:
+        return bool(lungs.sample(target.centre[None], order=0)[0])
+    out = target.surface - target.centre
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+    return bool((lungs.sample(target.surface + 2.0 * out, order=0) > 0).any())
+
+
 def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lungs: Volume | None = None,
          vessels: np.ndarray | None = None, tunnel_margin_mm=None, tunnel_max_length_mm=None) -> BronchPlan:
     """Route for the scope; when it does not reach the lesion and ``lungs`` is given, ranked
     tunnels from the reachable airways; the camera path along the route."""
     from .flythrough import camera_path
 
+    if lungs is not None and not _in_lung(target, lungs):
+        raise InputError(f"the target's centre {np.round(target.centre, 1).tolist()} (RAS mm) is outside the "
+                         "lungs: bronchoscopic access is for lung lesions; check the target or the lung segments")
     rmin = route_min_diameter(tree)
     route = plan_route(tree, target, scope, tolerance_mm, reach=rmin)
     out = BronchPlan(route)

@@ -66,7 +66,16 @@ def render_strip(airway_mask: np.ndarray, ijk_to_ras: np.ndarray, positions, dir
     from ..render import _surface, solid_actor
 
     vtk.vtkObject.GlobalWarningDisplayOff()
-    surf = _surface(airway_mask, ijk_to_ras)
+    smooth = vtk.vtkWindowedSincPolyDataFilter()  # voxel steps would read as ridges from inside
+    smooth.SetInputData(_surface(airway_mask, ijk_to_ras))
+    smooth.SetNumberOfIterations(20)
+    smooth.SetPassBand(0.05)
+    smooth.NonManifoldSmoothingOn()
+    smooth.NormalizeCoordinatesOn()
+    normals = vtk.vtkPolyDataNormals()
+    normals.SetInputConnection(smooth.GetOutputPort())
+    normals.Update()
+    surf = normals.GetOutput()
     ren = vtk.vtkRenderer()
     ren.SetBackground(0, 0, 0)
     a = solid_actor(surf, (0.93, 0.62, 0.55))
