@@ -15,6 +15,7 @@ from scipy.ndimage import gaussian_filter1d
 
 SMOOTH_MM = 3.0
 LOOK_AHEAD_MM = 8.0
+END_BACKOFF_STEPS = 4   # camera positions (1 mm apart) before the route's end for the last view
 
 
 def camera_path(points: np.ndarray, step_mm: float = 1.0, smooth_mm: float = SMOOTH_MM,
@@ -49,8 +50,9 @@ def key_positions(route_points: np.ndarray, route_branches: np.ndarray, position
     """Indices into ``positions`` nearest to where the route enters each new branch
     (``route_branches``: branch id per route point) and to its end; at most ``n_max``."""
     starts = np.r_[0, np.flatnonzero(np.diff(route_branches) != 0) + 1]
-    marks = np.vstack([route_points[starts], route_points[-1:]])
-    idx = np.unique(np.argmin(np.linalg.norm(positions[None] - marks[:, None], axis=2), axis=1))
+    idx = np.argmin(np.linalg.norm(positions[None] - route_points[starts][:, None], axis=2), axis=1)
+    # the last view a few mm before the end: at the end the camera sits in the narrowing tip
+    idx = np.unique(np.r_[idx, max(0, len(positions) - 1 - END_BACKOFF_STEPS)])
     if len(idx) > n_max:  # keep the end, spread the rest
         idx = np.r_[idx[np.linspace(0, len(idx) - 2, n_max - 1).astype(int)], idx[-1]]
     return idx
