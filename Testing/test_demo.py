@@ -73,6 +73,10 @@ def test_demo_reports_have_pages_and_pictures(demo_dir):
     assert "Patient and series" not in text
     html = pdfs[0].with_suffix(".html").read_text()
     assert html.count("<img") == 3 and "clearance (mm)" in html
+    # the liver tumour's report carries its ablation, the nodule's its bronchoscopic route
+    assert "minimal ablative margin (mm)" in html and "device and setting" in html
+    nodule_html = next(p for p in pdfs if "lung_nodule" in p.name).with_suffix(".html").read_text()
+    assert "Bronchoscopic route" in nodule_html and "bronchus sign" in nodule_html
 
 
 def test_demo_ablation_single_and_multi_probe(demo_dir):

@@ -148,6 +148,9 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
 
     for name in plans:
         doc = json.loads((out / f"plan_{name}.json").read_text())
+        for key, extra in (("ablation", out / f"ablation_{name}.json"), ("bronchoscopy", out / f"bronch_{name}.json")):
+            if extra.exists():
+                doc[key] = json.loads(extra.read_text())
         files += build_report(doc, out / "report" / f"report_{name}.pdf", ph.ct, labels, out / "demo.png")
     prog(1.0, "done")
     summary = {

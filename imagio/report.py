@@ -109,6 +109,49 @@ def _fmt(x) -> str:
     return str(x)
 
 
+def _met(c: dict) -> str:
+    return "" if not c else (" (met)" if c.get("met") else f" (below the required {c.get('required')})")
+
+
+def ablation_rows(a: dict) -> list:
+    """Rows of an ablation plan (``ablation_<tumour>.json``): device, probes, coverage, margin,
+    heat sink, healthy tissue; the criteria say whether each threshold is met."""
+    cov = a.get("coverage") or {}
+    crit = cov.get("criteria") or {}
+    shells = cov.get("margin_covered_pct") or {}
+    rows = [("device and setting", f"{a.get('device')} {a.get('setting')} ({a.get('modality')})"),
+            ("probes", f"{a.get('n_probes')}" + (f" (lower bound {a['lower_bound']})" if a.get("lower_bound") else "")),
+            ("tumour covered (%)", f"{_fmt(cov.get('tumour_covered_pct'))}{_met(crit.get('tumour_covered'))}"),
+            *[(f"tumour + {k} covered (%)", _fmt(v)) for k, v in shells.items()],
+            ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm'))}{_met(crit.get('minimal_ablative_margin'))}"),
+            ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
+            ("zone volume (mL)", cov.get("zone_volume_ml"))]
+    healthy = cov.get("healthy_ml") or {}
+    if healthy:
+        rows.append(("healthy tissue ablated (mL)", ", ".join(f"{k} {_fmt(v)}" for k, v in healthy.items())))
+    for h in cov.get("heat_sink") or []:
+        rows.append((f"heat sink: {h.get('vessel')}",
+                     f"{_fmt(h.get('diameter_mm'))} mm vessel, {_fmt(h.get('distance_to_zone_mm'))} mm from the zone, "
+                     f"{h.get('level')} risk"))
+    return rows
+
+
+def bronchoscopy_rows(b: dict) -> list:
+    """Rows of a bronchoscopic plan (``bronch_<nodule>.json``)."""
+    r = b.get("route") or {}
+    rows = [("scope", f"{r.get('scope')} ({_fmt(r.get('scope_diameter_mm'))} mm)"),
+            ("reaches the lesion", r.get("reached")), ("remaining to the lesion (mm)", r.get("remaining_mm")),
+            ("route length (mm)", r.get("length_mm")), ("generation", r.get("generation")),
+            ("branches", " > ".join(n or "-" for n in r.get("branch_names") or [])),
+            ("bronchus sign", r.get("bronchus_sign"))]
+    for k, t in enumerate(b.get("tunnels") or []):
+        rows.append((f"tunnel {k + 1}", f"{_fmt(t.get('length_mm'))} mm, vessel clearance "
+                                        f"{_fmt(t.get('min_vessel_clearance_mm'))} mm"))
+    if b.get("tunnel_problem"):
+        rows.append(("tunnel", b["tunnel_problem"]))
+    return rows
+
+
 def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     """Report content as (title, [(label, value) rows or ('table', head, rows)]) sections."""
     out = []
@@ -135,8 +178,11 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         rep = doc["report"] or {}
         rows = [(k, json.dumps(v)) for k, v in rep.get("excluded_by", {}).items()]
         out.append(("No feasible path", [("table", ["constraint", "candidates excluded"], rows)]))
-    for key, title in (("ablation", "Ablation"), ("bronchoscopy", "Bronchoscopic route"),
-                       ("risk", "Nodule risk"), ("eligibility", "Ablation eligibility")):
+    if doc.get("ablation"):
+        out.append(("Ablation", ablation_rows(doc["ablation"])))
+    if doc.get("bronchoscopy"):
+        out.append(("Bronchoscopic route", bronchoscopy_rows(doc["bronchoscopy"])))
+    for key, title in (("risk", "Nodule risk"), ("eligibility", "Ablation eligibility")):
         if doc.get(key):
             val = doc[key]
             rows = [(k, v if not isinstance(v, (dict, list)) else json.dumps(v)[:200]) for k, v in val.items()]
