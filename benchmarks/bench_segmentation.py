@@ -57,7 +57,6 @@ def naive_airways(a, seed):
 def run() -> list[dict]:
     from imagio import io
     from imagio.segmentation import airways, body, bones, lungs
-    from imagio.segmentation.common import dice
 
     rows = []
     path = DATA / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Cancelled, ImagioError
+from .progress import printer
 
 # modules exposing register(subparsers); each adds its subcommands
 FEATURE_COMMANDS: tuple[str, ...] = (
@@ -27,19 +28,6 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "imagio.stratification.commands",
     "imagio.report",
 )
-
-
-def _progress_printer(quiet: bool):
-    if quiet:
-        return None
-    last = {"msg": None}
-
-    def cb(fraction: float, message: str):
-        if message != last["msg"]:
-            print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr, flush=True)
-            last["msg"] = message
-
-    return cb
 
 
 # core commands --------------------------------------------------------------------------------
@@ -92,7 +80,7 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     summary = run_demo(Path(args.out), spacing=args.spacing, seed=args.seed,
-                       progress=_progress_printer(args.quiet))
+                       progress=printer(args.quiet))
     print(json.dumps(summary, indent=1))
     return 0
 

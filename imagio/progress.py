@@ -31,3 +31,20 @@ class Progress:
         """Child reporter covering fractions [a, b] of this one."""
         w = self.end - self.start
         return Progress(self.callback, self.start + w * a, self.start + w * b)
+
+
+def printer(quiet: bool = False):
+    """A command-line progress callback: one ``[ 42.0%] message`` line on stderr per new message
+    (None when ``quiet``)."""
+    import sys
+
+    if quiet:
+        return None
+    last = {"msg": None}
+
+    def cb(fraction: float, message: str):
+        if message != last["msg"]:
+            print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr, flush=True)
+            last["msg"] = message
+
+    return cb

@@ -22,17 +22,16 @@ def tree_model_node(scene, tree, name: str = "Airway tree"):
 
     pts = vtk.vtkPoints()
     pts.SetData(ns.numpy_to_vtk(np.ascontiguousarray(tree.points, dtype=np.float64), deep=True))
+    # one polyline per branch, from its parent's bifurcation point (connectivity + offsets arrays)
+    cells = [(b.point_ids if b.parent < 0 else np.r_[tree.parent[b.point_ids[0]], b.point_ids], b.generation)
+             for b in tree.branches]
+    cells = [(ids, g) for ids, g in cells if len(ids) >= 2]
+    offsets = np.r_[0, np.cumsum([len(ids) for ids, _ in cells])]
     lines = vtk.vtkCellArray()
-    gen = vtk.vtkIntArray()
+    lines.SetData(ns.numpy_to_vtkIdTypeArray(offsets.astype(np.int64), deep=True),
+                  ns.numpy_to_vtkIdTypeArray(np.concatenate([ids for ids, _ in cells]).astype(np.int64), deep=True))
+    gen = ns.numpy_to_vtk(np.array([g for _, g in cells], np.int32), deep=True)
     gen.SetName("Generation")
-    for b in tree.branches:
-        ids = b.point_ids if b.parent < 0 else np.r_[tree.parent[b.point_ids[0]], b.point_ids]
-        if len(ids) < 2:
-            continue
-        lines.InsertNextCell(len(ids))
-        for i in ids:
-            lines.InsertCellPoint(int(i))
-        gen.InsertNextValue(b.generation)
     poly = vtk.vtkPolyData()
     poly.SetPoints(pts)
     poly.SetLines(lines)
@@ -126,10 +125,9 @@ def plan_from_nodes(scene, volume_node, segmentation_node, target_segment: str |
     ref = node_to_volume(volume_node) if volume_node is not None else None
     labels = segmentation_to_labels(segmentation_node, reference=ref)
     names = set(labels.labels.values())
-    air = [n for n in bronch.AIRWAY_NAMES if n in names]
-    if not air:
+    if not names & set(bronch.AIRWAY_NAMES):
         raise InputError("the segmentation has no airway segment (trachea / airways): segment the airways first")
-    tree = bronch.extract_tree(labels, labels.mask(*air))
+    tree = bronch.extract_tree(labels, bronch.airway_mask(labels))
     if target_point_node is not None and target_point_node.GetNumberOfControlPoints():
         p = [0.0, 0.0, 0.0]
         target_point_node.GetNthControlPointPositionWorld(0, p)

@@ -37,7 +37,7 @@ def _parse_roles(items) -> dict:
 
 def cmd_plan(args) -> int:
     from .. import io
-    from ..cli import _progress_printer
+    from ..progress import printer
     from .planner import NoFeasiblePath, format_report, plan
     from .problem import Constraints, Needle, PlanningProblem
 
@@ -65,7 +65,7 @@ def cmd_plan(args) -> int:
         n.uncertainty_mm = args.uncertainty
     prob = PlanningProblem.build(ct, labels, args.target, needle=n, constraints=c,
                                  roles=_parse_roles(args.role))
-    result = plan(prob, k=args.proposals, progress=_progress_printer(args.quiet))
+    result = plan(prob, k=args.proposals, progress=printer(args.quiet))
     out.mkdir(parents=True, exist_ok=True)
     result.write_json(out / "plan.json")
     abl = None
@@ -74,7 +74,7 @@ def cmd_plan(args) -> int:
 
         doc = json.loads((out / "plan.json").read_text())
         doc["ablation"] = abl = ablation_for_plan(result, args.device, args.setting, args.multi_probe,
-                                            args.devices, _progress_printer(args.quiet))
+                                            args.devices, printer(args.quiet))
         (out / "plan.json").write_text(json.dumps(doc, indent=1))
     written = [out / "plan.json"]
     if not args.no_png:

@@ -4,23 +4,10 @@ and ``imagio vessels CT --organ SEG --organ-labels liver --out VESSELS``."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from ..errors import InputError
-
-
-def _progress(quiet: bool):
-    if quiet:
-        return None
-    last = {"m": None}
-
-    def cb(f, m):
-        if m != last["m"]:
-            print(f"[{f * 100:5.1f}%] {m}", file=sys.stderr, flush=True)
-            last["m"] = m
-
-    return cb
+from ..progress import printer
 
 
 def _check_out(path: Path, force: bool):
@@ -39,7 +26,7 @@ def cmd_segment(args) -> int:
     out = Path(args.out)
     _check_out(out, args.force)
     ct = io.read_image(Path(args.ct))
-    seg = segment(ct, args.structures.split(","), progress=_progress(args.quiet))
+    seg = segment(ct, args.structures.split(","), progress=printer(args.quiet))
     io.write_labels(seg, out)
     summary = {
         "output": str(out),
@@ -71,7 +58,7 @@ def cmd_lesion(args) -> int:
         names = args.organ_labels.split(",") if args.organ_labels else list(lab.labels.values())
         organ = lab.resample_like(ct, order=0).mask(*names)
     mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind,
-                                progress=_progress(args.quiet))
+                                progress=printer(args.quiet))
     name = args.name or ("lung_nodule" if meas.kind == "lung_nodule" else "tumor")
     io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
     print(json.dumps({"output": str(out), "structure": name, **meas.to_dict()}, indent=1))
@@ -94,7 +81,7 @@ def cmd_vessels(args) -> int:
         raise InputError(f"the organ {names} is empty in {args.organ}")
     name = args.name or ("lung_vessels" if any(n.startswith("lung") for n in names) else
                          "liver_vessels" if "liver" in names else "vessels")
-    m, diam = vessel_mask(ct, organ, progress=_progress(args.quiet))
+    m, diam = vessel_mask(ct, organ, progress=printer(args.quiet))
     io.write_labels(ct.with_array(m.astype(np.uint8), name=name, labels={1: name}), out)
     if args.diameter_out:
         io.write_image(ct.with_array(diam.astype(np.float32), name="lumen diameter mm", labels={}),

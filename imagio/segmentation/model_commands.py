@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..progress import printer
+from .commands import _check_out
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("models", help="list, download, import and verify deep segmentation models",
@@ -32,12 +35,6 @@ def register(subparsers) -> None:
     q.set_defaults(func=cmd_models_verify)
 
 
-def _printer(quiet):
-    from ..cli import _progress_printer
-
-    return _progress_printer(quiet)
-
-
 def cmd_models_list(args) -> int:
     from . import models
 
@@ -57,7 +54,7 @@ def cmd_models_list(args) -> int:
 def cmd_models_fetch(args) -> int:
     from . import models
 
-    path = models.fetch(args.name, _printer(args.quiet))
+    path = models.fetch(args.name, printer(args.quiet))
     print(path)
     return 0
 
@@ -88,16 +85,14 @@ def segment_with_model(args) -> int:
     import tempfile
 
     from .. import io
-    from ..errors import InputError
     from . import models
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise InputError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    _check_out(out, args.force)
     ct = io.read_image(Path(args.ct))
     folds = [f.strip() for f in args.folds.split(",")] if args.folds else None
     seg = models.segment(ct, args.model, device=args.device, folds=folds, mirror=args.mirror or None,
-                         step=args.step, batch_size=args.batch_size, progress=_printer(args.quiet))
+                         step=args.step, batch_size=args.batch_size, progress=printer(args.quiet))
     # write next to the target, then move: a failure or cancel leaves no half-written file
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".imagio-", dir=out.parent))

@@ -22,7 +22,7 @@ from .route import Route, Target, load_scopes, plan_route, route_min_diameter, s
 from .tree import AirwayTree, Branch, extract_tree
 from .tunnel import NoTunnel, Tunnel, plan_tunnels
 
-__all__ = ["AirwayTree", "Branch", "BronchPlan", "NoTunnel", "Route", "Target", "Tunnel", "extract_tree",
+__all__ = ["AirwayTree", "Branch", "airway_mask", "BronchPlan", "NoTunnel", "Route", "Target", "Tunnel", "extract_tree",
            "load_scopes", "plan", "plan_route", "plan_tunnels", "route_min_diameter", "scope_diameter"]
 
 AIRWAY_NAMES = ("trachea", "airways", "lung_trachea_bronchia", "airway")
@@ -46,6 +46,13 @@ class BronchPlan:
                 "tunnel_problem": self.tunnel_problem,
                 "camera_path": {"n_positions": 0 if self.camera_positions is None else len(self.camera_positions),
                                 "step_mm": 1.0}}
+
+
+def airway_mask(labels: Volume) -> np.ndarray:
+    """The airway lumen of a label map: its airway labels (trachea, airways, ...) or, for a
+    binary mask without such names, every non-zero voxel."""
+    names = [n for n in AIRWAY_NAMES if n in labels.labels.values()]
+    return labels.mask(*names) if names else labels.array > 0
 
 
 def _in_lung(target: Target, lungs: Volume) -> bool:

@@ -48,14 +48,13 @@ def _target(arg, structures):
 def cmd_bronch(args) -> int:
     from ... import io
     from ...mrml.bronchoscopy import lung_envelope
-    from . import AIRWAY_NAMES, extract_tree, plan
+    from . import airway_mask, extract_tree, plan
 
     ct_path = Path(args.ct)
     if not ct_path.exists():
         raise InputError(f"{ct_path} does not exist")
     air = io.read_labels(Path(args.airways))
-    names = [n for n in AIRWAY_NAMES if n in air.labels.values()]
-    mask = air.mask(*names) if names else air.array > 0
+    mask = airway_mask(air)
     structures = io.read_labels(Path(args.structures)) if args.structures else air
     t0 = time.perf_counter()
     tree = extract_tree(air, mask)

@@ -11,13 +11,12 @@ from ...volume import Volume
 def run(labels: Volume, nodules: list[str], out: Path, scene=None, scope: str = "thin", progress=None) -> dict:
     """Plan each nodule; writes bronch_<nodule>.json, flythrough_<first>.png; adds scene nodes."""
     from ...mrml.bronchoscopy import bronchoscopy_to_scene, lung_envelope
-    from . import AIRWAY_NAMES, Target, extract_tree, plan
+    from . import AIRWAY_NAMES, Target, airway_mask, extract_tree, plan
     from .flythrough import key_positions, render_strip
 
-    air = [n for n in AIRWAY_NAMES if n in labels.labels.values()]
-    if not air or not nodules:
+    if not nodules or not any(n in labels.labels.values() for n in AIRWAY_NAMES):
         return {}
-    mask = labels.mask(*air)
+    mask = airway_mask(labels)
     tree = extract_tree(labels, mask)
     lungs, vessels = lung_envelope(labels)
     out_doc = {"tree": tree.summary()}

@@ -37,10 +37,7 @@ def camera_path(points: np.ndarray, step_mm: float = 1.0, smooth_mm: float = SMO
         q = sm
     ahead = np.minimum(np.searchsorted(t, t + look_ahead_mm), len(t) - 1)
     d = q[ahead] - q
-    d[-1] = q[-1] - q[-2]
-    for i in range(len(d) - 2, -1, -1):  # the last few positions look where the path ends
-        if np.linalg.norm(d[i]) < 1e-6:
-            d[i] = d[i + 1]
+    d[-1] = q[-1] - q[-2]  # the only position whose look-ahead is itself
     d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
     return q, d
 

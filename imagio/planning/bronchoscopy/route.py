@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,19 @@ DIRECTION_WINDOW_MM = 5.0   # airway axis at a point: from the centreline point 
 
 
 def load_scopes() -> dict:
-    """The scope catalogue (``imagio/data/scopes.json``, or the file named by $IMAGIO_SCOPES)."""
+    """The scope catalogue (``imagio/data/scopes.json``, or the file named by $IMAGIO_SCOPES);
+    read once per file version, not on every route query."""
     path = Path(os.environ.get("IMAGIO_SCOPES", SCOPES_FILE))
     try:
-        doc = json.loads(path.read_text())
+        return _read_scopes(str(path), path.stat().st_mtime_ns)
+    except OSError as e:
+        raise InputError(f"scope catalogue {path} is not usable: {e}") from None
+
+
+@lru_cache(maxsize=4)
+def _read_scopes(path: str, mtime_ns: int) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text())
         for name, s in doc["scopes"].items():
             if not (0 < float(s["outer_diameter_mm"]) < 20) or not s.get("source"):
                 raise ValueError(f"scope {name!r} needs outer_diameter_mm in (0, 20) and a source")

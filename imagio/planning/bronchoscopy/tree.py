@@ -189,8 +189,8 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray) -> Airw
     pts, radius, dist = pts[keep], radius[keep], dist[keep]
     parent = np.where(parent[keep] >= 0, remap[np.maximum(parent[keep], 0)], -1)
     root = int(remap[root])
-    branches, branch_of = _split_branches(pts, radius, parent, dist, root)
-    branches, branch_of = _prune(pts, radius, parent, dist, root, branches, branch_of)
+    branches, branch_of = _split_branches(pts, radius, parent, root)
+    branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of)
     tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root)
     _smooth_radius(tree)
     _name(tree)
@@ -204,7 +204,7 @@ def _children_lists(parent: np.ndarray) -> list[list[int]]:
     return kids
 
 
-def _split_branches(pts, radius, parent, dist, root, alive=None):
+def _split_branches(pts, radius, parent, root, alive=None):
     """Branches between bifurcations: a branch starts at the root or at a child of a point with
     several children, and runs while each point has exactly one (alive) child."""
     n = len(pts)
@@ -234,7 +234,7 @@ def _split_branches(pts, radius, parent, dist, root, alive=None):
     return branches, branch_of
 
 
-def _prune(pts, radius, parent, dist, root, branches, branch_of, rounds: int = 20):
+def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20):
     """Remove terminal spurs (short relative to the lumen where they leave their parent), then
     re-split so that a parent left with one child merges with it; until nothing changes."""
     alive = np.ones(len(pts), bool)
@@ -252,7 +252,7 @@ def _prune(pts, radius, parent, dist, root, branches, branch_of, rounds: int = 2
         if not dead.any():
             break
         alive &= ~dead
-        branches, branch_of = _split_branches(pts, radius, parent, dist, root, alive)
+        branches, branch_of = _split_branches(pts, radius, parent, root, alive)
     return branches, branch_of
 
 
@@ -271,8 +271,6 @@ def _smooth_radius(tree: AirwayTree, window_mm: float = 3.0) -> None:
         tree.radius[ids] = [np.median(r[a:c]) for a, c in zip(lo, hi)]
         b.mean_diameter_mm = float(2 * tree.radius[ids].mean())
         b.min_diameter_mm = float(2 * tree.radius[ids].min())
-    # points that left the tree in pruning keep branch -1: drop them from the arrays' meaning
-    tree.branch_of = np.asarray(tree.branch_of)
 
 
 def _direction(tree: AirwayTree, b: Branch) -> np.ndarray:
