@@ -69,6 +69,17 @@ def test_phantom_tree_matches_the_generating_tree(ph, tree):
     assert tree.n_generations >= 8
 
 
+def _ball(vol, centre, radius_mm):
+    """Mask of the voxels whose centres lie within ``radius_mm`` of an RAS point."""
+    from imagio.planning.distance_maps import reach_box
+
+    lo, hi = reach_box(vol, centre, radius_mm)
+    sub = np.indices(hi - lo).reshape(3, -1).T + lo
+    m = np.zeros(vol.shape, bool)
+    m[tuple(sub[np.linalg.norm(vol.kji_to_world(sub) - centre, axis=1) <= radius_mm].T)] = True
+    return m
+
+
 def _lumen(ph):
     return ph.labels.mask("trachea", "airways")
 
@@ -113,17 +124,7 @@ def test_scope_too_wide_for_the_last_branch(ph, tree):
             break
     assert picked is not None
     b, c = picked
-    kji = np.indices(ph.labels.shape).reshape(3, -1).T
-    # a 3 mm nodule around c, voxels of lung only
-    box = ph.labels.world_to_kji(np.array([c - 6, c + 6]))
-    lo, hi = np.floor(box.min(0)).astype(int), np.ceil(box.max(0)).astype(int) + 1
-    sub = np.indices(hi - lo).reshape(3, -1).T + lo
-    w = ph.labels.kji_to_world(sub)
-    m = np.zeros(ph.labels.shape, bool)
-    inside = sub[np.linalg.norm(w - c, axis=1) <= 3.0]
-    m[tuple(inside.T)] = True
-    m &= ~_lumen(ph)
-    del kji
+    m = _ball(ph.labels, c, 3.0) & ~_lumen(ph)  # a 3 mm nodule around c, outside the lumen
     tg = B.Target.from_mask(ph.labels, m)
     r_thin = B.plan_route(tree, tg, "thin")
     r_ultra = B.plan_route(tree, tg, "ultrathin")
@@ -168,11 +169,7 @@ def test_tunnel_to_a_nodule_away_from_airways_clears_every_vessel(ph, tree):
             found = centre[np.flatnonzero(good & far)[0]]
             break
     assert found is not None
-    m = np.zeros(L.shape, bool)
-    box = L.world_to_kji(np.array([found - 6, found + 6]))
-    lo, hi = np.floor(box.min(0)).astype(int), np.ceil(box.max(0)).astype(int) + 1
-    sub = np.indices(hi - lo).reshape(3, -1).T + lo
-    m[tuple(sub[np.linalg.norm(L.kji_to_world(sub) - found, axis=1) <= 3.0].T)] = True
+    m = _ball(L, found, 3.0)
     plan = B.plan(tree, B.Target.from_mask(L, m), "thin", lungs=lungs, vessels=vessels)
     assert not plan.route.reached and not plan.route.bronchus_sign
     assert plan.tunnels, plan.tunnel_problem

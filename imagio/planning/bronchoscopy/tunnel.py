@@ -14,6 +14,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...volume import Volume
+from ..distance_maps import reach_box
 from .route import Target, load_scopes
 from .tree import AirwayTree
 
@@ -43,14 +44,6 @@ class NoTunnel(InputError):
     """No straight tunnel satisfies the constraints; the message counts what excluded the candidates."""
 
 
-def _crop_box(vol: Volume, centre, radius_mm):
-    corners = centre + radius_mm * np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
-    lo = vol.world_to_kji(corners)
-    lo_k = np.clip(np.floor(lo.min(axis=0)).astype(int) - 1, 0, None)
-    hi_k = np.minimum(np.ceil(lo.max(axis=0)).astype(int) + 2, vol.shape)
-    return lo_k, hi_k
-
-
 def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.ndarray | None,
                  reachable: np.ndarray, margin_mm: float | None = None, max_length_mm: float | None = None,
                  max_angle_deg: float | None = None, n_best: int = 5) -> list[Tunnel]:
@@ -73,7 +66,7 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
         raise NoTunnel(f"no reachable airway lies within {max_len:g} mm of the lesion; "
                        "try a thinner scope or a longer tunnel limit")
     # maps cropped around the lesion
-    lo, hi = _crop_box(lung, aim, reach_r + margin + 5)
+    lo, hi = reach_box(lung, aim, reach_r + margin + 5)
     sub = lung.crop(lo, hi)
     lung_m = sub.array > 0
     les = target.mask.resample_like(sub, order=0).array > 0 if target.mask is not None else np.zeros_like(lung_m)
