@@ -7,7 +7,6 @@ line ``imagio: error: ...`` and exits with code 2, never a traceback.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .coords import ArgumentParser
 from .errors import Cancelled, ImagioError
 from .progress import printer
 
@@ -85,10 +85,10 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="imagio", description=(
+    p = ArgumentParser(prog="imagio", description=(
         "IMAGIO: CT segmentation and needle/bronchoscopy planning for interventional oncology."))
     p.add_argument("--version", action="version", version=f"imagio {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -122,11 +122,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run(args) -> int:
+    """Run one parsed command with its inputs protected: no write may replace an input, and an
+    output that is an input (or an existing file without --force) is refused before any work.
+    Warnings about the inputs (``imagio.io.InputWarning``) are printed as ``imagio: warning:``."""
+    import warnings
+
+    from .io import InputWarning
+    from .outputs import check_outputs, command_paths, protect
+
+    inputs, outs = command_paths(args)
+    check_outputs(outs, inputs, force=getattr(args, "force", True))
+    with protect(inputs), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputWarning)
+        try:
+            return int(args.func(args) or 0)
+        finally:
+            seen = set()
+            for w in caught:
+                if issubclass(w.category, InputWarning) and str(w.message) not in seen:
+                    seen.add(str(w.message))
+                    print(f"imagio: warning: {w.message}", file=sys.stderr)
+                elif not issubclass(w.category, InputWarning):
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return _run(args)
     except Cancelled as e:
         print(f"imagio: cancelled: {e}", file=sys.stderr)
         return 130

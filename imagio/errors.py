@@ -11,3 +11,9 @@ class InputError(ImagioError):
 
 class Cancelled(ImagioError):
     """Long-running work stopped by the user's cancel request."""
+
+
+class InputWarning(UserWarning):
+    """Something about an input that the result depends on (geometry corrected, slices dropped,
+    padding replaced): issued with ``warnings.warn`` and kept in ``Volume.warnings``, so the CLI
+    prints it and the commands put it into their JSON outputs."""

@@ -12,13 +12,18 @@ dict, as TotalSegmentator ships, is read too).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import anatomy
-from .errors import InputError
+from .dicom import AIR_HU, LIMITS
+from .errors import InputError, InputWarning
+from .outputs import atomic_path, write_text
 from .volume import Volume
+
+__all__ = ["InputWarning", "read_image", "read_labels", "write_image", "write_labels", "read_dicom_series"]
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -77,12 +82,58 @@ def _check_exists(path: Path):
         raise InputError(f"{path}: no such file or folder; check the path")
 
 
-def read_image(path) -> Volume:
-    """Read a 3D image file or a DICOM series folder as a Volume in RAS."""
+def warn(vol: Volume, message: str) -> None:
+    """Record a warning about an input on the Volume and issue it as an ``InputWarning``."""
+    vol.warnings.append(message)
+    warnings.warn(message, InputWarning, stacklevel=2)
+
+
+def _is_dicom_file(path: Path) -> bool:
+    if _suffix(path) in IMAGE_SUFFIXES + (".seg.nrrd",):
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".ima")
+
+
+def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volume:
+    """Read a 3D image file or a DICOM series folder as a Volume in RAS.
+
+    path: NIfTI/NRRD/MetaImage file, a DICOM folder, or one DICOM file (its series is read).
+    series: SeriesInstanceUID to read from a folder holding several (default: the largest
+    axial CT, with a warning listing the others); see ``imagio.dicom`` for what is corrected
+    (localizers, gantry tilt, missing slices, padding) and refused.
+    pad_to_air: values below ``padding_below_hu`` (-1100 HU, padding outside the scan circle:
+    -3024, -32768, ...) become air (-1000 HU), with a warning; off for label maps.
+    Warnings are kept in ``Volume.warnings`` and issued as ``InputWarning``; what the DICOM
+    reader did is in ``Volume.meta["read"]``.
+    Raises InputError: missing path, not an image, not 3D, not scalar, unusable DICOM series.
+    """
     path = Path(path)
     _check_exists(path)
-    if path.is_dir():
-        return read_dicom_series(path)
+    if path.is_dir() or _is_dicom_file(path):
+        if path.is_file():
+            from .dicom import read_header
+
+            hdr = read_header(path)
+            if isinstance(hdr, str):
+                raise InputError(f"{path}: {hdr}")
+            series = series or hdr[0].series
+            path = path.parent
+        vol = read_dicom_series(path, series)
+    else:
+        if series:
+            raise InputError(f"--series applies to a DICOM folder, but {path} is a file")
+        vol = _read_file(path)
+    if pad_to_air:
+        _padding_to_air(vol)
+    return vol
+
+
+def _read_file(path: Path) -> Volume:
     sitk = _sitk()
     try:
         img = sitk.ReadImage(str(path))
@@ -94,31 +145,107 @@ def read_image(path) -> Volume:
     vol.meta.update(_dicom_meta(img))
     if _suffix(path) == ".seg.nrrd":
         vol.labels = _seg_nrrd_labels(img)
+    if _suffix(path) in (".nii", ".nii.gz"):
+        msg = _qform_sform_disagreement(img, vol, path)
+        if msg:
+            warn(vol, f"{path.name}: {msg}")
     return vol
 
 
-def read_dicom_series(folder) -> Volume:
-    """Read the largest DICOM series in ``folder``; keeps patient/series identifiers in ``meta``."""
-    sitk = _sitk()
+def _padding_to_air(vol: Volume) -> None:
+    limit = float(LIMITS["padding_below_hu"]["value"])
+    a = vol.array
+    if a.dtype.kind not in "if" or a.size == 0 or float(a.min()) >= limit:
+        return
+    pad = a < limit
+    values = np.unique(a[pad])
+    if a.dtype.kind == "i" and np.iinfo(a.dtype).min > AIR_HU:
+        vol.array = a = a.astype(np.int16)
+    a[pad] = AIR_HU
+    shown = ", ".join(f"{v:g}" for v in values[:4]) + (" ..." if values.size > 4 else "")
+    warn(vol, f"{vol.name or 'image'}: {pad.mean() * 100:.1f}% of voxels below {limit:g} HU ({shown}: padding "
+              f"outside the scan circle, nothing in a CT is below air) set to air ({AIR_HU:g} HU)")
+
+
+def _nifti_qfac(path: Path) -> float:
+    """NIfTI-1 qfac (pixdim[0], header offset 76): -1 flips the third axis. SimpleITK does not
+    expose it, so it is read from the 348-byte header (either byte order, gzip or not)."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(80)
+    except OSError:
+        return 1.0
+    for order in "<>":
+        if len(head) >= 80 and np.frombuffer(head[:4], order + "i4")[0] == 348:
+            return -1.0 if np.frombuffer(head[76:80], order + "f4")[0] < 0 else 1.0
+    return 1.0
+
+
+def _nifti_quaternion_affine(img, qfac: float) -> np.ndarray | None:
+    """The NIfTI qform (RAS, 4x4) from the header fields SimpleITK exposes (NIfTI-1 method 2)."""
+    try:
+        b, c, d = (float(img.GetMetaData(f"quatern_{x}")) for x in "bcd")
+        off = [float(img.GetMetaData(f"qoffset_{x}")) for x in "xyz"]
+        px = [float(img.GetMetaData(f"pixdim[{i}]")) for i in range(4)]
+    except RuntimeError:
+        return None
+    a = np.sqrt(max(0.0, 1.0 - (b * b + c * c + d * d)))
+    r = np.array([[a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+                  [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+                  [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b]])
+    m = np.eye(4)
+    m[:3, :3] = r * np.array([px[1], px[2], qfac * px[3]])[None, :]
+    m[:3, 3] = off
+    return m
+
+
+def _qform_sform_disagreement(img, vol: Volume, path: Path) -> str:
+    """A sentence when the NIfTI qform and sform (both set) place the voxels differently."""
+    def code(k):
+        return int(float(img.GetMetaData(k))) if img.HasMetaDataKey(k) else 0
+
+    if code("qform_code") <= 0 or code("sform_code") <= 0:
+        return ""
+    q = _nifti_quaternion_affine(img, _nifti_qfac(path))
+    try:
+        srows = [[float(v) for v in img.GetMetaData(f"srow_{x}").split()] for x in "xyz"]
+    except RuntimeError:
+        return ""
+    if q is None or any(len(r) != 4 for r in srows):
+        return ""
+    sf = np.vstack([np.array(srows), [0, 0, 0, 1]])
+    ni, nj, nk = vol.shape[::-1]
+    corners = np.array([[i, j, k, 1.0] for i in (0, ni - 1) for j in (0, nj - 1) for k in (0, nk - 1)])
+    dq, ds = corners @ q.T, corners @ sf.T
+    diff = float(np.linalg.norm(dq[:, :3] - ds[:, :3], axis=1).max())
+    if diff < 0.1:
+        return ""
+    used = vol.ijk_to_world(corners[:, :3])  # NIfTI world is RAS, like Volume
+    e_q = float(np.linalg.norm(used - dq[:, :3], axis=1).max())
+    e_s = float(np.linalg.norm(used - ds[:, :3], axis=1).max())
+    which = "sform" if e_s <= e_q else "qform"
+    return (f"the NIfTI qform and sform disagree by up to {diff:.1f} mm at the image corners; read with the "
+            f"{which} (as ITK and 3D Slicer do); check the file's origin if positions matter")
+
+
+def read_dicom_series(folder, series: str | None = None) -> Volume:
+    """Read one DICOM series of ``folder`` (``imagio.dicom.read_series``) as a RAS Volume.
+
+    ``meta`` keeps patient/series identifiers and, under ``"read"``, what the reader did.
+    """
+    from .dicom import read_series
+
     folder = Path(folder)
     _check_exists(folder)
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or []
-    if not ids:
-        raise InputError(f"{folder}: no DICOM series found in this folder")
-    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), i) for i in ids), key=len)
-    if len(files) < 2:
-        raise InputError(f"{folder}: the DICOM series has one slice; IMAGIO needs a 3D volume")
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
-    reader.MetaDataDictionaryArrayUpdateOn()
-    reader.LoadPrivateTagsOff()
-    img = reader.Execute()
-    vol = volume_from_sitk(img, folder.name)
-    meta = {}
-    for key, tag in DICOM_TAGS.items():
-        if reader.HasMetaDataKey(0, tag):
-            meta[key] = reader.GetMetaData(0, tag).strip()
-    vol.meta.update(meta)
+    arr, aff_lps, report, msgs = read_series(folder, series)
+    vol = Volume(arr, LPS_TO_RAS @ aff_lps, folder.name)
+    vol.meta.update(report.pop("meta"))
+    vol.meta["read"] = report
+    for m in msgs:
+        warn(vol, f"{folder.name}: {m}")
     return vol
 
 
@@ -134,11 +261,14 @@ def _dicom_meta(img) -> dict:
 
 
 def write_image(vol: Volume, path) -> Path:
-    """Write a Volume (CT or label map) to NIfTI/NRRD/MetaImage; creates parent folders."""
+    """Write a Volume (CT or label map) to NIfTI/NRRD/MetaImage; creates parent folders.
+
+    Written to a temporary name and renamed (``imagio.outputs.atomic_path``): never a
+    half-written file, never over an input of the running command."""
     sitk = _sitk()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(volume_to_sitk(vol), str(path), useCompression=True)
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(volume_to_sitk(vol), str(tmp), useCompression=True)
     return path
 
 
@@ -155,28 +285,57 @@ def sidecar_path(path) -> Path:
 
 
 def read_labels(path, names: dict[int, str] | None = None) -> Volume:
-    """Read a label map; names from ``names``, a ``.seg.nrrd`` header or a JSON sidecar.
+    """Read a label map; names from ``names`` (``--label-names``), a ``.seg.nrrd`` header or a
+    JSON sidecar ``<file>.labels.json`` (else ``label_N``).
 
-    Raises InputError when the map has no labelled voxel.
+    A label map holds integers >= 0 with at most ``max_label_values`` (512) distinct values.
+    Raises InputError, naming the problem, for: non-integer values, negative values (e.g. -1
+    outside an nnU-Net crop), too many distinct values or a CT-like value range (a CT given as
+    labels), no labelled voxel.
     """
-    vol = read_image(path)
-    if vol.array.dtype.kind == "f":
-        if not np.all(np.mod(vol.array, 1) == 0):
-            raise InputError(f"{path}: not a label map (non-integer voxel values)")
-        vol.array = vol.array.astype(np.int32)
+    vol = read_image(path, pad_to_air=False)
+    validate_labels(vol, path)
+    if vol.array.dtype.kind != "u" or vol.array.dtype.itemsize > 2:
+        vol.array = vol.array.astype(np.uint16 if vol.array.max() > 255 else np.uint8)
     if names:
         vol.labels = dict(names)
     elif not vol.labels:
         side = sidecar_path(path)
         if side.exists():
             vol.labels = _read_sidecar(side)
-    if not np.any(vol.array):
-        raise InputError(f"{path}: the label map is empty (no labelled voxel); segment something first")
     present = set(np.unique(vol.array).tolist()) - {0}
     for v in present:
         vol.labels.setdefault(int(v), f"label_{int(v)}")
     vol.labels = {k: v for k, v in vol.labels.items() if k in present}
     return vol
+
+
+def validate_labels(vol: Volume, path="label map") -> None:
+    """Refuse an array that is not a label map (see ``read_labels``); one line naming why."""
+    a = vol.array
+    max_values = int(LIMITS["max_label_values"]["value"])
+    if a.dtype.kind == "b":
+        return
+    if a.dtype.kind not in "iuf":
+        raise InputError(f"{path}: not a label map (voxel type {a.dtype})")
+    if a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
+        raise InputError(f"{path}: not a label map (non-integer voxel values); give integer labels 0, 1, 2, ...")
+    values = np.unique(a)
+    lo, hi = float(values[0]), float(values[-1])
+    ct_like = lo <= -500 and hi >= 0
+    if values.size > max_values or ct_like:
+        raise InputError(
+            f"{path}: not a label map but an intensity image ({values.size} distinct values, {lo:g}..{hi:g}"
+            f"{'; it looks like a CT in HU' if ct_like else ''}); give the segmentation (labels 0, 1, 2, ...), "
+            "not the CT")
+    if lo < 0:
+        neg = ", ".join(f"{v:g}" for v in values[values < 0][:5])
+        raise InputError(f"{path}: label values must be >= 0, found {neg} ({int((a < 0).sum())} voxels; e.g. -1 marks "
+                         "the region outside an nnU-Net crop); set them to 0 (background) and try again")
+    if hi > 65535:
+        raise InputError(f"{path}: label value {hi:g} is too large (at most 65535)")
+    if hi == 0:
+        raise InputError(f"{path}: the label map is empty (no labelled voxel); segment something first")
 
 
 def _read_sidecar(path: Path) -> dict[int, str]:
@@ -199,7 +358,7 @@ def write_labels(vol: Volume, path) -> Path:
     write_image(vol, path)
     doc = {"labels": {str(k): {"name": n, "color": list(anatomy.get(n).color)}
                       for k, n in sorted(vol.labels.items())}}
-    sidecar_path(path).write_text(json.dumps(doc, indent=1))
+    write_text(sidecar_path(path), json.dumps(doc, indent=1))
     return path
 
 
@@ -215,7 +374,6 @@ def terminology_entry(name: str) -> str:
 
 def _write_seg_nrrd(vol: Volume, path: Path) -> Path:
     sitk = _sitk()
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = vol.array
     labels = sorted((int(k), n) for k, n in vol.labels.items())
     dtype = np.uint8 if max(k for k, _ in labels) < 256 else np.uint16
@@ -236,7 +394,8 @@ def _write_seg_nrrd(vol: Volume, path: Path) -> Path:
         img.SetMetaData(p + "Layer", "0")
         img.SetMetaData(p + "Extent", f"0 {ni - 1} 0 {nj - 1} 0 {nk - 1}")
         img.SetMetaData(p + "Tags", "TerminologyEntry:" + terminology_entry(name) + "|")
-    sitk.WriteImage(img, str(path), useCompression=True)
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(img, str(tmp), useCompression=True)
     return path
 
 

@@ -33,7 +33,8 @@ class Volume:
     """Image array in [k, j, i] order with its IJK->RAS affine (mm).
 
     ``name`` is free text; ``labels`` maps label values to structure names for label maps
-    (empty for intensity images such as CT in HU).
+    (empty for intensity images such as CT in HU); ``warnings`` holds the reader's warnings
+    about the input (see ``imagio.io``).
     """
 
     array: np.ndarray
@@ -41,6 +42,9 @@ class Volume:
     name: str = ""
     labels: dict[int, str] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)  # e.g. DICOM patient/series identifiers, as read
+    # what the reader had to say about this image (corrected tilt, dropped slices, padding):
+    # one sentence each; commands print them and copy them into their JSON outputs
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.array = np.asarray(self.array)

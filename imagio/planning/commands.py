@@ -37,6 +37,7 @@ def _parse_roles(items) -> dict:
 
 def cmd_plan(args) -> int:
     from .. import io
+    from ..coords import point_or_name
     from ..progress import printer
     from .planner import NoFeasiblePath, format_report, plan
     from .problem import Constraints, Needle, PlanningProblem
@@ -63,7 +64,7 @@ def cmd_plan(args) -> int:
         n.diameter_mm = args.needle_diameter
     if args.uncertainty is not None:
         n.uncertainty_mm = args.uncertainty
-    prob = PlanningProblem.build(ct, labels, args.target, needle=n, constraints=c,
+    prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n, constraints=c,
                                  roles=_parse_roles(args.role))
     result = plan(prob, k=args.proposals, progress=printer(args.quiet))
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +123,8 @@ def cmd_plan(args) -> int:
 
 
 def register(subparsers) -> None:
+    from ..coords import add_point_argument
+
     d = __import__("imagio.planning.problem", fromlist=["load_defaults"]).load_defaults()
     s = subparsers.add_parser(
         "plan", help="needle trajectory proposals for a CT, its structures and a target",
@@ -131,8 +134,8 @@ def register(subparsers) -> None:
     s.add_argument("ct", help="CT image (NIfTI/NRRD/DICOM folder), HU")
     s.add_argument("--labels", required=True, help="label map (.seg.nrrd, or image + .labels.json sidecar)")
     s.add_argument("--label-names", help="JSON {value: name} for a label map without names")
-    s.add_argument("--target", required=True,
-                   help="R,A,S point in mm (RAS, as in Slicer) or a structure name (its centre)")
+    add_point_argument(s, "--target", "R,A,S point in mm (RAS, as in Slicer) or a structure name (its centre)",
+                       metavar="R,A,S|NAME")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--needle-length", type=float, help=f"usable needle length mm (default {d['needle']['length_mm']:.0f}; "
                                                         "typical 100, 150, 200)")

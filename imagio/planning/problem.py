@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from .. import anatomy
+from ..coords import point_or_name
 from ..errors import InputError
 from ..volume import Volume
 
@@ -149,12 +150,7 @@ def resolve_target(labels: Volume, target) -> Target:
     if isinstance(target, Target):
         return target
     if isinstance(target, str):
-        parts = target.split(",")
-        if len(parts) == 3:
-            try:
-                target = [float(p) for p in parts]
-            except ValueError:
-                pass
+        target = point_or_name(target)
     if isinstance(target, str):
         inv = {v: k for k, v in labels.labels.items()}
         if target not in inv:

@@ -42,13 +42,10 @@ def cmd_lesion(args) -> int:
     import numpy as np
 
     from .. import io
+    from ..coords import parse_point
     from .lesion import segment_lesion
 
-    try:
-        point = [float(v) for v in args.point.split(",")]
-        assert len(point) == 3
-    except (ValueError, AssertionError):
-        raise InputError(f"--point must be R,A,S in mm (three numbers), got {args.point!r}")
+    point = parse_point(args.point, args.lps, "--point")
     out = Path(args.out)
     _check_out(out, args.force)
     ct = io.read_image(Path(args.ct))
@@ -95,6 +92,7 @@ def cmd_vessels(args) -> int:
 
 
 def register(subparsers) -> None:
+    from ..coords import add_point_argument
     from .rules import DEFAULT_STRUCTURES, STRUCTURES
 
     s = subparsers.add_parser(
@@ -122,7 +120,7 @@ def register(subparsers) -> None:
         description="Segment the lesion under a RAS point (mm) and print its volume (mL) and "
                     "long/short axes (mm, 3-D and axial) as JSON.")
     s.add_argument("ct", help="CT image in HU")
-    s.add_argument("--point", required=True, help="R,A,S in mm (as Slicer shows it)")
+    add_point_argument(s, "--point", "the lesion: R,A,S in mm (as Slicer shows it)")
     s.add_argument("--out", required=True, help="output label map")
     s.add_argument("--organ", help="optional label map bounding the lesion (e.g. the liver)")
     s.add_argument("--organ-labels", help="comma-separated label names in --organ to use")

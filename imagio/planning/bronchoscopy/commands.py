@@ -13,6 +13,8 @@ from ...errors import InputError
 
 
 def register(subparsers) -> None:
+    from ...coords import add_point_argument
+
     s = subparsers.add_parser(
         "bronch", help="bronchoscopic route to a nodule: airway tree, scope reach, tunnel, fly-through",
         description="Extract the airway tree from an airway segmentation, find the route for a scope to "
@@ -22,7 +24,8 @@ def register(subparsers) -> None:
     s.add_argument("ct", help="the CT (its file names the case in the output; the plan uses --airways' grid)")
     s.add_argument("--airways", required=True, help="label map with the airways (trachea/airways labels, or a binary mask)")
     s.add_argument("--structures", help="label map with lungs, lung vessels and the nodule (default: --airways)")
-    s.add_argument("--target", required=True, help="a label name in --structures (e.g. lung_nodule_1) or R,A,S in mm")
+    add_point_argument(s, "--target", "a label name in --structures (e.g. lung_nodule_1) or R,A,S in mm",
+                       metavar="NAME|R,A,S")
     s.add_argument("--scope", default="thin", help="scope name from imagio/data/scopes.json or a diameter in mm")
     s.add_argument("--tolerance", type=float, default=None, help="mm a lumen may be narrower than the scope")
     s.add_argument("--out", required=True, help="output folder")
@@ -30,15 +33,13 @@ def register(subparsers) -> None:
     s.set_defaults(func=cmd_bronch)
 
 
-def _target(arg, structures):
+def _target(arg, structures, lps=False):
+    from ...coords import point_or_name
     from . import Target
 
-    parts = arg.split(",")
-    if len(parts) == 3:
-        try:
-            return Target.from_point([float(v) for v in parts]), None
-        except ValueError:
-            pass
+    point = point_or_name(arg, lps, "--target")
+    if not isinstance(point, str):
+        return Target.from_point(point), None
     if structures is None or arg not in structures.labels.values():
         have = sorted(structures.labels.values()) if structures is not None else []
         raise InputError(f"target {arg!r} is neither R,A,S nor a label of the structures ({', '.join(have[:12])}...)")
@@ -59,7 +60,7 @@ def cmd_bronch(args) -> int:
     t0 = time.perf_counter()
     tree = extract_tree(air, mask)
     t_tree = time.perf_counter() - t0
-    target, target_name = _target(args.target, structures)
+    target, target_name = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)
     t0 = time.perf_counter()
     bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels)

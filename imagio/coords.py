@@ -1,0 +1,79 @@
+"""Points typed on the command line: ``R,A,S`` in mm, or ``L,P,S`` with ``--lps``.
+
+One definition for every command that takes a point (``--point``, ``--target``):
+
+- :func:`parse_point` reads ``"R,A,S"`` (three numbers, commas, optional spaces) and returns
+  RAS mm; with ``lps=True`` the numbers are LPS (what PACS viewers and DICOM show) and are
+  converted: RAS = (-L, -P, S).
+- :class:`ArgumentParser` lets argparse accept values that start with a minus sign, so
+  ``--point -52.7,95.9,-255`` works as well as ``--point=-52.7,95.9,-255`` (plain argparse
+  takes ``-52.7,...`` for an option and refuses it).
+- :func:`add_point_argument` adds a point option and the shared ``--lps`` flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import numpy as np
+
+from .errors import InputError
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+POINT_RE = re.compile(rf"^\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*$")
+# argparse's own pattern for negative numbers, plus a point whose first number is negative
+_NEGATIVE_VALUE = re.compile(rf"^-\d+$|^-\d*\.\d+$|^-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*,")
+
+LPS_HELP = ("--lps: the point is L,P,S (as PACS viewers and DICOM headers show it) instead of R,A,S "
+            "(as 3D Slicer shows it); IMAGIO converts it (R = -L, A = -P)")
+
+
+def is_point(text) -> bool:
+    """True when ``text`` is three comma-separated numbers."""
+    return isinstance(text, str) and POINT_RE.match(text) is not None
+
+
+def parse_point(text: str, lps: bool = False, what: str = "point") -> np.ndarray:
+    """``"x,y,z"`` (mm) -> RAS mm, shape (3,). ``lps``: the numbers are L,P,S.
+
+    Raises InputError naming ``what`` when ``text`` is not three finite numbers.
+    """
+    m = POINT_RE.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise InputError(f"{what} must be {'L,P,S' if lps else 'R,A,S'} in mm (three numbers separated by "
+                         f"commas, e.g. -52.7,95.9,-255), got {text!r}")
+    p = np.array([float(v) for v in m.groups()])
+    if not np.all(np.isfinite(p)):
+        raise InputError(f"{what} {text!r} is not finite")
+    return lps_to_ras(p) if lps else p
+
+
+def lps_to_ras(p) -> np.ndarray:
+    """LPS mm -> RAS mm (the same flip as the files' LPS -> Volume's RAS in imagio.io)."""
+    return np.asarray(p, float) * np.array([-1.0, -1.0, 1.0])
+
+
+def point_or_name(text: str, lps: bool = False, what: str = "target"):
+    """A point argument that may also be a structure name: RAS list when ``text`` is a point,
+    else ``text`` unchanged (``--lps`` with a name is refused: it would be silently ignored)."""
+    if is_point(text):
+        return parse_point(text, lps, what).tolist()
+    if lps:
+        raise InputError(f"--lps applies to a point, but {what} {text!r} is a name; drop --lps or give L,P,S")
+    return text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that takes ``-52.7,95.9,-255`` as an option's value, not as an option."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_VALUE
+
+
+def add_point_argument(parser, flag: str, help: str, required: bool = True, metavar: str = "R,A,S") -> None:
+    """Add ``flag`` (a point R,A,S, or a name where ``help`` says so) and the ``--lps`` flag."""
+    parser.add_argument(flag, required=required, metavar=metavar,
+                        help=help + " (negative values work with or without '=')")
+    parser.add_argument("--lps", action="store_true", help=LPS_HELP)

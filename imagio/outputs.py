@@ -1,0 +1,158 @@
+"""Writing files safely: never over an input, never half-written.
+
+- :func:`atomic_path` gives a temporary name beside the target (same folder, same suffix so
+  writers pick the same format) and renames it onto the target only when the write finished:
+  an interrupted or failed run leaves the previous file (or none), never a truncated one.
+- :func:`protect` marks a command's inputs for the duration of the command; every write through
+  :func:`atomic_path` (``imagio.io.write_image``/``write_labels``, :func:`write_text`) refuses
+  to replace a protected path, whatever the flags: ``--force`` replaces earlier *outputs* only.
+- :func:`check_outputs` refuses up front (before any long computation) an output that is an
+  input, or that exists without ``--force``.
+- :func:`command_paths` finds a parsed command line's inputs (every existing path given to
+  it) and outputs (``--out``-style options), for ``imagio.cli`` to guard every command alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+from .errors import InputError
+
+# argparse destinations that name files or folders a command writes
+OUTPUT_DESTS = ("out", "diameter_out")
+# suffixes that make an output a file (else it is taken for a folder)
+_FILE_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".json", ".pdf", ".html",
+                  ".png", ".mrml", ".csv", ".txt", ".zip")
+
+_protected: list[Path] = []
+
+
+def _key(path) -> Path:
+    """Absolute, symlinks resolved, so two spellings of one file compare equal."""
+    return Path(os.path.realpath(os.path.abspath(os.fspath(path))))
+
+
+def _sidecar(path: Path) -> Path | None:
+    from .io import sidecar_path  # the label-name sidecar next to an image file
+
+    name = path.name.lower()
+    if name.endswith((".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".nhdr")) and not name.endswith(".seg.nrrd"):
+        return sidecar_path(path)
+    return None
+
+
+def is_protected(path) -> Path | None:
+    """The protected input that ``path`` is (same file), or None."""
+    k = _key(path)
+    for p in _protected:
+        if k == p:
+            return p
+    return None
+
+
+@contextlib.contextmanager
+def protect(paths):
+    """Within the block, :func:`atomic_path` refuses to write any of ``paths`` (files; a folder
+    protects every file under it that exists now)."""
+    added = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            added += [_key(f) for f in p.rglob("*") if f.is_file()]
+        elif p.exists():
+            added.append(_key(p))
+            side = _sidecar(p)
+            if side is not None and side.exists():
+                added.append(_key(side))
+    _protected.extend(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            _protected.remove(k)
+
+
+def refuse_input(path) -> None:
+    """Raise InputError when ``path`` is a protected input."""
+    hit = is_protected(path)
+    if hit is not None:
+        raise InputError(f"refusing to write {path}: it is an input of this command ({hit}); choose another "
+                         "output name (--force only replaces earlier outputs, never an input)")
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success rename it onto ``path`` (atomic on one
+    file system), on failure delete it. Creates the parent folder. Refuses protected inputs."""
+    path = Path(path)
+    refuse_input(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = path.name
+    suffix = next((s for s in _FILE_SUFFIXES if name.lower().endswith(s)), path.suffix)
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    tmp = path.with_name(f".{stem}.tmp-{uuid.uuid4().hex[:8]}{suffix}")
+    try:
+        yield tmp
+        if tmp.exists():
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def check_outputs(outputs, inputs, force: bool = False) -> None:
+    """Refuse before any work: an output that is one of ``inputs`` (or an input's label sidecar),
+    an input that would be written as an output's sidecar, or an existing output file without
+    ``force``. Folders are not refused for existing (commands write known names inside)."""
+    ins = {}
+    for p in inputs:
+        p = Path(p)
+        if p.exists():
+            ins[_key(p)] = p
+            side = _sidecar(p)
+            if side is not None and side.exists():
+                ins[_key(side)] = side
+    for out in outputs:
+        out = Path(out)
+        cands = [out] + ([s] if (s := _sidecar(out)) is not None else [])
+        for c in cands:
+            hit = ins.get(_key(c))
+            if hit is not None:
+                raise InputError(f"refusing to write {c}: it is an input of this command ({hit}); choose another "
+                                 "output name (--force only replaces earlier outputs, never an input)")
+        if out.is_file() and not force:
+            raise InputError(f"{out} exists; choose another output name or pass --force to replace it")
+
+
+def _is_file_output(path: Path) -> bool:
+    return path.name.lower().endswith(_FILE_SUFFIXES)
+
+
+def command_paths(args) -> tuple[list[Path], list[Path]]:
+    """(inputs, file outputs) of a parsed command line: inputs are the existing paths among its
+    values (other than outputs); outputs are the values of ``OUTPUT_DESTS`` that name files."""
+    inputs, outputs = [], []
+    for dest, value in vars(args).items():
+        if dest == "func" or value is None:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if not isinstance(v, (str, os.PathLike)) or not str(v):
+                continue
+            p = Path(v)
+            if dest in OUTPUT_DESTS:
+                if _is_file_output(p):
+                    outputs.append(p)
+            elif p.exists():
+                inputs.append(p)
+    return inputs, outputs
