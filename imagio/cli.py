@@ -42,15 +42,25 @@ def cmd_phantom(args) -> int:
     return 0
 
 
+def _looks_like_labels(vol, path: Path) -> bool:
+    """A label map: names known (.seg.nrrd, sidecar) or few non-negative integer values."""
+    from . import io
+
+    if vol.labels or io.sidecar_path(path).exists():
+        return True
+    a = vol.array
+    return a.dtype.kind in "iub" and a.size > 0 and a.min() >= 0 and np.unique(a).size < 256
+
+
 def cmd_info(args) -> int:
     from . import io
 
     path = Path(args.file)
-    vol = io.read_image(path)
+    vol = io.read_image(path, args.series)
     info = vol.describe()
     info["file"] = str(path)
-    side = io.sidecar_path(path)
-    if vol.labels or side.exists() or vol.array.dtype.kind in "iub" and np.unique(vol.array).size < 256:
+    read = vol.meta.pop("read", None)
+    if _looks_like_labels(vol, path):
         try:
             lab = io.read_labels(path)
             counts = np.bincount(lab.array.ravel().astype(np.int64))
@@ -63,16 +73,29 @@ def cmd_info(args) -> int:
             info["labels_error"] = str(e)
     if vol.meta:
         info["meta"] = vol.meta
+    if read:
+        info["read"] = read
+    info["warnings"] = list(vol.warnings)
     if args.json:
         print(json.dumps(info, indent=1))
-    else:
-        for k, v in info.items():
-            if k == "labels":
-                print(f"labels: {len(v)}")
-                for name, d in v.items():
-                    print(f"  {d['value']:4d} {name:40s} {d['volume_ml']:10.2f} mL")
-            else:
-                print(f"{k}: {v}")
+        return 0
+    for k, v in info.items():
+        if k == "labels":
+            print(f"labels: {len(v)}")
+            for name, d in v.items():
+                print(f"  {d['value']:4d} {name:40s} {d['volume_ml']:10.2f} mL")
+        elif k == "read":
+            print("DICOM read:")
+            for rk, rv in v.items():
+                if rk not in ("warnings", "dropped"):
+                    print(f"  {rk}: {rv}")
+            for d in v.get("dropped", []):
+                print(f"  dropped: {d}")
+        elif k == "warnings":
+            for w in v:
+                print(f"warning: {w}")
+        else:
+            print(f"{k}: {v}")
     return 0
 
 
@@ -103,9 +126,13 @@ def build_parser() -> ArgumentParser:
 
     s = sub.add_parser("info", help="geometry, HU range and labels of an image",
                        description="Print the geometry (size, spacing, origin in RAS, directions), value "
-                                   "range and, for label maps, the structures with volumes.")
-    s.add_argument("file", help="NIfTI/NRRD/MetaImage file or DICOM series folder")
+                                   "range and, for label maps, the structures with volumes. For a DICOM "
+                                   "folder: the series read, images dropped (localizers), tilt and gaps "
+                                   "corrected, padding replaced, and the other series in the folder.")
+    s.add_argument("file", help="NIfTI/NRRD/MetaImage file, DICOM folder or one DICOM file of a series")
     s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read from a DICOM folder holding several "
+                   "(default: the largest axial CT; the others are listed)")
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("demo", help="run the main job on the embedded default case (the phantom)",

@@ -38,6 +38,7 @@ def _parse_roles(items) -> dict:
 def cmd_plan(args) -> int:
     from .. import io
     from ..coords import point_or_name
+    from ..outputs import write_text
     from ..progress import printer
     from .planner import NoFeasiblePath, format_report, plan
     from .problem import Constraints, Needle, PlanningProblem
@@ -69,6 +70,10 @@ def cmd_plan(args) -> int:
     result = plan(prob, k=args.proposals, progress=printer(args.quiet))
     out.mkdir(parents=True, exist_ok=True)
     result.write_json(out / "plan.json")
+    if ct.warnings or labels.warnings:  # the reader's warnings travel with the plan
+        doc = json.loads((out / "plan.json").read_text())
+        doc["input_warnings"] = ct.warnings + labels.warnings
+        write_text(out / "plan.json", json.dumps(doc, indent=1))
     abl = None
     if args.device and result.feasible:
         from .ablation.commands import ablation_for_plan
@@ -76,7 +81,7 @@ def cmd_plan(args) -> int:
         doc = json.loads((out / "plan.json").read_text())
         doc["ablation"] = abl = ablation_for_plan(result, args.device, args.setting, args.multi_probe,
                                             args.devices, printer(args.quiet))
-        (out / "plan.json").write_text(json.dumps(doc, indent=1))
+        write_text(out / "plan.json", json.dumps(doc, indent=1))
     written = [out / "plan.json"]
     if not args.no_png:
         from .render import render_plan_png

@@ -102,10 +102,9 @@ class Plan:
         })
 
     def write_json(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1))
-        return path
+        from ..outputs import write_text
+
+        return write_text(path, json.dumps(self.to_dict(), indent=1))
 
 
 def nearest_skin_mm(problem: PlanningProblem) -> float:

@@ -10,9 +10,21 @@ from ..errors import InputError
 from ..progress import printer
 
 
-def _check_out(path: Path, force: bool):
-    if path.exists() and not force:
-        raise InputError(f"{path} exists; choose another --out or pass --force to overwrite it")
+def _check_out(path: Path, force: bool, inputs=()):
+    """Refuse an --out that is an input (whatever --force says) or exists without --force."""
+    from ..outputs import check_outputs
+
+    check_outputs([path], inputs, force)
+
+
+def input_warnings(*vols) -> list[str]:
+    """The reader's warnings of the inputs, for the command's JSON output."""
+    return [w for v in vols if v is not None for w in v.warnings]
+
+
+def add_series_argument(parser) -> None:
+    parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read when the CT is a DICOM folder "
+                        "holding several series (default: the largest axial CT; `imagio info FOLDER` lists them)")
 
 
 def cmd_segment(args) -> int:
@@ -24,8 +36,8 @@ def cmd_segment(args) -> int:
     from .rules import segment
 
     out = Path(args.out)
-    _check_out(out, args.force)
-    ct = io.read_image(Path(args.ct))
+    _check_out(out, args.force, [args.ct])
+    ct = io.read_image(Path(args.ct), args.series)
     seg = segment(ct, args.structures.split(","), progress=printer(args.quiet))
     io.write_labels(seg, out)
     summary = {
@@ -33,6 +45,7 @@ def cmd_segment(args) -> int:
         "structures": {n: round(float((seg.array == v).sum() * seg.voxel_volume_ml), 2)
                        for v, n in sorted(seg.labels.items())},
         **{k: v for k, v in seg.meta.items() if v},
+        "input_warnings": input_warnings(ct),
     }
     print(json.dumps(summary, indent=1, default=str))
     return 0
@@ -47,9 +60,9 @@ def cmd_lesion(args) -> int:
 
     point = parse_point(args.point, args.lps, "--point")
     out = Path(args.out)
-    _check_out(out, args.force)
-    ct = io.read_image(Path(args.ct))
-    organ = None
+    _check_out(out, args.force, [args.ct, args.organ] if args.organ else [args.ct])
+    ct = io.read_image(Path(args.ct), args.series)
+    organ, lab = None, None
     if args.organ:
         lab = io.read_labels(Path(args.organ))
         names = args.organ_labels.split(",") if args.organ_labels else list(lab.labels.values())
@@ -58,7 +71,8 @@ def cmd_lesion(args) -> int:
                                 progress=printer(args.quiet))
     name = args.name or ("lung_nodule" if meas.kind == "lung_nodule" else "tumor")
     io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
-    print(json.dumps({"output": str(out), "structure": name, **meas.to_dict()}, indent=1))
+    print(json.dumps({"output": str(out), "structure": name, **meas.to_dict(),
+                      "input_warnings": input_warnings(ct, lab)}, indent=1))
     return 0
 
 
@@ -69,9 +83,11 @@ def cmd_vessels(args) -> int:
     from .vessels import vessel_mask
 
     out = Path(args.out)
-    _check_out(out, args.force)
-    ct = io.read_image(Path(args.ct))
-    lab = io.read_labels(Path(args.organ)).resample_like(ct, order=0)
+    _check_out(out, args.force, [args.ct, args.organ])
+    ct = io.read_image(Path(args.ct), args.series)
+    lab = io.read_labels(Path(args.organ))
+    warned = input_warnings(ct, lab)
+    lab = lab.resample_like(ct, order=0)
     names = args.organ_labels.split(",")
     organ = lab.mask(*names)
     if not organ.any():
@@ -87,7 +103,8 @@ def cmd_vessels(args) -> int:
     print(json.dumps({"output": str(out), "structure": name,
                       "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
                       "diameter_mm": {"median": round(float(np.median(d)), 2) if d.size else None,
-                                      "max": round(float(d.max()), 2) if d.size else None}}, indent=1))
+                                      "max": round(float(d.max()), 2) if d.size else None},
+                      "input_warnings": warned}, indent=1))
     return 0
 
 
@@ -103,7 +120,8 @@ def register(subparsers) -> None:
     s.add_argument("--structures", default=",".join(DEFAULT_STRUCTURES),
                    help=f"comma-separated (default {','.join(DEFAULT_STRUCTURES)})")
     s.add_argument("--out", required=True, help="output label map (.seg.nrrd, or .nii.gz + sidecar)")
-    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists (never an input)")
+    add_series_argument(s)
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     m = s.add_argument_group("deep model (instead of the rules)")
     m.add_argument("--model", help="catalogue name (see 'imagio models list') or an nnU-Net v2 model folder")
@@ -127,7 +145,8 @@ def register(subparsers) -> None:
     s.add_argument("--kind", choices=("lung_nodule", "soft_tissue"),
                    help="lesion type (default: detected from the surroundings)")
     s.add_argument("--name", help="structure name (default lung_nodule or tumor)")
-    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists (never an input)")
+    add_series_argument(s)
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_lesion)
 
@@ -142,6 +161,7 @@ def register(subparsers) -> None:
     s.add_argument("--out", required=True, help="output vessel label map")
     s.add_argument("--diameter-out", help="optional float image of the lumen diameter (mm)")
     s.add_argument("--name", help="structure name (default liver_vessels / lung_vessels)")
-    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists (never an input)")
+    add_series_argument(s)
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_vessels)

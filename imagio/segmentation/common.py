@@ -30,32 +30,17 @@ def as_progress(progress) -> Progress:
 
 
 def check_ct(ct: Volume) -> np.ndarray:
-    """Validate that ``ct`` looks like a CT in HU; return its array as float32 view-friendly.
+    """Validate that ``ct`` is a CT in HU (``imagio.ct_check.check_hu``); return its array.
 
-    Raises InputError naming the problem: not a scalar image, no air (< -900 HU) anywhere,
-    no negative values (MR-like intensities), or values far outside the HU range.
+    Raises InputError naming the problem: not a Volume, not CT (DICOM Modality), no air or no
+    soft tissue in the histogram (MR-like, HU + 1024 without rescale, a crop), values beyond HU.
     """
+    from ..ct_check import check_hu
+
     if not isinstance(ct, Volume):
         raise InputError(f"expected a CT Volume, got {type(ct).__name__}")
-    a = ct.array
-    if a.dtype.kind not in "iuf":
-        raise InputError(f"the CT must hold numbers (HU), got dtype {a.dtype}")
-    if a.size == 0:
-        raise InputError("the CT is empty")
-    lo, hi = float(a.min()), float(a.max())
-    if lo >= 0:
-        raise InputError(
-            f"the image has no negative values (range {lo:g}..{hi:g}): it does not look like a CT "
-            "in Hounsfield units (an MR or a rescaled image?); give a CT in HU (air -1000, water 0)")
-    if lo < -4000 or hi > 40000:
-        raise InputError(
-            f"value range {lo:g}..{hi:g} is not HU-like; give a CT in Hounsfield units "
-            "(apply the DICOM rescale slope/intercept)")
-    if lo > AIR_HU:
-        raise InputError(
-            f"the image has no air (minimum {lo:g} HU > {AIR_HU:g} HU): it is not a CT these rules "
-            "can handle (cropped inside the body, or not in HU)")
-    return a
+    check_hu(ct, "rule-based segmentation")
+    return ct.array
 
 
 def ball(radius_mm: float, spacing_kji) -> np.ndarray:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..progress import printer
-from .commands import _check_out
+from .commands import _check_out, input_warnings
 
 
 def register(subparsers) -> None:
@@ -80,27 +80,18 @@ def cmd_models_verify(args) -> int:
 
 
 def segment_with_model(args) -> int:
-    """``imagio segment CT --model NAME|FOLDER --out SEG``: deep-model segmentation into a label map."""
-    import shutil
-    import tempfile
-
+    """``imagio segment CT --model NAME|FOLDER --out SEG``: deep-model segmentation into a label map
+    (written atomically by ``imagio.io.write_labels``; the CT is checked to be in HU first)."""
     from .. import io
     from . import models
 
     out = Path(args.out)
-    _check_out(out, args.force)
-    ct = io.read_image(Path(args.ct))
+    _check_out(out, args.force, [args.ct])
+    ct = io.read_image(Path(args.ct), args.series)
     folds = [f.strip() for f in args.folds.split(",")] if args.folds else None
     seg = models.segment(ct, args.model, device=args.device, folds=folds, mirror=args.mirror or None,
                          step=args.step, batch_size=args.batch_size, progress=printer(args.quiet))
-    # write next to the target, then move: a failure or cancel leaves no half-written file
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".imagio-", dir=out.parent))
-    try:
-        io.write_labels(seg, tmp / out.name)
-        for f in tmp.iterdir():
-            f.replace(out.parent / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({"out": str(out), "labels": {str(k): v for k, v in sorted(seg.labels.items())}}), file=sys.stdout)
+    io.write_labels(seg, out)
+    print(json.dumps({"out": str(out), "labels": {str(k): v for k, v in sorted(seg.labels.items())},
+                      "input_warnings": input_warnings(ct)}), file=sys.stdout)
     return 0

@@ -167,7 +167,8 @@ def _part_for_zip(name: str, e: dict, names: list[str]) -> dict:
 
 
 def install_zip(name: str, zip_path: Path, progress=None) -> Path:
-    """Verify (catalogue SHA-256, else record a computed one) and extract one part zip into the
+    """Verify (catalogue SHA-256, else record a computed one; the model's task, input channel and
+    classes against the catalogue entry, ``task_problems``) and extract one part zip into the
     cache. Returns the part folder. Nothing is left behind when it fails."""
     e = entry(name)
     zip_path = Path(zip_path)
@@ -197,7 +198,11 @@ def install_zip(name: str, zip_path: Path, progress=None) -> Path:
                 src = tmp  # a zip of the model folder itself
             from .engine.model_folder import find_model_folder
 
-            find_model_folder(src)  # must hold an nnU-Net model folder
+            problems = task_problems(name, e, p, find_model_folder(src))  # must hold an nnU-Net model folder
+            if problems:
+                raise ModelError(f"{zip_path.name} is not the model {name!r}: " + "; ".join(problems)
+                                 + f". Import it under the catalogue name of its task, or run it as a folder "
+                                   "(imagio segment CT --model FOLDER)")
             files = {str(f.relative_to(src)): sha256_file(f) for f in sorted(src.rglob("*")) if f.is_file()}
             target = base / p["folder"]
             if target.exists():
@@ -212,6 +217,72 @@ def install_zip(name: str, zip_path: Path, progress=None) -> Path:
         "source": str(p.get("url") or zip_path), "files": files}
     _write_manifest(name, man)
     return target
+
+
+def _dataset_task(folder: Path) -> tuple[str, dict[str, int], list[str]]:
+    """(dataset name, {label name: value}, input channel names) of a model folder."""
+    import re
+
+    ds = json.loads((Path(folder) / "dataset.json").read_text())
+    labels = {str(k): v for k, v in ds.get("labels", {}).items()}
+    channels = [str(v) for v in (ds.get("channel_names") or ds.get("modality") or {}).values()]
+    m = None
+    for part in ((Path(folder),) + tuple(Path(folder).parents))[:4]:
+        m = re.match(r"(Dataset\d{3}_[^/]+)$", part.name)
+        if m:
+            break
+    try:
+        plans = json.loads((Path(folder) / "plans.json").read_text())
+    except (OSError, ValueError):
+        plans = {}
+    name = m.group(1) if m else str(plans.get("dataset_name", "?"))
+    return name, labels, channels
+
+
+def task_problems(name: str, e: dict, part: dict, folder: Path) -> list[str]:
+    """How the model in ``folder`` differs from the catalogue part ``part`` of model ``name``.
+
+    Compared: the input channel (the catalogue holds CT models: one channel named CT), the
+    task id in the dataset name (DatasetNNN_...), and the classes: each catalogue class value
+    must carry that class in dataset.json (names compared after ``label_map``, case-insensitive);
+    for TotalSegmentator 'total' parts every class must be a TotalSegmentator class name.
+    Empty when they agree. Each problem names both sides.
+    """
+    from .. import anatomy
+
+    ds_name, labels, channels = _dataset_task(folder)
+    problems = []
+    if [c.strip().upper() for c in channels] != ["CT"]:
+        problems.append(f"its input channels are {channels or 'not given'}, the catalogue model takes one CT channel")
+    tid = part.get("task_id")
+    if tid is not None and ds_name[:7] == "Dataset" and ds_name[7:10].isdigit() and int(ds_name[7:10]) != int(tid):
+        problems.append(f"it is task {ds_name}, the catalogue's {name!r} is task {part.get('folder')}")
+    lmap = {str(k).lower(): v for k, v in (e.get("label_map") or {}).items()}
+
+    def canon(n: str) -> str:
+        return lmap.get(n.lower(), n.lower())
+
+    have = {}
+    for n, v in labels.items():
+        if isinstance(v, (list, tuple)):
+            continue
+        have[int(v)] = n
+    classes = e.get("classes")
+    if isinstance(classes, dict):
+        wrong = [(int(v), c) for v, c in classes.items()
+                 if int(v) not in have or canon(have[int(v)]) != canon(c)]
+        if wrong:
+            theirs = ", ".join(f"{v}={n}" for v, n in sorted(have.items()) if v)
+            want = ", ".join(f"{v}={c}" for v, c in sorted((int(v), c) for v, c in classes.items()))
+            problems.append(f"its classes are {theirs or 'none'} ({ds_name}), the catalogue's {name!r} has {want} "
+                            f"({part.get('folder')})")
+    elif e.get("label_values") == "totalsegmentator":
+        ts = set(anatomy.totalsegmentator_labels().values())
+        unknown = sorted(n for v, n in have.items() if v and canon(n) not in ts)
+        if unknown:
+            problems.append(f"its classes {', '.join(unknown[:6])} ({ds_name}) are not TotalSegmentator classes of "
+                            f"{name!r} ({part.get('folder')})")
+    return problems
 
 
 def import_zip(name: str, zip_path: Path, progress=None) -> Path:
@@ -264,6 +335,10 @@ def verify(name: str) -> list[str]:
                 problems.append(f"{p['folder']}/{rel}: missing")
             elif sha256_file(f) != sha:
                 problems.append(f"{p['folder']}/{rel}: SHA-256 differs from the recorded one (modified or corrupt)")
+        if (folder / "dataset.json").is_file():
+            from .engine.model_folder import find_model_folder
+
+            problems += [f"{p['folder']}: {t}" for t in task_problems(name, e, p, find_model_folder(folder))]
     return problems
 
 
@@ -288,8 +363,10 @@ def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=No
     import numpy as np
 
     from .. import anatomy
+    from ..ct_check import check_hu
     from .engine.predictor import Engine, EngineOptions
 
+    check_hu(volume, f"the deep model {Path(model).name}")
     prog = Progress(progress) if not isinstance(progress, Progress) else progress
     path = Path(model)
     if model in catalogue():

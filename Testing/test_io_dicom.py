@@ -1,0 +1,323 @@
+"""DICOM folders and CT files read right or refused with the reason (issue 13).
+
+Every series is written in the test with pydicom (``dicom_series``): an analytic patient with a
+marker sphere whose RAS position and volume are known. Each kind that broke the reader before
+is built here: gantry tilt, a localizer in the series (same and other matrix size), missing
+slices, several series, padding, rescale, duplicates, enhanced multi-frame, NIfTI qform/sform.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from dicom_series import (Patient, axial_positions, marker_partial_volume, marker_stats, write_enhanced,
+                          write_series)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imagio import io
+from imagio.ct_check import check_hu
+from imagio.errors import InputError, InputWarning
+from imagio.volume import Volume, make_ijk_to_ras
+
+POS_TOL_MM, VOL_TOL = 0.5, 0.02
+
+
+def assert_marker(vol, patient):
+    """Centroid of the thresholded marker within 0.5 mm; partial-volume volume within 2 %."""
+    c, _ = marker_stats(vol)
+    assert np.linalg.norm(c - patient.marker_ras) < POS_TOL_MM, (c, patient.marker_ras)
+    c, ml = marker_partial_volume(vol, patient.marker_ras, patient.radius + 6)
+    assert np.linalg.norm(c - patient.marker_ras) < POS_TOL_MM, (c, patient.marker_ras)
+    assert abs(ml / patient.marker_ml - 1) < VOL_TOL, (ml, patient.marker_ml)
+
+
+def read_warns(path, **kw):
+    with pytest.warns(InputWarning) as rec:
+        vol = io.read_image(path, **kw)
+    return vol, [str(w.message) for w in rec]
+
+
+def test_regular_series_shuffled_files_rescaled(tmp_path):
+    """uint16 stored with intercept -1024 (the usual export), files named in random order."""
+    pt = Patient()
+    pos, row, col = axial_positions()
+    names = [f"x{v:03d}.dcm" for v in np.random.default_rng(0).permutation(len(pos))]
+    write_series(tmp_path / "s", pt, pos, row, col, names=names)
+    vol = io.read_image(tmp_path / "s")
+    assert vol.warnings == []
+    assert vol.shape == (24, 48, 56) and vol.array.dtype == np.int16
+    np.testing.assert_allclose(vol.spacing, [2.5, 2.5, 2.5])
+    assert vol.meta["Modality"] == "CT" and vol.meta["read"]["images"] == 24
+    assert_marker(vol, pt)
+    check_hu(vol)  # HU after the rescale
+
+
+@pytest.mark.parametrize("tilt", [15.0, -22.0])
+def test_gantry_tilt_is_corrected_with_a_warning(tmp_path, tilt):
+    pt = Patient(marker_lps=(12.0, -8.0, 32.0))
+    pos, row, col = axial_positions(n=28, tilt_deg=tilt)
+    write_series(tmp_path / "t", pt, pos, row, col, gantry_tilt=tilt)
+    vol, warns = read_warns(tmp_path / "t")
+    assert any(f"{abs(tilt):.1f} deg" in w and "tilt" in w for w in warns), warns
+    assert vol.meta["read"]["tilt_deg"] == pytest.approx(abs(tilt), abs=0.05)
+    # the output grid is regular and orthogonal: stored in any file format without shear
+    d = vol.direction
+    np.testing.assert_allclose(d.T @ d, np.eye(3), atol=1e-6)
+    assert_marker(vol, pt)
+    back = io.read_image(io.write_image(vol, tmp_path / "t.nii.gz"))
+    assert_marker(back, pt)
+
+
+@pytest.mark.parametrize("variant", ["same_size", "other_size", "no_imagetype"])
+def test_localizer_in_the_series_is_dropped(tmp_path, variant):
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    files = write_series(tmp_path / "s", pt, pos, row, col, first_instance=2)
+    series = __import__("pydicom").dcmread(files[0]).SeriesInstanceUID
+    rows, cols = (48, 56) if variant == "same_size" else (40, 70)
+    itype = "ORIGINAL\\PRIMARY\\AXIAL" if variant == "no_imagetype" else "ORIGINAL\\PRIMARY\\LOCALIZER"
+    # a sagittal scout sharing the SeriesInstanceUID
+    write_series(tmp_path / "s", pt, [np.array([0.0, -150.0, 200.0])], (0, 1, 0), (0, 0, -1), rows=rows,
+                 cols=cols, series=series, image_type=itype, names=["IM0001.dcm"], thickness=1.0)
+    vol, warns = read_warns(tmp_path / "s")
+    assert any("dropped" in w for w in warns), warns
+    assert vol.shape[0] == 20
+    np.testing.assert_allclose(vol.spacing, [2.5, 2.5, 2.5], atol=1e-6)
+    assert_marker(vol, pt)
+
+
+def test_missing_slice_interpolated_and_wide_gap_refused(tmp_path):
+    pt = Patient(marker_lps=(10.0, -5.0, 30.0))
+    pos, row, col = axial_positions(n=30, step=2.0)
+    one = [p for k, p in enumerate(pos) if k != 4]  # one slice lost (z = 8 mm, below the marker): a 4 mm gap
+    write_series(tmp_path / "one", pt, one, row, col, thickness=2.0)
+    vol, warns = read_warns(tmp_path / "one")
+    assert any("gap" in w and "4.0 mm" in w for w in warns), warns
+    assert vol.shape[0] == 30 and vol.meta["read"]["gaps_mm"] == [4.0]
+    assert_marker(vol, pt)
+    # a slice lost through the marker: its position stays right (the missing data blurs its edge)
+    mid = [p for k, p in enumerate(pos) if k != 16]
+    write_series(tmp_path / "mid", pt, mid, row, col, thickness=2.0)
+    c, ml = marker_partial_volume(io.read_image(tmp_path / "mid"), pt.marker_ras, pt.radius + 6)
+    assert np.linalg.norm(c - pt.marker_ras) < POS_TOL_MM and abs(ml / pt.marker_ml - 1) < 0.1
+    three = [p for k, p in enumerate(pos) if k not in (11, 12, 13)]  # an 8 mm gap
+    write_series(tmp_path / "three", pt, three, row, col, thickness=2.0)
+    with pytest.raises(InputError, match=r"gap of 8\.0 mm .* wider than the 5 mm"):
+        io.read_image(tmp_path / "three")
+
+
+def test_several_series_listed_largest_axial_read_or_the_one_asked(tmp_path):
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "d", pt, pos, row, col, series="1.2.3.4.100", description="axial",
+                 names=[f"a{k}.dcm" for k in range(20)])
+    # a coronal reformat: rows along z (inferior), columns along x; 12 images stacked along y
+    cor = [np.array([-68.75, -30.0 + 5.0 * k, 60.0]) for k in range(12)]
+    write_series(tmp_path / "d", pt, cor, (1, 0, 0), (0, 0, -1), rows=30, cols=56, series="1.2.3.4.200",
+                 description="coronal", names=[f"c{k}.dcm" for k in range(12)], thickness=5.0)
+    vol, warns = read_warns(tmp_path / "d")
+    assert vol.meta["SeriesInstanceUID"] == "1.2.3.4.100"
+    assert any("holds 2 series" in w and "1.2.3.4.200" in w and "--series" in w for w in warns), warns
+    assert_marker(vol, pt)
+    cor_vol = io.read_image(tmp_path / "d", series="1.2.3.4.200")
+    assert cor_vol.shape == (12, 30, 56)
+    np.testing.assert_allclose(cor_vol.direction[:, 1], [0, 0, -1], atol=1e-6)  # j runs inferior
+    with pytest.raises(InputError, match=r"no series 9\.9.*1\.2\.3\.4\.100.*1\.2\.3\.4\.200|no series 9\.9.*1\.2\.3\.4\.200.*1\.2\.3\.4\.100"):
+        io.read_image(tmp_path / "d", series="9.9")
+    # one file of a series as the path reads that series
+    one = io.read_image(tmp_path / "d" / "c3.dcm")
+    assert one.meta["SeriesInstanceUID"] == "1.2.3.4.200"
+
+
+def test_pixel_padding_value_becomes_air(tmp_path):
+    pt = Patient()
+    pos, row, col = axial_positions(n=12)
+    outside = lambda j, i: ((j - 23.5) / 24) ** 2 + ((i - 27.5) / 28) ** 2 > 1  # noqa: E731
+    write_series(tmp_path / "p", pt, pos, row, col, signed=True, intercept=-1024, padding=(-2000, outside))
+    vol, warns = read_warns(tmp_path / "p")
+    assert any("PixelPaddingValue" in w for w in warns)
+    assert vol.array.min() >= -1024 and np.all(vol.array[:, outside(*np.mgrid[0:48, 0:56])] == -1000)
+    check_hu(vol)
+
+
+def test_same_position_twice_refused(tmp_path):
+    pt = Patient()
+    pos, row, col = axial_positions(n=8)
+    write_series(tmp_path / "d", pt, pos + pos[:3], row, col)
+    with pytest.raises(InputError, match="same position"):
+        io.read_image(tmp_path / "d")
+
+
+def test_no_series_and_single_image_refused(tmp_path):
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="no DICOM image series"):
+        io.read_image(tmp_path / "e")
+    pos, row, col = axial_positions(n=1)
+    write_series(tmp_path / "one", Patient(), pos, row, col)
+    with pytest.raises(InputError, match="one image"):
+        io.read_image(tmp_path / "one")
+
+
+def test_enhanced_multiframe_ct(tmp_path):
+    pt = Patient(marker_lps=(5.0, 3.0, 17.0))
+    # oblique frames: turned 20 deg about z, shuffled
+    a = np.radians(20)
+    row, col = np.array([np.cos(a), np.sin(a), 0]), np.array([-np.sin(a), np.cos(a), 0])
+    pos = [np.array([-50.0, -48.0, 0.0]) + k * 2.0 * np.cross(row, col) for k in range(20)]
+    pos = [pos[k] for k in np.random.default_rng(1).permutation(20)]
+    f = write_enhanced(tmp_path / "mf" / "enh.dcm", pt, pos, row, col, rows=48, cols=52, spacing=(2.0, 2.0))
+    vol = io.read_image(f.parent)
+    assert vol.meta["read"]["multi_frame"] and vol.shape == (20, 48, 52)
+    assert_marker(vol, pt)
+
+
+# files --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pad", [-32768, -3024, -2048])
+def test_file_padding_outside_scan_is_air_not_a_refusal(tmp_path, pad):
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "s", pt, pos, row, col)
+    ct = io.read_image(tmp_path / "s")
+    a = ct.array.copy()
+    j, i = np.mgrid[0:48, 0:56]
+    a[:, ((j - 23.5) / 24) ** 2 + ((i - 27.5) / 28) ** 2 > 1] = pad
+    io.write_image(ct.with_array(a), tmp_path / "pad.nii.gz")
+    vol, warns = read_warns(tmp_path / "pad.nii.gz")
+    assert any("set to air" in w and f"{pad:g}" in w for w in warns), warns
+    assert vol.array.min() >= -1024
+    check_hu(vol)
+    assert_marker(vol, pt)
+
+
+def test_nifti_qform_sform_disagreement_reported_and_sform_used(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    aff = np.array([[-2.0, 0, 0, 30.0], [0, -2.0, 0, 20.0], [0, 0, 3.0, -10.0], [0, 0, 0, 1]])  # RAS
+    arr = np.zeros((10, 12, 8), np.int16)  # nibabel: [i, j, k]
+    arr[4, 5, 3] = 100
+    img = nib.Nifti1Image(arr, aff)
+    q = aff.copy()
+    q[:3, 3] += [6.0, -8.0, 0.0]  # qform 10 mm away
+    img.set_sform(aff, code=1)
+    img.set_qform(q, code=1)
+    nib.save(img, tmp_path / "qs.nii.gz")
+    vol, warns = read_warns(tmp_path / "qs.nii.gz", pad_to_air=False)
+    assert any("qform and sform disagree by up to 10.0 mm" in w and "read with the sform" in w for w in warns), warns
+    kji = np.argwhere(vol.array == 100)[0]
+    np.testing.assert_allclose(vol.kji_to_world(kji[None])[0], (aff @ [4, 5, 3, 1])[:3], atol=1e-4)
+    img.set_qform(aff, code=1)
+    nib.save(img, tmp_path / "ok.nii.gz")
+    assert io.read_image(tmp_path / "ok.nii.gz", pad_to_air=False).warnings == []
+
+
+# property: random geometries ----------------------------------------------------------------
+
+def _rotation(ax, ay, az):
+    def rz(a):
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+    def rx(a):
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+    return rz(az) @ rx(ax) @ rz(ay)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(angles=st.tuples(*[st.floats(-np.pi, np.pi)] * 3), dx=st.floats(1.6, 2.6), dy=st.floats(1.6, 2.6),
+       step=st.floats(1.5, 3.0), tilt=st.floats(-25, 25), flip=st.booleans(),
+       origin=st.tuples(*[st.floats(-300, 300)] * 3), missing=st.integers(-1, 20))
+def test_marker_survives_any_geometry(tmp_path_factory, angles, dx, dy, step, tilt, flip, origin, missing):
+    """Random orientation, pixel size, slice step, tilt (shear along the columns), a flipped
+    column axis, a far origin and one missing slice: the marker's RAS position survives reading,
+    resampling and writing within 0.5 mm, or the series is refused for a named reason."""
+    tmp = tmp_path_factory.mktemp("g")
+    r = _rotation(*angles)
+    row, col = r[:, 0], r[:, 1] * (-1 if flip else 1)
+    n = np.cross(row, col)
+    shift = np.tan(np.radians(tilt)) * step
+    centre = np.asarray(origin)
+    pt = Patient(marker_lps=centre, radius=7.0, body=(1e6, 1e6))  # body everywhere: no air to lose
+    nk, rows, cols = 22, 26, 26
+    o = centre - (cols - 1) / 2 * dx * row - (rows - 1) / 2 * dy * col - (nk - 1) / 2 * step * n
+    pos = [o + k * step * n + k * shift * col for k in range(nk) if k != missing]
+    write_series(tmp / "s", pt, pos, row, col, rows=rows, cols=cols, spacing=(dx, dy), thickness=step)
+    try:
+        vol = io.read_image(tmp / "s")
+    except InputError as e:
+        assert missing >= 0 and 2 * step > 5.0 and "gap" in str(e), e  # only a too-wide gap is refused
+        return
+    c, _ = marker_stats(vol)
+    assert np.linalg.norm(c - pt.marker_ras) < POS_TOL_MM
+    back = io.read_image(io.write_image(vol, tmp / "v.nrrd"))
+    c2, _ = marker_stats(back)
+    assert np.linalg.norm(c2 - pt.marker_ras) < POS_TOL_MM
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(angles=st.tuples(*[st.floats(-np.pi, np.pi)] * 3), spacing=st.tuples(*[st.floats(0.4, 4.0)] * 3),
+       flips=st.tuples(*[st.booleans()] * 3), origin=st.tuples(*[st.floats(-500, 500)] * 3),
+       suffix=st.sampled_from([".nii.gz", ".nrrd", ".mha"]))
+def test_file_round_trip_keeps_every_voxel_in_place(tmp_path_factory, angles, spacing, flips, origin, suffix):
+    d = _rotation(*angles) @ np.diag([-1.0 if f else 1.0 for f in flips])
+    vol = Volume(np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6) * 3 - 200,
+                 make_ijk_to_ras(spacing, origin, d))
+    back = io.read_image(io.write_image(vol, tmp_path_factory.mktemp("f") / f"v{suffix}"), pad_to_air=False)
+    pts = vol.kji_to_world(np.argwhere(np.ones(vol.shape, bool)))
+    kji = back.world_to_kji(pts)
+    assert np.abs(kji - np.rint(kji)).max() * back.spacing.max() < 0.5 * 1e-2
+    np.testing.assert_array_equal(back.sample(pts), vol.array.reshape(-1))
+
+
+# the generators in ../shared/cases -----------------------------------------------------------
+
+CASES = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "cases"
+
+
+def _run_case(script, *args):
+    import subprocess
+    import sys
+
+    if not (CASES / script).exists():
+        pytest.skip(f"{CASES / script} is not present")
+    subprocess.run([sys.executable, str(CASES / script), *map(str, args)], check=True, capture_output=True)
+
+
+def test_case_dicom_gantry_tilt(tmp_path):
+    _run_case("dicom_gantry_tilt.py", tmp_path / "tilt", 15)
+    truth = json.loads((tmp_path / "tilt_truth.json").read_text())
+    vol, warns = read_warns(tmp_path / "tilt")
+    assert any("15.0 deg" in w for w in warns)
+    # the generator's tumour (300 HU) sits in its 'lung' (-850 HU): threshold half way
+    c, ml = marker_stats(vol, threshold=(300 - 850) / 2, near=(truth["tumour_centre_ras_mm"], 16))
+    assert np.linalg.norm(c - truth["tumour_centre_ras_mm"]) < POS_TOL_MM
+    assert abs(ml / truth["tumour_volume_ml"] - 1) < VOL_TOL
+
+
+def test_case_dicom_localizer_in_series(tmp_path):
+    _run_case("dicom_localizer_in_series.py", tmp_path / "loc")
+    truth = json.loads((tmp_path / "loc_truth.json").read_text())
+    for variant in ("same", "diff"):
+        vol, warns = read_warns(tmp_path / f"loc_{variant}")
+        assert any("localizer" in w for w in warns)
+        assert vol.shape[0] == truth["axial_slices"]
+        np.testing.assert_allclose(vol.spacing[2], truth["slice_spacing_mm"])
+        c, ml = marker_stats(vol, threshold=(300 - 850) / 2, near=(truth["tumour_centre_ras_mm"], 16))
+        assert np.linalg.norm(c - truth["tumour_centre_ras_mm"]) < POS_TOL_MM
+        assert abs(ml / truth["tumour_volume_ml"] - 1) < VOL_TOL
+
+
+@pytest.mark.data
+def test_case_ct_padding(tmp_path, shared_data):
+    _run_case("ct_padding.py", tmp_path, shared_data)
+    ref = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
+    for pad in (32768, 3024):
+        vol, warns = read_warns(tmp_path / f"ct_pad_{pad}.nii.gz")
+        assert any("set to air" in w for w in warns)
+        check_hu(vol)
+        assert vol.same_grid(ref)
+        inside = vol.array != -1000
+        np.testing.assert_array_equal(vol.array[inside], ref.array[inside])

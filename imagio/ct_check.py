@@ -1,0 +1,86 @@
+"""Is this image a CT in Hounsfield units? Checked before any rule-based or deep segmentation.
+
+A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft tissue near
+40 HU (fat about -100, muscle and organs 20-80, enhanced up to 200). Limits and sources:
+``imagio/data/input_limits.json`` (``hu_check``). Refused, with the reason and what to do:
+
+- a DICOM Modality other than CT (MR, PT, ...);
+- no air band or no soft-tissue band (an MR, a normalised or rescaled image);
+- HU stored with an offset of +1024 and no rescale (air near 24, soft tissue near 1064), a
+  common export error: named as such, with the fix;
+- values far above any CT (> 40000).
+
+Values below -1100 HU (padding outside the scan circle) are not a reason to refuse: the
+reader turns them into air, and the segmentation thresholds treat them as air anyway.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .dicom import LIMITS
+from .errors import InputError
+
+_H = LIMITS["hu_check"]
+AIR_BAND = tuple(_H["air_hu"])
+SOFT_BAND = tuple(_H["soft_tissue_hu"])
+MIN_AIR = float(_H["min_air_fraction"])
+MIN_SOFT = float(_H["min_soft_tissue_fraction"])
+HU_OFFSET = 1024  # the usual RescaleIntercept of CT (stored value 0 = -1024 HU)
+MAX_HU = 40000  # above any CT, even extended-scale metal reconstructions
+
+
+def _sample(a: np.ndarray, n: int = 2_000_000) -> np.ndarray:
+    flat = a.reshape(-1)
+    step = max(1, flat.size // n)
+    return flat[::step].astype(np.float32, copy=False)
+
+
+def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
+    air = np.mean((v >= AIR_BAND[0] + offset) & (v <= AIR_BAND[1] + offset))
+    soft = np.mean((v >= SOFT_BAND[0] + offset) & (v <= SOFT_BAND[1] + offset))
+    return float(air), float(soft)
+
+
+def hu_problem(vol) -> str | None:
+    """Why ``vol`` is not a CT in HU (one sentence with what to do), or None when it is."""
+    a = vol.array
+    modality = str(vol.meta.get("Modality", "")).strip().upper()
+    if modality and modality != "CT":
+        return (f"the image is DICOM Modality {modality}, not CT: IMAGIO's segmentation and planning need a CT "
+                "in Hounsfield units")
+    if a.dtype.kind not in "iuf":
+        return f"the image holds {a.dtype} values, not numbers in HU"
+    if a.size == 0:
+        return "the image is empty"
+    v = _sample(a)
+    lo, hi = float(v.min()), float(v.max())
+    lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    if hi > MAX_HU:
+        return (f"values up to {hi:g} are beyond any CT in HU (at most a few thousand, {MAX_HU} with extended "
+                "scales); give a CT in Hounsfield units (apply the DICOM rescale slope/intercept)")
+    air, soft = _bands(v)
+    if air >= MIN_AIR and soft >= MIN_SOFT:
+        return None
+    air_o, soft_o = _bands(v, HU_OFFSET)
+    if lo >= 0 and air_o >= MIN_AIR and soft_o >= MIN_SOFT:
+        return (f"it does not look like a CT in HU: the values ({lo:g}..{hi:g}) look like HU + {HU_OFFSET} stored "
+                f"without the rescale (air near {-1000 + HU_OFFSET}, soft tissue near {40 + HU_OFFSET}): the DICOM "
+                f"RescaleIntercept -{HU_OFFSET} (or the NIfTI scl_inter) was lost in conversion; subtract "
+                f"{HU_OFFSET} or convert again keeping it")
+    if lo >= 0:
+        return (f"the image has no negative values ({lo:g}..{hi:g}): it does not look like a CT in Hounsfield "
+                "units (an MR, or a normalised/rescaled image); give a CT in HU (air -1000, water 0)")
+    if air < MIN_AIR:
+        return (f"the image has no air ({air * 100:.3f}% of voxels within {AIR_BAND[0]:g}..{AIR_BAND[1]:g} HU, a CT "
+                f"has at least {MIN_AIR * 100:g}%): it is not a whole CT in HU (cropped inside the body, an MR or a "
+                "normalised image)")
+    return (f"the image has almost no soft tissue ({soft * 100:.2f}% of voxels within {SOFT_BAND[0]:g}.."
+            f"{SOFT_BAND[1]:g} HU, a CT has at least {MIN_SOFT * 100:g}%): it does not look like a CT in HU")
+
+
+def check_hu(vol, task: str = "segmentation") -> None:
+    """Raise InputError (one line) when ``vol`` is not a CT in HU; ``task`` names what needs it."""
+    why = hu_problem(vol)
+    if why:
+        raise InputError(f"{vol.name + ': ' if vol.name else ''}{why} (needed for {task})")
