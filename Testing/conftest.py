@@ -41,3 +41,39 @@ def shared_data():
     if not SHARED_DATA.exists():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+def _digest(path):
+    """SHA-256 of a file, or of every file under a folder (name + content)."""
+    import hashlib
+
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def inputs_are_never_modified(monkeypatch):
+    """Every CLI command run in-process by any test (``imagio.cli.main``) must leave each of its
+    inputs byte-identical: every existing path on its command line that is not an output is
+    hashed before and after the command, whatever the command returns or raises."""
+    from imagio import cli
+    from imagio.outputs import command_paths
+
+    run = cli._run
+
+    def checked(args):
+        inputs, _ = command_paths(args)
+        before = {str(p): _digest(p) for p in inputs}
+        try:
+            return run(args)
+        finally:
+            after = {p: _digest(p) for p in before if Path(p).exists()}
+            changed = [p for p in before if after.get(p) != before[p]]
+            assert not changed, f"`imagio {args.command}` modified or removed its input(s): {changed}"
+
+    monkeypatch.setattr(cli, "_run", checked)

@@ -6,8 +6,8 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
 
 - a DICOM Modality other than CT (MR, PT, ...);
 - no air band or no soft-tissue band (an MR, a normalised or rescaled image);
-- HU stored with an offset of +1024 and no rescale (air near 24, soft tissue near 1064), a
-  common export error: named as such, with the fix;
+- HU stored with an offset of +1024 and no rescale (air near 24, soft tissue near 1064, bone
+  above 1324), a common export error: named as such, with the fix;
 - values far above any CT (> 40000).
 
 Values below -1100 HU (padding outside the scan circle) are not a reason to refuse: the
@@ -27,6 +27,7 @@ SOFT_BAND = tuple(_H["soft_tissue_hu"])
 MIN_AIR = float(_H["min_air_fraction"])
 MIN_SOFT = float(_H["min_soft_tissue_fraction"])
 HU_OFFSET = 1024  # the usual RescaleIntercept of CT (stored value 0 = -1024 HU)
+BONE_HU, MIN_BONE = 300.0, 0.001  # cortical/trabecular bone > 300 HU; >= 0.1 % of a trunk CT
 MAX_HU = 40000  # above any CT, even extended-scale metal reconstructions
 
 
@@ -63,7 +64,8 @@ def hu_problem(vol) -> str | None:
     if air >= MIN_AIR and soft >= MIN_SOFT:
         return None
     air_o, soft_o = _bands(v, HU_OFFSET)
-    if lo >= 0 and air_o >= MIN_AIR and soft_o >= MIN_SOFT:
+    bone_o = float(np.mean(v >= BONE_HU + HU_OFFSET))  # a trunk CT always shows some bone
+    if lo >= 0 and air_o >= MIN_AIR and soft_o >= MIN_SOFT and bone_o >= MIN_BONE:
         return (f"it does not look like a CT in HU: the values ({lo:g}..{hi:g}) look like HU + {HU_OFFSET} stored "
                 f"without the rescale (air near {-1000 + HU_OFFSET}, soft tissue near {40 + HU_OFFSET}): the DICOM "
                 f"RescaleIntercept -{HU_OFFSET} (or the NIfTI scl_inter) was lost in conversion; subtract "

@@ -22,7 +22,7 @@ from pathlib import Path
 from .errors import InputError
 
 # argparse destinations that name files or folders a command writes
-OUTPUT_DESTS = ("out", "diameter_out")
+OUTPUT_DESTS = ("out", "diameter_out", "to")  # "to": a device table updated in place (its own target)
 # suffixes that make an output a file (else it is taken for a folder)
 _FILE_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".json", ".pdf", ".html",
                   ".png", ".mrml", ".csv", ".txt", ".zip")

@@ -1,0 +1,284 @@
+"""The command line and bad inputs (issue 13): points with negative values and --lps, outputs
+that never replace an input (also with --force) and are never half-written, non-HU images
+refused before segmentation, model zips of another task refused, warnings that travel, and the
+generators in ../shared/cases run through the CLI.
+
+Every in-process command here (and in the whole suite) also runs under the conftest fixture
+that hashes its inputs before and after."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dicom_series import Patient, axial_positions, write_series
+from synthetic_ct import LESIONS, make_ct
+
+from imagio import coords, io
+from imagio.cli import build_parser, main
+from imagio.ct_check import check_hu, hu_problem
+from imagio.errors import InputError
+from imagio.outputs import atomic_path, protect
+
+CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
+
+
+@pytest.fixture(scope="module")
+def ct_file(tmp_path_factory):
+    ct, _ = make_ct(spacing=(3.0, 3.0, 3.0))
+    return io.write_image(ct, tmp_path_factory.mktemp("ct") / "ct.nii.gz")
+
+
+def digest(p):
+    import hashlib
+
+    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+# points ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["lesion", "ct", "--point", "{p}", "--out", "o.nii.gz"],
+    ["plan", "ct", "--labels", "l", "--target", "{p}", "--out", "o"],
+    ["bronch", "ct", "--airways", "a", "--target", "{p}", "--out", "o"],
+])
+def test_negative_coordinates_parse_with_and_without_equals(argv):
+    p = build_parser()
+    for point in ("-52.7,95.9,-255", "-1e1, 2.5 ,-.5"):
+        flag = argv.index("{p}") - 1
+        a = p.parse_args([v.replace("{p}", point) for v in argv])
+        b = p.parse_args(argv[:flag] + [f"{argv[flag]}={point}"] + argv[flag + 2:])
+        assert vars(a) == vars(b)
+        value = a.point if argv[0] == "lesion" else a.target
+        assert value == point and not a.lps
+    np.testing.assert_allclose(coords.parse_point("-52.7,95.9,-255"), [-52.7, 95.9, -255])
+    np.testing.assert_allclose(coords.parse_point("-52.7,95.9,-255", lps=True), [52.7, -95.9, -255])
+    with pytest.raises(InputError, match="R,A,S in mm"):
+        coords.parse_point("1,2")
+    assert coords.point_or_name("liver_tumor_1") == "liver_tumor_1"
+    with pytest.raises(InputError, match="--lps applies to a point"):
+        coords.point_or_name("liver_tumor_1", lps=True)
+
+
+def test_lesion_at_a_negative_lps_point_without_equals(tmp_path, ct_file, capsys):
+    centre, radius, _, _ = LESIONS["liver_tumor"]  # RAS (55, 10, -72)
+    lps = f"{-centre[0]:g},{-centre[1]:g},{centre[2]:g}"  # '-55,-10,-72'
+    assert main(["lesion", str(ct_file), "--lps", "--point", lps, "--out", str(tmp_path / "t.nii.gz"),
+                 "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert np.linalg.norm(np.array(out["centroid_ras"]) - centre) < 1.5  # 3 mm voxels
+    assert out["volume_ml"] == pytest.approx(4 / 3 * np.pi * radius ** 3 / 1000, rel=0.25)
+    # the same point as RAS is the same lesion; as RAS with --lps it is another place
+    assert main(["lesion", str(ct_file), "--point", "55,10,-72", "--out", str(tmp_path / "r.nii.gz"),
+                 "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["centroid_ras"] == out["centroid_ras"]
+
+
+# outputs ---------------------------------------------------------------------------------------
+
+def test_output_that_is_an_input_is_refused_even_with_force(tmp_path, ct_file, capsys):
+    ct = tmp_path / "case" / "ct.nii.gz"
+    ct.parent.mkdir()
+    ct.write_bytes(ct_file.read_bytes())
+    h = digest(ct)
+    spellings = [ct, tmp_path / "case" / ".." / "case" / "ct.nii.gz"]
+    (tmp_path / "link.nii.gz").symlink_to(ct)
+    spellings.append(tmp_path / "link.nii.gz")
+    for out in spellings:
+        code = main(["segment", str(ct), "--structures", "body", "--out", str(out), "--force", "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and "refusing to write" in err and "input" in err, err
+        assert digest(ct) == h
+    # an output whose label sidecar is an input's sidecar
+    lab = io.read_image(ct).with_array(np.zeros(io.read_image(ct).shape, np.uint8), labels={1: "liver"})
+    lab.array[10:20, 30:40, 40:50] = 1
+    io.write_labels(lab, tmp_path / "case" / "organ.nii.gz")
+    side = tmp_path / "case" / "organ.labels.json"
+    hs = digest(side)
+    code = main(["lesion", str(ct), "--point", "55,10,-72", "--organ", str(tmp_path / "case" / "organ.nii.gz"),
+                 "--out", str(tmp_path / "case" / "organ.nrrd"), "--force", "--quiet"])
+    assert code == 2 and "organ.labels.json" in capsys.readouterr().err and digest(side) == hs
+    # --force replaces an earlier output
+    out = tmp_path / "seg.nii.gz"
+    out.write_text("an earlier output")
+    assert main(["segment", str(ct), "--structures", "body", "--out", str(out), "--quiet"]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["segment", str(ct), "--structures", "body", "--out", str(out), "--force", "--quiet"]) == 0
+    assert io.read_labels(out).labels == {1: "body"}
+
+
+def test_writes_are_atomic_and_never_touch_a_protected_input(tmp_path, ct_file):
+    target = tmp_path / "out.nii.gz"
+    target.write_text("previous")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half written")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "previous" and sorted(os.listdir(tmp_path)) == ["out.nii.gz"]
+    vol = io.read_image(ct_file)
+    with protect([ct_file]):
+        with pytest.raises(InputError, match="refusing to write"):
+            io.write_image(vol, ct_file)
+    io.write_image(vol, target)  # outside the block: allowed, and complete
+    assert io.read_image(target).same_grid(vol)
+
+
+# HU check ----------------------------------------------------------------------------------------
+
+def test_non_hu_images_refused_before_segmentation(tmp_path, ct_file, capsys):
+    ct = io.read_image(ct_file)
+    assert hu_problem(ct) is None
+    plus = ct.with_array((ct.array.astype(np.int32) + 1024).clip(0, 65535).astype(np.uint16))
+    mr = ct.with_array(np.interp(ct.array, [-1100, -900, -150, -50, 20, 80, 300, 3000],
+                                 [0, 20, 900, 1100, 400, 500, 200, 60]).astype(np.int16))
+    assert "HU + 1024 stored without the rescale" in hu_problem(plus)
+    assert "no negative values" in hu_problem(mr)
+    mr.meta["Modality"] = "MR"
+    assert "Modality MR" in hu_problem(mr)
+    for name, vol, why in (("plus.nii.gz", plus, "HU \\+ 1024"), ("mr.nii.gz", mr, "no negative values")):
+        io.write_image(vol, tmp_path / name)
+        assert main(["segment", str(tmp_path / name), "--structures", "body", "--out", str(tmp_path / "s.nii.gz"),
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "imagio: error:" in err and ("HU + 1024" in err or "no negative values" in err)
+        # the deep-model path refuses before it opens any model
+        with pytest.raises(InputError, match=why):
+            __import__("imagio.segmentation.models", fromlist=["segment"]).segment(
+                io.read_image(tmp_path / name), str(tmp_path / "no_model_needed"))
+        assert not (tmp_path / "s.nii.gz").exists()
+    with pytest.raises(InputError, match="no air"):
+        check_hu(ct.with_array(np.maximum(ct.array, -500)))
+
+
+# models ------------------------------------------------------------------------------------------
+
+def test_builtin_catalogue_entries_name_their_classes():
+    from imagio.segmentation import models
+
+    for name, e in models.catalogue().items():
+        assert isinstance(e.get("classes"), dict) or e.get("label_values") == "totalsegmentator", name
+
+
+def test_model_zip_of_another_task_is_refused_naming_both(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("dynamic_network_architectures")
+    from imagio.segmentation import models
+    from imagio.segmentation.engine.synthetic import make_model_folder
+
+    folder = make_model_folder(tmp_path / "z" / "Dataset999_Tiny", labels=("background", "liver", "lung_vessels"))
+    zpath = tmp_path / "wrong_task.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        for f in sorted(folder.rglob("*")):
+            z.write(f, f.relative_to(folder.parent))
+    cat = {"models": {"nodules": {
+        "title": "nodules", "licence": "Apache-2.0", "parts": [{"task_id": 913, "folder": "Dataset913_lung_nodules",
+                                                                "url": None, "sha256": None}],
+        "classes": {"1": "lung", "2": "lung_nodules"}, "label_map": {"lung_nodules": "lung_nodule"}},
+        "tiny": {"title": "tiny", "licence": "Apache-2.0", "parts": [{"task_id": 999, "folder": "Dataset999_Tiny",
+                                                                       "url": None, "sha256": None}],
+                 "classes": {"1": "liver", "2": "lung_vessels"}}}}
+    (tmp_path / "cat.json").write_text(json.dumps(cat))
+    monkeypatch.setenv("IMAGIO_MODELS_CATALOGUE", str(tmp_path / "cat.json"))
+    monkeypatch.setenv("IMAGIO_MODELS_DIR", str(tmp_path / "cache"))
+    with pytest.raises(models.ModelError, match=r"Dataset999_Tiny.*Dataset913_lung_nodules") as e:
+        models.import_zip("nodules", zpath)
+    assert "1=liver" in str(e.value) and "1=lung" in str(e.value)
+    assert not (tmp_path / "cache" / "nodules" / "Dataset913_lung_nodules").exists()
+    models.import_zip("tiny", zpath)  # its own task: accepted
+    assert models.verify("tiny") == []
+    # a model swapped inside the cache afterwards is caught by verify
+    ds = next((tmp_path / "cache" / "tiny").rglob("dataset.json"))
+    doc = json.loads(ds.read_text())
+    doc["labels"] = {"background": 0, "spleen": 1, "lung_vessels": 2}
+    ds.write_text(json.dumps(doc))
+    assert any("1=spleen" in p for p in models.verify("tiny"))
+
+
+# DICOM through the CLI ---------------------------------------------------------------------------
+
+def test_info_on_a_dicom_folder_says_what_it_did(tmp_path, capsys):
+    pt = Patient()
+    pos, row, col = axial_positions(n=20, tilt_deg=12.0)
+    files = write_series(tmp_path / "d", pt, pos, row, col)
+    series = __import__("pydicom").dcmread(files[0]).SeriesInstanceUID
+    write_series(tmp_path / "d", pt, [np.array([0.0, -150.0, 200.0])], (0, 1, 0), (0, 0, -1), series=series,
+                 image_type="ORIGINAL\\PRIMARY\\LOCALIZER", names=["scout.dcm"], thickness=1.0)
+    assert main(["info", str(tmp_path / "d")]) == 0
+    cap = capsys.readouterr()
+    assert f"series: {series}" in cap.out and "dropped: " in cap.out and "localizer" in cap.out
+    assert "tilt_deg: 12.0" in cap.out and "imagio: warning:" in cap.err and "12.0 deg" in cap.err
+    assert main(["info", str(tmp_path / "d"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["read"]["tilt_deg"] == pytest.approx(12.0, abs=0.05) and len(info["warnings"]) == 2
+    # the warnings travel into a command's JSON output
+    assert main(["segment", str(tmp_path / "d"), "--structures", "body", "--out", str(tmp_path / "b.nii.gz"),
+                 "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert any("12.0 deg" in w for w in doc["input_warnings"])
+    # a refusal is one line and exit 2
+    gap = [p for k, p in enumerate(axial_positions(n=20)[0]) if k not in (8, 9, 10)]
+    write_series(tmp_path / "g", pt, gap, row=(1, 0, 0), col=(0, 1, 0))
+    r = subprocess.run([sys.executable, "-m", "imagio.cli", "info", str(tmp_path / "g")], capture_output=True,
+                       text=True)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "gap of 10.0 mm" in lines[0]
+
+
+# the generators in ../shared/cases through the CLI -------------------------------------------------
+
+def _case(script, *args, cwd=None):
+    if not (CASES / script).exists():
+        pytest.skip(f"{CASES / script} is not present")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    subprocess.run([sys.executable, str(CASES / script), *map(str, args)], check=True, capture_output=True,
+                   env=env, cwd=cwd)
+
+
+def test_case_labels_negative(tmp_path, capsys):
+    assert main(["phantom", str(tmp_path / "ph"), "--spacing", "4"]) == 0
+    capsys.readouterr()
+    _case("labels_negative.py", tmp_path / "ph", tmp_path / "o")
+    ct = tmp_path / "ph" / "ct.nii.gz"
+    for name, why in (("labels_minus1.nii.gz", "label values must be >= 0"),
+                      ("ct_as_labels.nii.gz", "not a label map"), ("ct_fewvalues.nii.gz", "not a label map")):
+        code = main(["plan", str(ct), "--labels", str(tmp_path / "o" / name), "--target", "liver",
+                     "--out", str(tmp_path / "plan"), "--no-png", "--no-scene", "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and why in err and "Traceback" not in err, err
+        assert main(["info", str(tmp_path / "o" / name)]) == 0
+        capsys.readouterr()
+
+
+@pytest.mark.data
+def test_case_out_overwrites_input(tmp_path, shared_data, capsys):
+    _case("out_overwrites_input.py", tmp_path, shared_data)
+    ct = tmp_path / "ct.nii.gz"
+    h = digest(ct)
+    assert main(["segment", str(ct), "--out", str(ct), "--force"]) == 2
+    assert "refusing to write" in capsys.readouterr().err and digest(ct) == h
+
+
+@pytest.mark.data
+def test_case_model_non_ct_input(tmp_path, shared_data, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("dynamic_network_architectures")
+    _case("model_non_ct_input.py", tmp_path, shared_data)
+    for name, why in (("ct_plus1024_uint16.nii.gz", "HU + 1024"), ("mr_like.nii.gz", "no negative values")):
+        code = main(["segment", str(tmp_path / name), "--model", str(tmp_path / "tiny_ct_model"), "--out",
+                     str(tmp_path / f"{name}.seg.nrrd"), "--device", "cpu", "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and why in err and not (tmp_path / f"{name}.seg.nrrd").exists(), err
+
+
+def test_case_model_wrong_task_zip(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("dynamic_network_architectures")
+    _case("model_wrong_task_zip.py", tmp_path)
+    monkeypatch.setenv("IMAGIO_MODELS_DIR", str(tmp_path / "cache"))
+    assert main(["models", "import", "lung_nodules", str(tmp_path / "wrong_task.zip")]) == 2
+    err = capsys.readouterr().err
+    assert "Dataset999_Tiny" in err and "Dataset913_lung_nodules" in err
