@@ -130,6 +130,27 @@ def test_several_series_listed_largest_axial_read_or_the_one_asked(tmp_path):
     assert one.meta["SeriesInstanceUID"] == "1.2.3.4.200"
 
 
+def test_header_noise_and_header_contradictions(tmp_path):
+    """Direction cosines jittered by 4e-4 (header rounding) stay one stack; a GantryDetectorTilt
+    that the geometry does not show is reported; files without geometry are counted and said."""
+    pt = Patient()
+    pos, row, col = axial_positions(n=16)
+    rng = np.random.default_rng(3)
+    for k, p in enumerate(pos):
+        jit = rng.uniform(-4e-4, 4e-4, 2)
+        write_series(tmp_path / "s", pt, [p], row + [0, jit[0], 0], col + [jit[1], 0, 0], series="1.2.3.9",
+                     first_instance=k + 1, thickness=2.5, gantry_tilt=10.0)
+    ds = __import__("pydicom").dcmread(tmp_path / "s" / "IM0001.dcm")
+    del ds.ImagePositionPatient
+    ds.SOPInstanceUID = "1.2.3.9.99"
+    ds.save_as(tmp_path / "s" / "broken.dcm", enforce_file_format=True)
+    vol, warns = read_warns(tmp_path / "s")
+    assert vol.shape[0] == 16 and not any("dropped" in w for w in warns), warns
+    assert any("gantry tilt of 10 deg but the slice positions" in w for w in warns), warns
+    assert any("1 file(s) with no image geometry" in w for w in warns), warns
+    assert_marker(vol, pt)
+
+
 def test_pixel_padding_value_becomes_air(tmp_path):
     pt = Patient()
     pos, row, col = axial_positions(n=12)

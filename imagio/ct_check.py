@@ -10,7 +10,7 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
   above 1324), a common export error: named as such, with the fix;
 - values far above any CT (> 40000).
 
-Values below -1100 HU (padding outside the scan circle) are not a reason to refuse: the
+Values below -1500 HU (padding outside the scan circle) are not a reason to refuse: the
 reader turns them into air, and the segmentation thresholds treat them as air anyway.
 """
 

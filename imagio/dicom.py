@@ -69,14 +69,17 @@ class Slice:
     intercept: float = 0.0
     padding: tuple[float, float] | None = None  # stored padding value range (inclusive)
     tags: dict = field(default_factory=dict)
+    gantry_tilt: float = 0.0  # GantryDetectorTilt (0018,1120) as written, degrees
 
     @property
     def normal(self) -> np.ndarray:
         return np.cross(self.row, self.col)
 
-    def geometry_key(self):
-        return (tuple(np.round(np.r_[self.row, self.col], 3)), self.rows, self.cols,
-                tuple(np.round(self.spacing, 3)))
+    def same_geometry(self, other: "Slice") -> bool:
+        """Same orientation (direction cosines within 1e-3), matrix and pixel size (1e-3 mm)."""
+        return (self.rows, self.cols) == (other.rows, other.cols) and \
+            np.allclose(np.r_[self.row, self.col], np.r_[other.row, other.col], atol=1e-3) and \
+            np.allclose(self.spacing, other.spacing, atol=1e-3)
 
 
 META_TAGS = ("PatientName", "PatientID", "StudyDate", "StudyInstanceUID", "SeriesInstanceUID",
@@ -162,11 +165,15 @@ def read_header(path: Path) -> list[Slice] | str:
     row, col = iop[:3], iop[3:]
     if np.linalg.norm(row) < 1e-6 or np.linalg.norm(col) < 1e-6 or abs(np.dot(row, col)) > 1e-3 * np.linalg.norm(row) * np.linalg.norm(col):
         return "invalid ImageOrientationPatient (not two orthogonal directions)"
+    try:
+        tag_tilt = float(ds.get("GantryDetectorTilt", 0) or 0)
+    except (TypeError, ValueError):
+        tag_tilt = 0.0
     return [Slice(path, base["series"], ipp, row / np.linalg.norm(row), col / np.linalg.norm(col), int(ds.Rows),
                   int(ds.Columns), (float(ps[1]), float(ps[0])), base["image_type"], base["modality"],
                   base["description"], base["acquisition"], None,
                   float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0),
-                  _padding(ds), base["tags"])]
+                  _padding(ds), base["tags"], tag_tilt)]
 
 
 @dataclass
@@ -216,12 +223,16 @@ def scan_folder(folder: Path) -> FolderScan:
         if loc:
             dropped.append(f"series {uid}: {len(loc)} localizer/scout image(s) (ImageType LOCALIZER) dropped")
             slices = [s for s in slices if "LOCALIZER" not in s.image_type.upper()]
-        groups: dict = {}
+        groups: list[list[Slice]] = []
         for s in slices:
-            groups.setdefault(s.geometry_key(), []).append(s)
+            g = next((g for g in groups if g[0].same_geometry(s)), None)
+            if g is None:
+                groups.append([s])
+            else:
+                g.append(s)
         if not groups:
             continue
-        ordered = sorted(groups.values(), key=len, reverse=True)
+        ordered = sorted(groups, key=len, reverse=True)
         main = ordered[0]
         for g in ordered[1:]:
             g0 = g[0]
@@ -418,9 +429,12 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
               "multi_frame": s0.frame is not None,
               "matrix": [s0.cols, s0.rows], "pixel_spacing_mm": [round(v, 4) for v in s0.spacing],
               "slice_step_mm": round(g.step, 4), "series_in_folder": [s.label() for s in scan.stacks]}
+    warnings = list(warnings) + list(scan.dropped)
     if scan.ignored:
         report["files_ignored"] = dict(scan.ignored)
-    warnings = list(warnings) + list(scan.dropped)
+        odd = {r: n for r, n in scan.ignored.items() if r.startswith(("no image geometry", "invalid"))}
+        if odd:
+            warnings.append("ignored: " + "; ".join(f"{n} file(s) with {r}" for r, n in odd.items()))
     report["dropped"] = list(scan.dropped)
     big = [(k, gap) for k, gap in g.gaps if gap > MAX_GAP_MM + 1e-6]
     if big:
@@ -458,6 +472,10 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
                         f"{outside * 100:.1f}% of the voxels lie outside the acquired slices and hold {fill:g}")
     else:
         aff = regular_affine_lps(s0, g)
+        if abs(s0.gantry_tilt) > 0.5 and s0.normal[2] ** 2 > 1 - 1e-6:
+            warnings.append(f"the header states a gantry tilt of {s0.gantry_tilt:g} deg but the slice positions and "
+                            "orientation show none: the scanner may have written untilted geometry; check positions "
+                            "against a landmark before planning")
     report["warnings"] = warnings
     if integral and arr.min() >= -32768 and arr.max() <= 32767:
         arr = np.rint(arr).astype(np.int16)  # whole HU as stored; interpolated values rounded

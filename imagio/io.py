@@ -106,8 +106,8 @@ def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volu
     series: SeriesInstanceUID to read from a folder holding several (default: the largest
     axial CT, with a warning listing the others); see ``imagio.dicom`` for what is corrected
     (localizers, gantry tilt, missing slices, padding) and refused.
-    pad_to_air: values below ``padding_below_hu`` (-1100 HU, padding outside the scan circle:
-    -3024, -32768, ...) become air (-1000 HU), with a warning; off for label maps.
+    pad_to_air: values below ``padding_below_hu`` (-1500 HU, padding outside the scan circle:
+    -2048, -3024, -32768, ...) become air (-1000 HU), with a warning; off for label maps.
     Warnings are kept in ``Volume.warnings`` and issued as ``InputWarning``; what the DICOM
     reader did is in ``Volume.meta["read"]``.
     Raises InputError: missing path, not an image, not 3D, not scalar, unusable DICOM series.
