@@ -7,6 +7,7 @@ slices, several series, padding, rescale, duplicates, enhanced multi-frame, NIfT
 """
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -234,6 +235,9 @@ def test_nifti_qform_sform_disagreement_reported_and_sform_used(tmp_path):
 
 
 # property: random geometries ----------------------------------------------------------------
+# CI runs a fixed, modest set (CPU time); IMAGIO_HYPOTHESIS_EXAMPLES=200 runs a larger random one
+EXAMPLES = int(os.environ.get("IMAGIO_HYPOTHESIS_EXAMPLES", 12))
+DERANDOMIZE = "IMAGIO_HYPOTHESIS_EXAMPLES" not in os.environ
 
 def _rotation(ax, ay, az):
     def rz(a):
@@ -247,7 +251,8 @@ def _rotation(ax, ay, az):
     return rz(az) @ rx(ax) @ rz(ay)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=DERANDOMIZE,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(angles=st.tuples(*[st.floats(-np.pi, np.pi)] * 3), dx=st.floats(1.6, 2.6), dy=st.floats(1.6, 2.6),
        step=st.floats(1.5, 3.0), tilt=st.floats(-25, 25), flip=st.booleans(),
        origin=st.tuples(*[st.floats(-300, 300)] * 3), missing=st.integers(-1, 20))
@@ -269,7 +274,7 @@ def test_marker_survives_any_geometry(tmp_path_factory, angles, dx, dy, step, ti
     try:
         vol = io.read_image(tmp / "s")
     except InputError as e:
-        assert missing >= 0 and 2 * step > 5.0 and "gap" in str(e), e  # only a too-wide gap is refused
+        assert missing >= 0 and 2 * step > 5.0 + 0.01 and "gap" in str(e), e  # only a too-wide gap is refused
         return
     c, _ = marker_stats(vol)
     assert np.linalg.norm(c - pt.marker_ras) < POS_TOL_MM
@@ -278,7 +283,8 @@ def test_marker_survives_any_geometry(tmp_path_factory, angles, dx, dy, step, ti
     assert np.linalg.norm(c2 - pt.marker_ras) < POS_TOL_MM
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=EXAMPLES + 3, deadline=None, derandomize=DERANDOMIZE,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(angles=st.tuples(*[st.floats(-np.pi, np.pi)] * 3), spacing=st.tuples(*[st.floats(0.4, 4.0)] * 3),
        flips=st.tuples(*[st.booleans()] * 3), origin=st.tuples(*[st.floats(-500, 500)] * 3),
        suffix=st.sampled_from([".nii.gz", ".nrrd", ".mha"]))

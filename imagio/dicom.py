@@ -436,7 +436,7 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
         if odd:
             warnings.append("ignored: " + "; ".join(f"{n} file(s) with {r}" for r, n in odd.items()))
     report["dropped"] = list(scan.dropped)
-    big = [(k, gap) for k, gap in g.gaps if gap > MAX_GAP_MM + 1e-6]
+    big = [(k, gap) for k, gap in g.gaps if gap > MAX_GAP_MM + 0.01]  # 0.01 mm: positions' rounding
     if big:
         k, gap = max(big, key=lambda t: t[1])
         raise InputError(
