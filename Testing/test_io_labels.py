@@ -33,6 +33,17 @@ def test_valid_map_keeps_values_and_names_from_every_source(tmp_path, labels):
         {1: "spleen", 7: "aorta"}
 
 
+def test_label_names_file(tmp_path, labels):
+    (tmp_path / "n.json").write_text('{"1": "liver", "7": {"name": "aorta"}}')
+    assert io.read_label_names(tmp_path / "n.json") == {1: "liver", 7: "aorta"}
+    (tmp_path / "bad.json").write_text("{1: liver")
+    with pytest.raises(InputError, match="not a label-name table"):
+        io.read_label_names(tmp_path / "bad.json")
+    io.write_image(labels, tmp_path / "plain.nrrd")
+    assert main(["plan", str(tmp_path / "plain.nrrd"), "--labels", str(tmp_path / "plain.nrrd"), "--label-names",
+                 str(tmp_path / "bad.json"), "--target", "liver", "--out", str(tmp_path / "p")]) == 2
+
+
 def test_negative_labels_refused_with_the_reason(tmp_path, labels):
     a = labels.array.copy()
     a[a == 0] = -1  # nnU-Net's 'outside the crop' marker

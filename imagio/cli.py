@@ -110,6 +110,7 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> ArgumentParser:
     from . import __version__
+    from .dicom import add_series_argument
 
     p = ArgumentParser(prog="imagio", description=(
         "IMAGIO: CT segmentation and needle/bronchoscopy planning for interventional oncology."))
@@ -131,8 +132,7 @@ def build_parser() -> ArgumentParser:
                                    "corrected, padding replaced, and the other series in the folder.")
     s.add_argument("file", help="NIfTI/NRRD/MetaImage file, DICOM folder or one DICOM file of a series")
     s.add_argument("--json", action="store_true", help="print JSON")
-    s.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read from a DICOM folder holding several "
-                   "(default: the largest axial CT; the others are listed)")
+    add_series_argument(s)
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("demo", help="run the main job on the embedded default case (the phantom)",

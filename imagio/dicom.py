@@ -481,3 +481,9 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
         arr = np.rint(arr).astype(np.int16)  # whole HU as stored; interpolated values rounded
     report["meta"] = dict(s0.tags)
     return arr, aff, report, warnings
+
+
+def add_series_argument(parser) -> None:
+    """The ``--series UID`` option of commands that read a CT (see ``read_series``)."""
+    parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read when the CT is a DICOM folder "
+                        "holding several series (default: the largest axial CT; `imagio info FOLDER` lists them)")

@@ -302,7 +302,7 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     elif not vol.labels:
         side = sidecar_path(path)
         if side.exists():
-            vol.labels = _read_sidecar(side)
+            vol.labels = read_label_names(side)
     present = set(np.unique(vol.array).tolist()) - {0}
     for v in present:
         vol.labels.setdefault(int(v), f"label_{int(v)}")
@@ -338,10 +338,21 @@ def validate_labels(vol: Volume, path="label map") -> None:
         raise InputError(f"{path}: the label map is empty (no labelled voxel); segment something first")
 
 
-def _read_sidecar(path: Path) -> dict[int, str]:
-    doc = json.loads(Path(path).read_text())
-    table = doc.get("labels", doc)
-    return {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in table.items()}
+def read_label_names(path) -> dict[int, str]:
+    """Label names from a JSON file (a sidecar or ``--label-names``): ``{"labels": {"1": {"name":
+    "liver", ...}}}`` or a plain ``{"1": "liver"}``. Raises InputError when unreadable."""
+    path = Path(path)
+    _check_exists(path)
+    try:
+        doc = json.loads(path.read_text())
+        table = doc.get("labels", doc)
+        names = {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in table.items()}
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise InputError(f"{path}: not a label-name table ({type(e).__name__}: {e}); expected JSON like "
+                         '{"1": "liver", "2": "aorta"}') from None
+    if any(k < 0 for k in names):
+        raise InputError(f"{path}: label values must be >= 0")
+    return names
 
 
 def write_labels(vol: Volume, path) -> Path:

@@ -46,11 +46,8 @@ def cmd_plan(args) -> int:
     out = Path(args.out)
     if (out / "plan.json").exists() and not args.force:
         raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
-    ct = io.read_image(args.ct)
-    names = None
-    if args.label_names:
-        doc = json.loads(Path(args.label_names).read_text())
-        names = {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in doc.get("labels", doc).items()}
+    ct = io.read_image(args.ct, args.series)
+    names = io.read_label_names(args.label_names) if args.label_names else None
     labels = io.read_labels(args.labels, names)
     tilt = None if str(args.gantry_tilt).lower() in ("none", "any", "free") else float(args.gantry_tilt)
     c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position)
@@ -129,6 +126,7 @@ def cmd_plan(args) -> int:
 
 def register(subparsers) -> None:
     from ..coords import add_point_argument
+    from ..dicom import add_series_argument
 
     d = __import__("imagio.planning.problem", fromlist=["load_defaults"]).load_defaults()
     s = subparsers.add_parser(
@@ -141,6 +139,7 @@ def register(subparsers) -> None:
     s.add_argument("--label-names", help="JSON {value: name} for a label map without names")
     add_point_argument(s, "--target", "R,A,S point in mm (RAS, as in Slicer) or a structure name (its centre)",
                        metavar="R,A,S|NAME")
+    add_series_argument(s)
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--needle-length", type=float, help=f"usable needle length mm (default {d['needle']['length_mm']:.0f}; "
                                                         "typical 100, 150, 200)")

@@ -22,11 +22,6 @@ def input_warnings(*vols) -> list[str]:
     return [w for v in vols if v is not None for w in v.warnings]
 
 
-def add_series_argument(parser) -> None:
-    parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read when the CT is a DICOM folder "
-                        "holding several series (default: the largest axial CT; `imagio info FOLDER` lists them)")
-
-
 def cmd_segment(args) -> int:
     if args.model:
         from .model_commands import segment_with_model
@@ -110,6 +105,7 @@ def cmd_vessels(args) -> int:
 
 def register(subparsers) -> None:
     from ..coords import add_point_argument
+    from ..dicom import add_series_argument
     from .rules import DEFAULT_STRUCTURES, STRUCTURES
 
     s = subparsers.add_parser(
