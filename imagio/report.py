@@ -203,9 +203,10 @@ def write_html(doc, meta, pictures, path) -> Path:
         parts.append(f'<figure><img src="{html.escape(Path(p).name)}" width="480"><figcaption>'
                      f'{html.escape(Path(p).stem.replace("_", " "))}</figcaption></figure>')
     style = "body{font-family:sans-serif;max-width:900px}table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
-    Path(path).write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>IMAGIO plan</title>"
-                          f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    return Path(path)
+    from .outputs import write_text
+
+    return write_text(path, f"<!doctype html><html><head><meta charset='utf-8'><title>IMAGIO plan</title>"
+                            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
 
 
 def write_pdf(doc, meta, pictures, path) -> Path:
@@ -250,7 +251,10 @@ def write_pdf(doc, meta, pictures, path) -> Path:
             pdf.image(str(p), w=pdf.epw * 0.62)
             pdf.set_font("Helvetica", "", 8)
             pdf.cell(0, 5, text(Path(p).stem.replace("_", " ")), new_x="LMARGIN", new_y="NEXT")
-    pdf.output(str(path))
+    from .outputs import atomic_path
+
+    with atomic_path(path) as tmp:
+        pdf.output(str(tmp))
     return Path(path)
 
 

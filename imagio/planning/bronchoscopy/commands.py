@@ -49,6 +49,7 @@ def _target(arg, structures, lps=False):
 def cmd_bronch(args) -> int:
     from ... import io
     from ...mrml.bronchoscopy import lung_envelope
+    from ...outputs import write_text
     from . import airway_mask, extract_tree, plan
 
     ct_path = Path(args.ct)
@@ -70,12 +71,13 @@ def cmd_bronch(args) -> int:
     doc = {"inputs": {"ct": str(ct_path), "airways": str(args.airways), "structures": args.structures,
                       "target": args.target, "scope": args.scope},
            "tree": tree.summary(), "branches": [b.to_dict() for b in tree.branches],
-           **bp.to_dict(), "timings_s": {"tree": round(t_tree, 3), "plan": round(t_plan, 3)}}
+           **bp.to_dict(), "timings_s": {"tree": round(t_tree, 3), "plan": round(t_plan, 3)},
+           "input_warnings": air.warnings + (structures.warnings if structures is not air else [])}
     if lungs is None:
         doc["tunnel_problem"] = doc["tunnel_problem"] or "no lung segments given: tunnels not searched"
-    (out / "bronch.json").write_text(json.dumps(doc, indent=1, default=float))
+    write_text(out / "bronch.json", json.dumps(doc, indent=1, default=float))
     if bp.camera_positions is not None:
-        (out / "camera_path.json").write_text(json.dumps(
+        write_text(out / "camera_path.json", json.dumps(
             {"coordinates": "RAS mm", "positions": np.round(bp.camera_positions, 2).tolist(),
              "view_directions": np.round(bp.camera_directions, 4).tolist()}))
         if not args.no_pictures:
