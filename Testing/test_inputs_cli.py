@@ -282,3 +282,20 @@ def test_case_model_wrong_task_zip(tmp_path, monkeypatch, capsys):
     assert main(["models", "import", "lung_nodules", str(tmp_path / "wrong_task.zip")]) == 2
     err = capsys.readouterr().err
     assert "Dataset999_Tiny" in err and "Dataset913_lung_nodules" in err
+
+
+@pytest.mark.data
+def test_every_real_ct_passes_the_hu_check_and_every_real_mr_or_mask_is_refused(shared_data):
+    cts = [shared_data / p for p in ("lidc-slabs/LIDC-IDRI-0001_slab.nii.gz", "lung-pet-ct-dx/Lung_Dx-A0001_ct.nii.gz",
+                                     "pyradiomics-lung/lung1_image.nrrd", "totalsegmentator-chest-cta/chest_cta.nii.gz",
+                                     "totalsegmentator-example/example_ct_dicom")]
+    cts += sorted(shared_data.glob("sts-sarcoma/*/CT_image.nii.gz"))
+    others = sorted(shared_data.glob("sts-sarcoma/*/MR_T1_image.nii.gz")) + \
+        sorted(shared_data.glob("sts-sarcoma/*/CT_mask.nii.gz"))[:1]
+    cts, others = [p for p in cts if p.exists()], [p for p in others if p.exists()]
+    if not cts:
+        pytest.skip("no real CT in ../shared/data")
+    for p in cts:
+        assert hu_problem(io.read_image(p)) is None, p
+    for p in others:
+        assert "no negative values" in hu_problem(io.read_image(p)), p

@@ -278,15 +278,33 @@ def _read_pixels(stack: Stack) -> np.ndarray:
             img = sitk.ReadImage(str(s.path), sitk.sitkFloat32)
             a = sitk.GetArrayFromImage(img).reshape(s.rows, s.cols)
             planes.append(a)
-        else:  # enhanced multi-frame: stored values (pydicom), each frame's own rescale applied
+        else:  # enhanced multi-frame
             if s.path not in cache:
-                try:
-                    cache[s.path] = _pydicom().dcmread(str(s.path)).pixel_array.reshape(-1, s.rows, s.cols)
-                except Exception as e:  # noqa: BLE001  (no decoder for this transfer syntax)
-                    raise InputError(f"{s.path}: cannot decode the multi-frame pixel data ({e}); convert it to a "
-                                     "classic (one file per slice) series or to NIfTI") from None
-            planes.append(cache[s.path][s.frame].astype(np.float32) * s.slope + s.intercept)
+                cache[s.path] = _multiframe_hu(s.path, [x for x in stack.slices if x.path == s.path])
+            planes.append(cache[s.path][s.frame])
     return np.stack(planes)
+
+
+def _multiframe_hu(path: Path, frames: list[Slice]) -> np.ndarray:
+    """All frames of an enhanced multi-frame file, rescaled [frame, j, i] (float32).
+
+    pydicom gives the stored values and each frame's own rescale is applied; when pydicom has no
+    decoder for the transfer syntax, SimpleITK (GDCM) decodes it and applies the shared rescale,
+    which is right only when every frame has the same one (else refused)."""
+    s0 = frames[0]
+    try:
+        raw = _pydicom().dcmread(str(path)).pixel_array.reshape(-1, s0.rows, s0.cols).astype(np.float32)
+        out = raw.copy()
+        for f in frames:
+            out[f.frame] = raw[f.frame] * f.slope + f.intercept
+        return out
+    except Exception as e:  # noqa: BLE001  (pydicom without a decoder for this transfer syntax)
+        if len({(f.slope, f.intercept) for f in frames}) > 1:
+            raise InputError(f"{path}: cannot decode the multi-frame pixel data with pydicom ({e}) and its frames "
+                             "have different rescales; convert it to a classic series or to NIfTI") from None
+    import SimpleITK as sitk
+
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path), sitk.sitkFloat32)).reshape(-1, s0.rows, s0.cols)
 
 
 def _padding_mask(stack: Stack, arr: np.ndarray) -> np.ndarray | None:
