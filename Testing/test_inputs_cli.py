@@ -299,3 +299,21 @@ def test_every_real_ct_passes_the_hu_check_and_every_real_mr_or_mask_is_refused(
         assert hu_problem(io.read_image(p)) is None, p
     for p in others:
         assert "no negative values" in hu_problem(io.read_image(p)), p
+
+
+def test_the_input_hash_guard_catches_a_command_that_modifies_its_input(tmp_path):
+    """The conftest guard around every in-process command is itself checked: a command that
+    rewrites its input (bypassing imagio's writers) makes it fail."""
+    import argparse
+
+    from imagio import cli
+
+    f = tmp_path / "in.nii.gz"
+    f.write_bytes(b"original")
+
+    def bad(args):
+        Path(args.ct).write_bytes(b"changed")
+        return 0
+
+    with pytest.raises(AssertionError, match="modified or removed its input"):
+        cli._run(argparse.Namespace(command="bad", ct=str(f), func=bad))

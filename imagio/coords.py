@@ -50,8 +50,10 @@ def parse_point(text: str, lps: bool = False, what: str = "point") -> np.ndarray
 
 
 def lps_to_ras(p) -> np.ndarray:
-    """LPS mm -> RAS mm (the same flip as the files' LPS -> Volume's RAS in imagio.io)."""
-    return np.asarray(p, float) * np.array([-1.0, -1.0, 1.0])
+    """LPS mm -> RAS mm: ``imagio.io.LPS_TO_RAS``, the one flip between files and Volumes."""
+    from .io import LPS_TO_RAS
+
+    return LPS_TO_RAS[:3, :3] @ np.asarray(p, float)
 
 
 def point_or_name(text: str, lps: bool = False, what: str = "target"):
