@@ -163,6 +163,23 @@ def test_pixel_padding_value_becomes_air(tmp_path):
     check_hu(vol)
 
 
+def test_per_slice_rescale_and_duplicate_files(tmp_path):
+    """Slices of one series stored with different slope/intercept (as some scanners do per
+    slice) read in HU; a file copied twice (same SOPInstanceUID) counts once."""
+    import shutil
+
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "s", pt, pos[:10], row, col, series="1.2.3.7", slope=1.0, intercept=-1024.0)
+    write_series(tmp_path / "s", pt, pos[10:], row, col, series="1.2.3.7", slope=0.5, intercept=-1200.0,
+                 first_instance=11, thickness=2.5)
+    shutil.copy(tmp_path / "s" / "IM0012.dcm", tmp_path / "s" / "copy_of_IM0012.dcm")
+    vol, warns = read_warns(tmp_path / "s")
+    assert any("duplicate file" in w for w in warns) and vol.shape[0] == 20
+    assert abs(float(np.median(vol.array[vol.array > -500])) - 40) < 2  # soft tissue at 40 HU in both halves
+    assert_marker(vol, pt)
+
+
 def test_same_position_twice_refused(tmp_path):
     pt = Patient()
     pos, row, col = axial_positions(n=8)

@@ -70,6 +70,7 @@ class Slice:
     padding: tuple[float, float] | None = None  # stored padding value range (inclusive)
     tags: dict = field(default_factory=dict)
     gantry_tilt: float = 0.0  # GantryDetectorTilt (0018,1120) as written, degrees
+    sop_uid: str = ""  # SOPInstanceUID: one image, however many copies of its file
 
     @property
     def normal(self) -> np.ndarray:
@@ -150,7 +151,7 @@ def read_header(path: Path) -> list[Slice] | str:
         return "not a DICOM image (no SeriesInstanceUID)"
     base = {"series": str(ds.SeriesInstanceUID), "image_type": "\\".join(map(str, ds.get("ImageType", []) or [])),
             "modality": str(ds.get("Modality", "")), "description": str(ds.get("SeriesDescription", "")),
-            "acquisition": str(ds.get("AcquisitionNumber", "")),
+            "acquisition": str(ds.get("AcquisitionNumber", "")), "sop_uid": str(ds.get("SOPInstanceUID", "")),
             "tags": {t: str(ds.get(t, "")).strip() for t in META_TAGS if t in ds}}
     if "Rows" not in ds or "Columns" not in ds:
         return "no image (Rows/Columns absent: a report, structure set or DICOMDIR)"
@@ -173,7 +174,7 @@ def read_header(path: Path) -> list[Slice] | str:
                   int(ds.Columns), (float(ps[1]), float(ps[0])), base["image_type"], base["modality"],
                   base["description"], base["acquisition"], None,
                   float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0),
-                  _padding(ds), base["tags"], tag_tilt)]
+                  _padding(ds), base["tags"], tag_tilt, base["sop_uid"])]
 
 
 @dataclass
@@ -219,6 +220,12 @@ def scan_folder(folder: Path) -> FolderScan:
             by_series.setdefault(s.series, []).append(s)
     stacks, dropped = [], []
     for uid, slices in by_series.items():
+        unique = {(s.sop_uid, s.frame): s for s in slices if s.sop_uid}
+        copies = len([s for s in slices if s.sop_uid]) - len(unique)
+        if copies:
+            slices = list(unique.values()) + [s for s in slices if not s.sop_uid]
+            dropped.append(f"series {uid}: {copies} duplicate file(s) of the same image (same SOPInstanceUID) "
+                           "read once")
         loc = [s for s in slices if "LOCALIZER" in s.image_type.upper()]
         if loc:
             dropped.append(f"series {uid}: {len(loc)} localizer/scout image(s) (ImageType LOCALIZER) dropped")
