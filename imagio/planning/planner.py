@@ -60,10 +60,32 @@ class Plan:
     proposals: list[PathMetrics]
     evaluator: Evaluator
     timings_s: dict = field(default_factory=dict)
+    checks: dict = field(default_factory=dict)   # row -> verify.Verification
 
     @property
     def feasible(self) -> bool:
         return bool(self.proposals)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every doubt about this plan, one line each: the problem's (truncated body, unnamed
+        labels, unknown host organ), structures assumed absent, and per proposal: clearance
+        just at the criterion, long aerated-lung traversal, length near the needle's limit."""
+        p = self.problem
+        w = list(p.warnings)
+        w += absent_structure_warnings(p, self.maps)
+        lim = load_defaults()["warnings"]
+        for n, m in enumerate(self.proposals, 1):
+            if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
+                w.append(f"proposal {n}: {m.closest_structure} at {m.closest_clearance_mm:.1f} mm, "
+                         f"within {lim['clearance_within_mm']:g} mm of the required clearance")
+            if m.aerated_lung_mm > lim["long_lung_traversal_mm"]:
+                w.append(f"proposal {n}: {m.aerated_lung_mm:.0f} mm of aerated lung crossed "
+                         f"(> {lim['long_lung_traversal_mm']:g} mm: higher pneumothorax risk)")
+            if m.length_mm > lim["needle_reserve_fraction"] * p.needle.length_mm:
+                w.append(f"proposal {n}: path {m.length_mm:.0f} mm uses more than "
+                         f"{100 * lim['needle_reserve_fraction']:.0f}% of the {p.needle.length_mm:.0f} mm needle")
+        return w
 
     @property
     def report(self) -> dict:
@@ -92,11 +114,21 @@ class Plan:
             "needle": vars(p.needle) | {"widening_mm": p.needle.widening_mm},
             "constraints": {k: v for k, v in vars(p.constraints).items()},
             "weights": p.weights,
+            "rules": p.rules,
+            "warnings": self.warnings,
+            "body_truncations": [tr.to_dict() for tr in (p.skin.truncations if p.skin else [])],
             "feasible": self.feasible,
+            "independent_check": {
+                "method": "imagio.planning.verify: dense sampling (0.25 voxel), exact distances to "
+                          "structure boundary voxels, outer skin and body masks",
+                "checked": len(self.checks),
+                "rejected": [{"entry_ras": t.entry_ras[i], "problems": c.problems}
+                             for i, c in self.checks.items() if not c.ok][:20],
+                "n_rejected": sum(not c.ok for c in self.checks.values())},
             "report": self.report,
             "proposals": [m.to_dict() for m in self.proposals],
             "pareto": [{"entry_ras": t.entry_ras[i], "score": t.score[i],
-                        "costs": t.costs[i]} for i in self.pareto[:50]],
+                        "costs": t.costs[i]} for i in self.pareto[:PARETO_SHOWN]],
             "n_pareto": len(self.pareto),
             "timings_s": self.timings_s,
         })
@@ -108,16 +140,66 @@ class Plan:
         return path
 
 
-def nearest_skin_mm(problem: PlanningProblem) -> float:
-    """Distance (mm) from the target to the nearest body-surface voxel (whole image)."""
-    from scipy import ndimage
+VESSEL_HINTS = ("aorta", "vena_cava", "portal", "hepatic_vessel", "artery", "vein", "lung_vessels",
+                "iliac", "brachiocephalic", "subclavian", "carotid")
 
-    body = problem.body
-    skin = body & ~ndimage.binary_erosion(body, border_value=1)
+
+def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> list[str]:
+    """Warnings for kinds of structure the plan assumes absent because the label map has none
+    near the target: vessels (any), lung vessels for a target in the lung, bones."""
+    present = {maps.names[i] for i in range(len(maps.names))
+               if problem.structures[i].value in set(np.unique(maps.label).tolist())}
+    out = []
+    if not any(h in n for n in present for h in VESSEL_HINTS):
+        out.append("no vessels labelled within needle reach: the plan assumes none (segment vessels, "
+                   "e.g. on a contrast CT, before trusting clearances)")
+    in_lung = bool(maps.flags[tuple(np.clip(np.rint(maps.world_to_kji(problem.target.point_ras[None])[0]).astype(int),
+                                            0, np.array(maps.label.shape) - 1))] & 2)
+    if in_lung and not any("lung_vessels" in n or "pulmonary" in n for n in present):
+        out.append("target in the lung but no lung vessels labelled: the plan assumes none")
+    if not any(n.startswith(("rib", "vertebra", "sternum", "bone", "scapula", "clavicula", "costal",
+                             "sacrum", "hip", "femur", "humerus", "skull")) for n in present):
+        out.append("no bones labelled within needle reach: the plan assumes none")
+    return out
+
+
+def nearest_skin_mm(problem: PlanningProblem) -> float:
+    """Distance (mm) from the target to the nearest outer-skin voxel (whole image)."""
+    skin = problem.skin.skin
     pts = problem.ct.kji_to_world(np.argwhere(skin).astype(float))
     if len(pts) == 0:
         return float("inf")
     return float(np.min(np.linalg.norm(pts - problem.target.point_ras, axis=1)))
+
+
+def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, separation_mm: float,
+                       rounds: int = 50):
+    """`propose`, then every proposal and shown Pareto path re-checked by `verify.Verifier`; a
+    path the re-check rejects gets the ``verification`` violation and the proposals are drawn
+    again, until all agree (at most ``rounds`` times). Returns (ranked, pareto, checks), checks
+    = {row: Verification} of every path re-checked."""
+    from .scoring import BIT
+    from .verify import Verifier
+
+    ver = Verifier(problem)
+    checks: dict = {}
+    for _ in range(rounds):
+        ranked, pareto = propose(table, k, separation_mm)
+        todo = [i for i in dict.fromkeys(ranked + pareto[:PARETO_SHOWN]) if i not in checks]
+        if not todo:
+            break
+        for i in todo:
+            checks[i] = ver.verify(table.entry_ras[i], table.target_ras[i])
+            if not checks[i].ok:
+                table.violations[i] |= BIT["verification"]
+    else:
+        ranked, pareto = propose(table, k, separation_mm)
+        ranked = [i for i in ranked if i in checks and checks[i].ok]
+        pareto = [i for i in pareto if i in checks and checks[i].ok]
+    return ranked, pareto, checks
+
+
+PARETO_SHOWN = 50
 
 
 def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: bool = False,
@@ -136,14 +218,14 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     prog(0.8, f"planning: scoring {len(cand)} candidate paths")
     table = score_paths(problem, maps, cand.entry_ras, cand.normal_ras)
     t3 = time.perf_counter()
-    ranked, pareto = propose(table, k, float(d["proposal_separation_mm"]))
+    ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]))
     ev = Evaluator(problem, maps)
     proposals = [ev.metrics(table, i) for i in ranked]
     t4 = time.perf_counter()
     prog(1.0, f"planning: {len(proposals)} proposals, {int(table.feasible.sum())} feasible")
     result = Plan(problem, maps, cand, table, ranked, pareto, proposals, ev,
                   {"precompute": t1 - t0, "candidates": t2 - t1, "score": t3 - t2,
-                   "proposals": t4 - t3, "n_candidates": len(cand)})
+                   "proposals": t4 - t3, "n_candidates": len(cand)}, checks)
     if strict and not result.feasible:
         raise NoFeasiblePath(result.report)
     return result
