@@ -324,3 +324,27 @@ def test_refusals_exit_2_with_one_line(ts_sm, tmp_path, capsys, shared_data):
     io.write_labels(lab.with_array(shifted), op)
     assert _plan_cli(ctp, op, "95,164.3,154.3", tmp_path / "o5") == 2
     _one_line_error(capsys)
+
+
+def test_cli_roles_rules_recorded_kidney_point(ts_sm, tmp_path, capsys, shared_data):
+    """A point in the kidney: refused (forbidden) unless the kidney's role is overridden; then the
+    kidney is the host organ, the liver's rule does not apply, and plan.json records both."""
+    ct, lab = ts_sm
+    good = tmp_path / "lab.nii.gz"
+    io.write_labels(lab, good)
+    ctp = shared_data / TS / "example_ct_sm.nii.gz"
+    k = ",".join(f"{x:.1f}" for x in _deepest(lab, "kidney_right"))
+    assert _plan_cli(ctp, good, k, tmp_path / "a") == 2
+    assert "kidney_right" in _one_line_error(capsys)
+    rc = _plan_cli(ctp, good, k, tmp_path / "b", "--role", "kidney_right=passable",
+                   "--role", "inferior_vena_cava=margin:8", "--no-rule", "fissure")
+    doc = json.loads((tmp_path / "b" / "plan.json").read_text())
+    assert rc in (0, 2)
+    assert doc["target"]["organ"] == "kidney_right"
+    assert doc["rules"]["liver_parenchyma"]["applies"] is False
+    assert doc["rules"]["roles_overridden"] == {"kidney_right": "passable", "inferior_vena_cava": "margin:8"}
+    assert doc["rules"]["disabled"] == ["fissure"]
+    assert any("truncated" in w for w in doc["warnings"])
+    assert "imagio: warning: body truncated" in capsys.readouterr().err
+    assert _plan_cli(ctp, good, k, tmp_path / "c", "--role", "aorta=margin") == 2
+    assert "margin in mm" in _one_line_error(capsys)
