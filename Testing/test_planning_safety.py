@@ -348,3 +348,31 @@ def test_cli_roles_rules_recorded_kidney_point(ts_sm, tmp_path, capsys, shared_d
     assert "imagio: warning: body truncated" in capsys.readouterr().err
     assert _plan_cli(ctp, good, k, tmp_path / "c", "--role", "aorta=margin") == 2
     assert "margin in mm" in _one_line_error(capsys)
+
+
+def _lung_case(shared_data, case):
+    """CT, the project's own rule-based segmentation plus the case's lesion as lung_nodule."""
+    from imagio.segmentation.rules import segment
+
+    ct = io.read_image(shared_data / "pyradiomics-lung" / f"{case}_image.nrrd")
+    seg = segment(ct)
+    les = io.read_image(shared_data / "pyradiomics-lung" / f"{case}_label.nrrd")
+    if not les.same_grid(ct):
+        les = les.resample_like(ct, order=0)
+    a = seg.array.astype(np.uint16)
+    v = int(a.max()) + 1
+    a[les.array > 0] = v
+    return ct, seg.with_array(a, labels={**seg.labels, v: "lung_nodule"})
+
+
+def test_lung2_own_segmentation_safe_and_prone_suggested(shared_data):
+    """lung2: a left lower lobe mass against the chest wall. Supine plans cross aerated lung;
+    the plan names a position whose best path crosses much less (the issue: prone gives
+    hundreds of feasible paths)."""
+    ct, lab = _lung_case(shared_data, "lung2")
+    prob = PlanningProblem.build(ct, lab, "lung_nodule")
+    result = plan(prob)
+    assert_plan_safe(prob, result, ct, prob.labels)
+    assert result.positions["prone"]["feasible_candidates"] > 0
+    assert any(w.startswith("patient position: supine") and "prone" in w for w in result.warnings)
+    assert any("no lung vessels labelled" in w for w in result.warnings)

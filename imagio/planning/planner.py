@@ -61,6 +61,7 @@ class Plan:
     evaluator: Evaluator
     timings_s: dict = field(default_factory=dict)
     checks: dict = field(default_factory=dict)   # row -> verify.Verification
+    positions: dict = field(default_factory=dict)  # patient position -> best verified path there
 
     @property
     def feasible(self) -> bool:
@@ -75,6 +76,7 @@ class Plan:
         w = list(p.warnings)
         w += absent_structure_warnings(p, self.maps)
         lim = load_defaults()["warnings"]
+        w += position_warnings(p, self.positions)
         for n, m in enumerate(self.proposals, 1):
             if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
                 w.append(f"proposal {n}: {m.closest_structure} at {m.closest_clearance_mm:.1f} mm, "
@@ -115,6 +117,7 @@ class Plan:
             "constraints": {k: v for k, v in vars(p.constraints).items()},
             "weights": p.weights,
             "rules": p.rules,
+            "positions": self.positions,
             "warnings": self.warnings,
             "body_truncations": [tr.to_dict() for tr in (p.skin.truncations if p.skin else [])],
             "feasible": self.feasible,
@@ -138,6 +141,66 @@ class Plan:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=1))
         return path
+
+
+def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier, checks: dict) -> dict:
+    """Best path in each patient position (supine, prone, left/right lateral decubitus) from the
+    same scored candidates: only the table-side exclusion depends on the position. Each
+    position's best path is re-checked by the verifier (the next best is taken while it fails).
+    Returns {position: {"feasible_candidates", "best": {entry_ras, length_mm, score} or None}}."""
+    from .problem import POSITIONS
+    from .scoring import BIT
+
+    c = problem.constraints
+    cos = np.cos(np.radians(c.table_exclusion_deg))
+    base = table.violations & ~np.int32(BIT["table_side"]) & ~np.int32(BIT["verification"])
+    out = {}
+    for pos, direction in POSITIONS.items():
+        faces_table = table.normal_ras @ np.asarray(direction) > cos
+        if "table_side" in c.disabled_rules:
+            faces_table[:] = False
+        ok = np.flatnonzero((base == 0) & ~faces_table)
+        best = None
+        for i in ok[np.argsort(table.score[ok], kind="stable")][:20]:
+            if int(i) not in checks:
+                checks[int(i)] = verifier.verify(table.entry_ras[i], table.target_ras[i])
+            if checks[int(i)].ok:
+                best = {"entry_ras": table.entry_ras[i], "length_mm": table.length_mm[i],
+                        "score": table.score[i], "aerated_lung_mm": table.aerated_mm[i],
+                        "pleural_crossings": int(table.pleural_crossings[i])}
+                break
+        out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
+    return out
+
+
+def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
+    """A warning per other position that gives a feasible path when the chosen one has none, or
+    a best path that is clearly better: a score lower by at least ``position_score_margin``, or
+    at least ``position_lung_margin_mm`` less aerated lung crossed with no more pleural
+    crossings (planning_defaults warnings)."""
+    if not positions:
+        return []
+    chosen = problem.constraints.patient_position
+    lim = load_defaults()["warnings"]
+    margin, lung_margin = lim["position_score_margin"], lim["position_lung_margin_mm"]
+    mine = (positions.get(chosen) or {}).get("best")
+    out = []
+    for pos, v in positions.items():
+        b = v.get("best")
+        if pos == chosen or b is None:
+            continue
+        lung_better = mine is not None and (
+            b["aerated_lung_mm"] <= mine["aerated_lung_mm"] - lung_margin
+            and b["pleural_crossings"] <= mine["pleural_crossings"])
+        if mine is None or b["score"] <= mine["score"] - margin or lung_better:
+            why = "no feasible path" if mine is None else (
+                f"a worse best path (score {mine['score']:.3f}, {mine['aerated_lung_mm']:.0f} mm of "
+                "aerated lung)")
+            out.append(f"patient position: {chosen} gives {why}; {pos} gives {v['feasible_candidates']} "
+                       f"feasible candidates, best entry {np.round(b['entry_ras'], 1).tolist()} RAS mm, "
+                       f"{b['length_mm']:.0f} mm, {b['aerated_lung_mm']:.0f} mm of aerated lung, score "
+                       f"{b['score']:.3f} (--position {pos})")
+    return out
 
 
 VESSEL_HINTS = ("aorta", "vena_cava", "portal", "hepatic_vessel", "artery", "vein", "lung_vessels",
@@ -173,7 +236,7 @@ def nearest_skin_mm(problem: PlanningProblem) -> float:
 
 
 def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, separation_mm: float,
-                       rounds: int = 50):
+                       rounds: int = 50, verifier=None):
     """`propose`, then every proposal and shown Pareto path re-checked by `verify.Verifier`; a
     path the re-check rejects gets the ``verification`` violation and the proposals are drawn
     again, until all agree (at most ``rounds`` times). Returns (ranked, pareto, checks), checks
@@ -181,7 +244,7 @@ def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, sepa
     from .scoring import BIT
     from .verify import Verifier
 
-    ver = Verifier(problem)
+    ver = verifier or Verifier(problem)
     checks: dict = {}
     for _ in range(rounds):
         ranked, pareto = propose(table, k, separation_mm)
@@ -218,14 +281,19 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     prog(0.8, f"planning: scoring {len(cand)} candidate paths")
     table = score_paths(problem, maps, cand.entry_ras, cand.normal_ras)
     t3 = time.perf_counter()
-    ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]))
+    from .verify import Verifier
+
+    ver = Verifier(problem)
+    ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
+                                                verifier=ver)
+    positions = position_alternatives(problem, table, ver, checks)
     ev = Evaluator(problem, maps)
     proposals = [ev.metrics(table, i) for i in ranked]
     t4 = time.perf_counter()
     prog(1.0, f"planning: {len(proposals)} proposals, {int(table.feasible.sum())} feasible")
     result = Plan(problem, maps, cand, table, ranked, pareto, proposals, ev,
                   {"precompute": t1 - t0, "candidates": t2 - t1, "score": t3 - t2,
-                   "proposals": t4 - t3, "n_candidates": len(cand)}, checks)
+                   "proposals": t4 - t3, "n_candidates": len(cand)}, checks, positions)
     if strict and not result.feasible:
         raise NoFeasiblePath(result.report)
     return result
