@@ -376,3 +376,44 @@ def test_lung2_own_segmentation_safe_and_prone_suggested(shared_data):
     assert result.positions["prone"]["feasible_candidates"] > 0
     assert any(w.startswith("patient position: supine") and "prone" in w for w in result.warnings)
     assert any("no lung vessels labelled" in w for w in result.warnings)
+
+
+def test_chest_cta_both_lungs_feasible_with_own_segmentation(shared_data):
+    """Chest CTA with the project's own lungs/bones/airways and lung vessels: a target deep in
+    each lung is feasible (thin vessel branches are a cost, >= 3 mm vessels keep their margin),
+    and every proposal passes the independent check."""
+    from imagio.planning.problem import deepest_point
+    from imagio.segmentation.rules import segment
+    from imagio.segmentation.vessels import vessel_mask
+
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    seg = segment(ct)
+    lungs = seg.mask("lung_left", "lung_right")
+    ves, _ = vessel_mask(ct, lungs)
+    a = seg.array.astype(np.uint16)
+    v = int(a.max()) + 1
+    a[ves] = v
+    lab = seg.with_array(a, labels={**seg.labels, v: "lung_vessels"})
+    for side in ("lung_left", "lung_right"):
+        t = deepest_point(lab, lab.array == {n: k for k, n in lab.labels.items()}[side])
+        prob = PlanningProblem.build(ct, lab, t)
+        assert prob.target.organ == side
+        cal = prob.rules["vessel_calibre"]["lung_vessels"]
+        assert cal["small_structure"] == "lung_vessels_small" and cal["large_ml"] > 0
+        result = plan(prob)
+        assert result.feasible, result.report
+        assert_plan_safe(prob, result, ct, prob.labels)
+        # the thick vessels keep their margin: nothing >= 3 mm lies within margin + needle
+        assert all(m.clearance_mm.get("lung_vessels", 99.0) >= 3.0 + prob.needle.widening_mm - 0.05
+                   for m in result.proposals)
+
+
+def test_lung1_own_segmentation_feasible_or_names_blocker(shared_data):
+    ct, lab = _lung_case(shared_data, "lung1")
+    prob = PlanningProblem.build(ct, lab, "lung_nodule")
+    result = plan(prob)
+    if result.feasible:
+        assert_plan_safe(prob, result, ct, prob.labels)
+    else:
+        nm = result.report["best_near_miss"]
+        assert nm["details"] and any(s in " ".join(nm["details"]) for s in prob.labels.labels.values())

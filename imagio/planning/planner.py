@@ -203,6 +203,9 @@ def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
     return out
 
 
+LARGE_VESSEL_HINTS = ("aorta", "vena_cava", "pulmonary_artery", "pulmonary_vein", "portal", "heart",
+                      "atrial_appendage", "brachiocephalic", "subclavian", "iliac_artery", "iliac_vena",
+                      "common_carotid")
 VESSEL_HINTS = ("aorta", "vena_cava", "portal", "hepatic_vessel", "artery", "vein", "lung_vessels",
                 "iliac", "brachiocephalic", "subclavian", "carotid")
 
@@ -220,6 +223,9 @@ def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> l
                                             0, np.array(maps.label.shape) - 1))] & 2)
     if in_lung and not any("lung_vessels" in n or "pulmonary" in n for n in present):
         out.append("target in the lung but no lung vessels labelled: the plan assumes none")
+    if not any(h in n for n in present for h in LARGE_VESSEL_HINTS):
+        out.append("no large named vessel (aorta, venae cavae, pulmonary or portal vessels, heart) "
+                   "labelled within needle reach: the plan assumes none")
     if not any(n.startswith(("rib", "vertebra", "sternum", "bone", "scapula", "clavicula", "costal",
                              "sacrum", "hip", "femur", "humerus", "skull")) for n in present):
         out.append("no bones labelled within needle reach: the plan assumes none")

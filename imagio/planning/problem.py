@@ -121,10 +121,14 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
     overrides: {name: role} or {name: (role, margin_mm)}.
     """
     overrides = overrides or {}
+    small_role = load_defaults()["vessel_calibre"]["small_role"]
+    graded = set(load_defaults()["vessel_calibre"]["graded_structures"])
     out = []
     for value, name in sorted(labels.labels.items()):
         s = anatomy.get(name)
         role, margin = s.role, s.margin_mm
+        if name.endswith("_small") and name[:-6] in graded:   # thin branches (split_vessels_by_calibre)
+            role, margin = small_role, 0.0
         if name in overrides:
             o = overrides[name]
             role, margin = (o, margin) if isinstance(o, str) else (o[0], float(o[1]))
@@ -237,6 +241,7 @@ class PlanningProblem:
         else:
             covered = None
         tgt = resolve_target(labels, target)
+        labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
         specs = structure_specs(labels, roles)
         prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
@@ -258,6 +263,8 @@ class PlanningProblem:
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
         prob.warnings.extend(prob.skin.warnings())
         prob.rules = prob.rule_table()
+        if calibre:
+            prob.rules["vessel_calibre"] = calibre
         return prob
 
     @property
@@ -296,6 +303,66 @@ class PlanningProblem:
 
 OPTIONAL_RULES = ("liver_parenchyma", "pleural_crossings", "fissure", "emphysema", "table_side",
                   "skin_angle", "craniocaudal", "entry_region")
+
+
+def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tuple[Volume, dict]:
+    """Vessel trees of mixed calibre (``vessel_calibre.graded_structures`` in planning_defaults,
+    e.g. lung_vessels) split by lumen diameter: the part with a lumen diameter >= the sourced
+    ``hard_min_diameter_mm`` keeps the structure's role and margin; thinner branches become a new
+    structure ``<name>_small`` with role ``small_role`` (a cost, not a keep-out).
+
+    Lumen diameter at the centreline = 2 x the Euclidean distance (anisotropic EDT, mm) from the
+    voxel centre to the nearest voxel centre outside the vessel, minus one voxel (that distance
+    overshoots the wall by half a voxel on average); propagated to the whole lumen: a voxel
+    belongs to a vessel of diameter >= D when it lies within the radius of a centreline voxel
+    of diameter >= D (a morphological opening, from two EDTs).
+    Only within needle reach of the target; never on the target lesion; a structure whose role
+    the user set (--role) is left whole. Returns (labels, {name: summary}); ``labels`` is a new
+    Volume when anything was split (the input is never modified)."""
+    import edt
+
+    cfg = load_defaults()["vessel_calibre"]
+    dmin = float(cfg["hard_min_diameter_mm"])
+    inv = {n: v for v, n in labels.labels.items()}
+    todo = [n for n in cfg["graded_structures"] if n in inv and n not in roles and inv[n] != target.value]
+    if not todo:
+        return labels, {}
+    reach = float(load_defaults()["needle"]["length_mm"]) + 60.0
+    lo, hi = reach_box(labels, target.point_ras, reach)
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    arr = labels.array.copy()
+    names = dict(labels.labels)
+    sub = arr[sl]
+    an = tuple(float(x) for x in labels.spacing_kji)
+    out = {}
+    nxt = int(max(names) if names else 0) + 1
+    for n in todo:
+        m = sub == inv[n]
+        if not m.any():
+            continue
+        r = edt.edt(m, anisotropy=an, black_border=False)     # mm to the nearest outside voxel centre
+        r_min = 0.5 * (dmin + min(an))                          # diameter 2 r - s >= dmin
+        core = r >= r_min
+        if core.any():
+            # every lumen voxel a centreline ball reaches (its radius r >= r_min; + one voxel so
+            # that the wall voxels of a large vessel stay large: errs on the safe side)
+            large = m & (edt.edt(~core, anisotropy=an, black_border=False) <= r_min + max(an) + 1e-3)
+        else:
+            large = np.zeros_like(m)
+        small = m & ~large
+        if small.any():
+            small_name = f"{n}_small"
+            names[nxt] = small_name
+            sub[small] = nxt
+            nxt += 1
+        out[n] = {"hard_min_diameter_mm": dmin, "large_ml": round(float(large.sum()) * labels.voxel_volume_ml, 2),
+                  "small_ml": round(float(small.sum()) * labels.voxel_volume_ml, 2),
+                  "small_structure": f"{n}_small" if small.any() else None, "small_role": cfg["small_role"]}
+    if not any(v["small_structure"] for v in out.values()):
+        return labels, out
+    if arr.dtype.itemsize < 2 and nxt > 255:
+        arr = arr.astype(np.uint16)
+    return labels.with_array(arr, labels=names), out
 
 
 def _coverage(labels: Volume, ct: Volume) -> np.ndarray:

@@ -280,7 +280,10 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
         # true minimum; a sample whose nearest value exceeds it by more than a diagonal cannot win
         at0 = _segment_first(hard <= seg_min[seg], starts, n_total, ar)
         upper = _trilinear(maps.hard, tuple(x[at0] for x in kji))
-        sel = np.flatnonzero((hard <= np.repeat(upper, counts) + diag) & (hard < cap))
+        up = np.repeat(upper, counts)
+        # a nearest sample at the cap can still interpolate below it when the path's minimum
+        # is within a diagonal of the cap
+        sel = np.flatnonzero((hard <= up + diag) & ((hard < cap) | (up + diag >= cap)))
         hard[sel] = _trilinear(maps.hard, tuple(x[sel] for x in kji))
     slack = np.minimum.reduceat(hard, starts)
     at = _segment_first(hard <= slack[seg], starts, n_total, ar)

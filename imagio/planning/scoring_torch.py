@@ -101,7 +101,7 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     seg_min = _seg_min(hard, seg, n, float("inf"))
     at0 = seg_first(hard <= seg_min[seg])
     upper = _trilinear(m["hard"], shape, k[at0], j[at0], i[at0])
-    sel = torch.nonzero((hard <= upper[seg] + diag) & (hard < cap)).squeeze(1)
+    sel = torch.nonzero((hard <= upper[seg] + diag) & ((hard < cap) | (upper[seg] + diag >= cap))).squeeze(1)
     hard[sel] = _trilinear(m["hard"], shape, k[sel], j[sel], i[sel])
     slack = _seg_min(hard, seg, n, float("inf"))
     at = seg_first(hard <= slack[seg])

@@ -109,7 +109,8 @@ def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | 
     if not len(vals) or cnt.max() < 0.05 * border.size:
         return empty, None
     c = vals[np.argmax(cnt)]
-    m = ndimage.binary_opening(a == c, iterations=1, border_value=1)
+    eq = a == c
+    m = ndimage.binary_dilation(ndimage.binary_erosion(eq, border_value=1), border_value=0) & eq
     if m.sum() < min_voxels:
         return empty, None
     import cc3d
