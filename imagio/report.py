@@ -164,6 +164,19 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         rows += [(k, v) for k, v in (doc.get("target_measurements") or {}).items()
                  if k in ("volume_ml", "long_axis_mm", "short_axis_mm", "nodule_type", "mean_hu")]
         out.append(("Target", rows))
+    warns = doc.get("warnings") or []
+    if "warnings" in doc:   # a plan: its doubts come first, "none" only when there are none
+        out.append(("Warnings", [(f"{i + 1}", w) for i, w in enumerate(warns)] or [("warnings", "none")]))
+    rules = doc.get("rules") or {}
+    if rules:
+        rr = [("host organ", rules.get("host_organ") or "unknown")]
+        rr += [(k, ("applies" if v.get("applies") else "not applied") + (f" ({v['why']})" if v.get("why") else ""))
+               for k, v in rules.items() if isinstance(v, dict) and "applies" in v]
+        if rules.get("roles_overridden"):
+            rr.append(("roles overridden", json.dumps(rules["roles_overridden"])))
+        if rules.get("disabled"):
+            rr.append(("rules disabled", ", ".join(rules["disabled"])))
+        out.append(("Rules used", rr))
     n = doc.get("needle")
     if n:
         out.append(("Needle", [(k, v) for k, v in n.items()]))

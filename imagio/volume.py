@@ -231,3 +231,13 @@ class Volume:
             "min": float(arr.min()) if arr.size else None,
             "max": float(arr.max()) if arr.size else None,
         }
+
+
+def reach_box(vol: Volume, center_ras, radius_mm: float):
+    """Array-index box [lo, hi) of ``vol`` (k, j, i int arrays, clipped to the grid) covering the
+    ball of ``radius_mm`` (mm) around an RAS point."""
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
+    kji = vol.world_to_kji(np.asarray(center_ras, float) + radius_mm * corners)
+    lo = np.floor(kji.min(0)).astype(int) - 1
+    hi = np.ceil(kji.max(0)).astype(int) + 2
+    return np.clip(lo, 0, vol.shape), np.clip(hi, 0, vol.shape)

@@ -1,6 +1,7 @@
 """Candidate entry points: the skin (body surface) within needle reach of the target.
 
-The skin is the set of body voxels with a 6-neighbour outside the body; it is thinned to one
+The skin is the outer skin of `imagio.planning.skin` (body voxels next to air connected to the
+outside of the patient; never internal air, never a face cut by the field of view); it is thinned to one
 point per ``spacing_mm`` cube (RAS grid) plus a denser ring in the target's axial plane (world
 z = target z, so that strictly axial paths exist when the gantry cannot tilt). Outward normals
 are the negative gradient of the smoothed body mask. All positions RAS mm.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .distance_maps import PlanningMaps, BODY
+from .distance_maps import BODY, SKIN, PlanningMaps
 
 
 @dataclass
@@ -26,8 +27,12 @@ class Candidates:
 
 
 def skin_mask(maps: PlanningMaps) -> np.ndarray:
-    """Body voxels of the crop with a face neighbour outside the body (bool [k, j, i])."""
-    body = (maps.flags & BODY) > 0
+    """Outer-skin voxels of the crop (bool [k, j, i]); for maps built without a skin model,
+    body voxels with a face neighbour outside the body."""
+    flags = maps.flags
+    if (flags & SKIN).any():
+        return (flags & SKIN) > 0
+    body = (flags & BODY) > 0
     return body & ~ndimage.binary_erosion(body, border_value=1)
 
 

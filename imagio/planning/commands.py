@@ -22,16 +22,29 @@ from ..errors import InputError
 
 
 def _parse_roles(items) -> dict:
+    """--role NAME=forbidden|margin:MM|avoid|passable|target -> {name: role or (role, mm)}."""
+    from .. import anatomy
+
     out = {}
     for it in items or []:
         if "=" not in it:
             raise InputError(f"--role {it!r}: use NAME=ROLE or NAME=margin:MM (e.g. aorta=margin:10)")
         name, spec = it.split("=", 1)
-        if ":" in spec:
-            role, mm = spec.split(":", 1)
-            out[name] = (role, float(mm))
+        role, _, mm = spec.partition(":")
+        if role not in anatomy.ROLES:
+            raise InputError(f"--role {it!r}: unknown role {role!r}; use one of {', '.join(anatomy.ROLES)}")
+        if mm:
+            try:
+                val = float(mm)
+            except ValueError:
+                raise InputError(f"--role {it!r}: {mm!r} is not a margin in mm") from None
+            if not np.isfinite(val) or val < 0:
+                raise InputError(f"--role {it!r}: the margin must be >= 0 mm")
+            out[name] = (role, val)
+        elif role == "margin":
+            raise InputError(f"--role {it!r}: give the margin in mm, e.g. {name}=margin:5")
         else:
-            out[name] = spec
+            out[name] = role
     return out
 
 
@@ -50,7 +63,8 @@ def cmd_plan(args) -> int:
     names = io.read_label_names(args.label_names) if args.label_names else None
     labels = io.read_labels(args.labels, names)
     tilt = None if str(args.gantry_tilt).lower() in ("none", "any", "free") else float(args.gantry_tilt)
-    c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position)
+    c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position,
+                    disabled_rules=tuple(args.no_rule or ()))
     if args.max_skin_angle is not None:
         c.max_skin_angle_deg = args.max_skin_angle
     if args.skin_spacing is not None:
@@ -65,20 +79,17 @@ def cmd_plan(args) -> int:
     prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n, constraints=c,
                                  roles=_parse_roles(args.role))
     result = plan(prob, k=args.proposals, progress=printer(args.quiet))
-    out.mkdir(parents=True, exist_ok=True)
-    result.write_json(out / "plan.json")
+    doc = result.to_dict()
     if ct.warnings or labels.warnings:  # the reader's warnings travel with the plan
-        doc = json.loads((out / "plan.json").read_text())
         doc["input_warnings"] = ct.warnings + labels.warnings
-        write_text(out / "plan.json", json.dumps(doc, indent=1))
     abl = None
     if args.device and result.feasible:
         from .ablation.commands import ablation_for_plan
 
-        doc = json.loads((out / "plan.json").read_text())
         doc["ablation"] = abl = ablation_for_plan(result, args.device, args.setting, args.multi_probe,
-                                            args.devices, printer(args.quiet))
-        write_text(out / "plan.json", json.dumps(doc, indent=1))
+                                                  args.devices, printer(args.quiet))
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "plan.json", json.dumps(doc, indent=1))   # written once, from the objects
     written = [out / "plan.json"]
     if not args.no_png:
         from .render import render_plan_png
@@ -104,6 +115,8 @@ def cmd_plan(args) -> int:
             written.append(Path(write_scene(scene, out / "scene")))
     for p in written:
         print(p)
+    for w in doc.get("warnings", []):
+        print(f"imagio: warning: {w}", file=sys.stderr)
     if not result.feasible:
         print(format_report(result.report), file=sys.stderr)
         raise NoFeasiblePath(result.report)
@@ -153,7 +166,13 @@ def register(subparsers) -> None:
                    choices=["supine", "prone", "left_lateral", "right_lateral"],
                    help="patient position (entries on the table side are excluded)")
     s.add_argument("--role", action="append", metavar="NAME=ROLE[:MM]",
-                   help="override a structure's role (forbidden, margin:MM, avoid, passable, target)")
+                   help="override a structure's role: NAME=forbidden|margin:MM|avoid|passable|target "
+                        "(repeatable; plan.json records it)")
+    s.add_argument("--no-rule", action="append", metavar="RULE",
+                   choices=list(__import__("imagio.planning.problem", fromlist=["OPTIONAL_RULES"]).OPTIONAL_RULES),
+                   help="switch off an organ/procedure rule (reported, not enforced): "
+                        "liver_parenchyma, pleural_crossings, fissure, emphysema, table_side, "
+                        "skin_angle, craniocaudal, entry_region; plan.json records it")
     s.add_argument("--skin-spacing", type=float, help="candidate entry spacing on the skin, mm (default 3)")
     s.add_argument("--proposals", type=int, default=d["n_proposals"], help="number of proposals")
     s.add_argument("--device", help="ablation device (imagio ablation devices): adds zones, coverage and "

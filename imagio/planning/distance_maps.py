@@ -10,7 +10,8 @@ Maps (all [k, j, i] on ``grid``, a cropped copy of the CT geometry):
   hard      float32  min over forbidden and margin structures of (distance - margin), mm
   hard_id   int16    index into ``structures`` of the structure achieving ``hard`` (-1: none)
   avoid     float32  min distance to an 'avoid' structure, mm;  avoid_id  int16
-  label     uint16   label value;  flags  uint8  bits BODY, LUNG (inside pleura), AERATED, EMPH
+  label     uint16   label value;  flags  uint8  bits BODY, LUNG (inside pleura), AERATED, EMPH,
+                   LIVER, FORBIDDEN, SKIN (outer skin: entry-capable, `imagio.planning.skin`)
   body_smooth float32 Gaussian-smoothed body mask (for outward skin normals)
 Per structure the signed distance in its dilated bounding box is kept (``boxes``) for exact
 per-structure clearances of single paths.
@@ -24,10 +25,10 @@ import numpy as np
 from scipy import ndimage
 
 from ..progress import Progress
-from ..volume import Volume
+from ..volume import Volume, reach_box  # noqa: F401  (reach_box re-exported for callers)
 from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA, PlanningProblem, load_defaults
 
-BODY, LUNG, AERATED, EMPH, LIVER, FORBIDDEN = 1, 2, 4, 8, 16, 32
+BODY, LUNG, AERATED, EMPH, LIVER, FORBIDDEN, SKIN = 1, 2, 4, 8, 16, 32, 64
 ROLE_CODE = {"passable": 0, "target": 0, "avoid": 1, "margin": 2, "forbidden": 3}
 
 
@@ -82,15 +83,6 @@ class PlanningMaps:
         return int(sum(a.nbytes for a in arrs))
 
 
-def reach_box(vol: Volume, center_ras, radius_mm: float):
-    """Array-index box [lo, hi) covering the ball of ``radius_mm`` around an RAS point."""
-    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
-    kji = vol.world_to_kji(np.asarray(center_ras, float) + radius_mm * corners)
-    lo = np.floor(kji.min(0)).astype(int) - 1
-    hi = np.ceil(kji.max(0)).astype(int) + 2
-    return np.clip(lo, 0, vol.shape), np.clip(hi, 0, vol.shape)
-
-
 def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
     """Distance (mm) to the voxelised boundary of ``mask`` outside it (edt to the nearest mask
     voxel centre minus half a voxel); inside the mask a constant -half voxel (paths that enter
@@ -136,6 +128,8 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     lung_vals = [v for v, n in names.items() if n in LUNG_PARENCHYMA]
     flags = np.zeros(label.shape, np.uint8)
     flags[body] |= BODY
+    if problem.skin is not None:
+        flags[problem.skin.skin[sl]] |= SKIN
     if lung_vals:
         aerated = np.isin(label, lung_vals)
         inner = [v for v, n in names.items() if n.rstrip("0123456789_") in LUNG_CONTENTS]

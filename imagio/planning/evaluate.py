@@ -94,6 +94,9 @@ def violation_details(problem: PlanningProblem, t: ScoreTable, i: int) -> list[s
         out.append(f"pleural_crossings: {int(t.pleural_crossings[i])} > {c.max_pleural_crossings}")
     if bits & BIT["fissure"]:
         out.append(f"fissure: crosses {int(t.fissure_crossings[i])} fissure(s)")
+    if bits & BIT["verification"]:
+        out.append("verification: the independent re-check of this path failed (plan.json "
+                   "'independent_check')")
     if bits & BIT["emphysema"]:
         out.append(f"emphysema: {t.emphysema_pct[i]:.0f}% of the lung path < {c.emphysema_hu:.0f} HU")
     return out

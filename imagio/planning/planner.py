@@ -60,10 +60,34 @@ class Plan:
     proposals: list[PathMetrics]
     evaluator: Evaluator
     timings_s: dict = field(default_factory=dict)
+    checks: dict = field(default_factory=dict)   # row -> verify.Verification
+    positions: dict = field(default_factory=dict)  # patient position -> best verified path there
 
     @property
     def feasible(self) -> bool:
         return bool(self.proposals)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every doubt about this plan, one line each: the problem's (truncated body, unnamed
+        labels, unknown host organ), structures assumed absent, and per proposal: clearance
+        just at the criterion, long aerated-lung traversal, length near the needle's limit."""
+        p = self.problem
+        w = list(p.warnings)
+        w += absent_structure_warnings(p, self.maps)
+        lim = load_defaults()["warnings"]
+        w += position_warnings(p, self.positions)
+        for n, m in enumerate(self.proposals, 1):
+            if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
+                w.append(f"proposal {n}: {m.closest_structure} at {m.closest_clearance_mm:.1f} mm, "
+                         f"within {lim['clearance_within_mm']:g} mm of the required clearance")
+            if m.aerated_lung_mm > lim["long_lung_traversal_mm"]:
+                w.append(f"proposal {n}: {m.aerated_lung_mm:.0f} mm of aerated lung crossed "
+                         f"(> {lim['long_lung_traversal_mm']:g} mm: higher pneumothorax risk)")
+            if m.length_mm > lim["needle_reserve_fraction"] * p.needle.length_mm:
+                w.append(f"proposal {n}: path {m.length_mm:.0f} mm uses more than "
+                         f"{100 * lim['needle_reserve_fraction']:.0f}% of the {p.needle.length_mm:.0f} mm needle")
+        return w
 
     @property
     def report(self) -> dict:
@@ -92,11 +116,22 @@ class Plan:
             "needle": vars(p.needle) | {"widening_mm": p.needle.widening_mm},
             "constraints": {k: v for k, v in vars(p.constraints).items()},
             "weights": p.weights,
+            "rules": p.rules,
+            "positions": self.positions,
+            "warnings": self.warnings,
+            "body_truncations": [tr.to_dict() for tr in (p.skin.truncations if p.skin else [])],
             "feasible": self.feasible,
+            "independent_check": {
+                "method": "imagio.planning.verify: dense sampling (0.25 voxel), exact distances to "
+                          "structure boundary voxels, outer skin and body masks",
+                "checked": len(self.checks),
+                "rejected": [{"entry_ras": t.entry_ras[i], "problems": c.problems}
+                             for i, c in self.checks.items() if not c.ok][:20],
+                "n_rejected": sum(not c.ok for c in self.checks.values())},
             "report": self.report,
             "proposals": [m.to_dict() for m in self.proposals],
             "pareto": [{"entry_ras": t.entry_ras[i], "score": t.score[i],
-                        "costs": t.costs[i]} for i in self.pareto[:50]],
+                        "costs": t.costs[i]} for i in self.pareto[:PARETO_SHOWN]],
             "n_pareto": len(self.pareto),
             "timings_s": self.timings_s,
         })
@@ -107,16 +142,132 @@ class Plan:
         return write_text(path, json.dumps(self.to_dict(), indent=1))
 
 
-def nearest_skin_mm(problem: PlanningProblem) -> float:
-    """Distance (mm) from the target to the nearest body-surface voxel (whole image)."""
-    from scipy import ndimage
+def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier, checks: dict) -> dict:
+    """Best path in each patient position (supine, prone, left/right lateral decubitus) from the
+    same scored candidates: only the table-side exclusion depends on the position. Each
+    position's best path is re-checked by the verifier (the next best is taken while it fails).
+    Returns {position: {"feasible_candidates", "best": {entry_ras, length_mm, score} or None}}."""
+    from .problem import POSITIONS
+    from .scoring import BIT
 
-    body = problem.body
-    skin = body & ~ndimage.binary_erosion(body, border_value=1)
+    c = problem.constraints
+    cos = np.cos(np.radians(c.table_exclusion_deg))
+    base = table.violations & ~np.int32(BIT["table_side"]) & ~np.int32(BIT["verification"])
+    out = {}
+    for pos, direction in POSITIONS.items():
+        faces_table = table.normal_ras @ np.asarray(direction) > cos
+        if "table_side" in c.disabled_rules:
+            faces_table[:] = False
+        ok = np.flatnonzero((base == 0) & ~faces_table)
+        best = None
+        for i in ok[np.argsort(table.score[ok], kind="stable")][:20]:
+            if int(i) not in checks:
+                checks[int(i)] = verifier.verify(table.entry_ras[i], table.target_ras[i])
+            if checks[int(i)].ok:
+                best = {"entry_ras": table.entry_ras[i], "length_mm": table.length_mm[i],
+                        "score": table.score[i], "aerated_lung_mm": table.aerated_mm[i],
+                        "pleural_crossings": int(table.pleural_crossings[i])}
+                break
+        out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
+    return out
+
+
+def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
+    """A warning per other position that gives a feasible path when the chosen one has none, or
+    a best path that is clearly better: a score lower by at least ``position_score_margin``, or
+    at least ``position_lung_margin_mm`` less aerated lung crossed with no more pleural
+    crossings (planning_defaults warnings)."""
+    if not positions:
+        return []
+    chosen = problem.constraints.patient_position
+    lim = load_defaults()["warnings"]
+    margin, lung_margin = lim["position_score_margin"], lim["position_lung_margin_mm"]
+    mine = (positions.get(chosen) or {}).get("best")
+    out = []
+    for pos, v in positions.items():
+        b = v.get("best")
+        if pos == chosen or b is None:
+            continue
+        lung_better = mine is not None and (
+            b["aerated_lung_mm"] <= mine["aerated_lung_mm"] - lung_margin
+            and b["pleural_crossings"] <= mine["pleural_crossings"])
+        if mine is None or b["score"] <= mine["score"] - margin or lung_better:
+            why = "no feasible path" if mine is None else (
+                f"a worse best path (score {mine['score']:.3f}, {mine['aerated_lung_mm']:.0f} mm of "
+                "aerated lung)")
+            out.append(f"patient position: {chosen} gives {why}; {pos} gives {v['feasible_candidates']} "
+                       f"feasible candidates, best entry {np.round(b['entry_ras'], 1).tolist()} RAS mm, "
+                       f"{b['length_mm']:.0f} mm, {b['aerated_lung_mm']:.0f} mm of aerated lung, score "
+                       f"{b['score']:.3f} (--position {pos})")
+    return out
+
+
+LARGE_VESSEL_HINTS = ("aorta", "vena_cava", "pulmonary_artery", "pulmonary_vein", "portal", "heart",
+                      "atrial_appendage", "brachiocephalic", "subclavian", "iliac_artery", "iliac_vena",
+                      "common_carotid")
+VESSEL_HINTS = ("aorta", "vena_cava", "portal", "hepatic_vessel", "artery", "vein", "lung_vessels",
+                "iliac", "brachiocephalic", "subclavian", "carotid")
+
+
+def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> list[str]:
+    """Warnings for kinds of structure the plan assumes absent because the label map has none
+    near the target: vessels (any), lung vessels for a target in the lung, bones."""
+    present = {maps.names[i] for i in range(len(maps.names))
+               if problem.structures[i].value in set(np.unique(maps.label).tolist())}
+    out = []
+    if not any(h in n for n in present for h in VESSEL_HINTS):
+        out.append("no vessels labelled within needle reach: the plan assumes none (segment vessels, "
+                   "e.g. on a contrast CT, before trusting clearances)")
+    in_lung = bool(maps.flags[tuple(np.clip(np.rint(maps.world_to_kji(problem.target.point_ras[None])[0]).astype(int),
+                                            0, np.array(maps.label.shape) - 1))] & 2)
+    if in_lung and not any("lung_vessels" in n or "pulmonary" in n for n in present):
+        out.append("target in the lung but no lung vessels labelled: the plan assumes none")
+    if not any(h in n for n in present for h in LARGE_VESSEL_HINTS):
+        out.append("no large named vessel (aorta, venae cavae, pulmonary or portal vessels, heart) "
+                   "labelled within needle reach: the plan assumes none")
+    if not any(n.startswith(("rib", "vertebra", "sternum", "bone", "scapula", "clavicula", "costal",
+                             "sacrum", "hip", "femur", "humerus", "skull")) for n in present):
+        out.append("no bones labelled within needle reach: the plan assumes none")
+    return out
+
+
+def nearest_skin_mm(problem: PlanningProblem) -> float:
+    """Distance (mm) from the target to the nearest outer-skin voxel (whole image)."""
+    skin = problem.skin.skin
     pts = problem.ct.kji_to_world(np.argwhere(skin).astype(float))
     if len(pts) == 0:
         return float("inf")
     return float(np.min(np.linalg.norm(pts - problem.target.point_ras, axis=1)))
+
+
+def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, separation_mm: float,
+                       rounds: int = 50, verifier=None):
+    """`propose`, then every proposal and shown Pareto path re-checked by `verify.Verifier`; a
+    path the re-check rejects gets the ``verification`` violation and the proposals are drawn
+    again, until all agree (at most ``rounds`` times). Returns (ranked, pareto, checks), checks
+    = {row: Verification} of every path re-checked."""
+    from .scoring import BIT
+    from .verify import Verifier
+
+    ver = verifier or Verifier(problem)
+    checks: dict = {}
+    for _ in range(rounds):
+        ranked, pareto = propose(table, k, separation_mm)
+        todo = [i for i in dict.fromkeys(ranked + pareto[:PARETO_SHOWN]) if i not in checks]
+        if not todo:
+            break
+        for i in todo:
+            checks[i] = ver.verify(table.entry_ras[i], table.target_ras[i])
+            if not checks[i].ok:
+                table.violations[i] |= BIT["verification"]
+    else:
+        ranked, pareto = propose(table, k, separation_mm)
+        ranked = [i for i in ranked if i in checks and checks[i].ok]
+        pareto = [i for i in pareto if i in checks and checks[i].ok]
+    return ranked, pareto, checks
+
+
+PARETO_SHOWN = 50
 
 
 def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: bool = False,
@@ -135,14 +286,19 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     prog(0.8, f"planning: scoring {len(cand)} candidate paths")
     table = score_paths(problem, maps, cand.entry_ras, cand.normal_ras)
     t3 = time.perf_counter()
-    ranked, pareto = propose(table, k, float(d["proposal_separation_mm"]))
+    from .verify import Verifier
+
+    ver = Verifier(problem)
+    ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
+                                                verifier=ver)
+    positions = position_alternatives(problem, table, ver, checks)
     ev = Evaluator(problem, maps)
     proposals = [ev.metrics(table, i) for i in ranked]
     t4 = time.perf_counter()
     prog(1.0, f"planning: {len(proposals)} proposals, {int(table.feasible.sum())} feasible")
     result = Plan(problem, maps, cand, table, ranked, pareto, proposals, ev,
                   {"precompute": t1 - t0, "candidates": t2 - t1, "score": t3 - t2,
-                   "proposals": t4 - t3, "n_candidates": len(cand)})
+                   "proposals": t4 - t3, "n_candidates": len(cand)}, checks, positions)
     if strict and not result.feasible:
         raise NoFeasiblePath(result.report)
     return result

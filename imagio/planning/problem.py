@@ -7,6 +7,7 @@ values (anatomy catalogue names). Defaults come from ``imagio/data/planning_defa
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -17,7 +18,7 @@ from scipy import ndimage
 from .. import anatomy
 from ..coords import point_or_name
 from ..errors import InputError
-from ..volume import Volume
+from ..volume import Volume, reach_box
 
 POSITIONS = {  # RAS direction pointing from the patient towards the table
     "supine": (0.0, -1.0, 0.0),
@@ -75,6 +76,7 @@ class Constraints:
     skin_spacing_mm: float = field(default_factory=lambda: _d("constraints", "skin_spacing_mm"))
     step_voxels: float = field(default_factory=lambda: _d("constraints", "step_voxels"))
     entry_region: tuple | None = None  # (centre RAS (3,), radius mm): entries must lie inside
+    disabled_rules: tuple = ()  # names from OPTIONAL_RULES switched off (--no-rule)
 
     def __post_init__(self):
         if self.patient_position not in POSITIONS:
@@ -84,6 +86,9 @@ class Constraints:
             raise InputError("fissure_crossing must be 'forbid' or 'penalise'")
         if self.max_craniocaudal_deg is not None and self.max_craniocaudal_deg < 0:
             raise InputError("the craniocaudal (gantry tilt) limit must be >= 0 degrees")
+        bad = set(self.disabled_rules) - set(OPTIONAL_RULES)
+        if bad:
+            raise InputError(f"unknown rule(s) {sorted(bad)} for --no-rule; use {list(OPTIONAL_RULES)}")
 
     @property
     def table_direction(self) -> np.ndarray:
@@ -108,6 +113,7 @@ class Target:
     name: str
     value: int = 0
     organ: str = ""  # organ holding the target (e.g. "liver" for a liver tumour), "" unknown
+    point_given: bool = False  # the user gave a point (its label is the host, not the target)
 
 
 def structure_specs(labels: Volume, overrides: dict | None = None) -> list[StructureSpec]:
@@ -116,10 +122,14 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
     overrides: {name: role} or {name: (role, margin_mm)}.
     """
     overrides = overrides or {}
+    small_role = load_defaults()["vessel_calibre"]["small_role"]
+    graded = set(load_defaults()["vessel_calibre"]["graded_structures"])
     out = []
     for value, name in sorted(labels.labels.items()):
         s = anatomy.get(name)
         role, margin = s.role, s.margin_mm
+        if name.endswith("_small") and name[:-6] in graded:   # thin branches (split_vessels_by_calibre)
+            role, margin = small_role, 0.0
         if name in overrides:
             o = overrides[name]
             role, margin = (o, margin) if isinstance(o, str) else (o[0], float(o[1]))
@@ -164,12 +174,27 @@ def resolve_target(labels: Volume, target) -> Target:
     if not labels.contains_world(p)[0]:
         raise InputError(f"target point {p.round(1).tolist()} (RAS mm) lies outside the image")
     value = int(labels.sample(p[None], order=0)[0])
-    return Target(p, labels.labels.get(value, "point"), value)
+    return Target(p, labels.labels.get(value, "point"), value, point_given=True)
+
+
+GENERIC_NAME = re.compile(r"^(label|segment|structure)_?\d+$", re.IGNORECASE)
+
+
+def is_lesion(name: str) -> bool:
+    """True for a lesion structure (catalogue role 'target', e.g. liver_tumor_2, lung_nodule) or
+    a name the catalogue does not know (a user's lesion label, e.g. GTV_Mass)."""
+    cat = anatomy.catalogue()
+    known = name in cat or name.rstrip("0123456789_") in cat
+    return not known or anatomy.get(name).role == "target"
 
 
 @dataclass
 class PlanningProblem:
-    """Everything the planner needs. ``body`` is the patient mask on the CT grid (bool)."""
+    """Everything the planner needs. ``body`` is the patient mask on the CT grid (bool);
+    ``skin`` the outer-skin model (`imagio.planning.skin.SkinModel`); ``warnings`` every doubt
+    about the inputs found while building (they travel into plan.json and the report);
+    ``rules`` which organ/procedure rules apply and why; ``roles_overridden`` the user's
+    role changes."""
 
     ct: Volume
     labels: Volume
@@ -180,38 +205,71 @@ class PlanningProblem:
     weights: dict = field(default_factory=lambda: {k: v for k, v in load_defaults()["weights"].items()
                                                    if k != "description"})
     body: np.ndarray | None = None
+    skin: object = None
+    warnings: list = field(default_factory=list)
+    rules: dict = field(default_factory=dict)
+    roles_overridden: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, ct: Volume, labels: Volume, target, needle: Needle | None = None,
               constraints: Constraints | None = None, roles: dict | None = None,
               weights: dict | None = None, body: np.ndarray | None = None) -> "PlanningProblem":
         """Check the inputs and assemble a problem. ``labels`` is resampled (nearest) onto the
-        CT grid if needed; ``target`` is a structure name, a label value or an RAS point."""
+        CT grid if needed; ``target`` is a structure name, a label value or an RAS point.
+        ``body``: a patient mask on the CT grid to use instead of the CT's own (optional).
+
+        Raises InputError (one line, what to do) for: labels without names, a label map that
+        does not cover the CT around the target or does not match it (labels in the air), a
+        target outside the body, a target point inside a forbidden or margin structure."""
+        from .skin import outer_skin
+
         if not labels.labels:
-            raise InputError("the label map has no structure names; give a .seg.nrrd or a "
-                             "label image with a <stem>.labels.json sidecar")
+            raise InputError("the label map has no structure names; give a .seg.nrrd, a label "
+                             "image with a <stem>.labels.json sidecar, or --label-names")
+        generic = sorted(v for v, n in labels.labels.items() if GENERIC_NAME.match(str(n)))
+        if generic and len(generic) * 2 >= len(labels.labels):
+            raise InputError(f"{len(generic)} of the {len(labels.labels)} label values have no "
+                             "structure name (e.g. label_" + str(generic[0]) + "): without names "
+                             "no obstacle is known; give --label-names NAMES.json, a sidecar or a .seg.nrrd")
         if not ct.same_grid(labels):
+            covered = _coverage(labels, ct)
             labels = labels.resample_like(ct, order=0)
+        else:
+            covered = None
         tgt = resolve_target(labels, target)
-        prob = cls(ct, labels, tgt, structure_specs(labels, roles), needle or Needle(),
-                   constraints or Constraints(), body=body)
-        if not tgt.organ:
-            tgt.organ = target_organ(labels, tgt, prob.exempt_value)
+        labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
+        specs = structure_specs(labels, roles)
+        prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
+        prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
+                                 for k, v in (roles or {}).items()}
+        for name in prob.roles_overridden:
+            if name not in labels.labels.values():
+                prob.warnings.append(f"--role {name}: no structure {name!r} in the label map (ignored)")
+        for v in generic:
+            prob.warnings.append(f"label value {v} has no name: treated as passable tissue")
         if weights:
             unknown = set(weights) - set(prob.weights)
             if unknown:
                 raise InputError(f"unknown score weights {sorted(unknown)}; known: {sorted(prob.weights)}")
             prob.weights.update(weights)
-        if prob.body is None:
-            prob.body = body_mask(ct, labels)
+        prob.skin = outer_skin(ct, labels, target_ras=tgt.point_ras)
+        prob.body = prob.skin.body if body is None else np.asarray(body, bool)
+        _check_target(prob)
+        _check_labels_match(prob, covered)
+        tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
+        prob.warnings.extend(prob.skin.warnings())
+        prob.rules = prob.rule_table()
+        if calibre:
+            prob.rules["vessel_calibre"] = calibre
         return prob
 
     @property
     def exempt_value(self) -> int:
-        """Label value of the target's own structure, exempt from obstacle checks (0: none).
-        Passable structures (liver, lung lobes, body) are never exempt."""
+        """Label value of the target lesion (or the organ named as the target), exempt from
+        obstacle checks (0: none). Passable structures (liver, lung lobes, body) and the organ
+        around a target point are never exempt: only the target itself is."""
         v = self.target.value
-        if not v:
+        if not v or self.target.point_given:
             return 0
         spec = next((s for s in self.structures if s.value == v), None)
         return 0 if spec is None or spec.role == "passable" else v
@@ -222,37 +280,177 @@ class PlanningProblem:
     def specs_by_role(self, *roles) -> list[StructureSpec]:
         return [s for s in self.structures if s.role in roles]
 
+    def rule_table(self) -> dict:
+        """Which organ/procedure rules apply to this target, with the value and why."""
+        c, organ = self.constraints, self.target.organ
+        off = set(c.disabled_rules)
+        liver = organ == "liver" and c.min_liver_parenchyma_mm > 0 and "liver_parenchyma" not in off
+        return {
+            "host_organ": organ or None,
+            "liver_parenchyma": {"applies": liver, "min_mm": c.min_liver_parenchyma_mm,
+                                 "why": ("target in the liver" if organ == "liver" else
+                                         f"host organ is {organ or 'unknown'}, not the liver")
+                                 if "liver_parenchyma" not in off else "disabled by --no-rule"},
+            **{r: {"applies": r not in off} for r in OPTIONAL_RULES if r != "liver_parenchyma"},
+            "disabled": sorted(off),
+            "roles_overridden": dict(self.roles_overridden),
+        }
 
-def target_organ(labels: Volume, target: Target, exempt_value: int, shell_mm: float = 4.0) -> str:
-    """Name of the most frequent structure around the target's own structure (or at the target
-    point when it has none): the organ that holds it ("" for background)."""
-    from .distance_maps import reach_box
 
+OPTIONAL_RULES = ("liver_parenchyma", "pleural_crossings", "fissure", "emphysema", "table_side",
+                  "skin_angle", "craniocaudal", "entry_region")
+
+
+def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tuple[Volume, dict]:
+    """Vessel trees of mixed calibre (``vessel_calibre.graded_structures`` in planning_defaults,
+    e.g. lung_vessels) split by lumen diameter: the part with a lumen diameter >= the sourced
+    ``hard_min_diameter_mm`` keeps the structure's role and margin; thinner branches become a new
+    structure ``<name>_small`` with role ``small_role`` (a cost, not a keep-out).
+
+    Lumen diameter at the centreline = 2 x the Euclidean distance (anisotropic EDT, mm) from the
+    voxel centre to the nearest voxel centre outside the vessel, minus one voxel (that distance
+    overshoots the wall by half a voxel on average); propagated to the whole lumen: a voxel
+    belongs to a vessel of diameter >= D when it lies within the radius of a centreline voxel
+    of diameter >= D (a morphological opening, from two EDTs).
+    Only within needle reach of the target; never on the target lesion; a structure whose role
+    the user set (--role) is left whole. Returns (labels, {name: summary}); ``labels`` is a new
+    Volume when anything was split (the input is never modified)."""
+    import edt
+
+    cfg = load_defaults()["vessel_calibre"]
+    dmin = float(cfg["hard_min_diameter_mm"])
+    inv = {n: v for v, n in labels.labels.items()}
+    todo = [n for n in cfg["graded_structures"] if n in inv and n not in roles and inv[n] != target.value]
+    if not todo:
+        return labels, {}
+    reach = float(load_defaults()["needle"]["length_mm"]) + 60.0
+    lo, hi = reach_box(labels, target.point_ras, reach)
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    arr = labels.array.copy()
+    names = dict(labels.labels)
+    sub = arr[sl]
+    an = tuple(float(x) for x in labels.spacing_kji)
+    out = {}
+    nxt = int(max(names) if names else 0) + 1
+    for n in todo:
+        m = sub == inv[n]
+        if not m.any():
+            continue
+        r = edt.edt(m, anisotropy=an, black_border=False)     # mm to the nearest outside voxel centre
+        r_min = 0.5 * (dmin + min(an))                          # diameter 2 r - s >= dmin
+        core = r >= r_min
+        if core.any():
+            # every lumen voxel a centreline ball reaches (its radius r >= r_min; + one voxel so
+            # that the wall voxels of a large vessel stay large: errs on the safe side)
+            large = m & (edt.edt(~core, anisotropy=an, black_border=False) <= r_min + max(an) + 1e-3)
+        else:
+            large = np.zeros_like(m)
+        small = m & ~large
+        if small.any():
+            small_name = f"{n}_small"
+            names[nxt] = small_name
+            sub[small] = nxt
+            nxt += 1
+        out[n] = {"hard_min_diameter_mm": dmin, "large_ml": round(float(large.sum()) * labels.voxel_volume_ml, 2),
+                  "small_ml": round(float(small.sum()) * labels.voxel_volume_ml, 2),
+                  "small_structure": f"{n}_small" if small.any() else None, "small_role": cfg["small_role"]}
+    if not any(v["small_structure"] for v in out.values()):
+        return labels, out
+    if arr.dtype.itemsize < 2 and nxt > 255:
+        arr = arr.astype(np.uint16)
+    return labels.with_array(arr, labels=names), out
+
+
+def _coverage(labels: Volume, ct: Volume) -> np.ndarray:
+    """Bool [k, j, i] on the CT grid: voxels inside the label map's extent."""
+    ones = labels.with_array(np.ones(labels.shape, np.uint8), labels={})
+    return ones.resample_like(ct, order=0, fill=0).array > 0
+
+
+def _check_target(prob: "PlanningProblem") -> None:
+    """Refuse a target outside the body or a target point inside a forbidden/margin structure."""
+    t, ct = prob.target, prob.ct
+    kji = np.rint(ct.world_to_kji(t.point_ras[None])[0]).astype(int)
+    inside = bool(np.all((kji >= 0) & (kji < ct.shape)))
+    if not inside:
+        raise InputError(f"target {t.name} at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies "
+                         "outside the CT; check the coordinates (RAS, as in Slicer)")
+    if not prob.skin.data[tuple(kji)]:
+        raise InputError(f"target {t.name} at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies "
+                         "outside the scanned field of view (padding)")
+    if not prob.body[tuple(kji)]:
+        hu = float(ct.array[tuple(kji)])
+        raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies outside "
+                         f"the body (air around the patient, {hu:.0f} HU); check the point "
+                         "(RAS, as in Slicer; --lps for LPS)")
+    if t.point_given and t.value:
+        spec = next((s for s in prob.structures if s.value == t.value), None)
+        if spec is not None and spec.role in ("forbidden", "margin"):
+            raise InputError(f"target point lies inside {spec.name} (role {spec.role}): a needle "
+                             f"may not end there; give the lesion's label as --target, or "
+                             f"--role {spec.name}=passable to plan into it")
+
+
+def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> None:
+    """Refuse a label map that does not cover the body within needle reach of the target, or
+    whose structures lie in the air around the patient (another patient's or scan's labels)."""
+    ct, lab = prob.ct, prob.labels
+    reach = prob.needle.length_mm
+    lo, hi = reach_box(ct, prob.target.point_ras, reach)
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    if covered is not None:
+        body = prob.body[sl]
+        miss = body & ~covered[sl]
+        if body.any() and miss.sum() > 0.02 * body.sum():
+            pct = 100.0 * (1.0 - miss.sum() / body.sum())
+            raise InputError(f"the label map covers only {pct:.0f}% of the body within "
+                             f"{reach:.0f} mm of the target: segment the whole region of this CT "
+                             "(a label map of the same scan)")
+    labelled = lab.array[sl] > 0
+    n = int(labelled.sum())
+    if n:
+        outside = int((labelled & prob.skin.exterior[sl]).sum())
+        if outside > 0.05 * n:
+            raise InputError(f"{100.0 * outside / n:.0f}% of the labelled voxels near the target lie "
+                             "in the air outside the body: the label map does not belong to this CT")
+
+
+def host_organ(labels: Volume, target: Target, prob: "PlanningProblem | None" = None,
+               shell_mm: float = 4.0) -> str:
+    """The organ that holds the target: the structure at a target point (when it is not a lesion),
+    the organ named as the target itself, or, for a lesion, the structure that encloses it
+    (the most frequent label in a ``shell_mm`` shell around the lesion, if it covers at least
+    half of the shell; else "" and a warning)."""
+    name = labels.labels.get(target.value, "") if target.value else ""
+    if not target.value:
+        return ""
+    if not is_lesion(name):
+        return name
     lo, hi = reach_box(labels, target.point_ras, 60.0)
     sub = labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    if not exempt_value:
-        return labels.labels.get(target.value, "")
-    m = sub == exempt_value
+    m = sub == target.value
     it = max(1, int(round(shell_mm / float(min(labels.spacing)))))
     shell = ndimage.binary_dilation(m, iterations=it) & ~m
-    vals = sub[shell]
-    vals = vals[vals > 0]
+    vals = sub[shell].astype(np.int64)
     if vals.size == 0:
         return ""
-    return labels.labels.get(int(np.bincount(vals.astype(np.int64)).argmax()), "")
+    counts = np.bincount(vals)
+    best = int(np.argmax(counts[1:]) + 1) if len(counts) > 1 else 0
+    if best == 0 or counts[best] < 0.5 * vals.size:
+        if prob is not None:
+            prob.warnings.append(f"host organ of {name} unknown (no structure encloses at least half "
+                                 "of its surface): no organ-specific rule applied")
+        return ""
+    return labels.labels.get(best, "")
 
 
 def body_mask(ct: Volume, labels: Volume | None = None, hu: float = -400.0) -> np.ndarray:
-    """Patient body: largest connected component of CT > ``hu`` HU (plus any labelled voxel),
-    internal air (lungs, bowel gas) filled. A simple rule; a segmenter's body mask is better."""
-    import cc3d
-    import fill_voids
+    """Patient body on the CT grid (bool [k, j, i]): `imagio.planning.skin.outer_skin`'s body
+    (tissue > ``hu`` HU and labelled voxels, internal air included, exterior air, padding and
+    loose objects excluded)."""
+    from .skin import outer_skin
 
-    m = ct.array > hu
-    if labels is not None:
-        m |= labels.array > 0
-    cc = cc3d.largest_k(m, k=1, connectivity=6)
-    return fill_voids.fill(cc > 0, in_place=False)
+    return outer_skin(ct, labels, air_hu=hu).body
 
 
 def threshold_bone(ct: Volume, hu: float = 250.0) -> np.ndarray:

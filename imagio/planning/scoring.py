@@ -18,7 +18,8 @@ from .distance_maps import AERATED, EMPH, FORBIDDEN, LIVER, LUNG, PlanningMaps
 from .problem import PlanningProblem, load_defaults
 
 VIOLATIONS = ("reach", "table_side", "entry_region", "skin_angle", "craniocaudal", "forbidden",
-              "clearance", "liver_parenchyma", "pleural_crossings", "fissure", "emphysema")
+              "clearance", "liver_parenchyma", "pleural_crossings", "fissure", "emphysema",
+              "verification")   # verification: the independent re-check (`verify`) disagreed
 BIT = {name: 1 << i for i, name in enumerate(VIOLATIONS)}
 CRITERIA = ("length", "clearance", "skin_angle", "craniocaudal", "avoid", "lung_length",
             "pleural_crossings", "emphysema")
@@ -267,8 +268,8 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
     # distance is 1-Lipschitz, so trilinear and nearest differ by < one voxel diagonal); only
     # samples that can hold the minimum are interpolated, giving the exact trilinear minimum.
     cap = np.float32(maps.cap_mm)
-    hard = maps.hard.ravel()[flat]
-    hard[in_target] = cap
+    hard = maps.hard.ravel()[flat]   # margins hold inside the target's organ too: the target
+                                     # structure's own distance is not in ``hard`` (precompute)
     diag = np.float32(np.linalg.norm(maps.grid.spacing))
     ar = np.arange(n_total, dtype=np.int32)
     if n == 1:   # one path (live evaluation): interpolate every sample
@@ -279,9 +280,11 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
         # true minimum; a sample whose nearest value exceeds it by more than a diagonal cannot win
         at0 = _segment_first(hard <= seg_min[seg], starts, n_total, ar)
         upper = _trilinear(maps.hard, tuple(x[at0] for x in kji))
-        sel = np.flatnonzero((hard <= np.repeat(upper, counts) + diag) & (hard < cap))
+        up = np.repeat(upper, counts)
+        # a nearest sample at the cap can still interpolate below it when the path's minimum
+        # is within a diagonal of the cap
+        sel = np.flatnonzero((hard <= up + diag) & ((hard < cap) | (up + diag >= cap)))
         hard[sel] = _trilinear(maps.hard, tuple(x[sel] for x in kji))
-    hard[in_target] = cap
     slack = np.minimum.reduceat(hard, starts)
     at = _segment_first(hard <= slack[seg], starts, n_total, ar)
     closest = maps.hard_id.ravel()[flat[at]]
@@ -290,7 +293,6 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
     zeros_f, zeros_i = np.zeros(n, np.float32), np.zeros(n, np.int32)
     if maps.has["avoid"]:
         avoid = maps.avoid.ravel()[flat]          # soft criterion: nearest-voxel samples
-        avoid[in_target] = cap
         avoid_min = np.minimum.reduceat(avoid, starts)
         at_a = _segment_first(avoid <= avoid_min[seg], starts, n_total, ar)
         avoid_id = np.where(avoid_min < cap, maps.avoid_id.ravel()[flat[at_a]], -1)
@@ -387,6 +389,8 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
     ], axis=1).astype(np.float32)
     w = np.array([problem.weights.get(k, 0.0) for k in CRITERIA], np.float32)
     score = costs @ w / max(float(w.sum()), 1e-9)
+    for rule in c.disabled_rules:   # --no-rule: the constraint is reported, not enforced
+        v &= ~np.int32(BIT[rule])
 
     return ScoreTable(
         entry_ras, np.broadcast_to(target, entry_ras.shape).copy(), normal_ras, length, skin, cc,

@@ -96,15 +96,13 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
         return _seg_min(torch.where(mask, ar, big), seg, n, n_total)
 
     cap = float(maps.cap_mm)
-    hard = m["hard"][flat].clone()
-    hard[in_target] = cap
+    hard = m["hard"][flat].clone()   # margins hold inside the target's organ too
     diag = float(np.linalg.norm(maps.grid.spacing))
     seg_min = _seg_min(hard, seg, n, float("inf"))
     at0 = seg_first(hard <= seg_min[seg])
     upper = _trilinear(m["hard"], shape, k[at0], j[at0], i[at0])
-    sel = torch.nonzero((hard <= upper[seg] + diag) & (hard < cap)).squeeze(1)
+    sel = torch.nonzero((hard <= upper[seg] + diag) & ((hard < cap) | (upper[seg] + diag >= cap))).squeeze(1)
     hard[sel] = _trilinear(m["hard"], shape, k[sel], j[sel], i[sel])
-    hard[in_target] = cap
     slack = _seg_min(hard, seg, n, float("inf"))
     at = seg_first(hard <= slack[seg])
     closest = m["hard_id"][flat[at]]
@@ -113,7 +111,6 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
                          torch.zeros_like(slack))
     if maps.has["avoid"]:
         avoid = m["avoid"][flat].clone()
-        avoid[in_target] = cap
         avoid_min = _seg_min(avoid, seg, n, float("inf"))
         at_a = seg_first(avoid <= avoid_min[seg])
         avoid_id = torch.where(avoid_min < cap, m["avoid_id"][flat[at_a]], torch.full_like(at_a, -1).int())

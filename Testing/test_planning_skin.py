@@ -1,0 +1,94 @@
+"""Outer skin, cut faces, padding and vessel calibre on synthetic volumes whose answer is known
+by construction (the real cases are in test_planning_safety.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imagio.planning.problem import Target, split_vessels_by_calibre
+from imagio.planning.skin import outer_skin, padding_mask
+from imagio.volume import Volume, make_ijk_to_ras
+
+
+def _torso(shape=(20, 60, 60), sp=(2.0, 2.0, 2.0), noise=15.0, seed=0):
+    """An elliptic soft-tissue cylinder along k (world S) with a 'lung' air cavity that runs
+    through the first and last slice, and a closed gas bubble; noisy air outside."""
+    rng = np.random.default_rng(seed)
+    k, j, i = np.indices(shape)
+    cj, ci = (shape[1] - 1) / 2, (shape[2] - 1) / 2
+    body = ((j - cj) / 22.0) ** 2 + ((i - ci) / 26.0) ** 2 <= 1.0
+    lung = ((j - cj) / 8.0) ** 2 + ((i - ci - 8) / 8.0) ** 2 <= 1.0
+    bubble = ((k - 10) / 2.0) ** 2 + ((j - cj) / 3.0) ** 2 + ((i - ci + 12) / 3.0) ** 2 <= 1.0
+    hu = np.where(body, 40.0, -1000.0)
+    hu[lung | bubble] = -850.0
+    hu += rng.normal(0, noise, shape)
+    vol = Volume(hu.astype(np.int16), make_ijk_to_ras(sp[::-1]), "torso")
+    return vol, body, lung
+
+
+def test_internal_air_touching_scan_ends_is_not_outside():
+    ct, body, lung = _torso()
+    s = outer_skin(ct)
+    assert not s.exterior[lung].any()            # the cavity is open at both ends: still inside
+    assert s.body[lung].all()
+    # skin only where the body meets the outer air: every skin voxel borders the true exterior
+    from scipy import ndimage
+
+    outside = ~body
+    near_out = ndimage.binary_dilation(outside)
+    assert s.skin.any() and not (s.skin & ~near_out).any()
+    # no skin on the first/last slice (cut faces)
+    assert not s.skin[0].any() and not s.skin[-1].any()
+    sides = {t.side for t in s.truncations}
+    assert sides == {"superior", "inferior"}
+
+
+def test_padding_of_a_rotated_volume_is_not_data_and_not_skin():
+    ct, body, _ = _torso()
+    a = ct.array.copy()
+    # fill a wedge corner with a constant as a resampler does (-1024), cutting the body
+    k, j, i = np.indices(a.shape)
+    wedge = i + 0.5 * k > 52
+    a[wedge] = -1024
+    padded = ct.with_array(a)
+    pad, c = padding_mask(padded)
+    assert c == -1024 and pad[wedge].mean() > 0.95
+    # outside the wedge only air voxels that happen to equal the fill value, next to it
+    assert not pad[body & ~wedge].any() and pad[~wedge].sum() < 1e-3 * (~wedge).sum()
+    s = outer_skin(padded)
+    assert not s.skin[wedge].any()
+    cut_face = body & ~wedge & np.roll(wedge, 1, axis=2)   # body voxels next to the wedge
+    assert not (s.skin & cut_face).any()
+    assert any(t.where == "in-plane field of view" for t in s.truncations)
+
+
+def test_clipped_constant_air_is_air_not_padding():
+    ct, body, _ = _torso(noise=0.0)                       # air exactly -1000 everywhere
+    pad, c = padding_mask(ct)
+    assert c is None and not pad.any()
+    s = outer_skin(ct)
+    assert s.skin.any() and not s.truncations[0].where == "in-plane field of view"
+
+
+@pytest.mark.parametrize("spacing", [1.0, 1.5])
+def test_vessel_calibre_split(spacing):
+    """A thin (one voxel) and a thick (6 mm) tube in one 'lung_vessels' label: only the thick one
+    keeps the margin role; the thin one becomes lung_vessels_small."""
+    n = 60
+    k, j, i = np.indices((n, n, n)) * spacing
+    thin = (j - 21) ** 2 + (i - 21) ** 2 <= (0.5 * spacing) ** 2 + 1e-6   # one voxel wide
+    thick = (j - 42) ** 2 + (i - 42) ** 2 <= 3.0 ** 2
+    arr = np.zeros((n, n, n), np.uint8)
+    arr[thin | thick] = 1
+    lab = Volume(arr, make_ijk_to_ras((spacing,) * 3), "v", {1: "lung_vessels"})
+    t = Target(np.array([30.0, 30.0, 30.0]), "point", 0)
+    out, info = split_vessels_by_calibre(lab, t, {})
+    small = {v for v, nm in out.labels.items() if nm == "lung_vessels_small"}
+    assert info["lung_vessels"]["small_structure"] == "lung_vessels_small"
+    assert np.isin(out.array[thin], list(small)).all()
+    assert (out.array[thick] == 1).all()    # wall voxels of the thick vessel included
+    assert lab.array.max() == 1                          # the input is not modified
+    # a role given by the user leaves the structure whole
+    same, info2 = split_vessels_by_calibre(lab, t, {"lung_vessels": "forbidden"})
+    assert same is lab and not info2

@@ -1,0 +1,230 @@
+"""The patient's outer skin: where a needle can enter, and where the scan cut the body.
+
+A needle enters through skin that meets the air around the patient. Three kinds of voxel
+boundary look like skin in a thresholded body mask and are not:
+
+- internal air (lungs, airways, bowel gas, any air pocket) that touches the first or last
+  slice of the scan: in 3D it is "open" through the edge of the array;
+- faces of the body cut by the field of view: the first/last slice, the in-plane
+  reconstruction circle, the padding of a resampled or rotated volume;
+- the table and blankets (when they do not touch the patient they are not the body).
+
+The model used here:
+
+1. **Data region** (`data_mask`): voxels that hold measured data. Outside it: the array's
+   exterior, and padding = a solid region of one exact value connected to the array border
+   (a scanner's outside-the-reconstruction-circle value, a resampler's fill value). Real air is
+   noisy (quantum noise of a few HU), so an exact constant over a region that survives a
+   morphological opening is not measured data. A constant region is only taken as padding
+   when the measured air next to it is noisy (so a CT whose air was set to one value by
+   clipping keeps its air).
+2. **Exterior air** (`outer_skin`): air voxels (CT <= ``air_hu`` and unlabelled) connected,
+   inside the data region (6-connectivity), to a *lateral* face of the data region, i.e. a
+   face whose outward normal is within 45 degrees of the axial plane (the in-plane field of
+   view; not the first or last slice, where lungs and bowel are cut open). World S (RAS z) is
+   the patient's craniocaudal axis, whatever the grid orientation.
+3. **Body**: data voxels that are not exterior air, restricted to the components holding the
+   largest tissue component (table and other loose objects dropped). Internal air is body.
+4. **Skin**: body voxels with a face neighbour in exterior air, except those within one voxel
+   of the edge of the data region (a cut face, where the surface and its normal are unknown).
+5. **Truncation**: body voxels with a face neighbour outside the data region, grouped by the
+   direction of the cut (superior/inferior end of the scan, in-plane field of view on the
+   right/left/anterior/posterior), reported as warnings with where they are.
+
+All masks are bool [k, j, i] on the CT grid; positions RAS mm. Vectorised; no Python loop
+over voxels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from ..volume import Volume
+
+AIR_HU = -400.0            # body / air threshold (fat is about -100 HU, lung about -850 HU)
+NOISY_AIR_HU = (-1200.0, -900.0)
+LATERAL_COS = np.cos(np.radians(45.0))   # |n . S| below this: a lateral (in-plane) face
+_DIRECTIONS = (("right", 0, 1), ("left", 0, -1), ("anterior", 1, 1), ("posterior", 1, -1),
+               ("superior", 2, 1), ("inferior", 2, -1))
+
+
+@dataclass
+class Truncation:
+    """A face of the body cut by the edge of the data (scan end, field of view, padding)."""
+
+    side: str                 # superior / inferior / right / left / anterior / posterior
+    where: str                # "end of the scan" or "in-plane field of view"
+    area_mm2: float
+    centre_ras: np.ndarray    # centroid of the cut face, RAS mm
+    extent_ras: tuple         # (min RAS, max RAS) of the cut face
+    distance_mm: float = float("nan")   # from the target to the nearest cut voxel (when known)
+
+    def message(self) -> str:
+        axis = {"superior": 2, "inferior": 2, "right": 0, "left": 0, "anterior": 1, "posterior": 1}[self.side]
+        coord = "RAS"[axis]
+        lo, hi = self.extent_ras
+        pos = (f"{coord} = {self.centre_ras[axis]:.1f} mm" if hi[axis] - lo[axis] < 5.0
+               else f"{coord} {lo[axis]:.1f} .. {hi[axis]:.1f} mm")
+        dist = "" if not np.isfinite(self.distance_mm) else f", {self.distance_mm:.0f} mm from the target"
+        return (f"body truncated at the {self.side} {self.where} ({pos}, {self.area_mm2:.0f} mm^2 of "
+                f"cut surface{dist}): no entry there; anatomy beyond it is unknown")
+
+    def to_dict(self) -> dict:
+        return {"side": self.side, "where": self.where, "area_mm2": round(float(self.area_mm2), 1),
+                "centre_ras": np.round(self.centre_ras, 1).tolist(),
+                "extent_ras": [np.round(e, 1).tolist() for e in self.extent_ras],
+                "distance_mm": None if not np.isfinite(self.distance_mm) else round(float(self.distance_mm), 1),
+                "message": self.message()}
+
+
+@dataclass
+class SkinModel:
+    """Masks on the CT grid (bool [k, j, i]) and the truncations found."""
+
+    data: np.ndarray          # voxels holding measured data
+    body: np.ndarray          # the patient, internal air included
+    exterior: np.ndarray      # air connected to the outside of the patient
+    skin: np.ndarray          # entry-capable outer skin voxels
+    cut: np.ndarray           # body voxels on a cut face (next to non-data)
+    truncations: list = field(default_factory=list)
+    padding_value: float | None = None
+
+    def warnings(self) -> list[str]:
+        return [t.message() for t in self.truncations]
+
+
+def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | None]:
+    """Voxels of ``ct`` outside the measured data: solid regions (surviving a 6-connected
+    opening) of the single most frequent exact value on the array border, connected to the
+    border, when that value fills >= 5 % of the border and the air next to it is noisy.
+    Returns (mask bool [k, j, i], the fill value or None)."""
+    a = ct.array
+    faces = [a[0], a[-1], a[:, 0], a[:, -1], a[:, :, 0], a[:, :, -1]]
+    border = np.concatenate([f.ravel() for f in faces])
+    vals, cnt = np.unique(border, return_counts=True)
+    empty = np.zeros(a.shape, bool)
+    if not len(vals) or cnt.max() < 0.05 * border.size:
+        return empty, None
+    c = vals[np.argmax(cnt)]
+    eq = a == c
+    m = ndimage.binary_dilation(ndimage.binary_erosion(eq, border_value=1), border_value=0) & eq
+    if m.sum() < min_voxels:
+        return empty, None
+    import cc3d
+
+    lab = cc3d.connected_components(m, connectivity=6)
+    edge = np.unique(np.concatenate([lab[0].ravel(), lab[-1].ravel(), lab[:, 0].ravel(),
+                                     lab[:, -1].ravel(), lab[:, :, 0].ravel(), lab[:, :, -1].ravel()]))
+    edge = edge[edge > 0]
+    sizes = np.bincount(lab.ravel())
+    keep = edge[sizes[edge] >= min_voxels]
+    if not len(keep):
+        return empty, None
+    m = np.isin(lab, keep)
+    # a clipped CT whose air is one value is not padded: padding borders on noisy measured air
+    ring = ndimage.binary_dilation(m, iterations=2) & ~m
+    rv = a[ring]
+    noisy = ((rv > NOISY_AIR_HU[0]) & (rv < NOISY_AIR_HU[1]) & (rv != c)).mean() if rv.size else 0.0
+    if float(c) >= NOISY_AIR_HU[1] or float(c) <= NOISY_AIR_HU[0] or noisy > 0.3:
+        return m, float(c)
+    return empty, None
+
+
+def data_mask(ct: Volume) -> tuple[np.ndarray, float | None]:
+    """Voxels holding measured data (not padding); see `padding_mask`."""
+    pad, c = padding_mask(ct)
+    return ~pad, c
+
+
+def _outward_normals(data: np.ndarray, kji: np.ndarray, grid: Volume) -> np.ndarray:
+    """Unit outward normals (RAS) of the data region at voxel indices ``kji`` (n, 3): minus the
+    gradient of the Gaussian-smoothed data mask (zero outside the array)."""
+    pad = 3
+    f = ndimage.gaussian_filter(np.pad(data.astype(np.float32), pad), sigma=1.5, mode="constant")
+    off = np.concatenate([np.eye(3), -np.eye(3)])
+    pts = (kji[:, None, :] + pad + off[None]).reshape(-1, 3)
+    v = ndimage.map_coordinates(f, pts.T, order=1, mode="nearest").reshape(len(kji), 6)
+    g = 0.5 * (v[:, :3] - v[:, 3:])                      # d/dk, d/dj, d/di
+    r2k = grid.ras_to_ijk[:3, :3][::-1]                   # rows: gradient of k, j, i wrt RAS
+    n = -(g @ r2k)
+    nn = np.linalg.norm(n, axis=1, keepdims=True)
+    return n / np.where(nn > 0, nn, 1.0)
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    """Voxels of ``mask`` with a face neighbour outside it or outside the array."""
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+
+
+def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
+               target_ras=None) -> SkinModel:
+    """The body, its outer skin and its cut faces (see module doc).
+
+    ct: CT in HU; labels: label map on the CT grid (labelled voxels are never air); target_ras:
+    when given, each truncation records its distance from it. Returns a `SkinModel`.
+    """
+    import cc3d
+    import fill_voids
+
+    data, fill_value = data_mask(ct)
+    tissue = data & (ct.array > air_hu)
+    if labels is not None:
+        tissue |= data & (labels.array > 0)
+    air = data & ~tissue
+
+    # lateral faces of the data region: exterior air touches them
+    dbound = _boundary(data)
+    bk = np.argwhere(dbound)
+    n = _outward_normals(data, bk, ct) if len(bk) else np.zeros((0, 3))
+    lateral = np.abs(n[:, 2]) < LATERAL_COS
+    comp = cc3d.connected_components(air, connectivity=6)
+    seeds = comp[tuple(bk[lateral & air[tuple(bk.T)]].T)] if len(bk) else np.zeros(0, int)
+    seeds = np.unique(seeds[seeds > 0])
+    exterior = np.isin(comp, seeds) if len(seeds) else np.zeros(ct.shape, bool)
+    del comp
+
+    main = cc3d.largest_k(tissue, k=1, connectivity=6) > 0
+    if not main.any():
+        z = np.zeros(ct.shape, bool)
+        return SkinModel(data, z, exterior, z, z, [], fill_value)
+    rest = cc3d.connected_components(data & ~exterior, connectivity=6)
+    keep = np.unique(rest[main])
+    body = np.isin(rest, keep[keep > 0])
+    del rest
+    body = fill_voids.fill(body, in_place=False) & data   # closed cavities (already not exterior)
+
+    near_ext = ndimage.binary_dilation(exterior, structure=ndimage.generate_binary_structure(3, 1))
+    edge = ~ndimage.binary_erosion(data, structure=np.ones((3, 3, 3), bool), border_value=0)
+    skin = body & near_ext & ~edge
+    cut = body & ~ndimage.binary_erosion(data, structure=ndimage.generate_binary_structure(3, 1),
+                                         border_value=0)
+    truncs = _truncations(ct, data, cut, target_ras)
+    return SkinModel(data, body, exterior, skin, cut, truncs, fill_value)
+
+
+def _truncations(ct: Volume, data: np.ndarray, cut: np.ndarray, target_ras) -> list[Truncation]:
+    """Cut faces grouped by the dominant direction of their outward normal."""
+    kji = np.argwhere(cut)
+    if not len(kji):
+        return []
+    n = _outward_normals(data, kji, ct)
+    ras = ct.kji_to_world(kji.astype(float))
+    side = np.argmax(np.abs(n), axis=1) * 2 + (np.take_along_axis(n, np.argmax(np.abs(n), axis=1)[:, None], 1)[:, 0] < 0)
+    face_mm2 = float(np.prod(ct.spacing)) ** (2.0 / 3.0)
+    out = []
+    for code in np.unique(side):
+        sel = side == code
+        name, axis, _ = _DIRECTIONS[int(code)]
+        if sel.sum() * face_mm2 < 25.0:   # a few voxels: noise at a corner
+            continue
+        p = ras[sel]
+        dist = float("nan") if target_ras is None else float(
+            np.min(np.linalg.norm(p - np.asarray(target_ras, float), axis=1)))
+        where = "end of the scan" if axis == 2 else "in-plane field of view"
+        out.append(Truncation(name, where, float(sel.sum() * face_mm2), p.mean(0),
+                              (p.min(0), p.max(0)), dist))
+    out.sort(key=lambda t: (t.distance_mm if np.isfinite(t.distance_mm) else 0.0, -t.area_mm2))
+    return out

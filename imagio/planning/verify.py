@@ -1,0 +1,170 @@
+"""Independent re-check of needle paths: a proposal is feasible only if this agrees.
+
+It shares no code with the scorer (`scoring`, `distance_maps`): it reads the full-resolution
+label map, the body and the outer-skin masks of the problem directly, samples each path densely
+(every ``step_voxels`` = 0.25 of the smallest voxel size) and measures clearances as exact
+Euclidean distances from the samples to the boundary voxel centres of each structure
+(`scipy.spatial.cKDTree`), minus half the smallest voxel size (the voxelised boundary, the same
+convention as the distance maps). Checked for every path:
+
+- the entry lies on the outer skin (a skin voxel within one voxel diagonal);
+- the path stays inside the body (no air around the patient crossed, no padding);
+- the length is within the needle's usable length;
+- no forbidden structure is crossed anywhere (the target lesion itself excepted);
+- every forbidden and margin structure keeps ``margin + needle radius + placement uncertainty``
+  from every sample, inside the target's organ too;
+- at least ``min_liver_parenchyma_mm`` of liver before a liver lesion (when that rule applies).
+
+Positions RAS mm; lengths mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .problem import PlanningProblem
+
+STEP_VOXELS = 0.25
+
+
+@dataclass
+class Verification:
+    """Outcome of the re-check of one path: ``ok`` and one line per failed check."""
+
+    ok: bool
+    problems: list = field(default_factory=list)
+    min_slack_mm: float = float("inf")     # min over structures of clearance - margin - widening
+    binding: str | None = None             # structure giving min_slack_mm
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "problems": list(self.problems),
+                "min_slack_mm": None if not np.isfinite(self.min_slack_mm) else round(float(self.min_slack_mm), 3),
+                "binding": self.binding}
+
+
+class Verifier:
+    """Re-checks paths of one problem (structure boundaries indexed once, lazily)."""
+
+    def __init__(self, problem: PlanningProblem):
+        self.p = problem
+        self.ct = problem.ct
+        self.lab = problem.labels.array
+        self.half = 0.5 * float(min(self.ct.spacing))
+        self.widen = float(problem.needle.widening_mm)
+        ex = problem.exempt_value
+        self.hard = {s.value: s for s in problem.structures
+                     if s.role in ("forbidden", "margin") and s.value != ex}
+        self.forbidden = np.zeros(int(self.lab.max()) + 1, bool)
+        for s in problem.structures:
+            if s.role == "forbidden" and s.value != ex and s.value < len(self.forbidden):
+                self.forbidden[s.value] = True
+        self._trees = None
+
+    def _build(self):
+        """cKDTree of the boundary voxel centres (RAS) of each hard structure within needle reach."""
+        from scipy.spatial import cKDTree
+
+        from ..volume import reach_box
+
+        reach = self.p.needle.length_mm + max(s.margin_mm for s in self.hard.values()) + 10.0 \
+            if self.hard else 0.0
+        lo, hi = reach_box(self.ct, self.p.target.point_ras, reach)
+        sub = self.lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        vals = np.array(sorted(self.hard), dtype=sub.dtype) if self.hard else np.zeros(0, sub.dtype)
+        hard = np.isin(sub, vals)
+        # boundary: a face neighbour with another label (or the crop edge)
+        edge = np.zeros(sub.shape, bool)
+        for ax in range(3):
+            d = np.diff(sub, axis=ax) != 0
+            lo_sl = [slice(None)] * 3
+            hi_sl = [slice(None)] * 3
+            lo_sl[ax] = slice(0, -1)
+            hi_sl[ax] = slice(1, None)
+            edge[tuple(lo_sl)] |= d
+            edge[tuple(hi_sl)] |= d
+        kji = np.argwhere(hard & edge)
+        v = sub[tuple(kji.T)]
+        ras = self.ct.kji_to_world((kji + lo).astype(float))
+        self._trees = {}
+        order = np.argsort(v, kind="stable")
+        v, ras = v[order], ras[order]
+        cuts = np.flatnonzero(np.diff(v)) + 1
+        for part_v, part in zip(np.split(v, cuts), np.split(ras, cuts)):
+            if len(part_v):
+                self._trees[int(part_v[0])] = cKDTree(part)
+
+    def verify(self, entry_ras, target_ras=None) -> Verification:
+        """Re-check the straight path ``entry_ras`` -> ``target_ras`` (default: the target)."""
+        p = self.p
+        e = np.asarray(entry_ras, float).reshape(3)
+        t = np.asarray(p.target.point_ras if target_ras is None else target_ras, float).reshape(3)
+        problems = []
+        length = float(np.linalg.norm(t - e))
+        if length > p.needle.length_mm + 1e-6:
+            problems.append(f"length {length:.1f} mm > needle {p.needle.length_mm:.0f} mm")
+        step = STEP_VOXELS * float(min(self.ct.spacing))
+        n = max(2, int(np.ceil(length / step)) + 1)
+        pts = e + np.linspace(0.0, 1.0, n)[:, None] * (t - e)
+        kji = np.rint(self.ct.world_to_kji(pts)).astype(np.int64)
+        shp = np.asarray(self.ct.shape)
+        inside = np.all((kji >= 0) & (kji < shp), axis=1)
+        if not inside.all():
+            problems.append("path leaves the image")
+            kji = np.clip(kji, 0, shp - 1)
+        idx = tuple(kji.T)
+        # entry on the outer skin: a skin voxel within one voxel diagonal of the entry
+        diag = float(np.linalg.norm(self.ct.spacing))
+        k0 = np.rint(self.ct.world_to_kji(e[None])[0]).astype(int)
+        r = np.ceil(diag / np.asarray(self.ct.spacing_kji)).astype(int)
+        a, b = np.maximum(k0 - r, 0), np.minimum(k0 + r + 1, shp)
+        box = p.skin.skin[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+        if box.any():
+            sk = self.ct.kji_to_world((np.argwhere(box) + a).astype(float))
+            on_skin = float(np.min(np.linalg.norm(sk - e, axis=1))) <= diag
+        else:
+            on_skin = False
+        if not on_skin:
+            problems.append(f"entry {np.round(e, 1).tolist()} is not on the outer skin")
+        # inside the body after the entry voxel
+        away = np.linalg.norm(pts - e, axis=1) > diag
+        out = away & ~p.body[idx]
+        if out.any():
+            q = pts[np.argmax(out)]
+            problems.append(f"path leaves the body at {np.round(q, 1).tolist()} (air or outside the scan)")
+        # forbidden crossings
+        lab = self.lab[idx]
+        hit = self.forbidden[np.minimum(lab, len(self.forbidden) - 1)] & (lab < len(self.forbidden))
+        if hit.any():
+            names = sorted({p.labels.labels.get(int(v), str(int(v))) for v in np.unique(lab[hit])})
+            problems.append(f"crosses forbidden {', '.join(names)}")
+        # clearances
+        if self._trees is None:
+            self._build()
+        best, binding = float("inf"), None
+        for v, tree in self._trees.items():
+            s = self.hard[v]
+            bound = s.margin_mm + self.widen + self.half + 1.0
+            d, _ = tree.query(pts, distance_upper_bound=bound)
+            dmin = float(np.min(d))
+            if not np.isfinite(dmin):
+                continue
+            slack = dmin - self.half - s.margin_mm - self.widen
+            if slack < best:
+                best, binding = slack, s.name
+            if slack < -1e-6:
+                problems.append(f"{dmin - self.half:.2f} mm from {s.name} < margin {s.margin_mm:g} + "
+                                f"needle/uncertainty {self.widen:.2f} mm")
+        # liver parenchyma before a liver lesion
+        c = p.constraints
+        if (p.target.organ == "liver" and c.min_liver_parenchyma_mm > 0
+                and "liver_parenchyma" not in c.disabled_rules):
+            liver = [v for v, nme in p.labels.labels.items() if nme == "liver"]
+            ex = p.exempt_value
+            first = np.argmax(lab == ex) if ex and (lab == ex).any() else n
+            mm = float(np.isin(lab[:first], liver).sum()) * length / (n - 1)
+            if mm + 1e-6 < c.min_liver_parenchyma_mm - step:
+                problems.append(f"{mm:.1f} mm of liver before the lesion < {c.min_liver_parenchyma_mm:g} mm")
+        return Verification(not problems, problems, best, binding)
+
