@@ -208,3 +208,45 @@ def test_atm_trees_and_routes_of_two_methods(atm_trees, case):
         ea = ta.points[ta.branches[ta.summary()["named"][name]].point_ids[0]]
         eb = tb.points[tb.branches[tb.summary()["named"][name]].point_ids[0]]
         assert np.linalg.norm(ea - eb) < 15.0, (case, name, ea, eb)
+
+
+def _routes_stay_in_lobe(t, beyond_mm=15.0):
+    """For a target ``beyond_mm`` beyond each lobe's deepest branch: every route for every scope
+    that fits into the lobe ends in that lobe's subtree (the subtree of the named lobar bronchus;
+    not the tree's lobe attribute), and the target's lobe is found; a scope that fits the trachea
+    but no airway of the lobe (checked here from the lumen diameters) gets a warning saying so."""
+    checked = 0
+    rmin = B.route_min_diameter(t)
+    tol = B.load_scopes()["default_tolerance_mm"]
+    for name, (target, subtree) in _periphery_targets(t, LOBAR, beyond_mm).items():
+        tg = B.Target.from_point(target)
+        assert B.target_lobe(t, tg)[0] == LOBE_OF[name], name
+        for s in B.plan_all_scopes(t, tg):
+            if not s["fits"]:
+                continue
+            r = B.plan_route(t, tg, s["scope"])
+            pts = np.concatenate([t.branches[x].point_ids for x in subtree])
+            if (rmin[pts] >= r.scope_diameter_mm - tol).any():
+                assert r.branch_ids[-1] in subtree, (name, s["scope"], r.branch_names, r.end_lobe)
+                checked += 1
+            else:
+                assert any("reaches no airway of the target's lobe" in w for w in r.warnings)
+    return checked
+
+
+@pytest.mark.parametrize("variant", PT.AIRWAY_VARIANTS)
+def test_variant_routes_end_in_the_targets_lobe(variants, variant):
+    assert _routes_stay_in_lobe(variants[variant][2]) >= 5
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("team", TEAMS)
+def test_atm_305_routes_end_in_the_targets_lobe(atm_trees, team):
+    assert _routes_stay_in_lobe(atm_trees("ATM_305_0000", team)) >= 20
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("team", TEAMS)
+def test_atm_307_routes_end_in_the_targets_lobe(atm_trees, team):
+    assert _routes_stay_in_lobe(atm_trees("ATM_307_0000", team)) >= 20
