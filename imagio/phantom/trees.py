@@ -116,3 +116,101 @@ def grow(branches: list[Branch], seeds: list[int], inside, rng, max_generation: 
 def segments(branches: list[Branch]) -> np.ndarray:
     """(n, 8) capsule rows p0, p1, r0, r1 for raster.capsules."""
     return np.array([np.r_[b.start, b.end, b.r0, b.r1] for b in branches], float).reshape(-1, 8)
+
+
+# --- bronchial trees with anatomical variants (for labelling tests; the phantom itself is unchanged)
+
+AIRWAY_VARIANTS = ("normal", "b6_from_intermedius", "right_trifurcation", "tracheal_bronchus", "left_trifurcation")
+LUNG_CENTRE_X_MM, LUNG_SEMI_AXES_MM, LUNG_CENTRE_Z_MM = 75.0, (58.0, 80.0, 100.0), 215.0
+
+
+def analytic_lobe(pts) -> np.ndarray:
+    """Lobe name of RAS points in the variant trees' analytic lungs (two ellipsoids; the oblique
+    fissure z = 210 - 0.8 y and the right horizontal fissure z = 215 mm, as in the phantom);
+    "" outside the lungs."""
+    p = np.atleast_2d(np.asarray(pts, float))
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    a, b, c = LUNG_SEMI_AXES_MM
+    inside = (((np.abs(x) - LUNG_CENTRE_X_MM) / a) ** 2 + (y / b) ** 2 + ((z - LUNG_CENTRE_Z_MM) / c) ** 2 <= 1) \
+        & (np.abs(x) > 20)
+    lower = z < 210 - 0.8 * y
+    right = x > 0
+    out = np.where(right, np.where(lower, "lung_lower_lobe_right",
+                                   np.where(z >= 215, "lung_upper_lobe_right", "lung_middle_lobe_right")),
+                   np.where(lower, "lung_lower_lobe_left", "lung_upper_lobe_left"))
+    return np.where(inside, out, "")
+
+
+def variant_airway_tree(variant: str = "normal", seed: int = 0, max_generation: int = 6,
+                        min_radius: float = 1.0) -> list[Branch]:
+    """A bronchial tree (trachea to ~``max_generation``) with a named anatomical variant, grown
+    in analytic lungs (``analytic_lobe``). Named branches: trachea, main bronchi, the five lobar
+    bronchi, bronchus_intermedius (absent in ``right_trifurcation``: the right main bronchus
+    ends in upper, middle and lower lobe bronchi), RB6 (``b6_from_intermedius``: the superior
+    segment of the right lower lobe leaves the bronchus intermedius 12 mm above the middle
+    lobe), LB6 (``left_trifurcation``: the left main bronchus ends in upper lobe, B6 and basal
+    trunk, which is then the lower lobe bronchus), tracheal_bronchus (``tracheal_bronchus``: to
+    the apex of the right upper lobe, 24 mm above the carina). Variants after Boyden EA, Segmental
+    Anatomy of the Lungs, 1955; Ghaye B et al., Radiographics 2001 (tracheal bronchus).
+    RAS mm; radii mm (lumen)."""
+    if variant not in AIRWAY_VARIANTS:
+        raise ValueError(f"unknown airway variant {variant!r}; one of {AIRWAY_VARIANTS}")
+    a = np.array
+    c = a([0.0, 8, 238])  # carina
+    rows = [("trachea", -1, a([0.0, 15, 330]), c, 8.0, 7.5),
+            ("right_main_bronchus", 0, c, a([22.0, 2, 222]), 6.0, 5.6),
+            ("left_main_bronchus", 0, c, a([-40.0, 0, 215]), 5.5, 5.0)]
+    rb = a([22.0, 2, 222])
+    if variant == "right_trifurcation":
+        rows += [("right_upper_lobe_bronchus", 1, rb, a([45.0, 0, 240]), 4.2, 4.0),
+                 ("right_middle_lobe_bronchus", 1, rb, a([42.0, 33, 200]), 3.5, 3.3),
+                 ("right_lower_lobe_bronchus", 1, rb, a([40.0, -8, 180]), 4.3, 4.1)]
+    else:
+        rows += [("right_upper_lobe_bronchus", 1, rb, a([45.0, 0, 238]), 4.2, 4.0)]
+        if variant == "b6_from_intermedius":
+            mid = a([27.0, 1, 210])
+            rows += [("bronchus_intermedius", 1, rb, mid, 5.0, 4.9),
+                     ("RB6", 4, mid, a([45.0, -28, 212]), 3.2, 3.0),
+                     ("bronchus_intermedius", 4, mid, a([32.0, 0, 198]), 4.9, 4.8)]
+        else:
+            rows += [("bronchus_intermedius", 1, rb, a([32.0, 0, 198]), 5.0, 4.8)]
+        bi = len(rows) - 1
+        rows += [("right_middle_lobe_bronchus", bi, a([32.0, 0, 198]), a([45.0, 35, 195]), 3.5, 3.3),
+                 ("right_lower_lobe_bronchus", bi, a([32.0, 0, 198]), a([45.0, -10, 170]), 4.3, 4.1)]
+    lb = a([-40.0, 0, 215])
+    rows += [("left_upper_lobe_bronchus", 2, lb, a([-55.0, 12, 232]), 4.2, 4.0)]
+    if variant == "left_trifurcation":
+        rows += [("LB6", 2, lb, a([-58.0, -28, 214]), 3.2, 3.0)]
+    rows += [("left_lower_lobe_bronchus", 2, lb, a([-52.0, -10, 190]), 4.3, 4.1)]
+    if variant == "tracheal_bronchus":
+        rows += [("tracheal_bronchus", 0, a([0.0, 11, 262]), a([40.0, 6, 285]), 3.5, 3.3)]
+    br: list[Branch] = []
+    for name, par, s, e, r0, r1 in rows:
+        gen = 0 if par < 0 else br[par].generation + 1
+        br.append(Branch(len(br), par, gen, s.astype(float), e.astype(float), r0, r1, name))
+        if par >= 0:
+            br[par].children.append(len(br) - 1)
+    rng = np.random.default_rng(seed)
+    lobe_of = {"right_upper_lobe_bronchus": "lung_upper_lobe_right", "tracheal_bronchus": "lung_upper_lobe_right",
+               "right_middle_lobe_bronchus": "lung_middle_lobe_right", "RB6": "lung_lower_lobe_right",
+               "right_lower_lobe_bronchus": "lung_lower_lobe_right", "LB6": "lung_lower_lobe_left",
+               "left_upper_lobe_bronchus": "lung_upper_lobe_left", "left_lower_lobe_bronchus": "lung_lower_lobe_left"}
+    for b in list(br):
+        if b.name in lobe_of:
+            lobe = lobe_of[b.name]
+            grow(br, [b.id], lambda p, lobe=lobe: analytic_lobe(p) == lobe, rng, max_generation, min_radius)
+    return br
+
+
+def rasterise_airways(branches: list[Branch], spacing: float = 1.25):
+    """(uint8 lumen mask [k, j, i], 4x4 IJK->RAS) of tube branches on an axis-aligned grid."""
+    from .raster import Grid, capsules
+
+    seg = segments(branches)
+    r = np.maximum(seg[:, 6:8].max(axis=1), 0.0)[:, None]
+    lo = np.minimum(seg[:, :3], seg[:, 3:6]).min(axis=0) - r.max() - 3 * spacing
+    hi = np.maximum(seg[:, :3], seg[:, 3:6]).max(axis=0) + r.max() + 3 * spacing
+    g = Grid(lo, hi, spacing)
+    lab = np.zeros(g.shape, np.uint8)
+    capsules(g, lab, np.c_[seg[:, :6], seg[:, 6:8]], 1, min_radius=0.87 * spacing)
+    return lab, g.ijk_to_ras()

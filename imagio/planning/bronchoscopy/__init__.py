@@ -18,12 +18,13 @@ import numpy as np
 
 from ...errors import InputError
 from ...volume import Volume
-from .route import Route, Target, load_scopes, plan_route, route_min_diameter, scope_diameter
+from .route import (Route, Target, load_scopes, plan_all_scopes, plan_route, route_min_diameter, scope_diameter,
+                    target_lobe)
 from .tree import AirwayTree, Branch, extract_tree
 from .tunnel import NoTunnel, Tunnel, plan_tunnels
 
 __all__ = ["AirwayTree", "Branch", "airway_mask", "BronchPlan", "NoTunnel", "Route", "Target", "Tunnel", "extract_tree",
-           "load_scopes", "plan", "plan_route", "plan_tunnels", "route_min_diameter", "scope_diameter"]
+           "load_scopes", "plan", "plan_all_scopes", "plan_route", "target_lobe", "plan_tunnels", "route_min_diameter", "scope_diameter"]
 
 AIRWAY_NAMES = ("trachea", "airways", "lung_trachea_bronchia", "airway")
 LUNG_PREFIX = "lung_"
@@ -38,9 +39,12 @@ class BronchPlan:
     tunnel_problem: str = ""
     camera_positions: np.ndarray | None = None
     camera_directions: np.ndarray | None = None
+    scopes: list = field(default_factory=list)   # every catalogue scope: end, remaining, lobe
+    warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"route": self.route.to_dict(),
+        return {"route": self.route.to_dict(), "scopes": self.scopes,
+                "warnings": list(self.warnings) + list(self.route.warnings or []),
                 "tunnel_needed": not self.route.reached,
                 "tunnels": [t.to_dict() for t in self.tunnels],
                 "tunnel_problem": self.tunnel_problem,
@@ -56,26 +60,37 @@ def airway_mask(labels: Volume) -> np.ndarray:
 
 
 def _in_lung(target: Target, lungs: Volume) -> bool:
-    """A point target inside the lungs, or a lesion whose surroundings (2 mm out) touch lung."""
+    """A point target inside the filled lung envelope (a nodule is in the lung though it is not
+    aerated: the lung mask's enclosed holes are filled, 3-D, with fill_voids), or a lesion whose
+    surroundings (2 mm out) touch lung."""
     if target.mask is None:
-        return bool(lungs.sample(target.centre[None], order=0)[0])
+        if lungs.sample(target.centre[None], order=0)[0]:
+            return True
+        import fill_voids
+
+        filled = lungs.with_array(fill_voids.fill(lungs.array > 0, in_place=False).astype(np.uint8))
+        return bool(filled.sample(target.centre[None], order=0)[0])
     out = target.surface - target.centre
     out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
     return bool((lungs.sample(target.surface + 2.0 * out, order=0) > 0).any())
 
 
 def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lungs: Volume | None = None,
-         vessels: np.ndarray | None = None, tunnel_margin_mm=None, tunnel_max_length_mm=None) -> BronchPlan:
-    """Route for the scope; when it does not reach the lesion and ``lungs`` is given, ranked
-    tunnels from the reachable airways; the camera path along the route."""
+         vessels: np.ndarray | None = None, tunnel_margin_mm=None, tunnel_max_length_mm=None,
+         lobes: Volume | None = None) -> BronchPlan:
+    """Route for the scope (into the target's lobe: ``lobes``, a label Volume with lobe names, or
+    the tree's lobar territories); the same for every catalogue scope; when the scope does not
+    reach the lesion and ``lungs`` is given, ranked tunnels from the reachable airways; the camera
+    path along the route. Raises InputError for a target outside the lungs."""
     from .flythrough import camera_path
 
     if lungs is not None and not _in_lung(target, lungs):
         raise InputError(f"the target's centre {np.round(target.centre, 1).tolist()} (RAS mm) is outside the "
                          "lungs: bronchoscopic access is for lung lesions; check the target or the lung segments")
     rmin = route_min_diameter(tree)
-    route = plan_route(tree, target, scope, tolerance_mm, reach=rmin)
-    out = BronchPlan(route)
+    route = plan_route(tree, target, scope, tolerance_mm, reach=rmin, lobes=lobes)
+    out = BronchPlan(route, scopes=plan_all_scopes(tree, target, tolerance_mm, lobes),
+                     warnings=list(getattr(tree, "warnings", [])) + list(getattr(tree, "naming_warnings", [])))
     if not route.reached and lungs is not None:
         _, od = scope_diameter(scope)
         tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)

@@ -117,6 +117,11 @@ class Route:
     bronchus_sign: bool               # some airway (reachable or not) enters or touches the lesion
     closest_airway_mm: float          # from any airway wall, whatever its size
     narrowest_mm: float = float("inf")  # narrowest lumen from the carina to the end
+    target_lobe: str = ""             # the lobe the target lies in ("" when unknown)
+    target_lobe_from: str = ""        # "lobe masks" | "airway territories" | ""
+    end_lobe: str = ""                # the lobe of the branch the route ends in
+    warnings: list = None             # doubts that travel with the route
+    reach_within_mm: dict = None      # {N mm: largest scope outer diameter (mm) that gets within N mm}
 
     def to_dict(self) -> dict:
         return {"scope": self.scope, "scope_diameter_mm": self.scope_diameter_mm, "reached": self.reached,
@@ -126,6 +131,9 @@ class Route:
                 "branch_ids": self.branch_ids, "branch_names": self.branch_names,
                 "min_diameter_mm": round(self.narrowest_mm, 2) if np.isfinite(self.narrowest_mm) else None,
                 "bronchus_sign": self.bronchus_sign, "closest_airway_mm": round(self.closest_airway_mm, 2),
+                "target_lobe": self.target_lobe, "target_lobe_from": self.target_lobe_from,
+                "end_lobe": self.end_lobe, "warnings": list(self.warnings or []),
+                "largest_scope_within_mm": self.reach_within_mm or {},
                 "n_points": int(len(self.points))}
 
 
@@ -150,12 +158,46 @@ def axis_at(tree: AirwayTree, pid: int) -> np.ndarray:
     return v / n if n > 0 else np.array([0.0, 0.0, -1.0])
 
 
+TERRITORY_NEIGHBOURS = 5   # terminal airway points that vote for a target's lobe
+REACH_WITHIN_MM = (0.0, 5.0, 10.0, 20.0)
+
+
+def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -> tuple[str, str]:
+    """(lobe name, how it was found) of a target: the lobe mask at its centre when ``lobes`` (a
+    label Volume with TotalSegmentator lobe names) has one there; otherwise the majority lobe of
+    the ``TERRITORY_NEIGHBOURS`` terminal airway points nearest to its centre, weighted by inverse
+    squared distance (the territories of the lobar subtrees); ("", "") when the tree has no lobar names."""
+    from .anatomy import LOBAR
+
+    if lobes is not None:
+        v = int(lobes.sample(target.centre[None], order=0)[0])
+        name = lobes.labels.get(v, "")
+        if name in LOBAR:
+            return name, "lobe masks"
+    leaves = [b for b in tree.branches if b.lobe and not b.children]
+    if not leaves:
+        return "", ""
+    ends = tree.points[[b.point_ids[-1] for b in leaves]]
+    d, idx = cKDTree(ends).query(target.centre, k=min(TERRITORY_NEIGHBOURS, len(leaves)))
+    w = 1.0 / np.maximum(np.atleast_1d(d), 1.0) ** 2   # nearer terminal points weigh more
+    lob = np.array([leaves[i].lobe for i in np.atleast_1d(idx)])
+    names = np.unique(lob)
+    score = [w[lob == n].sum() for n in names]
+    return str(names[int(np.argmax(score))]), "airway territories"
+
+
 def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", tolerance_mm: float | None = None,
-               reach: np.ndarray | None = None) -> Route:
-    """The route for ``scope`` to the reachable airway point closest (wall to lesion) to the target."""
+               reach: np.ndarray | None = None, lobes: Volume | None = None) -> Route:
+    """The route for ``scope``: into the target's lobe (``target_lobe``), along the airway that
+    leads towards the lesion, to the deepest point on it that the scope reaches (or, when that
+    is not in the lobe, to the lobe's reachable point closest to the lesion).
+    Without a lobe (an unnamed tree), the reachable point closest to the target."""
     name, od = scope_diameter(scope)
     tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
     alive = tree.branch_of >= 0
+    excluded = getattr(tree, "excluded", None)
+    if excluded is not None:
+        alive &= ~excluded
     rmin = route_min_diameter(tree) if reach is None else reach
     ok = alive & (rmin >= od - tol)
     trachea = np.concatenate([b.point_ids for b in tree.branches if b.generation == 0])
@@ -164,14 +206,70 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     wd, near = wall_distance(tree, target)
     wd_alive = np.where(alive, wd, np.inf)
     sign = bool(wd_alive.min() <= 0)
-    cand = np.flatnonzero(ok)
+    warn = []
+    lobe, lobe_from = target_lobe(tree, target, lobes)
+    point_lobe = np.array([tree.branches[b].lobe if b >= 0 else "" for b in tree.branch_of], object)
+    in_lobe = alive & (point_lobe == lobe) if lobe else np.zeros(len(wd), bool)
+    if in_lobe.any():
+        # the airway leading towards the lesion: the lobe's airway (any calibre) closest to it
+        approach = int(np.flatnonzero(in_lobe)[np.argmin(wd[in_lobe])])
+        on_path = np.zeros(len(wd), bool)
+        on_path[tree.path_to_root(approach)] = True
+        # as deep as the scope fits along that airway (reach only shrinks along a path)
+        cand = np.flatnonzero(ok & on_path)
+        cand = cand[[np.argmax(tree.dist_from_root[cand])]]
+        if point_lobe[cand[0]] != lobe and (ok & in_lobe).any():
+            # the scope stops before the lobe on this airway but enters the lobe elsewhere
+            cand = np.flatnonzero(ok & in_lobe)
+        if not (ok & in_lobe).any():
+            warn.append(f"the {name} reaches no airway of the target's lobe ({lobe}): the route ends before "
+                        "the lobe; try a thinner scope")
+    else:
+        if lobe:
+            warn.append(f"no airway of the target's lobe ({lobe}) in the tree: route to the closest airway")
+        else:
+            warn.append("the target's lobe is unknown (no lobe masks, no lobar names): route to the closest airway")
+        approach = int(np.flatnonzero(alive)[np.argmin(wd_alive[alive])])
+        on_path = np.zeros(len(wd), bool)
+        on_path[tree.path_to_root(approach)] = True
+        cand = np.flatnonzero(ok)
     pid = int(cand[np.argmin(wd[cand])])
     path = tree.path_to_root(pid)
     to_lesion = (target.surface[near[pid]] if wd[pid] > 0 else target.centre) - tree.points[pid]
     nrm = np.linalg.norm(to_lesion)
     ang = float(np.degrees(np.arccos(np.clip(axis_at(tree, pid) @ (to_lesion / nrm), -1, 1)))) if nrm > 0 else 0.0
     bids = list(dict.fromkeys(int(b) for b in tree.branch_of[path]))
+    # the largest scope that gets within N mm of the lesion along the airway leading to it
+    apath = tree.path_to_root(approach)
+    within = {}
+    for n in REACH_WITHIN_MM:
+        m = wd[apath] <= n
+        within[f"{n:g}"] = round(float(np.max(rmin[apath][m]) + tol), 2) if m.any() else None
+        if within[f"{n:g}"] is not None and not np.isfinite(within[f"{n:g}"]):
+            within[f"{n:g}"] = None
+    end_lobe = tree.branches[bids[-1]].lobe
+    if lobe and end_lobe != lobe:
+        warn.append(f"the route ends outside the target's lobe ({end_lobe or tree.branches[bids[-1]].name or 'central airway'})")
     return Route(name, od, bool(wd[pid] <= 0), pid, tree.points[pid].copy(), float(max(wd[pid], 0.0)), ang,
                  float(tree.dist_from_root[pid]), int(tree.branches[bids[-1]].generation), bids,
                  [tree.branches[b].name for b in bids], path, tree.points[path], 2 * tree.radius[path],
-                 sign, float(max(wd_alive.min(), 0.0)), float(rmin[pid]))
+                 sign, float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within)
+
+
+def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None = None,
+                    lobes: Volume | None = None) -> list[dict]:
+    """For each catalogue scope: its route's end, remaining distance, lobe and warnings
+    (or why it does not fit)."""
+    rmin = route_min_diameter(tree)
+    out = []
+    for s in load_scopes()["scopes"]:
+        try:
+            r = plan_route(tree, target, s, tolerance_mm, reach=rmin, lobes=lobes)
+        except InputError as e:
+            out.append({"scope": s, "fits": False, "problem": str(e)})
+            continue
+        out.append({"scope": s, "fits": True, "scope_diameter_mm": r.scope_diameter_mm, "reached": r.reached,
+                    "end_ras": [round(float(c), 2) for c in r.end_ras], "remaining_mm": round(r.remaining_mm, 2),
+                    "end_lobe": r.end_lobe, "generation": r.generation,
+                    "branch_names": [n for n in r.branch_names if n], "warnings": r.warnings})
+    return out

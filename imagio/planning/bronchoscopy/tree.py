@@ -47,10 +47,12 @@ class Branch:
     children: list = field(default_factory=list)
     name: str = ""
     lobe: str = ""
+    name_confidence: float = 0.0     # 0-1, see anatomy.label_tree
 
     def to_dict(self) -> dict:
         return {"id": self.id, "parent": self.parent, "generation": self.generation, "name": self.name,
-                "lobe": self.lobe, "length_mm": round(self.length_mm, 2),
+                "lobe": self.lobe,
+                "name_confidence": self.name_confidence, "length_mm": round(self.length_mm, 2),
                 "mean_diameter_mm": round(self.mean_diameter_mm, 2),
                 "min_diameter_mm": round(self.min_diameter_mm, 2), "children": list(self.children),
                 "n_points": int(len(self.point_ids))}
@@ -65,6 +67,8 @@ class AirwayTree:
     branch_of: np.ndarray            # [N] branch id of each point
     branches: list[Branch]
     root: int
+    warnings: list = field(default_factory=list)         # doubts about the mask (gaps, leaks, ...)
+    naming_warnings: list = field(default_factory=list)  # doubts about the anatomical names
 
     @property
     def n_generations(self) -> int:
@@ -82,7 +86,9 @@ class AirwayTree:
         return {"n_branches": len(self.branches), "n_generations": self.n_generations,
                 "branches_per_generation": gens.tolist(),
                 "total_length_mm": round(float(sum(b.length_mm for b in self.branches)), 1),
-                "named": {n: i for i, n in reversed([(b.id, b.name) for b in self.branches if b.name])}}
+                "named": {n: i for i, n in reversed([(b.id, b.name) for b in self.branches if b.name])},
+                "name_confidence": {b.name: b.name_confidence for b in reversed(self.branches) if b.name},
+                "warnings": list(self.warnings) + list(self.naming_warnings)}
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -112,8 +118,6 @@ def _skeleton(mask: np.ndarray, spacing_kji):
     return np.asarray(s.vertices, float), np.asarray(s.edges, np.int64)
 
 
-CARINA_SUBTREE_FRACTION = 0.1  # each main bronchus carries at least this share of the tree's length
-LOBE_SUBTREE_FRACTION = 0.01   # a lobar bronchus carries at least this share (not a stub of the wall)
 TOP_EXTENSION_MM = 30.0     # the trachea is continued this far above its cut top before skeletonising
 
 
@@ -193,7 +197,16 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray) -> Airw
     branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of)
     tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root)
     _smooth_radius(tree)
-    _name(tree)
+    label(tree)
+    return tree
+
+
+def label(tree: AirwayTree, lobes: Volume | None = None) -> AirwayTree:
+    """(Re)name the tree's branches (see ``anatomy.label_tree``), optionally from lobe masks;
+    the labelling's warnings go to ``tree.warnings`` (replacing earlier naming warnings)."""
+    from .anatomy import label_tree
+
+    tree.naming_warnings = label_tree(tree, lobes)
     return tree
 
 
@@ -271,74 +284,3 @@ def _smooth_radius(tree: AirwayTree, window_mm: float = 3.0) -> None:
         tree.radius[ids] = [np.median(r[a:c]) for a, c in zip(lo, hi)]
         b.mean_diameter_mm = float(2 * tree.radius[ids].mean())
         b.min_diameter_mm = float(2 * tree.radius[ids].min())
-
-
-def _direction(tree: AirwayTree, b: Branch) -> np.ndarray:
-    p = tree.points[b.point_ids]
-    d = p[-1] - (tree.points[tree.parent[b.point_ids[0]]] if b.parent >= 0 else p[0])
-    return d / (np.linalg.norm(d) + 1e-9)
-
-
-def _name(tree: AirwayTree) -> None:
-    """Trachea, main bronchi (by side), right upper lobe bronchus and bronchus intermedius (the
-    more superior child is the upper lobe), middle/lower lobe (the more anterior is the middle),
-    left upper/lower lobe (the more superior is the upper). RAS: +x right, +y anterior, +z superior.
-    Branches below a lobar bronchus carry its lobe."""
-    br = tree.branches
-    # subtree lengths (children have larger ids than their parents: accumulate backwards)
-    sub = np.array([b.length_mm for b in br])
-    for b in reversed(br):
-        if b.parent >= 0:
-            sub[b.parent] += sub[b.id]
-    # the carina: the first bifurcation with two large subtrees; side stubs of the trachea
-    # above it (a segmentation's bump) do not make the main bronchi
-    chain = [br[0]]
-    while True:
-        big = [c for c in chain[-1].children if sub[c] >= CARINA_SUBTREE_FRACTION * sub[0]]
-        if len(big) >= 2 or not big:
-            break
-        chain.append(br[big[0]])
-    for b in chain:
-        b.name, b.generation = "trachea", 0
-    for b in br:
-        if b.parent >= 0 and b not in chain:
-            b.generation = br[b.parent].generation + 1
-    root = chain[-1]
-    kids = [br[c] for c in root.children if sub[c] >= CARINA_SUBTREE_FRACTION * sub[0]]
-    if len(kids) < 2:
-        return
-    kids.sort(key=lambda b: _direction(tree, b)[0])
-    left, right = kids[0], kids[-1]
-
-    def split(b, name, key):
-        """Follow ``b`` (named ``name``) through stubs to its first bifurcation into two large
-        subtrees; return those two children ordered by ``key`` (largest first)."""
-        while True:
-            b.name = b.name or name
-            ks = [br[c] for c in b.children if sub[c] >= LOBE_SUBTREE_FRACTION * sub[0]]
-            if len(ks) >= 2:
-                ks = sorted(ks, key=lambda x: -sub[x.id])[:2]
-                ks.sort(key=key)
-                return ks[-1], ks[0]
-            if not ks:
-                return None, None
-            b = ks[0]
-
-    def dirn(axis):
-        return lambda b: _direction(tree, b)[axis]
-
-    up, bi = split(right, "right_main_bronchus", dirn(2))
-    if up is not None:
-        up.lobe = "lung_upper_lobe_right"
-        up.name = "right_upper_lobe_bronchus"
-        mid, low = split(bi, "bronchus_intermedius", dirn(1))
-        if mid is not None:
-            mid.name, low.name = "right_middle_lobe_bronchus", "right_lower_lobe_bronchus"
-            mid.lobe, low.lobe = "lung_middle_lobe_right", "lung_lower_lobe_right"
-    lup, llow = split(left, "left_main_bronchus", dirn(2))
-    if lup is not None:
-        lup.name, llow.name = "left_upper_lobe_bronchus", "left_lower_lobe_bronchus"
-        lup.lobe, llow.lobe = "lung_upper_lobe_left", "lung_lower_lobe_left"
-    for b in br:  # parents come before children (depth-first numbering)
-        if not b.lobe and b.parent >= 0 and br[b.parent].lobe:
-            b.lobe = br[b.parent].lobe

@@ -1,0 +1,252 @@
+"""Anatomical names of airway trees: phantom trees with known variants (names by construction),
+the lobe-mask path, and the ATM'22 masks of two patients by five methods (reference: see
+``ATM_ORIFICES``)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imagio.phantom import trees as PT
+from imagio.planning import bronchoscopy as B
+from imagio.planning.bronchoscopy.tree import label
+from imagio.volume import Volume
+
+ATM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "atm22-airways"
+LOBE_OF = {"right_upper_lobe_bronchus": "lung_upper_lobe_right", "right_middle_lobe_bronchus": "lung_middle_lobe_right",
+           "right_lower_lobe_bronchus": "lung_lower_lobe_right", "left_upper_lobe_bronchus": "lung_upper_lobe_left",
+           "left_lower_lobe_bronchus": "lung_lower_lobe_left", "tracheal_bronchus": "lung_upper_lobe_right",
+           "RB6": "lung_lower_lobe_right", "LB6": "lung_lower_lobe_left"}
+
+
+def _subtree(t, bid):
+    out, stack = [], [bid]
+    while stack:
+        x = stack.pop()
+        out.append(x)
+        stack += t.branches[x].children
+    return out
+
+
+def _terminals(t, bids):
+    ids = set()
+    for b in bids:
+        ids |= {x for x in _subtree(t, b) if not t.branches[x].children}
+    return t.points[[t.branches[x].point_ids[-1] for x in sorted(ids)]]
+
+
+def _origin(t, b):
+    return t.points[t.parent[b.point_ids[0]]] if b.parent >= 0 else t.points[b.point_ids[0]]
+
+
+@pytest.fixture(scope="module")
+def variants():
+    out = {}
+    for v in PT.AIRWAY_VARIANTS:
+        gen = PT.variant_airway_tree(v)
+        m, aff = PT.rasterise_airways(gen, 1.25)
+        vol = Volume(m, aff)
+        out[v] = (gen, vol, B.extract_tree(vol))
+    return out
+
+
+@pytest.mark.parametrize("variant", PT.AIRWAY_VARIANTS)
+def test_variant_trees_are_named_as_generated(variants, variant):
+    """Every named generating branch is found under its name, leaving from where it was
+    generated; each lobar name's subtree ventilates its lobe (the analytic lobes the tree was
+    grown in: truth by construction); names that the variant lacks are absent."""
+    gen, vol, t = variants[variant]
+    named = {}
+    for b in t.branches:
+        named.setdefault(b.name, []).append(b)
+    want = {g.name for g in gen if g.name}
+    assert {n for n in named if n} == want, (variant, sorted(named), sorted(want))
+    for g in gen:
+        if not g.name or g.name == "trachea":
+            continue
+        o = min(np.linalg.norm(_origin(t, b) - g.start) for b in named[g.name])
+        assert o < 8.0, (variant, g.name, o)
+        if g.name in LOBE_OF:
+            p = _terminals(t, [b.id for b in named[g.name]])
+            frac = np.mean(PT.analytic_lobe(p) == LOBE_OF[g.name])
+            assert frac >= 0.9, (variant, g.name, frac)
+            assert all(0.5 <= b.name_confidence <= 1.0 for b in named[g.name])
+    # every branch below a lobar bronchus carries the lobe its end point lies in
+    lobed = [b for b in t.branches if b.lobe and not b.children]
+    ends = t.points[[b.point_ids[-1] for b in lobed]]
+    assert np.mean(PT.analytic_lobe(ends) == np.array([b.lobe for b in lobed])) >= 0.95
+    assert not t.naming_warnings or variant == "tracheal_bronchus"
+
+
+def test_names_from_lobe_masks_follow_the_lobes(variants):
+    """With TotalSegmentator-named lobe masks the lobar bronchi are the branches whose subtrees
+    lie in one lobe; the confidences are the fractions of terminal points in that lobe."""
+    gen, vol, t = variants["b6_from_intermedius"]
+    names = list(LOBE_OF.values())[:5]
+    w = vol.kji_to_world(np.indices(vol.shape).reshape(3, -1).T)
+    lobe = PT.analytic_lobe(w)
+    arr = np.zeros(len(w), np.uint8)
+    for k, n in enumerate(names, 1):
+        arr[lobe == n] = k
+    lobes = vol.with_array(arr.reshape(vol.shape), labels={k: n for k, n in enumerate(names, 1)})
+    label(t, lobes)
+    by_name = {b.name: b for b in reversed(t.branches) if b.name}
+    for n in ("right_upper_lobe_bronchus", "right_middle_lobe_bronchus", "right_lower_lobe_bronchus",
+              "left_upper_lobe_bronchus", "left_lower_lobe_bronchus", "RB6"):
+        b = by_name[n]
+        p = _terminals(t, [x.id for x in t.branches if x.name == n])
+        frac = float(np.mean(PT.analytic_lobe(p) == LOBE_OF[n]))
+        assert frac >= 0.9 and abs(b.name_confidence - frac) < 0.15, (n, frac, b.name_confidence)
+    assert "bronchus_intermedius" in by_name
+    label(t)  # back to the geometric names for the other tests
+
+
+# Reference for the ATM'22 masks: the origin (branch point, RAS mm) of each lobar bronchus, per
+# patient. How it was made: centrelines of the timi and deeptree_damo masks plotted in coronal and
+# sagittal projection, coloured by subtree, and checked by eye against the anatomy (upper lobes
+# superior, right upper lobe leaving the right main bronchus laterally about 2 cm below the carina,
+# middle lobe anterior-inferior, lower lobes posterior-inferior, B6 the first posterior branch of the
+# lower lobe); the positions are those branch points (the five methods' skeletons agree within ~5 mm).
+ATM_ORIFICES = {
+    "ATM_305_0000": {"right_upper_lobe_bronchus": (12, 26, -706), "right_middle_lobe_bronchus": (23, 21, -728),
+                     "right_lower_lobe_bronchus": (23, 21, -728), "left_upper_lobe_bronchus": (-30, 10, -731),
+                     "left_lower_lobe_bronchus": (-30, 10, -731)},
+    "ATM_307_0000": {"right_upper_lobe_bronchus": (18, 0, -748), "right_middle_lobe_bronchus": (28, -4, -770),
+                     "right_lower_lobe_bronchus": (28, -4, -770), "left_upper_lobe_bronchus": (-24, -13, -774),
+                     "left_lower_lobe_bronchus": (-24, -13, -774)},
+}
+TEAMS = ("SanmedAI", "YangLab", "deeptree_damo", "neu204", "timi")
+
+
+@pytest.fixture(scope="module")
+def atm_trees():
+    cache = {}
+
+    def get(case, team):
+        f = ATM / f"{case}_pred_{team}.nii.gz"
+        if not f.exists():
+            pytest.skip("ATM'22 masks not available in ../shared/data")
+        if f.name not in cache:
+            from imagio import io
+
+            cache[f.name] = B.extract_tree(io.read_image(f))
+        return cache[f.name]
+    return get
+
+
+def _check_atm_names(t, case):
+    named = {b.name: b for b in reversed(t.branches) if b.name}
+    for name, pos in ATM_ORIFICES[case].items():
+        assert name in named, (case, name)
+        o = _origin(t, named[name])
+        # the lower lobe bronchus starts after B6 when B6 leaves within a few mm of the middle lobe
+        tol = 12.0 if name == "right_lower_lobe_bronchus" else 8.0
+        assert np.linalg.norm(o - pos) < tol, (case, name, np.round(o, 1))
+    assert "bronchus_intermedius" in named
+    # independent anatomical facts about the territories (terminal points of each subtree)
+    terms = {n: _terminals(t, [b.id for b in t.branches if b.name == n]) for n in ATM_ORIFICES[case]}
+    rll = terms["right_lower_lobe_bronchus"]
+    assert terms["right_upper_lobe_bronchus"][:, 2].mean() > rll[:, 2].mean() + 20
+    assert terms["right_middle_lobe_bronchus"][:, 1].mean() > rll[:, 1].mean() + 20
+    assert terms["left_upper_lobe_bronchus"][:, 2].mean() > terms["left_lower_lobe_bronchus"][:, 2].mean() + 20
+    carina = _origin(t, named["right_main_bronchus"])
+    for n, p in terms.items():
+        assert (np.sign(p[:, 0] - carina[0]) == (1 if n.startswith("right") else -1)).mean() > 0.95, n
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("team", TEAMS)
+def test_atm_305_lobar_names(atm_trees, team):
+    _check_atm_names(atm_trees("ATM_305_0000", team), "ATM_305_0000")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("team", TEAMS)
+def test_atm_307_lobar_names(atm_trees, team):
+    _check_atm_names(atm_trees("ATM_307_0000", team), "ATM_307_0000")
+
+
+LOBAR = tuple(ATM_ORIFICES["ATM_305_0000"])
+
+
+def _periphery_targets(t, lobar, beyond_mm=8.0):
+    """Per lobar bronchus: ``beyond_mm`` beyond the deepest centreline point of its subtree."""
+    out = {}
+    for name in lobar:
+        sub = set()
+        for b in t.branches:
+            if b.name == name:
+                sub |= set(_subtree(t, b.id))
+        pts = np.concatenate([t.branches[x].point_ids for x in sub])
+        far = pts[np.argmax(t.dist_from_root[pts])]
+        d = t.points[far] - t.points[t.parent[t.parent[far]]]
+        out[name] = (t.points[far] + beyond_mm * d / np.linalg.norm(d), sub)
+    return out
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("case", ["ATM_305_0000", pytest.param("ATM_307_0000", marks=pytest.mark.slow)])
+def test_atm_trees_and_routes_of_two_methods(atm_trees, case):
+    """Rooted trees of >150 branches and >=10 generations; the route of an instrument of any size
+    to a point beyond each lobe's deepest branch ends in that lobe's subtree; two methods' trees
+    place the lobar bronchi within 15 mm of each other."""
+    from test_bronchoscopy import _is_rooted_tree
+
+    trees = {}
+    for team in TEAMS[:2]:
+        t = atm_trees(case, team)
+        _is_rooted_tree(t)
+        s = t.summary()
+        assert s["n_branches"] > 150 and s["n_generations"] >= 10
+        for name, (target, subtree) in _periphery_targets(t, LOBAR).items():
+            r = B.plan_route(t, B.Target.from_point(target), 0.0)  # the airway itself, any instrument
+            assert r.branch_ids[-1] in subtree and r.remaining_mm < 12.0, (team, name, r.remaining_mm)
+        trees[team] = t
+    ta, tb = trees.values()
+    for name in LOBAR:
+        ea = ta.points[ta.branches[ta.summary()["named"][name]].point_ids[0]]
+        eb = tb.points[tb.branches[tb.summary()["named"][name]].point_ids[0]]
+        assert np.linalg.norm(ea - eb) < 15.0, (case, name, ea, eb)
+
+
+def _routes_stay_in_lobe(t, beyond_mm=15.0):
+    """For a target ``beyond_mm`` beyond each lobe's deepest branch: every route for every scope
+    that fits into the lobe ends in that lobe's subtree (the subtree of the named lobar bronchus;
+    not the tree's lobe attribute), and the target's lobe is found; a scope that fits the trachea
+    but no airway of the lobe (checked here from the lumen diameters) gets a warning saying so."""
+    checked = 0
+    rmin = B.route_min_diameter(t)
+    tol = B.load_scopes()["default_tolerance_mm"]
+    for name, (target, subtree) in _periphery_targets(t, LOBAR, beyond_mm).items():
+        tg = B.Target.from_point(target)
+        assert B.target_lobe(t, tg)[0] == LOBE_OF[name], name
+        for s in B.plan_all_scopes(t, tg):
+            if not s["fits"]:
+                continue
+            r = B.plan_route(t, tg, s["scope"])
+            pts = np.concatenate([t.branches[x].point_ids for x in subtree])
+            if (rmin[pts] >= r.scope_diameter_mm - tol).any():
+                assert r.branch_ids[-1] in subtree, (name, s["scope"], r.branch_names, r.end_lobe)
+                checked += 1
+            else:
+                assert any("reaches no airway of the target's lobe" in w for w in r.warnings)
+    return checked
+
+
+@pytest.mark.parametrize("variant", PT.AIRWAY_VARIANTS)
+def test_variant_routes_end_in_the_targets_lobe(variants, variant):
+    assert _routes_stay_in_lobe(variants[variant][2]) >= 5
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("team", TEAMS)
+def test_atm_305_routes_end_in_the_targets_lobe(atm_trees, team):
+    assert _routes_stay_in_lobe(atm_trees("ATM_305_0000", team)) >= 20
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("team", TEAMS)
+def test_atm_307_routes_end_in_the_targets_lobe(atm_trees, team):
+    assert _routes_stay_in_lobe(atm_trees("ATM_307_0000", team)) >= 20

@@ -1,0 +1,441 @@
+"""Anatomical labelling of an airway tree: trachea, main bronchi, the five lobar bronchi, the
+bronchus intermedius, a tracheal bronchus and the superior segmental bronchi (B6), each name with
+a confidence in [0, 1].
+
+Method: knowledge-based labelling after Mori K, Hasegawa J, Suenaga Y, Toriwaki J, "Automated
+anatomical labeling of the bronchial branch and its application to the virtual bronchoscopy
+system", IEEE Trans Med Imaging 19(2):103-114, 2000 (each branch is matched to the anatomical
+model by the region it runs to and by its order along its parent), with two ingredients of
+Tschirren J, McLennan G, Palagyi K, Hoffman EA, Sonka M, "Matching and anatomical labeling of human
+airway tree", IEEE Trans Med Imaging 24(12):1540-1547, 2005: short internal branches are merged into
+multifurcations before naming (a skeleton splits one anatomical branch point into several
+bifurcations a few mm apart), and the decisive feature of a branch is the territory of its
+subtree (the distribution of its terminal points), not its own short direction. When lung lobe
+masks are given (TotalSegmentator names ``lung_upper_lobe_right`` ...), the territory is read
+from them (the lobe holding the majority of the subtree's terminal points), as Lo P et al. use
+lobe-related features (Lo P, van Rikxoort EM, Goldin JG, Abtin F, de Bruijne M, Brown MS, "A
+bottom-up approach for labeling of human airway trees", MICCAI Workshop on Pulmonary Image
+Analysis 2011).
+
+Anatomy (Boyden EA, Segmental Anatomy of the Lungs, 1955; Jackson CL, Huber JF, Dis Chest 1943):
+the stem of each lung runs from the main bronchus to the postero-basal segment (the lung's most
+posterior-inferior territory, the posterior costophrenic recess). On the right, the first branch
+point of the stem whose side branches ventilate upwards is the upper lobe's orifice (all side
+branches merged into that multifurcation belong to the upper lobe: a skeleton may split the upper
+lobe bronchus into its apical branch and the rest); the stem from there to the middle lobe's
+orifice is the bronchus intermedius; the middle lobe bronchus is the first later side branch that
+ventilates anteriorly; side branches running posteriorly at or before it are the superior
+segmental bronchus B6 of the lower lobe (a known variant arising from the bronchus intermedius);
+the stem beyond the middle lobe is the lower lobe bronchus. On the left, the first branch point
+splits the main bronchus into the upper lobe (side branches ventilating antero-superiorly,
+lingula included) and the lower lobe (the stem; a side branch running posteriorly at the same
+branch point is B6: a trifurcation). A branch of the trachea above the carina carrying a sizeable
+subtree on one side is a tracheal bronchus (to the upper lobe of that side).
+
+Confidence of a name: without lobe masks, the fraction of the subtree's terminal points that lie
+in the lobe's expected territory relative to the branch point (upper: above it; middle: anterior
+of it; lower: posterior or below it; upper left: antero-superior); with masks, the fraction of the
+terminal points in the named lobe. RAS: +x right, +y anterior, +z superior; positions in mm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# main bronchi: each of the carina's two children carries at least this share of the tree's length
+# (a lung is ~40-60 % of the tree; a tracheal bronchus, one upper lobe or less, is below it)
+MAIN_SUBTREE_FRACTION = 0.2
+# ... and their territories lie on opposite sides of the trachea by at least this much (mm)
+MAIN_SIDE_MM = 15.0
+# a side branch (or a merged group of them) that can be a lobar bronchus carries at least this
+# share of its lung's airway length (the smallest lobe, the middle lobe, ventilates ~15-20 % of the
+# right lung: Yamashita H, Roentgenologic Anatomy of the Lung, 1978); smaller side branches of a
+# stem (accessory or falsely segmented ones) take the lobe of their neighbours
+LOBE_SUBTREE_FRACTION = 0.05
+# a branch between two branch points shorter than this (mm), or than the lumen radius where it
+# starts, is a skeleton's split of one multifurcation (Tschirren 2005: merge short internal branches)
+MERGE_MIN_MM = 4.0
+# ... or than this many lumen radii of the stem's first branch (the main bronchus): a skeleton
+# places the branch points of one trifurcation up to about a parent radius apart
+MERGE_RADII = 1.5
+# direction of a territory from its branch point: sine of the elevation above which it runs upward
+UPWARD_SIN = 0.3
+# cosine between the territory direction and anterior above which it runs anteriorly
+ANTERIOR_COS = 0.45
+# cosine between the territory direction and posterior above which it runs posteriorly (B6)
+POSTERIOR_COS = 0.5
+# a lobar branch named from the masks needs this fraction of its terminal points in one lobe
+MASK_MAJORITY = 0.5
+
+LOBAR = {"lung_upper_lobe_right": "right_upper_lobe_bronchus",
+         "lung_middle_lobe_right": "right_middle_lobe_bronchus",
+         "lung_lower_lobe_right": "right_lower_lobe_bronchus",
+         "lung_upper_lobe_left": "left_upper_lobe_bronchus",
+         "lung_lower_lobe_left": "left_lower_lobe_bronchus"}
+RUL, RML, RLL, LUL, LLL = LOBAR
+
+
+class _Tree:
+    """Per-branch subtree data of an AirwayTree: terminal point ids and subtree lengths."""
+
+    def __init__(self, tree):
+        self.t = tree
+        br = tree.branches
+        self.sub_len = np.array([b.length_mm for b in br])
+        terms: list[list[int]] = [[] for _ in br]
+        for b in reversed(br):  # children have larger ids than their parents
+            if not b.children:
+                terms[b.id].append(int(b.point_ids[-1]))
+            if b.parent >= 0:
+                self.sub_len[b.parent] += self.sub_len[b.id]
+                terms[b.parent].extend(terms[b.id])
+        self.terms = [np.asarray(x, np.int64) for x in terms]
+        self.total = float(self.sub_len[0]) if len(br) else 0.0
+
+    def tpts(self, bids) -> np.ndarray:
+        bids = [bids] if isinstance(bids, (int, np.integer)) else list(bids)
+        return self.t.points[np.concatenate([self.terms[b] for b in bids])]
+
+    def start(self, bid) -> np.ndarray:
+        """The branch point a branch leaves from (its parent's last point)."""
+        b = self.t.branches[bid]
+        return self.t.points[self.t.parent[b.point_ids[0]] if b.parent >= 0 else b.point_ids[0]]
+
+    def direction(self, bids, origin) -> np.ndarray:
+        """Unit vector from ``origin`` to the centroid of the subtrees' terminal points."""
+        d = self.tpts(bids).mean(axis=0) - origin
+        return d / (np.linalg.norm(d) + 1e-9)
+
+    def big(self, bid, lung_len: float) -> bool:
+        return self.sub_len[bid] >= LOBE_SUBTREE_FRACTION * lung_len
+
+    def stem(self, bid) -> list[int]:
+        """From ``bid`` down the child holding the most posterior-inferior terminal point."""
+        out = [bid]
+        br = self.t.branches
+        while br[out[-1]].children:
+            kids = br[out[-1]].children
+            score = [float((self.tpts(c)[:, 2] + self.tpts(c)[:, 1]).min()) for c in kids]
+            out.append(int(kids[int(np.argmin(score))]))
+        return out
+
+    def junctions(self, stem: list[int], extra_first=()) -> list[tuple[int, list[int], np.ndarray]]:
+        """Branch points along a stem with their side branches, short stem pieces merged:
+        [(index in ``stem`` of the first stem branch after the (first merged) branch point, side
+        branch ids, branch point RAS, index of the first stem branch after the last merged one)]. ``extra_first``: side branches leaving at the stem's start."""
+        br, r = self.t.branches, self.t.radius
+        out = []
+        last = -1  # the stem index after the latest branch point merged into out[-1]
+        if extra_first:
+            out.append((0, list(extra_first), self.start(stem[0]), 0))
+            last = 0
+        for k in range(1, len(stem)):
+            parent = br[stem[k - 1]]
+            sides = [c for c in parent.children if c != stem[k]]
+            if not sides:
+                continue
+            limit = max(MERGE_MIN_MM, MERGE_RADII * float(np.median(r[br[stem[0]].point_ids])))
+            if out and parent.length_mm < limit and last == k - 1:
+                out[-1] = (out[-1][0], out[-1][1] + sides, out[-1][2], k)  # a split of one multifurcation
+            else:
+                out.append((k, sides, self.t.points[parent.point_ids[-1]], k))
+            last = k
+        return out
+
+
+def _fraction(mask: np.ndarray) -> float:
+    return float(np.mean(mask)) if len(mask) else 0.0
+
+
+class _LobeMap:
+    """Lobe of points from TotalSegmentator lobe masks (a label Volume), or None."""
+
+    def __init__(self, lobes):
+        self.v = lobes
+        self.names = {k: n for k, n in lobes.labels.items() if n in LOBAR} if lobes is not None else {}
+
+    def __bool__(self):
+        return bool(self.names)
+
+    def of(self, pts) -> np.ndarray:
+        vals = self.v.sample(pts, order=0).astype(int)
+        return np.array([self.names.get(int(v), "") for v in vals], object)
+
+    def majority(self, pts) -> tuple[str, float]:
+        lob = self.of(pts)
+        lob = lob[lob != ""]
+        if not len(lob):
+            return "", 0.0
+        names, counts = np.unique(lob.astype(str), return_counts=True)
+        k = int(np.argmax(counts))
+        return str(names[k]), float(counts[k] / len(self.of(pts)))
+
+
+def label_tree(tree, lobes=None) -> list[str]:
+    """Name the tree's branches in place (``Branch.name``, ``.lobe``, ``.name_confidence``,
+    generations from the trachea) and return warnings (empty when every lobar bronchus was found).
+
+    ``lobes``: optional label Volume with TotalSegmentator lobe names; then a lobar bronchus is
+    the branch whose subtree's terminal points lie in one lobe (majority), named by that lobe."""
+    br = tree.branches
+    for b in br:
+        b.name, b.lobe, b.name_confidence = "", "", 0.0
+    if not br:
+        return ["empty airway tree"]
+    T = _Tree(tree)
+    L = _LobeMap(lobes)
+    warn: list[str] = []
+    # trachea and carina: follow the largest child until two large subtrees on opposite sides
+    chain = [0]
+    main = None
+    while br[chain[-1]].children:
+        kids = sorted(br[chain[-1]].children, key=lambda c: -T.sub_len[c])
+        big = [c for c in kids if T.sub_len[c] >= MAIN_SUBTREE_FRACTION * T.total]
+        if len(big) >= 2:
+            x0 = tree.points[br[chain[-1]].point_ids[-1], 0]
+            cx = {c: T.tpts(c)[:, 0].mean() - x0 for c in big}
+            lefts = [c for c in big if cx[c] < -MAIN_SIDE_MM]
+            rights = [c for c in big if cx[c] > MAIN_SIDE_MM]
+            if lefts and rights:
+                main = (max(lefts, key=lambda c: T.sub_len[c]), max(rights, key=lambda c: T.sub_len[c]))
+                break
+        chain.append(int(kids[0]))
+    for b in chain:
+        br[b].name, br[b].name_confidence = "trachea", 1.0
+    _generations(tree, set(chain))
+    if main is None:
+        warn.append("no carina found (two large subtrees on opposite sides of the trachea): "
+                    "the airway mask may miss a lung; branches are not named")
+        return warn
+    carina = tree.points[br[chain[-1]].point_ids[-1]]
+    left, right = main
+    # tracheal bronchus: a sizeable side subtree of the trachea above the carina
+    for k in range(1, len(chain) + 1):
+        at = chain[k - 1]
+        for c in br[at].children:
+            if c in chain or c in main or not T.big(c, T.total / 2):
+                continue
+            side = "right" if T.tpts(c)[:, 0].mean() > carina[0] else "left"
+            lobe = (L.majority(T.tpts(c))[0] if L else "") or f"lung_upper_lobe_{side}"
+            _assign(tree, T, [c], "tracheal_bronchus", lobe, _conf_upper(T, [c], T.start(c), L, lobe))
+            warn.append(f"tracheal bronchus (branch {c}) to the {lobe.replace('lung_', '').replace('_', ' ')}: "
+                        "an anatomical variant; check the route's names")
+    extra = [c for c in br[chain[-1]].children if c not in main and T.big(c, T.total / 2)]
+    extra_r = [c for c in extra if T.tpts(c)[:, 0].mean() > carina[0]]
+    extra_l = [c for c in extra if c not in extra_r]
+    warn += _right(tree, T, L, right, extra_r)
+    warn += _left(tree, T, L, left, extra_l)
+    _inherit(tree, T)
+    return warn
+
+
+def _generations(tree, trachea: set) -> None:
+    for b in tree.branches:  # parents before children
+        if b.id in trachea or b.parent < 0:
+            b.generation = 0
+        else:
+            b.generation = tree.branches[b.parent].generation + 1
+
+
+def _assign(tree, T, bids, name, lobe, conf) -> None:
+    for b in bids:
+        tree.branches[b].name, tree.branches[b].lobe = name, lobe
+        tree.branches[b].name_confidence = round(float(conf), 3)
+
+
+def _conf_upper(T, bids, origin, L, lobe) -> float:
+    p = T.tpts(bids)
+    if L:
+        return _fraction(L.of(p) == lobe)
+    return _fraction(p[:, 2] > origin[2])
+
+
+def _classify(T, L, sides, origin, side: str):
+    """Lobe of each side subtree by the lobe masks: {bid: (lobe, fraction)}."""
+    out = {}
+    for c in sides:
+        lobe, f = L.majority(T.tpts(c))
+        if lobe.endswith(side) and f >= MASK_MAJORITY:
+            out[c] = (lobe, f)
+    return out
+
+
+def _right(tree, T, L, rmb, extra) -> list[str]:
+    """Right lung: main bronchus, upper lobe, bronchus intermedius, middle lobe, lower lobe, B6."""
+    br = tree.branches
+    stem = T.stem(rmb)
+    junctions = T.junctions(stem, extra)
+    warn = []
+    i_rul = i_rml = None
+    lung = T.sub_len[rmb] + sum(T.sub_len[c] for c in extra)
+    for j, (k, sides, o, _) in enumerate(junctions):
+        sides = [c for c in sides if T.big(c, lung)]
+        if not sides:
+            continue
+        if i_rul is None:
+            d = {c: T.direction(c, o) for c in sides}
+            if L:
+                cls = _classify(T, L, sides, o, "right")
+                ups = [c for c in sides if cls.get(c, ("",))[0] == RUL]
+                members = ups
+                later = any(cls.get(c, ("",))[0] in (RML, RLL) for c in sides)
+            else:
+                ups = [c for c in sides if d[c][2] > UPWARD_SIN]
+                # the upper lobe's multifurcation: every side branch of it not running downward
+                # belongs to the upper lobe (a skeleton may split off its apical branch)
+                members = [c for c in sides if c in ups or (ups and d[c][2] > -UPWARD_SIN)]
+                later = any(d[c][1] > ANTERIOR_COS for c in sides)
+            if ups:
+                i_rul = j
+                _assign(tree, T, members, "right_upper_lobe_bronchus", RUL, _conf_upper(T, members, o, L, RUL))
+                sides = [c for c in sides if c not in members]
+            elif later:
+                i_rul = -1  # the upper lobe is not on the stem (tracheal bronchus, missing lobe)
+            else:
+                continue
+            if not sides:
+                continue
+        # after the upper lobe: the middle lobe is the first side branch running anteriorly
+        if L:
+            cls = _classify(T, L, sides, o, "right")
+            mids = [c for c in sides if cls.get(c, ("",))[0] == RML]
+        else:
+            mids = [c for c in sides if T.direction(c, o)[1] > ANTERIOR_COS]
+        if mids:
+            i_rml = j
+            conf = _fraction(L.of(T.tpts(mids)) == RML) if L else _fraction(T.tpts(mids)[:, 1] > o[1])
+            _assign(tree, T, mids, "right_middle_lobe_bronchus", RML, conf)
+            _b6(tree, T, L, [c for c in sides if c not in mids], o, "RB6", RLL)
+            if not any(b.name == "RB6" for b in br):  # B6: the first branch point of the lower lobe
+                nxt = [(s2, o2) for k2, s2, o2, _ in junctions[j + 1:] if any(T.big(c, lung) for c in s2)]
+                if nxt:
+                    _b6(tree, T, L, [c for c in nxt[0][0] if T.big(c, lung)], nxt[0][1], "RB6", RLL)
+            break
+        _b6(tree, T, L, sides, o, "RB6", RLL)  # B6 from the bronchus intermedius (a variant)
+    # names along the stem
+    k_rml = junctions[i_rml][0] if i_rml is not None else None
+    k_rml_end = junctions[i_rml][3] if i_rml is not None else None
+    k_rul = junctions[i_rul][0] if i_rul is not None and i_rul >= 0 else (k_rml or 0)
+    k_rul_end = junctions[i_rul][3] if i_rul is not None and i_rul >= 0 else k_rul
+    if i_rul is None:
+        _assign(tree, T, stem[:1], "right_main_bronchus", "", 1.0)
+        return ["right upper lobe bronchus not found on the right main bronchus (segmentation too short "
+                "or an unusual anatomy): the right lung's branches are not named"]
+    if k_rml is None:
+        warn.append("right middle lobe bronchus not found (no side branch running anteriorly below the "
+                    "upper lobe): the right lung below the upper lobe is named lower lobe")
+    k_low = k_rml if k_rml is not None else k_rul
+    k_low_end = k_rml_end if k_rml is not None else k_rul_end
+    for n, s in enumerate(stem):
+        if br[s].name:
+            continue
+        if n < k_rul:
+            _assign(tree, T, [s], "right_main_bronchus", "", 1.0)
+        elif k_rul <= n < k_rul_end:
+            continue  # a piece inside the upper lobe's multifurcation
+        elif n < k_low:
+            _assign(tree, T, [s], "bronchus_intermedius", "", 1.0)
+        elif n < k_low_end:
+            br[s].lobe = RLL if k_rml is not None else ""  # inside the middle lobe's multifurcation
+        elif n == k_low_end:
+            o = junctions[i_rml][2] if i_rml is not None else T.start(s)
+            conf = _fraction(L.of(T.tpts(s)) == RLL) if L else _conf_lower(T, s, o)
+            _assign(tree, T, [s], "right_lower_lobe_bronchus", RLL, conf if k_rml is not None else min(conf, 0.5))
+        else:
+            br[s].lobe = RLL  # the basal trunk and its segments keep the lobe
+    return warn
+
+
+def _conf_lower(T, bid, origin) -> float:
+    p = T.tpts(bid)
+    return _fraction((p[:, 2] < origin[2]) | (p[:, 1] < origin[1]))
+
+
+def _b6(tree, T, L, sides, origin, name, lobe) -> None:
+    """Side branches running posteriorly (the superior segment of the lower lobe)."""
+    for c in sides:
+        if tree.branches[c].name:
+            continue
+        if L:
+            lob, f = L.majority(T.tpts(c))
+            if lob == lobe and T.direction(c, origin)[1] < -POSTERIOR_COS:
+                _assign(tree, T, [c], name, lobe, f)
+        elif T.direction(c, origin)[1] < -POSTERIOR_COS:
+            _assign(tree, T, [c], name, lobe, _fraction(T.tpts(c)[:, 1] < origin[1]))
+
+
+def _left(tree, T, L, lmb, extra) -> list[str]:
+    """Left lung: main bronchus, upper lobe (with the lingula), lower lobe, B6."""
+    br = tree.branches
+    stem = T.stem(lmb)
+    junctions = T.junctions(stem, extra)
+    k_lll = None
+    lung = T.sub_len[lmb] + sum(T.sub_len[c] for c in extra)
+    for k, sides, o, k_end in junctions:
+        sides = [c for c in sides if T.big(c, lung)]
+        if not sides:
+            continue
+        if L:
+            cls = _classify(T, L, sides, o, "left")
+            ups = [c for c in sides if cls.get(c, ("",))[0] == LUL]
+        else:
+            ups = [c for c in sides if (T.direction(c, o)[1] + T.direction(c, o)[2]) > 0]
+        if not ups:
+            continue
+        p = T.tpts(ups)
+        conf = _fraction(L.of(p) == LUL) if L else _fraction((p[:, 1] - o[1]) + (p[:, 2] - o[2]) > 0)
+        _assign(tree, T, ups, "left_upper_lobe_bronchus", LUL, conf)
+        _b6(tree, T, L, [c for c in sides if c not in ups], o, "LB6", LLL)
+        k_lll, k_lll_end = k, k_end
+        origin = o
+        break
+    if k_lll is None:
+        for s in stem[:1]:
+            _assign(tree, T, [s], "left_main_bronchus", "", 1.0)
+        return ["left upper lobe bronchus not found on the left main bronchus: check the left lung's names"]
+    for n, s in enumerate(stem):
+        if n < k_lll:
+            _assign(tree, T, [s], "left_main_bronchus", "", 1.0)
+        elif n < k_lll_end:
+            continue  # a piece inside the upper lobe's multifurcation
+        elif n == k_lll_end:
+            conf = _fraction(L.of(T.tpts(s)) == LLL) if L else _conf_lower(T, s, origin)
+            _assign(tree, T, [s], "left_lower_lobe_bronchus", LLL, conf)
+        else:
+            br[s].lobe = LLL
+    # the first branch point on the lower lobe bronchus: a side branch running posteriorly is B6
+    if not any(b.name == "LB6" for b in br):
+        for k, sides, o, _ in junctions:
+            if k > k_lll_end:
+                _b6(tree, T, L, [c for c in sides if T.big(c, lung)], o, "LB6", LLL)
+                break
+    return []
+
+
+def _inherit(tree, T) -> None:
+    """Branches below a named lobar branch carry its lobe; branches still without a lobe below
+    the main bronchi (small side branches of a stem) take the lobe of the nearest labelled
+    terminal points."""
+    br = tree.branches
+    for b in br:  # parents first
+        if not b.lobe and b.parent >= 0 and br[b.parent].lobe:
+            b.lobe = br[b.parent].lobe
+    lab = [b for b in br if b.lobe and not b.children]
+    # side branches of the main bronchi and the bronchus intermedius without a lobe (not the
+    # trachea's: a stub on the trachea ventilates no lobe)
+    stems = ("right_main_bronchus", "left_main_bronchus", "bronchus_intermedius")
+    todo = [b for b in br if not b.lobe and not b.name and b.parent >= 0 and br[b.parent].name in stems]
+    if not lab or not todo:
+        return
+    from scipy.spatial import cKDTree
+
+    kd = cKDTree(tree.points[[b.point_ids[-1] for b in lab]])
+    lobes = np.array([b.lobe for b in lab], object)
+    for b in todo:
+        p = T.tpts(b.id)
+        _, idx = kd.query(p, k=min(3, len(lab)))
+        names, counts = np.unique(lobes[np.asarray(idx).ravel()].astype(str), return_counts=True)
+        b.lobe = str(names[int(np.argmax(counts))])
+        for d in br[b.id + 1:]:  # its own subtree (ids grow away from the root)
+            if d.parent >= 0 and br[d.parent].lobe and not d.lobe:
+                d.lobe = br[d.parent].lobe
