@@ -11,37 +11,51 @@ import sys
 from typing import Annotated
 
 import slicer
+import vtk
 from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsLineNode, vtkMRMLScalarVolumeNode,
                     vtkMRMLSegmentationNode, vtkMRMLTableNode)
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
+HELP_URL = "https://github.com/imagio-planning/IMAGIO#use-it-in-3d-slicer"
 
-def ensureImagio():
-    """Put the ``imagio`` package (beside the modules, or at the repository root) on sys.path."""
+
+def imagioDependencies():
+    """IMAGIOLib.dependencies, the helper shared with IMAGIOSegmentation: beside this file in an
+    installed extension, in the IMAGIOSegmentation folder of a source checkout."""
     here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (here, os.path.dirname(here)):
-        if os.path.isdir(os.path.join(candidate, "imagio")) and candidate not in sys.path:
-            sys.path.insert(0, candidate)
-    import imagio
+    for folder in (here, os.path.join(os.path.dirname(here), "IMAGIOSegmentation")):
+        if os.path.isdir(os.path.join(folder, "IMAGIOLib")) and folder not in sys.path:
+            sys.path.append(folder)
+    from IMAGIOLib import dependencies
 
-    return imagio
+    return dependencies
+
+
+def ensureImagio(askToInstall=True):
+    """The ``imagio`` package, importable, with its pip requirements (kimimaro, matplotlib, ...)
+    installed once after the user agrees; never at import time."""
+    return imagioDependencies().ensureImagio(__file__, askToInstall)
 
 
 class IMAGIOPlanning(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "IMAGIO Planning"
-        self.parent.categories = ["IMAGIO"]
+        self.parent.title = _("IMAGIO Planning")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "IMAGIO")]
         self.parent.dependencies = []
         self.parent.contributors = ["IMAGIO developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Plan straight needle paths from the skin to a target: every skin entry is scored "
             "against forbidden, margin and avoid structures, angles and gantry tilt; the best "
-            "paths are proposed and the chosen path is re-scored live while you drag it.")
-        self.parent.acknowledgementText = "IMAGIO is open source (Apache-2.0)."
+            "paths are proposed and the chosen path is re-scored live while you drag it. "
+            "Ablation zones with coverage and margin; bronchoscopic routes. "
+            'See the <a href="{url}">IMAGIO documentation</a>.').format(url=HELP_URL)
+        self.parent.acknowledgementText = _("IMAGIO is open source (Apache-2.0).")
 
 
 @parameterNodeWrapper
@@ -60,6 +74,11 @@ class IMAGIOPlanningParameterNode:
     maxSkinAngleDeg: float = 60.0
     patientPosition: Annotated[str, Choice(["supine", "prone", "left_lateral", "right_lateral"])] = "supine"
     numberOfProposals: int = 5
+    # device, setting and scope combo boxes are filled from the catalogues at run time, so they are
+    # not bound by SlicerParameterName (a bound QComboBox needs a fixed Choice): the widget keeps
+    # these fields and the combo boxes in step
+    ablationDevice: str = ""
+    ablationSetting: str = ""
     ablationMultiProbe: bool = False
     ablationMarginMm: float = 5.0
     ablationTable: vtkMRMLTableNode
@@ -67,6 +86,15 @@ class IMAGIOPlanningParameterNode:
     bronchTargetPoint: vtkMRMLMarkupsFiducialNode
     bronchScope: str = "thin"
     bronchTable: vtkMRMLTableNode
+
+
+def setComboData(combo, value):
+    """Select the item whose data (or text) is ``value``; False when there is none."""
+    for i in range(combo.count):
+        if combo.itemData(i) == value or combo.itemText(i) == value:
+            combo.setCurrentIndex(i)
+            return True
+    return False
 
 
 class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -79,6 +107,8 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._pathObserver = None
         self._plan = None
         self._ablationObserver = None
+        self._cancelRequested = False
+        self._running = False
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -91,46 +121,72 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.structuresButton.connect("clicked(bool)", self.onStructuresButton)
         self.ui.planButton.connect("clicked(bool)", self.onPlanButton)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.progressBar.setVisible(False)
-        self.setupAblation()
+        self.ui.cancelButton.setEnabled(False)
+        self.setupCatalogues()
         self.initializeParameterNode()
 
-    def setupAblation(self):
-        """Device and setting combos from the catalogue; the results table view."""
-        self.ui.ablationTableView.setMRMLScene(slicer.mrmlScene)
-        self.ui.ablationTableSelector.setMRMLScene(slicer.mrmlScene)
-        with slicer.util.tryWithErrorDisplay("Could not read the ablation device catalogue."):
+    def setupCatalogues(self):
+        """Device, setting and scope combo boxes from the catalogues (run time, not import time)."""
+        with slicer.util.tryWithErrorDisplay(_("Could not read the ablation device catalogue.")):
             for name, label in self.logic.ablationDevices():
                 self.ui.ablationDeviceComboBox.addItem(label or name, name)
-        self.ui.ablationDeviceComboBox.connect("currentIndexChanged(int)", self.onAblationDevice)
-        self.ui.ablationApplyButton.connect("clicked(bool)", self.onAblationApply)
-        self.ui.bronchPlanButton.connect("clicked(bool)", self.onBronchPlan)
         try:
             for name in self.logic.scopes():
                 self.ui.bronchScopeComboBox.addItem(name)
         except Exception as e:  # the catalogue is optional for the rest of the module
             logging.warning(f"scope catalogue unavailable: {e}")
-        self.onAblationDevice()
+        self.ui.ablationDeviceComboBox.connect("currentIndexChanged(int)", self.onAblationDevice)
+        self.ui.ablationSettingComboBox.connect("currentIndexChanged(int)", self.onAblationSetting)
+        self.ui.bronchScopeComboBox.connect("currentIndexChanged(int)", self.onBronchScope)
+        self.ui.ablationApplyButton.connect("clicked(bool)", self.onAblationApply)
+        self.ui.bronchPlanButton.connect("clicked(bool)", self.onBronchPlan)
 
     def onAblationDevice(self, index=None):
         combo = self.ui.ablationSettingComboBox
-        combo.clear()
         device = self.ui.ablationDeviceComboBox.currentData
-        if not device:
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        if device:
+            for sid, label in self.logic.ablationSettings(device):
+                combo.addItem(label, sid)
+        combo.blockSignals(wasBlocked)
+        p = self._parameterNode
+        if p is not None and device:
+            p.ablationDevice = device
+            if not setComboData(combo, p.ablationSetting):
+                p.ablationSetting = combo.currentData or ""
+
+    def onAblationSetting(self, index=None):
+        if self._parameterNode is not None and self.ui.ablationSettingComboBox.currentData:
+            self._parameterNode.ablationSetting = self.ui.ablationSettingComboBox.currentData
+
+    def onBronchScope(self, index=None):
+        if self._parameterNode is not None and self.ui.bronchScopeComboBox.currentText:
+            self._parameterNode.bronchScope = self.ui.bronchScopeComboBox.currentText
+
+    def _showCatalogueChoices(self):
+        """Combo boxes from the parameter node (device, then its settings, scope)."""
+        p = self._parameterNode
+        if p is None:
             return
-        for sid, label in self.logic.ablationSettings(device):
-            combo.addItem(label, sid)
+        if not setComboData(self.ui.ablationDeviceComboBox, p.ablationDevice):
+            p.ablationDevice = self.ui.ablationDeviceComboBox.currentData or ""
+        self.onAblationDevice()
+        setComboData(self.ui.ablationSettingComboBox, p.ablationSetting)
+        if not setComboData(self.ui.bronchScopeComboBox, p.bronchScope):
+            self.onBronchScope()
 
     def onAblationApply(self):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Ablation failed.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Ablation failed."), waitCursor=True):
             if self._ablationObserver is not None and p.path is not None:
                 p.path.RemoveObserver(self._ablationObserver)
                 self._ablationObserver = None
-            device = self.ui.ablationDeviceComboBox.currentData
-            setting = self.ui.ablationSettingComboBox.currentData
+            self._start()
             result, ids, ctx = self.logic.ablationZones(
-                p.inputVolume, p.segmentation, p.path, p.targetName, device, setting,
+                p.inputVolume, p.segmentation, p.path, p.targetName, p.ablationDevice, p.ablationSetting,
                 multiProbe=p.ablationMultiProbe, marginMm=p.ablationMarginMm, plan=self._plan,
                 progress=self._progress)
             p.ablationTable = slicer.mrmlScene.GetNodeByID(ids["table"])
@@ -139,33 +195,40 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not p.ablationMultiProbe and p.path is not None:
                 zoneNode = slicer.mrmlScene.GetNodeByID(ids["zones"][0])
                 self._ablationObserver = self.logic.observeAblation(
-                    p.path, ctx, device, setting, zoneNode, p.ablationTable,
+                    p.path, ctx, p.ablationDevice, p.ablationSetting, zoneNode, p.ablationTable,
                     lambda cov: self.onAblationCoverage(cov, 1))
-        self.ui.progressBar.setVisible(False)
+        self._stop()
 
     def onBronchPlan(self):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Bronchoscopic planning failed.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Bronchoscopic planning failed."), waitCursor=True):
+            self._start()
             plan, ids = self.logic.bronchoscopyRoute(p.inputVolume, p.segmentation, p.bronchTargetName,
                                                      p.bronchTargetPoint, p.bronchScope)
             p.bronchTable = slicer.mrmlScene.GetNodeByID(ids["table"])
             self.ui.bronchTableView.setMRMLTableNode(p.bronchTable)
             r = plan.route
+            reach = (_("reaches the nodule") if r.reached else
+                     _("ends {distance:.1f} mm from the nodule").format(distance=r.remaining_mm))
+            tunnels = (_("; {count} tunnel(s)").format(count=len(plan.tunnels)) if plan.tunnels else
+                       (f"; {plan.tunnel_problem}" if plan.tunnel_problem else ""))
             self.ui.statusLabel.setText(
-                f"{r.scope}: {'reaches the nodule' if r.reached else f'ends {r.remaining_mm:.1f} mm from the nodule'}"
-                f" at generation {r.generation}, route {r.length_mm:.0f} mm"
-                + (f"; {len(plan.tunnels)} tunnel(s)" if plan.tunnels else
-                   (f"; {plan.tunnel_problem}" if plan.tunnel_problem else "")))
+                _("{scope}: {reach} at generation {generation}, route {length:.0f} mm").format(
+                    scope=r.scope, reach=reach, generation=r.generation, length=r.length_mm) + tunnels)
+        self._stop()
 
     def onAblationCoverage(self, coverage, nProbes):
         c = coverage
         m5 = c.margin_covered_pct.get(5.0)
-        self.ui.ablationResultLabel.setText(
-            f"{nProbes} probe(s): tumour covered {c.tumour_covered_pct:.1f}%"
-            + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
-            + f"; minimal ablative margin {c.mam_mm:.1f} mm"
-            + ("" if c.criteria["minimal_ablative_margin"]["met"] else " (< 5 mm)")
-            + (f"; heat sink: {', '.join(h['vessel'] for h in c.heat_sink)}" if c.heat_sink else ""))
+        text = _("{count} probe(s): tumour covered {pct:.1f}%").format(count=nProbes, pct=c.tumour_covered_pct)
+        if m5 is not None:
+            text += _(", tumour + 5 mm {pct:.1f}%").format(pct=m5)
+        text += _("; minimal ablative margin {mam:.1f} mm").format(mam=c.mam_mm)
+        if not c.criteria["minimal_ablative_margin"]["met"]:
+            text += " (< 5 mm)"
+        if c.heat_sink:
+            text += _("; heat sink: {vessels}").format(vessels=", ".join(h["vessel"] for h in c.heat_sink))
+        self.ui.ablationResultLabel.setText(text)
 
     def cleanup(self):
         self.removeObservers()
@@ -177,6 +240,7 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
 
     def onSceneStartClose(self, caller, event):
         self.setParameterNode(None)
@@ -196,29 +260,65 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, inputParameterNode):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._showCatalogueChoices()
+        self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None):
+        """Each action button is enabled only when its inputs are set (and nothing is running)."""
+        p = self._parameterNode
+        idle = not self._running
+        hasImages = bool(p and p.inputVolume and p.segmentation) and idle
+        hasTarget = bool(p and (p.targetName or (p.targetPoint and p.targetPoint.GetNumberOfControlPoints())))
+        hasBronchTarget = bool(p and (p.bronchTargetName or (
+            p.bronchTargetPoint and p.bronchTargetPoint.GetNumberOfControlPoints())))
+        self.ui.structuresButton.enabled = bool(p and p.segmentation) and idle
+        self.ui.planButton.enabled = hasImages and hasTarget
+        self.ui.ablationApplyButton.enabled = (hasImages and bool(p.ablationDevice and p.ablationSetting)
+                                               and (bool(p.path) or (p.ablationMultiProbe and self._plan is not None)))
+        self.ui.bronchPlanButton.enabled = hasImages and hasBronchTarget and bool(p.bronchScope)
+
+    def _start(self):
+        self._cancelRequested = False
+        self._running = True
+        self.ui.cancelButton.setEnabled(True)
+        self._checkCanApply()
+
+    def _stop(self):
+        self._running = False
+        self.ui.cancelButton.setEnabled(False)
+        self.ui.progressBar.setVisible(False)
+        self._checkCanApply()
+
+    def onCancelButton(self):
+        self._cancelRequested = True
 
     def _progress(self, fraction, message):
+        """Progress callback of the imagio calls; returning False makes them raise Cancelled."""
         self.ui.progressBar.setVisible(True)
         self.ui.progressBar.setValue(int(100 * fraction))
         self.ui.statusLabel.setText(message)
         slicer.app.processEvents()
+        return not self._cancelRequested
 
     def onStructuresButton(self):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not list the structures.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Could not list the structures."), waitCursor=True):
             p.structuresTable = self.logic.structureTable(p.segmentation, p.inputVolume, p.structuresTable)
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(p.structuresTable.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
 
     def onPlanButton(self):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Planning failed.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Planning failed."), waitCursor=True):
             if self._pathObserver is not None and p.path is not None:
                 p.path.RemoveObserver(self._pathObserver)
                 self._pathObserver = None
+            self._start()
             result, ids = self.logic.plan(
                 p.inputVolume, p.segmentation, p.targetName, p.needleLengthMm, p.maxCraniocaudalDeg,
                 self._progress, targetPointNode=p.targetPoint, needleDiameterMm=p.needleDiameterMm,
@@ -232,15 +332,18 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 p.metricsTable = slicer.mrmlScene.GetNodeByID(ids["table"])
                 self._pathObserver = self.logic.observePath(p.path, result.evaluator, p.metricsTable,
                                                             self.onPathMetrics)
-            self.ui.statusLabel.setText(f"{int(result.table.feasible.sum())} of {len(result.table)} "
-                                        "candidate paths are feasible")
-        self.ui.progressBar.setVisible(False)
+            self.ui.statusLabel.setText(_("{feasible} of {total} candidate paths are feasible").format(
+                feasible=int(result.table.feasible.sum()), total=len(result.table)))
+        self._stop()
 
     def onPathMetrics(self, metrics):
-        state = "feasible" if metrics.feasible else "NOT feasible: " + ", ".join(metrics.violations)
+        state = (_("feasible") if metrics.feasible else
+                 _("NOT feasible: {violations}").format(violations=", ".join(metrics.violations)))
         self.ui.metricsLabel.setText(
-            f"{state}; length {metrics.length_mm:.1f} mm; closest {metrics.closest_structure} "
-            f"{metrics.closest_clearance_mm:.1f} mm; craniocaudal {metrics.craniocaudal_deg:.1f} deg")
+            _("{state}; length {length:.1f} mm; closest {structure} {clearance:.1f} mm; "
+              "craniocaudal {angle:.1f} deg").format(
+                state=state, length=metrics.length_mm, structure=metrics.closest_structure,
+                clearance=metrics.closest_clearance_mm, angle=metrics.craniocaudal_deg))
 
 
 class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
@@ -317,10 +420,9 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
         return observe_ablation(pathNode, context, dev.setting(setting), dev.name, dev.modality, zoneNode,
                                 tableNode, callback)
 
-
     def scopes(self):
         """Scope names of the catalogue (imagio/data/scopes.json or $IMAGIO_SCOPES)."""
-        ensureImagio(askToInstall=False)
+        ensureImagio()
         from imagio.planning.bronchoscopy import load_scopes
 
         return list(load_scopes()["scopes"])

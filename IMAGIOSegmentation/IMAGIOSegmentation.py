@@ -8,41 +8,40 @@ Heavy packages are imported inside methods and installed at first use, after ask
 import logging
 import os
 import sys
+from typing import Annotated
 
 import qt
 import slicer
+import vtk
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-
 STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "vessels")
+HELP_URL = "https://github.com/imagio-planning/IMAGIO#use-it-in-3d-slicer"
+DEVICES = ["auto", "cpu", "cuda"]
 
 
 def ensureImagio(askToInstall=True):
-    """Make the ``imagio`` package importable: it sits beside the modules in an installed
-    extension, or at the repository root in a source checkout. Missing pip packages
-    (Resources/requirements.txt) are installed after the user agrees, never at import time."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (here, os.path.dirname(here)):
-        if os.path.isdir(os.path.join(candidate, "imagio")) and candidate not in sys.path:
-            sys.path.insert(0, candidate)
-    try:
-        import edt  # noqa: F401
-        import cc3d  # noqa: F401
-        import fill_voids  # noqa: F401
-    except ImportError:
-        req = os.path.join(here, "Resources", "requirements.txt")
-        if not askToInstall or not slicer.util.confirmOkCancelDisplay(
-                "IMAGIO needs a few Python packages (edt, connected-components-3d, fill-voids). "
-                "Install them now?", "IMAGIO"):
-            raise RuntimeError("IMAGIO's Python requirements are not installed")
-        slicer.util.pip_install(["-r", req])
-    import imagio
+    """The ``imagio`` package, importable, with its pip requirements installed once after the
+    user agrees (IMAGIOLib.dependencies; never at import time)."""
+    return imagioDependencies().ensureImagio(__file__, askToInstall)
 
-    return imagio
+
+def imagioDependencies():
+    """IMAGIOLib.dependencies (this module's folder; in a source checkout Planning finds it in
+    the IMAGIOSegmentation folder beside its own)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for folder in (here, os.path.join(os.path.dirname(here), "IMAGIOSegmentation")):
+        if os.path.isdir(os.path.join(folder, "IMAGIOLib")) and folder not in sys.path:
+            sys.path.append(folder)
+    from IMAGIOLib import dependencies
+
+    return dependencies
 
 
 def ensureTorch():
@@ -55,17 +54,17 @@ def ensureTorch():
         try:
             import PyTorchUtils
         except ImportError:
-            raise RuntimeError("Deep models need PyTorch: install the 'PyTorch' extension from the "
-                               "Extensions Manager and restart Slicer") from None
+            raise RuntimeError(_("Deep models need PyTorch: install the 'PyTorch' extension from the "
+                                 "Extensions Manager and restart Slicer")) from None
         if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
-            raise RuntimeError("PyTorch is not installed; deep models cannot run")
+            raise RuntimeError(_("PyTorch is not installed; deep models cannot run"))
     try:
         import dynamic_network_architectures  # noqa: F401
     except ImportError:
         if not slicer.util.confirmOkCancelDisplay(
-                "Deep models need the 'dynamic-network-architectures' package (nnU-Net's network "
-                "classes). Install it now?", "IMAGIO"):
-            raise RuntimeError("dynamic-network-architectures is not installed")
+                _("Deep models need the 'dynamic-network-architectures' package (nnU-Net's network "
+                  "classes). Install it now?"), "IMAGIO"):
+            raise RuntimeError(_("dynamic-network-architectures is not installed"))
         slicer.util.pip_install(["einops"])
         slicer.util.pip_install(["--no-deps", "dynamic-network-architectures==0.4.4"])
 
@@ -73,15 +72,43 @@ def ensureTorch():
 class IMAGIOSegmentation(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "IMAGIO Segmentation"
-        self.parent.categories = ["IMAGIO"]
+        self.parent.title = _("IMAGIO Segmentation")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "IMAGIO")]
         self.parent.dependencies = []
         self.parent.contributors = ["IMAGIO developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Segment the structures a needle or bronchoscopy plan needs from a CT: body and skin, "
             "bones, lungs, airways, emphysema and contrast vessels by rules; a lesion from one click. "
-            "Results are added as new segments; existing segments are never changed.")
-        self.parent.acknowledgementText = "IMAGIO is open source (Apache-2.0)."
+            "Results are added as new segments; existing segments are never changed. "
+            'See the <a href="{url}">IMAGIO documentation</a>.').format(url=HELP_URL)
+        self.parent.acknowledgementText = _("IMAGIO is open source (Apache-2.0).")
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def loadPhantomSample(source=None):
+    """SampleData custom loader: generate the digital patient (no download) into the scene."""
+    ensureImagio()
+    from imagio.mrml.sample import phantom_to_scene
+
+    _, ct, seg = phantom_to_scene(slicer.mrmlScene, spacing=1.5)
+    slicer.util.setSliceViewerLayers(background=ct, fit=True)
+    return [ct, seg]
+
+
+def registerSampleData():
+    """The IMAGIO phantom (a synthetic contrast CT with reference labels, generated locally) in
+    the Sample Data module."""
+    import SampleData
+
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category="IMAGIO",
+        sampleName="IMAGIOPhantom",
+        thumbnailFileName=os.path.join(os.path.dirname(__file__), "Resources", "Icons", "IMAGIOSegmentation.png"),
+        uris="imagio://phantom",
+        fileNames="IMAGIOPhantom.nrrd",
+        nodeNames="IMAGIO phantom CT",
+        customDownloader=loadPhantomSample,
+    )
 
 
 @parameterNodeWrapper
@@ -96,8 +123,10 @@ class IMAGIOSegmentationParameterNode:
     segmentEmphysema: bool = False
     segmentVessels: bool = False
     lesionName: str = "tumor"
+    # the model combo box is filled from the catalogue at run time, so it is not bound to this
+    # field by SlicerParameterName (a bound QComboBox needs a fixed Choice); the widget keeps both in step
     modelName: str = "total_fast"
-    modelDevice: str = "auto"
+    modelDevice: Annotated[str, Choice(DEVICES)] = "auto"
 
 
 class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -108,6 +137,7 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._cancelRequested = False
+        self._running = False
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -124,10 +154,12 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.runModelButton.connect("clicked(bool)", self.onRunModelButton)
         self.ui.importModelButton.connect("clicked(bool)", self.onImportModelButton)
-        self._fillModelChoices()
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChosen)
+        self.ui.labelFilePathLineEdit.connect("currentPathChanged(QString)", self._checkCanApply)
         self.ui.progressBar.setVisible(False)
         self.ui.cancelButton.setEnabled(False)
         self.initializeParameterNode()
+        self._fillModelChoices()
 
     def cleanup(self):
         self.removeObservers()
@@ -139,6 +171,7 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
 
     def onSceneStartClose(self, caller, event):
         self.setParameterNode(None)
@@ -157,9 +190,24 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
     def setParameterNode(self, inputParameterNode):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self.ui.modelComboBox.setCurrentText(self._parameterNode.modelName)
+        self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None):
+        """Each action button is enabled only when its inputs are set (and nothing is running)."""
+        p = self._parameterNode
+        hasVolume = bool(p and p.inputVolume) and not self._running
+        hasPoint = bool(p and p.lesionPoint and p.lesionPoint.GetNumberOfControlPoints() > 0)
+        self.ui.segmentButton.enabled = hasVolume
+        self.ui.runModelButton.enabled = hasVolume
+        self.ui.loadButton.enabled = hasVolume and bool(self.ui.labelFilePathLineEdit.currentPath)
+        self.ui.lesionButton.enabled = hasVolume and hasPoint and bool(p.lesionName)
+        self.ui.importModelButton.enabled = not self._running
 
     def _progress(self, fraction, message):
         self.ui.progressBar.setVisible(True)
@@ -170,13 +218,17 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
 
     def _run(self, fn):
         self._cancelRequested = False
+        self._running = True
+        self._checkCanApply()
         self.ui.cancelButton.setEnabled(True)
         try:
-            with slicer.util.tryWithErrorDisplay("IMAGIO segmentation failed.", waitCursor=True):
+            with slicer.util.tryWithErrorDisplay(_("IMAGIO segmentation failed."), waitCursor=True):
                 return fn()
         finally:
+            self._running = False
             self.ui.cancelButton.setEnabled(False)
             self.ui.progressBar.setVisible(False)
+            self._checkCanApply()
 
     def onCancelButton(self):
         self._cancelRequested = True
@@ -196,21 +248,25 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         if node is not None:
             p.outputSegmentation = node
 
+    def onModelChosen(self, index=None):
+        name = self.ui.modelComboBox.currentText
+        if self._parameterNode and name:
+            self._parameterNode.modelName = name
+
     def _fillModelChoices(self):
         """Catalogue models into the combo box (name as the item text, details as its tooltip)."""
         try:
-            ensureImagio(askToInstall=False)
-            from imagio.mrml import logic
-
-            choices = logic.model_choices()
+            choices = self.logic.modelChoices()
         except Exception as e:  # the section stays usable with a model folder
             choices = []
-            self.ui.modelInfoLabel.setToolTip(f"model catalogue unavailable: {e}")
+            self.ui.modelInfoLabel.setToolTip(_("model catalogue unavailable: {error}").format(error=e))
         current = self._parameterNode.modelName if self._parameterNode else None
+        wasBlocked = self.ui.modelComboBox.blockSignals(True)
         self.ui.modelComboBox.clear()
         for n, (name, description) in enumerate(choices):
             self.ui.modelComboBox.addItem(name)
             self.ui.modelComboBox.setItemData(n, description, qt.Qt.ToolTipRole)
+        self.ui.modelComboBox.blockSignals(wasBlocked)
         if current:
             self.ui.modelComboBox.setCurrentText(current)
 
@@ -225,7 +281,7 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self._fillModelChoices()
 
     def onImportModelButton(self):
-        path = qt.QFileDialog.getOpenFileName(None, "Model zip", "", "Zip files (*.zip)")
+        path = qt.QFileDialog.getOpenFileName(None, _("Model zip"), "", _("Zip files (*.zip)"))
         if not path:
             return
         name = self._parameterNode.modelName
@@ -235,7 +291,7 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
     def onLesionButton(self):
         p = self._parameterNode
         if not p.lesionPoint or p.lesionPoint.GetNumberOfControlPoints() < 1:
-            slicer.util.errorDisplay("Place a point inside the lesion first.")
+            slicer.util.errorDisplay(_("Place a point inside the lesion first."))
             return
         point = [0.0, 0.0, 0.0]
         p.lesionPoint.GetNthControlPointPositionWorld(0, point)
@@ -244,8 +300,8 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
             node, meas = result
             p.outputSegmentation = node
             self.ui.statusLabel.setText(
-                f"{p.lesionName}: {meas.volume_ml:.2f} mL, long axis {meas.long_axis_mm:.1f} mm, "
-                f"short axis {meas.short_axis_mm:.1f} mm")
+                _("{name}: {volume:.2f} mL, long axis {long:.1f} mm, short axis {short:.1f} mm").format(
+                    name=p.lesionName, volume=meas.volume_ml, long=meas.long_axis_mm, short=meas.short_axis_mm))
 
 
 class IMAGIOSegmentationLogic(ScriptedLoadableModuleLogic):
@@ -271,8 +327,6 @@ class IMAGIOSegmentationLogic(ScriptedLoadableModuleLogic):
         from imagio.mrml import logic
 
         return logic.lesion_from_point(slicer.mrmlScene, volumeNode, pointRas, segmentationNode, name)
-
-
     def segmentWithModel(self, volumeNode, model, segmentationNode=None, device=None, progress=None):
         """Deep-model segmentation (catalogue name or nnU-Net v2 folder) into new segments."""
         ensureImagio()
@@ -281,6 +335,13 @@ class IMAGIOSegmentationLogic(ScriptedLoadableModuleLogic):
 
         return logic.model_segment_volume_node(slicer.mrmlScene, volumeNode, model, segmentationNode, device,
                                                progress)
+
+    def modelChoices(self):
+        """(name, description) of the catalogue's models; installs nothing (no question asked)."""
+        ensureImagio(askToInstall=False)
+        from imagio.mrml import logic
+
+        return logic.model_choices()
 
     def importModel(self, name, zipPath):
         ensureImagio()

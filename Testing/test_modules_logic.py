@@ -60,3 +60,22 @@ def test_plan_trajectories_puts_proposals_in_the_scene(ph):
     path = scene.GetNodeByID(ids["path"])
     assert path.GetNumberOfControlPoints() == 2
     assert scene.GetNodeByID(ids["risk_map"]).GetPolyData().GetNumberOfPoints() > 100
+    # proposals are locked: a drag at the shared target grabs the editable path, not a proposal
+    assert ids["proposals"]
+    assert all(scene.GetNodeByID(i).GetLocked() == 1 for i in ids["proposals"])
+    assert path.GetLocked() == 0
+
+
+def test_phantom_sample_data_nodes(ph):
+    """The sample-data loader's nodes: the phantom CT (HU) and its reference labels as segments
+    on the CT's geometry."""
+    from imagio.mrml.sample import phantom_to_scene
+
+    scene = mrml.new_scene()
+    gen, ct, seg = phantom_to_scene(scene, spacing=3.0, seed=0)
+    np.testing.assert_array_equal(mrml.node_to_volume(ct).array, ph.ct.array)
+    np.testing.assert_allclose(mrml.node_to_volume(ct).ijk_to_ras, ph.ct.ijk_to_ras)
+    assert set(mrml.segment_names(seg)) == set(ph.labels.labels.values())
+    back = mrml.segmentation_to_labels(seg, reference=ph.ct)
+    for value, name in ph.labels.labels.items():
+        assert (back.mask(name) == (ph.labels.array == value)).all(), name

@@ -120,3 +120,446 @@ def test_every_python_file_parses_for_python_3_10_to_3_12(minor):
         except SyntaxError as e:
             bad.append(f"{p.relative_to(ROOT)}:{e.lineno}: {e.msg}")
     assert not bad, bad
+
+
+# --- checks that would have caught the faults of issue 16 without a Slicer application ---------
+
+def module_source(module: str) -> str:
+    return (ROOT / module / f"{module}.py").read_text()
+
+
+def module_tree(module: str) -> ast.Module:
+    return ast.parse(module_source(module))
+
+
+def ui_root(module: str):
+    return ET.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui").getroot()
+
+
+def parameter_annotations(tree: ast.Module) -> dict[str, ast.AnnAssign]:
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(
+                getattr(d, "id", getattr(d, "attr", None)) == "parameterNodeWrapper" for d in node.decorator_list):
+            return {s.target.id: s for s in node.body if isinstance(s, ast.AnnAssign)}
+    raise AssertionError("no @parameterNodeWrapper class")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_mrml_widget_in_the_ui_receives_the_scene(module):
+    """Slicer's module template connects the top qMRMLWidget's mrmlSceneChanged(vtkMRMLScene*)
+    to setMRMLScene(vtkMRMLScene*) of every MRML widget; without it a node selector or table
+    view stays empty (Utilities/Templates/Modules/Scripted/Resources/UI/TemplateKey.ui)."""
+    root = ui_root(module)
+    top = root.find("widget")
+    assert top.get("class") == "qMRMLWidget" and top.get("name") == module
+    mrml = {w.get("name") for w in top.iter("widget")
+            if w.get("class", "").startswith(("qMRML", "qSlicer")) and w is not top}
+    connected = {c.findtext("receiver") for c in root.iter("connection")
+                 if c.findtext("sender") == module and c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"
+                 and c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
+    assert mrml, "no MRML widget?"
+    assert mrml <= connected, f"MRML widgets without the scene: {sorted(mrml - connected)}"
+
+
+# The connector rules of Slicer's parameterNodeWrapper, read from
+# Base/Python/slicer/parameterNodeWrapper/guiConnectors.py (identical at tags v5.10.0 and main
+# 583e9b3; v5.8.1 has the same QComboBox rule): widget class -> the unannotated types it can
+# represent (canRepresent), and what create() additionally demands.
+CONNECTOR_TYPES = {
+    "QCheckBox": {"bool"}, "ctkCheckBox": {"bool"}, "QPushButton": {"bool"},
+    "ctkCheckablePushButton": {"bool"},
+    "QSlider": {"int"}, "QSpinBox": {"int"},
+    "QDoubleSpinBox": {"float", "int"}, "ctkSliderWidget": {"float", "int"},
+    "qMRMLSliderWidget": {"float", "int"}, "ctkDoubleSlider": {"float", "int"},
+    "ctkDoubleSpinBox": {"float", "int"}, "qMRMLSpinBox": {"float", "int"},
+    # QComboBoxToStringableConnector: int/float/str/bool only WITH a Choice annotation
+    # ("ComboBoxToStringableConnector requires the Choice annotation to be used."), or an Enum
+    "QComboBox": {"int", "float", "str", "bool"}, "ctkComboBox": {"int", "float", "str", "bool"},
+    "QLineEdit": {"str"}, "QLabel": {"str"}, "QTextEdit": {"str"},
+    "ctkPathLineEdit": {"str", "Path", "pathlib.Path"},
+    "ctkDirectoryButton": {"str", "Path", "pathlib.Path"},
+}
+UNBOUNDED_FAILS = {"ctkSliderWidget", "qMRMLSliderWidget"}  # "Cannot have a connection to ctkSliderWidget ... unbounded"
+
+
+def split_annotation(ann: ast.expr):
+    """(base type name, [annotation call names with their node]) of ``T`` or ``Annotated[T, ...]``."""
+    if isinstance(ann, ast.Subscript) and getattr(ann.value, "id", None) == "Annotated":
+        elts = ann.slice.elts
+        return ast.unparse(elts[0]), [(getattr(e.func, "id", getattr(e.func, "attr", "")), e)
+                                      for e in elts[1:] if isinstance(e, ast.Call)]
+    return ast.unparse(ann), []
+
+
+def ui_bound_widgets(module: str) -> dict[str, tuple[str, str, ET.Element]]:
+    """SlicerParameterName -> (widget name, widget class, element)."""
+    out = {}
+    for w in ui_root(module).iter("widget"):
+        for p in w.findall("property"):
+            if p.get("name") == "SlicerParameterName":
+                out[p.find("string").text] = (w.get("name"), w.get("class"), w)
+    return out
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_bound_widget_has_a_slicer_gui_connector(module):
+    """What parameterNodeWrapper.connectGui does in setup(): each widget bound by
+    SlicerParameterName needs a GuiConnector for its field's type, else setup() raises."""
+    fields = parameter_annotations(module_tree(module))
+    problems = []
+    for param, (wname, wclass, element) in ui_bound_widgets(module).items():
+        base, extras = split_annotation(fields[param].annotation)
+        names = {n for n, _ in extras}
+        if wclass == "qMRMLNodeComboBox":
+            node_types = {s.text for s in element.iter("string")
+                          if s.text and s.text.startswith("vtkMRML")}
+            if base not in node_types:
+                problems.append(f"{wname}: field {param}: {base} not among the combo box's nodeTypes {node_types}")
+            continue
+        if wclass not in CONNECTOR_TYPES:
+            problems.append(f"{wname}: no Slicer connector for widget class {wclass}")
+            continue
+        if base not in CONNECTOR_TYPES[wclass]:
+            problems.append(f"{wname}: {wclass} cannot represent {param}: {base}")
+        if wclass in ("QComboBox", "ctkComboBox"):
+            if "Choice" not in names:
+                problems.append(f"{wname}: {param}: {base} bound to a {wclass} needs Annotated[{base}, Choice([...])]")
+            else:
+                choice = next(e for n, e in extras if n == "Choice")
+                values = ast.literal_eval(choice.args[0]) if not isinstance(choice.args[0], ast.Name) else \
+                    module_constant(module, choice.args[0].id)
+                default = fields[param].value
+                if default is not None and ast.literal_eval(default) not in values:
+                    problems.append(f"{param}: default {ast.unparse(default)} not in its Choice {values}")
+        if wclass in UNBOUNDED_FAILS and "WithinRange" not in names:
+            problems.append(f"{wname}: {wclass} needs a bounded type (WithinRange)")
+    assert not problems, problems
+
+
+def module_constant(module: str, name: str):
+    for node in module_tree(module).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{name} is not a module constant")
+
+
+def test_the_connector_rule_catches_an_unannotated_combobox_field():
+    """The check above on the fault issue 16 found: a plain str bound to a QComboBox."""
+    tree = ast.parse("@parameterNodeWrapper\nclass P:\n    modelName: str = 'x'\n    dev: Annotated[str, Choice(['a'])] = 'a'\n")
+    fields = parameter_annotations(tree)
+    base, extras = split_annotation(fields["modelName"].annotation)
+    assert base == "str" and "Choice" not in {n for n, _ in extras}
+    base, extras = split_annotation(fields["dev"].annotation)
+    assert base == "str" and "Choice" in {n for n, _ in extras}
+
+
+def connected_handlers(src: str) -> dict[str, str]:
+    """{'widget.signal': handler method} of ``self.ui.W.connect("signal", self.handler)`` calls."""
+    return {f"{w}.{s}": h for w, s, h in
+            re.findall(r'self\.ui\.(\w+)\.connect\("([^"]+)",\s*self\.(\w+)\)', src)}
+
+
+def method(tree: ast.Module, cls: str, name: str) -> ast.FunctionDef:
+    c = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    return next(n for n in c.body if isinstance(n, ast.FunctionDef) and n.name == name)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_unbound_combo_boxes_keep_their_value_in_the_parameter_node(module):
+    """Catalogue-filled combo boxes (models, ablation devices and settings, scopes) cannot have a
+    fixed Choice, so they are not bound; their handler must store the choice in a parameter field
+    (saved with the scene, restored on reload)."""
+    tree, src = module_tree(module), module_source(module)
+    fields = set(parameter_annotations(tree))
+    bound = {w for w, _, _ in ui_bound_widgets(module).values()}
+    combos = {w.get("name") for w in ui_root(module).iter("widget") if w.get("class") == "QComboBox"} - bound
+    handlers = connected_handlers(src)
+    problems = []
+    for combo in sorted(combos):
+        h = handlers.get(f"{combo}.currentIndexChanged(int)")
+        if h is None:
+            problems.append(f"{combo}: no currentIndexChanged handler")
+            continue
+        fn = method(tree, f"{module}Widget", h)
+        stored = {t.attr for n in ast.walk(fn) if isinstance(n, ast.Assign) for t in n.targets
+                  if isinstance(t, ast.Attribute) and ast.unparse(t.value) in ("self._parameterNode", "p")}
+        if not stored & fields:
+            problems.append(f"{combo}: {h} stores nothing in the parameter node")
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_action_buttons_are_disabled_until_their_inputs_are_set(module):
+    """Slicer's template: _checkCanApply observes the parameter node and enables Apply only when
+    the inputs are set. Every connected push button but Cancel is switched there."""
+    tree, src = module_tree(module), module_source(module)
+    buttons = {w.get("name") for w in ui_root(module).iter("widget") if w.get("class") == "QPushButton"}
+    clicked = {k.split(".")[0] for k in connected_handlers(src) if k.endswith(".clicked(bool)")}
+    actions = (clicked & buttons) - {"cancelButton"}
+    check = ast.unparse(method(tree, f"{module}Widget", "_checkCanApply"))
+    missing = {b for b in actions if f"self.ui.{b}.enabled" not in check}
+    assert actions and not missing, f"buttons never disabled: {sorted(missing)}"
+    assert re.search(r"addObserver\(self\._parameterNode, vtk\.vtkCommand\.ModifiedEvent, self\._checkCanApply\)",
+                     src), "_checkCanApply does not observe the parameter node"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_long_work_can_be_cancelled(module):
+    """A Cancel button in the panel, connected, and a progress callback that returns False on
+    request (imagio.progress turns it into errors.Cancelled)."""
+    tree, src = module_tree(module), module_source(module)
+    names = {w.get("name") for w in ui_root(module).iter("widget")}
+    assert "cancelButton" in names
+    assert "cancelButton.clicked(bool)" in connected_handlers(src)
+    progress = method(tree, f"{module}Widget", "_progress")
+    returns = [n for n in ast.walk(progress) if isinstance(n, ast.Return)]
+    assert returns and all("_cancelRequested" in ast.unparse(r.value) for r in returns)
+
+
+TRANSLATED_CALLS = {"setText", "errorDisplay", "confirmOkCancelDisplay", "tryWithErrorDisplay", "setToolTip",
+                    "RuntimeError", "infoDisplay", "warningDisplay", "getOpenFileName"}
+
+
+def untranslated(expr: ast.expr) -> bool:
+    """A user-facing text written as a literal or f-string instead of _("...")."""
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return bool(re.search(r"[A-Za-z]{2}", expr.value))
+    if isinstance(expr, ast.JoinedStr):
+        return True
+    if isinstance(expr, ast.BinOp):
+        return untranslated(expr.left) or untranslated(expr.right)
+    if isinstance(expr, ast.IfExp):
+        return untranslated(expr.body) or untranslated(expr.orelse)
+    return False
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_user_facing_strings_are_translatable(module):
+    """Slicer's i18n convention (slicer.i18n.tr as _): titles, help, messages and labels go
+    through _() so that Slicer's translation files can reach them."""
+    tree = module_tree(module)
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", getattr(node.func, "id", None))
+            if name in TRANSLATED_CALLS:
+                for a in node.args[:1] + (node.args[1:3] if name == "getOpenFileName" else []):
+                    if untranslated(a):
+                        bad.append(f"line {node.lineno}: {name}({ast.unparse(a)[:50]})")
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if ast.unparse(t) in ("self.parent.title", "self.parent.helpText", "self.parent.acknowledgementText") \
+                        and untranslated(node.value):
+                    bad.append(f"line {node.lineno}: {ast.unparse(t)}")
+    assert not bad, bad
+    src = module_source(module)
+    assert "from slicer.i18n import tr as _" in src
+
+
+def test_the_translation_check_flags_literals_and_fstrings():
+    assert untranslated(ast.parse('"Planning failed."').body[0].value)
+    assert untranslated(ast.parse('f"{n} probes"').body[0].value)
+    assert not untranslated(ast.parse('_("Planning failed.")').body[0].value)
+    assert not untranslated(ast.parse('_("{n} probes").format(n=1)').body[0].value)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_help_text_links_to_the_documentation(module):
+    tree = module_tree(module)
+    init = method(tree, module, "__init__")
+    help_ = next(n for n in ast.walk(init) if isinstance(n, ast.Assign)
+                 and ast.unparse(n.targets[0]) == "self.parent.helpText")
+    text = ast.unparse(help_.value)
+    url = re.search(r"HELP_URL = \"([^\"]+)\"", module_source(module)).group(1)
+    assert "<a href=" in text and ("{url}" in text or url in text)
+    homepage = re.search(r'EXTENSION_HOMEPAGE "([^"]+)"', (ROOT / "CMakeLists.txt").read_text()).group(1)
+    assert url.startswith(homepage)
+    anchor = url.split("#")[1]
+    headings = [re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
+                for h in re.findall(r"^#+ (.+)$", (ROOT / "README.md").read_text(), re.M)]
+    assert anchor in headings, f"README has no section #{anchor}"
+
+
+def test_the_phantom_is_registered_as_sample_data():
+    """Registered at startupCompleted() with a custom loader (the phantom is generated, not
+    downloaded) that calls imagio.mrml.sample.phantom_to_scene."""
+    src = module_source("IMAGIOSegmentation")
+    tree = module_tree("IMAGIOSegmentation")
+    assert 'slicer.app.connect("startupCompleted()", registerSampleData)' in src
+    reg = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "registerSampleData")
+    call = next(n for n in ast.walk(reg) if isinstance(n, ast.Call)
+                and getattr(n.func, "attr", "") == "registerCustomSampleDataSource")
+    kw = {k.arg: k.value for k in call.keywords}
+    assert {"category", "sampleName", "customDownloader", "thumbnailFileName"} <= set(kw)
+    loader = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == kw["customDownloader"].id)
+    assert "phantom_to_scene" in ast.unparse(loader)
+    assert len(loader.args.args) == 1 and loader.args.defaults  # SampleData calls it with the source
+
+
+def test_requirements_cover_what_slicer_does_not_bundle():
+    """Slicer bundles numpy, scipy, SimpleITK and VTK; every other dependency of the library must
+    be in the requirements the modules install (kimimaro for bronchoscopy, matplotlib for the
+    fly-through, fpdf2 for reports)."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    name = lambda spec: re.split(r"[<>=!~;\[\s]", spec, maxsplit=1)[0].lower()  # noqa: E731
+    needed = {name(d) for d in deps} - {"numpy", "scipy", "simpleitk", "vtk"}
+    sys_path_insert(ROOT / "IMAGIOSegmentation")
+    from IMAGIOLib import dependencies
+
+    listed = {name(r) for r in dependencies.requirementLines()}
+    assert needed <= listed, f"not installed in Slicer: {sorted(needed - listed)}"
+    assert not list((ROOT / "IMAGIOPlanning").rglob("requirements.txt")), "one requirements file for both modules"
+
+
+def sys_path_insert(path):
+    import sys
+
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+
+def test_dependency_helper_finds_missing_packages_and_refuses_old_python():
+    sys_path_insert(ROOT / "IMAGIOSegmentation")
+    from IMAGIOLib import dependencies
+
+    assert dependencies.missingRequirements(["numpy>=1", "scipy"]) == []
+    assert dependencies.missingRequirements(["imagio-no-such-distribution>=1"]) == ["imagio-no-such-distribution>=1"]
+    with pytest.raises(RuntimeError, match=r"Slicer 5\.10 or later.*Python 3\.9"):
+        dependencies.checkPythonVersion((3, 9, 10))
+    dependencies.checkPythonVersion((3, 12, 10))
+    assert dependencies.addImagioToPath(ROOT / "IMAGIOPlanning" / "IMAGIOPlanning.py") == str(ROOT)
+
+
+# Python of each Slicer release (SuperBuild/External_python.cmake at the tag)
+SLICER_PYTHON = {"5.6": (3, 9), "5.8": (3, 9), "5.10": (3, 12), "5.12": (3, 12)}
+
+
+def test_minimum_slicer_version_matches_requires_python():
+    import tomllib
+
+    sys_path_insert(ROOT / "IMAGIOSegmentation")
+    from IMAGIOLib import dependencies
+
+    req = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    minimum = tuple(int(x) for x in re.match(r">=\s*(\d+)\.(\d+)", req).groups())
+    assert minimum == dependencies.MIN_PYTHON
+    slicer_min = dependencies.MIN_SLICER
+    assert SLICER_PYTHON[slicer_min] >= minimum
+    older = [v for v in SLICER_PYTHON if tuple(map(int, v.split("."))) < tuple(map(int, slicer_min.split(".")))]
+    assert all(SLICER_PYTHON[v] < minimum for v in older), "the stated minimum Slicer is not the lowest that fits"
+    readme = (ROOT / "README.md").read_text()
+    claims = re.findall(r"Slicer \(?(\d+\.\d+) or later", readme)
+    assert claims and set(claims) == {slicer_min}, claims
+    assert f"Slicer {slicer_min} or later" in (ROOT / "CMakeLists.txt").read_text()
+
+
+def signature_of(fn: ast.FunctionDef, drop_self: bool):
+    """inspect.Signature of a function known only by its AST (the module files cannot be imported
+    without Slicer): the same parameters, defaults replaced by None."""
+    import inspect
+
+    args = ast.arguments(posonlyargs=fn.args.posonlyargs, args=fn.args.args, vararg=fn.args.vararg,
+                         kwonlyargs=fn.args.kwonlyargs, kw_defaults=[None if d is None else ast.Constant(None)
+                                                                     for d in fn.args.kw_defaults],
+                         kwarg=fn.args.kwarg, defaults=[ast.Constant(None) for _ in fn.args.defaults])
+    stub = ast.Module(body=[ast.FunctionDef(name="stub", args=args, body=[ast.Pass()], decorator_list=[],
+                                            returns=None, type_params=[])], type_ignores=[])
+    for a in ast.walk(stub):
+        if isinstance(a, ast.arg):
+            a.annotation = None
+    ns = {}
+    exec(compile(ast.fix_missing_locations(stub), "<stub>", "exec"), ns)
+    sig = inspect.signature(ns["stub"])
+    if drop_self:
+        sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+    return sig
+
+
+def check_call(sig, call: ast.Call) -> str | None:
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return None
+    try:
+        sig.bind(*range(len(call.args)), **{k.arg: 0 for k in call.keywords})
+    except TypeError as e:
+        return f"line {call.lineno}: {ast.unparse(call)[:90]}: {e}"
+    return None
+
+
+def calls_with_callees(module: str):
+    """(call, inspect.Signature) for each call whose callee is known: module functions, the
+    Logic's and Widget's own methods (self.X, self.logic.X, XLogic().X), IMAGIOLib, and imagio
+    functions imported inside the calling function (resolved by importing imagio)."""
+    import importlib
+    import inspect
+
+    sys_path_insert(ROOT)
+    sys_path_insert(ROOT / "IMAGIOSegmentation")
+    tree = module_tree(module)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    classes = {c.name: {n.name: n for n in c.body if isinstance(n, ast.FunctionDef)}
+               for c in tree.body if isinstance(c, ast.ClassDef)}
+    logic = classes[f"{module}Logic"]
+    try:
+        from IMAGIOLib import dependencies
+    except ImportError:  # checked by the dependency tests; keep checking the other calls
+        dependencies = None
+
+    out = []
+    for cname, methods in classes.items():
+        for fn in methods.values():
+            imported = {}
+            for n in ast.walk(fn):
+                if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("imagio"):
+                    mod = importlib.import_module(n.module)
+                    for a in n.names:
+                        imported[a.asname or a.name] = getattr(mod, a.name, None) or importlib.import_module(
+                            f"{n.module}.{a.name}")
+            for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call)):
+                f = call.func
+                sig = None
+                if isinstance(f, ast.Name) and f.id in functions:
+                    sig = signature_of(functions[f.id], False)
+                elif isinstance(f, ast.Name) and callable(imported.get(f.id)):
+                    sig = inspect.signature(imported[f.id])
+                elif isinstance(f, ast.Attribute):
+                    owner = ast.unparse(f.value)
+                    if owner == "self" and f.attr in methods:
+                        sig = signature_of(methods[f.attr], True)
+                    elif (owner == "self.logic" or owner == f"{module}Logic()") and f.attr in logic:
+                        sig = signature_of(logic[f.attr], True)
+                    elif owner in imported and not callable(imported[owner]) and hasattr(imported[owner], f.attr):
+                        sig = inspect.signature(getattr(imported[owner], f.attr))
+                    elif owner == "imagioDependencies()" and dependencies is not None:
+                        sig = inspect.signature(getattr(dependencies, f.attr))
+                if sig is not None:
+                    out.append((call, sig))
+    for fn in functions.values():
+        for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call)):
+            if isinstance(call.func, ast.Name) and call.func.id in functions:
+                out.append((call, signature_of(functions[call.func.id], False)))
+            elif ast.unparse(call.func).startswith("imagioDependencies().") and dependencies is not None:
+                out.append((call, inspect.signature(getattr(dependencies, call.func.attr))))
+    return out
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_call_matches_its_callees_signature(module):
+    """The fault issue 16 found: IMAGIOPlanningLogic.scopes() called ensureImagio(askToInstall=False)
+    on a function without parameters; the TypeError was swallowed and the scope list stayed empty."""
+    checked = calls_with_callees(module)
+    assert len(checked) > 30, "too few calls resolved"
+    resolved = {ast.unparse(c.func) for c, _ in checked}
+    assert "ensureImagio" in resolved and any(r.startswith("self.logic.") for r in resolved)
+    assert any(r.startswith("logic.") or r in ("plan_from_nodes", "ablation_from_nodes", "format_report")
+               for r in resolved), "no call into imagio resolved"
+    bad = [m for m in (check_call(sig, call) for call, sig in checked) if m]
+    assert not bad, bad
+
+
+def test_the_signature_check_catches_the_scopes_fault():
+    tree = ast.parse("def ensureImagio():\n    pass\n")
+    sig = signature_of(tree.body[0], False)
+    assert check_call(sig, ast.parse("ensureImagio(askToInstall=False)").body[0].value)
+    assert check_call(sig, ast.parse("ensureImagio()").body[0].value) is None

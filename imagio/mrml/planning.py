@@ -43,11 +43,14 @@ def line_points(node) -> tuple[np.ndarray, np.ndarray]:
 
 
 def proposal_nodes(scene, plan, prefix: str = "Proposal") -> list:
-    """One line node per proposal of ``plan`` (imagio.planning.Plan), best first."""
+    """One line node per proposal of ``plan`` (imagio.planning.Plan), best first. Proposals are
+    locked (their points cannot be dragged): a drag at the shared target moves the editable path
+    (``path_node``), never a proposal."""
     out = []
     for r, m in enumerate(plan.proposals):
         n = _line(scene, f"{prefix} {r + 1} (score {m.score:.2f})", m.entry_ras, m.target_ras,
                   PROPOSAL_COLORS[r % len(PROPOSAL_COLORS)])
+        n.SetLocked(1)
         n.SetAttribute("IMAGIO.score", f"{m.score:.4f}")
         n.SetAttribute("IMAGIO.rank", str(r + 1))
         out.append(n)

@@ -1,0 +1,1 @@
+"""Helpers shared by the IMAGIO Slicer modules (no Qt widget of their own)."""
