@@ -397,14 +397,14 @@ def test_the_phantom_is_registered_as_sample_data():
 
 
 def test_requirements_cover_what_slicer_does_not_bundle():
-    """Slicer bundles numpy, scipy, SimpleITK and VTK; every other dependency of the library must
+    """Slicer bundles numpy, scipy, SimpleITK, VTK and pydicom (its DICOM module uses it); every other dependency of the library must
     be in the requirements the modules install (kimimaro for bronchoscopy, matplotlib for the
     fly-through, fpdf2 for reports)."""
     import tomllib
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     name = lambda spec: re.split(r"[<>=!~;\[\s]", spec, maxsplit=1)[0].lower()  # noqa: E731
-    needed = {name(d) for d in deps} - {"numpy", "scipy", "simpleitk", "vtk"}
+    needed = {name(d) for d in deps} - {"numpy", "scipy", "simpleitk", "vtk", "pydicom"}
     sys_path_insert(ROOT / "IMAGIOSegmentation")
     from IMAGIOLib import dependencies
 
