@@ -249,6 +249,13 @@ def test_nifti_qform_sform_disagreement_reported_and_sform_used(tmp_path):
     img.set_qform(aff, code=1)
     nib.save(img, tmp_path / "ok.nii.gz")
     assert io.read_image(tmp_path / "ok.nii.gz", pad_to_air=False).warnings == []
+    sheared = aff.copy()
+    sheared[2, 1] = 0.8  # a tilted series converted without correction
+    img.set_sform(sheared, code=1)
+    img.set_qform(None, code=0)
+    nib.save(img, tmp_path / "shear.nii.gz")
+    with pytest.raises(InputError, match="not orthogonal .* give IMAGIO the DICOM folder"):
+        io.read_image(tmp_path / "shear.nii.gz")
 
 
 # property: random geometries ----------------------------------------------------------------

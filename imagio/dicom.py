@@ -278,11 +278,14 @@ def _read_pixels(stack: Stack) -> np.ndarray:
     """Rescaled pixel values [k, j, i] (float32) in the stack's slice order."""
     import SimpleITK as sitk
 
+    from .io import quiet_itk
+
     planes = []
     cache: dict = {}
     for s in stack.slices:
         if s.frame is None:
-            img = sitk.ReadImage(str(s.path), sitk.sitkFloat32)
+            with quiet_itk():
+                img = sitk.ReadImage(str(s.path), sitk.sitkFloat32)
             a = sitk.GetArrayFromImage(img).reshape(s.rows, s.cols)
             planes.append(a)
         else:  # enhanced multi-frame

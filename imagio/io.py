@@ -11,6 +11,7 @@ dict, as TotalSegmentator ships, is read too).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -133,11 +134,29 @@ def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volu
     return vol
 
 
+@contextlib.contextmanager
+def quiet_itk():
+    """Silence ITK's own warnings on stderr (IMAGIO reports what matters as InputWarning)."""
+    sitk = _sitk()
+    was = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(was)
+
+
 def _read_file(path: Path) -> Volume:
     sitk = _sitk()
     try:
-        img = sitk.ReadImage(str(path))
-    except RuntimeError:
+        with quiet_itk():
+            img = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        if "orthonormal" in str(e):
+            raise InputError(
+                f"{path}: the file's voxel axes are not orthogonal (a sheared sform/qform, e.g. a gantry-tilted series "
+                "converted without tilt correction); ITK and 3D Slicer cannot place it: convert the DICOM series "
+                "again with tilt correction, or give IMAGIO the DICOM folder (it corrects the tilt)") from None
         raise InputError(
             f"{path}: not a readable image (supported: NIfTI, NRRD, MetaImage, DICOM series folder)"
         ) from None
