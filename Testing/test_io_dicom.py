@@ -108,6 +108,19 @@ def test_missing_slice_interpolated_and_wide_gap_refused(tmp_path):
         io.read_image(tmp_path / "three")
 
 
+def test_uneven_slice_spacing_made_regular(tmp_path):
+    """Two reconstruction zones in one series (1.25 mm then 2.5 mm steps): resampled onto one
+    regular grid, with a warning giving the range; the marker spans both zones."""
+    pt = Patient(marker_lps=(10.0, -5.0, 14.0))
+    z = np.r_[np.arange(0, 15, 1.25), np.arange(15, 40, 2.5)]
+    row, col = np.array([1.0, 0, 0]), np.array([0.0, 1, 0])
+    pos = [np.array([-68.75, -58.75, v]) for v in z]
+    write_series(tmp_path / "u", pt, pos, row, col, thickness=2.0)
+    vol, warns = read_warns(tmp_path / "u")
+    assert any("non-uniform slice spacing (1.25..2.50 mm)" in w for w in warns), warns
+    assert_marker(vol, pt)
+
+
 def test_several_series_listed_largest_axial_read_or_the_one_asked(tmp_path):
     pt = Patient()
     pos, row, col = axial_positions(n=20)

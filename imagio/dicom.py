@@ -337,7 +337,7 @@ class Geometry:
     order: np.ndarray  # slice order along the normal
     depth: np.ndarray  # sorted slice positions along the normal, mm
     origins: np.ndarray  # (N, 3) sorted ImagePositionPatient, LPS mm
-    step: float  # nominal slice step along the normal, mm (median)
+    step: float  # nominal slice step along the normal, mm (median of the steps that are not gaps)
     tilt_deg: float  # angle between the stacking direction and the slice normal
     gaps: list[tuple[int, float]]  # (index of the slice before the gap, gap mm)
     nonuniform: bool  # steps differ from the nominal one beyond tolerance (besides gaps)
@@ -361,11 +361,17 @@ def analyse(stack: Stack, folder) -> Geometry:
             f"{folder}: series {stack.series} holds {int(dup.sum()) + 1} slices at the same position(s) "
             f"(several acquisitions or reconstructions in one series{', AcquisitionNumber ' + ','.join(acq) if len(acq) > 1 else ''}); "
             "export the one you want as its own series")
-    step = float(np.median(steps))
-    tol = max(SPACING_TOL * step, 0.01)
-    gaps = [(int(k), float(g)) for k, g in enumerate(steps) if g > 1.5 * step + tol]
-    regular = [g for k, g in enumerate(steps) if g <= 1.5 * step + tol]
-    nonuniform = bool(np.any(np.abs(np.asarray(regular) - step) > tol))
+    # a gap (missing slices) is a step 1.5 times longer than the steps around it; comparing with
+    # the neighbours, not the whole series, keeps zones reconstructed at another spacing regular
+    ns = len(steps)
+    local = np.array([np.median(np.r_[steps[max(0, k - 3):k], steps[k + 1:k + 4]]) if ns > 1 else steps[k]
+                      for k in range(ns)])
+    tol = np.maximum(SPACING_TOL * local, 0.01)
+    is_gap = steps > 1.5 * local + tol
+    regular = steps[~is_gap]
+    step = float(np.median(regular))
+    gaps = [(int(k), float(steps[k])) for k in np.flatnonzero(is_gap)]
+    nonuniform = bool(np.any(np.abs(regular - step) > max(SPACING_TOL * step, 0.01)))
     # in-plane drift of the slice origins per mm along the normal: a sheared (tilted) stack
     inplane = (pos[-1] - pos[0]) - (d[-1] - d[0]) * n
     tilt = float(np.degrees(np.arctan2(np.linalg.norm(inplane), d[-1] - d[0])))
