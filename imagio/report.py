@@ -70,7 +70,10 @@ def render_slice_png(ct: Volume, labels: Volume | None, center, u, v, path, entr
     ax.set_xlabel("mm")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    from .outputs import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 
