@@ -317,3 +317,11 @@ def test_the_input_hash_guard_catches_a_command_that_modifies_its_input(tmp_path
 
     with pytest.raises(AssertionError, match="modified or removed its input"):
         cli._run(argparse.Namespace(command="bad", ct=str(f), func=bad))
+
+
+def test_input_warnings_reach_the_report(tmp_path):
+    from imagio.report import sections
+
+    doc = {"input_warnings": ["ct: gantry tilt / sheared stack of 12.0 deg corrected"], "target": {"name": "t"}}
+    secs = dict(sections(doc, {}))
+    assert secs["Input warnings"] == [("1", "ct: gantry tilt / sheared stack of 12.0 deg corrected")]
