@@ -140,9 +140,20 @@ def _frame_slices(ds, path: Path, base: dict) -> list[Slice]:
     return out
 
 
+_NOT_DICOM = (".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw", ".json", ".txt", ".csv", ".xml", ".html",
+              ".pdf", ".png", ".jpg", ".jpeg", ".zip", ".py", ".md", ".mrml", ".vtk", ".stl")
+
+
 def read_header(path: Path) -> list[Slice] | str:
     """The slice(s) of one file, or a reason why it holds no usable image."""
     pydicom = _pydicom()
+    try:
+        with open(path, "rb") as f:
+            preamble = f.read(132)[128:132] == b"DICM"
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    if not preamble and path.suffix.lower() in _NOT_DICOM:
+        return "not DICOM"  # no DICM preamble and another format's extension: not parsed (may be large)
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
     except Exception as e:  # noqa: BLE001  (any unreadable file is skipped and counted)
