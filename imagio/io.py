@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import anatomy
-from .dicom import AIR_HU, LIMITS
+from .limits import AIR_HU, LIMITS
 from .errors import InputError, InputWarning
 from .outputs import atomic_path, write_text
 from .volume import Volume
