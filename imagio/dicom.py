@@ -19,7 +19,11 @@ with "acquisition geometry regularization" on:
 4. PixelPaddingValue (and PixelPaddingRangeLimit) voxels, outside the reconstruction circle,
    become air (-1000 HU).
 5. Enhanced (multi-frame) CT: frame positions/orientation/spacing/rescale from the functional
-   groups (pydicom), pixels from SimpleITK, then steps 3-4 as for a classic series.
+   groups (pydicom); pixels from pydicom with each frame's rescale, or from SimpleITK when
+   pydicom has no decoder (one shared rescale only); then steps 3-4 as for a classic series.
+
+Modules: ``dicom_headers`` (headers, stacks, series choice), ``dicom_geometry`` (tilt, gaps,
+regular grid), this one (pixels, padding, ``read_series``); limits in ``imagio.limits``.
 
 Geometry is computed in LPS (DICOM's patient frame); the Volume is RAS (``imagio.io``).
 """
