@@ -387,3 +387,27 @@ def test_case_ct_padding(tmp_path, shared_data):
         assert vol.same_grid(ref)
         inside = vol.array != -1000
         np.testing.assert_array_equal(vol.array[inside], ref.array[inside])
+
+
+def test_unreadable_pixels_and_colour_images(tmp_path):
+    """A slice whose pixel data is cut short is refused naming the file; a colour screenshot in
+    the folder is not taken for a CT slice."""
+    import pydicom
+
+    pt = Patient()
+    pos, row, col = axial_positions(n=8)
+    files = write_series(tmp_path / "s", pt, pos, row, col)
+    rgb = pydicom.dcmread(files[0])
+    rgb.SOPInstanceUID = rgb.file_meta.MediaStorageSOPInstanceUID = "1.2.3.55"
+    rgb.SeriesInstanceUID = "1.2.3.56"
+    rgb.SamplesPerPixel, rgb.PhotometricInterpretation, rgb.PlanarConfiguration = 3, "RGB", 0
+    rgb.BitsAllocated, rgb.BitsStored, rgb.HighBit, rgb.PixelRepresentation = 8, 8, 7, 0
+    rgb.PixelData = np.zeros((48, 56, 3), np.uint8).tobytes()
+    rgb.save_as(tmp_path / "s" / "screenshot.dcm", enforce_file_format=True)
+    vol = io.read_image(tmp_path / "s")
+    assert vol.shape[0] == 8 and vol.meta["read"]["files_ignored"] == {
+        "a colour image (a screenshot or secondary capture), not a greyscale CT slice": 1}
+    raw = files[3].read_bytes()
+    files[3].write_bytes(raw[: len(raw) - 2000])  # pixel data cut short
+    with pytest.raises(InputError, match="IM0004.dcm: SimpleITK cannot read the pixels"):
+        io.read_image(tmp_path / "s")

@@ -52,8 +52,13 @@ def _read_pixels(stack: Stack) -> np.ndarray:
     cache: dict = {}
     for s in stack.slices:
         if s.frame is None:
-            with quiet_itk():
-                img = sitk.ReadImage(str(s.path), sitk.sitkFloat32)
+            try:
+                with quiet_itk():
+                    img = sitk.ReadImage(str(s.path), sitk.sitkFloat32)
+            except RuntimeError as e:
+                why = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown"
+                raise InputError(f"{s.path}: SimpleITK cannot read the pixels of this slice ({why[:160]}); the series "
+                                 "is incomplete or uses an unsupported encoding: export it again") from None
             a = sitk.GetArrayFromImage(img).reshape(s.rows, s.cols)
             planes.append(a)
         else:  # enhanced multi-frame

@@ -134,6 +134,8 @@ def read_header(path: Path) -> list[Slice] | str:
             "tags": {t: str(ds.get(t, "")).strip() for t in META_TAGS if t in ds}}
     if "Rows" not in ds or "Columns" not in ds:
         return "no image (Rows/Columns absent: a report, structure set or DICOMDIR)"
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        return "a colour image (a screenshot or secondary capture), not a greyscale CT slice"
     try:
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
             return _frame_slices(ds, path, base)
