@@ -106,6 +106,11 @@ def test_missing_slice_interpolated_and_wide_gap_refused(tmp_path):
     write_series(tmp_path / "three", pt, three, row, col, thickness=2.0)
     with pytest.raises(InputError, match=r"gap of 8\.0 mm .* wider than the 5 mm"):
         io.read_image(tmp_path / "three")
+    # a stray slice 40 mm beyond the end is dropped, not a reason to refuse the series
+    write_series(tmp_path / "stray", pt, pos + [pos[-1] + [0, 0, 40.0]], row, col, thickness=2.0)
+    vol, warns = read_warns(tmp_path / "stray")
+    assert vol.shape[0] == 30 and any("1 isolated slice(s) 40 mm" in w for w in warns), warns
+    assert_marker(vol, pt)
 
 
 def test_uneven_slice_spacing_made_regular(tmp_path):

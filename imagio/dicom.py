@@ -103,6 +103,31 @@ def _padding_mask(stack: Stack, arr: np.ndarray) -> np.ndarray | None:
     return mask
 
 
+ISOLATED_MAX = 2  # slices beyond a too-wide gap that are dropped (a stray image) rather than refused
+
+
+def _drop_isolated_slices(stack: Stack, g, folder):
+    """Split the sorted stack at gaps wider than ``MAX_GAP_MM``; when every part but the largest
+    holds at most ``ISOLATED_MAX`` slices (a stray image far from the scan, e.g. a reference
+    slice), keep the largest with a message. Otherwise (or when nothing is too wide) unchanged."""
+    cuts = [k + 1 for k, gap in g.gaps if gap > MAX_GAP_MM + 0.01]  # 0.01 mm: positions' rounding
+    if not cuts:
+        return stack, g, []
+    bounds = [0] + cuts + [len(stack.slices)]
+    parts = [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+    main = max(parts, key=lambda p: p[1] - p[0])
+    others = [p for p in parts if p != main]
+    if main[1] - main[0] < 2 or any(b - a > ISOLATED_MAX for a, b in others):
+        return stack, g, []
+    dist = [min(abs(g.depth[a] - g.depth[main[1] - 1]), abs(g.depth[b - 1] - g.depth[main[0]])) for a, b in others]
+    kept = Stack(stack.series, stack.slices[main[0]:main[1]])
+    g2 = analyse(kept, folder)
+    kept = Stack(kept.series, [kept.slices[i] for i in g2.order])
+    n = sum(b - a for a, b in others)
+    return kept, g2, [f"series {stack.series}: {n} isolated slice(s) {min(dist):.0f} mm or more away from the other "
+                      f"{len(kept.slices)} dropped (a stray or reference image, not part of the volume)"]
+
+
 def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarray, dict, list[str]]:
     """Read one series of a DICOM folder.
 
@@ -117,19 +142,20 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
     stack, warnings = choose_stack(scan, folder, series)
     g = analyse(stack, folder)
     stack = Stack(stack.series, [stack.slices[i] for i in g.order])
+    stack, g, isolated = _drop_isolated_slices(stack, g, folder)
     s0 = stack.first
     report = {"source": str(folder), "series": stack.series, "description": s0.description,
               "modality": s0.modality, "images": len(stack.slices),
               "multi_frame": s0.frame is not None,
               "matrix": [s0.cols, s0.rows], "pixel_spacing_mm": [round(v, 4) for v in s0.spacing],
               "slice_step_mm": round(g.step, 4), "series_in_folder": [s.label() for s in scan.stacks]}
-    warnings = list(warnings) + list(scan.dropped)
+    warnings = list(warnings) + list(scan.dropped) + isolated
     if scan.ignored:
         report["files_ignored"] = dict(scan.ignored)
         odd = {r: n for r, n in scan.ignored.items() if r.startswith(("no image geometry", "invalid"))}
         if odd:
             warnings.append("ignored: " + "; ".join(f"{n} file(s) with {r}" for r, n in odd.items()))
-    report["dropped"] = list(scan.dropped)
+    report["dropped"] = list(scan.dropped) + isolated
     big = [(k, gap) for k, gap in g.gaps if gap > MAX_GAP_MM + 0.01]  # 0.01 mm: positions' rounding
     if big:
         k, gap = max(big, key=lambda t: t[1])
