@@ -1,7 +1,12 @@
 """Reading and writing images: NIfTI, NRRD, MetaImage, DICOM series, Slicer ``.seg.nrrd``.
 
 Files store geometry in LPS (ITK convention); ``Volume`` is RAS. The flip happens here and
-nowhere else: RAS = diag(-1, -1, 1) @ LPS.
+nowhere else: RAS = diag(-1, -1, 1) @ LPS (``LPS_TO_RAS``; ``imagio.dicom`` computes DICOM
+geometry in LPS and ``imagio.coords`` converts ``--lps`` points with this same matrix).
+
+Every reader either returns a Volume whose voxels are where the scanner put them, with its
+warnings in ``Volume.warnings`` (also issued as ``InputWarning``), or raises ``InputError``
+with one line saying why and what to do. Writers go through ``imagio.outputs.atomic_path``.
 
 Label maps carry their structure names either in a ``.seg.nrrd`` header (Slicer opens it as
 a segmentation with named, coloured segments) or in a JSON sidecar ``<file>.labels.json``
@@ -19,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from . import anatomy
-from .limits import AIR_HU, LIMITS
 from .errors import InputError, InputWarning
+from .limits import AIR_HU, LIMITS
 from .outputs import atomic_path, write_text
 from .volume import Volume
 
