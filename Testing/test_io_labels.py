@@ -67,9 +67,14 @@ def test_ct_given_as_labels_refused(tmp_path, oblique_affine):
     io.write_image(many, tmp_path / "many.nrrd")
     with pytest.raises(InputError, match="1000 distinct values"):
         io.read_labels(tmp_path / "many.nrrd")
-    with pytest.raises(InputError, match="non-integer"):
-        io.write_image(Volume(np.full((3, 3, 3), 1.5, np.float32), oblique_affine), tmp_path / "f.nrrd")
+    io.write_image(Volume(np.full((3, 3, 3), 1.5, np.float32), oblique_affine), tmp_path / "f.nrrd")
+    with pytest.raises(InputError, match="non-integer voxel values, e.g. 1.5"):
         io.read_labels(tmp_path / "f.nrrd")
+    almost = np.zeros((3, 3, 3), np.float32)
+    almost[1] = 2.0000002  # float storage error
+    io.write_image(Volume(almost, oblique_affine), tmp_path / "almost.nrrd")
+    lab = io.read_labels(tmp_path / "almost.nrrd")
+    assert lab.array.dtype == np.uint8 and set(np.unique(lab.array)) == {0, 2}
 
 
 def test_info_on_a_bad_label_map_says_why_without_traceback(tmp_path, labels, capsys):

@@ -320,7 +320,8 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     vol = read_image(path, pad_to_air=False)
     validate_labels(vol, path)
     if vol.array.dtype.kind != "u" or vol.array.dtype.itemsize > 2:
-        vol.array = vol.array.astype(np.uint16 if vol.array.max() > 255 else np.uint8)
+        a = np.rint(vol.array) if vol.array.dtype.kind == "f" else vol.array
+        vol.array = a.astype(np.uint16 if a.max() > 255 else np.uint8)
     if names:
         vol.labels = dict(names)
     elif not vol.labels:
@@ -342,8 +343,12 @@ def validate_labels(vol: Volume, path="label map") -> None:
         return
     if a.dtype.kind not in "iuf":
         raise InputError(f"{path}: not a label map (voxel type {a.dtype})")
-    if a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
-        raise InputError(f"{path}: not a label map (non-integer voxel values); give integer labels 0, 1, 2, ...")
+    if a.dtype.kind == "f":
+        off = np.abs(a - np.rint(a))
+        if not np.all(off < 1e-3):  # float storage error is fine; interpolated labels are not
+            raise InputError(f"{path}: not a label map (non-integer voxel values, e.g. {a[off >= 1e-3].flat[0]:g}: "
+                             "interpolated or a probability map); give integer labels 0, 1, 2, ...")
+        a = np.rint(a)
     values = np.unique(a)
     lo, hi = float(values[0]), float(values[-1])
     ct_like = lo <= -500 and hi >= 0
