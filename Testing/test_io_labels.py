@@ -8,7 +8,7 @@ import pytest
 
 from imagio import io
 from imagio.cli import main
-from imagio.errors import InputError
+from imagio.errors import InputError, InputWarning
 from imagio.volume import Volume
 
 
@@ -31,6 +31,9 @@ def test_valid_map_keeps_values_and_names_from_every_source(tmp_path, labels):
     assert io.read_labels(tmp_path / "plain.nrrd").labels == {1: "label_1", 7: "label_7"}
     assert io.read_labels(tmp_path / "plain.nrrd", {7: "aorta", 1: "spleen", 3: "kidney_left"}).labels == \
         {1: "spleen", 7: "aorta"}
+    with pytest.warns(InputWarning, match="label value.s. 7 have no name"):
+        part = io.read_labels(tmp_path / "plain.nrrd", {1: "spleen"})
+    assert part.labels == {1: "spleen", 7: "label_7"}
 
 
 def test_label_names_file(tmp_path, labels):

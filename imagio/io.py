@@ -329,6 +329,10 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
         if side.exists():
             vol.labels = read_label_names(side)
     present = set(np.unique(vol.array).tolist()) - {0}
+    unnamed = sorted(int(v) for v in present if int(v) not in vol.labels)
+    if vol.labels and unnamed:  # names were given, but not for every value
+        warn(vol, f"{Path(path).name}: label value(s) {', '.join(map(str, unnamed[:10]))} have no name in the "
+                  "label names given; they are called label_N")
     for v in present:
         vol.labels.setdefault(int(v), f"label_{int(v)}")
     vol.labels = {k: v for k, v in vol.labels.items() if k in present}
