@@ -276,6 +276,20 @@ def test_nifti_qform_sform_disagreement_reported_and_sform_used(tmp_path):
         io.read_image(tmp_path / "shear.nii.gz")
 
 
+def test_file_without_patient_frame_is_reported(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    img = nib.Nifti1Image(np.zeros((6, 5, 4), np.int16), np.diag([2.0, 2.0, 3.0, 1.0]))
+    img.set_qform(None, code=0)
+    img.set_sform(None, code=0)
+    nib.save(img, tmp_path / "noframe.nii.gz")
+    _, warns = read_warns(tmp_path / "noframe.nii.gz")
+    assert any("does not say how its voxels lie in the patient" in w for w in warns), warns
+    (tmp_path / "nospace.nrrd").write_bytes(b"NRRD0004\ntype: short\ndimension: 3\nsizes: 4 5 6\nencoding: raw\n"
+                                            b"endian: little\n\n" + bytes(240))
+    _, warns = read_warns(tmp_path / "nospace.nrrd")
+    assert any("no NIfTI qform/sform, no NRRD space" in w for w in warns), warns
+
+
 # property: random geometries ----------------------------------------------------------------
 # CI runs a fixed, modest set (CPU time); IMAGIO_HYPOTHESIS_EXAMPLES=200 runs a larger random one
 EXAMPLES = int(os.environ.get("IMAGIO_HYPOTHESIS_EXAMPLES", 12))

@@ -173,7 +173,21 @@ def _read_file(path: Path) -> Volume:
         msg = _qform_sform_disagreement(img, vol, path)
         if msg:
             warn(vol, f"{path.name}: {msg}")
+    if not _has_patient_frame(img, path):
+        warn(vol, f"{path.name}: the file does not say how its voxels lie in the patient (no NIfTI qform/sform, no "
+                  "NRRD space): read as axis-aligned from its voxel size; positions and left/right may be wrong, "
+                  "convert it again from the DICOM series")
     return vol
+
+
+def _has_patient_frame(img, path: Path) -> bool:
+    """Whether the file states its patient coordinate frame (NIfTI q/sform code, NRRD space)."""
+    suffix = _suffix(path)
+    if suffix in (".nii", ".nii.gz"):
+        return any(img.HasMetaDataKey(k) and int(float(img.GetMetaData(k))) > 0 for k in ("qform_code", "sform_code"))
+    if suffix in (".nrrd", ".nhdr", ".seg.nrrd"):
+        return img.HasMetaDataKey("NRRD_space") or img.HasMetaDataKey("NRRD_space origin")
+    return True  # MetaImage and others always carry a (LPS) frame
 
 
 def _padding_to_air(vol: Volume) -> None:
