@@ -310,22 +310,22 @@ def _rotation(ax, ay, az):
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=DERANDOMIZE,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(angles=st.tuples(*[st.floats(-np.pi, np.pi)] * 3), dx=st.floats(1.6, 2.6), dy=st.floats(1.6, 2.6),
-       step=st.floats(1.5, 3.0), tilt=st.floats(-25, 25), flip=st.booleans(),
+       step=st.floats(1.5, 3.0), tilt=st.floats(-25, 25), tilt_row=st.floats(-10, 10), flip=st.booleans(),
        origin=st.tuples(*[st.floats(-300, 300)] * 3), missing=st.integers(-1, 20))
-def test_marker_survives_any_geometry(tmp_path_factory, angles, dx, dy, step, tilt, flip, origin, missing):
-    """Random orientation, pixel size, slice step, tilt (shear along the columns), a flipped
+def test_marker_survives_any_geometry(tmp_path_factory, angles, dx, dy, step, tilt, tilt_row, flip, origin, missing):
+    """Random orientation, pixel size, slice step, tilt (shear along the columns and the rows), a flipped
     column axis, a far origin and one missing slice: the marker's RAS position survives reading,
     resampling and writing within 0.5 mm, or the series is refused for a named reason."""
     tmp = tmp_path_factory.mktemp("g")
     r = _rotation(*angles)
     row, col = r[:, 0], r[:, 1] * (-1 if flip else 1)
     n = np.cross(row, col)
-    shift = np.tan(np.radians(tilt)) * step
+    shift = step * (np.tan(np.radians(tilt)) * col + np.tan(np.radians(tilt_row)) * row)  # sheared both ways
     centre = np.asarray(origin)
     pt = Patient(marker_lps=centre, radius=7.0, body=(1e6, 1e6))  # body everywhere: no air to lose
     nk, rows, cols = 22, 26, 26
     o = centre - (cols - 1) / 2 * dx * row - (rows - 1) / 2 * dy * col - (nk - 1) / 2 * step * n
-    pos = [o + k * step * n + k * shift * col for k in range(nk) if k != missing]
+    pos = [o + k * step * n + k * shift for k in range(nk) if k != missing]
     write_series(tmp / "s", pt, pos, row, col, rows=rows, cols=cols, spacing=(dx, dy), thickness=step)
     try:
         vol = io.read_image(tmp / "s")
