@@ -249,6 +249,21 @@ def test_file_padding_outside_scan_is_air_not_a_refusal(tmp_path, pad):
     assert_marker(vol, pt)
 
 
+def test_nan_outside_the_field_of_view_is_air(tmp_path):
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "s", pt, pos, row, col)
+    ct = io.read_image(tmp_path / "s")
+    a = ct.array.astype(np.float32)
+    a[:, :3, :] = np.nan
+    a[:, -2:, :] = -np.inf
+    io.write_image(ct.with_array(a), tmp_path / "nan.nrrd")  # (ITK's NIfTI IO turns NaN into 0 itself)
+    vol, warns = read_warns(tmp_path / "nan.nrrd")
+    assert any("NaN or infinite" in w for w in warns) and np.isfinite(vol.array).all()
+    check_hu(vol)
+    assert_marker(vol, pt)
+
+
 def test_nifti_qform_sform_disagreement_reported_and_sform_used(tmp_path):
     nib = pytest.importorskip("nibabel")
     aff = np.array([[-2.0, 0, 0, 30.0], [0, -2.0, 0, 20.0], [0, 0, 3.0, -10.0], [0, 0, 0, 1]])  # RAS

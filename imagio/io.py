@@ -191,9 +191,18 @@ def _has_patient_frame(img, path: Path) -> bool:
 
 
 def _padding_to_air(vol: Volume) -> None:
+    """Padding outside the scan (values below ``padding_below_hu``, and NaN/inf that some tools
+    write outside the field of view) becomes air, with a warning."""
     limit = float(LIMITS["padding_below_hu"]["value"])
     a = vol.array
-    if a.dtype.kind not in "if" or a.size == 0 or float(a.min()) >= limit:
+    if a.dtype.kind not in "if" or a.size == 0:
+        return
+    bad = ~np.isfinite(a) if a.dtype.kind == "f" else None
+    if bad is not None and bad.any():
+        a[bad] = AIR_HU
+        warn(vol, f"{vol.name or 'image'}: {bad.mean() * 100:.1f}% of voxels are NaN or infinite (outside the field of "
+                  f"view): set to air ({AIR_HU:g} HU)")
+    if float(a.min()) >= limit:
         return
     pad = a < limit
     values = np.unique(a[pad])
