@@ -163,7 +163,11 @@ def test_header_noise_and_header_contradictions(tmp_path):
     del ds.ImagePositionPatient
     ds.SOPInstanceUID = "1.2.3.9.99"
     ds.save_as(tmp_path / "s" / "broken.dcm", enforce_file_format=True)
+    ds = __import__("pydicom").dcmread(tmp_path / "s" / "IM0002.dcm")
+    ds.PixelSpacing, ds.SOPInstanceUID = [0, 0], "1.2.3.9.98"
+    ds.save_as(tmp_path / "s" / "zero_spacing.dcm", enforce_file_format=True)
     vol, warns = read_warns(tmp_path / "s")
+    assert any("1 file(s) with invalid PixelSpacing" in w for w in warns), warns
     assert vol.shape[0] == 16 and not any("dropped" in w for w in warns), warns
     assert any("gantry tilt of 10 deg but the slice positions" in w for w in warns), warns
     assert any("1 file(s) with no image geometry" in w for w in warns), warns

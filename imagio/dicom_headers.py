@@ -147,6 +147,8 @@ def read_header(path: Path) -> list[Slice] | str:
     row, col = iop[:3], iop[3:]
     if np.linalg.norm(row) < 1e-6 or np.linalg.norm(col) < 1e-6 or abs(np.dot(row, col)) > 1e-3 * np.linalg.norm(row) * np.linalg.norm(col):
         return "invalid ImageOrientationPatient (not two orthogonal directions)"
+    if not np.all(np.isfinite(ps)) or np.any(ps <= 0) or not np.all(np.isfinite(ipp)):
+        return "invalid PixelSpacing or ImagePositionPatient (zero, negative or not a number)"
     try:
         tag_tilt = float(ds.get("GantryDetectorTilt", 0) or 0)
     except (TypeError, ValueError):
