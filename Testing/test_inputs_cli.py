@@ -317,3 +317,24 @@ def test_the_input_hash_guard_catches_a_command_that_modifies_its_input(tmp_path
 
     with pytest.raises(AssertionError, match="modified or removed its input"):
         cli._run(argparse.Namespace(command="bad", ct=str(f), func=bad))
+
+
+def test_input_warnings_reach_the_report(tmp_path):
+    from imagio.report import sections
+
+    doc = {"input_warnings": ["ct: gantry tilt / sheared stack of 12.0 deg corrected"], "target": {"name": "t"}}
+    secs = dict(sections(doc, {}))
+    assert secs["Input warnings"] == [("1", "ct: gantry tilt / sheared stack of 12.0 deg corrected")]
+
+
+def test_hu_check_follows_the_model_folders_channel(tmp_path):
+    """A model folder whose dataset.json takes an MR channel is not held to the CT check."""
+    from imagio.segmentation.models import _takes_ct
+
+    for channel, want in (("CT", True), ("T1", False), ("ct", True)):
+        d = tmp_path / channel / "Dataset001_X"
+        d.mkdir(parents=True)
+        (d / "plans.json").write_text("{}")
+        (d / "dataset.json").write_text(json.dumps({"channel_names": {"0": channel}, "labels": {"background": 0}}))
+        assert _takes_ct(str(d)) is want
+    assert _takes_ct(str(tmp_path / "missing")) is True

@@ -106,6 +106,24 @@ def test_missing_slice_interpolated_and_wide_gap_refused(tmp_path):
     write_series(tmp_path / "three", pt, three, row, col, thickness=2.0)
     with pytest.raises(InputError, match=r"gap of 8\.0 mm .* wider than the 5 mm"):
         io.read_image(tmp_path / "three")
+    # a stray slice 40 mm beyond the end is dropped, not a reason to refuse the series
+    write_series(tmp_path / "stray", pt, pos + [pos[-1] + [0, 0, 40.0]], row, col, thickness=2.0)
+    vol, warns = read_warns(tmp_path / "stray")
+    assert vol.shape[0] == 30 and any("1 isolated slice(s) 40 mm" in w for w in warns), warns
+    assert_marker(vol, pt)
+
+
+def test_uneven_slice_spacing_made_regular(tmp_path):
+    """Two reconstruction zones in one series (1.25 mm then 2.5 mm steps): resampled onto one
+    regular grid, with a warning giving the range; the marker spans both zones."""
+    pt = Patient(marker_lps=(10.0, -5.0, 14.0))
+    z = np.r_[np.arange(0, 15, 1.25), np.arange(15, 40, 2.5)]
+    row, col = np.array([1.0, 0, 0]), np.array([0.0, 1, 0])
+    pos = [np.array([-68.75, -58.75, v]) for v in z]
+    write_series(tmp_path / "u", pt, pos, row, col, thickness=2.0)
+    vol, warns = read_warns(tmp_path / "u")
+    assert any("non-uniform slice spacing (1.25..2.50 mm)" in w for w in warns), warns
+    assert_marker(vol, pt)
 
 
 def test_several_series_listed_largest_axial_read_or_the_one_asked(tmp_path):
@@ -145,7 +163,11 @@ def test_header_noise_and_header_contradictions(tmp_path):
     del ds.ImagePositionPatient
     ds.SOPInstanceUID = "1.2.3.9.99"
     ds.save_as(tmp_path / "s" / "broken.dcm", enforce_file_format=True)
+    ds = __import__("pydicom").dcmread(tmp_path / "s" / "IM0002.dcm")
+    ds.PixelSpacing, ds.SOPInstanceUID = [0, 0], "1.2.3.9.98"
+    ds.save_as(tmp_path / "s" / "zero_spacing.dcm", enforce_file_format=True)
     vol, warns = read_warns(tmp_path / "s")
+    assert any("1 file(s) with invalid PixelSpacing" in w for w in warns), warns
     assert vol.shape[0] == 16 and not any("dropped" in w for w in warns), warns
     assert any("gantry tilt of 10 deg but the slice positions" in w for w in warns), warns
     assert any("1 file(s) with no image geometry" in w for w in warns), warns
@@ -231,6 +253,21 @@ def test_file_padding_outside_scan_is_air_not_a_refusal(tmp_path, pad):
     assert_marker(vol, pt)
 
 
+def test_nan_outside_the_field_of_view_is_air(tmp_path):
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "s", pt, pos, row, col)
+    ct = io.read_image(tmp_path / "s")
+    a = ct.array.astype(np.float32)
+    a[:, :3, :] = np.nan
+    a[:, -2:, :] = -np.inf
+    io.write_image(ct.with_array(a), tmp_path / "nan.nrrd")  # (ITK's NIfTI IO turns NaN into 0 itself)
+    vol, warns = read_warns(tmp_path / "nan.nrrd")
+    assert any("NaN or infinite" in w for w in warns) and np.isfinite(vol.array).all()
+    check_hu(vol)
+    assert_marker(vol, pt)
+
+
 def test_nifti_qform_sform_disagreement_reported_and_sform_used(tmp_path):
     nib = pytest.importorskip("nibabel")
     aff = np.array([[-2.0, 0, 0, 30.0], [0, -2.0, 0, 20.0], [0, 0, 3.0, -10.0], [0, 0, 0, 1]])  # RAS
@@ -249,6 +286,27 @@ def test_nifti_qform_sform_disagreement_reported_and_sform_used(tmp_path):
     img.set_qform(aff, code=1)
     nib.save(img, tmp_path / "ok.nii.gz")
     assert io.read_image(tmp_path / "ok.nii.gz", pad_to_air=False).warnings == []
+    sheared = aff.copy()
+    sheared[2, 1] = 0.8  # a tilted series converted without correction
+    img.set_sform(sheared, code=1)
+    img.set_qform(None, code=0)
+    nib.save(img, tmp_path / "shear.nii.gz")
+    with pytest.raises(InputError, match="not orthogonal .* give IMAGIO the DICOM folder"):
+        io.read_image(tmp_path / "shear.nii.gz")
+
+
+def test_file_without_patient_frame_is_reported(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    img = nib.Nifti1Image(np.zeros((6, 5, 4), np.int16), np.diag([2.0, 2.0, 3.0, 1.0]))
+    img.set_qform(None, code=0)
+    img.set_sform(None, code=0)
+    nib.save(img, tmp_path / "noframe.nii.gz")
+    _, warns = read_warns(tmp_path / "noframe.nii.gz")
+    assert any("does not say how its voxels lie in the patient" in w for w in warns), warns
+    (tmp_path / "nospace.nrrd").write_bytes(b"NRRD0004\ntype: short\ndimension: 3\nsizes: 4 5 6\nencoding: raw\n"
+                                            b"endian: little\n\n" + bytes(240))
+    _, warns = read_warns(tmp_path / "nospace.nrrd")
+    assert any("no NIfTI qform/sform, no NRRD space" in w for w in warns), warns
 
 
 # property: random geometries ----------------------------------------------------------------
@@ -271,32 +329,34 @@ def _rotation(ax, ay, az):
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=DERANDOMIZE,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(angles=st.tuples(*[st.floats(-np.pi, np.pi)] * 3), dx=st.floats(1.6, 2.6), dy=st.floats(1.6, 2.6),
-       step=st.floats(1.5, 3.0), tilt=st.floats(-25, 25), flip=st.booleans(),
+       step=st.floats(1.5, 3.0), tilt=st.floats(-25, 25), tilt_row=st.floats(-10, 10), flip=st.booleans(),
        origin=st.tuples(*[st.floats(-300, 300)] * 3), missing=st.integers(-1, 20))
-def test_marker_survives_any_geometry(tmp_path_factory, angles, dx, dy, step, tilt, flip, origin, missing):
-    """Random orientation, pixel size, slice step, tilt (shear along the columns), a flipped
+def test_marker_survives_any_geometry(tmp_path_factory, angles, dx, dy, step, tilt, tilt_row, flip, origin, missing):
+    """Random orientation, pixel size, slice step, tilt (shear along the columns and the rows), a flipped
     column axis, a far origin and one missing slice: the marker's RAS position survives reading,
     resampling and writing within 0.5 mm, or the series is refused for a named reason."""
     tmp = tmp_path_factory.mktemp("g")
     r = _rotation(*angles)
     row, col = r[:, 0], r[:, 1] * (-1 if flip else 1)
     n = np.cross(row, col)
-    shift = np.tan(np.radians(tilt)) * step
+    shift = step * (np.tan(np.radians(tilt)) * col + np.tan(np.radians(tilt_row)) * row)  # sheared both ways
     centre = np.asarray(origin)
     pt = Patient(marker_lps=centre, radius=7.0, body=(1e6, 1e6))  # body everywhere: no air to lose
     nk, rows, cols = 22, 26, 26
     o = centre - (cols - 1) / 2 * dx * row - (rows - 1) / 2 * dy * col - (nk - 1) / 2 * step * n
-    pos = [o + k * step * n + k * shift * col for k in range(nk) if k != missing]
+    pos = [o + k * step * n + k * shift for k in range(nk) if k != missing]
     write_series(tmp / "s", pt, pos, row, col, rows=rows, cols=cols, spacing=(dx, dy), thickness=step)
     try:
         vol = io.read_image(tmp / "s")
     except InputError as e:
         assert missing >= 0 and 2 * step > 5.0 + 0.01 and "gap" in str(e), e  # only a too-wide gap is refused
         return
-    c, _ = marker_stats(vol)
+    # partial-volume centroid: exact for any grid up to interpolation (a threshold's centroid
+    # also carries the digitisation of the sphere, which a missing slice through it enlarges)
+    c, _ = marker_partial_volume(vol, pt.marker_ras, pt.radius + 6)
     assert np.linalg.norm(c - pt.marker_ras) < POS_TOL_MM
     back = io.read_image(io.write_image(vol, tmp / "v.nrrd"))
-    c2, _ = marker_stats(back)
+    c2, _ = marker_partial_volume(back, pt.marker_ras, pt.radius + 6)
     assert np.linalg.norm(c2 - pt.marker_ras) < POS_TOL_MM
 
 
@@ -365,3 +425,27 @@ def test_case_ct_padding(tmp_path, shared_data):
         assert vol.same_grid(ref)
         inside = vol.array != -1000
         np.testing.assert_array_equal(vol.array[inside], ref.array[inside])
+
+
+def test_unreadable_pixels_and_colour_images(tmp_path):
+    """A slice whose pixel data is cut short is refused naming the file; a colour screenshot in
+    the folder is not taken for a CT slice."""
+    import pydicom
+
+    pt = Patient()
+    pos, row, col = axial_positions(n=8)
+    files = write_series(tmp_path / "s", pt, pos, row, col)
+    rgb = pydicom.dcmread(files[0])
+    rgb.SOPInstanceUID = rgb.file_meta.MediaStorageSOPInstanceUID = "1.2.3.55"
+    rgb.SeriesInstanceUID = "1.2.3.56"
+    rgb.SamplesPerPixel, rgb.PhotometricInterpretation, rgb.PlanarConfiguration = 3, "RGB", 0
+    rgb.BitsAllocated, rgb.BitsStored, rgb.HighBit, rgb.PixelRepresentation = 8, 8, 7, 0
+    rgb.PixelData = np.zeros((48, 56, 3), np.uint8).tobytes()
+    rgb.save_as(tmp_path / "s" / "screenshot.dcm", enforce_file_format=True)
+    vol = io.read_image(tmp_path / "s")
+    assert vol.shape[0] == 8 and vol.meta["read"]["files_ignored"] == {
+        "a colour image (a screenshot or secondary capture), not a greyscale CT slice": 1}
+    raw = files[3].read_bytes()
+    files[3].write_bytes(raw[: len(raw) - 2000])  # pixel data cut short
+    with pytest.raises(InputError, match="IM0004.dcm: SimpleITK cannot read the pixels"):
+        io.read_image(tmp_path / "s")

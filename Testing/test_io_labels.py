@@ -8,7 +8,7 @@ import pytest
 
 from imagio import io
 from imagio.cli import main
-from imagio.errors import InputError
+from imagio.errors import InputError, InputWarning
 from imagio.volume import Volume
 
 
@@ -31,6 +31,9 @@ def test_valid_map_keeps_values_and_names_from_every_source(tmp_path, labels):
     assert io.read_labels(tmp_path / "plain.nrrd").labels == {1: "label_1", 7: "label_7"}
     assert io.read_labels(tmp_path / "plain.nrrd", {7: "aorta", 1: "spleen", 3: "kidney_left"}).labels == \
         {1: "spleen", 7: "aorta"}
+    with pytest.warns(InputWarning, match="label value.s. 7 have no name"):
+        part = io.read_labels(tmp_path / "plain.nrrd", {1: "spleen"})
+    assert part.labels == {1: "spleen", 7: "label_7"}
 
 
 def test_label_names_file(tmp_path, labels):
@@ -67,9 +70,14 @@ def test_ct_given_as_labels_refused(tmp_path, oblique_affine):
     io.write_image(many, tmp_path / "many.nrrd")
     with pytest.raises(InputError, match="1000 distinct values"):
         io.read_labels(tmp_path / "many.nrrd")
-    with pytest.raises(InputError, match="non-integer"):
-        io.write_image(Volume(np.full((3, 3, 3), 1.5, np.float32), oblique_affine), tmp_path / "f.nrrd")
+    io.write_image(Volume(np.full((3, 3, 3), 1.5, np.float32), oblique_affine), tmp_path / "f.nrrd")
+    with pytest.raises(InputError, match="non-integer voxel values, e.g. 1.5"):
         io.read_labels(tmp_path / "f.nrrd")
+    almost = np.zeros((3, 3, 3), np.float32)
+    almost[1] = 2.0000002  # float storage error
+    io.write_image(Volume(almost, oblique_affine), tmp_path / "almost.nrrd")
+    lab = io.read_labels(tmp_path / "almost.nrrd")
+    assert lab.array.dtype == np.uint8 and set(np.unique(lab.array)) == {0, 2}
 
 
 def test_info_on_a_bad_label_map_says_why_without_traceback(tmp_path, labels, capsys):

@@ -87,7 +87,9 @@ def cmd_info(args) -> int:
         elif k == "read":
             print("DICOM read:")
             for rk, rv in v.items():
-                if rk not in ("warnings", "dropped"):
+                if rk == "series_in_folder":
+                    print(f"  {rk}:" + "".join(f"\n    {x}" for x in rv))
+                elif rk not in ("warnings", "dropped"):
                     print(f"  {rk}: {rv}")
             for d in v.get("dropped", []):
                 print(f"  dropped: {d}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dicom import LIMITS
+from .limits import LIMITS
 from .errors import InputError
 
 _H = LIMITS["hu_check"]

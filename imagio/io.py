@@ -1,7 +1,12 @@
 """Reading and writing images: NIfTI, NRRD, MetaImage, DICOM series, Slicer ``.seg.nrrd``.
 
 Files store geometry in LPS (ITK convention); ``Volume`` is RAS. The flip happens here and
-nowhere else: RAS = diag(-1, -1, 1) @ LPS.
+nowhere else: RAS = diag(-1, -1, 1) @ LPS (``LPS_TO_RAS``; ``imagio.dicom`` computes DICOM
+geometry in LPS and ``imagio.coords`` converts ``--lps`` points with this same matrix).
+
+Every reader either returns a Volume whose voxels are where the scanner put them, with its
+warnings in ``Volume.warnings`` (also issued as ``InputWarning``), or raises ``InputError``
+with one line saying why and what to do. Writers go through ``imagio.outputs.atomic_path``.
 
 Label maps carry their structure names either in a ``.seg.nrrd`` header (Slicer opens it as
 a segmentation with named, coloured segments) or in a JSON sidecar ``<file>.labels.json``
@@ -11,6 +16,7 @@ dict, as TotalSegmentator ships, is read too).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -18,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from . import anatomy
-from .dicom import AIR_HU, LIMITS
 from .errors import InputError, InputWarning
+from .limits import AIR_HU, LIMITS
 from .outputs import atomic_path, write_text
 from .volume import Volume
 
@@ -133,11 +139,29 @@ def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volu
     return vol
 
 
+@contextlib.contextmanager
+def quiet_itk():
+    """Silence ITK's own warnings on stderr (IMAGIO reports what matters as InputWarning)."""
+    sitk = _sitk()
+    was = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(was)
+
+
 def _read_file(path: Path) -> Volume:
     sitk = _sitk()
     try:
-        img = sitk.ReadImage(str(path))
-    except RuntimeError:
+        with quiet_itk():
+            img = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        if "orthonormal" in str(e):
+            raise InputError(
+                f"{path}: the file's voxel axes are not orthogonal (a sheared sform/qform, e.g. a gantry-tilted series "
+                "converted without tilt correction); ITK and 3D Slicer cannot place it: convert the DICOM series "
+                "again with tilt correction, or give IMAGIO the DICOM folder (it corrects the tilt)") from None
         raise InputError(
             f"{path}: not a readable image (supported: NIfTI, NRRD, MetaImage, DICOM series folder)"
         ) from None
@@ -149,13 +173,36 @@ def _read_file(path: Path) -> Volume:
         msg = _qform_sform_disagreement(img, vol, path)
         if msg:
             warn(vol, f"{path.name}: {msg}")
+    if not _has_patient_frame(img, path):
+        warn(vol, f"{path.name}: the file does not say how its voxels lie in the patient (no NIfTI qform/sform, no "
+                  "NRRD space): read as axis-aligned from its voxel size; positions and left/right may be wrong, "
+                  "convert it again from the DICOM series")
     return vol
 
 
+def _has_patient_frame(img, path: Path) -> bool:
+    """Whether the file states its patient coordinate frame (NIfTI q/sform code, NRRD space)."""
+    suffix = _suffix(path)
+    if suffix in (".nii", ".nii.gz"):
+        return any(img.HasMetaDataKey(k) and int(float(img.GetMetaData(k))) > 0 for k in ("qform_code", "sform_code"))
+    if suffix in (".nrrd", ".nhdr", ".seg.nrrd"):
+        return img.HasMetaDataKey("NRRD_space") or img.HasMetaDataKey("NRRD_space origin")
+    return True  # MetaImage and others always carry a (LPS) frame
+
+
 def _padding_to_air(vol: Volume) -> None:
+    """Padding outside the scan (values below ``padding_below_hu``, and NaN/inf that some tools
+    write outside the field of view) becomes air, with a warning."""
     limit = float(LIMITS["padding_below_hu"]["value"])
     a = vol.array
-    if a.dtype.kind not in "if" or a.size == 0 or float(a.min()) >= limit:
+    if a.dtype.kind not in "if" or a.size == 0:
+        return
+    bad = ~np.isfinite(a) if a.dtype.kind == "f" else None
+    if bad is not None and bad.any():
+        a[bad] = AIR_HU
+        warn(vol, f"{vol.name or 'image'}: {bad.mean() * 100:.1f}% of voxels are NaN or infinite (outside the field of "
+                  f"view): set to air ({AIR_HU:g} HU)")
+    if float(a.min()) >= limit:
         return
     pad = a < limit
     values = np.unique(a[pad])
@@ -296,7 +343,8 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     vol = read_image(path, pad_to_air=False)
     validate_labels(vol, path)
     if vol.array.dtype.kind != "u" or vol.array.dtype.itemsize > 2:
-        vol.array = vol.array.astype(np.uint16 if vol.array.max() > 255 else np.uint8)
+        a = np.rint(vol.array) if vol.array.dtype.kind == "f" else vol.array
+        vol.array = a.astype(np.uint16 if a.max() > 255 else np.uint8)
     if names:
         vol.labels = dict(names)
     elif not vol.labels:
@@ -304,6 +352,10 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
         if side.exists():
             vol.labels = read_label_names(side)
     present = set(np.unique(vol.array).tolist()) - {0}
+    unnamed = sorted(int(v) for v in present if int(v) not in vol.labels)
+    if vol.labels and unnamed:  # names were given, but not for every value
+        warn(vol, f"{Path(path).name}: label value(s) {', '.join(map(str, unnamed[:10]))} have no name in the "
+                  "label names given; they are called label_N")
     for v in present:
         vol.labels.setdefault(int(v), f"label_{int(v)}")
     vol.labels = {k: v for k, v in vol.labels.items() if k in present}
@@ -318,8 +370,12 @@ def validate_labels(vol: Volume, path="label map") -> None:
         return
     if a.dtype.kind not in "iuf":
         raise InputError(f"{path}: not a label map (voxel type {a.dtype})")
-    if a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
-        raise InputError(f"{path}: not a label map (non-integer voxel values); give integer labels 0, 1, 2, ...")
+    if a.dtype.kind == "f":
+        off = np.abs(a - np.rint(a))
+        if not np.all(off < 1e-3):  # float storage error is fine; interpolated labels are not
+            raise InputError(f"{path}: not a label map (non-integer voxel values, e.g. {a[off >= 1e-3].flat[0]:g}: "
+                             "interpolated or a probability map); give integer labels 0, 1, 2, ...")
+        a = np.rint(a)
     values = np.unique(a)
     lo, hi = float(values[0]), float(values[-1])
     ct_like = lo <= -500 and hi >= 0

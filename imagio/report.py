@@ -70,7 +70,10 @@ def render_slice_png(ct: Volume, labels: Volume | None, center, u, v, path, entr
     ax.set_xlabel("mm")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    from .outputs import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 
@@ -158,6 +161,8 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     ids = [(k, meta[k]) for k in IDENTIFIERS if meta.get(k)]
     if ids:
         out.append(("Patient and series (as in the input)", ids))
+    if doc.get("input_warnings"):  # how the images were read (tilt corrected, slices dropped, ...)
+        out.append(("Input warnings", [(f"{i + 1}", w) for i, w in enumerate(doc["input_warnings"])]))
     t = doc.get("target") or {}
     if t:
         rows = [("target", t.get("name")), ("tip position RAS (mm)", t.get("ras")), ("organ", t.get("organ"))]
@@ -280,6 +285,9 @@ def build_report(doc: dict, out_pdf, ct: Volume | None = None, labels: Volume | 
     props = doc.get("proposals") or []
     if ct is not None and props:
         pictures += needle_pictures(ct, labels, props[0]["entry_ras"], props[0]["target_ras"], out_pdf.parent)
+    read = [w for v in (ct, labels) if v is not None for w in v.warnings]
+    if read:
+        doc = {**doc, "input_warnings": list(dict.fromkeys((doc.get("input_warnings") or []) + read))}
     meta = dict(ct.meta) if ct is not None else {}
     meta.update(doc.get("inputs", {}).get("meta", {}))
     html_path = write_html(doc, meta, pictures, out_pdf.with_suffix(".html"))

@@ -320,12 +320,13 @@ def _ct_from_labels(p: Painter, lesions, rng) -> np.ndarray:
 def save(ph: Phantom, out_dir) -> list[Path]:
     """Write ct.nii.gz, labels.seg.nrrd, labels.nii.gz (+ .labels.json) and phantom.json."""
     from .. import io
+    from ..outputs import write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [io.write_image(ph.ct, out / "ct.nii.gz"),
              io.write_labels(ph.labels, out / "labels.seg.nrrd"),
              io.write_labels(ph.labels, out / "labels.nii.gz")]
-    (out / "phantom.json").write_text(json.dumps(ph.to_json(), indent=1))
+    write_text(out / "phantom.json", json.dumps(ph.to_json(), indent=1))
     paths.append(out / "phantom.json")
     return paths

@@ -51,7 +51,7 @@ def _parse_roles(items) -> dict:
 def cmd_plan(args) -> int:
     from .. import io
     from ..coords import point_or_name
-    from ..outputs import write_text
+    from ..outputs import atomic_path, write_text
     from ..progress import printer
     from .planner import NoFeasiblePath, format_report, plan
     from .problem import Constraints, Needle, PlanningProblem
@@ -101,7 +101,9 @@ def cmd_plan(args) -> int:
             best_zones = [Ellipsoid(np.asarray(z["centre_ras"]), np.asarray(z["axis"]), z["length_mm"] / 2,
                                     z["diameter_mm"] / 2) for z in abl["single_probe"][0]["zones"]]
             extra.append((zones_polydata(best_zones), (1.0, 0.55, 0.1), 0.35))
-        written.append(render_plan_png(result, out / "plan.png", extra=extra))
+        with atomic_path(out / "plan.png") as tmp:  # never half-written, never over an input
+            render_plan_png(result, tmp, extra=extra)
+        written.append(out / "plan.png")
     if not args.no_scene:
         try:
             import slicer  # noqa: F401  (slicer-core)

@@ -285,6 +285,20 @@ def task_problems(name: str, e: dict, part: dict, folder: Path) -> list[str]:
     return problems
 
 
+def _takes_ct(model: str) -> bool:
+    """Whether ``model`` expects CT in HU: every catalogue model; a model folder when its
+    dataset.json names one CT channel (or cannot be read: then the CT check applies)."""
+    if model in catalogue():
+        return True
+    try:
+        from .engine.model_folder import find_model_folder
+
+        _, _, channels = _dataset_task(find_model_folder(Path(model)))
+    except (ImagioError, OSError, ValueError):
+        return True
+    return [c.strip().upper() for c in channels] == ["CT"]
+
+
 def import_zip(name: str, zip_path: Path, progress=None) -> Path:
     """Import a zip the user downloaded by hand (hospital firewalls); licensed models allowed."""
     return install_zip(name, zip_path, progress)
@@ -366,7 +380,8 @@ def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=No
     from ..ct_check import check_hu
     from .engine.predictor import Engine, EngineOptions
 
-    check_hu(volume, f"the deep model {Path(model).name}")
+    if _takes_ct(model):  # before any model work: a CT model on non-HU input writes wrong labels
+        check_hu(volume, f"the deep model {Path(model).name}")
     prog = Progress(progress) if not isinstance(progress, Progress) else progress
     path = Path(model)
     if model in catalogue():

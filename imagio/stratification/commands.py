@@ -33,7 +33,7 @@ def cmd_eligibility(args) -> int:
 
     ct = io.read_image(args.ct)
     labels = io.read_labels(args.labels)
-    print(json.dumps(assess(ct, labels, args.lesion), indent=1))
+    print(json.dumps({**assess(ct, labels, args.lesion), "input_warnings": ct.warnings + labels.warnings}, indent=1))
     return 0
 
 

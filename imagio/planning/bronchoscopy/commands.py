@@ -49,7 +49,7 @@ def _target(arg, structures, lps=False):
 def cmd_bronch(args) -> int:
     from ... import io
     from ...mrml.bronchoscopy import lung_envelope
-    from ...outputs import write_text
+    from ...outputs import atomic_path, write_text
     from . import airway_mask, extract_tree, plan
 
     ct_path = Path(args.ct)
@@ -84,8 +84,8 @@ def cmd_bronch(args) -> int:
             from .flythrough import key_positions, render_strip
 
             idx = key_positions(bp.route.points, tree.branch_of[bp.route.point_ids], bp.camera_positions)
-            render_strip(mask, air.ijk_to_ras, bp.camera_positions, bp.camera_directions, idx,
-                         out / "flythrough.png")
+            with atomic_path(out / "flythrough.png") as tmp:
+                render_strip(mask, air.ijk_to_ras, bp.camera_positions, bp.camera_directions, idx, tmp)
     try:
         from ... import mrml
         from ...mrml.bronchoscopy import bronchoscopy_to_scene

@@ -1,0 +1,257 @@
+"""DICOM headers (pydicom, no pixels) -> per-series stacks of slices; the choice of a series.
+
+Files are grouped by SeriesInstanceUID, then by orientation, matrix and pixel size; localizers
+(ImageType LOCALIZER, or a minority group with another geometry) are dropped with a message;
+files without image geometry are counted; copies of one image (same SOPInstanceUID) read once.
+Positions are LPS mm (DICOM's patient frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass
+class Slice:
+    """Header of one DICOM file (or one frame of a multi-frame file), positions in LPS mm."""
+
+    path: Path
+    series: str
+    position: np.ndarray  # ImagePositionPatient (LPS mm) of the first pixel
+    row: np.ndarray  # unit LPS direction of increasing column index (along a row)
+    col: np.ndarray  # unit LPS direction of increasing row index (down a column)
+    rows: int
+    cols: int
+    spacing: tuple[float, float]  # (along row i, along column j) mm
+    image_type: str = ""
+    modality: str = ""
+    description: str = ""
+    acquisition: str = ""
+    frame: int | None = None  # frame index in a multi-frame file
+    slope: float = 1.0
+    intercept: float = 0.0
+    padding: tuple[float, float] | None = None  # stored padding value range (inclusive)
+    tags: dict = field(default_factory=dict)
+    gantry_tilt: float = 0.0  # GantryDetectorTilt (0018,1120) as written, degrees
+    sop_uid: str = ""  # SOPInstanceUID: one image, however many copies of its file
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.row, self.col)
+
+    def same_geometry(self, other: "Slice") -> bool:
+        """Same orientation (direction cosines within 1e-3), matrix and pixel size (1e-3 mm)."""
+        return (self.rows, self.cols) == (other.rows, other.cols) and \
+            np.allclose(np.r_[self.row, self.col], np.r_[other.row, other.col], atol=1e-3) and \
+            np.allclose(self.spacing, other.spacing, atol=1e-3)
+
+
+META_TAGS = ("PatientName", "PatientID", "StudyDate", "StudyInstanceUID", "SeriesInstanceUID",
+             "SeriesDescription", "Modality", "AccessionNumber")
+
+
+def _pydicom():
+    import pydicom  # imported lazily: keeps `import imagio` light
+
+    return pydicom
+
+
+def _floats(v, n=None):
+    a = np.array([float(x) for x in v], float)
+    if n is not None and a.size != n:
+        raise ValueError
+    return a
+
+
+def _padding(ds) -> tuple[float, float] | None:
+    if "PixelPaddingValue" not in ds:
+        return None
+    p = float(ds.PixelPaddingValue)
+    lim = float(ds.PixelPaddingRangeLimit) if "PixelPaddingRangeLimit" in ds else p
+    return (min(p, lim), max(p, lim))
+
+
+def _frame_slices(ds, path: Path, base: dict) -> list[Slice]:
+    """Slices of an enhanced multi-frame image from its functional groups."""
+    n = int(ds.NumberOfFrames)
+    shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
+    per = ds.PerFrameFunctionalGroupsSequence if "PerFrameFunctionalGroupsSequence" in ds else None
+    if per is None or len(per) != n:
+        raise InputError(f"{path}: multi-frame image without per-frame positions; export it as a classic series")
+
+    def item(k, seq):
+        for grp in (per[k], shared):
+            if grp is not None and seq in grp:
+                return grp[seq][0]
+        return None
+
+    out = []
+    for k in range(n):
+        pos, ori, meas, val = (item(k, "PlanePositionSequence"), item(k, "PlaneOrientationSequence"),
+                               item(k, "PixelMeasuresSequence"), item(k, "PixelValueTransformationSequence"))
+        if pos is None or ori is None or meas is None:
+            raise InputError(f"{path}: frame {k + 1} has no position/orientation/pixel spacing; "
+                             "export it as a classic series")
+        iop = _floats(ori.ImageOrientationPatient, 6)
+        ps = _floats(meas.PixelSpacing, 2)
+        out.append(Slice(path, base["series"], _floats(pos.ImagePositionPatient, 3), iop[:3] / np.linalg.norm(iop[:3]),
+                         iop[3:] / np.linalg.norm(iop[3:]), int(ds.Rows), int(ds.Columns), (ps[1], ps[0]),
+                         base["image_type"], base["modality"], base["description"], base["acquisition"], k,
+                         float(getattr(val, "RescaleSlope", 1) or 1) if val is not None else 1.0,
+                         float(getattr(val, "RescaleIntercept", 0) or 0) if val is not None else 0.0,
+                         _padding(ds), base["tags"]))
+    return out
+
+
+_NOT_DICOM = (".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw", ".json", ".txt", ".csv", ".xml", ".html",
+              ".pdf", ".png", ".jpg", ".jpeg", ".zip", ".py", ".md", ".mrml", ".vtk", ".stl")
+
+
+def read_header(path: Path) -> list[Slice] | str:
+    """The slice(s) of one file, or a reason why it holds no usable image."""
+    pydicom = _pydicom()
+    try:
+        with open(path, "rb") as f:
+            preamble = f.read(132)[128:132] == b"DICM"
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    if not preamble and path.suffix.lower() in _NOT_DICOM:
+        return "not DICOM"  # no DICM preamble and another format's extension: not parsed (may be large)
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+    except Exception as e:  # noqa: BLE001  (any unreadable file is skipped and counted)
+        return f"not DICOM ({type(e).__name__})"
+    if "SeriesInstanceUID" not in ds:
+        return "not a DICOM image (no SeriesInstanceUID)"
+    base = {"series": str(ds.SeriesInstanceUID), "image_type": "\\".join(map(str, ds.get("ImageType", []) or [])),
+            "modality": str(ds.get("Modality", "")), "description": str(ds.get("SeriesDescription", "")),
+            "acquisition": str(ds.get("AcquisitionNumber", "")), "sop_uid": str(ds.get("SOPInstanceUID", "")),
+            "tags": {t: str(ds.get(t, "")).strip() for t in META_TAGS if t in ds}}
+    if "Rows" not in ds or "Columns" not in ds:
+        return "no image (Rows/Columns absent: a report, structure set or DICOMDIR)"
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        return "a colour image (a screenshot or secondary capture), not a greyscale CT slice"
+    try:
+        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            return _frame_slices(ds, path, base)
+        iop = _floats(ds.ImageOrientationPatient, 6)
+        ipp = _floats(ds.ImagePositionPatient, 3)
+        ps = _floats(ds.PixelSpacing, 2)
+    except (AttributeError, KeyError, ValueError, TypeError):
+        return "no image geometry (ImagePositionPatient/ImageOrientationPatient/PixelSpacing missing)"
+    row, col = iop[:3], iop[3:]
+    if np.linalg.norm(row) < 1e-6 or np.linalg.norm(col) < 1e-6 or abs(np.dot(row, col)) > 1e-3 * np.linalg.norm(row) * np.linalg.norm(col):
+        return "invalid ImageOrientationPatient (not two orthogonal directions)"
+    if not np.all(np.isfinite(ps)) or np.any(ps <= 0) or not np.all(np.isfinite(ipp)):
+        return "invalid PixelSpacing or ImagePositionPatient (zero, negative or not a number)"
+    try:
+        tag_tilt = float(ds.get("GantryDetectorTilt", 0) or 0)
+    except (TypeError, ValueError):
+        tag_tilt = 0.0
+    return [Slice(path, base["series"], ipp, row / np.linalg.norm(row), col / np.linalg.norm(col), int(ds.Rows),
+                  int(ds.Columns), (float(ps[1]), float(ps[0])), base["image_type"], base["modality"],
+                  base["description"], base["acquisition"], None,
+                  float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0),
+                  _padding(ds), base["tags"], tag_tilt, base["sop_uid"])]
+
+
+@dataclass
+class Stack:
+    """The slices of one series with one geometry (orientation, matrix, pixel size)."""
+
+    series: str
+    slices: list[Slice]
+
+    @property
+    def first(self) -> Slice:
+        return self.slices[0]
+
+    @property
+    def is_axial(self) -> bool:
+        return abs(self.first.normal[2]) > np.cos(np.radians(45))
+
+    def label(self) -> str:
+        s = self.first
+        kind = "axial" if self.is_axial else "oblique/sagittal/coronal"
+        return (f"{self.series} ({s.modality or '?'}, {s.description or 'no description'}, "
+                f"{len(self.slices)} {'frames' if s.frame is not None else 'slices'}, {kind}, {s.cols}x{s.rows})")
+
+
+@dataclass
+class FolderScan:
+    stacks: list[Stack]
+    dropped: list[str]  # messages about images left out (localizers, other geometry)
+    ignored: dict[str, int]  # reason -> number of files
+
+
+def scan_folder(folder: Path) -> FolderScan:
+    """Headers of every file under ``folder`` grouped into per-series stacks."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith("."))
+    by_series: dict[str, list[Slice]] = {}
+    ignored: dict[str, int] = {}
+    for f in files:
+        r = read_header(f)
+        if isinstance(r, str):
+            ignored[r] = ignored.get(r, 0) + 1
+            continue
+        for s in r:
+            by_series.setdefault(s.series, []).append(s)
+    stacks, dropped = [], []
+    for uid, slices in by_series.items():
+        unique = {(s.sop_uid, s.frame): s for s in slices if s.sop_uid}
+        copies = len([s for s in slices if s.sop_uid]) - len(unique)
+        if copies:
+            slices = list(unique.values()) + [s for s in slices if not s.sop_uid]
+            dropped.append(f"series {uid}: {copies} duplicate file(s) of the same image (same SOPInstanceUID) "
+                           "read once")
+        loc = [s for s in slices if "LOCALIZER" in s.image_type.upper()]
+        if loc:
+            dropped.append(f"series {uid}: {len(loc)} localizer/scout image(s) (ImageType LOCALIZER) dropped")
+            slices = [s for s in slices if "LOCALIZER" not in s.image_type.upper()]
+        groups: list[list[Slice]] = []
+        for s in slices:
+            g = next((g for g in groups if g[0].same_geometry(s)), None)
+            if g is None:
+                groups.append([s])
+            else:
+                g.append(s)
+        if not groups:
+            continue
+        ordered = sorted(groups, key=len, reverse=True)
+        main = ordered[0]
+        for g in ordered[1:]:
+            g0 = g[0]
+            same_ori = np.allclose(np.r_[g0.row, g0.col], np.r_[main[0].row, main[0].col], atol=1e-3)
+            why = "another matrix size/pixel size" if same_ori else "another orientation"
+            dropped.append(f"series {uid}: {len(g)} image(s) with {why} than its {len(main)} main slices "
+                           f"({g0.cols}x{g0.rows}; localizer, scout or reformat) dropped")
+        stacks.append(Stack(uid, main))
+    return FolderScan(stacks, dropped, ignored)
+
+
+def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[Stack, list[str]]:
+    """The stack to read and warnings: ``series`` (a SeriesInstanceUID) or the largest axial CT."""
+    if not scan.stacks:
+        why = "; ".join(f"{n} file(s): {r}" for r, n in scan.ignored.items()) or "the folder is empty"
+        raise InputError(f"{folder}: no DICOM image series found ({why})")
+    listing = "; ".join(s.label() for s in sorted(scan.stacks, key=lambda s: -len(s.slices)))
+    if series:
+        hits = [s for s in scan.stacks if s.series == series]
+        if not hits:
+            raise InputError(f"{folder}: no series {series}; the folder holds: {listing}")
+        return hits[0], []
+    if len(scan.stacks) == 1:
+        return scan.stacks[0], []
+
+    def rank(s: Stack):
+        return (s.first.modality.upper() == "CT", s.is_axial, len(s.slices))
+
+    best = max(scan.stacks, key=rank)
+    others = [s.label() for s in scan.stacks if s is not best]
+    return best, [f"the folder holds {len(scan.stacks)} series; read the largest axial CT {best.label()}; "
+                  f"others: {'; '.join(others)}. Pass --series UID to read another"]
