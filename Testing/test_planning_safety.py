@@ -243,18 +243,21 @@ def _rotation(axis, deg):
 
 
 def _copies(ct, lab):
+    """The issue's re-oriented copies: axes flipped; rotated 17 degrees about an oblique axis and
+    resampled at 2 mm (padding -1024); resampled anisotropically at 0.7 x 0.9 x 2.5 mm."""
     yield "flipped", _flip(ct), _flip(lab)
     r = _rotation((1.0, 2.0, 3.0), 17.0)
-    yield ("rotated", _sitk_resample(ct, (3.0, 3.0, 3.0), r, -1024, False),
-           _sitk_resample(lab, (3.0, 3.0, 3.0), r, 0, True))
+    yield ("rotated", _sitk_resample(ct, (2.0, 2.0, 2.0), r, -1024, False),
+           _sitk_resample(lab, (2.0, 2.0, 2.0), r, 0, True))
     eye = np.eye(3)
-    yield ("anisotropic", _sitk_resample(ct, (2.1, 2.7, 3.5), eye, -1024, False),
-           _sitk_resample(lab, (2.1, 2.7, 3.5), eye, 0, True))
+    yield ("anisotropic", _sitk_resample(ct, (0.7, 0.9, 2.5), eye, -1024, False),
+           _sitk_resample(lab, (0.7, 0.9, 2.5), eye, 0, True))
 
 
-def test_reoriented_copies_same_answer_no_entry_on_cut_plane(ts_sm):
-    ct, lab = ts_sm
-    t = np.array([95.0, 164.3, 154.3])
+@pytest.mark.parametrize("case", ["ts_sm", "ts_dicom"])
+def test_reoriented_copies_same_answer_no_entry_on_cut_plane(case, request):
+    ct, lab = request.getfixturevalue(case)
+    t = {"ts_sm": np.array([95.0, 164.3, 154.3]), "ts_dicom": np.array([91.3, 124.0, -776.5])}[case]
     ref = plan(PlanningProblem.build(ct, lab, t))
     ref_entries = np.array([m.entry_ras for m in ref.proposals])
     ext = exterior_by_slices(ct, lab)
@@ -264,7 +267,8 @@ def test_reoriented_copies_same_answer_no_entry_on_cut_plane(ts_sm):
         res = plan(prob)
         assert res.feasible == ref.feasible, name
         best = np.asarray(res.proposals[0].entry_ras)
-        # the best entry agrees with one of the reference's proposals within 5 mm
+        # the best entry agrees with one of the reference's proposals within 5 mm (near-equal
+        # scores may swap the order between grids)
         assert np.min(np.linalg.norm(ref_entries - best, axis=1)) <= 5.0, (name, best, ref_entries)
         for m in res.proposals:
             e = np.asarray(m.entry_ras)
@@ -273,8 +277,9 @@ def test_reoriented_copies_same_answer_no_entry_on_cut_plane(ts_sm):
             assert np.all((k >= 0) & (k < ct.shape)), (name, e)
             tol = 1.5 * max(np.linalg.norm(c.spacing), np.linalg.norm(ct.spacing))
             assert ext_dist[tuple(k)] <= tol, (name, e, ext_dist[tuple(k)])
-            # ...and not on a cut plane: more than a voxel inside the original's slab
+            # ...and not on a cut plane: inside the original's slab, off its first/last slice
             assert 1 <= k[0] <= ct.shape[0] - 2, (name, e)
+        assert {tr.side for tr in prob.skin.truncations} >= {"superior", "inferior"}, name
 
 
 # refusals ---------------------------------------------------------------------------------
@@ -355,6 +360,7 @@ def _lung_case(shared_data, case):
     from imagio.segmentation.rules import segment
 
     ct = io.read_image(shared_data / "pyradiomics-lung" / f"{case}_image.nrrd")
+    ct = ct.resampled((1.25, 1.25, float(ct.spacing[2])))    # in-plane 0.6 -> 1.25 mm: 4x fewer voxels
     seg = segment(ct)
     les = io.read_image(shared_data / "pyradiomics-lung" / f"{case}_label.nrrd")
     if not les.same_grid(ct):
