@@ -350,6 +350,12 @@ def test_cli_roles_rules_recorded_kidney_point(ts_sm, tmp_path, capsys, shared_d
     assert doc["rules"]["roles_overridden"] == {"kidney_right": "passable", "inferior_vena_cava": "margin:8"}
     assert doc["rules"]["disabled"] == ["fissure"]
     assert any("truncated" in w for w in doc["warnings"])
+    from imagio.report import sections
+
+    secs = dict((t, rows) for t, rows in sections(doc, {}))
+    assert any("truncated" in str(r[1]) for r in secs["Warnings"])
+    assert ("host organ", "kidney_right") in secs["Rules used"]
+    assert [c["name"] for c in doc["criteria"]][:1] == ["length"] and "Score criteria" in secs
     assert "imagio: warning: body truncated" in capsys.readouterr().err
     assert _plan_cli(ctp, good, k, tmp_path / "c", "--role", "aorta=margin") == 2
     assert "margin in mm" in _one_line_error(capsys)

@@ -14,7 +14,8 @@ import numpy as np
 from .candidates import normals_at
 from .distance_maps import PlanningMaps, precompute
 from .problem import PlanningProblem
-from .scoring import BIT, CRITERIA, ScoreTable, _score_chunk, _trilinear, path_samples
+from .criteria import CRITERIA
+from .scoring import BIT, ScoreTable, _score_chunk, _trilinear, path_samples
 
 
 @dataclass

@@ -18,6 +18,7 @@ from scipy import ndimage
 from .. import anatomy
 from ..errors import InputError
 from ..volume import Volume, reach_box
+from .criteria import default_weights
 
 POSITIONS = {  # RAS direction pointing from the patient towards the table
     "supine": (0.0, -1.0, 0.0),
@@ -206,8 +207,7 @@ class PlanningProblem:
     structures: list[StructureSpec]
     needle: Needle = field(default_factory=Needle)
     constraints: Constraints = field(default_factory=Constraints)
-    weights: dict = field(default_factory=lambda: {k: v for k, v in load_defaults()["weights"].items()
-                                                   if k != "description"})
+    weights: dict = field(default_factory=lambda: default_weights())
     body: np.ndarray | None = None
     skin: object = None
     warnings: list = field(default_factory=list)

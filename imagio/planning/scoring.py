@@ -15,14 +15,13 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from .distance_maps import AERATED, EMPH, FORBIDDEN, LIVER, LUNG, PlanningMaps
+from .criteria import CRITERIA, criterion_costs
 from .problem import PlanningProblem, load_defaults
 
 VIOLATIONS = ("reach", "table_side", "entry_region", "skin_angle", "craniocaudal", "forbidden",
               "clearance", "liver_parenchyma", "pleural_crossings", "fissure", "emphysema",
               "verification")   # verification: the independent re-check (`verify`) disagreed
 BIT = {name: 1 << i for i, name in enumerate(VIOLATIONS)}
-CRITERIA = ("length", "clearance", "skin_angle", "craniocaudal", "avoid", "lung_length",
-            "pleural_crossings", "emphysema")
 ANGLE_TOL_DEG = 0.01
 
 
@@ -376,17 +375,11 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
         v |= np.where(fissures > 0, BIT["fissure"], 0)
     v |= np.where(emph_pct > c.max_emphysema_percent, BIT["emphysema"], 0)
 
-    sat = float(load_defaults()["clearance_saturation_mm"])
-    costs = np.stack([
-        np.clip(length / needle.length_mm, 0, 1),
-        1.0 - np.clip((slack - widen) / sat, 0, 1),
-        np.clip(skin / 90.0, 0, 1),
-        np.clip(cc / 90.0, 0, 1),
-        1.0 - np.clip(avoid_min / sat, 0, 1),
-        np.clip(r["aer_mm"] / needle.length_mm, 0, 1),
-        np.clip(pleural / 4.0 + fissures / 2.0, 0, 1),
-        np.clip(emph_pct / 100.0, 0, 1),
-    ], axis=1).astype(np.float32)
+    costs = criterion_costs({
+        "length_fraction": length / needle.length_mm, "clearance_above_required_mm": slack - widen,
+        "skin_angle_deg": skin, "craniocaudal_deg": cc, "avoid_mm": avoid_min,
+        "aerated_mm": r["aer_mm"], "pleural_crossings": pleural, "fissure_crossings": fissures,
+        "emphysema_pct": emph_pct})
     w = np.array([problem.weights.get(k, 0.0) for k in CRITERIA], np.float32)
     score = costs @ w / max(float(w.sum()), 1e-9)
     for rule in c.disabled_rules:   # --no-rule: the constraint is reported, not enforced
