@@ -35,26 +35,25 @@ def _names(shared_data):
     return {int(k): v for k, v in doc.items()}
 
 
-@pytest.fixture(scope="module")
-def ts_sm():
+def _read_ts(ct_name, seg_name):
+    """A TotalSegmentator example CT and its reference labels on the CT grid."""
     from conftest import SHARED_DATA
 
     if not SHARED_DATA.exists():
         pytest.skip("../shared/data is not present")
-    ct = io.read_image(SHARED_DATA / TS / "example_ct_sm.nii.gz")
-    lab = io.read_labels(SHARED_DATA / TS / "example_seg.nii.gz", _names(SHARED_DATA))
-    return ct, lab
+    ct = io.read_image(SHARED_DATA / TS / ct_name)
+    lab = io.read_labels(SHARED_DATA / TS / seg_name, _names(SHARED_DATA))
+    return ct, lab if lab.same_grid(ct) else lab.resample_like(ct, order=0)
+
+
+@pytest.fixture(scope="module")
+def ts_sm():
+    return _read_ts("example_ct_sm.nii.gz", "example_seg.nii.gz")
 
 
 @pytest.fixture(scope="module")
 def ts_dicom():
-    from conftest import SHARED_DATA
-
-    if not SHARED_DATA.exists():
-        pytest.skip("../shared/data is not present")
-    ct = io.read_image(SHARED_DATA / TS / "example_ct_dicom")
-    lab = io.read_labels(SHARED_DATA / TS / "example_seg_dicom.nii.gz", _names(SHARED_DATA))
-    return ct, lab.resample_like(ct, order=0)
+    return _read_ts("example_ct_dicom", "example_seg_dicom.nii.gz")
 
 
 # independent checks -----------------------------------------------------------------------
@@ -328,7 +327,15 @@ def test_refusals_exit_2_with_one_line(ts_sm, tmp_path, capsys, shared_data):
     op = tmp_path / "other.nii.gz"
     io.write_labels(lab.with_array(shifted), op)
     assert _plan_cli(ctp, op, "95,164.3,154.3", tmp_path / "o5") == 2
-    _one_line_error(capsys)
+    assert "does not belong to this CT" in _one_line_error(capsys)
+    # a CT without air around the patient (field of view inside the body): no outer skin
+    c = np.rint(ct.world_to_kji(np.array([[95.0, 164.3, 154.3]]))[0]).astype(int)
+    lo, hi = (0, c[1] - 8, c[2] - 8), (ct.shape[0], c[1] + 9, c[2] + 9)   # 51 mm inside the liver
+    ip = tmp_path / "inner.nii.gz"
+    io.write_image(ct.crop(lo, hi), ip)
+    io.write_labels(lab.crop(lo, hi), tmp_path / "inner_lab.nii.gz")
+    rc = _plan_cli(ip, tmp_path / "inner_lab.nii.gz", "95,164.3,154.3", tmp_path / "o6")
+    assert rc == 2 and "no outer skin" in _one_line_error(capsys)
 
 
 def test_cli_roles_rules_recorded_kidney_point(ts_sm, tmp_path, capsys, shared_data):

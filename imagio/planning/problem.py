@@ -223,8 +223,9 @@ class PlanningProblem:
         ``body``: a patient mask on the CT grid to use instead of the CT's own (optional).
 
         Raises InputError (one line, what to do) for: labels without names, a label map that
-        does not cover the CT around the target or does not match it (labels in the air), a
-        target outside the body, a target point inside a forbidden or margin structure."""
+        does not cover the CT around the target or does not match it (solid structures over
+        air), a CT without outer skin, a target outside the body, a target point inside a
+        forbidden or margin structure."""
         from .skin import outer_skin
 
         if not labels.labels:
@@ -258,8 +259,12 @@ class PlanningProblem:
             prob.weights.update(weights)
         prob.skin = outer_skin(ct, labels, target_ras=tgt.point_ras)
         prob.body = prob.skin.body if body is None else np.asarray(body, bool)
+        if not prob.skin.skin.any():
+            raise InputError("no outer skin in this CT: no air around the patient reaches the "
+                             "lateral edge of the scan (field of view inside the body, or no air "
+                             "in the image); entries cannot be placed")
+        _check_labels_match(prob, covered)   # first: a wrong label map explains everything else
         _check_target(prob)
-        _check_labels_match(prob, covered)
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
         prob.warnings.extend(prob.skin.warnings())
         prob.rules = prob.rule_table()
@@ -410,13 +415,21 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> 
             raise InputError(f"the label map covers only {pct:.0f}% of the body within "
                              f"{reach:.0f} mm of the target: segment the whole region of this CT "
                              "(a label map of the same scan)")
-    labelled = lab.array[sl] > 0
-    n = int(labelled.sum())
+    # structures that hold no air, labelled over air (< -500 HU): another scan's labels
+    air_ok = [v for v, n in lab.labels.items() if any(h in n for h in AIR_HOLDING)]
+    if prob.target.value:
+        air_ok.append(prob.target.value)
+    solid = (lab.array[sl] > 0) & ~np.isin(lab.array[sl], air_ok)
+    n = int(solid.sum())
     if n:
-        outside = int((labelled & prob.skin.exterior[sl]).sum())
-        if outside > 0.05 * n:
-            raise InputError(f"{100.0 * outside / n:.0f}% of the labelled voxels near the target lie "
-                             "in the air outside the body: the label map does not belong to this CT")
+        in_air = int((solid & (ct.array[sl] < -500)).sum())
+        if in_air > 0.10 * n:
+            raise InputError(f"{100.0 * in_air / n:.0f}% of the voxels of solid structures near the "
+                             "target lie in air (< -500 HU): the label map does not belong to this CT")
+
+
+AIR_HOLDING = ("lung", "trachea", "airway", "bronch", "stomach", "colon", "bowel", "duodenum",
+               "esophagus", "emphysema", "sinus", "body", "skin", "nodule", "pneumothorax")
 
 
 def host_organ(labels: Volume, target: Target, prob: "PlanningProblem | None" = None,
