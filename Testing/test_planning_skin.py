@@ -108,3 +108,34 @@ def test_slicing_morphology_matches_scipy():
         for b in (False, True):
             assert (erode6(m, b) == ndimage.binary_erosion(m, s6, border_value=int(b))).all()
             assert (erode26(m, b) == ndimage.binary_erosion(m, s26, border_value=int(b))).all()
+
+
+def test_path_through_the_gap_between_arm_and_trunk_is_rejected():
+    """An 'arm' beside the trunk with an air gap: entries on the arm's outer skin reach the
+    target only through the gap; the scorer flags them (leaves_body) and none is proposed."""
+    from imagio.planning import PlanningProblem, plan
+    from imagio.planning.scoring import BIT
+
+    shape, sp = (24, 60, 80), 3.0
+    k, j, i = np.indices(shape)
+    trunk = ((j - 30) / 20.0) ** 2 + ((i - 40) / 22.0) ** 2 <= 1.0
+    arm = ((j - 30) / 6.0) ** 2 + ((i - 70) / 5.0) ** 2 <= 1.0          # 3 voxels of air between
+    arm |= (k < 5) & (abs(j - 30) <= 3) & (i >= 60) & (i <= 66)        # joined to the trunk below
+    rng = np.random.default_rng(1)
+    hu = np.where(trunk | arm, 40.0, -1000.0) + rng.normal(0, 10, shape)
+    ct = Volume(hu.astype(np.int16), make_ijk_to_ras((sp, sp, sp)), "ct")
+    lab = np.zeros(shape, np.uint8)
+    lab[trunk] = 1
+    lab[arm] = 2
+    tum = ((k - 12) ** 2 + (j - 30) ** 2 + (i - 58) ** 2) <= 4
+    lab[tum] = 3
+    labels = ct.with_array(lab, labels={1: "body", 2: "humerus_right_soft", 3: "tumor"})
+    prob = PlanningProblem.build(ct, labels, "tumor")
+    result = plan(prob)
+    t = result.table
+    arm_side = t.entry_ras[:, 0] > ct.kji_to_world(np.array([[0, 30, 66.0]]))[0, 0]
+    assert arm_side.any()
+    assert np.all(t.violations[arm_side] & BIT["leaves_body"])
+    assert np.any(t.violations[arm_side] == BIT["leaves_body"])   # the only reason for some
+    for m in result.proposals:
+        assert m.entry_ras[0] < ct.kji_to_world(np.array([[0, 30, 64.0]]))[0, 0]

@@ -95,6 +95,9 @@ def violation_details(problem: PlanningProblem, t: ScoreTable, i: int) -> list[s
         out.append(f"pleural_crossings: {int(t.pleural_crossings[i])} > {c.max_pleural_crossings}")
     if bits & BIT["fissure"]:
         out.append(f"fissure: crosses {int(t.fissure_crossings[i])} fissure(s)")
+    if bits & BIT["leaves_body"]:
+        out.append("leaves_body: the path crosses air around the patient (a skin fold or the gap "
+                   "between arm and trunk)")
     if bits & BIT["verification"]:
         out.append("verification: the independent re-check of this path failed (plan.json "
                    "'independent_check')")
