@@ -143,7 +143,7 @@ def _deepest(lab, name):
     return deepest_point(lab, lab.array == v)
 
 
-@pytest.mark.parametrize("target", ["issue", "spleen", "kidney_left", "liver_lateral"])
+@pytest.mark.parametrize("target", ["issue", "spleen", "kidney_left", "kidney_right_point", "liver_lateral"])
 def test_ts_sm_proposals_pass_independent_check(ts_sm, target):
     ct, lab = ts_sm
     roles = None
@@ -153,13 +153,15 @@ def test_ts_sm_proposals_pass_independent_check(ts_sm, target):
         t = _deepest(lab, "liver") + np.array([30.0, 0.0, 0.0])
     elif target == "kidney_left":
         t, roles = "kidney_left", None     # the organ named as the target: its own rules only
+    elif target == "kidney_right_point":
+        t = _deepest(lab, "kidney_right")  # a point in the kidney: the kidney is the host
     else:
         t = _deepest(lab, target)
     prob = PlanningProblem.build(ct, lab, t if isinstance(t, str) else t, roles=roles)
     result = plan(prob)
     assert_plan_safe(prob, result, ct, lab)
-    if target == "kidney_left":
-        assert prob.target.organ == "kidney_left"
+    if target.startswith("kidney"):
+        assert prob.target.organ == target.replace("_point", "")
         assert not prob.rules["liver_parenchyma"]["applies"]
     if target == "spleen":
         assert prob.target.organ == "spleen" and not prob.rules["liver_parenchyma"]["applies"]
@@ -311,10 +313,11 @@ def test_refusals_exit_2_with_one_line(ts_sm, tmp_path, capsys, shared_data):
     assert _plan_cli(ctp, good, ",".join(f"{x:.1f}" for x in pts), tmp_path / "o2") == 2
     assert "outside the body" in _one_line_error(capsys)
     # target point inside a forbidden structure, named
-    aorta = _deepest(lab, "aorta")
-    assert _plan_cli(ctp, good, ",".join(f"{x:.1f}" for x in aorta), tmp_path / "o3") == 2
-    line = _one_line_error(capsys)
-    assert "aorta" in line
+    for name in ("aorta", "spinal_cord"):    # a vessel; a structure never aimed at
+        if name in lab.labels.values():
+            p = _deepest(lab, name)
+            assert _plan_cli(ctp, good, ",".join(f"{x:.1f}" for x in p), tmp_path / f"o3{name}") == 2
+            assert name in _one_line_error(capsys)
     # label map covering only part of the CT (the upper third of the slices)
     part = lab.crop((20, 0, 0), lab.shape)
     pp = tmp_path / "part.nii.gz"
@@ -339,22 +342,21 @@ def test_refusals_exit_2_with_one_line(ts_sm, tmp_path, capsys, shared_data):
 
 
 def test_cli_roles_rules_recorded_kidney_point(ts_sm, tmp_path, capsys, shared_data):
-    """A point in the kidney: refused (forbidden) unless the kidney's role is overridden; then the
-    kidney is the host organ, the liver's rule does not apply, and plan.json records both."""
+    """A point in the kidney (an obstacle by default): the kidney is the target organ, entered by
+    the path; the liver's rule does not apply; roles and rules given are recorded in plan.json."""
     ct, lab = ts_sm
     good = tmp_path / "lab.nii.gz"
     io.write_labels(lab, good)
     ctp = shared_data / TS / "example_ct_sm.nii.gz"
     k = ",".join(f"{x:.1f}" for x in _deepest(lab, "kidney_right"))
-    assert _plan_cli(ctp, good, k, tmp_path / "a") == 2
-    assert "kidney_right" in _one_line_error(capsys)
-    rc = _plan_cli(ctp, good, k, tmp_path / "b", "--role", "kidney_right=passable",
-                   "--role", "inferior_vena_cava=margin:8", "--no-rule", "fissure")
+    rc = _plan_cli(ctp, good, k, tmp_path / "b", "--role", "inferior_vena_cava=margin:8",
+                   "--no-rule", "fissure")
     doc = json.loads((tmp_path / "b" / "plan.json").read_text())
     assert rc in (0, 2)
     assert doc["target"]["organ"] == "kidney_right"
     assert doc["rules"]["liver_parenchyma"]["applies"] is False
-    assert doc["rules"]["roles_overridden"] == {"kidney_right": "passable", "inferior_vena_cava": "margin:8"}
+    assert doc["rules"]["roles_overridden"] == {"inferior_vena_cava": "margin:8"}
+    assert doc["rules"]["target_organ_entered"] == "kidney_right"
     assert doc["rules"]["disabled"] == ["fissure"]
     assert any("truncated" in w for w in doc["warnings"])
     from imagio.report import sections

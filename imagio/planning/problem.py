@@ -213,6 +213,7 @@ class PlanningProblem:
     warnings: list = field(default_factory=list)
     rules: dict = field(default_factory=dict)
     roles_overridden: dict = field(default_factory=dict)
+    rules_extra: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, ct: Volume, labels: Volume, target, needle: Needle | None = None,
@@ -303,6 +304,7 @@ class PlanningProblem:
             **{r: {"applies": r not in off} for r in OPTIONAL_RULES if r != "liver_parenchyma"},
             "disabled": sorted(off),
             "roles_overridden": dict(self.roles_overridden),
+            **self.rules_extra,
         }
 
 
@@ -394,10 +396,25 @@ def _check_target(prob: "PlanningProblem") -> None:
                          "(RAS, as in Slicer; --lps for LPS)")
     if t.point_given and t.value:
         spec = next((s for s in prob.structures if s.value == t.value), None)
-        if spec is not None and spec.role in ("forbidden", "margin"):
+        if spec is None or spec.role not in ("forbidden", "margin"):
+            return
+        if spec.role == "margin" or never_target(spec.name):
             raise InputError(f"target point lies inside {spec.name} (role {spec.role}): a needle "
                              f"may not end there; give the lesion's label as --target, or "
                              f"--role {spec.name}=passable to plan into it")
+        # a point in a solid organ or bone that is an obstacle by default (kidney, vertebra):
+        # that organ is the target organ; the path may enter it, everything else keeps its role
+        prob.structures = [replace(s, role="passable") if s.value == spec.value else s
+                           for s in prob.structures]
+        prob.warnings.append(f"target point inside {spec.name} (an obstacle by default): the path "
+                             f"may enter {spec.name}; every other structure keeps its role")
+        prob.rules_extra["target_organ_entered"] = spec.name
+
+
+def never_target(name: str) -> bool:
+    """True for structures a percutaneous needle never aims at (planning_defaults
+    ``targets.never_target``: central nervous system, heart, airways, hollow viscera)."""
+    return any(name == n or name.startswith(n + "_") for n in load_defaults()["targets"]["never_target"])
 
 
 def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> None:
