@@ -20,12 +20,14 @@ The model used here:
    when the measured air next to it is noisy (so a CT whose air was set to one value by
    clipping keeps its air).
 2. **Exterior air** (`outer_skin`): air voxels (CT <= ``air_hu`` and unlabelled) connected,
-   inside the data region (6-connectivity), to a *lateral* face of the data region, i.e. a
-   face whose outward normal is within 45 degrees of the axial plane (the in-plane field of
-   view; not the first or last slice, where lungs and bowel are cut open). World S (RAS z) is
-   the patient's craniocaudal axis, whatever the grid orientation. The air must also reach a
-   lateral face within its own slice (along the array axis closest to S): air reached only
-   through another slice (a blended or cut end slice) is not outside.
+   inside the data region and within their own slice (face connectivity in the plane normal
+   to the array axis closest to world S), to a *lateral* face of the data region, i.e. a face
+   whose outward normal is within 45 degrees of the axial plane (the in-plane field of view;
+   not the first or last slice, where lungs and bowel are cut open). World S (RAS z) is the
+   patient's craniocaudal axis, whatever the grid orientation. Air reached only through
+   another slice (a lung cut open by the end of the scan, a blended end slice) is not outside;
+   air enclosed in its slice (a skin fold closed in that slice) counts as inside (no entry on
+   its wall: the safe side).
 3. **Body**: data voxels that are not exterior air, restricted to the components holding the
    largest tissue component (table and other loose objects dropped). Internal air is body.
 4. **Skin**: body voxels with a face neighbour in exterior air, except those within one voxel
@@ -248,23 +250,18 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
     bk = np.argwhere(_boundary(data) & air)                # where exterior air can start
     n = _outward_normals(field, bk, ct) if len(bk) else np.zeros((0, 3))
     lateral = np.abs(n[:, 2]) < LATERAL_COS
-    comp = cc3d.connected_components(air, connectivity=6)
-    seeds = comp[tuple(bk[lateral].T)] if len(bk) else np.zeros(0, int)
-    seeds = np.unique(seeds[seeds > 0])
-    exterior = _members(comp, seeds)
-    del comp
-    # and connected to a lateral face within its own axial(-most) slice: air reached only through
-    # another slice (a blended or cut slice over the body) is not outside
+    # connected to a lateral face within its own slice (along the array axis closest to S):
+    # in-plane connectivity encloses lungs, airways and bowel gas even where a slice cuts them
+    # open, and air reached only through another slice (a blended end slice) is not outside
     ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))     # array axis (k, j, i) closest to S
     plane = np.zeros((3, 3, 3), bool)
     idx = [slice(None)] * 3
     idx[ax] = 1
     plane[tuple(idx)] = ndimage.generate_binary_structure(2, 1)
-    comp2, _ = ndimage.label(exterior, structure=plane)
-    seeds2 = comp2[tuple(bk[lateral].T)] if len(bk) else np.zeros(0, int)
-    seeds2 = np.unique(seeds2[seeds2 > 0])
-    exterior &= _members(comp2, seeds2)
-    del comp2
+    comp, _ = ndimage.label(air, structure=plane)
+    seeds = comp[tuple(bk[lateral].T)] if len(bk) else np.zeros(0, int)
+    exterior = _members(comp, np.unique(seeds[seeds > 0]))
+    del comp
 
     main = cc3d.largest_k(tissue, k=1, connectivity=6) > 0
     if not main.any():
