@@ -58,7 +58,8 @@ def _jsonable(x):
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     if isinstance(x, (np.floating, float)):
-        return round(float(x), 3)
+        x = float(x)   # 6 significant digits: scores of near-equal proposals stay apart
+        return None if not np.isfinite(x) else float(f"{x:.6g}")   # strict JSON: no NaN/Infinity
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, np.ndarray):
