@@ -139,3 +139,25 @@ def test_path_through_the_gap_between_arm_and_trunk_is_rejected():
     assert np.any(t.violations[arm_side] == BIT["leaves_body"])   # the only reason for some
     for m in result.proposals:
         assert m.entry_ras[0] < ct.kji_to_world(np.array([[0, 30, 64.0]]))[0, 0]
+
+
+def test_host_organ_of_lesions():
+    """A subcapsular lesion's host is its organ (unlabelled fat around the rest does not count);
+    a lesion between two organs gets the one that encloses more of it; none when nothing does."""
+    from imagio.planning.problem import host_organ, resolve_target
+
+    n = 40
+    k, j, i = np.indices((n, n, n))
+    lab = np.zeros((n, n, n), np.uint8)
+    lab[:, :, :20] = 1                                   # liver: half the volume
+    lab[:, :, 26:] = 2                                   # kidney_right beyond a fat gap
+    les = (k - 20) ** 2 + (j - 20) ** 2 + (i - 18) ** 2 <= 9   # at the liver's edge, in fat
+    lab[les] = 3
+    vol = Volume(lab, make_ijk_to_ras((1.0, 1.0, 1.0)), "l", {1: "liver", 2: "kidney_right", 3: "tumor"})
+    t = resolve_target(vol, "tumor")
+    assert host_organ(vol, t) == "liver"
+    lab2 = np.zeros_like(lab)
+    lab2[les] = 3
+    lab2[:2] = 1
+    vol2 = vol.with_array(lab2)
+    assert host_organ(vol2, resolve_target(vol2, "tumor")) == ""

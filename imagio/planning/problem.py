@@ -454,7 +454,7 @@ def host_organ(labels: Volume, target: Target, prob: "PlanningProblem | None" = 
     """The organ that holds the target: the structure at a target point (when it is not a lesion),
     the organ named as the target itself, or, for a lesion, the structure that encloses it
     (the most frequent label in a ``shell_mm`` shell around the lesion, if it covers at least
-    half of the shell; else "" and a warning)."""
+    half of the labelled shell and a quarter of the whole shell; else "" and a warning)."""
     name = labels.labels.get(target.value, "") if target.value else ""
     if not target.value:
         return ""
@@ -470,10 +470,12 @@ def host_organ(labels: Volume, target: Target, prob: "PlanningProblem | None" = 
         return ""
     counts = np.bincount(vals)
     best = int(np.argmax(counts[1:]) + 1) if len(counts) > 1 else 0
-    if best == 0 or counts[best] < 0.5 * vals.size:
+    labelled = vals.size - counts[0]
+    # a subcapsular lesion borders unlabelled fat: count containment among labelled neighbours
+    if best == 0 or counts[best] < 0.5 * labelled or counts[best] < 0.25 * vals.size:
         if prob is not None:
-            prob.warnings.append(f"host organ of {name} unknown (no structure encloses at least half "
-                                 "of its surface): no organ-specific rule applied")
+            prob.warnings.append(f"host organ of {name} unknown (no structure encloses most of its "
+                                 "surface): no organ-specific rule applied")
         return ""
     return labels.labels.get(best, "")
 
