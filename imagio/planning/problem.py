@@ -116,6 +116,9 @@ class Target:
     point_given: bool = False  # the user gave a point (its label is the host, not the target)
 
 
+GENERIC_NAME = re.compile(r"^(label|segment|structure)_?\d+$", re.IGNORECASE)  # a value without a real name
+
+
 def structure_specs(labels: Volume, overrides: dict | None = None) -> list[StructureSpec]:
     """Specs for every named label, roles and margins from `anatomy` unless overridden.
 
@@ -128,6 +131,8 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
     for value, name in sorted(labels.labels.items()):
         s = anatomy.get(name)
         role, margin = s.role, s.margin_mm
+        if GENERIC_NAME.match(str(name)):   # an unnamed structure could be anything: keep out
+            role, margin = "forbidden", 0.0
         if name.endswith("_small") and name[:-6] in graded:   # thin branches (split_vessels_by_calibre)
             role, margin = small_role, 0.0
         if name in overrides:
@@ -182,9 +187,6 @@ def resolve_target(labels: Volume, target) -> Target:
     return Target(p, labels.labels.get(value, "point"), value, point_given=True)
 
 
-GENERIC_NAME = re.compile(r"^(label|segment|structure)_?\d+$", re.IGNORECASE)
-
-
 def is_lesion(name: str) -> bool:
     """True for a lesion structure (catalogue role 'target', e.g. liver_tumor_2, lung_nodule) or
     a name the catalogue does not know (a user's lesion label, e.g. GTV_Mass)."""
@@ -211,7 +213,6 @@ class PlanningProblem:
     body: np.ndarray | None = None
     skin: object = None
     warnings: list = field(default_factory=list)
-    rules: dict = field(default_factory=dict)
     roles_overridden: dict = field(default_factory=dict)
     rules_extra: dict = field(default_factory=dict)
 
@@ -252,7 +253,8 @@ class PlanningProblem:
             if name not in labels.labels.values():
                 prob.warnings.append(f"--role {name}: no structure {name!r} in the label map (ignored)")
         for v in generic:
-            prob.warnings.append(f"label value {v} has no name: treated as passable tissue")
+            prob.warnings.append(f"label value {v} has no name: treated as forbidden (name it with "
+                                 "--label-names to give it its role)")
         if weights:
             unknown = set(weights) - set(prob.weights)
             if unknown:
@@ -268,9 +270,8 @@ class PlanningProblem:
         _check_target(prob)
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
         prob.warnings.extend(prob.skin.warnings())
-        prob.rules = prob.rule_table()
         if calibre:
-            prob.rules["vessel_calibre"] = calibre
+            prob.rules_extra["vessel_calibre"] = calibre
         return prob
 
     @property
@@ -290,8 +291,14 @@ class PlanningProblem:
     def specs_by_role(self, *roles) -> list[StructureSpec]:
         return [s for s in self.structures if s.role in roles]
 
+    @property
+    def rules(self) -> dict:
+        """Which organ/procedure rules apply to this target (see `rule_table`)."""
+        return self.rule_table()
+
     def rule_table(self) -> dict:
-        """Which organ/procedure rules apply to this target, with the value and why."""
+        """Which organ/procedure rules apply to this target, with the value and why; the roles
+        the user overrode, the rules disabled, the vessel calibre split, the target organ entered."""
         c, organ = self.constraints, self.target.organ
         off = set(c.disabled_rules)
         liver = organ == "liver" and c.min_liver_parenchyma_mm > 0 and "liver_parenchyma" not in off
