@@ -360,15 +360,19 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
 
     def plan(self, volumeNode, segmentationNode, target, needleLengthMm=None, maxCraniocaudalDeg=None,
              progress=None, targetPointNode=None, needleDiameterMm=None, uncertaintyMm=None,
-             maxSkinAngleDeg=None, patientPosition=None, numberOfProposals=None):
+             maxSkinAngleDeg=None, patientPosition=None, numberOfProposals=None, roles=None,
+             disabledRules=None):
         """Proposals, editable best path, skin risk map and metrics table; the target is the
-        first point of ``targetPointNode`` when it has one, else the segment ``target``."""
+        first point of ``targetPointNode`` when it has one, else the segment ``target``.
+        ``roles`` ({segment: role or (role, margin mm)}) and ``disabledRules`` (rule names) as the
+        command line's --role and --no-rule; the plan records them."""
         ensureImagio()
         from imagio.mrml.planning import plan_from_nodes
 
         return plan_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, target, targetPointNode,
                                needleLengthMm, needleDiameterMm, uncertaintyMm, maxCraniocaudalDeg,
-                               maxSkinAngleDeg, patientPosition, numberOfProposals, progress)
+                               maxSkinAngleDeg, patientPosition, numberOfProposals, progress,
+                               roles, disabledRules)
 
     def infeasibleReport(self, result):
         """One paragraph: which constraint excluded how many candidates, the best near-miss."""

@@ -109,3 +109,9 @@ def test_plan_from_nodes_with_a_target_point_and_options():
     assert not bad.feasible and "path" not in bad_ids and "longer needle" in format_report(bad.report)
     with pytest.raises(InputError, match="target"):
         plan_from_nodes(scene, ct_node, seg, None, None)
+    # roles and rules from the module are used and recorded, as on the command line
+    ov, _ = plan_from_nodes(scene, ct_node, seg, "liver_tumor", None, roles={"aorta": ("margin", 9.0)},
+                            disabled_rules=["fissure"])
+    assert next(s for s in ov.problem.structures if s.name == "aorta").margin_mm == 9.0
+    assert ov.problem.rules["roles_overridden"] == {"aorta": "margin:9"}
+    assert ov.problem.rules["disabled"] == ["fissure"]

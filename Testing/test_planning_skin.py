@@ -31,7 +31,7 @@ def test_internal_air_touching_scan_ends_is_not_outside():
     ct, body, lung = _torso()
     s = outer_skin(ct)
     assert not s.exterior[lung].any()            # the cavity is open at both ends: still inside
-    assert s.body[lung].all()
+    assert s.body[lung & s.data].all()           # (the outer voxel layer is not data)
     # skin only where the body meets the outer air: every skin voxel borders the true exterior
     from scipy import ndimage
 
@@ -92,3 +92,72 @@ def test_vessel_calibre_split(spacing):
     # a role given by the user leaves the structure whole
     same, info2 = split_vessels_by_calibre(lab, t, {"lung_vessels": "forbidden"})
     assert same is lab and not info2
+
+
+def test_slicing_morphology_matches_scipy():
+    """The fast slicing erosions/dilations equal scipy's with the same structure and border."""
+    from scipy import ndimage
+
+    from imagio.planning.skin import dilate6, erode6, erode26
+
+    rng = np.random.default_rng(0)
+    s6, s26 = ndimage.generate_binary_structure(3, 1), np.ones((3, 3, 3), bool)
+    for _ in range(3):
+        m = rng.random((7, 8, 9)) > 0.3
+        assert (dilate6(m) == ndimage.binary_dilation(m, s6)).all()
+        for b in (False, True):
+            assert (erode6(m, b) == ndimage.binary_erosion(m, s6, border_value=int(b))).all()
+            assert (erode26(m, b) == ndimage.binary_erosion(m, s26, border_value=int(b))).all()
+
+
+def test_path_through_the_gap_between_arm_and_trunk_is_rejected():
+    """An 'arm' beside the trunk with an air gap: entries on the arm's outer skin reach the
+    target only through the gap; the scorer flags them (leaves_body) and none is proposed."""
+    from imagio.planning import PlanningProblem, plan
+    from imagio.planning.scoring import BIT
+
+    shape, sp = (24, 60, 80), 3.0
+    k, j, i = np.indices(shape)
+    trunk = ((j - 30) / 20.0) ** 2 + ((i - 40) / 22.0) ** 2 <= 1.0
+    arm = ((j - 30) / 6.0) ** 2 + ((i - 70) / 5.0) ** 2 <= 1.0          # 3 voxels of air between
+    arm |= (k < 5) & (abs(j - 30) <= 3) & (i >= 60) & (i <= 66)        # joined to the trunk below
+    rng = np.random.default_rng(1)
+    hu = np.where(trunk | arm, 40.0, -1000.0) + rng.normal(0, 10, shape)
+    ct = Volume(hu.astype(np.int16), make_ijk_to_ras((sp, sp, sp)), "ct")
+    lab = np.zeros(shape, np.uint8)
+    lab[trunk] = 1
+    lab[arm] = 2
+    tum = ((k - 12) ** 2 + (j - 30) ** 2 + (i - 58) ** 2) <= 4
+    lab[tum] = 3
+    labels = ct.with_array(lab, labels={1: "body", 2: "humerus_right_soft", 3: "tumor"})
+    prob = PlanningProblem.build(ct, labels, "tumor")
+    result = plan(prob)
+    t = result.table
+    arm_side = t.entry_ras[:, 0] > ct.kji_to_world(np.array([[0, 30, 66.0]]))[0, 0]
+    assert arm_side.any()
+    assert np.all(t.violations[arm_side] & BIT["leaves_body"])
+    assert np.any(t.violations[arm_side] == BIT["leaves_body"])   # the only reason for some
+    for m in result.proposals:
+        assert m.entry_ras[0] < ct.kji_to_world(np.array([[0, 30, 64.0]]))[0, 0]
+
+
+def test_host_organ_of_lesions():
+    """A subcapsular lesion's host is its organ (unlabelled fat around the rest does not count);
+    a lesion between two organs gets the one that encloses more of it; none when nothing does."""
+    from imagio.planning.problem import host_organ, resolve_target
+
+    n = 40
+    k, j, i = np.indices((n, n, n))
+    lab = np.zeros((n, n, n), np.uint8)
+    lab[:, :, :20] = 1                                   # liver: half the volume
+    lab[:, :, 26:] = 2                                   # kidney_right beyond a fat gap
+    les = (k - 20) ** 2 + (j - 20) ** 2 + (i - 18) ** 2 <= 9   # at the liver's edge, in fat
+    lab[les] = 3
+    vol = Volume(lab, make_ijk_to_ras((1.0, 1.0, 1.0)), "l", {1: "liver", 2: "kidney_right", 3: "tumor"})
+    t = resolve_target(vol, "tumor")
+    assert host_organ(vol, t) == "liver"
+    lab2 = np.zeros_like(lab)
+    lab2[les] = 3
+    lab2[:2] = 1
+    vol2 = vol.with_array(lab2)
+    assert host_organ(vol2, resolve_target(vol2, "tumor")) == ""

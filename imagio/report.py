@@ -168,9 +168,26 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         rows = [("target", t.get("name")), ("tip position RAS (mm)", t.get("ras")), ("organ", t.get("organ"))]
         rows += [(k, v) for k, v in (doc.get("target_measurements") or {}).items()
                  if k in ("volume_ml", "long_axis_mm", "short_axis_mm", "nodule_type", "mean_hu")]
+        if "warnings" in doc:
+            rows.append(("warnings", f"{len(doc['warnings'])} (listed below the trajectories)"
+                         if doc["warnings"] else "none"))
         out.append(("Target", rows))
+    n = doc.get("needle")
+    if n:
+        out.append(("Needle", [(k, v) for k, v in n.items()]))
+    props = doc.get("proposals") or []
+    if props:
+        head = ["", *[f"#{i + 1}" for i in range(min(3, len(props)))]]
+        rows = [("entry RAS (mm)", *[p["entry_ras"] for p in props[:3]])]
+        rows += [(label, *[p.get(key, "") for p in props[:3]]) for key, label in PROPOSAL_FIELDS]
+        rows.append(("constraint violations", *[", ".join(p.get("violations") or []) or "none" for p in props[:3]]))
+        out.append(("Proposed trajectories", [("table", head, rows)]))
+    elif "report" in doc:
+        rep = doc["report"] or {}
+        rows = [(k, json.dumps(v)) for k, v in rep.get("excluded_by", {}).items()]
+        out.append(("No feasible path", [("table", ["constraint", "candidates excluded"], rows)]))
     warns = doc.get("warnings") or []
-    if "warnings" in doc:   # a plan: its doubts come first, "none" only when there are none
+    if "warnings" in doc:   # a plan: every doubt listed, "none" only when there are none
         out.append(("Warnings", [(f"{i + 1}", w) for i, w in enumerate(warns)] or [("warnings", "none")]))
     rules = doc.get("rules") or {}
     if rules:
@@ -182,20 +199,12 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         if rules.get("disabled"):
             rr.append(("rules disabled", ", ".join(rules["disabled"])))
         out.append(("Rules used", rr))
-    n = doc.get("needle")
-    if n:
-        out.append(("Needle", [(k, v) for k, v in n.items()]))
-    props = doc.get("proposals") or []
-    if props:
-        head = ["", *[f"#{i + 1}" for i in range(min(3, len(props)))]]
-        rows = [("entry RAS (mm)", *[p["entry_ras"] for p in props[:3]])]
-        rows += [(label, *[p.get(key, "") for p in props[:3]]) for key, label in PROPOSAL_FIELDS]
-        rows.append(("warnings", *[", ".join(p.get("violations") or []) or "none" for p in props[:3]]))
-        out.append(("Proposed trajectories", [("table", head, rows)]))
-    elif "report" in doc:
-        rep = doc["report"] or {}
-        rows = [(k, json.dumps(v)) for k, v in rep.get("excluded_by", {}).items()]
-        out.append(("No feasible path", [("table", ["constraint", "candidates excluded"], rows)]))
+    crit = doc.get("criteria") or []
+    if crit:
+        rows = [(c["name"], c["unit"], f"{c['direction']} is better", f"{c['lo']:g} .. {c['hi']:g}",
+                 f"{c['weight']:g}", c["source"][:160]) for c in crit]
+        out.append(("Score criteria", [("table", ["criterion", "unit", "direction", "cost range",
+                                                   "weight", "source"], rows)]))
     if doc.get("ablation"):
         out.append(("Ablation", ablation_rows(doc["ablation"])))
     if doc.get("bronchoscopy"):

@@ -176,8 +176,11 @@ def target_from_point_node(point_node):
 def plan_from_nodes(scene, volume_node, segmentation_node, target=None, target_point_node=None,
                     needle_length_mm=None, needle_diameter_mm=None, uncertainty_mm=None,
                     max_craniocaudal_deg=None, max_skin_angle_deg=None, patient_position=None,
-                    n_proposals=None, progress=None):
+                    n_proposals=None, progress=None, roles=None, disabled_rules=None):
     """Plan needle paths from MRML nodes (the IMAGIOPlanning Logic's entry point).
+
+    ``roles``: {structure: role or (role, margin mm)} overrides (as ``imagio plan --role``);
+    ``disabled_rules``: rule names switched off (as ``--no-rule``); both recorded in the plan.
 
     ``target``: a segment name, or None to use the first control point of
     ``target_point_node`` (RAS mm). Numbers left None keep the defaults of
@@ -204,9 +207,10 @@ def plan_from_nodes(scene, volume_node, segmentation_node, target=None, target_p
                          (c, "max_skin_angle_deg", max_skin_angle_deg)):
         if v is not None:
             setattr(obj, attr, float(v))
-    if patient_position:
-        c = Constraints(**{**vars(c), "patient_position": patient_position})
+    if patient_position or disabled_rules:
+        c = Constraints(**{**vars(c), "patient_position": patient_position or c.patient_position,
+                           "disabled_rules": tuple(disabled_rules or ())})
     problem = PlanningProblem.build(ct, labels, point if point is not None else target,
-                                    needle=needle, constraints=c)
+                                    needle=needle, constraints=c, roles=roles)
     result = plan(problem, k=n_proposals, progress=progress)
     return result, plan_to_scene(scene, result)

@@ -30,7 +30,7 @@ def skin_mask(maps: PlanningMaps) -> np.ndarray:
     """Outer-skin voxels of the crop (bool [k, j, i]); for maps built without a skin model,
     body voxels with a face neighbour outside the body."""
     flags = maps.flags
-    if (flags & SKIN).any():
+    if maps.has.get("skin_model", False):   # even when empty: no outer skin within reach
         return (flags & SKIN) > 0
     body = (flags & BODY) > 0
     return body & ~ndimage.binary_erosion(body, border_value=1)

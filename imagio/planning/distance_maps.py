@@ -182,7 +182,8 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     prog(1.0, "planning: maps ready")
     flags[role_of_label[label] == ROLE_CODE["forbidden"]] |= FORBIDDEN
     has = {"lung": bool(lung.any()), "lobes": len([v for v in lung_vals if present[v]]) > 1,
-           "avoid": any(s.role == "avoid" for _, s in todo), "liver": bool(liver_vals)}
+           "avoid": any(s.role == "avoid" for _, s in todo), "liver": bool(liver_vals),
+           "skin_model": problem.skin is not None}
     code = label.astype(np.uint32) | (flags.astype(np.uint32) << 16)
     del flags
     store = np.concatenate([b.dist.ravel() for b in boxes]) if boxes else np.zeros(1, np.float16)

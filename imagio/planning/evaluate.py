@@ -14,7 +14,8 @@ import numpy as np
 from .candidates import normals_at
 from .distance_maps import PlanningMaps, precompute
 from .problem import PlanningProblem
-from .scoring import BIT, CRITERIA, ScoreTable, _score_chunk, _trilinear, path_samples
+from .criteria import CRITERIA
+from .scoring import BIT, ScoreTable, _score_chunk, _trilinear, path_samples
 
 
 @dataclass
@@ -57,7 +58,8 @@ def _jsonable(x):
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     if isinstance(x, (np.floating, float)):
-        return round(float(x), 3)
+        x = float(x)   # 6 significant digits: scores of near-equal proposals stay apart
+        return None if not np.isfinite(x) else float(f"{x:.6g}")   # strict JSON: no NaN/Infinity
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, np.ndarray):
@@ -94,6 +96,9 @@ def violation_details(problem: PlanningProblem, t: ScoreTable, i: int) -> list[s
         out.append(f"pleural_crossings: {int(t.pleural_crossings[i])} > {c.max_pleural_crossings}")
     if bits & BIT["fissure"]:
         out.append(f"fissure: crosses {int(t.fissure_crossings[i])} fissure(s)")
+    if bits & BIT["leaves_body"]:
+        out.append("leaves_body: the path crosses air around the patient (a skin fold or the gap "
+                   "between arm and trunk)")
     if bits & BIT["verification"]:
         out.append("verification: the independent re-check of this path failed (plan.json "
                    "'independent_check')")

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ImagioError
 from ..progress import Progress
 from .candidates import Candidates, skin_candidates
+from .criteria import criteria_table
 from .distance_maps import PlanningMaps, precompute
 from .evaluate import Evaluator, PathMetrics, _jsonable, violation_details
 from .problem import PlanningProblem, load_defaults
@@ -116,6 +117,8 @@ class Plan:
             "needle": vars(p.needle) | {"widening_mm": p.needle.widening_mm},
             "constraints": {k: v for k, v in vars(p.constraints).items()},
             "weights": p.weights,
+            "criteria": [{**{k: c[k] for k in ("name", "unit", "direction", "lo", "hi", "source")},
+                          "weight": p.weights.get(c["name"], 0.0)} for c in criteria_table()],
             "rules": p.rules,
             "positions": self.positions,
             "warnings": self.warnings,

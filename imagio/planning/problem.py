@@ -19,6 +19,7 @@ from .. import anatomy
 from ..coords import point_or_name
 from ..errors import InputError
 from ..volume import Volume, reach_box
+from .criteria import default_weights
 
 POSITIONS = {  # RAS direction pointing from the patient towards the table
     "supine": (0.0, -1.0, 0.0),
@@ -116,6 +117,9 @@ class Target:
     point_given: bool = False  # the user gave a point (its label is the host, not the target)
 
 
+GENERIC_NAME = re.compile(r"^(label|segment|structure)_?\d+$", re.IGNORECASE)  # a value without a real name
+
+
 def structure_specs(labels: Volume, overrides: dict | None = None) -> list[StructureSpec]:
     """Specs for every named label, roles and margins from `anatomy` unless overridden.
 
@@ -128,6 +132,8 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
     for value, name in sorted(labels.labels.items()):
         s = anatomy.get(name)
         role, margin = s.role, s.margin_mm
+        if GENERIC_NAME.match(str(name)):   # an unnamed structure could be anything: keep out
+            role, margin = "forbidden", 0.0
         if name.endswith("_small") and name[:-6] in graded:   # thin branches (split_vessels_by_calibre)
             role, margin = small_role, 0.0
         if name in overrides:
@@ -177,9 +183,6 @@ def resolve_target(labels: Volume, target) -> Target:
     return Target(p, labels.labels.get(value, "point"), value, point_given=True)
 
 
-GENERIC_NAME = re.compile(r"^(label|segment|structure)_?\d+$", re.IGNORECASE)
-
-
 def is_lesion(name: str) -> bool:
     """True for a lesion structure (catalogue role 'target', e.g. liver_tumor_2, lung_nodule) or
     a name the catalogue does not know (a user's lesion label, e.g. GTV_Mass)."""
@@ -202,13 +205,12 @@ class PlanningProblem:
     structures: list[StructureSpec]
     needle: Needle = field(default_factory=Needle)
     constraints: Constraints = field(default_factory=Constraints)
-    weights: dict = field(default_factory=lambda: {k: v for k, v in load_defaults()["weights"].items()
-                                                   if k != "description"})
+    weights: dict = field(default_factory=lambda: default_weights())
     body: np.ndarray | None = None
     skin: object = None
     warnings: list = field(default_factory=list)
-    rules: dict = field(default_factory=dict)
     roles_overridden: dict = field(default_factory=dict)
+    rules_extra: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, ct: Volume, labels: Volume, target, needle: Needle | None = None,
@@ -219,8 +221,9 @@ class PlanningProblem:
         ``body``: a patient mask on the CT grid to use instead of the CT's own (optional).
 
         Raises InputError (one line, what to do) for: labels without names, a label map that
-        does not cover the CT around the target or does not match it (labels in the air), a
-        target outside the body, a target point inside a forbidden or margin structure."""
+        does not cover the CT around the target or does not match it (solid structures over
+        air), a CT without outer skin, a target outside the body, a target point inside a
+        forbidden or margin structure."""
         from .skin import outer_skin
 
         if not labels.labels:
@@ -246,7 +249,8 @@ class PlanningProblem:
             if name not in labels.labels.values():
                 prob.warnings.append(f"--role {name}: no structure {name!r} in the label map (ignored)")
         for v in generic:
-            prob.warnings.append(f"label value {v} has no name: treated as passable tissue")
+            prob.warnings.append(f"label value {v} has no name: treated as forbidden (name it with "
+                                 "--label-names to give it its role)")
         if weights:
             unknown = set(weights) - set(prob.weights)
             if unknown:
@@ -254,13 +258,16 @@ class PlanningProblem:
             prob.weights.update(weights)
         prob.skin = outer_skin(ct, labels, target_ras=tgt.point_ras)
         prob.body = prob.skin.body if body is None else np.asarray(body, bool)
+        if not prob.skin.skin.any():
+            raise InputError("no outer skin in this CT: no air around the patient reaches the "
+                             "lateral edge of the scan (field of view inside the body, or no air "
+                             "in the image); entries cannot be placed")
+        _check_labels_match(prob, covered)   # first: a wrong label map explains everything else
         _check_target(prob)
-        _check_labels_match(prob, covered)
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
         prob.warnings.extend(prob.skin.warnings())
-        prob.rules = prob.rule_table()
         if calibre:
-            prob.rules["vessel_calibre"] = calibre
+            prob.rules_extra["vessel_calibre"] = calibre
         return prob
 
     @property
@@ -280,8 +287,14 @@ class PlanningProblem:
     def specs_by_role(self, *roles) -> list[StructureSpec]:
         return [s for s in self.structures if s.role in roles]
 
+    @property
+    def rules(self) -> dict:
+        """Which organ/procedure rules apply to this target (see `rule_table`)."""
+        return self.rule_table()
+
     def rule_table(self) -> dict:
-        """Which organ/procedure rules apply to this target, with the value and why."""
+        """Which organ/procedure rules apply to this target, with the value and why; the roles
+        the user overrode, the rules disabled, the vessel calibre split, the target organ entered."""
         c, organ = self.constraints, self.target.organ
         off = set(c.disabled_rules)
         liver = organ == "liver" and c.min_liver_parenchyma_mm > 0 and "liver_parenchyma" not in off
@@ -294,6 +307,7 @@ class PlanningProblem:
             **{r: {"applies": r not in off} for r in OPTIONAL_RULES if r != "liver_parenchyma"},
             "disabled": sorted(off),
             "roles_overridden": dict(self.roles_overridden),
+            **self.rules_extra,
         }
 
 
@@ -385,10 +399,25 @@ def _check_target(prob: "PlanningProblem") -> None:
                          "(RAS, as in Slicer; --lps for LPS)")
     if t.point_given and t.value:
         spec = next((s for s in prob.structures if s.value == t.value), None)
-        if spec is not None and spec.role in ("forbidden", "margin"):
+        if spec is None or spec.role not in ("forbidden", "margin"):
+            return
+        if spec.role == "margin" or never_target(spec.name):
             raise InputError(f"target point lies inside {spec.name} (role {spec.role}): a needle "
                              f"may not end there; give the lesion's label as --target, or "
                              f"--role {spec.name}=passable to plan into it")
+        # a point in a solid organ or bone that is an obstacle by default (kidney, vertebra):
+        # that organ is the target organ; the path may enter it, everything else keeps its role
+        prob.structures = [replace(s, role="passable") if s.value == spec.value else s
+                           for s in prob.structures]
+        prob.warnings.append(f"target point inside {spec.name} (an obstacle by default): the path "
+                             f"may enter {spec.name}; every other structure keeps its role")
+        prob.rules_extra["target_organ_entered"] = spec.name
+
+
+def never_target(name: str) -> bool:
+    """True for structures a percutaneous needle never aims at (planning_defaults
+    ``targets.never_target``: central nervous system, heart, airways, hollow viscera)."""
+    return any(name == n or name.startswith(n + "_") for n in load_defaults()["targets"]["never_target"])
 
 
 def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> None:
@@ -406,13 +435,21 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> 
             raise InputError(f"the label map covers only {pct:.0f}% of the body within "
                              f"{reach:.0f} mm of the target: segment the whole region of this CT "
                              "(a label map of the same scan)")
-    labelled = lab.array[sl] > 0
-    n = int(labelled.sum())
+    # structures that hold no air, labelled over air (< -500 HU): another scan's labels
+    air_ok = [v for v, n in lab.labels.items() if any(h in n for h in AIR_HOLDING)]
+    if prob.target.value:
+        air_ok.append(prob.target.value)
+    solid = (lab.array[sl] > 0) & ~np.isin(lab.array[sl], air_ok)
+    n = int(solid.sum())
     if n:
-        outside = int((labelled & prob.skin.exterior[sl]).sum())
-        if outside > 0.05 * n:
-            raise InputError(f"{100.0 * outside / n:.0f}% of the labelled voxels near the target lie "
-                             "in the air outside the body: the label map does not belong to this CT")
+        in_air = int((solid & (ct.array[sl] < -500)).sum())
+        if in_air > 0.10 * n:
+            raise InputError(f"{100.0 * in_air / n:.0f}% of the voxels of solid structures near the "
+                             "target lie in air (< -500 HU): the label map does not belong to this CT")
+
+
+AIR_HOLDING = ("lung", "trachea", "airway", "bronch", "stomach", "colon", "bowel", "duodenum",
+               "esophagus", "emphysema", "sinus", "body", "skin", "nodule", "pneumothorax")
 
 
 def host_organ(labels: Volume, target: Target, prob: "PlanningProblem | None" = None,
@@ -420,7 +457,7 @@ def host_organ(labels: Volume, target: Target, prob: "PlanningProblem | None" = 
     """The organ that holds the target: the structure at a target point (when it is not a lesion),
     the organ named as the target itself, or, for a lesion, the structure that encloses it
     (the most frequent label in a ``shell_mm`` shell around the lesion, if it covers at least
-    half of the shell; else "" and a warning)."""
+    half of the labelled shell and a quarter of the whole shell; else "" and a warning)."""
     name = labels.labels.get(target.value, "") if target.value else ""
     if not target.value:
         return ""
@@ -436,10 +473,12 @@ def host_organ(labels: Volume, target: Target, prob: "PlanningProblem | None" = 
         return ""
     counts = np.bincount(vals)
     best = int(np.argmax(counts[1:]) + 1) if len(counts) > 1 else 0
-    if best == 0 or counts[best] < 0.5 * vals.size:
+    labelled = vals.size - counts[0]
+    # a subcapsular lesion borders unlabelled fat: count containment among labelled neighbours
+    if best == 0 or counts[best] < 0.5 * labelled or counts[best] < 0.25 * vals.size:
         if prob is not None:
-            prob.warnings.append(f"host organ of {name} unknown (no structure encloses at least half "
-                                 "of its surface): no organ-specific rule applied")
+            prob.warnings.append(f"host organ of {name} unknown (no structure encloses most of its "
+                                 "surface): no organ-specific rule applied")
         return ""
     return labels.labels.get(best, "")
 

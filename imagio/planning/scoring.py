@@ -14,15 +14,14 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .distance_maps import AERATED, EMPH, FORBIDDEN, LIVER, LUNG, PlanningMaps
+from .distance_maps import AERATED, BODY, EMPH, FORBIDDEN, LIVER, LUNG, PlanningMaps
+from .criteria import CRITERIA, criterion_costs
 from .problem import PlanningProblem, load_defaults
 
 VIOLATIONS = ("reach", "table_side", "entry_region", "skin_angle", "craniocaudal", "forbidden",
               "clearance", "liver_parenchyma", "pleural_crossings", "fissure", "emphysema",
-              "verification")   # verification: the independent re-check (`verify`) disagreed
+              "leaves_body", "verification")   # leaves_body: air around the patient crossed   # verification: the independent re-check (`verify`) disagreed
 BIT = {name: 1 << i for i, name in enumerate(VIOLATIONS)}
-CRITERIA = ("length", "clearance", "skin_angle", "craniocaudal", "avoid", "lung_length",
-            "pleural_crossings", "emphysema")
 ANGLE_TOL_DEG = 0.01
 
 
@@ -304,6 +303,10 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
     hit = first_forb < n_total
     forbidden_hit = np.full(n, -1, np.int16)
     forbidden_hit[hit] = maps.struct_of_label[lab[first_forb[hit]]]
+    # outside the body after the entry voxel (a skin fold, the gap between arm and trunk)
+    diag = float(np.linalg.norm(maps.grid.spacing))
+    away = frac * np.repeat(length.astype(np.float32), counts) > diag
+    outside = np.add.reduceat(((flg & BODY) == 0) & away, starts) > 0
 
     # lung, pleura, fissures, emphysema, liver
     smm = (length / (counts - 1)).astype(np.float32)   # per-path actual step, mm
@@ -344,7 +347,7 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
     return dict(length=length, slack=slack, closest=closest, closest_t=closest_t, margin=margin,
                 avoid_min=avoid_min, avoid_id=avoid_id, forbidden_hit=forbidden_hit, hit=hit,
                 lung_mm=lung_mm, aer_mm=aer_n * smm, pleural=pleural, fissures=fissures,
-                emph_pct=emph_pct, liver_before=liver_before, n_samples=n_total)
+                emph_pct=emph_pct, liver_before=liver_before, outside=outside, n_samples=n_total)
 
 
 def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
@@ -368,6 +371,7 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
     if c.max_craniocaudal_deg is not None:
         v |= np.where(cc > c.max_craniocaudal_deg + ANGLE_TOL_DEG, BIT["craniocaudal"], 0)
     v |= np.where(hit, BIT["forbidden"], 0)
+    v |= np.where(r["outside"], BIT["leaves_body"], 0)
     v |= np.where(slack < widen, BIT["clearance"], 0)
     if problem.target.organ == "liver" and c.min_liver_parenchyma_mm > 0:
         v |= np.where(liver_before < c.min_liver_parenchyma_mm, BIT["liver_parenchyma"], 0)
@@ -376,17 +380,11 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
         v |= np.where(fissures > 0, BIT["fissure"], 0)
     v |= np.where(emph_pct > c.max_emphysema_percent, BIT["emphysema"], 0)
 
-    sat = float(load_defaults()["clearance_saturation_mm"])
-    costs = np.stack([
-        np.clip(length / needle.length_mm, 0, 1),
-        1.0 - np.clip((slack - widen) / sat, 0, 1),
-        np.clip(skin / 90.0, 0, 1),
-        np.clip(cc / 90.0, 0, 1),
-        1.0 - np.clip(avoid_min / sat, 0, 1),
-        np.clip(r["aer_mm"] / needle.length_mm, 0, 1),
-        np.clip(pleural / 4.0 + fissures / 2.0, 0, 1),
-        np.clip(emph_pct / 100.0, 0, 1),
-    ], axis=1).astype(np.float32)
+    costs = criterion_costs({
+        "length_fraction": length / needle.length_mm, "clearance_above_required_mm": slack - widen,
+        "skin_angle_deg": skin, "craniocaudal_deg": cc, "avoid_mm": avoid_min,
+        "aerated_mm": r["aer_mm"], "pleural_crossings": pleural, "fissure_crossings": fissures,
+        "emphysema_pct": emph_pct})
     w = np.array([problem.weights.get(k, 0.0) for k in CRITERIA], np.float32)
     score = costs @ w / max(float(w.sum()), 1e-9)
     for rule in c.disabled_rules:   # --no-rule: the constraint is reported, not enforced

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .distance_maps import AERATED, EMPH, FORBIDDEN, LIVER, LUNG
+from .distance_maps import AERATED, BODY, EMPH, FORBIDDEN, LIVER, LUNG
 
 
 def _maps_on(maps, device):
@@ -121,6 +121,9 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     hit = first_forb < n_total
     forbidden_hit = torch.full((n,), -1, dtype=torch.int32, device=dev)
     forbidden_hit[hit] = m["struct_of_label"][lab[first_forb[hit]].long()]
+    length_t = torch.as_tensor(length.astype(np.float32), device=dev)
+    away = frac * length_t[seg] > float(np.linalg.norm(maps.grid.spacing))
+    outside = _seg_sum(((flg & BODY) == 0) & away, seg, n) > 0
 
     smm = torch.as_tensor((length / (counts_np - 1)).astype(np.float32), device=dev)
     zi = torch.zeros(n, dtype=torch.int64, device=dev)
@@ -163,4 +166,4 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
                 forbidden_hit=c(forbidden_hit).astype(np.int16), hit=c(hit), lung_mm=c(lung_mm),
                 aer_mm=c(aer_n) * c(smm), pleural=c(pleural).astype(np.int32),
                 fissures=c(fissures).astype(np.int32), emph_pct=c(emph_pct), liver_before=c(liver_before),
-                n_samples=n_total)
+                outside=c(outside), n_samples=n_total)

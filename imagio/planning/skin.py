@@ -12,17 +12,22 @@ boundary look like skin in a thresholded body mask and are not:
 The model used here:
 
 1. **Data region** (`data_mask`): voxels that hold measured data. Outside it: the array's
-   exterior, and padding = a solid region of one exact value connected to the array border
+   exterior and its outer voxel layer, and padding (with a rim of two voxels where a resampler
+   blends it into the data) = a solid region of one exact value connected to the array border
    (a scanner's outside-the-reconstruction-circle value, a resampler's fill value). Real air is
    noisy (quantum noise of a few HU), so an exact constant over a region that survives a
    morphological opening is not measured data. A constant region is only taken as padding
    when the measured air next to it is noisy (so a CT whose air was set to one value by
    clipping keeps its air).
 2. **Exterior air** (`outer_skin`): air voxels (CT <= ``air_hu`` and unlabelled) connected,
-   inside the data region (6-connectivity), to a *lateral* face of the data region, i.e. a
-   face whose outward normal is within 45 degrees of the axial plane (the in-plane field of
-   view; not the first or last slice, where lungs and bowel are cut open). World S (RAS z) is
-   the patient's craniocaudal axis, whatever the grid orientation.
+   inside the data region and within their own slice (face connectivity in the plane normal
+   to the array axis closest to world S), to a *lateral* face of the data region, i.e. a face
+   whose outward normal is within 45 degrees of the axial plane (the in-plane field of view;
+   not the first or last slice, where lungs and bowel are cut open). World S (RAS z) is the
+   patient's craniocaudal axis, whatever the grid orientation. Air reached only through
+   another slice (a lung cut open by the end of the scan, a blended end slice) is not outside;
+   air enclosed in its slice (a skin fold closed in that slice) counts as inside (no entry on
+   its wall: the safe side).
 3. **Body**: data voxels that are not exterior air, restricted to the components holding the
    largest tissue component (table and other loose objects dropped). Internal air is body.
 4. **Skin**: body voxels with a face neighbour in exterior air, except those within one voxel
@@ -96,6 +101,44 @@ class SkinModel:
         return [t.message() for t in self.truncations]
 
 
+def _shift_or(m: np.ndarray, out: np.ndarray, ax: int, border: bool) -> None:
+    """out |= m shifted by +-1 along ``ax`` (values beyond the array = ``border``)."""
+    a = [slice(None)] * 3
+    b = [slice(None)] * 3
+    a[ax], b[ax] = slice(1, None), slice(None, -1)
+    out[tuple(a)] |= m[tuple(b)]
+    out[tuple(b)] |= m[tuple(a)]
+    if border:
+        e = [slice(None)] * 3
+        for idx in (0, -1):
+            e[ax] = idx
+            out[tuple(e)] = True
+
+
+def dilate6(m: np.ndarray, border: bool = False) -> np.ndarray:
+    """Binary dilation by the 6-neighbourhood (face neighbours), numpy slicing only."""
+    out = m.copy()
+    for ax in range(3):
+        _shift_or(m, out, ax, border)
+    return out
+
+
+def erode6(m: np.ndarray, border: bool = False) -> np.ndarray:
+    """Binary erosion by the 6-neighbourhood; outside the array counts as ``border``."""
+    return ~dilate6(~m, border=not border)
+
+
+def erode26(m: np.ndarray, border: bool = False) -> np.ndarray:
+    """Binary erosion by the 3x3x3 cube (separable: one 1D erosion per axis)."""
+    out = m.copy()
+    for ax in range(3):
+        inv = ~out
+        grown = inv.copy()
+        _shift_or(inv, grown, ax, not border)
+        out = ~grown
+    return out
+
+
 def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | None]:
     """Voxels of ``ct`` outside the measured data: solid regions (surviving a 6-connected
     opening) of the single most frequent exact value on the array border, connected to the
@@ -110,7 +153,7 @@ def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | 
         return empty, None
     c = vals[np.argmax(cnt)]
     eq = a == c
-    m = ndimage.binary_dilation(ndimage.binary_erosion(eq, border_value=1), border_value=0) & eq
+    m = dilate6(erode6(eq, border=True)) & eq
     if m.sum() < min_voxels:
         return empty, None
     import cc3d
@@ -125,7 +168,7 @@ def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | 
         return empty, None
     m = np.isin(lab, keep)
     # a clipped CT whose air is one value is not padded: padding borders on noisy measured air
-    ring = ndimage.binary_dilation(m, iterations=2) & ~m
+    ring = dilate6(dilate6(m)) & ~m
     rv = a[ring]
     noisy = ((rv > NOISY_AIR_HU[0]) & (rv < NOISY_AIR_HU[1]) & (rv != c)).mean() if rv.size else 0.0
     if float(c) >= NOISY_AIR_HU[1] or float(c) <= NOISY_AIR_HU[0] or noisy > 0.3:
@@ -133,20 +176,39 @@ def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | 
     return empty, None
 
 
-def data_mask(ct: Volume) -> tuple[np.ndarray, float | None]:
-    """Voxels holding measured data (not padding); see `padding_mask`."""
+def data_mask(ct: Volume, rim_voxels: int = 2) -> tuple[np.ndarray, float | None]:
+    """Voxels holding measured data: not padding (`padding_mask`), not within ``rim_voxels`` of
+    it (an interpolating resampler blends the fill value into the voxels next to the padding)
+    and not on the outer voxel layer of the array (a resampled grid that overhangs the
+    original blends its last slice with the fill value: a thin 'air' layer over the whole cut
+    face that would open internal air to the outside)."""
     pad, c = padding_mask(ct)
-    return ~pad, c
+    if c is not None and rim_voxels > 0:
+        for _ in range(rim_voxels):
+            pad = dilate6(pad)
+    data = ~pad
+    for ax in range(3):
+        if ct.shape[ax] > 4:
+            sl = [slice(None)] * 3
+            sl[ax] = [0, -1]
+            data[tuple(sl)] = False
+    return data, c
 
 
-def _outward_normals(data: np.ndarray, kji: np.ndarray, grid: Volume) -> np.ndarray:
+_PAD = 3
+
+
+def _smoothed(data: np.ndarray) -> np.ndarray:
+    """The data mask padded by ``_PAD`` zeros and Gaussian-smoothed (float32), for normals."""
+    return ndimage.gaussian_filter(np.pad(data.astype(np.float32), _PAD), sigma=1.5, mode="constant")
+
+
+def _outward_normals(field: np.ndarray, kji: np.ndarray, grid: Volume) -> np.ndarray:
     """Unit outward normals (RAS) of the data region at voxel indices ``kji`` (n, 3): minus the
-    gradient of the Gaussian-smoothed data mask (zero outside the array)."""
-    pad = 3
-    f = ndimage.gaussian_filter(np.pad(data.astype(np.float32), pad), sigma=1.5, mode="constant")
+    gradient of the smoothed data mask ``field`` (from `_smoothed`)."""
     off = np.concatenate([np.eye(3), -np.eye(3)])
-    pts = (kji[:, None, :] + pad + off[None]).reshape(-1, 3)
-    v = ndimage.map_coordinates(f, pts.T, order=1, mode="nearest").reshape(len(kji), 6)
+    pts = (kji[:, None, :] + _PAD + off[None]).reshape(-1, 3)
+    v = ndimage.map_coordinates(field, pts.T, order=1, mode="nearest").reshape(len(kji), 6)
     g = 0.5 * (v[:, :3] - v[:, 3:])                      # d/dk, d/dj, d/di
     r2k = grid.ras_to_ijk[:3, :3][::-1]                   # rows: gradient of k, j, i wrt RAS
     n = -(g @ r2k)
@@ -154,9 +216,17 @@ def _outward_normals(data: np.ndarray, kji: np.ndarray, grid: Volume) -> np.ndar
     return n / np.where(nn > 0, nn, 1.0)
 
 
+def _members(comp: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Bool mask of the voxels whose component label is in ``ids`` (a lookup table, not isin)."""
+    lut = np.zeros(int(comp.max()) + 1, bool)
+    lut[np.asarray(ids, np.int64)] = True
+    lut[0] = False
+    return lut[comp]
+
+
 def _boundary(mask: np.ndarray) -> np.ndarray:
     """Voxels of ``mask`` with a face neighbour outside it or outside the array."""
-    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+    return mask & ~erode6(mask)
 
 
 def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
@@ -176,14 +246,21 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
     air = data & ~tissue
 
     # lateral faces of the data region: exterior air touches them
-    dbound = _boundary(data)
-    bk = np.argwhere(dbound)
-    n = _outward_normals(data, bk, ct) if len(bk) else np.zeros((0, 3))
+    field = _smoothed(data)
+    bk = np.argwhere(_boundary(data) & air)                # where exterior air can start
+    n = _outward_normals(field, bk, ct) if len(bk) else np.zeros((0, 3))
     lateral = np.abs(n[:, 2]) < LATERAL_COS
-    comp = cc3d.connected_components(air, connectivity=6)
-    seeds = comp[tuple(bk[lateral & air[tuple(bk.T)]].T)] if len(bk) else np.zeros(0, int)
-    seeds = np.unique(seeds[seeds > 0])
-    exterior = np.isin(comp, seeds) if len(seeds) else np.zeros(ct.shape, bool)
+    # connected to a lateral face within its own slice (along the array axis closest to S):
+    # in-plane connectivity encloses lungs, airways and bowel gas even where a slice cuts them
+    # open, and air reached only through another slice (a blended end slice) is not outside
+    ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))     # array axis (k, j, i) closest to S
+    plane = np.zeros((3, 3, 3), bool)
+    idx = [slice(None)] * 3
+    idx[ax] = 1
+    plane[tuple(idx)] = ndimage.generate_binary_structure(2, 1)
+    comp, _ = ndimage.label(air, structure=plane)
+    seeds = comp[tuple(bk[lateral].T)] if len(bk) else np.zeros(0, int)
+    exterior = _members(comp, np.unique(seeds[seeds > 0]))
     del comp
 
     main = cc3d.largest_k(tissue, k=1, connectivity=6) > 0
@@ -192,25 +269,27 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
         return SkinModel(data, z, exterior, z, z, [], fill_value)
     rest = cc3d.connected_components(data & ~exterior, connectivity=6)
     keep = np.unique(rest[main])
-    body = np.isin(rest, keep[keep > 0])
+    body = _members(rest, keep[keep > 0])
     del rest
     body = fill_voids.fill(body, in_place=False) & data   # closed cavities (already not exterior)
 
-    near_ext = ndimage.binary_dilation(exterior, structure=ndimage.generate_binary_structure(3, 1))
-    edge = ~ndimage.binary_erosion(data, structure=np.ones((3, 3, 3), bool), border_value=0)
+    near_ext = dilate6(exterior)
+    edge = ~erode26(data)
     skin = body & near_ext & ~edge
-    cut = body & ~ndimage.binary_erosion(data, structure=ndimage.generate_binary_structure(3, 1),
-                                         border_value=0)
-    truncs = _truncations(ct, data, cut, target_ras)
+    cut = body & ~erode6(data)
+    truncs = _truncations(ct, field, cut, target_ras)
     return SkinModel(data, body, exterior, skin, cut, truncs, fill_value)
 
 
-def _truncations(ct: Volume, data: np.ndarray, cut: np.ndarray, target_ras) -> list[Truncation]:
-    """Cut faces grouped by the dominant direction of their outward normal."""
-    kji = np.argwhere(cut)
-    if not len(kji):
+def _truncations(ct: Volume, field: np.ndarray, cut: np.ndarray, target_ras) -> list[Truncation]:
+    """Cut faces grouped by the dominant direction of their outward normal (``field``: the
+    smoothed data mask)."""
+    kji_all = np.argwhere(cut)
+    if not len(kji_all):
         return []
-    n = _outward_normals(data, kji, ct)
+    step = max(1, len(kji_all) // 20000)          # normals of a regular subsample, weighted
+    kji = kji_all[::step]
+    n = _outward_normals(field, kji, ct)
     ras = ct.kji_to_world(kji.astype(float))
     side = np.argmax(np.abs(n), axis=1) * 2 + (np.take_along_axis(n, np.argmax(np.abs(n), axis=1)[:, None], 1)[:, 0] < 0)
     face_mm2 = float(np.prod(ct.spacing)) ** (2.0 / 3.0)
@@ -218,13 +297,13 @@ def _truncations(ct: Volume, data: np.ndarray, cut: np.ndarray, target_ras) -> l
     for code in np.unique(side):
         sel = side == code
         name, axis, _ = _DIRECTIONS[int(code)]
-        if sel.sum() * face_mm2 < 25.0:   # a few voxels: noise at a corner
+        if sel.sum() * step * face_mm2 < 25.0:   # a few voxels: noise at a corner
             continue
         p = ras[sel]
         dist = float("nan") if target_ras is None else float(
             np.min(np.linalg.norm(p - np.asarray(target_ras, float), axis=1)))
         where = "end of the scan" if axis == 2 else "in-plane field of view"
-        out.append(Truncation(name, where, float(sel.sum() * face_mm2), p.mean(0),
+        out.append(Truncation(name, where, float(sel.sum() * step * face_mm2), p.mean(0),
                               (p.min(0), p.max(0)), dist))
     out.sort(key=lambda t: (t.distance_mm if np.isfinite(t.distance_mm) else 0.0, -t.area_mm2))
     return out
