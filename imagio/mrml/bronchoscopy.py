@@ -144,13 +144,14 @@ def plan_from_nodes(scene, volume_node, segmentation_node, target_segment: str |
 
 
 def lung_envelope(labels):
-    """(lung Volume mask: lobes/lungs, their vessels, airways and walls; vessel mask or None)."""
+    """(lung Volume mask: lobes/lungs, their vessels, nodules, airways and walls; vessel mask or None)."""
     from ..planning import bronchoscopy as bronch
 
     names = set(labels.labels.values())
-    inside = [n for n in names if n.startswith(bronch.LUNG_PREFIX) and "nodule" not in n] + \
+    # lobes, lung vessels and nodules (a nodule is in the lung though it is not aerated)
+    inside = [n for n in names if n.startswith(bronch.LUNG_PREFIX)] + \
              [n for n in ("airways", "airway_wall", "lung_trachea_bronchia") if n in names]
-    lung_names = [n for n in inside if n.startswith(bronch.LUNG_PREFIX)]
+    lung_names = [n for n in inside if n.startswith(bronch.LUNG_PREFIX) and "nodule" not in n]
     if not lung_names:
         return None, None
     lungs = labels.with_array(labels.mask(*inside).astype(np.uint8))

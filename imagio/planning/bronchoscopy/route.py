@@ -163,16 +163,18 @@ REACH_WITHIN_MM = (0.0, 5.0, 10.0, 20.0)
 
 
 def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -> tuple[str, str]:
-    """(lobe name, how it was found) of a target: the lobe mask at its centre when ``lobes`` (a
-    label Volume with TotalSegmentator lobe names) has one there; otherwise the majority lobe of
+    """(lobe name, how it was found) of a target: the lobe mask at its centre, or around it
+    within 20 mm when the centre is in a nodule (``anatomy.LobeMap``), when ``lobes`` (a label
+    Volume with TotalSegmentator lobe names) has one there; otherwise the majority lobe of
     the ``TERRITORY_NEIGHBOURS`` terminal airway points nearest to its centre, weighted by inverse
     squared distance (the territories of the lobar subtrees); ("", "") when the tree has no lobar names."""
-    from .anatomy import LOBAR
+    from .anatomy import LobeMap
 
-    if lobes is not None:
-        v = int(lobes.sample(target.centre[None], order=0)[0])
-        name = lobes.labels.get(v, "")
-        if name in LOBAR:
+    lm = LobeMap(lobes)
+    if lm:
+        # a nodule's centre: the lobe around it (nodules up to 30 mm: spheres up to 20 mm)
+        name = str(lm.of(target.centre[None], radii=np.arange(2.0, 21.0, 2.0))[0])
+        if name:
             return name, "lobe masks"
     leaves = [b for b in tree.branches if b.lobe and not b.children]
     if not leaves:
