@@ -12,16 +12,12 @@ from imagio import cli, io, phantom
 from imagio.errors import InputError
 from imagio.planning import bronchoscopy as B
 from imagio.volume import Volume, make_ijk_to_ras
+from test_bronchoscopy import _ball  # noqa: E402  (Testing/ is on sys.path under pytest)
 
 
 @pytest.fixture(scope="module")
 def ph():
     return phantom.generate(spacing=1.5, seed=0)
-
-
-def _ball(vol, c, r):
-    w = vol.kji_to_world(np.indices(vol.shape).reshape(3, -1).T)
-    return (np.linalg.norm(w - np.asarray(c), axis=1) <= r).reshape(vol.shape)
 
 
 def _airways(ph):
@@ -145,3 +141,28 @@ def test_cli_point_target_in_a_nodule_is_accepted(tmp_path, ph):
         assert doc["route"]["target_lobe"] == les.organ, (les.name, doc["route"]["target_lobe"], les.organ)
         assert doc["route"]["end_lobe"] == les.organ
         assert {s["scope"] for s in doc["scopes"]} == set(B.load_scopes()["scopes"])
+
+
+def test_cli_segments_the_lungs_from_the_ct_when_none_are_given(tmp_path, ph):
+    """A bare 0/255 airway mask (as airway_leak_gap.py's airways_255) and no --structures: the
+    lungs and vessels come from the CT, so the in-lung check and the tunnel search run."""
+    L = ph.labels
+    k0 = int(np.floor(L.world_to_kji(np.array([[0.0, 0.0, 150.0]]))[0, 0]))  # the chest only: quicker
+    ct = ph.ct.crop((k0, 0, 0), ph.ct.shape)
+    air = L.crop((k0, 0, 0), L.shape)
+    mask = air.with_array(np.where(air.mask("trachea", "airways"), 255, 0).astype(np.uint8), labels={})
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_image(mask, tmp_path / "airways_255.nii.gz")
+    n3 = ph.lesion("lung_nodule_3")
+    out = tmp_path / "o"
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "airways_255.nii.gz"),
+                   "--target=" + ",".join(f"{v:g}" for v in n3.center_ras), "--scope", "thin", "--out", str(out),
+                   "--no-pictures"])
+    assert rc == 0
+    doc = json.loads((out / "bronch.json").read_text())
+    assert any("segmented from the CT" in w for w in doc["warnings"])
+    assert doc["tunnels"] or doc["tunnel_problem"].startswith("no transparenchymal tunnel")
+    liver = ph.lesion("liver_tumor_1")
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "airways_255.nii.gz"),
+                   "--target=" + ",".join(f"{v:g}" for v in liver.center_ras), "--out", str(out), "--no-pictures"])
+    assert rc == 2  # outside the lungs found from the CT

@@ -204,6 +204,12 @@ def test_atm_trees_and_routes_of_two_methods(atm_trees, case):
             assert r.branch_ids[-1] in subtree and r.remaining_mm < 12.0, (team, name, r.remaining_mm)
         trees[team] = t
     ta, tb = trees.values()
+    for name, (target, _) in _periphery_targets(ta, LOBAR, 15.0).items():
+        # the two methods' routes to the same point pass the same named (lobar) bronchi
+        # (or, near a fissure, both say that the target's lobe is uncertain)
+        rs = [B.plan_route(t, B.Target.from_point(target), "ultrathin") for t in (ta, tb)]
+        names = [{n for n in r.branch_names if n} for r in rs]
+        assert names[0] == names[1] or all("uncertain" in r.target_lobe_from for r in rs), (case, name, names)
     for name in LOBAR:
         ea = ta.points[ta.branches[ta.summary()["named"][name]].point_ids[0]]
         eb = tb.points[tb.branches[tb.summary()["named"][name]].point_ids[0]]

@@ -160,6 +160,8 @@ def axis_at(tree: AirwayTree, pid: int) -> np.ndarray:
 
 TERRITORY_NEIGHBOURS = 5   # terminal airway points that vote for a target's lobe
 REACH_WITHIN_MM = (0.0, 5.0, 10.0, 20.0)
+# the territory vote is uncertain when the runner-up lobe has at least this share of the winner's weight
+LOBE_VOTE_MARGIN = 0.5
 
 
 def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -> tuple[str, str]:
@@ -184,8 +186,11 @@ def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -
     w = 1.0 / np.maximum(np.atleast_1d(d), 1.0) ** 2   # nearer terminal points weigh more
     lob = np.array([leaves[i].lobe for i in np.atleast_1d(idx)])
     names = np.unique(lob)
-    score = [w[lob == n].sum() for n in names]
-    return str(names[int(np.argmax(score))]), "airway territories"
+    score = np.array([w[lob == n].sum() for n in names])
+    order = np.argsort(-score)
+    if len(order) > 1 and score[order[1]] >= LOBE_VOTE_MARGIN * score[order[0]]:
+        return str(names[order[0]]), f"airway territories (uncertain: near {names[order[1]]})"
+    return str(names[order[0]]), "airway territories"
 
 
 def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", tolerance_mm: float | None = None,
@@ -210,6 +215,9 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     sign = bool(wd_alive.min() <= 0)
     warn = []
     lobe, lobe_from = target_lobe(tree, target, lobes)
+    if "uncertain" in lobe_from:
+        warn.append(f"the target lies between lobar territories ({lobe_from}): its lobe is uncertain without "
+                    "lobe masks; give lung lobe segments (e.g. TotalSegmentator) to be sure")
     point_lobe = np.array([tree.branches[b].lobe if b >= 0 else "" for b in tree.branch_of], object)
     in_lobe = alive & (point_lobe == lobe) if lobe else np.zeros(len(wd), bool)
     if in_lobe.any():
