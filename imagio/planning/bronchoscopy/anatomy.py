@@ -360,7 +360,7 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
     for n, s in enumerate(stem):
         if br[s].name:
             continue
-        if k_low <= n <= k_low_end and not (set(_below(tree, s)) & upper_or_middle):
+        if k_low <= n <= k_low_end and not (set(tree.subtree(s)) & upper_or_middle):
             # the lower lobe bronchus: the stem below the middle lobe's orifice (pieces of a merged
             # multifurcation that carry neither upper nor middle lobe included)
             o = junctions[i_rml][2] if i_rml is not None else T.start(s)
@@ -375,15 +375,6 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
         else:
             br[s].lobe = RLL  # the basal trunk and its segments keep the lobe
     return warn
-
-
-def _below(tree, bid) -> list[int]:
-    out, stack = [], [bid]
-    while stack:
-        x = stack.pop()
-        out.append(x)
-        stack += tree.branches[x].children
-    return out
 
 
 def _conf_lower(T, bid, origin) -> float:
@@ -436,7 +427,7 @@ def _left(tree, T, L, lmb, extra) -> list[str]:
     for n, s in enumerate(stem):
         if n < k_lll:
             _assign(tree, T, [s], "left_main_bronchus", "", 1.0)
-        elif n < k_lll_end and set(_below(tree, s)) & {b.id for b in br if b.name == "left_upper_lobe_bronchus"}:
+        elif n < k_lll_end and set(tree.subtree(s)) & {b.id for b in br if b.name == "left_upper_lobe_bronchus"}:
             continue  # a piece inside the upper lobe's multifurcation, still carrying some of it
         elif n <= k_lll_end:
             conf = _fraction(L.of(T.tpts(s)) == LLL) if L else _conf_lower(T, s, origin)

@@ -159,11 +159,7 @@ def find_leaks(tree, ct: Volume) -> list[str]:
             continue
         pm = med[b.parent]
         if med[b.id] > max_hu and (not np.isfinite(pm) or pm <= max_hu):
-            sub, stack = [], [b.id]
-            while stack:
-                x = stack.pop()
-                sub.append(x)
-                stack += tree.branches[x].children
+            sub = tree.subtree(b.id)
             ids = np.concatenate([tree.branches[x].point_ids for x in sub])
             excluded[ids] = True
             p = np.round(tree.points[b.point_ids[0]], 1).tolist()

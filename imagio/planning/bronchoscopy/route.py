@@ -196,8 +196,9 @@ def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -
 def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", tolerance_mm: float | None = None,
                reach: np.ndarray | None = None, lobes: Volume | None = None) -> Route:
     """The route for ``scope``: into the target's lobe (``target_lobe``), along the airway that
-    leads towards the lesion, to the deepest point on it that the scope reaches (or, when that
-    is not in the lobe, to the lobe's reachable point closest to the lesion).
+    leads towards the lesion (the lobe's airway closest to it), as deep as the scope fits on it,
+    ending at the reachable point of that branch's subtree closest (wall to lesion) to the target
+    (or, when the scope stops before the lobe there, at the lobe's reachable point closest to it).
     Without a lobe (an unnamed tree), the reachable point closest to the target."""
     name, od = scope_diameter(scope)
     tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
@@ -225,9 +226,15 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
         approach = int(np.flatnonzero(in_lobe)[np.argmin(wd[in_lobe])])
         on_path = np.zeros(len(wd), bool)
         on_path[tree.path_to_root(approach)] = True
-        # as deep as the scope fits along that airway (reach only shrinks along a path)
+        # as deep as the scope fits along that airway (reach only shrinks along a path), then the
+        # reachable point of that branch's subtree nearest the lesion (a neighbouring segmental
+        # branch the scope fits may end closer than the narrow one leading straight to it)
         cand = np.flatnonzero(ok & on_path)
-        cand = cand[[np.argmax(tree.dist_from_root[cand])]]
+        deepest = int(cand[np.argmax(tree.dist_from_root[cand])])
+        sub = np.zeros(len(wd), bool)
+        for x in tree.subtree(int(tree.branch_of[deepest])):
+            sub[tree.branches[x].point_ids] = True
+        cand = np.flatnonzero(ok & sub & (in_lobe if point_lobe[deepest] == lobe else True))
         if point_lobe[cand[0]] != lobe and (ok & in_lobe).any():
             # the scope stops before the lobe on this airway but enters the lobe elsewhere
             cand = np.flatnonzero(ok & in_lobe)

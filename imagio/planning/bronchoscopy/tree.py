@@ -75,6 +75,15 @@ class AirwayTree:
     def n_generations(self) -> int:
         return 1 + max(b.generation for b in self.branches)
 
+    def subtree(self, bid: int) -> list[int]:
+        """Branch ids of the subtree of branch ``bid`` (itself first)."""
+        out, stack = [], [bid]
+        while stack:
+            x = stack.pop()
+            out.append(x)
+            stack += self.branches[x].children
+        return out
+
     def path_to_root(self, point_id: int) -> np.ndarray:
         """Point ids from the root to ``point_id`` (inclusive)."""
         out = [point_id]
@@ -211,15 +220,6 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     return tree
 
 
-def _subtree_ids(tree: AirwayTree, bid: int) -> list[int]:
-    out, stack = [], [bid]
-    while stack:
-        x = stack.pop()
-        out.append(x)
-        stack += tree.branches[x].children
-    return out
-
-
 def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo) -> list[str]:
     """One warning per separate piece of the mask: reconnected (naming the subtree beyond the
     bridge) or left out."""
@@ -233,7 +233,7 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo) -> list[str]:
             # the subtree beyond the bridge: the branch at the piece's end
             pid = alive[np.argmin(np.linalg.norm(tree.points[alive] - a, axis=1))]
             br = tree.branches[int(tree.branch_of[pid])]
-            n = len(_subtree_ids(tree, br.id))
+            n = len(tree.subtree(br.id))
             what = br.name or (br.lobe.replace("lung_", "").replace("_", " ") if br.lobe else f"branch {br.id}")
             out.append(f"a gap of {g['gap_mm']:g} mm in the airway mask at RAS {where} was reconnected: the subtree "
                        f"beyond it ({what}, {n} branches) hangs on the bridge; check the segmentation there")
