@@ -256,6 +256,7 @@ def label_tree(tree, lobes=None) -> list[str]:
     warn += _right(tree, T, L, right, extra_r)
     warn += _left(tree, T, L, left, extra_l)
     _inherit(tree, T)
+    _segments(tree, T)
     return warn
 
 
@@ -470,3 +471,84 @@ def _inherit(tree, T) -> None:
         for d in br[b.id + 1:]:  # its own subtree (ids grow away from the root)
             if d.parent >= 0 and br[d.parent].lobe and not d.lobe:
                 d.lobe = br[d.parent].lobe
+
+
+# Segmental bronchi (Boyden 1955; Jackson-Huber 1943 nomenclature): the expected direction of each
+# segment's territory from its lobar bronchus' branch point, in (lateral, anterior, superior)
+# components (lateral = +x on the right, -x on the left). A lobar bronchus whose first branch point
+# (short pieces merged) splits into as many sizeable branches as its segments has them resolved;
+# each branch takes the segment whose direction best matches its territory's (Hungarian
+# assignment), with the cosine as confidence. Fewer branches (a common trunk, e.g. B1+2): the
+# segments are not resolved and stay unnamed.
+SEGMENTS = {
+    "right_upper_lobe_bronchus": {"RB1": (0.0, 0.0, 1.0), "RB2": (0.3, -1.0, 0.4), "RB3": (0.3, 1.0, 0.0)},
+    "right_middle_lobe_bronchus": {"RB4": (1.0, 0.6, -0.3), "RB5": (-0.4, 1.0, -0.5)},
+    "left_upper_lobe_bronchus": {"left_upper_division_bronchus": (0.0, 0.0, 1.0),
+                                 "lingular_bronchus": (0.3, 1.0, -0.8)},
+    "lingular_bronchus": {"LB4": (1.0, 0.6, 0.0), "LB5": (-0.2, 1.0, -0.8)},
+}
+SEGMENT_MIN_COS = 0.3   # a branch whose territory matches its segment worse than this stays unnamed
+
+
+def _segments(tree, T) -> None:
+    from scipy.optimize import linear_sum_assignment
+
+    br = tree.branches
+    todo = [b.id for b in br if b.name in SEGMENTS]
+    done = set()
+    while todo:
+        bid = todo.pop(0)
+        name = br[bid].name
+        if (name, bid) in done:
+            continue
+        done.add((name, bid))
+        if sum(1 for b in br if b.name == name) != 1:
+            continue  # a split lobar bronchus: its segments are not resolved by this rule
+        protos = SEGMENTS[name]
+        lobe_len = T.sub_len[bid]
+        stem = [bid]
+        # the first branch point below the lobar bronchus with sizeable branches (pieces merged)
+        while True:
+            kids = [c for c in br[stem[-1]].children if T.sub_len[c] >= LOBE_SUBTREE_FRACTION * lobe_len]
+            if len(kids) != 1:
+                break
+            stem.append(kids[0])
+        kids = [c for c in br[stem[-1]].children if T.sub_len[c] >= LOBE_SUBTREE_FRACTION * lobe_len]
+        limit = max(MERGE_MIN_MM, float(np.median(tree.radius[br[bid].point_ids])))
+        expanded = []
+        for c in kids:  # a short piece below the branch point is part of the same multifurcation
+            sub = [g for g in br[c].children if T.sub_len[g] >= LOBE_SUBTREE_FRACTION * lobe_len]
+            expanded += sub if (br[c].length_mm < limit and len(sub) >= 2) else [c]
+        if len(expanded) > len(protos):
+            expanded = kids  # more branches than segments: the short piece is a real trunk
+        if not 2 <= len(expanded) <= len(protos):
+            continue
+        o = tree.points[br[stem[-1]].point_ids[-1]]
+        side = 1.0 if tree.points[br[bid].point_ids[0], 0] > 0 or name.startswith("right") else -1.0
+        if name.startswith(("left", "lingular")):
+            side = -1.0
+        P = np.array([np.asarray(v, float) / np.linalg.norm(v) for v in protos.values()])
+        P[:, 0] *= side
+        D = np.array([T.direction(c, o) for c in expanded])
+        cos = D @ P.T
+        rows, cols = linear_sum_assignment(-cos)
+        names = list(protos)
+        got = {r: [c] for r, c in zip(rows, cols)}
+        for c in sorted(set(range(len(names))) - set(cols)):  # a common trunk: B1+2, ...
+            got[int(np.argmax(cos[:, c]))].append(c)
+        for r, cs in got.items():
+            conf = float(cos[r, cs[0]])
+            if conf < SEGMENT_MIN_COS or br[expanded[r]].name:
+                continue
+            nm = names[cs[0]] if len(cs) == 1 else _joined([names[c] for c in sorted(cs)])
+            _assign(tree, T, [expanded[r]], nm, br[bid].lobe, round(conf, 3))
+            if nm in SEGMENTS:
+                todo.append(expanded[r])
+
+
+def _joined(names: list[str]) -> str:
+    """["RB1", "RB2"] -> "RB1+2" (a common trunk of segmental bronchi)."""
+    import re
+
+    pre = re.match(r"[A-Z]+", names[0]).group(0)
+    return pre + "+".join(n[len(pre):] for n in names)
