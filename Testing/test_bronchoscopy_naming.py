@@ -291,3 +291,31 @@ def test_atm_305_segmental_names(atm_trees, team):
 @pytest.mark.parametrize("team", TEAMS)
 def test_atm_307_segmental_names(atm_trees, team):
     _check_segments(atm_trees("ATM_307_0000", team))
+
+
+def test_bending_limit_is_checked_along_the_route(variants, tmp_path, monkeypatch):
+    """Every branch point on a route gets its turn angle (checked here from the centreline
+    directions); a scope whose tip deflects less than the sharpest turn is warned about."""
+    import json
+
+    t = variants["normal"][2]
+    target, _ = _periphery_targets(t, ["left_upper_lobe_bronchus"], 15.0)["left_upper_lobe_bronchus"]
+    r = B.plan_route(t, B.Target.from_point(target), "thin")
+    assert 2 <= len(r.turns) <= len(r.branch_ids) - 1
+    sharpest = max(a for _, a in r.turns)
+    assert not any("tip deflection" in w for w in r.warnings) and sharpest < 130
+    # the left upper lobe leaves the left main bronchus upward: a real turn
+    lul = dict(r.turns)["left_upper_lobe_bronchus"]
+    b = t.branches[t.summary()["named"]["left_upper_lobe_bronchus"]]
+    u = t.points[b.point_ids[min(5, len(b.point_ids) - 1)]] - t.points[b.point_ids[0]]
+    lmb = t.branches[b.parent]
+    v = t.points[lmb.point_ids[-1]] - t.points[lmb.point_ids[max(0, len(lmb.point_ids) - 6)]]
+    ref = np.degrees(np.arccos(u @ v / np.linalg.norm(u) / np.linalg.norm(v)))
+    assert abs(lul - ref) < 25, (lul, ref)
+    doc = B.load_scopes()
+    doc["scopes"]["thin"] = dict(doc["scopes"]["thin"], bending_up_deg=20, bending_down_deg=20)
+    f = tmp_path / "scopes.json"
+    f.write_text(json.dumps(doc))
+    monkeypatch.setenv("IMAGIO_SCOPES", str(f))
+    r2 = B.plan_route(t, B.Target.from_point(target), "thin")
+    assert any("tip deflection (20 deg)" in w for w in r2.warnings)

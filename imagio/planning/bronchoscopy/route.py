@@ -122,6 +122,7 @@ class Route:
     end_lobe: str = ""                # the lobe of the branch the route ends in
     warnings: list = None             # doubts that travel with the route
     reach_within_mm: dict = None      # {N mm: largest scope outer diameter (mm) that gets within N mm}
+    turns: list = None                # [(branch name or id, turn angle deg)] at each branch point passed
 
     def to_dict(self) -> dict:
         return {"scope": self.scope, "scope_diameter_mm": self.scope_diameter_mm, "reached": self.reached,
@@ -134,6 +135,7 @@ class Route:
                 "target_lobe": self.target_lobe, "target_lobe_from": self.target_lobe_from,
                 "end_lobe": self.end_lobe, "warnings": list(self.warnings or []),
                 "largest_scope_within_mm": self.reach_within_mm or {},
+                "turns_deg": [[n, round(a, 1)] for n, a in (self.turns or [])],
                 "n_points": int(len(self.points))}
 
 
@@ -264,13 +266,51 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
         within[f"{n:g}"] = round(float(np.max(rmin[apath][m]) + tol), 2) if m.any() else None
         if within[f"{n:g}"] is not None and not np.isfinite(within[f"{n:g}"]):
             within[f"{n:g}"] = None
+    turns = route_turns(tree, path, bids)
+    bend = max_bending_deg(scope)
+    sharp = [(n, a) for n, a in turns if bend is not None and a > bend]
+    if sharp:
+        warn.append(f"the route turns {max(a for _, a in sharp):.0f} deg into {sharp[0][0]}: more than the {name}'s "
+                    f"tip deflection ({bend:g} deg); the scope may not enter it")
     end_lobe = tree.branches[bids[-1]].lobe
     if lobe and end_lobe != lobe:
         warn.append(f"the route ends outside the target's lobe ({end_lobe or tree.branches[bids[-1]].name or 'central airway'})")
     return Route(name, od, bool(wd[pid] <= 0), pid, tree.points[pid].copy(), float(max(wd[pid], 0.0)), ang,
                  float(tree.dist_from_root[pid]), int(tree.branches[bids[-1]].generation), bids,
                  [tree.branches[b].name for b in bids], path, tree.points[path], 2 * tree.radius[path],
-                 sign, float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within)
+                 sign, float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within,
+                 turns)
+
+
+TURN_WINDOW_MM = 6.0  # airway axis before / after a branch point: over this length of centreline
+
+
+def max_bending_deg(scope) -> float | None:
+    """The largest tip deflection (deg) of a catalogue scope (the tip bends in one plane; the
+    scope is rotated to bring a branch into it); None for a diameter given in mm."""
+    s = load_scopes()["scopes"].get(str(scope))
+    if s is None:
+        return None
+    return float(max(s.get("bending_up_deg", 180), s.get("bending_down_deg", 180)))
+
+
+def route_turns(tree: AirwayTree, path: np.ndarray, bids: list) -> list:
+    """[(branch name or id, angle deg)]: at each branch point on ``path`` (point ids, root
+    first), the angle between the airway axis over ``TURN_WINDOW_MM`` before it and after it."""
+    s = tree.dist_from_root[path]
+    out = []
+    for b in bids[1:]:
+        first = int(np.flatnonzero(tree.branch_of[path] == b)[0])
+        j = max(first - 1, 0)
+        a0 = int(np.searchsorted(s, s[j] - TURN_WINDOW_MM))
+        a1 = min(int(np.searchsorted(s, s[j] + TURN_WINDOW_MM)), len(path) - 1)
+        u, v = tree.points[path[j]] - tree.points[path[a0]], tree.points[path[a1]] - tree.points[path[j]]
+        nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+        if nu < 1e-6 or nv < 1e-6:
+            continue
+        ang = float(np.degrees(np.arccos(np.clip(u @ v / (nu * nv), -1, 1))))
+        out.append((tree.branches[b].name or str(b), ang))
+    return out
 
 
 def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None = None,
