@@ -19,19 +19,10 @@ LOBE_OF = {"right_upper_lobe_bronchus": "lung_upper_lobe_right", "right_middle_l
            "RB6": "lung_lower_lobe_right", "LB6": "lung_lower_lobe_left"}
 
 
-def _subtree(t, bid):
-    out, stack = [], [bid]
-    while stack:
-        x = stack.pop()
-        out.append(x)
-        stack += t.branches[x].children
-    return out
-
-
 def _terminals(t, bids):
     ids = set()
     for b in bids:
-        ids |= {x for x in _subtree(t, b) if not t.branches[x].children}
+        ids |= {x for x in t.subtree(b) if not t.branches[x].children}
     return t.points[[t.branches[x].point_ids[-1] for x in sorted(ids)]]
 
 
@@ -179,7 +170,7 @@ def _periphery_targets(t, lobar, beyond_mm=8.0):
         sub = set()
         for b in t.branches:
             if b.name == name:
-                sub |= set(_subtree(t, b.id))
+                sub |= set(t.subtree(b.id))
         pts = np.concatenate([t.branches[x].point_ids for x in sub])
         far = pts[np.argmax(t.dist_from_root[pts])]
         d = t.points[far] - t.points[t.parent[t.parent[far]]]
