@@ -122,6 +122,9 @@ def test_cli_refuses_thick_slices_and_non_ct(tmp_path, shared_data, capsys):
     txt.write_text("not an image")
     assert cli.main(["bronch", str(txt), "--airways", str(lab), "--target", "0,0,0", "--out", str(tmp_path / "o")]) == 2
     assert "not a readable image" in capsys.readouterr().err
+    # an image that is not a CT in HU (a label map given as the CT)
+    assert cli.main(["bronch", str(lab), "--airways", str(lab), "--target", "0,0,0", "--out", str(tmp_path / "o")]) == 2
+    assert "does not look like a CT" in capsys.readouterr().err
 
 
 def test_cli_point_target_in_a_nodule_is_accepted(tmp_path, ph):
