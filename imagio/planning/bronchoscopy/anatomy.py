@@ -294,6 +294,7 @@ def _classify(T, L, sides, origin, side: str):
 def _right(tree, T, L, rmb, extra) -> list[str]:
     """Right lung: main bronchus, upper lobe, bronchus intermedius, middle lobe, lower lobe, B6."""
     br = tree.branches
+    tracheal = any(b.name == "tracheal_bronchus" and b.lobe == RUL for b in br)
     stem = T.stem(rmb)
     junctions = T.junctions(stem, extra)
     warn = []
@@ -312,6 +313,10 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
                 later = any(cls.get(c, ("",))[0] in (RML, RLL) for c in sides)
             else:
                 ups = [c for c in sides if d[c][2] > UPWARD_SIN]
+                if not ups and not tracheal:
+                    # the first sizeable branch point of the right stem is the upper lobe's unless
+                    # a tracheal bronchus took it: accept a flat upper lobe (not running downward)
+                    ups = [c for c in sides if d[c][2] > -UPWARD_SIN and d[c][1] <= ANTERIOR_COS]
                 # the upper lobe's multifurcation: every side branch of it not running downward
                 # belongs to the upper lobe (a skeleton may split off its apical branch)
                 members = [c for c in sides if c in ups or (ups and d[c][2] > -UPWARD_SIN)]
