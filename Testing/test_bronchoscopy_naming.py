@@ -311,3 +311,32 @@ def test_bending_limit_is_checked_along_the_route(variants, tmp_path, monkeypatc
     monkeypatch.setenv("IMAGIO_SCOPES", str(f))
     r2 = B.plan_route(t, B.Target.from_point(target), "thin")
     assert any("tip deflection (20 deg)" in w for w in r2.warnings)
+
+
+@pytest.mark.data
+def test_chest_cta_own_airways_are_named(shared_data):
+    """The chest CTA (1.5 mm) with the project's rule-based airways (a shallow tree): the five lobar
+    bronchi and the bronchus intermedius are named; reference: territory facts (upper lobes above
+    the lower, the middle lobe in front of the lower, each side's names on its side) and the
+    order on the right (upper lobe orifice within 35 mm below the carina, middle lobe below it)."""
+    from imagio import io
+    from imagio.segmentation.rules import segment_masks
+
+    f = shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"
+    if not f.exists():
+        pytest.skip("chest CTA not available")
+    ct = io.read_image(f)
+    m, _ = segment_masks(ct, ("airways",))
+    air = m["trachea"] | m["airways"]
+    t = B.extract_tree(ct.with_array(air.astype(np.uint8)), air, ct=ct)
+    named = {b.name: b for b in reversed(t.branches) if b.name}
+    assert set(LOBAR) | {"bronchus_intermedius"} <= set(named), sorted(named)
+    term = {n: _terminals(t, [b.id for b in t.branches if b.name == n]) for n in LOBAR}
+    assert term["right_upper_lobe_bronchus"][:, 2].mean() > term["right_lower_lobe_bronchus"][:, 2].mean() + 20
+    assert term["right_middle_lobe_bronchus"][:, 1].mean() > term["right_lower_lobe_bronchus"][:, 1].mean() + 10
+    assert term["left_upper_lobe_bronchus"][:, 2].mean() > term["left_lower_lobe_bronchus"][:, 2].mean() + 20
+    carina = _origin(t, named["right_main_bronchus"])
+    rul, rml = _origin(t, named["right_upper_lobe_bronchus"]), _origin(t, named["right_middle_lobe_bronchus"])
+    assert 0 < carina[2] - rul[2] < 35 and rml[2] < rul[2] - 10
+    for n, p in term.items():
+        assert (np.sign(p[:, 0] - carina[0]) == (1 if n.startswith("right") else -1)).mean() > 0.95, n

@@ -315,8 +315,9 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
                 ups = [c for c in sides if d[c][2] > UPWARD_SIN]
                 if not ups and not tracheal:
                     # the first sizeable branch point of the right stem is the upper lobe's unless
-                    # a tracheal bronchus took it: accept a flat upper lobe (not running downward)
-                    ups = [c for c in sides if d[c][2] > -UPWARD_SIN and d[c][1] <= ANTERIOR_COS]
+                    # a tracheal bronchus took it: accept a flat upper lobe (a segmentation that
+                    # misses its apical branches), but not one running downward (a middle lobe)
+                    ups = [c for c in sides if d[c][2] > -UPWARD_SIN]
                 # the upper lobe's multifurcation: every side branch of it not running downward
                 # belongs to the upper lobe (a skeleton may split off its apical branch)
                 members = [c for c in sides if c in ups or (ups and d[c][2] > -UPWARD_SIN)]
@@ -327,6 +328,9 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
                 sides = [c for c in sides if c not in members]
             elif later:
                 i_rul = -1  # the upper lobe is not on the stem (tracheal bronchus, missing lobe)
+                if not tracheal:
+                    warn.append("no right upper lobe bronchus before the middle lobe (no tracheal bronchus either): "
+                                "the segmentation may miss the upper lobe; check the right lung's names")
             else:
                 continue
             if not sides:
