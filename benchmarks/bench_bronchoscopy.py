@@ -7,7 +7,10 @@
   so a ratio below 1 is expected;
 - route query: ours (KD-tree of the lesion, reach from precomputed route minima) vs a Dijkstra
   from the trachea over every airway voxel (26-neighbour graph), the naive way to route;
-- peak memory of the extraction (tracemalloc: numpy allocations).
+- peak memory of the extraction (tracemalloc: numpy allocations);
+- on all ten masks: lobar names found, and routes of the thin scope to points 15 mm beyond the
+  deepest branch of each lobe that end in that lobe's subtree (the issue-15 measure; baseline:
+  the old "closest reachable airway wall" end point, ``plan_route`` without a lobe).
 
 Rows: name, value, unit, baseline, ratio (baseline / value; > 1 means ours is faster).
 """
@@ -95,4 +98,53 @@ def run() -> list[dict]:
         qb = time.perf_counter() - t0
         rows.append({"name": f"route query {tag} (mean of {len(targets)})", "value": q * 1000, "unit": "ms",
                      "baseline": qb * 1000, "ratio": qb / q})
+    rows += _lobar_rows(files, io, B)
     return rows
+
+
+LOBAR = ("right_upper_lobe_bronchus", "right_middle_lobe_bronchus", "right_lower_lobe_bronchus",
+         "left_upper_lobe_bronchus", "left_lower_lobe_bronchus")
+
+
+def _lobar_rows(files, io, B) -> list[dict]:
+    """Names and in-lobe route ends on every mask (thin scope, targets 15 mm beyond each lobe)."""
+    named = in_lobe = closest_in_lobe = total = 0
+    t_label = []
+    from imagio.planning.bronchoscopy.anatomy import label_tree
+
+    for f in files:
+        t = B.extract_tree(io.read_image(f))
+        t0 = time.perf_counter()
+        label_tree(t)
+        t_label.append(time.perf_counter() - t0)
+        names = {b.name for b in t.branches}
+        named += all(n in names for n in LOBAR)
+        rmin = B.route_min_diameter(t)
+        for n in LOBAR:
+            sub = set()
+            for b in t.branches:
+                if b.name == n:
+                    stack = [b.id]
+                    while stack:
+                        x = stack.pop()
+                        sub.add(x)
+                        stack += t.branches[x].children
+            if not sub:
+                continue
+            pts = np.concatenate([t.branches[x].point_ids for x in sub])
+            far = pts[np.argmax(t.dist_from_root[pts])]
+            d = t.points[far] - t.points[t.parent[t.parent[far]]]
+            tg = B.Target.from_point(t.points[far] + 15.0 * d / np.linalg.norm(d))
+            r = B.plan_route(t, tg, "thin", reach=rmin)
+            in_lobe += r.branch_ids[-1] in sub
+            # the old rule: the reachable point whose wall is closest to the target, anywhere
+            ok = (t.branch_of >= 0) & (rmin >= 4.2 - 0.5)
+            wd, _ = B.route.wall_distance(t, tg)
+            old = np.flatnonzero(ok)[np.argmin(wd[ok])]
+            closest_in_lobe += int(t.branch_of[old]) in sub
+            total += 1
+    return [{"name": f"masks with all five lobar bronchi named (of {len(files)})", "value": named, "unit": "masks"},
+            {"name": "label_tree time (mean over masks)", "value": 1000 * float(np.mean(t_label)), "unit": "ms"},
+            {"name": f"thin-scope routes ending in the target's lobe (of {total})", "value": in_lobe,
+             "unit": "routes", "baseline": closest_in_lobe,
+             "ratio": (closest_in_lobe / in_lobe) if in_lobe else None}]

@@ -81,6 +81,10 @@ def metrics_table(scene, plan, name: str = "Bronchoscopy metrics"):
             ("generation", str(r["generation"])), ("exit angle (deg)", f"{r['exit_angle_deg']:.0f}"),
             ("narrowest lumen (mm)", f"{r['min_diameter_mm']}"), ("bronchus sign", str(r["bronchus_sign"])),
             ("branches", " > ".join(n or str(b) for n, b in zip(r["branch_names"], r["branch_ids"])))]
+    rows.append(("target lobe", f"{r['target_lobe'] or 'unknown'} ({r['target_lobe_from'] or '-'})"))
+    rows.append(("route ends in", r["end_lobe"] or "a central airway"))
+    for w in plan.to_dict()["warnings"]:
+        rows.append(("warning", w))
     for k, t in enumerate(plan.tunnels):
         rows.append((f"tunnel {k + 1}", f"{t.length_mm:.1f} mm, vessel clearance {t.min_vessel_clearance_mm:.1f} mm"))
     if plan.tunnel_problem:
@@ -127,7 +131,19 @@ def plan_from_nodes(scene, volume_node, segmentation_node, target_segment: str |
     names = set(labels.labels.values())
     if not names & set(bronch.AIRWAY_NAMES):
         raise InputError("the segmentation has no airway segment (trachea / airways): segment the airways first")
-    tree = bronch.extract_tree(labels, bronch.airway_mask(labels))
+    from ..planning.bronchoscopy.anatomy import LOBAR
+
+    lobes = labels if names & set(LOBAR) else None
+    ct = None
+    if ref is not None:  # the leak check needs a CT in HU; another reference volume is not used for it
+        from ..segmentation.common import check_ct
+
+        try:
+            check_ct(ref)
+            ct = ref
+        except InputError:
+            ct = None
+    tree = bronch.extract_tree(labels, bronch.airway_mask(labels), ct=ct, lobes=lobes)
     if target_point_node is not None and target_point_node.GetNumberOfControlPoints():
         p = [0.0, 0.0, 0.0]
         target_point_node.GetNthControlPointPositionWorld(0, p)
@@ -139,18 +155,19 @@ def plan_from_nodes(scene, volume_node, segmentation_node, target_segment: str |
     else:
         raise InputError("choose the target: a nodule segment or a point")
     lungs, vessels = lung_envelope(labels)
-    plan = bronch.plan(tree, target, scope, lungs=lungs, vessels=vessels)
+    plan = bronch.plan(tree, target, scope, lungs=lungs, vessels=vessels, lobes=lobes)
     return plan, bronchoscopy_to_scene(scene, tree, plan, prefix)
 
 
 def lung_envelope(labels):
-    """(lung Volume mask: lobes/lungs, their vessels, airways and walls; vessel mask or None)."""
+    """(lung Volume mask: lobes/lungs, their vessels, nodules, airways and walls; vessel mask or None)."""
     from ..planning import bronchoscopy as bronch
 
     names = set(labels.labels.values())
-    inside = [n for n in names if n.startswith(bronch.LUNG_PREFIX) and "nodule" not in n] + \
+    # lobes, lung vessels and nodules (a nodule is in the lung though it is not aerated)
+    inside = [n for n in names if n.startswith(bronch.LUNG_PREFIX)] + \
              [n for n in ("airways", "airway_wall", "lung_trachea_bronchia") if n in names]
-    lung_names = [n for n in inside if n.startswith(bronch.LUNG_PREFIX)]
+    lung_names = [n for n in inside if n.startswith(bronch.LUNG_PREFIX) and "nodule" not in n]
     if not lung_names:
         return None, None
     lungs = labels.with_array(labels.mask(*inside).astype(np.uint8))

@@ -120,7 +120,8 @@ def segments(branches: list[Branch]) -> np.ndarray:
 
 # --- bronchial trees with anatomical variants (for labelling tests; the phantom itself is unchanged)
 
-AIRWAY_VARIANTS = ("normal", "b6_from_intermedius", "right_trifurcation", "tracheal_bronchus", "left_trifurcation")
+AIRWAY_VARIANTS = ("normal", "b6_from_intermedius", "right_trifurcation", "tracheal_bronchus", "left_trifurcation",
+                   "split_upper_lobe")
 LUNG_CENTRE_X_MM, LUNG_SEMI_AXES_MM, LUNG_CENTRE_Z_MM = 75.0, (58.0, 80.0, 100.0), 215.0
 
 
@@ -150,7 +151,10 @@ def variant_airway_tree(variant: str = "normal", seed: int = 0, max_generation: 
     segment of the right lower lobe leaves the bronchus intermedius 12 mm above the middle
     lobe), LB6 (``left_trifurcation``: the left main bronchus ends in upper lobe, B6 and basal
     trunk, which is then the lower lobe bronchus), tracheal_bronchus (``tracheal_bronchus``: to
-    the apex of the right upper lobe, 24 mm above the carina). Variants after Boyden EA, Segmental
+    the apex of the right upper lobe, 24 mm above the carina); ``split_upper_lobe``: the right
+    upper lobe's apical branch leaves the right main bronchus 5 mm before the rest of the upper
+    lobe (how a skeleton often splits the upper lobe's orifice; both are named
+    right_upper_lobe_bronchus, the main bronchus is in two pieces). Variants after Boyden EA, Segmental
     Anatomy of the Lungs, 1955; Ghaye B et al., Radiographics 2001 (tracheal bronchus).
     RAS mm; radii mm (lumen)."""
     if variant not in AIRWAY_VARIANTS:
@@ -165,15 +169,23 @@ def variant_airway_tree(variant: str = "normal", seed: int = 0, max_generation: 
         rows += [("right_upper_lobe_bronchus", 1, rb, a([45.0, 0, 240]), 4.2, 4.0),
                  ("right_middle_lobe_bronchus", 1, rb, a([42.0, 33, 200]), 3.5, 3.3),
                  ("right_lower_lobe_bronchus", 1, rb, a([40.0, -8, 180]), 4.3, 4.1)]
+    elif variant == "split_upper_lobe":
+        p1 = c + (rb - c) * 0.8  # 5 mm before the main bronchus' end
+        rows[1] = ("right_main_bronchus", 0, c, p1, 6.0, 5.7)
+        rows += [("right_upper_lobe_bronchus", 1, p1, a([28.0, 2, 250]), 3.2, 3.0),
+                 ("right_main_bronchus", 1, p1, rb, 5.7, 5.6),
+                 ("right_upper_lobe_bronchus", 4, rb, a([46.0, 2, 232]), 3.8, 3.6)]
     else:
         rows += [("right_upper_lobe_bronchus", 1, rb, a([45.0, 0, 238]), 4.2, 4.0)]
+    if variant != "right_trifurcation":
+        rmb_end = 4 if variant == "split_upper_lobe" else 1
         if variant == "b6_from_intermedius":
             mid = a([27.0, 1, 210])
             rows += [("bronchus_intermedius", 1, rb, mid, 5.0, 4.9),
                      ("RB6", 4, mid, a([45.0, -28, 212]), 3.2, 3.0),
                      ("bronchus_intermedius", 4, mid, a([32.0, 0, 198]), 4.9, 4.8)]
         else:
-            rows += [("bronchus_intermedius", 1, rb, a([32.0, 0, 198]), 5.0, 4.8)]
+            rows += [("bronchus_intermedius", rmb_end, rb, a([32.0, 0, 198]), 5.0, 4.8)]
         bi = len(rows) - 1
         rows += [("right_middle_lobe_bronchus", bi, a([32.0, 0, 198]), a([45.0, 35, 195]), 3.5, 3.3),
                  ("right_lower_lobe_bronchus", bi, a([32.0, 0, 198]), a([45.0, -10, 170]), 4.3, 4.1)]

@@ -8,22 +8,10 @@ import numpy as np
 
 
 def _surface(mask: np.ndarray, ijk_to_ras: np.ndarray):
-    import vtk
-    from vtk.util import numpy_support as ns
+    """The project's one mask-to-surface function (``imagio.surfaces.mask_surface``)."""
+    from ..surfaces import mask_surface
 
-    img = vtk.vtkImageData()
-    img.SetDimensions(*mask.shape[::-1])
-    img.GetPointData().SetScalars(ns.numpy_to_vtk(mask.astype(np.uint8).ravel(), deep=True))
-    fe = vtk.vtkFlyingEdges3D()
-    fe.SetInputData(img)
-    fe.SetValue(0, 0.5)
-    tf = vtk.vtkTransform()
-    tf.SetMatrix(np.asarray(ijk_to_ras).ravel().tolist())
-    f = vtk.vtkTransformPolyDataFilter()
-    f.SetTransform(tf)
-    f.SetInputConnection(fe.GetOutputPort())
-    f.Update()
-    return f.GetOutput()
+    return mask_surface(mask, ijk_to_ras)
 
 
 def solid_actor(poly, rgb, opacity: float = 1.0):

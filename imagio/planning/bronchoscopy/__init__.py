@@ -100,5 +100,5 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
         except NoTunnel as e:
             out.tunnel_problem = str(e)
     if len(route.points) >= 2:
-        out.camera_positions, out.camera_directions = camera_path(route.points)
+        out.camera_positions, out.camera_directions = camera_path(route.points, radii=route.diameters_mm / 2)
     return out

@@ -64,6 +64,8 @@ UPWARD_SIN = 0.3
 ANTERIOR_COS = 0.45
 # cosine between the territory direction and posterior above which it runs posteriorly (B6)
 POSTERIOR_COS = 0.5
+# an airway point is labelled airway, not lobe: the lobe is looked for on spheres this far around it
+LOBE_SEARCH_MM = (2.0, 4.0, 6.0, 8.0)
 # a lobar branch named from the masks needs this fraction of its terminal points in one lobe
 MASK_MAJORITY = 0.5
 
@@ -81,10 +83,12 @@ class _Tree:
     def __init__(self, tree):
         self.t = tree
         br = tree.branches
-        self.sub_len = np.array([b.length_mm for b in br])
+        ex = getattr(tree, "excluded", None)  # leaks: no length, no territory
+        gone = np.array([ex is not None and bool(ex[b.point_ids[0]]) for b in br])
+        self.sub_len = np.array([0.0 if g else b.length_mm for b, g in zip(br, gone)])
         terms: list[list[int]] = [[] for _ in br]
         for b in reversed(br):  # children have larger ids than their parents
-            if not b.children:
+            if not b.children and not gone[b.id]:
                 terms[b.id].append(int(b.point_ids[-1]))
             if b.parent >= 0:
                 self.sub_len[b.parent] += self.sub_len[b.id]
@@ -94,7 +98,10 @@ class _Tree:
 
     def tpts(self, bids) -> np.ndarray:
         bids = [bids] if isinstance(bids, (int, np.integer)) else list(bids)
-        return self.t.points[np.concatenate([self.terms[b] for b in bids])]
+        ids = np.concatenate([self.terms[b] for b in bids] + [np.zeros(0, np.int64)])
+        if not len(ids):  # an excluded subtree: its start stands for it
+            ids = np.array([self.t.branches[b].point_ids[0] for b in bids])
+        return self.t.points[ids]
 
     def start(self, bid) -> np.ndarray:
         """The branch point a branch leaves from (its parent's last point)."""
@@ -147,8 +154,8 @@ def _fraction(mask: np.ndarray) -> float:
     return float(np.mean(mask)) if len(mask) else 0.0
 
 
-class _LobeMap:
-    """Lobe of points from TotalSegmentator lobe masks (a label Volume), or None."""
+class LobeMap:
+    """Lobe of points from TotalSegmentator lobe masks (a label Volume, or None: then falsy)."""
 
     def __init__(self, lobes):
         self.v = lobes
@@ -157,9 +164,32 @@ class _LobeMap:
     def __bool__(self):
         return bool(self.names)
 
-    def of(self, pts) -> np.ndarray:
-        vals = self.v.sample(pts, order=0).astype(int)
-        return np.array([self.names.get(int(v), "") for v in vals], object)
+    def of(self, pts, radii=None) -> np.ndarray:
+        """Lobe name at each point; a point in an airway (labelled over the lobe) takes the most
+        frequent lobe on the nearest of the spheres of ``radii`` mm (default ``LOBE_SEARCH_MM``)
+        around it (26 directions)."""
+        pts = np.asarray(pts, float).reshape(-1, 3)
+        keys = np.array(sorted(self.names))
+        lut = {int(k): i for i, k in enumerate(keys)}
+        names = np.array([self.names[int(k)] for k in keys] + [""], object)
+
+        def idx(p):
+            v = self.v.sample(p, order=0).astype(int)
+            return np.array([lut.get(int(x), len(keys)) for x in v.ravel()]).reshape(v.shape)
+
+        out = idx(pts)
+        dirs = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)],
+                        float)
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        for r in (LOBE_SEARCH_MM if radii is None else radii):
+            todo = np.flatnonzero(out == len(keys))
+            if not len(todo):
+                break
+            ring = idx((pts[todo, None, :] + r * dirs[None]).reshape(-1, 3)).reshape(len(todo), len(dirs))
+            counts = np.stack([(ring == i).sum(axis=1) for i in range(len(keys))], axis=1)
+            found = counts.max(axis=1) > 0
+            out[todo[found]] = counts[found].argmax(axis=1)
+        return names[out]
 
     def majority(self, pts) -> tuple[str, float]:
         lob = self.of(pts)
@@ -183,7 +213,7 @@ def label_tree(tree, lobes=None) -> list[str]:
     if not br:
         return ["empty airway tree"]
     T = _Tree(tree)
-    L = _LobeMap(lobes)
+    L = LobeMap(lobes)
     warn: list[str] = []
     # trachea and carina: follow the largest child until two large subtrees on opposite sides
     chain = [0]
@@ -226,6 +256,7 @@ def label_tree(tree, lobes=None) -> list[str]:
     warn += _right(tree, T, L, right, extra_r)
     warn += _left(tree, T, L, left, extra_l)
     _inherit(tree, T)
+    _segments(tree, T)
     return warn
 
 
@@ -263,6 +294,7 @@ def _classify(T, L, sides, origin, side: str):
 def _right(tree, T, L, rmb, extra) -> list[str]:
     """Right lung: main bronchus, upper lobe, bronchus intermedius, middle lobe, lower lobe, B6."""
     br = tree.branches
+    tracheal = any(b.name == "tracheal_bronchus" and b.lobe == RUL for b in br)
     stem = T.stem(rmb)
     junctions = T.junctions(stem, extra)
     warn = []
@@ -281,6 +313,11 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
                 later = any(cls.get(c, ("",))[0] in (RML, RLL) for c in sides)
             else:
                 ups = [c for c in sides if d[c][2] > UPWARD_SIN]
+                if not ups and not tracheal:
+                    # the first sizeable branch point of the right stem is the upper lobe's unless
+                    # a tracheal bronchus took it: accept a flat upper lobe (a segmentation that
+                    # misses its apical branches), but not one running downward (a middle lobe)
+                    ups = [c for c in sides if d[c][2] > -UPWARD_SIN]
                 # the upper lobe's multifurcation: every side branch of it not running downward
                 # belongs to the upper lobe (a skeleton may split off its apical branch)
                 members = [c for c in sides if c in ups or (ups and d[c][2] > -UPWARD_SIN)]
@@ -291,6 +328,9 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
                 sides = [c for c in sides if c not in members]
             elif later:
                 i_rul = -1  # the upper lobe is not on the stem (tracheal bronchus, missing lobe)
+                if not tracheal:
+                    warn.append("no right upper lobe bronchus before the middle lobe (no tracheal bronchus either): "
+                                "the segmentation may miss the upper lobe; check the right lung's names")
             else:
                 continue
             if not sides:
@@ -326,21 +366,22 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
                     "upper lobe): the right lung below the upper lobe is named lower lobe")
     k_low = k_rml if k_rml is not None else k_rul
     k_low_end = k_rml_end if k_rml is not None else k_rul_end
+    upper_or_middle = {b.id for b in br if b.name in ("right_upper_lobe_bronchus", "right_middle_lobe_bronchus")}
     for n, s in enumerate(stem):
         if br[s].name:
             continue
-        if n < k_rul:
-            _assign(tree, T, [s], "right_main_bronchus", "", 1.0)
-        elif k_rul <= n < k_rul_end:
-            continue  # a piece inside the upper lobe's multifurcation
-        elif n < k_low:
-            _assign(tree, T, [s], "bronchus_intermedius", "", 1.0)
-        elif n < k_low_end:
-            br[s].lobe = RLL if k_rml is not None else ""  # inside the middle lobe's multifurcation
-        elif n == k_low_end:
+        if k_low <= n <= k_low_end and not (set(tree.subtree(s)) & upper_or_middle):
+            # the lower lobe bronchus: the stem below the middle lobe's orifice (pieces of a merged
+            # multifurcation that carry neither upper nor middle lobe included)
             o = junctions[i_rml][2] if i_rml is not None else T.start(s)
             conf = _fraction(L.of(T.tpts(s)) == RLL) if L else _conf_lower(T, s, o)
             _assign(tree, T, [s], "right_lower_lobe_bronchus", RLL, conf if k_rml is not None else min(conf, 0.5))
+        elif n < k_rul:
+            _assign(tree, T, [s], "right_main_bronchus", "", 1.0)
+        elif k_rul <= n < k_rul_end or n < k_low_end and n >= k_low:
+            continue  # a piece inside a multifurcation that still carries the upper or middle lobe
+        elif n < k_low:
+            _assign(tree, T, [s], "bronchus_intermedius", "", 1.0)
         else:
             br[s].lobe = RLL  # the basal trunk and its segments keep the lobe
     return warn
@@ -396,9 +437,9 @@ def _left(tree, T, L, lmb, extra) -> list[str]:
     for n, s in enumerate(stem):
         if n < k_lll:
             _assign(tree, T, [s], "left_main_bronchus", "", 1.0)
-        elif n < k_lll_end:
-            continue  # a piece inside the upper lobe's multifurcation
-        elif n == k_lll_end:
+        elif n < k_lll_end and set(tree.subtree(s)) & {b.id for b in br if b.name == "left_upper_lobe_bronchus"}:
+            continue  # a piece inside the upper lobe's multifurcation, still carrying some of it
+        elif n <= k_lll_end:
             conf = _fraction(L.of(T.tpts(s)) == LLL) if L else _conf_lower(T, s, origin)
             _assign(tree, T, [s], "left_lower_lobe_bronchus", LLL, conf)
         else:
@@ -439,3 +480,84 @@ def _inherit(tree, T) -> None:
         for d in br[b.id + 1:]:  # its own subtree (ids grow away from the root)
             if d.parent >= 0 and br[d.parent].lobe and not d.lobe:
                 d.lobe = br[d.parent].lobe
+
+
+# Segmental bronchi (Boyden 1955; Jackson-Huber 1943 nomenclature): the expected direction of each
+# segment's territory from its lobar bronchus' branch point, in (lateral, anterior, superior)
+# components (lateral = +x on the right, -x on the left). A lobar bronchus whose first branch point
+# (short pieces merged) splits into as many sizeable branches as its segments has them resolved;
+# each branch takes the segment whose direction best matches its territory's (Hungarian
+# assignment), with the cosine as confidence. Fewer branches (a common trunk, e.g. B1+2): the
+# segments are not resolved and stay unnamed.
+SEGMENTS = {
+    "right_upper_lobe_bronchus": {"RB1": (0.0, 0.0, 1.0), "RB2": (0.3, -1.0, 0.4), "RB3": (0.3, 1.0, 0.0)},
+    "right_middle_lobe_bronchus": {"RB4": (1.0, 0.6, -0.3), "RB5": (-0.4, 1.0, -0.5)},
+    "left_upper_lobe_bronchus": {"left_upper_division_bronchus": (0.0, 0.0, 1.0),
+                                 "lingular_bronchus": (0.3, 1.0, -0.8)},
+    "lingular_bronchus": {"LB4": (1.0, 0.6, 0.0), "LB5": (-0.2, 1.0, -0.8)},
+}
+SEGMENT_MIN_COS = 0.3   # a branch whose territory matches its segment worse than this stays unnamed
+
+
+def _segments(tree, T) -> None:
+    from scipy.optimize import linear_sum_assignment
+
+    br = tree.branches
+    todo = [b.id for b in br if b.name in SEGMENTS]
+    done = set()
+    while todo:
+        bid = todo.pop(0)
+        name = br[bid].name
+        if (name, bid) in done:
+            continue
+        done.add((name, bid))
+        if sum(1 for b in br if b.name == name) != 1:
+            continue  # a split lobar bronchus: its segments are not resolved by this rule
+        protos = SEGMENTS[name]
+        lobe_len = T.sub_len[bid]
+        stem = [bid]
+        # the first branch point below the lobar bronchus with sizeable branches (pieces merged)
+        while True:
+            kids = [c for c in br[stem[-1]].children if T.sub_len[c] >= LOBE_SUBTREE_FRACTION * lobe_len]
+            if len(kids) != 1:
+                break
+            stem.append(kids[0])
+        kids = [c for c in br[stem[-1]].children if T.sub_len[c] >= LOBE_SUBTREE_FRACTION * lobe_len]
+        limit = max(MERGE_MIN_MM, float(np.median(tree.radius[br[bid].point_ids])))
+        expanded = []
+        for c in kids:  # a short piece below the branch point is part of the same multifurcation
+            sub = [g for g in br[c].children if T.sub_len[g] >= LOBE_SUBTREE_FRACTION * lobe_len]
+            expanded += sub if (br[c].length_mm < limit and len(sub) >= 2) else [c]
+        if len(expanded) > len(protos):
+            expanded = kids  # more branches than segments: the short piece is a real trunk
+        if not 2 <= len(expanded) <= len(protos):
+            continue
+        o = tree.points[br[stem[-1]].point_ids[-1]]
+        side = 1.0 if tree.points[br[bid].point_ids[0], 0] > 0 or name.startswith("right") else -1.0
+        if name.startswith(("left", "lingular")):
+            side = -1.0
+        P = np.array([np.asarray(v, float) / np.linalg.norm(v) for v in protos.values()])
+        P[:, 0] *= side
+        D = np.array([T.direction(c, o) for c in expanded])
+        cos = D @ P.T
+        rows, cols = linear_sum_assignment(-cos)
+        names = list(protos)
+        got = {r: [c] for r, c in zip(rows, cols)}
+        for c in sorted(set(range(len(names))) - set(cols)):  # a common trunk: B1+2, ...
+            got[int(np.argmax(cos[:, c]))].append(c)
+        for r, cs in got.items():
+            conf = float(cos[r, cs[0]])
+            if conf < SEGMENT_MIN_COS or br[expanded[r]].name:
+                continue
+            nm = names[cs[0]] if len(cs) == 1 else _joined([names[c] for c in sorted(cs)])
+            _assign(tree, T, [expanded[r]], nm, br[bid].lobe, round(conf, 3))
+            if nm in SEGMENTS:
+                todo.append(expanded[r])
+
+
+def _joined(names: list[str]) -> str:
+    """["RB1", "RB2"] -> "RB1+2" (a common trunk of segmental bronchi)."""
+    import re
+
+    pre = re.match(r"[A-Z]+", names[0]).group(0)
+    return pre + "+".join(n[len(pre):] for n in names)

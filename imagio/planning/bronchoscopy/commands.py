@@ -21,7 +21,8 @@ def register(subparsers) -> None:
                     "the airway closest to the target, and, when the scope does not reach it, ranked "
                     "transparenchymal tunnels. Writes bronch.json, camera_path.json, flythrough.png and "
                     "a Slicer scene (when slicer-core is installed).")
-    s.add_argument("ct", help="the CT (its file names the case in the output; the plan uses --airways' grid)")
+    s.add_argument("ct", help="the CT in HU: checked, used to find leaks of the airway mask and, when --structures "
+                              "has no lungs, to segment the lungs and their vessels (tunnels, in-lung check)")
     s.add_argument("--airways", required=True, help="label map with the airways (trachea/airways labels, or a binary mask)")
     s.add_argument("--structures", help="label map with lungs, lung vessels and the nodule (default: --airways)")
     add_point_argument(s, "--target", "a label name in --structures (e.g. lung_nodule_1) or R,A,S in mm",
@@ -46,25 +47,51 @@ def _target(arg, structures, lps=False):
     return Target.from_mask(structures, structures.mask(arg)), arg
 
 
+def _lungs_from_ct(ct):
+    """(lung Volume, vessel mask on its grid) segmented from the CT by the rule-based segmenter."""
+    from ...segmentation.rules import segment_masks
+
+    masks, _ = segment_masks(ct, ("lungs", "lung_vessels"))
+    lung = masks["lung_left"] | masks["lung_right"]
+    ves = masks.get("lung_vessels")
+    return ct.with_array((lung | (ves if ves is not None else False)).astype(np.uint8)), ves
+
+
+def _lobes(structures):
+    from .anatomy import LOBAR
+
+    names = [n for n in structures.labels.values() if n in LOBAR]
+    return structures if names else None
+
+
 def cmd_bronch(args) -> int:
     from ... import io
     from ...mrml.bronchoscopy import lung_envelope
     from ...outputs import atomic_path, write_text
+    from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
+    from .mask_checks import check_slice_thickness
 
     ct_path = Path(args.ct)
-    if not ct_path.exists():
-        raise InputError(f"{ct_path} does not exist")
+    ct = io.read_image(ct_path)
+    check_ct(ct)
+    check_slice_thickness(ct, "CT")
     air = io.read_labels(Path(args.airways))
     mask = airway_mask(air)
     structures = io.read_labels(Path(args.structures)) if args.structures else air
+    lobes = _lobes(structures)
     t0 = time.perf_counter()
-    tree = extract_tree(air, mask)
+    tree = extract_tree(air, mask, ct=ct, lobes=lobes)
     t_tree = time.perf_counter() - t0
     target, target_name = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)
+    notes = []
+    if lungs is None:
+        lungs, vessels = _lungs_from_ct(ct)
+        notes.append("no lung segments given: lungs and lung vessels segmented from the CT (rule-based)")
     t0 = time.perf_counter()
-    bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels)
+    bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes)
+    bp.warnings += notes
     t_plan = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,9 +99,7 @@ def cmd_bronch(args) -> int:
                       "target": args.target, "scope": args.scope},
            "tree": tree.summary(), "branches": [b.to_dict() for b in tree.branches],
            **bp.to_dict(), "timings_s": {"tree": round(t_tree, 3), "plan": round(t_plan, 3)},
-           "input_warnings": air.warnings + (structures.warnings if structures is not air else [])}
-    if lungs is None:
-        doc["tunnel_problem"] = doc["tunnel_problem"] or "no lung segments given: tunnels not searched"
+           "input_warnings": ct.warnings + air.warnings + (structures.warnings if structures is not air else [])}
     write_text(out / "bronch.json", json.dumps(doc, indent=1, default=float))
     if bp.camera_positions is not None:
         write_text(out / "camera_path.json", json.dumps(
@@ -99,5 +124,6 @@ def cmd_bronch(args) -> int:
     print(json.dumps({"out": str(out), "scope": r.scope, "reached": r.reached, "remaining_mm": round(r.remaining_mm, 1),
                       "generation": r.generation, "route_length_mm": round(r.length_mm, 1),
                       "bronchus_sign": r.bronchus_sign, "tunnels": len(bp.tunnels),
-                      "branches": tree.summary()["n_branches"]}, indent=1))
+                      "target_lobe": r.target_lobe, "end_lobe": r.end_lobe,
+                      "branches": tree.summary()["n_branches"], "warnings": doc["warnings"]}, indent=1))
     return 0

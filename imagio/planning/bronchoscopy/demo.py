@@ -17,7 +17,8 @@ def run(labels: Volume, nodules: list[str], out: Path, scene=None, scope: str = 
     if not nodules or not any(n in labels.labels.values() for n in AIRWAY_NAMES):
         return {}
     mask = airway_mask(labels)
-    tree = extract_tree(labels, mask)
+    # the demo's synthetic patient may be on a coarse grid: planned anyway, with the warning
+    tree = extract_tree(labels, mask, coarse_ok=True)
     lungs, vessels = lung_envelope(labels)
     out_doc = {"tree": tree.summary()}
     for k, name in enumerate(nodules):

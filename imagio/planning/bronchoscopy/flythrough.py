@@ -15,12 +15,17 @@ from scipy.ndimage import gaussian_filter1d
 
 SMOOTH_MM = 3.0
 LOOK_AHEAD_MM = 8.0
+INSIDE_FRACTION = 0.5   # a camera position stays within this fraction of the lumen radius of the centreline
 END_BACKOFF_STEPS = 4   # camera positions (1 mm apart) before the route's end for the last view
 
 
 def camera_path(points: np.ndarray, step_mm: float = 1.0, smooth_mm: float = SMOOTH_MM,
-                look_ahead_mm: float = LOOK_AHEAD_MM) -> tuple[np.ndarray, np.ndarray]:
-    """(positions [M, 3], unit view directions [M, 3]) along ``points`` (a route, RAS)."""
+                look_ahead_mm: float = LOOK_AHEAD_MM, radii: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(positions [M, 3], unit view directions [M, 3]) along ``points`` (a route, RAS mm).
+
+    ``radii`` ([len(points)] lumen radius, mm): a smoothed position farther than
+    ``INSIDE_FRACTION`` x the lumen radius from the centreline (smoothing cuts the corners of
+    sharp bends) falls back to the centreline itself, so every position stays in the lumen."""
     p = np.asarray(points, float)
     if len(p) < 2:
         raise ValueError("a camera path needs at least two route points")
@@ -34,6 +39,13 @@ def camera_path(points: np.ndarray, step_mm: float = 1.0, smooth_mm: float = SMO
     if len(q) > 3:
         sm = gaussian_filter1d(q, smooth_mm / step_mm, axis=0, mode="nearest")
         sm[0], sm[-1] = q[0], q[-1]
+        if radii is not None:
+            from scipy.spatial import cKDTree
+
+            r = np.asarray(radii, float)[keep]
+            d, i = cKDTree(p).query(sm)
+            out = d > INSIDE_FRACTION * r[i]
+            sm[out] = q[out]
         q = sm
     ahead = np.minimum(np.searchsorted(t, t + look_ahead_mm), len(t) - 1)
     d = q[ahead] - q
@@ -62,19 +74,11 @@ def render_strip(airway_mask: np.ndarray, ijk_to_ras: np.ndarray, positions, dir
     import vtk
     from vtk.util import numpy_support as ns
 
-    from ..render import _surface, solid_actor
+    from ...surfaces import mask_surface
+    from ..render import solid_actor
 
     vtk.vtkObject.GlobalWarningDisplayOff()
-    smooth = vtk.vtkWindowedSincPolyDataFilter()  # voxel steps would read as ridges from inside
-    smooth.SetInputData(_surface(airway_mask, ijk_to_ras))
-    smooth.SetNumberOfIterations(20)
-    smooth.SetPassBand(0.05)
-    smooth.NonManifoldSmoothingOn()
-    smooth.NormalizeCoordinatesOn()
-    normals = vtk.vtkPolyDataNormals()
-    normals.SetInputConnection(smooth.GetOutputPort())
-    normals.Update()
-    surf = normals.GetOutput()
+    surf = mask_surface(airway_mask, ijk_to_ras)  # smooth: no slice rings, no voxel facets
     ren = vtk.vtkRenderer()
     ren.SetBackground(0, 0, 0)
     a = solid_actor(surf, (0.93, 0.62, 0.55))

@@ -122,6 +122,7 @@ class Route:
     end_lobe: str = ""                # the lobe of the branch the route ends in
     warnings: list = None             # doubts that travel with the route
     reach_within_mm: dict = None      # {N mm: largest scope outer diameter (mm) that gets within N mm}
+    turns: list = None                # [(branch name or id, turn angle deg)] at each branch point passed
 
     def to_dict(self) -> dict:
         return {"scope": self.scope, "scope_diameter_mm": self.scope_diameter_mm, "reached": self.reached,
@@ -134,6 +135,7 @@ class Route:
                 "target_lobe": self.target_lobe, "target_lobe_from": self.target_lobe_from,
                 "end_lobe": self.end_lobe, "warnings": list(self.warnings or []),
                 "largest_scope_within_mm": self.reach_within_mm or {},
+                "turns_deg": [[n, round(a, 1)] for n, a in (self.turns or [])],
                 "n_points": int(len(self.points))}
 
 
@@ -160,19 +162,23 @@ def axis_at(tree: AirwayTree, pid: int) -> np.ndarray:
 
 TERRITORY_NEIGHBOURS = 5   # terminal airway points that vote for a target's lobe
 REACH_WITHIN_MM = (0.0, 5.0, 10.0, 20.0)
+# the territory vote is uncertain when the runner-up lobe has at least this share of the winner's weight
+LOBE_VOTE_MARGIN = 0.5
 
 
 def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -> tuple[str, str]:
-    """(lobe name, how it was found) of a target: the lobe mask at its centre when ``lobes`` (a
-    label Volume with TotalSegmentator lobe names) has one there; otherwise the majority lobe of
+    """(lobe name, how it was found) of a target: the lobe mask at its centre, or around it
+    within 20 mm when the centre is in a nodule (``anatomy.LobeMap``), when ``lobes`` (a label
+    Volume with TotalSegmentator lobe names) has one there; otherwise the majority lobe of
     the ``TERRITORY_NEIGHBOURS`` terminal airway points nearest to its centre, weighted by inverse
     squared distance (the territories of the lobar subtrees); ("", "") when the tree has no lobar names."""
-    from .anatomy import LOBAR
+    from .anatomy import LobeMap
 
-    if lobes is not None:
-        v = int(lobes.sample(target.centre[None], order=0)[0])
-        name = lobes.labels.get(v, "")
-        if name in LOBAR:
+    lm = LobeMap(lobes)
+    if lm:
+        # a nodule's centre: the lobe around it (nodules up to 30 mm: spheres up to 20 mm)
+        name = str(lm.of(target.centre[None], radii=np.arange(2.0, 21.0, 2.0))[0])
+        if name:
             return name, "lobe masks"
     leaves = [b for b in tree.branches if b.lobe and not b.children]
     if not leaves:
@@ -182,15 +188,19 @@ def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -
     w = 1.0 / np.maximum(np.atleast_1d(d), 1.0) ** 2   # nearer terminal points weigh more
     lob = np.array([leaves[i].lobe for i in np.atleast_1d(idx)])
     names = np.unique(lob)
-    score = [w[lob == n].sum() for n in names]
-    return str(names[int(np.argmax(score))]), "airway territories"
+    score = np.array([w[lob == n].sum() for n in names])
+    order = np.argsort(-score)
+    if len(order) > 1 and score[order[1]] >= LOBE_VOTE_MARGIN * score[order[0]]:
+        return str(names[order[0]]), f"airway territories (uncertain: near {names[order[1]]})"
+    return str(names[order[0]]), "airway territories"
 
 
 def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", tolerance_mm: float | None = None,
                reach: np.ndarray | None = None, lobes: Volume | None = None) -> Route:
     """The route for ``scope``: into the target's lobe (``target_lobe``), along the airway that
-    leads towards the lesion, to the deepest point on it that the scope reaches (or, when that
-    is not in the lobe, to the lobe's reachable point closest to the lesion).
+    leads towards the lesion (the lobe's airway closest to it), as deep as the scope fits on it,
+    ending at the reachable point of that branch's subtree closest (wall to lesion) to the target
+    (or, when the scope stops before the lobe there, at the lobe's reachable point closest to it).
     Without a lobe (an unnamed tree), the reachable point closest to the target."""
     name, od = scope_diameter(scope)
     tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
@@ -208,6 +218,9 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     sign = bool(wd_alive.min() <= 0)
     warn = []
     lobe, lobe_from = target_lobe(tree, target, lobes)
+    if "uncertain" in lobe_from:
+        warn.append(f"the target lies between lobar territories ({lobe_from}): its lobe is uncertain without "
+                    "lobe masks; give lung lobe segments (e.g. TotalSegmentator) to be sure")
     point_lobe = np.array([tree.branches[b].lobe if b >= 0 else "" for b in tree.branch_of], object)
     in_lobe = alive & (point_lobe == lobe) if lobe else np.zeros(len(wd), bool)
     if in_lobe.any():
@@ -215,9 +228,15 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
         approach = int(np.flatnonzero(in_lobe)[np.argmin(wd[in_lobe])])
         on_path = np.zeros(len(wd), bool)
         on_path[tree.path_to_root(approach)] = True
-        # as deep as the scope fits along that airway (reach only shrinks along a path)
+        # as deep as the scope fits along that airway (reach only shrinks along a path), then the
+        # reachable point of that branch's subtree nearest the lesion (a neighbouring segmental
+        # branch the scope fits may end closer than the narrow one leading straight to it)
         cand = np.flatnonzero(ok & on_path)
-        cand = cand[[np.argmax(tree.dist_from_root[cand])]]
+        deepest = int(cand[np.argmax(tree.dist_from_root[cand])])
+        sub = np.zeros(len(wd), bool)
+        for x in tree.subtree(int(tree.branch_of[deepest])):
+            sub[tree.branches[x].point_ids] = True
+        cand = np.flatnonzero(ok & sub & (in_lobe if point_lobe[deepest] == lobe else True))
         if point_lobe[cand[0]] != lobe and (ok & in_lobe).any():
             # the scope stops before the lobe on this airway but enters the lobe elsewhere
             cand = np.flatnonzero(ok & in_lobe)
@@ -247,13 +266,51 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
         within[f"{n:g}"] = round(float(np.max(rmin[apath][m]) + tol), 2) if m.any() else None
         if within[f"{n:g}"] is not None and not np.isfinite(within[f"{n:g}"]):
             within[f"{n:g}"] = None
+    turns = route_turns(tree, path, bids)
+    bend = max_bending_deg(scope)
+    sharp = [(n, a) for n, a in turns if bend is not None and a > bend]
+    if sharp:
+        warn.append(f"the route turns {max(a for _, a in sharp):.0f} deg into {sharp[0][0]}: more than the {name}'s "
+                    f"tip deflection ({bend:g} deg); the scope may not enter it")
     end_lobe = tree.branches[bids[-1]].lobe
     if lobe and end_lobe != lobe:
         warn.append(f"the route ends outside the target's lobe ({end_lobe or tree.branches[bids[-1]].name or 'central airway'})")
     return Route(name, od, bool(wd[pid] <= 0), pid, tree.points[pid].copy(), float(max(wd[pid], 0.0)), ang,
                  float(tree.dist_from_root[pid]), int(tree.branches[bids[-1]].generation), bids,
                  [tree.branches[b].name for b in bids], path, tree.points[path], 2 * tree.radius[path],
-                 sign, float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within)
+                 sign, float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within,
+                 turns)
+
+
+TURN_WINDOW_MM = 6.0  # airway axis before / after a branch point: over this length of centreline
+
+
+def max_bending_deg(scope) -> float | None:
+    """The largest tip deflection (deg) of a catalogue scope (the tip bends in one plane; the
+    scope is rotated to bring a branch into it); None for a diameter given in mm."""
+    s = load_scopes()["scopes"].get(str(scope))
+    if s is None:
+        return None
+    return float(max(s.get("bending_up_deg", 180), s.get("bending_down_deg", 180)))
+
+
+def route_turns(tree: AirwayTree, path: np.ndarray, bids: list) -> list:
+    """[(branch name or id, angle deg)]: at each branch point on ``path`` (point ids, root
+    first), the angle between the airway axis over ``TURN_WINDOW_MM`` before it and after it."""
+    s = tree.dist_from_root[path]
+    out = []
+    for b in bids[1:]:
+        first = int(np.flatnonzero(tree.branch_of[path] == b)[0])
+        j = max(first - 1, 0)
+        a0 = int(np.searchsorted(s, s[j] - TURN_WINDOW_MM))
+        a1 = min(int(np.searchsorted(s, s[j] + TURN_WINDOW_MM)), len(path) - 1)
+        u, v = tree.points[path[j]] - tree.points[path[a0]], tree.points[path[a1]] - tree.points[path[j]]
+        nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+        if nu < 1e-6 or nv < 1e-6:
+            continue
+        ang = float(np.degrees(np.arccos(np.clip(u @ v / (nu * nv), -1, 1))))
+        out.append((tree.branches[b].name or str(b), ang))
+    return out
 
 
 def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None = None,

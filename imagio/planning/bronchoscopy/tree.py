@@ -68,11 +68,21 @@ class AirwayTree:
     branches: list[Branch]
     root: int
     warnings: list = field(default_factory=list)         # doubts about the mask (gaps, leaks, ...)
+    excluded: np.ndarray | None = None                   # [N] points excluded from routes (leaks)
     naming_warnings: list = field(default_factory=list)  # doubts about the anatomical names
 
     @property
     def n_generations(self) -> int:
         return 1 + max(b.generation for b in self.branches)
+
+    def subtree(self, bid: int) -> list[int]:
+        """Branch ids of the subtree of branch ``bid`` (itself first)."""
+        out, stack = [], [bid]
+        while stack:
+            x = stack.pop()
+            out.append(x)
+            stack += self.branches[x].children
+        return out
 
     def path_to_root(self, point_id: int) -> np.ndarray:
         """Point ids from the root to ``point_id`` (inclusive)."""
@@ -121,14 +131,18 @@ def _skeleton(mask: np.ndarray, spacing_kji):
 TOP_EXTENSION_MM = 30.0     # the trachea is continued this far above its cut top before skeletonising
 
 
+def _superior_axis(vol: Volume) -> tuple[int, bool]:
+    """(array axis most aligned with S, whether superior is increasing index)."""
+    d = vol.direction
+    ax_ijk = int(np.argmax(np.abs(d[2, :])))          # voxel axis most aligned with S
+    return 2 - ax_ijk, bool(d[2, ax_ijk] > 0)
+
+
 def _extend_top(crop: np.ndarray, vol: Volume, sp):
     """The mask continued beyond its superior end by repeating its top slice, so that the
     trachea's cut face (the scan's edge) does not sprout a fringe of centreline spurs.
     Returns (extended mask, array axis, slices added, whether they were added at index 0)."""
-    d = vol.direction
-    ax_ijk = int(np.argmax(np.abs(d[2, :])))          # voxel axis most aligned with S
-    axis = 2 - ax_ijk                                   # its array axis ([k, j, i])
-    up = d[2, ax_ijk] > 0                               # superior = increasing index
+    axis, up = _superior_axis(vol)
     n_pad = int(np.ceil(TOP_EXTENSION_MM / float(sp[axis])))
     top = np.take(crop, [crop.shape[axis] - 1 if up else 0], axis=axis)
     block = np.repeat(top, n_pad, axis=axis)
@@ -136,18 +150,39 @@ def _extend_top(crop: np.ndarray, vol: Volume, sp):
     return np.ascontiguousarray(ext), axis, n_pad, not up
 
 
-def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None) -> AirwayTree:
+def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None, ct: Volume | None = None,
+                 lobes: Volume | None = None, coarse_ok: bool = False) -> AirwayTree:
     """The rooted airway tree of an airway mask (``mask`` on ``airways``' grid, or
-    ``airways.array > 0``)."""
+    ``airways.array > 0``), anatomically named (``anatomy.label_tree``; from ``lobes`` when given).
+
+    Repairs and checks (``mask_checks``): separate pieces whose ends face the tree within a few mm
+    are reconnected, others reported; a crescent top slice is trimmed so the tree is rooted at the
+    trachea's centre; with ``ct`` (HU, any grid), branches whose lumen is not air are excluded as
+    leaks (``tree.excluded``). Every repair and doubt is in ``tree.warnings``.
+    Raises InputError for an empty mask or slices thicker than the limit (airway_limits.json);
+    ``coarse_ok`` (the synthetic demo only) turns the latter into a warning."""
+    from . import mask_checks
+
     prog = Progress(progress) if not isinstance(progress, Progress) else progress
     m = (airways.array > 0) if mask is None else np.asarray(mask, bool)
     if not m.any():
         raise InputError("the airway mask is empty: segment the airways first (imagio segment --structures airways)")
+    coarse = mask_checks.check_slice_thickness(airways, refuse=not coarse_ok)
     prog(0.0, "airway mask")
     sl = ndimage.find_objects(m.astype(np.uint8))[0]
     lo = np.array([s.start for s in sl])
-    crop = _largest_component(np.ascontiguousarray(m[sl]))
+    whole = np.ascontiguousarray(m[sl])
+    crop = _largest_component(whole)
     sp = airways.spacing_kji
+    crop, gaps = mask_checks.bridge_gaps(whole, sp, crop)
+    axis, up = _superior_axis(airways)
+    n_trim = mask_checks.trim_crescent_top(crop, axis, up, sp)
+    if n_trim:
+        keep_sl = [slice(None)] * 3
+        keep_sl[axis] = slice(0, crop.shape[axis] - n_trim) if up else slice(n_trim, None)
+        crop = _largest_component(np.ascontiguousarray(crop[tuple(keep_sl)]))
+        if not up:
+            lo[axis] += n_trim
     prog(0.1, "centrelines (TEASAR)")
     ext, axis, n_pad, at_start = _extend_top(crop, airways, sp)
     verts, edges = _skeleton(ext, sp)
@@ -169,12 +204,46 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None)
     radius = dbf[ik[:, 0], ik[:, 1], ik[:, 2]].astype(float)
     pts = airways.kji_to_world(kji + lo)
     prog(0.6, "rooted tree")
-    tree = _rooted_tree(pts, radius, edges)
+    tree = _rooted_tree(pts, radius, edges, lobes)
+    if coarse:
+        tree.warnings.append(coarse)
+    if n_trim:
+        tree.warnings.append(f"the trachea's top {n_trim} slice(s) are cut obliquely (a crescent): the tree is "
+                             "rooted below them, at the first full cross-section")
+    tree.warnings += _gap_warnings(tree, gaps, airways, lo)
+    if ct is not None:
+        leaks = mask_checks.find_leaks(tree, ct)
+        if leaks:
+            tree.warnings += leaks
+            label(tree, lobes)  # names from the airways only
     prog(1.0, "airway tree")
     return tree
 
 
-def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray) -> AirwayTree:
+def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo) -> list[str]:
+    """One warning per separate piece of the mask: reconnected (naming the subtree beyond the
+    bridge) or left out."""
+    out = []
+    alive = np.flatnonzero(tree.branch_of >= 0)
+    for g in gaps:
+        a = vol.kji_to_world((np.asarray(g["a_kji"]) + lo)[None])[0]
+        b = vol.kji_to_world((np.asarray(g["b_kji"]) + lo)[None])[0]
+        where = np.round((a + b) / 2, 1).tolist()
+        if g["bridged"]:
+            # the subtree beyond the bridge: the branch at the piece's end
+            pid = alive[np.argmin(np.linalg.norm(tree.points[alive] - a, axis=1))]
+            br = tree.branches[int(tree.branch_of[pid])]
+            n = len(tree.subtree(br.id))
+            what = br.name or (br.lobe.replace("lung_", "").replace("_", " ") if br.lobe else f"branch {br.id}")
+            out.append(f"a gap of {g['gap_mm']:g} mm in the airway mask at RAS {where} was reconnected: the subtree "
+                       f"beyond it ({what}, {n} branches) hangs on the bridge; check the segmentation there")
+        else:
+            out.append(f"a separate airway piece of {g['piece_ml']:g} mL at RAS {where} was left out ({g['reason']}): "
+                       "its airways are not planned")
+    return out
+
+
+def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None) -> AirwayTree:
     n = len(pts)
     w = np.linalg.norm(pts[edges[:, 0]] - pts[edges[:, 1]], axis=1) + 1e-6
     g = coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
@@ -197,7 +266,7 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray) -> Airw
     branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of)
     tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root)
     _smooth_radius(tree)
-    label(tree)
+    label(tree, lobes)
     return tree
 
 

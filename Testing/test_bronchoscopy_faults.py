@@ -1,0 +1,171 @@
+"""Imperfect airway masks and inputs (the kinds of ../shared/cases/airway_leak_gap.py,
+point_target_in_nodule.py, thick_slice_airways.py, built here from the phantom): a cut bronchus
+reconnected with a warning naming its subtree, a leak excluded (no false "reached"), a crescent top
+slice, thick slices and non-CT inputs refused with one line, a point target in a nodule accepted."""
+
+import json
+
+import numpy as np
+import pytest
+
+from imagio import cli, io, phantom
+from imagio.errors import InputError
+from imagio.planning import bronchoscopy as B
+from imagio.volume import Volume, make_ijk_to_ras
+from test_bronchoscopy import _ball  # noqa: E402  (Testing/ is on sys.path under pytest)
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom.generate(spacing=1.5, seed=0)
+
+
+def _airways(ph):
+    return ph.labels.mask("trachea", "airways")
+
+
+def test_cut_bronchus_is_reconnected_with_a_warning_naming_its_subtree(ph):
+    """A 6 mm ball cut out of the right upper lobe bronchus (as airway_leak_gap.py does): the
+    upper lobe's subtree is kept, reconnected, and the warning names it; routes to the nodule at
+    its end are as with the intact mask."""
+    L = ph.labels
+    rul = next(b for b in ph.airway_tree if b.name == "right_upper_lobe_bronchus")
+    m = _airways(ph) & ~_ball(L, (rul.start_ras + rul.end_ras) / 2, 6.0)
+    intact = B.extract_tree(L, _airways(ph))
+    t = B.extract_tree(L, m)
+    assert len(t.branches) >= 0.9 * len(intact.branches)
+    w = [x for x in t.warnings if "reconnected" in x]
+    assert len(w) == 1 and "right_upper_lobe_bronchus" in w[0], t.warnings
+    tg = B.Target.from_mask(L, L.mask("lung_nodule_1"))
+    a, b = B.plan_route(intact, tg, "ultrathin"), B.plan_route(t, tg, "ultrathin")
+    assert b.reached == a.reached and abs(b.remaining_mm - a.remaining_mm) < 3.0
+    assert "right_upper_lobe_bronchus" in b.branch_names
+
+
+def test_a_piece_far_from_the_tree_is_reported_not_joined(ph):
+    L = ph.labels
+    m = _airways(ph) & ~_ball(L, (-150.0, 0, 200), 1.0)
+    m |= _ball(L, (-150.0, 0, 200), 4.0)   # an air pocket far from every airway
+    t = B.extract_tree(L, m)
+    assert any("left out" in w and "mm from the tree" in w for w in t.warnings), t.warnings
+
+
+def test_leak_into_the_parenchyma_is_excluded_no_false_reached(ph):
+    """A 5 mm-radius tongue of 'airway' from the left lower lobe bronchus into lung_nodule_3
+    (as airway_leak_gap.py): with the CT the tongue's lumen reads as parenchyma, it is excluded
+    with a warning and the nodule is neither reached nor bronchus-sign positive."""
+    L = ph.labels
+    n3 = ph.lesion("lung_nodule_3")
+    start = next(b for b in ph.airway_tree if b.name == "left_lower_lobe_bronchus").end_ras
+    blob = np.zeros(L.shape, bool)
+    for s in np.linspace(0.0, 0.85, 12):
+        blob |= _ball(L, start + s * (n3.center_ras - start), 5.0)
+    blob &= ~L.mask("lung_nodule_3")
+    m = _airways(ph) | blob
+    tg = B.Target.from_mask(L, L.mask("lung_nodule_3"))
+    leaky = B.extract_tree(L, m)  # without the CT the leak looks like an airway into the nodule
+    assert B.plan_route(leaky, tg, "ultrathin").bronchus_sign
+    t = B.extract_tree(L, m, ct=ph.ct)
+    assert any("possible leak" in w for w in t.warnings), t.warnings
+    r = B.plan_route(t, tg, "ultrathin")
+    assert not r.reached and not r.bronchus_sign
+    assert not t.excluded[r.point_ids].any()
+    # no leak is reported on the intact mask
+    assert not any("leak" in w for w in B.extract_tree(L, _airways(ph), ct=ph.ct).warnings)
+
+
+def test_crescent_top_slice_roots_the_tree_on_the_tracheal_axis():
+    """A trachea whose top 3 slices are half cut (a crescent): the root is on its axis."""
+    aff = make_ijk_to_ras((0.8, 0.8, 1.0))
+    shape = (110, 60, 90)
+    aff[:3, 3] = [-36.0, -24.0, 0.0]
+    vol = Volume(np.zeros(shape, np.uint8), aff)
+    w = vol.kji_to_world(np.indices(shape).reshape(3, -1).T)
+
+    def tube(a, b, r):
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        t = np.clip(((w - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+        return np.linalg.norm(w - (a + t[:, None] * (b - a)), axis=1) <= r
+
+    m = tube((0, 0, 120), (0, 0, 60), 7.0) | tube((0, 0, 60), (25, 0, 20), 5.0) | tube((0, 0, 60), (-25, 0, 22), 5.0)
+    m = m.reshape(shape)
+    top = np.flatnonzero(m.any(axis=(1, 2))).max()
+    xs = vol.kji_to_world(np.indices(shape).reshape(3, -1).T)[:, 0].reshape(shape)
+    m[top - 2:top + 1] &= xs[top - 2:top + 1] > 2.0   # crescent: the left part of the top slices gone
+    t = B.extract_tree(vol, m)
+    assert np.linalg.norm(t.points[t.root][:2]) < 1.5, t.points[t.root]
+    assert any("crescent" in x for x in t.warnings)
+
+
+def test_thick_slices_are_refused_with_one_line():
+    aff = make_ijk_to_ras((0.7, 0.7, 5.0))
+    m = np.zeros((20, 40, 40), np.uint8)
+    m[:, 15:25, 15:25] = 1
+    with pytest.raises(InputError, match="cannot be trusted at this slice thickness"):
+        B.extract_tree(Volume(m, aff))
+
+
+def test_cli_refuses_thick_slices_and_non_ct(tmp_path, shared_data, capsys):
+    """The real 5 mm-slice CT of thick_slice_airways.py (also with --scope 1.0) and a text file
+    given as the CT: exit 2 and one line, no traceback."""
+    img = shared_data / "pyradiomics-lung" / "lung1_image.nrrd"
+    lab = shared_data / "pyradiomics-lung" / "lung1_label.nrrd"
+    if not img.exists():
+        pytest.skip("pyradiomics lung1 not available")
+    for scope in ("thin", "1.0"):
+        rc = cli.main(["bronch", str(img), "--airways", str(lab), "--target", "0,0,0", "--scope", scope,
+                       "--out", str(tmp_path / "o")])
+        assert rc == 2
+        err = capsys.readouterr().err
+        assert "slice thickness" in err and "Traceback" not in err
+    txt = tmp_path / "ct.nii.gz"
+    txt.write_text("not an image")
+    assert cli.main(["bronch", str(txt), "--airways", str(lab), "--target", "0,0,0", "--out", str(tmp_path / "o")]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+    # an image that is not a CT in HU (a label map given as the CT)
+    assert cli.main(["bronch", str(lab), "--airways", str(lab), "--target", "0,0,0", "--out", str(tmp_path / "o")]) == 2
+    assert "does not look like a CT" in capsys.readouterr().err
+
+
+def test_cli_point_target_in_a_nodule_is_accepted(tmp_path, ph):
+    """``--target=R,A,S`` at a nodule's centre (point_target_in_nodule.py): accepted (the nodule
+    lies in the filled lung envelope), routed into the nodule's lobe."""
+    io.write_image(ph.ct, tmp_path / "ct.nii.gz")
+    io.write_labels(ph.labels, tmp_path / "labels.seg.nrrd")
+    for les in ph.lesions:
+        if les.kind != "lung_nodule":
+            continue
+        c = ",".join(f"{v:g}" for v in les.center_ras)
+        out = tmp_path / les.name
+        rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+                       f"--target={c}", "--scope", "thin", "--out", str(out), "--no-pictures"])
+        assert rc == 0, les.name
+        doc = json.loads((out / "bronch.json").read_text())
+        assert doc["route"]["target_lobe"] == les.organ, (les.name, doc["route"]["target_lobe"], les.organ)
+        assert doc["route"]["end_lobe"] == les.organ
+        assert {s["scope"] for s in doc["scopes"]} == set(B.load_scopes()["scopes"])
+
+
+def test_cli_segments_the_lungs_from_the_ct_when_none_are_given(tmp_path, ph):
+    """A bare 0/255 airway mask (as airway_leak_gap.py's airways_255) and no --structures: the
+    lungs and vessels come from the CT, so the in-lung check and the tunnel search run."""
+    L = ph.labels
+    k0 = int(np.floor(L.world_to_kji(np.array([[0.0, 0.0, 150.0]]))[0, 0]))  # the chest only: quicker
+    ct = ph.ct.crop((k0, 0, 0), ph.ct.shape)
+    air = L.crop((k0, 0, 0), L.shape)
+    mask = air.with_array(np.where(air.mask("trachea", "airways"), 255, 0).astype(np.uint8), labels={})
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_image(mask, tmp_path / "airways_255.nii.gz")
+    n3 = ph.lesion("lung_nodule_3")
+    out = tmp_path / "o"
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "airways_255.nii.gz"),
+                   "--target=" + ",".join(f"{v:g}" for v in n3.center_ras), "--scope", "thin", "--out", str(out),
+                   "--no-pictures"])
+    assert rc == 0
+    doc = json.loads((out / "bronch.json").read_text())
+    assert any("segmented from the CT" in w for w in doc["warnings"])
+    assert doc["tunnels"] or doc["tunnel_problem"].startswith("no transparenchymal tunnel")
+    liver = ph.lesion("liver_tumor_1")
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "airways_255.nii.gz"),
+                   "--target=" + ",".join(f"{v:g}" for v in liver.center_ras), "--out", str(out), "--no-pictures"])
+    assert rc == 2  # outside the lungs found from the CT

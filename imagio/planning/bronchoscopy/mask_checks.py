@@ -1,0 +1,170 @@
+"""Checks and repairs of an airway mask before and after its tree is built: slices too thick for a
+tree, gaps (a bronchus cut by the segmentation: its distal piece reconnected when the two ends face
+each other), leaks (segmented "airway" whose lumen is not air: excluded from routes), and a
+trachea whose top slice is cut obliquely (a crescent). Arrays [k, j, i]; positions RAS mm.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ...errors import InputError
+from ...volume import Volume
+
+LIMITS_FILE = Path(__file__).resolve().parents[2] / "data" / "airway_limits.json"
+
+
+def limits() -> dict:
+    """Clinical/physical limits for airway trees (``imagio/data/airway_limits.json``, with sources)."""
+    return json.loads(LIMITS_FILE.read_text())
+
+
+def check_slice_thickness(vol: Volume, what: str = "airway mask", refuse: bool = True) -> str:
+    """Refuse (InputError) a grid whose coarsest spacing exceeds the limit (a segmental bronchus
+    4-8 mm wide spans one or two such slices: its centreline, calibre and branch points are not
+    resolved); with ``refuse=False`` return the message as a warning instead ("" when fine)."""
+    lim = float(limits()["max_slice_mm"]["value"])
+    sp = float(np.max(vol.spacing))
+    if sp > lim:
+        msg = (f"the {what} has {sp:.2g} mm slices: an airway tree cannot be trusted at this slice "
+               f"thickness (needs <= {lim:g} mm); reconstruct the CT with thin slices (about 1 mm) and "
+               "segment the airways again")
+        if refuse:
+            raise InputError(msg)
+        return msg
+    return ""
+
+
+def bridge_gaps(mask: np.ndarray, spacing_kji, main: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    """Reconnect separate airway pieces to ``main`` (the largest 26-connected component of
+    ``mask``) when a piece's end faces the tree within ``max_gap_mm``: a tube of the smaller lumen
+    of the two ends is painted between their closest points. Returns (the main component with the
+    bridged pieces and bridges, [{"a_kji", "b_kji", "gap_mm", "piece_ml", "bridged", "reason"}]),
+    one entry per piece of at least ``min_piece_ml``."""
+    import cc3d
+    import edt
+
+    cfg = limits()["gap"]
+    max_gap, min_ml = float(cfg["max_gap_mm"]), float(cfg["min_piece_ml"])
+    sp = np.asarray(spacing_kji, float)
+    vox_ml = float(np.prod(sp)) / 1000.0
+    lab, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
+    if n <= 1:
+        return main, []
+    counts = np.bincount(lab.ravel(), minlength=n + 1)
+    main_id = int(lab[tuple(np.argwhere(main)[0])])
+    pieces = [i for i in np.argsort(-counts) if i not in (0, main_id) and counts[i] * vox_ml >= min_ml][:20]
+    if not pieces:
+        return main, []
+    from scipy import ndimage
+
+    shell = main & ~ndimage.binary_erosion(main)
+    shell_kji = np.argwhere(shell)
+    kd = cKDTree(shell_kji * sp)
+    dist_in = edt.edt(mask, anisotropy=tuple(sp), black_border=False)
+    out = main.copy()
+    found = []
+    for i in pieces:
+        vox = np.argwhere(lab == i)
+        d, j = kd.query(vox * sp)
+        k = int(np.argmin(d))
+        a, b = vox[k], shell_kji[j[k]]
+        gap = float(d[k])
+        entry = {"a_kji": a.tolist(), "b_kji": b.tolist(), "gap_mm": round(gap, 1),
+                 "piece_ml": round(counts[i] * vox_ml, 2), "bridged": False, "reason": ""}
+        # the piece faces the tree: its voxels near its closest point run along the bridge
+        near = vox[np.linalg.norm((vox - a) * sp, axis=1) <= float(cfg["facing_window_mm"])] * sp
+        facing = False
+        if gap > 0 and len(near) >= 4:
+            c = near - near.mean(axis=0)
+            axis = np.linalg.svd(c, full_matrices=False)[2][0]
+            facing = abs(axis @ ((b - a) * sp) / gap) >= float(cfg["facing_cos"])
+        if gap > max_gap:
+            entry["reason"] = f"{gap:.0f} mm from the tree (more than {max_gap:g} mm)"
+        elif not facing:
+            entry["reason"] = "its end does not face the tree"
+        else:
+            # the lumen of the cut bronchus: the smaller of the widest lumens near either end
+            r = max(min(_widest_near(dist_in, lab == i, a, sp, cfg), _widest_near(dist_in, main, b, sp, cfg)),
+                    float(sp.max()))
+            _paint_tube(out, a, b, r, sp)
+            out |= lab == i
+            entry["bridged"] = True
+        found.append(entry)
+    return out, found
+
+
+def _widest_near(dist_in: np.ndarray, m: np.ndarray, c, sp, cfg) -> float:
+    """The largest wall distance (mm) of ``m`` within the facing window around voxel ``c``."""
+    w = np.ceil(float(cfg["facing_window_mm"]) / sp).astype(int)
+    lo, hi = np.maximum(np.asarray(c) - w, 0), np.minimum(np.asarray(c) + w + 1, m.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    v = dist_in[box][m[box]]
+    return float(v.max()) if v.size else 0.0
+
+
+def _paint_tube(m: np.ndarray, a, b, r_mm: float, sp) -> None:
+    """Voxels within ``r_mm`` of the segment a-b (voxel indices), in place."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    pad = np.ceil(r_mm / sp).astype(int) + 1
+    lo = np.maximum(np.minimum(a, b).astype(int) - pad, 0)
+    hi = np.minimum(np.maximum(a, b).astype(int) + pad + 1, m.shape)
+    idx = np.indices(hi - lo).reshape(3, -1).T + lo
+    v = (b - a) * sp
+    w = (idx - a) * sp
+    t = np.clip((w @ v) / max(float(v @ v), 1e-9), 0, 1)
+    d = np.linalg.norm(w - t[:, None] * v, axis=1)
+    sel = idx[d <= r_mm]
+    m[tuple(sel.T)] = True
+
+
+def trim_crescent_top(crop: np.ndarray, axis: int, up: bool, sp) -> int:
+    """Number of slices to drop at the superior end so that the top slice is a full tracheal
+    cross-section (a scan's oblique edge or a partial-volume top cuts a crescent, whose
+    continuation would root the tree on the tracheal wall): slices within the top 30 mm whose
+    area is below ``crescent_area_fraction`` of the median area over that range."""
+    lim = limits()["trachea_top"]
+    n = max(2, int(round(float(lim["window_mm"]) / float(sp[axis]))))
+    area = crop.sum(axis=tuple(a for a in range(3) if a != axis)).astype(float)
+    top = area[::-1][:n] if up else area[:n]   # from the top slice downwards
+    if len(top) < 3:
+        return 0
+    ref = float(np.median(top))
+    full = np.flatnonzero(top >= float(lim["crescent_area_fraction"]) * ref)
+    return int(full[0]) if len(full) else 0
+
+
+def find_leaks(tree, ct: Volume) -> list[str]:
+    """Mark as excluded (``tree.excluded``) the subtrees of branches whose lumen is not air:
+    the median CT value at their centreline points (lumen radius >= ``min_radius_mm`` and
+    ``min_radius_voxels`` CT voxels, where partial volume does not reach the centre) is denser than ``max_lumen_hu`` while their
+    parent's is not (a segmentation leak into the parenchyma: normal lung is about -850 HU,
+    air -1000 HU). Returns warnings naming each leak."""
+    lim = limits()["leak"]
+    max_hu = float(lim["max_lumen_hu"]["value"])
+    rmin = max(float(lim["min_radius_mm"]), float(lim["min_radius_voxels"]) * float(np.max(ct.spacing)))
+    hu = ct.sample(tree.points, order=1, fill=np.nan)
+    excluded = np.zeros(len(tree.points), bool) if getattr(tree, "excluded", None) is None else tree.excluded
+    med = {}
+    for b in tree.branches:
+        ids = b.point_ids[tree.radius[b.point_ids] >= rmin]
+        med[b.id] = float(np.nanmedian(hu[ids])) if len(ids) and np.isfinite(hu[ids]).any() else np.nan
+    warns = []
+    for b in tree.branches:  # parents first
+        if b.parent < 0 or excluded[b.point_ids[0]] or not np.isfinite(med[b.id]):
+            continue
+        pm = med[b.parent]
+        if med[b.id] > max_hu and (not np.isfinite(pm) or pm <= max_hu):
+            sub = tree.subtree(b.id)
+            ids = np.concatenate([tree.branches[x].point_ids for x in sub])
+            excluded[ids] = True
+            p = np.round(tree.points[b.point_ids[0]], 1).tolist()
+            warns.append(f"possible leak of the airway segmentation at RAS {p}: branch {b.id} "
+                         f"({b.lobe.replace('lung_', '') or 'central airway'}, {len(sub)} branches) has a lumen of {med[b.id]:.0f} HU "
+                         f"(air is about -1000 HU): excluded from routes; check the segmentation there")
+    tree.excluded = excluded
+    return warns
