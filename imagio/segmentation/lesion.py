@@ -31,8 +31,7 @@ touches the box):
 5. Necrotic, cystic or cavitated centres are part of the lesion: holes are filled in 3-D and in
    every axial slice.
 6. Extra clicks: ``include`` points add the lesion grown from each of them (same type);
-   ``exclude`` points remove the part of the lesion that is nearer (watershed on the distance
-   map) to them than to the click.
+   ``exclude`` points remove the part of the lesion that is nearer to them than to the click.
 Warnings (``LesionMeasurements.warnings``): the result is tiny (equivalent diameter < 3 mm, a
 micronodule: Fleischner glossary, Hansell et al., Radiology 2008), fills less than 5 % of its
 circumscribed sphere (a leak along tubes or a plate along a wall), touches the image edge (the
@@ -74,6 +73,7 @@ HULL_MIN_FILL = 0.5  # a concavity of the lung's hull bounds a lesion if the lun
 OPEN_FRACTION = 0.5  # opening radius as a share of the lesion's inscribed radius
 MIN_FILL_OF_SPHERE = 0.05  # a lesion filling less of its circumscribed sphere is irregular
 START_RADIUS_MM = 40.0
+ENVELOPE_RADIUS_MM = 80.0  # half the width of a hemithorax: one lung in the envelope's box
 HALF = 0.5  # share of the voxel size added to a centre-to-centre diameter (see above)
 SMOOTH_SIGMA_MM = 1.0
 
@@ -406,7 +406,15 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None):
         raise InputError(f"the point is in bone or calcification ({m0:.0f} HU): click inside the lesion")
     region, thr, sub, k = None, None, "", kind
     if kind in (None, "lung_nodule"):
-        lung, env = _lung_envelope(roi, sk, s_axis, ct.voxel_volume_ml)
+        # the envelope is judged on a box of at least ENVELOPE_RADIUS_MM (a lung cut by a small
+        # box looks smaller than the lesion it surrounds), then cropped to this box
+        eh = np.ceil(max(radius, ENVELOPE_RADIUS_MM) / sk).astype(int)
+        elo = np.maximum(np.asarray(seed_g) - eh, 0)
+        ehi = np.minimum(np.asarray(seed_g) + eh + 1, ct.shape)
+        esl = tuple(slice(int(l), int(h)) for l, h in zip(elo, ehi))
+        lung, env = _lung_envelope(a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml)
+        inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
+        lung, env = lung[inner], env[inner]
         if env_prev is not None:  # a larger box keeps what a smaller one enclosed
             env |= env_prev[sl]
         if org is not None:
@@ -503,16 +511,18 @@ def _seed_voxel(ct: Volume, point: np.ndarray) -> tuple:
 
 
 def _exclude(mask, ct, seed, ex_seeds):
-    """The lesion without the part nearer (watershed on the distance map) to the exclude points."""
-    from skimage.segmentation import watershed
-
-    markers = np.zeros(mask.shape, np.int32)
-    markers[seed] = 1
+    """The lesion without the voxels nearer (Euclidean, mm) to an exclude point than to the click."""
+    sk = ct.spacing_kji
+    box = tuple(slice(int(v.min()), int(v.max()) + 1) for v in np.argwhere(mask).T)
+    lo = np.array([b.start for b in box])
+    shape = tuple(b.stop - b.start for b in box)
+    d_click = _dist_grid(shape, tuple(np.asarray(seed) - lo), sk)
+    keep = np.ones(shape, bool)
     for s in ex_seeds:
-        markers[s] = 2
-    depth = _edt(mask, ct.spacing_kji)
-    ws = watershed(-depth, markers, mask=mask | (markers > 0))
-    return mask & (ws == 1)
+        keep &= d_click <= _dist_grid(shape, tuple(np.asarray(s) - lo), sk)
+    out = np.zeros_like(mask)
+    out[box] = mask[box] & keep
+    return out
 
 
 def _plausibility(mask, ct, meas) -> list:
