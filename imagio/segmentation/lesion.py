@@ -286,6 +286,13 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
             ok = sl.sum() >= HULL_MIN_FILL * (sl.sum() + area)
             ok[0] = False
             ez[z] |= ok[cav]
+    # a lesion's cross-section changes little from one slice to the next: an accepted
+    # concavity also holds on the adjacent slices (the caudal slice of a mass on the diaphragm,
+    # where its concavity merges with the dome's, stays inside)
+    extra = env & ~lung
+    ex = np.moveaxis(extra, s_axis, 0)
+    ez[1:] |= ex[:-1]
+    ez[:-1] |= ex[1:]
     return lung, env
 
 
@@ -328,7 +335,7 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
     return region, [t, upper], bg
 
 
-def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis):
+def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final=()):
     """(region, [lower, upper] HU, subtype) of a soft-tissue lesion (liver or soft-tissue tumour)."""
     sm = ndimage.gaussian_filter(roi, SMOOTH_SIGMA_MM / np.asarray(sk, float))
     ms, sds = _click_stats(sm, seed, sk)
@@ -349,7 +356,7 @@ def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis):
     else:
         lo_t, hi_t, sub = mid, min(ms + 4 * max(sds, sd0), BONE_CLICK_HU), "hyperdense"
     r = _component_at((sm >= lo_t) & (sm <= hi_t) & allowed, seed, sk)
-    if r.any() and _touches_border(r):
+    if r.any() and (set(_touched_faces(r)) & set(final)):
         # the lesion touches tissue of its own density (e.g. at the organ's edge): keep it within
         # the radius at which it faces the tissue around it (voxels near the shell's level)
         bg_sd = 1.4826 * float(np.median(np.abs(sm[shell] - bg))) if shell.any() else sds
@@ -357,6 +364,7 @@ def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis):
         cut = _cut_at_facing_radius(r, ndimage.binary_dilation(around), _dist_grid(roi.shape, seed, sk), sk)
         if cut is not None:
             r = _component_at(cut, seed, sk)
+            sub += "; no intensity edge"
     region = _fill(_separate(r, seed, sk, open_min), s_axis) if r.any() else r
     if org is not None:
         region &= org
@@ -389,7 +397,7 @@ def _lung_subtype(region, roi, meas_diam):
     return "solid" if solid >= 0.8 else ("ground_glass" if solid <= 0.2 else "part_solid")
 
 
-def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None):
+def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, final=True):
     sk = ct.spacing_kji
     half = np.ceil(radius / sk).astype(int)
     lo = np.maximum(np.asarray(seed_g) - half, 0)
@@ -404,7 +412,11 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None):
         raise InputError(f"the point is in air ({m0:.0f} HU at the click): click inside the lesion")
     if m0 > BONE_CLICK_HU:
         raise InputError(f"the point is in bone or calcification ({m0:.0f} HU): click inside the lesion")
-    region, thr, sub, k = None, None, "", kind
+    region, thr, sub, k, lung = None, None, "", kind, None
+    # faces of the box beyond which the region cannot be followed (the image's edge, or all at
+    # the size limit): a soft-tissue region reaching one has leaked into same-density tissue
+    final = [(ax, sd) for ax in range(3) for sd in (0, 1)
+             if final or (lo[ax] == 0 if sd == 0 else hi[ax] == ct.shape[ax])]
     if kind in (None, "lung_nodule"):
         # the envelope is judged on a box of at least ENVELOPE_RADIUS_MM (a lung cut by a small
         # box looks smaller than the lesion it surrounds), then cropped to this box
@@ -432,14 +444,28 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None):
                 k = "lung_nodule" if frac >= LUNG_CONTEXT_FRACTION else None
             else:
                 k = "lung_nodule"
+    notes = []
     if k is None or k == "soft_tissue":
         k = "soft_tissue"
-        region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis)
+        region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
+        if sub.endswith("; no intensity edge"):
+            sub = sub.split(";")[0]
+            notes.append("the lesion has no intensity edge against the tissue around it: its border "
+                         "was set where it first meets that tissue, a guess; check it, give the organ "
+                         "mask, or add include/exclude clicks")
+        if lung is not None and region.any():
+            sh = _shell(region, sk, 1.0, 4.0)
+            frac = float(lung[sh].mean()) if sh.any() else 0.0
+            if frac >= LUNG_CONTEXT_FRACTION:
+                notes.append(
+                    f"the lesion was typed soft tissue but aerated lung borders {100 * frac:.0f} % of "
+                    "it: if it is a lung lesion (e.g. clicked on its edge slice at the diaphragm), "
+                    "click nearer its centre or give kind='lung_nodule'")
     env_g = None
     if k == "lung_nodule":
         env_g = np.zeros(a.shape, bool)
         env_g[sl] = env
-    return region, thr, sub, k, sl, env_g
+    return region, thr, sub, k, sl, env_g, notes
 
 
 def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
@@ -466,8 +492,9 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     kind_box, env_g = kind, None
     while True:
         p(0.1, f"lesion: region within {radius:g} mm of the click")
-        region, thr, sub, k, sl, env_g = _segment_box(a, ct, seed_g, radius, organ, kind_box,
-                                                      open_mm, env_g)
+        region, thr, sub, k, sl, env_g, notes = _segment_box(
+            a, ct, seed_g, radius, organ, kind_box, open_mm, env_g,
+            final=radius >= max_radius_mm)
         kind_box = k  # the type decided in the smallest box that holds the click's surroundings
         inner_faces = [(ax, s) for ax, s in _touched_faces(region)
                        if (sl[ax].start > 0 if s == 0 else sl[ax].stop < ct.shape[ax])]
@@ -495,7 +522,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas = measure(mask, ct, a, kind=k)
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm) if k == "lung_nodule" else sub
-    meas.warnings = warnings + _plausibility(mask, ct, meas)
+    meas.warnings = warnings + notes + _plausibility(mask, ct, meas)
     p(1.0, "lesion: done")
     return mask, meas
 
