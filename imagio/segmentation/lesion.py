@@ -1,25 +1,52 @@
-"""One-click lesion segmentation: a RAS point inside a liver tumour or a lung nodule -> its mask
-and measurements.
+"""One-click lesion segmentation: a RAS point inside a lesion (lung nodule or mass, liver tumour,
+soft-tissue tumour) -> its mask, its type and its measurements, with warnings when the result is
+implausible.
 
-Method (all inside a box of ``max_radius_mm`` around the click, so it is fast on any CT):
-1. Intensity at the click: median and robust spread (MAD) in a 2 mm ball. Air (< -850 HU) or
-   bone (> 400 HU) at the click is refused.
-2. Context: if the box is mostly aerated lung, the lesion is a lung nodule (solid, part-solid or
-   ground-glass): it is what is denser than the parenchyma. Its threshold is first set just
-   above the parenchyma (median + max(125 HU, 3 SD)), then refined to the midpoint between the
-   parenchyma and the lower quartile of the lesion's interior (so a solid nodule is cut at
-   its half-maximum edge while a ground-glass rim stays in). The region is bounded by the lung
-   (lung air closed by ``lung_closing_mm`` so juxtapleural lesions stay inside).
-   Otherwise the lesion is a soft-tissue lesion (e.g. a hypo- or hyper-dense liver tumour):
-   voxels closer in HU to the click than to the surrounding tissue (midpoint threshold between
-   the lesion's median and the median of a shell around a first estimate).
-3. Region: the connected component of the click, opened by ``open_mm`` (cuts attached vessels),
-   holes filled, bounded by ``organ`` when given.
-Measurements: volume (mL), long and short axis in 3-D and in the axial plane (RECIST-style:
-largest in-slice diameter and the largest width perpendicular to it), in mm. The maximum
-diameter between boundary voxel centres matches a digital sphere's true diameter (within
-0.2 voxel, checked over sub-voxel offsets); a width along one fixed direction gets half a
-voxel added (its extreme centres lie on average that far inside the boundary).
+Method (inside a box around the click that grows, 40 mm -> ``max_radius_mm``, while the result
+touches the box):
+1. Intensity at the click: median and robust spread in a 2 mm ball. Air (< -850 HU, aerated lung:
+   Gevenois et al., AJRCCM 1996) or bone/calcium (> 400 HU) at the click is refused.
+2. Lung context: the aerated lung in the box (connected air < -400 HU whose median is above
+   -950 HU: parenchyma, not gas; see ``lungs``) and its envelope: per axial slice, the convex hull
+   of each lung component (the costal surface of the lung follows the convex rib cage, so a mass
+   that pushes into the lung from the chest wall lies inside the hull while the chest wall lies
+   outside). Each concavity of the hull (a component of hull minus lung in a slice) is kept when
+   the lung piece is at least as large as it (a thin crescent of lung around the liver dome does
+   not enclose the liver).
+   If the click is inside the envelope, the lesion is what is denser than the parenchyma inside
+   it: seeded region at the midpoint between the parenchyma's median and the lower quartile of
+   the region's core (a solid edge at half maximum, a ground-glass rim kept). The type is decided
+   from the grown region: it is a lung lesion if aerated lung covers at least 20 % of its outer
+   shell (1-4 mm beyond it), else the soft-tissue rule applies.
+3. Soft tissue (liver tumour, soft-tissue or bone-free tumour): on a lightly smoothed image
+   (Gaussian, sigma 1 mm: CT noise is white, a tumour is larger than a few mm), voxels closer in
+   HU to the lesion than to the tissue around a first estimate (midpoint threshold between the
+   lesion's median and the median of a shell 2-6 mm around it); fat (< -30 HU; adipose tissue
+   -190..-30 HU, Lamba et al., AJR 2014) and bone (> 400 HU) always bound it.
+4. Separation by morphology: from the click, steepest ascent on the region's distance map finds
+   the lesion's core (its largest inscribed ball near the click, radius R); the region is opened
+   with a ball of radius 0.5 R (at least ``open_mm``): vessels, bronchial walls, pleural tags and
+   bridges to neighbouring tissue narrower than the lesion are cut wherever the click lies inside
+   the lesion. The one-voxel layer the opening shaves off is given back.
+5. Necrotic, cystic or cavitated centres are part of the lesion: holes are filled in 3-D and in
+   every axial slice.
+6. Extra clicks: ``include`` points add the lesion grown from each of them (same type);
+   ``exclude`` points remove the part of the lesion that is nearer to them than to the click.
+Warnings (``LesionMeasurements.warnings``): the result is tiny (equivalent diameter < 3 mm, a
+micronodule: Fleischner glossary, Hansell et al., Radiology 2008), fills less than 5 % of its
+circumscribed sphere (a leak along tubes or a plate along a wall), touches the image edge (the
+lesion may continue outside the field of view), or reached ``max_radius_mm``.
+
+Measurements (``measure``): volume (mL), 3-D long axis and the largest diameter perpendicular to
+it, RECIST 1.1 axial long axis (largest diameter in an axial slice) and short axis (largest width
+perpendicular to it in the same slice; Eisenhauer et al., EJC 2009), Lung-RADS mean diameter
+(mean of the axial long and short axes, rounded to 0.1 mm; ACR Lung-RADS v2022). Half-voxel
+treatment: every diameter is measured between boundary-voxel centres and gets half the voxel size
+along its direction added (a quarter voxel at each end). A digital object's outermost voxel
+centres lie between 0 and 1 voxel inside the true edge; the maximum over many directions picks
+the outermost, so the mean shortfall of centre-to-centre diameters on analytic ellipsoids is
+about half a voxel (measured over sub-voxel offsets, isotropic and 0.7 x 0.7 x 2.5 mm grids);
+the same rule for all four diameters, so long >= short whenever the shape says so.
 """
 
 from __future__ import annotations
@@ -31,27 +58,40 @@ from scipy import ndimage
 
 from ..errors import ImagioError, InputError
 from ..volume import Volume
-from .common import anatomical_axes, as_progress, ball, check_ct, close_mm, fill_holes_3d
+from .common import (LUNG_HU, anatomical_axes, as_progress, ball, check_ct, components,
+                     fill_holes_3d, fill_holes_per_slice, open_mm)
 
-AIR_CLICK_HU = -850.0
-BONE_CLICK_HU = 400.0
-MAX_OPEN_MM = 6.0
-OPEN_FRACTION = 0.5  # opening radius as a share of the inscribed radius at the click
-LUNG_CONTEXT_FRACTION = 0.2  # share of aerated lung (< -500 HU) 2-10 mm beyond a lung lesion
-MAX_LUNG_CLOSING_MM = 30.0
+AIR_CLICK_HU = -850.0  # aerated lung (Gevenois 1996): a click here is not on a lesion
+BONE_CLICK_HU = 400.0  # cortical bone / calcification
+FAT_MAX_HU = -30.0  # adipose tissue -190..-30 HU (Lamba et al., AJR 2014): bounds soft-tissue lesions
+GAS_MEDIAN_HU = -950.0  # air components with a lower median are gas (outside air, bowel), not lung
+GROUND_GLASS_MAX_HU = -300.0  # GGO ~ -700..-300 HU (Fleischner glossary, Hansell 2008)
+MASS_DIAMETER_MM = 30.0  # a lung lesion > 3 cm is a mass (Fleischner glossary, Hansell 2008)
+MICRONODULE_MM = 3.0  # < 3 mm: micronodule (Fleischner glossary); smaller results are implausible
+LUNG_CONTEXT_FRACTION = 0.2  # share of aerated lung in the shell around a lung lesion
+HULL_MIN_FILL = 0.5  # a concavity of the lung's hull bounds a lesion if the lung is at least as large
+OPEN_FRACTION = 0.5  # opening radius as a share of the lesion's inscribed radius
+MIN_FILL_OF_SPHERE = 0.05  # a lesion filling less of its circumscribed sphere is irregular
+START_RADIUS_MM = 40.0
+ENVELOPE_RADIUS_MM = 80.0  # half the width of a hemithorax: one lung in the envelope's box
+HALF = 0.5  # share of the voxel size added to a centre-to-centre diameter (see above)
+SMOOTH_SIGMA_MM = 1.0
 
 
 @dataclass
 class LesionMeasurements:
-    kind: str  # "lung_nodule" or "soft_tissue" (e.g. liver tumour)
+    kind: str  # "lung_nodule" (nodule or mass in the lung) or "soft_tissue" (liver/soft-tissue tumour)
     volume_ml: float
     long_axis_mm: float  # 3-D maximum diameter
     short_axis_mm: float  # 3-D largest diameter perpendicular to the long axis
-    axial_long_axis_mm: float  # largest diameter in an axial slice (RECIST)
-    axial_short_axis_mm: float  # largest width perpendicular to it, same slice
+    axial_long_axis_mm: float  # largest diameter in an axial slice (RECIST 1.1)
+    axial_short_axis_mm: float  # largest width perpendicular to it, same slice (RECIST 1.1)
     mean_hu: float
     centroid_ras: list = field(default_factory=list)
     threshold_hu: list = field(default_factory=list)  # [lower, upper] used
+    mean_diameter_mm: float = 0.0  # Lung-RADS: (axial long + axial short) / 2, to 0.1 mm
+    subtype: str = ""  # solid / part_solid / ground_glass / mass (lung); hypodense / hyperdense
+    warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -59,10 +99,8 @@ class LesionMeasurements:
 
 
 def _voxel_extent(direction_ras: np.ndarray, vol: Volume) -> np.ndarray:
-    """Effective voxel size (mm) along unit RAS directions (N, 3): sqrt(sum (u.step_i)^2).
-
-    Equals the spacing along a grid axis; it corrects a diameter measured between voxel
-    centres to one measured between boundaries without the cube-corner overshoot."""
+    """Voxel size (mm) along unit RAS directions (N, 3): sqrt(sum (u . step_i)^2); equals the
+    spacing along a grid axis."""
     axes = vol.ijk_to_ras[:3, :3]  # columns: i, j, k steps in RAS mm
     return np.sqrt(((direction_ras @ axes) ** 2).sum(1))
 
@@ -79,223 +117,270 @@ def _feret(points: np.ndarray) -> tuple[float, np.ndarray]:
             pts = points[ConvexHull(points).vertices]
         except Exception:  # degenerate (flat/collinear): use all points
             pts = points
-    if len(pts) > 4000:
-        pts = pts[np.linspace(0, len(pts) - 1, 4000).astype(int)]
-    d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
-    v = pts[j] - pts[i]
+    best, pair = -1.0, (0, 0)
+    for c0 in range(0, len(pts), 2000):  # exact, in blocks of 2000 rows (bounded memory)
+        d2 = ((pts[c0:c0 + 2000, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+        if d2[i, j] > best:
+            best, pair = float(d2[i, j]), (c0 + i, j)
+    v = pts[pair[1]] - pts[pair[0]]
     n = float(np.linalg.norm(v))
     return n, (v / n if n > 0 else np.eye(points.shape[1])[0])
 
 
+def _width(points: np.ndarray, u: np.ndarray) -> float:
+    proj = points @ u
+    return float(proj.max() - proj.min()) if len(proj) else 0.0
+
+
 def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: str = "") -> LesionMeasurements:
-    """Volume and diameters of a lesion mask on ``vol``'s grid (RAS mm, voxel extent included)."""
+    """Volume and diameters of a lesion mask [k, j, i] on ``vol``'s grid (RAS mm).
+
+    Each diameter: distance between boundary-voxel centres plus half the voxel size along its
+    direction (see the module docstring). Raises InputError on an empty mask."""
     if not mask.any():
         raise InputError("the lesion mask is empty: nothing to measure")
     kji = np.argwhere(mask)
     # diameters of the mask without single-voxel protrusions (a cross opening), when that keeps
     # >= 90 % of it: one noisy boundary voxel must not lengthen the maximum diameter
-    shape_m = ndimage.binary_opening(mask)
+    # (in the axial plane: across thick slices the tip of a lesion is one slice, not noise)
+    s_ax = anatomical_axes(vol)["S"][0]
+    cross = np.zeros((3, 3, 3), bool)
+    cross[tuple(slice(None) if ax != s_ax else 1 for ax in range(3))] = ndimage.generate_binary_structure(2, 1)
+    shape_m = ndimage.binary_opening(mask, structure=cross)
     if shape_m.sum() < 0.9 * len(kji):
         shape_m = mask
     surf = np.argwhere(shape_m & ~ndimage.binary_erosion(shape_m))
     ras = vol.kji_to_world(surf)
     long3, u = _feret(ras)
-    # short axis: largest extent perpendicular to the long axis (projection on the plane)
     basis = np.linalg.svd(np.eye(3) - np.outer(u, u))[0][:, :2]
     short3, w2 = _feret(ras @ basis)
     w = basis @ w2
-    short3 += 0.5 * float(_voxel_extent(w[None], vol)[0])
-    short3 = min(short3, long3)  # the half-voxel correction must not exceed the maximum
+    ext = _voxel_extent(np.stack([u, w]), vol)
+    long3, short3 = long3 + HALF * float(ext[0]), short3 + HALF * float(ext[1])
     # axial: slices along the array axis closest to S, coordinates projected on R-A
-    s_ax = anatomical_axes(vol)["S"][0]
     best = (0.0, 0.0)
     for s in np.unique(surf[:, s_ax]):
         pts = ras[surf[:, s_ax] == s][:, :2]
         la, ua = _feret(pts)
-        if la + 1e-9 < best[0] - 2 * max(vol.spacing):
-            continue
-        ua3 = np.array([ua[0], ua[1], 0.0])
         perp = np.array([-ua[1], ua[0]])
-        proj = pts @ perp
-        sa = float(proj.max() - proj.min()) if len(proj) else 0.0
-        sa += 0.5 * float(_voxel_extent(np.array([[perp[0], perp[1], 0.0]]), vol)[0])
+        e = _voxel_extent(np.array([[ua[0], ua[1], 0.0], [perp[0], perp[1], 0.0]]), vol)
+        la += HALF * float(e[0])
         if la > best[0]:
-            best = (la, min(sa, la))
+            best = (la, _width(pts, perp) + HALF * float(e[1]))
     vals = ct[mask] if ct is not None else np.zeros(1)
     return LesionMeasurements(
         kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
         long_axis_mm=long3, short_axis_mm=short3,
         axial_long_axis_mm=best[0], axial_short_axis_mm=best[1], mean_hu=float(vals.mean()),
-        centroid_ras=[round(float(c), 2) for c in vol.kji_to_world(kji.mean(0)[None])[0]])
+        centroid_ras=[round(float(c), 2) for c in vol.kji_to_world(kji.mean(0)[None])[0]],
+        mean_diameter_mm=round(0.5 * (best[0] + best[1]), 1))
 
 
-def _component_at(mask: np.ndarray, seed: tuple, spacing) -> np.ndarray:
-    """Component of ``mask`` containing ``seed``, or the one nearest to it (within 3 mm)."""
-    lab, n = ndimage.label(mask)
+def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
+    """Component of ``mask`` containing ``seed``, or the one nearest to it (within ``within_mm``)."""
+    lab, n, _ = components(mask, connectivity=6)
     if n == 0:
         return np.zeros_like(mask)
     v = lab[seed]
     if v == 0:
         dist, ind = ndimage.distance_transform_edt(lab == 0, sampling=spacing, return_indices=True)
-        if dist[seed] > 3.0:
+        if dist[seed] > within_mm:
             return np.zeros_like(mask)
         v = lab[tuple(ind[:, seed[0], seed[1], seed[2]])]
     return lab == v
 
 
-def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
-                   max_radius_mm: float = 60.0, open_mm: float = 1.0, lung_closing_mm: float = 12.0,
-                   progress=None) -> tuple[np.ndarray, LesionMeasurements]:
-    """(mask [k, j, i] on the CT grid, measurements) of the lesion under ``point_ras`` (RAS mm).
+def _edt(m, sk):
+    import edt
 
-    organ: optional bounding mask (e.g. the liver, or the lungs); kind: force "lung_nodule" or
-    "soft_tissue" instead of detecting it from the surroundings.
-    """
-    p = as_progress(progress)
-    a = check_ct(ct)
-    point = np.asarray(point_ras, float).reshape(3)
-    if not ct.contains_world(point[None])[0]:
-        ext = [ct.ijk_to_world(np.array([[-0.5, -0.5, -0.5]]))[0],
-               ct.ijk_to_world(np.asarray(ct.shape[::-1], float)[None] - 0.5)[0]]
-        raise InputError(
-            f"the point R,A,S = {point.round(1).tolist()} mm is outside the image (corners "
-            f"{np.round(ext[0], 1).tolist()} .. {np.round(ext[1], 1).tolist()}); click inside the lesion")
-    seed_g = tuple(int(v) for v in np.rint(ct.world_to_kji(point[None])[0]))
-    sk = ct.spacing_kji
-    half = np.ceil(max_radius_mm / sk).astype(int)
-    lo = np.maximum(np.asarray(seed_g) - half, 0)
-    hi = np.minimum(np.asarray(seed_g) + half + 1, ct.shape)
-    sl = tuple(slice(l, h) for l, h in zip(lo, hi))
-    roi = a[sl].astype(np.float32)
-    seed = tuple(int(v) for v in np.asarray(seed_g) - lo)
-    org = organ[sl] if organ is not None else None
-    p(0.1, "lesion: intensity at the click")
-    # ball of 2 mm (at least the 6-neighbourhood) around the seed
-    b = ball(max(2.0, float(sk.min()) * 1.01), sk)
+    return edt.edt(np.ascontiguousarray(m), anisotropy=tuple(float(s) for s in sk), black_border=False)
+
+
+def _touches_border(m: np.ndarray) -> bool:
+    return bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()
+                or m[:, :, 0].any() or m[:, :, -1].any())
+
+
+def _touched_faces(m: np.ndarray) -> list:
+    """[(axis, side)] of the array faces the mask touches (side 0: index 0, 1: last index)."""
+    out = []
+    for ax in range(3):
+        for side, idx in ((0, 0), (1, m.shape[ax] - 1)):
+            if np.take(m, idx, axis=ax).any():
+                out.append((ax, side))
+    return out
+
+
+def _climb(depth: np.ndarray, seed: tuple) -> tuple:
+    """Steepest ascent on ``depth`` from ``seed`` (26-neighbourhood) to a local maximum: the core
+    of the blob the seed lies in. The loop runs over ascent steps, not voxels."""
+    p = np.asarray(seed)
+    off = np.argwhere(np.ones((3, 3, 3), bool)) - 1
+    shape = np.asarray(depth.shape)
+    for _ in range(int(shape.sum())):
+        q = p + off
+        q = q[np.all((q >= 0) & (q < shape), axis=1)]
+        d = depth[tuple(q.T)]
+        best = q[int(np.argmax(d))]
+        if d.max() <= depth[tuple(p)]:
+            break
+        p = best
+    return tuple(int(v) for v in p)
+
+
+def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float) -> np.ndarray:
+    """The lesion part of a grown region: opened by half the inscribed radius of the blob the
+    seed lies in (attachments narrower than the lesion are cut), the shaved layer given back,
+    holes filled (3-D and per axial slice)."""
+    if not m.any():
+        return m
+    depth = _edt(m, sk)
+    core = _climb(depth, seed) if m[seed] else seed
+    r = max(min_open_mm, OPEN_FRACTION * float(depth[core]))
+    op = open_mm(m, r, sk) if r > 0.5 * float(min(sk)) else m
+    op = _component_at(op, core, sk) if op.any() else op
+    if not op.any():
+        op = _component_at(m, seed, sk)
+    # give back the one-voxel boundary layer the opening shaved off the lesion itself
+    out = op | (ndimage.binary_dilation(op, structure=ball(1.01 * float(min(sk)), sk)) & m)
+    return out
+
+
+def _fill(m: np.ndarray, s_axis: int) -> np.ndarray:
+    return fill_holes_per_slice(fill_holes_3d(m), s_axis)
+
+
+def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
+    """(aerated lung, envelope) in the box: lung-like air components (median > -950 HU, >= 0.5 mL)
+    and the per-axial-slice convex hull of each, where the lung fills >= HULL_MIN_FILL of it."""
+    from skimage.morphology import convex_hull_image
+
+    from .lungs import _label_medians
+
+    lab, n, counts = components(roi < LUNG_HU, connectivity=6)
+    if n == 0:
+        z = np.zeros(roi.shape, bool)
+        return z, z
+    keep = counts * voxel_ml >= 0.5
+    keep[0] = False
+    if keep.any():
+        keep[keep] = _label_medians(roi, lab, keep) > GAS_MEDIAN_HU
+    lung = keep[lab]
+    env = lung.copy()
+    lz = np.moveaxis(lab, s_axis, 0)
+    ez = np.moveaxis(env, s_axis, 0)  # view into env
+    for c in np.flatnonzero(keep):
+        for z in np.flatnonzero(np.any(lz == c, axis=(1, 2))):
+            sl = lz[z] == c
+            if sl.sum() < 10:
+                continue
+            try:
+                h = convex_hull_image(sl)
+            except Exception:  # degenerate (collinear) slice
+                continue
+            cav, nc = ndimage.label(h & ~sl)
+            if nc == 0:
+                continue
+            area = np.bincount(cav.ravel(), minlength=nc + 1)
+            ok = sl.sum() >= HULL_MIN_FILL * (sl.sum() + area)
+            ok[0] = False
+            ez[z] |= ok[cav]
+    # a lesion's cross-section changes little from one slice to the next: an accepted
+    # concavity also holds on the adjacent slices (the caudal slice of a mass on the diaphragm,
+    # where its concavity merges with the dome's, stays inside)
+    extra = env & ~lung
+    ex = np.moveaxis(extra, s_axis, 0)
+    ez[1:] |= ex[:-1]
+    ez[:-1] |= ex[1:]
+    return lung, env
+
+
+def _click_stats(roi, seed, sk):
+    b = ball(max(2.0, float(min(sk)) * 1.01), sk)
     c = np.array(b.shape) // 2
-    blo = np.asarray(seed) - c
-    bk = np.argwhere(b) + blo
+    bk = np.argwhere(b) + (np.asarray(seed) - c)
     ok = np.all((bk >= 0) & (bk < roi.shape), axis=1)
     bv = roi[tuple(bk[ok].T)]
     m0 = float(np.median(bv))
-    sd0 = max(1.4826 * float(np.median(np.abs(bv - m0))), 10.0)
-    if m0 < AIR_CLICK_HU:
-        raise InputError(f"the point is in air ({m0:.0f} HU at the click): click inside the lesion")
-    if m0 > BONE_CLICK_HU:
-        raise InputError(f"the point is in bone or calcification ({m0:.0f} HU): click inside the lesion")
-    # context: what surrounds a first estimate of the lesion (aerated lung or soft tissue)
-    import edt
+    return m0, max(1.4826 * float(np.median(np.abs(bv - m0))), 10.0)
 
-    aniso = tuple(float(s) for s in sk)
-    first = _grow(roi, seed, m0 - 3 * sd0, m0 + 3 * sd0, org, open_mm, sk)
+
+def _shell(m, sk, r0, r1):
+    d = _edt(~m, sk)
+    return (d > r0) & (d <= r1)
+
+
+def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
+    """(region, [lower, upper] HU, parenchyma median) of a lesion inside the lung envelope."""
+    par = roi[lung & (roi > -1000)]
+    bg = float(np.median(par)) if par.size else -850.0
+    bg_sd = 1.4826 * float(np.median(np.abs(par - bg))) if par.size else 50.0
+    upper = BONE_CLICK_HU + 200.0  # calcifications inside a nodule stay in
+    t = min(bg + max(125.0, 3.0 * bg_sd), m0 - 50.0)
+
+    def grow(thr):
+        r = _component_at((roi >= thr) & (roi <= upper) & env, seed, sk)
+        return _fill(_separate(r, seed, sk, open_min), s_axis) if r.any() else r
+
+    region = grow(t)
+    if region.any():
+        inner = ndimage.binary_erosion(region)
+        core = roi[inner] if inner.sum() >= 8 else roi[region]
+        t2 = 0.5 * (bg + float(np.percentile(core, 25)))
+        if t2 > t:
+            r2 = grow(t2)
+            if r2.any():
+                region, t = r2, t2
+    return region, [t, upper], bg
+
+
+def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final=()):
+    """(region, [lower, upper] HU, subtype) of a soft-tissue lesion (liver or soft-tissue tumour)."""
+    sm = ndimage.gaussian_filter(roi, SMOOTH_SIGMA_MM / np.asarray(sk, float))
+    ms, sds = _click_stats(sm, seed, sk)
+    allowed = (roi > FAT_MAX_HU) & (roi < BONE_CLICK_HU)
+    if org is not None:
+        allowed &= org
+    first = _component_at((sm >= ms - 3 * sds) & (sm <= ms + 3 * sds) & allowed, seed, sk)
     if not first.any():
         first = np.zeros(roi.shape, bool)
         first[seed] = True
-    r_in = float(edt.edt(np.ascontiguousarray(first), anisotropy=aniso)[seed])
-    dist = edt.edt(np.ascontiguousarray(~first), anisotropy=aniso)
-    shell = (dist > 2.0) & (dist <= 8.0)
-    # aerated lung in a spherical shell just beyond the lesion's inscribed radius at the click
-    # (robust to a first estimate that leaked into tissue of the same density)
-    dseed = _dist_grid(roi.shape, seed, sk)
-    # and around the first estimate, within 25 mm beyond that radius (a large mass whose first
-    # estimate is partial, or leaked along the chest wall)
-    ring = (dseed > r_in + 2.0) & (dseed <= r_in + 10.0)
-    near_shell = shell & (dseed <= r_in + 25.0)
-    lung_frac = max(float((roi[ring] < -500).mean()) if ring.any() else 0.0,
-                    float((roi[near_shell] < -500).mean()) if near_shell.any() else 0.0)
-    if kind is None:
-        kind = "lung_nodule" if lung_frac > LUNG_CONTEXT_FRACTION else "soft_tissue"
-    p(0.3, f"lesion: region growing ({kind})")
-    if kind == "lung_nodule":
-        # parenchyma level: away from the first estimate (a ground-glass rim around a solid
-        # core must not be taken for the background)
-        ctx = (dist > 8.0) & (dist <= 25.0)
-        par = roi[ctx & (roi < -500) & (roi > -1000)]
-        if par.size == 0:
-            par = roi[roi < -500]
-        bg = float(np.median(par))
-        bg_sd = 1.4826 * float(np.median(np.abs(par - bg)))
-        r_close = min(max(lung_closing_mm, r_in + 5.0), MAX_LUNG_CLOSING_MM)
-        # the lung: the aerated component that surrounds the lesion most
-        lab, n = ndimage.label(roi < -400)
-        air_lung = np.zeros(roi.shape, bool)
-        if n:
-            cnt = np.bincount(lab[shell], minlength=n + 1)
-            cnt[0] = 0
-            air_lung = lab == int(np.argmax(cnt))
-        org = close_mm(air_lung if organ is None else org, r_close, sk)
-        t = bg + max(125.0, 3.0 * bg_sd)
-        t = min(t, m0 - 50.0)
-        upper = BONE_CLICK_HU + 200.0
-
-        def lung_region(thr):
-            r = _grow(roi, seed, thr, upper, org, open_mm, sk)
-            if r.any() and not _touches_border(r):
-                return r
-            # juxtapleural lesion: the grown region runs into the chest wall / mediastinum
-            r0 = _component_at((roi >= thr) & (roi <= upper), seed, sk)
-            cut = _cut_at_facing_radius(r0, ndimage.binary_dilation(air_lung), dseed, sk)
-            return r if cut is None else _grow(roi, seed, thr, upper, cut, open_mm, sk)
-
-        region = lung_region(t)
-        if region.any():
-            inner = ndimage.binary_erosion(region)
-            core = roi[inner] if inner.sum() >= 8 else roi[region]
-            t2 = 0.5 * (bg + float(np.percentile(core, 25)))
-            if t2 > t:
-                r2 = lung_region(t2)
-                if r2.any():
-                    region, t = r2, t2
-        thr = [t, upper]
+    shell = _shell(first, sk, 2.0, 6.0) & (sm > -200) & (sm < BONE_CLICK_HU)
+    if org is not None:
+        shell &= org
+    bg = float(np.median(sm[shell])) if shell.any() else ms + 100.0
+    mid = 0.5 * (ms + bg)
+    if ms < bg:  # hypodense lesion
+        lo_t, hi_t, sub = max(ms - 4 * max(sds, sd0), FAT_MAX_HU), mid, "hypodense"
     else:
-        shell = (dist > 2.0) & (dist <= 6.0)
-        if org is not None:
-            shell &= org
-        shell &= (roi > -200) & (roi < BONE_CLICK_HU)
-        bg = float(np.median(roi[shell])) if shell.any() else m0 + 100.0
-        mid = 0.5 * (m0 + bg)
-        if m0 < bg:  # hypodense lesion
-            lo_t, hi_t = max(m0 - 4 * sd0, -150.0), mid
-        else:
-            lo_t, hi_t = mid, min(m0 + 4 * sd0, BONE_CLICK_HU)
-        region = _grow(roi, seed, lo_t, hi_t, org, open_mm, sk)
-        if region.any() and _touches_border(region):
-            # the lesion touches tissue of its own density (e.g. at the organ's edge): keep it
-            # within the radius at which it faces its organ (voxels near the organ's level)
-            bg_sd = 1.4826 * float(np.median(np.abs(roi[shell] - bg))) if shell.any() else sd0
-            organ_like = np.abs(roi - bg) <= 2.0 * max(bg_sd, 10.0)
-            cut = _cut_at_facing_radius(region, ndimage.binary_dilation(organ_like), dseed, sk)
-            if cut is not None:
-                region = _grow(roi, seed, lo_t, hi_t, cut, open_mm, sk)
-        thr = [lo_t, hi_t]
-    if not region.any():
-        raise ImagioError("the lesion segmentation came out empty: the click is not inside a "
-                          "distinct lesion; click nearer its centre")
-    if _touches_border(region) and any(l > 0 or h < s for l, h, s in zip(lo, hi, ct.shape)):
-        raise ImagioError(
-            f"the lesion region leaked beyond {max_radius_mm:g} mm from the click (it is not "
-            "separated from its surroundings by intensity); give the organ mask or segment manually")
-    p(0.9, "lesion: measurements")
-    mask = np.zeros(ct.shape, bool)
-    mask[sl] = region
-    meas = measure(mask, ct, a, kind=kind)
-    meas.threshold_hu = [round(float(v), 1) for v in thr]
-    p(1.0, "lesion: done")
-    return mask, meas
+        lo_t, hi_t, sub = mid, min(ms + 4 * max(sds, sd0), BONE_CLICK_HU), "hyperdense"
+    r = _component_at((sm >= lo_t) & (sm <= hi_t) & allowed, seed, sk)
+    if r.any() and (set(_touched_faces(r)) & set(final)):
+        # the lesion touches tissue of its own density (e.g. at the organ's edge): keep it within
+        # the radius at which it faces the tissue around it (voxels near the shell's level)
+        bg_sd = 1.4826 * float(np.median(np.abs(sm[shell] - bg))) if shell.any() else sds
+        around = np.abs(sm - bg) <= 2.0 * max(bg_sd, 10.0)
+        cut = _cut_at_facing_radius(r, ndimage.binary_dilation(around), _dist_grid(roi.shape, seed, sk), sk)
+        if cut is not None:
+            r = _component_at(cut, seed, sk)
+            sub += "; no intensity edge"
+    region = _fill(_separate(r, seed, sk, open_min), s_axis) if r.any() else r
+    if org is not None:
+        region &= org
+    return region, [lo_t, hi_t], sub
 
 
 def _cut_at_facing_radius(region, facing, dseed, sk):
     """``region`` limited to a ball around the click whose radius is where the region faces
-    ``facing`` tissue (lung air, or the organ): the facing boundary nearest to the click (within
-    1.5 x the nearest distance, 75th percentile), plus a voxel. None if it faces nothing."""
+    ``facing`` tissue: the facing boundary nearest to the click (within 1.5 x the nearest
+    distance, 75th percentile), plus a voxel. None if it faces nothing."""
     face = region & facing
     if not face.any():
         return None
     d = dseed[face]
     near = d[d <= 1.5 * float(d.min()) + float(max(sk))]
-    radius = float(np.percentile(near, 75)) + float(max(sk[1:]))
-    return region & (dseed <= radius)
+    return region & (dseed <= float(np.percentile(near, 75)) + float(max(sk[1:])))
 
 
 def _dist_grid(shape, seed, sk) -> np.ndarray:
@@ -304,33 +389,180 @@ def _dist_grid(shape, seed, sk) -> np.ndarray:
     return np.sqrt(sum(((gi - c) * s) ** 2 for gi, c, s in zip(g, seed, sk))).astype(np.float32)
 
 
-def _touches_border(m: np.ndarray) -> bool:
-    return bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()
-                or m[:, :, 0].any() or m[:, :, -1].any())
+def _lung_subtype(region, roi, meas_diam):
+    if meas_diam > MASS_DIAMETER_MM:
+        return "mass"
+    v = roi[region]
+    solid = float((v > GROUND_GLASS_MAX_HU).mean())
+    return "solid" if solid >= 0.8 else ("ground_glass" if solid <= 0.2 else "part_solid")
 
 
-def _grow(roi, seed, lo_t, hi_t, org, open_mm, sk) -> np.ndarray:
-    """Seeded component in [lo_t, hi_t] HU, opened to cut attached tubes, holes filled.
+def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, final=True):
+    sk = ct.spacing_kji
+    half = np.ceil(radius / sk).astype(int)
+    lo = np.maximum(np.asarray(seed_g) - half, 0)
+    hi = np.minimum(np.asarray(seed_g) + half + 1, ct.shape)
+    sl = tuple(slice(int(l), int(h)) for l, h in zip(lo, hi))
+    roi = a[sl].astype(np.float32)
+    seed = tuple(int(v) for v in np.asarray(seed_g) - lo)
+    org = organ[sl] if organ is not None else None
+    s_axis = anatomical_axes(ct)["S"][0]
+    m0, sd0 = _click_stats(roi, seed, sk)
+    if m0 < AIR_CLICK_HU:
+        raise InputError(f"the point is in air ({m0:.0f} HU at the click): click inside the lesion")
+    if m0 > BONE_CLICK_HU:
+        raise InputError(f"the point is in bone or calcification ({m0:.0f} HU): click inside the lesion")
+    region, thr, sub, k, lung = None, None, "", kind, None
+    # faces of the box beyond which the region cannot be followed (the image's edge, or all at
+    # the size limit): a soft-tissue region reaching one has leaked into same-density tissue
+    final = [(ax, sd) for ax in range(3) for sd in (0, 1)
+             if final or (lo[ax] == 0 if sd == 0 else hi[ax] == ct.shape[ax])]
+    if kind in (None, "lung_nodule"):
+        # the envelope is judged on a box of at least ENVELOPE_RADIUS_MM (a lung cut by a small
+        # box looks smaller than the lesion it surrounds), then cropped to this box
+        eh = np.ceil(max(radius, ENVELOPE_RADIUS_MM) / sk).astype(int)
+        elo = np.maximum(np.asarray(seed_g) - eh, 0)
+        ehi = np.minimum(np.asarray(seed_g) + eh + 1, ct.shape)
+        esl = tuple(slice(int(l), int(h)) for l, h in zip(elo, ehi))
+        lung, env = _lung_envelope(a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml)
+        inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
+        lung, env = lung[inner], env[inner]
+        if env_prev is not None:  # a larger box keeps what a smaller one enclosed
+            env |= env_prev[sl]
+        if org is not None:
+            env = env & org if kind is None else env | org
+        near = ndimage.binary_dilation(env, iterations=1)[seed] if env.any() else False
+        if near or kind == "lung_nodule":
+            env = env | _component_at(env, seed, sk, within_mm=5.0) if kind == "lung_nodule" else env
+            if not env[seed]:
+                env = env.copy()
+                env[seed] = True
+            region, thr, _ = _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis)
+            if kind is None and region.any():
+                sh = _shell(region, sk, 1.0, 4.0)
+                frac = float(lung[sh].mean()) if sh.any() else 0.0
+                k = "lung_nodule" if frac >= LUNG_CONTEXT_FRACTION else None
+            else:
+                k = "lung_nodule"
+    notes = []
+    if k is None or k == "soft_tissue":
+        k = "soft_tissue"
+        region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
+        if sub.endswith("; no intensity edge"):
+            sub = sub.split(";")[0]
+            notes.append("the lesion has no intensity edge against the tissue around it: its border "
+                         "was set where it first meets that tissue, a guess; check it, give the organ "
+                         "mask, or add include/exclude clicks")
+        if lung is not None and region.any():
+            sh = _shell(region, sk, 1.0, 4.0)
+            frac = float(lung[sh].mean()) if sh.any() else 0.0
+            if frac >= LUNG_CONTEXT_FRACTION:
+                notes.append(
+                    f"the lesion was typed soft tissue but aerated lung borders {100 * frac:.0f} % of "
+                    "it: if it is a lung lesion (e.g. clicked on its edge slice at the diaphragm), "
+                    "click nearer its centre or give kind='lung_nodule'")
+    env_g = None
+    if k == "lung_nodule":
+        env_g = np.zeros(a.shape, bool)
+        env_g[sl] = env
+    return region, thr, sub, k, sl, env_g, notes
 
-    The opening radius adapts to the lesion: OPEN_FRACTION of its inscribed radius at the click (a lesion
-    clicked near its centre survives; vessels, bronchial walls and pleural tags thinner than
-    the lesion are cut), at least ``open_mm``, at most MAX_OPEN_MM."""
-    import edt
 
-    m = (roi >= lo_t) & (roi <= hi_t)
-    if org is not None:
-        m &= org
-    m = _component_at(m, seed, sk)
-    if not m.any():
-        return m
-    r_in = float(edt.edt(np.ascontiguousarray(m), anisotropy=tuple(float(s) for s in sk))[seed])
-    se = ball(min(max(open_mm, OPEN_FRACTION * r_in), MAX_OPEN_MM), sk)
-    if se.size > 1:
-        op = ndimage.binary_opening(m, structure=se)
-        op = _component_at(op, seed, sk)
-        if op.any():
-            # give back the one-voxel boundary layer the opening shaved off the lesion itself
-            # (corners of a small digital sphere); attachments stay cut beyond one voxel
-            # (one voxel of the finest spacing: in-plane only on thick-slice scans)
-            m = op | (ndimage.binary_dilation(op, structure=ball(1.01 * float(min(sk)), sk)) & m)
-    return fill_holes_3d(m)
+def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
+                   max_radius_mm: float = 150.0, open_mm: float = 1.0, include=(), exclude=(),
+                   progress=None, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
+    """(mask [k, j, i] on the CT grid, measurements) of the lesion under ``point_ras`` (RAS mm).
+
+    organ: optional bounding mask [k, j, i] (e.g. the liver); kind: force "lung_nodule" or
+    "soft_tissue" instead of deciding it from the grown region; max_radius_mm: the largest
+    distance from the click the lesion may reach (150 mm: a 30 cm mass; a warning when hit);
+    include / exclude: extra RAS points (N, 3) whose lesion is added / whose part is removed.
+    Raises InputError for a point outside the image, in air or in bone; ImagioError when no
+    lesion is found at the click.
+    """
+    p = as_progress(progress)
+    a = check_ct(ct)
+    point = np.asarray(point_ras, float).reshape(3)
+    if kind not in (None, "lung_nodule", "soft_tissue"):
+        raise InputError(f"kind must be 'lung_nodule' or 'soft_tissue', got {kind!r}")
+    seed_g = _seed_voxel(ct, point)
+    sk = ct.spacing_kji
+    radius = min(START_RADIUS_MM, max_radius_mm)
+    warnings: list[str] = []
+    kind_box, env_g = kind, None
+    while True:
+        p(0.1, f"lesion: region within {radius:g} mm of the click")
+        region, thr, sub, k, sl, env_g, notes = _segment_box(
+            a, ct, seed_g, radius, organ, kind_box, open_mm, env_g,
+            final=radius >= max_radius_mm)
+        kind_box = k  # the type decided in the smallest box that holds the click's surroundings
+        inner_faces = [(ax, s) for ax, s in _touched_faces(region)
+                       if (sl[ax].start > 0 if s == 0 else sl[ax].stop < ct.shape[ax])]
+        if not inner_faces:
+            break
+        if radius >= max_radius_mm:
+            warnings.append(f"the lesion reached the size limit ({max_radius_mm:g} mm from the click): "
+                            "it may have leaked into its surroundings; check it, or give the organ mask")
+            break
+        radius = min(2.0 * radius, max_radius_mm)
+    if not region.any():
+        raise ImagioError("the lesion segmentation came out empty: the click is not inside a "
+                          "distinct lesion; click nearer its centre")
+    mask = np.zeros(ct.shape, bool)
+    mask[sl] = region
+    for q in np.asarray(include, float).reshape(-1, 3):
+        m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm)
+        mask |= m2
+    ex = np.asarray(exclude, float).reshape(-1, 3)
+    if len(ex):
+        mask = _exclude(mask, ct, seed_g, [_seed_voxel(ct, q) for q in ex])
+        if not mask.any():
+            raise ImagioError("the exclude points removed the whole lesion; put them outside it")
+    p(0.9, "lesion: measurements")
+    meas = measure(mask, ct, a, kind=k)
+    meas.threshold_hu = [round(float(v), 1) for v in thr]
+    meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm) if k == "lung_nodule" else sub
+    meas.warnings = warnings + notes + _plausibility(mask, ct, meas)
+    p(1.0, "lesion: done")
+    return mask, meas
+
+
+def _seed_voxel(ct: Volume, point: np.ndarray) -> tuple:
+    if not ct.contains_world(point[None])[0]:
+        ext = [ct.ijk_to_world(np.array([[-0.5, -0.5, -0.5]]))[0],
+               ct.ijk_to_world(np.asarray(ct.shape[::-1], float)[None] - 0.5)[0]]
+        raise InputError(
+            f"the point R,A,S = {np.round(point, 1).tolist()} mm is outside the image (corners "
+            f"{np.round(ext[0], 1).tolist()} .. {np.round(ext[1], 1).tolist()}); click inside the lesion")
+    return tuple(int(v) for v in np.clip(np.rint(ct.world_to_kji(point[None])[0]), 0, np.array(ct.shape) - 1))
+
+
+def _exclude(mask, ct, seed, ex_seeds):
+    """The lesion without the voxels nearer (Euclidean, mm) to an exclude point than to the click."""
+    sk = ct.spacing_kji
+    box = tuple(slice(int(v.min()), int(v.max()) + 1) for v in np.argwhere(mask).T)
+    lo = np.array([b.start for b in box])
+    shape = tuple(b.stop - b.start for b in box)
+    d_click = _dist_grid(shape, tuple(np.asarray(seed) - lo), sk)
+    keep = np.ones(shape, bool)
+    for s in ex_seeds:
+        keep &= d_click <= _dist_grid(shape, tuple(np.asarray(s) - lo), sk)
+    out = np.zeros_like(mask)
+    out[box] = mask[box] & keep
+    return out
+
+
+def _plausibility(mask, ct, meas) -> list:
+    out = []
+    d_eq = (6.0 * meas.volume_ml * 1000.0 / np.pi) ** (1.0 / 3.0)
+    if d_eq < MICRONODULE_MM:
+        out.append(f"the lesion is tiny ({meas.volume_ml * 1000:.0f} mm^3, equivalent diameter "
+                   f"{d_eq:.1f} mm): the click may not be on a lesion; check it")
+    sphere_ml = np.pi / 6.0 * meas.long_axis_mm ** 3 / 1000.0
+    if sphere_ml > 0 and meas.volume_ml < MIN_FILL_OF_SPHERE * sphere_ml:
+        out.append(f"the lesion is irregular (it fills {100 * meas.volume_ml / sphere_ml:.0f} % of "
+                   "the sphere on its long axis): it may have leaked along vessels or a wall; check it")
+    if _touches_border(mask):
+        out.append("the lesion touches the edge of the image: it may continue outside the field "
+                   "of view and its size is a lower bound")
+    return out
