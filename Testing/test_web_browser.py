@@ -1,0 +1,190 @@
+"""IMAGIO Web in a real browser: Playwright (PyPI) drives Debian's chromium (/usr/bin/chromium,
+never a downloaded browser) against ``python -m imagio.web`` on the phantom. Screenshots of each
+step go to $IMAGIO_SCREENSHOTS (default: the test's tmp folder)."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("IMAGIO_CHROMIUM", "/usr/bin/chromium")
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("trame_slicer")
+if not shutil.which(CHROMIUM):
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    out = tmp_path_factory.mktemp("web_out")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "imagio.web", "--port", str(port), "--out", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, ready = [], threading.Event()
+
+    def pump():
+        for line in proc.stdout:
+            lines.append(line)
+            if "App running at" in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    while not ready.wait(0.5):
+        assert proc.poll() is None, "".join(lines[-30:])
+    yield {"url": f"http://127.0.0.1:{port}/", "out": out, "t0": t0, "proc": proc, "log": lines}
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    d = Path(os.environ.get("IMAGIO_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def view_pixels(page, index: int) -> np.ndarray:
+    from io import BytesIO
+
+    from PIL import Image
+
+    img = page.locator("img.image-display-area").nth(index)
+    return np.asarray(Image.open(BytesIO(img.screenshot())).convert("L"), dtype=float)
+
+
+def wait_text(page, selector: str, pattern: str, timeout_s: float = 120.0) -> str:
+    end = time.time() + timeout_s
+    while time.time() < end:
+        text = page.inner_text(selector)
+        if re.search(pattern, text):
+            return text
+        page.wait_for_timeout(200)
+    raise AssertionError(f"{selector} never matched {pattern!r}; last: {text!r}")
+
+
+def path_ras(page):
+    nums = [float(v) for v in re.findall(r"-?\d+\.\d+", page.inner_text("#path"))]
+    assert len(nums) == 6, nums
+    return np.array(nums[:3]), np.array(nums[3:])
+
+
+def metrics_numbers(text: str) -> dict:
+    return {"length_mm": float(re.search(r"length ([\d.]+) mm", text).group(1)),
+            "closest_clearance_mm": float(re.search(r"closest \S+ (-?[\d.]+) mm", text).group(1)),
+            "craniocaudal_deg": float(re.search(r"craniocaudal ([\d.]+) deg", text).group(1)),
+            "feasible": text.startswith("Path: feasible")}
+
+
+def test_planning_workstation_in_chromium(server, shots):
+    from imagio import phantom
+    from imagio.planning.evaluate import Evaluator
+    from imagio.planning.problem import PlanningProblem
+
+    figures = {}
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        page.goto(server["url"])
+        # 1. the case: three MRML views with a picture in each
+        wait_text(page, "#status", "Choose the target")
+        page.wait_for_function("Array.from(document.querySelectorAll('img.image-display-area'))"
+                               ".filter(i => i.naturalWidth > 0).length >= 3", timeout=120000)
+        figures["first_picture_s"] = time.perf_counter() - server["t0"]
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "1_case.png"))
+        for i in range(3):
+            px = view_pixels(page, i)
+            assert px.std() > 10 and (px > 40).mean() > 0.02, f"view {i} looks blank (std {px.std():.1f})"
+
+        # 2. plan: ranked proposals with their metrics
+        t0 = time.perf_counter()
+        page.click("#plan")
+        page.wait_for_selector("#proposals tr.proposal-row", timeout=180000)
+        figures["click_to_proposals_s"] = time.perf_counter() - t0
+        rows = [r.split("\t") for r in page.inner_text("#proposals").splitlines()[1:]]
+        assert len(rows) >= 3
+        scores = [float(r[1]) for r in rows]
+        assert scores == sorted(scores) and all(r[-1] == "true" for r in rows)
+        first = wait_text(page, "#metrics", r"^Path: feasible")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "2_proposals.png"))
+
+        # 3. drag the tip in the axial view: the metrics change and match imagio.planning
+        entry0, tip0 = path_ras(page)
+        disp = json.loads(page.evaluate("document.querySelector('#path-display').textContent"))
+        axial = disp["0"]
+        box = page.locator("img.image-display-area").nth(0).bounding_box()
+        sx, sy = box["width"] / axial["size"][0], box["height"] / axial["size"][1]
+        x, y = box["x"] + axial["target"][0] * sx, box["y"] + axial["target"][1] * sy
+        page.mouse.move(x, y)
+        page.wait_for_timeout(500)
+        page.mouse.down()
+        for k in range(1, 11):
+            page.mouse.move(x + 2.0 * k, y + 1.0 * k)
+            page.wait_for_timeout(60)
+        page.mouse.up()
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 30 and np.allclose(path_ras(page)[1], tip0):
+            page.wait_for_timeout(50)
+        figures["drag_to_metrics_in_page_s"] = time.perf_counter() - t0
+        page.wait_for_timeout(1000)  # the last move's metrics
+        entry1, tip1 = path_ras(page)
+        assert np.allclose(entry1, entry0, atol=0.01), "the entry moved: the drag took the wrong point"
+        assert np.linalg.norm(tip1 - tip0) > 1.0, "the drag did not move the tip"
+        shown = metrics_numbers(page.inner_text("#metrics"))
+        assert shown != metrics_numbers(first)
+        page.screenshot(path=str(shots / "3_dragged_tip.png"))
+        assert abs(shown["length_mm"] - np.linalg.norm(tip1 - entry1)) < 0.06
+        ph = phantom.generate(spacing=3.0, seed=0)
+        expected = Evaluator(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1")).evaluate(entry1, tip1)
+        assert abs(shown["closest_clearance_mm"] - expected.closest_clearance_mm) < 0.1
+        assert abs(shown["craniocaudal_deg"] - expected.craniocaudal_deg) < 0.1
+        assert shown["feasible"] == bool(expected.feasible)
+        figures["rescore_ms_server"] = float(re.search(r"in ([\d.]+) ms", page.inner_text("#rescore")).group(1))
+
+        # 4. switch device: the zone, coverage and minimal ablative margin
+        page.click("#device", force=True)
+        items = page.locator(".v-overlay .v-list-item")
+        items.first.wait_for(timeout=10000)
+        assert items.count() >= 2
+        items.nth(1).click()
+        page.wait_for_timeout(500)
+        page.click("#ablate")
+        text = wait_text(page, "#ablation", r"tumour covered [\d.]+%.*minimal ablative margin -?[\d.]+ mm")
+        device = text.split()[0]
+        assert device != "emprint" or items.count() == 1
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "4_ablation_zone.png"))
+
+        # 5. export: the PDF report and the scene for Slicer
+        page.click("#export")
+        wait_text(page, "#exported", r"report\.pdf and .*scene\.mrb", 180)
+        pdf, mrb = server["out"] / "report.pdf", server["out"] / "scene.mrb"
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+        with zipfile.ZipFile(mrb) as z:
+            names = z.namelist()
+        assert any(n.endswith(".mrml") for n in names) and any(n.endswith(".seg.nrrd") for n in names), names
+        page.screenshot(path=str(shots / "5_exported.png"))
+        browser.close()
+    print("figures", json.dumps({k: round(v, 3) for k, v in figures.items()}))
