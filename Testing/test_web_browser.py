@@ -83,6 +83,19 @@ def wait_text(page, selector: str, pattern: str, timeout_s: float = 120.0) -> st
     raise AssertionError(f"{selector} never matched {pattern!r}; last: {text!r}")
 
 
+def progress_values(page, until, timeout_s: float = 60.0) -> list[float]:
+    """aria-valuenow of the progress bar, polled until ``until(value)``."""
+    seen, end = [], time.time() + timeout_s
+    while time.time() < end:
+        v = page.evaluate("(() => { const e = document.querySelector('#progress');"
+                          " return e ? Number(e.getAttribute('aria-valuenow')) : -1; })()")
+        seen.append(v)
+        if until(v):
+            return seen
+        page.wait_for_timeout(50)
+    raise AssertionError(f"progress never advanced: {seen[-5:]}")
+
+
 def path_ras(page):
     nums = [float(v) for v in re.findall(r"-?\d+\.\d+", page.inner_text("#path"))]
     assert len(nums) == 6, nums
@@ -117,7 +130,15 @@ def test_planning_workstation_in_chromium(server, shots):
             px = view_pixels(page, i)
             assert px.std() > 10 and (px > 40).mean() > 0.02, f"view {i} looks blank (std {px.std():.1f})"
 
-        # 2. plan: ranked proposals with their metrics
+        # 2. plan with a progress bar; Cancel stops it and adds nothing
+        page.click("#plan")
+        seen = progress_values(page, until=lambda v: v > 0)
+        page.click("#cancel")
+        wait_text(page, "#status", "cancelled by the user")
+        assert page.locator("#proposals tr.proposal-row").count() == 0
+        assert max(seen) > 0
+
+        # ... and again to the end: ranked proposals with their metrics
         t0 = time.perf_counter()
         page.click("#plan")
         page.wait_for_selector("#proposals tr.proposal-row", timeout=180000)
@@ -187,4 +208,8 @@ def test_planning_workstation_in_chromium(server, shots):
         assert any(n.endswith(".mrml") for n in names) and any(n.endswith(".seg.nrrd") for n in names), names
         page.screenshot(path=str(shots / "5_exported.png"))
         browser.close()
+    status = Path(f"/proc/{server['proc'].pid}/status")
+    if status.exists():  # memory of this user's session process (Linux)
+        kb = dict(ln.split(":", 1) for ln in status.read_text().splitlines() if ":" in ln)
+        figures["session_peak_rss_mb"] = int(kb["VmHWM"].split()[0]) / 1024
     print("figures", json.dumps({k: round(v, 3) for k, v in figures.items()}))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import ImagioError
 
+POINT = "clicked point"
 PROPOSAL_COLUMNS = ("rank", "score", "length_mm", "closest_structure", "closest_clearance_mm",
                     "craniocaudal_deg", "feasible")
 
@@ -68,11 +69,13 @@ class PlanningWorkstation:
         self.metrics = None
         self._ablation = None
         self._t_move = None
+        self._target_node = None
+        self._cancel = False
         self._init_state()
         self._build_ui()
         self.layout_manager.set_layout("IMAGIO planning")
         self._software_gl_setup()
-        self.server.controller.on_server_ready.add(self._on_ready)
+        self.server.controller.on_server_ready.add_task(self._on_ready)
 
     # state and UI --------------------------------------------------------------------------
     def _init_state(self):
@@ -96,6 +99,7 @@ class PlanningWorkstation:
         s.exported = ""
         s.path_display = {}
         s.path_text = ""
+        s.progress = 0
 
     def _build_ui(self):
         from trame.ui.vuetify3 import SinglePageWithDrawerLayout
@@ -110,9 +114,14 @@ class PlanningWorkstation:
                     html.Div("{{ status }}", id="status", classes="text-body-2 mb-2")
                     v3.VSelect(label="Target", items=("targets",), v_model=("target",), id="target",
                                density="compact", disabled=("!case_loaded",))
+                    v3.VBtn("Click the target in a view", id="click-target", click=self.on_click_target,
+                            block=True, density="compact", classes="mb-2", disabled=("!case_loaded || busy",))
                     v3.VBtn("Plan", id="plan", click=self.on_plan, color="primary", block=True,
                             disabled=("!case_loaded || !target || busy",), loading=("busy",))
-                    v3.VProgressLinear(indeterminate=True, v_show=("busy",), classes="my-1")
+                    v3.VProgressLinear(model_value=("progress",), v_show=("busy",), classes="my-1", height=6,
+                                       id="progress")
+                    v3.VBtn("Cancel", id="cancel", click=self.on_cancel, v_show=("busy",), block=True,
+                            density="compact", variant="outlined")
                     html.Div("{{ metrics }}", id="metrics", classes="text-caption my-2")
                     html.Div("{{ path_text }}", id="path", classes="text-caption")
                     html.Div("{{ JSON.stringify(path_display) }}", id="path-display", style="display:none")
@@ -158,33 +167,71 @@ class PlanningWorkstation:
                 print("IMAGIO Web: software OpenGL (Mesa): depth peeling off in the 3-D view", flush=True)
 
     # the job ---------------------------------------------------------------------------------
-    def _on_ready(self, **_):
+    async def _on_ready(self, **_):
         t0 = time.perf_counter()
         try:
-            self.load_case()
+            await self.load_case()
         except ImagioError as e:
-            self.state.status = f"Could not load the case: {e}"
+            with self.state:
+                self.state.status = f"Could not load the case: {e}"
+                self.state.busy = False
             return
         self.timings["load_s"] = time.perf_counter() - t0
 
-    def load_case(self):
-        """The CT and its structures: a CT file (+ label file) or the digital patient."""
+    async def in_worker(self, fn):
+        """Run ``fn(progress)`` in a worker thread (numpy work only: no MRML, no VTK rendering)
+        while the page shows its progress; ``progress`` returns False once Cancel is pressed,
+        which imagio turns into errors.Cancelled."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        self._cancel = False
+
+        def progress(fraction, message):
+            loop.call_soon_threadsafe(self._show_progress, fraction, message)
+            return not self._cancel
+
+        with self.state:
+            self.state.busy = True
+            self.state.progress = 0
+        try:
+            return await loop.run_in_executor(None, fn, progress)
+        finally:
+            with self.state:
+                self.state.busy = False
+
+    def _show_progress(self, fraction, message):
+        with self.state:
+            self.state.progress = round(100 * float(fraction))
+            if message:
+                self.state.status = message
+
+    def on_cancel(self):
+        self._cancel = True
+
+    async def load_case(self):
+        """The CT and its structures: a CT file or DICOM folder (+ label file, else the rule-based
+        segmenters with a progress bar), or the digital patient."""
+        from .. import io, mrml
         from ..mrml.sample import phantom_to_scene
 
-        if self.ct_path:
-            from .. import io, mrml
-
-            ct = io.read_image(self.ct_path)
-            self.ct = mrml.volume_to_node(ct, self.scene, Path(self.ct_path).name)
-            if self.labels_path:
-                self.segmentation, _ = mrml.labels_to_segmentation(io.read_labels(self.labels_path), self.scene,
-                                                                   reference_node=self.ct)
-            else:
-                from ..mrml.logic import segment_volume_node
-
-                self.segmentation = segment_volume_node(self.scene, self.ct, ["body", "bones", "lungs", "airways"])
-        else:
+        if not self.ct_path:
             _, self.ct, self.segmentation = phantom_to_scene(self.scene, spacing=self.phantom_spacing)
+            self.show_case()
+            return
+        ct = io.read_image(self.ct_path)
+        self.ct = mrml.volume_to_node(ct, self.scene, Path(self.ct_path).name)
+        if self.labels_path:
+            self.segmentation, _ = mrml.labels_to_segmentation(io.read_labels(self.labels_path), self.scene,
+                                                               reference_node=self.ct)
+        else:
+            from ..mrml.logic import add_rule_segments, rule_inputs
+            from ..segmentation import segment
+
+            structures = ("body", "bones", "lungs", "airways", "vessels")
+            vol, organs = rule_inputs(self.ct, structures)
+            labels = await self.in_worker(lambda progress: segment(vol, structures, progress=progress, organs=organs))
+            self.segmentation = add_rule_segments(self.scene, self.ct, labels)
         self.show_case()
 
     def show_case(self):
@@ -222,25 +269,66 @@ class PlanningWorkstation:
             self.state.devices = device_choices()
             self.state.device = self.state.devices[0]["value"] if self.state.devices else None
 
-    def on_plan(self):
-        from ..mrml.planning import plan_from_nodes
+    def target_point_node(self):
+        """The markups point the user clicks as the target (created on first use)."""
+        if self._target_node is None:
+            import slicer
 
-        self.state.busy = True
-        self.state.status = f"Planning to {self.state.target}..."
-        self.state.flush()
+            self._target_node = self.scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Target")
+            self._target_node.CreateDefaultDisplayNodes()
+            self._target_node.AddObserver(slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self._on_target_clicked)
+        return self._target_node
+
+    def on_click_target(self):
+        """Place mode: the next click in a slice or 3-D view is the target."""
+        node = self.target_point_node()
+        node.RemoveAllControlPoints()
+        self.slicer_app.markups_logic.place_node(node)
+        self.state.status = "Click the target in a view"
+
+    def _on_target_clicked(self, caller=None, event=None):
+        from ..mrml.planning import target_from_point_node
+
+        ras = target_from_point_node(caller)
+        with self.state:
+            self.state.targets = [t for t in self.state.targets if t != POINT] + [POINT]
+            self.state.target = POINT
+            self.state.status = "Target point R,A,S " + ",".join(f"{v:.1f}" for v in ras) + ". Press Plan."
+
+    def on_plan(self):
+        """The Plan button: planning runs as its own task so that the page sees its progress
+        (a trame trigger holds the state until it returns)."""
+        from trame.app import asynchronous
+
+        asynchronous.create_task(self.plan_task())
+
+    async def plan_task(self):
+        """Plan: the problem read from the nodes here, the search in a worker thread with a
+        progress bar, the proposals and the editable path added to the scene here
+        (imagio.mrml.planning: problem_from_nodes, planner.plan, plan_to_scene)."""
+        from ..mrml.planning import plan_to_scene, problem_from_nodes
+        from ..planning.planner import plan
+
         t0 = time.perf_counter()
+        point = self.state.target == POINT
         try:
-            result, ids = plan_from_nodes(self.scene, self.ct, self.segmentation, self.state.target)
+            problem = problem_from_nodes(self.ct, self.segmentation, None if point else self.state.target,
+                                         self._target_node if point else None)
+            result = await self.in_worker(lambda progress: plan(problem, progress=progress))
         except ImagioError as e:
-            self.state.busy = False
-            self.state.status = f"Planning failed: {e}"
+            with self.state:
+                self.state.status = f"Planning failed: {e}"
             return
+        ids = plan_to_scene(self.scene, result)
         self.timings["plan_s"] = time.perf_counter() - t0
         self.plan = result
         for pid in ids.get("proposals", []):  # ranks in the table, not overlapping labels in the views
             d = self.scene.GetNodeByID(pid).GetDisplayNode()
             d.SetPropertiesLabelVisibility(False)
             d.SetPointLabelsVisibility(False)
+        if self.path_node is not None and self._path_observer is not None:
+            self.path_node.RemoveObserver(self._path_observer)
+            self._path_observer = None
         if "path" in ids:
             self.path_node = self.scene.GetNodeByID(ids["path"])
             self.path_node.GetDisplayNode().SetPointLabelsVisibility(False)
@@ -249,8 +337,8 @@ class PlanningWorkstation:
             self.set_path(best.entry_ras, best.target_ras)
         with self.state:
             self.state.proposals = proposal_rows(result)
+            self.state.selected_rank = 1
             self.state.plan_seconds = round(self.timings["plan_s"], 2)
-            self.state.busy = False
             n = int(result.table.feasible.sum())
             self.state.status = (f"{n} of {len(result.table)} candidate paths feasible; "
                                  f"{len(result.proposals)} proposals in {self.timings['plan_s']:.1f} s")
@@ -355,6 +443,9 @@ class PlanningWorkstation:
         from ..mrml.ablation import ablation_from_nodes, observe_ablation
         from ..planning.ablation import get_device
 
+        if self.state.target == POINT:
+            self.state.ablation = "Ablation needs the tumour as a segment: choose it as the target and plan"
+            return
         dev = get_device(self.state.device)
         try:
             result, ids, ctx = ablation_from_nodes(self.scene, self.ct, self.segmentation, self.path_node,
