@@ -71,6 +71,7 @@ class PlanningWorkstation:
         self._t_move = None
         self._target_node = None
         self._cancel = False
+        self.bronch = None
         self._init_state()
         self._build_ui()
         self.layout_manager.set_layout("IMAGIO planning")
@@ -100,6 +101,13 @@ class PlanningWorkstation:
         s.path_display = {}
         s.path_text = ""
         s.progress = 0
+        s.nodules = []
+        s.nodule = None
+        s.scopes = []
+        s.scope = None
+        s.route = ""
+        s.fly_max = 0
+        s.fly = 0
 
     def _build_ui(self):
         from trame.ui.vuetify3 import SinglePageWithDrawerLayout
@@ -150,12 +158,24 @@ class PlanningWorkstation:
                     v3.VBtn("Export report (PDF) and scene (.mrb)", id="export", click=self.on_export, block=True,
                             disabled=("!proposals.length || busy",))
                     html.Div("{{ exported }}", id="exported", classes="text-caption my-2")
+                    v3.VDivider(classes="my-2")
+                    html.Div("Bronchoscopy", classes="text-subtitle-2")
+                    v3.VSelect(label="Nodule", items=("nodules",), v_model=("nodule",), id="nodule",
+                               density="compact")
+                    v3.VSelect(label="Scope", items=("scopes",), v_model=("scope",), id="scope", density="compact")
+                    v3.VBtn("Plan route", id="route-plan", click=self.on_route, block=True,
+                            disabled=("!nodule || !scope || busy",))
+                    html.Div("{{ route }}", id="route", classes="text-caption my-2")
+                    with html.Div(id="fly-box", v_show=("fly_max > 0",)):
+                        v3.VSlider(label="Fly-through", v_model=("fly",), min=0, max=("fly_max",), step=1,
+                                   density="compact", hide_details=True)
             with ui.content:
                 with html.Div(style="height: calc(100vh - 64px); width: 100%;"):
                     self.layout_manager.initialize_layout_grid(ui)
         self.ui = ui
         self.state.change("selected_rank")(self.on_select_proposal)
         self.state.change("device")(self.on_device)
+        self.state.change("fly")(self.on_fly)
 
     def _software_gl_setup(self):
         """trame-slicer turns depth peeling on in the 3-D view; Mesa's software GL renders
@@ -267,6 +287,10 @@ class PlanningWorkstation:
             self.state.case_loaded = True
             self.state.status = (f"{self.ct.GetName()}: {len(names)} structures. Choose the target and press Plan.")
             self.state.devices = device_choices()
+            self.state.nodules = [n for n in names if "nodule" in n]
+            self.state.nodule = self.state.nodules[0] if self.state.nodules else None
+            self.state.scopes = scope_choices()
+            self.state.scope = "thin" if "thin" in self.state.scopes else (self.state.scopes or [None])[0]
             self.state.device = self.state.devices[0]["value"] if self.state.devices else None
 
     def target_point_node(self):
@@ -468,6 +492,54 @@ class PlanningWorkstation:
                                + ("" if c.criteria["minimal_ablative_margin"]["met"] else " (below 5 mm)"))
         self.state.flush()
 
+    def on_route(self):
+        """Bronchoscopic route to the nodule (imagio.mrml.bronchoscopy): airway tree, route,
+        tunnels, fly-through camera path; the fly-through slider then drives the 3-D camera."""
+        from ..mrml.bronchoscopy import plan_from_nodes as bronchoscopy_from_nodes
+
+        t0 = time.perf_counter()
+        try:
+            plan, nodes = bronchoscopy_from_nodes(self.scene, self.ct, self.segmentation, self.state.nodule, None,
+                                                  self.state.scope)
+        except ImagioError as e:
+            self.state.route = f"Route failed: {e}"
+            return
+        self.timings["route_s"] = time.perf_counter() - t0
+        self.bronch = plan
+        r = plan.route
+        reach = "reaches the nodule" if r.reached else f"ends {r.remaining_mm:.1f} mm from the nodule"
+        tunnels = (f"; {len(plan.tunnels)} tunnel(s)" if plan.tunnels else
+                   (f"; {plan.tunnel_problem}" if plan.tunnel_problem else ""))
+        self.state.route = (f"{r.scope}: {reach} at generation {r.generation}, route {r.length_mm:.0f} mm"
+                            f"{tunnels} ({self.timings['route_s']:.1f} s)")
+        n = 0 if plan.camera_positions is None else len(plan.camera_positions)
+        self.state.fly_max = max(0, n - 1)
+        self.state.fly = 0
+
+    def on_fly(self, fly=0, **_):
+        """Endoluminal view: the 3-D camera at fly-through position ``fly`` looking along the route."""
+        import numpy as np
+
+        if self.bronch is None or self.bronch.camera_positions is None:
+            return
+        i = int(min(max(0, int(fly)), len(self.bronch.camera_positions) - 1))
+        pos = np.asarray(self.bronch.camera_positions[i], float)
+        d = np.asarray(self.bronch.camera_directions[i], float)
+        up = np.cross(d, [1.0, 0.0, 0.0])
+        up = up / np.linalg.norm(up) if np.linalg.norm(up) > 1e-6 else np.array([0.0, 1.0, 0.0])
+        for view in self.slicer_app.view_manager.get_threed_views():
+            view.set_ruler(0)
+            view.set_render_mode_to_perspective()
+            cam = view.get_camera_node()
+            if cam is None:
+                continue
+            cam.SetPosition(*pos)
+            cam.SetFocalPoint(*(pos + 20.0 * d))
+            cam.SetViewUp(*up)
+            cam.SetViewAngle(70.0)
+            cam.ResetClippingRange()
+            view.schedule_render()
+
     def on_export(self):
         """The report (PDF + HTML) of the plan with the chosen path, and the scene as .mrb."""
         from ..mrml import node_to_volume, segmentation_to_labels
@@ -500,6 +572,12 @@ def display_xy(view, node, ras) -> list[float]:
         r.WorldToDisplay()
         x, y, _ = r.GetDisplayPoint()
     return [float(x), float(rw_h - y)]
+
+
+def scope_choices() -> list[str]:
+    from ..planning.bronchoscopy import load_scopes
+
+    return list(load_scopes()["scopes"])
 
 
 def device_choices() -> list[dict]:
