@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..errors import ImagioError
+from ..errors import ImagioError, InputError
 
 POINT = "clicked point"
 PROPOSAL_COLUMNS = ("rank", "score", "length_mm", "closest_structure", "closest_clearance_mm",
@@ -239,6 +239,10 @@ class PlanningWorkstation:
             _, self.ct, self.segmentation = phantom_to_scene(self.scene, spacing=self.phantom_spacing)
             self.show_case()
             return
+        if str(self.ct_path).lower().endswith((".mrb", ".mrml")):
+            self.load_scene_file(self.ct_path)
+            self.show_case()
+            return
         ct = io.read_image(self.ct_path)
         self.ct = mrml.volume_to_node(ct, self.scene, Path(self.ct_path).name)
         if self.labels_path:
@@ -253,6 +257,16 @@ class PlanningWorkstation:
             labels = await self.in_worker(lambda progress: segment(vol, structures, progress=progress, organs=organs))
             self.segmentation = add_rule_segments(self.scene, self.ct, labels)
         self.show_case()
+
+    def load_scene_file(self, path):
+        """A Slicer scene (.mrb/.mrml, e.g. exported by IMAGIO Web or the modules): its first
+        scalar volume is the CT, its first segmentation holds the structures."""
+        if not self.slicer_app.io_manager.load_scene(path):
+            raise InputError(f"{path}: not a readable Slicer scene")
+        self.ct = self.scene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        self.segmentation = self.scene.GetFirstNodeByClass("vtkMRMLSegmentationNode")
+        if self.ct is None or self.segmentation is None:
+            raise InputError(f"{path}: the scene needs a CT volume and a segmentation with the structures")
 
     def show_case(self):
         from ..mrml import segment_names
@@ -611,15 +625,15 @@ def planning_layouts():
 
 def main(argv=None):
     import argparse
+    import sys
+
+    from ..errors import ImagioError
+    from .commands import add_arguments, cmd_web
 
     ap = argparse.ArgumentParser(prog="python -m imagio.web", description=__doc__.splitlines()[0])
-    ap.add_argument("ct", nargs="?", help="CT file (NIfTI/NRRD) or DICOM folder; default: the digital patient")
-    ap.add_argument("--labels", help="label file with the structures (else rule-based segmentation)")
-    ap.add_argument("--phantom-spacing", type=float, default=3.0, help="phantom voxel size in mm (default 3)")
-    ap.add_argument("--out", default="imagio_web_out", help="folder for the report and the scene (.mrb)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8080)
-    args = ap.parse_args(argv)
-    app = PlanningWorkstation(phantom_spacing=args.phantom_spacing, ct_path=args.ct, labels_path=args.labels,
-                              out_dir=args.out)
-    app.server.start(host=args.host, port=args.port, open_browser=False)
+    add_arguments(ap)
+    try:
+        return cmd_web(ap.parse_args(argv))
+    except ImagioError as e:
+        print(f"imagio web: error: {e}", file=sys.stderr)
+        return 2
