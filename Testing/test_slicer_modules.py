@@ -305,15 +305,26 @@ def test_action_buttons_are_disabled_until_their_inputs_are_set(module):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_long_work_can_be_cancelled(module):
-    """A Cancel button in the panel, connected, and a progress callback that returns False on
-    request (imagio.progress turns it into errors.Cancelled)."""
+    """A Cancel button in the panel, wired to IMAGIOLib.longrun.LongRun whose progress callback
+    returns False on request (imagio.progress turns it into errors.Cancelled), and every Logic
+    call that takes a progress callback gets it."""
     tree, src = module_tree(module), module_source(module)
     names = {w.get("name") for w in ui_root(module).iter("widget")}
-    assert "cancelButton" in names
-    assert "cancelButton.clicked(bool)" in connected_handlers(src)
-    progress = method(tree, f"{module}Widget", "_progress")
+    assert {"cancelButton", "progressBar", "statusLabel"} <= names
+    assert "LongRun(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton" in src
+    longrun = ast.parse((ROOT / "IMAGIOSegmentation" / "IMAGIOLib" / "longrun.py").read_text())
+    progress = method(longrun, "LongRun", "progress")
     returns = [n for n in ast.walk(progress) if isinstance(n, ast.Return)]
-    assert returns and all("_cancelRequested" in ast.unparse(r.value) for r in returns)
+    assert returns and all(ast.unparse(r.value) == "not self.cancelRequested" for r in returns)
+    assert "cancelButton.connect('clicked(bool)', self.cancel)" in ast.unparse(longrun)
+    logic = {n.name: n for n in next(c for c in tree.body if isinstance(c, ast.ClassDef)
+                                     and c.name == f"{module}Logic").body if isinstance(n, ast.FunctionDef)}
+    takes_progress = {n for n, f in logic.items() if "progress" in {a.arg for a in f.args.args}}
+    calls = [c for c in ast.walk(tree) if isinstance(c, ast.Call) and ast.unparse(c.func).startswith("self.logic.")
+             and c.func.attr in takes_progress]
+    assert calls, "no long Logic call?"
+    missing = [ast.unparse(c)[:60] for c in calls if "self.longRun.progress" not in ast.unparse(c)]
+    assert not missing, f"long work without progress/cancel: {missing}"
 
 
 TRANSLATED_CALLS = {"setText", "errorDisplay", "confirmOkCancelDisplay", "tryWithErrorDisplay", "setToolTip",
@@ -489,7 +500,7 @@ def check_call(sig, call: ast.Call) -> str | None:
 
 def calls_with_callees(module: str):
     """(call, inspect.Signature) for each call whose callee is known: module functions, the
-    Logic's and Widget's own methods (self.X, self.logic.X, XLogic().X), IMAGIOLib, and imagio
+    Logic's and Widget's own methods (self.X, self.logic.X, XLogic().X), IMAGIOLib (imagioLib().M.X), and imagio
     functions imported inside the calling function (resolved by importing imagio)."""
     import importlib
     import inspect
@@ -502,9 +513,12 @@ def calls_with_callees(module: str):
                for c in tree.body if isinstance(c, ast.ClassDef)}
     logic = classes[f"{module}Logic"]
     try:
-        from IMAGIOLib import dependencies
+        import IMAGIOLib.dependencies
+        import IMAGIOLib.longrun
+
+        lib = IMAGIOLib
     except ImportError:  # checked by the dependency tests; keep checking the other calls
-        dependencies = None
+        lib = None
 
     out = []
     for cname, methods in classes.items():
@@ -531,16 +545,17 @@ def calls_with_callees(module: str):
                         sig = signature_of(logic[f.attr], True)
                     elif owner in imported and not callable(imported[owner]) and hasattr(imported[owner], f.attr):
                         sig = inspect.signature(getattr(imported[owner], f.attr))
-                    elif owner == "imagioDependencies()" and dependencies is not None:
-                        sig = inspect.signature(getattr(dependencies, f.attr))
+                    elif owner.startswith("imagioLib().") and lib is not None:
+                        sig = inspect.signature(getattr(getattr(lib, owner.split(".")[1]), f.attr))
                 if sig is not None:
                     out.append((call, sig))
     for fn in functions.values():
         for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call)):
             if isinstance(call.func, ast.Name) and call.func.id in functions:
                 out.append((call, signature_of(functions[call.func.id], False)))
-            elif ast.unparse(call.func).startswith("imagioDependencies().") and dependencies is not None:
-                out.append((call, inspect.signature(getattr(dependencies, call.func.attr))))
+            elif ast.unparse(call.func).startswith("imagioLib().") and lib is not None:
+                owner = getattr(lib, ast.unparse(call.func.value).split(".")[1])
+                out.append((call, inspect.signature(getattr(owner, call.func.attr))))
     return out
 
 
