@@ -176,10 +176,65 @@ CONNECTOR_TYPES = {
     # ("ComboBoxToStringableConnector requires the Choice annotation to be used."), or an Enum
     "QComboBox": {"int", "float", "str", "bool"}, "ctkComboBox": {"int", "float", "str", "bool"},
     "QLineEdit": {"str"}, "QLabel": {"str"}, "QTextEdit": {"str"},
-    "ctkPathLineEdit": {"str", "Path", "pathlib.Path"},
-    "ctkDirectoryButton": {"str", "Path", "pathlib.Path"},
+    # pathlib types only (a str field cannot be bound to a path widget)
+    "ctkPathLineEdit": {"Path", "PosixPath", "PurePath", "PurePosixPath", "PureWindowsPath", "WindowsPath",
+                        "pathlib.Path"},
+    "ctkDirectoryButton": {"Path", "PosixPath", "PurePath", "PurePosixPath", "PureWindowsPath", "WindowsPath",
+                           "pathlib.Path"},
 }
 UNBOUNDED_FAILS = {"ctkSliderWidget", "qMRMLSliderWidget"}  # "Cannot have a connection to ctkSliderWidget ... unbounded"
+
+
+def connector_rules_from_slicer_source(text: str) -> dict[str, set[str]]:
+    """widget class -> unannotated types, read from the canRepresent methods of Slicer's
+    guiConnectors.py (``type(widget) in (qt.A, ctk.B)`` / ``== qt.A`` and
+    ``unannotatedType(datatype) == T`` / ``in (T, ...)``)."""
+    rules: dict[str, set[str]] = {}
+    for cls in (n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ClassDef)):
+        can = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "canRepresent"), None)
+        if can is None:
+            continue
+        widgets, types = set(), set()
+        for cmp in (n for n in ast.walk(can) if isinstance(n, ast.Compare)):
+            left = ast.unparse(cmp.left)
+            right = cmp.comparators[0]
+            names = {ast.unparse(e).split(".")[-1] for e in (right.elts if isinstance(right, ast.Tuple) else [right])}
+            if left == "type(widget)":
+                widgets |= names
+            elif left == "unannotatedType(datatype)":
+                types |= names
+        for w in widgets:
+            if types:
+                rules.setdefault(w, set()).update(types)
+    return rules
+
+
+def slicer_gui_connectors_source() -> str | None:
+    """Base/Python/slicer/parameterNodeWrapper/guiConnectors.py of a Slicer source tree named by
+    $IMAGIO_SLICER_SOURCE (the checkout or the file), if any."""
+    import os
+
+    where = os.environ.get("IMAGIO_SLICER_SOURCE")
+    if not where:
+        return None
+    path = Path(where)
+    if path.is_dir():
+        path = path / "Base" / "Python" / "slicer" / "parameterNodeWrapper" / "guiConnectors.py"
+    return path.read_text() if path.is_file() else None
+
+
+def test_connector_table_matches_slicers_source():
+    """The table above against Slicer's own guiConnectors.py (run with IMAGIO_SLICER_SOURCE set
+    to a Slicer checkout; checked against tags v5.10.0 and main 583e9b3)."""
+    text = slicer_gui_connectors_source()
+    if text is None:
+        pytest.skip("IMAGIO_SLICER_SOURCE (a Slicer source checkout) is not set")
+    rules = connector_rules_from_slicer_source(text)
+    differ = {w: (sorted(types), sorted(CONNECTOR_TYPES[w] - {"pathlib.Path"})) for w, types in rules.items()
+              if w in CONNECTOR_TYPES and CONNECTOR_TYPES[w] - {"pathlib.Path"} != types}
+    assert not differ, f"widget: (Slicer's types, ours): {differ}"
+    assert set(CONNECTOR_TYPES) <= set(rules), f"not in Slicer's connectors: {set(CONNECTOR_TYPES) - set(rules)}"
+    assert "requires the Choice annotation" in text
 
 
 def split_annotation(ann: ast.expr):
