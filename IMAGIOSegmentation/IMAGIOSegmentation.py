@@ -249,6 +249,8 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.modelComboBox.blockSignals(wasBlocked)
         if current:
             self.ui.modelComboBox.setCurrentText(current)
+        if self.ui.modelComboBox.currentText != current:  # a saved model no longer in the catalogue
+            self.onModelChosen()
 
     def onRunModelButton(self):
         p = self._parameterNode
