@@ -27,10 +27,15 @@ def software_gl(render_window) -> bool:
 
 def proposal_rows(plan) -> list[dict]:
     """One JSON-ready row per proposal of ``plan`` (imagio.planning.Plan), best first: rank,
-    score, length (mm), closest structure and its clearance (mm), craniocaudal angle (deg)."""
+    score, length (mm), closest structure and its clearance (mm), craniocaudal angle (deg), and
+    the colour of its line in the views (CSS rgb)."""
+    from ..mrml.planning import PROPOSAL_COLORS
+
     rows = []
     for r, m in enumerate(plan.proposals):
-        rows.append({"rank": r + 1, "score": round(float(m.score), 3), "length_mm": round(float(m.length_mm), 1),
+        c = PROPOSAL_COLORS[r % len(PROPOSAL_COLORS)]
+        rows.append({"color": "rgb({},{},{})".format(*(int(255 * v) for v in c)), "rank": r + 1,
+                     "score": round(float(m.score), 3), "length_mm": round(float(m.length_mm), 1),
                      "closest_structure": str(m.closest_structure),
                      "closest_clearance_mm": round(float(m.closest_clearance_mm), 1),
                      "craniocaudal_deg": round(float(m.craniocaudal_deg), 1), "feasible": bool(m.feasible)})
@@ -139,9 +144,10 @@ class PlanningWorkstation:
                             for h in ("#", "score", "length mm", "closest", "clear. mm", "CC deg", "ok"):
                                 html.Th(h, style="text-align:left")
                         with html.Tr(v_for="p in proposals", key="p.rank", click="selected_rank = p.rank",
-                                     style=("p.rank === selected_rank ? 'background:#335' : ''",),
+                                     style=("p.rank === selected_rank ? 'background:#dbe4ff' : ''",),
                                      classes="proposal-row"):
-                            for c in PROPOSAL_COLUMNS:
+                            html.Td("{{ p.rank }}", style=("'border-left: 6px solid ' + p.color",))
+                            for c in PROPOSAL_COLUMNS[1:]:
                                 html.Td("{{ p.%s }}" % c)
                     html.Div("re-scored in {{ rescore_ms }} ms", id="rescore", classes="text-caption",
                              v_show=("rescore_ms !== null",))
@@ -284,7 +290,7 @@ class PlanningWorkstation:
             d.SetOpacity2DFill(0.2)
             seg = self.segmentation.GetSegmentation()
             for i in range(seg.GetNumberOfSegments()):  # the skin would hide everything in 3-D
-                if seg.GetNthSegment(i).GetName() in ("body", "skin", "subcutaneous_fat", "skeletal_muscle"):
+                if seg.GetNthSegment(i).GetName() in ("body", "skin", "subcutaneous_fat", "skeletal_muscle", "muscle"):
                     d.SetSegmentVisibility3D(seg.GetNthSegmentID(i), False)
         import slicer
 
