@@ -9,7 +9,7 @@ TORCH_VERSION := 2.13.0
 # (test-only reference for the engine's parity tests and benchmark)
 NO_DEPS := dynamic-network-architectures==0.4.4 nnunetv2==2.8.1
 
-.PHONY: all demo test test-fast bench lint clean venv
+.PHONY: all demo test test-fast test-browser web chromium bench lint clean venv
 
 all: test
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[mrml,models,test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[mrml,models,test,web]"
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps $(NO_DEPS)
 	touch $(STAMP)
 
@@ -29,8 +29,26 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/imagio demo demo_out
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q Testing
+
+# Debian's chromium for the browser tests (Playwright drives it; no browser download). Idempotent:
+# nothing happens when it is there; as root (CI) apt-get installs it, otherwise sudo -n when
+# allowed, else a note (the browser tests then skip).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium missing and no root: 'apt-get install chromium' to run the browser tests"; fi
+
+test-browser: $(STAMP) chromium
+	$(BIN)/python -m pytest -q -m browser Testing
+
+# IMAGIO Web on the digital patient: open http://127.0.0.1:$(WEB_PORT)/
+WEB_PORT ?= 8080
+web: $(STAMP)
+	$(BIN)/python -m imagio.web --port $(WEB_PORT) --out web_out
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not data" Testing
@@ -42,4 +60,4 @@ lint: $(STAMP)
 	$(BIN)/python -m compileall -q imagio IMAGIOSegmentation IMAGIOPlanning
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out web_out imagio_web_out .pytest_cache

@@ -24,22 +24,23 @@ from slicer.util import VTKObservationMixin
 HELP_URL = "https://github.com/imagio-planning/IMAGIO#use-it-in-3d-slicer"
 
 
-def imagioDependencies():
-    """IMAGIOLib.dependencies, the helper shared with IMAGIOSegmentation: beside this file in an
-    installed extension, in the IMAGIOSegmentation folder of a source checkout."""
+def imagioLib():
+    """The IMAGIOLib package (dependencies, longrun) shared by the IMAGIO modules: beside this file
+    in an installed extension, in the IMAGIOSegmentation folder of a source checkout."""
     here = os.path.dirname(os.path.abspath(__file__))
     for folder in (here, os.path.join(os.path.dirname(here), "IMAGIOSegmentation")):
         if os.path.isdir(os.path.join(folder, "IMAGIOLib")) and folder not in sys.path:
             sys.path.append(folder)
-    from IMAGIOLib import dependencies
+    import IMAGIOLib.dependencies
+    import IMAGIOLib.longrun
 
-    return dependencies
+    return IMAGIOLib
 
 
 def ensureImagio(askToInstall=True):
     """The ``imagio`` package, importable, with its pip requirements (kimimaro, matplotlib, ...)
     installed once after the user agrees; never at import time."""
-    return imagioDependencies().ensureImagio(__file__, askToInstall)
+    return imagioLib().dependencies.ensureImagio(__file__, askToInstall)
 
 
 class IMAGIOPlanning(ScriptedLoadableModule):
@@ -107,8 +108,7 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._pathObserver = None
         self._plan = None
         self._ablationObserver = None
-        self._cancelRequested = False
-        self._running = False
+        self.longRun = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -121,9 +121,8 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.structuresButton.connect("clicked(bool)", self.onStructuresButton)
         self.ui.planButton.connect("clicked(bool)", self.onPlanButton)
-        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
-        self.ui.progressBar.setVisible(False)
-        self.ui.cancelButton.setEnabled(False)
+        self.longRun = imagioLib().longrun.LongRun(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
+                                                    self._checkCanApply)
         self.setupCatalogues()
         self.initializeParameterNode()
 
@@ -180,15 +179,14 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onAblationApply(self):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Ablation failed."), waitCursor=True):
+        with self.longRun.run(), slicer.util.tryWithErrorDisplay(_("Ablation failed."), waitCursor=True):
             if self._ablationObserver is not None and p.path is not None:
                 p.path.RemoveObserver(self._ablationObserver)
                 self._ablationObserver = None
-            self._start()
             result, ids, ctx = self.logic.ablationZones(
                 p.inputVolume, p.segmentation, p.path, p.targetName, p.ablationDevice, p.ablationSetting,
                 multiProbe=p.ablationMultiProbe, marginMm=p.ablationMarginMm, plan=self._plan,
-                progress=self._progress)
+                progress=self.longRun.progress)
             p.ablationTable = slicer.mrmlScene.GetNodeByID(ids["table"])
             self.ui.ablationTableView.setMRMLTableNode(p.ablationTable)
             self.onAblationCoverage(result.coverage, len(result.probes))
@@ -197,12 +195,10 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._ablationObserver = self.logic.observeAblation(
                     p.path, ctx, p.ablationDevice, p.ablationSetting, zoneNode, p.ablationTable,
                     lambda cov: self.onAblationCoverage(cov, 1))
-        self._stop()
 
     def onBronchPlan(self):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Bronchoscopic planning failed."), waitCursor=True):
-            self._start()
+        with self.longRun.run(), slicer.util.tryWithErrorDisplay(_("Bronchoscopic planning failed."), waitCursor=True):
             plan, ids = self.logic.bronchoscopyRoute(p.inputVolume, p.segmentation, p.bronchTargetName,
                                                      p.bronchTargetPoint, p.bronchScope)
             p.bronchTable = slicer.mrmlScene.GetNodeByID(ids["table"])
@@ -215,7 +211,6 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.setText(
                 _("{scope}: {reach} at generation {generation}, route {length:.0f} mm").format(
                     scope=r.scope, reach=reach, generation=r.generation, length=r.length_mm) + tunnels)
-        self._stop()
 
     def onAblationCoverage(self, coverage, nProbes):
         c = coverage
@@ -271,7 +266,7 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _checkCanApply(self, caller=None, event=None):
         """Each action button is enabled only when its inputs are set (and nothing is running)."""
         p = self._parameterNode
-        idle = not self._running
+        idle = not (self.longRun and self.longRun.running)
         hasImages = bool(p and p.inputVolume and p.segmentation) and idle
         hasTarget = bool(p and (p.targetName or (p.targetPoint and p.targetPoint.GetNumberOfControlPoints())))
         hasBronchTarget = bool(p and (p.bronchTargetName or (
@@ -282,29 +277,6 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                and (bool(p.path) or (p.ablationMultiProbe and self._plan is not None)))
         self.ui.bronchPlanButton.enabled = hasImages and hasBronchTarget and bool(p.bronchScope)
 
-    def _start(self):
-        self._cancelRequested = False
-        self._running = True
-        self.ui.cancelButton.setEnabled(True)
-        self._checkCanApply()
-
-    def _stop(self):
-        self._running = False
-        self.ui.cancelButton.setEnabled(False)
-        self.ui.progressBar.setVisible(False)
-        self._checkCanApply()
-
-    def onCancelButton(self):
-        self._cancelRequested = True
-
-    def _progress(self, fraction, message):
-        """Progress callback of the imagio calls; returning False makes them raise Cancelled."""
-        self.ui.progressBar.setVisible(True)
-        self.ui.progressBar.setValue(int(100 * fraction))
-        self.ui.statusLabel.setText(message)
-        slicer.app.processEvents()
-        return not self._cancelRequested
-
     def onStructuresButton(self):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Could not list the structures."), waitCursor=True):
@@ -314,14 +286,13 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onPlanButton(self):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Planning failed."), waitCursor=True):
+        with self.longRun.run(), slicer.util.tryWithErrorDisplay(_("Planning failed."), waitCursor=True):
             if self._pathObserver is not None and p.path is not None:
                 p.path.RemoveObserver(self._pathObserver)
                 self._pathObserver = None
-            self._start()
             result, ids = self.logic.plan(
                 p.inputVolume, p.segmentation, p.targetName, p.needleLengthMm, p.maxCraniocaudalDeg,
-                self._progress, targetPointNode=p.targetPoint, needleDiameterMm=p.needleDiameterMm,
+                self.longRun.progress, targetPointNode=p.targetPoint, needleDiameterMm=p.needleDiameterMm,
                 uncertaintyMm=p.placementUncertaintyMm, maxSkinAngleDeg=p.maxSkinAngleDeg,
                 patientPosition=p.patientPosition, numberOfProposals=p.numberOfProposals)
             self._plan = result
@@ -334,7 +305,6 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                             self.onPathMetrics)
             self.ui.statusLabel.setText(_("{feasible} of {total} candidate paths are feasible").format(
                 feasible=int(result.table.feasible.sum()), total=len(result.table)))
-        self._stop()
 
     def onPathMetrics(self, metrics):
         state = (_("feasible") if metrics.feasible else

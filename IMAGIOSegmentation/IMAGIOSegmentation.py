@@ -29,19 +29,20 @@ DEVICES = ["auto", "cpu", "cuda"]
 def ensureImagio(askToInstall=True):
     """The ``imagio`` package, importable, with its pip requirements installed once after the
     user agrees (IMAGIOLib.dependencies; never at import time)."""
-    return imagioDependencies().ensureImagio(__file__, askToInstall)
+    return imagioLib().dependencies.ensureImagio(__file__, askToInstall)
 
 
-def imagioDependencies():
-    """IMAGIOLib.dependencies (this module's folder; in a source checkout Planning finds it in
-    the IMAGIOSegmentation folder beside its own)."""
+def imagioLib():
+    """The IMAGIOLib package (dependencies, longrun) shared by the IMAGIO modules: beside this file
+    in an installed extension, in the IMAGIOSegmentation folder of a source checkout."""
     here = os.path.dirname(os.path.abspath(__file__))
     for folder in (here, os.path.join(os.path.dirname(here), "IMAGIOSegmentation")):
         if os.path.isdir(os.path.join(folder, "IMAGIOLib")) and folder not in sys.path:
             sys.path.append(folder)
-    from IMAGIOLib import dependencies
+    import IMAGIOLib.dependencies
+    import IMAGIOLib.longrun
 
-    return dependencies
+    return IMAGIOLib
 
 
 def ensureTorch():
@@ -136,8 +137,7 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._cancelRequested = False
-        self._running = False
+        self.longRun = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -151,13 +151,12 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.lesionButton.connect("clicked(bool)", self.onLesionButton)
-        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.longRun = imagioLib().longrun.LongRun(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
+                                                    self._checkCanApply)
         self.ui.runModelButton.connect("clicked(bool)", self.onRunModelButton)
         self.ui.importModelButton.connect("clicked(bool)", self.onImportModelButton)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChosen)
         self.ui.labelFilePathLineEdit.connect("currentPathChanged(QString)", self._checkCanApply)
-        self.ui.progressBar.setVisible(False)
-        self.ui.cancelButton.setEnabled(False)
         self.initializeParameterNode()
         self._fillModelChoices()
 
@@ -201,37 +200,18 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
     def _checkCanApply(self, caller=None, event=None):
         """Each action button is enabled only when its inputs are set (and nothing is running)."""
         p = self._parameterNode
-        hasVolume = bool(p and p.inputVolume) and not self._running
+        hasVolume = bool(p and p.inputVolume) and not (self.longRun and self.longRun.running)
         hasPoint = bool(p and p.lesionPoint and p.lesionPoint.GetNumberOfControlPoints() > 0)
         self.ui.segmentButton.enabled = hasVolume
         self.ui.runModelButton.enabled = hasVolume
         self.ui.loadButton.enabled = hasVolume and bool(self.ui.labelFilePathLineEdit.currentPath)
         self.ui.lesionButton.enabled = hasVolume and hasPoint and bool(p.lesionName)
-        self.ui.importModelButton.enabled = not self._running
-
-    def _progress(self, fraction, message):
-        self.ui.progressBar.setVisible(True)
-        self.ui.progressBar.setValue(int(100 * fraction))
-        self.ui.statusLabel.setText(message)
-        slicer.app.processEvents()
-        return not self._cancelRequested
+        self.ui.importModelButton.enabled = not (self.longRun and self.longRun.running)
 
     def _run(self, fn):
-        self._cancelRequested = False
-        self._running = True
-        self._checkCanApply()
-        self.ui.cancelButton.setEnabled(True)
-        try:
-            with slicer.util.tryWithErrorDisplay(_("IMAGIO segmentation failed."), waitCursor=True):
-                return fn()
-        finally:
-            self._running = False
-            self.ui.cancelButton.setEnabled(False)
-            self.ui.progressBar.setVisible(False)
-            self._checkCanApply()
-
-    def onCancelButton(self):
-        self._cancelRequested = True
+        """``fn()`` with the busy state, progress bar and Cancel; errors shown, None returned."""
+        with self.longRun.run(), slicer.util.tryWithErrorDisplay(_("IMAGIO segmentation failed."), waitCursor=True):
+            return fn()
 
     def onLoadButton(self):
         path = self.ui.labelFilePathLineEdit.currentPath
@@ -244,7 +224,7 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         p = self._parameterNode
         chosen = [s for s, on in zip(STRUCTURES, (p.segmentBody, p.segmentBones, p.segmentLungs, p.segmentAirways,
                                                   p.segmentEmphysema, p.segmentVessels)) if on]
-        node = self._run(lambda: self.logic.segment(p.inputVolume, chosen, p.outputSegmentation, self._progress))
+        node = self._run(lambda: self.logic.segment(p.inputVolume, chosen, p.outputSegmentation, self.longRun.progress))
         if node is not None:
             p.outputSegmentation = node
 
@@ -269,13 +249,15 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.modelComboBox.blockSignals(wasBlocked)
         if current:
             self.ui.modelComboBox.setCurrentText(current)
+        if self.ui.modelComboBox.currentText != current:  # a saved model no longer in the catalogue
+            self.onModelChosen()
 
     def onRunModelButton(self):
         p = self._parameterNode
         model = self.ui.modelFolderPathLineEdit.currentPath or p.modelName
         device = None if p.modelDevice == "auto" else p.modelDevice
         node = self._run(lambda: self.logic.segmentWithModel(p.inputVolume, model, p.outputSegmentation, device,
-                                                             self._progress))
+                                                             self.longRun.progress))
         if node is not None:
             p.outputSegmentation = node
         self._fillModelChoices()

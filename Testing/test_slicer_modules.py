@@ -176,10 +176,65 @@ CONNECTOR_TYPES = {
     # ("ComboBoxToStringableConnector requires the Choice annotation to be used."), or an Enum
     "QComboBox": {"int", "float", "str", "bool"}, "ctkComboBox": {"int", "float", "str", "bool"},
     "QLineEdit": {"str"}, "QLabel": {"str"}, "QTextEdit": {"str"},
-    "ctkPathLineEdit": {"str", "Path", "pathlib.Path"},
-    "ctkDirectoryButton": {"str", "Path", "pathlib.Path"},
+    # pathlib types only (a str field cannot be bound to a path widget)
+    "ctkPathLineEdit": {"Path", "PosixPath", "PurePath", "PurePosixPath", "PureWindowsPath", "WindowsPath",
+                        "pathlib.Path"},
+    "ctkDirectoryButton": {"Path", "PosixPath", "PurePath", "PurePosixPath", "PureWindowsPath", "WindowsPath",
+                           "pathlib.Path"},
 }
 UNBOUNDED_FAILS = {"ctkSliderWidget", "qMRMLSliderWidget"}  # "Cannot have a connection to ctkSliderWidget ... unbounded"
+
+
+def connector_rules_from_slicer_source(text: str) -> dict[str, set[str]]:
+    """widget class -> unannotated types, read from the canRepresent methods of Slicer's
+    guiConnectors.py (``type(widget) in (qt.A, ctk.B)`` / ``== qt.A`` and
+    ``unannotatedType(datatype) == T`` / ``in (T, ...)``)."""
+    rules: dict[str, set[str]] = {}
+    for cls in (n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ClassDef)):
+        can = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "canRepresent"), None)
+        if can is None:
+            continue
+        widgets, types = set(), set()
+        for cmp in (n for n in ast.walk(can) if isinstance(n, ast.Compare)):
+            left = ast.unparse(cmp.left)
+            right = cmp.comparators[0]
+            names = {ast.unparse(e).split(".")[-1] for e in (right.elts if isinstance(right, ast.Tuple) else [right])}
+            if left == "type(widget)":
+                widgets |= names
+            elif left == "unannotatedType(datatype)":
+                types |= names
+        for w in widgets:
+            if types:
+                rules.setdefault(w, set()).update(types)
+    return rules
+
+
+def slicer_gui_connectors_source() -> str | None:
+    """Base/Python/slicer/parameterNodeWrapper/guiConnectors.py of a Slicer source tree named by
+    $IMAGIO_SLICER_SOURCE (the checkout or the file), if any."""
+    import os
+
+    where = os.environ.get("IMAGIO_SLICER_SOURCE")
+    if not where:
+        return None
+    path = Path(where)
+    if path.is_dir():
+        path = path / "Base" / "Python" / "slicer" / "parameterNodeWrapper" / "guiConnectors.py"
+    return path.read_text() if path.is_file() else None
+
+
+def test_connector_table_matches_slicers_source():
+    """The table above against Slicer's own guiConnectors.py (run with IMAGIO_SLICER_SOURCE set
+    to a Slicer checkout; checked against tags v5.10.0 and main 583e9b3)."""
+    text = slicer_gui_connectors_source()
+    if text is None:
+        pytest.skip("IMAGIO_SLICER_SOURCE (a Slicer source checkout) is not set")
+    rules = connector_rules_from_slicer_source(text)
+    differ = {w: (sorted(types), sorted(CONNECTOR_TYPES[w] - {"pathlib.Path"})) for w, types in rules.items()
+              if w in CONNECTOR_TYPES and CONNECTOR_TYPES[w] - {"pathlib.Path"} != types}
+    assert not differ, f"widget: (Slicer's types, ours): {differ}"
+    assert set(CONNECTOR_TYPES) <= set(rules), f"not in Slicer's connectors: {set(CONNECTOR_TYPES) - set(rules)}"
+    assert "requires the Choice annotation" in text
 
 
 def split_annotation(ann: ast.expr):
@@ -305,15 +360,26 @@ def test_action_buttons_are_disabled_until_their_inputs_are_set(module):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_long_work_can_be_cancelled(module):
-    """A Cancel button in the panel, connected, and a progress callback that returns False on
-    request (imagio.progress turns it into errors.Cancelled)."""
+    """A Cancel button in the panel, wired to IMAGIOLib.longrun.LongRun whose progress callback
+    returns False on request (imagio.progress turns it into errors.Cancelled), and every Logic
+    call that takes a progress callback gets it."""
     tree, src = module_tree(module), module_source(module)
     names = {w.get("name") for w in ui_root(module).iter("widget")}
-    assert "cancelButton" in names
-    assert "cancelButton.clicked(bool)" in connected_handlers(src)
-    progress = method(tree, f"{module}Widget", "_progress")
+    assert {"cancelButton", "progressBar", "statusLabel"} <= names
+    assert "LongRun(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton" in src
+    longrun = ast.parse((ROOT / "IMAGIOSegmentation" / "IMAGIOLib" / "longrun.py").read_text())
+    progress = method(longrun, "LongRun", "progress")
     returns = [n for n in ast.walk(progress) if isinstance(n, ast.Return)]
-    assert returns and all("_cancelRequested" in ast.unparse(r.value) for r in returns)
+    assert returns and all(ast.unparse(r.value) == "not self.cancelRequested" for r in returns)
+    assert "cancelButton.connect('clicked(bool)', self.cancel)" in ast.unparse(longrun)
+    logic = {n.name: n for n in next(c for c in tree.body if isinstance(c, ast.ClassDef)
+                                     and c.name == f"{module}Logic").body if isinstance(n, ast.FunctionDef)}
+    takes_progress = {n for n, f in logic.items() if "progress" in {a.arg for a in f.args.args}}
+    calls = [c for c in ast.walk(tree) if isinstance(c, ast.Call) and ast.unparse(c.func).startswith("self.logic.")
+             and c.func.attr in takes_progress]
+    assert calls, "no long Logic call?"
+    missing = [ast.unparse(c)[:60] for c in calls if "self.longRun.progress" not in ast.unparse(c)]
+    assert not missing, f"long work without progress/cancel: {missing}"
 
 
 TRANSLATED_CALLS = {"setText", "errorDisplay", "confirmOkCancelDisplay", "tryWithErrorDisplay", "setToolTip",
@@ -489,7 +555,7 @@ def check_call(sig, call: ast.Call) -> str | None:
 
 def calls_with_callees(module: str):
     """(call, inspect.Signature) for each call whose callee is known: module functions, the
-    Logic's and Widget's own methods (self.X, self.logic.X, XLogic().X), IMAGIOLib, and imagio
+    Logic's and Widget's own methods (self.X, self.logic.X, XLogic().X), IMAGIOLib (imagioLib().M.X), and imagio
     functions imported inside the calling function (resolved by importing imagio)."""
     import importlib
     import inspect
@@ -502,9 +568,12 @@ def calls_with_callees(module: str):
                for c in tree.body if isinstance(c, ast.ClassDef)}
     logic = classes[f"{module}Logic"]
     try:
-        from IMAGIOLib import dependencies
+        import IMAGIOLib.dependencies
+        import IMAGIOLib.longrun
+
+        lib = IMAGIOLib
     except ImportError:  # checked by the dependency tests; keep checking the other calls
-        dependencies = None
+        lib = None
 
     out = []
     for cname, methods in classes.items():
@@ -531,16 +600,17 @@ def calls_with_callees(module: str):
                         sig = signature_of(logic[f.attr], True)
                     elif owner in imported and not callable(imported[owner]) and hasattr(imported[owner], f.attr):
                         sig = inspect.signature(getattr(imported[owner], f.attr))
-                    elif owner == "imagioDependencies()" and dependencies is not None:
-                        sig = inspect.signature(getattr(dependencies, f.attr))
+                    elif owner.startswith("imagioLib().") and lib is not None:
+                        sig = inspect.signature(getattr(getattr(lib, owner.split(".")[1]), f.attr))
                 if sig is not None:
                     out.append((call, sig))
     for fn in functions.values():
         for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call)):
             if isinstance(call.func, ast.Name) and call.func.id in functions:
                 out.append((call, signature_of(functions[call.func.id], False)))
-            elif ast.unparse(call.func).startswith("imagioDependencies().") and dependencies is not None:
-                out.append((call, inspect.signature(getattr(dependencies, call.func.attr))))
+            elif ast.unparse(call.func).startswith("imagioLib().") and lib is not None:
+                owner = getattr(lib, ast.unparse(call.func.value).split(".")[1])
+                out.append((call, inspect.signature(getattr(owner, call.func.attr))))
     return out
 
 

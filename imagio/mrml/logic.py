@@ -37,6 +37,15 @@ def segment_volume_node(scene, volume_node, structures, segmentation_node=None, 
     """Run the rule-based segmenters on a CT volume node; adds one segment per structure."""
     from ..segmentation import segment
 
+    ct, organs = rule_inputs(volume_node, structures, segmentation_node)
+    labels = segment(ct, tuple(structures), progress=progress, organs=organs)
+    return add_rule_segments(scene, volume_node, labels, segmentation_node)
+
+
+def rule_inputs(volume_node, structures, segmentation_node=None):
+    """(CT Volume, organs) that ``segment_volume_node`` passes to ``imagio.segmentation.segment``:
+    the CT read from its node, and a liver already segmented in ``segmentation_node`` (its
+    contrast vessels are searched too when "vessels" is asked for). Raises InputError without a CT."""
     if volume_node is None:
         raise InputError("select a CT volume first")
     ct = node_to_volume(volume_node)
@@ -46,7 +55,14 @@ def segment_volume_node(scene, volume_node, structures, segmentation_node=None, 
         existing = segmentation_to_labels(segmentation_node, reference=ct)
         if "liver" in existing.labels.values():
             organs = {"liver": existing.mask("liver")}
-    labels = segment(ct, tuple(structures), progress=progress, organs=organs)
+    return ct, organs
+
+
+def add_rule_segments(scene, volume_node, labels, segmentation_node=None):
+    """New segments from the rule-based ``labels`` in ``segmentation_node`` (a new node named after
+    the CT when None); returns the node. With ``rule_inputs`` this splits ``segment_volume_node``
+    so that the computation can run in a worker thread (IMAGIO Web) and the scene changes on the
+    main thread."""
     node = _target_segmentation(scene, segmentation_node, f"{volume_node.GetName()} IMAGIO")
     labels_to_segmentation(labels, scene, node=node, reference_node=volume_node)
     return node

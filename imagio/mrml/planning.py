@@ -179,16 +179,32 @@ def plan_from_nodes(scene, volume_node, segmentation_node, target=None, target_p
                     n_proposals=None, progress=None, roles=None, disabled_rules=None):
     """Plan needle paths from MRML nodes (the IMAGIOPlanning Logic's entry point).
 
-    ``roles``: {structure: role or (role, margin mm)} overrides (as ``imagio plan --role``);
-    ``disabled_rules``: rule names switched off (as ``--no-rule``); both recorded in the plan.
-
     ``target``: a segment name, or None to use the first control point of
     ``target_point_node`` (RAS mm). Numbers left None keep the defaults of
-    imagio/data/planning_defaults.json. Adds proposals, the editable best path, the skin risk
-    map and the metrics table to ``scene``; returns (Plan, {role: node id}). When no path is
+    imagio/data/planning_defaults.json. ``roles``: {structure: role or (role, margin mm)}
+    overrides (as ``imagio plan --role``); ``disabled_rules``: rule names switched off (as
+    ``--no-rule``); both recorded in the plan. Adds proposals, the editable best path, the skin
+    risk map and the metrics table to ``scene``; returns (Plan, {role: node id}). When no path is
     feasible the Plan says why (``plan.report``; ``format_report`` for a sentence)."""
-    from ..errors import InputError
     from ..planning.planner import plan
+
+    problem = problem_from_nodes(volume_node, segmentation_node, target, target_point_node, needle_length_mm,
+                                 needle_diameter_mm, uncertainty_mm, max_craniocaudal_deg, max_skin_angle_deg,
+                                 patient_position, roles=roles, disabled_rules=disabled_rules)
+    result = plan(problem, k=n_proposals, progress=progress)
+    return result, plan_to_scene(scene, result)
+
+
+def problem_from_nodes(volume_node, segmentation_node, target=None, target_point_node=None,
+                       needle_length_mm=None, needle_diameter_mm=None, uncertainty_mm=None,
+                       max_craniocaudal_deg=None, max_skin_angle_deg=None, patient_position=None,
+                       roles=None, disabled_rules=None):
+    """The PlanningProblem of ``plan_from_nodes`` (same arguments, same defaults), read from the
+    nodes; nothing is added to a scene. Callers that plan in a worker thread (IMAGIO Web) read
+    the nodes here on the main thread, run ``imagio.planning.planner.plan`` in the worker and
+    add the result with ``plan_to_scene`` on the main thread. Raises InputError without a CT,
+    a segmentation or a target."""
+    from ..errors import InputError
     from ..planning.problem import Constraints, Needle, PlanningProblem
     from .segmentations import segmentation_to_labels
     from .volumes import node_to_volume
@@ -210,7 +226,5 @@ def plan_from_nodes(scene, volume_node, segmentation_node, target=None, target_p
     if patient_position or disabled_rules:
         c = Constraints(**{**vars(c), "patient_position": patient_position or c.patient_position,
                            "disabled_rules": tuple(disabled_rules or ())})
-    problem = PlanningProblem.build(ct, labels, point if point is not None else target,
-                                    needle=needle, constraints=c, roles=roles)
-    result = plan(problem, k=n_proposals, progress=progress)
-    return result, plan_to_scene(scene, result)
+    return PlanningProblem.build(ct, labels, point if point is not None else target, needle=needle,
+                                 constraints=c, roles=roles)

@@ -1,0 +1,58 @@
+"""IMAGIO Web without a browser: the command line, and the workstation's job on the phantom
+driven from Python (plan, choose a proposal, export, reopen the exported scene)."""
+
+import asyncio
+import zipfile
+
+import numpy as np
+import pytest
+
+from imagio import cli
+
+
+def test_imagio_web_refuses_a_missing_input(capsys):
+    assert cli.main(["web", "/no/such/ct.nii.gz"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/no/such/ct.nii.gz: no such file or folder" in err
+
+
+def test_workstation_plans_exports_and_reopens_its_scene(tmp_path):
+    pytest.importorskip("trame_slicer")
+    from trame.app import get_server
+
+    from imagio import mrml, phantom
+    from imagio.planning.evaluate import Evaluator
+    from imagio.planning.problem import PlanningProblem
+    from imagio.web.app import PlanningWorkstation, proposal_rows
+
+    ws = PlanningWorkstation(get_server("imagio-test-a", client_type="vue3"), phantom_spacing=3.0,
+                             out_dir=tmp_path / "out")
+    asyncio.run(ws.load_case())
+    assert ws.state.target == "liver_tumor_1" and ws.state.case_loaded
+    asyncio.run(ws.plan_task())
+    rows = ws.state.proposals
+    assert rows == proposal_rows(ws.plan) and len(rows) >= 3
+    # choosing proposal 3 moves the editable path there and re-scores it (independent evaluator)
+    ws.on_select_proposal(3)
+    m = ws.plan.proposals[2]
+    ph = phantom.generate(spacing=3.0, seed=0)
+    expected = Evaluator(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1")).evaluate(m.entry_ras, m.target_ras)
+    assert ws.metrics.length_mm == pytest.approx(expected.length_mm, abs=1e-6)
+    assert ws.metrics.closest_clearance_mm == pytest.approx(expected.closest_clearance_mm, abs=1e-6)
+    # where the tip is drawn in the axial view maps back to the tip (slice XY -> RAS)
+    disp = ws.path_display()["0"]
+    node = ws.view_node(ws.views()[0])
+    h = disp["size"][1]
+    xy_to_ras = np.array([[node.GetXYToRAS().GetElement(i, j) for j in range(4)] for i in range(4)])
+    back = xy_to_ras @ [disp["target"][0], h - disp["target"][1], 0.0, 1.0]
+    np.testing.assert_allclose(back[:3], m.target_ras, atol=1e-6)
+    pdf, mrb = ws.on_export()
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    with zipfile.ZipFile(mrb) as z:
+        assert any(n.endswith(".seg.nrrd") for n in z.namelist())
+    # the exported scene opens as a case: same CT, same structures
+    again = PlanningWorkstation(get_server("imagio-test-b", client_type="vue3"), ct_path=str(mrb),
+                                out_dir=tmp_path / "out2")
+    asyncio.run(again.load_case())
+    np.testing.assert_array_equal(mrml.node_to_volume(again.ct).array, ph.ct.array)
+    assert set(mrml.segment_names(again.segmentation)) == set(mrml.segment_names(ws.segmentation))

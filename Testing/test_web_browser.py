@@ -1,0 +1,243 @@
+"""IMAGIO Web in a real browser: Playwright (PyPI) drives Debian's chromium (/usr/bin/chromium,
+never a downloaded browser) against ``python -m imagio.web`` on the phantom. Screenshots of each
+step go to $IMAGIO_SCREENSHOTS (default: the test's tmp folder)."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("IMAGIO_CHROMIUM", "/usr/bin/chromium")
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("trame_slicer")
+if not shutil.which(CHROMIUM):
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    out = tmp_path_factory.mktemp("web_out")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "imagio.web", "--port", str(port), "--out", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, ready = [], threading.Event()
+
+    def pump():
+        for line in proc.stdout:
+            lines.append(line)
+            if "App running at" in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    while not ready.wait(0.5):
+        assert proc.poll() is None, "".join(lines[-30:])
+    yield {"url": f"http://127.0.0.1:{port}/", "out": out, "t0": t0, "proc": proc, "log": lines}
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    d = Path(os.environ.get("IMAGIO_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def view_pixels(page, index: int) -> np.ndarray:
+    from io import BytesIO
+
+    from PIL import Image
+
+    img = page.locator("img.image-display-area").nth(index)
+    return np.asarray(Image.open(BytesIO(img.screenshot())).convert("L"), dtype=float)
+
+
+def wait_text(page, selector: str, pattern: str, timeout_s: float = 120.0) -> str:
+    end = time.time() + timeout_s
+    while time.time() < end:
+        text = page.inner_text(selector)
+        if re.search(pattern, text):
+            return text
+        page.wait_for_timeout(200)
+    raise AssertionError(f"{selector} never matched {pattern!r}; last: {text!r}")
+
+
+def progress_values(page, until, timeout_s: float = 60.0) -> list[float]:
+    """aria-valuenow of the progress bar, polled until ``until(value)``."""
+    seen, end = [], time.time() + timeout_s
+    while time.time() < end:
+        v = page.evaluate("(() => { const e = document.querySelector('#progress');"
+                          " return e ? Number(e.getAttribute('aria-valuenow')) : -1; })()")
+        seen.append(v)
+        if until(v):
+            return seen
+        page.wait_for_timeout(50)
+    raise AssertionError(f"progress never advanced: {seen[-5:]}")
+
+
+def drag_tip(page, view: dict, dx: float = 20.0, dy: float = 10.0):
+    """Press on the path's tip where the server says it is drawn in a view (render-window
+    pixels scaled to the picture in the page) and drag it by (dx, dy) page pixels."""
+    box = page.locator("img.image-display-area").nth(0).bounding_box()
+    sx, sy = box["width"] / view["size"][0], box["height"] / view["size"][1]
+    x, y = box["x"] + view["target"][0] * sx, box["y"] + view["target"][1] * sy
+    page.mouse.move(x - 6, y - 3)
+    page.wait_for_timeout(200)
+    page.mouse.move(x, y, steps=3)
+    page.wait_for_timeout(800)
+    page.mouse.down()
+    page.wait_for_timeout(200)
+    for k in range(1, 11):
+        page.mouse.move(x + dx * k / 10, y + dy * k / 10)
+        page.wait_for_timeout(80)
+    page.mouse.up()
+
+
+def path_ras(page):
+    nums = [float(v) for v in re.findall(r"-?\d+\.\d+", page.inner_text("#path"))]
+    assert len(nums) == 6, nums
+    return np.array(nums[:3]), np.array(nums[3:])
+
+
+def metrics_numbers(text: str) -> dict:
+    return {"length_mm": float(re.search(r"length ([\d.]+) mm", text).group(1)),
+            "closest_clearance_mm": float(re.search(r"closest \S+ (-?[\d.]+) mm", text).group(1)),
+            "craniocaudal_deg": float(re.search(r"craniocaudal ([\d.]+) deg", text).group(1)),
+            "feasible": text.startswith("Path: feasible")}
+
+
+def test_planning_workstation_in_chromium(server, shots):
+    from imagio import phantom
+    from imagio.planning.evaluate import Evaluator
+    from imagio.planning.problem import PlanningProblem
+
+    figures = {}
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        page.goto(server["url"])
+        # 1. the case: three MRML views with a picture in each
+        wait_text(page, "#status", "Choose the target")
+        page.wait_for_function("Array.from(document.querySelectorAll('img.image-display-area'))"
+                               ".filter(i => i.naturalWidth > 0).length >= 3", timeout=120000)
+        figures["first_picture_s"] = time.perf_counter() - server["t0"]
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "1_case.png"))
+        for i in range(3):
+            px = view_pixels(page, i)
+            assert px.std() > 10 and (px > 40).mean() > 0.02, f"view {i} looks blank (std {px.std():.1f})"
+
+        # 2. plan with a progress bar; Cancel stops it and adds nothing
+        page.click("#plan")
+        seen = progress_values(page, until=lambda v: v > 0)
+        page.click("#cancel")
+        wait_text(page, "#status", "cancelled by the user")
+        assert page.locator("#proposals tr.proposal-row").count() == 0
+        assert max(seen) > 0
+
+        # ... and again to the end: ranked proposals with their metrics
+        t0 = time.perf_counter()
+        page.click("#plan")
+        page.wait_for_selector("#proposals tr.proposal-row", timeout=180000)
+        figures["click_to_proposals_s"] = time.perf_counter() - t0
+        rows = [r.split("\t") for r in page.inner_text("#proposals").splitlines()[1:]]
+        assert len(rows) >= 3
+        scores = [float(r[1]) for r in rows]
+        assert scores == sorted(scores) and all(r[-1] == "true" for r in rows)
+        first = wait_text(page, "#metrics", r"^Path: feasible")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "2_proposals.png"))
+
+        # 3. drag the tip in the axial view: the metrics change and match imagio.planning
+        entry0, tip0 = path_ras(page)
+        moved_at = None
+        for attempt in range(3):  # a busy server may miss the hover that activates the point
+            disp = json.loads(page.evaluate("document.querySelector('#path-display').textContent"))
+            drag_tip(page, disp["0"])
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < 10 and np.allclose(path_ras(page)[1], tip0):
+                page.wait_for_timeout(50)
+            if not np.allclose(path_ras(page)[1], tip0):
+                moved_at = time.perf_counter()
+                break
+        assert moved_at is not None, "the drag did not move the tip"
+        figures["drag_to_metrics_in_page_s"] = moved_at - t0
+        page.wait_for_timeout(1000)  # the last move's metrics
+        entry1, tip1 = path_ras(page)
+        assert np.allclose(entry1, entry0, atol=0.01), "the entry moved: the drag took the wrong point"
+        assert np.linalg.norm(tip1 - tip0) > 1.0, "the drag did not move the tip"
+        shown = metrics_numbers(page.inner_text("#metrics"))
+        assert shown != metrics_numbers(first)
+        page.screenshot(path=str(shots / "3_dragged_tip.png"))
+        assert abs(shown["length_mm"] - np.linalg.norm(tip1 - entry1)) < 0.06
+        ph = phantom.generate(spacing=3.0, seed=0)
+        expected = Evaluator(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1")).evaluate(entry1, tip1)
+        assert abs(shown["closest_clearance_mm"] - expected.closest_clearance_mm) < 0.1
+        assert abs(shown["craniocaudal_deg"] - expected.craniocaudal_deg) < 0.1
+        assert shown["feasible"] == bool(expected.feasible)
+        figures["rescore_ms_server"] = float(re.search(r"in ([\d.]+) ms", page.inner_text("#rescore")).group(1))
+
+        # 4. switch device: the zone, coverage and minimal ablative margin
+        page.click("#device", force=True)
+        items = page.locator(".v-overlay .v-list-item")
+        items.first.wait_for(timeout=10000)
+        assert items.count() >= 2
+        items.nth(1).click()
+        page.wait_for_timeout(500)
+        page.click("#ablate")
+        text = wait_text(page, "#ablation", r"tumour covered [\d.]+%.*minimal ablative margin -?[\d.]+ mm")
+        device = text.split()[0]
+        assert device != "emprint" or items.count() == 1
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "4_ablation_zone.png"))
+
+        # 5. export: the PDF report and the scene for Slicer
+        page.click("#export")
+        wait_text(page, "#exported", r"report\.pdf and .*scene\.mrb", 180)
+        pdf, mrb = server["out"] / "report.pdf", server["out"] / "scene.mrb"
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+        with zipfile.ZipFile(mrb) as z:
+            names = z.namelist()
+        assert any(n.endswith(".mrml") for n in names) and any(n.endswith(".seg.nrrd") for n in names), names
+        page.screenshot(path=str(shots / "5_exported.png"))
+
+        # 6. bronchoscopic route to a lung nodule, then the fly-through moves the 3-D camera
+        page.click("#route-plan")
+        route = wait_text(page, "#route", r"(reaches the nodule|ends [\d.]+ mm from the nodule) at generation \d+", 180)
+        assert route.split(":")[0] == "thin"
+        page.wait_for_timeout(1500)
+        before = view_pixels(page, 1)
+        page.locator("#fly-box").scroll_into_view_if_needed()
+        box = page.locator("#fly-box .v-slider-track").bounding_box()
+        page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + box["height"] / 2)
+        page.wait_for_timeout(2500)
+        after = view_pixels(page, 1)
+        assert np.abs(after - before).mean() > 10, "the fly-through did not move the 3-D camera"
+        page.screenshot(path=str(shots / "6_flythrough.png"))
+        browser.close()
+    status = Path(f"/proc/{server['proc'].pid}/status")
+    if status.exists():  # memory of this user's session process (Linux)
+        kb = dict(ln.split(":", 1) for ln in status.read_text().splitlines() if ":" in ln)
+        figures["session_peak_rss_mb"] = int(kb["VmHWM"].split()[0]) / 1024
+    print("figures", json.dumps({k: round(v, 3) for k, v in figures.items()}))
