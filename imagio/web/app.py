@@ -51,7 +51,7 @@ def target_choices(segment_names) -> list[str]:
 class PlanningWorkstation:
     """trame server + trame-slicer SlicerApp + the planning state of one user."""
 
-    def __init__(self, server=None, phantom_spacing: float = 3.0, ct_path: str | None = None,
+    def __init__(self, server=None, phantom_spacing: float = 2.0, ct_path: str | None = None,
                  labels_path: str | None = None, out_dir: str | None = None):
         from trame.app import get_server
         from trame_slicer.core import LayoutManager, SlicerApp

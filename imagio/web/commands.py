@@ -12,7 +12,7 @@ def add_arguments(p):
                    help="CT file (NIfTI/NRRD/MHA), DICOM series folder or Slicer scene (.mrb/.mrml); "
                         "default: the digital patient")
     p.add_argument("--labels", help="label file with the structures (else the rule-based segmenters run)")
-    p.add_argument("--phantom-spacing", type=float, default=3.0, help="phantom voxel size in mm (default 3)")
+    p.add_argument("--phantom-spacing", type=float, default=2.0, help="phantom voxel size in mm (default 2: bronchoscopic routes need slices <= 2.5 mm)")
     p.add_argument("--out", default="imagio_web_out", help="folder for the report and the scene (.mrb)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
     p.add_argument("--port", type=int, default=8080)
