@@ -206,4 +206,5 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
 def add_series_argument(parser) -> None:
     """The ``--series UID`` option of commands that read a CT (see ``read_series``)."""
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read when the CT is a DICOM folder "
-                        "holding several series (default: the largest axial CT; `imagio info FOLDER` lists them)")
+                        "holding several series (default: the largest axial CT; `imagio info FOLDER` lists them); "
+                        "UID#N for acquisition N of a series holding several phases")
