@@ -202,6 +202,23 @@ def test_per_slice_rescale_and_duplicate_files(tmp_path):
     assert_marker(vol, pt)
 
 
+def test_phases_in_one_series_are_asked_for_not_guessed(tmp_path):
+    """Two acquisitions (e.g. arterial and portal phase) at the same positions in one series:
+    split like Slicer's loadables; reading asks which one (--series UID#N) and reads it right."""
+    pt = Patient()
+    pos, row, col = axial_positions(n=16)
+    write_series(tmp_path / "p", pt, pos, row, col, series="1.2.3.8", acquisition=1)
+    late = Patient(marker_lps=pt.marker + [4.0, 0, 0])  # the marker moved between the phases
+    write_series(tmp_path / "p", late, pos, row, col, series="1.2.3.8", acquisition=2, first_instance=101)
+    for asked in (None, "1.2.3.8"):
+        with pytest.raises(InputError, match=r"holds 2 acquisitions at the same positions.*--series 1\.2\.3\.8#2"):
+            io.read_image(tmp_path / "p", series=asked)
+    vol = io.read_image(tmp_path / "p", series="1.2.3.8#2")
+    assert vol.meta["read"]["series"] == "1.2.3.8#2" and vol.shape[0] == 16
+    assert_marker(vol, late)
+    assert_marker(io.read_image(tmp_path / "p", series="1.2.3.8#1"), pt)
+
+
 def test_same_position_twice_refused(tmp_path):
     pt = Patient()
     pos, row, col = axial_positions(n=8)

@@ -120,9 +120,9 @@ def _drop_isolated_slices(stack: Stack, g, folder):
     if main[1] - main[0] < 2 or any(b - a > ISOLATED_MAX for a, b in others):
         return stack, g, []
     dist = [min(abs(g.depth[a] - g.depth[main[1] - 1]), abs(g.depth[b - 1] - g.depth[main[0]])) for a, b in others]
-    kept = Stack(stack.series, stack.slices[main[0]:main[1]])
+    kept = Stack(stack.series, stack.slices[main[0]:main[1]], stack.acquisition)
     g2 = analyse(kept, folder)
-    kept = Stack(kept.series, [kept.slices[i] for i in g2.order])
+    kept = Stack(kept.series, [kept.slices[i] for i in g2.order], kept.acquisition)
     n = sum(b - a for a, b in others)
     return kept, g2, [f"series {stack.series}: {n} isolated slice(s) {min(dist):.0f} mm or more away from the other "
                       f"{len(kept.slices)} dropped (a stray or reference image, not part of the volume)"]
@@ -141,10 +141,10 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
     scan = scan_folder(folder)
     stack, warnings = choose_stack(scan, folder, series)
     g = analyse(stack, folder)
-    stack = Stack(stack.series, [stack.slices[i] for i in g.order])
+    stack = Stack(stack.series, [stack.slices[i] for i in g.order], stack.acquisition)
     stack, g, isolated = _drop_isolated_slices(stack, g, folder)
     s0 = stack.first
-    report = {"source": str(folder), "series": stack.series, "description": s0.description,
+    report = {"source": str(folder), "series": stack.key, "description": s0.description,
               "modality": s0.modality, "images": len(stack.slices),
               "multi_frame": s0.frame is not None,
               "matrix": [s0.cols, s0.rows], "pixel_spacing_mm": [round(v, 4) for v in s0.spacing],
@@ -206,4 +206,5 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
 def add_series_argument(parser) -> None:
     """The ``--series UID`` option of commands that read a CT (see ``read_series``)."""
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read when the CT is a DICOM folder "
-                        "holding several series (default: the largest axial CT; `imagio info FOLDER` lists them)")
+                        "holding several series (default: the largest axial CT; `imagio info FOLDER` lists them); "
+                        "UID#N for acquisition N of a series holding several phases")

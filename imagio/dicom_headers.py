@@ -108,6 +108,35 @@ def _frame_slices(ds, path: Path, base: dict) -> list[Slice]:
     return out
 
 
+def _acquisition(ds) -> str:
+    """Which acquisition of its series an image belongs to: AcquisitionNumber, else the temporal
+    position (perfusion, multiphase); '' when the header says neither."""
+    for tag in ("AcquisitionNumber", "TemporalPositionIdentifier", "TemporalPositionIndex"):
+        v = str(ds.get(tag, "") or "").strip()
+        if v:
+            return v
+    return ""
+
+
+def _split_acquisitions(slices: list[Slice]) -> list[tuple[str, list[Slice]]] | None:
+    """Acquisitions of a stack whose images repeat positions (multiphase, perfusion in one
+    series): [(acquisition, slices)] when each acquisition alone has distinct positions, else None."""
+    n = slices[0].normal
+    depth = np.round([s.position @ n for s in slices], 2)
+    if len(np.unique(depth)) == len(depth):
+        return None
+    groups: dict[str, list[Slice]] = {}
+    for s in slices:
+        groups.setdefault(s.acquisition, []).append(s)
+    if len(groups) < 2:
+        return None
+    for g in groups.values():
+        d = np.round([s.position @ n for s in g], 2)
+        if len(g) < 2 or len(np.unique(d)) != len(d):
+            return None
+    return sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0]))
+
+
 _NOT_DICOM = (".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw", ".json", ".txt", ".csv", ".xml", ".html",
               ".pdf", ".png", ".jpg", ".jpeg", ".zip", ".py", ".md", ".mrml", ".vtk", ".stl")
 
@@ -130,7 +159,7 @@ def read_header(path: Path) -> list[Slice] | str:
         return "not a DICOM image (no SeriesInstanceUID)"
     base = {"series": str(ds.SeriesInstanceUID), "image_type": "\\".join(map(str, ds.get("ImageType", []) or [])),
             "modality": str(ds.get("Modality", "")), "description": str(ds.get("SeriesDescription", "")),
-            "acquisition": str(ds.get("AcquisitionNumber", "")), "sop_uid": str(ds.get("SOPInstanceUID", "")),
+            "acquisition": _acquisition(ds), "sop_uid": str(ds.get("SOPInstanceUID", "")),
             "tags": {t: str(ds.get(t, "")).strip() for t in META_TAGS if t in ds}}
     if "Rows" not in ds or "Columns" not in ds:
         return "no image (Rows/Columns absent: a report, structure set or DICOMDIR)"
@@ -166,6 +195,12 @@ class Stack:
 
     series: str
     slices: list[Slice]
+    acquisition: str = ""  # set when one series holds several acquisitions at the same positions
+
+    @property
+    def key(self) -> str:
+        """What ``--series`` takes: the SeriesInstanceUID, plus ``#ACQUISITION`` when split."""
+        return f"{self.series}#{self.acquisition}" if self.acquisition else self.series
 
     @property
     def first(self) -> Slice:
@@ -178,7 +213,7 @@ class Stack:
     def label(self) -> str:
         s = self.first
         kind = "axial" if self.is_axial else "oblique/sagittal/coronal"
-        return (f"{self.series} ({s.modality or '?'}, {s.description or 'no description'}, "
+        return (f"{self.key} ({s.modality or '?'}, {s.description or 'no description'}, "
                 f"{len(self.slices)} {'frames' if s.frame is not None else 'slices'}, {kind}, {s.cols}x{s.rows})")
 
 
@@ -230,28 +265,47 @@ def scan_folder(folder: Path) -> FolderScan:
             why = "another matrix size/pixel size" if same_ori else "another orientation"
             dropped.append(f"series {uid}: {len(g)} image(s) with {why} than its {len(main)} main slices "
                            f"({g0.cols}x{g0.rows}; localizer, scout or reformat) dropped")
-        stacks.append(Stack(uid, main))
+        parts = _split_acquisitions(main)
+        if parts is None:
+            stacks.append(Stack(uid, main))
+        else:
+            stacks += [Stack(uid, sl, acq) for acq, sl in parts]
     return FolderScan(stacks, dropped, ignored)
 
 
 def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[Stack, list[str]]:
-    """The stack to read and warnings: ``series`` (a SeriesInstanceUID) or the largest axial CT."""
+    """The stack to read and warnings: ``series`` (a SeriesInstanceUID, ``UID#ACQUISITION`` for one
+    acquisition of a series that holds several) or the largest axial CT. A series holding several
+    acquisitions at the same positions (phases) is never guessed: the choice is asked for."""
     if not scan.stacks:
         why = "; ".join(f"{n} file(s): {r}" for r, n in scan.ignored.items()) or "the folder is empty"
         raise InputError(f"{folder}: no DICOM image series found ({why})")
     listing = "; ".join(s.label() for s in sorted(scan.stacks, key=lambda s: -len(s.slices)))
     if series:
-        hits = [s for s in scan.stacks if s.series == series]
+        hits = [s for s in scan.stacks if s.key == series] or [s for s in scan.stacks if s.series == series]
         if not hits:
             raise InputError(f"{folder}: no series {series}; the folder holds: {listing}")
-        return hits[0], []
-    if len(scan.stacks) == 1:
-        return scan.stacks[0], []
+        best = hits[0]
+        if len(hits) > 1:
+            _refuse_phases(folder, hits)
+        return best, []
 
     def rank(s: Stack):
         return (s.first.modality.upper() == "CT", s.is_axial, len(s.slices))
 
     best = max(scan.stacks, key=rank)
+    siblings = [s for s in scan.stacks if s.series == best.series]
+    if len(siblings) > 1:
+        _refuse_phases(folder, siblings)
+    if len(scan.stacks) == 1:
+        return best, []
     others = [s.label() for s in scan.stacks if s is not best]
     return best, [f"the folder holds {len(scan.stacks)} series; read the largest axial CT {best.label()}; "
                   f"others: {'; '.join(others)}. Pass --series UID to read another"]
+
+
+def _refuse_phases(folder: Path, stacks: list[Stack]) -> None:
+    raise InputError(
+        f"{folder}: series {stacks[0].series} holds {len(stacks)} acquisitions at the same positions (phases or "
+        f"time points): {'; '.join(s.label() for s in stacks)}; pass --series with the one to read, e.g. "
+        f"--series {stacks[-1].key}")
