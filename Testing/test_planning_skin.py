@@ -161,3 +161,27 @@ def test_host_organ_of_lesions():
     lab2[:2] = 1
     vol2 = vol.with_array(lab2)
     assert host_organ(vol2, resolve_target(vol2, "tumor")) == ""
+
+
+def test_thin_lung_vessels_stay_inside_the_pleura():
+    """Thin branches split off a lung vessel tree (lung_vessels_small) are lung contents: a path
+    through them does not leave and re-enter the pleura (no extra pleural crossings)."""
+    from imagio.planning import PlanningProblem
+    from imagio.planning.distance_maps import LUNG, precompute
+
+    ct, body, lung = _torso(sp=(0.7, 0.7, 0.7))
+    k, j, i = np.indices(ct.shape)
+    lab = np.zeros(ct.shape, np.uint8)
+    lab[body] = 1
+    lab[lung] = 2
+    # 3 voxels (2.1 mm) wide: below 3 mm, and too wide for the pleura's one-voxel closing
+    vessel = lung & (abs(j - 29) <= 1) & (abs(i - 37) <= 1)
+    lab[vessel] = 3
+    labels = ct.with_array(lab, labels={1: "body", 2: "lung_left", 3: "lung_vessels"})
+    t = ct.kji_to_world(np.array([[10.0, 29.0, 41.0]]))[0]
+    prob = PlanningProblem.build(ct, labels, t)
+    assert "lung_vessels_small" in prob.labels.labels.values()
+    maps = precompute(prob)
+    v = {n: val for val, n in prob.labels.labels.items()}["lung_vessels_small"]
+    inside = maps.label == v
+    assert inside.any() and np.all(maps.flags[inside] & LUNG)
