@@ -78,6 +78,11 @@ class Plan:
         w += absent_structure_warnings(p, self.maps)
         lim = load_defaults()["warnings"]
         w += position_warnings(p, self.positions)
+        if not self.feasible:
+            nm = self.report.get("best_near_miss") or {}
+            w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: "
+                                            + "; ".join(nm.get("details", [])) if nm else
+                                            " (no skin entry within the needle length)"))
         for n, m in enumerate(self.proposals, 1):
             if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
                 w.append(f"proposal {n}: {m.closest_structure} at {m.closest_clearance_mm:.1f} mm, "
