@@ -185,3 +185,25 @@ def test_thin_lung_vessels_stay_inside_the_pleura():
     v = {n: val for val, n in prob.labels.labels.items()}["lung_vessels_small"]
     inside = maps.label == v
     assert inside.any() and np.all(maps.flags[inside] & LUNG)
+
+
+def test_verifier_counts_pleura_and_fissures_on_dense_samples():
+    """Independent lung checks: entering the lung once is allowed, leaving and re-entering is
+    not; a one-sample label gap at the pleura is noise; a lobe change is a fissure."""
+    from types import SimpleNamespace
+
+    from imagio.planning.problem import Constraints
+    from imagio.planning.verify import Verifier
+
+    v = Verifier.__new__(Verifier)
+    v.p = SimpleNamespace(labels=SimpleNamespace(labels={1: "body", 2: "lung_upper_lobe_left",
+                                                         3: "lung_lower_lobe_left", 4: "lung_nodule"}),
+                          constraints=Constraints(), target=SimpleNamespace(value=4))
+    once = np.array([1] * 10 + [2] * 10 + [4] * 5)
+    assert v._lung_checks(once, 3) == []
+    gap = np.array([1] * 10 + [2] * 5 + [1] + [2] * 5 + [4] * 5)          # one-sample gap: noise
+    assert v._lung_checks(gap, 3) == []
+    twice = np.array([1] * 10 + [2] * 5 + [1] * 8 + [2] * 5 + [4] * 5)   # out and in again
+    assert any("pleural" in s for s in v._lung_checks(twice, 3))
+    fissure = np.array([1] * 10 + [2] * 6 + [3] * 6 + [4] * 5)
+    assert any("fissure" in s for s in v._lung_checks(fissure, 3))
