@@ -207,3 +207,26 @@ def test_verifier_counts_pleura_and_fissures_on_dense_samples():
     assert any("pleural" in s for s in v._lung_checks(twice, 3))
     fissure = np.array([1] * 10 + [2] * 6 + [3] * 6 + [4] * 5)
     assert any("fissure" in s for s in v._lung_checks(fissure, 3))
+
+
+def test_live_evaluation_of_an_entry_inside_the_body_is_infeasible():
+    """Dragging the entry onto an internal air wall (not the outer skin): the scorer's metrics
+    alone would accept it; the independent re-check makes the path infeasible and says why."""
+    from imagio.planning import PlanningProblem
+    from imagio.planning.evaluate import Evaluator
+
+    ct, body, lung = _torso()
+    lab = np.zeros(ct.shape, np.uint8)
+    lab[body] = 1
+    labels = ct.with_array(lab, labels={1: "body"})
+    t = ct.kji_to_world(np.array([[10.0, 29.5, 20.0]]))[0]           # soft tissue, left of the lung
+    prob = PlanningProblem.build(ct, labels, t)
+    ev = Evaluator(prob)
+    wall = ct.kji_to_world(np.array([[10.0, 29.5, 29.0]]))[0]        # just inside the lung's edge
+    away = (wall - t) / np.linalg.norm(wall - t)                   # a normal that fits the path
+    m = ev.evaluate(wall, normal_ras=away)
+    assert not m.violations                                          # the scorer alone accepts it
+    assert not m.feasible and any("outer skin" in x for x in m.check_problems)
+    outer = ct.kji_to_world(np.array([[10.0, 29.5, 4.0]]))[0]        # the outer skin on that side
+    ok = ev.evaluate(outer)
+    assert ok.feasible and not ok.check_problems, ok.details

@@ -301,7 +301,7 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
                                                 verifier=ver)
     positions = position_alternatives(problem, table, ver, checks)
-    ev = Evaluator(problem, maps)
+    ev = Evaluator(problem, maps, verifier=ver)
     proposals = [ev.metrics(table, i) for i in ranked]
     t4 = time.perf_counter()
     prog(1.0, f"planning: {len(proposals)} proposals, {int(table.feasible.sum())} feasible")
