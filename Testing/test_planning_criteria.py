@@ -47,3 +47,14 @@ def test_costs_follow_direction_and_range():
     assert c[CRITERIA.index("clearance")] == 1.0 and c[CRITERIA.index("skin_angle")] == 1.0
     c = criterion_costs(_metrics(clearance_above_required_mm=50.0, skin_angle_deg=0.0))[0]
     assert c[CRITERIA.index("clearance")] == 0.0 and c[CRITERIA.index("skin_angle")] == 0.0
+
+
+def test_an_infeasible_plan_says_so_in_its_warnings():
+    from imagio.planning import PlanningProblem, plan
+    from imagio.planning.problem import Needle
+    from imagio.planning.synthetic import synthetic_torso
+
+    ct, lab = synthetic_torso(3.0)
+    r = plan(PlanningProblem.build(ct, lab, "liver_tumor", needle=Needle(length_mm=50)))
+    assert not r.feasible and any(w.startswith("no feasible path") for w in r.warnings)
+    assert r.to_dict()["warnings"] == r.warnings

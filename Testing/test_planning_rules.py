@@ -52,6 +52,12 @@ def test_liver_needs_10mm_of_parenchyma_before_the_tumour():
     assert Evaluator(PlanningProblem.build(
         ct, lab, "liver_tumor", needle=Needle(200, 0, 0),
         constraints=Constraints(min_liver_parenchyma_mm=0.0, **FREE))).evaluate((0.0, 60.0, 0.0)).feasible
+    # --no-rule liver_parenchyma: not enforced, the metric kept, the plan records it
+    off = PlanningProblem.build(ct, lab, "liver_tumor", needle=Needle(200, 0, 0),
+                                constraints=Constraints(disabled_rules=("liver_parenchyma",), **FREE))
+    m = Evaluator(off).evaluate((0.0, 60.0, 0.0))
+    assert m.feasible and m.liver_before_target_mm < 2.0
+    assert off.rules["liver_parenchyma"]["applies"] is False and off.rules["disabled"] == ["liver_parenchyma"]
 
 
 def _lung_case():

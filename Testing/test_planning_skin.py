@@ -161,3 +161,72 @@ def test_host_organ_of_lesions():
     lab2[:2] = 1
     vol2 = vol.with_array(lab2)
     assert host_organ(vol2, resolve_target(vol2, "tumor")) == ""
+
+
+def test_thin_lung_vessels_stay_inside_the_pleura():
+    """Thin branches split off a lung vessel tree (lung_vessels_small) are lung contents: a path
+    through them does not leave and re-enter the pleura (no extra pleural crossings)."""
+    from imagio.planning import PlanningProblem
+    from imagio.planning.distance_maps import LUNG, precompute
+
+    ct, body, lung = _torso(sp=(0.7, 0.7, 0.7))
+    k, j, i = np.indices(ct.shape)
+    lab = np.zeros(ct.shape, np.uint8)
+    lab[body] = 1
+    lab[lung] = 2
+    # 3 voxels (2.1 mm) wide: below 3 mm, and too wide for the pleura's one-voxel closing
+    vessel = lung & (abs(j - 29) <= 1) & (abs(i - 37) <= 1)
+    lab[vessel] = 3
+    labels = ct.with_array(lab, labels={1: "body", 2: "lung_left", 3: "lung_vessels"})
+    t = ct.kji_to_world(np.array([[10.0, 29.0, 41.0]]))[0]
+    prob = PlanningProblem.build(ct, labels, t)
+    assert "lung_vessels_small" in prob.labels.labels.values()
+    maps = precompute(prob)
+    v = {n: val for val, n in prob.labels.labels.items()}["lung_vessels_small"]
+    inside = maps.label == v
+    assert inside.any() and np.all(maps.flags[inside] & LUNG)
+
+
+def test_verifier_counts_pleura_and_fissures_on_dense_samples():
+    """Independent lung checks: entering the lung once is allowed, leaving and re-entering is
+    not; a one-sample label gap at the pleura is noise; a lobe change is a fissure."""
+    from types import SimpleNamespace
+
+    from imagio.planning.problem import Constraints
+    from imagio.planning.verify import Verifier
+
+    v = Verifier.__new__(Verifier)
+    v.p = SimpleNamespace(labels=SimpleNamespace(labels={1: "body", 2: "lung_upper_lobe_left",
+                                                         3: "lung_lower_lobe_left", 4: "lung_nodule"}),
+                          constraints=Constraints(), target=SimpleNamespace(value=4))
+    once = np.array([1] * 10 + [2] * 10 + [4] * 5)
+    assert v._lung_checks(once, 3) == []
+    gap = np.array([1] * 10 + [2] * 5 + [1] + [2] * 5 + [4] * 5)          # one-sample gap: noise
+    assert v._lung_checks(gap, 3) == []
+    twice = np.array([1] * 10 + [2] * 5 + [1] * 8 + [2] * 5 + [4] * 5)   # out and in again
+    assert any("pleural" in s for s in v._lung_checks(twice, 3))
+    fissure = np.array([1] * 10 + [2] * 6 + [3] * 6 + [4] * 5)
+    assert any("fissure" in s for s in v._lung_checks(fissure, 3))
+
+
+def test_live_evaluation_of_an_entry_inside_the_body_is_infeasible():
+    """Dragging the entry onto an internal air wall (not the outer skin): the scorer's metrics
+    alone would accept it; the independent re-check makes the path infeasible and says why."""
+    from imagio.planning import PlanningProblem
+    from imagio.planning.evaluate import Evaluator
+
+    ct, body, lung = _torso()
+    lab = np.zeros(ct.shape, np.uint8)
+    lab[body] = 1
+    labels = ct.with_array(lab, labels={1: "body"})
+    t = ct.kji_to_world(np.array([[10.0, 29.5, 20.0]]))[0]           # soft tissue, left of the lung
+    prob = PlanningProblem.build(ct, labels, t)
+    ev = Evaluator(prob)
+    wall = ct.kji_to_world(np.array([[10.0, 29.5, 29.0]]))[0]        # just inside the lung's edge
+    away = (wall - t) / np.linalg.norm(wall - t)                   # a normal that fits the path
+    m = ev.evaluate(wall, normal_ras=away)
+    assert not m.violations                                          # the scorer alone accepts it
+    assert not m.feasible and any("outer skin" in x for x in m.check_problems)
+    outer = ct.kji_to_world(np.array([[10.0, 29.5, 4.0]]))[0]        # the outer skin on that side
+    ok = ev.evaluate(outer)
+    assert ok.feasible and not ok.check_problems, ok.details

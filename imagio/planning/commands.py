@@ -172,7 +172,7 @@ def register(subparsers) -> None:
                         "(repeatable; plan.json records it)")
     s.add_argument("--no-rule", action="append", metavar="RULE",
                    choices=list(__import__("imagio.planning.problem", fromlist=["OPTIONAL_RULES"]).OPTIONAL_RULES),
-                   help="switch off an organ/procedure rule (reported, not enforced): "
+                   help="switch off an organ/procedure rule (not enforced; its value stays in the metrics): "
                         "liver_parenchyma, pleural_crossings, fissure, emphysema, table_side, "
                         "skin_angle, craniocaudal, entry_region; plan.json records it")
     s.add_argument("--skin-spacing", type=float, help="candidate entry spacing on the skin, mm (default 3)")

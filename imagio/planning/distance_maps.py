@@ -132,7 +132,8 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
         flags[problem.skin.skin[sl]] |= SKIN
     if lung_vals:
         aerated = np.isin(label, lung_vals)
-        inner = [v for v, n in names.items() if n.rstrip("0123456789_") in LUNG_CONTENTS]
+        inner = [v for v, n in names.items()   # e.g. lung_nodule_2, lung_vessels_small
+                 if n.rstrip("0123456789_") in LUNG_CONTENTS or n.startswith(tuple(c + "_" for c in LUNG_CONTENTS))]
         lung = aerated | np.isin(label, inner)
         lung = ndimage.binary_closing(lung, iterations=1) | lung
     else:  # fallback for label maps without lungs: aerated = air inside the body

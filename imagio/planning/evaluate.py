@@ -47,6 +47,7 @@ class PathMetrics:
     liver_before_target_mm: float
     score: float
     costs: dict = field(default_factory=dict)
+    check_problems: list = field(default_factory=list)   # independent re-check (`verify`) findings
 
     def to_dict(self) -> dict:
         return _jsonable(asdict(self))
@@ -110,9 +111,10 @@ def violation_details(problem: PlanningProblem, t: ScoreTable, i: int) -> list[s
 class Evaluator:
     """Live metrics of single paths for one problem (maps precomputed once)."""
 
-    def __init__(self, problem: PlanningProblem, maps: PlanningMaps | None = None):
+    def __init__(self, problem: PlanningProblem, maps: PlanningMaps | None = None, verifier=None):
         self.problem = problem
         self.maps = maps if maps is not None else precompute(problem)
+        self._verifier = verifier
         boxes = self.maps.boxes
         self._lo = np.array([b.lo for b in boxes], float).reshape(-1, 3)
         self._shape = np.array([b.dist.shape for b in boxes], np.int64).reshape(-1, 3)
@@ -179,7 +181,16 @@ class Evaluator:
         step = p.constraints.step_voxels * float(min(maps.grid.spacing))
         samples = path_samples(maps, e, tgt, step)
         t = _score_chunk(p, maps, e, nrm, tgt, samples=samples)
-        return self.metrics(t, 0, samples)
+        m = self.metrics(t, 0, samples)
+        if m.feasible:   # a path is feasible only if the independent re-check agrees
+            if self._verifier is None:
+                from .verify import Verifier
+
+                self._verifier = Verifier(p)
+            m.check_problems = list(self._verifier.verify(e[0], tgt).problems)
+            m.feasible = not m.check_problems
+            m.details = m.details + [f"independent check: {x}" for x in m.check_problems]
+        return m
 
     def metrics(self, t: ScoreTable, i: int, samples=None) -> PathMetrics:
         """PathMetrics of row ``i`` of a score table (adds per-structure clearances and lengths)."""

@@ -78,6 +78,11 @@ class Plan:
         w += absent_structure_warnings(p, self.maps)
         lim = load_defaults()["warnings"]
         w += position_warnings(p, self.positions)
+        if not self.feasible:
+            nm = self.report.get("best_near_miss") or {}
+            w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: "
+                                            + "; ".join(nm.get("details", [])) if nm else
+                                            " (no skin entry within the needle length)"))
         for n, m in enumerate(self.proposals, 1):
             if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
                 w.append(f"proposal {n}: {m.closest_structure} at {m.closest_clearance_mm:.1f} mm, "
@@ -295,7 +300,7 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
                                                 verifier=ver)
     positions = position_alternatives(problem, table, ver, checks)
-    ev = Evaluator(problem, maps)
+    ev = Evaluator(problem, maps, verifier=ver)
     proposals = [ev.metrics(table, i) for i in ranked]
     t4 = time.perf_counter()
     prog(1.0, f"planning: {len(proposals)} proposals, {int(table.feasible.sum())} feasible")

@@ -387,7 +387,7 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
         "emphysema_pct": emph_pct})
     w = np.array([problem.weights.get(k, 0.0) for k in CRITERIA], np.float32)
     score = costs @ w / max(float(w.sum()), 1e-9)
-    for rule in c.disabled_rules:   # --no-rule: the constraint is reported, not enforced
+    for rule in c.disabled_rules:   # --no-rule: not enforced (the metric stays in the table)
         v &= ~np.int32(BIT[rule])
 
     return ScoreTable(

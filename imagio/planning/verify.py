@@ -13,7 +13,9 @@ convention as the distance maps). Checked for every path:
 - no forbidden structure is crossed anywhere (the target lesion itself excepted);
 - every forbidden and margin structure keeps ``margin + needle radius + placement uncertainty``
   from every sample, inside the target's organ too;
-- at least ``min_liver_parenchyma_mm`` of liver before a liver lesion (when that rule applies).
+- at least ``min_liver_parenchyma_mm`` of liver before a liver lesion (when that rule applies);
+- pleural crossings within the limit and no fissure crossed (when forbidden), counted on the
+  dense label samples (lobes and lung contents) rather than on the scorer's closed lung mask.
 
 Positions RAS mm; lengths mm.
 """
@@ -166,5 +168,43 @@ class Verifier:
             mm = float(np.isin(lab[:first], liver).sum()) * length / (n - 1)
             if mm + 1e-6 < c.min_liver_parenchyma_mm - step:
                 problems.append(f"{mm:.1f} mm of liver before the lesion < {c.min_liver_parenchyma_mm:g} mm")
+        problems += self._lung_checks(lab, diag / step)
         return Verification(not problems, problems, best, binding)
+
+    def _lung_checks(self, lab: np.ndarray, min_run: float) -> list[str]:
+        """Pleural and fissure crossings counted on the dense label samples ``lab`` (entry
+        first): the pleura is crossed where the path enters or leaves the lung (lobes, lung
+        contents, a lung target), ignoring excursions shorter than ``min_run`` samples (one voxel
+        diagonal: label noise at the pleura); a fissure where the lobe label changes inside the
+        lung."""
+        from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA
+
+        p, c = self.p, self.p.constraints
+        names = p.labels.labels
+        lobes = [v for v, nm in names.items() if nm in LUNG_PARENCHYMA]
+        if not lobes:
+            return []
+        inner = [v for v, nm in names.items() if nm.startswith(LUNG_CONTENTS)]
+        if p.target.value and names.get(p.target.value, "").startswith("lung"):
+            inner.append(p.target.value)
+        in_lung = np.isin(lab, lobes + inner)
+        # runs of equal membership; drop short runs (merge them into their neighbours)
+        change = np.flatnonzero(np.diff(in_lung.astype(np.int8))) + 1
+        bounds = np.concatenate([[0], change, [len(lab)]])
+        runs = np.diff(bounds)
+        vals = in_lung[bounds[:-1]]
+        keep = (runs >= min_run) | (np.arange(len(runs)) == 0) | (np.arange(len(runs)) == len(runs) - 1)
+        v = vals[keep]
+        crossings = int(np.count_nonzero(v[1:] != v[:-1]))
+        out = []
+        if "pleural_crossings" not in c.disabled_rules and crossings > c.max_pleural_crossings:
+            out.append(f"{crossings} pleural crossings > {c.max_pleural_crossings}")
+        if c.fissure_crossing == "forbid" and "fissure" not in c.disabled_rules and len(lobes) > 1:
+            lobe = lab[np.isin(lab, lobes)]
+            lruns = np.diff(np.concatenate([[0], np.flatnonzero(np.diff(lobe)) + 1, [len(lobe)]]))
+            lv = lobe[np.concatenate([[0], np.flatnonzero(np.diff(lobe)) + 1])] if len(lobe) else lobe
+            lv = lv[lruns >= min_run] if len(lv) else lv
+            if np.count_nonzero(lv[1:] != lv[:-1]):
+                out.append("crosses a fissure (lobe label changes along the path)")
+        return out
 
