@@ -317,10 +317,12 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
                     # the first sizeable branch point of the right stem is the upper lobe's unless
                     # a tracheal bronchus took it: accept a flat upper lobe (a segmentation that
                     # misses its apical branches), but not one running downward (a middle lobe)
-                    ups = [c for c in sides if d[c][2] > -UPWARD_SIN]
+                    ups = [c for c in sides if d[c][2] > -UPWARD_SIN and d[c][1] > -POSTERIOR_COS]
                 # the upper lobe's multifurcation: every side branch of it not running downward
-                # belongs to the upper lobe (a skeleton may split off its apical branch)
-                members = [c for c in sides if c in ups or (ups and d[c][2] > -UPWARD_SIN)]
+                # belongs to the upper lobe (a skeleton may split off its apical branch), except
+                # one running flat and posteriorly: B6 when the bronchus intermedius is very short
+                members = [c for c in sides if c in ups or (ups and d[c][2] > -UPWARD_SIN
+                                                            and d[c][1] > -POSTERIOR_COS)]
                 later = any(d[c][1] > ANTERIOR_COS for c in sides)
             if ups:
                 i_rul = j
