@@ -46,6 +46,9 @@ def _target(arg, structures):
     return Target.from_mask(structures, structures.mask(arg)), arg
 
 
+PADDING_HU = -1024  # below air: padding values (DICOM pixel padding), read as air
+
+
 def _lungs_from_ct(ct):
     """(lung Volume, vessel mask on its grid) segmented from the CT by the rule-based segmenter."""
     from ...segmentation.rules import segment_masks
@@ -72,6 +75,9 @@ def cmd_bronch(args) -> int:
 
     ct_path = Path(args.ct)
     ct = io.read_image(ct_path)
+    if ct.array.dtype.kind in "if" and ct.array.min() < PADDING_HU:
+        # scanner padding outside the scan circle (-2048, -3024, -32768): air for every use here
+        ct = ct.with_array(np.maximum(ct.array, ct.array.dtype.type(PADDING_HU)))
     check_ct(ct)
     check_slice_thickness(ct, "CT")
     air = io.read_labels(Path(args.airways))
