@@ -546,9 +546,15 @@ def _segments(tree, T) -> None:
         names = list(protos)
         got = {r: [c] for r, c in zip(rows, cols)}
         for c in sorted(set(range(len(names))) - set(cols)):  # a common trunk: B1+2, ...
-            got[int(np.argmax(cos[:, c]))].append(c)
+            # the branch whose territory the merged direction (its segment + this one) fits best
+            # gains most: e.g. a branch running between B2 and B3 is B2+3, not B3
+            def gain(r):
+                m = P[got[r]].sum(axis=0) + P[c]
+                return float(D[r] @ (m / np.linalg.norm(m))) - float(D[r] @ (P[got[r]].sum(axis=0) / np.linalg.norm(P[got[r]].sum(axis=0))))
+            got[max(got, key=gain)].append(c)
         for r, cs in got.items():
-            conf = float(cos[r, cs[0]])
+            m = P[cs].sum(axis=0)
+            conf = float(D[r] @ (m / np.linalg.norm(m)))
             if conf < SEGMENT_MIN_COS or br[expanded[r]].name:
                 continue
             nm = names[cs[0]] if len(cs) == 1 else _joined([names[c] for c in sorted(cs)])
