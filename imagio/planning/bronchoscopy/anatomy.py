@@ -1,6 +1,7 @@
 """Anatomical labelling of an airway tree: trachea, main bronchi, the five lobar bronchi, the
-bronchus intermedius, a tracheal bronchus and the superior segmental bronchi (B6), each name with
-a confidence in [0, 1].
+bronchus intermedius, a tracheal bronchus, the superior segmental bronchi (B6) and, where the tree
+resolves them, the upper and middle lobes' segmental bronchi (``SEGMENTS``), each name with a
+confidence in [0, 1].
 
 Method: knowledge-based labelling after Mori K, Hasegawa J, Suenaga Y, Toriwaki J, "Automated
 anatomical labeling of the bronchial branch and its application to the virtual bronchoscopy
@@ -535,9 +536,7 @@ def _segments(tree, T) -> None:
         if not 2 <= len(expanded) <= len(protos):
             continue
         o = tree.points[br[stem[-1]].point_ids[-1]]
-        side = 1.0 if tree.points[br[bid].point_ids[0], 0] > 0 or name.startswith("right") else -1.0
-        if name.startswith(("left", "lingular")):
-            side = -1.0
+        side = -1.0 if name.startswith(("left", "lingular")) else 1.0  # lateral is -x on the left
         P = np.array([np.asarray(v, float) / np.linalg.norm(v) for v in protos.values()])
         P[:, 0] *= side
         D = np.array([T.direction(c, o) for c in expanded])
