@@ -48,6 +48,9 @@ import numpy as np
 MAIN_SUBTREE_FRACTION = 0.2
 # ... and their territories lie on opposite sides of the trachea by at least this much (mm)
 MAIN_SIDE_MM = 15.0
+# ... and the smaller carries at least this fraction of the larger (the lungs are comparable, the
+# right ~55 %; an upper lobe from a tracheal bronchus is ~20 % against ~80 % for the rest)
+MAIN_BALANCE = 0.35
 # a side branch (or a merged group of them) that can be a lobar bronchus carries at least this
 # share of its lung's airway length (the smallest lobe, the middle lobe, ventilates ~15-20 % of the
 # right lung: Yamashita H, Roentgenologic Anatomy of the Lung, 1978); smaller side branches of a
@@ -228,8 +231,11 @@ def label_tree(tree, lobes=None) -> list[str]:
             lefts = [c for c in big if cx[c] < -MAIN_SIDE_MM]
             rights = [c for c in big if cx[c] > MAIN_SIDE_MM]
             if lefts and rights:
-                main = (max(lefts, key=lambda c: T.sub_len[c]), max(rights, key=lambda c: T.sub_len[c]))
-                break
+                pair = (max(lefts, key=lambda c: T.sub_len[c]), max(rights, key=lambda c: T.sub_len[c]))
+                ln = sorted(T.sub_len[list(pair)])
+                if ln[0] >= MAIN_BALANCE * ln[1]:  # two lungs, not a tracheal bronchus vs the rest
+                    main = pair
+                    break
         chain.append(int(kids[0]))
     for b in chain:
         br[b].name, br[b].name_confidence = "trachea", 1.0
@@ -248,7 +254,9 @@ def label_tree(tree, lobes=None) -> list[str]:
                 continue
             side = "right" if T.tpts(c)[:, 0].mean() > carina[0] else "left"
             lobe = (L.majority(T.tpts(c))[0] if L else "") or f"lung_upper_lobe_{side}"
-            _assign(tree, T, [c], "tracheal_bronchus", lobe, _conf_upper(T, [c], T.start(c), L, lobe))
+            p = T.tpts(c)  # confidence: its territory on its side (the origin above the carina makes it upper)
+            conf = _fraction(L.of(p) == lobe) if L else _fraction((p[:, 0] > carina[0]) == (side == "right"))
+            _assign(tree, T, [c], "tracheal_bronchus", lobe, conf)
             warn.append(f"tracheal bronchus (branch {c}) to the {lobe.replace('lung_', '').replace('_', ' ')}: "
                         "an anatomical variant; check the route's names")
     extra = [c for c in br[chain[-1]].children if c not in main and T.big(c, T.total / 2)]
