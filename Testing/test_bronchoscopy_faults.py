@@ -148,13 +148,17 @@ def test_cli_point_target_in_a_nodule_is_accepted(tmp_path, ph):
 
 def test_cli_segments_the_lungs_from_the_ct_when_none_are_given(tmp_path, ph):
     """A bare 0/255 airway mask (as airway_leak_gap.py's airways_255) and no --structures: the
-    lungs and vessels come from the CT, so the in-lung check and the tunnel search run."""
+    lungs and vessels come from the CT (padded with -32768 at its edge), so the in-lung check and
+    the tunnel search run."""
     L = ph.labels
     k0 = int(np.floor(L.world_to_kji(np.array([[0.0, 0.0, 150.0]]))[0, 0]))  # the chest only: quicker
     ct = ph.ct.crop((k0, 0, 0), ph.ct.shape)
     air = L.crop((k0, 0, 0), L.shape)
     mask = air.with_array(np.where(air.mask("trachea", "airways"), 255, 0).astype(np.uint8), labels={})
-    io.write_image(ct, tmp_path / "ct.nii.gz")
+    # scanner padding outside the scan circle (as ct_padding.py): read as air, not refused
+    arr = ct.array.astype(np.int16)
+    arr[:, :4, :] = -32768
+    io.write_image(ct.with_array(arr), tmp_path / "ct.nii.gz")
     io.write_image(mask, tmp_path / "airways_255.nii.gz")
     n3 = ph.lesion("lung_nodule_3")
     out = tmp_path / "o"

@@ -69,7 +69,7 @@ def test_variant_trees_are_named_as_generated(variants, variant):
     lobed = [b for b in t.branches if b.lobe and not b.children]
     ends = t.points[[b.point_ids[-1] for b in lobed]]
     assert np.mean(PT.analytic_lobe(ends) == np.array([b.lobe for b in lobed])) >= 0.95
-    assert not t.naming_warnings or variant == "tracheal_bronchus"
+    assert not t.naming_warnings or variant in ("tracheal_bronchus", "bronchus_suis")
 
 
 def test_names_from_lobe_masks_follow_the_lobes(variants):
@@ -210,7 +210,7 @@ def test_atm_trees_and_routes_of_two_methods(atm_trees, case):
         assert np.linalg.norm(ea - eb) < 15.0, (case, name, ea, eb)
 
 
-def _routes_stay_in_lobe(t, beyond_mm=15.0):
+def _routes_stay_in_lobe(t, beyond_mm=15.0, lobar=LOBAR):
     """For a target ``beyond_mm`` beyond each lobe's deepest branch: every route for every scope
     that fits into the lobe ends in that lobe's subtree (the subtree of the named lobar bronchus;
     not the tree's lobe attribute), and the target's lobe is found; a scope that fits the trachea
@@ -218,7 +218,7 @@ def _routes_stay_in_lobe(t, beyond_mm=15.0):
     checked = 0
     rmin = B.route_min_diameter(t)
     tol = B.load_scopes()["default_tolerance_mm"]
-    for name, (target, subtree) in _periphery_targets(t, LOBAR, beyond_mm).items():
+    for name, (target, subtree) in _periphery_targets(t, lobar, beyond_mm).items():
         tg = B.Target.from_point(target)
         assert B.target_lobe(t, tg)[0] == LOBE_OF[name], name
         for s in B.plan_all_scopes(t, tg):
@@ -236,7 +236,10 @@ def _routes_stay_in_lobe(t, beyond_mm=15.0):
 
 @pytest.mark.parametrize("variant", PT.AIRWAY_VARIANTS)
 def test_variant_routes_end_in_the_targets_lobe(variants, variant):
-    assert _routes_stay_in_lobe(variants[variant][2]) >= 5
+    t = variants[variant][2]
+    names = {b.name for b in t.branches}
+    lobar = [n if n in names else "tracheal_bronchus" for n in LOBAR]  # bronchus suis: the upper lobe's
+    assert _routes_stay_in_lobe(t, lobar=lobar) >= 5
 
 
 @pytest.mark.data
@@ -257,8 +260,8 @@ def _check_segments(t):
     anatomical facts about their territories (terminal points), not against the rule's own
     direction prototypes: the middle lobe's lateral segment (RB4) ventilates more laterally than
     its medial one (RB5); the left upper division lies above the lingula, the superior lingular
-    segment (LB4) above the inferior (LB5); the apical segment RB1 above the anterior RB3. Returns
-    the names found."""
+    segment (LB4) above the inferior (LB5); the apical segment RB1 above the anterior RB3 (or the
+    RB2+3 trunk). Returns the names found."""
     named = {b.name: b for b in t.branches if b.name}
     term = {n: _terminals(t, [b.id for b in t.branches if b.name == n]) for n in named}
     assert {"RB4", "RB5"} <= set(named)  # resolved on every ATM mask
@@ -267,8 +270,10 @@ def _check_segments(t):
         assert term["left_upper_division_bronchus"][:, 2].mean() > term["lingular_bronchus"][:, 2].mean() + 15
     if {"LB4", "LB5"} <= set(named):
         assert term["LB4"][:, 2].mean() > term["LB5"][:, 2].mean()
-    if {"RB1", "RB3"} <= set(named):
-        assert term["RB1"][:, 2].mean() > term["RB3"][:, 2].mean() + 10
+    assert "RB1" in named  # the apical segment: resolved on every ATM mask (alone or as a trunk's branch)
+    for other in ("RB3", "RB2+3"):
+        if other in named:
+            assert term["RB1"][:, 2].mean() > term[other][:, 2].mean() + 10, other
     return set(named)
 
 
@@ -340,3 +345,30 @@ def test_chest_cta_own_airways_are_named(shared_data):
     assert 0 < carina[2] - rul[2] < 35 and rml[2] < rul[2] - 10
     for n, p in term.items():
         assert (np.sign(p[:, 0] - carina[0]) == (1 if n.startswith("right") else -1)).mean() > 0.95, n
+
+
+def test_names_hold_on_an_oblique_flipped_anisotropic_grid(variants):
+    """The b6_from_intermedius tree resampled (nearest) onto a grid rotated 20 deg about a skew
+    axis, with i flipped and 0.9 x 1.1 x 1.4 mm spacing: the same names, at the same places."""
+    from conftest import rotation
+
+    from imagio.volume import make_ijk_to_ras
+
+    gen, vol, t0 = variants["b6_from_intermedius"]
+    src = vol.with_array(vol.array.astype(np.uint8))
+    d = rotation((1, 2, 3), 20.0) @ np.diag([-1.0, 1.0, 1.0])
+    sp = np.array([0.9, 1.1, 1.4])
+    lo, hi = vol.kji_to_world(np.zeros((1, 3)))[0], vol.kji_to_world(np.array(vol.shape, float)[None] - 1)[0]
+    centre = (lo + hi) / 2
+    n = np.ceil(1.25 * np.abs(hi - lo) / sp).astype(int)  # i, j, k counts covering the rotated box
+    aff = make_ijk_to_ras(tuple(sp), (0.0, 0.0, 0.0), d)
+    aff[:3, 3] = centre - aff[:3, :3] @ ((n - 1) / 2)
+    grid = Volume(np.zeros(tuple(n[::-1]), np.uint8), aff)
+    m = src.resample_like(grid, order=0).array > 0
+    t = B.extract_tree(grid, m)
+    for g in gen:
+        if not g.name or g.name == "trachea" or (g.parent >= 0 and gen[g.parent].name == g.name):
+            continue
+        got = [b for b in t.branches if b.name == g.name]
+        assert got, g.name
+        assert min(np.linalg.norm(_origin(t, b) - g.start) for b in got) < 8.0, g.name

@@ -121,7 +121,7 @@ def segments(branches: list[Branch]) -> np.ndarray:
 # --- bronchial trees with anatomical variants (for labelling tests; the phantom itself is unchanged)
 
 AIRWAY_VARIANTS = ("normal", "b6_from_intermedius", "right_trifurcation", "tracheal_bronchus", "left_trifurcation",
-                   "split_upper_lobe")
+                   "split_upper_lobe", "bronchus_suis")
 LUNG_CENTRE_X_MM, LUNG_SEMI_AXES_MM, LUNG_CENTRE_Z_MM = 75.0, (58.0, 80.0, 100.0), 215.0
 
 
@@ -154,7 +154,9 @@ def variant_airway_tree(variant: str = "normal", seed: int = 0, max_generation: 
     the apex of the right upper lobe, 24 mm above the carina); ``split_upper_lobe``: the right
     upper lobe's apical branch leaves the right main bronchus 5 mm before the rest of the upper
     lobe (how a skeleton often splits the upper lobe's orifice; both are named
-    right_upper_lobe_bronchus, the main bronchus is in two pieces). Variants after Boyden EA, Segmental
+    right_upper_lobe_bronchus, the main bronchus is in two pieces); ``bronchus_suis``: the whole
+    right upper lobe from a tracheal bronchus, none from the right main bronchus, which runs on to
+    the middle and lower lobes (named right_main_bronchus throughout: no bronchus intermedius). Variants after Boyden EA, Segmental
     Anatomy of the Lungs, 1955; Ghaye B et al., Radiographics 2001 (tracheal bronchus).
     RAS mm; radii mm (lumen)."""
     if variant not in AIRWAY_VARIANTS:
@@ -175,9 +177,15 @@ def variant_airway_tree(variant: str = "normal", seed: int = 0, max_generation: 
         rows += [("right_upper_lobe_bronchus", 1, p1, a([28.0, 2, 250]), 3.2, 3.0),
                  ("right_main_bronchus", 1, p1, rb, 5.7, 5.6),
                  ("right_upper_lobe_bronchus", 4, rb, a([46.0, 2, 232]), 3.8, 3.6)]
+    elif variant == "bronchus_suis":
+        rows[1] = ("right_main_bronchus", 0, c, a([32.0, 0, 198]), 6.0, 5.0)
     else:
         rows += [("right_upper_lobe_bronchus", 1, rb, a([45.0, 0, 238]), 4.2, 4.0)]
-    if variant != "right_trifurcation":
+    if variant == "bronchus_suis":
+        rows += [("right_middle_lobe_bronchus", 1, a([32.0, 0, 198]), a([45.0, 35, 195]), 3.5, 3.3),
+                 ("right_lower_lobe_bronchus", 1, a([32.0, 0, 198]), a([45.0, -10, 170]), 4.3, 4.1),
+                 ("tracheal_bronchus", 0, a([0.0, 11, 262]), a([42.0, 4, 250]), 4.2, 4.0)]
+    elif variant != "right_trifurcation":
         rmb_end = 4 if variant == "split_upper_lobe" else 1
         if variant == "b6_from_intermedius":
             mid = a([27.0, 1, 210])

@@ -1,6 +1,7 @@
 """Anatomical labelling of an airway tree: trachea, main bronchi, the five lobar bronchi, the
-bronchus intermedius, a tracheal bronchus and the superior segmental bronchi (B6), each name with
-a confidence in [0, 1].
+bronchus intermedius, a tracheal bronchus, the superior segmental bronchi (B6) and, where the tree
+resolves them, the upper and middle lobes' segmental bronchi (``SEGMENTS``), each name with a
+confidence in [0, 1].
 
 Method: knowledge-based labelling after Mori K, Hasegawa J, Suenaga Y, Toriwaki J, "Automated
 anatomical labeling of the bronchial branch and its application to the virtual bronchoscopy
@@ -47,6 +48,9 @@ import numpy as np
 MAIN_SUBTREE_FRACTION = 0.2
 # ... and their territories lie on opposite sides of the trachea by at least this much (mm)
 MAIN_SIDE_MM = 15.0
+# ... and the smaller carries at least this fraction of the larger (the lungs are comparable, the
+# right ~55 %; an upper lobe from a tracheal bronchus is ~20 % against ~80 % for the rest)
+MAIN_BALANCE = 0.35
 # a side branch (or a merged group of them) that can be a lobar bronchus carries at least this
 # share of its lung's airway length (the smallest lobe, the middle lobe, ventilates ~15-20 % of the
 # right lung: Yamashita H, Roentgenologic Anatomy of the Lung, 1978); smaller side branches of a
@@ -227,8 +231,11 @@ def label_tree(tree, lobes=None) -> list[str]:
             lefts = [c for c in big if cx[c] < -MAIN_SIDE_MM]
             rights = [c for c in big if cx[c] > MAIN_SIDE_MM]
             if lefts and rights:
-                main = (max(lefts, key=lambda c: T.sub_len[c]), max(rights, key=lambda c: T.sub_len[c]))
-                break
+                pair = (max(lefts, key=lambda c: T.sub_len[c]), max(rights, key=lambda c: T.sub_len[c]))
+                ln = sorted(T.sub_len[list(pair)])
+                if ln[0] >= MAIN_BALANCE * ln[1]:  # two lungs, not a tracheal bronchus vs the rest
+                    main = pair
+                    break
         chain.append(int(kids[0]))
     for b in chain:
         br[b].name, br[b].name_confidence = "trachea", 1.0
@@ -247,7 +254,9 @@ def label_tree(tree, lobes=None) -> list[str]:
                 continue
             side = "right" if T.tpts(c)[:, 0].mean() > carina[0] else "left"
             lobe = (L.majority(T.tpts(c))[0] if L else "") or f"lung_upper_lobe_{side}"
-            _assign(tree, T, [c], "tracheal_bronchus", lobe, _conf_upper(T, [c], T.start(c), L, lobe))
+            p = T.tpts(c)  # confidence: its territory on its side (the origin above the carina makes it upper)
+            conf = _fraction(L.of(p) == lobe) if L else _fraction((p[:, 0] > carina[0]) == (side == "right"))
+            _assign(tree, T, [c], "tracheal_bronchus", lobe, conf)
             warn.append(f"tracheal bronchus (branch {c}) to the {lobe.replace('lung_', '').replace('_', ' ')}: "
                         "an anatomical variant; check the route's names")
     extra = [c for c in br[chain[-1]].children if c not in main and T.big(c, T.total / 2)]
@@ -317,10 +326,12 @@ def _right(tree, T, L, rmb, extra) -> list[str]:
                     # the first sizeable branch point of the right stem is the upper lobe's unless
                     # a tracheal bronchus took it: accept a flat upper lobe (a segmentation that
                     # misses its apical branches), but not one running downward (a middle lobe)
-                    ups = [c for c in sides if d[c][2] > -UPWARD_SIN]
+                    ups = [c for c in sides if d[c][2] > -UPWARD_SIN and d[c][1] > -POSTERIOR_COS]
                 # the upper lobe's multifurcation: every side branch of it not running downward
-                # belongs to the upper lobe (a skeleton may split off its apical branch)
-                members = [c for c in sides if c in ups or (ups and d[c][2] > -UPWARD_SIN)]
+                # belongs to the upper lobe (a skeleton may split off its apical branch), except
+                # one running flat and posteriorly: B6 when the bronchus intermedius is very short
+                members = [c for c in sides if c in ups or (ups and d[c][2] > -UPWARD_SIN
+                                                            and d[c][1] > -POSTERIOR_COS)]
                 later = any(d[c][1] > ANTERIOR_COS for c in sides)
             if ups:
                 i_rul = j
@@ -533,9 +544,7 @@ def _segments(tree, T) -> None:
         if not 2 <= len(expanded) <= len(protos):
             continue
         o = tree.points[br[stem[-1]].point_ids[-1]]
-        side = 1.0 if tree.points[br[bid].point_ids[0], 0] > 0 or name.startswith("right") else -1.0
-        if name.startswith(("left", "lingular")):
-            side = -1.0
+        side = -1.0 if name.startswith(("left", "lingular")) else 1.0  # lateral is -x on the left
         P = np.array([np.asarray(v, float) / np.linalg.norm(v) for v in protos.values()])
         P[:, 0] *= side
         D = np.array([T.direction(c, o) for c in expanded])
@@ -544,9 +553,15 @@ def _segments(tree, T) -> None:
         names = list(protos)
         got = {r: [c] for r, c in zip(rows, cols)}
         for c in sorted(set(range(len(names))) - set(cols)):  # a common trunk: B1+2, ...
-            got[int(np.argmax(cos[:, c]))].append(c)
+            # the branch whose territory the merged direction (its segment + this one) fits best
+            # gains most: e.g. a branch running between B2 and B3 is B2+3, not B3
+            def gain(r):
+                m = P[got[r]].sum(axis=0) + P[c]
+                return float(D[r] @ (m / np.linalg.norm(m))) - float(D[r] @ (P[got[r]].sum(axis=0) / np.linalg.norm(P[got[r]].sum(axis=0))))
+            got[max(got, key=gain)].append(c)
         for r, cs in got.items():
-            conf = float(cos[r, cs[0]])
+            m = P[cs].sum(axis=0)
+            conf = float(D[r] @ (m / np.linalg.norm(m)))
             if conf < SEGMENT_MIN_COS or br[expanded[r]].name:
                 continue
             nm = names[cs[0]] if len(cs) == 1 else _joined([names[c] for c in sorted(cs)])

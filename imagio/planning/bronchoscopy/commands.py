@@ -47,14 +47,32 @@ def _target(arg, structures, lps=False):
     return Target.from_mask(structures, structures.mask(arg)), arg
 
 
+PADDING_HU = -1024  # below air: padding values (DICOM pixel padding), read as air
+WALL_VOXELS = 2     # bronchial wall around the segmented lumen (about 1-3 mm: Hasegawa M et al., AJRCCM 2006)
+
+
 def _lungs_from_ct(ct):
-    """(lung Volume, vessel mask on its grid) segmented from the CT by the rule-based segmenter."""
+    """(lung Volume, vessel mask on its grid) segmented from the CT by the rule-based segmenter;
+    each lung hole-filled in 3-D (fill_voids) so that a nodule inside it belongs to it."""
     from ...segmentation.rules import segment_masks
 
-    masks, _ = segment_masks(ct, ("lungs", "lung_vessels"))
-    lung = masks["lung_left"] | masks["lung_right"]
+    import fill_voids
+
+    from scipy import ndimage
+
+    masks, _ = segment_masks(ct, ("lungs", "lung_vessels", "airways"))
+    # each lung with its enclosed holes filled: nodules and vessels inside it are in the lung
+    lung = fill_voids.fill(masks["lung_left"], in_place=False) | fill_voids.fill(masks["lung_right"], in_place=False)
     ves = masks.get("lung_vessels")
-    return ct.with_array((lung | (ves if ves is not None else False)).astype(np.uint8)), ves
+    env = lung | (ves if ves is not None else False)
+    air = masks.get("airways")
+    if air is not None and air.any():
+        # the intrapulmonary bronchi with their walls (the segmenter leaves them out of the lungs):
+        # a tunnel leaves its airway through the wall, not through the pleura
+        sl = ndimage.find_objects(env.astype(np.uint8))[0]
+        near = ndimage.binary_dilation(env[sl], iterations=WALL_VOXELS + 1)
+        env[sl] |= ndimage.binary_dilation(air[sl], iterations=WALL_VOXELS) & near
+    return ct.with_array(env.astype(np.uint8)), ves
 
 
 def _lobes(structures):
@@ -74,6 +92,9 @@ def cmd_bronch(args) -> int:
 
     ct_path = Path(args.ct)
     ct = io.read_image(ct_path)
+    if ct.array.dtype.kind in "if" and ct.array.min() < PADDING_HU:
+        # scanner padding outside the scan circle (-2048, -3024, -32768): air for every use here
+        ct = ct.with_array(np.maximum(ct.array, ct.array.dtype.type(PADDING_HU)))
     check_ct(ct)
     check_slice_thickness(ct, "CT")
     air = io.read_labels(Path(args.airways))
