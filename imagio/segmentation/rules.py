@@ -74,8 +74,16 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             if want & {"lungs", "emphysema", "lung_vessels", "pleura"}:
                 raise
             meta["warnings"].append(f"lungs: {e}")
+    if lungs is not None:
+        body |= lungs  # the lungs are inside the patient (a field of view may cut them)
     if lungs is not None and want & {"lungs", "emphysema"}:
-        left, right = lg.split_left_right(ct, lungs)
+        mid, src = lg.midline_x(ct, body, trachea)
+        meta["midline"] = {"x_mm": round(mid, 1), "from": src}
+        if src == "isocentre":
+            meta["warnings"].append(
+                "lungs: no trachea in view and the body is cut at a side: left/right are judged "
+                "from the scanner's isocentre (x = 0); check the sides")
+        left, right = lg.split_left_right(ct, lungs, midline=mid)
         if "lungs" in want:
             out["lung_left"], out["lung_right"] = left, right
         if "emphysema" in want:
