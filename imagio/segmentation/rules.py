@@ -18,6 +18,7 @@ from .common import as_progress, check_ct
 
 STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura", "vessels")
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
+LESION_PREFIXES = ("tumor", "tumour", "lung_nodule", "lesion", "liver_tumor", "liver_tumour")
 # painting order: later wins
 _PAINT = ("body", "vertebrae", "ribs", "bone", "lung_left", "lung_right", "pleura", "lung_vessels",
           "liver_vessels", "emphysema", "trachea", "airways")
@@ -28,7 +29,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     """({label name: bool mask [k, j, i]}, meta) for the requested structures.
 
     organs: optional masks on the CT grid from elsewhere (a model or the user), e.g.
-    {"liver": mask}: with "vessels" requested, the liver's contrast vessels are segmented too.
+    {"liver": mask}: with "vessels" requested, the liver's contrast vessels are segmented too;
+    lesions (names starting with tumor/tumour/lung_nodule/lesion/liver_tumor, e.g. from the
+    one-click tool) are removed from every vessel mask.
     """
     from . import airways as aw
     from . import bones as bn
@@ -111,6 +114,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         if vm.any():
             meta["liver_vessels"] = {"volume_ml": round(float(vm.sum() * ct.voxel_volume_ml), 2),
                                      "max_diameter_mm": round(float(diam.max()), 2)}
+    lesions = [m for n, m in (organs or {}).items() if n.startswith(LESION_PREFIXES) and m is not None]
+    if lesions:
+        out = vs.remove_lesion(out, np.logical_or.reduce(lesions))
     p(1.0, "segmentation done")
     return out, meta
 
