@@ -169,11 +169,11 @@ def _face_neighbours(m: np.ndarray) -> np.ndarray:
 
 
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
-                lungs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                lungs: np.ndarray | None = None, midline: float | None = None) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
 
-    Spine: bone in a corridor within 35 mm of the body's left-right midline, posterior to its
-    antero-posterior centre; the corridor's components that are large or span >= 40 mm
+    Spine: bone in a corridor within 35 mm of the patient's midline (``midline``, RAS x mm; else
+    the body's median x), posterior to the body's antero-posterior centre; the corridor's components that are large or span >= 40 mm
     superior-inferior. Ribs (needs ``lungs``): the remaining bone that hugs the lungs (within
     ``RIB_LUNG_MM`` of the lung surface) and is thin (outside the opening by a ball of
     ``RIB_MAX_RADIUS_MM``: sternum body, humerus and clavicle heads are thicker); the scapula,
@@ -183,7 +183,9 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     ref = body if body is not None and body.any() else bone
     x = ras_coordinate(ct, 0)
     y = ras_coordinate(ct, 1)
-    cx = float(np.median(x[ref]))
+    # the spine lies on the patient's midline (``lungs.midline_x``: trachea, body or isocentre;
+    # the body's median is off the midline when the field of view cuts the body)
+    cx = float(np.median(x[ref])) if midline is None else float(midline)
     cy = float(np.median(y[ref]))
     corridor = (np.abs(x - cx) < 35.0) & (y < cy + 5.0)
     del x, y

@@ -79,13 +79,15 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             meta["warnings"].append(f"lungs: {e}")
     if lungs is not None:
         body |= lungs  # the lungs are inside the patient (a field of view may cut them)
-    if lungs is not None and want & {"lungs", "emphysema"}:
+    mid = None
+    if lungs is not None or trachea is not None:
         mid, src = lg.midline_x(ct, body, trachea)
         meta["midline"] = {"x_mm": round(mid, 1), "from": src}
         if src == "isocentre":
             meta["warnings"].append(
-                "lungs: no trachea in view and the body is cut at a side: left/right are judged "
-                "from the scanner's isocentre (x = 0); check the sides")
+                "no trachea in view and the body is cut at a side: left/right and the spine are "
+                "judged from the scanner's isocentre (x = 0); check the sides")
+    if lungs is not None and want & {"lungs", "emphysema"}:
         left, right = lg.split_left_right(ct, lungs, midline=mid)
         if "lungs" in want:
             out["lung_left"], out["lung_right"] = left, right
@@ -98,7 +100,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     if "bones" in want:
         p(0.65, "bones")
         bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
-        out.update(bn.split_bones(ct, bone, body, lungs))
+        out.update(bn.split_bones(ct, bone, body, lungs, midline=mid))
     if "lung_vessels" in want and lungs is not None:
         p(0.8, "lung vessels")
         vm, diam = vs.vessel_mask(ct, lungs, progress=p.sub(0.8, 0.98))
