@@ -18,6 +18,18 @@ from .common import as_progress, check_ct
 
 STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura", "vessels")
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
+# what each structure set writes (label names; groups are documented in anatomy.json "group_of")
+STRUCTURE_CONTENTS = {
+    "body": "body (patient outline without table; lungs cut by the field of view included)",
+    "bones": "vertebrae (spine, group), ribs (group), bone (other bone: sternum, scapulae, ...)",
+    "lungs": "lung_left, lung_right (lobes not split; sides by the trachea/body midline)",
+    "airways": "trachea, airways (bronchi below the carina)",
+    "emphysema": "emphysema (lung voxels below -950 HU)",
+    "lung_vessels": "lung_vessels (Frangi vesselness inside the lungs)",
+    "pleura": "pleura (one-voxel shell of the lungs)",
+    "vessels": "lung_vessels, plus liver_vessels when a liver mask is given; no aorta/great "
+               "vessels (use a model, e.g. TotalSegmentator total)",
+}
 LESION_PREFIXES = ("tumor", "tumour", "lung_nodule", "lesion", "liver_tumor", "liver_tumour")
 # painting order: later wins
 _PAINT = ("body", "vertebrae", "ribs", "bone", "lung_left", "lung_right", "pleura", "lung_vessels",
