@@ -252,7 +252,9 @@ def _fill(m: np.ndarray, s_axis: int) -> np.ndarray:
 
 def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     """(aerated lung, envelope) in the box: lung-like air components (median > -950 HU, >= 0.5 mL)
-    and the per-axial-slice convex hull of each, where the lung fills >= HULL_MIN_FILL of it."""
+    and, per axial slice, the convex hull of each lung piece (8-connected: the two lungs are
+    separate pieces even where they touch in 3-D), with the hull's concavities that the piece
+    outweighs (area >= HULL_MIN_FILL of piece + concavity)."""
     from skimage.morphology import convex_hull_image
 
     lab, n, counts = components(roi < LUNG_HU, connectivity=6)
@@ -267,9 +269,11 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     env = lung.copy()
     lz = np.moveaxis(lab, s_axis, 0)
     ez = np.moveaxis(env, s_axis, 0)  # view into env
-    for c in np.flatnonzero(keep):
-        for z in np.flatnonzero(np.any(lz == c, axis=(1, 2))):
-            sl = lz[z] == c
+    lungz = np.moveaxis(lung, s_axis, 0)
+    for z in np.flatnonzero(np.any(lungz, axis=(1, 2))):
+        pieces, npc = ndimage.label(lungz[z], structure=np.ones((3, 3), bool))
+        for c in range(1, npc + 1):
+            sl = pieces == c
             if sl.sum() < 10:
                 continue
             try:
