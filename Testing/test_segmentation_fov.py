@@ -48,3 +48,22 @@ def test_lungs_survive_crops(shared_data, case):
             if ref[side][sl].sum() < 0.01 * ref_lungs.sum():  # this lung is not in the crop
                 assert m[side].sum() <= 0.01 * ref_lungs.sum(), (name, side)
         assert not (lungs & ~m["body"]).any(), name
+
+
+def test_volumes_agree_across_resolution(shared_data):
+    """The chest CTA at 1.5 mm and resampled to 3 mm: body and lungs within 10 %. Bones: only
+    guarded against the collapse at 3 mm (the contrast blood pool's opening was thinner than a
+    voxel and took the ribs and spine with it: 3 mm / 1.5 mm was 0.03); 1.65 is measured now,
+    the 1.5 mm result lacks fatty marrow (see the seg branch report), so 10 % is not met yet."""
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    c3 = ct.resampled((3.0, 3.0, 3.0), order=1)
+    m15, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    m3, _ = rules.segment_masks(c3, ["body", "lungs", "bones"])
+
+    def vol(m, v, *keys):
+        return sum(m[k].sum() for k in keys) * v.voxel_volume_ml
+
+    for keys in (("body",), ("lung_left",), ("lung_right",)):
+        assert vol(m3, c3, *keys) == pytest.approx(vol(m15, ct, *keys), rel=0.10), keys
+    ratio = vol(m3, c3, "vertebrae", "ribs", "bone") / vol(m15, ct, "vertebrae", "ribs", "bone")
+    assert 0.5 < ratio < 2.0
