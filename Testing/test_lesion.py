@@ -122,3 +122,20 @@ def test_pyradiomics_lesion_from_any_click(shared_data, case):
             good.append(meas.volume_ml)
     assert len(good) >= 8
     assert max(good) <= 1.15 * min(good)
+
+
+def test_lesion_removed_from_every_vessel_mask(chest):
+    """A clicked lesion is never a vessel: rules.segment_masks(organs={"lung_nodule": ...})
+    and vessels.remove_lesion take it out of every vessel mask, other structures untouched."""
+    from imagio.segmentation import rules
+    from imagio.segmentation.vessels import is_vessel_name, remove_lesion
+
+    ct, t = chest
+    nod, _ = segment_lesion(ct, (60.0, 20.0, 30.0))
+    m, _ = rules.segment_masks(ct, ["lungs", "lung_vessels"], organs={"lung_nodule": nod})
+    assert not (m["lung_vessels"] & nod).any()
+    masks = {"aorta": nod.copy(), "portal_vein_and_splenic_vein": nod.copy(), "liver": nod.copy()}
+    out = remove_lesion(masks, nod)
+    assert not out["aorta"].any() and not out["portal_vein_and_splenic_vein"].any()
+    assert out["liver"].sum() == nod.sum()
+    assert is_vessel_name("inferior_vena_cava") and not is_vessel_name("lung_upper_lobe_left")

@@ -302,3 +302,22 @@ def test_cli_vessels(tmp_path, capsys):
     v = io.read_labels(out).mask("liver_vessels")
     assert dice(v, t["vessel"]) > 0.5
     assert io.read_image(tmp_path / "d.nrrd").array.max() > 3.0
+
+
+def test_structure_sets_documented_and_groups_are_totalsegmentator_classes():
+    """Every structure set says what it writes (shown by `imagio segment --help`); every group
+    name's members in anatomy.json are TotalSegmentator classes of the catalogue."""
+    import json
+    from importlib import resources
+
+    from imagio.anatomy import totalsegmentator_labels
+    from imagio.segmentation.rules import STRUCTURE_CONTENTS, STRUCTURES
+
+    assert set(STRUCTURE_CONTENTS) == set(STRUCTURES)
+    doc = json.loads(resources.files("imagio.data").joinpath("anatomy.json").read_text())
+    ts = set(totalsegmentator_labels().values())
+    groups = {e["name"]: e["group_of"] for e in doc["structures"] if "group_of" in e}
+    assert {"lung_left", "lung_right", "ribs", "vertebrae"} <= set(groups)
+    for name, members in groups.items():
+        assert name not in ts
+        assert all(m in ts for m in members if not m.startswith("(")), name

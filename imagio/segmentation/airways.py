@@ -108,7 +108,7 @@ def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int
 def _lung_top(ct: Volume, body: np.ndarray, s_ax: int, s_sign: int):
     """Index (along the superior axis) of the most superior slice holding lung-like air: large
     (> 100 mL) air components (< -400 HU) inside the body that are not uniform gas."""
-    from .lungs import GAS_MEDIAN_HU, _label_medians
+    from .common import GAS_MEDIAN_HU, label_medians
 
     f = 1
     while ct.array.size / f ** 3 > 4_000_000:  # a coarse grid is enough to find the apex
@@ -119,7 +119,7 @@ def _lung_top(ct: Volume, body: np.ndarray, s_ax: int, s_sign: int):
     keep[0] = False
     if not keep.any():
         return None
-    keep[keep] = _label_medians(a, lab, keep) > GAS_MEDIAN_HU
+    keep[keep] = label_medians(a, lab, keep) > GAS_MEDIAN_HU
     if not keep.any():
         return None
     m = keep[lab]

@@ -2,7 +2,9 @@
 
 `body_mask`: threshold at -500 HU, a morphological opening (radius ``open_mm``) cuts the table
 and thin blankets off, the largest component is the patient, holes (lungs, bowel gas) are
-filled per axial slice and in 3-D. `skin_surface` turns that mask into a closed, smooth
+filled per axial slice and in 3-D. Where the field of view cuts the chest, the lungs are open
+to a face of the volume (not holes): parenchyma-like air (connected air whose median is above
+-950 HU, Gevenois 1996: outside air and bowel gas are purer) touching the body is added. `skin_surface` turns that mask into a closed, smooth
 triangle mesh in RAS mm with outward normals (what the needle planner uses as entry surface).
 """
 
@@ -13,8 +15,11 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (BODY_HU, anatomical_axes, as_progress, check_ct, dilate_mm, erode_mm,
-                     fill_holes_3d, fill_holes_per_slice, largest_component)
+from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, check_ct, components,
+                     dilate_mm, erode_mm, fill_holes_3d, fill_holes_per_slice, label_medians,
+                     largest_component)
+
+MIN_AIR_ML = 1.0  # smaller air pockets next to the skin are not a lung cut by the field of view
 
 
 def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
@@ -46,6 +51,21 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     # restore the outline: voxels of the thresholded mask within the opening radius of the core
     grown = dilate_mm(core, open_mm * 1.05, sk) & m
     body = largest_component(grown)
+    # aerated lung is inside the patient even where the field of view cuts the chest (a lung
+    # open to a face of the volume is not a hole): air components that look like parenchyma
+    # (median above -950 HU: not outside air or bowel gas) and touch the body join it
+    air = ~m
+    lab, n, counts = components(air, connectivity=6)
+    if n:
+        keep = counts * ct.voxel_volume_ml >= MIN_AIR_ML
+        keep[0] = False
+        if keep.any():
+            keep[keep] = label_medians(a, lab, keep) > GAS_MEDIAN_HU
+        if keep.any():
+            touching = np.zeros(n + 1, bool)
+            touching[np.unique(lab[dilate_mm(body, 1.01 * float(max(sk)), sk) & air])] = True
+            keep &= touching
+            body = body | keep[lab]
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
     body = fill_holes_per_slice(body, sup_axis)

@@ -38,6 +38,7 @@ MAX_MARROW_MM2 = 3000.0  # a lumbar vertebral body is ~15-20 cm^2 in an axial sl
 CONTRAST_LOW_HU = 200.0  # with arterial contrast, organ vessels reach ~200 HU
 ORGAN_MARGIN_HU = 30.0  # bone threshold above the enhanced-tissue level
 BLOOD_RIM_MM = 4.0  # partial-volume rim of the contrast blood pool dropped with it
+BLOOD_OPEN_MM = 2.0  # opening radius that separates the blood pool from band-HU bone
 MIN_BLOOD_PEAK_HU = 260.0  # arterial-phase blood is 250-500 HU; trabecular bone peaks lower
 MIN_BLOOD_POOL_ML = 30.0  # a contrast blood pool (CT angiography) is a histogram peak this big
 
@@ -97,8 +98,12 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     p = as_progress(progress)
     a = check_ct(ct)
     p(0.0, "bones: threshold")
+    rim_hu = RIM_HU
     if body is not None:
-        low_hu = max(low_hu, enhanced_tissue_level(a, body, ct.spacing_kji) + ORGAN_MARGIN_HU)
+        enhanced = enhanced_tissue_level(a, body, ct.spacing_kji)
+        low_hu = max(low_hu, enhanced + ORGAN_MARGIN_HU)
+        # a partial-volume rim voxel holds bone only if brighter than any soft tissue of the scan
+        rim_hu = max(RIM_HU, enhanced)
     cand = a > low_hu
     if body is not None:
         cand &= body
@@ -110,7 +115,10 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     if band is not None:
         # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
         blood = (a >= band[0]) & (a <= band[1]) & cand
-        blood = dilate_mm(open_mm(blood, 2.0, ct.spacing_kji), 2.0 + BLOOD_RIM_MM, ct.spacing_kji)
+        # an opening thinner than a voxel does nothing: at least one voxel, so that only the thick
+        # pool (aorta, heart: >= 20 mm) is dropped, not band-HU trabecular bone of ribs and spine
+        r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(ct.spacing_kji)))
+        blood = dilate_mm(open_mm(blood, r_open, ct.spacing_kji), r_open + BLOOD_RIM_MM, ct.spacing_kji)
         cand &= ~blood & (a > CONTRAST_LOW_HU)
         seed_hu = max(seed_hu, band[1])
     lab, n, counts = components(cand, connectivity=26)
@@ -138,7 +146,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill[0] = False
         m |= fill[hl]
     if float(np.max(ct.spacing_kji)) >= RIM_MIN_SPACING_MM:
-        rim = _face_neighbours(m) & (a > RIM_HU) & ~m
+        rim = _face_neighbours(m) & (a > rim_hu) & ~m
         if body is not None:
             rim &= body
         if blood is not None:
@@ -169,11 +177,11 @@ def _face_neighbours(m: np.ndarray) -> np.ndarray:
 
 
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
-                lungs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                lungs: np.ndarray | None = None, midline: float | None = None) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
 
-    Spine: bone in a corridor within 35 mm of the body's left-right midline, posterior to its
-    antero-posterior centre; the corridor's components that are large or span >= 40 mm
+    Spine: bone in a corridor within 35 mm of the patient's midline (``midline``, RAS x mm; else
+    the body's median x), posterior to the body's antero-posterior centre; the corridor's components that are large or span >= 40 mm
     superior-inferior. Ribs (needs ``lungs``): the remaining bone that hugs the lungs (within
     ``RIB_LUNG_MM`` of the lung surface) and is thin (outside the opening by a ball of
     ``RIB_MAX_RADIUS_MM``: sternum body, humerus and clavicle heads are thicker); the scapula,
@@ -183,7 +191,9 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     ref = body if body is not None and body.any() else bone
     x = ras_coordinate(ct, 0)
     y = ras_coordinate(ct, 1)
-    cx = float(np.median(x[ref]))
+    # the spine lies on the patient's midline (``lungs.midline_x``: trachea, body or isocentre;
+    # the body's median is off the midline when the field of view cuts the body)
+    cx = float(np.median(x[ref])) if midline is None else float(midline)
     cy = float(np.median(y[ref]))
     corridor = (np.abs(x - cx) < 35.0) & (y < cy + 5.0)
     del x, y

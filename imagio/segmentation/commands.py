@@ -106,12 +106,13 @@ def cmd_vessels(args) -> int:
 def register(subparsers) -> None:
     from ..coords import add_point_argument
     from ..dicom import add_series_argument
-    from .rules import DEFAULT_STRUCTURES, STRUCTURES
+    from .rules import DEFAULT_STRUCTURES, STRUCTURE_CONTENTS, STRUCTURES
 
     s = subparsers.add_parser(
         "segment", help="segment a CT: HU rules (body, bones, lungs, airways, ...) or a deep model (--model)",
         description="Segment a CT with HU rules (no model weights) into one label map with named "
-                    f"structures. Structures: {', '.join(STRUCTURES)}.")
+                    "structures. Structures (what each writes): "
+                    + "; ".join(f"{k}: {STRUCTURE_CONTENTS[k]}" for k in STRUCTURES) + ".")
     s.add_argument("ct", help="CT image (NIfTI/NRRD/DICOM folder) in HU")
     s.add_argument("--structures", default=",".join(DEFAULT_STRUCTURES),
                    help=f"comma-separated (default {','.join(DEFAULT_STRUCTURES)})")

@@ -20,6 +20,8 @@ AIR_HU = -900.0  # a CT of a patient always contains air below this (outside the
 BODY_HU = -500.0  # body outline threshold (between air and fat)
 LUNG_HU = -400.0  # lung parenchyma upper bound
 EMPHYSEMA_HU = -950.0  # LAA-950: Gevenois et al., AJRCCM 1996; Fleischner Society 2015
+GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air (median < -960 HU);
+# lung parenchyma is denser (median ~ -850..-750 HU; ~ -900 in severe emphysema; Gevenois 1996)
 
 
 def as_progress(progress) -> Progress:
@@ -224,3 +226,20 @@ def close_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     out = mask.copy()
     out[sl] |= c[pad:-pad, pad:-pad, pad:-pad]
     return out
+
+
+def label_medians(a, lab, which, lo=-1100, hi=-390, width=5):
+    """Median HU (to ``width`` HU) of each label selected by the boolean ``which`` (O(N),
+    via a per-label histogram)."""
+    sel = which[lab]
+    labs = lab[sel]
+    vals = np.clip(a[sel], lo, hi - 1)
+    ids = np.nonzero(which)[0]
+    remap = np.zeros(len(which), np.int64)
+    remap[ids] = np.arange(len(ids))
+    nb = int((hi - lo) // width)
+    b = ((vals - lo) // width).astype(np.int64)
+    h = np.bincount(remap[labs] * nb + b, minlength=len(ids) * nb).reshape(len(ids), nb)
+    c = np.cumsum(h, axis=1)
+    med_bin = np.argmax(c >= (c[:, -1:] + 1) // 2, axis=1)
+    return lo + (med_bin + 0.5) * width

@@ -58,13 +58,12 @@ from scipy import ndimage
 
 from ..errors import ImagioError, InputError
 from ..volume import Volume
-from .common import (LUNG_HU, anatomical_axes, as_progress, ball, check_ct, components,
-                     fill_holes_3d, fill_holes_per_slice, open_mm)
+from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, ball, check_ct,
+                     components, fill_holes_3d, fill_holes_per_slice, label_medians, open_mm)
 
 AIR_CLICK_HU = -850.0  # aerated lung (Gevenois 1996): a click here is not on a lesion
 BONE_CLICK_HU = 400.0  # cortical bone / calcification
 FAT_MAX_HU = -30.0  # adipose tissue -190..-30 HU (Lamba et al., AJR 2014): bounds soft-tissue lesions
-GAS_MEDIAN_HU = -950.0  # air components with a lower median are gas (outside air, bowel), not lung
 GROUND_GLASS_MAX_HU = -300.0  # GGO ~ -700..-300 HU (Fleischner glossary, Hansell 2008)
 MASS_DIAMETER_MM = 30.0  # a lung lesion > 3 cm is a mass (Fleischner glossary, Hansell 2008)
 MICRONODULE_MM = 3.0  # < 3 mm: micronodule (Fleischner glossary); smaller results are implausible
@@ -253,10 +252,10 @@ def _fill(m: np.ndarray, s_axis: int) -> np.ndarray:
 
 def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     """(aerated lung, envelope) in the box: lung-like air components (median > -950 HU, >= 0.5 mL)
-    and the per-axial-slice convex hull of each, where the lung fills >= HULL_MIN_FILL of it."""
+    and, per axial slice, the convex hull of each lung piece (8-connected: the two lungs are
+    separate pieces even where they touch in 3-D), with the hull's concavities that the piece
+    outweighs (area >= HULL_MIN_FILL of piece + concavity)."""
     from skimage.morphology import convex_hull_image
-
-    from .lungs import _label_medians
 
     lab, n, counts = components(roi < LUNG_HU, connectivity=6)
     if n == 0:
@@ -265,14 +264,16 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     keep = counts * voxel_ml >= 0.5
     keep[0] = False
     if keep.any():
-        keep[keep] = _label_medians(roi, lab, keep) > GAS_MEDIAN_HU
+        keep[keep] = label_medians(roi, lab, keep) > GAS_MEDIAN_HU
     lung = keep[lab]
     env = lung.copy()
     lz = np.moveaxis(lab, s_axis, 0)
     ez = np.moveaxis(env, s_axis, 0)  # view into env
-    for c in np.flatnonzero(keep):
-        for z in np.flatnonzero(np.any(lz == c, axis=(1, 2))):
-            sl = lz[z] == c
+    lungz = np.moveaxis(lung, s_axis, 0)
+    for z in np.flatnonzero(np.any(lungz, axis=(1, 2))):
+        pieces, npc = ndimage.label(lungz[z], structure=np.ones((3, 3), bool))
+        for c in range(1, npc + 1):
+            sl = pieces == c
             if sl.sum() < 10:
                 continue
             try:

@@ -15,12 +15,11 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct, close_mm,
-                     components, dilate_mm, fill_holes_per_slice, mean_ras, ras_coordinate)
+from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
+                     close_mm, components, dilate_mm, fill_holes_per_slice, label_medians, mean_ras,
+                     ras_coordinate)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
-GAS_MEDIAN_HU = -950.0  # bowel/stomach gas is nearly pure air (median < -960 HU); parenchyma
-# is denser (median ~ -850..-750 HU; ~ -900 in severe emphysema)
 
 
 def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
@@ -38,7 +37,7 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     vol = counts * ct.voxel_volume_ml
     keep = vol >= max(MIN_LUNG_ML, 0.05 * vol[1:].max())
     keep[0] = False
-    keep[keep] = _label_medians(a, lab, keep) > GAS_MEDIAN_HU
+    keep[keep] = label_medians(a, lab, keep) > GAS_MEDIAN_HU
     if not keep.any():
         raise InputError("no lungs found: the air regions inside the body look like bowel gas")
     m = keep[lab]
@@ -58,25 +57,33 @@ def _edt_border(m, sk):
     return edt.edt(np.ascontiguousarray(m), anisotropy=tuple(float(s) for s in sk), black_border=True)
 
 
-def _label_medians(a, lab, which, lo=-1100, hi=-390, width=5):
-    """Median HU (to ``width`` HU) of each label selected by the boolean ``which`` (O(N),
-    via a per-label histogram)."""
-    sel = which[lab]
-    labs = lab[sel]
-    vals = np.clip(a[sel], lo, hi - 1)
-    ids = np.nonzero(which)[0]
-    remap = np.zeros(len(which), np.int64)
-    remap[ids] = np.arange(len(ids))
-    nb = int((hi - lo) // width)
-    b = ((vals - lo) // width).astype(np.int64)
-    h = np.bincount(remap[labs] * nb + b, minlength=len(ids) * nb).reshape(len(ids), nb)
-    c = np.cumsum(h, axis=1)
-    med_bin = np.argmax(c >= (c[:, -1:] + 1) // 2, axis=1)
-    return lo + (med_bin + 0.5) * width
+def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | None = None
+               ) -> tuple[float, str]:
+    """(RAS x in mm of the patient's left-right midline, where it came from).
+
+    The trachea lies on the midline (its centre within ~1 cm of the spine's; any deviation is
+    pathological); without it, the centre of the body's left-right extent when the body is
+    wholly in view along x; otherwise (the field of view cuts the body at a side) RAS x = 0: the
+    scanner's isocentre, on which the patient is centred on the table."""
+    x = ras_coordinate(ct, 0)
+    if trachea is not None and trachea.any():
+        return float(x[trachea].mean()), "trachea"
+    if body is not None and body.any():
+        lr = anatomical_axes(ct)["R"][0]
+        idx = np.flatnonzero(np.any(body, axis=tuple(a for a in range(3) if a != lr)))
+        if idx[0] > 0 and idx[-1] < body.shape[lr] - 1:
+            xs = x[body]
+            return float(0.5 * (xs.min() + xs.max())), "body"
+    return 0.0, "isocentre"
 
 
-def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """(left, right) lung masks. Patient's right is +x in RAS.
+def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
+                     midline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) lung masks [k, j, i]. Patient's right is +x in RAS.
+
+    midline: RAS x (mm) of the patient's midline (``midline_x``): every part is labelled by the
+    side of the midline its centre lies on, so a crop holding one lung yields that lung only.
+    Without it, the two parts are labelled by their relative position (both lungs in view).
 
     Two large components: one per side. One component (lungs touching at a junction): eroded
     step by step (one distance transform, thresholded) until two large parts appear; every
@@ -134,12 +141,18 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12) -> t
     else:
         a_mask, b_mask = lab == big[0], lab == big[1]
         lab = np.where(a_mask | b_mask, 0, lab)
-    xa, xb = mean_ras(ct, a_mask)[0], mean_ras(ct, b_mask)[0]
-    right, left = (a_mask, b_mask) if xa > xb else (b_mask, a_mask)
+    xa = mean_ras(ct, a_mask)[0]
+    xb = mean_ras(ct, b_mask)[0] if b_mask.any() else xa
+    if midline is not None and (xa > midline) == (xb > midline):
+        # both parts on one side of the midline: one lung (split along a fissure, or not at all)
+        both = a_mask | b_mask
+        right, left = (both, np.zeros_like(both)) if xa > midline else (np.zeros_like(both), both)
+    else:
+        right, left = (a_mask, b_mask) if xa > xb else (b_mask, a_mask)
     rest = lab > 0
     if rest.any():
         x = ras_coordinate(ct, 0)
-        mid = 0.5 * (xa + xb)
+        mid = 0.5 * (xa + xb) if midline is None else midline
         right = right | (rest & (x > mid))
         left = left | (rest & (x <= mid))
     return left, right

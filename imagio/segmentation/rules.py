@@ -18,6 +18,19 @@ from .common import as_progress, check_ct
 
 STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura", "vessels")
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
+# what each structure set writes (label names; groups are documented in anatomy.json "group_of")
+STRUCTURE_CONTENTS = {
+    "body": "body (patient outline without table; lungs cut by the field of view included)",
+    "bones": "vertebrae (spine, group), ribs (group), bone (other bone: sternum, scapulae, ...)",
+    "lungs": "lung_left, lung_right (lobes not split; sides by the trachea/body midline)",
+    "airways": "trachea, airways (bronchi below the carina)",
+    "emphysema": "emphysema (lung voxels below -950 HU)",
+    "lung_vessels": "lung_vessels (Frangi vesselness inside the lungs)",
+    "pleura": "pleura (one-voxel shell of the lungs)",
+    "vessels": "lung_vessels, plus liver_vessels when a liver mask is given; no aorta/great "
+               "vessels (use a model, e.g. TotalSegmentator total)",
+}
+LESION_PREFIXES = ("tumor", "tumour", "lung_nodule", "lesion", "liver_tumor", "liver_tumour")
 # painting order: later wins
 _PAINT = ("body", "vertebrae", "ribs", "bone", "lung_left", "lung_right", "pleura", "lung_vessels",
           "liver_vessels", "emphysema", "trachea", "airways")
@@ -28,7 +41,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     """({label name: bool mask [k, j, i]}, meta) for the requested structures.
 
     organs: optional masks on the CT grid from elsewhere (a model or the user), e.g.
-    {"liver": mask}: with "vessels" requested, the liver's contrast vessels are segmented too.
+    {"liver": mask}: with "vessels" requested, the liver's contrast vessels are segmented too;
+    lesions (names starting with tumor/tumour/lung_nodule/lesion/liver_tumor, e.g. from the
+    one-click tool) are removed from every vessel mask.
     """
     from . import airways as aw
     from . import bones as bn
@@ -74,8 +89,18 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             if want & {"lungs", "emphysema", "lung_vessels", "pleura"}:
                 raise
             meta["warnings"].append(f"lungs: {e}")
+    if lungs is not None:
+        body |= lungs  # the lungs are inside the patient (a field of view may cut them)
+    mid = None
+    if lungs is not None or trachea is not None:
+        mid, src = lg.midline_x(ct, body, trachea)
+        meta["midline"] = {"x_mm": round(mid, 1), "from": src}
+        if src == "isocentre":
+            meta["warnings"].append(
+                "no trachea in view and the body is cut at a side: left/right and the spine are "
+                "judged from the scanner's isocentre (x = 0); check the sides")
     if lungs is not None and want & {"lungs", "emphysema"}:
-        left, right = lg.split_left_right(ct, lungs)
+        left, right = lg.split_left_right(ct, lungs, midline=mid)
         if "lungs" in want:
             out["lung_left"], out["lung_right"] = left, right
         if "emphysema" in want:
@@ -87,7 +112,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     if "bones" in want:
         p(0.65, "bones")
         bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
-        out.update(bn.split_bones(ct, bone, body, lungs))
+        out.update(bn.split_bones(ct, bone, body, lungs, midline=mid))
     if "lung_vessels" in want and lungs is not None:
         p(0.8, "lung vessels")
         vm, diam = vs.vessel_mask(ct, lungs, progress=p.sub(0.8, 0.98))
@@ -103,6 +128,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         if vm.any():
             meta["liver_vessels"] = {"volume_ml": round(float(vm.sum() * ct.voxel_volume_ml), 2),
                                      "max_diameter_mm": round(float(diam.max()), 2)}
+    lesions = [m for n, m in (organs or {}).items() if n.startswith(LESION_PREFIXES) and m is not None]
+    if lesions:
+        out = vs.remove_lesion(out, np.logical_or.reduce(lesions))
     p(1.0, "segmentation done")
     return out, meta
 

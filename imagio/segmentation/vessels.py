@@ -124,3 +124,32 @@ def vessel_mask(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
     diam = lumen_diameter(m, ct.spacing_kji)
     p(1.0, "vessels: done")
     return m, diam
+
+
+def remove_lesion(masks: dict, lesion: np.ndarray, spacing_kji=None, margin_mm: float = 0.0) -> dict:
+    """Every vessel mask of ``masks`` (names ending in "vessels" or "vein"/"artery"/"aorta" as
+    TotalSegmentator names them) without the lesion (grown by ``margin_mm`` when spacing is
+    given): a lesion found by a click is never a vessel. Other masks are returned unchanged.
+    All masks [k, j, i] on one grid."""
+    from .common import dilate_mm
+
+    if lesion is None or not lesion.any():
+        return dict(masks)
+    cut = dilate_mm(lesion, margin_mm, spacing_kji) if margin_mm > 0 and spacing_kji is not None else lesion
+    out = {}
+    for name, m in masks.items():
+        if is_vessel_name(name):
+            m = m & ~cut
+        out[name] = m
+    return out
+
+
+VESSEL_WORDS = ("vessel", "vein", "artery", "aorta", "vena_cava", "trunk")
+
+
+def is_vessel_name(name: str) -> bool:
+    """True for a vessel structure name (rule labels and TotalSegmentator classes: aorta,
+    inferior_vena_cava, portal_vein_and_splenic_vein, pulmonary_vein, brachiocephalic_trunk...)."""
+    n = name.lower()
+    return any(w in n for w in VESSEL_WORDS)
+
