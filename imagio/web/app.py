@@ -151,6 +151,9 @@ class PlanningWorkstation:
                                 html.Td("{{ p.%s }}" % c)
                     html.Div("re-scored in {{ rescore_ms }} ms", id="rescore", classes="text-caption",
                              v_show=("rescore_ms !== null",))
+                    html.Div("3-D skin risk map: green (good) to red (poor) entries, dark grey infeasible, "
+                             "light grey out of the needle's reach", classes="text-caption",
+                             v_show=("proposals.length",))
                     v3.VDivider(classes="my-2")
                     html.Div("Ablation", classes="text-subtitle-2")
                     v3.VSelect(label="Device", items=("devices",), v_model=("device",), id="device",
@@ -299,6 +302,8 @@ class PlanningWorkstation:
                                         slicer.vtkMRMLAbstractViewNode.OrientationMarkerSizeSmall)
             view.set_ruler(slicer.vtkMRMLAbstractViewNode.RulerTypeThin,
                            slicer.vtkMRMLAbstractViewNode.RulerColorWhite)
+        for view in self.slicer_app.view_manager.get_slice_views():  # no CT planes hiding the 3-D scene
+            view.set_visible_in_3d(False)
         dm.reset_views()
         names = target_choices(segment_names(self.segmentation))
         with self.state:
