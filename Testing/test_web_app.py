@@ -29,6 +29,11 @@ def test_workstation_plans_exports_and_reopens_its_scene(tmp_path):
                              out_dir=tmp_path / "out")
     asyncio.run(ws.load_case())
     assert ws.state.target == "liver_tumor_1" and ws.state.case_loaded
+    # depth peeling (trame-slicer's default) is off exactly where the GL is Mesa's software one
+    for view in ws.slicer_app.view_manager.get_threed_views():
+        caps = view.render_window().ReportCapabilities().lower()
+        software = any(s in caps for s in ("llvmpipe", "softpipe", "swrast"))
+        assert view.renderer().GetUseDepthPeeling() == (not software)
     asyncio.run(ws.plan_task())
     rows = ws.state.proposals
     assert rows == proposal_rows(ws.plan) and len(rows) >= 3
