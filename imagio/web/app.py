@@ -76,6 +76,7 @@ class PlanningWorkstation:
         self._t_move = None
         self._target_node = None
         self._cancel = False
+        self._plan_ids: dict = {}
         self.bronch = None
         self._init_state()
         self._build_ui()
@@ -368,16 +369,15 @@ class PlanningWorkstation:
             with self.state:
                 self.state.status = f"Planning failed: {e}"
             return
+        self.remove_plan_nodes()
         ids = plan_to_scene(self.scene, result)
+        self._plan_ids = ids
         self.timings["plan_s"] = time.perf_counter() - t0
         self.plan = result
         for pid in ids.get("proposals", []):  # ranks in the table, not overlapping labels in the views
             d = self.scene.GetNodeByID(pid).GetDisplayNode()
             d.SetPropertiesLabelVisibility(False)
             d.SetPointLabelsVisibility(False)
-        if self.path_node is not None and self._path_observer is not None:
-            self.path_node.RemoveObserver(self._path_observer)
-            self._path_observer = None
         if "path" in ids:
             self.path_node = self.scene.GetNodeByID(ids["path"])
             self.path_node.GetDisplayNode().SetPointLabelsVisibility(False)
@@ -387,6 +387,7 @@ class PlanningWorkstation:
         with self.state:
             self.state.proposals = proposal_rows(result)
             self.state.selected_rank = 1
+            self.state.ablation = ""  # the previous plan's zone went with its path
             self.state.plan_seconds = round(self.timings["plan_s"], 2)
             n = int(result.table.feasible.sum())
             self.state.status = (f"{n} of {len(result.table)} candidate paths feasible; "
@@ -395,6 +396,21 @@ class PlanningWorkstation:
                 from ..planning.planner import format_report
 
                 self.state.metrics = format_report(result.report)
+
+    def remove_plan_nodes(self):
+        """A new plan replaces the previous one's proposals, path, risk map and table in the views."""
+        if self.path_node is not None:
+            for tag in (self._path_observer, self._ablation):
+                if tag is not None:
+                    self.path_node.RemoveObserver(tag)
+            self._path_observer = self._ablation = None
+        for v in self._plan_ids.values():
+            for node_id in (v if isinstance(v, list) else [v]):
+                node = self.scene.GetNodeByID(node_id)
+                if node is not None:
+                    self.scene.RemoveNode(node)
+        self._plan_ids = {}
+        self.path_node = None
 
     def observe(self, node):
         """Re-score ``node`` live (imagio.mrml.planning.observe_path); a first observer (higher
