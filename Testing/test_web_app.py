@@ -53,6 +53,10 @@ def test_workstation_plans_exports_and_reopens_its_scene(tmp_path):
     np.testing.assert_allclose(back[:3], m.target_ras, atol=1e-6)
     pdf, mrb = ws.on_export()
     assert pdf.read_bytes()[:5] == b"%PDF-"
+    from pypdf import PdfReader
+
+    text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "chosen = #3" in text  # the report leads with the path the user chose
     with zipfile.ZipFile(mrb) as z:
         assert any(n.endswith(".seg.nrrd") for n in z.namelist())
     # the exported scene opens as a case: same CT, same structures

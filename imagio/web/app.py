@@ -587,9 +587,7 @@ class PlanningWorkstation:
         from ..report import build_report
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        doc = self.plan.to_dict()
-        if self.metrics is not None:
-            doc["chosen_path"] = self.metrics.to_dict()
+        doc = chosen_first(self.plan.to_dict(), self.metrics.to_dict() if self.metrics is not None else None)
         ct = node_to_volume(self.ct)
         labels = segmentation_to_labels(self.segmentation, reference=ct)
         html_path, pdf = build_report(doc, self.out_dir / "report.pdf", ct, labels)
@@ -597,6 +595,26 @@ class PlanningWorkstation:
         self.slicer_app.io_manager.save_scene(mrb)
         self.state.exported = f"{pdf} and {mrb}"
         return pdf, mrb
+
+
+def chosen_first(doc: dict, chosen: dict | None) -> dict:
+    """The plan document with the path the user chose first among the proposals, labelled so the
+    report says which it is: "chosen = #k" when it is proposal k unchanged, "chosen (edited)"
+    when it was dragged (then the proposals follow as #1, #2, ...)."""
+    if chosen is None:
+        return doc
+    props = list(doc.get("proposals") or [])
+    same = [i for i, p in enumerate(props)
+            if all(abs(a - b) < 0.01 for a, b in zip(p["entry_ras"] + p["target_ras"],
+                                                      chosen["entry_ras"] + chosen["target_ras"]))]
+    if same:
+        k = same[0]
+        first = dict(props.pop(k), label=f"chosen = #{k + 1}")
+    else:
+        first = dict(chosen, label="chosen (edited)")
+    rest = [dict(p, label=p.get("label") or f"#{i + 1}") for i, p in enumerate(doc.get("proposals") or [])
+            if not same or i != same[0]]
+    return {**doc, "proposals": [first, *rest]}
 
 
 def display_xy(view, node, ras) -> list[float]:
