@@ -23,7 +23,8 @@ def test_workstation_plans_exports_and_reopens_its_scene(tmp_path):
     from imagio import mrml, phantom
     from imagio.planning.evaluate import Evaluator
     from imagio.planning.problem import PlanningProblem
-    from imagio.web.app import PlanningWorkstation, proposal_rows
+    from imagio.web.app import PlanningWorkstation
+    from imagio.web.content import proposal_rows
 
     ws = PlanningWorkstation(get_server("imagio-test-a", client_type="vue3"), phantom_spacing=3.0,
                              out_dir=tmp_path / "out")
