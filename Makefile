@@ -47,10 +47,12 @@ chromium:
 test-browser: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m browser Testing
 
-# IMAGIO Web on the digital patient: open http://127.0.0.1:$(WEB_PORT)/
+# IMAGIO Web on the digital patient: open http://127.0.0.1:$(WEB_PORT)/ (WEB_HOST=0.0.0.0 to serve
+# other machines, e.g. from a container)
 WEB_PORT ?= 8080
+WEB_HOST ?= 127.0.0.1
 web: $(STAMP)
-	$(BIN)/python -m imagio.web --port $(WEB_PORT) --out web_out
+	$(BIN)/python -m imagio.web --host $(WEB_HOST) --port $(WEB_PORT) --out web_out
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not data" Testing
