@@ -38,17 +38,21 @@ test: $(STAMP) chromium
 CHROMIUM ?= /usr/bin/chromium
 chromium:
 	@if [ -x "$(CHROMIUM)" ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || echo "apt-get could not install chromium: the browser tests will skip"; \
+	elif sudo -n true 2>/dev/null; then (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || echo "apt-get could not install chromium: the browser tests will skip"; \
 	else echo "chromium missing and no root: 'apt-get install chromium' to run the browser tests"; fi
 
 test-browser: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m browser Testing
 
-# IMAGIO Web on the digital patient: open http://127.0.0.1:$(WEB_PORT)/
+# IMAGIO Web on the digital patient: open http://127.0.0.1:$(WEB_PORT)/ (WEB_HOST=0.0.0.0 to serve
+# other machines, e.g. from a container)
 WEB_PORT ?= 8080
+WEB_HOST ?= 127.0.0.1
 web: $(STAMP)
-	$(BIN)/python -m imagio.web --port $(WEB_PORT) --out web_out
+	$(BIN)/python -m imagio.web --host $(WEB_HOST) --port $(WEB_PORT) --out web_out
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not data" Testing

@@ -37,10 +37,10 @@ def imagioLib():
     return IMAGIOLib
 
 
-def ensureImagio(askToInstall=True):
+def ensureImagio(askToInstall=True, requirements=True):
     """The ``imagio`` package, importable, with its pip requirements (kimimaro, matplotlib, ...)
     installed once after the user agrees; never at import time."""
-    return imagioLib().dependencies.ensureImagio(__file__, askToInstall)
+    return imagioLib().dependencies.ensureImagio(__file__, askToInstall, requirements)
 
 
 class IMAGIOPlanning(ScriptedLoadableModule):
@@ -360,14 +360,14 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
     # ablation ------------------------------------------------------------------------------
     def ablationDevices(self):
         """[(name, label)] of the device catalogue (built-in + site tables)."""
-        ensureImagio()
+        ensureImagio(requirements=False)
         from imagio.planning.ablation import load_catalogue
 
         return [(n, f"{d.label or n} [{d.modality}]") for n, d in load_catalogue().items()]
 
     def ablationSettings(self, device):
         """[(setting id, label with the zone size)] of one device."""
-        ensureImagio()
+        ensureImagio(requirements=False)
         from imagio.planning.ablation import get_device
 
         return [(s.id, f"{s.label}: {s.zone_length_mm:g} x {s.zone_diameter_mm:g} mm")
@@ -396,7 +396,7 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
 
     def scopes(self):
         """Scope names of the catalogue (imagio/data/scopes.json or $IMAGIO_SCOPES)."""
-        ensureImagio()
+        ensureImagio(requirements=False)
         from imagio.planning.bronchoscopy import load_scopes
 
         return list(load_scopes()["scopes"])

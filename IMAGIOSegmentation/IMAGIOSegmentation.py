@@ -26,10 +26,10 @@ HELP_URL = "https://github.com/imagio-planning/IMAGIO#use-it-in-3d-slicer"
 DEVICES = ["auto", "cpu", "cuda"]
 
 
-def ensureImagio(askToInstall=True):
+def ensureImagio(askToInstall=True, requirements=True):
     """The ``imagio`` package, importable, with its pip requirements installed once after the
     user agrees (IMAGIOLib.dependencies; never at import time)."""
-    return imagioLib().dependencies.ensureImagio(__file__, askToInstall)
+    return imagioLib().dependencies.ensureImagio(__file__, askToInstall, requirements)
 
 
 def imagioLib():
@@ -319,8 +319,8 @@ class IMAGIOSegmentationLogic(ScriptedLoadableModuleLogic):
                                                progress)
 
     def modelChoices(self):
-        """(name, description) of the catalogue's models; installs nothing (no question asked)."""
-        ensureImagio(askToInstall=False)
+        """(name, description) of the catalogue's models; needs no pip package (no question asked)."""
+        ensureImagio(requirements=False)
         from imagio.mrml import logic
 
         return logic.model_choices()

@@ -633,3 +633,34 @@ def test_the_signature_check_catches_the_scopes_fault():
     sig = signature_of(tree.body[0], False)
     assert check_call(sig, ast.parse("ensureImagio(askToInstall=False)").body[0].value)
     assert check_call(sig, ast.parse("ensureImagio()").body[0].value) is None
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_opening_the_panel_installs_nothing(module):
+    """pip packages are installed at first use of a computation, after asking; what runs when the
+    panel opens (setup and the widget methods it reaches) only reads catalogues, with
+    ensureImagio(requirements=False)."""
+    tree = module_tree(module)
+    classes = {c.name: {n.name: n for n in c.body if isinstance(n, ast.FunctionDef)}
+               for c in tree.body if isinstance(c, ast.ClassDef)}
+    widget, logic = classes[f"{module}Widget"], classes[f"{module}Logic"]
+    seen, todo, logic_calls = set(), ["setup"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in widget:
+            continue
+        seen.add(name)
+        for c in (n for n in ast.walk(widget[name]) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+            owner = ast.unparse(c.func.value)
+            if owner == "self":
+                todo.append(c.func.attr)
+            elif owner == "self.logic":
+                logic_calls.add(c.func.attr)
+    assert logic_calls, "setup reads no catalogue?"
+    bad = []
+    for name in sorted(logic_calls - {"getParameterNode"}):
+        for c in (n for n in ast.walk(logic[name]) if isinstance(n, ast.Call) and ast.unparse(n.func) == "ensureImagio"):
+            kw = {k.arg: ast.unparse(k.value) for k in c.keywords}
+            if kw.get("requirements") != "False":
+                bad.append(f"{name}: {ast.unparse(c)}")
+    assert not bad, f"panel opening may ask to install: {bad}"

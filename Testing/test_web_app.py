@@ -23,12 +23,18 @@ def test_workstation_plans_exports_and_reopens_its_scene(tmp_path):
     from imagio import mrml, phantom
     from imagio.planning.evaluate import Evaluator
     from imagio.planning.problem import PlanningProblem
-    from imagio.web.app import PlanningWorkstation, proposal_rows
+    from imagio.web.app import PlanningWorkstation
+    from imagio.web.content import proposal_rows
 
     ws = PlanningWorkstation(get_server("imagio-test-a", client_type="vue3"), phantom_spacing=3.0,
                              out_dir=tmp_path / "out")
     asyncio.run(ws.load_case())
     assert ws.state.target == "liver_tumor_1" and ws.state.case_loaded
+    # depth peeling (trame-slicer's default) is off exactly where the GL is Mesa's software one
+    for view in ws.slicer_app.view_manager.get_threed_views():
+        caps = view.render_window().ReportCapabilities().lower()
+        software = any(s in caps for s in ("llvmpipe", "softpipe", "swrast"))
+        assert view.renderer().GetUseDepthPeeling() == (not software)
     asyncio.run(ws.plan_task())
     rows = ws.state.proposals
     assert rows == proposal_rows(ws.plan) and len(rows) >= 3
@@ -48,6 +54,10 @@ def test_workstation_plans_exports_and_reopens_its_scene(tmp_path):
     np.testing.assert_allclose(back[:3], m.target_ras, atol=1e-6)
     pdf, mrb = ws.on_export()
     assert pdf.read_bytes()[:5] == b"%PDF-"
+    from pypdf import PdfReader
+
+    text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "chosen = #3" in text  # the report leads with the path the user chose
     with zipfile.ZipFile(mrb) as z:
         assert any(n.endswith(".seg.nrrd") for n in z.namelist())
     # the exported scene opens as a case: same CT, same structures
@@ -56,3 +66,36 @@ def test_workstation_plans_exports_and_reopens_its_scene(tmp_path):
     asyncio.run(again.load_case())
     np.testing.assert_array_equal(mrml.node_to_volume(again.ct).array, ph.ct.array)
     assert set(mrml.segment_names(again.segmentation)) == set(mrml.segment_names(ws.segmentation))
+
+
+def test_workstation_segments_a_ct_file_by_rules_with_progress(tmp_path):
+    """A CT file without labels: the rule-based segmenters run in the worker thread, their
+    progress reaches the page state, the segments are the library's own (same masks as
+    imagio.segmentation.segment on the same CT)."""
+    pytest.importorskip("trame_slicer")
+    from trame.app import get_server
+
+    from imagio import io, mrml, phantom
+    from imagio.segmentation import segment
+
+    ph = phantom.generate(spacing=3.0, seed=0)
+    ct_path = io.write_image(ph.ct, tmp_path / "ct.nii.gz")
+    ws = PlanningWorkstationFor(get_server("imagio-test-c", client_type="vue3"), ct_path, tmp_path)
+    seen = []
+    ws._show_progress = (lambda f, m, orig=ws._show_progress: (seen.append(f), orig(f, m))[1])
+    asyncio.run(ws.load_case())
+    assert seen and max(seen) >= 0.9 and seen == sorted(seen)
+    ct = io.read_image(ct_path)
+    expected = segment(ct, ("body", "bones", "lungs", "airways", "vessels"))
+    got = mrml.segmentation_to_labels(ws.segmentation, reference=ct)
+    assert set(got.labels.values()) == set(expected.labels.values())
+    assert {"body", "airways"} <= set(expected.labels.values())
+    for name in expected.labels.values():
+        assert (got.mask(name) == expected.mask(name)).all(), name
+    assert ws.state.case_loaded and not ws.state.busy
+
+
+def PlanningWorkstationFor(server, ct_path, tmp_path):
+    from imagio.web.app import PlanningWorkstation
+
+    return PlanningWorkstation(server, ct_path=str(ct_path), out_dir=tmp_path / "out")

@@ -238,6 +238,26 @@ def test_planning_workstation_in_chromium(server, shots):
         after = view_pixels(page, 1)
         assert np.abs(after - before).mean() > 10, "the fly-through did not move the 3-D camera"
         page.screenshot(path=str(shots / "6_flythrough.png"))
+
+        # 7. click the target in the axial view (place mode), plan to that point
+        disp = json.loads(page.evaluate("document.querySelector('#path-display').textContent"))["0"]
+        page.locator("#click-target").scroll_into_view_if_needed()
+        page.click("#click-target")
+        wait_text(page, "#status", "Click the target in a view")
+        box = page.locator("img.image-display-area").nth(0).bounding_box()
+        x = box["x"] + disp["target"][0] * box["width"] / disp["size"][0]
+        y = box["y"] + disp["target"][1] * box["height"] / disp["size"][1]
+        page.mouse.move(x, y, steps=3)
+        page.wait_for_timeout(500)
+        page.mouse.click(x, y)
+        status = wait_text(page, "#status", r"Target point R,A,S -?[\d.]+,-?[\d.]+,-?[\d.]+")
+        clicked = np.array([float(v) for v in re.search(r"R,A,S (\S+)\.", status).group(1).split(",")])
+        _, tip_now = path_ras(page)
+        assert np.linalg.norm(clicked - tip_now) < 3.0, (clicked, tip_now)  # where the click landed
+        page.click("#plan")
+        wait_text(page, "#status", r"candidate paths feasible; \d+ proposals", 180)
+        assert page.locator("#proposals tr.proposal-row").count() >= 1
+        page.screenshot(path=str(shots / "7_clicked_target.png"))
         browser.close()
     status = Path(f"/proc/{server['proc'].pid}/status")
     if status.exists():  # memory of this user's session process (Linux)

@@ -177,7 +177,7 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         out.append(("Needle", [(k, v) for k, v in n.items()]))
     props = doc.get("proposals") or []
     if props:
-        head = ["", *[f"#{i + 1}" for i in range(min(3, len(props)))]]
+        head = ["", *[props[i].get("label") or f"#{i + 1}" for i in range(min(3, len(props)))]]
         rows = [("entry RAS (mm)", *[p["entry_ras"] for p in props[:3]])]
         rows += [(label, *[p.get(key, "") for p in props[:3]]) for key, label in PROPOSAL_FIELDS]
         rows.append(("constraint violations", *[", ".join(p.get("violations") or []) or "none" for p in props[:3]]))

@@ -99,12 +99,14 @@ def ensureRequirements(askToInstall=True):
     _installed = True
 
 
-def ensureImagio(moduleFile, askToInstall=True):
+def ensureImagio(moduleFile, askToInstall=True, requirements=True):
     """Check Python, put ``imagio`` on sys.path, install its requirements (once, after asking);
-    returns the imported ``imagio`` package."""
+    returns the imported ``imagio`` package. ``requirements=False`` for what needs no pip
+    package (reading the device, scope and model catalogues when a panel opens)."""
     checkPythonVersion()
     addImagioToPath(moduleFile)
-    ensureRequirements(askToInstall)
+    if requirements:
+        ensureRequirements(askToInstall)
     import imagio
 
     return imagio

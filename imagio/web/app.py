@@ -1,9 +1,11 @@
-"""The IMAGIO Web application: one process per user session (trame's launcher starts one per
-user; see README), one MRML scene, the views streamed as images (trame-rca).
+"""The IMAGIO Web workstation: one process per user session (trame's launcher starts one per
+user; see README), one MRML scene, Slicer's views streamed as images (trame-rca).
 
-Layout: axial slice view (left), 3-D view and coronal slice view (right), a side panel with the
-case, the target, the Plan button and the ranked proposals. All planning goes through
-``imagio.mrml`` (``plan_from_nodes``, ``observe_path``), exactly as in IMAGIOPlanning.
+The page is built in ``ui.py``, the panel's data in ``content.py``, the views in ``views.py``.
+All work goes through ``imagio.mrml`` as in the Slicer modules: ``problem_from_nodes`` +
+``planner.plan`` (worker thread) + ``plan_to_scene``, ``observe_path``, ``ablation_from_nodes`` /
+``observe_ablation``, the bronchoscopy ``plan_from_nodes``, the rule-based segmenters through
+``rule_inputs`` / ``add_rule_segments``.
 """
 
 from __future__ import annotations
@@ -12,40 +14,11 @@ import time
 from pathlib import Path
 
 from ..errors import ImagioError, InputError
+from .content import chosen_first, device_choices, proposal_rows, scope_choices, setting_choices, target_choices
+from .ui import build_ui
+from .views import layout_views, display_xy, planning_layouts, software_gl
 
 POINT = "clicked point"
-PROPOSAL_COLUMNS = ("rank", "score", "length_mm", "closest_structure", "closest_clearance_mm",
-                    "craniocaudal_deg", "feasible")
-
-
-def software_gl(render_window) -> bool:
-    """True when the OpenGL behind ``render_window`` is Mesa's software rasteriser (llvmpipe,
-    softpipe, swrast), which cannot do depth peeling with translucent surfaces reliably."""
-    info = render_window.ReportCapabilities() or ""
-    return any(s in info.lower() for s in ("llvmpipe", "softpipe", "swrast"))
-
-
-def proposal_rows(plan) -> list[dict]:
-    """One JSON-ready row per proposal of ``plan`` (imagio.planning.Plan), best first: rank,
-    score, length (mm), closest structure and its clearance (mm), craniocaudal angle (deg), and
-    the colour of its line in the views (CSS rgb)."""
-    from ..mrml.planning import PROPOSAL_COLORS
-
-    rows = []
-    for r, m in enumerate(plan.proposals):
-        c = PROPOSAL_COLORS[r % len(PROPOSAL_COLORS)]
-        rows.append({"color": "rgb({},{},{})".format(*(int(255 * v) for v in c)), "rank": r + 1,
-                     "score": round(float(m.score), 3), "length_mm": round(float(m.length_mm), 1),
-                     "closest_structure": str(m.closest_structure),
-                     "closest_clearance_mm": round(float(m.closest_clearance_mm), 1),
-                     "craniocaudal_deg": round(float(m.craniocaudal_deg), 1), "feasible": bool(m.feasible)})
-    return rows
-
-
-def target_choices(segment_names) -> list[str]:
-    """Segments that can be targets: lesions first (tumour, nodule, lesion, metastasis names)."""
-    lesion = [n for n in segment_names if any(k in n for k in ("tumor", "tumour", "nodule", "lesion", "metast"))]
-    return lesion + [n for n in segment_names if n not in lesion]
 
 
 class PlanningWorkstation:
@@ -76,9 +49,10 @@ class PlanningWorkstation:
         self._t_move = None
         self._target_node = None
         self._cancel = False
+        self._plan_ids: dict = {}
         self.bronch = None
         self._init_state()
-        self._build_ui()
+        build_ui(self)
         self.layout_manager.set_layout("IMAGIO planning")
         self._software_gl_setup()
         self.server.controller.on_server_ready.add_task(self._on_ready)
@@ -113,75 +87,6 @@ class PlanningWorkstation:
         s.route = ""
         s.fly_max = 0
         s.fly = 0
-
-    def _build_ui(self):
-        from trame.ui.vuetify3 import SinglePageWithDrawerLayout
-        from trame.widgets import html
-        from trame.widgets import vuetify3 as v3
-
-        with SinglePageWithDrawerLayout(self.server, full_height=True) as ui:
-            ui.title.set_text("IMAGIO Web: needle planning")
-            with ui.drawer as drawer:
-                drawer.width = 420
-                with v3.VContainer(classes="pa-2"):
-                    html.Div("{{ status }}", id="status", classes="text-body-2 mb-2")
-                    v3.VSelect(label="Target", items=("targets",), v_model=("target",), id="target",
-                               density="compact", disabled=("!case_loaded",))
-                    v3.VBtn("Click the target in a view", id="click-target", click=self.on_click_target,
-                            block=True, density="compact", classes="mb-2", disabled=("!case_loaded || busy",))
-                    v3.VBtn("Plan", id="plan", click=self.on_plan, color="primary", block=True,
-                            disabled=("!case_loaded || !target || busy",), loading=("busy",))
-                    v3.VProgressLinear(model_value=("progress",), v_show=("busy",), classes="my-1", height=6,
-                                       id="progress")
-                    v3.VBtn("Cancel", id="cancel", click=self.on_cancel, v_show=("busy",), block=True,
-                            density="compact", variant="outlined")
-                    html.Div("{{ metrics }}", id="metrics", classes="text-caption my-2")
-                    html.Div("{{ path_text }}", id="path", classes="text-caption")
-                    html.Div("{{ JSON.stringify(path_display) }}", id="path-display", style="display:none")
-                    with html.Table(id="proposals", classes="text-caption", style="width:100%",
-                                    v_show=("proposals.length",)):
-                        with html.Tr():
-                            for h in ("#", "score", "length mm", "closest", "clear. mm", "CC deg", "ok"):
-                                html.Th(h, style="text-align:left")
-                        with html.Tr(v_for="p in proposals", key="p.rank", click="selected_rank = p.rank",
-                                     style=("p.rank === selected_rank ? 'background:#dbe4ff' : ''",),
-                                     classes="proposal-row"):
-                            html.Td("{{ p.rank }}", style=("'border-left: 6px solid ' + p.color",))
-                            for c in PROPOSAL_COLUMNS[1:]:
-                                html.Td("{{ p.%s }}" % c)
-                    html.Div("re-scored in {{ rescore_ms }} ms", id="rescore", classes="text-caption",
-                             v_show=("rescore_ms !== null",))
-                    v3.VDivider(classes="my-2")
-                    html.Div("Ablation", classes="text-subtitle-2")
-                    v3.VSelect(label="Device", items=("devices",), v_model=("device",), id="device",
-                               density="compact", item_title="title", item_value="value")
-                    v3.VSelect(label="Setting", items=("settings",), v_model=("setting",), id="setting",
-                               density="compact", item_title="title", item_value="value")
-                    v3.VBtn("Ablation zone", id="ablate", click=self.on_ablation, block=True,
-                            disabled=("!proposals.length || !setting || busy",))
-                    html.Div("{{ ablation }}", id="ablation", classes="text-caption my-2")
-                    v3.VDivider(classes="my-2")
-                    v3.VBtn("Export report (PDF) and scene (.mrb)", id="export", click=self.on_export, block=True,
-                            disabled=("!proposals.length || busy",))
-                    html.Div("{{ exported }}", id="exported", classes="text-caption my-2")
-                    v3.VDivider(classes="my-2")
-                    html.Div("Bronchoscopy", classes="text-subtitle-2")
-                    v3.VSelect(label="Nodule", items=("nodules",), v_model=("nodule",), id="nodule",
-                               density="compact")
-                    v3.VSelect(label="Scope", items=("scopes",), v_model=("scope",), id="scope", density="compact")
-                    v3.VBtn("Plan route", id="route-plan", click=self.on_route, block=True,
-                            disabled=("!nodule || !scope || busy",))
-                    html.Div("{{ route }}", id="route", classes="text-caption my-2")
-                    with html.Div(id="fly-box", v_show=("fly_max > 0",)):
-                        v3.VSlider(label="Fly-through", v_model=("fly",), min=0, max=("fly_max",), step=1,
-                                   density="compact", hide_details=True)
-            with ui.content:
-                with html.Div(style="height: calc(100vh - 64px); width: 100%;"):
-                    self.layout_manager.initialize_layout_grid(ui)
-        self.ui = ui
-        self.state.change("selected_rank")(self.on_select_proposal)
-        self.state.change("device")(self.on_device)
-        self.state.change("fly")(self.on_fly)
 
     def _software_gl_setup(self):
         """trame-slicer turns depth peeling on in the 3-D view; Mesa's software GL renders
@@ -299,6 +204,8 @@ class PlanningWorkstation:
                                         slicer.vtkMRMLAbstractViewNode.OrientationMarkerSizeSmall)
             view.set_ruler(slicer.vtkMRMLAbstractViewNode.RulerTypeThin,
                            slicer.vtkMRMLAbstractViewNode.RulerColorWhite)
+        for view in self.slicer_app.view_manager.get_slice_views():  # no CT planes hiding the 3-D scene
+            view.set_visible_in_3d(False)
         dm.reset_views()
         names = target_choices(segment_names(self.segmentation))
         with self.state:
@@ -363,16 +270,15 @@ class PlanningWorkstation:
             with self.state:
                 self.state.status = f"Planning failed: {e}"
             return
+        self.remove_plan_nodes()
         ids = plan_to_scene(self.scene, result)
+        self._plan_ids = ids
         self.timings["plan_s"] = time.perf_counter() - t0
         self.plan = result
         for pid in ids.get("proposals", []):  # ranks in the table, not overlapping labels in the views
             d = self.scene.GetNodeByID(pid).GetDisplayNode()
             d.SetPropertiesLabelVisibility(False)
             d.SetPointLabelsVisibility(False)
-        if self.path_node is not None and self._path_observer is not None:
-            self.path_node.RemoveObserver(self._path_observer)
-            self._path_observer = None
         if "path" in ids:
             self.path_node = self.scene.GetNodeByID(ids["path"])
             self.path_node.GetDisplayNode().SetPointLabelsVisibility(False)
@@ -382,6 +288,7 @@ class PlanningWorkstation:
         with self.state:
             self.state.proposals = proposal_rows(result)
             self.state.selected_rank = 1
+            self.state.ablation = ""  # the previous plan's zone went with its path
             self.state.plan_seconds = round(self.timings["plan_s"], 2)
             n = int(result.table.feasible.sum())
             self.state.status = (f"{n} of {len(result.table)} candidate paths feasible; "
@@ -390,6 +297,21 @@ class PlanningWorkstation:
                 from ..planning.planner import format_report
 
                 self.state.metrics = format_report(result.report)
+
+    def remove_plan_nodes(self):
+        """A new plan replaces the previous one's proposals, path, risk map and table in the views."""
+        if self.path_node is not None:
+            for tag in (self._path_observer, self._ablation):
+                if tag is not None:
+                    self.path_node.RemoveObserver(tag)
+            self._path_observer = self._ablation = None
+        for v in self._plan_ids.values():
+            for node_id in (v if isinstance(v, list) else [v]):
+                node = self.scene.GetNodeByID(node_id)
+                if node is not None:
+                    self.scene.RemoveNode(node)
+        self._plan_ids = {}
+        self.path_node = None
 
     def observe(self, node):
         """Re-score ``node`` live (imagio.mrml.planning.observe_path); a first observer (higher
@@ -470,7 +392,7 @@ class PlanningWorkstation:
     def views(self):
         """The views in page order (axial, 3-D, coronal)."""
         vm = self.slicer_app.view_manager
-        order = [d.singleton_tag for d in _layout_views()]
+        order = [d.singleton_tag for d in layout_views()]
         by_tag = {v.get_singleton_tag(): v for v in vm.get_views()}
         return [by_tag[t] for t in order if t in by_tag]
 
@@ -566,9 +488,7 @@ class PlanningWorkstation:
         from ..report import build_report
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        doc = self.plan.to_dict()
-        if self.metrics is not None:
-            doc["chosen_path"] = self.metrics.to_dict()
+        doc = chosen_first(self.plan.to_dict(), self.metrics.to_dict() if self.metrics is not None else None)
         ct = node_to_volume(self.ct)
         labels = segmentation_to_labels(self.segmentation, reference=ct)
         html_path, pdf = build_report(doc, self.out_dir / "report.pdf", ct, labels)
@@ -576,57 +496,6 @@ class PlanningWorkstation:
         self.slicer_app.io_manager.save_scene(mrb)
         self.state.exported = f"{pdf} and {mrb}"
         return pdf, mrb
-
-
-def display_xy(view, node, ras) -> list[float]:
-    """Render-window pixel (x, y from the top) where the RAS point ``ras`` is drawn in ``view``."""
-    import numpy as np
-
-    rw_h = view.render_window().GetSize()[1]
-    if node.IsA("vtkMRMLSliceNode"):
-        xy_to_ras = np.array([[node.GetXYToRAS().GetElement(i, j) for j in range(4)] for i in range(4)])
-        x, y, _, _ = np.linalg.solve(xy_to_ras, [*map(float, ras), 1.0])
-    else:
-        r = view.renderer()
-        r.SetWorldPoint(*map(float, ras), 1.0)
-        r.WorldToDisplay()
-        x, y, _ = r.GetDisplayPoint()
-    return [float(x), float(rw_h - y)]
-
-
-def scope_choices() -> list[str]:
-    from ..planning.bronchoscopy import load_scopes
-
-    return list(load_scopes()["scopes"])
-
-
-def device_choices() -> list[dict]:
-    from ..planning.ablation import load_catalogue
-
-    return [{"value": n, "title": f"{d.label or n} [{d.modality}]"} for n, d in load_catalogue().items()]
-
-
-def setting_choices(device: str) -> list[dict]:
-    from ..planning.ablation import get_device
-
-    return [{"value": s.id, "title": f"{s.label}: {s.zone_length_mm:g} x {s.zone_diameter_mm:g} mm"}
-            for s in get_device(device).settings.values()]
-
-
-def _layout_views():
-    from trame_slicer.views import ViewLayoutDefinition
-
-    return [ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.threed_view(),
-            ViewLayoutDefinition.coronal_view()]
-
-
-def planning_layouts():
-    """Axial slice view on the left, 3-D and coronal on the right."""
-    from trame_slicer.views import Layout, LayoutDirection
-
-    axial, threed, coronal = _layout_views()
-    return {"IMAGIO planning": Layout(LayoutDirection.Horizontal,
-                                      [axial, Layout(LayoutDirection.Vertical, [threed, coronal])])}
 
 
 def main(argv=None):

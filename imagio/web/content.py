@@ -1,0 +1,69 @@
+"""What IMAGIO Web's side panel shows, as plain data: proposal rows, target and catalogue
+choices, and the report document led by the path the user chose (no trame, no VTK)."""
+
+from __future__ import annotations
+
+PROPOSAL_COLUMNS = ("rank", "score", "length_mm", "closest_structure", "closest_clearance_mm",
+                    "craniocaudal_deg", "feasible")
+
+
+def proposal_rows(plan) -> list[dict]:
+    """One JSON-ready row per proposal of ``plan`` (imagio.planning.Plan), best first: rank,
+    score, length (mm), closest structure and its clearance (mm), craniocaudal angle (deg), and
+    the colour of its line in the views (CSS rgb)."""
+    from ..mrml.planning import PROPOSAL_COLORS
+
+    rows = []
+    for r, m in enumerate(plan.proposals):
+        c = PROPOSAL_COLORS[r % len(PROPOSAL_COLORS)]
+        rows.append({"color": "rgb({},{},{})".format(*(int(255 * v) for v in c)), "rank": r + 1,
+                     "score": round(float(m.score), 3), "length_mm": round(float(m.length_mm), 1),
+                     "closest_structure": str(m.closest_structure),
+                     "closest_clearance_mm": round(float(m.closest_clearance_mm), 1),
+                     "craniocaudal_deg": round(float(m.craniocaudal_deg), 1), "feasible": bool(m.feasible)})
+    return rows
+
+
+def target_choices(segment_names) -> list[str]:
+    """Segments that can be targets: lesions first (tumour, nodule, lesion, metastasis names)."""
+    lesion = [n for n in segment_names if any(k in n for k in ("tumor", "tumour", "nodule", "lesion", "metast"))]
+    return lesion + [n for n in segment_names if n not in lesion]
+
+
+def chosen_first(doc: dict, chosen: dict | None) -> dict:
+    """The plan document with the path the user chose first among the proposals, labelled so the
+    report says which it is: "chosen = #k" when it is proposal k unchanged, "chosen (edited)"
+    when it was dragged (then the proposals follow as #1, #2, ...)."""
+    if chosen is None:
+        return doc
+    props = list(doc.get("proposals") or [])
+    same = [i for i, p in enumerate(props)
+            if all(abs(a - b) < 0.01 for a, b in zip(p["entry_ras"] + p["target_ras"],
+                                                      chosen["entry_ras"] + chosen["target_ras"]))]
+    if same:
+        k = same[0]
+        first = dict(props.pop(k), label=f"chosen = #{k + 1}")
+    else:
+        first = dict(chosen, label="chosen (edited)")
+    rest = [dict(p, label=p.get("label") or f"#{i + 1}") for i, p in enumerate(doc.get("proposals") or [])
+            if not same or i != same[0]]
+    return {**doc, "proposals": [first, *rest]}
+
+
+def scope_choices() -> list[str]:
+    from ..planning.bronchoscopy import load_scopes
+
+    return list(load_scopes()["scopes"])
+
+
+def device_choices() -> list[dict]:
+    from ..planning.ablation import load_catalogue
+
+    return [{"value": n, "title": f"{d.label or n} [{d.modality}]"} for n, d in load_catalogue().items()]
+
+
+def setting_choices(device: str) -> list[dict]:
+    from ..planning.ablation import get_device
+
+    return [{"value": s.id, "title": f"{s.label}: {s.zone_length_mm:g} x {s.zone_diameter_mm:g} mm"}
+            for s in get_device(device).settings.values()]
