@@ -202,7 +202,8 @@ def distinct_decimals(values, lo: int = 1, hi: int = 6) -> int:
 
 def percent_of_probability(p) -> str:
     """A probability 0..1 as risk models are read: percent with one decimal, "<1 %" below 1 %
-    and ">99 %" above 99 % (the models are not calibrated to finer extremes)."""
+    and ">99 %" above 99 % (finer extremes change no decision: the BTS 2015 guideline's thresholds
+    are 10 % (Brock) and 70 % (Herder); Callister et al., Thorax 2015;70 Suppl 2)."""
     if p is None:
         return ""
     x = 100.0 * float(p)
@@ -559,7 +560,10 @@ def cmd_report(args) -> int:
         raise InputError(f"{plan_path}: not a plan JSON (an object is expected)")
     inputs = doc.get("inputs") or {}
     base = plan_path.parent
-    ct, labels, notes = plan_inputs(base, inputs, args.ct, args.labels, args.label_names, args.series)
+    if doc.get("proposals") or args.ct:   # the pictures follow the best needle path
+        ct, labels, notes = plan_inputs(base, inputs, args.ct, args.labels, args.label_names, args.series)
+    else:
+        ct, labels, notes = None, None, []
     if ct is not None and (why := target_outside(ct, doc)):
         notes.append(why)
         ct = labels = None
