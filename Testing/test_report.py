@@ -6,7 +6,6 @@ each defined once, scores and probabilities are printed with the digits they nee
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
