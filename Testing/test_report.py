@@ -6,6 +6,7 @@ each defined once, scores and probabilities are printed with the digits they nee
 import hashlib
 import json
 import re
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,26 @@ def test_scores_and_probabilities_printed_with_the_digits_they_need():
     assert percent_covered(0.01) == "<0.1" and percent_covered(0.0) == "0.0"
     rows = dict(stratification_rows({"brock": {"model": "brock", "probability": 0.0312}, "lung_rads": "4A"}))
     assert rows["brock probability of malignancy"] == "3.1 %" and rows["lung_rads"] == "4A"
+
+
+def test_infeasible_plan_report_says_why_the_best_near_miss_fails(planned, tmp_path, capsys):
+    """A plan without a feasible path still gives a report: the exclusion table and the
+    near-miss's violated constraints with their numbers; a needle too short says the nearest skin."""
+    d = tmp_path / "forbidden"
+    rc = main(["plan", str(planned / "ct.nii.gz"), "--labels", str(planned / "labels.seg.nrrd"),
+               "--target", json.loads((planned / "plan" / "plan.json").read_text())["target"]["name"],
+               "--out", str(d), "--quiet", "--no-scene", "--no-png", "--role", "liver=forbidden"])
+    assert rc == 2
+    doc = json.loads((d / "plan.json").read_text())
+    assert not doc["proposals"] and doc["report"].get("best_near_miss")
+    assert main(["report", str(d / "plan.json"), "--out", str(tmp_path / "r.pdf")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "No feasible path" in html and "Best near-miss (not feasible)" in html
+    details = doc["report"]["best_near_miss"]["details"]
+    assert details and all(html_escape(x) in html for x in details) and "liver" in " ".join(details)
+    rc = main(["plan", str(planned / "ct.nii.gz"), "--labels", str(planned / "labels.seg.nrrd"),
+               "--target", doc["target"]["name"], "--out", str(tmp_path / "short"), "--quiet", "--no-scene",
+               "--no-png", "--needle-length", "30"])
+    assert rc == 2
+    assert main(["report", str(tmp_path / "short" / "plan.json"), "--out", str(tmp_path / "s.pdf")]) == 0
+    assert "nearest skin (mm)" in (tmp_path / "s.html").read_text()

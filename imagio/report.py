@@ -316,7 +316,14 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     elif "report" in doc:
         rep = doc["report"] or {}
         rows = [(k, json.dumps(v)) for k, v in rep.get("excluded_by", {}).items()]
+        if rep.get("nearest_skin_mm") is not None:
+            rows.append(("reach: nearest skin (mm)", f"{_fmt(float(rep['nearest_skin_mm']))}, beyond the needle"))
         out.append(("No feasible path", [("table", ["constraint", "candidates excluded"], rows)]))
+        nm = rep.get("best_near_miss") or {}
+        if nm:   # why even the closest candidate fails, in the planner's words
+            out.append(("Best near-miss (not feasible)",
+                        [("entry RAS (mm)", nm.get("entry_ras")),
+                         *[(f"{i + 1}", d) for i, d in enumerate(nm.get("details") or nm.get("violations") or [])]]))
     warns = doc.get("warnings") or []
     if "warnings" in doc:   # a plan: every doubt listed, "none" only when there are none
         out.append(("Warnings", [(f"{i + 1}", w) for i, w in enumerate(warns)] or [("warnings", "none")]))
