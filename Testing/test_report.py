@@ -241,3 +241,16 @@ def test_infeasible_plan_report_says_why_the_best_near_miss_fails(planned, tmp_p
     assert rc == 2
     assert main(["report", str(tmp_path / "short" / "plan.json"), "--out", str(tmp_path / "s.pdf")]) == 0
     assert "nearest skin (mm)" in (tmp_path / "s.html").read_text()
+
+
+def test_a_chosen_path_is_listed_and_pictured_instead_of_proposal_one(planned, ph, tmp_path):
+    from imagio.report import build_report
+
+    doc = json.loads((planned / "plan" / "plan.json").read_text())
+    html_best, _ = build_report(doc, tmp_path / "best.pdf", ph.ct, ph.labels)
+    chosen = {**doc["proposals"][2], "details": []}
+    html_ch, _ = build_report({**doc, "chosen_path": chosen}, tmp_path / "chosen.pdf", ph.ct, ph.labels)
+    text = html_ch.read_text()
+    assert "Chosen path" in text and "chosen path: axial slice" in text
+    assert _sha(tmp_path / "chosen_axial.png") != _sha(tmp_path / "best_axial.png")
+    assert "proposal #1: axial slice" in html_best.read_text()

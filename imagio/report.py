@@ -313,7 +313,15 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         rows.append(("constraint violations", *[", ".join(p.get("violations") or []) or "none" for p in props[:3]]))
         out.append(("Proposed trajectories", [("table", head, rows)]))
         out.append(("Angles (degrees)", [(label, why) for _, label, why in ANGLES]))
-    elif "report" in doc:
+    chosen = doc.get("chosen_path")
+    if chosen:   # the path the user settled on (web workstation, Slicer): the pictures show it
+        rows = [("entry RAS (mm)", chosen.get("entry_ras")), ("target RAS (mm)", chosen.get("target_ras")),
+                ("feasible", chosen.get("feasible"))]
+        rows += [(label, chosen.get(key, "")) for key, label in PROPOSAL_FIELDS if key != "score"]
+        rows.append(("constraint violations", "; ".join(chosen.get("details") or chosen.get("violations") or [])
+                     or "none"))
+        out.append(("Chosen path", rows))
+    if not props and "report" in doc:
         rep = doc["report"] or {}
         rows = [(k, json.dumps(v)) for k, v in rep.get("excluded_by", {}).items()]
         if rep.get("nearest_skin_mm") is not None:
@@ -436,6 +444,15 @@ def picture_stem(out_pdf) -> str:
     return Path(out_pdf).stem
 
 
+def pictured_path(doc: dict) -> dict | None:
+    """The needle path the pictures show: the user's chosen path when the document has one, else
+    the best proposal, else None."""
+    chosen = doc.get("chosen_path")
+    if chosen and chosen.get("entry_ras") is not None:
+        return chosen
+    return (doc.get("proposals") or [None])[0]
+
+
 def missing_picture_note(path) -> str:
     return f"the 3D picture {path} is not there; the report has no 3D view"
 
@@ -466,11 +483,13 @@ def build_report(doc: dict, out_pdf, ct: Volume | None = None, labels: Volume | 
             pictures.append((own, "3D view: skin risk map, structures and proposals"))
         else:
             notes.append(missing_picture_note(picture_3d))
-    props = doc.get("proposals") or []
-    if props and ct is None and not notes:
+    path = pictured_path(doc)
+    if path and ct is None and not notes:
         notes.append("no CT given: the axial slice and the reformat along the needle are left out")
-    if ct is not None and props:
-        pictures += needle_pictures(ct, labels, props[0]["entry_ras"], props[0]["target_ras"], out_pdf.parent, stem)
+    if ct is not None and path:
+        which = "chosen path" if path is doc.get("chosen_path") else "proposal #1"
+        pictures += [(p, f"{which}: {c}") for p, c in
+                     needle_pictures(ct, labels, path["entry_ras"], path["target_ras"], out_pdf.parent, stem)]
     read = [w for v in (ct, labels) if v is not None for w in v.warnings]
     if read:
         doc = {**doc, "input_warnings": list(dict.fromkeys((doc.get("input_warnings") or []) + read))}
@@ -567,7 +586,7 @@ def cmd_report(args) -> int:
         raise InputError(f"{plan_path}: not a plan JSON (an object is expected)")
     inputs = doc.get("inputs") or {}
     base = plan_path.parent
-    if doc.get("proposals") or args.ct:   # the pictures follow the best needle path
+    if pictured_path(doc) or args.ct:   # the pictures follow the best (or chosen) needle path
         ct, labels, notes = plan_inputs(base, inputs, args.ct, args.labels, args.label_names, args.series)
     else:
         ct, labels, notes = None, None, []
