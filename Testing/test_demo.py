@@ -1,6 +1,7 @@
 """`imagio demo` end to end on the 3 mm phantom: files, scene re-load, plans."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,10 @@ def test_demo_reports_have_pages_and_pictures(demo_dir):
     assert html.count("<img") == 3 and "clearance (mm)" in html
     # the liver tumour's report carries its ablation, the nodule's its bronchoscopic route
     assert "minimal ablative margin (mm)" in html and "device and setting" in html
+    for pdf in pdfs:   # every picture the HTML shows is there and is this report's own
+        srcs = re.findall(r'<img[^>]*\bsrc="([^"]+)"', pdf.with_suffix(".html").read_text())
+        assert len(srcs) == 3 and all((pdf.parent / s).is_file() for s in srcs)
+        assert all(Path(s).name.startswith(pdf.stem + "_") for s in srcs)
     nodule_html = next(p for p in pdfs if "lung_nodule" in p.name).with_suffix(".html").read_text()
     assert "Bronchoscopic route" in nodule_html and "bronchus sign" in nodule_html
 

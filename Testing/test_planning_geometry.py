@@ -186,7 +186,7 @@ def test_gantry_tilt_zero_allows_only_axial_paths():
     assert np.all(np.abs(t.entry_ras[t.feasible, 2] - (-40.0)) < 1e-6)
     assert np.all(t.craniocaudal_deg[t.feasible] < 0.011)
     for m in p.proposals:
-        assert m.craniocaudal_deg < 0.011 and m.outofplane_deg < 0.011
+        assert m.craniocaudal_deg < 0.011 and m.gantry_tilt_deg < 0.011
     # supine: no proposal enters from the table side (outward normal pointing posterior)
     assert all(m.entry_ras[1] > -59 for m in p.proposals)
 

@@ -102,11 +102,12 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         result = plan(problem, progress=sub)
         plan_file = result.write_json(out / f"plan_{les.name}.json")
         doc = json.loads(plan_file.read_text())
-        doc["inputs"] = {"ct": "ct.nii.gz", "labels": "segmentation.seg.nrrd", "picture_3d": "demo.png",
-                         "meta": ph.ct.meta}
+        doc["inputs"] = {"ct": "ct.nii.gz", "labels": "segmentation.seg.nrrd",
+                         "picture_3d": f"plan_{les.name}.png", "meta": ph.ct.meta}
         doc["target_measurements"] = measurements.get(les.name, {})
         plan_file.write_text(json.dumps(doc, indent=1))
         files.append(plan_file)
+        files.append(render_plan_png(result, out / f"plan_{les.name}.png"))   # this plan's own 3D view
         plan_to_scene(scene, result)
         plan_results.append(result)
         first = first or result
@@ -151,7 +152,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         for key, extra in (("ablation", out / f"ablation_{name}.json"), ("bronchoscopy", out / f"bronch_{name}.json")):
             if extra.exists():
                 doc[key] = json.loads(extra.read_text())
-        files += build_report(doc, out / "report" / f"report_{name}.pdf", ph.ct, labels, out / "demo.png")
+        files += build_report(doc, out / "report" / f"report_{name}.pdf", ph.ct, labels, out / f"plan_{name}.png")
     prog(1.0, "done")
     summary = {
         "out_dir": str(out), "files": [str(f) for f in files],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,21 @@ from .volume import Volume
 
 IDENTIFIERS = ("PatientName", "PatientID", "AccessionNumber", "StudyDate", "StudyInstanceUID",
                "SeriesInstanceUID", "SeriesDescription", "Modality")
+# the angles of a path, each defined once (computed in imagio.planning.scoring.angles), in degrees
+ANGLES = (("skin_angle_deg", "angle to the skin normal (deg)",
+           "between the needle and the inward normal of the skin at the entry"),
+          ("craniocaudal_deg", "craniocaudal = out of the axial plane (deg)",
+           "between the needle and the axial plane (0 = the whole needle in one axial slice)"),
+          ("inplane_deg", "in-plane, from the A-P axis (deg)",
+           "between the needle's projection onto the axial plane and the anterior-posterior axis"),
+          ("gantry_tilt_deg", "gantry tilt for one scan plane (deg)",
+           "between the needle's projection onto the sagittal plane and the anterior-posterior axis: "
+           "the gantry tilt about the left-right axis that puts the whole needle in one scan plane"))
 PROPOSAL_FIELDS = (("length_mm", "length (mm)"), ("closest_structure", "closest structure"),
-                   ("closest_clearance_mm", "clearance (mm)"), ("skin_angle_deg", "angle to skin normal (deg)"),
-                   ("craniocaudal_deg", "craniocaudal (deg)"), ("inplane_deg", "in-plane (deg)"),
-                   ("outofplane_deg", "out-of-plane (deg)"), ("pleural_crossings", "pleural crossings"),
+                   ("closest_clearance_mm", "clearance (mm)"), *[(k, label) for k, label, _ in ANGLES],
+                   ("pleural_crossings", "pleural crossings"),
                    ("fissure_crossings", "fissure crossings"), ("aerated_lung_mm", "aerated lung (mm)"),
-                   ("liver_before_target_mm", "liver before target (mm)"), ("score", "score"))
+                   ("liver_before_target_mm", "liver before target (mm)"), ("score", "score (lower is better)"))
 
 
 def _plane_grid(center, u, v, half_mm, step_mm):
@@ -35,18 +45,51 @@ def _plane_grid(center, u, v, half_mm, step_mm):
     return center + a[..., None] * u + b[..., None] * v, s
 
 
-def render_slice_png(ct: Volume, labels: Volume | None, center, u, v, path, entry=None, target=None,
-                     title="", half_mm=90.0, step_mm=0.5) -> Path:
-    """PNG of the plane through ``center`` (RAS mm) spanned by unit vectors ``u`` (right in the
-    picture) and ``v`` (up): CT at window 400/40 HU, label outlines, the needle as a line."""
+NEEDLE_COLOR = "#20e0ff"
+TARGET_COLOR = "#ffff00"
+# letters at the picture's edges: the patient direction each edge faces (RAS axes, + and -)
+_AXIS_LETTERS = (("R", "L"), ("A", "P"), ("S", "I"))
+
+
+def edge_letters(direction, min_component: float = 0.3) -> str:
+    """Orientation letters of a picture edge facing the RAS unit vector ``direction``: the
+    patient directions (R/L, A/P, S/I) whose component is at least ``min_component``, largest
+    first (e.g. (-1, 0, 0) -> "L"; an oblique (0.7, 0, 0.7) -> "RS")."""
+    d = np.asarray(direction, float)
+    order = np.argsort(-np.abs(d), kind="stable")
+    return "".join(_AXIS_LETTERS[a][0 if d[a] > 0 else 1] for a in order if abs(d[a]) >= min_component)
+
+
+def slab_interval(s_entry: float, s_target: float, half_slab_mm: float) -> tuple[float, float] | None:
+    """Part of the needle within ``half_slab_mm`` of a plane: the needle point at parameter
+    ``lam`` (0 at the entry, 1 at the target) lies at signed distance ``s_entry + lam * (s_target
+    - s_entry)`` mm from the plane. Returns (lam_lo, lam_hi) within [0, 1], or None when no part
+    of the needle is in the slab."""
+    ds = s_target - s_entry
+    if abs(ds) < 1e-9:
+        return (0.0, 1.0) if abs(s_entry) <= half_slab_mm else None
+    a, b = sorted(((-half_slab_mm - s_entry) / ds, (half_slab_mm - s_entry) / ds))
+    lo, hi = max(0.0, a), min(1.0, b)
+    return (lo, hi) if lo < hi else None
+
+
+def slice_figure(ct: Volume, labels: Volume | None, center, u, v, entry=None, target=None, title="",
+                 half_mm=90.0, step_mm=0.5, half_slab_mm: float | None = None):
+    """Matplotlib (figure, axes) of the plane through ``center`` (RAS mm) spanned by unit vectors
+    ``u`` (towards the picture's right) and ``v`` (up): CT at window 400/40 HU, label outlines,
+    orientation letters at the four edges (text objects with gid "orientation"), and the needle
+    projected onto the plane: solid where it lies within ``half_slab_mm`` of the plane (default
+    half the CT's thickest voxel side), dashed where it is projected from outside; target as a
+    yellow dot, entry as a cross. Data coordinates are mm from ``center`` along ``u`` and ``v``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts, s = _plane_grid(np.asarray(center, float), u, v, half_mm, step_mm)
+    center, u, v = (np.asarray(x, float) for x in (center, u, v))
+    pts, s = _plane_grid(center, u, v, half_mm, step_mm)
     img = ct.sample(pts, order=1, fill=-1024)
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(5, 5.3), dpi=110)
     ext = (s[0], s[-1], s[0], s[-1])
     ax.imshow(img, cmap="gray", vmin=-160, vmax=240, origin="lower", extent=ext)
     if labels is not None:
@@ -60,42 +103,77 @@ def render_slice_png(ct: Volume, labels: Volume | None, center, u, v, path, entr
                 continue
             ax.contour(lab == value, levels=[0.5], colors=[s_.color_float], linewidths=0.8, extent=ext,
                        origin="lower")
+    note = ""
     if entry is not None and target is not None:
+        h = float(0.5 * ct.spacing.max()) if half_slab_mm is None else float(half_slab_mm)
+        w = np.cross(u, v)
         e, t = (np.asarray(entry, float) - center), (np.asarray(target, float) - center)
-        ax.plot([e @ u, t @ u], [e @ v, t @ v], color="#20e0ff", lw=2)
-        ax.plot([t @ u], [t @ v], "o", color="#ffff00", ms=4)
+        pe, pt = np.array([e @ u, e @ v]), np.array([t @ u, t @ v])
+        inside = slab_interval(float(e @ w), float(t @ w), h)
+        pieces = [(0.0, 1.0, False)] if inside is None else \
+            [(0.0, inside[0], False), (inside[0], inside[1], True), (inside[1], 1.0, False)]
+        for lo, hi, solid in pieces:
+            if hi - lo < 1e-9:
+                continue
+            a, b = pe + lo * (pt - pe), pe + hi * (pt - pe)
+            ax.plot([a[0], b[0]], [a[1], b[1]], color=NEEDLE_COLOR, lw=2.0 if solid else 1.5,
+                    ls="-" if solid else "--", gid="needle_in_slab" if solid else "needle_projected")
+        ax.plot([pe[0]], [pe[1]], "x", color=NEEDLE_COLOR, ms=6, mew=1.5, gid="entry")
+        ax.plot([pt[0]], [pt[1]], "o", color=TARGET_COLOR, ms=4, gid="target")
+        note = f"needle solid within ±{h:.1f} mm of this plane, dashed: projected; x entry"
+        if abs(e @ w) > h:
+            note += f" ({abs(e @ w):.0f} mm {edge_letters(w if e @ w > 0 else -w)} of the plane)"
+    for (x, y, ha, va), d in (((0.02, 0.5, "left", "center"), -u), ((0.98, 0.5, "right", "center"), u),
+                              ((0.5, 0.98, "center", "top"), v), ((0.5, 0.02, "center", "bottom"), -v)):
+        ax.text(x, y, edge_letters(d), transform=ax.transAxes, ha=ha, va=va, color="#ff9900",
+                fontsize=12, fontweight="bold", gid="orientation")
     ax.set_xlim(s[0], s[-1])
     ax.set_ylim(s[0], s[-1])
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel("mm")
+    ax.set_xlabel("mm" + (f"; {note}" if note else ""), fontsize=7)
     fig.tight_layout()
-    path = Path(path)
+    return fig, ax
+
+
+def render_slice_png(ct: Volume, labels: Volume | None, center, u, v, path, entry=None, target=None,
+                     title="", half_mm=90.0, step_mm=0.5, half_slab_mm: float | None = None) -> Path:
+    """PNG of :func:`slice_figure` at ``path`` (written atomically); returns the path."""
+    import matplotlib.pyplot as plt
+
     from .outputs import atomic_path
 
+    fig, _ = slice_figure(ct, labels, center, u, v, entry, target, title, half_mm, step_mm, half_slab_mm)
+    path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
     plt.close(fig)
     return path
 
 
-def needle_pictures(ct: Volume, labels: Volume | None, entry, target, out_dir) -> list[Path]:
-    """Axial slice through the target (needle projected) and the oblique plane holding the whole
-    needle and the patient's S axis (or A when the needle is craniocaudal)."""
+# radiological display, as Slicer shows an axial slice: patient right on the picture's left, anterior up
+AXIAL_U, AXIAL_V = np.array([-1.0, 0, 0]), np.array([0, 1.0, 0])
+
+
+def needle_pictures(ct: Volume, labels: Volume | None, entry, target, out_dir, stem: str = "plan") -> list[tuple]:
+    """Axial slice through the target (needle projected, in-slice part solid) and the oblique
+    plane holding the whole needle and the patient's S axis (or A when the needle is
+    craniocaudal), written as ``out_dir/<stem>_axial.png`` and ``<stem>_needle_plane.png``.
+    Returns [(path, caption), ...]."""
     entry, target = np.asarray(entry, float), np.asarray(target, float)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # radiological display: patient right on the picture's left, anterior up
-    axial = render_slice_png(ct, labels, target, np.array([-1.0, 0, 0]), np.array([0, 1.0, 0]),
-                             out_dir / "axial_target.png", entry, target, "axial slice through the target")
+    axial = render_slice_png(ct, labels, target, AXIAL_U, AXIAL_V, out_dir / f"{stem}_axial.png", entry, target,
+                             f"axial slice through the target (S = {target[2]:.1f} mm)")
     d = (target - entry) / np.linalg.norm(target - entry)
     ref = np.array([0, 0, 1.0]) if abs(d[2]) < 0.9 else np.array([0, 1.0, 0])
     v = ref - (ref @ d) * d
     v /= np.linalg.norm(v)
     half = max(90.0, 0.6 * np.linalg.norm(target - entry))
-    oblique = render_slice_png(ct, labels, 0.5 * (entry + target), d, v, out_dir / "needle_plane.png",
+    oblique = render_slice_png(ct, labels, 0.5 * (entry + target), d, v, out_dir / f"{stem}_needle_plane.png",
                                entry, target, "reformat containing the whole needle", half_mm=half,
                                step_mm=max(0.5, half / 300))
-    return [axial, oblique]
+    return [(axial, "axial slice through the target (radiological view: patient right on the left)"),
+            (oblique, "reformat containing the whole needle")]
 
 
 def _table(rows, head=None) -> str:
@@ -112,6 +190,39 @@ def _fmt(x) -> str:
     return str(x)
 
 
+def distinct_decimals(values, lo: int = 1, hi: int = 6) -> int:
+    """Fewest decimals (``lo``..``hi``) at which the different numbers among ``values`` print
+    differently (e.g. scores 0.4213 and 0.4248 need 3)."""
+    vals = sorted({float(v) for v in values if isinstance(v, (int, float)) and np.isfinite(v)})
+    for n in range(lo, hi + 1):
+        if len({f"{v:.{n}f}" for v in vals}) == len(vals):
+            return n
+    return hi
+
+
+def percent_of_probability(p) -> str:
+    """A probability 0..1 as risk models are read: percent with one decimal, "<1 %" below 1 %
+    and ">99 %" above 99 % (finer extremes change no decision: the BTS 2015 guideline's thresholds
+    are 10 % (Brock) and 70 % (Herder); Callister et al., Thorax 2015;70 Suppl 2)."""
+    if p is None:
+        return ""
+    x = 100.0 * float(p)
+    return "<1 %" if x < 1.0 else ">99 %" if x > 99.0 else f"{x:.1f} %"
+
+
+def percent_covered(x) -> str:
+    """A coverage percentage with one decimal that never rounds to 100.0 or 0.0 unless exact:
+    99.97 -> ">99.9", 0.02 -> "<0.1" (a tumour 99.97 % covered is not covered)."""
+    if x is None:
+        return ""
+    x = float(x)
+    if 99.95 <= x < 100.0:
+        return ">99.9"
+    if 0.0 < x < 0.05:
+        return "<0.1"
+    return f"{x:.1f}"
+
+
 def _met(c: dict) -> str:
     return "" if not c else (" (met)" if c.get("met") else f" (below the required {c.get('required')})")
 
@@ -124,8 +235,8 @@ def ablation_rows(a: dict) -> list:
     shells = cov.get("margin_covered_pct") or {}
     rows = [("device and setting", f"{a.get('device')} {a.get('setting')} ({a.get('modality')})"),
             ("probes", f"{a.get('n_probes')}" + (f" (lower bound {a['lower_bound']})" if a.get("lower_bound") else "")),
-            ("tumour covered (%)", f"{_fmt(cov.get('tumour_covered_pct'))}{_met(crit.get('tumour_covered'))}"),
-            *[(f"tumour + {k} covered (%)", _fmt(v)) for k, v in shells.items()],
+            ("tumour covered (%)", f"{percent_covered(cov.get('tumour_covered_pct'))}{_met(crit.get('tumour_covered'))}"),
+            *[(f"tumour + {k} covered (%)", percent_covered(v)) for k, v in shells.items()],
             ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm'))}{_met(crit.get('minimal_ablative_margin'))}"),
             ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
             ("zone volume (mL)", cov.get("zone_volume_ml"))]
@@ -155,12 +266,28 @@ def bronchoscopy_rows(b: dict) -> list:
     return rows
 
 
+def stratification_rows(val: dict) -> list:
+    """Rows of a risk or eligibility result: a model's probability as a percentage (see
+    :func:`percent_of_probability`), other values as they are (nested ones as short JSON)."""
+    rows = []
+    for k, v in val.items():
+        if isinstance(v, dict) and "probability" in v:
+            rows.append((f"{k} probability of malignancy", percent_of_probability(v["probability"])))
+        elif k == "probability" or k.endswith("_probability"):
+            rows.append((k, percent_of_probability(v)))
+        else:
+            rows.append((k, v if not isinstance(v, (dict, list)) else json.dumps(v)[:200]))
+    return rows
+
+
 def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     """Report content as (title, [(label, value) rows or ('table', head, rows)]) sections."""
     out = []
     ids = [(k, meta[k]) for k in IDENTIFIERS if meta.get(k)]
     if ids:
         out.append(("Patient and series (as in the input)", ids))
+    if doc.get("report_warnings"):  # what this report could not show (no CT for the pictures, ...)
+        out.append(("Report warnings", [(f"{i + 1}", w) for i, w in enumerate(doc["report_warnings"])]))
     if doc.get("input_warnings"):  # how the images were read (tilt corrected, slices dropped, ...)
         out.append(("Input warnings", [(f"{i + 1}", w) for i, w in enumerate(doc["input_warnings"])]))
     t = doc.get("target") or {}
@@ -179,13 +306,32 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     if props:
         head = ["", *[props[i].get("label") or f"#{i + 1}" for i in range(min(3, len(props)))]]
         rows = [("entry RAS (mm)", *[p["entry_ras"] for p in props[:3]])]
-        rows += [(label, *[p.get(key, "") for p in props[:3]]) for key, label in PROPOSAL_FIELDS]
+        rows += [(label, *[p.get(key, "") for p in props[:3]]) for key, label in PROPOSAL_FIELDS if key != "score"]
+        scores = [p.get("score") for p in props[:3]]
+        n = distinct_decimals(scores)
+        rows.append(("score (lower is better)", *[f"{s:.{n}f}" if isinstance(s, (int, float)) else "" for s in scores]))
         rows.append(("constraint violations", *[", ".join(p.get("violations") or []) or "none" for p in props[:3]]))
         out.append(("Proposed trajectories", [("table", head, rows)]))
-    elif "report" in doc:
+        out.append(("Angles (degrees)", [(label, why) for _, label, why in ANGLES]))
+    chosen = doc.get("chosen_path")
+    if chosen:   # the path the user settled on (web workstation, Slicer): the pictures show it
+        rows = [("entry RAS (mm)", chosen.get("entry_ras")), ("target RAS (mm)", chosen.get("target_ras")),
+                ("feasible", chosen.get("feasible"))]
+        rows += [(label, chosen.get(key, "")) for key, label in PROPOSAL_FIELDS if key != "score"]
+        rows.append(("constraint violations", "; ".join(chosen.get("details") or chosen.get("violations") or [])
+                     or "none"))
+        out.append(("Chosen path", rows))
+    if not props and "report" in doc:
         rep = doc["report"] or {}
         rows = [(k, json.dumps(v)) for k, v in rep.get("excluded_by", {}).items()]
+        if rep.get("nearest_skin_mm") is not None:
+            rows.append(("reach: nearest skin (mm)", f"{_fmt(float(rep['nearest_skin_mm']))}, beyond the needle"))
         out.append(("No feasible path", [("table", ["constraint", "candidates excluded"], rows)]))
+        nm = rep.get("best_near_miss") or {}
+        if nm:   # why even the closest candidate fails, in the planner's words
+            out.append(("Best near-miss (not feasible)",
+                        [("entry RAS (mm)", nm.get("entry_ras")),
+                         *[(f"{i + 1}", d) for i, d in enumerate(nm.get("details") or nm.get("violations") or [])]]))
     warns = doc.get("warnings") or []
     if "warnings" in doc:   # a plan: every doubt listed, "none" only when there are none
         out.append(("Warnings", [(f"{i + 1}", w) for i, w in enumerate(warns)] or [("warnings", "none")]))
@@ -212,8 +358,7 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     for key, title in (("risk", "Nodule risk"), ("eligibility", "Ablation eligibility")):
         if doc.get(key):
             val = doc[key]
-            rows = [(k, v if not isinstance(v, (dict, list)) else json.dumps(v)[:200]) for k, v in val.items()]
-            out.append((title, rows))
+            out.append((title, stratification_rows(val)))
     return out
 
 
@@ -226,9 +371,10 @@ def write_html(doc, meta, pictures, path) -> Path:
             parts.append(_table(rows[0][2], rows[0][1]))
         else:
             parts.append(_table(rows))
-    for p in pictures:
-        parts.append(f'<figure><img src="{html.escape(Path(p).name)}" width="480"><figcaption>'
-                     f'{html.escape(Path(p).stem.replace("_", " "))}</figcaption></figure>')
+    for p, caption in _existing(pictures):
+        src = Path(os.path.relpath(Path(p).resolve(), Path(path).resolve().parent)).as_posix()
+        parts.append(f'<figure><img src="{html.escape(src)}" width="480"><figcaption>'
+                     f'{html.escape(caption)}</figcaption></figure>')
     style = "body{font-family:sans-serif;max-width:900px}table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
     from .outputs import write_text
 
@@ -267,17 +413,17 @@ def write_pdf(doc, meta, pictures, path) -> Path:
             with pdf.table(col_widths=(60, pdf.epw - 60), text_align="LEFT", first_row_as_headings=False) as tbl:
                 for k, v in rows:
                     tbl.row([text(k), text(_fmt(v))])
-    pics = [p for p in pictures if Path(p).exists()]
+    pics = _existing(pictures)
     if pics:
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 12)
         pdf.cell(0, 7, "Pictures", new_x="LMARGIN", new_y="NEXT")
-        for i, p in enumerate(pics):
+        for i, (p, caption) in enumerate(pics):
             if i and i % 2 == 0:
                 pdf.add_page()
             pdf.image(str(p), w=pdf.epw * 0.62)
             pdf.set_font("Helvetica", "", 8)
-            pdf.cell(0, 5, text(Path(p).stem.replace("_", " ")), new_x="LMARGIN", new_y="NEXT")
+            pdf.cell(0, 5, text(caption), new_x="LMARGIN", new_y="NEXT")
     from .outputs import atomic_path
 
     with atomic_path(path) as tmp:
@@ -285,41 +431,176 @@ def write_pdf(doc, meta, pictures, path) -> Path:
     return Path(path)
 
 
+def _existing(pictures) -> list[tuple[Path, str]]:
+    """(path, caption) pairs of the pictures that exist (a bare path gets its stem as caption)."""
+    pairs = [(Path(p[0]), p[1]) if isinstance(p, tuple) else (Path(p), Path(p).stem.replace("_", " "))
+             for p in pictures]
+    return [(p, c) for p, c in pairs if p.is_file()]
+
+
+def picture_stem(out_pdf) -> str:
+    """Prefix of a report's picture files: the PDF's name without suffix, so that two reports in
+    one folder never share a picture (``a.pdf`` -> ``a_axial.png``, ``a_3d.png``, ...)."""
+    return Path(out_pdf).stem
+
+
+def pictured_path(doc: dict) -> dict | None:
+    """The needle path the pictures show: the user's chosen path when the document has one, else
+    the best proposal, else None."""
+    chosen = doc.get("chosen_path")
+    if chosen and chosen.get("entry_ras") is not None:
+        return chosen
+    return (doc.get("proposals") or [None])[0]
+
+
+def missing_picture_note(path) -> str:
+    return f"the 3D picture {path} is not there; the report has no 3D view"
+
+
 def build_report(doc: dict, out_pdf, ct: Volume | None = None, labels: Volume | None = None,
-                 picture_3d=None) -> tuple[Path, Path]:
-    """Write ``out_pdf`` and the same content as HTML beside it; returns (html, pdf)."""
+                 picture_3d=None, notes=()) -> tuple[Path, Path]:
+    """Write ``out_pdf`` and the same content as HTML beside it; returns (html, pdf).
+
+    Pictures are written beside the PDF and named after it (:func:`picture_stem`): the 3D view
+    ``picture_3d`` (a PNG, copied), and with ``ct`` the axial slice through the target and the
+    reformat along the best proposal. ``notes``: what the caller could not find (e.g. the plan's
+    CT); they and any picture left out are listed under "Report warnings" in both documents."""
+    import shutil
+
     out_pdf = Path(out_pdf)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    pictures = [Path(picture_3d)] if picture_3d and Path(picture_3d).exists() else []
-    props = doc.get("proposals") or []
-    if ct is not None and props:
-        pictures += needle_pictures(ct, labels, props[0]["entry_ras"], props[0]["target_ras"], out_pdf.parent)
+    stem = picture_stem(out_pdf)
+    notes = list(notes)
+    pictures = []
+    if picture_3d:
+        if Path(picture_3d).is_file():
+            own = out_pdf.parent / f"{stem}_3d.png"
+            if Path(picture_3d).resolve() != own.resolve():
+                from .outputs import atomic_path
+
+                with atomic_path(own) as tmp:
+                    shutil.copyfile(picture_3d, tmp)
+            pictures.append((own, "3D view: skin risk map, structures and proposals"))
+        else:
+            notes.append(missing_picture_note(picture_3d))
+    path = pictured_path(doc)
+    if path and ct is None and not notes:
+        notes.append("no CT given: the axial slice and the reformat along the needle are left out")
+    if ct is not None and path:
+        which = "chosen path" if path is doc.get("chosen_path") else "proposal #1"
+        pictures += [(p, f"{which}: {c}") for p, c in
+                     needle_pictures(ct, labels, path["entry_ras"], path["target_ras"], out_pdf.parent, stem)]
     read = [w for v in (ct, labels) if v is not None for w in v.warnings]
     if read:
         doc = {**doc, "input_warnings": list(dict.fromkeys((doc.get("input_warnings") or []) + read))}
+    if notes:
+        doc = {**doc, "report_warnings": list(dict.fromkeys((doc.get("report_warnings") or []) + notes))}
     meta = dict(ct.meta) if ct is not None else {}
     meta.update(doc.get("inputs", {}).get("meta", {}))
     html_path = write_html(doc, meta, pictures, out_pdf.with_suffix(".html"))
     return html_path, write_pdf(doc, meta, pictures, out_pdf)
 
 
-def cmd_report(args) -> int:
+def recorded_path(plan_dir: Path, recorded) -> Path | None:
+    """A path recorded in a plan's ``inputs``: as written when absolute, else relative to the plan's
+    folder (then to the working folder); None when it is not there."""
+    if not recorded:
+        return None
+    p = Path(recorded)
+    for c in ([p] if p.is_absolute() else [plan_dir / p, p]):
+        if c.exists():
+            return c
+    return None
+
+
+def plan_inputs(plan_dir: Path, inputs: dict, ct=None, labels=None, label_names=None, series=None):
+    """Read the CT and label map that made a plan, for its pictures: the given paths (``--ct``,
+    ``--labels``; an unreadable given path raises), else those the plan records (``inputs.ct``,
+    ``inputs.labels``, ``inputs.label_names``, ``inputs.series``). Returns (ct Volume or None,
+    labels Volume or None, notes): each note says what was not found and how to give it."""
     from . import io
+    from .errors import ImagioError
+
+    notes = []
+
+    def find(given, key, what, flag):
+        if given:
+            return Path(given)
+        p = recorded_path(plan_dir, inputs.get(key))
+        if p is None:
+            notes.append(f"the plan's {what} " + (f"{inputs[key]} was not found" if inputs.get(key) else
+                                                  "is not recorded in the plan")
+                         + f"; give it with {flag}")
+        return p
+
+    ct_path = find(ct, "ct", "CT", "--ct")
+    lab_path = find(labels, "labels", "label map", "--labels")
+    names_path = label_names or (recorded_path(plan_dir, inputs.get("label_names")) if not labels else None)
+    ct_vol = lab_vol = None
+    if ct_path is not None:
+        try:
+            ct_vol = io.read_image(ct_path, series if ct else (series or inputs.get("series")))
+        except ImagioError as e:
+            if ct:
+                raise
+            notes.append(f"the plan's CT {ct_path} could not be read ({e}); give it with --ct")
+    if lab_path is not None:
+        try:
+            lab_vol = io.read_labels(lab_path, io.read_label_names(names_path) if names_path else None)
+        except ImagioError as e:
+            if labels:
+                raise
+            notes.append(f"the plan's label map {lab_path} could not be read ({e}); give it with --labels")
+    if ct_vol is None and notes:
+        notes.append("without the CT the axial slice and the reformat along the needle are left out")
+    elif lab_vol is None and notes:
+        notes.append("without the label map the pictures show no structure outlines")
+    return ct_vol, lab_vol, notes
+
+
+def target_outside(ct: Volume, doc: dict) -> str | None:
+    """A note when the plan's target is outside the CT's extent (another image than the plan's)."""
+    t = (doc.get("target") or {}).get("ras")
+    if t is None:
+        return None
+    kji = ct.world_to_kji(np.asarray(t, float)[None])[0]
+    if np.all((kji >= -0.5) & (kji <= np.asarray(ct.shape) - 0.5)):
+        return None
+    return (f"the target {[round(float(x), 1) for x in t]} RAS mm lies outside the given CT: it is not the CT "
+            "that made the plan; the pictures are left out")
+
+
+def cmd_report(args) -> int:
+    import sys
+
+    from .errors import InputError
 
     plan_path = Path(args.plan)
     if not plan_path.exists():
-        from .errors import InputError
-
         raise InputError(f"{plan_path}: no such plan file")
-    doc = json.loads(plan_path.read_text())
-    inputs = doc.get("inputs", {})
+    try:
+        doc = json.loads(plan_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{plan_path}: not a plan JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{plan_path}: not a plan JSON (an object is expected)")
+    inputs = doc.get("inputs") or {}
     base = plan_path.parent
-    ct_path = args.ct or (base / inputs["ct"] if inputs.get("ct") else None)
-    lab_path = args.labels or (base / inputs["labels"] if inputs.get("labels") else None)
-    ct = io.read_image(ct_path) if ct_path else None
-    labels = io.read_labels(lab_path) if lab_path else None
-    pic = args.picture or (base / inputs["picture_3d"] if inputs.get("picture_3d") else None)
-    for p in build_report(doc, args.out, ct, labels, pic):
+    if pictured_path(doc) or args.ct:   # the pictures follow the best (or chosen) needle path
+        ct, labels, notes = plan_inputs(base, inputs, args.ct, args.labels, args.label_names, args.series)
+    else:
+        ct, labels, notes = None, None, []
+    if ct is not None and (why := target_outside(ct, doc)):
+        notes.append(why)
+        ct = labels = None
+    pic = args.picture or (recorded_path(base, inputs.get("picture_3d")) or
+                           (base / inputs["picture_3d"] if inputs.get("picture_3d") else None))
+    if pic and not Path(pic).is_file():
+        notes.append(missing_picture_note(pic))
+    for w in notes:
+        print(f"imagio: warning: {w}", file=sys.stderr)
+    paths = build_report(doc, args.out, ct, labels, pic, notes)
+    for p in paths:
         print(p)
     return 0
 
@@ -333,5 +614,10 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, help="output PDF path")
     s.add_argument("--ct", help="CT image (default: the plan's recorded input)")
     s.add_argument("--labels", help="label map (default: the plan's recorded input)")
+    s.add_argument("--label-names", help="JSON {value: name} for a label map without names "
+                                         "(default: the plan's recorded one)")
+    from .dicom import add_series_argument
+
+    add_series_argument(s)   # default: the series the plan records
     s.add_argument("--picture", help="3D view PNG (default: the plan's recorded picture)")
     s.set_defaults(func=cmd_report)

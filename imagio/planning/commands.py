@@ -80,6 +80,11 @@ def cmd_plan(args) -> int:
                                  roles=_parse_roles(args.role))
     result = plan(prob, k=args.proposals, progress=printer(args.quiet))
     doc = result.to_dict()
+    # what made the plan, for `imagio report` (absolute: the plan folder may be anywhere)
+    doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series,
+                     "labels": str(Path(args.labels).resolve()),
+                     "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
+                     "picture_3d": None if args.no_png else "plan.png"}
     if ct.warnings or labels.warnings:  # the reader's warnings travel with the plan
         doc["input_warnings"] = ct.warnings + labels.warnings
     abl = None

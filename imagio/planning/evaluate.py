@@ -39,7 +39,6 @@ class PathMetrics:
     skin_angle_deg: float
     craniocaudal_deg: float
     inplane_deg: float
-    outofplane_deg: float
     gantry_tilt_deg: float
     pleural_crossings: int
     fissure_crossings: int
@@ -220,7 +219,7 @@ class Evaluator:
             closest_clearance_mm=float(t.clearance_mm[i]), slack_mm=float(t.slack_mm[i]),
             required_mm=float(t.widening_mm), skin_angle_deg=float(t.skin_angle_deg[i]),
             craniocaudal_deg=float(t.craniocaudal_deg[i]), inplane_deg=float(t.inplane_deg[i]),
-            outofplane_deg=float(t.craniocaudal_deg[i]), gantry_tilt_deg=float(t.gantry_tilt_deg[i]),
+            gantry_tilt_deg=float(t.gantry_tilt_deg[i]),
             pleural_crossings=int(t.pleural_crossings[i]), fissure_crossings=int(t.fissure_crossings[i]),
             emphysema_pct=float(t.emphysema_pct[i]), liver_before_target_mm=float(t.liver_before_mm[i]),
             score=float(t.score[i]), costs={k: float(v) for k, v in zip(CRITERIA, t.costs[i])})

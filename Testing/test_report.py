@@ -1,0 +1,256 @@
+"""The plan report a radiologist can read (issue 12): `imagio report PLAN.json` finds the plan's
+CT and labels (or warns), each report's pictures are its own and every <img> exists, the axial
+picture is oriented as Slicer shows it and draws an oblique needle as its projection, angles are
+each defined once, scores and probabilities are printed with the digits they need."""
+
+import hashlib
+import json
+import re
+from html import escape as html_escape
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imagio import io
+from imagio.cli import main
+
+phantom = pytest.importorskip("imagio.phantom")
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom.generate(spacing=3.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def planned(ph, tmp_path_factory):
+    """A liver-tumour plan made by `imagio plan` on the 3 mm phantom's files."""
+    d = tmp_path_factory.mktemp("report_plan")
+    io.write_image(ph.ct, d / "ct.nii.gz")
+    io.write_labels(ph.labels, d / "labels.seg.nrrd")
+    les = next(l for l in ph.lesions if l.kind == "liver_tumor")
+    rc = main(["plan", str(d / "ct.nii.gz"), "--labels", str(d / "labels.seg.nrrd"), "--target", les.name,
+               "--out", str(d / "plan"), "--quiet", "--no-scene"])
+    assert rc == 0
+    return d
+
+
+def _img_srcs(html_path: Path) -> list[Path]:
+    html = html_path.read_text()
+    srcs = re.findall(r'<img[^>]*\bsrc="([^"]+)"', html)
+    assert html.count("<img") == len(srcs)
+    return [html_path.parent / s for s in srcs]
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_plan_records_its_inputs_and_the_report_finds_them(planned, tmp_path, capsys):
+    doc = json.loads((planned / "plan" / "plan.json").read_text())
+    assert Path(doc["inputs"]["ct"]).samefile(planned / "ct.nii.gz")
+    assert Path(doc["inputs"]["labels"]).samefile(planned / "labels.seg.nrrd")
+    assert doc["inputs"]["picture_3d"] == "plan.png"
+    capsys.readouterr()
+    out = tmp_path / "elsewhere" / "liver.pdf"   # report written in another folder than the plan
+    assert main(["report", str(planned / "plan" / "plan.json"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err
+    html = out.with_suffix(".html")
+    srcs = _img_srcs(html)
+    assert sorted(s.name for s in srcs) == ["liver_3d.png", "liver_axial.png", "liver_needle_plane.png"]
+    assert all(s.is_file() and s.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for s in srcs)
+    assert "Report warnings" not in html.read_text()
+
+
+def test_report_without_the_ct_warns_and_with_ct_and_labels_has_pictures(planned, tmp_path, capsys):
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    doc = json.loads((planned / "plan" / "plan.json").read_text())
+    doc["inputs"]["ct"] = str(tmp_path / "gone" / "ct.nii.gz")   # the CT was moved away
+    (moved / "plan.json").write_text(json.dumps(doc))            # and plan.png did not travel
+    capsys.readouterr()
+    assert main(["report", str(moved / "plan.json"), "--out", str(tmp_path / "r" / "a.pdf")]) == 0
+    err = capsys.readouterr().err
+    assert "imagio: warning:" in err and "gone" in err and "--ct" in err and "plan.png" in err
+    html = (tmp_path / "r" / "a.html").read_text()
+    assert "Report warnings" in html and "--ct" in html and "<img" not in html
+    pypdf = pytest.importorskip("pypdf")
+    text = pypdf.PdfReader(str(tmp_path / "r" / "a.pdf")).pages[0].extract_text()
+    assert "Report warnings" in text
+    # given on the command line: the pictures are back, the warning about the CT is gone
+    assert main(["report", str(moved / "plan.json"), "--out", str(tmp_path / "r" / "b.pdf"),
+                 "--ct", str(planned / "ct.nii.gz"), "--labels", str(planned / "labels.seg.nrrd")]) == 0
+    err = capsys.readouterr().err
+    assert "--ct" not in err
+    srcs = _img_srcs(tmp_path / "r" / "b.html")
+    assert sorted(s.name for s in srcs) == ["b_axial.png", "b_needle_plane.png"] and all(s.is_file() for s in srcs)
+    # a CT that does not hold the target is not the plan's: said, and no misleading pictures
+    corner = io.read_image(planned / "ct.nii.gz").crop((0, 0, 0), (6, 6, 6))
+    io.write_image(corner, tmp_path / "corner.nii.gz")
+    assert main(["report", str(moved / "plan.json"), "--out", str(tmp_path / "r" / "c.pdf"),
+                 "--ct", str(tmp_path / "corner.nii.gz")]) == 0
+    assert "outside the given CT" in capsys.readouterr().err
+    assert "<img" not in (tmp_path / "r" / "c.html").read_text()
+
+
+def test_two_reports_in_one_folder_keep_their_own_pictures(planned, ph, tmp_path):
+    from imagio.report import build_report
+
+    doc = json.loads((planned / "plan" / "plan.json").read_text())
+    other = {**doc, "proposals": doc["proposals"][1:]}   # another best path: other pictures
+    assert other["proposals"][0]["entry_ras"] != doc["proposals"][0]["entry_ras"]
+    html_a, _ = build_report(doc, tmp_path / "a.pdf", ph.ct, ph.labels, planned / "plan" / "plan.png")
+    a_srcs = _img_srcs(html_a)
+    before = {s.name: _sha(s) for s in a_srcs}
+    html_b, _ = build_report(other, tmp_path / "b.pdf", ph.ct, ph.labels, planned / "plan" / "plan.png")
+    b_srcs = _img_srcs(html_b)
+    assert len(a_srcs) == len(b_srcs) == 3
+    assert not {s.name for s in a_srcs} & {s.name for s in b_srcs}
+    assert all(s.is_file() for s in a_srcs + b_srcs)
+    assert {s.name: _sha(s) for s in a_srcs} == before        # b did not overwrite a's pictures
+    assert _sha(tmp_path / "a_axial.png") != _sha(tmp_path / "b_axial.png")
+    # a 3D picture that is not there is said, not pointed at
+    html_c, _ = build_report(doc, tmp_path / "c.pdf", ph.ct, ph.labels, tmp_path / "demo.png")
+    assert all(s.is_file() for s in _img_srcs(html_c)) and len(_img_srcs(html_c)) == 2
+    assert "demo.png" in html_c.read_text() and "Report warnings" in html_c.read_text()
+
+
+def _is_needle(rgb) -> np.ndarray:
+    rgb = np.asarray(rgb, float)
+    return (rgb[..., 0] < 110) & (rgb[..., 1] > 170) & (rgb[..., 2] > 200)
+
+
+def test_axial_picture_is_radiological_and_draws_the_oblique_needle_projected(ph):
+    import matplotlib.pyplot as plt
+
+    from imagio.report import AXIAL_U, AXIAL_V, slice_figure
+
+    target = np.asarray(next(l for l in ph.lesions if l.kind == "liver_tumor").center_ras, float)
+    # entry 60 mm to the patient's right, 40 mm anterior, 30 mm cranial of the target
+    entry = target + np.array([60.0, 40.0, 30.0])
+    fig, ax = slice_figure(ph.ct, None, target, AXIAL_U, AXIAL_V, entry, target, "axial", half_slab_mm=5.0)
+    try:
+        letters = {t.get_text(): t.get_position() for t in ax.texts if t.get_gid() == "orientation"}
+        assert set(letters) == {"R", "L", "A", "P"}
+        assert letters["R"][0] < 0.5 < letters["L"][0]          # patient right on the picture's left
+        assert letters["A"][1] > 0.5 > letters["P"][1]          # anterior at the top
+        fig.canvas.draw()
+        img = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+        h = img.shape[0]
+
+        def pixels(lams, mirror=1.0):
+            # hand projection: picture x = -(R offset) (radiological), y = A offset; the needle
+            # point at lam (0 entry, 1 target) is target + (1 - lam) * (60, 40, 30)
+            xy = np.stack([-mirror * 60.0 * (1 - lams), 40.0 * (1 - lams)], axis=1)
+            disp = ax.transData.transform(xy)
+            return img[np.rint(h - disp[:, 1]).astype(int), np.rint(disp[:, 0]).astype(int)]
+
+        # in the slab (|S offset| = 30 (1 - lam) <= 5 mm: lam >= 5/6) the line is solid
+        solid = _is_needle(pixels(np.linspace(0.86, 0.96, 25)))
+        assert solid.all()
+        # out of the slab it is the projection, dashed: partly drawn, partly gaps
+        dashed = _is_needle(pixels(np.linspace(0.1, 0.75, 200))).mean()
+        assert 0.3 < dashed < 0.95
+        # nothing where a neurological (patient right on the right) picture would put it
+        assert not _is_needle(pixels(np.linspace(0.1, 0.75, 200), mirror=-1.0)).any()
+    finally:
+        plt.close(fig)
+
+
+def test_slab_interval_and_edge_letters():
+    from imagio.report import edge_letters, slab_interval
+
+    assert slab_interval(30.0, 0.0, 5.0) == pytest.approx((5 / 6, 1.0))
+    assert slab_interval(-10.0, 10.0, 2.0) == pytest.approx((0.4, 0.6))
+    assert slab_interval(8.0, 7.0, 2.0) is None and slab_interval(1.0, 1.0, 2.0) == (0.0, 1.0)
+    assert edge_letters((-1, 0, 0)) == "L" and edge_letters((0, -1, 0)) == "P"
+    assert edge_letters((0.6, 0.0, 0.8)) == "SR"
+
+
+def test_angles_each_defined_once_against_hand_computed_vectors(planned):
+    from imagio.planning.evaluate import PathMetrics
+    from imagio.planning.scoring import angles
+    from imagio.report import sections
+
+    # oblique needle along (1, 2, 2)/3 (right, anterior, superior components)
+    entry, target = np.array([[0.0, 0.0, 0.0]]), np.array([[10.0, 20.0, 20.0]])
+    _, cc, inplane, tilt = angles(entry, target, np.array([[0.0, -1.0, 0.0]]))
+    d = (target - entry)[0]
+    axial_proj = d * [1, 1, 0]
+    assert cc[0] == pytest.approx(np.degrees(np.arccos(np.linalg.norm(axial_proj) / np.linalg.norm(d))))  # 41.81
+    assert inplane[0] == pytest.approx(np.degrees(np.arccos(d[1] / np.linalg.norm(d[:2]))))             # 26.57
+    assert tilt[0] == pytest.approx(np.degrees(np.arccos(d[1] / np.linalg.norm(d[1:]))))                 # 45
+    assert len({round(float(x), 2) for x in (cc[0], inplane[0], tilt[0])}) == 3
+    # no second name for the craniocaudal angle
+    assert "outofplane_deg" not in PathMetrics.__dataclass_fields__
+    doc = json.loads((planned / "plan" / "plan.json").read_text())
+    secs = dict(sections(doc, {}))
+    rows = {r[0]: r[1:] for r in secs["Proposed trajectories"][0][2]}
+    labels = [k for k in rows if "deg" in k]
+    assert len(labels) == len(set(labels)) == 4 and not any("out-of-plane" in k for k in labels)
+    for p, cc_shown, ip_shown, tilt_shown in zip(doc["proposals"], rows["craniocaudal = out of the axial plane (deg)"],
+                                                 rows["in-plane, from the A-P axis (deg)"],
+                                                 rows["gantry tilt for one scan plane (deg)"]):
+        d = np.subtract(p["target_ras"], p["entry_ras"])
+        hand_cc = np.degrees(np.arcsin(abs(d[2]) / np.linalg.norm(d)))
+        hand_ip = np.degrees(np.arctan2(abs(d[0]), abs(d[1])))
+        hand_tilt = np.degrees(np.arctan2(abs(d[2]), abs(d[1])))
+        assert cc_shown == pytest.approx(hand_cc, abs=0.01) and ip_shown == pytest.approx(hand_ip, abs=0.01)
+        assert tilt_shown == pytest.approx(hand_tilt, abs=0.01)
+    assert len(secs["Angles (degrees)"]) == 4
+
+
+def test_scores_and_probabilities_printed_with_the_digits_they_need():
+    from imagio.report import (distinct_decimals, percent_covered, percent_of_probability, sections,
+                               stratification_rows)
+
+    props = [{"entry_ras": [0.0, 0.0, 0.0], "target_ras": [0.0, 1.0, 0.0], "score": s, "violations": []}
+             for s in (0.42131, 0.42148, 0.5)]
+    rows = {r[0]: r[1:] for r in dict(sections({"proposals": props}, {}))["Proposed trajectories"][0][2]}
+    shown = rows["score (lower is better)"]
+    assert len(set(shown)) == 3 and shown[0] == "0.4213"
+    assert distinct_decimals([1.25, 1.25, 2.0]) == 1   # equal scores stay equal
+    assert percent_of_probability(0.4417) == "44.2 %"
+    assert percent_of_probability(0.004) == "<1 %" and percent_of_probability(0.996) == ">99 %"
+    assert percent_covered(99.97) == ">99.9" and percent_covered(100.0) == "100.0"
+    assert percent_covered(0.01) == "<0.1" and percent_covered(0.0) == "0.0"
+    rows = dict(stratification_rows({"brock": {"model": "brock", "probability": 0.0312}, "lung_rads": "4A"}))
+    assert rows["brock probability of malignancy"] == "3.1 %" and rows["lung_rads"] == "4A"
+
+
+def test_infeasible_plan_report_says_why_the_best_near_miss_fails(planned, tmp_path, capsys):
+    """A plan without a feasible path still gives a report: the exclusion table and the
+    near-miss's violated constraints with their numbers; a needle too short says the nearest skin."""
+    d = tmp_path / "forbidden"
+    rc = main(["plan", str(planned / "ct.nii.gz"), "--labels", str(planned / "labels.seg.nrrd"),
+               "--target", json.loads((planned / "plan" / "plan.json").read_text())["target"]["name"],
+               "--out", str(d), "--quiet", "--no-scene", "--no-png", "--role", "liver=forbidden"])
+    assert rc == 2
+    doc = json.loads((d / "plan.json").read_text())
+    assert not doc["proposals"] and doc["report"].get("best_near_miss")
+    assert main(["report", str(d / "plan.json"), "--out", str(tmp_path / "r.pdf")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "No feasible path" in html and "Best near-miss (not feasible)" in html
+    details = doc["report"]["best_near_miss"]["details"]
+    assert details and all(html_escape(x) in html for x in details) and "liver" in " ".join(details)
+    rc = main(["plan", str(planned / "ct.nii.gz"), "--labels", str(planned / "labels.seg.nrrd"),
+               "--target", doc["target"]["name"], "--out", str(tmp_path / "short"), "--quiet", "--no-scene",
+               "--no-png", "--needle-length", "30"])
+    assert rc == 2
+    assert main(["report", str(tmp_path / "short" / "plan.json"), "--out", str(tmp_path / "s.pdf")]) == 0
+    assert "nearest skin (mm)" in (tmp_path / "s.html").read_text()
+
+
+def test_a_chosen_path_is_listed_and_pictured_instead_of_proposal_one(planned, ph, tmp_path):
+    from imagio.report import build_report
+
+    doc = json.loads((planned / "plan" / "plan.json").read_text())
+    html_best, _ = build_report(doc, tmp_path / "best.pdf", ph.ct, ph.labels)
+    chosen = {**doc["proposals"][2], "details": []}
+    html_ch, _ = build_report({**doc, "chosen_path": chosen}, tmp_path / "chosen.pdf", ph.ct, ph.labels)
+    text = html_ch.read_text()
+    assert "Chosen path" in text and "chosen path: axial slice" in text
+    assert _sha(tmp_path / "chosen_axial.png") != _sha(tmp_path / "best_axial.png")
+    assert "proposal #1: axial slice" in html_best.read_text()
