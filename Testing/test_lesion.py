@@ -139,3 +139,27 @@ def test_lesion_removed_from_every_vessel_mask(chest):
     assert not out["aorta"].any() and not out["portal_vein_and_splenic_vein"].any()
     assert out["liver"].sum() == nod.sum()
     assert is_vessel_name("inferior_vena_cava") and not is_vessel_name("lung_upper_lobe_left")
+
+
+def test_implausible_results_say_so(chest):
+    """A lesion cut by the field of view carries a warning, a clean nodule none, and a click on
+    parenchyma beside a 2 mm speck is refused."""
+    ct, t = chest
+    _, clean = segment_lesion(ct, (60.0, 20.0, 30.0))
+    assert clean.warnings == []
+    # crop through the nodule (centre x = 60 mm, radius 10): the lesion touches the image edge
+    x = ras_coordinate(ct, 0)[0, 0, :]
+    cols = np.flatnonzero(x <= 62.0) if x[-1] > x[0] else np.flatnonzero(x >= 62.0)
+    lo, hi = [0, 0, int(cols.min())], [ct.shape[0], ct.shape[1], int(cols.max()) + 1]
+    _, cut = segment_lesion(ct.crop(lo, hi), (58.0, 20.0, 30.0))
+    assert any("edge of the image" in w for w in cut.warnings)
+    # a 2 mm speck of soft tissue in the lung: the click is on parenchyma, refused (it used to
+    # grow the whole lung)
+    from imagio.errors import InputError
+
+    a = ct.array.copy()
+    y, z = ras_coordinate(ct, 1), ras_coordinate(ct, 2)
+    speck = (ras_coordinate(ct, 0) - 80.0) ** 2 + (y + 30.0) ** 2 + (z - 0.0) ** 2 <= 1.0 ** 2
+    a[speck] = 40
+    with pytest.raises(InputError, match="parenchyma"):
+        segment_lesion(ct.with_array(a), (80.0, -30.0, 0.0))

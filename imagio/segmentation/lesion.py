@@ -318,7 +318,12 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
     bg = float(np.median(par)) if par.size else -850.0
     bg_sd = 1.4826 * float(np.median(np.abs(par - bg))) if par.size else 50.0
     upper = BONE_CLICK_HU + 200.0  # calcifications inside a nodule stay in
-    t = min(bg + max(125.0, 3.0 * bg_sd), m0 - 50.0)
+    t_detect = bg + max(125.0, 3.0 * bg_sd)  # a lesion is denser than the parenchyma by more
+    # than its noise and at least 125 HU (ground glass -700..-300 HU over lung ~ -850 HU)
+    if m0 < t_detect:
+        raise InputError(f"the point is on lung parenchyma ({m0:.0f} HU at the click, parenchyma "
+                         f"{bg:.0f} HU): click inside the lesion")
+    t = min(t_detect, m0 - 50.0)
 
     def grow(thr):
         r = _component_at((roi >= thr) & (roi <= upper) & env, seed, sk)
