@@ -27,6 +27,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "imagio.planning.ablation.commands",
     "imagio.stratification.commands",
     "imagio.report",
+    "imagio.detection.commands",
 )
 
 

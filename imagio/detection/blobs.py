@@ -64,16 +64,20 @@ def working_grid(ct: Volume, spacing_mm: float) -> Volume:
 
 
 def lungs_on(ct: Volume, lung_mask) -> np.ndarray:
-    """Boolean lung mask on ``ct``'s grid: resampled from a Volume, checked if an array, or
-    segmented with IMAGIO's HU rules when None."""
+    """Boolean lung mask on ``ct``'s grid: resampled from a Volume (its labels named lung*, or
+    all non-zero voxels when none is), checked if an array, or segmented with IMAGIO's HU rules
+    when None. Raises InputError for a shape mismatch or an empty mask."""
     if lung_mask is None:
         from ..segmentation.body import body_mask
         from ..segmentation.lungs import lung_mask as segment_lungs
 
         return segment_lungs(ct, body_mask(ct))
     if isinstance(lung_mask, Volume):
-        m = lung_mask.array > 0 if lung_mask.same_grid(ct) else \
-            lung_mask.with_array((lung_mask.array > 0).astype(np.uint8)).resample_like(ct, order=0).array > 0
+        lung_vals = [v for v, n in lung_mask.labels.items() if n.startswith("lung")
+                     and "vessel" not in n and "nodule" not in n]
+        fg = np.isin(lung_mask.array, lung_vals) if lung_vals else lung_mask.array > 0
+        m = fg if lung_mask.same_grid(ct) else \
+            lung_mask.with_array(fg.astype(np.uint8), labels={}).resample_like(ct, order=0).array > 0
     else:
         m = np.asarray(lung_mask) > 0
         if m.shape != ct.shape:
@@ -97,9 +101,13 @@ def hessian_eigen_by_magnitude(smoothed: np.ndarray, spacing_kji, where: np.ndar
     g = np.gradient(smoothed, *spacing_kji)
     h = np.empty((int(where.sum()), 3, 3), np.float32)
     for a in range(3):
-        ga = np.gradient(g[a], *spacing_kji)
-        for b in range(a, 3):
-            h[:, a, b] = h[:, b, a] = ga[b][where]
+        # diagonal: the compact 3-point second difference (the gradient of the gradient spans
+        # 5 points and blurs a small blob on thick slices); off-diagonal: central differences
+        d2 = ndimage.correlate1d(smoothed, np.array([1.0, -2.0, 1.0], np.float32), axis=a,
+                                 mode="nearest") / np.float32(spacing_kji[a] ** 2)
+        h[:, a, a] = d2[where]
+        for b in range(a + 1, 3):
+            h[:, a, b] = h[:, b, a] = np.gradient(g[a], spacing_kji[b], axis=b)[where]
     ev = np.linalg.eigvalsh(h)
     order = np.argsort(-np.abs(ev), axis=1)
     return np.take_along_axis(ev, order, axis=1)
