@@ -20,7 +20,10 @@ Method (constants and sources in ``imagio/data/detection.json``):
 4. Candidates: connected regions where the response exceeds the answer of the faintest nodule
    sought (``min_contrast_hu``) and the blobness |l3|/|l1| exceeds ``min_blobness``; the peak of
    each region is the centre, 2 sqrt(3) sigma the diameter; weaker peaks inside a stronger
-   candidate's sphere are merged into it.
+   candidate's sphere are merged into it. A candidate must be mostly in the lung: at least
+   ``min_lung_shell_fraction`` of a shell around its sphere is lung (a juxta-pleural nodule on a
+   flat pleura has about half; structures of the mediastinum or chest wall that the closing
+   brought in have little).
 5. Features: contrast (HU), blobness, centre HU, solid fraction, distance to the pleura.
    Type from HU (calcified / solid / part-solid / ground-glass, ``type_hu``).
 6. Probability: a ranking score in [0, 1], the geometric mean of two normalised terms, each
@@ -180,7 +183,10 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     b_peak = blob[tuple(peaks.T)]
     centres = sub.kji_to_world(peaks)
     diam = 2.0 * np.sqrt(3.0) * s_peak
-    keep = _merge_inside(centres, diam / 2.0, r_peak)
+    shell = np.array([_lung_shell_fraction(lungs[sl], pk, d / 2.0, sub.spacing_kji)
+                      for pk, d in zip(peaks, diam)])
+    keep = shell >= c["min_lung_shell_fraction"]["value"]
+    keep[keep] = _merge_inside(centres[keep], diam[keep] / 2.0, r_peak[keep])
     import edt
 
     dist = edt.edt(np.ascontiguousarray(lungs[sl]), anisotropy=tuple(map(float, sub.spacing_kji)),
@@ -206,7 +212,7 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
             juxta_pleural=bool(d_pl <= diam[i] / 2.0), detector="blobs",
             features=dict(contrast_hu=contrast, blobness=float(b_peak[i]),
                           sigma_mm=float(s_peak[i]), centre_hu=centre_hu,
-                          solid_fraction=solid_frac),
+                          solid_fraction=solid_frac, lung_shell_fraction=float(shell[i])),
             warnings=warn))
     out.sort(key=lambda cd: -cd.probability)
     p(1.0, f"detect: {len(out)} candidates")
@@ -227,6 +233,21 @@ def _merge_inside(centres: np.ndarray, radii: np.ndarray, strength: np.ndarray) 
         kept.append(i)
         keep[i] = True
     return keep
+
+
+def _lung_shell_fraction(lungs: np.ndarray, kji, radius_mm: float, spacing_kji) -> float:
+    """Fraction of the shell radius..radius + max(2 mm, radius / 2) around ``kji`` that is lung
+    (1 inside the lung, ~0.5 against a flat pleura, ~0 inside the mediastinum or a bone)."""
+    sk = np.asarray(spacing_kji, float)
+    outer = radius_mm + max(2.0, 0.5 * radius_mm)
+    r = np.ceil(outer / sk).astype(int)
+    lo = np.maximum(np.asarray(kji) - r, 0)
+    hi = np.minimum(np.asarray(kji) + r + 1, lungs.shape)
+    box = lungs[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    g = np.ogrid[tuple(slice(int(l - k), int(h - k)) for l, h, k in zip(lo, hi, kji))]
+    d = np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
+    ring = box[(d > radius_mm) & (d <= outer)]
+    return float(ring.mean()) if ring.size else 0.0
 
 
 def _ball_hu(a: np.ndarray, kji, radius_mm: float, spacing_kji, solid_min: float):
