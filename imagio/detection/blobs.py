@@ -202,6 +202,11 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
         ct_ = np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0.0, 1.0)
         d_pl = float(dist[tuple(peaks[i])])
         warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"]
+        kji_full = peaks[i] + lo
+        edge_mm = np.min(np.minimum(kji_full, np.array(w.shape) - 1 - kji_full) * w.spacing_kji)
+        if edge_mm < diam[i] / 2.0:
+            warn.append(f"{edge_mm:.0f} mm from the image edge: partly outside the scanned "
+                        "volume, size and type uncertain")
         if diam[i] > c["nodule_diameter_mm"]["value"][1]:
             warn.append(f"about {diam[i]:.0f} mm: larger than 30 mm, a mass rather than a nodule "
                         "(outside Brock's range; Lung-RADS 4B/4X territory)")
