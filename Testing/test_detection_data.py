@@ -59,19 +59,18 @@ def _label_reference(shared_data, n):
     return c, diam
 
 
-def test_pyradiomics_lung1_nodule_found(shared_data):
-    c, diam = _label_reference(shared_data, 1)
-    ct = io.read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
-    _check(_slab(ct, c), c, diam, "lung1")
+LUNG2_XFAIL = pytest.mark.xfail(
+    strict=False, reason="borderline (nearest candidate at the mass edge, about one radius "
+    "away); known limit of the dot filter: a 45 mm mass against the chest wall is not a blob in "
+    "the lung (centre outside the closed lung mask, blobness 0.24); issue 17 remains open on "
+    "large juxta-pleural masses")
 
 
-@pytest.mark.xfail(strict=False, reason="borderline (nearest candidate at the mass edge, about one radius away); known limit of the dot filter: a 45 mm mass against the "
-                   "chest wall is not a blob in the lung (its centre is outside the closed lung "
-                   "mask, blobness 0.24); issue 17 remains open on large juxta-pleural masses")
-def test_pyradiomics_lung2_mass_found(shared_data):
-    c, diam = _label_reference(shared_data, 2)
-    ct = io.read_image(shared_data / "pyradiomics-lung" / "lung2_image.nrrd")
-    _check(_slab(ct, c), c, diam, "lung2")
+@pytest.mark.parametrize("n", [1, pytest.param(2, marks=LUNG2_XFAIL)])
+def test_pyradiomics_lesion_found(shared_data, n):
+    c, diam = _label_reference(shared_data, n)
+    ct = io.read_image(shared_data / "pyradiomics-lung" / f"lung{n}_image.nrrd")
+    _check(_slab(ct, c), c, diam, f"lung{n}")
 
 
 @pytest.mark.xfail(strict=True, reason="known limit of the dot filter: a perihilar mass bordering "

@@ -240,33 +240,31 @@ def _merge_inside(centres: np.ndarray, radii: np.ndarray, strength: np.ndarray) 
     return keep
 
 
+def _around(shape, kji, radius_mm: float, spacing_kji):
+    """(box slices, distance in mm of each box voxel to ``kji``) for a ball of ``radius_mm``."""
+    sk = np.asarray(spacing_kji, float)
+    r = np.ceil(radius_mm / sk).astype(int)
+    lo = np.maximum(np.asarray(kji) - r, 0)
+    hi = np.minimum(np.asarray(kji) + r + 1, shape)
+    g = np.ogrid[tuple(slice(int(a - k), int(b - k)) for a, b, k in zip(lo, hi, kji))]
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
+
+
 def _lung_shell_fraction(lungs: np.ndarray, kji, radius_mm: float, spacing_kji) -> float:
     """Fraction of the shell radius..radius + max(2 mm, radius / 2) around ``kji`` that is lung
     (1 inside the lung, ~0.5 against a flat pleura, ~0 inside the mediastinum or a bone)."""
-    sk = np.asarray(spacing_kji, float)
     outer = radius_mm + max(2.0, 0.5 * radius_mm)
-    r = np.ceil(outer / sk).astype(int)
-    lo = np.maximum(np.asarray(kji) - r, 0)
-    hi = np.minimum(np.asarray(kji) + r + 1, lungs.shape)
-    box = lungs[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    g = np.ogrid[tuple(slice(int(l - k), int(h - k)) for l, h, k in zip(lo, hi, kji))]
-    d = np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
-    ring = box[(d > radius_mm) & (d <= outer)]
+    box, d = _around(lungs.shape, kji, outer, spacing_kji)
+    ring = lungs[box][(d > radius_mm) & (d <= outer)]
     return float(ring.mean()) if ring.size else 0.0
 
 
 def _ball_hu(a: np.ndarray, kji, radius_mm: float, spacing_kji, solid_min: float):
     """(median HU within half the radius, fraction of the sphere >= ``solid_min``)."""
-    sk = np.asarray(spacing_kji, float)
-    r = np.maximum(np.ceil(radius_mm / sk).astype(int), 0)
-    lo = np.maximum(np.asarray(kji) - r, 0)
-    hi = np.minimum(np.asarray(kji) + r + 1, a.shape)
-    box = a[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32)
-    g = np.ogrid[tuple(slice(int(l - k), int(h - k)) for l, h, k in zip(lo, hi, kji))]
-    d = np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
-    inner = box[d <= max(radius_mm / 2.0, 0.5 * sk.min())]
-    ball = box[d <= radius_mm]
-    return float(np.median(inner)), float(np.mean(ball >= solid_min))
+    box, d = _around(a.shape, kji, radius_mm, spacing_kji)
+    v = a[box].astype(np.float32)
+    inner = v[d <= max(radius_mm / 2.0, 0.5 * float(np.min(spacing_kji)))]
+    return float(np.median(inner)), float(np.mean(v[d <= radius_mm] >= solid_min))
 
 
 def _type(centre_hu: float, solid_fraction: float, t: dict, part_frac: float) -> str:
