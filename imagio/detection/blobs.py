@@ -98,46 +98,53 @@ def closed_per_section(mask: np.ndarray, ct: Volume, radius_mm: float) -> np.nda
     return close_mm(mask, radius_mm, sk)
 
 
-def hessian_eigen_by_magnitude(smoothed: np.ndarray, spacing_kji, where: np.ndarray) -> np.ndarray:
-    """(N, 3) Hessian eigenvalues (1/mm^2 x intensity) at the voxels of ``where``, sorted by
-    decreasing magnitude. Finite differences on the smoothed image, in mm."""
-    g = np.gradient(smoothed, *spacing_kji)
+def hessian_at(smoothed: np.ndarray, spacing_kji, where: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) Hessian (intensity / mm^2) at the voxels of ``where``, array axes in mm.
+    Diagonal: the compact 3-point second difference (the gradient of the gradient spans 5
+    points and blurs a small blob on thick slices); off-diagonal: central differences."""
     h = np.empty((int(where.sum()), 3, 3), np.float32)
     for a in range(3):
-        # diagonal: the compact 3-point second difference (the gradient of the gradient spans
-        # 5 points and blurs a small blob on thick slices); off-diagonal: central differences
         d2 = ndimage.correlate1d(smoothed, np.array([1.0, -2.0, 1.0], np.float32), axis=a,
                                  mode="nearest") / np.float32(spacing_kji[a] ** 2)
         h[:, a, a] = d2[where]
+        ga = np.gradient(smoothed, spacing_kji[a], axis=a)
         for b in range(a + 1, 3):
-            h[:, a, b] = h[:, b, a] = np.gradient(g[a], spacing_kji[b], axis=b)[where]
-    ev = np.linalg.eigvalsh(h)
-    order = np.argsort(-np.abs(ev), axis=1)
-    return np.take_along_axis(ev, order, axis=1)
+            h[:, a, b] = h[:, b, a] = np.gradient(ga, spacing_kji[b], axis=b)[where]
+    return h
 
 
-def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best-scale dot response (HU-like), its sigma (mm) and blobness |l3|/|l1| per voxel.
 
     Inside ``search`` only (elsewhere 0). The image is smoothed incrementally from one scale to
-    the next (Gaussian semigroup), so each scale costs one small Gaussian.
+    the next (Gaussian semigroup), so each scale costs one small Gaussian. Eigenvalues are only
+    computed where the response can exceed ``floor`` (normalised units): for a bright blob all
+    eigenvalues are negative, so |l3| <= |trace| / 3 and |l3|^2 / |l1| <= |l3| (exact bound);
+    elsewhere the response is left at 0.
     """
     sk = ct.spacing_kji
     a = ct.array.astype(np.float32)
     resp = np.zeros(a.shape, np.float32)
     best_s = np.zeros(a.shape, np.float32)
     blob = np.zeros(a.shape, np.float32)
-    idx = np.nonzero(search)
     prev = 0.0
     sm = a
     for s in sigmas_mm:
         inc = np.sqrt(max(s * s - prev * prev, 0.0))
         sm = ndimage.gaussian_filter(sm, inc / sk, mode="nearest", truncate=3.0)
         prev = s
-        ev = hessian_eigen_by_magnitude(sm, sk, search) * np.float32(s * s)
-        bright = np.all(ev < 0, axis=1)
-        l1, l3 = np.abs(ev[:, 0]), np.abs(ev[:, 2])
+        s2 = np.float32(s * s)
+        tr = sum(ndimage.correlate1d(sm, np.array([1.0, -2.0, 1.0], np.float32), axis=ax,
+                                     mode="nearest") / np.float32(sk[ax] ** 2) for ax in range(3))
+        where = search & (-tr * s2 / 3.0 > floor)
+        if not where.any():
+            continue
+        ev = np.linalg.eigvalsh(hessian_at(sm, sk, where)) * s2  # ascending
+        bright = ev[:, 2] < 0  # all three negative: l1 = ev[:, 0], l3 = ev[:, 2]
+        l1, l3 = -ev[:, 0], -ev[:, 2]
         r = np.where(bright, l3 * l3 / np.maximum(l1, 1e-12), 0.0).astype(np.float32)
+        idx = np.nonzero(where)
         better = r > resp[idx]
         sel = tuple(i[better] for i in idx)
         resp[sel] = r[better]
@@ -167,9 +174,9 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     lo = np.array([s.start for s in sl])
     sub = w.crop(lo, [s.stop for s in sl])
     p(0.2, f"detect: dot filter at {len(sig)} scales")
-    resp, best_s, blob = dot_filter(sub, search[sl], sig)
     k = c["ball_response_per_hu"]["value"]
     c_min = c["min_contrast_hu"]["value"]
+    resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min)
     b_min = c["min_blobness"]["value"]
     p(0.8, "detect: candidates")
     cand = (resp > k * c_min) & (blob >= b_min)
