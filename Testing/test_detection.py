@@ -186,3 +186,21 @@ def test_cli_detect_writes_luna_csv_and_evaluates(tmp_path, capsys):
     assert cli.main(["detect", str(ctp), "--out", str(tmp_path / "o2"), "--evaluate", str(bad),
                      "--quiet"]) == 2
     assert "expected LUNA16 columns" in capsys.readouterr().err
+
+
+def test_lung_mask_from_a_label_map_on_another_grid(synthetic):
+    from imagio.detection.blobs import lungs_on
+
+    ct = synthetic[0]
+    air = ct.array < -400
+    lab = np.where(air, 2, 1).astype(np.uint8)  # 1 body, 2 lung: only the lung label is used
+    seg = ct.with_array(lab, labels={1: "body", 2: "lung_left"})
+    same = lungs_on(ct, seg)
+    np.testing.assert_array_equal(same, air)
+    coarse = seg.resampled(np.array(ct.spacing) * 2, order=0)
+    back = lungs_on(ct, coarse)
+    assert back.shape == ct.shape
+    # nearest-neighbour round trip: agreement except along the boundary
+    assert np.mean(back == air) > 0.95 and not back[~ct.with_array(air).array].all()
+    with pytest.raises(InputError):
+        lungs_on(ct, np.ones((3, 3, 3), bool))
