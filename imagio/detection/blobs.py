@@ -98,18 +98,38 @@ def closed_per_section(mask: np.ndarray, ct: Volume, radius_mm: float) -> np.nda
     return close_mm(mask, radius_mm, sk)
 
 
-def hessian_at(smoothed: np.ndarray, spacing_kji, where: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) Hessian (intensity / mm^2) at the voxels of ``where``, array axes in mm.
-    Diagonal: the compact 3-point second difference (the gradient of the gradient spans 5
-    points and blurs a small blob on thick slices); off-diagonal: central differences."""
-    h = np.empty((int(where.sum()), 3, 3), np.float32)
+def _shifted(flat_idx: np.ndarray, kji: np.ndarray, shape, axis: int, step: int) -> np.ndarray:
+    """Flat indices of the neighbours ``step`` voxels along ``axis`` (clamped at the border,
+    i.e. 'nearest' boundary)."""
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    moved = np.clip(kji[:, axis] + step, 0, shape[axis] - 1)
+    return flat_idx + (moved - kji[:, axis]) * strides[axis]
+
+
+def hessian_at(smoothed: np.ndarray, spacing_kji, kji: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) Hessian (intensity / mm^2) at the voxels ``kji`` (N, 3), array axes in mm,
+    from finite differences gathered at those voxels only: diagonal, the compact 3-point second
+    difference (a gradient of the gradient spans 5 points and blurs a small blob on thick
+    slices); off-diagonal, the 4-point central mixed difference."""
+    f = smoothed.ravel()
+    shape = smoothed.shape
+    flat = np.ravel_multi_index(kji.T, shape)
+    h = np.empty((len(flat), 3, 3), np.float32)
+    c = f[flat]
     for a in range(3):
-        d2 = ndimage.correlate1d(smoothed, np.array([1.0, -2.0, 1.0], np.float32), axis=a,
-                                 mode="nearest") / np.float32(spacing_kji[a] ** 2)
-        h[:, a, a] = d2[where]
-        ga = np.gradient(smoothed, spacing_kji[a], axis=a)
+        ha = float(spacing_kji[a])
+        ip, im = _shifted(flat, kji, shape, a, 1), _shifted(flat, kji, shape, a, -1)
+        h[:, a, a] = (f[ip] + f[im] - 2.0 * c) / (ha * ha)
         for b in range(a + 1, 3):
-            h[:, a, b] = h[:, b, a] = np.gradient(ga, spacing_kji[b], axis=b)[where]
+            hb = float(spacing_kji[b])
+            kp, km = kji.copy(), kji.copy()
+            kp[:, a] = np.clip(kji[:, a] + 1, 0, shape[a] - 1)
+            km[:, a] = np.clip(kji[:, a] - 1, 0, shape[a] - 1)
+            pp, pm = _shifted(ip, kp, shape, b, 1), _shifted(ip, kp, shape, b, -1)
+            mp, mm = _shifted(im, km, shape, b, 1), _shifted(im, km, shape, b, -1)
+            # at the image border the clamped neighbour halves the difference (the crop keeps
+            # a margin, so only the image edge is concerned)
+            h[:, a, b] = h[:, b, a] = (f[pp] - f[pm] - f[mp] + f[mm]) / (4.0 * ha * hb)
     return h
 
 
@@ -130,21 +150,27 @@ def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0
     blob = np.zeros(a.shape, np.float32)
     prev = 0.0
     sm = a
+    kji_all = np.argwhere(search)
+    flat_all = np.ravel_multi_index(kji_all.T, a.shape)
     for s in sigmas_mm:
         inc = np.sqrt(max(s * s - prev * prev, 0.0))
         sm = ndimage.gaussian_filter(sm, inc / sk, mode="nearest", truncate=3.0)
         prev = s
         s2 = np.float32(s * s)
-        tr = sum(ndimage.correlate1d(sm, np.array([1.0, -2.0, 1.0], np.float32), axis=ax,
-                                     mode="nearest") / np.float32(sk[ax] ** 2) for ax in range(3))
-        where = search & (-tr * s2 / 3.0 > floor)
-        if not where.any():
+        f = sm.ravel()
+        tr = np.zeros(len(flat_all), np.float32)
+        for ax in range(3):
+            tr += (f[_shifted(flat_all, kji_all, a.shape, ax, 1)] + f[_shifted(flat_all, kji_all, a.shape, ax, -1)]
+                   - 2.0 * f[flat_all]) / np.float32(sk[ax] ** 2)
+        sel_v = -tr * s2 / 3.0 > floor
+        if not sel_v.any():
             continue
-        ev = np.linalg.eigvalsh(hessian_at(sm, sk, where)) * s2  # ascending
+        kji = kji_all[sel_v]
+        ev = np.linalg.eigvalsh(hessian_at(sm, sk, kji)) * s2  # ascending
         bright = ev[:, 2] < 0  # all three negative: l1 = ev[:, 0], l3 = ev[:, 2]
         l1, l3 = -ev[:, 0], -ev[:, 2]
         r = np.where(bright, l3 * l3 / np.maximum(l1, 1e-12), 0.0).astype(np.float32)
-        idx = np.nonzero(where)
+        idx = tuple(kji.T)
         better = r > resp[idx]
         sel = tuple(i[better] for i in idx)
         resp[sel] = r[better]
@@ -184,7 +210,11 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     if n == 0:
         p(1.0, "detect: no candidate")
         return []
-    peaks = np.array(ndimage.maximum_position(resp, lab, np.arange(1, n + 1)), dtype=int)
+    vox = np.argwhere(cand)
+    vlab = lab[tuple(vox.T)]
+    order = np.lexsort((-resp[tuple(vox.T)], vlab))  # by label, strongest first
+    first = order[np.r_[0, np.flatnonzero(np.diff(vlab[order])) + 1]]
+    peaks = vox[first]  # the maximum of each region, labels 1..n in order
     r_peak = resp[tuple(peaks.T)]
     s_peak = best_s[tuple(peaks.T)]
     b_peak = blob[tuple(peaks.T)]
