@@ -28,6 +28,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "imagio.stratification.commands",
     "imagio.report",
     "imagio.web.commands",
+    "imagio.detection.commands",
 )
 
 

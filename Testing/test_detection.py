@@ -1,0 +1,206 @@
+"""Nodule detection: the dot filter's physics, synthetic nodules/vessels on an oblique grid, the
+deep path's coordinates, the phantom's nodules, and the CLI."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from imagio import cli
+from imagio.detection import Candidate, constants, detect
+from imagio.detection.blobs import dot_filter
+from imagio.detection.deep import candidates_from_probability
+from imagio.errors import InputError
+from imagio.volume import Volume, make_ijk_to_ras
+
+
+def _world_grid(vol):
+    kji = np.indices(vol.shape).reshape(3, -1).T
+    ijk = kji[:, ::-1].astype(float)
+    return (ijk @ vol.ijk_to_ras[:3, :3].T + vol.ijk_to_ras[:3, 3]).reshape(*vol.shape, 3)
+
+
+def test_ball_response_matches_the_documented_constant():
+    # a ball of contrast 500 HU, radius 6 mm, on a fine isotropic grid: the best-scale dot
+    # response at its centre is 0.3084 * 500 (derivation in blobs.py), within discretisation
+    vol = Volume(np.zeros((41, 41, 41), np.float32), make_ijk_to_ras((0.5, 0.5, 0.5)))
+    w = _world_grid(vol)
+    vol.array[np.linalg.norm(w - 10.0, axis=-1) <= 6.0] = 500.0
+    sig = np.array([6 / np.sqrt(3)])
+    resp, s, blob = dot_filter(vol, np.ones(vol.shape, bool), sig)
+    k = constants()["ball_response_per_hu"]["value"]
+    assert resp[20, 20, 20] == pytest.approx(k * 500, rel=0.05)
+    assert blob[20, 20, 20] == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.fixture(scope="module")
+def synthetic(request):
+    """Parenchyma (-850 HU, noise 20 HU) in a soft-tissue wall on an oblique anisotropic grid:
+    a solid nodule, a ground-glass nodule, a juxta-pleural nodule and a long vessel."""
+    from conftest import rotation
+
+    d = rotation((1, 2, 3), 20.0) @ np.diag([-1.0, 1.0, 1.0])
+    aff = make_ijk_to_ras((1.0, 1.0, 2.0), (0, 0, 0), d)
+    vol = Volume(np.zeros((40, 90, 90), np.float32), aff)
+    w = _world_grid(vol)
+    cen = vol.kji_to_world(np.array([[20, 45, 45]]))[0]
+    u, v, z = d[:, 0], d[:, 1], d[:, 2]  # grid axes in RAS
+    rel = w - cen
+    lu, lv, lz = rel @ u, rel @ v, rel @ z
+    lung = (np.abs(lu) < 35) & (np.abs(lv) < 35) & (np.abs(lz) < 30)
+    rng = np.random.default_rng(0)
+    a = np.where(lung, -850.0, 20.0) + rng.normal(0, 20, vol.shape)
+    nod = {"solid": (cen + 12 * u - 10 * v, 4.0, 0.0),
+           "ground_glass": (cen - 14 * u + 12 * v, 5.0, -650.0),
+           "juxta_pleural": (cen + 35 * u + 8 * v, 5.0, 20.0)}
+    for c, r, hu in nod.values():
+        a[np.linalg.norm(w - c, axis=-1) <= r] = hu
+    # vessel: a cylinder of radius 2 mm along u, 50 mm long, clear of the nodules
+    vc = cen - 20 * v + 10 * z
+    rv = w - vc
+    along = rv @ u
+    radial = np.linalg.norm(rv - along[..., None] * u, axis=-1)
+    a[(radial <= 2.0) & (np.abs(along) < 25) & lung] = 30.0
+    ct = vol.with_array(a.astype(np.int16))
+    air = ct.array < -400  # what a threshold segmenter gives: nodules are holes, the juxta-pleural one a notch
+    cands = detect(ct, lung_mask=air)
+    return ct, nod, vc, u, cands
+
+
+def test_synthetic_nodules_found_and_vessel_suppressed(synthetic):
+    ct, nod, vc, v, cands = synthetic
+    assert all(isinstance(c, Candidate) for c in cands)
+    for name, (c, r, _) in nod.items():
+        d = [np.linalg.norm(x.center_ras - c) for x in cands]
+        j = int(np.argmin(d))
+        assert d[j] < r, (name, d[j])
+        assert cands[j].diameter_mm == pytest.approx(2 * r, rel=0.35)
+        if name == "juxta_pleural":
+            assert cands[j].juxta_pleural
+        if name == "ground_glass":
+            assert cands[j].type == "ground_glass"
+        if name == "solid":
+            assert cands[j].type == "solid"
+    # no candidate on the vessel's shaft (away from its ends, where a tube looks like a half-ball)
+    for x in cands:
+        rel = x.center_ras - vc
+        along = rel @ v
+        radial = np.linalg.norm(rel - along * v)
+        assert not (radial < 3 and abs(along) < 15), x.to_dict()
+    # sorted by probability; probability in [0, 1]
+    p = [x.probability for x in cands]
+    assert p == sorted(p, reverse=True) and 0 <= min(p) and max(p) <= 1
+
+
+def test_deep_candidates_exact_on_oblique_grid(oblique_affine):
+    shape = (20, 40, 50)
+    vol = Volume(np.zeros(shape, np.float32), oblique_affine)
+    w = _world_grid(vol)
+    centre_vox = np.array([10.2, 20.3, 25.1])  # k, j, i (continuous)
+    c = vol.kji_to_world(centre_vox[None])[0]
+    ball = np.linalg.norm(w - c, axis=-1) <= 6.0
+    prob = np.zeros(shape, np.float32)
+    prob[ball] = 0.7
+    prob[ball & (np.linalg.norm(w - c, axis=-1) <= 3.0)] = 0.95
+    prob[2, 2, 2] = 0.9  # one voxel: smaller than 3 mm, dropped
+    pv = vol.with_array(prob)
+    cands = candidates_from_probability(pv)
+    assert len(cands) == 1
+    # independent check: mean world position of the voxels above 0.5, by the affine directly
+    expect = w[ball].mean(axis=0)
+    np.testing.assert_allclose(cands[0].center_ras, expect, atol=1e-6)
+    assert cands[0].probability == pytest.approx(0.95)
+    assert cands[0].features["mean_probability"] == pytest.approx(prob[ball].mean(), rel=1e-6)
+    assert cands[0].volume_ml == pytest.approx(ball.sum() * vol.voxel_volume_ml)
+    # a lung mask away from the component removes it
+    far = np.zeros(shape, bool)
+    far[:, :5, :5] = True
+    assert candidates_from_probability(pv, lung_mask=far) == []
+    with pytest.raises(InputError):
+        candidates_from_probability(vol.with_array(prob * 3))
+
+
+def test_unknown_detector_and_bad_mask(synthetic):
+    ct = synthetic[0]
+    with pytest.raises(InputError):
+        detect(ct, detector="nope")
+    with pytest.raises(InputError):
+        detect(ct, lung_mask=np.zeros(ct.shape, bool))
+
+
+@pytest.fixture(scope="module")
+def phantom_detection():
+    from imagio import phantom
+
+    ph = phantom.generate(spacing=3.0, seed=0)
+    return ph, detect(ph.ct)
+
+
+def test_phantom_nodules_found(phantom_detection):
+    ph, cands = phantom_detection
+    nods = [les for les in ph.lesions if les.kind == "lung_nodule" and not les.touches_airway]
+    assert nods
+    for les in nods:
+        d = min(np.linalg.norm(x.center_ras - les.center_ras) for x in cands)
+        assert d < les.radius_mm, (les.name, les.subtype, d)
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: a nodule at the end of a bronchus (air on "
+                   "one side) is missed by the dot filter at 3 mm; issue 17 remains open on this")
+def test_phantom_nodule_at_bronchus_end_found(phantom_detection):
+    ph, cands = phantom_detection
+    les = next(les for les in ph.lesions if les.kind == "lung_nodule" and les.touches_airway)
+    assert min(np.linalg.norm(x.center_ras - les.center_ras) for x in cands) < les.radius_mm
+
+
+def test_cli_detect_writes_luna_csv_and_evaluates(tmp_path, capsys):
+    from imagio import io, phantom
+
+    ph = phantom.generate(spacing=3.0, seed=0)
+    ctp = io.write_image(ph.ct, tmp_path / "ph.nii.gz")
+    nods = [les for les in ph.lesions if les.kind == "lung_nodule"]
+    ref = tmp_path / "ref.csv"
+    with open(ref, "w") as f:
+        f.write("seriesuid,coordX,coordY,coordZ,diameter_mm\n")
+        for les in nods:  # LPS = (-R, -A, S)
+            c = les.center_ras
+            f.write(f"ph,{-c[0]},{-c[1]},{c[2]},{2 * les.radius_mm}\n")
+    out = tmp_path / "det"
+    assert cli.main(["detect", str(ctp), "--out", str(out), "--evaluate", str(ref), "--quiet"]) == 0
+    doc = json.loads((out / "candidates.json").read_text())
+    rows = list(csv.DictReader(open(out / "candidates.csv")))
+    assert list(rows[0].keys()) == ["seriesuid", "coordX", "coordY", "coordZ", "probability"]
+    assert len(rows) == doc["n_candidates"] and rows[0]["seriesuid"] == "ph"
+    assert "LPS" in doc["csv_coordinates"] and doc["coordinates"] == "RAS mm"
+    for r, c in zip(rows, doc["candidates"]):
+        np.testing.assert_allclose([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])],
+                                   [-c["center_ras"][0], -c["center_ras"][1], c["center_ras"][2]], atol=0.01)
+    ev = json.loads((out / "evaluation.json").read_text())
+    found = sum(not les.touches_airway for les in nods)  # see the xfail above
+    assert ev["n_detected"] >= found and ev["n_nodules"] == len(nods)
+    # existing results are not overwritten without --force; a bad reference is one clear error
+    assert cli.main(["detect", str(ctp), "--out", str(out), "--quiet"]) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert cli.main(["detect", str(ctp), "--out", str(tmp_path / "o2"), "--evaluate", str(bad),
+                     "--quiet"]) == 2
+    assert "expected LUNA16 columns" in capsys.readouterr().err
+
+
+def test_lung_mask_from_a_label_map_on_another_grid(synthetic):
+    from imagio.detection.blobs import lungs_on
+
+    ct = synthetic[0]
+    air = ct.array < -400
+    lab = np.where(air, 2, 1).astype(np.uint8)  # 1 body, 2 lung: only the lung label is used
+    seg = ct.with_array(lab, labels={1: "body", 2: "lung_left"})
+    same = lungs_on(ct, seg)
+    np.testing.assert_array_equal(same, air)
+    coarse = seg.resampled(np.array(ct.spacing) * 2, order=0)
+    back = lungs_on(ct, coarse)
+    assert back.shape == ct.shape
+    # nearest-neighbour round trip: agreement except along the boundary
+    assert np.mean(back == air) > 0.95 and not back[~ct.with_array(air).array].all()
+    with pytest.raises(InputError):
+        lungs_on(ct, np.ones((3, 3, 3), bool))

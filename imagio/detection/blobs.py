@@ -1,0 +1,312 @@
+"""Weights-free nodule detector: multi-scale Hessian dot filter inside the lungs.
+
+Method (constants and sources in ``imagio/data/detection.json``):
+
+1. The CT is resampled so no in-plane/through-plane spacing is finer than ``work_spacing_mm``
+   (slices are never refined).
+2. Lungs: IMAGIO's HU-rule segmenter (body, then lungs) unless a mask is given. The search
+   region is that mask closed per axial section with a rolling ball of half the largest
+   nodule diameter (Armato et al., Med Phys 2001), so juxta-pleural nodules, which sit in a
+   concavity of the lung outline, are inside it. The closing is 2-D per section, so a thin
+   slab that cuts the lungs is handled like a full chest.
+3. Dot filter (Li, Sone & Doi, Med Phys 2003): at each scale sigma (geometric, 3 per octave,
+   Lindeberg 1998) the scale-normalised Hessian sigma^2 H of the Gaussian-smoothed CT; with
+   eigenvalues sorted by magnitude |l1| >= |l2| >= |l3|, a bright blob has l1, l2, l3 < 0 and the
+   dot response is |l3|^2 / |l1| (= |l3| for a ball, ~0 for a tube: vessel suppression). The
+   response is kept at the best scale; a ball of radius r and contrast C answers best near
+   sigma = r / sqrt(3) with 0.3084 C (derivation: the Laplacian of a Gaussian-blurred ball at its
+   centre is -C 4 pi r^3 / sigma^2 (2 pi sigma^2)^-1.5 exp(-r^2 / 2 sigma^2), shared equally by
+   the three eigenvalues), so the response is read as a contrast in HU.
+4. Candidates: connected regions where the response exceeds the answer of the faintest nodule
+   sought (``min_contrast_hu``) and the blobness |l3|/|l1| exceeds ``min_blobness``; the peak of
+   each region is the centre, 2 sqrt(3) sigma the diameter; weaker peaks inside a stronger
+   candidate's sphere are merged into it. A candidate must be mostly in the lung: at least
+   ``min_lung_shell_fraction`` of a shell around its sphere is lung (a juxta-pleural nodule on a
+   flat pleura has about half; structures of the mediastinum or chest wall that the closing
+   brought in have little).
+5. Features: contrast (HU), blobness, centre HU, solid fraction, distance to the pleura.
+   Type from HU (calcified / solid / part-solid / ground-glass, ``type_hu``).
+6. Probability: a ranking score in [0, 1], the geometric mean of two normalised terms, each
+   0 at the detection limit and 1 for an ideal solid nodule:
+   blobness term (b - b_min) / (1 - b_min) and contrast term (C - C_min) / (C_solid - C_min)
+   with C_solid = 850 HU (soft tissue ~0 HU against parenchyma ~ -850 HU), clipped to [0, 1].
+   It ranks candidates (what FROC needs); it is not a calibrated probability of a nodule and
+   says nothing about malignancy.
+
+Known limits (they travel as warnings): the diameter is the blob scale (steps of 26 %), not a
+segmentation; perifissural type, lobe and juxta-vascular flags are not computed yet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..segmentation.common import (anatomical_axes, as_progress, bbox_slices, check_ct,
+                                   close_mm)
+from ..volume import Volume
+from . import Candidate, constants
+
+SOLID_CONTRAST_HU = 850.0  # soft tissue (~0 HU) against parenchyma (~ -850 HU), Hoffman 2006
+
+
+def scales_mm(d_min: float, d_max: float, per_octave: int) -> np.ndarray:
+    """Gaussian sigmas (mm) whose optimal ball diameters 2 sqrt(3) sigma cover [d_min, d_max]."""
+    s0, s1 = d_min / (2 * np.sqrt(3)), d_max / (2 * np.sqrt(3))
+    n = int(np.ceil(np.log2(s1 / s0) * per_octave)) + 1
+    return s0 * 2.0 ** (np.arange(n) / per_octave)
+
+
+def working_grid(ct: Volume, spacing_mm: float) -> Volume:
+    """``ct`` with no spacing finer than ``spacing_mm`` (trilinear); unchanged if none is."""
+    sp = ct.spacing
+    if np.all(sp >= spacing_mm - 1e-6):
+        return ct
+    return ct.resampled(np.maximum(sp, spacing_mm), order=1)
+
+
+def lungs_on(ct: Volume, lung_mask) -> np.ndarray:
+    """Boolean lung mask on ``ct``'s grid: resampled from a Volume (its labels named lung*, or
+    all non-zero voxels when none is), checked if an array, or segmented with IMAGIO's HU rules
+    when None. Raises InputError for a shape mismatch or an empty mask."""
+    if lung_mask is None:
+        from ..segmentation.body import body_mask
+        from ..segmentation.lungs import lung_mask as segment_lungs
+
+        return segment_lungs(ct, body_mask(ct))
+    if isinstance(lung_mask, Volume):
+        lung_vals = [v for v, n in lung_mask.labels.items() if n.startswith("lung")
+                     and "vessel" not in n and "nodule" not in n]
+        fg = np.isin(lung_mask.array, lung_vals) if lung_vals else lung_mask.array > 0
+        m = fg if lung_mask.same_grid(ct) else \
+            lung_mask.with_array(fg.astype(np.uint8), labels={}).resample_like(ct, order=0).array > 0
+    else:
+        m = np.asarray(lung_mask) > 0
+        if m.shape != ct.shape:
+            raise InputError(f"lung mask shape {m.shape} does not match the CT {ct.shape}; give "
+                             "the mask as a Volume (any grid) or on the CT's grid")
+    if not m.any():
+        raise InputError("the lung mask is empty: no lung to search; check the mask file")
+    return m
+
+
+def closed_per_section(mask: np.ndarray, ct: Volume, radius_mm: float) -> np.ndarray:
+    """2-D closing of ``mask`` in each axial section (rolling ball of ``radius_mm``)."""
+    sk = np.array(ct.spacing_kji, float)
+    sk[anatomical_axes(ct)["S"][0]] = 1e6  # no distance through sections: a 2-D closing each
+    return close_mm(mask, radius_mm, sk)
+
+
+def _shifted(flat_idx: np.ndarray, kji: np.ndarray, shape, axis: int, step: int) -> np.ndarray:
+    """Flat indices of the neighbours ``step`` voxels along ``axis`` (clamped at the border,
+    i.e. 'nearest' boundary)."""
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    moved = np.clip(kji[:, axis] + step, 0, shape[axis] - 1)
+    return flat_idx + (moved - kji[:, axis]) * strides[axis]
+
+
+def hessian_at(smoothed: np.ndarray, spacing_kji, kji: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) Hessian (intensity / mm^2) at the voxels ``kji`` (N, 3), array axes in mm,
+    from finite differences gathered at those voxels only: diagonal, the compact 3-point second
+    difference (a gradient of the gradient spans 5 points and blurs a small blob on thick
+    slices); off-diagonal, the 4-point central mixed difference."""
+    f = smoothed.ravel()
+    shape = smoothed.shape
+    flat = np.ravel_multi_index(kji.T, shape)
+    h = np.empty((len(flat), 3, 3), np.float32)
+    c = f[flat]
+    for a in range(3):
+        ha = float(spacing_kji[a])
+        ip, im = _shifted(flat, kji, shape, a, 1), _shifted(flat, kji, shape, a, -1)
+        h[:, a, a] = (f[ip] + f[im] - 2.0 * c) / (ha * ha)
+        for b in range(a + 1, 3):
+            hb = float(spacing_kji[b])
+            kp, km = kji.copy(), kji.copy()
+            kp[:, a] = np.clip(kji[:, a] + 1, 0, shape[a] - 1)
+            km[:, a] = np.clip(kji[:, a] - 1, 0, shape[a] - 1)
+            pp, pm = _shifted(ip, kp, shape, b, 1), _shifted(ip, kp, shape, b, -1)
+            mp, mm = _shifted(im, km, shape, b, 1), _shifted(im, km, shape, b, -1)
+            # at the image border the clamped neighbour halves the difference (the crop keeps
+            # a margin, so only the image edge is concerned)
+            h[:, a, b] = h[:, b, a] = (f[pp] - f[pm] - f[mp] + f[mm]) / (4.0 * ha * hb)
+    return h
+
+
+def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best-scale dot response (HU-like), its sigma (mm) and blobness |l3|/|l1| per voxel.
+
+    Inside ``search`` only (elsewhere 0). The image is smoothed incrementally from one scale to
+    the next (Gaussian semigroup), so each scale costs one small Gaussian. Eigenvalues are only
+    computed where the response can exceed ``floor`` (normalised units): for a bright blob all
+    eigenvalues are negative, so |l3| <= |trace| / 3 and |l3|^2 / |l1| <= |l3| (exact bound);
+    elsewhere the response is left at 0.
+    """
+    sk = ct.spacing_kji
+    a = ct.array.astype(np.float32)
+    resp = np.zeros(a.shape, np.float32)
+    best_s = np.zeros(a.shape, np.float32)
+    blob = np.zeros(a.shape, np.float32)
+    prev = 0.0
+    sm = a
+    kji_all = np.argwhere(search)
+    flat_all = np.ravel_multi_index(kji_all.T, a.shape)
+    for s in sigmas_mm:
+        inc = np.sqrt(max(s * s - prev * prev, 0.0))
+        sm = ndimage.gaussian_filter(sm, inc / sk, mode="nearest", truncate=3.0)
+        prev = s
+        s2 = np.float32(s * s)
+        f = sm.ravel()
+        tr = np.zeros(len(flat_all), np.float32)
+        for ax in range(3):
+            tr += (f[_shifted(flat_all, kji_all, a.shape, ax, 1)] + f[_shifted(flat_all, kji_all, a.shape, ax, -1)]
+                   - 2.0 * f[flat_all]) / np.float32(sk[ax] ** 2)
+        sel_v = -tr * s2 / 3.0 > floor
+        if not sel_v.any():
+            continue
+        kji = kji_all[sel_v]
+        ev = np.linalg.eigvalsh(hessian_at(sm, sk, kji)) * s2  # ascending
+        bright = ev[:, 2] < 0  # all three negative: l1 = ev[:, 0], l3 = ev[:, 2]
+        l1, l3 = -ev[:, 0], -ev[:, 2]
+        r = np.where(bright, l3 * l3 / np.maximum(l1, 1e-12), 0.0).astype(np.float32)
+        idx = tuple(kji.T)
+        better = r > resp[idx]
+        sel = tuple(i[better] for i in idx)
+        resp[sel] = r[better]
+        best_s[sel] = s
+        blob[sel] = (l3 / np.maximum(l1, 1e-12))[better]
+    return resp, best_s, blob
+
+
+def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
+    """Weights-free candidates (see the module docstring), sorted by decreasing probability.
+
+    ct: chest CT in HU (any orientation/spacing); lung_mask: see :func:`lungs_on`.
+    Returns [] when nothing passes the thresholds. Raises InputError for a non-CT input or an
+    empty lung mask.
+    """
+    p = as_progress(progress)
+    c = constants()
+    check_ct(ct)
+    p(0.0, "detect: working grid")
+    w = working_grid(ct, c["work_spacing_mm"]["value"])
+    p(0.05, "detect: lungs")
+    lungs = lungs_on(w, lung_mask)
+    search = closed_per_section(lungs, w, c["juxtapleural_closing_mm"]["value"])
+    d_min, _ = c["nodule_diameter_mm"]["value"]
+    sig = scales_mm(d_min, c["mass_diameter_max_mm"]["value"], c["scales_per_octave"]["value"])
+    sl = bbox_slices(search, 3.0 * sig[-1], w.spacing_kji)
+    lo = np.array([s.start for s in sl])
+    sub = w.crop(lo, [s.stop for s in sl])
+    p(0.2, f"detect: dot filter at {len(sig)} scales")
+    k = c["ball_response_per_hu"]["value"]
+    c_min = c["min_contrast_hu"]["value"]
+    resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min)
+    b_min = c["min_blobness"]["value"]
+    p(0.8, "detect: candidates")
+    cand = (resp > k * c_min) & (blob >= b_min)
+    lab, n = ndimage.label(cand, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        p(1.0, "detect: no candidate")
+        return []
+    vox = np.argwhere(cand)
+    vlab = lab[tuple(vox.T)]
+    order = np.lexsort((-resp[tuple(vox.T)], vlab))  # by label, strongest first
+    first = order[np.r_[0, np.flatnonzero(np.diff(vlab[order])) + 1]]
+    peaks = vox[first]  # the maximum of each region, labels 1..n in order
+    r_peak = resp[tuple(peaks.T)]
+    s_peak = best_s[tuple(peaks.T)]
+    b_peak = blob[tuple(peaks.T)]
+    centres = sub.kji_to_world(peaks)
+    diam = 2.0 * np.sqrt(3.0) * s_peak
+    shell = np.array([_lung_shell_fraction(lungs[sl], pk, d / 2.0, sub.spacing_kji)
+                      for pk, d in zip(peaks, diam)])
+    keep = shell >= c["min_lung_shell_fraction"]["value"]
+    keep[keep] = _merge_inside(centres[keep], diam[keep] / 2.0, r_peak[keep])
+    import edt
+
+    dist = edt.edt(np.ascontiguousarray(lungs[sl]), anisotropy=tuple(map(float, sub.spacing_kji)),
+                   black_border=False)
+    t = c["type_hu"]
+    out = []
+    for i in np.flatnonzero(keep):
+        contrast = float(r_peak[i] / k)
+        centre_hu, solid_frac = _ball_hu(sub.array, peaks[i], diam[i] / 2.0, sub.spacing_kji,
+                                         t["solid_min"])
+        typ = _type(centre_hu, solid_frac, t, c["part_solid_solid_fraction"]["value"])
+        bt = np.clip((b_peak[i] - b_min) / (1.0 - b_min), 0.0, 1.0)
+        ct_ = np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0.0, 1.0)
+        d_pl = float(dist[tuple(peaks[i])])
+        warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"]
+        kji_full = peaks[i] + lo
+        edge_mm = np.min(np.minimum(kji_full, np.array(w.shape) - 1 - kji_full) * w.spacing_kji)
+        if edge_mm < diam[i] / 2.0:
+            warn.append(f"{edge_mm:.0f} mm from the image edge: partly outside the scanned "
+                        "volume, size and type uncertain")
+        if diam[i] > c["nodule_diameter_mm"]["value"][1]:
+            warn.append(f"about {diam[i]:.0f} mm: larger than 30 mm, a mass rather than a nodule "
+                        "(outside Brock's range; Lung-RADS 4B/4X territory)")
+        out.append(Candidate(
+            center_ras=centres[i], diameter_mm=float(diam[i]),
+            volume_ml=float(np.pi / 6.0 * diam[i] ** 3 / 1000.0), type=typ,
+            probability=float(np.sqrt(bt * ct_)), distance_to_pleura_mm=d_pl,
+            juxta_pleural=bool(d_pl <= diam[i] / 2.0), detector="blobs",
+            features=dict(contrast_hu=contrast, blobness=float(b_peak[i]),
+                          sigma_mm=float(s_peak[i]), centre_hu=centre_hu,
+                          solid_fraction=solid_frac, lung_shell_fraction=float(shell[i])),
+            warnings=warn))
+    out.sort(key=lambda cd: -cd.probability)
+    p(1.0, f"detect: {len(out)} candidates")
+    return out
+
+
+def _merge_inside(centres: np.ndarray, radii: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """Boolean keep-mask: a peak inside the sphere of a stronger kept peak is merged into it
+    (greedy non-maximum suppression over candidates, not voxels)."""
+    order = np.argsort(-strength)
+    keep = np.zeros(len(centres), bool)
+    kept: list[int] = []
+    for i in order:
+        if kept:
+            d = np.linalg.norm(centres[kept] - centres[i], axis=1)
+            if np.any(d < np.maximum(radii[kept], radii[i])):
+                continue
+        kept.append(i)
+        keep[i] = True
+    return keep
+
+
+def _around(shape, kji, radius_mm: float, spacing_kji):
+    """(box slices, distance in mm of each box voxel to ``kji``) for a ball of ``radius_mm``."""
+    sk = np.asarray(spacing_kji, float)
+    r = np.ceil(radius_mm / sk).astype(int)
+    lo = np.maximum(np.asarray(kji) - r, 0)
+    hi = np.minimum(np.asarray(kji) + r + 1, shape)
+    g = np.ogrid[tuple(slice(int(a - k), int(b - k)) for a, b, k in zip(lo, hi, kji))]
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
+
+
+def _lung_shell_fraction(lungs: np.ndarray, kji, radius_mm: float, spacing_kji) -> float:
+    """Fraction of the shell radius..radius + max(2 mm, radius / 2) around ``kji`` that is lung
+    (1 inside the lung, ~0.5 against a flat pleura, ~0 inside the mediastinum or a bone)."""
+    outer = radius_mm + max(2.0, 0.5 * radius_mm)
+    box, d = _around(lungs.shape, kji, outer, spacing_kji)
+    ring = lungs[box][(d > radius_mm) & (d <= outer)]
+    return float(ring.mean()) if ring.size else 0.0
+
+
+def _ball_hu(a: np.ndarray, kji, radius_mm: float, spacing_kji, solid_min: float):
+    """(median HU within half the radius, fraction of the sphere >= ``solid_min``)."""
+    box, d = _around(a.shape, kji, radius_mm, spacing_kji)
+    v = a[box].astype(np.float32)
+    inner = v[d <= max(radius_mm / 2.0, 0.5 * float(np.min(spacing_kji)))]
+    return float(np.median(inner)), float(np.mean(v[d <= radius_mm] >= solid_min))
+
+
+def _type(centre_hu: float, solid_fraction: float, t: dict, part_frac: float) -> str:
+    if centre_hu >= t["calcified_min"]:
+        return "calcified"
+    if centre_hu >= t["solid_min"]:
+        return "solid" if solid_fraction >= part_frac else "part_solid"
+    return "ground_glass"

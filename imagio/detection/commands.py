@@ -1,0 +1,123 @@
+"""CLI: ``imagio detect CT --out DIR [--evaluate REFERENCE.csv]``.
+
+Writes ``DIR/candidates.json`` (RAS mm, all features and warnings) and ``DIR/candidates.csv``
+in LUNA16's convention: ``seriesuid,coordX,coordY,coordZ,probability`` with coordX/Y/Z the
+world position in the image's ITK physical space, i.e. LPS mm (as LUNA16 writes them; the
+JSON states this too). ``--evaluate`` reads a LUNA16 annotation CSV
+(``seriesuid,coordX,coordY,coordZ,diameter_mm``, LPS mm) and writes ``DIR/evaluation.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..progress import printer
+
+CSV_FIELDS = ("seriesuid", "coordX", "coordY", "coordZ", "probability")
+CSV_FRAME = "LPS mm (ITK/DICOM patient frame, as LUNA16 coordX/coordY/coordZ)"
+
+
+def ras_to_lps(p) -> np.ndarray:
+    from ..io import LPS_TO_RAS
+
+    return np.asarray(p, float) @ LPS_TO_RAS[:3, :3].T  # the flip is its own inverse
+
+
+def series_id(ct, path: Path) -> str:
+    uid = (ct.meta or {}).get("SeriesInstanceUID") or (ct.meta or {}).get("series_uid")
+    if uid:
+        return str(uid)
+    name = path.name
+    for suf in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
+        if name.endswith(suf):
+            return name[: -len(suf)]
+    return name
+
+
+def read_reference(path: Path) -> dict:
+    """LUNA16 annotations CSV -> {seriesuid: (M, 4) x, y, z, diameter} in LPS mm."""
+    if not path.exists():
+        raise InputError(f"reference file {path} not found")
+    out: dict = {}
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        need = {"seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"}
+        if not r.fieldnames or not need <= set(r.fieldnames):
+            raise InputError(f"{path}: expected LUNA16 columns {','.join(sorted(need))}; "
+                             f"got {','.join(r.fieldnames or [])}")
+        for row in r:
+            try:
+                v = [float(row[k]) for k in ("coordX", "coordY", "coordZ", "diameter_mm")]
+            except ValueError:
+                raise InputError(f"{path}: non-numeric value in row {row}") from None
+            out.setdefault(row["seriesuid"], []).append(v)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def cmd_detect(args) -> int:
+    from .. import io
+    from . import detect
+    from .froc import evaluate
+
+    out = Path(args.out)
+    files = [out / "candidates.json", out / "candidates.csv"] + ([out / "evaluation.json"] if args.evaluate else [])
+    if any(f.exists() for f in files) and not args.force:
+        raise InputError(f"{out} already holds results; choose another --out or pass --force")
+    ref = read_reference(Path(args.evaluate)) if args.evaluate else None
+    ct_path = Path(args.ct)
+    ct = io.read_image(ct_path)
+    lungs = io.read_labels(Path(args.lungs)) if args.lungs else None
+    cands = detect(ct, lung_mask=lungs, detector=args.detector, progress=printer(args.quiet))
+    sid = series_id(ct, ct_path)
+    out.mkdir(parents=True, exist_ok=True)
+    lps = ras_to_lps([c.center_ras for c in cands]).reshape(-1, 3)
+    with open(out / "candidates.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_FIELDS)
+        for c, p in zip(cands, lps):
+            w.writerow([sid, *(f"{v:.3f}" for v in p), f"{c.probability:.6f}"])
+    doc = {"seriesuid": sid, "detector": args.detector, "coordinates": "RAS mm",
+           "csv_coordinates": CSV_FRAME, "n_candidates": len(cands),
+           "candidates": [c.to_dict() for c in cands],
+           "warnings": ["probability is a ranking score of the detector, not a calibrated "
+                        "probability of nodule or of malignancy"]}
+    (out / "candidates.json").write_text(json.dumps(doc, indent=1))
+    summary = {"seriesuid": sid, "candidates": len(cands), "json": str(out / "candidates.json"),
+               "csv": str(out / "candidates.csv")}
+    if ref is not None:
+        mine = {sid: np.c_[lps, [c.probability for c in cands]] if cands else np.zeros((0, 4))}
+        r = {sid: ref[sid]} if sid in ref else {}
+        ev = evaluate(mine, r, scans=[sid])
+        if sid not in ref:
+            ev["warnings"].append(f"no reference row has seriesuid {sid!r}: scored as a scan "
+                                  "without nodules")
+        ev["coordinates"] = CSV_FRAME
+        (out / "evaluation.json").write_text(json.dumps(ev, indent=1))
+        summary.update(cpm=round(ev["cpm"], 4), detected=ev["n_detected"], nodules=ev["n_nodules"],
+                       false_positives=ev["n_false_positives"], evaluation=str(out / "evaluation.json"))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def register(subparsers) -> None:
+    from . import DETECTORS
+
+    s = subparsers.add_parser(
+        "detect", help="find lung nodule candidates in a chest CT (JSON + LUNA16 CSV), optionally score them",
+        description="Detect lung nodule candidates. Writes candidates.json (RAS mm) and "
+                    f"candidates.csv ({','.join(CSV_FIELDS)}; coordinates in {CSV_FRAME}). "
+                    "--evaluate scores them against a LUNA16 annotation CSV (FROC, CPM).")
+    s.add_argument("ct", help="chest CT in HU (NIfTI/NRRD/DICOM folder)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--detector", default="blobs", choices=DETECTORS, help="detector (default blobs: no weights)")
+    s.add_argument("--lungs", help="optional lung mask (label map); default: IMAGIO's lung segmenter")
+    s.add_argument("--evaluate", metavar="REFERENCE.csv",
+                   help="LUNA16 annotations CSV (seriesuid,coordX,coordY,coordZ,diameter_mm; LPS mm)")
+    s.add_argument("--force", action="store_true", help="overwrite results already in --out")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=cmd_detect)
