@@ -104,3 +104,22 @@ def test_empty_labels_refused(oblique_affine):
     with pytest.raises(InputError, match="empty"):
         mrml.labels_to_segmentation(Volume(np.zeros((3, 3, 3), np.uint8), oblique_affine, labels={1: "liver"}),
                                     mrml.new_scene())
+
+
+def test_new_scene_has_units_for_markups_measurements(capfd, tmp_path):
+    """Outside Slicer a bare scene has no selection node: every markups measurement logs
+    "GetUnitNode failed" (42 lines in the demo). new_scene adds what Slicer's application logic
+    adds, and does not save it (Slicer keeps the user's own units)."""
+    slicer = pytest.importorskip("slicer")
+    from imagio.mrml.scene import new_scene, save_scene
+
+    scene = new_scene()
+    line = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", "needle")
+    line.AddControlPoint(0.0, 0.0, 0.0)
+    line.AddControlPoint(3.0, 4.0, 0.0)
+    assert line.GetLineLengthWorld() == pytest.approx(5.0)
+    line.GetMeasurement("length").Compute()
+    assert line.GetMeasurement("length").GetValue() == pytest.approx(5.0)
+    assert "GetUnitNode" not in capfd.readouterr().err
+    mrml = save_scene(scene, tmp_path / "s.mrml").read_text()
+    assert "Selection" not in mrml and "UnitNode" not in mrml and "needle" in mrml

@@ -13,10 +13,34 @@ DATA_SUFFIX = {
 }
 
 
+# Units Slicer's application logic puts in every scene (vtkSlicerUnitsLogic): markups
+# measurements (line length, curve area, ...) look them up through the selection node.
+SCENE_UNITS = (("length", "mm", 1.0), ("area", "mm2", 1.0), ("volume", "cm3", 0.001))
+
+
 def new_scene():
+    """An MRML scene outside the Slicer application, with what Slicer's application logic would
+    have added for the nodes IMAGIO creates: the selection node and the length/area/volume unit
+    nodes (without them every markups measurement logs "GetUnitNode failed: selection node not
+    found"). They are not saved with the scene: Slicer keeps the user's own."""
     import slicer
 
-    return slicer.vtkMRMLScene()
+    scene = slicer.vtkMRMLScene()
+    sel = slicer.vtkMRMLSelectionNode()
+    sel.SetSingletonTag("Singleton")
+    sel.SetSaveWithScene(False)
+    scene.AddNode(sel)
+    for quantity, suffix, coefficient in SCENE_UNITS:
+        unit = slicer.vtkMRMLUnitNode()
+        unit.SetName(quantity.capitalize())
+        unit.SetQuantity(quantity)
+        unit.SetSuffix(suffix)
+        unit.SetDisplayCoefficient(coefficient)
+        unit.SetSingletonTag(f"IMAGIOUnit{quantity}")
+        unit.SetSaveWithScene(False)
+        scene.AddNode(unit)
+        sel.SetUnitNodeID(quantity, unit.GetID())
+    return scene
 
 
 def _safe(name: str) -> str:

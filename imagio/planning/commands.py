@@ -116,8 +116,9 @@ def cmd_plan(args) -> int:
             print("imagio: note: slicer-core is not installed; no Slicer scene written", file=sys.stderr)
         else:
             from ..mrml.planning import plan_to_scene, write_scene
+            from ..mrml.scene import new_scene
 
-            scene = slicer.vtkMRMLScene()
+            scene = new_scene()
             plan_to_scene(scene, result)
             written.append(Path(write_scene(scene, out / "scene")))
     for p in written:
