@@ -33,8 +33,11 @@ Method (constants and sources in ``imagio/data/detection.json``):
    It ranks candidates (what FROC needs); it is not a calibrated probability of a nodule and
    says nothing about malignancy.
 
-Known limits (they travel as warnings): the diameter is the blob scale (steps of 26 %), not a
-segmentation; perifissural type, lobe and juxta-vascular flags are not computed yet.
+Known limits: the diameter is the blob-filter scale (steps of 26 %), not a segmentation (a
+warning on every candidate); perifissural type, lobe and juxta-vascular flags are not computed
+yet; a mass (> 30 mm) bordering the chest wall or the mediastinum is not a blob inside the lung
+and is usually missed; at voxels of 3 mm thin vessels and airway walls alias into dots (many
+false positives): the detector is meant for <= 1.5 mm data.
 """
 
 from __future__ import annotations
