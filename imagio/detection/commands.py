@@ -62,6 +62,7 @@ def read_reference(path: Path) -> dict:
 def cmd_detect(args) -> int:
     from .. import io
     from . import detect
+    from .blobs import scan_warnings
     from .froc import evaluate
 
     out = Path(args.out)
@@ -85,7 +86,7 @@ def cmd_detect(args) -> int:
            "csv_coordinates": CSV_FRAME, "n_candidates": len(cands),
            "candidates": [c.to_dict() for c in cands],
            "warnings": ["probability is a ranking score of the detector, not a calibrated "
-                        "probability of nodule or of malignancy"]}
+                        "probability of nodule or of malignancy"] + scan_warnings(ct)}
     (out / "candidates.json").write_text(json.dumps(doc, indent=1))
     summary = {"seriesuid": sid, "candidates": len(cands), "json": str(out / "candidates.json"),
                "csv": str(out / "candidates.csv")}
