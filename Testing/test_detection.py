@@ -182,6 +182,7 @@ def test_cli_detect_writes_luna_csv_and_evaluates(tmp_path, capsys):
     ev = json.loads((out / "evaluation.json").read_text())
     found = sum(not les.touches_airway for les in nods)  # see the xfail above
     assert ev["n_detected"] >= found and ev["n_nodules"] == len(nods)
+    assert (out / "froc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # existing results are not overwritten without --force; a bad reference is one clear error
     assert cli.main(["detect", str(ctp), "--out", str(out), "--quiet"]) == 2
     bad = tmp_path / "bad.csv"
