@@ -176,9 +176,13 @@ def test_cli_detect_writes_luna_csv_and_evaluates(tmp_path, capsys):
     for r, c in zip(rows, doc["candidates"]):
         np.testing.assert_allclose([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])],
                                    [-c["center_ras"][0], -c["center_ras"][1], c["center_ras"][2]], atol=0.01)
+    # 3 mm voxels: the scan-level doubts travel with the result
+    assert any("slice spacing 3.0 mm" in w for w in doc["warnings"])
+    assert all(any("slice spacing" in w for w in c["warnings"]) for c in doc["candidates"])
     ev = json.loads((out / "evaluation.json").read_text())
     found = sum(not les.touches_airway for les in nods)  # see the xfail above
     assert ev["n_detected"] >= found and ev["n_nodules"] == len(nods)
+    assert (out / "froc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # existing results are not overwritten without --force; a bad reference is one clear error
     assert cli.main(["detect", str(ctp), "--out", str(out), "--quiet"]) == 2
     bad = tmp_path / "bad.csv"

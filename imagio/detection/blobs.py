@@ -33,8 +33,11 @@ Method (constants and sources in ``imagio/data/detection.json``):
    It ranks candidates (what FROC needs); it is not a calibrated probability of a nodule and
    says nothing about malignancy.
 
-Known limits (they travel as warnings): the diameter is the blob scale (steps of 26 %), not a
-segmentation; perifissural type, lobe and juxta-vascular flags are not computed yet.
+Known limits: the diameter is the blob-filter scale (steps of 26 %), not a segmentation (a
+warning on every candidate); perifissural type, lobe and juxta-vascular flags are not computed
+yet; a mass (> 30 mm) bordering the chest wall or the mediastinum is not a blob inside the lung
+and is usually missed; at voxels of 3 mm thin vessels and airway walls alias into dots (many
+false positives): the detector is meant for <= 1.5 mm data.
 """
 
 from __future__ import annotations
@@ -179,6 +182,20 @@ def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0
     return resp, best_s, blob
 
 
+def scan_warnings(ct: Volume) -> list[str]:
+    """Doubts about a whole scan that hold for every candidate (and for an empty result)."""
+    c = constants()
+    out = []
+    thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
+    if thick > c["max_slice_spacing_mm"]["value"]:
+        out.append(f"slice spacing {thick:.1f} mm > {c['max_slice_spacing_mm']['value']:g} mm "
+                   "(LUNA16's limit): small nodules may be missed and sizes are coarse")
+    if float(ct.spacing.max()) > 1.5:
+        out.append(f"voxels up to {float(ct.spacing.max()):.1f} mm: thin vessels and airway walls "
+                   "alias into dots, expect more false positives")
+    return out
+
+
 def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     """Weights-free candidates (see the module docstring), sorted by decreasing probability.
 
@@ -229,6 +246,7 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     dist = edt.edt(np.ascontiguousarray(lungs[sl]), anisotropy=tuple(map(float, sub.spacing_kji)),
                    black_border=False)
     t = c["type_hu"]
+    scan_warn = scan_warnings(ct)
     out = []
     for i in np.flatnonzero(keep):
         contrast = float(r_peak[i] / k)
@@ -238,7 +256,7 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
         bt = np.clip((b_peak[i] - b_min) / (1.0 - b_min), 0.0, 1.0)
         ct_ = np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0.0, 1.0)
         d_pl = float(dist[tuple(peaks[i])])
-        warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"]
+        warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
         kji_full = peaks[i] + lo
         edge_mm = np.min(np.minimum(kji_full, np.array(w.shape) - 1 - kji_full) * w.spacing_kji)
         if edge_mm < diam[i] / 2.0:

@@ -4,7 +4,8 @@ Writes ``DIR/candidates.json`` (RAS mm, all features and warnings) and ``DIR/can
 in LUNA16's convention: ``seriesuid,coordX,coordY,coordZ,probability`` with coordX/Y/Z the
 world position in the image's ITK physical space, i.e. LPS mm (as LUNA16 writes them; the
 JSON states this too). ``--evaluate`` reads a LUNA16 annotation CSV
-(``seriesuid,coordX,coordY,coordZ,diameter_mm``, LPS mm) and writes ``DIR/evaluation.json``.
+(``seriesuid,coordX,coordY,coordZ,diameter_mm``, LPS mm) and writes ``DIR/evaluation.json`` and
+the FROC curve ``DIR/froc.png``.
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def read_reference(path: Path) -> dict:
 def cmd_detect(args) -> int:
     from .. import io
     from . import detect
-    from .froc import evaluate
+    from .blobs import scan_warnings
+    from .froc import evaluate, plot_froc
 
     out = Path(args.out)
-    files = [out / "candidates.json", out / "candidates.csv"] + ([out / "evaluation.json"] if args.evaluate else [])
+    files = [out / "candidates.json", out / "candidates.csv"] + (
+        [out / "evaluation.json", out / "froc.png"] if args.evaluate else [])
     if any(f.exists() for f in files) and not args.force:
         raise InputError(f"{out} already holds results; choose another --out or pass --force")
     ref = read_reference(Path(args.evaluate)) if args.evaluate else None
@@ -85,7 +88,7 @@ def cmd_detect(args) -> int:
            "csv_coordinates": CSV_FRAME, "n_candidates": len(cands),
            "candidates": [c.to_dict() for c in cands],
            "warnings": ["probability is a ranking score of the detector, not a calibrated "
-                        "probability of nodule or of malignancy"]}
+                        "probability of nodule or of malignancy"] + scan_warnings(ct)}
     (out / "candidates.json").write_text(json.dumps(doc, indent=1))
     summary = {"seriesuid": sid, "candidates": len(cands), "json": str(out / "candidates.json"),
                "csv": str(out / "candidates.csv")}
@@ -98,6 +101,7 @@ def cmd_detect(args) -> int:
                                   "without nodules")
         ev["coordinates"] = CSV_FRAME
         (out / "evaluation.json").write_text(json.dumps(ev, indent=1))
+        plot_froc(ev, out / "froc.png", f"{sid}: FROC")
         summary.update(cpm=round(ev["cpm"], 4), detected=ev["n_detected"], nodules=ev["n_nodules"],
                        false_positives=ev["n_false_positives"], evaluation=str(out / "evaluation.json"))
     print(json.dumps(summary, indent=1))

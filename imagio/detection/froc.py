@@ -171,3 +171,39 @@ def evaluate(candidates: dict, references: dict, excluded: dict | None = None, s
         "source": constants()["froc"]["source"],
         "warnings": warnings,
     }
+
+
+def plot_froc(result: dict, path, title: str = "") -> "Path":
+    """PNG of the FROC curve of an :func:`evaluate` result: sensitivity against false positives
+    per scan on LUNA16's log2 axis (1/8..8), the seven CPM points with their bootstrap interval."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fps = np.asarray(result["curve"]["fps_per_scan"], float)
+    sens = np.asarray(result["curve"]["sensitivity"], float)
+    rates = np.asarray(result["fp_rates"], float)
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=110)
+    x = np.geomspace(rates[0], rates[-1], 200)
+    ax.plot(x, np.interp(x, fps, sens), color="C0", label="FROC (linear interpolation)")
+    ci = np.asarray(result["sensitivities_ci"], float)
+    s = np.asarray(result["sensitivities"], float)
+    err = np.vstack([s - ci[:, 0], ci[:, 1] - s])
+    ax.errorbar(rates, s, yerr=None if np.isnan(err).any() else np.abs(err), fmt="o", color="C1",
+                capsize=3, label=f"CPM {result['cpm']:.3f}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(rates, ["1/8", "1/4", "1/2", "1", "2", "4", "8"])
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("false positives per scan")
+    ax.set_ylabel("sensitivity")
+    ax.set_title(title or f"{result['n_scans']} scan(s), {result['n_nodules']} nodule(s)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
