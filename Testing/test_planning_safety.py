@@ -439,3 +439,39 @@ def test_lung1_own_segmentation_feasible_or_names_blocker(shared_data):
     else:
         nm = result.report["best_near_miss"]
         assert nm["details"] and any(s in " ".join(nm["details"]) for s in prob.labels.labels.values())
+
+
+def _labels_along(lab: Volume, entry, target, step_vox=0.25) -> np.ndarray:
+    """Label values sampled every ``step_vox`` of the smallest voxel side from entry to target."""
+    entry, target = np.asarray(entry, float), np.asarray(target, float)
+    n = int(np.ceil(np.linalg.norm(target - entry) / (step_vox * float(min(lab.spacing))))) + 1
+    pts = entry + np.linspace(0.0, 1.0, n)[:, None] * (target - entry)
+    kji = np.rint(lab.world_to_kji(pts)).astype(int)
+    kji = np.clip(kji, 0, np.array(lab.shape) - 1)
+    return lab.array[tuple(kji.T)]
+
+
+def test_kidney_paths_avoid_the_spleen_and_a_splenic_lesion_is_reached(ts_sm):
+    """Found by a new user: the best kidney_left path crossed 31-34 mm of spleen, 'feasible',
+    without a word (the spleen was passable). The spleen is now an obstacle, except when the
+    target lesion lies in it: then it is the organ entered, said and recorded."""
+    ct, lab = ts_sm
+    spleen = {n: k for k, n in lab.labels.items()}["spleen"]
+    prob = PlanningProblem.build(ct, lab, "kidney_left")
+    result = plan(prob)
+    assert result.proposals
+    for m in result.proposals:
+        assert not np.any(_labels_along(lab, m.entry_ras, m.target_ras) == spleen), m.entry_ras
+    # a 12 mm lesion in the spleen (labelled as a lesion): reached through the spleen only
+    centre = _deepest(lab, "spleen")
+    kji = np.argwhere(lab.array == spleen)
+    d = np.linalg.norm(lab.kji_to_world(kji) - centre, axis=1)
+    arr = lab.array.copy()
+    tv = int(max(lab.labels)) + 1
+    arr[tuple(kji[d <= 6.0].T)] = tv
+    lesion = lab.with_array(arr, labels={**lab.labels, tv: "tumor"})
+    prob = PlanningProblem.build(ct, lesion, "tumor")
+    result = plan(prob)
+    assert prob.target.organ == "spleen" and prob.rules_extra["target_organ_entered"] == "spleen"
+    assert any("spleen" in w and "obstacle by default" in w for w in result.warnings)
+    assert_plan_safe(prob, result, ct, lesion)

@@ -265,6 +265,7 @@ class PlanningProblem:
         _check_labels_match(prob, covered)   # first: a wrong label map explains everything else
         _check_target(prob)
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
+        _enter_host_organ(prob)
         prob.warnings.extend(prob.skin.warnings())
         if calibre:
             prob.rules_extra["vessel_calibre"] = calibre
@@ -412,6 +413,24 @@ def _check_target(prob: "PlanningProblem") -> None:
         prob.warnings.append(f"target point inside {spec.name} (an obstacle by default): the path "
                              f"may enter {spec.name}; every other structure keeps its role")
         prob.rules_extra["target_organ_entered"] = spec.name
+
+
+def _enter_host_organ(prob: "PlanningProblem") -> None:
+    """A labelled lesion inside a solid organ that is an obstacle by default (kidney, spleen, a
+    vertebra) can only be reached through that organ: the organ becomes passable for this plan
+    (warned, recorded as ``target_organ_entered``); every other structure keeps its role. Hollow
+    viscera and the other ``never_target`` structures stay forbidden, and a role the user set
+    with ``--role`` is kept."""
+    t = prob.target
+    if t.point_given or not t.organ or t.organ in prob.roles_overridden or never_target(t.organ):
+        return
+    spec = next((s for s in prob.structures if s.name == t.organ), None)
+    if spec is None or spec.role != "forbidden":
+        return
+    prob.structures = [replace(s, role="passable") if s.value == spec.value else s for s in prob.structures]
+    prob.warnings.append(f"{t.name} lies in {spec.name} (an obstacle by default): the path may enter "
+                         f"{spec.name} to reach it; every other structure keeps its role")
+    prob.rules_extra["target_organ_entered"] = spec.name
 
 
 def never_target(name: str) -> bool:
