@@ -23,6 +23,7 @@ from scipy import ndimage
 from imagio import io
 from imagio.cli import main
 from imagio.planning import PlanningProblem, plan
+from imagio.planning.problem import Constraints
 from imagio.volume import Volume
 
 pytestmark = pytest.mark.data
@@ -157,7 +158,10 @@ def test_ts_sm_proposals_pass_independent_check(ts_sm, target):
         t = _deepest(lab, "kidney_right")  # a point in the kidney: the kidney is the host
     else:
         t = _deepest(lab, target)
-    prob = PlanningProblem.build(ct, lab, t if isinstance(t, str) else t, roles=roles)
+    # the kidney from the back, prone, as renal biopsy is done; supine its back lies on the table
+    position = "prone" if target == "kidney_left" else "supine"
+    prob = PlanningProblem.build(ct, lab, t if isinstance(t, str) else t, roles=roles,
+                                 constraints=Constraints(patient_position=position))
     result = plan(prob)
     assert_plan_safe(prob, result, ct, lab)
     if target.startswith("kidney"):
@@ -457,7 +461,7 @@ def test_kidney_paths_avoid_the_spleen_and_a_splenic_lesion_is_reached(ts_sm):
     target lesion lies in it: then it is the organ entered, said and recorded."""
     ct, lab = ts_sm
     spleen = {n: k for k, n in lab.labels.items()}["spleen"]
-    prob = PlanningProblem.build(ct, lab, "kidney_left")
+    prob = PlanningProblem.build(ct, lab, "kidney_left", constraints=Constraints(patient_position="prone"))
     result = plan(prob)
     assert result.proposals
     for m in result.proposals:
@@ -475,3 +479,22 @@ def test_kidney_paths_avoid_the_spleen_and_a_splenic_lesion_is_reached(ts_sm):
     assert prob.target.organ == "spleen" and prob.rules_extra["target_organ_entered"] == "spleen"
     assert any("spleen" in w and "obstacle by default" in w for w in result.warnings)
     assert_plan_safe(prob, result, ct, lesion)
+
+
+def test_supine_needle_never_reaches_below_the_table(ts_sm):
+    """Found by a new user: supine kidney paths entered the back 9 mm above the table pad, the
+    needle's outer part pointing into the table. Independently of the planner's skin model: the
+    table top is the most posterior tissue of the patient's labelled structures; every
+    proposal's needle, including what is left outside the skin, stays above it; the plan says
+    which position works instead."""
+    ct, lab = ts_sm
+    kji = np.argwhere(lab.array > 0)
+    table_a = float(lab.kji_to_world(kji)[:, 1].min())
+    prob = PlanningProblem.build(ct, lab, "kidney_left")
+    result = plan(prob)
+    for m in result.proposals:
+        e, t = np.asarray(m.entry_ras), np.asarray(m.target_ras)
+        hub = e - (t - e) / np.linalg.norm(t - e) * max(prob.needle.length_mm - m.length_mm, 0.0)
+        assert hub[1] >= table_a - 1.0, (e, hub)
+    if not result.feasible:
+        assert any("prone" in w for w in result.warnings)

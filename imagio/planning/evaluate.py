@@ -75,7 +75,8 @@ def violation_details(problem: PlanningProblem, t: ScoreTable, i: int) -> list[s
     if bits & BIT["reach"]:
         out.append(f"reach: path {t.length_mm[i]:.1f} mm > needle {problem.needle.length_mm:.0f} mm")
     if bits & BIT["table_side"]:
-        out.append(f"table_side: entry faces the table ({c.patient_position})")
+        out.append(f"table_side: entry faces the table, or the needle left outside the skin would "
+                   f"reach below the table top ({c.patient_position})")
     if bits & BIT["entry_region"]:
         out.append("entry_region: entry outside the allowed region")
     if bits & BIT["skin_angle"]:

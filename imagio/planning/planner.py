@@ -156,14 +156,14 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
     position's best path is re-checked by the verifier (the next best is taken while it fails).
     Returns {position: {"feasible_candidates", "best": {entry_ras, length_mm, score} or None}}."""
     from .problem import POSITIONS
-    from .scoring import BIT
+    from .scoring import BIT, against_table
 
     c = problem.constraints
-    cos = np.cos(np.radians(c.table_exclusion_deg))
     base = table.violations & ~np.int32(BIT["table_side"]) & ~np.int32(BIT["verification"])
     out = {}
     for pos, direction in POSITIONS.items():
-        faces_table = table.normal_ras @ np.asarray(direction) > cos
+        faces_table = against_table(problem, table.entry_ras, table.target_ras, table.normal_ras,
+                                    table.length_mm, direction)
         if "table_side" in c.disabled_rules:
             faces_table[:] = False
         ok = np.flatnonzero((base == 0) & ~faces_table)

@@ -422,8 +422,9 @@ def _enter_host_organ(prob: "PlanningProblem") -> None:
     viscera and the other ``never_target`` structures stay forbidden, and a role the user set
     with ``--role`` is kept."""
     t = prob.target
-    if t.point_given or not t.organ or t.organ in prob.roles_overridden or never_target(t.organ):
-        return
+    if (t.point_given or not t.organ or t.organ == t.name or t.organ in prob.roles_overridden
+            or never_target(t.organ)):
+        return   # a point, an organ named as the target (exempt itself), a user's role, a viscus
     spec = next((s for s in prob.structures if s.name == t.organ), None)
     if spec is None or spec.role != "forbidden":
         return

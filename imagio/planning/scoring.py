@@ -350,6 +350,39 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
                 emph_pct=emph_pct, liver_before=liver_before, outside=outside, n_samples=n_total)
 
 
+def table_plane_mm(problem, direction) -> float:
+    """Where the table is, along ``direction`` (RAS unit vector from the patient towards the
+    table, `problem.POSITIONS`): the largest ``direction . x`` (mm) over the patient's outer skin,
+    i.e. the skin that rests on the table. Cached per direction on ``problem``. When the scan
+    cut the patient on the table side, the last skin before the cut stands in for it (the table
+    is then assumed nearer the target than it is: the safe side)."""
+    cache = problem.__dict__.setdefault("_table_planes", {})
+    key = tuple(np.round(np.asarray(direction, float), 6))
+    if key not in cache:
+        kji = np.argwhere(problem.skin.skin)
+        cache[key] = float(np.max(problem.ct.kji_to_world(kji) @ np.asarray(direction, float))) if len(kji) else np.inf
+    return cache[key]
+
+
+def against_table(problem, entry_ras, target, normal_ras, length, direction) -> np.ndarray:
+    """Paths a patient lying on the table in ``direction`` cannot receive (bool per path): the
+    entry faces the table (outward skin normal within ``table_exclusion_deg`` of ``direction``),
+    or the part of the needle left outside the skin (needle length - path length, along the path
+    backwards from the entry) would reach below the table top (`table_plane_mm`): the shaft and
+    hub cannot pass through the table (``table_exclusion_deg`` 0 switches both off). Arrays: entry_ras, normal_ras (N, 3) RAS mm; target (3,)
+    or (N, 3); length (N,) mm."""
+    c, needle = problem.constraints, problem.needle
+    d = np.asarray(direction, float)
+    faces = normal_ras @ d > np.cos(np.radians(c.table_exclusion_deg))
+    if c.table_exclusion_deg <= 0:   # the table switched off (no entry excluded for facing it)
+        return faces
+    u = np.asarray(target, float) - entry_ras
+    u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-9)
+    outside = np.clip(needle.length_mm - np.asarray(length, float), 0.0, None)
+    hub = entry_ras - u * outside[:, None]
+    return faces | (hub @ d > table_plane_mm(problem, d))
+
+
 def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
     """Angles, violations, costs and score from the per-path reductions ``r``."""
     c, needle = problem.constraints, problem.needle
@@ -361,8 +394,8 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
     v = np.zeros(n, np.int32)
     widen = needle.widening_mm
     v |= np.where(length > needle.length_mm, BIT["reach"], 0)
-    tab = np.cos(np.radians(c.table_exclusion_deg))
-    v |= np.where(normal_ras @ c.table_direction > tab, BIT["table_side"], 0)
+    v |= np.where(against_table(problem, entry_ras, target, normal_ras, length, c.table_direction),
+                  BIT["table_side"], 0)
     if c.entry_region is not None:
         ctr, rad = c.entry_region
         v |= np.where(np.linalg.norm(entry_ras - np.asarray(ctr, float), axis=1) > rad,
