@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from imagio.io import read_image
+from imagio.segmentation.common import mean_ras
 from imagio.segmentation.vessels import blob_pieces, shape_rule, vessel_mask
 
 
@@ -72,13 +73,17 @@ def test_lung1_nodule_is_not_vessel(shared_data):
     hi = (ks.max() + 5, js.max() + m + 1, is_.max() + m + 1)
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
     crop, lab = ct.crop(lo, hi), lab[sl]
-    lungs = segment_masks(crop, ("lungs",))[0]
-    organ = lungs["lung_left"] | lungs["lung_right"]
-    before, _ = vessel_mask(crop, organ, exclude_blobs=False)
-    after, _ = vessel_mask(crop, organ)
+    masks, meta = segment_masks(crop, ("lungs", "lung_vessels"))
+    before, _ = vessel_mask(crop, masks["lung_left"] | masks["lung_right"], exclude_blobs=False)
+    after = masks["lung_vessels"]
     assert (before & lab).sum() > 0.8 * lab.sum()  # the problem is there without the rule
     assert (after & lab).sum() <= 0.2 * lab.sum()
     assert after.sum() >= 0.5 * (before & ~lab).sum()  # the vessels around it stay
+    # the exclusion is reported, at the nodule
+    blobs = meta["lung_vessels"]["excluded_blobs"]
+    centre = mean_ras(crop, lab)
+    assert min(np.linalg.norm(np.array(b["centre_ras"]) - centre) for b in blobs) < 5.0
+    assert any("compact blob" in w for w in meta["warnings"])
 
 
 @pytest.mark.data

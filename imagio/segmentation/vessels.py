@@ -208,8 +208,16 @@ def vessel_mask(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
     min_hu: voxels must also be at least this bright (default: the organ's median + 40 HU for
     soft-tissue organs; -500 HU for aerated lung whose median is below -500 HU).
     exclude_blobs: remove compact blobs wider than the vessels attached to them (nodules,
-    masses; ``blob_pieces``) from the mask.
+    masses; ``blob_pieces``) from the mask (``vessels_and_blobs`` also returns them).
     """
+    m, diam, _ = vessels_and_blobs(ct, organ, threshold, sigmas_mm, min_hu, exclude_blobs, progress)
+    return m, diam
+
+
+def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
+                      sigmas_mm=(1.0, 1.5, 2.5, 4.0), min_hu: float | None = None,
+                      exclude_blobs: bool = True, progress=None):
+    """(vessel mask, lumen diameter mm, excluded blob mask), all [k, j, i]; see ``vessel_mask``."""
     p = as_progress(progress)
     v = vesselness(ct, organ, sigmas_mm, progress=p.sub(0, 0.8))
     a = ct.array
@@ -218,13 +226,28 @@ def vessel_mask(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
         min_hu = -500.0 if med < -500 else med + 40.0
     vmax = float(v.max())
     m = organ & (a >= min_hu) & (v >= threshold * vmax if vmax > 0 else False)
+    blobs = np.zeros(m.shape, bool)
     if exclude_blobs:
         p(0.82, "vessels: compact blobs (nodules) are not vessels")
-        m &= ~blob_pieces(m, ct.spacing_kji)
+        blobs = blob_pieces(m, ct.spacing_kji)
+        m &= ~blobs
     p(0.85, "vessels: lumen diameter")
     diam = lumen_diameter(m, ct.spacing_kji)
     p(1.0, "vessels: done")
-    return m, diam
+    return m, diam, blobs
+
+
+def blob_report(ct: Volume, blobs: np.ndarray, organ_name: str) -> tuple[list, list]:
+    """([{volume_ml, centre_ras}] per excluded blob, [warning]) for a result's meta / report."""
+    from .common import mean_ras
+
+    lab, n = ndimage.label(blobs, np.ones((3, 3, 3), bool))
+    items = [{"volume_ml": round(float((lab == i).sum() * ct.voxel_volume_ml), 2),
+              "centre_ras": [round(float(x), 1) for x in mean_ras(ct, lab == i)]} for i in range(1, n + 1)]
+    warn = [f"{organ_name}: {n} compact blob(s) wider than their vessels were left out of the vessel "
+            f"mask as probable nodules/masses (centres RAS mm: {[b['centre_ras'] for b in items]}); "
+            "check them: a vessel left out is not avoided by the planner"] if n else []
+    return items, warn
 
 
 def remove_lesion(masks: dict, lesion: np.ndarray, spacing_kji=None, margin_mm: float = 0.0) -> dict:
