@@ -49,12 +49,21 @@ def test_branching_tree_and_thick_vessel_are_kept():
     thick = _tube(p, (10, 60, 50), (80, 60, 60), 6.0)
     assert not blob_pieces(fork, sk).any()
     assert not blob_pieces(thick, sk).any()
+    # vessels branching in all three directions: near-equal principal axes, but a tree, not a blob
+    c = (45.0, 36.0, 36.0)
+    star = np.zeros(fork.shape, bool)
+    for ax in range(3):
+        for sgn in (-1, 1):
+            end = list(c)
+            end[ax] += sgn * 25.0
+            star |= _tube(p, c, end, 2.5)
+    assert not blob_pieces(star, sk).any()
     assert not blob_pieces(np.zeros((5, 5, 5), bool), sk).any()
 
 
 def test_thresholds_have_sources():
     r = shape_rule()
-    for key in ("junction_factor", "max_elongation", "min_samples_per_axis", "min_radius_mm", "radius_step"):
+    for key in ("junction_factor", "max_elongation", "max_fill", "min_samples_per_axis", "min_radius_mm", "radius_step"):
         assert key in r and len(r["sources"][key]) > 40
     assert r["radius_step"] < r["junction_factor"]  # no piece falls between two openings
 

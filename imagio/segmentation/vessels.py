@@ -134,7 +134,8 @@ def blob_pieces(mask: np.ndarray, spacing_kji, rule: dict | None = None) -> np.n
     its inscribed radius (edt max, mm) is >= junction_factor x r (wider than all it was cut from:
     not a branching junction, Murray's law), it spans >= min_samples_per_axis voxels along every
     axis (its shape is resolved: on 5 mm slices a piece on 1-2 slices may be a vessel lying in the
-    slice, so small nodules on thick slices stay in the mask), and the ratio of its largest to smallest principal
+    slice, so small nodules on thick slices stay in the mask), its volume is <= max_fill x its
+    inscribed ball (a solid blob, not a branching tree spread in 3-D), and the ratio of its largest to smallest principal
     standard deviation (voxel coordinates in mm) is <= max_elongation (not a tube). Thresholds and
     sources: ``imagio/data/vessel_shape.json``. Returns a bool array like ``mask``.
     """
@@ -148,6 +149,7 @@ def blob_pieces(mask: np.ndarray, spacing_kji, rule: dict | None = None) -> np.n
     m = np.pad(mask[sl], 1)
     d = _edt(m, sk)
     fac, max_el = float(rule["junction_factor"]), float(rule["max_elongation"])
+    max_fill = float(rule["max_fill"])
     idx = np.stack(np.nonzero(m), 1)
     coords = idx.astype(np.float64) * np.array(sk)
     min_samples = int(rule["min_samples_per_axis"])
@@ -194,7 +196,9 @@ def blob_pieces(mask: np.ndarray, spacing_kji, rule: dict | None = None) -> np.n
         ev = np.linalg.eigvalsh(cov[ids])
         elong = np.sqrt(ev[:, 2] / np.maximum(ev[:, 0], 1e-9))
         is_blob = np.zeros(n + 1, bool)
-        is_blob[ids[elong <= max_el]] = True
+        # filled like a blob, not a tree spread in 3-D: volume <= max_fill x its inscribed ball
+        fill = cnt[ids] * float(np.prod(sk)) / (4.0 / 3.0 * np.pi * rad[ids] ** 3)
+        is_blob[ids[(elong <= max_el) & (fill <= max_fill)]] = True
         blobs |= is_blob[lab]
     out[sl] = blobs[1:-1, 1:-1, 1:-1]
     return out
