@@ -115,19 +115,27 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         out.update(bn.split_bones(ct, bone, body, lungs, midline=mid))
     if "lung_vessels" in want and lungs is not None:
         p(0.8, "lung vessels")
-        vm, diam = vs.vessel_mask(ct, lungs, progress=p.sub(0.8, 0.98))
+        vm, diam, blobs = vs.vessels_and_blobs(ct, lungs, progress=p.sub(0.8, 0.98))
         out["lung_vessels"] = vm
         if vm.any():
             meta["lung_vessels"] = {"volume_ml": round(float(vm.sum() * ct.voxel_volume_ml), 2),
                                     "max_diameter_mm": round(float(diam.max()), 2)}
+        if blobs.any():
+            items, warn = vs.blob_report(ct, blobs, "lung vessels")
+            meta.setdefault("lung_vessels", {})["excluded_blobs"] = items
+            meta["warnings"] += warn
     liver = (organs or {}).get("liver")
     if "vessels" in want and liver is not None and liver.any():
         p(0.98, "liver vessels")
-        vm, diam = vs.vessel_mask(ct, liver)
+        vm, diam, blobs = vs.vessels_and_blobs(ct, liver)
         out["liver_vessels"] = vm
         if vm.any():
             meta["liver_vessels"] = {"volume_ml": round(float(vm.sum() * ct.voxel_volume_ml), 2),
                                      "max_diameter_mm": round(float(diam.max()), 2)}
+        if blobs.any():
+            items, warn = vs.blob_report(ct, blobs, "liver vessels")
+            meta.setdefault("liver_vessels", {})["excluded_blobs"] = items
+            meta["warnings"] += warn
     lesions = [m for n, m in (organs or {}).items() if n.startswith(LESION_PREFIXES) and m is not None]
     if lesions:
         out = vs.remove_lesion(out, np.logical_or.reduce(lesions))

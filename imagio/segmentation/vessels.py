@@ -7,12 +7,21 @@ l1 ~ 0. The response is the maximum over scales; voxels above ``threshold`` x th
 response that are brighter than the organ's median form the vessel mask. The lumen diameter
 per voxel is twice the distance (edt, mm) to the vessel boundary read on the centreline (local
 maxima of that distance) and propagated to every vessel voxel from its nearest centreline voxel.
+
+A nodule is a compact blob, a vessel a tube, but on thick slices a nodule's Hessian looks tube-like;
+``blob_pieces`` therefore removes blobs from the mask by their shape (openings at growing radii,
+inscribed radius vs the opening radius, principal axes in mm; thresholds and sources in
+``imagio/data/vessel_shape.json``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+import json
+from functools import lru_cache
+from importlib import resources
 
 from ..errors import InputError
 from ..volume import Volume
@@ -104,14 +113,115 @@ def lumen_diameter(mask: np.ndarray, spacing_kji) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=1)
+def shape_rule() -> dict:
+    """The blob-vs-tube thresholds (``imagio/data/vessel_shape.json``, with their sources)."""
+    return json.loads(resources.files("imagio.data").joinpath("vessel_shape.json").read_text())
+
+
+def _edt(mask: np.ndarray, sk) -> np.ndarray:
+    import edt
+
+    return edt.edt(np.ascontiguousarray(mask), anisotropy=sk).astype(np.float32)
+
+
+def blob_pieces(mask: np.ndarray, spacing_kji, rule: dict | None = None) -> np.ndarray:
+    """Voxels of ``mask`` ([k, j, i] bool) that belong to compact blobs, not tubes.
+
+    For radii r = min_radius_mm x radius_step^n (mm) up to half the largest inscribed radius, the
+    mask is opened by a ball of radius r (edt, anisotropic ``spacing_kji`` in mm), which cuts every
+    part thinner than r (the vessels attached to a nodule); each connected piece left is a blob when
+    its inscribed radius (edt max, mm) is >= junction_factor x r (wider than all it was cut from:
+    not a branching junction, Murray's law), it spans >= min_samples_per_axis voxels along every
+    axis (its shape is resolved: on 5 mm slices a piece on 1-2 slices may be a vessel lying in the
+    slice, so small nodules on thick slices stay in the mask), its volume is <= max_fill x its
+    inscribed ball (a solid blob, not a branching tree spread in 3-D), and the ratio of its largest to smallest principal
+    standard deviation (voxel coordinates in mm) is <= max_elongation (not a tube). Thresholds and
+    sources: ``imagio/data/vessel_shape.json``. Returns a bool array like ``mask``.
+    """
+    rule = rule or shape_rule()
+    out = np.zeros(mask.shape, bool)
+    if not mask.any():
+        return out
+    sk = tuple(float(s) for s in spacing_kji)
+    lo = [np.nonzero(np.any(mask, axis=tuple(j for j in range(3) if j != i)))[0][[0, -1]] for i in range(3)]
+    sl = tuple(slice(a, b + 1) for a, b in lo)
+    m = np.pad(mask[sl], 1)
+    d = _edt(m, sk)
+    fac, max_el = float(rule["junction_factor"]), float(rule["max_elongation"])
+    max_fill = float(rule["max_fill"])
+    idx = np.stack(np.nonzero(m), 1)
+    coords = idx.astype(np.float64) * np.array(sk)
+    min_samples = int(rule["min_samples_per_axis"])
+    blobs = np.zeros(m.shape, bool)
+    r = float(rule["min_radius_mm"])
+    while r <= min(sk):  # an opening by a ball smaller than a voxel changes nothing
+        r *= float(rule["radius_step"])
+    while fac * r <= float(d.max()):
+        core = d >= r
+        opened = m & (_edt(~core, sk) <= r)
+        lab, n = ndimage.label(opened, np.ones((3, 3, 3), bool))
+        r_step = r
+        r *= float(rule["radius_step"])
+        if n == 0:
+            continue
+        lv = lab[m]
+        keep = lv > 0
+        lv, c, ix = lv[keep], coords[keep], idx[keep]
+        cnt = np.bincount(lv, minlength=n + 1).astype(np.float64)
+        rad = ndimage.maximum(d, lab, np.arange(n + 1))
+        rad = np.asarray(rad, np.float64)
+        wide = (rad >= fac * r_step) & (cnt >= 4)
+        wide[0] = False
+        if not wide.any():
+            continue
+        sel = wide[lv]
+        lv, c, ix = lv[sel], c[sel], ix[sel]
+        ids = np.nonzero(wide)[0]
+        for a in range(3):  # resolved along every axis: >= min_samples slices / rows / columns
+            span = (np.asarray(ndimage.maximum(ix[:, a], lv, ids)) - np.asarray(ndimage.minimum(ix[:, a], lv, ids)) + 1)
+            wide[ids[span < min_samples]] = False
+        if not wide.any():
+            continue
+        mean = np.stack([np.bincount(lv, c[:, a], n + 1) for a in range(3)], 1) / np.maximum(cnt, 1)[:, None]
+        dc = c - mean[lv]
+        cov = np.zeros((n + 1, 3, 3))
+        for a in range(3):
+            for b in range(a, 3):
+                cov[:, a, b] = cov[:, b, a] = np.bincount(lv, dc[:, a] * dc[:, b], n + 1)
+        cov /= np.maximum(cnt, 1)[:, None, None]
+        # a voxel is a box: add its own variance (side^2 / 12 per axis) so a one-slice piece is not flat
+        cov[:, [0, 1, 2], [0, 1, 2]] += np.square(sk) / 12.0
+        ids = np.nonzero(wide)[0]
+        ev = np.linalg.eigvalsh(cov[ids])
+        elong = np.sqrt(ev[:, 2] / np.maximum(ev[:, 0], 1e-9))
+        is_blob = np.zeros(n + 1, bool)
+        # filled like a blob, not a tree spread in 3-D: volume <= max_fill x its inscribed ball
+        fill = cnt[ids] * float(np.prod(sk)) / (4.0 / 3.0 * np.pi * rad[ids] ** 3)
+        is_blob[ids[(elong <= max_el) & (fill <= max_fill)]] = True
+        blobs |= is_blob[lab]
+    out[sl] = blobs[1:-1, 1:-1, 1:-1]
+    return out
+
+
 def vessel_mask(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
                 sigmas_mm=(1.0, 1.5, 2.5, 4.0), min_hu: float | None = None,
-                progress=None) -> tuple[np.ndarray, np.ndarray]:
+                exclude_blobs: bool = True, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """(vessel mask, lumen diameter mm per voxel) of contrast vessels inside ``organ``.
 
     min_hu: voxels must also be at least this bright (default: the organ's median + 40 HU for
     soft-tissue organs; -500 HU for aerated lung whose median is below -500 HU).
+    exclude_blobs: remove compact blobs wider than the vessels attached to them (nodules,
+    masses; ``blob_pieces``) from the mask (``vessels_and_blobs`` also returns them).
     """
+    m, diam, _ = vessels_and_blobs(ct, organ, threshold, sigmas_mm, min_hu, exclude_blobs, progress)
+    return m, diam
+
+
+def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
+                      sigmas_mm=(1.0, 1.5, 2.5, 4.0), min_hu: float | None = None,
+                      exclude_blobs: bool = True, progress=None):
+    """(vessel mask, lumen diameter mm, excluded blob mask), all [k, j, i]; see ``vessel_mask``."""
     p = as_progress(progress)
     v = vesselness(ct, organ, sigmas_mm, progress=p.sub(0, 0.8))
     a = ct.array
@@ -120,10 +230,28 @@ def vessel_mask(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
         min_hu = -500.0 if med < -500 else med + 40.0
     vmax = float(v.max())
     m = organ & (a >= min_hu) & (v >= threshold * vmax if vmax > 0 else False)
+    blobs = np.zeros(m.shape, bool)
+    if exclude_blobs:
+        p(0.82, "vessels: compact blobs (nodules) are not vessels")
+        blobs = blob_pieces(m, ct.spacing_kji)
+        m &= ~blobs
     p(0.85, "vessels: lumen diameter")
     diam = lumen_diameter(m, ct.spacing_kji)
     p(1.0, "vessels: done")
-    return m, diam
+    return m, diam, blobs
+
+
+def blob_report(ct: Volume, blobs: np.ndarray, organ_name: str) -> tuple[list, list]:
+    """([{volume_ml, centre_ras}] per excluded blob, [warning]) for a result's meta / report."""
+    from .common import mean_ras
+
+    lab, n = ndimage.label(blobs, np.ones((3, 3, 3), bool))
+    items = [{"volume_ml": round(float((lab == i).sum() * ct.voxel_volume_ml), 2),
+              "centre_ras": [round(float(x), 1) for x in mean_ras(ct, lab == i)]} for i in range(1, n + 1)]
+    warn = [f"{organ_name}: {n} compact blob(s) wider than their vessels were left out of the vessel "
+            f"mask as probable nodules/masses (centres RAS mm: {[b['centre_ras'] for b in items]}); "
+            "check them: a vessel left out is not avoided by the planner"] if n else []
+    return items, warn
 
 
 def remove_lesion(masks: dict, lesion: np.ndarray, spacing_kji=None, margin_mm: float = 0.0) -> dict:
