@@ -4,8 +4,11 @@ other bone where the anatomy allows it.
 Hysteresis threshold: voxels above ``low_hu`` connected to cortical-bone seeds above
 ``seed_hu``. ``low_hu`` is raised above the enhanced soft tissue of the scan (contrast liver,
 kidneys, aorta: `enhanced_tissue_level`); in a CT angiography the blood pool (a histogram peak
-at 250-700 HU, `contrast_blood_band`) and its rim are removed first. Marrow: 2-D holes per axial
-slice and 3-D voids that are bone-like (not CSF in the spinal canal). On coarse grids a
+at 250-700 HU, `contrast_blood_band`) and its rim are removed first. Marrow: cavities enclosed
+by the bone in two of the three orthogonal planes (any density: fatty marrow; the spinal canal is
+open along S-I), bone-like 2-D holes per axial slice and 3-D voids (not CSF in the spinal canal).
+`costal_cartilage`: tissue denser than the scan's soft tissue attached to a rib (non-contrast
+scans only; a warning otherwise). On coarse grids a
 one-voxel partial-volume rim is added. No closing is applied, so intercostal spaces stay open
 at 1-3 mm. `split_bones`: the spine is the bone in a corridor along the midline posterior to
 the body centre; ribs are the thin remaining bone hugging the lungs; the rest is "bone".
