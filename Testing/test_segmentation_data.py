@@ -55,6 +55,28 @@ def test_totalsegmentator_example_lungs_bones(shared_data):
     assert m["body"][sel("")].mean() > 0.999
 
 
+# every bone class of TotalSegmentator total v2 (those in the example's field of view are ribs,
+# vertebrae and costal cartilages)
+TS_BONES = ("rib_", "vertebrae_", "sternum", "costal_cartilages", "hip_", "femur_", "scapula_",
+            "clavicula_", "humerus_", "sacrum", "skull")
+
+
+def test_totalsegmentator_example_all_bones(shared_data):
+    """All bone classes merged (issue 14). Measured: Dice 0.885 (0.780 before marrow filling
+    in two planes and the costal cartilages), costal cartilage recall 0.81. The remaining loss
+    is the one-voxel boundary at 3 mm (false positives and negatives both one voxel from the
+    reference), so >= 0.90 is not met."""
+    ct, sel = _ts_reference(shared_data)
+    m, meta = rules.segment_masks(ct, ["body", "bones", "lungs"])
+    bone = m["vertebrae"] | m["ribs"] | m["bone"] | m["costal_cartilages"]
+    assert dice(bone, sel(*TS_BONES)) >= 0.86
+    cart = sel("costal_cartilages")
+    assert (m["costal_cartilages"] & cart).sum() >= 0.7 * cart.sum()
+    # cartilage found is cartilage or bone of the reference, not liver or muscle
+    assert (m["costal_cartilages"] & sel(*TS_BONES)).sum() >= 0.8 * m["costal_cartilages"].sum()
+    assert not any("cartilage" in w for w in meta["warnings"])
+
+
 def test_chest_cta_airways_and_lungs(shared_data):
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     m, meta = rules.segment_masks(ct, ["body", "lungs", "airways"])

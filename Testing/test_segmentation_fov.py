@@ -53,8 +53,11 @@ def test_lungs_survive_crops(shared_data, case):
 def test_volumes_agree_across_resolution(shared_data):
     """The chest CTA at 1.5 mm and resampled to 3 mm: body and lungs within 10 %. Bones: only
     guarded against the collapse at 3 mm (the contrast blood pool's opening was thinner than a
-    voxel and took the ribs and spine with it: 3 mm / 1.5 mm was 0.03); 1.65 is measured now,
-    the 1.5 mm result lacks fatty marrow (see the seg branch report), so 10 % is not met yet."""
+    voxel and took the ribs and spine with it: 3 mm / 1.5 mm was 0.03); 1.61 is measured now
+    (1.65 before marrow filling in two planes, branch bones). 10 % is not met: at 3 mm partial
+    volume fuses the less-enhanced descending aorta and parts of the right heart (200-420 HU,
+    below the blood-pool band) to the spine and ribs, and the one-voxel rim adds ~3 mm of shell;
+    at 1.5 mm they are separate components without cortical seeds."""
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     c3 = ct.resampled((3.0, 3.0, 3.0), order=1)
     m15, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
@@ -66,4 +69,4 @@ def test_volumes_agree_across_resolution(shared_data):
     for keys in (("body",), ("lung_left",), ("lung_right",)):
         assert vol(m3, c3, *keys) == pytest.approx(vol(m15, ct, *keys), rel=0.10), keys
     ratio = vol(m3, c3, "vertebrae", "ribs", "bone") / vol(m15, ct, "vertebrae", "ribs", "bone")
-    assert 0.5 < ratio < 2.0
+    assert 0.5 < ratio < 1.75

@@ -321,3 +321,26 @@ def test_structure_sets_documented_and_groups_are_totalsegmentator_classes():
     for name, members in groups.items():
         assert name not in ts
         assert all(m in ts for m in members if not m.startswith("(")), name
+
+
+def test_fatty_marrow_filled_spinal_canal_open():
+    """A vertebral body (a cortical box shell with fatty marrow, -50 HU) is filled whatever the
+    marrow's density; a canal (a cortical tube open along S-I, CSF 10 HU) behind it stays open."""
+    from imagio.segmentation.bones import bone_mask
+
+    sp = 1.0
+    a = np.full((80, 80, 80), 40, np.int16)  # [k=S, j=A, i=R] soft tissue
+    k, j, i = np.mgrid[:80, :80, :80]
+    body_box = (np.abs(k - 40) < 14) & (np.abs(j - 50) < 16) & (np.abs(i - 40) < 20)
+    marrow = (np.abs(k - 40) < 12) & (np.abs(j - 50) < 14) & (np.abs(i - 40) < 18)
+    a[body_box] = 900
+    a[marrow] = -50
+    r = np.hypot(j - 22, i - 40)
+    a[(r < 10) & (r >= 8)] = 900  # canal wall, the whole S-I extent
+    a[r < 8] = 10
+    a[:, :, :3] = -1000  # air beside the body (the rules refuse an image without air)
+    m = np.diag([sp, sp, sp, 1.0])[[2, 1, 0, 3]]  # i -> x, j -> y, k -> z
+    ct = Volume(a, m)
+    bone = bone_mask(ct)
+    assert bone[marrow].mean() > 0.99
+    assert bone[r < 7].mean() < 0.01

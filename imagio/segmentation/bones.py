@@ -4,8 +4,11 @@ other bone where the anatomy allows it.
 Hysteresis threshold: voxels above ``low_hu`` connected to cortical-bone seeds above
 ``seed_hu``. ``low_hu`` is raised above the enhanced soft tissue of the scan (contrast liver,
 kidneys, aorta: `enhanced_tissue_level`); in a CT angiography the blood pool (a histogram peak
-at 250-700 HU, `contrast_blood_band`) and its rim are removed first. Marrow: 2-D holes per axial
-slice and 3-D voids that are bone-like (not CSF in the spinal canal). On coarse grids a
+at 250-700 HU, `contrast_blood_band`) and its rim are removed first. Marrow: cavities enclosed
+by the bone in two of the three orthogonal planes (any density: fatty marrow; the spinal canal is
+open along S-I), bone-like 2-D holes per axial slice and 3-D voids (not CSF in the spinal canal).
+`costal_cartilage`: tissue denser than the scan's soft tissue attached to a rib (non-contrast
+scans only; a warning otherwise). On coarse grids a
 one-voxel partial-volume rim is added. No closing is applied, so intercostal spaces stay open
 at 1-3 mm. `split_bones`: the spine is the bone in a corridor along the midline posterior to
 the body centre; ribs are the thin remaining bone hugging the lungs; the rest is "bone".
@@ -34,6 +37,7 @@ RIB_LUNG_MM = 20.0  # ribs lie on the pleura (rib + intercostal muscles ~10-20 m
 # separated from the lung by the ribs and the subscapularis
 MIN_BONE_ML = 0.05
 MARROW_MIN_HU = 60.0  # marrow (fatty in the elderly) vs CSF/cord in the spinal canal
+MAX_MARROW_ML = 60.0  # largest marrow cavity filled without a density rule (see bone_mask)
 MAX_MARROW_MM2 = 3000.0  # a lumbar vertebral body is ~15-20 cm^2 in an axial slice
 CONTRAST_LOW_HU = 200.0  # with arterial contrast, organ vessels reach ~200 HU
 ORGAN_MARGIN_HU = 30.0  # bone threshold above the enhanced-tissue level
@@ -41,6 +45,10 @@ BLOOD_RIM_MM = 4.0  # partial-volume rim of the contrast blood pool dropped with
 BLOOD_OPEN_MM = 2.0  # opening radius that separates the blood pool from band-HU bone
 MIN_BLOOD_PEAK_HU = 260.0  # arterial-phase blood is 250-500 HU; trabecular bone peaks lower
 MIN_BLOOD_POOL_ML = 30.0  # a contrast blood pool (CT angiography) is a histogram peak this big
+CARTILAGE_MAX_HU = 150.0  # non-calcified costal cartilage is denser than muscle (~40-60 HU) and
+# below ~150 HU (TotalSegmentator example reference: 5th-95th percentile 60-133 HU; no published
+# range checked): where the scan's enhanced soft tissue reaches this level, cartilage cannot be
+# told from it by density
 
 
 def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji) -> float:
@@ -145,6 +153,17 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill = (mean > MARROW_MIN_HU) & (area < MAX_MARROW_MM2)
         fill[0] = False
         m |= fill[hl]
+    # marrow of any density (fatty marrow is -100 to 0 HU): the cavity enclosed by cortex in at
+    # least two of the three orthogonal planes. The spinal canal is a tube open along the
+    # superior-inferior axis (enclosed in axial slices only), so it stays open; a vertebral body
+    # or a rib's medulla is closed by cortex in two planes or more. Size bound: a lumbar
+    # vertebral body (~45 x 35 x 28 mm) holds ~35 mL, a femoral head (~48 mm across) ~58 mL.
+    enclosed = sum((fill_holes_per_slice(m, ax) & ~m).astype(np.uint8) for ax in range(3)) >= 2
+    if enclosed.any():
+        el, en, ec = components(enclosed, connectivity=6)
+        fill = ec * ct.voxel_volume_ml <= MAX_MARROW_ML
+        fill[0] = False
+        m |= fill[el]
     if float(np.max(ct.spacing_kji)) >= RIM_MIN_SPACING_MM:
         rim = _face_neighbours(m) & (a > rim_hu) & ~m
         if body is not None:
@@ -162,6 +181,37 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         m |= fill[vl]
     p(1.0, "bones: done")
     return m
+
+
+def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.ndarray,
+                     lungs: np.ndarray | None = None) -> tuple[np.ndarray, str | None]:
+    """Boolean [k, j, i] mask of the costal cartilages, and a warning (or None).
+
+    Rule: voxels denser than every deep soft tissue of the scan (`enhanced_tissue_level`: the
+    95th percentile of muscle/organ parenchyma) that are connected (26-neighbourhood) to a rib
+    and thin (outside the opening by a ball of ``RIB_MAX_RADIUS_MM``, like the ribs they continue:
+    a dense organ is thick). Cartilage bridges the anterior rib ends to the sternum and runs
+    along the costal margin, so no distance-to-lung bound applies. On a contrast scan (a blood
+    pool, or enhanced tissue at or above ``CARTILAGE_MAX_HU``) cartilage has the density of the
+    enhanced tissue: nothing is returned and the warning says so."""
+    a = check_ct(ct)
+    sk = ct.spacing_kji
+    empty = np.zeros(a.shape, bool)
+    if not ribs.any():
+        return empty, None
+    level = enhanced_tissue_level(a, body, sk)
+    if level >= CARTILAGE_MAX_HU or contrast_blood_band(a, body, ct.voxel_volume_ml) is not None:
+        return empty, ("costal cartilages not segmented: contrast-enhanced tissue is as dense as "
+                       "cartilage; treat the anterior chest wall between ribs and sternum as forbidden")
+    cand = body & ~bone & (a > level)
+    if lungs is not None:
+        cand &= ~lungs
+    lab, n, _ = components(cand | ribs, connectivity=26)
+    on_rib = np.bincount(lab[ribs], minlength=n + 1) > 0
+    on_rib[0] = False
+    cart = on_rib[lab] & cand
+    cart &= ~open_mm(cart, RIB_MAX_RADIUS_MM, sk)
+    return cart, None
 
 
 def _face_neighbours(m: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
 # what each structure set writes (label names; groups are documented in anatomy.json "group_of")
 STRUCTURE_CONTENTS = {
     "body": "body (patient outline without table; lungs cut by the field of view included)",
-    "bones": "vertebrae (spine, group), ribs (group), bone (other bone: sternum, scapulae, ...)",
+    "bones": "vertebrae (spine, group), ribs (group), costal_cartilages (non-contrast scans only), "
+             "bone (other bone: sternum, scapulae, ...)",
     "lungs": "lung_left, lung_right (lobes not split; sides by the trachea/body midline)",
     "airways": "trachea, airways (bronchi below the carina)",
     "emphysema": "emphysema (lung voxels below -950 HU)",
@@ -32,7 +33,8 @@ STRUCTURE_CONTENTS = {
 }
 LESION_PREFIXES = ("tumor", "tumour", "lung_nodule", "lesion", "liver_tumor", "liver_tumour")
 # painting order: later wins
-_PAINT = ("body", "vertebrae", "ribs", "bone", "lung_left", "lung_right", "pleura", "lung_vessels",
+_PAINT = ("body", "vertebrae", "ribs", "costal_cartilages", "bone", "lung_left", "lung_right",
+          "pleura", "lung_vessels",
           "liver_vessels", "emphysema", "trachea", "airways")
 
 
@@ -113,6 +115,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         p(0.65, "bones")
         bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
         out.update(bn.split_bones(ct, bone, body, lungs, midline=mid))
+        out["costal_cartilages"], warn = bn.costal_cartilage(ct, out["ribs"], bone, body, lungs)
+        if warn:
+            meta["warnings"].append(f"bones: {warn}")
     if "lung_vessels" in want and lungs is not None:
         p(0.8, "lung vessels")
         vm, diam, blobs = vs.vessels_and_blobs(ct, lungs, progress=p.sub(0.8, 0.98))
