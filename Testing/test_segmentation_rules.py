@@ -344,3 +344,15 @@ def test_fatty_marrow_filled_spinal_canal_open():
     bone = bone_mask(ct)
     assert bone[marrow].mean() > 0.99
     assert bone[r < 7].mean() < 0.01
+
+
+def test_airways_on_thick_slices_carry_the_bronchoscopy_warning():
+    """A new user segmented a 5 mm CT and got airways without comment, then `bronch` refused
+    them: segmentation says it at once, with the same limit (airway_limits.json)."""
+    from imagio import phantom
+    from imagio.segmentation.rules import segment
+
+    ph = phantom.generate(spacing=3.0, seed=0)
+    seg = segment(ph.ct, ["airways"])
+    assert "airways" in seg.labels.values()
+    assert any(w.startswith("airways:") and "3 mm slices" in w for w in seg.meta["warnings"])

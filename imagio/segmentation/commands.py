@@ -4,6 +4,7 @@ and ``imagio vessels CT --organ SEG --organ-labels liver --out VESSELS``."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -43,6 +44,8 @@ def cmd_segment(args) -> int:
         "input_warnings": input_warnings(ct),
     }
     print(json.dumps(summary, indent=1, default=str))
+    for w in seg.meta.get("warnings", []):
+        print(f"imagio: warning: {w}", file=sys.stderr)
     return 0
 
 

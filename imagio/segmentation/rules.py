@@ -81,6 +81,11 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 meta["warnings"].append(f"airways: {e}")
         if "airways" in want and trachea is not None:
             out["trachea"], out["airways"] = trachea, bronchi
+            from ..planning.bronchoscopy.mask_checks import check_slice_thickness  # the one limit
+
+            thick = check_slice_thickness(ct, "CT", refuse=False)
+            if thick:
+                meta["warnings"].append(f"airways: {thick} (bronchoscopic planning refuses this tree)")
     lungs = None
     if need_lungs:
         p(0.4, "lungs")
