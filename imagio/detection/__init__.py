@@ -68,21 +68,28 @@ class Candidate:
         return d
 
 
-DETECTORS = ("blobs",)
+DETECTORS = ("blobs", "deep")
 
 
 def detect(ct: Volume, lung_mask: Volume | np.ndarray | None = None, detector: str = "blobs",
-           progress=None) -> list[Candidate]:
+           progress=None, model: str = "lung_nodules", device: str | None = None) -> list[Candidate]:
     """Candidate lung nodules of a chest CT (HU), sorted by decreasing probability.
 
     lung_mask: optional boolean mask of the lungs, an array on the CT grid [k, j, i] or a Volume
-    on any grid (resampled, nearest); default: IMAGIO's HU-rule lung segmenter.
-    detector: ``"blobs"`` (weights-free, :func:`imagio.detection.blobs.detect_blobs`).
-    Raises InputError for a non-CT input, an unknown detector or an empty lung mask.
+    on any grid (resampled, nearest); default: IMAGIO's HU-rule lung segmenter (blobs) or the
+    deep model's lung class (deep).
+    detector: ``"blobs"`` (weights-free, :func:`imagio.detection.blobs.detect_blobs`) or
+    ``"deep"`` (:func:`imagio.detection.deep.detect_deep`: the nodule probability of ``model``,
+    a catalogue name or an nnU-Net model folder, run on ``device`` "auto"/"cpu"/"cuda").
+    Raises InputError for a non-CT input, an unknown detector or an empty lung mask; ModelError
+    (one line: how to fetch/import it) for a deep model that is not installed.
     """
     if detector not in DETECTORS:
-        raise InputError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)} "
-                         "(the deep path takes a probability map: imagio.detection.deep)")
+        raise InputError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    if detector == "deep":
+        from .deep import detect_deep
+
+        return detect_deep(ct, lung_mask=lung_mask, model=model, device=device, progress=progress)
     from .blobs import detect_blobs
 
     return detect_blobs(ct, lung_mask=lung_mask, progress=progress)
