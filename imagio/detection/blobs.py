@@ -182,15 +182,16 @@ def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0
     return resp, best_s, blob
 
 
-def scan_warnings(ct: Volume) -> list[str]:
-    """Doubts about a whole scan that hold for every candidate (and for an empty result)."""
+def scan_warnings(ct: Volume, detector: str = "blobs") -> list[str]:
+    """Doubts about a whole scan that hold for every candidate (and for an empty result); the
+    aliasing doubt is the dot filter's (``detector="blobs"``) only."""
     c = constants()
     out = []
     thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
     if thick > c["max_slice_spacing_mm"]["value"]:
         out.append(f"slice spacing {thick:.1f} mm > {c['max_slice_spacing_mm']['value']:g} mm "
                    "(LUNA16's limit): small nodules may be missed and sizes are coarse")
-    if float(ct.spacing.max()) > 1.5:
+    if detector == "blobs" and float(ct.spacing.max()) > 1.5:
         out.append(f"voxels up to {float(ct.spacing.max()):.1f} mm: thin vessels and airway walls "
                    "alias into dots, expect more false positives")
     return out

@@ -97,7 +97,7 @@ def cmd_detect(args) -> int:
            "csv_coordinates": CSV_FRAME, "n_candidates": len(cands),
            "candidates": [c.to_dict() for c in cands],
            "warnings": ["probability is a ranking score of the detector, not a calibrated "
-                        "probability of nodule or of malignancy"] + scan_warnings(ct)}
+                        "probability of nodule or of malignancy"] + scan_warnings(ct, args.detector)}
     (out / "candidates.json").write_text(json.dumps(doc, indent=1))
     summary = {"seriesuid": sid, "candidates": len(cands), "json": str(out / "candidates.json"),
                "csv": str(out / "candidates.csv")}
