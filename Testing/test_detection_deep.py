@@ -130,3 +130,22 @@ def test_cli_deep_with_model_folder(tmp_path, folder, ct, capsys):
     assert doc["detector"] == "deep" and doc["model"] == str(folder)
     assert all(c["detector"] == "deep" for c in doc["candidates"])
     assert cli.main(["detect", str(ctp), "--out", str(tmp_path / "o2"), "--model-folder", str(folder), "--quiet"]) == 2
+
+
+def test_probabilities_match_nnunet(folder, ct):
+    """nnU-Net's own predictor (its probability export: resampled logits, softmax, background 1
+    outside the crop) against ours, on the same array and spacing."""
+    nn = pytest.importorskip("nnunetv2.inference.predict_from_raw_data")
+    p = nn.nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+                           perform_everything_on_device=False, device=torch.device("cpu"),
+                           verbose=False, allow_tqdm=False)
+    p.initialize_from_trained_model_folder(str(folder), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
+    ref_seg, ref_p = p.predict_single_npy_array(ct.array[None].astype(np.float32),
+                                                {"spacing": [float(s) for s in ct.spacing_kji]}, None, None, True)
+    eng = Engine(folder, EngineOptions(device="cpu"))
+    seg, probs = eng.predict_array(ct.array, ct.spacing_kji, return_probabilities=range(len(LABELS)))
+    assert ref_p.shape == (len(LABELS), *ct.shape)
+    assert (seg == ref_seg).mean() >= 0.999
+    for c in range(len(LABELS)):
+        d = np.abs(probs[c] - ref_p[c])
+        assert d.max() < 2e-3 and d.mean() < 2e-4, (c, d.max(), d.mean())  # measured 2e-4, 3e-5
