@@ -75,6 +75,8 @@ def test_unknown_class_is_one_line(folder, ct):
     eng = Engine(folder, EngineOptions(device="cpu"))
     with pytest.raises(InputError, match="no class 'liver'.*lung_nodules"):
         eng.segment(ct, return_probabilities=("liver",))
+    _, one = eng.segment(ct, return_probabilities="lung_nodules")  # a single name, not its letters
+    assert list(one) == ["lung_nodules"]
 
 
 def _components(prob, threshold=0.5):
@@ -106,6 +108,11 @@ def test_deep_detect_candidates_equal_components(folder, ct):
     assert len(want) >= 2  # the size filter (3 mm) leaves a non-trivial list
     assert [tuple(np.round(c.center_ras, 6)) for c in got] == [tuple(np.round(c.center_ras, 6)) for c in want]
     assert all(c.detector == "deep" for c in got)
+    # without a lung mask: the model's own lung class is the mask
+    assert (labels.array == LABELS.index("lung")).any()
+    own = detect(ct, detector="deep", model=str(folder), device="cpu")
+    ref_own = candidates_from_probability(prob, lung_mask=labels.array == LABELS.index("lung"))
+    assert [tuple(np.round(c.center_ras, 6)) for c in own] == [tuple(np.round(c.center_ras, 6)) for c in ref_own]
 
 
 def test_missing_catalogue_model_is_one_line(tmp_path, monkeypatch, ct):

@@ -142,13 +142,17 @@ def detect_deep(ct: Volume, lung_mask=None, model: str = "lung_nodules", device:
     default: the model's own lung class when it has one, else no lung check (said in each
     candidate's warnings)."""
     labels, prob = nodule_probability(ct, model, device, progress)
+    from .blobs import lung_label_values
+
     warn = []
     if lung_mask is None:
-        lung_values = [v for v, n in labels.labels.items() if n.startswith("lung") and "nodule" not in n and "vessel" not in n]
-        if lung_values:
-            lung_mask = np.isin(labels.array, lung_values)
-        else:
+        lung_values = lung_label_values(labels.labels)
+        if not lung_values:
             warn.append("not checked against a lung mask (the model has no lung class and none was given)")
+        elif not np.isin(labels.array, lung_values).any():
+            warn.append("not checked against a lung mask (the model found no lung in this CT)")
+        else:
+            lung_mask = labels
     cands = candidates_from_probability(prob, lung_mask=lung_mask)
     for c in cands:
         c.warnings += warn

@@ -280,6 +280,8 @@ class Engine:
         then returns (labels, {name: float32 probability Volume}) with each probability Volume
         on exactly the input grid (same shape and IJK->RAS). Raises InputError for an unknown
         class."""
+        if isinstance(return_probabilities, (str, int, np.integer)):
+            return_probabilities = (return_probabilities,)
         names = list(return_probabilities) if return_probabilities is not None else None
         classes = None if names is None else [self.class_index(n, label_map) for n in names]
         arr = volume.array
