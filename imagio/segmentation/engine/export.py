@@ -74,10 +74,10 @@ class ClassSoftmax:
 
         mc = r.max(dim=0).values
         if self.m is None:
-            self.m, self.s = mc, torch.exp(r - mc).sum(dim=0)
+            self.m, self.s = mc, (r - mc).exp_().sum(dim=0)
         else:
             new = torch.maximum(self.m, mc)
-            self.s = self.s * torch.exp(self.m - new) + torch.exp(r - new).sum(dim=0)
+            self.s = self.s.mul_((self.m - new).exp_()).add_((r - new).exp_().sum(dim=0))
             self.m = new
         for c in self.classes:
             if c0 <= c < c0 + r.shape[0]:
