@@ -4,8 +4,9 @@ One interface, two detectors:
 
 * ``detector="blobs"`` (default, no weights): multi-scale Hessian dot filter inside the lung
   mask with vessel suppression (:mod:`imagio.detection.blobs`);
-* the deep path: :func:`imagio.detection.deep.candidates_from_probability` turns a nodule
-  probability map (e.g. the ``lung_nodules`` nnU-Net output) into candidates.
+* ``detector="deep"``: a nodule segmentation model (the catalogue's ``lung_nodules`` nnU-Net or
+  a model folder) run by IMAGIO's engine, its nodule-class softmax probability on the CT grid
+  turned into candidates by :func:`imagio.detection.deep.candidates_from_probability`.
 
 Every candidate is a :class:`Candidate` in RAS mm. Evaluation as in LUNA16:
 :mod:`imagio.detection.froc`. Constants and their sources: ``imagio/data/detection.json``.

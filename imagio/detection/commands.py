@@ -1,4 +1,4 @@
-"""CLI: ``imagio detect CT --out DIR [--evaluate REFERENCE.csv]``.
+"""CLI: ``imagio detect CT --out DIR [--detector blobs|deep [--model NAME|--model-folder DIR] [--device D]] [--evaluate REFERENCE.csv]``.
 
 Writes ``DIR/candidates.json`` (RAS mm, all features and warnings) and ``DIR/candidates.csv``
 in LUNA16's convention: ``seriesuid,coordX,coordY,coordZ,probability`` with coordX/Y/Z the
@@ -127,13 +127,13 @@ def register(subparsers) -> None:
                     "--evaluate scores them against a LUNA16 annotation CSV (FROC, CPM).")
     s.add_argument("ct", help="chest CT in HU (NIfTI/NRRD/DICOM folder)")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--detector", default="blobs", choices=DETECTORS, help="detector (default blobs: no weights)")
+    s.add_argument("--detector", default="blobs", choices=DETECTORS, help="detector: blobs (default, no weights) or deep (an nnU-Net nodule model: --model/--model-folder)")
     s.add_argument("--model", help="deep detector: catalogue model name (default lung_nodules; "
                    "install with 'imagio models fetch lung_nodules')")
     s.add_argument("--model-folder", metavar="DIR", help="deep detector: an nnU-Net v2 model folder instead of --model")
     s.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="deep detector: where the network runs (auto: CUDA when available)")
-    s.add_argument("--lungs", help="optional lung mask (label map); default: IMAGIO's lung segmenter")
+    s.add_argument("--lungs", help="optional lung mask (label map); default: IMAGIO's lung segmenter (blobs) or the deep model's lung class (deep)")
     s.add_argument("--evaluate", metavar="REFERENCE.csv",
                    help="LUNA16 annotations CSV (seriesuid,coordX,coordY,coordZ,diameter_mm; LPS mm)")
     s.add_argument("--force", action="store_true", help="overwrite results already in --out")
