@@ -4,8 +4,9 @@ One interface, two detectors:
 
 * ``detector="blobs"`` (default, no weights): multi-scale Hessian dot filter inside the lung
   mask with vessel suppression (:mod:`imagio.detection.blobs`);
-* the deep path: :func:`imagio.detection.deep.candidates_from_probability` turns a nodule
-  probability map (e.g. the ``lung_nodules`` nnU-Net output) into candidates.
+* ``detector="deep"``: a nodule segmentation model (the catalogue's ``lung_nodules`` nnU-Net or
+  a model folder) run by IMAGIO's engine, its nodule-class softmax probability on the CT grid
+  turned into candidates by :func:`imagio.detection.deep.candidates_from_probability`.
 
 Every candidate is a :class:`Candidate` in RAS mm. Evaluation as in LUNA16:
 :mod:`imagio.detection.froc`. Constants and their sources: ``imagio/data/detection.json``.
@@ -68,21 +69,28 @@ class Candidate:
         return d
 
 
-DETECTORS = ("blobs",)
+DETECTORS = ("blobs", "deep")
 
 
 def detect(ct: Volume, lung_mask: Volume | np.ndarray | None = None, detector: str = "blobs",
-           progress=None) -> list[Candidate]:
+           progress=None, model: str = "lung_nodules", device: str | None = None) -> list[Candidate]:
     """Candidate lung nodules of a chest CT (HU), sorted by decreasing probability.
 
     lung_mask: optional boolean mask of the lungs, an array on the CT grid [k, j, i] or a Volume
-    on any grid (resampled, nearest); default: IMAGIO's HU-rule lung segmenter.
-    detector: ``"blobs"`` (weights-free, :func:`imagio.detection.blobs.detect_blobs`).
-    Raises InputError for a non-CT input, an unknown detector or an empty lung mask.
+    on any grid (resampled, nearest); default: IMAGIO's HU-rule lung segmenter (blobs) or the
+    deep model's lung class (deep).
+    detector: ``"blobs"`` (weights-free, :func:`imagio.detection.blobs.detect_blobs`) or
+    ``"deep"`` (:func:`imagio.detection.deep.detect_deep`: the nodule probability of ``model``,
+    a catalogue name or an nnU-Net model folder, run on ``device`` "auto"/"cpu"/"cuda").
+    Raises InputError for a non-CT input, an unknown detector or an empty lung mask; ModelError
+    (one line: how to fetch/import it) for a deep model that is not installed.
     """
     if detector not in DETECTORS:
-        raise InputError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)} "
-                         "(the deep path takes a probability map: imagio.detection.deep)")
+        raise InputError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    if detector == "deep":
+        from .deep import detect_deep
+
+        return detect_deep(ct, lung_mask=lung_mask, model=model, device=device, progress=progress)
     from .blobs import detect_blobs
 
     return detect_blobs(ct, lung_mask=lung_mask, progress=progress)

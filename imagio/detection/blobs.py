@@ -69,6 +69,11 @@ def working_grid(ct: Volume, spacing_mm: float) -> Volume:
     return ct.resampled(np.maximum(sp, spacing_mm), order=1)
 
 
+def lung_label_values(labels: dict) -> list[int]:
+    """Label values whose names are lung parts (``lung*``, not vessels or nodules)."""
+    return [v for v, n in labels.items() if n.startswith("lung") and "vessel" not in n and "nodule" not in n]
+
+
 def lungs_on(ct: Volume, lung_mask) -> np.ndarray:
     """Boolean lung mask on ``ct``'s grid: resampled from a Volume (its labels named lung*, or
     all non-zero voxels when none is), checked if an array, or segmented with IMAGIO's HU rules
@@ -79,8 +84,7 @@ def lungs_on(ct: Volume, lung_mask) -> np.ndarray:
 
         return segment_lungs(ct, body_mask(ct))
     if isinstance(lung_mask, Volume):
-        lung_vals = [v for v, n in lung_mask.labels.items() if n.startswith("lung")
-                     and "vessel" not in n and "nodule" not in n]
+        lung_vals = lung_label_values(lung_mask.labels)
         fg = np.isin(lung_mask.array, lung_vals) if lung_vals else lung_mask.array > 0
         m = fg if lung_mask.same_grid(ct) else \
             lung_mask.with_array(fg.astype(np.uint8), labels={}).resample_like(ct, order=0).array > 0
@@ -182,15 +186,16 @@ def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0
     return resp, best_s, blob
 
 
-def scan_warnings(ct: Volume) -> list[str]:
-    """Doubts about a whole scan that hold for every candidate (and for an empty result)."""
+def scan_warnings(ct: Volume, detector: str = "blobs") -> list[str]:
+    """Doubts about a whole scan that hold for every candidate (and for an empty result); the
+    aliasing doubt is the dot filter's (``detector="blobs"``) only."""
     c = constants()
     out = []
     thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
     if thick > c["max_slice_spacing_mm"]["value"]:
         out.append(f"slice spacing {thick:.1f} mm > {c['max_slice_spacing_mm']['value']:g} mm "
                    "(LUNA16's limit): small nodules may be missed and sizes are coarse")
-    if float(ct.spacing.max()) > 1.5:
+    if detector == "blobs" and float(ct.spacing.max()) > 1.5:
         out.append(f"voxels up to {float(ct.spacing.max()):.1f} mm: thin vessels and airway walls "
                    "alias into dots, expect more false positives")
     return out

@@ -1,4 +1,4 @@
-"""CLI: ``imagio detect CT --out DIR [--evaluate REFERENCE.csv]``.
+"""CLI: ``imagio detect CT --out DIR [--detector blobs|deep [--model NAME|--model-folder DIR] [--device D]] [--evaluate REFERENCE.csv]``.
 
 Writes ``DIR/candidates.json`` (RAS mm, all features and warnings) and ``DIR/candidates.csv``
 in LUNA16's convention: ``seriesuid,coordX,coordY,coordZ,probability`` with coordX/Y/Z the
@@ -26,7 +26,7 @@ CSV_FRAME = "LPS mm (ITK/DICOM patient frame, as LUNA16 coordX/coordY/coordZ)"
 def ras_to_lps(p) -> np.ndarray:
     from ..io import LPS_TO_RAS
 
-    return np.asarray(p, float) @ LPS_TO_RAS[:3, :3].T  # the flip is its own inverse
+    return np.asarray(p, float).reshape(-1, 3) @ LPS_TO_RAS[:3, :3].T  # the flip is its own inverse
 
 
 def series_id(ct, path: Path) -> str:
@@ -75,7 +75,15 @@ def cmd_detect(args) -> int:
     ct_path = Path(args.ct)
     ct = io.read_image(ct_path)
     lungs = io.read_labels(Path(args.lungs)) if args.lungs else None
-    cands = detect(ct, lung_mask=lungs, detector=args.detector, progress=printer(args.quiet))
+    if args.detector != "deep" and (args.model or args.model_folder):
+        raise InputError("--model/--model-folder go with --detector deep")
+    if args.model and args.model_folder:
+        raise InputError("give --model NAME or --model-folder DIR, not both")
+    model = args.model_folder or args.model or "lung_nodules"
+    if args.model_folder and not Path(model).is_dir():
+        raise InputError(f"--model-folder {model} is not a folder; give an nnU-Net v2 model folder")
+    cands = detect(ct, lung_mask=lungs, detector=args.detector, progress=printer(args.quiet),
+                   model=model, device=args.device)
     sid = series_id(ct, ct_path)
     out.mkdir(parents=True, exist_ok=True)
     lps = ras_to_lps([c.center_ras for c in cands]).reshape(-1, 3)
@@ -85,10 +93,11 @@ def cmd_detect(args) -> int:
         for c, p in zip(cands, lps):
             w.writerow([sid, *(f"{v:.3f}" for v in p), f"{c.probability:.6f}"])
     doc = {"seriesuid": sid, "detector": args.detector, "coordinates": "RAS mm",
+           **({"model": model} if args.detector == "deep" else {}),
            "csv_coordinates": CSV_FRAME, "n_candidates": len(cands),
            "candidates": [c.to_dict() for c in cands],
            "warnings": ["probability is a ranking score of the detector, not a calibrated "
-                        "probability of nodule or of malignancy"] + scan_warnings(ct)}
+                        "probability of nodule or of malignancy"] + scan_warnings(ct, args.detector)}
     (out / "candidates.json").write_text(json.dumps(doc, indent=1))
     summary = {"seriesuid": sid, "candidates": len(cands), "json": str(out / "candidates.json"),
                "csv": str(out / "candidates.csv")}
@@ -118,8 +127,13 @@ def register(subparsers) -> None:
                     "--evaluate scores them against a LUNA16 annotation CSV (FROC, CPM).")
     s.add_argument("ct", help="chest CT in HU (NIfTI/NRRD/DICOM folder)")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--detector", default="blobs", choices=DETECTORS, help="detector (default blobs: no weights)")
-    s.add_argument("--lungs", help="optional lung mask (label map); default: IMAGIO's lung segmenter")
+    s.add_argument("--detector", default="blobs", choices=DETECTORS, help="detector: blobs (default, no weights) or deep (an nnU-Net nodule model: --model/--model-folder)")
+    s.add_argument("--model", help="deep detector: catalogue model name (default lung_nodules; "
+                   "install with 'imagio models fetch lung_nodules')")
+    s.add_argument("--model-folder", metavar="DIR", help="deep detector: an nnU-Net v2 model folder instead of --model")
+    s.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="deep detector: where the network runs (auto: CUDA when available)")
+    s.add_argument("--lungs", help="optional lung mask (label map); default: IMAGIO's lung segmenter (blobs) or the deep model's lung class (deep)")
     s.add_argument("--evaluate", metavar="REFERENCE.csv",
                    help="LUNA16 annotations CSV (seriesuid,coordX,coordY,coordZ,diameter_mm; LPS mm)")
     s.add_argument("--force", action="store_true", help="overwrite results already in --out")

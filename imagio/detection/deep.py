@@ -73,3 +73,88 @@ def candidates_from_probability(prob: Volume, lung_mask=None, threshold: float |
             warnings=["type not assessed (probability map only)"]))
     out.sort(key=lambda cd: -cd.probability)
     return out
+
+
+NODULE_CLASSES = ("lung_nodules", "lung_nodule", "nodule", "nodules")
+
+
+def _engine_for(model: str, device: str | None):
+    """(Engine, label_map, catalogue entry) for a catalogue model name or a model folder path.
+    Raises ModelError (one line saying how to fetch/import it) when a catalogue model is not
+    installed or fails its checksum; InputError for a path that does not exist."""
+    from pathlib import Path
+
+    from ..segmentation import models
+    from ..segmentation.engine.predictor import Engine, EngineOptions
+
+    if model in models.catalogue():
+        e = models.entry(model)
+        problems = models.verify(model)
+        if problems:
+            raise models.ModelError(
+                f"model {model!r} is not ready ({problems[0]}); run 'imagio models fetch {model}' "
+                f"or 'imagio models import {model} ZIP', or give --model-folder DIR")
+        folders = models.installed_parts(model)
+    elif Path(model).is_dir():
+        e, folders = {}, [Path(model)]
+    else:
+        raise InputError(f"{model!r} is neither a catalogue model nor a model folder; give a model "
+                         "name from 'imagio models list' or --model-folder DIR")
+    if len(folders) != 1:
+        raise InputError(f"model {model!r} has {len(folders)} parts; the deep detector needs a one-part model")
+    dev = None if device in (None, "auto") else device
+    opts = EngineOptions(device=dev, folds=e.get("folds"), mirror=bool(e.get("mirror", False)),
+                         step=float(e.get("step") or 0.5), orientation=e.get("orientation"))
+    return Engine(folders[0], opts), e.get("label_map", {}), e
+
+
+def nodule_class(engine, label_map: dict) -> str:
+    """The dataset.json name of the model's nodule class (one of NODULE_CLASSES, directly or
+    through ``label_map``). Raises InputError when the model has none."""
+    for v, n in sorted(engine.model.labels.items()):
+        if v and (n in NODULE_CLASSES or label_map.get(n) in NODULE_CLASSES):
+            return n
+    raise InputError(f"the model has no nodule class ({', '.join(NODULE_CLASSES)}); its classes: "
+                     f"{', '.join(engine.model.labels.values())}")
+
+
+def nodule_probability(ct: Volume, model: str = "lung_nodules", device: str | None = None, progress=None):
+    """Run a nodule segmentation model on ``ct`` (HU) and return (labels Volume, probability
+    Volume of the nodule class, float32 in [0, 1], on exactly the CT's grid).
+
+    model: catalogue name (``imagio/data/models.json``, installed with ``imagio models fetch``)
+    or an nnU-Net v2 model folder path; device: "auto"/None, "cpu", "cuda".
+    Raises ModelError / InputError (one line) for a missing model, a non-CT input or a model
+    without a nodule class."""
+    from ..ct_check import check_hu
+
+    check_hu(ct, f"the deep nodule model {model}")
+    engine, label_map, _ = _engine_for(model, device)
+    name = nodule_class(engine, label_map)
+    labels, probs = engine.segment(ct, progress, label_map, return_probabilities=(name,))
+    return labels, probs[name]
+
+
+def detect_deep(ct: Volume, lung_mask=None, model: str = "lung_nodules", device: str | None = None,
+                progress=None) -> list[Candidate]:
+    """Candidates from a deep nodule model: :func:`nodule_probability` then
+    :func:`candidates_from_probability`. lung_mask: as in ``candidates_from_probability``;
+    default: the model's own lung class when it has one, else no lung check (said in each
+    candidate's warnings)."""
+    labels, prob = nodule_probability(ct, model, device, progress)
+    from .blobs import lung_label_values
+
+    warn = []
+    if lung_mask is None:
+        lung_values = lung_label_values(labels.labels)
+        if not lung_values:
+            warn.append("not checked against a lung mask (the model has no lung class and none was given)")
+        elif not np.isin(labels.array, lung_values).any():
+            warn.append("not checked against a lung mask (the model found no lung in this CT)")
+        else:
+            lung_mask = labels
+    cands = candidates_from_probability(prob, lung_mask=lung_mask)
+    for c in cands:
+        c.warnings += warn
+        c.features["model"] = str(model)
+    return cands

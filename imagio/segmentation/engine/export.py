@@ -55,15 +55,55 @@ def _upsample_chunk(x, shape_out, sep, z_idx):
     return y.permute(inv)
 
 
-def argmax_linear_export(logits, shape_out, plan, chunk: int = 8) -> np.ndarray:
+class ClassSoftmax:
+    """Softmax of chosen classes over all classes, accumulated chunk by chunk (online
+    log-sum-exp: running max ``m`` and running sum of exp(logit - m)), so memory stays at a few
+    full-resolution float32 arrays whatever the number of classes.
+
+    classes: class indices whose probability is wanted. ``add(r, c0)`` takes a float32 chunk
+    (C, *shape) of resampled logits for classes c0..c0+C-1; ``result()`` gives
+    {class: float32 numpy array in [0, 1]} once every class was added."""
+
+    def __init__(self, classes):
+        self.classes = [int(c) for c in classes]
+        self.m = self.s = None
+        self.picked: dict = {}
+
+    def add(self, r, c0: int) -> None:
+        import torch
+
+        mc = r.max(dim=0).values
+        if self.m is None:
+            self.m, self.s = mc, (r - mc).exp_().sum(dim=0)
+        else:
+            new = torch.maximum(self.m, mc)
+            self.s = self.s.mul_((self.m - new).exp_()).add_((r - new).exp_().sum(dim=0))
+            self.m = new
+        for c in self.classes:
+            if c0 <= c < c0 + r.shape[0]:
+                self.picked[c] = r[c - c0].clone()
+
+    def result(self) -> dict:
+        import torch
+
+        return {c: torch.exp(self.picked[c] - self.m).div_(self.s).clamp_(0.0, 1.0).to("cpu").numpy()
+                .astype(np.float32, copy=False) for c in self.classes}
+
+
+def argmax_linear_export(logits, shape_out, plan, chunk: int = 8, softmax: ClassSoftmax | None = None) -> np.ndarray:
     """Labels (uint8, or uint16 past 255 classes; numpy, ``shape_out``) of the argmax of
-    ``logits`` (C, *shape_in) resampled with order 1 as planned by ``linear_plan``."""
+    ``logits`` (C, *shape_in) resampled with order 1 as planned by ``linear_plan``. ``softmax``:
+    optional accumulator fed the float32 resampled chunks (the labels do not depend on it)."""
     import torch
 
     sep, z_idx = plan
     best = arg = None
     for c0 in range(0, logits.shape[0], chunk):
-        r = _upsample_chunk(logits[c0:c0 + chunk].float(), shape_out, sep, z_idx).to(logits.dtype)
+        r32 = _upsample_chunk(logits[c0:c0 + chunk].float(), shape_out, sep, z_idx)
+        if softmax is not None:
+            softmax.add(r32, c0)
+        r = r32.to(logits.dtype)
+        del r32
         m, a = r.max(dim=0)
         if best is None:
             best, arg = m, a

@@ -12,6 +12,12 @@ Precision: the network runs in fp32 on the CPU (never autocast there) and under 
 autocast on CUDA. Logits are accumulated in float16 like nnU-Net (``accumulate_dtype``), on the
 device when they fit in GPU memory, else on the CPU. The export resamples a few classes at a
 time and keeps a running argmax, so memory stays bounded for 100+ classes.
+
+Probabilities (optional, ``return_probabilities``): the softmax of the order-1 resampled float32
+logits for the chosen classes, accumulated in the same export loop (online log-sum-exp over the
+class chunks, ``export.ClassSoftmax``), pasted into the crop box (outside it: probability 1 for
+background, 0 for the other classes, as nnU-Net's export) and brought back to the input grid
+exactly like the labels. The labels are the same whether or not probabilities are asked for.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from ...errors import InputError
 from ...progress import Progress
 from ...volume import Volume
 from . import model_folder as mf
-from .export import argmax_linear_export, linear_plan
+from .export import ClassSoftmax, argmax_linear_export, linear_plan
 from .network import build_network
 from .preprocess import crop_to_nonzero, normalize
 from .resample import compute_new_shape, resample_to_shape
@@ -128,15 +134,31 @@ class Engine:
         del torch
 
     # ------------------------------------------------------------------------------------------
-    def predict_array(self, arr: np.ndarray, spacing, progress=None) -> np.ndarray:
+    def class_index(self, name, label_map: dict | None = None) -> int:
+        """Class value of ``name``: a dataset.json class name, its name mapped through
+        ``label_map``, or an int class value. Raises InputError for a class the model lacks."""
+        if isinstance(name, (int, np.integer)) and int(name) in self.model.labels:
+            return int(name)
+        mapped = {**{n: v for v, n in self.model.labels.items()},
+                  **{(label_map or {}).get(n, n): v for v, n in self.model.labels.items()}}
+        if name not in mapped:
+            raise InputError(f"the model has no class {name!r}; its classes: "
+                             f"{', '.join(n for v, n in sorted(self.model.labels.items()))}")
+        return int(mapped[name])
+
+    def predict_array(self, arr: np.ndarray, spacing, progress=None, return_probabilities=None):
         """Label array (same shape as ``arr``) for an array in the model's input axis order
-        (nnU-Net's: as SimpleITK reads a file, spacing per array axis in mm)."""
+        (nnU-Net's: as SimpleITK reads a file, spacing per array axis in mm).
+
+        return_probabilities: optional class values (ints); then returns (labels,
+        {value: float32 array in [0, 1], same shape as ``arr``}), the softmax probability of
+        each class on the input grid (see the module docstring)."""
         import torch
 
         with torch.inference_mode():
-            return self._predict_array(arr, spacing, progress)
+            return self._predict_array(arr, spacing, progress, return_probabilities)
 
-    def _predict_array(self, arr, spacing, progress):
+    def _predict_array(self, arr, spacing, progress, return_probabilities=None):
         import torch
 
         opt, model = self.options, self.model
@@ -194,15 +216,31 @@ class Engine:
             logits /= n_f
         del x
         prog(0.9, "resampling to the input grid")
-        seg = self._export(logits, shape_cropped, target, spacing_t)
+        softmax = None
+        if return_probabilities is not None:
+            classes = [int(c) for c in return_probabilities]
+            bad = [c for c in classes if not 0 <= c < n_cls]
+            if bad:
+                raise InputError(f"class value(s) {bad} not in the model (0..{n_cls - 1})")
+            softmax = ClassSoftmax(classes)
+        seg = self._export(logits, shape_cropped, target, spacing_t, softmax)
+        box = tuple(slice(lo, hi) for lo, hi in bbox)
         full = np.zeros(shape_before_crop, dtype=np.uint8 if n_cls < 256 else np.uint16)
-        full[tuple(slice(lo, hi) for lo, hi in bbox)] = seg
+        full[box] = seg
         prog(1.0, "done")
-        return full.transpose(tb)
+        if softmax is None:
+            return full.transpose(tb)
+        probs = {}
+        for c, p in softmax.result().items():
+            pf = np.full(shape_before_crop, 1.0 if c == 0 else 0.0, np.float32)
+            pf[box] = p
+            probs[c] = np.ascontiguousarray(pf.transpose(tb))
+        return full.transpose(tb), probs
 
-    def _export(self, logits, shape_cropped, current_spacing, new_spacing) -> np.ndarray:
+    def _export(self, logits, shape_cropped, current_spacing, new_spacing, softmax=None) -> np.ndarray:
         """Running argmax over class chunks of the order-1 resampled logits (values rounded to
-        the accumulator dtype like nnU-Net's float16 export)."""
+        the accumulator dtype like nnU-Net's float16 export); ``softmax``: optional
+        ``ClassSoftmax`` fed the float32 resampled chunks."""
         import torch
 
         pkw = self.model.configuration.get("resampling_fn_probabilities_kwargs", {}) or {}
@@ -210,13 +248,16 @@ class Engine:
             plan = linear_plan(tuple(logits.shape[1:]), tuple(shape_cropped), current_spacing, new_spacing,
                                pkw.get("order", 1), pkw.get("order_z", 0), pkw.get("force_separate_z"))
             if plan is not None:
-                return argmax_linear_export(logits.to(self.device), shape_cropped, plan, self.options.export_chunk)
+                return argmax_linear_export(logits.to(self.device), shape_cropped, plan, self.options.export_chunk,
+                                            softmax)
         best = arg = None
         step = max(1, self.options.export_chunk)
         for c0 in range(0, logits.shape[0], step):
             chunk = logits[c0:c0 + step].to(self.device)
             r = resample_to_shape(chunk, shape_cropped, current_spacing, new_spacing, order=pkw.get("order", 1),
                                   order_z=pkw.get("order_z", 0), force_separate_z=pkw.get("force_separate_z"))
+            if softmax is not None:
+                softmax.add(r.float(), c0)
             r = r.to(logits.dtype)
             m, a = r.max(dim=0)
             if best is None:
@@ -231,9 +272,18 @@ class Engine:
         mapping = mapping or {}
         return {v: mapping.get(n, n) for v, n in self.model.labels.items() if v != 0}
 
-    def segment(self, volume: Volume, progress=None, label_map: dict | None = None) -> Volume:
+    def segment(self, volume: Volume, progress=None, label_map: dict | None = None, return_probabilities=None):
         """Label Volume on the input grid (RAS geometry preserved), labels named (dataset.json
-        names mapped through ``label_map`` to anatomy names)."""
+        names mapped through ``label_map`` to anatomy names).
+
+        return_probabilities: optional class names (dataset.json or mapped names) or values;
+        then returns (labels, {name: float32 probability Volume}) with each probability Volume
+        on exactly the input grid (same shape and IJK->RAS). Raises InputError for an unknown
+        class."""
+        if isinstance(return_probabilities, (str, int, np.integer)):
+            return_probabilities = (return_probabilities,)
+        names = list(return_probabilities) if return_probabilities is not None else None
+        classes = None if names is None else [self.class_index(n, label_map) for n in names]
         arr = volume.array
         spacing = volume.spacing_kji
         perm = flip = None
@@ -241,10 +291,18 @@ class Engine:
             perm, flip = ras_canonical_plan(volume.ijk_to_ras)
             arr = _reorient(arr, perm, flip)
             spacing = np.asarray(spacing)[perm]
-        seg = self.predict_array(arr, spacing, progress)
+        out = self.predict_array(arr, spacing, progress, classes)
+        seg, probs = (out, None) if classes is None else out
         if perm is not None:
             seg = _unreorient(seg, perm, flip)
-        return volume.with_array(seg, name=f"{volume.name} segmentation".strip(), labels=self.label_names(label_map))
+        labels = volume.with_array(seg, name=f"{volume.name} segmentation".strip(), labels=self.label_names(label_map))
+        if classes is None:
+            return labels
+        vols = {}
+        for n, c in zip(names, classes):
+            p = probs[c] if perm is None else _unreorient(probs[c], perm, flip)
+            vols[n] = volume.with_array(p, name=f"{volume.name} P({n})".strip(), labels={})
+        return labels, vols
 
 
 def segment_volume(volume: Volume, model, options: EngineOptions | None = None, progress=None,
