@@ -66,6 +66,10 @@ BONE_CLICK_HU = 400.0  # cortical bone / calcification
 FAT_MAX_HU = -30.0  # adipose tissue -190..-30 HU (Lamba et al., AJR 2014): bounds soft-tissue lesions
 GROUND_GLASS_MAX_HU = -300.0  # GGO ~ -700..-300 HU (Fleischner glossary, Hansell 2008)
 MASS_DIAMETER_MM = 30.0  # a lung lesion > 3 cm is a mass (Fleischner glossary, Hansell 2008)
+# thicker sections: partial volume makes diameters and volumes uncertain (Bankier AA et al.,
+# Recommendations for measuring pulmonary nodules at CT: a statement from the Fleischner Society,
+# Radiology 2017;285:584-600: measure on contiguous thin sections, <= 1.5 mm)
+MEASUREMENT_MAX_SLICE_MM = 1.5
 MICRONODULE_MM = 3.0  # < 3 mm: micronodule (Fleischner glossary); smaller results are implausible
 LUNG_CONTEXT_FRACTION = 0.2  # share of aerated lung in the shell around a lung lesion
 HULL_MIN_FILL = 0.5  # a concavity of the lung's hull bounds a lesion if the lung is at least as large
@@ -568,6 +572,11 @@ def _plausibility(mask, ct, meas) -> list:
     if sphere_ml > 0 and meas.volume_ml < MIN_FILL_OF_SPHERE * sphere_ml:
         out.append(f"the lesion is irregular (it fills {100 * meas.volume_ml / sphere_ml:.0f} % of "
                    "the sphere on its long axis): it may have leaked along vessels or a wall; check it")
+    thick = float(np.max(ct.spacing))
+    if thick > MEASUREMENT_MAX_SLICE_MM:
+        out.append(f"measured on {thick:.2g} mm sections: partial volume makes the diameters and the "
+                   f"volume approximate (measurements need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, "
+                   "Fleischner Society 2017); compare sizes over time on the same reconstruction")
     if _touches_border(mask):
         out.append("the lesion touches the edge of the image: it may continue outside the field "
                    "of view and its size is a lower bound")
