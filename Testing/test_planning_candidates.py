@@ -47,8 +47,18 @@ def test_table_side_is_excluded(oblique_torso, position, axis, sign):
     t = p.table
     table_side = (t.violations & BIT["table_side"]) > 0
     assert table_side.any()
-    assert np.all(sign * t.normal_ras[table_side, axis] > 0.49)
+    # the table: an entry facing it (normal within 60 deg), or the needle left outside the skin
+    # reaching below its top (the body's extreme towards it, from the body mask, +- one voxel)
+    kji = np.argwhere(prob.body)
+    plane = float(np.max(sign * prob.ct.kji_to_world(kji)[:, axis]))
+    tol = float(max(prob.ct.spacing))
+    u = t.target_ras - t.entry_ras
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    hub = t.entry_ras - u * np.clip(prob.needle.length_mm - t.length_mm, 0, None)[:, None]
+    faces = sign * t.normal_ras[:, axis] > 0.49
+    assert np.all(faces[table_side] | (sign * hub[table_side, axis] > plane - tol))
     assert np.all(sign * t.normal_ras[t.feasible, axis] <= 0.5 + 1e-6)
+    assert np.all(sign * hub[t.feasible, axis] <= plane + tol)
 
 
 def test_evaluate_matches_the_batch_row(oblique_torso):
