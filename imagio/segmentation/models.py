@@ -186,6 +186,7 @@ def install_zip(name: str, zip_path: Path, progress=None) -> Path:
             raise ModelError(f"checksum mismatch for {zip_path.name}: the catalogue says SHA-256 {p['sha256']}, "
                              f"the file has {digest}; refused")
         base = models_dir() / name
+        created = not base.exists()
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=base))
         try:
@@ -208,6 +209,10 @@ def install_zip(name: str, zip_path: Path, progress=None) -> Path:
             if target.exists():
                 shutil.rmtree(target)
             shutil.move(str(src), str(target))
+        except BaseException:
+            if created:   # a refused first import leaves no empty model folder behind
+                shutil.rmtree(base, ignore_errors=True)
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     man = _manifest(name)
