@@ -12,6 +12,7 @@ import datetime as _dt
 import html
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,8 @@ def slice_figure(ct: Volume, labels: Volume | None, center, u, v, entry=None, ta
     ax.set_xlim(s[0], s[-1])
     ax.set_ylim(s[0], s[-1])
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel("mm" + (f"; {note}" if note else ""), fontsize=7)
+    # wrapped to the axes' width so the note (needle solid/dashed, entry offset) is never cut off
+    ax.set_xlabel(textwrap.fill("mm" + (f"; {note}" if note else ""), width=80), fontsize=7)
     fig.tight_layout()
     return fig, ax
 
@@ -423,7 +425,7 @@ def write_pdf(doc, meta, pictures, path) -> Path:
                 pdf.add_page()
             pdf.image(str(p), w=pdf.epw * 0.62)
             pdf.set_font("Helvetica", "", 8)
-            pdf.cell(0, 5, text(caption), new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(0, 4, text(caption), new_x="LMARGIN", new_y="NEXT")
     from .outputs import atomic_path
 
     with atomic_path(path) as tmp:
