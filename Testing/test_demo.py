@@ -78,10 +78,13 @@ def test_demo_reports_have_pages_and_pictures(demo_dir):
     assert "minimal ablative margin (mm)" in html and "device and setting" in html
     for pdf in pdfs:   # every picture the HTML shows is there and is this report's own
         srcs = re.findall(r'<img[^>]*\bsrc="([^"]+)"', pdf.with_suffix(".html").read_text())
-        assert len(srcs) == 3 and all((pdf.parent / s).is_file() for s in srcs)
+        # 3D view, axial, reformat; the nodule's report also its fly-through strip
+        assert len(srcs) == (4 if "lung_nodule" in pdf.name else 3)
+        assert all((pdf.parent / s).is_file() for s in srcs)
         assert all(Path(s).name.startswith(pdf.stem + "_") for s in srcs)
     nodule_html = next(p for p in pdfs if "lung_nodule" in p.name).with_suffix(".html").read_text()
     assert "Bronchoscopic route" in nodule_html and "bronchus sign" in nodule_html
+    assert "virtual bronchoscopy" in nodule_html
 
 
 def test_demo_ablation_single_and_multi_probe(demo_dir):

@@ -254,3 +254,22 @@ def test_a_chosen_path_is_listed_and_pictured_instead_of_proposal_one(planned, p
     assert "Chosen path" in text and "chosen path: axial slice" in text
     assert _sha(tmp_path / "chosen_axial.png") != _sha(tmp_path / "best_axial.png")
     assert "proposal #1: axial slice" in html_best.read_text()
+
+
+def test_axial_note_is_wrapped_inside_the_picture():
+    """A new user found the axial caption cut off at the picture's edge: the note is wrapped so
+    every line fits the figure's width."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from imagio import phantom
+    from imagio.report import slice_figure
+
+    ph = phantom.generate(spacing=3.0, seed=0)
+    t = ph.labels.kji_to_world(np.argwhere(ph.labels.mask("liver_tumor_1")).mean(axis=0))
+    entry = t + np.array([-60.0, 70.0, 55.0])
+    fig, ax = slice_figure(ph.ct, ph.labels, t, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]),
+                           entry=entry, target=t, title="axial")
+    fig.canvas.draw()
+    box = ax.xaxis.label.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width + 0.5

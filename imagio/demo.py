@@ -152,7 +152,11 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         for key, extra in (("ablation", out / f"ablation_{name}.json"), ("bronchoscopy", out / f"bronch_{name}.json")):
             if extra.exists():
                 doc[key] = json.loads(extra.read_text())
-        files += build_report(doc, out / "report" / f"report_{name}.pdf", ph.ct, labels, out / f"plan_{name}.png")
+        fly = (bronch.get(name) or {}).get("picture") if isinstance(bronch.get(name), dict) else None
+        extra = [(fly, "virtual bronchoscopy: endoluminal views from the trachea along the route "
+                       "(camera on the airway centreline)")] if fly else []
+        files += build_report(doc, out / "report" / f"report_{name}.pdf", ph.ct, labels, out / f"plan_{name}.png",
+                              extra_pictures=extra)
     prog(1.0, "done")
     summary = {
         "out_dir": str(out), "files": [str(f) for f in files],

@@ -12,6 +12,7 @@ import datetime as _dt
 import html
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,8 @@ def slice_figure(ct: Volume, labels: Volume | None, center, u, v, entry=None, ta
     ax.set_xlim(s[0], s[-1])
     ax.set_ylim(s[0], s[-1])
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel("mm" + (f"; {note}" if note else ""), fontsize=7)
+    # wrapped to the axes' width so the note (needle solid/dashed, entry offset) is never cut off
+    ax.set_xlabel(textwrap.fill("mm" + (f"; {note}" if note else ""), width=80), fontsize=7)
     fig.tight_layout()
     return fig, ax
 
@@ -423,7 +425,7 @@ def write_pdf(doc, meta, pictures, path) -> Path:
                 pdf.add_page()
             pdf.image(str(p), w=pdf.epw * 0.62)
             pdf.set_font("Helvetica", "", 8)
-            pdf.cell(0, 5, text(caption), new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(0, 4, text(caption), new_x="LMARGIN", new_y="NEXT")
     from .outputs import atomic_path
 
     with atomic_path(path) as tmp:
@@ -458,13 +460,15 @@ def missing_picture_note(path) -> str:
 
 
 def build_report(doc: dict, out_pdf, ct: Volume | None = None, labels: Volume | None = None,
-                 picture_3d=None, notes=()) -> tuple[Path, Path]:
+                 picture_3d=None, notes=(), extra_pictures=()) -> tuple[Path, Path]:
     """Write ``out_pdf`` and the same content as HTML beside it; returns (html, pdf).
 
     Pictures are written beside the PDF and named after it (:func:`picture_stem`): the 3D view
     ``picture_3d`` (a PNG, copied), and with ``ct`` the axial slice through the target and the
     reformat along the best proposal. ``notes``: what the caller could not find (e.g. the plan's
-    CT); they and any picture left out are listed under "Report warnings" in both documents."""
+    CT); they and any picture left out are listed under "Report warnings" in both documents.
+    ``extra_pictures``: (PNG, caption) pairs (e.g. the bronchoscopic fly-through strip), copied
+    beside the report as ``<stem>_extra<N>.png``."""
     import shutil
 
     out_pdf = Path(out_pdf)
@@ -483,6 +487,16 @@ def build_report(doc: dict, out_pdf, ct: Volume | None = None, labels: Volume | 
             pictures.append((own, "3D view: skin risk map, structures and proposals"))
         else:
             notes.append(missing_picture_note(picture_3d))
+    for n, (png, caption) in enumerate(extra_pictures):
+        if not Path(png).is_file():
+            notes.append(missing_picture_note(png))
+            continue
+        own = out_pdf.parent / f"{stem}_extra{n + 1}.png"
+        from .outputs import atomic_path
+
+        with atomic_path(own) as tmp:
+            shutil.copyfile(png, tmp)
+        pictures.append((own, caption))
     path = pictured_path(doc)
     if path and ct is None and not notes:
         notes.append("no CT given: the axial slice and the reformat along the needle are left out")
