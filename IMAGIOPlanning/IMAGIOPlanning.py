@@ -337,9 +337,9 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
         ``roles`` ({segment: role or (role, margin mm)}) and ``disabledRules`` (rule names) as the
         command line's --role and --no-rule; the plan records them."""
         ensureImagio()
-        from imagio.mrml.planning import plan_from_nodes
+        from imagio.mrml.planning import needle_plan_from_nodes
 
-        return plan_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, target, targetPointNode,
+        return needle_plan_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, target, targetPointNode,
                                needleLengthMm, needleDiameterMm, uncertaintyMm, maxCraniocaudalDeg,
                                maxSkinAngleDeg, patientPosition, numberOfProposals, progress,
                                roles, disabledRules)
@@ -404,9 +404,9 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
     def bronchoscopyRoute(self, volumeNode, segmentationNode, targetName=None, targetPointNode=None, scope="thin"):
         """Airway tree, route, tunnels and fly-through path into the scene. Returns (plan, node ids)."""
         ensureImagio()
-        from imagio.mrml.bronchoscopy import plan_from_nodes
+        from imagio.mrml.bronchoscopy import bronchoscopy_plan_from_nodes
 
-        plan, nodes = plan_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, targetName,
+        plan, nodes = bronchoscopy_plan_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, targetName,
                                       targetPointNode, scope)
         ids = {k: ([n.GetID() for n in v] if isinstance(v, list) else v.GetID()) for k, v in nodes.items()}
         return plan, ids

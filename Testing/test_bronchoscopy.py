@@ -132,7 +132,7 @@ def test_scope_too_wide_for_the_last_branch(ph, tree):
 
 
 def test_tunnel_to_a_nodule_away_from_airways_clears_every_vessel(ph, tree):
-    from imagio.mrml.bronchoscopy import lung_envelope
+    from imagio.planning.bronchoscopy.tunnel import lung_envelope
 
     L = ph.labels
     lungs, vessels = lung_envelope(L)
@@ -231,7 +231,7 @@ def test_bad_inputs_are_explained(tree):
 
 
 def test_target_outside_the_lungs_is_refused(ph, tree):
-    from imagio.mrml.bronchoscopy import lung_envelope
+    from imagio.planning.bronchoscopy.tunnel import lung_envelope
 
     lungs, vessels = lung_envelope(ph.labels)
     liver = next(les for les in ph.lesions if les.kind == "liver_tumor")
@@ -242,7 +242,8 @@ def test_target_outside_the_lungs_is_refused(ph, tree):
 def test_mrml_nodes_and_scene(tmp_path, ph, tree):
     slicer = pytest.importorskip("slicer")
     from imagio import mrml
-    from imagio.mrml.bronchoscopy import bronchoscopy_to_scene, lung_envelope
+    from imagio.mrml.bronchoscopy import bronchoscopy_to_scene
+    from imagio.planning.bronchoscopy.tunnel import lung_envelope
 
     lungs, vessels = lung_envelope(ph.labels)
     tg = B.Target.from_mask(ph.labels, ph.labels.mask("lung_nodule_2"))
@@ -288,7 +289,7 @@ def test_slicer_logic_plans_from_segmentation_nodes(ph):
     and a missing target are explained."""
     pytest.importorskip("slicer")
     from imagio import mrml
-    from imagio.mrml.bronchoscopy import plan_from_nodes
+    from imagio.mrml.bronchoscopy import bronchoscopy_plan_from_nodes
 
     L = ph.labels
     keep = [n for n in L.labels.values() if n in ("trachea", "airways", "lung_vessels", "lung_nodule_1")
@@ -301,13 +302,13 @@ def test_slicer_logic_plans_from_segmentation_nodes(ph):
     scene = mrml.new_scene()
     ct = mrml.volume_to_node(ph.ct, scene, "CT")
     seg = mrml.labels_to_segmentation(labels, scene, reference_node=ct)[0]
-    plan, nodes = plan_from_nodes(scene, ct, seg, "lung_nodule_1", None, "ultrathin")
+    plan, nodes = bronchoscopy_plan_from_nodes(scene, ct, seg, "lung_nodule_1", None, "ultrathin")
     assert plan.route.bronchus_sign and plan.route.reached
     assert nodes["route"].GetNumberOfControlPoints() >= 10
     assert scene.GetNodeByID(nodes["table"].GetID()) is not None
     with pytest.raises(InputError, match="no segment named"):
-        plan_from_nodes(scene, ct, seg, "lung_nodule_9", None, "thin")
+        bronchoscopy_plan_from_nodes(scene, ct, seg, "lung_nodule_9", None, "thin")
     only_lungs = mrml.labels_to_segmentation(labels.with_array((labels.array > 2).astype(np.uint8) * 3,
                                                                labels={3: keep[2]}), scene)[0]
     with pytest.raises(InputError, match="no airway segment"):
-        plan_from_nodes(scene, ct, only_lungs, "lung_nodule_1", None, "thin")
+        bronchoscopy_plan_from_nodes(scene, ct, only_lungs, "lung_nodule_1", None, "thin")

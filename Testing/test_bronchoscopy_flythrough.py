@@ -17,7 +17,7 @@ def ph():
 
 
 def test_camera_inside_the_lumen_at_every_frame_and_first_view_down_the_trachea(ph):
-    from imagio.mrml.bronchoscopy import lung_envelope
+    from imagio.planning.bronchoscopy.tunnel import lung_envelope
 
     L = ph.labels
     lumen_m = L.mask("trachea", "airways")

@@ -83,7 +83,7 @@ def test_metrics_table_from_dicts():
 def test_plan_from_nodes_with_a_target_point_and_options():
     from imagio import mrml
     from imagio.errors import InputError
-    from imagio.mrml.planning import plan_from_nodes
+    from imagio.mrml.planning import needle_plan_from_nodes
     from imagio.planning.planner import format_report
     from imagio.planning.synthetic import TUMOR
 
@@ -94,7 +94,7 @@ def test_plan_from_nodes_with_a_target_point_and_options():
     pts = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "target")
     import vtk
     pts.AddControlPoint(vtk.vtkVector3d(*TUMOR[0]), "tip")
-    result, ids = plan_from_nodes(scene, ct_node, seg, None, pts, needle_length_mm=120,
+    result, ids = needle_plan_from_nodes(scene, ct_node, seg, None, pts, needle_length_mm=120,
                                   uncertainty_mm=1.0, max_craniocaudal_deg=0, patient_position="prone",
                                   n_proposals=3)
     assert np.allclose(result.problem.target.point_ras, TUMOR[0])
@@ -105,12 +105,12 @@ def test_plan_from_nodes_with_a_target_point_and_options():
         assert m.craniocaudal_deg < 0.011 and m.length_mm <= 120
     assert np.all(result.table.normal_ras[result.table.feasible, 1] <= 0.5 + 1e-6)
     # no feasible path: no editable path, and the report says why
-    bad, bad_ids = plan_from_nodes(scene, ct_node, seg, "liver_tumor", None, needle_length_mm=50)
+    bad, bad_ids = needle_plan_from_nodes(scene, ct_node, seg, "liver_tumor", None, needle_length_mm=50)
     assert not bad.feasible and "path" not in bad_ids and "longer needle" in format_report(bad.report)
     with pytest.raises(InputError, match="target"):
-        plan_from_nodes(scene, ct_node, seg, None, None)
+        needle_plan_from_nodes(scene, ct_node, seg, None, None)
     # roles and rules from the module are used and recorded, as on the command line
-    ov, _ = plan_from_nodes(scene, ct_node, seg, "liver_tumor", None, roles={"aorta": ("margin", 9.0)},
+    ov, _ = needle_plan_from_nodes(scene, ct_node, seg, "liver_tumor", None, roles={"aorta": ("margin", 9.0)},
                             disabled_rules=["fissure"])
     assert next(s for s in ov.problem.structures if s.name == "aorta").margin_mm == 9.0
     assert ov.problem.rules["roles_overridden"] == {"aorta": "margin:9"}

@@ -622,7 +622,7 @@ def test_every_call_matches_its_callees_signature(module):
     assert len(checked) > 30, "too few calls resolved"
     resolved = {ast.unparse(c.func) for c, _ in checked}
     assert "ensureImagio" in resolved and any(r.startswith("self.logic.") for r in resolved)
-    assert any(r.startswith("logic.") or r in ("plan_from_nodes", "ablation_from_nodes", "format_report")
+    assert any(r.startswith("logic.") or r in ("needle_plan_from_nodes", "bronchoscopy_plan_from_nodes", "ablation_from_nodes", "format_report")
                for r in resolved), "no call into imagio resolved"
     bad = [m for m in (check_call(sig, call) for call, sig in checked) if m]
     assert not bad, bad

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io
+from .jsonable import to_jsonable
 from .progress import Progress
 from .volume import Volume
 
@@ -81,7 +82,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         prog(0.35, f"one-click segmentation of {les.name}")
         mask, meas = segment_lesion(ph.ct, les.center_ras)
         lesion_masks[les.name] = mask
-        measurements[les.name] = _jsonable(vars(meas) if not hasattr(meas, "to_dict") else meas.to_dict())
+        measurements[les.name] = to_jsonable(vars(meas) if not hasattr(meas, "to_dict") else meas.to_dict())
     labels = compose_labels(rules, ph.labels, lesion_masks)
     timings["segmentation"] = time.perf_counter() - t
     files.append(io.write_image(ph.ct, out / "ct.nii.gz"))
@@ -112,7 +113,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         plan_results.append(result)
         first = first or result
         best = result.proposals[0] if result.proposals else None
-        plans[les.name] = _jsonable({
+        plans[les.name] = to_jsonable({
             "feasible": result.feasible, "candidates": len(result.table),
             "feasible_candidates": int(result.table.feasible.sum()),
             "best": None if best is None else {
@@ -166,25 +167,9 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
                                                            if n in labels.labels.values()],
                          "lesions": measurements},
         "plans": plans,
-        "ablation": _jsonable(ablation),
-        "bronchoscopy": _jsonable(bronch),
+        "ablation": to_jsonable(ablation),
+        "bronchoscopy": to_jsonable(bronch),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return np.round(x.astype(float), 3).tolist()
-    if isinstance(x, (np.floating, float)):
-        return round(float(x), 3)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x

@@ -481,3 +481,9 @@ def _seg_nrrd_labels(img) -> dict[int, str]:
         labels[value] = name
         idx += 1
     return labels
+
+
+def input_warnings(*vols) -> list[str]:
+    """The reader's warnings (``Volume.warnings``) of the given inputs (None skipped), in order,
+    for a command's JSON output (``input_warnings``)."""
+    return [w for v in vols if v is not None for w in v.warnings]

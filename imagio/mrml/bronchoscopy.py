@@ -116,7 +116,7 @@ def bronchoscopy_to_scene(scene, tree, plan, prefix: str = "") -> dict:
     return out
 
 
-def plan_from_nodes(scene, volume_node, segmentation_node, target_segment: str | None = None,
+def bronchoscopy_plan_from_nodes(scene, volume_node, segmentation_node, target_segment: str | None = None,
                     target_point_node=None, scope: str = "thin", prefix: str = ""):
     """Route (and tunnels) from the airway segments of ``segmentation_node`` to a lesion segment
     or a markups point; nodes added to the scene. Returns (plan, nodes)."""
@@ -154,22 +154,8 @@ def plan_from_nodes(scene, volume_node, segmentation_node, target_segment: str |
         target = bronch.Target.from_mask(labels, labels.mask(target_segment))
     else:
         raise InputError("choose the target: a nodule segment or a point")
+    from ..planning.bronchoscopy.tunnel import lung_envelope
+
     lungs, vessels = lung_envelope(labels)
     plan = bronch.plan(tree, target, scope, lungs=lungs, vessels=vessels, lobes=lobes)
     return plan, bronchoscopy_to_scene(scene, tree, plan, prefix)
-
-
-def lung_envelope(labels):
-    """(lung Volume mask: lobes/lungs, their vessels, nodules, airways and walls; vessel mask or None)."""
-    from ..planning import bronchoscopy as bronch
-
-    names = set(labels.labels.values())
-    # lobes, lung vessels and nodules (a nodule is in the lung though it is not aerated)
-    inside = [n for n in names if n.startswith(bronch.LUNG_PREFIX)] + \
-             [n for n in ("airways", "airway_wall", "lung_trachea_bronchia") if n in names]
-    lung_names = [n for n in inside if n.startswith(bronch.LUNG_PREFIX) and "nodule" not in n]
-    if not lung_names:
-        return None, None
-    lungs = labels.with_array(labels.mask(*inside).astype(np.uint8))
-    ves = [n for n in bronch.VESSEL_NAMES if n in names]
-    return lungs, (labels.mask(*ves) if ves else None)

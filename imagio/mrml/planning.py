@@ -173,7 +173,7 @@ def target_from_point_node(point_node):
     return np.array(p)
 
 
-def plan_from_nodes(scene, volume_node, segmentation_node, target=None, target_point_node=None,
+def needle_plan_from_nodes(scene, volume_node, segmentation_node, target=None, target_point_node=None,
                     needle_length_mm=None, needle_diameter_mm=None, uncertainty_mm=None,
                     max_craniocaudal_deg=None, max_skin_angle_deg=None, patient_position=None,
                     n_proposals=None, progress=None, roles=None, disabled_rules=None):
@@ -199,7 +199,7 @@ def problem_from_nodes(volume_node, segmentation_node, target=None, target_point
                        needle_length_mm=None, needle_diameter_mm=None, uncertainty_mm=None,
                        max_craniocaudal_deg=None, max_skin_angle_deg=None, patient_position=None,
                        roles=None, disabled_rules=None):
-    """The PlanningProblem of ``plan_from_nodes`` (same arguments, same defaults), read from the
+    """The PlanningProblem of ``needle_plan_from_nodes`` (same arguments, same defaults), read from the
     nodes; nothing is added to a scene. Callers that plan in a worker thread (IMAGIO Web) read
     the nodes here on the main thread, run ``imagio.planning.planner.plan`` in the worker and
     add the result with ``plan_to_scene`` on the main thread. Raises InputError without a CT,

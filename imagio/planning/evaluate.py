@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..jsonable import to_jsonable
+
 from .candidates import normals_at
 from .distance_maps import PlanningMaps, precompute
 from .problem import PlanningProblem
@@ -49,22 +51,7 @@ class PathMetrics:
     check_problems: list = field(default_factory=list)   # independent re-check (`verify`) findings
 
     def to_dict(self) -> dict:
-        return _jsonable(asdict(self))
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        x = float(x)   # 6 significant digits: scores of near-equal proposals stay apart
-        return None if not np.isfinite(x) else float(f"{x:.6g}")   # strict JSON: no NaN/Infinity
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    return x
+        return to_jsonable(asdict(self))
 
 
 def violation_details(problem: PlanningProblem, t: ScoreTable, i: int) -> list[str]:

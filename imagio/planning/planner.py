@@ -19,7 +19,8 @@ from ..progress import Progress
 from .candidates import Candidates, skin_candidates
 from .criteria import criteria_table
 from .distance_maps import PlanningMaps, precompute
-from .evaluate import Evaluator, PathMetrics, _jsonable, violation_details
+from ..jsonable import to_jsonable
+from .evaluate import Evaluator, PathMetrics, violation_details
 from .problem import PlanningProblem, load_defaults
 from .proposals import propose
 from .scoring import ScoreTable, score_paths
@@ -112,12 +113,12 @@ class Plan:
             out["best_near_miss"] = {"entry_ras": np.round(t.entry_ras[best], 1).tolist(),
                                      "violations": t.violated(best),
                                      "details": violation_details(self.problem, t, best)}
-        return _jsonable(out)
+        return to_jsonable(out)
 
     def to_dict(self) -> dict:
         p = self.problem
         t = self.table
-        return _jsonable({
+        return to_jsonable({
             "target": {"name": p.target.name, "ras": p.target.point_ras, "organ": p.target.organ},
             "needle": vars(p.needle) | {"widening_mm": p.needle.widening_mm},
             "constraints": {k: v for k, v in vars(p.constraints).items()},
@@ -328,7 +329,7 @@ def plan_demo(phantom, out_dir, progress=None) -> dict:
         p = plan(prob, progress=sub)
         path = p.write_json(out_dir / f"plan_{les.name}.json")
         best = p.proposals[0] if p.proposals else None
-        summary[les.name] = _jsonable({
+        summary[les.name] = to_jsonable({
             "file": str(path), "feasible": p.feasible, "candidates": len(p.table),
             "feasible_candidates": int(p.table.feasible.sum()),
             "best": None if best is None else {

@@ -8,19 +8,8 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..outputs import check_outputs
 from ..progress import printer
-
-
-def _check_out(path: Path, force: bool, inputs=()):
-    """Refuse an --out that is an input (whatever --force says) or exists without --force."""
-    from ..outputs import check_outputs
-
-    check_outputs([path], inputs, force)
-
-
-def input_warnings(*vols) -> list[str]:
-    """The reader's warnings of the inputs, for the command's JSON output."""
-    return [w for v in vols if v is not None for w in v.warnings]
 
 
 def cmd_segment(args) -> int:
@@ -32,7 +21,7 @@ def cmd_segment(args) -> int:
     from .rules import segment
 
     out = Path(args.out)
-    _check_out(out, args.force, [args.ct])
+    check_outputs([out], [args.ct], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     seg = segment(ct, args.structures.split(","), progress=printer(args.quiet))
     io.write_labels(seg, out)
@@ -41,7 +30,7 @@ def cmd_segment(args) -> int:
         "structures": {n: round(float((seg.array == v).sum() * seg.voxel_volume_ml), 2)
                        for v, n in sorted(seg.labels.items())},
         **{k: v for k, v in seg.meta.items() if v},
-        "input_warnings": input_warnings(ct),
+        "input_warnings": io.input_warnings(ct),
     }
     print(json.dumps(summary, indent=1, default=str))
     for w in seg.meta.get("warnings", []):
@@ -58,7 +47,7 @@ def cmd_lesion(args) -> int:
 
     point = parse_point(args.point, args.lps, "--point")
     out = Path(args.out)
-    _check_out(out, args.force, [args.ct, args.organ] if args.organ else [args.ct])
+    check_outputs([out], [args.ct, args.organ] if args.organ else [args.ct], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     organ, lab = None, None
     if args.organ:
@@ -70,7 +59,7 @@ def cmd_lesion(args) -> int:
     name = args.name or ("lung_nodule" if meas.kind == "lung_nodule" else "tumor")
     io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
     print(json.dumps({"output": str(out), "structure": name, **meas.to_dict(),
-                      "input_warnings": input_warnings(ct, lab)}, indent=1))
+                      "input_warnings": io.input_warnings(ct, lab)}, indent=1))
     return 0
 
 
@@ -81,10 +70,10 @@ def cmd_vessels(args) -> int:
     from .vessels import vessel_mask
 
     out = Path(args.out)
-    _check_out(out, args.force, [args.ct, args.organ])
+    check_outputs([out], [args.ct, args.organ], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     lab = io.read_labels(Path(args.organ))
-    warned = input_warnings(ct, lab)
+    warned = io.input_warnings(ct, lab)
     lab = lab.resample_like(ct, order=0)
     names = args.organ_labels.split(",")
     organ = lab.mask(*names)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..progress import printer
-from .commands import _check_out, input_warnings
+from ..outputs import check_outputs
 
 
 def register(subparsers) -> None:
@@ -86,12 +86,12 @@ def segment_with_model(args) -> int:
     from . import models
 
     out = Path(args.out)
-    _check_out(out, args.force, [args.ct])
+    check_outputs([out], [args.ct], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     folds = [f.strip() for f in args.folds.split(",")] if args.folds else None
     seg = models.segment(ct, args.model, device=args.device, folds=folds, mirror=args.mirror or None,
                          step=args.step, batch_size=args.batch_size, progress=printer(args.quiet))
     io.write_labels(seg, out)
     print(json.dumps({"out": str(out), "labels": {str(k): v for k, v in sorted(seg.labels.items())},
-                      "input_warnings": input_warnings(ct)}), file=sys.stdout)
+                      "input_warnings": io.input_warnings(ct)}), file=sys.stdout)
     return 0

@@ -4,7 +4,7 @@ user; see README), one MRML scene, Slicer's views streamed as images (trame-rca)
 The page is built in ``ui.py``, the panel's data in ``content.py``, the views in ``views.py``.
 All work goes through ``imagio.mrml`` as in the Slicer modules: ``problem_from_nodes`` +
 ``planner.plan`` (worker thread) + ``plan_to_scene``, ``observe_path``, ``ablation_from_nodes`` /
-``observe_ablation``, the bronchoscopy ``plan_from_nodes``, the rule-based segmenters through
+``observe_ablation``, ``bronchoscopy_plan_from_nodes``, the rule-based segmenters through
 ``rule_inputs`` / ``add_rule_segments``.
 """
 
@@ -437,7 +437,7 @@ class PlanningWorkstation:
     def on_route(self):
         """Bronchoscopic route to the nodule (imagio.mrml.bronchoscopy): airway tree, route,
         tunnels, fly-through camera path; the fly-through slider then drives the 3-D camera."""
-        from ..mrml.bronchoscopy import plan_from_nodes as bronchoscopy_from_nodes
+        from ..mrml.bronchoscopy import bronchoscopy_plan_from_nodes as bronchoscopy_from_nodes
 
         t0 = time.perf_counter()
         try:

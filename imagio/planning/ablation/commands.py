@@ -43,7 +43,7 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
                       devices_file=None, progress=None) -> dict:
     """Zones, coverage and MAM for every proposal of a feasible plan (each probe advanced so
     the zone centre lands on the target), plus optionally a multi-probe plan: a JSON-able dict."""
-    from ..evaluate import _jsonable
+    from ...jsonable import to_jsonable
     from .coverage import AblationContext
     from .devices import get_device, load_catalogue
     from .multiprobe import place_on_path, plan_multiprobe
@@ -66,7 +66,7 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
         out["single_probe"].append(d)
     if multi_probe:
         out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress).to_dict()
-    return _jsonable(out)
+    return to_jsonable(out)
 
 
 def register(subparsers) -> None:

@@ -93,12 +93,12 @@ class Coverage:
     vertex_margin_mm: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        from ..evaluate import _jsonable
+        from ...jsonable import to_jsonable
 
         d = asdict(self)
         d.pop("vertex_margin_mm")
         d["margin_covered_pct"] = {f"{k:g}mm": v for k, v in self.margin_covered_pct.items()}
-        return _jsonable(d)
+        return to_jsonable(d)
 
 
 class AblationContext:

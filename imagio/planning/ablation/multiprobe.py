@@ -64,9 +64,9 @@ class ProbePlan:
         return self._zones
 
     def to_dict(self) -> dict:
-        from ..evaluate import _jsonable
+        from ...jsonable import to_jsonable
 
-        return _jsonable({
+        return to_jsonable({
             "device": self.device, "setting": self.setting, "modality": self.modality,
             "n_probes": len(self.probes), "margin_mm": self.margin_mm,
             "lower_bound": self.lower_bound, "lower_bound_lp": self.lower_bound_lp,

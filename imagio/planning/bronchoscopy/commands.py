@@ -84,7 +84,7 @@ def _lobes(structures):
 
 def cmd_bronch(args) -> int:
     from ... import io
-    from ...mrml.bronchoscopy import lung_envelope
+    from .tunnel import lung_envelope
     from ...outputs import atomic_path, write_text
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan

@@ -10,7 +10,8 @@ from ...volume import Volume
 
 def run(labels: Volume, nodules: list[str], out: Path, scene=None, scope: str = "thin", progress=None) -> dict:
     """Plan each nodule; writes bronch_<nodule>.json, flythrough_<first>.png; adds scene nodes."""
-    from ...mrml.bronchoscopy import bronchoscopy_to_scene, lung_envelope
+    from ...mrml.bronchoscopy import bronchoscopy_to_scene
+    from .tunnel import lung_envelope
     from . import AIRWAY_NAMES, Target, airway_mask, extract_tree, plan
     from .flythrough import key_positions, render_strip
 

@@ -132,3 +132,21 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
         if len(out) == n_best:
             break
     return out
+
+
+def lung_envelope(labels):
+    """(lung Volume mask [k, j, i] on the labels' grid: lobes/lungs, their vessels, nodules, airways
+    and walls; vessel mask or None) from a label map with TotalSegmentator/IMAGIO names; (None,
+    None) when it has no lung. The lung envelope tunnels must stay in and targets must lie in."""
+    from . import LUNG_PREFIX, VESSEL_NAMES
+
+    names = set(labels.labels.values())
+    # lobes, lung vessels and nodules (a nodule is in the lung though it is not aerated)
+    inside = [n for n in names if n.startswith(LUNG_PREFIX)] + \
+             [n for n in ("airways", "airway_wall", "lung_trachea_bronchia") if n in names]
+    lung_names = [n for n in inside if n.startswith(LUNG_PREFIX) and "nodule" not in n]
+    if not lung_names:
+        return None, None
+    lungs = labels.with_array(labels.mask(*inside).astype(np.uint8))
+    ves = [n for n in VESSEL_NAMES if n in names]
+    return lungs, (labels.mask(*ves) if ves else None)
