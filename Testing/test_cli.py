@@ -1,8 +1,5 @@
 """The `imagio` command: --help everywhere, info, and one clear error line for bad input."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -12,7 +9,9 @@ from imagio.volume import Volume
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "imagio.cli", *map(str, args)], capture_output=True, text=True)
+    from conftest import run_imagio   # its inputs are hashed before and after
+
+    return run_imagio(*args)
 
 
 def test_every_subcommand_has_help():

@@ -222,8 +222,9 @@ def test_info_on_a_dicom_folder_says_what_it_did(tmp_path, capsys):
     # a refusal is one line and exit 2
     gap = [p for k, p in enumerate(axial_positions(n=20)[0]) if k not in (8, 9, 10)]
     write_series(tmp_path / "g", pt, gap, row=(1, 0, 0), col=(0, 1, 0))
-    r = subprocess.run([sys.executable, "-m", "imagio.cli", "info", str(tmp_path / "g")], capture_output=True,
-                       text=True)
+    from conftest import run_imagio
+
+    r = run_imagio("info", tmp_path / "g")
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "gap of 10.0 mm" in lines[0]
 
