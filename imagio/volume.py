@@ -203,11 +203,12 @@ class Volume:
     def bounding_box(self, mask: np.ndarray | None = None, margin: int = 0):
         """(lo, hi) array-index box [lo, hi) of the non-zero voxels of ``mask`` (default: self)."""
         mask = self.array if mask is None else mask
-        nz = np.nonzero(mask)
+        axes = range(mask.ndim)   # per-axis projections: no index arrays of every voxel
+        nz = [np.flatnonzero(np.any(mask, axis=tuple(b for b in axes if b != a))) for a in axes]
         if len(nz[0]) == 0:
             raise InputError("the mask is empty: nothing is labelled")
-        lo = np.array([a.min() for a in nz]) - margin
-        hi = np.array([a.max() for a in nz]) + 1 + margin
+        lo = np.array([a[0] for a in nz]) - margin
+        hi = np.array([a[-1] for a in nz]) + 1 + margin
         return np.clip(lo, 0, self.shape), np.clip(hi, 0, self.shape)
 
     def mask(self, *names: str) -> np.ndarray:

@@ -7,14 +7,22 @@ physical distance for any (oblique) grid. Distances are measured to the voxelise
 at ``cap_mm``: beyond it a structure is "far".
 
 Maps (all [k, j, i] on ``grid``, a cropped copy of the CT geometry):
-  hard      float32  min over forbidden and margin structures of (distance - margin), mm
-  hard_id   int16    index into ``structures`` of the structure achieving ``hard`` (-1: none)
-  avoid     float32  min distance to an 'avoid' structure, mm;  avoid_id  int16
+  hard      float16  min over forbidden and margin structures of (distance - margin), mm,
+                     rounded DOWN from float32 to the float16 below (never larger than the exact
+                     value: a safe-side error below one float16 step, <= 0.016 mm over the capped
+                     range [-half voxel - margin, cap = 20 mm], <= 0.004 mm below 8 mm)
+  avoid     float16  min distance to an 'avoid' structure, mm (same rounding)
   label     uint16   label value;  flags  uint8  bits BODY, LUNG (inside pleura), AERATED, EMPH,
                    LIVER, FORBIDDEN, SKIN (outer skin: entry-capable, `imagio.planning.skin`)
   body_smooth float32 Gaussian-smoothed body mask (for outward skin normals)
-Per structure the signed distance in its dilated bounding box is kept (``boxes``) for exact
-per-structure clearances of single paths.
+
+Cost: one ``edt`` pass per group of structures sharing role and margin (forbidden, each margin
+value, avoid), each in the group's bounding box padded by cap + margin, instead of one pass per
+structure: the distance to a union of structures is the minimum of their distances, so the
+values are the same. Which structure is nearest (``hard_structure``, ``avoid_structure``) and
+the exact per-structure clearances of single paths (``structure_clearances``) come from k-d
+trees of the structures' boundary voxel centres (the nearest voxel of a structure seen from
+outside is always one of its boundary voxels), built once per case on first use.
 """
 
 from __future__ import annotations
@@ -33,39 +41,35 @@ ROLE_CODE = {"passable": 0, "target": 0, "avoid": 1, "margin": 2, "forbidden": 3
 
 
 @dataclass
-class StructureBox:
-    index: int
-    lo: np.ndarray       # kji of the box corner in the crop
-    dist: np.ndarray     # signed distance mm in the box, float16 (|d| <= cap + margin)
-
-
-@dataclass
 class PlanningMaps:
     grid: Volume                      # crop geometry (array = label values, uint16)
     lo: np.ndarray                    # crop corner kji in the full grid
     hard: np.ndarray
-    hard_id: np.ndarray
     avoid: np.ndarray
-    avoid_id: np.ndarray
     code: np.ndarray                  # uint32: label value | flags << 16 (one gather per sample)
     body_smooth: np.ndarray
     names: list[str]                  # structure index -> name
     margins: np.ndarray               # structure index -> margin mm (0 for forbidden/avoid)
+    hard_margins: np.ndarray          # structure index -> margin subtracted in ``hard``
     roles: list[str]
     role_of_label: np.ndarray         # label value -> ROLE_CODE
     struct_of_label: np.ndarray       # label value -> structure index (-1 none)
-    boxes: list[StructureBox]
+    obstacles: list[int]              # structure indices of the obstacles in the crop (hard + avoid)
+    obstacle_boxes: np.ndarray        # (n, 2, 3) kji bounding box [lo, hi) of each, in the crop
     cap_mm: float
     has: dict                         # which optional criteria the crop needs: lung, lobes, avoid, liver
-    box_store: np.ndarray = None      # every box's distances, concatenated (boxes' dist are views)
 
     @property
     def label(self) -> np.ndarray:
         return self.grid.array
 
     def __post_init__(self):
+        import threading
+
         inv = self.grid.ras_to_ijk
         self._r2k = (inv[:3, :3][::-1].copy(), inv[:3, 3][::-1].copy())   # RAS -> kji, cached
+        self._lock = threading.Lock()
+        self._bnd = None
 
     def world_to_kji(self, ras) -> np.ndarray:
         """(N, 3) RAS mm -> continuous crop indices [k, j, i] (cached affine)."""
@@ -78,9 +82,188 @@ class PlanningMaps:
 
     @property
     def nbytes(self) -> int:
-        arrs = [self.hard, self.hard_id, self.avoid, self.avoid_id, self.code, self.body_smooth,
-                self.label, self.box_store]
-        return int(sum(a.nbytes for a in arrs))
+        arrs = [self.hard, self.avoid, self.code, self.body_smooth, self.label]
+        extra = 0 if self._bnd is None else self._bnd.nbytes
+        return int(sum(a.nbytes for a in arrs)) + extra
+
+    # nearest structures (k-d trees of boundary voxels, built once on first use) ---------------
+    def _boundaries(self) -> "_Boundaries":
+        with self._lock:
+            if self._bnd is None:
+                self._bnd = _Boundaries(self)
+            return self._bnd
+
+    def hard_structure(self, flat: np.ndarray) -> np.ndarray:
+        """Structure index (int16, -1: none within the cap) of the forbidden or margin
+        structure achieving ``hard`` at crop voxels ``flat`` (flat indices)."""
+        flat = np.asarray(flat, np.int64)
+        if flat.size == 0:
+            return np.zeros(0, np.int16)
+        out = self._boundaries().nearest(flat, "hard")
+        out[self.hard.ravel()[flat] >= np.float16(self.cap_mm)] = -1
+        return out
+
+    def avoid_structure(self, flat: np.ndarray) -> np.ndarray:
+        """Structure index (int16, -1: none within the cap) of the nearest 'avoid' structure."""
+        flat = np.asarray(flat, np.int64)
+        if flat.size == 0 or not self.has["avoid"]:
+            return np.full(flat.shape, -1, np.int16)
+        out = self._boundaries().nearest(flat, "avoid")
+        out[self.avoid.ravel()[flat] >= np.float16(self.cap_mm)] = -1
+        return out
+
+    def structure_clearances(self, kji: np.ndarray) -> dict:
+        """{structure name: min distance (mm) from the points ``kji`` (continuous crop indices,
+        (n, 3)) to the structure's voxelised boundary}, for the obstacles nearer than the cap,
+        nearest first: exact Euclidean distance to the nearest boundary voxel centre minus half
+        the smallest voxel side (the distance maps' convention; -half inside the structure)."""
+        return self._boundaries().clearances(np.asarray(kji, float).reshape(-1, 3))
+
+
+class _Boundaries:
+    """Boundary voxel centres (crop kji x spacing, mm) of the obstacle structures: one k-d tree
+    per group (hard, avoid) for the nearest structure at many voxels, one per structure for
+    the clearances of single paths. A boundary voxel has a face neighbour with another label
+    or lies on the crop's edge."""
+
+    def __init__(self, maps: PlanningMaps):
+        from scipy.spatial import cKDTree
+
+        self.maps = maps
+        lab = maps.label
+        self.sp = np.asarray(maps.grid.spacing_kji, float)
+        self.half = 0.5 * float(self.sp.min())
+        obst = np.zeros(len(maps.struct_of_label), bool)
+        idx = np.asarray(maps.obstacles, int)
+        vals = np.flatnonzero(np.isin(maps.struct_of_label, idx))
+        obst[vals] = True
+        pts, ids = [], []
+        for lo, hi in self._merged_boxes(maps.obstacle_boxes, lab.shape):
+            sub = lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+            edge = np.zeros(sub.shape, bool)
+            for ax in range(3):
+                d = np.diff(sub, axis=ax) != 0
+                a = [slice(None)] * 3
+                b = [slice(None)] * 3
+                a[ax], b[ax] = slice(0, -1), slice(1, None)
+                edge[tuple(a)] |= d
+                edge[tuple(b)] |= d
+            edge &= obst[sub]
+            kji = np.argwhere(edge)
+            pts.append((kji + lo) * self.sp)
+            ids.append(maps.struct_of_label[sub[edge]])
+        pts = np.concatenate(pts) if pts else np.zeros((0, 3))
+        ids = np.concatenate(ids).astype(np.int16) if ids else np.zeros(0, np.int16)
+        _, keep = np.unique(np.c_[pts, ids], axis=0, return_index=True)   # boxes may overlap
+        pts, ids = pts[keep], ids[keep]
+        order = np.argsort(ids, kind="stable")
+        self.pts, self.ids = pts[order], ids[order]
+        roles = np.array(maps.roles + [""])
+        self.groups = {}
+        for g, rs in (("hard", ("forbidden", "margin")), ("avoid", ("avoid",))):
+            m = np.isin(roles[self.ids], rs)
+            self.groups[g] = None
+            if m.any():
+                self.groups[g] = (cKDTree(self.pts[m]), self.ids[m])
+        cuts = np.flatnonzero(np.diff(self.ids)) + 1
+        self.trees = {int(i[0]): (p, None) for i, p in zip(np.split(self.ids, cuts), np.split(self.pts, cuts))
+                      if len(i)}
+        self.nbytes = self.pts.nbytes + self.ids.nbytes
+
+    @staticmethod
+    def _merged_boxes(boxes, shape):
+        """The union bounding box of all obstacles, grown by one voxel (one region: fewer
+        passes than one per box, and each boundary voxel is found once)."""
+        if len(boxes) == 0:
+            return []
+        lo = np.maximum(boxes[:, 0].min(0) - 1, 0)
+        hi = np.minimum(boxes[:, 1].max(0) + 1, shape)
+        return [(lo, hi)]
+
+    def nearest(self, flat: np.ndarray, group: str) -> np.ndarray:
+        """Structure index of the nearest structure of ``group`` at crop voxels ``flat``: the
+        structure holding the voxel, else (hard: the smallest distance - margin over the margin
+        groups) the structure of the nearest boundary voxel."""
+        maps = self.maps
+        kji = np.stack(np.unravel_index(flat, maps.label.shape), axis=1)
+        lab = maps.label.ravel()[flat]
+        own = maps.struct_of_label[np.minimum(lab, len(maps.struct_of_label) - 1)]
+        roles = np.array(maps.roles + [""])
+        want = ("forbidden", "margin") if group == "hard" else ("avoid",)
+        inside = (own >= 0) & np.isin(roles[own], want)
+        out = np.where(inside, own, -1).astype(np.int16)
+        todo = np.flatnonzero(~inside)
+        tg = self.groups[group]
+        if tg is None or len(todo) == 0:
+            return out
+        tree, ids = tg
+        if group == "avoid":
+            _, j = tree.query(kji[todo] * self.sp)
+            out[todo] = ids[j]
+            return out
+        # hard: distance - margin decides between structures of different margins
+        best = np.full(len(todo), np.inf)
+        q = kji[todo] * self.sp
+        for m in np.unique(maps.hard_margins[ids]):
+            sel = maps.hard_margins[ids] == m
+            sub = _subtree(self, group, m, tree, ids, sel)
+            d, j = sub[0].query(q)
+            v = d - m
+            better = v < best
+            best[better] = v[better]
+            out[todo[better]] = sub[1][j[better]]
+        return out
+
+    def clearances(self, kji: np.ndarray) -> dict:
+        from scipy.spatial import cKDTree
+
+        maps = self.maps
+        if len(kji) == 0 or len(self.trees) == 0:
+            return {}
+        cap = float(maps.cap_mm)
+        q = kji * self.sp
+        qlo, qhi = kji.min(0), kji.max(0)
+        pad = (cap + self.half) / self.sp + 1
+        kr = np.clip(np.rint(kji).astype(int), 0, np.array(maps.label.shape) - 1)
+        own = maps.struct_of_label[np.minimum(maps.label[tuple(kr.T)], len(maps.struct_of_label) - 1)]
+        out = {}
+        for n, i in enumerate(maps.obstacles):
+            lo, hi = maps.obstacle_boxes[n]
+            if np.any(qhi < lo - pad) or np.any(qlo > hi - 1 + pad) or i not in self.trees:
+                continue
+            pts, tree = self.trees[i]
+            if tree is None:
+                tree = cKDTree(pts)
+                self.trees[i] = (pts, tree)
+            d, _ = tree.query(q, distance_upper_bound=cap + self.half)
+            # inside the structure: the distance maps' -half voxel
+            dmin = -self.half if np.any(own == i) else float(d.min()) - self.half
+            if dmin < cap:
+                out[maps.names[i]] = min(dmin, out.get(maps.names[i], np.inf))
+        return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+
+def _subtree(bnd, group, margin, tree, ids, sel):
+    """k-d tree of the boundary voxels of one margin value within a group (cached)."""
+    from scipy.spatial import cKDTree
+
+    cache = bnd.__dict__.setdefault("_sub", {})
+    key = (group, float(margin))
+    if key not in cache:
+        if sel.all():
+            cache[key] = (tree, ids)
+        else:
+            cache[key] = (cKDTree(tree.data[sel]), ids[sel])
+    return cache[key]
+
+
+def _floor_f16(x: np.ndarray) -> np.ndarray:
+    """float32 -> float16 rounded towards -inf (never larger than ``x``: the safe side for a
+    distance)."""
+    h = x.astype(np.float16)
+    up = h.astype(np.float32) > x
+    h[up] = np.nextafter(h[up], np.float16(-np.inf))
+    return h
 
 
 def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
@@ -149,52 +332,44 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
         flags[np.isin(label, liver_vals)] |= LIVER
     body_smooth = ndimage.gaussian_filter(body.astype(np.float32), sigma=2.0 / sp)
 
-    # distance maps ------------------------------------------------------------------------
-    hard = np.full(label.shape, cap, np.float32)
-    hard_id = np.full(label.shape, -1, np.int16)
-    present = np.zeros(nlab, bool)
-    present[np.unique(label)] = True
+    # distance maps: one edt pass per group of structures sharing role and margin ---------------
+    present = np.bincount(label.ravel(), minlength=nlab)[:nlab] > 0
     todo = [(i, s) for i, s in enumerate(specs)
             if s.role in ("forbidden", "margin", "avoid") and s.value < nlab and present[s.value]
             and s.value != problem.exempt_value]
     any_avoid = any(s.role == "avoid" for _, s in todo)
-    ashape = label.shape if any_avoid else (1, 1, 1)   # no avoid structure: no map needed
-    avoid = np.full(ashape, cap, np.float32)
-    avoid_id = np.full(ashape, -1, np.int16)
-    boxes = []
-    pad = np.ceil((cap + max((s.margin_mm for _, s in todo), default=0.0)) / sp).astype(int) + 1
-    # bounding boxes of all labels in one pass
-    objs = ndimage.find_objects(label.astype(np.int32))
+    hard = np.full(label.shape, cap, np.float32)
+    avoid = np.full(label.shape if any_avoid else (1, 1, 1), cap, np.float32)  # none: no map
+    objs = ndimage.find_objects(label)
+    boxes = np.array([[[o.start for o in objs[s.value - 1]], [o.stop for o in objs[s.value - 1]]]
+                      for _, s in todo], int).reshape(-1, 2, 3)
+    groups: dict = {}
     for n, (i, s) in enumerate(todo):
-        prog(0.05 + 0.9 * n / max(len(todo), 1), f"planning: distance map of {s.name}")
-        o = objs[s.value - 1]
-        blo = np.maximum([o[d].start - pad[d] for d in range(3)], 0)
-        bhi = np.minimum([o[d].stop + pad[d] for d in range(3)], label.shape)
+        key = ("avoid", 0.0) if s.role == "avoid" else ("hard", float(s.margin_mm))
+        groups.setdefault(key, []).append(n)
+    for g, ((kind, margin), members) in enumerate(sorted(groups.items())):
+        prog(0.1 + 0.85 * g / len(groups), f"planning: distance map of {len(members)} {kind} "
+             f"structure(s)" + (f" with a {margin:g} mm margin" if margin else ""))
+        pad = np.ceil((cap + margin) / sp).astype(int) + 1
+        blo = np.maximum(boxes[members, 0].min(0) - pad, 0)
+        bhi = np.minimum(boxes[members, 1].max(0) + pad, label.shape)
         bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
-        d = _signed_distance(label[bs] == s.value, sp)
-        boxes.append(StructureBox(i, blo, d.astype(np.float16)))   # per-structure, for evaluate
-        if s.role == "avoid":
-            tgt, tid, val = avoid[bs], avoid_id[bs], d
-        else:
-            tgt, tid, val = hard[bs], hard_id[bs], d - np.float32(s.margin_mm)
-        better = val < tgt
-        tgt[better] = val[better]
-        tid[better] = i
+        lut = np.zeros(nlab, bool)
+        lut[[todo[n][1].value for n in members]] = True
+        d = _signed_distance(lut[label[bs]], sp)
+        if margin:
+            d -= np.float32(margin)
+        tgt = avoid[bs] if kind == "avoid" else hard[bs]
+        np.minimum(tgt, d, out=tgt)
+        del d
     prog(1.0, "planning: maps ready")
     flags[role_of_label[label] == ROLE_CODE["forbidden"]] |= FORBIDDEN
-    has = {"lung": bool(lung.any()), "lobes": len([v for v in lung_vals if present[v]]) > 1,
-           "avoid": any(s.role == "avoid" for _, s in todo), "liver": bool(liver_vals),
-           "skin_model": problem.skin is not None}
+    has = {"lung": bool(lung.any()), "lobes": int(present[[v for v in lung_vals if v < nlab]].sum()) > 1,
+           "avoid": any_avoid, "liver": bool(liver_vals), "skin_model": problem.skin is not None}
     code = label.astype(np.uint32) | (flags.astype(np.uint32) << 16)
     del flags
-    store = np.concatenate([b.dist.ravel() for b in boxes]) if boxes else np.zeros(1, np.float16)
-    pos = 0
-    for b in boxes:   # boxes become views of one store (vectorised per-structure lookups)
-        sz = b.dist.size
-        b.dist = store[pos:pos + sz].reshape(b.dist.shape)
-        pos += sz
-    return PlanningMaps(grid, lo, hard, hard_id, avoid, avoid_id, code, body_smooth,
+    return PlanningMaps(grid, lo, _floor_f16(hard), _floor_f16(avoid), code, body_smooth,
                         [s.name for s in specs],
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),
-                        [s.role for s in specs], role_of_label, struct_of_label, boxes, cap, has,
-                        store)
+                        np.array([float(s.margin_mm) for s in specs]), [s.role for s in specs], role_of_label, struct_of_label,
+                        [i for i, _ in todo], boxes, cap, has)

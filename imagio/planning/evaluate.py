@@ -1,8 +1,8 @@
 """All metrics of one path, fast enough to follow a mouse drag (about a millisecond).
 
 ``Evaluator(problem, maps).evaluate(entry_ras, target_ras)`` reuses the vectorised scorer on a
-single path and adds exact per-structure clearances from the per-structure distance boxes and
-the length in each labelled structure. RAS mm, degrees.
+single path and adds exact per-structure clearances (k-d trees of the structures' boundary
+voxels, `PlanningMaps.structure_clearances`) and the length in each labelled structure. RAS mm, degrees.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .candidates import normals_at
 from .distance_maps import PlanningMaps, precompute
 from .problem import PlanningProblem
 from .criteria import CRITERIA
-from .scoring import BIT, ScoreTable, _score_chunk, _trilinear, path_samples
+from .scoring import BIT, ScoreTable, _score_chunk, path_samples
 
 
 @dataclass
@@ -102,61 +102,12 @@ class Evaluator:
         self.problem = problem
         self.maps = maps if maps is not None else precompute(problem)
         self._verifier = verifier
-        boxes = self.maps.boxes
-        self._lo = np.array([b.lo for b in boxes], float).reshape(-1, 3)
-        self._shape = np.array([b.dist.shape for b in boxes], np.int64).reshape(-1, 3)
-        self._hi = self._lo + self._shape - 1
-        sizes = self._shape.prod(axis=1)
-        self._off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        self._store = self.maps.box_store
-        self._names = np.array([self.maps.names[b.index] for b in boxes], dtype=object)
 
     def structure_clearances(self, kji: np.ndarray) -> dict:
-        """Min distance (mm) from the samples of one straight path (kji in the crop, entry
-        first, evenly spaced) to each structure within the cap, one vectorised pass: the
-        segment is clipped to every structure's box (slab method), the samples inside are
-        interpolated trilinearly from one concatenated store."""
-        n = len(kji)
-        if n < 2 or len(self._lo) == 0:
-            return {}
-        e, d = kji[0], kji[-1] - kji[0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ta = (self._lo - e) / d
-            tb = (self._hi - e) / d
-        t0 = np.where(d == 0, np.where((e >= self._lo) & (e <= self._hi), -np.inf, np.inf), np.minimum(ta, tb))
-        t1 = np.where(d == 0, np.where((e >= self._lo) & (e <= self._hi), np.inf, -np.inf), np.maximum(ta, tb))
-        tmin = np.clip(t0.max(axis=1), 0.0, 1.0)
-        tmax = np.clip(t1.min(axis=1), 0.0, 1.0)
-        s0 = np.ceil(tmin * (n - 1) - 1e-6).astype(np.int64)
-        s1 = np.floor(tmax * (n - 1) + 1e-6).astype(np.int64)
-        cnt = np.where((t0.max(axis=1) <= t1.min(axis=1)) & (s1 >= s0), s1 - s0 + 1, 0)
-        near = np.flatnonzero(cnt)
-        if len(near) == 0:
-            return {}
-        cnt = cnt[near]
-        box = np.repeat(near, cnt)
-        starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-        samp = np.repeat(s0[near], cnt) + (np.arange(int(cnt.sum())) - np.repeat(starts, cnt))
-        shp = self._shape[box]
-        loc = np.clip(kji[samp] - self._lo[box], 0, shp - 1)
-        base = np.clip(np.floor(loc), 0, np.maximum(shp - 2, 0)).astype(np.int64)
-        f = np.clip(loc - base, 0.0, 1.0).astype(np.float32)
-        sk, sj = shp[:, 1] * shp[:, 2], shp[:, 2]
-        flat = self._off[box] + base[:, 0] * sk + base[:, 1] * sj + base[:, 2]
-        top = len(self._store) - 1
-        v = lambda ix: self._store[np.minimum(ix, top)].astype(np.float32)  # noqa: E731
-        fk, fj, fi = f[:, 0], f[:, 1], f[:, 2]
-        c00 = v(flat) * (1 - fi) + v(flat + 1) * fi
-        c01 = v(flat + sj) * (1 - fi) + v(flat + sj + 1) * fi
-        c10 = v(flat + sk) * (1 - fi) + v(flat + sk + 1) * fi
-        c11 = v(flat + sk + sj) * (1 - fi) + v(flat + sk + sj + 1) * fi
-        val = (c00 * (1 - fj) + c01 * fj) * (1 - fk) + (c10 * (1 - fj) + c11 * fj) * fk
-        mins = np.minimum.reduceat(val, starts)
-        keep = mins < self.maps.cap_mm
-        out: dict = {}
-        for name, dmin in zip(self._names[near][keep], mins[keep]):
-            out[name] = min(float(dmin), out.get(name, np.inf))
-        return dict(sorted(out.items(), key=lambda kv: kv[1]))
+        """Min distance (mm) from the samples of one path (kji in the crop) to each obstacle
+        structure within the cap, nearest first (`PlanningMaps.structure_clearances`: exact
+        distances to the structures' boundary voxel centres, minus half a voxel)."""
+        return self.maps.structure_clearances(kji)
 
     def evaluate(self, entry_ras, target_ras=None, normal_ras=None) -> PathMetrics:
         """Every metric of the path ``entry_ras`` -> ``target_ras`` (default: the problem's

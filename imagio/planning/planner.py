@@ -221,8 +221,9 @@ VESSEL_HINTS = ("aorta", "vena_cava", "portal", "hepatic_vessel", "artery", "vei
 def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> list[str]:
     """Warnings for kinds of structure the plan assumes absent because the label map has none
     near the target: vessels (any), lung vessels for a target in the lung, bones."""
+    here = np.bincount(maps.label.ravel()) > 0
     present = {maps.names[i] for i in range(len(maps.names))
-               if problem.structures[i].value in set(np.unique(maps.label).tolist())}
+               if problem.structures[i].value < len(here) and here[problem.structures[i].value]}
     out = []
     if not any(h in n for n in present for h in VESSEL_HINTS):
         out.append("no vessels labelled within needle reach: the plan assumes none (segment vessels, "

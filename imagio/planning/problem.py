@@ -348,9 +348,14 @@ def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tup
     out = {}
     nxt = int(max(names) if names else 0) + 1
     for n in todo:
-        m = sub == inv[n]
-        if not m.any():
+        full = sub == inv[n]
+        if not full.any():
             continue
+        # both distance transforms in the vessel's bounding box + one voxel of background: the
+        # nearest outside voxel and the nearest core voxel (core within the vessel) lie in it
+        box = ndimage.find_objects(full.view(np.uint8))[0]
+        vb = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n_)) for b, n_ in zip(box, full.shape))
+        m = full[vb]
         r = edt.edt(m, anisotropy=an, black_border=False)     # mm to the nearest outside voxel centre
         r_min = 0.5 * (dmin + min(an))                          # diameter 2 r - s >= dmin
         core = r >= r_min
@@ -364,7 +369,7 @@ def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tup
         if small.any():
             small_name = f"{n}_small"
             names[nxt] = small_name
-            sub[small] = nxt
+            sub[vb][small] = nxt
             nxt += 1
         out[n] = {"hard_min_diameter_mm": dmin, "large_ml": round(float(large.sum()) * labels.voxel_volume_ml, 2),
                   "small_ml": round(float(small.sum()) * labels.voxel_volume_ml, 2),

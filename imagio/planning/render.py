@@ -59,8 +59,8 @@ def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
     ren.AddActor(a)
     lab = maps.label
     shown = {}
-    for b in maps.boxes:
-        name = maps.names[b.index]
+    for i in maps.obstacles:
+        name = maps.names[i]
         v = next(s.value for s in plan.problem.structures if s.name == name)
         shown[name] = v
     for name, v in list(shown.items())[:60]:

@@ -174,12 +174,25 @@ def angles(entry_ras, target_ras, normal_ras):
     return skin, cc, inplane, tilt
 
 
+def _cuda_possible() -> bool:
+    """False when no NVIDIA driver is installed (no /proc/driver/nvidia, no nvidia-smi): then
+    CUDA cannot be available and importing torch (about 1.5 s) only to ask is skipped."""
+    import os
+    import shutil
+
+    return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
+
+
 def resolve_device(device="auto"):
     """None (numpy) or a torch device string. "auto": CUDA when torch and a GPU are present,
-    else numpy; "numpy"/None: numpy; "cpu"/"cuda[:n]": torch on that device."""
+    else numpy (torch on the CPU is not used by default: `scoring_torch` says why); torch is
+    not imported when no NVIDIA driver is installed. "numpy"/None: numpy; "cpu"/"cuda[:n]":
+    torch on that device."""
     if device in (None, "numpy"):
         return None
     if device == "auto":
+        if not _cuda_possible():
+            return None
         try:
             import torch
         except ImportError:
@@ -267,7 +280,7 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
     # distance is 1-Lipschitz, so trilinear and nearest differ by < one voxel diagonal); only
     # samples that can hold the minimum are interpolated, giving the exact trilinear minimum.
     cap = np.float32(maps.cap_mm)
-    hard = maps.hard.ravel()[flat]   # margins hold inside the target's organ too: the target
+    hard = maps.hard.ravel()[flat].astype(np.float32)   # (float16 map) margins hold inside the target's organ too: the target
                                      # structure's own distance is not in ``hard`` (precompute)
     diag = np.float32(np.linalg.norm(maps.grid.spacing))
     ar = np.arange(n_total, dtype=np.int32)
@@ -286,15 +299,15 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
         hard[sel] = _trilinear(maps.hard, tuple(x[sel] for x in kji))
     slack = np.minimum.reduceat(hard, starts)
     at = _segment_first(hard <= slack[seg], starts, n_total, ar)
-    closest = maps.hard_id.ravel()[flat[at]]
+    closest = maps.hard_structure(flat[at])
     closest_t = frac[at]
     margin = np.where(closest >= 0, maps.margins[np.maximum(closest, 0)], 0.0)
     zeros_f, zeros_i = np.zeros(n, np.float32), np.zeros(n, np.int32)
     if maps.has["avoid"]:
-        avoid = maps.avoid.ravel()[flat]          # soft criterion: nearest-voxel samples
+        avoid = maps.avoid.ravel()[flat].astype(np.float32)   # soft criterion: nearest-voxel samples
         avoid_min = np.minimum.reduceat(avoid, starts)
         at_a = _segment_first(avoid <= avoid_min[seg], starts, n_total, ar)
-        avoid_id = np.where(avoid_min < cap, maps.avoid_id.ravel()[flat[at_a]], -1)
+        avoid_id = maps.avoid_structure(flat[at_a])
     else:
         avoid_min, avoid_id = np.full(n, cap, np.float32), np.full(n, -1, np.int16)
 
@@ -359,8 +372,10 @@ def table_plane_mm(problem, direction) -> float:
     cache = problem.__dict__.setdefault("_table_planes", {})
     key = tuple(np.round(np.asarray(direction, float), 6))
     if key not in cache:
-        kji = np.argwhere(problem.skin.skin)
-        cache[key] = float(np.max(problem.ct.kji_to_world(kji) @ np.asarray(direction, float))) if len(kji) else np.inf
+        if "_skin_ras" not in problem.__dict__:   # the skin's voxels once for every direction
+            problem.__dict__["_skin_ras"] = problem.ct.kji_to_world(np.argwhere(problem.skin.skin))
+        ras = problem.__dict__["_skin_ras"]
+        cache[key] = float(np.max(ras @ np.asarray(direction, float))) if len(ras) else np.inf
     return cache[key]
 
 

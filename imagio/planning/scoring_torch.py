@@ -19,9 +19,7 @@ def _maps_on(maps, device):
         cache[device] = {
             "code": t(maps.code.view(np.int32), torch.int32),   # label | flags << 16 (< 2**31)
             "hard": t(maps.hard, torch.float32),
-            "hard_id": t(maps.hard_id, torch.int32),
             "avoid": t(maps.avoid, torch.float32),
-            "avoid_id": t(maps.avoid_id, torch.int32),
             "struct_of_label": t(maps.struct_of_label, torch.int32),
             "margins": t(maps.margins.astype(np.float32), torch.float32),
         }
@@ -105,18 +103,17 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     hard[sel] = _trilinear(m["hard"], shape, k[sel], j[sel], i[sel])
     slack = _seg_min(hard, seg, n, float("inf"))
     at = seg_first(hard <= slack[seg])
-    closest = m["hard_id"][flat[at]]
+    closest = maps.hard_structure(flat[at].cpu().numpy())   # k-d tree lookup, n points (CPU)
     closest_t = frac[at]
-    margin = torch.where(closest >= 0, m["margins"][torch.clamp(closest, min=0).long()],
-                         torch.zeros_like(slack))
+    margin = np.where(closest >= 0, maps.margins[np.maximum(closest, 0)], 0.0)
     if maps.has["avoid"]:
         avoid = m["avoid"][flat].clone()
         avoid_min = _seg_min(avoid, seg, n, float("inf"))
         at_a = seg_first(avoid <= avoid_min[seg])
-        avoid_id = torch.where(avoid_min < cap, m["avoid_id"][flat[at_a]], torch.full_like(at_a, -1).int())
+        avoid_id = maps.avoid_structure(flat[at_a].cpu().numpy())
     else:
         avoid_min = torch.full((n,), cap, device=dev)
-        avoid_id = torch.full((n,), -1, dtype=torch.int32, device=dev)
+        avoid_id = np.full(n, -1, np.int16)
     first_forb = seg_first((flg & FORBIDDEN) > 0)
     hit = first_forb < n_total
     forbidden_hit = torch.full((n,), -1, dtype=torch.int32, device=dev)
@@ -161,8 +158,8 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     else:
         liver_before = torch.zeros(n, device=dev)
     c = lambda x: x.detach().cpu().numpy()  # noqa: E731
-    return dict(length=length, slack=c(slack), closest=c(closest), closest_t=c(closest_t),
-                margin=c(margin).astype(np.float64), avoid_min=c(avoid_min), avoid_id=c(avoid_id),
+    return dict(length=length, slack=c(slack), closest=closest, closest_t=c(closest_t),
+                margin=margin.astype(np.float64), avoid_min=c(avoid_min), avoid_id=avoid_id,
                 forbidden_hit=c(forbidden_hit).astype(np.int16), hit=c(hit), lung_mm=c(lung_mm),
                 aer_mm=c(aer_n) * c(smm), pleural=c(pleural).astype(np.int32),
                 fissures=c(fissures).astype(np.int32), emph_pct=c(emph_pct), liver_before=c(liver_before),
