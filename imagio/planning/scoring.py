@@ -204,7 +204,8 @@ def resolve_device(device="auto"):
 def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_ras,
                 target_ras=None, chunk: int = 2048, threads: int | None = None,
                 device="auto") -> ScoreTable:
-    """All metrics, violations and the weighted score for paths from each entry to the target.
+    """All metrics, violations and the weighted score for paths from each entry to the target
+    (``target_ras``: (3,) or one per path (n, 3); default the problem's target).
 
     numpy: candidates scored in chunks of ``chunk`` paths on ``threads`` threads (default: the
     CPU count, at most 4); numpy releases the GIL in the gathers and arithmetic. torch
@@ -219,19 +220,20 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
         entry_ras, normal_ras = np.zeros((0, 3)), np.zeros((0, 3))
         return concat_tables([_score_chunk(problem, maps, np.zeros((1, 3)) + target + 1.0,
                                            np.array([[0.0, 0.0, 1.0]]), target)]).take(np.arange(0))
+    tg = (lambda a, b: target[a:b]) if target.ndim == 2 else (lambda a, b: target)  # noqa: E731  (one per path)
     if device is not None:
         big = 8 * chunk
         return concat_tables([_score_chunk(problem, maps, entry_ras[a:a + big], normal_ras[a:a + big],
-                                           target, device) for a in range(0, n, big)])
+                                           tg(a, a + big), device) for a in range(0, n, big)])
     if n <= chunk:
         return _score_chunk(problem, maps, entry_ras, normal_ras, target)
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     threads = threads or min(4, os.cpu_count() or 1)
-    parts = [(entry_ras[a:a + chunk], normal_ras[a:a + chunk]) for a in range(0, n, chunk)]
+    parts = [(entry_ras[a:a + chunk], normal_ras[a:a + chunk], tg(a, a + chunk)) for a in range(0, n, chunk)]
     with ThreadPoolExecutor(threads) as ex:
-        tabs = list(ex.map(lambda en: _score_chunk(problem, maps, en[0], en[1], target), parts))
+        tabs = list(ex.map(lambda en: _score_chunk(problem, maps, en[0], en[1], en[2]), parts))
     return concat_tables(tabs)
 
 
