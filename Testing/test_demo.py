@@ -11,11 +11,31 @@ from imagio import anatomy, io
 from imagio.cli import main
 
 
+PROGRESS = []   # (fraction, message) of every call of the demo's progress callback
+
+
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
+    from imagio.demo import run_demo
+
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", str(out), "--spacing", "3", "--quiet"]) == 0
+    run_demo(out, spacing=3.0, progress=lambda f, m: PROGRESS.append((f, m)))
     return out
+
+
+def test_demo_progress_never_decreases(demo_dir):
+    fr = [f for f, _ in PROGRESS]
+    assert len(fr) > 20 and fr[-1] == 1.0
+    back = [(PROGRESS[i - 1], PROGRESS[i]) for i in range(1, len(fr)) if fr[i] < fr[i - 1]]
+    assert not back, back[:3]
+
+
+def test_demo_cli_quiet_prints_only_the_summary(tmp_path, capfd):
+    """`imagio demo --quiet`: stdout is the JSON summary, stderr empty (VTK/MRML messages, if
+    any, go to OUT/imagio.log). A second, small run: the 3 mm phantom."""
+    assert main(["demo", str(tmp_path), "--spacing", "3", "--quiet"]) == 0
+    cap = capfd.readouterr()
+    assert json.loads(cap.out)["plans"] and cap.err == ""
 
 
 def test_demo_writes_ct_segmentation_scene_and_picture(demo_dir):

@@ -11,6 +11,9 @@
 5. bronchoscopy: the thin scope's route to each lung nodule along the rule-based airways,
    tunnels where it does not reach, a fly-through strip for the first;
 6. write the CT, the segmentation, the plans, a Slicer scene and a PNG of the 3D view.
+
+VTK's and MRML's messages go to ``OUT_DIR/imagio.log``; the progress callback's fraction never
+decreases (each step has its own range).
 """
 
 from __future__ import annotations
@@ -54,6 +57,18 @@ def compose_labels(rules: Volume, reference: Volume, lesions: dict[str, np.ndarr
                             labels={v: n for v, n in names.items() if v in present})
 
 
+def route_vtk_output(path) -> None:
+    """Send VTK's (and so MRML's) warning and error messages to the log file ``path`` instead of
+    the terminal (a vtkFileOutputWindow, appended, flushed per message)."""
+    import vtk
+
+    w = vtk.vtkFileOutputWindow()
+    w.SetFileName(str(path))
+    w.AppendOn()
+    w.FlushOn()
+    vtk.vtkOutputWindow.SetInstance(w)
+
+
 def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) -> dict:
     """Run the demo into ``out_dir``; returns a JSON-able summary (files, timings, plans)."""
     from . import mrml, phantom
@@ -64,9 +79,12 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     from .segmentation import segment_demo
     from .segmentation.lesion import segment_lesion
 
+    from .outputs import write_text
+
     prog = Progress(progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    route_vtk_output(out / "imagio.log")
     timings, files = {}, []
 
     t = time.perf_counter()
@@ -97,16 +115,15 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     targets = [l for l in targets if l is not None]
     t = time.perf_counter()
     for n, les in enumerate(targets):
-        sub = prog.sub(0.4 + 0.45 * n / len(targets), 0.4 + 0.45 * (n + 1) / len(targets))
+        sub = prog.sub(0.4 + 0.3 * n / len(targets), 0.4 + 0.3 * (n + 1) / len(targets))
         sub(0.0, f"planning needle paths to {les.name}")
         problem = PlanningProblem.build(ph.ct, labels, les.name)
         result = plan(problem, progress=sub)
-        plan_file = result.write_json(out / f"plan_{les.name}.json")
-        doc = json.loads(plan_file.read_text())
-        doc["inputs"] = {"ct": "ct.nii.gz", "labels": "segmentation.seg.nrrd",
-                         "picture_3d": f"plan_{les.name}.png", "meta": ph.ct.meta}
+        doc = result.to_dict()   # written once, with the demo's inputs and measurements
+        doc["inputs"] = to_jsonable({"ct": "ct.nii.gz", "labels": "segmentation.seg.nrrd",
+                                     "picture_3d": f"plan_{les.name}.png", "meta": ph.ct.meta})
         doc["target_measurements"] = measurements.get(les.name, {})
-        plan_file.write_text(json.dumps(doc, indent=1))
+        plan_file = write_text(out / f"plan_{les.name}.json", json.dumps(doc, indent=1))
         files.append(plan_file)
         files.append(render_plan_png(result, out / f"plan_{les.name}.png"))   # this plan's own 3D view
         plan_to_scene(scene, result)
@@ -129,7 +146,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     from .planning.ablation.demo import run as ablation_demo
 
     liver_plan = next((r for r in plan_results if r.problem.target.name.startswith("liver_tumor")), None)
-    ablation = ablation_demo(ph.ct, labels, liver_plan, out, scene, progress=prog.sub(0.85, 0.9))
+    ablation = ablation_demo(ph.ct, labels, liver_plan, out, scene, progress=prog.sub(0.7, 0.88))
     files += [Path(a["file"]) for a in ablation.values() if "file" in a]
     timings["ablation"] = time.perf_counter() - t
 

@@ -34,17 +34,38 @@ class Progress:
 
 
 def printer(quiet: bool = False):
-    """A command-line progress callback: one ``[ 42.0%] message`` line on stderr per new message
-    (None when ``quiet``)."""
+    """A command-line progress callback (None when ``quiet``): a tqdm bar on stderr, 0-100 %,
+    with the current step as its description; it only moves forward (a fraction below the last
+    one leaves the bar where it is; the callers' fractions never decrease: test_demo). Without
+    tqdm: one ``[ 42.0%] message`` line per new message."""
     import sys
 
     if quiet:
         return None
-    last = {"msg": None}
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    last = {"msg": None, "n": 0.0, "bar": None}
 
     def cb(fraction: float, message: str):
+        pct = round(100.0 * min(max(fraction, 0.0), 1.0), 1)
+        if tqdm is None:
+            if message != last["msg"]:
+                print(f"[{pct:5.1f}%] {message}", file=sys.stderr, flush=True)
+                last["msg"] = message
+            return
+        if last["bar"] is None:
+            last["bar"] = tqdm(total=100.0, file=sys.stderr, unit="%", dynamic_ncols=True,
+                               bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]")
+        bar = last["bar"]
         if message != last["msg"]:
-            print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr, flush=True)
+            bar.set_description_str(message[:60])
             last["msg"] = message
+        if pct > last["n"]:
+            bar.update(pct - last["n"])
+            last["n"] = pct
+        if pct >= 100.0:
+            bar.close()
 
     return cb
