@@ -93,7 +93,8 @@ def test_guaranteed_margin_holds_at_every_point_within_it(large_tumour):
     p, ctx, c = large_tumour
     dev = get_device("emprint")
     s = dev.setting("100W_10min")
-    mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, max_probes=30, guarantee_margin=True)
+    mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, max_probes=30, guarantee_margin=True,
+                        solve_limit_s=1.0)
     assert mp.margin_guarantee["proven"] and mp.margin_guarantee["uncovered"] == 0
     g = ctx.grid
     d = ndimage.distance_transform_edt(~ctx.tumour, sampling=g.spacing_kji)

@@ -160,8 +160,10 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
 
     prog(0.9, "writing the Slicer scene and the 3D picture")
     files.append(mrml.save_scene(scene, out / "scene" / "IMAGIO-demo.mrml"))
-    if first is not None:
-        files.append(render_plan_png(first, out / "demo.png"))
+    if first is not None:   # the first plan's own picture (the same view, rendered once)
+        import shutil
+
+        files.append(Path(shutil.copyfile(out / f"plan_{first.problem.target.name}.png", out / "demo.png")))
     prog(0.95, "writing the plan reports (HTML and PDF)")
     from .report import build_report
 

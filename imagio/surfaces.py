@@ -30,8 +30,9 @@ def mask_surface(mask: np.ndarray, ijk_to_ras: np.ndarray, sigma_mm: float | Non
     sp_ijk = np.linalg.norm(A[:3, :3], axis=0)
     if not m.any():
         return vtk.vtkPolyData()
-    lo = np.maximum(np.argwhere(m).min(axis=0) - pad, 0)
-    hi = np.minimum(np.argwhere(m).max(axis=0) + pad + 1, m.shape)
+    box = [np.flatnonzero(m.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
+    lo = np.maximum(np.array([x[0] for x in box]) - pad, 0)          # bounding box from the
+    hi = np.minimum(np.array([x[-1] for x in box]) + pad + 1, m.shape)  # projections (no argwhere)
     sub = m[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32)
     sigma = 0.6 * float(sp_ijk.max()) if sigma_mm is None else float(sigma_mm)
     if sigma > 0:

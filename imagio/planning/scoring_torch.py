@@ -1,6 +1,13 @@
 """The per-sample part of path scoring in torch (GPU when present), mirroring
 ``scoring._reduce_numpy`` step by step: same samples, same nearest/trilinear rules, per-path
 reductions with ``scatter_reduce``. Optional: imported only when a torch device is asked for.
+
+On the CPU this path is not used by default (``scoring.resolve_device("auto")`` picks numpy
+unless CUDA is available): the gathers and segment reductions are memory-bound, numpy runs them
+on threads per chunk already, and torch's ``scatter_reduce`` / ``repeat_interleave`` on the
+CPU were measured slower than numpy's ``reduceat`` (``make bench``: bench_planning's "torch cpu"
+row against numpy in the same run); importing torch also costs about 1.5 s. It stays for
+``device="cpu"`` (parity tests) and for CUDA.
 """
 
 from __future__ import annotations

@@ -199,6 +199,30 @@ def _greedy_cover(A: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return np.array(sorted(pick), int)
 
 
+def _two_for_one(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Local search on a cover of the rows of A: while two chosen zones can be replaced by one
+    usable zone that covers every row only they covered, replace them (each step one zone
+    fewer). Returns the columns of the cover."""
+    pick = list(pick)
+    improved = True
+    while improved and len(pick) > 1:
+        improved = False
+        cov = A[:, pick]
+        cnt = cov.sum(axis=1)
+        for x in range(len(pick)):
+            for y in range(x + 1, len(pick)):
+                need = (cov[:, x] | cov[:, y]) & (cnt - cov[:, x] - cov[:, y] == 0)
+                ok = A[need].all(axis=0) & usable
+                if ok.any():
+                    z = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
+                    pick = [p for n, p in enumerate(pick) if n not in (x, y)] + [z]
+                    improved = True
+                    break
+            if improved:
+                break
+    return np.array(sorted(pick), int)
+
+
 def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float):
     """(columns, proven optimal) of the cheapest cover of every row of A: the greedy cover,
     then ``milp`` asked for a cover with at least one zone fewer within ``limit_s`` seconds
@@ -245,10 +269,15 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
                           f"below {margin_mm:g} mm there)")}
 
 
-def _repair(ctx, margin_mm, pick, C, U, setting, verified, verify) -> np.ndarray:
-    """``pick`` plus, greedily, the candidate zones (each path verified) that give the check
-    points of `margin_check` left uncovered their ball: the margin proven (module doc).
-    Raises `ImagioError` when no candidate zone can."""
+def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm, limit_s,
+                  max_rounds: int = 60):
+    """Columns of a cover that proves the margin (`margin_check`'s check points, each with its
+    ball inside one zone), by lazy constraints: a greedy cover of the check points on a
+    ``step_mm`` lattice; the check points it leaves out (spread 1 mm apart) are added and the
+    greedy cover taken again until none is left; then ``milp`` asked for fewer zones over the
+    final points (kept only when it also proves the margin). Every chosen path is verified
+    (``verify``); a rejected one is never chosen again. Returns (columns, rows used, proven
+    optimal over those rows, lp optimum, rounds)."""
     import edt
 
     g = ctx.grid
@@ -258,26 +287,47 @@ def _repair(ctx, margin_mm, pick, C, U, setting, verified, verify) -> np.ndarray
     dist = edt.edt(~ctx.tumour, anisotropy=tuple(float(x) for x in sp), black_border=False)
     P = g.kji_to_ras(np.argwhere(dist <= margin_mm + h).astype(float))
     del dist
-    miss = ~_covers(P, C[pick], U[pick], a, b, h).any(axis=1)
-    pick = list(pick)
+    rows = _thin(P, step_mm)
+    A = _covers(P[rows], C, U, a, b, h)
     bad = np.zeros(len(C), bool)
-    while miss.any():
-        M = _covers(P[miss], C, U, a, b, h)
-        gain = M.sum(axis=0).astype(float)
-        gain[bad] = 0
-        gain[pick] = 0
-        j = int(np.argmax(gain))
-        if gain[j] <= 0:
-            raise ImagioError(f"the margin of {margin_mm:g} mm cannot be guaranteed: {int(miss.sum())} "
-                              "check points around the tumour lie outside every verified candidate zone")
-        if int(j) not in verified:
-            verified[int(j)] = verify(j)
-        if not verified[int(j)]:
-            bad[j] = True
+
+    def check(pick):
+        return ~_covers(P, C[pick], U[pick], a, b, h).any(axis=1)
+
+    for rounds in range(1, max_rounds + 1):
+        Aa = A[:, ~bad]
+        if not Aa.any(axis=1).all():
+            raise ImagioError(f"the margin of {margin_mm:g} mm cannot be guaranteed: check points "
+                              "around the tumour lie outside every verified candidate zone")
+        pick = np.flatnonzero(~bad)[_greedy_cover(Aa, cost[~bad])]
+        pick = _two_for_one(A, pick, cost, ~bad)
+        rej = [i for i in pick if not verified.setdefault(int(i), verify(int(i)))]
+        if rej:
+            bad[rej] = True
             continue
-        pick.append(j)
-        miss[np.flatnonzero(miss)[M[:, j]]] = False
-    return np.array(pick, int)
+        miss = np.flatnonzero(check(pick))
+        if len(miss) == 0:
+            break
+        new = miss[_thin(P[miss], 1.0)]
+        rows = np.concatenate([rows, new])
+        A = np.concatenate([A, _covers(P[new], C, U, a, b, h)])
+    else:
+        raise ImagioError(f"the guaranteed cover did not settle within {max_rounds} rounds")
+    keep = np.flatnonzero(~bad)
+    Ar, cols = reduce_cover(A[:, keep], cost[keep])
+    cols = keep[cols]
+    nz = Ar.shape[1]
+    cons = [LinearConstraint(sparse.csr_matrix(Ar, dtype=float), lb=1.0, ub=np.inf)]
+    lp = milp(np.ones(nz), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(nz))
+    lp_opt = float(lp.fun) if lp.status == 0 else None
+    sub, proven = _solve_cover(Ar, cost[cols], limit_s)
+    better = cols[sub]
+    if len(better) < len(pick) and all(verified.setdefault(int(i), verify(int(i))) for i in better) \
+            and not check(better).any():
+        pick = better
+    else:
+        proven = proven and len(better) >= len(pick)
+    return pick, len(rows), proven, lp_opt, rounds
 
 
 def _thin(P: np.ndarray, step_mm: float) -> np.ndarray:
@@ -368,6 +418,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     tt = np.einsum("pzi,zi->pz", dt, U)
     inside_t = tt * tt / (a + shrink) ** 2 + (np.einsum("pzi,pzi->pz", dt, dt) - tt * tt) / (b + shrink) ** 2 <= 1
     healthy = np.maximum(setting.volume_ml - inside_t.sum(axis=0) * cell_ml, 0.0)
+    healthy_all = healthy.copy()
     A, cols = reduce_cover(A, healthy)
     nz = A.shape[1]
     prog(0.65, f"multi-probe: set cover over {nz} zones and {A.shape[0]} sample points")
@@ -379,27 +430,33 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     cons = [LinearConstraint(sparse.csr_matrix(A, dtype=float), lb=1.0, ub=np.inf)]
     lp = milp(np.ones(nz), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(nz))
     lp_opt = float(lp.fun) if lp.status == 0 else None
-    rejected = np.zeros(nz, bool)
-    for _ in range(20):   # the chosen paths re-checked independently; a rejected one is dropped
-        keep = np.flatnonzero(~rejected)
-        if not A[:, keep].any(axis=1).all():
-            raise ImagioError(f"no set of independently verified probes covers tumour + {margin_mm:g} mm")
-        left = max(time_limit_s - (time.perf_counter() - t1), 0.1)
-        sub, proven = _solve_cover(A[:, keep], cost[keep], min(solve_limit_s, left))
-        pick_r = keep[sub]
-        bad = []
-        for i in pick_r:
-            j = int(cols[i])
-            if j not in verified:
-                verified[j] = ver.verify(E[j], T[j]).ok
-            if not verified[j]:
-                bad.append(i)
-        if not bad:
-            break
-        rejected[bad] = True
-    pick = cols[pick_r]
-    if guarantee_margin:   # add verified zones until the margin check proves the margin
-        pick = _repair(ctx, margin_mm, pick, C, U, setting, verified, lambda j: ver.verify(E[j], T[j]).ok)
+    if not guarantee_margin:
+        rejected = np.zeros(nz, bool)
+        for _ in range(20):   # the chosen paths re-checked independently; a rejected one is dropped
+            keep = np.flatnonzero(~rejected)
+            if not A[:, keep].any(axis=1).all():
+                raise ImagioError(f"no set of independently verified probes covers tumour + {margin_mm:g} mm")
+            left = max(time_limit_s - (time.perf_counter() - t1), 0.1)
+            sub, proven = _solve_cover(A[:, keep], cost[keep], min(solve_limit_s, left))
+            pick_r = keep[sub]
+            bad = []
+            for i in pick_r:
+                j = int(cols[i])
+                if j not in verified:
+                    verified[j] = ver.verify(E[j], T[j]).ok
+                if not verified[j]:
+                    bad.append(i)
+            if not bad:
+                break
+            rejected[bad] = True
+        pick = cols[pick_r]
+    else:   # a cover that proves the margin (lazy constraints)
+        eps_all = 1.0 / (max_probes * float(healthy_all.max()) + 1.0) if healthy_all.max() > 0 else 0.0
+        pick, n_rows, proven, lp_g, rounds = _proven_cover(
+            ctx, margin_mm, C, U, setting, 1.0 + eps_all * healthy_all, verified,
+            lambda j: ver.verify(E[j], T[j]).ok, step, min(solve_limit_s, time_limit_s))
+        if lp_g is not None:
+            lp_opt = lp_g
     if len(pick) > max_probes:
         raise ImagioError(f"covering tumour + {margin_mm:g} mm needs {len(pick)} probes > the allowed "
                           f"{max_probes}; choose a larger setting or allow more probes")

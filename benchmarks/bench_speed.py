@@ -1,0 +1,208 @@
+"""Issue 20: the time the user waits, with baselines from the same run and the scale table.
+
+1. Time to first proposals: CT + labels in, 5 ranked verified proposals out, every criterion
+   (``PlanningProblem.build`` + ``plan``), wall time and peak traced memory (tracemalloc: numpy
+   allocations of the planning, the inputs excluded); for the 1 mm phantom and the real
+   TotalSegmentator example CTs with their reference labels. Baseline: the distance maps built
+   as before issue 20 (one ``edt`` pass per structure in its padded box,
+   `per_structure_maps` below), timed here and compared voxel by voxel with the grouped maps.
+2. Multi-probe plan: 45 mm liver tumour + 5 mm in the 1.5 mm phantom: time, probe count against
+   its lower bound, coverage, and the margin check (proven or not on the analysis grid).
+3. Scale: time and memory against the candidate count (10^3 .. 10^6 paths, 3 mm phantom),
+   the voxel size (3 .. 1 mm phantom) and the tumour diameter (10 .. 60 mm multi-probe).
+The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TS = SHARED / "totalsegmentator-example"
+
+
+def per_structure_maps(problem, maps):
+    """Baseline: ``hard`` as before issue 20, one ``edt`` per structure in its bounding box
+    padded by cap + the largest margin, on the same crop. Returns (hard float32, seconds)."""
+    from scipy import ndimage
+
+    from imagio.planning.distance_maps import _signed_distance
+
+    t0 = time.perf_counter()
+    label = maps.label
+    sp = problem.ct.spacing_kji
+    cap = maps.cap_mm
+    todo = [(i, problem.structures[i]) for i in maps.obstacles if maps.roles[i] != "avoid"]
+    hard = np.full(label.shape, cap, np.float32)
+    pad = np.ceil((cap + max((s.margin_mm for _, s in todo), default=0.0)) / sp).astype(int) + 1
+    objs = ndimage.find_objects(label.astype(np.int32))
+    for i, s in todo:
+        o = objs[s.value - 1]
+        blo = np.maximum([o[d].start - pad[d] for d in range(3)], 0)
+        bhi = np.minimum([o[d].stop + pad[d] for d in range(3)], label.shape)
+        bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
+        d = _signed_distance(label[bs] == s.value, sp) - np.float32(s.margin_mm)
+        np.minimum(hard[bs], d, out=hard[bs])
+    return hard, time.perf_counter() - t0
+
+
+def _first_proposals(ct, lab, target, label):
+    from imagio.planning import PlanningProblem, plan
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    prob = PlanningProblem.build(ct, lab, target)
+    p = plan(prob, k=5)
+    wall = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    base, t_base = per_structure_maps(prob, p.maps)
+    diff = float(np.max(np.abs(base - p.maps.hard.astype(np.float32))))
+    below = bool(np.all(p.maps.hard.astype(np.float32) <= base + 1e-6))
+    t_pre = p.timings_s["precompute"]
+    return [
+        {"name": f"{label}: first 5 proposals (build + plan), goal < 2 s", "value": wall, "unit": "s"},
+        {"name": f"{label}: of which distance maps (grouped edt)", "value": t_pre, "unit": "s",
+         "baseline": t_base, "ratio": t_base / t_pre},
+        {"name": f"{label}: peak traced memory, goal < 400 MiB", "value": peak, "unit": "MiB"},
+        {"name": f"{label}: max |hard - per-structure hard| (float16, rounded down)", "value": diff,
+         "unit": "mm"},
+        {"name": f"{label}: hard map never above the per-structure one", "value": int(below), "unit": "bool"},
+        {"name": f"{label}: proposals / feasible candidates", "value": f"{len(p.proposals)}/{int(p.table.feasible.sum())}",
+         "unit": ""},
+        {"name": f"{label}: crop voxels", "value": int(p.maps.label.size), "unit": "voxels"},
+    ]
+
+
+def _ts_case(ct_name, seg_name):
+    import json
+
+    from imagio import io
+
+    names = {int(k): v for k, v in json.loads((TS / "labels_total_v2.json").read_text()).items()}
+    ct = io.read_image(TS / ct_name)
+    lab = io.read_labels(TS / seg_name, names)
+    return ct, lab if lab.same_grid(ct) else lab.resample_like(ct, order=0)
+
+
+def _multiprobe(spacing, diameter_mm, label=None):
+    from imagio import phantom
+    from imagio.planning import PlanningProblem, plan
+    from imagio.planning.ablation import AblationContext, get_device
+    from imagio.planning.ablation.multiprobe import plan_multiprobe
+    from imagio.planning.ablation.synthetic import insert_sphere
+
+    ph = phantom.generate(spacing=spacing)
+    ct, lab, _ = insert_sphere(ph.ct, ph.labels, 0.5 * diameter_mm)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    p = plan(PlanningProblem.build(ct, lab, "liver_tumor_large"))
+    ctx = AblationContext(lab, "liver_tumor_large")
+    dev = get_device("emprint")
+    mp = plan_multiprobe(p, ctx, dev, dev.setting("100W_10min"), margin_mm=5.0)
+    wall = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    return wall, peak, mp
+
+
+def run() -> list[dict]:
+    from imagio import phantom
+
+    rows = [{"name": "cores available", "value": os.cpu_count(), "unit": ""},
+            {"name": "load average at start (shared machine)", "value": os.getloadavg()[0], "unit": ""}]
+    # 1. time to first proposals
+    ph = phantom.generate(spacing=1.0, seed=0)
+    les = next(l for l in ph.lesions if l.kind == "liver_tumor")
+    rows += _first_proposals(ph.ct, ph.labels, les.name, "phantom 1 mm liver tumour")
+    del ph
+    if TS.exists():
+        ct, lab = _ts_case("example_ct_sm.nii.gz", "example_seg.nii.gz")
+        rows += _first_proposals(ct, lab, np.array([95.0, 164.3, 154.3]), "TS example 3 mm, liver point")
+        ct, lab = _ts_case("example_ct_dicom", "example_seg_dicom.nii.gz")
+        rows += _first_proposals(ct, lab, np.array([91.3, 124.0, -776.5]), "TS DICOM 0.98x0.98x2 mm, liver point")
+    # 2. multi-probe at 1.5 mm
+    wall, peak, mp = _multiprobe(1.5, 45.0)
+    g = mp.margin_guarantee
+    rows += [
+        {"name": "multi-probe 45 mm + 5 mm, 1.5 mm: plan + context + cover, goal < 5 s", "value": wall, "unit": "s"},
+        {"name": "multi-probe: of which the cover (paths, set cover, coverage)", "value": mp.timings_s["total"], "unit": "s"},
+        {"name": "multi-probe: probes (baseline = lower bound)", "value": len(mp.probes), "unit": "",
+         "baseline": mp.lower_bound},
+        {"name": "multi-probe: tumour + 5 mm covered (analysis grid)", "value": mp.coverage.margin_covered_pct[5.0], "unit": "%"},
+        {"name": "multi-probe: minimal ablative margin (surface)", "value": mp.coverage.mam_mm, "unit": "mm"},
+        {"name": "multi-probe: margin proven on the analysis grid", "value": int(g["proven"]), "unit": "bool"},
+        {"name": "multi-probe: check points lacking the margin", "value": g["uncovered_pct"], "unit": "%"},
+        {"name": "multi-probe: peak traced memory", "value": peak, "unit": "MiB"},
+    ]
+    rows += _scale()
+    return rows
+
+
+def _scale() -> list[dict]:
+    """Time and memory against candidate count, voxel size and tumour size (linear expected)."""
+    from imagio import phantom
+    from imagio.planning import PlanningProblem
+    from imagio.planning.candidates import skin_candidates
+    from imagio.planning.distance_maps import precompute
+    from imagio.planning.scoring import score_paths
+
+    rows = []
+    ph = phantom.generate(spacing=3.0, seed=0)
+    les = next(l for l in ph.lesions if l.kind == "liver_tumor")
+    prob = PlanningProblem.build(ph.ct, ph.labels, les.name)
+    maps = precompute(prob)
+    cand = skin_candidates(maps, prob.target.point_ras, prob.needle.length_mm, 1.0)
+    rng = np.random.default_rng(0)
+    t_prev = None
+    for n in (1_000, 10_000, 100_000, 1_000_000):
+        idx = rng.integers(0, len(cand), n)
+        e = cand.entry_ras[idx] + rng.normal(0, 0.5, (n, 3))   # distinct paths near the skin
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        score_paths(prob, maps, e, cand.normal_ras[idx], device="numpy")
+        t = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+        tracemalloc.stop()
+        rows.append({"name": f"scale: score {n:>9,d} paths (3 mm phantom), linear", "value": t, "unit": "s",
+                     "baseline": t_prev * 10 if t_prev else None,
+                     "ratio": (t_prev * 10 / t) if t_prev else None})
+        rows.append({"name": f"scale: score {n:>9,d} paths, peak traced memory (chunks)", "value": peak, "unit": "MiB"})
+        t_prev = t
+    for sp in (3.0, 2.0, 1.5, 1.0):
+        ph = phantom.generate(spacing=sp, seed=0)
+        les = next(l for l in ph.lesions if l.kind == "liver_tumor")
+        from imagio.planning import plan
+
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        p = plan(PlanningProblem.build(ph.ct, ph.labels, les.name))
+        t = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+        tracemalloc.stop()
+        rows.append({"name": f"scale: first proposals, phantom {sp:g} mm ({ph.ct.array.size / 1e6:.1f} Mvox)",
+                     "value": t, "unit": "s"})
+        rows.append({"name": f"scale: same, peak traced memory ({p.timings_s['n_candidates']} paths)",
+                     "value": peak, "unit": "MiB"})
+        del ph, p
+    for dia in (10.0, 20.0, 30.0, 45.0, 60.0):
+        try:
+            wall, peak, mp = _multiprobe(3.0, dia)
+            rows.append({"name": f"scale: multi-probe {dia:g} mm tumour + 5 mm (3 mm phantom)", "value": wall,
+                         "unit": "s", "baseline": mp.lower_bound})
+            rows.append({"name": f"scale: same, probes (baseline = lower bound), {mp.n_candidates} zones",
+                         "value": len(mp.probes), "unit": "", "baseline": mp.lower_bound})
+        except Exception as e:   # noqa: BLE001  (a size the device cannot cover: say so)
+            rows.append({"name": f"scale: multi-probe {dia:g} mm: {type(e).__name__}: {str(e)[:60]}",
+                         "value": None, "unit": ""})
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run():
+        print(r)
