@@ -19,7 +19,8 @@ Maps (all [k, j, i] on ``grid``, a cropped copy of the CT geometry):
 Cost: one ``edt`` pass per group of structures sharing role and margin (forbidden, each margin
 value, avoid), each in the group's bounding box padded by cap + margin, instead of one pass per
 structure: the distance to a union of structures is the minimum of their distances, so the
-values are the same. Which structure is nearest (``hard_structure``, ``avoid_structure``) and
+values are the same (a group whose members' padded boxes hold fewer voxels than the group's box,
+small scattered structures, keeps one pass per member). Which structure is nearest (``hard_structure``, ``avoid_structure``) and
 the exact per-structure clearances of single paths (``structure_clearances``) come from k-d
 trees of the structures' boundary voxel centres (the nearest voxel of a structure seen from
 outside is always one of its boundary voxels), built once per case on first use.
@@ -351,17 +352,23 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
         prog(0.1 + 0.85 * g / len(groups), f"planning: distance map of {len(members)} {kind} "
              f"structure(s)" + (f" with a {margin:g} mm margin" if margin else ""))
         pad = np.ceil((cap + margin) / sp).astype(int) + 1
-        blo = np.maximum(boxes[members, 0].min(0) - pad, 0)
-        bhi = np.minimum(boxes[members, 1].max(0) + pad, label.shape)
-        bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
-        lut = np.zeros(nlab, bool)
-        lut[[todo[n][1].value for n in members]] = True
-        d = _signed_distance(lut[label[bs]], sp)
-        if margin:
-            d -= np.float32(margin)
-        tgt = avoid[bs] if kind == "avoid" else hard[bs]
-        np.minimum(tgt, d, out=tgt)
-        del d
+        lo_m = np.maximum(boxes[members, 0] - pad, 0)
+        hi_m = np.minimum(boxes[members, 1] + pad, label.shape)
+        union = [(lo_m.min(0), hi_m.max(0), members)]
+        # one pass over the group's box, or one per member when their boxes hold fewer voxels
+        # (small scattered structures); the same distances either way
+        parts = union if np.prod(union[0][1] - union[0][0]) <= np.prod(hi_m - lo_m, axis=1).sum() \
+            else [(lo_m[n], hi_m[n], [members[n]]) for n in range(len(members))]
+        for blo, bhi, mem in parts:
+            bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
+            lut = np.zeros(nlab, bool)
+            lut[[todo[n][1].value for n in mem]] = True
+            d = _signed_distance(lut[label[bs]], sp)
+            if margin:
+                d -= np.float32(margin)
+            tgt = avoid[bs] if kind == "avoid" else hard[bs]
+            np.minimum(tgt, d, out=tgt)
+            del d
     prog(1.0, "planning: maps ready")
     flags[role_of_label[label] == ROLE_CODE["forbidden"]] |= FORBIDDEN
     has = {"lung": bool(lung.any()), "lobes": int(present[[v for v in lung_vals if v < nlab]].sum()) > 1,
