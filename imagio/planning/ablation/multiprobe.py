@@ -504,6 +504,10 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                             if proven else f"best cover found within {solve_limit_s:g} s (greedy, then "
                             "milp asked for fewer zones): the fewest probes not proven"))
     out.margin_guarantee = margin_check(ctx, ells, margin_mm)
+    if not out.margin_guarantee["proven"]:   # a doubt travels with the result
+        out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid "
+                       f"({out.margin_guarantee['uncovered_pct']:g}% of its check points lack it; "
+                       "guarantee_margin=True adds probes until it is)")
     out._zones = ells
     out.timings_s = {"candidate_paths": t1 - t0, "set_cover": t2 - t1,
                      "evaluate": time.perf_counter() - t2, "total": time.perf_counter() - t0}
