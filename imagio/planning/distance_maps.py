@@ -339,8 +339,8 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
             if s.role in ("forbidden", "margin", "avoid") and s.value < nlab and present[s.value]
             and s.value != problem.exempt_value]
     any_avoid = any(s.role == "avoid" for _, s in todo)
-    hard = np.full(label.shape, cap, np.float32)
-    avoid = np.full(label.shape if any_avoid else (1, 1, 1), cap, np.float32)  # none: no map
+    hard = np.full(label.shape, cap, np.float16)    # written per box, rounded down (module doc)
+    avoid = np.full(label.shape if any_avoid else (1, 1, 1), cap, np.float16)  # none: no map
     objs = ndimage.find_objects(label)
     boxes = np.array([[[o.start for o in objs[s.value - 1]], [o.stop for o in objs[s.value - 1]]]
                       for _, s in todo], int).reshape(-1, 2, 3)
@@ -366,6 +366,7 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
             d = _signed_distance(lut[label[bs]], sp)
             if margin:
                 d -= np.float32(margin)
+            d = _floor_f16(d)   # monotone: the min of the rounded values is the rounded min
             tgt = avoid[bs] if kind == "avoid" else hard[bs]
             np.minimum(tgt, d, out=tgt)
             del d
@@ -375,7 +376,7 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
            "avoid": any_avoid, "liver": bool(liver_vals), "skin_model": problem.skin is not None}
     code = label.astype(np.uint32) | (flags.astype(np.uint32) << 16)
     del flags
-    return PlanningMaps(grid, lo, _floor_f16(hard), _floor_f16(avoid), code, body_smooth,
+    return PlanningMaps(grid, lo, hard, avoid, code, body_smooth,
                         [s.name for s in specs],
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),
                         np.array([float(s.margin_mm) for s in specs]), [s.role for s in specs], role_of_label, struct_of_label,
