@@ -1,7 +1,8 @@
 """Rule-based lungs and body on real fields of view: the chest CTA and the TotalSegmentator
 example cropped to each hemithorax, to half the z range and to a small FOV. The lungs of a crop
 must match the uncropped result in the same region (within 5 %), no lung may be labelled on the
-wrong side, and aerated lung stays inside the body."""
+wrong side, aerated lung stays inside the body, and a trachea in view is found (a sagittal face
+cutting the mediastinum leaves it open to that face)."""
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def test_lungs_survive_crops(shared_data, case):
     path = {"chest_cta": "totalsegmentator-chest-cta/chest_cta.nii.gz",
             "ts_example": "totalsegmentator-example/example_ct_sm.nii.gz"}[case]
     ct = io.read_image(shared_data / path)
-    ref, _ = rules.segment_masks(ct, ["body", "lungs"])
+    ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
     for name, sl in _crops(ct).items():
         if case == "ts_example" and name == "half_z":
             # known limitation: with only ~3 mL of lung bases in view, a 9 mL colon gas pocket
@@ -38,7 +39,7 @@ def test_lungs_survive_crops(shared_data, case):
             continue
         c = ct.crop([s.indices(n)[0] for s, n in zip(sl, ct.shape)],
                     [s.indices(n)[1] for s, n in zip(sl, ct.shape)])
-        m, meta = rules.segment_masks(c, ["body", "lungs"])
+        m, meta = rules.segment_masks(c, ["body", "lungs", "airways"])
         lungs, ref_lungs = m["lung_left"] | m["lung_right"], (ref["lung_left"] | ref["lung_right"])[sl]
         assert lungs.sum() == pytest.approx(ref_lungs.sum(), rel=0.05), name
         # no structure on the wrong side (a voxel or two at the junction may differ)
@@ -48,6 +49,15 @@ def test_lungs_survive_crops(shared_data, case):
             if ref[side][sl].sum() < 0.01 * ref_lungs.sum():  # this lung is not in the crop
                 assert m[side].sum() <= 0.01 * ref_lungs.sum(), (name, side)
         assert not (lungs & ~m["body"]).any(), name
+        if "trachea" in ref and ref["trachea"][sl].sum() * c.voxel_volume_ml >= 1.0:
+            # the trachea (or the part of it) in view is found: most of it, and little else
+            assert "trachea" in m, (name, meta["warnings"])
+            found = m["trachea"] | m["airways"]
+            truth = (ref["trachea"] | ref["airways"])[sl]
+            assert (found & truth).sum() >= 0.7 * truth.sum(), name
+            assert (found & ~truth).sum() <= 0.2 * truth.sum(), name
+            # the midline (left/right, spine corridor) comes from the trachea, within 10 mm
+            assert meta["midline"]["from"] == "trachea", name
 
 
 def test_volumes_agree_across_resolution(shared_data):

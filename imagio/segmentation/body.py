@@ -20,6 +20,9 @@ from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, check
                      largest_component)
 
 MIN_AIR_ML = 1.0  # smaller air pockets next to the skin are not a lung cut by the field of view
+MAX_CUT_LUMEN_MM = 30.0  # widest airway lumen a left-right face can cut: the adult trachea's coronal
+# diameter is 13-25 mm (upper limits of normal 25 mm in men, 21 mm in women: Breatnach E, Abbott GC,
+# Fraser RG, AJR 1984;142:903-906), + one 3-5 mm voxel of partial volume
 
 
 def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
@@ -68,10 +71,40 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
             body = body | keep[lab]
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
+    body = close_cut_face(body, anatomical_axes(ct)["R"][0], sk)
     body = fill_holes_per_slice(body, sup_axis)
     body = fill_holes_3d(body)
     p(1.0, "body: done")
     return body
+
+
+def close_cut_face(body: np.ndarray, lr_axis: int, spacing_kji,
+                   max_gap_mm: float = MAX_CUT_LUMEN_MM) -> np.ndarray:
+    """``body`` with the gaps of at most ``max_gap_mm`` closed on the two faces of the volume
+    normal to the left-right axis (array axis ``lr_axis``): where a sagittal face of the field of
+    view cuts the mediastinum (a hemithorax crop), the trachea and oesophagus are open to that
+    face and a per-slice hole filling would leave them outside the patient. Along each face, runs
+    of non-body voxels between body voxels (in-plane, along either remaining axis) no longer than
+    ``max_gap_mm`` become body, so the lumen they bound is a hole. Gaps wider than the widest
+    trachea (open outside air between an arm and the chest) stay open. Bool [k, j, i]."""
+    out = body.copy()
+    others = [a for a in range(3) if a != lr_axis]
+    for end in (0, body.shape[lr_axis] - 1):
+        idx = [slice(None)] * 3
+        idx[lr_axis] = end
+        face = body[tuple(idx)]  # 2-D, axes = others in order
+        if not face.any():
+            continue
+        closed = face.copy()
+        for d, ax in enumerate(others):
+            n = int(np.floor(max_gap_mm / float(spacing_kji[ax])))
+            if n < 1:
+                continue
+            shape = [1, 1]
+            shape[d] = n + 1
+            closed |= ndimage.binary_closing(face, structure=np.ones(shape, bool))
+        out[tuple(idx)] = closed
+    return out
 
 
 def skin_surface(body: Volume, smooth_iterations: int = 20, passband: float = 0.05,
