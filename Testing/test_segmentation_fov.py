@@ -9,20 +9,9 @@ import pytest
 
 from imagio import io
 from imagio.segmentation import rules
-from imagio.segmentation.common import ras_coordinate
+from imagio.segmentation.common import crop_slices, field_of_view_crops
 
 pytestmark = pytest.mark.data
-
-
-def _crops(ct):
-    nk, nj, ni = ct.shape
-    x = ras_coordinate(ct, 0)[0, 0, :]
-    right = slice(ni // 2, ni) if x[-1] > x[0] else slice(0, ni // 2)
-    left = slice(0, ni // 2) if x[-1] > x[0] else slice(ni // 2, ni)
-    full = slice(None)
-    return {"right_half": (full, full, right), "left_half": (full, full, left),
-            "half_z": (slice(nk // 4, nk // 4 + nk // 2), full, full),
-            "small_fov": (full, slice(nj // 6, nj - nj // 6), slice(ni // 6, ni - ni // 6))}
 
 
 @pytest.mark.parametrize("case", ["chest_cta", "ts_example"])
@@ -31,14 +20,13 @@ def test_lungs_survive_crops(shared_data, case):
             "ts_example": "totalsegmentator-example/example_ct_sm.nii.gz"}[case]
     ct = io.read_image(shared_data / path)
     ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
-    for name, sl in _crops(ct).items():
+    for name, sl in field_of_view_crops(ct).items():
         if case == "ts_example" and name == "half_z":
             # known limitation: with only ~3 mL of lung bases in view, a 9 mL colon gas pocket
             # mixed with stool (median -860 HU) passes as lung (the full scan rejects it by size
             # relative to the lungs); see the seg branch report
             continue
-        c = ct.crop([s.indices(n)[0] for s, n in zip(sl, ct.shape)],
-                    [s.indices(n)[1] for s, n in zip(sl, ct.shape)])
+        c = crop_slices(ct, sl)
         m, meta = rules.segment_masks(c, ["body", "lungs", "airways"])
         lungs, ref_lungs = m["lung_left"] | m["lung_right"], (ref["lung_left"] | ref["lung_right"])[sl]
         assert lungs.sum() == pytest.approx(ref_lungs.sum(), rel=0.05), name
@@ -80,3 +68,30 @@ def test_volumes_agree_across_resolution(shared_data):
         assert vol(m3, c3, *keys) == pytest.approx(vol(m15, ct, *keys), rel=0.10), keys
     ratio = vol(m3, c3, "vertebrae", "ribs", "bone") / vol(m15, ct, "vertebrae", "ribs", "bone")
     assert 0.5 < ratio < 1.75
+
+
+def test_contrast_pool_found_in_every_crop(shared_data):
+    """The CTA's blood pool (aorta, heart) is found from the thick 150-700 HU voxels in the
+    whole scan and in each crop (a hemithorax holds only part of it: the old whole-histogram
+    peak missed the right half, whose aorta and heart then became 'bone' and 'costal
+    cartilage'); the non-contrast TotalSegmentator example and lung2 give none."""
+    from imagio.segmentation.body import body_mask
+    from imagio.segmentation.bones import contrast_blood_band
+
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    for name, sl in [("full", (slice(None),) * 3)] + list(field_of_view_crops(ct).items()):
+        c = crop_slices(ct, sl)
+        band = contrast_blood_band(c.array, body_mask(c), c.voxel_volume_ml, c.spacing_kji)
+        assert band is not None and band[0] < 450 < band[1], (name, band)
+    for rel in ("totalsegmentator-example/example_ct_sm.nii.gz", "pyradiomics-lung/lung2_image.nrrd"):
+        c = io.read_image(shared_data / rel)
+        assert contrast_blood_band(c.array, body_mask(c), c.voxel_volume_ml, c.spacing_kji) is None, rel
+
+
+def test_vessels_on_contrast_ct_say_what_they_give(shared_data):
+    """--structures vessels on a CT angiography: the output names what it lacks (aorta)."""
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    c3 = ct.resampled((3.0, 3.0, 3.0), order=1)
+    m, meta = rules.segment_masks(c3, ["vessels"])
+    assert "lung_vessels" in m and "aorta" not in m
+    assert any("aorta" in w and "NOT" in w for w in meta["warnings"]), meta["warnings"]

@@ -17,12 +17,10 @@ from ..errors import InputError
 from ..volume import Volume
 from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, check_ct, components,
                      dilate_mm, erode_mm, fill_holes_3d, fill_holes_per_slice, label_medians,
-                     largest_component)
+                     largest_component, rule)
 
 MIN_AIR_ML = 1.0  # smaller air pockets next to the skin are not a lung cut by the field of view
-MAX_CUT_LUMEN_MM = 30.0  # widest airway lumen a left-right face can cut: the adult trachea's coronal
-# diameter is 13-25 mm (upper limits of normal 25 mm in men, 21 mm in women: Breatnach E, Abbott GC,
-# Fraser RG, AJR 1984;142:903-906), + one 3-5 mm voxel of partial volume
+MAX_CUT_LUMEN_MM = rule("max_cut_lumen_mm")  # widest trachea + a voxel (segmentation_rules.json)
 
 
 def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
