@@ -4,7 +4,8 @@
 - crops (each hemithorax, half the z range, a small in-plane FOV): lung volume of the crop /
   the uncropped result in the same region (goal 0.95-1.05), lung voxels on the wrong side (mL),
   trachea found when >= 1 mL of it is in view (1/0), bone volume crop / uncropped;
-- resolution: body, lungs, bones at 3 mm / 1.5 mm of the chest CTA (goal 0.90-1.10);
+- resolution: body, lungs, bones at 3 mm / 1.5 mm of the chest CTA and at 1.5 and 3 mm / native
+  of Lung-PET-CT-Dx (goal 0.90-1.10);
 - TotalSegmentator example: lungs and all bones Dice against its reference, classes merged.
 Rows: name, value, unit."""
 
@@ -62,15 +63,22 @@ def crops_rows(io, rules, common) -> list[dict]:
 
 
 def resolution_rows(io, rules) -> list[dict]:
-    ct = io.read_image(DATA / CASES["chest_cta"])
-    vols = {}
-    for sp in (1.5, 3.0):
-        c = ct if sp == 1.5 else ct.resampled((sp, sp, sp), order=1)
-        m, _ = rules.segment_masks(c, ["body", "lungs", "bones"])
-        vols[sp] = {"body": _ml(m["body"], c), "lungs": _ml(m["lung_left"] | m["lung_right"], c),
-                    "bones": _ml(_union(m, BONES, c.shape), c)}
-    return [{"name": f"chest_cta {k} 3 mm / 1.5 mm", "unit": "ratio",
-             "value": round(vols[3.0][k] / max(vols[1.5][k], 1e-6), 3)} for k in vols[1.5]]
+    """Volumes at coarser grids / the reference grid: the chest CTA (contrast; 3 / 1.5 mm) and
+    Lung-PET-CT-Dx (no contrast; 1.5 and 3 mm / native 0.84 x 0.84 x 5 mm)."""
+    rows = []
+    for case, rel, grids in (("chest_cta", CASES["chest_cta"], (3.0,)),
+                             ("lung_dx", "lung-pet-ct-dx/Lung_Dx-A0001_ct.nii.gz", (1.5, 3.0))):
+        ct = io.read_image(DATA / rel)
+        vols = {}
+        for sp in (None,) + grids:
+            c = ct if sp is None else ct.resampled((sp, sp, sp), order=1)
+            m, _ = rules.segment_masks(c, ["body", "lungs", "bones"])
+            vols[sp] = {"body": _ml(m["body"], c), "lungs": _ml(m["lung_left"] | m["lung_right"], c),
+                        "bones": _ml(_union(m, BONES, c.shape), c)}
+        for sp in grids:
+            rows += [{"name": f"{case} {k} {sp:g} mm / native", "unit": "ratio",
+                      "value": round(vols[sp][k] / max(vols[None][k], 1e-6), 3)} for k in vols[None]]
+    return rows
 
 
 def ts_dice_rows(io, rules, common) -> list[dict]:
