@@ -15,7 +15,8 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, check_ct, components,
+from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, check_ct, close_faces,
+                     components,
                      dilate_mm, erode_mm, fill_holes_3d, fill_holes_per_slice, label_medians,
                      largest_component, rule)
 
@@ -85,24 +86,7 @@ def close_cut_face(body: np.ndarray, lr_axis: int, spacing_kji,
     of non-body voxels between body voxels (in-plane, along either remaining axis) no longer than
     ``max_gap_mm`` become body, so the lumen they bound is a hole. Gaps wider than the widest
     trachea (open outside air between an arm and the chest) stay open. Bool [k, j, i]."""
-    out = body.copy()
-    others = [a for a in range(3) if a != lr_axis]
-    for end in (0, body.shape[lr_axis] - 1):
-        idx = [slice(None)] * 3
-        idx[lr_axis] = end
-        face = body[tuple(idx)]  # 2-D, axes = others in order
-        if not face.any():
-            continue
-        closed = face.copy()
-        for d, ax in enumerate(others):
-            n = int(np.floor(max_gap_mm / float(spacing_kji[ax])))
-            if n < 1:
-                continue
-            shape = [1, 1]
-            shape[d] = n + 1
-            closed |= ndimage.binary_closing(face, structure=np.ones(shape, bool))
-        out[tuple(idx)] = closed
-    return out
+    return close_faces(body, [lr_axis], spacing_kji, max_gap_mm)
 
 
 def skin_surface(body: Volume, smooth_iterations: int = 20, passband: float = 0.05,

@@ -297,3 +297,31 @@ def crop_slices(vol: Volume, sl) -> Volume:
     """``vol`` cropped to the (k, j, i) slices ``sl`` (world position kept)."""
     return vol.crop([s.indices(n)[0] for s, n in zip(sl, vol.shape)],
                     [s.indices(n)[1] for s, n in zip(sl, vol.shape)])
+
+
+def close_faces(mask: np.ndarray, axes, spacing_kji, max_gap_mm: float) -> np.ndarray:
+    """``mask`` with the gaps of at most ``max_gap_mm`` closed on the faces of the volume
+    normal to each array axis in ``axes``: along each such face (a 2-D image), runs of
+    background between mask pixels, along either in-face axis, no longer than ``max_gap_mm``
+    become mask. Where the field of view cuts through an object (a trachea, a vertebral body)
+    its inside is open to that face; closing the face makes it a hole that a hole filling
+    finds. Only the face layers change. Bool [k, j, i]."""
+    out = mask.copy()
+    for ax in axes:
+        others = [a for a in range(3) if a != ax]
+        for end in (0, mask.shape[ax] - 1):
+            idx = [slice(None)] * 3
+            idx[ax] = end
+            face = mask[tuple(idx)]  # 2-D, axes = others in order
+            if not face.any():
+                continue
+            closed = face.copy()
+            for d, oa in enumerate(others):
+                n = int(np.floor(max_gap_mm / float(spacing_kji[oa])))
+                if n < 1:
+                    continue
+                shape = [1, 1]
+                shape[d] = n + 1
+                closed |= ndimage.binary_closing(face, structure=np.ones(shape, bool))
+            out[tuple(idx)] = closed
+    return out

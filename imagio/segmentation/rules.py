@@ -22,8 +22,9 @@ STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", 
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
 # what each structure set writes (label names; groups are documented in anatomy.json "group_of")
 STRUCTURE_CONTENTS = {
-    "body": "body (patient outline without table, blankets or pads; lungs and a trachea cut by "
-            "the field of view included)",
+    "body": "body (patient outline without the table and blankets/straps thinner than ~6 mm; "
+            "thicker pads touching the skin stay body; lungs and a trachea cut by the field of "
+            "view included)",
     "bones": "vertebrae (group of TotalSegmentator vertebrae_C1..S1: the spine, not numbered), "
              "ribs (group of rib_left_1..rib_right_12, not numbered), costal_cartilages (TS class; "
              "non-contrast scans only, else a warning), bone (group: sternum, scapulae, clavicles, "
