@@ -41,6 +41,8 @@ STRUCTURE_CONTENTS = {
 }
 # lesion names: the one vocabulary is "tumor" (TotalSegmentator's liver_tumor, kidney_tumor, ...);
 # "tumour" is still accepted on input (user label maps)
+FEW_LUNG_ML = 50.0  # below this, lung-like air may be bowel gas (a whole lung is > 1000 mL; the
+# lung bases in an upper-abdominal scan ~100 mL): the lung labels come with a warning
 LESION_PREFIXES = ("tumor", "tumour", "lung_nodule", "lesion", "liver_tumor", "liver_tumour")
 # painting order: later wins
 _PAINT = ("body", "vertebrae", "ribs", "costal_cartilages", "bone", "lung_left", "lung_right",
@@ -108,6 +110,12 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             meta["warnings"].append(f"lungs: {e}")
     if lungs is not None:
         body |= lungs  # the lungs are inside the patient (a field of view may cut them)
+        lung_ml = float(lungs.sum() * ct.voxel_volume_ml)
+        if lung_ml < FEW_LUNG_ML:
+            meta["warnings"].append(
+                f"lungs: only {lung_ml:.1f} mL of lung-like air in view (lung bases at the edge of "
+                "the field of view?): a pocket of bowel gas mixed with stool looks the same and "
+                "may be labelled lung; check the lung labels")
     mid = None
     if lungs is not None or trachea is not None:
         mid, src = lg.midline_x(ct, body, trachea)
