@@ -408,3 +408,11 @@ def test_cut_face_closes_trachea_sized_gaps_only():
     assert out[:, 40:60, 0].all() and not out[:, 40:80, -1].any()
     assert (out[:, :, 1:-1] == m[:, :, 1:-1]).all()
     assert not out[:, :10, 0].any() and not out[:, 110:, 0].any()
+
+
+def test_tumour_spelling_is_tumor():
+    """One vocabulary (TotalSegmentator's "tumor"): a user's "tumour" label gets the tumor's role,
+    not the neutral passable of an unknown name."""
+    for name, ref in (("tumour", "tumor"), ("liver_tumour_2", "liver_tumor"), ("liver_tumour", "liver_tumor")):
+        assert anatomy.get(name).role == anatomy.get(ref).role == "target"
+        assert anatomy.get(name).name == name
