@@ -70,9 +70,13 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
             body = body | keep[lab]
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
-    body = close_cut_face(body, anatomical_axes(ct)["R"][0], sk)
-    body = fill_holes_per_slice(body, sup_axis)
-    body = fill_holes_3d(body)
+    closed = close_cut_face(body, anatomical_axes(ct)["R"][0], sk)
+    filled = fill_holes_3d(fill_holes_per_slice(closed, sup_axis))
+    # the face voxels added by the closure stay only where they close a lumen that was filled
+    # (a gap of outside air on the face that encloses nothing is not patient)
+    added = closed & ~body
+    lumen = ndimage.binary_dilation(filled & ~closed)
+    body = (filled & ~added) | (added & lumen)
     p(1.0, "body: done")
     return body
 
