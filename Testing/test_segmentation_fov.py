@@ -1,27 +1,17 @@
 """Rule-based lungs and body on real fields of view: the chest CTA and the TotalSegmentator
 example cropped to each hemithorax, to half the z range and to a small FOV. The lungs of a crop
 must match the uncropped result in the same region (within 5 %), no lung may be labelled on the
-wrong side, and aerated lung stays inside the body."""
+wrong side, aerated lung stays inside the body, and a trachea in view is found (a sagittal face
+cutting the mediastinum leaves it open to that face)."""
 
 import numpy as np
 import pytest
 
 from imagio import io
 from imagio.segmentation import rules
-from imagio.segmentation.common import ras_coordinate
+from imagio.segmentation.common import crop_slices, field_of_view_crops
 
 pytestmark = pytest.mark.data
-
-
-def _crops(ct):
-    nk, nj, ni = ct.shape
-    x = ras_coordinate(ct, 0)[0, 0, :]
-    right = slice(ni // 2, ni) if x[-1] > x[0] else slice(0, ni // 2)
-    left = slice(0, ni // 2) if x[-1] > x[0] else slice(ni // 2, ni)
-    full = slice(None)
-    return {"right_half": (full, full, right), "left_half": (full, full, left),
-            "half_z": (slice(nk // 4, nk // 4 + nk // 2), full, full),
-            "small_fov": (full, slice(nj // 6, nj - nj // 6), slice(ni // 6, ni - ni // 6))}
 
 
 @pytest.mark.parametrize("case", ["chest_cta", "ts_example"])
@@ -29,16 +19,17 @@ def test_lungs_survive_crops(shared_data, case):
     path = {"chest_cta": "totalsegmentator-chest-cta/chest_cta.nii.gz",
             "ts_example": "totalsegmentator-example/example_ct_sm.nii.gz"}[case]
     ct = io.read_image(shared_data / path)
-    ref, _ = rules.segment_masks(ct, ["body", "lungs"])
-    for name, sl in _crops(ct).items():
+    ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
+    for name, sl in field_of_view_crops(ct).items():
         if case == "ts_example" and name == "half_z":
             # known limitation: with only ~3 mL of lung bases in view, a 9 mL colon gas pocket
-            # mixed with stool (median -860 HU) passes as lung (the full scan rejects it by size
-            # relative to the lungs); see the seg branch report
+            # mixed with stool (median -860 HU) passes as lung (in the full scan it is part of
+            # a pure-gas pocket, rejected); the result must say so
+            _, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs"])
+            assert any("bowel gas" in w for w in meta["warnings"]), meta["warnings"]
             continue
-        c = ct.crop([s.indices(n)[0] for s, n in zip(sl, ct.shape)],
-                    [s.indices(n)[1] for s, n in zip(sl, ct.shape)])
-        m, meta = rules.segment_masks(c, ["body", "lungs"])
+        c = crop_slices(ct, sl)
+        m, meta = rules.segment_masks(c, ["body", "lungs", "airways"])
         lungs, ref_lungs = m["lung_left"] | m["lung_right"], (ref["lung_left"] | ref["lung_right"])[sl]
         assert lungs.sum() == pytest.approx(ref_lungs.sum(), rel=0.05), name
         # no structure on the wrong side (a voxel or two at the junction may differ)
@@ -48,25 +39,77 @@ def test_lungs_survive_crops(shared_data, case):
             if ref[side][sl].sum() < 0.01 * ref_lungs.sum():  # this lung is not in the crop
                 assert m[side].sum() <= 0.01 * ref_lungs.sum(), (name, side)
         assert not (lungs & ~m["body"]).any(), name
+        if "trachea" in ref and ref["trachea"][sl].sum() * c.voxel_volume_ml >= 1.0:
+            # the trachea (or the part of it) in view is found: most of it, and little else
+            assert "trachea" in m, (name, meta["warnings"])
+            found = m["trachea"] | m["airways"]
+            truth = (ref["trachea"] | ref["airways"])[sl]
+            assert (found & truth).sum() >= 0.7 * truth.sum(), name
+            assert (found & ~truth).sum() <= 0.2 * truth.sum(), name
+            # the midline (left/right, spine corridor) comes from the trachea, within 10 mm
+            assert meta["midline"]["from"] == "trachea", name
+
+
+def _volumes(ct):
+    m, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    v = ct.voxel_volume_ml
+    return {"body": m["body"].sum() * v, "lung_left": m["lung_left"].sum() * v,
+            "lung_right": m["lung_right"].sum() * v,
+            "bones": sum(m[k].sum() for k in ("vertebrae", "ribs", "bone", "costal_cartilages")) * v}
+
+
+def test_volumes_agree_across_resolution_non_contrast(shared_data):
+    """Lung-PET-CT-Dx (no contrast) at its native 0.84 x 0.84 x 5 mm and resampled (SimpleITK,
+    linear) to 1.5 and 3 mm: body, lungs and all bone (spine, ribs, other bone, cartilage)
+    within 10 % of the native volumes (measured: bone 0.93 and 0.96)."""
+    ct = io.read_image(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz")
+    ref = _volumes(ct)
+    for sp in (1.5, 3.0):
+        v = _volumes(ct.resampled((sp, sp, sp), order=1))
+        for k in ref:
+            assert v[k] == pytest.approx(ref[k], rel=0.10), (sp, k, v[k], ref[k])
 
 
 def test_volumes_agree_across_resolution(shared_data):
     """The chest CTA at 1.5 mm and resampled to 3 mm: body and lungs within 10 %. Bones: only
-    guarded against the collapse at 3 mm (the contrast blood pool's opening was thinner than a
-    voxel and took the ribs and spine with it: 3 mm / 1.5 mm was 0.03); 1.61 is measured now
-    (1.65 before marrow filling in two planes, branch bones). 10 % is not met: at 3 mm partial
-    volume fuses the less-enhanced descending aorta and parts of the right heart (200-420 HU,
-    below the blood-pool band) to the spine and ribs, and the one-voxel rim adds ~3 mm of shell;
-    at 1.5 mm they are separate components without cortical seeds."""
+    guarded (3 mm / 1.5 mm was 0.03 when the blood pool's opening was thinner than a voxel;
+    1.51 measured now, goal not met). Measured causes on this contrast scan: the one-voxel
+    partial-volume rim is added on grids >= 2.5 mm only (~110 mL; 1.34 without it), the
+    less-enhanced descending aorta and enhancing organs (200-420 HU, below the blood-pool band)
+    fuse with spine and ribs through partial volume at 3 mm (~150 mL of blobs > 3 mm from the
+    1.5 mm bone), and undiluted contrast in the superior vena cava / subclavian veins (> 600 HU)
+    is taken as bone at both grids. Without contrast the same rules agree within 10 %
+    (test_volumes_agree_across_resolution_non_contrast)."""
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    v15 = _volumes(ct)
+    v3 = _volumes(ct.resampled((3.0, 3.0, 3.0), order=1))
+    for k in ("body", "lung_left", "lung_right"):
+        assert v3[k] == pytest.approx(v15[k], rel=0.10), k
+    assert 0.5 < v3["bones"] / v15["bones"] < 1.75
+
+
+def test_contrast_pool_found_in_every_crop(shared_data):
+    """The CTA's blood pool (aorta, heart) is found from the thick 150-700 HU voxels in the
+    whole scan and in each crop (a hemithorax holds only part of it: the old whole-histogram
+    peak missed the right half, whose aorta and heart then became 'bone' and 'costal
+    cartilage'); the non-contrast TotalSegmentator example and lung2 give none."""
+    from imagio.segmentation.body import body_mask
+    from imagio.segmentation.bones import contrast_blood_band
+
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    for name, sl in [("full", (slice(None),) * 3)] + list(field_of_view_crops(ct).items()):
+        c = crop_slices(ct, sl)
+        band = contrast_blood_band(c.array, body_mask(c), c.voxel_volume_ml, c.spacing_kji)
+        assert band is not None and band[0] < 450 < band[1], (name, band)
+    for rel in ("totalsegmentator-example/example_ct_sm.nii.gz", "pyradiomics-lung/lung2_image.nrrd"):
+        c = io.read_image(shared_data / rel)
+        assert contrast_blood_band(c.array, body_mask(c), c.voxel_volume_ml, c.spacing_kji) is None, rel
+
+
+def test_vessels_on_contrast_ct_say_what_they_give(shared_data):
+    """--structures vessels on a CT angiography: the output names what it lacks (aorta)."""
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     c3 = ct.resampled((3.0, 3.0, 3.0), order=1)
-    m15, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
-    m3, _ = rules.segment_masks(c3, ["body", "lungs", "bones"])
-
-    def vol(m, v, *keys):
-        return sum(m[k].sum() for k in keys) * v.voxel_volume_ml
-
-    for keys in (("body",), ("lung_left",), ("lung_right",)):
-        assert vol(m3, c3, *keys) == pytest.approx(vol(m15, ct, *keys), rel=0.10), keys
-    ratio = vol(m3, c3, "vertebrae", "ribs", "bone") / vol(m15, ct, "vertebrae", "ribs", "bone")
-    assert 0.5 < ratio < 1.75
+    m, meta = rules.segment_masks(c3, ["vessels"])
+    assert "lung_vessels" in m and "aorta" not in m
+    assert any("aorta" in w and "NOT" in w for w in meta["warnings"]), meta["warnings"]

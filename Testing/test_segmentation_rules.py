@@ -356,3 +356,63 @@ def test_airways_on_thick_slices_carry_the_bronchoscopy_warning():
     seg = segment(ph.ct, ["airways"])
     assert "airways" in seg.labels.values()
     assert any(w.startswith("airways:") and "3 mm slices" in w for w in seg.meta["warnings"])
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_hemithorax_crop_keeps_trachea_and_sides(synth, side):
+    """A crop at the midline (a hemithorax field of view) cuts the trachea open to a sagittal
+    face: it is still found (inside the body, judged mirrored about the face), the midline comes
+    from it, and only the lung of that side is labelled."""
+    from imagio.segmentation.common import anatomical_axes, crop_slices, ras_coordinate
+
+    ct, t, _, _ = synth
+    lr, sign = anatomical_axes(ct)["R"]
+    x = ras_coordinate(ct, 0)
+    n = ct.shape[lr]
+    # the index along lr where x crosses 2 mm (the trachea, radius 8 mm, is cut off-centre)
+    cut = int(np.argmin(np.abs(np.moveaxis(x, lr, 0)[:, 0, 0] - 2.0)))
+    keep_hi = (side == "right") == (sign > 0)
+    sl = [slice(None)] * 3
+    sl[lr] = slice(cut, n) if keep_hi else slice(0, cut)
+    sl = tuple(sl)
+    c = crop_slices(ct, sl)
+    m, meta = rules.segment_masks(c, ["body", "lungs", "airways"])
+    truth_tr = t["trachea"][sl]
+    assert truth_tr.any()
+    assert "trachea" in m, meta["warnings"]
+    found = m["trachea"] | m["airways"]
+    assert (found & truth_tr).sum() >= 0.6 * truth_tr.sum()
+    assert not (found & ~(t["trachea"] | t["bronchi"])[sl] & ~t["lung_left"][sl]
+                & ~t["lung_right"][sl]).sum() > 0.2 * truth_tr.sum()
+    assert meta["midline"]["from"] == "trachea" and abs(meta["midline"]["x_mm"]) <= 10.0
+    assert not (truth_tr & ~m["body"]).any()
+    other = "lung_left" if side == "right" else "lung_right"
+    assert m[other].sum() <= 0.01 * m[f"lung_{side}"].sum()
+    assert dice(m[f"lung_{side}"], t[f"lung_{side}"][sl]) > 0.93
+
+
+def test_cut_face_closes_trachea_sized_gaps_only():
+    """close_cut_face: on a left-right face, gaps of body up to the widest trachea (30 mm) are
+    closed, a wider gap (outside air between an arm and the chest) stays open; the other faces
+    and the inside are untouched."""
+    from imagio.segmentation.body import MAX_CUT_LUMEN_MM, close_cut_face
+
+    sp = (2.0, 1.0, 1.5)
+    m = np.zeros((10, 120, 40), bool)
+    m[:, 10:40, 0] = m[:, 60:110, 0] = True       # face i=0: a 20 mm gap (j 40..59)
+    m[:, 10:40, -1] = m[:, 80:110, -1] = True     # face i=-1: a 40 mm gap (j 40..79)
+    m[:, 10:110, 5:35] = True
+    m[:, 50:70, 5:35] = False                      # an inner gap: not a face, not closed
+    out = close_cut_face(m, 2, sp)
+    assert MAX_CUT_LUMEN_MM == 30.0
+    assert out[:, 40:60, 0].all() and not out[:, 40:80, -1].any()
+    assert (out[:, :, 1:-1] == m[:, :, 1:-1]).all()
+    assert not out[:, :10, 0].any() and not out[:, 110:, 0].any()
+
+
+def test_tumour_spelling_is_tumor():
+    """One vocabulary (TotalSegmentator's "tumor"): a user's "tumour" label gets the tumor's role,
+    not the neutral passable of an unknown name."""
+    for name, ref in (("tumour", "tumor"), ("liver_tumour_2", "liver_tumor"), ("liver_tumour", "liver_tumor")):
+        assert anatomy.get(name).role == anatomy.get(ref).role == "target"
+        assert anatomy.get(name).name == name

@@ -52,7 +52,12 @@ def get(name: str) -> Structure:
     cat = catalogue()
     if name in cat:
         return cat[name]
-    base = name.rstrip("0123456789_")  # e.g. "liver_tumor_2" -> "liver_tumor"
+    # one vocabulary: TotalSegmentator's "tumor"; the British "tumour" is read as it
+    key = name.replace("tumour", "tumor")
+    if key in cat:
+        s = cat[key]
+        return Structure(name, s.color, s.role, s.margin_mm, s.snomed_code, s.snomed_meaning, s.ts_label)
+    base = key.rstrip("0123456789_")  # e.g. "liver_tumor_2" -> "liver_tumor"
     if base in cat:
         s = cat[base]
         return Structure(name, s.color, s.role, s.margin_mm, s.snomed_code, s.snomed_meaning, None)

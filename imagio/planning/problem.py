@@ -332,6 +332,8 @@ def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tup
     Volume when anything was split (the input is never modified)."""
     import edt
 
+    from ..segmentation.vessels import edt_for_diameter
+
     cfg = load_defaults()["vessel_calibre"]
     dmin = float(cfg["hard_min_diameter_mm"])
     inv = {n: v for v, n in labels.labels.items()}
@@ -357,7 +359,7 @@ def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tup
         vb = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n_)) for b, n_ in zip(box, full.shape))
         m = full[vb]
         r = edt.edt(m, anisotropy=an, black_border=False)     # mm to the nearest outside voxel centre
-        r_min = 0.5 * (dmin + min(an))                          # diameter 2 r - s >= dmin
+        r_min = edt_for_diameter(dmin, an)       # the one lumen-diameter definition (vessels.py)
         core = r >= r_min
         if core.any():
             # every lumen voxel a centreline ball reaches (its radius r >= r_min; + one voxel so

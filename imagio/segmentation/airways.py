@@ -67,11 +67,23 @@ def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int
     area_vox = np.bincount(lv, minlength=n + 1)[1:]
     area = area_vox * pix_mm2
     x = ras_coordinate(ct, 0)
-    cx_body = float(np.median(x[body]))
+    # the trachea lies on the midline: the body's left-right centre, or the isocentre where the
+    # field of view cuts the body at a side (a hemithorax crop; ``lungs.midline_x``)
+    from .lungs import midline_x
+
+    cx_body, _ = midline_x(ct, body)
     cx = np.bincount(lv, weights=x[air], minlength=n + 1)[1:] / np.maximum(area_vox, 1)
     # bounding-box compactness: area / (extent_a * extent_b) ~ pi/4 for a disc
     objs = ndimage.find_objects(lab)
     ext = np.array([[(o[d].stop - o[d].start) * ct.spacing_kji[d] for d in other] for o in objs])
+    # a lumen cut by a left-right face of the field of view (a hemithorax crop) shows only its
+    # part on this side: judged as mirrored about that face (twice the area and L-R extent)
+    lr = anatomical_axes(ct)["R"][0]
+    if lr != s_ax:
+        cut = np.array([o[lr].start == 0 or o[lr].stop == a.shape[lr] for o in objs])
+        d_lr = other.index(lr)
+        ext[cut, d_lr] *= 2.0
+        area = np.where(cut, 2.0 * area, area)
     ratio = area / np.maximum(ext[:, 0] * ext[:, 1], 1e-6)
     elong = ext.max(1) / np.maximum(ext.min(1), 1e-6)
     ok = (area > 80) & (area < 700) & (np.abs(cx - cx_body) < 30) & (ratio > 0.5) & (elong < 2.2)

@@ -15,11 +15,13 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, check_ct, components,
+from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, check_ct, close_faces,
+                     components,
                      dilate_mm, erode_mm, fill_holes_3d, fill_holes_per_slice, label_medians,
-                     largest_component)
+                     largest_component, rule)
 
 MIN_AIR_ML = 1.0  # smaller air pockets next to the skin are not a lung cut by the field of view
+MAX_CUT_LUMEN_MM = rule("max_cut_lumen_mm")  # widest trachea + a voxel (segmentation_rules.json)
 
 
 def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
@@ -68,10 +70,27 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
             body = body | keep[lab]
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
-    body = fill_holes_per_slice(body, sup_axis)
-    body = fill_holes_3d(body)
+    closed = close_cut_face(body, anatomical_axes(ct)["R"][0], sk)
+    filled = fill_holes_3d(fill_holes_per_slice(closed, sup_axis))
+    # the face voxels added by the closure stay only where they close a lumen that was filled
+    # (a gap of outside air on the face that encloses nothing is not patient)
+    added = closed & ~body
+    lumen = ndimage.binary_dilation(filled & ~closed)
+    body = (filled & ~added) | (added & lumen)
     p(1.0, "body: done")
     return body
+
+
+def close_cut_face(body: np.ndarray, lr_axis: int, spacing_kji,
+                   max_gap_mm: float = MAX_CUT_LUMEN_MM) -> np.ndarray:
+    """``body`` with the gaps of at most ``max_gap_mm`` closed on the two faces of the volume
+    normal to the left-right axis (array axis ``lr_axis``): where a sagittal face of the field of
+    view cuts the mediastinum (a hemithorax crop), the trachea and oesophagus are open to that
+    face and a per-slice hole filling would leave them outside the patient. Along each face, runs
+    of non-body voxels between body voxels (in-plane, along either remaining axis) no longer than
+    ``max_gap_mm`` become body, so the lumen they bound is a hole. Gaps wider than the widest
+    trachea (open outside air between an arm and the chest) stay open. Bool [k, j, i]."""
+    return close_faces(body, [lr_axis], spacing_kji, max_gap_mm)
 
 
 def skin_surface(body: Volume, smooth_iterations: int = 20, passband: float = 0.05,

@@ -23,12 +23,14 @@ from ..volume import Volume
 from .common import (anatomical_axes, as_progress, check_ct, components, dilate_mm,
                      erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
-                     plane_structure, ras_coordinate)
+                     plane_structure, ras_coordinate, rule)
 
 BONE_LOW_HU = 120.0  # trabecular bone lower bound (typical 100-300 HU, lower at 3 mm)
 BONE_SEED_HU = 350.0  # cortical bone (> 500 HU at 1 mm; partial volume lowers it at 3 mm)
-RIM_HU = 90.0  # partial-volume rim: a voxel next to bone above this (soft tissue 40-60) holds
-# a good part of bone (tuned on the TotalSegmentator example at 3 mm: Dice 0.820 at 70, 0.823 at 90)
+SOFT_TISSUE_HU = 50.0  # muscle / organ parenchyma without contrast (40-60 HU)
+# partial-volume rim (coarse grids): a voxel next to bone is bone when at least half of it is:
+# its HU is above the midpoint between the surrounding tissue and the bone threshold (the
+# half-maximum edge of a blurred step, the usual boundary criterion)
 RIM_MIN_SPACING_MM = 2.5  # the rim only on coarse grids, where a voxel is a large part of a rib;
 # at 1.5 mm the CT's own blur (~1 mm) makes such voxels mostly soft tissue (phantom: Dice 0.80
 # with the rim, 0.91 without; TotalSegmentator 3 mm: 0.862 with, 0.828 without)
@@ -43,12 +45,13 @@ CONTRAST_LOW_HU = 200.0  # with arterial contrast, organ vessels reach ~200 HU
 ORGAN_MARGIN_HU = 30.0  # bone threshold above the enhanced-tissue level
 BLOOD_RIM_MM = 4.0  # partial-volume rim of the contrast blood pool dropped with it
 BLOOD_OPEN_MM = 2.0  # opening radius that separates the blood pool from band-HU bone
-MIN_BLOOD_PEAK_HU = 260.0  # arterial-phase blood is 250-500 HU; trabecular bone peaks lower
+MIN_BLOOD_PEAK_HU = rule("min_blood_peak_hu")  # arterial-phase blood (segmentation_rules.json)
 MIN_BLOOD_POOL_ML = 30.0  # a contrast blood pool (CT angiography) is a histogram peak this big
-CARTILAGE_MAX_HU = 150.0  # non-calcified costal cartilage is denser than muscle (~40-60 HU) and
-# below ~150 HU (TotalSegmentator example reference: 5th-95th percentile 60-133 HU; no published
-# range checked): where the scan's enhanced soft tissue reaches this level, cartilage cannot be
-# told from it by density
+BLOOD_THICK_MM = rule("blood_thick_mm")  # thick voxels: lumens >= 8 mm (segmentation_rules.json)
+MIN_THICK_POOL_ML = rule("min_thick_pool_ml")  # peak bin of thick voxels (segmentation_rules.json)
+CARTILAGE_MAX_HU = rule("calcium_hu")  # non-calcified cartilage is below the calcium threshold
+# (Agatston 1990; segmentation_rules.json): where the scan's soft tissue reaches it, cartilage
+# cannot be told from that tissue by density
 
 
 def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji) -> float:
@@ -65,13 +68,33 @@ def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji) -> float
     return float(np.percentile(ac[deep], 95)) if deep.any() else -1000.0
 
 
-def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float):
+def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float,
+                        spacing_kji=None):
     """(lo, hi) HU band of an arterial-phase blood pool, or None.
 
-    In a CT angiography the aorta, heart and pulmonary arteries form a large uniform region
-    (a histogram peak between 150 and 700 HU) that overlaps trabecular bone; bone is then
-    what is denser than the band or below it and connected to dense cortex."""
-    v = a[body & (a > 150) & (a < 700)]
+    In a CT angiography the aorta, heart and pulmonary arteries form large uniform regions of
+    150-700 HU that overlap trabecular bone; bone is then what is denser than the band or below
+    it and connected to dense cortex. The pool is found as a histogram peak of the *thick*
+    voxels of 150-700 HU (at least ``BLOOD_THICK_MM`` inside such tissue: lumens of >= 8 mm,
+    the aorta is >= 20 mm, heart chambers more): cortical bone is thin and drops out, so the
+    peak stands out even when the field of view holds only part of the pool (one hemithorax);
+    thick trabecular bone of a non-contrast scan peaks at 200-250 HU, below
+    ``MIN_BLOOD_PEAK_HU``. ``spacing_kji`` (mm) is needed for the thickness; without it the
+    whole 150-700 HU histogram is used."""
+    mid = body & (a > 150) & (a < 700)
+    if not mid.any():
+        return None
+    min_peak_ml = MIN_BLOOD_POOL_ML
+    if spacing_kji is not None:
+        f = 1
+        while a.size / f ** 3 > 4_000_000:
+            f += 1
+        thick = erode_mm(mid[::f, ::f, ::f], BLOOD_THICK_MM, np.asarray(spacing_kji) * f)
+        v = a[::f, ::f, ::f][thick]
+        voxel_ml = voxel_ml * f ** 3
+        min_peak_ml = MIN_THICK_POOL_ML
+    else:
+        v = a[mid]
     if v.size == 0:
         return None
     h, e = np.histogram(v, bins=np.arange(150, 711, 20))
@@ -80,10 +103,17 @@ def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float):
     peaks = np.nonzero((h[1:-1] > h[:-2]) & (h[1:-1] >= h[2:]))[0] + 1
     if peaks.size == 0:
         return None
-    i = int(peaks[np.argmax(h[peaks])])
-    peak = 0.5 * (e[i] + e[i + 1])
-    if h[i] < MIN_BLOOD_POOL_ML or h[i] < 1.5 * h[max(i - 4, 0)] or peak < MIN_BLOOD_PEAK_HU:
+    centre = 0.5 * (e[:-1] + e[1:])
+    # a blood pool is a mode: denser than arterial-phase organs (>= MIN_BLOOD_PEAK_HU), above the
+    # tissue/bone tail 80 HU below it, and uniform: 100 HU above it the count has halved (a
+    # plateau of thick trabecular bone of a non-contrast scan does not)
+    ok = [int(i) for i in peaks
+          if h[i] >= min_peak_ml and h[i] >= 1.5 * h[max(i - 4, 0)]
+          and centre[i] >= MIN_BLOOD_PEAK_HU and h[min(i + 5, len(h) - 1)] <= 0.5 * h[i]]
+    if not ok:
         return None
+    i = max(ok, key=lambda j: h[j])
+    peak = centre[i]
     half = h[i] / 2
     lo_i = i
     while lo_i > 0 and h[lo_i] > half:
@@ -93,7 +123,6 @@ def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float):
         hi_i += 1
     width = max(peak - e[lo_i], e[hi_i + 1] - peak, 40.0)
     return peak - 1.5 * width, peak + 1.5 * width
-
 
 
 def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_LOW_HU,
@@ -106,19 +135,19 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     p = as_progress(progress)
     a = check_ct(ct)
     p(0.0, "bones: threshold")
-    rim_hu = RIM_HU
+    tissue = SOFT_TISSUE_HU
     if body is not None:
         enhanced = enhanced_tissue_level(a, body, ct.spacing_kji)
         low_hu = max(low_hu, enhanced + ORGAN_MARGIN_HU)
-        # a partial-volume rim voxel holds bone only if brighter than any soft tissue of the scan
-        rim_hu = max(RIM_HU, enhanced)
+        tissue = max(tissue, enhanced)
+    rim_hu = 0.5 * (tissue + low_hu)
     cand = a > low_hu
     if body is not None:
         cand &= body
     if lungs is not None:
         cand &= ~lungs
     band = contrast_blood_band(a, body if body is not None else np.ones(a.shape, bool),
-                               ct.voxel_volume_ml)
+                               ct.voxel_volume_ml, ct.spacing_kji)
     blood = None
     if band is not None:
         # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
@@ -200,7 +229,7 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
     if not ribs.any():
         return empty, None
     level = enhanced_tissue_level(a, body, sk)
-    if level >= CARTILAGE_MAX_HU or contrast_blood_band(a, body, ct.voxel_volume_ml) is not None:
+    if level >= CARTILAGE_MAX_HU or contrast_blood_band(a, body, ct.voxel_volume_ml, sk) is not None:
         return empty, ("costal cartilages not segmented: contrast-enhanced tissue is as dense as "
                        "cartilage; treat the anterior chest wall between ribs and sternum as forbidden")
     cand = body & ~bone & (a > level)

@@ -24,6 +24,26 @@ GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air 
 # lung parenchyma is denser (median ~ -850..-750 HU; ~ -900 in severe emphysema; Gevenois 1996)
 
 
+def rule(name: str) -> float:
+    """Value of a segmentation constant from ``imagio/data/segmentation_rules.json`` (each
+    entry there carries its unit and its physical or published source)."""
+    return float(_rules()[name]["value"])
+
+
+def _rules() -> dict:
+    import json
+    from importlib import resources
+
+    global _RULES
+    if _RULES is None:
+        _RULES = json.loads(resources.files("imagio.data").joinpath("segmentation_rules.json")
+                            .read_text())["rules"]
+    return _RULES
+
+
+_RULES = None
+
+
 def as_progress(progress) -> Progress:
     """Accept a Progress, a callback(fraction, message) or None."""
     if isinstance(progress, Progress):
@@ -243,3 +263,65 @@ def label_medians(a, lab, which, lo=-1100, hi=-390, width=5):
     c = np.cumsum(h, axis=1)
     med_bin = np.argmax(c >= (c[:, -1:] + 1) // 2, axis=1)
     return lo + (med_bin + 0.5) * width
+
+
+def field_of_view_crops(vol: Volume) -> dict:
+    """{name: (k, j, i) slices} of the standard field-of-view crops used to check the
+    segmenters on cut anatomy (tests and benchmarks): each half along the left-right axis
+    (``right_half`` holds the patient's right), the middle half along the superior axis
+    (``half_z``) and the central two thirds in-plane (``small_fov``). Any grid orientation."""
+    ax = anatomical_axes(vol)
+    full = [slice(None)] * 3
+    out = {}
+    lr, lr_sign = ax["R"]
+    n = vol.shape[lr]
+    hi_half, lo_half = slice(n // 2, n), slice(0, n // 2)
+    for name, half in (("right_half", hi_half if lr_sign > 0 else lo_half),
+                       ("left_half", lo_half if lr_sign > 0 else hi_half)):
+        sl = list(full)
+        sl[lr] = half
+        out[name] = tuple(sl)
+    s_ax = ax["S"][0]
+    sl = list(full)
+    sl[s_ax] = slice(vol.shape[s_ax] // 4, vol.shape[s_ax] // 4 + vol.shape[s_ax] // 2)
+    out["half_z"] = tuple(sl)
+    sl = list(full)
+    for a in range(3):
+        if a != s_ax:
+            sl[a] = slice(vol.shape[a] // 6, vol.shape[a] - vol.shape[a] // 6)
+    out["small_fov"] = tuple(sl)
+    return out
+
+
+def crop_slices(vol: Volume, sl) -> Volume:
+    """``vol`` cropped to the (k, j, i) slices ``sl`` (world position kept)."""
+    return vol.crop([s.indices(n)[0] for s, n in zip(sl, vol.shape)],
+                    [s.indices(n)[1] for s, n in zip(sl, vol.shape)])
+
+
+def close_faces(mask: np.ndarray, axes, spacing_kji, max_gap_mm: float) -> np.ndarray:
+    """``mask`` with the gaps of at most ``max_gap_mm`` closed on the faces of the volume
+    normal to each array axis in ``axes``: along each such face (a 2-D image), runs of
+    background between mask pixels, along either in-face axis, no longer than ``max_gap_mm``
+    become mask. Where the field of view cuts through an object (a trachea, a vertebral body)
+    its inside is open to that face; closing the face makes it a hole that a hole filling
+    finds. Only the face layers change. Bool [k, j, i]."""
+    out = mask.copy()
+    for ax in axes:
+        others = [a for a in range(3) if a != ax]
+        for end in (0, mask.shape[ax] - 1):
+            idx = [slice(None)] * 3
+            idx[ax] = end
+            face = mask[tuple(idx)]  # 2-D, axes = others in order
+            if not face.any():
+                continue
+            closed = face.copy()
+            for d, oa in enumerate(others):
+                n = int(np.floor(max_gap_mm / float(spacing_kji[oa])))
+                if n < 1:
+                    continue
+                shape = [1, 1]
+                shape[d] = n + 1
+                closed |= ndimage.binary_closing(face, structure=np.ones(shape, bool))
+            out[tuple(idx)] = closed
+    return out

@@ -67,6 +67,13 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
     scanner's isocentre, on which the patient is centred on the table."""
     x = ras_coordinate(ct, 0)
     if trachea is not None and trachea.any():
+        lr = anatomical_axes(ct)["R"][0]
+        for end in (0, trachea.shape[lr] - 1):
+            on_face = np.take(trachea, end, axis=lr)
+            if on_face.any():
+                # the trachea is cut by a left-right face of the field of view (a hemithorax
+                # crop): its centre lies within one tracheal radius (<= 13 mm) of that face
+                return float(np.take(x, end, axis=lr)[on_face].mean()), "trachea"
         return float(x[trachea].mean()), "trachea"
     if body is not None and body.any():
         lr = anatomical_axes(ct)["R"][0]

@@ -1,7 +1,9 @@
 """`segment`: run the rule-based segmenters and return ONE label Volume named per `imagio.anatomy`.
 
 Structures (CLI names): body, bones, lungs, airways, emphysema, lung_vessels, pleura, and
-"vessels" (lung vessels, plus liver vessels when a liver mask is passed in ``organs``).
+"vessels" (lung vessels, plus liver vessels when a liver mask is passed in ``organs``; no great
+vessels: a contrast CT gets a warning saying so). ``STRUCTURE_CONTENTS`` lists what each writes
+(TotalSegmentator class names, or group names documented in anatomy.json ``group_of``).
 Output labels: body, vertebrae, ribs, bone, lung_left, lung_right, trachea, airways, emphysema,
 lung_vessels, liver_vessels, pleura. Later structures are painted over earlier ones (body first), so each
 voxel holds the most specific label; the body label is what remains of the outline.
@@ -20,17 +22,27 @@ STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", 
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
 # what each structure set writes (label names; groups are documented in anatomy.json "group_of")
 STRUCTURE_CONTENTS = {
-    "body": "body (patient outline without table; lungs cut by the field of view included)",
-    "bones": "vertebrae (spine, group), ribs (group), costal_cartilages (non-contrast scans only), "
-             "bone (other bone: sternum, scapulae, ...)",
-    "lungs": "lung_left, lung_right (lobes not split; sides by the trachea/body midline)",
-    "airways": "trachea, airways (bronchi below the carina)",
+    "body": "body (patient outline without the table and blankets/straps thinner than ~6 mm; "
+            "thicker pads touching the skin stay body; lungs and a trachea cut by the field of "
+            "view included)",
+    "bones": "vertebrae (group of TotalSegmentator vertebrae_C1..S1: the spine, not numbered), "
+             "ribs (group of rib_left_1..rib_right_12, not numbered), costal_cartilages (TS class; "
+             "non-contrast scans only, else a warning), bone (group: sternum, scapulae, clavicles, "
+             "humeri, ...)",
+    "lungs": "lung_left, lung_right (groups of the TS lobes lung_upper_lobe_left ...: lobes not "
+             "split; sides from the trachea / body midline, one lung when only one is in view)",
+    "airways": "trachea (TS class), airways (group: bronchi below the carina; TS has no class)",
     "emphysema": "emphysema (lung voxels below -950 HU)",
-    "lung_vessels": "lung_vessels (Frangi vesselness inside the lungs)",
+    "lung_vessels": "lung_vessels (TS lung_vessels task name; Frangi vesselness inside the lungs)",
     "pleura": "pleura (one-voxel shell of the lungs)",
-    "vessels": "lung_vessels, plus liver_vessels when a liver mask is given; no aorta/great "
-               "vessels (use a model, e.g. TotalSegmentator total)",
+    "vessels": "lung_vessels, plus liver_vessels when a liver mask is given. No aorta or other "
+               "great vessels: on a contrast CT the output says so (use a model, e.g. "
+               "--model total, for aorta, pulmonary_artery, superior_vena_cava ...)",
 }
+# lesion names: the one vocabulary is "tumor" (TotalSegmentator's liver_tumor, kidney_tumor, ...);
+# "tumour" is still accepted on input (user label maps)
+FEW_LUNG_ML = 50.0  # below this, lung-like air may be bowel gas (a whole lung is > 1000 mL; the
+# lung bases in an upper-abdominal scan ~100 mL): the lung labels come with a warning
 LESION_PREFIXES = ("tumor", "tumour", "lung_nodule", "lesion", "liver_tumor", "liver_tumour")
 # painting order: later wins
 _PAINT = ("body", "vertebrae", "ribs", "costal_cartilages", "bone", "lung_left", "lung_right",
@@ -98,6 +110,12 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             meta["warnings"].append(f"lungs: {e}")
     if lungs is not None:
         body |= lungs  # the lungs are inside the patient (a field of view may cut them)
+        lung_ml = float(lungs.sum() * ct.voxel_volume_ml)
+        if lung_ml < FEW_LUNG_ML:
+            meta["warnings"].append(
+                f"lungs: only {lung_ml:.1f} mL of lung-like air in view (lung bases at the edge of "
+                "the field of view?): a pocket of bowel gas mixed with stool looks the same and "
+                "may be labelled lung; check the lung labels")
     mid = None
     if lungs is not None or trachea is not None:
         mid, src = lg.midline_x(ct, body, trachea)
@@ -134,6 +152,15 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             items, warn = vs.blob_report(ct, blobs, "lung vessels")
             meta.setdefault("lung_vessels", {})["excluded_blobs"] = items
             meta["warnings"] += warn
+    if "vessels" in want:
+        from .bones import contrast_blood_band
+
+        if contrast_blood_band(check_ct(ct), body, ct.voxel_volume_ml, ct.spacing_kji) is not None:
+            meta["warnings"].append(
+                "vessels: this is a contrast CT (a blood pool is in view) but the rules segment "
+                "only the lung vessels (and liver vessels with a liver mask): the aorta, "
+                "pulmonary arteries and venae cavae are NOT in the output and are not avoided "
+                "by a plan built on it; segment them with a model (--model total) or add them")
     liver = (organs or {}).get("liver")
     if "vessels" in want and liver is not None and liver.any():
         p(0.98, "liver vessels")

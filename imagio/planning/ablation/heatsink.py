@@ -51,7 +51,9 @@ def centrelines(fine_labels: np.ndarray, values: dict, spacing_kji, kji_to_ras,
         return empty
     lab = lab.astype(np.uint16 if lab.max() > 255 else np.uint8)
     d = edt.edt(lab, anisotropy=tuple(float(s) for s in spacing_kji), black_border=False)
-    diam = 2.0 * d - float(np.min(spacing_kji))   # centre-to-centre bias of one voxel
+    from ...segmentation.vessels import diameter_from_edt  # the one lumen-diameter definition
+
+    diam = diameter_from_edt(d, spacing_kji)
     ridge = (lab > 0) & (d >= ndimage.maximum_filter(d, size=3)) & (diam >= dmin)
     kji = np.argwhere(ridge)
     names = np.array([values[int(v)] for v in lab[ridge]], dtype=object)

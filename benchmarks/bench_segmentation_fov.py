@@ -1,0 +1,109 @@
+"""Rule-based segmenters on real fields of view and resolutions (issue 14), on the chest CTA
+(1.5 mm) and the TotalSegmentator example (3 mm) of ../shared/data:
+
+- crops (each hemithorax, half the z range, a small in-plane FOV): lung volume of the crop /
+  the uncropped result in the same region (goal 0.95-1.05), lung voxels on the wrong side (mL),
+  trachea found when >= 1 mL of it is in view (1/0), bone volume crop / uncropped;
+- resolution: body, lungs, bones at 3 mm / 1.5 mm of the chest CTA and at 1.5 and 3 mm / native
+  of Lung-PET-CT-Dx (goal 0.90-1.10);
+- TotalSegmentator example: lungs and all bones Dice against its reference, classes merged.
+Rows: name, value, unit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CASES = {"chest_cta": "totalsegmentator-chest-cta/chest_cta.nii.gz",
+         "ts_example": "totalsegmentator-example/example_ct_sm.nii.gz"}
+BONES = ("vertebrae", "ribs", "bone", "costal_cartilages")
+TS_BONE_PREFIXES = ("rib_", "vertebrae_", "sternum", "costal_cartilages", "hip_", "femur_",
+                    "scapula_", "clavicula_", "humerus_", "sacrum", "skull")
+
+
+def _ml(m, vol):
+    return float(m.sum() * vol.voxel_volume_ml)
+
+
+def _union(m, keys, shape):
+    out = np.zeros(shape, bool)
+    for k in keys:
+        if k in m:
+            out |= m[k]
+    return out
+
+
+def crops_rows(io, rules, common) -> list[dict]:
+    rows = []
+    for case, rel in CASES.items():
+        ct = io.read_image(DATA / rel)
+        s = ["body", "lungs", "airways", "bones"]
+        ref, _ = rules.segment_masks(ct, s)
+        ref_lungs = ref["lung_left"] | ref["lung_right"]
+        ref_bone = _union(ref, BONES, ct.shape)
+        for name, sl in common.field_of_view_crops(ct).items():
+            c = common.crop_slices(ct, sl)
+            m, meta = rules.segment_masks(c, s)
+            lungs = m["lung_left"] | m["lung_right"]
+            wrong = (m["lung_left"] & ref["lung_right"][sl]) | (m["lung_right"] & ref["lung_left"][sl])
+            rows.append({"name": f"{case} {name}: lungs crop/uncropped", "unit": "ratio",
+                         "value": round(_ml(lungs, c) / max(_ml(ref_lungs[sl], c), 1e-6), 3)})
+            rows.append({"name": f"{case} {name}: lung on the wrong side", "unit": "mL",
+                         "value": round(_ml(wrong, c), 2)})
+            if "trachea" in ref and _ml(ref["trachea"][sl], c) >= 1.0:
+                rows.append({"name": f"{case} {name}: trachea found", "unit": "1/0",
+                             "value": int("trachea" in m)})
+            rows.append({"name": f"{case} {name}: bones crop/uncropped", "unit": "ratio",
+                         "value": round(_ml(_union(m, BONES, c.shape), c)
+                                        / max(_ml(ref_bone[sl], c), 1e-6), 3)})
+    return rows
+
+
+def resolution_rows(io, rules) -> list[dict]:
+    """Volumes at coarser grids / the reference grid: the chest CTA (contrast; 3 / 1.5 mm) and
+    Lung-PET-CT-Dx (no contrast; 1.5 and 3 mm / native 0.84 x 0.84 x 5 mm)."""
+    rows = []
+    for case, rel, grids in (("chest_cta", CASES["chest_cta"], (3.0,)),
+                             ("lung_dx", "lung-pet-ct-dx/Lung_Dx-A0001_ct.nii.gz", (1.5, 3.0))):
+        ct = io.read_image(DATA / rel)
+        vols = {}
+        for sp in (None,) + grids:
+            c = ct if sp is None else ct.resampled((sp, sp, sp), order=1)
+            m, _ = rules.segment_masks(c, ["body", "lungs", "bones"])
+            vols[sp] = {"body": _ml(m["body"], c), "lungs": _ml(m["lung_left"] | m["lung_right"], c),
+                        "bones": _ml(_union(m, BONES, c.shape), c)}
+        for sp in grids:
+            rows += [{"name": f"{case} {k} {sp:g} mm / native", "unit": "ratio",
+                      "value": round(vols[sp][k] / max(vols[None][k], 1e-6), 3)} for k in vols[None]]
+    return rows
+
+
+def ts_dice_rows(io, rules, common) -> list[dict]:
+    d = DATA / "totalsegmentator-example"
+    ct = io.read_image(d / "example_ct_sm.nii.gz")
+    seg = io.read_labels(d / "example_seg.nii.gz")
+    names = json.loads((d / "labels_total_v2.json").read_text())
+    arr = seg.resample_like(ct, order=0).array
+
+    def ref(pred):
+        return np.isin(arr, [int(k) for k, v in names.items() if pred(v)])
+
+    m, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    lungs = _union(m, ("lung_left", "lung_right"), ct.shape)
+    bones = _union(m, BONES, ct.shape)
+    return [{"name": "ts_example lungs Dice (lobes merged)", "unit": "Dice",
+             "value": round(common.dice(lungs, ref(lambda v: v.startswith("lung_"))), 4)},
+            {"name": "ts_example bones Dice (all bone classes merged)", "unit": "Dice",
+             "value": round(common.dice(bones, ref(lambda v: v.startswith(TS_BONE_PREFIXES))), 4)}]
+
+
+def run() -> list[dict]:
+    if not (DATA / CASES["chest_cta"]).exists():
+        return [{"name": "segmentation fov: shared data not found", "value": None, "unit": ""}]
+    from imagio import io
+    from imagio.segmentation import common, rules
+
+    return ts_dice_rows(io, rules, common) + resolution_rows(io, rules) + crops_rows(io, rules, common)
