@@ -89,6 +89,7 @@ START_RADIUS_MM = _v("start_radius_mm")
 ENVELOPE_RADIUS_MM = _v("envelope_radius_mm")
 MAX_RADIUS_MM = _v("max_radius_mm")
 SMOOTH_SIGMA_MM = _v("smooth_sigma_mm")
+CALCIFIED_MIN_HU = _v("calcified_min_hu")
 
 
 def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
@@ -247,7 +248,8 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
     par = roi[lung & (roi > -1000)]
     bg = float(np.median(par)) if par.size else AIR_CLICK_HU  # normal lung (Gevenois 1996)
     bg_sd = 1.4826 * float(np.median(np.abs(par - bg))) if par.size else 50.0
-    upper = BONE_CLICK_HU + CALCIFICATION_MARGIN_HU  # calcifications inside a nodule stay in
+    # calcifications inside a nodule stay in (a calcified nodule clicked on its calcium too)
+    upper = max(BONE_CLICK_HU, m0) + CALCIFICATION_MARGIN_HU
     t_detect = bg + max(LESION_OVER_LUNG_MIN_HU, LESION_OVER_LUNG_NOISE_SD * bg_sd)  # a lesion is denser than the parenchyma by more
     # than its noise and at least 125 HU (ground glass -700..-300 HU over lung ~ -850 HU)
     if m0 < t_detect:
@@ -326,14 +328,17 @@ def _dist_grid(shape, seed, sk) -> np.ndarray:
 
 
 def _lung_subtype(region, roi, meas_diam, sk=(1.0, 1.0, 1.0)):
-    """solid / part_solid / ground_glass / mass of a lung lesion (Fleischner glossary, Hansell
-    2008): a mass above 30 mm; otherwise from its solid component (voxels above
+    """solid / part_solid / ground_glass / calcified / mass of a lung lesion (Fleischner glossary,
+    Hansell 2008): a mass above 30 mm; calcified when its median is above ``CALCIFIED_MIN_HU``;
+    otherwise from its solid component (voxels above
     ``GROUND_GLASS_MAX_HU``): none at least a micronodule (``MICRONODULE_MM`` equivalent
     diameter) -> ground glass; solid over >= 80 % of the lesion's interior (the region less a
     boundary layer of one voxel, where partial volume with the lung lowers every edge) -> solid;
     else part-solid."""
     if meas_diam > MASS_DIAMETER_MM:
         return "mass"
+    if float(np.median(roi[region])) > CALCIFIED_MIN_HU:
+        return "calcified"
     solid = region & (roi > GROUND_GLASS_MAX_HU)
     d_solid = (6.0 * solid.sum() * float(np.prod(sk)) / np.pi) ** (1.0 / 3.0)
     if d_solid < MICRONODULE_MM:
@@ -357,9 +362,11 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     m0, sd0 = _click_stats(roi, seed, sk)
     if m0 < AIR_CLICK_HU:
         raise InputError(f"the point is in air ({m0:.0f} HU at the click): click inside the lesion")
-    if m0 > BONE_CLICK_HU:
-        raise InputError(f"the point is in bone or calcification ({m0:.0f} HU): click inside the lesion")
-    region, thr, sub, k, lung = None, None, "", kind, None
+    bone_msg = (f"the point is in bone or calcification ({m0:.0f} HU) outside the lung: click inside "
+                "the lesion")
+    if m0 > BONE_CLICK_HU and kind == "soft_tissue":
+        raise InputError(bone_msg)
+    region, thr, sub, k, lung, in_envelope = None, None, "", kind, None, False
     # faces of the box beyond which the region cannot be followed (the image's edge, or all at
     # the size limit): a soft-tissue region reaching one has leaked into same-density tissue
     final = [(ax, sd) for ax in range(3) for sd in (0, 1)
@@ -394,6 +401,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
             if not (near or kind == "lung_nodule"):
                 continue
             env = env | _component_at(env, seed, sk, within_mm=5.0) if kind == "lung_nodule" else env
+            in_envelope = bool(env[seed])
             if not env[seed]:
                 env = env.copy()
                 env[seed] = True
@@ -407,6 +415,9 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
             if k == "lung_nodule" and region.any():
                 break
     notes = []
+    if m0 > BONE_CLICK_HU and not (k == "lung_nodule" and in_envelope):
+        # a calcified nodule is clicked inside the lung envelope; bone elsewhere is refused
+        raise InputError(bone_msg)
     if k is None or k == "soft_tissue":
         k = "soft_tissue"
         region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
