@@ -4,20 +4,29 @@ implausible.
 
 Method (inside a box around the click that grows, 40 mm -> ``max_radius_mm``, while the result
 touches the box):
+Every threshold, with its published source or its stated method reason, is in
+``imagio/data/lesion.json`` (read into the module constants below).
+
 1. Intensity at the click: median and robust spread in a 2 mm ball. Air (< -850 HU, aerated lung:
-   Gevenois et al., AJRCCM 1996) or bone/calcium (> 400 HU) at the click is refused.
+   Gevenois et al., AJRCCM 1996) at the click is refused; bone/calcium (> 400 HU) too, unless the
+   click lies inside the lung envelope (a calcified nodule, typed ``calcified`` above 200 HU).
 2. Lung context: the aerated lung in the box (connected air < -400 HU whose median is above
    -950 HU: parenchyma, not gas; see ``lungs``) and its envelope: per axial slice, the convex hull
    of each lung component (the costal surface of the lung follows the convex rib cage, so a mass
    that pushes into the lung from the chest wall lies inside the hull while the chest wall lies
    outside). Each concavity of the hull (a component of hull minus lung in a slice) is kept when
    the lung piece is at least as large as it (a thin crescent of lung around the liver dome does
-   not enclose the liver).
+   not enclose the liver). A click in a concavity the lung does not outweigh (a mass larger than
+   the lung beside it, or filling the lung's cross-section) uses that concavity, but only when
+   the usual envelope gives no lung lesion (joined first, it took the liver under the dome for a
+   click on the caudal slice of a mass).
    If the click is inside the envelope, the lesion is what is denser than the parenchyma inside
    it: seeded region at the midpoint between the parenchyma's median and the lower quartile of
    the region's core (a solid edge at half maximum, a ground-glass rim kept). The type is decided
    from the grown region: it is a lung lesion if aerated lung covers at least 20 % of its outer
-   shell (1-4 mm beyond it), else the soft-tissue rule applies.
+   shell (1-4 mm beyond it), else the soft-tissue rule applies. The subtype comes from the
+   region too: mass above 30 mm, calcified, else from its solid component (> -300 HU): none of
+   micronodule size -> ground glass, >= 80 % of the interior -> solid, else part-solid.
 3. Soft tissue (liver tumour, soft-tissue or bone-free tumour): on a lightly smoothed image
    (Gaussian, sigma 1 mm: CT noise is white, a tumour is larger than a few mm), voxels closer in
    HU to the lesion than to the tissue around a first estimate (midpoint threshold between the
