@@ -4,7 +4,8 @@ Cases (``../shared/data``): pyradiomics lung1 / lung2 (hand labels; the centroid
 clicks >= 5 mm inside, or 60 % of the deepest point for a lesion thinner than that, seeded RNG),
 the five STS sarcomas (one click at the deepest point of the mask, the "centre" a user would
 click), Lung-PET-CT-Dx A0001 (click at the centre of the middle box; share of the result inside
-the per-slice boxes, share of the boxes' slices reached). ``python -m benchmarks lesion``.
+the per-slice boxes, share of the boxes' slices reached); and phantom lesions of every kind
+(``run_phantom``). ``python -m benchmarks lesion``.
 ``python -m benchmarks.bench_lesion`` prints one line per case as it goes.
 """
 
@@ -154,6 +155,54 @@ def run_lung_dx(log=None):
 
 
 CASES = ("lung1", "lung2", "STS_002", "STS_008", "STS_010", "STS_014", "STS_022")
+PHANTOM_CASES = [  # kind, diameter mm, necrotic fraction, against the chest wall
+    ("solid", 8.0, 0.0, False), ("part_solid", 20.0, 0.0, False), ("ground_glass", 15.0, 0.0, False),
+    ("perifissural", 10.0, 0.0, False), ("calcified", 10.0, 0.0, False), ("mass", 50.0, 0.3, False),
+    ("mass", 40.0, 0.3, True), ("mass", 60.0, 0.3, True), ("mass", 100.0, 0.5, True),
+    ("liver_hypodense", 30.0, 0.0, False), ("liver_hyperdense", 25.0, 0.0, False)]
+LUNG_LOBES = ["lung_upper_lobe_left", "lung_lower_lobe_left", "lung_upper_lobe_right",
+              "lung_middle_lobe_right", "lung_lower_lobe_right"]
+
+
+def run_phantom(spacing=2.0, n_clicks=3, log=None):
+    """Phantom lesions (imagio.phantom.lesions) of every kind and size: min Dice over the centre
+    and ``n_clicks`` seeded random interior clicks, volume spread. Same placement as
+    Testing/test_lesion.py (deepest point, or against the lateral chest wall)."""
+    import copy
+
+    import edt
+
+    from imagio import phantom
+    from imagio.phantom.lesions import insert_lesion
+    from imagio.segmentation.lesion import segment_lesion
+
+    ph0 = phantom.generate(spacing=spacing, seed=0)
+    rows = []
+    for kind, diam, nec, wall in PHANTOM_CASES:
+        ph = copy.deepcopy(ph0)
+        host = ["liver"] if kind.startswith("liver") else LUNG_LOBES
+        d = edt.edt(ph.labels.mask(*host), anisotropy=tuple(ph.labels.spacing_kji))
+        if wall:
+            ras = ph.labels.kji_to_world(np.argwhere((d > 0.275 * diam) & (d < 0.325 * diam)).astype(float))
+            c = ras[np.argmax(np.abs(ras[:, 0]))]
+        else:
+            c = ph.labels.kji_to_world(np.argwhere(d == d.max())[:1].astype(float))[0]
+        les = insert_lesion(ph, kind, c, diam, necrotic_fraction=nec, seed=1)
+        truth = ph.labels.array == les.label_value
+        ds, vols = [], []
+        t0 = time.perf_counter()
+        for q in [c] + list(interior_clicks(truth, ph.ct, n_clicks, np.random.default_rng(0))):
+            m, meas = segment_lesion(ph.ct, q)
+            ds.append(dice(m, truth))
+            vols.append(meas.volume_ml)
+        dt = (time.perf_counter() - t0) / len(ds)
+        label = f"lesion phantom {kind} {diam:g} mm{' necrotic' if nec else ''}{' at the wall' if wall else ''}"
+        rows.append(dict(name=f"{label}: min Dice ({len(ds)} clicks)", value=round(min(ds), 3), unit=""))
+        rows.append(dict(name=f"{label}: volume spread max/min", value=round(max(vols) / min(vols), 3), unit=""))
+        if log:
+            log(f"{label}: Dice {[round(x, 3) for x in ds]} volumes {[round(v, 1) for v in vols]} "
+                f"(truth {truth.sum() * ph.ct.voxel_volume_ml:.1f} mL) {meas.kind}/{meas.subtype} {dt:.1f} s/click")
+    return rows
 
 
 def run(log=None) -> list[dict]:
@@ -163,6 +212,7 @@ def run(log=None) -> list[dict]:
     for case in CASES:
         rows += run_case(case, log=log)
     rows += run_lung_dx(log=log)
+    rows += run_phantom(log=log)
     return rows
 
 
@@ -174,6 +224,8 @@ if __name__ == "__main__":
         for case in only:
             if case == "dx":
                 run_lung_dx(log=print)
+            elif case == "phantom":
+                run_phantom(log=print)
             else:
                 for r in run_case(case, log=print):
                     print(r)
