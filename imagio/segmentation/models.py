@@ -374,6 +374,30 @@ def list_models() -> list[dict]:
 
 # running ---------------------------------------------------------------------------------------
 
+def resolve(model: str) -> tuple[dict, list[Path]]:
+    """(catalogue entry, or {} for a folder; the installed model part folders) of a catalogue
+    model name (installed and verified) or an nnU-Net v2 model folder path. Raises ModelError
+    (one line saying how to fetch/import it) for a model that is not ready or not found."""
+    if model in catalogue():
+        e = entry(model)
+        problems = verify(model)
+        if problems:
+            raise ModelError(f"model {model!r} is not ready: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+                             + f"; run 'imagio models fetch {model}' or 'imagio models import {model} ZIP'")
+        return e, installed_parts(model)
+    if Path(model).exists():
+        return {}, [Path(model)]
+    raise ModelError(f"{model!r} is neither a catalogue model ({', '.join(sorted(catalogue()))}) nor a folder")
+
+
+def engine_options(e: dict, device=None, folds=None, batch_size=None, mirror=None, step=None) -> dict:
+    """EngineOptions keyword arguments for catalogue entry ``e`` (its folds, mirroring, step and
+    orientation unless overridden)."""
+    return dict(device=device, folds=folds if folds is not None else e.get("folds"),
+                batch_size=batch_size, mirror=bool(e.get("mirror", False) if mirror is None else mirror),
+                step=float(step or e.get("step") or 0.5), orientation=e.get("orientation"))
+
+
 def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=None, batch_size=None,
             progress=None):
     """Segment ``volume`` with a catalogue model name (installed, verified first) or a model folder
@@ -388,21 +412,8 @@ def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=No
     if _takes_ct(model):  # before any model work: a CT model on non-HU input writes wrong labels
         check_hu(volume, f"the deep model {Path(model).name}")
     prog = Progress(progress) if not isinstance(progress, Progress) else progress
-    path = Path(model)
-    if model in catalogue():
-        e = entry(model)
-        problems = verify(model)
-        if problems:
-            raise ModelError(f"model {model!r} is not ready: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
-                             + f"; run 'imagio models fetch {model}' or 'imagio models import {model} ZIP'")
-        folders = installed_parts(model)
-    elif path.exists():
-        e, folders = {}, [path]
-    else:
-        raise ModelError(f"{model!r} is neither a catalogue model ({', '.join(sorted(catalogue()))}) nor a folder")
-    opts = dict(device=device, folds=folds, batch_size=batch_size,
-                mirror=bool(e.get("mirror", False) if mirror is None else mirror),
-                step=float(step or e.get("step") or 0.5), orientation=e.get("orientation"))
+    e, folders = resolve(model)
+    opts = engine_options(e, device=device, folds=folds, batch_size=batch_size, mirror=mirror, step=step)
     label_map = e.get("label_map", {})
     ts_values = {v: k for k, v in anatomy.totalsegmentator_labels().items()} \
         if e.get("label_values") == "totalsegmentator" else {}
