@@ -152,7 +152,8 @@ def _cluster(scheduler: str | None, workers: int, jobqueue: str | None, memory: 
         cluster = getattr(dask_jobqueue, cls)(cores=1, processes=1, memory=memory)
         cluster.scale(workers)
         return Client(cluster), cluster
-    cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+    # workers = 0: one worker thread inside this process (the single-process reference run)
+    cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=workers > 0,
                            memory_limit=memory, dashboard_address=":0")
     return Client(cluster), cluster
 

@@ -154,7 +154,8 @@ def register(subparsers) -> None:
     s.add_argument("--no-slicer", action="store_true", help="do not write the Slicer scene files")
     c = s.add_argument_group("cohort (a folder, CSV or list of scans)")
     c.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:8786); default: a LocalCluster")
-    c.add_argument("--workers", type=int, default=2, help="LocalCluster / jobqueue workers (default 2)")
+    c.add_argument("--workers", type=int, default=2, help="LocalCluster / jobqueue workers, one process and one thread each (default 2; 0: "
+                   "one worker thread inside this process)")
     c.add_argument("--jobqueue", choices=("slurm", "pbs", "sge", "lsf"),
                    help="start the workers as batch jobs through dask-jobqueue (pip install imagio[cluster])")
     c.add_argument("--worker-memory", default="8GB", help="memory per worker (LocalCluster limit, jobqueue request)")
