@@ -141,3 +141,26 @@ def test_outputs_agree_with_json(tmp_path, chest, characterised):
         if m.any():
             got = seg.array == next(v for v, nm in seg.labels.items() if nm == f"lung_nodule_{n['id']}")
             assert (got & m).sum() >= 0.95 * m.sum()
+
+
+def test_screening_report(tmp_path, chest, characterised):
+    from imagio.detection.report import build_screening_report
+
+    ct, nods, masks, scan, by = characterised
+    _, lung, _ = chest
+    doc = {"seriesuid": "s1", "detector": "blobs", "n_candidates": len(nods), "nodules": nods,
+           "scan": scan, "patient": {"age": 64, "sex": "male"}, "warnings": ["w-scan"]}
+    h, p = build_screening_report(doc, ct, lung, masks, tmp_path / "screening.pdf", "ct.nii.gz")
+    text = h.read_text()
+    # rows in risk order, each nodule's pictures exist, actionable ones get their plan commands
+    pos = [text.index(f"<td>{n['id']}</td>") for n in nods]
+    assert pos == sorted(pos)
+    assert (tmp_path / "screening_lungs3d.png").exists()
+    assert all((tmp_path / f"screening_nodule{n['id']}.png").exists() for n in nods)
+    for n in nods:
+        cat = n["stratification"]["lung_rads"].get("category")
+        target = "--target=" + ",".join(f"{v:.1f}" for v in n["center_ras"])
+        assert (target in text) == (cat in ("4A", "4B", "4X")), (cat, target)
+    pypdf = pytest.importorskip("pypdf")
+    pdf_text = "".join(pg.extract_text() for pg in pypdf.PdfReader(str(p)).pages)
+    assert "Lung-RADS" in pdf_text and "screening report" in pdf_text

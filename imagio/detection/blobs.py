@@ -307,8 +307,9 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
     dense), but it indents the lung mask: the per-section closing (``search``) minus the lungs
     holds it (Armato et al., Med Phys 2001). Kept: voxels denser than the parenchyma (its median
     in ``lungs``) by ``min_contrast_hu``, opened with a ball of the smallest nodule's radius (thin
-    rims go); 3-D components whose equivalent diameter lies within the nodule range (up to
-    ``mass_diameter_max_mm``), whose roundness (inscribed diameter / equivalent diameter; a
+    rims go); 3-D components attached to the wall (next to what the closing did not fill: a fold
+    of the lung base between lung islands is not), whose equivalent diameter lies within the
+    nodule range (up to ``mass_diameter_max_mm``), whose roundness (inscribed diameter / equivalent diameter; a
     half-ball on a flat wall 0.63, a ball 1) is at least ``min_roundness`` and with at least
     ``min_lung_shell_fraction`` of lung around them. Score: the geometric mean of the roundness
     and contrast terms (as the dot channel's, blobness replaced by roundness).
@@ -333,37 +334,34 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
     if not conc.any():
         return []
     lab, n = cc3d.connected_components(conc, connectivity=6, return_N=True)
-    st = cc3d.statistics(lab)
-    idx = np.arange(1, n + 1)
-    vol_mm3 = np.asarray(st["voxel_counts"][1:], float) * float(np.prod(sk))
-    d_eq = (6.0 * vol_mm3 / np.pi) ** (1.0 / 3.0)
-    ok = (d_eq >= d_min) & (d_eq <= d_max)
-    if not ok.any():
-        return []
-    depth = edt.edt(np.ascontiguousarray(conc), anisotropy=tuple(map(float, sk)), black_border=False)
-    r_in = np.asarray(ndimage.maximum(depth, lab, idx), float)
-    ok &= 2.0 * r_in >= r_min * d_eq
-    sel = idx[ok]
-    if not len(sel):
-        return []
-    deep = np.zeros((n, 3), int)
-    deep[ok] = np.asarray(ndimage.maximum_position(depth, lab, sel), int).reshape(-1, 3)
-    med = np.zeros(n)
-    med[ok] = np.asarray(ndimage.median(a, lab, sel), float)
+    counts = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    d_eq = (6.0 * counts * float(np.prod(sk)) / np.pi) ** (1.0 / 3.0)
+    # attached to the wall: next to what the closing did not fill (a nodule on the costal
+    # pleura has the chest wall behind it; a fold of the lung base between lung islands has not)
+    wall = ndimage.binary_dilation(~search) & conc
+    attached = np.zeros(n + 1, bool)
+    attached[np.unique(lab[wall])] = True
+    ok = (d_eq >= d_min) & (d_eq <= d_max) & attached[1:]
+    boxes = ndimage.find_objects(lab)
     out = []
     for i in np.flatnonzero(ok):
-        roundness = float(min(2.0 * r_in[i] / d_eq[i], 1.0))
+        bb = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in boxes[i])
+        m = lab[bb] == i + 1
+        depth = edt.edt(np.ascontiguousarray(m), anisotropy=tuple(map(float, sk)), black_border=True)
+        r_in = float(depth.max())
+        roundness = float(min(2.0 * r_in / d_eq[i], 1.0))
         if roundness < r_min:
             continue
-        shell = _lung_shell_fraction(lungs, deep[i], d_eq[i] / 2.0, sk)
+        deep = np.array(np.unravel_index(int(np.argmax(depth)), m.shape)) + [b.start for b in bb]
+        shell = _lung_shell_fraction(lungs, deep, d_eq[i] / 2.0, sk)
         if shell < c["min_lung_shell_fraction"]["value"]:
             continue
-        contrast = float(med[i] - parenchyma)
+        contrast = float(np.median(a[bb][m]) - parenchyma)
         score = np.sqrt(np.clip((roundness - r_min) / (1.0 - r_min), 0, 1)
                         * np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
-        out.append(dict(kji=deep[i], centroid_kji=np.asarray(st["centroids"][i + 1], float),
-                        diameter_mm=float(d_eq[i]), roundness=roundness, contrast_hu=contrast,
-                        lung_shell_fraction=shell, score=float(score)))
+        cen = np.argwhere(m).mean(0) + [b.start for b in bb]
+        out.append(dict(kji=deep, centroid_kji=cen, diameter_mm=float(d_eq[i]), roundness=roundness,
+                        contrast_hu=contrast, lung_shell_fraction=shell, score=float(score)))
     return out
 
 

@@ -128,7 +128,7 @@ def run_case(case: dict, out_root: str, opts) -> dict:
         ct = io.read_image(case["path"])
         sid = case.get("seriesuid") or series_id(ct, Path(case["path"]))
         opts_c = type(opts)(**{**opts.__dict__, "patient": {**opts.patient, **case["patient"]}})
-        row.update(run_scan(ct, sid, d, opts_c))
+        row.update(run_scan(ct, sid, d, opts_c, ct_path=case["path"]))
         row["seconds"] = round(time.perf_counter() - t0, 2)
         _write_atomic(d / "done.json", row)
     except Exception as e:  # noqa: BLE001 - a case's failure is recorded, the cohort goes on

@@ -75,7 +75,7 @@ def options_from_args(args) -> Options:
     return Options(detector=args.detector, model=model,
                    device=None if args.device == "auto" else args.device,
                    characterise=args.characterise, patient=patient_from_args(args),
-                   slicer=not args.no_slicer)
+                   slicer=not args.no_slicer, report=args.report)
 
 
 def cmd_detect(args) -> int:
@@ -97,7 +97,7 @@ def cmd_detect(args) -> int:
     ct = io.read_image(src)
     lungs = io.read_labels(Path(args.lungs)) if args.lungs else None
     sid = series_id(ct, src)
-    row = run_scan(ct, sid, out, opts, lungs=lungs, progress=printer(args.quiet))
+    row = run_scan(ct, sid, out, opts, lungs=lungs, progress=printer(args.quiet), ct_path=str(src))
     summary = {"seriesuid": sid, "candidates": row["candidates"], "nodules": row["nodules"],
                "highest_lung_rads": row["highest_lung_rads"], "json": str(out / "candidates.json"),
                "csv": str(out / "candidates.csv"), "nodules_csv": str(out / "nodules.csv")}
@@ -152,6 +152,8 @@ def register(subparsers) -> None:
     s.add_argument("--family-history", action="store_true", help="lung cancer in a first-degree relative (Brock)")
     s.add_argument("--extrathoracic-cancer", action="store_true", help="extrathoracic cancer > 5 years ago (Mayo)")
     s.add_argument("--no-slicer", action="store_true", help="do not write the Slicer scene files")
+    s.add_argument("--report", action="store_true",
+                   help="write the screening report (screening.html and screening.pdf with pictures)")
     c = s.add_argument_group("cohort (a folder, CSV or list of scans)")
     c.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:8786); default: a LocalCluster")
     c.add_argument("--workers", type=int, default=2, help="LocalCluster / jobqueue workers, one process and one thread each (default 2; 0: "

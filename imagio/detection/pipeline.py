@@ -38,7 +38,8 @@ class Options:
     """What to run on each scan. detector/model/device: see :func:`imagio.detection.detect`;
     characterise: how many of the most probable candidates to characterise (None: the
     constant ``characterise.max_characterised``; 0: none); patient: age/sex/smoker...
-    for Brock and Mayo; slicer: write the Slicer files."""
+    for Brock and Mayo; slicer: write the Slicer files; report: write the screening report
+    (``screening.html`` / ``screening.pdf``, :mod:`imagio.detection.report`)."""
 
     detector: str = "blobs"
     model: str = "lung_nodules"
@@ -46,6 +47,7 @@ class Options:
     characterise: int | None = None
     patient: dict = field(default_factory=dict)
     slicer: bool = True
+    report: bool = False
 
 
 def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
@@ -57,7 +59,8 @@ def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
     return m, ct.with_array(m.astype(np.uint8), name="lungs", labels={1: "lungs"})
 
 
-def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progress=None) -> dict:
+def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progress=None,
+             ct_path: str = "CT") -> dict:
     """Detect, characterise and write one scan's files into ``out``; return its summary row
     (seriesuid, candidates, nodules, highest Lung-RADS, ...). Raises what the steps raise
     (InputError for a bad scan, ModelError for a missing model)."""
@@ -117,6 +120,12 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
            "files": files, "warnings": warnings}
     from ..jsonable import to_jsonable
 
+    if opts.report and lungs_m is not None:
+        from .report import build_screening_report
+
+        files["report_html"], files["report_pdf"] = (str(f) for f in build_screening_report(
+            to_jsonable(doc), ct, lungs_m, masks, out / "screening.pdf", ct_path))
+        doc["files"] = files
     (out / "candidates.json").write_text(json.dumps(to_jsonable(doc), indent=1))
     cats = [d["stratification"]["lung_rads"].get("category") for d in nodules
             if "category" in d.get("stratification", {}).get("lung_rads", {})]
