@@ -312,7 +312,10 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
     nodule range (up to ``mass_diameter_max_mm``), whose roundness (inscribed diameter / equivalent diameter; a
     half-ball on a flat wall 0.63, a ball 1) is at least ``min_roundness`` and with at least
     ``min_lung_shell_fraction`` of lung around them. Score: the geometric mean of the roundness
-    and contrast terms (as the dot channel's, blobness replaced by roundness).
+    and contrast terms (as the dot channel's, blobness replaced by roundness) times the share of
+    lung around the component (about 0.5 on a flat pleura): a concavity of the lung outline is
+    weaker evidence of a nodule than a blob wholly in the lung (ribs, the diaphragm and the
+    mediastinal contour make concavities too), so it ranks below a dot of equal terms.
     """
     import cc3d
     import edt
@@ -357,8 +360,8 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
         if shell < c["min_lung_shell_fraction"]["value"]:
             continue
         contrast = float(np.median(a[bb][m]) - parenchyma)
-        score = np.sqrt(np.clip((roundness - r_min) / (1.0 - r_min), 0, 1)
-                        * np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
+        score = shell * np.sqrt(np.clip((roundness - r_min) / (1.0 - r_min), 0, 1)
+                                * np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
         cen = np.argwhere(m).mean(0) + [b.start for b in bb]
         out.append(dict(kji=deep, centroid_kji=cen, diameter_mm=float(d_eq[i]), roundness=roundness,
                         contrast_hu=contrast, lung_shell_fraction=shell, score=float(score)))

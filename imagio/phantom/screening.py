@@ -9,7 +9,8 @@ chest) with ``n_nodules`` nodules painted by :func:`imagio.phantom.lesions.inser
   types of Lung-RADS v2022 / the issue);
 * diameters are drawn per nodule from the size bins of the evaluation (3-6, 6-10, 10-20,
   20-30 mm: Lung-RADS' solid-nodule cut points 6, 8, 15 mm and the 30 mm nodule/mass limit of
-  the Fleischner glossary, merged into four bins), uniformly within the bin, the bins in turn;
+  the Fleischner glossary, merged into four bins), uniformly within the bin, the bins in turn
+  (shifted by the seed, so over several scans every type meets every bin and position);
   perifissural nodules are kept < 10 mm (their definition: de Hoop 2012, Lung-RADS v2022);
 * positions in turn: in the parenchyma (clear of pleura and vessels by the radius + 3 mm),
   juxta-pleural (centre half a radius inside the pleura: the nodule is flattened against the
@@ -149,12 +150,12 @@ def screening_scan(spacing: float = 1.5, seed: int = 0, n_nodules: int = 12, n_m
     fis_kji = np.argwhere(fissure)
     for n in range(n_nodules):
         kind = KINDS[n % len(KINDS)]
-        b = SIZE_BINS_MM[(n // len(KINDS) + n) % len(SIZE_BINS_MM)]
+        b = SIZE_BINS_MM[(n // len(KINDS) + n + seed) % len(SIZE_BINS_MM)]
         if kind == "perifissural":
             b = SIZE_BINS_MM[n % 2]
         dia = float(rng.uniform(*b))
         r = dia / 2.0
-        pos = "fissure" if kind == "perifissural" else POSITIONS[n % len(POSITIONS)]
+        pos = "fissure" if kind == "perifissural" else POSITIONS[(n + seed) % len(POSITIONS)]
         c = None
         if pos == "fissure":
             dp = d_pleura[tuple(fis_kji.T)]
