@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagio.detection.cohort import list_cases, run_cohort
+from imagio.cohort import list_cases, run_cohort
 from imagio.detection.pipeline import Options
 
 N = 20
@@ -54,7 +54,7 @@ def test_corrupt_scan_logged_and_skipped(cohort):
     assert "chest99_corrupt" in ref["failures"] and "not a readable image" in ref["failures"]["chest99_corrupt"]
     log = Path(ref["log"]).read_text()
     assert "chest99_corrupt: failed" in log
-    assert len({r["case"] for r in _table(Path(ref["nodules_csv"]))}) == N  # every good case has rows
+    assert len({r["case"] for r in _table(Path(ref["table_csv"]))}) == N  # every good case has rows
 
 
 def test_two_workers_same_table_and_resume_after_kill(cohort, tmp_path):
@@ -80,7 +80,7 @@ def test_two_workers_same_table_and_resume_after_kill(cohort, tmp_path):
     after = {p.parent.name: p.stat().st_mtime_ns for p in done_dir.glob("*/done.json")}
     assert all(after[k] == v for k, v in before.items())  # done cases were not run again
     assert _cases(Path(s["cases_csv"])) == _cases(Path(ref["cases_csv"]))
-    assert _table(Path(s["nodules_csv"])) == _table(Path(ref["nodules_csv"]))
+    assert _table(Path(s["table_csv"])) == _table(Path(ref["table_csv"]))
     json.loads((out / "cases" / "chest00" / "candidates.json").read_text())
 
 
@@ -99,3 +99,22 @@ def test_cohort_sources(tmp_path, cohort):
     bad.write_text("file\nx.nii.gz\n")
     with pytest.raises(InputError, match="'path' column"):
         list_cases(bad)
+
+
+def test_segment_cohort_from_a_study_list(cohort, tmp_path, capsys):
+    from imagio import cli, io
+    from imagio.segmentation.rules import segment
+
+    d, src, _ = cohort
+    lst = tmp_path / "studies.txt"
+    lst.write_text("\n".join(str(src / n) for n in ("chest00.nii.gz", "chest01.nii.gz", "chest99_corrupt.nii.gz")))
+    out = tmp_path / "seg"
+    assert cli.main(["segment", str(lst), "--out", str(out), "--structures", "body,lungs", "--workers", "0",
+                     "--quiet"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["done"] == 2 and s["failed"] == 1
+    rows = _table(out / "cohort_structures.csv")
+    ref = segment(io.read_image(src / "chest01.nii.gz"), ["body", "lungs"])
+    for v, n in ref.labels.items():  # same volumes as one segmentation in this process
+        got = [r for r in rows if r["case"] == "chest01" and r["structure"] == n]
+        assert got and float(got[0]["volume_ml"]) == pytest.approx(float((ref.array == v).sum() * ref.voxel_volume_ml), abs=0.01)

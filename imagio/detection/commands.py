@@ -85,7 +85,7 @@ def cmd_detect(args) -> int:
     out = Path(args.out)
     opts = options_from_args(args)
     src = Path(args.ct)
-    from .cohort import cmd_cohort, is_cohort
+    from ..cohort import cmd_cohort, is_cohort
 
     if is_cohort(src):
         return cmd_cohort(args, opts)
@@ -154,13 +154,9 @@ def register(subparsers) -> None:
     s.add_argument("--no-slicer", action="store_true", help="do not write the Slicer scene files")
     s.add_argument("--report", action="store_true",
                    help="write the screening report (screening.html and screening.pdf with pictures)")
-    c = s.add_argument_group("cohort (a folder, CSV or list of scans)")
-    c.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:8786); default: a LocalCluster")
-    c.add_argument("--workers", type=int, default=2, help="LocalCluster / jobqueue workers, one process and one thread each (default 2; 0: "
-                   "one worker thread inside this process)")
-    c.add_argument("--jobqueue", choices=("slurm", "pbs", "sge", "lsf"),
-                   help="start the workers as batch jobs through dask-jobqueue (pip install imagio[cluster])")
-    c.add_argument("--worker-memory", default="8GB", help="memory per worker (LocalCluster limit, jobqueue request)")
+    from ..cohort import add_cohort_arguments
+
+    add_cohort_arguments(s)
     s.add_argument("--force", action="store_true", help="overwrite results already in --out")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_detect)

@@ -11,8 +11,6 @@ Constants and sources: ``imagio/data/detection.json`` ("deep").
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from scipy import ndimage
 
@@ -80,19 +78,18 @@ def candidates_from_probability(prob: Volume, lung_mask=None, threshold: float |
 NODULE_CLASSES = ("lung_nodules", "lung_nodule", "nodule", "nodules")
 
 
-@lru_cache(maxsize=2)
 def engine_for(model: str, device: str | None):
-    """(Engine, label_map, catalogue entry) for a catalogue model name or a model folder path,
-    built once per process (a cohort's Dask worker loads the network once). Raises ModelError
-    (one line saying how to fetch/import it) for a model that is not ready or not found."""
+    """(Engine, label_map, catalogue entry) for a catalogue model name or a model folder path;
+    the Engine is built once per process (:func:`imagio.segmentation.models.cached_engine`: a
+    cohort's Dask worker loads the network once). Raises ModelError (one line saying how to
+    fetch/import it) for a model that is not ready or not found."""
     from ..segmentation import models
-    from ..segmentation.engine.predictor import Engine, EngineOptions
 
     e, folders = models.resolve(model)
     if len(folders) != 1:
         raise InputError(f"model {model!r} has {len(folders)} parts; the deep detector needs a one-part model")
     dev = None if device in (None, "auto") else device
-    return Engine(folders[0], EngineOptions(**models.engine_options(e, device=dev))), e.get("label_map", {}), e
+    return models.cached_engine(folders[0], models.engine_options(e, device=dev)), e.get("label_map", {}), e
 
 
 def nodule_class(engine, label_map: dict) -> str:

@@ -12,6 +12,8 @@ Downloads resume with HTTP Range after a cut connection and go to a ``.part`` fi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import hashlib
 import http.client
 import json
@@ -390,6 +392,22 @@ def resolve(model: str) -> tuple[dict, list[Path]]:
     raise ModelError(f"{model!r} is neither a catalogue model ({', '.join(sorted(catalogue()))}) nor a folder")
 
 
+def cached_engine(folder, opts: dict):
+    """The Engine for a model part folder and EngineOptions keywords (:func:`engine_options`),
+    built once per process for the same folder and options (a cohort's Dask worker loads each
+    network once)."""
+    return _engine(str(folder), tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                             for k, v in opts.items())))
+
+
+@lru_cache(maxsize=4)
+def _engine(folder: str, opts: tuple):
+    from .engine.predictor import Engine, EngineOptions
+
+    return Engine(Path(folder), EngineOptions(**{k: list(v) if isinstance(v, tuple) else v
+                                                  for k, v in opts}))
+
+
 def engine_options(e: dict, device=None, folds=None, batch_size=None, mirror=None, step=None) -> dict:
     """EngineOptions keyword arguments for catalogue entry ``e`` (its folds, mirroring, step and
     orientation unless overridden)."""
@@ -407,7 +425,6 @@ def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=No
 
     from .. import anatomy
     from ..ct_check import check_hu
-    from .engine.predictor import Engine, EngineOptions
 
     if _takes_ct(model):  # before any model work: a CT model on non-HU input writes wrong labels
         check_hu(volume, f"the deep model {Path(model).name}")
@@ -421,8 +438,7 @@ def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=No
     names: dict[int, str] = {}
     for k, folder in enumerate(folders):
         sub = prog.sub(k / len(folders), (k + 1) / len(folders))
-        engine = Engine(folder, EngineOptions(**opts))
-        seg = engine.segment(volume, sub, label_map)
+        seg = cached_engine(folder, opts).segment(volume, sub, label_map)
         for v, n in seg.labels.items():
             value = ts_values.get(n) or next((kk for kk, nn in names.items() if nn == n), None) \
                 or (max(names, default=0) + 1 if len(folders) > 1 else v)

@@ -1,22 +1,25 @@
 """Cohort runs on Dask distributed: many scans in, one table out.
 
-``imagio detect COHORT --out DIR`` where COHORT is
+``imagio detect COHORT --out DIR`` and ``imagio segment COHORT --out DIR`` where COHORT is
 * a folder: every image file in it (NIfTI, NRRD, MetaImage) and every sub-folder holding DICOM
   files (one series each);
 * a CSV with a ``path`` column (optional ``seriesuid``, ``age``, ``sex``, ``smoker``,
   ``family_history``, ``extrathoracic_cancer``; relative paths from the CSV's folder);
 * a text file (``.txt``/``.lst``): one scan or DICOM series folder per line (a study list).
 
-Each scan is one task (:func:`run_case`) on a Dask cluster: a ``LocalCluster`` (one process per
+Each scan is one task (:func:`run_case`: detection, :func:`run_segment_case`: segmentation) on a
+Dask cluster: a ``LocalCluster`` (one process per
 worker, one thread each) by default, an existing scheduler (``--scheduler tcp://host:8786``), or
 batch jobs through dask-jobqueue (``--jobqueue slurm|pbs|sge|lsf``, optional dependency). Each
-worker process loads a deep model once (:func:`imagio.detection.deep.engine_for` is cached per
-process). A case writes its files into ``DIR/cases/<case id>/`` and ends with ``done.json``
+worker process loads a deep model once (:func:`imagio.detection.deep.engine_for` and
+:func:`imagio.segmentation.models.cached_engine` are cached per process). A case writes its
+files into ``DIR/cases/<case id>/`` and ends with ``done.json``
 (written last, atomically); a failing case writes ``failed.json`` with its reason and the others
 go on. A rerun skips the cases that have ``done.json`` (failed ones are tried again). The
 cohort tables are rebuilt from the case folders at the end: ``DIR/cohort_cases.csv`` (one row per
-case: status, reason, counts) and ``DIR/cohort_nodules.csv`` (every case's nodule table,
-LUNA16 columns first, LPS mm), plus ``DIR/cohort.log``.
+case: status, reason, counts) and the cases' tables concatenated: ``DIR/cohort_nodules.csv``
+(detection: every case's nodule table, LUNA16 columns first, LPS mm) or
+``DIR/cohort_structures.csv`` (segmentation: structure volumes), plus ``DIR/cohort.log``.
 """
 
 from __future__ import annotations
@@ -25,16 +28,17 @@ import csv
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from .errors import InputError
 
 CASE_FIELDS = ("case", "seriesuid", "status", "candidates", "nodules", "highest_lung_rads",
-               "top_probability", "reason", "path")
+               "top_probability", "structures", "reason", "path")
 
 
 def is_dicom_folder(path: Path) -> bool:
-    from ..io import _is_dicom_file
+    from .io import _is_dicom_file
 
     return path.is_dir() and any(_is_dicom_file(f) for f in sorted(path.iterdir())[:50] if f.is_file())
 
@@ -45,7 +49,7 @@ def is_cohort(path: Path) -> bool:
 
 
 def _case_id(path: Path) -> str:
-    from ..io import IMAGE_SUFFIXES
+    from .io import IMAGE_SUFFIXES
 
     name = path.name
     for s in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
@@ -62,7 +66,7 @@ def _bool(v: str):
 def list_cases(src: Path) -> list[dict]:
     """[{case, path, seriesuid?, patient}] of a cohort source (see module docstring). Raises
     InputError for an empty cohort, a CSV without a path column or duplicate case ids."""
-    from ..io import IMAGE_SUFFIXES
+    from .io import IMAGE_SUFFIXES
 
     if not src.exists():
         raise InputError(f"cohort source {src} not found")
@@ -115,9 +119,9 @@ def run_case(case: dict, out_root: str, opts) -> dict:
     """One cohort task (runs on a Dask worker): read the scan, :func:`run_scan`, mark the case
     done, or record why it failed. Never raises for a bad scan: the row says ``failed`` with
     the reason."""
-    from .. import io
-    from .commands import series_id
-    from .pipeline import run_scan
+    from . import io
+    from .detection.commands import series_id
+    from .detection.pipeline import run_scan
 
     d = Path(out_root) / "cases" / case["case"]
     d.mkdir(parents=True, exist_ok=True)
@@ -158,22 +162,76 @@ def _cluster(scheduler: str | None, workers: int, jobqueue: str | None, memory: 
     return Client(cluster), cluster
 
 
-def collect(out: Path, cases: list[dict]) -> tuple[list[dict], Path, Path]:
-    """Rebuild the cohort tables from the case folders (done / failed / missing)."""
-    from .outputs import NODULE_FIELDS
+@dataclass
+class SegmentOptions:
+    """Segmentation task of a cohort: HU-rule ``structures`` or a deep ``model`` (catalogue name
+    or folder) on ``device``."""
 
+    structures: tuple = ()
+    model: str | None = None
+    device: str | None = None
+
+
+def run_segment_case(case: dict, out_root: str, opts: SegmentOptions) -> dict:
+    """One segmentation task: ``segmentation.seg.nrrd`` and ``structures.csv`` (structure,
+    volume_ml) in the case folder; failure recorded as in :func:`run_case`."""
+    from . import io
+
+    d = Path(out_root) / "cases" / case["case"]
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "failed.json").unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    row = {"case": case["case"], "path": case["path"], "seriesuid": case.get("seriesuid") or ""}
+    try:
+        ct = io.read_image(case["path"])
+        if opts.model:
+            from .segmentation.models import segment
+
+            seg = segment(ct, opts.model, device=opts.device)
+        else:
+            from .segmentation.rules import segment
+
+            seg = segment(ct, list(opts.structures))
+        io.write_labels(seg, d / "segmentation.seg.nrrd")
+        with open(d / "structures.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(("structure", "volume_ml"))
+            for v, n in sorted(seg.labels.items()):
+                w.writerow((n, round(float((seg.array == v).sum() * seg.voxel_volume_ml), 2)))
+        row.update(status="done", structures=len(seg.labels), reason="",
+                   seconds=round(time.perf_counter() - t0, 2))
+        _write_atomic(d / "done.json", row)
+    except Exception as e:  # noqa: BLE001 - a case's failure is recorded, the cohort goes on
+        row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        _write_atomic(d / "failed.json", row)
+    return row
+
+
+def _task(opts):
+    """(task function, the case table's file name, the cohort table's name) for ``opts``."""
+    if isinstance(opts, SegmentOptions):
+        return run_segment_case, "structures.csv", "cohort_structures.csv"
+    return run_case, "nodules.csv", "cohort_nodules.csv"
+
+
+def collect(out: Path, cases: list[dict], table: str = "nodules.csv",
+            cohort_table: str = "cohort_nodules.csv") -> tuple[list[dict], Path, Path]:
+    """Rebuild the cohort tables from the case folders (done / failed / missing)."""
     rows = []
-    nod_path, case_path = out / "cohort_nodules.csv", out / "cohort_cases.csv"
-    with open(nod_path, "w", newline="") as fn:
+    tab_path, case_path = out / cohort_table, out / "cohort_cases.csv"
+    header = None
+    with open(tab_path, "w", newline="") as fn:
         wn = csv.writer(fn)
-        wn.writerow(("case",) + NODULE_FIELDS)
         for c in cases:
             d = out / "cases" / c["case"]
             if (d / "done.json").exists():
                 row = json.loads((d / "done.json").read_text())
-                with open(d / "nodules.csv", newline="") as f:
+                with open(d / table, newline="") as f:
                     r = csv.reader(f)
-                    next(r)
+                    h = next(r)
+                    if header is None:
+                        header = h
+                        wn.writerow(["case", *h])
                     for line in r:
                         wn.writerow([c["case"], *line])
             elif (d / "failed.json").exists():
@@ -185,16 +243,19 @@ def collect(out: Path, cases: list[dict]) -> tuple[list[dict], Path, Path]:
         w = csv.DictWriter(fc, CASE_FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    return rows, case_path, nod_path
+    return rows, case_path, tab_path
 
 
 def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers: int = 2,
                jobqueue: str | None = None, memory: str = "8GB", quiet: bool = False) -> dict:
     """Run every case of ``src`` not done yet in ``out`` on a Dask cluster; return a summary
-    (counts, table paths, dashboard link). Cases run in the order listed."""
+    (counts, table paths, dashboard link). ``opts``: detection :class:`Options
+    <imagio.detection.pipeline.Options>` or :class:`SegmentOptions`. Cases run in the order
+    listed."""
     from distributed import as_completed
 
     cases = list_cases(src)
+    task, table, cohort_table = _task(opts)
     out.mkdir(parents=True, exist_ok=True)
     todo = [c for c in cases if not (out / "cases" / c["case"] / "done.json").exists()]
     log = open(out / "cohort.log", "a")
@@ -208,8 +269,8 @@ def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers
             dashboard = client.dashboard_link
             if not quiet:
                 print(f"Dask dashboard: {dashboard}", flush=True)
-            futures = [client.submit(run_case, c, str(out), opts, key=f"imagio-detect-{c['case']}",
-                                     pure=False) for c in todo]
+            futures = [client.submit(task, c, str(out), opts, key=f"imagio-{c['case']}", pure=False)
+                       for c in todo]
             bar = None
             if not quiet:
                 from tqdm import tqdm
@@ -228,25 +289,42 @@ def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers
             client.close()
             if cluster is not None:
                 cluster.close()
-    rows, case_path, nod_path = collect(out, cases)
+    rows, case_path, nod_path = collect(out, cases, table, cohort_table)
     status = [r.get("status") for r in rows]
     summary = {"cases": len(cases), "ran": len(todo), "skipped_done": len(cases) - len(todo),
                "done": status.count("done"), "failed": status.count("failed"),
                "failures": {r["case"]: r["reason"] for r in rows if r.get("status") == "failed"},
-               "cases_csv": str(case_path), "nodules_csv": str(nod_path),
+               "cases_csv": str(case_path), "table_csv": str(nod_path),
                "log": str(out / "cohort.log"), "dashboard": dashboard}
     log.write(f"{time.strftime('%H:%M:%S')} finished: {summary['done']} done, {summary['failed']} failed\n")
     log.close()
     return summary
 
 
+def add_cohort_arguments(s) -> None:
+    """The cohort options of ``imagio detect`` and ``imagio segment``."""
+    c = s.add_argument_group("cohort (the input is a folder, CSV or list of scans; --out a folder)")
+    c.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:8786); default: a LocalCluster")
+    c.add_argument("--workers", type=int, default=2,
+                   help="LocalCluster / jobqueue workers, one process and one thread each (default 2; 0: "
+                        "one worker thread inside this process)")
+    c.add_argument("--jobqueue", choices=("slurm", "pbs", "sge", "lsf"),
+                   help="start the workers as batch jobs through dask-jobqueue (pip install imagio[cluster])")
+    c.add_argument("--worker-memory", default="8GB", help="memory per worker (LocalCluster limit, jobqueue request)")
+
+
 def cmd_cohort(args, opts) -> int:
-    if args.evaluate:
+    if getattr(args, "evaluate", None):
         raise InputError("--evaluate goes with one scan; score a cohort's cohort_nodules.csv "
                          "with imagio.detection.froc.evaluate")
-    if args.lungs:
+    if getattr(args, "lungs", None):
         raise InputError("--lungs goes with one scan; a cohort uses IMAGIO's lung segmenter")
     s = run_cohort(Path(args.ct), Path(args.out), opts, args.scheduler, args.workers, args.jobqueue,
                    args.worker_memory, args.quiet)
     print(json.dumps(s, indent=1))
+    if s["failed"]:
+        import sys
+
+        print(f"imagio: warning: {s['failed']} case(s) failed (reasons in {s['cases_csv']}); the "
+              "others are done", file=sys.stderr)
     return 0
