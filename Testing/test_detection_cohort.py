@@ -1,4 +1,4 @@
-"""Cohort run on Dask distributed: 20 small phantom scans (3 mm, cropped to the chest) and a
+"""Cohort run on Dask distributed: 20 small phantom scans (4 mm, cropped to the chest) and a
 corrupt file. A LocalCluster of 2 worker processes gives the same tables as one worker inside
 the test process; the corrupt scan is logged with its reason and the others go on; a run killed
 halfway and restarted runs only the cases that were not done."""
@@ -30,7 +30,7 @@ def cohort(tmp_path_factory):
     src = d / "scans"
     src.mkdir()
     for s in range(N):
-        ph = phantom.generate(spacing=3.0, seed=s, n_liver_tumors=0, n_lung_nodules=2, airway_generations=5)
+        ph = phantom.generate(spacing=4.0, seed=s, n_liver_tumors=0, n_lung_nodules=2, airway_generations=5)
         lungs = np.isin(ph.labels.array, [v for v, n in ph.labels.labels.items() if n.startswith("lung_")])
         lo, hi = ph.labels.bounding_box(lungs, margin=4)
         io.write_image(ph.ct.crop(lo, hi), src / f"chest{s:02d}.nii.gz")

@@ -115,13 +115,10 @@ def _write_atomic(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_case(case: dict, out_root: str, opts) -> dict:
-    """One cohort task (runs on a Dask worker): read the scan, :func:`run_scan`, mark the case
-    done, or record why it failed. Never raises for a bad scan: the row says ``failed`` with
-    the reason."""
+def _recorded(case: dict, out_root: str, work) -> dict:
+    """Run ``work(ct, case_folder) -> row fields`` on the case's scan; write ``done.json`` (last,
+    atomically) or ``failed.json`` with the reason. Never raises for a bad scan."""
     from . import io
-    from .detection.commands import series_id
-    from .detection.pipeline import run_scan
 
     d = Path(out_root) / "cases" / case["case"]
     d.mkdir(parents=True, exist_ok=True)
@@ -129,16 +126,27 @@ def run_case(case: dict, out_root: str, opts) -> dict:
     t0 = time.perf_counter()
     row = {"case": case["case"], "path": case["path"], "seriesuid": case.get("seriesuid") or ""}
     try:
-        ct = io.read_image(case["path"])
-        sid = case.get("seriesuid") or series_id(ct, Path(case["path"]))
-        opts_c = type(opts)(**{**opts.__dict__, "patient": {**opts.patient, **case["patient"]}})
-        row.update(run_scan(ct, sid, d, opts_c, ct_path=case["path"]))
+        row.update(work(io.read_image(case["path"]), d))
         row["seconds"] = round(time.perf_counter() - t0, 2)
         _write_atomic(d / "done.json", row)
     except Exception as e:  # noqa: BLE001 - a case's failure is recorded, the cohort goes on
         row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         _write_atomic(d / "failed.json", row)
     return row
+
+
+def run_case(case: dict, out_root: str, opts) -> dict:
+    """One detection task (runs on a Dask worker): :func:`run_scan` on the case's scan with the
+    case's patient facts, recorded by :func:`_recorded`."""
+    from .detection.commands import series_id
+    from .detection.pipeline import run_scan
+
+    def work(ct, d):
+        sid = case.get("seriesuid") or series_id(ct, Path(case["path"]))
+        opts_c = type(opts)(**{**opts.__dict__, "patient": {**opts.patient, **case["patient"]}})
+        return run_scan(ct, sid, d, opts_c, ct_path=case["path"])
+
+    return _recorded(case, out_root, work)
 
 
 def _cluster(scheduler: str | None, workers: int, jobqueue: str | None, memory: str):
@@ -174,16 +182,10 @@ class SegmentOptions:
 
 def run_segment_case(case: dict, out_root: str, opts: SegmentOptions) -> dict:
     """One segmentation task: ``segmentation.seg.nrrd`` and ``structures.csv`` (structure,
-    volume_ml) in the case folder; failure recorded as in :func:`run_case`."""
+    volume_ml) in the case folder, recorded by :func:`_recorded`."""
     from . import io
 
-    d = Path(out_root) / "cases" / case["case"]
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "failed.json").unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    row = {"case": case["case"], "path": case["path"], "seriesuid": case.get("seriesuid") or ""}
-    try:
-        ct = io.read_image(case["path"])
+    def work(ct, d):
         if opts.model:
             from .segmentation.models import segment
 
@@ -198,13 +200,9 @@ def run_segment_case(case: dict, out_root: str, opts: SegmentOptions) -> dict:
             w.writerow(("structure", "volume_ml"))
             for v, n in sorted(seg.labels.items()):
                 w.writerow((n, round(float((seg.array == v).sum() * seg.voxel_volume_ml), 2)))
-        row.update(status="done", structures=len(seg.labels), reason="",
-                   seconds=round(time.perf_counter() - t0, 2))
-        _write_atomic(d / "done.json", row)
-    except Exception as e:  # noqa: BLE001 - a case's failure is recorded, the cohort goes on
-        row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-        _write_atomic(d / "failed.json", row)
-    return row
+        return {"status": "done", "structures": len(seg.labels), "reason": ""}
+
+    return _recorded(case, out_root, work)
 
 
 def _task(opts):

@@ -14,7 +14,7 @@ For each of the ``max_characterised`` most probable candidates (``imagio/data/de
    part-solid / ground-glass from the solid component; a solid nodule < 10 mm within 10 mm of
    the pleura (or a fissure when lobes are given) and flattened (smallest / largest principal
    axis <= ``perifissural.max_flatness``, :func:`flatness`) is perifissural;
-4. location: side (RAS x against the midline), lobe when the label map has TotalSegmentator lobe
+4. location: side (RAS x against the midline between the lungs), lobe when the label map has TotalSegmentator lobe
    names, distance from the lesion's surface to the pleura, juxta-pleural (touching the lung's
    border), juxta-vascular (a dense structure inside the lung touching it);
 5. stratification (:func:`imagio.stratification.screening.stratify`): Lung-RADS v2022, Brock,
@@ -225,9 +225,12 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     p = as_progress(progress)
     todo = cands
     scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}
-    midline, how = midline_x(ct)
+    # the midline: the centre of the two lungs' left-right extent when both are in view (the
+    # mediastinum lies between them), else the scanner's isocentre (said)
+    midline, how = midline_x(ct, body=lungs)
     if how == "isocentre":
-        scan["warnings"].append("left/right from the scanner's isocentre (midline not found)")
+        scan["warnings"].append("left/right from the scanner's isocentre (the lungs' extent is cut "
+                                "by the field of view)")
     nodules, masks = [], []
     pleura_mm = pleura_distance_map(ct, lungs)
     for n, cand in enumerate(todo):
