@@ -24,6 +24,9 @@ Method (constants and sources in ``imagio/data/detection.json``):
    ``min_lung_shell_fraction`` of a shell around its sphere is lung (a juxta-pleural nodule on a
    flat pleura has about half; structures of the mediastinum or chest wall that the closing
    brought in have little).
+   A second channel adds what the dot filter cannot see: :func:`concavity_candidates`, dense
+   round concavities of the lung outline (nodules and masses on the pleura or at the hilum);
+   its candidates join the dots before the merge, ``features["channel"]`` says which found them.
 5. Features: contrast (HU), blobness, centre HU, solid fraction, distance to the pleura.
    Type from HU (calcified / solid / part-solid / ground-glass, ``type_hu``).
 6. Probability: a ranking score in [0, 1], the geometric mean of two normalised terms, each
@@ -33,11 +36,13 @@ Method (constants and sources in ``imagio/data/detection.json``):
    It ranks candidates (what FROC needs); it is not a calibrated probability of a nodule and
    says nothing about malignancy.
 
-Known limits: the diameter is the blob-filter scale (steps of 26 %), not a segmentation (a
-warning on every candidate); perifissural type, lobe and juxta-vascular flags are not computed
-yet; a mass (> 30 mm) bordering the chest wall or the mediastinum is not a blob inside the lung
-and is usually missed; at voxels of 3 mm thin vessels and airway walls alias into dots (many
-false positives): the detector is meant for <= 1.5 mm data.
+Known limits: the diameter is the blob-filter scale (steps of 26 %) or a component's
+equivalent diameter, not a segmentation (a warning on every candidate; the characterisation,
+:mod:`imagio.detection.characterise`, segments and types them); a ground-glass nodule has a
+quarter of a vessel's contrast, so a vessel or the chest wall next to it dominates the Hessian
+and it is often missed (a round-GGO-region channel after Jacobs 2014 was tried and lowered the
+phantom CPM: too many vessel-halo false positives); at voxels of 3 mm thin vessels and airway
+walls alias into dots (many false positives): the detector is meant for <= 1.5 mm data.
 """
 
 from __future__ import annotations
