@@ -84,7 +84,8 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
             n_char = 0
     lobes = lungs if isinstance(lungs, Volume) and any(
         n.startswith("lung_") and "lobe" in n for n in lungs.labels.values()) else None
-    cands = detect(ct, lung_mask=lungs_v if lungs_v is not None else lungs, detector=opts.detector,
+    # the deep detector keeps its own default (the model's lung class) unless a mask was given
+    cands = detect(ct, lung_mask=lungs_v if opts.detector == "blobs" else lungs, detector=opts.detector,
                    progress=prog.sub(0.05, 0.5), model=opts.model, device=opts.device)
     nodules, masks, scan = [], [], {"characterised": 0, "candidates": len(cands), "warnings": []}
     if n_char > 0 and cands:
