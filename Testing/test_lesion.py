@@ -97,16 +97,24 @@ def test_include_exclude_and_warnings(chest):
     assert m3.sum() < m1.sum() and not (m3 & (z > 36)).any()
 
 
+def _interior_clicks(ref, ct, n, seed, depth_mm=5.0):
+    """``n`` RAS points drawn without replacement by a seeded RNG from every voxel at least
+    ``depth_mm`` inside ``ref`` (60 % of its deepest point when it is thinner than that)."""
+    import edt
+
+    depth = edt.edt(np.ascontiguousarray(ref), anisotropy=tuple(ct.spacing_kji), black_border=True)
+    inside = np.argwhere(depth >= min(depth_mm, 0.6 * float(depth.max())))
+    pick = np.random.default_rng(seed).choice(len(inside), min(n, len(inside)), replace=False)
+    return ct.kji_to_world(inside[pick].astype(float))
+
+
 @pytest.mark.data
 @pytest.mark.parametrize("case", ["lung1", "lung2"])
 def test_pyradiomics_lesion_from_any_click(shared_data, case):
-    """Real lung lesions (hand labels): Dice >= 0.85 from the label's centroid; from random
-    clicks inside (>= 5 mm, or 60 % of the deepest point of a lesion thinner than that: lung1's
-    nodule is 14 mm across on 5 mm slices) Dice >= 0.80 for at least 8 of 10 (see the report:
-    a click on the mass's caudal slice at the lung base can still be typed soft tissue) and the
-    volumes of those within 15 % of each other."""
-    import edt
-
+    """Real lung lesions (hand labels): Dice >= 0.85 from the label's centroid; from each of 10
+    random clicks inside (>= 5 mm, or 60 % of the deepest point of a lesion thinner than that:
+    lung1's nodule is 14 mm across on 5 mm slices) Dice >= 0.80, and the volumes of all eleven
+    within 15 % of each other (measured: lung1 0.866-0.867, lung2 0.884-0.887)."""
     from imagio import io
 
     d = shared_data / "pyradiomics-lung"
@@ -115,16 +123,67 @@ def test_pyradiomics_lesion_from_any_click(shared_data, case):
     centroid = ct.kji_to_world(np.argwhere(ref).mean(0)[None])[0]
     mask, meas = segment_lesion(ct, centroid)
     assert meas.kind == "lung_nodule" and dice(mask, ref) >= 0.85
-    depth = edt.edt(ref, anisotropy=tuple(ct.spacing_kji))
-    inside = np.argwhere(depth >= min(5.0, 0.6 * depth.max()))
-    rng = np.random.default_rng(0)
-    good = []
-    for i in rng.choice(len(inside), 10, replace=False):
-        m, meas = segment_lesion(ct, ct.kji_to_world(inside[i][None].astype(float))[0])
-        if dice(m, ref) >= 0.80:
-            good.append(meas.volume_ml)
-    assert len(good) >= 8
-    assert max(good) <= 1.15 * min(good)
+    vols = [meas.volume_ml]
+    for c in _interior_clicks(ref, ct, 10, seed=0):
+        m, meas = segment_lesion(ct, c)
+        assert dice(m, ref) >= 0.80, (c, dice(m, ref))
+        vols.append(meas.volume_ml)
+    assert max(vols) <= 1.15 * min(vols)
+
+
+@pytest.mark.data
+def test_sarcomas_from_one_click_are_right_or_say_so(shared_data):
+    """The five STS sarcomas (non-contrast CT, tumour HU within the muscle's): one click at the
+    deepest point of each mask. Measured Dice 0.01 / 0.72 / 0.01 / 0.71 / 0.00 (STS_002, 008,
+    010, 014, 022): the target of 0.80 is not reached (see notes/lesion.md). What must hold:
+    a result below Dice 0.80 never comes without a warning that its border is a guess."""
+    import edt
+
+    from imagio import io
+
+    for case in ("STS_002", "STS_008", "STS_010", "STS_014", "STS_022"):
+        d = shared_data / "sts-sarcoma" / case
+        ct = io.read_image(d / "CT_image.nii.gz")
+        ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+        depth = edt.edt(ref, anisotropy=tuple(ct.spacing_kji))
+        click = ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
+        m, meas = segment_lesion(ct, click)
+        if dice(m, ref) < 0.80:
+            assert any("no intensity edge" in w or "tiny" in w or "size limit" in w
+                       for w in meas.warnings), (case, dice(m, ref), meas.warnings)
+
+
+@pytest.mark.data
+def test_lung_pet_ct_dx_mass_inside_its_boxes_or_flagged(shared_data):
+    """Lung-PET-CT-Dx A0001, a left perihilar mass with per-slice boxes (slices 41-51): clicked
+    at the middle box's centre. Measured: the region leaks into the mediastinum (about 1.3 L,
+    6 % inside the boxes), so the result must carry the size-limit warning; should the leak be
+    fixed, at least 80 % of the result lies inside the boxes."""
+    import csv
+
+    from imagio import io
+
+    d = shared_data / "lung-pet-ct-dx"
+    ct = io.read_image(d / "Lung_Dx-A0001_ct.nii.gz")
+    rows = list(csv.DictReader(open(d / "Lung_Dx-A0001_boxes.csv")))
+    boxes = np.zeros(ct.shape, bool)
+    for r in rows:
+        c = np.array([-float(r["centre_lps_x"]), -float(r["centre_lps_y"]), float(r["centre_lps_z"])])
+        k = int(np.rint(ct.world_to_kji(c[None])[0][0]))
+        # the box's pixel corners: DICOM columns run to +L (x), rows to +P (y), as the CT's i, j
+        ij = [ct.world_to_kji(np.array([[-(-c[0] + (x - 0.5 * (int(r["xmin"]) + int(r["xmax"]))) * ct.spacing[0]),
+                                         -(-c[1] + (y - 0.5 * (int(r["ymin"]) + int(r["ymax"]))) * ct.spacing[1]),
+                                         c[2]]]))[0]
+              for x, y in ((int(r["xmin"]), int(r["ymin"])), (int(r["xmax"]), int(r["ymax"])))]
+        j0, j1 = sorted(int(np.rint(v[1])) for v in ij)
+        i0, i1 = sorted(int(np.rint(v[2])) for v in ij)
+        boxes[k, j0:j1 + 1, i0:i1 + 1] = True
+    mid = rows[len(rows) // 2]
+    click = np.array([-float(mid["centre_lps_x"]), -float(mid["centre_lps_y"]), float(mid["centre_lps_z"])])
+    assert boxes[tuple(np.rint(ct.world_to_kji(click[None])[0]).astype(int))]  # the boxes are where the click is
+    m, meas = segment_lesion(ct, click)
+    inside = (m & boxes).sum() / m.sum()
+    assert inside >= 0.80 or any("size limit" in w or "irregular" in w for w in meas.warnings), (inside, meas.warnings)
 
 
 def test_lesion_removed_from_every_vessel_mask(chest):
@@ -196,3 +255,71 @@ def test_cli_add_and_remove_clicks(chest, tmp_path, capsys):
                  str(tmp_path / "bad.nii.gz"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--add" in err[0]
+
+
+LUNG_LOBES = ["lung_upper_lobe_left", "lung_lower_lobe_left", "lung_upper_lobe_right",
+              "lung_middle_lobe_right", "lung_lower_lobe_right"]
+
+
+@pytest.fixture(scope="module")
+def ph2():
+    from imagio import phantom
+
+    return phantom.generate(spacing=2.0, seed=0)
+
+
+def _place(ph, names, radius, wall):
+    """A centre in ``names``: the deepest point, or (``wall``) the most lateral point 0.55-0.65
+    radius deep, so that the lesion, confined to the lung, lies flat against the chest wall."""
+    import edt
+
+    d = edt.edt(ph.labels.mask(*names), anisotropy=tuple(ph.labels.spacing_kji))
+    if wall:
+        ras = ph.labels.kji_to_world(np.argwhere((d > 0.55 * radius) & (d < 0.65 * radius)).astype(float))
+        return ras[np.argmax(np.abs(ras[:, 0]))]
+    return ph.labels.kji_to_world(np.argwhere(d == d.max())[:1].astype(float))[0]
+
+
+PHANTOM_CASES = [  # kind, diameter mm, necrotic fraction, against the chest wall
+    ("solid", 8.0, 0.0, False), ("part_solid", 20.0, 0.0, False), ("ground_glass", 15.0, 0.0, False),
+    ("perifissural", 10.0, 0.0, False), ("calcified", 10.0, 0.0, False),
+    ("mass", 50.0, 0.3, False), ("mass", 60.0, 0.3, True),
+    ("liver_hypodense", 30.0, 0.0, False), ("liver_hyperdense", 25.0, 0.0, False),
+    pytest.param("mass", 40.0, 0.3, True, marks=pytest.mark.xfail(
+        reason="known limit: a 40 mm mass on the diaphragm at the lateral wall loses its caudal "
+               "slices where the lung envelope merges with the dome (Dice 0.84)", strict=False)),
+    pytest.param("mass", 100.0, 0.5, True, marks=pytest.mark.xfail(
+        reason="known limit: a 100 mm mass filling the lung's cross-section, clicked where the "
+               "lung envelope holds part of it, stops at the envelope (Dice 0.62-0.93 by click)",
+        strict=False)),
+]
+
+
+@pytest.mark.parametrize("kind, diameter, necrotic, wall", PHANTOM_CASES)
+def test_phantom_lesion_every_kind_from_any_interior_click(ph2, kind, diameter, necrotic, wall):
+    """Lesions painted by imagio.phantom.lesions (blur and noise as the phantom's): Dice >= 0.85
+    from the centre and from 3 random interior clicks (seeded; >= 5 mm inside, or 60 % of the
+    deepest point), volumes within 15 %; the type found is the painted one's family."""
+    import copy
+
+    from imagio.phantom.lesions import insert_lesion
+
+    ph = copy.deepcopy(ph2)
+    host = ["liver"] if kind.startswith("liver") else LUNG_LOBES
+    c = _place(ph, host, diameter / 2, wall)
+    les = insert_lesion(ph, kind, c, diameter, necrotic_fraction=necrotic, seed=1)
+    truth = ph.labels.array == les.label_value
+    if wall:  # flat against the chest wall: muscle or rib next to it
+        wall_vals = [v for v, n in ph.labels.labels.items() if n in ("muscle", "diaphragm") or n.startswith("rib_")]
+        assert np.isin(ph.labels.array[ndimage.binary_dilation(truth, iterations=2)], wall_vals).any()
+    vols = []
+    for q in [c] + list(_interior_clicks(truth, ph.ct, 3, seed=0)):
+        m, meas = segment_lesion(ph.ct, q)
+        assert dice(m, truth) >= 0.85, (q, dice(m, truth))
+        assert meas.kind == ("soft_tissue" if kind.startswith("liver") else "lung_nodule")
+        vols.append(meas.volume_ml)
+    assert max(vols) <= 1.15 * min(vols)
+    if kind in ("solid", "part_solid", "ground_glass", "calcified"):
+        assert meas.subtype == kind
+    if kind == "mass":
+        assert meas.subtype == "mass"

@@ -4,20 +4,29 @@ implausible.
 
 Method (inside a box around the click that grows, 40 mm -> ``max_radius_mm``, while the result
 touches the box):
+Every threshold, with its published source or its stated method reason, is in
+``imagio/data/lesion.json`` (read into the module constants below).
+
 1. Intensity at the click: median and robust spread in a 2 mm ball. Air (< -850 HU, aerated lung:
-   Gevenois et al., AJRCCM 1996) or bone/calcium (> 400 HU) at the click is refused.
+   Gevenois et al., AJRCCM 1996) at the click is refused; bone/calcium (> 400 HU) too, unless the
+   click lies inside the lung envelope (a calcified nodule, typed ``calcified`` above 200 HU).
 2. Lung context: the aerated lung in the box (connected air < -400 HU whose median is above
    -950 HU: parenchyma, not gas; see ``lungs``) and its envelope: per axial slice, the convex hull
    of each lung component (the costal surface of the lung follows the convex rib cage, so a mass
    that pushes into the lung from the chest wall lies inside the hull while the chest wall lies
    outside). Each concavity of the hull (a component of hull minus lung in a slice) is kept when
    the lung piece is at least as large as it (a thin crescent of lung around the liver dome does
-   not enclose the liver).
+   not enclose the liver). A click in a concavity the lung does not outweigh (a mass larger than
+   the lung beside it, or filling the lung's cross-section) uses that concavity, but only when
+   the usual envelope gives no lung lesion (joined first, it took the liver under the dome for a
+   click on the caudal slice of a mass).
    If the click is inside the envelope, the lesion is what is denser than the parenchyma inside
    it: seeded region at the midpoint between the parenchyma's median and the lower quartile of
    the region's core (a solid edge at half maximum, a ground-glass rim kept). The type is decided
    from the grown region: it is a lung lesion if aerated lung covers at least 20 % of its outer
-   shell (1-4 mm beyond it), else the soft-tissue rule applies.
+   shell (1-4 mm beyond it), else the soft-tissue rule applies. The subtype comes from the
+   region too: mass above 30 mm, calcified, else from its solid component (> -300 HU): none of
+   micronodule size -> ground glass, >= 80 % of the interior -> solid, else part-solid.
 3. Soft tissue (liver tumour, soft-tissue or bone-free tumour): on a lightly smoothed image
    (Gaussian, sigma 1 mm: CT noise is white, a tumour is larger than a few mm), voxels closer in
    HU to the lesion than to the tissue around a first estimate (midpoint threshold between the
@@ -42,6 +51,9 @@ Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022,
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 import numpy as np
 from scipy import ndimage
 
@@ -51,23 +63,42 @@ from .measurements import LesionMeasurements, measure  # noqa: F401 (public here
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, ball, check_ct,
                      components, fill_holes_3d, fill_holes_per_slice, label_medians, open_mm)
 
-AIR_CLICK_HU = -850.0  # aerated lung (Gevenois 1996): a click here is not on a lesion
-BONE_CLICK_HU = 400.0  # cortical bone / calcification
-FAT_MAX_HU = -30.0  # adipose tissue -190..-30 HU (Lamba et al., AJR 2014): bounds soft-tissue lesions
-GROUND_GLASS_MAX_HU = -300.0  # GGO ~ -700..-300 HU (Fleischner glossary, Hansell 2008)
-MASS_DIAMETER_MM = 30.0  # a lung lesion > 3 cm is a mass (Fleischner glossary, Hansell 2008)
-# thicker sections: partial volume makes diameters and volumes uncertain (Bankier AA et al.,
-# Recommendations for measuring pulmonary nodules at CT: a statement from the Fleischner Society,
-# Radiology 2017;285:584-600: measure on contiguous thin sections, <= 1.5 mm)
-MEASUREMENT_MAX_SLICE_MM = 1.5
-MICRONODULE_MM = 3.0  # < 3 mm: micronodule (Fleischner glossary); smaller results are implausible
-LUNG_CONTEXT_FRACTION = 0.2  # share of aerated lung in the shell around a lung lesion
-HULL_MIN_FILL = 0.5  # a concavity of the lung's hull bounds a lesion if the lung is at least as large
-OPEN_FRACTION = 0.5  # opening radius as a share of the lesion's inscribed radius
-MIN_FILL_OF_SPHERE = 0.05  # a lesion filling less of its circumscribed sphere is irregular
-START_RADIUS_MM = 40.0
-ENVELOPE_RADIUS_MM = 80.0  # half the width of a hemithorax: one lung in the envelope's box
-SMOOTH_SIGMA_MM = 1.0
+# every threshold, with its source: imagio/data/lesion.json
+LIMITS = json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text())
+
+
+def _v(key):
+    return LIMITS[key]["value"]
+
+
+AIR_CLICK_HU = _v("air_click_hu")
+BONE_CLICK_HU = _v("bone_click_hu")
+CALCIFICATION_MARGIN_HU = _v("calcification_margin_hu")
+FAT_MAX_HU = _v("fat_max_hu")
+GROUND_GLASS_MAX_HU = _v("ground_glass_max_hu")
+LESION_OVER_LUNG_MIN_HU = _v("lesion_over_lung_min_hu")
+LESION_OVER_LUNG_NOISE_SD = _v("lesion_over_lung_noise_sd")
+CLICK_MARGIN_HU = _v("click_margin_hu")
+SOFT_FIRST_SD = _v("soft_first_sd")
+SOFT_RANGE_SD = _v("soft_range_sd")
+SHELL_MM = tuple(_v("shell_mm"))
+LUNG_SHELL_MM = tuple(_v("lung_shell_mm"))
+FACING_SD = _v("facing_sd")
+NOISE_FLOOR_HU = _v("noise_floor_hu")
+SHELL_MIN_HU = _v("shell_min_hu")
+MASS_DIAMETER_MM = _v("mass_diameter_mm")
+MEASUREMENT_MAX_SLICE_MM = _v("measurement_max_slice_mm")
+MICRONODULE_MM = _v("micronodule_mm")
+LUNG_CONTEXT_FRACTION = _v("lung_context_fraction")
+SOLID_INTERIOR_FRACTION = _v("solid_interior_fraction")
+HULL_MIN_FILL = _v("hull_min_fill")
+OPEN_FRACTION = _v("open_fraction")
+MIN_FILL_OF_SPHERE = _v("min_fill_of_sphere")
+START_RADIUS_MM = _v("start_radius_mm")
+ENVELOPE_RADIUS_MM = _v("envelope_radius_mm")
+MAX_RADIUS_MM = _v("max_radius_mm")
+SMOOTH_SIGMA_MM = _v("smooth_sigma_mm")
+CALCIFIED_MIN_HU = _v("calcified_min_hu")
 
 
 def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
@@ -213,7 +244,7 @@ def _click_stats(roi, seed, sk):
     ok = np.all((bk >= 0) & (bk < roi.shape), axis=1)
     bv = roi[tuple(bk[ok].T)]
     m0 = float(np.median(bv))
-    return m0, max(1.4826 * float(np.median(np.abs(bv - m0))), 10.0)
+    return m0, max(1.4826 * float(np.median(np.abs(bv - m0))), NOISE_FLOOR_HU)
 
 
 def _shell(m, sk, r0, r1):
@@ -224,15 +255,16 @@ def _shell(m, sk, r0, r1):
 def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
     """(region, [lower, upper] HU, parenchyma median) of a lesion inside the lung envelope."""
     par = roi[lung & (roi > -1000)]
-    bg = float(np.median(par)) if par.size else -850.0
+    bg = float(np.median(par)) if par.size else AIR_CLICK_HU  # normal lung (Gevenois 1996)
     bg_sd = 1.4826 * float(np.median(np.abs(par - bg))) if par.size else 50.0
-    upper = BONE_CLICK_HU + 200.0  # calcifications inside a nodule stay in
-    t_detect = bg + max(125.0, 3.0 * bg_sd)  # a lesion is denser than the parenchyma by more
+    # calcifications inside a nodule stay in (a calcified nodule clicked on its calcium too)
+    upper = max(BONE_CLICK_HU, m0) + CALCIFICATION_MARGIN_HU
+    t_detect = bg + max(LESION_OVER_LUNG_MIN_HU, LESION_OVER_LUNG_NOISE_SD * bg_sd)  # a lesion is denser than the parenchyma by more
     # than its noise and at least 125 HU (ground glass -700..-300 HU over lung ~ -850 HU)
     if m0 < t_detect:
         raise InputError(f"the point is on lung parenchyma ({m0:.0f} HU at the click, parenchyma "
                          f"{bg:.0f} HU): click inside the lesion")
-    t = min(t_detect, m0 - 50.0)
+    t = min(t_detect, m0 - CLICK_MARGIN_HU)
 
     def grow(thr):
         r = _component_at((roi >= thr) & (roi <= upper) & env, seed, sk)
@@ -257,25 +289,25 @@ def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final=()):
     allowed = (roi > FAT_MAX_HU) & (roi < BONE_CLICK_HU)
     if org is not None:
         allowed &= org
-    first = _component_at((sm >= ms - 3 * sds) & (sm <= ms + 3 * sds) & allowed, seed, sk)
+    first = _component_at((sm >= ms - SOFT_FIRST_SD * sds) & (sm <= ms + SOFT_FIRST_SD * sds) & allowed, seed, sk)
     if not first.any():
         first = np.zeros(roi.shape, bool)
         first[seed] = True
-    shell = _shell(first, sk, 2.0, 6.0) & (sm > -200) & (sm < BONE_CLICK_HU)
+    shell = _shell(first, sk, *SHELL_MM) & (sm > SHELL_MIN_HU) & (sm < BONE_CLICK_HU)
     if org is not None:
         shell &= org
     bg = float(np.median(sm[shell])) if shell.any() else ms + 100.0
     mid = 0.5 * (ms + bg)
     if ms < bg:  # hypodense lesion
-        lo_t, hi_t, sub = max(ms - 4 * max(sds, sd0), FAT_MAX_HU), mid, "hypodense"
+        lo_t, hi_t, sub = max(ms - SOFT_RANGE_SD * max(sds, sd0), FAT_MAX_HU), mid, "hypodense"
     else:
-        lo_t, hi_t, sub = mid, min(ms + 4 * max(sds, sd0), BONE_CLICK_HU), "hyperdense"
+        lo_t, hi_t, sub = mid, min(ms + SOFT_RANGE_SD * max(sds, sd0), BONE_CLICK_HU), "hyperdense"
     r = _component_at((sm >= lo_t) & (sm <= hi_t) & allowed, seed, sk)
     if r.any() and (set(_touched_faces(r)) & set(final)):
         # the lesion touches tissue of its own density (e.g. at the organ's edge): keep it within
         # the radius at which it faces the tissue around it (voxels near the shell's level)
         bg_sd = 1.4826 * float(np.median(np.abs(sm[shell] - bg))) if shell.any() else sds
-        around = np.abs(sm - bg) <= 2.0 * max(bg_sd, 10.0)
+        around = np.abs(sm - bg) <= FACING_SD * max(bg_sd, NOISE_FLOOR_HU)
         cut = _cut_at_facing_radius(r, ndimage.binary_dilation(around), _dist_grid(roi.shape, seed, sk), sk)
         if cut is not None:
             r = _component_at(cut, seed, sk)
@@ -305,14 +337,17 @@ def _dist_grid(shape, seed, sk) -> np.ndarray:
 
 
 def _lung_subtype(region, roi, meas_diam, sk=(1.0, 1.0, 1.0)):
-    """solid / part_solid / ground_glass / mass of a lung lesion (Fleischner glossary, Hansell
-    2008): a mass above 30 mm; otherwise from its solid component (voxels above
+    """solid / part_solid / ground_glass / calcified / mass of a lung lesion (Fleischner glossary,
+    Hansell 2008): a mass above 30 mm; calcified when its median is above ``CALCIFIED_MIN_HU``;
+    otherwise from its solid component (voxels above
     ``GROUND_GLASS_MAX_HU``): none at least a micronodule (``MICRONODULE_MM`` equivalent
     diameter) -> ground glass; solid over >= 80 % of the lesion's interior (the region less a
     boundary layer of one voxel, where partial volume with the lung lowers every edge) -> solid;
     else part-solid."""
     if meas_diam > MASS_DIAMETER_MM:
         return "mass"
+    if float(np.median(roi[region])) > CALCIFIED_MIN_HU:
+        return "calcified"
     solid = region & (roi > GROUND_GLASS_MAX_HU)
     d_solid = (6.0 * solid.sum() * float(np.prod(sk)) / np.pi) ** (1.0 / 3.0)
     if d_solid < MICRONODULE_MM:
@@ -320,7 +355,7 @@ def _lung_subtype(region, roi, meas_diam, sk=(1.0, 1.0, 1.0)):
     inner = ndimage.binary_erosion(region)
     if inner.sum() < 8:
         inner = region
-    return "solid" if float(solid[inner].mean()) >= 0.8 else "part_solid"
+    return "solid" if float(solid[inner].mean()) >= SOLID_INTERIOR_FRACTION else "part_solid"
 
 
 def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, final=True):
@@ -336,9 +371,11 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     m0, sd0 = _click_stats(roi, seed, sk)
     if m0 < AIR_CLICK_HU:
         raise InputError(f"the point is in air ({m0:.0f} HU at the click): click inside the lesion")
-    if m0 > BONE_CLICK_HU:
-        raise InputError(f"the point is in bone or calcification ({m0:.0f} HU): click inside the lesion")
-    region, thr, sub, k, lung = None, None, "", kind, None
+    bone_msg = (f"the point is in bone or calcification ({m0:.0f} HU) outside the lung: click inside "
+                "the lesion")
+    if m0 > BONE_CLICK_HU and kind == "soft_tissue":
+        raise InputError(bone_msg)
+    region, thr, sub, k, lung, in_envelope = None, None, "", kind, None, False
     # faces of the box beyond which the region cannot be followed (the image's edge, or all at
     # the size limit): a soft-tissue region reaching one has leaked into same-density tissue
     final = [(ax, sd) for ax in range(3) for sd in (0, 1)
@@ -373,12 +410,13 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
             if not (near or kind == "lung_nodule"):
                 continue
             env = env | _component_at(env, seed, sk, within_mm=5.0) if kind == "lung_nodule" else env
+            in_envelope = bool(env[seed])
             if not env[seed]:
                 env = env.copy()
                 env[seed] = True
             region, thr, _ = _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis)
             if kind is None and region.any():
-                sh = _shell(region, sk, 1.0, 4.0)
+                sh = _shell(region, sk, *LUNG_SHELL_MM)
                 frac = float(lung[sh].mean()) if sh.any() else 0.0
                 k = "lung_nodule" if frac >= LUNG_CONTEXT_FRACTION else None
             else:
@@ -386,6 +424,9 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
             if k == "lung_nodule" and region.any():
                 break
     notes = []
+    if m0 > BONE_CLICK_HU and not (k == "lung_nodule" and in_envelope):
+        # a calcified nodule is clicked inside the lung envelope; bone elsewhere is refused
+        raise InputError(bone_msg)
     if k is None or k == "soft_tissue":
         k = "soft_tissue"
         region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
@@ -395,7 +436,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                          "was set where it first meets that tissue, a guess; check it, give the organ "
                          "mask, or add include/exclude clicks")
         if lung is not None and region.any():
-            sh = _shell(region, sk, 1.0, 4.0)
+            sh = _shell(region, sk, *LUNG_SHELL_MM)
             frac = float(lung[sh].mean()) if sh.any() else 0.0
             if frac >= LUNG_CONTEXT_FRACTION:
                 notes.append(
@@ -410,7 +451,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
 
 
 def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
-                   max_radius_mm: float = 150.0, open_mm: float = 1.0, include=(), exclude=(),
+                   max_radius_mm: float = MAX_RADIUS_MM, open_mm: float = 1.0, include=(), exclude=(),
                    progress=None, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
     """(mask [k, j, i] on the CT grid, measurements) of the lesion under ``point_ras`` (RAS mm).
 
