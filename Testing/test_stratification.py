@@ -144,7 +144,45 @@ def test_risk_cli(capsys):
     assert round(out["brock"]["probability"], 4) == 0.4417
     assert out["lung_rads"]["category"] == "4A"
     assert "PET-CT" in out["suggestion"]["suggestion"]
-    assert main(["risk", "--age", "12", "--sex", "male", "--size-mm", "8"]) == 2
+    # outside a model's range: that model refuses with its reason, the others still answer
+    assert main(["risk", "--age", "12", "--sex", "male", "--size-mm", "8"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "age" in out["brock"]["refused"] and "age" in out["mayo"]["refused"]
+    assert out["lung_rads"]["category"] == "4A"
+    # a 45 mm mass: Lung-RADS 4B with the 4X note, Brock and Mayo refused (not an error)
+    assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "45"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "mass" in out["brock"]["refused"] and "4-30" in out["mayo"]["refused"]
+    assert out["lung_rads"]["category"] == "4B" and "4X" in out["lung_rads"]["note"]
+
+
+def test_screening_stratify_refuses_with_reasons():
+    from imagio.stratification.screening import stratify
+
+    solid8 = {"type": "solid", "long_axis_mm": 9.0, "mean_diameter_mm": 8.2, "solid_component_mm": 9.0}
+    s = stratify(solid8)  # no patient data: Brock and Mayo refused, Lung-RADS answers
+    assert "age" in s["brock"]["refused"] and "smoking" in s["mayo"]["refused"]
+    assert s["lung_rads"]["category"] == "4A"
+    # unknown lobe and emphysema: Brock gives the range over them, equal to the extremes
+    s = stratify(solid8, {"age": 65, "sex": "female", "smoker": True}, n_nodules=2)
+    lo, hi = s["brock"]["probability_range"]
+    p_lo = nodule_risk.brock(65, True, 9.0, "solid", nodule_count=2).probability
+    p_hi = nodule_risk.brock(65, True, 9.0, "solid", emphysema=True, upper_lobe=True, nodule_count=2,
+                             spiculation=True).probability
+    assert lo == pytest.approx(p_lo) and hi == pytest.approx(p_hi) and s["brock"]["probability"] is None
+    s = stratify(solid8, {"age": 65, "sex": "female"}, n_nodules=2, emphysema=False, upper_lobe=True)
+    assert s["brock"]["probability"] == pytest.approx(
+        nodule_risk.brock(65, True, 9.0, "solid", upper_lobe=True, nodule_count=2).probability)
+    assert stratify({"type": "calcified", "long_axis_mm": 6, "mean_diameter_mm": 6})["lung_rads"]["category"] == "1"
+    assert stratify({"type": "perifissural", "long_axis_mm": 8, "mean_diameter_mm": 7})["lung_rads"]["category"] == "2"
+    assert stratify({"type": "perifissural", "long_axis_mm": 14, "mean_diameter_mm": 12})["lung_rads"]["category"] == "4A"
+    s = stratify({"type": "ground_glass", "long_axis_mm": 12, "mean_diameter_mm": 11})
+    assert s["lung_rads"]["category"] == "2"
+    s = stratify({"type": "solid", "long_axis_mm": 40, "mean_diameter_mm": 36},
+                 {"age": 70, "sex": "male", "smoker": True})
+    assert s["lung_rads"]["category"] == "4B" and "mass" in s["brock"]["refused"]
+    assert "4-30" in s["mayo"]["refused"]
+    assert "segmentation failed" in stratify({"type": "solid"})["lung_rads"]["refused"]
 
 
 def test_report_copies_identifiers_only_when_present(tmp_path, ph):

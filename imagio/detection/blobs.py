@@ -24,6 +24,9 @@ Method (constants and sources in ``imagio/data/detection.json``):
    ``min_lung_shell_fraction`` of a shell around its sphere is lung (a juxta-pleural nodule on a
    flat pleura has about half; structures of the mediastinum or chest wall that the closing
    brought in have little).
+   A second channel adds what the dot filter cannot see: :func:`concavity_candidates`, dense
+   round concavities of the lung outline (nodules and masses on the pleura or at the hilum);
+   its candidates join the dots before the merge, ``features["channel"]`` says which found them.
 5. Features: contrast (HU), blobness, centre HU, solid fraction, distance to the pleura.
    Type from HU (calcified / solid / part-solid / ground-glass, ``type_hu``).
 6. Probability: a ranking score in [0, 1], the geometric mean of two normalised terms, each
@@ -33,11 +36,13 @@ Method (constants and sources in ``imagio/data/detection.json``):
    It ranks candidates (what FROC needs); it is not a calibrated probability of a nodule and
    says nothing about malignancy.
 
-Known limits: the diameter is the blob-filter scale (steps of 26 %), not a segmentation (a
-warning on every candidate); perifissural type, lobe and juxta-vascular flags are not computed
-yet; a mass (> 30 mm) bordering the chest wall or the mediastinum is not a blob inside the lung
-and is usually missed; at voxels of 3 mm thin vessels and airway walls alias into dots (many
-false positives): the detector is meant for <= 1.5 mm data.
+Known limits: the diameter is the blob-filter scale (steps of 26 %) or a component's
+equivalent diameter, not a segmentation (a warning on every candidate; the characterisation,
+:mod:`imagio.detection.characterise`, segments and types them); a ground-glass nodule has a
+quarter of a vessel's contrast, so a vessel or the chest wall next to it dominates the Hessian
+and it is often missed (a round-GGO-region channel after Jacobs 2014 was tried and lowered the
+phantom CPM: too many vessel-halo false positives); at voxels of 3 mm thin vessels and airway
+walls alias into dots (many false positives): the detector is meant for <= 1.5 mm data.
 """
 
 from __future__ import annotations
@@ -245,7 +250,18 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     shell = np.array([_lung_shell_fraction(lungs[sl], pk, d / 2.0, sub.spacing_kji)
                       for pk, d in zip(peaks, diam)])
     keep = shell >= c["min_lung_shell_fraction"]["value"]
-    keep[keep] = _merge_inside(centres[keep], diam[keep] / 2.0, r_peak[keep])
+    k_score = np.sqrt(np.clip((b_peak - b_min) / (1.0 - b_min), 0, 1)
+                      * np.clip((r_peak / k - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
+    p(0.9, "detect: pleural concavities")
+    conc = concavity_candidates(sub, lungs[sl], search[sl])
+    n_dot = len(peaks)
+    if conc:
+        peaks = np.r_[peaks, np.array([q["kji"] for q in conc], int).reshape(-1, 3)]
+        centres = np.r_[centres, sub.kji_to_world(np.array([q["centroid_kji"] for q in conc]))]
+        diam = np.r_[diam, [q["diameter_mm"] for q in conc]]
+        k_score = np.r_[k_score, [q["score"] for q in conc]]
+        keep = np.r_[keep, np.ones(len(conc), bool)]
+    keep[keep] = _merge_inside(centres[keep], diam[keep] / 2.0, k_score[keep])
     import edt
 
     dist = edt.edt(np.ascontiguousarray(lungs[sl]), anisotropy=tuple(map(float, sub.spacing_kji)),
@@ -254,14 +270,22 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     scan_warn = scan_warnings(ct)
     out = []
     for i in np.flatnonzero(keep):
-        contrast = float(r_peak[i] / k)
         centre_hu, solid_frac = _ball_hu(sub.array, peaks[i], diam[i] / 2.0, sub.spacing_kji,
                                          t["solid_min"])
         typ = _type(centre_hu, solid_frac, t, c["part_solid_solid_fraction"]["value"])
-        bt = np.clip((b_peak[i] - b_min) / (1.0 - b_min), 0.0, 1.0)
-        ct_ = np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0.0, 1.0)
         d_pl = float(dist[tuple(peaks[i])])
-        warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
+        if i >= n_dot:  # a concavity of the lung outline (juxta-pleural channel)
+            q = conc[i - n_dot]
+            feats = dict(channel="concavity", contrast_hu=q["contrast_hu"],
+                         roundness=q["roundness"], centre_hu=centre_hu, solid_fraction=solid_frac,
+                         lung_shell_fraction=q["lung_shell_fraction"])
+            warn = ["diameter is the equivalent diameter of a concavity of the lung outline, not "
+                    "a segmentation"] + scan_warn
+        else:
+            feats = dict(channel="dot", contrast_hu=float(r_peak[i] / k), blobness=float(b_peak[i]),
+                         sigma_mm=float(s_peak[i]), centre_hu=centre_hu, solid_fraction=solid_frac,
+                         lung_shell_fraction=float(shell[i]))
+            warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
         kji_full = peaks[i] + lo
         edge_mm = np.min(np.minimum(kji_full, np.array(w.shape) - 1 - kji_full) * w.spacing_kji)
         if edge_mm < diam[i] / 2.0:
@@ -273,14 +297,79 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
         out.append(Candidate(
             center_ras=centres[i], diameter_mm=float(diam[i]),
             volume_ml=float(np.pi / 6.0 * diam[i] ** 3 / 1000.0), type=typ,
-            probability=float(np.sqrt(bt * ct_)), distance_to_pleura_mm=d_pl,
+            probability=float(k_score[i]), distance_to_pleura_mm=d_pl,
             juxta_pleural=bool(d_pl <= diam[i] / 2.0), detector="blobs",
-            features=dict(contrast_hu=contrast, blobness=float(b_peak[i]),
-                          sigma_mm=float(s_peak[i]), centre_hu=centre_hu,
-                          solid_fraction=solid_frac, lung_shell_fraction=float(shell[i])),
-            warnings=warn))
+            features=feats, warnings=warn))
     out.sort(key=lambda cd: -cd.probability)
     p(1.0, f"detect: {len(out)} candidates")
+    return out
+
+
+def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> list[dict]:
+    """Juxta-pleural candidates: dense, round parts of the lung outline's concavities.
+
+    A nodule on the pleura is not a bright blob for the Hessian (the chest wall behind it is as
+    dense), but it indents the lung mask: the per-section closing (``search``) minus the lungs
+    holds it (Armato et al., Med Phys 2001). Kept: voxels denser than the parenchyma (its median
+    in ``lungs``) by ``min_contrast_hu``, opened with a ball of the smallest nodule's radius (thin
+    rims go); 3-D components attached to the wall (next to what the closing did not fill: a fold
+    of the lung base between lung islands is not), whose equivalent diameter lies within the
+    nodule range (up to ``mass_diameter_max_mm``), whose roundness (inscribed diameter / equivalent diameter; a
+    half-ball on a flat wall 0.63, a ball 1) is at least ``min_roundness`` and with at least
+    ``min_lung_shell_fraction`` of lung around them. Score: the geometric mean of the roundness
+    and contrast terms (as the dot channel's, blobness replaced by roundness) times the share of
+    lung around the component (about 0.5 on a flat pleura): a concavity of the lung outline is
+    weaker evidence of a nodule than a blob wholly in the lung (ribs, the diaphragm and the
+    mediastinal contour make concavities too), so it ranks below a dot of equal terms.
+    """
+    import cc3d
+    import edt
+
+    from ..segmentation.common import open_mm
+
+    c = constants()
+    sk = sub.spacing_kji
+    d_min = c["nodule_diameter_mm"]["value"][0]
+    d_max = c["mass_diameter_max_mm"]["value"]
+    c_min = c["min_contrast_hu"]["value"]
+    r_min = c["min_roundness"]["value"]
+    a = sub.array
+    if not lungs.any():
+        return []
+    parenchyma = float(np.median(a[lungs]))
+    conc = search & ~lungs & (a > parenchyma + c_min)
+    conc = open_mm(conc, d_min / 2.0, sk)
+    if not conc.any():
+        return []
+    lab, n = cc3d.connected_components(conc, connectivity=6, return_N=True)
+    counts = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    d_eq = (6.0 * counts * float(np.prod(sk)) / np.pi) ** (1.0 / 3.0)
+    # attached to the wall: next to what the closing did not fill (a nodule on the costal
+    # pleura has the chest wall behind it; a fold of the lung base between lung islands has not)
+    wall = ndimage.binary_dilation(~search) & conc
+    attached = np.zeros(n + 1, bool)
+    attached[np.unique(lab[wall])] = True
+    ok = (d_eq >= d_min) & (d_eq <= d_max) & attached[1:]
+    boxes = ndimage.find_objects(lab)
+    out = []
+    for i in np.flatnonzero(ok):
+        bb = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in boxes[i])
+        m = lab[bb] == i + 1
+        depth = edt.edt(np.ascontiguousarray(m), anisotropy=tuple(map(float, sk)), black_border=True)
+        r_in = float(depth.max())
+        roundness = float(min(2.0 * r_in / d_eq[i], 1.0))
+        if roundness < r_min:
+            continue
+        deep = np.array(np.unravel_index(int(np.argmax(depth)), m.shape)) + [b.start for b in bb]
+        shell = _lung_shell_fraction(lungs, deep, d_eq[i] / 2.0, sk)
+        if shell < c["min_lung_shell_fraction"]["value"]:
+            continue
+        contrast = float(np.median(a[bb][m]) - parenchyma)
+        score = shell * np.sqrt(np.clip((roundness - r_min) / (1.0 - r_min), 0, 1)
+                                * np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
+        cen = np.argwhere(m).mean(0) + [b.start for b in bb]
+        out.append(dict(kji=deep, centroid_kji=cen, diameter_mm=float(d_eq[i]), roundness=roundness,
+                        contrast_hu=contrast, lung_shell_fraction=shell, score=float(score)))
     return out
 
 

@@ -19,14 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..progress import printer
 
-CSV_FIELDS = ("seriesuid", "coordX", "coordY", "coordZ", "probability")
-CSV_FRAME = "LPS mm (ITK/DICOM patient frame, as LUNA16 coordX/coordY/coordZ)"
-
-
-def ras_to_lps(p) -> np.ndarray:
-    from ..io import LPS_TO_RAS
-
-    return np.asarray(p, float).reshape(-1, 3) @ LPS_TO_RAS[:3, :3].T  # the flip is its own inverse
+from .pipeline import CSV_FIELDS, CSV_FRAME, Options, ras_to_lps, run_scan  # noqa: F401
 
 
 def series_id(ct, path: Path) -> str:
@@ -60,21 +53,16 @@ def read_reference(path: Path) -> dict:
     return {k: np.array(v) for k, v in out.items()}
 
 
-def cmd_detect(args) -> int:
-    from .. import io
-    from . import detect
-    from .blobs import scan_warnings
-    from .froc import evaluate, plot_froc
+def patient_from_args(args) -> dict:
+    """Patient facts for Brock / Mayo from the command line (absent ones stay absent)."""
+    smoker = True if args.smoker else (False if args.never_smoker else None)
+    d = {"age": args.age, "sex": args.sex, "smoker": smoker,
+         "family_history": args.family_history or None,
+         "extrathoracic_cancer": args.extrathoracic_cancer or None}
+    return {k: v for k, v in d.items() if v is not None}
 
-    out = Path(args.out)
-    files = [out / "candidates.json", out / "candidates.csv"] + (
-        [out / "evaluation.json", out / "froc.png"] if args.evaluate else [])
-    if any(f.exists() for f in files) and not args.force:
-        raise InputError(f"{out} already holds results; choose another --out or pass --force")
-    ref = read_reference(Path(args.evaluate)) if args.evaluate else None
-    ct_path = Path(args.ct)
-    ct = io.read_image(ct_path)
-    lungs = io.read_labels(Path(args.lungs)) if args.lungs else None
+
+def options_from_args(args) -> Options:
     if args.detector != "deep" and (args.model or args.model_folder):
         raise InputError("--model/--model-folder go with --detector deep")
     if args.model and args.model_folder:
@@ -82,27 +70,42 @@ def cmd_detect(args) -> int:
     model = args.model_folder or args.model or "lung_nodules"
     if args.model_folder and not Path(model).is_dir():
         raise InputError(f"--model-folder {model} is not a folder; give an nnU-Net v2 model folder")
-    cands = detect(ct, lung_mask=lungs, detector=args.detector, progress=printer(args.quiet),
-                   model=model, device=args.device)
-    sid = series_id(ct, ct_path)
-    out.mkdir(parents=True, exist_ok=True)
-    lps = ras_to_lps([c.center_ras for c in cands]).reshape(-1, 3)
-    with open(out / "candidates.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_FIELDS)
-        for c, p in zip(cands, lps):
-            w.writerow([sid, *(f"{v:.3f}" for v in p), f"{c.probability:.6f}"])
-    doc = {"seriesuid": sid, "detector": args.detector, "coordinates": "RAS mm",
-           **({"model": model} if args.detector == "deep" else {}),
-           "csv_coordinates": CSV_FRAME, "n_candidates": len(cands),
-           "candidates": [c.to_dict() for c in cands],
-           "warnings": ["probability is a ranking score of the detector, not a calibrated "
-                        "probability of nodule or of malignancy"] + scan_warnings(ct, args.detector)}
-    (out / "candidates.json").write_text(json.dumps(doc, indent=1))
-    summary = {"seriesuid": sid, "candidates": len(cands), "json": str(out / "candidates.json"),
-               "csv": str(out / "candidates.csv")}
+    if args.characterise is not None and args.characterise < 0:
+        raise InputError("--characterise N needs N >= 0 (0: no characterisation)")
+    return Options(detector=args.detector, model=model,
+                   device=None if args.device == "auto" else args.device,
+                   characterise=args.characterise, patient=patient_from_args(args),
+                   slicer=not args.no_slicer, report=args.report)
+
+
+def cmd_detect(args) -> int:
+    from .. import io
+    from .froc import evaluate, plot_froc
+
+    out = Path(args.out)
+    opts = options_from_args(args)
+    src = Path(args.ct)
+    from ..cohort import cmd_cohort, is_cohort
+
+    if is_cohort(src):
+        return cmd_cohort(args, opts)
+    files = [out / "candidates.json", out / "candidates.csv"] + (
+        [out / "evaluation.json", out / "froc.png"] if args.evaluate else [])
+    if any(f.exists() for f in files) and not args.force:
+        raise InputError(f"{out} already holds results; choose another --out or pass --force")
+    ref = read_reference(Path(args.evaluate)) if args.evaluate else None
+    ct = io.read_image(src)
+    lungs = io.read_labels(Path(args.lungs)) if args.lungs else None
+    sid = series_id(ct, src)
+    row = run_scan(ct, sid, out, opts, lungs=lungs, progress=printer(args.quiet), ct_path=str(src))
+    summary = {"seriesuid": sid, "candidates": row["candidates"], "nodules": row["nodules"],
+               "highest_lung_rads": row["highest_lung_rads"], "json": str(out / "candidates.json"),
+               "csv": str(out / "candidates.csv"), "nodules_csv": str(out / "nodules.csv")}
     if ref is not None:
-        mine = {sid: np.c_[lps, [c.probability for c in cands]] if cands else np.zeros((0, 4))}
+        doc = json.loads((out / "candidates.json").read_text())
+        cands = doc["candidates"]
+        lps = ras_to_lps([c["center_ras"] for c in cands]).reshape(-1, 3)
+        mine = {sid: np.c_[lps, [c["probability"] for c in cands]] if cands else np.zeros((0, 4))}
         r = {sid: ref[sid]} if sid in ref else {}
         ev = evaluate(mine, r, scans=[sid])
         if sid not in ref:
@@ -125,7 +128,9 @@ def register(subparsers) -> None:
         description="Detect lung nodule candidates. Writes candidates.json (RAS mm) and "
                     f"candidates.csv ({','.join(CSV_FIELDS)}; coordinates in {CSV_FRAME}). "
                     "--evaluate scores them against a LUNA16 annotation CSV (FROC, CPM).")
-    s.add_argument("ct", help="chest CT in HU (NIfTI/NRRD/DICOM folder)")
+    s.add_argument("ct", help="chest CT in HU (NIfTI/NRRD/DICOM folder), or a cohort: a folder of "
+                   "scans, a CSV with a 'path' column (optional seriesuid, age, sex, smoker) or a "
+                   "text file listing one scan or DICOM series folder per line")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--detector", default="blobs", choices=DETECTORS, help="detector: blobs (default, no weights) or deep (an nnU-Net nodule model: --model/--model-folder)")
     s.add_argument("--model", help="deep detector: catalogue model name (default lung_nodules; "
@@ -136,6 +141,22 @@ def register(subparsers) -> None:
     s.add_argument("--lungs", help="optional lung mask (label map); default: IMAGIO's lung segmenter (blobs) or the deep model's lung class (deep)")
     s.add_argument("--evaluate", metavar="REFERENCE.csv",
                    help="LUNA16 annotations CSV (seriesuid,coordX,coordY,coordZ,diameter_mm; LPS mm)")
+    s.add_argument("--characterise", type=int, metavar="N",
+                   help="segment, measure, type and stratify the N most probable candidates "
+                        "(default: max_characterised in imagio/data/detection.json; 0: none)")
+    s.add_argument("--age", type=float, help="patient age in years (Brock, Mayo)")
+    s.add_argument("--sex", choices=("female", "male"), help="patient sex (Brock)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--smoker", action="store_true", help="current or former smoker (Mayo)")
+    g.add_argument("--never-smoker", action="store_true", help="never smoked (Mayo)")
+    s.add_argument("--family-history", action="store_true", help="lung cancer in a first-degree relative (Brock)")
+    s.add_argument("--extrathoracic-cancer", action="store_true", help="extrathoracic cancer > 5 years ago (Mayo)")
+    s.add_argument("--no-slicer", action="store_true", help="do not write the Slicer scene files")
+    s.add_argument("--report", action="store_true",
+                   help="write the screening report (screening.html and screening.pdf with pictures)")
+    from ..cohort import add_cohort_arguments
+
+    add_cohort_arguments(s)
     s.add_argument("--force", action="store_true", help="overwrite results already in --out")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_detect)

@@ -78,34 +78,18 @@ def candidates_from_probability(prob: Volume, lung_mask=None, threshold: float |
 NODULE_CLASSES = ("lung_nodules", "lung_nodule", "nodule", "nodules")
 
 
-def _engine_for(model: str, device: str | None):
-    """(Engine, label_map, catalogue entry) for a catalogue model name or a model folder path.
-    Raises ModelError (one line saying how to fetch/import it) when a catalogue model is not
-    installed or fails its checksum; InputError for a path that does not exist."""
-    from pathlib import Path
-
+def engine_for(model: str, device: str | None):
+    """(Engine, label_map, catalogue entry) for a catalogue model name or a model folder path;
+    the Engine is built once per process (:func:`imagio.segmentation.models.cached_engine`: a
+    cohort's Dask worker loads the network once). Raises ModelError (one line saying how to
+    fetch/import it) for a model that is not ready or not found."""
     from ..segmentation import models
-    from ..segmentation.engine.predictor import Engine, EngineOptions
 
-    if model in models.catalogue():
-        e = models.entry(model)
-        problems = models.verify(model)
-        if problems:
-            raise models.ModelError(
-                f"model {model!r} is not ready ({problems[0]}); run 'imagio models fetch {model}' "
-                f"or 'imagio models import {model} ZIP', or give --model-folder DIR")
-        folders = models.installed_parts(model)
-    elif Path(model).is_dir():
-        e, folders = {}, [Path(model)]
-    else:
-        raise InputError(f"{model!r} is neither a catalogue model nor a model folder; give a model "
-                         "name from 'imagio models list' or --model-folder DIR")
+    e, folders = models.resolve(model)
     if len(folders) != 1:
         raise InputError(f"model {model!r} has {len(folders)} parts; the deep detector needs a one-part model")
     dev = None if device in (None, "auto") else device
-    opts = EngineOptions(device=dev, folds=e.get("folds"), mirror=bool(e.get("mirror", False)),
-                         step=float(e.get("step") or 0.5), orientation=e.get("orientation"))
-    return Engine(folders[0], opts), e.get("label_map", {}), e
+    return models.cached_engine(folders[0], models.engine_options(e, device=dev)), e.get("label_map", {}), e
 
 
 def nodule_class(engine, label_map: dict) -> str:
@@ -129,7 +113,7 @@ def nodule_probability(ct: Volume, model: str = "lung_nodules", device: str | No
     from ..ct_check import check_hu
 
     check_hu(ct, f"the deep nodule model {model}")
-    engine, label_map, _ = _engine_for(model, device)
+    engine, label_map, _ = engine_for(str(model), device)
     name = nodule_class(engine, label_map)
     labels, probs = engine.segment(ct, progress, label_map, return_probabilities=(name,))
     return labels, probs[name]

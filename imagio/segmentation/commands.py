@@ -13,6 +13,10 @@ from ..progress import printer
 
 
 def cmd_segment(args) -> int:
+    from ..cohort import SegmentOptions, cmd_cohort, is_cohort
+
+    if is_cohort(Path(args.ct)):  # a folder / CSV / list of scans: one Dask task per scan
+        return cmd_cohort(args, SegmentOptions(tuple(args.structures.split(",")), args.model, args.device))
     if args.model:
         from .model_commands import segment_with_model
 
@@ -122,6 +126,9 @@ def register(subparsers) -> None:
     m.add_argument("--step", type=float, default=None,
                    help="tile step as a fraction of the patch (default 0.5; TotalSegmentator tasks 0.8)")
     m.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass")
+    from ..cohort import add_cohort_arguments
+
+    add_cohort_arguments(s)
     s.set_defaults(func=cmd_segment)
 
     s = subparsers.add_parser(

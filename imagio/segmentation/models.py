@@ -12,6 +12,8 @@ Downloads resume with HTTP Range after a cut connection and go to a ``.part`` fi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import hashlib
 import http.client
 import json
@@ -374,6 +376,46 @@ def list_models() -> list[dict]:
 
 # running ---------------------------------------------------------------------------------------
 
+def resolve(model: str) -> tuple[dict, list[Path]]:
+    """(catalogue entry, or {} for a folder; the installed model part folders) of a catalogue
+    model name (installed and verified) or an nnU-Net v2 model folder path. Raises ModelError
+    (one line saying how to fetch/import it) for a model that is not ready or not found."""
+    if model in catalogue():
+        e = entry(model)
+        problems = verify(model)
+        if problems:
+            raise ModelError(f"model {model!r} is not ready: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+                             + f"; run 'imagio models fetch {model}' or 'imagio models import {model} ZIP'")
+        return e, installed_parts(model)
+    if Path(model).exists():
+        return {}, [Path(model)]
+    raise ModelError(f"{model!r} is neither a catalogue model ({', '.join(sorted(catalogue()))}) nor a folder")
+
+
+def cached_engine(folder, opts: dict):
+    """The Engine for a model part folder and EngineOptions keywords (:func:`engine_options`),
+    built once per process for the same folder and options (a cohort's Dask worker loads each
+    network once)."""
+    return _engine(str(folder), tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                             for k, v in opts.items())))
+
+
+@lru_cache(maxsize=4)
+def _engine(folder: str, opts: tuple):
+    from .engine.predictor import Engine, EngineOptions
+
+    return Engine(Path(folder), EngineOptions(**{k: list(v) if isinstance(v, tuple) else v
+                                                  for k, v in opts}))
+
+
+def engine_options(e: dict, device=None, folds=None, batch_size=None, mirror=None, step=None) -> dict:
+    """EngineOptions keyword arguments for catalogue entry ``e`` (its folds, mirroring, step and
+    orientation unless overridden)."""
+    return dict(device=device, folds=folds if folds is not None else e.get("folds"),
+                batch_size=batch_size, mirror=bool(e.get("mirror", False) if mirror is None else mirror),
+                step=float(step or e.get("step") or 0.5), orientation=e.get("orientation"))
+
+
 def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=None, batch_size=None,
             progress=None):
     """Segment ``volume`` with a catalogue model name (installed, verified first) or a model folder
@@ -383,26 +425,12 @@ def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=No
 
     from .. import anatomy
     from ..ct_check import check_hu
-    from .engine.predictor import Engine, EngineOptions
 
     if _takes_ct(model):  # before any model work: a CT model on non-HU input writes wrong labels
         check_hu(volume, f"the deep model {Path(model).name}")
     prog = Progress(progress) if not isinstance(progress, Progress) else progress
-    path = Path(model)
-    if model in catalogue():
-        e = entry(model)
-        problems = verify(model)
-        if problems:
-            raise ModelError(f"model {model!r} is not ready: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
-                             + f"; run 'imagio models fetch {model}' or 'imagio models import {model} ZIP'")
-        folders = installed_parts(model)
-    elif path.exists():
-        e, folders = {}, [path]
-    else:
-        raise ModelError(f"{model!r} is neither a catalogue model ({', '.join(sorted(catalogue()))}) nor a folder")
-    opts = dict(device=device, folds=folds, batch_size=batch_size,
-                mirror=bool(e.get("mirror", False) if mirror is None else mirror),
-                step=float(step or e.get("step") or 0.5), orientation=e.get("orientation"))
+    e, folders = resolve(model)
+    opts = engine_options(e, device=device, folds=folds, batch_size=batch_size, mirror=mirror, step=step)
     label_map = e.get("label_map", {})
     ts_values = {v: k for k, v in anatomy.totalsegmentator_labels().items()} \
         if e.get("label_values") == "totalsegmentator" else {}
@@ -410,8 +438,7 @@ def segment(volume, model: str, *, device=None, folds=None, mirror=None, step=No
     names: dict[int, str] = {}
     for k, folder in enumerate(folders):
         sub = prog.sub(k / len(folders), (k + 1) / len(folders))
-        engine = Engine(folder, EngineOptions(**opts))
-        seg = engine.segment(volume, sub, label_map)
+        seg = cached_engine(folder, opts).segment(volume, sub, label_map)
         for v, n in seg.labels.items():
             value = ts_values.get(n) or next((kk for kk, nn in names.items() if nn == n), None) \
                 or (max(names, default=0) + 1 if len(folders) > 1 else v)

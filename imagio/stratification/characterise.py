@@ -57,6 +57,28 @@ def _crop(labels: Volume, mask: np.ndarray, margin_mm: float):
     return tuple(slice(a, b) for a, b in zip(lo, hi))
 
 
+def solid_component(mask: np.ndarray, ct: Volume, solid_hu: float = SOLID_HU
+                    ) -> tuple[str, float, float]:
+    """(nodule type "solid" | "part_solid" | "nonsolid", solid component long axis mm, solid
+    voxel fraction) of a lesion mask [k, j, i] on ``ct``'s grid: solid when >= 80 % of its voxels
+    are denser than ``solid_hu``; else part-solid when its largest solid part (26-connected) is at
+    least 1 mm long; else non-solid (solid component 0)."""
+    sl = _crop(ct, mask, 1.0)
+    sub_mask = mask[sl]
+    solid = sub_mask & (ct.array[sl] > solid_hu)
+    solid_mm = 0.0
+    if solid.any():
+        cc = cc3d.largest_k(solid, k=1, connectivity=26)
+        crop_vol = ct.crop([s.start for s in sl], [s.stop for s in sl])
+        solid_mm = measure(cc > 0, crop_vol).long_axis_mm
+    frac = float(solid.sum() / max(sub_mask.sum(), 1))
+    if frac >= SOLID_FRACTION_SOLID:
+        return "solid", float(solid_mm), frac
+    if solid_mm < MIN_SOLID_COMPONENT_MM:
+        return "nonsolid", 0.0, frac
+    return "part_solid", float(solid_mm), frac
+
+
 def characterise(ct: Volume, labels: Volume, lesion: str, solid_hu: float = SOLID_HU) -> LesionReport:
     """Measure the lesion labelled ``lesion`` in ``labels`` (same grid as ``ct``)."""
     if not ct.same_grid(labels):
@@ -67,20 +89,8 @@ def characterise(ct: Volume, labels: Volume, lesion: str, solid_hu: float = SOLI
     m = measure(mask, ct, ct.array, kind=lesion)
     hu = ct.array[mask].astype(float)
     sl = _crop(labels, mask, CROP_MARGIN_MM)
-    sub_mask, sub_ct, sub_lab = mask[sl], ct.array[sl], labels.array[sl]
-    solid = sub_mask & (sub_ct > solid_hu)
-    solid_mm = 0.0
-    if solid.any():
-        cc = cc3d.largest_k(solid, k=1, connectivity=26)
-        crop_vol = ct.crop([s.start for s in sl], [s.stop for s in sl])
-        solid_mm = measure(cc > 0, crop_vol).long_axis_mm
-    frac = solid.sum() / max(sub_mask.sum(), 1)
-    if frac >= SOLID_FRACTION_SOLID:
-        ntype = "solid"
-    elif solid_mm < MIN_SOLID_COMPONENT_MM:
-        ntype, solid_mm = "nonsolid", 0.0
-    else:
-        ntype = "part_solid"
+    sub_mask, sub_lab = mask[sl], labels.array[sl]
+    ntype, solid_mm, _ = solid_component(mask, ct, solid_hu)
     # organ: the most common non-lesion label in a 2-voxel shell around the lesion
     from scipy import ndimage
 

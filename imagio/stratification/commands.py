@@ -8,21 +8,39 @@ from dataclasses import asdict
 
 
 def cmd_risk(args) -> int:
-    from . import guidelines, lungrads, nodule_risk
+    from ..errors import InputError
+    from . import guidelines, lungrads, nodule_risk, screening
 
     out = {}
     if args.model in ("brock", "all"):
-        out["brock"] = asdict(nodule_risk.brock(
-            args.age, args.sex == "female", args.size_mm, args.type, args.family_history, args.emphysema,
-            args.upper_lobe, args.count, args.spiculation))
+        try:
+            if args.size_mm > screening.MASS_MM:  # a mass: outside the nodules Brock was built on
+                raise InputError(screening.brock({"long_axis_mm": args.size_mm, "type": args.type},
+                                                 {"age": args.age, "sex": args.sex}, args.count,
+                                                 None, None)["refused"])
+            out["brock"] = asdict(nodule_risk.brock(
+                args.age, args.sex == "female", args.size_mm, args.type, args.family_history,
+                args.emphysema, args.upper_lobe, args.count, args.spiculation))
+        except InputError as e:  # outside the model's range: the reason, not a failure
+            out["brock"] = {"model": "brock", "refused": str(e)}
     if args.model in ("mayo", "all"):
-        out["mayo"] = asdict(nodule_risk.mayo(args.age, args.size_mm, args.smoker, args.extrathoracic_cancer,
-                                              args.spiculation, args.upper_lobe))
+        try:
+            out["mayo"] = asdict(nodule_risk.mayo(args.age, args.size_mm, args.smoker,
+                                                  args.extrathoracic_cancer, args.spiculation,
+                                                  args.upper_lobe))
+        except InputError as e:
+            out["mayo"] = {"model": "mayo", "refused": str(e)}
     out["lung_rads"] = lungrads.category(args.type, args.mean_diameter_mm or args.size_mm, args.solid_mm or 0.0,
                                          args.status)
+    if (args.mean_diameter_mm or args.size_mm) > screening.MASS_MM:
+        out["lung_rads"]["note"] = screening.lung_rads(
+            {"type": args.type, "mean_diameter_mm": args.mean_diameter_mm or args.size_mm})["note"]
     if args.guideline:
         p = out.get("brock", {}).get("probability")
-        out["suggestion"] = guidelines.suggestion(args.guideline, args.size_mm, p)
+        try:
+            out["suggestion"] = guidelines.suggestion(args.guideline, args.size_mm, p)
+        except InputError as e:
+            out["suggestion"] = {"guideline": args.guideline, "refused": str(e)}
     print(json.dumps(out, indent=1))
     return 0
 

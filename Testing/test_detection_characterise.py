@@ -1,0 +1,166 @@
+"""Characterisation of detected candidates (segmentation, size, type, location, stratification)
+on a synthetic chest with known nodules on an oblique anisotropic grid, and the detection
+outputs (nodule CSV in LPS, Slicer markups and segmentation) checked against the JSON."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from imagio.detection import Candidate
+from imagio.detection.characterise import characterise_candidates
+from imagio.volume import Volume, make_ijk_to_ras
+
+
+def _world_grid(vol):
+    kji = np.indices(vol.shape).reshape(3, -1).T
+    return vol.kji_to_world(kji).reshape(*vol.shape, 3)
+
+
+@pytest.fixture(scope="module")
+def chest():
+    """Parenchyma (-850 HU, noise 15 HU) in a soft-tissue wall, grid 0.8 x 0.8 x 1.25 mm,
+    oblique: a 10 mm solid ball, a 12 mm ground-glass ball (-600 HU), a 7 mm calcified ball
+    (600 HU), a lentiform 9 x 9 x 3.5 mm solid nodule on the pleura (perifissural), a 8 mm solid
+    ball touching a 3 mm vessel."""
+    from conftest import rotation
+
+    d = rotation((1, 1, 2), 15.0)
+    aff = make_ijk_to_ras((0.8, 0.8, 1.25), (0, 0, 0), d)
+    vol = Volume(np.zeros((64, 120, 120), np.float32), aff)
+    w = _world_grid(vol)
+    cen = vol.kji_to_world(np.array([[32, 60, 60]]))[0]
+    u, v, z = d[:, 0], d[:, 1], d[:, 2]
+    rel = w - cen
+    lu, lv, lz = rel @ u, rel @ v, rel @ z
+    lung = (np.abs(lu) < 40) & (np.abs(lv) < 40) & (np.abs(lz) < 33)
+    rng = np.random.default_rng(1)
+    body = (np.abs(lu) < 46) & (np.abs(lv) < 46)
+    a = np.where(lung, -850.0, np.where(body, 30.0, -1000.0)) + rng.normal(0, 15, vol.shape)
+    truth = {}
+
+    def ball(name, c, r, hu):
+        a[np.linalg.norm(w - c, axis=-1) <= r] = hu
+        truth[name] = (c, 2 * r)
+
+    ball("solid", cen + 15 * u - 15 * v, 5.0, 20.0)
+    ball("ground_glass", cen - 15 * u + 15 * v, 6.0, -600.0)
+    ball("calcified", cen - 15 * u - 15 * v, 3.5, 600.0)
+    # lentiform nodule flat against the pleural plane lu = 40 (its flat axis along u)
+    pc = cen + 38.5 * u + 15 * v
+    r_ = w - pc
+    m = ((r_ @ u) / 2.5) ** 2 + ((r_ @ v) / 4.5) ** 2 + ((r_ @ z) / 4.5) ** 2 <= 1
+    a[m] = 20.0
+    truth["perifissural"] = (pc, 9.0)
+    # 8 mm ball touching a 3 mm vessel along z
+    vc = cen + 15 * u + 18 * v
+    ball("juxta_vascular", vc, 4.0, 20.0)
+    rv = w - (vc + 5.2 * u)
+    along = rv @ z
+    radial = np.linalg.norm(rv - along[..., None] * z, axis=-1)
+    a[(radial <= 1.5) & (np.abs(along) < 25) & lung] = 40.0
+    ct = vol.with_array(a.astype(np.int16))
+    return ct, lung, truth
+
+
+@pytest.fixture(scope="module")
+def characterised(chest):
+    ct, lung, truth = chest
+    cands = [Candidate(center_ras=np.asarray(c, float), diameter_mm=dd, volume_ml=0.0, type="unknown",
+                       probability=0.9) for c, dd in truth.values()]
+    nods, masks, scan = characterise_candidates(ct, cands, lung, patient={"age": 64, "sex": "male"})
+    by = {}
+    for name, (c, _) in truth.items():
+        by[name] = min(range(len(nods)), key=lambda i: np.linalg.norm(np.asarray(nods[i]["candidate"]["center_ras"]) - c))
+    return ct, nods, masks, scan, by
+
+
+def test_sizes_and_types(chest, characterised):
+    _, _, truth = chest
+    ct, nods, masks, scan, by = characterised
+    vox = float(ct.spacing.max())
+    for name in ("solid", "ground_glass", "juxta_vascular"):
+        n = nods[by[name]]
+        assert n["segmented"], (name, n["warnings"])
+        assert n["mean_diameter_mm"] == pytest.approx(truth[name][1], abs=vox), (name, n)
+        assert n["long_axis_mm"] == pytest.approx(truth[name][1], abs=vox), (name, n)
+        assert np.linalg.norm(np.asarray(n["center_ras"]) - truth[name][0]) < 1.0
+    assert nods[by["solid"]]["type"] == "solid"
+    assert nods[by["ground_glass"]]["type"] == "ground_glass"
+    assert nods[by["calcified"]]["type"] == "calcified"
+    assert nods[by["perifissural"]]["type"] == "perifissural"
+    assert nods[by["perifissural"]]["juxta_pleural"]
+    assert nods[by["juxta_vascular"]]["juxta_vascular"]
+    assert not nods[by["solid"]]["juxta_vascular"] and not nods[by["solid"]]["juxta_pleural"]
+    # solid nodule's volume: a 10 mm ball = 0.5236 mL
+    assert nods[by["solid"]]["volume_ml"] == pytest.approx(np.pi / 6 * 1.0, rel=0.15)
+    # distance to the pleura from the solid ball's surface (its centre is 25 mm inside: 20 mm)
+    assert nods[by["solid"]]["distance_to_pleura_mm"] == pytest.approx(20.0, abs=1.5)
+    assert scan["emphysema"]["emphysema"] is False  # -850 HU parenchyma: no LAA-950
+
+
+def test_stratification_per_nodule(characterised):
+    from imagio.stratification import lungrads
+
+    ct, nods, masks, scan, by = characterised
+    s = nods[by["calcified"]]["stratification"]
+    assert s["lung_rads"]["category"] == "1" and "calcified" in s["brock"]["refused"]
+    assert nods[by["perifissural"]]["stratification"]["lung_rads"]["category"] == "2"
+    n = nods[by["solid"]]
+    assert n["stratification"]["lung_rads"]["category"] == lungrads.category("solid", n["mean_diameter_mm"])["category"]
+    assert "smoking" in n["stratification"]["mayo"]["refused"]  # not given: refused, not guessed
+    lo, hi = n["stratification"]["brock"]["probability_range"]
+    assert 0 < lo < hi < 1
+    keys = [d["risk_key"] for d in nods]
+    assert keys == sorted(keys, reverse=True)
+
+
+def test_outputs_agree_with_json(tmp_path, chest, characterised):
+    from imagio import io
+    from imagio.detection.outputs import write_nodule_csv, write_slicer
+
+    ct, nods, masks, scan, by = characterised
+    write_nodule_csv(tmp_path / "n.csv", "s1", nods)
+    with open(tmp_path / "n.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(nods)
+    for r, n in zip(rows, nods):  # LUNA16 columns are LPS: x and y flipped from RAS
+        ras = np.asarray(n["center_ras"], float)
+        assert [float(r[k]) for k in ("coordX", "coordY", "coordZ")] == pytest.approx(
+            [-ras[0], -ras[1], ras[2]], abs=0.01)
+    files = write_slicer(tmp_path / "slicer", ct, nods, masks)
+    mk = json.loads(open(files["markups"]).read())["markups"][0]
+    pts = np.array([p["position"] for p in mk["controlPoints"]])
+    if mk["coordinateSystem"] == "LPS":
+        pts[:, :2] *= -1
+    assert pts == pytest.approx(np.array([n["center_ras"] for n in nods]), abs=0.01)
+    seg = io.read_labels(files["segmentation"])
+    seg = seg.resample_like(ct, order=0) if not seg.same_grid(ct) else seg
+    for n, m in zip(nods, masks):
+        if m.any():
+            got = seg.array == next(v for v, nm in seg.labels.items() if nm == f"lung_nodule_{n['id']}")
+            assert (got & m).sum() >= 0.95 * m.sum()
+
+
+def test_screening_report(tmp_path, chest, characterised):
+    from imagio.detection.report import build_screening_report
+
+    ct, nods, masks, scan, by = characterised
+    _, lung, _ = chest
+    doc = {"seriesuid": "s1", "detector": "blobs", "n_candidates": len(nods), "nodules": nods,
+           "scan": scan, "patient": {"age": 64, "sex": "male"}, "warnings": ["w-scan"]}
+    h, p = build_screening_report(doc, ct, lung, masks, tmp_path / "screening.pdf", "ct.nii.gz")
+    text = h.read_text()
+    # rows in risk order, each nodule's pictures exist, actionable ones get their plan commands
+    pos = [text.index(f"<td>{n['id']}</td>") for n in nods]
+    assert pos == sorted(pos)
+    assert (tmp_path / "screening_lungs3d.png").exists()
+    assert all((tmp_path / f"screening_nodule{n['id']}.png").exists() for n in nods)
+    for n in nods:
+        cat = n["stratification"]["lung_rads"].get("category")
+        target = "--target=" + ",".join(f"{v:.1f}" for v in n["center_ras"])
+        assert (target in text) == (cat in ("4A", "4B", "4X")), (cat, target)
+    pypdf = pytest.importorskip("pypdf")
+    pdf_text = "".join(pg.extract_text() for pg in pypdf.PdfReader(str(p)).pages)
+    assert "Lung-RADS" in pdf_text and "screening report" in pdf_text

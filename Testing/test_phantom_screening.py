@@ -1,0 +1,56 @@
+"""Phantom screening mode: nodules of every type and position with known centres, vessel
+mimics; and the screening evaluation (per-type sensitivity, thresholds at FP rates)."""
+
+import numpy as np
+import pytest
+
+from imagio.phantom.screening import KINDS, SIZE_BINS_MM, screening_scan
+
+
+@pytest.fixture(scope="module")
+def scan():
+    return screening_scan(spacing=3.0, seed=3, n_nodules=10, n_mimics=3)
+
+
+def test_nodules_painted_where_the_truth_says(scan):
+    ph = scan.phantom
+    assert len(scan.truth) >= 8
+    assert {t["kind"] for t in scan.truth} == set(KINDS)
+    assert {t["position"] for t in scan.truth} >= {"parenchyma", "juxta_pleural", "juxta_vascular"}
+    inv = {v: k for k, v in ph.labels.labels.items()}
+    for t in scan.truth:
+        assert SIZE_BINS_MM[0][0] <= t["diameter_mm"] <= SIZE_BINS_MM[-1][1]
+        if t["kind"] == "perifissural":
+            assert t["diameter_mm"] < 10.0
+        m = ph.labels.array == inv[t["name"]]
+        assert m.any(), t
+        # the painted voxels lie within the nodule's radius (plus a voxel) of the known centre
+        pts = ph.labels.kji_to_world(np.argwhere(m))
+        assert np.linalg.norm(pts - t["center_ras"], axis=1).max() <= t["diameter_mm"] / 2 + 3.0 * 0.87 + 0.01
+    c = np.array([t["center_ras"] for t in scan.truth])
+    r = np.array([t["diameter_mm"] / 2 for t in scan.truth])
+    d = np.linalg.norm(c[:, None] - c[None], axis=2) - r[:, None] - r[None]
+    assert (d[~np.eye(len(c), dtype=bool)] >= 10.0 - 1e-6).all()  # separate references
+
+
+def test_mimics_are_vessels_in_the_lung(scan):
+    ph = scan.phantom
+    assert len(scan.mimics_ras) >= 1
+    vals = ph.labels.sample(scan.mimics_ras)
+    assert all(ph.labels.labels[int(v)] == "lung_vessels" for v in vals)
+    assert all(np.linalg.norm(scan.mimics_ras - t["center_ras"], axis=1).min() > 10 for t in scan.truth)
+
+
+def test_screening_evaluation_counts(scan):
+    from imagio.detection import Candidate
+    from imagio.detection.screening_eval import evaluate_screening, threshold_at
+
+    # perfect candidates on every nodule plus one false positive on each mimic
+    cands = [Candidate(np.asarray(t["center_ras"]), t["diameter_mm"], 0, "solid", 0.9) for t in scan.truth]
+    cands += [Candidate(m, 5.0, 0, "solid", 0.5) for m in scan.mimics_ras]
+    ev = evaluate_screening([scan], [cands], bootstrap=10)
+    assert ev["cpm"] == pytest.approx(1.0)
+    assert all(v["sensitivity_at_1fp"] == 1.0 for v in ev["by_type"].values())
+    assert ev["fp_on_mimics_at_8fp"] == len(scan.mimics_ras)
+    assert threshold_at(np.array([0.9, 0.5, 0.1]), 1, 1.0) == 0.5
+    assert threshold_at(np.array([0.9]), 1, 8.0) == -np.inf

@@ -1,0 +1,103 @@
+"""Lung nodule detection (issue 17): the weights-free detector on 20 phantom screening scans
+(:mod:`imagio.phantom.screening`, 12 nodules of every type, 3-30 mm, juxta-pleural,
+juxta-vascular and in fissures, 6 vessel-bifurcation mimics each; 1.5 mm): LUNA16 CPM with its
+bootstrap 95 % interval, sensitivity at 1 and 8 false positives per scan per type, size bin and
+position; time per scan; the real nodules of ../shared/data (LIDC slabs, pyradiomics lung1/2,
+Lung-PET-CT-Dx: first-hit rank, false positives, CPM with its bootstrap interval); the time for a
+512 x 512 x 300 chest CT (the phantom torso resampled to
+that grid, 0.72 x 0.50 x 1.12 mm) on this machine's cores.
+
+Environment: IMAGIO_BENCH_DETECTION_SCANS (default 20) and IMAGIO_BENCH_DETECTION_SPACING
+(default 1.5) change the phantom set. Goal (issue 17): CPM >= 0.80; < 20 s per 512x512x300 scan
+on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+
+def run() -> list[dict]:
+    import numpy as np
+
+    from imagio.detection import detect
+    from imagio.detection.screening_eval import evaluate_screening
+    from imagio.phantom.screening import screening_scan
+
+    n = int(os.environ.get("IMAGIO_BENCH_DETECTION_SCANS", "20"))
+    sp = float(os.environ.get("IMAGIO_BENCH_DETECTION_SPACING", "1.5"))
+    scans, cands, times = [], [], []
+    for seed in range(n):
+        s = screening_scan(spacing=sp, seed=seed)
+        t0 = time.perf_counter()
+        c = detect(s.phantom.ct)
+        times.append(time.perf_counter() - t0)
+        scans.append(s)
+        cands.append(c)
+    ev = evaluate_screening(scans, cands)
+    rows = [{"name": f"phantom screening CPM ({n} scans, {sp:g} mm)", "value": ev["cpm"], "unit": ""},
+            {"name": "CPM 95% CI low", "value": ev["cpm_ci"][0], "unit": ""},
+            {"name": "CPM 95% CI high", "value": ev["cpm_ci"][1], "unit": ""},
+            {"name": "nodules", "value": ev["n_nodules"], "unit": ""},
+            {"name": "false positives (all candidates) per scan",
+             "value": ev["n_false_positives"] / max(n, 1), "unit": "/scan"},
+            {"name": "mimic false positives at 8 FP/scan", "value": ev["fp_on_mimics_at_8fp"],
+             "unit": f"/{ev['n_mimics']}"}]
+    for r, s in zip(ev["fp_rates"], ev["sensitivities"]):
+        rows.append({"name": f"sensitivity at {r:g} FP/scan", "value": s, "unit": ""})
+    for key in ("by_type", "by_size", "by_position"):
+        for g, v in ev[key].items():
+            rows.append({"name": f"sens@8FP {key[3:]} {g} (n={v['n']})", "value": v["sensitivity_at_8fp"], "unit": ""})
+            rows.append({"name": f"sens@1FP {key[3:]} {g}", "value": v["sensitivity_at_1fp"], "unit": ""})
+    rows.append({"name": f"detect time per scan (median, {scans[0].phantom.ct.shape})",
+                 "value": float(np.median(times)), "unit": "s"})
+    # a 512 x 512 x 300 chest CT: the full torso phantom resampled to that grid
+    from imagio import phantom
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    ph = phantom.generate(spacing=sp, seed=0)
+    ext = np.asarray(ph.ct.shape[::-1]) * ph.ct.spacing  # i, j, k mm
+    shape_ijk = np.array([512, 512, 300])
+    spacing = ext / shape_ijk
+    corner = ph.ct.ijk_to_world(-0.5 * np.ones((1, 3)))[0]
+    aff = make_ijk_to_ras(spacing, corner + ph.ct.direction @ (0.5 * spacing), ph.ct.direction)
+    ref = Volume(np.zeros(tuple(shape_ijk[::-1]), np.uint8), aff)
+    big = ph.ct.resample_like(ref, order=1)
+    big = big.with_array(np.rint(big.array).astype(np.int16))
+    t0 = time.perf_counter()
+    detect(big)
+    rows.append({"name": f"detect time 512x512x300 ({', '.join(f'{v:.2f}' for v in spacing)} mm), "
+                         f"{os.cpu_count()} cores", "value": time.perf_counter() - t0, "unit": "s"})
+    # real nodules (../shared/data): each reference found?, false positives per scan, CPM with
+    # its bootstrap interval over the scans (whole volumes, not the tests' slabs)
+    from imagio.detection.froc import evaluate
+    from imagio.detection.references import real_cases
+
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    real = real_cases(data, slab_mm=None) if data.exists() else []
+    cand_d, ref_d = {}, {}
+    for name, ct, centre, diameter in real:
+        t0 = time.perf_counter()
+        cs = detect(ct)
+        dt = time.perf_counter() - t0
+        cen = np.array([c.center_ras for c in cs]).reshape(-1, 3)
+        hit = np.linalg.norm(cen - centre, axis=1) < diameter / 2.0
+        rank = int(np.argmax(hit)) + 1 if hit.any() else 0
+        rows.append({"name": f"real {name} ({ct.shape}): found, first-hit rank (0 = missed)",
+                     "value": rank, "unit": "rank"})
+        rows.append({"name": f"real {name}: candidates not on the nodule", "value": int((~hit).sum()), "unit": "FP"})
+        rows.append({"name": f"real {name}: detect time", "value": dt, "unit": "s"})
+        cand_d[name] = np.c_[cen, [c.probability for c in cs]]
+        ref_d[name] = np.array([[*centre, diameter]])
+    if real:
+        ev_real = evaluate(cand_d, ref_d, scans=list(cand_d))
+        rows += [{"name": f"real nodules CPM ({len(real)} scans, 1 nodule each)", "value": ev_real["cpm"], "unit": ""},
+                 {"name": "real CPM 95% CI low", "value": ev_real["cpm_ci"][0], "unit": ""},
+                 {"name": "real CPM 95% CI high", "value": ev_real["cpm_ci"][1], "unit": ""}]
+        ev["real"] = {k: v for k, v in ev_real.items() if k != "curve"}
+    out = Path(__file__).resolve().parent / "detection_results.json"
+    out.write_text(json.dumps({k: v for k, v in ev.items()}, indent=1, default=float))
+    return rows

@@ -1,0 +1,266 @@
+"""Characterisation of detected candidates: segmentation, measurements, type, location, risk.
+
+For each of the ``max_characterised`` most probable candidates (``imagio/data/detection.json``,
+"characterise"):
+
+1. one-click lesion segmentation at the candidate's centre
+   (:func:`imagio.segmentation.lesion.segment_lesion`, kind lung nodule); a centre denser than
+   bone (a calcified nodule, which the one-click tool refuses) is segmented as the connected
+   voxels above the calcification threshold around it;
+2. measurements (:func:`imagio.segmentation.lesion.measure`): volume, 3-D long axis (Brock,
+   Mayo), Lung-RADS mean diameter, solid component
+   (:func:`imagio.stratification.characterise.solid_component`);
+3. type: calcified (median HU of the lesion >= ``type_hu.calcified_min``), else solid /
+   part-solid / ground-glass from the solid component; a solid nodule < 10 mm within 10 mm of
+   the pleura (or a fissure when lobes are given) and flattened (smallest / largest principal
+   axis <= ``perifissural.max_flatness``, :func:`flatness`) is perifissural;
+4. location: side (RAS x against the midline between the lungs), lobe when the label map has TotalSegmentator lobe
+   names, distance from the lesion's surface to the pleura, juxta-pleural (touching the lung's
+   border), juxta-vascular (a dense structure inside the lung touching it);
+5. stratification (:func:`imagio.stratification.screening.stratify`): Lung-RADS v2022, Brock,
+   Mayo, each answered or refused with its reason; emphysema (LAA-950 of the lung mask) feeds
+   Brock.
+
+Everything in RAS mm; masks on the CT grid [k, j, i]. Every doubt is a warning on the nodule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import ImagioError
+from ..volume import Volume
+from . import Candidate, constants
+
+LOBES = {"lung_upper_lobe_left": "left upper lobe", "lung_lower_lobe_left": "left lower lobe",
+         "lung_upper_lobe_right": "right upper lobe", "lung_middle_lobe_right": "right middle lobe",
+         "lung_lower_lobe_right": "right lower lobe"}
+
+
+def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
+    """{"laa950_percent", "emphysema": bool, "threshold_percent", "source"} of the lung mask."""
+    from ..segmentation.emphysema import emphysema
+
+    c = constants()["characterise"]["emphysema_laa950_percent"]
+    _, stats = emphysema(ct, {"lungs": lungs})
+    pct = stats["total"]["laa_percent"]
+    return {"laa950_percent": pct, "emphysema": None if pct is None else bool(pct >= c["value"]),
+            "threshold_percent": c["value"], "source": c["source"]}
+
+
+def _calcified_mask(ct: Volume, kji, radius_mm: float, hu_min: float) -> np.ndarray:
+    """Connected voxels >= ``hu_min`` at ``kji`` within ``radius_mm`` (mask on the CT grid)."""
+    r = np.ceil(radius_mm / ct.spacing_kji).astype(int)
+    lo = np.maximum(np.asarray(kji) - r, 0)
+    hi = np.minimum(np.asarray(kji) + r + 1, ct.shape)
+    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    lab, _ = ndimage.label(ct.array[sl] >= hu_min)
+    seed = tuple(np.asarray(kji) - lo)
+    out = np.zeros(ct.shape, bool)
+    if lab[seed]:
+        out[sl] = lab == lab[seed]
+    return out
+
+
+def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, list]:
+    """(mask, LesionMeasurements, warnings) of one candidate. Raises ImagioError when no lesion
+    can be segmented at its centre."""
+    from ..segmentation.lesion import BONE_CLICK_HU, measure, segment_lesion
+
+    c = constants()
+    kji = tuple(np.clip(np.rint(ct.world_to_kji(cand.center_ras[None])[0]).astype(int), 0,
+                        np.array(ct.shape) - 1))
+    hu = float(ct.array[kji])
+    if hu >= BONE_CLICK_HU:
+        mask = _calcified_mask(ct, kji, max(cand.diameter_mm, 6.0), c["type_hu"]["calcified_min"])
+        meas = measure(mask, ct, ct.array, kind="lung_nodule")
+        return mask, meas, ["calcified: segmented as the voxels above "
+                            f"{c['type_hu']['calcified_min']:g} HU (no one-click growth)"]
+    f = c["characterise"]["segment_radius_factor"]["value"]
+    limit = float(np.clip(f * cand.diameter_mm, f * c["nodule_diameter_mm"]["value"][0],
+                          c["mass_diameter_max_mm"]["value"]))
+    mask, meas = segment_lesion(ct, cand.center_ras, kind="lung_nodule", max_radius_mm=limit)
+    warn = [w for w in meas.warnings if "size limit" not in w]
+    kji_m = np.argwhere(mask)
+    reach = float(np.max(np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1)))
+    if reach >= limit - float(max(ct.spacing)):
+        # grown beyond the detected blob (a vessel, a wall): keep its part inside the blob's
+        # sphere (radius one scale step above the detector's)
+        r = 0.5 * cand.diameter_mm * 2.0 ** (1.0 / c["scales_per_octave"]["value"])
+        inside = np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1) <= r
+        mask = np.zeros(ct.shape, bool)
+        mask[tuple(kji_m[inside].T)] = True
+        if not mask.any():
+            raise ImagioError("the segmentation left the detected blob")
+        meas = measure(mask, ct, ct.array, kind="lung_nodule")
+        warn = [f"the segmentation grew beyond {limit:.0f} mm from the centre (into vessels or a "
+                "wall): measured inside the detected blob's sphere, sizes approximate"]
+    cen = np.asarray(meas.centroid_ras, float)
+    off = float(np.linalg.norm(cen - cand.center_ras))
+    if off > max(meas.long_axis_mm / 2.0, cand.diameter_mm / 2.0):
+        warn.append(f"the segmentation's centre is {off:.0f} mm from the candidate: it may have "
+                    "grown into a neighbouring structure")
+    return mask, meas, warn
+
+
+def _shell(mask: np.ndarray, sl, spacing_kji, mm: float) -> np.ndarray:
+    """Voxels within ``mm`` outside ``mask`` (in the box ``sl``)."""
+    import edt
+
+    d = edt.edt(np.ascontiguousarray(~mask[sl]), anisotropy=tuple(map(float, spacing_kji)),
+                black_border=False)
+    return (d > 0) & (d <= mm)
+
+
+def pleura_distance_map(ct: Volume, lungs: np.ndarray) -> np.ndarray:
+    """Distance (mm) of each voxel inside the lungs, their holes (nodules, vessels) filled, to
+    the nearest voxel outside them: the pleura. Outside the image the lung is taken to go on
+    (a slab that cuts the lungs has no pleura at its cut faces)."""
+    import edt
+
+    from ..segmentation.common import fill_holes_3d
+
+    return edt.edt(fill_holes_3d(lungs), anisotropy=tuple(map(float, ct.spacing_kji)),
+                   black_border=False)
+
+
+def location(ct: Volume, mask: np.ndarray, lungs: np.ndarray, lobes: Volume | None,
+             midline: float, pleura_mm: np.ndarray | None = None) -> dict:
+    """Side, lobe, distance to pleura and juxta flags of a lesion mask (see module docstring).
+    pleura_mm: :func:`pleura_distance_map` (computed when None)."""
+    import edt
+
+    from ..stratification.characterise import _crop
+
+    c = constants()["characterise"]
+    sk = ct.spacing_kji
+    sl = _crop(ct, mask, 15.0)
+    m = mask[sl]
+    if pleura_mm is None:
+        pleura_mm = pleura_distance_map(ct, lungs)
+    half = 0.5 * float(min(sk))
+    # from the lesion's surface: its voxel nearest the pleura, less half a voxel
+    d_pleura = max(float(pleura_mm[mask].min()) - half, 0.0)
+    cen = ct.kji_to_world(np.argwhere(mask).mean(0)[None])[0]
+    out = {"side": "right" if cen[0] < midline else "left", "lobe": None,
+           "distance_to_pleura_mm": round(d_pleura, 2)}
+    fissure_mm = None
+    if lobes is not None:
+        lab = lobes.array[sl] if lobes.same_grid(ct) else lobes.resample_like(ct, order=0).array[sl]
+        names = {v: n for v, n in lobes.labels.items() if n in LOBES}
+        ring = _shell(mask, sl, sk, 3.0)
+        vals, cnt = np.unique(lab[ring | m], return_counts=True)
+        lv = [(k, v) for v, k in zip(vals, cnt) if int(v) in names]
+        if lv:
+            out["lobe"] = LOBES[names[int(max(lv)[1])]]
+            own = lab == max(lv)[1]
+            d_lobe = edt.edt(np.ascontiguousarray(own | m), anisotropy=tuple(map(float, sk)),
+                             black_border=False)
+            fissure_mm = max(float(d_lobe[m].min()) - half, 0.0)
+            if not np.isfinite(fissure_mm):  # the lobe fills the box: no fissure within 15 mm
+                fissure_mm = d_pleura
+            out["distance_to_fissure_or_pleura_mm"] = round(fissure_mm, 2)
+    # juxta-pleural: the lesion touches the lung border; juxta-vascular: a dense structure inside
+    # the lung (vessel) touches it
+    touch = c["attached_within_mm"]["value"]
+    out["juxta_pleural"] = bool(d_pleura <= touch)
+    ring = _shell(mask, sl, sk, touch + float(max(sk)))
+    dense = ring & lungs[sl] & (ct.array[sl] > constants()["type_hu"]["solid_min"])
+    vox = float(np.prod(sk))
+    lab, n = ndimage.label(dense, structure=np.ones((3, 3, 3)))
+    big = 0.0
+    if n:
+        big = float(np.max(ndimage.sum(dense, lab, np.arange(1, n + 1)))) * vox
+    out["juxta_vascular"] = bool(big >= c["vessel_contact_min_mm3"]["value"])
+    out["_fissure_or_pleura_mm"] = d_pleura if fissure_mm is None else min(d_pleura, fissure_mm)
+    return out
+
+
+def flatness(ct: Volume, mask: np.ndarray) -> float:
+    """Smallest / largest principal axis of the lesion (square roots of the eigenvalues of its
+    voxel positions' covariance in RAS mm; an ellipsoid gives its axis ratio, a ball 1)."""
+    pts = ct.kji_to_world(np.argwhere(mask))
+    if len(pts) < 4:
+        return 1.0
+    ev = np.linalg.eigvalsh(np.cov(pts.T) + np.eye(3) * float(np.mean(ct.spacing ** 2)) / 12.0)
+    return float(np.sqrt(max(ev[0], 0.0) / max(ev[-1], 1e-12)))
+
+
+def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, float, list]:
+    """(type, solid component mm, warnings): see the module docstring for the rules."""
+    from ..stratification.characterise import solid_component
+
+    c = constants()
+    hu = ct.array[mask]
+    if float(np.median(hu)) >= c["type_hu"]["calcified_min"]:
+        return "calcified", float(meas.long_axis_mm), []
+    kind, solid_mm, _ = solid_component(mask, ct, c["type_hu"]["solid_min"])
+    kind = {"nonsolid": "ground_glass"}.get(kind, kind)
+    pf = c["characterise"]["perifissural"]
+    flat = flatness(ct, mask)
+    if (kind == "solid" and meas.mean_diameter_mm < pf["max_mean_diameter_mm"]
+            and loc["_fissure_or_pleura_mm"] <= pf["max_distance_mm"] and flat <= pf["max_flatness"]):
+        return "perifissural", solid_mm, [
+            "perifissural by size, position and shape (smallest/largest axis "
+            f"{flat:.2f}); Lung-RADS 2 needs smooth margins and a lentiform or triangular shape: confirm"]
+    return kind, solid_mm, []
+
+
+def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarray,
+                            lobes: Volume | None = None, patient: dict | None = None,
+                            progress=None) -> tuple[list[dict], list[np.ndarray], dict]:
+    """Characterise each of ``cands`` (the caller picks the most probable; module docstring).
+
+    ct: chest CT (HU); cands: detector output (sorted by probability); lungs: boolean lung mask
+    on the CT grid [k, j, i]; lobes: optional label map with TotalSegmentator lobe names (any
+    grid); patient: optional {"age", "sex", "smoker", "family_history", "extrathoracic_cancer"}.
+    Returns (nodules: one dict per characterised candidate, sorted by decreasing risk; their
+    masks on the CT grid, same order; scan-level facts: emphysema, counts, warnings).
+    """
+    from ..segmentation.common import as_progress
+    from ..segmentation.lungs import midline_x
+    from ..stratification.screening import risk_key, stratify
+
+    p = as_progress(progress)
+    todo = cands
+    scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}
+    # the midline: the centre of the two lungs' left-right extent when both are in view (the
+    # mediastinum lies between them), else the scanner's isocentre (said)
+    midline, how = midline_x(ct, body=lungs)
+    if how == "isocentre":
+        scan["warnings"].append("left/right from the scanner's isocentre (the lungs' extent is cut "
+                                "by the field of view)")
+    nodules, masks = [], []
+    pleura_mm = pleura_distance_map(ct, lungs)
+    for n, cand in enumerate(todo):
+        p(n / max(len(todo), 1), f"characterise: candidate {n + 1}/{len(todo)}")
+        d = {"id": n + 1, "candidate": cand.to_dict(), "warnings": list(cand.warnings)}
+        try:
+            mask, meas, warn = segment_candidate(ct, cand)
+        except ImagioError as e:
+            d["warnings"].append(f"not segmented: {e}")
+            d.update(type=cand.type, segmented=False)
+            masks.append(np.zeros(ct.shape, bool))
+            nodules.append(d)
+            continue
+        loc = location(ct, mask, lungs, lobes, midline, pleura_mm)
+        typ, solid_mm, twarn = nodule_type(ct, mask, meas, loc)
+        loc.pop("_fissure_or_pleura_mm")
+        d.update(segmented=True, type=typ, center_ras=[round(float(v), 2) for v in meas.centroid_ras],
+                 volume_ml=round(meas.volume_ml, 4), long_axis_mm=round(meas.long_axis_mm, 2),
+                 short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
+                 solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1), **loc)
+        d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w] + warn + twarn
+        masks.append(mask)
+        nodules.append(d)
+    n_nod = sum(1 for d in nodules if d.get("segmented"))
+    emph = scan["emphysema"]["emphysema"]
+    for d in nodules:
+        lobe = d.get("lobe")
+        upper = None if lobe is None else "upper" in lobe
+        d["stratification"] = stratify(d, patient, max(n_nod, 1), emph, upper)
+        d["risk_key"] = round(risk_key(d["stratification"]), 6)
+    order = sorted(range(len(nodules)), key=lambda i: -nodules[i]["risk_key"])
+    p(1.0, f"characterise: {len(nodules)} nodules")
+    return [nodules[i] for i in order], [masks[i] for i in order], scan

@@ -1,0 +1,109 @@
+"""Files of a detection run: the nodule table (CSV, LUNA16 columns first) and, for 3D Slicer, a
+markups point list (``nodules.mrk.json``), a table (``nodules.tsv``) and one segmentation of
+every nodule (``nodules.seg.nrrd``), saved as a scene (``nodules.mrml``) through IMAGIO's MRML
+helpers.
+
+Coordinates: the CSV's coordX/coordY/coordZ are LPS mm (ITK/DICOM patient frame, as LUNA16
+writes them; stated in ``candidates.json`` and in ``pipeline.CSV_FRAME``); the markups file
+states its own frame in its ``coordinateSystem`` field (Slicer writes LPS); the segmentation has
+the CT's geometry.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..volume import Volume
+
+NODULE_FIELDS = ("seriesuid", "coordX", "coordY", "coordZ", "probability", "id", "type",
+                 "diameter_mm", "mean_diameter_mm", "long_axis_mm", "volume_ml",
+                 "solid_component_mm", "side", "lobe", "distance_to_pleura_mm", "juxta_pleural",
+                 "juxta_vascular", "lung_rads", "brock_low", "brock_high", "mayo_low", "mayo_high",
+                 "refused", "warnings")
+
+
+def _rng(s: dict, model: str) -> tuple:
+    r = s.get(model, {}).get("probability_range")
+    return ("", "") if not r else (f"{r[0]:.4f}", f"{r[1]:.4f}")
+
+
+def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
+    """Rows of the nodule table (``NODULE_FIELDS``), one per characterised nodule."""
+    from .commands import ras_to_lps
+
+    rows = []
+    for d in nodules:
+        c = d["candidate"]
+        ras = d.get("center_ras") or c["center_ras"]
+        lps = ras_to_lps(ras)[0]
+        s = d.get("stratification", {})
+        refused = "; ".join(f"{m}: {v['refused']}" for m, v in s.items() if "refused" in v)
+        rows.append([sid, *(f"{v:.2f}" for v in lps), f"{c['probability']:.4f}", d["id"], d["type"],
+                     f"{c['diameter_mm']:.1f}", d.get("mean_diameter_mm", ""),
+                     d.get("long_axis_mm", ""), d.get("volume_ml", ""), d.get("solid_component_mm", ""),
+                     d.get("side", ""), d.get("lobe") or "", d.get("distance_to_pleura_mm", ""),
+                     d.get("juxta_pleural", ""), d.get("juxta_vascular", ""),
+                     s.get("lung_rads", {}).get("category", ""), *_rng(s, "brock"), *_rng(s, "mayo"),
+                     refused, " | ".join(d.get("warnings", []))])
+    return rows
+
+
+def write_nodule_csv(path: Path, sid: str, nodules: list[dict]) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(NODULE_FIELDS)
+        w.writerows(nodule_rows(sid, nodules))
+    return path
+
+
+def nodule_labels(ct: Volume, masks: list[np.ndarray], nodules: list[dict]) -> Volume:
+    """One label per nodule (value = its id, name ``lung_nodule_<id>``) on the CT grid; a voxel
+    claimed by two nodules keeps the more urgent (earlier in the risk-sorted list)."""
+    dtype = np.uint8 if len(nodules) < 255 else np.uint16
+    arr = np.zeros(ct.shape, dtype)
+    names = {}
+    for d, m in reversed(list(zip(nodules, masks))):
+        if m.any():
+            arr[m] = d["id"]
+            names[int(d["id"])] = f"lung_nodule_{d['id']}"
+    return ct.with_array(arr, name="nodules", labels=dict(sorted(names.items())))
+
+
+def write_slicer(out: Path, ct: Volume, nodules: list[dict], masks: list[np.ndarray]) -> dict:
+    """``out/nodules.mrml`` with the point list, the table and the segmentation (their own files
+    next to it). Returns {kind: path}."""
+    import vtk
+
+    from ..mrml.logic import _fill_table
+    from ..mrml.scene import new_scene, save_scene
+    from ..mrml.segmentations import labels_to_segmentation
+
+    scene = new_scene()
+    pts = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "nodules")
+    for d in nodules:
+        ras = d.get("center_ras") or d["candidate"]["center_ras"]
+        cat = d.get("stratification", {}).get("lung_rads", {}).get("category", "-")
+        pts.AddControlPoint(vtk.vtkVector3d(*map(float, ras)),
+                            f"N{d['id']} {d['type']} LR{cat}")
+    pts.CreateDefaultDisplayNodes()
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", "nodules table")
+    rows = nodule_rows("", nodules)
+    _fill_table(table, list(NODULE_FIELDS[5:]), [[str(v) for v in r[5:]] for r in rows])
+    files = {}
+    lab = nodule_labels(ct, masks, nodules)
+    if lab.labels:
+        from ..mrml.volumes import volume_to_node
+
+        ref = volume_to_node(ct.with_array(np.zeros(ct.shape, np.uint8)), scene, name="geometry")
+        labels_to_segmentation(lab, scene, name="nodules", reference_node=ref)
+        scene.RemoveNode(ref)  # only its geometry is kept (in the segmentation); no CT copy
+    out.mkdir(parents=True, exist_ok=True)
+    files["scene"] = str(save_scene(scene, out / "nodules.mrml"))
+    for suffix, kind in ((".mrk.json", "markups"), (".tsv", "table"), (".seg.nrrd", "segmentation")):
+        found = sorted(out.glob(f"*{suffix}"))
+        if found:
+            files[kind] = str(found[0])
+    return files

@@ -1,0 +1,138 @@
+"""One scan through the whole detection pathway: lungs, candidates, characterisation and
+stratification, files. Used by ``imagio detect`` for one scan and by each Dask task of a cohort
+run (:mod:`imagio.detection.cohort`).
+
+Files in the scan's output folder:
+``candidates.json`` (RAS mm: every candidate, the characterised nodules with their
+stratification, scan facts and warnings), ``candidates.csv`` (LUNA16: seriesuid, coordX, coordY,
+coordZ, probability; LPS mm), ``nodules.csv`` (the nodule table, LUNA16 columns first, LPS mm),
+and with ``slicer=True`` ``nodules.mrml`` + ``nodules.mrk.json`` + ``nodules_table.tsv`` +
+``nodules.seg.nrrd`` (RAS mm).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..volume import Volume
+
+CSV_FIELDS = ("seriesuid", "coordX", "coordY", "coordZ", "probability")
+CSV_FRAME = "LPS mm (ITK/DICOM patient frame, as LUNA16 coordX/coordY/coordZ)"
+
+
+def ras_to_lps(p) -> np.ndarray:
+    """(N, 3) RAS mm -> LPS mm (the x and y flips; their own inverse)."""
+    from ..io import LPS_TO_RAS
+
+    return np.asarray(p, float).reshape(-1, 3) @ LPS_TO_RAS[:3, :3].T
+
+
+@dataclass
+class Options:
+    """What to run on each scan. detector/model/device: see :func:`imagio.detection.detect`;
+    characterise: how many of the most probable candidates to characterise (None: the
+    constant ``characterise.max_characterised``; 0: none); patient: age/sex/smoker...
+    for Brock and Mayo; slicer: write the Slicer files; report: write the screening report
+    (``screening.html`` / ``screening.pdf``, :mod:`imagio.detection.report`)."""
+
+    detector: str = "blobs"
+    model: str = "lung_nodules"
+    device: str | None = None
+    characterise: int | None = None
+    patient: dict = field(default_factory=dict)
+    slicer: bool = True
+    report: bool = False
+
+
+def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
+    """(boolean lung mask on the CT grid, the same as a label Volume) from a given mask or
+    IMAGIO's HU-rule segmenter (:func:`imagio.detection.blobs.lungs_on`)."""
+    from .blobs import lungs_on
+
+    m = lungs_on(ct, lungs)
+    return m, ct.with_array(m.astype(np.uint8), name="lungs", labels={1: "lungs"})
+
+
+def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progress=None,
+             ct_path: str = "CT") -> dict:
+    """Detect, characterise and write one scan's files into ``out``; return its summary row
+    (seriesuid, candidates, nodules, highest Lung-RADS, ...). Raises what the steps raise
+    (InputError for a bad scan, ModelError for a missing model)."""
+    from ..segmentation.common import as_progress
+    from . import constants, detect
+    from .blobs import scan_warnings
+
+    p = prog = as_progress(progress)
+    lungs_m, lungs_v = (None, None)
+    n_char = constants()["characterise"]["max_characterised"]["value"] if opts.characterise is None \
+        else int(opts.characterise)
+    scan_warn = []
+    if opts.detector == "blobs":
+        p(0.0, "lungs")
+        lungs_m, lungs_v = lung_volume(ct, lungs)
+    elif n_char > 0:
+        try:
+            lungs_m, lungs_v = lung_volume(ct, lungs)
+        except InputError as e:  # the deep detector runs without; characterisation cannot
+            scan_warn.append(f"candidates not characterised: {e}")
+            n_char = 0
+    lobes = lungs if isinstance(lungs, Volume) and any(
+        n.startswith("lung_") and "lobe" in n for n in lungs.labels.values()) else None
+    # the deep detector keeps its own default (the model's lung class) unless a mask was given
+    cands = detect(ct, lung_mask=lungs_v if opts.detector == "blobs" else lungs, detector=opts.detector,
+                   progress=prog.sub(0.05, 0.5), model=opts.model, device=opts.device)
+    nodules, masks, scan = [], [], {"characterised": 0, "candidates": len(cands), "warnings": []}
+    if n_char > 0 and cands:
+        from .characterise import characterise_candidates
+
+        nodules, masks, scan = characterise_candidates(
+            ct, cands[:n_char], lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95))
+        scan["candidates"] = len(cands)
+        if len(cands) > n_char:
+            scan["warnings"].append(f"only the {n_char} most probable of {len(cands)} candidates "
+                                    "are characterised")
+    out.mkdir(parents=True, exist_ok=True)
+    lps = ras_to_lps([c.center_ras for c in cands]).reshape(-1, 3)
+    with open(out / "candidates.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_FIELDS)
+        for c, q in zip(cands, lps):
+            w.writerow([sid, *(f"{v:.3f}" for v in q), f"{c.probability:.6f}"])
+    from .outputs import write_nodule_csv, write_slicer
+
+    write_nodule_csv(out / "nodules.csv", sid, nodules)
+    files = {"candidates_json": str(out / "candidates.json"), "candidates_csv": str(out / "candidates.csv"),
+             "nodules_csv": str(out / "nodules.csv")}
+    if opts.slicer and nodules:
+        files.update(write_slicer(out, ct, nodules, masks))
+    warnings = ["probability is a ranking score of the detector, not a calibrated probability of "
+                "nodule or of malignancy"] + scan_warnings(ct, opts.detector) + scan_warn + scan.get("warnings", [])
+    doc = {"seriesuid": sid, "detector": opts.detector, "coordinates": "RAS mm",
+           **({"model": opts.model} if opts.detector == "deep" else {}),
+           "csv_coordinates": CSV_FRAME, "n_candidates": len(cands),
+           "candidates": [c.to_dict() for c in cands], "nodules": nodules,
+           "scan": {k: v for k, v in scan.items() if k != "warnings"}, "patient": opts.patient,
+           "files": files, "warnings": warnings}
+    from ..jsonable import to_jsonable
+
+    if opts.report and lungs_m is not None:
+        from .report import build_screening_report
+
+        files["report_html"], files["report_pdf"] = (str(f) for f in build_screening_report(
+            to_jsonable(doc), ct, lungs_m, masks, out / "screening.pdf", ct_path))
+        doc["files"] = files
+    (out / "candidates.json").write_text(json.dumps(to_jsonable(doc), indent=1))
+    cats = [d["stratification"]["lung_rads"].get("category") for d in nodules
+            if "category" in d.get("stratification", {}).get("lung_rads", {})]
+    order = ["1", "2", "3", "4A", "4B", "4X"]
+    p(1.0, f"{sid}: {len(cands)} candidates, {len(nodules)} characterised")
+    return {"seriesuid": sid, "status": "done", "candidates": len(cands), "nodules": len(nodules),
+            "highest_lung_rads": max(cats, key=order.index) if cats else "",
+            "top_probability": round(float(cands[0].probability), 4) if cands else 0.0,
+            "out": str(out), "reason": ""}

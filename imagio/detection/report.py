@@ -1,0 +1,260 @@
+"""The screening report of one scan (HTML and PDF): the nodule table sorted by risk, each
+nodule in three planes with its outline, the nodules' positions on a 3-D rendering of the
+lungs, Lung-RADS v2022 category with the guideline's management summarised, and for each
+actionable nodule (Lung-RADS 4A or higher) the commands of its percutaneous and bronchoscopic
+plans (``imagio plan`` / ``imagio bronch`` with the nodule as target).
+
+Pictures (PNG, matplotlib): ``<stem>_nodule<id>.png`` (axial, coronal, sagittal through the
+nodule's centre, 50 mm wide, lung window, outline of its segmentation) and ``<stem>_lungs3d.png``
+(the lung surface, marching cubes on a 4 mm grid, with the nodules numbered). Coordinates in the
+tables: RAS mm (as 3D Slicer shows them). A support for the reader, never a diagnosis.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from pathlib import Path
+
+import numpy as np
+
+from ..volume import Volume
+
+ACTIONABLE = ("4A", "4B", "4X")
+HALF_MM = 25.0
+
+
+def _plane(ct: Volume, centre, u, v, half=HALF_MM, step=0.5, order=1, vol=None):
+    """Samples of ``vol`` (default ct) on the plane through ``centre`` spanned by u, v (RAS)."""
+    s = np.arange(-half, half + step / 2, step)
+    g = centre + s[None, :, None] * np.asarray(u)[None, None] + s[:, None, None] * np.asarray(v)[None, None]
+    return (vol or ct).sample(g.reshape(-1, 3), order=order).reshape(len(s), len(s))
+
+
+def nodule_figure(ct: Volume, mask: np.ndarray | None, centre, title: str, path: Path) -> Path:
+    """Axial, coronal and sagittal crops (lung window -1350..150 HU) through ``centre`` (RAS)
+    with the outline of ``mask`` (on the CT grid)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = np.asarray(centre, float)
+    planes = (("axial", (1, 0, 0), (0, -1, 0)), ("coronal", (1, 0, 0), (0, 0, -1)),
+              ("sagittal", (0, 1, 0), (0, 0, -1)))
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8), dpi=90)
+    mv = ct.with_array(mask.astype(np.uint8)) if mask is not None and mask.any() else None
+    for ax, (name, u, v) in zip(axes, planes):
+        img = _plane(ct, c, u, v)
+        ax.imshow(img, cmap="gray", vmin=-1350, vmax=150, extent=(-HALF_MM, HALF_MM, HALF_MM, -HALF_MM))
+        if mv is not None:
+            m = _plane(ct, c, u, v, order=0, vol=mv)
+            if m.any():
+                ax.contour(np.linspace(-HALF_MM, HALF_MM, m.shape[1]), np.linspace(-HALF_MM, HALF_MM, m.shape[0]),
+                           m, levels=[0.5], colors="yellow", linewidths=0.8)
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].text(-HALF_MM + 1, HALF_MM - 2, "R", color="w", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def lungs_figure(ct: Volume, lungs: np.ndarray, nodules: list[dict], path: Path) -> Path:
+    """The lung surface (marching cubes of the lung mask on a 4 mm grid) seen from the front,
+    with each nodule's centre numbered (red: Lung-RADS 4A or higher)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from skimage.measure import marching_cubes
+
+    lv = ct.with_array(lungs.astype(np.float32))
+    coarse = lv.resampled(np.maximum(lv.spacing, 4.0), order=1)
+    fig = plt.figure(figsize=(5, 5), dpi=90)
+    ax = fig.add_subplot(projection="3d")
+    if coarse.array.max() > 0.5 and min(coarse.shape) >= 2:
+        verts, faces, _, _ = marching_cubes(np.pad(coarse.array, 1), 0.5)
+        ras = coarse.kji_to_world(verts - 1)
+        ax.plot_trisurf(ras[:, 0], ras[:, 1], faces, ras[:, 2], color=(0.6, 0.75, 0.9), alpha=0.15,
+                        linewidth=0)
+    for d in nodules:
+        p = d.get("center_ras") or d["candidate"]["center_ras"]
+        cat = d.get("stratification", {}).get("lung_rads", {}).get("category", "")
+        col = "red" if cat in ACTIONABLE else "orange"
+        ax.scatter(*p, color=col, s=30)
+        ax.text(*p, f" {d['id']}", fontsize=8)
+    ax.view_init(elev=10, azim=-90)  # from the front: patient's right on the left
+    ax.set_xlabel("R-L (mm)")
+    ax.set_ylabel("P-A")
+    ax.set_zlabel("I-S")
+    ax.set_title("nodules on the lungs (anterior view)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _brock_text(s: dict) -> str:
+    b = s.get("brock", {})
+    if "refused" in b:
+        return f"not given: {b['refused']}"
+    lo, hi = b["probability_range"]
+    return f"{100 * lo:.1f}%" if b.get("probability") is not None and hi - lo < 1e-9 else \
+        f"{100 * lo:.1f}-{100 * hi:.1f}%"
+
+
+def nodule_rows(nodules: list[dict]) -> list[list]:
+    rows = []
+    for d in nodules:
+        s = d.get("stratification", {})
+        lr = s.get("lung_rads", {})
+        size = d.get("mean_diameter_mm")
+        loc = d.get("lobe") or d.get("side", "")
+        if d.get("juxta_pleural"):
+            loc += ", juxta-pleural"
+        if d.get("juxta_vascular"):
+            loc += ", juxta-vascular"
+        rows.append([d["id"], d["type"].replace("_", "-"),
+                     "-" if size is None else f"{size:.1f} / {d.get('long_axis_mm', 0):.1f}",
+                     "-" if d.get("volume_ml") is None else f"{1000 * d['volume_ml']:.0f}",
+                     loc, lr.get("category", "not given"), _brock_text(s),
+                     "(" + ", ".join(f"{v:.0f}" for v in (d.get("center_ras") or d["candidate"]["center_ras"])) + ")",
+                     f"{d['candidate']['probability']:.2f}"])
+    return rows
+
+
+HEAD = ["#", "type", "size mm (Lung-RADS mean / long axis)", "volume mm3", "location",
+        "Lung-RADS", "Brock", "centre RAS mm", "detector score"]
+
+
+def segment_command(ct_path: str) -> str:
+    """The structures the planners need (body, bones, lungs, airways, vessels), once per scan."""
+    return f"imagio segment {ct_path} --out structures.seg.nrrd"
+
+
+def plan_commands(ct_path: str, d: dict) -> list[str]:
+    """Commands that plan the biopsy of nodule ``d`` (its centre as target, RAS mm), after
+    :func:`segment_command`."""
+    c = ",".join(f"{v:.1f}" for v in (d.get("center_ras") or d["candidate"]["center_ras"]))
+    n = d["id"]
+    return [f"imagio plan {ct_path} --labels structures.seg.nrrd --target={c} --out plan_nodule{n}",
+            f"imagio bronch {ct_path} --airways structures.seg.nrrd --target={c} --out bronch_nodule{n}"]
+
+
+def management_lines(nodules: list[dict]) -> list[tuple[str, str]]:
+    """(category, management) of the scan: the highest category among the nodules decides the
+    follow-up (Lung-RADS: the scan is categorised by its most suspicious nodule)."""
+    order = ["1", "2", "3", "4A", "4B", "4X"]
+    cats = [(d["stratification"]["lung_rads"].get("category"), d["stratification"]["lung_rads"])
+            for d in nodules if "category" in d.get("stratification", {}).get("lung_rads", {})]
+    if not cats:
+        return [("-", "no nodule categorised")]
+    cat, lr = max(cats, key=lambda c: order.index(c[0]))
+    out = [(f"Lung-RADS {cat}", lr.get("management", ""))]
+    if lr.get("note"):
+        out.append(("note", lr["note"]))
+    out.append(("source", lr.get("source", "")))
+    return out
+
+
+def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list[np.ndarray],
+                           out_pdf: Path, ct_path: str = "CT", max_pictures: int = 10) -> tuple[Path, Path]:
+    """Write ``out_pdf`` and the HTML next to it (same stem) with the pictures; return both."""
+    from ..report import _existing, _table
+
+    out_pdf = Path(out_pdf)
+    folder = out_pdf.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = out_pdf.stem
+    nodules = doc.get("nodules", [])
+    pics = [(lungs_figure(ct, lungs, nodules, folder / f"{stem}_lungs3d.png"), "nodules on the lungs")]
+    for d, m in list(zip(nodules, masks))[:max_pictures]:
+        cat = d.get("stratification", {}).get("lung_rads", {}).get("category", "-")
+        t = f"nodule {d['id']}: {d['type'].replace('_', '-')}, Lung-RADS {cat}"
+        pics.append((nodule_figure(ct, m, d.get("center_ras") or d["candidate"]["center_ras"], t,
+                                   folder / f"{stem}_nodule{d['id']}.png"), t))
+    rows = nodule_rows(nodules)
+    scan = doc.get("scan", {})
+    emph = scan.get("emphysema", {})
+    facts = [("series", doc.get("seriesuid", "")), ("detector", doc.get("detector", "")),
+             ("candidates / characterised", f"{doc.get('n_candidates', 0)} / {len(nodules)}"),
+             ("emphysema (LAA-950)", f"{emph.get('laa950_percent')}% of the lungs "
+                                     f"({'yes' if emph.get('emphysema') else 'no'}, threshold "
+                                     f"{emph.get('threshold_percent')}%)" if emph else "-"),
+             ("patient", ", ".join(f"{k} {v}" for k, v in doc.get("patient", {}).items()) or "not given (Brock/Mayo refused)")]
+    actionable = [d for d in nodules if d.get("stratification", {}).get("lung_rads", {}).get("category") in ACTIONABLE]
+    when = f"{_dt.datetime.now():%Y-%m-%d %H:%M}"
+    # HTML
+    parts = [f"<h1>IMAGIO screening report</h1><p>generated {when}; computer-aided detection to "
+             "support the reader, not a diagnosis. Coordinates RAS mm (as 3D Slicer shows them).</p>",
+             "<h2>Scan</h2>", _table(facts), "<h2>Follow-up (most suspicious nodule)</h2>",
+             _table(management_lines(nodules)), "<h2>Nodules, by risk</h2>", _table(rows, HEAD)]
+    if actionable:
+        parts.append("<h2>Plans for actionable nodules (Lung-RADS 4A+)</h2><pre>"
+                     + html.escape(segment_command(ct_path)) + "</pre>")
+        for d in actionable:
+            parts.append(f"<p>nodule {d['id']}:</p><pre>" + html.escape("\n".join(plan_commands(ct_path, d))) + "</pre>")
+    warn = doc.get("warnings", []) + [f"nodule {d['id']}: {w}" for d in nodules for w in d.get("warnings", [])]
+    parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warn) + "</ul>")
+    for p, cap in _existing(pics):
+        parts.append(f'<figure><img src="{html.escape(p.name)}" width="560"><figcaption>{html.escape(cap)}'
+                     "</figcaption></figure>")
+    style = "body{font-family:sans-serif;max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px;font-size:90%}"
+    from ..outputs import atomic_path, write_text
+
+    html_path = write_text(folder / f"{stem}.html", "<!doctype html><html><head><meta charset='utf-8'>"
+                           f"<title>IMAGIO screening</title><style>{style}</style></head><body>{''.join(parts)}</body></html>")
+    # PDF
+    from fpdf import FPDF
+
+    def text(s):
+        return str(s).encode("latin-1", "replace").decode("latin-1")
+
+    pdf = FPDF(format="A4", orientation="L")
+    pdf.set_auto_page_break(True, margin=12)
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 15)
+    pdf.cell(0, 9, "IMAGIO screening report", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 8)
+    pdf.multi_cell(0, 4, text(f"generated {when}; computer-aided detection to support the reader, not a "
+                              "diagnosis. Coordinates RAS mm."), new_x="LMARGIN", new_y="NEXT")
+
+    def kv(title, pairs):
+        pdf.ln(1)
+        pdf.set_font("Helvetica", "B", 11)
+        pdf.cell(0, 6, text(title), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 8)
+        with pdf.table(col_widths=(50, pdf.epw - 50), text_align="LEFT", first_row_as_headings=False) as t:
+            for k, v in pairs:
+                t.row([text(k), text(v)])
+
+    kv("Scan", facts)
+    kv("Follow-up (most suspicious nodule)", management_lines(nodules))
+    pdf.ln(1)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 6, "Nodules, by risk", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 7)
+    if rows:
+        with pdf.table(text_align="LEFT") as t:
+            t.row([text(h) for h in HEAD])
+            for r in rows:
+                t.row([text(c) for c in r])
+    if actionable:
+        kv("Plans for actionable nodules (Lung-RADS 4A+)",
+           [("structures", segment_command(ct_path))]
+           + [(f"nodule {d['id']}", "\n".join(plan_commands(ct_path, d))) for d in actionable])
+    if warn:
+        kv("Warnings", [(str(i + 1), w) for i, w in enumerate(warn[:60])])
+    for i, (p, cap) in enumerate(_existing(pics)):
+        if i % 2 == 0:
+            pdf.add_page()
+        pdf.image(str(p), h=(pdf.eph - 20) / 2)
+        pdf.set_font("Helvetica", "", 8)
+        pdf.cell(0, 4, text(cap), new_x="LMARGIN", new_y="NEXT")
+    with atomic_path(out_pdf) as tmp:
+        pdf.output(str(tmp))
+    return html_path, out_pdf

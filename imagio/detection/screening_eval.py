@@ -1,0 +1,80 @@
+"""Evaluation of a detector on phantom screening scans (:mod:`imagio.phantom.screening`):
+LUNA16 FROC / CPM (:func:`imagio.detection.froc.evaluate`), and the sensitivity per nodule
+type, size bin and position at the LUNA16 operating points 1 and 8 false positives per scan,
+plus how many false positives sit on the vessel-bifurcation mimics.
+
+Candidates and references are compared in RAS mm (one frame for both, as the LUNA16 rule
+needs; the hit rule is its own: within the nodule's radius of its centre).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .froc import evaluate
+
+
+def _best_hit(cands: np.ndarray, probs: np.ndarray, centre, radius: float) -> float:
+    """Highest probability of a candidate within ``radius`` of ``centre`` (-1: none)."""
+    if not len(cands):
+        return -1.0
+    hit = np.sum((cands - np.asarray(centre)) ** 2, axis=1) < radius ** 2
+    return float(probs[hit].max()) if hit.any() else -1.0
+
+
+def threshold_at(fp_probs: np.ndarray, n_scans: int, rate: float) -> float:
+    """The lowest probability threshold whose false positives per scan stay <= ``rate``
+    (candidates strictly above it count)."""
+    k = int(np.floor(rate * n_scans))
+    p = np.sort(fp_probs)[::-1]
+    return -np.inf if k >= len(p) else float(p[k])
+
+
+def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: float = 5.0,
+                       bootstrap: int | None = None) -> dict:
+    """scans: ScreeningScan list; candidates: per scan, the detector's Candidate list.
+
+    Returns the FROC evaluation (CPM with its bootstrap interval) plus "by_type", "by_size",
+    "by_position": {group: {"n", "sensitivity_at_1fp", "sensitivity_at_8fp", "sensitivity_any"}}
+    and "fp_on_mimics_at_8fp": false positives within ``mimic_radius_mm`` of a mimic's centre.
+    """
+    cand_d, ref_d = {}, {}
+    rows = []
+    fp_probs = []
+    mimic_fp = []
+    for k, (s, cs) in enumerate(zip(scans, candidates)):
+        sid = f"scan{k}"
+        cen = np.array([c.center_ras for c in cs], float).reshape(-1, 3)
+        pr = np.array([c.probability for c in cs], float)
+        cand_d[sid] = np.c_[cen, pr]
+        ref = np.array([[*t["center_ras"], t["diameter_mm"]] for t in s.truth], float).reshape(-1, 4)
+        ref_d[sid] = ref
+        is_hit = np.zeros(len(cs), bool)
+        for t in s.truth:
+            r = t["diameter_mm"] / 2.0
+            rows.append({**t, "best": _best_hit(cen, pr, t["center_ras"], r)})
+            if len(cs):
+                is_hit |= np.sum((cen - np.asarray(t["center_ras"])) ** 2, axis=1) < r ** 2
+        fp_probs += list(pr[~is_hit])
+        if len(s.mimics_ras) and len(cs):
+            dm = np.linalg.norm(cen[:, None, :] - s.mimics_ras[None], axis=2).min(1)
+            mimic_fp += list(pr[~is_hit & (dm < mimic_radius_mm)])
+    ev = evaluate(cand_d, ref_d, scans=list(cand_d), bootstrap=bootstrap)
+    fp_probs = np.asarray(fp_probs)
+    t1, t8 = threshold_at(fp_probs, len(scans), 1.0), threshold_at(fp_probs, len(scans), 8.0)
+
+    def group(key):
+        out = {}
+        for g in sorted({r[key] for r in rows}):
+            b = np.array([r["best"] for r in rows if r[key] == g])
+            out[g] = {"n": int(len(b)), "sensitivity_at_1fp": float(np.mean(b > t1)),
+                      "sensitivity_at_8fp": float(np.mean(b > t8)),
+                      "sensitivity_any": float(np.mean(b >= 0))}
+        return out
+
+    ev.update(by_type=group("kind"), by_size=group("size_bin"), by_position=group("position"),
+              fp_on_mimics_at_8fp=int(np.sum(np.asarray(mimic_fp) > t8)),
+              n_mimics=int(sum(len(s.mimics_ras) for s in scans)),
+              thresholds={"1fp": t1, "8fp": t8}, frame="RAS mm")
+    ev.pop("curve", None)
+    return ev

@@ -1,0 +1,160 @@
+"""Stratification of one screening-detected lung nodule: Lung-RADS v2022, Brock, Mayo.
+
+Each model either answers or refuses *with its reason*; nothing here raises for a nodule the
+models cannot judge (a mass, a calcified nodule, missing patient data). Every answer and refusal
+carries the model's source. Suggestions for the reader, never decisions.
+
+Rules (sources in ``imagio/data/nodule_risk_models.json``, ``imagio/data/lungrads_v2022.json``):
+
+* a lesion larger than 30 mm is a mass, not a nodule (Fleischner glossary, Hansell DM et al.,
+  Radiology 2008;246:697-722): Brock and Mayo (built on nodules, Mayo on 4-30 mm) are refused;
+  Lung-RADS puts a solid lesion >= 15 mm in 4B (and 4X when it has additional features of
+  malignancy, which a reader judges);
+* a calcified nodule with a benign pattern is Lung-RADS 1 and outside the malignancy models'
+  population (PanCan excluded calcified nodules from risk estimation: McWilliams 2013);
+* a perifissural / juxtapleural solid nodule < 10 mm mean diameter with smooth margins and an
+  oval, lentiform or triangular shape is Lung-RADS 2 (Lung-RADS v2022 category 2 descriptor);
+* Brock needs age and sex; Mayo needs age and smoking history: without them the model is
+  refused with that reason, not filled with a default.
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from . import lungrads, nodule_risk
+
+MASS_MM = 30.0  # Fleischner glossary: a nodule is <= 3 cm; above is a mass
+PERIFISSURAL_MAX_MM = 10.0  # Lung-RADS v2022 category 2: juxtapleural nodule < 10 mm mean diameter
+
+
+def _refuse(model: str, reason: str, source: str = "") -> dict:
+    return {"model": model, "refused": reason, **({"source": source} if source else {})}
+
+
+def lung_rads(nodule: dict) -> dict:
+    """Lung-RADS v2022 baseline category of ``nodule`` (keys: type, mean_diameter_mm,
+    solid_component_mm). Never raises: an impossible input gives {"refused": reason}."""
+    t = nodule.get("type")
+    size = nodule.get("mean_diameter_mm")
+    src = lungrads.table()["source"]
+    if size is None or not size > 0:
+        return _refuse("lung_rads", "no measured mean diameter (segmentation failed)", src)
+    if t == "calcified":
+        return {"category": "1", "management": "Continue annual screening with LDCT in 12 months",
+                "reason": "calcified nodule (benign calcification pattern: complete, central, "
+                          "popcorn or concentric rings); confirm the pattern", "source": src,
+                "size_mm": round(float(size), 1)}
+    if t == "perifissural":
+        if size < PERIFISSURAL_MAX_MM:
+            return {"category": "2", "management": lungrads.table()["management"]["2"],
+                    "reason": "juxtapleural / perifissural solid nodule < 10 mm with smooth margins "
+                              "and an oval, lentiform or triangular shape (Lung-RADS v2022 "
+                              "category 2); confirm the shape and margins",
+                    "source": src, "size_mm": round(float(size), 1)}
+        t = "solid"
+    kind = {"ground_glass": "nonsolid"}.get(t, t)
+    if kind not in ("solid", "part_solid", "nonsolid"):
+        return _refuse("lung_rads", f"nodule type {t!r} not assessed", src)
+    try:
+        r = lungrads.category(kind, size, nodule.get("solid_component_mm") or 0.0)
+    except InputError as e:
+        return _refuse("lung_rads", str(e), src)
+    if size > MASS_MM:
+        r["note"] = (f"{size:.0f} mm: a mass (> 30 mm, Fleischner glossary). Lung-RADS 4X applies "
+                     "when it has additional features of malignancy (spiculation, lymphadenopathy, "
+                     "metastases): a reader's judgement")
+    return r
+
+
+def brock(nodule: dict, patient: dict, n_nodules: int, emphysema: bool | None,
+          upper_lobe: bool | None) -> dict:
+    """Brock (PanCan model 2b) probability, or a refusal with its reason.
+
+    patient: {"age": years, "sex": "female"/"male", "family_history": bool}; emphysema /
+    upper_lobe: None when unknown (then the probability is given as the range over both values,
+    with a note). Spiculation is not assessed by IMAGIO: the range over it is given too.
+    """
+    src = nodule_risk.coefficients()["brock_full_with_spiculation"]["source"]
+    size = nodule.get("long_axis_mm")
+    t = nodule.get("type")
+    if patient.get("age") is None or patient.get("sex") is None:
+        return _refuse("brock", "patient age and sex are needed (imagio detect --age --sex)", src)
+    if size is None:
+        return _refuse("brock", "no measured nodule size (segmentation failed)", src)
+    if size > MASS_MM:
+        return _refuse("brock", f"{size:.0f} mm is a mass (> 30 mm, Fleischner glossary), outside "
+                                "the nodules Brock was built on; Lung-RADS 4B/4X territory", src)
+    if t == "calcified":
+        return _refuse("brock", "calcified nodule: benign pattern, outside the model's population", src)
+    kind = {"ground_glass": "nonsolid", "perifissural": "solid"}.get(t, t)
+    if kind not in nodule_risk.NODULE_TYPES:
+        return _refuse("brock", f"nodule type {t!r} not assessed", src)
+    unknown = {"emphysema": emphysema, "upper_lobe": upper_lobe}
+    values = []
+    for e in ([emphysema] if emphysema is not None else [False, True]):
+        for u in ([upper_lobe] if upper_lobe is not None else [False, True]):
+            for s in (False, True):
+                try:
+                    r = nodule_risk.brock(patient["age"], patient["sex"] == "female", size, kind,
+                                          bool(patient.get("family_history")), e, u,
+                                          max(1, int(n_nodules)), s)
+                except InputError as err:
+                    return _refuse("brock", str(err), src)
+                values.append((s, r.probability))
+    p0 = [p for s, p in values if not s]
+    p1 = [p for s, p in values if s]
+    out = {"model": "brock", "probability": min(p0), "probability_range": [min(p0), max(p1)],
+           "source": src, "notes": ["upper bound: with spiculation (not assessed by IMAGIO)"]}
+    for k, v in unknown.items():
+        if v is None:
+            out["notes"].append(f"{k.replace('_', ' ')} unknown: range over both values")
+    if max(p0) > min(p0):
+        out["probability"] = None
+        out["notes"].append("the probability depends on the unknown inputs: see probability_range")
+    return out
+
+
+def mayo(nodule: dict, patient: dict, upper_lobe: bool | None) -> dict:
+    """Mayo Clinic probability, or a refusal with its reason (needs age and smoking history)."""
+    src = nodule_risk.coefficients()["mayo"]["source"]
+    size = nodule.get("long_axis_mm")
+    if patient.get("age") is None or patient.get("smoker") is None:
+        return _refuse("mayo", "patient age and smoking history are needed (imagio detect --age "
+                               "--smoker/--never-smoker)", src)
+    if size is None:
+        return _refuse("mayo", "no measured nodule size (segmentation failed)", src)
+    if nodule.get("type") == "calcified":
+        return _refuse("mayo", "calcified nodule: benign pattern, outside the model's population", src)
+    ps = []
+    for u in ([upper_lobe] if upper_lobe is not None else [False, True]):
+        for s in (False, True):
+            try:
+                ps.append(nodule_risk.mayo(patient["age"], size, bool(patient["smoker"]),
+                                           bool(patient.get("extrathoracic_cancer")), s, u).probability)
+            except InputError as err:
+                return _refuse("mayo", str(err), src)
+    return {"model": "mayo", "probability_range": [min(ps), max(ps)], "source": src,
+            "notes": ["built for a solitary nodule", "range over spiculation (not assessed)"
+                      + ("" if upper_lobe is not None else " and upper lobe (unknown)")]}
+
+
+def stratify(nodule: dict, patient: dict | None = None, n_nodules: int = 1,
+             emphysema: bool | None = None, upper_lobe: bool | None = None) -> dict:
+    """{"lung_rads": ..., "brock": ..., "mayo": ...} for one characterised nodule; each entry is
+    an answer or {"refused": reason}. ``nodule``: keys type (solid, part_solid, ground_glass,
+    calcified, perifissural), long_axis_mm, mean_diameter_mm, solid_component_mm (mm)."""
+    patient = patient or {}
+    return {"lung_rads": lung_rads(nodule),
+            "brock": brock(nodule, patient, n_nodules, emphysema, upper_lobe),
+            "mayo": mayo(nodule, patient, upper_lobe)}
+
+
+def risk_key(strat: dict) -> float:
+    """A sort key for a nodule table (higher = more urgent): the Brock upper bound when given,
+    else the Lung-RADS category's rank."""
+    rank = {"1": 0.0, "2": 0.01, "3": 0.02, "4A": 0.05, "4B": 0.3, "4X": 0.5}
+    b = strat.get("brock", {})
+    lr = rank.get(strat.get("lung_rads", {}).get("category"), 0.0)
+    if "probability_range" in b:
+        return max(b["probability_range"][1], lr)
+    return lr if "refused" not in strat.get("lung_rads", {"refused": 1}) else 0.0
