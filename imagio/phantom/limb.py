@@ -58,6 +58,7 @@ class LimbPhantom:
     spacing: float
     seed: int
     params: dict = field(default_factory=dict)
+    truth: dict = field(default_factory=dict)   # ground-truth masks [k, j, i]: "necrosis"
 
     def label_value(self, name: str) -> int:
         return {n: v for v, n in self.labels.labels.items()}[name]
@@ -272,7 +273,8 @@ def thigh(seed: int = 0, spacing_mm: float = 2.5, side: str = "left", *,
     }
     return LimbPhantom(ct, labels, geometry, h, seed,
                        {"tumour_compartment": tumour_compartment, "tumour_diameter_mm": tumour_diameter_mm,
-                        "necrotic_fraction": necrotic_fraction})
+                        "necrotic_fraction": necrotic_fraction},
+                       {"necrosis": necrosis & (lab == val["sarcoma_1"])})
 
 
 def save(ph: LimbPhantom, out_dir) -> list[Path]:

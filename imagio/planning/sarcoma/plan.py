@@ -1,0 +1,239 @@
+"""Plan a core-needle biopsy of an extremity soft-tissue sarcoma with the needle planner.
+
+``plan_sarcoma_biopsy(ct, labels)``: classify the limb structures, find the compartment(s) the
+tumour occupies, map the viable tumour, turn the rules into planner roles and constraints
+(`rules`), plan with `imagio.planning.plan` (the same scorer, ranking and independent re-check
+as every needle plan), then from the best entry fan 3-5 cores into different viable regions,
+each evaluated and re-checked. RAS mm, HU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import InputError
+from ...jsonable import to_jsonable
+from ...volume import Volume
+from ..planner import Plan, plan
+from ..problem import Constraints, Needle, PlanningProblem, Target
+from . import incision as inc
+from .rules import (classify, config, involved_compartments, require_compartments, roles_for, rule,
+                    rule_status)
+from .viable import ViableMap, candidate_targets, contrast_enhanced, viable_map
+
+PROCEDURE = "sarcoma-biopsy"
+
+
+@dataclass
+class SarcomaPlan:
+    """The needle plan (`Plan`) plus the sarcoma findings: the tumour, the compartments and
+    which are involved, the viable map, the cores (each a checked `PathMetrics` with its rule
+    status), the incision polyline, the long axis, landmark distances and warnings."""
+
+    plan: Plan
+    tumour: str
+    involved: dict
+    compartments: dict
+    viable: ViableMap
+    cores: list
+    incision: np.ndarray | None
+    incision_source: str
+    incision_tolerance_mm: float
+    axis: np.ndarray
+    axis_how: str
+    landmarks: dict
+    rule_of: dict
+    roles: dict
+    compartments_checked: bool
+    warnings: list = field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        return bool(self.cores)
+
+    @property
+    def entry_ras(self):
+        return np.asarray(self.cores[0]["metrics"].entry_ras) if self.cores else None
+
+    def to_dict(self) -> dict:
+        """plan.json content: the needle plan's dict with a ``sarcoma`` section."""
+        doc = self.plan.to_dict()
+        doc["procedure"] = PROCEDURE
+        # the torso planner's 'no large named vessel (aorta, ...)' does not apply to a limb whose
+        # bundle is labelled: the bundle rule names what it checked
+        base = [w for w in doc.get("warnings", []) if not (w.startswith("no large named vessel") and
+                                                           any("artery" in n for n in self.rule_of))]
+        doc["warnings"] = base + [w for w in self.warnings if w not in base]
+        doc["sarcoma"] = to_jsonable({
+            "tumour": self.tumour,
+            "compartments_checked": self.compartments_checked,
+            "compartments": self.compartments,
+            "involved_compartments": self.involved,
+            "viable": self.viable.to_dict(),
+            "rules": [{**{k: r[k] for k in ("name", "kind", "wording", "source")},
+                       **{k: r[k] for k in ("role", "margin_mm", "tolerance_mm") if k in r}}
+                      for r in config()["rules"]],
+            "sources": config()["sources"],
+            "structure_rules": self.rule_of,
+            "long_axis": {"ras": np.round(self.axis, 4), "how": self.axis_how},
+            "incision": {"source": self.incision_source, "tolerance_mm": self.incision_tolerance_mm,
+                         "points_ras": None if self.incision is None else np.round(self.incision, 1)},
+            "tattoo_entry": None if not self.cores else {
+                "ras": np.round(self.entry_ras, 1), "landmarks": self.landmarks},
+            "cores": [{"target_ras": np.round(c["metrics"].target_ras, 1), "depth_mm": c["depth_mm"],
+                       "length_mm": round(c["metrics"].length_mm, 1),
+                       "compartments_crossed": c["compartments_crossed"], "structures_crossed": c["crossed"],
+                       "rules": c["rules"], "feasible": c["metrics"].feasible,
+                       "check_problems": c["metrics"].check_problems} for c in self.cores],
+            "warnings": self.warnings,
+        })
+        return doc
+
+
+def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:
+    if tumour is not None:
+        inv = {n: v for v, n in labels.labels.items()}
+        if tumour not in inv:
+            raise InputError(f"tumour {tumour!r} is not in the label map; it has {sorted(inv)}")
+        return tumour, int(inv[tumour])
+    if len(anat.tumours) == 1:
+        return next(iter(anat.tumours.items()))
+    if not anat.tumours:
+        raise InputError("no tumour label in the label map (a name such as sarcoma_1 or GTV_Mass): "
+                         "give the tumour's label name with --target")
+    raise InputError(f"several tumour labels {sorted(anat.tumours)}: choose one with --target")
+
+
+def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *,
+                        incision=None, incision_tolerance_mm: float | None = None,
+                        n_cores: int | None = None, needle: Needle | None = None,
+                        bundle_margin_mm: float | None = None, involved=None,
+                        allow_no_compartments: bool = False, viable_threshold_hu: float | None = None,
+                        k: int | None = None, progress=None) -> SarcomaPlan:
+    """Plan the biopsy. ``labels``: named label map (compartments, septa, joints, bundle, bones,
+    the tumour; `rules.classify`), resampled to the CT when needed. ``tumour``: its label name
+    (default: the one tumour-like label). ``incision``: (m, 3) RAS polyline of the planned
+    incision (default: `incision.default_incision`). ``involved``: compartment keys to treat as
+    involved (default: from the tumour's contact). ``allow_no_compartments``: plan without the
+    compartment rules (said in the warnings) instead of refusing.
+
+    Raises InputError (one line) for: no tumour label, no compartments (unless allowed), an
+    incision that is not an (m >= 2, 3) polyline, n_cores outside 3-5."""
+    cfg = config()
+    if not ct.same_grid(labels):
+        labels = labels.resample_like(ct, order=0)
+    anat = classify(labels)
+    name, value = _tumour_label(labels, anat, tumour)
+    tmask = labels.array == value
+    if not tmask.any():
+        raise InputError(f"tumour {name!r} has no voxels in the label map")
+    n_cores = int(cfg["cores"]["default"] if n_cores is None else n_cores)
+    if not cfg["cores"]["min"] <= n_cores <= cfg["cores"]["max"]:
+        raise InputError(f"--cores {n_cores}: give {cfg['cores']['min']}-{cfg['cores']['max']} cores")
+    warnings = []
+    checked = bool(anat.compartments)
+    if not checked:
+        if not allow_no_compartments:
+            require_compartments(anat)
+        warnings.append("no muscle compartments labelled: the compartment and septum rules were NOT checked "
+                        "(segment the compartments before trusting this tract)")
+    if involved is None:
+        inv = involved_compartments(labels, anat, value) if checked else {}
+        if checked and not inv:
+            warnings.append(f"{name} touches no labelled compartment (superficial?): every compartment is "
+                            "treated as uninvolved")
+    else:
+        unknown = set(involved) - set(anat.compartments)
+        if unknown:
+            raise InputError(f"--compartment {sorted(unknown)}: not in the label map; it has {sorted(anat.compartments)}")
+        inv = {k2: None for k2 in involved}
+    if len(inv) > 1:
+        warnings.append(f"{name} occupies {len(inv)} compartments ({', '.join(inv)}): the tract may use any of them")
+    vessels = {n: v for n, v in anat.bundle.items() if "artery" in n or "vein" in n}
+    contrast = contrast_enhanced(ct, labels, list(vessels.values()))
+    vm = viable_map(ct, tmask, viable_threshold_hu, contrast=contrast)
+    pts, depth, tw = candidate_targets(ct, vm)
+    warnings += vm.warnings + tw
+    if len(pts) == 0:
+        raise InputError(f"no viable tumour in {name} above {vm.threshold_hu:g} HU: nothing to biopsy "
+                         "on this CT (check the tumour mask and the CT's units)")
+    centre = ct.kji_to_world(np.argwhere(tmask).mean(0)[None])[0]
+    nd = needle or Needle(diameter_mm=float(cfg["needle"]["diameter_mm"]))
+    roles, rule_of = roles_for(labels, anat, inv, centre, nd.length_mm + 40.0, bundle_margin_mm)
+    if not anat.bundle:
+        warnings.append("no neurovascular bundle labelled (artery, vein, nerve): the bundle margin was not "
+                        "checked; segment the main vessels and nerve")
+    tol = float(rule("entry_on_incision")["tolerance_mm"] if incision_tolerance_mm is None else incision_tolerance_mm)
+    curve = None
+    if incision is not None:
+        curve = np.asarray(incision, float)
+        if curve.ndim != 2 or curve.shape[1] != 3 or len(curve) < 2:
+            raise InputError("the incision must be a curve of at least 2 RAS points (a markups curve)")
+        curve = inc.densify(curve)
+    c = Constraints(disabled_rules=("table_side", "craniocaudal"),
+                    entry_region=None if curve is None else (curve, tol))
+    weights = dict(rule("shortest_tract")["weights"])
+    target = Target(pts[0], name, value)
+    prob = PlanningProblem.build(ct, labels, target, needle=nd, constraints=c, roles=roles, weights=weights)
+    prob.roles_overridden = {}   # the rules set these roles, not the user (recorded below)
+    prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(inv), "structure_rules": rule_of,
+                                          "why_table_side_off": "the limb is positioned for the entry",
+                                          "why_craniocaudal_off": "limb tracts run along the limb by design"}
+    result = plan(prob, k=k, progress=progress)
+    bone_values = [v for n, v in anat.bones.items()]
+    axis, how = inc.long_axis(labels, bone_values, centre)
+    cores = []
+    source = "user curve" if curve is not None else "none"
+    if result.feasible:
+        entry = np.asarray(result.proposals[0].entry_ras)
+        if curve is None:
+            curve = inc.default_incision(prob.skin.skin, ct, entry, axis, ct.kji_to_world(np.argwhere(tmask)[::50].astype(float)))
+            source = "default: along the limb's long axis through the shortest compliant entry"
+        cores = _fan_cores(result, entry, pts, depth, n_cores, float(cfg["cores"]["min_separation_mm"]))
+        if len(cores) < n_cores:
+            warnings.append(f"only {len(cores)} of {n_cores} cores from this entry reach distinct viable regions "
+                            "while meeting every rule")
+    marks = inc.landmarks(labels, anat, axis)
+    if cores and not marks:
+        warnings.append("no palpable landmark (patella, greater trochanter) in the image: the tattoo point is "
+                        "given in RAS only")
+    from .incision import landmark_distances
+
+    lm = landmark_distances(cores[0]["metrics"].entry_ras, marks, axis) if cores else {}
+    from ..entry_region import distance_to_region
+
+    for co in cores:
+        d_inc = float(distance_to_region(np.asarray(co["metrics"].entry_ras)[None], curve)[0]) if curve is not None else None
+        co["rules"] = rule_status(co["metrics"], rule_of, roles, d_inc, tol, checked)
+        co["crossed"] = {n: round(mm, 1) for n, mm in co["metrics"].length_in_mm.items() if mm > 0}
+        co["compartments_crossed"] = sorted({anat.compartment_of(n) for n in co["crossed"]} - {None})
+    return SarcomaPlan(result, name, inv, {k2: list(v) for k2, v in anat.compartments.items()}, vm, cores,
+                       curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings)
+
+
+def _fan_cores(result: Plan, entry, pts, depth, n: int, min_sep: float, max_tries: int = 80) -> list:
+    """Up to ``n`` cores from ``entry``: the planned tract to the deepest viable point first, then
+    farthest-point sampling over the candidate targets (each at least ``min_sep`` mm from the
+    chosen ones), each evaluated by the planner and its independent re-check; rejected targets
+    and their ``min_sep`` neighbourhood are skipped."""
+    ev = result.evaluator
+    first = result.proposals[0]
+    cores = [{"metrics": first, "depth_mm": round(float(depth[0]), 1)}]
+    chosen = [np.asarray(first.target_ras)]
+    alive = np.linalg.norm(pts - chosen[0], axis=1) >= min_sep
+    dmin = np.linalg.norm(pts - chosen[0], axis=1)
+    tries = 0
+    while len(cores) < n and alive.any() and tries < max_tries:
+        tries += 1
+        j = int(np.argmax(np.where(alive, dmin, -1.0)))
+        m = ev.evaluate(entry, pts[j])
+        if m.feasible:
+            cores.append({"metrics": m, "depth_mm": round(float(depth[j]), 1)})
+            dj = np.linalg.norm(pts - pts[j], axis=1)
+            dmin = np.minimum(dmin, dj)
+            alive &= dj >= min_sep
+        else:
+            alive &= np.linalg.norm(pts - pts[j], axis=1) >= 0.5 * min_sep
+    return cores
