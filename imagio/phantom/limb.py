@@ -17,7 +17,8 @@ recess, which reaches about 6 cm above the patella).
 
 Label names: TotalSegmentator's where they exist (``femur_left``/``femur_right``; the
 compartments as the TotalSegmentator ``thigh_shoulder_muscles`` task groups them are named
-``thigh_anterior_compartment_<side>`` (quadriceps + sartorius), ``thigh_medial_compartment_<side>``
+``thigh_anterior_compartment_<side>`` (the quadriceps) with ``sartorius_<side>`` (anterior
+compartment too, a strap crossing the medial thigh obliquely), ``thigh_medial_compartment_<side>``
 (adductors, gracilis) and ``thigh_posterior_compartment_<side>`` (hamstrings)); IMAGIO's own for
 the rest (``intermuscular_septum_{lateral,medial,posterior}_<side>``, ``fascia_lata_<side>``,
 ``superficial_femoral_artery_<side>``, ``superficial_femoral_vein_<side>``,
@@ -71,7 +72,7 @@ def _names(side: str) -> list[str]:
     s = side
     return [f"skin_{s}", "subcutaneous_fat", f"fascia_lata_{s}",
             f"thigh_anterior_compartment_{s}", f"thigh_medial_compartment_{s}",
-            f"thigh_posterior_compartment_{s}",
+            f"thigh_posterior_compartment_{s}", f"sartorius_{s}",
             f"intermuscular_septum_lateral_{s}", f"intermuscular_septum_medial_{s}",
             f"intermuscular_septum_posterior_{s}", f"femur_{s}", f"patella_{s}",
             f"superficial_femoral_artery_{s}", f"superficial_femoral_vein_{s}", f"sciatic_nerve_{s}",
@@ -219,8 +220,15 @@ def thigh(seed: int = 0, spacing_mm: float = 2.5, side: str = "left", *,
     lab[fascia] = val["fascia_lata" + S]
     for k, msk in septa.items():
         lab[msk] = val[f"intermuscular_septum_{k}{S}"]
+    # sartorius (anterior compartment): a strap just deep to the fascia, oblique from the
+    # anterolateral hip to the medial knee, over the adductor canal in the middle third
+    sart_phi = _interp(t, [0.0, 0.1, 0.5, 1.0], [150.0, 130.0, 75.0, -40.0])
+    dphi_s = np.abs(((phi - sart_phi + 180.0) % 360.0) - 180.0)
+    sart = deep & ~fascia & (dphi_s <= 15.0) & (e_fascia >= 0.62) & (zl > 30.0)
+    lab[sart] = val["sartorius" + S]
     # tumour before the bundle, bones and joints: it displaces them (never overlaps)
-    involved = sorted({COMPARTMENTS[c] for c in np.unique(comp_of[tumour & deep] if tumour.any() else [])})
+    involved = sorted({COMPARTMENTS[c] for c in np.unique(comp_of[tumour & deep] if tumour.any() else [])}
+                      | ({"anterior"} if (tumour & sart).any() else set()))
     lab[tumour] = val["sarcoma_1"]
     lab[hip_caps & body] = val["hip_joint_capsule" + S]
     lab[knee_caps & body] = val["knee_joint_capsule" + S]
@@ -240,6 +248,7 @@ def thigh(seed: int = 0, spacing_mm: float = 2.5, side: str = "left", *,
              "sarcoma_1": LIMB_HU["tumour_rim"]}
     for c in COMPARTMENTS:
         table[f"thigh_{c}_compartment{S}"] = HU["muscle"]
+    table["sartorius" + S] = HU["muscle"]
     for k in SEPTA_DEG:
         table[f"intermuscular_septum_{k}{S}"] = LIMB_HU["septum"]
     lut = np.full(len(names) + 1, HU["air"], np.float32)

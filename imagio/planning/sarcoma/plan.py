@@ -162,6 +162,13 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     centre = ct.kji_to_world(np.argwhere(tmask).mean(0)[None])[0]
     nd = needle or Needle(diameter_mm=float(cfg["needle"]["diameter_mm"]))
     roles, rule_of = roles_for(labels, anat, inv, centre, nd.length_mm + 40.0, bundle_margin_mm)
+    if anat.bundle:   # a tip inside the bundle's margin can never be feasible: drop such targets
+        need = max(r[1] for n, r in roles.items() if n in anat.bundle) + nd.widening_mm
+        keep = _clear_of(labels, list(anat.bundle.values()), pts, need)
+        if not keep.any():
+            warnings.append(f"no viable target at least {need:.1f} mm from the neurovascular bundle")
+            keep[:] = True
+        pts, depth = pts[keep], depth[keep]
     if not anat.bundle:
         warnings.append("no neurovascular bundle labelled (artery, vein, nerve): the bundle margin was not "
                         "checked; segment the main vessels and nerve")
@@ -237,3 +244,19 @@ def _fan_cores(result: Plan, entry, pts, depth, n: int, min_sep: float, max_trie
         else:
             alive &= np.linalg.norm(pts - pts[j], axis=1) >= 0.5 * min_sep
     return cores
+
+
+def _clear_of(labels: Volume, values, pts, need_mm: float) -> np.ndarray:
+    """Bool per point (n, 3) RAS: farther than ``need_mm`` from every voxel of ``values``
+    (exact Euclidean distance transform on a crop around the points, mm)."""
+    import edt
+
+    kji = np.rint(labels.world_to_kji(pts)).astype(int)
+    pad = np.ceil((need_mm + 2.0) / np.asarray(labels.spacing_kji)).astype(int)
+    lo = np.maximum(kji.min(0) - pad, 0)
+    hi = np.minimum(kji.max(0) + pad + 1, labels.shape)
+    sub = np.isin(labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], values)
+    if not sub.any():
+        return np.ones(len(pts), bool)
+    d = edt.edt(~sub, anisotropy=tuple(float(x) for x in labels.spacing_kji), black_border=False)
+    return d[tuple((kji - lo).T)] > need_mm
