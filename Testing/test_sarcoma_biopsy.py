@@ -190,3 +190,43 @@ def test_no_compartments_is_refused_with_one_line():
     sp = plan_sarcoma_biopsy(ph.ct, lab, allow_no_compartments=True)
     assert any("NOT checked" in w for w in sp.to_dict()["warnings"])
     assert sp.cores[0]["rules"]["tract_in_tumour_compartment"]["met"] is None
+
+
+def test_cli_sarcoma_biopsy_writes_plan_report_and_refuses_missing_compartments(tmp_path):
+    import json
+
+    from conftest import run_imagio
+    from imagio import io
+    from imagio.phantom.limb import save
+
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=80, necrotic_fraction=0.5)
+    save(ph, tmp_path / "in")
+    curve = tmp_path / "in" / "incision.txt"
+    t = ph.geometry["tumour"]
+    pts = skin_line(ph, t["angle_deg"], (t["center_ras"][2] - 40, t["center_ras"][2] + 40))
+    curve.write_text("\n".join(",".join(f"{x:.2f}" for x in p) for p in pts))
+    r = run_imagio("plan", tmp_path / "in" / "ct.nii.gz", "--labels", tmp_path / "in" / "labels.nii.gz",
+                   "--target", "sarcoma_1", "--procedure", "sarcoma-biopsy", "--incision", curve,
+                   "--cores", "3", "--out", tmp_path / "out", "--quiet", "--no-scene")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "out" / "plan.json").read_text())
+    s = doc["sarcoma"]
+    assert doc["procedure"] == "sarcoma-biopsy" and len(s["cores"]) == 3
+    assert s["incision"]["source"] == "user curve"
+    assert all(v["met"] for v in s["cores"][0]["rules"].values())
+    assert {"patella", "greater_trochanter"} <= set(s["tattoo_entry"]["landmarks"])
+    for f in ("report.pdf", "report.html", "plan.png", "plan_compartments_axial.png"):
+        assert (tmp_path / "out" / f).stat().st_size > 1000, f
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Entry point to tattoo" in html and "tract_in_tumour_compartment" in html
+    via = io.read_labels(tmp_path / "out" / "viable_tumour.seg.nrrd")
+    assert 0 < via.array.sum() < ph.mask("sarcoma_1").sum()
+    # bad input: no compartments -> one line, exit 2
+    lab = ph.labels.with_array(ph.labels.array.copy(), labels={
+        v: (f"muscle_{v}" if "compartment" in n or "sartorius" in n else n) for v, n in ph.labels.labels.items()})
+    io.write_labels(lab, tmp_path / "in" / "nocomp.nii.gz")
+    r = run_imagio("plan", tmp_path / "in" / "ct.nii.gz", "--labels", tmp_path / "in" / "nocomp.nii.gz",
+                   "--target", "sarcoma_1", "--procedure", "sarcoma-biopsy", "--out", tmp_path / "bad", "--quiet")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no muscle compartments" in lines[0] and "--no-compartments" in lines[0]

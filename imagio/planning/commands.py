@@ -56,6 +56,10 @@ def cmd_plan(args) -> int:
     from .planner import NoFeasiblePath, format_report, plan
     from .problem import Constraints, Needle, PlanningProblem
 
+    if args.procedure == "sarcoma-biopsy":   # issue 18: imagio.planning.sarcoma
+        from .sarcoma.commands import cmd_sarcoma
+
+        return cmd_sarcoma(args)
     out = Path(args.out)
     if (out / "plan.json").exists() and not args.force:
         raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
@@ -193,4 +197,11 @@ def register(subparsers) -> None:
     s.add_argument("--no-scene", action="store_true", help="do not write the Slicer scene")
     s.add_argument("--force", action="store_true", help="overwrite an existing plan in --out")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.add_argument("--procedure", default="needle", choices=["needle", "sarcoma-biopsy"],
+                   help="needle: percutaneous needle path (default); sarcoma-biopsy: core biopsy of a limb "
+                        "soft-tissue sarcoma (compartment, septum, joint, bundle and incision rules; --target is "
+                        "the tumour's label name)")
+    from .sarcoma.commands import add_arguments as add_sarcoma_arguments
+
+    add_sarcoma_arguments(s)
     s.set_defaults(func=cmd_plan)
