@@ -230,3 +230,16 @@ def test_cli_sarcoma_biopsy_writes_plan_report_and_refuses_missing_compartments(
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "no muscle compartments" in lines[0] and "--no-compartments" in lines[0]
+
+
+def test_entry_region_polyline_distance_matches_dense_sampling():
+    from imagio.planning.entry_region import distance_to_region
+
+    rng = np.random.default_rng(0)
+    curve = np.cumsum(rng.normal(0, 10, (6, 3)), axis=0)
+    pts = rng.normal(0, 30, (200, 3))
+    dense = np.concatenate([a + np.linspace(0, 1, 2001)[:, None] * (b - a) for a, b in zip(curve[:-1], curve[1:])])
+    own = np.min(np.linalg.norm(pts[:, None] - dense[None], axis=-1), axis=1)
+    got = distance_to_region(pts, curve)
+    assert np.all(got <= own + 1e-9) and np.all(own - got < 0.05)
+    assert np.allclose(distance_to_region(pts, curve[0]), np.linalg.norm(pts - curve[0], axis=1))
