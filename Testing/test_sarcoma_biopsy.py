@@ -243,3 +243,24 @@ def test_entry_region_polyline_distance_matches_dense_sampling():
     got = distance_to_region(pts, curve)
     assert np.all(got <= own + 1e-9) and np.all(own - got < 0.05)
     assert np.allclose(distance_to_region(pts, curve[0]), np.linalg.norm(pts - curve[0], axis=1))
+
+
+def test_thigh_muscle_model_is_catalogued_as_licensed_and_never_downloaded(tmp_path, monkeypatch):
+    from conftest import run_imagio
+    from imagio.segmentation import models
+
+    monkeypatch.setenv("IMAGIO_MODELS_DIR", str(tmp_path))
+    e = models.entry("thigh_shoulder_muscles")
+    assert e["licence_key_required"] is True and "licence" in e["licence"]
+    assert {"quadriceps_femoris_left", "thigh_medial_compartment_left", "sartorius_right"} <= set(e["classes"].values())
+    r = run_imagio("models", "fetch", "thigh_shoulder_muscles")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "licence key" in lines[0] and "imagio models import" in lines[0]
+    assert not any(tmp_path.rglob("*.zip*"))
+    # its classes are the sarcoma planner's compartments
+    from imagio.planning.sarcoma.rules import config, matches
+
+    comp = config()["patterns"]["compartments"]
+    assert matches("quadriceps_femoris_left", comp["thigh_anterior"]) and matches("sartorius_left", comp["thigh_anterior"])
+    assert matches("thigh_medial_compartment_right", comp["thigh_medial"])
