@@ -55,3 +55,27 @@ def test_sarcoma_plan_from_nodes_adds_cores_entry_incision_viable_segment_and_ta
     # no curve: the default incision is added as a curve node
     sp2, ids2 = sarcoma_plan_from_nodes(scene, vol, seg, "sarcoma_1", None, n_cores=3)
     assert scene.GetNodeByID(ids2["incision"]).IsA("vtkMRMLMarkupsCurveNode")
+
+
+def test_imagio_web_plans_a_sarcoma_biopsy_of_the_chosen_target(tmp_path):
+    pytest.importorskip("trame_slicer")
+    import asyncio
+
+    from trame.app import get_server
+
+    from imagio.phantom.limb import save
+    from imagio.web.app import PlanningWorkstation
+
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=80, necrotic_fraction=0.5)
+    save(ph, tmp_path / "in")
+    ws = PlanningWorkstation(get_server("imagio-test-sarcoma", client_type="vue3"),
+                             ct_path=str(tmp_path / "in" / "ct.nii.gz"),
+                             labels_path=str(tmp_path / "in" / "labels.nii.gz"), out_dir=tmp_path / "out")
+    asyncio.run(ws.load_case())
+    ws.state.target = "sarcoma_1"
+    sp = ws.on_sarcoma()
+    assert sp is not None and sp.feasible
+    assert ws.state.sarcoma.startswith(f"{len(sp.cores)} cores") and "rules met" in ws.state.sarcoma
+    assert ws.scene.GetFirstNodeByName("Tattoo entry") is not None
+    ws.state.target = "femur_left"   # not a tumour: said in one line, nothing raised
+    assert ws.on_sarcoma() is None and ws.state.sarcoma.startswith("Sarcoma biopsy failed")

@@ -97,6 +97,12 @@ def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:
         inv = {n: v for v, n in labels.labels.items()}
         if tumour not in inv:
             raise InputError(f"tumour {tumour!r} is not in the label map; it has {sorted(inv)}")
+        kinds = {"bone": anat.bones, "neurovascular bundle": anat.bundle, "joint": anat.joints,
+                 "septum": anat.septa, "compartment": {n: 0 for ns in anat.compartments.values() for n in ns}}
+        kind = next((k for k, d in kinds.items() if tumour in d), None)
+        if kind is not None:
+            raise InputError(f"{tumour!r} is a {kind}, not a tumour: give the tumour's label name "
+                             f"(tumour-like labels here: {sorted(anat.tumours) or 'none'})")
         return tumour, int(inv[tumour])
     if len(anat.tumours) == 1:
         return next(iter(anat.tumours.items()))
