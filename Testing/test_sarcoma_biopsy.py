@@ -44,10 +44,13 @@ def recheck(ph, sp, involved):
     for c in sp.cores:
         m = c["metrics"]
         assert m.entry_ras == sp.cores[0]["metrics"].entry_ras      # one entry, fanned cores
+        start = np.asarray(c["fire_from_ras"])                        # the tip before firing
+        assert np.isclose(np.linalg.norm(start - np.asarray(m.target_ras)), c["throw_mm"])
         pts, lab = path_labels(ph.labels, m.entry_ras, m.target_ras)
         crossed = {names.get(int(v), "") for v in np.unique(lab)}
         assert not crossed & forbidden, crossed & forbidden
-        assert names[int(lab[-1])] == "sarcoma_1"                     # the tip is in the tumour
+        core = np.linalg.norm(pts - m.entry_ras, axis=1) >= m.length_mm - c["throw_mm"]
+        assert {names[int(v)] for v in lab[core]} == {"sarcoma_1"}    # the sampled core in the tumour
         kji = ph.labels.world_to_kji(pts).T
         d = ndimage.map_coordinates(dist, kji, order=1)
         half_voxel = 0.5 * float(np.linalg.norm(ph.labels.spacing))

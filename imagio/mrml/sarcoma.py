@@ -45,7 +45,7 @@ def sarcoma_table_node(scene, sp, name: str = "Sarcoma biopsy cores", node=None)
 
     doc = sp.to_dict()["sarcoma"]
     cores = doc["cores"]
-    rows = ["target_ras", "depth_mm", "length_mm", "compartments_crossed"] + (list(cores[0]["rules"]) if cores else [])
+    rows = ["target_ras", "fire_from_ras", "depth_mm", "length_mm", "compartments_crossed"] + (list(cores[0]["rules"]) if cores else [])
     node = node or scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     table = vtk.vtkTable()
     col = vtk.vtkStringArray()

@@ -29,6 +29,8 @@ def add_arguments(s) -> None:
                                       "along the limb's long axis over the tumour on the shortest compliant side")
     g.add_argument("--incision-tolerance", type=float, help="max distance of the entry from the incision, mm (default 10)")
     g.add_argument("--cores", type=int, help="number of core trajectories from the entry, 3-5 (default 4)")
+    g.add_argument("--throw", type=float, help="core needle throw, mm (default 10): the tract ends at the target, the "
+                                               "fired needle's deepest point; the core before it must lie in the tumour")
     g.add_argument("--bundle-margin", type=float, help="clearance from the neurovascular bundle, mm (default 5)")
     g.add_argument("--compartment", action="append", metavar="KEY",
                    help="compartment occupied by the tumour (repeatable; default: from the tumour's contact), "
@@ -84,7 +86,7 @@ def cmd_sarcoma(args) -> int:
     sp = plan_sarcoma_biopsy(ct, labels, args.target, incision=curve,
                              incision_tolerance_mm=args.incision_tolerance, n_cores=args.cores,
                              bundle_margin_mm=args.bundle_margin, involved=args.compartment,
-                             allow_no_compartments=args.no_compartments, k=args.proposals,
+                             allow_no_compartments=args.no_compartments, throw_mm=args.throw, k=args.proposals,
                              progress=printer(args.quiet))
     doc = sp.to_dict()
     doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series,

@@ -83,6 +83,7 @@ class SarcomaPlan:
             "tattoo_entry": None if not self.cores else {
                 "ras": np.round(self.entry_ras, 1), "landmarks": self.landmarks},
             "cores": [{"target_ras": np.round(c["metrics"].target_ras, 1), "depth_mm": c["depth_mm"],
+                       "throw_mm": c["throw_mm"], "fire_from_ras": np.round(c["fire_from_ras"], 1),
                        "length_mm": round(c["metrics"].length_mm, 1),
                        "compartments_crossed": c["compartments_crossed"], "structures_crossed": c["crossed"],
                        "rules": c["rules"], "feasible": c["metrics"].feasible,
@@ -117,13 +118,16 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
                         n_cores: int | None = None, needle: Needle | None = None,
                         bundle_margin_mm: float | None = None, involved=None,
                         allow_no_compartments: bool = False, viable_threshold_hu: float | None = None,
-                        k: int | None = None, progress=None) -> SarcomaPlan:
+                        throw_mm: float | None = None, k: int | None = None, progress=None) -> SarcomaPlan:
     """Plan the biopsy. ``labels``: named label map (compartments, septa, joints, bundle, bones,
     the tumour; `rules.classify`), resampled to the CT when needed. ``tumour``: its label name
     (default: the one tumour-like label). ``incision``: (m, 3) RAS polyline of the planned
     incision (default: `incision.default_incision`). ``involved``: compartment keys to treat as
     involved (default: from the tumour's contact). ``allow_no_compartments``: plan without the
-    compartment rules (said in the warnings) instead of refusing.
+    compartment rules (said in the warnings) instead of refusing. ``throw_mm``: the core needle's
+    throw (default sarcoma_biopsy.json ``cores.throw_mm``): each tract ends at its target, the
+    deepest point the fired needle reaches, and the core (the tract's last ``throw_mm``) must lie
+    in the tumour; the needle's tip before firing is reported (``fire_from_ras``).
 
     Raises InputError (one line) for: no tumour label, no compartments (unless allowed), an
     incision that is not an (m >= 2, 3) polyline, n_cores outside 3-5."""
@@ -199,15 +203,29 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     axis, how = inc.long_axis(labels, bone_values, centre)
     cores = []
     source = "user curve" if curve is not None else "none"
-    if result.feasible:
-        entry = np.asarray(result.proposals[0].entry_ras)
+    throw = float(cfg["cores"]["throw_mm"] if throw_mm is None else throw_mm)
+    for r, prop in enumerate(result.proposals):   # best first; the first whose core's throw fits
+        entry = np.asarray(prop.entry_ras)
+        ok, start = _throw_fits(labels, value, entry, np.asarray(prop.target_ras), throw)
+        if not ok:
+            continue
+        if r:
+            warnings.append(f"proposal 1's {throw:g} mm core would not lie in the tumour: "
+                            f"proposal {r + 1}'s entry is used")
         if curve is None:
-            curve = inc.default_incision(prob.skin.skin, ct, entry, axis, ct.kji_to_world(np.argwhere(tmask)[::50].astype(float)))
+            curve = inc.default_incision(prob.skin.skin, ct, entry, axis,
+                                         ct.kji_to_world(np.argwhere(tmask)[::50].astype(float)))
             source = "default: along the limb's long axis through the shortest compliant entry"
-        cores = _fan_cores(result, entry, pts, depth, n_cores, float(cfg["cores"]["min_separation_mm"]))
+        cores = _fan_cores(result, prop, labels, value, pts, depth, n_cores,
+                           float(cfg["cores"]["min_separation_mm"]), throw)
+        cores[0]["fire_from_ras"] = start
         if len(cores) < n_cores:
             warnings.append(f"only {len(cores)} of {n_cores} cores from this entry reach distinct viable regions "
                             "while meeting every rule")
+        break
+    if result.feasible and not cores:
+        warnings.append(f"from no proposed entry does the {throw:g} mm core (the needle's throw) lie in the "
+                        "tumour: a shorter throw (--throw) or another target is needed")
     marks = inc.landmarks(labels, anat, axis)
     if cores and not marks:
         warnings.append("no palpable landmark (patella, greater trochanter) in the image: the tattoo point is "
@@ -226,24 +244,45 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
                        curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings)
 
 
-def _fan_cores(result: Plan, entry, pts, depth, n: int, min_sep: float, max_tries: int = 80) -> list:
-    """Up to ``n`` cores from ``entry``: the planned tract to the deepest viable point first, then
-    farthest-point sampling over the candidate targets (each at least ``min_sep`` mm from the
-    chosen ones), each evaluated by the planner and its independent re-check; rejected targets
-    and their ``min_sep`` neighbourhood are skipped."""
+def _throw_fits(labels: Volume, tumour_value: int, entry, target, throw_mm: float):
+    """(ok, tip before firing, RAS): the tract ends at ``target``, the deepest point the core
+    needle reaches when fired; the sampled core is the last ``throw_mm`` of the tract, from the
+    tip before firing (``target - throw_mm`` along the tract) to ``target``. ok when that core
+    lies in the tumour (0.5 mm steps, nearest label) and starts after the entry. The rules along
+    the whole tract, throw included, are the planner's (the tract ends at ``target``)."""
+    d = np.asarray(target, float) - np.asarray(entry, float)
+    length = float(np.linalg.norm(d))
+    d /= length
+    start = np.asarray(target, float) - throw_mm * d
+    if throw_mm <= 0:
+        return True, np.asarray(target, float)
+    if throw_mm >= length:
+        return False, start
+    s = start + np.linspace(0.0, 1.0, max(2, int(np.ceil(throw_mm / 0.5)) + 1))[:, None] * (target - start)
+    return bool(labels.contains_world(s).all() and (labels.sample(s, order=0) == tumour_value).all()), start
+
+
+def _fan_cores(result: Plan, first, labels, tumour_value, pts, depth, n: int, min_sep: float,
+               throw_mm: float, max_tries: int = 80) -> list:
+    """Up to ``n`` cores from ``first``'s entry: ``first`` (the planned tract to the deepest viable
+    point), then farthest-point sampling over the candidate targets (each at least ``min_sep`` mm
+    from the chosen ones), each evaluated by the planner and its independent re-check, its throw
+    whose core lies in the tumour (`_throw_fits`); rejected targets and their ``min_sep / 2`` neighbourhood are skipped."""
     ev = result.evaluator
-    first = result.proposals[0]
-    cores = [{"metrics": first, "depth_mm": round(float(depth[0]), 1)}]
-    chosen = [np.asarray(first.target_ras)]
-    alive = np.linalg.norm(pts - chosen[0], axis=1) >= min_sep
-    dmin = np.linalg.norm(pts - chosen[0], axis=1)
+    entry = np.asarray(first.entry_ras)
+    cores = [{"metrics": first, "depth_mm": round(float(depth[0]), 1), "throw_mm": throw_mm}]
+    chosen = np.asarray(first.target_ras)
+    dmin = np.linalg.norm(pts - chosen, axis=1)
+    alive = dmin >= min_sep
     tries = 0
     while len(cores) < n and alive.any() and tries < max_tries:
         tries += 1
         j = int(np.argmax(np.where(alive, dmin, -1.0)))
         m = ev.evaluate(entry, pts[j])
-        if m.feasible:
-            cores.append({"metrics": m, "depth_mm": round(float(depth[j]), 1)})
+        ok, start = _throw_fits(labels, tumour_value, entry, pts[j], throw_mm) if m.feasible else (False, None)
+        if ok:
+            cores.append({"metrics": m, "depth_mm": round(float(depth[j]), 1), "throw_mm": throw_mm,
+                          "fire_from_ras": start})
             dj = np.linalg.norm(pts - pts[j], axis=1)
             dmin = np.minimum(dmin, dj)
             alive &= dj >= min_sep

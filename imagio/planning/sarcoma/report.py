@@ -43,7 +43,9 @@ def sarcoma_sections(s: dict) -> list:
     cores = s.get("cores") or []
     if cores:
         head = ["", *[f"core {i + 1}" for i in range(len(cores))]]
-        body = [("target RAS (mm)", *[c["target_ras"] for c in cores]),
+        body = [("target RAS (mm): deepest point, needle fired", *[c["target_ras"] for c in cores]),
+                ("tip before firing RAS (mm)", *[c["fire_from_ras"] for c in cores]),
+                ("core (throw) length (mm)", *[c["throw_mm"] for c in cores]),
                 ("depth in viable tumour (mm)", *[c["depth_mm"] for c in cores]),
                 ("tract length (mm)", *[c["length_mm"] for c in cores]),
                 ("compartments crossed", *[", ".join(c["compartments_crossed"]) or "none (fat, fascia, tumour)" for c in cores])]
