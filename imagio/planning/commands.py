@@ -48,8 +48,20 @@ def _parse_roles(items) -> dict:
     return out
 
 
-def cmd_plan(args) -> int:
+def read_plan_inputs(args):
+    """(out folder, CT, label map) of ``imagio plan``; InputError when plan.json exists there
+    (without --force) or an input cannot be read."""
     from .. import io
+
+    out = Path(args.out)
+    if (out / "plan.json").exists() and not args.force:
+        raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
+    ct = io.read_image(args.ct, args.series)
+    names = io.read_label_names(args.label_names) if args.label_names else None
+    return out, ct, io.read_labels(args.labels, names)
+
+
+def cmd_plan(args) -> int:
     from ..coords import point_or_name
     from ..outputs import atomic_path, write_text
     from ..progress import printer
@@ -60,12 +72,7 @@ def cmd_plan(args) -> int:
         from .sarcoma.commands import cmd_sarcoma
 
         return cmd_sarcoma(args)
-    out = Path(args.out)
-    if (out / "plan.json").exists() and not args.force:
-        raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
-    ct = io.read_image(args.ct, args.series)
-    names = io.read_label_names(args.label_names) if args.label_names else None
-    labels = io.read_labels(args.labels, names)
+    out, ct, labels = read_plan_inputs(args)
     tilt = None if str(args.gantry_tilt).lower() in ("none", "any", "free") else float(args.gantry_tilt)
     c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position,
                     disabled_rules=tuple(args.no_rule or ()))

@@ -73,12 +73,9 @@ def cmd_sarcoma(args) -> int:
     from .plan import plan_sarcoma_biopsy
     from .report import axial_picture, picture_3d
 
-    out = Path(args.out)
-    if (out / "plan.json").exists() and not args.force:
-        raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
-    ct = io.read_image(args.ct, args.series)
-    names = io.read_label_names(args.label_names) if args.label_names else None
-    labels = io.read_labels(args.labels, names)
+    from ..commands import read_plan_inputs
+
+    out, ct, labels = read_plan_inputs(args)
     if "," in str(args.target):
         raise InputError("--procedure sarcoma-biopsy: give the tumour's label name as --target "
                          "(targets are chosen in its viable part)")
