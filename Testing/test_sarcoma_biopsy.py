@@ -267,3 +267,30 @@ def test_thigh_muscle_model_is_catalogued_as_licensed_and_never_downloaded(tmp_p
     comp = config()["patterns"]["compartments"]
     assert matches("quadriceps_femoris_left", comp["thigh_anterior"]) and matches("sartorius_left", comp["thigh_anterior"])
     assert matches("thigh_medial_compartment_right", comp["thigh_medial"])
+
+
+def test_limb_structures_are_classified_by_name_and_get_their_rule_roles():
+    from imagio.planning.sarcoma.rules import classify, roles_for
+    from imagio.volume import Volume
+
+    names = ["quadriceps_femoris_left", "intermuscular_septum_medial_left", "thigh_medial_compartment_left",
+             "sartorius_left", "GTV_Mass", "knee_joint_l", "hip_joint_capsule_left", "a_femoralis_artery",
+             "sciatic_nerve_left", "femur_left", "patella", "subcutaneous_fat", "hip_left"]
+    arr = np.zeros((4, 4, len(names)), np.uint8)
+    for i in range(len(names)):
+        arr[:, :, i] = i + 1
+    lab = Volume(arr, np.eye(4), labels={i + 1: n for i, n in enumerate(names)})
+    a = classify(lab)
+    assert set(a.compartments) == {"thigh_anterior_left", "thigh_medial_left"}
+    assert set(a.compartments["thigh_anterior_left"]) == {"quadriceps_femoris_left", "sartorius_left"}
+    assert set(a.joints) == {"knee_joint_l", "hip_joint_capsule_left"}
+    assert set(a.bundle) == {"a_femoralis_artery", "sciatic_nerve_left"}
+    assert set(a.bones) == {"femur_left", "patella", "hip_left"} and set(a.tumours) == {"GTV_Mass"}
+    roles, rule_of = roles_for(lab, a, ["thigh_anterior_left"], np.zeros(3), 50.0)
+    assert roles["quadriceps_femoris_left"] == "passable" and roles["thigh_medial_compartment_left"] == "forbidden"
+    assert roles["knee_joint_l"] == "forbidden" and rule_of["knee_joint_l"] == "no_joint"
+    assert roles["sciatic_nerve_left"] == ("margin", 5.0) and rule_of["femur_left"] == "no_bone"
+    assert roles["intermuscular_septum_medial_left"] == "forbidden"   # borders the uninvolved medial compartment
+    both, _ = roles_for(lab, a, ["thigh_anterior_left", "thigh_medial_left"], np.zeros(3), 50.0)
+    assert both["intermuscular_septum_medial_left"] == "passable"      # between two occupied compartments
+    assert "subcutaneous_fat" not in roles

@@ -37,6 +37,11 @@ def matches(name: str, patterns) -> bool:
     return any(n == p.lower() or n.startswith(p.lower() + "_") for p in patterns)
 
 
+def _holds(name: str, words) -> bool:
+    n = name.lower()
+    return any(w in n for w in words)
+
+
 def _side(name: str) -> str:
     n = name.lower()
     return "_left" if n.endswith("_left") else "_right" if n.endswith("_right") else ""
@@ -61,7 +66,8 @@ class LimbAnatomy:
 
 def classify(labels: Volume) -> LimbAnatomy:
     """Sort the label map's named structures by kind (patterns of sarcoma_biopsy.json; order:
-    tumour, septa, joints, bundle, compartments, bones)."""
+    tumour, septa, joints, bundle, compartments, bones; a name holding a joint or bundle word
+    anywhere counts as one, so that a user's naming is never taken as passable tissue)."""
     pat = config()["patterns"]
     out = LimbAnatomy()
     for v, name in sorted(labels.labels.items()):
@@ -70,9 +76,9 @@ def classify(labels: Volume) -> LimbAnatomy:
             out.tumours[name] = int(v)
         elif matches(name, pat["septa"]):
             out.septa[name] = int(v)
-        elif matches(name, pat["joints"]):
+        elif matches(name, pat["joints"]) or _holds(name, pat["joints_contains"]):
             out.joints[name] = int(v)
-        elif matches(name, pat["bundle"]):
+        elif matches(name, pat["bundle"]) or _holds(name, pat["bundle_contains"]):
             out.bundle[name] = int(v)
         else:
             key = next((g for g, ps in pat["compartments"].items() if matches(name, ps)), None)
