@@ -44,6 +44,10 @@ def recheck(ph, sp, involved):
     for c in sp.cores:
         m = c["metrics"]
         assert m.entry_ras == sp.cores[0]["metrics"].entry_ras      # one entry, fanned cores
+        m0 = sp.cores[0]["metrics"]
+        u, u0 = (np.subtract(m.target_ras, m.entry_ras), np.subtract(m0.target_ras, m0.entry_ras))
+        fan = np.degrees(np.arccos(np.clip(u @ u0 / np.linalg.norm(u) / np.linalg.norm(u0), -1, 1)))
+        assert fan <= 30.0 + 1e-6 and abs(fan - c["fan_deg"]) < 0.1
         start = np.asarray(c["fire_from_ras"])                        # the tip before firing
         assert np.isclose(np.linalg.norm(start - np.asarray(m.target_ras)), c["throw_mm"])
         pts, lab = path_labels(ph.labels, m.entry_ras, m.target_ras)

@@ -83,7 +83,7 @@ class SarcomaPlan:
             "tattoo_entry": None if not self.cores else {
                 "ras": np.round(self.entry_ras, 1), "landmarks": self.landmarks},
             "cores": [{"target_ras": np.round(c["metrics"].target_ras, 1), "depth_mm": c["depth_mm"],
-                       "throw_mm": c["throw_mm"], "fire_from_ras": np.round(c["fire_from_ras"], 1),
+                       "fan_deg": c["fan_deg"], "throw_mm": c["throw_mm"], "fire_from_ras": np.round(c["fire_from_ras"], 1),
                        "length_mm": round(c["metrics"].length_mm, 1),
                        "compartments_crossed": c["compartments_crossed"], "structures_crossed": c["crossed"],
                        "rules": c["rules"], "feasible": c["metrics"].feasible,
@@ -217,7 +217,7 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
                                          ct.kji_to_world(np.argwhere(tmask)[::50].astype(float)))
             source = "default: along the limb's long axis through the shortest compliant entry"
         cores = _fan_cores(result, prop, labels, value, pts, depth, n_cores,
-                           float(cfg["cores"]["min_separation_mm"]), throw)
+                           float(cfg["cores"]["min_separation_mm"]), throw, float(cfg["cores"]["max_fan_deg"]))
         cores[0]["fire_from_ras"] = start
         if len(cores) < n_cores:
             warnings.append(f"only {len(cores)} of {n_cores} cores from this entry reach distinct viable regions "
@@ -263,26 +263,32 @@ def _throw_fits(labels: Volume, tumour_value: int, entry, target, throw_mm: floa
 
 
 def _fan_cores(result: Plan, first, labels, tumour_value, pts, depth, n: int, min_sep: float,
-               throw_mm: float, max_tries: int = 80) -> list:
+               throw_mm: float, max_fan_deg: float = 30.0, max_tries: int = 80) -> list:
     """Up to ``n`` cores from ``first``'s entry: ``first`` (the planned tract to the deepest viable
-    point), then farthest-point sampling over the candidate targets (each at least ``min_sep`` mm
-    from the chosen ones), each evaluated by the planner and its independent re-check, its throw
+    point), then, among the candidate targets within ``max_fan_deg`` of that tract and at least
+    ``min_sep`` mm from the chosen ones, the one farthest from them (saturating at 3 ``min_sep``)
+    plus its depth in viable tumour (mm), each evaluated by the planner and its independent re-check, its throw
     whose core lies in the tumour (`_throw_fits`); rejected targets and their ``min_sep / 2`` neighbourhood are skipped."""
     ev = result.evaluator
     entry = np.asarray(first.entry_ras)
-    cores = [{"metrics": first, "depth_mm": round(float(depth[0]), 1), "throw_mm": throw_mm}]
+    cores = [{"metrics": first, "depth_mm": round(float(depth[0]), 1), "throw_mm": throw_mm, "fan_deg": 0.0}]
     chosen = np.asarray(first.target_ras)
     dmin = np.linalg.norm(pts - chosen, axis=1)
-    alive = dmin >= min_sep
+    u0 = (chosen - entry) / np.linalg.norm(chosen - entry)
+    u = (pts - entry) / np.maximum(np.linalg.norm(pts - entry, axis=1, keepdims=True), 1e-9)
+    fan = np.degrees(np.arccos(np.clip(u @ u0, -1.0, 1.0)))
+    alive = (dmin >= min_sep) & (fan <= max_fan_deg)
     tries = 0
     while len(cores) < n and alive.any() and tries < max_tries:
         tries += 1
-        j = int(np.argmax(np.where(alive, dmin, -1.0)))
+        # spread first (distance to the chosen targets, saturating at 3 separations), then depth
+        key = np.minimum(dmin, 3.0 * min_sep) + depth
+        j = int(np.argmax(np.where(alive, key, -np.inf)))
         m = ev.evaluate(entry, pts[j])
         ok, start = _throw_fits(labels, tumour_value, entry, pts[j], throw_mm) if m.feasible else (False, None)
         if ok:
             cores.append({"metrics": m, "depth_mm": round(float(depth[j]), 1), "throw_mm": throw_mm,
-                          "fire_from_ras": start})
+                          "fire_from_ras": start, "fan_deg": round(float(fan[j]), 1)})
             dj = np.linalg.norm(pts - pts[j], axis=1)
             dmin = np.minimum(dmin, dj)
             alive &= dj >= min_sep
