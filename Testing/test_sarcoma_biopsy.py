@@ -214,7 +214,7 @@ def test_cli_sarcoma_biopsy_writes_plan_report_and_refuses_missing_compartments(
     curve.write_text("\n".join(",".join(f"{x:.2f}" for x in p) for p in pts))
     r = run_imagio("plan", tmp_path / "in" / "ct.nii.gz", "--labels", tmp_path / "in" / "labels.nii.gz",
                    "--target", "sarcoma_1", "--procedure", "sarcoma-biopsy", "--incision", curve,
-                   "--cores", "3", "--out", tmp_path / "out", "--quiet", "--no-scene")
+                   "--cores", "3", "--out", tmp_path / "out", "--quiet")
     assert r.returncode == 0, r.stderr
     doc = json.loads((tmp_path / "out" / "plan.json").read_text())
     s = doc["sarcoma"]
@@ -222,7 +222,7 @@ def test_cli_sarcoma_biopsy_writes_plan_report_and_refuses_missing_compartments(
     assert s["incision"]["source"] == "user curve"
     assert all(v["met"] for v in s["cores"][0]["rules"].values())
     assert {"patella", "greater_trochanter"} <= set(s["tattoo_entry"]["landmarks"])
-    for f in ("report.pdf", "report.html", "plan.png", "plan_compartments_axial.png"):
+    for f in ("report.pdf", "report.html", "plan.png", "plan_compartments_axial.png", "scene/plan.mrml"):
         assert (tmp_path / "out" / f).stat().st_size > 1000, f
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Entry point to tattoo" in html and "tract_in_tumour_compartment" in html

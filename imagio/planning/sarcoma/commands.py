@@ -6,7 +6,8 @@
 
 Writes DIR/plan.json (the needle plan with a ``sarcoma`` section), DIR/viable_tumour.seg.nrrd
 (the viable tumour as a segment), DIR/plan.png (3D), DIR/report.pdf + .html with the axial
-picture (compartments coloured). No compartments in the label map and no --no-compartments:
+picture (compartments coloured), DIR/scene/plan.mrml (Slicer scene: proposals, cores, entry to
+tattoo, incision, viable tumour, rules table; with slicer-core). No compartments in the label map and no --no-compartments:
 one line, exit code 2.
 """
 
@@ -106,6 +107,20 @@ def cmd_sarcoma(args) -> int:
         written.append(axial_picture(sp, out / "plan_compartments_axial.png"))
         written += list(build_report(doc, out / "report.pdf", sp.plan.problem.ct, sp.plan.problem.labels,
                                      out / "plan.png", extra_pictures=[(out / p, c) for p, c in doc["inputs"]["extra_pictures"]]))
+    if not args.no_scene:
+        try:
+            import slicer  # noqa: F401  (slicer-core)
+        except ImportError:
+            print("imagio: note: slicer-core is not installed; no Slicer scene written", file=sys.stderr)
+        else:
+            from ...mrml.planning import plan_to_scene, write_scene
+            from ...mrml.sarcoma import sarcoma_to_scene
+            from ...mrml.scene import new_scene
+
+            scene = new_scene()
+            plan_to_scene(scene, sp.plan)
+            sarcoma_to_scene(scene, sp)
+            written.append(Path(write_scene(scene, out / "scene")))
     for p in written:
         print(p)
     for w in doc.get("warnings", []):
