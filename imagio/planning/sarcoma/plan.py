@@ -237,7 +237,7 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
 
     for co in cores:
         d_inc = float(distance_to_region(np.asarray(co["metrics"].entry_ras)[None], curve)[0]) if curve is not None else None
-        co["rules"] = rule_status(co["metrics"], rule_of, roles, d_inc, tol, checked)
+        co["rules"] = rule_status(co["metrics"], rule_of, roles, d_inc, tol, checked, float(result.maps.cap_mm))
         co["crossed"] = {n: round(mm, 1) for n, mm in co["metrics"].length_in_mm.items() if mm > 0}
         co["compartments_crossed"] = sorted({anat.compartment_of(n) for n in co["crossed"]} - {None})
     return SarcomaPlan(result, name, inv, {k2: list(v) for k2, v in anat.compartments.items()}, vm, cores,

@@ -159,10 +159,12 @@ def roles_for(labels: Volume, anat: LimbAnatomy, involved, near_ras, reach_mm: f
 
 
 def rule_status(metrics, rule_of: dict, roles: dict, incision_mm: float | None,
-                incision_tolerance_mm: float | None, compartments_checked: bool) -> dict:
+                incision_tolerance_mm: float | None, compartments_checked: bool,
+                cap_mm: float | None = None) -> dict:
     """{rule: {"met": bool|None, "detail": str}} for one checked path (`PathMetrics`): a rule is
     violated when the path enters or comes within the required clearance of one of its
-    structures (the planner's metrics and its independent re-check, which enforce them)."""
+    structures (the planner's metrics and its independent re-check, which enforce them).
+    ``cap_mm``: the distance up to which the planner measures clearances (beyond it: farther)."""
     entered = {n for n, mm in metrics.length_in_mm.items() if mm > 0}
     req = metrics.required_mm
     out = {}
@@ -182,7 +184,8 @@ def rule_status(metrics, rule_of: dict, roles: dict, incision_mm: float | None,
         if name == "bundle_margin":
             ds = {n: round(metrics.clearance_mm[n], 1) for n in structs if n in metrics.clearance_mm}
             detail = ("clearance " + ", ".join(f"{k} {v} mm" for k, v in ds.items())) if ds else \
-                ("no bundle structure within the distance cap" if structs else "no bundle structure labelled")
+                ((f"every bundle structure farther than {cap_mm:g} mm" if cap_mm else
+                  "every bundle structure beyond the measured distance") if structs else "no bundle structure labelled")
             out[name] = {"met": (not bad) if structs else None, "detail": ("violated: " + "; ".join(bad)) if bad else detail}
             continue
         out[name] = {"met": not bad, "detail": ("crosses or touches " + "; ".join(bad)) if bad else
