@@ -192,38 +192,38 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     c = Constraints(disabled_rules=("table_side", "craniocaudal"),
                     entry_region=None if curve is None else (curve, tol))
     weights = dict(rule("shortest_tract")["weights"])
-    target = Target(pts[0], name, value)
-    prob = PlanningProblem.build(ct, labels, target, needle=nd, constraints=c, roles=roles, weights=weights)
-    prob.roles_overridden = {}   # the rules set these roles, not the user (recorded below)
-    prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(inv), "structure_rules": rule_of,
-                                          "why_table_side_off": "the limb is positioned for the entry",
-                                          "why_craniocaudal_off": "limb tracts run along the limb by design"}
-    result = plan(prob, k=k, progress=progress)
     bone_values = [v for n, v in anat.bones.items()]
     axis, how = inc.long_axis(labels, bone_values, centre)
-    cores = []
-    source = "user curve" if curve is not None else "none"
     throw = float(cfg["cores"]["throw_mm"] if throw_mm is None else throw_mm)
-    for r, prop in enumerate(result.proposals):   # best first; the first whose core's throw fits
-        entry = np.asarray(prop.entry_ras)
-        ok, start = _throw_fits(labels, value, entry, np.asarray(prop.target_ras), throw)
-        if not ok:
-            continue
-        if r:
-            warnings.append(f"proposal 1's {throw:g} mm core would not lie in the tumour: "
-                            f"proposal {r + 1}'s entry is used")
-        if curve is None:
-            curve = inc.default_incision(prob.skin.skin, ct, entry, axis,
-                                         ct.kji_to_world(np.argwhere(tmask)[::50].astype(float)))
-            source = "default: along the limb's long axis through the shortest compliant entry"
-        cores = _fan_cores(result, prop, labels, value, pts, depth, n_cores,
-                           float(cfg["cores"]["min_separation_mm"]), throw, float(cfg["cores"]["max_fan_deg"]))
-        cores[0]["fire_from_ras"] = start
-        if len(cores) < n_cores:
-            warnings.append(f"only {len(cores)} of {n_cores} cores from this entry reach distinct viable regions "
-                            "while meeting every rule")
-        break
-    if result.feasible and not cores:
+    min_sep = float(cfg["cores"]["min_separation_mm"])
+    user_curve = curve
+    tried: list = []
+    for attempt in range(MAX_PRIMARY_TARGETS):
+        # the deepest viable point not within min_sep of a target already tried
+        far = np.ones(len(pts), bool)
+        for q in tried:
+            far &= np.linalg.norm(pts - q, axis=1) >= min_sep
+        if not far.any():
+            break
+        j0 = int(np.flatnonzero(far)[0])
+        tried.append(pts[j0])
+        order = np.r_[j0, np.delete(np.arange(len(pts)), j0)]
+        prob = PlanningProblem.build(ct, labels, Target(pts[j0], name, value), needle=nd, constraints=c,
+                                     roles=roles, weights=weights)
+        prob.roles_overridden = {}   # the rules set these roles, not the user (recorded below)
+        prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(inv), "structure_rules": rule_of,
+                                              "why_table_side_off": "the limb is positioned for the entry",
+                                              "why_craniocaudal_off": "limb tracts run along the limb by design"}
+        result = plan(prob, k=k, progress=progress)
+        cores, curve, source = _cores_from_proposals(result, labels, value, pts[order], depth[order], n_cores,
+                                                     min_sep, throw, float(cfg["cores"]["max_fan_deg"]), user_curve,
+                                                     prob, ct, axis, tmask, warnings)
+        if cores:
+            if attempt:
+                warnings.append(f"the deepest viable point could not be reached by a compliant tract: target "
+                                f"{attempt + 1} (depth {depth[j0]:.1f} mm) is used")
+            break
+    if not cores and result.feasible:
         warnings.append(f"from no proposed entry does the {throw:g} mm core (the needle's throw) lie in the "
                         "tumour: a shorter throw (--throw) or another target is needed")
     marks = inc.landmarks(labels, anat, axis)
@@ -242,6 +242,37 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         co["compartments_crossed"] = sorted({anat.compartment_of(n) for n in co["crossed"]} - {None})
     return SarcomaPlan(result, name, inv, {k2: list(v) for k2, v in anat.compartments.items()}, vm, cores,
                        curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings)
+
+
+MAX_PRIMARY_TARGETS = 3   # distinct deepest viable points tried as the first core's target
+
+
+def _cores_from_proposals(result, labels, value, pts, depth, n_cores, min_sep, throw, max_fan, user_curve,
+                          prob, ct, axis, tmask, warnings):
+    """(cores, incision polyline, its source) from the plan's proposals, best first: the first
+    proposal whose core lies in the tumour (`_throw_fits`) gives the entry; the cores fan from
+    it (`_fan_cores`). ``pts``/``depth``: candidate targets, the plan's target first."""
+    curve = user_curve
+    source = "user curve" if user_curve is not None else "none"
+    for r, prop in enumerate(result.proposals):
+        entry = np.asarray(prop.entry_ras)
+        ok, start = _throw_fits(labels, value, entry, np.asarray(prop.target_ras), throw)
+        if not ok:
+            continue
+        if r:
+            warnings.append(f"proposal 1's {throw:g} mm core would not lie in the tumour: "
+                            f"proposal {r + 1}'s entry is used")
+        if curve is None:
+            curve = inc.default_incision(prob.skin.skin, ct, entry, axis,
+                                         ct.kji_to_world(np.argwhere(tmask)[::50].astype(float)))
+            source = "default: along the limb's long axis through the shortest compliant entry"
+        cores = _fan_cores(result, prop, labels, value, pts, depth, n_cores, min_sep, throw, max_fan)
+        cores[0]["fire_from_ras"] = start
+        if len(cores) < n_cores:
+            warnings.append(f"only {len(cores)} of {n_cores} cores from this entry reach distinct viable regions "
+                            "while meeting every rule")
+        return cores, curve, source
+    return [], curve, source
 
 
 def _throw_fits(labels: Volume, tumour_value: int, entry, target, throw_mm: float):
