@@ -95,7 +95,9 @@ def thigh(seed: int = 0, spacing_mm: float = 2.5, side: str = "left", *,
     medial around the femur) is given: an angle on a septum gives a tumour crossing it).
     tumour_radial_mm: distance of the centre from the femoral axis (default: mid-muscle).
     tumour_diameter_mm: 30-200 (the long axis, along the limb; the short axes are 0.75 of it,
-    shrunk to fit inside the fascia). necrotic_fraction: radius fraction of the necrotic core
+    shrunk to fit under the fascia when the centre is placed by default); the tumour is always
+    clipped to the deep fascia and never overlaps bone, vessels, nerve or joint capsules (it
+    displaces them). necrotic_fraction: radius fraction of the necrotic core
     (0 = none). Deterministic for ``seed`` (lobulation and noise). Raises ValueError for a
     diameter outside 30-200 mm or an unknown compartment/side.
     """
