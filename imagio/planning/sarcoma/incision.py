@@ -70,8 +70,8 @@ def densify(points, step_mm: float = 1.0) -> np.ndarray:
 
 def landmarks(labels: Volume, anat, axis) -> dict:
     """Palpable landmarks in the label map, RAS mm: the patella's centroid (a label named
-    patella*) and the greater trochanter (the lateral-most femur voxel in the femur's proximal
-    fifth, only when the femur label holds a femoral head and trochanter: the top of the
+    patella*) and the greater trochanter (the centre of the lateral-most femur voxels, within one
+    voxel, in the femur's proximal fifth, only when the femur label holds a femoral head and trochanter: the top of the
     proximal femur lies within the image and the femur spans >= 200 mm). Missing ones are left out."""
     out = {}
     for name, v in {**anat.bones}.items():
@@ -92,7 +92,8 @@ def landmarks(labels: Volume, anat, axis) -> dict:
             side = 1.0 if nm.endswith("_right") else -1.0 if nm.endswith("_left") else 0.0
             if side == 0.0:   # lateral = away from the body's midline: farther from x = 0
                 side = np.sign(top[:, 0].mean()) or 1.0
-            out["greater_trochanter"] = top[np.argmax(top[:, 0] * side)]
+            lat = top[:, 0] * side   # the lateral-most voxels (within one voxel): their centre
+            out["greater_trochanter"] = top[lat >= lat.max() - float(max(labels.spacing))].mean(axis=0)
     return out
 
 
