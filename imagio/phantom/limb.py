@@ -270,7 +270,7 @@ def thigh(seed: int = 0, spacing_mm: float = 2.5, side: str = "left", *,
     def to_ras(mm_, aa, zz):   # (medial, anterior, S) -> RAS: x = cx - lat * medial
         return [float(cx - lat * mm_), float(aa), float(zz)]
 
-    pat_ras = to_ras(patella_c[0], patella_c[1] + 8.0, patella_c[2])       # anterior surface
+    pat_ras = to_ras(patella_c[0], patella_c[1], patella_c[2] + 22.0)      # superior pole
     tro_ras = to_ras(troch_c[0] - 14.0, troch_c[1], troch_c[2])            # lateral tip
     geometry = {
         "side": side, "long_axis": [0.0, 0.0, 1.0], "lateral_ras": [lat, 0.0, 0.0],

@@ -69,8 +69,8 @@ def densify(points, step_mm: float = 1.0) -> np.ndarray:
 
 
 def landmarks(labels: Volume, anat, axis) -> dict:
-    """Palpable landmarks in the label map, RAS mm: the patella's centroid (a label named
-    patella*) and the greater trochanter (the centre of the lateral-most femur voxels, within one
+    """Palpable landmarks in the label map, RAS mm: the patella's superior pole (a label named
+    patella*; distances are measured from it) and the greater trochanter (the centre of the lateral-most femur voxels, within one
     voxel, in the femur's proximal fifth, only when the femur label holds a femoral head and trochanter: the top of the
     proximal femur lies within the image and the femur spans >= 200 mm). Missing ones are left out."""
     out = {}
@@ -78,8 +78,10 @@ def landmarks(labels: Volume, anat, axis) -> dict:
         nm = name.lower()
         if nm.startswith("patella"):
             kji = np.argwhere(labels.array == v)
-            if len(kji):
-                out["patella"] = labels.kji_to_world(kji.mean(0)[None])[0]
+            if len(kji):   # its superior pole: the centre of its most proximal voxels (within one voxel)
+                pts = labels.kji_to_world(kji.astype(float))
+                s = pts @ np.asarray(axis, float)
+                out["patella"] = pts[s >= s.max() - float(max(labels.spacing))].mean(axis=0)
         elif nm.startswith("femur"):
             kji = np.argwhere(labels.array == v)
             if len(kji) < 100:

@@ -35,7 +35,7 @@ def sarcoma_sections(s: dict) -> list:
         tr = [("entry point RAS (mm)", tat["ras"])]
         for k, d in (tat.get("landmarks") or {}).items():
             where = "proximal" if d["along_limb_mm"] > 0 else "distal"
-            tr.append((f"from the {k.replace('_', ' ')}", f"{d['distance_mm']} mm straight; {abs(d['along_limb_mm'])} mm "
+            tr.append((f"from the {k.replace('_', ' ')}" + (" (superior pole)" if k == "patella" else ""), f"{d['distance_mm']} mm straight; {abs(d['along_limb_mm'])} mm "
                                                          f"{where} along the limb"))
         if not tat.get("landmarks"):
             tr.append(("landmarks", "no patella or greater trochanter in the image"))
