@@ -303,3 +303,18 @@ def test_limb_structures_are_classified_by_name_and_get_their_rule_roles():
     both, _ = roles_for(lab, a, ["thigh_anterior_left", "thigh_medial_left"], np.zeros(3), 50.0)
     assert both["intermuscular_septum_medial_left"] == "passable"      # between two occupied compartments
     assert "subcutaneous_fat" not in roles
+
+
+def test_unlabelled_bone_is_taken_from_the_ct_and_forbidden():
+    ph = thigh(seed=0, spacing_mm=3.0)
+    names = {v: n for v, n in ph.labels.labels.items() if not n.startswith(("femur", "patella"))}
+    arr = np.where(np.isin(ph.labels.array, list(names)), ph.labels.array, 0).astype(np.uint8)
+    lab = ph.labels.with_array(arr, labels=names)
+    sp = plan_sarcoma_biopsy(ph.ct, lab)
+    assert any("no bone labelled" in w for w in sp.warnings)
+    assert sp.roles["bone"] == "forbidden"
+    bone = sp.plan.problem.labels.array == {n: v for v, n in sp.plan.problem.labels.labels.items()}["bone"]
+    cortex = ph.mask("femur_left") & (ph.ct.array > 400)          # the true femur's dense bone
+    assert (bone & cortex).sum() >= 0.95 * cortex.sum()
+    assert not (bone & ph.mask("sarcoma_1")).any()
+    recheck(ph, sp, ph.geometry["tumour"]["compartments"])

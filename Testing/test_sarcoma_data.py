@@ -78,3 +78,19 @@ def test_real_sarcoma_viable_targets_tract_and_bundle(shared_data, case):
         assert d.min() >= need - 0.5 * float(np.linalg.norm(ct.spacing)), (case, d.min(), need)
         assert c["rules"]["bundle_margin"]["met"] is True
         assert c["rules"]["tract_in_tumour_compartment"]["met"] is None
+
+
+def test_real_sarcoma_with_only_the_tumour_labelled_keeps_tracts_out_of_ct_bone(shared_data):
+    """A label map with the tumour alone (what a user may give): bone is taken from the CT and
+    said so; no core crosses a CT voxel above 250 HU outside the tumour (own sampling)."""
+    ct, gtv, _ = load(shared_data, "STS_014")
+    lab = ct.with_array(gtv.astype(np.uint8), labels={1: "GTV_Mass"})
+    sp = plan_sarcoma_biopsy(ct, lab, allow_no_compartments=True, n_cores=3)
+    assert any("no bone labelled" in w for w in sp.warnings)
+    assert sp.feasible
+    for c in sp.cores:
+        e, t = np.asarray(c["metrics"].entry_ras), np.asarray(c["metrics"].target_ras)
+        pts = e + np.linspace(0, 1, int(np.linalg.norm(t - e) / 0.2) + 2)[:, None] * (t - e)
+        kji = np.rint(ct.world_to_kji(pts)).astype(int)
+        hu, inside = ct.array[tuple(kji.T)], gtv[tuple(kji.T)]
+        assert not ((hu > 250) & ~inside).any()

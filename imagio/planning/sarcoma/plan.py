@@ -139,10 +139,16 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     tmask = labels.array == value
     if not tmask.any():
         raise InputError(f"tumour {name!r} has no voxels in the label map")
+    warnings = []
+    if not anat.bones:   # never let a tract through unlabelled bone: take it from the CT
+        labels, n_ml = _bone_from_ct(ct, labels, tmask, list(anat.bundle.values()) + list(anat.joints.values()))
+        anat = classify(labels)
+        if n_ml:
+            warnings.append(f"no bone labelled: {n_ml:.0f} mL of bone taken from the CT (> {BONE_HU:g} HU, "
+                            "outside the tumour) and kept out of every tract")
     n_cores = int(cfg["cores"]["default"] if n_cores is None else n_cores)
     if not cfg["cores"]["min"] <= n_cores <= cfg["cores"]["max"]:
         raise InputError(f"--cores {n_cores}: give {cfg['cores']['min']}-{cfg['cores']['max']} cores")
-    warnings = []
     checked = bool(anat.compartments)
     if not checked:
         if not allow_no_compartments:
@@ -242,6 +248,35 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         co["compartments_crossed"] = sorted({anat.compartment_of(n) for n in co["crossed"]} - {None})
     return SarcomaPlan(result, name, inv, {k2: list(v) for k2, v in anat.compartments.items()}, vm, cores,
                        curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings)
+
+
+BONE_HU = 250.0   # the planner's fallback bone threshold (`problem.threshold_bone`)
+
+
+def _bone_from_ct(ct: Volume, labels: Volume, tumour: np.ndarray, keep_values=(), min_ml: float = 0.1):
+    """(labels with a "bone" label, its volume mL): CT > ``BONE_HU`` (`problem.threshold_bone`)
+    outside the tumour (its calcifications stay targets) and outside the labels ``keep_values``
+    (bundle, joints: already kept out), painted over any other label (a body or muscle label
+    must not hide bone); components of at least ``min_ml`` (noise specks dropped, 26-connectivity,
+    cc3d). The input label map is not modified."""
+    import cc3d
+
+    from ..problem import threshold_bone
+
+    m = threshold_bone(ct, BONE_HU) & ~tumour & ~np.isin(labels.array, list(keep_values))
+    if not m.any():
+        return labels, 0.0
+    cc, n = cc3d.connected_components(m, connectivity=26, return_N=True)
+    sizes = np.bincount(cc.ravel())
+    keep = sizes * ct.voxel_volume_ml >= min_ml
+    keep[0] = False
+    m = keep[cc]
+    if not m.any():
+        return labels, 0.0
+    v = int(max(labels.labels) if labels.labels else 0) + 1
+    arr = labels.array.astype(np.uint16 if v > 255 else labels.array.dtype, copy=True)
+    arr[m] = v
+    return labels.with_array(arr, labels={**labels.labels, v: "bone"}), float(m.sum()) * ct.voxel_volume_ml
 
 
 MAX_PRIMARY_TARGETS = 3   # distinct deepest viable points tried as the first core's target
