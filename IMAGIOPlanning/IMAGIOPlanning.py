@@ -12,8 +12,8 @@ from typing import Annotated
 
 import slicer
 import vtk
-from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsLineNode, vtkMRMLScalarVolumeNode,
-                    vtkMRMLSegmentationNode, vtkMRMLTableNode)
+from slicer import (vtkMRMLMarkupsCurveNode, vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsLineNode,
+                    vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode)
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
@@ -87,6 +87,10 @@ class IMAGIOPlanningParameterNode:
     bronchTargetPoint: vtkMRMLMarkupsFiducialNode
     bronchScope: str = "thin"
     bronchTable: vtkMRMLTableNode
+    sarcomaTumourName: str = ""
+    sarcomaIncision: vtkMRMLMarkupsCurveNode
+    sarcomaCores: int = 4
+    sarcomaTable: vtkMRMLTableNode
 
 
 def setComboData(combo, value):
@@ -141,6 +145,7 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.bronchScopeComboBox.connect("currentIndexChanged(int)", self.onBronchScope)
         self.ui.ablationApplyButton.connect("clicked(bool)", self.onAblationApply)
         self.ui.bronchPlanButton.connect("clicked(bool)", self.onBronchPlan)
+        self.ui.sarcomaPlanButton.connect("clicked(bool)", self.onSarcomaPlan)
 
     def onAblationDevice(self, index=None):
         combo = self.ui.ablationSettingComboBox
@@ -212,6 +217,19 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 _("{scope}: {reach} at generation {generation}, route {length:.0f} mm").format(
                     scope=r.scope, reach=reach, generation=r.generation, length=r.length_mm) + tunnels)
 
+    def onSarcomaPlan(self):
+        p = self._parameterNode
+        with self.longRun.run(), slicer.util.tryWithErrorDisplay(_("Sarcoma biopsy planning failed."), waitCursor=True):
+            plan, ids = self.logic.sarcomaBiopsy(p.inputVolume, p.segmentation, p.sarcomaTumourName,
+                                                 p.sarcomaIncision, p.sarcomaCores, self.longRun.progress)
+            p.sarcomaTable = slicer.mrmlScene.GetNodeByID(ids["table"])
+            self.ui.sarcomaTableView.setMRMLTableNode(p.sarcomaTable)
+            if plan.feasible:
+                self.ui.statusLabel.setText(_("{count} core(s) from one entry in {compartments}").format(
+                    count=len(plan.cores), compartments=", ".join(plan.involved) or _("no labelled compartment")))
+            else:
+                self.ui.statusLabel.setText(self.logic.infeasibleReport(plan.plan))
+
     def onAblationCoverage(self, coverage, nProbes):
         c = coverage
         m5 = c.margin_covered_pct.get(5.0)
@@ -276,6 +294,7 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.ablationApplyButton.enabled = (hasImages and bool(p.ablationDevice and p.ablationSetting)
                                                and (bool(p.path) or (p.ablationMultiProbe and self._plan is not None)))
         self.ui.bronchPlanButton.enabled = hasImages and hasBronchTarget and bool(p.bronchScope)
+        self.ui.sarcomaPlanButton.enabled = hasImages
 
     def onStructuresButton(self):
         p = self._parameterNode
@@ -412,6 +431,16 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
         return plan, ids
 
 
+    def sarcomaBiopsy(self, volumeNode, segmentationNode, tumourName="", incisionNode=None, cores=4, progress=None):
+        """Sarcoma core-needle biopsy (imagio.planning.sarcoma) into the scene: cores, entry to tattoo,
+        incision, viable tumour segment, rules table. Returns (SarcomaPlan, node ids)."""
+        ensureImagio()
+        from imagio.mrml.sarcoma import sarcoma_plan_from_nodes
+
+        return sarcoma_plan_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, tumourName or None,
+                                       incisionNode, cores, progress=progress)
+
+
 class IMAGIOPlanningTest(ScriptedLoadableModuleTest):
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -419,6 +448,21 @@ class IMAGIOPlanningTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_plan_phantom()
+        self.setUp()
+        self.test_sarcoma_phantom()
+
+    def test_sarcoma_phantom(self):
+        ensureImagio()
+        from imagio import mrml
+        from imagio.phantom.limb import thigh
+
+        ph = thigh(seed=0, spacing_mm=3.0)
+        ct = mrml.volume_to_node(ph.ct, slicer.mrmlScene, "thigh CT")
+        seg, _ = mrml.labels_to_segmentation(ph.labels, slicer.mrmlScene, reference_node=ct)
+        plan, ids = IMAGIOPlanningLogic().sarcomaBiopsy(ct, seg, "sarcoma_1", None, 3)
+        self.assertTrue(plan.feasible)
+        self.assertEqual(len(ids["cores"]), 3)
+        self.assertIn("table", ids)
 
     def test_plan_phantom(self):
         ensureImagio()

@@ -357,6 +357,10 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         out.append(("Ablation", ablation_rows(doc["ablation"])))
     if doc.get("bronchoscopy"):
         out.append(("Bronchoscopic route", bronchoscopy_rows(doc["bronchoscopy"])))
+    if doc.get("sarcoma"):   # issue 18: imagio.planning.sarcoma.report
+        from .planning.sarcoma.report import sarcoma_sections
+
+        out += sarcoma_sections(doc["sarcoma"])
     for key, title in (("risk", "Nodule risk"), ("eligibility", "Ablation eligibility")):
         if doc.get(key):
             val = doc[key]
@@ -613,7 +617,8 @@ def cmd_report(args) -> int:
         notes.append(missing_picture_note(pic))
     for w in notes:
         print(f"imagio: warning: {w}", file=sys.stderr)
-    paths = build_report(doc, args.out, ct, labels, pic, notes)
+    extra = [(recorded_path(base, p) or base / p, c) for p, c in inputs.get("extra_pictures") or []]
+    paths = build_report(doc, args.out, ct, labels, pic, notes, extra_pictures=extra)
     for p in paths:
         print(p)
     return 0

@@ -48,20 +48,31 @@ def _parse_roles(items) -> dict:
     return out
 
 
-def cmd_plan(args) -> int:
+def read_plan_inputs(args):
+    """(out folder, CT, label map) of ``imagio plan``; InputError when plan.json exists there
+    (without --force) or an input cannot be read."""
     from .. import io
-    from ..coords import point_or_name
-    from ..outputs import atomic_path, write_text
-    from ..progress import printer
-    from .planner import NoFeasiblePath, format_report, plan
-    from .problem import Constraints, Needle, PlanningProblem
 
     out = Path(args.out)
     if (out / "plan.json").exists() and not args.force:
         raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
     ct = io.read_image(args.ct, args.series)
     names = io.read_label_names(args.label_names) if args.label_names else None
-    labels = io.read_labels(args.labels, names)
+    return out, ct, io.read_labels(args.labels, names)
+
+
+def cmd_plan(args) -> int:
+    from ..coords import point_or_name
+    from ..outputs import atomic_path, write_text
+    from ..progress import printer
+    from .planner import NoFeasiblePath, format_report, plan
+    from .problem import Constraints, Needle, PlanningProblem
+
+    if args.procedure == "sarcoma-biopsy":   # issue 18: imagio.planning.sarcoma
+        from .sarcoma.commands import cmd_sarcoma
+
+        return cmd_sarcoma(args)
+    out, ct, labels = read_plan_inputs(args)
     tilt = None if str(args.gantry_tilt).lower() in ("none", "any", "free") else float(args.gantry_tilt)
     c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position,
                     disabled_rules=tuple(args.no_rule or ()))
@@ -193,4 +204,11 @@ def register(subparsers) -> None:
     s.add_argument("--no-scene", action="store_true", help="do not write the Slicer scene")
     s.add_argument("--force", action="store_true", help="overwrite an existing plan in --out")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.add_argument("--procedure", default="needle", choices=["needle", "sarcoma-biopsy"],
+                   help="needle: percutaneous needle path (default); sarcoma-biopsy: core biopsy of a limb "
+                        "soft-tissue sarcoma (compartment, septum, joint, bundle and incision rules; --target is "
+                        "the tumour's label name)")
+    from .sarcoma.commands import add_arguments as add_sarcoma_arguments
+
+    add_sarcoma_arguments(s)
     s.set_defaults(func=cmd_plan)

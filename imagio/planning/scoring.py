@@ -414,9 +414,10 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
     v |= np.where(against_table(problem, entry_ras, target, normal_ras, length, c.table_direction),
                   BIT["table_side"], 0)
     if c.entry_region is not None:
+        from .entry_region import distance_to_region   # a ball or a band around a polyline
+
         ctr, rad = c.entry_region
-        v |= np.where(np.linalg.norm(entry_ras - np.asarray(ctr, float), axis=1) > rad,
-                      BIT["entry_region"], 0)
+        v |= np.where(distance_to_region(entry_ras, ctr) > rad, BIT["entry_region"], 0)
     v |= np.where(skin > c.max_skin_angle_deg, BIT["skin_angle"], 0)
     if c.max_craniocaudal_deg is not None:
         v |= np.where(cc > c.max_craniocaudal_deg + ANGLE_TOL_DEG, BIT["craniocaudal"], 0)

@@ -47,7 +47,7 @@ def cmd_models_list(args) -> int:
         lic = "licence key required" if r["licence_key_required"] else r["licence"]
         sha = "" if r["sha256_published"] else " (SHA-256 recorded at first download)"
         print(f"{r['name']:<28} tasks {','.join(map(str, r['task_ids'])):<22} {r['installed']:>4} installed  "
-              f"~{r['size_mb']} MB  {lic}{sha}\n    {r['title']}")
+              f"{'~%s MB' % r['size_mb'] if r['size_mb'] else 'size unknown'}  {lic}{sha}\n    {r['title']}")
     return 0
 
 

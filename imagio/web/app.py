@@ -87,6 +87,7 @@ class PlanningWorkstation:
         s.route = ""
         s.fly_max = 0
         s.fly = 0
+        s.sarcoma = ""
 
     def _software_gl_setup(self):
         """trame-slicer turns depth peeling on in the 3-D view; Mesa's software GL renders
@@ -457,6 +458,28 @@ class PlanningWorkstation:
         n = 0 if plan.camera_positions is None else len(plan.camera_positions)
         self.state.fly_max = max(0, n - 1)
         self.state.fly = 0
+
+    def on_sarcoma(self):
+        """Sarcoma core-needle biopsy of the chosen target segment (imagio.mrml.sarcoma): cores,
+        entry to tattoo, default incision, viable tumour segment, rules table."""
+        from ..mrml.sarcoma import sarcoma_plan_from_nodes
+        from ..planning.planner import format_report
+
+        try:
+            sp, _ = sarcoma_plan_from_nodes(self.scene, self.ct, self.segmentation, self.state.target)
+        except ImagioError as e:
+            self.state.sarcoma = f"Sarcoma biopsy failed: {e}"
+            return None
+        if not sp.feasible:
+            self.state.sarcoma = "No compliant tract: " + format_report(sp.plan.report)
+            return sp
+        c0 = sp.to_dict()["sarcoma"]["cores"][0]
+        bad = [k for k, v in c0["rules"].items() if v["met"] is False]
+        self.state.sarcoma = (f"{len(sp.cores)} cores from entry R,A,S " + ",".join(f"{v:.1f}" for v in sp.entry_ras)
+                              + f" (tattoo); tract {c0['length_mm']} mm in {', '.join(sp.involved) or 'no compartment'}; "
+                              + ("rules met" if not bad else "VIOLATED: " + ", ".join(bad))
+                              + (f"; {len(sp.warnings)} warning(s)" if sp.warnings else ""))
+        return sp
 
     def on_fly(self, fly=0, **_):
         """Endoluminal view: the 3-D camera at fly-through position ``fly`` looking along the route."""

@@ -72,6 +72,10 @@ def build_ui(ws):
                 with html.Div(id="fly-box", v_show=("fly_max > 0",)):
                     v3.VSlider(label="Fly-through", v_model=("fly",), min=0, max=("fly_max",), step=1,
                                density="compact", hide_details=True)
+                v3.VDivider(classes="my-2")
+                v3.VBtn("Sarcoma biopsy (target = tumour)", id="sarcoma-plan", click=ws.on_sarcoma, block=True,
+                        disabled=("!target || busy",))
+                html.Div("{{ sarcoma }}", id="sarcoma", classes="text-caption my-2")
         with ui.content:
             with html.Div(style="height: calc(100vh - 64px); width: 100%;"):
                 ws.layout_manager.initialize_layout_grid(ui)

@@ -1,0 +1,320 @@
+"""Sarcoma core-needle biopsy planning (issue 18) on the thigh phantom, answers known by
+construction, every proposed core re-checked here with the test's own geometry (dense sampling
+of the label map, scipy's exact distance transform), not the planner's code."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from imagio.errors import InputError
+from imagio.phantom.limb import thigh
+from imagio.planning.sarcoma import plan_sarcoma_biopsy
+
+S = "_left"
+COMP_LABELS = {"anterior": {"thigh_anterior_compartment" + S, "sartorius" + S},
+               "medial": {"thigh_medial_compartment" + S}, "posterior": {"thigh_posterior_compartment" + S}}
+SEPTUM_SIDES = {"lateral": {"anterior", "posterior"}, "medial": {"anterior", "medial"},
+                "posterior": {"medial", "posterior"}}
+BUNDLE = {f"superficial_femoral_artery{S}", f"superficial_femoral_vein{S}", f"sciatic_nerve{S}"}
+NEVER = {f"femur{S}", f"patella{S}", f"hip_joint_capsule{S}", f"knee_joint_capsule{S}"}
+ALL = ["thigh_anterior_left", "thigh_medial_left", "thigh_posterior_left"]
+
+
+def path_labels(vol, e, t, step=0.2):
+    e, t = np.asarray(e, float), np.asarray(t, float)
+    n = max(2, int(np.linalg.norm(t - e) / step) + 1)
+    pts = e + np.linspace(0, 1, n)[:, None] * (t - e)
+    kji = np.rint(vol.world_to_kji(pts)).astype(int)
+    return pts, vol.array[tuple(kji.T)]
+
+
+def recheck(ph, sp, involved):
+    """Independent re-check of every core against the rules; returns the bundle clearances."""
+    names = ph.labels.labels
+    allowed_comp = set().union(*(COMP_LABELS[c] for c in involved))
+    forbidden = set().union(*(COMP_LABELS[c] for c in COMP_LABELS if c not in involved)) | NEVER
+    forbidden |= {f"intermuscular_septum_{k}{S}" for k, sides in SEPTUM_SIDES.items() if not sides <= set(involved)}
+    bundle = np.isin(ph.labels.array, [v for v, n in names.items() if n in BUNDLE])
+    dist = ndimage.distance_transform_edt(~bundle, sampling=ph.labels.spacing_kji)
+    need = sp.roles[f"superficial_femoral_artery{S}"][1] + sp.plan.problem.needle.widening_mm
+    clear = []
+    assert 1 <= len(sp.cores) <= 5
+    if len(sp.cores) < 4:   # fewer than asked: said so
+        assert any("cores from this entry" in w for w in sp.warnings)
+    for c in sp.cores:
+        m = c["metrics"]
+        assert m.entry_ras == sp.cores[0]["metrics"].entry_ras      # one entry, fanned cores
+        m0 = sp.cores[0]["metrics"]
+        u, u0 = (np.subtract(m.target_ras, m.entry_ras), np.subtract(m0.target_ras, m0.entry_ras))
+        fan = np.degrees(np.arccos(np.clip(u @ u0 / np.linalg.norm(u) / np.linalg.norm(u0), -1, 1)))
+        assert fan <= 30.0 + 1e-6 and abs(fan - c["fan_deg"]) < 0.1
+        start = np.asarray(c["fire_from_ras"])                        # the tip before firing
+        assert np.isclose(np.linalg.norm(start - np.asarray(m.target_ras)), c["throw_mm"])
+        pts, lab = path_labels(ph.labels, m.entry_ras, m.target_ras)
+        crossed = {names.get(int(v), "") for v in np.unique(lab)}
+        assert not crossed & forbidden, crossed & forbidden
+        core = np.linalg.norm(pts - m.entry_ras, axis=1) >= m.length_mm - c["throw_mm"]
+        assert {names[int(v)] for v in lab[core]} == {"sarcoma_1"}    # the sampled core in the tumour
+        kji = ph.labels.world_to_kji(pts).T
+        d = ndimage.map_coordinates(dist, kji, order=1)
+        half_voxel = 0.5 * float(np.linalg.norm(ph.labels.spacing))
+        assert d.min() >= need - half_voxel, (d.min(), need)
+        clear.append(float(d.min()))
+        assert all(r["met"] is not False for r in c["rules"].values()), c["rules"]
+    return clear
+
+
+def test_phantom_deterministic_labels_and_sizes():
+    a = thigh(seed=3, spacing_mm=3.0)
+    b = thigh(seed=3, spacing_mm=3.0)
+    assert np.array_equal(a.ct.array, b.ct.array) and np.array_equal(a.labels.array, b.labels.array)
+    names = set(a.labels.labels.values())
+    assert {"femur_left", "sciatic_nerve_left", "knee_joint_capsule_left", "sartorius_left"} <= names
+    for name, lo, hi in [("femur_left", 500, 1200), ("superficial_femoral_artery_left", 150, 260),
+                         ("subcutaneous_fat", -130, -70), ("thigh_posterior_compartment_left", 30, 70)]:
+        assert lo <= np.median(a.ct.array[a.mask(name)]) <= hi, name
+    # the artery runs from anteromedial (proximal) to behind the femur (distal)
+    art = np.argwhere(a.mask("superficial_femoral_artery_left"))
+    ras = a.labels.kji_to_world(art.astype(float))
+    prox, dist = ras[ras[:, 2] > 350].mean(0), ras[ras[:, 2] < 30].mean(0)
+    assert prox[1] > 20 and dist[1] < -10
+    big = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=200, necrotic_fraction=0.6)
+    t = big.geometry["tumour"]
+    ext = np.ptp(big.labels.kji_to_world(np.argwhere(big.mask("sarcoma_1")).astype(float))[:, 2])
+    assert 170 <= ext <= 205 and big.truth["necrosis"].any()
+    with pytest.raises(ValueError):
+        thigh(tumour_diameter_mm=250)
+    assert t["compartments"] == ["anterior"]
+
+
+def test_shortest_path_through_uninvolved_compartment_takes_the_longer_compliant_one():
+    # a medial-compartment tumour under the sartorius (anterior compartment): the shortest
+    # tract crosses the sartorius, the compliant one goes around it
+    ph = thigh(seed=1, spacing_mm=3.0, tumour_compartment="medial", tumour_angle_deg=108,
+               tumour_radial_mm=30, tumour_s_mm=110, tumour_diameter_mm=30, necrotic_fraction=0)
+    assert ph.geometry["tumour"]["compartments"] == ["medial"]
+    free = plan_sarcoma_biopsy(ph.ct, ph.labels, involved=ALL)      # compartment rule neutralised
+    assert "sartorius_left" in free.cores[0]["crossed"]
+    sp = plan_sarcoma_biopsy(ph.ct, ph.labels)
+    assert list(sp.involved) == ["thigh_medial_left"]
+    assert sp.cores[0]["metrics"].length_mm > free.cores[0]["metrics"].length_mm + 2.0
+    recheck(ph, sp, ["medial"])
+    doc = sp.to_dict()
+    assert doc["procedure"] == "sarcoma-biopsy"
+    assert doc["sarcoma"]["structure_rules"]["sartorius_left"] == "tract_in_tumour_compartment"
+
+
+def test_tumour_next_to_the_bundle_gets_a_tract_outside_its_margin():
+    ph = thigh(seed=2, spacing_mm=3.0, tumour_compartment="medial", tumour_angle_deg=120,
+               tumour_radial_mm=45, tumour_s_mm=220, tumour_diameter_mm=40, necrotic_fraction=0)
+    t = ph.mask("sarcoma_1")
+    art = ph.mask("superficial_femoral_artery_left") | ph.mask("superficial_femoral_vein_left")
+    gap = ndimage.distance_transform_edt(~art, sampling=ph.labels.spacing_kji)[t].min()
+    assert gap <= 3.5   # by construction the tumour abuts the vessels
+    sp = plan_sarcoma_biopsy(ph.ct, ph.labels)
+    clear = recheck(ph, sp, [c.split("_")[1] for c in sp.involved])
+    assert min(clear) >= 5.0
+
+
+def test_necrotic_core_gives_targets_in_the_rim():
+    ph = thigh(seed=4, spacing_mm=3.0, tumour_compartment="anterior", tumour_diameter_mm=120,
+               necrotic_fraction=0.6)
+    nec = ph.truth["necrosis"]
+    sp = plan_sarcoma_biopsy(ph.ct, ph.labels)
+    assert 4 == len(sp.cores)
+    assert sp.viable.viable_ml < 0.9 * sp.viable.tumour_ml
+    d_nec = ndimage.distance_transform_edt(~nec, sampling=ph.labels.spacing_kji)
+    tum = ph.mask("sarcoma_1")
+    for c in sp.cores:
+        k = tuple(np.rint(ph.labels.world_to_kji(np.asarray(c["metrics"].target_ras)[None])[0]).astype(int))
+        assert tum[k] and not nec[k] and d_nec[k] >= 3.0
+    # the cores fan into different regions
+    tg = np.array([c["metrics"].target_ras for c in sp.cores])
+    assert np.min([np.linalg.norm(a - b) for i, a in enumerate(tg) for b in tg[i + 1:]]) >= 10.0 - 1e-6
+    recheck(ph, sp, ph.geometry["tumour"]["compartments"])
+
+
+def skin_line(ph, angle_deg, s_range):
+    """A curve on the outer skin at a polar angle (deg from anterior towards medial) around the
+    femoral axis, along the limb: the outermost body voxel on each ray (the test's own)."""
+    (f0, f1) = [np.asarray(p) for p in ph.geometry["femur_axis_ras"]]
+    lat = np.asarray(ph.geometry["lateral_ras"])
+    a = np.radians(angle_deg)
+    d = -lat * np.sin(a) + np.array([0, 1.0, 0]) * np.cos(a)
+    body = ph.labels.array > 0
+    pts = []
+    for s in np.arange(*s_range, 5.0):
+        c = np.array([f0[0], f0[1], s])
+        ray = c + np.arange(0, 140, 0.5)[:, None] * d
+        ok = ph.labels.contains_world(ray)
+        kji = np.rint(ph.labels.world_to_kji(ray[ok])).astype(int)
+        inside = body[tuple(kji.T)]
+        pts.append(ray[ok][np.flatnonzero(inside)[-1]])
+    return np.array(pts)
+
+
+def test_incision_curve_moves_the_entry():
+    ph = thigh(seed=5, spacing_mm=3.0, tumour_compartment="anterior", tumour_diameter_mm=80,
+               necrotic_fraction=0.3)
+    base = plan_sarcoma_biopsy(ph.ct, ph.labels)
+    e0 = np.asarray(base.cores[0]["metrics"].entry_ras)
+    t = ph.geometry["tumour"]
+    curve = skin_line(ph, t["angle_deg"] + 35.0, (t["center_ras"][2] - 40, t["center_ras"][2] + 40))
+    sp = plan_sarcoma_biopsy(ph.ct, ph.labels, incision=curve, incision_tolerance_mm=6.0)
+    e = np.asarray(sp.cores[0]["metrics"].entry_ras)
+    # own distance to the curve (dense samples of its segments)
+    dense = np.concatenate([a + np.linspace(0, 1, 200)[:, None] * (b - a) for a, b in zip(curve[:-1], curve[1:])])
+    assert np.min(np.linalg.norm(dense - e, axis=1)) <= 6.0 + 1e-6
+    assert np.linalg.norm(e - e0) > 15.0
+    assert sp.incision_source == "user curve"
+    recheck(ph, sp, ["anterior"])
+    lm = sp.landmarks
+    assert {"patella", "greater_trochanter"} <= set(lm)
+    assert lm["patella"]["along_limb_mm"] > 0 > lm["greater_trochanter"]["along_limb_mm"]
+    truth = ph.geometry["landmarks_ras"]   # the generating geometry: patella's superior pole, trochanter's tip
+    assert np.linalg.norm(np.subtract(lm["greater_trochanter"]["ras"], truth["greater_trochanter"])) <= 8.0
+    assert np.linalg.norm(np.subtract(lm["patella"]["ras"], truth["patella"])) <= 6.0
+    e = np.asarray(sp.entry_ras)
+    assert lm["patella"]["distance_mm"] == pytest.approx(np.linalg.norm(e - np.asarray(lm["patella"]["ras"])), abs=0.1)
+
+
+def test_tumour_crossing_a_septum_may_use_either_compartment():
+    ph = thigh(seed=6, spacing_mm=3.0, tumour_compartment="medial", tumour_angle_deg=-110,
+               tumour_radial_mm=45, tumour_s_mm=260, tumour_diameter_mm=50, necrotic_fraction=0)
+    assert ph.geometry["tumour"]["compartments"] == ["anterior", "posterior"]
+    sp = plan_sarcoma_biopsy(ph.ct, ph.labels)
+    assert set(sp.involved) == {"thigh_anterior_left", "thigh_posterior_left"}
+    assert sp.roles["intermuscular_septum_lateral_left"] == "passable"
+    recheck(ph, sp, ["anterior", "posterior"])
+    for only in ("anterior", "posterior"):
+        one = plan_sarcoma_biopsy(ph.ct, ph.labels, involved=[f"thigh_{only}_left"])
+        assert one.feasible
+        recheck(ph, one, [only])
+
+
+def test_no_compartments_is_refused_with_one_line():
+    ph = thigh(seed=0, spacing_mm=3.0)
+    lab = ph.labels.with_array(ph.labels.array.copy(), labels={
+        v: (f"muscle_{v}" if "compartment" in n or "sartorius" in n else n) for v, n in ph.labels.labels.items()})
+    with pytest.raises(InputError, match="no muscle compartments") as e:
+        plan_sarcoma_biopsy(ph.ct, lab)
+    assert "\n" not in str(e.value)
+    sp = plan_sarcoma_biopsy(ph.ct, lab, allow_no_compartments=True)
+    assert any("NOT checked" in w for w in sp.to_dict()["warnings"])
+    assert sp.cores[0]["rules"]["tract_in_tumour_compartment"]["met"] is None
+
+
+def test_cli_sarcoma_biopsy_writes_plan_report_and_refuses_missing_compartments(tmp_path):
+    import json
+
+    from conftest import run_imagio
+    from imagio import io
+    from imagio.phantom.limb import save
+
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=80, necrotic_fraction=0.5)
+    save(ph, tmp_path / "in")
+    curve = tmp_path / "in" / "incision.txt"
+    t = ph.geometry["tumour"]
+    pts = skin_line(ph, t["angle_deg"], (t["center_ras"][2] - 40, t["center_ras"][2] + 40))
+    curve.write_text("\n".join(",".join(f"{x:.2f}" for x in p) for p in pts))
+    r = run_imagio("plan", tmp_path / "in" / "ct.nii.gz", "--labels", tmp_path / "in" / "labels.nii.gz",
+                   "--target", "sarcoma_1", "--procedure", "sarcoma-biopsy", "--incision", curve,
+                   "--cores", "3", "--out", tmp_path / "out", "--quiet")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "out" / "plan.json").read_text())
+    s = doc["sarcoma"]
+    assert doc["procedure"] == "sarcoma-biopsy" and len(s["cores"]) == 3
+    assert s["incision"]["source"] == "user curve"
+    assert all(v["met"] for v in s["cores"][0]["rules"].values())
+    assert {"patella", "greater_trochanter"} <= set(s["tattoo_entry"]["landmarks"])
+    for f in ("report.pdf", "report.html", "plan.png", "plan_compartments_axial.png", "scene/plan.mrml"):
+        assert (tmp_path / "out" / f).stat().st_size > 1000, f
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Entry point to tattoo" in html and "tract_in_tumour_compartment" in html
+    via = io.read_labels(tmp_path / "out" / "viable_tumour.seg.nrrd")
+    assert 0 < via.array.sum() < ph.mask("sarcoma_1").sum()
+    # bad input: no compartments -> one line, exit 2
+    lab = ph.labels.with_array(ph.labels.array.copy(), labels={
+        v: (f"muscle_{v}" if "compartment" in n or "sartorius" in n else n) for v, n in ph.labels.labels.items()})
+    io.write_labels(lab, tmp_path / "in" / "nocomp.nii.gz")
+    r = run_imagio("plan", tmp_path / "in" / "ct.nii.gz", "--labels", tmp_path / "in" / "nocomp.nii.gz",
+                   "--target", "sarcoma_1", "--procedure", "sarcoma-biopsy", "--out", tmp_path / "bad", "--quiet")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no muscle compartments" in lines[0] and "--no-compartments" in lines[0]
+
+
+def test_entry_region_polyline_distance_matches_dense_sampling():
+    from imagio.planning.entry_region import distance_to_region
+
+    rng = np.random.default_rng(0)
+    curve = np.cumsum(rng.normal(0, 10, (6, 3)), axis=0)
+    pts = rng.normal(0, 30, (200, 3))
+    dense = np.concatenate([a + np.linspace(0, 1, 2001)[:, None] * (b - a) for a, b in zip(curve[:-1], curve[1:])])
+    own = np.min(np.linalg.norm(pts[:, None] - dense[None], axis=-1), axis=1)
+    got = distance_to_region(pts, curve)
+    assert np.all(got <= own + 1e-9) and np.all(own - got < 0.05)
+    assert np.allclose(distance_to_region(pts, curve[0]), np.linalg.norm(pts - curve[0], axis=1))
+
+
+def test_thigh_muscle_model_is_catalogued_as_licensed_and_never_downloaded(tmp_path, monkeypatch):
+    from conftest import run_imagio
+    from imagio.segmentation import models
+
+    monkeypatch.setenv("IMAGIO_MODELS_DIR", str(tmp_path))
+    e = models.entry("thigh_shoulder_muscles")
+    assert e["licence_key_required"] is True and "licence" in e["licence"]
+    assert {"quadriceps_femoris_left", "thigh_medial_compartment_left", "sartorius_right"} <= set(e["classes"].values())
+    r = run_imagio("models", "fetch", "thigh_shoulder_muscles")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "licence key" in lines[0] and "imagio models import" in lines[0]
+    assert not any(tmp_path.rglob("*.zip*"))
+    # its classes are the sarcoma planner's compartments
+    from imagio.planning.sarcoma.rules import config, matches
+
+    comp = config()["patterns"]["compartments"]
+    assert matches("quadriceps_femoris_left", comp["thigh_anterior"]) and matches("sartorius_left", comp["thigh_anterior"])
+    assert matches("thigh_medial_compartment_right", comp["thigh_medial"])
+
+
+def test_limb_structures_are_classified_by_name_and_get_their_rule_roles():
+    from imagio.planning.sarcoma.rules import classify, roles_for
+    from imagio.volume import Volume
+
+    names = ["quadriceps_femoris_left", "intermuscular_septum_medial_left", "thigh_medial_compartment_left",
+             "sartorius_left", "GTV_Mass", "knee_joint_l", "hip_joint_capsule_left", "a_femoralis_artery",
+             "sciatic_nerve_left", "femur_left", "patella", "subcutaneous_fat", "hip_left"]
+    arr = np.zeros((4, 4, len(names)), np.uint8)
+    for i in range(len(names)):
+        arr[:, :, i] = i + 1
+    lab = Volume(arr, np.eye(4), labels={i + 1: n for i, n in enumerate(names)})
+    a = classify(lab)
+    assert set(a.compartments) == {"thigh_anterior_left", "thigh_medial_left"}
+    assert set(a.compartments["thigh_anterior_left"]) == {"quadriceps_femoris_left", "sartorius_left"}
+    assert set(a.joints) == {"knee_joint_l", "hip_joint_capsule_left"}
+    assert set(a.bundle) == {"a_femoralis_artery", "sciatic_nerve_left"}
+    assert set(a.bones) == {"femur_left", "patella", "hip_left"} and set(a.tumours) == {"GTV_Mass"}
+    roles, rule_of = roles_for(lab, a, ["thigh_anterior_left"], np.zeros(3), 50.0)
+    assert roles["quadriceps_femoris_left"] == "passable" and roles["thigh_medial_compartment_left"] == "forbidden"
+    assert roles["knee_joint_l"] == "forbidden" and rule_of["knee_joint_l"] == "no_joint"
+    assert roles["sciatic_nerve_left"] == ("margin", 5.0) and rule_of["femur_left"] == "no_bone"
+    assert roles["intermuscular_septum_medial_left"] == "forbidden"   # borders the uninvolved medial compartment
+    both, _ = roles_for(lab, a, ["thigh_anterior_left", "thigh_medial_left"], np.zeros(3), 50.0)
+    assert both["intermuscular_septum_medial_left"] == "passable"      # between two occupied compartments
+    assert "subcutaneous_fat" not in roles
+
+
+def test_unlabelled_bone_is_taken_from_the_ct_and_forbidden():
+    ph = thigh(seed=0, spacing_mm=3.0)
+    names = {v: n for v, n in ph.labels.labels.items() if not n.startswith(("femur", "patella"))}
+    arr = np.where(np.isin(ph.labels.array, list(names)), ph.labels.array, 0).astype(np.uint8)
+    lab = ph.labels.with_array(arr, labels=names)
+    sp = plan_sarcoma_biopsy(ph.ct, lab)
+    assert any("no bone labelled" in w for w in sp.warnings)
+    assert sp.roles["bone"] == "forbidden"
+    bone = sp.plan.problem.labels.array == {n: v for v, n in sp.plan.problem.labels.labels.items()}["bone"]
+    cortex = ph.mask("femur_left") & (ph.ct.array > 400)          # the true femur's dense bone
+    assert (bone & cortex).sum() >= 0.95 * cortex.sum()
+    assert not (bone & ph.mask("sarcoma_1")).any()
+    recheck(ph, sp, ph.geometry["tumour"]["compartments"])

@@ -1,0 +1,136 @@
+"""``imagio plan --procedure sarcoma-biopsy``: the sarcoma biopsy from the command line.
+
+    imagio plan CT --labels SEG --target TUMOUR --out DIR --procedure sarcoma-biopsy
+                [--incision CURVE.mrk.json|CSV] [--incision-tolerance MM] [--cores N]
+                [--bundle-margin MM] [--compartment KEY ...] [--no-compartments]
+
+Writes DIR/plan.json (the needle plan with a ``sarcoma`` section), DIR/viable_tumour.seg.nrrd
+(the viable tumour as a segment), DIR/plan.png (3D), DIR/report.pdf + .html with the axial
+picture (compartments coloured), DIR/scene/plan.mrml (Slicer scene: proposals, cores, entry to
+tattoo, incision, viable tumour, rules table; with slicer-core). No compartments in the label map and no --no-compartments:
+one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import InputError
+
+
+def add_arguments(s) -> None:
+    """The sarcoma options of ``imagio plan``."""
+    g = s.add_argument_group("sarcoma biopsy (--procedure sarcoma-biopsy)")
+    g.add_argument("--incision", help="planned surgical incision: a Slicer markups curve (.mrk.json) or a "
+                                      "text file of R,A,S points one per line (--lps for L,P,S); default: the line "
+                                      "along the limb's long axis over the tumour on the shortest compliant side")
+    g.add_argument("--incision-tolerance", type=float, help="max distance of the entry from the incision, mm (default 10)")
+    g.add_argument("--cores", type=int, help="number of core trajectories from the entry, 3-5 (default 4)")
+    g.add_argument("--throw", type=float, help="core needle throw, mm (default 10): the tract ends at the target, the "
+                                               "fired needle's deepest point; the core before it must lie in the tumour")
+    g.add_argument("--bundle-margin", type=float, help="clearance from the neurovascular bundle, mm (default 5)")
+    g.add_argument("--compartment", action="append", metavar="KEY",
+                   help="compartment occupied by the tumour (repeatable; default: from the tumour's contact), "
+                        "e.g. thigh_medial_left")
+    g.add_argument("--no-compartments", action="store_true",
+                   help="plan without the compartment rules when the label map has no compartments (said in the plan)")
+
+
+def read_curve(path, lps: bool = False) -> np.ndarray:
+    """(m, 3) RAS points of a markups curve (.mrk.json, its coordinateSystem honoured) or of a
+    text file with one 'R,A,S' (or L,P,S with ``lps``) per line. InputError when unreadable."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--incision {p}: no such file")
+    try:
+        if p.name.endswith(".json"):
+            doc = json.loads(p.read_text())
+            mk = doc["markups"][0]
+            pts = np.array([c["position"] for c in mk["controlPoints"]], float)
+            if mk.get("coordinateSystem", "LPS") == "LPS":
+                pts[:, :2] *= -1.0
+        else:
+            rows = [r.replace(";", ",").split(",") for r in p.read_text().splitlines() if r.strip() and not r.startswith("#")]
+            pts = np.array([[float(x) for x in r[:3]] for r in rows], float)
+            if lps:
+                pts[:, :2] *= -1.0
+    except (KeyError, IndexError, ValueError, TypeError, json.JSONDecodeError) as e:
+        raise InputError(f"--incision {p}: not a markups curve or R,A,S point list ({e})") from None
+    if pts.ndim != 2 or len(pts) < 2:
+        raise InputError(f"--incision {p}: a curve needs at least 2 points")
+    return pts
+
+
+def cmd_sarcoma(args) -> int:
+    from ... import io
+    from ...outputs import write_text
+    from ...progress import printer
+    from ...report import build_report
+    from ..planner import NoFeasiblePath, format_report
+    from .plan import plan_sarcoma_biopsy
+    from .report import axial_picture, picture_3d
+
+    from ..commands import read_plan_inputs
+
+    out, ct, labels = read_plan_inputs(args)
+    if "," in str(args.target):
+        raise InputError("--procedure sarcoma-biopsy: give the tumour's label name as --target "
+                         "(targets are chosen in its viable part)")
+    curve = read_curve(args.incision, args.lps) if args.incision else None
+    sp = plan_sarcoma_biopsy(ct, labels, args.target, incision=curve,
+                             incision_tolerance_mm=args.incision_tolerance, n_cores=args.cores,
+                             bundle_margin_mm=args.bundle_margin, involved=args.compartment,
+                             allow_no_compartments=args.no_compartments, throw_mm=args.throw, k=args.proposals,
+                             progress=printer(args.quiet))
+    doc = sp.to_dict()
+    doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series,
+                     "labels": str(Path(args.labels).resolve()),
+                     "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
+                     "picture_3d": None if args.no_png or not sp.feasible else "plan.png",
+                     "extra_pictures": [] if args.no_png or not sp.feasible else
+                     [["plan_compartments_axial.png", "axial slice through core 1's target: compartments "
+                                                      "(green occupied, red uninvolved), bundle magenta, viable tumour cyan"]]}
+    if ct.warnings or labels.warnings:
+        doc["input_warnings"] = ct.warnings + labels.warnings
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "plan.json", json.dumps(doc, indent=1))
+    written = [out / "plan.json"]
+    via = ct.with_array(sp.viable.mask.astype(np.uint8), name="viable_tumour",
+                        labels={1: f"{sp.tumour}_viable"})
+    written.append(Path(io.write_labels(via, out / "viable_tumour.seg.nrrd")))
+    if not args.no_png and sp.feasible:
+        written.append(Path(picture_3d(sp, out / "plan.png")))
+        written.append(axial_picture(sp, out / "plan_compartments_axial.png"))
+        written += list(build_report(doc, out / "report.pdf", sp.plan.problem.ct, sp.plan.problem.labels,
+                                     out / "plan.png", extra_pictures=[(out / p, c) for p, c in doc["inputs"]["extra_pictures"]]))
+    if not args.no_scene:
+        try:
+            import slicer  # noqa: F401  (slicer-core)
+        except ImportError:
+            print("imagio: note: slicer-core is not installed; no Slicer scene written", file=sys.stderr)
+        else:
+            from ...mrml.planning import plan_to_scene, write_scene
+            from ...mrml.sarcoma import sarcoma_to_scene
+            from ...mrml.scene import new_scene
+
+            scene = new_scene()
+            plan_to_scene(scene, sp.plan)
+            sarcoma_to_scene(scene, sp)
+            written.append(Path(write_scene(scene, out / "scene")))
+    for p in written:
+        print(p)
+    for w in doc.get("warnings", []):
+        print(f"imagio: warning: {w}", file=sys.stderr)
+    if not sp.feasible:
+        print(format_report(sp.plan.report), file=sys.stderr)
+        raise NoFeasiblePath(sp.plan.report)
+    c0 = doc["sarcoma"]["cores"][0]
+    print(f"sarcoma biopsy: entry {doc['sarcoma']['tattoo_entry']['ras']} RAS mm, {len(sp.cores)} cores, "
+          f"tract {c0['length_mm']} mm in {', '.join(sp.involved) or 'no compartment'}; rules: " +
+          ", ".join(f"{k} {'met' if v['met'] else 'not checked' if v['met'] is None else 'VIOLATED'}"
+                    for k, v in c0["rules"].items()))
+    return 0

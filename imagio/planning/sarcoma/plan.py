@@ -1,0 +1,379 @@
+"""Plan a core-needle biopsy of an extremity soft-tissue sarcoma with the needle planner.
+
+``plan_sarcoma_biopsy(ct, labels)``: classify the limb structures, find the compartment(s) the
+tumour occupies, map the viable tumour, turn the rules into planner roles and constraints
+(`rules`), plan with `imagio.planning.plan` (the same scorer, ranking and independent re-check
+as every needle plan), then from the best entry fan 3-5 cores into different viable regions,
+each evaluated and re-checked. RAS mm, HU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import InputError
+from ...jsonable import to_jsonable
+from ...volume import Volume
+from ..planner import Plan, plan
+from ..problem import Constraints, Needle, PlanningProblem, Target
+from . import incision as inc
+from .rules import (classify, config, involved_compartments, require_compartments, roles_for, rule,
+                    rule_status)
+from .viable import ViableMap, candidate_targets, contrast_enhanced, viable_map
+
+PROCEDURE = "sarcoma-biopsy"
+
+
+@dataclass
+class SarcomaPlan:
+    """The needle plan (`Plan`) plus the sarcoma findings: the tumour, the compartments and
+    which are involved, the viable map, the cores (each a checked `PathMetrics` with its rule
+    status), the incision polyline, the long axis, landmark distances and warnings."""
+
+    plan: Plan
+    tumour: str
+    involved: dict
+    compartments: dict
+    viable: ViableMap
+    cores: list
+    incision: np.ndarray | None
+    incision_source: str
+    incision_tolerance_mm: float
+    axis: np.ndarray
+    axis_how: str
+    landmarks: dict
+    rule_of: dict
+    roles: dict
+    compartments_checked: bool
+    warnings: list = field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        return bool(self.cores)
+
+    @property
+    def entry_ras(self):
+        return np.asarray(self.cores[0]["metrics"].entry_ras) if self.cores else None
+
+    def to_dict(self) -> dict:
+        """plan.json content: the needle plan's dict with a ``sarcoma`` section."""
+        doc = self.plan.to_dict()
+        doc["procedure"] = PROCEDURE
+        # the torso planner's 'no large named vessel (aorta, ...)' does not apply to a limb whose
+        # bundle is labelled: the bundle rule names what it checked
+        base = [w for w in doc.get("warnings", []) if not (w.startswith("no large named vessel") and
+                                                           any("artery" in n for n in self.rule_of))]
+        doc["warnings"] = base + [w for w in self.warnings if w not in base]
+        doc["sarcoma"] = to_jsonable({
+            "tumour": self.tumour,
+            "compartments_checked": self.compartments_checked,
+            "compartments": self.compartments,
+            "involved_compartments": self.involved,
+            "viable": self.viable.to_dict(),
+            "rules": [{**{k: r[k] for k in ("name", "kind", "wording", "source")},
+                       **{k: r[k] for k in ("role", "margin_mm", "tolerance_mm") if k in r}}
+                      for r in config()["rules"]],
+            "sources": config()["sources"],
+            "structure_rules": self.rule_of,
+            "long_axis": {"ras": np.round(self.axis, 4), "how": self.axis_how},
+            "incision": {"source": self.incision_source, "tolerance_mm": self.incision_tolerance_mm,
+                         "points_ras": None if self.incision is None else np.round(self.incision, 1)},
+            "tattoo_entry": None if not self.cores else {
+                "ras": np.round(self.entry_ras, 1), "landmarks": self.landmarks},
+            "cores": [{"target_ras": np.round(c["metrics"].target_ras, 1), "depth_mm": c["depth_mm"],
+                       "fan_deg": c["fan_deg"], "throw_mm": c["throw_mm"], "fire_from_ras": np.round(c["fire_from_ras"], 1),
+                       "length_mm": round(c["metrics"].length_mm, 1),
+                       "compartments_crossed": c["compartments_crossed"], "structures_crossed": c["crossed"],
+                       "rules": c["rules"], "feasible": c["metrics"].feasible,
+                       "check_problems": c["metrics"].check_problems} for c in self.cores],
+            "warnings": self.warnings,
+        })
+        return doc
+
+
+def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:
+    if tumour is not None:
+        inv = {n: v for v, n in labels.labels.items()}
+        if tumour not in inv:
+            raise InputError(f"tumour {tumour!r} is not in the label map; it has {sorted(inv)}")
+        kinds = {"bone": anat.bones, "neurovascular bundle": anat.bundle, "joint": anat.joints,
+                 "septum": anat.septa, "compartment": {n: 0 for ns in anat.compartments.values() for n in ns}}
+        kind = next((k for k, d in kinds.items() if tumour in d), None)
+        if kind is not None:
+            raise InputError(f"{tumour!r} is a {kind}, not a tumour: give the tumour's label name "
+                             f"(tumour-like labels here: {sorted(anat.tumours) or 'none'})")
+        return tumour, int(inv[tumour])
+    if len(anat.tumours) == 1:
+        return next(iter(anat.tumours.items()))
+    if not anat.tumours:
+        raise InputError("no tumour label in the label map (a name such as sarcoma_1 or GTV_Mass): "
+                         "give the tumour's label name with --target")
+    raise InputError(f"several tumour labels {sorted(anat.tumours)}: choose one with --target")
+
+
+def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *,
+                        incision=None, incision_tolerance_mm: float | None = None,
+                        n_cores: int | None = None, needle: Needle | None = None,
+                        bundle_margin_mm: float | None = None, involved=None,
+                        allow_no_compartments: bool = False, viable_threshold_hu: float | None = None,
+                        throw_mm: float | None = None, k: int | None = None, progress=None) -> SarcomaPlan:
+    """Plan the biopsy. ``labels``: named label map (compartments, septa, joints, bundle, bones,
+    the tumour; `rules.classify`), resampled to the CT when needed. ``tumour``: its label name
+    (default: the one tumour-like label). ``incision``: (m, 3) RAS polyline of the planned
+    incision (default: `incision.default_incision`). ``involved``: compartment keys to treat as
+    involved (default: from the tumour's contact). ``allow_no_compartments``: plan without the
+    compartment rules (said in the warnings) instead of refusing. ``throw_mm``: the core needle's
+    throw (default sarcoma_biopsy.json ``cores.throw_mm``): each tract ends at its target, the
+    deepest point the fired needle reaches, and the core (the tract's last ``throw_mm``) must lie
+    in the tumour; the needle's tip before firing is reported (``fire_from_ras``).
+
+    Raises InputError (one line) for: no tumour label, no compartments (unless allowed), an
+    incision that is not an (m >= 2, 3) polyline, n_cores outside 3-5."""
+    cfg = config()
+    if not ct.same_grid(labels):
+        labels = labels.resample_like(ct, order=0)
+    anat = classify(labels)
+    name, value = _tumour_label(labels, anat, tumour)
+    tmask = labels.array == value
+    if not tmask.any():
+        raise InputError(f"tumour {name!r} has no voxels in the label map")
+    warnings = []
+    if not anat.bones:   # never let a tract through unlabelled bone: take it from the CT
+        labels, n_ml = _bone_from_ct(ct, labels, tmask, list(anat.bundle.values()) + list(anat.joints.values()))
+        anat = classify(labels)
+        if n_ml:
+            warnings.append(f"no bone labelled: {n_ml:.0f} mL of bone taken from the CT (> {BONE_HU:g} HU, "
+                            "outside the tumour) and kept out of every tract")
+    n_cores = int(cfg["cores"]["default"] if n_cores is None else n_cores)
+    if not cfg["cores"]["min"] <= n_cores <= cfg["cores"]["max"]:
+        raise InputError(f"--cores {n_cores}: give {cfg['cores']['min']}-{cfg['cores']['max']} cores")
+    checked = bool(anat.compartments)
+    if not checked:
+        if not allow_no_compartments:
+            require_compartments(anat)
+        warnings.append("no muscle compartments labelled: the compartment and septum rules were NOT checked "
+                        "(segment the compartments before trusting this tract)")
+    if involved is None:
+        inv = involved_compartments(labels, anat, value) if checked else {}
+        if checked and not inv:
+            warnings.append(f"{name} touches no labelled compartment (superficial?): every compartment is "
+                            "treated as uninvolved")
+    else:
+        unknown = set(involved) - set(anat.compartments)
+        if unknown:
+            raise InputError(f"--compartment {sorted(unknown)}: not in the label map; it has {sorted(anat.compartments)}")
+        inv = {k2: None for k2 in involved}
+    if len(inv) > 1:
+        warnings.append(f"{name} occupies {len(inv)} compartments ({', '.join(inv)}): the tract may use any of them")
+    vessels = {n: v for n, v in anat.bundle.items() if "artery" in n or "vein" in n}
+    contrast = contrast_enhanced(ct, labels, list(vessels.values()))
+    vm = viable_map(ct, tmask, viable_threshold_hu, contrast=contrast)
+    pts, depth, tw = candidate_targets(ct, vm)
+    warnings += vm.warnings + tw
+    if len(pts) == 0:
+        raise InputError(f"no viable tumour in {name} above {vm.threshold_hu:g} HU: nothing to biopsy "
+                         "on this CT (check the tumour mask and the CT's units)")
+    centre = ct.kji_to_world(np.argwhere(tmask).mean(0)[None])[0]
+    nd = needle or Needle(diameter_mm=float(cfg["needle"]["diameter_mm"]))
+    roles, rule_of = roles_for(labels, anat, inv, centre, nd.length_mm + 40.0, bundle_margin_mm)
+    if anat.bundle:   # a tip inside the bundle's margin can never be feasible: drop such targets
+        need = max(r[1] for n, r in roles.items() if n in anat.bundle) + nd.widening_mm
+        keep = _clear_of(labels, list(anat.bundle.values()), pts, need)
+        if not keep.any():
+            warnings.append(f"no viable target at least {need:.1f} mm from the neurovascular bundle")
+            keep[:] = True
+        pts, depth = pts[keep], depth[keep]
+    if not anat.bundle:
+        warnings.append("no neurovascular bundle labelled (artery, vein, nerve): the bundle margin was not "
+                        "checked; segment the main vessels and nerve")
+    tol = float(rule("entry_on_incision")["tolerance_mm"] if incision_tolerance_mm is None else incision_tolerance_mm)
+    curve = None
+    if incision is not None:
+        curve = np.asarray(incision, float)
+        if curve.ndim != 2 or curve.shape[1] != 3 or len(curve) < 2:
+            raise InputError("the incision must be a curve of at least 2 RAS points (a markups curve)")
+        curve = inc.densify(curve)
+    c = Constraints(disabled_rules=("table_side", "craniocaudal"),
+                    entry_region=None if curve is None else (curve, tol))
+    weights = dict(rule("shortest_tract")["weights"])
+    bone_values = [v for n, v in anat.bones.items()]
+    axis, how = inc.long_axis(labels, bone_values, centre)
+    throw = float(cfg["cores"]["throw_mm"] if throw_mm is None else throw_mm)
+    min_sep = float(cfg["cores"]["min_separation_mm"])
+    user_curve = curve
+    tried: list = []
+    for attempt in range(MAX_PRIMARY_TARGETS):
+        # the deepest viable point not within min_sep of a target already tried
+        far = np.ones(len(pts), bool)
+        for q in tried:
+            far &= np.linalg.norm(pts - q, axis=1) >= min_sep
+        if not far.any():
+            break
+        j0 = int(np.flatnonzero(far)[0])
+        tried.append(pts[j0])
+        order = np.r_[j0, np.delete(np.arange(len(pts)), j0)]
+        prob = PlanningProblem.build(ct, labels, Target(pts[j0], name, value), needle=nd, constraints=c,
+                                     roles=roles, weights=weights)
+        prob.roles_overridden = {}   # the rules set these roles, not the user (recorded below)
+        prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(inv), "structure_rules": rule_of,
+                                              "why_table_side_off": "the limb is positioned for the entry",
+                                              "why_craniocaudal_off": "limb tracts run along the limb by design"}
+        result = plan(prob, k=k, progress=progress)
+        cores, curve, source = _cores_from_proposals(result, labels, value, pts[order], depth[order], n_cores,
+                                                     min_sep, throw, float(cfg["cores"]["max_fan_deg"]), user_curve,
+                                                     prob, ct, axis, tmask, warnings)
+        if cores:
+            if attempt:
+                warnings.append(f"the deepest viable point could not be reached by a compliant tract: target "
+                                f"{attempt + 1} (depth {depth[j0]:.1f} mm) is used")
+            break
+    if not cores and result.feasible:
+        warnings.append(f"from no proposed entry does the {throw:g} mm core (the needle's throw) lie in the "
+                        "tumour: a shorter throw (--throw) or another target is needed")
+    marks = inc.landmarks(labels, anat, axis)
+    if cores and not marks:
+        warnings.append("no palpable landmark (patella, greater trochanter) in the image: the tattoo point is "
+                        "given in RAS only")
+    from .incision import landmark_distances
+
+    lm = landmark_distances(cores[0]["metrics"].entry_ras, marks, axis) if cores else {}
+    from ..entry_region import distance_to_region
+
+    for co in cores:
+        d_inc = float(distance_to_region(np.asarray(co["metrics"].entry_ras)[None], curve)[0]) if curve is not None else None
+        co["rules"] = rule_status(co["metrics"], rule_of, roles, d_inc, tol, checked, float(result.maps.cap_mm))
+        co["crossed"] = {n: round(mm, 1) for n, mm in co["metrics"].length_in_mm.items() if mm > 0}
+        co["compartments_crossed"] = sorted({anat.compartment_of(n) for n in co["crossed"]} - {None})
+    return SarcomaPlan(result, name, inv, {k2: list(v) for k2, v in anat.compartments.items()}, vm, cores,
+                       curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings)
+
+
+BONE_HU = 250.0   # the planner's fallback bone threshold (`problem.threshold_bone`)
+
+
+def _bone_from_ct(ct: Volume, labels: Volume, tumour: np.ndarray, keep_values=(), min_ml: float = 0.1):
+    """(labels with a "bone" label, its volume mL): CT > ``BONE_HU`` (`problem.threshold_bone`)
+    outside the tumour (its calcifications stay targets) and outside the labels ``keep_values``
+    (bundle, joints: already kept out), painted over any other label (a body or muscle label
+    must not hide bone); components of at least ``min_ml`` (noise specks dropped, 26-connectivity,
+    cc3d). The input label map is not modified."""
+    import cc3d
+
+    from ..problem import threshold_bone
+
+    m = threshold_bone(ct, BONE_HU) & ~tumour & ~np.isin(labels.array, list(keep_values))
+    if not m.any():
+        return labels, 0.0
+    cc, n = cc3d.connected_components(m, connectivity=26, return_N=True)
+    sizes = np.bincount(cc.ravel())
+    keep = sizes * ct.voxel_volume_ml >= min_ml
+    keep[0] = False
+    m = keep[cc]
+    if not m.any():
+        return labels, 0.0
+    v = int(max(labels.labels) if labels.labels else 0) + 1
+    arr = labels.array.astype(np.uint16 if v > 255 else labels.array.dtype, copy=True)
+    arr[m] = v
+    return labels.with_array(arr, labels={**labels.labels, v: "bone"}), float(m.sum()) * ct.voxel_volume_ml
+
+
+MAX_PRIMARY_TARGETS = 3   # distinct deepest viable points tried as the first core's target
+
+
+def _cores_from_proposals(result, labels, value, pts, depth, n_cores, min_sep, throw, max_fan, user_curve,
+                          prob, ct, axis, tmask, warnings):
+    """(cores, incision polyline, its source) from the plan's proposals, best first: the first
+    proposal whose core lies in the tumour (`_throw_fits`) gives the entry; the cores fan from
+    it (`_fan_cores`). ``pts``/``depth``: candidate targets, the plan's target first."""
+    curve = user_curve
+    source = "user curve" if user_curve is not None else "none"
+    for r, prop in enumerate(result.proposals):
+        entry = np.asarray(prop.entry_ras)
+        ok, start = _throw_fits(labels, value, entry, np.asarray(prop.target_ras), throw)
+        if not ok:
+            continue
+        if r:
+            warnings.append(f"proposal 1's {throw:g} mm core would not lie in the tumour: "
+                            f"proposal {r + 1}'s entry is used")
+        if curve is None:
+            curve = inc.default_incision(prob.skin.skin, ct, entry, axis,
+                                         ct.kji_to_world(np.argwhere(tmask)[::50].astype(float)))
+            source = "default: along the limb's long axis through the shortest compliant entry"
+        cores = _fan_cores(result, prop, labels, value, pts, depth, n_cores, min_sep, throw, max_fan)
+        cores[0]["fire_from_ras"] = start
+        if len(cores) < n_cores:
+            warnings.append(f"only {len(cores)} of {n_cores} cores from this entry reach distinct viable regions "
+                            "while meeting every rule")
+        return cores, curve, source
+    return [], curve, source
+
+
+def _throw_fits(labels: Volume, tumour_value: int, entry, target, throw_mm: float):
+    """(ok, tip before firing, RAS): the tract ends at ``target``, the deepest point the core
+    needle reaches when fired; the sampled core is the last ``throw_mm`` of the tract, from the
+    tip before firing (``target - throw_mm`` along the tract) to ``target``. ok when that core
+    lies in the tumour (0.5 mm steps, nearest label) and starts after the entry. The rules along
+    the whole tract, throw included, are the planner's (the tract ends at ``target``)."""
+    d = np.asarray(target, float) - np.asarray(entry, float)
+    length = float(np.linalg.norm(d))
+    d /= length
+    start = np.asarray(target, float) - throw_mm * d
+    if throw_mm <= 0:
+        return True, np.asarray(target, float)
+    if throw_mm >= length:
+        return False, start
+    s = start + np.linspace(0.0, 1.0, max(2, int(np.ceil(throw_mm / 0.5)) + 1))[:, None] * (target - start)
+    return bool(labels.contains_world(s).all() and (labels.sample(s, order=0) == tumour_value).all()), start
+
+
+def _fan_cores(result: Plan, first, labels, tumour_value, pts, depth, n: int, min_sep: float,
+               throw_mm: float, max_fan_deg: float = 30.0, max_tries: int = 80) -> list:
+    """Up to ``n`` cores from ``first``'s entry: ``first`` (the planned tract to the deepest viable
+    point), then, among the candidate targets within ``max_fan_deg`` of that tract and at least
+    ``min_sep`` mm from the chosen ones, the one farthest from them (saturating at 3 ``min_sep``)
+    plus its depth in viable tumour (mm), each evaluated by the planner and its independent re-check, its throw
+    whose core lies in the tumour (`_throw_fits`); rejected targets and their ``min_sep / 2`` neighbourhood are skipped."""
+    ev = result.evaluator
+    entry = np.asarray(first.entry_ras)
+    cores = [{"metrics": first, "depth_mm": round(float(depth[0]), 1), "throw_mm": throw_mm, "fan_deg": 0.0}]
+    chosen = np.asarray(first.target_ras)
+    dmin = np.linalg.norm(pts - chosen, axis=1)
+    u0 = (chosen - entry) / np.linalg.norm(chosen - entry)
+    u = (pts - entry) / np.maximum(np.linalg.norm(pts - entry, axis=1, keepdims=True), 1e-9)
+    fan = np.degrees(np.arccos(np.clip(u @ u0, -1.0, 1.0)))
+    alive = (dmin >= min_sep) & (fan <= max_fan_deg)
+    tries = 0
+    while len(cores) < n and alive.any() and tries < max_tries:
+        tries += 1
+        # spread first (distance to the chosen targets, saturating at 3 separations), then depth
+        key = np.minimum(dmin, 3.0 * min_sep) + depth
+        j = int(np.argmax(np.where(alive, key, -np.inf)))
+        m = ev.evaluate(entry, pts[j])
+        ok, start = _throw_fits(labels, tumour_value, entry, pts[j], throw_mm) if m.feasible else (False, None)
+        if ok:
+            cores.append({"metrics": m, "depth_mm": round(float(depth[j]), 1), "throw_mm": throw_mm,
+                          "fire_from_ras": start, "fan_deg": round(float(fan[j]), 1)})
+            dj = np.linalg.norm(pts - pts[j], axis=1)
+            dmin = np.minimum(dmin, dj)
+            alive &= dj >= min_sep
+        else:
+            alive &= np.linalg.norm(pts - pts[j], axis=1) >= 0.5 * min_sep
+    return cores
+
+
+def _clear_of(labels: Volume, values, pts, need_mm: float) -> np.ndarray:
+    """Bool per point (n, 3) RAS: farther than ``need_mm`` from every voxel of ``values``
+    (exact Euclidean distance transform on a crop around the points, mm)."""
+    import edt
+
+    kji = np.rint(labels.world_to_kji(pts)).astype(int)
+    pad = np.ceil((need_mm + 2.0) / np.asarray(labels.spacing_kji)).astype(int)
+    lo = np.maximum(kji.min(0) - pad, 0)
+    hi = np.minimum(kji.max(0) + pad + 1, labels.shape)
+    sub = np.isin(labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], values)
+    if not sub.any():
+        return np.ones(len(pts), bool)
+    d = edt.edt(~sub, anisotropy=tuple(float(x) for x in labels.spacing_kji), black_border=False)
+    return d[tuple((kji - lo).T)] > need_mm
