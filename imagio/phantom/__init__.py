@@ -26,11 +26,28 @@ from .torso import (
 )
 
 
+ANATOMIES = ("cylinder", "realistic")
+
+
 def generate(spacing: float = 1.5, seed: int = 0, n_liver_tumors: int = 2, n_lung_nodules: int = 3,
-             airway_generations: int = 8) -> Phantom:
-    """Generate the digital patient at ``spacing`` mm (isotropic). Deterministic for ``seed``."""
+             airway_generations: int = 8, *, anatomy: str = "cylinder", sex: str = "male", size: float = 1.0,
+             arms: str = "down", phase: str = "portal_venous", airway_variant: str = "normal") -> Phantom:
+    """Generate the digital patient at ``spacing`` mm (isotropic). Deterministic for ``seed``.
+
+    ``anatomy``: "cylinder" (the original geometric phantom: round body, circular ribs, box
+    lungs) or "realistic" (``phantom.realistic``: shaped torso, rib course, lobes, chambers,
+    abdominal organs, anatomical bronchi). Only the realistic anatomy uses ``sex`` ("male" |
+    "female"), ``size`` (0.8-1.25, lengths relative to a 175 cm reference man), ``arms`` ("down" |
+    "up"), ``phase`` (contrast: "native" | "arterial" | "portal_venous") and ``airway_variant``
+    (``phantom.bronchi.AIRWAY_VARIANTS``). Raises ValueError for values out of range."""
     if not 0.5 <= spacing <= 4.0:
         raise ValueError("phantom spacing must be within 0.5-4 mm")
+    if anatomy not in ANATOMIES:
+        raise ValueError(f"unknown phantom anatomy {anatomy!r}; one of {ANATOMIES}")
+    if anatomy == "realistic":
+        from .realistic import generate_realistic
+        return generate_realistic(spacing, seed, n_liver_tumors, n_lung_nodules, airway_generations,
+                                  sex=sex, size=size, arms=arms, phase=phase, airway_variant=airway_variant)
     rng = np.random.default_rng(seed)
     g = Grid((-185.0, -130.0, 0.0), (185.0, 125.0, 335.0), spacing)
     names = _label_names(n_liver_tumors, n_lung_nodules)
