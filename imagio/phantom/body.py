@@ -11,7 +11,7 @@ anatomical knots interpolated along z (``np.interp``), scaled by the patient's `
   anthropometric survey, Gordon CC et al., Natick/TR-15/007, 2014);
 - rib cage outer surface: widest at the 8th-9th rib (~280 mm), depth ~190 mm (Kent RW et al.,
   Stapp Car Crash J 2005 / Weaver AA et al., J Biomech 2014 rib-cage morphometry).
-Female frames are scaled (heights x0.93, widths x0.90, shoulders x0.88, thicker fat) after
+Female frames are scaled (heights x0.94, widths x0.92, depths x0.95, shoulders x0.88 in all, thicker fat) after
 ANSUR II sex differences.
 """
 
@@ -34,9 +34,9 @@ _SKIN = np.array([
 # rib cage outer surface knots: z, half-width A, posterior y YB, anterior y YF (mm)
 _CAGE = np.array([
     [100, 122, -92, 78], [130, 128, -94, 84], [165, 133, -96, 88], [200, 138, -98, 90],
-    [230, 140, -99, 90], [260, 140, -99, 86], [290, 136, -98, 80], [320, 128, -96, 72],
-    [345, 118, -94, 64], [370, 104, -90, 54], [395, 86, -84, 40], [415, 64, -76, 26],
-    [440, 40, -68, 12]], float)
+    [230, 140, -99, 90], [260, 140, -99, 86], [290, 138, -98, 80], [320, 134, -96, 72],
+    [345, 128, -94, 64], [370, 120, -90, 54], [395, 108, -84, 40], [415, 90, -76, 26],
+    [440, 62, -68, 12], [460, 40, -62, 4]], float)
 # spine: z, vertebral body centre y, body half-width, body half-depth (mm)
 _SPINE = np.array([[0, -30, 26, 20], [100, -35, 24, 18], [170, -42, 21, 16], [260, -48, 17, 14],
                    [350, -46, 15, 12], [440, -38, 14, 10]], float)
@@ -64,11 +64,12 @@ class Frame:
             raise ValueError("size must be within 0.8-1.25 (1.0 = reference adult)")
         if arms not in ("down", "up"):
             raise ValueError(f"arms must be 'down' or 'up', not {arms!r}")
-        f = 0.93 if sex == "female" else 1.0
-        w = 0.90 if sex == "female" else 1.0
+        f = 0.94 if sex == "female" else 1.0
+        w = 0.92 if sex == "female" else 1.0
+        dpt = 0.95 if sex == "female" else 1.0
         j = rng.uniform(-0.03, 0.03, 3)
         return cls(sex, size, arms, sz=size * f * (1 + j[0]), sx=size * w * (1 + j[1]),
-                   sy=size * w * (1 + j[2]), shoulders=0.88 if sex == "female" else 1.0,
+                   sy=size * dpt * (1 + j[2]), shoulders=0.96 if sex == "female" else 1.0,
                    fat_mm=(22.0 if sex == "female" else 14.0) * size,
                    jitter={"dome_mm": float(rng.uniform(-8, 8)), "organ": rng.uniform(-1, 1, 16)})
 
@@ -89,7 +90,7 @@ class Frame:
     def cage(self, z):
         """(half-width A, posterior y, anterior y) of the rib cage's outer surface at z (mm)."""
         zz = np.asarray(z, float) / self.sz
-        return (np.interp(zz, _CAGE[:, 0], _CAGE[:, 1]) * self.sx,
+        return (np.interp(zz, _CAGE[:, 0], _CAGE[:, 1]) * self.sx * 1.04,
                 np.interp(zz, _CAGE[:, 0], _CAGE[:, 2]) * self.sy,
                 np.interp(zz, _CAGE[:, 0], _CAGE[:, 3]) * self.sy)
 

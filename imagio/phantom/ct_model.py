@@ -50,12 +50,15 @@ def tissue_hu(name: str, phase: str) -> float:
 
 def correlated_noise(shape, spacing: float, sd: float, rng) -> np.ndarray:
     """Gaussian noise of standard deviation ``sd`` whose in-plane power spectrum is a ramp times
-    a Gaussian window peaking at ``NPS_PEAK_PER_MM`` (FBP-like texture); independent slices."""
+    a Gaussian window peaking at ``NPS_PEAK_PER_MM`` (or 0.6 x Nyquist on coarser grids; FBP-like
+    texture); independent slices. ``shape`` [k, j, i], ``spacing`` mm."""
     n = rng.standard_normal(shape, dtype=np.float32)
     fy = np.fft.fftfreq(shape[1], spacing)[:, None]
     fx = np.fft.rfftfreq(shape[2], spacing)[None, :]
     f = np.sqrt(fx ** 2 + fy ** 2)
-    f0 = NPS_PEAK_PER_MM * np.sqrt(2.0)  # f * exp(-(f/f0)^2) peaks at f0 / sqrt(2)
+    # a coarser grid is reconstructed with a smoother kernel: the peak stays below 0.6 x Nyquist
+    peak = min(NPS_PEAK_PER_MM, 0.6 * 0.5 / spacing)
+    f0 = peak * np.sqrt(2.0)  # f * exp(-(f/f0)^2) peaks at f0 / sqrt(2)
     amp = np.sqrt(f * np.exp(-(f / f0) ** 2)).astype(np.float32)
     out = np.fft.irfft2(np.fft.rfft2(n, axes=(1, 2)) * amp, s=shape[1:], axes=(1, 2)).astype(np.float32)
     out *= sd / max(float(out.std()), 1e-6)

@@ -72,16 +72,16 @@ def rot(axis_deg: dict) -> np.ndarray:
 def dome_z(F: Frame, x, y):
     """Height (mm) of the diaphragm's upper surface under point (x, y): right dome higher."""
     xr, yr = np.asarray(x) / F.sx, np.asarray(y) / F.sy
-    top = np.where(xr >= 0, 230.0, 216.0) * F.sz + F.jitter.get("dome_mm", 0.0)
+    top = np.where(xr >= 0, 222.0, 207.0) * F.sz + F.jitter.get("dome_mm", 0.0)
     u2 = ((np.abs(xr) - 62.0) / 80.0) ** 2 + ((yr - 10.0) / 75.0) ** 2
     post = np.clip((-yr - 20.0) / 70.0, 0, 1.3)
-    z = top - 45.0 * F.sz * u2 - 35.0 * F.sz * post ** 2
+    z = top - 40.0 * F.sz * u2 - 28.0 * F.sz * post ** 2
     return np.maximum(z, 142.0 * F.sz)
 
 
 def apex_z(F: Frame, x, y):
     xr, yr = np.asarray(x) / F.sx, np.asarray(y) / F.sy
-    return (438.0 - 0.012 * (np.abs(xr) - 48.0) ** 2 - 0.012 * (yr + 25.0) ** 2) * F.sz
+    return (442.0 - 0.012 * (np.abs(xr) - 48.0) ** 2 - 0.012 * (yr + 25.0) ** 2) * F.sz
 
 
 def oblique_fissure_z(F: Frame, x, y):
@@ -95,7 +95,7 @@ def oblique_fissure_z(F: Frame, x, y):
 
 def horizontal_fissure_z(F: Frame, x, y):
     yr = np.asarray(y) / F.sy
-    return (308.0 - 0.10 * yr) * F.sz
+    return (314.0 - 0.10 * yr) * F.sz
 
 
 def paint_body_wall(p, F: Frame, sh: Shapes):
@@ -113,13 +113,15 @@ def paint_body_wall(p, F: Frame, sh: Shapes):
                 body[sl] |= m
     arm = np.zeros(g.shape, np.uint8)
     for s in (1.0, -1.0):
-        if F.arms == "down":
-            ctrl = [[s * 178, -25, 418, 52], [s * (F.skin(300 * F.sz)[0] / F.sx + 50), -28, 300, 47],
-                    [s * (F.skin(90 * F.sz)[0] / F.sx + 52), -30, 90, 40], [s * (F.skin(0)[0] / F.sx + 48), 0, -40, 36]]
+        sh_x = F.sx * F.shoulders
+        if F.arms == "down":  # upper arm along the flank, a few mm off the trunk
+            c = np.array([[s * 178 * sh_x, -25 * F.sy, 418 * F.sz, 52 * F.size]]
+                         + [[s * (float(F.skin(zz * F.sz)[0]) + rr * F.size + 4), yy * F.sy, zz * F.sz, rr * F.size]
+                            for zz, yy, rr in ((300, -28, 47), (90, -30, 40), (-40, 0, 36))])
         else:
-            ctrl = [[s * 170, -25, 415, 52], [s * 150, -20, 470, 48], [s * 135, -10, 560, 45]]
-        c = np.asarray(ctrl, float)
-        c = np.c_[c[:, :3] * np.array([F.sx * F.shoulders, F.sy, F.sz]), c[:, 3] * F.size]
+            c = np.array([[s * 170 * sh_x, -25 * F.sy, 415 * F.sz, 52 * F.size],
+                          [s * 150 * sh_x, -20 * F.sy, 470 * F.sz, 48 * F.size],
+                          [s * 135 * sh_x, -10 * F.sy, 560 * F.sz, 45 * F.size]])
         pts = catmull_rom(c, 8)
         capsules(g, arm, np.c_[pts[:-1, :3], pts[1:, :3], pts[:-1, 3], pts[1:, 3]], 1)
     body |= arm.view(bool)
@@ -128,7 +130,7 @@ def paint_body_wall(p, F: Frame, sh: Shapes):
     fat_t = F.fat_mm * np.where(g.z < 200 * F.sz, 1.25, 0.8)[:, None, None]
     A, YB, YF = (v[:, None, None] for v in F.cage(g.z))
     thor = superellipse_r(x, y, A - 9.0, YB + 9.0, YF - 9.0) <= 1.0
-    abd = superellipse_r(x, y, a - fat_t - 14.0, yb + fat_t + 38.0, yf - fat_t - 12.0) <= 1.0
+    abd = superellipse_r(x, y, a - fat_t - 14.0, yb + fat_t + 16.0, yf - fat_t - 12.0) <= 1.0
     cavity = np.where((z >= 178.0 * F.sz), thor, abd) & ~arm.view(bool) & (z < apex_z(F, x, y) + 12)
     L[body] = p.v("skin")
     L[body & (depth > skin_t)] = p.v("subcutaneous_fat")
@@ -143,7 +145,7 @@ def paint_body_wall(p, F: Frame, sh: Shapes):
         rows = np.c_[pts[:-1], pts[1:], np.full((len(zs) - 1, 2), 21.0 * F.size)]
         tmp = np.zeros(g.shape, np.uint8)
         capsules(g, tmp, rows, 1)
-        L[tmp.view(bool) & (L == p.v("muscle"))] = p.v(f"autochthon_{sname}")
+        L[tmp.view(bool) & np.isin(L, [p.v("muscle"), p.v("body")])] = p.v(f"autochthon_{sname}")
         zt = F.level_z("T12")
         zp = np.linspace(g.lo[2] - 5, zt, 12)
         yv2, w2, _ = F.spine(zp)
@@ -251,7 +253,7 @@ def paint_lungs(p, F: Frame, sh: Shapes, cavity):
     med_vals = [p.v(n) for n in p.names if n in MEDIASTINAL]
     med = np.isin(box, med_vals)
     # close the mediastinum (fat between its organs): dilate then erode by 9 mm
-    r = 7.0
+    r = 5.0
     dil = edt.edt(~med, anisotropy=(g.spacing,) * 3, black_border=False) <= r
     closed = edt.edt(dil, anisotropy=(g.spacing,) * 3, black_border=False) > r
     xm = -6.0 * F.sx
@@ -283,11 +285,11 @@ def paint_abdomen(p, F: Frame, sh: Shapes, geometry: dict, rng):
     g, L = p.g, p.labels
     J = F.jitter["organ"] * 4.0
     # liver: everything under the right dome and over the left lobe's wedge, above its lower edge
-    sl = g.box((-110 * F.sx, g.lo[1], 60 * F.sz), (g.lo[0] * -1, 130, 260 * F.sz))
+    sl = g.box((-120 * F.sx, g.lo[1], 20 * F.sz), (-g.lo[0], 130, 270 * F.sz))
     z, y, x = g.coords(sl)
     xr, yr, zr = x / F.sx, y / F.sy, z / F.sz
-    bottom = 62.0 + 0.5 * np.maximum(0.0, 110.0 - xr) + 0.2 * np.maximum(0, -yr - 30) + J[0]
-    left_edge = -85.0 + 0.45 * np.maximum(0, 180.0 - zr) + 0.3 * np.maximum(0, -yr)  # left lobe anterior, thin
+    bottom = 28.0 + 0.85 * np.clip(120.0 - xr, 0, 110) + 0.3 * np.maximum(0, 25.0 - xr) + 0.2 * np.maximum(0, -yr - 30) + J[0]
+    left_edge = -95.0 + 0.45 * np.maximum(0, 180.0 - zr) + 0.3 * np.maximum(0, -yr)  # left lobe anterior, thin
     top = dome_z(F, x, y) - 1.0
     box = L[sl]
     liver = (box == p.v("body")) & (zr > bottom) & (z < top) & (xr > left_edge) & \
@@ -309,8 +311,8 @@ def paint_abdomen(p, F: Frame, sh: Shapes, geometry: dict, rng):
         sh.tube("hepatic_vein", [conf + [6.5], list(np.add(conf, tip) / 2) + [5.0], tip + [2.5]],
                 only=["liver"])
     # spleen: along ribs 9-11, posterolateral, concave hilum
-    sp = np.array([-92 + J[2], -40, 152])
-    m, s2 = sh.ell("spleen", sp, (70, 48, 32), rot({"x": 35.0, "z": 35.0}), only=["body"])
+    sp = np.array([-100 + J[2], -36, 156])
+    m, s2 = sh.ell("spleen", sp, (76, 52, 34), rot({"x": 35.0, "z": 35.0}), only=["body"])
     if m is not None:
         zz, yy, xx = g.coords(s2)
         hil = sh.P(*(sp + [38, 36, 0]))
@@ -323,21 +325,12 @@ def paint_abdomen(p, F: Frame, sh: Shapes, geometry: dict, rng):
         yv = float(F.spine(zc * F.sz)[0]) / F.sy
         c = np.array([s * 74, yv - 12, zc + J[3]])
         Rk = rot({"z": s * -30.0, "y": s * -12.0, "x": 12.0})
-        m, s2 = sh.ell(f"kidney_{sname}", c, (30, 22, 55), Rk, only=["body", "liver", "muscle"])
+        m, s2 = sh.ell(f"kidney_{sname}", c, (30, 22, 55), Rk, only=["body", "liver", "muscle", "spleen"])
         if m is not None:
             zz, yy, xx = g.coords(s2)
             hil = sh.P(*(c + [-s * 26, 14, 0]))
             cut = ((xx - hil[0]) / 14) ** 2 + ((yy - hil[1]) / 12) ** 2 + ((zz - hil[2]) / 18) ** 2 < F.size ** 2
             L[s2][m & cut] = p.v("body")
-    # stomach: fundus under the left dome, body, antrum crossing to the pylorus
-    sto = [[-26, -18, 205, 10], [-52, -14, 218, 30], [-70, 10, 190, 32], [-58, 40, 152, 28],
-           [-22, 52, 126, 20], [14, 38, 122, 10]]
-    m = sh.tube("stomach", sto, only=["body", "liver"], mask_only=True)
-    z3, y3, x3 = g.full()
-    m &= z3 < dome_z(F, x3, y3) - 2
-    L[m] = p.v("stomach")
-    gas = m & (y3 > 48.0 * F.sy)  # supine: gas rises anteriorly
-    L[gas] = p.v("stomach_gas")
     # pancreas: head in the duodenal C-loop, neck over the portal confluence, tail to the splenic hilum
     sh.tube("pancreas", [[36, 8, 98, 15], [12, 20, 112, 11], [-20, 16, 124, 11], [-58, -8, 140, 10],
                          [-84, -26, 152, 8]], only=["body"])
@@ -347,6 +340,15 @@ def paint_abdomen(p, F: Frame, sh: Shapes, geometry: dict, rng):
     sh.tube("portal_vein_and_splenic_vein", [[-82, -30, 152, 4.5], [-50, -14, 136, 5], [-18, 6, 122, 5.5],
                                              [6, 10, 118, 7], [24, 4, 142, 7.5], [34, 0, 164, 7]],
             only=["body", "liver", "pancreas"])
+    # stomach: fundus under the left dome, body, antrum crossing to the pylorus
+    sto = [[-26, -18, 205, 10], [-52, -14, 218, 30], [-70, 10, 190, 32], [-58, 40, 152, 28],
+           [-22, 52, 126, 20], [14, 38, 122, 10]]
+    m = sh.tube("stomach", sto, only=["body", "liver"], mask_only=True)
+    z3, y3, x3 = g.full()
+    m &= z3 < dome_z(F, x3, y3) - 2
+    L[m] = p.v("stomach")
+    gas = m & (y3 > 48.0 * F.sy)  # supine: gas rises anteriorly
+    L[gas] = p.v("stomach_gas")
     porta = sh.P(34, 0, 164)
     # colon: ascending, hepatic flexure, transverse, splenic flexure, descending
     col = [[88, -10, -20, 22], [92, 0, 60, 24], [86, 22, 108, 22], [30, 70, 96, 21], [-40, 70, 104, 21],

@@ -69,7 +69,8 @@ def paint_spine(p, F: Frame, geometry: dict):
                                       "canal_centre_y": round(yc, 2)})
     zs = np.linspace(g.lo[2] - 5, g.z[-1] + 5, 24)
     yv, w, d = F.spine(zs)
-    yc = yv - d - 8.0 * F.size
+    rc = np.where(zs < 0.5 * (F.level_z("L1") + F.level_z("T12")), 10.0, 8.0) * F.size  # as the canal above
+    yc = yv - d - rc
     pts = np.c_[np.zeros_like(zs), yc, zs]
     capsules(g, L, np.c_[pts[:-1], pts[1:], np.full((len(zs) - 1, 2), 4.5 * F.size)], p.v("spinal_cord"))
 
@@ -160,8 +161,8 @@ def paint_shoulder_girdle(p, F: Frame, arms: str):
     g, L = p.g, p.labels
     S = np.array([F.sx * F.shoulders, F.sy, F.sz])
     for side, sname in ((1.0, "right"), (-1.0, "left")):
-        glen = np.array([side * 150, -28, 405]) * S
-        acrom = np.array([side * 165, -42, 428]) * S
+        glen = np.array([side * 160, -28, 405]) * S
+        acrom = np.array([side * 180, -42, 428]) * S
         # scapular body: a thin shell 14-20 mm outside the cage, between medial border and glenoid
         sl = g.box((min(side * 50, side * 160) * S[0], -140, 270 * F.sz), (max(side * 50, side * 160) * S[0], 0, 420 * F.sz))
         if sl is not None:
@@ -182,7 +183,7 @@ def paint_shoulder_girdle(p, F: Frame, arms: str):
         capsules(g, L, [np.r_[spine_s, acrom, 4.0, 5.0],
                         np.r_[np.array([side * 128, -88, 380]) * S, glen, 7.0, 9.0]], p.v(f"scapula_{sname}"))
         cl = catmull_rom(np.array([[side * 22, 40, 398], [side * 70, 42, 404], [side * 120, 18, 418],
-                                   [side * 160, -30, 428]]) * S, 6)
+                                   [side * 176, -34, 428]]) * S, 6)
         capsules(g, L, np.c_[cl[:-1], cl[1:], np.full((len(cl) - 1, 2), 6.5 * F.size)], p.v(f"clavicula_{sname}"))
         hum_head = glen + np.array([side * 22, 0, -4]) * S
         if arms == "down":
