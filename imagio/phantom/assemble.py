@@ -222,8 +222,9 @@ def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: in
         ellipsoid(g, p.labels, p.v(name), c, (rad,) * 3)
         lesions.append(Lesion(name, "lung_nodule", subtypes[i % 3], c, rad, organ, touches))
     ct = (ct_fn or _ct_from_labels)(p, lesions, rng)
+    present = np.bincount(p.labels.ravel(), minlength=len(names) + 1) > 0
     labels = Volume(p.labels, g.ijk_to_ras(), "phantom_labels",
-                    {i + 1: n for i, n in enumerate(names) if np.any(p.labels == i + 1)})
+                    {i + 1: n for i, n in enumerate(names) if present[i + 1]})
     ctv = Volume(ct, g.ijk_to_ras(), "phantom_ct")
     return Phantom(ctv, labels, lesions, airway_tree, spacing, seed, params, geometry)
 

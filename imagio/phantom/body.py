@@ -112,8 +112,11 @@ class Frame:
 def superellipse_r(x, y, a, yb, yf, n=2.4):
     """Normalised superellipse radius (1 on the outline) of points (x, y) for an outline of
     half-width a between posterior y ``yb`` and anterior y ``yf``."""
-    yc, b = (yb + yf) / 2, (yf - yb) / 2
-    return (np.abs(x / a) ** n + np.abs((y - yc) / b) ** n) ** (1.0 / n)
+    f32 = np.float32
+    a, yb, yf = (np.asarray(v, f32) for v in (a, yb, yf))
+    yc, b = (yb + yf) / f32(2), (yf - yb) / f32(2)
+    n = f32(n)
+    return (np.abs(x / a) ** n + np.abs((y - yc) / b) ** n) ** (f32(1) / n)
 
 
 def contour(a, yb, yf, t, n=2.4):

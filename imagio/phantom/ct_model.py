@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import edt
 import numpy as np
+from scipy import fft as sfft
 from scipy import ndimage
 
 from .hu import BLUR_SIGMA_MM, HU, NOISE_SD, NPS_PEAK_PER_MM, PHASE_HU, PHASES
@@ -60,7 +61,8 @@ def correlated_noise(shape, spacing: float, sd: float, rng) -> np.ndarray:
     peak = min(NPS_PEAK_PER_MM, 0.6 * 0.5 / spacing)
     f0 = peak * np.sqrt(2.0)  # f * exp(-(f/f0)^2) peaks at f0 / sqrt(2)
     amp = np.sqrt(f * np.exp(-(f / f0) ** 2)).astype(np.float32)
-    out = np.fft.irfft2(np.fft.rfft2(n, axes=(1, 2)) * amp, s=shape[1:], axes=(1, 2)).astype(np.float32)
+    out = sfft.irfft2(sfft.rfft2(n, axes=(1, 2), workers=-1) * amp, s=shape[1:], axes=(1, 2),
+                      workers=-1).astype(np.float32, copy=False)
     out *= sd / max(float(out.std()), 1e-6)
     return out
 

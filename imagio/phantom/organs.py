@@ -42,8 +42,12 @@ class Shapes:
         tmp = np.zeros(self.g.shape, np.uint8)
         capsules(self.g, tmp, rows, 1, min_radius=0.7 * self.g.spacing)
         m = tmp.view(bool)
-        if only is not None:
-            m &= np.isin(self.p.labels, [self.p.v(n) for n in only])
+        if only is not None:  # restrict within the tubes' bounding box only
+            r = rows[:, 6:8].max() + self.g.spacing
+            sl = self.g.box(np.minimum(rows[:, :3], rows[:, 3:6]).min(0) - r,
+                            np.maximum(rows[:, :3], rows[:, 3:6]).max(0) + r)
+            if sl is not None:
+                m[sl] &= np.isin(self.p.labels[sl], [self.p.v(n) for n in only])
         if not mask_only:
             self.p.labels[m] = self.p.v(name)
         return m
@@ -129,9 +133,11 @@ def paint_body_wall(p, F: Frame, sh: Shapes):
     skin_t = max(2.0, g.spacing)
     fat_t = F.fat_mm * np.where(g.z < 200 * F.sz, 1.25, 0.8)[:, None, None]
     A, YB, YF = (v[:, None, None] for v in F.cage(g.z))
-    thor = superellipse_r(x, y, A - 9.0, YB + 9.0, YF - 9.0) <= 1.0
-    abd = superellipse_r(x, y, a - fat_t - 14.0, yb + fat_t + 16.0, yf - fat_t - 12.0) <= 1.0
-    cavity = np.where((z >= 178.0 * F.sz), thor, abd) & ~arm.view(bool) & (z < apex_z(F, x, y) + 12)
+    kz = int(np.searchsorted(g.z, 178.0 * F.sz))  # thorax (rib cage) above, abdomen below
+    cavity = np.empty(g.shape, bool)
+    cavity[kz:] = superellipse_r(x, y, A[kz:] - 9.0, YB[kz:] + 9.0, YF[kz:] - 9.0) <= 1.0
+    cavity[:kz] = superellipse_r(x, y, (a - fat_t)[:kz] - 14.0, (yb + fat_t)[:kz] + 16.0, (yf - fat_t)[:kz] - 12.0) <= 1.0
+    cavity &= ~arm.view(bool) & (z < apex_z(F, x, y) + 12)
     L[body] = p.v("skin")
     L[body & (depth > skin_t)] = p.v("subcutaneous_fat")
     L[body & (depth > skin_t + fat_t)] = p.v("muscle")
