@@ -59,6 +59,9 @@ def test_lobe_fractions_within_published_ranges(who, request):
         assert lo <= 100 * vol[n] / total <= hi, (n, 100 * vol[n] / total)
     right = 100 * sum(v for n, v in vol.items() if n.endswith("right")) / total
     assert ref["right_lung"][0] <= right <= ref["right_lung"][1]
+    # two pleural cavities: the left and right lungs never touch (not even diagonally)
+    left, right = ph.labels.mask(*LOBES[3:]), ph.labels.mask(*LOBES[:3])
+    assert not (ndimage.binary_dilation(left, np.ones((3, 3, 3), bool)) & right).any()
     for n in LOBES:  # each lobe is one piece (the vessels and airways cut it only thinly)
         m = ph.labels.mask(n)
         cc = cc3d.connected_components(m, connectivity=26)
@@ -194,15 +197,16 @@ def test_airway_generations_by_name(man):
     by = {b.name: b for b in ph.airway_tree if b.name}
     want_gen = {"trachea": 0, "right_main_bronchus": 1, "left_main_bronchus": 1, "right_upper_lobe_bronchus": 2,
                 "bronchus_intermedius": 2, "left_upper_lobe_bronchus": 2, "left_lower_lobe_bronchus": 2,
-                "right_middle_lobe_bronchus": 3, "right_lower_lobe_bronchus": 3, "RB1": 3, "RB6": 4, "LB6": 3,
-                "LB1+2": 4, "LB4": 4, "RB10": 4}
+                "right_middle_lobe_bronchus": 3, "right_lower_lobe_bronchus": 3, "RB3": 3, "RB1": 4, "RB6": 4,
+                "RB7": 5, "RB10": 7, "LB6": 3, "LB1+2": 4, "LB4": 4, "LB7+8": 4, "LB10": 5}
     for n, gen in want_gen.items():
         assert by[n].generation == gen, (n, by[n].generation)
     lab = ph.labels
-    for name, parent, _, _ in bronchi.SEGMENTS:
+    for name, parent, d, _ in bronchi.SEGMENTS:
         b = by[name]
         assert ph.airway_tree[b.parent].name == parent
-        lobe = bronchi.LOBE_OF[parent]
+        assert len([x for x in ph.airway_tree if x.parent == b.parent]) == 2  # bifurcations only
+        lobe = bronchi._lobe_of(name)
         # the segmental bronchus and the branches grown below it ventilate its own lobe
         ends = [x.end_ras for x in ph.airway_tree if x.id != b.id and _descends(ph.airway_tree, x, b.id)]
         ends = ends or [b.end_ras]  # a segment too short to branch: its own end

@@ -19,18 +19,24 @@ import numpy as np
 from . import trees
 
 AIRWAY_VARIANTS = ("normal", "tracheal_bronchus", "right_trifurcation")
-# segmental bronchi: (name, lobar parent, direction (x right, y anterior, z superior), length mm)
+# segmental bronchi and the short trunks between them, every division a bifurcation (the commonest
+# patterns; a skeleton cannot tell a trifurcation from two close bifurcations anyway):
+# (name, parent, direction (x right, y anterior, z superior) or None for a trunk aimed between
+# its children, length mm). Names with "trunk" are not segments.
 SEGMENTS = [
-    ("RB1", "right_upper_lobe_bronchus", (0.2, 0.0, 1.0), 22), ("RB2", "right_upper_lobe_bronchus", (0.5, -0.8, 0.3), 22),
-    ("RB3", "right_upper_lobe_bronchus", (0.4, 0.9, 0.0), 22),
+    ("RB3", "right_upper_lobe_bronchus", (0.4, 0.9, 0.0), 20), ("RB1+2_trunk", "right_upper_lobe_bronchus", None, 8),
+    ("RB1", "RB1+2_trunk", (0.2, 0.0, 1.0), 20), ("RB2", "RB1+2_trunk", (0.5, -0.8, 0.3), 20),
     ("RB4", "right_middle_lobe_bronchus", (0.8, 0.5, -0.2), 20), ("RB5", "right_middle_lobe_bronchus", (0.1, 0.9, -0.3), 20),
-    ("RB6", "right_lower_lobe_bronchus", (0.3, -0.95, 0.1), 20), ("RB7", "right_lower_lobe_bronchus", (-0.1, 0.2, -1.0), 22),
-    ("RB8", "right_lower_lobe_bronchus", (0.3, 0.6, -0.8), 24), ("RB9", "right_lower_lobe_bronchus", (0.7, -0.1, -0.7), 24),
-    ("RB10", "right_lower_lobe_bronchus", (0.25, -0.7, -0.7), 24),
-    ("LB1+2", "left_upper_division_bronchus", (-0.3, -0.4, 0.9), 22), ("LB3", "left_upper_division_bronchus", (-0.4, 0.9, 0.15), 22),
-    ("LB4", "lingular_bronchus", (-0.7, 0.6, -0.3), 22), ("LB5", "lingular_bronchus", (-0.3, 0.8, -0.55), 22),
-    ("LB6", "left_lower_lobe_bronchus", (-0.3, -0.95, 0.1), 20), ("LB7+8", "left_lower_lobe_bronchus", (-0.2, 0.6, -0.8), 24),
-    ("LB9", "left_lower_lobe_bronchus", (-0.7, -0.1, -0.7), 24), ("LB10", "left_lower_lobe_bronchus", (-0.25, -0.7, -0.7), 24),
+    ("RB6", "right_lower_lobe_bronchus", (0.3, -0.95, 0.1), 20), ("right_basal_trunk", "right_lower_lobe_bronchus", None, 10),
+    ("RB7", "right_basal_trunk", (-0.1, 0.2, -1.0), 18), ("RB8-10_trunk", "right_basal_trunk", None, 8),
+    ("RB8", "RB8-10_trunk", (0.3, 0.6, -0.8), 20), ("RB9+10_trunk", "RB8-10_trunk", None, 8),
+    ("RB9", "RB9+10_trunk", (0.7, -0.1, -0.7), 20), ("RB10", "RB9+10_trunk", (0.25, -0.7, -0.7), 20),
+    ("LB1+2", "left_upper_division_bronchus", (-0.3, -0.4, 0.9), 20),
+    ("LB3", "left_upper_division_bronchus", (-0.4, 0.9, 0.15), 20),
+    ("LB4", "lingular_bronchus", (-0.7, 0.6, -0.3), 20), ("LB5", "lingular_bronchus", (-0.3, 0.8, -0.55), 20),
+    ("LB6", "left_lower_lobe_bronchus", (-0.3, -0.95, 0.1), 20), ("left_basal_trunk", "left_lower_lobe_bronchus", None, 10),
+    ("LB7+8", "left_basal_trunk", (-0.2, 0.6, -0.8), 20), ("LB9+10_trunk", "left_basal_trunk", None, 8),
+    ("LB9", "LB9+10_trunk", (-0.7, -0.1, -0.7), 20), ("LB10", "LB9+10_trunk", (-0.25, -0.7, -0.7), 20),
 ]
 LOBE_OF = {"right_upper_lobe_bronchus": "lung_upper_lobe_right", "right_middle_lobe_bronchus": "lung_middle_lobe_right",
            "right_lower_lobe_bronchus": "lung_lower_lobe_right", "left_upper_lobe_bronchus": "lung_upper_lobe_left",
@@ -78,33 +84,54 @@ def central_airways(F, z_top: float, variant: str = "normal") -> list[trees.Bran
     return out
 
 
+def _lobe_of(name: str) -> str:
+    """The lobe a (segmental or trunk) bronchus ventilates."""
+    parents = {n: par for n, par, _, _ in SEGMENTS}
+    while name in parents:
+        name = parents[name]
+    return LOBE_OF[name]
+
+
+def _direction(name: str) -> np.ndarray:
+    """Unit direction of a segment, or the mean of its children's for a trunk."""
+    row = next(r for r in SEGMENTS if r[0] == name)
+    if row[2] is not None:
+        d = np.asarray(row[2], float)
+    else:
+        d = sum(_direction(n) for n, par, _, _ in SEGMENTS if par == name)
+    return d / np.linalg.norm(d)
+
+
 def segmental(tree: list[trees.Branch], lobe_points: dict, F) -> None:
-    """Append the named segmental bronchi, each aimed at the centroid of its lobe's voxels that
-    lie within 40 degrees of its textbook direction (so it stays in its own territory)."""
+    """Append the named segmental bronchi (and the trunks between them), each aimed at the
+    centroid of its lobe's voxels that lie within 40 degrees of its textbook direction (so it
+    stays in its own territory). Radii taper from 3.4 mm (trunks) to 2.7 mm (segments)."""
     by_name = {b.name: b for b in tree}
     k = F.size * (0.85 if F.sex == "female" else 1.0)
-    for name, parent, d, length in SEGMENTS:
+    for name, parent, _, length in SEGMENTS:
         par = by_name.get(parent)
         if par is None:
             continue
-        pts = lobe_points[LOBE_OF[parent]]
-        d = np.asarray(d, float) / np.linalg.norm(d)
+        pts = lobe_points[_lobe_of(name)]
+        d = _direction(name)
         v = pts - par.end
         n = np.linalg.norm(v, axis=1) + 1e-9
         sel = (v @ d) / n > np.cos(np.radians(40))
         aim = (v[sel].mean(0) if sel.sum() > 20 else d * 50.0)
         u = aim / np.linalg.norm(aim)
         end = par.end + u * length * F.size
-        b = trees.Branch(len(tree), par.id, par.generation + 1, par.end.copy(), end, 2.9 * k, 2.7 * k, name)
+        r0 = min(par.r1 * 0.85, 3.4 * k) if "trunk" in name else 2.9 * k
+        b = trees.Branch(len(tree), par.id, par.generation + 1, par.end.copy(), end, r0, r0 * 0.95, name)
         tree.append(b)
+        by_name[name] = b
         par.children.append(b.id)
 
 
 def grow_peripheral(tree, inside_lobe, rng, max_generation: int) -> None:
     """Grow unnamed branches below every segmental bronchus (and a tracheal bronchus) inside its
     lobe down to ``max_generation`` or 0.9 mm lumen radius."""
-    seg_names = {s[0]: s[1] for s in SEGMENTS}
+    segs = {n for n, _, d, _ in SEGMENTS if d is not None}
     for b in list(tree):
-        lobe = LOBE_OF.get(seg_names.get(b.name, b.name if b.name == "tracheal_bronchus" else ""), None)
-        if lobe is not None:
+        if b.name in segs or b.name == "tracheal_bronchus":
+            lobe = _lobe_of(b.name) if b.name in segs else LOBE_OF[b.name]
             trees.grow(tree, [b.id], inside_lobe(lobe), rng, max_generation, min_radius=0.9, wall_frac=0.25)

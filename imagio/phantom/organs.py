@@ -264,8 +264,8 @@ def paint_lungs(p, F: Frame, sh: Shapes, cavity):
     closed = edt.edt(dil, anisotropy=(g.spacing,) * 3, black_border=False) > r
     xm = -6.0 * F.sx
     upper_ant = (z > 330 * F.sz) & (y > -10 * F.sy)
-    junction = (y > 30.0 * F.sy) | (y < -40.0 * F.sy)  # anterior and posterior junction lines
-    band = np.abs(x - xm) < np.where(upper_ant, 12.0, np.where(junction, 3.0, 0.0)) * F.sx
+    # two pleural cavities never meet: at least the ~4-6 mm of the junction lines between them
+    band = np.abs(x - xm) < np.where(upper_ant, 12.0, 3.0) * F.sx
     lung = cavity[sl] & (box == p.v("body")) & ~closed & ~band & (z > dome_z(F, x, y) + 4.0) \
         & (z < apex_z(F, x, y))
     dia = cavity[sl] & (box == p.v("body")) & ~closed & (z > dome_z(F, x, y)) & (z <= dome_z(F, x, y) + 4.0)
