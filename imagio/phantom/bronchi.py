@@ -66,7 +66,7 @@ def central_airways(F, z_top: float, variant: str = "normal") -> list[trees.Bran
     else:
         rows += [("right_upper_lobe_bronchus", 1, rmb, P(48, -24, 342), 4.3, 4.0),
                  ("bronchus_intermedius", 1, rmb, bi, 5.2, 5.0),
-                 ("right_middle_lobe_bronchus", 4, bi, P(46, 8, 292), 3.6, 3.4),
+                 ("right_middle_lobe_bronchus", 4, bi, P(40, -6, 298), 3.6, 3.4),
                  ("right_lower_lobe_bronchus", 4, bi, P(40, -32, 284), 4.5, 4.3)]
     rows += [("left_upper_lobe_bronchus", 2, lmb, P(-60, -14, 332), 4.5, 4.3),
              ("left_lower_lobe_bronchus", 2, lmb, P(-56, -34, 300), 4.5, 4.3)]

@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from .hu import BLUR_SIGMA_MM, HU, NOISE_SD, NPS_PEAK_PER_MM, PHASE_HU, PHASES
 
+FISSURE_MM = 0.3  # thickness of an interlobar fissure (two visceral pleural layers)
 BONES = ("rib_", "vertebrae_", "sternum", "scapula_", "clavicula_", "humerus_")
 ARTERIES = ("aorta", "brachiocephalic_trunk", "subclavian_artery", "common_carotid_artery")
 VEINS = ("superior_vena_cava", "brachiocephalic_vein")
@@ -101,7 +102,10 @@ def realistic_ct(p, lesions, rng, phase: str, sub: dict, table=None) -> np.ndarr
     bone = np.isin(L, [p.v(n) for n in names if n.startswith(BONES)])
     depth = edt.edt(bone, anisotropy=(g.spacing,) * 3)
     ct[bone & (depth <= max(1.6, g.spacing))] = HU["bone_cortical"]
-    ct[lobe_boundaries(L, [p.v(n) for n in LOBES])] = HU["fissure"]
+    # fissures: two visceral pleural layers, ~0.3 mm together, partial volume in the boundary voxel
+    # (Hansell DM et al., Fleischner glossary 2008: a fissure is a thin line of pleura)
+    frac = min(1.0, FISSURE_MM / g.spacing)
+    ct[lobe_boundaries(L, [p.v(n) for n in LOBES])] = HU["lung"] + frac * (HU["airway_wall"] - HU["lung"])
     for les in lesions:
         if les.kind != "lung_nodule" or les.subtype == "solid":
             continue
