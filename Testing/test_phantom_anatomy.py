@@ -320,3 +320,16 @@ def test_arms_up_leave_the_sides_free():
     up = phantom.generate(3.0, seed=0, anatomy="realistic", arms="up", n_liver_tumors=0, n_lung_nodules=0)
     hum = points(up, "humerus_right")
     assert hum[:, 2].min() > 350  # the humerus runs up beside the head, not down the flank
+
+
+def test_cli_writes_a_realistic_phantom_and_refuses_bad_options(tmp_path):
+    from conftest import run_imagio
+
+    r = run_imagio("phantom", tmp_path / "ph", "--spacing", "4", "--anatomy", "realistic", "--sex", "female",
+                   "--arms", "up")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "ph" / "phantom.json").read_text())
+    assert doc["params"]["anatomy"] == "realistic" and doc["params"]["sex"] == "female"
+    assert "scapula_left" in doc["labels"].values()
+    r = run_imagio("phantom", tmp_path / "bad", "--anatomy", "realistic", "--size", "3")
+    assert r.returncode == 2 and "size must be within" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -95,6 +95,8 @@ def realistic_ct(p, lesions, rng, phase: str, sub: dict, table=None) -> np.ndarr
     for key, m in sub.items():
         if key.startswith("heart_"):
             ct[m] = ph["blood_left" if key.endswith("left") else "blood_right"]
+        elif key == "fat_mediastinal":
+            ct[m & (L == p.v("body"))] = HU["fat_visceral"]
         elif key.endswith("_gas"):
             ct[m] = HU["bowel_gas"]
         elif key == "lung_arteries":

@@ -174,20 +174,21 @@ def paint_mediastinum(p, F: Frame, sh: Shapes, geometry: dict):
     R = np.c_[ax, e2, e3]
     c = base + 0.5 * (apex - base)
     mid = c / sh.S
-    sh.ell("heart", mid, (62, 50, 44), R, only=body_only)
+    hk = 0.91 if F.sex == "female" else 1.0  # heart mass x0.74 in women (ICRP 89): radii x0.91
+    sh.ell("heart", mid, np.array([68, 55, 48]) * hk, R, only=body_only)  # ~0.8 L (ICRP 89: 330 g wall + 510 g blood)
     chambers = {
-        "ventricle_left": (mid + np.array([-10, -8, -4]), (42, 22, 22), R),
-        "ventricle_right": (mid + np.array([14, 22, -12]), (40, 14, 26), R),
+        "ventricle_left": (mid + np.array([-12, -8, -4]), (46, 25, 25), R),
+        "ventricle_right": (mid + np.array([15, 24, -12]), (44, 16, 28), R),
         "atrium_left": ((-8, -12, 290), (26, 18, 20), None),
         "atrium_right": ((38, 14, 272), (24, 22, 28), None),
     }
     for name, (cc, rr, RR) in chambers.items():
         if name.startswith("atrium"):
-            sh.ell("heart", cc, np.asarray(rr) + 4, RR, only=body_only)
+            sh.ell("heart", cc, (np.asarray(rr) + 4) * hk, RR, only=body_only)
     heart = p.labels == p.v("heart")
     for name, (cc, rr, RR) in chambers.items():
         m, sl = ellipsoid(p.g, np.zeros(p.g.shape, np.uint8), 1, np.asarray(cc) * sh.S,
-                          np.asarray(rr) * F.size, rotation=RR)
+                          np.asarray(rr) * F.size * hk, rotation=RR)
         if m is not None:
             full = np.zeros(p.g.shape, bool)
             full[sl] = m
@@ -270,6 +271,9 @@ def paint_lungs(p, F: Frame, sh: Shapes, cavity):
         & (z < apex_z(F, x, y))
     dia = cavity[sl] & (box == p.v("body")) & ~closed & (z > dome_z(F, x, y)) & (z <= dome_z(F, x, y) + 4.0)
     box[dia] = p.v("diaphragm")
+    fat = np.zeros(g.shape, bool)  # the thorax's remaining soft tissue is mediastinal/pleural fat
+    fat[sl] = (box == p.v("body")) & (z > dome_z(F, x, y) + 4.0) & ~lung
+    sh.sub["fat_mediastinal"] = fat
     right = x > xm
     lower = z < oblique_fissure_z(F, x, y)
     upper_r = z >= horizontal_fissure_z(F, x, y)

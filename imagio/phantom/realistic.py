@@ -79,14 +79,14 @@ def generate_realistic(spacing: float, seed: int, n_liver_tumors: int, n_lung_no
         h = lm["hila"][side]
         roots = [(h, h + np.array([sx * 14, -6, 30]) * sh.S, 6.5), (h, h + np.array([sx * 12, -14, -32]) * sh.S, 7.0),
                  (h, h + np.array([sx * 14, 22, -10]) * sh.S, 5.5)]
-        pulm += _vessel_tree(p, rng, roots, LUNG_LOBES, 6, 0.9)
+        pulm += _vessel_tree(p, rng, roots, LUNG_LOBES, 7, 0.9)
     capsules(g, p.labels, trees.segments(pulm), p.v("lung_vessels"), min_radius=0.7 * spacing)
     sh.sub["lung_arteries"] = p.labels == p.v("lung_vessels")
     veins = []
     for end in lm["veins"].values():
         d = end - np.array([0.0, -10.0, 290.0]) * sh.S
         d = d / np.linalg.norm(d)
-        veins += _vessel_tree(p, rng, [(end, end + d * 18 * F.size, 5.5)], LUNG_LOBES, 5, 0.9)
+        veins += _vessel_tree(p, rng, [(end, end + d * 18 * F.size, 5.5)], LUNG_LOBES, 6, 0.9)
     capsules(g, p.labels, trees.segments(veins), p.v("lung_vessels"), min_radius=0.7 * spacing)
     # portal tree from the porta hepatis; hepatic-vein tributaries
     porta = abd["porta"]
