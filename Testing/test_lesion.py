@@ -166,3 +166,33 @@ def test_implausible_results_say_so(chest):
     a[speck] = 40
     with pytest.raises(InputError, match="parenchyma"):
         segment_lesion(ct.with_array(a), (80.0, -30.0, 0.0))
+
+
+def test_cli_add_and_remove_clicks(chest, tmp_path, capsys):
+    """``imagio lesion --add R,A,S --remove R,A,S``: the second click adds the other nodule, the
+    remove click takes off the part nearer to it; a malformed point is one line, exit code 2."""
+    import json
+
+    from imagio import io
+    from imagio.cli import main
+
+    ct, t = chest
+    f = tmp_path / "ct.nii.gz"
+    io.write_image(ct, f)
+
+    def run(*extra):
+        out = tmp_path / f"l{len(list(tmp_path.iterdir()))}.nii.gz"
+        assert main(["lesion", str(f), "--point", "60,20,30", "--out", str(out), "--quiet", *extra]) == 0
+        return json.loads(capsys.readouterr().out), io.read_image(out).array > 0
+
+    one, m1 = run()
+    both, m2 = run("--add", "-58,22,45")
+    assert m2[t["nodule_ggo"]].mean() > 0.8 and m2[t["nodule_solid"]].mean() > 0.8
+    assert both["volume_ml"] > one["volume_ml"] + 0.8 * t["nodule_ggo"].sum() * ct.voxel_volume_ml
+    cut, m3 = run("--remove", "60,20,39")
+    z = ras_coordinate(ct, 2)
+    assert cut["volume_ml"] < one["volume_ml"] and not (m3 & (z > 36)).any()
+    assert main(["lesion", str(f), "--point", "60,20,30", "--add", "1,2", "--out",
+                 str(tmp_path / "bad.nii.gz"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--add" in err[0]

@@ -53,3 +53,32 @@ def test_lesion_click_inside_the_users_liver_is_bounded_by_it(ph):
     assert not (m & ~liver).any()
     truth = ph.labels.mask(les.name)
     assert 2 * (m & truth).sum() / (m.sum() + truth.sum()) > 0.85
+
+
+def test_lesion_click_is_removed_from_every_vessel_segment(ph):
+    """A lung_vessels and an aorta segment drawn over a nodule lose the nodule's voxels when the
+    nodule is clicked; a non-vessel segment over it (lung lobe) stays as it was."""
+    scene = mrml.new_scene()
+    ct = mrml.volume_to_node(ph.ct, scene, "CT")
+    les = next(l for l in ph.lesions if l.kind == "lung_nodule" and l.subtype == "solid")
+    nod = ph.labels.mask(les.name)
+    from scipy import ndimage
+    around = ndimage.binary_dilation(nod, iterations=2)
+    user = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "mine")
+    lab = np.zeros(ph.ct.shape, np.uint8)
+    lab[around] = 1
+    mrml.labels_to_segmentation(ph.labels.with_array(lab, labels={1: "lung_vessels"}), scene, node=user, reference_node=ct)
+    mrml.labels_to_segmentation(ph.labels.with_array(lab, labels={1: "aorta"}), scene, node=user, reference_node=ct)
+    mrml.labels_to_segmentation(ph.labels.with_array(lab, labels={1: "lung_lower_lobe_right"}), scene, node=user, reference_node=ct)
+    node, meas = logic.lesion_from_point(scene, ct, les.center_ras, user, name=les.name)
+    seg = node.GetSegmentation()
+
+    def mask(name):
+        sid = seg.GetSegmentIdBySegmentName(name)
+        return mrml.segmentation_to_labels(node, ph.ct, segment_ids=[sid]).array > 0
+
+    m = mask(les.name)
+    assert m.sum() > 0.8 * nod.sum()
+    for v in ("lung_vessels", "aorta"):
+        assert not (mask(v) & m).any() and np.array_equal(mask(v), around & ~m)
+    assert np.array_equal(mask("lung_lower_lobe_right"), around)

@@ -118,8 +118,35 @@ def lesion_from_point(scene, volume_node, point_ras, segmentation_node=None, nam
     mask, meas = segment_lesion(ct, point, organ=organ)
     lab = ct.with_array(mask.astype(np.uint8), name=name, labels={1: name})
     node = _target_segmentation(scene, segmentation_node, f"{volume_node.GetName()} IMAGIO")
+    _remove_from_vessel_segments(node, ct, mask)
     labels_to_segmentation(lab, scene, node=node, reference_node=volume_node)
     return node, meas
+
+
+def _remove_from_vessel_segments(node, ct, lesion):
+    """A lesion found by a click is never a vessel (issue 14): every vessel segment of ``node``
+    (``vessels.is_vessel_name``) that overlaps the lesion is replaced by itself without it
+    (same id, name, colour and tags; moved to the end of the list)."""
+    import slicer
+
+    from ..segmentation.vessels import is_vessel_name
+    from .segmentations import BINARY_LABELMAP, _oriented_image
+
+    seg = node.GetSegmentation()
+    for sid in [seg.GetNthSegmentID(i) for i in range(seg.GetNumberOfSegments())]:
+        old = seg.GetSegment(sid)
+        if not is_vessel_name(old.GetName()):
+            continue
+        m = segmentation_to_labels(node, reference=ct, segment_ids=[sid]).array > 0
+        if not (m & lesion).any():
+            continue
+        new = slicer.vtkSegment()
+        new.DeepCopy(old)
+        new.RemoveAllRepresentations()
+        new.SetLabelValue(1)
+        new.AddRepresentation(BINARY_LABELMAP, _oriented_image(ct.with_array((m & ~lesion).astype(np.uint8))))
+        seg.RemoveSegment(sid)
+        seg.AddSegment(new, sid)
 
 
 def labels_from_segmentation(segmentation_node, volume_node=None):

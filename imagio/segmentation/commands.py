@@ -54,7 +54,9 @@ def cmd_lesion(args) -> int:
         lab = io.read_labels(Path(args.organ))
         names = args.organ_labels.split(",") if args.organ_labels else list(lab.labels.values())
         organ = lab.resample_like(ct, order=0).mask(*names)
-    mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind,
+    add = [parse_point(t, args.lps, "--add") for t in args.add or []]
+    remove = [parse_point(t, args.lps, "--remove") for t in args.remove or []]
+    mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind, include=add, exclude=remove,
                                 progress=printer(args.quiet))
     name = args.name or ("lung_nodule" if meas.kind == "lung_nodule" else "tumor")
     io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
@@ -134,6 +136,10 @@ def register(subparsers) -> None:
     s.add_argument("--kind", choices=("lung_nodule", "soft_tissue"),
                    help="lesion type (default: detected from the surroundings)")
     s.add_argument("--name", help="structure name (default lung_nodule or tumor)")
+    s.add_argument("--add", action="append", metavar="R,A,S",
+                   help="a second click: add the lesion part under this point (repeatable; --lps applies)")
+    s.add_argument("--remove", action="append", metavar="R,A,S",
+                   help="remove the part of the lesion nearer to this point than to --point (repeatable)")
     s.add_argument("--force", action="store_true", help="replace --out if it exists (never an input)")
     add_series_argument(s)
     s.add_argument("--quiet", action="store_true", help="no progress lines")

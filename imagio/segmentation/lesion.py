@@ -37,147 +37,58 @@ micronodule: Fleischner glossary, Hansell et al., Radiology 2008), fills less th
 circumscribed sphere (a leak along tubes or a plate along a wall), touches the image edge (the
 lesion may continue outside the field of view), or reached ``max_radius_mm``.
 
-Measurements (``measure``): volume (mL), 3-D long axis and the largest diameter perpendicular to
-it, RECIST 1.1 axial long axis (largest diameter in an axial slice) and short axis (largest width
-perpendicular to it in the same slice; Eisenhauer et al., EJC 2009), Lung-RADS mean diameter
-(mean of the axial long and short axes, rounded to 0.1 mm; ACR Lung-RADS v2022). Half-voxel
-treatment: every diameter is measured between boundary-voxel centres and gets half the voxel size
-along its direction added (a quarter voxel at each end). A digital object's outermost voxel
-centres lie between 0 and 1 voxel inside the true edge; the maximum over many directions picks
-the outermost, so the mean shortfall of centre-to-centre diameters on analytic ellipsoids is
-about half a voxel (measured over sub-voxel offsets, isotropic and 0.7 x 0.7 x 2.5 mm grids);
-the same rule for all four diameters, so long >= short whenever the shape says so.
+Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022, volume).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from importlib import resources
 
 import numpy as np
 from scipy import ndimage
 
 from ..errors import ImagioError, InputError
 from ..volume import Volume
+from .measurements import LesionMeasurements, measure  # noqa: F401 (public here too)
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, ball, check_ct,
                      components, fill_holes_3d, fill_holes_per_slice, label_medians, open_mm)
 
-AIR_CLICK_HU = -850.0  # aerated lung (Gevenois 1996): a click here is not on a lesion
-BONE_CLICK_HU = 400.0  # cortical bone / calcification
-FAT_MAX_HU = -30.0  # adipose tissue -190..-30 HU (Lamba et al., AJR 2014): bounds soft-tissue lesions
-GROUND_GLASS_MAX_HU = -300.0  # GGO ~ -700..-300 HU (Fleischner glossary, Hansell 2008)
-MASS_DIAMETER_MM = 30.0  # a lung lesion > 3 cm is a mass (Fleischner glossary, Hansell 2008)
-# thicker sections: partial volume makes diameters and volumes uncertain (Bankier AA et al.,
-# Recommendations for measuring pulmonary nodules at CT: a statement from the Fleischner Society,
-# Radiology 2017;285:584-600: measure on contiguous thin sections, <= 1.5 mm)
-MEASUREMENT_MAX_SLICE_MM = 1.5
-MICRONODULE_MM = 3.0  # < 3 mm: micronodule (Fleischner glossary); smaller results are implausible
-LUNG_CONTEXT_FRACTION = 0.2  # share of aerated lung in the shell around a lung lesion
-HULL_MIN_FILL = 0.5  # a concavity of the lung's hull bounds a lesion if the lung is at least as large
-OPEN_FRACTION = 0.5  # opening radius as a share of the lesion's inscribed radius
-MIN_FILL_OF_SPHERE = 0.05  # a lesion filling less of its circumscribed sphere is irregular
-START_RADIUS_MM = 40.0
-ENVELOPE_RADIUS_MM = 80.0  # half the width of a hemithorax: one lung in the envelope's box
-HALF = 0.5  # share of the voxel size added to a centre-to-centre diameter (see above)
-SMOOTH_SIGMA_MM = 1.0
+# every threshold, with its source: imagio/data/lesion.json
+LIMITS = json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text())
 
 
-@dataclass
-class LesionMeasurements:
-    kind: str  # "lung_nodule" (nodule or mass in the lung) or "soft_tissue" (liver/soft-tissue tumour)
-    volume_ml: float
-    long_axis_mm: float  # 3-D maximum diameter
-    short_axis_mm: float  # 3-D largest diameter perpendicular to the long axis
-    axial_long_axis_mm: float  # largest diameter in an axial slice (RECIST 1.1)
-    axial_short_axis_mm: float  # largest width perpendicular to it, same slice (RECIST 1.1)
-    mean_hu: float
-    centroid_ras: list = field(default_factory=list)
-    threshold_hu: list = field(default_factory=list)  # [lower, upper] used
-    mean_diameter_mm: float = 0.0  # Lung-RADS: (axial long + axial short) / 2, to 0.1 mm
-    subtype: str = ""  # solid / part_solid / ground_glass / mass (lung); hypodense / hyperdense
-    warnings: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
+def _v(key):
+    return LIMITS[key]["value"]
 
 
-def _voxel_extent(direction_ras: np.ndarray, vol: Volume) -> np.ndarray:
-    """Voxel size (mm) along unit RAS directions (N, 3): sqrt(sum (u . step_i)^2); equals the
-    spacing along a grid axis."""
-    axes = vol.ijk_to_ras[:3, :3]  # columns: i, j, k steps in RAS mm
-    return np.sqrt(((direction_ras @ axes) ** 2).sum(1))
-
-
-def _feret(points: np.ndarray) -> tuple[float, np.ndarray]:
-    """Maximum pairwise distance of points (N, d) and its unit direction."""
-    if len(points) < 2:
-        return 0.0, np.eye(points.shape[1])[0]
-    pts = points
-    if len(points) > 4 + points.shape[1]:
-        try:
-            from scipy.spatial import ConvexHull
-
-            pts = points[ConvexHull(points).vertices]
-        except Exception:  # degenerate (flat/collinear): use all points
-            pts = points
-    best, pair = -1.0, (0, 0)
-    for c0 in range(0, len(pts), 2000):  # exact, in blocks of 2000 rows (bounded memory)
-        d2 = ((pts[c0:c0 + 2000, None, :] - pts[None, :, :]) ** 2).sum(-1)
-        i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
-        if d2[i, j] > best:
-            best, pair = float(d2[i, j]), (c0 + i, j)
-    v = pts[pair[1]] - pts[pair[0]]
-    n = float(np.linalg.norm(v))
-    return n, (v / n if n > 0 else np.eye(points.shape[1])[0])
-
-
-def _width(points: np.ndarray, u: np.ndarray) -> float:
-    proj = points @ u
-    return float(proj.max() - proj.min()) if len(proj) else 0.0
-
-
-def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: str = "") -> LesionMeasurements:
-    """Volume and diameters of a lesion mask [k, j, i] on ``vol``'s grid (RAS mm).
-
-    Each diameter: distance between boundary-voxel centres plus half the voxel size along its
-    direction (see the module docstring). Raises InputError on an empty mask."""
-    if not mask.any():
-        raise InputError("the lesion mask is empty: nothing to measure")
-    kji = np.argwhere(mask)
-    # diameters of the mask without single-voxel protrusions (a cross opening), when that keeps
-    # >= 90 % of it: one noisy boundary voxel must not lengthen the maximum diameter
-    # (in the axial plane: across thick slices the tip of a lesion is one slice, not noise)
-    s_ax = anatomical_axes(vol)["S"][0]
-    cross = np.zeros((3, 3, 3), bool)
-    cross[tuple(slice(None) if ax != s_ax else 1 for ax in range(3))] = ndimage.generate_binary_structure(2, 1)
-    shape_m = ndimage.binary_opening(mask, structure=cross)
-    if shape_m.sum() < 0.9 * len(kji):
-        shape_m = mask
-    surf = np.argwhere(shape_m & ~ndimage.binary_erosion(shape_m))
-    ras = vol.kji_to_world(surf)
-    long3, u = _feret(ras)
-    basis = np.linalg.svd(np.eye(3) - np.outer(u, u))[0][:, :2]
-    short3, w2 = _feret(ras @ basis)
-    w = basis @ w2
-    ext = _voxel_extent(np.stack([u, w]), vol)
-    long3, short3 = long3 + HALF * float(ext[0]), short3 + HALF * float(ext[1])
-    # axial: slices along the array axis closest to S, coordinates projected on R-A
-    best = (0.0, 0.0)
-    for s in np.unique(surf[:, s_ax]):
-        pts = ras[surf[:, s_ax] == s][:, :2]
-        la, ua = _feret(pts)
-        perp = np.array([-ua[1], ua[0]])
-        e = _voxel_extent(np.array([[ua[0], ua[1], 0.0], [perp[0], perp[1], 0.0]]), vol)
-        la += HALF * float(e[0])
-        if la > best[0]:
-            best = (la, _width(pts, perp) + HALF * float(e[1]))
-    vals = ct[mask] if ct is not None else np.zeros(1)
-    return LesionMeasurements(
-        kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
-        long_axis_mm=long3, short_axis_mm=short3,
-        axial_long_axis_mm=best[0], axial_short_axis_mm=best[1], mean_hu=float(vals.mean()),
-        centroid_ras=[round(float(c), 2) for c in vol.kji_to_world(kji.mean(0)[None])[0]],
-        mean_diameter_mm=round(0.5 * (best[0] + best[1]), 1))
+AIR_CLICK_HU = _v("air_click_hu")
+BONE_CLICK_HU = _v("bone_click_hu")
+CALCIFICATION_MARGIN_HU = _v("calcification_margin_hu")
+FAT_MAX_HU = _v("fat_max_hu")
+GROUND_GLASS_MAX_HU = _v("ground_glass_max_hu")
+LESION_OVER_LUNG_MIN_HU = _v("lesion_over_lung_min_hu")
+LESION_OVER_LUNG_NOISE_SD = _v("lesion_over_lung_noise_sd")
+CLICK_MARGIN_HU = _v("click_margin_hu")
+SOFT_FIRST_SD = _v("soft_first_sd")
+SOFT_RANGE_SD = _v("soft_range_sd")
+SHELL_MM = tuple(_v("shell_mm"))
+LUNG_SHELL_MM = tuple(_v("lung_shell_mm"))
+FACING_SD = _v("facing_sd")
+NOISE_FLOOR_HU = _v("noise_floor_hu")
+SHELL_MIN_HU = _v("shell_min_hu")
+MASS_DIAMETER_MM = _v("mass_diameter_mm")
+MEASUREMENT_MAX_SLICE_MM = _v("measurement_max_slice_mm")
+MICRONODULE_MM = _v("micronodule_mm")
+LUNG_CONTEXT_FRACTION = _v("lung_context_fraction")
+SOLID_INTERIOR_FRACTION = _v("solid_interior_fraction")
+HULL_MIN_FILL = _v("hull_min_fill")
+OPEN_FRACTION = _v("open_fraction")
+MIN_FILL_OF_SPHERE = _v("min_fill_of_sphere")
+START_RADIUS_MM = _v("start_radius_mm")
+ENVELOPE_RADIUS_MM = _v("envelope_radius_mm")
+MAX_RADIUS_MM = _v("max_radius_mm")
+SMOOTH_SIGMA_MM = _v("smooth_sigma_mm")
 
 
 def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
@@ -255,23 +166,27 @@ def _fill(m: np.ndarray, s_axis: int) -> np.ndarray:
 
 
 def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
-    """(aerated lung, envelope) in the box: lung-like air components (median > -950 HU, >= 0.5 mL)
+    """(aerated lung, envelope, rejected concavities) in the box: lung-like air components (median > -950 HU, >= 0.5 mL)
     and, per axial slice, the convex hull of each lung piece (8-connected: the two lungs are
     separate pieces even where they touch in 3-D), with the hull's concavities that the piece
-    outweighs (area >= HULL_MIN_FILL of piece + concavity)."""
+    outweighs (area >= HULL_MIN_FILL of piece + concavity). The third mask holds the other
+    concavities of the per-slice hull of each lung (all pieces of one 3-D lung component
+    together): a mass larger than the lung left beside it, or filling the lung's cross-section,
+    lies in one; the caller accepts the one the click is in."""
     from skimage.morphology import convex_hull_image
 
     lab, n, counts = components(roi < LUNG_HU, connectivity=6)
     if n == 0:
         z = np.zeros(roi.shape, bool)
-        return z, z
+        return z, z, z
     keep = counts * voxel_ml >= 0.5
     keep[0] = False
     if keep.any():
         keep[keep] = label_medians(roi, lab, keep) > GAS_MEDIAN_HU
     lung = keep[lab]
     env = lung.copy()
-    lz = np.moveaxis(lab, s_axis, 0)
+    rejected = np.zeros(roi.shape, bool)
+    rz = np.moveaxis(rejected, s_axis, 0)  # view
     ez = np.moveaxis(env, s_axis, 0)  # view into env
     lungz = np.moveaxis(lung, s_axis, 0)
     for z in np.flatnonzero(np.any(lungz, axis=(1, 2))):
@@ -291,6 +206,17 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
             ok = sl.sum() >= HULL_MIN_FILL * (sl.sum() + area)
             ok[0] = False
             ez[z] |= ok[cav]
+        # the concavities of each lung as a whole (all its pieces in the slice): a mass that
+        # fills the lung's cross-section splits it into pieces whose joint hull holds it
+        labz = np.moveaxis(lab, s_axis, 0)[z]
+        for v in np.unique(labz[lungz[z]]):
+            whole = labz == v
+            if whole.sum() < 10:
+                continue
+            try:
+                rz[z] |= convex_hull_image(whole) & ~whole
+            except Exception:  # degenerate (collinear) slice
+                continue
     # a lesion's cross-section changes little from one slice to the next: an accepted
     # concavity also holds on the adjacent slices (the caudal slice of a mass on the diaphragm,
     # where its concavity merges with the dome's, stays inside)
@@ -298,7 +224,7 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     ex = np.moveaxis(extra, s_axis, 0)
     ez[1:] |= ex[:-1]
     ez[:-1] |= ex[1:]
-    return lung, env
+    return lung, env, rejected & ~env
 
 
 def _click_stats(roi, seed, sk):
@@ -308,7 +234,7 @@ def _click_stats(roi, seed, sk):
     ok = np.all((bk >= 0) & (bk < roi.shape), axis=1)
     bv = roi[tuple(bk[ok].T)]
     m0 = float(np.median(bv))
-    return m0, max(1.4826 * float(np.median(np.abs(bv - m0))), 10.0)
+    return m0, max(1.4826 * float(np.median(np.abs(bv - m0))), NOISE_FLOOR_HU)
 
 
 def _shell(m, sk, r0, r1):
@@ -319,15 +245,15 @@ def _shell(m, sk, r0, r1):
 def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
     """(region, [lower, upper] HU, parenchyma median) of a lesion inside the lung envelope."""
     par = roi[lung & (roi > -1000)]
-    bg = float(np.median(par)) if par.size else -850.0
+    bg = float(np.median(par)) if par.size else AIR_CLICK_HU  # normal lung (Gevenois 1996)
     bg_sd = 1.4826 * float(np.median(np.abs(par - bg))) if par.size else 50.0
-    upper = BONE_CLICK_HU + 200.0  # calcifications inside a nodule stay in
-    t_detect = bg + max(125.0, 3.0 * bg_sd)  # a lesion is denser than the parenchyma by more
+    upper = BONE_CLICK_HU + CALCIFICATION_MARGIN_HU  # calcifications inside a nodule stay in
+    t_detect = bg + max(LESION_OVER_LUNG_MIN_HU, LESION_OVER_LUNG_NOISE_SD * bg_sd)  # a lesion is denser than the parenchyma by more
     # than its noise and at least 125 HU (ground glass -700..-300 HU over lung ~ -850 HU)
     if m0 < t_detect:
         raise InputError(f"the point is on lung parenchyma ({m0:.0f} HU at the click, parenchyma "
                          f"{bg:.0f} HU): click inside the lesion")
-    t = min(t_detect, m0 - 50.0)
+    t = min(t_detect, m0 - CLICK_MARGIN_HU)
 
     def grow(thr):
         r = _component_at((roi >= thr) & (roi <= upper) & env, seed, sk)
@@ -352,25 +278,25 @@ def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final=()):
     allowed = (roi > FAT_MAX_HU) & (roi < BONE_CLICK_HU)
     if org is not None:
         allowed &= org
-    first = _component_at((sm >= ms - 3 * sds) & (sm <= ms + 3 * sds) & allowed, seed, sk)
+    first = _component_at((sm >= ms - SOFT_FIRST_SD * sds) & (sm <= ms + SOFT_FIRST_SD * sds) & allowed, seed, sk)
     if not first.any():
         first = np.zeros(roi.shape, bool)
         first[seed] = True
-    shell = _shell(first, sk, 2.0, 6.0) & (sm > -200) & (sm < BONE_CLICK_HU)
+    shell = _shell(first, sk, *SHELL_MM) & (sm > SHELL_MIN_HU) & (sm < BONE_CLICK_HU)
     if org is not None:
         shell &= org
     bg = float(np.median(sm[shell])) if shell.any() else ms + 100.0
     mid = 0.5 * (ms + bg)
     if ms < bg:  # hypodense lesion
-        lo_t, hi_t, sub = max(ms - 4 * max(sds, sd0), FAT_MAX_HU), mid, "hypodense"
+        lo_t, hi_t, sub = max(ms - SOFT_RANGE_SD * max(sds, sd0), FAT_MAX_HU), mid, "hypodense"
     else:
-        lo_t, hi_t, sub = mid, min(ms + 4 * max(sds, sd0), BONE_CLICK_HU), "hyperdense"
+        lo_t, hi_t, sub = mid, min(ms + SOFT_RANGE_SD * max(sds, sd0), BONE_CLICK_HU), "hyperdense"
     r = _component_at((sm >= lo_t) & (sm <= hi_t) & allowed, seed, sk)
     if r.any() and (set(_touched_faces(r)) & set(final)):
         # the lesion touches tissue of its own density (e.g. at the organ's edge): keep it within
         # the radius at which it faces the tissue around it (voxels near the shell's level)
         bg_sd = 1.4826 * float(np.median(np.abs(sm[shell] - bg))) if shell.any() else sds
-        around = np.abs(sm - bg) <= 2.0 * max(bg_sd, 10.0)
+        around = np.abs(sm - bg) <= FACING_SD * max(bg_sd, NOISE_FLOOR_HU)
         cut = _cut_at_facing_radius(r, ndimage.binary_dilation(around), _dist_grid(roi.shape, seed, sk), sk)
         if cut is not None:
             r = _component_at(cut, seed, sk)
@@ -399,12 +325,23 @@ def _dist_grid(shape, seed, sk) -> np.ndarray:
     return np.sqrt(sum(((gi - c) * s) ** 2 for gi, c, s in zip(g, seed, sk))).astype(np.float32)
 
 
-def _lung_subtype(region, roi, meas_diam):
+def _lung_subtype(region, roi, meas_diam, sk=(1.0, 1.0, 1.0)):
+    """solid / part_solid / ground_glass / mass of a lung lesion (Fleischner glossary, Hansell
+    2008): a mass above 30 mm; otherwise from its solid component (voxels above
+    ``GROUND_GLASS_MAX_HU``): none at least a micronodule (``MICRONODULE_MM`` equivalent
+    diameter) -> ground glass; solid over >= 80 % of the lesion's interior (the region less a
+    boundary layer of one voxel, where partial volume with the lung lowers every edge) -> solid;
+    else part-solid."""
     if meas_diam > MASS_DIAMETER_MM:
         return "mass"
-    v = roi[region]
-    solid = float((v > GROUND_GLASS_MAX_HU).mean())
-    return "solid" if solid >= 0.8 else ("ground_glass" if solid <= 0.2 else "part_solid")
+    solid = region & (roi > GROUND_GLASS_MAX_HU)
+    d_solid = (6.0 * solid.sum() * float(np.prod(sk)) / np.pi) ** (1.0 / 3.0)
+    if d_solid < MICRONODULE_MM:
+        return "ground_glass"
+    inner = ndimage.binary_erosion(region)
+    if inner.sum() < 8:
+        inner = region
+    return "solid" if float(solid[inner].mean()) >= SOLID_INTERIOR_FRACTION else "part_solid"
 
 
 def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, final=True):
@@ -434,26 +371,41 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         elo = np.maximum(np.asarray(seed_g) - eh, 0)
         ehi = np.minimum(np.asarray(seed_g) + eh + 1, ct.shape)
         esl = tuple(slice(int(l), int(h)) for l, h in zip(elo, ehi))
-        lung, env = _lung_envelope(a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml)
+        lung, env, rej = _lung_envelope(a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml)
         inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
+        eseed = tuple(int(v) for v in np.asarray(seed_g) - elo)
+        joined = None
+        if rej[eseed] and not env[eseed]:
+            # the click lies in a concavity of the lung larger than the lung beside it (a large
+            # mass pushing the lung away or filling its cross-section): tried when the usual
+            # envelope gives no lung lesion (the click says which concavity is the lesion's;
+            # joined first, it took the liver under the dome for a click on a mass's caudal slice)
+            joined = (env | _component_at(rej, eseed, sk))[inner]
         lung, env = lung[inner], env[inner]
-        if env_prev is not None:  # a larger box keeps what a smaller one enclosed
-            env |= env_prev[sl]
-        if org is not None:
-            env = env & org if kind is None else env | org
-        near = ndimage.binary_dilation(env, iterations=1)[seed] if env.any() else False
-        if near or kind == "lung_nodule":
+        for attempt in (env, joined):
+            if attempt is None:
+                continue
+            env = attempt
+            if env_prev is not None:  # a larger box keeps what a smaller one enclosed
+                env = env | env_prev[sl]
+            if org is not None:
+                env = env & org if kind is None else env | org
+            near = ndimage.binary_dilation(env, iterations=1)[seed] if env.any() else False
+            if not (near or kind == "lung_nodule"):
+                continue
             env = env | _component_at(env, seed, sk, within_mm=5.0) if kind == "lung_nodule" else env
             if not env[seed]:
                 env = env.copy()
                 env[seed] = True
             region, thr, _ = _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis)
             if kind is None and region.any():
-                sh = _shell(region, sk, 1.0, 4.0)
+                sh = _shell(region, sk, *LUNG_SHELL_MM)
                 frac = float(lung[sh].mean()) if sh.any() else 0.0
                 k = "lung_nodule" if frac >= LUNG_CONTEXT_FRACTION else None
             else:
                 k = "lung_nodule"
+            if k == "lung_nodule" and region.any():
+                break
     notes = []
     if k is None or k == "soft_tissue":
         k = "soft_tissue"
@@ -464,7 +416,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                          "was set where it first meets that tissue, a guess; check it, give the organ "
                          "mask, or add include/exclude clicks")
         if lung is not None and region.any():
-            sh = _shell(region, sk, 1.0, 4.0)
+            sh = _shell(region, sk, *LUNG_SHELL_MM)
             frac = float(lung[sh].mean()) if sh.any() else 0.0
             if frac >= LUNG_CONTEXT_FRACTION:
                 notes.append(
@@ -479,7 +431,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
 
 
 def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
-                   max_radius_mm: float = 150.0, open_mm: float = 1.0, include=(), exclude=(),
+                   max_radius_mm: float = MAX_RADIUS_MM, open_mm: float = 1.0, include=(), exclude=(),
                    progress=None, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
     """(mask [k, j, i] on the CT grid, measurements) of the lesion under ``point_ras`` (RAS mm).
 
@@ -531,7 +483,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     p(0.9, "lesion: measurements")
     meas = measure(mask, ct, a, kind=k)
     meas.threshold_hu = [round(float(v), 1) for v in thr]
-    meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm) if k == "lung_nodule" else sub
+    meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk) if k == "lung_nodule" else sub
     meas.warnings = warnings + notes + _plausibility(mask, ct, meas)
     p(1.0, "lesion: done")
     return mask, meas

@@ -1,0 +1,182 @@
+"""One-click lesion on real cases (issue 14): Dice per case, clicks, volume spread, time.
+
+Cases (``../shared/data``): pyradiomics lung1 / lung2 (hand labels; the centroid and 10 random
+clicks >= 5 mm inside, or 60 % of the deepest point for a lesion thinner than that, seeded RNG),
+the five STS sarcomas (one click at the deepest point of the mask, the "centre" a user would
+click), Lung-PET-CT-Dx A0001 (click at the centre of the middle box; share of the result inside
+the per-slice boxes, share of the boxes' slices reached). ``python -m benchmarks lesion``.
+``python -m benchmarks.bench_lesion`` prints one line per case as it goes.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+N_CLICKS = 10
+
+
+def dice(a, b) -> float:
+    s = int(a.sum()) + int(b.sum())
+    return 2.0 * int((a & b).sum()) / s if s else 1.0
+
+
+def interior_clicks(ref, ct, n, rng, depth_mm=5.0):
+    """``n`` RAS points drawn uniformly (seeded ``rng``) from the voxels at least ``depth_mm``
+    inside ``ref`` (or 60 % of its deepest point when it is thinner): a real sample."""
+    import edt
+
+    depth = edt.edt(np.ascontiguousarray(ref), anisotropy=tuple(ct.spacing_kji), black_border=True)
+    inside = np.argwhere(depth >= min(depth_mm, 0.6 * float(depth.max())))
+    pick = rng.choice(len(inside), min(n, len(inside)), replace=False)
+    return ct.kji_to_world(inside[pick].astype(float))
+
+
+def deepest_point(ref, ct):
+    import edt
+
+    depth = edt.edt(np.ascontiguousarray(ref), anisotropy=tuple(ct.spacing_kji), black_border=True)
+    return ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
+
+
+def load_case(case):
+    """(ct Volume, reference mask) for lung1/lung2/STS_xxx."""
+    from imagio import io
+
+    if case.startswith("lung"):
+        d = DATA / "pyradiomics-lung"
+        ct = io.read_image(d / f"{case}_image.nrrd")
+        ref = io.read_image(d / f"{case}_label.nrrd").resample_like(ct, order=0).array > 0
+    else:
+        d = DATA / "sts-sarcoma" / case
+        ct = io.read_image(d / "CT_image.nii.gz")
+        ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    return ct, ref
+
+
+def lung_dx_case():
+    """(ct, boxes mask [k, j, i], click RAS) of Lung-PET-CT-Dx A0001 (boxes in each listed slice)."""
+    from imagio import io
+
+    d = DATA / "lung-pet-ct-dx"
+    ct = io.read_image(d / "Lung_Dx-A0001_ct.nii.gz")
+    rows = list(csv.DictReader(open(d / "Lung_Dx-A0001_boxes.csv")))
+    boxes = np.zeros(ct.shape, bool)
+    centres = np.array([[-float(r["centre_lps_x"]), -float(r["centre_lps_y"]), float(r["centre_lps_z"])]
+                        for r in rows])  # LPS -> RAS
+    for r, c in zip(rows, centres):
+        k = int(np.rint(ct.world_to_kji(c[None])[0][0]))
+        x0, y0, x1, y1 = (int(r[n]) for n in ("xmin", "ymin", "xmax", "ymax"))
+        # the box's pixel columns/rows are the image's i/j in the DICOM frame; map the box's
+        # corners through the world to be independent of the NIfTI's axis flips
+        corners = []
+        for x, y in ((x0, y0), (x1, y1)):
+            corners.append(_dicom_pixel_to_kji(ct, c, x, y, int(r["xmin"]), int(r["ymin"]),
+                                               int(r["xmax"]), int(r["ymax"])))
+        jj = sorted(int(v[1]) for v in corners)
+        ii = sorted(int(v[2]) for v in corners)
+        boxes[k, jj[0]:jj[1] + 1, ii[0]:ii[1] + 1] = True
+    return ct, boxes, centres[len(centres) // 2]
+
+
+def _dicom_pixel_to_kji(ct, centre_ras, x, y, xmin, ymin, xmax, ymax):
+    """Array index of DICOM pixel (column x, row y) of the slice whose box centre is
+    ``centre_ras``: rows run anterior->posterior (+y LPS), columns right->left (+x LPS) on an
+    axial series, spacing that of the CT."""
+    sx, sy = ct.spacing[0], ct.spacing[1]
+    cx, cy = 0.5 * (xmin + xmax), 0.5 * (ymin + ymax)
+    lps = np.array([-centre_ras[0], -centre_ras[1]]) + np.array([(x - cx) * sx, (y - cy) * sy])
+    ras = np.array([-lps[0], -lps[1], centre_ras[2]])
+    return np.rint(ct.world_to_kji(ras[None])[0]).astype(int)
+
+
+def run_case(case, seed=0, log=None):
+    from imagio.segmentation.lesion import segment_lesion
+
+    ct, ref = load_case(case)
+    rows = []
+    if case.startswith("lung"):
+        rng = np.random.default_rng(seed)
+        clicks = np.vstack([ct.kji_to_world(np.argwhere(ref).mean(0)[None])[0][None],
+                            interior_clicks(ref, ct, N_CLICKS, rng)])
+    else:
+        clicks = deepest_point(ref, ct)[None]
+    ds, vols, times, kinds = [], [], [], []
+    for c in clicks:
+        t0 = time.perf_counter()
+        m, meas = segment_lesion(ct, c)
+        times.append(time.perf_counter() - t0)
+        ds.append(dice(m, ref))
+        vols.append(meas.volume_ml)
+        kinds.append(f"{meas.kind}/{meas.subtype}")
+        if log:
+            log(f"{case} click {np.round(c, 1).tolist()}: Dice {ds[-1]:.3f} vol {vols[-1]:.1f} mL "
+                f"(ref {ref.sum() * ct.voxel_volume_ml:.1f}) {kinds[-1]} {times[-1]:.1f} s "
+                f"warnings {len(meas.warnings)}")
+    ref_ml = float(ref.sum() * ct.voxel_volume_ml)
+    rows.append(dict(name=f"lesion {case}: Dice from the {'centroid' if case.startswith('lung') else 'deepest point'}",
+                     value=round(ds[0], 3), unit=""))
+    if len(ds) > 1:
+        rows.append(dict(name=f"lesion {case}: clicks (of {len(ds) - 1}) with Dice >= 0.80",
+                         value=sum(d >= 0.8 for d in ds[1:]), unit=""))
+        rows.append(dict(name=f"lesion {case}: min Dice over the clicks", value=round(min(ds[1:]), 3), unit=""))
+        rows.append(dict(name=f"lesion {case}: volume spread max/min (all clicks)",
+                         value=round(max(vols) / min(vols), 3), unit=""))
+    rows.append(dict(name=f"lesion {case}: volume / reference ({ref_ml:.1f} mL)",
+                     value=round(vols[0] / ref_ml, 3), unit=""))
+    rows.append(dict(name=f"lesion {case}: time per click (median)", value=round(float(np.median(times)), 2), unit="s"))
+    return rows
+
+
+def run_lung_dx(log=None):
+    from imagio.segmentation.lesion import segment_lesion
+
+    ct, boxes, click = lung_dx_case()
+    t0 = time.perf_counter()
+    m, meas = segment_lesion(ct, click)
+    dt = time.perf_counter() - t0
+    box_slices = np.flatnonzero(boxes.any((1, 2)))
+    in_box = float((m & boxes).sum() / max(m.sum(), 1))
+    on_box_slices = float(m[box_slices].sum() / max(m.sum(), 1))
+    reached = float(np.mean([m[k].any() for k in box_slices]))
+    if log:
+        log(f"lung-pet-ct-dx: {meas.volume_ml:.1f} mL in boxes {in_box:.2f}, on box slices "
+            f"{on_box_slices:.2f}, box slices reached {reached:.2f}, {meas.kind}/{meas.subtype}, {dt:.1f} s,"
+            f" warnings {meas.warnings}")
+    return [dict(name="lesion Lung-PET-CT-Dx A0001: share of the mask inside the boxes", value=round(in_box, 3), unit=""),
+            dict(name="lesion Lung-PET-CT-Dx A0001: box slices reached", value=round(reached, 3), unit=""),
+            dict(name="lesion Lung-PET-CT-Dx A0001: volume", value=round(meas.volume_ml, 1), unit="mL"),
+            dict(name="lesion Lung-PET-CT-Dx A0001: time", value=round(dt, 2), unit="s")]
+
+
+CASES = ("lung1", "lung2", "STS_002", "STS_008", "STS_010", "STS_014", "STS_022")
+
+
+def run(log=None) -> list[dict]:
+    if not DATA.exists():
+        return [dict(name="lesion: ../shared/data not present", value=None, unit="")]
+    rows = []
+    for case in CASES:
+        rows += run_case(case, log=log)
+    rows += run_lung_dx(log=log)
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    only = sys.argv[1:]
+    if only:
+        for case in only:
+            if case == "dx":
+                run_lung_dx(log=print)
+            else:
+                for r in run_case(case, log=print):
+                    print(r)
+    else:
+        for r in run(log=print):
+            print(r)
