@@ -333,3 +333,27 @@ def test_cli_writes_a_realistic_phantom_and_refuses_bad_options(tmp_path):
     assert "scapula_left" in doc["labels"].values()
     r = run_imagio("phantom", tmp_path / "bad", "--anatomy", "realistic", "--size", "3")
     assert r.returncode == 2 and "size must be within" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def _touches(ph, name, others):
+    m = ph.labels.mask(name)
+    ring = ndimage.binary_dilation(m) & ~m
+    return np.isin(ph.labels.array[ring], [v for v, n in ph.labels.labels.items() if n in others
+                                          or n.startswith(("rib_",))]).any()
+
+
+def test_lesions_at_anatomical_sites():
+    from imagio.phantom import placement
+
+    ph = phantom.generate(3.0, seed=3, anatomy="realistic", n_liver_tumors=0, n_lung_nodules=0)
+    mass = placement.add_lesion_at(ph, "mass", 40.0, "chest_wall", seed=1, necrotic_fraction=0.3)
+    assert _touches(ph, mass.name, ("muscle", "costal_cartilages"))  # flat against the chest wall
+    assert not _touches(ph, mass.name, ("heart", "aorta", "esophagus"))
+    nod = placement.add_lesion_at(ph, "solid", 12.0, "vessel", seed=2)
+    assert _touches(ph, nod.name, ("lung_vessels", "pulmonary_artery", "pulmonary_vein"))
+    met = placement.add_lesion_at(ph, "liver_hypodense", 20.0, "liver_vessel", seed=3)
+    assert _touches(ph, met.name, ("portal_vein", "hepatic_vein"))
+    c, _ = placement.site_centre(ph, "lung", 10.0, seed=4)
+    assert ph.labels.labels[int(ph.labels.array[tuple(np.rint(ph.labels.world_to_kji(c[None]))[0].astype(int))])] in LOBES
+    with pytest.raises(ValueError):
+        placement.site_centre(ph, "brain", 10.0)
