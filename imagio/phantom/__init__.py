@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..volume import Volume
 from .assemble import (  # noqa: F401  (re-exported)
     CORTEX_MM, LUNG_LOBES, RIBS, AirwayBranch, Lesion, Phantom, _airway_tree, _ball_only, _ct_from_labels,
     _inside, _label_names, _place, _vessel_tree, finish,
@@ -21,7 +20,7 @@ from .assemble import (  # noqa: F401  (re-exported)
 from . import trees
 from .raster import Grid, capsules
 from .torso import (
-    VERTEBRAE, Painter, paint_body, paint_great_vessels, paint_ribs, paint_spine,
+    Painter, paint_body, paint_great_vessels, paint_ribs, paint_spine,
     paint_thorax_abdomen,
 )
 

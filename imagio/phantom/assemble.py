@@ -229,6 +229,23 @@ def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: in
     return Phantom(ctv, labels, lesions, airway_tree, spacing, seed, params, geometry)
 
 
+def paint_nodule_subtypes(ct, p: Painter, lesions) -> None:
+    """Ground-glass and part-solid (a solid core half the radius in a ground-glass halo) lung
+    nodules: their CT numbers, in place."""
+    g, L = p.g, p.labels
+    for les in lesions:
+        if les.kind != "lung_nodule" or les.subtype == "solid":
+            continue
+        m = L == p.v(les.name)
+        ct[m] = HU["nodule_ground_glass"]
+        if les.subtype == "part_solid":
+            sl = g.box(les.center_ras - les.radius_mm, les.center_ras + les.radius_mm)
+            zz, yy, xx = g.coords(sl)
+            d = np.sqrt((xx - les.center_ras[0]) ** 2 + (yy - les.center_ras[1]) ** 2 + (zz - les.center_ras[2]) ** 2)
+            sub = ct[sl]
+            sub[(d <= 0.5 * les.radius_mm) & m[sl]] = HU["nodule_solid"]
+
+
 def _ct_from_labels(p: Painter, lesions, rng) -> np.ndarray:
     g, L, names = p.g, p.labels, p.names
     lut = np.full(len(names) + 1, HU["air"], np.float32)
@@ -261,18 +278,7 @@ def _ct_from_labels(p: Painter, lesions, rng) -> np.ndarray:
     sheet = (np.abs(z - oblique_fissure_z(y)) * 0.78 < 0.5 * g.spacing) | \
             ((np.abs(z - HORIZONTAL_FISSURE_Z) < 0.5 * g.spacing) & (x > 0) & (z >= oblique_fissure_z(y)))
     ct[lungm & sheet] = HU["fissure"]
-    # nodule subtypes: ground-glass, part-solid (solid core in a ground-glass halo)
-    for les in lesions:
-        if les.kind != "lung_nodule" or les.subtype == "solid":
-            continue
-        m = L == p.v(les.name)
-        ct[m] = HU["nodule_ground_glass"]
-        if les.subtype == "part_solid":
-            sl = g.box(les.center_ras - les.radius_mm, les.center_ras + les.radius_mm)
-            zz, yy, xx = g.coords(sl)
-            d = np.sqrt((xx - les.center_ras[0]) ** 2 + (yy - les.center_ras[1]) ** 2 + (zz - les.center_ras[2]) ** 2)
-            sub = ct[sl]
-            sub[(d <= 0.5 * les.radius_mm) & m[sl]] = HU["nodule_solid"]
+    paint_nodule_subtypes(ct, p, lesions)
     ct[table_mask(g)] = HU["table"]
     ct = ndimage.gaussian_filter(ct, BLUR_SIGMA_MM / g.spacing, mode="nearest")
     ct += rng.normal(0.0, NOISE_SD, size=ct.shape).astype(np.float32)

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
+from .assemble import paint_nodule_subtypes
 from .hu import BLUR_SIGMA_MM, HU, NOISE_SD, NPS_PEAK_PER_MM, PHASE_HU, PHASES
 
 FISSURE_MM = 0.3  # thickness of an interlobar fissure (two visceral pleural layers)
@@ -108,16 +109,7 @@ def realistic_ct(p, lesions, rng, phase: str, sub: dict, table=None) -> np.ndarr
     # (Hansell DM et al., Fleischner glossary 2008: a fissure is a thin line of pleura)
     frac = min(1.0, FISSURE_MM / g.spacing)
     ct[lobe_boundaries(L, [p.v(n) for n in LOBES])] = HU["lung"] + frac * (HU["airway_wall"] - HU["lung"])
-    for les in lesions:
-        if les.kind != "lung_nodule" or les.subtype == "solid":
-            continue
-        m = L == p.v(les.name)
-        ct[m] = HU["nodule_ground_glass"]
-        if les.subtype == "part_solid":
-            sl = g.box(les.center_ras - les.radius_mm, les.center_ras + les.radius_mm)
-            zz, yy, xx = g.coords(sl)
-            d = np.sqrt((xx - les.center_ras[0]) ** 2 + (yy - les.center_ras[1]) ** 2 + (zz - les.center_ras[2]) ** 2)
-            ct[sl][(d <= 0.5 * les.radius_mm) & m[sl]] = HU["nodule_solid"]
+    paint_nodule_subtypes(ct, p, lesions)
     if table is not None:
         ct[table] = HU["table"]
     ct = ndimage.gaussian_filter(ct, BLUR_SIGMA_MM / g.spacing, mode="nearest")
