@@ -51,6 +51,13 @@ def table_mask(g: Grid, F: Frame) -> np.ndarray:
 def generate_realistic(spacing: float, seed: int, n_liver_tumors: int, n_lung_nodules: int,
                        airway_generations: int, sex: str = "male", size: float = 1.0, arms: str = "down",
                        phase: str = "portal_venous", airway_variant: str = "normal") -> Phantom:
+    """The realistic patient on an axis-aligned isotropic RAS grid of ``spacing`` mm (L4 to the
+    base of the neck, arms included). ``sex`` "male" | "female", ``size`` 0.8-1.25 (lengths
+    relative to the 175 cm reference man), ``arms`` "down" | "up", ``phase`` one of
+    ``hu.PHASES``, ``airway_variant`` one of ``bronchi.AIRWAY_VARIANTS``. The returned
+    `Phantom`'s ``geometry`` holds the frame, vertebrae, ribs (centrelines, cartilages), heart
+    (base, apex, chambers) and liver (Couinaud planes: ``organs.couinaud_segment``).
+    Deterministic for ``seed``. Raises ValueError for an out-of-range option."""
     rng = np.random.default_rng(seed)
     F = Frame.make(sex, size, arms, rng)
     lo, hi = F.extent()
