@@ -11,8 +11,9 @@ anatomical knots interpolated along z (``np.interp``), scaled by the patient's `
   anthropometric survey, Gordon CC et al., Natick/TR-15/007, 2014);
 - rib cage outer surface: widest at the 8th-9th rib (~280 mm), depth ~190 mm (Kent RW et al.,
   Stapp Car Crash J 2005 / Weaver AA et al., J Biomech 2014 rib-cage morphometry).
-Female frames are scaled (heights x0.94, widths x0.92, depths x0.95, shoulders x0.88 in all, thicker fat) after
-ANSUR II sex differences.
+Female frames are scaled (heights x0.95, widths x0.93, depths x0.96, shoulders x0.89 in all, thicker fat): a
+compromise between ANSUR II frame ratios (stature x0.93, chest breadth x0.89) and the smaller sex
+ratios of organ masses (ICRP Publication 89: liver x0.78, spleen x0.87, kidneys x0.89).
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ class Frame:
             raise ValueError("size must be within 0.8-1.25 (1.0 = reference adult)")
         if arms not in ("down", "up"):
             raise ValueError(f"arms must be 'down' or 'up', not {arms!r}")
-        f = 0.94 if sex == "female" else 1.0
-        w = 0.92 if sex == "female" else 1.0
-        dpt = 0.95 if sex == "female" else 1.0
+        f = 0.95 if sex == "female" else 1.0
+        w = 0.93 if sex == "female" else 1.0
+        dpt = 0.96 if sex == "female" else 1.0
         j = rng.uniform(-0.03, 0.03, 3)
         return cls(sex, size, arms, sz=size * f * (1 + j[0]), sx=size * w * (1 + j[1]),
                    sy=size * dpt * (1 + j[2]), shoulders=0.96 if sex == "female" else 1.0,
@@ -84,8 +85,9 @@ class Frame:
         zz = np.asarray(z, float) / self.sz
         a = np.interp(zz, _SKIN[:, 0], _SKIN[:, 1])
         sh = np.clip((zz - 380) / 40, 0, 1) * (self.shoulders - 1) + 1
-        return a * self.sx * sh, np.interp(zz, _SKIN[:, 0], _SKIN[:, 2]) * self.sy, \
-            np.interp(zz, _SKIN[:, 0], _SKIN[:, 3]) * self.sy
+        extra = self.fat_mm - 14.0 * self.size  # fat beyond the reference man's widens the outline
+        return a * self.sx * sh + extra, np.interp(zz, _SKIN[:, 0], _SKIN[:, 2]) * self.sy - 0.5 * extra, \
+            np.interp(zz, _SKIN[:, 0], _SKIN[:, 3]) * self.sy + extra
 
     def cage(self, z):
         """(half-width A, posterior y, anterior y) of the rib cage's outer surface at z (mm)."""

@@ -294,11 +294,20 @@ def paint_abdomen(p, F: Frame, sh: Shapes, geometry: dict, rng):
     pancreas, duodenum, small bowel, colon, portal and splenic veins. Returns the landmarks."""
     g, L = p.g, p.labels
     J = F.jitter["organ"] * 4.0
+    # pancreas: head in the duodenal C-loop, neck over the portal confluence, tail to the splenic hilum
+    sh.tube("pancreas", [[36, 8, 98, 18], [12, 20, 112, 13], [-20, 16, 124, 13], [-58, -8, 140, 11],
+                         [-84, -26, 152, 8]], only=["body"])
+    sh.tube("duodenum", [[14, 38, 122, 10], [44, 24, 118, 13], [56, 6, 96, 13], [48, 4, 70, 13],
+                         [12, 6, 62, 12], [-22, 8, 72, 12], [-26, 12, 98, 11]], only=["body"])
+    # splenic vein behind the pancreas to the portal confluence; main portal vein to the porta hepatis
+    sh.tube("portal_vein_and_splenic_vein", [[-82, -30, 152, 4.5], [-50, -14, 136, 5], [-18, 6, 122, 5.5],
+                                             [6, 10, 118, 7], [24, 4, 142, 7.5], [34, 0, 164, 7]],
+            only=["body", "liver", "pancreas"])
     # liver: everything under the right dome and over the left lobe's wedge, above its lower edge
     sl = g.box((-120 * F.sx, g.lo[1], 20 * F.sz), (-g.lo[0], 130, 270 * F.sz))
     z, y, x = g.coords(sl)
     xr, yr, zr = x / F.sx, y / F.sy, z / F.sz
-    bottom = 28.0 + 0.85 * np.clip(120.0 - xr, 0, 110) + 0.3 * np.maximum(0, 25.0 - xr) + 0.2 * np.maximum(0, -yr - 30) + J[0]
+    bottom = 20.0 + 0.75 * np.clip(120.0 - xr, 0, 110) + 0.3 * np.maximum(0, 25.0 - xr) + 0.2 * np.maximum(0, -yr - 30) + J[0]
     left_edge = -95.0 + 0.45 * np.maximum(0, 180.0 - zr) + 0.3 * np.maximum(0, -yr)  # left lobe anterior, thin
     top = dome_z(F, x, y) - 1.0
     box = L[sl]
@@ -322,7 +331,7 @@ def paint_abdomen(p, F: Frame, sh: Shapes, geometry: dict, rng):
                 only=["liver"])
     # spleen: along ribs 9-11, posterolateral, concave hilum
     sp = np.array([-100 + J[2], -36, 156])
-    m, s2 = sh.ell("spleen", sp, (76, 52, 34), rot({"x": 35.0, "z": 35.0}), only=["body"])
+    m, s2 = sh.ell("spleen", sp, (82, 56, 36), rot({"x": 35.0, "z": 35.0}), only=["body"])
     if m is not None:
         zz, yy, xx = g.coords(s2)
         hil = sh.P(*(sp + [38, 36, 0]))
@@ -341,15 +350,6 @@ def paint_abdomen(p, F: Frame, sh: Shapes, geometry: dict, rng):
             hil = sh.P(*(c + [-s * 26, 14, 0]))
             cut = ((xx - hil[0]) / 14) ** 2 + ((yy - hil[1]) / 12) ** 2 + ((zz - hil[2]) / 18) ** 2 < F.size ** 2
             L[s2][m & cut] = p.v("body")
-    # pancreas: head in the duodenal C-loop, neck over the portal confluence, tail to the splenic hilum
-    sh.tube("pancreas", [[36, 8, 98, 15], [12, 20, 112, 11], [-20, 16, 124, 11], [-58, -8, 140, 10],
-                         [-84, -26, 152, 8]], only=["body"])
-    sh.tube("duodenum", [[14, 38, 122, 10], [44, 24, 118, 13], [56, 6, 96, 13], [48, 4, 70, 13],
-                         [12, 6, 62, 12], [-22, 8, 72, 12], [-26, 12, 98, 11]], only=["body"])
-    # splenic vein behind the pancreas to the portal confluence; main portal vein to the porta hepatis
-    sh.tube("portal_vein_and_splenic_vein", [[-82, -30, 152, 4.5], [-50, -14, 136, 5], [-18, 6, 122, 5.5],
-                                             [6, 10, 118, 7], [24, 4, 142, 7.5], [34, 0, 164, 7]],
-            only=["body", "liver", "pancreas"])
     # stomach: fundus under the left dome, body, antrum crossing to the pylorus
     sto = [[-26, -18, 205, 10], [-52, -14, 218, 30], [-70, 10, 190, 32], [-58, 40, 152, 28],
            [-22, 52, 126, 20], [14, 38, 122, 10]]
