@@ -9,7 +9,7 @@ TORCH_VERSION := 2.13.0
 # (test-only reference for the engine's parity tests and benchmark)
 NO_DEPS := dynamic-network-architectures==0.4.4 nnunetv2==2.8.1
 
-.PHONY: all demo test test-fast test-browser web chromium bench lint clean venv
+.PHONY: all demo test test-fast test-browser web chromium bench lint clean venv phantom-figure
 
 all: test
 
@@ -65,3 +65,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo_out web_out imagio_web_out .pytest_cache
+
+# side-by-side picture of the realistic phantom and the real chest CTA (needs ../shared/data)
+phantom-figure: $(STAMP)
+	$(BIN)/python docs/make_phantom_figure.py

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .coords import ArgumentParser
-from .errors import Cancelled, ImagioError
+from .errors import Cancelled, ImagioError, InputError
 from .progress import printer
 
 # modules exposing register(subparsers); each adds its subcommands
@@ -37,7 +37,11 @@ FEATURE_COMMANDS: tuple[str, ...] = (
 def cmd_phantom(args) -> int:
     from . import phantom
 
-    ph = phantom.generate(spacing=args.spacing, seed=args.seed)
+    try:
+        ph = phantom.generate(spacing=args.spacing, seed=args.seed, anatomy=args.anatomy, sex=args.sex,
+                              size=args.size, arms=args.arms, phase=args.phase)
+    except ValueError as e:
+        raise InputError(f"{e}: choose another phantom option") from None
     paths = phantom.save(ph, Path(args.out))
     for p in paths:
         print(p)
@@ -127,6 +131,13 @@ def build_parser() -> ArgumentParser:
     s.add_argument("out", help="output folder")
     s.add_argument("--spacing", type=float, default=1.5, help="isotropic voxel size in mm (default 1.5)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--anatomy", choices=("cylinder", "realistic"), default="cylinder",
+                   help="cylinder (default, the geometric test phantom) or realistic (shaped torso, rib course, lobes, organs)")
+    s.add_argument("--sex", choices=("male", "female"), default="male", help="realistic anatomy only (default male)")
+    s.add_argument("--size", type=float, default=1.0, help="realistic anatomy: length scale 0.8-1.25 (default 1.0)")
+    s.add_argument("--arms", choices=("down", "up"), default="down", help="realistic anatomy only (default down)")
+    s.add_argument("--phase", choices=("native", "arterial", "portal_venous"), default="portal_venous",
+                   help="realistic anatomy: contrast phase (default portal_venous)")
     s.set_defaults(func=cmd_phantom)
 
     s = sub.add_parser("info", help="geometry, HU range and labels of an image",

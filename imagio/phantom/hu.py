@@ -61,3 +61,30 @@ HU_RANGE = {
 
 NOISE_SD = 12.0  # HU, typical of a standard-dose abdominal CT (quantum noise ~10-15 HU)
 BLUR_SIGMA_MM = 0.9  # Gaussian point-spread (sigma, mm) modelling partial-volume blur
+
+# --- realistic phantom: contrast phases, extra tissues, correlated noise -----------------------
+# Enhancement per phase (HU) after Bae KT, Radiology 2010;256:32-61 (aortic peak 250-350 HU in
+# the arterial phase; portal-venous phase liver 100-130 HU, portal vein 150-200 HU) and
+# Kalra MK et al. / Lamba R et al. AJR 2014 (unenhanced organs); myocardium enhances to about
+# 100-120 HU, far less than the blood pool (cardiac CT: Nieman K et al., Radiology 2006).
+PHASES = ("native", "arterial", "portal_venous")
+PHASE_HU = {
+    "native": {"blood_left": 40, "blood_right": 40, "myocardium": 40, "aorta": 40, "pulmonary_artery": 40,
+               "pulmonary_vein": 40, "vein": 40, "inferior_vena_cava": 40, "portal_vein": 40, "hepatic_vein": 40,
+               "lung_arteries": 40, "lung_vessels": 40, "liver": 60, "spleen": 48, "kidney": 32, "pancreas": 42,
+               "liver_tumor": 35},
+    "arterial": {"blood_left": 320, "blood_right": 260, "myocardium": 110, "aorta": 330, "pulmonary_artery": 280,
+                 "pulmonary_vein": 310, "vein": 280, "inferior_vena_cava": 90, "portal_vein": 120, "hepatic_vein": 60,
+                 "lung_arteries": 270, "lung_vessels": 300, "liver": 75, "spleen": 125, "kidney": 190, "pancreas": 115,
+                 "liver_tumor": 50},
+    "portal_venous": {"blood_left": 160, "blood_right": 150, "myocardium": 105, "aorta": 170, "pulmonary_artery": 155,
+                      "pulmonary_vein": 165, "vein": 150, "inferior_vena_cava": 140, "portal_vein": 180,
+                      "hepatic_vein": 160, "lung_arteries": 155, "lung_vessels": 165, "liver": 115, "spleen": 120,
+                      "kidney": 170, "pancreas": 100, "liver_tumor": 55},
+}
+HU.update({"pancreas": 100.0, "duodenum": 35.0, "small_bowel": 30.0, "colon": 20.0, "bowel_gas": -1000.0,
+           "fat_visceral": -90.0})
+# in-plane noise power spectrum of filtered back-projection: ramp x apodisation window, peak
+# near 0.25-0.35 cycles/mm for a standard kernel (Boedeker KL, McNitt-Gray MF, Phys Med Biol
+# 2007;52:4027-4046; Solomon J, Samei E, Med Phys 2012)
+NPS_PEAK_PER_MM = 0.3

@@ -19,7 +19,7 @@ def phantom_truth(labels: Volume) -> dict[str, np.ndarray]:
 
     return {
         "body": arr > 0,
-        "bone": sel(lambda n: n.startswith(("rib_", "vertebrae_")) or n == "sternum"),
+        "bone": sel(lambda n: n.startswith(("rib_", "vertebrae_", "scapula_", "clavicula_", "humerus_")) or n == "sternum"),
         "ribs": sel(lambda n: n.startswith("rib_")),
         "vertebrae": sel(lambda n: n.startswith("vertebrae_")),
         "lung_left": sel(lambda n: n.startswith("lung_") and n.endswith("_left")),

@@ -1,0 +1,287 @@
+"""Parts shared by every phantom anatomy: the result types, tube trees grown inside painted
+organs, lesion placement and the CT made from the labels."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from ..volume import Volume
+from . import trees
+from .hu import BLUR_SIGMA_MM, HU, NOISE_SD
+from .raster import capsules, ellipsoid
+from .torso import VERTEBRAE, Painter, table_mask
+
+CORTEX_MM = 1.6  # cortical shell thickness of ribs and vertebrae (about 1-2 mm in adults)
+LUNG_LOBES = ["lung_upper_lobe_left", "lung_lower_lobe_left", "lung_upper_lobe_right",
+              "lung_middle_lobe_right", "lung_lower_lobe_right"]
+RIBS = [f"rib_{s}_{n}" for s in ("left", "right") for n in range(1, 13)]
+
+
+@dataclass
+class Lesion:
+    name: str  # label name, e.g. "liver_tumor_1"
+    kind: str  # "liver_tumor" | "lung_nodule"
+    subtype: str  # "hypodense" | "solid" | "part_solid" | "ground_glass"
+    center_ras: np.ndarray  # mm
+    radius_mm: float
+    organ: str  # "liver" or the lung lobe name
+    touches_airway: bool = False  # bronchus sign by construction
+
+    def to_dict(self):
+        d = asdict(self)
+        d["center_ras"] = [round(float(c), 3) for c in self.center_ras]
+        return d
+
+
+@dataclass
+class AirwayBranch:
+    id: int
+    parent: int  # -1 for the trachea
+    generation: int  # 0 trachea, 1 main bronchi, 2 lobar, ...
+    start_ras: np.ndarray
+    end_ras: np.ndarray
+    radius_start_mm: float  # lumen radius
+    radius_end_mm: float
+    wall_mm: float
+    name: str = ""
+
+    @property
+    def length_mm(self) -> float:
+        return float(np.linalg.norm(self.end_ras - self.start_ras))
+
+    def to_dict(self):
+        d = asdict(self)
+        d["start_ras"] = [round(float(c), 3) for c in self.start_ras]
+        d["end_ras"] = [round(float(c), 3) for c in self.end_ras]
+        return d
+
+
+@dataclass
+class Phantom:
+    ct: Volume
+    labels: Volume
+    lesions: list[Lesion]
+    airway_tree: list[AirwayBranch]
+    spacing: float
+    seed: int
+    params: dict = field(default_factory=dict)
+    geometry: dict = field(default_factory=dict)
+
+    def lesion(self, name: str) -> Lesion:
+        return next(les for les in self.lesions if les.name == name)
+
+    def to_json(self) -> dict:
+        return {
+            "spacing_mm": self.spacing, "seed": self.seed, "params": self.params,
+            "coordinate_system": "RAS mm (+x patient right, +y anterior, +z superior)",
+            "labels": {str(k): v for k, v in sorted(self.labels.labels.items())},
+            "lesions": [les.to_dict() for les in self.lesions],
+            "airway_tree": [b.to_dict() for b in self.airway_tree],
+            **self.geometry,
+        }
+
+
+def _label_names(n_tumors: int, n_nodules: int) -> list[str]:
+    return (["skin", "subcutaneous_fat", "muscle", "body", "diaphragm"] + LUNG_LOBES
+            + ["liver", "gallbladder", "spleen", "stomach", "stomach_gas", "kidney_right", "kidney_left",
+               "heart", "aorta", "inferior_vena_cava", "esophagus", "portal_vein_and_splenic_vein"]
+            + VERTEBRAE + ["spinal_cord"] + RIBS + ["costal_cartilages", "sternum",
+                                                    "lung_vessels", "portal_vein", "hepatic_vein",
+                                                    "trachea", "airways", "airway_wall"]
+            + [f"liver_tumor_{i + 1}" for i in range(n_tumors)]
+            + [f"lung_nodule_{i + 1}" for i in range(n_nodules)])
+
+
+def _inside(p: Painter, names):
+    vals = np.array([p.v(n) for n in names])
+    g = p.g
+
+    def fn(pts):
+        idx = np.rint((np.asarray(pts) - g.lo) / g.spacing).astype(int)
+        ok = np.all((idx >= 0) & (idx < g.shape_xyz), axis=1)
+        out = np.zeros(len(idx), bool)
+        ii = idx[ok]
+        out[ok] = np.isin(p.labels[ii[:, 2], ii[:, 1], ii[:, 0]], vals)
+        return out
+
+    return fn
+
+
+def _airway_tree(p: Painter, rng, max_generation: int) -> list[trees.Branch]:
+    B = trees.Branch
+    a = np.array
+    tr = [B(0, -1, 0, a([0.0, 15, 330]), a([0.0, 8, 238]), 8.0, 7.5, "trachea"),
+          B(1, 0, 1, a([0.0, 8, 238]), a([22.0, 2, 222]), 6.0, 5.6, "right_main_bronchus"),
+          B(2, 0, 1, a([0.0, 8, 238]), a([-40.0, 0, 215]), 5.5, 5.0, "left_main_bronchus"),
+          B(3, 1, 2, a([22.0, 2, 222]), a([45.0, 0, 238]), 4.2, 4.0, "right_upper_lobe_bronchus"),
+          B(4, 1, 2, a([22.0, 2, 222]), a([32.0, 0, 198]), 5.0, 4.8, "bronchus_intermedius"),
+          B(5, 4, 3, a([32.0, 0, 198]), a([45.0, 35, 195]), 3.5, 3.3, "right_middle_lobe_bronchus"),
+          B(6, 4, 3, a([32.0, 0, 198]), a([45.0, -10, 170]), 4.3, 4.1, "right_lower_lobe_bronchus"),
+          B(7, 2, 2, a([-40.0, 0, 215]), a([-55.0, 12, 232]), 4.2, 4.0, "left_upper_lobe_bronchus"),
+          B(8, 2, 2, a([-40.0, 0, 215]), a([-52.0, -10, 190]), 4.3, 4.1, "left_lower_lobe_bronchus")]
+    for b in tr[1:]:
+        tr[b.parent].children.append(b.id)
+    lobe_of = {3: "lung_upper_lobe_right", 5: "lung_middle_lobe_right", 6: "lung_lower_lobe_right",
+               7: "lung_upper_lobe_left", 8: "lung_lower_lobe_left"}
+    for seed_id, lobe in lobe_of.items():
+        trees.grow(tr, [seed_id], _inside(p, [lobe]), rng, max_generation, min_radius=0.9,
+                   wall_frac=0.25)
+    return tr
+
+
+def _vessel_tree(p: Painter, rng, roots, region, max_generation, min_radius):
+    br = []
+    for s, e, r in roots:
+        br.append(trees.Branch(len(br), -1, 1, np.array(s, float), np.array(e, float), r, r * 0.95))
+    trees.grow(br, list(range(len(br))), _inside(p, region), rng, max_generation, min_radius,
+               angle_deg=(25.0, 40.0), avoid_collisions=True)
+    return br
+
+
+def _ball_only(p: Painter, center, radius, names) -> bool:
+    """True when every voxel within ``radius`` mm of ``center`` has one of the ``names``."""
+    sl = p.g.box(center - radius, center + radius)
+    if sl is None:
+        return False
+    z, y, x = p.g.coords(sl)
+    ball = (x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2 <= radius ** 2
+    return bool(np.all(np.isin(p.labels[sl][ball], [p.v(n) for n in names])))
+
+
+def _place(p: Painter, rng, organ_names, radius, clearance, avoid_mask=None):
+    """A centre (RAS) whose ball of radius+clearance lies in the organs; deterministic."""
+    g = p.g
+    organ = np.isin(p.labels, [p.v(n) for n in organ_names])
+    lo, hi = [np.array(v) for v in zip(*[(s.start, s.stop) for s in ndimage.find_objects(organ.astype(np.uint8))[0]])]
+    sub = organ[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    if avoid_mask is not None:
+        sub = sub & ~avoid_mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    import edt
+    depth = edt.edt(sub, anisotropy=(g.spacing,) * 3, black_border=True)
+    cand = np.argwhere(depth >= radius + clearance)
+    if len(cand) == 0:
+        return None
+    kji = cand[rng.integers(len(cand))] + lo
+    return g.lo + kji[::-1] * g.spacing
+
+
+def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: int, spacing: float,
+           seed: int, params: dict, geometry: dict, ct_fn=None) -> Phantom:
+    """Paint the airway ``tree`` (lumen and wall), place the lesions, make the CT and return the
+    `Phantom`. ``ct_fn(p, lesions, rng) -> int16 array`` (default `_ct_from_labels`)."""
+    g = p.g
+    # airways: lumen with wall, over lung, vessels and mediastinum
+    wall_frac = 0.25  # wall thickness ~ 25% of lumen radius (Hasegawa M et al., AJRCCM 2006)
+    segs = trees.segments(tree)
+    lumen_r = np.maximum(segs[:, 6:8], 0.87 * spacing)  # >= half a voxel diagonal: 26-connected
+    protect = [p.v(n) for n in VERTEBRAE + RIBS + ["sternum"]]
+    capsules(g, p.labels, np.c_[segs[:, :6], lumen_r], p.v("airways"), p.v("airway_wall"),
+             wall=np.maximum(segs[:, 6] * wall_frac, 1.0), protect=protect)
+    capsules(g, p.labels, np.c_[segs[:1, :6], segs[:1, 6:8]], p.v("trachea"))
+    airway_tree = [AirwayBranch(b.id, b.parent, b.generation, b.start, b.end, b.r0, b.r1,
+                                max(b.r0 * wall_frac, 1.0), b.name) for b in tree]
+    # lesions
+    lesions: list[Lesion] = []
+    tumor_radii = [15.0, 9.0, 12.0, 20.0, 7.0]
+    vessels = np.isin(p.labels, [p.v(n) for n in ("portal_vein", "hepatic_vein", "inferior_vena_cava",
+                                                  "gallbladder", "portal_vein_and_splenic_vein")])
+    for i in range(n_liver_tumors):
+        rad = tumor_radii[i % len(tumor_radii)]
+        c = _place(p, rng, ["liver"], rad, 4.0, vessels)
+        if c is None:
+            continue
+        name = f"liver_tumor_{i + 1}"
+        ellipsoid(g, p.labels, p.v(name), c, (rad,) * 3)
+        lesions.append(Lesion(name, "liver_tumor", "hypodense", c, rad, "liver"))
+    subtypes = ["solid", "part_solid", "ground_glass"]
+    nodule_radii = [7.5, 10.0, 6.0, 12.0, 4.0]
+    not_parenchyma = np.isin(p.labels, [p.v(n) for n in ("lung_vessels", "airways", "airway_wall")])
+    for i in range(n_lung_nodules):
+        rad = nodule_radii[i % len(nodule_radii)]
+        name = f"lung_nodule_{i + 1}"
+        c, touches = None, False
+        if i == 0:  # a nodule at the end of a peripheral bronchus: bronchus sign by construction
+            ends = sorted((b for b in tree if b.generation >= 5 and not b.children),
+                          key=lambda b: (b.generation, b.id))
+            for b in ends:
+                cand = b.end + b.direction * (rad + 0.5 * b.r1)
+                if _ball_only(p, cand, rad + 3.0, LUNG_LOBES + ["airways", "airway_wall"]):
+                    c, touches = cand, True
+                    break
+        if c is None:
+            c = _place(p, rng, LUNG_LOBES, rad, 5.0, not_parenchyma)
+        if c is None:
+            continue
+        kji = np.rint((c - g.lo) / g.spacing).astype(int)[::-1]
+        organ = names[p.labels[tuple(kji)] - 1] if p.labels[tuple(kji)] else "lung"
+        if organ not in LUNG_LOBES:
+            organ = next((n for n in LUNG_LOBES if n.endswith("right") == (c[0] > 0)), organ)
+        ellipsoid(g, p.labels, p.v(name), c, (rad,) * 3)
+        lesions.append(Lesion(name, "lung_nodule", subtypes[i % 3], c, rad, organ, touches))
+    ct = (ct_fn or _ct_from_labels)(p, lesions, rng)
+    present = np.bincount(p.labels.ravel(), minlength=len(names) + 1) > 0
+    labels = Volume(p.labels, g.ijk_to_ras(), "phantom_labels",
+                    {i + 1: n for i, n in enumerate(names) if present[i + 1]})
+    ctv = Volume(ct, g.ijk_to_ras(), "phantom_ct")
+    return Phantom(ctv, labels, lesions, airway_tree, spacing, seed, params, geometry)
+
+
+def paint_nodule_subtypes(ct, p: Painter, lesions) -> None:
+    """Ground-glass and part-solid (a solid core half the radius in a ground-glass halo) lung
+    nodules: their CT numbers, in place."""
+    g, L = p.g, p.labels
+    for les in lesions:
+        if les.kind != "lung_nodule" or les.subtype == "solid":
+            continue
+        m = L == p.v(les.name)
+        ct[m] = HU["nodule_ground_glass"]
+        if les.subtype == "part_solid":
+            sl = g.box(les.center_ras - les.radius_mm, les.center_ras + les.radius_mm)
+            zz, yy, xx = g.coords(sl)
+            d = np.sqrt((xx - les.center_ras[0]) ** 2 + (yy - les.center_ras[1]) ** 2 + (zz - les.center_ras[2]) ** 2)
+            sub = ct[sl]
+            sub[(d <= 0.5 * les.radius_mm) & m[sl]] = HU["nodule_solid"]
+
+
+def _ct_from_labels(p: Painter, lesions, rng) -> np.ndarray:
+    g, L, names = p.g, p.labels, p.names
+    lut = np.full(len(names) + 1, HU["air"], np.float32)
+    for i, n in enumerate(names):
+        key = n
+        if n.startswith(("rib_", "vertebrae_")) or n == "sternum":
+            key = "bone_trabecular"
+        elif n.startswith("lung_") and n != "lung_vessels" and not n.startswith("lung_nodule"):
+            key = "lung"
+        elif n.startswith("kidney"):
+            key = "kidney"
+        elif n in ("trachea", "airways"):
+            key = "airway_lumen"
+        elif n.startswith("liver_tumor"):
+            key = "liver_tumor"
+        elif n.startswith("lung_nodule"):
+            key = "nodule_solid"
+        lut[i + 1] = HU[key]
+    ct = lut[L]
+    # cortical shell of the bones
+    bone_vals = [p.v(n) for n in names if n.startswith(("rib_", "vertebrae_")) or n == "sternum"]
+    bone = np.isin(L, bone_vals)
+    import edt
+    depth = edt.edt(bone, anisotropy=(g.spacing,) * 3)
+    ct[bone & (depth <= max(CORTEX_MM, g.spacing))] = HU["bone_cortical"]  # at least one voxel
+    # fissures: a thin denser sheet where lobes meet
+    z, y, x = g.full()
+    from .torso import HORIZONTAL_FISSURE_Z, oblique_fissure_z
+    lungm = np.isin(L, [p.v(n) for n in LUNG_LOBES])
+    sheet = (np.abs(z - oblique_fissure_z(y)) * 0.78 < 0.5 * g.spacing) | \
+            ((np.abs(z - HORIZONTAL_FISSURE_Z) < 0.5 * g.spacing) & (x > 0) & (z >= oblique_fissure_z(y)))
+    ct[lungm & sheet] = HU["fissure"]
+    paint_nodule_subtypes(ct, p, lesions)
+    ct[table_mask(g)] = HU["table"]
+    ct = ndimage.gaussian_filter(ct, BLUR_SIGMA_MM / g.spacing, mode="nearest")
+    ct += rng.normal(0.0, NOISE_SD, size=ct.shape).astype(np.float32)
+    return np.clip(np.rint(ct), -1024, 3071).astype(np.int16)
+
+
