@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[mrml,models,test,web]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[mrml,models,test,web,cohort]"
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps $(NO_DEPS)
 	touch $(STAMP)
 

@@ -150,8 +150,13 @@ def run_case(case: dict, out_root: str, opts) -> dict:
 
 
 def _cluster(scheduler: str | None, workers: int, jobqueue: str | None, memory: str):
-    """(Client, cluster or None) for the chosen way of running."""
-    from distributed import Client, LocalCluster
+    """(Client, cluster or None) for the chosen way of running.
+
+    Raises InputError when Dask distributed is not installed (the ``cohort`` extra)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("a cohort run needs Dask distributed: pip install 'imagio[cohort]'") from None
 
     if scheduler:
         return Client(scheduler), None
@@ -249,8 +254,11 @@ def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers
     """Run every case of ``src`` not done yet in ``out`` on a Dask cluster; return a summary
     (counts, table paths, dashboard link). ``opts``: detection :class:`Options
     <imagio.detection.pipeline.Options>` or :class:`SegmentOptions`. Cases run in the order
-    listed."""
-    from distributed import as_completed
+    listed. Raises InputError when Dask distributed is not installed."""
+    try:
+        from distributed import as_completed
+    except ImportError:
+        raise InputError("a cohort run needs Dask distributed: pip install 'imagio[cohort]'") from None
 
     cases = list_cases(src)
     task, table, cohort_table = _task(opts)
