@@ -29,8 +29,8 @@ from .criteria import multi_probe
 from .devices import Device, Setting
 from .zones import Probe, zones
 
-ADVANCE_STEP_MM = 2.0
-NODE_LIMIT = 2000       # branch-and-bound nodes of the improving milp (machine-independent result)   # search step when the fully advanced tip is not feasible
+ADVANCE_STEP_MM = 2.0   # search step when the fully advanced tip is not feasible
+NODE_LIMIT = 2000       # branch-and-bound nodes per improving milp (a machine-independent limit)
 
 
 @dataclass
@@ -227,26 +227,29 @@ def _two_for_one(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, usable: np.n
 
 def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float):
     """(columns, proven) of a cover of every row of A (bool points x zones) with the fewest
-    zones, then a lower ``cost`` at that count: the greedy cover; ``milp`` for the fewest
-    zones (pure count: the weighted objective was 3-5x slower) asked for at least one fewer
-    than greedy, within ``NODE_LIMIT`` branch-and-bound nodes (a machine-independent limit);
+    zones, then a lower ``cost`` at that count: the greedy cover; then ``milp`` (pure count: the
+    weighted objective was 3-5x slower) asked again and again for a cover with one zone fewer,
+    each solve stopping at its first cover (``mip_rel_gap`` 1) or after ``NODE_LIMIT``
+    branch-and-bound nodes (a machine-independent limit), until it proves none exists;
     then each zone swapped for the cheapest one covering what only it covers (`_cheapen`: a
     local optimum of the healthy tissue, not the global one). ``limit_s`` only stops a solve
     that runs away (then the result depends on the machine: ``proven`` False says so).
     Proven: the count is the minimum over these rows and zones."""
-    best = _greedy_cover(A, cost)
+    pick = _greedy_cover(A, cost)
     nz = A.shape[1]
     cover = LinearConstraint(sparse.csr_matrix(A, dtype=float), lb=1.0, ub=np.inf)
-    res = milp(np.ones(nz), constraints=[cover, LinearConstraint(np.ones((1, nz)), lb=0, ub=len(best) - 1)],
-               bounds=Bounds(0, 1), integrality=np.ones(nz),
-               options={"time_limit": float(limit_s), "node_limit": NODE_LIMIT})
-    if res.status == 2:            # infeasible: the greedy count is the minimum
-        k, pick, proven = len(best), best, True
-    elif res.x is not None and A[:, np.flatnonzero(res.x > 0.5)].any(axis=1).all():
-        pick = np.flatnonzero(res.x > 0.5)
-        k, proven = len(pick), res.status == 0
-    else:
-        return best, False
+    proven = False
+    while len(pick) > 1:   # one zone fewer at a time; each solve stops at its first cover
+        res = milp(np.ones(nz), constraints=[cover, LinearConstraint(np.ones((1, nz)), lb=0, ub=len(pick) - 1)],
+                   bounds=Bounds(0, 1), integrality=np.ones(nz),
+                   options={"time_limit": float(limit_s), "node_limit": NODE_LIMIT, "mip_rel_gap": 1.0})
+        if res.status == 2:        # infeasible: no cover with fewer zones exists
+            proven = True
+            break
+        cand = np.flatnonzero(res.x > 0.5) if res.x is not None else np.zeros(0, int)
+        if len(cand) == 0 or len(cand) >= len(pick) or not A[:, cand].any(axis=1).all():
+            break                  # node (or time) limit without a smaller cover: not proven
+        pick = cand
     return _cheapen(A, pick, cost), proven
 
 
