@@ -5,8 +5,8 @@ For each of the ``max_characterised`` most probable candidates (``imagio/data/de
 
 1. one-click lesion segmentation at the candidate's centre
    (:func:`imagio.segmentation.lesion.segment_lesion`, kind lung nodule); a centre denser than
-   bone (a calcified nodule, which the one-click tool refuses) is segmented as the connected
-   voxels above the calcification threshold around it;
+   bone that the one-click tool refuses (outside its lung envelope) is segmented as the
+   connected voxels above the calcification threshold around it;
 2. measurements (:func:`imagio.segmentation.lesion.measure`): volume, 3-D long axis (Brock,
    Mayo), Lung-RADS mean diameter, solid component
    (:func:`imagio.stratification.characterise.solid_component`);
@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..errors import ImagioError
+from ..errors import ImagioError, InputError
 from ..volume import Volume
 from . import Candidate, constants
 
@@ -72,15 +72,19 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
     kji = tuple(np.clip(np.rint(ct.world_to_kji(cand.center_ras[None])[0]).astype(int), 0,
                         np.array(ct.shape) - 1))
     hu = float(ct.array[kji])
-    if hu >= BONE_CLICK_HU:
+    f = c["characterise"]["segment_radius_factor"]["value"]
+    limit = float(np.clip(f * cand.diameter_mm, f * c["nodule_diameter_mm"]["value"][0],
+                          c["mass_diameter_max_mm"]["value"]))
+    try:
+        mask, meas = segment_lesion(ct, cand.center_ras, kind="lung_nodule", max_radius_mm=limit)
+    except InputError:
+        if hu < BONE_CLICK_HU:
+            raise
+        # a calcified centre the one-click tool refuses (outside its lung envelope)
         mask = _calcified_mask(ct, kji, max(cand.diameter_mm, 6.0), c["type_hu"]["calcified_min"])
         meas = measure(mask, ct, ct.array, kind="lung_nodule")
         return mask, meas, ["calcified: segmented as the voxels above "
                             f"{c['type_hu']['calcified_min']:g} HU (no one-click growth)"]
-    f = c["characterise"]["segment_radius_factor"]["value"]
-    limit = float(np.clip(f * cand.diameter_mm, f * c["nodule_diameter_mm"]["value"][0],
-                          c["mass_diameter_max_mm"]["value"]))
-    mask, meas = segment_lesion(ct, cand.center_ras, kind="lung_nodule", max_radius_mm=limit)
     warn = [w for w in meas.warnings if "size limit" not in w]
     kji_m = np.argwhere(mask)
     reach = float(np.max(np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1)))
