@@ -51,12 +51,15 @@ def test_a_piece_far_from_the_tree_is_reported_not_joined(ph):
 
 
 def test_leak_into_the_parenchyma_is_excluded_no_false_reached(ph):
-    """A 5 mm-radius tongue of 'airway' from the left lower lobe bronchus into lung_nodule_3
+    """A 5 mm-radius tongue of 'airway' from the lobar bronchus of its lobe into lung_nodule_3
     (as airway_leak_gap.py): with the CT the tongue's lumen reads as parenchyma, it is excluded
     with a warning and the nodule is neither reached nor bronchus-sign positive."""
     L = ph.labels
     n3 = ph.lesion("lung_nodule_3")
-    start = next(b for b in ph.airway_tree if b.name == "left_lower_lobe_bronchus").end_ras
+    lobar = {"lung_upper_lobe_left": "left_upper_lobe_bronchus", "lung_lower_lobe_left": "left_lower_lobe_bronchus",
+             "lung_upper_lobe_right": "right_upper_lobe_bronchus", "lung_middle_lobe_right": "right_middle_lobe_bronchus",
+             "lung_lower_lobe_right": "right_lower_lobe_bronchus"}[n3.organ]  # the nodule's own lobe
+    start = next(b for b in ph.airway_tree if b.name == lobar).end_ras
     blob = np.zeros(L.shape, bool)
     for s in np.linspace(0.0, 0.85, 12):
         blob |= _ball(L, start + s * (n3.center_ras - start), 5.0)
