@@ -98,6 +98,7 @@ START_RADIUS_MM = _v("start_radius_mm")
 ENVELOPE_RADIUS_MM = _v("envelope_radius_mm")
 MAX_RADIUS_MM = _v("max_radius_mm")
 SMOOTH_SIGMA_MM = _v("smooth_sigma_mm")
+NECROSIS_MAX_RATIO = _v("necrosis_max_ratio")
 CALCIFIED_MIN_HU = _v("calcified_min_hu")
 
 
@@ -315,6 +316,15 @@ def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final=()):
     region = _fill(_separate(r, seed, sk, open_min), s_axis) if r.any() else r
     if org is not None:
         region &= org
+    if sub == "hypodense" and region.any() and shell.any():
+        # a hypodense region enclosed by a layer of the surrounding tissue's HU that is itself
+        # closed inside the box and at most NECROSIS_MAX_RATIO times the region: the click may be
+        # on the necrotic or cystic centre of a larger tumour with a viable rim
+        bg_sd = 1.4826 * float(np.median(np.abs(sm[shell] - bg)))
+        rim = (np.abs(sm - bg) <= FACING_SD * max(bg_sd, NOISE_FLOOR_HU)) & allowed
+        whole = _fill(_separate(_component_at(rim | region, seed, sk), seed, sk, open_min), s_axis)
+        if not _touches_border(whole) and region.sum() < whole.sum() <= NECROSIS_MAX_RATIO * region.sum():
+            sub += "; rim"
     return region, [lo_t, hi_t], sub
 
 
@@ -430,6 +440,11 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     if k is None or k == "soft_tissue":
         k = "soft_tissue"
         region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
+        if sub.endswith("; rim"):
+            sub = sub.split(";")[0]
+            notes.append("the click may be on the necrotic or cystic centre of a larger tumour: a closed "
+                         "layer of other tissue surrounds the result; if that layer is the tumour's rim, "
+                         "add a click on it (--add) or click on the rim")
         if sub.endswith("; no intensity edge"):
             sub = sub.split(";")[0]
             notes.append("the lesion has no intensity edge against the tissue around it: its border "
