@@ -348,3 +348,33 @@ def test_phantom_necrotic_soft_tissue_tumour_right_or_flagged(ph2):
         m, meas = segment_lesion(ph.ct, q)
         assert dice(m, truth) >= 0.85 or any("necrotic or cystic centre" in w for w in meas.warnings), \
             (q, dice(m, truth), meas.warnings)
+
+
+def test_nodule_touching_a_vessel_does_not_take_the_vessel_tree(ph2):
+    """A 12 mm solid nodule painted 1 mm into a pulmonary vessel near the hilum: the vessel is
+    wider than the opening that separates lesions from attachments, and the region used to run
+    through it into the mediastinum (377 mL for a 1 mL nodule). The watershed split from larger
+    blobs keeps it near the nodule (measured 3.4 mL, Dice 0.45: a stub of vessel stays, a known
+    limit); a 20 mm nodule touching a vessel is exact (Dice >= 0.85)."""
+    import copy
+
+    import edt
+
+    from imagio.phantom.lesions import insert_lesion
+
+    lung = ph2.labels.mask(*LUNG_LOBES, "lung_vessels")
+    ves = ph2.labels.mask("lung_vessels")
+    dl = edt.edt(lung, anisotropy=tuple(ph2.labels.spacing_kji))
+    dv = edt.edt(~ves, anisotropy=tuple(ph2.labels.spacing_kji))
+    for diameter, bound in ((12.0, None), (20.0, 0.85)):
+        r = diameter / 2
+        cand = np.argwhere((dl > r + 6) & (np.abs(dv - (r - 1.0)) < 0.8))
+        c = ph2.labels.kji_to_world(cand[len(cand) // 3][None].astype(float))[0]
+        ph = copy.deepcopy(ph2)
+        les = insert_lesion(ph, "solid", c, diameter, seed=1)
+        truth = ph.labels.array == les.label_value
+        assert (ndimage.binary_dilation(truth) & ph.labels.mask("lung_vessels")).any()  # touches
+        m, meas = segment_lesion(ph.ct, c)
+        assert meas.volume_ml <= 5 * truth.sum() * ph.ct.voxel_volume_ml, meas.volume_ml
+        if bound:
+            assert dice(m, truth) >= bound
