@@ -285,6 +285,7 @@ PHANTOM_CASES = [  # kind, diameter mm, necrotic fraction, against the chest wal
     ("perifissural", 10.0, 0.0, False), ("calcified", 10.0, 0.0, False),
     ("mass", 50.0, 0.3, False), ("mass", 60.0, 0.3, True),
     ("liver_hypodense", 30.0, 0.0, False), ("liver_hyperdense", 25.0, 0.0, False),
+    ("soft_tissue", 40.0, 0.0, False),
     pytest.param("mass", 40.0, 0.3, True, marks=pytest.mark.xfail(
         reason="known limit: a 40 mm mass on the diaphragm at the lateral wall loses its caudal "
                "slices where the lung envelope merges with the dome (Dice 0.84)", strict=False)),
@@ -306,7 +307,11 @@ def test_phantom_lesion_every_kind_from_any_interior_click(ph2, kind, diameter, 
 
     ph = copy.deepcopy(ph2)
     host = ["liver"] if kind.startswith("liver") else LUNG_LOBES
-    c = _place(ph, host, diameter / 2, wall)
+    if kind == "soft_tissue":  # in the phantom's fat-and-soft-tissue mix of the left flank
+        c = np.array([-120.0, 20.0, 100.0])
+        assert ph.labels.labels[int(ph.labels.sample(c[None])[0])] == "body"
+    else:
+        c = _place(ph, host, diameter / 2, wall)
     les = insert_lesion(ph, kind, c, diameter, necrotic_fraction=necrotic, seed=1)
     truth = ph.labels.array == les.label_value
     if wall:  # flat against the chest wall: muscle or rib next to it
@@ -316,10 +321,60 @@ def test_phantom_lesion_every_kind_from_any_interior_click(ph2, kind, diameter, 
     for q in [c] + list(_interior_clicks(truth, ph.ct, 3, seed=0)):
         m, meas = segment_lesion(ph.ct, q)
         assert dice(m, truth) >= 0.85, (q, dice(m, truth))
-        assert meas.kind == ("soft_tissue" if kind.startswith("liver") else "lung_nodule")
+        assert meas.kind == ("soft_tissue" if kind.startswith(("liver", "soft")) else "lung_nodule")
+        assert not any("necrotic or cystic centre" in w for w in meas.warnings)
         vols.append(meas.volume_ml)
     assert max(vols) <= 1.15 * min(vols)
     if kind in ("solid", "part_solid", "ground_glass", "calcified"):
         assert meas.subtype == kind
     if kind == "mass":
         assert meas.subtype == "mass"
+
+
+def test_phantom_necrotic_soft_tissue_tumour_right_or_flagged(ph2):
+    """Known limit: a soft-tissue tumour (40 mm, 30 % necrotic centre) clicked on its centre is
+    typed from the click against its own rim and gives the core (measured Dice 0.46 from three
+    of four clicks, 0.97 from the one on the rim). What must hold: a result below Dice 0.85
+    carries the warning that the click may be on a necrotic centre."""
+    import copy
+
+    from imagio.phantom.lesions import insert_lesion
+
+    ph = copy.deepcopy(ph2)
+    c = np.array([-120.0, 20.0, 100.0])
+    les = insert_lesion(ph, "soft_tissue", c, 40.0, necrotic_fraction=0.3, seed=1)
+    truth = ph.labels.array == les.label_value
+    for q in [c] + list(_interior_clicks(truth, ph.ct, 3, seed=0)):
+        m, meas = segment_lesion(ph.ct, q)
+        assert dice(m, truth) >= 0.85 or any("necrotic or cystic centre" in w for w in meas.warnings), \
+            (q, dice(m, truth), meas.warnings)
+
+
+def test_nodule_touching_a_vessel_does_not_take_the_vessel_tree(ph2):
+    """A 12 mm solid nodule painted 1 mm into a pulmonary vessel near the hilum: the vessel is
+    wider than the opening that separates lesions from attachments, and the region used to run
+    through it into the mediastinum (377 mL for a 1 mL nodule). The watershed split from larger
+    blobs keeps it near the nodule (measured 3.4 mL, Dice 0.45: a stub of vessel stays, a known
+    limit); a 20 mm nodule touching a vessel is exact (Dice >= 0.85)."""
+    import copy
+
+    import edt
+
+    from imagio.phantom.lesions import insert_lesion
+
+    lung = ph2.labels.mask(*LUNG_LOBES, "lung_vessels")
+    ves = ph2.labels.mask("lung_vessels")
+    dl = edt.edt(lung, anisotropy=tuple(ph2.labels.spacing_kji))
+    dv = edt.edt(~ves, anisotropy=tuple(ph2.labels.spacing_kji))
+    for diameter, bound in ((12.0, None), (20.0, 0.85)):
+        r = diameter / 2
+        cand = np.argwhere((dl > r + 6) & (np.abs(dv - (r - 1.0)) < 0.8))
+        c = ph2.labels.kji_to_world(cand[len(cand) // 3][None].astype(float))[0]
+        ph = copy.deepcopy(ph2)
+        les = insert_lesion(ph, "solid", c, diameter, seed=1)
+        truth = ph.labels.array == les.label_value
+        assert (ndimage.binary_dilation(truth) & ph.labels.mask("lung_vessels")).any()  # touches
+        m, meas = segment_lesion(ph.ct, c)
+        assert meas.volume_ml <= 5 * truth.sum() * ph.ct.voxel_volume_ml, meas.volume_ml
+        if bound:
+            assert dice(m, truth) >= bound

@@ -98,6 +98,8 @@ START_RADIUS_MM = _v("start_radius_mm")
 ENVELOPE_RADIUS_MM = _v("envelope_radius_mm")
 MAX_RADIUS_MM = _v("max_radius_mm")
 SMOOTH_SIGMA_MM = _v("smooth_sigma_mm")
+LARGER_BLOB_RATIO = _v("larger_blob_ratio")
+NECROSIS_MAX_RATIO = _v("necrosis_max_ratio")
 CALCIFIED_MIN_HU = _v("calcified_min_hu")
 
 
@@ -153,10 +155,12 @@ def _climb(depth: np.ndarray, seed: tuple) -> tuple:
     return tuple(int(v) for v in p)
 
 
-def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float) -> np.ndarray:
+def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split: bool = False) -> np.ndarray:
     """The lesion part of a grown region: opened by half the inscribed radius of the blob the
     seed lies in (attachments narrower than the lesion are cut), the shaved layer given back,
-    holes filled (3-D and per axial slice)."""
+    holes filled (3-D and per axial slice). ``split``: also cut off blobs at least
+    ``LARGER_BLOB_RATIO`` times thicker than the lesion (lung lesions only: on soft tissue without
+    an intensity edge it cut sarcomas down to specks without a warning)."""
     if not m.any():
         return m
     depth = _edt(m, sk)
@@ -166,9 +170,27 @@ def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float) -> np.ndarray:
     op = _component_at(op, core, sk) if op.any() else op
     if not op.any():
         op = _component_at(m, seed, sk)
+    elif split and op[core]:  # lung lesions: the heart or a hilar vessel beyond a wide vessel
+        op = _split_from_larger_blobs(op, depth, core)
     # give back the one-voxel boundary layer the opening shaved off the lesion itself
     out = op | (ndimage.binary_dilation(op, structure=ball(1.01 * float(min(sk)), sk)) & m)
     return out
+
+
+def _split_from_larger_blobs(op: np.ndarray, depth: np.ndarray, core: tuple) -> np.ndarray:
+    """The lesion's basin of ``op``: where the opened region still holds a blob at least
+    ``LARGER_BLOB_RATIO`` times as thick as the lesion (a hilar vessel or the heart joined to a
+    nodule through a vessel wider than the opening), a marker-controlled watershed on the
+    inverted distance map (scikit-image) splits them at the saddle; else ``op`` unchanged."""
+    big = op & (depth >= LARGER_BLOB_RATIO * float(depth[core]))
+    if not big.any():
+        return op
+    from skimage.segmentation import watershed
+
+    markers = np.zeros(op.shape, np.int32)
+    markers[big] = 2
+    markers[core] = 1
+    return watershed(-depth, markers, mask=op) == 1
 
 
 def _fill(m: np.ndarray, s_axis: int) -> np.ndarray:
@@ -268,7 +290,7 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
 
     def grow(thr):
         r = _component_at((roi >= thr) & (roi <= upper) & env, seed, sk)
-        return _fill(_separate(r, seed, sk, open_min), s_axis) if r.any() else r
+        return _fill(_separate(r, seed, sk, open_min, split=True), s_axis) if r.any() else r
 
     region = grow(t)
     if region.any():
@@ -315,6 +337,15 @@ def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final=()):
     region = _fill(_separate(r, seed, sk, open_min), s_axis) if r.any() else r
     if org is not None:
         region &= org
+    if sub == "hypodense" and region.any() and shell.any():
+        # a hypodense region enclosed by a layer of the surrounding tissue's HU that is itself
+        # closed inside the box and at most NECROSIS_MAX_RATIO times the region: the click may be
+        # on the necrotic or cystic centre of a larger tumour with a viable rim
+        bg_sd = 1.4826 * float(np.median(np.abs(sm[shell] - bg)))
+        rim = (np.abs(sm - bg) <= FACING_SD * max(bg_sd, NOISE_FLOOR_HU)) & allowed
+        whole = _fill(_separate(_component_at(rim | region, seed, sk), seed, sk, open_min), s_axis)
+        if not _touches_border(whole) and region.sum() < whole.sum() <= NECROSIS_MAX_RATIO * region.sum():
+            sub += "; rim"
     return region, [lo_t, hi_t], sub
 
 
@@ -430,6 +461,11 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     if k is None or k == "soft_tissue":
         k = "soft_tissue"
         region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
+        if sub.endswith("; rim"):
+            sub = sub.split(";")[0]
+            notes.append("the click may be on the necrotic or cystic centre of a larger tumour: a closed "
+                         "layer of other tissue surrounds the result; if that layer is the tumour's rim, "
+                         "add a click on it (--add) or click on the rim")
         if sub.endswith("; no intensity edge"):
             sub = sub.split(";")[0]
             notes.append("the lesion has no intensity edge against the tissue around it: its border "
