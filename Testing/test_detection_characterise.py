@@ -164,3 +164,49 @@ def test_screening_report(tmp_path, chest, characterised):
     pypdf = pytest.importorskip("pypdf")
     pdf_text = "".join(pg.extract_text() for pg in pypdf.PdfReader(str(p)).pages)
     assert "Lung-RADS" in pdf_text and "screening report" in pdf_text
+
+
+@pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, -1.0, 1.0])], ids=["ras", "lps_stored"])
+def test_side_is_the_patients_side_whatever_the_storage(direction):
+    """RAS +x is the patient's right (DICOM LPS: +x is the left): a lesion in the lung at
+    RAS x = +60 mm is right, one at x = -60 mm is left, on an RAS-stored and an LPS-stored grid,
+    with the midline found from the two lungs."""
+    from imagio.detection.characterise import location
+    from imagio.segmentation.lungs import midline_x
+
+    vol = Volume(np.zeros((40, 60, 80), np.int16), make_ijk_to_ras((2.5, 2.5, 2.5), (0, 0, 0), direction))
+    w = _world_grid(vol)
+    ctr = w.reshape(-1, 3).mean(0)
+    rel = w - ctr
+    lungs = (np.abs(np.abs(rel[..., 0]) - 50) < 30) & (np.abs(rel[..., 1]) < 50) & (np.abs(rel[..., 2]) < 40)
+    ct = vol.with_array(np.where(lungs, -850, 30).astype(np.int16))
+    midline, _ = midline_x(ct, body=lungs)
+    assert midline == pytest.approx(ctr[0], abs=5.0)
+    for x, side in ((60.0, "right"), (-60.0, "left")):
+        mask = np.linalg.norm(rel - np.array([x, 0.0, 0.0]), axis=-1) <= 6.0
+        assert location(ct, mask, lungs, None, midline)["side"] == side
+
+
+def test_lungs_picture_is_an_anterior_view():
+    """The screening report's 3-D picture claims an anterior view: the patient's right (RAS +x)
+    must come out on the left of the picture, and superior above inferior (checked with
+    matplotlib's own projection of the axes the report sets up)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mpl_toolkits.mplot3d import proj3d
+
+    from imagio.detection.report import anterior_view
+
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d")
+    ax.set_xlim(-100, 100), ax.set_ylim(-100, 100), ax.set_zlim(-100, 100)
+    anterior_view(ax)
+    fig.canvas.draw()
+    M = ax.get_proj()
+    (xr, _, _), (xl, _, _) = (proj3d.proj_transform(x, 0, 0, M)[:3] for x in (80.0, -80.0))
+    (_, ys, _), (_, yi, _) = (proj3d.proj_transform(0, 0, z, M)[:3] for z in (80.0, -80.0))
+    plt.close(fig)
+    assert xr < xl, "patient's right must be on the picture's left in an anterior view"
+    assert ys > yi

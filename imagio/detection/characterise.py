@@ -132,7 +132,8 @@ def pleura_distance_map(ct: Volume, lungs: np.ndarray) -> np.ndarray:
 def location(ct: Volume, mask: np.ndarray, lungs: np.ndarray, lobes: Volume | None,
              midline: float, pleura_mm: np.ndarray | None = None) -> dict:
     """Side, lobe, distance to pleura and juxta flags of a lesion mask (see module docstring).
-    pleura_mm: :func:`pleura_distance_map` (computed when None)."""
+    midline: RAS x (mm) of the midline; a lesion whose centroid has a larger RAS x is on the
+    patient's right. pleura_mm: :func:`pleura_distance_map` (computed when None)."""
     import edt
 
     from ..stratification.characterise import _crop
@@ -147,7 +148,8 @@ def location(ct: Volume, mask: np.ndarray, lungs: np.ndarray, lobes: Volume | No
     # from the lesion's surface: its voxel nearest the pleura, less half a voxel
     d_pleura = max(float(pleura_mm[mask].min()) - half, 0.0)
     cen = ct.kji_to_world(np.argwhere(mask).mean(0)[None])[0]
-    out = {"side": "right" if cen[0] < midline else "left", "lobe": None,
+    # RAS: +x is the patient's right
+    out = {"side": "right" if cen[0] > midline else "left", "lobe": None,
            "distance_to_pleura_mm": round(d_pleura, 2)}
     fissure_mm = None
     if lobes is not None:

@@ -63,6 +63,13 @@ def nodule_figure(ct: Volume, mask: np.ndarray | None, centre, title: str, path:
     return path
 
 
+def anterior_view(ax) -> None:
+    """Point a matplotlib 3-D axes (RAS data) at the patient from the front, as a radiologist
+    looks at a patient facing them: the camera on +A, patient's right (+x) on the left of the
+    picture, superior up."""
+    ax.view_init(elev=10, azim=90)
+
+
 def lungs_figure(ct: Volume, lungs: np.ndarray, nodules: list[dict], path: Path) -> Path:
     """The lung surface (marching cubes of the lung mask on a 4 mm grid) seen from the front,
     with each nodule's centre numbered (red: Lung-RADS 4A or higher)."""
@@ -87,7 +94,7 @@ def lungs_figure(ct: Volume, lungs: np.ndarray, nodules: list[dict], path: Path)
         col = "red" if cat in ACTIONABLE else "orange"
         ax.scatter(*p, color=col, s=30)
         ax.text(*p, f" {d['id']}", fontsize=8)
-    ax.view_init(elev=10, azim=-90)  # from the front: patient's right on the left
+    anterior_view(ax)
     ax.set_xlabel("R-L (mm)")
     ax.set_ylabel("P-A")
     ax.set_zlabel("I-S")
