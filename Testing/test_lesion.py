@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from imagio.segmentation.common import dice, ras_coordinate
+from imagio.segmentation.common import anatomical_axes, dice, ras_coordinate
 from imagio.segmentation.lesion import measure, segment_lesion
 from imagio.volume import Volume, make_ijk_to_ras
 from synthetic_ct import make_ct
@@ -281,6 +281,21 @@ def _place(ph, names, radius, wall):
     return ph.labels.kji_to_world(np.argwhere(d == d.max())[:1].astype(float))[0]
 
 
+def _soft_tissue_site(ph, radius):
+    """The deepest point of the phantom's soft tissue and fat outside every organ (label "body"),
+    at least two radii from the image's ends along S (a site the painted tumour shares with no
+    organ; the same rule on either anatomy)."""
+    import edt
+
+    d = edt.edt(ph.labels.mask("body"), anisotropy=tuple(ph.labels.spacing_kji))
+    s_axis = anatomical_axes(ph.labels)["S"][0]
+    margin = int(np.ceil(2 * radius / ph.labels.spacing_kji[s_axis]))
+    idx = [slice(None)] * 3
+    idx[s_axis] = np.r_[0:margin, d.shape[s_axis] - margin:d.shape[s_axis]]
+    d[tuple(idx)] = 0
+    return ph.labels.kji_to_world(np.argwhere(d == d.max())[:1].astype(float))[0]
+
+
 PHANTOM_CASES = [  # kind, diameter mm, necrotic fraction, against the chest wall
     ("solid", 8.0, 0.0, False), ("part_solid", 20.0, 0.0, False), ("ground_glass", 15.0, 0.0, False),
     ("perifissural", 10.0, 0.0, False), ("calcified", 10.0, 0.0, False),
@@ -308,8 +323,8 @@ def test_phantom_lesion_every_kind_from_any_interior_click(ph2, kind, diameter, 
 
     ph = copy.deepcopy(ph2)
     host = ["liver"] if kind.startswith("liver") else LUNG_LOBES
-    if kind == "soft_tissue":  # in the phantom's fat-and-soft-tissue mix of the left flank
-        c = np.array([-120.0, 20.0, 100.0])
+    if kind == "soft_tissue":  # in the phantom's fat-and-soft-tissue mix outside the organs
+        c = _soft_tissue_site(ph, diameter / 2)
         assert ph.labels.labels[int(ph.labels.sample(c[None])[0])] == "body"
     else:
         c = _place(ph, host, diameter / 2, wall)
@@ -342,7 +357,7 @@ def test_phantom_necrotic_soft_tissue_tumour_right_or_flagged(ph2):
     from imagio.phantom.lesions import insert_lesion
 
     ph = copy.deepcopy(ph2)
-    c = np.array([-120.0, 20.0, 100.0])
+    c = _soft_tissue_site(ph, 20.0)
     les = insert_lesion(ph, "soft_tissue", c, 40.0, necrotic_fraction=0.3, seed=1)
     truth = ph.labels.array == les.label_value
     for q in [c] + list(_interior_clicks(truth, ph.ct, 3, seed=0)):

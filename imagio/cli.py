@@ -131,8 +131,8 @@ def build_parser() -> ArgumentParser:
     s.add_argument("out", help="output folder")
     s.add_argument("--spacing", type=float, default=1.5, help="isotropic voxel size in mm (default 1.5)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--anatomy", choices=("cylinder", "realistic"), default="cylinder",
-                   help="cylinder (default, the geometric test phantom) or realistic (shaped torso, rib course, lobes, organs)")
+    s.add_argument("--anatomy", choices=("cylinder", "realistic"), default="realistic",
+                   help="realistic (default: shaped torso, rib course, lobes, organs) or cylinder (the geometric test phantom)")
     s.add_argument("--sex", choices=("male", "female"), default="male", help="realistic anatomy only (default male)")
     s.add_argument("--size", type=float, default=1.0, help="realistic anatomy: length scale 0.8-1.25 (default 1.0)")
     s.add_argument("--arms", choices=("down", "up"), default="down", help="realistic anatomy only (default down)")

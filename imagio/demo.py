@@ -34,6 +34,12 @@ MODEL_STAND_IN = (
     "liver", "gallbladder", "spleen", "stomach", "stomach_gas", "kidney_right", "kidney_left", "heart",
     "aorta", "inferior_vena_cava", "esophagus", "portal_vein_and_splenic_vein", "portal_vein",
     "hepatic_vein", "lung_vessels", "spinal_cord", "sternum", "costal_cartilages",
+    # the realistic phantom's other organs and great vessels (a model segments them too; a needle
+    # plan that does not know the colon or the pulmonary artery would cross them unwarned)
+    "pancreas", "duodenum", "colon", "small_bowel", "pulmonary_artery", "pulmonary_vein",
+    "superior_vena_cava", "brachiocephalic_trunk", "brachiocephalic_vein_left", "brachiocephalic_vein_right",
+    "common_carotid_artery_left", "common_carotid_artery_right", "subclavian_artery_left",
+    "subclavian_artery_right",
 )
 
 

@@ -29,13 +29,13 @@ ANATOMIES = ("cylinder", "realistic")
 
 
 def generate(spacing: float = 1.5, seed: int = 0, n_liver_tumors: int = 2, n_lung_nodules: int = 3,
-             airway_generations: int = 8, *, anatomy: str = "cylinder", sex: str = "male", size: float = 1.0,
+             airway_generations: int = 8, *, anatomy: str = "realistic", sex: str = "male", size: float = 1.0,
              arms: str = "down", phase: str = "portal_venous", airway_variant: str = "normal") -> Phantom:
     """Generate the digital patient at ``spacing`` mm (isotropic). Deterministic for ``seed``.
 
-    ``anatomy``: "cylinder" (the original geometric phantom: round body, circular ribs, box
-    lungs) or "realistic" (``phantom.realistic``: shaped torso, rib course, lobes, chambers,
-    abdominal organs, anatomical bronchi). Only the realistic anatomy uses ``sex`` ("male" |
+    ``anatomy``: "realistic" (default; ``phantom.realistic``: shaped torso, rib course, lobes,
+    chambers, abdominal organs, anatomical bronchi) or "cylinder" (the original geometric phantom:
+    round body, circular ribs, box lungs; kept for unit tests of geometry). Only the realistic anatomy uses ``sex`` ("male" |
     "female"), ``size`` (0.8-1.25, lengths relative to a 175 cm reference man), ``arms`` ("down" |
     "up"), ``phase`` (contrast: "native" | "arterial" | "portal_venous") and ``airway_variant``
     (``phantom.bronchi.AIRWAY_VARIANTS``). Raises ValueError for values out of range."""

@@ -24,9 +24,12 @@ Every threshold, with its published source or its stated method reason, is in
    it: seeded region at the midpoint between the parenchyma's median and the lower quartile of
    the region's core (a solid edge at half maximum, a ground-glass rim kept). The type is decided
    from the grown region: it is a lung lesion if aerated lung covers at least 20 % of its outer
-   shell (1-4 mm beyond it), else the soft-tissue rule applies. The subtype comes from the
-   region too: mass above 30 mm, calcified, else from its solid component (> -300 HU): none of
-   micronodule size -> ground glass, >= 80 % of the interior -> solid, else part-solid.
+   shell (1-4 mm beyond it), else the soft-tissue rule applies. A click beside the envelope or
+   only in a concavity the lung does not outweigh, whose soft-tissue lesion is closed in the box
+   and not bordered by aerated lung, is typed soft tissue (the lung crescent round the liver
+   dome has the liver as its concavity). The subtype comes from the region too: mass above
+   30 mm, calcified, else from its solid component (> -300 HU): none of micronodule size ->
+   ground glass, >= 80 % of the interior -> solid, else part-solid.
 3. Soft tissue (liver tumour, soft-tissue or bone-free tumour): on a lightly smoothed image
    (Gaussian, sigma 1 mm: CT noise is white, a tumour is larger than a few mm), voxels closer in
    HU to the lesion than to the tissue around a first estimate (midpoint threshold between the
@@ -407,6 +410,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     if m0 > BONE_CLICK_HU and kind == "soft_tissue":
         raise InputError(bone_msg)
     region, thr, sub, k, lung, in_envelope = None, None, "", kind, None, False
+    via_concavity = False  # the click's lung envelope is a concavity the lung does not outweigh
     # faces of the box beyond which the region cannot be followed (the image's edge, or all at
     # the size limit): a soft-tissue region reaching one has leaked into same-density tissue
     final = [(ax, sd) for ax in range(3) for sd in (0, 1)
@@ -442,6 +446,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                 continue
             env = env | _component_at(env, seed, sk, within_mm=5.0) if kind == "lung_nodule" else env
             in_envelope = bool(env[seed])
+            via_concavity = attempt is joined
             if not env[seed]:
                 env = env.copy()
                 env[seed] = True
@@ -454,6 +459,18 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                 k = "lung_nodule"
             if k == "lung_nodule" and region.any():
                 break
+    if kind is None and k == "lung_nodule" and (via_concavity or not in_envelope) and m0 > FAT_MAX_HU:
+        # the click is beside the lung's envelope or only in a concavity the lung does not
+        # outweigh: a lung crescent wrapped round a convex organ (the liver dome under the
+        # diaphragm) has that organ's cross-section as its concavity, and the lung rule then grows
+        # through the organ. A soft-tissue lesion at the click that is closed in the box (its own
+        # intensity edge all round) and not bordered by aerated lung (the typing rule above) lies
+        # outside the lung: it is taken instead
+        r_s, thr_s, sub_s = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, ())
+        if r_s.any() and not _touched_faces(r_s):
+            sh = _shell(r_s, sk, *LUNG_SHELL_MM)
+            if (float(lung[sh].mean()) if sh.any() else 0.0) < LUNG_CONTEXT_FRACTION:
+                k = "soft_tissue"
     notes = []
     if m0 > BONE_CLICK_HU and not (k == "lung_nodule" and in_envelope):
         # a calcified nodule is clicked inside the lung envelope; bone elsewhere is refused

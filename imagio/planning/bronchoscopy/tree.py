@@ -286,6 +286,21 @@ def _children_lists(parent: np.ndarray) -> list[list[int]]:
     return kids
 
 
+def _centreline_length(p: np.ndarray) -> float:
+    """Length (mm) of a skeleton path ``p`` (N, 3) RAS mm. The path steps from voxel to
+    neighbouring voxel, so a straight oblique airway becomes a staircase whose summed steps
+    overestimate its length (by up to ~10 % at 1.5 mm; digitised-curve length estimators: Dorst &
+    Smeulders, CVGIP 1987; Kiryati & Kuebler, 3-D chain codes, 1995): the points are smoothed along
+    the path (Gaussian, sigma one step) with both ends kept, then the steps are summed."""
+    if len(p) < 2:
+        return 0.0
+    if len(p) > 2:
+        q = ndimage.gaussian_filter1d(np.asarray(p, float), 1.0, axis=0, mode="nearest")
+        q[0], q[-1] = p[0], p[-1]
+        p = q
+    return float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum())
+
+
 def _split_branches(pts, radius, parent, root, alive=None):
     """Branches between bifurcations: a branch starts at the root or at a child of a point with
     several children, and runs while each point has exactly one (alive) child."""
@@ -305,7 +320,7 @@ def _split_branches(pts, radius, parent, root, alive=None):
         bid = len(branches)
         # include the bifurcation point of the parent so that lengths add up along a route
         full = ids if pb < 0 else np.r_[parent[start], ids]
-        seg = np.linalg.norm(np.diff(pts[full], axis=0), axis=1).sum() if len(full) > 1 else 0.0
+        seg = _centreline_length(pts[full])
         r = radius[ids]
         branches.append(Branch(bid, pb, gen, ids, float(seg), float(2 * r.mean()), float(2 * r.min())))
         branch_of[ids] = bid
