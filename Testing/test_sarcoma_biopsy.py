@@ -318,3 +318,24 @@ def test_unlabelled_bone_is_taken_from_the_ct_and_forbidden():
     assert (bone & cortex).sum() >= 0.95 * cortex.sum()
     assert not (bone & ph.mask("sarcoma_1")).any()
     recheck(ph, sp, ph.geometry["tumour"]["compartments"])
+
+
+def test_a_rule_with_nothing_labelled_is_not_checked_never_met():
+    """A label map without joints or bones (e.g. only the tumour): no_joint / no_bone cannot be
+    judged, so they must read 'not checked' (None), never 'met'; a labelled joint kept out is met."""
+    from types import SimpleNamespace
+
+    from imagio.planning.sarcoma.rules import rule_status
+
+    path = SimpleNamespace(length_in_mm={"sarcoma_1": 12.0}, required_mm=1.0,
+                           clearance_mm={"knee_joint_capsule_left": 25.0})
+    none = rule_status(path, {}, {}, None, None, compartments_checked=False)
+    assert none["no_joint"]["met"] is None and none["no_bone"]["met"] is None
+    assert "not checked" in none["no_joint"]["detail"]
+    joint = rule_status(path, {"knee_joint_capsule_left": "no_joint"}, {"knee_joint_capsule_left": "forbidden"},
+                        None, None, compartments_checked=False)
+    assert joint["no_joint"]["met"] is True
+    inside = SimpleNamespace(length_in_mm={"knee_joint_capsule_left": 3.0}, required_mm=1.0, clearance_mm={})
+    crossed = rule_status(inside, {"knee_joint_capsule_left": "no_joint"}, {"knee_joint_capsule_left": "forbidden"},
+                          None, None, compartments_checked=False)
+    assert crossed["no_joint"]["met"] is False

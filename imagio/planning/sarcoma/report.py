@@ -49,7 +49,9 @@ def sarcoma_sections(s: dict) -> list:
                 ("depth in viable tumour (mm)", *[c["depth_mm"] for c in cores]),
                 ("tract length (mm)", *[c["length_mm"] for c in cores]),
                 ("angle to core 1's tract (deg)", *[c["fan_deg"] for c in cores]),
-                ("compartments crossed", *[", ".join(c["compartments_crossed"]) or "none (fat, fascia, tumour)" for c in cores])]
+                ("compartments crossed", *[(", ".join(c["compartments_crossed"]) or "none (fat, fascia, tumour)")
+                                           if s.get("compartments_checked", True) else
+                                           "not checked: no compartments labelled" for c in cores])]
         names = list(cores[0]["rules"])
         body += [(r, *[_met(c["rules"][r]["met"]) for c in cores]) for r in names]
         out.append(("Cores (one entry)", [("table", head, body)]))

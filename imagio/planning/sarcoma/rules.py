@@ -188,8 +188,10 @@ def rule_status(metrics, rule_of: dict, roles: dict, incision_mm: float | None,
                   "every bundle structure beyond the measured distance") if structs else "no bundle structure labelled")
             out[name] = {"met": (not bad) if structs else None, "detail": ("violated: " + "; ".join(bad)) if bad else detail}
             continue
-        out[name] = {"met": not bad, "detail": ("crosses or touches " + "; ".join(bad)) if bad else
-                     (f"{len(structs)} structure(s) kept out" if structs else "none labelled")}
+        # nothing labelled for the rule: it could not be checked (never "met")
+        out[name] = {"met": (not bad) if structs else None,
+                     "detail": ("crosses or touches " + "; ".join(bad)) if bad else
+                     (f"{len(structs)} structure(s) kept out" if structs else "not checked: none labelled")}
     if incision_mm is None:
         out["entry_on_incision"] = {"met": None, "detail": "no incision"}
     else:
