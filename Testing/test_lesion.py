@@ -89,8 +89,15 @@ def test_include_exclude_and_warnings(chest):
     assert dice(m1, t["nodule_solid"]) >= 0.85
     assert [w for w in meas1.warnings if "mm sections" not in w] == []
     assert any("measured on 2 mm sections" in w for w in meas1.warnings)
-    m2, _ = segment_lesion(ct, (60.0, 20.0, 30.0), include=[(-58.0, 22.0, 45.0)])
+    m2, meas2 = segment_lesion(ct, (60.0, 20.0, 30.0), include=[(-58.0, 22.0, 45.0)])
     assert m2[t["nodule_ggo"]].mean() > 0.8 and m2[t["nodule_solid"]].mean() > 0.8
+    added = [w for w in meas2.warnings if "added click" in w]
+    assert len(added) == 1 and "added nothing" not in added[0]
+    assert float(added[0].rsplit(" added ", 1)[1].split(" mL")[0]) == pytest.approx(
+        float((m2 & ~m1).sum()) * ct.voxel_volume_ml, rel=0.05)
+    # a second click inside the same nodule grows nothing new: said, never silent
+    m4, meas4 = segment_lesion(ct, (60.0, 20.0, 30.0), include=[(62.0, 20.0, 30.0)])
+    assert (m4 == m1).all() and any("added nothing" in w for w in meas4.warnings)
     # exclude a point on one side: the part nearer to it goes
     m3, _ = segment_lesion(ct, (60.0, 20.0, 30.0), exclude=[(60.0, 20.0, 39.0)])
     z = ras_coordinate(ct, 2)

@@ -547,6 +547,14 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     mask[sl] = region
     for q in np.asarray(include, float).reshape(-1, 3):
         m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm)
+        added_ml = float((m2 & ~mask).sum()) * ct.voxel_volume_ml
+        if added_ml < ct.voxel_volume_ml * 0.5:
+            # the user clicked there to grow the lesion: a click that adds nothing is said
+            notes.append(f"the added click at R,A,S = {np.round(q, 1).tolist()} mm added nothing: the region "
+                         "grown from it lies inside the lesion already; outline that part by hand "
+                         "(Slicer's Paint/Grow from seeds) if it belongs to the lesion")
+        else:
+            notes.append(f"the added click at R,A,S = {np.round(q, 1).tolist()} mm added {added_ml:.3f} mL")
         mask |= m2
     ex = np.asarray(exclude, float).reshape(-1, 3)
     if len(ex):
