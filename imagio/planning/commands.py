@@ -121,17 +121,7 @@ def cmd_plan(args) -> int:
             render_plan_png(result, tmp, extra=extra)
         written.append(out / "plan.png")
     if not args.no_scene:
-        try:
-            import slicer  # noqa: F401  (slicer-core)
-        except ImportError:
-            print("imagio: note: slicer-core is not installed; no Slicer scene written", file=sys.stderr)
-        else:
-            from ..mrml.planning import plan_to_scene, write_scene
-            from ..mrml.scene import new_scene
-
-            scene = new_scene()
-            plan_to_scene(scene, result)
-            written.append(Path(write_scene(scene, out / "scene")))
+        written += write_plan_scene(result, out)
     for p in written:
         print(p)
     for w in doc.get("warnings", []):
@@ -212,3 +202,21 @@ def register(subparsers) -> None:
 
     add_sarcoma_arguments(s)
     s.set_defaults(func=cmd_plan)
+
+
+def write_plan_scene(plan, out: Path, add=None) -> list[Path]:
+    """The plan as a Slicer scene in ``out/scene`` ([its path]); ``add(scene)`` adds more nodes.
+    Without slicer-core: a note on stderr and [] (the other outputs do not need it)."""
+    try:
+        import slicer  # noqa: F401  (slicer-core)
+    except ImportError:
+        print("imagio: note: slicer-core is not installed; no Slicer scene written", file=sys.stderr)
+        return []
+    from ..mrml.planning import plan_to_scene, write_scene
+    from ..mrml.scene import new_scene
+
+    scene = new_scene()
+    plan_to_scene(scene, plan)
+    if add is not None:
+        add(scene)
+    return [Path(write_scene(scene, out / "scene"))]

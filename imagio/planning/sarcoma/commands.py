@@ -108,19 +108,10 @@ def cmd_sarcoma(args) -> int:
         written += list(build_report(doc, out / "report.pdf", sp.plan.problem.ct, sp.plan.problem.labels,
                                      out / "plan.png", extra_pictures=[(out / p, c) for p, c in doc["inputs"]["extra_pictures"]]))
     if not args.no_scene:
-        try:
-            import slicer  # noqa: F401  (slicer-core)
-        except ImportError:
-            print("imagio: note: slicer-core is not installed; no Slicer scene written", file=sys.stderr)
-        else:
-            from ...mrml.planning import plan_to_scene, write_scene
-            from ...mrml.sarcoma import sarcoma_to_scene
-            from ...mrml.scene import new_scene
+        from ...mrml.sarcoma import sarcoma_to_scene
+        from ..commands import write_plan_scene
 
-            scene = new_scene()
-            plan_to_scene(scene, sp.plan)
-            sarcoma_to_scene(scene, sp)
-            written.append(Path(write_scene(scene, out / "scene")))
+        written += write_plan_scene(sp.plan, out, add=lambda scene: sarcoma_to_scene(scene, sp))
     for p in written:
         print(p)
     for w in doc.get("warnings", []):
