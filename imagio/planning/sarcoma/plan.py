@@ -21,7 +21,7 @@ from ..problem import Constraints, Needle, PlanningProblem, Target
 from . import incision as inc
 from .rules import (classify, config, involved_compartments, require_compartments, roles_for, rule,
                     rule_status)
-from .viable import ViableMap, candidate_targets, contrast_enhanced, viable_map
+from .viable import ViableMap, candidate_targets, contrast_enhanced, specimen_nonviable_fraction, viable_map
 
 PROCEDURE = "sarcoma-biopsy"
 
@@ -84,6 +84,7 @@ class SarcomaPlan:
                 "ras": np.round(self.entry_ras, 1), "landmarks": self.landmarks},
             "cores": [{"target_ras": np.round(c["metrics"].target_ras, 1), "depth_mm": c["depth_mm"],
                        "fan_deg": c["fan_deg"], "throw_mm": c["throw_mm"], "fire_from_ras": np.round(c["fire_from_ras"], 1),
+                       "specimen_nonviable_pct": c["specimen_nonviable_pct"],
                        "length_mm": round(c["metrics"].length_mm, 1),
                        "compartments_crossed": c["compartments_crossed"], "structures_crossed": c["crossed"],
                        "rules": c["rules"], "feasible": c["metrics"].feasible,
@@ -126,8 +127,11 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     involved (default: from the tumour's contact). ``allow_no_compartments``: plan without the
     compartment rules (said in the warnings) instead of refusing. ``throw_mm``: the core needle's
     throw (default sarcoma_biopsy.json ``cores.throw_mm``): each tract ends at its target, the
-    deepest point the fired needle reaches, and the core (the tract's last ``throw_mm``) must lie
-    in the tumour; the needle's tip before firing is reported (``fire_from_ras``).
+    deepest point the fired needle reaches, and the core (the tract's last ``throw_mm``, the
+    specimen) must lie in the tumour and wholly in the viable map (sarcoma_biopsy.json
+    ``cores.specimen_max_nonviable_pct``; when no compliant core does, the least non-viable ones
+    are given with a warning); each core's non-viable % is reported (``specimen_nonviable_pct``);
+    the needle's tip before firing is reported (``fire_from_ras``).
 
     Raises InputError (one line) for: no tumour label, no compartments (unless allowed), an
     incision that is not an (m >= 2, 3) polyline, n_cores outside 3-5."""
@@ -203,32 +207,22 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     throw = float(cfg["cores"]["throw_mm"] if throw_mm is None else throw_mm)
     min_sep = float(cfg["cores"]["min_separation_mm"])
     user_curve = curve
-    tried: list = []
-    for attempt in range(MAX_PRIMARY_TARGETS):
-        # the deepest viable point not within min_sep of a target already tried
-        far = np.ones(len(pts), bool)
-        for q in tried:
-            far &= np.linalg.norm(pts - q, axis=1) >= min_sep
-        if not far.any():
+    limit = float(cfg["cores"]["specimen_max_nonviable_pct"])
+    spec = _Specimen(labels, value, vm, ct, throw, limit)
+    for spec.limit_pct in (limit, 100.0):   # whole specimens in viable tumour; else the least necrotic, warned
+        cores, curve, source, result = _plan_cores(ct, labels, name, value, pts, depth, nd, c, roles, weights, inv,
+                                                   rule_of, k, progress, n_cores, min_sep, spec, cfg, user_curve,
+                                                   axis, tmask, warnings)
+        if cores or not result.feasible:
             break
-        j0 = int(np.flatnonzero(far)[0])
-        tried.append(pts[j0])
-        order = np.r_[j0, np.delete(np.arange(len(pts)), j0)]
-        prob = PlanningProblem.build(ct, labels, Target(pts[j0], name, value), needle=nd, constraints=c,
-                                     roles=roles, weights=weights)
-        prob.roles_overridden = {}   # the rules set these roles, not the user (recorded below)
-        prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(inv), "structure_rules": rule_of,
-                                              "why_table_side_off": "the limb is positioned for the entry",
-                                              "why_craniocaudal_off": "limb tracts run along the limb by design"}
-        result = plan(prob, k=k, progress=progress)
-        cores, curve, source = _cores_from_proposals(result, labels, value, pts[order], depth[order], n_cores,
-                                                     min_sep, throw, float(cfg["cores"]["max_fan_deg"]), user_curve,
-                                                     prob, ct, axis, tmask, warnings)
-        if cores:
-            if attempt:
-                warnings.append(f"the deepest viable point could not be reached by a compliant tract: target "
-                                f"{attempt + 1} (depth {depth[j0]:.1f} mm) is used")
-            break
+    if cores and spec.limit_pct > limit:
+        warnings.append(f"no compliant core lies wholly in viable tumour (specimen limit {limit:g}% not viable): "
+                        "the cores below sample the least non-viable tissue found")
+    over = [f"core {i + 1} {co['specimen_nonviable_pct']:g}%" for i, co in enumerate(cores)
+            if co["specimen_nonviable_pct"] > limit]
+    if over:
+        warnings.append(f"specimen not wholly in the viable map (limit {limit:g}%): {', '.join(over)} of the "
+                        f"{throw:g} mm core lies in non-viable (necrotic/cystic) tumour: expect a lower diagnostic yield")
     if not cores and result.feasible:
         warnings.append(f"from no proposed entry does the {throw:g} mm core (the needle's throw) lie in the "
                         "tumour: a shorter throw (--throw) or another target is needed")
@@ -279,35 +273,107 @@ def _bone_from_ct(ct: Volume, labels: Volume, tumour: np.ndarray, keep_values=()
     return labels.with_array(arr, labels={**labels.labels, v: "bone"}), float(m.sum()) * ct.voxel_volume_ml
 
 
-MAX_PRIMARY_TARGETS = 3   # distinct deepest viable points tried as the first core's target
+MAX_PRIMARY_TARGETS = 6   # distinct deepest viable points (>= min_sep apart) tried as the first core's target
 
 
-def _cores_from_proposals(result, labels, value, pts, depth, n_cores, min_sep, throw, max_fan, user_curve,
-                          prob, ct, axis, tmask, warnings):
-    """(cores, incision polyline, its source) from the plan's proposals, best first: the first
-    proposal whose core lies in the tumour (`_throw_fits`) gives the entry; the cores fan from
-    it (`_fan_cores`). ``pts``/``depth``: candidate targets, the plan's target first."""
+def _plan_cores(ct, labels, name, value, pts, depth, nd, c, roles, weights, inv, rule_of, k, progress, n_cores,
+                min_sep, spec, cfg, user_curve, axis, tmask, warnings):
+    """(cores, incision polyline, its source, the last `Plan`): plan to the deepest viable point
+    with the needle planner and fan the cores from the best entry whose specimen passes ``spec``;
+    when none does, the next deepest points (at least ``min_sep`` from those tried; at most
+    ``MAX_PRIMARY_TARGETS``)."""
+    tried: list = []
+    cores, curve, source, result = [], user_curve, "none", None
+    for attempt in range(MAX_PRIMARY_TARGETS):
+        far = np.ones(len(pts), bool)
+        for q in tried:
+            far &= np.linalg.norm(pts - q, axis=1) >= min_sep
+        if not far.any():
+            break
+        j0 = int(np.flatnonzero(far)[0])
+        tried.append(pts[j0])
+        order = np.r_[j0, np.delete(np.arange(len(pts)), j0)]
+        prob = PlanningProblem.build(ct, labels, Target(pts[j0], name, value), needle=nd, constraints=c,
+                                     roles=roles, weights=weights)
+        prob.roles_overridden = {}   # the rules set these roles, not the user (recorded below)
+        prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(inv), "structure_rules": rule_of,
+                                              "why_table_side_off": "the limb is positioned for the entry",
+                                              "why_craniocaudal_off": "limb tracts run along the limb by design"}
+        result = plan(prob, k=k, progress=progress)
+        cores, curve, source = _cores_from_proposals(result, pts[order], depth[order], n_cores, min_sep, spec,
+                                                     float(cfg["cores"]["max_fan_deg"]), user_curve, prob, ct, axis,
+                                                     tmask, warnings)
+        if cores:
+            if attempt:
+                warnings.append(f"the deepest viable point could not be reached by a compliant tract: target "
+                                f"{attempt + 1} (depth {depth[j0]:.1f} mm) is used")
+            break
+    return cores, curve, source, result
+
+
+@dataclass
+class _Specimen:
+    """The core needle's specimen test: the last ``throw_mm`` of a tract (from the tip before
+    firing to the fired tip) must lie in the tumour (label ``tumour_value``) and at most
+    ``limit_pct`` % of it outside the viable map ``vm``."""
+
+    labels: Volume
+    tumour_value: int
+    vm: ViableMap
+    ct: Volume
+    throw_mm: float
+    limit_pct: float
+
+    def check(self, entry, target):
+        """(ok, tip before firing RAS, non-viable % of the specimen)."""
+        ok, start = _throw_fits(self.labels, self.tumour_value, entry, target, self.throw_mm)
+        if self.throw_mm <= 0:
+            return ok, start, 0.0
+        pct = round(100.0 * specimen_nonviable_fraction(self.vm, self.ct, start, target), 1)
+        return ok and pct <= self.limit_pct, start, pct
+
+
+MAX_ENTRIES = 5   # proposals (best first) whose fans are compared when the best gives fewer cores than asked
+
+
+def _cores_from_proposals(result, pts, depth, n_cores, min_sep, spec, max_fan, user_curve, prob, ct, axis, tmask,
+                          warnings):
+    """(cores, incision polyline, its source) from the plan's proposals, best first: among the
+    first ``MAX_ENTRIES`` proposals whose specimen passes ``spec`` (`_Specimen.check`), the one
+    whose fan (`_fan_cores`) gives the most cores (the best-ranked on ties; the first that gives
+    ``n_cores`` stops the search) gives the entry. ``pts``/``depth``: candidate targets, the plan's
+    target first."""
     curve = user_curve
     source = "user curve" if user_curve is not None else "none"
+    best, tried = None, 0
     for r, prop in enumerate(result.proposals):
-        entry = np.asarray(prop.entry_ras)
-        ok, start = _throw_fits(labels, value, entry, np.asarray(prop.target_ras), throw)
+        if tried >= MAX_ENTRIES:
+            break
+        ok, start, pct = spec.check(np.asarray(prop.entry_ras), np.asarray(prop.target_ras))
         if not ok:
             continue
-        if r:
-            warnings.append(f"proposal 1's {throw:g} mm core would not lie in the tumour: "
-                            f"proposal {r + 1}'s entry is used")
-        if curve is None:
-            curve = inc.default_incision(prob.skin.skin, ct, entry, axis,
-                                         ct.kji_to_world(np.argwhere(tmask)[::50].astype(float)))
-            source = "default: along the limb's long axis through the shortest compliant entry"
-        cores = _fan_cores(result, prop, labels, value, pts, depth, n_cores, min_sep, throw, max_fan)
+        tried += 1
+        cores = _fan_cores(result, prop, pts, depth, n_cores, min_sep, spec, max_fan)
         cores[0]["fire_from_ras"] = start
-        if len(cores) < n_cores:
-            warnings.append(f"only {len(cores)} of {n_cores} cores from this entry reach distinct viable regions "
-                            "while meeting every rule")
-        return cores, curve, source
-    return [], curve, source
+        cores[0]["specimen_nonviable_pct"] = pct
+        if best is None or len(cores) > len(best[1]):
+            best = (r, cores)
+        if len(cores) >= n_cores:
+            break
+    if best is None:
+        return [], curve, source
+    r, cores = best
+    if r:
+        warnings.append(f"proposal {r + 1}'s entry is used (the better-ranked ones' {spec.throw_mm:g} mm cores "
+                        "would not lie in viable tumour, or they allow fewer cores)")
+    if curve is None:
+        curve = inc.default_incision(prob.skin.skin, ct, np.asarray(cores[0]["metrics"].entry_ras), axis,
+                                     ct.kji_to_world(np.argwhere(tmask)[::50].astype(float)))
+        source = "default: along the limb's long axis through the chosen compliant entry"
+    if len(cores) < n_cores:
+        warnings.append(f"only {len(cores)} of {n_cores} cores from this entry reach distinct viable regions "
+                        "while meeting every rule")
+    return cores, curve, source
 
 
 def _throw_fits(labels: Volume, tumour_value: int, entry, target, throw_mm: float):
@@ -328,16 +394,16 @@ def _throw_fits(labels: Volume, tumour_value: int, entry, target, throw_mm: floa
     return bool(labels.contains_world(s).all() and (labels.sample(s, order=0) == tumour_value).all()), start
 
 
-def _fan_cores(result: Plan, first, labels, tumour_value, pts, depth, n: int, min_sep: float,
-               throw_mm: float, max_fan_deg: float = 30.0, max_tries: int = 80) -> list:
+def _fan_cores(result: Plan, first, pts, depth, n: int, min_sep: float, spec: "_Specimen",
+               max_fan_deg: float = 30.0, max_tries: int = 80) -> list:
     """Up to ``n`` cores from ``first``'s entry: ``first`` (the planned tract to the deepest viable
     point), then, among the candidate targets within ``max_fan_deg`` of that tract and at least
     ``min_sep`` mm from the chosen ones, the one farthest from them (saturating at 3 ``min_sep``)
-    plus its depth in viable tumour (mm), each evaluated by the planner and its independent re-check, its throw
-    whose core lies in the tumour (`_throw_fits`); rejected targets and their ``min_sep / 2`` neighbourhood are skipped."""
+    plus its depth in viable tumour (mm), each evaluated by the planner and its independent re-check, its
+    specimen passing ``spec`` (`_Specimen.check`); rejected targets and their ``min_sep / 2`` neighbourhood are skipped."""
     ev = result.evaluator
     entry = np.asarray(first.entry_ras)
-    cores = [{"metrics": first, "depth_mm": round(float(depth[0]), 1), "throw_mm": throw_mm, "fan_deg": 0.0}]
+    cores = [{"metrics": first, "depth_mm": round(float(depth[0]), 1), "throw_mm": spec.throw_mm, "fan_deg": 0.0}]
     chosen = np.asarray(first.target_ras)
     dmin = np.linalg.norm(pts - chosen, axis=1)
     u0 = (chosen - entry) / np.linalg.norm(chosen - entry)
@@ -351,10 +417,10 @@ def _fan_cores(result: Plan, first, labels, tumour_value, pts, depth, n: int, mi
         key = np.minimum(dmin, 3.0 * min_sep) + depth
         j = int(np.argmax(np.where(alive, key, -np.inf)))
         m = ev.evaluate(entry, pts[j])
-        ok, start = _throw_fits(labels, tumour_value, entry, pts[j], throw_mm) if m.feasible else (False, None)
+        ok, start, pct = spec.check(entry, pts[j]) if m.feasible else (False, None, None)
         if ok:
-            cores.append({"metrics": m, "depth_mm": round(float(depth[j]), 1), "throw_mm": throw_mm,
-                          "fire_from_ras": start, "fan_deg": round(float(fan[j]), 1)})
+            cores.append({"metrics": m, "depth_mm": round(float(depth[j]), 1), "throw_mm": spec.throw_mm,
+                          "fire_from_ras": start, "specimen_nonviable_pct": pct, "fan_deg": round(float(fan[j]), 1)})
             dj = np.linalg.norm(pts - pts[j], axis=1)
             dmin = np.minimum(dmin, dj)
             alive &= dj >= min_sep

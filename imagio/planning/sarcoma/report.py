@@ -25,8 +25,12 @@ def sarcoma_sections(s: dict) -> list:
             ("compartment(s) occupied (tract allowed)", ", ".join(s.get("involved_compartments") or {}) or "none"),
             ("compartment rules checked", "yes" if s.get("compartments_checked") else "NO (no compartments)")]
     v = s.get("viable") or {}
+    lv = v.get("levels_hu") or {}
+    how = (f"two components: necrosis {lv.get('necrosis')} HU, solid {lv.get('solid')} HU, boundary half-way"
+           if v.get("method") == "two components" else v.get("method") or "")
     rows += [("viable tumour", f"{v.get('viable_ml')} of {v.get('tumour_ml')} mL ({v.get('viable_pct')}%) above "
-                               f"{v.get('threshold_hu')} HU; deepest {v.get('max_depth_mm')} mm")]
+                               f"{v.get('threshold_hu')} HU ({how}; CT smoothed {v.get('smoothing_mm')} mm); "
+                               f"deepest {v.get('max_depth_mm')} mm")]
     inc = s.get("incision") or {}
     rows.append(("incision", f"{inc.get('source')}; entry within {inc.get('tolerance_mm')} mm"))
     out.append(("Sarcoma biopsy: tract and compartments", rows))
@@ -46,6 +50,7 @@ def sarcoma_sections(s: dict) -> list:
         body = [("target RAS (mm): deepest point, needle fired", *[c["target_ras"] for c in cores]),
                 ("tip before firing RAS (mm)", *[c["fire_from_ras"] for c in cores]),
                 ("core (throw) length (mm)", *[c["throw_mm"] for c in cores]),
+                ("specimen not in viable tumour (%)", *[c.get("specimen_nonviable_pct") for c in cores]),
                 ("depth in viable tumour (mm)", *[c["depth_mm"] for c in cores]),
                 ("tract length (mm)", *[c["length_mm"] for c in cores]),
                 ("angle to core 1's tract (deg)", *[c["fan_deg"] for c in cores]),

@@ -1,9 +1,31 @@
 """Viable (enhancing, solid) tumour from the CT and biopsy targets well inside it.
 
-Viable = tumour voxels whose CT, Gaussian-smoothed over ``smoothing_mm`` (noise), exceeds
-``necrosis_max_hu`` (imagio/data/sarcoma_biopsy.json ``viable``: fluid, necrosis and cysts
-measure -9 to 20 HU, Silverman et al., Radiology 2019). Depth = exact Euclidean distance (mm,
-anisotropic) from a viable voxel to the nearest non-viable one. Arrays [k, j, i], RAS mm.
+The map is read from the tumour's own intensities, in three steps (arrays [k, j, i], RAS mm, HU):
+
+1. **Is there a fluid core?** Tumour voxels at least ``2 * smoothing_mm`` inside the tumour
+   (clear of partial volume with the tissue around it) whose CT, Gaussian-smoothed over
+   ``smoothing_mm``, is at most ``necrosis_max_hu`` (the upper limit of fluid on CT: necrosis and
+   cysts measure -9 to 20 HU, Bosniak v2019, Silverman et al., Radiology 2019). A core of at least
+   a ball of radius ``smoothing_mm`` (the smoothing scale: noise does not reach the fluid limit
+   over that volume) is a
+   non-enhancing (necrotic/cystic) component. None: viable = smoothed CT above the fluid limit
+   (a homogeneous or solid tumour keeps its whole map).
+2. **Where does it end?** The two components' levels are the medians of the raw CT over the core
+   (necrosis) and over the deep tumour at least ``3 * smoothing_mm`` from it (or all of the deep non-core tumour when none is that far) (the enhancing solid
+   part). A blurred step crosses the mean of its two plateaus at the true edge (the half-maximum
+   edge, as in FWHM measurement), so the boundary is the half-way level, never below the fluid
+   limit: ``threshold = max(necrosis_max_hu, (necrosis + solid) / 2)``.
+3. **How much smoothing?** Only as much as the noise needs: after a Gaussian of sigma s (mm),
+   each component's spread (robust SD, 1.4826 MAD, measured on the smoothed CT itself, so
+   correlated noise and texture count) times ``z = 2.33`` (1 % of its voxels on the wrong side,
+   one-sided normal) must fit between its level and the threshold; s is
+   the smallest of 0, 0.5, ... ``smoothing_mm`` that does (more smoothing moves a curved edge and
+   pulls the rim's values into the core, which is what made a 2 mm-smoothed "> 20 HU" map call
+   half of a phantom's necrotic core viable).
+
+Depth = exact Euclidean distance (mm, anisotropic) from a viable voxel to the nearest non-viable
+one. `specimen_nonviable_fraction` measures how much of a core's specimen (the needle's throw) lies
+outside the map.
 """
 
 from __future__ import annotations
@@ -16,11 +38,15 @@ from scipy import ndimage
 from ...volume import Volume
 from .rules import config
 
+Z_ONE_PERCENT = 2.326   # one-sided normal quantile: 1 % of voxels on the wrong side of the threshold
+
 
 @dataclass
 class ViableMap:
     """``mask`` bool [k, j, i] on the CT grid (viable tumour), ``depth_mm`` float32 (0 outside),
-    the threshold used, volumes (mL) and warnings."""
+    the threshold used, volumes (mL), how the map was made (``method``: "fluid limit", "two
+    components" or "user threshold"; the component levels HU; ``noise_sd_hu``: the solid
+    component's robust SD on the CT as classified; the smoothing mm used) and warnings."""
 
     mask: np.ndarray
     depth_mm: np.ndarray
@@ -28,40 +54,91 @@ class ViableMap:
     tumour_ml: float
     viable_ml: float
     warnings: list = field(default_factory=list)
+    method: str = "fluid limit"
+    levels_hu: dict = field(default_factory=dict)
+    noise_sd_hu: float | None = None
+    smoothing_mm: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"threshold_hu": self.threshold_hu, "tumour_ml": round(self.tumour_ml, 2),
+        return {"threshold_hu": round(self.threshold_hu, 1), "tumour_ml": round(self.tumour_ml, 2),
                 "viable_ml": round(self.viable_ml, 2),
                 "viable_pct": round(100.0 * self.viable_ml / max(self.tumour_ml, 1e-9), 1),
-                "max_depth_mm": round(float(self.depth_mm.max()), 1), "method": config()["viable"]["source"],
+                "max_depth_mm": round(float(self.depth_mm.max()), 1), "method": self.method,
+                "levels_hu": {k: round(v, 1) for k, v in self.levels_hu.items()},
+                "noise_sd_hu": None if self.noise_sd_hu is None else round(self.noise_sd_hu, 1),
+                "smoothing_mm": self.smoothing_mm, "source": config()["viable"]["source"],
                 "warnings": list(self.warnings)}
+
+
+def _robust_sd(x: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation (the SD of a normal sample, robust to outliers)."""
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else 0.0
 
 
 def viable_map(ct: Volume, tumour: np.ndarray, threshold_hu: float | None = None,
                smoothing_mm: float | None = None, contrast: bool | None = None) -> ViableMap:
-    """The viable part of ``tumour`` (bool [k, j, i] on the CT grid). ``contrast``: whether the
-    CT is contrast-enhanced (None: unknown, stated in the warnings)."""
+    """The viable part of ``tumour`` (bool [k, j, i] on the CT grid), as the module docstring
+    says. ``threshold_hu``: a fixed threshold on the ``smoothing_mm``-smoothed CT instead (the
+    user's). ``contrast``: whether the CT is contrast-enhanced (None: unknown, stated in the
+    warnings)."""
     import edt
 
     cfg = config()["viable"]
-    thr = float(cfg["necrosis_max_hu"] if threshold_hu is None else threshold_hu)
+    fluid = float(cfg["necrosis_max_hu"])
     sm = float(cfg["smoothing_mm"] if smoothing_mm is None else smoothing_mm)
     tumour = np.asarray(tumour, bool)
     kji = np.argwhere(tumour)
-    pad = 3
+    sp = tuple(float(s) for s in ct.spacing_kji)
+    pad = int(np.ceil(4 * max(sm, 1.0) / min(sp))) + 1
     lo = np.maximum(kji.min(0) - pad, 0)
     hi = np.minimum(kji.max(0) + pad + 1, tumour.shape)
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-    sigma = sm / np.asarray(ct.spacing_kji, float)
-    hu = ndimage.gaussian_filter(ct.array[sl].astype(np.float32), sigma)
-    v = tumour[sl] & (hu > thr)
-    depth = edt.edt(np.pad(v, 1), anisotropy=tuple(float(s) for s in ct.spacing_kji))[1:-1, 1:-1, 1:-1]
+    raw = ct.array[sl].astype(np.float32)
+    t = tumour[sl]
+    smooth = ndimage.gaussian_filter(raw, sm / np.asarray(sp)) if sm > 0 else raw
+    method, levels, nsd, used, resolved = "fluid limit", {}, None, sm, True
+    if threshold_hu is not None:
+        thr, cls, method = float(threshold_hu), smooth, "user threshold"
+    else:
+        thr, cls = fluid, smooth
+        inside = edt.edt(np.pad(t, 1), anisotropy=sp)[1:-1, 1:-1, 1:-1]
+        deep = t & (inside >= 2.0 * sm)
+        core = deep & (smooth <= fluid)
+        min_core_ml = 4.0 / 3.0 * np.pi * sm ** 3 / 1000.0
+        if core.sum() * ct.voxel_volume_ml >= min_core_ml:
+            from_core = edt.edt(~core, anisotropy=sp, black_border=False)
+            solid = deep & ~core & (from_core >= 3.0 * sm)
+            if not solid.any():
+                solid = deep & ~core
+            low, high = float(np.median(raw[core])), float(np.median(raw[solid])) if solid.any() else fluid
+            levels = {"necrosis": low, "solid": high}
+            if high > low:
+                method = "two components"
+                thr = max(fluid, 0.5 * (low + high))
+                used, cls, resolved = sm, smooth, False
+                for sig in np.arange(0.0, sm + 1e-9, 0.5):
+                    c = ndimage.gaussian_filter(raw, sig / np.asarray(sp)) if sig > 0 else raw
+                    sd_solid, sd_core = _robust_sd(c[solid]), _robust_sd(c[core])
+                    if Z_ONE_PERCENT * sd_solid <= high - thr and Z_ONE_PERCENT * sd_core <= thr - low:
+                        used, cls, resolved = float(sig), c, True
+                        break
+                nsd = _robust_sd(cls[solid])
+    v = t & (cls > thr)
+    depth = edt.edt(np.pad(v, 1), anisotropy=sp)[1:-1, 1:-1, 1:-1]
     mask = np.zeros(tumour.shape, bool)
     mask[sl] = v
     dfull = np.zeros(tumour.shape, np.float32)
     dfull[sl] = depth
     ml = ct.voxel_volume_ml
-    out = ViableMap(mask, dfull, thr, float(tumour.sum()) * ml, float(v.sum()) * ml)
+    out = ViableMap(mask, dfull, thr, float(tumour.sum()) * ml, float(v.sum()) * ml, method=method,
+                    levels_hu=levels, noise_sd_hu=nsd, smoothing_mm=used)
+    if method == "two components":
+        out.warnings.append(f"a non-enhancing (necrotic/cystic) component at {levels['necrosis']:.0f} HU and a "
+                            f"solid one at {levels['solid']:.0f} HU: viable = above {thr:.0f} HU, half-way between "
+                            f"them (CT smoothed {used:g} mm, solid spread SD {nsd:.0f} HU)")
+        if not resolved:
+            out.warnings.append(f"the two components overlap even after {used:g} mm smoothing (noise or texture): "
+                                "the viable boundary is uncertain by a few mm; check the targets on MR")
     if contrast is None:
         out.warnings.append("contrast phase unknown: on a CT without contrast the viable map shows solid "
                             "(non-fluid) tumour, not enhancement; check it on the contrast CT or MR")
@@ -71,8 +148,22 @@ def viable_map(ct: Volume, tumour: np.ndarray, threshold_hu: float | None = None
                         "check the targets against MR")
     if out.viable_ml < 0.25 * out.tumour_ml:
         out.warnings.append(f"only {100 * out.viable_ml / max(out.tumour_ml, 1e-9):.0f}% of the tumour is "
-                            f"above {thr:g} HU: a largely necrotic or cystic mass, targets are few")
+                            f"above {thr:.0f} HU: a largely necrotic or cystic mass, targets are few")
     return out
+
+
+def specimen_nonviable_fraction(vm: ViableMap, ct: Volume, start, end, step_mm: float = 0.5) -> float:
+    """Fraction (0-1) of the specimen, the segment ``start`` -> ``end`` (RAS mm: the tip before
+    firing -> the fired tip) sampled every ``step_mm``, whose nearest voxel is not in ``vm.mask``
+    (outside the image counts as not viable)."""
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    n = max(2, int(np.ceil(np.linalg.norm(end - start) / step_mm)) + 1)
+    s = start + np.linspace(0.0, 1.0, n)[:, None] * (end - start)
+    kji = np.rint(ct.world_to_kji(s)).astype(int)
+    inside = np.all((kji >= 0) & (kji < np.asarray(vm.mask.shape)), axis=1)
+    ok = np.zeros(n, bool)
+    ok[inside] = vm.mask[tuple(kji[inside].T)]
+    return float(1.0 - ok.mean())
 
 
 def contrast_enhanced(ct: Volume, labels: Volume, vessel_values) -> bool | None:
