@@ -403,3 +403,40 @@ def test_every_specimen_lies_in_viable_tumour_by_truth(seed, spacing, compartmen
         assert truth_specimen_necrosis(ph, c) <= 0.10
         assert d["specimen_nonviable_pct"] == c["specimen_nonviable_pct"] == 0.0
     assert doc["viable"]["method"] == "two components"
+
+
+def test_cli_far_incision_says_once_which_incision_and_how_far_and_bad_incisions_are_input_errors(tmp_path):
+    """An incision over the other side of the thigh: exit 2 with one error line naming the
+    incision, the nearest compliant entry's distance (checked here against that entry and the
+    curve) and --incision-tolerance, also with --quiet; a curve outside the image or deep in the
+    limb is an input error before any planning."""
+    import re
+
+    from conftest import run_imagio
+    from imagio.phantom.limb import save
+
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=80)
+    save(ph, tmp_path / "in")
+    zc = ph.geometry["tumour"]["center_ras"][2]
+    args = ("plan", tmp_path / "in" / "ct.nii.gz", "--labels", tmp_path / "in" / "labels.nii.gz", "--target",
+            "sarcoma_1", "--procedure", "sarcoma-biopsy", "--no-png", "--no-scene", "--quiet", "--out")
+    med = skin_line(ph, 120.0, (zc - 40, zc + 40))                 # over the medial compartment
+    deep = np.array([[*ph.geometry["femur_axis_ras"][0][:2], zc - 20], [*ph.geometry["femur_axis_ras"][0][:2], zc + 20]])
+    deep[:, 1] -= 25.0                                            # behind the femur, 5+ cm under the skin
+    for name, pts, want in (("medial", med, "nearest compliant entry"), ("outside", [[500, 500, 500], [500, 500, 540]],
+                                                                         "outside the CT"),
+                            ("deep", deep, "from the skin")):
+        f = tmp_path / f"{name}.txt"
+        f.write_text("\n".join(",".join(f"{x:.2f}" for x in p) for p in pts))
+        r = run_imagio(*args, tmp_path / name, "--incision", f)
+        assert r.returncode == 2, (name, r.stderr)
+        errs = [ln for ln in r.stderr.splitlines() if ln.startswith("imagio: error:")]
+        assert len(errs) == 1 and want in errs[0] and "--incision" in errs[0], r.stderr
+        assert sum(want in ln for ln in r.stderr.splitlines()) == 1      # said once
+        if name == "medial":
+            m = re.search(r"entry \[([-\d., ]+)\] RAS mm is (\d+) mm from it", errs[0])
+            e = np.array([float(x) for x in m.group(1).split(",")])
+            dense = med[:-1, None] + np.linspace(0, 1, 50)[None, :, None] * np.diff(med, axis=0)[:, None]
+            d = np.linalg.norm(dense.reshape(-1, 3) - e, axis=1).min()
+            assert abs(d - float(m.group(2))) <= 1.0 and d > 10.0
+            assert "--incision-tolerance" in errs[0]

@@ -70,7 +70,7 @@ def cmd_sarcoma(args) -> int:
     from ...outputs import write_text
     from ...progress import printer
     from ...report import build_report
-    from ..planner import NoFeasiblePath, format_report
+    from ..planner import NoFeasiblePath
     from .plan import plan_sarcoma_biopsy
     from .report import axial_picture, picture_3d
 
@@ -115,10 +115,15 @@ def cmd_sarcoma(args) -> int:
     for p in written:
         print(p)
     for w in doc.get("warnings", []):
-        print(f"imagio: warning: {w}", file=sys.stderr)
-    if not sp.feasible:
-        print(format_report(sp.plan.report), file=sys.stderr)
-        raise NoFeasiblePath(sp.plan.report)
+        if sp.feasible or not (w.startswith("no feasible path") or w == sp.failure):   # said once, below
+            print(f"imagio: warning: {w}", file=sys.stderr)
+    if not sp.feasible:   # one line (exit 2): the sarcoma reason when known, else the planner's
+        if sp.failure and "incision" in sp.failure:
+            raise InputError(sp.failure)
+        err = NoFeasiblePath(sp.plan.report)
+        if sp.failure:
+            err.args = (sp.failure,)
+        raise err
     c0 = doc["sarcoma"]["cores"][0]
     print(f"sarcoma biopsy: entry {doc['sarcoma']['tattoo_entry']['ras']} RAS mm, {len(sp.cores)} cores, "
           f"tract {c0['length_mm']} mm in {', '.join(sp.involved) or 'no compartment'}; rules: " +

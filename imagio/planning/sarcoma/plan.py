@@ -48,6 +48,7 @@ class SarcomaPlan:
     roles: dict
     compartments_checked: bool
     warnings: list = field(default_factory=list)
+    failure: str | None = None   # why no core could be planned, one line naming what to change
 
     @property
     def feasible(self) -> bool:
@@ -90,6 +91,7 @@ class SarcomaPlan:
                        "rules": c["rules"], "feasible": c["metrics"].feasible,
                        "check_problems": c["metrics"].check_problems} for c in self.cores],
             "warnings": self.warnings,
+            "failure": self.failure,
         })
         return doc
 
@@ -199,6 +201,7 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         if curve.ndim != 2 or curve.shape[1] != 3 or len(curve) < 2:
             raise InputError("the incision must be a curve of at least 2 RAS points (a markups curve)")
         curve = inc.densify(curve)
+        _check_incision_on_skin(ct, labels, curve, tol)
     c = Constraints(disabled_rules=("table_side", "craniocaudal"),
                     entry_region=None if curve is None else (curve, tol))
     weights = dict(rule("shortest_tract")["weights"])
@@ -223,9 +226,13 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     if over:
         warnings.append(f"specimen not wholly in the viable map (limit {limit:g}%): {', '.join(over)} of the "
                         f"{throw:g} mm core lies in non-viable (necrotic/cystic) tumour: expect a lower diagnostic yield")
+    failure = None
     if not cores and result.feasible:
-        warnings.append(f"from no proposed entry does the {throw:g} mm core (the needle's throw) lie in the "
-                        "tumour: a shorter throw (--throw) or another target is needed")
+        failure = (f"from no proposed entry does the {throw:g} mm core (the needle's throw) lie in viable "
+                   "tumour: a shorter throw (--throw) or another target is needed")
+        warnings.append(failure)
+    elif not cores and user_curve is not None:
+        failure = _incision_failure(result, user_curve, tol)
     marks = inc.landmarks(labels, anat, axis)
     if cores and not marks:
         warnings.append("no palpable landmark (patella, greater trochanter) in the image: the tattoo point is "
@@ -241,7 +248,51 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         co["crossed"] = {n: round(mm, 1) for n, mm in co["metrics"].length_in_mm.items() if mm > 0}
         co["compartments_crossed"] = sorted({anat.compartment_of(n) for n in co["crossed"]} - {None})
     return SarcomaPlan(result, name, inv, {k2: list(v) for k2, v in anat.compartments.items()}, vm, cores,
-                       curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings)
+                       curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings, failure)
+
+
+def _check_incision_on_skin(ct: Volume, labels: Volume, curve: np.ndarray, tol: float) -> None:
+    """InputError (one line) when a point of the incision ``curve`` ((m, 3) RAS mm) lies outside
+    the CT, or when the whole curve is farther than ``tol`` mm from the outer skin
+    (`imagio.planning.skin.outer_skin`; nearest skin voxel centre): no entry could then lie within
+    the tolerance of it."""
+    from scipy.spatial import cKDTree
+
+    from ..skin import outer_skin
+
+    out = ~ct.contains_world(curve)
+    if out.any():
+        p = np.round(curve[np.flatnonzero(out)[0]], 1).tolist()
+        raise InputError(f"--incision: {int(out.sum())} of {len(curve)} curve points (1 mm steps) lie outside the "
+                         f"CT (e.g. {p} RAS mm): draw the incision on this CT's skin (RAS mm; --lps for L,P,S files)")
+    skin = outer_skin(ct, labels).skin
+    kji = np.argwhere(skin)
+    if not len(kji):
+        return
+    d, _ = cKDTree(ct.kji_to_world(kji.astype(float))).query(curve)
+    if d.min() > tol:
+        raise InputError(f"--incision: the curve is {d.min():.0f} mm from the skin at its nearest point, more than "
+                         f"the entry's tolerance ({tol:g} mm): draw it on the skin over the tumour, or raise "
+                         "--incision-tolerance")
+
+
+def _incision_failure(result: Plan, curve: np.ndarray, tol: float) -> str:
+    """One line saying why no tract meets the incision rule: the nearest entry that meets every
+    other rule (a candidate whose only violation is ``entry_region``) and its distance from the
+    incision, and what to change."""
+    from ..entry_region import distance_to_region
+    from ..scoring import BIT
+
+    t = result.table
+    only = t.violations == BIT["entry_region"]
+    if not only.any():
+        return (f"no tract meets the rules even without the incision (within {tol:g} mm of it): see the "
+                "planner's near-miss in plan.json; the incision is not the only obstacle")
+    d = distance_to_region(t.entry_ras[only], curve)
+    j = int(np.argmin(d))
+    return (f"no compliant entry within {tol:g} mm of the incision: the nearest compliant entry "
+            f"{np.round(t.entry_ras[only][j], 1).tolist()} RAS mm is {d[j]:.0f} mm from it; move the incision "
+            f"over it or raise --incision-tolerance (e.g. --incision-tolerance {int(np.ceil(d[j])) + 1})")
 
 
 BONE_HU = 250.0   # the planner's fallback bone threshold (`problem.threshold_bone`)
