@@ -225,6 +225,7 @@ def test_cli_sarcoma_biopsy_writes_plan_report_and_refuses_missing_compartments(
                    "--target", "sarcoma_1", "--procedure", "sarcoma-biopsy", "--incision", curve,
                    "--cores", "3", "--out", tmp_path / "out", "--quiet")
     assert r.returncode == 0, r.stderr
+    assert "ERR|" not in r.stderr and "Traceback" not in r.stderr   # VTK's converter had no reference geometry
     doc = json.loads((tmp_path / "out" / "plan.json").read_text())
     s = doc["sarcoma"]
     assert doc["procedure"] == "sarcoma-biopsy" and len(s["cores"]) == 3
@@ -235,6 +236,17 @@ def test_cli_sarcoma_biopsy_writes_plan_report_and_refuses_missing_compartments(
         assert (tmp_path / "out" / f).stat().st_size > 1000, f
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Entry point to tattoo" in html and "tract_in_tumour_compartment" in html
+    # a limb report: no lung/liver rows or rules applying, no "None" structure, no doubled wording
+    import html as h
+    import re
+
+    text = h.unescape(re.sub(r"<[^>]+>", " ", html))
+    for bad in ("pleural crossings", "fissure crossings", "aerated lung (mm)", "liver before target", " None ",
+                "not checked: not checked", "host organ of"):
+        assert bad not in text, bad
+    assert not re.search(r"(pleural_crossings|fissure|emphysema|liver_parenchyma)\s+applies", text)
+    assert all(p.get("closest_structure") for p in doc["proposals"])
+    assert "specimen not in viable tumour" in text and "two components" in text
     via = io.read_labels(tmp_path / "out" / "viable_tumour.seg.nrrd")
     assert 0 < via.array.sum() < ph.mask("sarcoma_1").sum()
     # bad input: no compartments -> one line, exit 2
@@ -343,6 +355,15 @@ def test_a_rule_with_nothing_labelled_is_not_checked_never_met():
     crossed = rule_status(inside, {"knee_joint_capsule_left": "no_joint"}, {"knee_joint_capsule_left": "forbidden"},
                           None, None, compartments_checked=False)
     assert crossed["no_joint"]["met"] is False
+    # the report's rule lines say "not checked" once
+    from imagio.planning.sarcoma.report import sarcoma_sections
+
+    core = {"target_ras": [0, 0, 0], "fire_from_ras": [0, 0, 1], "throw_mm": 10, "depth_mm": 5, "length_mm": 30,
+            "fan_deg": 0, "compartments_crossed": [], "specimen_nonviable_pct": 0.0, "rules": none}
+    secs = dict(sarcoma_sections({"cores": [core], "compartments_checked": False}))
+    lines = [str(v) for _, v in secs["Rules, first core"]]
+    assert any(ln.startswith("not checked") for ln in lines)
+    assert not any("not checked: not checked" in ln for ln in lines)
 
 
 def truth_specimen_necrosis(ph, c):

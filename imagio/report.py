@@ -131,10 +131,35 @@ def slice_figure(ct: Volume, labels: Volume | None, center, u, v, entry=None, ta
     ax.set_xlim(s[0], s[-1])
     ax.set_ylim(s[0], s[-1])
     ax.set_title(title, fontsize=9)
+    unit = axis_ticks_ras(ax, center, u, v)
     # wrapped to the axes' width so the note (needle solid/dashed, entry offset) is never cut off
-    ax.set_xlabel(textwrap.fill("mm" + (f"; {note}" if note else ""), width=80), fontsize=7)
+    ax.set_xlabel(textwrap.fill(unit + (f"; {note}" if note else ""), width=80), fontsize=7)
     fig.tight_layout()
     return fig, ax
+
+
+def axis_ticks_ras(ax, center, u, v) -> str:
+    """Tick labels of a :func:`slice_figure` (data: mm from ``center`` along ``u``, ``v``) as
+    absolute RAS mm when ``u`` and ``v`` lie along RAS axes (the coordinates plan.json gives);
+    returns the axis caption, which for an oblique plane says what the mm are relative to."""
+    from matplotlib.ticker import FuncFormatter
+
+    def along(d):
+        k = int(np.argmax(np.abs(d)))
+        return (k, float(np.sign(d[k]))) if abs(d[k]) > 1.0 - 1e-6 else None
+
+    au, av = along(np.asarray(u, float)), along(np.asarray(v, float))
+    c = np.asarray(center, float)
+    if au is None or av is None:
+        return (f"mm from the picture's centre, RAS ({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm, "
+                "towards the picture's right and top")
+    for axis, (k, sg), lim in ((ax.xaxis, au, ax.get_xlim()), (ax.yaxis, av, ax.get_ylim())):
+        a = sorted(c[k] + sg * np.asarray(lim, float))           # absolute range shown
+        step = next((x for x in (10, 20, 25, 50, 100, 200) if (a[1] - a[0]) / x <= 8), 500)
+        ticks = np.arange(np.ceil(a[0] / step) * step, a[1] + 1e-6, step)
+        axis.set_ticks(sg * (ticks - c[k]))                      # data = mm from the centre
+        axis.set_major_formatter(FuncFormatter(lambda t, _, k=k, sg=sg: f"{c[k] + sg * t:.0f}"))
+    return f"RAS mm (horizontal: {'RAS'[au[0]]}, vertical: {'RAS'[av[0]]})"
 
 
 def render_slice_png(ct: Volume, labels: Volume | None, center, u, v, path, entry=None, target=None,
@@ -308,7 +333,8 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     if props:
         head = ["", *[props[i].get("label") or f"#{i + 1}" for i in range(min(3, len(props)))]]
         rows = [("entry RAS (mm)", *[p["entry_ras"] for p in props[:3]])]
-        rows += [(label, *[p.get(key, "") for p in props[:3]]) for key, label in PROPOSAL_FIELDS if key != "score"]
+        rows += [(label, *["" if p.get(key) is None else p[key] for p in props[:3]])   # a field no path has: no row
+                 for key, label in PROPOSAL_FIELDS if key != "score" and any(key in p for p in props[:3])]
         scores = [p.get("score") for p in props[:3]]
         n = distinct_decimals(scores)
         rows.append(("score (lower is better)", *[f"{s:.{n}f}" if isinstance(s, (int, float)) else "" for s in scores]))

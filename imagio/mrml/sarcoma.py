@@ -93,6 +93,16 @@ def sarcoma_to_scene(scene, sp, segmentation_node=None) -> dict:
     if sp.viable.mask.any():
         ct = sp.plan.problem.ct
         via = ct.with_array(sp.viable.mask.astype(np.uint8), name="viable", labels={1: f"{sp.tumour}_viable"})
+        if segmentation_node is None:   # a new node: its reference geometry is the CT grid (Slicer's
+            import slicer             # converters read it; without it they log 'Reference image geometry' not found)
+
+            from .segmentations import _oriented_image
+
+            segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Viable tumour")
+            segmentation_node.CreateDefaultDisplayNodes()
+            conv = slicer.vtkSegmentationConverter
+            segmentation_node.GetSegmentation().SetConversionParameter(
+                conv.GetReferenceImageGeometryParameterName(), conv.SerializeImageGeometry(_oriented_image(via)))
         node, segs = labels_to_segmentation(via, scene, node=segmentation_node, name="Viable tumour")
         ids["viable_segmentation"] = node.GetID()
         ids["viable_segment"] = segs.get(1)

@@ -65,8 +65,10 @@ class SarcomaPlan:
         # the torso planner's 'no large named vessel (aorta, ...)' does not apply to a limb whose
         # bundle is labelled: the bundle rule names what it checked
         base = [w for w in doc.get("warnings", []) if not (w.startswith("no large named vessel") and
-                                                           any("artery" in n for n in self.rule_of))]
+                                                           any("artery" in n for n in self.rule_of))
+                and not (w.startswith("host organ of") and "unknown" in w)]   # the compartments say it
         doc["warnings"] = base + [w for w in self.warnings if w not in base]
+        _limb_only(doc, float(self.plan.maps.cap_mm))
         doc["sarcoma"] = to_jsonable({
             "tumour": self.tumour,
             "compartments_checked": self.compartments_checked,
@@ -94,6 +96,30 @@ class SarcomaPlan:
             "failure": self.failure,
         })
         return doc
+
+
+LUNG_LIVER_RULES = ("pleural_crossings", "fissure", "emphysema", "liver_parenchyma")
+LUNG_LIVER_CRITERIA = ("aerated_lung", "pleural_crossings", "fissure_crossings", "emphysema")
+LUNG_LIVER_FIELDS = ("aerated_lung_mm", "lung_mm", "pleural_crossings", "fissure_crossings", "emphysema_pct",
+                     "liver_before_target_mm")
+
+
+def _limb_only(doc: dict, cap_mm: float) -> None:
+    """The needle plan's dict read for a limb: the lung and liver rules marked not applicable,
+    their criteria and per-path fields dropped (no lung or liver in a limb: every value is 0), and a
+    path with no structure within the clearance map's reach (``cap_mm``) says "none within
+    N mm" instead of a closest structure None at the capped clearance."""
+    why = "a lung/liver rule: not applicable to a limb biopsy"
+    for k in LUNG_LIVER_RULES:
+        if isinstance((doc.get("rules") or {}).get(k), dict):
+            doc["rules"][k] = {**doc["rules"][k], "applies": False, "why": why}
+    doc["criteria"] = [c for c in doc.get("criteria") or [] if c.get("name") not in LUNG_LIVER_CRITERIA]
+    for p in doc.get("proposals") or []:
+        for k in LUNG_LIVER_FIELDS:
+            p.pop(k, None)
+        if p.get("closest_structure") is None:
+            p["closest_structure"] = f"none within {cap_mm:g} mm"
+            p["closest_clearance_mm"] = None
 
 
 def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:

@@ -60,7 +60,8 @@ def sarcoma_sections(s: dict) -> list:
         names = list(cores[0]["rules"])
         body += [(r, *[_met(c["rules"][r]["met"]) for c in cores]) for r in names]
         out.append(("Cores (one entry)", [("table", head, body)]))
-        out.append(("Rules, first core", [(r, f"{_met(x['met'])}: {x['detail']}") for r, x in cores[0]["rules"].items()]))
+        out.append(("Rules, first core", [(r, x["detail"] if str(x["detail"]).startswith(_met(x["met"]))
+                                            else f"{_met(x['met'])}: {x['detail']}") for r, x in cores[0]["rules"].items()]))
     out.append(("Sarcoma rules and sources", [(r["name"], f"{r['wording']} [{r['source']}]") for r in s.get("rules", [])]
                 + [(k, v) for k, v in (s.get("sources") or {}).items()]))
     return out
