@@ -213,10 +213,16 @@ def test_cli_sarcoma_biopsy_writes_plan_report_and_refuses_missing_compartments(
 
     from conftest import run_imagio
     from imagio import io
-    from imagio.phantom.limb import save
 
     ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=80, necrotic_fraction=0.5)
-    save(ph, tmp_path / "in")
+    r = run_imagio("phantom", tmp_path / "in", "--anatomy", "thigh", "--spacing", "3", "--seed", "0",
+                   "--tumour-diameter", "80")                    # the CLI's thigh phantom is thigh()'s
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(io.read_image(tmp_path / "in" / "ct.nii.gz").array, ph.ct.array)
+    assert np.array_equal(io.read_labels(tmp_path / "in" / "truth_necrosis.nii.gz").array > 0, ph.truth["necrosis"])
+    side = json.loads((tmp_path / "in" / "labels.labels.json").read_text())["labels"]
+    colours = [tuple(e["color"]) for e in side.values()]
+    assert len(set(colours)) == len(colours), "two labels share a colour"
     curve = tmp_path / "in" / "incision.txt"
     t = ph.geometry["tumour"]
     pts = skin_line(ph, t["angle_deg"], (t["center_ras"][2] - 40, t["center_ras"][2] + 40))
@@ -461,3 +467,34 @@ def test_cli_far_incision_says_once_which_incision_and_how_far_and_bad_incisions
             d = np.linalg.norm(dense.reshape(-1, 3) - e, axis=1).min()
             assert abs(d - float(m.group(2))) <= 1.0 and d > 10.0
             assert "--incision-tolerance" in errs[0]
+
+
+def test_shortest_tract_across_a_joint_recess_gets_a_compliant_one():
+    """The shortest tract crosses a joint: a knee recess distended by an effusion (synovial, part of
+    the joint: the suprapatellar recess reaches 6-8 cm above the patella) painted by the test across
+    the muscle between a distal-thigh tumour and the skin, on the tract the planner chose without it.
+    The plan with it must leave the joint: every core re-checked here (no capsule voxel crossed),
+    no shorter than before, and the no_joint rule met."""
+    from dataclasses import replace
+
+    from imagio.phantom.limb import LIMB_HU
+
+    ph = thigh(seed=2, spacing_mm=3.0, tumour_compartment="anterior", tumour_diameter_mm=40, tumour_s_mm=95.0,
+               tumour_radial_mm=19.0, necrotic_fraction=0.4)
+    m0 = plan_sarcoma_biopsy(ph.ct, ph.labels).cores[0]["metrics"]
+    pts, lab = path_labels(ph.labels, m0.entry_ras, m0.target_ras)
+    muscle, knee = ph.label_value("thigh_anterior_compartment" + S), ph.label_value("knee_joint_capsule" + S)
+    assert (lab == muscle).sum() * 0.2 >= 6.0                        # the tract runs through muscle first
+    mid = pts[lab == muscle].mean(0)
+    kji = np.argwhere(ph.labels.array == muscle)
+    recess = kji[np.linalg.norm(ph.labels.kji_to_world(kji.astype(float)) - mid, axis=1) <= 9.0]
+    arr, hu = ph.labels.array.copy(), ph.ct.array.copy()
+    arr[tuple(recess.T)] = knee
+    hu[tuple(recess.T)] = LIMB_HU["joint_fluid"]
+    ph2 = replace(ph, ct=ph.ct.with_array(hu), labels=ph.labels.with_array(arr))
+    assert (path_labels(ph2.labels, m0.entry_ras, m0.target_ras)[1] == knee).any()   # by construction
+    sp = plan_sarcoma_biopsy(ph2.ct, ph2.labels)
+    assert len(sp.cores) >= 3
+    recheck(ph2, sp, ["anterior"])                                   # no capsule crossed by any core
+    assert sp.cores[0]["metrics"].length_mm >= m0.length_mm - 1e-6
+    assert all(c["rules"]["no_joint"]["met"] is True for c in sp.cores)

@@ -37,6 +37,13 @@ FEATURE_COMMANDS: tuple[str, ...] = (
 def cmd_phantom(args) -> int:
     from . import phantom
 
+    thigh_opts = {k: getattr(args, k, None) for k in ("side", "compartment", "tumour_diameter", "tumour_angle",
+                                                       "tumour_s", "necrotic_fraction")}
+    if args.anatomy == "thigh":   # the limb phantom of the sarcoma biopsy (imagio.phantom.limb)
+        return _thigh_phantom(args, thigh_opts)
+    given = [k for k, v in thigh_opts.items() if v is not None]
+    if given:
+        raise InputError(f"--{given[0].replace('_', '-')} is a thigh phantom option: add --anatomy thigh")
     try:
         ph = phantom.generate(spacing=args.spacing, seed=args.seed, anatomy=args.anatomy, sex=args.sex,
                               size=args.size, arms=args.arms, phase=args.phase)
@@ -44,6 +51,26 @@ def cmd_phantom(args) -> int:
         raise InputError(f"{e}: choose another phantom option") from None
     paths = phantom.save(ph, Path(args.out))
     for p in paths:
+        print(p)
+    return 0
+
+
+def _thigh_phantom(args, opts) -> int:
+    from .phantom import limb
+
+    kw = {"side": opts["side"] or "left", "tumour_compartment": opts["compartment"] or "anterior",
+          "necrotic_fraction": 0.5 if opts["necrotic_fraction"] is None else opts["necrotic_fraction"],
+          "tumour_angle_deg": opts["tumour_angle"]}
+    for k, name in (("tumour_diameter", "tumour_diameter_mm"), ("tumour_s", "tumour_s_mm")):
+        if opts[k] is not None:
+            kw[name] = opts[k]
+    if not 0.0 <= kw["necrotic_fraction"] < 1.0:
+        raise InputError("--necrotic-fraction must be 0 (none) to below 1 (the core's share of the tumour's radius)")
+    try:
+        ph = limb.thigh(seed=args.seed, spacing_mm=args.spacing, **kw)
+    except ValueError as e:
+        raise InputError(f"{e}: choose another thigh phantom option") from None
+    for p in limb.save(ph, Path(args.out)):
         print(p)
     return 0
 
@@ -131,13 +158,26 @@ def build_parser() -> ArgumentParser:
     s.add_argument("out", help="output folder")
     s.add_argument("--spacing", type=float, default=1.5, help="isotropic voxel size in mm (default 1.5)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--anatomy", choices=("cylinder", "realistic"), default="realistic",
-                   help="realistic (default: shaped torso, rib course, lobes, organs) or cylinder (the geometric test phantom)")
+    s.add_argument("--anatomy", choices=("cylinder", "realistic", "thigh"), default="realistic",
+                   help="realistic (default: shaped torso, rib course, lobes, organs), cylinder (the geometric test "
+                        "phantom) or thigh (one thigh with a soft-tissue sarcoma: the sarcoma biopsy's phantom)")
     s.add_argument("--sex", choices=("male", "female"), default="male", help="realistic anatomy only (default male)")
     s.add_argument("--size", type=float, default=1.0, help="realistic anatomy: length scale 0.8-1.25 (default 1.0)")
     s.add_argument("--arms", choices=("down", "up"), default="down", help="realistic anatomy only (default down)")
     s.add_argument("--phase", choices=("native", "arterial", "portal_venous"), default="portal_venous",
                    help="realistic anatomy: contrast phase (default portal_venous)")
+    g = s.add_argument_group("thigh phantom (--anatomy thigh)")
+    g.add_argument("--side", choices=("left", "right"), help="which thigh (default left)")
+    g.add_argument("--compartment", choices=("anterior", "medial", "posterior"),
+                   help="the tumour's compartment (default anterior)")
+    g.add_argument("--tumour-diameter", type=float, metavar="MM", help="tumour long axis, 30-200 mm (default 80)")
+    g.add_argument("--tumour-angle", type=float, metavar="DEG",
+                   help="tumour centre's angle round the femur, degrees from anterior towards medial (a septum's "
+                        "angle, e.g. 80 for the medial septum, gives a tumour across it); default: mid-compartment")
+    g.add_argument("--tumour-s", type=float, metavar="MM",
+                   help="tumour centre along the thigh, mm above the knee joint line (0-400; default 220)")
+    g.add_argument("--necrotic-fraction", type=float,
+                   help="radius share of the necrotic core, 0 (none) to <1 (default 0.5)")
     s.set_defaults(func=cmd_phantom)
 
     s = sub.add_parser("info", help="geometry, HU range and labels of an image",

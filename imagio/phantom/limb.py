@@ -289,7 +289,8 @@ def thigh(seed: int = 0, spacing_mm: float = 2.5, side: str = "left", *,
 
 
 def save(ph: LimbPhantom, out_dir) -> list[Path]:
-    """Write ct.nii.gz, labels.nii.gz (+ labels.labels.json) and geometry.json into ``out_dir``."""
+    """Write ct.nii.gz, labels.nii.gz (+ labels.labels.json), geometry.json and the true
+    necrotic core truth_necrosis.nii.gz (+ sidecar; label 1) into ``out_dir``."""
     from .. import io
     from ..outputs import write_text
 
@@ -297,4 +298,8 @@ def save(ph: LimbPhantom, out_dir) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [io.write_image(ph.ct, out / "ct.nii.gz"), io.write_labels(ph.labels, out / "labels.nii.gz"),
              write_text(out / "geometry.json", json.dumps(ph.geometry, indent=1))]
+    if "necrosis" in ph.truth:
+        nec = ph.labels.with_array(ph.truth["necrosis"].astype(np.uint8), name="truth_necrosis",
+                                   labels={1: "sarcoma_necrosis_truth"})
+        paths.append(io.write_labels(nec, out / "truth_necrosis.nii.gz"))
     return [Path(p) for p in paths]
