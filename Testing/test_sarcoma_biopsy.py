@@ -467,6 +467,10 @@ def test_cli_far_incision_says_once_which_incision_and_how_far_and_bad_incisions
             d = np.linalg.norm(dense.reshape(-1, 3) - e, axis=1).min()
             assert abs(d - float(m.group(2))) <= 1.0 and d > 10.0
             assert "--incision-tolerance" in errs[0]
+            import json
+
+            doc = json.loads((tmp_path / name / "plan.json").read_text())   # the reason travels with the plan
+            assert doc["feasible"] is False and "incision" in doc["sarcoma"]["failure"]
 
 
 def test_shortest_tract_across_a_joint_recess_gets_a_compliant_one():

@@ -133,7 +133,9 @@ def viable_map(ct: Volume, tumour: np.ndarray, threshold_hu: float | None = None
     out = ViableMap(mask, dfull, thr, float(tumour.sum()) * ml, float(v.sum()) * ml, method=method,
                     levels_hu=levels, noise_sd_hu=nsd, smoothing_mm=used)
     if method == "two components":
-        out.warnings.append(f"a non-enhancing (necrotic/cystic) component at {levels['necrosis']:.0f} HU and a "
+        low_kind = ("fat-containing (below -30 HU: lipomatous tissue, not a grading target)"
+                    if levels["necrosis"] < float(cfg["fat_max_hu"]) else "non-enhancing (necrotic/cystic)")
+        out.warnings.append(f"a {low_kind} component at {levels['necrosis']:.0f} HU and a "
                             f"solid one at {levels['solid']:.0f} HU: viable = above {thr:.0f} HU, half-way between "
                             f"them (CT smoothed {used:g} mm, solid spread SD {nsd:.0f} HU)")
         if not resolved:
