@@ -31,12 +31,16 @@ def path_labels(vol, e, t, step=0.2):
 def recheck(ph, sp, involved):
     """Independent re-check of every core against the rules; returns the bundle clearances."""
     names = ph.labels.labels
-    allowed_comp = set().union(*(COMP_LABELS[c] for c in involved))
-    forbidden = set().union(*(COMP_LABELS[c] for c in COMP_LABELS if c not in involved)) | NEVER
-    forbidden |= {f"intermuscular_septum_{k}{S}" for k, sides in SEPTUM_SIDES.items() if not sides <= set(involved)}
-    bundle = np.isin(ph.labels.array, [v for v, n in names.items() if n in BUNDLE])
+    side = "_" + ph.geometry["side"]
+
+    def sided(names_):
+        return {n.replace(S, side) for n in names_}
+
+    forbidden = set().union(*(sided(COMP_LABELS[c]) for c in COMP_LABELS if c not in involved)) | sided(NEVER)
+    forbidden |= {f"intermuscular_septum_{k}{side}" for k, sides in SEPTUM_SIDES.items() if not sides <= set(involved)}
+    bundle = np.isin(ph.labels.array, [v for v, n in names.items() if n in sided(BUNDLE)])
     dist = ndimage.distance_transform_edt(~bundle, sampling=ph.labels.spacing_kji)
-    need = sp.roles[f"superficial_femoral_artery{S}"][1] + sp.plan.problem.needle.widening_mm
+    need = sp.roles[f"superficial_femoral_artery{side}"][1] + sp.plan.problem.needle.widening_mm
     clear = []
     assert 1 <= len(sp.cores) <= 5
     if len(sp.cores) < 4:   # fewer than asked: said so
@@ -430,6 +434,7 @@ def test_every_specimen_lies_in_viable_tumour_by_truth(seed, spacing, compartmen
         assert truth_specimen_necrosis(ph, c) <= 0.10
         assert d["specimen_nonviable_pct"] == c["specimen_nonviable_pct"] == 0.0
     assert doc["viable"]["method"] == "two components"
+    recheck(ph, sp, ph.geometry["tumour"]["compartments"])             # and every rule, independently
 
 
 def test_cli_far_incision_says_once_which_incision_and_how_far_and_bad_incisions_are_input_errors(tmp_path):
