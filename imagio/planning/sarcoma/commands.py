@@ -31,7 +31,8 @@ def add_arguments(s) -> None:
     g.add_argument("--incision-tolerance", type=float, help="max distance of the entry from the incision, mm (default 10)")
     g.add_argument("--cores", type=int, help="number of core trajectories from the entry, 3-5 (default 4)")
     g.add_argument("--throw", type=float, help="core needle throw, mm (default 10): the tract ends at the target, the "
-                                               "fired needle's deepest point; the core before it must lie in the tumour")
+                                               "fired needle's deepest point; the specimen before it must lie in viable "
+                                               "tumour")
     g.add_argument("--bundle-margin", type=float, help="clearance from the neurovascular bundle, mm (default 5)")
     g.add_argument("--compartment", action="append", metavar="KEY",
                    help="compartment occupied by the tumour (repeatable; default: from the tumour's contact), "
