@@ -507,3 +507,28 @@ def test_shortest_tract_across_a_joint_recess_gets_a_compliant_one():
     recheck(ph2, sp, ["anterior"])                                   # no capsule crossed by any core
     assert sp.cores[0]["metrics"].length_mm >= m0.length_mm - 1e-6
     assert all(c["rules"]["no_joint"]["met"] is True for c in sp.cores)
+
+
+def test_picture_axes_are_absolute_ras_mm_or_say_what_they_are_relative_to():
+    """The slice pictures (sarcoma axial, report axial) label their axes in the RAS mm of plan.json:
+    each tick's text is the RAS coordinate at that tick (radiological: R decreases to the right);
+    an oblique reformat says the mm are relative to its centre, given in RAS."""
+    import matplotlib.pyplot as plt
+
+    from imagio.report import AXIAL_U, AXIAL_V, slice_figure
+
+    ph = thigh(seed=0, spacing_mm=3.0)
+    c = np.array([-97.0, 41.0, 200.0])
+    fig, ax = slice_figure(ph.ct, None, c, AXIAL_U, AXIAL_V, half_mm=60.0, step_mm=1.0)
+    fig.canvas.draw()
+    xs = [(t.get_position()[0], t.get_text()) for t in ax.get_xticklabels() if t.get_text()]
+    ys = [(t.get_position()[1], t.get_text()) for t in ax.get_yticklabels() if t.get_text()]
+    assert len(xs) >= 3 and len(ys) >= 3
+    assert all(abs(float(txt.replace("\u2212", "-")) - (c[0] - pos)) < 0.51 for pos, txt in xs)   # u = -R
+    assert all(abs(float(txt.replace("\u2212", "-")) - (c[1] + pos)) < 0.51 for pos, txt in ys)   # v = +A
+    assert "RAS mm" in ax.get_xlabel()
+    plt.close(fig)
+    u = np.array([0.0, 0.6, 0.8])
+    fig, ax = slice_figure(ph.ct, None, c, u, np.cross(u, [1.0, 0, 0]), half_mm=60.0, step_mm=1.0)
+    assert "from the picture's centre, RAS (-97.0, 41.0, 200.0)" in ax.get_xlabel()
+    plt.close(fig)
