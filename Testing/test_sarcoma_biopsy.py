@@ -532,3 +532,33 @@ def test_picture_axes_are_absolute_ras_mm_or_say_what_they_are_relative_to():
     fig, ax = slice_figure(ph.ct, None, c, u, np.cross(u, [1.0, 0, 0]), half_mm=60.0, step_mm=1.0)
     assert "from the picture's centre, RAS (-97.0, 41.0, 200.0)" in ax.get_xlabel()
     plt.close(fig)
+
+
+def test_viable_map_and_specimen_fraction_do_not_depend_on_the_grid_orientation():
+    """The same CT stored flipped along i with an oblique affine (the voxel -> RAS map follows, so
+    the anatomy is the same): the same viable voxels, and the same specimen fraction (strictly
+    between 0 and 1: from the necrotic centre into the rim) for the same segment."""
+    from imagio.planning.sarcoma.viable import specimen_nonviable_fraction, viable_map
+    from imagio.volume import Volume
+
+    ph = thigh(seed=1, spacing_mm=3.0, tumour_diameter_mm=80)
+    tum = ph.mask("sarcoma_1")
+    vm = viable_map(ph.ct, tum)
+    a = np.eye(4)
+    th = np.radians(20.0)
+    rot = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1.0]])
+    sp_ijk = np.array([3.0, 3.0, 3.0])
+    a[:3, :3] = rot @ np.diag(sp_ijk * np.array([-1.0, 1.0, 1.0]))      # i flipped, rotated about S
+    a[:3, 3] = [10.0, -5.0, 2.0]
+    flipped = Volume(np.ascontiguousarray(ph.ct.array[:, :, ::-1]), a)
+    vm2 = viable_map(flipped, tum[:, :, ::-1])
+    assert np.array_equal(vm2.mask[:, :, ::-1], vm.mask)
+    kji = np.rint(np.argwhere(ph.truth["necrosis"]).mean(0)).astype(float)     # the necrotic centre
+    start, end = ph.ct.kji_to_world(kji[None])[0], ph.ct.kji_to_world((kji + [0, 0, 8])[None])[0]
+    kji2 = kji.copy()
+    kji2[2] = tum.shape[2] - 1 - kji2[2]
+    s2 = flipped.kji_to_world(kji2[None])[0]
+    e2 = flipped.kji_to_world((kji2 - [0, 0, 8])[None])[0]
+    f = specimen_nonviable_fraction(vm, ph.ct, start, end)
+    assert 0.0 < f < 1.0   # samples on voxel faces may round either way: within two samples of 49
+    assert abs(f - specimen_nonviable_fraction(vm2, flipped, s2, e2)) <= 2.0 / 49
