@@ -228,7 +228,7 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.statusLabel.setText(_("{count} core(s) from one entry in {compartments}").format(
                     count=len(plan.cores), compartments=", ".join(plan.involved) or _("no labelled compartment")))
             else:
-                self.ui.statusLabel.setText(self.logic.infeasibleReport(plan.plan))
+                self.ui.statusLabel.setText(plan.failure or self.logic.infeasibleReport(plan.plan))
 
     def onAblationCoverage(self, coverage, nProbes):
         c = coverage

@@ -471,7 +471,7 @@ class PlanningWorkstation:
             self.state.sarcoma = f"Sarcoma biopsy failed: {e}"
             return None
         if not sp.feasible:
-            self.state.sarcoma = "No compliant tract: " + format_report(sp.plan.report)
+            self.state.sarcoma = "No compliant tract: " + (sp.failure or format_report(sp.plan.report))
             return sp
         c0 = sp.to_dict()["sarcoma"]["cores"][0]
         bad = [k for k, v in c0["rules"].items() if v["met"] is False]
