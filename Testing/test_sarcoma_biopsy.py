@@ -384,7 +384,8 @@ def truth_specimen_necrosis(ph, c):
 
 
 @pytest.mark.parametrize("seed,spacing,diameter,necrotic", [
-    (0, 3.0, 80, 0.5), (1, 2.5, 100, 0.5), (2, 3.0, 40, 0.5), (5, 2.5, 150, 0.7), (6, 3.0, 120, 0.6)])
+    (0, 3.0, 80, 0.5), (1, 2.5, 100, 0.5), (2, 3.0, 40, 0.5), (5, 2.5, 150, 0.7), (6, 3.0, 120, 0.6),
+    (8, 3.0, 30, 0.5)])
 def test_viable_map_holds_at_the_rim_against_the_true_necrosis(seed, spacing, diameter, necrotic):
     """The viable map, against the phantom's true necrotic core (not the planner's code): at most
     10% of the necrosis called viable, at most 10% of the true viable tumour lost."""

@@ -6,8 +6,9 @@ The map is read from the tumour's own intensities, in three steps (arrays [k, j,
    (clear of partial volume with the tissue around it) whose CT, Gaussian-smoothed over
    ``smoothing_mm``, is at most ``necrosis_max_hu`` (the upper limit of fluid on CT: necrosis and
    cysts measure -9 to 20 HU, Bosniak v2019, Silverman et al., Radiology 2019). A core of at least
-   a ball of radius ``smoothing_mm`` (the smoothing scale: noise does not reach the fluid limit
-   over that volume) is a
+   a ball of radius ``smoothing_mm`` (the smoothing scale; small on purpose: a missed core puts
+   specimens in necrosis, a spurious one only moves the threshold up to half-way between the
+   two levels found) is a
    non-enhancing (necrotic/cystic) component. None: viable = smoothed CT above the fluid limit
    (a homogeneous or solid tumour keeps its whole map).
 2. **Where does it end?** The two components' levels are the medians of the raw CT over the core
