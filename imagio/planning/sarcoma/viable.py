@@ -4,7 +4,9 @@ The map is read from the tumour's own intensities, in three steps (arrays [k, j,
 
 1. **Is there a fluid core?** Tumour voxels at least ``2 * smoothing_mm`` inside the tumour
    (clear of partial volume with the tissue around it) whose CT, Gaussian-smoothed over
-   ``smoothing_mm``, is at most ``necrosis_max_hu`` (the upper limit of fluid on CT: necrosis and
+   ``smoothing_mm``, is at most ``necrosis_max_hu``; or, at half that smoothing (so that a core
+   of about 1 cm is not blurred above the limit by the rim around it), connected parts of such
+   voxels of at least a ball of radius ``2 * smoothing_mm`` (noise does not connect that far) (the upper limit of fluid on CT: necrosis and
    cysts measure -9 to 20 HU, Bosniak v2019, Silverman et al., Radiology 2019). A core of at least
    a ball of radius ``smoothing_mm`` (the smoothing scale; small on purpose: a missed core puts
    specimens in necrosis, a spurious one only moves the threshold up to half-way between the
@@ -104,8 +106,16 @@ def viable_map(ct: Volume, tumour: np.ndarray, threshold_hu: float | None = None
         thr, cls = fluid, smooth
         inside = edt.edt(np.pad(t, 1), anisotropy=sp)[1:-1, 1:-1, 1:-1]
         deep = t & (inside >= 2.0 * sm)
-        core = deep & (smooth <= fluid)
         min_core_ml = 4.0 / 3.0 * np.pi * sm ** 3 / 1000.0
+        core = deep & (smooth <= fluid)
+        if sm > 0:   # a small core (~1 cm) stays fluid at half the scale: its connected parts of 8x the volume
+            import cc3d
+
+            fine = deep & (ndimage.gaussian_filter(raw, 0.5 * sm / np.asarray(sp)) <= fluid)
+            cc = cc3d.connected_components(fine, connectivity=26)
+            big = np.bincount(cc.ravel()) * ct.voxel_volume_ml >= 8.0 * min_core_ml
+            big[0] = False
+            core |= big[cc]
         if core.sum() * ct.voxel_volume_ml >= min_core_ml:
             from_core = edt.edt(~core, anisotropy=sp, black_border=False)
             solid = deep & ~core & (from_core >= 3.0 * sm)
