@@ -563,3 +563,26 @@ def test_viable_map_and_specimen_fraction_do_not_depend_on_the_grid_orientation(
     f = specimen_nonviable_fraction(vm, ph.ct, start, end)
     assert 0.0 < f < 1.0   # samples on voxel faces may round either way: within two samples of 49
     assert abs(f - specimen_nonviable_fraction(vm2, flipped, s2, e2)) <= 2.0 / 49
+
+
+def test_when_no_specimen_fits_the_viable_map_the_least_nonviable_cores_are_given_with_warnings():
+    """A speckled viable map (a user threshold near the rim's own level, 85-100 HU): when no
+    compliant core lies wholly in it, the plan gives the least non-viable cores, says so, and names
+    each core's non-viable % of its specimen, which the test re-measures on the map itself."""
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=80, necrotic_fraction=0.5)
+    seen = 0
+    for thr in (90.0, 85.0, 95.0, 100.0):   # the first that leaves no whole-viable specimen is checked
+        sp = plan_sarcoma_biopsy(ph.ct, ph.labels, viable_threshold_hu=thr)
+        if not any(c["specimen_nonviable_pct"] > 0 for c in sp.cores):
+            continue
+        seen += 1
+        assert any("no compliant core lies wholly in viable tumour" in w for w in sp.warnings)
+        named = next(w for w in sp.warnings if w.startswith("specimen not wholly in the viable map"))
+        for i, c in enumerate(sp.cores):
+            pts, _ = path_labels(ph.labels, c["fire_from_ras"], c["metrics"].target_ras)
+            own = 100.0 * (1.0 - sp.viable.mask[tuple(np.rint(ph.labels.world_to_kji(pts)).astype(int).T)].mean())
+            assert abs(own - c["specimen_nonviable_pct"]) <= 5.0, (own, c["specimen_nonviable_pct"])
+            if c["specimen_nonviable_pct"] > 0:
+                assert f"core {i + 1} {c['specimen_nonviable_pct']:g}%" in named
+        break
+    assert seen == 1
