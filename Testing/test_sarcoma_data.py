@@ -51,6 +51,7 @@ def test_real_sarcoma_viable_targets_tract_and_bundle(shared_data, case):
     doc = sp.to_dict()
     assert any("compartment and septum rules were NOT checked" in w for w in doc["warnings"])
     assert any("contrast phase unknown" in w for w in doc["warnings"])
+    assert not any(w.startswith(("no large named vessel", "host organ of")) for w in doc["warnings"])   # torso-only
     assert sp.feasible and 1 <= len(sp.cores) <= 3
     v = sp.viable
     assert 0 < v.viable_ml <= v.tumour_ml

@@ -62,11 +62,10 @@ class SarcomaPlan:
         """plan.json content: the needle plan's dict with a ``sarcoma`` section."""
         doc = self.plan.to_dict()
         doc["procedure"] = PROCEDURE
-        # the torso planner's 'no large named vessel (aorta, ...)' does not apply to a limb whose
-        # bundle is labelled: the bundle rule names what it checked
-        base = [w for w in doc.get("warnings", []) if not (w.startswith("no large named vessel") and
-                                                           any("artery" in n for n in self.rule_of))
-                and not (w.startswith("host organ of") and "unknown" in w)]   # the compartments say it
+        # the torso planner's 'no large named vessel (aorta, venae cavae, ...)' and 'host organ unknown'
+        # do not apply to a limb: the bundle rule and the compartments say what was checked
+        base = [w for w in doc.get("warnings", []) if not w.startswith("no large named vessel")
+                and not (w.startswith("host organ of") and "unknown" in w)]
         doc["warnings"] = base + [w for w in self.warnings if w not in base]
         _limb_only(doc, float(self.plan.maps.cap_mm))
         doc["sarcoma"] = to_jsonable({
