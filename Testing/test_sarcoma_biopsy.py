@@ -168,7 +168,9 @@ def test_incision_curve_moves_the_entry():
     e0 = np.asarray(base.cores[0]["metrics"].entry_ras)
     t = ph.geometry["tumour"]
     curve = skin_line(ph, t["angle_deg"] + 35.0, (t["center_ras"][2] - 40, t["center_ras"][2] + 40))
+    curve = np.vstack([curve[:1] - [0, 0, 400.0], curve])   # drawn on, beyond this cropped CT's bottom
     sp = plan_sarcoma_biopsy(ph.ct, ph.labels, incision=curve, incision_tolerance_mm=6.0)
+    assert any("of the incision lie outside the CT" in w for w in sp.warnings)
     e = np.asarray(sp.cores[0]["metrics"].entry_ras)
     # own distance to the curve (dense samples of its segments)
     dense = np.concatenate([a + np.linspace(0, 1, 200)[:, None] * (b - a) for a, b in zip(curve[:-1], curve[1:])])

@@ -226,7 +226,7 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         if curve.ndim != 2 or curve.shape[1] != 3 or len(curve) < 2:
             raise InputError("the incision must be a curve of at least 2 RAS points (a markups curve)")
         curve = inc.densify(curve)
-        _check_incision_on_skin(ct, labels, curve, tol)
+        warnings += _check_incision_on_skin(ct, labels, curve, tol)
     c = Constraints(disabled_rules=("table_side", "craniocaudal"),
                     entry_region=None if curve is None else (curve, tol))
     weights = dict(rule("shortest_tract")["weights"])
@@ -276,29 +276,34 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
                        curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings, failure)
 
 
-def _check_incision_on_skin(ct: Volume, labels: Volume, curve: np.ndarray, tol: float) -> None:
-    """InputError (one line) when a point of the incision ``curve`` ((m, 3) RAS mm) lies outside
-    the CT, or when the whole curve is farther than ``tol`` mm from the outer skin
+def _check_incision_on_skin(ct: Volume, labels: Volume, curve: np.ndarray, tol: float) -> list:
+    """Warnings (a list of lines) about the incision ``curve`` ((m, 3) RAS mm, 1 mm steps): part
+    of it outside the CT (an incision longer than a cropped CT is normal: the part inside is
+    checked). InputError (one line) when the whole curve lies outside the CT, or when the part
+    inside is everywhere farther than ``tol`` mm from the outer skin
     (`imagio.planning.skin.outer_skin`; nearest skin voxel centre): no entry could then lie within
     the tolerance of it."""
     from scipy.spatial import cKDTree
 
     from ..skin import outer_skin
 
-    out = ~ct.contains_world(curve)
-    if out.any():
-        p = np.round(curve[np.flatnonzero(out)[0]], 1).tolist()
-        raise InputError(f"--incision: {int(out.sum())} of {len(curve)} curve points (1 mm steps) lie outside the "
-                         f"CT (e.g. {p} RAS mm): draw the incision on this CT's skin (RAS mm; --lps for L,P,S files)")
+    inside = ct.contains_world(curve)
+    p = np.round(curve[np.flatnonzero(~inside)[0]], 1).tolist() if not inside.all() else None
+    if not inside.any():
+        raise InputError(f"--incision: all {len(curve)} curve points (1 mm steps) lie outside the CT (e.g. {p} RAS "
+                         "mm): draw the incision on this CT's skin (RAS mm; --lps for L,P,S files)")
+    out = [] if inside.all() else [f"{int((~inside).sum())} mm of the incision lie outside the CT (e.g. {p} RAS mm): "
+                                   "only the part inside was checked against the skin"]
     skin = outer_skin(ct, labels).skin
     kji = np.argwhere(skin)
     if not len(kji):
-        return
-    d, _ = cKDTree(ct.kji_to_world(kji.astype(float))).query(curve)
+        return out
+    d, _ = cKDTree(ct.kji_to_world(kji.astype(float))).query(curve[inside])
     if d.min() > tol:
         raise InputError(f"--incision: the curve is {d.min():.0f} mm from the skin at its nearest point, more than "
                          f"the entry's tolerance ({tol:g} mm): draw it on the skin over the tumour, or raise "
                          "--incision-tolerance")
+    return out
 
 
 def _incision_failure(result: Plan, curve: np.ndarray, tol: float) -> str:
