@@ -3,8 +3,11 @@
 ``plan_sarcoma_biopsy(ct, labels)``: classify the limb structures, find the compartment(s) the
 tumour occupies, map the viable tumour, turn the rules into planner roles and constraints
 (`rules`), plan with `imagio.planning.plan` (the same scorer, ranking and independent re-check
-as every needle plan), then from the best entry fan 3-5 cores into different viable regions,
-each evaluated and re-checked. RAS mm, HU.
+as every needle plan), then from the best entry (among the five best-ranked, the one that
+allows the most cores) fan 3-5 cores into different viable regions, each evaluated and
+re-checked, each core's specimen (the needle's throw) wholly in the viable map (else the least
+non-viable cores, warned). No core: ``SarcomaPlan.failure`` says why in one line (for an
+incision: the nearest compliant entry's distance). RAS mm, HU.
 """
 
 from __future__ import annotations
