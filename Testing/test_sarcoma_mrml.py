@@ -52,6 +52,8 @@ def test_sarcoma_plan_from_nodes_adds_cores_entry_incision_viable_segment_and_ta
     assert "tract_in_tumour_compartment" in rows and "bundle_margin" in rows
     r = rows.index("bundle_margin")
     assert all(tab.GetValue(r, c).ToString() == "met" for c in range(1, 4))
+    r = rows.index("specimen_nonviable_pct")   # each specimen's non-viable share, as in plan.json
+    assert [tab.GetValue(r, c + 1).ToString() for c in range(3)] == [str(c["specimen_nonviable_pct"]) for c in sp.cores]
     # no curve: the default incision is added as a curve node
     sp2, ids2 = sarcoma_plan_from_nodes(scene, vol, seg, "sarcoma_1", None, n_cores=3)
     assert scene.GetNodeByID(ids2["incision"]).IsA("vtkMRMLMarkupsCurveNode")

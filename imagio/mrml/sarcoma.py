@@ -39,13 +39,14 @@ def fold_viable(labels):
 
 
 def sarcoma_table_node(scene, sp, name: str = "Sarcoma biopsy cores", node=None):
-    """Table node: one row per item (target, depth, length, compartments crossed, each rule),
-    one column per core."""
+    """Table node: one row per item (target, tip before firing, depth, the specimen's non-viable
+    %, length, compartments crossed, each rule), one column per core."""
     import vtk
 
     doc = sp.to_dict()["sarcoma"]
     cores = doc["cores"]
-    rows = ["target_ras", "fire_from_ras", "depth_mm", "length_mm", "compartments_crossed"] + (list(cores[0]["rules"]) if cores else [])
+    rows = ["target_ras", "fire_from_ras", "depth_mm", "specimen_nonviable_pct", "length_mm",
+            "compartments_crossed"] + (list(cores[0]["rules"]) if cores else [])
     node = node or scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     table = vtk.vtkTable()
     col = vtk.vtkStringArray()
