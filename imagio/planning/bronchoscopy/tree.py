@@ -70,6 +70,7 @@ class AirwayTree:
     warnings: list = field(default_factory=list)         # doubts about the mask (gaps, leaks, ...)
     excluded: np.ndarray | None = None                   # [N] points excluded from routes (leaks)
     naming_warnings: list = field(default_factory=list)  # doubts about the anatomical names
+    voxel_mm: float = 0.0            # the mask's coarsest voxel spacing (mm): calibre resolution; 0 unknown
 
     @property
     def n_generations(self) -> int:
@@ -205,6 +206,7 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     pts = airways.kji_to_world(kji + lo)
     prog(0.6, "rooted tree")
     tree = _rooted_tree(pts, radius, edges, lobes)
+    tree.voxel_mm = float(np.max(sp))
     if coarse:
         tree.warnings.append(coarse)
     if n_trim:
