@@ -120,7 +120,7 @@ class Route:
     closest_airway_mm: float          # from any airway wall, whatever its size
     narrowest_mm: float = float("inf")  # narrowest lumen from the carina to the end
     target_lobe: str = ""             # the lobe the target lies in ("" when unknown)
-    target_lobe_from: str = ""        # "lobe masks" | "airway territories" | ""
+    target_lobe_from: str = ""        # "lobe masks" | "the bronchus leading into it" | "airway territories" | ""
     end_lobe: str = ""                # the lobe of the branch the route ends in
     warnings: list = None             # doubts that travel with the route
     reach_within_mm: dict = None      # {N mm: largest scope outer diameter (mm) that gets within N mm}
@@ -221,9 +221,14 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
         raise InputError(f"the {name} ({od:g} mm) does not fit the trachea of this airway tree")
     wd, near = wall_distance(tree, target)
     wd_alive = np.where(alive, wd, np.inf)
-    sign, sign_reason = verdicts.bronchus_sign(tree, target, wd, alive)
+    sign, sign_reason, entry = verdicts.bronchus_sign(tree, target, wd, alive)
     warn = []
     lobe, lobe_from = target_lobe(tree, target, lobes)
+    if entry >= 0 and lobe_from.startswith("airway territories") and tree.branches[tree.branch_of[entry]].lobe:
+        # without lobe masks, a lesion that a bronchus leads into lies in that bronchus' territory
+        # (a segment is the parenchyma its segmental bronchus ventilates: Boyden 1955), whatever
+        # the nearest terminal airways of other lobes vote
+        lobe, lobe_from = tree.branches[tree.branch_of[entry]].lobe, "the bronchus leading into it"
     if "uncertain" in lobe_from:
         warn.append(f"the target lies between lobar territories ({lobe_from}): its lobe is uncertain without "
                     "lobe masks; give lung lobe segments (e.g. TotalSegmentator) to be sure")
@@ -290,7 +295,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     return Route(name, od, bool(wd[pid] <= 0), pid, tree.points[pid].copy(), float(max(wd[pid], 0.0)), ang,
                  float(tree.dist_from_root[pid]), int(tree.branches[bids[-1]].generation), bids,
                  [tree.branches[b].name for b in bids], path, tree.points[path], 2 * tree.radius[path],
-                 sign, float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within,
+                 sign, 0.0 if sign else float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within,
                  turns, said, sign_reason)
 
 

@@ -35,12 +35,15 @@ def _describe(tree, bid: int) -> str:
     return f"a branch of {x.name}, generation {b.generation}" if x.name else f"branch {bid}, generation {b.generation}"
 
 
-def bronchus_sign(tree, target, wd: np.ndarray, alive: np.ndarray) -> tuple[bool | None, str]:
-    """(True / False / None, reason). ``wd``: [N] wall-to-lesion distance of each centreline point
-    (negative inside the lesion); ``alive``: [N] points that belong to the tree (leaks excluded).
-    None for a point target (no outline: the sign cannot be judged)."""
+def bronchus_sign(tree, target, wd: np.ndarray, alive: np.ndarray) -> tuple[bool | None, str, int]:
+    """(True / False / None, reason, entry point id or -1). ``wd``: [N] wall-to-lesion distance of
+    each centreline point (negative inside the lesion); ``alive``: [N] points that belong to the
+    tree (leaks excluded). Present when a centreline's lumen reaches the lesion or, beyond the
+    centrelines, the airway mask touches it (26-neighbours); the entry point is the alive
+    centreline point of the airway that leads in. None for a point target (no outline: the sign
+    cannot be judged)."""
     if not alive.any():
-        return None, "not assessable: the airway tree is empty"
+        return None, "not assessable: the airway tree is empty", -1
     i = int(np.flatnonzero(alive)[np.argmin(wd[alive])])
     d = float(wd[i])
     what = _describe(tree, int(tree.branch_of[i]))
@@ -48,14 +51,45 @@ def bronchus_sign(tree, target, wd: np.ndarray, alive: np.ndarray) -> tuple[bool
     if target.mask is None:
         return None, (f"not assessable: the target is a point, not a lesion outline (the closest airway, {what}, "
                       f"lumen {lumen:.1f} mm, is {max(d, 0):.1f} mm from the point); give the lesion's segment as "
-                      "the target to judge it")
+                      "the target to judge it"), -1
     if d <= 0:
-        return True, f"present: {what} (lumen {lumen:.1f} mm) enters or touches the lesion"
+        return True, f"present: {what} (lumen {lumen:.1f} mm) enters or touches the lesion", i
+    touch = _mask_touch(tree, target)
+    if touch is not None:
+        at, owner = touch
+        while owner >= 0 and not alive[owner]:  # a pruned spur's point: up to the tree it hangs on
+            owner = int(tree.parent[owner])
+        if owner >= 0:
+            return True, (f"present: the airway mask touches the lesion at RAS {np.round(at, 1).tolist()}, beyond "
+                          f"the centreline of {_describe(tree, int(tree.branch_of[owner]))} (a bronchus too short or "
+                          "thin for a centreline of its own)"), owner
     ends = [b for b in tree.branches if not b.children and alive[b.point_ids[-1]]]
     thin = float(np.median([2 * tree.radius[b.point_ids[-1]] for b in ends])) if ends else float("nan")
     return False, (f"not seen in the airway mask: the closest airway ({what}, lumen {lumen:.1f} mm) is {d:.1f} mm "
                    f"from the lesion; the mask's airways end at about {thin:.1f} mm lumen (median of its terminal "
-                   "branches), so a thinner bronchus leading into the lesion is not excluded: check the CT around it")
+                   "branches), so a thinner bronchus leading into the lesion is not excluded: check the CT around it"), -1
+
+
+def _mask_touch(tree, target):
+    """(RAS of an airway mask boundary voxel inside or 26-adjacent to the lesion, its owner point)
+    or None; voxels of excluded (leak) centreline points do not count."""
+    wp = getattr(tree, "wall_points", None)
+    if wp is None or not len(wp) or target.mask is None:
+        return None
+    ex = getattr(tree, "excluded", None)
+    keep = np.ones(len(wp), bool) if ex is None else ~ex[tree.wall_owner]
+    if not keep.any():
+        return None
+    from scipy.spatial import cKDTree
+
+    reach_mm = max(float(tree.voxel_diag_mm), float(np.linalg.norm(target.mask.spacing))) + 1e-6
+    pts = wp[keep]
+    d, _ = cKDTree(target.surface).query(pts, distance_upper_bound=reach_mm)
+    hit = np.isfinite(d) | (target.mask.sample(pts, order=0) > 0)
+    if not hit.any():
+        return None
+    k = int(np.flatnonzero(hit)[np.argmin(np.where(np.isfinite(d[hit]), d[hit], 0.0))])
+    return pts[k], int(tree.wall_owner[keep][k])
 
 
 def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndarray, rmin: np.ndarray,
