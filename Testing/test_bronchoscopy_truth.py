@@ -286,3 +286,40 @@ def test_every_named_branch_matches_the_generating_names(case):
         assert frac >= TERRITORY_MATCH, (b.name, b.id, where)
     assert {"right_upper_lobe_bronchus", "right_middle_lobe_bronchus", "right_lower_lobe_bronchus",
             "left_upper_lobe_bronchus", "left_lower_lobe_bronchus", "bronchus_intermedius"} <= found
+
+
+def test_airways_segmented_from_the_ct_never_claim_more_than_they_show(case):
+    """The airways segmented from the phantom's CT by the rule-based segmenter stop well above
+    the thin peripheral bronchi: the plan to a nodule built with a bronchus sign must then say
+    "not seen in the airway mask ... not excluded", never a plain no, and a route that ends short
+    says so with the true distance (checked against the generating labels)."""
+    ph, truth, labels, leads, _ = case
+    if ph.spacing > NAMED_UP_TO_MM or ph.seed != 0:
+        pytest.skip("one thin-slice case is enough (the segmenter takes a few seconds)")
+    from imagio.segmentation.rules import segment_masks
+
+    masks, _ = segment_masks(ph.ct, ("airways",))
+    seg = ph.ct.with_array(masks["airways"].astype(np.uint8), labels={1: "airways"})
+    tree = B.extract_tree(seg, seg.array > 0)
+    vox = float(np.max(labels.spacing))
+    for n, m, sign, lead in _targets(ph, labels, leads):
+        r = B.plan_route(tree, B.Target.from_mask(labels, m), "thin")
+        d_true = float(cKDTree(labels.kji_to_world(np.argwhere(m))).query(r.end_ras)[0])
+        if r.reached:
+            assert d_true <= truth.locate(r.end_ras[None])[1][0] + vox, (n, d_true)
+        else:
+            assert r.verdict.startswith("short by") and any(w.startswith("not reached") for w in r.warnings)
+        if not r.bronchus_sign:
+            assert r.bronchus_sign_reason.startswith("not seen in the airway mask") and "not excluded" in \
+                r.bronchus_sign_reason, (n, r.bronchus_sign_reason)
+        if r.bronchus_sign:
+            assert sign, n   # a sign the mask shows is one the construction has
+
+
+def test_a_point_target_has_no_bronchus_sign_verdict(case):
+    """A point is not a lesion: the sign is "not assessable" (None), never False."""
+    ph, _, labels, _, tree = case
+    les = ph.lesion("lung_nodule_1")
+    r = B.plan_route(tree, B.Target.from_point(les.center_ras), "thin")
+    assert r.bronchus_sign is None and r.bronchus_sign_reason.startswith("not assessable")
+    assert r.reached == (r.remaining_mm == 0)
