@@ -146,6 +146,13 @@ def test_cli_point_target_in_a_nodule_is_accepted(tmp_path, ph):
         doc = json.loads((out / "bronch.json").read_text())
         assert doc["route"]["target_lobe"] == les.organ, (les.name, doc["route"]["target_lobe"], les.organ)
         assert doc["route"]["end_lobe"] == les.organ
+        # the point lies in the nodule's segment: planned to its outline, so the bronchus sign is
+        # judged (lung_nodule_1 is built with one) and the distance runs to its surface
+        assert doc["inputs"]["target_segment"] == les.name
+        assert doc["route"]["bronchus_sign"] == les.touches_airway, les.name
+        if not doc["route"]["reached"]:
+            assert doc["route"]["verdict"].startswith(f"short by {doc['route']['remaining_mm']:.1f} mm")
+            assert any(w.startswith("not reached") for w in doc["warnings"])
         assert {s["scope"] for s in doc["scopes"]} == set(B.load_scopes()["scopes"])
 
 

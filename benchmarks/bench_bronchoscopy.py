@@ -99,7 +99,71 @@ def run() -> list[dict]:
         rows.append({"name": f"route query {tag} (mean of {len(targets)})", "value": q * 1000, "unit": "ms",
                      "baseline": qb * 1000, "ratio": qb / q})
     rows += _lobar_rows(files, io, B)
+    rows += phantom_rows()
     return rows
+
+
+PHANTOM_CASES = ((1.5, 0), (1.5, 1), (1.5, 2), (3.0, 1), (3.0, 2))
+
+
+def phantom_rows(cases=PHANTOM_CASES, verbose: bool = False) -> list[dict]:
+    """Per lesion of the realistic phantom (its lung nodules plus one bronchus-sign nodule per lobe
+    painted by ``Testing/test_bronchoscopy_truth.py``) and scope: reached or short, the plan's
+    remaining distance against the truth (route end to the nodule's voxels minus the painted lumen
+    radius), the bronchus sign against the construction, and the route's named branches whose
+    territory is their generating namesake's. The truth helpers are the test's (one definition)."""
+    import importlib.util
+    import sys
+
+    from imagio import phantom
+    from imagio.planning import bronchoscopy as B
+    from scipy.spatial import cKDTree
+
+    path = Path(__file__).resolve().parents[1] / "Testing" / "test_bronchoscopy_truth.py"
+    spec = importlib.util.spec_from_file_location("bronch_truth", path)
+    T = importlib.util.module_from_spec(spec)
+    sys.modules["bronch_truth"] = T
+    spec.loader.exec_module(T)
+    n = reached = sign_ok = dist_ok = names_ok = names_all = 0
+    err = []
+    for sp, seed in cases:
+        ph = phantom.generate(spacing=sp, seed=seed)
+        truth = T.Truth(ph)
+        labels, leads = T.add_bronchus_sign_nodules(ph, truth)
+        tree = B.extract_tree(labels, labels.mask("trachea", "airways"), coarse_ok=True)
+        tn = {b.name for b in truth.T if b.name}
+        for name, m, sign, lead in T._targets(ph, labels, leads):
+            for scope in ("thin", "ultrathin"):
+                r = B.plan_route(tree, B.Target.from_mask(labels, m), scope)
+                j, paint, _ = truth.locate(r.points)
+                d_true = max(float(cKDTree(labels.kji_to_world(np.argwhere(m))).query(r.end_ras)[0] - paint[-1]), 0)
+                nm = [(x, b) for x, b in zip(r.branch_names, r.branch_ids) if x]
+                good = sum(T._territory_match(tree, truth, b, x, tn)[0] >= T.TERRITORY_MATCH for x, b in nm)
+                n += 1
+                reached += r.reached
+                sign_ok += r.bronchus_sign == sign
+                err.append(abs(r.remaining_mm - d_true))
+                dist_ok += err[-1] <= 1.5 * sp
+                if sp <= T.NAMED_UP_TO_MM:
+                    names_ok += good
+                    names_all += len(nm)
+                if verbose:
+                    print(f"{sp:g} mm seed {seed} {name:32s} {scope:9s} sign truth {sign!s:5s} plan {r.bronchus_sign!s:5s} "
+                          f"{'reached' if r.reached else 'short':7s} remaining {r.remaining_mm:5.1f} truth {d_true:5.1f} "
+                          f"named {good}/{len(nm)} end {r.end_lobe.replace('lung_', '')} "
+                          f"[{' > '.join(x for x, _ in nm)}]")
+    return [{"name": f"phantom routes (nodules x scopes, {len(cases)} phantoms)", "value": n, "unit": "routes"},
+            {"name": "phantom routes reached", "value": reached, "unit": "routes"},
+            {"name": "bronchus sign as constructed", "value": sign_ok, "unit": "routes"},
+            {"name": "remaining distance within 1.5 voxels of the truth", "value": dist_ok, "unit": "routes"},
+            {"name": "remaining distance |plan - truth| max", "value": float(np.max(err)), "unit": "mm"},
+            {"name": "named route branches whose territory is their namesake's (<= 2.5 mm grids)",
+             "value": names_ok, "unit": f"of {names_all}"}]
+
+
+if __name__ == "__main__":
+    for row in phantom_rows(verbose=True):
+        print(row)
 
 
 LOBAR = ("right_upper_lobe_bronchus", "right_middle_lobe_bronchus", "right_lower_lobe_bronchus",

@@ -284,7 +284,8 @@ def bronchoscopy_rows(b: dict) -> list:
             ("reaches the lesion", r.get("reached")), ("remaining to the lesion (mm)", r.get("remaining_mm")),
             ("route length (mm)", r.get("length_mm")), ("generation", r.get("generation")),
             ("branches", " > ".join(n or "-" for n in r.get("branch_names") or [])),
-            ("bronchus sign", r.get("bronchus_sign"))]
+            ("bronchus sign", r.get("bronchus_sign_reason") or r.get("bronchus_sign")),
+            ("verdict", r.get("verdict"))]
     for k, t in enumerate(b.get("tunnels") or []):
         rows.append((f"tunnel {k + 1}", f"{_fmt(t.get('length_mm'))} mm, vessel clearance "
                                         f"{_fmt(t.get('min_vessel_clearance_mm'))} mm"))

@@ -79,7 +79,8 @@ def metrics_table(scene, plan, name: str = "Bronchoscopy metrics"):
     rows = [("scope", f"{r['scope']} ({r['scope_diameter_mm']:g} mm)"), ("reached", str(r["reached"])),
             ("remaining to lesion (mm)", f"{r['remaining_mm']:.1f}"), ("route length (mm)", f"{r['length_mm']:.1f}"),
             ("generation", str(r["generation"])), ("exit angle (deg)", f"{r['exit_angle_deg']:.0f}"),
-            ("narrowest lumen (mm)", f"{r['min_diameter_mm']}"), ("bronchus sign", str(r["bronchus_sign"])),
+            ("narrowest lumen (mm)", f"{r['min_diameter_mm']}"), ("bronchus sign", r.get("bronchus_sign_reason") or str(r["bronchus_sign"])),
+            ("verdict", r.get("verdict", "")),
             ("branches", " > ".join(n or str(b) for n, b in zip(r["branch_names"], r["branch_ids"])))]
     rows.append(("target lobe", f"{r['target_lobe'] or 'unknown'} ({r['target_lobe_from'] or '-'})"))
     rows.append(("route ends in", r["end_lobe"] or "a central airway"))

@@ -576,3 +576,16 @@ def _joined(names: list[str]) -> str:
 
     pre = re.match(r"[A-Z]+", names[0]).group(0)
     return pre + "+".join(n[len(pre):] for n in names)
+
+
+def strip_segmental_names(tree) -> int:
+    """Remove the segmental names (RB1..RB10, LB1..LB10 and their joined forms) from a tree, keeping
+    their lobe; returns how many were removed."""
+    import re
+
+    n = 0
+    for b in tree.branches:
+        if re.fullmatch(r"[RL]B\d+(\+\d+)*", b.name):
+            b.name, b.name_confidence = "", 0.0
+            n += 1
+    return n

@@ -40,11 +40,42 @@ def _target(arg, structures, lps=False):
 
     point = point_or_name(arg, lps, "--target")
     if not isinstance(point, str):
+        lesion = lesion_at(point, structures)
+        if lesion is not None:
+            return lesion
         return Target.from_point(point), None
     if structures is None or arg not in structures.labels.values():
         have = sorted(structures.labels.values()) if structures is not None else []
         raise InputError(f"target {arg!r} is neither R,A,S nor a label of the structures ({', '.join(have[:12])}...)")
     return Target.from_mask(structures, structures.mask(arg)), arg
+
+
+# words of a label name that make it a lesion (TotalSegmentator "lung_nodules", the phantom's
+# "lung_nodule_N", "liver_tumor_N", user segments "lesion", "mass", ...): a point target inside one
+# is planned to that lesion's outline
+LESION_WORDS = ("nodule", "tumor", "tumour", "lesion", "mass", "cancer", "metasta")
+
+
+def lesion_at(point, structures):
+    """(Target from the outline, label name) of the lesion segment of ``structures`` holding the
+    RAS ``point`` (its 26-connected piece there), or None when the point lies in no lesion label:
+    a point clicked in a segmented nodule is that nodule (its bronchus sign and the distance from
+    its surface need its outline)."""
+    from . import Target
+
+    if structures is None:
+        return None
+    kji = np.rint(structures.world_to_kji(np.asarray(point, float).reshape(1, 3))[0]).astype(int)
+    if not ((kji >= 0) & (kji < structures.shape)).all():
+        return None
+    v = int(structures.array[tuple(kji)])
+    name = structures.labels.get(v, "")
+    if not v or not any(w in name.lower() for w in LESION_WORDS):
+        return None
+    import cc3d
+
+    piece = cc3d.connected_components(structures.array == v, connectivity=26)
+    return Target.from_mask(structures, piece == piece[tuple(kji)]), name
 
 
 PADDING_HU = -1024  # below air: padding values (DICOM pixel padding), read as air
@@ -107,6 +138,9 @@ def cmd_bronch(args) -> int:
     target, target_name = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)
     notes = []
+    if target_name and target_name != args.target:
+        notes.append(f"the target point lies in the segment {target_name!r}: planned to that lesion's outline "
+                     "(distances from its surface, bronchus sign from it)")
     if lungs is None:
         lungs, vessels = _lungs_from_ct(ct)
         notes.append("no lung segments given: lungs and lung vessels segmented from the CT (rule-based)")
@@ -117,7 +151,7 @@ def cmd_bronch(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"inputs": {"ct": str(ct_path), "airways": str(args.airways), "structures": args.structures,
-                      "target": args.target, "scope": args.scope},
+                      "target": args.target, "target_segment": target_name, "scope": args.scope},
            "tree": tree.summary(), "branches": [b.to_dict() for b in tree.branches],
            **bp.to_dict(), "timings_s": {"tree": round(t_tree, 3), "plan": round(t_plan, 3)},
            "input_warnings": ct.warnings + air.warnings + (structures.warnings if structures is not air else [])}
@@ -144,7 +178,8 @@ def cmd_bronch(args) -> int:
     r = bp.route
     print(json.dumps({"out": str(out), "scope": r.scope, "reached": r.reached, "remaining_mm": round(r.remaining_mm, 1),
                       "generation": r.generation, "route_length_mm": round(r.length_mm, 1),
-                      "bronchus_sign": r.bronchus_sign, "tunnels": len(bp.tunnels),
+                      "bronchus_sign": r.bronchus_sign, "target_segment": target_name, "verdict": r.verdict,
+                      "bronchus_sign_reason": r.bronchus_sign_reason, "tunnels": len(bp.tunnels),
                       "target_lobe": r.target_lobe, "end_lobe": r.end_lobe,
                       "branches": tree.summary()["n_branches"], "warnings": doc["warnings"]}, indent=1))
     return 0

@@ -18,6 +18,7 @@ from scipy.spatial import cKDTree
 
 from ...errors import InputError
 from ...volume import Volume
+from . import verdict as verdicts
 from .tree import AirwayTree
 
 SCOPES_FILE = Path(__file__).resolve().parents[2] / "data" / "scopes.json"
@@ -114,15 +115,18 @@ class Route:
     point_ids: np.ndarray
     points: np.ndarray                # [M, 3] RAS, trachea to end
     diameters_mm: np.ndarray          # [M]
-    bronchus_sign: bool               # some airway (reachable or not) enters or touches the lesion
+    bronchus_sign: bool | None        # some airway of the mask (reachable or not) enters or touches the lesion;
+                                      # None for a point target (not assessable); see verdict.bronchus_sign
     closest_airway_mm: float          # from any airway wall, whatever its size
     narrowest_mm: float = float("inf")  # narrowest lumen from the carina to the end
     target_lobe: str = ""             # the lobe the target lies in ("" when unknown)
-    target_lobe_from: str = ""        # "lobe masks" | "airway territories" | ""
+    target_lobe_from: str = ""        # "lobe masks" | "the bronchus leading into it" | "airway territories" | ""
     end_lobe: str = ""                # the lobe of the branch the route ends in
     warnings: list = None             # doubts that travel with the route
     reach_within_mm: dict = None      # {N mm: largest scope outer diameter (mm) that gets within N mm}
     turns: list = None                # [(branch name or id, turn angle deg)] at each branch point passed
+    verdict: str = ""                 # "reached: ..." or "short by N mm: ... (why it stops)" (verdict.reach)
+    bronchus_sign_reason: str = ""    # "present: ..." | "not seen in the airway mask: ..." | "not assessable: ..."
 
     def to_dict(self) -> dict:
         return {"scope": self.scope, "scope_diameter_mm": self.scope_diameter_mm, "reached": self.reached,
@@ -131,7 +135,9 @@ class Route:
                 "length_mm": round(self.length_mm, 1), "generation": self.generation,
                 "branch_ids": self.branch_ids, "branch_names": self.branch_names,
                 "min_diameter_mm": round(self.narrowest_mm, 2) if np.isfinite(self.narrowest_mm) else None,
-                "bronchus_sign": self.bronchus_sign, "closest_airway_mm": round(self.closest_airway_mm, 2),
+                "verdict": self.verdict,
+                "bronchus_sign": self.bronchus_sign, "bronchus_sign_reason": self.bronchus_sign_reason,
+                "closest_airway_mm": round(self.closest_airway_mm, 2),
                 "target_lobe": self.target_lobe, "target_lobe_from": self.target_lobe_from,
                 "end_lobe": self.end_lobe, "warnings": list(self.warnings or []),
                 "largest_scope_within_mm": self.reach_within_mm or {},
@@ -215,9 +221,14 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
         raise InputError(f"the {name} ({od:g} mm) does not fit the trachea of this airway tree")
     wd, near = wall_distance(tree, target)
     wd_alive = np.where(alive, wd, np.inf)
-    sign = bool(wd_alive.min() <= 0)
+    sign, sign_reason, entry = verdicts.bronchus_sign(tree, target, wd, alive)
     warn = []
     lobe, lobe_from = target_lobe(tree, target, lobes)
+    if entry >= 0 and lobe_from.startswith("airway territories") and tree.branches[tree.branch_of[entry]].lobe:
+        # without lobe masks, a lesion that a bronchus leads into lies in that bronchus' territory
+        # (a segment is the parenchyma its segmental bronchus ventilates: Boyden 1955), whatever
+        # the nearest terminal airways of other lobes vote
+        lobe, lobe_from = tree.branches[tree.branch_of[entry]].lobe, "the bronchus leading into it"
     if "uncertain" in lobe_from:
         warn.append(f"the target lies between lobar territories ({lobe_from}): its lobe is uncertain without "
                     "lobe masks; give lung lobe segments (e.g. TotalSegmentator) to be sure")
@@ -275,11 +286,17 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     end_lobe = tree.branches[bids[-1]].lobe
     if lobe and end_lobe != lobe:
         warn.append(f"the route ends outside the target's lobe ({end_lobe or tree.branches[bids[-1]].name or 'central airway'})")
+    said = verdicts.reach(tree, target, name, od, tol, pid, wd, rmin, apath)
+    if wd[pid] > 0:
+        warn.append(f"not reached, {said}")
+    calibre = verdicts.unresolved_calibre(tree, path, name, od, tol)
+    if calibre:
+        warn.append(calibre)
     return Route(name, od, bool(wd[pid] <= 0), pid, tree.points[pid].copy(), float(max(wd[pid], 0.0)), ang,
                  float(tree.dist_from_root[pid]), int(tree.branches[bids[-1]].generation), bids,
                  [tree.branches[b].name for b in bids], path, tree.points[path], 2 * tree.radius[path],
-                 sign, float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within,
-                 turns)
+                 sign, 0.0 if sign else float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within,
+                 turns, said, sign_reason)
 
 
 TURN_WINDOW_MM = 6.0  # airway axis before / after a branch point: over this length of centreline

@@ -70,6 +70,10 @@ class AirwayTree:
     warnings: list = field(default_factory=list)         # doubts about the mask (gaps, leaks, ...)
     excluded: np.ndarray | None = None                   # [N] points excluded from routes (leaks)
     naming_warnings: list = field(default_factory=list)  # doubts about the anatomical names
+    voxel_mm: float = 0.0            # the mask's coarsest voxel spacing (mm): calibre resolution; 0 unknown
+    voxel_diag_mm: float = 0.0       # the mask's voxel diagonal (mm): two voxels closer than it touch (26-neighbours)
+    wall_points: np.ndarray | None = None  # [M, 3] RAS of the airway mask's boundary voxels (after repairs)
+    wall_owner: np.ndarray | None = None   # [M] nearest centreline point of each (pruned spurs' points included)
 
     @property
     def n_generations(self) -> int:
@@ -204,7 +208,15 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     radius = dbf[ik[:, 0], ik[:, 1], ik[:, 2]].astype(float)
     pts = airways.kji_to_world(kji + lo)
     prog(0.6, "rooted tree")
-    tree = _rooted_tree(pts, radius, edges, lobes)
+    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)))
+    tree.voxel_diag_mm = float(np.linalg.norm(sp))
+    # the mask itself, for what the centrelines do not reach (a lesion touching the mask beyond a
+    # pruned spur or the centreline's end: the bronchus sign)
+    shell = np.argwhere(crop & ~ndimage.binary_erosion(crop))
+    tree.wall_points = airways.kji_to_world(shell + lo)
+    from scipy.spatial import cKDTree
+
+    tree.wall_owner = cKDTree(tree.points).query(tree.wall_points)[1].astype(np.int64)
     if coarse:
         tree.warnings.append(coarse)
     if n_trim:
@@ -243,7 +255,8 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo) -> list[str]:
     return out
 
 
-def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None) -> AirwayTree:
+def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None,
+                 voxel_mm: float = 0.0) -> AirwayTree:
     n = len(pts)
     w = np.linalg.norm(pts[edges[:, 0]] - pts[edges[:, 1]], axis=1) + 1e-6
     g = coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
@@ -264,7 +277,7 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     root = int(remap[root])
     branches, branch_of = _split_branches(pts, radius, parent, root)
     branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of)
-    tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root)
+    tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root, voxel_mm=voxel_mm)
     _smooth_radius(tree)
     label(tree, lobes)
     return tree
@@ -273,9 +286,16 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
 def label(tree: AirwayTree, lobes: Volume | None = None) -> AirwayTree:
     """(Re)name the tree's branches (see ``anatomy.label_tree``), optionally from lobe masks;
     the labelling's warnings go to ``tree.warnings`` (replacing earlier naming warnings)."""
-    from .anatomy import label_tree
+    from .anatomy import label_tree, strip_segmental_names
+    from .mask_checks import limits
 
     tree.naming_warnings = label_tree(tree, lobes)
+    lim = float(limits()["max_slice_mm"]["value"])
+    if tree.voxel_mm > lim and strip_segmental_names(tree):
+        # the limit's reason: segmental branch points are not resolved; touching peripheral
+        # bronchi merge into false connections that move whole subtrees between segments
+        tree.naming_warnings.append(f"segmental names are not given on {tree.voxel_mm:g} mm voxels (coarser than "
+                                    f"{lim:g} mm: segmental branch points are not resolved); lobar names only")
     return tree
 
 

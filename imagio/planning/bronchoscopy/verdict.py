@@ -1,0 +1,136 @@
+"""Plain-words verdicts of a bronchoscopic route: does the scope reach the lesion (and if not, how
+far short it ends and why it stops), is there a bronchus sign, and is the calibre the reach rests
+on resolved by the airway mask. Every verdict carries its reason; none claims more than the
+airway mask shows. Positions RAS mm, lengths mm.
+
+The bronchus sign (a bronchus leading directly into the lesion: Naidich DP et al., Chest
+1988;93:595-598; Gaeta M et al., AJR 1991) is judged from the airway mask: present when an airway
+of the mask enters or touches the lesion. Its absence in the mask is not its absence in the
+patient: a segmentation stops where the bronchi become too thin for it, so "not seen" always says
+how thin the mask's airways get and that a thinner bronchus is not excluded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# a lumen at most this many voxels across is not resolved by the grid: its diameter cannot be
+# measured (a structure must span more than two samples: Nyquist-Shannon sampling theorem)
+UNRESOLVED_VOXELS = 2.0
+
+
+def scope_words(name: str) -> str:
+    """'thin' -> 'thin scope'; '3 mm scope' stays."""
+    return name if name.endswith("scope") else f"{name} scope"
+
+
+def _describe(tree, bid: int) -> str:
+    """'RB3 (generation 3)' or 'a branch of RB3, generation 5' or 'branch 12, generation 5'."""
+    b = tree.branches[bid]
+    if b.name:
+        return f"{b.name} (generation {b.generation})"
+    x = b
+    while x.parent >= 0 and not x.name:
+        x = tree.branches[x.parent]
+    return f"a branch of {x.name}, generation {b.generation}" if x.name else f"branch {bid}, generation {b.generation}"
+
+
+def bronchus_sign(tree, target, wd: np.ndarray, alive: np.ndarray) -> tuple[bool | None, str, int]:
+    """(True / False / None, reason, entry point id or -1). ``wd``: [N] wall-to-lesion distance of
+    each centreline point (negative inside the lesion); ``alive``: [N] points that belong to the
+    tree (leaks excluded). Present when a centreline's lumen reaches the lesion or, beyond the
+    centrelines, the airway mask touches it (26-neighbours); the entry point is the alive
+    centreline point of the airway that leads in. None for a point target (no outline: the sign
+    cannot be judged)."""
+    if not alive.any():
+        return None, "not assessable: the airway tree is empty", -1
+    i = int(np.flatnonzero(alive)[np.argmin(wd[alive])])
+    d = float(wd[i])
+    what = _describe(tree, int(tree.branch_of[i]))
+    lumen = 2 * float(tree.radius[i])
+    if target.mask is None:
+        return None, (f"not assessable: the target is a point, not a lesion outline (the closest airway, {what}, "
+                      f"lumen {lumen:.1f} mm, is {max(d, 0):.1f} mm from the point); give the lesion's segment as "
+                      "the target to judge it"), -1
+    if d <= 0:
+        return True, f"present: {what} (lumen {lumen:.1f} mm) enters or touches the lesion", i
+    touch = _mask_touch(tree, target)
+    if touch is not None:
+        at, owner = touch
+        while owner >= 0 and not alive[owner]:  # a pruned spur's point: up to the tree it hangs on
+            owner = int(tree.parent[owner])
+        if owner >= 0:
+            return True, (f"present: the airway mask touches the lesion at RAS {np.round(at, 1).tolist()}, beyond "
+                          f"the centreline of {_describe(tree, int(tree.branch_of[owner]))} (a bronchus too short or "
+                          "thin for a centreline of its own)"), owner
+    ends = [b for b in tree.branches if not b.children and alive[b.point_ids[-1]]]
+    thin = float(np.median([2 * tree.radius[b.point_ids[-1]] for b in ends])) if ends else float("nan")
+    return False, (f"not seen in the airway mask: the closest airway ({what}, lumen {lumen:.1f} mm) is {d:.1f} mm "
+                   f"from the lesion; the mask's airways end at about {thin:.1f} mm lumen (median of its terminal "
+                   "branches), so a thinner bronchus leading into the lesion is not excluded: check the CT around it"), -1
+
+
+def _mask_touch(tree, target):
+    """(RAS of an airway mask boundary voxel inside or 26-adjacent to the lesion, its owner point)
+    or None; voxels of excluded (leak) centreline points do not count."""
+    wp = getattr(tree, "wall_points", None)
+    if wp is None or not len(wp) or target.mask is None:
+        return None
+    ex = getattr(tree, "excluded", None)
+    keep = np.ones(len(wp), bool) if ex is None else ~ex[tree.wall_owner]
+    if not keep.any():
+        return None
+    from scipy.spatial import cKDTree
+
+    reach_mm = max(float(tree.voxel_diag_mm), float(np.linalg.norm(target.mask.spacing))) + 1e-6
+    pts = wp[keep]
+    d, _ = cKDTree(target.surface).query(pts, distance_upper_bound=reach_mm)
+    hit = np.isfinite(d) | (target.mask.sample(pts, order=0) > 0)
+    if not hit.any():
+        return None
+    k = int(np.flatnonzero(hit)[np.argmin(np.where(np.isfinite(d[hit]), d[hit], 0.0))])
+    return pts[k], int(tree.wall_owner[keep][k])
+
+
+def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndarray, rmin: np.ndarray,
+          approach_path: np.ndarray) -> str:
+    """One sentence: the scope reaches the lesion at point ``pid``, or ends ``wd[pid]`` mm short,
+    with where it stops and why (the first lumen narrower than the scope on the airway leading
+    towards the lesion, ``approach_path``: point ids from the root)."""
+    what = _describe(tree, int(tree.branch_of[pid]))
+    scope = scope_words(scope)
+    at = np.round(tree.points[pid], 1).tolist()
+    goal = "the target point" if target.mask is None else "the lesion"
+    if wd[pid] <= 0:
+        return f"reached: the {scope} fits down to {what} at RAS {at}, whose lumen enters or touches {goal}"
+    need = od - tol
+    stop = approach_path[rmin[approach_path] < need]
+    if len(stop):
+        s = int(stop[0])
+        why = (f"the airway leading towards {goal} narrows to {2 * tree.radius[s]:.1f} mm at "
+               f"{_describe(tree, int(tree.branch_of[s]))} (the {scope} needs >= {need:.1f} mm)")
+    else:
+        why = f"no airway of the mask comes closer to {goal}"
+    return (f"short by {wd[pid]:.1f} mm: the {scope} ends in {what} at RAS {at}, {wd[pid]:.1f} mm from {goal} "
+            f"(airway wall to {'point' if target.mask is None else 'lesion surface'}); {why}; the rest needs a "
+            "tool beyond the scope or a transparenchymal tunnel")
+
+
+def unresolved_calibre(tree, path: np.ndarray, scope: str, od: float, tol: float) -> str:
+    """A warning ("" if none) when the route's narrowest lumen is at most ``UNRESOLVED_VOXELS``
+    voxels across and the scope's fit rests on it: the measured calibre is then not trustworthy."""
+    vox = float(getattr(tree, "voxel_mm", 0.0) or 0.0)
+    if vox <= 0 or len(path) < 2:
+        return ""
+    trunk = np.array([tree.branches[b].generation > 0 if b >= 0 else False for b in tree.branch_of[path]])
+    if not trunk.any():
+        return ""
+    diam = 2 * tree.radius[path][trunk]
+    k = int(np.argmin(diam))
+    if diam[k] > UNRESOLVED_VOXELS * vox:
+        return ""
+    pid = int(path[trunk][k])
+    scope = scope_words(scope)
+    return (f"the route's narrowest lumen ({diam[k]:.1f} mm, at {_describe(tree, int(tree.branch_of[pid]))}) is at most "
+            f"{UNRESOLVED_VOXELS:g} voxels across ({vox:g} mm voxels): its calibre is not resolved, so the {scope} "
+            f"({od:g} mm, tolerance {tol:g} mm) may not fit there; check on a thin-slice CT")
