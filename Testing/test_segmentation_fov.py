@@ -61,7 +61,7 @@ def _volumes(ct):
 def test_volumes_agree_across_resolution_non_contrast(shared_data):
     """Lung-PET-CT-Dx (no contrast) at its native 0.84 x 0.84 x 5 mm and resampled (SimpleITK,
     linear) to 1.5 and 3 mm: body, lungs and all bone (spine, ribs, other bone, cartilage)
-    within 10 % of the native volumes (measured: bone 0.93 and 0.96)."""
+    within 10 % of the native volumes (measured: bone 0.97 and 0.97)."""
     ct = io.read_image(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz")
     ref = _volumes(ct)
     for sp in (1.5, 3.0):
@@ -71,21 +71,29 @@ def test_volumes_agree_across_resolution_non_contrast(shared_data):
 
 
 def test_volumes_agree_across_resolution(shared_data):
-    """The chest CTA at 1.5 mm and resampled to 3 mm: body and lungs within 10 %. Bones: only
-    guarded (3 mm / 1.5 mm was 0.03 when the blood pool's opening was thinner than a voxel;
-    1.51 measured now, goal not met). Measured causes on this contrast scan: the one-voxel
-    partial-volume rim is added on grids >= 2.5 mm only (~110 mL; 1.34 without it), the
-    less-enhanced descending aorta and enhancing organs (200-420 HU, below the blood-pool band)
-    fuse with spine and ribs through partial volume at 3 mm (~150 mL of blobs > 3 mm from the
-    1.5 mm bone), and undiluted contrast in the superior vena cava / subclavian veins (> 600 HU)
-    is taken as bone at both grids. Without contrast the same rules agree within 10 %
-    (test_volumes_agree_across_resolution_non_contrast)."""
+    """The chest CTA (contrast) at 1.5 mm and resampled to 3 mm: body, lungs and all bone within
+    10 % (bone was 1.51 before the bone thresholds were applied at one common resolution and the
+    blood pool's lower bound became the half-maximum between pool and tissue; measured 0.996)."""
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     v15 = _volumes(ct)
     v3 = _volumes(ct.resampled((3.0, 3.0, 3.0), order=1))
-    for k in ("body", "lung_left", "lung_right"):
-        assert v3[k] == pytest.approx(v15[k], rel=0.10), k
-    assert 0.5 < v3["bones"] / v15["bones"] < 1.75
+    for k in v15:
+        assert v3[k] == pytest.approx(v15[k], rel=0.10), (k, v3[k], v15[k])
+
+
+def test_volumes_agree_at_sub_millimetre(shared_data):
+    """A real 0.7 mm in-plane CT (LIDC-IDRI-0001 slab, 0.70 x 0.70 x 2.5 mm, 40 mm of chest: the
+    lungs are cut at both z faces) resampled to 1.5 and 3 mm: body, lungs and all bone within
+    10 % of the native volumes (measured: 1.5 mm 1.01 / 0.93 / 0.95, 3 mm 0.98 / 0.98 / 0.99)."""
+    ct = io.read_image(shared_data / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz")
+    ref = _volumes(ct)
+    ref["lungs"] = ref.pop("lung_left") + ref.pop("lung_right")
+    assert ref["bones"] > 50 and ref["lungs"] > 500
+    for sp in (1.5, 3.0):
+        v = _volumes(ct.resampled((sp, sp, sp), order=1))
+        v["lungs"] = v.pop("lung_left") + v.pop("lung_right")
+        for k in ref:
+            assert v[k] == pytest.approx(ref[k], rel=0.10), (sp, k, v[k], ref[k])
 
 
 def test_contrast_pool_found_in_every_crop(shared_data):

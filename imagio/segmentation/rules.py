@@ -2,8 +2,12 @@
 
 Structures (CLI names): body, bones, lungs, airways, emphysema, lung_vessels, pleura, and
 "vessels" (lung vessels, plus liver vessels when a liver mask is passed in ``organs``; no great
-vessels: a contrast CT gets a warning saying so). ``STRUCTURE_CONTENTS`` lists what each writes
-(TotalSegmentator class names, or group names documented in anatomy.json ``group_of``).
+vessels: a contrast CT gets a warning saying so). ``STRUCTURE_CONTENTS`` lists what each writes.
+Names: TotalSegmentator's own wherever it has one: a ``total`` v2 class (trachea,
+costal_cartilages), a class of another TS task (lung_vessels, liver_vessels), or a TS combined
+mask (``totalseg_combine_masks -m body | lung_left | lung_right | ribs | vertebrae``). IMAGIO names
+only where TS has none (``IMAGIO_ONLY_NAMES``: bone, airways, emphysema, pleura), with the TS
+classes of a group listed in anatomy.json ``group_of``.
 Output labels: body, vertebrae, ribs, bone, lung_left, lung_right, trachea, airways, emphysema,
 lung_vessels, liver_vessels, pleura. Later structures are painted over earlier ones (body first), so each
 voxel holds the most specific label; the body label is what remains of the outline.
@@ -21,20 +25,25 @@ from .common import as_progress, check_ct
 STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura", "vessels")
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
 # what each structure set writes (label names; groups are documented in anatomy.json "group_of")
+# names the rules write that TotalSegmentator has no class or combined mask for (documented here
+# and in anatomy.json; "bone" and "airways" list their TS classes in "group_of")
+IMAGIO_ONLY_NAMES = ("bone", "airways", "emphysema", "pleura")
 STRUCTURE_CONTENTS = {
-    "body": "body (patient outline without the table and blankets/straps thinner than ~6 mm; "
+    "body": "body (TS combined mask name; patient outline without the table and blankets/straps thinner than ~6 mm; "
             "thicker pads touching the skin stay body; lungs and a trachea cut by the field of "
             "view included)",
-    "bones": "vertebrae (group of TotalSegmentator vertebrae_C1..S1: the spine, not numbered), "
-             "ribs (group of rib_left_1..rib_right_12, not numbered), costal_cartilages (TS class; "
-             "non-contrast scans only, else a warning), bone (group: sternum, scapulae, clavicles, "
-             "humeri, ...)",
-    "lungs": "lung_left, lung_right (groups of the TS lobes lung_upper_lobe_left ...: lobes not "
-             "split; sides from the trachea / body midline, one lung when only one is in view)",
-    "airways": "trachea (TS class), airways (group: bronchi below the carina; TS has no class)",
-    "emphysema": "emphysema (lung voxels below -950 HU)",
-    "lung_vessels": "lung_vessels (TS lung_vessels task name; Frangi vesselness inside the lungs)",
-    "pleura": "pleura (one-voxel shell of the lungs)",
+    "bones": "vertebrae (TS combined mask of vertebrae_C1..S1: the spine, not numbered), "
+             "ribs (TS combined mask of rib_left_1..rib_right_12, not numbered), costal_cartilages "
+             "(TS class; non-contrast scans only, else a warning), bone (IMAGIO group, no TS "
+             "equivalent: sternum, scapulae, clavicles, humeri, ...)",
+    "lungs": "lung_left, lung_right (TS combined masks of the lobes lung_upper_lobe_left ...: "
+             "lobes not split; sides from the trachea / body midline, one lung when only one is in "
+             "view)",
+    "airways": "trachea (TS class), airways (IMAGIO group: bronchi below the carina; TS has no "
+               "bronchi-only class, its lung_trachea_bronchia = trachea + airways)",
+    "emphysema": "emphysema (IMAGIO name, no TS class: lung voxels below -950 HU)",
+    "lung_vessels": "lung_vessels (TS lung_vessels task class; Frangi vesselness inside the lungs)",
+    "pleura": "pleura (IMAGIO name, no TS class: one-voxel shell of the lungs)",
     "vessels": "lung_vessels, plus liver_vessels when a liver mask is given. No aorta or other "
                "great vessels: on a contrast CT the output says so (use a model, e.g. "
                "--model total, for aorta, pulmonary_artery, superior_vena_cava ...)",
