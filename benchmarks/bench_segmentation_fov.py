@@ -6,7 +6,8 @@
   trachea found when >= 1 mL of it is in view (1/0), bone volume crop / uncropped;
 - resolution: body, lungs, bones at 3 mm / 1.5 mm of the chest CTA and at 1.5 and 3 mm / native
   of Lung-PET-CT-Dx and of the 0.7 mm LIDC-IDRI-0001 slab (goal 0.90-1.10);
-- TotalSegmentator example: lungs and all bones Dice against its reference, classes merged.
+- TotalSegmentator example: lungs and all bones Dice against its reference, classes merged;
+- chest CTA great_vessels (contrast blood pool) volume at 1.5 mm and 3 / 1.5 mm.
 Rows: name, value, unit."""
 
 from __future__ import annotations
@@ -102,10 +103,25 @@ def ts_dice_rows(io, rules, common) -> list[dict]:
              "value": round(common.dice(bones, ref(lambda v: v.startswith(TS_BONE_PREFIXES))), 4)}]
 
 
+def great_vessels_rows(io, rules) -> list[dict]:
+    """The chest CTA's contrast blood pool (great_vessels) at 1.5 and 3 mm (no reference
+    segmentation exists for this scan: volume and resolution agreement only)."""
+    ct = io.read_image(DATA / CASES["chest_cta"])
+    vols = {}
+    for sp in (None, 3.0):
+        c = ct if sp is None else ct.resampled((sp, sp, sp), order=1)
+        m, _ = rules.segment_masks(c, ["body", "bones", "vessels"])
+        vols[sp] = _ml(m.get("great_vessels", np.zeros(c.shape, bool)), c)
+    return [{"name": "chest_cta great_vessels 1.5 mm", "unit": "mL", "value": round(vols[None], 1)},
+            {"name": "chest_cta great_vessels 3 mm / 1.5 mm", "unit": "ratio",
+             "value": round(vols[3.0] / max(vols[None], 1e-6), 3)}]
+
+
 def run() -> list[dict]:
     if not (DATA / CASES["chest_cta"]).exists():
         return [{"name": "segmentation fov: shared data not found", "value": None, "unit": ""}]
     from imagio import io
     from imagio.segmentation import common, rules
 
-    return ts_dice_rows(io, rules, common) + resolution_rows(io, rules) + crops_rows(io, rules, common)
+    return (ts_dice_rows(io, rules, common) + resolution_rows(io, rules) + great_vessels_rows(io, rules)
+            + crops_rows(io, rules, common))

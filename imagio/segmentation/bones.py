@@ -218,6 +218,41 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     return m
 
 
+def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None = None,
+                        bone: np.ndarray | None = None) -> np.ndarray | None:
+    """Boolean [k, j, i] mask of the contrast blood pool of a CT angiography (heart chambers,
+    aorta, pulmonary arteries and veins, venae cavae where enhanced: TotalSegmentator's aorta,
+    heart, pulmonary_vein, superior_vena_cava, ... as one group), or None when the scan has no
+    blood pool (`contrast_blood_band`).
+
+    Rule: on the common-resolution image, voxels between the half-maximum of pool and tissue and
+    the band's upper bound, opened by ``BLOOD_OPEN_MM`` (lumens of >= ~6 mm; thin bone and small
+    vessels drop out), components of at least ``MIN_THICK_POOL_ML`` (trabecular specks in band are
+    smaller); then grown back over the lumen's partial-volume edge (voxels above the half-maximum
+    within ``BLOOD_RIM_MM``). Lungs and ``bone`` (if given) are excluded. Undiluted contrast in a
+    vein (above the band) is not included: it is a warning in `rules.segment_masks`."""
+    raw = check_ct(ct)
+    a = at_common_resolution(raw, ct.spacing_kji)
+    band = contrast_blood_band(a, body, ct.voxel_volume_ml, ct.spacing_kji)
+    if band is None:
+        return None
+    sk = ct.spacing_kji
+    tissue = max(SOFT_TISSUE_HU, enhanced_tissue_level(raw, body, sk))
+    lo = min(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue))
+    cand = body & (a >= lo) & (a <= band[1])
+    if lungs is not None:
+        cand &= ~lungs
+    if bone is not None:
+        cand &= ~bone
+    r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(sk)))
+    core = open_mm(cand, r_open, sk)
+    lab, n, counts = components(core, connectivity=26)
+    big = counts * ct.voxel_volume_ml >= MIN_THICK_POOL_ML
+    big[0] = False
+    core = big[lab]
+    return core | (dilate_mm(core, BLOOD_RIM_MM, sk) & cand)
+
+
 def at_common_resolution(a: np.ndarray, spacing_kji) -> np.ndarray:
     """The CT ``a`` [k, j, i] (HU) blurred to the partial volume of a ``COMMON_RESOLUTION_MM``
     cubic voxel: a Gaussian whose variance adds to that of the scan's own voxel (a box of width
