@@ -103,6 +103,23 @@ def ts_dice_rows(io, rules, common) -> list[dict]:
              "value": round(common.dice(bones, ref(lambda v: v.startswith(TS_BONE_PREFIXES))), 4)}]
 
 
+def slab_rows(io, rules) -> list[dict]:
+    """A 60 mm z slab of the chest CTA (slices 100-139: both z faces cut the lungs, which touch at
+    the junction; the slab encloses the table cushion's air): lung on the wrong side (mL) and
+    lungs crop / uncropped (the cushion air, ~330 mL, is taken as lung: known limitation)."""
+    ct = io.read_image(DATA / CASES["chest_cta"])
+    s = ["body", "lungs", "airways"]
+    ref, _ = rules.segment_masks(ct, s)
+    sl = (slice(100, 140), slice(None), slice(None))
+    c = ct.crop([100, 0, 0], [140, ct.shape[1], ct.shape[2]])
+    m, _ = rules.segment_masks(c, s)
+    wrong = (m["lung_left"] & ref["lung_right"][sl]) | (m["lung_right"] & ref["lung_left"][sl])
+    ref_lungs = ref["lung_left"][sl] | ref["lung_right"][sl]
+    return [{"name": "chest_cta z_slab: lung on the wrong side", "unit": "mL", "value": round(_ml(wrong, c), 2)},
+            {"name": "chest_cta z_slab: lungs crop/uncropped", "unit": "ratio",
+             "value": round(_ml(m["lung_left"] | m["lung_right"], c) / max(_ml(ref_lungs, c), 1e-6), 3)}]
+
+
 def great_vessels_rows(io, rules) -> list[dict]:
     """The chest CTA's contrast blood pool (great_vessels) at 1.5 and 3 mm (no reference
     segmentation exists for this scan: volume and resolution agreement only)."""
@@ -124,4 +141,4 @@ def run() -> list[dict]:
     from imagio.segmentation import common, rules
 
     return (ts_dice_rows(io, rules, common) + resolution_rows(io, rules) + great_vessels_rows(io, rules)
-            + crops_rows(io, rules, common))
+            + crops_rows(io, rules, common) + slab_rows(io, rules))
