@@ -50,6 +50,27 @@ def test_lungs_survive_crops(shared_data, case):
             assert meta["midline"]["from"] == "trachea", name
 
 
+def test_z_slab_lungs_on_their_sides(shared_data):
+    """A 60 mm z slab of the chest CTA (both z faces cut the lungs, which touch each other at
+    the junction; the slab also encloses the air of the table cushion): each lung keeps its side.
+    Before, the cushion was a second large part, both parts lay on one side of the midline and
+    both lungs were labelled lung_right; and the cushion air (median -941 HU, open to the crop's
+    faces) was taken as cut lung (+28 %): it lies outside the body's axial convex hull (the
+    thoracic cage) and is now left out. Lungs within 5 % of the uncropped result."""
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = ct.resampled((3.0, 3.0, 3.0), order=1)
+    ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
+    sl = (slice(50, 70), slice(None), slice(None))
+    m, _ = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
+    for side, other in (("lung_left", "lung_right"), ("lung_right", "lung_left")):
+        truth = ref[side][sl]
+        assert (m[side] & truth).sum() >= 0.95 * truth.sum(), side
+        assert (m[side] & ref[other][sl]).sum() <= 0.01 * truth.sum(), side
+    lungs = m["lung_left"] | m["lung_right"]
+    ref_lungs = (ref["lung_left"] | ref["lung_right"])[sl]
+    assert lungs.sum() == pytest.approx(ref_lungs.sum(), rel=0.05)
+
+
 def _volumes(ct):
     m, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
     v = ct.voxel_volume_ml
@@ -61,7 +82,7 @@ def _volumes(ct):
 def test_volumes_agree_across_resolution_non_contrast(shared_data):
     """Lung-PET-CT-Dx (no contrast) at its native 0.84 x 0.84 x 5 mm and resampled (SimpleITK,
     linear) to 1.5 and 3 mm: body, lungs and all bone (spine, ribs, other bone, cartilage)
-    within 10 % of the native volumes (measured: bone 0.93 and 0.96)."""
+    within 10 % of the native volumes (measured: bone 0.97 and 0.97)."""
     ct = io.read_image(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz")
     ref = _volumes(ct)
     for sp in (1.5, 3.0):
@@ -71,21 +92,29 @@ def test_volumes_agree_across_resolution_non_contrast(shared_data):
 
 
 def test_volumes_agree_across_resolution(shared_data):
-    """The chest CTA at 1.5 mm and resampled to 3 mm: body and lungs within 10 %. Bones: only
-    guarded (3 mm / 1.5 mm was 0.03 when the blood pool's opening was thinner than a voxel;
-    1.51 measured now, goal not met). Measured causes on this contrast scan: the one-voxel
-    partial-volume rim is added on grids >= 2.5 mm only (~110 mL; 1.34 without it), the
-    less-enhanced descending aorta and enhancing organs (200-420 HU, below the blood-pool band)
-    fuse with spine and ribs through partial volume at 3 mm (~150 mL of blobs > 3 mm from the
-    1.5 mm bone), and undiluted contrast in the superior vena cava / subclavian veins (> 600 HU)
-    is taken as bone at both grids. Without contrast the same rules agree within 10 %
-    (test_volumes_agree_across_resolution_non_contrast)."""
+    """The chest CTA (contrast) at 1.5 mm and resampled to 3 mm: body, lungs and all bone within
+    10 % (bone was 1.51 before the bone thresholds were applied at one common resolution and the
+    blood pool's lower bound became the half-maximum between pool and tissue; measured 0.996)."""
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     v15 = _volumes(ct)
     v3 = _volumes(ct.resampled((3.0, 3.0, 3.0), order=1))
-    for k in ("body", "lung_left", "lung_right"):
-        assert v3[k] == pytest.approx(v15[k], rel=0.10), k
-    assert 0.5 < v3["bones"] / v15["bones"] < 1.75
+    for k in v15:
+        assert v3[k] == pytest.approx(v15[k], rel=0.10), (k, v3[k], v15[k])
+
+
+def test_volumes_agree_at_sub_millimetre(shared_data):
+    """A real 0.7 mm in-plane CT (LIDC-IDRI-0001 slab, 0.70 x 0.70 x 2.5 mm, 40 mm of chest: the
+    lungs are cut at both z faces) resampled to 1.5 and 3 mm: body, lungs and all bone within
+    10 % of the native volumes (measured: 1.5 mm 1.01 / 0.93 / 0.95, 3 mm 0.98 / 0.98 / 0.99)."""
+    ct = io.read_image(shared_data / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz")
+    ref = _volumes(ct)
+    ref["lungs"] = ref.pop("lung_left") + ref.pop("lung_right")
+    assert ref["bones"] > 50 and ref["lungs"] > 500
+    for sp in (1.5, 3.0):
+        v = _volumes(ct.resampled((sp, sp, sp), order=1))
+        v["lungs"] = v.pop("lung_left") + v.pop("lung_right")
+        for k in ref:
+            assert v[k] == pytest.approx(ref[k], rel=0.10), (sp, k, v[k], ref[k])
 
 
 def test_contrast_pool_found_in_every_crop(shared_data):
@@ -106,10 +135,29 @@ def test_contrast_pool_found_in_every_crop(shared_data):
         assert contrast_blood_band(c.array, body_mask(c), c.voxel_volume_ml, c.spacing_kji) is None, rel
 
 
-def test_vessels_on_contrast_ct_say_what_they_give(shared_data):
-    """--structures vessels on a CT angiography: the output names what it lacks (aorta)."""
+def test_vessels_on_contrast_ct_give_the_blood_pool(shared_data):
+    """--structures vessels on a CT angiography: the enhanced blood pool (heart, aorta, pulmonary
+    arteries) is one label, great_vessels (measured: 572 mL at 1.5 mm, 564 mL at 3 mm; no
+    reference segmentation exists for this scan), disjoint from lungs and bone; it holds the
+    thick uniform contrast lumens (independent check: voxels within 60 HU of the pool's mode
+    and >= 6 mm inside such tissue, scipy's exact EDT); the output says the pool is not split.
+    The non-contrast TotalSegmentator example gets none."""
+    from scipy import ndimage
+
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     c3 = ct.resampled((3.0, 3.0, 3.0), order=1)
-    m, meta = rules.segment_masks(c3, ["vessels"])
-    assert "lung_vessels" in m and "aorta" not in m
-    assert any("aorta" in w and "NOT" in w for w in meta["warnings"]), meta["warnings"]
+    m, meta = rules.segment_masks(c3, ["body", "bones", "vessels"])
+    pool = m["great_vessels"]
+    ml = pool.sum() * c3.voxel_volume_ml
+    assert 400 < ml < 800, ml
+    bone = m["vertebrae"] | m["ribs"] | m["bone"]
+    assert not (pool & bone).any() and not (pool & m["lung_vessels"]).any()
+    a = c3.array
+    mode = np.median(a[pool])
+    lumen = (np.abs(a - mode) < 60) & m["body"]
+    deep = ndimage.distance_transform_edt(lumen, sampling=c3.spacing_kji) >= 6.0
+    assert (pool & deep).sum() >= 0.95 * deep.sum()
+    assert any("great_vessels" in w and "ONE" in w for w in meta["warnings"]), meta["warnings"]
+    ts = io.read_image(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
+    m, _ = rules.segment_masks(ts, ["vessels"])
+    assert "great_vessels" not in m

@@ -416,3 +416,32 @@ def test_tumour_spelling_is_tumor():
     for name, ref in (("tumour", "tumor"), ("liver_tumour_2", "liver_tumor"), ("liver_tumour", "liver_tumor")):
         assert anatomy.get(name).role == anatomy.get(ref).role == "target"
         assert anatomy.get(name).name == name
+
+
+# TotalSegmentator's combined-mask names (totalsegmentator/bin/totalseg_combine_masks.py, -m
+# choices) and classes of its other tasks that the rules can write (map_to_binary.py: task
+# "lung_vessels" -> lung_vessels, lung_trachea_bronchia; task "liver_vessels" -> liver_vessels)
+TS_COMBINED = {"lung", "lung_left", "lung_right", "vertebrae", "ribs", "vertebrae_ribs", "heart",
+               "pelvis", "body"}
+TS_TASK_CLASSES = {"lung_vessels", "lung_trachea_bronchia", "liver_vessels", "liver_tumor"}
+
+
+def test_rule_output_names_are_totalsegmentator_names_where_it_has_one(synth):
+    """Every label the rule-based segmenters can write is a TotalSegmentator name (a total v2
+    class, a combined mask or another task's class) unless it is one of the IMAGIO-only names,
+    which TS lacks; those are in the catalogue and in `imagio segment --help`."""
+    from imagio.anatomy import catalogue, totalsegmentator_labels
+    from imagio.segmentation import rules
+
+    ts = set(totalsegmentator_labels().values()) | TS_COMBINED | TS_TASK_CLASSES
+    written = set(rules._PAINT)
+    assert written - ts == set(rules.IMAGIO_ONLY_NAMES)
+    assert not set(rules.IMAGIO_ONLY_NAMES) & ts
+    cat = catalogue()
+    help_text = " ".join(rules.STRUCTURE_CONTENTS.values())
+    for name in written:
+        assert name in cat and name in help_text, name
+    # what the rules wrote on the synthetic patient uses only these names
+    ct, _, masks, _ = synth
+    assert {"body", "lung_left", "lung_right", "ribs", "vertebrae", "trachea"} <= set(masks)
+    assert set(rules.to_label_volume(ct, masks).labels.values()) <= written

@@ -5,8 +5,9 @@
   the uncropped result in the same region (goal 0.95-1.05), lung voxels on the wrong side (mL),
   trachea found when >= 1 mL of it is in view (1/0), bone volume crop / uncropped;
 - resolution: body, lungs, bones at 3 mm / 1.5 mm of the chest CTA and at 1.5 and 3 mm / native
-  of Lung-PET-CT-Dx (goal 0.90-1.10);
-- TotalSegmentator example: lungs and all bones Dice against its reference, classes merged.
+  of Lung-PET-CT-Dx and of the 0.7 mm LIDC-IDRI-0001 slab (goal 0.90-1.10);
+- TotalSegmentator example: lungs and all bones Dice against its reference, classes merged;
+- chest CTA great_vessels (contrast blood pool) volume at 1.5 mm and 3 / 1.5 mm.
 Rows: name, value, unit."""
 
 from __future__ import annotations
@@ -63,11 +64,13 @@ def crops_rows(io, rules, common) -> list[dict]:
 
 
 def resolution_rows(io, rules) -> list[dict]:
-    """Volumes at coarser grids / the reference grid: the chest CTA (contrast; 3 / 1.5 mm) and
-    Lung-PET-CT-Dx (no contrast; 1.5 and 3 mm / native 0.84 x 0.84 x 5 mm)."""
+    """Volumes at coarser grids / the reference grid: the chest CTA (contrast; 3 / 1.5 mm),
+    Lung-PET-CT-Dx (no contrast; 1.5 and 3 mm / native 0.84 x 0.84 x 5 mm) and the LIDC-IDRI-0001
+    slab (1.5 and 3 mm / native 0.70 x 0.70 x 2.5 mm)."""
     rows = []
     for case, rel, grids in (("chest_cta", CASES["chest_cta"], (3.0,)),
-                             ("lung_dx", "lung-pet-ct-dx/Lung_Dx-A0001_ct.nii.gz", (1.5, 3.0))):
+                             ("lung_dx", "lung-pet-ct-dx/Lung_Dx-A0001_ct.nii.gz", (1.5, 3.0)),
+                             ("lidc_0001", "lidc-slabs/LIDC-IDRI-0001_slab.nii.gz", (1.5, 3.0))):
         ct = io.read_image(DATA / rel)
         vols = {}
         for sp in (None,) + grids:
@@ -94,10 +97,49 @@ def ts_dice_rows(io, rules, common) -> list[dict]:
     m, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
     lungs = _union(m, ("lung_left", "lung_right"), ct.shape)
     bones = _union(m, BONES, ct.shape)
-    return [{"name": "ts_example lungs Dice (lobes merged)", "unit": "Dice",
+    # the DICOM example (upper abdomen, 0.98 x 0.98 x 2 mm, arms down beside the trunk, enhanced
+    # aorta): its own TS segmentation
+    ctd = io.read_image(d / "example_ct_dicom")
+    arr_d = io.read_labels(d / "example_seg_dicom.nii.gz").resample_like(ctd, order=0).array
+    md, _ = rules.segment_masks(ctd, ["body", "lungs", "bones"])
+    ref_d = np.isin(arr_d, [int(k) for k, v in names.items() if v.startswith(TS_BONE_PREFIXES)])
+    dicom_row = {"name": "ts_example_dicom bones Dice (all bone classes merged)", "unit": "Dice",
+                 "value": round(common.dice(_union(md, BONES, ctd.shape), ref_d), 4)}
+    return [dicom_row, {"name": "ts_example lungs Dice (lobes merged)", "unit": "Dice",
              "value": round(common.dice(lungs, ref(lambda v: v.startswith("lung_"))), 4)},
             {"name": "ts_example bones Dice (all bone classes merged)", "unit": "Dice",
              "value": round(common.dice(bones, ref(lambda v: v.startswith(TS_BONE_PREFIXES))), 4)}]
+
+
+def slab_rows(io, rules) -> list[dict]:
+    """A 60 mm z slab of the chest CTA (slices 100-139: both z faces cut the lungs, which touch at
+    the junction; the slab encloses the table cushion's air): lung on the wrong side (mL) and
+    lungs crop / uncropped (goal 0.95-1.05)."""
+    ct = io.read_image(DATA / CASES["chest_cta"])
+    s = ["body", "lungs", "airways"]
+    ref, _ = rules.segment_masks(ct, s)
+    sl = (slice(100, 140), slice(None), slice(None))
+    c = ct.crop([100, 0, 0], [140, ct.shape[1], ct.shape[2]])
+    m, _ = rules.segment_masks(c, s)
+    wrong = (m["lung_left"] & ref["lung_right"][sl]) | (m["lung_right"] & ref["lung_left"][sl])
+    ref_lungs = ref["lung_left"][sl] | ref["lung_right"][sl]
+    return [{"name": "chest_cta z_slab: lung on the wrong side", "unit": "mL", "value": round(_ml(wrong, c), 2)},
+            {"name": "chest_cta z_slab: lungs crop/uncropped", "unit": "ratio",
+             "value": round(_ml(m["lung_left"] | m["lung_right"], c) / max(_ml(ref_lungs, c), 1e-6), 3)}]
+
+
+def great_vessels_rows(io, rules) -> list[dict]:
+    """The chest CTA's contrast blood pool (great_vessels) at 1.5 and 3 mm (no reference
+    segmentation exists for this scan: volume and resolution agreement only)."""
+    ct = io.read_image(DATA / CASES["chest_cta"])
+    vols = {}
+    for sp in (None, 3.0):
+        c = ct if sp is None else ct.resampled((sp, sp, sp), order=1)
+        m, _ = rules.segment_masks(c, ["body", "bones", "vessels"])
+        vols[sp] = _ml(m.get("great_vessels", np.zeros(c.shape, bool)), c)
+    return [{"name": "chest_cta great_vessels 1.5 mm", "unit": "mL", "value": round(vols[None], 1)},
+            {"name": "chest_cta great_vessels 3 mm / 1.5 mm", "unit": "ratio",
+             "value": round(vols[3.0] / max(vols[None], 1e-6), 3)}]
 
 
 def run() -> list[dict]:
@@ -106,4 +148,5 @@ def run() -> list[dict]:
     from imagio import io
     from imagio.segmentation import common, rules
 
-    return ts_dice_rows(io, rules, common) + resolution_rows(io, rules) + crops_rows(io, rules, common)
+    return (ts_dice_rows(io, rules, common) + resolution_rows(io, rules) + great_vessels_rows(io, rules)
+            + crops_rows(io, rules, common) + slab_rows(io, rules))

@@ -213,9 +213,9 @@ def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
 
 LARGE_VESSEL_HINTS = ("aorta", "vena_cava", "pulmonary_artery", "pulmonary_vein", "portal", "heart",
                       "atrial_appendage", "brachiocephalic", "subclavian", "iliac_artery", "iliac_vena",
-                      "common_carotid")
+                      "common_carotid", "great_vessels")
 VESSEL_HINTS = ("aorta", "vena_cava", "portal", "hepatic_vessel", "artery", "vein", "lung_vessels",
-                "iliac", "brachiocephalic", "subclavian", "carotid")
+                "iliac", "brachiocephalic", "subclavian", "carotid", "great_vessels")
 
 
 def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> list[str]:

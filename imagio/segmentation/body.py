@@ -4,7 +4,8 @@
 and thin blankets off, the largest component is the patient, holes (lungs, bowel gas) are
 filled per axial slice and in 3-D. Where the field of view cuts the chest, the lungs are open
 to a face of the volume (not holes): parenchyma-like air (connected air whose median is above
--950 HU, Gevenois 1996: outside air and bowel gas are purer) touching the body is added. `skin_surface` turns that mask into a closed, smooth
+-950 HU, Gevenois 1996: outside air and bowel gas are purer) touching the body and lying mostly
+inside the body's axial convex hull (the thoracic cage; not a table cushion) is added. `skin_surface` turns that mask into a closed, smooth
 triangle mesh in RAS mm with outward normals (what the needle planner uses as entry surface).
 """
 
@@ -67,6 +68,8 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
             touching = np.zeros(n + 1, bool)
             touching[np.unique(lab[dilate_mm(body, 1.01 * float(max(sk)), sk) & air])] = True
             keep &= touching
+        if keep.any():
+            keep &= _mostly_in_chest(lab, keep, body, anatomical_axes(ct)["S"][0])
             body = body | keep[lab]
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
@@ -79,6 +82,28 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     body = (filled & ~added) | (added & lumen)
     p(1.0, "body: done")
     return body
+
+
+def _mostly_in_chest(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: int) -> np.ndarray:
+    """For each label of ``lab`` (components of air), True when at least half of it lies inside
+    the body's convex hull in its axial slices: the lungs lie inside the thoracic cage, so a lung
+    cut by the field of view is enclosed by the body's outline in every slice; air outside it
+    (a table cushion under the back, a pocket between arm and chest) is not lung. Only the slices
+    holding a ``keep`` component are hulled (one 2-D hull per slice, scikit-image)."""
+    from skimage.morphology import convex_hull_image
+
+    cand = keep[lab]
+    inside = np.zeros(keep.shape, np.int64)
+    total = np.zeros(keep.shape, np.int64)
+    for z in np.nonzero(np.any(cand, axis=tuple(a for a in range(3) if a != sup)))[0]:
+        idx = tuple(z if a == sup else slice(None) for a in range(3))
+        if not body[idx].any():
+            continue
+        hull = convex_hull_image(body[idx])
+        lz = lab[idx][cand[idx]]
+        total += np.bincount(lz, minlength=keep.size)
+        inside += np.bincount(lz[hull[cand[idx]]], minlength=keep.size)
+    return keep & (inside >= 0.5 * np.maximum(total, 1))
 
 
 def close_cut_face(body: np.ndarray, lr_axis: int, spacing_kji,

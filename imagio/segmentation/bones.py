@@ -8,8 +8,12 @@ at 250-700 HU, `contrast_blood_band`) and its rim are removed first. Marrow: cav
 by the bone in two of the three orthogonal planes (any density: fatty marrow; the spinal canal is
 open along S-I), bone-like 2-D holes per axial slice and 3-D voids (not CSF in the spinal canal).
 `costal_cartilage`: tissue denser than the scan's soft tissue attached to a rib (non-contrast
-scans only; a warning otherwise). On coarse grids a
-one-voxel partial-volume rim is added. No closing is applied, so intercostal spaces stay open
+scans only; a warning otherwise).
+
+Resolution: every threshold is applied to the CT blurred to the partial volume of a
+``COMMON_RESOLUTION_MM`` voxel (`at_common_resolution`), and a one-voxel half-maximum rim is
+added, so that thin cortex and ribs (thinner than a voxel at 3 mm) get the same volume at
+0.5-3 mm grids (a finer grid sees a thin rib's cortex at full density, a coarser one at part of it). No closing is applied, so intercostal spaces stay open
 at 1-3 mm. `split_bones`: the spine is the bone in a corridor along the midline posterior to
 the body centre; ribs are the thin remaining bone hugging the lungs; the rest is "bone".
 """
@@ -28,12 +32,10 @@ from .common import (anatomical_axes, as_progress, check_ct, components, dilate_
 BONE_LOW_HU = 120.0  # trabecular bone lower bound (typical 100-300 HU, lower at 3 mm)
 BONE_SEED_HU = 350.0  # cortical bone (> 500 HU at 1 mm; partial volume lowers it at 3 mm)
 SOFT_TISSUE_HU = 50.0  # muscle / organ parenchyma without contrast (40-60 HU)
-# partial-volume rim (coarse grids): a voxel next to bone is bone when at least half of it is:
-# its HU is above the midpoint between the surrounding tissue and the bone threshold (the
-# half-maximum edge of a blurred step, the usual boundary criterion)
-RIM_MIN_SPACING_MM = 2.5  # the rim only on coarse grids, where a voxel is a large part of a rib;
-# at 1.5 mm the CT's own blur (~1 mm) makes such voxels mostly soft tissue (phantom: Dice 0.80
-# with the rim, 0.91 without; TotalSegmentator 3 mm: 0.862 with, 0.828 without)
+# partial-volume rim: a voxel next to bone is bone when at least half of it is: its HU is above
+# the midpoint between the surrounding tissue and the bone threshold (the half-maximum edge of a
+# blurred step, the usual boundary criterion). Applied on the common-resolution image.
+COMMON_RESOLUTION_MM = rule("bone_common_resolution_mm")  # segmentation_rules.json
 RIB_MAX_RADIUS_MM = 7.0  # half the largest rib thickness (~12 mm) + the partial-volume rim
 RIB_LUNG_MM = 20.0  # ribs lie on the pleura (rib + intercostal muscles ~10-20 mm); the scapula is
 # separated from the lung by the ribs and the subscapularis
@@ -44,7 +46,8 @@ MAX_MARROW_MM2 = 3000.0  # a lumbar vertebral body is ~15-20 cm^2 in an axial sl
 CONTRAST_LOW_HU = 200.0  # with arterial contrast, organ vessels reach ~200 HU
 ORGAN_MARGIN_HU = 30.0  # bone threshold above the enhanced-tissue level
 BLOOD_RIM_MM = 4.0  # partial-volume rim of the contrast blood pool dropped with it
-BLOOD_OPEN_MM = 2.0  # opening radius that separates the blood pool from band-HU bone
+BLOOD_OPEN_MM = COMMON_RESOLUTION_MM + 0.1  # opening radius that separates the blood pool from
+# band-HU bone: one voxel of the common resolution, so the same physical size at every spacing
 MIN_BLOOD_PEAK_HU = rule("min_blood_peak_hu")  # arterial-phase blood (segmentation_rules.json)
 MIN_BLOOD_POOL_ML = 30.0  # a contrast blood pool (CT angiography) is a histogram peak this big
 BLOOD_THICK_MM = rule("blood_thick_mm")  # thick voxels: lumens >= 8 mm (segmentation_rules.json)
@@ -105,11 +108,12 @@ def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float,
         return None
     centre = 0.5 * (e[:-1] + e[1:])
     # a blood pool is a mode: denser than arterial-phase organs (>= MIN_BLOOD_PEAK_HU), above the
-    # tissue/bone tail 80 HU below it, and uniform: 100 HU above it the count has halved (a
-    # plateau of thick trabecular bone of a non-contrast scan does not)
+    # tissue/bone tail 80 HU below it, and uniform: within 100 HU above it the count halves (a
+    # plateau of thick trabecular bone of a non-contrast scan does not; a second, less enhanced
+    # lumen (heart vs aorta) may raise the count again further up)
     ok = [int(i) for i in peaks
           if h[i] >= min_peak_ml and h[i] >= 1.5 * h[max(i - 4, 0)]
-          and centre[i] >= MIN_BLOOD_PEAK_HU and h[min(i + 5, len(h) - 1)] <= 0.5 * h[i]]
+          and centre[i] >= MIN_BLOOD_PEAK_HU and h[i + 1:i + 6].min() <= 0.5 * h[i]]
     if not ok:
         return None
     i = max(ok, key=lambda j: h[j])
@@ -133,7 +137,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     lungs: optional lung mask (with its vessels) excluded from the candidates (contrast-filled
     pulmonary vessels reach bone HU; no bone lies inside the lung)."""
     p = as_progress(progress)
-    a = check_ct(ct)
+    a = at_common_resolution(check_ct(ct), ct.spacing_kji)
     p(0.0, "bones: threshold")
     tissue = SOFT_TISSUE_HU
     if body is not None:
@@ -151,7 +155,10 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     blood = None
     if band is not None:
         # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
-        blood = (a >= band[0]) & (a <= band[1]) & cand
+        # lower bound: the half-maximum between the pool and the tissue, if below the band (the
+        # lumen's partial-volume edge and less enhanced segments, e.g. the descending aorta)
+        lo = min(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue))
+        blood = (a >= lo) & (a <= band[1]) & cand
         # an opening thinner than a voxel does nothing: at least one voxel, so that only the thick
         # pool (aorta, heart: >= 20 mm) is dropped, not band-HU trabecular bone of ribs and spine
         r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(ct.spacing_kji)))
@@ -193,13 +200,12 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill = ec * ct.voxel_volume_ml <= MAX_MARROW_ML
         fill[0] = False
         m |= fill[el]
-    if float(np.max(ct.spacing_kji)) >= RIM_MIN_SPACING_MM:
-        rim = _face_neighbours(m) & (a > rim_hu) & ~m
-        if body is not None:
-            rim &= body
-        if blood is not None:
-            rim &= ~blood
-        m |= rim
+    rim = _face_neighbours(m) & (a > rim_hu) & ~m
+    if body is not None:
+        rim &= body
+    if blood is not None:
+        rim &= ~blood
+    m |= rim
     # marrow enclosed in 3-D but open in every axial slice (not the spinal canal: CSF/cord)
     voids = fill_holes_3d(m) & ~m
     if voids.any():
@@ -210,6 +216,53 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         m |= fill[vl]
     p(1.0, "bones: done")
     return m
+
+
+def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None = None,
+                        bone: np.ndarray | None = None) -> np.ndarray | None:
+    """Boolean [k, j, i] mask of the contrast blood pool of a CT angiography (heart chambers,
+    aorta, pulmonary arteries and veins, venae cavae where enhanced: TotalSegmentator's aorta,
+    heart, pulmonary_vein, superior_vena_cava, ... as one group), or None when the scan has no
+    blood pool (`contrast_blood_band`).
+
+    Rule: on the common-resolution image, voxels between the half-maximum of pool and tissue and
+    the band's upper bound, opened by ``BLOOD_OPEN_MM`` (lumens of >= ~6 mm; thin bone and small
+    vessels drop out), components of at least ``MIN_THICK_POOL_ML`` (trabecular specks in band are
+    smaller); then grown back over the lumen's partial-volume edge (voxels above the half-maximum
+    within ``BLOOD_RIM_MM``). Lungs and ``bone`` (if given) are excluded. Undiluted contrast in a
+    vein (above the band) is not included: it is a warning in `rules.segment_masks`."""
+    raw = check_ct(ct)
+    a = at_common_resolution(raw, ct.spacing_kji)
+    band = contrast_blood_band(a, body, ct.voxel_volume_ml, ct.spacing_kji)
+    if band is None:
+        return None
+    sk = ct.spacing_kji
+    tissue = max(SOFT_TISSUE_HU, enhanced_tissue_level(raw, body, sk))
+    lo = min(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue))
+    cand = body & (a >= lo) & (a <= band[1])
+    if lungs is not None:
+        cand &= ~lungs
+    if bone is not None:
+        cand &= ~bone
+    r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(sk)))
+    core = open_mm(cand, r_open, sk)
+    lab, n, counts = components(core, connectivity=26)
+    big = counts * ct.voxel_volume_ml >= MIN_THICK_POOL_ML
+    big[0] = False
+    core = big[lab]
+    return core | (dilate_mm(core, BLOOD_RIM_MM, sk) & cand)
+
+
+def at_common_resolution(a: np.ndarray, spacing_kji) -> np.ndarray:
+    """The CT ``a`` [k, j, i] (HU) blurred to the partial volume of a ``COMMON_RESOLUTION_MM``
+    cubic voxel: a Gaussian whose variance adds to that of the scan's own voxel (a box of width
+    s has variance s^2 / 12) along each axis finer than the common resolution. Axes already at
+    or above it are left alone; an image at or above it on every axis is returned as is."""
+    s = np.asarray(spacing_kji, float)
+    add = np.sqrt(np.maximum(COMMON_RESOLUTION_MM ** 2 - s ** 2, 0.0) / 12.0) / s  # voxels
+    if np.all(add < 0.1):
+        return a
+    return ndimage.gaussian_filter(a, np.where(add < 0.1, 0.0, add), output=np.float32)
 
 
 def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.ndarray,

@@ -84,6 +84,17 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
     return 0.0, "isocentre"
 
 
+STRADDLE_SHARE = 0.15  # the smaller of two lungs holds more than this share (the left lung is
+# ~45 % of the total; a crop may hold less of one side): a part with this much on each side of
+# the midline is both lungs
+
+
+def _straddles(ct: Volume, part: np.ndarray, midline: float) -> bool:
+    """True when at least ``STRADDLE_SHARE`` of ``part`` lies on each side of RAS x = midline."""
+    right = float(np.mean(ras_coordinate(ct, 0)[part] > midline))
+    return min(right, 1.0 - right) >= STRADDLE_SHARE
+
+
 def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
                      midline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(left, right) lung masks [k, j, i]. Patient's right is +x in RAS.
@@ -103,6 +114,10 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
     order = np.argsort(counts)[::-1]
     big = [int(i) for i in order[:2] if counts[i] > 0]
     two = len(big) == 2 and counts[big[1]] >= 0.15 * counts[big[0]]
+    if two and midline is not None and _straddles(ct, lab == big[0], midline):
+        # the largest part lies on both sides of the midline (both lungs joined at a junction;
+        # the second part is something else, e.g. air cut off by the field of view): split it
+        two = False
     if not two:
         main = lab == big[0]
         box = bbox_slices(main)

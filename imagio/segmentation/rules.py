@@ -1,10 +1,14 @@
 """`segment`: run the rule-based segmenters and return ONE label Volume named per `imagio.anatomy`.
 
 Structures (CLI names): body, bones, lungs, airways, emphysema, lung_vessels, pleura, and
-"vessels" (lung vessels, plus liver vessels when a liver mask is passed in ``organs``; no great
-vessels: a contrast CT gets a warning saying so). ``STRUCTURE_CONTENTS`` lists what each writes
-(TotalSegmentator class names, or group names documented in anatomy.json ``group_of``).
-Output labels: body, vertebrae, ribs, bone, lung_left, lung_right, trachea, airways, emphysema,
+"vessels" (lung vessels, plus liver vessels when a liver mask is passed in ``organs``, plus
+``great_vessels``, the contrast blood pool, on a contrast CT). ``STRUCTURE_CONTENTS`` lists what each writes.
+Names: TotalSegmentator's own wherever it has one: a ``total`` v2 class (trachea,
+costal_cartilages), a class of another TS task (lung_vessels, liver_vessels), or a TS combined
+mask (``totalseg_combine_masks -m body | lung_left | lung_right | ribs | vertebrae``). IMAGIO names
+only where TS has none (``IMAGIO_ONLY_NAMES``: bone, airways, emphysema, pleura, great_vessels), with the TS
+classes of a group listed in anatomy.json ``group_of``.
+Output labels: body, vertebrae, ribs, bone, great_vessels, lung_left, lung_right, trachea, airways, emphysema,
 lung_vessels, liver_vessels, pleura. Later structures are painted over earlier ones (body first), so each
 voxel holds the most specific label; the body label is what remains of the outline.
 Per-structure statistics (airway threshold, emphysema %LAA, ...) go in ``meta``.
@@ -21,23 +25,29 @@ from .common import as_progress, check_ct
 STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura", "vessels")
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
 # what each structure set writes (label names; groups are documented in anatomy.json "group_of")
+# names the rules write that TotalSegmentator has no class or combined mask for (documented here
+# and in anatomy.json; "bone" and "airways" list their TS classes in "group_of")
+IMAGIO_ONLY_NAMES = ("bone", "airways", "emphysema", "pleura", "great_vessels")
 STRUCTURE_CONTENTS = {
-    "body": "body (patient outline without the table and blankets/straps thinner than ~6 mm; "
+    "body": "body (TS combined mask name; patient outline without the table and blankets/straps thinner than ~6 mm; "
             "thicker pads touching the skin stay body; lungs and a trachea cut by the field of "
             "view included)",
-    "bones": "vertebrae (group of TotalSegmentator vertebrae_C1..S1: the spine, not numbered), "
-             "ribs (group of rib_left_1..rib_right_12, not numbered), costal_cartilages (TS class; "
-             "non-contrast scans only, else a warning), bone (group: sternum, scapulae, clavicles, "
-             "humeri, ...)",
-    "lungs": "lung_left, lung_right (groups of the TS lobes lung_upper_lobe_left ...: lobes not "
-             "split; sides from the trachea / body midline, one lung when only one is in view)",
-    "airways": "trachea (TS class), airways (group: bronchi below the carina; TS has no class)",
-    "emphysema": "emphysema (lung voxels below -950 HU)",
-    "lung_vessels": "lung_vessels (TS lung_vessels task name; Frangi vesselness inside the lungs)",
-    "pleura": "pleura (one-voxel shell of the lungs)",
-    "vessels": "lung_vessels, plus liver_vessels when a liver mask is given. No aorta or other "
-               "great vessels: on a contrast CT the output says so (use a model, e.g. "
-               "--model total, for aorta, pulmonary_artery, superior_vena_cava ...)",
+    "bones": "vertebrae (TS combined mask of vertebrae_C1..S1: the spine, not numbered), "
+             "ribs (TS combined mask of rib_left_1..rib_right_12, not numbered), costal_cartilages "
+             "(TS class; non-contrast scans only, else a warning), bone (IMAGIO group, no TS "
+             "equivalent: sternum, scapulae, clavicles, humeri, ...)",
+    "lungs": "lung_left, lung_right (TS combined masks of the lobes lung_upper_lobe_left ...: "
+             "lobes not split; sides from the trachea / body midline, one lung when only one is in "
+             "view)",
+    "airways": "trachea (TS class), airways (IMAGIO group: bronchi below the carina; TS has no "
+               "bronchi-only class, its lung_trachea_bronchia = trachea + airways)",
+    "emphysema": "emphysema (IMAGIO name, no TS class: lung voxels below -950 HU)",
+    "lung_vessels": "lung_vessels (TS lung_vessels task class; Frangi vesselness inside the lungs)",
+    "pleura": "pleura (IMAGIO name, no TS class: one-voxel shell of the lungs)",
+    "vessels": "lung_vessels, plus liver_vessels when a liver mask is given, plus on a contrast "
+               "CT great_vessels (IMAGIO group, no TS equivalent: the enhanced blood pool = TS "
+               "aorta, heart, pulmonary_vein, superior_vena_cava, ... not split; use a model, e.g. "
+               "--model total, for the named vessels)",
 }
 # lesion names: the one vocabulary is "tumor" (TotalSegmentator's liver_tumor, kidney_tumor, ...);
 # "tumour" is still accepted on input (user label maps)
@@ -45,8 +55,8 @@ FEW_LUNG_ML = 50.0  # below this, lung-like air may be bowel gas (a whole lung i
 # lung bases in an upper-abdominal scan ~100 mL): the lung labels come with a warning
 LESION_PREFIXES = ("tumor", "tumour", "lung_nodule", "lesion", "liver_tumor", "liver_tumour")
 # painting order: later wins
-_PAINT = ("body", "vertebrae", "ribs", "costal_cartilages", "bone", "lung_left", "lung_right",
-          "pleura", "lung_vessels",
+_PAINT = ("body", "vertebrae", "ribs", "costal_cartilages", "bone", "great_vessels", "lung_left",
+          "lung_right", "pleura", "lung_vessels",
           "liver_vessels", "emphysema", "trachea", "airways")
 
 
@@ -134,6 +144,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 ct, {"lung_left": left, "lung_right": right})
     if "pleura" in want and lungs is not None:
         out["pleura"] = lg.pleural_surface(lungs)
+    bone = None
     if "bones" in want:
         p(0.65, "bones")
         bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
@@ -153,14 +164,16 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             meta.setdefault("lung_vessels", {})["excluded_blobs"] = items
             meta["warnings"] += warn
     if "vessels" in want:
-        from .bones import contrast_blood_band
-
-        if contrast_blood_band(check_ct(ct), body, ct.voxel_volume_ml, ct.spacing_kji) is not None:
+        pool = bn.contrast_blood_pool(ct, body, lungs, bone)
+        if pool is not None:
+            out["great_vessels"] = pool
+            meta["great_vessels"] = {"volume_ml": round(float(pool.sum() * ct.voxel_volume_ml), 1)}
             meta["warnings"].append(
-                "vessels: this is a contrast CT (a blood pool is in view) but the rules segment "
-                "only the lung vessels (and liver vessels with a liver mask): the aorta, "
-                "pulmonary arteries and venae cavae are NOT in the output and are not avoided "
-                "by a plan built on it; segment them with a model (--model total) or add them")
+                "vessels: contrast CT: the enhanced blood pool (heart chambers, aorta, pulmonary "
+                "arteries and veins, venae cavae) is ONE label, great_vessels, not split into "
+                "TotalSegmentator's aorta, heart, ...; less enhanced or undiluted-contrast vessels "
+                "(a vein at the injection side, > the pool's density) may be missing; segment "
+                "them with a model (--model total) for named vessels")
     liver = (organs or {}).get("liver")
     if "vessels" in want and liver is not None and liver.any():
         p(0.98, "liver vessels")
