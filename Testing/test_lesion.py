@@ -2,6 +2,7 @@
 necrotic centres from any interior click, include/exclude clicks, warnings, and the real lung
 lesions of pyradiomics from the centre and from random interior clicks."""
 
+import edt
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -139,25 +140,31 @@ def test_pyradiomics_lesion_from_any_click(shared_data, case):
 
 
 @pytest.mark.data
-def test_sarcomas_from_one_click_are_right_or_say_so(shared_data):
-    """The five STS sarcomas (non-contrast CT, tumour HU within the muscle's): one click at the
-    deepest point of each mask. Measured Dice 0.01 / 0.72 / 0.01 / 0.71 / 0.00 (STS_002, 008,
-    010, 014, 022): the target of 0.80 is not reached (see notes/lesion.md). What must hold:
-    a result below Dice 0.80 never comes without a warning that its border is a guess."""
-    import edt
-
+@pytest.mark.parametrize("case", ["STS_002", "STS_010"])
+def test_sarcoma_from_the_centre_and_interior_clicks(shared_data, case):
+    """Real sarcomas on non-contrast CT (no intensity edge against muscle; STS_002 in fat,
+    STS_010 in muscle above a CT table whose foam reads like lung, -901 HU): the deepest point
+    of the mask and 2 seeded random clicks >= 5 mm inside. Before the statistical soft-tissue
+    model: Dice 0.01 (a 0.3 / 0.9 mL speck) and clicks typed "lung nodule" in the table's
+    concavity (650 mL). Measured now: STS_002 0.81-0.86, STS_010 0.55-0.73 (all five and more
+    clicks: ``python -m benchmarks.bench_lesion STS_...``). Asserted: the type is soft tissue,
+    the result is the tumour, not a speck or the limb (Dice >= 0.5, volume within 0.5-2x of
+    the mask's), and a result below Dice 0.80 says that its border is approximate."""
     from imagio import io
 
-    for case in ("STS_002", "STS_008", "STS_010", "STS_014", "STS_022"):
-        d = shared_data / "sts-sarcoma" / case
-        ct = io.read_image(d / "CT_image.nii.gz")
-        ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
-        depth = edt.edt(ref, anisotropy=tuple(ct.spacing_kji))
-        click = ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
+    d = shared_data / "sts-sarcoma" / case
+    ct = io.read_image(d / "CT_image.nii.gz")
+    ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    ref_ml = ref.sum() * ct.voxel_volume_ml
+    depth = edt.edt(ref, anisotropy=tuple(ct.spacing_kji))
+    deepest = ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
+    for click in [deepest] + list(_interior_clicks(ref, ct, 2, seed=0)):
         m, meas = segment_lesion(ct, click)
+        assert meas.kind == "soft_tissue", (click, meas.kind)
+        assert dice(m, ref) >= 0.5 and 0.5 * ref_ml <= meas.volume_ml <= 2.0 * ref_ml, (
+            click, dice(m, ref), meas.volume_ml, ref_ml)
         if dice(m, ref) < 0.80:
-            assert any("no intensity edge" in w or "tiny" in w or "size limit" in w
-                       for w in meas.warnings), (case, dice(m, ref), meas.warnings)
+            assert any("no clear intensity edge" in w for w in meas.warnings), (click, meas.warnings)
 
 
 @pytest.mark.data
