@@ -648,23 +648,29 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
 def _bordered_by_gas(a, mask, ct) -> bool:
     """True when more of the 1-4 mm shell of ``mask`` is gas (air components of >= 0.5 mL with
     a median <= -950 HU: outside air, bowel gas) than lung-like air (median above -950 HU). The
-    air components are those of the whole image: a crop changes the median of the outside air
-    (its partial-volume layer at the skin weighs more)."""
+    air components are those of the whole image (a crop changes the median of the outside air:
+    its partial-volume layer at the skin weighs more), found on a grid coarsened to <= 8 M
+    voxels (a median of a large component does not depend on the sampling)."""
     from .common import bbox_slices
 
-    lab, n, counts = components(a < LUNG_HU, connectivity=6)
+    f = 1
+    while a.size / f ** 3 > 8_000_000:
+        f += 1
+    sub = a[::f, ::f, ::f]
+    lab, n, counts = components(sub < LUNG_HU, connectivity=6)
     sl = bbox_slices(mask, LUNG_SHELL_MM[1] + float(max(ct.spacing_kji)), ct.spacing_kji)
-    sh = _shell(mask[sl], ct.spacing_kji, *LUNG_SHELL_MM)
-    near = np.unique(lab[sl][sh])
-    near = near[(near > 0) & (counts[near] * ct.voxel_volume_ml >= 0.5)]
+    sh = np.argwhere(_shell(mask[sl], ct.spacing_kji, *LUNG_SHELL_MM)) + [s_.start for s_ in sl]
+    shell_lab = lab[tuple(np.minimum(sh // f, np.array(sub.shape) - 1).T)]
+    near = np.unique(shell_lab)
+    near = near[(near > 0) & (counts[near] * ct.voxel_volume_ml * f ** 3 >= 0.5)]
     if not near.size:
         return False
-    is_gas = np.zeros(n + 1, bool)
     sel = np.zeros(n + 1, bool)
     sel[near] = True
-    is_gas[sel] = label_medians(a, lab, sel) <= GAS_MEDIAN_HU
+    is_gas = np.zeros(n + 1, bool)
+    is_gas[sel] = label_medians(sub, lab, sel) <= GAS_MEDIAN_HU
     lung = sel & ~is_gas
-    return bool(is_gas[lab[sl][sh]].mean() > lung[lab[sl][sh]].mean())
+    return bool(is_gas[shell_lab].sum() > lung[shell_lab].sum())
 
 
 def _seed_voxel(ct: Volume, point: np.ndarray) -> tuple:
