@@ -35,6 +35,14 @@ Every threshold, with its published source or its stated method reason, is in
    HU to the lesion than to the tissue around a first estimate (midpoint threshold between the
    lesion's median and the median of a shell 2-6 mm around it); fat (< -30 HU; adipose tissue
    -190..-30 HU, Lamba et al., AJR 2014) and bone (> 400 HU) always bound it.
+   Where that rule finds no intensity edge (it had to cut at a guessed radius) or gives less
+   than the confident core of the homogeneous region at the click (noise made a speck of it: a
+   sarcoma among muscle of the same mean HU on a non-contrast CT), the statistical model of
+   ``_soft_statistical`` is used instead: a robust confidence-connected region (median +/- 3
+   robust SD of a 5 mm ball at the click, on a 2 mm-denoised image, re-estimated once on the
+   region's core), attachments cut, necrosis open to its edge closed; a warning says its border
+   is approximate. A region typed "lung" whose shell is bordered more by outside air than by
+   lung-like air (a CT table's foam reads -900 HU, the limb lies in its concavity) is soft tissue.
 4. Separation by morphology: from the click, steepest ascent on the region's distance map finds
    the lesion's core (its largest inscribed ball near the click, radius R); the region is opened
    with a ball of radius 0.5 R (at least ``open_mm``): vessels, bronchial walls, pleural tags and
