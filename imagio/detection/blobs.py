@@ -249,7 +249,8 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     diam = 2.0 * np.sqrt(3.0) * s_peak
     shell = np.array([_lung_shell_fraction(lungs[sl], pk, d / 2.0, sub.spacing_kji)
                       for pk, d in zip(peaks, diam)])
-    keep = shell >= c["min_lung_shell_fraction"]["value"]
+    wall = wall_structures(sub.array, lungs[sl], search[sl], sub.spacing_kji)
+    keep = (shell >= c["min_lung_shell_fraction"]["value"]) & ~wall[tuple(peaks.T)]
     k_score = np.sqrt(np.clip((b_peak - b_min) / (1.0 - b_min), 0, 1)
                       * np.clip((r_peak / k - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
     p(0.9, "detect: pleural concavities")
@@ -305,6 +306,36 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     return out
 
 
+def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacing_kji) -> np.ndarray:
+    """Boolean mask [k, j, i]: the dense parts of the search region outside the lungs that are
+    too large to be a nodule or mass (equivalent diameter > ``mass_diameter_max_mm``).
+
+    The rolling-ball closing that brings juxta-pleural nodules into the search region also
+    brings in whatever else indents the lung outline: vertebral bodies in the paravertebral
+    gutters, ribs, the aorta and heart border. A nodule or mass there is a dense region bounded
+    by lung on the inside and the pleural line (the closing's limit) on the outside, so it is at
+    most ``mass_diameter_max_mm`` across; a larger connected dense region in that zone (denser
+    than the parenchyma by ``min_contrast_hu``, 26-connected) is part of the wall or mediastinum
+    (Armato SG 3rd et al., Med Phys 2001;28:1552-1561: rolling-ball recovery of juxta-pleural
+    nodules) and a candidate centred in it is not a nodule.
+    """
+    import cc3d
+
+    c = constants()
+    if not lungs.any():
+        return np.zeros(a.shape, bool)
+    parenchyma = float(np.median(a[lungs]))
+    dense = search & ~lungs & (a > parenchyma + c["min_contrast_hu"]["value"])
+    lab, n = cc3d.connected_components(dense, connectivity=26, return_N=True)
+    if n == 0:
+        return np.zeros(a.shape, bool)
+    counts = np.bincount(lab.ravel(), minlength=n + 1)
+    d_eq = (6.0 * counts * float(np.prod(spacing_kji)) / np.pi) ** (1.0 / 3.0)
+    big = d_eq > c["mass_diameter_max_mm"]["value"]
+    big[0] = False
+    return big[lab]
+
+
 def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> list[dict]:
     """Juxta-pleural candidates: dense, round parts of the lung outline's concavities.
 
@@ -349,7 +380,8 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
     wall = ndimage.binary_dilation(~search) & conc
     attached = np.zeros(n + 1, bool)
     attached[np.unique(lab[wall])] = True
-    ok = (d_eq >= d_min) & (d_eq <= d_max) & attached[1:]
+    d_lo = max(d_min, c["concavity_min_diameter_mm"]["value"])
+    ok = (d_eq >= d_lo) & (d_eq <= d_max) & attached[1:]
     boxes = ndimage.find_objects(lab)
     out = []
     for i in np.flatnonzero(ok):
