@@ -2,8 +2,10 @@
 
 Method (constants and sources in ``imagio/data/detection.json``):
 
-1. The CT is resampled so no in-plane/through-plane spacing is finer than ``work_spacing_mm``
-   (slices are never refined).
+1. The body and lungs are segmented on a 3 mm grid only to crop the CT to the lungs' box; the
+   crop is resampled so no spacing is finer than ``work_spacing_mm`` (1.5 mm: candidate
+   generation; slices are never refined) and the lungs are segmented again there. Each
+   candidate is characterised later on the original CT (:mod:`imagio.detection.characterise`).
 2. Lungs: IMAGIO's HU-rule segmenter (body, then lungs) unless a mask is given. The search
    region is that mask closed per axial section with a rolling ball of half the largest
    nodule diameter (Armato et al., Med Phys 2001), so juxta-pleural nodules, which sit in a
@@ -16,7 +18,9 @@ Method (constants and sources in ``imagio/data/detection.json``):
    response is kept at the best scale; a ball of radius r and contrast C answers best near
    sigma = r / sqrt(3) with 0.3084 C (derivation: the Laplacian of a Gaussian-blurred ball at its
    centre is -C 4 pi r^3 / sigma^2 (2 pi sigma^2)^-1.5 exp(-r^2 / 2 sigma^2), shared equally by
-   the three eigenvalues), so the response is read as a contrast in HU.
+   the three eigenvalues), so the response is read as a contrast in HU. The scales run on a
+   Gaussian pyramid (an axis is subsampled by 2 once the smoothing allows it), so each costs a
+   few-voxel kernel on an ever smaller grid.
 4. Candidates: connected regions where the response exceeds the answer of the faintest nodule
    sought (``min_contrast_hu``) and the blobness |l3|/|l1| exceeds ``min_blobness``; the peak of
    each region is the centre, 2 sqrt(3) sigma the diameter; weaker peaks inside a stronger
@@ -53,10 +57,14 @@ from scipy import ndimage
 from ..errors import InputError
 from ..segmentation.common import (anatomical_axes, as_progress, bbox_slices, check_ct,
                                    close_mm)
-from ..volume import Volume
+from ..volume import Volume, make_ijk_to_ras
 from . import Candidate, constants
 
 SOLID_CONTRAST_HU = 850.0  # soft tissue (~0 HU) against parenchyma (~ -850 HU), Hoffman 2006
+# smoothing (in voxels of the coarser grid) after which the pyramid subsamples an axis by 2:
+# smoothed with sigma = 0.8 new voxels, the Gaussian passes exp(-(0.8 pi)^2 / 2) = 4 % at the new
+# Nyquist frequency (little aliasing; Burt & Adelson 1983 use a comparable 5-tap kernel)
+PYRAMID_SIGMA_VOXELS = 0.8
 
 
 def scales_mm(d_min: float, d_max: float, per_octave: int) -> np.ndarray:
@@ -67,11 +75,63 @@ def scales_mm(d_min: float, d_max: float, per_octave: int) -> np.ndarray:
 
 
 def working_grid(ct: Volume, spacing_mm: float) -> Volume:
-    """``ct`` with no spacing finer than ``spacing_mm`` (trilinear); unchanged if none is."""
+    """``ct`` with no spacing finer than ``spacing_mm`` (trilinear, the grid of
+    :meth:`Volume.resampled`, computed with SimpleITK's multithreaded resampler); unchanged if
+    no spacing is finer. The air value (-1000 HU or the image minimum) fills nothing: the new
+    grid lies inside the old one."""
     sp = ct.spacing
     if np.all(sp >= spacing_mm - 1e-6):
         return ct
-    return ct.resampled(np.maximum(sp, spacing_mm), order=1)
+    import SimpleITK as sitk
+
+    new_sp = np.maximum(sp, spacing_mm)
+    extent = np.asarray(ct.shape[::-1]) * sp
+    n_ijk = np.maximum(1, np.round(extent / new_sp).astype(int))
+    img = sitk.GetImageFromArray(np.ascontiguousarray(ct.array, dtype=np.float32))
+    img.SetSpacing(tuple(map(float, sp)))  # index space scaled to mm, origin at voxel 0
+    out = sitk.Resample(img, [int(v) for v in n_ijk], sitk.Transform(), sitk.sitkLinear,
+                        tuple(float(v) for v in -0.5 * sp + 0.5 * new_sp),
+                        tuple(map(float, new_sp)), img.GetDirection(), float(ct.array.min()),
+                        sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(out)
+    if ct.array.dtype.kind in "iu":
+        arr = np.rint(arr).astype(ct.array.dtype)
+    aff = make_ijk_to_ras(new_sp, ct.ijk_to_world((-0.5 * np.ones(3) + 0.5 * new_sp / sp)[None])[0],
+                          ct.direction)
+    return Volume(arr, aff, ct.name, dict(ct.labels))
+
+
+def chest_on_working_grid(ct: Volume, lung_mask, spacing_mm: float, margin_mm: float
+                          ) -> tuple[Volume, np.ndarray]:
+    """(CT on the working grid, boolean lung mask on it).
+
+    With no lung mask given, the body is segmented on a coarse grid (``coarse_spacing_mm``:
+    IMAGIO's HU-rule segmenters are validated at 3 mm) and the lungs there too, only to crop the
+    CT to the lungs' box plus ``margin_mm`` before regridding; the lungs are then segmented on
+    the working grid inside the coarse body. A given mask: see :func:`lungs_on`.
+    """
+    c = constants()
+    if lung_mask is not None:
+        if not isinstance(lung_mask, Volume):  # an array on the CT's grid: checked, then regridded
+            lung_mask = ct.with_array(lungs_on(ct, lung_mask).astype(np.uint8), labels={})
+        w = working_grid(ct, spacing_mm)
+        return w, lungs_on(w, lung_mask)
+    from ..segmentation.body import body_mask
+    from ..segmentation.lungs import lung_mask as segment_lungs
+
+    coarse = working_grid(ct, c["coarse_spacing_mm"]["value"])
+    body_c = body_mask(coarse)
+    lungs_c = segment_lungs(coarse, body_c)
+    sl = bbox_slices(lungs_c, margin_mm, coarse.spacing_kji)
+    corners = np.array([[a, b, d] for a in (sl[0].start - 0.5, sl[0].stop - 0.5)
+                        for b in (sl[1].start - 0.5, sl[1].stop - 0.5)
+                        for d in (sl[2].start - 0.5, sl[2].stop - 0.5)])
+    kji = ct.world_to_kji(coarse.kji_to_world(corners))
+    lo = np.maximum(np.floor(kji.min(0)).astype(int), 0)
+    hi = np.minimum(np.ceil(kji.max(0)).astype(int) + 1, ct.shape)
+    w = working_grid(ct.crop(lo, hi), spacing_mm)
+    body_w = coarse.with_array(body_c.astype(np.uint8), labels={}).resample_like(w, order=0).array > 0
+    return w, segment_lungs(w, body_w)
 
 
 def lung_label_values(labels: dict) -> list[int]:
@@ -145,49 +205,100 @@ def hessian_at(smoothed: np.ndarray, spacing_kji, kji: np.ndarray) -> np.ndarray
     return h
 
 
-def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0
+def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0, pyramid: bool = True
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best-scale dot response (HU-like), its sigma (mm) and blobness |l3|/|l1| per voxel.
 
     Inside ``search`` only (elsewhere 0). The image is smoothed incrementally from one scale to
-    the next (Gaussian semigroup), so each scale costs one small Gaussian. Eigenvalues are only
-    computed where the response can exceed ``floor`` (normalised units): for a bright blob all
-    eigenvalues are negative, so |l3| <= |trace| / 3 and |l3|^2 / |l1| <= |l3| (exact bound);
-    elsewhere the response is left at 0.
+    the next (Gaussian semigroup), so each scale costs one small Gaussian, on a Gaussian pyramid:
+    an axis is subsampled by 2 once the smoothing already applied is at least
+    ``PYRAMID_SIGMA_VOXELS`` of the coarser spacing (Burt & Adelson, IEEE Trans Commun 1983;
+    Lindeberg 1998: a Gaussian-smoothed image is band-limited, so sampling it at about its sigma
+    loses nothing the larger scales use), so every scale is filtered with a kernel of a few
+    voxels (``pyramid=False``: every scale on the input grid, the reference for tests and the
+    benchmark's baseline). Responses of a coarse level are written back to the input grid by nearest sample.
+    Eigenvalues are only computed where the response can exceed ``floor`` (normalised units): for
+    a bright blob all eigenvalues are negative, so |l3| <= |trace| / 3 and |l3|^2 / |l1| <= |l3|
+    (exact bound); elsewhere the response is left at 0.
     """
-    sk = ct.spacing_kji
     a = ct.array.astype(np.float32)
-    resp = np.zeros(a.shape, np.float32)
-    best_s = np.zeros(a.shape, np.float32)
-    blob = np.zeros(a.shape, np.float32)
-    prev = 0.0
-    sm = a
-    kji_all = np.argwhere(search)
-    flat_all = np.ravel_multi_index(kji_all.T, a.shape)
+    full = a.shape
+    resp = np.zeros(full, np.float32)
+    best_s = np.zeros(full, np.float32)
+    blob = np.zeros(full, np.float32)
+    sp = np.array(ct.spacing_kji, float)
+    step = np.ones(3, int)
+    sm, prev = a, 0.0
+    level = None  # (resp, sigma, blobness) on the current coarse level
+
+    def flush():
+        # each coarse voxel with a response stands for the input voxels nearest to it
+        # (offsets -step/2 .. step/2 - 1 around step * index)
+        if level is None:
+            return
+        r_c, s_c, b_c = level
+        nz = np.argwhere(r_c > 0)
+        if not len(nz):
+            return
+        offs = np.stack(np.meshgrid(*[np.arange(st) - st // 2 for st in step], indexing="ij"),
+                        -1).reshape(-1, 3)
+        kji = ((nz * step)[:, None, :] + offs[None]).reshape(-1, 3)
+        src = np.repeat(np.arange(len(nz)), len(offs))
+        ok = np.all((kji >= 0) & (kji < np.array(full)), axis=1)
+        kji, src = kji[ok], src[ok]
+        idx = tuple(kji.T)
+        cidx = tuple(nz[src].T)
+        better = (r_c[cidx] > resp[idx]) & search[idx]
+        sel = tuple(i[better] for i in idx)
+        csel = tuple(i[better] for i in cidx)
+        resp[sel], best_s[sel], blob[sel] = r_c[csel], s_c[csel], b_c[csel]
+
+    def neighbours(shape, sel):
+        kji = np.argwhere(sel)
+        flat = np.ravel_multi_index(kji.T, shape)
+        nb = [(_shifted(flat, kji, shape, ax, 1), _shifted(flat, kji, shape, ax, -1)) for ax in range(3)]
+        return kji, flat, nb
+
+    cur_search = search
+    kji_all, flat_all, nb = neighbours(full, search)
     for s in sigmas_mm:
+        dec = (prev >= PYRAMID_SIGMA_VOXELS * 2.0 * sp) & pyramid
+        if dec.any():
+            flush()
+            sm = np.ascontiguousarray(sm[tuple(slice(None, None, 2) if d else slice(None) for d in dec)])
+            sp = sp * np.where(dec, 2, 1)
+            step = step * np.where(dec, 2, 1)
+            cur_search = search[tuple(slice(None, None, int(st)) for st in step)]
+            kji_all, flat_all, nb = neighbours(sm.shape, cur_search)
+            level = (np.zeros(sm.shape, np.float32), np.zeros(sm.shape, np.float32),
+                     np.zeros(sm.shape, np.float32))
         inc = np.sqrt(max(s * s - prev * prev, 0.0))
-        sm = ndimage.gaussian_filter(sm, inc / sk, mode="nearest", truncate=3.0)
+        sm = ndimage.gaussian_filter(sm, inc / sp, mode="nearest", truncate=3.0)
         prev = s
+        if not len(flat_all):
+            continue
         s2 = np.float32(s * s)
         f = sm.ravel()
+        c0 = f[flat_all]
         tr = np.zeros(len(flat_all), np.float32)
         for ax in range(3):
-            tr += (f[_shifted(flat_all, kji_all, a.shape, ax, 1)] + f[_shifted(flat_all, kji_all, a.shape, ax, -1)]
-                   - 2.0 * f[flat_all]) / np.float32(sk[ax] ** 2)
+            tr += (f[nb[ax][0]] + f[nb[ax][1]] - 2.0 * c0) / np.float32(sp[ax] ** 2)
         sel_v = -tr * s2 / 3.0 > floor
         if not sel_v.any():
             continue
         kji = kji_all[sel_v]
-        ev = np.linalg.eigvalsh(hessian_at(sm, sk, kji)) * s2  # ascending
+        ev = np.linalg.eigvalsh(hessian_at(sm, sp, kji)) * s2  # ascending
         bright = ev[:, 2] < 0  # all three negative: l1 = ev[:, 0], l3 = ev[:, 2]
         l1, l3 = -ev[:, 0], -ev[:, 2]
         r = np.where(bright, l3 * l3 / np.maximum(l1, 1e-12), 0.0).astype(np.float32)
+        tr_resp, tr_s, tr_b = (resp, best_s, blob) if level is None else level
         idx = tuple(kji.T)
-        better = r > resp[idx]
+        better = r > tr_resp[idx]
         sel = tuple(i[better] for i in idx)
-        resp[sel] = r[better]
-        best_s[sel] = s
-        blob[sel] = (l3 / np.maximum(l1, 1e-12))[better]
+        tr_resp[sel] = r[better]
+        tr_s[sel] = s
+        tr_b[sel] = (l3 / np.maximum(l1, 1e-12))[better]
+    flush()
     return resp, best_s, blob
 
 
@@ -206,9 +317,12 @@ def scan_warnings(ct: Volume, detector: str = "blobs") -> list[str]:
     return out
 
 
-def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
+def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: float | None = None,
+                 pyramid: bool = True) -> list[Candidate]:
     """Weights-free candidates (see the module docstring), sorted by decreasing probability.
 
+    work_spacing_mm: the candidate grid (default ``work_spacing_mm`` of detection.json);
+    pyramid: see :func:`dot_filter` (both exist for the benchmark's baseline).
     ct: chest CT in HU (any orientation/spacing); lung_mask: see :func:`lungs_on`.
     Returns [] when nothing passes the thresholds. Raises InputError for a non-CT input or an
     empty lung mask.
@@ -217,19 +331,19 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     c = constants()
     check_ct(ct)
     p(0.0, "detect: working grid")
-    w = working_grid(ct, c["work_spacing_mm"]["value"])
-    p(0.05, "detect: lungs")
-    lungs = lungs_on(w, lung_mask)
-    search = closed_per_section(lungs, w, c["juxtapleural_closing_mm"]["value"])
     d_min, _ = c["nodule_diameter_mm"]["value"]
     sig = scales_mm(d_min, c["mass_diameter_max_mm"]["value"], c["scales_per_octave"]["value"])
+    p(0.05, "detect: lungs")
+    w, lungs = chest_on_working_grid(ct, lung_mask, work_spacing_mm or c["work_spacing_mm"]["value"],
+                                     3.0 * sig[-1] + c["juxtapleural_closing_mm"]["value"])
+    search = closed_per_section(lungs, w, c["juxtapleural_closing_mm"]["value"])
     sl = bbox_slices(search, 3.0 * sig[-1], w.spacing_kji)
     lo = np.array([s.start for s in sl])
     sub = w.crop(lo, [s.stop for s in sl])
     p(0.2, f"detect: dot filter at {len(sig)} scales")
     k = c["ball_response_per_hu"]["value"]
     c_min = c["min_contrast_hu"]["value"]
-    resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min)
+    resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min, pyramid=pyramid)
     b_min = c["min_blobness"]["value"]
     p(0.8, "detect: candidates")
     cand = (resp > k * c_min) & (blob >= b_min)
@@ -287,8 +401,8 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
                          sigma_mm=float(s_peak[i]), centre_hu=centre_hu, solid_fraction=solid_frac,
                          lung_shell_fraction=float(shell[i]))
             warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
-        kji_full = peaks[i] + lo
-        edge_mm = np.min(np.minimum(kji_full, np.array(w.shape) - 1 - kji_full) * w.spacing_kji)
+        kji_ct = ct.world_to_kji(centres[i][None])[0]
+        edge_mm = np.min(np.minimum(kji_ct, np.array(ct.shape) - 1 - kji_ct) * ct.spacing_kji)
         if edge_mm < diam[i] / 2.0:
             warn.append(f"{edge_mm:.0f} mm from the image edge: partly outside the scanned "
                         "volume, size and type uncertain")
