@@ -346,27 +346,40 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
     resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min, pyramid=pyramid)
     b_min = c["min_blobness"]["value"]
     p(0.8, "detect: candidates")
-    cand = (resp > k * c_min) & (blob >= b_min)
-    lab, n = ndimage.label(cand, structure=np.ones((3, 3, 3)))
-    if n == 0:
+    peaks, r_peak, s_peak, b_peak = _peaks(resp, best_s, blob, k * c_min, b_min)
+    n_solid = len(peaks)
+    p(0.6, "detect: sub-solid channel")
+    parenchyma = float(np.median(sub.array[lungs[sl]]))
+    ss = subsolid_image(sub, parenchyma)
+    sig2 = sig[2.0 * np.sqrt(3.0) * sig >= c["subsolid_min_diameter_mm"]["value"] - 1e-6]
+    # faintest sub-solid tissue: the bottom of Jacobs' range against this scan's parenchyma
+    c_min2 = max(c["type_hu"]["subsolid_min"] - parenchyma, 0.5 * c_min)
+    resp2, best_s2, blob2 = dot_filter(ss, search[sl], sig2, floor=k * c_min2, pyramid=pyramid)
+    peaks2, r2, s2, b2 = _peaks(resp2, best_s2, blob2, k * c_min2, b_min)
+    p(0.8, "detect: candidates")
+    peaks = np.r_[peaks, peaks2].reshape(-1, 3)
+    r_peak, s_peak, b_peak = np.r_[r_peak, r2], np.r_[s_peak, s2], np.r_[b_peak, b2]
+    if not len(peaks):
         p(1.0, "detect: no candidate")
         return []
-    vox = np.argwhere(cand)
-    vlab = lab[tuple(vox.T)]
-    order = np.lexsort((-resp[tuple(vox.T)], vlab))  # by label, strongest first
-    first = order[np.r_[0, np.flatnonzero(np.diff(vlab[order])) + 1]]
-    peaks = vox[first]  # the maximum of each region, labels 1..n in order
-    r_peak = resp[tuple(peaks.T)]
-    s_peak = best_s[tuple(peaks.T)]
-    b_peak = blob[tuple(peaks.T)]
     centres = sub.kji_to_world(peaks)
     diam = 2.0 * np.sqrt(3.0) * s_peak
     shell = np.array([_lung_shell_fraction(lungs[sl], pk, d / 2.0, sub.spacing_kji)
                       for pk, d in zip(peaks, diam)])
     wall = wall_structures(sub.array, lungs[sl], search[sl], sub.spacing_kji)
     keep = (shell >= c["min_lung_shell_fraction"]["value"]) & ~wall[tuple(peaks.T)]
+    t = c["type_hu"]
+    sub_lo = t["subsolid_min"]
+    c_ref = np.full(len(peaks), SOLID_CONTRAST_HU)
+    c_lo = np.full(len(peaks), c_min)
+    if len(peaks2):  # sub-solid: the centre must be sub-solid (Jacobs 2014's range)
+        ctr = np.array([_ball_hu(sub.array, pk, d / 2.0, sub.spacing_kji, t["solid_min"])[0]
+                        for pk, d in zip(peaks2, diam[n_solid:])])
+        keep[n_solid:] &= (ctr >= sub_lo) & (ctr < t["solid_min"])
+        c_ref[n_solid:] = t["solid_min"] - parenchyma
+        c_lo[n_solid:] = c_min2
     k_score = np.sqrt(np.clip((b_peak - b_min) / (1.0 - b_min), 0, 1)
-                      * np.clip((r_peak / k - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
+                      * np.clip((r_peak / k - c_lo) / np.maximum(c_ref - c_lo, 1.0), 0, 1))
     p(0.9, "detect: pleural concavities")
     conc = concavity_candidates(sub, lungs[sl], search[sl])
     n_dot = len(peaks)
@@ -381,7 +394,6 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
 
     dist = edt.edt(np.ascontiguousarray(lungs[sl]), anisotropy=tuple(map(float, sub.spacing_kji)),
                    black_border=False)
-    t = c["type_hu"]
     scan_warn = scan_warnings(ct)
     out = []
     for i in np.flatnonzero(keep):
@@ -389,6 +401,7 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
                                          t["solid_min"])
         typ = _type(centre_hu, solid_frac, t, c["part_solid_solid_fraction"]["value"])
         d_pl = float(dist[tuple(peaks[i])])
+        channel = "dot" if i < n_solid else "subsolid"
         if i >= n_dot:  # a concavity of the lung outline (juxta-pleural channel)
             q = conc[i - n_dot]
             feats = dict(channel="concavity", contrast_hu=q["contrast_hu"],
@@ -397,7 +410,7 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
             warn = ["diameter is the equivalent diameter of a concavity of the lung outline, not "
                     "a segmentation"] + scan_warn
         else:
-            feats = dict(channel="dot", contrast_hu=float(r_peak[i] / k), blobness=float(b_peak[i]),
+            feats = dict(channel=channel, contrast_hu=float(r_peak[i] / k), blobness=float(b_peak[i]),
                          sigma_mm=float(s_peak[i]), centre_hu=centre_hu, solid_fraction=solid_frac,
                          lung_shell_fraction=float(shell[i]))
             warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
@@ -448,6 +461,39 @@ def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacin
     big = d_eq > c["mass_diameter_max_mm"]["value"]
     big[0] = False
     return big[lab]
+
+
+def _peaks(resp, best_s, blob, threshold: float, b_min: float):
+    """(peaks (N, 3) kji, response, sigma, blobness at them): the maximum of each 26-connected
+    region where the response exceeds ``threshold`` and the blobness ``b_min``."""
+    cand = (resp > threshold) & (blob >= b_min)
+    lab, n = ndimage.label(cand, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return np.zeros((0, 3), int), np.zeros(0), np.zeros(0), np.zeros(0)
+    vox = np.argwhere(cand)
+    vlab = lab[tuple(vox.T)]
+    order = np.lexsort((-resp[tuple(vox.T)], vlab))  # by label, strongest first
+    first = order[np.r_[0, np.flatnonzero(np.diff(vlab[order])) + 1]]
+    pk = vox[first]
+    idx = tuple(pk.T)
+    return pk, resp[idx], best_s[idx], blob[idx]
+
+
+def subsolid_image(sub: Volume, parenchyma: float) -> Volume:
+    """The CT with solid structures removed, for the sub-solid channel: voxels denser than the
+    sub-solid range (``type_hu.solid_min``, -300 HU: vessels, airway walls, chest wall, solid
+    nodules) and their partial-volume rim (one voxel of the grid) are set to the parenchyma's
+    median. A ground-glass nodule (-750..-300 HU, Jacobs C et al., Med Image Anal 2014;18:374-384)
+    keeps its contrast, while the vessel beside it, four times as dense, no longer dominates the
+    Hessian at its scale; vessel halos (the -750..-300 HU rim of partial volume around solid
+    structures, Jacobs' main false positive) go with the rim."""
+    from ..segmentation.common import dilate_mm
+
+    solid = sub.array > constants()["type_hu"]["solid_min"]
+    rim = dilate_mm(solid, float(np.max(sub.spacing_kji)) + 1e-3, sub.spacing_kji)
+    out = sub.array.astype(np.float32)
+    out[rim] = parenchyma
+    return sub.with_array(out)
 
 
 def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> list[dict]:
