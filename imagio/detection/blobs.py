@@ -505,7 +505,10 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
     in ``lungs``) by ``min_contrast_hu``, opened with a ball of the smallest nodule's radius (thin
     rims go); 3-D components attached to the wall (next to what the closing did not fill: a fold
     of the lung base between lung islands is not), whose equivalent diameter lies within the
-    nodule range (up to ``mass_diameter_max_mm``), whose roundness (inscribed diameter / equivalent diameter; a
+    nodule range (``concavity_min_diameter_mm`` up to ``mass_diameter_max_mm``), whose median
+    is below ``type_hu.calcified_min`` (denser: a rib bulging into the lung outline or a calcified
+    pleural plaque, not a nodule; a calcified nodule is benign, Lung-RADS 1, and inside the lung
+    the dot channel finds it), whose roundness (inscribed diameter / equivalent diameter; a
     half-ball on a flat wall 0.63, a ball 1) is at least ``min_roundness`` and with at least
     ``min_lung_shell_fraction`` of lung around them. Score: the geometric mean of the roundness
     and contrast terms (as the dot channel's, blobness replaced by roundness) times the share of
@@ -556,7 +559,10 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
         shell = _lung_shell_fraction(lungs, deep, d_eq[i] / 2.0, sk)
         if shell < c["min_lung_shell_fraction"]["value"]:
             continue
-        contrast = float(np.median(a[bb][m]) - parenchyma)
+        med = float(np.median(a[bb][m]))
+        if med >= c["type_hu"]["calcified_min"]:  # bone: a rib, or a calcified plaque (benign)
+            continue
+        contrast = med - parenchyma
         score = shell * np.sqrt(np.clip((roundness - r_min) / (1.0 - r_min), 0, 1)
                                 * np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
         cen = np.argwhere(m).mean(0) + [b.start for b in bb]
