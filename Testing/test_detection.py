@@ -230,3 +230,42 @@ def test_pyramid_matches_single_grid_dot_filter():
         assert pyr[1][kji] == pytest.approx(ref[1][kji], rel=0.3)  # within one scale step
         assert pyr[2][kji] == pytest.approx(ref[2][kji], abs=0.1)
     assert ref[1][tuple(np.rint(vol.world_to_kji(centres[1][None])[0]).astype(int))] > 4.0
+
+
+def _ggo_by_vessel(spacing):
+    """Parenchyma (-850 HU) in a soft-tissue wall; a 12 mm ground-glass nodule (-600 HU) whose
+    surface touches a 4 mm vessel (100 HU): the vessel, four times as dense, dominates the dot
+    filter at the nodule's scale."""
+    shape = tuple(int(round(70 / s)) for s in spacing[::-1])
+    vol = Volume(np.zeros(shape, np.float32), make_ijk_to_ras(spacing))
+    w = _world_grid(vol)
+    lung = np.all((w > 8.0) & (w < 62.0), axis=-1)
+    rng = np.random.default_rng(1)
+    a = np.where(lung, -850.0, 30.0) + rng.normal(0, 10, shape)
+    ggo = np.array([35.0, 35.0, 35.0])
+    a[np.linalg.norm(w - ggo, axis=-1) <= 6.0] = -600.0
+    vessel = (np.hypot(w[..., 0] - 43.0, w[..., 2] - 35.0) <= 2.0) & lung
+    a[vessel] = 100.0
+    from scipy import ndimage as ndi
+
+    vol.array[:] = ndi.gaussian_filter(a, 0.6 / np.asarray(spacing[::-1]))  # scanner blur
+    vol.array[np.all(w < 8.0, axis=-1)] = -1000.0  # air outside the body: the CT check wants some
+    return vol, lung, ggo
+
+
+def test_subsolid_channel_finds_ground_glass_beside_a_vessel():
+    vol, lung, ggo = _ggo_by_vessel((1.0, 1.0, 1.0))
+    cands = detect(vol, lung_mask=lung)
+    near = [c for c in cands if np.linalg.norm(c.center_ras - ggo) < 6.0]
+    assert near and near[0].features["channel"] == "subsolid"
+    assert near[0].type == "ground_glass"
+    assert -750 <= near[0].features["centre_hu"] < -300
+
+
+def test_subsolid_channel_off_on_thick_slices_with_a_warning():
+    vol, lung, ggo = _ggo_by_vessel((1.0, 1.0, 2.5))
+    cands = detect(vol, lung_mask=lung)
+    assert all(c.features["channel"] != "subsolid" for c in cands)
+    from imagio.detection.blobs import scan_warnings
+
+    assert any("sub-solid" in w for w in scan_warnings(vol))

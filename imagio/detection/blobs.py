@@ -311,6 +311,10 @@ def scan_warnings(ct: Volume, detector: str = "blobs") -> list[str]:
     if thick > c["max_slice_spacing_mm"]["value"]:
         out.append(f"slice spacing {thick:.1f} mm > {c['max_slice_spacing_mm']['value']:g} mm "
                    "(LUNA16's limit): small nodules may be missed and sizes are coarse")
+    if detector == "blobs" and not subsolid_channel_applies(ct):
+        out.append(f"slices {thick:.1f} mm > {c['subsolid_max_slice_mm']['value']:g} mm: the "
+                   "sub-solid (ground-glass) channel did not run (vessels average into ground-glass "
+                   "density on thick sections); ground-glass nodules may be missed")
     if detector == "blobs" and float(ct.spacing.max()) > 1.5:
         out.append(f"voxels up to {float(ct.spacing.max()):.1f} mm: thin vessels and airway walls "
                    "alias into dots, expect more false positives")
@@ -352,6 +356,8 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
     parenchyma = float(np.median(sub.array[lungs[sl]]))
     ss = subsolid_image(sub, parenchyma)
     sig2 = sig[2.0 * np.sqrt(3.0) * sig >= c["subsolid_min_diameter_mm"]["value"] - 1e-6]
+    if not subsolid_channel_applies(ct):
+        sig2 = sig2[:0]
     # faintest sub-solid tissue: the bottom of Jacobs' range against this scan's parenchyma
     c_min2 = max(c["type_hu"]["subsolid_min"] - parenchyma, 0.5 * c_min)
     resp2, best_s2, blob2 = dot_filter(ss, search[sl], sig2, floor=k * c_min2, pyramid=pyramid)
@@ -479,6 +485,14 @@ def _peaks(resp, best_s, blob, threshold: float, b_min: float):
     return pk, resp[idx], best_s[idx], blob[idx]
 
 
+def subsolid_channel_applies(ct: Volume) -> bool:
+    """Whether the sub-solid channel runs: only on thin sections (slice spacing <=
+    ``subsolid_max_slice_mm``); on thicker ones a vessel crossing a section averages into
+    ground-glass density and the channel would report every vessel."""
+    thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
+    return thick <= constants()["subsolid_max_slice_mm"]["value"] + 1e-6
+
+
 def subsolid_image(sub: Volume, parenchyma: float) -> Volume:
     """The CT with solid structures removed, for the sub-solid channel: voxels denser than the
     sub-solid range (``type_hu.solid_min``, -300 HU: vessels, airway walls, chest wall, solid
@@ -487,10 +501,8 @@ def subsolid_image(sub: Volume, parenchyma: float) -> Volume:
     keeps its contrast, while the vessel beside it, four times as dense, no longer dominates the
     Hessian at its scale; vessel halos (the -750..-300 HU rim of partial volume around solid
     structures, Jacobs' main false positive) go with the rim."""
-    from ..segmentation.common import dilate_mm
-
     solid = sub.array > constants()["type_hu"]["solid_min"]
-    rim = dilate_mm(solid, float(np.max(sub.spacing_kji)) + 1e-3, sub.spacing_kji)
+    rim = ndimage.binary_dilation(solid, np.ones((3, 3, 3), bool))
     out = sub.array.astype(np.float32)
     out[rim] = parenchyma
     return sub.with_array(out)
