@@ -38,6 +38,10 @@ LOBES = {"lung_upper_lobe_left": "left upper lobe", "lung_lower_lobe_left": "lef
          "lung_lower_lobe_right": "right lower lobe"}
 
 
+NO_LOBES = ("not given: no lobe label map (pass --lungs with TotalSegmentator lobe labels, "
+            "e.g. lung_upper_lobe_left)")
+
+
 def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
     """{"laa950_percent", "emphysema": bool, "threshold_percent", "source"} of the lung mask."""
     from ..segmentation.emphysema import emphysema
@@ -150,6 +154,7 @@ def location(ct: Volume, mask: np.ndarray, lungs: np.ndarray, lobes: Volume | No
     cen = ct.kji_to_world(np.argwhere(mask).mean(0)[None])[0]
     # RAS: +x is the patient's right
     out = {"side": "right" if cen[0] > midline else "left", "lobe": None,
+           "lobe_note": NO_LOBES if lobes is None else None,
            "distance_to_pleura_mm": round(d_pleura, 2)}
     fissure_mm = None
     if lobes is not None:
@@ -158,7 +163,9 @@ def location(ct: Volume, mask: np.ndarray, lungs: np.ndarray, lobes: Volume | No
         ring = _shell(mask, sl, sk, 3.0)
         vals, cnt = np.unique(lab[ring | m], return_counts=True)
         lv = [(k, v) for v, k in zip(vals, cnt) if int(v) in names]
-        if lv:
+        if not lv:
+            out["lobe_note"] = "not found: the nodule touches no lobe label"
+        else:
             out["lobe"] = LOBES[names[int(max(lv)[1])]]
             own = lab == max(lv)[1]
             d_lobe = edt.edt(np.ascontiguousarray(own | m), anisotropy=tuple(map(float, sk)),
@@ -231,6 +238,9 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     p = as_progress(progress)
     todo = cands
     scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}
+    if lobes is None:
+        scan["warnings"].append(f"lobe {NO_LOBES}; the side is given instead (Brock's upper-lobe "
+                                "term becomes a range)")
     # the midline: the centre of the two lungs' left-right extent when both are in view (the
     # mediastinum lies between them), else the scanner's isocentre (said)
     midline, how = midline_x(ct, body=lungs)
