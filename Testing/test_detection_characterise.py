@@ -230,3 +230,21 @@ def test_lungs_picture_is_an_anterior_view():
     plt.close(fig)
     assert xr < xl, "patient's right must be on the picture's left in an anterior view"
     assert ys > yi
+
+
+@pytest.mark.parametrize("slice_mm,warned", [(1.0, False), (3.0, True)])
+def test_subsolid_type_on_thick_sections_is_warned(slice_mm, warned):
+    # a 12 mm ground-glass ball (-600 HU) in parenchyma: typed ground-glass either way; on
+    # sections thicker than Fleischner's 1.5 mm the type carries the partial-volume doubt
+    from imagio.detection.characterise import nodule_type
+    from imagio.segmentation.lesion import measure
+    from imagio.volume import make_ijk_to_ras
+
+    shape = (int(40 / slice_mm), 40, 40)
+    vol = Volume(np.zeros(shape, np.float32), make_ijk_to_ras((1.0, 1.0, slice_mm)))
+    w = vol.kji_to_world(np.indices(shape).reshape(3, -1).T).reshape(*shape, 3)
+    mask = np.linalg.norm(w - [20.0, 20.0, 20.0], axis=-1) <= 6.0
+    vol.array[:] = np.where(mask, -600.0, -850.0)
+    typ, solid_mm, warn = nodule_type(vol, mask, measure(mask, vol), {"_fissure_or_pleura_mm": 20.0})
+    assert typ == "ground_glass" and solid_mm == 0.0
+    assert any("sections" in x for x in warn) == warned

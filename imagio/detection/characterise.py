@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import ImagioError, InputError
+from ..segmentation.common import anatomical_axes
 from ..volume import Volume
 from . import Candidate, constants
 
@@ -217,6 +218,14 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
         return "perifissural", solid_mm, [
             "perifissural by size, position and shape (smallest/largest axis "
             f"{flat:.2f}); Lung-RADS 2 needs smooth margins and a lentiform or triangular shape: confirm"]
+    from .blobs import subsolid_channel_applies
+
+    if kind in ("part_solid", "ground_glass") and not subsolid_channel_applies(ct):
+        thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
+        return kind, solid_mm, [
+            f"typed {kind.replace('_', '-')} on {thick:.1f} mm sections: partial volume makes a solid "
+            "nodule's edges look sub-solid (sub-solid nodules are assessed on <= "
+            f"{c['subsolid_max_slice_mm']['value']:g} mm sections, Bankier 2017); it may be solid"]
     return kind, solid_mm, []
 
 
