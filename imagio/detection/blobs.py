@@ -37,15 +37,23 @@ Method (constants and sources in ``imagio/data/detection.json``):
    0 at the detection limit and 1 for an ideal solid nodule:
    blobness term (b - b_min) / (1 - b_min) and contrast term (C - C_min) / (C_solid - C_min)
    with C_solid = 850 HU (soft tissue ~0 HU against parenchyma ~ -850 HU), clipped to [0, 1].
-   It ranks candidates (what FROC needs); it is not a calibrated probability of a nodule and
-   says nothing about malignancy.
+   For the sub-solid channel the contrast term runs from the bottom of the sub-solid range
+   (-750 HU) to its top (-300 HU), both against the scan's parenchyma median; for the
+   juxta-pleural channel roundness replaces blobness and the lung share around the lesion
+   multiplies the score. It ranks candidates (what FROC needs); it is not a calibrated
+   probability of a nodule and says nothing about malignancy.
+7. Sub-solid channel (:func:`subsolid_image`, after Jacobs C et al., Med Image Anal
+   2014;18:374-384): the dot filter again, on the CT whose solid structures (> -300 HU) and
+   their one-voxel rim are set to the parenchyma, at scales of nodules >= 6 mm; a candidate's
+   centre must lie in -750..-300 HU. Only on sections <= 1.5 mm (Bankier 2017), else a warning.
 
 Known limits: the diameter is the blob-filter scale (steps of 26 %) or a component's
 equivalent diameter, not a segmentation (a warning on every candidate; the characterisation,
 :mod:`imagio.detection.characterise`, segments and types them); a ground-glass nodule has a
-quarter of a vessel's contrast, so a vessel or the chest wall next to it dominates the Hessian
-and it is often missed (a round-GGO-region channel after Jacobs 2014 was tried and lowered the
-phantom CPM: too many vessel-halo false positives); at voxels of 3 mm thin vessels and airway
+quarter of a vessel's contrast: the sub-solid channel finds those >= 6 mm on thin sections, but
+its candidates rank below most solid ones and small or juxta-pleural ground-glass nodules are
+still often missed; flat (perifissural, lentiform) nodules give a weak dot response and rank
+among vessel false positives; at voxels of 3 mm thin vessels and airway
 walls alias into dots (many false positives): the detector is meant for <= 1.5 mm data.
 """
 
