@@ -208,3 +208,64 @@ def test_lung_mask_from_a_label_map_on_another_grid(synthetic):
     assert np.mean(back == air) > 0.95 and not back[~ct.with_array(air).array].all()
     with pytest.raises(InputError):
         lungs_on(ct, np.ones((3, 3, 3), bool))
+
+
+def test_pyramid_matches_single_grid_dot_filter():
+    # two balls (radius 2.5 and 9 mm, 600 HU) on a 1 x 1 x 2 mm grid: the pyramid's best-scale
+    # response, scale and blobness at each centre equal the single-grid filter's (the large one
+    # is answered on a subsampled level)
+    from imagio.detection.blobs import scales_mm
+
+    vol = Volume(np.zeros((40, 80, 80), np.float32), make_ijk_to_ras((1.0, 1.0, 2.0)))
+    w = _world_grid(vol)
+    centres = [np.array([20.0, 40.0, 40.0]), np.array([55.0, 40.0, 40.0])]
+    for c, r in zip(centres, (2.5, 9.0)):
+        vol.array[np.linalg.norm(w - c, axis=-1) <= r] = 600.0
+    sig = scales_mm(3.0, 30.0, 3)
+    ref = dot_filter(vol, np.ones(vol.shape, bool), sig, pyramid=False)
+    pyr = dot_filter(vol, np.ones(vol.shape, bool), sig, pyramid=True)
+    for c in centres:
+        kji = tuple(np.rint(vol.world_to_kji(c[None])[0]).astype(int))
+        assert pyr[0][kji] == pytest.approx(ref[0][kji], rel=0.1)
+        assert pyr[1][kji] == pytest.approx(ref[1][kji], rel=0.3)  # within one scale step
+        assert pyr[2][kji] == pytest.approx(ref[2][kji], abs=0.1)
+    assert ref[1][tuple(np.rint(vol.world_to_kji(centres[1][None])[0]).astype(int))] > 4.0
+
+
+def _ggo_by_vessel(spacing):
+    """Parenchyma (-850 HU) in a soft-tissue wall; a 12 mm ground-glass nodule (-600 HU) whose
+    surface touches a 4 mm vessel (100 HU): the vessel, four times as dense, dominates the dot
+    filter at the nodule's scale."""
+    shape = tuple(int(round(70 / s)) for s in spacing[::-1])
+    vol = Volume(np.zeros(shape, np.float32), make_ijk_to_ras(spacing))
+    w = _world_grid(vol)
+    lung = np.all((w > 8.0) & (w < 62.0), axis=-1)
+    rng = np.random.default_rng(1)
+    a = np.where(lung, -850.0, 30.0) + rng.normal(0, 10, shape)
+    ggo = np.array([35.0, 35.0, 35.0])
+    a[np.linalg.norm(w - ggo, axis=-1) <= 6.0] = -600.0
+    vessel = (np.hypot(w[..., 0] - 43.0, w[..., 2] - 35.0) <= 2.0) & lung
+    a[vessel] = 100.0
+    from scipy import ndimage as ndi
+
+    vol.array[:] = ndi.gaussian_filter(a, 0.6 / np.asarray(spacing[::-1]))  # scanner blur
+    vol.array[np.all(w < 8.0, axis=-1)] = -1000.0  # air outside the body: the CT check wants some
+    return vol, lung, ggo
+
+
+def test_subsolid_channel_finds_ground_glass_beside_a_vessel():
+    vol, lung, ggo = _ggo_by_vessel((1.0, 1.0, 1.0))
+    cands = detect(vol, lung_mask=lung)
+    near = [c for c in cands if np.linalg.norm(c.center_ras - ggo) < 6.0]
+    assert near and near[0].features["channel"] == "subsolid"
+    assert near[0].type == "ground_glass"
+    assert -750 <= near[0].features["centre_hu"] < -300
+
+
+def test_subsolid_channel_off_on_thick_slices_with_a_warning():
+    vol, lung, ggo = _ggo_by_vessel((1.0, 1.0, 2.5))
+    cands = detect(vol, lung_mask=lung)
+    assert all(c.features["channel"] != "subsolid" for c in cands)
+    from imagio.detection.blobs import scan_warnings
+
+    assert any("sub-solid" in w for w in scan_warnings(vol))

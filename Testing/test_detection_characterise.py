@@ -125,6 +125,7 @@ def test_outputs_agree_with_json(tmp_path, chest, characterised):
     with open(tmp_path / "n.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(nods)
+    assert all(r["lobe"].startswith("not given: no lobe label map") for r in rows)  # says why
     for r, n in zip(rows, nods):  # LUNA16 columns are LPS: x and y flipped from RAS
         ras = np.asarray(n["center_ras"], float)
         assert [float(r[k]) for k in ("coordX", "coordY", "coordZ")] == pytest.approx(
@@ -144,26 +145,45 @@ def test_outputs_agree_with_json(tmp_path, chest, characterised):
 
 
 def test_screening_report(tmp_path, chest, characterised):
-    from imagio.detection.report import build_screening_report
+    import copy
+
+    from imagio.detection.report import build_screening_report, report_threshold
 
     ct, nods, masks, scan, by = characterised
     _, lung, _ = chest
+    # the solid nodule (Lung-RADS 4A at 10 mm) and the calcified one get a score below the
+    # report's threshold: listed apart, the 4A one named for review, no plan commands for it
+    nods = copy.deepcopy(nods)
+    low_ids = {nods[by["solid"]]["id"], nods[by["calcified"]]["id"]}
+    for n in nods:
+        if n["id"] in low_ids:
+            n["candidate"]["probability"] = 0.5 * report_threshold()
     doc = {"seriesuid": "s1", "detector": "blobs", "n_candidates": len(nods), "nodules": nods,
            "scan": scan, "patient": {"age": 64, "sex": "male"}, "warnings": ["w-scan"]}
     h, p = build_screening_report(doc, ct, lung, masks, tmp_path / "screening.pdf", "ct.nii.gz")
     text = h.read_text()
-    # rows in risk order, each nodule's pictures exist, actionable ones get their plan commands
-    pos = [text.index(f"<td>{n['id']}</td>") for n in nods]
+    # rows in risk order, the reported ones first, then the low-probability ones; each nodule's
+    # pictures exist; actionable reported nodules get their plan commands
+    main = [n for n in nods if n["id"] not in low_ids]
+    low = [n for n in nods if n["id"] in low_ids]
+    pos = [text.index(f"<td>{n['id']}</td>") for n in main + low]
     assert pos == sorted(pos)
+    assert text.index("Low-probability candidates") < min(pos[len(main):])
     assert (tmp_path / "screening_lungs3d.png").exists()
     assert all((tmp_path / f"screening_nodule{n['id']}.png").exists() for n in nods)
+    solid = nods[by["solid"]]
+    assert solid["stratification"]["lung_rads"]["category"] == "4A"
+    assert f"#{solid['id']} 4A" in text  # named in the follow-up for review
     for n in nods:
         cat = n["stratification"]["lung_rads"].get("category")
         target = "--target=" + ",".join(f"{v:.1f}" for v in n["center_ras"])
-        assert (target in text) == (cat in ("4A", "4B", "4X")), (cat, target)
+        assert (target in text) == (cat in ("4A", "4B", "4X") and n["id"] not in low_ids), (cat, target)
+    # no lobe label map: the location says so, and so does a scan warning
+    assert "(no lobe labels)" in text and any("lobe not given" in w for w in scan["warnings"])
     pypdf = pytest.importorskip("pypdf")
     pdf_text = "".join(pg.extract_text() for pg in pypdf.PdfReader(str(p)).pages)
     assert "Lung-RADS" in pdf_text and "screening report" in pdf_text
+    assert "Low-probability candidates" in pdf_text
 
 
 @pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, -1.0, 1.0])], ids=["ras", "lps_stored"])
@@ -210,3 +230,21 @@ def test_lungs_picture_is_an_anterior_view():
     plt.close(fig)
     assert xr < xl, "patient's right must be on the picture's left in an anterior view"
     assert ys > yi
+
+
+@pytest.mark.parametrize("slice_mm,warned", [(1.0, False), (3.0, True)])
+def test_subsolid_type_on_thick_sections_is_warned(slice_mm, warned):
+    # a 12 mm ground-glass ball (-600 HU) in parenchyma: typed ground-glass either way; on
+    # sections thicker than Fleischner's 1.5 mm the type carries the partial-volume doubt
+    from imagio.detection.characterise import nodule_type
+    from imagio.segmentation.lesion import measure
+    from imagio.volume import make_ijk_to_ras
+
+    shape = (int(40 / slice_mm), 40, 40)
+    vol = Volume(np.zeros(shape, np.float32), make_ijk_to_ras((1.0, 1.0, slice_mm)))
+    w = vol.kji_to_world(np.indices(shape).reshape(3, -1).T).reshape(*shape, 3)
+    mask = np.linalg.norm(w - [20.0, 20.0, 20.0], axis=-1) <= 6.0
+    vol.array[:] = np.where(mask, -600.0, -850.0)
+    typ, solid_mm, warn = nodule_type(vol, mask, measure(mask, vol), {"_fissure_or_pleura_mm": 20.0})
+    assert typ == "ground_glass" and solid_mm == 0.0
+    assert any("sections" in x for x in warn) == warned

@@ -199,3 +199,33 @@ def test_report_copies_identifiers_only_when_present(tmp_path, ph):
     reader = pypdf.PdfReader(str(pdf_path))
     assert "ANON-42" in reader.pages[0].extract_text()
     assert sum(len(p.images) for p in reader.pages) == 2  # axial + needle plane (no 3D picture given)
+
+
+def test_solid_component_never_exceeds_the_nodule():
+    # a nodule 12 mm across axially and 30 mm long in z, solid over 70 % of its length: the old
+    # rule (3-D long axis of the solid part, ~21 mm) gave a part-solid nodule whose solid
+    # component exceeded its 12 mm mean diameter; Lung-RADS measures both by mean diameter
+    from imagio.segmentation.lesion import measure
+    from imagio.stratification.characterise import solid_component
+    from imagio.volume import make_ijk_to_ras
+
+    shape = (50, 30, 30)  # 1 mm voxels
+    k, j, i = np.indices(shape)
+    lesion = (np.hypot(j - 15, i - 15) <= 6) & (k >= 10) & (k < 40)
+    hu = np.full(shape, -850.0)
+    hu[lesion] = -600.0
+    hu[lesion & (k < 31)] = 20.0
+    ct = Volume(hu.astype(np.float32), make_ijk_to_ras((1.0, 1.0, 1.0)))
+    kind, solid_mm, frac = solid_component(lesion, ct)
+    whole = measure(lesion, ct).mean_diameter_mm
+    assert frac < 0.8
+    assert kind == "solid" and solid_mm == pytest.approx(whole)
+    # a true part-solid nodule: a 6 mm solid core in a 16 mm ground-glass ball
+    ball = (k - 25) ** 2 + (j - 15) ** 2 + (i - 15) ** 2
+    lesion = ball <= 8 ** 2
+    hu = np.full(shape, -850.0)
+    hu[lesion] = -600.0
+    hu[ball <= 3 ** 2] = 20.0
+    ct = ct.with_array(hu.astype(np.float32))
+    kind, solid_mm, _ = solid_component(lesion, ct)
+    assert kind == "part_solid" and 5.0 <= solid_mm <= 8.0 < measure(lesion, ct).mean_diameter_mm

@@ -67,10 +67,18 @@ def run() -> list[dict]:
     ref = Volume(np.zeros(tuple(shape_ijk[::-1]), np.uint8), aff)
     big = ph.ct.resample_like(ref, order=1)
     big = big.with_array(np.rint(big.array).astype(np.int16))
+    from imagio.detection.blobs import detect_blobs
+
     t0 = time.perf_counter()
     detect(big)
     rows.append({"name": f"detect time 512x512x300 ({', '.join(f'{v:.2f}' for v in spacing)} mm), "
                          f"{os.cpu_count()} cores", "value": time.perf_counter() - t0, "unit": "s"})
+    # baseline in the same run (same load): every scale on a 1 mm grid, no pyramid (the method
+    # before issue 17's speed work, lungs cropped the same way)
+    t0 = time.perf_counter()
+    detect_blobs(big, work_spacing_mm=1.0, pyramid=False)
+    rows.append({"name": "baseline: same scan, 1 mm grid, no pyramid", "value": time.perf_counter() - t0,
+                 "unit": "s"})
     # real nodules (../shared/data): each reference found?, false positives per scan, CPM with
     # its bootstrap interval over the scans (whole volumes, not the tests' slabs)
     from imagio.detection.froc import evaluate

@@ -2,8 +2,10 @@
 
 Method (constants and sources in ``imagio/data/detection.json``):
 
-1. The CT is resampled so no in-plane/through-plane spacing is finer than ``work_spacing_mm``
-   (slices are never refined).
+1. The body and lungs are segmented on a 3 mm grid only to crop the CT to the lungs' box; the
+   crop is resampled so no spacing is finer than ``work_spacing_mm`` (1.5 mm: candidate
+   generation; slices are never refined) and the lungs are segmented again there. Each
+   candidate is characterised later on the original CT (:mod:`imagio.detection.characterise`).
 2. Lungs: IMAGIO's HU-rule segmenter (body, then lungs) unless a mask is given. The search
    region is that mask closed per axial section with a rolling ball of half the largest
    nodule diameter (Armato et al., Med Phys 2001), so juxta-pleural nodules, which sit in a
@@ -16,7 +18,9 @@ Method (constants and sources in ``imagio/data/detection.json``):
    response is kept at the best scale; a ball of radius r and contrast C answers best near
    sigma = r / sqrt(3) with 0.3084 C (derivation: the Laplacian of a Gaussian-blurred ball at its
    centre is -C 4 pi r^3 / sigma^2 (2 pi sigma^2)^-1.5 exp(-r^2 / 2 sigma^2), shared equally by
-   the three eigenvalues), so the response is read as a contrast in HU.
+   the three eigenvalues), so the response is read as a contrast in HU. The scales run on a
+   Gaussian pyramid (an axis is subsampled by 2 once the smoothing allows it), so each costs a
+   few-voxel kernel on an ever smaller grid.
 4. Candidates: connected regions where the response exceeds the answer of the faintest nodule
    sought (``min_contrast_hu``) and the blobness |l3|/|l1| exceeds ``min_blobness``; the peak of
    each region is the centre, 2 sqrt(3) sigma the diameter; weaker peaks inside a stronger
@@ -33,15 +37,23 @@ Method (constants and sources in ``imagio/data/detection.json``):
    0 at the detection limit and 1 for an ideal solid nodule:
    blobness term (b - b_min) / (1 - b_min) and contrast term (C - C_min) / (C_solid - C_min)
    with C_solid = 850 HU (soft tissue ~0 HU against parenchyma ~ -850 HU), clipped to [0, 1].
-   It ranks candidates (what FROC needs); it is not a calibrated probability of a nodule and
-   says nothing about malignancy.
+   For the sub-solid channel the contrast term runs from the bottom of the sub-solid range
+   (-750 HU) to its top (-300 HU), both against the scan's parenchyma median; for the
+   juxta-pleural channel roundness replaces blobness and the lung share around the lesion
+   multiplies the score. It ranks candidates (what FROC needs); it is not a calibrated
+   probability of a nodule and says nothing about malignancy.
+7. Sub-solid channel (:func:`subsolid_image`, after Jacobs C et al., Med Image Anal
+   2014;18:374-384): the dot filter again, on the CT whose solid structures (> -300 HU) and
+   their one-voxel rim are set to the parenchyma, at scales of nodules >= 6 mm; a candidate's
+   centre must lie in -750..-300 HU. Only on sections <= 1.5 mm (Bankier 2017), else a warning.
 
 Known limits: the diameter is the blob-filter scale (steps of 26 %) or a component's
 equivalent diameter, not a segmentation (a warning on every candidate; the characterisation,
 :mod:`imagio.detection.characterise`, segments and types them); a ground-glass nodule has a
-quarter of a vessel's contrast, so a vessel or the chest wall next to it dominates the Hessian
-and it is often missed (a round-GGO-region channel after Jacobs 2014 was tried and lowered the
-phantom CPM: too many vessel-halo false positives); at voxels of 3 mm thin vessels and airway
+quarter of a vessel's contrast: the sub-solid channel finds those >= 6 mm on thin sections, but
+its candidates rank below most solid ones and small or juxta-pleural ground-glass nodules are
+still often missed; flat (perifissural, lentiform) nodules give a weak dot response and rank
+among vessel false positives; at voxels of 3 mm thin vessels and airway
 walls alias into dots (many false positives): the detector is meant for <= 1.5 mm data.
 """
 
@@ -53,10 +65,14 @@ from scipy import ndimage
 from ..errors import InputError
 from ..segmentation.common import (anatomical_axes, as_progress, bbox_slices, check_ct,
                                    close_mm)
-from ..volume import Volume
+from ..volume import Volume, make_ijk_to_ras
 from . import Candidate, constants
 
 SOLID_CONTRAST_HU = 850.0  # soft tissue (~0 HU) against parenchyma (~ -850 HU), Hoffman 2006
+# smoothing (in voxels of the coarser grid) after which the pyramid subsamples an axis by 2:
+# smoothed with sigma = 0.8 new voxels, the Gaussian passes exp(-(0.8 pi)^2 / 2) = 4 % at the new
+# Nyquist frequency (little aliasing; Burt & Adelson 1983 use a comparable 5-tap kernel)
+PYRAMID_SIGMA_VOXELS = 0.8
 
 
 def scales_mm(d_min: float, d_max: float, per_octave: int) -> np.ndarray:
@@ -67,11 +83,63 @@ def scales_mm(d_min: float, d_max: float, per_octave: int) -> np.ndarray:
 
 
 def working_grid(ct: Volume, spacing_mm: float) -> Volume:
-    """``ct`` with no spacing finer than ``spacing_mm`` (trilinear); unchanged if none is."""
+    """``ct`` with no spacing finer than ``spacing_mm`` (trilinear, the grid of
+    :meth:`Volume.resampled`, computed with SimpleITK's multithreaded resampler); unchanged if
+    no spacing is finer. The air value (-1000 HU or the image minimum) fills nothing: the new
+    grid lies inside the old one."""
     sp = ct.spacing
     if np.all(sp >= spacing_mm - 1e-6):
         return ct
-    return ct.resampled(np.maximum(sp, spacing_mm), order=1)
+    import SimpleITK as sitk
+
+    new_sp = np.maximum(sp, spacing_mm)
+    extent = np.asarray(ct.shape[::-1]) * sp
+    n_ijk = np.maximum(1, np.round(extent / new_sp).astype(int))
+    img = sitk.GetImageFromArray(np.ascontiguousarray(ct.array, dtype=np.float32))
+    img.SetSpacing(tuple(map(float, sp)))  # index space scaled to mm, origin at voxel 0
+    out = sitk.Resample(img, [int(v) for v in n_ijk], sitk.Transform(), sitk.sitkLinear,
+                        tuple(float(v) for v in -0.5 * sp + 0.5 * new_sp),
+                        tuple(map(float, new_sp)), img.GetDirection(), float(ct.array.min()),
+                        sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(out)
+    if ct.array.dtype.kind in "iu":
+        arr = np.rint(arr).astype(ct.array.dtype)
+    aff = make_ijk_to_ras(new_sp, ct.ijk_to_world((-0.5 * np.ones(3) + 0.5 * new_sp / sp)[None])[0],
+                          ct.direction)
+    return Volume(arr, aff, ct.name, dict(ct.labels))
+
+
+def chest_on_working_grid(ct: Volume, lung_mask, spacing_mm: float, margin_mm: float
+                          ) -> tuple[Volume, np.ndarray]:
+    """(CT on the working grid, boolean lung mask on it).
+
+    With no lung mask given, the body is segmented on a coarse grid (``coarse_spacing_mm``:
+    IMAGIO's HU-rule segmenters are validated at 3 mm) and the lungs there too, only to crop the
+    CT to the lungs' box plus ``margin_mm`` before regridding; the lungs are then segmented on
+    the working grid inside the coarse body. A given mask: see :func:`lungs_on`.
+    """
+    c = constants()
+    if lung_mask is not None:
+        if not isinstance(lung_mask, Volume):  # an array on the CT's grid: checked, then regridded
+            lung_mask = ct.with_array(lungs_on(ct, lung_mask).astype(np.uint8), labels={})
+        w = working_grid(ct, spacing_mm)
+        return w, lungs_on(w, lung_mask)
+    from ..segmentation.body import body_mask
+    from ..segmentation.lungs import lung_mask as segment_lungs
+
+    coarse = working_grid(ct, c["coarse_spacing_mm"]["value"])
+    body_c = body_mask(coarse)
+    lungs_c = segment_lungs(coarse, body_c)
+    sl = bbox_slices(lungs_c, margin_mm, coarse.spacing_kji)
+    corners = np.array([[a, b, d] for a in (sl[0].start - 0.5, sl[0].stop - 0.5)
+                        for b in (sl[1].start - 0.5, sl[1].stop - 0.5)
+                        for d in (sl[2].start - 0.5, sl[2].stop - 0.5)])
+    kji = ct.world_to_kji(coarse.kji_to_world(corners))
+    lo = np.maximum(np.floor(kji.min(0)).astype(int), 0)
+    hi = np.minimum(np.ceil(kji.max(0)).astype(int) + 1, ct.shape)
+    w = working_grid(ct.crop(lo, hi), spacing_mm)
+    body_w = coarse.with_array(body_c.astype(np.uint8), labels={}).resample_like(w, order=0).array > 0
+    return w, segment_lungs(w, body_w)
 
 
 def lung_label_values(labels: dict) -> list[int]:
@@ -145,49 +213,100 @@ def hessian_at(smoothed: np.ndarray, spacing_kji, kji: np.ndarray) -> np.ndarray
     return h
 
 
-def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0
+def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0, pyramid: bool = True
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best-scale dot response (HU-like), its sigma (mm) and blobness |l3|/|l1| per voxel.
 
     Inside ``search`` only (elsewhere 0). The image is smoothed incrementally from one scale to
-    the next (Gaussian semigroup), so each scale costs one small Gaussian. Eigenvalues are only
-    computed where the response can exceed ``floor`` (normalised units): for a bright blob all
-    eigenvalues are negative, so |l3| <= |trace| / 3 and |l3|^2 / |l1| <= |l3| (exact bound);
-    elsewhere the response is left at 0.
+    the next (Gaussian semigroup), so each scale costs one small Gaussian, on a Gaussian pyramid:
+    an axis is subsampled by 2 once the smoothing already applied is at least
+    ``PYRAMID_SIGMA_VOXELS`` of the coarser spacing (Burt & Adelson, IEEE Trans Commun 1983;
+    Lindeberg 1998: a Gaussian-smoothed image is band-limited, so sampling it at about its sigma
+    loses nothing the larger scales use), so every scale is filtered with a kernel of a few
+    voxels (``pyramid=False``: every scale on the input grid, the reference for tests and the
+    benchmark's baseline). Responses of a coarse level are written back to the input grid by nearest sample.
+    Eigenvalues are only computed where the response can exceed ``floor`` (normalised units): for
+    a bright blob all eigenvalues are negative, so |l3| <= |trace| / 3 and |l3|^2 / |l1| <= |l3|
+    (exact bound); elsewhere the response is left at 0.
     """
-    sk = ct.spacing_kji
     a = ct.array.astype(np.float32)
-    resp = np.zeros(a.shape, np.float32)
-    best_s = np.zeros(a.shape, np.float32)
-    blob = np.zeros(a.shape, np.float32)
-    prev = 0.0
-    sm = a
-    kji_all = np.argwhere(search)
-    flat_all = np.ravel_multi_index(kji_all.T, a.shape)
+    full = a.shape
+    resp = np.zeros(full, np.float32)
+    best_s = np.zeros(full, np.float32)
+    blob = np.zeros(full, np.float32)
+    sp = np.array(ct.spacing_kji, float)
+    step = np.ones(3, int)
+    sm, prev = a, 0.0
+    level = None  # (resp, sigma, blobness) on the current coarse level
+
+    def flush():
+        # each coarse voxel with a response stands for the input voxels nearest to it
+        # (offsets -step/2 .. step/2 - 1 around step * index)
+        if level is None:
+            return
+        r_c, s_c, b_c = level
+        nz = np.argwhere(r_c > 0)
+        if not len(nz):
+            return
+        offs = np.stack(np.meshgrid(*[np.arange(st) - st // 2 for st in step], indexing="ij"),
+                        -1).reshape(-1, 3)
+        kji = ((nz * step)[:, None, :] + offs[None]).reshape(-1, 3)
+        src = np.repeat(np.arange(len(nz)), len(offs))
+        ok = np.all((kji >= 0) & (kji < np.array(full)), axis=1)
+        kji, src = kji[ok], src[ok]
+        idx = tuple(kji.T)
+        cidx = tuple(nz[src].T)
+        better = (r_c[cidx] > resp[idx]) & search[idx]
+        sel = tuple(i[better] for i in idx)
+        csel = tuple(i[better] for i in cidx)
+        resp[sel], best_s[sel], blob[sel] = r_c[csel], s_c[csel], b_c[csel]
+
+    def neighbours(shape, sel):
+        kji = np.argwhere(sel)
+        flat = np.ravel_multi_index(kji.T, shape)
+        nb = [(_shifted(flat, kji, shape, ax, 1), _shifted(flat, kji, shape, ax, -1)) for ax in range(3)]
+        return kji, flat, nb
+
+    cur_search = search
+    kji_all, flat_all, nb = neighbours(full, search)
     for s in sigmas_mm:
+        dec = (prev >= PYRAMID_SIGMA_VOXELS * 2.0 * sp) & pyramid
+        if dec.any():
+            flush()
+            sm = np.ascontiguousarray(sm[tuple(slice(None, None, 2) if d else slice(None) for d in dec)])
+            sp = sp * np.where(dec, 2, 1)
+            step = step * np.where(dec, 2, 1)
+            cur_search = search[tuple(slice(None, None, int(st)) for st in step)]
+            kji_all, flat_all, nb = neighbours(sm.shape, cur_search)
+            level = (np.zeros(sm.shape, np.float32), np.zeros(sm.shape, np.float32),
+                     np.zeros(sm.shape, np.float32))
         inc = np.sqrt(max(s * s - prev * prev, 0.0))
-        sm = ndimage.gaussian_filter(sm, inc / sk, mode="nearest", truncate=3.0)
+        sm = ndimage.gaussian_filter(sm, inc / sp, mode="nearest", truncate=3.0)
         prev = s
+        if not len(flat_all):
+            continue
         s2 = np.float32(s * s)
         f = sm.ravel()
+        c0 = f[flat_all]
         tr = np.zeros(len(flat_all), np.float32)
         for ax in range(3):
-            tr += (f[_shifted(flat_all, kji_all, a.shape, ax, 1)] + f[_shifted(flat_all, kji_all, a.shape, ax, -1)]
-                   - 2.0 * f[flat_all]) / np.float32(sk[ax] ** 2)
+            tr += (f[nb[ax][0]] + f[nb[ax][1]] - 2.0 * c0) / np.float32(sp[ax] ** 2)
         sel_v = -tr * s2 / 3.0 > floor
         if not sel_v.any():
             continue
         kji = kji_all[sel_v]
-        ev = np.linalg.eigvalsh(hessian_at(sm, sk, kji)) * s2  # ascending
+        ev = np.linalg.eigvalsh(hessian_at(sm, sp, kji)) * s2  # ascending
         bright = ev[:, 2] < 0  # all three negative: l1 = ev[:, 0], l3 = ev[:, 2]
         l1, l3 = -ev[:, 0], -ev[:, 2]
         r = np.where(bright, l3 * l3 / np.maximum(l1, 1e-12), 0.0).astype(np.float32)
+        tr_resp, tr_s, tr_b = (resp, best_s, blob) if level is None else level
         idx = tuple(kji.T)
-        better = r > resp[idx]
+        better = r > tr_resp[idx]
         sel = tuple(i[better] for i in idx)
-        resp[sel] = r[better]
-        best_s[sel] = s
-        blob[sel] = (l3 / np.maximum(l1, 1e-12))[better]
+        tr_resp[sel] = r[better]
+        tr_s[sel] = s
+        tr_b[sel] = (l3 / np.maximum(l1, 1e-12))[better]
+    flush()
     return resp, best_s, blob
 
 
@@ -200,15 +319,22 @@ def scan_warnings(ct: Volume, detector: str = "blobs") -> list[str]:
     if thick > c["max_slice_spacing_mm"]["value"]:
         out.append(f"slice spacing {thick:.1f} mm > {c['max_slice_spacing_mm']['value']:g} mm "
                    "(LUNA16's limit): small nodules may be missed and sizes are coarse")
+    if detector == "blobs" and not subsolid_channel_applies(ct):
+        out.append(f"slices {thick:.1f} mm > {c['subsolid_max_slice_mm']['value']:g} mm: the "
+                   "sub-solid (ground-glass) channel did not run (vessels average into ground-glass "
+                   "density on thick sections); ground-glass nodules may be missed")
     if detector == "blobs" and float(ct.spacing.max()) > 1.5:
         out.append(f"voxels up to {float(ct.spacing.max()):.1f} mm: thin vessels and airway walls "
                    "alias into dots, expect more false positives")
     return out
 
 
-def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
+def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: float | None = None,
+                 pyramid: bool = True) -> list[Candidate]:
     """Weights-free candidates (see the module docstring), sorted by decreasing probability.
 
+    work_spacing_mm: the candidate grid (default ``work_spacing_mm`` of detection.json);
+    pyramid: see :func:`dot_filter` (both exist for the benchmark's baseline).
     ct: chest CT in HU (any orientation/spacing); lung_mask: see :func:`lungs_on`.
     Returns [] when nothing passes the thresholds. Raises InputError for a non-CT input or an
     empty lung mask.
@@ -217,41 +343,57 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     c = constants()
     check_ct(ct)
     p(0.0, "detect: working grid")
-    w = working_grid(ct, c["work_spacing_mm"]["value"])
-    p(0.05, "detect: lungs")
-    lungs = lungs_on(w, lung_mask)
-    search = closed_per_section(lungs, w, c["juxtapleural_closing_mm"]["value"])
     d_min, _ = c["nodule_diameter_mm"]["value"]
     sig = scales_mm(d_min, c["mass_diameter_max_mm"]["value"], c["scales_per_octave"]["value"])
+    p(0.05, "detect: lungs")
+    w, lungs = chest_on_working_grid(ct, lung_mask, work_spacing_mm or c["work_spacing_mm"]["value"],
+                                     3.0 * sig[-1] + c["juxtapleural_closing_mm"]["value"])
+    search = closed_per_section(lungs, w, c["juxtapleural_closing_mm"]["value"])
     sl = bbox_slices(search, 3.0 * sig[-1], w.spacing_kji)
     lo = np.array([s.start for s in sl])
     sub = w.crop(lo, [s.stop for s in sl])
     p(0.2, f"detect: dot filter at {len(sig)} scales")
     k = c["ball_response_per_hu"]["value"]
     c_min = c["min_contrast_hu"]["value"]
-    resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min)
+    resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min, pyramid=pyramid)
     b_min = c["min_blobness"]["value"]
     p(0.8, "detect: candidates")
-    cand = (resp > k * c_min) & (blob >= b_min)
-    lab, n = ndimage.label(cand, structure=np.ones((3, 3, 3)))
-    if n == 0:
+    peaks, r_peak, s_peak, b_peak = _peaks(resp, best_s, blob, k * c_min, b_min)
+    n_solid = len(peaks)
+    p(0.6, "detect: sub-solid channel")
+    parenchyma = float(np.median(sub.array[lungs[sl]]))
+    ss = subsolid_image(sub, parenchyma)
+    sig2 = sig[2.0 * np.sqrt(3.0) * sig >= c["subsolid_min_diameter_mm"]["value"] - 1e-6]
+    if not subsolid_channel_applies(ct):
+        sig2 = sig2[:0]
+    # faintest sub-solid tissue: the bottom of Jacobs' range against this scan's parenchyma
+    c_min2 = max(c["type_hu"]["subsolid_min"] - parenchyma, 0.5 * c_min)
+    resp2, best_s2, blob2 = dot_filter(ss, search[sl], sig2, floor=k * c_min2, pyramid=pyramid)
+    peaks2, r2, s2, b2 = _peaks(resp2, best_s2, blob2, k * c_min2, b_min)
+    p(0.8, "detect: candidates")
+    peaks = np.r_[peaks, peaks2].reshape(-1, 3)
+    r_peak, s_peak, b_peak = np.r_[r_peak, r2], np.r_[s_peak, s2], np.r_[b_peak, b2]
+    if not len(peaks):
         p(1.0, "detect: no candidate")
         return []
-    vox = np.argwhere(cand)
-    vlab = lab[tuple(vox.T)]
-    order = np.lexsort((-resp[tuple(vox.T)], vlab))  # by label, strongest first
-    first = order[np.r_[0, np.flatnonzero(np.diff(vlab[order])) + 1]]
-    peaks = vox[first]  # the maximum of each region, labels 1..n in order
-    r_peak = resp[tuple(peaks.T)]
-    s_peak = best_s[tuple(peaks.T)]
-    b_peak = blob[tuple(peaks.T)]
     centres = sub.kji_to_world(peaks)
     diam = 2.0 * np.sqrt(3.0) * s_peak
     shell = np.array([_lung_shell_fraction(lungs[sl], pk, d / 2.0, sub.spacing_kji)
                       for pk, d in zip(peaks, diam)])
-    keep = shell >= c["min_lung_shell_fraction"]["value"]
+    wall = wall_structures(sub.array, lungs[sl], search[sl], sub.spacing_kji)
+    keep = (shell >= c["min_lung_shell_fraction"]["value"]) & ~wall[tuple(peaks.T)]
+    t = c["type_hu"]
+    sub_lo = t["subsolid_min"]
+    c_ref = np.full(len(peaks), SOLID_CONTRAST_HU)
+    c_lo = np.full(len(peaks), c_min)
+    if len(peaks2):  # sub-solid: the centre must be sub-solid (Jacobs 2014's range)
+        ctr = np.array([_ball_hu(sub.array, pk, d / 2.0, sub.spacing_kji, t["solid_min"])[0]
+                        for pk, d in zip(peaks2, diam[n_solid:])])
+        keep[n_solid:] &= (ctr >= sub_lo) & (ctr < t["solid_min"])
+        c_ref[n_solid:] = t["solid_min"] - parenchyma
+        c_lo[n_solid:] = c_min2
     k_score = np.sqrt(np.clip((b_peak - b_min) / (1.0 - b_min), 0, 1)
-                      * np.clip((r_peak / k - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
+                      * np.clip((r_peak / k - c_lo) / np.maximum(c_ref - c_lo, 1.0), 0, 1))
     p(0.9, "detect: pleural concavities")
     conc = concavity_candidates(sub, lungs[sl], search[sl])
     n_dot = len(peaks)
@@ -266,7 +408,6 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
 
     dist = edt.edt(np.ascontiguousarray(lungs[sl]), anisotropy=tuple(map(float, sub.spacing_kji)),
                    black_border=False)
-    t = c["type_hu"]
     scan_warn = scan_warnings(ct)
     out = []
     for i in np.flatnonzero(keep):
@@ -274,6 +415,7 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
                                          t["solid_min"])
         typ = _type(centre_hu, solid_frac, t, c["part_solid_solid_fraction"]["value"])
         d_pl = float(dist[tuple(peaks[i])])
+        channel = "dot" if i < n_solid else "subsolid"
         if i >= n_dot:  # a concavity of the lung outline (juxta-pleural channel)
             q = conc[i - n_dot]
             feats = dict(channel="concavity", contrast_hu=q["contrast_hu"],
@@ -282,12 +424,12 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
             warn = ["diameter is the equivalent diameter of a concavity of the lung outline, not "
                     "a segmentation"] + scan_warn
         else:
-            feats = dict(channel="dot", contrast_hu=float(r_peak[i] / k), blobness=float(b_peak[i]),
+            feats = dict(channel=channel, contrast_hu=float(r_peak[i] / k), blobness=float(b_peak[i]),
                          sigma_mm=float(s_peak[i]), centre_hu=centre_hu, solid_fraction=solid_frac,
                          lung_shell_fraction=float(shell[i]))
             warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
-        kji_full = peaks[i] + lo
-        edge_mm = np.min(np.minimum(kji_full, np.array(w.shape) - 1 - kji_full) * w.spacing_kji)
+        kji_ct = ct.world_to_kji(centres[i][None])[0]
+        edge_mm = np.min(np.minimum(kji_ct, np.array(ct.shape) - 1 - kji_ct) * ct.spacing_kji)
         if edge_mm < diam[i] / 2.0:
             warn.append(f"{edge_mm:.0f} mm from the image edge: partly outside the scanned "
                         "volume, size and type uncertain")
@@ -305,6 +447,75 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None) -> list[Candidate]:
     return out
 
 
+def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacing_kji) -> np.ndarray:
+    """Boolean mask [k, j, i]: the dense parts of the search region outside the lungs that are
+    too large to be a nodule or mass (equivalent diameter > ``mass_diameter_max_mm``).
+
+    The rolling-ball closing that brings juxta-pleural nodules into the search region also
+    brings in whatever else indents the lung outline: vertebral bodies in the paravertebral
+    gutters, ribs, the aorta and heart border. A nodule or mass there is a dense region bounded
+    by lung on the inside and the pleural line (the closing's limit) on the outside, so it is at
+    most ``mass_diameter_max_mm`` across; a larger connected dense region in that zone (denser
+    than the parenchyma by ``min_contrast_hu``, 26-connected) is part of the wall or mediastinum
+    (Armato SG 3rd et al., Med Phys 2001;28:1552-1561: rolling-ball recovery of juxta-pleural
+    nodules) and a candidate centred in it is not a nodule.
+    """
+    import cc3d
+
+    c = constants()
+    if not lungs.any():
+        return np.zeros(a.shape, bool)
+    parenchyma = float(np.median(a[lungs]))
+    dense = search & ~lungs & (a > parenchyma + c["min_contrast_hu"]["value"])
+    lab, n = cc3d.connected_components(dense, connectivity=26, return_N=True)
+    if n == 0:
+        return np.zeros(a.shape, bool)
+    counts = np.bincount(lab.ravel(), minlength=n + 1)
+    d_eq = (6.0 * counts * float(np.prod(spacing_kji)) / np.pi) ** (1.0 / 3.0)
+    big = d_eq > c["mass_diameter_max_mm"]["value"]
+    big[0] = False
+    return big[lab]
+
+
+def _peaks(resp, best_s, blob, threshold: float, b_min: float):
+    """(peaks (N, 3) kji, response, sigma, blobness at them): the maximum of each 26-connected
+    region where the response exceeds ``threshold`` and the blobness ``b_min``."""
+    cand = (resp > threshold) & (blob >= b_min)
+    lab, n = ndimage.label(cand, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return np.zeros((0, 3), int), np.zeros(0), np.zeros(0), np.zeros(0)
+    vox = np.argwhere(cand)
+    vlab = lab[tuple(vox.T)]
+    order = np.lexsort((-resp[tuple(vox.T)], vlab))  # by label, strongest first
+    first = order[np.r_[0, np.flatnonzero(np.diff(vlab[order])) + 1]]
+    pk = vox[first]
+    idx = tuple(pk.T)
+    return pk, resp[idx], best_s[idx], blob[idx]
+
+
+def subsolid_channel_applies(ct: Volume) -> bool:
+    """Whether the sub-solid channel runs: only on thin sections (slice spacing <=
+    ``subsolid_max_slice_mm``); on thicker ones a vessel crossing a section averages into
+    ground-glass density and the channel would report every vessel."""
+    thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
+    return thick <= constants()["subsolid_max_slice_mm"]["value"] + 1e-6
+
+
+def subsolid_image(sub: Volume, parenchyma: float) -> Volume:
+    """The CT with solid structures removed, for the sub-solid channel: voxels denser than the
+    sub-solid range (``type_hu.solid_min``, -300 HU: vessels, airway walls, chest wall, solid
+    nodules) and their partial-volume rim (one voxel of the grid) are set to the parenchyma's
+    median. A ground-glass nodule (-750..-300 HU, Jacobs C et al., Med Image Anal 2014;18:374-384)
+    keeps its contrast, while the vessel beside it, four times as dense, no longer dominates the
+    Hessian at its scale; vessel halos (the -750..-300 HU rim of partial volume around solid
+    structures, Jacobs' main false positive) go with the rim."""
+    solid = sub.array > constants()["type_hu"]["solid_min"]
+    rim = ndimage.binary_dilation(solid, np.ones((3, 3, 3), bool))
+    out = sub.array.astype(np.float32)
+    out[rim] = parenchyma
+    return sub.with_array(out)
+
+
 def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> list[dict]:
     """Juxta-pleural candidates: dense, round parts of the lung outline's concavities.
 
@@ -314,7 +525,10 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
     in ``lungs``) by ``min_contrast_hu``, opened with a ball of the smallest nodule's radius (thin
     rims go); 3-D components attached to the wall (next to what the closing did not fill: a fold
     of the lung base between lung islands is not), whose equivalent diameter lies within the
-    nodule range (up to ``mass_diameter_max_mm``), whose roundness (inscribed diameter / equivalent diameter; a
+    nodule range (``concavity_min_diameter_mm`` up to ``mass_diameter_max_mm``), whose median
+    is below ``type_hu.calcified_min`` (denser: a rib bulging into the lung outline or a calcified
+    pleural plaque, not a nodule; a calcified nodule is benign, Lung-RADS 1, and inside the lung
+    the dot channel finds it), whose roundness (inscribed diameter / equivalent diameter; a
     half-ball on a flat wall 0.63, a ball 1) is at least ``min_roundness`` and with at least
     ``min_lung_shell_fraction`` of lung around them. Score: the geometric mean of the roundness
     and contrast terms (as the dot channel's, blobness replaced by roundness) times the share of
@@ -349,7 +563,8 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
     wall = ndimage.binary_dilation(~search) & conc
     attached = np.zeros(n + 1, bool)
     attached[np.unique(lab[wall])] = True
-    ok = (d_eq >= d_min) & (d_eq <= d_max) & attached[1:]
+    d_lo = max(d_min, c["concavity_min_diameter_mm"]["value"])
+    ok = (d_eq >= d_lo) & (d_eq <= d_max) & attached[1:]
     boxes = ndimage.find_objects(lab)
     out = []
     for i in np.flatnonzero(ok):
@@ -364,7 +579,10 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
         shell = _lung_shell_fraction(lungs, deep, d_eq[i] / 2.0, sk)
         if shell < c["min_lung_shell_fraction"]["value"]:
             continue
-        contrast = float(np.median(a[bb][m]) - parenchyma)
+        med = float(np.median(a[bb][m]))
+        if med >= c["type_hu"]["calcified_min"]:  # bone: a rib, or a calcified plaque (benign)
+            continue
+        contrast = med - parenchyma
         score = shell * np.sqrt(np.clip((roundness - r_min) / (1.0 - r_min), 0, 1)
                                 * np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
         cen = np.argwhere(m).mean(0) + [b.start for b in bb]

@@ -30,12 +30,17 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import ImagioError, InputError
+from ..segmentation.common import anatomical_axes
 from ..volume import Volume
 from . import Candidate, constants
 
 LOBES = {"lung_upper_lobe_left": "left upper lobe", "lung_lower_lobe_left": "left lower lobe",
          "lung_upper_lobe_right": "right upper lobe", "lung_middle_lobe_right": "right middle lobe",
          "lung_lower_lobe_right": "right lower lobe"}
+
+
+NO_LOBES = ("not given: no lobe label map (pass --lungs with TotalSegmentator lobe labels, "
+            "e.g. lung_upper_lobe_left)")
 
 
 def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
@@ -150,6 +155,7 @@ def location(ct: Volume, mask: np.ndarray, lungs: np.ndarray, lobes: Volume | No
     cen = ct.kji_to_world(np.argwhere(mask).mean(0)[None])[0]
     # RAS: +x is the patient's right
     out = {"side": "right" if cen[0] > midline else "left", "lobe": None,
+           "lobe_note": NO_LOBES if lobes is None else None,
            "distance_to_pleura_mm": round(d_pleura, 2)}
     fissure_mm = None
     if lobes is not None:
@@ -158,7 +164,9 @@ def location(ct: Volume, mask: np.ndarray, lungs: np.ndarray, lobes: Volume | No
         ring = _shell(mask, sl, sk, 3.0)
         vals, cnt = np.unique(lab[ring | m], return_counts=True)
         lv = [(k, v) for v, k in zip(vals, cnt) if int(v) in names]
-        if lv:
+        if not lv:
+            out["lobe_note"] = "not found: the nodule touches no lobe label"
+        else:
             out["lobe"] = LOBES[names[int(max(lv)[1])]]
             own = lab == max(lv)[1]
             d_lobe = edt.edt(np.ascontiguousarray(own | m), anisotropy=tuple(map(float, sk)),
@@ -210,6 +218,14 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
         return "perifissural", solid_mm, [
             "perifissural by size, position and shape (smallest/largest axis "
             f"{flat:.2f}); Lung-RADS 2 needs smooth margins and a lentiform or triangular shape: confirm"]
+    from .blobs import subsolid_channel_applies
+
+    if kind in ("part_solid", "ground_glass") and not subsolid_channel_applies(ct):
+        thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
+        return kind, solid_mm, [
+            f"typed {kind.replace('_', '-')} on {thick:.1f} mm sections: partial volume makes a solid "
+            "nodule's edges look sub-solid (sub-solid nodules are assessed on <= "
+            f"{c['subsolid_max_slice_mm']['value']:g} mm sections, Bankier 2017); it may be solid"]
     return kind, solid_mm, []
 
 
@@ -231,6 +247,9 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     p = as_progress(progress)
     todo = cands
     scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}
+    if lobes is None:
+        scan["warnings"].append(f"lobe {NO_LOBES}; the side is given instead (Brock's upper-lobe "
+                                "term becomes a range)")
     # the midline: the centre of the two lungs' left-right extent when both are in view (the
     # mediastinum lies between them), else the scanner's isocentre (said)
     midline, how = midline_x(ct, body=lungs)

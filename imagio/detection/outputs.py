@@ -44,7 +44,7 @@ def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
         rows.append([sid, *(f"{v:.2f}" for v in lps), f"{c['probability']:.4f}", d["id"], d["type"],
                      f"{c['diameter_mm']:.1f}", d.get("mean_diameter_mm", ""),
                      d.get("long_axis_mm", ""), d.get("volume_ml", ""), d.get("solid_component_mm", ""),
-                     d.get("side", ""), d.get("lobe") or "", d.get("distance_to_pleura_mm", ""),
+                     d.get("side", ""), d.get("lobe") or d.get("lobe_note") or "", d.get("distance_to_pleura_mm", ""),
                      d.get("juxta_pleural", ""), d.get("juxta_vascular", ""),
                      s.get("lung_rads", {}).get("category", ""), *_rng(s, "brock"), *_rng(s, "mayo"),
                      refused, " | ".join(d.get("warnings", []))])

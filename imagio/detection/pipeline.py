@@ -53,9 +53,16 @@ class Options:
 def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
     """(boolean lung mask on the CT grid, the same as a label Volume) from a given mask or
     IMAGIO's HU-rule segmenter (:func:`imagio.detection.blobs.lungs_on`)."""
-    from .blobs import lungs_on
+    from .blobs import chest_on_working_grid, lungs_on
 
-    m = lungs_on(ct, lungs)
+    if lungs is None:  # segmented on the CT's own grid, cropped to the lungs first (the body on
+        # a 3 mm grid: :func:`imagio.detection.blobs.chest_on_working_grid`)
+        crop, mc = chest_on_working_grid(ct, None, 0.0, 10.0)
+        lo = np.rint(ct.world_to_kji(crop.kji_to_world(np.zeros((1, 3))))[0]).astype(int)
+        m = np.zeros(ct.shape, bool)
+        m[tuple(slice(a, a + n) for a, n in zip(lo, mc.shape))] = mc
+    else:
+        m = lungs_on(ct, lungs)
     return m, ct.with_array(m.astype(np.uint8), name="lungs", labels={1: "lungs"})
 
 

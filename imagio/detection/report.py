@@ -120,7 +120,7 @@ def nodule_rows(nodules: list[dict]) -> list[list]:
         s = d.get("stratification", {})
         lr = s.get("lung_rads", {})
         size = d.get("mean_diameter_mm")
-        loc = d.get("lobe") or d.get("side", "")
+        loc = d.get("lobe") or (d.get("side", "") + (" (no lobe labels)" if d.get("lobe_note") else ""))
         if d.get("juxta_pleural"):
             loc += ", juxta-pleural"
         if d.get("juxta_vascular"):
@@ -152,19 +152,48 @@ def plan_commands(ct_path: str, d: dict) -> list[str]:
             f"imagio bronch {ct_path} --airways structures.seg.nrrd --target={c} --out bronch_nodule{n}"]
 
 
-def management_lines(nodules: list[dict]) -> list[tuple[str, str]]:
+def report_threshold() -> float:
+    """Detector score from which a characterised candidate is in the report's nodule table
+    (``characterise.report_probability_min`` of detection.json); the others are listed apart
+    as low-probability candidates."""
+    from . import constants
+
+    return float(constants()["characterise"]["report_probability_min"]["value"])
+
+
+def split_by_score(nodules: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(nodules at or above :func:`report_threshold`, low-probability candidates), each in the
+    given order (by risk)."""
+    t = report_threshold()
+    hi = [d for d in nodules if d["candidate"]["probability"] >= t]
+    return hi, [d for d in nodules if d["candidate"]["probability"] < t]
+
+
+def _category(d: dict):
+    return d.get("stratification", {}).get("lung_rads", {}).get("category")
+
+
+def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list[tuple[str, str]]:
     """(category, management) of the scan: the highest category among the nodules decides the
-    follow-up (Lung-RADS: the scan is categorised by its most suspicious nodule)."""
+    follow-up (Lung-RADS: the scan is categorised by its most suspicious nodule). ``low``: the
+    low-probability candidates; those at 4A+ are named so the reader reviews them."""
     order = ["1", "2", "3", "4A", "4B", "4X"]
     cats = [(d["stratification"]["lung_rads"].get("category"), d["stratification"]["lung_rads"])
             for d in nodules if "category" in d.get("stratification", {}).get("lung_rads", {})]
+    out = []
     if not cats:
-        return [("-", "no nodule categorised")]
-    cat, lr = max(cats, key=lambda c: order.index(c[0]))
-    out = [(f"Lung-RADS {cat}", lr.get("management", ""))]
-    if lr.get("note"):
-        out.append(("note", lr["note"]))
-    out.append(("source", lr.get("source", "")))
+        out.append(("-", "no nodule categorised"))
+    else:
+        cat, lr = max(cats, key=lambda c: order.index(c[0]))
+        out.append((f"Lung-RADS {cat}", lr.get("management", "")))
+        if lr.get("note"):
+            out.append(("note", lr["note"]))
+        out.append(("source", lr.get("source", "")))
+    high_low = [d for d in (low or []) if _category(d) in ACTIONABLE]
+    if high_low:
+        out.append(("review", f"{len(high_low)} low-probability candidate(s) would be Lung-RADS 4A+ "
+                    "if they were nodules (" + ", ".join(f"#{d['id']} {_category(d)}" for d in high_low)
+                    + "): most are vessels, airway walls or chest-wall structures; look at each"))
     return out
 
 
@@ -179,12 +208,19 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
     stem = out_pdf.stem
     nodules = doc.get("nodules", [])
     pics = [(lungs_figure(ct, lungs, nodules, folder / f"{stem}_lungs3d.png"), "nodules on the lungs")]
-    for d, m in list(zip(nodules, masks))[:max_pictures]:
+    # pictures: the reported nodules first (by risk), then the low-probability candidates
+    t_rep = report_threshold()
+    pairs = sorted(zip(nodules, masks), key=lambda dm: dm[0]["candidate"]["probability"] < t_rep)
+    for d, m in pairs[:max_pictures]:
         cat = d.get("stratification", {}).get("lung_rads", {}).get("category", "-")
         t = f"nodule {d['id']}: {d['type'].replace('_', '-')}, Lung-RADS {cat}"
         pics.append((nodule_figure(ct, m, d.get("center_ras") or d["candidate"]["center_ras"], t,
                                    folder / f"{stem}_nodule{d['id']}.png"), t))
-    rows = nodule_rows(nodules)
+    main, low = split_by_score(nodules)
+    rows, rows_low = nodule_rows(main), nodule_rows(low)
+    t_rep = report_threshold()
+    low_title = (f"Low-probability candidates (detector score < {t_rep:g}; categories only if "
+                 "they were nodules)")
     scan = doc.get("scan", {})
     emph = scan.get("emphysema", {})
     facts = [("series", doc.get("seriesuid", "")), ("detector", doc.get("detector", "")),
@@ -193,13 +229,16 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
                                      f"({'yes' if emph.get('emphysema') else 'no'}, threshold "
                                      f"{emph.get('threshold_percent')}%)" if emph else "-"),
              ("patient", ", ".join(f"{k} {v}" for k, v in doc.get("patient", {}).items()) or "not given (Brock/Mayo refused)")]
-    actionable = [d for d in nodules if d.get("stratification", {}).get("lung_rads", {}).get("category") in ACTIONABLE]
+    actionable = [d for d in main if _category(d) in ACTIONABLE]
     when = f"{_dt.datetime.now():%Y-%m-%d %H:%M}"
     # HTML
     parts = [f"<h1>IMAGIO screening report</h1><p>generated {when}; computer-aided detection to "
              "support the reader, not a diagnosis. Coordinates RAS mm (as 3D Slicer shows them).</p>",
              "<h2>Scan</h2>", _table(facts), "<h2>Follow-up (most suspicious nodule)</h2>",
-             _table(management_lines(nodules)), "<h2>Nodules, by risk</h2>", _table(rows, HEAD)]
+             _table(management_lines(main, low)),
+             f"<h2>Nodules, by risk (detector score >= {t_rep:g})</h2>", _table(rows, HEAD)]
+    if rows_low:
+        parts += [f"<h2>{html.escape(low_title)}</h2>", _table(rows_low, HEAD)]
     if actionable:
         parts.append("<h2>Plans for actionable nodules (Lung-RADS 4A+)</h2><pre>"
                      + html.escape(segment_command(ct_path)) + "</pre>")
@@ -240,15 +279,17 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
                 t.row([text(k), text(v)])
 
     kv("Scan", facts)
-    kv("Follow-up (most suspicious nodule)", management_lines(nodules))
-    pdf.ln(1)
-    pdf.set_font("Helvetica", "B", 11)
-    pdf.cell(0, 6, "Nodules, by risk", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 7)
-    if rows:
+    kv("Follow-up (most suspicious nodule)", management_lines(main, low))
+    for title, rr in ((f"Nodules, by risk (detector score >= {t_rep:g})", rows), (low_title, rows_low)):
+        if not rr:
+            continue
+        pdf.ln(1)
+        pdf.set_font("Helvetica", "B", 11)
+        pdf.cell(0, 6, text(title), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 7)
         with pdf.table(text_align="LEFT") as t:
             t.row([text(h) for h in HEAD])
-            for r in rows:
+            for r in rr:
                 t.row([text(c) for c in r])
     if actionable:
         kv("Plans for actionable nodules (Lung-RADS 4A+)",

@@ -59,21 +59,28 @@ def _crop(labels: Volume, mask: np.ndarray, margin_mm: float):
 
 def solid_component(mask: np.ndarray, ct: Volume, solid_hu: float = SOLID_HU
                     ) -> tuple[str, float, float]:
-    """(nodule type "solid" | "part_solid" | "nonsolid", solid component long axis mm, solid
-    voxel fraction) of a lesion mask [k, j, i] on ``ct``'s grid: solid when >= 80 % of its voxels
-    are denser than ``solid_hu``; else part-solid when its largest solid part (26-connected) is at
-    least 1 mm long; else non-solid (solid component 0)."""
+    """(nodule type "solid" | "part_solid" | "nonsolid", solid component mm, solid voxel
+    fraction) of a lesion mask [k, j, i] on ``ct``'s grid.
+
+    The solid component's size is the Lung-RADS v2022 one: the mean diameter (axial long +
+    perpendicular short axis, / 2) of the largest solid part (26-connected, denser than
+    ``solid_hu``), measured like the nodule's own mean diameter, so it can never exceed it: a
+    solid part as large as the nodule (its mean diameter >= the nodule's) makes the nodule solid,
+    with the solid component equal to the nodule's mean diameter. Otherwise: solid when >= 80 %
+    of its voxels are solid; part-solid when the solid part is at least 1 mm; else non-solid
+    (solid component 0)."""
     sl = _crop(ct, mask, 1.0)
     sub_mask = mask[sl]
     solid = sub_mask & (ct.array[sl] > solid_hu)
-    solid_mm = 0.0
-    if solid.any():
-        cc = cc3d.largest_k(solid, k=1, connectivity=26)
-        crop_vol = ct.crop([s.start for s in sl], [s.stop for s in sl])
-        solid_mm = measure(cc > 0, crop_vol).long_axis_mm
     frac = float(solid.sum() / max(sub_mask.sum(), 1))
-    if frac >= SOLID_FRACTION_SOLID:
-        return "solid", float(solid_mm), frac
+    if not solid.any():
+        return "nonsolid", 0.0, frac
+    crop_vol = ct.crop([s.start for s in sl], [s.stop for s in sl])
+    whole_mm = measure(sub_mask, crop_vol).mean_diameter_mm
+    cc = cc3d.largest_k(solid, k=1, connectivity=26)
+    solid_mm = min(measure(cc > 0, crop_vol).mean_diameter_mm, whole_mm)
+    if frac >= SOLID_FRACTION_SOLID or solid_mm >= whole_mm:
+        return "solid", float(whole_mm), frac
     if solid_mm < MIN_SOLID_COMPONENT_MM:
         return "nonsolid", 0.0, frac
     return "part_solid", float(solid_mm), frac
