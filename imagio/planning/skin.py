@@ -42,7 +42,7 @@ over voxels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -66,6 +66,7 @@ class Truncation:
     centre_ras: np.ndarray    # centroid of the cut face, RAS mm
     extent_ras: tuple         # (min RAS, max RAS) of the cut face
     distance_mm: float = float("nan")   # from the target to the nearest cut voxel (when known)
+    points_ras: np.ndarray | None = field(default=None, repr=False)   # (n, 3) cut voxels (subsample)
 
     def message(self) -> str:
         axis = {"superior": 2, "inferior": 2, "right": 0, "left": 0, "anterior": 1, "posterior": 1}[self.side]
@@ -229,13 +230,8 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~erode6(mask)
 
 
-def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
-               target_ras=None) -> SkinModel:
-    """The body, its outer skin and its cut faces (see module doc).
-
-    ct: CT in HU; labels: label map on the CT grid (labelled voxels are never air); target_ras:
-    when given, each truncation records its distance from it. Returns a `SkinModel`.
-    """
+def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float) -> SkinModel:
+    """`outer_skin` without the cache and without a target."""
     import cc3d
     import fill_voids
 
@@ -277,8 +273,18 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
     edge = ~erode26(data)
     skin = body & near_ext & ~edge
     cut = body & ~erode6(data)
-    truncs = _truncations(ct, field, cut, target_ras)
+    truncs = _truncations(ct, field, cut, None)
     return SkinModel(data, body, exterior, skin, cut, truncs, fill_value)
+
+
+def paint_keeps_skin(model: SkinModel, changed: np.ndarray, new_values) -> bool:
+    """True when writing ``new_values`` (HU) into the CT and a label into the voxels ``changed``
+    (bool [k, j, i]) leaves `outer_skin`'s model unchanged: every changed voxel lies in the body
+    (so none was exterior air, and the components of non-exterior data are the same) and no new
+    value equals the padding value (the data region is the same)."""
+    if changed.shape != model.body.shape or not model.body[changed].all():
+        return False
+    return model.padding_value is None or not np.any(np.asarray(new_values) == model.padding_value)
 
 
 def _truncations(ct: Volume, field: np.ndarray, cut: np.ndarray, target_ras) -> list[Truncation]:
@@ -304,6 +310,53 @@ def _truncations(ct: Volume, field: np.ndarray, cut: np.ndarray, target_ras) -> 
             np.min(np.linalg.norm(p - np.asarray(target_ras, float), axis=1)))
         where = "end of the scan" if axis == 2 else "in-plane field of view"
         out.append(Truncation(name, where, float(sel.sum() * step * face_mm2), p.mean(0),
-                              (p.min(0), p.max(0)), dist))
-    out.sort(key=lambda t: (t.distance_mm if np.isfinite(t.distance_mm) else 0.0, -t.area_mm2))
-    return out
+                              (p.min(0), p.max(0)), dist, p))
+    return _sorted(out)
+
+
+def _sorted(truncs: list) -> list:
+    return sorted(truncs, key=lambda t: (t.distance_mm if np.isfinite(t.distance_mm) else 0.0, -t.area_mm2))
+
+
+def _for_target(model: SkinModel, target_ras) -> SkinModel:
+    """The same masks (shared, read-only) with each truncation's distance measured from
+    ``target_ras`` (None: unknown)."""
+    tr = [replace(t, distance_mm=float("nan") if target_ras is None or t.points_ras is None else float(
+        np.min(np.linalg.norm(t.points_ras - np.asarray(target_ras, float), axis=1)))) for t in model.truncations]
+    return replace(model, truncations=_sorted(tr))
+
+
+def _fingerprint(ct: Volume, labels: Volume | None, air_hu: float) -> tuple:
+    """Exact key of `outer_skin`'s inputs: grid, threshold, a digest of the CT's values and of
+    where the label map is non-zero (the only thing of the labels it reads)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(ct.array).view(np.uint8).reshape(-1))
+    if labels is not None:
+        h.update(np.packbits(labels.array > 0))
+    return (ct.shape, str(ct.array.dtype), ct.ijk_to_ras.tobytes(), float(air_hu), labels is None, h.hexdigest())
+
+
+_CACHE: dict = {}   # one case: fingerprint -> SkinModel (masks read-only, no target)
+
+
+def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
+               target_ras=None) -> SkinModel:
+    """The body, its outer skin and its cut faces (see module doc), cached per case: a second
+    call with the same CT values, grid, threshold and labelled voxels (a second target, a
+    re-plan) returns the same masks (read-only arrays) and only re-measures the truncations'
+    distances from ``target_ras``.
+
+    ct: CT in HU; labels: label map on the CT grid (labelled voxels are never air); target_ras:
+    when given, each truncation records its distance from it. Returns a `SkinModel`.
+    """
+    key = _fingerprint(ct, labels, air_hu)
+    model = _CACHE.get(key)
+    if model is None:
+        model = _outer_skin(ct, labels, air_hu)
+        for m in (model.data, model.body, model.exterior, model.skin, model.cut):
+            m.flags.writeable = False
+        _CACHE.clear()
+        _CACHE[key] = model
+    return _for_target(model, target_ras)
