@@ -277,3 +277,29 @@ def test_painting_inside_the_body_keeps_the_skin_model():
         assert np.array_equal(getattr(fresh, name), getattr(s, name)), name
     out = (k - 10) ** 2 + (j - 30) ** 2 + (i - 5) ** 2 <= 25         # left edge: exterior air
     assert not sk.paint_keeps_skin(s, out, np.full(out.sum(), 40))
+
+
+def test_separable_smoothed_box_matches_the_smoothed_volume():
+    """Without padding the data region is the array's box: the separable smoothed field gives
+    the values of scipy's 3D Gaussian of the padded mask (map_coordinates) at the normals'
+    sample points, and so the same normals, on an oblique anisotropic grid."""
+    from scipy import ndimage
+
+    from imagio.planning import skin as sk
+
+    d = make_ijk_to_ras((0.8, 1.3, 2.1))
+    rot = np.array([[0.8, -0.6, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    d[:3, :3] = rot @ d[:3, :3]
+    ct = Volume(np.random.default_rng(0).normal(-1000, 15, (12, 17, 23)).astype(np.int16), d, "box")
+    data, c = sk.data_mask(ct)
+    assert c is None
+    full = ndimage.gaussian_filter(np.pad(data.astype(np.float32), sk._PAD), sigma=1.5, mode="constant")
+    sep = sk._smoothed(data, box=True)
+    kji = np.argwhere(~sk.erode6(data) & data)
+    pts = (kji[:, None, :] + sk._PAD + np.concatenate([np.eye(3), -np.eye(3)])[None]).reshape(-1, 3)
+    pts = np.concatenate([pts, pts + 0.37])   # off-grid points too
+    ref = ndimage.map_coordinates(full, pts.T, order=1, mode="nearest")
+    assert np.allclose(sep.values(pts), ref, atol=2e-6)
+    vol = sk._Smoothed.__new__(sk._Smoothed)
+    vol.field = full
+    assert np.allclose(sk._outward_normals(sep, kji, ct), sk._outward_normals(vol, kji, ct), atol=1e-4)

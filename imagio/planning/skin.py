@@ -199,17 +199,47 @@ def data_mask(ct: Volume, rim_voxels: int = 2) -> tuple[np.ndarray, float | None
 _PAD = 3
 
 
-def _smoothed(data: np.ndarray) -> np.ndarray:
-    """The data mask padded by ``_PAD`` zeros and Gaussian-smoothed (float32), for normals."""
-    return ndimage.gaussian_filter(np.pad(data.astype(np.float32), _PAD), sigma=1.5, mode="constant")
+class _Smoothed:
+    """The data mask padded by ``_PAD`` zeros and Gaussian-smoothed (sigma 1.5 voxels, float32),
+    for normals; ``values(pts)`` interpolates it linearly at padded kji points (n, 3), the
+    nearest value beyond its edge. When the data region is the array's box (``box``: no padding
+    found), the mask is a product of one 1D indicator per axis, the Gaussian filter is
+    separable and so is linear interpolation: the field is the product of three smoothed 1D
+    profiles, and no volume is built (the same values up to float rounding)."""
+
+    def __init__(self, data: np.ndarray, box: bool):
+        if box:
+            self.field = None
+            self.profiles = []
+            for ax, n in enumerate(data.shape):
+                ind = np.ones(n, np.float32)
+                if n > 4:   # data_mask: the outer voxel layer is not data
+                    ind[[0, -1]] = 0.0
+                self.profiles.append(ndimage.gaussian_filter1d(np.pad(ind, _PAD), sigma=1.5, mode="constant"))
+        else:
+            self.field = ndimage.gaussian_filter(np.pad(data.astype(np.float32), _PAD), sigma=1.5,
+                                                 mode="constant")
+
+    def values(self, pts: np.ndarray) -> np.ndarray:
+        if self.field is not None:
+            return ndimage.map_coordinates(self.field, pts.T, order=1, mode="nearest")
+        out = np.ones(len(pts))
+        for ax, p in enumerate(self.profiles):
+            out *= np.interp(pts[:, ax], np.arange(len(p)), p)
+        return out
 
 
-def _outward_normals(field: np.ndarray, kji: np.ndarray, grid: Volume) -> np.ndarray:
+def _smoothed(data: np.ndarray, box: bool = False) -> _Smoothed:
+    """The smoothed data mask (`_Smoothed`)."""
+    return _Smoothed(data, box)
+
+
+def _outward_normals(field: _Smoothed, kji: np.ndarray, grid: Volume) -> np.ndarray:
     """Unit outward normals (RAS) of the data region at voxel indices ``kji`` (n, 3): minus the
     gradient of the smoothed data mask ``field`` (from `_smoothed`)."""
     off = np.concatenate([np.eye(3), -np.eye(3)])
     pts = (kji[:, None, :] + _PAD + off[None]).reshape(-1, 3)
-    v = ndimage.map_coordinates(field, pts.T, order=1, mode="nearest").reshape(len(kji), 6)
+    v = field.values(pts).reshape(len(kji), 6)
     g = 0.5 * (v[:, :3] - v[:, 3:])                      # d/dk, d/dj, d/di
     r2k = grid.ras_to_ijk[:3, :3][::-1]                   # rows: gradient of k, j, i wrt RAS
     n = -(g @ r2k)
@@ -242,7 +272,7 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float) -> SkinModel:
     air = data & ~tissue
 
     # lateral faces of the data region: exterior air touches them
-    field = _smoothed(data)
+    field = _smoothed(data, box=fill_value is None)
     bk = np.argwhere(_boundary(data) & air)                # where exterior air can start
     n = _outward_normals(field, bk, ct) if len(bk) else np.zeros((0, 3))
     lateral = np.abs(n[:, 2]) < LATERAL_COS
