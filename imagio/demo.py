@@ -149,13 +149,14 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
                 "craniocaudal_deg": best.craniocaudal_deg},
             "report": None if result.feasible else result.report,
         })
+    result = problem = None   # (the liver plan stays for the ablation)
     timings["planning"] = time.perf_counter() - t
 
     t = time.perf_counter()
     from .planning.ablation.demo import run as ablation_demo
 
     ablation = ablation_demo(ph.ct, labels, liver_plan, out, scene, progress=prog.sub(0.7, 0.88))
-    liver_plan = result = problem = None   # the plans' maps and masks are no longer needed
+    liver_plan = None   # the plan' maps and masks are no longer needed
     files += [Path(a["file"]) for a in ablation.values() if "file" in a]
     timings["ablation"] = time.perf_counter() - t
 
