@@ -294,8 +294,10 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float) -> SkinModel:
         z = np.zeros(ct.shape, bool)
         return SkinModel(data, z, exterior, z, z, [], fill_value)
     rest = cc3d.connected_components(data & ~exterior, connectivity=6)
-    keep = np.unique(rest[main])
-    body = _members(rest, keep[keep > 0])
+    # main is one 6-connected piece of tissue, and tissue is never exterior air: it lies in one
+    # component of data & ~exterior, the one at any of its voxels
+    first = np.unravel_index(int(np.argmax(main)), main.shape)   # main is not empty (above)
+    body = rest == rest[first]
     del rest
     body = fill_voids.fill(body, in_place=False) & data   # closed cavities (already not exterior)
 
