@@ -156,7 +156,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     from .planning.ablation.demo import run as ablation_demo
 
     ablation = ablation_demo(ph.ct, labels, liver_plan, out, scene, progress=prog.sub(0.7, 0.88))
-    liver_plan = None   # the plan' maps and masks are no longer needed
+    liver_plan = None   # its maps and masks are no longer needed
     files += [Path(a["file"]) for a in ablation.values() if "file" in a]
     timings["ablation"] = time.perf_counter() - t
 
