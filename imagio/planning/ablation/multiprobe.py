@@ -166,6 +166,22 @@ def reduce_cover(A: np.ndarray, cost: np.ndarray):
     return A[:, cols], cols
 
 
+def maximal_columns(A: np.ndarray) -> np.ndarray:
+    """Indices of the columns (zones) of A (bool points x zones) whose point sets are not
+    strictly inside another column's (of equal sets the first). For the fewest zones, and for
+    the LP relaxation, the others never matter: any cover stays a cover, with as many zones,
+    when each zone is replaced by a maximal zone containing it. So both optima over these
+    columns equal those over all of A."""
+    Af = A.astype(np.float32)
+    inter = Af.T @ Af                              # |z & y| for every pair of zones
+    size = Af.sum(axis=0)
+    contained = inter >= size[:, None] - 0.5       # [z, y]: zone z's points are within zone y's
+    same = contained & contained.T
+    idx = np.arange(A.shape[1])
+    drop = ((contained & ~same) | (same & (idx[None, :] < idx[:, None]))).any(axis=1) | (size == 0)
+    return np.flatnonzero(~drop)
+
+
 def _covers(P: np.ndarray, C: np.ndarray, U: np.ndarray, a: float, b: float, clear: float) -> np.ndarray:
     """Bool (len(P), len(C)): point p lies in zone z (centre C, axis U, semi-axes a along, b
     across) with every point within ``clear`` mm of p inside it too (zone shrunk about its
@@ -238,14 +254,14 @@ def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: fl
     ``proven`` False says so). Proven: the count is the minimum over these rows and zones
     (it equals the LP bound, or HiGHS closed the gap)."""
     pick = _greedy_cover(A, cost)
-    nz = A.shape[1]
     lb = int(math.ceil(lp_optimum - 1e-6)) if lp_optimum is not None else 1
     proven = len(pick) <= lb
-    if not proven:
-        cover = LinearConstraint(sparse.csr_matrix(A, dtype=float), lb=1.0, ub=np.inf)
-        res = milp(np.ones(nz), constraints=[cover], bounds=Bounds(0, 1), integrality=np.ones(nz),
+    if not proven:   # over the maximal zones only (the same fewest count, `maximal_columns`)
+        mx = maximal_columns(A)
+        cover = LinearConstraint(sparse.csr_matrix(A[:, mx], dtype=float), lb=1.0, ub=np.inf)
+        res = milp(np.ones(len(mx)), constraints=[cover], bounds=Bounds(0, 1), integrality=np.ones(len(mx)),
                    options={"time_limit": float(limit_s), "node_limit": NODE_LIMIT})
-        cand = np.flatnonzero(res.x > 0.5) if res.x is not None else np.zeros(0, int)
+        cand = mx[res.x > 0.5] if res.x is not None else np.zeros(0, int)
         if 0 < len(cand) <= len(pick) and A[:, cand].any(axis=1).all():
             pick = cand
             proven = res.status == 0 or len(pick) <= lb   # 0: optimal (gap closed)
@@ -458,8 +474,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     hc = healthy[cols]
     eps = 1.0 / (max_probes * float(hc.max()) + 1.0) if hc.max() > 0 else 0.0
     cost = 1.0 + eps * hc
-    cons = [LinearConstraint(sparse.csr_matrix(A, dtype=float), lb=1.0, ub=np.inf)]
-    lp = milp(np.ones(nz), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(nz))
+    mx = maximal_columns(A)   # the same LP optimum over the maximal zones
+    cons = [LinearConstraint(sparse.csr_matrix(A[:, mx], dtype=float), lb=1.0, ub=np.inf)]
+    lp = milp(np.ones(len(mx)), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(len(mx)))
     lp_opt = float(lp.fun) if lp.status == 0 else None
     if not guarantee_margin:
         rejected = np.zeros(nz, bool)
