@@ -112,3 +112,31 @@ def test_guaranteed_margin_holds_at_every_point_within_it(large_tumour):
         inside |= t ** 2 / z.a_mm ** 2 + ((dd ** 2).sum(1) - t ** 2) / z.b_mm ** 2 <= 1.0
     assert inside.all(), (~inside).sum()
     assert len(mp.probes) >= mp.lower_bound
+
+
+def test_maximal_zones_keep_the_fewest_count_and_the_lp_optimum():
+    """Zones strictly inside another zone (and repeated ones) are left out of the count solve:
+    on random covers with nested and repeated zones the integer and LP optima over the kept
+    zones equal those over all zones, and every dropped zone lies inside a kept one."""
+    from scipy import sparse
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from imagio.planning.ablation.multiprobe import maximal_columns
+
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        base = rng.random((60, 25)) < 0.2
+        sub = base[:, rng.integers(0, 25, 30)] & (rng.random((60, 30)) < 0.7)   # nested zones
+        A = np.concatenate([base, sub, base[:, :5]], axis=1)                       # + repeats
+        A[~A.any(axis=1), 0] = True
+        mx = maximal_columns(A)
+        assert len(mx) < A.shape[1]
+        for z in np.setdiff1d(np.arange(A.shape[1]), mx):
+            assert any(np.all(A[A[:, z], y]) for y in mx), z
+
+        def opt(B, integ):
+            r = milp(np.ones(B.shape[1]), constraints=[LinearConstraint(sparse.csr_matrix(B, dtype=float), lb=1, ub=np.inf)],
+                     bounds=Bounds(0, 1), integrality=np.full(B.shape[1], integ))
+            return r.fun
+        assert abs(opt(A, 1) - opt(A[:, mx], 1)) < 1e-6
+        assert abs(opt(A, 0) - opt(A[:, mx], 0)) < 1e-6

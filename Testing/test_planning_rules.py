@@ -133,3 +133,16 @@ def test_plan_demo_on_a_phantom_like_case(tmp_path):
     assert calls and max(calls) == pytest.approx(1.0)
     import json
     json.dumps(out)
+
+
+def test_pareto_mask_equals_all_pairs_with_ties():
+    """The chunked lexicographic Pareto filter against the all-pairs definition, on random
+    costs with many ties (few distinct values) and more rows than one chunk."""
+    rng = np.random.default_rng(3)
+    for m, levels in ((2, 5), (4, 3), (5, 50)):
+        c = rng.integers(0, levels, (700, m)).astype(float)
+        le = (c[None, :, :] <= c[:, None, :]).all(-1)
+        lt = (c[None, :, :] < c[:, None, :]).any(-1)
+        ref = ~(le & lt).any(1)
+        assert np.array_equal(pareto_mask(c, chunk=64), ref)
+        assert np.array_equal(pareto_mask(c), ref)

@@ -230,3 +230,76 @@ def test_live_evaluation_of_an_entry_inside_the_body_is_infeasible():
     outer = ct.kji_to_world(np.array([[10.0, 29.5, 4.0]]))[0]        # the outer skin on that side
     ok = ev.evaluate(outer)
     assert ok.feasible and not ok.check_problems, ok.details
+
+
+def test_outer_skin_is_cached_per_case_and_recomputed_when_the_ct_changes():
+    """A second call on the same CT and labelled voxels reuses the masks (read-only) and only
+    re-measures the truncations from the new target; a changed CT is computed afresh. The
+    reference is the uncached computation."""
+    from imagio.planning import skin as sk
+
+    ct, body, _ = _torso()
+    t1, t2 = ct.kji_to_world(np.array([[3.0, 30, 30]]))[0], ct.kji_to_world(np.array([[16.0, 30, 30]]))[0]
+    a = sk.outer_skin(ct, target_ras=t1)
+    b = sk.outer_skin(ct, target_ras=t2)
+    assert b.body is a.body and not b.body.flags.writeable
+    sk._CACHE.clear()
+    ref = sk.outer_skin(ct, target_ras=t2)          # computed afresh with the second target
+    assert ref.body is not a.body and np.array_equal(ref.skin, b.skin)
+    assert [(t.side, round(t.distance_mm, 6)) for t in ref.truncations] == \
+        [(t.side, round(t.distance_mm, 6)) for t in b.truncations]
+    assert {t.side: t.distance_mm for t in a.truncations} != {t.side: t.distance_mm for t in b.truncations}
+    # a CT that differs in one exterior-air voxel (now tissue, touching the skin) is a new case
+    arr = ct.array.copy()
+    k, j, i = 10, 30, int(np.flatnonzero(body[10, 30])[-1]) + 1
+    arr[k, j, i] = 40
+    c = sk.outer_skin(ct.with_array(arr))
+    assert c.body is not a.body and c.body[k, j, i] and not a.body[k, j, i]
+
+
+def test_painting_inside_the_body_keeps_the_skin_model():
+    """`paint_keeps_skin` is True only when painting leaves `outer_skin` unchanged: a ball
+    painted into the body (tissue and internal air) is checked against a fresh computation,
+    and a ball reaching the exterior air is refused."""
+    from imagio.planning import skin as sk
+
+    ct, body, lung = _torso()
+    s = sk.outer_skin(ct)
+    k, j, i = np.indices(ct.shape)
+    ball = ((k - 10) ** 2 + (j - 30) ** 2 + (i - 36) ** 2 <= 25) & s.body   # takes in lung air
+    assert (ball & lung).any()
+    arr = ct.array.copy()
+    arr[ball] = 40
+    assert sk.paint_keeps_skin(s, ball, arr[ball])
+    sk._CACHE.clear()
+    fresh = sk.outer_skin(ct.with_array(arr))
+    for name in ("data", "body", "exterior", "skin", "cut"):
+        assert np.array_equal(getattr(fresh, name), getattr(s, name)), name
+    out = (k - 10) ** 2 + (j - 30) ** 2 + (i - 5) ** 2 <= 25         # left edge: exterior air
+    assert not sk.paint_keeps_skin(s, out, np.full(out.sum(), 40))
+
+
+def test_separable_smoothed_box_matches_the_smoothed_volume():
+    """Without padding the data region is the array's box: the separable smoothed field gives
+    the values of scipy's 3D Gaussian of the padded mask (map_coordinates) at the normals'
+    sample points, and so the same normals, on an oblique anisotropic grid."""
+    from scipy import ndimage
+
+    from imagio.planning import skin as sk
+
+    d = make_ijk_to_ras((0.8, 1.3, 2.1))
+    rot = np.array([[0.8, -0.6, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    d[:3, :3] = rot @ d[:3, :3]
+    ct = Volume(np.random.default_rng(0).normal(-1000, 15, (12, 17, 23)).astype(np.int16), d, "box")
+    data, c = sk.data_mask(ct)
+    assert c is None
+    full = ndimage.gaussian_filter(np.pad(data.astype(np.float32), sk._PAD), sigma=1.5, mode="constant")
+    sep = sk._smoothed(data, box=True)
+    kji = np.argwhere(~sk.erode6(data) & data)
+    pts = (kji[:, None, :] + sk._PAD + np.concatenate([np.eye(3), -np.eye(3)])[None]).reshape(-1, 3)
+    pts = np.concatenate([pts, pts + 0.37])   # off-grid points too
+    ref = ndimage.map_coordinates(full, pts.T, order=1, mode="nearest")
+    assert np.allclose(sep.values(pts), ref, atol=2e-6)
+    vol = sk._Smoothed.__new__(sk._Smoothed)
+    vol.field = full
+    assert np.allclose(sk._outward_normals(sep, kji, ct), sk._outward_normals(vol, kji, ct), atol=1e-4)

@@ -108,6 +108,8 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         lesion_masks[les.name] = mask
         measurements[les.name] = to_jsonable(vars(meas) if not hasattr(meas, "to_dict") else meas.to_dict())
     labels = compose_labels(rules, ph.labels, lesion_masks)
+    rule_based = sorted(rules.labels.values())
+    rules = lesion_masks = None            # full-volume masks, in ``labels`` now
     timings["segmentation"] = time.perf_counter() - t
     files.append(io.write_image(ph.ct, out / "ct.nii.gz"))
     files.append(io.write_labels(labels, out / "segmentation.seg.nrrd"))
@@ -116,7 +118,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     ct_node = mrml.volume_to_node(ph.ct, scene, "CT")
     mrml.labels_to_segmentation(labels, scene, name="IMAGIO segmentation", reference_node=ct_node)
 
-    plans, first, plan_results = {}, None, []
+    plans, first_name, liver_plan = {}, None, None   # only the liver plan is kept (for the ablation)
     targets = [next((l for l in ph.lesions if l.kind == k), None) for k in ("liver_tumor", "lung_nodule")]
     targets = [l for l in targets if l is not None]
     t = time.perf_counter()
@@ -133,8 +135,9 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         files.append(plan_file)
         files.append(render_plan_png(result, out / f"plan_{les.name}.png"))   # this plan's own 3D view
         plan_to_scene(scene, result)
-        plan_results.append(result)
-        first = first or result
+        first_name = first_name or les.name
+        if les.kind == "liver_tumor":
+            liver_plan = result
         best = result.proposals[0] if result.proposals else None
         plans[les.name] = to_jsonable({
             "feasible": result.feasible, "candidates": len(result.table),
@@ -146,13 +149,14 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
                 "craniocaudal_deg": best.craniocaudal_deg},
             "report": None if result.feasible else result.report,
         })
+    result = problem = None   # (the liver plan stays for the ablation)
     timings["planning"] = time.perf_counter() - t
 
     t = time.perf_counter()
     from .planning.ablation.demo import run as ablation_demo
 
-    liver_plan = next((r for r in plan_results if r.problem.target.name.startswith("liver_tumor")), None)
     ablation = ablation_demo(ph.ct, labels, liver_plan, out, scene, progress=prog.sub(0.7, 0.88))
+    liver_plan = None   # its maps and masks are no longer needed
     files += [Path(a["file"]) for a in ablation.values() if "file" in a]
     timings["ablation"] = time.perf_counter() - t
 
@@ -166,10 +170,10 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
 
     prog(0.9, "writing the Slicer scene and the 3D picture")
     files.append(mrml.save_scene(scene, out / "scene" / "IMAGIO-demo.mrml"))
-    if first is not None:   # the first plan's own picture (the same view, rendered once)
+    if first_name is not None:   # the first plan's own picture (the same view, rendered once)
         import shutil
 
-        files.append(Path(shutil.copyfile(out / f"plan_{first.problem.target.name}.png", out / "demo.png")))
+        files.append(Path(shutil.copyfile(out / f"plan_{first_name}.png", out / "demo.png")))
     prog(0.95, "writing the plan reports (HTML and PDF)")
     from .report import build_report
 
@@ -187,7 +191,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     summary = {
         "out_dir": str(out), "files": [str(f) for f in files],
         "segmentation": {"structures": sorted(labels.labels.values()),
-                         "rule_based": sorted(rules.labels.values()),
+                         "rule_based": rule_based,
                          "model_stand_in_from_reference": [n for n in MODEL_STAND_IN
                                                            if n in labels.labels.values()],
                          "lesions": measurements},

@@ -215,16 +215,22 @@ class PlanningProblem:
     @classmethod
     def build(cls, ct: Volume, labels: Volume, target, needle: Needle | None = None,
               constraints: Constraints | None = None, roles: dict | None = None,
-              weights: dict | None = None, body: np.ndarray | None = None) -> "PlanningProblem":
+              weights: dict | None = None, body: np.ndarray | None = None,
+              skin=None) -> "PlanningProblem":
         """Check the inputs and assemble a problem. ``labels`` is resampled (nearest) onto the
         CT grid if needed; ``target`` is a structure name, a label value or an RAS point.
         ``body``: a patient mask on the CT grid to use instead of the CT's own (optional).
+        ``skin``: an outer-skin model (`imagio.planning.skin.SkinModel`) of this CT grid to use
+        instead of computing it (e.g. `skin.paint_keeps_skin` after a lesion was painted inside
+        the body); its truncations are re-measured from this target. Without it the model comes
+        from `skin.outer_skin`, cached per case (a second target on the same CT and labels
+        reuses it).
 
         Raises InputError (one line, what to do) for: labels without names, a label map that
         does not cover the CT around the target or does not match it (solid structures over
         air), a CT without outer skin, a target outside the body, a target point inside a
         forbidden or margin structure."""
-        from .skin import outer_skin
+        from .skin import _for_target, outer_skin
 
         if not labels.labels:
             raise InputError("the label map has no structure names; give a .seg.nrrd, a label "
@@ -256,7 +262,8 @@ class PlanningProblem:
             if unknown:
                 raise InputError(f"unknown score weights {sorted(unknown)}; known: {sorted(prob.weights)}")
             prob.weights.update(weights)
-        prob.skin = outer_skin(ct, labels, target_ras=tgt.point_ras)
+        prob.skin = (outer_skin(ct, labels, target_ras=tgt.point_ras) if skin is None
+                     else _for_target(skin, tgt.point_ras))
         prob.body = prob.skin.body if body is None else np.asarray(body, bool)
         if not prob.skin.skin.any():
             raise InputError("no outer skin in this CT: no air around the patient reaches the "

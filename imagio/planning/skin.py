@@ -42,7 +42,7 @@ over voxels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -66,6 +66,7 @@ class Truncation:
     centre_ras: np.ndarray    # centroid of the cut face, RAS mm
     extent_ras: tuple         # (min RAS, max RAS) of the cut face
     distance_mm: float = float("nan")   # from the target to the nearest cut voxel (when known)
+    points_ras: np.ndarray | None = field(default=None, repr=False)   # (n, 3) cut voxels (subsample)
 
     def message(self) -> str:
         axis = {"superior": 2, "inferior": 2, "right": 0, "left": 0, "anterior": 1, "posterior": 1}[self.side]
@@ -198,17 +199,47 @@ def data_mask(ct: Volume, rim_voxels: int = 2) -> tuple[np.ndarray, float | None
 _PAD = 3
 
 
-def _smoothed(data: np.ndarray) -> np.ndarray:
-    """The data mask padded by ``_PAD`` zeros and Gaussian-smoothed (float32), for normals."""
-    return ndimage.gaussian_filter(np.pad(data.astype(np.float32), _PAD), sigma=1.5, mode="constant")
+class _Smoothed:
+    """The data mask padded by ``_PAD`` zeros and Gaussian-smoothed (sigma 1.5 voxels, float32),
+    for normals; ``values(pts)`` interpolates it linearly at padded kji points (n, 3), the
+    nearest value beyond its edge. When the data region is the array's box (``box``: no padding
+    found), the mask is a product of one 1D indicator per axis, the Gaussian filter is
+    separable and so is linear interpolation: the field is the product of three smoothed 1D
+    profiles, and no volume is built (the same values up to float rounding)."""
+
+    def __init__(self, data: np.ndarray, box: bool):
+        if box:
+            self.field = None
+            self.profiles = []
+            for ax, n in enumerate(data.shape):
+                ind = np.ones(n, np.float32)
+                if n > 4:   # data_mask: the outer voxel layer is not data
+                    ind[[0, -1]] = 0.0
+                self.profiles.append(ndimage.gaussian_filter1d(np.pad(ind, _PAD), sigma=1.5, mode="constant"))
+        else:
+            self.field = ndimage.gaussian_filter(np.pad(data.astype(np.float32), _PAD), sigma=1.5,
+                                                 mode="constant")
+
+    def values(self, pts: np.ndarray) -> np.ndarray:
+        if self.field is not None:
+            return ndimage.map_coordinates(self.field, pts.T, order=1, mode="nearest")
+        out = np.ones(len(pts))
+        for ax, p in enumerate(self.profiles):
+            out *= np.interp(pts[:, ax], np.arange(len(p)), p)
+        return out
 
 
-def _outward_normals(field: np.ndarray, kji: np.ndarray, grid: Volume) -> np.ndarray:
+def _smoothed(data: np.ndarray, box: bool = False) -> _Smoothed:
+    """The smoothed data mask (`_Smoothed`)."""
+    return _Smoothed(data, box)
+
+
+def _outward_normals(field: _Smoothed, kji: np.ndarray, grid: Volume) -> np.ndarray:
     """Unit outward normals (RAS) of the data region at voxel indices ``kji`` (n, 3): minus the
     gradient of the smoothed data mask ``field`` (from `_smoothed`)."""
     off = np.concatenate([np.eye(3), -np.eye(3)])
     pts = (kji[:, None, :] + _PAD + off[None]).reshape(-1, 3)
-    v = ndimage.map_coordinates(field, pts.T, order=1, mode="nearest").reshape(len(kji), 6)
+    v = field.values(pts).reshape(len(kji), 6)
     g = 0.5 * (v[:, :3] - v[:, 3:])                      # d/dk, d/dj, d/di
     r2k = grid.ras_to_ijk[:3, :3][::-1]                   # rows: gradient of k, j, i wrt RAS
     n = -(g @ r2k)
@@ -229,13 +260,8 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~erode6(mask)
 
 
-def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
-               target_ras=None) -> SkinModel:
-    """The body, its outer skin and its cut faces (see module doc).
-
-    ct: CT in HU; labels: label map on the CT grid (labelled voxels are never air); target_ras:
-    when given, each truncation records its distance from it. Returns a `SkinModel`.
-    """
+def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float) -> SkinModel:
+    """`outer_skin` without the cache and without a target."""
     import cc3d
     import fill_voids
 
@@ -246,7 +272,7 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
     air = data & ~tissue
 
     # lateral faces of the data region: exterior air touches them
-    field = _smoothed(data)
+    field = _smoothed(data, box=fill_value is None)
     bk = np.argwhere(_boundary(data) & air)                # where exterior air can start
     n = _outward_normals(field, bk, ct) if len(bk) else np.zeros((0, 3))
     lateral = np.abs(n[:, 2]) < LATERAL_COS
@@ -268,8 +294,10 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
         z = np.zeros(ct.shape, bool)
         return SkinModel(data, z, exterior, z, z, [], fill_value)
     rest = cc3d.connected_components(data & ~exterior, connectivity=6)
-    keep = np.unique(rest[main])
-    body = _members(rest, keep[keep > 0])
+    # main is one 6-connected piece of tissue, and tissue is never exterior air: it lies in one
+    # component of data & ~exterior, the one at any of its voxels
+    first = np.unravel_index(int(np.argmax(main)), main.shape)   # main is not empty (above)
+    body = rest == rest[first]
     del rest
     body = fill_voids.fill(body, in_place=False) & data   # closed cavities (already not exterior)
 
@@ -277,8 +305,18 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
     edge = ~erode26(data)
     skin = body & near_ext & ~edge
     cut = body & ~erode6(data)
-    truncs = _truncations(ct, field, cut, target_ras)
+    truncs = _truncations(ct, field, cut, None)
     return SkinModel(data, body, exterior, skin, cut, truncs, fill_value)
+
+
+def paint_keeps_skin(model: SkinModel, changed: np.ndarray, new_values) -> bool:
+    """True when writing ``new_values`` (HU) into the CT and a label into the voxels ``changed``
+    (bool [k, j, i]) leaves `outer_skin`'s model unchanged: every changed voxel lies in the body
+    (so none was exterior air, and the components of non-exterior data are the same) and no new
+    value equals the padding value (the data region is the same)."""
+    if changed.shape != model.body.shape or not model.body[changed].all():
+        return False
+    return model.padding_value is None or not np.any(np.asarray(new_values) == model.padding_value)
 
 
 def _truncations(ct: Volume, field: np.ndarray, cut: np.ndarray, target_ras) -> list[Truncation]:
@@ -304,6 +342,53 @@ def _truncations(ct: Volume, field: np.ndarray, cut: np.ndarray, target_ras) -> 
             np.min(np.linalg.norm(p - np.asarray(target_ras, float), axis=1)))
         where = "end of the scan" if axis == 2 else "in-plane field of view"
         out.append(Truncation(name, where, float(sel.sum() * step * face_mm2), p.mean(0),
-                              (p.min(0), p.max(0)), dist))
-    out.sort(key=lambda t: (t.distance_mm if np.isfinite(t.distance_mm) else 0.0, -t.area_mm2))
-    return out
+                              (p.min(0), p.max(0)), dist, p))
+    return _sorted(out)
+
+
+def _sorted(truncs: list) -> list:
+    return sorted(truncs, key=lambda t: (t.distance_mm if np.isfinite(t.distance_mm) else 0.0, -t.area_mm2))
+
+
+def _for_target(model: SkinModel, target_ras) -> SkinModel:
+    """The same masks (shared, read-only) with each truncation's distance measured from
+    ``target_ras`` (None: unknown)."""
+    tr = [replace(t, distance_mm=float("nan") if target_ras is None or t.points_ras is None else float(
+        np.min(np.linalg.norm(t.points_ras - np.asarray(target_ras, float), axis=1)))) for t in model.truncations]
+    return replace(model, truncations=_sorted(tr))
+
+
+def _fingerprint(ct: Volume, labels: Volume | None, air_hu: float) -> tuple:
+    """Exact key of `outer_skin`'s inputs: grid, threshold, a digest of the CT's values and of
+    where the label map is non-zero (the only thing of the labels it reads)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(ct.array).view(np.uint8).reshape(-1))
+    if labels is not None:
+        h.update(np.packbits(labels.array > 0))
+    return (ct.shape, str(ct.array.dtype), ct.ijk_to_ras.tobytes(), float(air_hu), labels is None, h.hexdigest())
+
+
+_CACHE: dict = {}   # one case: fingerprint -> SkinModel (masks read-only, no target)
+
+
+def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
+               target_ras=None) -> SkinModel:
+    """The body, its outer skin and its cut faces (see module doc), cached per case: a second
+    call with the same CT values, grid, threshold and labelled voxels (a second target, a
+    re-plan) returns the same masks (read-only arrays) and only re-measures the truncations'
+    distances from ``target_ras``.
+
+    ct: CT in HU; labels: label map on the CT grid (labelled voxels are never air); target_ras:
+    when given, each truncation records its distance from it. Returns a `SkinModel`.
+    """
+    key = _fingerprint(ct, labels, air_hu)
+    model = _CACHE.get(key)
+    if model is None:
+        model = _outer_skin(ct, labels, air_hu)
+        for m in (model.data, model.body, model.exterior, model.skin, model.cut):
+            m.flags.writeable = False
+        _CACHE.clear()
+        _CACHE[key] = model
+    return _for_target(model, target_ras)

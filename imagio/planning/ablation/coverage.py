@@ -153,7 +153,8 @@ class AblationContext:
         self.pad_mm = pad_mm
         self.grid = g = FineGrid.around(lab, lo, hi, self.spacing_mm)
         self.fine_labels = g.nearest(lab.array)
-        self.tumour = g.linear(self.tumour_mask) > 0.5
+        lin = g.linear(self.tumour_mask)    # the fine float mask (thresholded here, meshed below)
+        self.tumour = lin > 0.5
         if not self.tumour.any():  # a sub-voxel tumour: keep its voxels
             self.tumour = g.nearest(self.tumour_mask)
         sp = g.spacing_kji
@@ -163,22 +164,24 @@ class AblationContext:
         self.tumour_count = int(self.tumour.sum())
         kt = np.argwhere(self.tumour)
         self.tumour_box = (kt.min(0), kt.max(0) + 1)
-        self.vertices_kji, self.surface = self._surface()
+        self.vertices_kji, self.surface = self._surface(lin)
+        del lin
         self.vertices_ras = g.kji_to_ras(self.vertices_kji)
         vals = heatsink.vessel_values(lab.labels)
         vals.pop(self.tumour_value, None)
         self.centrelines = heatsink.centrelines(self.fine_labels, vals, sp, g.kji_to_ras)
         self.setup_ms = 1000 * (time.perf_counter() - t0)
 
-    def _surface(self):
-        """Tumour surface (vtkFlyingEdges3D at 0.5 of the fine float mask): vertices in fine
-        kji and the vtkPolyData in RAS."""
+    def _surface(self, lin: np.ndarray):
+        """Tumour surface (vtkFlyingEdges3D at 0.5 of the fine float mask ``lin``, the tumour
+        mask interpolated linearly onto the fine grid): vertices in fine kji and the vtkPolyData
+        in RAS."""
         import vtk
         from vtk.util import numpy_support as ns
 
         lo, hi = self.tumour_box
         lo, hi = np.maximum(lo - 2, 0), np.minimum(hi + 2, self.grid.shape)
-        f = self.grid.linear(self.tumour_mask)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        f = lin[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
         f = np.pad(f, 1)
         img = vtk.vtkImageData()
         img.SetDimensions(*f.shape[::-1])

@@ -16,6 +16,7 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None) -> dict:
     from ...progress import Progress
     from ..planner import plan
     from ..problem import PlanningProblem
+    from ..skin import outer_skin, paint_keeps_skin
     from .coverage import AblationContext
     from .devices import get_device
     from .multiprobe import place_on_path, plan_multiprobe
@@ -34,7 +35,12 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None) -> dict:
         summary[ctx.tumour_name] = _write(best, ctx, out, scene)
     prog(0.2, "ablation: a 45 mm liver tumour and the fewest probes covering it + 5 mm")
     ct2, lab2, _ = insert_sphere(ct, labels, LARGE_RADIUS_MM, name=LARGE_NAME)
-    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME), progress=prog.sub(0.2, 0.5))
+    skin = outer_skin(ct, labels)      # the case's model (cached): reused when the ball lies in the body
+    ball = lab2.array != labels.array
+    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME,
+                                   skin=skin if paint_keeps_skin(skin, ball, ct2.array[ball]) else None),
+             progress=prog.sub(0.2, 0.5))
+    del ball
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
         mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0))

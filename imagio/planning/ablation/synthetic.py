@@ -22,8 +22,11 @@ def insert_sphere(ct: Volume, labels: Volume, radius_mm: float, organ: str = "li
         raise InputError(f"organ {organ!r} is not in the label map; it has {sorted(inv)}")
     if centre_ras is None:
         org = labels.array == inv[organ]
-        d = edt.edt(org, anisotropy=tuple(labels.spacing_kji), black_border=True)
-        centre_ras = labels.kji_to_world(np.array(np.unravel_index(np.argmax(d), d.shape), float)[None])[0]
+        blo, bhi = labels.bounding_box(org)     # the organ's box: the same distances, far fewer voxels
+        d = edt.edt(org[tuple(slice(a, b) for a, b in zip(blo, bhi))], anisotropy=tuple(labels.spacing_kji),
+                    black_border=True)
+        best = np.array(np.unravel_index(np.argmax(d), d.shape)) + blo
+        centre_ras = labels.kji_to_world(best.astype(float)[None])[0]
     c = np.asarray(centre_ras, float)
     lo = np.floor(labels.world_to_kji((c - radius_mm - 1)[None])[0]).astype(int)
     hi = np.ceil(labels.world_to_kji((c + radius_mm + 1)[None])[0]).astype(int) + 1
