@@ -230,7 +230,7 @@ class PlanningProblem:
         does not cover the CT around the target or does not match it (solid structures over
         air), a CT without outer skin, a target outside the body, a target point inside a
         forbidden or margin structure."""
-        from .skin import _for_target, outer_skin
+        from .skin import for_target, outer_skin
 
         if not labels.labels:
             raise InputError("the label map has no structure names; give a .seg.nrrd, a label "
@@ -263,7 +263,7 @@ class PlanningProblem:
                 raise InputError(f"unknown score weights {sorted(unknown)}; known: {sorted(prob.weights)}")
             prob.weights.update(weights)
         prob.skin = (outer_skin(ct, labels, target_ras=tgt.point_ras) if skin is None
-                     else _for_target(skin, tgt.point_ras))
+                     else for_target(skin, tgt.point_ras))
         prob.body = prob.skin.body if body is None else np.asarray(body, bool)
         if not prob.skin.skin.any():
             raise InputError("no outer skin in this CT: no air around the patient reaches the "

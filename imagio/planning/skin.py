@@ -350,7 +350,7 @@ def _sorted(truncs: list) -> list:
     return sorted(truncs, key=lambda t: (t.distance_mm if np.isfinite(t.distance_mm) else 0.0, -t.area_mm2))
 
 
-def _for_target(model: SkinModel, target_ras) -> SkinModel:
+def for_target(model: SkinModel, target_ras) -> SkinModel:
     """The same masks (shared, read-only) with each truncation's distance measured from
     ``target_ras`` (None: unknown)."""
     tr = [replace(t, distance_mm=float("nan") if target_ras is None or t.points_ras is None else float(
@@ -391,4 +391,4 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
             m.flags.writeable = False
         _CACHE.clear()
         _CACHE[key] = model
-    return _for_target(model, target_ras)
+    return for_target(model, target_ras)

@@ -50,17 +50,13 @@ def _target(arg, structures, lps=False):
     return Target.from_mask(structures, structures.mask(arg)), arg
 
 
-# words of a label name that make it a lesion (TotalSegmentator "lung_nodules", the phantom's
-# "lung_nodule_N", "liver_tumor_N", user segments "lesion", "mass", ...): a point target inside one
-# is planned to that lesion's outline
-LESION_WORDS = ("nodule", "tumor", "tumour", "lesion", "mass", "cancer", "metasta")
-
-
 def lesion_at(point, structures):
     """(Target from the outline, label name) of the lesion segment of ``structures`` holding the
     RAS ``point`` (its 26-connected piece there), or None when the point lies in no lesion label:
     a point clicked in a segmented nodule is that nodule (its bronchus sign and the distance from
-    its surface need its outline)."""
+    its surface need its outline). A lesion label is what the needle planner calls one
+    (`imagio.planning.problem.is_lesion`: catalogue role 'target', or a name it does not know)."""
+    from ..problem import is_lesion
     from . import Target
 
     if structures is None:
@@ -70,7 +66,7 @@ def lesion_at(point, structures):
         return None
     v = int(structures.array[tuple(kji)])
     name = structures.labels.get(v, "")
-    if not v or not any(w in name.lower() for w in LESION_WORDS):
+    if not v or not is_lesion(name):
         return None
     import cc3d
 

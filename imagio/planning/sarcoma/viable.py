@@ -2,17 +2,17 @@
 
 The map is read from the tumour's own intensities, in three steps (arrays [k, j, i], RAS mm, HU):
 
-1. **Is there a fluid core?** Tumour voxels at least ``2 * smoothing_mm`` inside the tumour
-   (clear of partial volume with the tissue around it) whose CT, Gaussian-smoothed over
-   ``smoothing_mm``, is at most ``necrosis_max_hu``; or, at half that smoothing (so that a core
-   of about 1 cm is not blurred above the limit by the rim around it), connected parts of such
-   voxels of at least a ball of radius ``2 * smoothing_mm`` (noise does not connect that far) (the upper limit of fluid on CT: necrosis and
-   cysts measure -9 to 20 HU, Bosniak v2019, Silverman et al., Radiology 2019). A core of at least
-   a ball of radius ``smoothing_mm`` (the smoothing scale; small on purpose: a missed core puts
-   specimens in necrosis, a spurious one only moves the threshold up to half-way between the
-   two levels found) is a
-   non-enhancing (necrotic/cystic) component. None: viable = smoothed CT above the fluid limit
-   (a homogeneous or solid tumour keeps its whole map).
+1. **Is there a fluid core?** The upper limit of fluid on CT is ``necrosis_max_hu`` (necrosis and
+   cysts measure -9 to 20 HU: Bosniak v2019, Silverman et al., Radiology 2019). Core voxels are
+   tumour voxels at least ``2 * smoothing_mm`` inside the tumour (clear of partial volume with
+   the tissue around it) whose CT, Gaussian-smoothed over ``smoothing_mm``, is at most that
+   limit; or, at half that smoothing (so that a core of about 1 cm is not blurred above the limit
+   by the rim around it), connected parts of such voxels of at least a ball of radius
+   ``2 * smoothing_mm`` (noise does not connect that far). A core of at least a ball of radius
+   ``smoothing_mm`` (small on purpose: a missed core puts specimens in necrosis, a spurious one
+   only moves the threshold up to half-way between the two levels found) is a non-enhancing
+   (necrotic/cystic) component. None: viable = smoothed CT above the fluid limit (a homogeneous
+   or solid tumour keeps its whole map).
 2. **Where does it end?** The two components' levels are the medians of the raw CT over the core
    (necrosis) and over the deep tumour at least ``3 * smoothing_mm`` from it (or all of the deep non-core tumour when none is that far) (the enhancing solid
    part). A blurred step crosses the mean of its two plateaus at the true edge (the half-maximum
