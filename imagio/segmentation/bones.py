@@ -155,10 +155,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     blood = None
     if band is not None:
         # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
-        # lower bound: the half-maximum between the pool and the tissue, if below the band (the
-        # lumen's partial-volume edge and less enhanced segments, e.g. the descending aorta)
-        lo = min(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue))
-        blood = (a >= lo) & (a <= band[1]) & cand
+        blood = (a >= pool_low_hu(band, tissue)) & (a <= band[1]) & cand
         # an opening thinner than a voxel does nothing: at least one voxel, so that only the thick
         # pool (aorta, heart: >= 20 mm) is dropped, not band-HU trabecular bone of ribs and spine
         r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(ct.spacing_kji)))
@@ -218,6 +215,13 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     return m
 
 
+def pool_low_hu(band: tuple, tissue_hu: float) -> float:
+    """Lower HU bound of the contrast blood pool: the half-maximum between the pool (the middle of
+    ``band``, `contrast_blood_band`) and the tissue level ``tissue_hu``, if below the band (the
+    lumen's partial-volume edge and less enhanced segments, e.g. the descending aorta)."""
+    return min(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue_hu))
+
+
 def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None = None,
                         bone: np.ndarray | None = None) -> np.ndarray | None:
     """Boolean [k, j, i] mask of the contrast blood pool of a CT angiography (heart chambers,
@@ -238,8 +242,7 @@ def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None =
         return None
     sk = ct.spacing_kji
     tissue = max(SOFT_TISSUE_HU, enhanced_tissue_level(raw, body, sk))
-    lo = min(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue))
-    cand = body & (a >= lo) & (a <= band[1])
+    cand = body & (a >= pool_low_hu(band, tissue)) & (a <= band[1])
     if lungs is not None:
         cand &= ~lungs
     if bone is not None:
