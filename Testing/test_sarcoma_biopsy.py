@@ -588,3 +588,28 @@ def test_when_no_specimen_fits_the_viable_map_the_least_nonviable_cores_are_give
                 assert f"core {i + 1} {c['specimen_nonviable_pct']:g}%" in named
         break
     assert seen == 1
+
+
+@pytest.mark.parametrize("direction", [(0.0, 0.0, 1.0), (0.6, 0.0, 0.8)])
+def test_limb_axis_from_one_long_bone_never_from_separate_pieces(direction):
+    """The default incision follows the limb's long axis. A long bone shaft (oblique too, on an
+    anisotropic grid) gives its own direction; two separate compact bones side by side in one
+    axial band (pelvis and spine in a crop, the trial's STS_002) must not give the transverse line
+    joining them: the scanner's S axis is used and said. Checked against the construction."""
+    from imagio.planning.sarcoma.incision import long_axis
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    vol = Volume(np.zeros((90, 60, 60), np.int16), make_ijk_to_ras((1.5, 1.5, 2.5), (-45, -45, -110)))
+    kji = np.indices(vol.shape).reshape(3, -1).T
+    p = vol.kji_to_world(kji.astype(float)).reshape(vol.shape + (3,))
+    d = np.asarray(direction) / np.linalg.norm(direction)
+    t = p @ d
+    shaft = (np.linalg.norm(p - t[..., None] * d, axis=-1) <= 12) & (np.abs(t) <= 90)
+    lab = vol.with_array(shaft.astype(np.int16), labels={1: "femur_left"})
+    ax, how = long_axis(lab, [1], (0.0, 0.0, 0.0))
+    assert abs(float(ax @ d)) > 0.99 and ax[2] > 0, (ax, how)
+
+    two = (np.linalg.norm(p - np.array([-25.0, 0, 0]), axis=-1) <= 15) | \
+          (np.linalg.norm(p - np.array([25.0, 0, 0]), axis=-1) <= 12)
+    ax, how = long_axis(vol.with_array(two.astype(np.int16), labels={1: "bone"}), [1], (0.0, 0.0, 0.0))
+    assert np.allclose(ax, (0, 0, 1)) and "not a long bone" in how, (ax, how)

@@ -13,14 +13,27 @@ import numpy as np
 from ...volume import Volume, reach_box
 
 
+LONG_BONE_ELONGATION = 2.0   # a long bone is longer than it is wide (the anatomical definition of
+# a long bone, e.g. Gray's Anatomy); its shaft's principal spread must be at least this many times
+# its second one, else the bone piece (pelvis, vertebra, scapula) gives no limb axis
+
+
 def long_axis(labels: Volume, bone_values, near_ras, reach_mm: float = 150.0) -> tuple[np.ndarray, str]:
-    """(unit vector, how): the principal axis of the bone voxels near the tumour (a long bone's
-    shaft, pointing superiorly), or the scanner's S axis when no bone at least 40 mm long is
-    labelled there."""
+    """(unit vector, how): the principal axis of the largest 26-connected bone piece near the
+    tumour, when it is a long bone's shaft (at least 40 mm long and ``LONG_BONE_ELONGATION`` times
+    longer than wide), pointing superiorly; otherwise the scanner's S axis, said in ``how``.
+    Several separate bone pieces are never joined into one axis (their centres' line would cross
+    the limb, e.g. pelvis and spine in one crop)."""
     if bone_values:
+        import cc3d
+
         lo, hi = reach_box(labels, near_ras, reach_mm)
-        sub = labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        kji = np.argwhere(np.isin(sub, list(bone_values)))
+        sub = np.isin(labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], list(bone_values))
+        if sub.sum() > 200:
+            piece = cc3d.largest_k(sub, k=1, connectivity=26) > 0
+            kji = np.argwhere(piece)
+        else:
+            kji = np.zeros((0, 3), int)
         if len(kji) > 200:
             pts = labels.kji_to_world((kji + lo).astype(float))
             pts = pts[:: max(1, len(pts) // 20000)]
@@ -28,8 +41,12 @@ def long_axis(labels: Volume, bone_values, near_ras, reach_mm: float = 150.0) ->
             w, v = np.linalg.eigh(c.T @ c)
             ax = v[:, -1] * (1.0 if v[2, -1] >= 0 else -1.0)
             span = np.ptp(c @ ax)
-            if span >= 40.0:
+            elong = float(np.sqrt(w[-1] / max(w[-2], 1e-9)))
+            if span >= 40.0 and elong >= LONG_BONE_ELONGATION:
                 return ax / np.linalg.norm(ax), f"principal axis of the labelled bone ({span:.0f} mm long)"
+            return np.array([0.0, 0.0, 1.0]), (
+                f"scanner S axis (the largest bone piece near the tumour, {span:.0f} mm, is not a long bone's "
+                "shaft: check that the tumour is in a limb and draw the incision)")
     return np.array([0.0, 0.0, 1.0]), "scanner S axis (no long bone labelled near the tumour)"
 
 

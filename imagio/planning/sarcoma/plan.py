@@ -235,6 +235,8 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     weights = dict(rule("shortest_tract")["weights"])
     bone_values = [v for n, v in anat.bones.items()]
     axis, how = inc.long_axis(labels, bone_values, centre)
+    if curve is None and how.startswith("scanner S axis"):
+        warnings.append(f"the default incision runs along the {how}")
     throw = float(cfg["cores"]["throw_mm"] if throw_mm is None else throw_mm)
     min_sep = float(cfg["cores"]["min_separation_mm"])
     user_curve = curve
