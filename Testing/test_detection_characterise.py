@@ -248,3 +248,27 @@ def test_subsolid_type_on_thick_sections_is_warned(slice_mm, warned):
     typ, solid_mm, warn = nodule_type(vol, mask, measure(mask, vol), {"_fissure_or_pleura_mm": 20.0})
     assert typ == "ground_glass" and solid_mm == 0.0
     assert any("sections" in x for x in warn) == warned
+
+
+def test_a_lesion_outside_the_lung_gets_no_lung_rads():
+    """Lung-RADS categorises lung nodules: a candidate segmented in soft tissue away from the lung
+    (the trial's 34-36 mm "4B masses" on lung1's bottom slice: diaphragm/liver dome) is refused
+    with the reason; one inside the lung, and one on the pleura outside it (juxta-pleural), keep
+    their category. Contact is judged from the masks (26-neighbours), not the code under test."""
+    from scipy import ndimage
+
+    from imagio.detection.characterise import location
+    from imagio.stratification.screening import lung_rads
+
+    vol = Volume(np.zeros((40, 60, 80), np.int16), make_ijk_to_ras((2.5, 2.5, 2.5), (0, 0, 0)))
+    rel = _world_grid(vol) - _world_grid(vol).reshape(-1, 3).mean(0)
+    lungs = (np.abs(rel[..., 0] - 40) < 30) & (np.abs(rel[..., 1]) < 40) & (np.abs(rel[..., 2]) < 30)
+    ct = vol.with_array(np.where(lungs, -850, 30).astype(np.int16))
+    for centre, radius in (((40.0, 0, 0), 6.0), ((40.0, 0, 38.0), 6.0), ((-60.0, 0, 0), 15.0)):
+        mask = np.linalg.norm(rel - np.array(centre), axis=-1) <= radius
+        touches = bool((ndimage.binary_dilation(mask, np.ones((3, 3, 3), bool)) & lungs).any())
+        loc = location(ct, mask, lungs, None, 0.0)
+        assert loc["touches_lung"] == touches
+        r = lung_rads({"type": "solid", "mean_diameter_mm": 2 * radius, "solid_component_mm": 0, **loc})
+        assert ("category" in r) == touches and ("refused" in r) == (not touches), (centre, r)
+    assert not touches   # the last one lies in soft tissue, clear of the lung

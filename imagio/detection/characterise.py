@@ -156,7 +156,9 @@ def location(ct: Volume, mask: np.ndarray, lungs: np.ndarray, lobes: Volume | No
     # RAS: +x is the patient's right
     out = {"side": "right" if cen[0] > midline else "left", "lobe": None,
            "lobe_note": NO_LOBES if lobes is None else None,
-           "distance_to_pleura_mm": round(d_pleura, 2)}
+           "distance_to_pleura_mm": round(d_pleura, 2),
+           # a lung nodule lies in the lung or on its pleura: it touches the lung mask (26-neighbours)
+           "touches_lung": bool((ndimage.binary_dilation(m, np.ones((3, 3, 3), bool)) & lungs[sl]).any())}
     fissure_mm = None
     if lobes is not None:
         lab = lobes.array[sl] if lobes.same_grid(ct) else lobes.resample_like(ct, order=0).array[sl]

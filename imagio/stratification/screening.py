@@ -33,12 +33,15 @@ def _refuse(model: str, reason: str, source: str = "") -> dict:
 
 def lung_rads(nodule: dict) -> dict:
     """Lung-RADS v2022 baseline category of ``nodule`` (keys: type, mean_diameter_mm,
-    solid_component_mm). Never raises: an impossible input gives {"refused": reason}."""
+    solid_component_mm; ``touches_lung`` False: refused, not a lung nodule). Never raises: an impossible input gives {"refused": reason}."""
     t = nodule.get("type")
     size = nodule.get("mean_diameter_mm")
     src = lungrads.table()["source"]
     if size is None or not size > 0:
         return _refuse("lung_rads", "no measured mean diameter (segmentation failed)", src)
+    if nodule.get("touches_lung") is False:   # Lung-RADS categorises lung nodules only
+        return _refuse("lung_rads", "the lesion does not touch the lung: not a lung nodule (chest wall, "
+                                    "mediastinum, diaphragm or abdomen at the scan's edge); read it apart", src)
     if t == "calcified":
         return {"category": "1", "management": "Continue annual screening with LDCT in 12 months",
                 "reason": "calcified nodule (benign calcification pattern: complete, central, "
