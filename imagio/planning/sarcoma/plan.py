@@ -24,7 +24,8 @@ from ..problem import Constraints, Needle, PlanningProblem, Target
 from . import incision as inc
 from .rules import (classify, config, involved_compartments, require_compartments, roles_for, rule,
                     rule_status)
-from .viable import ViableMap, candidate_targets, contrast_enhanced, specimen_nonviable_fraction, viable_map
+from .viable import (ViableMap, candidate_targets, contrast_enhanced, specimen_ml, specimen_nonviable_fraction,
+                     viable_map)
 
 PROCEDURE = "sarcoma-biopsy"
 
@@ -203,14 +204,16 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         warnings.append(f"{name} occupies {len(inv)} compartments ({', '.join(inv)}): the tract may use any of them")
     vessels = {n: v for n, v in anat.bundle.items() if "artery" in n or "vein" in n}
     contrast = contrast_enhanced(ct, labels, list(vessels.values()))
-    vm = viable_map(ct, tmask, viable_threshold_hu, contrast=contrast)
+    nd = needle or Needle(diameter_mm=float(cfg["needle"]["diameter_mm"]))
+    throw = float(cfg["cores"]["throw_mm"] if throw_mm is None else throw_mm)
+    vm = viable_map(ct, tmask, viable_threshold_hu, contrast=contrast,
+                    specimen_volume_ml=specimen_ml(nd.diameter_mm, throw))
     pts, depth, tw = candidate_targets(ct, vm)
     warnings += vm.warnings + tw
     if len(pts) == 0:
         raise InputError(f"no viable tumour in {name} above {vm.threshold_hu:g} HU: nothing to biopsy "
                          "on this CT (check the tumour mask and the CT's units)")
     centre = ct.kji_to_world(np.argwhere(tmask).mean(0)[None])[0]
-    nd = needle or Needle(diameter_mm=float(cfg["needle"]["diameter_mm"]))
     roles, rule_of = roles_for(labels, anat, inv, centre, nd.length_mm + 40.0, bundle_margin_mm)
     if anat.bundle:   # a tip inside the bundle's margin can never be feasible: drop such targets
         need = max(r[1] for n, r in roles.items() if n in anat.bundle) + nd.widening_mm
@@ -237,7 +240,6 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     axis, how = inc.long_axis(labels, bone_values, centre)
     if curve is None and how.startswith("scanner S axis"):
         warnings.append(f"the default incision runs along the {how}")
-    throw = float(cfg["cores"]["throw_mm"] if throw_mm is None else throw_mm)
     min_sep = float(cfg["cores"]["min_separation_mm"])
     user_curve = curve
     limit = float(cfg["cores"]["specimen_max_nonviable_pct"])
