@@ -183,3 +183,21 @@ def test_cli_segments_the_lungs_from_the_ct_when_none_are_given(tmp_path, ph):
     rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "airways_255.nii.gz"),
                    "--target=" + ",".join(f"{v:g}" for v in liver.center_ras), "--out", str(out), "--no-pictures"])
     assert rc == 2  # outside the lungs found from the CT
+
+
+def test_several_pieces_left_out_give_one_warning_with_their_count_and_sizes(ph):
+    """Three air pockets far from every airway (the leak case leaves seven such balls): one
+    warning naming the count, each piece's size and the distance range, not one line per piece."""
+    L = ph.labels
+    m = _airways(ph).copy()
+    balls = [((-150.0, 0, 200), 4.0), ((150.0, 0, 200), 5.0), ((-150.0, 40, 150), 4.0)]
+    for c, r in balls:
+        m |= _ball(L, c, r)
+    vox_ml = float(np.prod(L.spacing_kji)) / 1000.0
+    sizes = sorted((round(float(_ball(L, c, r).sum()) * vox_ml, 2) for c, r in balls), reverse=True)
+    t = B.extract_tree(L, m)
+    w = [x for x in t.warnings if "left out" in x]
+    assert len(w) == 1, t.warnings
+    assert w[0].startswith("3 separate airway pieces were left out"), w[0]
+    assert ", ".join(f"{v:g}" for v in sizes) + " mL" in w[0], (sizes, w[0])
+    assert "3 lie " in w[0] and "mm from the tree" in w[0]

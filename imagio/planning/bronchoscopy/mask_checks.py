@@ -43,7 +43,8 @@ def bridge_gaps(mask: np.ndarray, spacing_kji, main: np.ndarray) -> tuple[np.nda
     """Reconnect separate airway pieces to ``main`` (the largest 26-connected component of
     ``mask``) when a piece's end faces the tree within ``max_gap_mm``: a tube of the smaller lumen
     of the two ends is painted between their closest points. Returns (the main component with the
-    bridged pieces and bridges, [{"a_kji", "b_kji", "gap_mm", "piece_ml", "bridged", "reason"}]),
+    bridged pieces and bridges, [{"a_kji", "b_kji", "gap_mm", "piece_ml", "bridged", "reason"}]; a piece left out also
+    has "why": "far" (with "max_gap_mm") or "not facing"),
     one entry per piece of at least ``min_piece_ml``."""
     import cc3d
     import edt
@@ -85,8 +86,10 @@ def bridge_gaps(mask: np.ndarray, spacing_kji, main: np.ndarray) -> tuple[np.nda
             facing = abs(axis @ ((b - a) * sp) / gap) >= float(cfg["facing_cos"])
         if gap > max_gap:
             entry["reason"] = f"{gap:.0f} mm from the tree (more than {max_gap:g} mm)"
+            entry["why"], entry["max_gap_mm"] = "far", max_gap
         elif not facing:
             entry["reason"] = "its end does not face the tree"
+            entry["why"] = "not facing"
         else:
             # the lumen of the cut bronchus: the smaller of the widest lumens near either end
             r = max(min(_widest_near(dist_in, lab == i, a, sp, cfg), _widest_near(dist_in, main, b, sp, cfg)),

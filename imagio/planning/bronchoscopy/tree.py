@@ -233,9 +233,9 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
 
 
 def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo) -> list[str]:
-    """One warning per separate piece of the mask: reconnected (naming the subtree beyond the
-    bridge) or left out."""
-    out = []
+    """One warning per reconnected piece of the mask (naming the subtree beyond the bridge), and
+    one for all the pieces left out (their count, sizes, why, the largest one's place)."""
+    out, left = [], []
     alive = np.flatnonzero(tree.branch_of >= 0)
     for g in gaps:
         a = vol.kji_to_world((np.asarray(g["a_kji"]) + lo)[None])[0]
@@ -250,8 +250,24 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo) -> list[str]:
             out.append(f"a gap of {g['gap_mm']:g} mm in the airway mask at RAS {where} was reconnected: the subtree "
                        f"beyond it ({what}, {n} branches) hangs on the bridge; check the segmentation there")
         else:
-            out.append(f"a separate airway piece of {g['piece_ml']:g} mL at RAS {where} was left out ({g['reason']}): "
-                       "its airways are not planned")
+            left.append((g, where))
+    if len(left) == 1:
+        g, where = left[0]
+        out.append(f"a separate airway piece of {g['piece_ml']:g} mL at RAS {where} was left out ({g['reason']}): "
+                   "its airways are not planned")
+    elif left:
+        left.sort(key=lambda x: -x[0]["piece_ml"])
+        ml = [g["piece_ml"] for g, _ in left]
+        far = [g["gap_mm"] for g, _ in left if g.get("why") == "far"]
+        why = []
+        if far:
+            limit = next(g["max_gap_mm"] for g, _ in left if g.get("why") == "far")
+            why.append(f"{len(far)} lie {min(far):.0f}-{max(far):.0f} mm from the tree (more than {limit:g} mm)")
+        if len(far) < len(left):
+            why.append(f"{len(left) - len(far)} end(s) do not face the tree")
+        out.append(f"{len(left)} separate airway pieces were left out, their airways not planned: "
+                   f"{', '.join(f'{v:g}' for v in ml)} mL ({sum(ml):.2f} mL in all); {'; '.join(why)}; "
+                   f"the largest at RAS {left[0][1]}")
     return out
 
 
