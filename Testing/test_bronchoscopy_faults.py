@@ -156,7 +156,7 @@ def test_cli_point_target_in_a_nodule_is_accepted(tmp_path, ph):
         assert {s["scope"] for s in doc["scopes"]} == set(B.load_scopes()["scopes"])
 
 
-def test_cli_segments_the_lungs_from_the_ct_when_none_are_given(tmp_path, ph):
+def test_cli_segments_the_lungs_from_the_ct_when_none_are_given(tmp_path, ph, capsys):
     """A bare 0/255 airway mask (as airway_leak_gap.py's airways_255) and no --structures: the
     lungs and vessels come from the CT (padded with -32768 at its edge), so the in-lung check and
     the tunnel search run."""
@@ -178,6 +178,10 @@ def test_cli_segments_the_lungs_from_the_ct_when_none_are_given(tmp_path, ph):
     assert rc == 0
     doc = json.loads((out / "bronch.json").read_text())
     assert any("segmented from the CT" in w for w in doc["warnings"])
+    # the segmentation is timed and shown (trial 3: 396 s with no progress, timings_s 2.4 s)
+    t = doc["timings_s"]
+    assert t["lung_segmentation"] > 0 and t["total"] >= sum(v for n, v in t.items() if n != "total") - 0.01
+    assert "lung vessels around the target" in capsys.readouterr().err
     assert doc["tunnels"] or doc["tunnel_problem"].startswith("no transparenchymal tunnel")
     liver = ph.lesion("liver_tumor_1")
     rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "airways_255.nii.gz"),
