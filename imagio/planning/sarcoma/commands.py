@@ -8,7 +8,9 @@ Writes DIR/plan.json (the needle plan with a ``sarcoma`` section), DIR/viable_tu
 (the viable tumour as a segment), DIR/plan.png (3D), DIR/report.pdf + .html with the axial
 picture (compartments coloured), DIR/scene/plan.mrml (Slicer scene: proposals, cores, entry to
 tattoo, incision, viable tumour, rules table; with slicer-core). No compartments in the label map and no --no-compartments:
-one line, exit code 2.
+one line, exit code 2. A failed plan (no core) writes only DIR/plan_failed.json (``"status": "failed"``,
+the reason, the warnings, the planner's exclusion report), nothing that looks like a plan, and
+exits with code 2 and one error line.
 """
 
 from __future__ import annotations
@@ -66,12 +68,42 @@ def read_curve(path, lps: bool = False) -> np.ndarray:
     return pts
 
 
+PLAN_FILES = ("plan.json", "viable_tumour.seg.nrrd", "plan.png", "plan_compartments_axial.png", "report.pdf",
+              "report.html", "scene")
+
+
+def _fail(sp, doc: dict, out: Path) -> None:
+    """A failed plan (no core): only ``out``/plan_failed.json (status "failed", the reason) is
+    written, the warnings go to stderr, a plan left in ``out`` by an earlier run is named as not
+    this run's (never deleted), and the error is raised: InputError for an incision that no
+    compliant entry lies near, else NoFeasiblePath (the sarcoma reason when known), one line, exit 2."""
+    from ...outputs import write_text
+    from ..planner import NoFeasiblePath
+
+    doc = {"status": "failed", "failure": sp.failure or "no feasible tract: see the exclusion report",
+           **{k: v for k, v in doc.items() if k not in ("proposals", "pareto")}}
+    write_text(out / "plan_failed.json", json.dumps(doc, indent=1))
+    for w in doc.get("warnings", []):
+        if not (w.startswith("no feasible path") or w == sp.failure):   # said once, below
+            print(f"imagio: warning: {w}", file=sys.stderr)
+    stale = [n for n in PLAN_FILES if (out / n).exists()]
+    if stale:
+        print(f"imagio: warning: {', '.join(stale)} in {out} are from an earlier run, not this one "
+              "(this plan failed)", file=sys.stderr)
+    print(f"imagio: the failed plan's reasons: {out / 'plan_failed.json'}", file=sys.stderr)
+    if sp.failure and "incision" in sp.failure:
+        raise InputError(sp.failure)
+    err = NoFeasiblePath(sp.plan.report)
+    if sp.failure:
+        err.args = (sp.failure,)
+    raise err
+
+
 def cmd_sarcoma(args) -> int:
     from ... import io
     from ...outputs import write_text
     from ...progress import printer
     from ...report import build_report
-    from ..planner import NoFeasiblePath
     from .plan import plan_sarcoma_biopsy
     from .report import axial_picture, picture_3d
 
@@ -98,6 +130,8 @@ def cmd_sarcoma(args) -> int:
     if ct.warnings or labels.warnings:
         doc["input_warnings"] = ct.warnings + labels.warnings
     out.mkdir(parents=True, exist_ok=True)
+    if not sp.feasible:
+        _fail(sp, doc, out)
     write_text(out / "plan.json", json.dumps(doc, indent=1))
     written = [out / "plan.json"]
     via = ct.with_array(sp.viable.mask.astype(np.uint8), name="viable_tumour",
@@ -116,15 +150,7 @@ def cmd_sarcoma(args) -> int:
     for p in written:
         print(p)
     for w in doc.get("warnings", []):
-        if sp.feasible or not (w.startswith("no feasible path") or w == sp.failure):   # said once, below
-            print(f"imagio: warning: {w}", file=sys.stderr)
-    if not sp.feasible:   # one line (exit 2): the sarcoma reason when known, else the planner's
-        if sp.failure and "incision" in sp.failure:
-            raise InputError(sp.failure)
-        err = NoFeasiblePath(sp.plan.report)
-        if sp.failure:
-            err.args = (sp.failure,)
-        raise err
+        print(f"imagio: warning: {w}", file=sys.stderr)
     c0 = doc["sarcoma"]["cores"][0]
     print(f"sarcoma biopsy: entry {doc['sarcoma']['tattoo_entry']['ras']} RAS mm, {len(sp.cores)} cores, "
           f"tract {c0['length_mm']} mm in {', '.join(sp.involved) or 'no compartment'}; rules: " +

@@ -244,10 +244,10 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     user_curve = curve
     limit = float(cfg["cores"]["specimen_max_nonviable_pct"])
     spec = _Specimen(labels, value, vm, ct, throw, limit)
+    job = _CoreJob(ct, labels, name, value, pts, depth, nd, c, roles, weights, inv, rule_of, k, progress, n_cores,
+                   min_sep, float(cfg["cores"]["max_fan_deg"]), spec, user_curve, axis, tmask, warnings)
     for spec.limit_pct in (limit, 100.0):   # whole specimens in viable tumour; else the least necrotic, warned
-        cores, curve, source, result = _plan_cores(ct, labels, name, value, pts, depth, nd, c, roles, weights, inv,
-                                                   rule_of, k, progress, n_cores, min_sep, spec, cfg, user_curve,
-                                                   axis, tmask, warnings)
+        cores, curve, source, result = _plan_cores(job)   # the relaxed pass re-uses the needle plans
         if cores or not result.feasible:
             break
     if cores and spec.limit_pct > limit:
@@ -364,37 +364,83 @@ def _bone_from_ct(ct: Volume, labels: Volume, tumour: np.ndarray, keep_values=()
 MAX_PRIMARY_TARGETS = 6   # distinct deepest viable points (>= min_sep apart) tried as the first core's target
 
 
-def _plan_cores(ct, labels, name, value, pts, depth, nd, c, roles, weights, inv, rule_of, k, progress, n_cores,
-                min_sep, spec, cfg, user_curve, axis, tmask, warnings):
+@dataclass
+class _CoreJob:
+    """What the core selection needs (`_plan_cores`): the CT and labels, the tumour's name and
+    value, the candidate targets (RAS, deepest first) and their depth mm, the needle, the
+    planner's constraints, roles and weights, the involved compartments and structure rules (for
+    the plan's record), the planner's ``k`` and progress, the cores asked, their separation mm and
+    fan angle deg, the specimen test, the user's incision (or None), the limb axis, the tumour
+    mask and the warnings list (appended to). ``plans``: the needle plans made so far, per target
+    tried, (PlanningProblem, Plan): a pass with a relaxed specimen limit re-uses them."""
+
+    ct: Volume
+    labels: Volume
+    name: str
+    value: int
+    pts: np.ndarray
+    depth: np.ndarray
+    needle: Needle
+    constraints: Constraints
+    roles: dict
+    weights: dict
+    involved: dict
+    rule_of: dict
+    k: int | None
+    progress: object
+    n_cores: int
+    min_sep: float
+    max_fan_deg: float
+    spec: "_Specimen"
+    user_curve: np.ndarray | None
+    axis: np.ndarray
+    tmask: np.ndarray
+    warnings: list
+    plans: list = field(default_factory=list)
+
+    def needle_plan(self, attempt: int, j0: int):
+        """(PlanningProblem, Plan) to candidate target ``j0``, the ``attempt``-th target tried:
+        planned once, then re-used."""
+        if attempt < len(self.plans):
+            return self.plans[attempt]
+        prob = PlanningProblem.build(self.ct, self.labels, Target(self.pts[j0], self.name, self.value),
+                                     needle=self.needle, constraints=self.constraints, roles=self.roles,
+                                     weights=self.weights)
+        prob.roles_overridden = {}   # the rules set these roles, not the user (recorded below)
+        prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(self.involved),
+                                              "structure_rules": self.rule_of,
+                                              "why_table_side_off": "the limb is positioned for the entry",
+                                              "why_craniocaudal_off": "limb tracts run along the limb by design"}
+        self.plans.append((prob, plan(prob, k=self.k, progress=self.progress)))
+        return self.plans[attempt]
+
+
+def _plan_cores(job: _CoreJob):
     """(cores, incision polyline, its source, the last `Plan`): plan to the deepest viable point
-    with the needle planner and fan the cores from the best entry whose specimen passes ``spec``;
-    when none does, the next deepest points (at least ``min_sep`` from those tried; at most
-    ``MAX_PRIMARY_TARGETS``)."""
+    with the needle planner and fan the cores from the best entry whose specimen passes
+    ``job.spec``; when none does, the next deepest points (at least ``job.min_sep`` from those
+    tried; at most ``MAX_PRIMARY_TARGETS``). Needle plans are made once per target
+    (`_CoreJob.needle_plan`)."""
+    pts, depth = job.pts, job.depth
     tried: list = []
-    cores, curve, source, result = [], user_curve, "none", None
+    cores, curve, source, result = [], job.user_curve, "none", None
     for attempt in range(MAX_PRIMARY_TARGETS):
         far = np.ones(len(pts), bool)
         for q in tried:
-            far &= np.linalg.norm(pts - q, axis=1) >= min_sep
+            far &= np.linalg.norm(pts - q, axis=1) >= job.min_sep
         if not far.any():
             break
         j0 = int(np.flatnonzero(far)[0])
         tried.append(pts[j0])
         order = np.r_[j0, np.delete(np.arange(len(pts)), j0)]
-        prob = PlanningProblem.build(ct, labels, Target(pts[j0], name, value), needle=nd, constraints=c,
-                                     roles=roles, weights=weights)
-        prob.roles_overridden = {}   # the rules set these roles, not the user (recorded below)
-        prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(inv), "structure_rules": rule_of,
-                                              "why_table_side_off": "the limb is positioned for the entry",
-                                              "why_craniocaudal_off": "limb tracts run along the limb by design"}
-        result = plan(prob, k=k, progress=progress)
-        cores, curve, source = _cores_from_proposals(result, pts[order], depth[order], n_cores, min_sep, spec,
-                                                     float(cfg["cores"]["max_fan_deg"]), user_curve, prob, ct, axis,
-                                                     tmask, warnings)
+        prob, result = job.needle_plan(attempt, j0)
+        cores, curve, source = _cores_from_proposals(result, pts[order], depth[order], job.n_cores, job.min_sep,
+                                                     job.spec, job.max_fan_deg, job.user_curve, prob, job.ct,
+                                                     job.axis, job.tmask, job.warnings)
         if cores:
             if attempt:
-                warnings.append(f"the deepest viable point could not be reached by a compliant tract: target "
-                                f"{attempt + 1} (depth {depth[j0]:.1f} mm) is used")
+                job.warnings.append(f"the deepest viable point could not be reached by a compliant tract: target "
+                                    f"{attempt + 1} (depth {depth[j0]:.1f} mm) is used")
             break
     return cores, curve, source, result
 
