@@ -13,6 +13,22 @@ from __future__ import annotations
 import numpy as np
 
 
+def contour_filter(values: np.ndarray, level: float = 0.5):
+    """vtkFlyingEdges3D (normals off, not yet updated) contouring ``values`` ([k, j, i] float) at
+    ``level``, on the array's index grid (point i, j, k = voxel [k, j, i]; map to RAS after)."""
+    import vtk
+    from vtk.util import numpy_support as ns
+
+    img = vtk.vtkImageData()
+    img.SetDimensions(*values.shape[::-1])
+    img.GetPointData().SetScalars(ns.numpy_to_vtk(np.ascontiguousarray(values).ravel(), deep=True))
+    fe = vtk.vtkFlyingEdges3D()
+    fe.SetInputData(img)
+    fe.SetValue(0, float(level))
+    fe.ComputeNormalsOff()
+    return fe
+
+
 def mask_surface(mask: np.ndarray, ijk_to_ras: np.ndarray, sigma_mm: float | None = None, pad: int = 3,
                  sinc_iterations: int = 30, passband: float = 0.01):
     """vtkPolyData (triangles, RAS mm, point normals) of the boundary of ``mask`` ([k, j, i] bool)
@@ -37,13 +53,7 @@ def mask_surface(mask: np.ndarray, ijk_to_ras: np.ndarray, sigma_mm: float | Non
     sigma = 0.6 * float(sp_ijk.max()) if sigma_mm is None else float(sigma_mm)
     if sigma > 0:
         sub = ndimage.gaussian_filter(sub, sigma / sp_ijk[::-1], mode="constant")
-    img = vtk.vtkImageData()
-    img.SetDimensions(*sub.shape[::-1])
-    img.GetPointData().SetScalars(ns.numpy_to_vtk(np.ascontiguousarray(sub).ravel(), deep=True))
-    fe = vtk.vtkFlyingEdges3D()
-    fe.SetInputData(img)
-    fe.SetValue(0, 0.5)
-    fe.ComputeNormalsOff()
+    fe = contour_filter(sub)
     M = A.copy()
     M[:3, 3] = A[:3, 3] + A[:3, :3] @ lo[::-1]   # the crop's origin
     tf = vtk.vtkTransform()

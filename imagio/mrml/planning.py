@@ -100,23 +100,27 @@ def risk_model_node(scene, polydata, name: str = "Skin risk map"):
 def metrics_table_node(scene, metrics: list, names: list[str] | None = None,
                        name: str = "Path metrics", node=None):
     """Table node: first column the metric, then one column per PathMetrics (or dict)."""
+    columns = []
+    for k, m in enumerate(metrics):
+        d = m if isinstance(m, dict) else m.to_dict()
+        columns.append((names[k] if names else f"path {k + 1}",
+                        [", ".join(v) if isinstance(v, list) else f"{v:.2f}" if isinstance(v, float) else str(v)
+                         for v in (d.get(r) for r in TABLE_ROWS)]))
+    return string_table_node(scene, name, "metric", TABLE_ROWS, columns, node)
+
+
+def string_table_node(scene, name: str, first: str, rows, columns, node=None):
+    """Table node of strings: the first column ``first`` lists ``rows``; then one column per
+    (title, [value per row]) of ``columns``. ``node``: an existing table node to fill."""
     import vtk
 
     node = node or scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     table = vtk.vtkTable()
-    col = vtk.vtkStringArray()
-    col.SetName("metric")
-    for r in TABLE_ROWS:
-        col.InsertNextValue(r)
-    table.AddColumn(col)
-    for k, m in enumerate(metrics):
-        d = m if isinstance(m, dict) else m.to_dict()
+    for title, values in [(first, list(rows))] + list(columns):
         arr = vtk.vtkStringArray()
-        arr.SetName(names[k] if names else f"path {k + 1}")
-        for r in TABLE_ROWS:
-            v = d.get(r)
-            arr.InsertNextValue(", ".join(v) if isinstance(v, list) else
-                                f"{v:.2f}" if isinstance(v, float) else str(v))
+        arr.SetName(title)
+        for v in values:
+            arr.InsertNextValue(v)
         table.AddColumn(arr)
     node.SetAndObserveTable(table)
     return node

@@ -41,29 +41,21 @@ def fold_viable(labels):
 def sarcoma_table_node(scene, sp, name: str = "Sarcoma biopsy cores", node=None):
     """Table node: one row per item (target, tip before firing, depth, the specimen's non-viable
     %, length, compartments crossed, each rule), one column per core."""
-    import vtk
+    from .planning import string_table_node
 
     doc = sp.to_dict()["sarcoma"]
     cores = doc["cores"]
     rows = ["target_ras", "fire_from_ras", "depth_mm", "specimen_nonviable_pct", "length_mm",
             "compartments_crossed"] + (list(cores[0]["rules"]) if cores else [])
-    node = node or scene.AddNewNodeByClass("vtkMRMLTableNode", name)
-    table = vtk.vtkTable()
-    col = vtk.vtkStringArray()
-    col.SetName("item")
-    for r in rows:
-        col.InsertNextValue(r)
-    table.AddColumn(col)
+    columns = []
     for k, c in enumerate(cores):
-        arr = vtk.vtkStringArray()
-        arr.SetName(f"core {k + 1}")
+        vals = []
         for r in rows:
             v = c["rules"][r]["met"] if r in c["rules"] else c[r]
             v = {True: "met", False: "VIOLATED", None: "not checked"}[v] if r in c["rules"] else v
-            arr.InsertNextValue(", ".join(map(str, v)) if isinstance(v, list) else str(v))
-        table.AddColumn(arr)
-    node.SetAndObserveTable(table)
-    return node
+            vals.append(", ".join(map(str, v)) if isinstance(v, list) else str(v))
+        columns.append((f"core {k + 1}", vals))
+    return string_table_node(scene, name, "item", rows, columns, node)
 
 
 def sarcoma_to_scene(scene, sp, segmentation_node=None) -> dict:

@@ -179,17 +179,12 @@ class AblationContext:
         import vtk
         from vtk.util import numpy_support as ns
 
+        from ...surfaces import contour_filter
+
         lo, hi = self.tumour_box
         lo, hi = np.maximum(lo - 2, 0), np.minimum(hi + 2, self.grid.shape)
         f = lin[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        f = np.pad(f, 1)
-        img = vtk.vtkImageData()
-        img.SetDimensions(*f.shape[::-1])
-        img.GetPointData().SetScalars(ns.numpy_to_vtk(np.ascontiguousarray(f).ravel(), deep=True))
-        fe = vtk.vtkFlyingEdges3D()
-        fe.SetInputData(img)
-        fe.SetValue(0, 0.5)
-        fe.ComputeNormalsOff()
+        fe = contour_filter(np.pad(f, 1))   # imagio.surfaces: the one image-to-contour step
         fe.Update()
         poly = fe.GetOutput()
         ijk = ns.vtk_to_numpy(poly.GetPoints().GetData()).astype(float)
