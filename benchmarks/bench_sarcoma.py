@@ -78,7 +78,10 @@ def real_rows(verbose=False) -> list[dict]:
                   f"{ {k: round(v) for k, v in vm.levels_hu.items()} }, smoothing {vm.smoothing_mm:g} mm, "
                   f"viable {pct:.1f}%, baseline (>20 HU, 2 mm) "
                   f"{100 * viable_map(ct, gtv, threshold_hu=20.0).viable_ml / vm.tumour_ml:.1f}%", flush=True)
+            print(f"{case}: {vm.islands_ignored} non-viable specks below {vm.min_island_ml:.2f} mL counted as viable "
+                  f"({vm.islands_ignored_ml:.1f} mL); max depth in viable tumour {vm.depth_mm.max():.1f} mm", flush=True)
         rows.append({"name": f"{case}: viable share ({vm.method})", "value": pct, "unit": "%"})
+        rows.append({"name": f"{case}: max depth in viable tumour", "value": float(vm.depth_mm.max()), "unit": "mm"})
     return rows
 
 
