@@ -96,7 +96,8 @@ def _lungs_from_ct(ct, target, progress=None):
       10 mm of context around the target's centre): a vessel's clearance is a calibre question.
 
     The returned lung Volume covers that box on the CT's grid (the envelope resampled trilinearly,
-    >= 0.5). ``progress``: `imagio.progress.Progress`-style callback."""
+    >= 0.5). ``progress``: `imagio.progress.Progress`-style callback. InputError when the target's
+    centre lies outside the CT."""
     import fill_voids
     from scipy import ndimage
 
@@ -106,6 +107,9 @@ def _lungs_from_ct(ct, target, progress=None):
     from ...volume import reach_box
     from .route import load_scopes
 
+    if not ct.contains_world(np.asarray(target.centre, float)[None])[0]:
+        raise InputError(f"the target {np.round(target.centre, 1).tolist()} (RAS mm) lies outside the CT: give a "
+                         "point in the lungs of this CT (RAS mm; --lps for L,P,S)")
     p = Progress(progress)
     sp = np.asarray(ct.spacing, float)
     grid = np.maximum(sp, SEGMENT_GRID_MM)
