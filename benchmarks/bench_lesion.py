@@ -2,8 +2,8 @@
 
 Cases (``../shared/data``): pyradiomics lung1 / lung2 (hand labels; the centroid and 10 random
 clicks >= 5 mm inside, or 60 % of the deepest point for a lesion thinner than that, seeded RNG),
-the five STS sarcomas (one click at the deepest point of the mask, the "centre" a user would
-click), Lung-PET-CT-Dx A0001 (click at the centre of the middle box; share of the result inside
+the five STS sarcomas (the deepest point of the mask, the "centre" a user would click, and
+``N_STS_CLICKS`` seeded random clicks >= 5 mm inside), Lung-PET-CT-Dx A0001 (click at the centre of the middle box; share of the result inside
 the per-slice boxes, share of the boxes' slices reached); and phantom lesions of every kind
 (``run_phantom``). ``python -m benchmarks lesion``.
 ``python -m benchmarks.bench_lesion`` prints one line per case as it goes.
@@ -19,6 +19,7 @@ import numpy as np
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 N_CLICKS = 10
+N_STS_CLICKS = 4
 
 
 def dice(a, b) -> float:
@@ -100,12 +101,12 @@ def run_case(case, seed=0, log=None):
 
     ct, ref = load_case(case)
     rows = []
+    rng = np.random.default_rng(seed)
     if case.startswith("lung"):
-        rng = np.random.default_rng(seed)
         clicks = np.vstack([ct.kji_to_world(np.argwhere(ref).mean(0)[None])[0][None],
                             interior_clicks(ref, ct, N_CLICKS, rng)])
     else:
-        clicks = deepest_point(ref, ct)[None]
+        clicks = np.vstack([deepest_point(ref, ct)[None], interior_clicks(ref, ct, N_STS_CLICKS, rng)])
     ds, vols, times, kinds = [], [], [], []
     for c in clicks:
         t0 = time.perf_counter()
@@ -125,8 +126,12 @@ def run_case(case, seed=0, log=None):
         rows.append(dict(name=f"lesion {case}: clicks (of {len(ds) - 1}) with Dice >= 0.80",
                          value=sum(d >= 0.8 for d in ds[1:]), unit=""))
         rows.append(dict(name=f"lesion {case}: min Dice over the clicks", value=round(min(ds[1:]), 3), unit=""))
+        rows.append(dict(name=f"lesion {case}: max Dice over the clicks", value=round(max(ds[1:]), 3), unit=""))
         rows.append(dict(name=f"lesion {case}: volume spread max/min (all clicks)",
                          value=round(max(vols) / min(vols), 3), unit=""))
+        want = "lung_nodule" if case.startswith("lung") else "soft_tissue"
+        rows.append(dict(name=f"lesion {case}: clicks typed {want} (of {len(ds)})",
+                         value=sum(k.startswith(want) for k in kinds), unit=""))
     rows.append(dict(name=f"lesion {case}: volume / reference ({ref_ml:.1f} mL)",
                      value=round(vols[0] / ref_ml, 3), unit=""))
     rows.append(dict(name=f"lesion {case}: time per click (median)", value=round(float(np.median(times)), 2), unit="s"))
@@ -180,7 +185,7 @@ def run_phantom(spacing=2.0, n_clicks=3, log=None):
     rows = []
     for kind, diam, nec, wall in PHANTOM_CASES:
         ph = copy.deepcopy(ph0)
-        host = ["liver"] if kind.startswith("liver") else LUNG_LOBES
+        host = ["liver"] if kind.startswith("liver") else LUNG_LOBES + ["lung_vessels"]
         d = edt.edt(ph.labels.mask(*host), anisotropy=tuple(ph.labels.spacing_kji))
         if wall:
             ras = ph.labels.kji_to_world(np.argwhere((d > 0.275 * diam) & (d < 0.325 * diam)).astype(float))

@@ -35,6 +35,14 @@ Every threshold, with its published source or its stated method reason, is in
    HU to the lesion than to the tissue around a first estimate (midpoint threshold between the
    lesion's median and the median of a shell 2-6 mm around it); fat (< -30 HU; adipose tissue
    -190..-30 HU, Lamba et al., AJR 2014) and bone (> 400 HU) always bound it.
+   Where that rule finds no intensity edge (it had to cut at a guessed radius) or gives less
+   than the confident core of the homogeneous region at the click (noise made a speck of it: a
+   sarcoma among muscle of the same mean HU on a non-contrast CT), the statistical model of
+   ``_soft_statistical`` is used instead: a robust confidence-connected region (median +/- 3
+   robust SD of a 5 mm ball at the click, on a 2 mm-denoised image, re-estimated once on the
+   region's core), attachments cut, necrosis open to its edge closed; a warning says its border
+   is approximate. A region typed "lung" whose shell is bordered more by outside air than by
+   lung-like air (a CT table's foam reads -900 HU, the limb lies in its concavity) is soft tissue.
 4. Separation by morphology: from the click, steepest ascent on the region's distance map finds
    the lesion's core (its largest inscribed ball near the click, radius R); the region is opened
    with a ball of radius 0.5 R (at least ``open_mm``): vessels, bronchial walls, pleural tags and
@@ -104,6 +112,9 @@ SMOOTH_SIGMA_MM = _v("smooth_sigma_mm")
 LARGER_BLOB_RATIO = _v("larger_blob_ratio")
 NECROSIS_MAX_RATIO = _v("necrosis_max_ratio")
 CALCIFIED_MIN_HU = _v("calcified_min_hu")
+STAT_SIGMA_MM = _v("statistical_sigma_mm")
+CLICK_BALL_MM = _v("click_ball_mm")
+CLOSE_FRACTION = _v("close_fraction")
 
 
 def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
@@ -262,14 +273,72 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     return lung, env, rejected & ~env
 
 
-def _click_stats(roi, seed, sk):
-    b = ball(max(2.0, float(min(sk)) * 1.01), sk)
+def _ball_values(img, seed, sk, radius_mm, within=None):
+    """Values of ``img`` in a ball of ``radius_mm`` around ``seed`` (those in ``within`` only,
+    when it holds any)."""
+    b = ball(radius_mm, sk)
     c = np.array(b.shape) // 2
     bk = np.argwhere(b) + (np.asarray(seed) - c)
-    ok = np.all((bk >= 0) & (bk < roi.shape), axis=1)
-    bv = roi[tuple(bk[ok].T)]
-    m0 = float(np.median(bv))
-    return m0, max(1.4826 * float(np.median(np.abs(bv - m0))), NOISE_FLOOR_HU)
+    bk = bk[np.all((bk >= 0) & (bk < img.shape), axis=1)]
+    if within is not None and within[tuple(bk.T)].any():
+        bk = bk[within[tuple(bk.T)]]
+    return img[tuple(bk.T)]
+
+
+def _robust(values, floor):
+    """(median, robust SD = 1.4826 MAD, at least ``floor``)."""
+    m = float(np.median(values))
+    return m, max(1.4826 * float(np.median(np.abs(values - m))), floor)
+
+
+def _click_stats(roi, seed, sk):
+    return _robust(_ball_values(roi, seed, sk, max(2.0, float(min(sk)) * 1.01)), NOISE_FLOOR_HU)
+
+
+def _smoothed_noise_floor(noise_hu, sigma_mm, sk) -> float:
+    """Noise ``noise_hu`` (at least ``NOISE_FLOOR_HU``) after a Gaussian of ``sigma_mm`` on this
+    grid: white noise of SD s becomes s / sqrt(prod(2 sqrt(pi) sigma_voxels)) (the kernel's
+    squared norm; CT noise is correlated, so this is a lower bound), never raised."""
+    sv = np.maximum(sigma_mm / np.asarray(sk, float), 0.5 / np.sqrt(np.pi))
+    return max(noise_hu, NOISE_FLOOR_HU) / float(np.sqrt(np.prod(2.0 * np.sqrt(np.pi) * sv)))
+
+
+def _soft_statistical(roi, seed, org, sk, open_min, s_axis):
+    """(region, [lower, upper] HU, its confident core) of a soft-tissue tumour without a clear
+    intensity edge (a sarcoma among muscle of the same mean HU on a non-contrast CT): the
+    homogeneous region around the click on a denoised image, by a robust confidence-connected
+    model (as ITK's ConfidenceConnected: mean +/- k SD, Ibanez et al., ITK Software Guide): the
+    lesion's median and robust SD from a ball of ``CLICK_BALL_MM`` at the click, the region within
+    ``SOFT_FIRST_SD`` SD of it, connected to the click, bounded by fat and bone; re-estimated
+    once on the region's core (deeper than ``OPEN_FRACTION`` of its inscribed radius: ITK's
+    re-estimation over the whole region drifted into the muscle it leaked into, STS_008 379 mL
+    for 28 mL); attachments cut (``_separate``), parts of other density open to its edge (necrosis,
+    haemorrhage) closed by ``CLOSE_FRACTION`` of its inscribed radius, holes filled."""
+    from .common import close_mm
+
+    sm = ndimage.gaussian_filter(roi, STAT_SIGMA_MM / np.asarray(sk, float))
+    allowed = (roi > FAT_MAX_HU) & (roi < BONE_CLICK_HU)
+    if org is not None:
+        allowed &= org
+    # the smoothed spread cannot be below the smoothed noise (the raw spread at the click)
+    raw_sd = _robust(_ball_values(roi, seed, sk, CLICK_BALL_MM, allowed), 0.0)[1]
+    floor = _smoothed_noise_floor(raw_sd, STAT_SIGMA_MM, sk)
+    m, s = _robust(_ball_values(sm, seed, sk, CLICK_BALL_MM, allowed), floor)
+    core = np.zeros(roi.shape, bool)
+    for it in range(2):
+        r = _component_at((np.abs(sm - m) <= SOFT_FIRST_SD * s) & allowed, seed, sk)
+        if not r.any():
+            return r, [m - SOFT_FIRST_SD * s, m + SOFT_FIRST_SD * s], core
+        r = _separate(r, seed, sk, open_min)
+        depth = _edt(r, sk)
+        core = depth >= OPEN_FRACTION * float(depth.max())
+        if it == 0:
+            m, s = _robust(sm[core], floor)
+    region = _fill(r, s_axis)
+    radius = float(_edt(region, sk).max())
+    if CLOSE_FRACTION * radius > float(max(sk)):
+        region = region | (_fill(close_mm(region, CLOSE_FRACTION * radius, sk), s_axis) & allowed)
+    return region, [m - SOFT_FIRST_SD * s, m + SOFT_FIRST_SD * s], core
 
 
 def _shell(m, sk, r0, r1):
@@ -478,6 +547,13 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     if k is None or k == "soft_tissue":
         k = "soft_tissue"
         region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
+        no_edge = sub.endswith("; no intensity edge")
+        r_st, thr_st, core_st = _soft_statistical(roi, seed, org, sk, open_min, s_axis)
+        if r_st.any() and (no_edge or int(region.sum()) < int(core_st.sum())):
+            # the edge rule found no edge, or a result smaller than the confident core of the
+            # homogeneous region at the click (noise made a speck of it): the statistical model
+            region, thr = r_st, thr_st
+            sub = sub.split(";")[0] + "; no intensity edge"
         if sub.endswith("; rim"):
             sub = sub.split(";")[0]
             notes.append("the click may be on the necrotic or cystic centre of a larger tumour: a closed "
@@ -485,9 +561,10 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                          "add a click on it (--add) or click on the rim")
         if sub.endswith("; no intensity edge"):
             sub = sub.split(";")[0]
-            notes.append("the lesion has no intensity edge against the tissue around it: its border "
-                         "was set where it first meets that tissue, a guess; check it, give the organ "
-                         "mask, or add include/exclude clicks")
+            notes.append("the lesion has no clear intensity edge against the tissue around it (e.g. a "
+                         "tumour in muscle on a non-contrast CT): it was taken as the homogeneous region "
+                         "round the click and its border is approximate; check it, give the organ mask, "
+                         "or add include/exclude clicks")
         if lung is not None and region.any():
             sh = _shell(region, sk, *LUNG_SHELL_MM)
             frac = float(lung[sh].mean()) if sh.any() else 0.0
@@ -545,6 +622,12 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                           "distinct lesion; click nearer its centre")
     mask = np.zeros(ct.shape, bool)
     mask[sl] = region
+    if kind is None and k == "lung_nodule" and _bordered_by_gas(a, mask, ct):
+        # a lung lesion is bordered by lung, and the chest wall lies between the lung and
+        # outside air: a "lung" region bordered more by gas (outside air) than by lung-like air
+        # is a limb or trunk lying in the concavity of a lung-like table top or blanket
+        return segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
+                              open_mm=open_mm, include=include, exclude=exclude, progress=progress)
     for q in np.asarray(include, float).reshape(-1, 3):
         m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm)
         added_ml = float((m2 & ~mask).sum()) * ct.voxel_volume_ml
@@ -568,6 +651,34 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas.warnings = warnings + notes + _plausibility(mask, ct, meas)
     p(1.0, "lesion: done")
     return mask, meas
+
+
+def _bordered_by_gas(a, mask, ct) -> bool:
+    """True when more of the 1-4 mm shell of ``mask`` is gas (air components of >= 0.5 mL with
+    a median <= -950 HU: outside air, bowel gas) than lung-like air (median above -950 HU). The
+    air components are those of the whole image (a crop changes the median of the outside air:
+    its partial-volume layer at the skin weighs more), found on a grid coarsened to <= 8 M
+    voxels (a median of a large component does not depend on the sampling)."""
+    from .common import bbox_slices
+
+    f = 1
+    while a.size / f ** 3 > 8_000_000:
+        f += 1
+    sub = a[::f, ::f, ::f]
+    lab, n, counts = components(sub < LUNG_HU, connectivity=6)
+    sl = bbox_slices(mask, LUNG_SHELL_MM[1] + float(max(ct.spacing_kji)), ct.spacing_kji)
+    sh = np.argwhere(_shell(mask[sl], ct.spacing_kji, *LUNG_SHELL_MM)) + [s_.start for s_ in sl]
+    shell_lab = lab[tuple(np.minimum(sh // f, np.array(sub.shape) - 1).T)]
+    near = np.unique(shell_lab)
+    near = near[(near > 0) & (counts[near] * ct.voxel_volume_ml * f ** 3 >= 0.5)]
+    if not near.size:
+        return False
+    sel = np.zeros(n + 1, bool)
+    sel[near] = True
+    is_gas = np.zeros(n + 1, bool)
+    is_gas[sel] = label_medians(sub, lab, sel) <= GAS_MEDIAN_HU
+    lung = sel & ~is_gas
+    return bool(is_gas[shell_lab].sum() > lung[shell_lab].sum())
 
 
 def _seed_voxel(ct: Volume, point: np.ndarray) -> tuple:
