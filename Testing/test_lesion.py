@@ -116,27 +116,56 @@ def _interior_clicks(ref, ct, n, seed, depth_mm=5.0):
     return ct.kji_to_world(inside[pick].astype(float))
 
 
+def _shallow_clicks(ref, ct, n, seed, depth_mm=5.0):
+    """``n`` seeded RAS points from the shallowest layer that ``_interior_clicks`` allows (depth
+    within one slice spacing of its bound): on thick slices these are the lesion's end slices,
+    where a click sees the least of the lesion (where the detector seeded lung2, trial 3 D3)."""
+    import edt
+
+    depth = edt.edt(np.ascontiguousarray(ref), anisotropy=tuple(ct.spacing_kji), black_border=True)
+    lo = min(depth_mm, 0.6 * float(depth.max()))
+    inside = np.argwhere((depth >= lo) & (depth < lo + float(max(ct.spacing_kji))))
+    pick = np.random.default_rng(seed).choice(len(inside), min(n, len(inside)), replace=False)
+    return ct.kji_to_world(inside[pick].astype(float))
+
+
+# the candidate centre the detector gave lung2's mass in new-user trial 3 (defect D3): on the
+# mass's cranial slice, 5.0 mm inside; it gave 0.5 mL of 48 mL (Dice 0.02) without a warning
+LUNG2_DETECTOR_CLICK = (-76.4, 91.2, -240.0)
+
+
 @pytest.mark.data
 @pytest.mark.parametrize("case", ["lung1", "lung2"])
 def test_pyradiomics_lesion_from_any_click(shared_data, case):
-    """Real lung lesions (hand labels): Dice >= 0.85 from the label's centroid; from each of 10
-    random clicks inside (>= 5 mm, or 60 % of the deepest point of a lesion thinner than that:
-    lung1's nodule is 14 mm across on 5 mm slices) Dice >= 0.80, and the volumes of all eleven
-    within 15 % of each other (measured: lung1 0.866-0.867, lung2 0.884-0.887)."""
+    """Real lung lesions (hand labels), issue 14's thresholds: Dice >= 0.85 from the label's
+    centroid; from each of 10 random clicks inside (>= 5 mm, or 60 % of the deepest point of a
+    lesion thinner than that: lung1's nodule is 14 mm across on 5 mm slices, 4.6 mm deep), from
+    3 clicks on the shallowest allowed layer (the end slices) and, for lung2, from the detector's
+    click of trial 3: Dice >= 0.80, typed lung nodule, and the volumes of all within 15 % of each
+    other. The CT is cropped in-plane to 90 mm round the lesion (all slices; the lung envelope
+    is judged within 80 mm of the click). Measured (``python -m benchmarks.bench_lesion lung1
+    lung2``): lung1 0.866-0.867; lung2 0.884-0.887 (the detector's click 0.884: before, 0.02)."""
     from imagio import io
 
     d = shared_data / "pyradiomics-lung"
     ct = io.read_image(d / f"{case}_image.nrrd")
     ref = io.read_image(d / f"{case}_label.nrrd").array > 0
+    lo, hi = ct.bounding_box(ref)
+    m = np.ceil(90.0 / np.asarray(ct.spacing_kji)).astype(int)
+    m[0] = ct.shape[0]
+    ct, ref = ct.crop(lo - m, hi + m), ref[tuple(slice(a, b) for a, b in zip(np.maximum(lo - m, 0), hi + m))]
     centroid = ct.kji_to_world(np.argwhere(ref).mean(0)[None])[0]
     mask, meas = segment_lesion(ct, centroid)
     assert meas.kind == "lung_nodule" and dice(mask, ref) >= 0.85
     vols = [meas.volume_ml]
-    for c in _interior_clicks(ref, ct, 10, seed=0):
+    clicks = list(_interior_clicks(ref, ct, 10, seed=0)) + list(_shallow_clicks(ref, ct, 3, seed=1))
+    if case == "lung2":
+        clicks.append(np.array(LUNG2_DETECTOR_CLICK))
+    for c in clicks:
         m, meas = segment_lesion(ct, c)
-        assert dice(m, ref) >= 0.80, (c, dice(m, ref))
+        assert meas.kind == "lung_nodule" and dice(m, ref) >= 0.80, (c, dice(m, ref), meas.volume_ml)
         vols.append(meas.volume_ml)
-    assert max(vols) <= 1.15 * min(vols)
+    assert max(vols) <= 1.15 * min(vols), vols
 
 
 @pytest.mark.data

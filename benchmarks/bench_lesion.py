@@ -1,7 +1,8 @@
 """One-click lesion on real cases (issue 14): Dice per case, clicks, volume spread, time.
 
 Cases (``../shared/data``): pyradiomics lung1 / lung2 (hand labels; the centroid and 10 random
-clicks >= 5 mm inside, or 60 % of the deepest point for a lesion thinner than that, seeded RNG),
+clicks >= 5 mm inside, or 60 % of the deepest point for a lesion thinner than that, seeded RNG,
+3 clicks on the shallowest such layer, and lung2's detector click of trial 3; one row per click),
 the five STS sarcomas (the deepest point of the mask, the "centre" a user would click, and
 ``N_STS_CLICKS`` seeded random clicks >= 5 mm inside), Lung-PET-CT-Dx A0001 (click at the centre of the middle box; share of the result inside
 the per-slice boxes, share of the boxes' slices reached); and phantom lesions of every kind
@@ -20,6 +21,9 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 N_CLICKS = 10
 N_STS_CLICKS = 4
+N_SHALLOW = 3
+# the detector's candidate centre for lung2's mass in new-user trial 3 (defect D3: 0.5 mL, Dice 0.02)
+DETECTOR_CLICKS = {"lung2": (-76.4, 91.2, -240.0)}
 
 
 def dice(a, b) -> float:
@@ -27,13 +31,16 @@ def dice(a, b) -> float:
     return 2.0 * int((a & b).sum()) / s if s else 1.0
 
 
-def interior_clicks(ref, ct, n, rng, depth_mm=5.0):
+def interior_clicks(ref, ct, n, rng, depth_mm=5.0, shallow=False):
     """``n`` RAS points drawn uniformly (seeded ``rng``) from the voxels at least ``depth_mm``
-    inside ``ref`` (or 60 % of its deepest point when it is thinner): a real sample."""
+    inside ``ref`` (or 60 % of its deepest point when it is thinner): a real sample.
+    ``shallow``: only from the shallowest such layer (depth within one slice spacing of the
+    bound: a thick-slice lesion's end slices, where the detector seeded lung2 in trial 3)."""
     import edt
 
     depth = edt.edt(np.ascontiguousarray(ref), anisotropy=tuple(ct.spacing_kji), black_border=True)
-    inside = np.argwhere(depth >= min(depth_mm, 0.6 * float(depth.max())))
+    lo = min(depth_mm, 0.6 * float(depth.max()))
+    inside = np.argwhere((depth >= lo) & (depth < (lo + float(max(ct.spacing_kji)) if shallow else np.inf)))
     pick = rng.choice(len(inside), min(n, len(inside)), replace=False)
     return ct.kji_to_world(inside[pick].astype(float))
 
@@ -104,7 +111,9 @@ def run_case(case, seed=0, log=None):
     rng = np.random.default_rng(seed)
     if case.startswith("lung"):
         clicks = np.vstack([ct.kji_to_world(np.argwhere(ref).mean(0)[None])[0][None],
-                            interior_clicks(ref, ct, N_CLICKS, rng)])
+                            interior_clicks(ref, ct, N_CLICKS, rng),
+                            interior_clicks(ref, ct, N_SHALLOW, np.random.default_rng(seed + 1), shallow=True)]
+                           + ([np.array(DETECTOR_CLICKS[case])[None]] if case in DETECTOR_CLICKS else []))
     else:
         clicks = np.vstack([deepest_point(ref, ct)[None], interior_clicks(ref, ct, N_STS_CLICKS, rng)])
     ds, vols, times, kinds = [], [], [], []
@@ -115,6 +124,8 @@ def run_case(case, seed=0, log=None):
         ds.append(dice(m, ref))
         vols.append(meas.volume_ml)
         kinds.append(f"{meas.kind}/{meas.subtype}")
+        rows.append(dict(name=f"lesion {case}: click {len(ds) - 1} Dice ({vols[-1]:.1f} mL, {kinds[-1][:4]})",
+                         value=round(ds[-1], 3), unit=""))
         if log:
             log(f"{case} click {np.round(c, 1).tolist()}: Dice {ds[-1]:.3f} vol {vols[-1]:.1f} mL "
                 f"(ref {ref.sum() * ct.voxel_volume_ml:.1f}) {kinds[-1]} {times[-1]:.1f} s "
