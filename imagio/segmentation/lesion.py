@@ -155,20 +155,21 @@ def _touched_faces(m: np.ndarray) -> list:
 
 def _climb(depth: np.ndarray, seed: tuple, sk=None) -> tuple:
     """The core of the blob the seed lies in: from ``seed``, repeatedly to the deepest voxel of
-    ``depth`` (the region's distance map, mm) inside the current voxel's inscribed ball (a ball
-    of radius ``depth`` lies in the region, so the step never leaves the blob the seed is in),
-    until no voxel in it is deeper. A 26-neighbour steepest ascent stopped on the plateaus and
+    ``depth`` (the region's distance map, mm) among its 26 neighbours and inside its inscribed
+    ball (a ball of radius ``depth`` lies in the region, so the step never leaves the blob the
+    seed is in), until none is deeper. A 26-neighbour steepest ascent stopped on the plateaus and
     ridges of a distance map on thick slices (lung2's mass clicked on its cranial slice: a core
     of 6 mm depth in a 17 mm deep mass). The loop runs over ascent steps, not voxels. Without
     ``sk`` (spacing, mm) the 26-neighbourhood is used."""
     p = np.asarray(seed)
     shape = np.asarray(depth.shape)
+    n26 = np.argwhere(np.ones((3, 3, 3), bool)) - 1
     for _ in range(int(shape.sum())):
         dp = float(depth[tuple(p)])
+        off = n26
         if sk is not None and dp > 0:
-            off = np.argwhere(ball(dp, sk)) - np.array(ball(dp, sk).shape) // 2
-        else:
-            off = np.argwhere(np.ones((3, 3, 3), bool)) - 1
+            b = ball(dp, sk)
+            off = np.vstack([n26, np.argwhere(b) - np.array(b.shape) // 2])
         q = p + off
         q = q[np.all((q >= 0) & (q < shape), axis=1)]
         d = depth[tuple(q.T)]
@@ -431,13 +432,14 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
         core = roi[inner] if inner.sum() >= 8 else roi[region]
         t2 = 0.5 * (bg + float(np.percentile(core, 25)))
         if t2 > t:
-            # the refined region is grown and separated from the lesion's core found at the first
-            # threshold (its deepest voxel above the new one), not from the click: a click near
-            # the lesion's edge, where the higher threshold leaves it a lobe behind a narrow neck,
-            # gave that lobe (lung2's mass clicked on its cranial slice: 0.5 mL of 48 mL)
+            # the refined region is grown and separated from the core of the lesion the click lies
+            # in, found on the first region (ascent from the click on its distance map, within
+            # the voxels above the new threshold), not from the click: a click near the lesion's
+            # edge, where the higher threshold leaves it a lobe behind a narrow neck, gave that
+            # lobe (lung2's mass clicked on its cranial slice: 0.5 mL of 48 mL). Not from the
+            # first region's deepest voxel: that can lie in another structure joined to it
             depth = _edt(region, sk) * ((roi >= t2) & (roi <= upper))
-            at = np.unravel_index(int(np.argmax(depth)), depth.shape) if depth.max() > 0 else seed
-            r2 = grow(t2, tuple(int(v) for v in at))
+            r2 = grow(t2, _climb(depth, seed, sk) if depth[seed] > 0 else seed)
             if r2.any():
                 first, region, t = region, r2, t2
                 return region, [t, upper], first
