@@ -41,13 +41,18 @@ Every threshold, with its published source or its stated method reason, is in
    ``_soft_statistical`` is used instead: a robust confidence-connected region (median +/- 3
    robust SD of a 5 mm ball at the click, on a 2 mm-denoised image, re-estimated once on the
    region's core), attachments cut, necrosis open to its edge closed; a warning says its border
-   is approximate. A region typed "lung" whose shell is bordered more by outside air than by
-   lung-like air (a CT table's foam reads -900 HU, the limb lies in its concavity) is soft tissue.
-4. Separation by morphology: from the click, steepest ascent on the region's distance map finds
-   the lesion's core (its largest inscribed ball near the click, radius R); the region is opened
+   is approximate. Its edge is moved to half contrast where the tissue beyond differs
+   measurably (more than 2 x 3 robust SD): the denoising blur otherwise keeps it a rim short of
+   every contrasted edge (``_edge_at_half_contrast``). A region typed "lung" whose shell is
+   bordered more by outside air than by lung-like air (a CT table's foam reads -900 HU, the limb lies in its concavity) is soft tissue.
+4. Separation by morphology: from the click, an ascent on the region's distance map (over the
+   26 neighbours and the inscribed ball, so thick-slice plateaus do not stop it) finds the
+   lesion's core (its largest inscribed ball near the click, radius R); the region is opened
    with a ball of radius 0.5 R (at least ``open_mm``): vessels, bronchial walls, pleural tags and
    bridges to neighbouring tissue narrower than the lesion are cut wherever the click lies inside
-   the lesion. The one-voxel layer the opening shaves off is given back.
+   the lesion. The one-voxel layer the opening shaves off is given back. A lung lesion's
+   half-maximum region is grown from the core its first region gives the click (a click on a
+   thick-slice lesion's end slice gave a lobe of it).
 5. Necrotic, cystic or cavitated centres are part of the lesion: holes are filled in 3-D and in
    every axial slice.
 6. Extra clicks: ``include`` points add the lesion grown from each of them (same type);
@@ -55,7 +60,8 @@ Every threshold, with its published source or its stated method reason, is in
 Warnings (``LesionMeasurements.warnings``): the result is tiny (equivalent diameter < 3 mm, a
 micronodule: Fleischner glossary, Hansell et al., Radiology 2008), fills less than 5 % of its
 circumscribed sphere (a leak along tubes or a plate along a wall), touches the image edge (the
-lesion may continue outside the field of view), or reached ``max_radius_mm``.
+lesion may continue outside the field of view), reached ``max_radius_mm``, or (lung) is more than
+4 times smaller than the region at the detection threshold it was refined from.
 
 Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022, volume).
 """
