@@ -168,6 +168,36 @@ def test_pyradiomics_lesion_from_any_click(shared_data, case):
     assert max(vols) <= 1.15 * min(vols), vols
 
 
+def test_lobulated_mass_on_thick_slices_from_shallow_clicks():
+    """A lobulated lung mass (44 mm sphere with a 20 mm lobe, 9 mm necrotic centre) on 0.7 x 0.7
+    x 5 mm voxels, against the chest wall: clicks 5-10 mm inside (on 5 mm slices these lie on
+    the end slices and in the lobe, where lung2's detector click gave 0.5 mL of 48 mL, trial 3
+    D3). Every click gives the whole mass (Dice >= 0.85, volumes within 15 %). The old code
+    stopped its core ascent on a plateau of the distance map and kept the lobe from 2 of the 8
+    clicks (Dice 0.13); measured now 0.956 from all."""
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    vol = Volume(np.zeros((30, 200, 200), np.int16), make_ijk_to_ras((0.7, 0.7, 5.0), (-70, -70, -75)))
+    x, y, z = (ras_coordinate(vol, r) for r in range(3))
+    a = np.full(vol.shape, -850.0)
+    a[np.abs(x) > 60] = 40.0  # chest wall
+    a[np.abs(x) > 66] = -1000.0  # outside air
+    mass = ((x - 30) ** 2 + y ** 2 + z ** 2 <= 22 ** 2) | ((x - 20) ** 2 + (y - 18) ** 2 + (z - 14) ** 2 <= 10 ** 2)
+    a[mass] = 40.0
+    a[(x - 30) ** 2 + y ** 2 + z ** 2 <= 9 ** 2] = 15.0
+    rng = np.random.default_rng(0)
+    a = ndimage.gaussian_filter(a, (0.5, 1.0, 1.0)) + rng.normal(0, 15, a.shape)
+    ct = vol.with_array(a.astype(np.int16))
+    depth = edt.edt(mass, anisotropy=tuple(ct.spacing_kji), black_border=True)
+    pts = np.argwhere((depth >= 5) & (depth < 10))
+    vols = []
+    for p in pts[rng.choice(len(pts), 12, replace=False)[:8]]:
+        m, meas = segment_lesion(ct, ct.kji_to_world(p[None].astype(float))[0])
+        assert meas.kind == "lung_nodule" and dice(m, mass) >= 0.85, (p, dice(m, mass), meas.volume_ml)
+        vols.append(meas.volume_ml)
+    assert max(vols) <= 1.15 * min(vols), vols
+
+
 @pytest.mark.data
 @pytest.mark.parametrize("case", ["STS_002", "STS_010"])
 def test_sarcoma_from_the_centre_and_interior_clicks(shared_data, case):
