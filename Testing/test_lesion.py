@@ -2,6 +2,7 @@
 necrotic centres from any interior click, include/exclude clicks, warnings, and the real lung
 lesions of pyradiomics from the centre and from random interior clicks."""
 
+import edt
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -115,49 +116,114 @@ def _interior_clicks(ref, ct, n, seed, depth_mm=5.0):
     return ct.kji_to_world(inside[pick].astype(float))
 
 
+def _shallow_clicks(ref, ct, n, seed, depth_mm=5.0):
+    """``n`` seeded RAS points from the shallowest layer that ``_interior_clicks`` allows (depth
+    within one slice spacing of its bound): on thick slices these are the lesion's end slices,
+    where a click sees the least of the lesion (where the detector seeded lung2, trial 3 D3)."""
+    import edt
+
+    depth = edt.edt(np.ascontiguousarray(ref), anisotropy=tuple(ct.spacing_kji), black_border=True)
+    lo = min(depth_mm, 0.6 * float(depth.max()))
+    inside = np.argwhere((depth >= lo) & (depth < lo + float(max(ct.spacing_kji))))
+    pick = np.random.default_rng(seed).choice(len(inside), min(n, len(inside)), replace=False)
+    return ct.kji_to_world(inside[pick].astype(float))
+
+
+# the candidate centre the detector gave lung2's mass in new-user trial 3 (defect D3): on the
+# mass's cranial slice, 5.0 mm inside; it gave 0.5 mL of 48 mL (Dice 0.02) without a warning
+LUNG2_DETECTOR_CLICK = (-76.4, 91.2, -240.0)
+
+
 @pytest.mark.data
 @pytest.mark.parametrize("case", ["lung1", "lung2"])
 def test_pyradiomics_lesion_from_any_click(shared_data, case):
-    """Real lung lesions (hand labels): Dice >= 0.85 from the label's centroid; from each of 10
-    random clicks inside (>= 5 mm, or 60 % of the deepest point of a lesion thinner than that:
-    lung1's nodule is 14 mm across on 5 mm slices) Dice >= 0.80, and the volumes of all eleven
-    within 15 % of each other (measured: lung1 0.866-0.867, lung2 0.884-0.887)."""
+    """Real lung lesions (hand labels), issue 14's thresholds: Dice >= 0.85 from the label's
+    centroid; from each of 10 random clicks inside (>= 5 mm, or 60 % of the deepest point of a
+    lesion thinner than that: lung1's nodule is 14 mm across on 5 mm slices, 4.6 mm deep), from
+    3 clicks on the shallowest allowed layer (the end slices) and, for lung2, from the detector's
+    click of trial 3: Dice >= 0.80, typed lung nodule, and the volumes of all within 15 % of each
+    other. The CT is cropped in-plane to 90 mm round the lesion (all slices; the lung envelope
+    is judged within 80 mm of the click). Measured (``python -m benchmarks.bench_lesion lung1
+    lung2``): lung1 0.866-0.867; lung2 0.884-0.887 (the detector's click 0.884: before, 0.02)."""
     from imagio import io
 
     d = shared_data / "pyradiomics-lung"
     ct = io.read_image(d / f"{case}_image.nrrd")
     ref = io.read_image(d / f"{case}_label.nrrd").array > 0
+    lo, hi = ct.bounding_box(ref)
+    m = np.ceil(90.0 / np.asarray(ct.spacing_kji)).astype(int)
+    m[0] = ct.shape[0]
+    ct, ref = ct.crop(lo - m, hi + m), ref[tuple(slice(a, b) for a, b in zip(np.maximum(lo - m, 0), hi + m))]
     centroid = ct.kji_to_world(np.argwhere(ref).mean(0)[None])[0]
     mask, meas = segment_lesion(ct, centroid)
     assert meas.kind == "lung_nodule" and dice(mask, ref) >= 0.85
     vols = [meas.volume_ml]
-    for c in _interior_clicks(ref, ct, 10, seed=0):
+    clicks = list(_interior_clicks(ref, ct, 10, seed=0)) + list(_shallow_clicks(ref, ct, 3, seed=1))
+    if case == "lung2":
+        clicks.append(np.array(LUNG2_DETECTOR_CLICK))
+    for c in clicks:
         m, meas = segment_lesion(ct, c)
-        assert dice(m, ref) >= 0.80, (c, dice(m, ref))
+        assert meas.kind == "lung_nodule" and dice(m, ref) >= 0.80, (c, dice(m, ref), meas.volume_ml)
         vols.append(meas.volume_ml)
-    assert max(vols) <= 1.15 * min(vols)
+    assert max(vols) <= 1.15 * min(vols), vols
+
+
+def test_lobulated_mass_on_thick_slices_from_shallow_clicks():
+    """A lobulated lung mass (44 mm sphere with a 20 mm lobe, 9 mm necrotic centre) on 0.7 x 0.7
+    x 5 mm voxels, against the chest wall: clicks 5-10 mm inside (on 5 mm slices these lie on
+    the end slices and in the lobe, where lung2's detector click gave 0.5 mL of 48 mL, trial 3
+    D3). Every click gives the whole mass (Dice >= 0.85, volumes within 15 %). The old code
+    stopped its core ascent on a plateau of the distance map and kept the lobe from 2 of the 8
+    clicks (Dice 0.13); measured now 0.956 from all."""
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    vol = Volume(np.zeros((30, 200, 200), np.int16), make_ijk_to_ras((0.7, 0.7, 5.0), (-70, -70, -75)))
+    x, y, z = (ras_coordinate(vol, r) for r in range(3))
+    a = np.full(vol.shape, -850.0)
+    a[np.abs(x) > 60] = 40.0  # chest wall
+    a[np.abs(x) > 66] = -1000.0  # outside air
+    mass = ((x - 30) ** 2 + y ** 2 + z ** 2 <= 22 ** 2) | ((x - 20) ** 2 + (y - 18) ** 2 + (z - 14) ** 2 <= 10 ** 2)
+    a[mass] = 40.0
+    a[(x - 30) ** 2 + y ** 2 + z ** 2 <= 9 ** 2] = 15.0
+    rng = np.random.default_rng(0)
+    a = ndimage.gaussian_filter(a, (0.5, 1.0, 1.0)) + rng.normal(0, 15, a.shape)
+    ct = vol.with_array(a.astype(np.int16))
+    depth = edt.edt(mass, anisotropy=tuple(ct.spacing_kji), black_border=True)
+    pts = np.argwhere((depth >= 5) & (depth < 10))
+    vols = []
+    for p in pts[rng.choice(len(pts), 12, replace=False)[:8]]:
+        m, meas = segment_lesion(ct, ct.kji_to_world(p[None].astype(float))[0])
+        assert meas.kind == "lung_nodule" and dice(m, mass) >= 0.85, (p, dice(m, mass), meas.volume_ml)
+        vols.append(meas.volume_ml)
+    assert max(vols) <= 1.15 * min(vols), vols
 
 
 @pytest.mark.data
-def test_sarcomas_from_one_click_are_right_or_say_so(shared_data):
-    """The five STS sarcomas (non-contrast CT, tumour HU within the muscle's): one click at the
-    deepest point of each mask. Measured Dice 0.01 / 0.72 / 0.01 / 0.71 / 0.00 (STS_002, 008,
-    010, 014, 022): the target of 0.80 is not reached (see notes/lesion.md). What must hold:
-    a result below Dice 0.80 never comes without a warning that its border is a guess."""
-    import edt
-
+@pytest.mark.parametrize("case", ["STS_002", "STS_010"])
+def test_sarcoma_from_the_centre_and_interior_clicks(shared_data, case):
+    """Real sarcomas on non-contrast CT (no intensity edge against muscle; STS_002 in fat,
+    STS_010 in muscle above a CT table whose foam reads like lung, -901 HU): the deepest point
+    of the mask and 2 seeded random clicks >= 5 mm inside. Before the statistical soft-tissue
+    model: Dice 0.01 (a 0.3 / 0.9 mL speck) and clicks typed "lung nodule" in the table's
+    concavity (650 mL). Measured now: STS_002 0.82-0.88, STS_010 0.52-0.73 (all five and more
+    clicks: ``python -m benchmarks.bench_lesion STS_...``). Asserted: the type is soft tissue,
+    the result is the tumour, not a speck or the limb (Dice >= 0.5, volume within 0.5-2x of
+    the mask's), and a result below Dice 0.80 says that its border is approximate."""
     from imagio import io
 
-    for case in ("STS_002", "STS_008", "STS_010", "STS_014", "STS_022"):
-        d = shared_data / "sts-sarcoma" / case
-        ct = io.read_image(d / "CT_image.nii.gz")
-        ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
-        depth = edt.edt(ref, anisotropy=tuple(ct.spacing_kji))
-        click = ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
+    d = shared_data / "sts-sarcoma" / case
+    ct = io.read_image(d / "CT_image.nii.gz")
+    ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    ref_ml = ref.sum() * ct.voxel_volume_ml
+    depth = edt.edt(ref, anisotropy=tuple(ct.spacing_kji))
+    deepest = ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
+    for click in [deepest] + list(_interior_clicks(ref, ct, 2, seed=0)):
         m, meas = segment_lesion(ct, click)
+        assert meas.kind == "soft_tissue", (click, meas.kind)
+        assert dice(m, ref) >= 0.5 and 0.5 * ref_ml <= meas.volume_ml <= 2.0 * ref_ml, (
+            click, dice(m, ref), meas.volume_ml, ref_ml)
         if dice(m, ref) < 0.80:
-            assert any("no intensity edge" in w or "tiny" in w or "size limit" in w
-                       for w in meas.warnings), (case, dice(m, ref), meas.warnings)
+            assert any("no clear intensity edge" in w for w in meas.warnings), (click, meas.warnings)
 
 
 @pytest.mark.data
@@ -281,6 +347,8 @@ def _place(ph, names, radius, wall):
     radius deep, so that the lesion, confined to the lung, lies flat against the chest wall."""
     import edt
 
+    if "lung_upper_lobe_left" in names:  # the lung's vessels are lung too (the lesion replaces them)
+        names = list(names) + ["lung_vessels"]
     d = edt.edt(ph.labels.mask(*names), anisotropy=tuple(ph.labels.spacing_kji))
     if wall:
         ras = ph.labels.kji_to_world(np.argwhere((d > 0.55 * radius) & (d < 0.65 * radius)).astype(float))
@@ -308,14 +376,13 @@ PHANTOM_CASES = [  # kind, diameter mm, necrotic fraction, against the chest wal
     ("perifissural", 10.0, 0.0, False), ("calcified", 10.0, 0.0, False),
     ("mass", 50.0, 0.3, False), ("mass", 60.0, 0.3, True),
     ("liver_hypodense", 30.0, 0.0, False), ("liver_hyperdense", 25.0, 0.0, False),
-    ("soft_tissue", 40.0, 0.0, False),
-    pytest.param("mass", 40.0, 0.3, True, marks=pytest.mark.xfail(
-        reason="known limit: a 40 mm mass on the diaphragm at the lateral wall loses its caudal "
-               "slices where the lung envelope merges with the dome (Dice 0.84)", strict=False)),
+    ("soft_tissue", 40.0, 0.0, False), ("mass", 40.0, 0.3, True),
     pytest.param("mass", 100.0, 0.5, True, marks=pytest.mark.xfail(
-        reason="known limit: a 100 mm mass filling the lung's cross-section, clicked where the "
-               "lung envelope holds part of it, stops at the envelope (Dice 0.62-0.93 by click)",
-        strict=False)),
+        reason="known limit: a 100 mm mass filling the right lung's cross-section (a crescent of "
+               "lung left in front of it) stops at the crescent's envelope: Dice 0.27-0.84 over the "
+               "centre and 10 interior clicks (measured on lesion4: 0.84 centre, 0.27 from three "
+               "clicks near its caudal part, 54 mL of 340 mL), one typed soft tissue (0.70); an "
+               "envelope judged on the whole slice did not change it", strict=True)),
 ]
 
 
