@@ -311,7 +311,14 @@ def test_characterisation_sets_the_measurable_size_from_the_voxels():
     a[np.linalg.norm(w - ball, axis=-1) <= 5.0] = 20.0
     ct = vol.with_array(a.astype(np.int16))
     cand = Candidate(center_ras=ball, diameter_mm=10.0, volume_ml=0.0, type="unknown", probability=0.9)
-    (big,), _, _ = characterise_candidates(ct, [cand], lung)
+    # a candidate on plain parenchyma (x = 20 mm, left of the lungs' centre at 40 mm) is not
+    # segmented: it still gets its side (trial 3: the nodule table had a gap there)
+    empty = Candidate(center_ras=np.array([20.0, 40.0, 30.0]), diameter_mm=6.0, volume_ml=0.0,
+                      type="unknown", probability=0.5)
+    nods, _, _ = characterise_candidates(ct, [cand, empty], lung)
+    big, none = sorted(nods, key=lambda n: -n["candidate"]["center_ras"][0])
+    assert not none["segmented"] and none["side"] == "left" and big["side"] == "right"
+    assert "refused" in none["stratification"]["lung_rads"]
     assert big["smallest_measurable_mm"] == 4.0
     assert big["mean_diameter_mm"] >= 8.0
     assert big["stratification"]["lung_rads"]["category"] == "4A"  # solid 8-15 mm

@@ -271,7 +271,9 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
             mask, meas, warn = segment_candidate(ct, cand)
         except ImagioError as e:
             d["warnings"].append(f"not segmented: {e}")
-            d.update(type=cand.type, segmented=False)
+            # the side from the detected centre, so the table has no gap (same rule as location)
+            d.update(type=cand.type, segmented=False,
+                     side="right" if float(cand.center_ras[0]) > midline else "left")
             masks.append(np.zeros(ct.shape, bool))
             nodules.append(d)
             continue
