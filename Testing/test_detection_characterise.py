@@ -324,5 +324,11 @@ def test_characterisation_sets_the_measurable_size_from_the_voxels():
     assert big["stratification"]["lung_rads"]["category"] == "4A"  # solid 8-15 mm
     small = {**big, "mean_diameter_mm": 3.5, "long_axis_mm": 3.5}
     assert "below the smallest measurable" in stratify(small)["lung_rads"]["refused"]
+    # the report's table says why a nodule has no category
+    from imagio.detection.report import nodule_rows
+
+    cells = nodule_rows([{**small, "stratification": stratify(small)}, none])
+    assert "below the smallest measurable size, 4.0 mm" in cells[0][5]
+    assert cells[1][5] == "not given: no measured mean diameter"
     small.pop("smallest_measurable_mm")
     assert stratify(small)["lung_rads"]["category"] == "2"
