@@ -50,7 +50,7 @@ def run() -> list[dict]:
         rows.append({"name": f"sensitivity at {r:g} FP/scan", "value": s, "unit": ""})
     # per type, size bin and position: sensitivity at 1 and 8 FP/scan, and the recall of the
     # candidate list at any rank (misses there are candidate generation's, the rest the ranking's)
-    for key in ("by_type", "by_size", "by_position"):
+    for key in ("by_type", "by_size", "by_position", "by_lung_rads_3_or_more"):
         for g, v in ev[key].items():
             rows.append({"name": f"sens@8FP {key[3:]} {g} (n={v['n']})", "value": v["sensitivity_at_8fp"], "unit": ""})
             rows.append({"name": f"sens@1FP {key[3:]} {g}", "value": v["sensitivity_at_1fp"], "unit": ""})
