@@ -72,3 +72,9 @@ def test_lung_rads_3_or_more_group(scan):
     g = evaluate_screening([scan], [cands], bootstrap=0)["by_lung_rads_3_or_more"]
     assert g["yes"]["sensitivity_any"] == 1.0 and g["no"]["sensitivity_any"] == 0.0
     assert g["yes"]["n"] + g["no"]["n"] == len(scan.truth)
+    # CPM on the actionable nodules: the others are excluded, so candidates only on the
+    # actionable ones give 1.0 (a candidate on an excluded nodule is not a false positive)
+    cands += [Candidate(np.asarray(t["center_ras"]), t["diameter_mm"], 0, "solid", 0.95) for t in scan.truth
+              if not actionable(t["kind"], t["diameter_mm"])]
+    ev = evaluate_screening([scan], [cands], bootstrap=0)
+    assert ev["cpm_lung_rads_3_or_more"] == pytest.approx(1.0) and ev["cpm"] == pytest.approx(1.0)

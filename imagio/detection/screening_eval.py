@@ -50,7 +50,9 @@ def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: flo
 
     Returns the FROC evaluation (CPM with its bootstrap interval) plus "by_type", "by_size",
     "by_position", "by_lung_rads_3_or_more" (:func:`actionable`): {group: {"n", "sensitivity_at_1fp", "sensitivity_at_8fp", "sensitivity_any"}}
-    and "fp_on_mimics_at_8fp": false positives within ``mimic_radius_mm`` of a mimic's centre.
+    and "fp_on_mimics_at_8fp": false positives within ``mimic_radius_mm`` of a mimic's centre;
+    "cpm_lung_rads_3_or_more" (and its "_ci"): the CPM on those nodules only, the others excluded
+    as LUNA16 excludes irrelevant findings (a candidate on them counts neither way).
     """
     cand_d, ref_d = {}, {}
     rows = []
@@ -75,6 +77,13 @@ def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: flo
             dm = np.linalg.norm(cen[:, None, :] - s.mimics_ras[None], axis=2).min(1)
             mimic_fp += list(pr[~is_hit & (dm < mimic_radius_mm)])
     ev = evaluate(cand_d, ref_d, scans=list(cand_d), bootstrap=bootstrap)
+    # the same FROC on the nodules Lung-RADS acts on; the others are excluded like LUNA16's
+    # irrelevant findings (a candidate on them is neither a hit nor a false positive)
+    act = {sid: np.array([actionable(t["kind"], t["diameter_mm"]) for t in s.truth], bool)
+           for sid, s in zip(cand_d, scans)}
+    ev_act = evaluate(cand_d, {sid: r[act[sid]] for sid, r in ref_d.items()},
+                      {sid: r[~act[sid]] for sid, r in ref_d.items()}, scans=list(cand_d),
+                      bootstrap=bootstrap)
     fp_probs = np.asarray(fp_probs)
     t1, t8 = threshold_at(fp_probs, len(scans), 1.0), threshold_at(fp_probs, len(scans), 8.0)
 
@@ -89,6 +98,7 @@ def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: flo
 
     ev.update(by_type=group("kind"), by_size=group("size_bin"), by_position=group("position"),
               by_lung_rads_3_or_more=group("lung_rads_3_or_more"),
+              cpm_lung_rads_3_or_more=ev_act["cpm"], cpm_lung_rads_3_or_more_ci=ev_act["cpm_ci"],
               fp_on_mimics_at_8fp=int(np.sum(np.asarray(mimic_fp) > t8)),
               n_mimics=int(sum(len(s.mimics_ras) for s in scans)),
               thresholds={"1fp": t1, "8fp": t8}, frame="RAS mm")
