@@ -22,10 +22,9 @@ Method (constants and sources in ``imagio/data/detection.json``):
    Gaussian pyramid (an axis is subsampled by 2 once the smoothing allows it), so each costs a
    few-voxel kernel on an ever smaller grid.
 4. Candidates: connected regions where the response exceeds the answer of the faintest nodule
-   sought (``min_contrast_hu``), the blobness |l3|/|l1| exceeds ``min_blobness`` and the best
-   scale is above the smallest one searched (a response still rising toward the smallest scale
-   has its maximum over scale below the range: a structure smaller than the channel's smallest
-   nodule, 3 mm, or 6 mm for the sub-solid channel; Lindeberg 1998 scale selection); the peak of
+   sought (``min_contrast_hu``) and the blobness |l3|/|l1| exceeds ``min_blobness`` (in the
+   sub-solid channel also: the best scale is above its smallest, 6 mm; a response still rising
+   toward it has its maximum over scale below the channel's range, Lindeberg 1998); the peak of
    each region is the centre, 2 sqrt(3) sigma the diameter; weaker peaks inside a stronger
    candidate's sphere are merged into it. A candidate must be mostly in the lung: at least
    ``min_lung_shell_fraction`` of a shell around its sphere is lung (a juxta-pleural nodule on a
@@ -379,12 +378,7 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min, pyramid=pyramid)
     b_min = c["min_blobness"]["value"]
     p(0.8, "detect: candidates")
-    # scale selection (Lindeberg T, IJCV 1998;30:79-116): a blob's size is the scale of the
-    # maximum of its normalised response over scale; a response that is largest at the smallest
-    # scale searched has its maximum at or below it, i.e. the structure is no larger than the
-    # smallest nodule sought (3 mm: micronodules, cross-sections of thin vessels and airway
-    # walls), so such voxels are not candidates (same rule for the sub-solid channel's 6 mm)
-    peaks, r_peak, s_peak, b_peak = _peaks(resp, best_s, blob, k * c_min, b_min, sig[0])
+    peaks, r_peak, s_peak, b_peak = _peaks(resp, best_s, blob, k * c_min, b_min)
     n_solid = len(peaks)
     p(0.6, "detect: sub-solid channel")
     ss = subsolid_image(sub, parenchyma)
@@ -394,6 +388,13 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     # faintest sub-solid tissue: the bottom of Jacobs' range against this scan's parenchyma
     c_min2 = max(c["type_hu"]["subsolid_min"] - parenchyma, 0.5 * c_min)
     resp2, best_s2, blob2 = dot_filter(ss, search[sl], sig2, floor=k * c_min2, pyramid=pyramid)
+    # scale selection (Lindeberg T, IJCV 1998;30:79-116): a blob's size is the scale of the
+    # maximum of its normalised response over scale; a response that is largest at the channel's
+    # smallest scale has its maximum at or below it, i.e. the structure is smaller than the 6 mm
+    # the channel reports (partial-volume cores of small airways and thin vessels; a sub-solid
+    # nodule that small is Lung-RADS 2 and the dot channel still sees it): not a candidate here.
+    # Not applied to the dot channel, whose smallest scale is the smallest nodule (3 mm): a 3-4 mm
+    # nodule answers most there on a 1.5 mm grid.
     peaks2, r2, s2, b2 = _peaks(resp2, best_s2, blob2, k * c_min2, b_min, sig2[0] if len(sig2) else 0.0)
     p(0.8, "detect: candidates")
     peaks = np.r_[peaks, peaks2].reshape(-1, 3)
