@@ -50,9 +50,10 @@ def not_measurable(nodule: dict) -> str | None:
     lim = nodule.get("smallest_measurable_mm") or smallest_measurable_mm()
     if size < lim:
         return (f"mean diameter {size:.1f} mm is below the smallest measurable size, {lim:.1f} mm "
-                "(micronodules < 3 mm are not measured, Fleischner Society / Bankier 2017; and two "
-                "in-plane voxels of this scan): no category; the outline may be noise, a vessel "
-                "section or a mis-seeded segmentation: read it on the images")
+                "(micronodules < 3 mm are not measured, Fleischner Society / Bankier 2017; nor a "
+                "size under two in-plane voxels of the scan): no category or risk; a measured "
+                "outline this small may be noise, a vessel section or a mis-seeded segmentation: "
+                "read it on the images")
     return None
 
 
