@@ -272,3 +272,63 @@ def test_a_lesion_outside_the_lung_gets_no_lung_rads():
         r = lung_rads({"type": "solid", "mean_diameter_mm": 2 * radius, "solid_component_mm": 0, **loc})
         assert ("category" in r) == touches and ("refused" in r) == (not touches), (centre, r)
     assert not touches   # the last one lies in soft tissue, clear of the lung
+
+
+def test_a_nodule_below_the_measurable_size_gets_no_category():
+    """Trial 3's D2: a 0.3 mm "nodule" got Lung-RADS 2. Below the 3 mm micronodule limit
+    (Bankier 2017) or two in-plane voxels, whichever is larger, every size-driven model is
+    refused with the reason; at the limit the category is given."""
+    from imagio.stratification.screening import smallest_measurable_mm, stratify
+
+    patient = {"age": 64, "sex": "male", "smoker": True}
+    s = stratify({"type": "solid", "long_axis_mm": 0.29, "mean_diameter_mm": 0.3}, patient)
+    assert "below the smallest measurable size" in s["lung_rads"]["refused"]
+    assert "refused" in s["brock"] and "refused" in s["mayo"]
+    assert "category" not in s["lung_rads"]
+    assert smallest_measurable_mm(0.7) == 3.0 and smallest_measurable_mm(2.5) == 5.0
+    assert "refused" in stratify({"type": "solid", "long_axis_mm": 3, "mean_diameter_mm": 2.9})["lung_rads"]
+    assert stratify({"type": "solid", "long_axis_mm": 3, "mean_diameter_mm": 3.0})["lung_rads"]["category"] == "2"
+    # on a 2.5 mm in-plane grid 4 mm spans less than two voxels: refused; 5 mm is measured
+    coarse = {"type": "ground_glass", "long_axis_mm": 5, "smallest_measurable_mm": 5.0}
+    assert "refused" in stratify({**coarse, "mean_diameter_mm": 4.0})["lung_rads"]
+    assert stratify({**coarse, "mean_diameter_mm": 5.0})["lung_rads"]["category"] == "2"
+
+
+def test_characterisation_sets_the_measurable_size_from_the_voxels():
+    """On a 2 x 2 x 1 mm grid (axial sections 2 mm: two voxels = 4 mm, above the 3 mm limit) the
+    characterisation records a 4 mm limit: a 10 mm ball is categorised, and the same nodule
+    measured at 3.5 mm on that scan would be refused (3.5 mm passes on a fine grid)."""
+    from imagio.stratification.screening import stratify
+
+    vol = Volume(np.zeros((60, 40, 40), np.float32), make_ijk_to_ras((2.0, 2.0, 1.0), (0, 0, 0)))
+    w = _world_grid(vol)
+    rel = w - np.array([40.0, 40.0, 30.0])
+    lung = (np.abs(rel[..., 0]) < 34) & (np.abs(rel[..., 1]) < 34) & (np.abs(rel[..., 2]) < 26)
+    body = (np.abs(rel[..., 0]) < 38) & (np.abs(rel[..., 1]) < 38)
+    rng = np.random.default_rng(3)
+    a = np.where(lung, -850.0, np.where(body, 30.0, -1000.0)) + rng.normal(0, 15, vol.shape)
+    ball = np.array([55.0, 40.0, 30.0])
+    a[np.linalg.norm(w - ball, axis=-1) <= 5.0] = 20.0
+    ct = vol.with_array(a.astype(np.int16))
+    cand = Candidate(center_ras=ball, diameter_mm=10.0, volume_ml=0.0, type="unknown", probability=0.9)
+    # a candidate on plain parenchyma (x = 20 mm, left of the lungs' centre at 40 mm) is not
+    # segmented: it still gets its side (trial 3: the nodule table had a gap there)
+    empty = Candidate(center_ras=np.array([20.0, 40.0, 30.0]), diameter_mm=6.0, volume_ml=0.0,
+                      type="unknown", probability=0.5)
+    nods, _, _ = characterise_candidates(ct, [cand, empty], lung)
+    big, none = sorted(nods, key=lambda n: -n["candidate"]["center_ras"][0])
+    assert not none["segmented"] and none["side"] == "left" and big["side"] == "right"
+    assert "refused" in none["stratification"]["lung_rads"]
+    assert big["smallest_measurable_mm"] == 4.0
+    assert big["mean_diameter_mm"] >= 8.0
+    assert big["stratification"]["lung_rads"]["category"] == "4A"  # solid 8-15 mm
+    small = {**big, "mean_diameter_mm": 3.5, "long_axis_mm": 3.5}
+    assert "below the smallest measurable" in stratify(small)["lung_rads"]["refused"]
+    # the report's table says why a nodule has no category
+    from imagio.detection.report import nodule_rows
+
+    cells = nodule_rows([{**small, "stratification": stratify(small)}, none])
+    assert "below the smallest measurable size, 4.0 mm" in cells[0][5]
+    assert cells[1][5] == "not given: no measured mean diameter"
+    small.pop("smallest_measurable_mm")
+    assert stratify(small)["lung_rads"]["category"] == "2"

@@ -54,3 +54,27 @@ def test_screening_evaluation_counts(scan):
     assert ev["fp_on_mimics_at_8fp"] == len(scan.mimics_ras)
     assert threshold_at(np.array([0.9, 0.5, 0.1]), 1, 1.0) == 0.5
     assert threshold_at(np.array([0.9]), 1, 8.0) == -np.inf
+
+
+def test_lung_rads_3_or_more_group(scan):
+    """The nodules Lung-RADS v2022 acts on (category >= 3 by size and type): checked against
+    the stratification's own Lung-RADS table for every phantom nodule type and size."""
+    from imagio.detection import Candidate
+    from imagio.detection.screening_eval import actionable, evaluate_screening
+    from imagio.stratification.screening import lung_rads
+
+    for t in scan.truth:
+        cat = lung_rads({"type": t["kind"], "mean_diameter_mm": t["diameter_mm"], "solid_component_mm": 0.0})
+        assert actionable(t["kind"], t["diameter_mm"]) == (cat["category"] not in ("1", "2")), (t, cat)
+    # only the actionable nodules found: that group at 1.0, the other at 0
+    cands = [Candidate(np.asarray(t["center_ras"]), t["diameter_mm"], 0, "solid", 0.9) for t in scan.truth
+             if actionable(t["kind"], t["diameter_mm"])]
+    g = evaluate_screening([scan], [cands], bootstrap=0)["by_lung_rads_3_or_more"]
+    assert g["yes"]["sensitivity_any"] == 1.0 and g["no"]["sensitivity_any"] == 0.0
+    assert g["yes"]["n"] + g["no"]["n"] == len(scan.truth)
+    # CPM on the actionable nodules: the others are excluded, so candidates only on the
+    # actionable ones give 1.0 (a candidate on an excluded nodule is not a false positive)
+    cands += [Candidate(np.asarray(t["center_ras"]), t["diameter_mm"], 0, "solid", 0.95) for t in scan.truth
+              if not actionable(t["kind"], t["diameter_mm"])]
+    ev = evaluate_screening([scan], [cands], bootstrap=0)
+    assert ev["cpm_lung_rads_3_or_more"] == pytest.approx(1.0) and ev["cpm"] == pytest.approx(1.0)

@@ -154,6 +154,10 @@ def test_risk_cli(capsys):
     out = json.loads(capsys.readouterr().out)
     assert "mass" in out["brock"]["refused"] and "4-30" in out["mayo"]["refused"]
     assert out["lung_rads"]["category"] == "4B" and "4X" in out["lung_rads"]["note"]
+    # a 0.3 mm "nodule" is below what is measured (micronodule < 3 mm): every model refuses
+    assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "0.3", "--smoker"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert all("below the smallest measurable size" in out[m]["refused"] for m in ("brock", "mayo", "lung_rads"))
 
 
 def test_screening_stratify_refuses_with_reasons():

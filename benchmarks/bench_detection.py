@@ -42,18 +42,26 @@ def run() -> list[dict]:
             {"name": "CPM 95% CI low", "value": ev["cpm_ci"][0], "unit": ""},
             {"name": "CPM 95% CI high", "value": ev["cpm_ci"][1], "unit": ""},
             {"name": "nodules", "value": ev["n_nodules"], "unit": ""},
+            {"name": "CPM on Lung-RADS >= 3 nodules (others excluded)", "value": ev["cpm_lung_rads_3_or_more"], "unit": ""},
+            {"name": "  its 95% CI low", "value": ev["cpm_lung_rads_3_or_more_ci"][0], "unit": ""},
+            {"name": "  its 95% CI high", "value": ev["cpm_lung_rads_3_or_more_ci"][1], "unit": ""},
             {"name": "false positives (all candidates) per scan",
              "value": ev["n_false_positives"] / max(n, 1), "unit": "/scan"},
             {"name": "mimic false positives at 8 FP/scan", "value": ev["fp_on_mimics_at_8fp"],
              "unit": f"/{ev['n_mimics']}"}]
     for r, s in zip(ev["fp_rates"], ev["sensitivities"]):
         rows.append({"name": f"sensitivity at {r:g} FP/scan", "value": s, "unit": ""})
-    for key in ("by_type", "by_size", "by_position"):
+    # per type, size bin and position: sensitivity at 1 and 8 FP/scan, and the recall of the
+    # candidate list at any rank (misses there are candidate generation's, the rest the ranking's)
+    for key in ("by_type", "by_size", "by_position", "by_lung_rads_3_or_more"):
         for g, v in ev[key].items():
             rows.append({"name": f"sens@8FP {key[3:]} {g} (n={v['n']})", "value": v["sensitivity_at_8fp"], "unit": ""})
             rows.append({"name": f"sens@1FP {key[3:]} {g}", "value": v["sensitivity_at_1fp"], "unit": ""})
-    rows.append({"name": f"detect time per scan (median, {scans[0].phantom.ct.shape})",
+            rows.append({"name": f"recall any rank {key[3:]} {g}", "value": v["sensitivity_any"], "unit": ""})
+    rows.append({"name": "candidates per scan", "value": float(np.mean([len(c) for c in cands])), "unit": "/scan"})
+    rows.append({"name": f"detect time per scan median {scans[0].phantom.ct.shape}",
                  "value": float(np.median(times)), "unit": "s"})
+    rows.append({"name": "detect time per scan max", "value": float(np.max(times)), "unit": "s"})
     # a 512 x 512 x 300 chest CT: the full torso phantom resampled to that grid
     from imagio import phantom
     from imagio.volume import Volume, make_ijk_to_ras
@@ -94,7 +102,7 @@ def run() -> list[dict]:
         cen = np.array([c.center_ras for c in cs]).reshape(-1, 3)
         hit = np.linalg.norm(cen - centre, axis=1) < diameter / 2.0
         rank = int(np.argmax(hit)) + 1 if hit.any() else 0
-        rows.append({"name": f"real {name} ({ct.shape}): found, first-hit rank (0 = missed)",
+        rows.append({"name": f"real {name}: first-hit rank (0 = missed) {ct.shape}",
                      "value": rank, "unit": "rank"})
         rows.append({"name": f"real {name}: candidates not on the nodule", "value": int((~hit).sum()), "unit": "FP"})
         rows.append({"name": f"real {name}: detect time", "value": dt, "unit": "s"})

@@ -22,7 +22,9 @@ Method (constants and sources in ``imagio/data/detection.json``):
    Gaussian pyramid (an axis is subsampled by 2 once the smoothing allows it), so each costs a
    few-voxel kernel on an ever smaller grid.
 4. Candidates: connected regions where the response exceeds the answer of the faintest nodule
-   sought (``min_contrast_hu``) and the blobness |l3|/|l1| exceeds ``min_blobness``; the peak of
+   sought (``min_contrast_hu``) and the blobness |l3|/|l1| exceeds ``min_blobness`` (in the
+   sub-solid channel also: the best scale is above its smallest, 6 mm; a response still rising
+   toward it has its maximum over scale below the channel's range, Lindeberg 1998); the peak of
    each region is the centre, 2 sqrt(3) sigma the diameter; weaker peaks inside a stronger
    candidate's sphere are merged into it. A candidate must be mostly in the lung: at least
    ``min_lung_shell_fraction`` of a shell around its sphere is lung (a juxta-pleural nodule on a
@@ -340,6 +342,23 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
     empty lung mask.
     """
     p = as_progress(progress)
+    pool = candidate_pool(ct, lung_mask, p, work_spacing_mm, pyramid)
+    if pool is None:
+        p(1.0, "detect: no candidate")
+        return []
+    return _candidates_from_pool(ct, pool, p)
+
+
+def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: float | None = None,
+                   pyramid: bool = True) -> dict | None:
+    """Every peak of every channel before the merge (steps 1-4 and 6-7 of the module docstring),
+    or None when no channel has a peak. Keys: "sub" (the cropped working-grid CT), "lungs" (its
+    lung mask), "peaks" (N, 3) kji on "sub", "centres" (N, 3) RAS mm, "diam" (mm), "score",
+    "keep" (passes the lung-shell, wall and sub-solid tests), "channel" ("dot", "subsolid",
+    "concavity"), "r_peak", "s_peak", "b_peak" (dot and sub-solid peaks only), "shell",
+    "conc" (the concavity dicts), "n_solid", "n_dot". For :func:`detect_blobs` and for measuring
+    the recall of candidate generation apart from the ranking."""
+    p = as_progress(progress)
     c = constants()
     check_ct(ct)
     p(0.0, "detect: working grid")
@@ -355,13 +374,13 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
     p(0.2, f"detect: dot filter at {len(sig)} scales")
     k = c["ball_response_per_hu"]["value"]
     c_min = c["min_contrast_hu"]["value"]
+    parenchyma = float(np.median(sub.array[lungs[sl]]))
     resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min, pyramid=pyramid)
     b_min = c["min_blobness"]["value"]
     p(0.8, "detect: candidates")
     peaks, r_peak, s_peak, b_peak = _peaks(resp, best_s, blob, k * c_min, b_min)
     n_solid = len(peaks)
     p(0.6, "detect: sub-solid channel")
-    parenchyma = float(np.median(sub.array[lungs[sl]]))
     ss = subsolid_image(sub, parenchyma)
     sig2 = sig[2.0 * np.sqrt(3.0) * sig >= c["subsolid_min_diameter_mm"]["value"] - 1e-6]
     if not subsolid_channel_applies(ct):
@@ -369,13 +388,19 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
     # faintest sub-solid tissue: the bottom of Jacobs' range against this scan's parenchyma
     c_min2 = max(c["type_hu"]["subsolid_min"] - parenchyma, 0.5 * c_min)
     resp2, best_s2, blob2 = dot_filter(ss, search[sl], sig2, floor=k * c_min2, pyramid=pyramid)
-    peaks2, r2, s2, b2 = _peaks(resp2, best_s2, blob2, k * c_min2, b_min)
+    # scale selection (Lindeberg T, IJCV 1998;30:79-116): a blob's size is the scale of the
+    # maximum of its normalised response over scale; a response that is largest at the channel's
+    # smallest scale has its maximum at or below it, i.e. the structure is smaller than the 6 mm
+    # the channel reports (partial-volume cores of small airways and thin vessels; a sub-solid
+    # nodule that small is Lung-RADS 2 and the dot channel still sees it): not a candidate here.
+    # Not applied to the dot channel, whose smallest scale is the smallest nodule (3 mm): a 3-4 mm
+    # nodule answers most there on a 1.5 mm grid.
+    peaks2, r2, s2, b2 = _peaks(resp2, best_s2, blob2, k * c_min2, b_min, sig2[0] if len(sig2) else 0.0)
     p(0.8, "detect: candidates")
     peaks = np.r_[peaks, peaks2].reshape(-1, 3)
     r_peak, s_peak, b_peak = np.r_[r_peak, r2], np.r_[s_peak, s2], np.r_[b_peak, b2]
     if not len(peaks):
-        p(1.0, "detect: no candidate")
-        return []
+        return None
     centres = sub.kji_to_world(peaks)
     diam = 2.0 * np.sqrt(3.0) * s_peak
     shell = np.array([_lung_shell_fraction(lungs[sl], pk, d / 2.0, sub.spacing_kji)
@@ -403,10 +428,25 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
         diam = np.r_[diam, [q["diameter_mm"] for q in conc]]
         k_score = np.r_[k_score, [q["score"] for q in conc]]
         keep = np.r_[keep, np.ones(len(conc), bool)]
+    channel = np.array(["dot"] * n_solid + ["subsolid"] * (n_dot - n_solid) + ["concavity"] * len(conc))
+    return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
+                keep=keep, channel=channel, r_peak=r_peak, s_peak=s_peak, b_peak=b_peak,
+                shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k)
+
+
+def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
+    """Merge the pool's kept peaks (a weaker one inside a stronger one's sphere joins it) and
+    build the :class:`Candidate` list (features, type, warnings), sorted by probability."""
+    c = constants()
+    sub, peaks, centres, diam = pool["sub"], pool["peaks"], pool["centres"], pool["diam"]
+    k_score, keep, conc = pool["score"], pool["keep"].copy(), pool["conc"]
+    r_peak, s_peak, b_peak, shell = pool["r_peak"], pool["s_peak"], pool["b_peak"], pool["shell"]
+    n_solid, n_dot, k, lungs_sub = pool["n_solid"], pool["n_dot"], pool["k"], pool["lungs"]
+    t = c["type_hu"]
     keep[keep] = _merge_inside(centres[keep], diam[keep] / 2.0, k_score[keep])
     import edt
 
-    dist = edt.edt(np.ascontiguousarray(lungs[sl]), anisotropy=tuple(map(float, sub.spacing_kji)),
+    dist = edt.edt(np.ascontiguousarray(lungs_sub), anisotropy=tuple(map(float, sub.spacing_kji)),
                    black_border=False)
     scan_warn = scan_warnings(ct)
     out = []
@@ -477,10 +517,12 @@ def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacin
     return big[lab]
 
 
-def _peaks(resp, best_s, blob, threshold: float, b_min: float):
+def _peaks(resp, best_s, blob, threshold: float, b_min: float, s_min: float = 0.0):
     """(peaks (N, 3) kji, response, sigma, blobness at them): the maximum of each 26-connected
-    region where the response exceeds ``threshold`` and the blobness ``b_min``."""
-    cand = (resp > threshold) & (blob >= b_min)
+    region where the response exceeds ``threshold`` and the blobness ``b_min``, and whose best
+    scale is above ``s_min`` (mm; see :func:`candidate_pool`: a response still rising at the
+    smallest scale searched is not a scale-space maximum)."""
+    cand = (resp > threshold) & (blob >= b_min) & (best_s > s_min * (1.0 + 1e-4))
     lab, n = ndimage.label(cand, structure=np.ones((3, 3, 3)))
     if n == 0:
         return np.zeros((0, 3), int), np.zeros(0), np.zeros(0), np.zeros(0)

@@ -260,6 +260,10 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                                 "by the field of view)")
     nodules, masks = [], []
     pleura_mm = pleura_distance_map(ct, lungs)
+    from ..stratification.screening import smallest_measurable_mm
+
+    # Lung-RADS measures in the axial section: its larger spacing sets what can be measured
+    in_plane_mm = float(np.delete(ct.spacing_kji, anatomical_axes(ct)["S"][0]).max())
     for n, cand in enumerate(todo):
         p(n / max(len(todo), 1), f"characterise: candidate {n + 1}/{len(todo)}")
         d = {"id": n + 1, "candidate": cand.to_dict(), "warnings": list(cand.warnings)}
@@ -267,7 +271,9 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
             mask, meas, warn = segment_candidate(ct, cand)
         except ImagioError as e:
             d["warnings"].append(f"not segmented: {e}")
-            d.update(type=cand.type, segmented=False)
+            # the side from the detected centre, so the table has no gap (same rule as location)
+            d.update(type=cand.type, segmented=False,
+                     side="right" if float(cand.center_ras[0]) > midline else "left")
             masks.append(np.zeros(ct.shape, bool))
             nodules.append(d)
             continue
@@ -277,7 +283,8 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         d.update(segmented=True, type=typ, center_ras=[round(float(v), 2) for v in meas.centroid_ras],
                  volume_ml=round(meas.volume_ml, 4), long_axis_mm=round(meas.long_axis_mm, 2),
                  short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
-                 solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1), **loc)
+                 solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),
+                 smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2), **loc)
         d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w] + warn + twarn
         masks.append(mask)
         nodules.append(d)

@@ -128,7 +128,9 @@ def nodule_rows(nodules: list[dict]) -> list[list]:
         rows.append([d["id"], d["type"].replace("_", "-"),
                      "-" if size is None else f"{size:.1f} / {d.get('long_axis_mm', 0):.1f}",
                      "-" if d.get("volume_ml") is None else f"{1000 * d['volume_ml']:.0f}",
-                     loc, lr.get("category", "not given"), _brock_text(s),
+                     loc, lr.get("category") or ("not given: " + lr["refused"].split(" (")[0]
+                                                 if lr.get("refused") else "not given"),
+                     _brock_text(s),
                      "(" + ", ".join(f"{v:.0f}" for v in (d.get("center_ras") or d["candidate"]["center_ras"])) + ")",
                      f"{d['candidate']['probability']:.2f}"])
     return rows

@@ -22,6 +22,20 @@ def _best_hit(cands: np.ndarray, probs: np.ndarray, centre, radius: float) -> fl
     return float(probs[hit].max()) if hit.any() else -1.0
 
 
+def actionable(kind: str, diameter_mm: float) -> bool:
+    """Whether a nodule of this type and diameter is Lung-RADS v2022 category 3 or above at
+    baseline by size and type alone (``imagio/data/lungrads_v2022.json``): solid >= 6 mm,
+    part-solid >= 6 mm (3 whatever its solid component), non-solid >= 30 mm, perifissural
+    >= 10 mm (below: category 2); calcified nodules are category 1."""
+    if kind in ("solid", "part_solid"):
+        return diameter_mm >= 6.0
+    if kind == "ground_glass":
+        return diameter_mm >= 30.0
+    if kind == "perifissural":
+        return diameter_mm >= 10.0
+    return False
+
+
 def threshold_at(fp_probs: np.ndarray, n_scans: int, rate: float) -> float:
     """The lowest probability threshold whose false positives per scan stay <= ``rate``
     (candidates strictly above it count)."""
@@ -35,8 +49,10 @@ def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: flo
     """scans: ScreeningScan list; candidates: per scan, the detector's Candidate list.
 
     Returns the FROC evaluation (CPM with its bootstrap interval) plus "by_type", "by_size",
-    "by_position": {group: {"n", "sensitivity_at_1fp", "sensitivity_at_8fp", "sensitivity_any"}}
-    and "fp_on_mimics_at_8fp": false positives within ``mimic_radius_mm`` of a mimic's centre.
+    "by_position", "by_lung_rads_3_or_more" (:func:`actionable`): {group: {"n", "sensitivity_at_1fp", "sensitivity_at_8fp", "sensitivity_any"}}
+    and "fp_on_mimics_at_8fp": false positives within ``mimic_radius_mm`` of a mimic's centre;
+    "cpm_lung_rads_3_or_more" (and its "_ci"): the CPM on those nodules only, the others excluded
+    as LUNA16 excludes irrelevant findings (a candidate on them counts neither way).
     """
     cand_d, ref_d = {}, {}
     rows = []
@@ -52,7 +68,8 @@ def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: flo
         is_hit = np.zeros(len(cs), bool)
         for t in s.truth:
             r = t["diameter_mm"] / 2.0
-            rows.append({**t, "best": _best_hit(cen, pr, t["center_ras"], r)})
+            rows.append({**t, "best": _best_hit(cen, pr, t["center_ras"], r),
+                         "lung_rads_3_or_more": "yes" if actionable(t["kind"], t["diameter_mm"]) else "no"})
             if len(cs):
                 is_hit |= np.sum((cen - np.asarray(t["center_ras"])) ** 2, axis=1) < r ** 2
         fp_probs += list(pr[~is_hit])
@@ -60,6 +77,13 @@ def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: flo
             dm = np.linalg.norm(cen[:, None, :] - s.mimics_ras[None], axis=2).min(1)
             mimic_fp += list(pr[~is_hit & (dm < mimic_radius_mm)])
     ev = evaluate(cand_d, ref_d, scans=list(cand_d), bootstrap=bootstrap)
+    # the same FROC on the nodules Lung-RADS acts on; the others are excluded like LUNA16's
+    # irrelevant findings (a candidate on them is neither a hit nor a false positive)
+    act = {sid: np.array([actionable(t["kind"], t["diameter_mm"]) for t in s.truth], bool)
+           for sid, s in zip(cand_d, scans)}
+    ev_act = evaluate(cand_d, {sid: r[act[sid]] for sid, r in ref_d.items()},
+                      {sid: r[~act[sid]] for sid, r in ref_d.items()}, scans=list(cand_d),
+                      bootstrap=bootstrap)
     fp_probs = np.asarray(fp_probs)
     t1, t8 = threshold_at(fp_probs, len(scans), 1.0), threshold_at(fp_probs, len(scans), 8.0)
 
@@ -73,6 +97,8 @@ def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: flo
         return out
 
     ev.update(by_type=group("kind"), by_size=group("size_bin"), by_position=group("position"),
+              by_lung_rads_3_or_more=group("lung_rads_3_or_more"),
+              cpm_lung_rads_3_or_more=ev_act["cpm"], cpm_lung_rads_3_or_more_ci=ev_act["cpm_ci"],
               fp_on_mimics_at_8fp=int(np.sum(np.asarray(mimic_fp) > t8)),
               n_mimics=int(sum(len(s.mimics_ras) for s in scans)),
               thresholds={"1fp": t1, "8fp": t8}, frame="RAS mm")

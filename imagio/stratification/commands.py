@@ -30,8 +30,12 @@ def cmd_risk(args) -> int:
                                                   args.upper_lobe))
         except InputError as e:
             out["mayo"] = {"model": "mayo", "refused": str(e)}
-    out["lung_rads"] = lungrads.category(args.type, args.mean_diameter_mm or args.size_mm, args.solid_mm or 0.0,
-                                         args.status)
+    small = screening.not_measurable({"mean_diameter_mm": args.mean_diameter_mm or args.size_mm})
+    if small:  # below the 3 mm micronodule limit: no size-driven answer (Bankier 2017)
+        out = {m: {"model": m, "refused": small} for m in ("brock", "mayo", "lung_rads") if m in out or m == "lung_rads"}
+    else:
+        out["lung_rads"] = lungrads.category(args.type, args.mean_diameter_mm or args.size_mm,
+                                             args.solid_mm or 0.0, args.status)
     if (args.mean_diameter_mm or args.size_mm) > screening.MASS_MM:
         out["lung_rads"]["note"] = screening.lung_rads(
             {"type": args.type, "mean_diameter_mm": args.mean_diameter_mm or args.size_mm})["note"]

@@ -31,14 +31,44 @@ def _refuse(model: str, reason: str, source: str = "") -> dict:
     return {"model": model, "refused": reason, **({"source": source} if source else {})}
 
 
+def smallest_measurable_mm(in_plane_voxel_mm: float | None = None) -> float:
+    """Smallest mean diameter (mm) that is measured and categorised: the larger of the 3 mm
+    micronodule limit and two voxels of the axial section (``in_plane_voxel_mm``, the larger
+    in-plane spacing; None: the 3 mm limit only). Sources: ``smallest_measured`` in
+    ``imagio/data/lungrads_v2022.json`` (Bankier 2017; sampling theorem)."""
+    m = lungrads.table()["smallest_measured"]
+    return float(max(m["mm"], m["voxels"] * in_plane_voxel_mm if in_plane_voxel_mm else 0.0))
+
+
+def not_measurable(nodule: dict) -> str | None:
+    """The reason why ``nodule``'s size is too small to categorise, or None. Uses its
+    ``smallest_measurable_mm`` when given (set from the scan's voxels by the detector's
+    characterisation), else the 3 mm micronodule limit."""
+    size = nodule.get("mean_diameter_mm")
+    if size is None or not size > 0:
+        return None
+    lim = nodule.get("smallest_measurable_mm") or smallest_measurable_mm()
+    if size < lim:
+        return (f"mean diameter {size:.1f} mm is below the smallest measurable size, {lim:.1f} mm "
+                "(micronodules < 3 mm are not measured, Fleischner Society / Bankier 2017; nor a "
+                "size under two in-plane voxels of the scan): no category or risk; a measured "
+                "outline this small may be noise, a vessel section or a mis-seeded segmentation: "
+                "read it on the images")
+    return None
+
+
 def lung_rads(nodule: dict) -> dict:
     """Lung-RADS v2022 baseline category of ``nodule`` (keys: type, mean_diameter_mm,
-    solid_component_mm; ``touches_lung`` False: refused, not a lung nodule). Never raises: an impossible input gives {"refused": reason}."""
+    solid_component_mm; ``touches_lung`` False: refused, not a lung nodule; a mean diameter
+    below :func:`not_measurable`'s limit: refused). Never raises: an impossible input gives {"refused": reason}."""
     t = nodule.get("type")
     size = nodule.get("mean_diameter_mm")
     src = lungrads.table()["source"]
     if size is None or not size > 0:
         return _refuse("lung_rads", "no measured mean diameter (segmentation failed)", src)
+    small = not_measurable(nodule)
+    if small:
+        return _refuse("lung_rads", small, src)
     if nodule.get("touches_lung") is False:   # Lung-RADS categorises lung nodules only
         return _refuse("lung_rads", "the lesion does not touch the lung: not a lung nodule (chest wall, "
                                     "mediastinum, diaphragm or abdomen at the scan's edge); read it apart", src)
@@ -145,8 +175,13 @@ def stratify(nodule: dict, patient: dict | None = None, n_nodules: int = 1,
              emphysema: bool | None = None, upper_lobe: bool | None = None) -> dict:
     """{"lung_rads": ..., "brock": ..., "mayo": ...} for one characterised nodule; each entry is
     an answer or {"refused": reason}. ``nodule``: keys type (solid, part_solid, ground_glass,
-    calcified, perifissural), long_axis_mm, mean_diameter_mm, solid_component_mm (mm)."""
+    calcified, perifissural), long_axis_mm, mean_diameter_mm, solid_component_mm (mm), optional
+    smallest_measurable_mm (below it every model is refused, :func:`not_measurable`)."""
     patient = patient or {}
+    small = not_measurable(nodule)
+    if small:  # too small to measure: no size-driven model is given one
+        return {"lung_rads": lung_rads(nodule), "brock": _refuse("brock", small),
+                "mayo": _refuse("mayo", small)}
     return {"lung_rads": lung_rads(nodule),
             "brock": brock(nodule, patient, n_nodules, emphysema, upper_lobe),
             "mayo": mayo(nodule, patient, upper_lobe)}
