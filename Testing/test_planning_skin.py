@@ -303,3 +303,34 @@ def test_separable_smoothed_box_matches_the_smoothed_volume():
     vol = sk._Smoothed.__new__(sk._Smoothed)
     vol.field = full
     assert np.allclose(sk._outward_normals(sep, kji, ct), sk._outward_normals(vol, kji, ct), atol=1e-4)
+
+
+def test_box_shortcut_equals_the_volume_passes():
+    """Without padding, `_outer_skin` indexes the data box's faces and its erosions instead of
+    computing them; the faces equal scipy's boundary of the data mask (each voxel once), and
+    the whole model (masks, truncations) equals the generic passes, on an oblique anisotropic
+    torso whose cavity and body are cut by the scan ends, with and without labels."""
+    from scipy import ndimage
+
+    from imagio.planning import skin as sk
+
+    for shape in ((5, 6, 7), (9, 5, 12)):
+        data = np.zeros(shape, bool)
+        data[1:-1, 1:-1, 1:-1] = True
+        ref = np.argwhere(data & ~ndimage.binary_erosion(data, border_value=0))
+        got = sk._box_faces(shape)
+        assert len(got) == len(ref) and len({tuple(r) for r in got}) == len(got)
+        assert {tuple(r) for r in got} == {tuple(r) for r in ref}
+    ct, body, lung = _torso(shape=(18, 50, 56), sp=(2.5, 1.2, 0.9))
+    d = ct.ijk_to_ras.copy()
+    rot = np.array([[0.8, 0.0, 0.6], [0.0, 1.0, 0.0], [-0.6, 0.0, 0.8]])   # tilted gantry
+    d[:3, :3] = rot @ d[:3, :3]
+    ct = Volume(ct.array, d, "oblique torso")
+    lab = ct.with_array(np.where(lung, 3, 0).astype(np.uint8), labels={3: "lung"})
+    for labels in (None, lab):
+        fast = sk._outer_skin(ct, labels, sk.AIR_HU, box_shortcut=True)
+        slow = sk._outer_skin(ct, labels, sk.AIR_HU, box_shortcut=False)
+        assert fast.padding_value is None and fast.skin.any() and fast.cut.any()
+        for m in ("data", "body", "exterior", "skin", "cut"):
+            assert (getattr(fast, m) == getattr(slow, m)).all(), m
+        assert [t.to_dict() for t in fast.truncations] == [t.to_dict() for t in slow.truncations]

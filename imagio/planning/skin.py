@@ -260,20 +260,47 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~erode6(mask)
 
 
-def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float) -> SkinModel:
-    """`outer_skin` without the cache and without a target."""
+def _box_faces(shape) -> np.ndarray:
+    """Indices (n, 3) of the voxels on the boundary of the box [1, n - 1) per axis (the data
+    region of a CT without padding, `data_mask`): the voxels of that box with a face neighbour
+    outside it, each once (what ``argwhere(_boundary(data))`` finds, without a pass over the
+    volume; not in C order)."""
+    out = []
+    for ax in range(3):
+        for idx in (1, shape[ax] - 2):
+            # axes before ``ax`` skip their own face layers (those voxels came with their faces)
+            rng = [np.arange(2, n - 2) if a < ax else np.arange(1, n - 1) for a, n in enumerate(shape)]
+            rng[ax] = np.array([idx])
+            g = np.meshgrid(*rng, indexing="ij")
+            out.append(np.stack([x.ravel() for x in g], axis=1))
+    return np.concatenate(out)
+
+
+def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: bool = True) -> SkinModel:
+    """`outer_skin` without the cache and without a target. ``box_shortcut``: when the data
+    region is the array's box less its outer voxel layer (no padding, every side > 4 voxels),
+    its boundary, its 6- and 26-erosion are the box's faces and the box shrunk by one voxel, so
+    they are indexed instead of computed by passes over the volume (the same masks: tested
+    against ``box_shortcut=False``)."""
     import cc3d
     import fill_voids
 
     data, fill_value = data_mask(ct)
-    tissue = data & (ct.array > air_hu)
+    box = box_shortcut and fill_value is None and min(ct.shape) > 4
+    tissue = np.greater(ct.array, air_hu)
     if labels is not None:
-        tissue |= data & (labels.array > 0)
-    air = data & ~tissue
+        tissue |= labels.array > 0
+    tissue &= data
+    air = ~tissue
+    air &= data
 
     # lateral faces of the data region: exterior air touches them
     field = _smoothed(data, box=fill_value is None)
-    bk = np.argwhere(_boundary(data) & air)                # where exterior air can start
+    if box:
+        bk = _box_faces(ct.shape)
+        bk = bk[air[tuple(bk.T)]]
+    else:
+        bk = np.argwhere(_boundary(data) & air)                # where exterior air can start
     n = _outward_normals(field, bk, ct) if len(bk) else np.zeros((0, 3))
     lateral = np.abs(n[:, 2]) < LATERAL_COS
     # connected to a lateral face within its own slice (along the array axis closest to S):
@@ -285,11 +312,13 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float) -> SkinModel:
     idx[ax] = 1
     plane[tuple(idx)] = ndimage.generate_binary_structure(2, 1)
     comp, _ = ndimage.label(air, structure=plane)
+    del air
     seeds = comp[tuple(bk[lateral].T)] if len(bk) else np.zeros(0, int)
     exterior = _members(comp, np.unique(seeds[seeds > 0]))
     del comp
 
     main = cc3d.largest_k(tissue, k=1, connectivity=6) > 0
+    del tissue
     if not main.any():
         z = np.zeros(ct.shape, bool)
         return SkinModel(data, z, exterior, z, z, [], fill_value)
@@ -297,14 +326,24 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float) -> SkinModel:
     # main is one 6-connected piece of tissue, and tissue is never exterior air: it lies in one
     # component of data & ~exterior, the one at any of its voxels
     first = np.unravel_index(int(np.argmax(main)), main.shape)   # main is not empty (above)
+    del main
     body = rest == rest[first]
     del rest
-    body = fill_voids.fill(body, in_place=False) & data   # closed cavities (already not exterior)
+    body = fill_voids.fill(body, in_place=True)
+    body &= data   # closed cavities (already not exterior)
 
     near_ext = dilate6(exterior)
-    edge = ~erode26(data)
-    skin = body & near_ext & ~edge
-    cut = body & ~erode6(data)
+    if box:   # the 6- and the 26-erosion of the box [1, n - 1) are the box [2, n - 2)
+        inner = tuple(slice(2, s - 2) for s in ct.shape)
+        skin = np.zeros(ct.shape, bool)
+        skin[inner] = body[inner] & near_ext[inner]
+        cut = body.copy()
+        cut[inner] = False
+    else:
+        edge = ~erode26(data)
+        skin = body & near_ext & ~edge
+        cut = body & ~erode6(data)
+    del near_ext
     truncs = _truncations(ct, field, cut, None)
     return SkinModel(data, body, exterior, skin, cut, truncs, fill_value)
 
