@@ -155,8 +155,7 @@ class _Boundaries:
             ids.append(maps.struct_of_label[sub[edge]])
         pts = np.concatenate(pts) if pts else np.zeros((0, 3))
         ids = np.concatenate(ids).astype(np.int16) if ids else np.zeros(0, np.int16)
-        _, keep = np.unique(np.c_[pts, ids], axis=0, return_index=True)   # boxes may overlap
-        pts, ids = pts[keep], ids[keep]
+        # one merged box: each boundary voxel once, in C order (no de-duplication needed)
         order = np.argsort(ids, kind="stable")
         self.pts, self.ids = pts[order], ids[order]
         roles = np.array(maps.roles + [""])
@@ -292,7 +291,7 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     blo, bhi = ct.bounding_box(problem.body, margin=2)
     lo, hi = np.maximum(lo, blo), np.minimum(hi, bhi)
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-    label = np.ascontiguousarray(lab.array[sl]).astype(np.uint16)
+    label = np.array(lab.array[sl], dtype=np.uint16, order="C")
     grid = lab.crop(lo, hi).with_array(label)
     sp = ct.spacing_kji
     specs = problem.structures
@@ -331,7 +330,9 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     liver_vals = [v for v, n in names.items() if n == "liver"]
     if liver_vals:
         flags[np.isin(label, liver_vals)] |= LIVER
-    body_smooth = ndimage.gaussian_filter(body.astype(np.float32), sigma=2.0 / sp)
+    # (scipy filters each line in float64 and stores float32: a bool input gives the same values
+    # as its float32 copy, without that copy)
+    body_smooth = ndimage.gaussian_filter(body, sigma=2.0 / sp, output=np.float32)
 
     # distance maps: one edt pass per group of structures sharing role and margin ---------------
     present = np.bincount(label.ravel(), minlength=nlab)[:nlab] > 0
@@ -374,8 +375,10 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     flags[role_of_label[label] == ROLE_CODE["forbidden"]] |= FORBIDDEN
     has = {"lung": bool(lung.any()), "lobes": int(present[[v for v in lung_vals if v < nlab]].sum()) > 1,
            "avoid": any_avoid, "liver": bool(liver_vals), "skin_model": problem.skin is not None}
-    code = label.astype(np.uint32) | (flags.astype(np.uint32) << 16)
+    code = flags.astype(np.uint32)   # built in place: no temporaries of the crop's size
     del flags
+    code <<= 16
+    code |= label
     return PlanningMaps(grid, lo, hard, avoid, code, body_smooth,
                         [s.name for s in specs],
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),

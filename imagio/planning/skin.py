@@ -86,9 +86,44 @@ class Truncation:
                 "message": self.message()}
 
 
+class PackedMask:
+    """A bool mask [k, j, i] kept at one bit per voxel (``np.packbits``; 1/8 of a bool array),
+    for the masks of the cached `SkinModel` that planning reads rarely (``data`` at the target
+    voxel, ``exterior``, ``cut``). ``np.asarray(m)``, indexing and numpy operators unpack it into
+    a new array (so the cached mask cannot be changed through them)."""
+
+    def __init__(self, mask: np.ndarray):
+        mask = np.asarray(mask, bool)
+        self.shape = mask.shape
+        self.bits = np.packbits(mask, axis=None)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.bits.nbytes)
+
+    def __array__(self, dtype=None, copy=None):
+        a = np.unpackbits(self.bits, count=int(np.prod(self.shape))).view(bool).reshape(self.shape)
+        return a if dtype is None else a.astype(dtype)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, tuple) and len(idx) == 3 and all(np.ndim(i) == 0 and not isinstance(i, slice)
+                                                             for i in idx):   # one voxel: one bit
+            flat = int(np.ravel_multi_index(tuple(int(i) for i in idx), self.shape))
+            return bool((self.bits[flat >> 3] >> (7 - (flat & 7))) & 1)
+        return np.asarray(self)[idx]
+
+    def any(self) -> bool:
+        return bool(self.bits.any())
+
+    def sum(self) -> int:
+        return int(np.unpackbits(self.bits, count=int(np.prod(self.shape))).sum())
+
+
 @dataclass
 class SkinModel:
-    """Masks on the CT grid (bool [k, j, i]) and the truncations found."""
+    """Masks on the CT grid (bool [k, j, i]) and the truncations found. In the model
+    `outer_skin` returns (cached), ``data``, ``exterior`` and ``cut`` are `PackedMask` (one bit
+    per voxel; ``np.asarray`` gives the array) and ``body`` and ``skin`` read-only arrays."""
 
     data: np.ndarray          # voxels holding measured data
     body: np.ndarray          # the patient, internal air included
@@ -260,6 +295,43 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~erode6(mask)
 
 
+def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, slab: int = 32) -> np.ndarray:
+    """Voxels of ``air`` (bool [k, j, i]) face-connected within their own slice (the plane
+    normal to array axis ``ax``) to one of the ``seeds`` (n, 3 kji). Slices are independent, so
+    the slices are labelled ``slab`` at a time (the same mask as one labelling of the volume,
+    with a label array of ``slab`` slices instead of the whole volume)."""
+    plane = np.zeros((3, 3, 3), bool)
+    idx = [slice(None)] * 3
+    idx[ax] = 1
+    plane[tuple(idx)] = ndimage.generate_binary_structure(2, 1)
+    out = np.zeros(air.shape, bool)
+    seeds = np.asarray(seeds, np.int64).reshape(-1, 3)
+    for a in range(0, air.shape[ax], slab):
+        sl = [slice(None)] * 3
+        sl[ax] = slice(a, min(a + slab, air.shape[ax]))
+        sl = tuple(sl)
+        inside = (seeds[:, ax] >= a) & (seeds[:, ax] < a + slab)
+        if not inside.any():
+            continue
+        comp, _ = ndimage.label(air[sl], structure=plane)
+        s = seeds[inside].copy()
+        s[:, ax] -= a
+        ids = comp[tuple(s.T)]
+        out[sl] = _members(comp, np.unique(ids[ids > 0]))
+    return out
+
+
+def _bbox(mask: np.ndarray, grow: int = 0) -> tuple:
+    """Slices of the bounding box of ``mask`` grown by ``grow`` voxels (clipped to the array);
+    the whole array when the mask is empty."""
+    out = []
+    for ax in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
+        lo, hi = (hit[0], hit[-1] + 1) if len(hit) else (0, mask.shape[ax])
+        out.append(slice(max(int(lo) - grow, 0), min(int(hi) + grow, mask.shape[ax])))
+    return tuple(out)
+
+
 def _box_faces(shape) -> np.ndarray:
     """Indices (n, 3) of the voxels on the boundary of the box [1, n - 1) per axis (the data
     region of a CT without padding, `data_mask`): the voxels of that box with a face neighbour
@@ -307,29 +379,31 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     # in-plane connectivity encloses lungs, airways and bowel gas even where a slice cuts them
     # open, and air reached only through another slice (a blended end slice) is not outside
     ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))     # array axis (k, j, i) closest to S
-    plane = np.zeros((3, 3, 3), bool)
-    idx = [slice(None)] * 3
-    idx[ax] = 1
-    plane[tuple(idx)] = ndimage.generate_binary_structure(2, 1)
-    comp, _ = ndimage.label(air, structure=plane)
+    exterior = _in_plane_reach(air, bk[lateral] if len(bk) else np.zeros((0, 3), int), ax)
     del air
-    seeds = comp[tuple(bk[lateral].T)] if len(bk) else np.zeros(0, int)
-    exterior = _members(comp, np.unique(seeds[seeds > 0]))
-    del comp
 
-    main = cc3d.largest_k(tissue, k=1, connectivity=6) > 0
+    # the components and the void filling only in the bounding box of data & ~exterior (it holds
+    # all tissue): components of a mask are the same in any box holding the mask, and a void of
+    # the body (background not connected to the array's border) is the same in that box grown
+    # by one voxel, whose outer layer is background connected to the border outside the box
+    inner = data & ~exterior
+    bb = _bbox(inner, grow=1)
+    main = cc3d.largest_k(tissue[bb], k=1, connectivity=6) > 0
     del tissue
     if not main.any():
         z = np.zeros(ct.shape, bool)
         return SkinModel(data, z, exterior, z, z, [], fill_value)
-    rest = cc3d.connected_components(data & ~exterior, connectivity=6)
+    rest = cc3d.connected_components(inner[bb], connectivity=6)
+    del inner
     # main is one 6-connected piece of tissue, and tissue is never exterior air: it lies in one
     # component of data & ~exterior, the one at any of its voxels
     first = np.unravel_index(int(np.argmax(main)), main.shape)   # main is not empty (above)
     del main
-    body = rest == rest[first]
+    sub = rest == rest[first]
     del rest
-    body = fill_voids.fill(body, in_place=True)
+    body = np.zeros(ct.shape, bool)
+    body[bb] = fill_voids.fill(sub, in_place=True)
+    del sub
     body &= data   # closed cavities (already not exterior)
 
     near_ext = dilate6(exterior)
@@ -416,7 +490,8 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
                target_ras=None) -> SkinModel:
     """The body, its outer skin and its cut faces (see module doc), cached per case: a second
     call with the same CT values, grid, threshold and labelled voxels (a second target, a
-    re-plan) returns the same masks (read-only arrays) and only re-measures the truncations'
+    re-plan) returns the same masks (``body``, ``skin`` read-only arrays; ``data``,
+    ``exterior``, ``cut`` `PackedMask`) and only re-measures the truncations'
     distances from ``target_ras``.
 
     ct: CT in HU; labels: label map on the CT grid (labelled voxels are never air); target_ras:
@@ -426,7 +501,9 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
     model = _CACHE.get(key)
     if model is None:
         model = _outer_skin(ct, labels, air_hu)
-        for m in (model.data, model.body, model.exterior, model.skin, model.cut):
+        model = replace(model, data=PackedMask(model.data), exterior=PackedMask(model.exterior),
+                        cut=PackedMask(model.cut))
+        for m in (model.body, model.skin):
             m.flags.writeable = False
         _CACHE.clear()
         _CACHE[key] = model
