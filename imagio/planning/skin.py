@@ -273,8 +273,10 @@ def _outward_normals(field: _Smoothed, kji: np.ndarray, grid: Volume) -> np.ndar
     """Unit outward normals (RAS) of the data region at voxel indices ``kji`` (n, 3): minus the
     gradient of the smoothed data mask ``field`` (from `_smoothed`)."""
     off = np.concatenate([np.eye(3), -np.eye(3)])
-    pts = (kji[:, None, :] + _PAD + off[None]).reshape(-1, 3)
-    v = field.values(pts).reshape(len(kji), 6)
+    v = np.empty((len(kji), 6))
+    for a in range(0, len(kji), 65536):   # in blocks: no (n, 6, 3) array for a million points
+        pts = (kji[a:a + 65536, None, :] + _PAD + off[None]).reshape(-1, 3)
+        v[a:a + 65536] = field.values(pts).reshape(-1, 6)
     g = 0.5 * (v[:, :3] - v[:, 3:])                      # d/dk, d/dj, d/di
     r2k = grid.ras_to_ijk[:3, :3][::-1]                   # rows: gradient of k, j, i wrt RAS
     n = -(g @ r2k)
@@ -388,17 +390,18 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     # by one voxel, whose outer layer is background connected to the border outside the box
     inner = data & ~exterior
     bb = _bbox(inner, grow=1)
-    main = cc3d.largest_k(tissue[bb], k=1, connectivity=6) > 0
+    tissue = tissue[bb].copy()     # (a copy of the box: the full mask is freed)
+    main = cc3d.largest_k(tissue, k=1, connectivity=6) > 0
     del tissue
     if not main.any():
         z = np.zeros(ct.shape, bool)
         return SkinModel(data, z, exterior, z, z, [], fill_value)
-    rest = cc3d.connected_components(inner[bb], connectivity=6)
-    del inner
     # main is one 6-connected piece of tissue, and tissue is never exterior air: it lies in one
     # component of data & ~exterior, the one at any of its voxels
     first = np.unravel_index(int(np.argmax(main)), main.shape)   # main is not empty (above)
     del main
+    rest = cc3d.connected_components(inner[bb], connectivity=6)
+    del inner
     sub = rest == rest[first]
     del rest
     body = np.zeros(ct.shape, bool)
