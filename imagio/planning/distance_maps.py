@@ -280,16 +280,60 @@ def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def precompute(problem: PlanningProblem, cap_mm: float | None = None,
-               progress=None) -> PlanningMaps:
-    """Crop to the needle's reach around the target and build every map (see module doc)."""
-    prog = progress if isinstance(progress, Progress) else Progress(progress)
-    cap = float(cap_mm if cap_mm is not None else load_defaults()["distance_cap_mm"])
-    ct, lab = problem.ct, problem.labels
+_CACHE: dict = {}   # one entry: exact key of precompute's inputs -> PlanningMaps
+
+
+def _crop(problem: PlanningProblem) -> tuple:
+    """The crop's corners (kji, [lo, hi)): the needle's reach around the target (+ room for
+    margins), within the body's bounding box."""
+    ct = problem.ct
     reach = problem.needle.length_mm + 10.0 + 2.0 * max(ct.spacing)  # + room for margins
     lo, hi = reach_box(ct, problem.target.point_ras, reach)
     blo, bhi = ct.bounding_box(problem.body, margin=2)
-    lo, hi = np.maximum(lo, blo), np.minimum(hi, bhi)
+    return np.maximum(lo, blo), np.minimum(hi, bhi)
+
+
+def _inputs_key(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
+    """Exact key of everything `precompute` reads: grid, crop, cap, structures (roles, margins),
+    target and exempt values, the emphysema threshold, and a digest of the crop of the labels,
+    the CT, the body and the skin."""
+    import hashlib
+
+    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    h = hashlib.blake2b(digest_size=16)
+    for a in (problem.labels.array[sl], problem.ct.array[sl]):
+        h.update(str(a.dtype).encode())
+        h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
+    h.update(np.packbits(problem.body[sl]))
+    h.update(b"-" if problem.skin is None else np.packbits(problem.skin.skin[sl]))
+    names = tuple(sorted((int(v), str(n)) for v, n in problem.labels.labels.items()))
+    return (problem.ct.shape, problem.ct.ijk_to_ras.tobytes(), tuple(map(int, lo)), tuple(map(int, hi)),
+            float(cap), tuple(problem.structures), names, int(problem.target.value), int(problem.exempt_value),
+            float(problem.constraints.emphysema_hu), h.hexdigest())
+
+
+def precompute(problem: PlanningProblem, cap_mm: float | None = None,
+               progress=None) -> PlanningMaps:
+    """Crop to the needle's reach around the target and build every map (see module doc).
+    Cached (one entry, exact key of the inputs, `_inputs_key`): planning the same target of
+    the same case again (other weights, constraints other than the emphysema threshold, a
+    patient position, more proposals) reuses the maps, and their k-d trees, and costs only the
+    scoring. The returned maps are shared: read-only by convention."""
+    cap = float(cap_mm if cap_mm is not None else load_defaults()["distance_cap_mm"])
+    lo, hi = _crop(problem)
+    key = _inputs_key(problem, lo, hi, cap)
+    maps = _CACHE.get(key)
+    if maps is None:
+        _CACHE.clear()   # (first: never two cases' maps at once)
+        maps = _precompute(problem, lo, hi, cap, progress)
+        _CACHE[key] = maps
+    return maps
+
+
+def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None) -> PlanningMaps:
+    """`precompute` without the cache, on the crop [lo, hi)."""
+    prog = progress if isinstance(progress, Progress) else Progress(progress)
+    ct, lab = problem.ct, problem.labels
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
     label = np.array(lab.array[sl], dtype=np.uint16, order="C")
     grid = lab.crop(lo, hi).with_array(label)
