@@ -397,3 +397,21 @@ def test_body_from_the_bounding_box_equals_the_full_volume_definition():
     ref = rl == rl[tuple(np.argwhere(tl == big)[0])]
     ref = ndimage.binary_fill_holes(ref) & m.data
     assert (m.body == ref).all() and not m.body[:, 58:61, 10:50].any() and m.body[7:9, 28:31, 20:23].all()
+
+
+def test_separable_field_at_voxel_centres_equals_np_interp():
+    """At whole-number points (the normals' samples) the separable field is read by indexing;
+    the values are bit for bit np.interp's, beyond the profiles' ends too (nearest value)."""
+    from imagio.planning import skin as sk
+
+    sm = sk._smoothed(np.ones((9, 14, 6), bool), box=True)
+    pts = np.random.default_rng(0).integers(-3, 25, (5000, 3)).astype(float)
+    ref = np.ones(len(pts))
+    for ax, p in enumerate(sm.profiles):
+        ref *= np.interp(pts[:, ax], np.arange(len(p)), p)
+    assert np.array_equal(sm.values(pts), ref)
+    off = pts + 0.25                              # off-grid points: interpolated
+    ref = np.ones(len(off))
+    for ax, p in enumerate(sm.profiles):
+        ref *= np.interp(off[:, ax], np.arange(len(p)), p)
+    assert np.array_equal(sm.values(off), ref)
