@@ -303,17 +303,20 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~erode6(mask)
 
 
-def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, slab: int = 32) -> np.ndarray:
+def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, slab: int | None = None) -> np.ndarray:
     """Voxels of ``air`` (bool [k, j, i]) face-connected within their own slice (the plane
     normal to array axis ``ax``) to one of the ``seeds`` (n, 3 kji). Slices are independent, so
-    the slices are labelled ``slab`` at a time (the same mask as one labelling of the volume,
-    with a label array of ``slab`` slices instead of the whole volume)."""
+    they can be labelled ``slab`` at a time: the same mask, with a label array of ``slab``
+    slices instead of the whole volume (int32, 4 bytes a voxel). Default (None): one labelling
+    of the volume; slabs of 32 slices cost about 0.5 CPU-s more on the 1 mm phantom (73 Mvox)
+    and do not lower the planning's peak (that is in `cc3d.largest_k`), so they are off."""
     plane = np.zeros((3, 3, 3), bool)
     idx = [slice(None)] * 3
     idx[ax] = 1
     plane[tuple(idx)] = ndimage.generate_binary_structure(2, 1)
     out = np.zeros(air.shape, bool)
     seeds = np.asarray(seeds, np.int64).reshape(-1, 3)
+    slab = air.shape[ax] if slab is None else int(slab)
     for a in range(0, air.shape[ax], slab):
         sl = [slice(None)] * 3
         sl[ax] = slice(a, min(a + slab, air.shape[ax]))
@@ -327,17 +330,6 @@ def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, slab: int = 32)
         ids = comp[tuple(s.T)]
         out[sl] = _members(comp, np.unique(ids[ids > 0]))
     return out
-
-
-def _bbox(mask: np.ndarray, grow: int = 0) -> tuple:
-    """Slices of the bounding box of ``mask`` grown by ``grow`` voxels (clipped to the array);
-    the whole array when the mask is empty."""
-    out = []
-    for ax in range(mask.ndim):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
-        lo, hi = (hit[0], hit[-1] + 1) if len(hit) else (0, mask.shape[ax])
-        out.append(slice(max(int(lo) - grow, 0), min(int(hi) + grow, mask.shape[ax])))
-    return tuple(out)
 
 
 def _box_faces(shape) -> np.ndarray:
@@ -390,13 +382,6 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     exterior = _in_plane_reach(air, bk[lateral] if len(bk) else np.zeros((0, 3), int), ax)
     del air
 
-    # the components and the void filling only in the bounding box of data & ~exterior (it holds
-    # all tissue): components of a mask are the same in any box holding the mask, and a void of
-    # the body (background not connected to the array's border) is the same in that box grown
-    # by one voxel, whose outer layer is background connected to the border outside the box
-    inner = data & ~exterior
-    bb = _bbox(inner, grow=1)
-    tissue = tissue[bb].copy()     # (a copy of the box: the full mask is freed)
     main = cc3d.largest_k(tissue, k=1, connectivity=6) > 0
     del tissue
     if not main.any():
@@ -406,22 +391,23 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     # component of data & ~exterior, the one at any of its voxels
     first = np.unravel_index(int(np.argmax(main)), main.shape)   # main is not empty (above)
     del main
-    rest = cc3d.connected_components(inner[bb], connectivity=6)
-    del inner
-    sub = rest == rest[first]
+    rest = cc3d.connected_components(data & ~exterior, connectivity=6)
+    body = rest == rest[first]
     del rest
-    body = np.zeros(ct.shape, bool)
-    body[bb] = fill_voids.fill(sub, in_place=True)
-    del sub
+    # (in_place=True is 7x slower on a bool mask: fill_voids 2.x, measured)
+    body = fill_voids.fill(body, in_place=False)
     body &= data   # closed cavities (already not exterior)
 
     near_ext = dilate6(exterior)
     if box:   # the 6- and the 26-erosion of the box [1, n - 1) are the box [2, n - 2)
-        inner = tuple(slice(2, s - 2) for s in ct.shape)
-        skin = np.zeros(ct.shape, bool)
-        skin[inner] = body[inner] & near_ext[inner]
+        skin = body & near_ext
+        for ax_ in range(3):   # not within two layers of the array's faces
+            for layers in (slice(0, 2), slice(-2, None)):
+                idx = [slice(None)] * 3
+                idx[ax_] = layers
+                skin[tuple(idx)] = False
         cut = body.copy()
-        cut[inner] = False
+        cut[tuple(slice(2, s - 2) for s in ct.shape)] = False
     else:
         edge = ~erode26(data)
         skin = body & near_ext & ~edge
