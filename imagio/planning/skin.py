@@ -303,13 +303,12 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~erode6(mask)
 
 
-def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, slab: int | None = None) -> np.ndarray:
+def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, slab: int | None = 32) -> np.ndarray:
     """Voxels of ``air`` (bool [k, j, i]) face-connected within their own slice (the plane
     normal to array axis ``ax``) to one of the ``seeds`` (n, 3 kji). Slices are independent, so
-    they can be labelled ``slab`` at a time: the same mask, with a label array of ``slab``
-    slices instead of the whole volume (int32, 4 bytes a voxel). Default (None): one labelling
-    of the volume; slabs of 32 slices cost about 0.5 CPU-s more on the 1 mm phantom (73 Mvox)
-    and do not lower the planning's peak (that is in `cc3d.largest_k`), so they are off."""
+    they are labelled ``slab`` at a time (None: all at once): the same mask, with a label array
+    (int32) of ``slab`` slices instead of the whole volume. On the 1 mm phantom (73 Mvox):
+    0.54 CPU-s and 113 MiB traced peak with slabs of 32, 0.65-1.3 s and 448 MiB at once."""
     plane = np.zeros((3, 3, 3), bool)
     idx = [slice(None)] * 3
     idx[ax] = 1
