@@ -262,7 +262,7 @@ def _floor_f16(x: np.ndarray) -> np.ndarray:
     distance)."""
     h = x.astype(np.float16)
     up = h.astype(np.float32) > x
-    h[up] = np.nextafter(h[up], np.float16(-np.inf))
+    np.nextafter(h, np.float16(-np.inf), out=h, where=up)   # one pass, no gather/scatter
     return h
 
 
@@ -276,7 +276,7 @@ def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
     half = np.float32(0.5 * min(an))
     out = edt.edt(~mask, anisotropy=an, black_border=False, parallel=2)
     out -= half
-    out[mask] = -half
+    np.copyto(out, -half, where=mask)
     return out.astype(np.float32, copy=False)
 
 
