@@ -369,6 +369,7 @@ def test_packed_mask_reads_as_the_mask():
     for kji in np.argwhere(np.ones(m.shape, bool)):
         assert p[tuple(kji)] == m[tuple(kji)]
     assert (p[2:5, :, 3] == m[2:5, :, 3]).all() and ((np.ones(m.shape, bool) & p) == m).all()
+    assert ((p & np.ones(m.shape, bool)) == m).all() and ((~p) == ~m).all()
     a = p[:, :, :]
     a[:] = ~a                                     # a copy: the packed mask is unchanged
     assert (np.asarray(p) == m).all()

@@ -112,6 +112,9 @@ class PackedMask:
             return bool((self.bits[flat >> 3] >> (7 - (flat & 7))) & 1)
         return np.asarray(self)[idx]
 
+    def __invert__(self) -> np.ndarray:
+        return ~np.asarray(self)
+
     def any(self) -> bool:
         return bool(self.bits.any())
 
