@@ -93,3 +93,19 @@ def test_ranked_proposals_match_scoring_on_exact_maps(planned):
     assert np.max(np.abs(fast.score[both] - ref.score[both])) < 2e-3
     best_fast = np.flatnonzero(fast.feasible)[np.argmin(fast.score[fast.feasible])]
     assert ref.score[best_fast] <= ref.score[ref.feasible].min() + 1e-3
+
+
+def test_float16_maps_are_the_largest_float16_not_above_the_exact_value():
+    """`_floor_f16`: each stored value is <= the float32 distance and the next float16 up is
+    above it (the float16 rounded down), zeros and signs included; the error bound of the
+    module doc (<= 0.016 mm up to the 20 mm cap) holds."""
+    from imagio.planning.distance_maps import _floor_f16
+
+    x = np.random.default_rng(0).uniform(-6.0, 21.0, 200_000).astype(np.float32)
+    x[:6] = [0.0, -0.0, 1e-9, -1e-9, 20.0, 2.0 ** -20]
+    h = _floor_f16(x)
+    lo = h.astype(np.float32)
+    hi = np.nextafter(h, np.float16(np.inf)).astype(np.float32)
+    assert h.dtype == np.float16 and np.all(lo <= x) and np.all(hi > x)
+    capped = x <= 20.0
+    assert float(np.max(x[capped] - lo[capped])) <= 0.016

@@ -303,3 +303,115 @@ def test_separable_smoothed_box_matches_the_smoothed_volume():
     vol = sk._Smoothed.__new__(sk._Smoothed)
     vol.field = full
     assert np.allclose(sk._outward_normals(sep, kji, ct), sk._outward_normals(vol, kji, ct), atol=1e-4)
+
+
+def test_box_shortcut_equals_the_volume_passes():
+    """Without padding, `_outer_skin` indexes the data box's faces and its erosions instead of
+    computing them; the faces equal scipy's boundary of the data mask (each voxel once), and
+    the whole model (masks, truncations) equals the generic passes, on an oblique anisotropic
+    torso whose cavity and body are cut by the scan ends, with and without labels."""
+    from scipy import ndimage
+
+    from imagio.planning import skin as sk
+
+    for shape in ((5, 6, 7), (9, 5, 12)):
+        data = np.zeros(shape, bool)
+        data[1:-1, 1:-1, 1:-1] = True
+        ref = np.argwhere(data & ~ndimage.binary_erosion(data, border_value=0))
+        got = sk._box_faces(shape)
+        assert len(got) == len(ref) and len({tuple(r) for r in got}) == len(got)
+        assert {tuple(r) for r in got} == {tuple(r) for r in ref}
+    ct, body, lung = _torso(shape=(18, 50, 56), sp=(2.5, 1.2, 0.9))
+    d = ct.ijk_to_ras.copy()
+    rot = np.array([[0.8, 0.0, 0.6], [0.0, 1.0, 0.0], [-0.6, 0.0, 0.8]])   # tilted gantry
+    d[:3, :3] = rot @ d[:3, :3]
+    ct = Volume(ct.array, d, "oblique torso")
+    lab = ct.with_array(np.where(lung, 3, 0).astype(np.uint8), labels={3: "lung"})
+    for labels in (None, lab):
+        fast = sk._outer_skin(ct, labels, sk.AIR_HU, box_shortcut=True)
+        slow = sk._outer_skin(ct, labels, sk.AIR_HU, box_shortcut=False)
+        assert fast.padding_value is None and fast.skin.any() and fast.cut.any()
+        for m in ("data", "body", "exterior", "skin", "cut"):
+            assert (np.asarray(getattr(fast, m)) == np.asarray(getattr(slow, m))).all(), m
+        assert [t.to_dict() for t in fast.truncations] == [t.to_dict() for t in slow.truncations]
+
+
+def test_in_plane_reach_by_slabs_equals_scipy_labelling_of_the_volume():
+    """Exterior air found slab by slab equals scipy's labelling of the whole volume with the
+    in-plane structure, for each array axis and slab sizes that do and do not divide the axis;
+    a seed in a slab without other seeds and a slab without seeds are covered."""
+    from scipy import ndimage
+
+    from imagio.planning import skin as sk
+
+    rng = np.random.default_rng(3)
+    air = rng.random((11, 13, 9)) < 0.55
+    seeds = np.argwhere(air)[rng.choice(int(air.sum()), 12, replace=False)]
+    for ax in range(3):
+        plane = np.zeros((3, 3, 3), bool)
+        idx = [slice(None)] * 3
+        idx[ax] = 1
+        plane[tuple(idx)] = ndimage.generate_binary_structure(2, 1)
+        comp, _ = ndimage.label(air, structure=plane)
+        ids = np.unique(comp[tuple(seeds.T)])
+        ref = np.isin(comp, ids[ids > 0])
+        for slab in (1, 3, 4, 100, None):
+            assert (sk._in_plane_reach(air, seeds, ax, slab=slab) == ref).all(), (ax, slab)
+
+
+def test_packed_mask_reads_as_the_mask():
+    from imagio.planning.skin import PackedMask
+
+    m = np.random.default_rng(1).random((7, 5, 11)) < 0.3
+    p = PackedMask(m)
+    assert p.nbytes <= m.size // 8 + 1 and p.shape == m.shape
+    assert (np.asarray(p) == m).all() and p.any() and p.sum() == m.sum()
+    for kji in np.argwhere(np.ones(m.shape, bool)):
+        assert p[tuple(kji)] == m[tuple(kji)]
+    assert (p[2:5, :, 3] == m[2:5, :, 3]).all() and ((np.ones(m.shape, bool) & p) == m).all()
+    assert ((p & np.ones(m.shape, bool)) == m).all() and ((~p) == ~m).all()
+    a = p[:, :, :]
+    a[:] = ~a                                     # a copy: the packed mask is unchanged
+    assert (np.asarray(p) == m).all()
+
+
+def test_body_equals_its_definition_computed_with_scipy():
+    """The body equals its definition computed independently (scipy labelling of data &
+    ~exterior, the component holding the largest tissue piece, voids filled by scipy's
+    binary_fill_holes), with a loose table below the patient and a closed cavity inside it."""
+    from scipy import ndimage
+
+    from imagio.planning import skin as sk
+
+    ct, body, _ = _torso(shape=(16, 64, 60))
+    a = ct.array.copy()
+    a[:, 58:61, 10:50] = 300                       # a table, not touching the patient
+    a[7:9, 28:31, 20:23] = -1000                   # closed air cavity in the body
+    ct = ct.with_array(a)
+    m = sk._outer_skin(ct, None, sk.AIR_HU)
+    inner = m.data & ~m.exterior
+    tissue = m.data & (a > sk.AIR_HU)
+    tl, _ = ndimage.label(tissue)
+    big = np.argmax(np.bincount(tl.ravel())[1:]) + 1
+    rl, _ = ndimage.label(inner)
+    ref = rl == rl[tuple(np.argwhere(tl == big)[0])]
+    ref = ndimage.binary_fill_holes(ref) & m.data
+    assert (m.body == ref).all() and not m.body[:, 58:61, 10:50].any() and m.body[7:9, 28:31, 20:23].all()
+
+
+def test_separable_field_at_voxel_centres_equals_np_interp():
+    """At whole-number points (the normals' samples) the separable field is read by indexing;
+    the values are bit for bit np.interp's, beyond the profiles' ends too (nearest value)."""
+    from imagio.planning import skin as sk
+
+    sm = sk._smoothed(np.ones((9, 14, 6), bool), box=True)
+    pts = np.random.default_rng(0).integers(-3, 25, (5000, 3)).astype(float)
+    ref = np.ones(len(pts))
+    for ax, p in enumerate(sm.profiles):
+        ref *= np.interp(pts[:, ax], np.arange(len(p)), p)
+    assert np.array_equal(sm.values(pts), ref)
+    off = pts + 0.25                              # off-grid points: interpolated
+    ref = np.ones(len(off))
+    for ax, p in enumerate(sm.profiles):
+        ref *= np.interp(off[:, ax], np.arange(len(p)), p)
+    assert np.array_equal(sm.values(off), ref)

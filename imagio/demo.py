@@ -19,6 +19,7 @@ decreases (each step has its own range).
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -111,7 +112,8 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     rule_based = sorted(rules.labels.values())
     rules = lesion_masks = None            # full-volume masks, in ``labels`` now
     timings["segmentation"] = time.perf_counter() - t
-    files.append(io.write_image(ph.ct, out / "ct.nii.gz"))
+    # the CT was just written with the phantom: the same file, copied instead of encoded again
+    files.append(Path(shutil.copyfile(out / "phantom" / "ct.nii.gz", out / "ct.nii.gz")))
     files.append(io.write_labels(labels, out / "segmentation.seg.nrrd"))
 
     scene = mrml.new_scene()
@@ -171,8 +173,6 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     prog(0.9, "writing the Slicer scene and the 3D picture")
     files.append(mrml.save_scene(scene, out / "scene" / "IMAGIO-demo.mrml"))
     if first_name is not None:   # the first plan's own picture (the same view, rendered once)
-        import shutil
-
         files.append(Path(shutil.copyfile(out / f"plan_{first_name}.png", out / "demo.png")))
     prog(0.95, "writing the plan reports (HTML and PDF)")
     from .report import build_report

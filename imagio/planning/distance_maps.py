@@ -155,8 +155,7 @@ class _Boundaries:
             ids.append(maps.struct_of_label[sub[edge]])
         pts = np.concatenate(pts) if pts else np.zeros((0, 3))
         ids = np.concatenate(ids).astype(np.int16) if ids else np.zeros(0, np.int16)
-        _, keep = np.unique(np.c_[pts, ids], axis=0, return_index=True)   # boxes may overlap
-        pts, ids = pts[keep], ids[keep]
+        # one merged box: each boundary voxel once, in C order (no de-duplication needed)
         order = np.argsort(ids, kind="stable")
         self.pts, self.ids = pts[order], ids[order]
         roles = np.array(maps.roles + [""])
@@ -263,7 +262,7 @@ def _floor_f16(x: np.ndarray) -> np.ndarray:
     distance)."""
     h = x.astype(np.float16)
     up = h.astype(np.float32) > x
-    h[up] = np.nextafter(h[up], np.float16(-np.inf))
+    np.nextafter(h, np.float16(-np.inf), out=h, where=up)   # one pass, no gather/scatter
     return h
 
 
@@ -277,22 +276,66 @@ def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
     half = np.float32(0.5 * min(an))
     out = edt.edt(~mask, anisotropy=an, black_border=False, parallel=2)
     out -= half
-    out[mask] = -half
+    np.copyto(out, -half, where=mask)
     return out.astype(np.float32, copy=False)
+
+
+_CACHE: dict = {}   # one entry: exact key of precompute's inputs -> PlanningMaps
+
+
+def _crop(problem: PlanningProblem) -> tuple:
+    """The crop's corners (kji, [lo, hi)): the needle's reach around the target (+ room for
+    margins), within the body's bounding box."""
+    ct = problem.ct
+    reach = problem.needle.length_mm + 10.0 + 2.0 * max(ct.spacing)  # + room for margins
+    lo, hi = reach_box(ct, problem.target.point_ras, reach)
+    blo, bhi = ct.bounding_box(problem.body, margin=2)
+    return np.maximum(lo, blo), np.minimum(hi, bhi)
+
+
+def _inputs_key(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
+    """Exact key of everything `precompute` reads: grid, crop, cap, structures (roles, margins),
+    target and exempt values, the emphysema threshold, and a digest of the crop of the labels,
+    the CT, the body and the skin."""
+    import hashlib
+
+    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    h = hashlib.blake2b(digest_size=16)
+    for a in (problem.labels.array[sl], problem.ct.array[sl]):
+        h.update(str(a.dtype).encode())
+        h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
+    h.update(np.packbits(problem.body[sl]))
+    h.update(b"-" if problem.skin is None else np.packbits(problem.skin.skin[sl]))
+    names = tuple(sorted((int(v), str(n)) for v, n in problem.labels.labels.items()))
+    return (problem.ct.shape, problem.ct.ijk_to_ras.tobytes(), tuple(map(int, lo)), tuple(map(int, hi)),
+            float(cap), tuple(problem.structures), names, int(problem.target.value), int(problem.exempt_value),
+            float(problem.constraints.emphysema_hu), h.hexdigest())
 
 
 def precompute(problem: PlanningProblem, cap_mm: float | None = None,
                progress=None) -> PlanningMaps:
-    """Crop to the needle's reach around the target and build every map (see module doc)."""
-    prog = progress if isinstance(progress, Progress) else Progress(progress)
+    """Crop to the needle's reach around the target and build every map (see module doc).
+    Cached (one entry, exact key of the inputs, `_inputs_key`): planning the same target of
+    the same case again (other weights, constraints other than the emphysema threshold, a
+    patient position, more proposals) reuses the maps, and their k-d trees, and costs only the
+    scoring. The returned maps are shared: read-only by convention."""
     cap = float(cap_mm if cap_mm is not None else load_defaults()["distance_cap_mm"])
+    lo, hi = _crop(problem)
+    key = _inputs_key(problem, lo, hi, cap)
+    maps = _CACHE.get(key)
+    if maps is None:
+        _CACHE.clear()   # (first: never two cases' maps at once)
+        maps = _precompute(problem, lo, hi, cap, progress)
+        _CACHE[key] = maps
+    return maps
+
+
+def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None) -> PlanningMaps:
+    """`precompute` without the cache, on the crop [lo, hi)."""
+    prog = progress if isinstance(progress, Progress) else Progress(progress)
     ct, lab = problem.ct, problem.labels
-    reach = problem.needle.length_mm + 10.0 + 2.0 * max(ct.spacing)  # + room for margins
-    lo, hi = reach_box(ct, problem.target.point_ras, reach)
-    blo, bhi = ct.bounding_box(problem.body, margin=2)
-    lo, hi = np.maximum(lo, blo), np.minimum(hi, bhi)
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-    label = np.ascontiguousarray(lab.array[sl]).astype(np.uint16)
+    label = np.array(lab.array[sl], dtype=np.uint16, order="C")
     grid = lab.crop(lo, hi).with_array(label)
     sp = ct.spacing_kji
     specs = problem.structures
@@ -331,7 +374,9 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     liver_vals = [v for v, n in names.items() if n == "liver"]
     if liver_vals:
         flags[np.isin(label, liver_vals)] |= LIVER
-    body_smooth = ndimage.gaussian_filter(body.astype(np.float32), sigma=2.0 / sp)
+    # (scipy filters each line in float64 and stores float32: a bool input gives the same values
+    # as its float32 copy, without that copy)
+    body_smooth = ndimage.gaussian_filter(body, sigma=2.0 / sp, output=np.float32)
 
     # distance maps: one edt pass per group of structures sharing role and margin ---------------
     present = np.bincount(label.ravel(), minlength=nlab)[:nlab] > 0
@@ -374,8 +419,10 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     flags[role_of_label[label] == ROLE_CODE["forbidden"]] |= FORBIDDEN
     has = {"lung": bool(lung.any()), "lobes": int(present[[v for v in lung_vals if v < nlab]].sum()) > 1,
            "avoid": any_avoid, "liver": bool(liver_vals), "skin_model": problem.skin is not None}
-    code = label.astype(np.uint32) | (flags.astype(np.uint32) << 16)
+    code = flags.astype(np.uint32)   # built in place: no temporaries of the crop's size
     del flags
+    code <<= 16
+    code |= label
     return PlanningMaps(grid, lo, hard, avoid, code, body_smooth,
                         [s.name for s in specs],
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),

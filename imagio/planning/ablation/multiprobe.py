@@ -322,7 +322,10 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
     ball inside one zone), by lazy constraints: a greedy cover of the check points on a
     ``step_mm`` lattice; the check points it leaves out (spread 1 mm apart) are added and the
     greedy cover taken again until none is left; then ``milp`` asked for fewer zones over the
-    final points (kept only when it also proves the margin). Every chosen path is verified
+    points so far, its solution's missed check points added as rows and the milp solved again,
+    until a smaller cover proves the margin, the milp finds none smaller (then the greedy
+    cover is the fewest over these zones when that solve was optimal) or ``limit_s`` is spent
+    (each solve gets 40 % of what is left). Every chosen path is verified
     (``verify``); a rejected one is never chosen again. Returns (columns, rows used, proven
     optimal over those rows, lp optimum, rounds)."""
     import edt
@@ -360,20 +363,43 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
         A = np.concatenate([A, _covers(P[new], C, U, a, b, h)])
     else:
         raise ImagioError(f"the guaranteed cover did not settle within {max_rounds} rounds")
+    # then milp for fewer zones, with the same lazy rows: a solution over the rows so far that
+    # misses check points gets them as rows and is solved again. The optimum over a subset of
+    # the rows is a lower bound over all of them: when it is not below the proven cover's count,
+    # that cover is the fewest (proven when the solve was optimal).
     keep = np.flatnonzero(~bad)
     Ar, cols = reduce_cover(A[:, keep], cost[keep])
     cols = keep[cols]
     nz = Ar.shape[1]
     cons = [LinearConstraint(sparse.csr_matrix(Ar, dtype=float), lb=1.0, ub=np.inf)]
     lp = milp(np.ones(nz), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(nz))
-    lp_opt = float(lp.fun) if lp.status == 0 else None
-    sub, proven = _solve_cover(Ar, cost[cols], limit_s, lp_opt)
-    better = cols[sub]
-    if len(better) < len(pick) and all(verified.setdefault(int(i), verify(int(i))) for i in better) \
-            and not check(better).any():
-        pick = better
-    else:
-        proven = proven and len(better) >= len(pick)
+    lp_opt = float(lp.fun) if lp.status == 0 else None   # a lower bound for every later row set
+    proven = False
+    t_end = time.perf_counter() + float(limit_s)
+    for _ in range(max_rounds):
+        left = t_end - time.perf_counter()
+        if left <= 0:
+            break
+        # each solve gets 40 % of the time left (a time limit only stops a run-away solve)
+        sub, opt = _solve_cover(Ar, cost[cols], max(0.4 * left, 1.0), lp_opt)
+        better = cols[sub]
+        if len(better) >= len(pick):
+            proven = opt
+            break
+        rej = [i for i in better if not verified.setdefault(int(i), verify(int(i)))]
+        if rej:
+            bad[rej] = True
+        else:
+            miss = np.flatnonzero(check(better))
+            if len(miss) == 0:
+                pick, proven = better, opt
+                break
+            new = miss[_thin(P[miss], 1.0)]
+            rows = np.concatenate([rows, new])
+            A = np.concatenate([A, _covers(P[new], C, U, a, b, h)])
+        keep = np.flatnonzero(~bad)
+        Ar, cols = reduce_cover(A[:, keep], cost[keep])
+        cols = keep[cols]
     return pick, len(rows), proven, lp_opt, rounds
 
 
