@@ -55,9 +55,6 @@ MIN_BLOOD_PEAK_HU = rule("min_blood_peak_hu")  # arterial-phase blood (segmentat
 BLOOD_THICK_MM = rule("blood_thick_mm")  # thick voxels: lumens >= 8 mm (segmentation_rules.json)
 MIN_THICK_POOL_ML = rule("min_thick_pool_ml")  # a pool component to label (segmentation_rules.json)
 MIN_MODE_SAMPLES = rule("min_mode_samples")  # a resolved histogram mode (segmentation_rules.json)
-DENSE_ON_POOL = 0.25  # share of a dense component's surface on the pool that makes it contrast:
-# the chest CTA's bones 0-0.10 (the spine behind the aorta), its undiluted venous contrast
-# column (subclavian vein to right atrium) 0.40
 POOL_TAIL = 0.05  # the pool's histogram ends where the count falls to 5 % of its mode
 MAX_TRABECULAR_HU = rule("max_trabecular_hu")  # densest trabecular bone (segmentation_rules.json)
 CARTILAGE_MAX_HU = rule("calcium_hu")  # non-calcified cartilage is below the calcium threshold
@@ -197,7 +194,6 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         # pool (aorta, heart: >= 20 mm) is dropped, not band-HU trabecular bone of ribs and spine
         r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(ct.spacing_kji)))
         blood = dilate_mm(open_mm(blood, r_open, ct.spacing_kji), r_open + BLOOD_RIM_MM, ct.spacing_kji)
-        blood |= denser_than_pool(a, band, blood, cand)
         cand &= ~blood & (a > CONTRAST_LOW_HU)
         seed_hu = max(seed_hu, band[1])
     lab, n, counts = components(cand, connectivity=26)
@@ -253,26 +249,6 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     return m
 
 
-def denser_than_pool(a: np.ndarray, band: tuple, pool: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """Boolean [k, j, i] mask of contrast denser than the blood pool's band: components
-    (26-neighbourhood) of ``cand`` voxels above ``band[1]`` of which at least ``DENSE_ON_POOL``
-    of the outer surface lies in ``pool`` (the pool with its rim). Undiluted contrast streaming from the
-    injected arm's veins into the superior vena cava and right atrium is denser than the mixed
-    pool and lies in it; bone cortex touches the pool on a small part of its surface at most (the
-    spine behind the aorta) and is otherwise wrapped in muscle, fat, marrow or lung."""
-    dense = cand & (a > band[1])
-    lab, n, _ = components(dense, connectivity=26)
-    if n == 0:
-        return dense
-    nb = ndimage.maximum_filter(lab, size=3)  # a dense component touching each voxel
-    shell = (nb > 0) & ~dense
-    total = np.bincount(nb[shell], minlength=n + 1)
-    on_pool = np.bincount(nb[shell & pool], minlength=n + 1)
-    inside = on_pool >= DENSE_ON_POOL * np.maximum(total, 1)
-    inside[0] = False
-    return inside[lab]
-
-
 def pool_low_hu(band: tuple, tissue_hu: float) -> float:
     """Lower HU bound of the contrast blood pool: the half-maximum between the pool (the middle of
     ``band``, `contrast_blood_band`) and the tissue level ``tissue_hu``, if below the band (the
@@ -291,10 +267,8 @@ def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None =
     the band's upper bound, opened by ``BLOOD_OPEN_MM`` (lumens of >= ~6 mm; thin bone and small
     vessels drop out), components of at least ``MIN_THICK_POOL_ML`` (trabecular specks in band are
     smaller); then grown back over the lumen's partial-volume edge (voxels above the half-maximum
-    within ``BLOOD_RIM_MM``). Lungs and ``bone`` (if given) are excluded. Contrast denser than the
-    band that lies in the pool (`denser_than_pool`: undiluted contrast in the superior vena cava
-    and right atrium) is added; undiluted contrast in a vein away from the pool (an arm vein) is
-    not (a warning in `rules.segment_masks`)."""
+    within ``BLOOD_RIM_MM``). Lungs and ``bone`` (if given) are excluded. Undiluted contrast in a
+    vein (above the band) is not included: it is a warning in `rules.segment_masks`."""
     raw = check_ct(ct)
     a = at_common_resolution(raw, ct.spacing_kji)
     band = contrast_blood_band(a, body, ct.voxel_volume_ml, ct.spacing_kji)
@@ -313,14 +287,7 @@ def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None =
     big = counts * ct.voxel_volume_ml >= MIN_THICK_POOL_ML
     big[0] = False
     core = big[lab]
-    pool = core | (dilate_mm(core, BLOOD_RIM_MM, sk) & cand)
-    # undiluted contrast inside the pool (a venous inflow column) is blood too
-    dense = body & (a > band[1])
-    if lungs is not None:
-        dense &= ~lungs
-    if bone is not None:
-        dense &= ~bone
-    return pool | denser_than_pool(a, band, pool, dense)
+    return core | (dilate_mm(core, BLOOD_RIM_MM, sk) & cand)
 
 
 def at_common_resolution(a: np.ndarray, spacing_kji) -> np.ndarray:
