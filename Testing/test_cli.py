@@ -60,3 +60,17 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, oblique_affine, case):
 def test_phantom_command_writes_files(tmp_path):
     assert main(["phantom", str(tmp_path / "ph"), "--spacing", "3"]) == 0
     assert (tmp_path / "ph" / "labels.seg.nrrd").exists() and (tmp_path / "ph" / "phantom.json").exists()
+
+
+def test_info_prints_each_reader_warning_once(tmp_path, oblique_affine, capsys):
+    """A CT with -3024 padding outside the scan circle: the reader's warning (padding set to air)
+    appears once in everything `imagio info` prints, as "imagio: warning:" on stderr."""
+    arr = np.full((6, 8, 8), 40, np.int16)
+    arr[:, :2, :] = -3024
+    io.write_image(Volume(arr, oblique_affine), tmp_path / "pad.nii.gz")
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "pad.nii.gz")]) == 0
+    cap = capsys.readouterr()
+    text = cap.out + cap.err
+    lines = [ln for ln in text.splitlines() if "warning" in ln]
+    assert len(lines) == 1 and lines[0].startswith("imagio: warning:") and "25.0%" in lines[0], text

@@ -63,3 +63,29 @@ def test_plan_cli_bad_target(torso_files, tmp_path, capsys):
     rc = main(["plan", str(torso_files / "ct.nii.gz"), "--labels", str(torso_files / "labels.seg.nrrd"),
                "--target", "kidney_left", "--out", str(tmp_path / "x"), "--quiet"])
     assert rc == 2 and "kidney_left" in capsys.readouterr().err
+
+
+def test_plan_summary_says_no_structure_within_range(tmp_path, capsys):
+    """A tumour alone in a soft-tissue cylinder (no other structure labelled): the summary line
+    says "no structure within N mm" (N the reach of the clearance map), never "closest None"."""
+    import numpy as np
+
+    from imagio.volume import Volume
+
+    n, sp = 40, 3.0
+    k, j, i = np.mgrid[:n, :n, :n]
+    c = (n - 1) / 2
+    ct = np.where(np.hypot(j - c, i - c) * sp < 45, 40, -1000).astype(np.int16)
+    lab = ((((k - c) ** 2 + (j - c) ** 2 + (i - c) ** 2) * sp * sp) < 100).astype(np.uint8)
+    ct[lab > 0] = 60
+    aff = np.diag([sp, sp, sp, 1.0])
+    io.write_image(Volume(ct, aff), tmp_path / "ct.nii.gz")
+    io.write_labels(Volume(lab, aff, labels={1: "liver_tumor"}), tmp_path / "lab.seg.nrrd")
+    rc = main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.seg.nrrd"), "--target",
+               "liver_tumor", "--out", str(tmp_path / "o"), "--quiet", "--no-png", "--no-scene"])
+    assert rc == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("best path"))
+    doc = json.loads((tmp_path / "o" / "plan.json").read_text())
+    best = doc["proposals"][0]
+    assert best["closest_structure"] is None
+    assert f"no structure within {best['closest_clearance_mm']:g} mm" in line and "None" not in line, line

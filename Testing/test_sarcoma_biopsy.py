@@ -672,3 +672,105 @@ def test_necrotic_specks_below_a_resel_or_a_specimen_do_not_cap_the_viable_depth
     assert (vm.mask & nec).sum() <= 0.10 * nec.sum()
     assert any("speck(s) below" in w for w in vm.warnings)
     assert vm.to_dict()["islands_ignored"]["count"] == vm.islands_ignored
+
+
+def test_needle_length_diameter_uncertainty_and_gantry_tilt_bound_every_core():
+    """The core needle's options reach the planner: with a needle 5 mm shorter than the default
+    plan's longest core every tract (its length computed here from the entry and target points)
+    fits the needle, or the plan fails saying why; the needle's diameter and uncertainty widen the
+    bundle clearance (re-checked with scipy's exact distance transform); a 0 degree gantry tilt
+    gives axial tracts only."""
+    from imagio.planning.sarcoma.plan import sarcoma_needle
+
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=80)
+    base = plan_sarcoma_biopsy(ph.ct, ph.labels)
+    assert base.plan.problem.needle.length_mm == 150.0 and base.plan.problem.needle.diameter_mm == 2.11
+
+    def lengths(sp):
+        return [float(np.linalg.norm(np.subtract(c["metrics"].target_ras, c["metrics"].entry_ras))) for c in sp.cores]
+
+    short = max(lengths(base)) - 5.0
+    sp = plan_sarcoma_biopsy(ph.ct, ph.labels, needle=sarcoma_needle(short, 1.65, 1.0))
+    nd = sp.plan.problem.needle
+    assert (nd.length_mm, nd.diameter_mm, nd.uncertainty_mm) == (short, 1.65, 1.0)
+    assert sp.feasible or sp.failure
+    assert all(x <= short + 1e-6 for x in lengths(sp)), (lengths(sp), short)
+    assert sp.to_dict()["needle"]["length_mm"] == pytest.approx(short, abs=1e-3)
+    recheck(ph, sp, ["anterior"])        # the bundle clearance uses this needle's widening (1.65 / 2 + 1)
+    tiny = plan_sarcoma_biopsy(ph.ct, ph.labels, needle=sarcoma_needle(8.0))   # shorter than any tract
+    assert not tiny.cores and not tiny.feasible
+    axial = plan_sarcoma_biopsy(ph.ct, ph.labels, max_craniocaudal_deg=0.0)
+    for c in axial.cores:
+        u = np.subtract(c["metrics"].target_ras, c["metrics"].entry_ras)
+        assert abs(u[2]) / np.linalg.norm(u) <= np.sin(np.radians(0.5)), u
+    assert "craniocaudal" not in axial.plan.problem.constraints.disabled_rules
+    assert "craniocaudal" in base.plan.problem.constraints.disabled_rules
+    for bad in ((0.0, None, None), (None, -1.0, None), (None, None, -0.5)):
+        with pytest.raises(InputError, match="--needle-|--uncertainty") as e:
+            sarcoma_needle(*bad)
+        assert "\n" not in str(e.value)
+
+
+def test_a_user_incision_far_from_the_shortest_tract_is_warned_with_both_lengths():
+    """Tract contamination: an incision 70 degrees round the thigh from the tumour's side gives a
+    longer tract; the warning states its length (checked here from the entry and target points)
+    and the shortest compliant tract's (checked here: the distance from the entry it names to the
+    same target, and at least 20 mm shorter). An incision over the tumour is not warned."""
+    import re
+
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=80)
+    t = ph.geometry["tumour"]
+    zc = t["center_ras"][2]
+    far = plan_sarcoma_biopsy(ph.ct, ph.labels, incision=skin_line(ph, t["angle_deg"] + 70.0, (zc - 40, zc + 40)))
+    ws = [w for w in far.warnings if "longer than the shortest compliant tract" in w]
+    assert len(ws) == 1, far.warnings
+    m0 = far.cores[0]["metrics"]
+    mine = float(np.linalg.norm(np.subtract(m0.target_ras, m0.entry_ras)))
+    g = re.search(r"is (\d+) mm long, (\d+) mm longer .* \((\d+) mm from entry \[([-\d., ]+)\] RAS mm\)", ws[0])
+    assert g, ws[0]
+    assert abs(int(g.group(1)) - mine) <= 0.5
+    e = np.array([float(x) for x in g.group(4).split(",")])
+    short = float(np.linalg.norm(np.asarray(m0.target_ras) - e))
+    assert abs(int(g.group(3)) - short) <= 0.6 and mine - short > 20.0
+    assert abs(int(g.group(2)) - (mine - short)) <= 1.0
+    near = plan_sarcoma_biopsy(ph.ct, ph.labels, incision=skin_line(ph, t["angle_deg"], (zc - 40, zc + 40)))
+    assert near.feasible and not any("longer than the shortest" in w for w in near.warnings)
+    assert ws[0] in far.to_dict()["warnings"]
+
+
+def test_cli_sarcoma_honours_the_needle_flags_and_refuses_ablation_ones(tmp_path):
+    """`imagio plan --procedure sarcoma-biopsy --needle-length L`: plan.json records the needle and
+    every core's tract (from its entry and target points in the JSON) is at most L mm, or the plan
+    fails (exit 2, one error line); --role is recorded as the user's; an ablation flag is refused
+    before any work with one line and exit 2."""
+    import json
+
+    from conftest import run_imagio
+    from imagio.phantom.limb import save
+
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=80)
+    save(ph, tmp_path / "in")
+    args = ("plan", tmp_path / "in" / "ct.nii.gz", "--labels", tmp_path / "in" / "labels.nii.gz", "--target",
+            "sarcoma_1", "--procedure", "sarcoma-biopsy", "--no-png", "--no-scene", "--quiet")
+    r = run_imagio(*args, "--needle-length", "32", "--needle-diameter", "1.65", "--uncertainty", "1",
+                   "--role", "sciatic_nerve_left=margin:8", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "o" / "plan.json").read_text())
+    assert doc["needle"]["length_mm"] == 32.0 and doc["needle"]["diameter_mm"] == 1.65
+    assert doc["needle"]["uncertainty_mm"] == 1.0
+    e = np.asarray(doc["sarcoma"]["tattoo_entry"]["ras"])
+    for c in doc["sarcoma"]["cores"]:
+        assert np.linalg.norm(np.asarray(c["target_ras"]) - e) <= 32.0 + 0.15   # points rounded to 0.1 mm
+    assert doc["rules"]["roles_overridden"] == {"sciatic_nerve_left": "margin:8"}
+    assert any("replaces the sarcoma rule bundle_margin (margin:5 mm -> margin:8 mm)" in w for w in doc["warnings"])
+    r = run_imagio(*args, "--needle-length", "10", "--out", tmp_path / "short")   # shorter than any tract
+    assert r.returncode == 2
+    assert sum(ln.startswith("imagio: error:") for ln in r.stderr.splitlines()) == 1, r.stderr
+    assert not (tmp_path / "short" / "plan.json").exists()
+    assert json.loads((tmp_path / "short" / "plan_failed.json").read_text())["needle"]["length_mm"] == 10.0
+    for flag in (("--device", "x"), ("--multi-probe",)):
+        r = run_imagio(*args, *flag, "--out", tmp_path / "d")
+        assert r.returncode == 2
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and flag[0] in lines[0] and "sarcoma-biopsy" in lines[0], r.stderr
+        assert not (tmp_path / "d").exists()

@@ -126,9 +126,8 @@ def cmd_info(args) -> int:
                     print(f"  {rk}: {rv}")
             for d in v.get("dropped", []):
                 print(f"  dropped: {d}")
-        elif k == "warnings":
-            for w in v:
-                print(f"warning: {w}")
+        elif k == "warnings":   # the reader issued each as an InputWarning: `_run` prints it once, on stderr
+            continue
         else:
             print(f"{k}: {v}")
     return 0

@@ -48,6 +48,16 @@ def _parse_roles(items) -> dict:
     return out
 
 
+def parse_gantry_tilt(value) -> float | None:
+    """--gantry-tilt: degrees (>= 0), or None for 'none'/'any'/'free' (no limit). InputError otherwise."""
+    if value is None or str(value).lower() in ("none", "any", "free"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"--gantry-tilt {value!r}: give degrees (e.g. 15) or 'none'") from None
+
+
 def read_plan_inputs(args):
     """(out folder, CT, label map) of ``imagio plan``; InputError when plan.json exists there
     (without --force) or an input cannot be read."""
@@ -73,8 +83,9 @@ def cmd_plan(args) -> int:
 
         return cmd_sarcoma(args)
     out, ct, labels = read_plan_inputs(args)
-    tilt = None if str(args.gantry_tilt).lower() in ("none", "any", "free") else float(args.gantry_tilt)
-    c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position,
+    d = __import__("imagio.planning.problem", fromlist=["load_defaults"]).load_defaults()["constraints"]
+    tilt = parse_gantry_tilt(d["max_craniocaudal_deg"] if args.gantry_tilt is None else args.gantry_tilt)
+    c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position or d["patient_position"],
                     disabled_rules=tuple(args.no_rule or ()))
     if args.max_skin_angle is not None:
         c.max_skin_angle_deg = args.max_skin_angle
@@ -130,9 +141,10 @@ def cmd_plan(args) -> int:
         print(format_report(result.report), file=sys.stderr)
         raise NoFeasiblePath(result.report)
     best = result.proposals[0]
+    closest = (f"no structure within {best.closest_clearance_mm:g} mm" if best.closest_structure is None else
+               f"closest {best.closest_structure} at {best.closest_clearance_mm:.1f} mm")
     print(f"best path: entry {[round(x, 1) for x in best.entry_ras]} RAS mm, length "
-          f"{best.length_mm:.1f} mm, closest {best.closest_structure} at "
-          f"{best.closest_clearance_mm:.1f} mm, craniocaudal {best.craniocaudal_deg:.1f} deg, "
+          f"{best.length_mm:.1f} mm, {closest}, craniocaudal {best.craniocaudal_deg:.1f} deg, "
           f"{int(result.table.feasible.sum())}/{len(result.table)} candidates feasible")
     if abl:
         c = abl["single_probe"][0]["coverage"]
@@ -168,12 +180,14 @@ def register(subparsers) -> None:
     s.add_argument("--needle-diameter", type=float, help=f"mm (default {d['needle']['diameter_mm']})")
     s.add_argument("--uncertainty", type=float,
                    help=f"placement uncertainty mm added to every clearance (default {d['needle']['placement_uncertainty_mm']})")
-    s.add_argument("--gantry-tilt", default=str(d["constraints"]["max_craniocaudal_deg"]),
-                   help="max craniocaudal angle in degrees (0 = axial paths only; 'none' = no limit)")
+    s.add_argument("--gantry-tilt", default=None,
+                   help="max craniocaudal angle in degrees (0 = axial paths only; 'none' = no limit; default "
+                        f"{d['constraints']['max_craniocaudal_deg']}; sarcoma-biopsy: no limit unless given)")
     s.add_argument("--max-skin-angle", type=float, help="max angle to the skin normal, degrees")
-    s.add_argument("--position", default=d["constraints"]["patient_position"],
+    s.add_argument("--position", default=None,
                    choices=["supine", "prone", "left_lateral", "right_lateral"],
-                   help="patient position (entries on the table side are excluded)")
+                   help=f"patient position (entries on the table side are excluded; default "
+                        f"{d['constraints']['patient_position']}; sarcoma-biopsy: no table-side rule unless given)")
     s.add_argument("--role", action="append", metavar="NAME=ROLE[:MM]",
                    help="override a structure's role: NAME=forbidden|margin:MM|avoid|passable|target "
                         "(repeatable; plan.json records it)")

@@ -99,6 +99,34 @@ def _fail(sp, doc: dict, out: Path) -> None:
     raise err
 
 
+UNSUPPORTED = {"device": ("--device", "an ablation device"), "setting": ("--setting", "an ablation setting"),
+               "multi_probe": ("--multi-probe", "multi-probe ablation"),
+               "devices": ("--devices", "an ablation device file")}
+
+
+def reject_unsupported(args) -> None:
+    """InputError (one line, exit 2) naming the ``imagio plan`` options given that a core-needle
+    sarcoma biopsy cannot honour (the ablation ones): never ignored silently."""
+    bad = [flag for k, (flag, _) in UNSUPPORTED.items() if getattr(args, k, None)]
+    if bad:
+        raise InputError(f"{', '.join(bad)}: not used by --procedure sarcoma-biopsy (a core-needle biopsy, no "
+                         "ablation); leave {} out".format("them" if len(bad) > 1 else "it"))
+
+
+def needle_options(args) -> dict:
+    """The needle planner's options of ``imagio plan`` for `plan_sarcoma_biopsy`: the core needle
+    (--needle-length, --needle-diameter, --uncertainty; `plan.sarcoma_needle`), --gantry-tilt and
+    --position (their rules switched on when given), --max-skin-angle, --skin-spacing, --no-rule
+    and --role. InputError (one line) for a bad value."""
+    from ..commands import _parse_roles, parse_gantry_tilt
+    from .plan import sarcoma_needle
+
+    return {"needle": sarcoma_needle(args.needle_length, args.needle_diameter, args.uncertainty),
+            "max_craniocaudal_deg": parse_gantry_tilt(args.gantry_tilt), "patient_position": args.position,
+            "max_skin_angle_deg": args.max_skin_angle, "skin_spacing_mm": args.skin_spacing,
+            "disabled_rules": tuple(args.no_rule or ()), "roles_override": _parse_roles(args.role)}
+
+
 def cmd_sarcoma(args) -> int:
     from ... import io
     from ...outputs import write_text
@@ -109,6 +137,7 @@ def cmd_sarcoma(args) -> int:
 
     from ..commands import read_plan_inputs
 
+    reject_unsupported(args)
     out, ct, labels = read_plan_inputs(args)
     if "," in str(args.target):
         raise InputError("--procedure sarcoma-biopsy: give the tumour's label name as --target "
@@ -118,7 +147,7 @@ def cmd_sarcoma(args) -> int:
                              incision_tolerance_mm=args.incision_tolerance, n_cores=args.cores,
                              bundle_margin_mm=args.bundle_margin, involved=args.compartment,
                              allow_no_compartments=args.no_compartments, throw_mm=args.throw, k=args.proposals,
-                             progress=printer(args.quiet))
+                             progress=printer(args.quiet), **needle_options(args))
     doc = sp.to_dict()
     doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series,
                      "labels": str(Path(args.labels).resolve()),

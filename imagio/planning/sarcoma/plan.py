@@ -145,12 +145,33 @@ def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:
     raise InputError(f"several tumour labels {sorted(anat.tumours)}: choose one with --target")
 
 
+def sarcoma_needle(length_mm: float | None = None, diameter_mm: float | None = None,
+                   uncertainty_mm: float | None = None) -> Needle:
+    """The core needle: usable length mm (default the planner's, imagio/data/planning_defaults),
+    outer diameter mm (default sarcoma_biopsy.json ``needle.diameter_mm``, 14 G) and placement
+    uncertainty mm (default the planner's). InputError (one line) for a length or diameter <= 0
+    or a negative uncertainty."""
+    nd = Needle(diameter_mm=float(config()["needle"]["diameter_mm"]))
+    for flag, attr, v, low in (("--needle-length", "length_mm", length_mm, 0.0),
+                               ("--needle-diameter", "diameter_mm", diameter_mm, 0.0),
+                               ("--uncertainty", "uncertainty_mm", uncertainty_mm, None)):
+        if v is None:
+            continue
+        if not np.isfinite(v) or (v <= low if low is not None else v < 0):
+            raise InputError(f"{flag} {v:g}: give a {'positive' if low is not None else 'non-negative'} value in mm")
+        setattr(nd, attr, float(v))
+    return nd
+
+
 def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *,
                         incision=None, incision_tolerance_mm: float | None = None,
                         n_cores: int | None = None, needle: Needle | None = None,
                         bundle_margin_mm: float | None = None, involved=None,
                         allow_no_compartments: bool = False, viable_threshold_hu: float | None = None,
-                        throw_mm: float | None = None, k: int | None = None, progress=None) -> SarcomaPlan:
+                        throw_mm: float | None = None, k: int | None = None, progress=None,
+                        max_craniocaudal_deg: float | None = None, patient_position: str | None = None,
+                        max_skin_angle_deg: float | None = None, skin_spacing_mm: float | None = None,
+                        disabled_rules=(), roles_override: dict | None = None) -> SarcomaPlan:
     """Plan the biopsy. ``labels``: named label map (compartments, septa, joints, bundle, bones,
     the tumour; `rules.classify`), resampled to the CT when needed. ``tumour``: its label name
     (default: the one tumour-like label). ``incision``: (m, 3) RAS polyline of the planned
@@ -162,7 +183,16 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     specimen) must lie in the tumour and wholly in the viable map (sarcoma_biopsy.json
     ``cores.specimen_max_nonviable_pct``; when no compliant core does, the least non-viable ones
     are given with a warning); each core's non-viable % is reported (``specimen_nonviable_pct``);
-    the needle's tip before firing is reported (``fire_from_ras``).
+    the needle's tip before firing is reported (``fire_from_ras``). ``needle``: the core needle
+    (default `sarcoma_needle`): its length bounds every tract, its radius + placement uncertainty
+    widen every clearance. The planner's craniocaudal (gantry tilt) and table-side rules are off for
+    a limb unless ``max_craniocaudal_deg`` (degrees) / ``patient_position`` are given;
+    ``max_skin_angle_deg``, ``skin_spacing_mm`` and ``disabled_rules`` (`problem.OPTIONAL_RULES`)
+    are the planner's; ``roles_override`` ({name: role or (role, margin mm)}, as --role) replaces
+    the rules' roles for those structures (recorded in plan.json, warned when it replaces a rule).
+    With a user incision, a first tract longer than the shortest tract that meets every other
+    rule (to the same target) by more than sarcoma_biopsy.json ``shortest_tract.longer_warn_mm``
+    is warned (the whole tract is excised at resection).
 
     Raises InputError (one line) for: no tumour label, no compartments (unless allowed), an
     incision that is not an (m >= 2, 3) polyline, n_cores outside 3-5."""
@@ -204,7 +234,7 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         warnings.append(f"{name} occupies {len(inv)} compartments ({', '.join(inv)}): the tract may use any of them")
     vessels = {n: v for n, v in anat.bundle.items() if "artery" in n or "vein" in n}
     contrast = contrast_enhanced(ct, labels, list(vessels.values()))
-    nd = needle or Needle(diameter_mm=float(cfg["needle"]["diameter_mm"]))
+    nd = needle or sarcoma_needle()
     throw = float(cfg["cores"]["throw_mm"] if throw_mm is None else throw_mm)
     vm = viable_map(ct, tmask, viable_threshold_hu, contrast=contrast,
                     specimen_volume_ml=specimen_ml(nd.diameter_mm, throw))
@@ -215,8 +245,17 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
                          "on this CT (check the tumour mask and the CT's units)")
     centre = ct.kji_to_world(np.argwhere(tmask).mean(0)[None])[0]
     roles, rule_of = roles_for(labels, anat, inv, centre, nd.length_mm + 40.0, bundle_margin_mm)
-    if anat.bundle:   # a tip inside the bundle's margin can never be feasible: drop such targets
-        need = max(r[1] for n, r in roles.items() if n in anat.bundle) + nd.widening_mm
+    def said(r):
+        return r if isinstance(r, str) else f"{r[0]}:{r[1]:g} mm"
+
+    for n, r in (roles_override or {}).items():   # the user's --role, over the rules' (recorded, warned)
+        if n in rule_of and roles.get(n) != r:
+            warnings.append(f"--role {n}: replaces the sarcoma rule {rule_of[n]} ({said(roles[n])} -> {said(r)}) "
+                            "for this structure")
+        roles[n] = r
+    margins = [r[1] for n, r in roles.items() if n in anat.bundle and isinstance(r, tuple)]
+    if margins:   # a tip inside the bundle's margin can never be feasible: drop such targets
+        need = max(margins) + nd.widening_mm
         keep = _clear_of(labels, list(anat.bundle.values()), pts, need)
         if not keep.any():
             warnings.append(f"no viable target at least {need:.1f} mm from the neurovascular bundle")
@@ -233,8 +272,12 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
             raise InputError("the incision must be a curve of at least 2 RAS points (a markups curve)")
         curve = inc.densify(curve)
         warnings += _check_incision_on_skin(ct, labels, curve, tol)
-    c = Constraints(disabled_rules=("table_side", "craniocaudal"),
-                    entry_region=None if curve is None else (curve, tol))
+    off = {"table_side": patient_position is None, "craniocaudal": max_craniocaudal_deg is None}
+    c = Constraints(disabled_rules=tuple(dict.fromkeys([r for r, o in off.items() if o] + list(disabled_rules or ()))),
+                    entry_region=None if curve is None else (curve, tol), max_craniocaudal_deg=max_craniocaudal_deg,
+                    **({"patient_position": patient_position} if patient_position else {}),
+                    **({"max_skin_angle_deg": float(max_skin_angle_deg)} if max_skin_angle_deg is not None else {}),
+                    **({"skin_spacing_mm": float(skin_spacing_mm)} if skin_spacing_mm is not None else {}))
     weights = dict(rule("shortest_tract")["weights"])
     bone_values = [v for n, v in anat.bones.items()]
     axis, how = inc.long_axis(labels, bone_values, centre)
@@ -245,7 +288,8 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     limit = float(cfg["cores"]["specimen_max_nonviable_pct"])
     spec = _Specimen(labels, value, vm, ct, throw, limit)
     job = _CoreJob(ct, labels, name, value, pts, depth, nd, c, roles, weights, inv, rule_of, k, progress, n_cores,
-                   min_sep, float(cfg["cores"]["max_fan_deg"]), spec, user_curve, axis, tmask, warnings)
+                   min_sep, float(cfg["cores"]["max_fan_deg"]), spec, user_curve, axis, tmask, warnings,
+                   {n: r for n, r in (roles_override or {}).items()})
     for spec.limit_pct in (limit, 100.0):   # whole specimens in viable tumour; else the least necrotic, warned
         cores, curve, source, result = _plan_cores(job)   # the relaxed pass re-uses the needle plans
         if cores or not result.feasible:
@@ -258,6 +302,8 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     if over:
         warnings.append(f"specimen not wholly in the viable map (limit {limit:g}%): {', '.join(over)} of the "
                         f"{throw:g} mm core lies in non-viable (necrotic/cystic) tumour: expect a lower diagnostic yield")
+    if cores and user_curve is not None:
+        warnings += _longer_than_shortest(result, cores[0]["metrics"], spec)
     failure = None
     if not cores and result.feasible:
         failure = (f"from no proposed entry does the {throw:g} mm core (the needle's throw) lie in viable "
@@ -281,6 +327,32 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         co["compartments_crossed"] = sorted({anat.compartment_of(n) for n in co["crossed"]} - {None})
     return SarcomaPlan(result, name, inv, {k2: list(v) for k2, v in anat.compartments.items()}, vm, cores,
                        curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings, failure)
+
+
+def _longer_than_shortest(result: Plan, core, spec: "_Specimen", max_checked: int = 50) -> list:
+    """[one warning] when the tract ``core`` (`PathMetrics` of the first core, near the user's incision) is longer than the
+    shortest compliant tract to its target by more than sarcoma_biopsy.json
+    ``shortest_tract.longer_warn_mm``, else []. Compliant: among the plan's candidates, one that
+    meets every rule but the incision and whose core specimen passes ``spec`` (the shortest
+    ``max_checked`` such candidates are tested, shortest first). The whole tract is excised with
+    the tumour at resection."""
+    from ..scoring import BIT
+
+    t = result.table
+    ok = np.flatnonzero((t.violations & ~BIT["entry_region"]) == 0)
+    ok = ok[np.argsort(t.length_mm[ok], kind="stable")][:max_checked]
+    length_mm, target = float(core.length_mm), np.asarray(core.target_ras, float)
+    j = next((int(i) for i in ok if spec.check(np.asarray(t.entry_ras[i], float), target)[0]), None)
+    if j is None:
+        return []
+    short = float(t.length_mm[j])
+    over = float(rule("shortest_tract")["longer_warn_mm"])
+    if length_mm - short <= over:
+        return []
+    return [f"the tract near your incision is {length_mm:.0f} mm long, {length_mm - short:.0f} mm longer than the "
+            f"shortest compliant tract to the same target ({short:.0f} mm from entry "
+            f"{np.round(t.entry_ras[j], 1).tolist()} RAS mm): the whole tract is excised with the tumour; check "
+            "that the incision is where the surgeon will make it"]
 
 
 def _check_incision_on_skin(ct: Volume, labels: Volume, curve: np.ndarray, tol: float) -> list:
@@ -396,6 +468,7 @@ class _CoreJob:
     axis: np.ndarray
     tmask: np.ndarray
     warnings: list
+    user_roles: dict = field(default_factory=dict)
     plans: list = field(default_factory=list)
 
     def needle_plan(self, attempt: int, j0: int):
@@ -406,7 +479,8 @@ class _CoreJob:
         prob = PlanningProblem.build(self.ct, self.labels, Target(self.pts[j0], self.name, self.value),
                                      needle=self.needle, constraints=self.constraints, roles=self.roles,
                                      weights=self.weights)
-        prob.roles_overridden = {}   # the rules set these roles, not the user (recorded below)
+        # the rules set the other roles, not the user (recorded below); the user's --role are recorded as such
+        prob.roles_overridden = {n: (r if isinstance(r, str) else f"{r[0]}:{r[1]:g}") for n, r in self.user_roles.items()}
         prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(self.involved),
                                               "structure_rules": self.rule_of,
                                               "why_table_side_off": "the limb is positioned for the entry",
