@@ -705,6 +705,15 @@ def test_needle_length_diameter_uncertainty_and_gantry_tilt_bound_every_core():
         assert abs(u[2]) / np.linalg.norm(u) <= np.sin(np.radians(0.5)), u
     assert "craniocaudal" not in axial.plan.problem.constraints.disabled_rules
     assert "craniocaudal" in base.plan.problem.constraints.disabled_rules
+    steep = plan_sarcoma_biopsy(ph.ct, ph.labels, max_skin_angle_deg=20.0)   # the default allows > 40 deg here
+    assert max(c["metrics"].skin_angle_deg for c in base.cores) > 20.0
+    assert steep.cores and max(c["metrics"].skin_angle_deg for c in steep.cores) <= 20.0 + 1e-6
+    prone = plan_sarcoma_biopsy(ph.ct, ph.labels, patient_position="prone")   # the table under the front of the thigh
+    assert prone.plan.problem.constraints.patient_position == "prone"
+    assert "table_side" not in prone.plan.problem.constraints.disabled_rules
+    assert "table_side" in base.plan.problem.constraints.disabled_rules
+    # the default entry is on the anterior skin, facing the table of a prone patient: moved
+    assert np.linalg.norm(np.subtract(prone.entry_ras, base.entry_ras)) > 10.0
     for bad in ((0.0, None, None), (None, -1.0, None), (None, None, -0.5)):
         with pytest.raises(InputError, match="--needle-|--uncertainty") as e:
             sarcoma_needle(*bad)
