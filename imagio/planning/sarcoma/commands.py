@@ -3,6 +3,13 @@
     imagio plan CT --labels SEG --target TUMOUR --out DIR --procedure sarcoma-biopsy
                 [--incision CURVE.mrk.json|CSV] [--incision-tolerance MM] [--cores N]
                 [--bundle-margin MM] [--compartment KEY ...] [--no-compartments]
+                [--needle-length MM] [--needle-diameter MM] [--uncertainty MM] [--gantry-tilt DEG]
+                [--position POS] [--max-skin-angle DEG] [--skin-spacing MM] [--no-rule RULE] [--role N=R]
+
+The needle planner's options are honoured (`needle_options`: the core needle bounds and widens
+every tract; --gantry-tilt / --position switch the craniocaudal / table-side rules on, which are
+off for a limb by default); the ablation options (--device, --setting, --multi-probe, --devices)
+are refused with one line, exit code 2 (`reject_unsupported`): none is ever ignored silently.
 
 Writes DIR/plan.json (the needle plan with a ``sarcoma`` section), DIR/viable_tumour.seg.nrrd
 (the viable tumour as a segment), DIR/plan.png (3D), DIR/report.pdf + .html with the axial
