@@ -76,3 +76,25 @@ def test_bad_inputs():
     v = Volume(np.zeros((3, 3, 3), np.uint8), make_ijk_to_ras((1, 1, 1)))
     with pytest.raises(InputError, match="empty"):
         v.bounding_box()
+
+
+def test_sample_linear_equals_interpolating_the_whole_array(oblique_affine):
+    """Trilinear sampling converts only the block holding the points; the values must be bit for
+    bit those of scipy's map_coordinates on the whole array (points inside, on the faces, just
+    outside and far outside an oblique, anisotropic int16 grid)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    vol = Volume(rng.integers(-1000, 1500, (23, 31, 17)).astype(np.int16), oblique_affine)
+    n = np.array(vol.shape)
+    sets = [rng.uniform(2.2, 9.7, (50, 3)),                 # a small interior block
+            rng.uniform(-1.5, n + 0.5, (400, 3)),           # the whole grid and just outside
+            np.array([[0.0, 0.0, 0.0], n - 1.0, [-0.5, 3, 3], n - 0.5]),   # corners and faces
+            rng.uniform(-40, -20, (10, 3))]                 # all far outside
+    for kji in sets:
+        ras = vol.kji_to_world(kji)
+        expected = ndimage.map_coordinates(vol.array.astype(np.float32), vol.world_to_kji(ras).T, order=1,
+                                           mode="constant", cval=-1024, prefilter=False)
+        got = vol.sample(ras, order=1, fill=-1024)
+        assert got.dtype == expected.dtype
+        assert np.array_equal(got, expected)

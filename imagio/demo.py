@@ -152,13 +152,17 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
             "report": None if result.feasible else result.report,
         })
     result = problem = None   # (the liver plan stays for the ablation)
+    from .planning.distance_maps import forget_cached_maps
+
+    forget_cached_maps()      # the last target's maps (the ablation's large tumour is another case)
     timings["planning"] = time.perf_counter() - t
 
     t = time.perf_counter()
     from .planning.ablation.demo import run as ablation_demo
 
-    ablation = ablation_demo(ph.ct, labels, liver_plan, out, scene, progress=prog.sub(0.7, 0.88))
-    liver_plan = None   # its maps and masks are no longer needed
+    kept = [liver_plan]
+    liver_plan = None   # handed over: the ablation frees its maps once its probe is placed
+    ablation = ablation_demo(ph.ct, labels, kept.pop(), out, scene, progress=prog.sub(0.7, 0.88))
     files += [Path(a["file"]) for a in ablation.values() if "file" in a]
     timings["ablation"] = time.perf_counter() - t
 

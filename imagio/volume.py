@@ -129,9 +129,20 @@ class Volume:
             out = np.full(len(flat), fill, dtype=self.array.dtype)
             ii = idx[inside]
             out[inside] = self.array[ii[:, 0], ii[:, 1], ii[:, 2]]
+        elif len(flat) == 0:
+            out = np.zeros(0, np.float32)
         else:
+            # only the block holding the points (and ``order`` voxels more) is converted: the same
+            # interpolation (integer shifts of the coordinates are exact), the same edges (the
+            # block ends at the volume's faces where points reach them)
+            n = np.asarray(self.shape)
+            lo = np.clip(np.floor(kji.min(axis=0)) - order, 0, n).astype(np.int64)
+            hi = np.maximum(np.clip(np.ceil(kji.max(axis=0)) + order + 1, 0, n).astype(np.int64), lo)
+            block = self.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+            if block.size == 0 or not np.isfinite(kji).all():   # all outside, or NaN points
+                block, lo = self.array, np.zeros(3, np.int64)
             out = ndimage.map_coordinates(
-                self.array.astype(np.float32, copy=False), kji.T, order=order,
+                block.astype(np.float32, copy=False), (kji - lo).T, order=order,
                 mode="constant", cval=fill, prefilter=False,
             )
         return out.reshape(ras.shape[:-1])

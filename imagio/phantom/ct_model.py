@@ -63,8 +63,10 @@ def correlated_noise(shape, spacing: float, sd: float, rng) -> np.ndarray:
     peak = min(NPS_PEAK_PER_MM, 0.6 * 0.5 / spacing)
     f0 = peak * np.sqrt(2.0)  # f * exp(-(f/f0)^2) peaks at f0 / sqrt(2)
     amp = np.sqrt(f * np.exp(-(f / f0) ** 2)).astype(np.float32)
-    out = sfft.irfft2(sfft.rfft2(n, axes=(1, 2), workers=-1) * amp, s=shape[1:], axes=(1, 2),
-                      workers=-1).astype(np.float32, copy=False)
+    out = n   # filtered in place, 16 slices at a time (slices are independent: the same values)
+    for k in range(0, shape[0], 16):
+        out[k:k + 16] = sfft.irfft2(sfft.rfft2(n[k:k + 16], axes=(1, 2), workers=-1) * amp, s=shape[1:],
+                                    axes=(1, 2), workers=-1)
     out *= sd / max(float(out.std()), 1e-6)
     return out
 
@@ -103,8 +105,10 @@ def realistic_ct(p, lesions, rng, phase: str, sub: dict, table=None) -> np.ndarr
         elif key == "lung_arteries":
             ct[m & (L == p.v("lung_vessels"))] = ph["lung_arteries"]
     bone = np.isin(L, [p.v(n) for n in names if n.startswith(BONES)])
-    depth = edt.edt(bone, anisotropy=(g.spacing,) * 3)
-    ct[bone & (depth <= max(1.6, g.spacing))] = HU["bone_cortical"]
+    if bone.any():   # depth in the bones' bounding box and one voxel more (the same nearest background)
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in ndimage.find_objects(bone.view(np.uint8))[0])
+        depth = edt.edt(bone[box], anisotropy=(g.spacing,) * 3)
+        ct[box][bone[box] & (depth <= max(1.6, g.spacing))] = HU["bone_cortical"]
     # fissures: two visceral pleural layers, ~0.3 mm together, partial volume in the boundary voxel
     # (Hansell DM et al., Fleischner glossary 2008: a fissure is a thin line of pleura)
     frac = min(1.0, FISSURE_MM / g.spacing)
@@ -114,4 +118,6 @@ def realistic_ct(p, lesions, rng, phase: str, sub: dict, table=None) -> np.ndarr
         ct[table] = HU["table"]
     ct = ndimage.gaussian_filter(ct, BLUR_SIGMA_MM / g.spacing, mode="nearest")
     ct += correlated_noise(ct.shape, g.spacing, NOISE_SD, rng)
-    return np.clip(np.rint(ct), -1024, 3071).astype(np.int16)
+    np.rint(ct, out=ct)   # in place: no full-volume temporaries
+    np.clip(ct, -1024, 3071, out=ct)
+    return ct.astype(np.int16)

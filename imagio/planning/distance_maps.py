@@ -283,6 +283,11 @@ def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
 _CACHE: dict = {}   # one entry: exact key of precompute's inputs -> PlanningMaps
 
 
+def forget_cached_maps() -> None:
+    """Drop `precompute`'s cached maps (a caller done with the case frees their memory)."""
+    _CACHE.clear()
+
+
 def _crop(problem: PlanningProblem) -> tuple:
     """The crop's corners (kji, [lo, hi)): the needle's reach around the target (+ room for
     margins), within the body's bounding box."""

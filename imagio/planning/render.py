@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 
 def _surface(mask: np.ndarray, ijk_to_ras: np.ndarray):
@@ -12,6 +13,20 @@ def _surface(mask: np.ndarray, ijk_to_ras: np.ndarray):
     from ..surfaces import mask_surface
 
     return mask_surface(mask, ijk_to_ras)
+
+
+def _surface_in_box(lab: np.ndarray, value: int, box, ijk_to_ras: np.ndarray):
+    """``_surface(lab == value, ijk_to_ras)`` computed from the voxels of ``box`` (the value's
+    bounding box, ``ndimage.find_objects``) grown by mask_surface's padding: the same crop, so the
+    same mesh, without a full-volume comparison per structure."""
+    from ..surfaces import mask_surface
+
+    pad = 3   # mask_surface's default padding: its crop then lies inside ours
+    lo = [max(s.start - pad, 0) for s in box]
+    sub = lab[tuple(slice(a, min(s.stop + pad, n)) for a, s, n in zip(lo, box, lab.shape))] == value
+    A = np.asarray(ijk_to_ras, float).copy()
+    A[:3, 3] = A[:3, 3] + A[:3, :3] @ np.asarray(lo[::-1], float)
+    return mask_surface(sub, A, pad=pad)
 
 
 def solid_actor(poly, rgb, opacity: float = 1.0):
@@ -63,13 +78,12 @@ def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
         name = maps.names[i]
         v = next(s.value for s in plan.problem.structures if s.name == name)
         shown[name] = v
-    for name, v in list(shown.items())[:60]:
-        mask = lab == v
-        if not mask.any():
-            continue
-        ren.AddActor(solid_actor(_surface(mask, maps.grid.ijk_to_ras), anatomy.get(name).color_float))
-    if plan.problem.exempt_value:
-        ren.AddActor(solid_actor(_surface(lab == plan.problem.exempt_value, maps.grid.ijk_to_ras), (1.0, 1.0, 0.0)))
+    boxes = ndimage.find_objects(lab)   # each structure is compared in its own bounding box only
+    values = list(shown.values())[:60] + [plan.problem.exempt_value or 0]
+    colors = [anatomy.get(name).color_float for name in list(shown)[:60]] + [(1.0, 1.0, 0.0)]
+    for v, rgb in zip(values, colors):
+        if 0 < v <= len(boxes) and boxes[v - 1] is not None:
+            ren.AddActor(solid_actor(_surface_in_box(lab, v, boxes[v - 1], maps.grid.ijk_to_ras), rgb))
     colors = [(0.1, 0.9, 0.2), (0.2, 0.6, 1.0), (1.0, 0.8, 0.1), (0.9, 0.4, 0.9), (0.3, 0.9, 0.9)]
     for r, p in enumerate(plan.proposals):
         line = vtk.vtkLineSource()
@@ -101,6 +115,7 @@ def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
     rw.Render()
     w2i = vtk.vtkWindowToImageFilter()
     w2i.SetInput(rw)
+    w2i.ShouldRerenderOff()   # the window was just rendered: read it back, do not render it again
     w2i.Update()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -99,7 +99,10 @@ def _mostly_in_chest(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: i
         idx = tuple(z if a == sup else slice(None) for a in range(3))
         if not body[idx].any():
             continue
-        hull = convex_hull_image(body[idx])
+        sl = body[idx]   # hulled in its bounding box (the same hull, fewer pixels to test)
+        r, c = (np.flatnonzero(sl.any(axis=1 - a)) for a in (0, 1))
+        hull = np.zeros_like(sl)
+        hull[r[0]:r[-1] + 1, c[0]:c[-1] + 1] = convex_hull_image(sl[r[0]:r[-1] + 1, c[0]:c[-1] + 1])
         lz = lab[idx][cand[idx]]
         total += np.bincount(lz, minlength=keep.size)
         inside += np.bincount(lz[hull[cand[idx]]], minlength=keep.size)
