@@ -450,5 +450,8 @@ def test_headline_never_recommends_routine_screening_over_an_uncertain_candidate
         lines = management_lines(main, low)
         assert lines[0][0] == "Lung-RADS not decided" and "#2 at least 4B" in lines[0][1]
         assert not any("Continue annual" in v for _, v in lines), lines
+    # a measured 4B decides; an uncertain low-probability candidate with a 4B floor is named for review
+    lines = management_lines([nod(3, 20.0, None, 0.9)], [nod(2, 20.0, edge, 0.2)])
+    assert lines[0][0] == "Lung-RADS 4B" and any("#2 >= 4B" in v for k, v in lines if k == "review")
     # without the uncertain candidate the routine follow-up stands
     assert "Continue annual" in management_lines([ok], [])[0][1]

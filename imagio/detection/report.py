@@ -219,10 +219,14 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
         if lr.get("note"):
             out.append(("note", lr["note"]))
         out.append(("source", lr.get("source", "")))
-    high_low = [d for d in (low or []) if _category(d) in ACTIONABLE]
+    def floor(d):  # the category, or ">= floor" when the size is a lower bound / edge-cut
+        lr = d.get("stratification", {}).get("lung_rads", {})
+        return lr.get("category") or (f">= {lr['category_at_least']}" if lr.get("category_at_least") else None)
+
+    high_low = [d for d in (low or []) if (floor(d) or "").lstrip(">= ") in ACTIONABLE]
     if high_low:
         out.append(("review", f"{len(high_low)} low-probability candidate(s) would be Lung-RADS 4A+ "
-                    "if they were nodules (" + ", ".join(f"#{d['id']} {_category(d)}" for d in high_low)
+                    "if they were nodules (" + ", ".join(f"#{d['id']} {floor(d)}" for d in high_low)
                     + "): most are vessels, airway walls or chest-wall structures; look at each"))
     return out
 
