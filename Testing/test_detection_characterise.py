@@ -332,3 +332,126 @@ def test_characterisation_sets_the_measurable_size_from_the_voxels():
     assert cells[1][5] == "not given: no measured mean diameter"
     small.pop("smallest_measurable_mm")
     assert stratify(small)["lung_rads"]["category"] == "2"
+
+
+def _mass_chest(edge: bool = False):
+    """Lung parenchyma (-850 HU, noise 15 HU) in a soft-tissue wall on a 1 x 1 x 2.5 mm grid
+    (the trial's lung2 spacing class), oblique, with a solid 50 x 44 x 44 mm ellipsoid (20 HU)
+    against the chest wall; ``edge``: a 20 mm ball cut by the image's first slice instead.
+    Returns (ct, lungs, lesion mask, centre RAS)."""
+    from conftest import rotation
+
+    d = rotation((1, 2, 2), 12.0)
+    vol = Volume(np.zeros((40, 110, 110), np.float32), make_ijk_to_ras((1.0, 1.0, 2.5), (0, 0, 0), d))
+    w = _world_grid(vol)
+    u, v, z = d[:, 0], d[:, 1], d[:, 2]
+    cen = vol.kji_to_world(np.array([[20, 55, 55]]))[0]
+    rel = w - cen
+    lu, lv, lz = rel @ u, rel @ v, rel @ z
+    lungs = (np.abs(lu) < 45) & (np.abs(lv) < 45) & (lz > -60) & (lz < 45)
+    body = (np.abs(lu) < 52) & (np.abs(lv) < 52)
+    a = np.where(lungs, -850.0, np.where(body, 30.0, -1000.0))
+    if edge:
+        c = vol.kji_to_world(np.array([[0, 55, 70]]))[0]
+        les = np.linalg.norm(w - c, axis=-1) <= 10.0
+    else:
+        c = cen + 20.0 * u   # its surface at lu = 45: on the chest wall
+        r = w - c
+        les = ((r @ u) / 25.0) ** 2 + ((r @ v) / 22.0) ** 2 + ((r @ z) / 22.0) ** 2 <= 1
+    a[les] = 20.0
+    a += np.random.default_rng(3).normal(0, 15, vol.shape)
+    return vol.with_array(a.astype(np.int16)), lungs, les, c
+
+
+def test_a_mass_larger_than_the_detected_blob_keeps_its_full_size():
+    """Trial 4's H1: lung2's 48 mL mass, found by a ~10 mm blob of the concavity channel, was cut
+    to the blob's sphere (0.29 mL, 7.8 mm, Lung-RADS 2). A compact 50 x 44 x 44 mm mass on the
+    chest wall, detected (the detector's rank 1 lies in it) and also given as an off-centre 10 mm
+    blob (as the concavity channel found lung2's), keeps its one-click outline: its volume
+    matches the phantom's voxel count, it is a mass (> 30 mm), Lung-RADS 4B, Brock refused."""
+    ct, lungs, les, c = _mass_chest()
+    true_ml = les.sum() * float(np.prod(ct.spacing)) / 1000.0
+    assert 45.0 < true_ml < 56.0   # 4/3 pi 25 22 22 mm3 = 50.7 mL, independently of the code
+    from imagio.detection import detect
+
+    # the detector's rank-1 candidate lies in the mass (checked on the phantom's mask)
+    top = detect(ct, lung_mask=ct.with_array(lungs.astype(np.uint8), labels={1: "lungs"}))[0]
+    assert les[tuple(np.rint(ct.world_to_kji(top.center_ras[None])[0]).astype(int))]
+    small = Candidate(center_ras=c + np.array([3.0, -4.0, 2.0]), diameter_mm=10.0, volume_ml=0.5,
+                      type="solid", probability=0.5)
+    nods, masks, _ = characterise_candidates(ct, [top, small], lungs,
+                                             patient={"age": 66, "sex": "female", "smoker": True})
+    assert len(nods) == 2
+    for d, m in zip(nods, masks):
+        dice = 2 * (m & les).sum() / (m.sum() + les.sum())
+        assert dice > 0.9, dice
+        assert abs(d["volume_ml"] - true_ml) < 0.1 * true_ml, (d["volume_ml"], true_ml)
+        assert d["mean_diameter_mm"] > 40.0 and d["size_uncertain"] is None
+        s = d["stratification"]
+        assert s["lung_rads"]["category"] == "4B"
+        assert "mass" in s["brock"]["refused"]
+
+
+def test_a_clipped_outline_never_gives_a_category_below_its_size():
+    """When the outline must be clipped its size is a lower bound: Lung-RADS gives 4B when the
+    clipped size already implies it (solid >= 15 mm), else refuses with the floor; Brock and Mayo
+    are refused. Sizes against Lung-RADS v2022's solid bands (6, 8, 15 mm)."""
+    from imagio.stratification.screening import stratify
+
+    pat = {"age": 66, "sex": "female", "smoker": True}
+    why = "the outline was clipped to the detected blob's sphere (6 mm radius): its size is a lower bound"
+    for size, floor in ((4.0, "2"), (7.0, "3"), (12.0, "4A"), (20.0, "4B"), (35.0, "4B")):
+        s = stratify({"type": "perifissural", "long_axis_mm": size * 1.2, "mean_diameter_mm": size,
+                      "size_uncertain": why}, pat)
+        lr = s["lung_rads"]
+        assert lr["category_at_least"] == floor
+        if floor == "4B":
+            assert lr["category"] == "4B" and lr["size_lower_bound"]
+        else:
+            assert "category" not in lr and "lower bound" in lr["refused"]
+        assert "refused" in s["brock"] and "refused" in s["mayo"]
+    # the same perifissural 7 mm nodule measured without doubt is category 2
+    assert stratify({"type": "perifissural", "long_axis_mm": 8, "mean_diameter_mm": 7.0},
+                    pat)["lung_rads"]["category"] == "2"
+
+
+def test_a_candidate_cut_by_the_scan_edge_gets_no_category():
+    """Trial 4's M2: blobs on lung1's bottom slice got 4B despite "partly outside the scanned
+    volume". A 20 mm ball centred on the image's first slice: its size and type are uncertain,
+    Lung-RADS is refused with that reason (the floor is kept), Brock and Mayo refused."""
+    ct, lungs, les, c = _mass_chest(edge=True)
+    assert les[0].any()   # the ball is cut by the first slice (independent of the code)
+    cand = Candidate(center_ras=c, diameter_mm=18.0, volume_ml=3.0, type="solid", probability=0.5)
+    d = characterise_candidates(ct, [cand], lungs, patient={"age": 66, "sex": "male", "smoker": True})[0][0]
+    assert "scan's edge" in d["size_uncertain"]
+    lr = d["stratification"]["lung_rads"]
+    assert "category" not in lr and "scan's edge" in lr["refused"]
+    assert lr["category_at_least"] in ("4A", "4B")
+    assert "refused" in d["stratification"]["brock"]
+
+
+def test_headline_never_recommends_routine_screening_over_an_uncertain_candidate():
+    """The report's follow-up: a measured Lung-RADS 2 nodule and a candidate whose clipped size
+    implies at least 4B (main table or low-probability list): the headline says the category is
+    not decided, names the candidate, and gives no routine follow-up."""
+    from imagio.detection.report import management_lines
+    from imagio.stratification.screening import stratify
+
+    def nod(i, size, unsure, p):
+        d = {"id": i, "type": "solid", "mean_diameter_mm": size, "long_axis_mm": size,
+             "size_uncertain": unsure, "candidate": {"probability": p}}
+        d["stratification"] = stratify(d)
+        return d
+
+    edge = "cut by the scan's edge (the outline touches the edge of the image): size and type uncertain"
+    ok = nod(1, 4.5, None, 0.9)
+    assert ok["stratification"]["lung_rads"]["category"] == "2"
+    for main, low in (([ok, nod(2, 20.0, edge, 0.9)], []), ([ok], [nod(2, 20.0, edge, 0.2)])):
+        lines = management_lines(main, low)
+        assert lines[0][0] == "Lung-RADS not decided" and "#2 at least 4B" in lines[0][1]
+        assert not any("Continue annual" in v for _, v in lines), lines
+    # a measured 4B decides; an uncertain low-probability candidate with a 4B floor is named for review
+    lines = management_lines([nod(3, 20.0, None, 0.9)], [nod(2, 20.0, edge, 0.2)])
+    assert lines[0][0] == "Lung-RADS 4B" and any("#2 >= 4B" in v for k, v in lines if k == "review")
+    # without the uncertain candidate the routine follow-up stands
+    assert "Continue annual" in management_lines([ok], [])[0][1]

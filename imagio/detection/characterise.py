@@ -68,9 +68,21 @@ def _calcified_mask(ct: Volume, kji, radius_mm: float, hu_min: float) -> np.ndar
     return out
 
 
-def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, list]:
-    """(mask, LesionMeasurements, warnings) of one candidate. Raises ImagioError when no lesion
-    can be segmented at its centre."""
+EDGE_CUT = "partly outside the scanned volume"  # the candidate's sphere or outline meets the image edge
+
+
+def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, list, str | None]:
+    """(mask, LesionMeasurements, warnings, size_uncertain) of one candidate. Raises ImagioError
+    when no lesion can be segmented at its centre.
+
+    The one-click outline (grown up to ``mass_diameter_max_mm`` from the centre) is kept when it
+    stays within ``segment_radius_factor`` x the detected diameter, or when it reaches further
+    but the one-click tool raises no leak warning (size limit, irregular) and it fills at least
+    ``characterise.compact_fill_min`` of the sphere on its long axis (a compact mass larger than
+    the detector's blob). Otherwise it is cut to the blob's sphere and ``size_uncertain`` says
+    why: its size is a lower bound. ``size_uncertain`` also says when the lesion is cut by the
+    image edge (its outline or the candidate's sphere meets it). None when the size is measured.
+    """
     from ..segmentation.lesion import BONE_CLICK_HU, measure, segment_lesion
 
     c = constants()
@@ -78,10 +90,11 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
                         np.array(ct.shape) - 1))
     hu = float(ct.array[kji])
     f = c["characterise"]["segment_radius_factor"]["value"]
-    limit = float(np.clip(f * cand.diameter_mm, f * c["nodule_diameter_mm"]["value"][0],
-                          c["mass_diameter_max_mm"]["value"]))
+    mass_mm = float(c["mass_diameter_max_mm"]["value"])
+    limit = float(np.clip(f * cand.diameter_mm, f * c["nodule_diameter_mm"]["value"][0], mass_mm))
+    edge = [w for w in cand.warnings if EDGE_CUT in w]
     try:
-        mask, meas = segment_lesion(ct, cand.center_ras, kind="lung_nodule", max_radius_mm=limit)
+        mask, meas = segment_lesion(ct, cand.center_ras, kind="lung_nodule", max_radius_mm=mass_mm)
     except InputError:
         if hu < BONE_CLICK_HU:
             raise
@@ -89,28 +102,48 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
         mask = _calcified_mask(ct, kji, max(cand.diameter_mm, 6.0), c["type_hu"]["calcified_min"])
         meas = measure(mask, ct, ct.array, kind="lung_nodule")
         return mask, meas, ["calcified: segmented as the voxels above "
-                            f"{c['type_hu']['calcified_min']:g} HU (no one-click growth)"]
+                            f"{c['type_hu']['calcified_min']:g} HU (no one-click growth)"], (
+            f"the candidate is {edge[0]}" if edge else None)
+    leak = [w for w in meas.warnings if "size limit" in w or "irregular" in w]
     warn = [w for w in meas.warnings if "size limit" not in w]
+    if any("edge of the image" in w for w in meas.warnings):
+        edge.append("the outline touches the edge of the image")
     kji_m = np.argwhere(mask)
     reach = float(np.max(np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1)))
+    sphere_ml = np.pi / 6.0 * meas.long_axis_mm ** 3 / 1000.0
+    fill = meas.volume_ml / sphere_ml if sphere_ml > 0 else 1.0
+    fill_min = c["characterise"]["compact_fill_min"]["value"]
+    uncertain = None
     if reach >= limit - float(max(ct.spacing)):
-        # grown beyond the detected blob (a vessel, a wall): keep its part inside the blob's
-        # sphere (radius one scale step above the detector's)
-        r = 0.5 * cand.diameter_mm * 2.0 ** (1.0 / c["scales_per_octave"]["value"])
-        inside = np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1) <= r
-        mask = np.zeros(ct.shape, bool)
-        mask[tuple(kji_m[inside].T)] = True
-        if not mask.any():
-            raise ImagioError("the segmentation left the detected blob")
-        meas = measure(mask, ct, ct.array, kind="lung_nodule")
-        warn = [f"the segmentation grew beyond {limit:.0f} mm from the centre (into vessels or a "
-                "wall): measured inside the detected blob's sphere, sizes approximate"]
+        if not leak and fill >= fill_min:
+            warn.append(f"the outline reaches {reach:.0f} mm from the detected centre (blob "
+                        f"{cand.diameter_mm:.0f} mm) and is compact (fills {100 * fill:.0f} % of "
+                        "the sphere on its long axis): kept as one lesion; check its outline")
+        else:
+            # grown beyond the detected blob (a vessel, a wall): keep its part inside the blob's
+            # sphere (radius one scale step above the detector's); the size is then a lower bound
+            r = 0.5 * cand.diameter_mm * 2.0 ** (1.0 / c["scales_per_octave"]["value"])
+            inside = np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1) <= r
+            mask = np.zeros(ct.shape, bool)
+            mask[tuple(kji_m[inside].T)] = True
+            if not mask.any():
+                raise ImagioError("the segmentation left the detected blob")
+            meas = measure(mask, ct, ct.array, kind="lung_nodule")
+            why = (f"it reached {reach:.0f} mm from the centre and fills {100 * fill:.0f} % of "
+                   "its long-axis sphere" if not leak else leak[0].split(":")[0])
+            uncertain = (f"the outline was clipped to the detected blob's sphere ({r:.0f} mm radius; "
+                         f"{why}): its size is a lower bound")
+            warn = [f"the segmentation grew beyond the detected blob ({why}; into vessels, a wall or "
+                    "a larger lesion): measured inside the blob's sphere, the size is a lower bound"]
+    if edge:
+        cut = f"cut by the scan's edge ({'; '.join(edge)}): size and type uncertain"
+        uncertain = cut if uncertain is None else f"{uncertain}; {cut}"
     cen = np.asarray(meas.centroid_ras, float)
     off = float(np.linalg.norm(cen - cand.center_ras))
     if off > max(meas.long_axis_mm / 2.0, cand.diameter_mm / 2.0):
         warn.append(f"the segmentation's centre is {off:.0f} mm from the candidate: it may have "
                     "grown into a neighbouring structure")
-    return mask, meas, warn
+    return mask, meas, warn, uncertain
 
 
 def _shell(mask: np.ndarray, sl, spacing_kji, mm: float) -> np.ndarray:
@@ -268,7 +301,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         p(n / max(len(todo), 1), f"characterise: candidate {n + 1}/{len(todo)}")
         d = {"id": n + 1, "candidate": cand.to_dict(), "warnings": list(cand.warnings)}
         try:
-            mask, meas, warn = segment_candidate(ct, cand)
+            mask, meas, warn, uncertain = segment_candidate(ct, cand)
         except ImagioError as e:
             d["warnings"].append(f"not segmented: {e}")
             # the side from the detected centre, so the table has no gap (same rule as location)
@@ -284,7 +317,8 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                  volume_ml=round(meas.volume_ml, 4), long_axis_mm=round(meas.long_axis_mm, 2),
                  short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
                  solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),
-                 smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2), **loc)
+                 smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2),
+                 size_uncertain=uncertain, **loc)
         d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w] + warn + twarn
         masks.append(mask)
         nodules.append(d)

@@ -99,7 +99,8 @@ def cmd_detect(args) -> int:
     sid = series_id(ct, src)
     row = run_scan(ct, sid, out, opts, lungs=lungs, progress=printer(args.quiet), ct_path=str(src))
     summary = {"seriesuid": sid, "candidates": row["candidates"], "nodules": row["nodules"],
-               "highest_lung_rads": row["highest_lung_rads"], "json": str(out / "candidates.json"),
+               "highest_lung_rads": row["highest_lung_rads"],
+               "uncertain_lung_rads": row["uncertain_lung_rads"], "json": str(out / "candidates.json"),
                "csv": str(out / "candidates.csv"), "nodules_csv": str(out / "nodules.csv")}
     if ref is not None:
         doc = json.loads((out / "candidates.json").read_text())

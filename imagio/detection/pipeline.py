@@ -141,5 +141,9 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
     p(1.0, f"{sid}: {len(cands)} candidates, {len(nodules)} characterised")
     return {"seriesuid": sid, "status": "done", "candidates": len(cands), "nodules": len(nodules),
             "highest_lung_rads": max(cats, key=order.index) if cats else "",
+            # candidates whose size is a lower bound / cut by the scan's edge: "#id >= floor"
+            "uncertain_lung_rads": [f"#{d['id']} >= {d['stratification']['lung_rads']['category_at_least']}"
+                                    for d in nodules if d.get("size_uncertain") and d["stratification"]
+                                    ["lung_rads"].get("category_at_least")],
             "top_probability": round(float(cands[0].probability), 4) if cands else 0.0,
             "out": str(out), "reason": ""}

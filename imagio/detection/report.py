@@ -114,6 +114,17 @@ def _brock_text(s: dict) -> str:
         f"{100 * lo:.1f}-{100 * hi:.1f}%"
 
 
+def _category_text(lr: dict) -> str:
+    """The Lung-RADS cell: the category ("at least" when the size is a lower bound), or the
+    refusal's first clause with the floor when there is one."""
+    if lr.get("category"):
+        return lr["category"] + (" (at least: size a lower bound)" if lr.get("size_lower_bound") else "")
+    if not lr.get("refused"):
+        return "not given"
+    floor = f" (at least {lr['category_at_least']} by size)" if lr.get("category_at_least") else ""
+    return "not given" + floor + ": " + lr["refused"].split(" (")[0]
+
+
 def nodule_rows(nodules: list[dict]) -> list[list]:
     rows = []
     for d in nodules:
@@ -128,8 +139,7 @@ def nodule_rows(nodules: list[dict]) -> list[list]:
         rows.append([d["id"], d["type"].replace("_", "-"),
                      "-" if size is None else f"{size:.1f} / {d.get('long_axis_mm', 0):.1f}",
                      "-" if d.get("volume_ml") is None else f"{1000 * d['volume_ml']:.0f}",
-                     loc, lr.get("category") or ("not given: " + lr["refused"].split(" (")[0]
-                                                 if lr.get("refused") else "not given"),
+                     loc, _category_text(lr),
                      _brock_text(s),
                      "(" + ", ".join(f"{v:.0f}" for v in (d.get("center_ras") or d["candidate"]["center_ras"])) + ")",
                      f"{d['candidate']['probability']:.2f}"])
@@ -183,18 +193,40 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     cats = [(d["stratification"]["lung_rads"].get("category"), d["stratification"]["lung_rads"])
             for d in nodules if "category" in d.get("stratification", {}).get("lung_rads", {})]
     out = []
+    # candidates whose size is a lower bound or cut by the scan's edge, with a floor above 2:
+    # their category is unknown, so no routine follow-up may be recommended below their floor
+    top = max((order.index(c[0]) for c in cats), default=-1)
+    unsure = [d for d in nodules + list(low or []) if d.get("size_uncertain")
+              and order.index(d["stratification"]["lung_rads"].get("category_at_least") or "1") >= 2
+              and order.index(d["stratification"]["lung_rads"].get("category_at_least") or "1") > top]
+    if unsure:
+        out.append(("Lung-RADS not decided", f"{len(unsure)} candidate(s) could not be measured "
+                    "reliably and may be above the categorised ones ("
+                    + ", ".join(f"#{d['id']} at least {d['stratification']['lung_rads']['category_at_least']}"
+                                for d in unsure)
+                    + "; outline clipped or cut by the scan's edge): read them on the images before "
+                    "choosing the follow-up; do not return to routine screening on this report"))
     if not cats:
         out.append(("-", "no nodule categorised"))
     else:
         cat, lr = max(cats, key=lambda c: order.index(c[0]))
-        out.append((f"Lung-RADS {cat}", lr.get("management", "")))
+        if unsure:
+            cat = f"{cat} among the measured nodules"
+        manage = lr.get("management", "")
+        if unsure and order.index(cat.split()[0]) < 2:   # never a routine follow-up then
+            manage = "withheld until the candidates above are read"
+        out.append((f"Lung-RADS {cat}", manage))
         if lr.get("note"):
             out.append(("note", lr["note"]))
         out.append(("source", lr.get("source", "")))
-    high_low = [d for d in (low or []) if _category(d) in ACTIONABLE]
+    def floor(d):  # the category, or ">= floor" when the size is a lower bound / edge-cut
+        lr = d.get("stratification", {}).get("lung_rads", {})
+        return lr.get("category") or (f">= {lr['category_at_least']}" if lr.get("category_at_least") else None)
+
+    high_low = [d for d in (low or []) if (floor(d) or "").lstrip(">= ") in ACTIONABLE]
     if high_low:
         out.append(("review", f"{len(high_low)} low-probability candidate(s) would be Lung-RADS 4A+ "
-                    "if they were nodules (" + ", ".join(f"#{d['id']} {_category(d)}" for d in high_low)
+                    "if they were nodules (" + ", ".join(f"#{d['id']} {floor(d)}" for d in high_low)
                     + "): most are vessels, airway walls or chest-wall structures; look at each"))
     return out
 

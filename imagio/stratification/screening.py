@@ -72,6 +72,9 @@ def lung_rads(nodule: dict) -> dict:
     if nodule.get("touches_lung") is False:   # Lung-RADS categorises lung nodules only
         return _refuse("lung_rads", "the lesion does not touch the lung: not a lung nodule (chest wall, "
                                     "mediastinum, diaphragm or abdomen at the scan's edge); read it apart", src)
+    unsure = nodule.get("size_uncertain")
+    if unsure:
+        return _uncertain_category(nodule, unsure, src)
     if t == "calcified":
         return {"category": "1", "management": "Continue annual screening with LDCT in 12 months",
                 "reason": "calcified nodule (benign calcification pattern: complete, central, "
@@ -97,6 +100,31 @@ def lung_rads(nodule: dict) -> dict:
                      "when it has additional features of malignancy (spiculation, lymphadenopathy, "
                      "metastases): a reader's judgement")
     return r
+
+
+def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
+    """Lung-RADS of a nodule whose size is a lower bound (outline clipped) or unreliable (cut by
+    the scan's edge): the category its measured size implies as a solid nodule is a floor
+    (``category_at_least``). A clipped solid nodule whose floor is already 4B (the highest size
+    category) is 4B; anything else, and every nodule cut by the scan's edge (its type is
+    uncertain too), is refused with the reason."""
+    size = float(nodule["mean_diameter_mm"])
+    t = {"ground_glass": "nonsolid", "perifissural": "solid", "calcified": "solid"}.get(
+        nodule.get("type"), nodule.get("type"))
+    try:
+        floor = lungrads.category("solid" if t not in ("part_solid", "nonsolid") else t, size,
+                                  nodule.get("solid_component_mm") or 0.0)["category"]
+    except InputError:
+        floor = None
+    mass = f"; {size:.0f} mm already: a mass (> 30 mm), Lung-RADS 4B/4X territory" if size > MASS_MM else ""
+    if floor == "4B" and t == "solid" and "scan's edge" not in reason:
+        return {"category": "4B", "management": lungrads.table()["management"]["4B"],
+                "reason": f"at least 4B: {reason}{mass}", "size_lower_bound": True,
+                "category_at_least": "4B", "source": src, "size_mm": round(size, 1)}
+    out = _refuse("lung_rads", f"{reason}: no category (the measured {size:.1f} mm would give "
+                  f"{floor or 'none'}, a floor only){mass}; read it on the images", src)
+    out["category_at_least"] = floor
+    return out
 
 
 def brock(nodule: dict, patient: dict, n_nodules: int, emphysema: bool | None,
@@ -176,12 +204,19 @@ def stratify(nodule: dict, patient: dict | None = None, n_nodules: int = 1,
     """{"lung_rads": ..., "brock": ..., "mayo": ...} for one characterised nodule; each entry is
     an answer or {"refused": reason}. ``nodule``: keys type (solid, part_solid, ground_glass,
     calcified, perifissural), long_axis_mm, mean_diameter_mm, solid_component_mm (mm), optional
-    smallest_measurable_mm (below it every model is refused, :func:`not_measurable`)."""
+    smallest_measurable_mm (below it every model is refused, :func:`not_measurable`), optional
+    size_uncertain (a reason: the size is a lower bound or cut by the scan's edge; Lung-RADS
+    gives only a floor, ``category_at_least``, or 4B when the floor is 4B; Brock and Mayo refused)."""
     patient = patient or {}
     small = not_measurable(nodule)
     if small:  # too small to measure: no size-driven model is given one
         return {"lung_rads": lung_rads(nodule), "brock": _refuse("brock", small),
                 "mayo": _refuse("mayo", small)}
+    unsure = nodule.get("size_uncertain")
+    if unsure:  # a lower bound of the size gives a lower bound of the risk only: refused
+        why = f"{unsure}; the models need the nodule's size"
+        return {"lung_rads": lung_rads(nodule), "brock": _refuse("brock", why),
+                "mayo": _refuse("mayo", why)}
     return {"lung_rads": lung_rads(nodule),
             "brock": brock(nodule, patient, n_nodules, emphysema, upper_lobe),
             "mayo": mayo(nodule, patient, upper_lobe)}
@@ -192,7 +227,9 @@ def risk_key(strat: dict) -> float:
     else the Lung-RADS category's rank."""
     rank = {"1": 0.0, "2": 0.01, "3": 0.02, "4A": 0.05, "4B": 0.3, "4X": 0.5}
     b = strat.get("brock", {})
-    lr = rank.get(strat.get("lung_rads", {}).get("category"), 0.0)
+    lrd = strat.get("lung_rads", {})
+    # a refused category with a floor (size a lower bound) ranks at its floor
+    lr = rank.get(lrd.get("category") or lrd.get("category_at_least"), 0.0)
     if "probability_range" in b:
         return max(b["probability_range"][1], lr)
-    return lr if "refused" not in strat.get("lung_rads", {"refused": 1}) else 0.0
+    return lr if "refused" not in lrd or lrd.get("category_at_least") else 0.0
