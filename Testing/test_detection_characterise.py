@@ -455,3 +455,11 @@ def test_headline_never_recommends_routine_screening_over_an_uncertain_candidate
     assert lines[0][0] == "Lung-RADS 4B" and any("#2 >= 4B" in v for k, v in lines if k == "review")
     # without the uncertain candidate the routine follow-up stands
     assert "Continue annual" in management_lines([ok], [])[0][1]
+    # a reported candidate clipped to a small piece (floor 2, or none) still withholds the routine
+    # follow-up: a clipped piece of a large lesion can measure under 6 mm
+    small = nod(4, 4.0, "the outline was clipped to the detected blob's sphere", 0.9)
+    lines = management_lines([ok, small], [])
+    assert lines[0][0] == "Lung-RADS not decided" and "#4" in lines[0][1], lines
+    assert not any("Continue annual" in v for _, v in lines), lines
+    # the same candidate in the low-probability list does not (scans hold many at their edges)
+    assert "Continue annual" in management_lines([ok], [small])[0][1]

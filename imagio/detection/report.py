@@ -193,12 +193,18 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     cats = [(d["stratification"]["lung_rads"].get("category"), d["stratification"]["lung_rads"])
             for d in nodules if "category" in d.get("stratification", {}).get("lung_rads", {})]
     out = []
-    # candidates whose size is a lower bound or cut by the scan's edge, with a floor above 2:
-    # their category is unknown, so no routine follow-up may be recommended below their floor
+    # candidates whose size is a lower bound or cut by the scan's edge: their category is
+    # unknown, so no routine follow-up may be recommended below their floor. Every reported one
+    # counts (a clipped piece of a large lesion can measure under 6 mm); a low-probability one
+    # only with a floor above 2 (most scans hold such candidates at the scan's edge)
     top = max((order.index(c[0]) for c in cats), default=-1)
-    unsure = [d for d in nodules + list(low or []) if d.get("size_uncertain")
-              and order.index(d["stratification"]["lung_rads"].get("category_at_least") or "1") >= 2
-              and order.index(d["stratification"]["lung_rads"].get("category_at_least") or "1") > top]
+
+    def at_least(d):
+        return order.index(d["stratification"]["lung_rads"].get("category_at_least") or "1")
+
+    unsure = [d for d in nodules if d.get("size_uncertain") and top < 2]
+    unsure += [d for d in nodules + list(low or []) if d.get("size_uncertain") and d not in unsure
+               and at_least(d) >= 2 and at_least(d) > top]
     if unsure:
         out.append(("Lung-RADS not decided", f"{len(unsure)} candidate(s) could not be measured "
                     "reliably and may be above the categorised ones ("
