@@ -382,7 +382,11 @@ PHANTOM_CASES = [  # kind, diameter mm, necrotic fraction, against the chest wal
                "lung left in front of it) stops at the crescent's envelope: Dice 0.27-0.84 over the "
                "centre and 10 interior clicks (measured on lesion4: 0.84 centre, 0.27 from three "
                "clicks near its caudal part, 54 mL of 340 mL), one typed soft tissue (0.70); an "
-               "envelope judged on the whole slice did not change it", strict=True)),
+               "envelope judged on the whole slice did not change it; lesion5: the envelope's concavity "
+               "rule (lung piece >= its concavity, per slice) rejects the mass's middle slices, and an "
+               "envelope of every concavity capped by lung along S joined the phantom's heart (0.27-0.80); "
+               "the partial results now carry a warning (test_phantom_100mm_mass_partial_outline_is_flagged)",
+               strict=True)),
 ]
 
 
@@ -419,6 +423,35 @@ def test_phantom_lesion_every_kind_from_any_interior_click(ph2, kind, diameter, 
         assert meas.subtype == kind
     if kind == "mass":
         assert meas.subtype == "mass"
+
+
+def test_phantom_100mm_mass_partial_outline_is_flagged(ph2):
+    """Known limit (the strict xfail above): the 100 mm necrotic mass against the chest wall,
+    filling the right lung's cross-section, comes out as a part of it from clicks off its middle
+    slices (the per-slice lung envelope cuts it). What must hold: no such part comes without the
+    warning that the dense tissue enclosed by lung around the click is much larger (measured on
+    14 clicks: every result below Dice 0.5 warned: 5.4, 54, 54, 54, 166 mL of 340 mL; none at
+    Dice >= 0.55). Checked here on the centre (no warning, Dice 0.84) and three clicks that
+    give parts (Dice 0.49 / 0.27 / 0.03 on integ4 with no warning; the last is the bench's
+    click of 5.4 mL, voxel [147, 79, 106] of the 2 mm phantom)."""
+    import copy
+
+    from imagio.phantom.lesions import insert_lesion
+
+    ph = copy.deepcopy(ph2)
+    c = _place(ph, LUNG_LOBES, 50.0, True)
+    les = insert_lesion(ph, "mass", c, 100.0, necrotic_fraction=0.5, seed=1)
+    truth = ph.labels.array == les.label_value
+    clicks = list(_interior_clicks(truth, ph.ct, 10, seed=0))
+    flag = "much smaller than the dense tissue enclosed by lung"
+    for i, q in enumerate([c, clicks[4], clicks[6], ph.ct.kji_to_world(np.array([[147.0, 79.0, 106.0]]))[0]]):
+        m, meas = segment_lesion(ph.ct, q)
+        d = dice(m, truth)
+        warned = any(flag in w for w in meas.warnings)
+        if i == 0:
+            assert d >= 0.8 and not warned, (d, meas.warnings)
+        assert d >= 0.55 or warned, (i, q, d, meas.volume_ml, meas.warnings)
+    assert warned  # the last click gives a lobe of 5 mL
 
 
 def test_phantom_necrotic_soft_tissue_tumour_right_or_flagged(ph2):

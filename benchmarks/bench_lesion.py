@@ -103,6 +103,11 @@ def _dicom_pixel_to_kji(ct, centre_ras, x, y, xmin, ymin, xmax, ymax):
     return np.rint(ct.world_to_kji(ras[None])[0]).astype(int)
 
 
+def _short(warnings) -> list:
+    """The warnings' first words, without the slice-thickness one every thick-slice case has."""
+    return [w[:40] for w in warnings if not w.startswith("measured on")]
+
+
 def run_case(case, seed=0, log=None):
     from imagio.segmentation.lesion import segment_lesion
 
@@ -129,7 +134,7 @@ def run_case(case, seed=0, log=None):
         if log:
             log(f"{case} click {np.round(c, 1).tolist()}: Dice {ds[-1]:.3f} vol {vols[-1]:.1f} mL "
                 f"(ref {ref.sum() * ct.voxel_volume_ml:.1f}) {kinds[-1]} {times[-1]:.1f} s "
-                f"warnings {len(meas.warnings)}")
+                f"warnings {_short(meas.warnings)}")
     ref_ml = float(ref.sum() * ct.voxel_volume_ml)
     rows.append(dict(name=f"lesion {case}: Dice from the {'centroid' if case.startswith('lung') else 'deepest point'}",
                      value=round(ds[0], 3), unit=""))
@@ -211,6 +216,9 @@ def run_phantom(spacing=2.0, n_clicks=3, log=None):
             m, meas = segment_lesion(ph.ct, q)
             ds.append(dice(m, truth))
             vols.append(meas.volume_ml)
+            if log:
+                log(f"  phantom {kind} {diam:g} click {np.round(q, 1).tolist()}: Dice {ds[-1]:.3f} "
+                    f"vol {vols[-1]:.1f} mL warnings {_short(meas.warnings)}")
         dt = (time.perf_counter() - t0) / len(ds)
         label = f"lesion phantom {kind} {diam:g} mm{' necrotic' if nec else ''}{' at the wall' if wall else ''}"
         rows.append(dict(name=f"{label}: min Dice ({len(ds)} clicks)", value=round(min(ds), 3), unit=""))

@@ -61,7 +61,10 @@ Warnings (``LesionMeasurements.warnings``): the result is tiny (equivalent diame
 micronodule: Fleischner glossary, Hansell et al., Radiology 2008), fills less than 5 % of its
 circumscribed sphere (a leak along tubes or a plate along a wall), touches the image edge (the
 lesion may continue outside the field of view), reached ``max_radius_mm``, or (lung) is more than
-4 times smaller than the region at the detection threshold it was refined from.
+4 times smaller than the region at the detection threshold it was refined from, or than the dense
+tissue enclosed by lung around the click (the same thresholds, no per-slice envelope, only the
+columns along S that have aerated lung above and below: ``_roofed_columns``; a mass filling the
+lung's cross-section clicked off its middle slices, where the envelope cuts it).
 
 Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022, volume).
 """
@@ -227,6 +230,17 @@ def _fill(m: np.ndarray, s_axis: int) -> np.ndarray:
     return fill_holes_per_slice(fill_holes_3d(m), s_axis)
 
 
+def _lung_air(roi: np.ndarray, voxel_ml: float):
+    """(aerated lung mask, air-component labels): components of air (< LUNG_HU) of >= 0.5 mL whose
+    median is above GAS_MEDIAN_HU (parenchyma, not gas)."""
+    lab, n, counts = components(roi < LUNG_HU, connectivity=6)
+    keep = counts * voxel_ml >= 0.5
+    keep[0] = False
+    if keep.any():
+        keep[keep] = label_medians(roi, lab, keep) > GAS_MEDIAN_HU
+    return keep[lab], lab
+
+
 def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     """(aerated lung, envelope, rejected concavities) in the box: lung-like air components (median > -950 HU, >= 0.5 mL)
     and, per axial slice, the convex hull of each lung piece (8-connected: the two lungs are
@@ -237,15 +251,9 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     lies in one; the caller accepts the one the click is in."""
     from skimage.morphology import convex_hull_image
 
-    lab, n, counts = components(roi < LUNG_HU, connectivity=6)
-    if n == 0:
-        z = np.zeros(roi.shape, bool)
-        return z, z, z
-    keep = counts * voxel_ml >= 0.5
-    keep[0] = False
-    if keep.any():
-        keep[keep] = label_medians(roi, lab, keep) > GAS_MEDIAN_HU
-    lung = keep[lab]
+    lung, lab = _lung_air(roi, voxel_ml)
+    if not lung.any():
+        return lung, lung, lung
     env = lung.copy()
     rejected = np.zeros(roi.shape, bool)
     rz = np.moveaxis(rejected, s_axis, 0)  # view
@@ -287,6 +295,24 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     ez[1:] |= ex[:-1]
     ez[:-1] |= ex[1:]
     return lung, env, rejected & ~env
+
+
+def _roofed_columns(m: np.ndarray, lung: np.ndarray, s_axis: int, open_ends=(False, False)) -> np.ndarray:
+    """The voxels of ``m`` whose run along S (the voxels of ``m`` in their column, unbroken) has
+    aerated lung on the voxel beyond each end: a lesion inside the lung is surrounded by lung,
+    also above and below, while the chest wall, the mediastinum, the heart and the organs under
+    the diaphragm continue along S into other tissue. A run reaching the box's face along S
+    counts as capped there when that face is not the image's (``open_ends``: (low, high) index
+    face), else not. Vectorised with running maxima/minima of indices along S."""
+    mz = np.moveaxis(m, s_axis, 0)
+    lz = np.moveaxis(lung, s_axis, 0)
+    n = mz.shape[0]
+    idx = np.arange(n).reshape(-1, 1, 1)
+    low = np.maximum.accumulate(np.where(mz, -1, idx), axis=0)  # last voxel outside m at or below
+    high = np.minimum.accumulate(np.where(mz, n, idx)[::-1], axis=0)[::-1]  # first at or above
+    lo_ok = np.where(low >= 0, np.take_along_axis(lz, np.maximum(low, 0), axis=0), bool(open_ends[0]))
+    hi_ok = np.where(high < n, np.take_along_axis(lz, np.minimum(high, n - 1), axis=0), bool(open_ends[1]))
+    return np.moveaxis(mz & lo_ok & hi_ok, 0, s_axis)
 
 
 def _ball_values(img, seed, sk, radius_mm, within=None):
@@ -412,7 +438,7 @@ def _shell(m, sk, r0, r1):
     return (d > r0) & (d <= r1)
 
 
-def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
+def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None):
     """(region, [lower, upper] HU, first region) of a lesion inside the lung envelope: the
     region at half maximum between the parenchyma and the lesion's core, and the region at the
     first (detection) threshold it was refined from (the dense structure the click lies in)."""
@@ -429,7 +455,10 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis):
     t = min(t_detect, m0 - CLICK_MARGIN_HU)
 
     def grow(thr, at):
-        r = _component_at((roi >= thr) & (roi <= upper) & env, at, sk)
+        r = (roi >= thr) & (roi <= upper) & env
+        if roof is not None:  # (low, high) open S faces: only what lung roofs and floors
+            r = _roofed_columns(r, lung, s_axis, roof)
+        r = _component_at(r, at, sk)
         return _fill(_separate(r, at, sk, open_min, split=True), s_axis) if r.any() else r
 
     region = grow(t, seed)
@@ -537,7 +566,8 @@ def _lung_subtype(region, roi, meas_diam, sk=(1.0, 1.0, 1.0)):
     return "solid" if float(solid[inner].mean()) >= SOLID_INTERIOR_FRACTION else "part_solid"
 
 
-def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, final=True):
+def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, final=True,
+                 max_radius=MAX_RADIUS_MM):
     sk = ct.spacing_kji
     half = np.ceil(radius / sk).astype(int)
     lo = np.maximum(np.asarray(seed_g) - half, 0)
@@ -656,6 +686,34 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         notes.append(f"the lesion ({region.sum() * v:.2f} mL) is much smaller than the dense structure "
                      f"the click lies in ({first.sum() * v:.2f} mL at the detection threshold): the outline "
                      "may hold only part of the lesion; check it, or add a click (--add) on the rest")
+    # the caller tries a larger box when the region reaches a face that is not final: judged there
+    grows = region is not None and any(f not in final for f in _touched_faces(region))
+    if k == "lung_nodule" and region.any() and lung is not None and not grows:
+        # the lesion as the lung itself bounds it: dense tissue at the same thresholds whose
+        # columns along S have lung above and below (a lesion inside the lung is surrounded by it;
+        # the chest wall, the mediastinum and the organs under the diaphragm continue along S),
+        # with no per-slice envelope. An outline much smaller than that was cut by the envelope
+        # inside the lesion (a mass filling the lung's cross-section clicked off its middle)
+        # judged on the envelope's box (a whole lung), ``max_radius`` along S (both within the
+        # lesion's size limit), whose faces count as not lung: the aorta or the spine run
+        # through it and are dropped
+        wh = np.minimum(eh, np.ceil(max(radius, max_radius) / sk).astype(int))
+        wh[s_axis] = int(np.ceil(max(radius, max_radius) / sk[s_axis]))
+        wlo = np.maximum(np.asarray(seed_g) - wh, 0)
+        wsl = tuple(slice(int(l), int(h)) for l, h in zip(wlo, np.minimum(np.asarray(seed_g) + wh + 1, ct.shape)))
+        roi_w = a[wsl].astype(np.float32)
+        try:
+            enclosed, _, _ = _lung_lesion(roi_w, tuple(int(v) for v in np.asarray(seed_g) - wlo), m0,
+                                          _lung_air(roi_w, ct.voxel_volume_ml)[0], np.ones(roi_w.shape, bool),
+                                          sk, open_min, s_axis, (False, False))
+        except InputError:  # the larger box's parenchyma reads the click as lung: nothing to compare
+            enclosed = region
+        if enclosed.sum() > SMALLER_THAN_FIRST * region.sum():
+            v = ct.voxel_volume_ml
+            notes.append(f"the lesion ({region.sum() * v:.2f} mL) is much smaller than the dense tissue "
+                         f"enclosed by lung around the click ({enclosed.sum() * v:.2f} mL): the outline may "
+                         "hold only part of a mass (or the mass is joined to the heart or a vessel); check "
+                         "it, or add a click (--add) on the rest")
     env_g = None
     if k == "lung_nodule":
         env_g = np.zeros(a.shape, bool)
@@ -689,7 +747,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         p(0.1, f"lesion: region within {radius:g} mm of the click")
         region, thr, sub, k, sl, env_g, notes = _segment_box(
             a, ct, seed_g, radius, organ, kind_box, open_mm, env_g,
-            final=radius >= max_radius_mm)
+            final=radius >= max_radius_mm, max_radius=max_radius_mm)
         kind_box = k  # the type decided in the smallest box that holds the click's surroundings
         inner_faces = [(ax, s) for ax, s in _touched_faces(region)
                        if (sl[ax].start > 0 if s == 0 else sl[ax].stop < ct.shape[ax])]
