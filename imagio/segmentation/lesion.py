@@ -735,7 +735,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas = measure(mask, ct, a, kind=k)
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk) if k == "lung_nodule" else sub
-    meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit)
+    no_edge = any(n.startswith("the lesion has no clear intensity edge") for n in notes)
+    meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     p(1.0, "lesion: done")
     return mask, meas
 
@@ -813,8 +814,9 @@ def _exclude(mask, ct, seed, ex_seeds):
     return out
 
 
-def _plausibility(mask, ct, meas, hit_limit: bool = False) -> list:
-    """Warnings on an implausible result. ``hit_limit``: the region reached ``max_radius_mm``."""
+def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False) -> list:
+    """Warnings on an implausible result. ``hit_limit``: the region reached ``max_radius_mm``;
+    ``no_edge``: it was taken without an intensity edge (the statistical soft-tissue model)."""
     out = []
     d_eq = (6.0 * meas.volume_ml * 1000.0 / np.pi) ** (1.0 / 3.0)
     if d_eq < MICRONODULE_MM:
@@ -831,11 +833,12 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False) -> list:
                    "Fleischner Society 2017); compare sizes over time on the same reconstruction")
     if _touches_border(mask):
         # a lesion cut by the field of view keeps its own border elsewhere: a region that spans
-        # the image from a face to the opposite one has filled it (its border is not seen)
+        # the image from a face to the opposite one has filled it (its border is not seen), and
+        # one taken without an intensity edge may have flooded same-density tissue to the edge
         faces = _touched_faces(mask)
         spans = any((ax, 0) in faces and (ax, 1) in faces for ax in range(3))
         irregular = sphere_ml > 0 and meas.volume_ml < MIN_FILL_OF_SPHERE * sphere_ml
-        out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans))
+        out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans or no_edge))
     solid = meas.kind == "soft_tissue" or meas.subtype in ("mass", "calcified")
     if solid and meas.mean_hu < FAT_MAX_HU:
         out.append(f"the lesion's mean density is {meas.mean_hu:.0f} HU, that of fat (adipose tissue "
@@ -848,12 +851,13 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False) -> list:
 def _edge_warning(volume_ml: float, grown_unbounded: bool) -> str:
     """The warning for a result that touches the image's edge: a lesion with a plausible outline
     cut by the field of view has a size that is a lower bound; a region that spans the image
-    from face to opposite face, reached the size limit, or has an irregular shape may have
-    flooded neighbouring tissue of the same density, so its size is unreliable (possibly too
-    large, not only too small)."""
+    from face to opposite face, reached the size limit, has an irregular shape or was taken
+    without an intensity edge may have flooded neighbouring tissue of the same density, so its
+    size is unreliable (possibly too large, not only too small)."""
     if grown_unbounded:
-        return (f"the lesion reached the edge of the image ({volume_ml:.1f} mL, grown across the image, "
-                "to the size limit or into an irregular shape): "
+        return (f"the lesion reached the edge of the image ({volume_ml:.1f} mL) without a border of its own "
+                "(grown across the image, to the size limit, into an irregular shape or without an "
+                "intensity edge): "
                 "its size is unreliable, not a lower bound (it has possibly grown into neighbouring "
                 "tissue of the same density); check it, give the organ mask, or add exclude clicks")
     return ("the lesion touches the edge of the image: it may continue outside the field "
