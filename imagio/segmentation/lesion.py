@@ -95,6 +95,7 @@ AIR_CLICK_HU = _v("air_click_hu")
 BONE_CLICK_HU = _v("bone_click_hu")
 CALCIFICATION_MARGIN_HU = _v("calcification_margin_hu")
 FAT_MAX_HU = _v("fat_max_hu")
+FAT_MIN_HU = _v("fat_min_hu")
 GROUND_GLASS_MAX_HU = _v("ground_glass_max_hu")
 LESION_OVER_LUNG_MIN_HU = _v("lesion_over_lung_min_hu")
 LESION_OVER_LUNG_NOISE_SD = _v("lesion_over_lung_noise_sd")
@@ -742,7 +743,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     sk = ct.spacing_kji
     radius = min(START_RADIUS_MM, max_radius_mm)
     warnings: list[str] = []
-    kind_box, env_g = kind, None
+    kind_box, env_g, hit_limit = kind, None, False
     while True:
         p(0.1, f"lesion: region within {radius:g} mm of the click")
         region, thr, sub, k, sl, env_g, notes = _segment_box(
@@ -756,6 +757,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         if radius >= max_radius_mm:
             warnings.append(f"the lesion reached the size limit ({max_radius_mm:g} mm from the click): "
                             "it may have leaked into its surroundings; check it, or give the organ mask")
+            hit_limit = True
             break
         radius = min(2.0 * radius, max_radius_mm)
     if not region.any():
@@ -763,10 +765,12 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                           "distinct lesion; click nearer its centre")
     mask = np.zeros(ct.shape, bool)
     mask[sl] = region
-    if kind is None and k == "lung_nodule" and _bordered_by_gas(a, mask, ct):
+    if kind is None and k == "lung_nodule" and (_bordered_by_gas(a, mask, ct)
+                                                or _solid_click_grew_into_fat(a, mask, seed_g, sk)):
         # a lung lesion is bordered by lung, and the chest wall lies between the lung and
         # outside air: a "lung" region bordered more by gas (outside air) than by lung-like air
-        # is a limb or trunk lying in the concavity of a lung-like table top or blanket
+        # is a limb or trunk lying in the concavity of a lung-like table top or blanket; so is
+        # a "lung" region of fat grown from a click in solid tissue (the table's pads on a crop)
         return segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
                               open_mm=open_mm, include=include, exclude=exclude, progress=progress)
     for q in np.asarray(include, float).reshape(-1, 3):
@@ -789,9 +793,30 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas = measure(mask, ct, a, kind=k)
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk) if k == "lung_nodule" else sub
-    meas.warnings = warnings + notes + _plausibility(mask, ct, meas)
+    no_edge = any(n.startswith("the lesion has no clear intensity edge") for n in notes)
+    meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     p(1.0, "lesion: done")
     return mask, meas
+
+
+def _solid_click_grew_into_fat(a, mask, seed, sk) -> bool:
+    """True when a click in solid tissue (2 mm ball median above -30 HU) gave a region whose
+    interior (deeper than one slice thickness: partial volume with the lung round a small nodule
+    lies in its outer layer) has a median of fat (-190..-30 HU; adipose tissue, Lamba et al.,
+    AJR 2014). The lung rule keeps what is denser than the aerated "lung" round it; a lung
+    lesion is denser than fat, so a region whose core is fat has grown through the body's fat
+    and the aerated material beside it is not the lesion's lung (a CT table's pads read
+    -800..-900 HU like lung on a crop that holds no outside air)."""
+    from .common import bbox_slices
+
+    if _click_stats(a, seed, sk)[0] <= FAT_MAX_HU or not mask.any():
+        return False
+    sl = bbox_slices(mask, 0.0, sk)
+    deep = _edt(mask[sl], sk) > float(max(sk))
+    if not deep.any():
+        return False
+    med = float(np.median(a[sl][deep]))
+    return bool(FAT_MIN_HU <= med < FAT_MAX_HU)
 
 
 def _bordered_by_gas(a, mask, ct) -> bool:
@@ -847,7 +872,9 @@ def _exclude(mask, ct, seed, ex_seeds):
     return out
 
 
-def _plausibility(mask, ct, meas) -> list:
+def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False) -> list:
+    """Warnings on an implausible result. ``hit_limit``: the region reached ``max_radius_mm``;
+    ``no_edge``: it was taken without an intensity edge (the statistical soft-tissue model)."""
     out = []
     d_eq = (6.0 * meas.volume_ml * 1000.0 / np.pi) ** (1.0 / 3.0)
     if d_eq < MICRONODULE_MM:
@@ -863,6 +890,33 @@ def _plausibility(mask, ct, meas) -> list:
                    f"volume approximate (measurements need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, "
                    "Fleischner Society 2017); compare sizes over time on the same reconstruction")
     if _touches_border(mask):
-        out.append("the lesion touches the edge of the image: it may continue outside the field "
-                   "of view and its size is a lower bound")
+        # a lesion cut by the field of view keeps its own border elsewhere: a region that spans
+        # the image from a face to the opposite one has filled it (its border is not seen), and
+        # one taken without an intensity edge may have flooded same-density tissue to the edge
+        faces = _touched_faces(mask)
+        spans = any((ax, 0) in faces and (ax, 1) in faces for ax in range(3))
+        irregular = sphere_ml > 0 and meas.volume_ml < MIN_FILL_OF_SPHERE * sphere_ml
+        out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans or no_edge))
+    solid = meas.kind == "soft_tissue" or meas.subtype in ("mass", "calcified")
+    if solid and meas.mean_hu < FAT_MAX_HU:
+        out.append(f"the lesion's mean density is {meas.mean_hu:.0f} HU, that of fat (adipose tissue "
+                   "-190..-30 HU): a solid lesion is denser, so the outline has probably grown into fat; "
+                   "check it (expected only for a fat-containing tumour such as a lipoma or liposarcoma), "
+                   "click nearer the lesion's centre, or give the kind")
     return out
+
+
+def _edge_warning(volume_ml: float, grown_unbounded: bool) -> str:
+    """The warning for a result that touches the image's edge: a lesion with a plausible outline
+    cut by the field of view has a size that is a lower bound; a region that spans the image
+    from face to opposite face, reached the size limit, has an irregular shape or was taken
+    without an intensity edge may have flooded neighbouring tissue of the same density, so its
+    size is unreliable (possibly too large, not only too small)."""
+    if grown_unbounded:
+        return (f"the lesion reached the edge of the image ({volume_ml:.1f} mL) without a border of its own "
+                "(grown across the image, to the size limit, into an irregular shape or without an "
+                "intensity edge): "
+                "its size is unreliable, not a lower bound (it has possibly grown into neighbouring "
+                "tissue of the same density); check it, give the organ mask, or add exclude clicks")
+    return ("the lesion touches the edge of the image: it may continue outside the field "
+            "of view and its size is a lower bound")
