@@ -7,8 +7,7 @@
 - resolution: body, lungs, bones at 3 mm / 1.5 mm of the chest CTA and at 1.5 and 3 mm / native
   of Lung-PET-CT-Dx and of the 0.7 mm LIDC-IDRI-0001 slab (goal 0.90-1.10);
 - TotalSegmentator example: lungs and all bones Dice against its reference, classes merged;
-- chest CTA great_vessels (contrast blood pool) volume at 1.5 mm and 3 / 1.5 mm;
-- new-user trial 3: contrast on the right-hemithorax crop (G1), ribs vs shoulder girdle (G2).
+- chest CTA great_vessels (contrast blood pool) volume at 1.5 mm and 3 / 1.5 mm.
 Rows: name, value, unit."""
 
 from __future__ import annotations
@@ -143,51 +142,11 @@ def great_vessels_rows(io, rules) -> list[dict]:
              "value": round(vols[3.0] / max(vols[None], 1e-6), 3)}]
 
 
-def trial3_rows(io, rules) -> list[dict]:
-    """New-user trial 3 defects on the chest CTA at 1.5 mm. G1: the right hemithorax (R > 25 mm)
-    holds ~25 mL of the contrast blood pool: contrast found (1/0), the uncropped great_vessels
-    labelled as a bone label in the crop (mL), great_vessels in the crop (mL). G2: ribs right /
-    left of the midline (mL), ribs in the shoulder girdle (bone > 30 mm from the lung and
-    > 100 mm from the midline: humeral heads, scapulae; scipy EDT) (mL)."""
-    from scipy import ndimage
-
-    from imagio.segmentation.common import anatomical_axes, crop_slices, ras_coordinate
-
-    ct = io.read_image(DATA / CASES["chest_cta"])
-    s = ["body", "lungs", "airways", "bones", "vessels"]
-    m, meta = rules.segment_masks(ct, s)
-    x = ras_coordinate(ct, 0)
-    r_axis = anatomical_axes(ct)["R"][0]  # array axis along left-right
-    keep = np.flatnonzero(np.any(x > 25.0, axis=tuple(a for a in range(3) if a != r_axis)))
-    sl = [slice(None)] * 3
-    sl[r_axis] = slice(int(keep[0]), int(keep[-1]) + 1)
-    sl = tuple(sl)
-    c = crop_slices(ct, sl)
-    mc, _ = rules.segment_masks(c, s)
-    pool = m.get("great_vessels", np.zeros(ct.shape, bool))[sl]
-    in_bone = pool & _union(mc, BONES, c.shape)
-    xm = x - meta["midline"]["x_mm"]
-    d = ndimage.distance_transform_edt(~(m["lung_left"] | m["lung_right"]), sampling=ct.spacing_kji)
-    girdle = _union(m, BONES, ct.shape) & (d > 30.0) & (np.abs(xm) > 100.0)
-    return [{"name": "chest_cta right hemithorax: contrast found", "unit": "1/0",
-             "value": int("great_vessels" in mc)},
-            {"name": "chest_cta right hemithorax: blood pool labelled bone", "unit": "mL",
-             "value": round(_ml(in_bone, c), 2)},
-            {"name": "chest_cta right hemithorax: great_vessels", "unit": "mL",
-             "value": round(_ml(mc.get("great_vessels", np.zeros(c.shape, bool)), c), 1)},
-            {"name": "chest_cta ribs right of the midline", "unit": "mL", "value": round(_ml(m["ribs"] & (xm > 0), ct), 1)},
-            {"name": "chest_cta ribs left of the midline", "unit": "mL", "value": round(_ml(m["ribs"] & (xm < 0), ct), 1)},
-            {"name": "chest_cta ribs >= 60 mm right / left of the midline", "unit": "ratio",
-             "value": round(_ml(m["ribs"] & (xm >= 60), ct) / max(_ml(m["ribs"] & (xm <= -60), ct), 1e-6), 3)},
-            {"name": "chest_cta ribs in the shoulder girdle", "unit": "mL", "value": round(_ml(m["ribs"] & girdle, ct), 2)}]
-
-
 def run() -> list[dict]:
     if not (DATA / CASES["chest_cta"]).exists():
         return [{"name": "segmentation fov: shared data not found", "value": None, "unit": ""}]
     from imagio import io
     from imagio.segmentation import common, rules
 
-    return (trial3_rows(io, rules) + ts_dice_rows(io, rules, common) + resolution_rows(io, rules)
-            + great_vessels_rows(io, rules)
+    return (ts_dice_rows(io, rules, common) + resolution_rows(io, rules) + great_vessels_rows(io, rules)
             + crops_rows(io, rules, common) + slab_rows(io, rules))

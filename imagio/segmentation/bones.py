@@ -37,11 +37,8 @@ SOFT_TISSUE_HU = 50.0  # muscle / organ parenchyma without contrast (40-60 HU)
 # blurred step, the usual boundary criterion). Applied on the common-resolution image.
 COMMON_RESOLUTION_MM = rule("bone_common_resolution_mm")  # segmentation_rules.json
 RIB_MAX_RADIUS_MM = 7.0  # half the largest rib thickness (~12 mm) + the partial-volume rim
-RIB_SEED_MM = rule("rib_seed_mm")  # thin bone this close to the lung is rib (segmentation_rules.json)
-RIB_REACH_MM = rule("rib_reach_mm")  # a rib's width and ends beyond its seeds (segmentation_rules.json)
-RIB_FAR_SHARE = 0.10  # share of a rib's bone beyond the seed + reach distance from the lung: its
-# costal end only (ribs of the chest CTA: 0-3 %; the component joining the right ribs to the
-# scapula, clavicle and humerus: 36 %)
+RIB_LUNG_MM = 20.0  # ribs lie on the pleura (rib + intercostal muscles ~10-20 mm); the scapula is
+# separated from the lung by the ribs and the subscapularis
 MIN_BONE_ML = 0.05
 MARROW_MIN_HU = 60.0  # marrow (fatty in the elderly) vs CSF/cord in the spinal canal
 MAX_MARROW_ML = 60.0  # largest marrow cavity filled without a density rule (see bone_mask)
@@ -52,31 +49,24 @@ BLOOD_RIM_MM = 4.0  # partial-volume rim of the contrast blood pool dropped with
 BLOOD_OPEN_MM = COMMON_RESOLUTION_MM + 0.1  # opening radius that separates the blood pool from
 # band-HU bone: one voxel of the common resolution, so the same physical size at every spacing
 MIN_BLOOD_PEAK_HU = rule("min_blood_peak_hu")  # arterial-phase blood (segmentation_rules.json)
+MIN_BLOOD_POOL_ML = 30.0  # a contrast blood pool (CT angiography) is a histogram peak this big
 BLOOD_THICK_MM = rule("blood_thick_mm")  # thick voxels: lumens >= 8 mm (segmentation_rules.json)
-MIN_THICK_POOL_ML = rule("min_thick_pool_ml")  # a pool component to label (segmentation_rules.json)
-MIN_MODE_SAMPLES = rule("min_mode_samples")  # a resolved histogram mode (segmentation_rules.json)
-POOL_TAIL = 0.05  # the pool's histogram ends where the count falls to 5 % of its mode
-MAX_TRABECULAR_HU = rule("max_trabecular_hu")  # densest trabecular bone (segmentation_rules.json)
+MIN_THICK_POOL_ML = rule("min_thick_pool_ml")  # peak bin of thick voxels (segmentation_rules.json)
 CARTILAGE_MAX_HU = rule("calcium_hu")  # non-calcified cartilage is below the calcium threshold
 # (Agatston 1990; segmentation_rules.json): where the scan's soft tissue reaches it, cartilage
 # cannot be told from that tissue by density
 
 
-def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji,
-                          band: tuple | None = None) -> float:
+def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji) -> float:
     """95th percentile (HU) of "deep" soft tissue: voxels between -100 and 300 HU at least
     5 mm inside such tissue (organ parenchyma, muscle, vessel lumen). With contrast, enhancing
     liver, spleen and kidneys (120-200 HU) touch the ribs and spine; the bone threshold must
-    stay above them. ``band``: the contrast blood pool's (lo, hi) HU band
-    (`contrast_blood_band`), whose voxels are blood, not tissue: only tissue below ``lo`` counts
-    (a crop that holds mostly heart would otherwise set the tissue level at the pool's own
-    density). Computed on a grid coarsened to <= 4 M voxels."""
+    stay above them. Computed on a grid coarsened to <= 4 M voxels."""
     f = 1
     while a.size / f ** 3 > 4_000_000:
         f += 1
     ac = a[::f, ::f, ::f]
-    top = 300.0 if band is None else min(300.0, float(band[0]))
-    soft = body[::f, ::f, ::f] & (ac > -100) & (ac < top)
+    soft = body[::f, ::f, ::f] & (ac > -100) & (ac < 300)
     deep = erode_mm(soft, 5.0, np.asarray(spacing_kji) * f)
     return float(np.percentile(ac[deep], 95)) if deep.any() else -1000.0
 
@@ -87,72 +77,47 @@ def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float,
 
     In a CT angiography the aorta, heart and pulmonary arteries form large uniform regions of
     150-700 HU that overlap trabecular bone; bone is then what is denser than the band or below
-    it and connected to dense cortex. The pool is found as a histogram mode of the *thick*
+    it and connected to dense cortex. The pool is found as a histogram peak of the *thick*
     voxels of 150-700 HU (at least ``BLOOD_THICK_MM`` inside such tissue: lumens of >= 8 mm,
-    the aorta is >= 20 mm, heart chambers more): cortical bone is thin and drops out; thick
-    trabecular bone of a non-contrast scan peaks at 150-250 HU, below ``MIN_BLOOD_PEAK_HU``.
-
-    The decision does not depend on how much of the pool the field of view holds (a hemithorax
-    crop holds only the venae cavae and the right atrium, ~25 mL): a mode denser than any
-    trabecular bone (``MAX_TRABECULAR_HU``) is accepted on its shape and coherence, not its
-    volume; a mode between ``MIN_BLOOD_PEAK_HU`` and that may be dense trabecular bone (a young
-    knee's epiphyses peak at ~300 HU) and must also hold ``MIN_THICK_POOL_ML`` per 20 HU bin (a
-    weakly enhanced pool in a small field of view is then missed). A mode is (1) dense (centre
-    >= ``MIN_BLOOD_PEAK_HU``),
-    (2) above the tissue/bone tail (1.5 x the count 80 HU below), (3) uniform (within 100 HU
-    above, the count halves), (4) resolved: its peak bin holds ``MIN_MODE_SAMPLES`` independent
-    samples (voxels of the ``COMMON_RESOLUTION_MM`` grid the image is blurred to; counting
-    error 1/sqrt(n)), and (5) when smaller than ``MIN_THICK_POOL_ML`` per bin, coherent: one
-    connected lumen (26-neighbourhood) holds at least half of the thick voxels of the mode's
-    half-maximum band (the pool in a small field of view is one lumen; noise and scattered dense
-    specks are not; a whole-chest pool may hold several enhanced systems in one band). Computed on a grid coarsened to <= 4 M voxels.
-    ``spacing_kji`` (mm) is needed for the thickness (1 mm assumed when None)."""
+    the aorta is >= 20 mm, heart chambers more): cortical bone is thin and drops out, so the
+    peak stands out even when the field of view holds only part of the pool (one hemithorax);
+    thick trabecular bone of a non-contrast scan peaks at 200-250 HU, below
+    ``MIN_BLOOD_PEAK_HU``. ``spacing_kji`` (mm) is needed for the thickness; without it the
+    whole 150-700 HU histogram is used."""
     mid = body & (a > 150) & (a < 700)
     if not mid.any():
         return None
-    sk = np.ones(3) if spacing_kji is None else np.asarray(spacing_kji, float)
-    f = 1
-    while a.size / f ** 3 > 4_000_000:
-        f += 1
-    thick = erode_mm(mid[::f, ::f, ::f], BLOOD_THICK_MM, sk * f)
-    ac = a[::f, ::f, ::f]
-    v = ac[thick]
+    min_peak_ml = MIN_BLOOD_POOL_ML
+    if spacing_kji is not None:
+        f = 1
+        while a.size / f ** 3 > 4_000_000:
+            f += 1
+        thick = erode_mm(mid[::f, ::f, ::f], BLOOD_THICK_MM, np.asarray(spacing_kji) * f)
+        v = a[::f, ::f, ::f][thick]
+        voxel_ml = voxel_ml * f ** 3
+        min_peak_ml = MIN_THICK_POOL_ML
+    else:
+        v = a[mid]
     if v.size == 0:
         return None
     h, e = np.histogram(v, bins=np.arange(150, 711, 20))
-    # counts in independent samples: voxels of the common-resolution grid
-    h = h * (voxel_ml * f ** 3 / (COMMON_RESOLUTION_MM ** 3 / 1000.0))
+    h = h * voxel_ml
     # a local maximum (the soft-tissue / bone tail decreases monotonically from 150 HU)
     peaks = np.nonzero((h[1:-1] > h[:-2]) & (h[1:-1] >= h[2:]))[0] + 1
+    if peaks.size == 0:
+        return None
     centre = 0.5 * (e[:-1] + e[1:])
-    # below MAX_TRABECULAR_HU a mode may be dense trabecular bone (a young knee's epiphyses):
-    # it must also be large (MIN_THICK_POOL_ML per bin)
-    large = MIN_THICK_POOL_ML / (COMMON_RESOLUTION_MM ** 3 / 1000.0)  # in samples
-    floor = np.where(centre >= MAX_TRABECULAR_HU, MIN_MODE_SAMPLES, max(MIN_MODE_SAMPLES, large))
+    # a blood pool is a mode: denser than arterial-phase organs (>= MIN_BLOOD_PEAK_HU), above the
+    # tissue/bone tail 80 HU below it, and uniform: within 100 HU above it the count halves (a
+    # plateau of thick trabecular bone of a non-contrast scan does not; a second, less enhanced
+    # lumen (heart vs aorta) may raise the count again further up)
     ok = [int(i) for i in peaks
-          if h[i] >= floor[i] and h[i] >= 1.5 * h[max(i - 4, 0)]
+          if h[i] >= min_peak_ml and h[i] >= 1.5 * h[max(i - 4, 0)]
           and centre[i] >= MIN_BLOOD_PEAK_HU and h[i + 1:i + 6].min() <= 0.5 * h[i]]
-    for i in sorted(ok, key=lambda j: -h[j]):
-        lo_i, hi_i = _half_maximum_bins(h, i)
-        if h[i] < large:  # a small mode: one connected lumen, not scattered specks
-            sel = thick & (ac >= e[lo_i]) & (ac < e[hi_i + 1])
-            _, n, counts = components(sel, connectivity=26)
-            if n == 0 or counts[1:].max() < 0.5 * counts[1:].sum():
-                continue
-        peak = centre[i]
-        width = max(peak - e[lo_i], e[hi_i + 1] - peak, 40.0)
-        # the pool's compartments enhance differently (arterial phase: left heart and aorta
-        # above the right heart): the band reaches up to where the thick voxels above the mode
-        # fall below POOL_TAIL of the mode's count
-        above = np.nonzero(h[i:] < POOL_TAIL * h[i])[0]
-        top = e[i + int(above[0])] if above.size else e[-1]
-        return peak - 1.5 * width, max(peak + 1.5 * width, float(top))
-    return None
-
-
-def _half_maximum_bins(h: np.ndarray, i: int) -> tuple[int, int]:
-    """First bins below and above the mode ``i`` of the histogram ``h`` where the count falls
-    to half the mode's (or the histogram's ends)."""
+    if not ok:
+        return None
+    i = max(ok, key=lambda j: h[j])
+    peak = centre[i]
     half = h[i] / 2
     lo_i = i
     while lo_i > 0 and h[lo_i] > half:
@@ -160,7 +125,8 @@ def _half_maximum_bins(h: np.ndarray, i: int) -> tuple[int, int]:
     hi_i = i
     while hi_i < len(h) - 1 and h[hi_i] > half:
         hi_i += 1
-    return lo_i, hi_i
+    width = max(peak - e[lo_i], e[hi_i + 1] - peak, 40.0)
+    return peak - 1.5 * width, peak + 1.5 * width
 
 
 def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_LOW_HU,
@@ -174,10 +140,8 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     a = at_common_resolution(check_ct(ct), ct.spacing_kji)
     p(0.0, "bones: threshold")
     tissue = SOFT_TISSUE_HU
-    band = contrast_blood_band(a, body if body is not None else np.ones(a.shape, bool),
-                               ct.voxel_volume_ml, ct.spacing_kji)
     if body is not None:
-        enhanced = enhanced_tissue_level(a, body, ct.spacing_kji, band)
+        enhanced = enhanced_tissue_level(a, body, ct.spacing_kji)
         low_hu = max(low_hu, enhanced + ORGAN_MARGIN_HU)
         tissue = max(tissue, enhanced)
     rim_hu = 0.5 * (tissue + low_hu)
@@ -186,6 +150,8 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         cand &= body
     if lungs is not None:
         cand &= ~lungs
+    band = contrast_blood_band(a, body if body is not None else np.ones(a.shape, bool),
+                               ct.voxel_volume_ml, ct.spacing_kji)
     blood = None
     if band is not None:
         # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
@@ -275,7 +241,7 @@ def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None =
     if band is None:
         return None
     sk = ct.spacing_kji
-    tissue = max(SOFT_TISSUE_HU, enhanced_tissue_level(raw, body, sk, band))
+    tissue = max(SOFT_TISSUE_HU, enhanced_tissue_level(raw, body, sk))
     cand = body & (a >= pool_low_hu(band, tissue)) & (a <= band[1])
     if lungs is not None:
         cand &= ~lungs
@@ -351,17 +317,11 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
 
     Spine: bone in a corridor within 35 mm of the patient's midline (``midline``, RAS x mm; else
     the body's median x), posterior to the body's antero-posterior centre; the corridor's components that are large or span >= 40 mm
-    superior-inferior. Ribs (needs ``lungs``): thin remaining bone (outside the opening by a
-    ball of ``RIB_MAX_RADIUS_MM``: sternum body, humeral and clavicle heads are thicker) that lies
-    on the pleura (within ``RIB_SEED_MM`` of the lung, plus one voxel diagonal of partial
-    volume), grown through thin bone by at most
-    ``RIB_REACH_MM`` (the rib's own width, its head and anterior end); a thin component with
-    seeds of which at most ``RIB_FAR_SHARE`` lies beyond that distance in axial slices that hold
-    lung is a rib as a whole (the costal margin curves away from the lung below it). The scapula, clavicle and
-    humerus lie outside the rib cage, farther from the lung, and stay "bone" even where they
-    touch a rib (they did not before: one component joined them to the ribs, and the right
-    humeral head and scapula of the chest CTA were called ribs). Ribs are cut from the spine at
-    the corridor boundary, so each rib remains its own structure where possible.
+    superior-inferior. Ribs (needs ``lungs``): the remaining bone that hugs the lungs (within
+    ``RIB_LUNG_MM`` of the lung surface) and is thin (outside the opening by a ball of
+    ``RIB_MAX_RADIUS_MM``: sternum body, humerus and clavicle heads are thicker); the scapula,
+    farther out, stays "bone". Ribs are cut from the spine at the corridor boundary, so each
+    rib remains its own structure where possible.
     """
     ref = body if body is not None and body.any() else bone
     x = ras_coordinate(ct, 0)
@@ -388,37 +348,14 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     rest = bone & ~spine
     ribs = np.zeros_like(bone)
     if lungs is not None and lungs.any():
-        thin = rest & ~open_mm(rest, RIB_MAX_RADIUS_MM, sk)
-        # seeds: thin bone on the pleura; the lung's and the bone's digitised surfaces are each
-        # uncertain by half a voxel diagonal (partial volume): one voxel diagonal of tolerance
-        tol = float(np.linalg.norm(sk))
-        seeds = thin & dilate_mm(lungs, RIB_SEED_MM + tol, sk)
-        # the rib's own width and ends, reached through thin bone only (a geodesic reach: the
-        # clavicles, scapulae and humeri touch the ribs at 1-3 mm and join one component)
-        ribs = seeds
-        step = float(np.max(sk))
-        for _ in range(int(np.ceil(RIB_REACH_MM / step))):
-            grown = dilate_mm(ribs, step, sk) & thin
-            if grown.sum() == ribs.sum():
-                break
-            ribs = grown
-        # a thin component with seeds and little bone beyond that reach beside the lungs (in
-        # axial slices that hold lung) is a rib as a whole (the costal margin curves away from
-        # the pleura below the lungs, over the abdomen); one with more (RIB_FAR_SHARE) holds a
-        # bone of the shoulder girdle, which lies beside the upper lungs, and keeps the
-        # geodesic part only
-        rl, rn, rc = components(thin, connectivity=26)
-        other_axes = tuple(ax for ax in range(3) if ax != s_ax)
-        shape = [1, 1, 1]
-        shape[s_ax] = -1
-        beside = np.any(lungs, axis=other_axes).reshape(shape)
-        far = thin & beside & ~dilate_mm(lungs, RIB_SEED_MM + RIB_REACH_MM + tol, sk)
-        whole = (np.bincount(rl[seeds], minlength=rn + 1) > 0) & (
-            np.bincount(rl[far], minlength=rn + 1) <= RIB_FAR_SHARE * rc)
-        whole[0] = False
-        ribs |= whole[rl]
-        rl, rn, rc = components(ribs, connectivity=26)
-        is_rib = rc * ct.voxel_volume_ml >= 0.2  # small specks excluded
+        near_lung = dilate_mm(lungs, RIB_LUNG_MM, sk) & ~lungs
+        thick = open_mm(rest, RIB_MAX_RADIUS_MM, sk)
+        cand = rest & near_lung & ~thick
+        # whole thin components of which most lies near the lungs (a rib running a little
+        # farther out stays whole), small specks excluded
+        rl, rn, rc = components(rest & ~thick, connectivity=26)
+        near = np.bincount(rl[cand], minlength=rn + 1)
+        is_rib = (near >= 0.5 * rc) & (rc * ct.voxel_volume_ml >= 0.2)
         is_rib[0] = False
         ribs = is_rib[rl]
     other = rest & ~ribs
