@@ -76,14 +76,14 @@ def cmd_plan(args) -> int:
     from ..outputs import atomic_path, write_text
     from ..progress import printer
     from .planner import NoFeasiblePath, format_report, plan
-    from .problem import Constraints, Needle, PlanningProblem
+    from .problem import Constraints, Needle, PlanningProblem, load_defaults
 
     if args.procedure == "sarcoma-biopsy":   # issue 18: imagio.planning.sarcoma
         from .sarcoma.commands import cmd_sarcoma
 
         return cmd_sarcoma(args)
     out, ct, labels = read_plan_inputs(args)
-    d = __import__("imagio.planning.problem", fromlist=["load_defaults"]).load_defaults()["constraints"]
+    d = load_defaults()["constraints"]
     tilt = parse_gantry_tilt(d["max_craniocaudal_deg"] if args.gantry_tilt is None else args.gantry_tilt)
     c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position or d["patient_position"],
                     disabled_rules=tuple(args.no_rule or ()))

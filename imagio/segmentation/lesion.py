@@ -377,7 +377,7 @@ def _soft_statistical(roi, seed, org, sk, open_min, s_axis):
         core = depth >= OPEN_FRACTION * float(depth.max())
         if it == 0:
             m, s = _robust(sm[core], floor)
-    r = _edge_at_half_contrast(r, core, roi, allowed, seed, sk, floor, s)
+    r = _edge_at_half_contrast(r, core, roi, sm, allowed, seed, sk, floor, s)
     region = _fill(r, s_axis)
     radius = float(_edt(region, sk).max())
     if CLOSE_FRACTION * radius > float(max(sk)):
@@ -385,7 +385,7 @@ def _soft_statistical(roi, seed, org, sk, open_min, s_axis):
     return region, [m - SOFT_FIRST_SD * s, m + SOFT_FIRST_SD * s], core
 
 
-def _edge_at_half_contrast(r, core, roi, allowed, seed, sk, floor, s):
+def _edge_at_half_contrast(r, core, roi, sm2, allowed, seed, sk, floor, s):
     """``r`` (the homogeneous region of ``_soft_statistical``, bounded at ``SOFT_FIRST_SD`` x
     ``s`` on the ``STAT_SIGMA_MM``-denoised image; ``core`` its deep part) with its edge moved to
     half contrast where the tissue beyond differs measurably from the lesion.
@@ -406,7 +406,7 @@ def _edge_at_half_contrast(r, core, roi, allowed, seed, sk, floor, s):
     the +/- 3 s bound), blurred towards the tissue beyond on the denoised image (a voxel of a
     third tissue between, e.g. muscle between a sarcoma and fat, differs the other way).
     Elsewhere (no measurable contrast: a sarcoma against muscle) the region's border stands.
-    ``floor``: the noise floor on the denoised image (scaled to the lightly smoothed one)."""
+    ``sm2``: ``roi`` denoised at ``STAT_SIGMA_MM`` (computed once by the caller). ``floor``: the noise floor on the denoised image (scaled to the lightly smoothed one)."""
     from scipy.special import ndtri
 
     band_mm = 3.0 * STAT_SIGMA_MM
@@ -415,7 +415,6 @@ def _edge_at_half_contrast(r, core, roi, allowed, seed, sk, floor, s):
     band = (d_out > 0) & (d_out <= band_mm) & allowed
     if not (outer.any() and band.any() and core.any()):
         return r
-    sm2 = ndimage.gaussian_filter(roi, STAT_SIGMA_MM / np.asarray(sk, float))
     sm1 = ndimage.gaussian_filter(roi, SMOOTH_SIGMA_MM / np.asarray(sk, float))
     floor1 = floor * _smoothed_noise_floor(1.0, SMOOTH_SIGMA_MM, sk) / _smoothed_noise_floor(1.0, STAT_SIGMA_MM, sk)
     m1, s1 = _robust(sm1[core], floor1)
