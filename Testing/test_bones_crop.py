@@ -29,16 +29,33 @@ def _r_of_index(ct, axis):
     return ct.ijk_to_world(kji[:, ::-1])[:, 0]
 
 
+def _hemithorax(ct, lr, r, keep_r):
+    sl = [slice(None)] * 3
+    keep = np.nonzero(keep_r)[0]
+    sl[lr] = slice(int(keep.min()), int(keep.max()) + 1)
+    return tuple(sl)
+
+
 def test_lateral_bone_survives_every_crop(shared_data):
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
-    ref = bone_mask(ct, body_mask(ct))
     lr = anatomical_axes(ct)["R"][0]
     r = _r_of_index(ct, lr)
     crops = dict(field_of_view_crops(ct))
-    sl = [slice(None)] * 3
-    keep = np.nonzero(r > 25.0)[0]
-    sl[lr] = slice(int(keep.min()), int(keep.max()) + 1)
-    crops["right_hemithorax_R_gt_25mm"] = tuple(sl)
+    crops["right_hemithorax_R_gt_25mm"] = _hemithorax(ct, lr, r, r > 25.0)
+    _check_crops(ct, lr, r, crops)
+
+
+@pytest.mark.xfail(strict=True, reason="open defect (new-user trial 6): the left hemithorax (R < -13.8 mm) "
+                   "keeps 0.838 of the lateral bone; a plan on it crossed a rib. Cause not yet found")
+def test_lateral_bone_survives_left_hemithorax_crop(shared_data):
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    lr = anatomical_axes(ct)["R"][0]
+    r = _r_of_index(ct, lr)
+    _check_crops(ct, lr, r, {"left_hemithorax_R_lt_-13.8mm": _hemithorax(ct, lr, r, r < -13.8)})
+
+
+def _check_crops(ct, lr, r, crops):
+    ref = bone_mask(ct, body_mask(ct))
     shape = [1, 1, 1]
     shape[lr] = -1
     lateral = (np.abs(r) > 60.0).reshape(shape)   # lateral to the mediastinum: ribs, scapulae
