@@ -36,6 +36,7 @@ from scipy import ndimage
 from ..progress import Progress
 from ..volume import Volume, reach_box  # noqa: F401  (reach_box re-exported for callers)
 from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA, PlanningProblem, load_defaults
+from .skin import dilate6, erode6
 
 BODY, LUNG, AERATED, EMPH, LIVER, FORBIDDEN, SKIN = 1, 2, 4, 8, 16, 32, 64
 ROLE_CODE = {"passable": 0, "target": 0, "avoid": 1, "margin": 2, "forbidden": 3}
@@ -299,22 +300,26 @@ def _crop(problem: PlanningProblem) -> tuple:
 
 
 def _inputs_key(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
-    """Exact key of everything `precompute` reads: grid, crop, cap, structures (roles, margins),
-    target and exempt values, the emphysema threshold, and a digest of the crop of the labels,
-    the CT, the body and the skin."""
+    """Key of everything `precompute` reads: grid, crop, cap, structures (roles, margins),
+    target and exempt values, the emphysema threshold, a digest of the crop of the labels (the
+    planner builds a new label array per target) and the CT, body and skin array objects
+    (`imagio.caching.array_token`, values not re-read: the skin model's masks are cached and
+    read-only; a CT edited in place needs `forget_cached_maps`)."""
     import hashlib
+
+    from ..caching import array_token
 
     sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     h = hashlib.blake2b(digest_size=16)
-    for a in (problem.labels.array[sl], problem.ct.array[sl]):
-        h.update(str(a.dtype).encode())
-        h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
-    h.update(np.packbits(problem.body[sl]))
-    h.update(b"-" if problem.skin is None else np.packbits(problem.skin.skin[sl]))
+    a = problem.labels.array[sl]
+    h.update(str(a.dtype).encode())
+    h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
+    skin = None if problem.skin is None else array_token(problem.skin.skin)
     names = tuple(sorted((int(v), str(n)) for v, n in problem.labels.labels.items()))
     return (problem.ct.shape, problem.ct.ijk_to_ras.tobytes(), tuple(map(int, lo)), tuple(map(int, hi)),
             float(cap), tuple(problem.structures), names, int(problem.target.value), int(problem.exempt_value),
-            float(problem.constraints.emphysema_hu), h.hexdigest())
+            float(problem.constraints.emphysema_hu), h.hexdigest(), array_token(problem.ct.array),
+            array_token(problem.body), skin)
 
 
 def precompute(problem: PlanningProblem, cap_mm: float | None = None,
@@ -367,7 +372,7 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None) -> 
         inner = [v for v, n in names.items()   # e.g. lung_nodule_2, lung_vessels_small
                  if n.rstrip("0123456789_") in LUNG_CONTENTS or n.startswith(tuple(c + "_" for c in LUNG_CONTENTS))]
         lung = aerated | np.isin(label, inner)
-        lung = ndimage.binary_closing(lung, iterations=1) | lung
+        lung = erode6(dilate6(lung)) | lung   # = ndimage.binary_closing(lung) | lung (tested)
     else:  # fallback for label maps without lungs: aerated = air inside the body
         aerated = body & (hu < -400)
         lung = ndimage.binary_closing(aerated, iterations=2) & body | aerated
