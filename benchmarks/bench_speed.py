@@ -22,6 +22,13 @@ shortcut off) and, for a second target on the same case, the first target's time
 The multi-probe set cover's baseline in the same run: the solver before (milp asked again and
 again for one zone fewer) on the same cover matrix.
 The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
+6. Against main in the same run: with ``IMAGIO_BENCH_BASELINE=/path/to/checkout`` (e.g. a
+   worktree of main) the first proposals are planned in two fresh child processes on the same
+   CT and labels (handed over in an .npz file), one importing that checkout's ``imagio``, one
+   this tree's, baseline first, ``IMAGIO_BENCH_REPEAT`` times (default 1) alternately: CPU
+   time, wall time, traced peak (tracemalloc, inputs excluded), the child's peak resident
+   memory less its resident memory with the inputs loaded, and whether the 5 proposals
+   (entries, scores) are identical. ``IMAGIO_BENCH_SPEED_ONLY=first`` stops after item 1.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ def _first_proposals(ct, lab, target, label, second=None):
     from imagio.planning import PlanningProblem, plan
     from imagio.planning import skin as sk
 
+    rows0 = _against_baseline(ct, lab, target, label)
     sk._CACHE.clear()
     tracemalloc.start()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -96,7 +104,7 @@ def _first_proposals(ct, lab, target, label, second=None):
     diff = float(np.max(np.abs(base - p.maps.hard.astype(np.float32))))
     below = bool(np.all(p.maps.hard.astype(np.float32) <= base + 1e-6))
     t_pre = p.timings_s["precompute"]
-    return [
+    return rows0 + [
         {"name": f"{label}: first 5 proposals (build + plan), goal < 2 s", "value": wall, "unit": "s"},
         {"name": f"{label}: same, CPU time of this process (all threads)", "value": cpu, "unit": "s"},
         {"name": f"{label}: of which the skin model (baseline: generic volume passes, same run)",
@@ -112,6 +120,73 @@ def _first_proposals(ct, lab, target, label, second=None):
          "unit": ""},
         {"name": f"{label}: crop voxels", "value": int(p.maps.label.size), "unit": "voxels"},
     ]
+
+
+_CHILD = r"""
+import json, resource, sys, time, tracemalloc
+import numpy as np
+from imagio.volume import Volume
+from imagio.planning import PlanningProblem, plan
+z = np.load(sys.argv[1], allow_pickle=False)
+ct = Volume(z["ct"], z["ct_m"], "CT")
+lab = Volume(z["lab"], z["lab_m"], "labels", labels={int(k): v for k, v in json.loads(str(z["names"])).items()})
+target = json.loads(sys.argv[2])
+target = np.array(target) if isinstance(target, list) else target
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024.0
+r0 = rss()
+tracemalloc.start()
+t0, c0 = time.perf_counter(), time.process_time()
+p = plan(PlanningProblem.build(ct, lab, target), k=5)
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+tracemalloc.stop()
+print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak,
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 - r0,
+                  "entries": [np.asarray(m.entry_ras).tolist() for m in p.proposals],
+                  "scores": [float(m.score) for m in p.proposals]}))
+"""
+
+
+def _against_baseline(ct, lab, target, label) -> list[dict]:
+    """The first proposals of this tree against the checkout ``IMAGIO_BENCH_BASELINE`` (module
+    doc, item 6), each in a fresh child process on the same inputs; [] without the variable."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    base = os.environ.get("IMAGIO_BENCH_BASELINE")
+    if not base:
+        return []
+    here = str(Path(__file__).resolve().parents[1])
+    reps = int(os.environ.get("IMAGIO_BENCH_REPEAT", "1"))
+    tgt = json.dumps(np.asarray(target, float).tolist() if not isinstance(target, str) else target)
+    res = {"base": [], "new": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "case.npz"
+        np.savez(f, ct=ct.array, ct_m=ct.ijk_to_ras, lab=lab.array, lab_m=lab.ijk_to_ras,
+                 names=json.dumps({str(k): v for k, v in lab.labels.items()}))
+        for _ in range(reps):
+            for who, root in (("base", base), ("new", here)):
+                env = dict(os.environ, PYTHONPATH=root)
+                out = subprocess.run([sys.executable, "-c", _CHILD, str(f), tgt], env=env, cwd=root,
+                                     check=True, capture_output=True, text=True).stdout
+                res[who].append(json.loads(out.strip().splitlines()[-1]))
+    b, n = res["base"], res["new"]
+    med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
+    same = all(r["entries"] == b[0]["entries"] and r["scores"] == b[0]["scores"] for r in b + n)
+    rows = []
+    for key, what, unit in (("cpu", "CPU time", "s"), ("wall", "wall time", "s"),
+                            ("traced_mib", "peak traced memory", "MiB"),
+                            ("rss_mib", "peak resident memory above the inputs", "MiB")):
+        rows.append({"name": f"{label}: first proposals {what} (baseline: main, same run)",
+                     "value": med(n, key), "unit": unit, "baseline": med(b, key),
+                     "ratio": med(b, key) / max(med(n, key), 1e-9)})
+    rows.append({"name": f"{label}: proposals identical to main's (entries, scores; {reps} run(s) each)",
+                 "value": int(same), "unit": "bool"})
+    return rows
 
 
 def _ts_case(ct_name, seg_name):
@@ -233,6 +308,7 @@ def run() -> list[dict]:
         rows += _first_proposals(ct, lab, np.array([95.0, 164.3, 154.3]), "TS example 3 mm, liver point")
         ct, lab = _ts_case("example_ct_dicom", "example_seg_dicom.nii.gz")
         rows += _first_proposals(ct, lab, np.array([91.3, 124.0, -776.5]), "TS DICOM 0.98x0.98x2 mm, liver point")
+    parts = os.environ.get("IMAGIO_BENCH_SPEED_ONLY", "")   # "first": the first proposals only
     # 2. multi-probe at 1.5 mm
     cap = []
     wall, peak, mp = _multiprobe(1.5, 45.0, capture=cap)
@@ -258,6 +334,8 @@ def run() -> list[dict]:
         {"name": "multi-probe: check points lacking the margin", "value": g["uncovered_pct"], "unit": "%"},
         {"name": "multi-probe: peak traced memory", "value": peak, "unit": "MiB"},
     ]
+    if "first" in parts:
+        return rows
     rows += _guaranteed_margin()
     rows += _demo()
     rows += _scale()

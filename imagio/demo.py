@@ -76,6 +76,21 @@ def route_vtk_output(path) -> None:
     vtk.vtkOutputWindow.SetInstance(w)
 
 
+def stage_peak_mib(reset: bool = True) -> float | None:
+    """This process's peak resident memory (MiB) since the last reset (Linux: VmHWM of
+    /proc/self/status, reset by writing 5 to /proc/self/clear_refs), so that each demo stage
+    reports its own peak; None where the kernel does not offer it."""
+    try:
+        with open("/proc/self/status") as f:
+            hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        if reset:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        return round(hwm / 1024.0, 1)
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) -> dict:
     """Run the demo into ``out_dir``; returns a JSON-able summary (files, timings, plans)."""
     from . import mrml, phantom
@@ -92,13 +107,17 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     route_vtk_output(out / "imagio.log")
-    timings, files = {}, []
+    timings, files, peaks, cpu = {}, [], {}, {}
+    stage_peak_mib()   # each stage's peak from here on
+    c = time.process_time()
 
     t = time.perf_counter()
     prog(0.0, f"generating the digital phantom at {spacing} mm")
     ph = phantom.generate(spacing=spacing, seed=seed)
     files += phantom.save(ph, out / "phantom")
     timings["phantom"] = time.perf_counter() - t
+    peaks["phantom"] = stage_peak_mib()
+    cpu["phantom"], c = time.process_time() - c, time.process_time()
 
     t = time.perf_counter()
     rules = segment_demo(ph.ct, progress=prog.sub(0.05, 0.35))
@@ -112,6 +131,8 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     rule_based = sorted(rules.labels.values())
     rules = lesion_masks = None            # full-volume masks, in ``labels`` now
     timings["segmentation"] = time.perf_counter() - t
+    peaks["segmentation"] = stage_peak_mib()
+    cpu["segmentation"], c = time.process_time() - c, time.process_time()
     # the CT was just written with the phantom: the same file, copied instead of encoded again
     files.append(Path(shutil.copyfile(out / "phantom" / "ct.nii.gz", out / "ct.nii.gz")))
     files.append(io.write_labels(labels, out / "segmentation.seg.nrrd"))
@@ -156,6 +177,8 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
 
     forget_cached_maps()      # the last target's maps (the ablation's large tumour is another case)
     timings["planning"] = time.perf_counter() - t
+    peaks["planning"] = stage_peak_mib()
+    cpu["planning"], c = time.process_time() - c, time.process_time()
 
     t = time.perf_counter()
     from .planning.ablation.demo import run as ablation_demo
@@ -165,6 +188,8 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     ablation = ablation_demo(ph.ct, labels, kept.pop(), out, scene, progress=prog.sub(0.7, 0.88))
     files += [Path(a["file"]) for a in ablation.values() if "file" in a]
     timings["ablation"] = time.perf_counter() - t
+    peaks["ablation"] = stage_peak_mib()
+    cpu["ablation"], c = time.process_time() - c, time.process_time()
 
     t = time.perf_counter()
     from .planning.bronchoscopy.demo import run as bronch_demo
@@ -173,7 +198,10 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     bronch = bronch_demo(labels, nodules, out, scene, progress=prog.sub(0.88, 0.9))
     files += [Path(b[k]) for b in bronch.values() if isinstance(b, dict) for k in ("file", "picture") if k in b]
     timings["bronchoscopy"] = time.perf_counter() - t
+    peaks["bronchoscopy"] = stage_peak_mib()
+    cpu["bronchoscopy"], c = time.process_time() - c, time.process_time()
 
+    t = time.perf_counter()
     prog(0.9, "writing the Slicer scene and the 3D picture")
     files.append(mrml.save_scene(scene, out / "scene" / "IMAGIO-demo.mrml"))
     if first_name is not None:   # the first plan's own picture (the same view, rendered once)
@@ -191,6 +219,9 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
                        "(camera on the airway centreline)")] if fly else []
         files += build_report(doc, out / "report" / f"report_{name}.pdf", ph.ct, labels, out / f"plan_{name}.png",
                               extra_pictures=extra)
+    timings["scene_and_reports"] = time.perf_counter() - t
+    peaks["scene_and_reports"] = stage_peak_mib()
+    cpu["scene_and_reports"], c = time.process_time() - c, time.process_time()
     prog(1.0, "done")
     summary = {
         "out_dir": str(out), "files": [str(f) for f in files],
@@ -203,6 +234,8 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         "ablation": to_jsonable(ablation),
         "bronchoscopy": to_jsonable(bronch),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "cpu_s": {k: round(v, 2) for k, v in cpu.items()},   # CPU time of all threads per stage
+        "peak_rss_mib": peaks,   # each stage's own peak resident memory (None: not measurable)
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
