@@ -380,10 +380,11 @@ def _largest_component_voxel(mask: np.ndarray):
         return None
     if n == 1:
         big = 1
-    else:   # sizes slab by slab (bincount casts to int64: no whole-volume copy)
+    else:   # sizes 2**20 voxels at a time (bincount casts to int64: no whole-volume copy)
         cnt = np.zeros(n + 1, np.int64)
-        for a in range(0, cc.shape[0], 16):
-            cnt += np.bincount(cc[a:a + 16].ravel(), minlength=n + 1)[:n + 1]
+        flat = cc.reshape(-1)
+        for a in range(0, flat.size, 1 << 20):
+            cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
         big = int(np.argmax(cnt[1:])) + 1
     for k in range(cc.shape[0]):   # the first slice that holds it (no whole-volume comparison)
         hit = np.flatnonzero(cc[k] == big)
