@@ -110,7 +110,17 @@ class DenseTissue:
         self.widen = float(p.needle.widening_mm)
         self.half = 0.5 * float(min(ct.spacing))
         self.diag = float(np.linalg.norm(ct.spacing))
-        reach = p.needle.length_mm + self.widen + 2.0 * self.diag
+        # paths end at the target or, for ablation probes and sarcoma cores, elsewhere in the
+        # target lesion: the box covers the needle's reach from any point of the lesion
+        tv = p.target.value
+        extent = 0.0
+        if tv and tv == p.exempt_value:
+            lo0, hi0 = reach_box(ct, p.target.point_ras, p.needle.length_mm)
+            sub = p.labels.array[lo0[0]:hi0[0], lo0[1]:hi0[1], lo0[2]:hi0[2]] == tv
+            if sub.any():
+                extent = float(np.max(np.linalg.norm(
+                    ct.kji_to_world((np.argwhere(sub)[::7] + lo0).astype(float)) - p.target.point_ras, axis=1)))
+        reach = p.needle.length_mm + extent + self.widen + 2.0 * self.diag + 10.0
         lo, hi = reach_box(ct, p.target.point_ras, reach)
         self.lo = lo
         sl = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -125,7 +135,6 @@ class DenseTissue:
         tk = np.rint(ct.world_to_kji(p.target.point_ras[None])[0]).astype(int) - lo
         tin = bool(np.all((tk >= 0) & (tk < dense.shape)))
         # target lesion: its one-voxel rim (partial volume of a calcified lesion) is the target's
-        tv = p.target.value
         spec = next((s for s in p.structures if s.value == tv), None)
         lesion_value = tv if tv and (tv == p.exempt_value or (spec is not None and spec.role == "target")) else 0
         if lesion_value and dense.any():
@@ -269,6 +278,14 @@ class DenseTissue:
             hit[rest] = np.isfinite(d) & (d - self.half < self.widen)
         out[np.unique(seg[hit])] = True
         return out
+
+    def to_dict(self) -> dict:
+        """What the CT density check found within reach (plan.json ``independent_check``)."""
+        return {"dense_min_hu": self.hu, "cortical_hu": self.cortical, "min_object_voxels": self.min_voxels,
+                "unlabelled_dense_ml": round(self.block_ml, 2),
+                "unlabelled_dense_peak_hu": None if self.block_peak is None else round(self.block_peak),
+                "lung_contrast_like_ml": round(self.soft_ml, 2), "target_exempt_ml": round(self.exempt_ml, 2),
+                "target_clearance_mm": None if self.target_gap is None else round(self.target_gap[0], 2)}
 
     def summary(self) -> list[str]:
         """Warnings (one line each) about the dense tissue within reach: unlabelled blocking

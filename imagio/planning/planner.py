@@ -141,7 +141,10 @@ class Plan:
             "feasible": self.feasible,
             "independent_check": {
                 "method": "imagio.planning.verify: dense sampling (0.25 voxel), exact distances to "
-                          "structure boundary voxels, outer skin and body masks",
+                          "structure boundary voxels, outer skin and body masks, and the CT itself "
+                          "(imagio.planning.density: unlabelled dense tissue kept out)",
+                "ct_density": (self.evaluator._verifier.dense.to_dict()
+                               if self.evaluator._verifier is not None else None),
                 "checked": len(self.checks),
                 "rejected": [{"entry_ras": t.entry_ras[i], "problems": c.problems}
                              for i, c in self.checks.items() if not c.ok][:20],
