@@ -122,47 +122,72 @@ class DenseTissue:
                     ct.kji_to_world((np.argwhere(sub)[::7] + lo0).astype(float)) - p.target.point_ras, axis=1)))
         reach = p.needle.length_mm + extent + self.widen + 2.0 * self.diag + 10.0
         lo, hi = reach_box(ct, p.target.point_ras, reach)
-        self.lo = lo
         sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-        hu = ct.array[sl]
-        dense = hu > self.hu   # the one definition (`problem.threshold_bone`)
-        lab = p.labels.array[sl]
+        hu_box, lab_box = ct.array[sl], p.labels.array[sl]
+        # dense voxels of checked labels in the body, as index lists (a few % of the box)
+        kji = np.stack(np.nonzero(hu_box > self.hu), axis=1)   # the one definition (`problem.threshold_bone`)
+        labv = lab_box[tuple(kji.T)]
         checked = _checked_values(p)
-        dense &= checked[np.minimum(lab, len(checked) - 1)] & (lab < len(checked))
+        ok = checked[np.minimum(labv, len(checked) - 1)] & (labv < len(checked))
         if p.body is not None:
-            dense &= p.body[sl]
+            ok &= p.body[sl][tuple(kji.T)]
+        kji, labv = kji[ok], labv[ok]
         self.exempt_ml = 0.0
-        tk = np.rint(ct.world_to_kji(p.target.point_ras[None])[0]).astype(int) - lo
-        tin = bool(np.all((tk >= 0) & (tk < dense.shape)))
         # target lesion: its one-voxel rim (partial volume of a calcified lesion) is the target's
         spec = next((s for s in p.structures if s.value == tv), None)
         lesion_value = tv if tv and (tv == p.exempt_value or (spec is not None and spec.role == "target")) else 0
-        if lesion_value and dense.any():
+        if lesion_value and len(kji):
             from scipy import ndimage
 
-            rim = ndimage.binary_dilation(lab == lesion_value, np.ones((3, 3, 3), bool))
-            self.exempt_ml += float((dense & rim).sum()) * ct.voxel_volume_ml
-            dense &= ~rim
+            les = np.argwhere(lab_box == lesion_value)
+            if len(les):
+                a, b = np.maximum(les.min(0) - 1, 0), np.minimum(les.max(0) + 2, lab_box.shape)
+                rim = ndimage.binary_dilation(lab_box[a[0]:b[0], a[1]:b[1], a[2]:b[2]] == lesion_value,
+                                              np.ones((3, 3, 3), bool))
+                inr = np.all((kji >= a) & (kji < b), axis=1)
+                inr[inr] = rim[tuple((kji[inr] - a).T)]
+                self.exempt_ml += float(inr.sum()) * ct.voxel_volume_ml
+                kji, labv = kji[~inr], labv[~inr]
+        # the dense voxels' bounding box: every array below lives in it
+        if len(kji):
+            blo, bhi = kji.min(0), kji.max(0) + 1
+        else:
+            blo, bhi = np.zeros(3, int), np.ones(3, int)
+        self.lo = lo + blo
+        shape = tuple(bhi - blo)
+        loc = kji - blo
+        dense = np.zeros(shape, bool)
+        dense[tuple(loc.T)] = True
+        hu = np.asarray(hu_box[blo[0]:bhi[0], blo[1]:bhi[1], blo[2]:bhi[2]])
+        tk = np.rint(ct.world_to_kji(p.target.point_ras[None])[0]).astype(int) - self.lo
+        tin = bool(np.all((tk >= 0) & (tk < shape)))
         vmin = np.pi / 6.0 * float(load_defaults()["vessel_calibre"]["hard_min_diameter_mm"]) ** 3
         min_vox = max(2, int(np.ceil(vmin / (ct.voxel_volume_ml * 1000.0))))
         self.min_voxels = min_vox
         cc, n = cc3d.connected_components(dense, connectivity=26, return_N=True)
-        sizes = np.bincount(cc[dense], minlength=n + 1)
+        comp = cc[tuple(loc.T)]
+        sizes = np.bincount(comp, minlength=n + 1)
         keep = sizes >= min_vox
         keep[0] = False
         if tin and cc[tuple(tk)] and keep[cc[tuple(tk)]]:   # the target point lies in dense tissue
             c = int(cc[tuple(tk)])
             self.exempt_ml += float(sizes[c]) * ct.voxel_volume_ml
             keep[c] = False
-        obj = keep[cc]
+        obj = keep[comp]
         lung_vals = [v for v, nm in p.labels.labels.items()
                      if nm in LUNG_PARENCHYMA or nm.startswith(LUNG_CONTENTS)]
-        in_lung = np.isin(lab, lung_vals) if lung_vals else np.zeros(lab.shape, bool)
-        self.block = obj & (~in_lung | (hu >= self.cortical))
-        self.soft = obj & ~self.block            # contrast-like tissue inside the lungs: warned
-        self.block_ml = float(self.block.sum()) * ct.voxel_volume_ml
-        self.soft_ml = float(self.soft.sum()) * ct.voxel_volume_ml
-        self.block_peak = float(hu[self.block].max()) if self.block.any() else None
+        in_lung = np.isin(labv, lung_vals)
+        vhu = hu[tuple(loc.T)]
+        blk = obj & (~in_lung | (vhu >= self.cortical))
+        soft = obj & ~blk                        # contrast-like tissue inside the lungs: warned
+        self.block = np.zeros(shape, bool)
+        self.block[tuple(loc[blk].T)] = True
+        self.soft = np.zeros(shape, bool)
+        self.soft[tuple(loc[soft].T)] = True
+        self.block_ml = float(blk.sum()) * ct.voxel_volume_ml
+        self.soft_ml = float(soft.sum()) * ct.voxel_volume_ml
+        self.block_peak = float(vhu[blk].max()) if blk.any() else None
+        lo = self.lo
         self._hu = hu
         # the tree holds the blocking voxels with a face neighbour outside them (the nearest
         # blocking voxel of a point outside is one of those); samples inside are found by lookup
