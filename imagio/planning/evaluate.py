@@ -90,6 +90,10 @@ def violation_details(problem: PlanningProblem, t: ScoreTable, i: int) -> list[s
     if bits & BIT["verification"]:
         out.append("verification: the independent re-check of this path failed (plan.json "
                    "'independent_check')")
+    if bits & BIT["dense_tissue"]:
+        out.append("dense_tissue: the path crosses, or passes closer than the needle radius + placement "
+                   "uncertainty to, unlabelled dense tissue on the CT (bone, calcification, contrast-filled vessel "
+                   "or metal that the label map misses; plan.json 'warnings')")
     if bits & BIT["emphysema"]:
         out.append(f"emphysema: {t.emphysema_pct[i]:.0f}% of the lung path < {c.emphysema_hu:.0f} HU")
     return out
@@ -125,9 +129,11 @@ class Evaluator:
                 from .verify import Verifier
 
                 self._verifier = Verifier(p)
-            m.check_problems = list(self._verifier.verify(e[0], tgt).problems)
+            v = self._verifier.verify(e[0], tgt)
+            m.check_problems = list(v.problems)
             m.feasible = not m.check_problems
-            m.details = m.details + [f"independent check: {x}" for x in m.check_problems]
+            m.details = m.details + [f"independent check: {x}" for x in m.check_problems] + [
+                f"warning: {x}" for x in v.notes]
         return m
 
     def metrics(self, t: ScoreTable, i: int, samples=None) -> PathMetrics:

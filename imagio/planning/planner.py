@@ -23,7 +23,7 @@ from ..jsonable import to_jsonable
 from .evaluate import Evaluator, PathMetrics, violation_details
 from .problem import PlanningProblem, load_defaults
 from .proposals import propose
-from .scoring import ScoreTable, score_paths
+from .scoring import BIT, ScoreTable, score_paths
 
 
 class NoFeasiblePath(ImagioError):
@@ -79,6 +79,9 @@ class Plan:
         w += absent_structure_warnings(p, self.maps)
         lim = load_defaults()["warnings"]
         w += position_warnings(p, self.positions)
+        ver = self.evaluator._verifier
+        if ver is not None and ver._dense is not None:
+            w += ver.dense.summary()
         if not self.feasible:
             nm = self.report.get("best_near_miss") or {}
             w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: "
@@ -91,6 +94,8 @@ class Plan:
             if m.aerated_lung_mm > lim["long_lung_traversal_mm"]:
                 w.append(f"proposal {n}: {m.aerated_lung_mm:.0f} mm of aerated lung crossed "
                          f"(> {lim['long_lung_traversal_mm']:g} mm: higher pneumothorax risk)")
+            chk = self.checks.get(self.ranked[n - 1]) if n - 1 < len(self.ranked) else None
+            w += [f"proposal {n}: {x}" for x in (chk.notes if chk is not None else [])]
             if m.length_mm > lim["needle_reserve_fraction"] * p.needle.length_mm:
                 w.append(f"proposal {n}: path {m.length_mm:.0f} mm uses more than "
                          f"{100 * lim['needle_reserve_fraction']:.0f}% of the {p.needle.length_mm:.0f} mm needle")
@@ -110,9 +115,13 @@ class Plan:
         if not self.feasible and len(t):
             nv = np.array([bin(int(v)).count("1") for v in t.violations])
             best = int(np.lexsort((t.score, nv))[0])
+            details = violation_details(self.problem, t, best)
+            ver = self.evaluator._verifier
+            if ver is not None and t.violations[best] & (BIT["verification"] | BIT["dense_tissue"]):
+                details += [f"independent check: {x}" for x in
+                            ver.verify(t.entry_ras[best], t.target_ras[best]).problems]
             out["best_near_miss"] = {"entry_ras": np.round(t.entry_ras[best], 1).tolist(),
-                                     "violations": t.violated(best),
-                                     "details": violation_details(self.problem, t, best)}
+                                     "violations": t.violated(best), "details": details}
         return to_jsonable(out)
 
     def to_dict(self) -> dict:
@@ -132,7 +141,10 @@ class Plan:
             "feasible": self.feasible,
             "independent_check": {
                 "method": "imagio.planning.verify: dense sampling (0.25 voxel), exact distances to "
-                          "structure boundary voxels, outer skin and body masks",
+                          "structure boundary voxels, outer skin and body masks, and the CT itself "
+                          "(imagio.planning.density: unlabelled dense tissue kept out)",
+                "ct_density": (self.evaluator._verifier.dense.to_dict()
+                               if self.evaluator._verifier is not None else None),
                 "checked": len(self.checks),
                 "rejected": [{"entry_ras": t.entry_ras[i], "problems": c.problems}
                              for i, c in self.checks.items() if not c.ok][:20],
@@ -280,6 +292,22 @@ def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, sepa
 PARETO_SHOWN = 50
 
 
+def screen_dense_tissue(problem: PlanningProblem, table: ScoreTable, verifier) -> int:
+    """Give the ``dense_tissue`` violation to every candidate that otherwise meets all rules
+    (the table-side rule excepted: other patient positions) and whose path surely fails the
+    verifier's CT density check (`density.DenseTissue.screen`, all paths at once, on a subset of
+    the verifier's own samples). Returns how many were marked."""
+    from .verify import STEP_VOXELS
+
+    todo = np.flatnonzero((table.violations & ~np.int32(BIT["table_side"])) == 0)
+    if len(todo) == 0:
+        return 0
+    step = STEP_VOXELS * float(min(problem.ct.spacing))
+    hit = verifier.dense.screen(table.entry_ras[todo], table.target_ras[todo], step)
+    table.violations[todo[hit]] |= np.int32(BIT["dense_tissue"])
+    return int(hit.sum())
+
+
 def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: bool = False,
          maps: PlanningMaps | None = None) -> Plan:
     """Plan needle paths for ``problem``: up to ``k`` diverse ranked proposals (see module doc)."""
@@ -299,6 +327,7 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     from .verify import Verifier
 
     ver = Verifier(problem)
+    screen_dense_tissue(problem, table, ver)
     ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
                                                 verifier=ver)
     positions = position_alternatives(problem, table, ver, checks)

@@ -526,16 +526,23 @@ def body_mask(ct: Volume, labels: Volume | None = None, hu: float = -400.0) -> n
     return outer_skin(ct, labels, air_hu=hu).body
 
 
-def threshold_bone(ct: Volume, hu: float = 250.0) -> np.ndarray:
-    """Fallback bone mask: CT > ``hu`` HU (for cases without organ labels; not a segmenter)."""
+def threshold_bone(ct: Volume, hu: float | None = None) -> np.ndarray:
+    """Fallback bone mask: CT > ``hu`` HU (default: `density.dense_min_hu`, the one definition
+    of dense tissue, planning_defaults ``ct_density``; for cases without organ labels, not a
+    segmenter)."""
+    if hu is None:
+        from .density import dense_min_hu
+
+        hu = dense_min_hu()
     return ct.array > hu
 
 
 def fallback_label_map(ct: Volume, lesion: np.ndarray | None = None,
-                       lesion_name: str = "lung_nodule", bone_hu: float = 250.0) -> Volume:
+                       lesion_name: str = "lung_nodule", bone_hu: float | None = None) -> Volume:
     """FALLBACK for cases without organ labels (not a segmenter): body (CT > -400 HU, largest
     component, filled), bone (CT > ``bone_hu`` HU inside the body, role forbidden) and an
-    optional lesion mask (role target). Lungs are then found from HU by the planner."""
+    optional lesion mask (role target). Lungs are then found from HU by the planner.
+    ``bone_hu`` default: `threshold_bone`'s."""
     body = body_mask(ct)
     lab = np.zeros(ct.shape, np.uint8)
     lab[body] = 1

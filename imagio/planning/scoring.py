@@ -20,7 +20,7 @@ from .problem import PlanningProblem, load_defaults
 
 VIOLATIONS = ("reach", "table_side", "entry_region", "skin_angle", "craniocaudal", "forbidden",
               "clearance", "liver_parenchyma", "pleural_crossings", "fissure", "emphysema",
-              "leaves_body", "verification")   # leaves_body: air around the patient crossed   # verification: the independent re-check (`verify`) disagreed
+              "leaves_body", "verification", "dense_tissue")   # leaves_body: air around the patient crossed   # verification: the independent re-check (`verify`) disagreed   # dense_tissue: unlabelled bone/contrast/metal on the CT (`density`)
 BIT = {name: 1 << i for i, name in enumerate(VIOLATIONS)}
 ANGLE_TOL_DEG = 0.01
 

@@ -15,7 +15,10 @@ convention as the distance maps). Checked for every path:
   from every sample, inside the target's organ too;
 - at least ``min_liver_parenchyma_mm`` of liver before a liver lesion (when that rule applies);
 - pleural crossings within the limit and no fissure crossed (when forbidden), counted on the
-  dense label samples (lobes and lung contents) rather than on the scorer's closed lung mask.
+  dense label samples (lobes and lung contents) rather than on the scorer's closed lung mask;
+- the CT itself (`density.DenseTissue`): no unlabelled dense tissue (bone, calcification,
+  contrast-filled vessel, metal: > 250 HU that no structure covers) crossed or within the
+  needle radius + placement uncertainty; contrast-like tissue crossed inside the lungs is a note.
 
 Positions RAS mm; lengths mm.
 """
@@ -39,9 +42,10 @@ class Verification:
     problems: list = field(default_factory=list)
     min_slack_mm: float = float("inf")     # min over structures of clearance - margin - widening
     binding: str | None = None             # structure giving min_slack_mm
+    notes: list = field(default_factory=list)   # doubts that do not reject the path (warnings)
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "problems": list(self.problems),
+        return {"ok": self.ok, "problems": list(self.problems), "notes": list(self.notes),
                 "min_slack_mm": None if not np.isfinite(self.min_slack_mm) else round(float(self.min_slack_mm), 3),
                 "binding": self.binding}
 
@@ -63,6 +67,16 @@ class Verifier:
             if s.role == "forbidden" and s.value != ex and s.value < len(self.forbidden):
                 self.forbidden[s.value] = True
         self._trees = None
+        self._dense = None
+
+    @property
+    def dense(self):
+        """`density.DenseTissue` of this problem (built on first use)."""
+        if self._dense is None:
+            from .density import DenseTissue
+
+            self._dense = DenseTissue(self.p)
+        return self._dense
 
     def _build(self):
         """cKDTree of the boundary voxel centres (RAS) of each hard structure within needle reach."""
@@ -169,7 +183,9 @@ class Verifier:
             if mm + 1e-6 < c.min_liver_parenchyma_mm - step:
                 problems.append(f"{mm:.1f} mm of liver before the lesion < {c.min_liver_parenchyma_mm:g} mm")
         problems += self._lung_checks(lab, diag / step)
-        return Verification(not problems, problems, best, binding)
+        dense, notes = self.dense.check(pts, e)
+        problems += dense
+        return Verification(not problems, problems, best, binding, notes)
 
     def _lung_checks(self, lab: np.ndarray, min_run: float) -> list[str]:
         """Pleural and fissure crossings counted on the dense label samples ``lab`` (entry

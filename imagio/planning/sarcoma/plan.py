@@ -19,6 +19,7 @@ import numpy as np
 from ...errors import InputError
 from ...jsonable import to_jsonable
 from ...volume import Volume
+from ..density import dense_min_hu
 from ..planner import Plan, plan
 from ..problem import Constraints, Needle, PlanningProblem, Target
 from . import incision as inc
@@ -404,7 +405,7 @@ def _incision_failure(result: Plan, curve: np.ndarray, tol: float) -> str:
             f"over it or raise --incision-tolerance (e.g. --incision-tolerance {int(np.ceil(d[j])) + 1})")
 
 
-BONE_HU = 250.0   # the planner's fallback bone threshold (`problem.threshold_bone`)
+BONE_HU = dense_min_hu()   # the one definition of dense tissue (`density`), the planner's fallback bone threshold
 
 
 def _bone_from_ct(ct: Volume, labels: Volume, tumour: np.ndarray, keep_values=(), min_ml: float = 0.1):

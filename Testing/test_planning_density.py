@@ -1,0 +1,154 @@
+"""The planner must not trust the label map: a rib the segmentation missed is still bone on the CT.
+
+Each test erases bone from the label map but keeps the CT, plans, and checks the proposals read
+back from plan.json with its own sampling (nearest voxel every 0.2 voxel along entry -> target):
+no proposal crosses the CT above cortical-bone density, nor a voxel of the erased bone, and the
+plan says that the label map misses dense tissue. The old planner (before the CT density check)
+sent 2 of the 5 proposals to the phantom's first lung nodule through an unlabelled rib (this
+file fails on it), and on the
+chest CTA's left hemithorax crop 4 of 5 proposals crossed a rib with no warning (new-user trial 6).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from imagio.planning import PlanningProblem, plan
+
+phantom = pytest.importorskip("imagio.phantom")
+
+CORTICAL_HU = 700.0   # cortical bone is about +700 to +1900 HU (the phantom's cortex: 900 HU)
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom.generate(spacing=3.0, seed=0)
+
+
+def _erase(lab, prefixes=("rib_", "costal", "sternum")):
+    """The label map with the structures named ``prefixes*`` set to 0 (unlabelled); their mask."""
+    vals = [v for v, n in lab.labels.items() if n.startswith(prefixes)]
+    gone = np.isin(lab.array, vals)
+    arr = np.where(gone, 0, lab.array).astype(lab.array.dtype)
+    return lab.with_array(arr, labels={v: n for v, n in lab.labels.items() if v not in vals}), gone
+
+
+def _along(vol, arr, entry, target, step_vox=0.2):
+    """``arr`` (on ``vol``'s grid) at the nearest voxel every ``step_vox`` of the smallest voxel
+    side along entry -> target, and the distance of each sample from the entry (mm)."""
+    e, t = np.asarray(entry, float), np.asarray(target, float)
+    length = float(np.linalg.norm(t - e))
+    n = int(np.ceil(length / (step_vox * float(min(vol.spacing))))) + 1
+    f = np.linspace(0.0, 1.0, n)
+    kji = np.rint(vol.world_to_kji(e + f[:, None] * (t - e))).astype(int)
+    kji = np.clip(kji, 0, np.array(vol.shape) - 1)
+    return arr[tuple(kji.T)], f * length
+
+
+def _check(ct, bone, doc, entry_skip_mm):
+    """Proposals of ``doc`` (plan.json): none crosses CT > CORTICAL_HU or a voxel of ``bone``
+    beyond the entry's first ``entry_skip_mm`` (skin partial volume)."""
+    for p in doc["proposals"]:
+        hu, s = _along(ct, ct.array, p["entry_ras"], p["target_ras"])
+        on_bone, _ = _along(ct, bone, p["entry_ras"], p["target_ras"])
+        deep = s > entry_skip_mm
+        assert hu[deep].max() <= CORTICAL_HU, (p["entry_ras"], float(hu[deep].max()))
+        assert not on_bone[deep].any(), (p["entry_ras"], "crosses the erased bone")
+
+
+def _plan_doc(ct, lab, target, tmp_path, name):
+    prob = PlanningProblem.build(ct, lab, target)
+    result = plan(prob)
+    path = result.write_json(tmp_path / f"{name}.json")
+    return result, json.loads(path.read_text())
+
+
+def _target(ph, name):
+    les = next(l for l in ph.lesions if l.name == name)
+    return les.name if les.name in ph.labels.labels.values() else les.center_ras
+
+
+@pytest.mark.parametrize("lesion", ["lung_nodule_1", "liver_tumor_2"])
+def test_unlabelled_ribs_are_kept_out_and_said(ph, tmp_path, lesion):
+    """Ribs, costal cartilages and sternum erased from the phantom's labels, the CT unchanged:
+    the proposals to a lung nodule and a liver tumour (before this check 2 and 1 of their 5
+    proposals crossed an unlabelled rib) cross no rib and no CT voxel above cortical density;
+    the next-best paths are proposed; the plan names the unlabelled dense tissue."""
+    lab, bone = _erase(ph.labels)
+    result, doc = _plan_doc(ph.ct, lab, _target(ph, lesion), tmp_path, lesion)
+    assert result.feasible, result.report   # next-best paths between the ribs remain
+    _check(ph.ct, bone, doc, float(np.linalg.norm(ph.ct.spacing)))
+    assert any("unlabelled dense tissue" in w for w in doc["warnings"]), doc["warnings"]
+    assert doc["report"]["excluded_by"]["dense_tissue"]["violating"] > 0
+    assert len(doc["proposals"]) == 5
+
+
+def test_unlabelled_ribs_on_an_oblique_flipped_anisotropic_grid(ph, tmp_path):
+    """The same erased map and CT resampled onto a grid rotated 20 degrees about an oblique axis,
+    2.5 x 3.0 x 3.5 mm, then flipped on two axes: the proposals still avoid every CT voxel above
+    cortical density and the erased ribs (checked on the resampled arrays) for the lung nodule
+    whose proposals crossed a rib before this check."""
+    from test_planning_safety import _flip, _rotation, _sitk_resample
+
+    lab, _ = _erase(ph.labels)
+    r = _rotation((1.0, 2.0, 3.0), 20.0)
+    ct = _flip(_sitk_resample(ph.ct, (2.5, 3.0, 3.5), r, -1024, False))
+    lb = _flip(_sitk_resample(lab, (2.5, 3.0, 3.5), r, 0, True))
+    truth = _flip(_sitk_resample(ph.labels, (2.5, 3.0, 3.5), r, 0, True))
+    bone = np.isin(truth.array, [v for v, n in ph.labels.labels.items() if n.startswith(("rib_", "costal", "sternum"))])
+    result, doc = _plan_doc(ct, lb, _target(ph, "lung_nodule_1"), tmp_path, "oblique")
+    assert result.feasible, result.report
+    _check(ct, bone, doc, float(np.linalg.norm(ct.spacing)))
+    assert any("unlabelled dense tissue" in w for w in doc["warnings"])
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_chest_cta_left_hemithorax_crop_no_path_through_a_missed_rib(shared_data, tmp_path):
+    """New-user trial 6: the chest CTA cropped to the left hemithorax (R < -13.8 mm), the
+    project's own segmentation (which misses lateral ribs there), target -103.8,134.2,721.7 (a
+    point 2.3 mm from a rib's inner cortex): the plan is refused (exit 2) with a line naming the
+    unlabelled dense tissue, instead of 4 of 5 proposals through the rib. 10 mm deeper in the lung
+    the plan is feasible and no proposal crosses the bone that the uncropped scan's segmentation
+    labels (the truth here: the same segmenter on the whole field of view keeps those ribs)."""
+    from test_bones_crop import _hemithorax, _r_of_index
+
+    from imagio import io
+    from imagio.cli import main
+    from imagio.segmentation.common import anatomical_axes, crop_slices
+    from imagio.segmentation.rules import segment
+
+    full = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    lr = anatomical_axes(full)["R"][0]
+    sl = _hemithorax(full, lr, _r_of_index(full, lr), _r_of_index(full, lr) < -13.8)
+    ct = crop_slices(full, sl)
+    seg = segment(ct)
+    ref = segment(full)
+    bone_vals = [v for v, n in ref.labels.items() if n in ("ribs", "bone", "vertebrae", "costal_cartilages")]
+    truth = np.isin(ref.array[sl], bone_vals)
+    # the trial's target: refused with one line naming the dense tissue
+    ctp, labp = tmp_path / "ct.nii.gz", tmp_path / "lab.seg.nrrd"
+    io.write_image(ct, ctp)
+    io.write_labels(seg, labp)
+    rc = main(["plan", str(ctp), "--labels", str(labp), "--target=-103.8,134.2,721.7", "--out",
+               str(tmp_path / "p1"), "--no-png", "--no-scene", "--quiet"])
+    doc = json.loads((tmp_path / "p1" / "plan.json").read_text())
+    if rc == 0:
+        _check_truth(ct, truth, doc)
+    else:
+        assert rc == 2 and not doc["proposals"]
+        assert any("unlabelled dense tissue" in w for w in doc["warnings"]), doc["warnings"]
+    # 10 mm deeper: feasible, through the intercostal spaces
+    result, doc = _plan_doc(ct, seg, np.array([-93.8, 134.2, 721.7]), tmp_path, "deeper")
+    assert result.feasible, result.report
+    _check_truth(ct, truth, doc)
+
+
+def _check_truth(ct, truth, doc):
+    skip = float(np.linalg.norm(ct.spacing))
+    for p in doc["proposals"]:
+        on, s = _along(ct, truth, p["entry_ras"], p["target_ras"])
+        assert not on[s > skip].any(), (p["entry_ras"], "crosses bone of the uncropped segmentation")
