@@ -111,6 +111,26 @@ def test_output_that_is_an_input_is_refused_even_with_force(tmp_path, ct_file, c
     assert io.read_labels(out).labels == {1: "body"}
 
 
+@pytest.mark.parametrize("argv", [
+    ["segment", "{ct}", "--structures", "body", "--out", "{d}/seg_left"],
+    ["lesion", "{ct}", "--point", "55,10,-72", "--out", "{d}/lesion"],
+    ["vessels", "{ct}", "--organ", "{d}/organ.nii.gz", "--organ-labels", "liver", "--out", "{d}/v.nii.gz",
+     "--diameter-out", "{d}/diam"],
+])
+def test_image_output_without_suffix_is_one_line_before_any_work(tmp_path, ct_file, capsys, argv):
+    """An --out with no image suffix used to end, after the whole segmentation, in SimpleITK's
+    'Unable to determine ImageIO writer' traceback: now one line naming the flag, exit 2, nothing written."""
+    lab = io.read_image(ct_file).with_array(np.zeros(io.read_image(ct_file).shape, np.uint8), labels={1: "liver"})
+    lab.array[10:20, 30:40, 40:50] = 1
+    io.write_labels(lab, tmp_path / "organ.nii.gz")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main([a.format(ct=ct_file, d=tmp_path) for a in argv] + ["--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "no image file suffix" in err[0] and ".seg.nrrd" in err[0] and "Traceback" not in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_writes_are_atomic_and_never_touch_a_protected_input(tmp_path, ct_file):
     target = tmp_path / "out.nii.gz"
     target.write_text("previous")

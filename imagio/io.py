@@ -307,13 +307,26 @@ def _dicom_meta(img) -> dict:
     return {k: img.GetMetaData(t).strip() for k, t in DICOM_TAGS.items() if img.HasMetaDataKey(t)}
 
 
+def require_image_output(path, flag: str = "--out") -> Path:
+    """Refuse (InputError, one line) an image output whose name has no image suffix
+    (``.seg.nrrd`` or one of ``IMAGE_SUFFIXES``): the writer picks the format from it. Commands
+    call this before any work; :func:`write_image` calls it again."""
+    path = Path(path)
+    if _suffix(path) not in (".seg.nrrd",) + IMAGE_SUFFIXES:
+        stem = path.name or "out"
+        raise InputError(f"{flag} {path}: no image file suffix; name the output e.g. {stem}.seg.nrrd "
+                         f"(Slicer segmentation) or {stem}.nii.gz")
+    return path
+
+
 def write_image(vol: Volume, path) -> Path:
     """Write a Volume (CT or label map) to NIfTI/NRRD/MetaImage; creates parent folders.
 
     Written to a temporary name and renamed (``imagio.outputs.atomic_path``): never a
-    half-written file, never over an input of the running command."""
+    half-written file, never over an input of the running command. Raises InputError when
+    ``path`` has no image suffix (:func:`require_image_output`)."""
     sitk = _sitk()
-    path = Path(path)
+    path = require_image_output(path, "output")
     with atomic_path(path) as tmp:
         sitk.WriteImage(volume_to_sitk(vol), str(tmp), useCompression=True)
     return path

@@ -24,7 +24,7 @@ def cmd_segment(args) -> int:
     from .. import io
     from .rules import segment
 
-    out = Path(args.out)
+    out = io.require_image_output(args.out)
     check_outputs([out], [args.ct], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     seg = segment(ct, args.structures.split(","), progress=printer(args.quiet))
@@ -50,7 +50,7 @@ def cmd_lesion(args) -> int:
     from .lesion import segment_lesion
 
     point = parse_point(args.point, args.lps, "--point")
-    out = Path(args.out)
+    out = io.require_image_output(args.out)
     check_outputs([out], [args.ct, args.organ] if args.organ else [args.ct], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     organ, lab = None, None
@@ -75,7 +75,9 @@ def cmd_vessels(args) -> int:
     from .. import io
     from .vessels import vessel_mask
 
-    out = Path(args.out)
+    out = io.require_image_output(args.out)
+    if args.diameter_out:
+        io.require_image_output(args.diameter_out, "--diameter-out")
     check_outputs([out], [args.ct, args.organ], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     lab = io.read_labels(Path(args.organ))

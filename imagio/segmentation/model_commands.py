@@ -85,7 +85,7 @@ def segment_with_model(args) -> int:
     from .. import io
     from . import models
 
-    out = Path(args.out)
+    out = io.require_image_output(args.out)
     check_outputs([out], [args.ct], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     folds = [f.strip() for f in args.folds.split(",")] if args.folds else None
