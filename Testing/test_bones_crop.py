@@ -65,8 +65,9 @@ def test_lateral_bone_survives_left_hemithorax_crop(shared_data):
 
 
 @pytest.mark.xfail(strict=True, reason="open defect: half z and the small FOV cut 3 thin rib "
-                   "segments each (3.6 and 3.2 mL; main: 3.6 and 6.7 mL) from their dense part; their cortex is "
-                   "below the pool's band even at 1.5 mm (max 422-696 HU): HU alone cannot tell them from contrast")
+                   "segments each (3.6 and 3.2 mL; main: 3.6 and 6.7 mL) from their dense part; "
+                   "their cortex is below the pool's band even at 1.5 mm (max 422-696 HU): HU "
+                   "alone cannot tell them from contrast")
 def test_whole_ribs_survive_z_and_small_fov_crops(shared_data):
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     lr = anatomical_axes(ct)["R"][0]

@@ -4,10 +4,11 @@ other bone where the anatomy allows it.
 Hysteresis threshold: voxels above ``low_hu`` connected to cortical-bone seeds above
 ``seed_hu``. ``low_hu`` is raised above the enhanced soft tissue of the scan (contrast liver,
 kidneys, aorta: `enhanced_tissue_level`); in a CT angiography the blood pool (a histogram peak
-at 250-700 HU, `contrast_blood_band`) and its rim are removed first, and cortex seeds are also read on the native image against the
-pool's band there (`native_cortex_seeds`: a thin rib's cortex blurs into the band at 3 mm). Marrow: cavities enclosed
-by the bone in two of the three orthogonal planes (any density: fatty marrow; the spinal canal is
-open along S-I), bone-like 2-D holes per axial slice and 3-D voids (not CSF in the spinal canal).
+at 250-700 HU, `contrast_blood_band`) and its rim are removed first, and cortex seeds are also
+read on the native image against the pool's band there (`native_cortex_seeds`: a thin rib's
+cortex blurs into the band at 3 mm). Marrow: cavities enclosed by the bone in two of the three
+orthogonal planes (any density: fatty marrow; the spinal canal is open along S-I), bone-like
+2-D holes per axial slice and 3-D voids (not CSF in the spinal canal).
 `costal_cartilage`: tissue denser than the scan's soft tissue attached to a rib (non-contrast
 scans only; a warning otherwise).
 
@@ -237,8 +238,9 @@ def native_cortex_seeds(raw: np.ndarray, a: np.ndarray, body: np.ndarray | None,
 
     Why: cortical bone (1.92 g/cm3, well above 1,000 HU at full volume; Schneider, Bortfeld,
     Schlegel, Phys Med Biol 2000;45:459-478) is denser than any arterial-phase blood pool
-    (250-500 HU; Bae, Radiology 2010), but a rib's cortex is 0.5-2 mm thick (Hostetler, Comput Biol Med 2019) and partial volume at 3 mm lowers it into the pool's
-    band (Prevrhal, Phys Med Biol 1999). At the common resolution a rib then holds too few
+    (250-500 HU; Bae, Radiology 2010), but a rib's cortex is 0.5-2 mm thick (Hostetler, Comput
+    Biol Med 2019) and partial volume at 3 mm lowers it into the pool's band (Prevrhal, Phys Med
+    Biol 1999). At the common resolution a rib then holds too few
     voxels above the band to be told from a contrast vessel, and it stays bone only through its
     connection to the spine (costovertebral joints), which a field of view can cut (new-user
     trial 6: the left hemithorax crop of the chest CTA lost ~20 mL of ribs). At the scanner's own
