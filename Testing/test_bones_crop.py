@@ -1,14 +1,23 @@
 """Bone on a cut field of view: every bone the uncropped chest CTA shows lateral to the lungs'
 midline stays bone in a crop. A crop changes the HU histogram the contrast rules read (a
-hemithorax holds only the venae cavae and right atrium of the blood pool); a rule that then
-drops the ribs leaves them unlabelled, and the needle planner routes through them (new-user
-trial 5: 57 mL of lateral ribs lost on the right hemithorax, R > 25 mm, all three proposals
-through a rib).
+hemithorax holds only the venae cavae and right atrium of the blood pool) and cuts the ribs from
+the spine; a rule that then drops the ribs leaves them unlabelled, and the needle planner routes
+through them (new-user trial 5: 57 mL of lateral ribs lost on the right hemithorax, R > 25 mm,
+all three proposals through a rib; trial 6: 13 mL of whole lateral ribs lost on the left
+hemithorax, R < -13.8 mm, 4 of 5 paths through a rib).
+
+Cause of trial 6: on a CT angiography a bone component needs voxels denser than the blood pool's
+band (585 HU here) at the common 3 mm resolution; a thin rib's cortex blurs below it, so a rib
+was bone only through its joint with the spine, which the crop cut. Fix: cortex seeds are also
+read on the native image, against the pool's band on that image (`bones.native_cortex_seeds`).
 
 Measured share of the uncropped lateral bone (|R| > 60 mm, 5 voxels away from the cut faces) kept
-in each crop: right half 0.979, left half 0.908, half z 0.967, small FOV 0.911, right hemithorax
-R > 25 mm 1.000; the reverted seg4 rules gave 0.765 on the last. Bound 0.88: the left-half and
-small-FOV losses (9 %) are not yet explained (open)."""
+in each crop, main before -> with the fix: right half 0.979 -> 0.979, left half 0.908 -> 0.908,
+half z 0.967 -> 0.969, small FOV 0.911 -> 0.936, right hemithorax R > 25 mm 1.000 -> 1.000,
+left hemithorax R < -13.8 mm 0.835 -> 0.895 (the reverted seg4 rules gave 0.765 on the right
+hemithorax). What is still lost is mostly a one-voxel rim: the crop's enhanced-tissue level
+(`bones.enhanced_tissue_level`, a 95th percentile of the view's deep soft tissue) rises when the
+spleen fills more of the view (158 -> 180 HU), and so do the bone and rim thresholds."""
 
 import numpy as np
 import pytest
@@ -16,7 +25,7 @@ import pytest
 from imagio import io
 from imagio.segmentation.body import body_mask
 from imagio.segmentation.bones import bone_mask
-from imagio.segmentation.common import anatomical_axes, crop_slices, field_of_view_crops
+from imagio.segmentation.common import anatomical_axes, components, crop_slices, field_of_view_crops
 
 pytestmark = pytest.mark.data
 
@@ -45,16 +54,29 @@ def test_lateral_bone_survives_every_crop(shared_data):
     _check_crops(ct, lr, r, crops)
 
 
-@pytest.mark.xfail(strict=True, reason="open defect (new-user trial 6): the left hemithorax (R < -13.8 mm) "
-                   "keeps 0.838 of the lateral bone; a plan on it crossed a rib. Cause not yet found")
 def test_lateral_bone_survives_left_hemithorax_crop(shared_data):
+    """Trial 6's crop: the share kept, and no lateral bone piece of the uncropped result (a rib
+    segment, >= 0.5 mL) loses half its voxels (main: three whole ribs, 13.4 mL, lost)."""
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     lr = anatomical_axes(ct)["R"][0]
     r = _r_of_index(ct, lr)
-    _check_crops(ct, lr, r, {"left_hemithorax_R_lt_-13.8mm": _hemithorax(ct, lr, r, r < -13.8)})
+    _check_crops(ct, lr, r, {"left_hemithorax_R_lt_-13.8mm": _hemithorax(ct, lr, r, r < -13.8)},
+                 whole_pieces=True)
 
 
-def _check_crops(ct, lr, r, crops):
+@pytest.mark.xfail(strict=True, reason="open defect: half z and the small FOV cut 3 thin rib "
+                   "segments each (3.6 and 3.2 mL; main: 3.6 and 6.7 mL) from their dense part; "
+                   "their cortex is below the pool's band even at 1.5 mm (max 422-696 HU): HU "
+                   "alone cannot tell them from contrast")
+def test_whole_ribs_survive_z_and_small_fov_crops(shared_data):
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    lr = anatomical_axes(ct)["R"][0]
+    r = _r_of_index(ct, lr)
+    crops = field_of_view_crops(ct)
+    _check_crops(ct, lr, r, {k: crops[k] for k in ("half_z", "small_fov")}, whole_pieces=True)
+
+
+def _check_crops(ct, lr, r, crops, whole_pieces=False):
     ref = bone_mask(ct, body_mask(ct))
     shape = [1, 1, 1]
     shape[lr] = -1
@@ -69,4 +91,11 @@ def _check_crops(ct, lr, r, crops):
         want &= inner
         kept = (got & want).sum() / max(int(want.sum()), 1)
         assert want.sum() * ct.voxel_volume_ml > 20.0, name
-        assert kept >= 0.88, (name, round(float(kept), 3), round(float(want.sum() * ct.voxel_volume_ml), 1))
+        assert kept >= 0.89, (name, round(float(kept), 3), round(float(want.sum() * ct.voxel_volume_ml), 1))
+        if whole_pieces:
+            lab, n, counts = components(want, connectivity=26)
+            piece = counts * ct.voxel_volume_ml >= 0.5
+            piece[0] = False
+            share = np.bincount(lab[got], minlength=n + 1)[piece] / counts[piece]
+            lost = counts[piece][share < 0.5] * ct.voxel_volume_ml
+            assert lost.size == 0, (name, "whole pieces lost (mL)", np.round(lost, 2).tolist())

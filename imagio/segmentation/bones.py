@@ -4,9 +4,11 @@ other bone where the anatomy allows it.
 Hysteresis threshold: voxels above ``low_hu`` connected to cortical-bone seeds above
 ``seed_hu``. ``low_hu`` is raised above the enhanced soft tissue of the scan (contrast liver,
 kidneys, aorta: `enhanced_tissue_level`); in a CT angiography the blood pool (a histogram peak
-at 250-700 HU, `contrast_blood_band`) and its rim are removed first. Marrow: cavities enclosed
-by the bone in two of the three orthogonal planes (any density: fatty marrow; the spinal canal is
-open along S-I), bone-like 2-D holes per axial slice and 3-D voids (not CSF in the spinal canal).
+at 250-700 HU, `contrast_blood_band`) and its rim are removed first, and cortex seeds are also
+read on the native image against the pool's band there (`native_cortex_seeds`: a thin rib's
+cortex blurs into the band at 3 mm). Marrow: cavities enclosed by the bone in two of the three
+orthogonal planes (any density: fatty marrow; the spinal canal is open along S-I), bone-like
+2-D holes per axial slice and 3-D voids (not CSF in the spinal canal).
 `costal_cartilage`: tissue denser than the scan's soft tissue attached to a rib (non-contrast
 scans only; a warning otherwise).
 
@@ -137,7 +139,8 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     lungs: optional lung mask (with its vessels) excluded from the candidates (contrast-filled
     pulmonary vessels reach bone HU; no bone lies inside the lung)."""
     p = as_progress(progress)
-    a = at_common_resolution(check_ct(ct), ct.spacing_kji)
+    raw = check_ct(ct)
+    a = at_common_resolution(raw, ct.spacing_kji)
     p(0.0, "bones: threshold")
     tissue = SOFT_TISSUE_HU
     if body is not None:
@@ -168,7 +171,18 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     seeds = a > seed_hu
     nseed = np.bincount(lab[seeds], minlength=n + 1)
     # vessels with contrast can exceed seed_hu in places: require a share of dense voxels
-    keep = (nseed >= np.maximum(3, 0.02 * counts)) & (counts * ct.voxel_volume_ml >= MIN_BONE_ML)
+    min_seeds = np.maximum(3, 0.02 * counts)
+    keep = nseed >= min_seeds
+    if band is not None:
+        # thin cortex blurred into the band: dense on the native image, and not a lumen (a vessel
+        # beyond the pool's opening is at pool density over most of it: more than half its
+        # voxels above the pool's half-maximum; a rib is cortex around marrow below the pool)
+        native = native_cortex_seeds(raw, a, body, ct)
+        if native.any():
+            nnat = np.bincount(lab[native], minlength=n + 1)
+            lumen = np.bincount(lab[a >= pool_low_hu(band, tissue)], minlength=n + 1)
+            keep |= (nnat >= min_seeds) & (lumen < 0.5 * counts)
+    keep &= counts * ct.voxel_volume_ml >= MIN_BONE_ML
     keep[0] = False
     m = keep[lab]
     p(0.6, "bones: marrow")
@@ -213,6 +227,34 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         m |= fill[vl]
     p(1.0, "bones: done")
     return m
+
+
+def native_cortex_seeds(raw: np.ndarray, a: np.ndarray, body: np.ndarray | None,
+                        ct: Volume) -> np.ndarray:
+    """Boolean [k, j, i] voxels of the native CT ``raw`` denser than the contrast blood pool as
+    the scanner itself shows it (above the top of `contrast_blood_band` of ``raw``): cortical
+    bone. Empty when the scan is not finer than ``COMMON_RESOLUTION_MM`` (``a`` is ``raw``) or
+    shows no pool at its own resolution.
+
+    Why: cortical bone (1.92 g/cm3, well above 1,000 HU at full volume; Schneider, Bortfeld,
+    Schlegel, Phys Med Biol 2000;45:459-478) is denser than any arterial-phase blood pool
+    (250-500 HU; Bae, Radiology 2010), but a rib's cortex is 0.5-2 mm thick (Hostetler, Comput
+    Biol Med 2019) and partial volume at 3 mm lowers it into the pool's band (Prevrhal, Phys Med
+    Biol 1999). At the common resolution a rib then holds too few
+    voxels above the band to be told from a contrast vessel, and it stays bone only through its
+    connection to the spine (costovertebral joints), which a field of view can cut (new-user
+    trial 6: the left hemithorax crop of the chest CTA lost ~20 mL of ribs). At the scanner's own
+    resolution the cortex is seen nearer its true density. The pool's band is read on the same
+    native image, so that its noise (wider at finer voxels) does not make lumen voxels seeds.
+    Vessels with contrast denser than the pool's band (pulmonary arteries near undiluted
+    contrast) also exceed it: `bone_mask` keeps a component on these seeds only if less than half
+    of it is at pool density (a lumen is, by the half-maximum definition of its edge)."""
+    if a is raw or body is None:
+        return np.zeros(raw.shape, bool)
+    nb = contrast_blood_band(raw, body, ct.voxel_volume_ml, ct.spacing_kji)
+    if nb is None:
+        return np.zeros(raw.shape, bool)
+    return raw > nb[1]
 
 
 def pool_low_hu(band: tuple, tissue_hu: float) -> float:
