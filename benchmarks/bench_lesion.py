@@ -159,7 +159,7 @@ def run_case(case, seed=0, log=None):
         rows.append(dict(name=f"lesion {case}: max Dice over the clicks given",
                          value=round(max(given), 3) if given else None, unit=""))
         rows.append(dict(name=f"lesion {case}: volume spread max/min (all clicks given)",
-                         value=round(np.nanmax(vols) / np.nanmin(vols), 3) if given else None, unit=""))
+                         value=round(float(np.nanmax(vols) / np.nanmin(vols)), 3) if given else None, unit=""))
         want = "lung_nodule" if case.startswith("lung") else "soft_tissue"
         rows.append(dict(name=f"lesion {case}: clicks typed {want} (of {len(ds)})",
                          value=sum(k.startswith(want) for k in kinds), unit=""))
