@@ -865,7 +865,7 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw) -> tuple:
         return mask, notes, thr  # the click is at its outline's core already: the regrowth is the same
     try:
         m2, meas2 = segment_lesion(ct, ct.kji_to_world(np.asarray(core, float)[None])[0], kind="soft_tissue",
-                               _from_core={"radius": radius}, **kw)
+                                   _from_core={"radius": radius}, **kw)
     except (InputError, ImagioError):  # nothing grows at the core: nothing to compare
         return mask, notes, thr
     v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float(m2.sum()) * ct.voxel_volume_ml
