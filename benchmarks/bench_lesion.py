@@ -109,6 +109,7 @@ def _short(warnings) -> list:
 
 
 def run_case(case, seed=0, log=None):
+    from imagio.errors import ImagioError
     from imagio.segmentation.lesion import segment_lesion
 
     ct, ref = load_case(case)
@@ -124,7 +125,17 @@ def run_case(case, seed=0, log=None):
     ds, vols, times, kinds = [], [], [], []
     for c in clicks:
         t0 = time.perf_counter()
-        m, meas = segment_lesion(ct, c)
+        try:
+            m, meas = segment_lesion(ct, c)
+        except ImagioError as e:  # refused (no outline, no volume handed out): counted apart
+            times.append(time.perf_counter() - t0)
+            ds.append(float("nan"))
+            vols.append(float("nan"))
+            kinds.append("refused")
+            rows.append(dict(name=f"lesion {case}: click {len(ds) - 1} refused", value=None, unit=""))
+            if log:
+                log(f"{case} click {np.round(c, 1).tolist()}: refused ({str(e)[:90]}...) {times[-1]:.1f} s")
+            continue
         times.append(time.perf_counter() - t0)
         ds.append(dice(m, ref))
         vols.append(meas.volume_ml)
@@ -139,12 +150,16 @@ def run_case(case, seed=0, log=None):
     rows.append(dict(name=f"lesion {case}: Dice from the {'centroid' if case.startswith('lung') else 'deepest point'}",
                      value=round(ds[0], 3), unit=""))
     if len(ds) > 1:
+        given = [d for d in ds[1:] if d == d]
         rows.append(dict(name=f"lesion {case}: clicks (of {len(ds) - 1}) with Dice >= 0.80",
-                         value=sum(d >= 0.8 for d in ds[1:]), unit=""))
-        rows.append(dict(name=f"lesion {case}: min Dice over the clicks", value=round(min(ds[1:]), 3), unit=""))
-        rows.append(dict(name=f"lesion {case}: max Dice over the clicks", value=round(max(ds[1:]), 3), unit=""))
-        rows.append(dict(name=f"lesion {case}: volume spread max/min (all clicks)",
-                         value=round(max(vols) / min(vols), 3), unit=""))
+                         value=sum(d >= 0.8 for d in given), unit=""))
+        rows.append(dict(name=f"lesion {case}: clicks refused (of {len(ds)})", value=sum(d != d for d in ds), unit=""))
+        rows.append(dict(name=f"lesion {case}: min Dice over the clicks given",
+                         value=round(min(given), 3) if given else None, unit=""))
+        rows.append(dict(name=f"lesion {case}: max Dice over the clicks given",
+                         value=round(max(given), 3) if given else None, unit=""))
+        rows.append(dict(name=f"lesion {case}: volume spread max/min (all clicks given)",
+                         value=round(float(np.nanmax(vols) / np.nanmin(vols)), 3) if given else None, unit=""))
         want = "lung_nodule" if case.startswith("lung") else "soft_tissue"
         rows.append(dict(name=f"lesion {case}: clicks typed {want} (of {len(ds)})",
                          value=sum(k.startswith(want) for k in kinds), unit=""))

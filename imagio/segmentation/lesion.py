@@ -45,6 +45,12 @@ Every threshold, with its published source or its stated method reason, is in
    measurably (more than 2 x 3 robust SD): the denoising blur otherwise keeps it a rim short of
    every contrasted edge (``_edge_at_half_contrast``). A region typed "lung" whose shell is
    bordered more by outside air than by lung-like air (a CT table's foam reads -900 HU, the limb lies in its concavity) is soft tissue.
+   An outline taken without an intensity edge is grown again from its own core
+   (``_check_from_core``): when that outline does not reach the click, the click's region was
+   mostly tissue beside the lesion (a click at a sarcoma's edge flooded the thigh's muscle) and
+   no outline is given (ImagioError); when the click's outline is more than 4 times the core's
+   it is cut back to the core's outline; when the two volumes differ by more than
+   15 % a warning says the volume depends on the click.
 4. Separation by morphology: from the click, an ascent on the region's distance map (over the
    26 neighbours and the inscribed ball, so thick-slice plateaus do not stop it) finds the
    lesion's core (its largest inscribed ball near the click, radius R); the region is opened
@@ -126,6 +132,9 @@ STAT_SIGMA_MM = _v("statistical_sigma_mm")
 CLICK_BALL_MM = _v("click_ball_mm")
 CLOSE_FRACTION = _v("close_fraction")
 SMALLER_THAN_FIRST = _v("smaller_than_first_ratio")
+CLICK_VOLUME_SPREAD = _v("click_volume_spread")
+OVERSHOOT_RATIO = _v("overshoot_ratio")
+NO_EDGE_NOTE = "the lesion has no clear intensity edge"
 
 
 def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
@@ -667,7 +676,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                          "add a click on it (--add) or click on the rim")
         if sub.endswith("; no intensity edge"):
             sub = sub.split(";")[0]
-            notes.append("the lesion has no clear intensity edge against the tissue around it (e.g. a "
+            notes.append(NO_EDGE_NOTE + " against the tissue around it (e.g. a "
                          "tumour in muscle on a non-contrast CT): it was taken as the homogeneous region "
                          "round the click and its border is approximate; check it, give the organ mask, "
                          "or add include/exclude clicks")
@@ -723,7 +732,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
 
 def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
                    max_radius_mm: float = MAX_RADIUS_MM, open_mm: float = 1.0, include=(), exclude=(),
-                   progress=None, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
+                   progress=None, _from_core=None, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
     """(mask [k, j, i] on the CT grid, measurements) of the lesion under ``point_ras`` (RAS mm).
 
     organ: optional bounding mask [k, j, i] (e.g. the liver); kind: force "lung_nodule" or
@@ -731,7 +740,9 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     distance from the click the lesion may reach (150 mm: a 30 cm mass; a warning when hit);
     include / exclude: extra RAS points (N, 3) whose lesion is added / whose part is removed.
     Raises InputError for a point outside the image, in air or in bone; ImagioError when no
-    lesion is found at the click.
+    lesion is found at the click, or when a soft-tissue outline taken without an intensity edge
+    does not reach back to the click when grown from its own core (``_check_from_core``).
+    ``_from_core``: internal (a regrowth from the core of an earlier outline: no further check).
     """
     p = as_progress(progress)
     a = check_ct(ct)
@@ -741,6 +752,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     seed_g = _seed_voxel(ct, point)
     sk = ct.spacing_kji
     radius = min(START_RADIUS_MM, max_radius_mm)
+    if isinstance(_from_core, dict) and "radius" in _from_core:  # the box the region needed before
+        radius = min(float(_from_core["radius"]), max_radius_mm)
     warnings: list[str] = []
     kind_box, env_g, hit_limit = kind, None, False
     while True:
@@ -772,6 +785,10 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # a "lung" region of fat grown from a click in solid tissue (the table's pads on a crop)
         return segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
                               open_mm=open_mm, include=include, exclude=exclude, progress=progress)
+    if k == "soft_tissue" and _from_core is None and any(n.startswith(NO_EDGE_NOTE) for n in notes):
+        # taken without an intensity edge: the outline must be the one its own core gives
+        mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
+                                            dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm))
     for q in np.asarray(include, float).reshape(-1, 3):
         m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm)
         added_ml = float((m2 & ~mask).sum()) * ct.voxel_volume_ml
@@ -792,10 +809,94 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas = measure(mask, ct, a, kind=k)
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk) if k == "lung_nodule" else sub
-    no_edge = any(n.startswith("the lesion has no clear intensity edge") for n in notes)
+    no_edge = any(n.startswith(NO_EDGE_NOTE) for n in notes)
     meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     p(1.0, "lesion: done")
     return mask, meas
+
+
+def _core_of(mask: np.ndarray, seed: tuple, sk) -> tuple:
+    """The core (``_climb`` on the distance map) of the blob of ``mask`` that ``seed`` lies in
+    (the deepest voxel of ``mask`` when ``seed`` is outside it), as a [k, j, i] index."""
+    from .common import bbox_slices
+
+    sl = bbox_slices(mask, 0.0, sk)
+    lo = np.array([s_.start for s_ in sl])
+    depth = _edt(mask[sl], sk)
+    local = tuple(int(v) for v in np.clip(np.asarray(seed) - lo, 0, np.array(depth.shape) - 1))
+    if depth[local] > 0:
+        c = _climb(depth, local, sk)
+    else:
+        c = tuple(int(v) for v in np.unravel_index(int(np.argmax(depth)), depth.shape))
+    return tuple(int(v) for v in np.asarray(c) + lo)
+
+
+def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw) -> tuple:
+    """(mask, notes, thr) of a soft-tissue lesion taken without an intensity edge
+    (``_soft_statistical``): cut back to the outline grown from its own core when most of it is
+    not given back from there, with a warning when the volumes differ; ImagioError when the
+    outline from its core does not reach the click.
+
+    Why: without an edge the outline is the homogeneous region whose statistics come from a
+    ball at the click, so it depends on where the click lies: a click near the lesion's edge
+    samples the tissue beside it and the region floods that tissue (a 28 mL sarcoma clicked at
+    its edge gave 499 mL of the thigh's muscle, with only an "unreliable" warning). A lesion's
+    outline must not depend on the click (issue 14: volumes from any interior click within
+    ``CLICK_VOLUME_SPREAD``; seeded region growing depends on its seeds, Adams & Bischof, IEEE
+    PAMI 1994). The check: find the outline's core (``_core_of``: the ascent to its largest
+    inscribed ball, as for lung nodules) and grow the outline again from a click there.
+    - The core's outline does not reach within ``CLICK_BALL_MM`` of the click (the radius of
+      the ball the click's statistics came from): the click's outline is mostly other tissue
+      than the lesion at its own core, so the click lay at the lesion's edge or beside it. No
+      outline and no volume is handed out (ImagioError).
+    - The click's outline is more than ``OVERSHOOT_RATIO`` times the core's (it is mostly
+      tissue the lesion's core does not reach: a 28 mL sarcoma clicked 10 mm from its core
+      gave 731 mL, its core gives back 65 mL around the click): it is cut back to the core's
+      outline, with a warning.
+    - Otherwise, when the two volumes differ by more than ``CLICK_VOLUME_SPREAD``, the click's
+      outline is kept (a regrowth from the core is not better in general: its statistics come
+      from the most homogeneous part, and repeated regrowth drifted) with a warning that its
+      volume depends on the click.
+    ``radius``: the search box's radius (mm) the outline needed, the regrowth's first box;
+    ``kw``: the keyword arguments of ``segment_lesion``."""
+    sk = np.asarray(ct.spacing_kji, float)
+    core = _core_of(mask, seed_g, sk)
+    if float(np.linalg.norm((np.asarray(core) - seed_g) * sk)) <= CLICK_BALL_MM:
+        return mask, notes, thr  # the click is at its outline's core already: the regrowth is the same
+    try:
+        m2, meas2 = segment_lesion(ct, ct.kji_to_world(np.asarray(core, float)[None])[0], kind="soft_tissue",
+                                   _from_core={"radius": radius}, **kw)
+    except (InputError, ImagioError):  # nothing grows at the core: nothing to compare
+        return mask, notes, thr
+    v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float(m2.sum()) * ct.voxel_volume_ml
+    sl = _bbox_around(m2, seed_g, CLICK_BALL_MM, sk)
+    if _edt(~m2[sl], sk)[tuple(np.asarray(seed_g) - [s_.start for s_ in sl])] > CLICK_BALL_MM:
+        raise ImagioError(
+            f"no stable lesion outline at this click: the region grown from it ({v0:.1f} mL, without an "
+            f"intensity edge) is not given back when grown from its own core ({v1:.1f} mL from there, away "
+            "from the click), so the click lies at the lesion's edge or in tissue of its density beside it "
+            "and no volume can be given; click nearer the lesion's centre, give the organ mask, or outline "
+            "it by hand")
+    confirmed = float((m2 & mask).sum()) / max(float(mask.sum()), 1.0)
+    if v0 > OVERSHOOT_RATIO * v1:
+        return m2, notes + [f"the region grown from the click ({v0:.1f} mL) was cut back to the outline grown "
+                            f"from its own core ({v1:.1f} mL): only {100 * confirmed:.0f} % of it was given back "
+                            "from there, the rest is tissue of the lesion's density beside it; the volume is "
+                            "unreliable; check it"], meas2.threshold_hu
+    if max(v0, v1) > CLICK_VOLUME_SPREAD * min(v0, v1):
+        notes = notes + [f"the region grown from the click ({v0:.1f} mL) differs from the one grown from its "
+                         f"own core ({v1:.1f} mL): the volume depends on where the click lies and is "
+                         "unreliable; check it, or compare clicks"]
+    return mask, notes, thr
+
+
+def _bbox_around(mask, seed, margin_mm, sk):
+    """Slices of the box of ``mask`` and ``seed`` together, grown by ``margin_mm``."""
+    from .common import bbox_slices
+
+    m = mask.copy()
+    m[tuple(seed)] = True
+    return bbox_slices(m, margin_mm, sk)
 
 
 def _solid_click_grew_into_fat(a, mask, seed, sk) -> bool:
