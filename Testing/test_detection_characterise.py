@@ -463,3 +463,47 @@ def test_headline_never_recommends_routine_screening_over_an_uncertain_candidate
     assert not any("Continue annual" in v for _, v in lines), lines
     # the same candidate in the low-probability list does not (scans hold many at their edges)
     assert "Continue annual" in management_lines([ok], [small])[0][1]
+
+
+def _slab_chest():
+    """A thin slab (12 sections of 1 mm, 0.8 mm pixels, oblique) through lung parenchyma
+    (-850 HU, noise 15 HU) in a soft-tissue wall, with a solid 20 mm ball (20 HU) centred in the
+    slab: the ball is cut by both the first and the last section (as a thin LIDC slab cuts a
+    nodule). Returns (ct, lungs, lesion mask, ball centre RAS)."""
+    from conftest import rotation
+
+    d = rotation((1, 2, 2), 12.0)
+    vol = Volume(np.zeros((12, 110, 110), np.float32), make_ijk_to_ras((0.8, 0.8, 1.0), (0, 0, 0), d))
+    w = _world_grid(vol)
+    u, v = d[:, 0], d[:, 1]
+    cen = vol.kji_to_world(np.array([[5.5, 55, 55]]))[0]
+    lu, lv = (w - cen) @ u, (w - cen) @ v
+    lungs = (np.abs(lu) < 38) & (np.abs(lv) < 38)
+    a = np.where(lungs, -850.0, np.where((np.abs(lu) < 43) & (np.abs(lv) < 43), 30.0, -1000.0))
+    c = cen + 10.0 * v
+    les = np.linalg.norm(w - c, axis=-1) <= 10.0
+    a[les] = 20.0
+    a += np.random.default_rng(3).normal(0, 15, vol.shape)
+    return vol.with_array(a.astype(np.int16)), lungs, les, c
+
+
+def test_a_nodule_spanning_a_thin_slab_is_not_clipped_as_a_leak():
+    """The one-click tool warns that an outline touching two opposite faces of the image has an
+    unreliable size, in words that contain "size limit" and "irregular"; the characterisation
+    read those words as a leak and clipped a compact 20 mm nodule in a 12 mm slab to a 4 mm blob's
+    sphere (Dice 0.04, floor Lung-RADS 2). It now reads the tool's flags: the compact outline is
+    kept (Dice against the phantom's ball > 0.9), its size is said to be uncertain because the
+    scan's edge cuts it (possibly too large), and Lung-RADS is refused with the 4B floor that
+    the ball's true 20 mm diameter implies."""
+    ct, lungs, les, c = _slab_chest()
+    assert les[0].any() and les[-1].any()   # the ball spans the slab (independent of the code)
+    cand = Candidate(center_ras=c + np.array([2.0, -1.0, 0.0]), diameter_mm=4.0, volume_ml=0.03,
+                     type="solid", probability=0.5)
+    nods, masks, _ = characterise_candidates(ct, [cand], lungs,
+                                             patient={"age": 66, "sex": "female", "smoker": True})
+    d, m = nods[0], masks[0]
+    assert 2 * (m & les).sum() / (m.sum() + les.sum()) > 0.9
+    assert "clipped" not in d["size_uncertain"] and "scan's edge" in d["size_uncertain"]
+    assert "too large" in d["size_uncertain"]
+    lr = d["stratification"]["lung_rads"]
+    assert "category" not in lr and lr["category_at_least"] == "4B"

@@ -77,7 +77,8 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
 
     The one-click outline (grown up to ``mass_diameter_max_mm`` from the centre) is kept when it
     stays within ``segment_radius_factor`` x the detected diameter, or when it reaches further
-    but the one-click tool raises no leak warning (size limit, irregular) and it fills at least
+    but the one-click tool flags no leak (``hit_size_limit``, ``irregular`` of its
+    :class:`~imagio.segmentation.measurements.LesionMeasurements`) and it fills at least
     ``characterise.compact_fill_min`` of the sphere on its long axis (a compact mass larger than
     the detector's blob). Otherwise it is cut to the blob's sphere and ``size_uncertain`` says
     why: its size is a lower bound. ``size_uncertain`` also says when the lesion is cut by the
@@ -104,14 +105,21 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
         return mask, meas, ["calcified: segmented as the voxels above "
                             f"{c['type_hu']['calcified_min']:g} HU (no one-click growth)"], (
             f"the candidate is {edge[0]}" if edge else None)
-    leak = [w for w in meas.warnings if "size limit" in w or "irregular" in w]
-    warn = [w for w in meas.warnings if "size limit" not in w]
-    if any("edge of the image" in w for w in meas.warnings):
-        edge.append("the outline touches the edge of the image")
     kji_m = np.argwhere(mask)
     reach = float(np.max(np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1)))
     sphere_ml = np.pi / 6.0 * meas.long_axis_mm ** 3 / 1000.0
     fill = meas.volume_ml / sphere_ml if sphere_ml > 0 else 1.0
+    # the one-click tool's flags, never its warnings' wording: a leak is an outline that reached
+    # the size limit or fills too little of its long-axis sphere
+    leak = [why for flag, why in (
+        (meas.hit_size_limit, f"it reached the one-click size limit ({mass_mm:g} mm from the centre)"),
+        (meas.irregular, f"it is irregular, filling {100 * fill:.0f} % of its long-axis sphere"))
+        if flag]
+    warn = list(meas.warnings)
+    if meas.touches_image_edge:
+        edge.append("the outline touches the edge of the image" + (
+            " without a border of its own: its size may be too large, not only too small"
+            if meas.edge_size_unreliable else ""))
     fill_min = c["characterise"]["compact_fill_min"]["value"]
     uncertain = None
     if reach >= limit - float(max(ct.spacing)):
@@ -130,7 +138,7 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
                 raise ImagioError("the segmentation left the detected blob")
             meas = measure(mask, ct, ct.array, kind="lung_nodule")
             why = (f"it reached {reach:.0f} mm from the centre and fills {100 * fill:.0f} % of "
-                   "its long-axis sphere" if not leak else leak[0].split(":")[0])
+                   "its long-axis sphere" if not leak else "; ".join(leak))
             uncertain = (f"the outline was clipped to the detected blob's sphere ({r:.0f} mm radius; "
                          f"{why}): its size is a lower bound")
             warn = [f"the segmentation grew beyond the detected blob ({why}; into vessels, a wall or "
