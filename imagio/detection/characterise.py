@@ -254,6 +254,16 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
         return "calcified", float(meas.long_axis_mm), []
     kind, solid_mm, _ = solid_component(mask, ct, c["type_hu"]["solid_min"])
     kind = {"nonsolid": "ground_glass"}.get(kind, kind)
+    pv_warn = []
+    if kind == "part_solid":
+        pv = partial_volume_rim(ct, mask, c["type_hu"]["solid_min"])
+        if pv.any() and solid_component(mask & ~pv, ct, c["type_hu"]["solid_min"])[0] == "solid":
+            kind, solid_mm = "solid", float(meas.mean_diameter_mm)
+            thick = float(ct.spacing_kji.max())
+            pv_warn = [f"typed solid: its sub-solid voxels ({100 * pv.sum() / mask.sum():.0f} % of "
+                       "the outline) lie within one voxel of its solid core, the partial-volume rim "
+                       f"of a solid edge on {thick:.1f} mm voxels, not a ground-glass component; a "
+                       "ground-glass rim thinner than a voxel cannot be seen: check on thin sections"]
     pf = c["characterise"]["perifissural"]
     flat = flatness(ct, mask)
     if (kind == "solid" and meas.mean_diameter_mm < pf["max_mean_diameter_mm"]
@@ -269,7 +279,32 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
             f"typed {kind.replace('_', '-')} on {thick:.1f} mm sections: partial volume makes a solid "
             "nodule's edges look sub-solid (sub-solid nodules are assessed on <= "
             f"{c['subsolid_max_slice_mm']['value']:g} mm sections, Bankier 2017); it may be solid"]
-    return kind, solid_mm, []
+    return kind, solid_mm, pv_warn
+
+
+def partial_volume_rim(ct: Volume, mask: np.ndarray, solid_hu: float) -> np.ndarray:
+    """The sub-solid voxels of ``mask`` (<= ``solid_hu``) that touch (26-neighbours on the CT
+    grid: one voxel along each grid axis) its largest solid part: the partial-volume layer of a
+    solid edge. A voxel that straddles the nodule's surface averages the nodule (~0 HU) and the
+    parenchyma (~ -850 HU) in proportion to its share of each and the scanner's point-spread
+    function blurs the edge further (Goo JM et al., Radiology 2005;235:850-856: partial volume
+    and reconstruction set the measured edge of a nodule), so every value between the two occurs
+    within one voxel of a solid core whatever the nodule's true composition; on thick sections a
+    solid nodule therefore looks part-solid (Bankier AA et al., Radiology 2017;285:584-600:
+    sub-solid components are judged on <= 1.5 mm sections). Boolean mask on the CT grid [k, j, i]."""
+    import cc3d
+
+    from ..stratification.characterise import _crop
+
+    sl = _crop(ct, mask, 2.0 * float(ct.spacing.max()))
+    m = mask[sl]
+    solid = m & (ct.array[sl] > solid_hu)
+    out = np.zeros(ct.shape, bool)
+    if not solid.any():
+        return out
+    core = cc3d.largest_k(solid, k=1, connectivity=26) > 0
+    out[sl] = m & ~solid & ndimage.binary_dilation(core, np.ones((3, 3, 3), bool))
+    return out
 
 
 def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarray,
