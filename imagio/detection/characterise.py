@@ -11,7 +11,9 @@ For each of the ``max_characterised`` most probable candidates (``imagio/data/de
    Mayo), Lung-RADS mean diameter, solid component
    (:func:`imagio.stratification.characterise.solid_component`);
 3. type: calcified (median HU of the lesion >= ``type_hu.calcified_min``), else solid /
-   part-solid / ground-glass from the solid component; a solid nodule < 10 mm within 10 mm of
+   part-solid / ground-glass from the solid component; on sections thicker than
+   ``subsolid_max_slice_mm`` a part-solid typing whose sub-solid voxels all lie in the solid
+   core's partial-volume rim (:func:`partial_volume_rim`) is solid, with a warning; a solid nodule < 10 mm within 10 mm of
    the pleura (or a fissure when lobes are given) and flattened (smallest / largest principal
    axis <= ``perifissural.max_flatness``, :func:`flatness`) is perifissural;
 4. location: side (RAS x against the midline between the lungs), lobe when the label map has TotalSegmentator lobe
@@ -254,8 +256,12 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
         return "calcified", float(meas.long_axis_mm), []
     kind, solid_mm, _ = solid_component(mask, ct, c["type_hu"]["solid_min"])
     kind = {"nonsolid": "ground_glass"}.get(kind, kind)
+    from .blobs import subsolid_channel_applies
+
     pv_warn = []
-    if kind == "part_solid":
+    # on sections thicker than subsolid_max_slice_mm a sub-solid component cannot be judged
+    # (Bankier 2017) and the partial-volume rim of a solid edge is thickest: not ground glass
+    if kind == "part_solid" and not subsolid_channel_applies(ct):
         pv = partial_volume_rim(ct, mask, c["type_hu"]["solid_min"])
         if pv.any() and solid_component(mask & ~pv, ct, c["type_hu"]["solid_min"])[0] == "solid":
             kind, solid_mm = "solid", float(meas.mean_diameter_mm)
@@ -268,11 +274,9 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
     flat = flatness(ct, mask)
     if (kind == "solid" and meas.mean_diameter_mm < pf["max_mean_diameter_mm"]
             and loc["_fissure_or_pleura_mm"] <= pf["max_distance_mm"] and flat <= pf["max_flatness"]):
-        return "perifissural", solid_mm, [
+        return "perifissural", solid_mm, pv_warn + [
             "perifissural by size, position and shape (smallest/largest axis "
             f"{flat:.2f}); Lung-RADS 2 needs smooth margins and a lentiform or triangular shape: confirm"]
-    from .blobs import subsolid_channel_applies
-
     if kind in ("part_solid", "ground_glass") and not subsolid_channel_applies(ct):
         thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
         return kind, solid_mm, [
