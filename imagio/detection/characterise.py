@@ -11,7 +11,9 @@ For each of the ``max_characterised`` most probable candidates (``imagio/data/de
    Mayo), Lung-RADS mean diameter, solid component
    (:func:`imagio.stratification.characterise.solid_component`);
 3. type: calcified (median HU of the lesion >= ``type_hu.calcified_min``), else solid /
-   part-solid / ground-glass from the solid component; a solid nodule < 10 mm within 10 mm of
+   part-solid / ground-glass from the solid component; on sections thicker than
+   ``subsolid_max_slice_mm`` a part-solid typing whose sub-solid voxels all lie in the solid
+   core's partial-volume rim (:func:`partial_volume_rim`) is solid, with a warning; a solid nodule < 10 mm within 10 mm of
    the pleura (or a fissure when lobes are given) and flattened (smallest / largest principal
    axis <= ``perifissural.max_flatness``, :func:`flatness`) is perifissural;
 4. location: side (RAS x against the midline between the lungs), lobe when the label map has TotalSegmentator lobe
@@ -77,7 +79,8 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
 
     The one-click outline (grown up to ``mass_diameter_max_mm`` from the centre) is kept when it
     stays within ``segment_radius_factor`` x the detected diameter, or when it reaches further
-    but the one-click tool raises no leak warning (size limit, irregular) and it fills at least
+    but the one-click tool flags no leak (``hit_size_limit``, ``irregular`` of its
+    :class:`~imagio.segmentation.measurements.LesionMeasurements`) and it fills at least
     ``characterise.compact_fill_min`` of the sphere on its long axis (a compact mass larger than
     the detector's blob). Otherwise it is cut to the blob's sphere and ``size_uncertain`` says
     why: its size is a lower bound. ``size_uncertain`` also says when the lesion is cut by the
@@ -104,14 +107,21 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
         return mask, meas, ["calcified: segmented as the voxels above "
                             f"{c['type_hu']['calcified_min']:g} HU (no one-click growth)"], (
             f"the candidate is {edge[0]}" if edge else None)
-    leak = [w for w in meas.warnings if "size limit" in w or "irregular" in w]
-    warn = [w for w in meas.warnings if "size limit" not in w]
-    if any("edge of the image" in w for w in meas.warnings):
-        edge.append("the outline touches the edge of the image")
     kji_m = np.argwhere(mask)
     reach = float(np.max(np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1)))
     sphere_ml = np.pi / 6.0 * meas.long_axis_mm ** 3 / 1000.0
     fill = meas.volume_ml / sphere_ml if sphere_ml > 0 else 1.0
+    # the one-click tool's flags, never its warnings' wording: a leak is an outline that reached
+    # the size limit or fills too little of its long-axis sphere
+    leak = [why for flag, why in (
+        (meas.hit_size_limit, f"it reached the one-click size limit ({mass_mm:g} mm from the centre)"),
+        (meas.irregular, f"it is irregular, filling {100 * fill:.0f} % of its long-axis sphere"))
+        if flag]
+    warn = list(meas.warnings)
+    if meas.touches_image_edge:
+        edge.append("the outline touches the edge of the image" + (
+            " without a border of its own: its size may be too large, not only too small"
+            if meas.edge_size_unreliable else ""))
     fill_min = c["characterise"]["compact_fill_min"]["value"]
     uncertain = None
     if reach >= limit - float(max(ct.spacing)):
@@ -130,7 +140,7 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
                 raise ImagioError("the segmentation left the detected blob")
             meas = measure(mask, ct, ct.array, kind="lung_nodule")
             why = (f"it reached {reach:.0f} mm from the centre and fills {100 * fill:.0f} % of "
-                   "its long-axis sphere" if not leak else leak[0].split(":")[0])
+                   "its long-axis sphere" if not leak else "; ".join(leak))
             uncertain = (f"the outline was clipped to the detected blob's sphere ({r:.0f} mm radius; "
                          f"{why}): its size is a lower bound")
             warn = [f"the segmentation grew beyond the detected blob ({why}; into vessels, a wall or "
@@ -246,22 +256,59 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
         return "calcified", float(meas.long_axis_mm), []
     kind, solid_mm, _ = solid_component(mask, ct, c["type_hu"]["solid_min"])
     kind = {"nonsolid": "ground_glass"}.get(kind, kind)
+    from .blobs import subsolid_channel_applies
+
+    pv_warn = []
+    # on sections thicker than subsolid_max_slice_mm a sub-solid component cannot be judged
+    # (Bankier 2017) and the partial-volume rim of a solid edge is thickest: not ground glass
+    if kind == "part_solid" and not subsolid_channel_applies(ct):
+        pv = partial_volume_rim(ct, mask, c["type_hu"]["solid_min"])
+        if pv.any() and solid_component(mask & ~pv, ct, c["type_hu"]["solid_min"])[0] == "solid":
+            kind, solid_mm = "solid", float(meas.mean_diameter_mm)
+            thick = float(ct.spacing_kji.max())
+            pv_warn = [f"typed solid: its sub-solid voxels ({100 * pv.sum() / mask.sum():.0f} % of "
+                       "the outline) lie within one voxel of its solid core, the partial-volume rim "
+                       f"of a solid edge on {thick:.1f} mm voxels, not a ground-glass component; a "
+                       "ground-glass rim thinner than a voxel cannot be seen: check on thin sections"]
     pf = c["characterise"]["perifissural"]
     flat = flatness(ct, mask)
     if (kind == "solid" and meas.mean_diameter_mm < pf["max_mean_diameter_mm"]
             and loc["_fissure_or_pleura_mm"] <= pf["max_distance_mm"] and flat <= pf["max_flatness"]):
-        return "perifissural", solid_mm, [
+        return "perifissural", solid_mm, pv_warn + [
             "perifissural by size, position and shape (smallest/largest axis "
             f"{flat:.2f}); Lung-RADS 2 needs smooth margins and a lentiform or triangular shape: confirm"]
-    from .blobs import subsolid_channel_applies
-
     if kind in ("part_solid", "ground_glass") and not subsolid_channel_applies(ct):
         thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
         return kind, solid_mm, [
             f"typed {kind.replace('_', '-')} on {thick:.1f} mm sections: partial volume makes a solid "
             "nodule's edges look sub-solid (sub-solid nodules are assessed on <= "
             f"{c['subsolid_max_slice_mm']['value']:g} mm sections, Bankier 2017); it may be solid"]
-    return kind, solid_mm, []
+    return kind, solid_mm, pv_warn
+
+
+def partial_volume_rim(ct: Volume, mask: np.ndarray, solid_hu: float) -> np.ndarray:
+    """The sub-solid voxels of ``mask`` (<= ``solid_hu``) that touch (26-neighbours on the CT
+    grid: one voxel along each grid axis) its largest solid part: the partial-volume layer of a
+    solid edge. A voxel that straddles the nodule's surface averages the nodule (~0 HU) and the
+    parenchyma (~ -850 HU) in proportion to its share of each and the scanner's point-spread
+    function blurs the edge further (Goo JM et al., Radiology 2005;235:850-856: partial volume
+    and reconstruction set the measured edge of a nodule), so every value between the two occurs
+    within one voxel of a solid core whatever the nodule's true composition; on thick sections a
+    solid nodule therefore looks part-solid (Bankier AA et al., Radiology 2017;285:584-600:
+    sub-solid components are judged on <= 1.5 mm sections). Boolean mask on the CT grid [k, j, i]."""
+    import cc3d
+
+    from ..stratification.characterise import _crop
+
+    sl = _crop(ct, mask, 2.0 * float(ct.spacing.max()))
+    m = mask[sl]
+    solid = m & (ct.array[sl] > solid_hu)
+    out = np.zeros(ct.shape, bool)
+    if not solid.any():
+        return out
+    core = cc3d.largest_k(solid, k=1, connectivity=26) > 0
+    out[sl] = m & ~solid & ndimage.binary_dilation(core, np.ones((3, 3, 3), bool))
+    return out
 
 
 def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarray,

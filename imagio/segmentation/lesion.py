@@ -810,6 +810,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk) if k == "lung_nodule" else sub
     no_edge = any(n.startswith(NO_EDGE_NOTE) for n in notes)
+    meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
     meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     p(1.0, "lesion: done")
     return mask, meas
@@ -973,8 +974,9 @@ def _exclude(mask, ct, seed, ex_seeds):
 
 
 def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False) -> list:
-    """Warnings on an implausible result. ``hit_limit``: the region reached ``max_radius_mm``;
-    ``no_edge``: it was taken without an intensity edge (the statistical soft-tissue model)."""
+    """Warnings on an implausible result; sets ``meas``'s matching flags. ``hit_limit``: the
+    region reached ``max_radius_mm``; ``no_edge``: it was taken without an intensity edge (the
+    statistical soft-tissue model)."""
     out = []
     d_eq = (6.0 * meas.volume_ml * 1000.0 / np.pi) ** (1.0 / 3.0)
     if d_eq < MICRONODULE_MM:
@@ -982,6 +984,7 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
                    f"{d_eq:.1f} mm): the click may not be on a lesion; check it")
     sphere_ml = np.pi / 6.0 * meas.long_axis_mm ** 3 / 1000.0
     if sphere_ml > 0 and meas.volume_ml < MIN_FILL_OF_SPHERE * sphere_ml:
+        meas.irregular = True
         out.append(f"the lesion is irregular (it fills {100 * meas.volume_ml / sphere_ml:.0f} % of "
                    "the sphere on its long axis): it may have leaked along vessels or a wall; check it")
     thick = float(np.max(ct.spacing))
@@ -996,6 +999,7 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
         faces = _touched_faces(mask)
         spans = any((ax, 0) in faces and (ax, 1) in faces for ax in range(3))
         irregular = sphere_ml > 0 and meas.volume_ml < MIN_FILL_OF_SPHERE * sphere_ml
+        meas.touches_image_edge, meas.spans_image = True, spans
         out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans or no_edge))
     solid = meas.kind == "soft_tissue" or meas.subtype in ("mass", "calcified")
     if solid and meas.mean_hu < FAT_MAX_HU:

@@ -55,9 +55,25 @@ class LesionMeasurements:
     mean_diameter_mm: float = 0.0  # Lung-RADS: (axial long + axial short) / 2, to 0.1 mm
     subtype: str = ""  # solid / part_solid / ground_glass / mass (lung); hypodense / hyperdense
     warnings: list = field(default_factory=list)
+    # Flags set by the one-click tool (imagio.segmentation.lesion) next to its warnings, so that
+    # callers decide on facts, never on the warnings' wording. False for a mask measured directly.
+    hit_size_limit: bool = False  # the region reached max_radius_mm from the click (may have leaked)
+    irregular: bool = False  # fills < MIN_FILL_OF_SPHERE of the sphere on its long axis (leak along tubes/walls)
+    touches_image_edge: bool = False  # the mask touches a face of the image (may continue outside it)
+    spans_image: bool = False  # the mask touches two opposite faces of the image (its border is not seen)
+    no_intensity_edge: bool = False  # taken without an intensity edge (statistical soft-tissue model)
+
+    @property
+    def edge_size_unreliable(self) -> bool:
+        """True when the mask touches the image edge without a border of its own (it spans the
+        image, reached the size limit, is irregular or has no intensity edge): its size may be too
+        large, not only too small. A mask that touches the edge otherwise has a size that is a
+        lower bound."""
+        return self.touches_image_edge and (self.hit_size_limit or self.irregular or self.spans_image
+                                            or self.no_intensity_edge)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {**asdict(self), "edge_size_unreliable": self.edge_size_unreliable}
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
 
 
