@@ -143,6 +143,9 @@ def cmd_plan(args) -> int:
     best = result.proposals[0]
     closest = (f"no structure within {best.closest_clearance_mm:g} mm" if best.closest_structure is None else
                f"closest {best.closest_structure} at {best.closest_clearance_mm:.1f} mm")
+    dense = result.dense_clearance(best, best.closest_clearance_mm)
+    if dense is not None and (best.closest_structure is None or dense[0] < best.closest_clearance_mm):
+        closest += f"; unlabelled dense tissue ({dense[1]:.0f} HU) at {dense[0]:.1f} mm"
     print(f"best path: entry {[round(x, 1) for x in best.entry_ras]} RAS mm, length "
           f"{best.length_mm:.1f} mm, {closest}, craniocaudal {best.craniocaudal_deg:.1f} deg, "
           f"{int(result.table.feasible.sum())}/{len(result.table)} candidates feasible")

@@ -304,6 +304,28 @@ class DenseTissue:
         out[np.unique(seg[hit])] = True
         return out
 
+    def clearance(self, entry_ras, target_ras, cap_mm: float):
+        """Closest unlabelled blocking dense tissue to the path ``entry_ras`` -> ``target_ras``
+        (RAS mm), beyond the first voxel diagonal after the entry, as (clearance mm from the
+        needle axis, HU, RAS point) with the same half-voxel convention as `check`; None when
+        nothing lies within ``cap_mm``. For the plan's summary: the label-based
+        ``closest_structure`` does not see this tissue."""
+        if self._tree is None:
+            return None
+        e, t = np.asarray(entry_ras, float), np.asarray(target_ras, float)
+        length = float(np.linalg.norm(t - e))
+        n = max(2, int(np.ceil(length / self.half)) + 1)
+        pts = e + np.linspace(0.0, 1.0, n)[:, None] * (t - e)
+        pts = pts[np.linalg.norm(pts - e, axis=1) > self.diag]
+        if len(pts) == 0:
+            return None
+        d, j = self._tree.query(pts, distance_upper_bound=cap_mm + self.half)
+        i = int(np.argmin(d))
+        if not np.isfinite(d[i]):
+            return None
+        return (max(float(d[i]) - self.half, 0.0), float(self._tree_hu[j[i]]),
+                np.round(self._tree.data[j[i]], 1).tolist())
+
     def to_dict(self) -> dict:
         """What the CT density check found within reach (plan.json ``independent_check``)."""
         return {"dense_min_hu": self.hu, "cortical_hu": self.cortical, "min_object_voxels": self.min_voxels,

@@ -94,12 +94,29 @@ class Plan:
             if m.aerated_lung_mm > lim["long_lung_traversal_mm"]:
                 w.append(f"proposal {n}: {m.aerated_lung_mm:.0f} mm of aerated lung crossed "
                          f"(> {lim['long_lung_traversal_mm']:g} mm: higher pneumothorax risk)")
+            near = self.dense_clearance(m, p.needle.widening_mm + lim["clearance_within_mm"])
+            if near is not None:
+                from .density import density_class
+
+                w.append(f"proposal {n}: unlabelled dense tissue ({near[1]:.0f} HU: {density_class(near[1])}) at "
+                         f"{near[0]:.1f} mm from the needle axis at {near[2]} RAS mm, within "
+                         f"{lim['clearance_within_mm']:g} mm of the needle radius + placement uncertainty "
+                         f"({p.needle.widening_mm:.2f} mm); no structure of the label map covers it")
             chk = self.checks.get(self.ranked[n - 1]) if n - 1 < len(self.ranked) else None
             w += [f"proposal {n}: {x}" for x in (chk.notes if chk is not None else [])]
             if m.length_mm > lim["needle_reserve_fraction"] * p.needle.length_mm:
                 w.append(f"proposal {n}: path {m.length_mm:.0f} mm uses more than "
                          f"{100 * lim['needle_reserve_fraction']:.0f}% of the {p.needle.length_mm:.0f} mm needle")
         return w
+
+    def dense_clearance(self, m, cap_mm: float):
+        """(clearance mm, HU, RAS) of the unlabelled dense tissue closest to proposal ``m``'s path
+        within ``cap_mm`` (`density.DenseTissue.clearance`), or None; None also when the CT
+        density check was not built."""
+        ver = self.evaluator._verifier
+        if ver is None or ver._dense is None:
+            return None
+        return ver.dense.clearance(m.entry_ras, m.target_ras, cap_mm)
 
     @property
     def report(self) -> dict:
