@@ -65,6 +65,30 @@ def test_plan_cli_bad_target(torso_files, tmp_path, capsys):
     assert rc == 2 and "kidney_left" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, said", [
+    (["--uncertainty", "-3"], "--uncertainty -3: the placement uncertainty"),
+    (["--needle-length", "-5"], "--needle-length -5: the needle's usable length in mm must be > 0"),
+    (["--needle-diameter", "0"], "--needle-diameter 0:"),
+    (["--max-skin-angle", "120"], "must be at most 90"),
+    (["--multi-probe"], "--multi-probe need --device NAME"),
+    (["--setting", "100W_5min"], "--setting need --device NAME"),
+    (["--target", "0,0"], "three numbers"),
+])
+def test_plan_cli_flags_out_of_range_are_one_line_before_any_work(torso_files, tmp_path, capsys, extra, said):
+    """New-user trial 1: --uncertainty -6 was accepted (388 feasible paths instead of 197, a
+    required clearance of -2.35 mm in plan.json), --needle-length -5 said "use a longer needle"
+    twice, --multi-probe without --device was ignored, --target 0,0 was called an unknown
+    structure. Each is now one line, exit 2, and no plan folder is written."""
+    args = ["plan", str(torso_files / "ct.nii.gz"), "--labels", str(torso_files / "labels.seg.nrrd"),
+            "--target", "liver_tumor", "--out", str(tmp_path / "p"), "--quiet", "--no-png", "--no-scene"]
+    if "--target" in extra:
+        args = args[:4] + args[6:]
+    rc = main(args + extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and said in err[0], err
+    assert not (tmp_path / "p").exists()
+
+
 def test_plan_summary_says_no_structure_within_range(tmp_path, capsys):
     """A tumour alone in a soft-tissue cylinder (no other structure labelled): the summary line
     says "no structure within N mm" (N the reach of the clearance map), never "closest None"."""

@@ -59,7 +59,8 @@ def lps_to_ras(p) -> np.ndarray:
 def point_or_name(text: str, lps: bool = False, what: str = "target"):
     """A point argument that may also be a structure name: RAS list when ``text`` is a point,
     else ``text`` unchanged (``--lps`` with a name is refused: it would be silently ignored)."""
-    if is_point(text):
+    if is_point(text) or (isinstance(text, str) and re.fullmatch(r"[\s0-9eE+\-.,]+", text)):
+        # numbers only (a structure name has letters): a point, or a malformed one said as such
         return parse_point(text, lps, what).tolist()
     if lps:
         raise InputError(f"--lps applies to a point, but {what} {text!r} is a name; drop --lps or give L,P,S")

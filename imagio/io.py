@@ -312,10 +312,14 @@ def require_image_output(path, flag: str = "--out") -> Path:
     (``.seg.nrrd`` or one of ``IMAGE_SUFFIXES``): the writer picks the format from it. Commands
     call this before any work; :func:`write_image` calls it again."""
     path = Path(path)
-    if _suffix(path) not in (".seg.nrrd",) + IMAGE_SUFFIXES:
+    suf = _suffix(path)
+    if suf not in (".seg.nrrd",) + IMAGE_SUFFIXES:
         stem = path.name or "out"
         raise InputError(f"{flag} {path}: no image file suffix; name the output e.g. {stem}.seg.nrrd "
                          f"(Slicer segmentation) or {stem}.nii.gz")
+    if len(path.name) <= len(suf):
+        raise InputError(f"{flag} {path}: the file name is only a suffix (a hidden file with no name); "
+                         f"name the output e.g. segmentation{suf}")
     return path
 
 

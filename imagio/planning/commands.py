@@ -71,6 +71,32 @@ def read_plan_inputs(args):
     return out, ct, io.read_labels(args.labels, names)
 
 
+# flag -> (smallest allowed value, whether it may equal it, what the number is)
+_NUMERIC_FLAGS = {
+    "needle_length": (0.0, False, "the needle's usable length in mm"),
+    "needle_diameter": (0.0, False, "the needle's outer diameter in mm"),
+    "uncertainty": (0.0, True, "the placement uncertainty in mm added to every clearance"),
+    "skin_spacing": (0.0, False, "the spacing of candidate skin entries in mm"),
+    "max_skin_angle": (0.0, False, "the largest angle to the skin normal in degrees"),
+}
+
+
+def check_numeric_flags(args) -> None:
+    """Refuse (InputError, one line) a needle/geometry flag outside its physical range before any
+    work: a length, diameter or spacing must be > 0, the placement uncertainty >= 0 (a negative
+    one would shrink every clearance below the margin), the skin angle in (0, 90] degrees."""
+    for dest, (low, equal_ok, what) in _NUMERIC_FLAGS.items():
+        v = getattr(args, dest, None)
+        if v is None:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if not np.isfinite(v) or v < low or (v == low and not equal_ok):
+            bound = f">= {low:g}" if equal_ok else f"> {low:g}"
+            raise InputError(f"{flag} {v:g}: {what} must be {bound}")
+        if dest == "max_skin_angle" and v > 90.0:
+            raise InputError(f"{flag} {v:g}: {what} must be at most 90")
+
+
 def cmd_plan(args) -> int:
     from ..coords import point_or_name
     from ..outputs import atomic_path, write_text
@@ -78,10 +104,14 @@ def cmd_plan(args) -> int:
     from .planner import NoFeasiblePath, format_report, plan
     from .problem import Constraints, Needle, PlanningProblem, load_defaults
 
+    check_numeric_flags(args)
     if args.procedure == "sarcoma-biopsy":   # issue 18: imagio.planning.sarcoma
         from .sarcoma.commands import cmd_sarcoma
 
         return cmd_sarcoma(args)
+    if (args.multi_probe or args.setting) and not args.device:
+        flags = " and ".join(f for f, v in (("--multi-probe", args.multi_probe), ("--setting", args.setting)) if v)
+        raise InputError(f"{flags} need --device NAME (the ablation device; `imagio ablation devices` lists them)")
     out, ct, labels = read_plan_inputs(args)
     d = load_defaults()["constraints"]
     tilt = parse_gantry_tilt(d["max_craniocaudal_deg"] if args.gantry_tilt is None else args.gantry_tilt)
