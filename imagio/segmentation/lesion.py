@@ -50,7 +50,11 @@ Every threshold, with its published source or its stated method reason, is in
    mostly tissue beside the lesion (a click at a sarcoma's edge flooded the thigh's muscle) and
    no outline is given (ImagioError); when the click's outline is more than 4 times the core's
    it is cut back to the core's outline; when the two volumes differ by more than
-   15 % a warning says the volume depends on the click.
+   15 % a warning says the volume depends on the click. Parts of it joined to the click's mass
+   only through a neck narrower than half the thinner side's inscribed radius that run out of
+   the image (a muscle flooded through a fascial plane) are cut off, with a warning
+   (``_necked_parts``: watershed of the distance map, Kuhnigk et al., IEEE TMI 2006); a lobe
+   enclosed in the image is kept.
 4. Separation by morphology: from the click, an ascent on the region's distance map (over the
    26 neighbours and the inscribed ball, so thick-slice plateaus do not stop it) finds the
    lesion's core (its largest inscribed ball near the click, radius R); the region is opened
@@ -789,6 +793,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # taken without an intensity edge: the outline must be the one its own core gives
         mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
                                             dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm))
+        mask, notes = _cut_necked_leak(ct, seed_g, mask, notes)
     for q in np.asarray(include, float).reshape(-1, 3):
         m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm)
         added_ml = float((m2 & ~mask).sum()) * ct.voxel_volume_ml
@@ -889,6 +894,100 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw) -> tuple:
                          f"own core ({v1:.1f} mL): the volume depends on where the click lies and is "
                          "unreliable; check it, or compare clicks"]
     return mask, notes, thr
+
+
+def _necked_parts(mask: np.ndarray, seed: tuple, sk) -> np.ndarray:
+    """The parts of ``mask`` ([k, j, i], full image grid) joined to the blob of ``seed`` only
+    through a neck and reaching the image's edge (a bool mask of the same shape; empty when
+    there are none).
+
+    The outline's distance map (mm, ``_edt``) is split into blobs by a marker-controlled
+    watershed on its inverse (Meyer & Beucher, J Vis Commun Image Represent 1990; scikit-image),
+    the markers being the outline eroded by ``OPEN_FRACTION`` of the inscribed radius R at the
+    seed's core (``_climb``), i.e. the blobs an opening with the radius derived from the core
+    separates (Kuhnigk et al., IEEE TMI 2006: attachments of a nodule cut by an opening whose
+    radius comes from the nodule's own core). Adjacent blobs are merged, deepest neck first,
+    while the neck (the deepest point of their common border on the distance map) is at least
+    ``OPEN_FRACTION`` of the inscribed radius of the thinner of the two (merged) blobs: a
+    shoulder or a lobe joined broadly is part of the same mass, a neck narrower than half the
+    thinner blob is a join of two masses (saddle-based merging of watershed basins, the
+    "dynamics" of Grimaud, SPIE 1769, 1992). Of the resulting masses other than the seed's, the
+    ones that reach the image's edge are returned: a compact tumour is bounded, a region that
+    ran through a neck (a fascial plane between muscles) along a muscle out of the field of
+    view is the tissue it leaked into. A lobe joined through a neck but enclosed in the image
+    (a lobulated or necrotic tumour) is kept. Loops run over blob pairs, not voxels."""
+    from skimage.segmentation import watershed
+
+    from .common import bbox_slices
+
+    out = np.zeros(mask.shape, bool)
+    sl = bbox_slices(mask, 0.0, sk)
+    if sl is None:
+        return out
+    lo = np.array([s_.start for s_ in sl])
+    m = mask[sl]
+    depth = _edt(m, sk)
+    local = tuple(int(v) for v in np.clip(np.asarray(seed) - lo, 0, np.array(m.shape) - 1))
+    core = _climb(depth, local, sk) if m[local] else tuple(np.unravel_index(int(np.argmax(depth)), m.shape))
+    lab, n = ndimage.label(depth > OPEN_FRACTION * float(depth[core]))
+    if n < 2 or not lab[core]:
+        return out
+    basins = watershed(-depth, lab, mask=m)
+    gmax = np.zeros(n + 1)
+    gmax[1:] = ndimage.maximum(depth, basins, index=np.arange(1, n + 1))
+    neck = np.zeros((n + 1) * (n + 1))  # deepest common border point of each blob pair
+    for ax in range(3):
+        a_, b_ = [slice(None)] * 3, [slice(None)] * 3
+        a_[ax], b_[ax] = slice(0, -1), slice(1, None)
+        la, lb = basins[tuple(a_)], basins[tuple(b_)]
+        sel = (la > 0) & (lb > 0) & (la != lb)
+        d = np.minimum(depth[tuple(a_)], depth[tuple(b_)])[sel]
+        np.maximum.at(neck, np.minimum(la[sel], lb[sel]) * (n + 1) + np.maximum(la[sel], lb[sel]), d)
+    pairs = np.nonzero(neck)[0]
+    parent = np.arange(n + 1)
+
+    def root(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for e in pairs[np.argsort(-neck[pairs])]:
+        ra, rb = root(e // (n + 1)), root(e % (n + 1))
+        if ra != rb and neck[e] >= OPEN_FRACTION * min(gmax[ra], gmax[rb]):
+            parent[ra] = rb
+            gmax[rb] = max(gmax[ra], gmax[rb])
+    group = np.array([root(i) for i in range(n + 1)])[basins]
+    group[basins == 0] = -1
+    at_edge = set()
+    for ax in range(3):
+        if sl[ax].start == 0:
+            at_edge |= set(np.unique(np.take(group, 0, axis=ax)).tolist())
+        if sl[ax].stop >= mask.shape[ax]:
+            at_edge |= set(np.unique(np.take(group, -1, axis=ax)).tolist())
+    at_edge -= {-1, int(group[core])}
+    if not at_edge:
+        return out
+    keep = m & ~np.isin(group, sorted(at_edge))
+    keep = _component_at(keep, core, sk)
+    out[sl] = m & ~keep
+    return out
+
+
+def _cut_necked_leak(ct, seed_g, mask, notes) -> tuple:
+    """(mask, notes) of a soft-tissue outline taken without an intensity edge, with the parts
+    beyond a neck that run out of the image (``_necked_parts``) cut off, and a warning giving
+    both volumes; unchanged when there are none. Why: such a region that regrows to itself from
+    its own core (``_check_from_core`` cannot see it) still flooded a muscle through a fascial
+    plane (STS_014: 1448 mL for a 423 mL sarcoma)."""
+    cut = _necked_parts(mask, seed_g, np.asarray(ct.spacing_kji, float))
+    if not cut.any():
+        return mask, notes
+    v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float((mask & ~cut).sum()) * ct.voxel_volume_ml
+    return mask & ~cut, notes + [
+        f"the region grown from the click ({v0:.1f} mL) was cut to its compact part ({v1:.1f} mL): "
+        f"{v0 - v1:.1f} mL joined to it only through a neck narrower than half its thickness ran out of "
+        "the image (tissue of the lesion's density it leaked into, e.g. a muscle); the volume is "
+        "unreliable; check it, or add an include click if the lesion continues there"]
 
 
 def _bbox_around(mask, seed, margin_mm, sk):
