@@ -89,24 +89,65 @@ def _mostly_in_chest(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: i
     the body's convex hull in its axial slices: the lungs lie inside the thoracic cage, so a lung
     cut by the field of view is enclosed by the body's outline in every slice; air outside it
     (a table cushion under the back, a pocket between arm and chest) is not lung. Only the slices
-    holding a ``keep`` component are hulled (one 2-D hull per slice, scikit-image)."""
-    from skimage.morphology import convex_hull_image
-
+    holding a ``keep`` component and some body are hulled, and only the ``keep`` voxels of a
+    slice are tested against its hull (`_in_slice_hull`); the counts are made once at the end."""
     cand = keep[lab]
-    inside = np.zeros(keep.shape, np.int64)
-    total = np.zeros(keep.shape, np.int64)
-    for z in np.nonzero(np.any(cand, axis=tuple(a for a in range(3) if a != sup)))[0]:
+    other = tuple(a for a in range(3) if a != sup)
+    zs = np.flatnonzero(np.any(cand, axis=other) & np.any(body, axis=other))
+    labels, flags = [], []
+    for z in zs:
         idx = tuple(z if a == sup else slice(None) for a in range(3))
-        if not body[idx].any():
-            continue
-        sl = body[idx]   # hulled in its bounding box (the same hull, fewer pixels to test)
-        r, c = (np.flatnonzero(sl.any(axis=1 - a)) for a in (0, 1))
-        hull = np.zeros_like(sl)
-        hull[r[0]:r[-1] + 1, c[0]:c[-1] + 1] = convex_hull_image(sl[r[0]:r[-1] + 1, c[0]:c[-1] + 1])
-        lz = lab[idx][cand[idx]]
-        total += np.bincount(lz, minlength=keep.size)
-        inside += np.bincount(lz[hull[cand[idx]]], minlength=keep.size)
+        cz = cand[idx]
+        labels.append(lab[idx][cz])
+        flags.append(_in_slice_hull(body[idx], np.nonzero(cz)))
+    if not labels:
+        return np.zeros_like(keep)
+    lz = np.concatenate(labels)
+    total = np.bincount(lz, minlength=keep.size)
+    inside = np.bincount(lz[np.concatenate(flags)], minlength=keep.size)
     return keep & (inside >= 0.5 * np.maximum(total, 1))
+
+
+def _in_slice_hull(sl: np.ndarray, points: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Bool (n,): which of the pixels ``points`` (rows, columns) of a 2-D slice lie in the
+    convex hull of the True pixels of ``sl`` (not empty), pixel for pixel the value of
+    ``skimage.morphology.convex_hull_image(sl)`` (its defaults: each pixel is its diamond of
+    edge midpoints, borders included) at those pixels, without filling the whole image.
+
+    The hull is built as scikit-image builds it: the first and last pixel of every row and
+    column (the only pixels that can be hull vertices), offset by +-0.5 along each axis,
+    duplicates removed, ``scipy.spatial.ConvexHull``; the pixels are then tested with the same
+    point-in-polygon routine that `grid_points_in_poly` runs on every pixel (`points_in_poly`),
+    in the same coordinates (the slice's bounding box), so the result is the same bit for bit.
+    Pixels outside the bounding box are outside the hull. Degenerate hulls are impossible: a
+    pixel's diamond already spans two dimensions."""
+    from scipy.spatial import ConvexHull
+    from skimage.measure import points_in_poly
+    from skimage.util import unique_rows
+
+    r, c = points
+    rows = np.flatnonzero(sl.any(axis=1))
+    cols = np.flatnonzero(sl.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1], cols[0], cols[-1]
+    box = sl[r0:r1 + 1, c0:c1 + 1]
+    out = np.zeros(r.shape, bool)
+    sel = np.flatnonzero((r >= r0) & (r <= r1) & (c >= c0) & (c <= c1))
+    if not sel.size:
+        return out
+    # first and last pixel of each row and of each column of the box that holds one
+    h, w = box.shape
+    ar, ac = np.flatnonzero(box.any(axis=1)), np.flatnonzero(box.any(axis=0))
+    first_c, last_c = box[ar].argmax(axis=1), w - 1 - box[ar, ::-1].argmax(axis=1)
+    first_r, last_r = box[:, ac].argmax(axis=0), h - 1 - box[::-1, ac].argmax(axis=0)
+    ends = np.concatenate([np.c_[ar, first_c], np.c_[ar, last_c],
+                           np.c_[first_r, ac], np.c_[last_r, ac]])[:, None, :]
+    diamond = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, -0.5], [0.0, 0.5]])
+    coords = unique_rows((ends + diamond).reshape(-1, 2))
+    hull = ConvexHull(coords)
+    verts = hull.points[hull.vertices]
+    pts = np.c_[r[sel] - r0, c[sel] - c0].astype(float)
+    out[sel] = points_in_poly(pts, verts)
+    return out
 
 
 def close_cut_face(body: np.ndarray, lr_axis: int, spacing_kji,

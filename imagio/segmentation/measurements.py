@@ -36,7 +36,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import anatomical_axes
+from .common import anatomical_axes, bbox_slices
 
 HALF = 0.5  # share of the voxel extent added to a centre-to-centre diameter (see above)
 
@@ -130,16 +130,22 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
     for the definitions and the half-voxel treatment. ``ct``: [k, j, i] HU for ``mean_hu``.
 
     Raises InputError on an empty mask."""
-    if not mask.any():
+    box = bbox_slices(mask, 1.0)
+    if box is None:
         raise InputError("the lesion mask is empty: nothing to measure")
-    kji = np.argwhere(mask)
+    # the morphology below reaches one voxel: on the mask's bounding box grown by two voxels it
+    # gives the same voxels as on the whole grid (outside the volume both see the border value
+    # 0), and the voxel lists keep their order (C order within a box), so every figure is equal
+    lo = np.array([b.start for b in box])
+    mask = mask[box]
+    kji = np.argwhere(mask) + lo
     s_ax, plane = slice_plane_basis(vol)
     cross = np.zeros((3, 3, 3), bool)
     cross[tuple(slice(None) if ax != s_ax else 1 for ax in range(3))] = ndimage.generate_binary_structure(2, 1)
     shape_m = ndimage.binary_opening(mask, structure=cross)
     if shape_m.sum() < 0.9 * len(kji):
         shape_m = mask
-    surf = np.argwhere(shape_m & ~ndimage.binary_erosion(shape_m))
+    surf = np.argwhere(shape_m & ~ndimage.binary_erosion(shape_m)) + lo
     ras = vol.kji_to_world(surf)
     long3, u = feret(ras)
     basis = np.linalg.svd(np.eye(3) - np.outer(u, u))[0][:, :2]
@@ -158,7 +164,7 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         la += HALF * float(e[0])
         if la > best[0]:
             best = (la, _width(pts, perp) + HALF * float(e[1]))
-    vals = ct[mask] if ct is not None else np.zeros(1)
+    vals = np.asarray(ct)[box][mask] if ct is not None else np.zeros(1)
     return LesionMeasurements(
         kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
         long_axis_mm=long3, short_axis_mm=short3,
