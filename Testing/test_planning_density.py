@@ -178,3 +178,35 @@ def _check_truth(ct, truth, doc):
     for p in doc["proposals"]:
         on, s = _along(ct, truth, p["entry_ras"], p["target_ras"])
         assert not on[s > skip].any(), (p["entry_ras"], "crosses bone of the uncropped segmentation")
+
+
+def test_dense_summary_gives_ml_per_density_class(ph):
+    """The unlabelled-dense-tissue warning names the mL of each density class, not the whole
+    volume after its single densest voxel (new-user trial 1: 208 mL of CTA blood pool called
+    "metal" after one voxel of 3236 HU). Here: ribs erased from the labels (cortex 900 HU) and
+    8 voxels of one erased rib set to 3100 HU (a clip): the metal class holds those 8 voxels'
+    mL, counted here from the CT, and the rest of the volume is bone."""
+    from imagio.planning.density import DenseTissue
+
+    lab, bone = _erase(ph.labels)
+    arr = ph.ct.array.copy()
+    target = _target(ph, "lung_nodule_1")
+    prob0 = PlanningProblem.build(ph.ct, lab, target)
+    tk = np.asarray(ph.ct.world_to_kji(np.asarray(prob0.target.point_ras, float)[None])[0])
+    cand = np.argwhere(bone & (arr >= CORTICAL_HU))
+    k, j, i = cand[np.argmin(np.linalg.norm((cand - tk) * np.asarray(ph.ct.spacing_kji), axis=1))]
+    clip = np.zeros_like(bone)
+    clip[k:k + 2, j:j + 2, i:i + 2] = bone[k:k + 2, j:j + 2, i:i + 2]
+    arr[clip] = 3100.0
+    ct = ph.ct.with_array(arr)
+    dense = DenseTissue(PlanningProblem.build(ct, lab, target))
+    metal_ml = float(clip.sum()) * ct.voxel_volume_ml
+    w = [x for x in dense.summary() if "of unlabelled dense tissue" in x]
+    assert len(w) == 1, dense.summary()
+    assert f"{metal_ml:.1f} mL at >= 3000 HU (metal)" in w[0], w[0]
+    total = float(w[0].split(" mL")[0])
+    assert total > 10 * metal_ml                 # the ribs within reach: bone, not metal
+    assert "mL at 700-3000 HU (bone, calcification or metal)" in w[0]
+    per = dense.to_dict()["unlabelled_dense_ml_by_hu"]
+    assert per["3000-inf"] == pytest.approx(metal_ml, abs=0.01)
+    assert sum(per.values()) == pytest.approx(dense.block_ml, abs=0.03)

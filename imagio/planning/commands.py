@@ -145,6 +145,7 @@ def cmd_plan(args) -> int:
 
         doc["ablation"] = abl = ablation_for_plan(result, args.device, args.setting, args.multi_probe,
                                                   args.devices, printer(args.quiet))
+        doc["warnings"] = doc.get("warnings", []) + abl["warnings"]   # printed and reported with the others
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "plan.json", json.dumps(doc, indent=1))   # written once, from the objects
     written = [out / "plan.json"]
@@ -183,7 +184,7 @@ def cmd_plan(args) -> int:
         c = abl["single_probe"][0]["coverage"]
         print(f"ablation {abl['device']} {abl['setting']} on the best path: tumour covered "
               f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm")
-        if "multi_probe" in abl:
+        if "n_probes" in abl.get("multi_probe", {}):
             m = abl["multi_probe"]
             key = f"{m['margin_mm']:g}mm"
             print(f"multi-probe: {m['n_probes']} probes (lower bound {m['lower_bound']}), tumour + "

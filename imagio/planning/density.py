@@ -187,6 +187,9 @@ class DenseTissue:
         self.block_ml = float(blk.sum()) * ct.voxel_volume_ml
         self.soft_ml = float(soft.sum()) * ct.voxel_volume_ml
         self.block_peak = float(vhu[blk].max()) if blk.any() else None
+        # mL per density class (the class of one voxel is not the class of the whole: summary)
+        edges = [self.hu, self.cortical, float(density_limits()["metal_hu"]), np.inf]
+        self.block_class_ml = np.histogram(vhu[blk], bins=edges)[0] * ct.voxel_volume_ml
         lo = self.lo
         self._hu = hu
         # the tree holds the blocking voxels with a face neighbour outside them (the nearest
@@ -331,6 +334,9 @@ class DenseTissue:
         return {"dense_min_hu": self.hu, "cortical_hu": self.cortical, "min_object_voxels": self.min_voxels,
                 "unlabelled_dense_ml": round(self.block_ml, 2),
                 "unlabelled_dense_peak_hu": None if self.block_peak is None else round(self.block_peak),
+                "unlabelled_dense_ml_by_hu": {f"{lo:g}-{hi:g}": round(float(ml), 2) for ml, lo, hi in zip(
+                    self.block_class_ml, [self.hu, self.cortical, density_limits()["metal_hu"]],
+                    [self.cortical, density_limits()["metal_hu"], np.inf])},
                 "lung_contrast_like_ml": round(self.soft_ml, 2), "target_exempt_ml": round(self.exempt_ml, 2),
                 "target_clearance_mm": None if self.target_gap is None else round(self.target_gap[0], 2)}
 
@@ -339,16 +345,22 @@ class DenseTissue:
         objects (kept out of every path), contrast-like tissue in the lungs, the target's own."""
         out = []
         if self.block_ml > 0:
-            out.append(f"{self.block_ml:.1f} mL of unlabelled dense tissue (> {self.hu:g} HU, up to "
-                       f"{self.block_peak:.0f} HU: {density_class(self.block_peak)}) within needle reach: the "
-                       "label map misses it; the CT density check keeps every path out of it (check the segmentation)")
+            e = [self.hu, self.cortical, float(density_limits()["metal_hu"])]
+            parts = [f"{ml:.1f} mL at {lo:g}-{hi:g} HU ({density_class(lo)})" if hi else
+                     f"{ml:.1f} mL at >= {lo:g} HU ({density_class(lo)})"
+                     for ml, lo, hi in zip(self.block_class_ml, e, e[1:] + [None]) if ml >= 0.05]
+            out.append(f"{self.block_ml:.1f} mL of unlabelled dense tissue (> {self.hu:g} HU, peak "
+                       f"{self.block_peak:.0f} HU) within needle reach: " + (", ".join(parts) or
+                       f"all of it below 0.05 mL per class ({density_class(self.hu)})") +
+                       "; the label map misses it; the CT density check keeps every path out of it "
+                       "(check the segmentation)")
         if self.target_gap is not None:
             g, h, where = self.target_gap
             out.append(f"the target lies {g:.1f} mm from unlabelled dense tissue ({h:.0f} HU at {where} RAS mm: "
                        f"{density_class(h)}), closer than the needle radius + placement uncertainty "
                        f"({self.widen:.2f} mm): every path ends too close to it; move the target point, or label that "
                        "tissue (as the lesion if it is the target's own)")
-        if self.soft_ml > 0:
+        if self.soft_ml >= 0.05:
             out.append(f"{self.soft_ml:.1f} mL of unlabelled tissue > {self.hu:g} HU inside the lungs (contrast-filled "
                        "vessels?): crossing it is allowed and reported per path")
         if self.exempt_ml >= 0.05:

@@ -73,7 +73,9 @@ class Plan:
     def warnings(self) -> list[str]:
         """Every doubt about this plan, one line each: the problem's (truncated body, unnamed
         labels, unknown host organ), structures assumed absent, and per proposal: clearance
-        just at the criterion, long aerated-lung traversal, length near the needle's limit."""
+        just at the criterion, long aerated-lung traversal, a structure of role ``avoid`` crossed
+        (mm inside it, e.g. the thin pulmonary vessels ``lung_vessels_small``), length near the
+        needle's limit."""
         p = self.problem
         w = list(p.warnings)
         w += absent_structure_warnings(p, self.maps)
@@ -87,6 +89,7 @@ class Plan:
             w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: "
                                             + "; ".join(nm.get("details", [])) if nm else
                                             " (no skin entry within the needle length)"))
+        avoid = {s.name for s in p.structures if s.role == "avoid"}   # e.g. lung_vessels_small
         for n, m in enumerate(self.proposals, 1):
             if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
                 w.append(f"proposal {n}: {m.closest_structure} at {m.closest_clearance_mm:.1f} mm, "
@@ -102,6 +105,10 @@ class Plan:
                          f"{near[0]:.1f} mm from the needle axis at {near[2]} RAS mm, within "
                          f"{lim['clearance_within_mm']:g} mm of the needle radius + placement uncertainty "
                          f"({p.needle.widening_mm:.2f} mm); no structure of the label map covers it")
+            for name, mm in sorted(m.length_in_mm.items()):
+                if name in avoid and mm > 0:
+                    w.append(f"proposal {n}: crosses {name} for {mm:.1f} mm (role avoid: allowed, counted in "
+                             "the score; check it on the images)")
             chk = self.checks.get(self.ranked[n - 1]) if n - 1 < len(self.ranked) else None
             w += [f"proposal {n}: {x}" for x in (chk.notes if chk is not None else [])]
             if m.length_mm > lim["needle_reserve_fraction"] * p.needle.length_mm:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ...errors import InputError
+from ...errors import ImagioError, InputError
 
 
 def cmd_devices(args) -> int:
@@ -64,9 +64,82 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
         d = pp.to_dict()
         d["proposal"] = r + 1
         out["single_probe"].append(d)
+    failed = None
     if multi_probe:
-        out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress).to_dict()
-    return to_jsonable(out)
+        try:
+            out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress).to_dict()
+        except InputError:
+            raise   # a wrong request (a fused setting ...): the user fixes the command
+        except ImagioError as e:   # no cover with this setting: the single-probe results still stand
+            failed = str(e)
+            out["multi_probe"] = {"device": dev.name, "setting": s.id, "failed": failed}
+    out = to_jsonable(out)
+    out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed)
+    return out
+
+
+def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str | None = None) -> list[str]:
+    """Every doubt about an ablation plan (`ablation_for_plan`'s dict), one line each, for the
+    plan's ``warnings``:
+
+    - per single-probe proposal and for the multi-probe plan: the minimal ablative margin (MAM)
+      below the required one (``minimal_ablative_margin_mm`` of ``imagio/data/ablation_criteria.json``:
+      5 mm, Laimer et al., Eur Radiol 2020;30:2463-2472; ACCLAIM consensus), with both figures
+      and what to do; the tumour not wholly inside the zones;
+    - labelled structures other than the tumour and its host organ inside the zones (mL): thermal
+      injury of a neighbouring organ, bone or lung (Ahmed M et al., Image-guided tumor ablation:
+      standardization of terminology and reporting criteria, Radiology 2014;273:241-260: the
+      zone's relation to adjacent critical structures is to be reported);
+    - a multi-probe margin guarantee that is not proven on the analysis grid, a fewest-probe count
+      that is not proven, and a multi-probe plan that failed (``multi_probe_failed``).
+
+    ``host_organ``: the structure holding the tumour ("" unknown: every structure is named).
+    Figures are those of ``abl`` (mL, mm, RAS mm)."""
+    from .criteria import load_criteria
+
+    need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
+    dev = f"{abl['device']} {abl['setting']}"
+    skip = {"unlabelled", "body", abl.get("tumour"), host_organ}   # body: the unnamed rest
+    out = []
+
+    def zone_doubts(what: str, cov: dict, fix: str) -> None:
+        crit = cov.get("criteria", {})
+        t = crit.get("tumour_covered", {})
+        m = crit.get("minimal_ablative_margin", {})
+        if t and not t.get("met", True):
+            out.append(f"{what}: the zone covers only {cov['tumour_covered_pct']:.1f}% of {abl['tumour']} (the "
+                       f"tumour surface lies up to {-cov['mam_mm']:.1f} mm outside it, at "
+                       f"{[round(x, 1) for x in cov['mam_ras']]} RAS mm; {need:g} mm of margin is required): part "
+                       f"of the tumour is not ablated; {fix}")
+        elif m and not m.get("met", True):
+            out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
+                       f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
+        hit = {n: v for n, v in cov.get("healthy_ml", {}).items() if n not in skip and round(v, 2) > 0}
+        if hit:
+            names = ", ".join(f"{n} {v:.2f} mL" for n, v in sorted(hit.items(), key=lambda kv: -kv[1]))
+            out.append(f"{what}: the ablation zone takes in {names}"
+                       + (f" (outside {host_organ})" if host_organ else "")
+                       + ": thermal injury of these structures; check the zone against them, move or shorten "
+                         "the probe, or protect them (hydrodissection)")
+
+    for d in abl.get("single_probe", []):
+        zone_doubts(f"proposal {d['proposal']} ablation ({dev}, one probe)", d["coverage"],
+                    "use --multi-probe, a larger setting or another path")
+    mp = abl.get("multi_probe")
+    if multi_probe_failed:
+        out.append(f"multi-probe plan with {dev} failed: {multi_probe_failed}; the single-probe results "
+                   "are kept")
+    elif mp:
+        what = f"multi-probe ablation ({dev}, {mp['n_probes']} probes)"
+        zone_doubts(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
+                                          "(multiprobe.plan_multiprobe(guarantee_margin=True); the cover "
+                                          "above is checked at sample points of the margin only)")
+        g = mp.get("margin_guarantee") or {}
+        if g and not g.get("proven", True):
+            out.append(f"{what}: the {g['margin_mm']:g} mm margin is {g['statement']}")
+        if "not proven" in (mp.get("status") or "").split(";")[0]:
+            out.append(f"{what}: {mp['status'].split(';')[0]}")
+    return out
 
 
 def register(subparsers) -> None:

@@ -1,0 +1,132 @@
+"""Every doubt about an ablation plan is a warning (new-user trial 1, defect 4): a zone that takes
+in a structure other than the tumour and its host organ (mL), a minimal ablative margin below
+the required 5 mm (ablation_criteria.json), a margin that is not proven, and a multi-probe plan
+that fails (the single-probe results are kept). Before, all of it was only in plan.json
+(``ablation``) and a failed multi-probe cover discarded the whole plan (rc 2).
+
+The figures are checked independently: the healthy mL by sampling the zones' ellipsoids on a
+0.5 mm lattice against the label map (nearest voxel), the margin below 5 mm by finding a point
+within 5 mm of a tumour voxel centre that lies outside every zone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from imagio import io, phantom
+from imagio.cli import main
+
+
+@pytest.fixture(scope="module")
+def phantom_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ph")
+    phantom.save(phantom.generate(spacing=3.0), d)
+    return d
+
+
+def _inside(zones, pts):
+    """Bool per RAS point (n, 3): inside at least one zone (spheroid: centre, unit axis, length
+    along the axis, diameter across it, mm) of plan.json."""
+    hit = np.zeros(len(pts), bool)
+    for z in zones:
+        d = pts - np.asarray(z["centre_ras"])
+        a = np.asarray(z["axis"], float)
+        a /= np.linalg.norm(a)
+        along = d @ a
+        across2 = np.einsum("ij,ij->i", d, d) - along ** 2
+        hit |= (along / (z["length_mm"] / 2)) ** 2 + across2 / (z["diameter_mm"] / 2) ** 2 <= 1.0
+    return hit
+
+
+def _ml_inside(zones, lab, value, step=0.5):
+    """mL of label ``value`` inside the zones: a ``step`` mm lattice over the zones' bounding box,
+    each point given the label of its nearest voxel."""
+    r = max(max(z["length_mm"], z["diameter_mm"]) / 2 for z in zones)
+    c = np.array([z["centre_ras"] for z in zones])
+    ax = [np.arange(lo, hi + step, step) for lo, hi in zip(c.min(0) - r, c.max(0) + r)]
+    g = np.stack(np.meshgrid(*ax, indexing="ij"), -1).reshape(-1, 3)
+    g = g[_inside(zones, g)]
+    kji = np.rint(lab.world_to_kji(g)).astype(int)
+    ok = np.all((kji >= 0) & (kji < np.array(lab.shape)), axis=1)
+    return float((lab.array[tuple(kji[ok].T)] == value).sum()) * step ** 3 / 1000.0
+
+
+def _margin_below(zones, lab, tumour_value, margin_mm):
+    """True if some point within ``margin_mm`` of a tumour voxel centre lies outside every zone
+    (the true margin is then below ``margin_mm``: the tumour reaches at least its voxel centres)."""
+    pts = lab.kji_to_world(np.argwhere(lab.array == tumour_value).astype(float))
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(400, 3))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    return any((~_inside(zones, p + margin_mm * u)).any() for p in pts)
+
+
+def test_ablation_risks_are_warnings(phantom_files, tmp_path, capsys):
+    out = tmp_path / "plan"
+    rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
+               "--target", "liver_tumor_1", "--out", str(out), "--no-png", "--no-scene", "--quiet",
+               "--device", "emprint", "--setting", "100W_10min", "--multi-probe"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    doc = json.loads((out / "plan.json").read_text())
+    lab = io.read_labels(phantom_files / "labels.seg.nrrd")
+    inv = {n: v for v, n in lab.labels.items()}
+    a = doc["ablation"]
+    crit = json.loads(resources.files("imagio.data").joinpath("ablation_criteria.json").read_text())
+    need = crit["minimal_ablative_margin_mm"]["value"]
+    assert need == 5.0   # Laimer 2020
+    n_checked = 0
+    for what, r in [(f"proposal {d['proposal']} ablation", d) for d in a["single_probe"]] + \
+                   [("multi-probe ablation", a["multi_probe"])]:
+        cov, zones = r["coverage"], r["zones"]
+        said = [w for w in doc["warnings"] if w.startswith(what)]
+        assert all(f"imagio: warning: {w}" in err for w in said)   # printed like every other warning
+        # the margin: independently below 5 mm -> a warning with both figures and what to do
+        if _margin_below(zones, lab, inv["liver_tumor_1"], need):
+            mam = [w for w in said if "minimal ablative margin" in w]
+            assert len(mam) == 1, said
+            assert f"margin {cov['mam_mm']:.1f} mm" in mam[0] and f"required {need:g} mm" in mam[0]
+            assert cov["mam_mm"] < need and ("--multi-probe" in mam[0] or "add probes" in mam[0])
+            n_checked += 1
+        # structures other than the tumour and the liver inside the zone: each named with its mL
+        for name, ml in cov["healthy_ml"].items():
+            if name in ("liver", "unlabelled", "body") or round(ml, 2) == 0:
+                continue
+            mine = _ml_inside(zones, lab, inv[name])
+            assert mine > 0.05, (name, ml, mine)   # the zone really reaches it
+            assert mine == pytest.approx(ml, rel=0.5, abs=0.1), (name, ml, mine)
+            hit = [w for w in said if "takes in" in w]
+            assert len(hit) == 1 and f"{name} {ml:.2f} mL" in hit[0], said
+            assert "liver " not in hit[0].split("takes in")[1].split("(")[0]
+            n_checked += 1
+    assert n_checked >= 4   # the phantom's tumour: margin 4.4 mm, duodenum in every zone
+    g = a["multi_probe"]["margin_guarantee"]
+    if not g["proven"]:
+        assert any(w.startswith("multi-probe ablation") and g["statement"] in w for w in doc["warnings"])
+
+
+def test_failed_multi_probe_keeps_the_single_probe_plan(phantom_files, tmp_path, capsys):
+    """The device's default setting (45 W, 5 min) needs more than 10 probes for tumour + 5 mm:
+    the plan, its single-probe zones and a warning naming the failure are still written."""
+    out = tmp_path / "plan"
+    rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
+               "--target", "liver_tumor_1", "--out", str(out), "--no-png", "--no-scene", "--quiet",
+               "--device", "emprint", "--multi-probe"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    doc = json.loads((out / "plan.json").read_text())
+    a = doc["ablation"]
+    assert len(a["single_probe"]) == len(doc["proposals"]) == 5
+    assert "probes > the allowed" in a["multi_probe"]["failed"]
+    w = [x for x in doc["warnings"] if x.startswith("multi-probe plan")]
+    assert len(w) == 1 and a["multi_probe"]["failed"] in w[0] and f"imagio: warning: {w[0]}" in err
+    for d in a["single_probe"]:   # one 45 W zone does not cover this tumour: said per proposal
+        c = d["coverage"]["tumour_covered_pct"]
+        assert c < 99.95
+        said = [x for x in doc["warnings"] if x.startswith(f"proposal {d['proposal']} ablation")]
+        assert any(re.search(rf"covers only {c:.1f}% of liver_tumor_1", x) for x in said), said
