@@ -42,7 +42,11 @@ Method (constants and sources in ``imagio/data/detection.json``):
    For the sub-solid channel the contrast term runs from the bottom of the sub-solid range
    (-750 HU) to its top (-300 HU), both against the scan's parenchyma median; for the
    juxta-pleural channel roundness replaces blobness and the lung share around the lesion
-   multiplies the score. It ranks candidates (what FROC needs); it is not a calibrated
+   multiplies the score. Perifissural nodules (solid, lentiform, on a fissure, short axis
+   normal to it: de Hoop 2012) are flat, so Li's terms rank them with the vessels: on thin
+   sections a solid dot peak lying on a fissure-like sheet normal to its flat axis is scored
+   with a disc's blobness and its centre density as well (:func:`perifissural_scores`,
+   :mod:`imagio.detection.fissure`; ``features["fissure_attached"]``). It ranks candidates (what FROC needs); it is not a calibrated
    probability of a nodule and says nothing about malignancy.
 7. Sub-solid channel (:func:`subsolid_image`, after Jacobs C et al., Med Image Anal
    2014;18:374-384): the dot filter again, on the CT whose solid structures (> -300 HU) and
@@ -54,8 +58,9 @@ equivalent diameter, not a segmentation (a warning on every candidate; the chara
 :mod:`imagio.detection.characterise`, segments and types them); a ground-glass nodule has a
 quarter of a vessel's contrast: the sub-solid channel finds those >= 6 mm on thin sections, but
 its candidates rank below most solid ones and small or juxta-pleural ground-glass nodules are
-still often missed; flat (perifissural, lentiform) nodules give a weak dot response and rank
-among vessel false positives; at voxels of 3 mm thin vessels and airway
+still often missed; flat (perifissural, lentiform) nodules give a weak dot response; on
+thin sections the fissure test lifts those whose fissure is seen, on thicker ones (and where the
+fissure is not seen: incomplete fissures) they rank among vessel false positives; at voxels of 3 mm thin vessels and airway
 walls alias into dots (many false positives): the detector is meant for <= 1.5 mm data.
 """
 
@@ -356,7 +361,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     lung mask), "peaks" (N, 3) kji on "sub", "centres" (N, 3) RAS mm, "diam" (mm), "score",
     "keep" (passes the lung-shell, wall and sub-solid tests), "channel" ("dot", "subsolid",
     "concavity"), "r_peak", "s_peak", "b_peak" (dot and sub-solid peaks only), "shell",
-    "conc" (the concavity dicts), "n_solid", "n_dot". For :func:`detect_blobs` and for measuring
+    "conc" (the concavity dicts), "n_solid", "n_dot", "fissure" (dot peaks scored as
+    perifissural, :func:`perifissural_scores`). For :func:`detect_blobs` and for measuring
     the recall of candidate generation apart from the ranking."""
     p = as_progress(progress)
     c = constants()
@@ -419,6 +425,11 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
         c_lo[n_solid:] = c_min2
     k_score = np.sqrt(np.clip((b_peak - b_min) / (1.0 - b_min), 0, 1)
                       * np.clip((r_peak / k - c_lo) / np.maximum(c_ref - c_lo, 1.0), 0, 1))
+    fissure = np.zeros(len(peaks), bool)
+    if perifissural_applies(ct):
+        k_score[:n_solid], fissure[:n_solid] = perifissural_scores(
+            sub, peaks[:n_solid], s_peak[:n_solid], r_peak[:n_solid] / k, diam[:n_solid],
+            k_score[:n_solid], keep[:n_solid], parenchyma)
     p(0.9, "detect: pleural concavities")
     conc = concavity_candidates(sub, lungs[sl], search[sl])
     n_dot = len(peaks)
@@ -428,10 +439,11 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
         diam = np.r_[diam, [q["diameter_mm"] for q in conc]]
         k_score = np.r_[k_score, [q["score"] for q in conc]]
         keep = np.r_[keep, np.ones(len(conc), bool)]
+        fissure = np.r_[fissure, np.zeros(len(conc), bool)]
     channel = np.array(["dot"] * n_solid + ["subsolid"] * (n_dot - n_solid) + ["concavity"] * len(conc))
     return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
                 keep=keep, channel=channel, r_peak=r_peak, s_peak=s_peak, b_peak=b_peak,
-                shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k)
+                shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k, fissure=fissure)
 
 
 def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
@@ -466,7 +478,8 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
         else:
             feats = dict(channel=channel, contrast_hu=float(r_peak[i] / k), blobness=float(b_peak[i]),
                          sigma_mm=float(s_peak[i]), centre_hu=centre_hu, solid_fraction=solid_frac,
-                         lung_shell_fraction=float(shell[i]))
+                         lung_shell_fraction=float(shell[i]),
+                         fissure_attached=bool(pool["fissure"][i]))
             warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
         kji_ct = ct.world_to_kji(centres[i][None])[0]
         edge_mm = np.min(np.minimum(kji_ct, np.array(ct.shape) - 1 - kji_ct) * ct.spacing_kji)
@@ -533,6 +546,77 @@ def _peaks(resp, best_s, blob, threshold: float, b_min: float, s_min: float = 0.
     pk = vox[first]
     idx = tuple(pk.T)
     return pk, resp[idx], best_s[idx], blob[idx]
+
+
+def perifissural_applies(ct: Volume) -> bool:
+    """Whether the perifissural score runs: only on sections <= ``perifissural.max_slice_mm``
+    (fissures are lines only on thin sections; a lentiform nodule's flat axis, 1.5-5 mm thick,
+    is not resolved on thicker ones; sources in detection.json)."""
+    thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
+    return thick <= constants()["perifissural"]["max_slice_mm"] + 1e-6
+
+
+def hessian_eigen_at(a: np.ndarray, spacing_kji, kji, sigma_mm: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(eigenvalues ascending (3,), eigenvectors (3, 3) as columns) of the scale-normalised
+    Hessian sigma^2 H (intensity; axes k, j, i in mm) at voxel ``kji`` of ``a`` smoothed with a
+    Gaussian of ``sigma_mm``, computed on a box of 4 sigma around it only (one candidate)."""
+    sk = np.asarray(spacing_kji, float)
+    kji = np.asarray(kji, int)
+    h = np.ceil(4.0 * sigma_mm / sk).astype(int) + 2
+    lo, hi = np.maximum(kji - h, 0), np.minimum(kji + h + 1, a.shape)
+    box = a[tuple(slice(int(l), int(u)) for l, u in zip(lo, hi))].astype(np.float32)
+    sm = ndimage.gaussian_filter(box, sigma_mm / sk, mode="nearest", truncate=3.0)
+    w, v = np.linalg.eigh(hessian_at(sm, sk, (kji - lo)[None])[0].astype(np.float64)
+                          * sigma_mm * sigma_mm)
+    return w, v
+
+
+def perifissural_scores(sub: Volume, peaks: np.ndarray, s_peak: np.ndarray,
+                        contrast_hu: np.ndarray, diam: np.ndarray, score: np.ndarray,
+                        keep: np.ndarray, parenchyma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(score, fissure-attached flags) of the dot channel's peaks, with perifissural nodules
+    scored by their own shape and density.
+
+    A perifissural nodule is solid, lentiform, attached to a fissure, its short axis normal to
+    it (de Hoop 2012). Its Hessian has |l1| >> |l2| ~ |l3| (a disc: Frangi AF et al., MICCAI
+    1998, LNCS 1496:130-137), so Li's blobness |l3|/|l1| and response |l3|^2/|l1| rank it with
+    the vessels. For a kept dot peak whose centre is solid (``type_hu``: solid_min..calcified_min)
+    and that lies on a fissure-like sheet normal to its flat axis (the eigenvector of l1 at the
+    peak's scale; :func:`imagio.detection.fissure.plane_evidence`), the blobness term uses
+    |l3|/sqrt(|l1| |l2|) (Li's for balls and tubes, about the axis ratio instead of its square for
+    a disc) and the contrast term the geometric mean of the dot response's and the centre
+    density's (a thin disc's response understates its density); the larger of the old and new
+    score is kept. peaks: (N, 3) kji on ``sub``; s_peak: (N,) sigma mm; contrast_hu: (N,) dot
+    response in HU; diam, score, keep: (N,). Constants: ``perifissural`` in detection.json.
+    """
+    c = constants()
+    pc = c["perifissural"]
+    t = c["type_hu"]
+    b_min, c_min = c["min_blobness"]["value"], c["min_contrast_hu"]["value"]
+    from .fissure import plane_evidence
+
+    score = score.copy()
+    attached = np.zeros(len(peaks), bool)
+    a = sub.array
+    r_max = c["nodule_diameter_mm"]["value"][1] / 2.0
+    for i in np.flatnonzero(keep):
+        centre_hu, _ = _ball_hu(a, peaks[i], diam[i] / 2.0, sub.spacing_kji, t["solid_min"])
+        if not t["solid_min"] <= centre_hu < t["calcified_min"]:
+            continue
+        w, v = hessian_eigen_at(a, sub.spacing_kji, peaks[i], float(s_peak[i]))
+        if w[2] >= 0:  # not a bright blob in all three directions
+            continue
+        l1, l2, l3 = -w
+        ev = plane_evidence(a, sub.spacing_kji, peaks[i], v[:, 0], parenchyma, centre_hu, r_max, pc)
+        if not ev["attached"]:
+            continue
+        attached[i] = True
+        disc = np.clip((l3 / np.sqrt(l1 * l2) - b_min) / (1.0 - b_min), 0, 1)
+        dens = np.clip((centre_hu - parenchyma - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1)
+        resp = np.clip((contrast_hu[i] - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1)
+        score[i] = max(score[i], float(np.sqrt(disc * np.sqrt(dens * resp))))
+    return score, attached
 
 
 def subsolid_channel_applies(ct: Volume) -> bool:
