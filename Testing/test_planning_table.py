@@ -25,8 +25,8 @@ COUCH_HU, FOAM_HU = 300, -850   # carbon fibre skins (partial volume), foam core
 def _table_phantom(direction=None):
     """(ct, labels): an elliptic torso (semi-axes 140 x 100 mm) lying supine on a couch top 400 mm
     wide (2.5 mm carbon-fibre skins over a 15 mm foam core, top at A = -100 mm) whose base (two
-    side walls and a floor plate enclosing air, then two rails) runs to the posterior edge of the image; a 12 mm tumour near the back
-    to the right of the spine. Labels: 1 body, 2 bone (spine), 3 tumor; the table is unlabelled.
+    side walls and a floor plate enclosing air, then two rails) runs to the posterior edge of the image; a 12 mm tumour 20 mm from the
+    postero-lateral skin on the right. Labels: 1 body, 2 bone (spine), 3 tumor; the table is unlabelled.
     Returns also the couch-top voxels' mask (bool [k, j, i])."""
     sp = np.array([2.0, 2.0, 3.0])
     n = np.array([230, 150, 30])                       # x -230..230, y -170..130, z -45..45
@@ -42,12 +42,13 @@ def _table_phantom(direction=None):
     couch = (y <= COUCH_TOP_A) & (y > COUCH_TOP_A - 2.5) & wide          # carbon-fibre top skin
     foam = (y <= COUCH_TOP_A - 2.5) & (y > COUCH_TOP_A - 17.5) & wide
     skin2 = (y <= COUCH_TOP_A - 17.5) & (y > COUCH_TOP_A - 20.0) & wide   # bottom skin
+    caps = (y <= COUCH_TOP_A) & (y > COUCH_TOP_A - 20.0) & (np.abs(x) > 197.5) & wide   # sealed ends
     walls = (y <= COUCH_TOP_A - 20.0) & (np.abs(np.abs(x) - 150.0) <= 1.5)
     floor = (y <= -140.0) & (y > -142.5) & (np.abs(x) <= 151.5)
     rails = (y <= -142.5) & (np.abs(np.abs(x) - 20.0) <= 1.5)             # supports to the image edge
     hu = np.full(x.shape, -1000.0)
     hu[foam] = FOAM_HU
-    hu[couch | skin2 | walls | floor | rails] = COUCH_HU
+    hu[couch | skin2 | caps | walls | floor | rails] = COUCH_HU
     hu[(y < COUCH_TOP_A - 20.0) & (y > -140.0) & (np.abs(x) < 148.5)] = -900.0   # air inside the base
     hu[body] = 40.0
     lab = np.zeros(x.shape, np.uint8)
@@ -55,7 +56,7 @@ def _table_phantom(direction=None):
     spine = (x / 16.0) ** 2 + ((y + 70.0) / 16.0) ** 2 <= 1.0
     hu[spine] = 700.0
     lab[spine] = 2
-    tum = (x - 45.0) ** 2 + (y + 80.0) ** 2 + z ** 2 <= 6.0 ** 2
+    tum = (x - 100.0) ** 2 + (y + 50.0) ** 2 + z ** 2 <= 6.0 ** 2
     hu[tum] = 60.0
     lab[tum] = 3
     rng = np.random.default_rng(0)
@@ -66,30 +67,38 @@ def _table_phantom(direction=None):
     return ct, labels, couch.reshape(shape)
 
 
-def _needle_points(m, needle_mm: float, step: float = 0.5) -> np.ndarray:
+def _needle_points(entry, target, length_mm, needle_mm: float, step: float = 0.5) -> np.ndarray:
     """RAS points (n, 3) of the needle's part outside the skin: from the entry away from the
     target, for the needle's remaining length."""
-    e, t = np.asarray(m.entry_ras, float), np.asarray(m.target_ras, float)
+    e, t = np.asarray(entry, float), np.asarray(target, float)
     u = (e - t) / np.linalg.norm(e - t)
-    out = max(needle_mm - m.length_mm, 0.0)
+    out = max(needle_mm - float(length_mm), 0.0)
     return e + np.arange(0.0, out + step, step)[:, None] * u
 
 
 @pytest.mark.parametrize("direction", [None, rotation((1, 1, 0), 12.0)])
 def test_supine_needle_stays_above_a_couch_top_with_its_base_in_the_image(direction):
-    """No proposal's needle reaches below the couch top (measured from the couch voxels built
-    into the phantom, not by the planner); fails on the old rule (the table at the image edge:
-    postero-lateral paths with the hub 10-60 mm below the couch top)."""
+    """No feasible path's needle (each proposal and every feasible candidate) reaches below the
+    couch top where the couch is (couch top from the couch voxels built into the phantom, not
+    from the planner); fails on the old rule (the table at the image edge: postero-lateral
+    entries whose needle goes down and out under the couch top)."""
     ct, lab, couch = _table_phantom(direction)
-    top_a = float(ct.kji_to_world(np.argwhere(couch).astype(float))[:, 1].max())
+    cw = ct.kji_to_world(np.argwhere(couch).astype(float))
+    top_a, half_w = float(cw[:, 1].max()), float(np.abs(cw[:, 0]).max())
     prob = PlanningProblem.build(ct, lab, "tumor", constraints=Constraints(patient_position="supine"))
     result = plan(prob)
     tol = float(max(ct.spacing))
-    for i, m in enumerate(result.proposals):
-        a = _needle_points(m, prob.needle.length_mm)[:, 1]
-        assert a.min() >= top_a - tol, (i, m.entry_ras, float(a.min()), top_a)
-    if not result.feasible:
-        assert any(w.startswith("patient position: supine") for w in result.warnings), result.warnings
+    t = result.table
+    rows = [(m.entry_ras, m.target_ras, m.length_mm) for m in result.proposals]
+    rows += [(t.entry_ras[i], t.target_ras[i], t.length_mm[i]) for i in np.flatnonzero(t.feasible)]
+    bad = []
+    for e, tg, ln in rows:
+        p = _needle_points(e, tg, ln, prob.needle.length_mm)
+        under = (np.abs(p[:, 0]) <= half_w) & (p[:, 1] < top_a - tol)
+        if under.any():
+            bad.append((np.round(e, 1).tolist(), round(float(p[under, 1].min() - top_a), 1)))
+    assert not bad, (len(bad), len(rows), bad[:3])
+    assert result.feasible or any(w.startswith("patient position: supine") for w in result.warnings)
     assert not any(w.startswith("table not found") for w in result.warnings)
 
 
@@ -102,3 +111,35 @@ def test_no_table_in_the_image_is_said():
     prob = PlanningProblem.build(ct.with_array(a), lab, "tumor", constraints=Constraints(patient_position="supine"))
     result = plan(prob)
     assert any(w.startswith("table not found under the patient") for w in result.warnings), result.warnings
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_lung_dx_supine_needle_never_crosses_the_couch(shared_data):
+    """trial1 defect 1 on Lung_Dx-A0001 (couch top and its base in the image), the trial's
+    target (tumour centre of Lung_Dx-A0001_boxes.csv, LPS 41.8, 202, -209): no proposal or
+    feasible candidate whose needle, outside the skin (from 3 mm out to the hub), meets a voxel
+    above -400 HU (the couch top is at A = -284 mm under the old best entry; the old plan's
+    hub went 31 mm below it); supine is then refused and another position is named."""
+    from imagio import io
+    from imagio.segmentation.rules import segment
+
+    ct = io.read_image(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz")
+    lab = segment(ct, ("body", "bones", "lungs", "airways", "vessels"))
+    target = np.array([-41.8, -202.0, -209.0])               # LPS -> RAS
+    prob = PlanningProblem.build(ct, lab, target, constraints=Constraints(patient_position="supine"))
+    result = plan(prob)
+    t = result.table
+    rows = [(m.entry_ras, m.target_ras, m.length_mm) for m in result.proposals]
+    rows += [(t.entry_ras[i], t.target_ras[i], t.length_mm[i]) for i in np.flatnonzero(t.feasible)]
+    hit = []
+    for e, tg, ln in rows:
+        p = _needle_points(e, tg, ln, prob.needle.length_mm, step=0.25)[12:]
+        kji = np.rint(ct.world_to_kji(p)).astype(int)
+        inside = np.all((kji >= 0) & (kji < np.array(ct.shape)), axis=1)
+        hu = ct.array[tuple(kji[inside].T)]
+        if np.any(hu > -400):
+            hit.append((np.round(e, 1).tolist(), int(hu.max())))
+    assert not hit, (len(hit), len(rows), hit[:3])
+    if not result.feasible:
+        assert any(w.startswith("patient position: supine") for w in result.warnings), result.warnings
