@@ -89,6 +89,27 @@ def patient_mask(ct, body: np.ndarray, air_hu: float, open_mm: float = OPEN_MM) 
     return largest_component(dilate_mm(core, open_mm * 1.05, sk) & tissue)
 
 
+def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
+    """Dense objects that are not the patient (bool [k, j, i]): the 26-connected components of
+    the data's voxels above ``air_hu`` outside ``pat`` that reach farther than ``2 * open_mm``
+    from the patient (a table, an arm, a cushion). Rims that the opening took off the patient
+    (edges of the scan's cut faces, skin folds) lie within ``open_mm`` of it and are not
+    objects."""
+    import cc3d
+
+    from ..segmentation.common import dilate_mm
+
+    other = np.asarray(data, bool) & (ct.array > air_hu) & ~pat
+    if not other.any():
+        return other
+    comp = cc3d.connected_components(other, connectivity=26)
+    far = other & ~dilate_mm(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))
+    keep = np.zeros(int(comp.max()) + 1, bool)
+    keep[np.unique(comp[far])] = True
+    keep[0] = False
+    return keep[comp]
+
+
 def _columns(ras: np.ndarray, d: np.ndarray, bin_mm: float):
     """(along-d coordinate, integer column key) of RAS points ``ras`` (n, 3)."""
     e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
@@ -115,7 +136,7 @@ def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: floa
     keys, inv = np.unique(pk, return_inverse=True)
     deepest = np.full(len(keys), -np.inf)
     np.maximum.at(deepest, inv, ps)
-    idx = np.argwhere(np.asarray(data, bool) & (ct.array > air_hu) & ~pat)   # not the patient
+    idx = np.argwhere(other_objects(ct, pat, data, air_hu))
     top = np.full(len(keys), np.inf)
     okeys, otop = np.zeros(0, np.int64), np.zeros(0)
     if len(idx):
