@@ -374,8 +374,13 @@ def locate_table_cached(problem, direction):
     if key not in cache:
         from .skin import AIR_HU
 
+        from .table import patient_and_objects
+
         sk = problem.skin
-        cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU)
+        if "_table_masks" not in problem.__dict__:   # the same points for every direction
+            problem.__dict__["_table_masks"] = patient_and_objects(problem.ct, sk.body, np.asarray(sk.data), AIR_HU)
+        cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU,
+                                  problem.__dict__["_table_masks"])
     return cache[key]
 
 

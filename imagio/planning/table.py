@@ -110,6 +110,16 @@ def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPE
     return keep[comp]
 
 
+def patient_and_objects(ct, body: np.ndarray, data: np.ndarray, air_hu: float) -> tuple:
+    """RAS points (n, 3) of the patient's boundary voxels (`patient_mask`) and of the voxels of
+    `other_objects` (small arrays: what `locate_table` needs for every direction)."""
+    from .skin import erode6
+
+    pat = patient_mask(ct, body, air_hu)
+    obj = np.argwhere(other_objects(ct, pat, data, air_hu)).astype(float)
+    return ct.kji_to_world(np.argwhere(pat & ~erode6(pat)).astype(float)), ct.kji_to_world(obj)
+
+
 def _columns(ras: np.ndarray, d: np.ndarray, bin_mm: float):
     """(along-d coordinate, integer column key) of RAS points ``ras`` (n, 3)."""
     e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
@@ -120,27 +130,27 @@ def _columns(ras: np.ndarray, d: np.ndarray, bin_mm: float):
     return ras @ d, (u << 32) ^ (v & 0xFFFFFFFF)
 
 
-def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: float) -> TableSurface:
+def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: float,
+                 masks: tuple | None = None) -> TableSurface:
     """The couch top along ``direction`` (see module doc). ct: CT (HU) `Volume`; body, data: the
-    planner's body and data region (bool [k, j, i], `skin.outer_skin`). Columns: square bins
-    of the largest voxel spacing in the plane normal to ``direction``."""
+    planner's body and data region (bool [k, j, i], `skin.outer_skin`); masks: the points
+    of `patient_and_objects` when already computed (they do not depend on the
+    direction). Columns: square bins of the largest voxel spacing in the plane normal to
+    ``direction``."""
     d = np.asarray(direction, float)
     d = d / np.linalg.norm(d)
     bin_mm = float(max(ct.spacing))
-    pat = patient_mask(ct, body, air_hu)
-    if not pat.any():
+    pat_ras, obj_ras = masks if masks is not None else patient_and_objects(ct, body, data, air_hu)
+    if not len(pat_ras):
         return TableSurface(np.inf, False, 0.0, d, bin_mm)
-    from .skin import erode6
-
-    ps, pk = _columns(ct.kji_to_world(np.argwhere(pat & ~erode6(pat)).astype(float)), d, bin_mm)
+    ps, pk = _columns(pat_ras, d, bin_mm)
     keys, inv = np.unique(pk, return_inverse=True)
     deepest = np.full(len(keys), -np.inf)
     np.maximum.at(deepest, inv, ps)
-    idx = np.argwhere(other_objects(ct, pat, data, air_hu))
     top = np.full(len(keys), np.inf)
     okeys, otop = np.zeros(0, np.int64), np.zeros(0)
-    if len(idx):
-        os_, ok = _columns(ct.kji_to_world(idx.astype(float)), d, bin_mm)
+    if len(obj_ras):
+        os_, ok = _columns(obj_ras, d, bin_mm)
         pos = np.clip(np.searchsorted(keys, ok), 0, len(keys) - 1)
         col = keys[pos] == ok
         under = col & (os_ > deepest[pos])      # beyond the patient in its column
