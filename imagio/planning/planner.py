@@ -81,6 +81,7 @@ class Plan:
         w += absent_structure_warnings(p, self.maps)
         lim = load_defaults()["warnings"]
         w += position_warnings(p, self.positions)
+        w += table_warnings(p)
         ver = self.evaluator._verifier
         if ver is not None and ver._dense is not None:
             w += ver.dense.summary()
@@ -215,6 +216,18 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
                 break
         out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
     return out
+
+
+def table_warnings(problem: PlanningProblem) -> list[str]:
+    """The warning that the hub's clearance from the table was not checked, when the table-side
+    rule applies and no table was found under the patient (`table.locate_table`)."""
+    c = problem.constraints
+    if "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
+        return []
+    from .scoring import locate_table_cached
+
+    w = locate_table_cached(problem, c.table_direction).warning(c.patient_position)
+    return [w] if w else []
 
 
 def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:

@@ -365,19 +365,22 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
                 emph_pct=emph_pct, liver_before=liver_before, outside=outside, n_samples=n_total)
 
 
-def table_plane_mm(problem, direction) -> float:
-    """Where the table is, along ``direction`` (RAS unit vector from the patient towards the
-    table, `problem.POSITIONS`): the largest ``direction . x`` (mm) over the patient's outer skin,
-    i.e. the skin that rests on the table. Cached per direction on ``problem``. When the scan
-    cut the patient on the table side, the last skin before the cut stands in for it (the table
-    is then assumed nearer the target than it is: the safe side)."""
+def locate_table_cached(problem, direction):
+    """`table.locate_table` for ``problem`` and ``direction``, cached on ``problem``."""
+    from .table import locate_table
+
     cache = problem.__dict__.setdefault("_table_planes", {})
     key = tuple(np.round(np.asarray(direction, float), 6))
     if key not in cache:
-        if "_skin_ras" not in problem.__dict__:   # the skin's voxels once for every direction
-            problem.__dict__["_skin_ras"] = problem.ct.kji_to_world(np.argwhere(problem.skin.skin))
-        ras = problem.__dict__["_skin_ras"]
-        cache[key] = float(np.max(ras @ np.asarray(direction, float))) if len(ras) else np.inf
+        from .skin import AIR_HU
+
+        from .table import patient_and_objects
+
+        sk = problem.skin
+        if "_table_masks" not in problem.__dict__:   # the same points for every direction
+            problem.__dict__["_table_masks"] = patient_and_objects(problem.ct, sk.body, np.asarray(sk.data), AIR_HU)
+        cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU,
+                                  problem.__dict__["_table_masks"])
     return cache[key]
 
 
@@ -385,8 +388,9 @@ def against_table(problem, entry_ras, target, normal_ras, length, direction) -> 
     """Paths a patient lying on the table in ``direction`` cannot receive (bool per path): the
     entry faces the table (outward skin normal within ``table_exclusion_deg`` of ``direction``),
     or the part of the needle left outside the skin (needle length - path length, along the path
-    backwards from the entry) would reach below the table top (`table_plane_mm`): the shaft and
-    hub cannot pass through the table (``table_exclusion_deg`` 0 switches both off). Arrays: entry_ras, normal_ras (N, 3) RAS mm; target (3,)
+    backwards from the entry) would reach the table or below its top (`table.TableSurface.below`,
+    per column: the couch top under the patient, not the image edge where a table base in the
+    image is cut): the shaft and hub cannot pass through the table (``table_exclusion_deg`` 0 switches both off). Arrays: entry_ras, normal_ras (N, 3) RAS mm; target (3,)
     or (N, 3); length (N,) mm."""
     c, needle = problem.constraints, problem.needle
     d = np.asarray(direction, float)
@@ -396,8 +400,16 @@ def against_table(problem, entry_ras, target, normal_ras, length, direction) -> 
     u = np.asarray(target, float) - entry_ras
     u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-9)
     outside = np.clip(needle.length_mm - np.asarray(length, float), 0.0, None)
-    hub = entry_ras - u * outside[:, None]
-    return faces | (hub @ d > table_plane_mm(problem, d))
+    # the part of the needle outside the skin, every ``step`` mm from the entry to the hub
+    table = locate_table_cached(problem, d)
+    step = max(table.bin_mm / 2.0, 1.0)
+    n = int(np.ceil(float(outside.max(initial=0.0)) / step)) + 1
+    frac = np.linspace(0.0, 1.0, n) if n > 1 else np.ones(1)
+    below = np.zeros(len(entry_ras), bool)
+    for f in frac:   # a few tens of steps, each vectorised over the paths
+        pts = entry_ras - u * (outside * f)[:, None]
+        below |= table.below(pts) & (outside * f > 0)
+    return faces | below
 
 
 def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:

@@ -1,0 +1,169 @@
+"""The CT table (couch top) under the patient, for the table-side rule.
+
+The patient lies on the couch top; the table (couch top, its foam / carbon-fibre base with air
+gaps, metal rails) is a separate object below the patient, not part of the body. The planner's
+`skin.outer_skin` body takes in every object connected to the patient through air enclosed in
+the axial slice, so a table base reaching the edge of the image makes that body (and its
+deepest skin) reach the image edge. Here the patient is the body's tissue (> ``air_hu``) with
+thin attachments cut by a morphological opening (radius ``open_mm``, in-plane; the couch top is
+a shell of a few mm, so an opening detaches it as in `imagio.segmentation.body.body_mask`),
+and the couch top is, per column parallel to the table direction ``d``, the first dense
+non-patient voxel beyond the patient's last voxel (in columns beside the patient: the first
+dense object, e.g. a curved couch's rising side or an arm resting on the couch). A point of the
+needle outside the skin deeper than its column's surface is in or under the table
+(`TableSurface.below`); in columns without any object the patient's deepest skin stands for a
+flat couch top (the patient rests on it). When fewer than
+``MIN_COVER`` of the patient's columns show such an object (table outside the field of view,
+or removed by the reconstruction), the table is not located and the plan warns that the hub's
+clearance from the table was not checked.
+
+Sources: the patient lies on the couch top, and the needle hub and the part of the needle
+left outside the skin cannot pass through it (Gupta et al., J Vasc Interv Radiol 2010;21:969,
+CT-guided percutaneous biopsy: patient positioning so that the entry faces up or sideways);
+couch tops are carbon-fibre shells a few mm thick over a foam core (Olch et al., Med Phys
+2014;41:061501, AAPM TG-176).
+
+Arrays: masks bool [k, j, i] on the CT grid; positions RAS mm. Vectorised (per-column
+reductions by sorting), no Python loop over voxels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+OPEN_MM = 3.0          # opening radius that detaches the couch top (as segmentation.body)
+MIN_COVER = 0.25       # fraction of the patient's columns that must show the table
+
+
+@dataclass(frozen=True)
+class TableSurface:
+    """The table top along a direction ``d`` (RAS unit vector from the patient to the table).
+
+    ``deepest_mm``: the patient's deepest skin along ``d`` (where the patient rests on a flat
+    couch top); ``located``: False when no table was found under the patient; ``cover``: the
+    fraction of the patient's columns that showed it; ``keys``/``tops``: per column (sorted
+    integer keys of `_columns`) the first dense non-patient surface beyond the patient."""
+
+    deepest_mm: float
+    located: bool
+    cover: float
+    direction: np.ndarray = field(repr=False)
+    bin_mm: float = 1.0
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    tops: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    def below(self, ras: np.ndarray) -> np.ndarray:
+        """Bool per point ``ras`` (n, 3): at or below the table surface of its column (the
+        column's own couch top where one was found, else the patient's deepest skin: a flat
+        couch top under a patient resting on it)."""
+        ras = np.asarray(ras, float).reshape(-1, 3)
+        s, k = _columns(ras, self.direction, self.bin_mm)
+        lim = np.full(len(ras), self.deepest_mm)
+        if len(self.keys):
+            pos = np.clip(np.searchsorted(self.keys, k), 0, len(self.keys) - 1)
+            hit = self.keys[pos] == k
+            lim[hit] = self.tops[pos[hit]]
+        return s > lim
+
+    def warning(self, position: str) -> str | None:
+        if self.located:
+            return None
+        return (f"table not found under the patient in the image ({position}; {100 * self.cover:.0f}% of "
+                f"the patient's columns show an object beyond the skin): the needle's hub clearance from "
+                f"the table was not checked (the table is assumed at the patient's deepest skin)")
+
+
+def patient_mask(ct, body: np.ndarray, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
+    """The patient's tissue (bool [k, j, i]): voxels of ``body`` above ``air_hu``, opened by
+    ``open_mm`` (erosion, largest component, dilation back within the tissue) so that the thin
+    couch top and the table under it fall off."""
+    from ..segmentation.common import dilate_mm, erode_mm, largest_component
+
+    tissue = np.asarray(body, bool) & (ct.array > air_hu)
+    sk = np.asarray(ct.spacing_kji, float)
+    core = largest_component(erode_mm(tissue, open_mm, sk))
+    if not core.any():
+        return largest_component(tissue)
+    return largest_component(dilate_mm(core, open_mm * 1.05, sk) & tissue)
+
+
+def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
+    """Dense objects that are not the patient (bool [k, j, i]): the 26-connected components of
+    the data's voxels above ``air_hu`` outside ``pat`` that reach farther than ``2 * open_mm``
+    from the patient (a table, an arm, a cushion). Rims that the opening took off the patient
+    (edges of the scan's cut faces, skin folds) lie within ``open_mm`` of it and are not
+    objects."""
+    import cc3d
+
+    from ..segmentation.common import dilate_mm
+
+    other = np.asarray(data, bool) & (ct.array > air_hu) & ~pat
+    if not other.any():
+        return other
+    comp = cc3d.connected_components(other, connectivity=26)
+    far = other & ~dilate_mm(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))
+    keep = np.zeros(int(comp.max()) + 1, bool)
+    keep[np.unique(comp[far])] = True
+    keep[0] = False
+    return keep[comp]
+
+
+def patient_and_objects(ct, body: np.ndarray, data: np.ndarray, air_hu: float) -> tuple:
+    """RAS points (n, 3) of the patient's boundary voxels (`patient_mask`) and of the voxels of
+    `other_objects` (small arrays: what `locate_table` needs for every direction)."""
+    from .skin import erode6
+
+    pat = patient_mask(ct, body, air_hu)
+    obj = np.argwhere(other_objects(ct, pat, data, air_hu)).astype(float)
+    return ct.kji_to_world(np.argwhere(pat & ~erode6(pat)).astype(float)), ct.kji_to_world(obj)
+
+
+def _columns(ras: np.ndarray, d: np.ndarray, bin_mm: float):
+    """(along-d coordinate, integer column key) of RAS points ``ras`` (n, 3)."""
+    e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(d, e1)
+    u = np.floor(ras @ e1 / bin_mm).astype(np.int64)
+    v = np.floor(ras @ e2 / bin_mm).astype(np.int64)
+    return ras @ d, (u << 32) ^ (v & 0xFFFFFFFF)
+
+
+def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: float,
+                 masks: tuple | None = None) -> TableSurface:
+    """The couch top along ``direction`` (see module doc). ct: CT (HU) `Volume`; body, data: the
+    planner's body and data region (bool [k, j, i], `skin.outer_skin`); masks: the points
+    of `patient_and_objects` when already computed (they do not depend on the
+    direction). Columns: square bins of the largest voxel spacing in the plane normal to
+    ``direction``."""
+    d = np.asarray(direction, float)
+    d = d / np.linalg.norm(d)
+    bin_mm = float(max(ct.spacing))
+    pat_ras, obj_ras = masks if masks is not None else patient_and_objects(ct, body, data, air_hu)
+    if not len(pat_ras):
+        return TableSurface(np.inf, False, 0.0, d, bin_mm)
+    ps, pk = _columns(pat_ras, d, bin_mm)
+    keys, inv = np.unique(pk, return_inverse=True)
+    deepest = np.full(len(keys), -np.inf)
+    np.maximum.at(deepest, inv, ps)
+    top = np.full(len(keys), np.inf)
+    okeys, otop = np.zeros(0, np.int64), np.zeros(0)
+    if len(obj_ras):
+        os_, ok = _columns(obj_ras, d, bin_mm)
+        pos = np.clip(np.searchsorted(keys, ok), 0, len(keys) - 1)
+        col = keys[pos] == ok
+        under = col & (os_ > deepest[pos])      # beyond the patient in its column
+        np.minimum.at(top, pos[under], os_[under])
+        # columns beside the patient: the first object along d (a curved couch's rising side)
+        okeys, oinv = np.unique(ok[~col], return_inverse=True)
+        otop = np.full(len(okeys), np.inf)
+        np.minimum.at(otop, oinv, os_[~col])
+    found = np.isfinite(top)
+    cover = float(found.mean())
+    all_keys = np.concatenate([keys[found], okeys])
+    all_tops = np.concatenate([top[found], otop])
+    order = np.argsort(all_keys, kind="stable")
+    low = float(deepest.max())
+    located = cover >= MIN_COVER
+    return TableSurface(low, located, cover, d, bin_mm, all_keys[order], all_tops[order])
