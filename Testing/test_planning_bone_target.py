@@ -92,13 +92,19 @@ def test_rib_target_never_crosses_other_bone_and_bone_mm_is_a_cost(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("labelled", [True, False])
-def test_vertebral_body_target_never_crosses_the_canal(tmp_path, labelled):
+@pytest.mark.parametrize("labelled,grid", [(True, "axial"), (False, "axial"), (True, "oblique")])
+def test_vertebral_body_target_never_crosses_the_canal(tmp_path, labelled, grid):
     """A vertebral body with a canal (soft tissue enclosed by bone) and no spinal cord label: no
     proposal may leave the bone and re-enter it (through the canal). Unlabelled (the bone only on
     the CT, 400 HU): the CT density check's exemption of the dense object holding the target
-    follows the same rule."""
-    ct, lab = synthetic_torso(spacing=2.0, ribs=False)
+    follows the same rule. Oblique: a rotated, flipped, anisotropic grid."""
+    from conftest import rotation
+
+    if grid == "axial":
+        ct, lab = synthetic_torso(spacing=2.0, ribs=False)
+    else:
+        d = rotation((1.0, 1.0, 0.0), 20.0) @ np.diag([1.0, -1.0, 1.0])
+        ct, lab = synthetic_torso(spacing=(1.8, 2.2, 2.6), direction=d, ribs=False)
     x, y, z = _world(lab, 0, 0, 0)
     canal = (x ** 2 + (y + 76.0) ** 2 <= 5.0 ** 2) & (lab.array == BONE)
     a, c = lab.array.copy(), ct.array.copy()
@@ -145,7 +151,6 @@ def test_chest_cta_rule_based_labels_rib_and_vertebra_targets(shared_data):
                               ((-6.3, 132.7, 783.2), "prone", "vertebrae")):
         t = np.array(target)
         prob = PlanningProblem.build(ct, seg, t, constraints=Constraints(patient_position=pos))
-        assert prob.rules["target_bone"]["structure"] == name
         result = plan(prob)
         assert result.proposals, result.report
         mm = []
@@ -155,5 +160,6 @@ def test_chest_cta_rule_based_labels_rib_and_vertebra_targets(shared_data):
             assert _runs(inb) == 1 and inb[-1], (name, m.entry_ras)
             mm.append(float(inb.sum()) * smm)
         assert mm[0] <= min(mm) + vox, (name, mm)
+        assert prob.rules["target_bone"]["structure"] == name
         if name == "vertebrae":
             assert any("spinal canal" in w for w in result.warnings)

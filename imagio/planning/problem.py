@@ -476,7 +476,9 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec) -> None:
     if is_vert and not has_canal:
         vert = [v for v, nm in names.items()
                 if any(nm == n or nm.startswith(n + "_") for n in cfg["vertebra_prefixes"])]
-        canal = _derive_spinal_canal(sub, vert, prob.structures)
+        m = np.asarray(lab.ijk_to_ras, float)[:3, :3]
+        axial = 2 - int(np.argmax(np.abs(m[2]) / np.linalg.norm(m, axis=0)))   # array axis nearest S
+        canal = _derive_spinal_canal(sub, vert, prob.structures, axial)
         if canal.any():
             derived = nxt + 1
             sub[canal] = derived
@@ -505,14 +507,17 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec) -> None:
                                                  "not checked" if is_vert else None)}
 
 
-def _derive_spinal_canal(sub: np.ndarray, vert_values: list, structures: list) -> np.ndarray:
-    """Bool mask (shape of ``sub``, [k, j, i], k the slice axis): the spinal canal derived from
-    the vertebra labels as the voxels each axial slice's vertebra mask encloses (holes filled
-    in-plane, `scipy.ndimage.binary_fill_holes` with an in-plane structure) that no other
-    non-passable structure holds. Assumes axial slices along k (the usual CT storage)."""
+def _derive_spinal_canal(sub: np.ndarray, vert_values: list, structures: list, axial: int = 0) -> np.ndarray:
+    """Bool mask (shape of ``sub``, [k, j, i]): the spinal canal derived from the vertebra labels
+    as the voxels each axial slice's vertebra mask encloses (holes filled in-plane,
+    `scipy.ndimage.binary_fill_holes` with an in-plane structure) that no non-passable structure
+    holds. ``axial``: the array axis nearest the patient's S axis (slices across it are the
+    near-axial planes; an oblique grid gives near-axial planes)."""
     vm = np.isin(sub, vert_values)
     st = np.zeros((3, 3, 3), bool)
-    st[1] = ndimage.generate_binary_structure(2, 1)
+    plane = [slice(None)] * 3
+    plane[axial] = 1
+    st[tuple(plane)] = ndimage.generate_binary_structure(2, 1)
     filled = ndimage.binary_fill_holes(vm, structure=st)
     passable = [s.value for s in structures if s.role == "passable"] + [0]
     return filled & ~vm & np.isin(sub, passable)
