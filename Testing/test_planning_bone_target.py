@@ -47,18 +47,21 @@ def _plan(tmp_path, ct, lab, target, *extra):
     io.write_image(ct, ctp)
     io.write_labels(lab, lp)
     out = tmp_path / "p"
-    rc = main(["plan", str(ctp), "--labels", str(lp), "--target=" + ",".join(f"{v:.2f}" for v in target),
+    tgt = target if isinstance(target, str) else ",".join(f"{v:.2f}" for v in target)
+    rc = main(["plan", str(ctp), "--labels", str(lp), "--target=" + tgt,
                "--out", str(out), "--no-png", "--no-scene", "--quiet", *extra])
     doc = json.loads((out / "plan.json").read_text())
     return rc, doc
 
 
 @pytest.mark.slow
-def test_rib_target_never_crosses_other_bone_and_bone_mm_is_a_cost(tmp_path):
+@pytest.mark.parametrize("kind", ["point", "lesion"])
+def test_rib_target_never_crosses_other_bone_and_bone_mm_is_a_cost(tmp_path, kind):
     """Target in one rib; a second piece of the same bone label (a plate, like a scapula over the
     rib) lies over the direct route with soft tissue between: a path through the plate leaves
     bone and re-enters it. Every proposal must run in bone only as its final run, only in the
-    target rib, and the mm in bone is a score criterion."""
+    target rib, and the mm in bone is a score criterion. Lesion: a labelled 4 mm ball in the rib
+    (``tumor``) as the target, the rib its host."""
     ct, lab = synthetic_torso(spacing=2.0)
     target = np.array([117.6, 0.0, 15.0])          # in the rib ring at z = 15 (8 mm thick)
     x, y, z = _world(lab, 0, 0, 0)
@@ -68,20 +71,28 @@ def test_rib_target_never_crosses_other_bone_and_bone_mm_is_a_cost(tmp_path):
     c[plate] = 400
     lab, ct = lab.with_array(a), ct.with_array(c)
     this_rib = (lab.array == BONE) & (np.abs(z - 15.0) <= 6.0) & (y > -60) & ~plate
-    rc, doc = _plan(tmp_path, ct, lab, target)
+    truth, les = lab, np.zeros(lab.shape, bool)
+    if kind == "lesion":
+        les = (x - target[0]) ** 2 + (y - target[1]) ** 2 + (z - target[2]) ** 2 <= 4.0 ** 2
+        a = lab.array.copy()
+        a[les] = 20
+        lab = lab.with_array(a, labels={**lab.labels, 20: "tumor"})
+        this_rib |= les
+    rc, doc = _plan(tmp_path, ct, lab, target if kind == "point" else "tumor")
     assert rc == 0 and doc["proposals"]
     bone_mm = []
     for p in doc["proposals"]:
-        v, smm = _profile(lab, p["entry_ras"], target)
+        tp = np.asarray(p["target_ras"], float)
+        v, smm = _profile(truth, p["entry_ras"], tp)
         inb = v == BONE
         # independent: which bone voxels (this rib or another) the samples fall in
         kji = np.clip(np.rint(lab.world_to_kji(
             np.asarray(p["entry_ras"]) + np.linspace(0, 1, len(v))[:, None]
-            * (target - np.asarray(p["entry_ras"])))).astype(int), 0, np.asarray(lab.shape) - 1)
+            * (tp - np.asarray(p["entry_ras"])))).astype(int), 0, np.asarray(lab.shape) - 1)
         other = inb & ~this_rib[tuple(kji.T)]
         assert not other.any(), f"proposal crosses another bone: {p['entry_ras']}"
         assert _runs(inb) == 1 and inb[-1], f"bone not one final run: {p['entry_ras']}"
-        bone_mm.append(float(inb.sum()) * smm)
+        bone_mm.append(float((inb & ~les[tuple(kji.T)]).sum()) * smm)   # bone around a lesion
     # the mm in bone is a score criterion: its cost matches the independently sampled mm in bone
     crit = next(c for c in doc["criteria"] if c["name"] == "bone_traversal")
     for p, mm in zip(doc["proposals"], bone_mm):

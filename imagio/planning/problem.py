@@ -437,10 +437,11 @@ def is_bone(name: str) -> bool:
     return any(name == n or name.startswith(n + "_") for n in load_defaults()["bone_target"]["bone_prefixes"])
 
 
-def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec) -> None:
-    """A target point inside bone (percutaneous bone biopsy, planning_defaults ``bone_target``
-    with sources): only the connected piece (26-connectivity) of ``spec``'s label that holds the
-    target, within needle reach, becomes a new passable structure ``<name>_target_piece``
+def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: bool = False) -> None:
+    """A target point inside bone, or a labelled lesion inside bone (``lesion``; percutaneous
+    bone biopsy, planning_defaults ``bone_target`` with sources): only the connected piece
+    (26-connectivity) of ``spec``'s label that holds the target point (or touches the lesion),
+    within needle reach, becomes a new passable structure ``<name>_target_piece`
     (recorded as ``target_organ_entered`` and ``rules_extra["target_bone"]``); the rest of the
     label (other ribs / vertebrae of a group label) keeps its role. The scorer and the verifier
     then allow bone only as the final contiguous run of the path (`target_bone_run`), and the mm
@@ -459,8 +460,12 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec) -> None:
     arr = lab.array.copy()
     sub = arr[sl]
     cc = cc3d.connected_components(sub == spec.value, connectivity=26)
-    tk = np.rint(lab.world_to_kji(t.point_ras[None])[0]).astype(int) - np.asarray(lo)
-    piece = cc == cc[tuple(tk)]
+    if lesion:   # the bone components touching the lesion (one voxel around it)
+        ids = np.unique(cc[ndimage.binary_dilation(sub == t.value, np.ones((3, 3, 3), bool))])
+        piece = np.isin(cc, ids[ids > 0])
+    else:
+        tk = np.rint(lab.world_to_kji(t.point_ras[None])[0]).astype(int) - np.asarray(lo)
+        piece = cc == cc[tuple(tk)]
     names = dict(lab.labels)
     nxt = int(max(max(names), int(arr.max()))) + 1
     if arr.dtype.itemsize < 2 and nxt + 1 > 255:
@@ -478,7 +483,7 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec) -> None:
                 if any(nm == n or nm.startswith(n + "_") for n in cfg["vertebra_prefixes"])]
         m = np.asarray(lab.ijk_to_ras, float)[:3, :3]
         axial = 2 - int(np.argmax(np.abs(m[2]) / np.linalg.norm(m, axis=0)))   # array axis nearest S
-        canal = _derive_spinal_canal(sub, vert, prob.structures, axial)
+        canal = _derive_spinal_canal(sub, vert, prob.structures, axial) & (sub != t.value)
         if canal.any():
             derived = nxt + 1
             sub[canal] = derived
@@ -492,15 +497,18 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec) -> None:
     prob.structures = prob.structures + [StructureSpec(pname, nxt, "passable", 0.0)]
     if derived:
         prob.structures.append(StructureSpec(cfg["canal_derived_name"], derived, "forbidden", 0.0))
-    t.value = nxt
+    if not lesion:
+        t.value = nxt
     t.organ = pname
     ml = float(piece.sum()) * lab.voxel_volume_ml
-    prob.warnings.append(f"target point inside {spec.name} (bone): bone biopsy; only the piece of "
+    prob.warnings.append(f"{'target point inside' if not lesion else t.name + ' lies in'} {spec.name} (bone): "
+                         "bone biopsy; only the piece of "
                          f"{spec.name} that holds the target ({ml:.1f} mL within needle reach) may be "
                          "entered, once, as the last part of the path; other bone keeps its role")
     prob.warnings.extend(notes)
     prob.rules_extra["target_organ_entered"] = pname
     prob.rules_extra["target_bone"] = {"structure": spec.name, "piece": pname, "piece_ml": round(ml, 2),
+                                       "lesion": t.name if lesion else None,
                                        "final_run_only": True,
                                        "canal": (cfg["canal_derived_name"] + " (derived)" if derived else
                                                  "labelled" if has_canal else
@@ -523,13 +531,17 @@ def _derive_spinal_canal(sub: np.ndarray, vert_values: list, structures: list, a
     return filled & ~vm & np.isin(sub, passable)
 
 
-def target_bone_run(problem: "PlanningProblem") -> int:
-    """Label value of the target bone piece (`_enter_target_bone`), 0 when the target is not in
-    bone: along a path, samples with this value must form one final run ending at the target."""
+def target_bone_run(problem: "PlanningProblem") -> tuple:
+    """Label values of the target bone piece (`_enter_target_bone`) and of a lesion inside it;
+    () when the target is not in bone. Along a path, samples with these values must form one
+    final run ending at the target."""
     tb = problem.rules_extra.get("target_bone")
     if not tb:
-        return 0
-    return next((s.value for s in problem.structures if s.name == tb["piece"]), 0)
+        return ()
+    vals = [s.value for s in problem.structures if s.name == tb["piece"]]
+    if tb.get("lesion"):
+        vals.append(problem.target.value)
+    return tuple(vals)
 
 
 def _enter_host_organ(prob: "PlanningProblem") -> None:
@@ -544,6 +556,9 @@ def _enter_host_organ(prob: "PlanningProblem") -> None:
         return   # a point, an organ named as the target (exempt itself), a user's role, a viscus
     spec = next((s for s in prob.structures if s.name == t.organ), None)
     if spec is None or spec.role != "forbidden":
+        return
+    if is_bone(spec.name):   # a bone lesion: only the bone piece around it, entered once
+        _enter_target_bone(prob, spec, lesion=True)
         return
     prob.structures = [replace(s, role="passable") if s.value == spec.value else s for s in prob.structures]
     prob.warnings.append(f"{t.name} lies in {spec.name} (an obstacle by default): the path may enter "

@@ -368,17 +368,19 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
 
 
 def _bone_run_numpy(bv, lab, seg, starts, n_total, ar, smm):
-    """(mm inside the target bone piece, True where the path leaves that piece after entering it)
-    per path; label value ``bv`` of the piece (`problem.target_bone_run`, 0: no bone target).
+    """(mm inside the target bone piece, True where the path leaves the piece (or a lesion in it)
+    after entering it)
+    per path; label values ``bv`` of the piece and a lesion in it (`problem.target_bone_run`,
+    (): no bone target).
     Only the final contiguous run of a path may lie in the target bone (bone biopsy: the needle
     enters the bone once; leaving and re-entering crosses a canal, foramen or joint space)."""
     n = len(starts)
     if not bv:
         return np.zeros(n, np.float32), np.zeros(n, bool)
-    inb = lab == bv
+    inb = np.isin(lab, bv)
     first = _segment_first(inb, starts, n_total, ar)
     left = (ar >= first[seg]) & ~inb
-    return (np.add.reduceat(inb.astype(np.int32), starts) * smm).astype(np.float32), \
+    return (np.add.reduceat((lab == bv[0]).astype(np.int32), starts) * smm).astype(np.float32), \
         np.add.reduceat(left.astype(np.int32), starts) > 0
 
 

@@ -167,9 +167,9 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
         liver_before = torch.zeros(n, device=dev)
     bv = target_bone_run(problem)
     if bv:   # the one rule (`scoring._bone_run_numpy`): bone only as the final run
-        inb = lab == bv
+        inb = torch.isin(lab, torch.as_tensor(bv, dtype=lab.dtype, device=dev))
         left = (ar >= seg_first(inb)[seg]) & ~inb
-        bone_mm, reentry = _seg_sum(inb, seg, n) * smm, _seg_sum(left, seg, n) > 0
+        bone_mm, reentry = _seg_sum(lab == bv[0], seg, n) * smm, _seg_sum(left, seg, n) > 0
     else:
         bone_mm, reentry = torch.zeros(n, device=dev), torch.zeros(n, dtype=torch.bool, device=dev)
     c = lambda x: x.detach().cpu().numpy()  # noqa: E731

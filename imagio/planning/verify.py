@@ -197,7 +197,7 @@ class Verifier:
         from .problem import target_bone_run
 
         bv = target_bone_run(self.p)
-        inb = lab == bv if bv else None
+        inb = np.isin(lab, bv) if bv else None
         if inb is None or not inb.any():
             return []
         name = self.p.rules_extra["target_bone"]["structure"]
@@ -207,7 +207,7 @@ class Verifier:
             problems.append(f"leaves {name} and re-enters it ({gap:.1f} mm outside the bone between "
                             "two bone runs: a canal, foramen or joint space): bone only as the last "
                             "part of the path")
-        return [f"{float(inb.sum()) * smm:.1f} mm of the path inside {name} (bone) before the target"]
+        return [f"{float((lab == bv[0]).sum()) * smm:.1f} mm of the path inside {name} (bone) before the target"]
 
     def _lung_checks(self, lab: np.ndarray, min_run: float) -> list[str]:
         """Pleural and fissure crossings counted on the dense label samples ``lab`` (entry
