@@ -499,7 +499,7 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
         prob.structures.append(StructureSpec(cfg["canal_derived_name"], derived, "forbidden", 0.0))
     if not lesion:
         t.value = nxt
-    t.organ = pname
+    t.organ = spec.name   # the host organ (the bone); the passable piece is target_organ_entered
     ml = float(piece.sum()) * lab.voxel_volume_ml
     prob.warnings.append(f"{'target point inside' if not lesion else t.name + ' lies in'} {spec.name} (bone): "
                          "bone biopsy; only the piece of "
