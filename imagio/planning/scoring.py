@@ -457,6 +457,8 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
         "aerated_mm": r["aer_mm"], "pleural_crossings": pleural, "fissure_crossings": fissures,
         "emphysema_pct": emph_pct, "bone_mm": r["bone_mm"]})
     w = np.array([problem.weights.get(k, 0.0) for k in CRITERIA], np.float32)
+    if not target_bone_run(problem):   # no bone target: the score is unchanged by the criterion
+        w[CRITERIA.index("bone_traversal")] = 0.0
     score = costs @ w / max(float(w.sum()), 1e-9)
     for rule in c.disabled_rules:   # --no-rule: not enforced (the metric stays in the table)
         v &= ~np.int32(BIT[rule])
