@@ -10,7 +10,7 @@ from imagio.planning.criteria import CRITERIA, criteria_table, criterion_costs, 
 def _metrics(**kw):
     base = dict(length_fraction=0.5, clearance_above_required_mm=5.0, skin_angle_deg=10.0,
                 craniocaudal_deg=0.0, avoid_mm=20.0, aerated_mm=0.0, pleural_crossings=1,
-                fissure_crossings=0, emphysema_pct=0.0)
+                fissure_crossings=0, emphysema_pct=0.0, bone_mm=0.0)
     base.update(kw)
     return {k: np.array([v], float) for k, v in base.items()}
 

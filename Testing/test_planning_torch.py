@@ -13,10 +13,10 @@ from imagio.planning.scoring import score_paths  # noqa: E402
 from imagio.planning.synthetic import synthetic_torso  # noqa: E402
 
 
-def _parity(device):
+def _parity(device, target="liver_tumor"):
     from conftest import rotation
     ct, lab = synthetic_torso((2.0, 2.5, 3.0), direction=rotation((1, 0, 1), 12.0))
-    prob = PlanningProblem.build(ct, lab, "liver_tumor")
+    prob = PlanningProblem.build(ct, lab, target)
     maps = precompute(prob)
     cand = skin_candidates(maps, prob.target.point_ras, prob.needle.length_mm, 3.0)
     a = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device="numpy")
@@ -29,6 +29,15 @@ def _parity(device):
         assert np.mean(getattr(a, f) == getattr(b, f)) > 0.999, f
     np.testing.assert_allclose(a.lung_mm, b.lung_mm, atol=1e-3)
     np.testing.assert_allclose(a.liver_before_mm, b.liver_before_mm, atol=1e-3)
+    return a
+
+
+def test_torch_cpu_matches_numpy_bone_target():
+    """A target point in a rib (bone biopsy): the final-run rule and the bone criterion agree."""
+    from imagio.planning.scoring import BIT
+
+    a = _parity("cpu", np.array([117.6, 0.0, 15.0]))
+    assert (a.violations & BIT["bone_reentry"]).any()
 
 
 def test_torch_cpu_matches_numpy():

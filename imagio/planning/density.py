@@ -24,7 +24,11 @@ Definitions (numbers in imagio/data/planning_defaults.json ``ct_density``, with 
   smaller specks are noise or sub-resolution calcification) and 2 voxels.
 - **target exemption**: dense voxels of the target lesion's one-voxel rim (a calcified target's
   partial volume) and the object holding a target point (the user aims into dense tissue: a
-  bone or calcified lesion) are the target's own tissue; the plan says so.
+  bone or calcified lesion) are the target's own tissue; the plan says so. The object holding a
+  target point may only be the final contiguous run of a path (percutaneous bone biopsy enters
+  the bone once; leaving it and re-entering crosses a canal, foramen or gap: CIRSE standards,
+  Filippiadis DK et al., Cardiovasc Intervent Radiol 2018;41:1323-1330); a labelled bone holding
+  the target point is handled the same way by `problem._enter_target_bone`.
 - **blocking**: objects outside the lungs (bone, calcification, a contrast-filled vessel or
   metal: none may be crossed), and voxels inside the lungs at cortical density (>=
   ``cortical_hu``: calcification or metal). A path is infeasible when a sample lies in a
@@ -169,10 +173,12 @@ class DenseTissue:
         sizes = np.bincount(comp, minlength=n + 1)
         keep = sizes >= min_vox
         keep[0] = False
+        self._tcomp = None   # the dense object holding the target point: exempt as the final run only
         if tin and cc[tuple(tk)] and keep[cc[tuple(tk)]]:   # the target point lies in dense tissue
             c = int(cc[tuple(tk)])
             self.exempt_ml += float(sizes[c]) * ct.voxel_volume_ml
             keep[c] = False
+            self._tcomp = cc == c
         obj = keep[comp]
         lung_vals = [v for v, nm in p.labels.labels.items()
                      if nm in LUNG_PARENCHYMA or nm.startswith(LUNG_CONTENTS)]
@@ -267,6 +273,13 @@ class DenseTissue:
                     problems.append(
                         f"{max(dmin, 0.0):.2f} mm from unlabelled dense tissue (up to {peak:.0f} HU: "
                         f"{density_class(peak)}) at {where} RAS mm < needle/uncertainty {self.widen:.2f} mm")
+        if self._tcomp is not None:   # bone biopsy rule (`verify.Verifier._bone_run`): entered once
+            tc = inb & self._tcomp[idx]
+            if tc.any() and not tc[int(np.argmax(tc)):].all():
+                gap = float((~tc[int(np.argmax(tc)):]).sum()) * step
+                problems.append(f"leaves the dense tissue holding the target and re-enters it ({gap:.1f} mm "
+                                "outside it between two runs: a canal, foramen or gap): it may only be "
+                                "the last part of the path")
         soft = inb & self.soft[idx]
         if soft.any():
             peak = float(self._hu[idx][soft].max())

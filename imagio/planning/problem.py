@@ -420,13 +420,128 @@ def _check_target(prob: "PlanningProblem") -> None:
             raise InputError(f"target point lies inside {spec.name} (role {spec.role}): a needle "
                              f"may not end there; give the lesion's label as --target, or "
                              f"--role {spec.name}=passable to plan into it")
-        # a point in a solid organ or bone that is an obstacle by default (kidney, vertebra):
-        # that organ is the target organ; the path may enter it, everything else keeps its role
+        if is_bone(spec.name):   # bone biopsy: only the target's piece, entered once
+            _enter_target_bone(prob, spec)
+            return
+        # a point in a solid organ that is an obstacle by default (kidney): that organ is the
+        # target organ; the path may enter it, everything else keeps its role
         prob.structures = [replace(s, role="passable") if s.value == spec.value else s
                            for s in prob.structures]
         prob.warnings.append(f"target point inside {spec.name} (an obstacle by default): the path "
                              f"may enter {spec.name}; every other structure keeps its role")
         prob.rules_extra["target_organ_entered"] = spec.name
+
+
+def is_bone(name: str) -> bool:
+    """True for bone structures (planning_defaults ``bone_target.bone_prefixes``)."""
+    return any(name == n or name.startswith(n + "_") for n in load_defaults()["bone_target"]["bone_prefixes"])
+
+
+def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: bool = False) -> None:
+    """A target point inside bone, or a labelled lesion inside bone (``lesion``; percutaneous
+    bone biopsy, planning_defaults ``bone_target`` with sources): only the connected piece
+    (26-connectivity) of ``spec``'s label that holds the target point (or touches the lesion),
+    within needle reach, becomes a new passable structure ``<name>_target_piece`
+    (recorded as ``target_organ_entered`` and ``rules_extra["target_bone"]``); the rest of the
+    label (other ribs / vertebrae of a group label) keeps its role. The scorer and the verifier
+    then allow bone only as the final contiguous run of the path (`target_bone_run`), and the mm
+    in the piece is a score criterion. For a vertebra with no spinal cord / canal label, the
+    canal is derived (`_derive_spinal_canal`) and forbidden; a warning says so.
+    The label map is replaced by a modified copy (the input is never modified)."""
+    import cc3d
+
+    from ..volume import reach_box
+
+    lab = prob.labels
+    t = prob.target
+    cfg = load_defaults()["bone_target"]
+    lo, hi = reach_box(lab, t.point_ras, prob.needle.length_mm + 10.0)
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    arr = lab.array.copy()
+    sub = arr[sl]
+    cc = cc3d.connected_components(sub == spec.value, connectivity=26)
+    if lesion:   # the bone components touching the lesion (one voxel around it)
+        ids = np.unique(cc[ndimage.binary_dilation(sub == t.value, np.ones((3, 3, 3), bool))])
+        piece = np.isin(cc, ids[ids > 0])
+    else:
+        tk = np.rint(lab.world_to_kji(t.point_ras[None])[0]).astype(int) - np.asarray(lo)
+        piece = cc == cc[tuple(tk)]
+    names = dict(lab.labels)
+    nxt = int(max(max(names), int(arr.max()))) + 1
+    if arr.dtype.itemsize < 2 and nxt + 1 > 255:
+        arr = arr.astype(np.uint16)
+        sub = arr[sl]
+    pname = f"{spec.name}_target_piece"
+    sub[piece] = nxt
+    names[nxt] = pname
+    notes = []
+    derived = None
+    is_vert = any(spec.name == n or spec.name.startswith(n + "_") for n in cfg["vertebra_prefixes"])
+    has_canal = any(nm in cfg["canal_names"] for nm in names.values())
+    if is_vert and not has_canal:
+        vert = [v for v, nm in names.items()
+                if any(nm == n or nm.startswith(n + "_") for n in cfg["vertebra_prefixes"])]
+        m = np.asarray(lab.ijk_to_ras, float)[:3, :3]
+        axial = 2 - int(np.argmax(np.abs(m[2]) / np.linalg.norm(m, axis=0)))   # array axis nearest S
+        canal = _derive_spinal_canal(sub, vert, prob.structures, axial) & (sub != t.value)
+        if canal.any():
+            derived = nxt + 1
+            sub[canal] = derived
+            names[derived] = cfg["canal_derived_name"]
+        notes.append(f"no spinal cord or spinal canal is labelled: the canal was derived from the "
+                     f"vertebra label ({float(canal.sum()) * lab.voxel_volume_ml:.1f} mL, soft tissue "
+                     "enclosed by the vertebral ring in each axial slice, forbidden); an open ring "
+                     "(neural foramen) is not closed by it: check the path against the canal and "
+                     "nerve roots on the CT")
+    prob.labels = lab.with_array(arr, labels=names)
+    prob.structures = prob.structures + [StructureSpec(pname, nxt, "passable", 0.0)]
+    if derived:
+        prob.structures.append(StructureSpec(cfg["canal_derived_name"], derived, "forbidden", 0.0))
+    if not lesion:
+        t.value = nxt
+    t.organ = spec.name   # the host organ (the bone); the passable piece is target_organ_entered
+    ml = float(piece.sum()) * lab.voxel_volume_ml
+    prob.warnings.append(f"{'target point inside' if not lesion else t.name + ' lies in'} {spec.name} (bone): "
+                         "bone biopsy; only the piece of "
+                         f"{spec.name} that holds the target ({ml:.1f} mL within needle reach) may be "
+                         "entered, once, as the last part of the path; other bone keeps its role")
+    prob.warnings.extend(notes)
+    prob.rules_extra["target_organ_entered"] = pname
+    prob.rules_extra["target_bone"] = {"structure": spec.name, "piece": pname, "piece_ml": round(ml, 2),
+                                       "lesion": t.name if lesion else None,
+                                       "final_run_only": True,
+                                       "canal": (cfg["canal_derived_name"] + " (derived)" if derived else
+                                                 "labelled" if has_canal else
+                                                 "not checked" if is_vert else None)}
+
+
+def _derive_spinal_canal(sub: np.ndarray, vert_values: list, structures: list, axial: int = 0) -> np.ndarray:
+    """Bool mask (shape of ``sub``, [k, j, i]): the spinal canal derived from the vertebra labels
+    as the voxels each axial slice's vertebra mask encloses (holes filled in-plane,
+    `scipy.ndimage.binary_fill_holes` with an in-plane structure) that no non-passable structure
+    holds. ``axial``: the array axis nearest the patient's S axis (slices across it are the
+    near-axial planes; an oblique grid gives near-axial planes)."""
+    vm = np.isin(sub, vert_values)
+    st = np.zeros((3, 3, 3), bool)
+    plane = [slice(None)] * 3
+    plane[axial] = 1
+    st[tuple(plane)] = ndimage.generate_binary_structure(2, 1)
+    filled = ndimage.binary_fill_holes(vm, structure=st)
+    passable = [s.value for s in structures if s.role == "passable"] + [0]
+    return filled & ~vm & np.isin(sub, passable)
+
+
+def target_bone_run(problem: "PlanningProblem") -> tuple:
+    """Label values of the target bone piece (`_enter_target_bone`) and of a lesion inside it;
+    () when the target is not in bone. Along a path, samples with these values must form one
+    final run ending at the target."""
+    tb = problem.rules_extra.get("target_bone")
+    if not tb:
+        return ()
+    vals = [s.value for s in problem.structures if s.name == tb["piece"]]
+    if tb.get("lesion"):
+        vals.append(problem.target.value)
+    return tuple(vals)
 
 
 def _enter_host_organ(prob: "PlanningProblem") -> None:
@@ -441,6 +556,9 @@ def _enter_host_organ(prob: "PlanningProblem") -> None:
         return   # a point, an organ named as the target (exempt itself), a user's role, a viscus
     spec = next((s for s in prob.structures if s.name == t.organ), None)
     if spec is None or spec.role != "forbidden":
+        return
+    if is_bone(spec.name):   # a bone lesion: only the bone piece around it, entered once
+        _enter_target_bone(prob, spec, lesion=True)
         return
     prob.structures = [replace(s, role="passable") if s.value == spec.value else s for s in prob.structures]
     prob.warnings.append(f"{t.name} lies in {spec.name} (an obstacle by default): the path may enter "

@@ -16,11 +16,11 @@ import numpy as np
 
 from .distance_maps import AERATED, BODY, EMPH, FORBIDDEN, LIVER, LUNG, PlanningMaps
 from .criteria import CRITERIA, criterion_costs
-from .problem import PlanningProblem, load_defaults
+from .problem import PlanningProblem, load_defaults, target_bone_run
 
 VIOLATIONS = ("reach", "table_side", "entry_region", "skin_angle", "craniocaudal", "forbidden",
               "clearance", "liver_parenchyma", "pleural_crossings", "fissure", "emphysema",
-              "leaves_body", "verification", "dense_tissue")   # leaves_body: air around the patient crossed   # verification: the independent re-check (`verify`) disagreed   # dense_tissue: unlabelled bone/contrast/metal on the CT (`density`)
+              "leaves_body", "verification", "dense_tissue", "bone_reentry")   # leaves_body: air around the patient crossed   # verification: the independent re-check (`verify`) disagreed   # dense_tissue: unlabelled bone/contrast/metal on the CT (`density`)
 BIT = {name: 1 << i for i, name in enumerate(VIOLATIONS)}
 ANGLE_TOL_DEG = 0.01
 
@@ -352,6 +352,7 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
         emph_pct = np.where(aer_n > 0, 100.0 * emph_n / np.maximum(aer_n, 1), 0.0)
     else:
         lung_mm, aer_n, pleural, fissures, emph_pct = zeros_f, zeros_i, zeros_i, zeros_i, zeros_f
+    bone_mm, reentry = _bone_run_numpy(target_bone_run(problem), lab, seg, starts, n_total, ar, smm)
     if maps.has["liver"] and problem.target.organ == "liver":
         first_tgt = _segment_first(in_target, starts, n_total, ar) if exempt else starts + counts
         liver = ((flg & LIVER) > 0) & (ar < first_tgt[seg])
@@ -362,7 +363,25 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
     return dict(length=length, slack=slack, closest=closest, closest_t=closest_t, margin=margin,
                 avoid_min=avoid_min, avoid_id=avoid_id, forbidden_hit=forbidden_hit, hit=hit,
                 lung_mm=lung_mm, aer_mm=aer_n * smm, pleural=pleural, fissures=fissures,
-                emph_pct=emph_pct, liver_before=liver_before, outside=outside, n_samples=n_total)
+                emph_pct=emph_pct, liver_before=liver_before, outside=outside, n_samples=n_total,
+                bone_mm=bone_mm, bone_reentry=reentry)
+
+
+def _bone_run_numpy(bv, lab, seg, starts, n_total, ar, smm):
+    """(mm inside the target bone piece, True where the path leaves the piece (or a lesion in it)
+    after entering it)
+    per path; label values ``bv`` of the piece and a lesion in it (`problem.target_bone_run`,
+    (): no bone target).
+    Only the final contiguous run of a path may lie in the target bone (bone biopsy: the needle
+    enters the bone once; leaving and re-entering crosses a canal, foramen or joint space)."""
+    n = len(starts)
+    if not bv:
+        return np.zeros(n, np.float32), np.zeros(n, bool)
+    inb = np.isin(lab, bv)
+    first = _segment_first(inb, starts, n_total, ar)
+    left = (ar >= first[seg]) & ~inb
+    return (np.add.reduceat((lab == bv[0]).astype(np.int32), starts) * smm).astype(np.float32), \
+        np.add.reduceat(left.astype(np.int32), starts) > 0
 
 
 def locate_table_cached(problem, direction):
@@ -435,6 +454,7 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
         v |= np.where(cc > c.max_craniocaudal_deg + ANGLE_TOL_DEG, BIT["craniocaudal"], 0)
     v |= np.where(hit, BIT["forbidden"], 0)
     v |= np.where(r["outside"], BIT["leaves_body"], 0)
+    v |= np.where(r["bone_reentry"], BIT["bone_reentry"], 0)
     v |= np.where(slack < widen, BIT["clearance"], 0)
     if problem.target.organ == "liver" and c.min_liver_parenchyma_mm > 0:
         v |= np.where(liver_before < c.min_liver_parenchyma_mm, BIT["liver_parenchyma"], 0)
@@ -447,8 +467,10 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
         "length_fraction": length / needle.length_mm, "clearance_above_required_mm": slack - widen,
         "skin_angle_deg": skin, "craniocaudal_deg": cc, "avoid_mm": avoid_min,
         "aerated_mm": r["aer_mm"], "pleural_crossings": pleural, "fissure_crossings": fissures,
-        "emphysema_pct": emph_pct})
+        "emphysema_pct": emph_pct, "bone_mm": r["bone_mm"]})
     w = np.array([problem.weights.get(k, 0.0) for k in CRITERIA], np.float32)
+    if not target_bone_run(problem):   # no bone target: the score is unchanged by the criterion
+        w[CRITERIA.index("bone_traversal")] = 0.0
     score = costs @ w / max(float(w.sum()), 1e-9)
     for rule in c.disabled_rules:   # --no-rule: not enforced (the metric stays in the table)
         v &= ~np.int32(BIT[rule])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .distance_maps import AERATED, BODY, EMPH, FORBIDDEN, LIVER, LUNG
+from .problem import target_bone_run
 
 
 def _maps_on(maps, device):
@@ -164,10 +165,18 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
         liver_before = _seg_sum(liver, seg, n) * smm
     else:
         liver_before = torch.zeros(n, device=dev)
+    bv = target_bone_run(problem)
+    if bv:   # the one rule (`scoring._bone_run_numpy`): bone only as the final run
+        inb = torch.isin(lab, torch.as_tensor(bv, dtype=lab.dtype, device=dev))
+        left = (ar >= seg_first(inb)[seg]) & ~inb
+        bone_mm, reentry = _seg_sum(lab == bv[0], seg, n) * smm, _seg_sum(left, seg, n) > 0
+    else:
+        bone_mm, reentry = torch.zeros(n, device=dev), torch.zeros(n, dtype=torch.bool, device=dev)
     c = lambda x: x.detach().cpu().numpy()  # noqa: E731
     return dict(length=length, slack=c(slack), closest=closest, closest_t=c(closest_t),
                 margin=margin.astype(np.float64), avoid_min=c(avoid_min), avoid_id=avoid_id,
                 forbidden_hit=c(forbidden_hit).astype(np.int16), hit=c(hit), lung_mm=c(lung_mm),
                 aer_mm=c(aer_n) * c(smm), pleural=c(pleural).astype(np.int32),
                 fissures=c(fissures).astype(np.int32), emph_pct=c(emph_pct), liver_before=c(liver_before),
-                outside=c(outside), n_samples=n_total)
+                outside=c(outside), n_samples=n_total, bone_mm=c(bone_mm).astype(np.float32),
+                bone_reentry=c(reentry))

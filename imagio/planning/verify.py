@@ -182,10 +182,32 @@ class Verifier:
             mm = float(np.isin(lab[:first], liver).sum()) * length / (n - 1)
             if mm + 1e-6 < c.min_liver_parenchyma_mm - step:
                 problems.append(f"{mm:.1f} mm of liver before the lesion < {c.min_liver_parenchyma_mm:g} mm")
+        notes = self._bone_run(lab, length / (n - 1), problems)
         problems += self._lung_checks(lab, diag / step)
-        dense, notes = self.dense.check(pts, e)
+        dense, dnotes = self.dense.check(pts, e)
         problems += dense
+        notes += dnotes
         return Verification(not problems, problems, best, binding, notes)
+
+    def _bone_run(self, lab: np.ndarray, smm: float, problems: list) -> list[str]:
+        """Target point in bone (`problem.target_bone_run`): the samples in the target bone piece
+        must be one final run ending at the target (bone biopsy: the bone is entered once;
+        leaving it and re-entering crosses a canal, foramen or joint space); appends the problem,
+        returns the note with the mm in bone."""
+        from .problem import target_bone_run
+
+        bv = target_bone_run(self.p)
+        inb = np.isin(lab, bv) if bv else None
+        if inb is None or not inb.any():
+            return []
+        name = self.p.rules_extra["target_bone"]["structure"]
+        first = int(np.argmax(inb))
+        if not inb[first:].all():
+            gap = float((~inb[first:]).sum()) * smm
+            problems.append(f"leaves {name} and re-enters it ({gap:.1f} mm outside the bone between "
+                            "two bone runs: a canal, foramen or joint space): bone only as the last "
+                            "part of the path")
+        return [f"{float((lab == bv[0]).sum()) * smm:.1f} mm of the path inside {name} (bone) before the target"]
 
     def _lung_checks(self, lab: np.ndarray, min_run: float) -> list[str]:
         """Pleural and fissure crossings counted on the dense label samples ``lab`` (entry
