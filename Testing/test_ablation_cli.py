@@ -68,3 +68,27 @@ def test_plan_with_device_adds_zones_coverage_and_mam(phantom_files, tmp_path, c
                "--target", "liver_tumor_1", "--out", str(tmp_path / "p2"), "--quiet", "--no-png", "--no-scene",
                "--device", "emprint", "--setting", "999W"])
     assert rc == 2 and "no setting '999W'" in capsys.readouterr().err
+
+
+def test_ablation_with_a_point_in_an_organ_is_refused_before_planning(phantom_files, tmp_path, capsys):
+    """New-user trial 2 (D): a --target point in the liver (no tumour segment there) with --device
+    treated the whole liver as the tumour (covered 0.9 %, minimal ablative margin -180 mm, exit 0).
+    Now one line naming the organ and what to do, exit 2, no plan written."""
+    import numpy as np
+    from scipy import ndimage
+
+    from imagio import io
+
+    lab = io.read_labels(phantom_files / "labels.seg.nrrd")
+    liver = lab.mask("liver")
+    depth = ndimage.distance_transform_edt(liver)
+    kji = np.unravel_index(int(np.argmax(depth)), liver.shape)   # deepest liver voxel: liver, no tumour
+    assert lab.labels[int(lab.array[kji])] == "liver"
+    r, a, s = lab.kji_to_world(np.array([kji], float))[0]
+    out = tmp_path / "p"
+    rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
+               f"--target={r:.1f},{a:.1f},{s:.1f}", "--out", str(out), "--quiet", "--no-png", "--no-scene",
+               "--device", "emprint"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "'liver'" in err[0] and "tumour" in err[0], err
+    assert not (out / "plan.json").exists()

@@ -130,6 +130,10 @@ def cmd_plan(args) -> int:
         n.uncertainty_mm = args.uncertainty
     prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n, constraints=c,
                                  roles=_parse_roles(args.role))
+    if args.device:   # before the plan: an organ as the ablation target is refused at once
+        from .ablation.commands import require_tumour_target
+
+        require_tumour_target(prob)
     result = plan(prob, k=args.proposals, progress=printer(args.quiet))
     doc = result.to_dict()
     # what made the plan, for `imagio report` (absolute: the plan folder may be anywhere)

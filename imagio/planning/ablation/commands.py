@@ -39,6 +39,23 @@ def cmd_import(args) -> int:
     return 0
 
 
+def require_tumour_target(problem) -> None:
+    """InputError (one line) unless the problem's target is a segmented lesion: zones, coverage
+    and the minimal ablative margin are measured against the target's segment, and an organ (a
+    point in the liver) as the "tumour" gives meaningless figures (a margin of -180 mm)."""
+    from ..problem import is_lesion
+
+    t = problem.target
+    if not t.value:
+        raise InputError("ablation needs a segmented target: give --target as the tumour's structure "
+                         "name (or a point inside its segment)")
+    name = problem.labels.labels.get(int(t.value), "")
+    if not is_lesion(name):
+        raise InputError(f"ablation needs the tumour's segment, but the target lies in {name!r} (an organ, not a "
+                         "lesion): segment the tumour first (imagio lesion CT --point R,A,S --out T.seg.nrrd) and "
+                         "give its label as --target")
+
+
 def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_probe: bool = False,
                       devices_file=None, progress=None) -> dict:
     """Zones, coverage and MAM for every proposal of a feasible plan (each probe advanced so
@@ -51,9 +68,7 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
     dev = get_device(device_name, load_catalogue(extra=devices_file))
     s = dev.setting(setting_id)
     p = result.problem
-    if not p.target.value or p.target.value == 0:
-        raise InputError("ablation needs a segmented target: give --target as the tumour's structure "
-                         "name (or a point inside its segment)")
+    require_tumour_target(p)
     ctx = AblationContext(p.labels, int(p.target.value))
     out = {"device": dev.name, "device_label": dev.label, "modality": dev.modality, "setting": s.id,
            "setting_label": s.label, "zone_length_mm": s.zone_length_mm, "zone_diameter_mm": s.zone_diameter_mm,
