@@ -85,6 +85,7 @@ class Plan:
         ver = self.evaluator._verifier
         if ver is not None and ver._dense is not None:
             w += ver.dense.summary()
+        w += self._mediastinum_warnings(lim["mediastinum_unlabelled_mm"])
         if not self.feasible:
             nm = self.report.get("best_near_miss") or {}
             w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: "
@@ -116,6 +117,24 @@ class Plan:
                 w.append(f"proposal {n}: path {m.length_mm:.0f} mm uses more than "
                          f"{100 * lim['needle_reserve_fraction']:.0f}% of the {p.needle.length_mm:.0f} mm needle")
         return w
+
+    def _mediastinum_warnings(self, min_mm: float) -> list[str]:
+        """One line per proposal crossing >= ``min_mm`` of mediastinal soft tissue
+        (`mediastinum.Mediastinum`) when no heart or great vessel is labelled within reach."""
+        from .mediastinum import MEDIASTINAL_VESSEL_HINTS, Mediastinum
+
+        if not self.proposals or large_vessels_labelled(self.problem, self.maps, MEDIASTINAL_VESSEL_HINTS):
+            return []
+
+        med, out = Mediastinum(self.problem), []
+        for n, m in enumerate(self.proposals, 1):
+            mm = med.run_mm(m.entry_ras, m.target_ras)
+            if mm >= min_mm:
+                out.append(f"proposal {n}: crosses {mm:.0f} mm of mediastinal soft tissue (between the lungs) "
+                           "where the heart and great vessels run, and no large vessel is labelled: they are "
+                           "not seen on a CT without contrast; prefer a proposal through the chest wall, or "
+                           "segment the vessels (contrast CT or a deep model) first")
+        return out
 
     def dense_clearance(self, m, cap_mm: float):
         """(clearance mm, HU, RAS) of the unlabelled dense tissue closest to proposal ``m``'s path
@@ -267,12 +286,22 @@ VESSEL_HINTS = ("aorta", "vena_cava", "portal", "hepatic_vessel", "artery", "vei
                 "iliac", "brachiocephalic", "subclavian", "carotid", "great_vessels")
 
 
+def present_structures(problem: PlanningProblem, maps: PlanningMaps) -> set:
+    """Names of the problem's structures with voxels within needle reach (the maps' box)."""
+    here = np.bincount(maps.label.ravel()) > 0
+    return {maps.names[i] for i in range(len(maps.names))
+            if problem.structures[i].value < len(here) and here[problem.structures[i].value]}
+
+
+def large_vessels_labelled(problem: PlanningProblem, maps: PlanningMaps, hints=LARGE_VESSEL_HINTS) -> bool:
+    """True when a large named vessel (a name holding one of ``hints``) is labelled within needle reach."""
+    return any(h in n for n in present_structures(problem, maps) for h in hints)
+
+
 def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> list[str]:
     """Warnings for kinds of structure the plan assumes absent because the label map has none
     near the target: vessels (any), lung vessels for a target in the lung, bones."""
-    here = np.bincount(maps.label.ravel()) > 0
-    present = {maps.names[i] for i in range(len(maps.names))
-               if problem.structures[i].value < len(here) and here[problem.structures[i].value]}
+    present = present_structures(problem, maps)
     out = []
     if not any(h in n for n in present for h in VESSEL_HINTS):
         out.append("no vessels labelled within needle reach: the plan assumes none (segment vessels, "
@@ -281,7 +310,7 @@ def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> l
                                             0, np.array(maps.label.shape) - 1))] & 2)
     if in_lung and not any("lung_vessels" in n or "pulmonary" in n for n in present):
         out.append("target in the lung but no lung vessels labelled: the plan assumes none")
-    if not any(h in n for n in present for h in LARGE_VESSEL_HINTS):
+    if not large_vessels_labelled(problem, maps):
         out.append("no large named vessel (aorta, venae cavae, pulmonary or portal vessels, heart) "
                    "labelled within needle reach: the plan assumes none")
     if not any(n.startswith(("rib", "vertebra", "sternum", "bone", "scapula", "clavicula", "costal",
