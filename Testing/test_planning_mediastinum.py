@@ -79,3 +79,37 @@ def test_lateral_lung_paths_are_not_warned_and_labelled_vessels_silence_it():
     ct2, lab2 = synthetic_torso(3.0)
     r2 = plan(PlanningProblem.build(ct2, lab2, "liver_tumor"))
     assert not any("mediastinal soft tissue" in w for w in r2.warnings)
+
+
+def test_needle_outside_the_skin_leaving_the_image_where_the_body_is_cut_is_warned():
+    """New-user trial 2 (B): lung1's best entry lay 1 mm from where the field of view cuts the
+    body, and all 87 mm of the needle outside the skin ran beyond the image (an arm may be
+    there), with no warning beyond "body truncated ... no entry there". The torso cut at
+    A = 84 mm in front of its liver tumour: every proposal whose needle part outside the skin
+    (entry plus the needle's unused length, away from the target; computed here) ends beyond
+    that face is warned, and none whose hub stays in the image."""
+    ct, lab = synthetic_torso(3.0)
+    a_axis = int(np.argmax(np.abs(ct.direction[1, ::-1])))
+    idx = np.zeros((ct.shape[a_axis], 3))
+    idx[:, a_axis] = np.arange(ct.shape[a_axis])
+    keep = np.flatnonzero(ct.kji_to_world(idx)[:, 1] <= 84.0)
+    lo, hi = [0, 0, 0], list(ct.shape)
+    lo[a_axis], hi[a_axis] = int(keep.min()), int(keep.max()) + 1
+    ct_c, lab_c = ct.crop(lo, hi), lab.crop(lo, hi)
+    faces = np.zeros((2, 3))
+    faces[:, a_axis] = (-0.5, ct_c.shape[a_axis] - 0.5)     # the two A faces, array index space
+    edge_a = float(ct_c.kji_to_world(faces)[:, 1].max())     # the image's anterior boundary (A mm)
+    result = plan(PlanningProblem.build(ct_c, lab_c, "liver_tumor"))
+    assert result.feasible and any(t.side == "anterior" for t in result.problem.skin.truncations)
+    n_out = 0
+    for n, m in enumerate(result.proposals, 1):
+        e, t = np.asarray(m.entry_ras), np.asarray(m.target_ras)
+        u = (e - t) / np.linalg.norm(e - t)
+        hub = e + u * (result.problem.needle.length_mm - m.length_mm)
+        said = [w for w in result.warnings if w.startswith(f"proposal {n}:") and "beyond the image at its anterior" in w]
+        if hub[1] > edge_a + 1.0:
+            n_out += 1
+            assert said, (n, hub, edge_a)
+        elif np.all(ct_c.contains_world(hub[None])):
+            assert not said, (n, hub, edge_a)
+    assert n_out > 0

@@ -86,6 +86,7 @@ class Plan:
         if ver is not None and ver._dense is not None:
             w += ver.dense.summary()
         w += self._mediastinum_warnings(lim["mediastinum_unlabelled_mm"])
+        w += self._unimaged_hub_warnings()
         if not self.feasible:
             nm = self.report.get("best_near_miss") or {}
             w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: "
@@ -117,6 +118,45 @@ class Plan:
                 w.append(f"proposal {n}: path {m.length_mm:.0f} mm uses more than "
                          f"{100 * lim['needle_reserve_fraction']:.0f}% of the {p.needle.length_mm:.0f} mm needle")
         return w
+
+    def _unimaged_hub_warnings(self) -> list[str]:
+        """One line per proposal whose needle part outside the skin (entry -> hub, the needle's
+        usable length beyond the path) leaves the image through a face where the body is cut
+        (`skin.Truncation`): the patient continues there (an arm, the rest of the trunk), so
+        what the needle and hub would meet is not imaged (new-user trial 2, B: an entry 1 mm
+        from lung1's cut right side, all 87 mm of the needle outside the skin unimaged)."""
+        p = self.problem
+        cut = {t.side: t for t in (p.skin.truncations if p.skin else [])}
+        if not cut or not self.proposals:
+            return []
+        from ..segmentation.common import anatomical_axes
+
+        axes = anatomical_axes(p.ct)
+        face_side = {}
+        for name, (ax, sign) in axes.items():
+            pos, neg = {"R": ("right", "left"), "A": ("anterior", "posterior"), "S": ("superior", "inferior")}[name]
+            face_side[(ax, 1)] = pos if sign > 0 else neg
+            face_side[(ax, -1)] = neg if sign > 0 else pos
+        out, hi = [], np.asarray(p.ct.shape) - 0.5
+        for n, m in enumerate(self.proposals, 1):
+            e, t = np.asarray(m.entry_ras, float), np.asarray(m.target_ras, float)
+            u = (e - t) / max(float(np.linalg.norm(e - t)), 1e-9)
+            rest = max(p.needle.length_mm - m.length_mm, 0.0)
+            pts = e + np.linspace(0.0, rest, max(2, int(np.ceil(rest)) + 1))[:, None] * u
+            kji = p.ct.world_to_kji(pts)
+            outside = np.any((kji <= -0.5) | (kji >= hi), axis=1)
+            if not outside.any():
+                continue
+            q = kji[int(np.argmax(outside))]
+            ax = int(np.argmax(np.maximum(-0.5 - q, q - hi)))
+            side = face_side[(ax, 1 if q[ax] >= hi[ax] else -1)]
+            if side in cut:
+                gone = rest - float(np.linalg.norm(pts[int(np.argmax(outside))] - e))
+                out.append(f"proposal {n}: {gone:.0f} mm of the needle outside the skin (and its hub) run beyond the "
+                           f"image at its {side} side, where the body is cut ({cut[side].where}): what lies there "
+                           "(an arm, the rest of the trunk) is not imaged; check it on the scout or a wider "
+                           "field of view, or prefer another proposal")
+        return out
 
     def _mediastinum_warnings(self, min_mm: float) -> list[str]:
         """One line per proposal crossing >= ``min_mm`` of mediastinal soft tissue
