@@ -129,14 +129,8 @@ class Plan:
         cut = {t.side: t for t in (p.skin.truncations if p.skin else [])}
         if not cut or not self.proposals:
             return []
-        from ..segmentation.common import anatomical_axes
+        from .skin import side_of
 
-        axes = anatomical_axes(p.ct)
-        face_side = {}
-        for name, (ax, sign) in axes.items():
-            pos, neg = {"R": ("right", "left"), "A": ("anterior", "posterior"), "S": ("superior", "inferior")}[name]
-            face_side[(ax, 1)] = pos if sign > 0 else neg
-            face_side[(ax, -1)] = neg if sign > 0 else pos
         out, hi = [], np.asarray(p.ct.shape) - 0.5
         for n, m in enumerate(self.proposals, 1):
             e, t = np.asarray(m.entry_ras, float), np.asarray(m.target_ras, float)
@@ -148,8 +142,8 @@ class Plan:
             if not outside.any():
                 continue
             q = kji[int(np.argmax(outside))]
-            ax = int(np.argmax(np.maximum(-0.5 - q, q - hi)))
-            side = face_side[(ax, 1 if q[ax] >= hi[ax] else -1)]
+            ax = int(np.argmax(np.maximum(-0.5 - q, q - hi)))      # the array face crossed (k, j, i)
+            side = side_of(p.ct.direction[:, 2 - ax] * (1.0 if q[ax] >= hi[ax] else -1.0))
             if side in cut:
                 gone = rest - float(np.linalg.norm(pts[int(np.argmax(outside))] - e))
                 out.append(f"proposal {n}: {gone:.0f} mm of the needle outside the skin (and its hub) run beyond the "
@@ -163,7 +157,8 @@ class Plan:
         (`mediastinum.Mediastinum`) when no heart or great vessel is labelled within reach."""
         from .mediastinum import MEDIASTINAL_VESSEL_HINTS, Mediastinum
 
-        if not self.proposals or large_vessels_labelled(self.problem, self.maps, MEDIASTINAL_VESSEL_HINTS):
+        if not self.proposals or large_vessels_labelled(present_structures(self.problem, self.maps),
+                                                        MEDIASTINAL_VESSEL_HINTS):
             return []
 
         med, out = Mediastinum(self.problem), []
@@ -333,9 +328,10 @@ def present_structures(problem: PlanningProblem, maps: PlanningMaps) -> set:
             if problem.structures[i].value < len(here) and here[problem.structures[i].value]}
 
 
-def large_vessels_labelled(problem: PlanningProblem, maps: PlanningMaps, hints=LARGE_VESSEL_HINTS) -> bool:
-    """True when a large named vessel (a name holding one of ``hints``) is labelled within needle reach."""
-    return any(h in n for n in present_structures(problem, maps) for h in hints)
+def large_vessels_labelled(present: set, hints=LARGE_VESSEL_HINTS) -> bool:
+    """True when a name of ``present`` (`present_structures`) holds one of ``hints`` (a large
+    named vessel labelled within needle reach)."""
+    return any(h in n for n in present for h in hints)
 
 
 def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> list[str]:
@@ -350,7 +346,7 @@ def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> l
                                             0, np.array(maps.label.shape) - 1))] & 2)
     if in_lung and not any("lung_vessels" in n or "pulmonary" in n for n in present):
         out.append("target in the lung but no lung vessels labelled: the plan assumes none")
-    if not large_vessels_labelled(problem, maps):
+    if not large_vessels_labelled(present):
         out.append("no large named vessel (aorta, venae cavae, pulmonary or portal vessels, heart) "
                    "labelled within needle reach: the plan assumes none")
     if not any(n.startswith(("rib", "vertebra", "sternum", "bone", "scapula", "clavicula", "costal",

@@ -470,6 +470,19 @@ def paint_keeps_skin(model: SkinModel, changed: np.ndarray, new_values) -> bool:
     return model.padding_value is None or not np.any(np.asarray(new_values) == model.padding_value)
 
 
+def side_codes(normals_ras: np.ndarray) -> np.ndarray:
+    """Index into ``_DIRECTIONS`` (right, left, anterior, posterior, superior, inferior) of each
+    outward direction (n, 3) RAS: its dominant axis and that component's sign."""
+    n = np.atleast_2d(np.asarray(normals_ras, float))
+    a = np.argmax(np.abs(n), axis=1)
+    return a * 2 + (n[np.arange(len(n)), a] < 0)
+
+
+def side_of(normal_ras) -> str:
+    """Anatomical side name of one outward direction (RAS), as `Truncation.side` names it."""
+    return _DIRECTIONS[int(side_codes(normal_ras)[0])][0]
+
+
 def _truncations(ct: Volume, field: np.ndarray, cut: np.ndarray, target_ras) -> list[Truncation]:
     """Cut faces grouped by the dominant direction of their outward normal (``field``: the
     smoothed data mask)."""
@@ -480,7 +493,7 @@ def _truncations(ct: Volume, field: np.ndarray, cut: np.ndarray, target_ras) -> 
     kji = kji_all[::step]
     n = _outward_normals(field, kji, ct)
     ras = ct.kji_to_world(kji.astype(float))
-    side = np.argmax(np.abs(n), axis=1) * 2 + (np.take_along_axis(n, np.argmax(np.abs(n), axis=1)[:, None], 1)[:, 0] < 0)
+    side = side_codes(n)
     face_mm2 = float(np.prod(ct.spacing)) ** (2.0 / 3.0)
     out = []
     for code in np.unique(side):
