@@ -432,9 +432,14 @@ def _check_target(prob: "PlanningProblem") -> None:
         prob.rules_extra["target_organ_entered"] = spec.name
 
 
+def _named(name: str, prefixes) -> bool:
+    """True when ``name`` is one of ``prefixes`` or one of them followed by '_' (rib_left_3)."""
+    return any(name == n or name.startswith(n + "_") for n in prefixes)
+
+
 def is_bone(name: str) -> bool:
     """True for bone structures (planning_defaults ``bone_target.bone_prefixes``)."""
-    return any(name == n or name.startswith(n + "_") for n in load_defaults()["bone_target"]["bone_prefixes"])
+    return _named(name, load_defaults()["bone_target"]["bone_prefixes"])
 
 
 def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: bool = False) -> None:
@@ -476,13 +481,13 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
     names[nxt] = pname
     notes = []
     derived = None
-    is_vert = any(spec.name == n or spec.name.startswith(n + "_") for n in cfg["vertebra_prefixes"])
+    is_vert = _named(spec.name, cfg["vertebra_prefixes"])
     has_canal = any(nm in cfg["canal_names"] for nm in names.values())
     if is_vert and not has_canal:
-        vert = [v for v, nm in names.items()
-                if any(nm == n or nm.startswith(n + "_") for n in cfg["vertebra_prefixes"])]
-        m = np.asarray(lab.ijk_to_ras, float)[:3, :3]
-        axial = 2 - int(np.argmax(np.abs(m[2]) / np.linalg.norm(m, axis=0)))   # array axis nearest S
+        from ..segmentation.common import anatomical_axes
+
+        vert = [v for v, nm in names.items() if _named(nm, cfg["vertebra_prefixes"])]
+        axial = anatomical_axes(lab)["S"][0]   # array axis nearest S
         canal = _derive_spinal_canal(sub, vert, prob.structures, axial) & (sub != t.value)
         if canal.any():
             derived = nxt + 1
