@@ -360,3 +360,16 @@ def test_hu_check_follows_the_model_folders_channel(tmp_path):
         (d / "dataset.json").write_text(json.dumps({"channel_names": {"0": channel}, "labels": {"background": 0}}))
         assert _takes_ct(str(d)) is want
     assert _takes_ct(str(tmp_path / "missing")) is True
+
+
+def test_organ_labels_not_in_the_label_map_is_one_line(tmp_path, ct_file, capsys):
+    """New-user trial 3: `lesion --organ ... --organ-labels liver` on a label map without that
+    name ended in a KeyError traceback (exit 1); now one line naming what the map has, exit 2."""
+    lab = io.read_image(ct_file).with_array(np.zeros(io.read_image(ct_file).shape, np.uint8), labels={5: "label_5"})
+    lab.array[10:20, 30:40, 40:50] = 5
+    io.write_labels(lab, tmp_path / "organ.nii.gz")
+    for argv in (["lesion", str(ct_file), "--point", "55,10,-72", "--out", str(tmp_path / "l.nii.gz")],
+                 ["vessels", str(ct_file), "--out", str(tmp_path / "v.nii.gz")]):
+        code = main(argv + ["--organ", str(tmp_path / "organ.nii.gz"), "--organ-labels", "liver", "--quiet"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "liver" in err[0] and "label_5" in err[0], err

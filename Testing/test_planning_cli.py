@@ -70,9 +70,10 @@ def test_plan_cli_bad_target(torso_files, tmp_path, capsys):
     (["--needle-length", "-5"], "--needle-length -5: the needle's usable length in mm must be > 0"),
     (["--needle-diameter", "0"], "--needle-diameter 0:"),
     (["--max-skin-angle", "120"], "must be at most 90"),
-    (["--multi-probe"], "--multi-probe need --device NAME"),
-    (["--setting", "100W_5min"], "--setting need --device NAME"),
+    (["--multi-probe"], "--multi-probe needs --device NAME"),
+    (["--setting", "100W_5min"], "--setting needs --device NAME"),
     (["--target", "0,0"], "three numbers"),
+    (["--proposals", "0"], "--proposals 0: the number of proposals must be > 0"),
 ])
 def test_plan_cli_flags_out_of_range_are_one_line_before_any_work(torso_files, tmp_path, capsys, extra, said):
     """New-user trial 1: --uncertainty -6 was accepted (388 feasible paths instead of 197, a

@@ -78,6 +78,7 @@ _NUMERIC_FLAGS = {
     "uncertainty": (0.0, True, "the placement uncertainty in mm added to every clearance"),
     "skin_spacing": (0.0, False, "the spacing of candidate skin entries in mm"),
     "max_skin_angle": (0.0, False, "the largest angle to the skin normal in degrees"),
+    "proposals": (0.0, False, "the number of proposals"),
 }
 
 
@@ -111,7 +112,7 @@ def cmd_plan(args) -> int:
         return cmd_sarcoma(args)
     if (args.multi_probe or args.setting) and not args.device:
         flags = " and ".join(f for f, v in (("--multi-probe", args.multi_probe), ("--setting", args.setting)) if v)
-        raise InputError(f"{flags} need --device NAME (the ablation device; `imagio ablation devices` lists them)")
+        raise InputError(f"{flags} {'needs' if ' and ' not in flags else 'need'} --device NAME (the ablation device; `imagio ablation devices` lists them)")
     out, ct, labels = read_plan_inputs(args)
     d = load_defaults()["constraints"]
     tilt = parse_gantry_tilt(d["max_craniocaudal_deg"] if args.gantry_tilt is None else args.gantry_tilt)

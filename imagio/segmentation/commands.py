@@ -42,6 +42,15 @@ def cmd_segment(args) -> int:
     return 0
 
 
+def _organ_mask(lab, names: list, path):
+    """``lab.mask(*names)``; InputError (one line) naming the structures the label map has when
+    one of ``names`` (--organ-labels) is not among them."""
+    try:
+        return lab.mask(*names)
+    except KeyError as e:
+        raise InputError(f"--organ-labels {','.join(names)}: {path}: {e.args[0]}; give names it has") from None
+
+
 def cmd_lesion(args) -> int:
     import numpy as np
 
@@ -57,7 +66,7 @@ def cmd_lesion(args) -> int:
     if args.organ:
         lab = io.read_labels(Path(args.organ))
         names = args.organ_labels.split(",") if args.organ_labels else list(lab.labels.values())
-        organ = lab.resample_like(ct, order=0).mask(*names)
+        organ = _organ_mask(lab.resample_like(ct, order=0), names, args.organ)
     add = [parse_point(t, args.lps, "--add") for t in args.add or []]
     remove = [parse_point(t, args.lps, "--remove") for t in args.remove or []]
     mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind, include=add, exclude=remove,
@@ -84,7 +93,7 @@ def cmd_vessels(args) -> int:
     warned = io.input_warnings(ct, lab)
     lab = lab.resample_like(ct, order=0)
     names = args.organ_labels.split(",")
-    organ = lab.mask(*names)
+    organ = _organ_mask(lab, names, args.organ)
     if not organ.any():
         raise InputError(f"the organ {names} is empty in {args.organ}")
     name = args.name or ("lung_vessels" if any(n.startswith("lung") for n in names) else
