@@ -51,6 +51,7 @@ def test_plan_cli_no_feasible_path_report(torso_files, tmp_path, capsys):
     assert "forbidden" in rep["best_near_miss"]["violations"]
     assert "liver" in " ".join(rep["best_near_miss"]["details"])
     assert "no feasible needle path" in err and "forbidden excluded" in err
+    assert err.count("no feasible needle path") == 1   # one line, not the report and then the error
     # a 6 cm needle reaches no skin at all: the report gives the nearest skin distance
     rc = main(args + ["--out", str(tmp_path / "b"), "--needle-length", "60"])
     err = capsys.readouterr().err

@@ -102,7 +102,7 @@ def cmd_plan(args) -> int:
     from ..coords import point_or_name
     from ..outputs import atomic_path, write_text
     from ..progress import printer
-    from .planner import NoFeasiblePath, format_report, plan
+    from .planner import NoFeasiblePath, plan
     from .problem import Constraints, Needle, PlanningProblem, load_defaults
 
     check_numeric_flags(args)
@@ -173,8 +173,7 @@ def cmd_plan(args) -> int:
         print(p)
     for w in doc.get("warnings", []):
         print(f"imagio: warning: {w}", file=sys.stderr)
-    if not result.feasible:
-        print(format_report(result.report), file=sys.stderr)
+    if not result.feasible:   # the report is printed once, by the CLI's error line
         raise NoFeasiblePath(result.report)
     best = result.proposals[0]
     closest = (f"no structure within {best.closest_clearance_mm:g} mm" if best.closest_structure is None else
@@ -182,7 +181,7 @@ def cmd_plan(args) -> int:
     dense = result.dense_clearance(best, best.closest_clearance_mm)
     if dense is not None and (best.closest_structure is None or dense[0] < best.closest_clearance_mm):
         closest += f"; unlabelled dense tissue ({dense[1]:.0f} HU) at {dense[0]:.1f} mm"
-    print(f"best path: entry {[round(x, 1) for x in best.entry_ras]} RAS mm, length "
+    print(f"best path: entry {[round(x, 1) + 0.0 for x in best.entry_ras]} RAS mm, length "
           f"{best.length_mm:.1f} mm, {closest}, craniocaudal {best.craniocaudal_deg:.1f} deg, "
           f"{int(result.table.feasible.sum())}/{len(result.table)} candidates feasible")
     if abl:
