@@ -160,6 +160,27 @@ def test_risk_cli(capsys):
     assert all("below the smallest measurable size" in out[m]["refused"] for m in ("brock", "mayo", "lung_rads"))
 
 
+def test_risk_cli_refuses_a_guessed_solid_component(capsys):
+    """New-user trial 4: a part-solid nodule without --solid-mm was graded Lung-RADS 3 on an
+    assumed 0 mm solid part (4A at 6-8 mm, ACR 2022); a solid part given for a non-solid nodule
+    was ignored (2 instead of 4A). Each is one line, exit 2, nothing printed on stdout."""
+    from imagio.cli import main
+    base = ["risk", "--age", "60", "--sex", "male", "--size-mm", "12"]
+    for extra, words in ((["--type", "part_solid"], "--solid-mm"),
+                         (["--type", "nonsolid", "--solid-mm", "7"], "part_solid"),
+                         (["--type", "solid", "--solid-mm", "20"], "part-solid"),
+                         (["--type", "part_solid", "--solid-mm", "20"], "(0, 12]"),
+                         (["--type", "part_solid", "--solid-mm", "0"], "(0, 12]")):
+        assert main(base + extra) == 2, extra
+        cap = capsys.readouterr()
+        lines = cap.err.strip().splitlines()
+        assert cap.out == "" and len(lines) == 1 and words in lines[0], (extra, cap.err)
+    assert main(base[:-1] + ["-3"]) == 2 and "--size-mm must be positive" in capsys.readouterr().err
+    # with the solid part given, part-solid 12 mm / 7 mm is 4A (6-8 mm solid component)
+    assert main(base + ["--type", "part_solid", "--solid-mm", "7"]) == 0
+    assert json.loads(capsys.readouterr().out)["lung_rads"]["category"] == "4A"
+
+
 def test_screening_stratify_refuses_with_reasons():
     from imagio.stratification.screening import stratify
 

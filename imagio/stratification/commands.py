@@ -7,10 +7,37 @@ import json
 from dataclasses import asdict
 
 
+def check_risk_args(args) -> None:
+    """Refuse (``InputError``: one line, exit 2) a nodule description Lung-RADS cannot be read
+    from without guessing: a part-solid nodule without its solid component, a solid component
+    given for a solid or non-solid nodule, or one larger than the nodule. Lung-RADS v2022 grades
+    a part-solid nodule of >= 6 mm by its solid component's mean diameter (ACR 2022), so filling
+    a missing value with 0 would give the least severe category without saying so."""
+    from ..errors import InputError
+
+    for flag, v in (("--age", args.age), ("--size-mm", args.size_mm),
+                    ("--mean-diameter-mm", args.mean_diameter_mm), ("--count", args.count)):
+        if v is not None and not v > 0:
+            raise InputError(f"{flag} must be positive (got {v:g})")
+    size = args.mean_diameter_mm or args.size_mm
+    if args.type == "part_solid" and args.solid_mm is None:
+        raise InputError("a part-solid nodule needs its solid component: give --solid-mm (mean diameter "
+                         "of the solid part, mm; Lung-RADS grades part-solid nodules by it)")
+    if args.solid_mm is not None:
+        if args.type != "part_solid":
+            raise InputError(f"--solid-mm applies to part-solid nodules; a {args.type} nodule has "
+                             + ("no separate solid component" if args.type == "solid" else
+                                "no solid component: with one it is part-solid (--type part_solid)"))
+        if not 0 < args.solid_mm <= size:
+            raise InputError(f"--solid-mm {args.solid_mm:g} must lie in (0, {size:g}]: the solid component "
+                             "is part of the nodule")
+
+
 def cmd_risk(args) -> int:
     from ..errors import InputError
     from . import guidelines, lungrads, nodule_risk, screening
 
+    check_risk_args(args)
     out = {}
     if args.model in ("brock", "all"):
         try:
