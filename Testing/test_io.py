@@ -65,6 +65,39 @@ def test_errors_are_clear(tmp_path, oblique_affine):
         io.read_labels(tmp_path / "empty.nrrd")
 
 
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".nrrd", ".mha"])
+def test_truncated_file_is_refused_not_zero_filled(tmp_path, oblique_affine, suffix):
+    """New-user trial 4: ITK reads a NIfTI file cut short (an interrupted copy) as a valid image,
+    the missing slices 0 HU. Every format: a complete file reads back exactly, a file cut at any
+    of three points is one InputError (the CLI: one line, exit 2), never an image."""
+    from imagio.cli import main
+    rng = np.random.default_rng(3)
+    a = rng.integers(-1000, 1500, (23, 31, 37)).astype(np.int16)   # incompressible: the cut falls in the data
+    src = tmp_path / f"ct{suffix}"
+    io.write_image(Volume(a, oblique_affine), src)
+    np.testing.assert_array_equal(io.read_image(src, pad_to_air=False).array, a)
+    data = src.read_bytes()
+    for frac in (0.3, 0.7, 0.995):
+        cut = tmp_path / f"cut{int(frac * 1000)}{suffix}"
+        cut.write_bytes(data[:int(len(data) * frac)])
+        with pytest.raises(InputError):
+            io.read_image(cut)
+    assert main(["info", str(cut)]) == 2
+
+
+def test_nifti_gzip_members_and_trailing_bytes_still_read(tmp_path, oblique_affine):
+    """What the truncation check must not refuse: a .nii.gz of two gzip members (``cat a.gz b.gz``,
+    RFC 1952) and a .nii with bytes after the data."""
+    import gzip
+    a = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
+    io.write_image(Volume(a, oblique_affine), tmp_path / "x.nii")
+    raw = (tmp_path / "x.nii").read_bytes()
+    (tmp_path / "m.nii.gz").write_bytes(gzip.compress(raw[:200]) + gzip.compress(raw[200:]))
+    (tmp_path / "t.nii").write_bytes(raw + b"\0" * 16)
+    for name in ("m.nii.gz", "t.nii"):
+        np.testing.assert_array_equal(io.read_image(tmp_path / name, pad_to_air=False).array, a)
+
+
 @pytest.mark.data
 def test_dicom_series_matches_its_reference_segmentation(shared_data):
     d = shared_data / "totalsegmentator-example"

@@ -116,7 +116,8 @@ def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volu
     -2048, -3024, -32768, ...) become air (-1000 HU), with a warning; off for label maps.
     Warnings are kept in ``Volume.warnings`` and issued as ``InputWarning``; what the DICOM
     reader did is in ``Volume.meta["read"]``.
-    Raises InputError: missing path, not an image, not 3D, not scalar, unusable DICOM series.
+    Raises InputError: missing path, not an image, a NIfTI file shorter than its header says
+    (truncated copy; ITK would zero-fill it), not 3D, not scalar, unusable DICOM series.
     """
     path = Path(path)
     _check_exists(path)
@@ -153,6 +154,12 @@ def quiet_itk():
 
 def _read_file(path: Path) -> Volume:
     sitk = _sitk()
+    if _suffix(path) in (".nii", ".nii.gz"):   # ITK zero-fills a short NIfTI file without a word
+        from .nifti_integrity import nifti_shortfall
+
+        short = nifti_shortfall(path)
+        if short:
+            raise InputError(f"{path}: the image is incomplete: {short}; copy or convert it again")
     try:
         with quiet_itk():
             img = sitk.ReadImage(str(path))
