@@ -80,7 +80,7 @@ def nifti_shortfall(path: Path) -> str | None:
             with open(path, "rb") as f:
                 head = f.read(540)
     except (OSError, EOFError, zlib.error):
-        return "its gzip stream cannot be read (a damaged or partial file)" if gz else None
+        return None   # no readable header: the image reader says "not a readable image"
     need = _expected_bytes(head)
     if need is None:
         return None
