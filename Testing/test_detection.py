@@ -175,13 +175,23 @@ def test_cli_detect_writes_luna_csv_and_evaluates(tmp_path, capsys):
     assert "LPS" in doc["csv_coordinates"] and doc["coordinates"] == "RAS mm"
     for r, c in zip(rows, doc["candidates"]):
         np.testing.assert_allclose([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])],
-                                   [-c["center_ras"][0], -c["center_ras"][1], c["center_ras"][2]], atol=0.01)
+                                   [-c["reported_center_ras"][0], -c["reported_center_ras"][1],
+                                    c["reported_center_ras"][2]], atol=0.01)
+    # a characterised candidate is reported at its outline's centre, the others at the detector's point
+    by_id = {d["id"]: d for d in doc["nodules"] if d.get("segmented")}
+    for i, c in enumerate(doc["candidates"]):
+        d = by_id.get(i + 1)
+        off = np.linalg.norm(np.subtract(d["center_ras"], c["center_ras"])) if d else None
+        want = d["center_ras"] if d and off <= max(d["long_axis_mm"], c["diameter_mm"]) / 2 else c["center_ras"]
+        np.testing.assert_allclose(c["reported_center_ras"], want, atol=0.01)
     # 3 mm voxels: the scan-level doubts travel with the result
     assert any("slice spacing 3.0 mm" in w for w in doc["warnings"])
     assert all(any("slice spacing" in w for w in c["warnings"]) for c in doc["candidates"])
     ev = json.loads((out / "evaluation.json").read_text())
     found = sum(not les.touches_airway for les in nods)  # see the xfail above
     assert ev["n_detected"] >= found and ev["n_nodules"] == len(nods)
+    summary = json.loads(capsys.readouterr().out)   # the characterised count is not overwritten
+    assert summary["nodules"] == len(doc["nodules"]) and summary["reference_nodules"] == len(nods)
     assert (out / "froc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # existing results are not overwritten without --force; a bad reference is one clear error
     assert cli.main(["detect", str(ctp), "--out", str(out), "--quiet"]) == 2

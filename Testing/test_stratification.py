@@ -254,3 +254,30 @@ def test_solid_component_never_exceeds_the_nodule():
     ct = ct.with_array(hu.astype(np.float32))
     kind, solid_mm, _ = solid_component(lesion, ct)
     assert kind == "part_solid" and 5.0 <= solid_mm <= 8.0 < measure(lesion, ct).mean_diameter_mm
+
+
+def test_uncertain_calcified_object_gets_no_nodule_floor():
+    """New-user trial 4 (M4): bone in an LIDC slab (430-500 HU) was typed calcified, its outline
+    clipped, and graded "at least 4B" as if a solid nodule. Calcium density of uncertain size is
+    refused without a floor; a solid nodule of the same size keeps its 4B floor."""
+    from imagio.stratification.screening import lung_rads
+
+    nod = {"type": "calcified", "mean_diameter_mm": 16.0, "solid_component_mm": 16.0,
+           "size_uncertain": "the outline was clipped to the detected blob's sphere"}
+    r = lung_rads(nod)
+    assert "category" not in r and r.get("category_at_least") is None and "bone" in r["refused"], r
+    assert lung_rads({**nod, "type": "solid"})["category_at_least"] == "4B"
+
+
+def test_scan_summary_keeps_a_floor_above_definite_categories():
+    """New-user trial 4 (L2): LIDC-0003's summary said highest Lung-RADS "2" beside a nodule
+    graded "at least 4B"."""
+    from imagio.detection.pipeline import highest_lung_rads
+
+    def nod(**lr):
+        return {"stratification": {"lung_rads": lr}}
+
+    assert highest_lung_rads([nod(category="2"), nod(refused="clipped", category_at_least="4B")]) == ">=4B"
+    assert highest_lung_rads([nod(category="4B"), nod(refused="x", category_at_least="4A")]) == "4B"
+    assert highest_lung_rads([nod(category="3"), nod(refused="x", category_at_least="3")]) == "3"
+    assert highest_lung_rads([nod(refused="x", category_at_least=None), {}]) == ""

@@ -105,7 +105,7 @@ def cmd_detect(args) -> int:
     if ref is not None:
         doc = json.loads((out / "candidates.json").read_text())
         cands = doc["candidates"]
-        lps = ras_to_lps([c["center_ras"] for c in cands]).reshape(-1, 3)
+        lps = ras_to_lps([c["reported_center_ras"] for c in cands]).reshape(-1, 3)
         mine = {sid: np.c_[lps, [c["probability"] for c in cands]] if cands else np.zeros((0, 4))}
         r = {sid: ref[sid]} if sid in ref else {}
         ev = evaluate(mine, r, scans=[sid])
@@ -115,7 +115,7 @@ def cmd_detect(args) -> int:
         ev["coordinates"] = CSV_FRAME
         (out / "evaluation.json").write_text(json.dumps(ev, indent=1))
         plot_froc(ev, out / "froc.png", f"{sid}: FROC")
-        summary.update(cpm=round(ev["cpm"], 4), detected=ev["n_detected"], nodules=ev["n_nodules"],
+        summary.update(cpm=round(ev["cpm"], 4), detected=ev["n_detected"], reference_nodules=ev["n_nodules"],
                        false_positives=ev["n_false_positives"], evaluation=str(out / "evaluation.json"))
     print(json.dumps(summary, indent=1))
     return 0

@@ -5,7 +5,8 @@ run (:mod:`imagio.detection.cohort`).
 Files in the scan's output folder:
 ``candidates.json`` (RAS mm: every candidate, the characterised nodules with their
 stratification, scan facts and warnings), ``candidates.csv`` (LUNA16: seriesuid, coordX, coordY,
-coordZ, probability; LPS mm), ``nodules.csv`` (the nodule table, LUNA16 columns first, LPS mm),
+coordZ, probability; LPS mm; each candidate at its ``reported_center_ras``, see
+:func:`reported_centres`), ``nodules.csv`` (the nodule table, LUNA16 columns first, LPS mm),
 and with ``slicer=True`` ``nodules.mrml`` + ``nodules.mrk.json`` + ``nodules_table.tsv`` +
 ``nodules.seg.nrrd`` (RAS mm).
 """
@@ -66,6 +67,44 @@ def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
     return m, ct.with_array(m.astype(np.uint8), name="lungs", labels={1: "lungs"})
 
 
+def reported_centres(cands, nodules: list[dict]) -> np.ndarray:
+    """(N, 3) RAS mm: where each candidate is reported (``candidates.csv``, ``--evaluate``).
+
+    The detector's point, replaced by its characterised outline's centroid when the outline was
+    segmented and its centroid lies within half the larger of the outline's long axis and the
+    blob's diameter of that point (the test under which characterise does not warn that the
+    outline "may have grown into a neighbouring structure"). A blob filter's peak is not a large
+    lesion's centre (new-user trial 4: lung2's mass peaked 28.6 mm off centre, its outline 2.9 mm;
+    LUNA16 counts a hit within the reference radius of the reference centre, Setio 2017).
+    ``nodules[i]["id"]`` is ``i + 1``, the candidate's rank."""
+    cen = np.array([c.center_ras for c in cands], float).reshape(-1, 3)
+    for d in nodules:
+        i = int(d["id"]) - 1
+        if not d.get("segmented") or not 0 <= i < len(cen):
+            continue
+        ref = np.asarray(d["center_ras"], float)
+        if np.linalg.norm(ref - cen[i]) <= max(float(d["long_axis_mm"]), float(cands[i].diameter_mm)) / 2.0:
+            cen[i] = ref
+    return cen
+
+
+def highest_lung_rads(nodules: list[dict]) -> str:
+    """The scan's most severe Lung-RADS v2022 category over its characterised nodules: a definite
+    category ("4A"), or ">=4B" when the most severe is a floor (a nodule whose size is a lower
+    bound, ``category_at_least``), "" when none is graded. A floor is never dropped for a lower
+    definite category (new-user trial 4: LIDC-0003's summary said "2" beside a ">= 4B" nodule)."""
+    order = ["1", "2", "3", "4A", "4B", "4X"]
+    sure, floors = [], []
+    for d in nodules:
+        lr = d.get("stratification", {}).get("lung_rads", {})
+        if lr.get("category") in order:
+            sure.append(lr["category"])
+        elif lr.get("category_at_least") in order:
+            floors.append(lr["category_at_least"])
+    top = max(sure + floors, key=order.index, default="")
+    return top if not top or top in sure else f">={top}"
+
+
 def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progress=None,
              ct_path: str = "CT") -> dict:
     """Detect, characterise and write one scan's files into ``out``; return its summary row
@@ -105,7 +144,8 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
             scan["warnings"].append(f"only the {n_char} most probable of {len(cands)} candidates "
                                     "are characterised")
     out.mkdir(parents=True, exist_ok=True)
-    lps = ras_to_lps([c.center_ras for c in cands]).reshape(-1, 3)
+    reported = reported_centres(cands, nodules)
+    lps = ras_to_lps(reported).reshape(-1, 3)
     with open(out / "candidates.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_FIELDS)
@@ -123,7 +163,8 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
     doc = {"seriesuid": sid, "detector": opts.detector, "coordinates": "RAS mm",
            **({"model": opts.model} if opts.detector == "deep" else {}),
            "csv_coordinates": CSV_FRAME, "n_candidates": len(cands),
-           "candidates": [c.to_dict() for c in cands], "nodules": nodules,
+           "candidates": [{**c.to_dict(), "reported_center_ras": [round(float(v), 2) for v in r]}
+                          for c, r in zip(cands, reported)], "nodules": nodules,
            "scan": {k: v for k, v in scan.items() if k != "warnings"}, "patient": opts.patient,
            "files": files, "warnings": warnings}
     from ..jsonable import to_jsonable
@@ -135,12 +176,10 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
             to_jsonable(doc), ct, lungs_m, masks, out / "screening.pdf", ct_path))
         doc["files"] = files
     (out / "candidates.json").write_text(json.dumps(to_jsonable(doc), indent=1))
-    cats = [d["stratification"]["lung_rads"].get("category") for d in nodules
-            if "category" in d.get("stratification", {}).get("lung_rads", {})]
-    order = ["1", "2", "3", "4A", "4B", "4X"]
+    highest = highest_lung_rads(nodules)
     p(1.0, f"{sid}: {len(cands)} candidates, {len(nodules)} characterised")
     return {"seriesuid": sid, "status": "done", "candidates": len(cands), "nodules": len(nodules),
-            "highest_lung_rads": max(cats, key=order.index) if cats else "",
+            "highest_lung_rads": highest,
             # candidates whose size is a lower bound / cut by the scan's edge: "#id >= floor"
             "uncertain_lung_rads": [f"#{d['id']} >= {d['stratification']['lung_rads']['category_at_least']}"
                                     for d in nodules if d.get("size_uncertain") and d["stratification"]

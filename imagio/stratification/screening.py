@@ -107,10 +107,17 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
     the scan's edge): the category its measured size implies as a solid nodule is a floor
     (``category_at_least``). A clipped solid nodule whose floor is already 4B (the highest size
     category) is 4B; anything else, and every nodule cut by the scan's edge (its type is
-    uncertain too), is refused with the reason."""
+    uncertain too), is refused with the reason; so is a calcified one (calcified nodule or bone),
+    without a floor."""
     size = float(nodule["mean_diameter_mm"])
-    t = {"ground_glass": "nonsolid", "perifissural": "solid", "calcified": "solid"}.get(
-        nodule.get("type"), nodule.get("type"))
+    if nodule.get("type") == "calcified":
+        # calcium density whose outline ran on (or out of the scan): a calcified nodule (benign
+        # pattern, category 1) or bone (a rib, a vertebra: new-user trial 4, LIDC-0003, 430-500 HU
+        # graded "at least 4B" as a solid nodule). Neither a floor nor a category is honest.
+        return {**_refuse("lung_rads", f"{reason}: calcium density whose size is uncertain: a calcified "
+                                       "nodule or bone (rib, vertebra, costal cartilage); read it on the images",
+                          src), "category_at_least": None}
+    t = {"ground_glass": "nonsolid", "perifissural": "solid"}.get(nodule.get("type"), nodule.get("type"))
     try:
         floor = lungrads.category("solid" if t not in ("part_solid", "nonsolid") else t, size,
                                   nodule.get("solid_component_mm") or 0.0)["category"]
