@@ -18,6 +18,8 @@ from .content import chosen_first, device_choices, proposal_rows, scope_choices,
 from .ui import build_ui
 from .views import layout_views, display_xy, planning_layouts, software_gl
 
+# segments that hold the others (body wall layers): outlines only in the slices, hidden in 3-D
+CONTAINER_SEGMENTS = ("body", "skin", "subcutaneous_fat", "skeletal_muscle", "muscle")
 POINT = "clicked point"
 
 
@@ -195,9 +197,13 @@ class PlanningWorkstation:
             d.SetOpacity3D(0.5)
             d.SetOpacity2DFill(0.2)
             seg = self.segmentation.GetSegmentation()
-            for i in range(seg.GetNumberOfSegments()):  # the skin would hide everything in 3-D
-                if seg.GetNthSegment(i).GetName() in ("body", "skin", "subcutaneous_fat", "skeletal_muscle", "muscle"):
+            for i in range(seg.GetNumberOfSegments()):
+                if seg.GetNthSegment(i).GetName() in CONTAINER_SEGMENTS:
+                    # the skin would hide everything in 3-D; in the slices these segments hold the
+                    # organs, so their fills would stack over them and hide the CT's grey values
+                    # (new-user trial 4: lung, mediastinum and vertebra drawn alike): outline only
                     d.SetSegmentVisibility3D(seg.GetNthSegmentID(i), False)
+                    d.SetSegmentVisibility2DFill(seg.GetNthSegmentID(i), False)
         import slicer
 
         for view in self.slicer_app.view_manager.get_views():
