@@ -16,7 +16,7 @@ the voxels inside the convex hull of the lungs' voxels (every lung parenchyma an
 label), not lung, not bone (`problem.is_bone`), and not more than
 ``warnings.mediastinum_behind_vertebra_mm`` behind the most anterior voxel of a vertebra label
 in that plane (world A). Fallback, said in the warning: in a plane without a vertebra label (or
-whose vertebra voxels reach the front half of the hull: not a vertebral body) the region runs
+whose vertebra voxels reach the front of the lungs' hull: not a vertebral body) the region runs
 to the back of the hull, spine included (the safe side: a back approach may be warned wrongly).
 A proposal crossing at least ``warnings.mediastinum_unlabelled_mm`` of it while no large vessel
 is labelled within reach is warned (new-user trial 2: lung1's best path entered at the
@@ -92,8 +92,7 @@ class Mediastinum:
             a_mm = self._a0 + self._a_coef[self.axis] * k + self._a_coef[other[0]] * ii + self._a_coef[other[1]] * jj
             vert = np.isin(lab, self.vertebra_values)
             front = float(a_mm[vert].max()) if vert.any() else None
-            mid = 0.5 * (float(a_mm[hull].max()) + float(a_mm[hull].min()))
-            if front is not None and front < mid:    # a vertebral body: in the back half of the thorax
+            if front is not None and front < float(a_mm[hull].max()):   # behind the lungs' front: a vertebral body
                 region &= a_mm >= front - self.behind_mm
             else:
                 self.uncut.add(k)

@@ -473,8 +473,8 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
     """A target point inside bone, or a labelled lesion inside bone (``lesion``; percutaneous
     bone biopsy, planning_defaults ``bone_target`` with sources): only the connected piece
     (26-connectivity) of ``spec``'s label that holds the target point (or touches the lesion),
-    within needle reach, becomes a new passable structure ``<name>_target_piece`
-    (recorded as ``target_organ_entered`` and ``rules_extra["target_bone"]``); the rest of the
+    within needle reach, becomes a new passable structure ``<name>_target_piece``, the rest of
+    the label is renamed ``<name>_other_pieces`` (recorded as ``target_organ_entered`` and ``rules_extra["target_bone"]``); the rest of the
     label (other ribs / vertebrae of a group label) keeps its role. The scorer and the verifier
     then allow bone only as the final contiguous run of the path (`target_bone_run`), and the mm
     in the piece is a score criterion. For a vertebra with no spinal cord / canal label, the
@@ -525,7 +525,12 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
                      "enclosed by the vertebral ring in each axial slice, forbidden); an open ring "
                      "(neural foramen) is not closed by it: check the path against the canal and "
                      "nerve roots on the CT")
+    # the rest of the label is not the target: named so (a closest structure "vertebrae_L1" read
+    # as the target itself, new-user trial 3); same value, role and margin
+    rest = f"{spec.name}_other_pieces"
+    names[spec.value] = rest
     prob.labels = lab.with_array(arr, labels=names)
+    prob.structures = [replace(s, name=rest) if s.value == spec.value else s for s in prob.structures]
     prob.structures = prob.structures + [StructureSpec(pname, nxt, "passable", 0.0)]
     if derived:
         prob.structures.append(StructureSpec(cfg["canal_derived_name"], derived, "forbidden", 0.0))
