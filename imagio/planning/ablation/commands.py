@@ -57,9 +57,10 @@ def require_tumour_target(problem) -> None:
 
 
 def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_probe: bool = False,
-                      devices_file=None, progress=None) -> dict:
+                      devices_file=None, progress=None, guarantee_margin: bool = False) -> dict:
     """Zones, coverage and MAM for every proposal of a feasible plan (each probe advanced so
-    the zone centre lands on the target), plus optionally a multi-probe plan: a JSON-able dict."""
+    the zone centre lands on the target), plus optionally a multi-probe plan (``guarantee_margin``:
+    probes added until the margin is proven, `multiprobe.plan_multiprobe`): a JSON-able dict."""
     from ...jsonable import to_jsonable
     from .coverage import AblationContext
     from .devices import get_device, load_catalogue
@@ -82,7 +83,8 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
     failed = None
     if multi_probe:
         try:
-            out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress).to_dict()
+            out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress,
+                                               guarantee_margin=guarantee_margin).to_dict()
         except InputError:
             raise   # a wrong request (a fused setting ...): the user fixes the command
         except ImagioError as e:   # no cover with this setting: the single-probe results still stand
@@ -147,7 +149,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
     elif mp:
         what = f"multi-probe ablation ({dev}, {mp['n_probes']} probes)"
         zone_doubts(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
-                                          "(multiprobe.plan_multiprobe(guarantee_margin=True); the cover "
+                                          "(--guarantee-margin); the cover "
                                           "above is checked at sample points of the margin only)")
         g = mp.get("margin_guarantee") or {}
         if g and not g.get("proven", True):
