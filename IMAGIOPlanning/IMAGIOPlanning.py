@@ -241,6 +241,14 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             text += " (< 5 mm)"
         if c.heat_sink:
             text += _("; heat sink: {vessels}").format(vessels=", ".join(h["vessel"] for h in c.heat_sink))
+        # the same doubts as plan.json's warnings (tumour not covered, margin < 5 mm, structures in the zone)
+        from imagio.planning.ablation.commands import zone_doubts
+
+        tumour = self._parameterNode.targetName if self._parameterNode is not None else ""
+        doubts = zone_doubts(_("ablation"), c.to_dict(), _("move the probe, choose a larger setting or more probes"),
+                             tumour or "")
+        if doubts:
+            text += "\n" + "\n".join(doubts)
         self.ui.ablationResultLabel.setText(text)
 
     def cleanup(self):

@@ -130,3 +130,21 @@ def test_failed_multi_probe_keeps_the_single_probe_plan(phantom_files, tmp_path,
         assert c < 99.95
         said = [x for x in doc["warnings"] if x.startswith(f"proposal {d['proposal']} ablation")]
         assert any(re.search(rf"covers only {c:.1f}% of liver_tumor_1", x) for x in said), said
+
+
+def test_zone_doubts_shared_by_plan_warnings_and_the_slicer_label():
+    """Closing note: the Slicer module's ablation label did not read the warnings list. Its label
+    now calls `zone_doubts`, the function plan.json's ablation warnings are built from: a zone
+    that misses part of the tumour and takes in a rib is said in both, the tumour and its host
+    organ are not listed as injured structures."""
+    from imagio.planning.ablation.commands import ablation_warnings, zone_doubts
+
+    cov = {"tumour_covered_pct": 64.6, "mam_mm": -3.8, "mam_ras": [1.0, 2.0, 3.0],
+           "criteria": {"tumour_covered": {"met": False}, "minimal_ablative_margin": {"met": False}},
+           "healthy_ml": {"liver": 20.0, "liver_tumor_1": 0.0, "rib_right_8": 2.03, "body": 5.0}}
+    live = zone_doubts("ablation", cov, "move the probe", "liver_tumor_1", "liver")
+    assert len(live) == 2 and "covers only 64.6%" in live[0] and "rib_right_8 2.03 mL" in live[1]
+    assert "liver " not in live[1] and "body" not in live[1]
+    abl = {"device": "d", "setting": "s", "tumour": "liver_tumor_1", "single_probe": [{"proposal": 1, "coverage": cov}]}
+    planned = ablation_warnings(abl, "liver")
+    assert [w.split(": ", 1)[1].rsplit("; ", 1)[0] for w in planned] == [w.split(": ", 1)[1].rsplit("; ", 1)[0] for w in live]

@@ -72,6 +72,7 @@ def test_plan_cli_bad_target(torso_files, tmp_path, capsys):
     (["--needle-diameter", "0"], "--needle-diameter 0:"),
     (["--max-skin-angle", "120"], "must be at most 90"),
     (["--multi-probe"], "--multi-probe needs --device NAME"),
+    (["--guarantee-margin"], "--guarantee-margin needs --multi-probe"),   # trial 2: the advice named a Python call
     (["--setting", "100W_5min"], "--setting needs --device NAME"),
     (["--target", "0,0"], "three numbers"),
     (["--proposals", "0"], "--proposals 0: the number of proposals must be > 0"),

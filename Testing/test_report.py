@@ -273,3 +273,21 @@ def test_axial_note_is_wrapped_inside_the_picture():
     fig.canvas.draw()
     box = ax.xaxis.label.get_window_extent(fig.canvas.get_renderer())
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width + 0.5
+
+
+def test_rules_used_lists_the_bone_target_rule_and_the_ranking_rule():
+    """Closing note: the PDF/HTML report's "Rules used" did not list the bone-target rule (only
+    the target piece of the bone enterable, once, last) nor, now, the ranking of paths with
+    unresolved findings. A vertebral-body point of the synthetic torso, prone."""
+    from imagio.planning import PlanningProblem, plan
+    from imagio.planning.problem import Constraints
+    from imagio.planning.synthetic import synthetic_torso
+    from imagio.report import sections
+
+    ct, lab = synthetic_torso(3.0)
+    doc = plan(PlanningProblem.build(ct, lab, (0.0, -72.0, 0.0),
+                                     constraints=Constraints(patient_position="prone"))).to_dict()
+    assert doc["rules"]["target_bone"]["structure"] == "vertebrae_L1"
+    rows = dict(dict(sections(doc, {}))["Rules used"])
+    assert "vertebrae_L1" in rows["bone target"] and "last part of the path" in rows["bone target"]
+    assert "ranked after every feasible path without one" in rows["ranking"]

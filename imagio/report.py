@@ -373,6 +373,7 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
             rr.append(("roles overridden", json.dumps(rules["roles_overridden"])))
         if rules.get("disabled"):
             rr.append(("rules disabled", ", ".join(rules["disabled"])))
+        rr += rule_extra_rows(rules)
         out.append(("Rules used", rr))
     crit = doc.get("criteria") or []
     if crit:
@@ -393,6 +394,28 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
             val = doc[key]
             out.append((title, stratification_rows(val)))
     return out
+
+
+def rule_extra_rows(rules: dict) -> list[tuple[str, str]]:
+    """Rows for the rules a plan records beside the organ rules (plan.json ``rules``): the bone
+    target (`planning.problem._enter_target_bone`), the target organ entered, the vessel calibre
+    split and the ranking of paths with unresolved findings (`planning.findings`)."""
+    rr = []
+    tb = rules.get("target_bone")
+    if tb:
+        canal = f"; spinal canal: {tb['canal']}" if tb.get("canal") else ""
+        rr.append(("bone target", f"only the piece of {tb['structure']} that holds the target ({tb.get('piece_ml')} mL "
+                                  f"within reach) may be entered, once, as the last part of the path (shortest "
+                                  f"course through bone counted); other bone keeps its role{canal}"))
+    elif rules.get("target_organ_entered"):
+        rr.append(("target organ entered", str(rules["target_organ_entered"])))
+    if rules.get("vessel_calibre"):
+        rr.append(("vessel calibre split", ", ".join(f"{k}: {v.get('small_structure')} ({v.get('small_role')})"
+                                                     for k, v in rules["vessel_calibre"].items()
+                                                     if isinstance(v, dict))))
+    if rules.get("findings_ranked_last"):
+        rr.append(("ranking", str(rules["findings_ranked_last"])))
+    return rr
 
 
 def write_html(doc, meta, pictures, path) -> Path:

@@ -1,7 +1,7 @@
 """``imagio plan``: needle trajectory planning from the command line.
 
     imagio plan CT --labels SEG --target R,A,S|STRUCTURE --out DIR [options]
-                [--device NAME [--setting ID] [--multi-probe]]
+                [--device NAME [--setting ID] [--multi-probe [--guarantee-margin]]]
 
 Writes DIR/plan.json (proposals with every metric, the Pareto set, the exclusion report),
 DIR/plan.png (3D view: skin risk map, obstacles, proposals) and DIR/scene/plan.mrml (Slicer
@@ -110,6 +110,8 @@ def cmd_plan(args) -> int:
         from .sarcoma.commands import cmd_sarcoma
 
         return cmd_sarcoma(args)
+    if args.guarantee_margin and not args.multi_probe:
+        raise InputError("--guarantee-margin needs --multi-probe (and --device)")
     if (args.multi_probe or args.setting) and not args.device:
         flags = " and ".join(f for f, v in (("--multi-probe", args.multi_probe), ("--setting", args.setting)) if v)
         raise InputError(f"{flags} {'needs' if ' and ' not in flags else 'need'} --device NAME (the ablation device; `imagio ablation devices` lists them)")
@@ -149,7 +151,7 @@ def cmd_plan(args) -> int:
         from .ablation.commands import ablation_for_plan
 
         doc["ablation"] = abl = ablation_for_plan(result, args.device, args.setting, args.multi_probe,
-                                                  args.devices, printer(args.quiet))
+                                                  args.devices, printer(args.quiet), args.guarantee_margin)
         doc["warnings"] = doc.get("warnings", []) + abl["warnings"]   # printed and reported with the others
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "plan.json", json.dumps(doc, indent=1))   # written once, from the objects
@@ -241,6 +243,8 @@ def register(subparsers) -> None:
     s.add_argument("--setting", help="device setting id (default: the device's first single-probe setting)")
     s.add_argument("--multi-probe", action="store_true",
                    help="with --device: also the fewest probes covering tumour + 5 mm (set cover)")
+    s.add_argument("--guarantee-margin", action="store_true",
+                   help="with --multi-probe: add probes until the 5 mm margin is proven on the analysis grid")
     s.add_argument("--devices", help="extra ablation device file to merge into the catalogue")
     s.add_argument("--no-png", action="store_true", help="do not render plan.png")
     s.add_argument("--no-scene", action="store_true", help="do not write the Slicer scene")

@@ -183,7 +183,7 @@ class _Boundaries:
 
     def nearest(self, flat: np.ndarray, group: str) -> np.ndarray:
         """Structure index of the nearest structure of ``group`` at crop voxels ``flat``: the
-        structure holding the voxel, else (hard: the smallest distance - margin over the margin
+        structure holding the voxel when its distance is in the maps (``obstacles``), else (hard: the smallest distance - margin over the margin
         groups) the structure of the nearest boundary voxel."""
         maps = self.maps
         kji = np.stack(np.unravel_index(flat, maps.label.shape), axis=1)
@@ -191,7 +191,11 @@ class _Boundaries:
         own = maps.struct_of_label[np.minimum(lab, len(maps.struct_of_label) - 1)]
         roles = np.array(maps.roles + [""])
         want = ("forbidden", "margin") if group == "hard" else ("avoid",)
-        inside = (own >= 0) & np.isin(roles[own], want)
+        # a voxel inside a structure the maps measure (not the target's exempt structure, whose
+        # distance is not in ``hard``: a bone or organ target would name itself, trial 3)
+        measured = np.zeros(len(roles), bool)
+        measured[np.asarray(maps.obstacles, int)] = True
+        inside = (own >= 0) & np.isin(roles[own], want) & measured[np.maximum(own, 0)]
         out = np.where(inside, own, -1).astype(np.int16)
         todo = np.flatnonzero(~inside)
         tg = self.groups[group]

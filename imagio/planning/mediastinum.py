@@ -3,28 +3,52 @@
 On a CT without contrast the rule-based segmenters label no mediastinal vessel (aorta,
 brachiocephalic trunk and veins, carotid and subclavian arteries, venae cavae, pulmonary
 trunk): they are soft tissue at blood density, which neither the label map nor the CT density
-check (`density`, > 250 HU) can see. The mediastinum is the region between the two pleural sacs
-(Gray's Anatomy, 42nd ed.): here, in each axial plane of the CT grid (the array plane nearest
-to axial), the voxels inside the convex hull of the lungs' voxels (every lung parenchyma and
-lung-content label) that are not lung. A proposal crossing at least
-``warnings.mediastinum_unlabelled_mm`` of it while no large vessel is labelled within reach is
-warned (new-user trial 2: lung1's best path entered at the suprasternal notch through the right
-paratracheal space, where the brachiocephalic trunk and vein run, with no specific warning).
+check (`density`, > 250 HU) can see. The mediastinum is the region between the two pleural sacs,
+from the sternum in front to the vertebral column behind (Gray's Anatomy, 42nd ed., thorax).
+Its vessels lie in front of the spine or beside the vertebral bodies (descending aorta, azygos
+vein): the ITMIG definition puts the back of the visceral compartment, which holds them, on a
+line 1 cm behind the anterior margin of the vertebral bodies; behind it lie the paravertebral
+compartment (spine, paravertebral soft tissue) and the back muscles (Carter BW et al., A modern
+definition of mediastinal compartments, J Thorac Oncol 2014;9(9 Suppl 2):S97-S101).
 
-Positions RAS mm; lengths mm. The hull is computed only for the planes the paths cross (cached
-per plane); scikit-image's ``convex_hull_image`` per plane.
+Here, in each axial plane of the CT grid (the array plane nearest to axial), the region is:
+the voxels inside the convex hull of the lungs' voxels (every lung parenchyma and lung-content
+label), not lung, not bone (`problem.is_bone`), and not more than
+``warnings.mediastinum_behind_vertebra_mm`` behind the most anterior voxel of a vertebra label
+in that plane (world A). Fallback, said in the warning: in a plane without a vertebra label (or
+whose vertebra voxels reach the front of the lungs' hull: not a vertebral body) the region runs
+to the back of the hull, spine included (the safe side: a back approach may be warned wrongly).
+A proposal crossing at least ``warnings.mediastinum_unlabelled_mm`` of it while no large vessel
+is labelled within reach is warned (new-user trial 2: lung1's best path entered at the
+suprasternal notch through the right paratracheal space, where the brachiocephalic trunk and
+vein run, with no specific warning; trial 3: every prone back approach to a vertebral body was
+warned, the hull taking in the spine and the paravertebral muscles).
+
+Positions RAS mm; lengths mm. The region is computed only for the planes the paths cross
+(cached per plane); scikit-image's ``convex_hull_image`` per plane.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA
+from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA, _named, is_bone, load_defaults
 
 
 # labels of the heart and great vessels that run in the mediastinum and thoracic inlet
 MEDIASTINAL_VESSEL_HINTS = ("aorta", "vena_cava", "pulmonary_artery", "pulmonary_vein", "heart", "atrial_appendage",
                             "brachiocephalic", "subclavian", "common_carotid", "great_vessels")
+
+
+def one_lung_side(names) -> str | None:
+    """'left' or 'right' when the lung labels among ``names`` (structure names, e.g. those within
+    needle reach) are all of that side (a hemithorax crop or a one-lung map: the region between
+    the lungs cannot be outlined); None when both sides, no lung or only side-less lung names."""
+    lungs = [n for n in names if n in LUNG_PARENCHYMA or n.startswith(LUNG_CONTENTS)]
+    sides = {s for n in lungs for s in ("left", "right") if n.endswith("_" + s) or f"_{s}_" in n}
+    sideless = any(not (n.endswith(("_left", "_right")) or "_left_" in n or "_right_" in n)
+                   for n in lungs if n in LUNG_PARENCHYMA)
+    return sides.pop() if len(sides) == 1 and not sideless else None
 
 
 class Mediastinum:
@@ -38,8 +62,18 @@ class Mediastinum:
         self.axis = anatomical_axes(problem.ct)["S"][0]
         vals = [v for v, n in lab.labels.items() if n in LUNG_PARENCHYMA or n.startswith(LUNG_CONTENTS)]
         self.lung_values = np.array(sorted(vals), dtype=lab.array.dtype)
+        self.bone_values = np.array(sorted(v for v, n in lab.labels.items() if is_bone(n)), dtype=lab.array.dtype)
+        vert = load_defaults()["bone_target"]["vertebra_prefixes"]
+        self.vertebra_values = np.array(sorted(v for v, n in lab.labels.items() if _named(n, vert)),
+                                        dtype=lab.array.dtype)
+        self.behind_mm = float(load_defaults()["warnings"]["mediastinum_behind_vertebra_mm"])
         self._planes: dict[int, np.ndarray] = {}
+        self.uncut: set[int] = set()     # planes where the region runs to the back of the hull
         self.half = 0.5 * float(min(problem.ct.spacing))
+        # world A of an index: a0 + a_coef . kji (the grid is affine)
+        ct = problem.ct
+        w = ct.kji_to_world(np.vstack([np.zeros(3), np.eye(3)]))[:, 1]
+        self._a0, self._a_coef = float(w[0]), w[1:] - w[0]
 
     def _plane(self, k: int) -> np.ndarray:
         """Bool 2-D mask of the mediastinum in array plane ``k`` along the axial axis."""
@@ -48,25 +82,53 @@ class Mediastinum:
 
             lab = np.take(self.p.labels.array, k, axis=self.axis)
             lung = np.isin(lab, self.lung_values)
-            self._planes[k] = (convex_hull_image(lung) & ~lung) if lung.sum() >= 3 else np.zeros(lung.shape, bool)
+            if lung.sum() < 3:
+                self._planes[k] = np.zeros(lung.shape, bool)
+                return self._planes[k]
+            hull = convex_hull_image(lung)
+            region = hull & ~lung & ~np.isin(lab, self.bone_values)
+            other = [a for a in range(3) if a != self.axis]
+            ii, jj = np.indices(lab.shape)
+            a_mm = self._a0 + self._a_coef[self.axis] * k + self._a_coef[other[0]] * ii + self._a_coef[other[1]] * jj
+            vert = np.isin(lab, self.vertebra_values)
+            front = float(a_mm[vert].max()) if vert.any() else None
+            if front is not None and front < float(a_mm[hull].max()):   # behind the lungs' front: a vertebral body
+                region &= a_mm >= front - self.behind_mm
+            else:
+                self.uncut.add(k)
+            self._planes[k] = region
         return self._planes[k]
 
-    def run_mm(self, entry_ras, target_ras) -> float:
-        """mm of the path ``entry_ras`` -> ``target_ras`` (RAS mm) inside the mediastinum, outside
-        the target lesion (sampled every half voxel, nearest voxel)."""
-        if len(self.lung_values) == 0:
-            return 0.0
-        ct = self.p.ct
-        e, t = np.asarray(entry_ras, float), np.asarray(target_ras, float)
-        length = float(np.linalg.norm(t - e))
-        n = max(2, int(np.ceil(length / self.half)) + 1)
-        pts = e + np.linspace(0.0, 1.0, n)[:, None] * (t - e)
-        kji = np.clip(np.rint(ct.world_to_kji(pts)).astype(np.int64), 0, np.array(ct.shape) - 1)
-        tv = self.p.target.value
-        keep = self.p.labels.array[tuple(kji.T)] != tv if tv else np.ones(len(kji), bool)
-        inside = np.zeros(len(kji), bool)
+    def runs(self, entry_ras, target_ras, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """For paths ``entry_ras`` -> ``target_ras`` (n, 3) RAS mm: (mm of each inside the
+        mediastinum outside the target lesion, float (n,); True where a plane it crosses inside
+        the region had no vertebral body to stop the region at (the fallback), bool (n,)).
+        Sampled at ``ceil(longest / half voxel) + 1`` points per path (nearest voxel)."""
+        e = np.atleast_2d(np.asarray(entry_ras, float))
+        t = np.atleast_2d(np.asarray(target_ras, float))
+        mm, uncut = np.zeros(len(e)), np.zeros(len(e), bool)
+        if len(self.lung_values) == 0 or len(e) == 0:
+            return mm, uncut
+        ct, tv = self.p.ct, self.p.target.value
+        length = np.linalg.norm(t - e, axis=1)
+        n = max(2, int(np.ceil(length.max() / self.half)) + 1)
+        frac = np.linspace(0.0, 1.0, n)
         other = [a for a in range(3) if a != self.axis]
-        for k in np.unique(kji[keep, self.axis]):
-            sel = keep & (kji[:, self.axis] == k)
-            inside[sel] = self._plane(int(k))[kji[sel][:, other[0]], kji[sel][:, other[1]]]
-        return float(inside.sum()) * length / (n - 1)
+        hi = np.array(ct.shape) - 1
+        for a in range(0, len(e), chunk):
+            ee, tt = e[a:a + chunk], t[a:a + chunk]
+            pts = ee[:, None, :] + frac[None, :, None] * (tt - ee)[:, None, :]
+            kji = np.clip(np.rint(ct.world_to_kji(pts.reshape(-1, 3))).astype(np.int64), 0, hi)
+            keep = self.p.labels.array[tuple(kji.T)] != tv if tv else np.ones(len(kji), bool)
+            inside = np.zeros(len(kji), bool)
+            ks = kji[:, self.axis]
+            for k in np.unique(ks[keep]):
+                plane = self._plane(int(k))
+                sel = np.flatnonzero(keep & (ks == k))
+                inside[sel] = plane[kji[sel, other[0]], kji[sel, other[1]]]
+            inside = inside.reshape(len(ee), n)
+            mm[a:a + chunk] = inside.sum(1) * length[a:a + chunk] / (n - 1)
+            if self.uncut:
+                bad = np.isin(ks.reshape(len(ee), n), np.fromiter(self.uncut, np.int64))
+                uncut[a:a + chunk] = (inside & bad).any(1)
+        return mm, uncut

@@ -64,18 +64,36 @@ class Plan:
     timings_s: dict = field(default_factory=dict)
     checks: dict = field(default_factory=dict)   # row -> verify.Verification
     positions: dict = field(default_factory=dict)  # patient position -> best verified path there
+    findings: object = None                        # findings.Findings of the feasible rows (ranking)
+    _warnings_cache: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def feasible(self) -> bool:
         return bool(self.proposals)
 
+    def _state_key(self) -> tuple:
+        """What the warnings depend on that a caller may change after planning: the ranked rows,
+        the proposals (objects and entries), the positions, the checks, the problem's warnings."""
+        return (tuple(self.ranked), tuple((id(m), tuple(np.round(m.entry_ras, 6))) for m in self.proposals),
+                id(self.positions), len(self.positions), len(self.checks), len(self.problem.warnings),
+                id(self.findings))
+
     @property
     def warnings(self) -> list[str]:
+        """Every doubt about this plan, one line each (`_compute_warnings`). Computed once and
+        cached on the plan; recomputed when the proposals, ranking, positions, checks or the
+        problem's warnings change (`_state_key`). A new list per access (callers may extend it)."""
+        key = self._state_key()
+        if self._warnings_cache is None or self._warnings_cache[0] != key:
+            self._warnings_cache = (key, self._compute_warnings())
+        return list(self._warnings_cache[1])
+
+    def _compute_warnings(self) -> list[str]:
         """Every doubt about this plan, one line each: the problem's (truncated body, unnamed
         labels, unknown host organ), structures assumed absent, and per proposal: clearance
         just at the criterion, long aerated-lung traversal, a structure of role ``avoid`` crossed
         (mm inside it, e.g. the thin pulmonary vessels ``lung_vessels_small``), length near the
-        needle's limit."""
+        needle's limit, the findings ranked last (`findings`)."""
         p = self.problem
         w = list(p.warnings)
         w += absent_structure_warnings(p, self.maps)
@@ -85,8 +103,7 @@ class Plan:
         ver = self.evaluator._verifier
         if ver is not None and ver._dense is not None:
             w += ver.dense.summary()
-        w += self._mediastinum_warnings(lim["mediastinum_unlabelled_mm"])
-        w += self._unimaged_hub_warnings()
+        w += self._finding_warnings()
         if not self.feasible:
             nm = self.report.get("best_near_miss") or {}
             w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: "
@@ -119,56 +136,53 @@ class Plan:
                          f"{100 * lim['needle_reserve_fraction']:.0f}% of the {p.needle.length_mm:.0f} mm needle")
         return w
 
-    def _unimaged_hub_warnings(self) -> list[str]:
-        """One line per proposal whose needle part outside the skin (entry -> hub, the needle's
-        usable length beyond the path) leaves the image through a face where the body is cut
-        (`skin.Truncation`): the patient continues there (an arm, the rest of the trunk), so
-        what the needle and hub would meet is not imaged (new-user trial 2, B: an entry 1 mm
-        from lung1's cut right side, all 87 mm of the needle outside the skin unimaged)."""
-        p = self.problem
-        cut = {t.side: t for t in (p.skin.truncations if p.skin else [])}
-        if not cut or not self.proposals:
+    def proposal_findings(self):
+        """`findings.Findings` covering every proposal's row: the one computed for the ranking,
+        or computed now for rows it lacks (a plan assembled by another caller)."""
+        from .findings import path_findings
+        from .mediastinum import MEDIASTINAL_VESSEL_HINTS
+
+        f = self.findings
+        rows = self.ranked[:len(self.proposals)]
+        if f is None or any(r not in f.unimaged_mm for r in rows):
+            present = present_structures(self.problem, self.maps)
+            self.findings = f = path_findings(self.problem, self.table, rows, present,
+                                              large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS))
+        return f
+
+    def _finding_warnings(self) -> list[str]:
+        """One line per proposal and finding (`findings`): mediastinal soft tissue crossed while
+        no heart or great vessel is labelled within reach (new-user trial 2, A), the needle part
+        outside the skin leaving the image where the body is cut (trial 2, B); each says that
+        such proposals are ranked after every proposal without a finding, or that all have one.
+        A line when only one lung is labelled within reach (the mediastinum cannot be outlined)."""
+        if not self.proposals:
             return []
-        from .skin import side_of
-
-        out, hi = [], np.asarray(p.ct.shape) - 0.5
-        for n, m in enumerate(self.proposals, 1):
-            e, t = np.asarray(m.entry_ras, float), np.asarray(m.target_ras, float)
-            u = (e - t) / max(float(np.linalg.norm(e - t)), 1e-9)
-            rest = max(p.needle.length_mm - m.length_mm, 0.0)
-            pts = e + np.linspace(0.0, rest, max(2, int(np.ceil(rest)) + 1))[:, None] * u
-            kji = p.ct.world_to_kji(pts)
-            outside = np.any((kji <= -0.5) | (kji >= hi), axis=1)
-            if not outside.any():
-                continue
-            q = kji[int(np.argmax(outside))]
-            ax = int(np.argmax(np.maximum(-0.5 - q, q - hi)))      # the array face crossed (k, j, i)
-            side = side_of(p.ct.direction[:, 2 - ax] * (1.0 if q[ax] >= hi[ax] else -1.0))
-            if side in cut:
-                gone = rest - float(np.linalg.norm(pts[int(np.argmax(outside))] - e))
-                out.append(f"proposal {n}: {gone:.0f} mm of the needle outside the skin (and its hub) run beyond the "
-                           f"image at its {side} side, where the body is cut ({cut[side].where}): what lies there "
-                           "(an arm, the rest of the trunk) is not imaged; check it on the scout or a wider "
-                           "field of view, or prefer another proposal")
-        return out
-
-    def _mediastinum_warnings(self, min_mm: float) -> list[str]:
-        """One line per proposal crossing >= ``min_mm`` of mediastinal soft tissue
-        (`mediastinum.Mediastinum`) when no heart or great vessel is labelled within reach."""
-        from .mediastinum import MEDIASTINAL_VESSEL_HINTS, Mediastinum
-
-        if not self.proposals or large_vessels_labelled(present_structures(self.problem, self.maps),
-                                                        MEDIASTINAL_VESSEL_HINTS):
-            return []
-
-        med, out = Mediastinum(self.problem), []
-        for n, m in enumerate(self.proposals, 1):
-            mm = med.run_mm(m.entry_ras, m.target_ras)
-            if mm >= min_mm:
-                out.append(f"proposal {n}: crosses {mm:.0f} mm of mediastinal soft tissue (between the lungs) "
-                           "where the heart and great vessels run, and no large vessel is labelled: they are "
-                           "not seen on a CT without contrast; prefer a proposal through the chest wall, or "
-                           "segment the vessels (contrast CT or a deep model) first")
+        f = self.proposal_findings()
+        rows = self.ranked[:len(self.proposals)]
+        flagged = [f.flagged(r) for r in rows]
+        rank = ("every proposal has such a finding: no feasible path without one was found" if all(flagged) else
+                "ranked after every proposal without such a finding")
+        out = []
+        if f.one_lung and f.mediastinum_checked:
+            out.append(f"only the {f.one_lung} lung is labelled within needle reach (a hemithorax crop or a one-lung "
+                       "label map): the mediastinum between the lungs cannot be outlined, so no path is judged for "
+                       "the unlabelled heart and great vessels there; check paths near the midline on the images")
+        for n, (r, fl) in enumerate(zip(rows, flagged), 1):
+            if "mediastinum" in fl:
+                back = (" (in a plane without a labelled vertebral body the region runs to the back of the lungs, "
+                        "spine included)" if f.mediastinum_uncut.get(r) else "")
+                out.append(f"proposal {n}: crosses {f.mediastinum_mm[r]:.0f} mm of mediastinal soft tissue (between the "
+                           f"lungs, in front of the spine){back} where the heart and great vessels run, and no large "
+                           "vessel is labelled: they are not seen on a CT without contrast; prefer a proposal through "
+                           f"the chest wall, or segment the vessels (contrast CT or a deep model) first; {rank}")
+            if "unimaged_needle" in fl:
+                side = f.unimaged_side[r]
+                where = next((t.where for t in self.problem.skin.truncations if t.side == side), "")
+                out.append(f"proposal {n}: {f.unimaged_mm[r]:.0f} mm of the needle outside the skin (and its hub) run "
+                           f"beyond the image at its {side} side, where the body is cut ({where}): what lies there "
+                           "(an arm, the rest of the trunk) is not imaged; check it on the scout or a wider field of "
+                           f"view, or prefer another proposal; {rank}")
         return out
 
     def dense_clearance(self, m, cap_mm: float):
@@ -204,8 +218,11 @@ class Plan:
         return to_jsonable(out)
 
     def to_dict(self) -> dict:
+        from .findings import RANKING_RULE
+
         p = self.problem
         t = self.table
+        f = self.proposal_findings() if self.proposals else None
         return to_jsonable({
             "target": {"name": p.target.name, "ras": p.target.point_ras, "organ": p.target.organ},
             "needle": vars(p.needle) | {"widening_mm": p.needle.widening_mm},
@@ -213,7 +230,7 @@ class Plan:
             "weights": p.weights,
             "criteria": [{**{k: c[k] for k in ("name", "unit", "direction", "lo", "hi", "source")},
                           "weight": p.weights.get(c["name"], 0.0)} for c in criteria_table()],
-            "rules": p.rules,
+            "rules": p.rules | {"findings_ranked_last": RANKING_RULE},
             "positions": self.positions,
             "warnings": self.warnings,
             "body_truncations": [tr.to_dict() for tr in (p.skin.truncations if p.skin else [])],
@@ -229,7 +246,8 @@ class Plan:
                              for i, c in self.checks.items() if not c.ok][:20],
                 "n_rejected": sum(not c.ok for c in self.checks.values())},
             "report": self.report,
-            "proposals": [m.to_dict() for m in self.proposals],
+            "proposals": [m.to_dict() | {"findings_ranked_last": f.flagged(r)}
+                          for m, r in zip(self.proposals, self.ranked)],
             "pareto": [{"entry_ras": t.entry_ras[i], "score": t.score[i],
                         "costs": t.costs[i]} for i in self.pareto[:PARETO_SHOWN]],
             "n_pareto": len(self.pareto),
@@ -365,10 +383,11 @@ def nearest_skin_mm(problem: PlanningProblem) -> float:
 
 
 def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, separation_mm: float,
-                       rounds: int = 50, verifier=None):
+                       rounds: int = 50, verifier=None, defer=None):
     """`propose`, then every proposal and shown Pareto path re-checked by `verify.Verifier`; a
     path the re-check rejects gets the ``verification`` violation and the proposals are drawn
-    again, until all agree (at most ``rounds`` times). Returns (ranked, pareto, checks), checks
+    again, until all agree (at most ``rounds`` times). ``defer``: rows ranked after every row
+    without it (`proposals.propose`). Returns (ranked, pareto, checks), checks
     = {row: Verification} of every path re-checked."""
     from .scoring import BIT
     from .verify import Verifier
@@ -376,7 +395,7 @@ def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, sepa
     ver = verifier or Verifier(problem)
     checks: dict = {}
     for _ in range(rounds):
-        ranked, pareto = propose(table, k, separation_mm)
+        ranked, pareto = propose(table, k, separation_mm, defer=defer)
         todo = [i for i in dict.fromkeys(ranked + pareto[:PARETO_SHOWN]) if i not in checks]
         if not todo:
             break
@@ -385,7 +404,7 @@ def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, sepa
             if not checks[i].ok:
                 table.violations[i] |= BIT["verification"]
     else:
-        ranked, pareto = propose(table, k, separation_mm)
+        ranked, pareto = propose(table, k, separation_mm, defer=defer)
         ranked = [i for i in ranked if i in checks and checks[i].ok]
         pareto = [i for i in pareto if i in checks and checks[i].ok]
     return ranked, pareto, checks
@@ -430,8 +449,16 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
 
     ver = Verifier(problem)
     screen_dense_tissue(problem, table, ver)
+    # findings the label map cannot resolve rank a path last (`findings`): computed once for
+    # every feasible row (verification only removes rows)
+    from .findings import deferred, path_findings
+    from .mediastinum import MEDIASTINAL_VESSEL_HINTS
+
+    present = present_structures(problem, maps)
+    fnd = path_findings(problem, table, np.flatnonzero(table.feasible), present,
+                        large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS))
     ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
-                                                verifier=ver)
+                                                verifier=ver, defer=deferred(fnd, len(table)))
     positions = position_alternatives(problem, table, ver, checks)
     ev = Evaluator(problem, maps, verifier=ver)
     proposals = [ev.metrics(table, i) for i in ranked]
@@ -439,7 +466,7 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     prog(1.0, f"planning: {len(proposals)} proposals, {int(table.feasible.sum())} feasible")
     result = Plan(problem, maps, cand, table, ranked, pareto, proposals, ev,
                   {"precompute": t1 - t0, "candidates": t2 - t1, "score": t3 - t2,
-                   "proposals": t4 - t3, "n_candidates": len(cand)}, checks, positions)
+                   "proposals": t4 - t3, "n_candidates": len(cand)}, checks, positions, fnd)
     if strict and not result.feasible:
         raise NoFeasiblePath(result.report)
     return result

@@ -405,8 +405,7 @@ def _check_target(prob: "PlanningProblem") -> None:
         raise InputError(f"target {t.name} at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies "
                          "outside the CT; check the coordinates (RAS, as in Slicer)")
     if not prob.skin.data[tuple(kji)]:
-        raise InputError(f"target {t.name} at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies "
-                         "outside the scanned field of view (padding)")
+        _target_on_outer_layer(prob, kji)
     if not prob.body[tuple(kji)]:
         hu = float(ct.array[tuple(kji)])
         raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies outside "
@@ -432,6 +431,34 @@ def _check_target(prob: "PlanningProblem") -> None:
         prob.rules_extra["target_organ_entered"] = spec.name
 
 
+def _target_on_outer_layer(prob: "PlanningProblem", kji) -> None:
+    """A target voxel outside the skin model's data region (`skin.data_mask`): refused when it
+    is padding (the padding value, or within the rim between padding and data); when it is
+    measured data on the array's first or last layer (which the data region leaves out), the
+    problem's body takes in the tissue of the outer layers (`skin.body_with_outer_layers`) and
+    a warning says what is not imaged beyond the target (new-user trial 3: a liver point at
+    59 HU on the TotalSegmentator example's top slice was refused as padding)."""
+    from .skin import body_with_outer_layers, inward, outer_layers, side_of
+
+    t, ct, sk = prob.target, prob.ct, prob.skin
+    at = np.round(t.point_ras, 1).tolist()
+    layers = outer_layers(ct.shape, kji)
+    hu = float(ct.array[tuple(kji)])
+    kin = inward(ct.shape, kji)
+    padded = sk.padding_value is not None and hu == sk.padding_value
+    if not layers or padded or not sk.data[kin]:
+        raise InputError(f"target {t.name} at {at} (RAS mm) lies outside the scanned field of view "
+                         f"(padding{f', value {sk.padding_value:g}' if sk.padding_value is not None else ''}: "
+                         "no measured data there); check the point (RAS, as in Slicer; --lps for LPS)")
+    if prob.body[kin]:
+        prob.body = body_with_outer_layers(ct, prob.labels, prob.body, sk.padding_value)
+    sides = ", ".join(side_of(ct.direction[:, 2 - ax] * sign) for ax, sign in layers)
+    prob.warnings.append(f"target on the outermost voxel layer of the scan (its {sides} edge, {hu:.0f} HU): "
+                         f"nothing beyond it is imaged, so structures within the margin on that side, "
+                         "the target's extent there and any ablation zone beyond the scan are unknown; "
+                         "extend the scan past the target to judge them")
+
+
 def _named(name: str, prefixes) -> bool:
     """True when ``name`` is one of ``prefixes`` or one of them followed by '_' (rib_left_3)."""
     return any(name == n or name.startswith(n + "_") for n in prefixes)
@@ -446,8 +473,8 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
     """A target point inside bone, or a labelled lesion inside bone (``lesion``; percutaneous
     bone biopsy, planning_defaults ``bone_target`` with sources): only the connected piece
     (26-connectivity) of ``spec``'s label that holds the target point (or touches the lesion),
-    within needle reach, becomes a new passable structure ``<name>_target_piece`
-    (recorded as ``target_organ_entered`` and ``rules_extra["target_bone"]``); the rest of the
+    within needle reach, becomes a new passable structure ``<name>_target_piece``, the rest of
+    the label is renamed ``<name>_other_pieces`` (recorded as ``target_organ_entered`` and ``rules_extra["target_bone"]``); the rest of the
     label (other ribs / vertebrae of a group label) keeps its role. The scorer and the verifier
     then allow bone only as the final contiguous run of the path (`target_bone_run`), and the mm
     in the piece is a score criterion. For a vertebra with no spinal cord / canal label, the
@@ -498,7 +525,12 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
                      "enclosed by the vertebral ring in each axial slice, forbidden); an open ring "
                      "(neural foramen) is not closed by it: check the path against the canal and "
                      "nerve roots on the CT")
+    # the rest of the label is not the target: named so (a closest structure "vertebrae_L1" read
+    # as the target itself, new-user trial 3); same value, role and margin
+    rest = f"{spec.name}_other_pieces"
+    names[spec.value] = rest
     prob.labels = lab.with_array(arr, labels=names)
+    prob.structures = [replace(s, name=rest) if s.value == spec.value else s for s in prob.structures]
     prob.structures = prob.structures + [StructureSpec(pname, nxt, "passable", 0.0)]
     if derived:
         prob.structures.append(StructureSpec(cfg["canal_derived_name"], derived, "forbidden", 0.0))

@@ -46,14 +46,18 @@ def diverse_pick(order: np.ndarray, entries: np.ndarray, k: int, separation_mm: 
     return kept
 
 
-def propose(table: ScoreTable, k: int = 5, separation_mm: float = 15.0, pareto_limit: int = 2000):
+def propose(table: ScoreTable, k: int = 5, separation_mm: float = 15.0, pareto_limit: int = 2000,
+            defer: np.ndarray | None = None):
     """(ranked, pareto): indices of up to ``k`` diverse feasible paths by score, and the indices
-    of the Pareto-optimal feasible paths among the ``pareto_limit`` best scored (best first)."""
+    of the Pareto-optimal feasible paths among the ``pareto_limit`` best scored (best first).
+    ``defer`` (bool per row, optional): rows ranked after every row without it (`findings`);
+    the Pareto set does not depend on it."""
     feas = np.flatnonzero(table.feasible)
     if len(feas) == 0:
         return [], []
     order = feas[np.argsort(table.score[feas], kind="stable")]
-    ranked = diverse_pick(order, table.entry_ras, k, separation_mm)
+    ranked = diverse_pick(order if defer is None else order[np.argsort(defer[order], kind="stable")],
+                          table.entry_ras, k, separation_mm)
     top = order[:pareto_limit]
     par = top[pareto_mask(table.costs[top])]
     return ranked, [int(i) for i in par]

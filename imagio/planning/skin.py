@@ -234,6 +234,48 @@ def data_mask(ct: Volume, rim_voxels: int = 2) -> tuple[np.ndarray, float | None
     return data, c
 
 
+def outer_layers(shape, kji) -> list[tuple[int, int]]:
+    """(array axis 0/1/2 = k/j/i, side -1 first / +1 last) of each outer voxel layer of an array
+    of ``shape`` that holds the index ``kji``: the layers `data_mask` leaves out of the data
+    region (axes longer than 4 voxels)."""
+    return [(ax, -1 if kji[ax] == 0 else 1) for ax in range(3)
+            if shape[ax] > 4 and kji[ax] in (0, shape[ax] - 1)]
+
+
+def inward(shape, kji) -> tuple:
+    """The index ``kji`` moved one voxel into the array along each axis where it lies on an
+    outer layer (`outer_layers`)."""
+    return tuple(int(np.clip(kji[ax], 1, shape[ax] - 2)) if shape[ax] > 4 else int(kji[ax]) for ax in range(3))
+
+
+def body_with_outer_layers(ct: Volume, labels: Volume | None, body: np.ndarray,
+                           padding_value: float | None, air_hu: float = AIR_HU) -> np.ndarray:
+    """``body`` (bool [k, j, i]) extended onto the array's outer voxel layers, which
+    `data_mask` leaves out (a resampler's overhanging grid can blend its last slice with the
+    fill value): a voxel there is body when it is tissue (CT > ``air_hu`` or labelled), its
+    value is not the padding value, and its inward face neighbour is body (so measured data:
+    `data_mask` keeps a two-voxel rim between data and padding). A new array; ``body`` is not
+    changed. Used for a target on the scan's first or last slice (new-user trial 3: a liver
+    point on the TotalSegmentator example's top slice was refused as padding)."""
+    out = np.array(body, bool, copy=True)
+    a = ct.array
+    for ax in range(3):
+        n = out.shape[ax]
+        if n <= 4:
+            continue
+        for layer, inner in ((0, 1), (n - 1, n - 2)):
+            v = np.take(a, layer, axis=ax)
+            tissue = v > air_hu
+            if labels is not None:
+                tissue |= np.take(labels.array, layer, axis=ax) > 0
+            if padding_value is not None:
+                tissue &= v != padding_value
+            sl = [slice(None)] * 3
+            sl[ax] = layer
+            out[tuple(sl)] |= np.take(out, inner, axis=ax) & tissue
+    return out
+
+
 _PAD = 3
 
 

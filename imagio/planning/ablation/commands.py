@@ -57,9 +57,10 @@ def require_tumour_target(problem) -> None:
 
 
 def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_probe: bool = False,
-                      devices_file=None, progress=None) -> dict:
+                      devices_file=None, progress=None, guarantee_margin: bool = False) -> dict:
     """Zones, coverage and MAM for every proposal of a feasible plan (each probe advanced so
-    the zone centre lands on the target), plus optionally a multi-probe plan: a JSON-able dict."""
+    the zone centre lands on the target), plus optionally a multi-probe plan (``guarantee_margin``:
+    probes added until the margin is proven, `multiprobe.plan_multiprobe`): a JSON-able dict."""
     from ...jsonable import to_jsonable
     from .coverage import AblationContext
     from .devices import get_device, load_catalogue
@@ -82,7 +83,8 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
     failed = None
     if multi_probe:
         try:
-            out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress).to_dict()
+            out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress,
+                                               guarantee_margin=guarantee_margin).to_dict()
         except InputError:
             raise   # a wrong request (a fused setting ...): the user fixes the command
         except ImagioError as e:   # no cover with this setting: the single-probe results still stand
@@ -90,6 +92,38 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
             out["multi_probe"] = {"device": dev.name, "setting": s.id, "failed": failed}
     out = to_jsonable(out)
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed)
+    return out
+
+
+def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "") -> list[str]:
+    """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
+    each, prefixed ``what``, ending with ``fix``: the tumour not wholly inside, the minimal
+    ablative margin below the required one, labelled structures other than ``tumour``, its
+    ``host_organ`` and the unnamed body inside the zones (mL). Used for plan.json's warnings
+    (`ablation_warnings`) and the Slicer module's ablation label (live coverage)."""
+    from .criteria import load_criteria
+
+    need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
+    skip = {"unlabelled", "body", tumour, host_organ}   # body: the unnamed rest
+    out = []
+    crit = cov.get("criteria", {})
+    t = crit.get("tumour_covered", {})
+    m = crit.get("minimal_ablative_margin", {})
+    if t and not t.get("met", True):
+        out.append(f"{what}: the zone covers only {cov['tumour_covered_pct']:.1f}% of {tumour} (the "
+                   f"tumour surface lies up to {-cov['mam_mm']:.1f} mm outside it, at "
+                   f"{[round(x, 1) for x in cov['mam_ras']]} RAS mm; {need:g} mm of margin is required): part "
+                   f"of the tumour is not ablated; {fix}")
+    elif m and not m.get("met", True):
+        out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
+                   f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
+    hit = {n: v for n, v in cov.get("healthy_ml", {}).items() if n not in skip and round(v, 2) > 0}
+    if hit:
+        names = ", ".join(f"{n} {v:.2f} mL" for n, v in sorted(hit.items(), key=lambda kv: -kv[1]))
+        out.append(f"{what}: the ablation zone takes in {names}"
+                   + (f" (outside {host_organ})" if host_organ else "")
+                   + ": thermal injury of these structures; check the zone against them, move or shorten "
+                     "the probe, or protect them (hydrodissection)")
     return out
 
 
@@ -110,45 +144,24 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
 
     ``host_organ``: the structure holding the tumour ("" unknown: every structure is named).
     Figures are those of ``abl`` (mL, mm, RAS mm)."""
-    from .criteria import load_criteria
-
-    need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
     dev = f"{abl['device']} {abl['setting']}"
-    skip = {"unlabelled", "body", abl.get("tumour"), host_organ}   # body: the unnamed rest
     out = []
 
-    def zone_doubts(what: str, cov: dict, fix: str) -> None:
-        crit = cov.get("criteria", {})
-        t = crit.get("tumour_covered", {})
-        m = crit.get("minimal_ablative_margin", {})
-        if t and not t.get("met", True):
-            out.append(f"{what}: the zone covers only {cov['tumour_covered_pct']:.1f}% of {abl['tumour']} (the "
-                       f"tumour surface lies up to {-cov['mam_mm']:.1f} mm outside it, at "
-                       f"{[round(x, 1) for x in cov['mam_ras']]} RAS mm; {need:g} mm of margin is required): part "
-                       f"of the tumour is not ablated; {fix}")
-        elif m and not m.get("met", True):
-            out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
-                       f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
-        hit = {n: v for n, v in cov.get("healthy_ml", {}).items() if n not in skip and round(v, 2) > 0}
-        if hit:
-            names = ", ".join(f"{n} {v:.2f} mL" for n, v in sorted(hit.items(), key=lambda kv: -kv[1]))
-            out.append(f"{what}: the ablation zone takes in {names}"
-                       + (f" (outside {host_organ})" if host_organ else "")
-                       + ": thermal injury of these structures; check the zone against them, move or shorten "
-                         "the probe, or protect them (hydrodissection)")
+    def zone_doubts_(what: str, cov: dict, fix: str) -> None:
+        out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ))
 
     for d in abl.get("single_probe", []):
-        zone_doubts(f"proposal {d['proposal']} ablation ({dev}, one probe)", d["coverage"],
-                    "use --multi-probe, a larger setting or another path")
+        zone_doubts_(f"proposal {d['proposal']} ablation ({dev}, one probe)", d["coverage"],
+                     "use --multi-probe, a larger setting or another path")
     mp = abl.get("multi_probe")
     if multi_probe_failed:
         out.append(f"multi-probe plan with {dev} failed: {multi_probe_failed}; the single-probe results "
                    "are kept")
     elif mp:
         what = f"multi-probe ablation ({dev}, {mp['n_probes']} probes)"
-        zone_doubts(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
-                                          "(multiprobe.plan_multiprobe(guarantee_margin=True); the cover "
-                                          "above is checked at sample points of the margin only)")
+        zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
+                                           "(--guarantee-margin; the cover above is checked at sample points of "
+                                           "the margin only)")
         g = mp.get("margin_guarantee") or {}
         if g and not g.get("proven", True):
             out.append(f"{what}: the {g['margin_mm']:g} mm margin is {g['statement']}")

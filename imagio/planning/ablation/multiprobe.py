@@ -552,7 +552,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     if not out.margin_guarantee["proven"]:   # a doubt travels with the result
         out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid "
                        f"({out.margin_guarantee['uncovered_pct']:g}% of its check points lack it; "
-                       "the surface MAM is measured in coverage.criteria; guarantee_margin=True adds probes until the "
+                       "the surface MAM is measured in coverage.criteria; --guarantee-margin (guarantee_margin=True) adds probes until the "
                        "margin is proven: more probes than this count, the trade-off is the user's)")
     out._zones = ells
     out.timings_s = {"candidate_paths": t1 - t0, "set_cover": t2 - t1,

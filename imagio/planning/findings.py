@@ -1,0 +1,118 @@
+"""Warned findings that the label map cannot resolve, per path, and the rule that ranks paths
+with them last.
+
+Two findings (new-user trial 2, A and B), each warned per proposal:
+
+- **mediastinum**: the path crosses at least ``warnings.mediastinum_unlabelled_mm`` of
+  mediastinal soft tissue (`mediastinum.Mediastinum`) while no heart or great vessel is
+  labelled within needle reach: the great vessels are there but not seen on a CT without
+  contrast (lung1: the best path ran through the right paratracheal space);
+- **unimaged needle**: the needle part outside the skin (entry -> hub: the needle's unused
+  length, away from the target) leaves the image through a face where the body is cut
+  (`skin.Truncation`): what it would meet there (an arm, the rest of the trunk) is not imaged
+  (lung1: all 87 mm of the needle outside the skin beyond the cut right side).
+
+Rule (``warnings.sources.findings_ranked_last`` in planning_defaults.json): a feasible path with
+either finding is ranked after every feasible path without one (`proposals.propose`'s
+``defer``); its score and feasibility are unchanged. All arrays per path; positions RAS mm,
+lengths mm; vectorised over paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .problem import load_defaults
+
+RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
+                "while no great vessel is labelled; needle outside the skin running beyond the image where the "
+                "body is cut) is ranked after every feasible path without one; scores and feasibility unchanged")
+
+
+def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarray, list]:
+    """Per path (n,): mm of the needle part outside the skin (entry + the needle's unused length,
+    away from the target) beyond a face of the image where the body is cut (also when the
+    needle first leaves through another face), 0 when none, and the side name of that face
+    (None when none). Sampled every <= 1 mm. RAS mm."""
+    from .skin import side_of
+
+    e = np.atleast_2d(np.asarray(entry_ras, float))
+    t = np.atleast_2d(np.asarray(target_ras, float))
+    gone = np.zeros(len(e))
+    sides: list = [None] * len(e)
+    cut = {tr.side for tr in (problem.skin.truncations if problem.skin else [])}
+    if not cut or not len(e):
+        return gone, sides
+    ct = problem.ct
+    d = e - t
+    u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-9)[:, None]
+    rest = np.maximum(problem.needle.length_mm - np.asarray(length_mm, float), 0.0)
+    n = max(2, int(np.ceil(rest.max())) + 1)
+    s = np.linspace(0.0, 1.0, n)[None, :] * rest[:, None]                   # (paths, n) mm from the entry
+    kji = ct.world_to_kji((e[:, None, :] + s[..., None] * u[:, None, :]).reshape(-1, 3)).reshape(len(e), n, 3)
+    hi = np.asarray(ct.shape) - 0.5
+    # the array faces (axis k/j/i, side) that cut the body: a needle point beyond any of them
+    # (also after it left the image through another face) lies where the patient continues
+    faces = [(ax, sgn, side_of(ct.direction[:, 2 - ax] * sgn)) for ax in range(3) for sgn in (1.0, -1.0)]
+    faces = [f for f in faces if f[2] in cut]
+    beyond = np.stack([(kji[..., ax] >= hi[ax]) if sgn > 0 else (kji[..., ax] <= -0.5) for ax, sgn, _ in faces])
+    hit = beyond.any(0)                                                       # (paths, n)
+    for r in np.flatnonzero(hit.any(1)):
+        f = int(np.argmax(hit[r]))
+        gone[r] = rest[r] - s[r, f]
+        sides[r] = faces[int(np.argmax(beyond[:, r, f]))][2]
+    return gone, sides
+
+
+@dataclass
+class Findings:
+    """The findings of some paths of a score table (rows), computed once."""
+
+    mediastinum_checked: bool = False          # False: a great vessel is labelled (or no lung): not judged
+    mediastinum_mm: dict = field(default_factory=dict)       # row -> mm
+    mediastinum_uncut: dict = field(default_factory=dict)    # row -> bool (no vertebral body in a plane)
+    unimaged_mm: dict = field(default_factory=dict)          # row -> mm
+    unimaged_side: dict = field(default_factory=dict)        # row -> side name or None
+    one_lung: str | None = None                               # 'left'/'right': a one-lung label map
+
+    def flagged(self, row: int) -> list[str]:
+        """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle')."""
+        lim = load_defaults()["warnings"]["mediastinum_unlabelled_mm"]
+        out = []
+        if self.mediastinum_checked and self.mediastinum_mm.get(row, 0.0) >= lim:
+            out.append("mediastinum")
+        if self.unimaged_mm.get(row, 0.0) > 0.0:
+            out.append("unimaged_needle")
+        return out
+
+
+def path_findings(problem, table, rows, present: set, vessels_labelled: bool, med=None) -> Findings:
+    """`Findings` of the score table's ``rows`` (indices). ``present``: names of the structures
+    within needle reach; ``vessels_labelled``: a heart or great vessel is among them (then the
+    mediastinum finding is not judged). ``med``: a `mediastinum.Mediastinum` of this problem to
+    reuse (its planes are cached)."""
+    from .mediastinum import Mediastinum, one_lung_side
+
+    rows = np.asarray(rows, np.int64)
+    f = Findings()
+    f.one_lung = one_lung_side(present)
+    if not vessels_labelled:
+        med = med or Mediastinum(problem)
+        f.mediastinum_checked = len(med.lung_values) > 0
+        mm, uncut = med.runs(table.entry_ras[rows], table.target_ras[rows])
+        f.mediastinum_mm = dict(zip(rows.tolist(), mm.tolist()))
+        f.mediastinum_uncut = dict(zip(rows.tolist(), uncut.tolist()))
+    gone, sides = unimaged_needle(problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows])
+    f.unimaged_mm = dict(zip(rows.tolist(), gone.tolist()))
+    f.unimaged_side = dict(zip(rows.tolist(), sides))
+    return f
+
+
+def deferred(findings: Findings, n: int) -> np.ndarray:
+    """Bool (n,) over the table's rows: True for rows with a finding (ranked last)."""
+    out = np.zeros(n, bool)
+    rows = [r for r in set(findings.mediastinum_mm) | set(findings.unimaged_mm) if findings.flagged(r)]
+    out[rows] = True
+    return out
