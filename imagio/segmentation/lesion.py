@@ -886,7 +886,7 @@ def _core_of(mask: np.ndarray, seed: tuple, sk) -> tuple:
     return tuple(int(v) for v in np.asarray(c) + lo)
 
 
-def _regrow_in_box(ct, a, sl, core, kw, at_limit: bool):
+def _regrow_in_box(ct, a, sl, core, kw, at_limit: bool, near=None):
     """(mask on the CT grid, [lower, upper] HU) of the statistical model (``_soft_statistical``)
     grown from ``core`` (a [k, j, i] index inside ``sl``) on the search box ``sl`` the first
     outline was taken on, or None when that region reaches a face of the box beyond which the
@@ -894,22 +894,41 @@ def _regrow_in_box(ct, a, sl, core, kw, at_limit: bool):
     every face is final): the caller then grows it in boxes of its own. The first outline came
     from the same model on the same box (it had no intensity edge), so only the seed differs:
     the edge rule, the box search and the measurements of a second ``segment_lesion`` run are
-    not repeated."""
-    lo = np.array([s_.start for s_ in sl])
-    roi = a[sl].astype(np.float32)
+    not repeated. ``near``: the first outline (CT grid): the model is run first on its box grown
+    by the reach of the model's statistics ball, edge band and shell (``CLICK_BALL_MM`` +
+    3 ``STAT_SIGMA_MM`` + ``SHELL_MM``), within ``sl``, and on the whole box only when the
+    region reaches that crop's inner faces (an outline from the core is mostly within the
+    click's: the search box is up to 300 mm wide)."""
+    from .common import bbox_slices
+
+    sk = ct.spacing_kji
     organ = kw.get("organ")
-    org = organ[sl] if organ is not None else None
-    seed = tuple(int(v) for v in np.asarray(core) - lo)
-    r, thr, _ = _soft_statistical(roi, seed, org, ct.spacing_kji, kw.get("open_mm", 1.0),
-                                  anatomical_axes(ct)["S"][0])
-    if not r.any():
-        return np.zeros(ct.shape, bool), thr
-    if not at_limit and any((sl[ax].start > 0) if sd == 0 else (sl[ax].stop < ct.shape[ax])
-                            for ax, sd in _touched_faces(r)):
-        return None
-    out = np.zeros(ct.shape, bool)
-    out[sl] = r
-    return out, thr
+    s_axis = anatomical_axes(ct)["S"][0]
+    crops = [sl]
+    if near is not None and near.any():
+        tight = bbox_slices(near, CLICK_BALL_MM + 3.0 * STAT_SIGMA_MM + SHELL_MM[1], sk)
+        crop = tuple(slice(max(t.start, b.start), min(t.stop, b.stop)) for t, b in zip(tight, sl))
+        if crop != sl:
+            crops.insert(0, crop)
+    for c in crops:
+        lo = np.array([s_.start for s_ in c])
+        seed = tuple(int(v) for v in np.asarray(core) - lo)
+        r, thr, _ = _soft_statistical(a[c].astype(np.float32), seed, organ[c] if organ is not None else None,
+                                      sk, kw.get("open_mm", 1.0), s_axis)
+        if not r.any():
+            return np.zeros(ct.shape, bool), thr
+
+        def open_face(ax, sd):  # the image continues beyond this face within the search
+            inner = c[ax].start > sl[ax].start if sd == 0 else c[ax].stop < sl[ax].stop
+            beyond = sl[ax].start > 0 if sd == 0 else sl[ax].stop < ct.shape[ax]
+            return inner or (beyond and not at_limit)
+
+        if any(open_face(ax, sd) for ax, sd in _touched_faces(r)):
+            continue
+        out = np.zeros(ct.shape, bool)
+        out[c] = r
+        return out, thr
+    return None
 
 
 def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None) -> tuple:
@@ -950,7 +969,7 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None) -> tupl
     grown = None
     if box is not None:
         grown = _regrow_in_box(ct, ct.array, box, core, kw,
-                               at_limit=radius >= kw.get("max_radius_mm", MAX_RADIUS_MM))
+                               at_limit=radius >= kw.get("max_radius_mm", MAX_RADIUS_MM), near=mask)
         if grown is not None and not grown[0].any():
             return mask, notes, thr  # nothing grows at the core: nothing to compare
     if grown is None:
