@@ -144,7 +144,8 @@ def run_case(case, seed=0, log=None):
                          value=round(ds[-1], 3), unit=""))
         if log:
             log(f"{case} click {np.round(c, 1).tolist()}: Dice {ds[-1]:.3f} vol {vols[-1]:.1f} mL "
-                f"(ref {ref.sum() * ct.voxel_volume_ml:.1f}) {kinds[-1]} {times[-1]:.1f} s "
+                f"(ref {ref.sum() * ct.voxel_volume_ml:.1f}) {kinds[-1]}"
+                f"{'' if meas.host_hu is None else f' (host {meas.host_hu:.0f} HU)'} {times[-1]:.1f} s "
                 f"warnings {_short(meas.warnings)}")
     ref_ml = float(ref.sum() * ct.voxel_volume_ml)
     rows.append(dict(name=f"lesion {case}: Dice from the {'centroid' if case.startswith('lung') else 'deepest point'}",

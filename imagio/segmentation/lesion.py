@@ -34,7 +34,10 @@ Every threshold, with its published source or its stated method reason, is in
    (Gaussian, sigma 1 mm: CT noise is white, a tumour is larger than a few mm), voxels closer in
    HU to the lesion than to the tissue around a first estimate (midpoint threshold between the
    lesion's median and the median of a shell 2-6 mm around it); fat (< -30 HU; adipose tissue
-   -190..-30 HU, Lamba et al., AJR 2014) and bone (> 400 HU) always bound it.
+   -190..-30 HU, Lamba et al., AJR 2014) and bone (> 400 HU) always bound it. Its subtype is
+   decided on the final outline against its host tissue (``attenuation_subtype``: the median of
+   a 2-6 mm shell beyond it, within the organ mask when given): iso-attenuating within 10 HU,
+   else hypo- or hyperattenuating.
    Where that rule finds no intensity edge (it had to cut at a guessed radius) or gives less
    than the confident core of the homogeneous region at the click (noise made a speck of it: a
    sarcoma among muscle of the same mean HU on a non-contrast CT), the statistical model of
@@ -138,6 +141,7 @@ CLOSE_FRACTION = _v("close_fraction")
 SMALLER_THAN_FIRST = _v("smaller_than_first_ratio")
 CLICK_VOLUME_SPREAD = _v("click_volume_spread")
 OVERSHOOT_RATIO = _v("overshoot_ratio")
+ISO_MARGIN_HU = _v("iso_attenuation_margin_hu")
 NO_EDGE_NOTE = "the lesion has no clear intensity edge"
 
 
@@ -792,7 +796,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if k == "soft_tissue" and _from_core is None and any(n.startswith(NO_EDGE_NOTE) for n in notes):
         # taken without an intensity edge: the outline must be the one its own core gives
         mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
-                                            dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm))
+                                            dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm),
+                                            box=sl)
         mask, notes = _cut_necked_leak(ct, seed_g, mask, notes)
     for q in np.asarray(include, float).reshape(-1, 3):
         m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm)
@@ -813,12 +818,56 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     p(0.9, "lesion: measurements")
     meas = measure(mask, ct, a, kind=k)
     meas.threshold_hu = [round(float(v), 1) for v in thr]
-    meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk) if k == "lung_nodule" else sub
+    if k == "lung_nodule":
+        meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk)
+    else:
+        meas.subtype, meas.host_hu = attenuation_subtype(mask, a, sk, organ)
     no_edge = any(n.startswith(NO_EDGE_NOTE) for n in notes)
     meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
     meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     p(1.0, "lesion: done")
     return mask, meas
+
+
+def attenuation_subtype(mask: np.ndarray, a: np.ndarray, sk, organ: np.ndarray | None = None) -> tuple:
+    """(subtype, host median HU) of a soft-tissue lesion: "hypoattenuating", "iso-attenuating" or
+    "hyperattenuating" relative to the tissue around it, or ("", None) when none is measurable.
+
+    mask, a: lesion mask and CT (HU) [k, j, i] on the same grid; sk: spacing (mm) along k, j, i;
+    organ: optional host organ mask [k, j, i] (e.g. the liver): the host is read inside it only.
+    The host is the tissue in a shell ``SHELL_MM`` (mm) beyond the outline (``_shell``, on the
+    outline's box), between ``SHELL_MIN_HU`` (lung and air not) and ``BONE_CLICK_HU`` (no bone),
+    its soft tissue only (above ``FAT_MAX_HU``) when that is at least half of it: a soft-tissue
+    tumour is described against the muscle around it and an organ's lesion against the organ's
+    parenchyma, not against the fat planes between (a tumour lying in fat is judged against the
+    fat); the lesion's value is its median over the same HU range
+    (necrotic parts included). Within ``ISO_MARGIN_HU`` of the host's median the lesion is
+    iso-attenuating (two soft tissues differing less than 10 HU are not read as distinct:
+    Hamer et al., RadioGraphics 2006; Silverman et al., Radiology 2019; lesion.json), else hypo-
+    or hyperattenuating (terms of the Fleischner glossary, Hansell et al., Radiology 2008: CT
+    describes attenuation, not density). The attenuation is judged against the host, never
+    against the click's voxels or the tissue the first estimate touched (a sarcoma of muscle
+    density was typed "hyperdense")."""
+    from .common import bbox_slices
+
+    sl = bbox_slices(mask, SHELL_MM[1] + float(max(sk)), sk)
+    if sl is None:
+        return "", None
+    m, v = mask[sl], a[sl]
+    tissue = (v > SHELL_MIN_HU) & (v < BONE_CLICK_HU)
+    host = _shell(m, sk, *SHELL_MM) & tissue
+    if organ is not None:
+        host &= organ[sl]
+    soft = host & (v > FAT_MAX_HU)
+    if 2 * int(soft.sum()) >= int(host.sum()):
+        host = soft  # mostly soft tissue around it: the reference is that tissue, not the fat between
+    inner = m & tissue
+    if not (host.any() and inner.any()):
+        return "", None
+    h, l_ = float(np.median(v[host])), float(np.median(v[inner]))
+    if abs(l_ - h) <= ISO_MARGIN_HU:
+        return "iso-attenuating", h
+    return ("hypoattenuating" if l_ < h else "hyperattenuating"), h
 
 
 def _core_of(mask: np.ndarray, seed: tuple, sk) -> tuple:
@@ -837,7 +886,52 @@ def _core_of(mask: np.ndarray, seed: tuple, sk) -> tuple:
     return tuple(int(v) for v in np.asarray(c) + lo)
 
 
-def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw) -> tuple:
+def _regrow_in_box(ct, a, sl, core, kw, at_limit: bool, near=None):
+    """(mask on the CT grid, [lower, upper] HU) of the statistical model (``_soft_statistical``)
+    grown from ``core`` (a [k, j, i] index inside ``sl``) on the search box ``sl`` the first
+    outline was taken on, or None when that region reaches a face of the box beyond which the
+    image continues within the size limit (``at_limit``: the box reached ``max_radius_mm``, so
+    every face is final): the caller then grows it in boxes of its own. The first outline came
+    from the same model on the same box (it had no intensity edge), so only the seed differs:
+    the edge rule, the box search and the measurements of a second ``segment_lesion`` run are
+    not repeated. ``near``: the first outline (CT grid): the model is run first on its box grown
+    by the reach of the model's statistics ball, edge band and shell (``CLICK_BALL_MM`` +
+    3 ``STAT_SIGMA_MM`` + ``SHELL_MM``), within ``sl``, and on the whole box only when the
+    region reaches that crop's inner faces (an outline from the core is mostly within the
+    click's: the search box is up to 300 mm wide)."""
+    from .common import bbox_slices
+
+    sk = ct.spacing_kji
+    organ = kw.get("organ")
+    s_axis = anatomical_axes(ct)["S"][0]
+    crops = [sl]
+    if near is not None and near.any():
+        tight = bbox_slices(near, CLICK_BALL_MM + 3.0 * STAT_SIGMA_MM + SHELL_MM[1], sk)
+        crop = tuple(slice(max(t.start, b.start), min(t.stop, b.stop)) for t, b in zip(tight, sl))
+        if crop != sl:
+            crops.insert(0, crop)
+    for c in crops:
+        lo = np.array([s_.start for s_ in c])
+        seed = tuple(int(v) for v in np.asarray(core) - lo)
+        r, thr, _ = _soft_statistical(a[c].astype(np.float32), seed, organ[c] if organ is not None else None,
+                                      sk, kw.get("open_mm", 1.0), s_axis)
+        if not r.any():
+            return np.zeros(ct.shape, bool), thr
+
+        def open_face(ax, sd):  # the image continues beyond this face within the search
+            inner = c[ax].start > sl[ax].start if sd == 0 else c[ax].stop < sl[ax].stop
+            beyond = sl[ax].start > 0 if sd == 0 else sl[ax].stop < ct.shape[ax]
+            return inner or (beyond and not at_limit)
+
+        if any(open_face(ax, sd) for ax, sd in _touched_faces(r)):
+            continue
+        out = np.zeros(ct.shape, bool)
+        out[c] = r
+        return out, thr
+    return None
+
+
+def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None) -> tuple:
     """(mask, notes, thr) of a soft-tissue lesion taken without an intensity edge
     (``_soft_statistical``): cut back to the outline grown from its own core when most of it is
     not given back from there, with a warning when the volumes differ; ImagioError when the
@@ -864,16 +958,28 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw) -> tuple:
       from the most homogeneous part, and repeated regrowth drifted) with a warning that its
       volume depends on the click.
     ``radius``: the search box's radius (mm) the outline needed, the regrowth's first box;
-    ``kw``: the keyword arguments of ``segment_lesion``."""
+    ``kw``: the keyword arguments of ``segment_lesion``; ``box``: the slices of the search box
+    the outline was taken on: the regrowth is run there first (``_regrow_in_box``: the same
+    model from another seed, no second ``segment_lesion`` run) and in boxes of its own only
+    when it reaches that box's inner faces."""
     sk = np.asarray(ct.spacing_kji, float)
     core = _core_of(mask, seed_g, sk)
     if float(np.linalg.norm((np.asarray(core) - seed_g) * sk)) <= CLICK_BALL_MM:
         return mask, notes, thr  # the click is at its outline's core already: the regrowth is the same
-    try:
-        m2, meas2 = segment_lesion(ct, ct.kji_to_world(np.asarray(core, float)[None])[0], kind="soft_tissue",
-                                   _from_core={"radius": radius}, **kw)
-    except (InputError, ImagioError):  # nothing grows at the core: nothing to compare
-        return mask, notes, thr
+    grown = None
+    if box is not None:
+        grown = _regrow_in_box(ct, ct.array, box, core, kw,
+                               at_limit=radius >= kw.get("max_radius_mm", MAX_RADIUS_MM), near=mask)
+        if grown is not None and not grown[0].any():
+            return mask, notes, thr  # nothing grows at the core: nothing to compare
+    if grown is None:
+        try:
+            m2, meas2 = segment_lesion(ct, ct.kji_to_world(np.asarray(core, float)[None])[0], kind="soft_tissue",
+                                       _from_core={"radius": radius}, **kw)
+        except (InputError, ImagioError):  # nothing grows at the core: nothing to compare
+            return mask, notes, thr
+        grown = m2, meas2.threshold_hu
+    m2, thr2 = grown
     v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float(m2.sum()) * ct.voxel_volume_ml
     sl = _bbox_around(m2, seed_g, CLICK_BALL_MM, sk)
     if _edt(~m2[sl], sk)[tuple(np.asarray(seed_g) - [s_.start for s_ in sl])] > CLICK_BALL_MM:
@@ -888,7 +994,7 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw) -> tuple:
         return m2, notes + [f"the region grown from the click ({v0:.1f} mL) was cut back to the outline grown "
                             f"from its own core ({v1:.1f} mL): only {100 * confirmed:.0f} % of it was given back "
                             "from there, the rest is tissue of the lesion's density beside it; the volume is "
-                            "unreliable; check it"], meas2.threshold_hu
+                            "unreliable; check it"], [round(float(v), 1) for v in thr2]
     if max(v0, v1) > CLICK_VOLUME_SPREAD * min(v0, v1):
         notes = notes + [f"the region grown from the click ({v0:.1f} mL) differs from the one grown from its "
                          f"own core ({v1:.1f} mL): the volume depends on where the click lies and is "

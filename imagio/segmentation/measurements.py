@@ -53,7 +53,9 @@ class LesionMeasurements:
     centroid_ras: list = field(default_factory=list)
     threshold_hu: list = field(default_factory=list)  # [lower, upper] used
     mean_diameter_mm: float = 0.0  # Lung-RADS: (axial long + axial short) / 2, to 0.1 mm
-    subtype: str = ""  # solid / part_solid / ground_glass / mass (lung); hypodense / hyperdense
+    subtype: str = ""  # solid / part_solid / ground_glass / mass / calcified (lung);
+    # hypoattenuating / iso-attenuating / hyperattenuating (soft tissue, against its host tissue)
+    host_hu: float | None = None  # soft tissue: median HU of the host tissue the subtype is judged against
     warnings: list = field(default_factory=list)
     # Flags set by the one-click tool (imagio.segmentation.lesion) next to its warnings, so that
     # callers decide on facts, never on the warnings' wording. False for a mask measured directly.
