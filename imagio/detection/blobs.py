@@ -189,7 +189,8 @@ def closed_per_section(mask: np.ndarray, ct: Volume, radius_mm: float) -> np.nda
     return close_mm(mask, radius_mm, sk)
 
 
-def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float) -> np.ndarray:
+def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float, midline: float | None = None
+                  ) -> np.ndarray:
     """Where nodules are sought: each lung closed on its own per axial section with a rolling
     ball of ``radius_mm`` (:func:`closed_per_section`), then the two joined. Armato et al. roll
     the ball along each lung's outline (Armato SG 3rd, Giger ML et al., Computerized detection of
@@ -198,14 +199,17 @@ def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float) -> np.ndarray
     mediastinum between the lungs: closing both lungs as one mask bridges the anterior junction,
     the subcarinal space between the main bronchi and the retrocardiac recess, so mediastinal
     lymph nodes, the oesophagus and the great vessels there became candidates. The lungs are
-    split at the midline between them (:func:`imagio.segmentation.lungs.split_left_right`, the
-    lungs' left-right centre as midline); a mask holding one lung gives that lung.
+    split where they meet (:func:`imagio.segmentation.lungs.split_left_right`); a mask whose
+    lung tissue lies on one side of the midline is one lung and gives its own closing (a
+    hemithorax crop). midline: RAS x in mm (:func:`imagio.segmentation.lungs.midline_x`);
+    None: the scanner's isocentre, RAS x = 0, on which the patient is centred (a lung's centre
+    lies 8-10 cm from the midline, so a patient off-centre by a few cm changes nothing).
     lungs: boolean [k, j, i] on ``ct``'s grid. Returns a boolean mask of the same shape."""
-    from ..segmentation.lungs import midline_x, split_left_right
+    from ..segmentation.lungs import split_left_right
 
     if not lungs.any():
         return lungs.copy()
-    left, right = split_left_right(ct, lungs, midline=midline_x(ct, body=lungs)[0])
+    left, right = split_left_right(ct, lungs, midline=0.0 if midline is None else midline)
     out = np.zeros(lungs.shape, bool)
     for side in (left, right):
         if side.any():
