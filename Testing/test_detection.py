@@ -436,9 +436,12 @@ def test_chest_wall_bone_is_bone_continuing_outside_the_search_region():
     lu, lv = rel @ u, rel @ v
     search = (np.abs(lu) < 20) & (np.abs(lv) < 20)
     a = np.where(search, -850.0, 30.0)
-    rib = np.linalg.norm(np.stack([lu - 20, rel @ z], -1), axis=-1) <= 4.0   # half inside
+    rib = np.linalg.norm(np.stack([lu - 21, rel @ z], -1), axis=-1) <= 4.0   # mostly outside
     a[rib] = 500.0
     calc = np.linalg.norm(rel - 5 * v, axis=-1) <= 3.0                        # inside the lung
     a[calc] = 400.0
+    # a calcified juxta-pleural nodule crossing the search region's edge, mostly inside it
+    jp = np.linalg.norm(rel - (17 * u - 10 * v + 12 * z), axis=-1) <= 4.0
+    a[jp] = 400.0
     bone = chest_wall_bone(a, search)
-    assert bone[rib & search].all() and not bone[calc].any()
+    assert bone[rib & search].all() and not bone[calc].any() and not bone[jp].any()

@@ -567,23 +567,25 @@ def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacin
 
 
 def chest_wall_bone(a: np.ndarray, search: np.ndarray) -> np.ndarray:
-    """Boolean mask [k, j, i]: voxels denser than ``type_hu.calcified_min`` (200 HU) connected
-    (26-neighbours) to such voxels outside the search region: ribs, costal cartilage that has
-    calcified, vertebrae, sternum. The rolling-ball closing brings the inner surface of the
-    ribs and the paravertebral bone into the search region (Armato et al., Med Phys
-    2001;28:1552-1561), and on thick sections the partial volume of a rib looks like a dense
-    blob at the lung's edge. A calcified lung nodule lies in the lung, wholly inside the search
-    region (a calcified nodule or pleural plaque is benign: Lung-RADS 1, Fleischner glossary,
-    Hansell 2008), so a candidate centred in bone that continues outside the lungs' outline is
-    the skeleton, not a nodule."""
+    """Boolean mask [k, j, i]: connected (26-neighbours) regions denser than
+    ``type_hu.calcified_min`` (200 HU) that lie mostly outside the search region: ribs, costal
+    cartilage that has calcified, vertebrae, sternum. The rolling-ball closing brings the inner
+    surface of the ribs and the paravertebral bone into the search region (Armato et al., Med
+    Phys 2001;28:1552-1561), and on thick sections the partial volume of a rib looks like a
+    dense blob at the lung's edge. A calcified lung nodule lies in the lung, within the search
+    region (a juxta-pleural one may cross the closing's edge, but its larger part is in the
+    lung's concavity; a calcified nodule or pleural plaque is benign: Lung-RADS 1, Fleischner
+    glossary, Hansell 2008), so a candidate centred in bone that lies mostly outside the lungs'
+    outline is the skeleton, not a nodule."""
     import cc3d
 
     dense = a > constants()["type_hu"]["calcified_min"]
     if not dense.any():
         return dense
     lab, n = cc3d.connected_components(dense, connectivity=26, return_N=True)
-    wall = np.zeros(n + 1, bool)
-    wall[np.unique(lab[dense & ~search])] = True
+    outside = np.bincount(lab[dense & ~search], minlength=n + 1)
+    inside = np.bincount(lab[dense & search], minlength=n + 1)
+    wall = outside > inside
     wall[0] = False
     return wall[lab]
 
