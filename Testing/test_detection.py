@@ -429,7 +429,7 @@ def test_search_region_closes_each_lung_on_its_own():
     assert np.array_equal(search_region(right, vol, 15.0), closed_per_section(right, vol, 15.0))
 
 
-def test_chest_wall_bone_is_bone_continuing_outside_the_search_region():
+def test_chest_wall_bone_is_bone_lying_mostly_outside_the_search_region():
     from imagio.detection.blobs import chest_wall_bone
 
     vol, rel, u, v, z, cen = _oblique_scene((20, 60, 60), (1.0, 1.0, 2.5), (10, 30, 30))
