@@ -383,3 +383,75 @@ def test_fissure_plane_evidence_needs_a_sheet_normal_to_the_flat_axis():
         across = np.cross(n_kji, [1.0, 0.0, 0.0])
         ev = plane_evidence(vol.array, vol.spacing_kji, kji, across, par, 30.0, 15.0, c)
         assert not ev["attached"], ev
+
+
+def _oblique_scene(shape, spacing, centre_kji):
+    """(volume of zeros, RAS offsets from the centre (K, J, I, 3), grid axes u, v, z in RAS,
+    the centre: RAS origin, the scanner's isocentre) on an oblique grid (20 degrees about a
+    skew axis, i flipped)."""
+    from conftest import rotation
+
+    d = rotation((1, 2, 3), 20.0) @ np.diag([-1.0, 1.0, 1.0])
+    origin = -d @ (np.asarray(spacing, float) * np.asarray(centre_kji[::-1], float))
+    vol = Volume(np.zeros(shape, np.float32), make_ijk_to_ras(spacing, origin, d))
+    cen = vol.kji_to_world(np.array([centre_kji]))[0]
+    return vol, _world_grid(vol) - cen, d[:, 0], d[:, 1], d[:, 2], cen
+
+
+def test_no_candidate_in_the_mediastinum_between_the_lungs():
+    # two lungs 20 mm apart with mediastinal fat (-100 HU) and a lymph node between them: closing
+    # both lungs as one mask bridges the gap, and the fat and node there became a "solid 34 mm"
+    # concavity candidate (main); each lung's own closing (Armato 1999) never reaches it. The
+    # nodule in the right lung is still found.
+    vol, rel, u, v, z, cen = _oblique_scene((30, 90, 130), (1.0, 1.2, 2.0), (15, 45, 65))
+    lu, lv, lz = rel @ u, rel @ v, rel @ z
+    body = (np.abs(lu) < 70) & (np.abs(lv) < 48) & (np.abs(lz) < 40)
+    lung = (np.abs(lu) > 10) & (np.abs(lu) < 58) & (np.abs(lv) < 20) & (np.abs(lz) < 15)
+    a = np.where(lung, -850.0, np.where(body, -100.0, -1000.0))
+    a[np.linalg.norm(rel, axis=-1) <= 7.0] = 40.0
+    nodule = cen + 30 * u + 5 * v
+    a[np.linalg.norm(rel - (30 * u + 5 * v), axis=-1) <= 5.0] = 30.0
+    a += np.random.default_rng(0).normal(0, 15, a.shape)
+    ct = vol.with_array(a.astype(np.int16))
+    cands = detect(ct, lung_mask=lung)
+    assert any(np.linalg.norm(c.center_ras - nodule) < 5.0 for c in cands)
+    # independent check: no candidate centred in the gap (|u| < 10 mm: neither lung)
+    gap = [c.to_dict() for c in cands if abs((c.center_ras - cen) @ u) < 10.0]
+    assert not gap, gap
+
+
+def test_search_region_closes_each_lung_on_its_own():
+    from imagio.detection.blobs import closed_per_section, search_region
+
+    vol, rel, u, v, z, cen = _oblique_scene((20, 80, 110), (1.0, 1.2, 2.5), (10, 40, 55))
+    lu, lv, lz = rel @ u, rel @ v, rel @ z
+    lung = (np.abs(lu) > 10) & (np.abs(lu) < 50) & (np.abs(lv) < 30) & (np.abs(lz) < 20)
+    notch = (np.abs(lu - 50) < 8) & (np.abs(lv) < 5)  # a 10 mm concavity of the right lung's wall
+    lung &= ~notch
+    own = search_region(lung, vol, 15.0)
+    joint = closed_per_section(lung, vol, 15.0)
+    kji = lambda p: tuple(np.round(vol.world_to_kji(np.asarray(p)[None])[0]).astype(int))
+    assert joint[kji(cen)] and not own[kji(cen)]          # the gap between the lungs
+    assert own[kji(cen + 45 * u)] and joint[kji(cen + 45 * u)]  # the notch: juxta-pleural region
+    assert (own & ~joint).sum() == 0 and (lung & ~own).sum() == 0
+    # a mask holding one lung: its own closing, as before
+    right = lung & (lu > 0)
+    assert np.array_equal(search_region(right, vol, 15.0), closed_per_section(right, vol, 15.0))
+
+
+def test_chest_wall_bone_is_bone_lying_mostly_outside_the_search_region():
+    from imagio.detection.blobs import chest_wall_bone
+
+    vol, rel, u, v, z, cen = _oblique_scene((20, 60, 60), (1.0, 1.0, 2.5), (10, 30, 30))
+    lu, lv = rel @ u, rel @ v
+    search = (np.abs(lu) < 20) & (np.abs(lv) < 20)
+    a = np.where(search, -850.0, 30.0)
+    rib = np.linalg.norm(np.stack([lu - 21, rel @ z], -1), axis=-1) <= 4.0   # mostly outside
+    a[rib] = 500.0
+    calc = np.linalg.norm(rel - 5 * v, axis=-1) <= 3.0                        # inside the lung
+    a[calc] = 400.0
+    # a calcified juxta-pleural nodule crossing the search region's edge, mostly inside it
+    jp = np.linalg.norm(rel - (17 * u - 10 * v + 12 * z), axis=-1) <= 4.0
+    a[jp] = 400.0
+    bone = chest_wall_bone(a, search)
+    assert bone[rib & search].all() and not bone[calc].any() and not bone[jp].any()

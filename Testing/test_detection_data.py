@@ -87,3 +87,24 @@ def test_lung2_mass_is_reported_at_its_outline_centre(shared_data, cases, tmp_pa
     d = np.linalg.norm(ras[:3] - centre, axis=1)
     print(f"\nlung2: reported centres of the top 3 candidates {np.round(d, 1)} mm from the mass centre")
     assert d.min() < diameter / 4.0, d
+
+
+def test_lung1_no_candidate_in_bone(shared_data):
+    # trial 2, finding C: on the whole lung1 scan (5 mm sections) a rib's partial volume at the
+    # lung's edge was a candidate ("solid 13 mm, juxta-pleural, Lung-RADS 4A" after
+    # characterisation). Independent check: IMAGIO's HU-rule bone segmenter (another module,
+    # other thresholds); no candidate may be centred in its bone.
+    from imagio import io
+    from imagio.segmentation.body import body_mask
+    from imagio.segmentation.bones import bone_mask
+
+    path = shared_data / "pyradiomics-lung" / "lung1_image.nrrd"
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    ct = io.read_image(path)
+    bone = bone_mask(ct, body_mask(ct))
+    cands = detect(ct)
+    kji = np.round(ct.world_to_kji(np.array([c.center_ras for c in cands]))).astype(int)
+    kji = np.clip(kji, 0, np.array(ct.shape) - 1)
+    in_bone = [c.to_dict() for c, k in zip(cands, kji) if bone[tuple(k)]]
+    assert not in_bone, in_bone

@@ -10,7 +10,11 @@ Method (constants and sources in ``imagio/data/detection.json``):
    region is that mask closed per axial section with a rolling ball of half the largest
    nodule diameter (Armato et al., Med Phys 2001), so juxta-pleural nodules, which sit in a
    concavity of the lung outline, are inside it. The closing is 2-D per section, so a thin
-   slab that cuts the lungs is handled like a full chest.
+   slab that cuts the lungs is handled like a full chest. A candidate must be centred in one
+   lung's own closing (:func:`search_region`; Armato et al., RadioGraphics 1999): the joint
+   closing also bridges the mediastinum between the lungs, whose lymph nodes, oesophagus and
+   vessels are not lung nodules. A candidate centred in bone that continues outside the
+   search region (ribs, spine: :func:`chest_wall_bone`) is dropped too.
 3. Dot filter (Li, Sone & Doi, Med Phys 2003): at each scale sigma (geometric, 3 per octave,
    Lindeberg 1998) the scale-normalised Hessian sigma^2 H of the Gaussian-smoothed CT; with
    eigenvalues sorted by magnitude |l1| >= |l2| >= |l3|, a bright blob has l1, l2, l3 < 0 and the
@@ -183,6 +187,34 @@ def closed_per_section(mask: np.ndarray, ct: Volume, radius_mm: float) -> np.nda
     sk = np.array(ct.spacing_kji, float)
     sk[anatomical_axes(ct)["S"][0]] = 1e6  # no distance through sections: a 2-D closing each
     return close_mm(mask, radius_mm, sk)
+
+
+def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float, midline: float | None = None
+                  ) -> np.ndarray:
+    """Where nodules are sought: each lung closed on its own per axial section with a rolling
+    ball of ``radius_mm`` (:func:`closed_per_section`), then the two joined. Armato et al. roll
+    the ball along each lung's outline (Armato SG 3rd, Giger ML et al., Computerized detection of
+    pulmonary nodules on CT scans, RadioGraphics 1999;19:1303-1311; Med Phys 2001;28:1552-1561),
+    which fills the concavities of that lung (juxta-pleural nodules, its hilum) but never the
+    mediastinum between the lungs: closing both lungs as one mask bridges the anterior junction,
+    the subcarinal space between the main bronchi and the retrocardiac recess, so mediastinal
+    lymph nodes, the oesophagus and the great vessels there became candidates. The lungs are
+    split where they meet (:func:`imagio.segmentation.lungs.split_left_right`); a mask whose
+    lung tissue lies on one side of the midline is one lung and gives its own closing (a
+    hemithorax crop). midline: RAS x in mm (:func:`imagio.segmentation.lungs.midline_x`);
+    None: the scanner's isocentre, RAS x = 0, on which the patient is centred (a lung's centre
+    lies 8-10 cm from the midline, so a patient off-centre by a few cm changes nothing).
+    lungs: boolean [k, j, i] on ``ct``'s grid. Returns a boolean mask of the same shape."""
+    from ..segmentation.lungs import split_left_right
+
+    if not lungs.any():
+        return lungs.copy()
+    left, right = split_left_right(ct, lungs, midline=0.0 if midline is None else midline)
+    out = np.zeros(lungs.shape, bool)
+    for side in (left, right):
+        if side.any():
+            out |= closed_per_section(side, ct, radius_mm)
+    return out | lungs
 
 
 def _shifted(flat_idx: np.ndarray, kji: np.ndarray, shape, axis: int, step: int) -> np.ndarray:
@@ -374,6 +406,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     w, lungs = chest_on_working_grid(ct, lung_mask, work_spacing_mm or c["work_spacing_mm"]["value"],
                                      3.0 * sig[-1] + c["juxtapleural_closing_mm"]["value"])
     search = closed_per_section(lungs, w, c["juxtapleural_closing_mm"]["value"])
+    # a candidate is centred in one lung's closed outline (not in the mediastinum between them)
+    in_lung = search_region(lungs, w, c["juxtapleural_closing_mm"]["value"])
     sl = bbox_slices(search, 3.0 * sig[-1], w.spacing_kji)
     lo = np.array([s.start for s in sl])
     sub = w.crop(lo, [s.stop for s in sl])
@@ -412,7 +446,9 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     shell = np.array([_lung_shell_fraction(lungs[sl], pk, d / 2.0, sub.spacing_kji)
                       for pk, d in zip(peaks, diam)])
     wall = wall_structures(sub.array, lungs[sl], search[sl], sub.spacing_kji)
+    wall |= chest_wall_bone(sub.array, search[sl])
     keep = (shell >= c["min_lung_shell_fraction"]["value"]) & ~wall[tuple(peaks.T)]
+    keep &= in_lung[sl][tuple(peaks.T)]
     t = c["type_hu"]
     sub_lo = t["subsolid_min"]
     c_ref = np.full(len(peaks), SOLID_CONTRAST_HU)
@@ -438,7 +474,7 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
         centres = np.r_[centres, sub.kji_to_world(np.array([q["centroid_kji"] for q in conc]))]
         diam = np.r_[diam, [q["diameter_mm"] for q in conc]]
         k_score = np.r_[k_score, [q["score"] for q in conc]]
-        keep = np.r_[keep, np.ones(len(conc), bool)]
+        keep = np.r_[keep, in_lung[sl][tuple(np.array([q["kji"] for q in conc], int).reshape(-1, 3).T)]]
         fissure = np.r_[fissure, np.zeros(len(conc), bool)]
     channel = np.array(["dot"] * n_solid + ["subsolid"] * (n_dot - n_solid) + ["concavity"] * len(conc))
     return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
@@ -528,6 +564,30 @@ def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacin
     big = d_eq > c["mass_diameter_max_mm"]["value"]
     big[0] = False
     return big[lab]
+
+
+def chest_wall_bone(a: np.ndarray, search: np.ndarray) -> np.ndarray:
+    """Boolean mask [k, j, i]: connected (26-neighbours) regions denser than
+    ``type_hu.calcified_min`` (200 HU) that lie mostly outside the search region: ribs, costal
+    cartilage that has calcified, vertebrae, sternum. The rolling-ball closing brings the inner
+    surface of the ribs and the paravertebral bone into the search region (Armato et al., Med
+    Phys 2001;28:1552-1561), and on thick sections the partial volume of a rib looks like a
+    dense blob at the lung's edge. A calcified lung nodule lies in the lung, within the search
+    region (a juxta-pleural one may cross the closing's edge, but its larger part is in the
+    lung's concavity; a calcified nodule or pleural plaque is benign: Lung-RADS 1, Fleischner
+    glossary, Hansell 2008), so a candidate centred in bone that lies mostly outside the lungs'
+    outline is the skeleton, not a nodule."""
+    import cc3d
+
+    dense = a > constants()["type_hu"]["calcified_min"]
+    if not dense.any():
+        return dense
+    lab, n = cc3d.connected_components(dense, connectivity=26, return_N=True)
+    outside = np.bincount(lab[dense & ~search], minlength=n + 1)
+    inside = np.bincount(lab[dense & search], minlength=n + 1)
+    wall = outside > inside
+    wall[0] = False
+    return wall[lab]
 
 
 def _peaks(resp, best_s, blob, threshold: float, b_min: float, s_min: float = 0.0):

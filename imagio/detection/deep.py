@@ -51,10 +51,10 @@ def candidates_from_probability(prob: Volume, lung_mask=None, threshold: float |
     keep = diam >= dmin
     dist = None
     if lung_mask is not None:
-        from .blobs import closed_per_section, lungs_on
+        from .blobs import lungs_on, search_region
 
         lungs = lungs_on(prob, lung_mask)
-        search = closed_per_section(lungs, prob, constants()["juxtapleural_closing_mm"]["value"])
+        search = search_region(lungs, prob, constants()["juxtapleural_closing_mm"]["value"])
         ci = np.clip(np.rint(cen_kji).astype(int), 0, np.array(prob.shape) - 1)
         keep &= search[tuple(ci.T)]
         import edt
