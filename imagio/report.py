@@ -287,8 +287,10 @@ def bronchoscopy_rows(b: dict) -> list:
             ("bronchus sign", r.get("bronchus_sign_reason") or r.get("bronchus_sign")),
             ("verdict", r.get("verdict"))]
     for k, t in enumerate(b.get("tunnels") or []):
+        c, d = t.get("min_vessel_clearance_mm"), t.get("min_dense_tissue_clearance_mm")
         rows.append((f"tunnel {k + 1}", f"{_fmt(t.get('length_mm'))} mm, vessel clearance "
-                                        f"{_fmt(t.get('min_vessel_clearance_mm'))} mm"))
+                                        f"{'NOT CHECKED' if c is None else _fmt(c) + ' mm'}"
+                                        + ("" if d is None else f", dense-tissue (CT) clearance {_fmt(d)} mm")))
     if b.get("tunnel_problem"):
         rows.append(("tunnel", b["tunnel_problem"]))
     return rows

@@ -87,7 +87,9 @@ def metrics_table(scene, plan, name: str = "Bronchoscopy metrics"):
     for w in plan.to_dict()["warnings"]:
         rows.append(("warning", w))
     for k, t in enumerate(plan.tunnels):
-        rows.append((f"tunnel {k + 1}", f"{t.length_mm:.1f} mm, vessel clearance {t.min_vessel_clearance_mm:.1f} mm"))
+        c = t.to_dict()["min_vessel_clearance_mm"]
+        rows.append((f"tunnel {k + 1}", f"{t.length_mm:.1f} mm, vessel clearance "
+                                        f"{'not checked' if c is None else f'{c:.1f} mm'}"))
     if plan.tunnel_problem:
         rows.append(("tunnel", plan.tunnel_problem))
     table = vtk.vtkTable()
@@ -158,5 +160,13 @@ def bronchoscopy_plan_from_nodes(scene, volume_node, segmentation_node, target_s
     from ..planning.bronchoscopy.tunnel import lung_envelope
 
     lungs, vessels = lung_envelope(labels)
-    plan = bronch.plan(tree, target, scope, lungs=lungs, vessels=vessels, lobes=lobes)
+    notes = []
+    if lungs is not None and vessels is None and ct is not None:   # lungs but no lung-vessel label
+        from ..planning.bronchoscopy.commands import vessels_from_ct
+
+        lungs, vessels = vessels_from_ct(ct, target, lungs)
+        notes.append("the segmentation has lungs but no lung-vessel segment: lung vessels segmented from the CT "
+                     "(rule-based) within reach of the tunnels")
+    plan = bronch.plan(tree, target, scope, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct)
+    plan.warnings += notes
     return plan, bronchoscopy_to_scene(scene, tree, plan, prefix)

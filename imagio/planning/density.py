@@ -68,6 +68,31 @@ def dense_min_hu() -> float:
     return float(density_limits()["dense_min_hu"])
 
 
+def min_object_voxels(voxel_volume_ml: float) -> int:
+    """Smallest dense object counted, in voxels: the volume of a ball of
+    ``vessel_calibre.hard_min_diameter_mm`` (the smallest vessel the planner keeps out; smaller
+    specks are noise or sub-resolution calcification), at least 2 voxels."""
+    from .problem import load_defaults
+
+    vmin = np.pi / 6.0 * float(load_defaults()["vessel_calibre"]["hard_min_diameter_mm"]) ** 3
+    return max(2, int(np.ceil(vmin / (voxel_volume_ml * 1000.0))))
+
+
+def dense_objects(hu: np.ndarray, voxel_volume_ml: float, checked: np.ndarray | None = None) -> np.ndarray:
+    """Bool mask [k, j, i] of the dense objects of a CT block ``hu`` (HU): 26-connected
+    components of voxels > ``dense_min_hu`` (restricted to ``checked`` when given) of at least
+    `min_object_voxels`. The label-free form of `DenseTissue`'s objects (same threshold and size
+    rule), for checks that have no label map (the bronchoscopic tunnel, `bronchoscopy.tunnel`)."""
+    import cc3d
+
+    dense = np.asarray(hu) > dense_min_hu()
+    if checked is not None:
+        dense &= checked
+    if not dense.any():
+        return dense
+    return cc3d.dust(dense, threshold=min_object_voxels(voxel_volume_ml), connectivity=26, in_place=False)
+
+
 def density_class(peak_hu: float) -> str:
     """What tissue of peak ``peak_hu`` HU can be, in words."""
     lim = density_limits()
@@ -104,7 +129,7 @@ class DenseTissue:
         import cc3d
         from scipy.spatial import cKDTree
 
-        from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA, load_defaults
+        from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA
 
         p = self.p = problem
         ct = p.ct
@@ -165,8 +190,7 @@ class DenseTissue:
         hu = np.asarray(hu_box[blo[0]:bhi[0], blo[1]:bhi[1], blo[2]:bhi[2]])
         tk = np.rint(ct.world_to_kji(p.target.point_ras[None])[0]).astype(int) - self.lo
         tin = bool(np.all((tk >= 0) & (tk < shape)))
-        vmin = np.pi / 6.0 * float(load_defaults()["vessel_calibre"]["hard_min_diameter_mm"]) ** 3
-        min_vox = max(2, int(np.ceil(vmin / (ct.voxel_volume_ml * 1000.0))))
+        min_vox = min_object_voxels(ct.voxel_volume_ml)
         self.min_voxels = min_vox
         cc, n = cc3d.connected_components(dense, connectivity=26, return_N=True)
         comp = cc[tuple(loc.T)]

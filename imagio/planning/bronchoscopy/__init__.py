@@ -77,11 +77,15 @@ def _in_lung(target: Target, lungs: Volume) -> bool:
 
 def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lungs: Volume | None = None,
          vessels: np.ndarray | None = None, tunnel_margin_mm=None, tunnel_max_length_mm=None,
-         lobes: Volume | None = None) -> BronchPlan:
+         lobes: Volume | None = None, ct: Volume | None = None) -> BronchPlan:
     """Route for the scope (into the target's lobe: ``lobes``, a label Volume with lobe names, or
     the tree's lobar territories); the same for every catalogue scope; when the scope does not
     reach the lesion and ``lungs`` is given, ranked tunnels from the reachable airways; the camera
-    path along the route. Raises InputError for a target outside the lungs."""
+    path along the route. ``vessels``: lung-vessel mask on ``lungs``' grid; ``ct``: the CT in HU,
+    read along every tunnel for unlabelled dense tissue (`tunnel.plan_tunnels`). Without
+    ``vessels`` (a label map with lungs but no lung-vessel label) and without ``ct``, the tunnels'
+    vessel clearance is not checked: the plan warns, and the clearances are None. Raises
+    InputError for a target outside the lungs."""
     from .flythrough import camera_path
 
     if lungs is not None and not _in_lung(target, lungs):
@@ -96,9 +100,20 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
         tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
         try:
             out.tunnels = plan_tunnels(tree, target, lungs, vessels, rmin >= od - tol, tunnel_margin_mm,
-                                       tunnel_max_length_mm)
+                                       tunnel_max_length_mm, ct=ct)
         except NoTunnel as e:
             out.tunnel_problem = str(e)
+        if vessels is None:
+            out.warnings.append(
+                "no lung-vessel mask: the tunnels' clearance from lung vessels is NOT checked "
+                "(min_vessel_clearance_mm null)" + (
+                    "; only the CT density (contrast-filled vessels, calcification) was checked: non-contrast "
+                    "vessels are not seen" if ct is not None else
+                    " and no CT was read: a tunnel may cross a vessel") +
+                "; give lung-vessel labels (lung_vessels, pulmonary_artery/vein) or let `imagio bronch` segment them")
+        elif ct is None:
+            out.warnings.append("no CT given: the tunnels are checked against the vessel mask only, not against "
+                                "unlabelled dense tissue (contrast-filled vessels, calcification) in the CT")
     if len(route.points) >= 2:
         out.camera_positions, out.camera_directions = camera_path(route.points, radii=route.diameters_mm / 2)
     return out

@@ -83,6 +83,13 @@ SEGMENT_GRID_MM = 1.5   # the grid the lung envelope is segmented on (at most th
 VESSEL_CONTEXT_MM = 15.0   # context beyond the tunnels' reach (their crop adds 5 mm): > 2 x the largest vesselness scale (4 mm)
 
 
+def _check_in_ct(ct, target) -> None:
+    """InputError when the target's centre lies outside the CT."""
+    if not ct.contains_world(np.asarray(target.centre, float)[None])[0]:
+        raise InputError(f"the target {np.round(target.centre, 1).tolist()} (RAS mm) lies outside the CT: give a "
+                         "point in the lungs of this CT (RAS mm; --lps for L,P,S)")
+
+
 def _lungs_from_ct(ct, target, progress=None):
     """(lung Volume, vessel mask on its grid) for the in-lung check and the tunnels, segmented from
     the CT by the rule-based segmenter, where the plan uses them:
@@ -109,12 +116,8 @@ def _lungs_from_ct(ct, target, progress=None):
     from ...progress import Progress
     from ...segmentation.rules import segment_masks
     from ...segmentation.vessels import vessels_and_blobs
-    from ...volume import reach_box
-    from .route import load_scopes
 
-    if not ct.contains_world(np.asarray(target.centre, float)[None])[0]:
-        raise InputError(f"the target {np.round(target.centre, 1).tolist()} (RAS mm) lies outside the CT: give a "
-                         "point in the lungs of this CT (RAS mm; --lps for L,P,S)")
+    _check_in_ct(ct, target)
     p = Progress(progress)
     sp = np.asarray(ct.spacing, float)
     grid = np.maximum(sp, SEGMENT_GRID_MM)
@@ -134,11 +137,7 @@ def _lungs_from_ct(ct, target, progress=None):
         wall = max(1, int(round(WALL_VOXELS * float(sp.min()) / float(grid.min()))))
         near = ndimage.binary_dilation(env[sl], iterations=wall + 1)
         env[sl] |= ndimage.binary_dilation(air[sl], iterations=wall) & near
-    cfg = load_scopes()["tunnel"]
-    radius = float(np.linalg.norm(target.surface - target.centre, axis=1).max()) if len(target.surface) else 0.0
-    reach = float(cfg["max_length_mm"]) + radius + float(cfg["vessel_margin_mm"]) + VESSEL_CONTEXT_MM
-    lo, hi = reach_box(ct, target.centre, reach)
-    box = ct.crop(lo, hi)
+    box = tunnel_box(ct, target)
     p(0.6, "lungs: resampled to the CT grid around the target")
     env_b = coarse.with_array(env.astype(np.float32)).resample_like(box, order=1, fill=0.0).array >= 0.5
     lung_b = coarse.with_array(lung_c.astype(np.float32)).resample_like(box, order=1, fill=0.0).array >= 0.5
@@ -149,6 +148,44 @@ def _lungs_from_ct(ct, target, progress=None):
         env_b |= ves
     p(1.0, "lungs and vessels done")
     return box.with_array(env_b.astype(np.uint8)), ves
+
+
+def tunnel_box(ct, target):
+    """The CT cropped to the box the tunnels search (`tunnel.plan_tunnels`: its length limit plus
+    the lesion's radius and the vessel margin) plus ``VESSEL_CONTEXT_MM`` around the target's centre."""
+    from ...volume import reach_box
+    from .route import load_scopes
+
+    cfg = load_scopes()["tunnel"]
+    radius = float(np.linalg.norm(target.surface - target.centre, axis=1).max()) if len(target.surface) else 0.0
+    reach = float(cfg["max_length_mm"]) + radius + float(cfg["vessel_margin_mm"]) + VESSEL_CONTEXT_MM
+    lo, hi = reach_box(ct, target.centre, reach)
+    return ct.crop(lo, hi)
+
+
+def vessels_from_ct(ct, target, lungs, progress=None):
+    """(lung Volume, vessel mask on its grid) when the label map has lungs (``lungs``: mask
+    Volume on any grid, e.g. `tunnel.lung_envelope`'s) but no lung-vessel label (what
+    `imagio segment` writes): the lung vessels segmented from the CT by the rule-based
+    segmenter (`segmentation.vessels.vessels_and_blobs`, as `_lungs_from_ct` does) at the CT's
+    resolution in the tunnels' box, inside the given lungs. The lungs are returned resampled to
+    that box (nearest), with the vessels added. InputError when the target's centre is outside the CT."""
+    from ...progress import Progress
+    from ...segmentation.vessels import vessels_and_blobs
+
+    _check_in_ct(ct, target)
+    p = Progress(progress)
+    box = tunnel_box(ct, target)
+    lung_b = lungs.resample_like(box, order=0, fill=0).array > 0
+    if target.mask is not None:   # the nodule is no vessel (the vesselness would see its rim)
+        lung_b &= ~(target.mask.resample_like(box, order=0, fill=0).array > 0)
+    ves = np.zeros(box.shape, bool)
+    if lung_b.any():
+        p(0.0, "lung vessels around the target (CT resolution)")
+        ves, _, _ = vessels_and_blobs(box, lung_b, progress=p.sub(0.0, 1.0))
+    p(1.0, "lung vessels done")
+    env = (lungs.resample_like(box, order=0, fill=0).array > 0) | ves
+    return box.with_array(env.astype(np.uint8)), ves
 
 
 def _lobes(structures):
@@ -199,9 +236,16 @@ def cmd_bronch(args) -> int:
         notes.append(f"no lung segments given: lungs segmented from the CT (rule-based) on a "
                      f"{SEGMENT_GRID_MM:g} mm grid (or the CT's, if coarser), lung vessels at the CT's resolution "
                      "within reach of the tunnels; give --structures with lung and vessel labels for better ones")
+    elif vessels is None:
+        t0 = time.perf_counter()
+        lungs, vessels = vessels_from_ct(ct, target, lungs, progress=p.sub(0.25, 0.9))
+        timings["vessel_segmentation"] = time.perf_counter() - t0
+        notes.append("the label map has lungs but no lung-vessel label (lung_vessels, pulmonary_artery/vein): lung "
+                     "vessels segmented from the CT (rule-based) at its resolution within reach of the tunnels; "
+                     "give --structures with lung-vessel labels for better ones")
     t0 = time.perf_counter()
     p(0.9, "route and tunnels")
-    bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes)
+    bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct)
     bp.warnings += notes
     timings["plan"] = time.perf_counter() - t0
     out = Path(args.out)

@@ -1,6 +1,13 @@
 """Transparenchymal tunnel: a straight path from a reachable airway wall to the lesion through
 lung parenchyma, clear of vessels by a margin, never crossing the pleura.
 
+Two independent vessel checks: the vessel mask (labelled, or segmented from the CT by the caller)
+and, when the CT is given, the CT density itself: unlabelled dense objects (> 250 HU, the
+planner's one definition, `imagio.planning.density.dense_objects`: iodinated contrast at
+angiographic density >= 250 HU, Bae KT, Radiology 2010;256:32-61, calcification or bone) must
+clear the tunnel by the same margin. A clearance that was not measured is None ("not checked"),
+never infinite.
+
 Every reachable centreline point within reach of the lesion is a candidate start; the tunnel
 leaves the airway wall towards the lesion centre. All candidates are sampled together (numpy,
 [candidates x samples]) on the lung, lesion and vessel-distance maps. RAS mm.
@@ -28,15 +35,22 @@ class Tunnel:
     end_ras: np.ndarray              # where the tunnel enters the lesion
     airway_point_id: int
     length_mm: float
-    min_vessel_clearance_mm: float
+    min_vessel_clearance_mm: float | None   # None: no vessel mask, not checked
     angle_to_airway_deg: float
     branch_id: int
+    min_dense_clearance_mm: float | None = None   # to unlabelled CT-dense tissue; None: CT not read
+    clearance_cap_mm: float = np.inf   # clearances are measured up to this (the search box's margin)
 
     def to_dict(self) -> dict:
+        def mm(v):   # None: not checked; beyond the cap: the cap (nothing closer within the box searched)
+            return None if v is None or np.isnan(v) else round(float(min(v, self.clearance_cap_mm)), 2)
+
         return {"start_ras": [round(float(c), 2) for c in self.start_ras],
                 "end_ras": [round(float(c), 2) for c in self.end_ras],
                 "length_mm": round(self.length_mm, 2),
-                "min_vessel_clearance_mm": round(self.min_vessel_clearance_mm, 2),
+                "min_vessel_clearance_mm": mm(self.min_vessel_clearance_mm),
+                "min_dense_tissue_clearance_mm": mm(self.min_dense_clearance_mm),
+                "clearances_measured_up_to_mm": round(float(self.clearance_cap_mm), 2),
                 "angle_to_airway_deg": round(self.angle_to_airway_deg, 1), "branch_id": self.branch_id}
 
 
@@ -46,12 +60,16 @@ class NoTunnel(InputError):
 
 def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.ndarray | None,
                  reachable: np.ndarray, margin_mm: float | None = None, max_length_mm: float | None = None,
-                 max_angle_deg: float | None = None, n_best: int = 5) -> list[Tunnel]:
+                 max_angle_deg: float | None = None, n_best: int = 5, ct: Volume | None = None) -> list[Tunnel]:
     """Ranked tunnels (shortest first among those clearing vessels by ``margin_mm``).
 
     ``lung``: mask Volume of the lungs (any lobes), the tunnel's only allowed medium besides the
-    lesion; ``vessels``: mask on ``lung``'s grid (None: no vessel constraint);
-    ``reachable``: [N] bool, centreline points the scope reaches."""
+    lesion; ``vessels``: mask on ``lung``'s grid (None: no vessel mask: the tunnels'
+    ``min_vessel_clearance_mm`` is None, not checked; the caller must say so);
+    ``reachable``: [N] bool, centreline points the scope reaches; ``ct``: the CT in HU (any
+    grid): unlabelled dense objects (`density.dense_objects`, the target lesion and its one-voxel
+    rim excepted) must clear every tunnel by ``margin_mm`` too (distance to their voxel centres
+    minus half the smallest voxel, the verifier's convention). Raises NoTunnel."""
     import edt
 
     cfg = load_scopes()["tunnel"]
@@ -98,7 +116,15 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
         clear = sub.with_array(vdist.astype(np.float32)).sample(flat, order=1, fill=np.inf).reshape(valid.shape)
         clearance = np.where(before, clear, np.inf).min(axis=1)
     else:
-        clearance = np.full(len(cand), np.inf)
+        clearance = np.full(len(cand), np.nan)   # not checked (nan fails no comparison: the caller warns)
+    dense_clear = np.full(len(cand), np.nan)
+    if ct is not None:
+        dclear = _dense_distance(ct, target, aim, reach_r + margin + 5)
+        if dclear is not None:
+            d = dclear.sample(flat, order=1, fill=np.inf).reshape(valid.shape)
+            dense_clear = np.where(before, d, np.inf).min(axis=1)
+        else:
+            dense_clear = np.full(len(cand), np.inf)
     length = first * STEP_MM
     back = cand.copy()  # the airway axis: from a few centreline points proximal (vectorised)
     for _ in range(AXIS_STEPS):
@@ -111,6 +137,8 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
         f"longer than {max_len:g} mm": hits & (length > max_len),
         "crosses the pleura (leaves the lung)": leaves_lung,
         f"passes closer than {margin:g} mm to a vessel": clearance < margin,
+        f"passes closer than {margin:g} mm to unlabelled dense tissue in the CT (> {_dense_hu():g} HU: a "
+        "contrast-filled vessel, calcification or bone)": dense_clear < margin,
         f"turns more than {max_ang:g} deg from the airway": angle > max_ang,
     }
     bad = np.zeros(len(cand), bool)
@@ -120,7 +148,9 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
     if not len(good):
         counts = "; ".join(f"{int(m.sum())} {k}" for k, m in reasons.items() if m.any())
         raise NoTunnel(f"no transparenchymal tunnel from {len(cand)} airway points: {counts}")
-    order = good[np.lexsort((-np.minimum(clearance[good], 99), length[good]))]
+    worst = np.fmin(clearance, dense_clear)   # nan (not checked) only where both are
+    order = good[np.lexsort((-np.minimum(np.nan_to_num(worst[good], nan=0.0), 99), length[good]))]
+    cap = margin + 5.0   # every sample lies within reach_r of the aim: the boxes reach this much beyond
     out, used = [], set()
     for i in order:  # one per branch: alternatives from different airways
         b = int(tree.branch_of[cand[i]])
@@ -128,10 +158,48 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
             continue
         used.add(b)
         out.append(Tunnel(start[i], start[i] + length[i] * u[i], int(cand[i]), float(length[i]),
-                          float(clearance[i]), float(angle[i]), b))
+                          None if np.isnan(clearance[i]) else float(clearance[i]), float(angle[i]), b,
+                          None if np.isnan(dense_clear[i]) else float(dense_clear[i]), cap))
         if len(out) == n_best:
             break
     return out
+
+
+def _dense_hu() -> float:
+    from ..density import dense_min_hu
+
+    return dense_min_hu()
+
+
+def _dense_distance(ct: Volume, target: Target, aim: np.ndarray, reach_mm: float) -> Volume | None:
+    """Distance map (mm, float32 Volume on a crop of ``ct``'s grid within ``reach_mm`` of ``aim``)
+    to the nearest unlabelled dense object (`density.dense_objects`) minus half the smallest voxel;
+    the target lesion with its one-voxel rim (a calcified nodule's own partial volume) and the
+    object holding a point target are the target's tissue, not obstacles. None when the box holds
+    no dense object."""
+    import cc3d
+    import edt
+    from scipy import ndimage
+
+    from ..density import dense_objects
+
+    lo, hi = reach_box(ct, aim, reach_mm)
+    box = ct.crop(lo, hi)
+    hu = np.asarray(box.array, np.float32)
+    checked = None
+    if target.mask is not None:
+        les = target.mask.resample_like(box, order=0).array > 0
+        checked = ~ndimage.binary_dilation(les, np.ones((3, 3, 3), bool))
+    dense = dense_objects(hu, ct.voxel_volume_ml, checked)
+    if target.mask is None and dense.any():
+        kji = np.rint(box.world_to_kji(np.asarray(aim, float)[None])[0]).astype(int)
+        if np.all((kji >= 0) & (kji < dense.shape)) and dense[tuple(kji)]:
+            cc = cc3d.connected_components(dense, connectivity=26)
+            dense &= cc != cc[tuple(kji)]
+    if not dense.any():
+        return None
+    d = edt.edt(~dense, anisotropy=tuple(float(s) for s in box.spacing_kji), black_border=False)
+    return box.with_array(np.maximum(d - 0.5 * float(min(ct.spacing)), 0.0).astype(np.float32))
 
 
 def lung_envelope(labels):
