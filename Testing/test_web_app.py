@@ -140,3 +140,32 @@ def test_slice_views_show_the_ct_under_the_segments(tmp_path):
     assert (shown[soft] / ct[soft]).mean() > 0.85
     body = ndimage.binary_fill_holes(ct > 40)   # lung inside the chest wall, not the air around
     assert shown[bone].mean() > shown[soft].mean() > shown[lung & body].mean() + 40
+
+
+def test_route_shows_every_warning_of_the_plan(tmp_path):
+    """The web route line showed only reach, generation and tunnel count: a route whose tunnels'
+    vessel clearance was not checked (or whose vessels were segmented from the CT) said nothing
+    of it. On the 2 mm phantom (an airway tree needs <= 2.5 mm slices), with the lung-vessel
+    segments removed, the route line lists every warning of the
+    bronchoscopy plan (the same list as bronch.json), the vessels' one among them."""
+    pytest.importorskip("trame_slicer")
+    from trame.app import get_server
+
+    from imagio.web.app import PlanningWorkstation
+
+    ws = PlanningWorkstation(get_server("imagio-test-route", client_type="vue3"), phantom_spacing=2.0,
+                             out_dir=tmp_path / "out")
+    asyncio.run(ws.load_case())
+    seg = ws.segmentation.GetSegmentation()
+    for sid in [seg.GetNthSegmentID(i) for i in range(seg.GetNumberOfSegments())]:
+        name = seg.GetSegment(sid).GetName()
+        if "vessel" in name or name.startswith(("pulmonary_", "lung_vessels")):
+            seg.RemoveSegment(sid)
+    assert ws.state.nodules and ws.state.scopes
+    ws.state.nodule, ws.state.scope = ws.state.nodules[0], ws.state.scopes[0]
+    ws.on_route()
+    assert ws.bronch is not None, ws.state.route
+    doubts = ws.bronch.to_dict()["warnings"]
+    assert any("vessel" in w for w in doubts), doubts
+    lines = ws.state.route.splitlines()
+    assert [ln.removeprefix("WARNING: ") for ln in lines[1:]] == doubts

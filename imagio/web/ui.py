@@ -68,7 +68,7 @@ def build_ui(ws):
                 v3.VSelect(label="Scope", items=("scopes",), v_model=("scope",), id="scope", density="compact")
                 v3.VBtn("Plan route", id="route-plan", click=ws.on_route, block=True,
                         disabled=("!nodule || !scope || busy",))
-                html.Div("{{ route }}", id="route", classes="text-caption my-2")
+                html.Div("{{ route }}", id="route", classes="text-caption my-2", style="white-space: pre-line")
                 with html.Div(id="fly-box", v_show=("fly_max > 0",)):
                     v3.VSlider(label="Fly-through", v_model=("fly",), min=0, max=("fly_max",), step=1,
                                density="compact", hide_details=True)
