@@ -279,7 +279,7 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     ez = np.moveaxis(env, s_axis, 0)  # view into env
     lungz = np.moveaxis(lung, s_axis, 0)
     for z in np.flatnonzero(np.any(lungz, axis=(1, 2))):
-        pieces, npc = ndimage.label(lungz[z], structure=np.ones((3, 3), bool))
+        pieces, _ = ndimage.label(lungz[z], structure=np.ones((3, 3), bool))
         for c, box in enumerate(ndimage.find_objects(pieces), start=1):
             sl = pieces[box] == c
             if sl.sum() < 10:
