@@ -43,6 +43,24 @@ def solid_actor(poly, rgb, opacity: float = 1.0):
     return a
 
 
+def offscreen_window(ren, width: int, height: int):
+    """An offscreen vtkRenderWindow of ``width`` x ``height`` pixels showing the renderer ``ren``,
+    anti-aliased by FXAA (a post-process on the finished picture: Lottes T, "FXAA", NVIDIA
+    white paper, 2009) instead of VTK's default 8x multisampling, which renders every sample:
+    in Mesa's software renderer (llvmpipe, where no GPU is at hand) 8x multisampling took 3.5x
+    the CPU time of one sample with FXAA on the same 900 x 700 scene (8.7 against 2.5 CPU-s,
+    measured 2026-12-01)."""
+    import vtk
+
+    ren.UseFXAAOn()
+    rw = vtk.vtkRenderWindow()
+    rw.SetOffScreenRendering(1)
+    rw.SetMultiSamples(0)
+    rw.SetSize(int(width), int(height))
+    rw.AddRenderer(ren)
+    return rw
+
+
 def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
     """Write a PNG of the 3D view (anterior-right oblique) of ``plan``; returns the path.
     ``extra``: (vtkPolyData, rgb, opacity) to add, e.g. ablation zones."""
@@ -108,10 +126,7 @@ def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
     cam.SetViewUp(0, 0, 1)
     ren.ResetCamera()
     cam.Zoom(1.4)
-    rw = vtk.vtkRenderWindow()
-    rw.SetOffScreenRendering(1)
-    rw.SetSize(*size)
-    rw.AddRenderer(ren)
+    rw = offscreen_window(ren, *size)
     rw.Render()
     w2i = vtk.vtkWindowToImageFilter()
     w2i.SetInput(rw)

@@ -266,7 +266,12 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     outweighs (area >= HULL_MIN_FILL of piece + concavity). The third mask holds the other
     concavities of the per-slice hull of each lung (all pieces of one 3-D lung component
     together): a mass larger than the lung left beside it, or filling the lung's cross-section,
-    lies in one; the caller accepts the one the click is in."""
+    lies in one; the caller accepts the one the click is in.
+
+    Each hull is taken on its mask's bounding box (``ndimage.find_objects``), not the whole
+    slice: a pixel outside the box is outside the hull (scikit-image's hull joins the pixels'
+    edge midpoints, which reach half a pixel beyond the box), so the hull pixels are the same,
+    and a box holds the hull's concavities whole."""
     from skimage.morphology import convex_hull_image
 
     lung, lab = _lung_air(roi, voxel_ml)
@@ -278,9 +283,9 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     ez = np.moveaxis(env, s_axis, 0)  # view into env
     lungz = np.moveaxis(lung, s_axis, 0)
     for z in np.flatnonzero(np.any(lungz, axis=(1, 2))):
-        pieces, npc = ndimage.label(lungz[z], structure=np.ones((3, 3), bool))
-        for c in range(1, npc + 1):
-            sl = pieces == c
+        pieces, _ = ndimage.label(lungz[z], structure=np.ones((3, 3), bool))
+        for c, box in enumerate(ndimage.find_objects(pieces), start=1):
+            sl = pieces[box] == c
             if sl.sum() < 10:
                 continue
             try:
@@ -293,16 +298,19 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
             area = np.bincount(cav.ravel(), minlength=nc + 1)
             ok = sl.sum() >= HULL_MIN_FILL * (sl.sum() + area)
             ok[0] = False
-            ez[z] |= ok[cav]
+            ez[z][box] |= ok[cav]
         # the concavities of each lung as a whole (all its pieces in the slice): a mass that
         # fills the lung's cross-section splits it into pieces whose joint hull holds it
         labz = np.moveaxis(lab, s_axis, 0)[z]
-        for v in np.unique(labz[lungz[z]]):
-            whole = labz == v
+        vals = np.unique(labz[lungz[z]])
+        boxes = ndimage.find_objects(np.where(np.isin(labz, vals), labz, 0))
+        for v in vals:
+            box = boxes[v - 1]
+            whole = labz[box] == v
             if whole.sum() < 10:
                 continue
             try:
-                rz[z] |= convex_hull_image(whole) & ~whole
+                rz[z][box] |= convex_hull_image(whole) & ~whole
             except Exception:  # degenerate (collinear) slice
                 continue
     # a lesion's cross-section changes little from one slice to the next: an accepted

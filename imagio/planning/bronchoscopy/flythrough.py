@@ -75,7 +75,7 @@ def render_strip(airway_mask: np.ndarray, ijk_to_ras: np.ndarray, positions, dir
     from vtk.util import numpy_support as ns
 
     from ...surfaces import mask_surface
-    from ..render import solid_actor
+    from ..render import offscreen_window, solid_actor
 
     vtk.vtkObject.GlobalWarningDisplayOff()
     surf = mask_surface(airway_mask, ijk_to_ras)  # smooth: no slice rings, no voxel facets
@@ -91,10 +91,7 @@ def render_strip(airway_mask: np.ndarray, ijk_to_ras: np.ndarray, positions, dir
     light = vtk.vtkLight()
     light.SetLightTypeToHeadlight()
     ren.AddLight(light)
-    rw = vtk.vtkRenderWindow()
-    rw.SetOffScreenRendering(1)
-    rw.SetSize(size, size)
-    rw.AddRenderer(ren)
+    rw = offscreen_window(ren, size, size)
     cam = ren.GetActiveCamera()
     cam.SetViewAngle(80)
     tiles = []
@@ -110,6 +107,7 @@ def render_strip(airway_mask: np.ndarray, ijk_to_ras: np.ndarray, positions, dir
         rw.Render()
         w2i = vtk.vtkWindowToImageFilter()
         w2i.SetInput(rw)
+        w2i.ShouldRerenderOff()   # the window was just rendered: read it back, do not render it again
         w2i.Update()
         img = w2i.GetOutput()
         arr = ns.vtk_to_numpy(img.GetPointData().GetScalars()).reshape(size, size, -1)[::-1, :, :3]
