@@ -2,6 +2,7 @@
 the lobe-mask path, and the ATM'22 masks of two patients by five methods (reference: see
 ``ATM_ORIFICES``)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,10 @@ def test_variant_trees_are_named_as_generated(variants, variant):
     lobed = [b for b in t.branches if b.lobe and not b.children]
     ends = t.points[[b.point_ids[-1] for b in lobed]]
     assert np.mean(PT.analytic_lobe(ends) == np.array([b.lobe for b in lobed])) >= 0.95
-    assert not t.naming_warnings or variant in ("tracheal_bronchus", "bronchus_suis")
+    # segmental warnings concern the grown (not anatomical) segmental branches; the lobar
+    # naming itself is certain except for the variants that must be announced
+    lobar_warnings = [w for w in t.naming_warnings if not re.match(r"branch \d+ named [RL]B", w)]
+    assert not lobar_warnings or variant in ("tracheal_bronchus", "bronchus_suis")
 
 
 def test_names_from_lobe_masks_follow_the_lobes(variants):
@@ -372,3 +376,22 @@ def test_names_hold_on_an_oblique_flipped_anisotropic_grid(variants):
         got = [b for b in t.branches if b.name == g.name]
         assert got, g.name
         assert min(np.linalg.norm(_origin(t, b) - g.start) for b in got) < 8.0, g.name
+
+
+def test_route_lists_each_airway_once(variants):
+    """A bronchus the skeleton splits into pieces (split_upper_lobe: the right main bronchus in
+    two, at the upper lobe's apical branch) is listed once in the route's airway names (trial 4:
+    the RLL route listed right_lower_lobe_bronchus twice); branch_names stays one per branch id."""
+    t = variants["split_upper_lobe"][2]
+    target, _ = _periphery_targets(t, ["right_lower_lobe_bronchus"])["right_lower_lobe_bronchus"]
+    r = B.plan_route(t, B.Target.from_point(target), "thin")
+    assert len(r.branch_names) == len(r.branch_ids)
+    assert [n for n in r.branch_names if n].count("right_main_bronchus") == 2  # the two pieces
+    d = r.to_dict()
+    assert d["route_names"].count("right_main_bronchus") == 1
+    assert all(a != b for a, b in zip(d["route_names"], d["route_names"][1:]))
+    assert set(d["route_names"]) == {n for n in r.branch_names if n}
+    assert "right_lower_lobe_bronchus" in d["route_names"]
+    for s in B.plan_all_scopes(t, B.Target.from_point(target)):
+        if s["fits"]:
+            assert s["branch_names"].count("right_main_bronchus") == 1
