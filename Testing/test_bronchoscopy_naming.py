@@ -379,19 +379,17 @@ def test_names_hold_on_an_oblique_flipped_anisotropic_grid(variants):
 
 
 def test_route_lists_each_airway_once(variants):
-    """A bronchus the skeleton splits into pieces (split_upper_lobe: the right main bronchus in
-    two, at the upper lobe's apical branch) is listed once in the route's airway names (trial 4:
-    the RLL route listed right_lower_lobe_bronchus twice); branch_names stays one per branch id."""
+    """A bronchus the skeleton splits into pieces at its side branches' branch points is listed
+    once in the route's airway names (trial 4: the RLL route listed right_lower_lobe_bronchus
+    twice); branch_names stays one per branch id."""
     t = variants["split_upper_lobe"][2]
     target, _ = _periphery_targets(t, ["right_lower_lobe_bronchus"])["right_lower_lobe_bronchus"]
     r = B.plan_route(t, B.Target.from_point(target), "thin")
     assert len(r.branch_names) == len(r.branch_ids)
-    assert [n for n in r.branch_names if n].count("right_main_bronchus") == 2  # the two pieces
+    raw = [n for n in r.branch_names if n]
+    assert any(a == b for a, b in zip(raw, raw[1:])), raw  # a bronchus in pieces on this route
     d = r.to_dict()
-    assert d["route_names"].count("right_main_bronchus") == 1
-    assert all(a != b for a, b in zip(d["route_names"], d["route_names"][1:]))
-    assert set(d["route_names"]) == {n for n in r.branch_names if n}
-    assert "right_lower_lobe_bronchus" in d["route_names"]
+    assert sorted(d["route_names"]) == sorted(set(raw)) and "right_lower_lobe_bronchus" in d["route_names"]
     for s in B.plan_all_scopes(t, B.Target.from_point(target)):
         if s["fits"]:
-            assert s["branch_names"].count("right_main_bronchus") == 1
+            assert len(s["branch_names"]) == len(set(s["branch_names"])), s["branch_names"]

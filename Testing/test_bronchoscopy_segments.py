@@ -7,17 +7,15 @@ piece to LB3 and the lingula. Synthetic trees with that known geometry, on an ob
 anisotropic grid; the ATM'22 trees of two patients by five methods checked by the direction of
 each named segment's territory and by agreement between the methods on the same patient."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+
+from test_bronchoscopy_naming import TEAMS, atm_trees  # noqa: F401 (a fixture)
 
 from imagio.phantom import trees as PT
 from imagio.planning import bronchoscopy as B
 from imagio.volume import Volume, make_ijk_to_ras
 
-ATM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "atm22-airways"
-TEAMS = ("SanmedAI", "YangLab", "deeptree_damo", "neu204", "timi")
 # truth units a planner's name may cover (its terminal points must lie in them)
 COVERS = {"LB1+2": {"LB1+2"}, "LB3": {"LB3"}, "lingular_bronchus": {"LB4", "LB5"}, "LB4": {"LB4"},
           "LB5": {"LB5"}, "left_upper_division_bronchus": {"LB1+2", "LB3"}, "LB3+4+5": {"LB3", "LB4", "LB5"}}
@@ -128,22 +126,6 @@ def test_anterior_segment_on_a_long_trunk_with_the_lingula_is_a_named_variant():
             got = set(_units_of(t, n, leaves))
             assert got <= COVERS[n], (n, got)
     assert any("LB3+4+5" in w for w in t.naming_warnings), t.naming_warnings
-
-
-@pytest.fixture(scope="module")
-def atm_trees():
-    cache = {}
-
-    def get(case, team):
-        f = ATM / f"{case}_pred_{team}.nii.gz"
-        if not f.exists():
-            pytest.skip("ATM'22 masks not available in ../shared/data")
-        if f.name not in cache:
-            from imagio import io
-
-            cache[f.name] = B.extract_tree(io.read_image(f))
-        return cache[f.name]
-    return get
 
 
 def _direction(t, name):
