@@ -2,6 +2,7 @@
 the lobe-mask path, and the ATM'22 masks of two patients by five methods (reference: see
 ``ATM_ORIFICES``)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,10 @@ def test_variant_trees_are_named_as_generated(variants, variant):
     lobed = [b for b in t.branches if b.lobe and not b.children]
     ends = t.points[[b.point_ids[-1] for b in lobed]]
     assert np.mean(PT.analytic_lobe(ends) == np.array([b.lobe for b in lobed])) >= 0.95
-    assert not t.naming_warnings or variant in ("tracheal_bronchus", "bronchus_suis")
+    # segmental warnings concern the grown (not anatomical) segmental branches; the lobar
+    # naming itself is certain except for the variants that must be announced
+    lobar_warnings = [w for w in t.naming_warnings if not re.match(r"branch \d+ named [RL]B", w)]
+    assert not lobar_warnings or variant in ("tracheal_bronchus", "bronchus_suis")
 
 
 def test_names_from_lobe_masks_follow_the_lobes(variants):
@@ -201,13 +205,26 @@ def test_atm_trees_and_routes_of_two_methods(atm_trees, case):
     for name, (target, _) in _periphery_targets(ta, LOBAR, 15.0).items():
         # the two methods' routes to the same point pass the same named (lobar) bronchi
         # (or, near a fissure, both say that the target's lobe is uncertain)
+        # (segmental names: the methods may resolve a trunk differently, e.g. LB1+2 on its own or
+        # within the upper division, so there the segments passed must overlap)
         rs = [B.plan_route(t, B.Target.from_point(target), "ultrathin") for t in (ta, tb)]
-        names = [{n for n in r.branch_names if n} for r in rs]
-        assert names[0] == names[1] or all("uncertain" in r.target_lobe_from for r in rs), (case, name, names)
+        names = [{n for n in r.branch_names if n and (n in ("RB6", "LB6") or not _segments_of(n))} for r in rs]
+        segs = [set().union(*[_segments_of(n) for n in r.branch_names if n not in ("RB6", "LB6")]) for r in rs]
+        if not all("uncertain" in r.target_lobe_from for r in rs):
+            assert names[0] == names[1], (case, name, names)
+            assert not (segs[0] and segs[1]) or segs[0] & segs[1], (case, name, segs)
     for name in LOBAR:
         ea = ta.points[ta.branches[ta.summary()["named"][name]].point_ids[0]]
         eb = tb.points[tb.branches[tb.summary()["named"][name]].point_ids[0]]
         assert np.linalg.norm(ea - eb) < 15.0, (case, name, ea, eb)
+
+
+def _segments_of(name: str) -> set:
+    """Segments a segmental name covers: 'RB2+3' -> {'RB2', 'RB3'}, the left upper division ->
+    LB1-3, the lingula -> LB4, LB5 (Boyden 1955); lobar and central names -> set()."""
+    trunks = {"left_upper_division_bronchus": "LB1+2+3", "lingular_bronchus": "LB4+5"}
+    m = re.fullmatch(r"([RL]B)(\d+(?:\+\d+)*)", trunks.get(name, name))
+    return {m.group(1) + k for k in m.group(2).split("+")} if m else set()
 
 
 def _routes_stay_in_lobe(t, beyond_mm=15.0, lobar=LOBAR):
@@ -372,3 +389,20 @@ def test_names_hold_on_an_oblique_flipped_anisotropic_grid(variants):
         got = [b for b in t.branches if b.name == g.name]
         assert got, g.name
         assert min(np.linalg.norm(_origin(t, b) - g.start) for b in got) < 8.0, g.name
+
+
+def test_route_lists_each_airway_once(variants):
+    """A bronchus the skeleton splits into pieces at its side branches' branch points is listed
+    once in the route's airway names (trial 4: the RLL route listed right_lower_lobe_bronchus
+    twice); branch_names stays one per branch id."""
+    t = variants["split_upper_lobe"][2]
+    target, _ = _periphery_targets(t, ["right_lower_lobe_bronchus"])["right_lower_lobe_bronchus"]
+    r = B.plan_route(t, B.Target.from_point(target), "thin")
+    assert len(r.branch_names) == len(r.branch_ids)
+    raw = [n for n in r.branch_names if n]
+    assert any(a == b for a, b in zip(raw, raw[1:])), raw  # a bronchus in pieces on this route
+    d = r.to_dict()
+    assert sorted(d["route_names"]) == sorted(set(raw)) and "right_lower_lobe_bronchus" in d["route_names"]
+    for s in B.plan_all_scopes(t, B.Target.from_point(target)):
+        if s["fits"]:
+            assert len(s["branch_names"]) == len(set(s["branch_names"])), s["branch_names"]

@@ -283,7 +283,8 @@ def bronchoscopy_rows(b: dict) -> list:
     rows = [("scope", f"{r.get('scope')} ({_fmt(r.get('scope_diameter_mm'))} mm)"),
             ("reaches the lesion", r.get("reached")), ("remaining to the lesion (mm)", r.get("remaining_mm")),
             ("route length (mm)", r.get("length_mm")), ("generation", r.get("generation")),
-            ("branches", " > ".join(n or "-" for n in r.get("branch_names") or [])),
+            ("branches", " > ".join(r["route_names"] if "route_names" in r
+                                    else [n or "-" for n in r.get("branch_names") or []])),
             ("bronchus sign", r.get("bronchus_sign_reason") or r.get("bronchus_sign")),
             ("verdict", r.get("verdict"))]
     for k, t in enumerate(b.get("tunnels") or []):

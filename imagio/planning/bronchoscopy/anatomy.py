@@ -265,7 +265,7 @@ def label_tree(tree, lobes=None) -> list[str]:
     warn += _right(tree, T, L, right, extra_r)
     warn += _left(tree, T, L, left, extra_l)
     _inherit(tree, T)
-    _segments(tree, T)
+    warn += _segments(tree, T)
     return warn
 
 
@@ -498,22 +498,53 @@ def _inherit(tree, T) -> None:
 # components (lateral = +x on the right, -x on the left). A lobar bronchus whose first branch point
 # (short pieces merged) splits into as many sizeable branches as its segments has them resolved;
 # each branch takes the segment whose direction best matches its territory's (Hungarian
-# assignment), with the cosine as confidence. Fewer branches (a common trunk, e.g. B1+2): the
-# segments are not resolved and stay unnamed.
+# assignment), with the cosine as confidence. Fewer branches: a common trunk (e.g. RB2+3) takes the
+# segments whose joined direction fits it best.
+#
+# Left upper lobe (Boyden EA, Segmental Anatomy of the Lungs, 1955; Jackson CL, Huber JF, Dis Chest
+# 9:319-326, 1943; Ikeda S, Atlas of Flexible Bronchofiberscopy, 1974): the lobar bronchus divides
+# into the upper division (the apicoposterior LB1+2, running up and back, and the anterior LB3,
+# running anteriorly, roughly horizontal) and the lingular bronchus, which runs antero-inferiorly
+# and divides into the superior (LB4: laterally and forward) and inferior (LB5: downward and
+# forward) lingular bronchi; it also trifurcates into LB1+2, LB3 and the lingula
+# (Boyden's trifurcate type), and a skeleton splits a near-trifurcation into two bifurcations a
+# millimetre apart in either order. Its branch point is therefore matched against three units
+# (LB1+2, LB3, lingula): two branches are the upper division (LB1+2 with LB3) and the lingula, or,
+# when LB3 leaves with the lingula (a variant), LB1+2 and a trunk LB3+4+5 (named with a warning).
 SEGMENTS = {
     "right_upper_lobe_bronchus": {"RB1": (0.0, 0.0, 1.0), "RB2": (0.3, -1.0, 0.4), "RB3": (0.3, 1.0, 0.0)},
     "right_middle_lobe_bronchus": {"RB4": (1.0, 0.6, -0.3), "RB5": (-0.4, 1.0, -0.5)},
-    "left_upper_lobe_bronchus": {"left_upper_division_bronchus": (0.0, 0.0, 1.0),
+    "left_upper_lobe_bronchus": {"LB1+2": (0.0, -0.5, 1.0), "LB3": (0.3, 1.0, 0.3),
                                  "lingular_bronchus": (0.3, 1.0, -0.8)},
-    "lingular_bronchus": {"LB4": (1.0, 0.6, 0.0), "LB5": (-0.2, 1.0, -0.8)},
+    "LB3+4+5": {"LB3": (0.3, 1.0, 0.3), "LB4": (1.0, 0.6, 0.0), "LB5": (0.0, 1.0, -1.0)},
+    "lingular_bronchus": {"LB4": (1.0, 0.6, 0.0), "LB5": (0.0, 1.0, -1.0)},
 }
+# names of common trunks that are not a plain join of segment numbers (Boyden 1955)
+TRUNKS = {frozenset({"LB1+2", "LB3"}): "left_upper_division_bronchus",
+          frozenset({"LB3", "lingular_bronchus"}): "LB3+4+5",
+          frozenset({"LB4", "LB5"}): "lingular_bronchus"}
+# trunks that are anatomical variants (or an unresolved branch point): named with a warning
+VARIANT_TRUNKS = {"LB3+4+5": "the anterior segmental bronchus (LB3) leaves with the lingula (a variant, or "
+                             "a branch point the segmentation does not resolve)"}
 SEGMENT_MIN_COS = 0.3   # a branch whose territory matches its segment worse than this stays unnamed
+# a segmental name whose territory runs more than 45 deg off its segment's direction (cosine below
+# this: nearer a neighbouring segment, whose directions lie 50-90 deg apart), or that is not the
+# branch's best-matching segment (named by exclusion), is weak evidence: named, with a warning
+SEGMENT_WARN_COS = 0.7
+# the n segments of a lobe (or of the lingula) are of comparable size (Boyden 1955), so each
+# segmental bronchus carries about 1/n of its parent's airway; a branch carrying less than this
+# fraction of 1/n is a subsegmental or accessory side branch, passed over: the segmental branch
+# point lies further down
+SEGMENT_SHARE = 0.5
 
 
-def _segments(tree, T) -> None:
+def _segments(tree, T) -> list[str]:
+    """Name the segmental bronchi below the lobar names in ``SEGMENTS`` (in place); returns
+    warnings for weak or variant names."""
     from scipy.optimize import linear_sum_assignment
 
     br = tree.branches
+    warn: list[str] = []
     todo = [b.id for b in br if b.name in SEGMENTS]
     done = set()
     while todo:
@@ -525,26 +556,25 @@ def _segments(tree, T) -> None:
         if sum(1 for b in br if b.name == name) != 1:
             continue  # a split lobar bronchus: its segments are not resolved by this rule
         protos = SEGMENTS[name]
-        lobe_len = T.sub_len[bid]
+        least = SEGMENT_SHARE / len(protos) * T.sub_len[bid]  # the airway length of a segmental bronchus
         stem = [bid]
-        # the first branch point below the lobar bronchus with sizeable branches (pieces merged)
+        # the first branch point below the lobar bronchus with segment-sized branches (pieces merged)
         while True:
-            kids = [c for c in br[stem[-1]].children if T.sub_len[c] >= LOBE_SUBTREE_FRACTION * lobe_len]
+            kids = [c for c in br[stem[-1]].children if T.sub_len[c] >= least]
             if len(kids) != 1:
                 break
             stem.append(kids[0])
-        kids = [c for c in br[stem[-1]].children if T.sub_len[c] >= LOBE_SUBTREE_FRACTION * lobe_len]
         limit = max(MERGE_MIN_MM, float(np.median(tree.radius[br[bid].point_ids])))
         expanded = []
         for c in kids:  # a short piece below the branch point is part of the same multifurcation
-            sub = [g for g in br[c].children if T.sub_len[g] >= LOBE_SUBTREE_FRACTION * lobe_len]
+            sub = [g for g in br[c].children if T.sub_len[g] >= least]
             expanded += sub if (br[c].length_mm < limit and len(sub) >= 2) else [c]
         if len(expanded) > len(protos):
             expanded = kids  # more branches than segments: the short piece is a real trunk
         if not 2 <= len(expanded) <= len(protos):
             continue
         o = tree.points[br[stem[-1]].point_ids[-1]]
-        side = -1.0 if name.startswith(("left", "lingular")) else 1.0  # lateral is -x on the left
+        side = -1.0 if name.startswith(("left", "lingular", "LB")) else 1.0  # lateral is -x on the left
         P = np.array([np.asarray(v, float) / np.linalg.norm(v) for v in protos.values()])
         P[:, 0] *= side
         D = np.array([T.direction(c, o) for c in expanded])
@@ -564,10 +594,33 @@ def _segments(tree, T) -> None:
             conf = float(D[r] @ (m / np.linalg.norm(m)))
             if conf < SEGMENT_MIN_COS or br[expanded[r]].name:
                 continue
-            nm = names[cs[0]] if len(cs) == 1 else _joined([names[c] for c in sorted(cs)])
+            nm = names[cs[0]] if len(cs) == 1 else _trunk_name([names[c] for c in sorted(cs)])
+            if not nm:
+                continue
             _assign(tree, T, [expanded[r]], nm, br[bid].lobe, round(conf, 3))
+            best = int(np.argmax(cos[r]))
+            if nm in VARIANT_TRUNKS:
+                warn.append(f"branch {expanded[r]} named {nm}: {VARIANT_TRUNKS[nm]}; check the route's segmental names")
+            elif conf < SEGMENT_WARN_COS or (len(cs) == 1 and best != cs[0]):
+                why = (f"its territory runs {np.degrees(np.arccos(np.clip(conf, -1, 1))):.0f} deg off that segment's "
+                       "direction" if conf < SEGMENT_WARN_COS else f"its territory runs closer to {names[best]}'s direction")
+                warn.append(f"branch {expanded[r]} named {nm} with low confidence {conf:.2f} ({why}): check the "
+                            "route's segmental names")
             if nm in SEGMENTS:
                 todo.append(expanded[r])
+    return warn
+
+
+def _trunk_name(names: list[str]) -> str:
+    """Name of a common trunk of ``names``: ``TRUNKS``, else the joined segment numbers ("RB2+3");
+    "" when the names do not join (no such trunk in the nomenclature)."""
+    if frozenset(names) in TRUNKS:
+        return TRUNKS[frozenset(names)]
+    import re
+
+    if not all(re.fullmatch(r"[RL]B\d+(\+\d+)*", n) for n in names):
+        return ""
+    return _joined(names)
 
 
 def _joined(names: list[str]) -> str:

@@ -111,7 +111,7 @@ class Route:
     length_mm: float
     generation: int
     branch_ids: list
-    branch_names: list
+    branch_names: list                # one per branch id ("" unnamed); see route_names for the airways passed
     point_ids: np.ndarray
     points: np.ndarray                # [M, 3] RAS, trachea to end
     diameters_mm: np.ndarray          # [M]
@@ -134,6 +134,7 @@ class Route:
                 "remaining_mm": round(self.remaining_mm, 2), "exit_angle_deg": round(self.exit_angle_deg, 1),
                 "length_mm": round(self.length_mm, 1), "generation": self.generation,
                 "branch_ids": self.branch_ids, "branch_names": self.branch_names,
+                "route_names": route_names(self.branch_names),
                 "min_diameter_mm": round(self.narrowest_mm, 2) if np.isfinite(self.narrowest_mm) else None,
                 "verdict": self.verdict,
                 "bronchus_sign": self.bronchus_sign, "bronchus_sign_reason": self.bronchus_sign_reason,
@@ -330,6 +331,17 @@ def route_turns(tree: AirwayTree, path: np.ndarray, bids: list) -> list:
     return out
 
 
+def route_names(branch_names) -> list[str]:
+    """The named airways a route passes, in order: unnamed pieces dropped, and consecutive pieces of
+    one bronchus (a skeleton splits a bronchus at its side branches' branch points) listed once,
+    e.g. [trachea, right_main_bronchus, bronchus_intermedius, right_lower_lobe_bronchus, RB10]."""
+    out: list[str] = []
+    for n in branch_names:
+        if n and (not out or out[-1] != n):
+            out.append(n)
+    return out
+
+
 def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None = None,
                     lobes: Volume | None = None) -> list[dict]:
     """For each catalogue scope: its route's end, remaining distance, lobe and warnings
@@ -345,5 +357,5 @@ def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None
         out.append({"scope": s, "fits": True, "scope_diameter_mm": r.scope_diameter_mm, "reached": r.reached,
                     "end_ras": [round(float(c), 2) for c in r.end_ras], "remaining_mm": round(r.remaining_mm, 2),
                     "end_lobe": r.end_lobe, "generation": r.generation,
-                    "branch_names": [n for n in r.branch_names if n], "warnings": r.warnings})
+                    "branch_names": route_names(r.branch_names), "warnings": r.warnings})
     return out
