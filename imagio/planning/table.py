@@ -142,10 +142,12 @@ def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPE
     near_box = bbox_slices(pat, 2.0 * open_mm, sk)   # every voxel within 2 * open_mm of pat
     if near_box is None:
         keep[:] = True
-    else:   # components with a voxel outside that box are far (no distance map needed)
-        outside = np.ones(other.shape, bool)
-        outside[near_box] = False
-        keep[np.unique(comp[other & outside])] = True
+    else:   # components with a voxel outside that box are far (no distance map needed):
+        for ax, sl in enumerate(near_box):   # the slabs before and after the box along each axis
+            for part in (slice(0, sl.start), slice(sl.stop, other.shape[ax])):
+                idx = [slice(None)] * 3
+                idx[ax] = part
+                keep[np.unique(comp[tuple(idx)])] = True   # (label 0, not an object, is reset below)
         rest = other & ~keep[comp]
         box = bbox_slices(rest, 2.0 * open_mm, sk)
         if box is not None:   # the distance map only on the box of the others, grown by 2 * open_mm
