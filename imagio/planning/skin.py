@@ -369,37 +369,23 @@ def _box_faces(shape) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _largest_label(mask: np.ndarray):
-    """(cc3d 6-connected labels of ``mask``, the label of its largest component; 0 when empty).
-    Ties: the lowest label, as ``cc3d.largest_k``. One labelling pass and one count, 2**20
-    voxels at a time (bincount casts to int64: no whole-volume copy)."""
-    import cc3d
-
-    cc, n = cc3d.connected_components(np.ascontiguousarray(mask, dtype=bool), connectivity=6, return_N=True)
-    if n <= 1:
-        return cc, int(n)
-    cnt = np.zeros(n + 1, np.int64)
-    flat = cc.reshape(-1)
-    for a in range(0, flat.size, 1 << 20):
-        cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
-    return cc, int(np.argmax(cnt[1:])) + 1
-
-
-def largest_component_mask(mask: np.ndarray) -> np.ndarray:
-    """The largest 6-connected component of ``mask`` (bool, same shape; empty for an empty
-    mask): ``segmentation.common.largest_component`` without ``cc3d.largest_k``'s statistics
-    pass (the same component, ties included)."""
-    cc, big = _largest_label(mask)
-    return cc == big if big else np.zeros(np.shape(mask), bool)
-
-
 def _largest_component_voxel(mask: np.ndarray):
     """Index (k, j, i) of a voxel of the largest 6-connected component of ``mask`` (ties: the
     lowest cc3d label, as ``cc3d.largest_k``), None when ``mask`` is empty. One labelling pass
     and one count (``largest_k`` also builds the component's mask and per-label statistics)."""
-    cc, big = _largest_label(mask)
-    if big == 0:
+    import cc3d
+
+    cc, n = cc3d.connected_components(mask, connectivity=6, return_N=True)
+    if n == 0:
         return None
+    if n == 1:
+        big = 1
+    else:   # sizes 2**20 voxels at a time (bincount casts to int64: no whole-volume copy)
+        cnt = np.zeros(n + 1, np.int64)
+        flat = cc.reshape(-1)
+        for a in range(0, flat.size, 1 << 20):
+            cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
+        big = int(np.argmax(cnt[1:])) + 1
     for k in range(cc.shape[0]):   # the first slice that holds it (no whole-volume comparison)
         hit = np.flatnonzero(cc[k] == big)
         if hit.size:

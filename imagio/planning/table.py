@@ -112,8 +112,7 @@ def patient_mask(ct, body: np.ndarray, air_hu: float, open_mm: float = OPEN_MM) 
     """The patient's tissue (bool [k, j, i]): voxels of ``body`` above ``air_hu``, opened by
     ``open_mm`` (erosion, largest component, dilation back within the tissue) so that the thin
     couch top and the table under it fall off."""
-    from ..segmentation.common import dilate_mm, erode_mm
-    from .skin import largest_component_mask as largest_component
+    from ..segmentation.common import dilate_mm, erode_mm, largest_component
 
     tissue = np.asarray(body, bool) & (ct.array > air_hu)
     sk = np.asarray(ct.spacing_kji, float)
