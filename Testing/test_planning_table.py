@@ -166,8 +166,8 @@ def _reference_objects(ct, pat, data, air_hu, open_mm):
 
 @pytest.mark.parametrize("direction", [None, "flipped_oblique"])
 def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
-    """The couch search's shortcuts (per-case cache, objects' distance map only where needed,
-    the surface read from a dense column table) give what the whole-volume definition gives,
+    """The couch search's shortcuts (per-case cache, the surface read from a dense column
+    table) and its objects give what the whole-volume definition gives,
     on a straight grid and on an oblique, flipped, 2 x 2 x 3 mm grid:
     - `other_objects` equals `_reference_objects` (scipy, whole volume), with a small loose
       object resting near the patient (within its grown box) so that the distance map runs;
@@ -180,7 +180,7 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     ct, lab, _ = _table_phantom(_flipped_oblique() if direction else None)
     # loose cubes: 2 mm, 2-6 mm from the patient's lateral skin (x = 137.2 mm at A = -20; near:
     # dropped); 6 mm, 15 mm out (kept, outside the patient's grown box); 6 mm at the antero-lateral
-    # corner of that box (kept by the distance map: more than 2 * open_mm from the elliptic torso)
+    # corner of that box (kept: more than 2 * open_mm from the elliptic torso)
     w = ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)).astype(float)).reshape(*ct.shape, 3)
     a = ct.array.copy()
     cubes = []

@@ -21,9 +21,7 @@ clearance from the table was not checked. ``OPEN_MM`` and ``MIN_COVER`` are
 Cost: the patient and the objects (`patient_and_objects`) do not depend on the direction or
 the target; `locate_table_cached` keeps them per case (CT array object, grid and the cached
 skin model's body: a second target or another patient position reuses them) and each
-direction's surface per problem. Objects that leave the patient's bounding box grown by
-``2 * OPEN_MM`` are far from the patient without a distance map; the distance map runs only on
-the box of the remaining ones (the same objects as a whole-volume map, tested).
+direction's surface per problem.
 
 Sources: the patient lies on the couch top, and the needle hub and the part of the needle
 left outside the skin cannot pass through it (Gupta et al., J Vasc Interv Radiol 2010;21:969,
@@ -130,28 +128,15 @@ def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPE
     objects."""
     import cc3d
 
-    from ..segmentation.common import bbox_slices, dilate_mm
+    from ..segmentation.common import dilate_mm
 
     other = np.asarray(data, bool) & (ct.array > air_hu) & ~pat
     if not other.any():
         return other
     comp = cc3d.connected_components(other, connectivity=26)
+    far = other & ~dilate_mm(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))
     keep = np.zeros(int(comp.max()) + 1, bool)
-    sk = np.asarray(ct.spacing_kji, float)
-    near_box = bbox_slices(pat, 2.0 * open_mm, sk)   # every voxel within 2 * open_mm of pat
-    if near_box is None:
-        keep[:] = True
-    else:   # components with a voxel outside that box are far (no distance map needed):
-        for ax, sl in enumerate(near_box):   # the slabs before and after the box along each axis
-            for part in (slice(0, sl.start), slice(sl.stop, other.shape[ax])):
-                idx = [slice(None)] * 3
-                idx[ax] = part
-                keep[np.unique(comp[tuple(idx)])] = True   # (label 0, not an object, is reset below)
-        rest = other & ~keep[comp]
-        box = bbox_slices(rest, 2.0 * open_mm, sk)
-        if box is not None:   # the distance map only on the box of the others, grown by 2 * open_mm
-            far = rest[box] & ~dilate_mm(pat[box], 2.0 * open_mm, sk)
-            keep[np.unique(comp[box][far])] = True
+    keep[np.unique(comp[far])] = True
     keep[0] = False
     return keep[comp]
 
