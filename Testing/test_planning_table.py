@@ -143,3 +143,82 @@ def test_lung_dx_supine_needle_never_crosses_the_couch(shared_data):
     assert not hit, (len(hit), len(rows), hit[:3])
     if not result.feasible:
         assert any(w.startswith("patient position: supine") for w in result.warnings), result.warnings
+
+
+def _flipped_oblique():
+    rot = rotation((1, 1, 0), 12.0)
+    rot[:, 0] *= -1.0                     # array i runs towards world left: a flipped grid
+    return rot
+
+
+def _reference_objects(ct, pat, data, air_hu, open_mm):
+    """`table.other_objects` by its definition on the whole volume, with scipy only: the
+    26-connected components of the non-patient dense data voxels that hold a voxel farther
+    than 2 * open_mm from the patient (scipy's exact Euclidean distance transform, mm)."""
+    from scipy import ndimage
+
+    other = np.asarray(data, bool) & (ct.array > air_hu) & ~pat
+    comp, _ = ndimage.label(other, structure=np.ones((3, 3, 3), bool))
+    dist = ndimage.distance_transform_edt(~pat, sampling=ct.spacing_kji)
+    keep = np.unique(comp[other & (dist > 2.0 * open_mm)])
+    return np.isin(comp, keep[keep > 0])
+
+
+@pytest.mark.parametrize("direction", [None, "flipped_oblique"])
+def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
+    """The couch search's shortcuts (per-case cache, the surface read from a dense column
+    table) and its objects give what the whole-volume definition gives,
+    on a straight grid and on an oblique, flipped, 2 x 2 x 3 mm grid:
+    - `other_objects` equals `_reference_objects` (scipy, whole volume), with a small loose
+      object resting near the patient (within its grown box) so that the distance map runs;
+    - `TableSurface.below` equals a per-point look-up of its own (column key -> top) pairs;
+    - a second target on the same case reuses the cached points (no recomputation) and plans
+      the same proposals as with the cache emptied first."""
+    from imagio.planning import table as T
+    from imagio.planning.skin import AIR_HU
+
+    ct, lab, _ = _table_phantom(_flipped_oblique() if direction else None)
+    # loose cubes: 2 mm, 2-6 mm from the patient's lateral skin (x = 137.2 mm at A = -20; near:
+    # dropped); 6 mm, 15 mm out (kept, outside the patient's grown box); 6 mm at the antero-lateral
+    # corner of that box (kept: more than 2 * open_mm from the elliptic torso)
+    w = ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)).astype(float)).reshape(*ct.shape, 3)
+    a = ct.array.copy()
+    cubes = []
+    for x0, y0, h in ((140.0, -20.0, 1.2), (155.0, -20.0, 3.0), (125.0, 75.0, 3.0)):
+        cubes.append((np.abs(w[..., 0] - x0) <= h) & (np.abs(w[..., 1] - y0) <= h) & (np.abs(w[..., 2]) <= 3.0))
+        a[cubes[-1]] = 200
+    ct = ct.with_array(a)
+    T.forget_cached_table()
+    prob = PlanningProblem.build(ct, lab, "tumor", constraints=Constraints(patient_position="supine"))
+    sk = prob.skin
+    pat = T.patient_mask(ct, sk.body, AIR_HU)
+    got = T.other_objects(ct, pat, np.asarray(sk.data), AIR_HU)
+    ref = _reference_objects(ct, pat, np.asarray(sk.data), AIR_HU, T.OPEN_MM)
+    assert ref.any() and np.array_equal(got, ref), int((got ^ ref).sum())
+    assert all(c.any() for c in cubes)
+    assert not got[cubes[0]].any() and got[cubes[1]].all() and got[cubes[2]].all()
+
+    first = plan(prob)
+    surf = T.locate_table_cached(prob, prob.constraints.table_direction)
+    assert surf.located and len(surf.keys)
+    tops = dict(zip(surf.keys.tolist(), surf.tops.tolist()))
+    rng = np.random.default_rng(3)
+    lo, hi = w.reshape(-1, 3).min(0) - 10.0, w.reshape(-1, 3).max(0) + 10.0
+    pts = rng.uniform(lo, hi, (20000, 3))
+    s, k = T._columns(pts, surf.direction, surf.bin_mm)
+    lim = np.array([tops.get(int(kk), surf.deepest_mm) for kk in k])
+    assert np.array_equal(surf.below(pts), s > lim)
+    assert 0 < int((s > lim).sum()) < len(pts)
+
+    masks = T.case_masks(ct, sk.body, sk.data, AIR_HU)
+    second = PlanningProblem.build(ct, lab, np.asarray(first.proposals[0].target_ras) + [0.0, 0.0, 3.0],
+                                   constraints=Constraints(patient_position="supine"))
+    cached = plan(second)
+    assert T.case_masks(ct, second.skin.body, second.skin.data, AIR_HU) is masks   # reused
+    T.forget_cached_table()
+    again = plan(PlanningProblem.build(ct, lab, np.asarray(first.proposals[0].target_ras) + [0.0, 0.0, 3.0],
+                                       constraints=Constraints(patient_position="supine")))
+    assert [np.asarray(m.entry_ras).tolist() for m in cached.proposals] == [np.asarray(m.entry_ras).tolist() for m in again.proposals]
+    assert len(cached.proposals) > 0
+    assert [float(m.score) for m in cached.proposals] == [float(m.score) for m in again.proposals]
+    assert cached.warnings == again.warnings

@@ -296,7 +296,7 @@ def table_warnings(problem: PlanningProblem) -> list[str]:
     c = problem.constraints
     if "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
         return []
-    from .scoring import locate_table_cached
+    from .table import locate_table_cached
 
     w = locate_table_cached(problem, c.table_direction).warning(c.patient_position)
     return [w] if w else []

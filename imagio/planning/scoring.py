@@ -384,25 +384,6 @@ def _bone_run_numpy(bv, lab, seg, starts, n_total, ar, smm):
         np.add.reduceat(left.astype(np.int32), starts) > 0
 
 
-def locate_table_cached(problem, direction):
-    """`table.locate_table` for ``problem`` and ``direction``, cached on ``problem``."""
-    from .table import locate_table
-
-    cache = problem.__dict__.setdefault("_table_planes", {})
-    key = tuple(np.round(np.asarray(direction, float), 6))
-    if key not in cache:
-        from .skin import AIR_HU
-
-        from .table import patient_and_objects
-
-        sk = problem.skin
-        if "_table_masks" not in problem.__dict__:   # the same points for every direction
-            problem.__dict__["_table_masks"] = patient_and_objects(problem.ct, sk.body, np.asarray(sk.data), AIR_HU)
-        cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU,
-                                  problem.__dict__["_table_masks"])
-    return cache[key]
-
-
 def against_table(problem, entry_ras, target, normal_ras, length, direction) -> np.ndarray:
     """Paths a patient lying on the table in ``direction`` cannot receive (bool per path): the
     entry faces the table (outward skin normal within ``table_exclusion_deg`` of ``direction``),
@@ -420,6 +401,8 @@ def against_table(problem, entry_ras, target, normal_ras, length, direction) -> 
     u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-9)
     outside = np.clip(needle.length_mm - np.asarray(length, float), 0.0, None)
     # the part of the needle outside the skin, every ``step`` mm from the entry to the hub
+    from .table import locate_table_cached
+
     table = locate_table_cached(problem, d)
     step = max(table.bin_mm / 2.0, 1.0)
     n = int(np.ceil(float(outside.max(initial=0.0)) / step)) + 1

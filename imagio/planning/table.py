@@ -15,7 +15,13 @@ needle outside the skin deeper than its column's surface is in or under the tabl
 flat couch top (the patient rests on it). When fewer than
 ``MIN_COVER`` of the patient's columns show such an object (table outside the field of view,
 or removed by the reconstruction), the table is not located and the plan warns that the hub's
-clearance from the table was not checked.
+clearance from the table was not checked. ``OPEN_MM`` and ``MIN_COVER`` are
+``planning_defaults.json`` ``table`` (with their sources).
+
+Cost: the patient and the objects (`patient_and_objects`) do not depend on the direction or
+the target; `locate_table_cached` keeps them per case (CT array object, grid and the cached
+skin model's body: a second target or another patient position reuses them) and each
+direction's surface per problem.
 
 Sources: the patient lies on the couch top, and the needle hub and the part of the needle
 left outside the skin cannot pass through it (Gupta et al., J Vasc Interv Radiol 2010;21:969,
@@ -33,8 +39,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-OPEN_MM = 3.0          # opening radius that detaches the couch top (as segmentation.body)
-MIN_COVER = 0.25       # fraction of the patient's columns that must show the table
+from .problem import load_defaults
+
+_TABLE = load_defaults()["table"]
+OPEN_MM = float(_TABLE["open_mm"])        # opening radius that detaches the couch top (as segmentation.body)
+MIN_COVER = float(_TABLE["min_cover"])    # fraction of the patient's columns that must show the table
 
 
 @dataclass(frozen=True)
@@ -59,13 +68,35 @@ class TableSurface:
         column's own couch top where one was found, else the patient's deepest skin: a flat
         couch top under a patient resting on it)."""
         ras = np.asarray(ras, float).reshape(-1, 3)
-        s, k = _columns(ras, self.direction, self.bin_mm)
+        s, u, v = _column_uv(ras, self.direction, self.bin_mm)
+        grid, u0, v0 = self._grid()
         lim = np.full(len(ras), self.deepest_mm)
-        if len(self.keys):
-            pos = np.clip(np.searchsorted(self.keys, k), 0, len(self.keys) - 1)
-            hit = self.keys[pos] == k
-            lim[hit] = self.tops[pos[hit]]
+        if grid.size:   # the column's surface, read from a dense (u, v) table (NaN: no column)
+            iu, iv = u - u0, v - v0
+            ok = (iu >= 0) & (iu < grid.shape[0]) & (iv >= 0) & (iv < grid.shape[1])
+            top = grid[iu[ok], iv[ok]]
+            has = ~np.isnan(top)
+            sel = np.flatnonzero(ok)[has]
+            lim[sel] = top[has]
         return s > lim
+
+    def _grid(self):
+        """(tops as a dense float array over the columns' (u, v) range, NaN where no column;
+        u0, v0): the same values as ``keys``/``tops`` (built once, kept on the object)."""
+        g = self.__dict__.get("_dense")
+        if g is None:
+            if len(self.keys):
+                u = self.keys >> 32
+                v = (self.keys & 0xFFFFFFFF).astype(np.int64)
+                v = np.where(v >= 1 << 31, v - (1 << 32), v)   # back to the signed v of `_columns`
+                u0, v0 = int(u.min()), int(v.min())
+                grid = np.full((int(u.max()) - u0 + 1, int(v.max()) - v0 + 1), np.nan)
+                grid[u - u0, v - v0] = self.tops
+            else:
+                grid, u0, v0 = np.zeros((0, 0)), 0, 0
+            g = (grid, u0, v0)
+            object.__setattr__(self, "_dense", g)
+        return g
 
     def warning(self, position: str) -> str | None:
         if self.located:
@@ -120,14 +151,21 @@ def patient_and_objects(ct, body: np.ndarray, data: np.ndarray, air_hu: float) -
     return ct.kji_to_world(np.argwhere(pat & ~erode6(pat)).astype(float)), ct.kji_to_world(obj)
 
 
-def _columns(ras: np.ndarray, d: np.ndarray, bin_mm: float):
-    """(along-d coordinate, integer column key) of RAS points ``ras`` (n, 3)."""
+def _column_uv(ras: np.ndarray, d: np.ndarray, bin_mm: float):
+    """(along-d coordinate, integer column coordinates u, v) of RAS points ``ras`` (n, 3):
+    square bins of ``bin_mm`` in the plane normal to ``d``."""
     e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(d, e1)
     u = np.floor(ras @ e1 / bin_mm).astype(np.int64)
     v = np.floor(ras @ e2 / bin_mm).astype(np.int64)
-    return ras @ d, (u << 32) ^ (v & 0xFFFFFFFF)
+    return ras @ d, u, v
+
+
+def _columns(ras: np.ndarray, d: np.ndarray, bin_mm: float):
+    """(along-d coordinate, integer column key) of RAS points ``ras`` (n, 3)."""
+    s, u, v = _column_uv(ras, d, bin_mm)
+    return s, (u << 32) ^ (v & 0xFFFFFFFF)
 
 
 def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: float,
@@ -167,3 +205,41 @@ def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: floa
     low = float(deepest.max())
     located = cover >= MIN_COVER
     return TableSurface(low, located, cover, d, bin_mm, all_keys[order], all_tops[order])
+
+
+_CACHE: dict = {}   # one case: (CT array token, grid, body token, air_hu) -> patient_and_objects
+
+
+def forget_cached_table() -> None:
+    """Drop the cached patient and object points (after editing a CT array in place)."""
+    _CACHE.clear()
+
+
+def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
+    """`patient_and_objects`, cached per case: keyed by the CT array object and grid
+    (`imagio.caching.array_token`, O(1)) and the body array object (the cached skin model's
+    read-only body), so a second target or patient position on the same case reuses them.
+    Same limit as the skin model's cache: a CT edited in place needs `forget_cached_table`."""
+    from ..caching import array_token
+
+    key = (array_token(ct.array), np.asarray(ct.ijk_to_ras, float).tobytes(), array_token(body), float(air_hu))
+    hit = _CACHE.get(key)
+    if hit is None:
+        hit = patient_and_objects(ct, body, np.asarray(data), air_hu)
+        _CACHE.clear()
+        _CACHE[key] = hit
+    return hit
+
+
+def locate_table_cached(problem, direction) -> TableSurface:
+    """`locate_table` for ``problem`` (its CT and cached skin model) and ``direction``, cached
+    on ``problem`` per direction; the direction-free points per case (`case_masks`)."""
+    from .skin import AIR_HU
+
+    cache = problem.__dict__.setdefault("_table_planes", {})
+    key = tuple(np.round(np.asarray(direction, float), 6))
+    if key not in cache:
+        sk = problem.skin
+        masks = case_masks(problem.ct, sk.body, sk.data, AIR_HU)
+        cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU, masks)
+    return cache[key]
