@@ -564,3 +564,21 @@ def test_partial_volume_rim_of_a_solid_nodule_is_not_ground_glass():
         d = characterise_candidates(ct, [cand], lungs, patient=pat)[0][0]
         assert d["type"] == "part_solid", (core, d["type"], d["warnings"])
         assert d["solid_component_mm"] < 0.75 * d["mean_diameter_mm"], (core, d["solid_component_mm"])
+
+
+def test_report_offers_a_bronchoscopic_plan_only_where_bronch_accepts_the_ct():
+    """New-user trial 4 (L3): the screening report of a 5 mm CT (lung1) suggested `imagio bronch`
+    commands that bronch refuses at that slice thickness. The command is offered at 1 mm and
+    replaced by the reason at 5 mm, on an oblique grid (the coarsest spacing counts, whatever
+    its axis)."""
+    from imagio.detection.report import plan_commands
+
+    rot = np.array([[0.0, 0.6, 0.8], [0.0, -0.8, 0.6], [1.0, 0.0, 0.0]])
+    d = {"id": 3, "center_ras": [10.0, -20.0, 30.0]}
+    for spacing, offered in (((0.7, 0.7, 1.0), True), ((0.7, 5.0, 0.7), False)):
+        ct = Volume(np.zeros((4, 4, 4), np.int16), make_ijk_to_ras(spacing, (5.0, -3.0, 2.0), rot))
+        cmds = plan_commands("ct.nii.gz", d, ct)
+        assert cmds[0].startswith("imagio plan ") and "--target=10.0,-20.0,30.0" in cmds[0]
+        assert cmds[1].startswith("imagio bronch ") == offered, cmds
+        if not offered:
+            assert cmds[1].startswith("# no bronchoscopic plan") and "5 mm slices" in cmds[1]

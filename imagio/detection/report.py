@@ -155,12 +155,18 @@ def segment_command(ct_path: str) -> str:
     return f"imagio segment {ct_path} --out structures.seg.nrrd"
 
 
-def plan_commands(ct_path: str, d: dict) -> list[str]:
+def plan_commands(ct_path: str, d: dict, ct: Volume | None = None) -> list[str]:
     """Commands that plan the biopsy of nodule ``d`` (its centre as target, RAS mm), after
-    :func:`segment_command`."""
+    :func:`segment_command`. The bronchoscopic one only where ``imagio bronch`` accepts the CT
+    (slices up to ``airway_limits.json`` ``max_slice_mm``); otherwise a comment line says why
+    (new-user trial 4: lung1's 5 mm report offered a command that bronch refuses)."""
+    from ..planning.bronchoscopy.mask_checks import check_slice_thickness
+
     c = ",".join(f"{v:.1f}" for v in (d.get("center_ras") or d["candidate"]["center_ras"]))
     n = d["id"]
+    why = check_slice_thickness(ct, "CT", refuse=False) if ct is not None else ""
     return [f"imagio plan {ct_path} --labels structures.seg.nrrd --target={c} --out plan_nodule{n}",
+            f"# no bronchoscopic plan: {why}" if why else
             f"imagio bronch {ct_path} --airways structures.seg.nrrd --target={c} --out bronch_nodule{n}"]
 
 
@@ -283,7 +289,7 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
         parts.append("<h2>Plans for actionable nodules (Lung-RADS 4A+)</h2><pre>"
                      + html.escape(segment_command(ct_path)) + "</pre>")
         for d in actionable:
-            parts.append(f"<p>nodule {d['id']}:</p><pre>" + html.escape("\n".join(plan_commands(ct_path, d))) + "</pre>")
+            parts.append(f"<p>nodule {d['id']}:</p><pre>" + html.escape("\n".join(plan_commands(ct_path, d, ct))) + "</pre>")
     warn = doc.get("warnings", []) + [f"nodule {d['id']}: {w}" for d in nodules for w in d.get("warnings", [])]
     parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warn) + "</ul>")
     for p, cap in _existing(pics):
@@ -334,7 +340,7 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
     if actionable:
         kv("Plans for actionable nodules (Lung-RADS 4A+)",
            [("structures", segment_command(ct_path))]
-           + [(f"nodule {d['id']}", "\n".join(plan_commands(ct_path, d))) for d in actionable])
+           + [(f"nodule {d['id']}", "\n".join(plan_commands(ct_path, d, ct))) for d in actionable])
     if warn:
         kv("Warnings", [(str(i + 1), w) for i, w in enumerate(warn[:60])])
     for i, (p, cap) in enumerate(_existing(pics)):
