@@ -59,10 +59,12 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     faces = [f for f in faces if f[2] in cut]
     beyond = np.stack([(kji[..., ax] >= hi[ax]) if sgn > 0 else (kji[..., ax] <= -0.5) for ax, sgn, _ in faces])
     hit = beyond.any(0)                                                       # (paths, n)
-    for r in np.flatnonzero(hit.any(1)):
-        f = int(np.argmax(hit[r]))
-        gone[r] = rest[r] - s[r, f]
-        sides[r] = faces[int(np.argmax(beyond[:, r, f]))][2]
+    rows = np.flatnonzero(hit.any(1))
+    first = np.argmax(hit[rows], axis=1)                                      # first sample beyond
+    gone[rows] = rest[rows] - s[rows, first]
+    face = np.argmax(beyond[:, rows, first], axis=0)                          # which face it crossed
+    for r, fi in zip(rows.tolist(), face.tolist()):                           # names only
+        sides[r] = faces[fi][2]
     return gone, sides
 
 
