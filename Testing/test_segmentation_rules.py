@@ -445,3 +445,29 @@ def test_rule_output_names_are_totalsegmentator_names_where_it_has_one(synth):
     ct, _, masks, _ = synth
     assert {"body", "lung_left", "lung_right", "ribs", "vertebrae", "trachea"} <= set(masks)
     assert set(rules.to_label_volume(ct, masks).labels.values()) <= written
+
+
+def test_default_segmentation_of_a_scan_without_lungs_writes_the_rest(tmp_path, capsys):
+    """New-user trial 4 (L4): `imagio segment` of a thigh CT with the default structures stopped
+    at "no lungs found" (exit 2) and wrote nothing, not even the body. With the default set the
+    body and bones are written and the missing lungs are one warning; a set that names lungs
+    still refuses (exit 2), as before. The limb phantom's thigh (no lungs), 3 mm."""
+    from imagio import io
+    from imagio.cli import main
+    from imagio.phantom.limb import thigh
+
+    ph = thigh(seed=0, spacing_mm=3.0)
+    ct = io.write_image(ph.ct, tmp_path / "thigh.nii.gz")
+    out = tmp_path / "thigh.seg.nrrd"
+    assert main(["segment", str(ct), "--out", str(out), "--quiet"]) == 0
+    cap = capsys.readouterr()
+    seg = io.read_labels(out)
+    names = set(seg.labels.values())
+    assert "body" in names and not names & {"lung_left", "lung_right"}
+    body = seg.array == {n: v for v, n in seg.labels.items()}["body"]
+    truth = ph.labels.array > 0
+    assert (body & truth).sum() > 0.9 * truth.sum()      # the limb is there
+    assert "imagio: warning: lungs: no lungs found" in cap.err
+    assert main(["segment", str(ct), "--structures", "body,lungs", "--out", str(tmp_path / "b.seg.nrrd"),
+                 "--quiet"]) == 2
+    assert "no lungs found" in capsys.readouterr().err and not (tmp_path / "b.seg.nrrd").exists()

@@ -183,6 +183,7 @@ class SegmentOptions:
     structures: tuple = ()
     model: str | None = None
     device: str | None = None
+    lungs_optional: bool = False   # the default structure set: a scan without lungs is not a failure
 
 
 def run_segment_case(case: dict, out_root: str, opts: SegmentOptions) -> dict:
@@ -198,7 +199,7 @@ def run_segment_case(case: dict, out_root: str, opts: SegmentOptions) -> dict:
         else:
             from .segmentation.rules import segment
 
-            seg = segment(ct, list(opts.structures))
+            seg = segment(ct, list(opts.structures), lungs_optional=opts.lungs_optional)
         io.write_labels(seg, d / "segmentation.seg.nrrd")
         with open(d / "structures.csv", "w", newline="") as f:
             w = csv.writer(f)

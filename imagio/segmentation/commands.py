@@ -15,8 +15,13 @@ from ..progress import printer
 def cmd_segment(args) -> int:
     from ..cohort import SegmentOptions, cmd_cohort, is_cohort
 
+    from .rules import DEFAULT_STRUCTURES
+
+    chosen = args.structures is not None   # the default set does not require lungs
+    structures = args.structures.split(",") if chosen else list(DEFAULT_STRUCTURES)
     if is_cohort(Path(args.ct)):  # a folder / CSV / list of scans: one Dask task per scan
-        return cmd_cohort(args, SegmentOptions(tuple(args.structures.split(",")), args.model, args.device))
+        return cmd_cohort(args, SegmentOptions(tuple(structures), args.model, args.device,
+                                               lungs_optional=not chosen))
     if args.model:
         from .model_commands import segment_with_model
 
@@ -27,7 +32,7 @@ def cmd_segment(args) -> int:
     out = io.require_image_output(args.out)
     check_outputs([out], [args.ct], args.force)
     ct = io.read_image(Path(args.ct), args.series)
-    seg = segment(ct, args.structures.split(","), progress=printer(args.quiet))
+    seg = segment(ct, structures, progress=printer(args.quiet), lungs_optional=not chosen)
     io.write_labels(seg, out)
     summary = {
         "output": str(out),
@@ -123,8 +128,10 @@ def register(subparsers) -> None:
                     "structures. Structures (what each writes): "
                     + "; ".join(f"{k}: {STRUCTURE_CONTENTS[k]}" for k in STRUCTURES) + ".")
     s.add_argument("ct", help="CT image (NIfTI/NRRD/DICOM folder) in HU")
-    s.add_argument("--structures", default=",".join(DEFAULT_STRUCTURES),
-                   help=f"comma-separated (default {','.join(DEFAULT_STRUCTURES)})")
+    s.add_argument("--structures", default=None,
+                   help=f"comma-separated (default {','.join(DEFAULT_STRUCTURES)}; with the default a scan "
+                        "without lungs, e.g. a limb, gets the other structures and a warning, while a set "
+                        "that names lungs refuses it)")
     s.add_argument("--out", required=True, help="output label map (.seg.nrrd, or .nii.gz + sidecar)")
     s.add_argument("--force", action="store_true", help="replace --out if it exists (never an input)")
     add_series_argument(s)

@@ -61,8 +61,13 @@ _PAINT = ("body", "vertebrae", "ribs", "costal_cartilages", "bone", "great_vesse
 
 
 def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
-                  organs: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
+                  organs: dict[str, np.ndarray] | None = None,
+                  lungs_optional: bool = False) -> tuple[dict, dict]:
     """({label name: bool mask [k, j, i]}, meta) for the requested structures.
+
+    lungs_optional: a scan without lungs (a limb, the pelvis) gives the other structures and a
+    warning instead of InputError "no lungs found" (for the default set, which the user did not
+    choose; a set that names lungs, emphysema, lung vessels or pleura still refuses).
 
     organs: optional masks on the CT grid from elsewhere (a model or the user), e.g.
     {"liver": mask}: with "vessels" requested, the liver's contrast vessels are segmented too;
@@ -115,9 +120,10 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         try:
             lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55))
         except InputError as e:
-            if want & {"lungs", "emphysema", "lung_vessels", "pleura"}:
+            if want & {"lungs", "emphysema", "lung_vessels", "pleura"} and not lungs_optional:
                 raise
-            meta["warnings"].append(f"lungs: {e}")
+            meta["warnings"].append(f"lungs: {e}" + ("; the other structures are segmented"
+                                                      if lungs_optional else ""))
     if lungs is not None:
         body |= lungs  # the lungs are inside the patient (a field of view may cut them)
         lung_ml = float(lungs.sum() * ct.voxel_volume_ml)
@@ -214,9 +220,10 @@ def to_label_volume(ct: Volume, masks: dict[str, np.ndarray], name: str = "segme
 
 
 def segment(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
-            organs: dict[str, np.ndarray] | None = None) -> Volume:
-    """One label Volume (uint8, labels named per `imagio.anatomy`) of the requested structures."""
-    masks, meta = segment_masks(ct, structures, progress, organs)
+            organs: dict[str, np.ndarray] | None = None, lungs_optional: bool = False) -> Volume:
+    """One label Volume (uint8, labels named per `imagio.anatomy`) of the requested structures
+    (``lungs_optional``: see :func:`segment_masks`)."""
+    masks, meta = segment_masks(ct, structures, progress, organs, lungs_optional)
     return to_label_volume(ct, masks, name=f"{ct.name or 'CT'} rules", meta=meta)
 
 
