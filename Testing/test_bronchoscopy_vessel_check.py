@@ -51,12 +51,20 @@ def _bronch(ct, labels, tmp_path) -> tuple[dict, str]:
     """``imagio bronch`` on (ct, labels) to lung_nodule_1 with the thin scope: (bronch.json, its text)."""
     io.write_image(ct, tmp_path / "ct.nii.gz")
     io.write_labels(labels, tmp_path / "labels.seg.nrrd")
+    import contextlib
+    import io as stdio
+
     out = tmp_path / "o"
-    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
-                   "--target", "lung_nodule_1", "--scope", "thin", "--out", str(out), "--no-pictures", "--quiet"])
+    shown = stdio.StringIO()
+    with contextlib.redirect_stdout(shown):
+        rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+                       "--target", "lung_nodule_1", "--scope", "thin", "--out", str(out), "--no-pictures", "--quiet"])
     assert rc == 0
     text = (out / "bronch.json").read_text()
-    return json.loads(text), text
+    doc, summary = json.loads(text), json.loads(shown.getvalue())
+    # the terminal says why there is no tunnel, as bronch.json does (trial 5: it showed "tunnels": 0 only)
+    assert summary["tunnels"] == len(doc["tunnels"]) and summary.get("tunnel_problem", "") == doc["tunnel_problem"]
+    return doc, text
 
 
 def _segment_distance(p, a, b):

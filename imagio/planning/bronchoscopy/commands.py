@@ -286,6 +286,7 @@ def cmd_bronch(args) -> int:
                       "generation": r.generation, "route_length_mm": round(r.length_mm, 1),
                       "bronchus_sign": r.bronchus_sign, "target_segment": target_name, "verdict": r.verdict,
                       "bronchus_sign_reason": r.bronchus_sign_reason, "tunnels": len(bp.tunnels),
+                      **({"tunnel_problem": bp.tunnel_problem} if bp.tunnel_problem else {}),
                       "target_lobe": r.target_lobe, "end_lobe": r.end_lobe,
                       "branches": tree.summary()["n_branches"], "warnings": doc["warnings"]}, indent=1))
     return 0
