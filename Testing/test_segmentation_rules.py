@@ -473,3 +473,20 @@ def test_default_segmentation_of_a_scan_without_lungs_writes_the_rest(tmp_path, 
     assert main(["segment", str(ct), "--structures", "body,lungs", "--out", str(tmp_path / "b.seg.nrrd"),
                  "--quiet"]) == 2
     assert "no lungs found" in capsys.readouterr().err and not (tmp_path / "b.seg.nrrd").exists()
+
+
+def test_no_lungs_message_names_small_air_pockets_not_bowel_gas():
+    """Trial 5: on a thigh the refusal said the air "looks like bowel gas"; the air there is a
+    pocket under the 5 mL a lung needs. A soft-tissue block (oblique, anisotropic grid) holding a
+    ~1 mL air ball: the message names the pocket size."""
+    from imagio.segmentation.lungs import lung_mask
+    from imagio.volume import make_ijk_to_ras
+
+    rot = np.array([[0.0, 0.6, 0.8], [0.0, -0.8, 0.6], [1.0, 0.0, 0.0]])
+    shape = (40, 50, 60)
+    ct = Volume(np.full(shape, 40, np.int16), make_ijk_to_ras((1.2, 1.0, 2.0), (0.0, 0.0, 0.0), rot))
+    k, j, i = np.indices(shape)
+    ball = ((k - 20) * 2.0) ** 2 + ((j - 25) * 1.0) ** 2 + ((i - 30) * 1.2) ** 2 <= 6.2 ** 2
+    ct.array[ball] = -900
+    with pytest.raises(InputError, match=r"pockets under 5 mL \(largest 0\.9\d? mL\)"):
+        lung_mask(ct, np.ones(shape, bool), None)

@@ -37,6 +37,9 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     vol = counts * ct.voxel_volume_ml
     keep = vol >= max(MIN_LUNG_ML, 0.05 * vol[1:].max())
     keep[0] = False
+    if not keep.any():   # a limb, the head: skin folds and small pockets only
+        raise InputError(f"no lungs found: the air inside the body is in pockets under {MIN_LUNG_ML:g} mL "
+                         f"(largest {vol[1:].max():.2g} mL): no lung in the field of view")
     keep[keep] = label_medians(a, lab, keep) > GAS_MEDIAN_HU
     if not keep.any():
         raise InputError("no lungs found: the air regions inside the body look like bowel gas")
