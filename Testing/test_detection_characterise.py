@@ -582,3 +582,16 @@ def test_report_offers_a_bronchoscopic_plan_only_where_bronch_accepts_the_ct():
         assert cmds[1].startswith("imagio bronch ") == offered, cmds
         if not offered:
             assert cmds[1].startswith("# no bronchoscopic plan") and "5 mm slices" in cmds[1]
+
+
+def test_report_types_calcium_of_uncertain_size_as_calcified_or_bone():
+    """Trial 5: LIDC-0003's candidate #12 (bone, 411 HU, 19.6 mL) was listed "calcified" in the
+    report's table while its Lung-RADS was refused as "a calcified nodule or bone". The type
+    cell says so too; a calcified nodule of measured size stays "calcified"."""
+    from imagio.detection.report import nodule_rows
+
+    base = {"id": 12, "type": "calcified", "mean_diameter_mm": 16.0, "long_axis_mm": 19.0, "volume_ml": 1.2,
+            "side": "right", "center_ras": [1.0, 2.0, 3.0], "candidate": {"probability": 0.1},
+            "stratification": {"lung_rads": {"refused": "x"}, "brock": {"refused": "y"}}}
+    assert nodule_rows([{**base, "size_uncertain": "clipped"}])[0][1] == "calcified or bone"
+    assert nodule_rows([base])[0][1] == "calcified"

@@ -136,7 +136,10 @@ def nodule_rows(nodules: list[dict]) -> list[list]:
             loc += ", juxta-pleural"
         if d.get("juxta_vascular"):
             loc += ", juxta-vascular"
-        rows.append([d["id"], d["type"].replace("_", "-"),
+        typ = d["type"].replace("_", "-")
+        if d["type"] == "calcified" and d.get("size_uncertain"):   # its outline ran on: maybe bone
+            typ += " or bone"
+        rows.append([d["id"], typ,
                      "-" if size is None else f"{size:.1f} / {d.get('long_axis_mm', 0):.1f}",
                      "-" if d.get("volume_ml") is None else f"{1000 * d['volume_ml']:.0f}",
                      loc, _category_text(lr),
