@@ -93,7 +93,7 @@ def highest_lung_rads(nodules: list[dict]) -> str:
     category ("4A"), or ">=4B" when the most severe is a floor (a nodule whose size is a lower
     bound, ``category_at_least``), "" when none is graded. A floor is never dropped for a lower
     definite category (new-user trial 4: LIDC-0003's summary said "2" beside a ">= 4B" nodule)."""
-    order = ["1", "2", "3", "4A", "4B", "4X"]
+    from ..stratification.lungrads import CATEGORY_ORDER as order
     sure, floors = [], []
     for d in nodules:
         lr = d.get("stratification", {}).get("lung_rads", {})

@@ -198,7 +198,7 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     """(category, management) of the scan: the highest category among the nodules decides the
     follow-up (Lung-RADS: the scan is categorised by its most suspicious nodule). ``low``: the
     low-probability candidates; those at 4A+ are named so the reader reviews them."""
-    order = ["1", "2", "3", "4A", "4B", "4X"]
+    from ..stratification.lungrads import CATEGORY_ORDER as order
     cats = [(d["stratification"]["lung_rads"].get("category"), d["stratification"]["lung_rads"])
             for d in nodules if "category" in d.get("stratification", {}).get("lung_rads", {})]
     out = []

@@ -8,6 +8,9 @@ from importlib import resources
 
 from ..errors import InputError
 
+# categories from least to most suspicious (ACR Lung-RADS v2022; 0, incomplete, and S are not ranked)
+CATEGORY_ORDER = ("1", "2", "3", "4A", "4B", "4X")
+
 
 @lru_cache(maxsize=1)
 def table() -> dict:
