@@ -84,7 +84,7 @@ def metrics_table(scene, plan, name: str = "Bronchoscopy metrics"):
             ("branches", " > ".join(r["route_names"]))]
     rows.append(("target lobe", f"{r['target_lobe'] or 'unknown'} ({r['target_lobe_from'] or '-'})"))
     rows.append(("route ends in", r["end_lobe"] or "a central airway"))
-    for w in plan.to_dict()["warnings"]:
+    for w in plan.all_warnings:
         rows.append(("warning", w))
     for k, t in enumerate(plan.tunnels):
         c = t.to_dict()["min_vessel_clearance_mm"]

@@ -459,7 +459,7 @@ class PlanningWorkstation:
         reach = "reaches the nodule" if r.reached else f"ends {r.remaining_mm:.1f} mm from the nodule"
         tunnels = (f"; {len(plan.tunnels)} tunnel(s)" if plan.tunnels else
                    (f"; {plan.tunnel_problem}" if plan.tunnel_problem else ""))
-        doubts = plan.to_dict()["warnings"]   # the same doubts as bronch.json, never fewer
+        doubts = plan.all_warnings   # the same doubts as bronch.json, never fewer
         self.state.route = (f"{r.scope}: {reach} at generation {r.generation}, route {r.length_mm:.0f} mm"
                             f"{tunnels} ({self.timings['route_s']:.1f} s)"
                             + "".join(f"\nWARNING: {w}" for w in doubts))

@@ -42,9 +42,14 @@ class BronchPlan:
     scopes: list = field(default_factory=list)   # every catalogue scope: end, remaining, lobe
     warnings: list = field(default_factory=list)
 
+    @property
+    def all_warnings(self) -> list:
+        """The plan's and its route's warnings, as bronch.json lists them."""
+        return list(self.warnings) + list(self.route.warnings or [])
+
     def to_dict(self) -> dict:
         return {"route": self.route.to_dict(), "scopes": self.scopes,
-                "warnings": list(self.warnings) + list(self.route.warnings or []),
+                "warnings": self.all_warnings,
                 "tunnel_needed": not self.route.reached,
                 "tunnels": [t.to_dict() for t in self.tunnels],
                 "tunnel_problem": self.tunnel_problem,
