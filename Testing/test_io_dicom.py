@@ -270,7 +270,11 @@ def test_file_padding_outside_scan_is_air_not_a_refusal(tmp_path, pad):
     assert_marker(vol, pt)
 
 
-def test_nan_outside_the_field_of_view_is_air(tmp_path):
+@pytest.mark.parametrize("suffix", [".nrrd", ".nii", ".nii.gz"])
+def test_nan_outside_the_field_of_view_is_air(tmp_path, suffix):
+    """NaN/inf around the scan become air, warned, in every format. ITK's NIfTI reader turns them
+    into 0 (water) by itself (trial 7: a body reaching the image's corners); IMAGIO reads them
+    back from the file."""
     pt = Patient()
     pos, row, col = axial_positions(n=20)
     write_series(tmp_path / "s", pt, pos, row, col)
@@ -278,11 +282,39 @@ def test_nan_outside_the_field_of_view_is_air(tmp_path):
     a = ct.array.astype(np.float32)
     a[:, :3, :] = np.nan
     a[:, -2:, :] = -np.inf
-    io.write_image(ct.with_array(a), tmp_path / "nan.nrrd")  # (ITK's NIfTI IO turns NaN into 0 itself)
-    vol, warns = read_warns(tmp_path / "nan.nrrd")
-    assert any("NaN or infinite" in w for w in warns) and np.isfinite(vol.array).all()
+    a[:4, :, :2] = np.inf      # a third, separate patch touching two faces
+    io.write_image(ct.with_array(a), tmp_path / f"nan{suffix}")
+    vol, warns = read_warns(tmp_path / f"nan{suffix}")
+    assert any("NaN or infinite" in w for w in warns), warns
+    assert np.isfinite(vol.array).all()
+    bad = ~np.isfinite(a)
+    np.testing.assert_array_equal(vol.array[bad], -1000)            # every one of them air, none water
+    np.testing.assert_array_equal(vol.array[~bad], ct.array[~bad])  # nothing else touched
     check_hu(vol)
     assert_marker(vol, pt)
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz"])
+@pytest.mark.parametrize("kind", ["nan", "wrapped"])
+def test_impossible_values_inside_the_scan_are_refused_not_made_air(tmp_path, suffix, kind):
+    """NaN, or HU below padding level, walled in by tissue is damage (trial 7: metal at 40,000 HU
+    stored in int16 wraps to -25,536 HU and was made air inside the body, warned as 'padding')."""
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "s", pt, pos, row, col)
+    ct = io.read_image(tmp_path / "s")
+    a = ct.array.astype(np.float32 if kind == "nan" else np.int16)
+    a[:, :2, :] = -3024                      # ordinary padding at the edge: not the problem
+    k, j, i = np.ogrid[:20, :48, :56]
+    blob = (k - 10) ** 2 + (j - 24) ** 2 + (i - 28) ** 2 <= 4
+    a[blob] = np.nan if kind == "nan" else -25536
+    io.write_image(ct.with_array(a), tmp_path / f"bad{suffix}")
+    with pytest.raises(InputError) as e:
+        io.read_image(tmp_path / f"bad{suffix}")
+    msg = str(e.value)
+    assert f"{int(blob.sum())} voxels" in msg and "walled in" in msg and "\n" not in msg
+    centre = ct.kji_to_world(np.argwhere(blob).mean(axis=0)[None])[0]
+    assert f"RAS {centre[0]:.0f}, {centre[1]:.0f}, {centre[2]:.0f} mm" in msg
 
 
 def test_nifti_qform_sform_disagreement_reported_and_sform_used(tmp_path):
