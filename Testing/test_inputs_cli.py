@@ -23,6 +23,7 @@ from imagio.cli import build_parser, main
 from imagio.ct_check import check_hu, hu_problem
 from imagio.errors import InputError
 from imagio.outputs import atomic_path, protect
+from imagio.volume import Volume
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
 
@@ -373,3 +374,23 @@ def test_organ_labels_not_in_the_label_map_is_one_line(tmp_path, ct_file, capsys
         code = main(argv + ["--organ", str(tmp_path / "organ.nii.gz"), "--organ-labels", "liver", "--quiet"])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and "liver" in err[0] and "label_5" in err[0], err
+
+
+def test_labels_of_another_scan_is_one_line_in_every_command(tmp_path, ct_file, capsys):
+    """Trial 7: a label map lying wholly outside the CT (another series) was reported as
+    "target structure 'tumor' has no voxels in the label map"; now every command that takes
+    labels says that the map does not overlap the CT, exit 2."""
+    ct = io.read_image(ct_file)
+    m = ct.ijk_to_ras.copy()
+    m[:3, 3] += [0.0, 0.0, 500.0]           # 500 mm above the CT
+    lab = Volume(np.zeros(ct.shape, np.uint8), m, labels={1: "tumor", 2: "liver"})
+    lab.array[10:20, 30:40, 40:50] = 2
+    lab.array[13:16, 33:36, 43:46] = 1
+    io.write_labels(lab, tmp_path / "other.nii.gz")
+    other = str(tmp_path / "other.nii.gz")
+    for argv in (["plan", str(ct_file), "--labels", other, "--target", "tumor", "--out", str(tmp_path / "p")],
+                 ["lesion", str(ct_file), "--point", "55,10,-72", "--organ", other, "--organ-labels", "liver",
+                  "--out", str(tmp_path / "l.nii.gz")]):
+        code = main(argv + ["--quiet"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "does not overlap the CT" in err[0], (argv[0], err)

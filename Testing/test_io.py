@@ -123,3 +123,29 @@ def test_totalsegmentator_labels_with_names(shared_data):
     assert "liver" in seg.labels.values() and len(seg.labels) >= 40
     ct = io.read_image(d / "example_ct_sm.nii.gz")
     assert ct.same_grid(seg)
+
+
+def test_labels_of_another_scan_are_refused_naming_both_extents(oblique_affine):
+    """A label map with structures, none inside the CT (another series), is one clear refusal,
+    not "structure X has no voxels" (trial 7); one that overlaps is resampled as before."""
+    ct = Volume(np.zeros((12, 14, 16), np.int16), oblique_affine)
+    far = oblique_affine.copy()
+    far[:3, 3] += far[:3, 2] / np.linalg.norm(far[:3, 2]) * 400.0   # 400 mm along the slice axis
+    lab = np.zeros((12, 14, 16), np.uint8)
+    lab[3:6, 4:8, 5:9] = 1
+    other = Volume(lab, far, labels={1: "tumor"})
+    with pytest.raises(InputError) as e:
+        io.labels_on_grid(other, ct)
+    msg = str(e.value)
+    assert "does not overlap the CT" in msg and "\n" not in msg
+    kji = np.argwhere(lab > 0).astype(float)            # every labelled voxel centre, RAS
+    ras = other.kji_to_world(kji)
+    want = ", ".join(f"{ax} {ras[:, n].min():.0f}..{ras[:, n].max():.0f}" for n, ax in enumerate("RAS"))
+    assert f"lie at {want} mm" in msg, (want, msg)
+    near = oblique_affine.copy()
+    near[:3, 3] += oblique_affine[:3, 0]            # one voxel along i: overlaps, resampled as before
+    out = io.labels_on_grid(Volume(lab, near, labels={1: "tumor"}), ct)
+    np.testing.assert_array_equal(out.array[:, :, 1:], lab[:, :, :-1])
+    assert out.same_grid(ct)
+    same = Volume(lab, oblique_affine, labels={1: "tumor"})
+    assert io.labels_on_grid(same, ct) is same

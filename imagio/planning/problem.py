@@ -18,6 +18,7 @@ from scipy import ndimage
 from .. import anatomy
 from ..coords import point_or_name
 from ..errors import InputError
+from ..io import labels_on_grid
 from ..volume import Volume, reach_box
 from .criteria import default_weights
 
@@ -242,7 +243,7 @@ class PlanningProblem:
                              "no obstacle is known; give --label-names NAMES.json, a sidecar or a .seg.nrrd")
         if not ct.same_grid(labels):
             covered = _coverage(labels, ct)
-            labels = labels.resample_like(ct, order=0)
+            labels = labels_on_grid(labels, ct)
         else:
             covered = None
         tgt = resolve_target(labels, target)

@@ -71,7 +71,7 @@ def cmd_lesion(args) -> int:
     if args.organ:
         lab = io.read_labels(Path(args.organ))
         names = args.organ_labels.split(",") if args.organ_labels else list(lab.labels.values())
-        organ = _organ_mask(lab.resample_like(ct, order=0), names, args.organ)
+        organ = _organ_mask(io.labels_on_grid(lab, ct, args.organ), names, args.organ)
     add = [parse_point(t, args.lps, "--add") for t in args.add or []]
     remove = [parse_point(t, args.lps, "--remove") for t in args.remove or []]
     mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind, include=add, exclude=remove,
@@ -96,7 +96,7 @@ def cmd_vessels(args) -> int:
     ct = io.read_image(Path(args.ct), args.series)
     lab = io.read_labels(Path(args.organ))
     warned = io.input_warnings(ct, lab)
-    lab = lab.resample_like(ct, order=0)
+    lab = io.labels_on_grid(lab, ct, f"{args.organ}")
     names = args.organ_labels.split(",")
     organ = _organ_mask(lab, names, args.organ)
     if not organ.any():

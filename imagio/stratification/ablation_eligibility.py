@@ -12,6 +12,7 @@ import edt
 import numpy as np
 from scipy import ndimage
 
+from ..io import labels_on_grid
 from ..volume import Volume
 from .characterise import INTRAHEPATIC, _crop, characterise
 
@@ -35,8 +36,7 @@ def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
     """{suitable: bool, reasons: [{criterion, value, threshold, met, source}], measurements}."""
     c = criteria()
     rep = characterise(ct, labels, lesion)
-    if not ct.same_grid(labels):
-        labels = labels.resample_like(ct, order=0)
+    labels = labels_on_grid(labels, ct)
     mask = labels.mask(lesion)
     sl = _crop(labels, mask, 25.0)
     sub_lab, sub_mask = labels.array[sl], mask[sl]

@@ -11,6 +11,7 @@ import edt
 import numpy as np
 
 from ..errors import InputError
+from ..io import labels_on_grid
 from ..segmentation.lesion import measure
 from ..volume import Volume
 
@@ -88,8 +89,7 @@ def solid_component(mask: np.ndarray, ct: Volume, solid_hu: float = SOLID_HU
 
 def characterise(ct: Volume, labels: Volume, lesion: str, solid_hu: float = SOLID_HU) -> LesionReport:
     """Measure the lesion labelled ``lesion`` in ``labels`` (same grid as ``ct``)."""
-    if not ct.same_grid(labels):
-        labels = labels.resample_like(ct, order=0)
+    labels = labels_on_grid(labels, ct)
     mask = labels.mask(lesion)
     if not mask.any():
         raise InputError(f"the lesion '{lesion}' has no voxel: segment it first")

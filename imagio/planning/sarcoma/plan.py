@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import InputError
+from ...io import labels_on_grid
 from ...jsonable import to_jsonable
 from ...volume import Volume
 from ..density import dense_min_hu
@@ -198,8 +199,7 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     Raises InputError (one line) for: no tumour label, no compartments (unless allowed), an
     incision that is not an (m >= 2, 3) polyline, n_cores outside 3-5."""
     cfg = config()
-    if not ct.same_grid(labels):
-        labels = labels.resample_like(ct, order=0)
+    labels = labels_on_grid(labels, ct)
     anat = classify(labels)
     name, value = _tumour_label(labels, anat, tumour)
     tmask = labels.array == value
