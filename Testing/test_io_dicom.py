@@ -498,3 +498,42 @@ def test_unreadable_pixels_and_colour_images(tmp_path):
     files[3].write_bytes(raw[: len(raw) - 2000])  # pixel data cut short
     with pytest.raises(InputError, match="IM0004.dcm: SimpleITK cannot read the pixels"):
         io.read_image(tmp_path / "s")
+
+
+@pytest.mark.parametrize("factor", [10.0, 2.5])
+def test_a_ct_on_a_wrong_scale_is_refused_not_made_air(tmp_path, factor):
+    """Trial 7: HU x 10 (a lost rescale slope) put lungs and air at -8,000..-10,000; every value
+    below -1500 HU was made 'padding' air and the scan segmented as a plausible CT. Padding is
+    one constant: many values below -1500 HU are refused."""
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "s", pt, pos, row, col)
+    ct = io.read_image(tmp_path / "s")
+    rng = np.random.default_rng(0)
+    a = (ct.array.astype(np.float32) + rng.normal(0, 20, ct.shape)) * factor
+    io.write_image(ct.with_array(a.astype(np.float32)), tmp_path / "scaled.nii.gz")
+    with pytest.raises(InputError) as e:
+        io.read_image(tmp_path / "scaled.nii.gz")
+    assert "wrong scale" in str(e.value) and "RescaleSlope" in str(e.value)
+
+
+def test_padding_smeared_by_a_rotation_is_still_padding(tmp_path):
+    """The same CT rotated with linear interpolation and -3024 fill: the padding's edge takes
+    many values, but few voxels; still air with the padding warning, tissue untouched."""
+    sitk = pytest.importorskip("SimpleITK")
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "s", pt, pos, row, col)
+    ct = io.read_image(tmp_path / "s")
+    a = ct.array.astype(np.float32)
+    j, i = np.mgrid[0:48, 0:56]
+    a[:, ((j - 23.5) / 24) ** 2 + ((i - 27.5) / 28) ** 2 > 1] = -3024       # the scan circle's padding
+    img = io.volume_to_sitk(ct.with_array(a))
+    centre = img.TransformContinuousIndexToPhysicalPoint([s / 2 for s in img.GetSize()])
+    rot = sitk.Resample(img, img, sitk.Euler3DTransform(centre, 0.0, 0.0, 0.5), sitk.sitkLinear, -3024.0)
+    sitk.WriteImage(rot, str(tmp_path / "rot.nii.gz"))
+    raw = sitk.GetArrayFromImage(rot)
+    vol, warns = read_warns(tmp_path / "rot.nii.gz")
+    assert any("padding" in w and "set to air" in w for w in warns), warns
+    assert np.unique(raw[raw < -1500]).size > 10                     # the edge really is smeared
+    np.testing.assert_array_equal(vol.array[raw >= -1500], raw[raw >= -1500])

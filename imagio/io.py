@@ -218,21 +218,35 @@ def _has_patient_frame(img, path: Path) -> bool:
 
 def _padding_to_air(vol: Volume) -> None:
     """Padding outside the scan (values below ``padding_below_hu``, and NaN/inf that some tools
-    write outside the field of view) becomes air, with a warning."""
+    write outside the field of view) becomes air, with a warning.
+
+    Raises InputError when those values are not padding: spread over many values (a CT on a
+    wrong scale, ``padding_max_spread_fraction``) or walled in by tissue (see
+    ``_refuse_enclosed_invalid``)."""
     limit = float(LIMITS["padding_below_hu"]["value"])
     a = vol.array
     if a.dtype.kind not in "if" or a.size == 0:
         return
+    low = float(np.nanmin(a)) < limit if a.dtype.kind == "f" else float(a.min()) < limit
+    if low:
+        pad = a < limit
+        values, counts = np.unique(a[pad], return_counts=True)
+        spread = 1.0 - np.sort(counts)[::-1][:4].sum() / counts.sum()
+        if spread > float(LIMITS["padding_max_spread_fraction"]["value"]):
+            raise InputError(
+                f"{vol.name or 'image'}: {int(pad.sum()):,} voxels ({pad.mean() * 100:.2g}%) are below {limit:g} HU and "
+                f"take {values.size:,} different values down to {values[0]:g}: padding is one constant, so these are "
+                "tissue on a wrong scale (a lost or wrong rescale slope) or values that wrapped around (metal beyond the "
+                "storage type); convert it again applying the DICOM RescaleSlope/RescaleIntercept, as float or with "
+                "the extended HU scale")
     _refuse_enclosed_invalid(vol, limit)
     bad = ~np.isfinite(a) if a.dtype.kind == "f" else None
     if bad is not None and bad.any():
         a[bad] = AIR_HU
         warn(vol, f"{vol.name or 'image'}: {bad.mean() * 100:.1f}% of voxels are NaN or infinite (outside the field of "
                   f"view): set to air ({AIR_HU:g} HU)")
-    if float(a.min()) >= limit:
+    if not low:
         return
-    pad = a < limit
-    values = np.unique(a[pad])
     if a.dtype.kind == "i" and np.iinfo(a.dtype).min > AIR_HU:
         vol.array = a = a.astype(np.int16)
     a[pad] = AIR_HU
