@@ -176,6 +176,35 @@ def test_non_hu_images_refused_before_segmentation(tmp_path, ct_file, capsys):
         check_hu(ct.with_array(np.maximum(ct.array, -500)))
 
 
+def test_lost_intercept_is_refused_even_with_padding_and_noise_below_minus_1024(tmp_path, ct_file, capsys):
+    """Trial 7: HU + 1024 stored with -3024 HU padding outside the scan circle (stored -2000): the
+    padding made air supplied the air band and the scan was segmented into 19.7 L of bone.
+    Noise below -1024 HU (stored slightly negative) must not hide the offset either."""
+    ct = io.read_image(ct_file)
+    a = ct.array.astype(np.int32) + np.rint(np.random.default_rng(0).normal(0, 15, ct.shape)).astype(np.int32)
+    assert (a + 1024 < 0).any()                      # air noise below -1024 HU: stored negative
+    n, m = ct.shape[1:]
+    j, i = np.mgrid[0:n, 0:m]
+    a[:, ((j - n / 2) / (n / 2)) ** 2 + ((i - m / 2) / (m / 2)) ** 2 > 1] = -3024
+    io.write_image(ct.with_array((a + 1024).astype(np.int16)), tmp_path / "plus_pad.nii.gz")
+    code = main(["segment", str(tmp_path / "plus_pad.nii.gz"), "--structures", "body", "--out",
+                 str(tmp_path / "s.nii.gz"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "HU + 1024 stored without the rescale" in err[-1], err
+    assert not (tmp_path / "s.nii.gz").exists()
+
+
+def test_spacing_in_metres_is_named(tmp_path, ct_file, capsys):
+    """Trial 7: spacing 0.003 (metres) was refused as 'no body found'; now the voxel size is named."""
+    ct = io.read_image(ct_file)
+    m = ct.ijk_to_ras.copy()
+    m[:3, :3] /= 1000.0
+    io.write_image(Volume(ct.array, m), tmp_path / "metres.nii.gz")
+    code = main(["segment", str(tmp_path / "metres.nii.gz"), "--out", str(tmp_path / "s.nii.gz"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "0.003 mm" in err[0] and "metres" in err[0], err
+
+
 # models ------------------------------------------------------------------------------------------
 
 def test_builtin_catalogue_entries_name_their_classes():

@@ -11,14 +11,20 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
 - values far above any CT (> 40000).
 
 Values below -1500 HU (padding outside the scan circle) are not a reason to refuse: the
-reader turns them into air, and the segmentation thresholds treat them as air anyway.
+reader turns them into air, and the segmentation thresholds treat them as air anyway. The
+HU + 1024 test is made without them (``Volume.meta["padding_set_to_air"]``): padding made air would
+otherwise supply the air band of an image stored as HU + 1024 (trial 7: such a CT with -3024 HU
+padding was segmented into 19.7 L of bone).
+
+A voxel smaller than ``min_voxel_mm`` (0.05 mm) is not a clinical CT's: spacing written in
+metres (0.003 for 3 mm) is refused as such.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .limits import LIMITS
+from .limits import AIR_HU, LIMITS
 from .errors import InputError
 
 _H = LIMITS["hu_check"]
@@ -29,6 +35,8 @@ MIN_SOFT = float(_H["min_soft_tissue_fraction"])
 HU_OFFSET = 1024  # the usual RescaleIntercept of CT (stored value 0 = -1024 HU)
 BONE_HU, MIN_BONE = 300.0, 0.001  # cortical/trabecular bone > 300 HU; >= 0.1 % of a trunk CT
 MAX_HU = 40000  # above any CT, even extended-scale metal reconstructions
+MIN_VOXEL_MM = float(_H["min_voxel_mm"])
+FAT_BAND, MIN_FAT = tuple(_H["fat_hu"]), float(_H["min_fat_fraction"])
 
 
 def _sample(a: np.ndarray, n: int = 2_000_000) -> np.ndarray:
@@ -54,6 +62,10 @@ def hu_problem(vol) -> str | None:
         return f"the image holds {a.dtype} values, not numbers in HU"
     if a.size == 0:
         return "the image is empty"
+    voxel = float(np.min(np.abs(vol.spacing))) if hasattr(vol, "spacing") else 1.0
+    if voxel < MIN_VOXEL_MM:
+        return (f"its voxels are {voxel:g} mm: no clinical CT is finer than {MIN_VOXEL_MM:g} mm (spacing written in "
+                "metres instead of millimetres?); convert it again with the spacing in mm")
     v = _sample(a)
     lo, hi = float(v.min()), float(v.max())
     lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
@@ -61,11 +73,18 @@ def hu_problem(vol) -> str | None:
         return (f"values up to {hi:g} are beyond any CT in HU (at most a few thousand, {MAX_HU} with extended "
                 "scales); give a CT in Hounsfield units (apply the DICOM rescale slope/intercept)")
     air, soft = _bands(v)
-    if air >= MIN_AIR and soft >= MIN_SOFT:
+    # HU + 1024 is judged without the padding the reader made air (it would supply the air band)
+    inner = v[v != AIR_HU] if vol.meta.get("padding_set_to_air") and np.any(v != AIR_HU) else v
+    air_o, soft_o = _bands(inner, HU_OFFSET)
+    bone_o = float(np.mean(inner >= BONE_HU + HU_OFFSET))  # a trunk CT always shows some bone
+    # every patient has subcutaneous fat (-200..-50 HU); stored as HU + 1024 that range holds
+    # only the noise of air below -1074 HU
+    fat = float(np.mean((inner >= FAT_BAND[0]) & (inner <= FAT_BAND[1])))
+    offset = fat < MIN_FAT and air_o >= MIN_AIR and soft_o >= MIN_SOFT and bone_o >= MIN_BONE
+    if air >= MIN_AIR and soft >= MIN_SOFT and not offset:
         return None
-    air_o, soft_o = _bands(v, HU_OFFSET)
-    bone_o = float(np.mean(v >= BONE_HU + HU_OFFSET))  # a trunk CT always shows some bone
-    if lo >= 0 and air_o >= MIN_AIR and soft_o >= MIN_SOFT and bone_o >= MIN_BONE:
+    if offset:
+        lo = float(inner.min())
         return (f"it does not look like a CT in HU: the values ({lo:g}..{hi:g}) look like HU + {HU_OFFSET} stored "
                 f"without the rescale (air near {-1000 + HU_OFFSET}, soft tissue near {40 + HU_OFFSET}): the DICOM "
                 f"RescaleIntercept -{HU_OFFSET} (or the NIfTI scl_inter) was lost in conversion; subtract "

@@ -243,6 +243,7 @@ def _padding_to_air(vol: Volume) -> None:
     bad = ~np.isfinite(a) if a.dtype.kind == "f" else None
     if bad is not None and bad.any():
         a[bad] = AIR_HU
+        vol.meta["padding_set_to_air"] = True
         warn(vol, f"{vol.name or 'image'}: {bad.mean() * 100:.1f}% of voxels are NaN or infinite (outside the field of "
                   f"view): set to air ({AIR_HU:g} HU)")
     if not low:
@@ -250,6 +251,7 @@ def _padding_to_air(vol: Volume) -> None:
     if a.dtype.kind == "i" and np.iinfo(a.dtype).min > AIR_HU:
         vol.array = a = a.astype(np.int16)
     a[pad] = AIR_HU
+    vol.meta["padding_set_to_air"] = True   # ct_check judges the scale on the other voxels
     shown = ", ".join(f"{v:g}" for v in values[:4]) + (" ..." if values.size > 4 else "")
     warn(vol, f"{vol.name or 'image'}: {pad.mean() * 100:.1f}% of voxels below {limit:g} HU ({shown}: padding "
               f"outside the scan circle, nothing in a CT is below air) set to air ({AIR_HU:g} HU)")
