@@ -354,8 +354,13 @@ def _face_neighbours(m: np.ndarray) -> np.ndarray:
 
 
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
-                lungs: np.ndarray | None = None, midline: float | None = None) -> dict[str, np.ndarray]:
+                lungs: np.ndarray | None = None, midline: float | None = None,
+                spine: bool = True) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
+
+    spine: False when nothing in view says that a spine is there (no trachea, no lungs, no
+    spinal canal: `spine.spinal_canal`): no bone is named "vertebrae" (the corridor of a scan of
+    one limb holds the limb's long bone).
 
     Spine: bone in a corridor within 35 mm of the patient's midline (``midline``, RAS x mm; else
     the body's median x), posterior to the body's antero-posterior centre; the corridor's components that are large or span >= 40 mm
@@ -365,6 +370,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     farther out, stays "bone". Ribs are cut from the spine at the corridor boundary, so each
     rib remains its own structure where possible.
     """
+    want_spine = spine
     ref = body if body is not None and body.any() else bone
     x = ras_coordinate(ct, 0)
     y = ras_coordinate(ct, 1)
@@ -379,7 +385,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     spine = np.zeros_like(bone)
     core = bone & corridor
     lab, n, counts = components(core, connectivity=26)
-    if n:
+    if n and want_spine:
         counts[0] = 0
         objs = ndimage.find_objects(lab)
         span = np.array([0.0] + [(o[s_ax].stop - o[s_ax].start) * sk[s_ax] if o else 0.0
