@@ -29,7 +29,8 @@ canal ring when (1) its equivalent diameter lies between ``spinal_canal_min_diam
 anterior of its centre, (3) within ``spinal_canal_max_rotation_deg`` of straight anterior (axial
 rotation of the vertebra). The column is in view when at least ``spinal_canal_min_rings`` rings
 in different slices lie within ``spinal_canal_align_mm`` (left-right and antero-posterior) of
-their median centre. Constants and sources: ``imagio/data/segmentation_rules.json``.
+their median centre and span at least ``spinal_canal_min_extent_mm`` along z (more than one
+vertebra's pedicles). Constants and sources: ``imagio/data/segmentation_rules.json``.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def spinal_canal(ct: Volume, bone: np.ndarray) -> dict | None:
     Returns {"x_mm", "y_mm": RAS median centre of the aligned canal rings, "rings": their
     number, "extent_mm": their superior-inferior extent} when at least
     ``spinal_canal_min_rings`` rings (`canal_rings`) in different slices lie within
-    ``spinal_canal_align_mm`` of their median centre; None otherwise (no vertebra in view, or
+    ``spinal_canal_align_mm`` of their median centre and span ``spinal_canal_min_extent_mm``; None otherwise (no vertebra in view, or
     none whose canal the scan resolves: the caller says so)."""
     from .bones import BONE_LOW_HU, at_common_resolution
     from .common import check_ct
@@ -117,10 +118,10 @@ def spinal_canal(ct: Volume, bone: np.ndarray) -> dict | None:
     mx, my = float(np.median(r["x_mm"])), float(np.median(r["y_mm"]))
     near = np.hypot(r["x_mm"] - mx, r["y_mm"] - my) <= _canal_rule("align_mm")
     slices = np.unique(r["slice"][near])
-    if slices.size < _canal_rule("min_rings"):
+    step = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
+    if slices.size < _canal_rule("min_rings") or \
+            (slices.max() - slices.min() + 1) * step < _canal_rule("min_extent_mm"):
         return None
-    s_ax = anatomical_axes(ct)["S"][0]
-    step = float(ct.spacing_kji[s_ax])
     return {"x_mm": round(float(np.median(r["x_mm"][near])), 1),
             "y_mm": round(float(np.median(r["y_mm"][near])), 1),
             "rings": int(slices.size),
