@@ -32,10 +32,13 @@ STRUCTURE_CONTENTS = {
     "body": "body (TS combined mask name; patient outline without the table and blankets/straps thinner than ~6 mm; "
             "thicker pads touching the skin stay body; lungs and a trachea cut by the field of "
             "view included)",
-    "bones": "vertebrae (TS combined mask of vertebrae_C1..S1: the spine, not numbered), "
+    "bones": "vertebrae (TS combined mask of vertebrae_C1..S1: the spine, not numbered; written "
+             "only where a spine is in view: a trachea, lungs, or else a spinal canal, a ring of "
+             "bone around soft tissue with the vertebral body in front), "
              "ribs (TS combined mask of rib_left_1..rib_right_12, not numbered), costal_cartilages "
              "(TS class; non-contrast scans only, else a warning), bone (IMAGIO group, no TS "
-             "equivalent: sternum, scapulae, clavicles, humeri, ...)",
+             "equivalent: sternum, scapulae, clavicles, humeri, hips, femora; on a limb its long "
+             "bones; the spine too where no canal is seen, with a warning)",
     "lungs": "lung_left, lung_right (TS combined masks of the lobes lung_upper_lobe_left ...: "
              "lobes not split; sides from the trachea / body midline, one lung when only one is in "
              "view)",
