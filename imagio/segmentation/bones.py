@@ -38,6 +38,8 @@ SOFT_TISSUE_HU = 50.0  # muscle / organ parenchyma without contrast (40-60 HU)
 # the midpoint between the surrounding tissue and the bone threshold (the half-maximum edge of a
 # blurred step, the usual boundary criterion). Applied on the common-resolution image.
 COMMON_RESOLUTION_MM = rule("bone_common_resolution_mm")  # segmentation_rules.json
+SPINE_HALF_WIDTH_MM = 35.0  # the spine corridor either side of the midline: half the width of a
+# lumbar vertebra across its transverse processes (~70 mm; Panjabi MM et al., Spine 1992;17:299-306)
 RIB_MAX_RADIUS_MM = 7.0  # half the largest rib thickness (~12 mm) + the partial-volume rim
 RIB_LUNG_MM = 20.0  # ribs lie on the pleura (rib + intercostal muscles ~10-20 mm); the scapula is
 # separated from the lung by the ribs and the subscapularis
@@ -378,7 +380,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     # the body's median is off the midline when the field of view cuts the body)
     cx = float(np.median(x[ref])) if midline is None else float(midline)
     cy = float(np.median(y[ref]))
-    corridor = (np.abs(x - cx) < 35.0) & (y < cy + 5.0)
+    corridor = (np.abs(x - cx) < SPINE_HALF_WIDTH_MM) & (y < cy + 5.0)
     del x, y
     sk = ct.spacing_kji
     s_ax = anatomical_axes(ct)["S"][0]

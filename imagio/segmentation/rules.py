@@ -138,7 +138,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         p(0.55, "spine")
         bone = bn.bone_mask(ct, body if lungs is None else body | lungs, lungs=lungs,
                             progress=p.sub(0.55, 0.65))
-        canal = sp.spinal_canal(ct, bone)
+        canal = sp.spinal_canal(ct, bone, midline=lg.midline_x(ct, body)[0])
         meta["spine"] = {"from": "spinal canal", **canal} if canal else {"from": None}
         if canal is None and lungs is not None:
             msg = (f"{lung_ml:.1f} mL of lung-like air but no trachea and no spine (spinal canal) "

@@ -30,7 +30,17 @@ anterior of its centre, (3) within ``spinal_canal_max_rotation_deg`` of straight
 rotation of the vertebra). The column is in view when at least ``spinal_canal_min_rings`` rings
 in different slices lie within ``spinal_canal_align_mm`` (left-right and antero-posterior) of
 their median centre and span at least ``spinal_canal_min_extent_mm`` along z (more than one
-vertebra's pedicles). Constants and sources: ``imagio/data/segmentation_rules.json``.
+vertebra's pedicles). The canal lies on the patient's midsagittal plane: only rings within the
+spine corridor (``bones.SPINE_HALF_WIDTH_MM``) of the midline count (`lungs.midline_x`: the
+body's left-right centre, or the isocentre when the field of view cuts the body at a side).
+Without that bound the hip bone's posterior column (holes in its trabecular bone with the
+acetabulum in front) lined up over 60-110 mm beside the spine of the TotalSegmentator example
+and passed for a canal in one-sided pelvis crops.
+
+Known limits: at 3 mm the neural arch of the lower thoracic spine is seldom seen closed (the
+TotalSegmentator example's upper-abdominal slab, 45 mm, shows no canal; its spine is then
+'bone', with a warning); a crop whose sagittal face cuts the spine away from the isocentre shows
+no canal either. Constants and sources: ``imagio/data/segmentation_rules.json``.
 """
 
 from __future__ import annotations
@@ -99,20 +109,28 @@ def canal_rings(ct: Volume, dense: np.ndarray) -> dict:
             "offset_mm": dy[idx]}
 
 
-def spinal_canal(ct: Volume, bone: np.ndarray) -> dict | None:
+def spinal_canal(ct: Volume, bone: np.ndarray, midline: float | None = None) -> dict | None:
     """The spinal canal in view, or None.
 
     ct: CT Volume (HU). bone: bool [k, j, i] bone mask of `bones.bone_mask` on ``ct``'s grid.
+    midline: RAS x (mm) of the patient's midsagittal plane (`lungs.midline_x`: the body's
+    left-right centre, or the scanner's isocentre when the field of view cuts the body at a
+    side); the canal lies on it, so only rings within ``bones.SPINE_HALF_WIDTH_MM`` of it count
+    (the hip bone's posterior column, beside the midline, also shows holes with bone in front).
+    None: every ring counts.
     Returns {"x_mm", "y_mm": RAS median centre of the aligned canal rings, "rings": their
     number, "extent_mm": their superior-inferior extent} when at least
     ``spinal_canal_min_rings`` rings (`canal_rings`) in different slices lie within
     ``spinal_canal_align_mm`` of their median centre and span ``spinal_canal_min_extent_mm``; None otherwise (no vertebra in view, or
     none whose canal the scan resolves: the caller says so)."""
-    from .bones import BONE_LOW_HU, at_common_resolution
+    from .bones import BONE_LOW_HU, SPINE_HALF_WIDTH_MM, at_common_resolution
     from .common import check_ct
 
     a = at_common_resolution(check_ct(ct), ct.spacing_kji)
     r = canal_rings(ct, bone & (a > BONE_LOW_HU))
+    if midline is not None:
+        on = np.abs(r["x_mm"] - float(midline)) <= SPINE_HALF_WIDTH_MM
+        r = {k: v[on] for k, v in r.items()}
     if r["x_mm"].size == 0:
         return None
     mx, my = float(np.median(r["x_mm"])), float(np.median(r["y_mm"]))
