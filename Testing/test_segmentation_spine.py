@@ -160,3 +160,32 @@ def test_abdominal_crop_without_enough_lung_keeps_vertebrae(shared_data):
     assert (m["vertebrae"] & truth).sum() >= 0.95 * m["vertebrae"].sum()
     assert (m["vertebrae"] & truth).sum() >= 0.6 * truth.sum()
     assert not any("no spinal canal" in w for w in meta["warnings"])
+
+
+@pytest.mark.data
+def test_pelvis_without_lungs_vertebrae_only_on_the_spine(shared_data):
+    """The TotalSegmentator example (abdomen-pelvis, 3 mm) cut below its lung bases (lower
+    180 mm: L4-L5, sacrum, hips): the canal is found on the midline and the spine keeps its
+    name (>= 85 % of the full scan's vertebrae there, >= 95 % of the label on them). Cut to its
+    left or right third (one hip bone and femur, no spine): no 'vertebrae'. Old code: 100 mL
+    (right third) and 26 mL (left third) of hip bone and femur were 'vertebrae'; before the
+    midline bound the hip bone's posterior column lined up as a canal."""
+    from imagio import io
+    from imagio.segmentation.common import crop_slices
+
+    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
+    ref, _ = rules.segment_masks(ct, ["body", "bones", "lungs"], lungs_optional=True)
+    n = ct.shape[2]
+    low = slice(0, 60)
+    for side in (slice(0, n // 3), slice(2 * n // 3, n)):
+        sl = (low, slice(None), side)
+        assert not ref["vertebrae"][sl].any()          # no spine in this crop
+        m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "bones"])
+        assert not m["vertebrae"].any(), side
+        assert m["bone"].any()
+    sl = (low, slice(None), slice(None))
+    m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "bones"])
+    truth = ref["vertebrae"][sl]
+    assert meta["spine"]["from"] == "spinal canal"
+    assert (m["vertebrae"] & truth).sum() >= 0.85 * truth.sum()
+    assert (m["vertebrae"] & truth).sum() >= 0.95 * m["vertebrae"].sum()
