@@ -468,8 +468,7 @@ def test_default_segmentation_of_a_scan_without_lungs_writes_the_rest(tmp_path, 
     truth = ph.labels.array > 0
     assert (body & truth).sum() > 0.9 * truth.sum()      # the limb is there
     assert "imagio: warning: lungs: no lungs found" in cap.err
-    if "vertebrae" in names:   # the limb's femur in the spine corridor: the name is doubted aloud
-        assert "on a scan of a limb it is part of a long bone" in cap.err
+    assert "vertebrae" not in names   # the femur lies in the spine corridor; no canal: 'bone'
     assert main(["segment", str(ct), "--structures", "body,lungs", "--out", str(tmp_path / "b.seg.nrrd"),
                  "--quiet"]) == 2
     assert "no lungs found" in capsys.readouterr().err and not (tmp_path / "b.seg.nrrd").exists()
@@ -490,22 +489,3 @@ def test_no_lungs_message_names_small_air_pockets_not_bowel_gas():
     ct.array[ball] = -900
     with pytest.raises(InputError, match=r"pockets under 5 mL \(largest 0\.9\d? mL\)"):
         lung_mask(ct, np.ones(shape, bool), None)
-
-
-def test_limb_with_a_small_air_pocket_still_doubts_vertebrae():
-    """Trial 6: STS_002 (a thigh) had a 6.6 mL pocket of lung-like air at a corner: it counted as
-    lung, and the doubt on its 31 mL 'vertebrae' was not said. The limb phantom with a ~10 mL air
-    pocket inside the body: if 'vertebrae' is written, the doubt is in the warnings."""
-    from imagio.phantom.limb import thigh
-
-    ph = thigh(seed=0, spacing_mm=3.0)
-    arr = ph.ct.array.copy()
-    body = ph.labels.array > 0
-    k, j, i = np.nonzero(body)
-    c = np.array([k.min() + 4, int(np.median(j)), int(np.median(i))])
-    box = tuple(slice(int(x), int(x) + n) for x, n in zip(c, (5, 9, 9)))   # 405 voxels ~ 11 mL
-    arr[box] = -900
-    masks, meta = rules.segment_masks(ph.ct.with_array(arr), lungs_optional=True)
-    assert masks.get("lung_left", np.zeros(1, bool)).any() or masks.get("lung_right", np.zeros(1, bool)).any()
-    if masks["vertebrae"].any():
-        assert any("on a scan of a limb it is part of a long bone" in w for w in meta["warnings"]), meta["warnings"]

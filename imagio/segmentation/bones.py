@@ -38,6 +38,8 @@ SOFT_TISSUE_HU = 50.0  # muscle / organ parenchyma without contrast (40-60 HU)
 # the midpoint between the surrounding tissue and the bone threshold (the half-maximum edge of a
 # blurred step, the usual boundary criterion). Applied on the common-resolution image.
 COMMON_RESOLUTION_MM = rule("bone_common_resolution_mm")  # segmentation_rules.json
+SPINE_HALF_WIDTH_MM = 35.0  # the spine corridor either side of the midline: half the width of a
+# lumbar vertebra across its transverse processes (~70 mm; Panjabi MM et al., Spine 1992;17:299-306)
 RIB_MAX_RADIUS_MM = 7.0  # half the largest rib thickness (~12 mm) + the partial-volume rim
 RIB_LUNG_MM = 20.0  # ribs lie on the pleura (rib + intercostal muscles ~10-20 mm); the scapula is
 # separated from the lung by the ribs and the subscapularis
@@ -354,8 +356,13 @@ def _face_neighbours(m: np.ndarray) -> np.ndarray:
 
 
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
-                lungs: np.ndarray | None = None, midline: float | None = None) -> dict[str, np.ndarray]:
+                lungs: np.ndarray | None = None, midline: float | None = None,
+                spine: bool = True) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
+
+    spine: False when nothing in view says that a spine is there (no trachea, no lungs, no
+    spinal canal: `spine.spinal_canal`): no bone is named "vertebrae" (the corridor of a scan of
+    one limb holds the limb's long bone).
 
     Spine: bone in a corridor within 35 mm of the patient's midline (``midline``, RAS x mm; else
     the body's median x), posterior to the body's antero-posterior centre; the corridor's components that are large or span >= 40 mm
@@ -365,6 +372,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     farther out, stays "bone". Ribs are cut from the spine at the corridor boundary, so each
     rib remains its own structure where possible.
     """
+    want_spine = spine
     ref = body if body is not None and body.any() else bone
     x = ras_coordinate(ct, 0)
     y = ras_coordinate(ct, 1)
@@ -372,14 +380,14 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     # the body's median is off the midline when the field of view cuts the body)
     cx = float(np.median(x[ref])) if midline is None else float(midline)
     cy = float(np.median(y[ref]))
-    corridor = (np.abs(x - cx) < 35.0) & (y < cy + 5.0)
+    corridor = (np.abs(x - cx) < SPINE_HALF_WIDTH_MM) & (y < cy + 5.0)
     del x, y
     sk = ct.spacing_kji
     s_ax = anatomical_axes(ct)["S"][0]
     spine = np.zeros_like(bone)
     core = bone & corridor
     lab, n, counts = components(core, connectivity=26)
-    if n:
+    if n and want_spine:
         counts[0] = 0
         objs = ndimage.find_objects(lab)
         span = np.array([0.0] + [(o[s_ax].stop - o[s_ax].start) * sk[s_ax] if o else 0.0

@@ -32,10 +32,13 @@ STRUCTURE_CONTENTS = {
     "body": "body (TS combined mask name; patient outline without the table and blankets/straps thinner than ~6 mm; "
             "thicker pads touching the skin stay body; lungs and a trachea cut by the field of "
             "view included)",
-    "bones": "vertebrae (TS combined mask of vertebrae_C1..S1: the spine, not numbered), "
+    "bones": "vertebrae (TS combined mask of vertebrae_C1..S1: the spine, not numbered; written "
+             "only where a spine is in view: a trachea, lungs, or else a spinal canal, a ring of "
+             "bone around soft tissue with the vertebral body in front), "
              "ribs (TS combined mask of rib_left_1..rib_right_12, not numbered), costal_cartilages "
              "(TS class; non-contrast scans only, else a warning), bone (IMAGIO group, no TS "
-             "equivalent: sternum, scapulae, clavicles, humeri, ...)",
+             "equivalent: sternum, scapulae, clavicles, humeri, hips, femora; on a limb its long "
+             "bones; the spine too where no canal is seen, with a warning)",
     "lungs": "lung_left, lung_right (TS combined masks of the lobes lung_upper_lobe_left ...: "
              "lobes not split; sides from the trachea / body midline, one lung when only one is in "
              "view)",
@@ -79,6 +82,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     from . import body as bd
     from . import emphysema as em
     from . import lungs as lg
+    from . import spine as sp
     from . import vessels as vs
 
     structures = [s.strip() for s in structures if s.strip()]
@@ -124,9 +128,28 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 raise
             meta["warnings"].append(f"lungs: {e}" + ("; the other structures are segmented"
                                                       if lungs_optional else ""))
+    bone = canal = None
+    lung_ml = 0.0 if lungs is None else float(lungs.sum() * ct.voxel_volume_ml)
+    # a chest: a trachea or more lung than a pocket of gas; otherwise (an abdomen, a pelvis, a
+    # limb) only a spinal canal says that a spine is in view (`spine`; trial 6: a thigh's femur
+    # and a leg's tibia were named 'vertebrae', a 6.6 mL pocket of air 'lung_left')
+    chest = trachea is not None or lung_ml >= FEW_LUNG_ML
+    if not chest and (lungs is not None or "bones" in want):
+        p(0.55, "spine")
+        bone = bn.bone_mask(ct, body if lungs is None else body | lungs, lungs=lungs,
+                            progress=p.sub(0.55, 0.65))
+        canal = sp.spinal_canal(ct, bone, midline=lg.midline_x(ct, body)[0])
+        meta["spine"] = {"from": "spinal canal", **canal} if canal else {"from": None}
+        if canal is None and lungs is not None:
+            msg = (f"{lung_ml:.1f} mL of lung-like air but no trachea and no spine (spinal canal) "
+                   "in view: not a chest, so not labelled lung (a pocket of gas: bowel gas mixed "
+                   "with stool, air in a skin fold or a wound)")
+            if want & {"lungs", "emphysema", "lung_vessels", "pleura"} and not lungs_optional:
+                raise InputError(f"no lungs found: {msg}")
+            meta["warnings"].append(f"lungs: {msg}; the other structures are segmented")
+            lungs = None
     if lungs is not None:
         body |= lungs  # the lungs are inside the patient (a field of view may cut them)
-        lung_ml = float(lungs.sum() * ct.voxel_volume_ml)
         if lung_ml < FEW_LUNG_ML:
             meta["warnings"].append(
                 f"lungs: only {lung_ml:.1f} mL of lung-like air in view (lung bases at the edge of "
@@ -150,20 +173,19 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 ct, {"lung_left": left, "lung_right": right})
     if "pleura" in want and lungs is not None:
         out["pleura"] = lg.pleural_surface(lungs)
-    bone = None
     if "bones" in want:
         p(0.65, "bones")
-        bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
-        out.update(bn.split_bones(ct, bone, body, lungs, midline=mid))
-        few_lung = lungs is None or float(lungs.sum() * ct.voxel_volume_ml) < FEW_LUNG_ML
-        if trachea is None and few_lung and out["vertebrae"].any():
-            # no trachea and no more lung than a pocket of gas place the patient's midline: the
-            # spine corridor is centred on the body in view, on a limb scan the limb's own axis
-            # (trial 6: STS_002's 6.6 mL corner pocket counted as lung, the doubt was not said)
+        if bone is None:
+            bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
+        # the spine corridor: on the midline of a chest (trachea, lungs), else on the canal found
+        spine_x = mid if chest else (canal["x_mm"] if canal else None)
+        out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
+                                  spine=chest or canal is not None))
+        if not chest and canal is None and bone.any():
             meta["warnings"].append(
-                "bones: no trachea and no more than a pocket of lung-like air in view to place the patient's midline: 'vertebrae' is the bone "
-                "behind the centre of the body in view; on a scan of a limb it is part of a long bone, not "
-                "the spine; check the label")
+                "bones: no trachea, no lungs and no spinal canal in view: no bone is named "
+                "'vertebrae' (on a scan of a limb its long bones are 'bone'); a spine whose canal "
+                "the scan does not show closed (thick slices, a crop through it) is in 'bone' too")
         out["costal_cartilages"], warn = bn.costal_cartilage(ct, out["ribs"], bone, body, lungs)
         if warn:
             meta["warnings"].append(f"bones: {warn}")
