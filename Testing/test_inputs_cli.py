@@ -423,3 +423,20 @@ def test_labels_of_another_scan_is_one_line_in_every_command(tmp_path, ct_file, 
         code = main(argv + ["--quiet"])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and "does not overlap the CT" in err[0], (argv[0], err)
+
+
+def test_empty_target_and_single_slice_are_one_line(tmp_path, ct_file, capsys):
+    """Trial 7: `plan --target=--` (argparse hands over an empty value) ended in a ValueError
+    traceback; a single-slice "3-D" image was segmented (exit 0) and refused later for a wrong
+    reason ("no outer skin")."""
+    ct = io.read_image(ct_file)
+    lab = ct.with_array((ct.array > 100).astype(np.uint8), labels={1: "tumor"})
+    io.write_labels(lab, tmp_path / "lab.nii.gz")
+    code = main(["plan", str(ct_file), "--labels", str(tmp_path / "lab.nii.gz"), "--target=--",
+                 "--out", str(tmp_path / "p"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "structure name or a point" in err[0], err
+    io.write_image(Volume(ct.array[5:6].copy(), ct.ijk_to_ras), tmp_path / "one.nii.gz")
+    code = main(["segment", str(tmp_path / "one.nii.gz"), "--out", str(tmp_path / "s.nii.gz"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "single slice" in err[0], err

@@ -334,4 +334,5 @@ def cmd_cohort(args, opts) -> int:
 
         print(f"imagio: warning: {s['failed']} case(s) failed (reasons in {s['cases_csv']}); the "
               "others are done", file=sys.stderr)
+        return 1   # a script that checks the exit status must not read a partial cohort as success
     return 0

@@ -136,6 +136,9 @@ def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volu
         if series:
             raise InputError(f"--series applies to a DICOM folder, but {path} is a file")
         vol = _read_file(path)
+    if min(vol.shape) < 2:
+        raise InputError(f"{path.name}: the image is a single slice ({' x '.join(map(str, vol.shape[::-1]))} voxels): "
+                         "IMAGIO needs a 3D volume (the whole CT series)")
     if pad_to_air:
         _padding_to_air(vol)
     return vol

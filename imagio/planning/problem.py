@@ -177,7 +177,9 @@ def resolve_target(labels: Volume, target) -> Target:
         if not mask.any():
             raise InputError(f"target structure {target!r} has no voxels in the label map")
         return Target(deepest_point(labels, mask), target, int(inv[target]))
-    p = np.asarray(target, float).reshape(3)
+    p = np.asarray(target, float).ravel()
+    if p.size != 3 or not np.all(np.isfinite(p)):   # e.g. argparse turns "--target=--" into an empty value
+        raise InputError(f"the target must be a structure name or a point R,A,S in mm (three numbers), got {target!r}")
     if not labels.contains_world(p)[0]:
         raise InputError(f"target point {p.round(1).tolist()} (RAS mm) lies outside the image")
     value = int(labels.sample(p[None], order=0)[0])
