@@ -428,7 +428,8 @@ def test_search_region_closes_each_lung_on_its_own():
     lung = (np.abs(lu) > 10) & (np.abs(lu) < 50) & (np.abs(lv) < 30) & (np.abs(lz) < 20)
     notch = (np.abs(lu - 50) < 8) & (np.abs(lv) < 5)  # a 10 mm concavity of the right lung's wall
     lung &= ~notch
-    own = search_region(lung, vol, 15.0)
+    own, free = search_region(lung, vol, 15.0)
+    assert np.array_equal(free, lung)  # no body given: a mask without airways, taken as it is
     joint = closed_per_section(lung, vol, 15.0)
     kji = lambda p: tuple(np.round(vol.world_to_kji(np.asarray(p)[None])[0]).astype(int))
     assert joint[kji(cen)] and not own[kji(cen)]          # the gap between the lungs
@@ -436,7 +437,32 @@ def test_search_region_closes_each_lung_on_its_own():
     assert (own & ~joint).sum() == 0 and (lung & ~own).sum() == 0
     # a mask holding one lung: its own closing, as before
     right = lung & (lu > 0)
-    assert np.array_equal(search_region(right, vol, 15.0), closed_per_section(right, vol, 15.0))
+    assert np.array_equal(search_region(right, vol, 15.0)[0], closed_per_section(right, vol, 15.0))
+
+
+def test_search_region_leaves_the_subcarinal_space_out():
+    # The HU-rule lungs hold the trachea and main bronchi; split as one component, the right
+    # lung took the left main bronchus and its closing spanned the subcarinal space between the
+    # bronchi (lung1: a "perifissural" candidate there). The scene (Testing/test_lung_fields.py):
+    # make_ct's chest on an oblique, flipped, anisotropic grid whose right lung has an
+    # azygo-oesophageal recess reaching under the carina. Independent check: the subcarinal
+    # mediastinum from make_ct's own airway geometry (carina at RAS (0, 20, 60), bronchi to
+    # (+-50, 10, 25)): the soft tissue 5-20 mm below the carina between the bronchi, outside the
+    # recess, anterior to it.
+    from imagio.detection.blobs import search_region
+    from imagio.detection.pipeline import lung_volume
+    from imagio.segmentation.body import body_mask
+    from imagio.segmentation.common import ras_coordinate
+    from test_lung_fields import _chest_with_subcarinal_recess
+
+    ct, _, _, central, recess, _, _ = _chest_with_subcarinal_recess()
+    lungs, _ = lung_volume(ct, None)   # the detector's HU-rule lungs, airways included
+    region, free = search_region(lungs, ct, 15.0, body_mask(ct))
+    x, y, z = (ras_coordinate(ct, r) for r in range(3))
+    zone = (np.abs(x) < 8) & (y > 17) & (y < 26) & (z > 40) & (z < 55) & ~recess
+    assert zone.sum() > 100 and np.median(ct.array[zone]) > -100   # soft tissue, not lung
+    assert not (region & zone).any(), int((region & zone).sum())   # main: 56 of 209 voxels
+    assert not (free & central).any()   # the lungs themselves hold no central airway voxel
 
 
 def test_chest_wall_bone_is_bone_lying_mostly_outside_the_search_region():

@@ -108,3 +108,33 @@ def test_lung1_no_candidate_in_bone(shared_data):
     kji = np.clip(kji, 0, np.array(ct.shape) - 1)
     in_bone = [c.to_dict() for c, k in zip(cands, kji) if bone[tuple(k)]]
     assert not in_bone, in_bone
+
+
+def test_lung1_no_candidate_in_the_subcarinal_space(shared_data):
+    # the HU-rule lungs hold the trachea and main bronchi; split as one component they gave the
+    # left main bronchus to the right lung, whose closing spanned the subcarinal space: a
+    # "perifissural" candidate 15 mm below the carina (the CLI's path: the lungs segmented
+    # once, then given to the detector). Independent check: the carina from the rule
+    # segmentation's airway tree (segmentation.rules, another module); the subcarinal space
+    # (IASLC station 7: below the carina, between the main bronchi; Rusch VW et al., J Thorac
+    # Oncol 2009;4:568-577) holds no candidate centred within 20 mm of the carina's axis and
+    # 25 mm below it.
+    from imagio import io
+    from imagio.detection.pipeline import lung_volume
+    from imagio.segmentation.common import ras_coordinate
+    from imagio.segmentation.rules import segment_masks
+
+    path = shared_data / "pyradiomics-lung" / "lung1_image.nrrd"
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    ct = io.read_image(path)
+    masks, _ = segment_masks(ct, ["body", "airways"])
+    x, y, z = (ras_coordinate(ct, r) for r in range(3))
+    tr = masks["trachea"]
+    bottom = tr & (z < z[tr].min() + 1.0)
+    carina = np.array([x[bottom].mean(), y[bottom].mean(), z[tr].min()])
+    _, lungs = lung_volume(ct, None)
+    cands = detect(ct, lung_mask=lungs)
+    d = np.array([c.center_ras - carina for c in cands]).reshape(-1, 3)
+    sub = (d[:, 2] < 0) & (d[:, 2] > -25.0) & (np.linalg.norm(d[:, :2], axis=1) < 20.0)
+    assert not sub.any(), [c.to_dict() for c, s in zip(cands, sub) if s]   # main: rank 3

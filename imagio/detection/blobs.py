@@ -13,7 +13,12 @@ Method (constants and sources in ``imagio/data/detection.json``):
    slab that cuts the lungs is handled like a full chest. A candidate must be centred in one
    lung's own closing (:func:`search_region`; Armato et al., RadioGraphics 1999): the joint
    closing also bridges the mediastinum between the lungs, whose lymph nodes, oesophagus and
-   vessels are not lung nodules. A candidate centred in bone that continues outside the
+   vessels are not lung nodules. The lungs are the parenchyma without the airway tree, split
+   left/right by :func:`imagio.segmentation.lung_fields.split_lungs` (Armato & MacMahon 1999;
+   Hu 2001): the HU rule's lungs hold the trachea and main bronchi, whose split gave the left
+   main bronchus and the subcarinal space to the right lung. The tree's lumen belongs to the
+   hilum and mediastinum, not to the pleural outline (:func:`wall_structures`,
+   :func:`concavity_candidates`). A candidate centred in bone that continues outside the
    search region (ribs, spine: :func:`chest_wall_bone`) is dropped too.
 3. Dot filter (Li, Sone & Doi, Med Phys 2003): at each scale sigma (geometric, 3 per octave,
    Lindeberg 1998) the scale-normalised Hessian sigma^2 H of the Gaussian-smoothed CT; with
@@ -121,24 +126,36 @@ def working_grid(ct: Volume, spacing_mm: float) -> Volume:
 
 
 def chest_on_working_grid(ct: Volume, lung_mask, spacing_mm: float, margin_mm: float
-                          ) -> tuple[Volume, np.ndarray]:
-    """(CT on the working grid, boolean lung mask on it).
+                          ) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """(CT on the working grid, boolean lung mask on it, boolean body mask on it or None).
 
-    With no lung mask given, the body is segmented on a coarse grid (``coarse_spacing_mm``:
-    IMAGIO's HU-rule segmenters are validated at 3 mm) and the lungs there too, only to crop the
-    CT to the lungs' box plus ``margin_mm`` before regridding; the lungs are then segmented on
-    the working grid inside the coarse body. A given mask: see :func:`lungs_on`.
+    The body is segmented on a coarse grid (``coarse_spacing_mm``: IMAGIO's HU-rule segmenters
+    are validated at 3 mm) and resampled (nearest) to the working grid; it places the trachea
+    and the midline for the left/right split (:func:`search_region`). With no lung mask given,
+    the lungs are segmented there too, only to crop the CT to the lungs' box plus ``margin_mm``
+    before regridding; the lungs are then segmented on the working grid inside the coarse body.
+    A given mask: see :func:`lungs_on` (the CT is not cropped); the body is None when the CT
+    has no air around the patient to find it by (a crop inside the body): the mask is then
+    taken as free of airways (:func:`search_region`).
     """
+    from ..segmentation.body import body_mask
+    from ..segmentation.lungs import lung_mask as segment_lungs
+
     c = constants()
+    coarse = working_grid(ct, c["coarse_spacing_mm"]["value"])
+
+    def body_on(w: Volume, body_c: np.ndarray) -> np.ndarray:
+        return coarse.with_array(body_c.astype(np.uint8), labels={}).resample_like(w, order=0).array > 0
+
     if lung_mask is not None:
         if not isinstance(lung_mask, Volume):  # an array on the CT's grid: checked, then regridded
             lung_mask = ct.with_array(lungs_on(ct, lung_mask).astype(np.uint8), labels={})
         w = working_grid(ct, spacing_mm)
-        return w, lungs_on(w, lung_mask)
-    from ..segmentation.body import body_mask
-    from ..segmentation.lungs import lung_mask as segment_lungs
-
-    coarse = working_grid(ct, c["coarse_spacing_mm"]["value"])
+        try:
+            body_w = body_on(w, body_mask(coarse))
+        except InputError:  # a crop inside the body: no air around it, no body outline to find
+            body_w = None
+        return w, lungs_on(w, lung_mask), body_w
     body_c = body_mask(coarse)
     lungs_c = segment_lungs(coarse, body_c)
     sl = bbox_slices(lungs_c, margin_mm, coarse.spacing_kji)
@@ -149,8 +166,8 @@ def chest_on_working_grid(ct: Volume, lung_mask, spacing_mm: float, margin_mm: f
     lo = np.maximum(np.floor(kji.min(0)).astype(int), 0)
     hi = np.minimum(np.ceil(kji.max(0)).astype(int) + 1, ct.shape)
     w = working_grid(ct.crop(lo, hi), spacing_mm)
-    body_w = coarse.with_array(body_c.astype(np.uint8), labels={}).resample_like(w, order=0).array > 0
-    return w, segment_lungs(w, body_w)
+    body_w = body_on(w, body_c)
+    return w, segment_lungs(w, body_w), body_w
 
 
 def lung_label_values(labels: dict) -> list[int]:
@@ -189,32 +206,39 @@ def closed_per_section(mask: np.ndarray, ct: Volume, radius_mm: float) -> np.nda
     return close_mm(mask, radius_mm, sk)
 
 
-def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float, midline: float | None = None
-                  ) -> np.ndarray:
-    """Where nodules are sought: each lung closed on its own per axial section with a rolling
-    ball of ``radius_mm`` (:func:`closed_per_section`), then the two joined. Armato et al. roll
-    the ball along each lung's outline (Armato SG 3rd, Giger ML et al., Computerized detection of
-    pulmonary nodules on CT scans, RadioGraphics 1999;19:1303-1311; Med Phys 2001;28:1552-1561),
-    which fills the concavities of that lung (juxta-pleural nodules, its hilum) but never the
-    mediastinum between the lungs: closing both lungs as one mask bridges the anterior junction,
-    the subcarinal space between the main bronchi and the retrocardiac recess, so mediastinal
-    lymph nodes, the oesophagus and the great vessels there became candidates. The lungs are
-    split where they meet (:func:`imagio.segmentation.lungs.split_left_right`); a mask whose
-    lung tissue lies on one side of the midline is one lung and gives its own closing (a
-    hemithorax crop). midline: RAS x in mm (:func:`imagio.segmentation.lungs.midline_x`);
-    None: the scanner's isocentre, RAS x = 0, on which the patient is centred (a lung's centre
-    lies 8-10 cm from the midline, so a patient off-centre by a few cm changes nothing).
-    lungs: boolean [k, j, i] on ``ct``'s grid. Returns a boolean mask of the same shape."""
-    from ..segmentation.lungs import split_left_right
+def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float, body: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(where nodules are sought, the lungs without the central airways): each lung closed on
+    its own per axial section with a rolling ball of ``radius_mm`` (:func:`closed_per_section`),
+    then the two joined. Armato et al. roll the ball along each lung's outline (Armato SG 3rd,
+    Giger ML et al., Computerized detection of pulmonary nodules on CT scans, RadioGraphics
+    1999;19:1303-1311; Med Phys 2001;28:1552-1561), which fills the concavities of that lung
+    (juxta-pleural nodules, its hilum) but never the mediastinum between the lungs: closing both
+    lungs as one mask bridges the anterior junction, the subcarinal space between the main
+    bronchi and the retrocardiac recess, so mediastinal lymph nodes, the oesophagus and the
+    great vessels there became candidates. The lungs are split by the one left/right split
+    (:func:`imagio.segmentation.lung_fields.split_lungs`), which removes the airway tree first
+    (Armato & MacMahon 1999; Hu, Hoffman & Reinhardt 2001): a HU-rule lung mask holds the trachea
+    and main bronchi, and a split of that one component gave the left main bronchus, and the
+    subcarinal space it encloses, to the right lung. A mask whose lung tissue lies on one side of
+    the midline is one lung and gives its own closing (a hemithorax crop).
+
+    lungs, body: boolean [k, j, i] on ``ct``'s grid; ``ct`` in HU when ``body`` is given (the
+    airways are found in it; without ``body`` the mask is taken as free of airways, e.g. a
+    model's lung classes on a probability map's grid, and split about the isocentre, RAS x = 0,
+    on which the patient is centred: a lung's centre lies 8-10 cm from the midline). Returns
+    two boolean masks of ``lungs``' shape."""
+    from ..segmentation.lung_fields import split_lungs
 
     if not lungs.any():
-        return lungs.copy()
-    left, right = split_left_right(ct, lungs, midline=0.0 if midline is None else midline)
+        return lungs.copy(), lungs.copy()
+    left, right, _, _ = split_lungs(ct, lungs, body, find_airways=body is not None)
     out = np.zeros(lungs.shape, bool)
     for side in (left, right):
         if side.any():
             out |= closed_per_section(side, ct, radius_mm)
-    return out | lungs
+    free = left | right
+    return out | free, free
 
 
 def _shifted(flat_idx: np.ndarray, kji: np.ndarray, shape, axis: int, step: int) -> np.ndarray:
@@ -403,11 +427,16 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     d_min, _ = c["nodule_diameter_mm"]["value"]
     sig = scales_mm(d_min, c["mass_diameter_max_mm"]["value"], c["scales_per_octave"]["value"])
     p(0.05, "detect: lungs")
-    w, lungs = chest_on_working_grid(ct, lung_mask, work_spacing_mm or c["work_spacing_mm"]["value"],
-                                     3.0 * sig[-1] + c["juxtapleural_closing_mm"]["value"])
-    search = closed_per_section(lungs, w, c["juxtapleural_closing_mm"]["value"])
+    w, lungs, body = chest_on_working_grid(ct, lung_mask, work_spacing_mm or c["work_spacing_mm"]["value"],
+                                           3.0 * sig[-1] + c["juxtapleural_closing_mm"]["value"])
     # a candidate is centred in one lung's closed outline (not in the mediastinum between them)
-    in_lung = search_region(lungs, w, c["juxtapleural_closing_mm"]["value"])
+    in_lung, free = search_region(lungs, w, c["juxtapleural_closing_mm"]["value"], body)
+    # the lungs are the parenchyma without the airway tree (Hu 2001); the tree's lumen that the
+    # HU rule kept is a hilar/mediastinal structure (:func:`wall_structures`,
+    # :func:`concavity_candidates`)
+    airway = lungs & ~free
+    lungs = free
+    search = closed_per_section(lungs, w, c["juxtapleural_closing_mm"]["value"])
     sl = bbox_slices(search, 3.0 * sig[-1], w.spacing_kji)
     lo = np.array([s.start for s in sl])
     sub = w.crop(lo, [s.stop for s in sl])
@@ -445,7 +474,7 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     diam = 2.0 * np.sqrt(3.0) * s_peak
     shell = np.array([_lung_shell_fraction(lungs[sl], pk, d / 2.0, sub.spacing_kji)
                       for pk, d in zip(peaks, diam)])
-    wall = wall_structures(sub.array, lungs[sl], search[sl], sub.spacing_kji)
+    wall = wall_structures(sub.array, lungs[sl], search[sl], sub.spacing_kji, airway[sl])
     wall |= chest_wall_bone(sub.array, search[sl])
     keep = (shell >= c["min_lung_shell_fraction"]["value"]) & ~wall[tuple(peaks.T)]
     keep &= in_lung[sl][tuple(peaks.T)]
@@ -467,7 +496,7 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
             sub, peaks[:n_solid], s_peak[:n_solid], r_peak[:n_solid] / k, diam[:n_solid],
             k_score[:n_solid], keep[:n_solid], parenchyma)
     p(0.9, "detect: pleural concavities")
-    conc = concavity_candidates(sub, lungs[sl], search[sl])
+    conc = concavity_candidates(sub, lungs[sl], search[sl], airway[sl])
     n_dot = len(peaks)
     if conc:
         peaks = np.r_[peaks, np.array([q["kji"] for q in conc], int).reshape(-1, 3)]
@@ -536,7 +565,8 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
     return out
 
 
-def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacing_kji) -> np.ndarray:
+def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacing_kji,
+                    airway: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask [k, j, i]: the dense parts of the search region outside the lungs that are
     too large to be a nodule or mass (equivalent diameter > ``mass_diameter_max_mm``).
 
@@ -548,6 +578,17 @@ def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacin
     than the parenchyma by ``min_contrast_hu``, 26-connected) is part of the wall or mediastinum
     (Armato SG 3rd et al., Med Phys 2001;28:1552-1561: rolling-ball recovery of juxta-pleural
     nodules) and a candidate centred in it is not a nodule.
+
+    airway: the airway tree's lumen (boolean [k, j, i]) that the lungs exclude (Hu S, Hoffman EA,
+    Reinhardt JM, IEEE TMI 2001;20:490-498: trachea and main bronchi are extracted before the
+    lungs are separated). It counts with the dense region: the bronchi enter the lung at the
+    hilum together with the pulmonary arteries and veins (the bronchovascular bundle), so the
+    bronchial walls and the vessels that lie on them are joined through the tree to the
+    mediastinum, as they were when the lumen was part of the lung mask and the hilum one with
+    the mediastinal contour. Without it the cut-out tree leaves each hilar vessel a small dense
+    region of its own, and a dot there is a candidate (lung1, the lungs given as the CLI gives
+    them: 26 candidates instead of 17, the 9 extra ones at the hilum on the edge of the
+    airway-free lungs, 8 dots and 1 concavity).
     """
     import cc3d
 
@@ -556,6 +597,8 @@ def wall_structures(a: np.ndarray, lungs: np.ndarray, search: np.ndarray, spacin
         return np.zeros(a.shape, bool)
     parenchyma = float(np.median(a[lungs]))
     dense = search & ~lungs & (a > parenchyma + c["min_contrast_hu"]["value"])
+    if airway is not None:
+        dense |= airway
     lab, n = cc3d.connected_components(dense, connectivity=26, return_N=True)
     if n == 0:
         return np.zeros(a.shape, bool)
@@ -702,7 +745,8 @@ def subsolid_image(sub: Volume, parenchyma: float) -> Volume:
     return sub.with_array(out)
 
 
-def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> list[dict]:
+def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray,
+                         airway: np.ndarray | None = None) -> list[dict]:
     """Juxta-pleural candidates: dense, round parts of the lung outline's concavities.
 
     A nodule on the pleura is not a bright blob for the Hessian (the chest wall behind it is as
@@ -721,6 +765,14 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
     lung around the component (about 0.5 on a flat pleura): a concavity of the lung outline is
     weaker evidence of a nodule than a blob wholly in the lung (ribs, the diaphragm and the
     mediastinal contour make concavities too), so it ranks below a dot of equal terms.
+
+    airway: the airway tree's lumen (boolean [k, j, i]) cut out of the lungs. A component that
+    touches it is not a juxta-pleural candidate: the hollow it lies in is the airway's own, and
+    its dense tissue is the bronchial wall and the vessels at the hilum, not a nodule on the
+    pleura. The rolling ball recovers nodules along the costal, diaphragmatic and mediastinal
+    pleura (Armato SG 3rd et al., Med Phys 2001;28:1552-1561); Armato removes the trachea and
+    main bronchi before the ball is rolled (Armato & MacMahon, Med Phys 1999), so the airway
+    wall is never part of the outline it follows.
     """
     import cc3d
     import edt
@@ -749,6 +801,8 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray) -> 
     wall = ndimage.binary_dilation(~search) & conc
     attached = np.zeros(n + 1, bool)
     attached[np.unique(lab[wall])] = True
+    if airway is not None and airway.any():
+        attached[np.unique(lab[ndimage.binary_dilation(airway) & conc])] = False
     d_lo = max(d_min, c["concavity_min_diameter_mm"]["value"])
     ok = (d_eq >= d_lo) & (d_eq <= d_max) & attached[1:]
     boxes = ndimage.find_objects(lab)

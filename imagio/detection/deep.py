@@ -54,7 +54,7 @@ def candidates_from_probability(prob: Volume, lung_mask=None, threshold: float |
         from .blobs import lungs_on, search_region
 
         lungs = lungs_on(prob, lung_mask)
-        search = search_region(lungs, prob, constants()["juxtapleural_closing_mm"]["value"])
+        search, _ = search_region(lungs, prob, constants()["juxtapleural_closing_mm"]["value"])
         ci = np.clip(np.rint(cen_kji).astype(int), 0, np.array(prob.shape) - 1)
         keep &= search[tuple(ci.T)]
         import edt

@@ -58,7 +58,7 @@ def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
 
     if lungs is None:  # segmented on the CT's own grid, cropped to the lungs first (the body on
         # a 3 mm grid: :func:`imagio.detection.blobs.chest_on_working_grid`)
-        crop, mc = chest_on_working_grid(ct, None, 0.0, 10.0)
+        crop, mc, _ = chest_on_working_grid(ct, None, 0.0, 10.0)
         lo = np.rint(ct.world_to_kji(crop.kji_to_world(np.zeros((1, 3))))[0]).astype(int)
         m = np.zeros(ct.shape, bool)
         m[tuple(slice(a, a + n) for a, n in zip(lo, mc.shape))] = mc

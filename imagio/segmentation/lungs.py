@@ -30,7 +30,10 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     p(0.0, "lungs: threshold")
     air = (a < LUNG_HU) & body
     if airways is not None:
-        air &= ~dilate_mm(airways, 1.5, ct.spacing_kji)
+        # kept out after the closing too, which would otherwise bridge the wall and take the
+        # lumen's rim back
+        airways = airway_margin(ct, airways)
+        air &= ~airways
     lab, n, counts = components(air, connectivity=6)
     if n == 0:
         raise InputError("no lungs found: no air-like region (< -400 HU) inside the body")
@@ -52,6 +55,12 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
         m &= ~airways
     p(1.0, "lungs: done")
     return m
+
+
+def airway_margin(ct: Volume, airways: np.ndarray) -> np.ndarray:
+    """The airway lumen [k, j, i] with its wall's partial volume: within 1.5 mm, and at least
+    one voxel along each axis (a voxel the lumen's edge cuts is above the growing threshold)."""
+    return dilate_mm(airways, 1.5, ct.spacing_kji) | ndimage.binary_dilation(airways)
 
 
 def _edt_border(m, sk):

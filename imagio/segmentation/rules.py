@@ -83,6 +83,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     from . import emphysema as em
     from . import lungs as lg
     from . import spine as sp
+    from .lung_fields import split_lungs
     from . import vessels as vs
 
     structures = [s.strip() for s in structures if s.strip()]
@@ -164,7 +165,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 "no trachea in view and the body is cut at a side: left/right and the spine are "
                 "judged from the scanner's isocentre (x = 0); check the sides")
     if lungs is not None and want & {"lungs", "emphysema"}:
-        left, right = lg.split_left_right(ct, lungs, midline=mid)
+        # the one left/right split (its warnings are the ones said above: the airways tried
+        # once, the midline's source)
+        left, right, _, _ = split_lungs(ct, lungs, body, trachea, bronchi, find_airways=False)
         if "lungs" in want:
             out["lung_left"], out["lung_right"] = left, right
         if "emphysema" in want:
