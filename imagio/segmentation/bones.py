@@ -133,7 +133,7 @@ def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float,
 
 def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_LOW_HU,
               seed_hu: float = BONE_SEED_HU, lungs: np.ndarray | None = None,
-              progress=None) -> np.ndarray:
+              progress=None, midline: float | None = None) -> np.ndarray:
     """Boolean [k, j, i] mask of all bone (cortical + trabecular + marrow).
 
     lungs: optional lung mask (with its vessels) excluded from the candidates (contrast-filled
@@ -177,11 +177,17 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         # thin cortex blurred into the band: dense on the native image, and not a lumen (a vessel
         # beyond the pool's opening is at pool density over most of it: more than half its
         # voxels above the pool's half-maximum; a rib is cortex around marrow below the pool)
+        not_lumen = np.bincount(lab[a >= pool_low_hu(band, tissue)], minlength=n + 1) < 0.5 * counts
         native = native_cortex_seeds(raw, a, body, ct)
         if native.any():
             nnat = np.bincount(lab[native], minlength=n + 1)
-            lumen = np.bincount(lab[a >= pool_low_hu(band, tissue)], minlength=n + 1)
-            keep |= (nnat >= min_seeds) & (lumen < 0.5 * counts)
+            keep |= (nnat >= min_seeds) & not_lumen
+        if lungs is not None and lungs.any():
+            # a rib cut from its dense part by the field of view (see cut_chest_wall_pieces)
+            if midline is None:
+                from .lungs import midline_x
+                midline = midline_x(ct, body)[0]
+            keep |= not_lumen & cut_chest_wall_pieces(lab, n, counts, lungs, ct, midline)
     keep &= counts * ct.voxel_volume_ml >= MIN_BONE_ML
     keep[0] = False
     m = keep[lab]
@@ -227,6 +233,69 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         m |= fill[vl]
     p(1.0, "bones: done")
     return m
+
+
+def cut_chest_wall_pieces(lab: np.ndarray, n: int, counts: np.ndarray, lungs: np.ndarray,
+                          ct: Volume, midline: float) -> np.ndarray:
+    """Boolean [n + 1] per label of ``lab`` (bone candidates [k, j, i], ``counts`` voxels each):
+    True for a piece of rib cut by the field of view, i.e. a component that
+
+    - touches a face of the volume (the field of view cuts it: its costovertebral joint and
+      dense cortex may lie outside the view),
+    - is thin like a rib (no ball of ``RIB_MAX_RADIUS_MM`` fits in it: ``split_bones``' rule),
+    - lies on the pleura: at least half of it within ``RIB_LUNG_MM`` of ``lungs`` (``split_bones``'
+      rib rule), and
+    - lies in the chest wall, outside the lungs, not in the mediastinum or the neck: for at least
+      half of its voxels p, the step from the nearest lung voxel q to p points away from the
+      thoracic cavity's axis ((p - q) . (q - c) > 0, c: the patient's ``midline`` (RAS x, mm)
+      and the lungs' mean RAS y in q's axial slice). The ribs enclose the lungs from outside
+      (the thoracic cage; Gray's Anatomy, 42nd ed., "Chest wall"); the heart, great vessels,
+      oesophagus and hila lie medial to the lungs, and the thyroid and neck vessels above and
+      medial to their apices, so the step from the lung to them points towards the axis.
+
+    Why: on a CT angiography a thin rib's cortex can stay inside the blood pool's HU band even at
+    1.5 mm (max 422-696 HU on the chest CTA), so density cannot tell it from contrast and such a
+    rib is bone only through its connection to the spine or to denser parts; a field of view
+    (half the z range, a small in-plane FOV) cuts that connection. `bone_mask` adds these pieces
+    only if they are not a lumen (less than half at pool density)."""
+    keep = np.zeros(n + 1, bool)
+    face = np.zeros(lab.shape, bool)
+    for ax in range(3):
+        idx = [slice(None)] * 3
+        idx[ax] = [0, -1]
+        face[tuple(idx)] = True
+    cut = np.bincount(lab[face], minlength=n + 1) > 0
+    cut[0] = False
+    if not cut.any():
+        return keep
+    sk = ct.spacing_kji
+    near = dilate_mm(lungs, RIB_LUNG_MM, sk) & ~lungs
+    cand = cut & (np.bincount(lab[near], minlength=n + 1) >= 0.5 * counts)
+    if not cand.any():
+        return keep
+    m = cand[lab]
+    thick = open_mm(m, RIB_MAX_RADIUS_MM, sk)
+    cand &= np.bincount(lab[thick], minlength=n + 1) == 0
+    m &= cand[lab]
+    if not m.any():
+        return keep
+    p_kji = np.argwhere(m)
+    nearest = ndimage.distance_transform_edt(~lungs, sampling=sk, return_distances=False,
+                                             return_indices=True)
+    q_kji = nearest[:, m].T
+    del nearest
+    p = ct.ijk_to_world(p_kji[:, ::-1].astype(float))
+    q = ct.ijk_to_world(q_kji[:, ::-1].astype(float))
+    # the cavity's antero-posterior centre in q's axial slice: the lungs' mean RAS y there
+    sup = anatomical_axes(ct)["S"][0]
+    y = ras_coordinate(ct, 1)
+    per = np.bincount(np.nonzero(lungs)[sup], weights=y[lungs], minlength=lungs.shape[sup])
+    per /= np.maximum(np.bincount(np.nonzero(lungs)[sup], minlength=lungs.shape[sup]), 1)
+    axis_to_q = q[:, :2] - np.stack([np.full(len(q), midline), per[q_kji[:, sup]]], axis=1)
+    outward = np.einsum("ij,ij->i", (p - q)[:, :2], axis_to_q) > 0
+    # the superior component of p - q is ignored: only the step away from the cavity's axis counts
+    nout = np.bincount(lab[m][outward], minlength=n + 1)
+    return cand & (nout >= 0.5 * counts)
 
 
 def native_cortex_seeds(raw: np.ndarray, a: np.ndarray, body: np.ndarray | None,

@@ -153,7 +153,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     bone = None
     if "bones" in want:
         p(0.65, "bones")
-        bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
+        bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8), midline=mid)
         out.update(bn.split_bones(ct, bone, body, lungs, midline=mid))
         few_lung = lungs is None or float(lungs.sum() * ct.voxel_volume_ml) < FEW_LUNG_ML
         if trachea is None and few_lung and out["vertebrae"].any():
