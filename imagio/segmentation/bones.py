@@ -161,8 +161,11 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         blood = (a >= pool_low_hu(band, tissue)) & (a <= band[1]) & cand
         # an opening thinner than a voxel does nothing: at least one voxel, so that only the thick
         # pool (aorta, heart: >= 20 mm) is dropped, not band-HU trabecular bone of ribs and spine
-        r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(ct.spacing_kji)))
-        blood = dilate_mm(open_mm(blood, r_open, ct.spacing_kji), r_open + BLOOD_RIM_MM, ct.spacing_kji)
+        # (the same core as `contrast_blood_pool`: a band-density speck of trabecular bone in a
+        # vertebral body that survives the opening is not a pool, and its rim would eat the body)
+        r_open = pool_open_radius_mm(ct.spacing_kji)
+        blood = dilate_mm(pool_core(blood, ct.spacing_kji, ct.voxel_volume_ml), r_open + BLOOD_RIM_MM,
+                          ct.spacing_kji)
         cand &= ~blood & (a > CONTRAST_LOW_HU)
         seed_hu = max(seed_hu, band[1])
     lab, n, counts = components(cand, connectivity=26)
@@ -358,13 +361,33 @@ def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None =
         cand &= ~lungs
     if bone is not None:
         cand &= ~bone
-    r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(sk)))
-    core = open_mm(cand, r_open, sk)
-    lab, n, counts = components(core, connectivity=26)
-    big = counts * ct.voxel_volume_ml >= MIN_THICK_POOL_ML
-    big[0] = False
-    core = big[lab]
+    core = pool_core(cand, sk, ct.voxel_volume_ml)
     return core | (dilate_mm(core, BLOOD_RIM_MM, sk) & cand)
+
+
+def pool_open_radius_mm(spacing_kji) -> float:
+    """Radius (mm) of the opening that keeps only thick lumens of the blood pool: ``BLOOD_OPEN_MM``
+    and at least one voxel (an opening thinner than a voxel does nothing)."""
+    return max(BLOOD_OPEN_MM, 1.01 * float(np.max(spacing_kji)))
+
+
+def pool_core(band: np.ndarray, spacing_kji, voxel_ml: float) -> np.ndarray:
+    """Boolean [k, j, i] core of the contrast blood pool: the pool-density voxels ``band`` opened
+    by `pool_open_radius_mm`, components (26-connected) of at least ``MIN_THICK_POOL_ML`` mL.
+
+    Why the size bound: trabecular bone of a vertebral body or a rib head has the pool's density
+    on a CT angiography (150-450 HU; the blood pool 250-500 HU, `contrast_blood_band`) and its
+    band-density patches can be a few mm thick, so some survive the opening; they are isolated
+    specks of < 1-2 mL, whereas a lumen that the opening keeps (aorta >= 20 mm across, heart
+    chambers, main pulmonary arteries) is one large component (``MIN_THICK_POOL_ML``, from the
+    aorta's geometry, segmentation_rules.json). Whether a speck survives depends on the grid
+    (noise and interpolation smooth the trabecular texture differently), so without the bound
+    the pool's rim took 15 mL of vertebral body at 1.5 mm that it did not take at 0.7 mm."""
+    core = open_mm(band, pool_open_radius_mm(spacing_kji), spacing_kji)
+    lab, n, counts = components(core, connectivity=26)
+    big = counts * voxel_ml >= MIN_THICK_POOL_ML
+    big[0] = False
+    return big[lab]
 
 
 def at_common_resolution(a: np.ndarray, spacing_kji) -> np.ndarray:
