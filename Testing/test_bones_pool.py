@@ -9,18 +9,24 @@ from imagio.segmentation.bones import bone_mask, contrast_blood_pool
 from imagio.volume import Volume, make_ijk_to_ras
 
 
+def _grid(spacing, extent_mm):
+    """An empty CT of ``extent_mm`` (i, j, k) on a grid of ``spacing`` (i, j, k) mm centred on the
+    RAS origin, and the RAS x, y, z (mm) of its voxels [k, j, i]."""
+    sp = np.asarray(spacing, float)
+    n = np.round(np.asarray(extent_mm, float) / sp).astype(int)           # i, j, k
+    ct = Volume(np.zeros(tuple(n[::-1]), np.float32), make_ijk_to_ras(sp, -0.5 * sp * (n - 1)))
+    k, j, i = np.indices(ct.shape)
+    ras = ct.kji_to_world(np.stack([k, j, i], -1).reshape(-1, 3)).reshape(ct.shape + (3,))
+    return ct, ras[..., 0], ras[..., 1], ras[..., 2]
+
+
 def _cta_phantom(spacing):
     """A CT-angiography-like slab on a grid of ``spacing`` (i, j, k) mm: soft tissue 40 HU, an aorta
     (radius 13 mm, 400 HU) and, 10 mm from it, a vertebral body (radius 12 mm: 2 mm cortex of
     1000 HU around trabecular bone of 150 HU) holding a dense trabecular speck (radius 5 mm,
     400 HU: the pool's density). Noise SD 10 HU. Returns the CT, the body mask and the phantom's
     own vertebral body and aorta masks."""
-    sp = np.asarray(spacing, float)
-    n = np.round(np.array([160.0, 160.0, 60.0]) / sp).astype(int)           # i, j, k
-    ct = Volume(np.zeros(tuple(n[::-1]), np.float32), make_ijk_to_ras(sp, -0.5 * sp * (n - 1)))
-    k, j, i = np.indices(ct.shape)
-    ras = ct.kji_to_world(np.stack([k, j, i], -1).reshape(-1, 3)).reshape(ct.shape + (3,))
-    x, y, z = ras[..., 0], ras[..., 1], ras[..., 2]
+    ct, x, y, z = _grid(spacing, (160.0, 160.0, 60.0))
     body = (x / 75.0) ** 2 + (y / 62.0) ** 2 <= 1.0
     vert_r = np.hypot(x, y + 30.0)
     vert = vert_r <= 12.0
@@ -58,12 +64,7 @@ def _atrium_phantom(spacing):
     shell of 900 HU (radii 6-14 mm, 10 mm off the atrium's centre) around a pocket of blood at
     pool density (radius 6 mm, 0.9 mL). Noise SD 10 HU. Returns the CT, the body mask and the
     phantom's own vertebral body and atrium (blood, swirl and pocket) masks."""
-    sp = np.asarray(spacing, float)
-    n = np.round(np.array([180.0, 180.0, 66.0]) / sp).astype(int)           # i, j, k
-    ct = Volume(np.zeros(tuple(n[::-1]), np.float32), make_ijk_to_ras(sp, -0.5 * sp * (n - 1)))
-    k, j, i = np.indices(ct.shape)
-    ras = ct.kji_to_world(np.stack([k, j, i], -1).reshape(-1, 3)).reshape(ct.shape + (3,))
-    x, y, z = ras[..., 0], ras[..., 1], ras[..., 2]
+    ct, x, y, z = _grid(spacing, (180.0, 180.0, 66.0))
     body = (x / 85.0) ** 2 + (y / 75.0) ** 2 <= 1.0
     vert_r = np.hypot(x, y + 45.0)
     vert = vert_r <= 12.0
