@@ -160,12 +160,21 @@ class Volume:
         return self.shape == other.shape and np.allclose(self.ijk_to_ras, other.ijk_to_ras, atol=tol)
 
     def resample_like(self, reference: "Volume", order: int | None = None, fill=None) -> "Volume":
-        """This image resampled onto ``reference``'s grid.
+        """This image resampled onto ``reference``'s grid (arrays [k, j, i], RAS mm).
 
         order: 0 nearest (default for label maps, i.e. when ``labels`` is set or the dtype is
         integer/bool), 1 trilinear (default for intensity images). ``fill`` is the value
         outside this image (default: 0 for labels, the array minimum for intensities, e.g.
         air in a CT).
+
+        "Outside" is outside the image's physical extent, the box of its voxels: continuous
+        index beyond [-0.5, n - 0.5] along any axis. The outer half voxel between the outer
+        voxel centres and that box is image, not fill: nearest for order 0, and for order 1 the
+        linear interpolation whose neighbours are clamped to the edge voxel (nearest along the
+        axis that leaves the centres). This is ITK's rule for points in the buffer
+        (``ImageFunction::IsInsideBuffer``, ``LinearInterpolateImageFunction``; Johnson et al.,
+        The ITK Software Guide, 4th ed., 2015, sec. 4.1 and 9.9), so SimpleITK's
+        ``Resample`` gives the same values on the same grid.
         """
         is_label = bool(self.labels) or self.array.dtype.kind in "biu"
         if order is None:
@@ -179,16 +188,26 @@ class Volume:
         src = self.array if order == 0 else self.array.astype(np.float32, copy=False)
         out = ndimage.affine_transform(
             src, m[:3, :3], offset=m[:3, 3], output_shape=reference.shape,
-            order=order, mode="grid-constant" if order == 0 else "constant", cval=fill,
+            order=order, mode="grid-constant" if order == 0 else "nearest", cval=fill,
             prefilter=False,
         )
+        if order > 0:
+            outside = _outside_box(m, reference.shape, self.shape)
+            if outside is not None:
+                out[outside] = fill
         if order > 0 and self.array.dtype.kind in "iu" and not is_label:
             out = np.rint(out).astype(self.array.dtype)
         return Volume(out.astype(self.array.dtype, copy=False) if order == 0 else out,
                       reference.ijk_to_ras.copy(), self.name, dict(self.labels))
 
     def resampled(self, spacing, order: int | None = None) -> "Volume":
-        """This image on a grid with the same orientation and extent at new spacing (si, sj, sk) mm."""
+        """This image on a grid with the same orientation and physical extent at new spacing
+        (si, sj, sk) mm.
+
+        The output has round(extent / spacing) voxels per axis, its first voxel's outer corner
+        on this image's first corner (so every output centre lies inside this image's box);
+        values as `resample_like`: the outer half voxel is image (edge-clamped), never fill.
+        """
         spacing = np.broadcast_to(np.asarray(spacing, float), (3,))
         extent = (np.asarray(self.shape[::-1]) ) * self.spacing  # i, j, k physical extent
         n_ijk = np.maximum(1, np.round(extent / spacing).astype(int))
@@ -243,6 +262,26 @@ class Volume:
             "min": float(arr.min()) if arr.size else None,
             "max": float(arr.max()) if arr.size else None,
         }
+
+
+def _outside_box(m: np.ndarray, out_shape, in_shape, tol: float = 1e-6):
+    """Boolean [k, j, i] mask of the output voxels whose source continuous index (``m``, the
+    4x4 output-kji -> input-kji affine) lies outside the input's box [-0.5, n - 0.5] on some
+    axis; None when every output voxel is inside (the box is convex, so checking the 8 corner
+    centres of the output grid suffices)."""
+    lo, hi = -0.5 - tol, np.asarray(in_shape, float) - 0.5 + tol
+    ext = np.array(out_shape, float) - 1
+    corners = np.array([[a, b, c] for a in (0, ext[0]) for b in (0, ext[1]) for c in (0, ext[2])])
+    src = corners @ m[:3, :3].T + m[:3, 3]
+    if np.all((src >= lo) & (src <= hi)):
+        return None
+    idx = [np.arange(n, dtype=np.float64) for n in out_shape]
+    outside = np.zeros(tuple(out_shape), bool)
+    for a in range(3):  # one axis of the source index at a time: one output-sized temporary
+        c = (m[a, 0] * idx[0][:, None, None] + m[a, 1] * idx[1][None, :, None]
+             + m[a, 2] * idx[2][None, None, :] + m[a, 3])
+        outside |= (c < lo) | (c > hi[a])
+    return outside
 
 
 def reach_box(vol: Volume, center_ras, radius_mm: float):

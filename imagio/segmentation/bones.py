@@ -135,7 +135,7 @@ def contrast_blood_band(a: np.ndarray, body: np.ndarray, voxel_ml: float,
 
 def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_LOW_HU,
               seed_hu: float = BONE_SEED_HU, lungs: np.ndarray | None = None,
-              progress=None) -> np.ndarray:
+              progress=None, midline: float | None = None) -> np.ndarray:
     """Boolean [k, j, i] mask of all bone (cortical + trabecular + marrow).
 
     lungs: optional lung mask (with its vessels) excluded from the candidates (contrast-filled
@@ -163,8 +163,12 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         blood = (a >= pool_low_hu(band, tissue)) & (a <= band[1]) & cand
         # an opening thinner than a voxel does nothing: at least one voxel, so that only the thick
         # pool (aorta, heart: >= 20 mm) is dropped, not band-HU trabecular bone of ribs and spine
-        r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(ct.spacing_kji)))
-        blood = dilate_mm(open_mm(blood, r_open, ct.spacing_kji), r_open + BLOOD_RIM_MM, ct.spacing_kji)
+        # (the same core as `contrast_blood_pool`: a band-density speck of trabecular bone in a
+        # vertebral body that survives the opening is not a pool, and its rim would eat the body)
+        r_open = pool_open_radius_mm(ct.spacing_kji)
+        dense = cand & (a >= pool_low_hu(band, tissue))  # the pool and anything denser
+        blood = dilate_mm(pool_core(blood, ct.spacing_kji, ct.voxel_volume_ml, dense),
+                          r_open + BLOOD_RIM_MM, ct.spacing_kji)
         cand &= ~blood & (a > CONTRAST_LOW_HU)
         seed_hu = max(seed_hu, band[1])
     lab, n, counts = components(cand, connectivity=26)
@@ -179,11 +183,17 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         # thin cortex blurred into the band: dense on the native image, and not a lumen (a vessel
         # beyond the pool's opening is at pool density over most of it: more than half its
         # voxels above the pool's half-maximum; a rib is cortex around marrow below the pool)
+        not_lumen = np.bincount(lab[a >= pool_low_hu(band, tissue)], minlength=n + 1) < 0.5 * counts
         native = native_cortex_seeds(raw, a, body, ct)
         if native.any():
             nnat = np.bincount(lab[native], minlength=n + 1)
-            lumen = np.bincount(lab[a >= pool_low_hu(band, tissue)], minlength=n + 1)
-            keep |= (nnat >= min_seeds) & (lumen < 0.5 * counts)
+            keep |= (nnat >= min_seeds) & not_lumen
+        if lungs is not None and lungs.any():
+            # a rib cut from its dense part by the field of view (see cut_chest_wall_pieces)
+            if midline is None:
+                from .lungs import midline_x
+                midline = midline_x(ct, body)[0]
+            keep |= not_lumen & cut_chest_wall_pieces(lab, n, counts, lungs, ct, midline)
     keep &= counts * ct.voxel_volume_ml >= MIN_BONE_ML
     keep[0] = False
     m = keep[lab]
@@ -229,6 +239,69 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         m |= fill[vl]
     p(1.0, "bones: done")
     return m
+
+
+def cut_chest_wall_pieces(lab: np.ndarray, n: int, counts: np.ndarray, lungs: np.ndarray,
+                          ct: Volume, midline: float) -> np.ndarray:
+    """Boolean [n + 1] per label of ``lab`` (bone candidates [k, j, i], ``counts`` voxels each):
+    True for a piece of rib cut by the field of view, i.e. a component that
+
+    - touches a face of the volume (the field of view cuts it: its costovertebral joint and
+      dense cortex may lie outside the view),
+    - is thin like a rib (no ball of ``RIB_MAX_RADIUS_MM`` fits in it: ``split_bones``' rule),
+    - lies on the pleura: at least half of it within ``RIB_LUNG_MM`` of ``lungs`` (``split_bones``'
+      rib rule), and
+    - lies in the chest wall, outside the lungs, not in the mediastinum or the neck: for at least
+      half of its voxels p, the step from the nearest lung voxel q to p points away from the
+      thoracic cavity's axis ((p - q) . (q - c) > 0, c: the patient's ``midline`` (RAS x, mm)
+      and the lungs' mean RAS y in q's axial slice). The ribs enclose the lungs from outside
+      (the thoracic cage; Gray's Anatomy, 42nd ed., "Chest wall"); the heart, great vessels,
+      oesophagus and hila lie medial to the lungs, and the thyroid and neck vessels above and
+      medial to their apices, so the step from the lung to them points towards the axis.
+
+    Why: on a CT angiography a thin rib's cortex can stay inside the blood pool's HU band even at
+    1.5 mm (max 422-696 HU on the chest CTA), so density cannot tell it from contrast and such a
+    rib is bone only through its connection to the spine or to denser parts; a field of view
+    (half the z range, a small in-plane FOV) cuts that connection. `bone_mask` adds these pieces
+    only if they are not a lumen (less than half at pool density)."""
+    keep = np.zeros(n + 1, bool)
+    face = np.zeros(lab.shape, bool)
+    for ax in range(3):
+        idx = [slice(None)] * 3
+        idx[ax] = [0, -1]
+        face[tuple(idx)] = True
+    cut = np.bincount(lab[face], minlength=n + 1) > 0
+    cut[0] = False
+    if not cut.any():
+        return keep
+    sk = ct.spacing_kji
+    near = dilate_mm(lungs, RIB_LUNG_MM, sk) & ~lungs
+    cand = cut & (np.bincount(lab[near], minlength=n + 1) >= 0.5 * counts)
+    if not cand.any():
+        return keep
+    m = cand[lab]
+    thick = open_mm(m, RIB_MAX_RADIUS_MM, sk)
+    cand &= np.bincount(lab[thick], minlength=n + 1) == 0
+    m &= cand[lab]
+    if not m.any():
+        return keep
+    p_kji = np.argwhere(m)
+    nearest = ndimage.distance_transform_edt(~lungs, sampling=sk, return_distances=False,
+                                             return_indices=True)
+    q_kji = nearest[:, m].T
+    del nearest
+    p = ct.ijk_to_world(p_kji[:, ::-1].astype(float))
+    q = ct.ijk_to_world(q_kji[:, ::-1].astype(float))
+    # the cavity's antero-posterior centre in q's axial slice: the lungs' mean RAS y there
+    sup = anatomical_axes(ct)["S"][0]
+    y = ras_coordinate(ct, 1)
+    per = np.bincount(np.nonzero(lungs)[sup], weights=y[lungs], minlength=lungs.shape[sup])
+    per /= np.maximum(np.bincount(np.nonzero(lungs)[sup], minlength=lungs.shape[sup]), 1)
+    axis_to_q = q[:, :2] - np.stack([np.full(len(q), midline), per[q_kji[:, sup]]], axis=1)
+    outward = np.einsum("ij,ij->i", (p - q)[:, :2], axis_to_q) > 0
+    # the superior component of p - q is ignored: only the step away from the cavity's axis counts
+    nout = np.bincount(lab[m][outward], minlength=n + 1)
+    return cand & (nout >= 0.5 * counts)
 
 
 def native_cortex_seeds(raw: np.ndarray, a: np.ndarray, body: np.ndarray | None,
@@ -291,13 +364,63 @@ def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None =
         cand &= ~lungs
     if bone is not None:
         cand &= ~bone
-    r_open = max(BLOOD_OPEN_MM, 1.01 * float(np.max(sk)))
-    core = open_mm(cand, r_open, sk)
-    lab, n, counts = components(core, connectivity=26)
-    big = counts * ct.voxel_volume_ml >= MIN_THICK_POOL_ML
-    big[0] = False
-    core = big[lab]
+    dense = body & (a >= pool_low_hu(band, tissue))
+    if lungs is not None:
+        dense &= ~lungs
+    if bone is not None:
+        dense &= ~bone
+    core = pool_core(cand, sk, ct.voxel_volume_ml, dense)
     return core | (dilate_mm(core, BLOOD_RIM_MM, sk) & cand)
+
+
+def pool_open_radius_mm(spacing_kji) -> float:
+    """Radius (mm) of the opening that keeps only thick lumens of the blood pool: ``BLOOD_OPEN_MM``
+    and at least one voxel (an opening thinner than a voxel does nothing)."""
+    return max(BLOOD_OPEN_MM, 1.01 * float(np.max(spacing_kji)))
+
+
+def pool_core(band: np.ndarray, spacing_kji, voxel_ml: float,
+              dense: np.ndarray | None = None) -> np.ndarray:
+    """Boolean [k, j, i] core of the contrast blood pool: the pool-density voxels ``band`` opened
+    by `pool_open_radius_mm`; components (26-connected) of at least ``MIN_THICK_POOL_ML`` mL,
+    and smaller ones that are joined to such a component through thick tissue at or above the
+    pool's density (``dense``, a superset of ``band``: the pool and anything denser, opened by
+    the same radius). Without ``dense`` only the large components are kept.
+
+    Why the size bound: trabecular bone of a vertebral body or a rib head has the pool's density
+    on a CT angiography (150-450 HU; the blood pool 250-500 HU, `contrast_blood_band`) and its
+    band-density patches can be a few mm thick, so some survive the opening; they are isolated
+    specks of < 1-2 mL, whereas a lumen that the opening keeps (aorta >= 20 mm across, heart
+    chambers, main pulmonary arteries) is one large component (``MIN_THICK_POOL_ML``, from the
+    aorta's geometry, segmentation_rules.json). Whether a speck survives depends on the grid
+    (noise and interpolation smooth the trabecular texture differently), so without the bound
+    the pool's rim took 15 mL of vertebral body at 1.5 mm that it did not take at 0.7 mm.
+
+    Why the thick join: in the right atrium and the venae cavae, undiluted contrast (> 1,000 HU)
+    from the injected vein mixes with less enhanced blood (Bae KT, Radiology 2010;256:32-61:
+    contrast dynamics and venous inflow), so denser swirls cut the chamber's band-density blood
+    into small pieces after the opening; yet the chamber is one lumen, thick at or above the
+    pool's density. A trabecular speck is walled off from the pool by bone and soft tissue below
+    the pool's half-maximum (trabecular bone 150-250 HU, fat, the vessel wall); the cortex (0.5-2
+    mm; Hostetler, Comput Biol Med 2019) and the partial volume between cortex and a lumen are
+    thinner than the opening's ball, so no thick dense path joins them (LIDC-IDRI-0001: none at
+    0.7 and 1.5 mm, one 0.16 mL speck at 3 mm). Without the join, the chest CTA's right-atrial
+    swirls lost the pool's rim and 15 mL of them became bone."""
+    r = pool_open_radius_mm(spacing_kji)
+    core = open_mm(band, r, spacing_kji)
+    lab, n, counts = components(core, connectivity=26)
+    big = counts * voxel_ml >= MIN_THICK_POOL_ML
+    big[0] = False
+    if dense is not None and n and big.any() and not big[1:].all():
+        dl, dn, _ = components(open_mm(dense | band, r, spacing_kji), connectivity=26)
+        with_big = np.zeros(dn + 1, bool)
+        with_big[dl[big[lab]]] = True
+        with_big[0] = False
+        joined = np.zeros(n + 1, bool)
+        joined[lab[core & with_big[dl]]] = True
+        big |= joined
+        big[0] = False
+    return big[lab]
 
 
 def at_common_resolution(a: np.ndarray, spacing_kji) -> np.ndarray:

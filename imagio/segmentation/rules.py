@@ -179,7 +179,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     if "bones" in want:
         p(0.65, "bones")
         if bone is None:
-            bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8))
+            bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8), midline=mid)
         # the spine corridor: on the midline of a chest (trachea, lungs), else on the canal found
         spine_x = mid if chest else (canal["x_mm"] if canal else None)
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
