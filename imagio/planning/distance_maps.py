@@ -286,14 +286,33 @@ def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
     """Distance (mm) to the voxelised boundary of ``mask`` outside it (edt to the nearest mask
     voxel centre minus half a voxel); inside the mask a constant -half voxel (paths that enter
     a structure are caught by the label samples; the depth is not needed)."""
+    return _distance_outside(~mask, spacing_kji)
+
+
+def _distance_outside(free: np.ndarray, spacing_kji) -> np.ndarray:
+    """`_signed_distance` of ``~free`` from ``free`` (True outside the structures), without
+    the inverted copy: ``edt`` gives exactly 0 at every voxel that is not ``free`` (a voxel of
+    the structure is its own nearest), so subtracting half a voxel leaves -half there, and every
+    other voxel is at least one voxel side away (> half)."""
     import edt
 
     an = tuple(float(s) for s in spacing_kji)
     half = np.float32(0.5 * min(an))
-    out = edt.edt(~mask, anisotropy=an, black_border=False, parallel=2)
+    out = edt.edt(free, anisotropy=an, black_border=False, parallel=2)
     out -= half
-    np.copyto(out, -half, where=mask)
     return out.astype(np.float32, copy=False)
+
+
+def _min_floor_into(tgt: np.ndarray, d: np.ndarray, margin: float, slab: int = 8) -> None:
+    """``tgt = min(tgt, floor_f16(d - margin))`` in place, ``slab`` slices at a time (the float32
+    temporaries of `_floor_f16` stay a few slices large; the same values)."""
+    m = np.float32(margin)
+    for k in range(0, d.shape[0], slab):
+        x = d[k:k + slab]
+        if margin:
+            x = x - m
+        t = tgt[k:k + slab]
+        np.minimum(t, _floor_f16(x), out=t)   # monotone: the min of the rounded values is the rounded min
 
 
 _CACHE: dict = {}   # one entry: exact key of precompute's inputs -> PlanningMaps
@@ -432,17 +451,13 @@ def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog) -> tuple:
         for olo, ohi, ilo, ihi, mem in parts:
             if np.any(ohi <= olo):
                 continue
-            lut = np.zeros(nlut, bool)
-            lut[[cand[n][1].value for n in mem]] = True
+            free = np.ones(nlut, bool)
+            free[[cand[n][1].value for n in mem]] = False
             a, b = ilo + lo - rlo, ihi + lo - rlo   # region indices
-            d = _signed_distance(lut[region[a[0]:b[0], a[1]:b[1], a[2]:b[2]]], sp)
-            d = d[tuple(slice(x, y) for x, y in zip(olo - ilo, ohi - ilo))]
-            if margin:
-                d -= np.float32(margin)
-            d = _floor_f16(d)   # monotone: the min of the rounded values is the rounded min
+            d = _distance_outside(free[region[a[0]:b[0], a[1]:b[1], a[2]:b[2]]], sp)
             os_ = tuple(slice(x, y) for x, y in zip(olo, ohi))
-            tgt = avoid[os_] if kind == "avoid" else hard[os_]
-            np.minimum(tgt, d, out=tgt)
+            _min_floor_into(avoid[os_] if kind == "avoid" else hard[os_],
+                            d[tuple(slice(x, y) for x, y in zip(olo - ilo, ohi - ilo))], margin)
             del d
     return hard, avoid, measured, boxes, region, rlo
 
