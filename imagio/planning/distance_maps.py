@@ -412,7 +412,7 @@ def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog) -> tuple:
             continue
         o = objs[s.value - 1]
         b = np.array([[x.start for x in o], [x.stop for x in o]]) + (rlo - lo)   # crop kji
-        margin = float(s.margin_mm) if s.role == "margin" else 0.0
+        margin = 0.0 if s.role == "avoid" else float(s.margin_mm)
         pad = _halo(cap, margin, sp)
         b[0] = np.maximum(b[0], -pad)    # the part of the structure within its halo of the crop
         b[1] = np.minimum(b[1], shape + pad)
