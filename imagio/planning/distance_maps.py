@@ -16,14 +16,31 @@ Maps (all [k, j, i] on ``grid``, a cropped copy of the CT geometry):
                    LIVER, FORBIDDEN, SKIN (outer skin: entry-capable, `imagio.planning.skin`)
   body_smooth float32 Gaussian-smoothed body mask (for outward skin normals)
 
+Exact up to the crop's edge: every ``hard``/``avoid`` value is the whole-image definition (a
+structure outside the crop within the cap + its margin counts): each group's ``edt`` reads the
+labels of its part of the crop grown by its halo (cap + margin + one voxel, `_halo`). Before,
+the crop's outer 10 mm + 2 voxels missed such structures and over-stated clearances there (by up
+to 17.5 mm at the 1 mm phantom's crop edge). The scored paths stay within the needle's length
+of the target, 10 mm + 2 voxels inside the crop's faces, so a structure the old maps missed was
+about 10 mm or more from every scored path: beyond every margin + needle widening (no
+feasibility decision could change), but the clearance term of a score could (the proposals and
+scores of the bench's three cases did not change).
+
 Cost: one ``edt`` pass per group of structures sharing role and margin (forbidden, each margin
-value, avoid), each in the group's bounding box padded by cap + margin, instead of one pass per
+value, avoid), each on the part of the crop within the group's halo, instead of one pass per
 structure: the distance to a union of structures is the minimum of their distances, so the
-values are the same (a group whose members' padded boxes hold fewer voxels than the group's box,
-small scattered structures, keeps one pass per member). Which structure is nearest (``hard_structure``, ``avoid_structure``) and
-the exact per-structure clearances of single paths (``structure_clearances``) come from k-d
-trees of the structures' boundary voxel centres (the nearest voxel of a structure seen from
-outside is always one of its boundary voxels), built once per case on first use.
+values are the same (a group whose members' boxes hold fewer voxels than the group's box,
+small scattered structures, keeps one pass per member). One multi-label ``edt`` pass cannot
+replace the groups: it gives each voxel its distance to the nearest voxel of another label,
+not a minimum over groups of (distance - margin). Which structure is nearest
+(``hard_structure``, ``avoid_structure``) and the exact per-structure clearances of single
+paths (``structure_clearances``) come from k-d trees of the structures' boundary voxel centres
+(`boundary_points`, the crop and its halo), the trees built once per case on first use.
+
+Cached per case (`precompute`): the same target again reuses everything; another target of the
+same case (grid, cap and obstacles the same) copies the distances of the part of its crop that
+the previous maps hold exactly (their crop less the largest halo, labels there and in its halo
+equal) and computes the rest: bit for bit the values of a fresh computation (tested).
 """
 
 from __future__ import annotations
@@ -65,6 +82,8 @@ class PlanningMaps:
     measured_boxes: np.ndarray = None  # (n, 2, 3) their bounding boxes, crop kji (may leave the crop)
     boundary: tuple = None            # (points (n, 3) crop kji x spacing mm, structure index (n,)):
     #                                   boundary voxel centres of the measured structures
+    dist_key: tuple = None            # what hard/avoid depend on besides the labels (`_dist_key`)
+    reused_voxels: int | None = None  # voxels of hard/avoid copied from another target's maps
 
     @property
     def label(self) -> np.ndarray:
@@ -363,14 +382,18 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     Cached (one entry, exact key of the inputs, `_inputs_key`): planning the same target of
     the same case again (other weights, constraints other than the emphysema threshold, a
     patient position, more proposals) reuses the maps, and their k-d trees, and costs only the
-    scoring. The returned maps are shared: read-only by convention."""
+    scoring; another target of the same case reuses the distances the previous maps hold
+    exactly (`_obstacle_maps`; ``reused_voxels`` says how many). The returned maps are shared:
+    read-only by convention."""
     cap = float(cap_mm if cap_mm is not None else load_defaults()["distance_cap_mm"])
     lo, hi = _crop(problem)
     key = _inputs_key(problem, lo, hi, cap)
     maps = _CACHE.get(key)
     if maps is None:
+        prev = next(iter(_CACHE.values()), None)   # another target's maps: their exact part reused
         _CACHE.clear()   # (first: never two cases' maps at once)
-        maps = _precompute(problem, lo, hi, cap, progress)
+        maps = _precompute(problem, lo, hi, cap, progress, prev)
+        del prev
         _CACHE[key] = maps
     return maps
 
@@ -390,13 +413,69 @@ def _obstacle_region(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
     return np.maximum(np.asarray(lo) - pad, 0), np.minimum(np.asarray(hi) + pad, problem.labels.shape)
 
 
-def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog) -> tuple:
+def _dist_key(problem: PlanningProblem, cap: float) -> tuple:
+    """What ``hard`` and ``avoid`` depend on besides the labels: grid, cap, and each obstacle's
+    value, role and margin (the target's exempt structure left out; not the target itself)."""
+    obst = tuple((int(s.value), s.role, float(s.margin_mm)) for s in problem.structures
+                 if s.role in ("forbidden", "margin", "avoid") and s.value != problem.exempt_value)
+    return (problem.labels.shape, problem.labels.ijk_to_ras.tobytes(), float(cap), obst)
+
+
+def _reusable(problem: PlanningProblem, lo, hi, cap: float, prev) -> tuple | None:
+    """The part of the crop [lo, hi) whose ``hard``/``avoid`` values the previous maps ``prev``
+    (another target of the same case) hold exactly: (box [rlo, rhi) in crop kji, in prev's
+    crop kji) or None. Their obstacles, grid and cap must be the same (`_dist_key`), and the
+    labels within the halo of the box equal to ``prev``'s: the box is prev's crop less the
+    largest halo on each side not at the image's edge (there prev's labels are known), within
+    this crop; the values there read no label beyond."""
+    if prev is None or prev.dist_key != _dist_key(problem, cap):
+        return None
+    full = problem.labels.array
+    shape = np.asarray(full.shape)
+    plo = np.asarray(prev.lo)
+    phi = plo + prev.label.shape
+    m = max([float(s.margin_mm) for s in problem.structures if s.role in ("forbidden", "margin")], default=0.0)
+    pad = _halo(cap, m, problem.ct.spacing_kji)
+    inner_lo = np.where(plo > 0, plo + pad, 0)
+    inner_hi = np.where(phi < shape, phi - pad, shape)
+    blo, bhi = np.maximum(inner_lo, lo), np.minimum(inner_hi, hi)
+    if np.any(bhi <= blo) or np.prod(bhi - blo) < 0.1 * np.prod(np.asarray(hi) - lo):
+        return None
+    clo, chi = np.maximum(blo - pad, 0), np.minimum(bhi + pad, shape)   # within prev's crop
+    mine = full[tuple(slice(a, b) for a, b in zip(clo, chi))]
+    theirs = prev.label[tuple(slice(a, b) for a, b in zip(clo - plo, chi - plo))]
+    if not np.array_equal(mine, theirs):
+        return None
+    return blo - lo, bhi - lo, blo - plo
+
+
+def _minus_box(shape, blo, bhi) -> list:
+    """Boxes [lo, hi) covering [0, shape) less [blo, bhi) (at most 6)."""
+    out = []
+    lo, hi = np.zeros(3, int), np.asarray(shape, int).copy()
+    for ax in range(3):
+        if blo[ax] > lo[ax]:
+            a, b = lo.copy(), hi.copy()
+            b[ax] = blo[ax]
+            out.append((a, b))
+        if bhi[ax] < hi[ax]:
+            a, b = lo.copy(), hi.copy()
+            a[ax] = bhi[ax]
+            out.append((a, b))
+        lo[ax], hi[ax] = blo[ax], bhi[ax]
+    return out
+
+
+def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog, prev=None) -> tuple:
     """``hard`` and ``avoid`` (float16, rounded down) on the crop [lo, hi), each value equal to
     the whole-image definition (the structures outside the crop within the cap + margin count):
     each group's ``edt`` runs on the part of the crop within the group's halo (`_halo`) of its
     members, grown to take in every member voxel within the halo of that part (read from the
-    full label array). Returns (hard, avoid, measured structure indices, their boxes in crop
-    kji (n, 2, 3), the label region read (a view), its corner in crop kji)."""
+    full label array). With ``prev`` (the maps of another target of the same case) the part
+    of the crop they hold exactly is copied (`_reusable`) and only the rest computed: the
+    values are the same (each is the whole-image definition). Returns (hard, avoid, measured
+    structure indices, their boxes in crop kji (n, 2, 3), the label region read (a view), its
+    corner in crop kji, the reused box or None)."""
     specs = problem.structures
     sp = problem.ct.spacing_kji
     full = problem.labels.array
@@ -427,27 +506,39 @@ def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog) -> tuple:
     for n, (_, _, key, _) in enumerate(cand):
         groups.setdefault(key, []).append(n)
     nlut = len(objs) + 1
+    reuse = _reusable(problem, lo, hi, cap, prev)
+    todo = [(np.zeros(3, int), shape)]
+    if reuse is not None:
+        blo, bhi, plo = reuse
+        dst = tuple(slice(a, b) for a, b in zip(blo, bhi))
+        src = tuple(slice(a, b) for a, b in zip(plo, plo + (bhi - blo)))
+        hard[dst] = prev.hard[src]
+        if any_avoid and prev.avoid.shape == prev.hard.shape:
+            avoid[dst] = prev.avoid[src]     # (prev without an avoid map: none within its halo)
+        todo = _minus_box(shape, blo, bhi)
     for g, ((kind, margin), members) in enumerate(sorted(groups.items())):
         prog(0.1 + 0.85 * g / len(groups), f"planning: distance map of {len(members)} {kind} "
              f"structure(s)" + (f" with a {margin:g} mm margin" if margin else ""))
         pad = _halo(cap, margin, sp)
         mb = boxes[members]
 
-        def boxes_of(mlo, mhi):
-            """(output box within the crop, edt input box), crop kji, for members spanning the
-            box [mlo, mhi): the output is the crop within the halo of the members; the input takes
-            in every member voxel within the halo of the output."""
-            olo, ohi = np.maximum(mlo - pad, 0), np.minimum(mhi + pad, shape)
+        def boxes_of(mlo, mhi, slo, shi):
+            """(output box within [slo, shi), edt input box), crop kji, for members spanning the
+            box [mlo, mhi): the output is the part within the halo of the members; the input
+            takes in every member voxel within the halo of the output."""
+            olo, ohi = np.maximum(mlo - pad, slo), np.minimum(mhi + pad, shi)
             ilo = np.minimum(olo, np.maximum(mlo, olo - pad))
             ihi = np.maximum(ohi, np.minimum(mhi, ohi + pad))
             return olo, ohi, ilo, ihi
 
-        union = [(*boxes_of(mb[:, 0].min(0), mb[:, 1].max(0)), members)]
-        each = [(*boxes_of(mb[n, 0], mb[n, 1]), [members[n]]) for n in range(len(members))]
-        # one pass over the group's box, or one per member when their boxes hold fewer voxels
-        # (small scattered structures); the same distances either way
-        vol = lambda p: int(np.prod(p[3] - p[2]))   # noqa: E731
-        parts = union if vol(union[0]) <= sum(vol(p) for p in each) else each
+        parts = []
+        for slo, shi in todo:
+            union = [(*boxes_of(mb[:, 0].min(0), mb[:, 1].max(0), slo, shi), members)]
+            each = [(*boxes_of(mb[n, 0], mb[n, 1], slo, shi), [members[n]]) for n in range(len(members))]
+            # one pass over the group's box, or one per member when their boxes hold fewer
+            # voxels (small scattered structures); the same distances either way
+            vol = lambda p: int(np.prod(np.maximum(p[3] - p[2], 0)) if np.all(p[1] > p[0]) else 0)  # noqa: E731
+            parts += union if vol(union[0]) <= sum(vol(p) for p in each) else each
         for olo, ohi, ilo, ihi, mem in parts:
             if np.any(ohi <= olo):
                 continue
@@ -459,11 +550,12 @@ def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog) -> tuple:
             _min_floor_into(avoid[os_] if kind == "avoid" else hard[os_],
                             d[tuple(slice(x, y) for x, y in zip(olo - ilo, ohi - ilo))], margin)
             del d
-    return hard, avoid, measured, boxes, region, rlo
+    return hard, avoid, measured, boxes, region, rlo, reuse
 
 
-def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None) -> PlanningMaps:
-    """`precompute` without the cache, on the crop [lo, hi)."""
+def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, prev=None) -> PlanningMaps:
+    """`precompute` without the cache, on the crop [lo, hi); ``prev``: another target's maps
+    of the same case, whose exact distances are reused where they apply (`_obstacle_maps`)."""
     prog = progress if isinstance(progress, Progress) else Progress(progress)
     ct, lab = problem.ct, problem.labels
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -512,7 +604,7 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None) -> 
 
     # distance maps: one edt pass per group of structures sharing role and margin ---------------
     present = np.bincount(label.ravel(), minlength=nlab)[:nlab] > 0
-    hard, avoid, measured, mboxes, region, rlo = _obstacle_maps(problem, lo, hi, cap, prog)
+    hard, avoid, measured, mboxes, region, rlo, reused = _obstacle_maps(problem, lo, hi, cap, prog, prev)
     in_crop = [n for n, i in enumerate(measured) if present[specs[i].value]]
     any_avoid = any(specs[i].role == "avoid" for i in measured)
     prog(1.0, "planning: maps ready")
@@ -529,4 +621,5 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None) -> 
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),
                         np.array([float(s.margin_mm) for s in specs]), [s.role for s in specs], role_of_label, struct_of_label,
                         [measured[n] for n in in_crop], np.clip(mboxes[in_crop], 0, label.shape), cap, has,
-                        list(measured), mboxes, boundary)
+                        list(measured), mboxes, boundary, _dist_key(problem, cap),
+                        None if reused is None else int(np.prod(reused[1] - reused[0])))
