@@ -178,7 +178,7 @@ class _Boundaries:
 
     def nearest(self, flat: np.ndarray, group: str) -> np.ndarray:
         """Structure index of the nearest structure of ``group`` at crop voxels ``flat``: the
-        structure holding the voxel when its distance is in the maps (``obstacles``), else (hard: the smallest distance - margin over the margin
+        structure holding the voxel when its distance is in the maps (``measured``), else (hard: the smallest distance - margin over the margin
         groups) the structure of the nearest boundary voxel."""
         maps = self.maps
         kji = np.stack(np.unravel_index(flat, maps.label.shape), axis=1)
@@ -355,7 +355,8 @@ def _crop(problem: PlanningProblem) -> tuple:
 def _inputs_key(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
     """Key of everything `precompute` reads: grid, crop, cap, structures (roles, margins),
     target and exempt values, the emphysema threshold, a digest of the labels the maps read (the
-    crop and its halo, `_obstacle_region`; the planner builds a new label array per target) and the CT, body and skin array objects
+    crop and its halo, `_obstacle_region`; the planner builds a new label array per target) and
+    the CT, body and skin array objects
     (`imagio.caching.array_token`, values not re-read: the skin model's masks are cached and
     read-only; a CT edited in place needs `forget_cached_maps`)."""
     import hashlib
@@ -405,11 +406,16 @@ def _halo(cap: float, margin: float, spacing_kji) -> np.ndarray:
     return np.ceil((cap + margin) / np.asarray(spacing_kji, float)).astype(int) + 1
 
 
+def _largest_halo(problem: PlanningProblem, cap: float) -> np.ndarray:
+    """`_halo` of the largest margin of a forbidden or margin structure (voxels, k, j, i)."""
+    m = max([float(s.margin_mm) for s in problem.structures if s.role in ("forbidden", "margin")], default=0.0)
+    return _halo(cap, m, problem.ct.spacing_kji)
+
+
 def _obstacle_region(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
     """(corner, end) in the full grid of the labels the maps on the crop [lo, hi) read: the crop
-    grown by the largest halo (cap + largest margin of a forbidden or margin structure)."""
-    m = max([float(s.margin_mm) for s in problem.structures if s.role in ("forbidden", "margin")], default=0.0)
-    pad = _halo(cap, m, problem.ct.spacing_kji)
+    grown by the largest halo (`_largest_halo`)."""
+    pad = _largest_halo(problem, cap)
     return np.maximum(np.asarray(lo) - pad, 0), np.minimum(np.asarray(hi) + pad, problem.labels.shape)
 
 
@@ -434,8 +440,7 @@ def _reusable(problem: PlanningProblem, lo, hi, cap: float, prev) -> tuple | Non
     shape = np.asarray(full.shape)
     plo = np.asarray(prev.lo)
     phi = plo + prev.label.shape
-    m = max([float(s.margin_mm) for s in problem.structures if s.role in ("forbidden", "margin")], default=0.0)
-    pad = _halo(cap, m, problem.ct.spacing_kji)
+    pad = _largest_halo(problem, cap)
     inner_lo = np.where(plo > 0, plo + pad, 0)
     inner_hi = np.where(phi < shape, phi - pad, shape)
     blo, bhi = np.maximum(inner_lo, lo), np.minimum(inner_hi, hi)
