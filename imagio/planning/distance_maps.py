@@ -392,9 +392,12 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     maps = _CACHE.get(key)
     if maps is None:
         prev = next(iter(_CACHE.values()), None)   # another target's maps: their exact part reused
-        _CACHE.clear()   # (first: never two cases' maps at once)
-        maps = _precompute(problem, lo, hi, cap, progress, prev)
+        box = _reusable(problem, lo, hi, cap, prev)
+        reuse = None if box is None else (*box, prev.hard, prev.avoid)   # only what is copied
         del prev
+        _CACHE.clear()   # (first: never two cases' maps at once)
+        maps = _precompute(problem, lo, hi, cap, progress, reuse)
+        del reuse
         _CACHE[key] = maps
     return maps
 
@@ -429,8 +432,8 @@ def _dist_key(problem: PlanningProblem, cap: float) -> tuple:
 
 def _reusable(problem: PlanningProblem, lo, hi, cap: float, prev) -> tuple | None:
     """The part of the crop [lo, hi) whose ``hard``/``avoid`` values the previous maps ``prev``
-    (another target of the same case) hold exactly: (box [rlo, rhi) in crop kji, in prev's
-    crop kji) or None. Their obstacles, grid and cap must be the same (`_dist_key`), and the
+    (another target of the same case) hold exactly: (box corner and end in crop kji, corner in
+    prev's crop kji) or None. Their obstacles, grid and cap must be the same (`_dist_key`), and the
     labels within the halo of the box equal to ``prev``'s: the box is prev's crop less the
     largest halo on each side not at the image's edge (there prev's labels are known), within
     this crop; the values there read no label beyond."""
@@ -471,13 +474,14 @@ def _minus_box(shape, blo, bhi) -> list:
     return out
 
 
-def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog, prev=None) -> tuple:
+def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog, reuse=None) -> tuple:
     """``hard`` and ``avoid`` (float16, rounded down) on the crop [lo, hi), each value equal to
     the whole-image definition (the structures outside the crop within the cap + margin count):
     each group's ``edt`` runs on the part of the crop within the group's halo (`_halo`) of its
     members, grown to take in every member voxel within the halo of that part (read from the
-    full label array). With ``prev`` (the maps of another target of the same case) the part
-    of the crop they hold exactly is copied (`_reusable`) and only the rest computed: the
+    full label array). With ``reuse`` ((box corner, end, source corner) from `_reusable`, and
+    the source ``hard``, ``avoid`` of another target of the same case) that box is copied and
+    only the rest of the crop computed: the
     values are the same (each is the whole-image definition). Returns (hard, avoid, measured
     structure indices, their boxes in crop kji (n, 2, 3), the label region read (a view), its
     corner in crop kji, the reused box or None)."""
@@ -511,15 +515,14 @@ def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog, prev=None
     for n, (_, _, key, _) in enumerate(cand):
         groups.setdefault(key, []).append(n)
     nlut = len(objs) + 1
-    reuse = _reusable(problem, lo, hi, cap, prev)
     todo = [(np.zeros(3, int), shape)]
     if reuse is not None:
-        blo, bhi, plo = reuse
+        blo, bhi, plo, phard, pavoid = reuse
         dst = tuple(slice(a, b) for a, b in zip(blo, bhi))
         src = tuple(slice(a, b) for a, b in zip(plo, plo + (bhi - blo)))
-        hard[dst] = prev.hard[src]
-        if any_avoid and prev.avoid.shape == prev.hard.shape:
-            avoid[dst] = prev.avoid[src]     # (prev without an avoid map: none within its halo)
+        hard[dst] = phard[src]
+        if any_avoid and pavoid.shape == phard.shape:
+            avoid[dst] = pavoid[src]     # (a source without an avoid map: none within its halo)
         todo = _minus_box(shape, blo, bhi)
     for g, ((kind, margin), members) in enumerate(sorted(groups.items())):
         prog(0.1 + 0.85 * g / len(groups), f"planning: distance map of {len(members)} {kind} "
@@ -555,12 +558,12 @@ def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog, prev=None
             _min_floor_into(avoid[os_] if kind == "avoid" else hard[os_],
                             d[tuple(slice(x, y) for x, y in zip(olo - ilo, ohi - ilo))], margin)
             del d
-    return hard, avoid, measured, boxes, region, rlo, reuse
+    return hard, avoid, measured, boxes, region, rlo, None if reuse is None else reuse[:2]
 
 
-def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, prev=None) -> PlanningMaps:
-    """`precompute` without the cache, on the crop [lo, hi); ``prev``: another target's maps
-    of the same case, whose exact distances are reused where they apply (`_obstacle_maps`)."""
+def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reuse=None) -> PlanningMaps:
+    """`precompute` without the cache, on the crop [lo, hi); ``reuse``: the part of another
+    target's distances that holds here exactly (`_reusable`, `_obstacle_maps`)."""
     prog = progress if isinstance(progress, Progress) else Progress(progress)
     ct, lab = problem.ct, problem.labels
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -609,7 +612,7 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, pre
 
     # distance maps: one edt pass per group of structures sharing role and margin ---------------
     present = np.bincount(label.ravel(), minlength=nlab)[:nlab] > 0
-    hard, avoid, measured, mboxes, region, rlo, reused = _obstacle_maps(problem, lo, hi, cap, prog, prev)
+    hard, avoid, measured, mboxes, region, rlo, reused = _obstacle_maps(problem, lo, hi, cap, prog, reuse)
     in_crop = [n for n, i in enumerate(measured) if present[specs[i].value]]
     any_avoid = any(specs[i].role == "avoid" for i in measured)
     prog(1.0, "planning: maps ready")
