@@ -42,3 +42,60 @@ def test_replanning_the_same_target_reuses_the_maps_and_equals_a_fresh_plan():
     p3 = plan(PlanningProblem.build(ct.with_array(hu), lab.with_array(arr), "liver_tumor",
                                     roles={"aorta": ("margin", 9.0)}), k=1)
     assert p3.maps is not p2.maps
+
+
+def _oblique():
+    return rotation((0, 0, 1), 20.0) @ rotation((1, 0, 0), 10.0) @ np.diag([-1.0, 1.0, 1.0])
+
+
+def test_a_label_change_just_outside_the_crop_recomputes_the_maps():
+    """The maps read the labels of the crop and of its halo (cap + largest margin): one bone voxel
+    added two voxels beyond the crop's face is a new key and lowers ``hard`` at the face (the
+    old key, a digest of the crop alone, reused the stale maps)."""
+    from imagio.planning.problem import Needle
+
+    ct, lab = synthetic_torso(spacing=(2.0, 2.5, 3.0), direction=_oblique())
+    needle = Needle(length_mm=70.0)
+    prob = PlanningProblem.build(ct, lab, "liver_tumor", needle=needle)
+    dm._CACHE.clear()
+    m1 = dm.precompute(prob)
+    lo, hi = dm._crop(prob)
+    ax = next(a for a in range(3) if hi[a] + 2 < lab.shape[a])
+    arr = lab.array.copy()
+    sl = [slice(int(a), int(b)) for a, b in zip(lo, hi)]
+    sl[ax] = slice(int(hi[ax]) + 1, int(hi[ax]) + 2)
+    far = np.argwhere((arr[tuple(sl)] == 1) & (m1.hard.take([m1.hard.shape[ax] - 1], axis=ax) >= m1.cap_mm))
+    assert len(far), "a body voxel beyond the face, with no obstacle near the face"
+    v = far[len(far) // 2] + [int(s.start) for s in sl]
+    arr[tuple(v)] = 5                                     # vertebrae_L1 (forbidden)
+    m2 = dm.precompute(PlanningProblem.build(ct, lab.with_array(arr), "liver_tumor", needle=needle))
+    assert m2 is not m1
+    assert np.array_equal(m2.lo, m1.lo) and m2.hard.shape == m1.hard.shape
+    assert np.count_nonzero(m2.hard < m1.hard) > 0
+
+
+def test_a_second_target_on_the_same_case_plans_as_a_fresh_run():
+    """A second target after a first (skin model and couch search cached; the distance maps of
+    the part of the new crop that the first target's maps hold exactly copied, the rest
+    computed) plans exactly as a fresh process would: maps bit for bit, ranking, scores,
+    proposals and warnings; and the first target again equals the first plan."""
+    from imagio.planning import skin as sk
+
+    ct, lab = synthetic_torso(spacing=3.0, direction=_oblique())
+    second = np.array([20.0, -10.0, -30.0])               # liver, away from the tumour
+    dm._CACHE.clear()
+    first = plan(PlanningProblem.build(ct, lab, "liver_tumor"), k=3)
+    again2 = plan(PlanningProblem.build(ct, lab, second), k=3)
+    assert again2.maps is not first.maps
+    assert again2.maps.reused_voxels > 0.3 * again2.maps.hard.size    # the first target's distances
+    dm.forget_cached_maps()
+    sk.forget_cached_skin()
+    fresh = plan(PlanningProblem.build(ct, lab, second), k=3)
+    for name in ("hard", "avoid", "code", "body_smooth"):
+        assert np.array_equal(getattr(fresh.maps, name), getattr(again2.maps, name)), name
+    assert again2.ranked == fresh.ranked
+    assert np.array_equal(again2.table.score, fresh.table.score)
+    assert [list(m.entry_ras) for m in again2.proposals] == [list(m.entry_ras) for m in fresh.proposals]
+    assert again2.warnings == fresh.warnings
+    back = plan(PlanningProblem.build(ct, lab, "liver_tumor"), k=3)
+    assert np.array_equal(back.maps.hard, first.maps.hard) and back.ranked == first.ranked

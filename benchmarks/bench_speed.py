@@ -46,18 +46,22 @@ TS = SHARED / "totalsegmentator-example"
 
 def per_structure_maps(problem, maps):
     """Baseline: ``hard`` as before issue 20, one ``edt`` per structure in its bounding box
-    padded by cap + the largest margin, on the same crop. Returns (hard float32, seconds)."""
+    padded by cap + the largest margin, on the crop grown by that padding (so that a structure
+    just outside the crop counts, as in the maps since the maps branch), then cropped. Returns
+    (hard float32 on the crop, seconds)."""
     from scipy import ndimage
 
     from imagio.planning.distance_maps import _signed_distance
 
     t0 = time.perf_counter()
-    label = maps.label
     sp = problem.ct.spacing_kji
     cap = maps.cap_mm
-    todo = [(i, problem.structures[i]) for i in maps.obstacles if maps.roles[i] != "avoid"]
-    hard = np.full(label.shape, cap, np.float32)
+    todo = [(i, problem.structures[i]) for i in maps.measured if maps.roles[i] != "avoid"]
     pad = np.ceil((cap + max((s.margin_mm for _, s in todo), default=0.0)) / sp).astype(int) + 1
+    lo = np.maximum(np.asarray(maps.lo) - pad, 0)
+    hi = np.minimum(np.asarray(maps.lo) + maps.label.shape + pad, problem.labels.shape)
+    label = problem.labels.array[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    hard = np.full(label.shape, cap, np.float32)
     objs = ndimage.find_objects(label.astype(np.int32))
     for i, s in todo:
         o = objs[s.value - 1]
@@ -66,7 +70,9 @@ def per_structure_maps(problem, maps):
         bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
         d = _signed_distance(label[bs] == s.value, sp) - np.float32(s.margin_mm)
         np.minimum(hard[bs], d, out=hard[bs])
-    return hard, time.perf_counter() - t0
+    off = np.asarray(maps.lo) - lo
+    crop = tuple(slice(a, a + n) for a, n in zip(off, maps.label.shape))
+    return hard[crop], time.perf_counter() - t0
 
 
 def _first_proposals(ct, lab, target, label, second=None):

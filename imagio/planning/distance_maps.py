@@ -16,14 +16,31 @@ Maps (all [k, j, i] on ``grid``, a cropped copy of the CT geometry):
                    LIVER, FORBIDDEN, SKIN (outer skin: entry-capable, `imagio.planning.skin`)
   body_smooth float32 Gaussian-smoothed body mask (for outward skin normals)
 
+Exact up to the crop's edge: every ``hard``/``avoid`` value is the whole-image definition (a
+structure outside the crop within the cap + its margin counts): each group's ``edt`` reads the
+labels of its part of the crop grown by its halo (cap + margin + one voxel, `_halo`). Before,
+the crop's outer 10 mm + 2 voxels missed such structures and over-stated clearances there (by up
+to 17.5 mm at the 1 mm phantom's crop edge). The scored paths stay within the needle's length
+of the target, 10 mm + 2 voxels inside the crop's faces, so a structure the old maps missed was
+about 10 mm or more from every scored path: beyond every margin + needle widening (no
+feasibility decision could change), but the clearance term of a score could (the proposals and
+scores of the bench's three cases did not change).
+
 Cost: one ``edt`` pass per group of structures sharing role and margin (forbidden, each margin
-value, avoid), each in the group's bounding box padded by cap + margin, instead of one pass per
+value, avoid), each on the part of the crop within the group's halo, instead of one pass per
 structure: the distance to a union of structures is the minimum of their distances, so the
-values are the same (a group whose members' padded boxes hold fewer voxels than the group's box,
-small scattered structures, keeps one pass per member). Which structure is nearest (``hard_structure``, ``avoid_structure``) and
-the exact per-structure clearances of single paths (``structure_clearances``) come from k-d
-trees of the structures' boundary voxel centres (the nearest voxel of a structure seen from
-outside is always one of its boundary voxels), built once per case on first use.
+values are the same (a group whose members' boxes hold fewer voxels than the group's box,
+small scattered structures, keeps one pass per member). One multi-label ``edt`` pass cannot
+replace the groups: it gives each voxel its distance to the nearest voxel of another label,
+not a minimum over groups of (distance - margin). Which structure is nearest
+(``hard_structure``, ``avoid_structure``) and the exact per-structure clearances of single
+paths (``structure_clearances``) come from k-d trees of the structures' boundary voxel centres
+(`boundary_points`, the crop and its halo), the trees built once per case on first use.
+
+Cached per case (`precompute`): the same target again reuses everything; another target of the
+same case (grid, cap and obstacles the same) copies the distances of the part of its crop that
+the previous maps hold exactly (their crop less the largest halo, labels there and in its halo
+equal) and computes the rest: bit for bit the values of a fresh computation (tested).
 """
 
 from __future__ import annotations
@@ -60,6 +77,13 @@ class PlanningMaps:
     obstacle_boxes: np.ndarray        # (n, 2, 3) kji bounding box [lo, hi) of each, in the crop
     cap_mm: float
     has: dict                         # which optional criteria the crop needs: lung, lobes, avoid, liver
+    measured: list[int] = None        # structure indices whose distances are in the maps: the
+    #                                   obstacles plus those outside the crop within the cap (+ margin)
+    measured_boxes: np.ndarray = None  # (n, 2, 3) their bounding boxes, crop kji (may leave the crop)
+    boundary: tuple = None            # (points (n, 3) crop kji x spacing mm, structure index (n,)):
+    #                                   boundary voxel centres of the measured structures
+    dist_key: tuple = None            # what hard/avoid depend on besides the labels (`_dist_key`)
+    reused_voxels: int | None = None  # voxels of hard/avoid copied from another target's maps
 
     @property
     def label(self) -> np.ndarray:
@@ -72,6 +96,8 @@ class PlanningMaps:
         self._r2k = (inv[:3, :3][::-1].copy(), inv[:3, 3][::-1].copy())   # RAS -> kji, cached
         self._lock = threading.Lock()
         self._bnd = None
+        if self.measured is None:     # maps built without the halo (a caller's own PlanningMaps)
+            self.measured, self.measured_boxes = list(self.obstacles), self.obstacle_boxes
 
     def world_to_kji(self, ras) -> np.ndarray:
         """(N, 3) RAS mm -> continuous crop indices [k, j, i] (cached affine)."""
@@ -125,40 +151,19 @@ class PlanningMaps:
 class _Boundaries:
     """Boundary voxel centres (crop kji x spacing, mm) of the obstacle structures: one k-d tree
     per group (hard, avoid) for the nearest structure at many voxels, one per structure for
-    the clearances of single paths. A boundary voxel has a face neighbour with another label
-    or lies on the crop's edge."""
+    the clearances of single paths (`boundary_points`; structures outside the crop within the
+    cap included: ``measured``)."""
 
     def __init__(self, maps: PlanningMaps):
         from scipy.spatial import cKDTree
 
         self.maps = maps
-        lab = maps.label
         self.sp = np.asarray(maps.grid.spacing_kji, float)
         self.half = 0.5 * float(self.sp.min())
-        obst = np.zeros(len(maps.struct_of_label), bool)
-        idx = np.asarray(maps.obstacles, int)
-        vals = np.flatnonzero(np.isin(maps.struct_of_label, idx))
-        obst[vals] = True
-        pts, ids = [], []
-        for lo, hi in self._merged_boxes(maps.obstacle_boxes, lab.shape):
-            sub = lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            edge = np.zeros(sub.shape, bool)
-            for ax in range(3):
-                d = np.diff(sub, axis=ax) != 0
-                a = [slice(None)] * 3
-                b = [slice(None)] * 3
-                a[ax], b[ax] = slice(0, -1), slice(1, None)
-                edge[tuple(a)] |= d
-                edge[tuple(b)] |= d
-            edge &= obst[sub]
-            kji = np.argwhere(edge)
-            pts.append((kji + lo) * self.sp)
-            ids.append(maps.struct_of_label[sub[edge]])
-        pts = np.concatenate(pts) if pts else np.zeros((0, 3))
-        ids = np.concatenate(ids).astype(np.int16) if ids else np.zeros(0, np.int16)
-        # one merged box: each boundary voxel once, in C order (no de-duplication needed)
-        order = np.argsort(ids, kind="stable")
-        self.pts, self.ids = pts[order], ids[order]
+        if maps.boundary is None:
+            maps.boundary = boundary_points(maps.label, np.zeros(3, int), maps.struct_of_label, maps.measured,
+                                            maps.measured_boxes, self.sp)
+        self.pts, self.ids = maps.boundary   # sorted by structure (`boundary_points`)
         roles = np.array(maps.roles + [""])
         self.groups = {}
         for g, rs in (("hard", ("forbidden", "margin")), ("avoid", ("avoid",))):
@@ -171,19 +176,9 @@ class _Boundaries:
                       if len(i)}
         self.nbytes = self.pts.nbytes + self.ids.nbytes
 
-    @staticmethod
-    def _merged_boxes(boxes, shape):
-        """The union bounding box of all obstacles, grown by one voxel (one region: fewer
-        passes than one per box, and each boundary voxel is found once)."""
-        if len(boxes) == 0:
-            return []
-        lo = np.maximum(boxes[:, 0].min(0) - 1, 0)
-        hi = np.minimum(boxes[:, 1].max(0) + 1, shape)
-        return [(lo, hi)]
-
     def nearest(self, flat: np.ndarray, group: str) -> np.ndarray:
         """Structure index of the nearest structure of ``group`` at crop voxels ``flat``: the
-        structure holding the voxel when its distance is in the maps (``obstacles``), else (hard: the smallest distance - margin over the margin
+        structure holding the voxel when its distance is in the maps (``measured``), else (hard: the smallest distance - margin over the margin
         groups) the structure of the nearest boundary voxel."""
         maps = self.maps
         kji = np.stack(np.unravel_index(flat, maps.label.shape), axis=1)
@@ -194,7 +189,7 @@ class _Boundaries:
         # a voxel inside a structure the maps measure (not the target's exempt structure, whose
         # distance is not in ``hard``: a bone or organ target would name itself, trial 3)
         measured = np.zeros(len(roles), bool)
-        measured[np.asarray(maps.obstacles, int)] = True
+        measured[np.asarray(maps.measured, int)] = True
         inside = (own >= 0) & np.isin(roles[own], want) & measured[np.maximum(own, 0)]
         out = np.where(inside, own, -1).astype(np.int16)
         todo = np.flatnonzero(~inside)
@@ -232,8 +227,8 @@ class _Boundaries:
         kr = np.clip(np.rint(kji).astype(int), 0, np.array(maps.label.shape) - 1)
         own = maps.struct_of_label[np.minimum(maps.label[tuple(kr.T)], len(maps.struct_of_label) - 1)]
         out = {}
-        for n, i in enumerate(maps.obstacles):
-            lo, hi = maps.obstacle_boxes[n]
+        for n, i in enumerate(maps.measured):
+            lo, hi = maps.measured_boxes[n]
             if np.any(qhi < lo - pad) or np.any(qlo > hi - 1 + pad) or i not in self.trees:
                 continue
             pts, tree = self.trees[i]
@@ -262,6 +257,41 @@ def _subtree(bnd, group, margin, tree, ids, sel):
     return cache[key]
 
 
+def boundary_points(src: np.ndarray, src_lo, struct_of_label, structures, boxes, sp) -> tuple:
+    """Boundary voxel centres of ``structures`` (structure indices) in the label array ``src``
+    whose corner lies at crop kji ``src_lo``: (points (n, 3) crop kji x ``sp`` mm, float64;
+    structure index (n,) int16), sorted by structure. A boundary voxel has a face neighbour with
+    another label; the nearest voxel of a structure seen from outside it is always one (the next
+    voxel towards the point along the axis of the largest offset is closer and not in it). One
+    pass over the union box of ``boxes`` (crop kji [lo, hi)) grown by one voxel: each boundary
+    voxel once, in C order."""
+    sp = np.asarray(sp, float)
+    src_lo = np.asarray(src_lo, int)
+    if len(boxes) == 0:
+        return np.zeros((0, 3)), np.zeros(0, np.int16)
+    lo = np.maximum(boxes[:, 0].min(0) - 1 - src_lo, 0)
+    hi = np.minimum(boxes[:, 1].max(0) + 1 - src_lo, src.shape)
+    obst = np.zeros(max(len(struct_of_label), int(src.max()) + 1 if src.size else 0), bool)
+    vals = np.flatnonzero(np.isin(struct_of_label, np.asarray(structures, int)))
+    obst[vals] = True
+    sub = src[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    edge = np.zeros(sub.shape, bool)
+    for ax in range(3):
+        d = np.diff(sub, axis=ax) != 0
+        a = [slice(None)] * 3
+        b = [slice(None)] * 3
+        a[ax], b[ax] = slice(0, -1), slice(1, None)
+        edge[tuple(a)] |= d
+        edge[tuple(b)] |= d
+    edge &= obst[sub]
+    kji = np.argwhere(edge)
+    pts = (kji + lo + src_lo) * sp
+    sol = np.concatenate([struct_of_label, np.full(len(obst) - len(struct_of_label), -1, np.int16)])
+    ids = sol[sub[edge]].astype(np.int16)
+    order = np.argsort(ids, kind="stable")
+    return pts[order], ids[order]
+
+
 def _floor_f16(x: np.ndarray) -> np.ndarray:
     """float32 -> float16 rounded towards -inf (never larger than ``x``: the safe side for a
     distance)."""
@@ -275,14 +305,33 @@ def _signed_distance(mask: np.ndarray, spacing_kji) -> np.ndarray:
     """Distance (mm) to the voxelised boundary of ``mask`` outside it (edt to the nearest mask
     voxel centre minus half a voxel); inside the mask a constant -half voxel (paths that enter
     a structure are caught by the label samples; the depth is not needed)."""
+    return _distance_outside(~mask, spacing_kji)
+
+
+def _distance_outside(free: np.ndarray, spacing_kji) -> np.ndarray:
+    """`_signed_distance` of ``~free`` from ``free`` (True outside the structures), without
+    the inverted copy: ``edt`` gives exactly 0 at every voxel that is not ``free`` (a voxel of
+    the structure is its own nearest), so subtracting half a voxel leaves -half there, and every
+    other voxel is at least one voxel side away (> half)."""
     import edt
 
     an = tuple(float(s) for s in spacing_kji)
     half = np.float32(0.5 * min(an))
-    out = edt.edt(~mask, anisotropy=an, black_border=False, parallel=2)
+    out = edt.edt(free, anisotropy=an, black_border=False, parallel=2)
     out -= half
-    np.copyto(out, -half, where=mask)
     return out.astype(np.float32, copy=False)
+
+
+def _min_floor_into(tgt: np.ndarray, d: np.ndarray, margin: float, slab: int = 8) -> None:
+    """``tgt = min(tgt, floor_f16(d - margin))`` in place, ``slab`` slices at a time (the float32
+    temporaries of `_floor_f16` stay a few slices large; the same values)."""
+    m = np.float32(margin)
+    for k in range(0, d.shape[0], slab):
+        x = d[k:k + slab]
+        if margin:
+            x = x - m
+        t = tgt[k:k + slab]
+        np.minimum(t, _floor_f16(x), out=t)   # monotone: the min of the rounded values is the rounded min
 
 
 _CACHE: dict = {}   # one entry: exact key of precompute's inputs -> PlanningMaps
@@ -305,15 +354,17 @@ def _crop(problem: PlanningProblem) -> tuple:
 
 def _inputs_key(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
     """Key of everything `precompute` reads: grid, crop, cap, structures (roles, margins),
-    target and exempt values, the emphysema threshold, a digest of the crop of the labels (the
-    planner builds a new label array per target) and the CT, body and skin array objects
+    target and exempt values, the emphysema threshold, a digest of the labels the maps read (the
+    crop and its halo, `_obstacle_region`; the planner builds a new label array per target) and
+    the CT, body and skin array objects
     (`imagio.caching.array_token`, values not re-read: the skin model's masks are cached and
     read-only; a CT edited in place needs `forget_cached_maps`)."""
     import hashlib
 
     from ..caching import array_token
 
-    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    rlo, rhi = _obstacle_region(problem, lo, hi, cap)   # the labels read: the crop + the halo
+    sl = tuple(slice(int(a), int(b)) for a, b in zip(rlo, rhi))
     h = hashlib.blake2b(digest_size=16)
     a = problem.labels.array[sl]
     h.update(str(a.dtype).encode())
@@ -332,20 +383,187 @@ def precompute(problem: PlanningProblem, cap_mm: float | None = None,
     Cached (one entry, exact key of the inputs, `_inputs_key`): planning the same target of
     the same case again (other weights, constraints other than the emphysema threshold, a
     patient position, more proposals) reuses the maps, and their k-d trees, and costs only the
-    scoring. The returned maps are shared: read-only by convention."""
+    scoring; another target of the same case reuses the distances the previous maps hold
+    exactly (`_obstacle_maps`; ``reused_voxels`` says how many). The returned maps are shared:
+    read-only by convention."""
     cap = float(cap_mm if cap_mm is not None else load_defaults()["distance_cap_mm"])
     lo, hi = _crop(problem)
     key = _inputs_key(problem, lo, hi, cap)
     maps = _CACHE.get(key)
     if maps is None:
+        prev = next(iter(_CACHE.values()), None)   # another target's maps: their exact part reused
+        box = _reusable(problem, lo, hi, cap, prev)
+        reuse = None if box is None else (*box, prev.hard, prev.avoid)   # only what is copied
+        del prev
         _CACHE.clear()   # (first: never two cases' maps at once)
-        maps = _precompute(problem, lo, hi, cap, progress)
+        maps = _precompute(problem, lo, hi, cap, progress, reuse)
+        del reuse
         _CACHE[key] = maps
     return maps
 
 
-def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None) -> PlanningMaps:
-    """`precompute` without the cache, on the crop [lo, hi)."""
+def _halo(cap: float, margin: float, spacing_kji) -> np.ndarray:
+    """Voxels (k, j, i) beyond which a structure cannot bring ``distance - margin`` below the
+    cap: a voxel centre one more voxel away is >= cap + margin + 2 voxel sides away along that
+    axis alone, so its value (distance - half a voxel - margin) stays above the cap."""
+    return np.ceil((cap + margin) / np.asarray(spacing_kji, float)).astype(int) + 1
+
+
+def _largest_halo(problem: PlanningProblem, cap: float) -> np.ndarray:
+    """`_halo` of the largest margin of a forbidden or margin structure (voxels, k, j, i)."""
+    m = max([float(s.margin_mm) for s in problem.structures if s.role in ("forbidden", "margin")], default=0.0)
+    return _halo(cap, m, problem.ct.spacing_kji)
+
+
+def _obstacle_region(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
+    """(corner, end) in the full grid of the labels the maps on the crop [lo, hi) read: the crop
+    grown by the largest halo (`_largest_halo`)."""
+    pad = _largest_halo(problem, cap)
+    return np.maximum(np.asarray(lo) - pad, 0), np.minimum(np.asarray(hi) + pad, problem.labels.shape)
+
+
+def _dist_key(problem: PlanningProblem, cap: float) -> tuple:
+    """What ``hard`` and ``avoid`` depend on besides the labels: grid, cap, and each obstacle's
+    value, role and margin (the target's exempt structure left out; not the target itself)."""
+    obst = tuple((int(s.value), s.role, float(s.margin_mm)) for s in problem.structures
+                 if s.role in ("forbidden", "margin", "avoid") and s.value != problem.exempt_value)
+    return (problem.labels.shape, problem.labels.ijk_to_ras.tobytes(), float(cap), obst)
+
+
+def _reusable(problem: PlanningProblem, lo, hi, cap: float, prev) -> tuple | None:
+    """The part of the crop [lo, hi) whose ``hard``/``avoid`` values the previous maps ``prev``
+    (another target of the same case) hold exactly: (box corner and end in crop kji, corner in
+    prev's crop kji) or None. Their obstacles, grid and cap must be the same (`_dist_key`), and the
+    labels within the halo of the box equal to ``prev``'s: the box is prev's crop less the
+    largest halo on each side not at the image's edge (there prev's labels are known), within
+    this crop; the values there read no label beyond."""
+    if prev is None or prev.dist_key != _dist_key(problem, cap):
+        return None
+    full = problem.labels.array
+    shape = np.asarray(full.shape)
+    plo = np.asarray(prev.lo)
+    phi = plo + prev.label.shape
+    pad = _largest_halo(problem, cap)
+    inner_lo = np.where(plo > 0, plo + pad, 0)
+    inner_hi = np.where(phi < shape, phi - pad, shape)
+    blo, bhi = np.maximum(inner_lo, lo), np.minimum(inner_hi, hi)
+    if np.any(bhi <= blo) or np.prod(bhi - blo) < 0.1 * np.prod(np.asarray(hi) - lo):
+        return None
+    clo, chi = np.maximum(blo - pad, 0), np.minimum(bhi + pad, shape)   # within prev's crop
+    mine = full[tuple(slice(a, b) for a, b in zip(clo, chi))]
+    theirs = prev.label[tuple(slice(a, b) for a, b in zip(clo - plo, chi - plo))]
+    if not np.array_equal(mine, theirs):
+        return None
+    return blo - lo, bhi - lo, blo - plo
+
+
+def _minus_box(shape, blo, bhi) -> list:
+    """Boxes [lo, hi) covering [0, shape) less [blo, bhi) (at most 6)."""
+    out = []
+    lo, hi = np.zeros(3, int), np.asarray(shape, int).copy()
+    for ax in range(3):
+        if blo[ax] > lo[ax]:
+            a, b = lo.copy(), hi.copy()
+            b[ax] = blo[ax]
+            out.append((a, b))
+        if bhi[ax] < hi[ax]:
+            a, b = lo.copy(), hi.copy()
+            a[ax] = bhi[ax]
+            out.append((a, b))
+        lo[ax], hi[ax] = blo[ax], bhi[ax]
+    return out
+
+
+def _obstacle_maps(problem: PlanningProblem, lo, hi, cap: float, prog, reuse=None) -> tuple:
+    """``hard`` and ``avoid`` (float16, rounded down) on the crop [lo, hi), each value equal to
+    the whole-image definition (the structures outside the crop within the cap + margin count):
+    each group's ``edt`` runs on the part of the crop within the group's halo (`_halo`) of its
+    members, grown to take in every member voxel within the halo of that part (read from the
+    full label array). With ``reuse`` ((box corner, end, source corner) from `_reusable`, and
+    the source ``hard``, ``avoid`` of another target of the same case) that box is copied and
+    only the rest of the crop computed: the
+    values are the same (each is the whole-image definition). Returns (hard, avoid, measured
+    structure indices, their boxes in crop kji (n, 2, 3), the label region read (a view), its
+    corner in crop kji, the reused box or None)."""
+    specs = problem.structures
+    sp = problem.ct.spacing_kji
+    full = problem.labels.array
+    lo, hi = np.asarray(lo, int), np.asarray(hi, int)
+    shape = hi - lo
+    rlo, rhi = _obstacle_region(problem, lo, hi, cap)
+    region = full[rlo[0]:rhi[0], rlo[1]:rhi[1], rlo[2]:rhi[2]]
+    objs = ndimage.find_objects(region)
+    cand = []
+    for i, s in enumerate(specs):
+        if s.role not in ("forbidden", "margin", "avoid") or s.value == problem.exempt_value \
+                or not 0 < s.value <= len(objs) or objs[s.value - 1] is None:
+            continue
+        o = objs[s.value - 1]
+        b = np.array([[x.start for x in o], [x.stop for x in o]]) + (rlo - lo)   # crop kji
+        margin = 0.0 if s.role == "avoid" else float(s.margin_mm)
+        pad = _halo(cap, margin, sp)
+        b[0] = np.maximum(b[0], -pad)    # the part of the structure within its halo of the crop
+        b[1] = np.minimum(b[1], shape + pad)
+        if np.all(b[1] > b[0]):
+            cand.append((i, s, ("avoid", 0.0) if s.role == "avoid" else ("hard", margin), b))
+    measured = [i for i, *_ in cand]
+    boxes = np.array([b for *_, b in cand], int).reshape(-1, 2, 3)
+    any_avoid = any(k[0] == "avoid" for _, _, k, _ in cand)
+    hard = np.full(tuple(shape), cap, np.float16)    # written per box, rounded down (module doc)
+    avoid = np.full(tuple(shape) if any_avoid else (1, 1, 1), cap, np.float16)  # none: no map
+    groups: dict = {}
+    for n, (_, _, key, _) in enumerate(cand):
+        groups.setdefault(key, []).append(n)
+    nlut = len(objs) + 1
+    todo = [(np.zeros(3, int), shape)]
+    if reuse is not None:
+        blo, bhi, plo, phard, pavoid = reuse
+        dst = tuple(slice(a, b) for a, b in zip(blo, bhi))
+        src = tuple(slice(a, b) for a, b in zip(plo, plo + (bhi - blo)))
+        hard[dst] = phard[src]
+        if any_avoid and pavoid.shape == phard.shape:
+            avoid[dst] = pavoid[src]     # (a source without an avoid map: none within its halo)
+        todo = _minus_box(shape, blo, bhi)
+    for g, ((kind, margin), members) in enumerate(sorted(groups.items())):
+        prog(0.1 + 0.85 * g / len(groups), f"planning: distance map of {len(members)} {kind} "
+             f"structure(s)" + (f" with a {margin:g} mm margin" if margin else ""))
+        pad = _halo(cap, margin, sp)
+        mb = boxes[members]
+
+        def boxes_of(mlo, mhi, slo, shi):
+            """(output box within [slo, shi), edt input box), crop kji, for members spanning the
+            box [mlo, mhi): the output is the part within the halo of the members; the input
+            takes in every member voxel within the halo of the output."""
+            olo, ohi = np.maximum(mlo - pad, slo), np.minimum(mhi + pad, shi)
+            ilo = np.minimum(olo, np.maximum(mlo, olo - pad))
+            ihi = np.maximum(ohi, np.minimum(mhi, ohi + pad))
+            return olo, ohi, ilo, ihi
+
+        parts = []
+        for slo, shi in todo:
+            union = [(*boxes_of(mb[:, 0].min(0), mb[:, 1].max(0), slo, shi), members)]
+            each = [(*boxes_of(mb[n, 0], mb[n, 1], slo, shi), [members[n]]) for n in range(len(members))]
+            # one pass over the group's box, or one per member when their boxes hold fewer
+            # voxels (small scattered structures); the same distances either way
+            vol = lambda p: int(np.prod(np.maximum(p[3] - p[2], 0)) if np.all(p[1] > p[0]) else 0)  # noqa: E731
+            parts += union if vol(union[0]) <= sum(vol(p) for p in each) else each
+        for olo, ohi, ilo, ihi, mem in parts:
+            if np.any(ohi <= olo):
+                continue
+            free = np.ones(nlut, bool)
+            free[[cand[n][1].value for n in mem]] = False
+            a, b = ilo + lo - rlo, ihi + lo - rlo   # region indices
+            d = _distance_outside(free[region[a[0]:b[0], a[1]:b[1], a[2]:b[2]]], sp)
+            os_ = tuple(slice(x, y) for x, y in zip(olo, ohi))
+            _min_floor_into(avoid[os_] if kind == "avoid" else hard[os_],
+                            d[tuple(slice(x, y) for x, y in zip(olo - ilo, ohi - ilo))], margin)
+            del d
+    return hard, avoid, measured, boxes, region, rlo, None if reuse is None else reuse[:2]
+
+
+def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reuse=None) -> PlanningMaps:
+    """`precompute` without the cache, on the crop [lo, hi); ``reuse``: the part of another
+    target's distances that holds here exactly (`_reusable`, `_obstacle_maps`)."""
     prog = progress if isinstance(progress, Progress) else Progress(progress)
     ct, lab = problem.ct, problem.labels
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -394,43 +612,12 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None) -> 
 
     # distance maps: one edt pass per group of structures sharing role and margin ---------------
     present = np.bincount(label.ravel(), minlength=nlab)[:nlab] > 0
-    todo = [(i, s) for i, s in enumerate(specs)
-            if s.role in ("forbidden", "margin", "avoid") and s.value < nlab and present[s.value]
-            and s.value != problem.exempt_value]
-    any_avoid = any(s.role == "avoid" for _, s in todo)
-    hard = np.full(label.shape, cap, np.float16)    # written per box, rounded down (module doc)
-    avoid = np.full(label.shape if any_avoid else (1, 1, 1), cap, np.float16)  # none: no map
-    objs = ndimage.find_objects(label)
-    boxes = np.array([[[o.start for o in objs[s.value - 1]], [o.stop for o in objs[s.value - 1]]]
-                      for _, s in todo], int).reshape(-1, 2, 3)
-    groups: dict = {}
-    for n, (i, s) in enumerate(todo):
-        key = ("avoid", 0.0) if s.role == "avoid" else ("hard", float(s.margin_mm))
-        groups.setdefault(key, []).append(n)
-    for g, ((kind, margin), members) in enumerate(sorted(groups.items())):
-        prog(0.1 + 0.85 * g / len(groups), f"planning: distance map of {len(members)} {kind} "
-             f"structure(s)" + (f" with a {margin:g} mm margin" if margin else ""))
-        pad = np.ceil((cap + margin) / sp).astype(int) + 1
-        lo_m = np.maximum(boxes[members, 0] - pad, 0)
-        hi_m = np.minimum(boxes[members, 1] + pad, label.shape)
-        union = [(lo_m.min(0), hi_m.max(0), members)]
-        # one pass over the group's box, or one per member when their boxes hold fewer voxels
-        # (small scattered structures); the same distances either way
-        parts = union if np.prod(union[0][1] - union[0][0]) <= np.prod(hi_m - lo_m, axis=1).sum() \
-            else [(lo_m[n], hi_m[n], [members[n]]) for n in range(len(members))]
-        for blo, bhi, mem in parts:
-            bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
-            lut = np.zeros(nlab, bool)
-            lut[[todo[n][1].value for n in mem]] = True
-            d = _signed_distance(lut[label[bs]], sp)
-            if margin:
-                d -= np.float32(margin)
-            d = _floor_f16(d)   # monotone: the min of the rounded values is the rounded min
-            tgt = avoid[bs] if kind == "avoid" else hard[bs]
-            np.minimum(tgt, d, out=tgt)
-            del d
+    hard, avoid, measured, mboxes, region, rlo, reused = _obstacle_maps(problem, lo, hi, cap, prog, reuse)
+    in_crop = [n for n, i in enumerate(measured) if present[specs[i].value]]
+    any_avoid = any(specs[i].role == "avoid" for i in measured)
     prog(1.0, "planning: maps ready")
     flags[role_of_label[label] == ROLE_CODE["forbidden"]] |= FORBIDDEN
+    boundary = boundary_points(region, rlo - lo, struct_of_label, measured, mboxes, sp)
     has = {"lung": bool(lung.any()), "lobes": int(present[[v for v in lung_vals if v < nlab]].sum()) > 1,
            "avoid": any_avoid, "liver": bool(liver_vals), "skin_model": problem.skin is not None}
     code = flags.astype(np.uint32)   # built in place: no temporaries of the crop's size
@@ -441,4 +628,6 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None) -> 
                         [s.name for s in specs],
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),
                         np.array([float(s.margin_mm) for s in specs]), [s.role for s in specs], role_of_label, struct_of_label,
-                        [i for i, _ in todo], boxes, cap, has)
+                        [measured[n] for n in in_crop], np.clip(mboxes[in_crop], 0, label.shape), cap, has,
+                        list(measured), mboxes, boundary, _dist_key(problem, cap),
+                        None if reused is None else int(np.prod(reused[1] - reused[0])))
