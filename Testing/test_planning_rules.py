@@ -103,6 +103,25 @@ def test_pleura_fissure_and_emphysema_counts():
     assert m2.violations == ["emphysema"]
 
 
+@pytest.mark.parametrize("name", ["lung_nodule", "nod_spine", "tumor", "GTV"])
+def test_a_nodule_inside_the_lung_counts_one_pleural_crossing_whatever_its_name(name):
+    """Trial 7: a nodule inside the lung named other than lung* ('nod_spine') counted the step
+    from lung into it as a second pleural crossing and every path was refused; the same voxels
+    named 'lung_nodule_1' were planned. Counted from the geometry, as the test does: lateral
+    entry, body -> lung -> nodule, one crossing of the pleura."""
+    ct, lab = _lung_case()
+    lab = lab.with_array(lab.array, labels={**lab.labels, 4: name})
+    prob = PlanningProblem.build(ct, lab, name, needle=Needle(200, 0, 0), constraints=Constraints(**FREE))
+    m = Evaluator(prob).evaluate((60.0, 0.0, -20.0))
+    # independent: the labels sampled along the path change body -> lung -> nodule exactly once each
+    e, t = np.array([60.0, 0.0, -20.0]), prob.target.point_ras
+    pts = e + np.linspace(0, 1, 400)[:, None] * (t - e)
+    v = lab.array[tuple(np.clip(np.rint(lab.world_to_kji(pts)).astype(int), 0, np.array(lab.shape) - 1).T)]
+    runs = [int(x) for i, x in enumerate(v) if i == 0 or x != v[i - 1]]
+    assert runs == [1, 3, 4], runs
+    assert m.pleural_crossings == 1 and m.feasible, (name, m.details)
+
+
 def test_proposals_ranked_pareto_and_diverse():
     ct, lab = synthetic_torso(3.0)
     p = plan(PlanningProblem.build(ct, lab, "liver_tumor"), k=6)

@@ -243,6 +243,7 @@ class _Boundaries:
         return dict(sorted(out.items(), key=lambda kv: kv[1]))
 
 
+
 def _subtree(bnd, group, margin, tree, ids, sel):
     """k-d tree of the boundary voxels of one margin value within a group (cached)."""
     from scipy.spatial import cKDTree
@@ -598,7 +599,7 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     else:  # fallback for label maps without lungs: aerated = air inside the body
         aerated = body & (hu < -400)
         lung = ndimage.binary_closing(aerated, iterations=2) & body | aerated
-    if problem.target.value and names.get(problem.target.value, "").startswith("lung"):
+    if problem.target.value and problem.target.in_lung:
         lung |= label == problem.target.value
     flags[lung] |= LUNG
     flags[aerated] |= AERATED

@@ -234,7 +234,7 @@ class Verifier:
         if not lobes:
             return []
         inner = [v for v, nm in names.items() if nm.startswith(LUNG_CONTENTS)]
-        if p.target.value and names.get(p.target.value, "").startswith("lung"):
+        if p.target.value and p.target.in_lung:
             inner.append(p.target.value)
         in_lung = np.isin(lab, lobes + inner)
         # runs of equal membership; drop short runs (merge them into their neighbours)
