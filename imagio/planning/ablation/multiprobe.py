@@ -6,9 +6,10 @@ centres on a lattice inside the tumour; the tip is placed so that the zone centr
 the lattice point, and every candidate path entry -> tip is checked in one vectorised pass of
 the planner's scorer (all hard constraints); the chosen paths are re-checked by the independent
 `verify.Verifier` (a rejected one is dropped and the cover solved again). Sample points of tumour + margin on a lattice; a set
-cover: a greedy cover, then (unless it meets the LP bound) ``scipy.optimize.milp`` for the
-fewest zones within a node limit, then, at that count, less healthy tissue by local swaps (sum of each zone's volume outside the tumour). Lower bounds: the LP
+cover: a greedy cover, then (unless it meets the LP bound) randomised greedy restarts, then
+(unless one meets it) ``scipy.optimize.milp`` for the fewest zones within a node limit, then, at that count, less healthy tissue by local swaps (sum of each zone's volume outside the tumour). Lower bounds: the LP
 relaxation optimum rounded up, and ceil(volume of tumour + margin / volume of one zone).
+The margin the chosen zones guarantee is proven on the analysis grid (`guaranteed_margin`).
 RAS mm, mL.
 """
 
@@ -533,7 +534,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                     guarantee_margin: bool = False) -> ProbePlan:
     """The fewest probes whose zones cover tumour + ``margin_mm`` (see module doc). The cover
     holds on the sample points; the returned ``coverage`` is measured on the analysis grid and
-    ``margin_guarantee`` says whether `margin_check` proves the margin on it (with
+    ``margin_guarantee`` says whether `margin_check` proves the margin on it, and which margin
+    the zones do guarantee (``guaranteed_margin_mm``, `guaranteed_margin`: a proven lower bound
+    of the minimal ablative margin from the tumour voxel centres) (with
     ``guarantee_margin`` verified zones are added until it does: more probes: 9 instead of 6 for
     the 45 mm demo tumour + 5 mm at 1.5 mm, measured 2026-12-01). The cover: `_solve_cover`
     (``solve_limit_s`` only stops a run-away solve).
