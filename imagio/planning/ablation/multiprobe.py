@@ -251,8 +251,8 @@ def _grasp_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, lb: int, mos
     randomised greedy restarts find one (GRASP: Feo TA, Resende MGC. Greedy randomized adaptive
     search procedures. J Global Optim 1995;6:109-133): each restart takes, until every row is
     covered, the zone with the most uncovered rows times a random factor in [1 - ``noise``, 1]
-    (a randomised greedy choice), then `_two_for_one`; it stops at the first cover of ``lb`` zones (a lower
-    bound: nothing smaller exists). A fixed seed makes the result machine-independent. Returns
+    (a randomised greedy choice), then `_two_for_one`; it stops at the first cover of ``lb``
+    zones (a lower bound: nothing smaller exists). A fixed seed makes the result machine-independent. Returns
     the smallest cover found (``pick`` when none has at most ``most`` zones)."""
     rng = np.random.default_rng(0)
     Af = A.astype(np.float32)
