@@ -5,10 +5,11 @@ Multi-probe: candidate zones are (feasible skin entry, zone centre) pairs: up to
 centres on a lattice inside the tumour; the tip is placed so that the zone centre lands on
 the lattice point, and every candidate path entry -> tip is checked in one vectorised pass of
 the planner's scorer (all hard constraints); the chosen paths are re-checked by the independent
-`verify.Verifier` (a rejected one is dropped and the cover solved again). Sample points of tumour + margin on a lattice; a set
-cover: a greedy cover, then (unless it meets the LP bound) randomised greedy restarts, then
-(unless one meets it) ``scipy.optimize.milp`` for the fewest zones within a node limit, then, at that count, less healthy tissue by local swaps (sum of each zone's volume outside the tumour). Lower bounds: the LP
-relaxation optimum rounded up, and ceil(volume of tumour + margin / volume of one zone).
+`verify.Verifier` (a rejected one is dropped and the cover solved again). Sample points of
+tumour + margin on a lattice; a set cover: a greedy cover, then (unless it meets the LP bound)
+randomised greedy restarts, then (unless one meets it) ``scipy.optimize.milp`` for the fewest
+zones within a node limit, then, at that count, less healthy tissue by local swaps (sum of
+each zone's volume outside the tumour). Lower bounds: the LP optimum rounded up, and ceil(volume of tumour + margin / volume of one zone).
 The margin the chosen zones guarantee is proven on the analysis grid (`guaranteed_margin`).
 RAS mm, mL.
 """
@@ -362,8 +363,8 @@ def guaranteed_margin(ctx: AblationContext, ells, margin_mm: float | None = None
     is h / REFINE. Checked up to the context's margin cap + h (beyond it m is reported as at
     least the cap: ``capped``) and no further than the grid's outer faces allow (a point beyond
     them is at least min D - h over the face voxels away). ``edt`` runs on the box of the tumour
-    + cap + 1.5 voxel diagonals (the nearest tumour voxel of a voxel in it lies in it). Vectorised over the voxels (one pass
-    per zone). With ``margin_mm``, also the voxel-level check of that margin: ``check_points``
+    + cap + 1.5 voxel diagonals (the nearest tumour voxel of a voxel in it lies in it).
+    Vectorised over the voxels (one pass per zone). With ``margin_mm``, also the voxel-level check of that margin: ``check_points``
     (voxel centres with D <= margin + h) and ``uncovered`` (those less than h deep).
     Returns {guaranteed_margin_mm, capped, ball_radius_mm, check_points, uncovered}."""
     import edt
