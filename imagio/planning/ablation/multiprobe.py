@@ -9,7 +9,8 @@ the planner's scorer (all hard constraints); the chosen paths are re-checked by 
 tumour + margin on a lattice; a set cover: a greedy cover, then (unless it meets the LP bound)
 randomised greedy restarts, then (unless one meets it) ``scipy.optimize.milp`` for the fewest
 zones within a node limit, then, at that count, less healthy tissue by local swaps (sum of
-each zone's volume outside the tumour). Lower bounds: the LP optimum rounded up, and ceil(volume of tumour + margin / volume of one zone).
+each zone's volume outside the tumour). Lower bounds: the LP relaxation optimum rounded up,
+and ceil(volume of tumour + margin / volume of one zone).
 The margin the chosen zones guarantee is proven on the analysis grid (`guaranteed_margin`).
 RAS mm, mL.
 """
