@@ -254,8 +254,9 @@ def _grasp_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, lb: int, mos
     search procedures. J Global Optim 1995;6:109-133): each restart takes, until every row is
     covered, the zone with the most uncovered rows times a random factor in [1 - ``noise``, 1]
     (a randomised greedy choice), then `_two_for_one`; it stops at the first cover of ``lb``
-    zones (a lower bound: nothing smaller exists). A fixed seed makes the result machine-independent. Returns
-    the smallest cover found (``pick`` when none has at most ``most`` zones)."""
+    zones (a lower bound: nothing smaller exists). A fixed seed makes the result
+    machine-independent. Returns the smallest cover found (``pick`` when none has at most
+    ``most`` zones)."""
     rng = np.random.default_rng(0)
     Af = A.astype(np.float32)
     every = np.ones(A.shape[1], bool)
@@ -286,7 +287,8 @@ def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: fl
     zones, then a lower ``cost`` at that count: the greedy cover, then randomised greedy
     restarts (`_grasp_cover`, ``restarts`` of them) until one meets the LP bound; when it is
     still larger than the LP relaxation's optimum rounded up (``lp_optimum``: of A or of a
-    matrix with more columns, so a valid lower bound), one ``milp`` with the pure count as objective (the weighted one
+    matrix with more columns, so a valid lower bound), one ``milp`` with the pure count as
+    objective (the weighted one
     was 3-5x slower; asking repeatedly for one zone fewer was 5x slower than one direct solve
     on the 45 mm demo tumour), stopped after ``NODE_LIMIT`` branch-and-bound nodes (a
     machine-independent limit); then each zone swapped for the cheapest one covering what
@@ -365,8 +367,9 @@ def guaranteed_margin(ctx: AblationContext, ells, margin_mm: float | None = None
     least the cap: ``capped``) and no further than the grid's outer faces allow (a point beyond
     them is at least min D - h over the face voxels away). ``edt`` runs on the box of the tumour
     + cap + 1.5 voxel diagonals (the nearest tumour voxel of a voxel in it lies in it).
-    Vectorised over the voxels (one pass per zone). With ``margin_mm``, also the voxel-level check of that margin: ``check_points``
-    (voxel centres with D <= margin + h) and ``uncovered`` (those less than h deep).
+    Vectorised over the voxels (one pass per zone). With ``margin_mm``, also the voxel-level
+    check of that margin: ``check_points`` (voxel centres with D <= margin + h) and
+    ``uncovered`` (those less than h deep).
     Returns {guaranteed_margin_mm, capped, ball_radius_mm, check_points, uncovered}."""
     import edt
     from scipy.spatial import cKDTree
