@@ -8,6 +8,14 @@ around tumour and zones. Baseline: what one would write first, on the whole CT g
 resolution: every voxel tested against every zone, ``scipy.ndimage.distance_transform_edt``
 inside and outside the zone, margin read on the tumour's boundary voxels. The multi-probe row
 plans a 45 mm tumour inserted in the 3 mm phantom.
+
+Against another checkout in the same run (``IMAGIO_BENCH_BASELINE=/path/to/checkout``, e.g. a
+worktree of main): the multi-probe plan of the 45 mm tumour + 5 mm in the 1.5 mm phantom (the
+demo's case) in two fresh child processes, one importing that checkout's ``imagio``, one this
+tree's, baseline first, ``IMAGIO_BENCH_REPEAT`` times (default 1) alternately: CPU time of the
+``plan_multiprobe`` call (all threads), its traced peak, probes and lower bound, coverage of
+tumour + 5 mm, surface MAM, and the margin each cover guarantees (this tree's
+`guaranteed_margin` applied to both covers' zones in the parent).
 """
 
 from __future__ import annotations
@@ -56,12 +64,84 @@ def _time(fn, repeats=REPEATS):
     return float(np.median(ts)), out
 
 
+_CHILD = """
+import json, sys, time, tracemalloc
+import numpy as np
+from imagio import phantom
+from imagio.planning import PlanningProblem, plan
+from imagio.planning.ablation import AblationContext, get_device
+from imagio.planning.ablation.multiprobe import plan_multiprobe
+from imagio.planning.ablation.synthetic import insert_sphere
+ph = phantom.generate(spacing=1.5)
+ct, lab, _ = insert_sphere(ph.ct, ph.labels, 22.5)
+p = plan(PlanningProblem.build(ct, lab, "liver_tumor_large"))
+ctx = AblationContext(lab, "liver_tumor_large")
+dev = get_device("emprint")
+tracemalloc.start()
+t0, c0 = time.perf_counter(), time.process_time()
+mp = plan_multiprobe(p, ctx, dev, dev.setting("100W_10min"), margin_mm=5.0)
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+print(json.dumps({"cpu": cpu, "wall": wall, "traced_mib": peak, "n": len(mp.probes), "lb": mp.lower_bound,
+                  "cov5": mp.coverage.margin_covered_pct[5.0], "tumour": mp.coverage.tumour_covered_pct,
+                  "mam": mp.coverage.mam_mm,
+                  "zones": [[list(map(float, z.centre)), list(map(float, z.axis)), z.a_mm, z.b_mm] for z in mp.zones]}))
+"""
+
+
+def _multiprobe_against_baseline() -> list[dict]:
+    """The demo's multi-probe plan, this tree against ``IMAGIO_BENCH_BASELINE`` (module doc)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base = os.environ.get("IMAGIO_BENCH_BASELINE")
+    if not base:
+        return []
+    from imagio import phantom
+    from imagio.planning.ablation import AblationContext, Ellipsoid
+    from imagio.planning.ablation.multiprobe import guaranteed_margin
+    from imagio.planning.ablation.synthetic import insert_sphere
+
+    here = str(Path(__file__).resolve().parents[1])
+    res = {"base": [], "new": []}
+    for _ in range(int(os.environ.get("IMAGIO_BENCH_REPEAT", "1"))):
+        for who, root in (("base", base), ("new", here)):
+            out = subprocess.run([sys.executable, "-c", _CHILD], env=dict(os.environ, PYTHONPATH=root), cwd=root,
+                                 check=True, capture_output=True, text=True).stdout
+            res[who].append(json.loads(out.strip().splitlines()[-1]))
+    ph = phantom.generate(spacing=1.5)
+    _, lab, _ = insert_sphere(ph.ct, ph.labels, 22.5)
+    ctx = AblationContext(lab, "liver_tumor_large")
+    med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
+    gm = {w: guaranteed_margin(ctx, [Ellipsoid(np.array(c), np.array(u), a, b) for c, u, a, b in rs[0]["zones"]],
+                               5.0)["guaranteed_margin_mm"] for w, rs in res.items()}
+    b, n = res["base"], res["new"]
+    rows = [{"name": "multi-probe 1.5 mm: plan_multiprobe CPU time (baseline: other checkout, same run)",
+             "value": med(n, "cpu"), "unit": "s", "baseline": med(b, "cpu"), "ratio": med(b, "cpu") / med(n, "cpu")},
+            {"name": "multi-probe 1.5 mm: plan_multiprobe wall time (same)", "value": med(n, "wall"), "unit": "s",
+             "baseline": med(b, "wall"), "ratio": med(b, "wall") / med(n, "wall")},
+            {"name": "multi-probe 1.5 mm: plan_multiprobe traced peak (same)", "value": med(n, "traced_mib"),
+             "unit": "MiB", "baseline": med(b, "traced_mib")}]
+    for key, what, unit in (("n", "probes", ""), ("lb", "lower bound", ""), ("tumour", "tumour covered", "%"),
+                            ("cov5", "tumour + 5 mm covered", "%"), ("mam", "surface MAM", "mm")):
+        rows.append({"name": f"multi-probe 1.5 mm: {what} (baseline: other checkout)", "value": n[0][key],
+                     "unit": unit, "baseline": b[0][key]})
+    rows.append({"name": "multi-probe 1.5 mm: guaranteed margin of the cover (baseline: other checkout's cover)",
+                 "value": gm["new"], "unit": "mm", "baseline": gm["base"]})
+    return rows
+
+
 def run() -> list[dict]:
     from imagio import phantom
     from imagio.planning.ablation import AblationContext, get_device, zones
 
     rows = [{"name": "cores available", "value": os.cpu_count(), "unit": ""},
             {"name": "load average at start (shared machine)", "value": os.getloadavg()[0], "unit": ""}]
+    rows += _multiprobe_against_baseline()
+    if os.environ.get("IMAGIO_BENCH_ABLATION_ONLY", "") == "baseline":   # the comparison only
+        return rows
     ph = phantom.generate(spacing=1.5)
     les = next(l for l in ph.lesions if l.kind == "liver_tumor")
     s = get_device("emprint").setting("100W_10min")

@@ -63,4 +63,5 @@ def _write(pp, ctx, out: Path, scene) -> dict:
     return {"file": str(path), "device": d["device"], "setting": d["setting"], "n_probes": d["n_probes"],
             "lower_bound": d["lower_bound"], "tumour_covered_pct": c["tumour_covered_pct"],
             "margin_covered_pct": c["margin_covered_pct"], "mam_mm": c["mam_mm"],
+            "guaranteed_margin_mm": (d.get("margin_guarantee") or {}).get("guaranteed_margin_mm"),
             "all_paths_feasible": all(p["feasible"] for p in d["probes"]), "status": d["status"]}

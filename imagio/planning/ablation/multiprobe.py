@@ -5,10 +5,13 @@ Multi-probe: candidate zones are (feasible skin entry, zone centre) pairs: up to
 centres on a lattice inside the tumour; the tip is placed so that the zone centre lands on
 the lattice point, and every candidate path entry -> tip is checked in one vectorised pass of
 the planner's scorer (all hard constraints); the chosen paths are re-checked by the independent
-`verify.Verifier` (a rejected one is dropped and the cover solved again). Sample points of tumour + margin on a lattice; a set
-cover: a greedy cover, then (unless it meets the LP bound) ``scipy.optimize.milp`` for the
-fewest zones within a node limit, then, at that count, less healthy tissue by local swaps (sum of each zone's volume outside the tumour). Lower bounds: the LP
-relaxation optimum rounded up, and ceil(volume of tumour + margin / volume of one zone).
+`verify.Verifier` (a rejected one is dropped and the cover solved again). Sample points of
+tumour + margin on a lattice; a set cover: a greedy cover, then (unless it meets the LP bound)
+randomised greedy restarts, then (unless one meets it) ``scipy.optimize.milp`` for the fewest
+zones within a node limit, then, at that count, less healthy tissue by local swaps (sum of
+each zone's volume outside the tumour). Lower bounds: the LP relaxation optimum rounded up,
+and ceil(volume of tumour + margin / volume of one zone).
+The margin the chosen zones guarantee is proven on the analysis grid (`guaranteed_margin`).
 RAS mm, mL.
 """
 
@@ -31,6 +34,9 @@ from .zones import Probe, zones
 
 ADVANCE_STEP_MM = 2.0   # search step when the fully advanced tip is not feasible
 NODE_LIMIT = 2000       # branch-and-bound nodes per improving milp (a machine-independent limit)
+GRASP_RESTARTS = 256    # randomised greedy restarts before the milp (`_grasp_cover`; ~2 ms each
+                        # on the 45 mm demo tumour at 1.5 mm, whose 6-cover took 22-131 over 8 seeds)
+GRASP_NOISE = 0.2       # a restart's greedy gain is scaled by a random factor in [1 - this, 1]
 
 
 @dataclass
@@ -241,11 +247,48 @@ def _two_for_one(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, usable: np.n
     return np.array(sorted(pick), int)
 
 
-def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: float | None = None):
+def _grasp_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, lb: int, most: int,
+                 restarts: int = GRASP_RESTARTS, noise: float = GRASP_NOISE) -> np.ndarray:
+    """A cover of the rows of A (bool points x zones) with at most ``most`` zones when
+    randomised greedy restarts find one (GRASP: Feo TA, Resende MGC. Greedy randomized adaptive
+    search procedures. J Global Optim 1995;6:109-133): each restart takes, until every row is
+    covered, the zone with the most uncovered rows times a random factor in [1 - ``noise``, 1]
+    (a randomised greedy choice), then `_two_for_one`; it stops at the first cover of ``lb``
+    zones (a lower bound: nothing smaller exists). A fixed seed makes the result
+    machine-independent. Returns the smallest cover found (``pick`` when none has at most
+    ``most`` zones)."""
+    rng = np.random.default_rng(0)
+    Af = A.astype(np.float32)
+    every = np.ones(A.shape[1], bool)
+    best = np.asarray(pick)
+    for _ in range(restarts):
+        left = np.ones(A.shape[0], bool)
+        cur = []
+        while left.any() and len(cur) <= most + 1:   # two more than `most`: _two_for_one's reach
+            gain = left.astype(np.float32) @ Af
+            if gain.max() <= 0:
+                break
+            z = int(np.argmax(gain * rng.uniform(1.0 - noise, 1.0, len(gain))))
+            cur.append(z)
+            left &= ~A[:, z]
+        if left.any():
+            continue
+        cur = _two_for_one(A, np.array(cur), cost, every)
+        if len(cur) <= most and (len(best) == 0 or len(cur) < len(best)):
+            best = cur
+            if len(best) <= lb:
+                break
+    return best
+
+
+def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: float | None = None,
+                 restarts: int = GRASP_RESTARTS):
     """(columns, proven) of a cover of every row of A (bool points x zones) with the fewest
-    zones, then a lower ``cost`` at that count: the greedy cover; when it is larger than the
-    LP relaxation's optimum rounded up (``lp_optimum``: of A or of a matrix with more columns,
-    so a valid lower bound), one ``milp`` with the pure count as objective (the weighted one
+    zones, then a lower ``cost`` at that count: the greedy cover, then randomised greedy
+    restarts (`_grasp_cover`, ``restarts`` of them) until one meets the LP bound; when it is
+    still larger than the LP relaxation's optimum rounded up (``lp_optimum``: of A or of a
+    matrix with more columns, so a valid lower bound), one ``milp`` with the pure count as
+    objective (the weighted one
     was 3-5x slower; asking repeatedly for one zone fewer was 5x slower than one direct solve
     on the 45 mm demo tumour), stopped after ``NODE_LIMIT`` branch-and-bound nodes (a
     machine-independent limit); then each zone swapped for the cheapest one covering what
@@ -255,9 +298,13 @@ def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: fl
     (it equals the LP bound, or HiGHS closed the gap)."""
     pick = _greedy_cover(A, cost)
     lb = int(math.ceil(lp_optimum - 1e-6)) if lp_optimum is not None else 1
+    mx = maximal_columns(A) if len(pick) > lb else None
+    if mx is not None and restarts > 0:   # randomised restarts over the maximal zones (same fewest count)
+        alt = mx[_grasp_cover(A[:, mx], np.zeros(0, int), cost[mx], lb, len(pick) - 1, restarts)]
+        if 0 < len(alt) < len(pick):
+            pick = alt
     proven = len(pick) <= lb
     if not proven:   # over the maximal zones only (the same fewest count, `maximal_columns`)
-        mx = maximal_columns(A)
         cover = LinearConstraint(sparse.csr_matrix(A[:, mx], dtype=float), lb=1.0, ub=np.inf)
         res = milp(np.ones(len(mx)), constraints=[cover], bounds=Bounds(0, 1), integrality=np.ones(len(mx)),
                    options={"time_limit": float(limit_s), "node_limit": NODE_LIMIT})
@@ -288,32 +335,108 @@ def _cheapen(A: np.ndarray, pick: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return np.array(sorted(pick), int)
 
 
-def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
-    """Proof check of the margin on the analysis grid: every point within ``margin_mm`` of a
-    tumour voxel centre lies inside a zone when every voxel centre within ``margin_mm + h``
-    of a tumour voxel centre (exact ``edt``; h: half the voxel diagonal) has the ball of
-    radius h around it inside one zone, tested as lying inside the zone shrunk about its
-    centre by 1 - h / b (b: smaller semi-axis; convexity puts the ball inside the zone).
-    Returns {proven, check_points, uncovered, uncovered_pct, ball_radius_mm, statement}."""
+REFINE = 4   # sub-cells per axis where `guaranteed_margin` refines an unproven voxel
+
+
+def _depth(P: np.ndarray, ells) -> np.ndarray:
+    """A lower bound (mm) of how deep each RAS point (n, 3) lies inside the union of the
+    zones ``ells``: for each zone (1 - r) b, r the point's normalised ellipsoidal radius and b
+    the smaller semi-axis (the zone shrunk about its centre by r contains the point, and
+    convexity puts the ball of radius (1 - r) b around every point of that shrunk zone inside
+    the zone); 0 outside every zone."""
+    out = np.zeros(len(P))
+    for e in ells:
+        d = P - e.centre
+        t = d @ e.axis
+        r = np.sqrt(t * t / e.a_mm ** 2 + (np.einsum("pi,pi->p", d, d) - t * t) / e.b_mm ** 2)
+        np.maximum(out, (1.0 - r) * min(e.a_mm, e.b_mm), out=out)
+    return out
+
+
+def guaranteed_margin(ctx: AblationContext, ells, margin_mm: float | None = None) -> dict:
+    """The largest margin m the zones ``ells`` provably hold on the analysis grid: every point
+    closer than m (mm) to a tumour voxel centre lies inside a zone.
+
+    Proof: D(v) is each voxel centre's exact distance to the nearest tumour voxel centre
+    (``edt``) and h half the voxel diagonal; every point x lies in the cell of some voxel
+    centre v, within h of it, so dist(x) >= D(v) - h, and x is inside a zone when v lies at
+    least h deep in one (`_depth`). So m = min D(v) - h over the voxels less than h deep. The
+    voxels that can set m are refined: each cell is split into `REFINE`^3 sub-cells whose
+    centres' distances are exact (k-d tree of the tumour voxel centres) and whose half-diagonal
+    is h / REFINE. Checked up to the context's margin cap + h (beyond it m is reported as at
+    least the cap: ``capped``) and no further than the grid's outer faces allow (a point beyond
+    them is at least min D - h over the face voxels away). ``edt`` runs on the box of the tumour
+    + cap + 1.5 voxel diagonals (the nearest tumour voxel of a voxel in it lies in it).
+    Vectorised over the voxels (one pass per zone). With ``margin_mm``, also the voxel-level
+    check of that margin: ``check_points`` (voxel centres with D <= margin + h) and
+    ``uncovered`` (those less than h deep).
+    Returns {guaranteed_margin_mm, capped, ball_radius_mm, check_points, uncovered}."""
     import edt
+    from scipy.spatial import cKDTree
 
     g = ctx.grid
     sp = g.spacing_kji
     h = 0.5 * float(np.linalg.norm(sp))
-    dist = edt.edt(~ctx.tumour, anisotropy=tuple(float(x) for x in sp), black_border=False)
-    P = g.kji_to_ras(np.argwhere(dist <= margin_mm + h).astype(float))
-    ok = np.zeros(len(P), bool)
-    for e in ells:
-        ok |= _covers(P, e.centre[None], e.axis[None], e.a_mm, e.b_mm, h)[:, 0]
-    miss = int((~ok).sum())
-    return {"margin_mm": margin_mm, "proven": miss == 0, "check_points": int(len(P)),
-            "uncovered": miss, "uncovered_pct": round(100.0 * miss / max(len(P), 1), 3),
-            "ball_radius_mm": round(h, 3),
+    upto = float(ctx.cap_mm)
+    pv = np.ceil((upto + 3 * h) / sp).astype(int)      # the box holding every voxel that is checked
+    lo = np.maximum(ctx.tumour_box[0] - pv, 0)
+    hi = np.minimum(ctx.tumour_box[1] + pv, g.shape)
+    tum = ctx.tumour[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    dist = edt.edt(~tum, anisotropy=tuple(float(x) for x in sp), black_border=False)   # exact in the box
+    faces = min(float(f.min()) for ax in range(3) for f in (np.take(dist, 0, ax), np.take(dist, -1, ax)))
+    upto = min(upto, faces - h)
+    out = {"ball_radius_mm": round(h, 3)}
+    # first the shell the margin check needs (+ 2 h for the refinement); all voxels up to the cap
+    # only when that shell's bound reaches its edge (most plans are decided in the first)
+    for reach in sorted({min((margin_mm or 0.0) + 3 * h, upto + h), upto + h}):
+        kji = np.argwhere(dist <= reach) + lo
+        D = dist[tuple((kji - lo).T)].astype(float)
+        bad = _depth(g.kji_to_ras(kji.astype(float)), ells) < h
+        if margin_mm is not None and "uncovered" not in out:
+            chk = D <= margin_mm + h
+            out.update(check_points=int(chk.sum()), uncovered=int((bad & chk).sum()))
+        m = reach - h          # points farther than this from the tumour were not checked
+        if bad.any() and float(D[bad].min()) + 2 * h <= m:
+            break
+    del dist
+    if bad.any():
+        kb, Db = kji[bad], D[bad]
+        near = Db <= float(Db.min()) + 2 * h          # the cells that can set m after refinement
+        if (~near).any():
+            m = min(m, float(Db[~near].min()) - h)
+        f = (np.arange(REFINE) + 0.5) / REFINE - 0.5
+        off = np.stack(np.meshgrid(f, f, f, indexing="ij"), -1).reshape(-1, 3)   # sub-cell centres, kji
+        P = g.kji_to_ras((kb[near][:, None, :] + off[None]).reshape(-1, 3))
+        miss = _depth(P, ells) < h / REFINE
+        if miss.any():
+            tree = cKDTree(g.kji_to_ras((np.argwhere(tum) + lo).astype(float)))
+            m = min(m, float(tree.query(P[miss])[0].min()) - h / REFINE)
+    out.update(guaranteed_margin_mm=math.floor(1000 * m) / 1000, capped=bool(m >= upto))
+    return out
+
+
+def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
+    """Proof check of the margin on the analysis grid (`guaranteed_margin`): every point within
+    ``margin_mm`` of a tumour voxel centre lies inside a zone when the guaranteed margin is at
+    least ``margin_mm``. ``uncovered``: voxel centres within ``margin_mm + h`` of a tumour voxel
+    centre (h: half the voxel diagonal) less than h deep in every zone. Returns {margin_mm,
+    proven, guaranteed_margin_mm, guaranteed_capped, check_points, uncovered, uncovered_pct,
+    ball_radius_mm, statement}."""
+    gm = guaranteed_margin(ctx, ells, margin_mm)
+    h, m, n, miss = gm["ball_radius_mm"], gm["guaranteed_margin_mm"], gm["check_points"], gm["uncovered"]
+    proven = m >= margin_mm
+    at_least = "at least " if gm["capped"] else ""
+    grid = "x".join(f"{x:.2g}" for x in ctx.grid.spacing_kji)
+    return {"margin_mm": margin_mm, "proven": bool(proven), "guaranteed_margin_mm": m,
+            "guaranteed_capped": gm["capped"], "check_points": n,
+            "uncovered": miss, "uncovered_pct": round(100.0 * miss / max(n, 1), 3),
+            "ball_radius_mm": h,
             "statement": (f"every point within {margin_mm:g} mm of a tumour voxel centre (analysis grid "
-                          f"{'x'.join(f'{x:.2g}' for x in sp)} mm) lies inside a zone" if miss == 0 else
-                          f"NOT proven: {miss} of {len(P)} voxel centres within {margin_mm + h:.2f} mm of "
-                          f"the tumour lack a {h:.2f} mm ball inside one zone (the margin may be "
-                          f"below {margin_mm:g} mm there)")}
+                          f"{grid} mm) lies inside a zone; guaranteed margin {at_least}{m:.2f} mm" if proven else
+                          f"NOT proven: the guaranteed margin is {m:.2f} mm (every point closer than that to a "
+                          f"tumour voxel centre lies inside a zone; analysis grid {grid} mm); {miss} of {n} voxel "
+                          f"centres within {margin_mm + h:.2f} mm of the tumour lack a {h:.2f} mm ball inside "
+                          f"one zone (the margin may be below {margin_mm:g} mm there)")}
 
 
 def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm, limit_s,
@@ -381,7 +504,9 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
         if left <= 0:
             break
         # each solve gets 40 % of the time left (a time limit only stops a run-away solve)
-        sub, opt = _solve_cover(Ar, cost[cols], max(0.4 * left, 1.0), lp_opt)
+        # no restarts here: the lazy rows' LP bound is rarely reached (9 probes against 6 on the
+        # 45 mm demo tumour at 1.5 mm), so they would only add 256 restarts to every round
+        sub, opt = _solve_cover(Ar, cost[cols], max(0.4 * left, 1.0), lp_opt, restarts=0)
         better = cols[sub]
         if len(better) >= len(pick):
             proven = opt
@@ -417,7 +542,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                     guarantee_margin: bool = False) -> ProbePlan:
     """The fewest probes whose zones cover tumour + ``margin_mm`` (see module doc). The cover
     holds on the sample points; the returned ``coverage`` is measured on the analysis grid and
-    ``margin_guarantee`` says whether `margin_check` proves the margin on it (with
+    ``margin_guarantee`` says whether `margin_check` proves the margin on it, and which margin
+    the zones do guarantee (``guaranteed_margin_mm``, `guaranteed_margin`: a proven lower bound
+    of the minimal ablative margin from the tumour voxel centres) (with
     ``guarantee_margin`` verified zones are added until it does: more probes: 9 instead of 6 for
     the 45 mm demo tumour + 5 mm at 1.5 mm, measured 2026-12-01). The cover: `_solve_cover`
     (``solve_limit_s`` only stops a run-away solve).
@@ -550,8 +677,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                             f"nodes or {solve_limit_s:g} s): the fewest probes not proven"))
     out.margin_guarantee = margin_check(ctx, ells, margin_mm)
     if not out.margin_guarantee["proven"]:   # a doubt travels with the result
-        out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid "
-                       f"({out.margin_guarantee['uncovered_pct']:g}% of its check points lack it; "
+        out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid: the guaranteed "
+                       f"margin is {out.margin_guarantee['guaranteed_margin_mm']:.2f} mm "
+                       f"({out.margin_guarantee['uncovered_pct']:g}% of its check points lack {margin_mm:g} mm; "
                        "the surface MAM is measured in coverage.criteria; --guarantee-margin (guarantee_margin=True) adds probes until the "
                        "margin is proven: more probes than this count, the trade-off is the user's)")
     out._zones = ells
