@@ -595,3 +595,32 @@ def test_report_types_calcium_of_uncertain_size_as_calcified_or_bone():
             "stratification": {"lung_rads": {"refused": "x"}, "brock": {"refused": "y"}}}
     assert nodule_rows([{**base, "size_uncertain": "clipped"}])[0][1] == "calcified or bone"
     assert nodule_rows([base])[0][1] == "calcified"
+
+
+def test_candidates_whose_outlines_touch_are_said_to_be_one_lesion():
+    """Trial 7: a 5 cm mass came out as four candidates 2-12 mm apart, the first part-solid, the
+    'part of a mass' doubt on the second only. Outlines that touch (built so by the test: two
+    halves of one ball split by a plane, a third ball 20 mm away) are said to be one lesion on
+    each part, with the other part's doubt repeated; the separate one is untouched."""
+    from imagio.detection.characterise import _same_lesion
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    ct = Volume(np.zeros((40, 40, 60), np.int16), make_ijk_to_ras((1.0, 1.2, 2.0)))
+    k, j, i = np.ogrid[:40, :40, :60]
+    ball = (k - 20) ** 2 + (j - 20) ** 2 + (i - 15) ** 2 <= 64
+    a, b = ball & (i < 15), ball & (i >= 15)
+    c = (k - 20) ** 2 + (j - 20) ** 2 + (i - 45) ** 2 <= 16   # 18 voxels = 36 mm beyond the ball
+    nodules = [{"id": 1, "segmented": True, "warnings": []},
+               {"id": 2, "segmented": True, "warnings": ["the outline may hold only part of a mass (x)"]},
+               {"id": 3, "segmented": True, "warnings": []}]
+    _same_lesion(ct, nodules, [a, b, c])
+    assert nodules[0]["same_lesion_as"] == [2] and nodules[1]["same_lesion_as"] == [1]
+    assert any("part of a mass" in w for w in nodules[0]["warnings"])
+    assert any("parts of one lesion" in w for w in nodules[1]["warnings"])
+    assert "same_lesion_as" not in nodules[2] and nodules[2]["warnings"] == []
+    # a gap along i (1 mm voxels): b moved 6 voxels, its nearest voxel centre 7 mm from a's, is not
+    # linked; moved 4, 5 mm apart, it is (the 5 mm of detection.json)
+    for shift, linked in ((6, False), (4, True)):
+        nods = [{"id": 1, "segmented": True, "warnings": []}, {"id": 2, "segmented": True, "warnings": []}]
+        _same_lesion(ct, nods, [a, np.roll(b, shift, axis=2)])
+        assert ("same_lesion_as" in nods[0]) == linked, shift
