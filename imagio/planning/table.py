@@ -109,15 +109,33 @@ class TableSurface:
 def patient_mask(ct, body: np.ndarray, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
     """The patient's tissue (bool [k, j, i]): voxels of ``body`` above ``air_hu``, opened by
     ``open_mm`` (erosion, largest component, dilation back within the tissue) so that the thin
-    couch top and the table under it fall off."""
-    from ..segmentation.common import dilate_mm, erode_mm, largest_component
+    couch top and the table under it fall off. The erosion and dilation are
+    `imagio.segmentation.ballmorph`'s (the same voxels as `segmentation.common.erode_mm` /
+    `dilate_mm`, without their volume-sized float distance maps); the largest components are
+    taken on the masks' bounding boxes (the same components)."""
+    from ..segmentation.ballmorph import dilate_ball, erode_ball
 
     tissue = np.asarray(body, bool) & (ct.array > air_hu)
     sk = np.asarray(ct.spacing_kji, float)
-    core = largest_component(erode_mm(tissue, open_mm, sk))
+    core = _largest_in_box(erode_ball(tissue, open_mm, sk))
     if not core.any():
-        return largest_component(tissue)
-    return largest_component(dilate_mm(core, open_mm * 1.05, sk) & tissue)
+        return _largest_in_box(tissue)
+    grown = dilate_ball(core, open_mm * 1.05, sk)
+    del core
+    grown &= tissue
+    return _largest_in_box(grown)
+
+
+def _largest_in_box(mask: np.ndarray) -> np.ndarray:
+    """`segmentation.common.largest_component` (6-connected) computed on the mask's bounding
+    box: components never leave it, and the crop keeps the voxels' raster order (same labels)."""
+    from ..segmentation.common import bbox_slices, largest_component
+
+    sl = bbox_slices(mask)
+    out = np.zeros(mask.shape, bool)
+    if sl is not None:
+        out[sl] = largest_component(mask[sl])
+    return out
 
 
 def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
@@ -125,20 +143,29 @@ def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPE
     the data's voxels above ``air_hu`` outside ``pat`` that reach farther than ``2 * open_mm``
     from the patient (a table, an arm, a cushion). Rims that the opening took off the patient
     (edges of the scan's cut faces, skin folds) lie within ``open_mm`` of it and are not
-    objects."""
+    objects. Labelled on the bounding box of those voxels; the distance test is
+    `segmentation.ballmorph.dilate_ball` (the voxels of `segmentation.common.dilate_mm`)."""
     import cc3d
 
-    from ..segmentation.common import dilate_mm
+    from ..segmentation.ballmorph import dilate_ball
+    from ..segmentation.common import bbox_slices
 
-    other = np.asarray(data, bool) & (ct.array > air_hu) & ~pat
-    if not other.any():
+    other = np.asarray(data, bool) & (ct.array > air_hu)
+    other &= ~pat
+    sl = bbox_slices(other)
+    if sl is None:
         return other
-    comp = cc3d.connected_components(other, connectivity=26)
-    far = other & ~dilate_mm(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))
+    near = dilate_ball(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))[sl]
+    sub = other[sl]
+    comp = cc3d.connected_components(sub, connectivity=26)
+    far = comp[sub & ~near]
+    del near
     keep = np.zeros(int(comp.max()) + 1, bool)
-    keep[np.unique(comp[far])] = True
+    keep[far] = True
     keep[0] = False
-    return keep[comp]
+    out = np.zeros(other.shape, bool)
+    out[sl] = keep[comp]
+    return out
 
 
 def patient_and_objects(ct, body: np.ndarray, data: np.ndarray, air_hu: float) -> tuple:
