@@ -164,11 +164,36 @@ def _reference_objects(ct, pat, data, air_hu, open_mm):
     return np.isin(comp, keep[keep > 0])
 
 
+def _largest(m):
+    from scipy import ndimage
+
+    lab, n = ndimage.label(m)          # 6-connected; labels in raster order, ties: the first
+    if n == 0:
+        return m.copy()
+    return lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+
+
+def _reference_patient(ct, body, air_hu, open_mm):
+    """`table.patient_mask` by its definition on the whole volume, with scipy only: the tissue
+    opened by ``open_mm`` (voxels farther than open_mm from the non-tissue inside the image,
+    largest 6-connected component, voxels within 1.05 open_mm of it and in the tissue, largest
+    component), scipy's exact Euclidean distance transform (float64, mm)."""
+    from scipy import ndimage
+
+    tissue = np.asarray(body, bool) & (ct.array > air_hu)
+    core = _largest(ndimage.distance_transform_edt(tissue, sampling=ct.spacing_kji) > open_mm)
+    if not core.any():
+        return _largest(tissue)
+    return _largest((ndimage.distance_transform_edt(~core, sampling=ct.spacing_kji) <= 1.05 * open_mm) & tissue)
+
+
 @pytest.mark.parametrize("direction", [None, "flipped_oblique"])
 def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     """The couch search's shortcuts (per-case cache, the surface read from a dense column
     table) and its objects give what the whole-volume definition gives,
     on a straight grid and on an oblique, flipped, 2 x 2 x 3 mm grid:
+    - `patient_mask` (bit-packed ball morphology on bounding boxes) equals
+      `_reference_patient` (scipy, whole volume), and most of the couch top is not in it;
     - `other_objects` equals `_reference_objects` (scipy, whole volume), with a small loose
       object resting near the patient (within its grown box) so that the distance map runs;
     - `TableSurface.below` equals a per-point look-up of its own (column key -> top) pairs;
@@ -177,7 +202,7 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     from imagio.planning import table as T
     from imagio.planning.skin import AIR_HU
 
-    ct, lab, _ = _table_phantom(_flipped_oblique() if direction else None)
+    ct, lab, couch = _table_phantom(_flipped_oblique() if direction else None)
     # loose cubes: 2 mm, 2-6 mm from the patient's lateral skin (x = 137.2 mm at A = -20; near:
     # dropped); 6 mm, 15 mm out (kept, outside the patient's grown box); 6 mm at the antero-lateral
     # corner of that box (kept: more than 2 * open_mm from the elliptic torso)
@@ -192,6 +217,10 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     prob = PlanningProblem.build(ct, lab, "tumor", constraints=Constraints(patient_position="supine"))
     sk = prob.skin
     pat = T.patient_mask(ct, sk.body, AIR_HU)
+    ref_pat = _reference_patient(ct, sk.body, AIR_HU, T.OPEN_MM)
+    assert np.array_equal(pat, ref_pat), int((pat ^ ref_pat).sum())
+    on_body = int((np.asarray(sk.body) & couch).sum())   # the body takes the couch top in; the opening
+    assert pat.any() and on_body and (pat & couch).sum() < 0.15 * on_body   # leaves only where it touches the back
     got = T.other_objects(ct, pat, np.asarray(sk.data), AIR_HU)
     ref = _reference_objects(ct, pat, np.asarray(sk.data), AIR_HU, T.OPEN_MM)
     assert ref.any() and np.array_equal(got, ref), int((got ^ ref).sum())

@@ -156,16 +156,14 @@ def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPE
     if sl is None:
         return other
     near = dilate_ball(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))[sl]
-    sub = other[sl]
-    comp = cc3d.connected_components(sub, connectivity=26)
-    far = comp[sub & ~near]
+    far = np.flatnonzero(other[sl] & ~near)       # crop raster indices of the far voxels
     del near
+    comp = cc3d.connected_components(np.ascontiguousarray(other[sl]), connectivity=26)
     keep = np.zeros(int(comp.max()) + 1, bool)
-    keep[far] = True
+    keep[comp.reshape(-1)[far]] = True
     keep[0] = False
-    out = np.zeros(other.shape, bool)
-    out[sl] = keep[comp]
-    return out
+    other[sl] = keep[comp]                         # outside the crop ``other`` is already False
+    return other
 
 
 def patient_and_objects(ct, body: np.ndarray, data: np.ndarray, air_hu: float) -> tuple:
