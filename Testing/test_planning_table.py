@@ -274,3 +274,44 @@ def test_couch_search_memory_is_bounded_by_masks_not_float_maps():
         tracemalloc.stop()
     assert len(pat) and len(obj)
     assert peak < 8 * ct.array.size, peak / ct.array.size
+
+
+def test_scoring_threads_share_one_couch_search(monkeypatch):
+    """Two scoring threads asking for the couch at once (`case_masks`, as the chunks of
+    `score_paths` do) run one couch search and get the same points; main ran one per thread
+    (twice the time and memory of the first plan's largest step). The counting wrapper calls
+    the real `patient_and_objects`; it waits (at most 3 s) for a second concurrent call, which
+    comes only when nothing serialises them."""
+    import threading
+
+    from imagio.planning import table as T
+    from imagio.planning.skin import AIR_HU, outer_skin
+
+    ct, lab, _ = _table_phantom()
+    sk = outer_skin(ct, lab)
+    real, calls = T.patient_and_objects, []
+    meet = threading.Barrier(2)
+
+    def counted(*a, **k):
+        calls.append(1)
+        try:
+            meet.wait(timeout=3.0)
+        except threading.BrokenBarrierError:
+            pass
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "patient_and_objects", counted)
+    T.forget_cached_table()
+    out = [None, None]
+
+    def ask(i):
+        out[i] = T.case_masks(ct, sk.body, sk.data, AIR_HU)
+
+    th = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    T.forget_cached_table()
+    assert len(calls) == 1, len(calls)
+    assert out[0] is out[1] and len(out[0][0])

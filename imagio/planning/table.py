@@ -35,6 +35,7 @@ reductions by sorting), no Python loop over voxels.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -233,6 +234,7 @@ def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: floa
 
 
 _CACHE: dict = {}   # one case: (CT array token, grid, body token, air_hu) -> patient_and_objects
+_LOCK = threading.RLock()   # scoring threads ask for the couch at once: one computes it
 
 
 def forget_cached_table() -> None:
@@ -244,27 +246,32 @@ def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
     """`patient_and_objects`, cached per case: keyed by the CT array object and grid
     (`imagio.caching.array_token`, O(1)) and the body array object (the cached skin model's
     read-only body), so a second target or patient position on the same case reuses them.
-    Same limit as the skin model's cache: a CT edited in place needs `forget_cached_table`."""
+    Same limit as the skin model's cache: a CT edited in place needs `forget_cached_table`.
+    Thread-safe: the scoring threads' chunks ask for it at once; one computes, the others wait
+    for its result (without the lock each thread ran its own couch search)."""
     from ..caching import array_token
 
     key = (array_token(ct.array), np.asarray(ct.ijk_to_ras, float).tobytes(), array_token(body), float(air_hu))
-    hit = _CACHE.get(key)
-    if hit is None:
-        hit = patient_and_objects(ct, body, np.asarray(data), air_hu)
-        _CACHE.clear()
-        _CACHE[key] = hit
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is None:
+            hit = patient_and_objects(ct, body, np.asarray(data), air_hu)
+            _CACHE.clear()
+            _CACHE[key] = hit
     return hit
 
 
 def locate_table_cached(problem, direction) -> TableSurface:
     """`locate_table` for ``problem`` (its CT and cached skin model) and ``direction``, cached
-    on ``problem`` per direction; the direction-free points per case (`case_masks`)."""
+    on ``problem`` per direction; the direction-free points per case (`case_masks`). Thread-safe
+    (one computation per direction when scoring threads ask at once)."""
     from .skin import AIR_HU
 
-    cache = problem.__dict__.setdefault("_table_planes", {})
     key = tuple(np.round(np.asarray(direction, float), 6))
-    if key not in cache:
-        sk = problem.skin
-        masks = case_masks(problem.ct, sk.body, sk.data, AIR_HU)
-        cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU, masks)
-    return cache[key]
+    with _LOCK:
+        cache = problem.__dict__.setdefault("_table_planes", {})
+        if key not in cache:
+            sk = problem.skin
+            masks = case_masks(problem.ct, sk.body, sk.data, AIR_HU)
+            cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU, masks)
+        return cache[key]

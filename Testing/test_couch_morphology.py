@@ -74,3 +74,24 @@ def test_empty_and_full_masks():
     full = ~z
     assert ballmorph.erode_ball(full, 3.0, sp).all()      # the image border is not background
     assert ballmorph.dilate_ball(full, 3.0, sp).all()
+
+
+@pytest.mark.parametrize("connectivity", [6, 26])
+def test_largest_component_equals_scipy_and_breaks_ties_by_raster_order(connectivity):
+    """`common.largest_component` (cc3d labelling + a chunked count) against scipy's labelling:
+    the largest component of random blobs, and of two equal cubes the first in raster order
+    (``cc3d.largest_k``'s rule, which it replaced)."""
+    from imagio.segmentation.common import largest_component
+
+    st = ndimage.generate_binary_structure(3, 1 if connectivity == 6 else 3)
+    m = _blobs((21, 33, 35), seed=3, border=True) & ~_blobs((21, 33, 35), seed=4, border=True)
+    lab, n = ndimage.label(m, structure=st)
+    assert n > 3
+    ref = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+    assert np.array_equal(largest_component(m, connectivity), ref)
+    two = np.zeros((9, 9, 20), bool)
+    two[5:8, 1:4, 2:5] = True      # later in raster order along k ...
+    two[1:4, 5:8, 12:15] = True    # ... than this one: the first
+    got = largest_component(two, connectivity)
+    assert got[2, 6, 13] and not got[6, 2, 3] and got.sum() == 27
+    assert not largest_component(np.zeros((3, 3, 3), bool)).any()
