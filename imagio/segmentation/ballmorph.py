@@ -12,7 +12,10 @@ w_j^2 d_j^2 + w_k^2 d_k^2) summed axis after axis; float addition is monotonic, 
 minima equal the minimum of that per-pair value. The kernel here is that per-pair value,
 computed by ``edt`` itself on a single background voxel (`ball_offsets`), so "some background
 voxel within r" and "some kernel offset lands on background" are the same test, tie cases
-(offsets exactly at r, common on isotropic grids) included. For a fixed (d_k, d_j) the value
+(offsets exactly at r, common on isotropic grids) included. (This holds where edt's lower
+envelope picks the minimal parabola, as it does in exact arithmetic; were a rounded intersection
+to make it pick another, edt's value would exceed that minimum by a rounding error and the two
+could differ at a voxel within rounding of r: not seen on any grid or case tested.) For a fixed (d_k, d_j) the value
 does not decrease with |d_i|, so the kernel is a set of rows |d_i| <= n(d_k, d_j): an erosion
 is the AND over the rows of the mask's 1-D erosion along i by n, shifted by (d_k, d_j)
 (a dilation: OR of 1-D dilations). Rows are bit-packed along i (``np.packbits``): the
