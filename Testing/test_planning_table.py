@@ -164,11 +164,36 @@ def _reference_objects(ct, pat, data, air_hu, open_mm):
     return np.isin(comp, keep[keep > 0])
 
 
+def _largest(m):
+    from scipy import ndimage
+
+    lab, n = ndimage.label(m)          # 6-connected; labels in raster order, ties: the first
+    if n == 0:
+        return m.copy()
+    return lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+
+
+def _reference_patient(ct, body, air_hu, open_mm):
+    """`table.patient_mask` by its definition on the whole volume, with scipy only: the tissue
+    opened by ``open_mm`` (voxels farther than open_mm from the non-tissue inside the image,
+    largest 6-connected component, voxels within 1.05 open_mm of it and in the tissue, largest
+    component), scipy's exact Euclidean distance transform (float64, mm)."""
+    from scipy import ndimage
+
+    tissue = np.asarray(body, bool) & (ct.array > air_hu)
+    core = _largest(ndimage.distance_transform_edt(tissue, sampling=ct.spacing_kji) > open_mm)
+    if not core.any():
+        return _largest(tissue)
+    return _largest((ndimage.distance_transform_edt(~core, sampling=ct.spacing_kji) <= 1.05 * open_mm) & tissue)
+
+
 @pytest.mark.parametrize("direction", [None, "flipped_oblique"])
 def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     """The couch search's shortcuts (per-case cache, the surface read from a dense column
     table) and its objects give what the whole-volume definition gives,
     on a straight grid and on an oblique, flipped, 2 x 2 x 3 mm grid:
+    - `patient_mask` (bit-packed ball morphology on bounding boxes) equals
+      `_reference_patient` (scipy, whole volume), and most of the couch top is not in it;
     - `other_objects` equals `_reference_objects` (scipy, whole volume), with a small loose
       object resting near the patient (within its grown box) so that the distance map runs;
     - `TableSurface.below` equals a per-point look-up of its own (column key -> top) pairs;
@@ -177,7 +202,7 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     from imagio.planning import table as T
     from imagio.planning.skin import AIR_HU
 
-    ct, lab, _ = _table_phantom(_flipped_oblique() if direction else None)
+    ct, lab, couch = _table_phantom(_flipped_oblique() if direction else None)
     # loose cubes: 2 mm, 2-6 mm from the patient's lateral skin (x = 137.2 mm at A = -20; near:
     # dropped); 6 mm, 15 mm out (kept, outside the patient's grown box); 6 mm at the antero-lateral
     # corner of that box (kept: more than 2 * open_mm from the elliptic torso)
@@ -192,6 +217,10 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     prob = PlanningProblem.build(ct, lab, "tumor", constraints=Constraints(patient_position="supine"))
     sk = prob.skin
     pat = T.patient_mask(ct, sk.body, AIR_HU)
+    ref_pat = _reference_patient(ct, sk.body, AIR_HU, T.OPEN_MM)
+    assert np.array_equal(pat, ref_pat), int((pat ^ ref_pat).sum())
+    on_body = int((np.asarray(sk.body) & couch).sum())   # the body takes the couch top in; the opening
+    assert pat.any() and on_body and (pat & couch).sum() < 0.15 * on_body   # leaves only where it touches the back
     got = T.other_objects(ct, pat, np.asarray(sk.data), AIR_HU)
     ref = _reference_objects(ct, pat, np.asarray(sk.data), AIR_HU, T.OPEN_MM)
     assert ref.any() and np.array_equal(got, ref), int((got ^ ref).sum())
@@ -222,3 +251,67 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     assert len(cached.proposals) > 0
     assert [float(m.score) for m in cached.proposals] == [float(m.score) for m in again.proposals]
     assert cached.warnings == again.warnings
+
+
+def test_couch_search_memory_is_bounded_by_masks_not_float_maps():
+    """The couch search (`patient_and_objects`) on the oblique, flipped table phantom allocates
+    (tracemalloc peak) less than 8 bytes per CT voxel: a few bool masks and one uint32 label map
+    of the objects' box, no volume-sized float32 distance map (main's edt erosion, dilation
+    and the objects' distance test: 9.9 bytes per voxel on this case)."""
+    import tracemalloc
+
+    from imagio.planning import table as T
+    from imagio.planning.skin import AIR_HU, outer_skin
+
+    ct, lab, _ = _table_phantom(_flipped_oblique())
+    sk = outer_skin(ct, lab)
+    body, data = sk.body, np.asarray(sk.data)
+    tracemalloc.start()
+    try:
+        pat, obj = T.patient_and_objects(ct, body, data, AIR_HU)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(pat) and len(obj)
+    assert peak < 8 * ct.array.size, peak / ct.array.size
+
+
+def test_scoring_threads_share_one_couch_search(monkeypatch):
+    """Two scoring threads asking for the couch at once (`case_masks`, as the chunks of
+    `score_paths` do) run one couch search and get the same points; main ran one per thread
+    (twice the time and memory of the first plan's largest step). The counting wrapper calls
+    the real `patient_and_objects`; it waits (at most 3 s) for a second concurrent call, which
+    comes only when nothing serialises them."""
+    import threading
+
+    from imagio.planning import table as T
+    from imagio.planning.skin import AIR_HU, outer_skin
+
+    ct, lab, _ = _table_phantom()
+    sk = outer_skin(ct, lab)
+    real, calls = T.patient_and_objects, []
+    meet = threading.Barrier(2)
+
+    def counted(*a, **k):
+        calls.append(1)
+        try:
+            meet.wait(timeout=3.0)
+        except threading.BrokenBarrierError:
+            pass
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "patient_and_objects", counted)
+    T.forget_cached_table()
+    out = [None, None]
+
+    def ask(i):
+        out[i] = T.case_masks(ct, sk.body, sk.data, AIR_HU)
+
+    th = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    T.forget_cached_table()
+    assert len(calls) == 1, len(calls)
+    assert out[0] is out[1] and len(out[0][0])

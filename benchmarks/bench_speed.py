@@ -28,7 +28,9 @@ The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
    this tree's, baseline first, ``IMAGIO_BENCH_REPEAT`` times (default 1) alternately: CPU
    time, wall time, traced peak (tracemalloc, inputs excluded), the child's peak resident
    memory less its resident memory with the inputs loaded, and whether the 5 proposals
-   (entries, scores) are identical. ``IMAGIO_BENCH_SPEED_ONLY=first`` stops after item 1.
+   (entries, scores) are identical; and the couch search alone (`table.patient_and_objects`,
+   the skin model computed first, untimed) in the same way: CPU time, traced peak, identical
+   points. ``IMAGIO_BENCH_SPEED_ONLY=first`` stops after item 1.
 """
 
 from __future__ import annotations
@@ -155,6 +157,54 @@ print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak,
 """
 
 
+_CHILD_COUCH = r"""
+import hashlib, json, sys, time, tracemalloc
+import numpy as np
+from imagio.volume import Volume
+from imagio.planning import skin, table
+z = np.load(sys.argv[1], allow_pickle=False)
+ct = Volume(z["ct"], z["ct_m"], "CT")
+lab = Volume(z["lab"], z["lab_m"], "labels", labels={int(k): v for k, v in json.loads(str(z["names"])).items()})
+sk = skin.outer_skin(ct, lab)
+body, data = sk.body, np.asarray(sk.data)
+tracemalloc.start()
+t0, c0 = time.perf_counter(), time.process_time()
+pat, obj = table.patient_and_objects(ct, body, data, skin.AIR_HU)
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+tracemalloc.stop()
+h = hashlib.sha256(np.ascontiguousarray(pat).tobytes() + np.ascontiguousarray(obj).tobytes()).hexdigest()
+print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak, "hash": h, "n": [len(pat), len(obj)]}))
+"""
+
+
+def _couch_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[dict]:
+    """The couch search alone (`table.patient_and_objects`: the patient's opening and the
+    objects beyond it, the skin model computed first and not timed), baseline checkout and this
+    tree in fresh child processes on the same case file: CPU time, traced peak, and whether the
+    patient's boundary points and the object points are identical (sha256 of both arrays)."""
+    import json
+    import subprocess
+    import sys
+
+    res = {"base": [], "new": []}
+    for _ in range(reps):
+        for who, root in (("base", base), ("new", here)):
+            env = dict(os.environ, PYTHONPATH=root)
+            out = subprocess.run([sys.executable, "-c", _CHILD_COUCH, str(f)], env=env, cwd=root,
+                                 check=True, capture_output=True, text=True).stdout
+            res[who].append(json.loads(out.strip().splitlines()[-1]))
+    b, n = res["base"], res["new"]
+    med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
+    rows = [{"name": f"{label}: couch search alone, {what} (baseline: main, same run)", "value": med(n, key),
+             "unit": unit, "baseline": med(b, key), "ratio": med(b, key) / max(med(n, key), 1e-9)}
+            for key, what, unit in (("cpu", "CPU time", "s"), ("traced_mib", "peak traced memory", "MiB"))]
+    rows.append({"name": f"{label}: couch search points identical to main's ({b[0]['n'][0]} patient boundary, "
+                         f"{b[0]['n'][1]} object voxels)",
+                 "value": int(all(r["hash"] == b[0]["hash"] for r in b + n)), "unit": "bool"})
+    return rows
+
+
 def _against_baseline(ct, lab, target, label) -> list[dict]:
     """The first proposals of this tree against the checkout ``IMAGIO_BENCH_BASELINE`` (module
     doc, item 6), each in a fresh child process on the same inputs; [] without the variable."""
@@ -180,6 +230,7 @@ def _against_baseline(ct, lab, target, label) -> list[dict]:
                 out = subprocess.run([sys.executable, "-c", _CHILD, str(f), tgt], env=env, cwd=root,
                                      check=True, capture_output=True, text=True).stdout
                 res[who].append(json.loads(out.strip().splitlines()[-1]))
+        couch = _couch_rows(f, base, here, reps, label)
     b, n = res["base"], res["new"]
     med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
     same = all(r["entries"] == b[0]["entries"] and r["scores"] == b[0]["scores"] for r in b + n)
@@ -192,7 +243,7 @@ def _against_baseline(ct, lab, target, label) -> list[dict]:
                      "ratio": med(b, key) / max(med(n, key), 1e-9)})
     rows.append({"name": f"{label}: proposals identical to main's (entries, scores; {reps} run(s) each)",
                  "value": int(same), "unit": "bool"})
-    return rows
+    return rows + couch
 
 
 def _ts_case(ct_name, seg_name):

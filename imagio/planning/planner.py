@@ -436,6 +436,13 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     k = int(d["n_proposals"] if k is None else k)
     prog = Progress(progress)
     t0 = time.perf_counter()
+    c = problem.constraints
+    if maps is None and "table_side" not in c.disabled_rules and c.table_exclusion_deg > 0:
+        # the couch search (per case, needed by the scoring and `table_warnings`) before the
+        # distance maps exist: its masks and label maps then do not add to theirs (peak memory)
+        from .table import locate_table_cached
+
+        locate_table_cached(problem, c.table_direction)
     maps = maps if maps is not None else precompute(problem, progress=prog.sub(0.0, 0.7))
     t1 = time.perf_counter()
     prog(0.72, "planning: candidate entries on the skin")

@@ -35,6 +35,7 @@ reductions by sorting), no Python loop over voxels.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,15 +110,33 @@ class TableSurface:
 def patient_mask(ct, body: np.ndarray, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
     """The patient's tissue (bool [k, j, i]): voxels of ``body`` above ``air_hu``, opened by
     ``open_mm`` (erosion, largest component, dilation back within the tissue) so that the thin
-    couch top and the table under it fall off."""
-    from ..segmentation.common import dilate_mm, erode_mm, largest_component
+    couch top and the table under it fall off. The erosion and dilation are
+    `imagio.segmentation.ballmorph`'s (the same voxels as `segmentation.common.erode_mm` /
+    `dilate_mm`, without their volume-sized float distance maps); the largest components are
+    taken on the masks' bounding boxes (the same components)."""
+    from ..segmentation.ballmorph import dilate_ball, erode_ball
 
     tissue = np.asarray(body, bool) & (ct.array > air_hu)
     sk = np.asarray(ct.spacing_kji, float)
-    core = largest_component(erode_mm(tissue, open_mm, sk))
+    core = _largest_in_box(erode_ball(tissue, open_mm, sk))
     if not core.any():
-        return largest_component(tissue)
-    return largest_component(dilate_mm(core, open_mm * 1.05, sk) & tissue)
+        return _largest_in_box(tissue)
+    grown = dilate_ball(core, open_mm * 1.05, sk)
+    del core
+    grown &= tissue
+    return _largest_in_box(grown)
+
+
+def _largest_in_box(mask: np.ndarray) -> np.ndarray:
+    """`segmentation.common.largest_component` (6-connected) computed on the mask's bounding
+    box: components never leave it, and the crop keeps the voxels' raster order (same labels)."""
+    from ..segmentation.common import bbox_slices, largest_component
+
+    sl = bbox_slices(mask)
+    out = np.zeros(mask.shape, bool)
+    if sl is not None:
+        out[sl] = largest_component(mask[sl])
+    return out
 
 
 def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
@@ -125,20 +144,27 @@ def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPE
     the data's voxels above ``air_hu`` outside ``pat`` that reach farther than ``2 * open_mm``
     from the patient (a table, an arm, a cushion). Rims that the opening took off the patient
     (edges of the scan's cut faces, skin folds) lie within ``open_mm`` of it and are not
-    objects."""
+    objects. Labelled on the bounding box of those voxels; the distance test is
+    `segmentation.ballmorph.dilate_ball` (the voxels of `segmentation.common.dilate_mm`)."""
     import cc3d
 
-    from ..segmentation.common import dilate_mm
+    from ..segmentation.ballmorph import dilate_ball
+    from ..segmentation.common import bbox_slices
 
-    other = np.asarray(data, bool) & (ct.array > air_hu) & ~pat
-    if not other.any():
+    other = np.asarray(data, bool) & (ct.array > air_hu)
+    other &= ~pat
+    sl = bbox_slices(other)
+    if sl is None:
         return other
-    comp = cc3d.connected_components(other, connectivity=26)
-    far = other & ~dilate_mm(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))
+    near = dilate_ball(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))[sl]
+    far = np.flatnonzero(other[sl] & ~near)       # crop raster indices of the far voxels
+    del near
+    comp = cc3d.connected_components(np.ascontiguousarray(other[sl]), connectivity=26)
     keep = np.zeros(int(comp.max()) + 1, bool)
-    keep[np.unique(comp[far])] = True
+    keep[comp.reshape(-1)[far]] = True
     keep[0] = False
-    return keep[comp]
+    other[sl] = keep[comp]                         # outside the crop ``other`` is already False
+    return other
 
 
 def patient_and_objects(ct, body: np.ndarray, data: np.ndarray, air_hu: float) -> tuple:
@@ -208,6 +234,7 @@ def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: floa
 
 
 _CACHE: dict = {}   # one case: (CT array token, grid, body token, air_hu) -> patient_and_objects
+_LOCK = threading.RLock()   # scoring threads ask for the couch at once: one computes it
 
 
 def forget_cached_table() -> None:
@@ -219,27 +246,32 @@ def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
     """`patient_and_objects`, cached per case: keyed by the CT array object and grid
     (`imagio.caching.array_token`, O(1)) and the body array object (the cached skin model's
     read-only body), so a second target or patient position on the same case reuses them.
-    Same limit as the skin model's cache: a CT edited in place needs `forget_cached_table`."""
+    Same limit as the skin model's cache: a CT edited in place needs `forget_cached_table`.
+    Thread-safe: the scoring threads' chunks ask for it at once; one computes, the others wait
+    for its result (without the lock each thread ran its own couch search)."""
     from ..caching import array_token
 
     key = (array_token(ct.array), np.asarray(ct.ijk_to_ras, float).tobytes(), array_token(body), float(air_hu))
-    hit = _CACHE.get(key)
-    if hit is None:
-        hit = patient_and_objects(ct, body, np.asarray(data), air_hu)
-        _CACHE.clear()
-        _CACHE[key] = hit
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is None:
+            hit = patient_and_objects(ct, body, np.asarray(data), air_hu)
+            _CACHE.clear()
+            _CACHE[key] = hit
     return hit
 
 
 def locate_table_cached(problem, direction) -> TableSurface:
     """`locate_table` for ``problem`` (its CT and cached skin model) and ``direction``, cached
-    on ``problem`` per direction; the direction-free points per case (`case_masks`)."""
+    on ``problem`` per direction; the direction-free points per case (`case_masks`). Thread-safe
+    (one computation per direction when scoring threads ask at once)."""
     from .skin import AIR_HU
 
-    cache = problem.__dict__.setdefault("_table_planes", {})
     key = tuple(np.round(np.asarray(direction, float), 6))
-    if key not in cache:
-        sk = problem.skin
-        masks = case_masks(problem.ct, sk.body, sk.data, AIR_HU)
-        cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU, masks)
-    return cache[key]
+    with _LOCK:
+        cache = problem.__dict__.setdefault("_table_planes", {})
+        if key not in cache:
+            sk = problem.skin
+            masks = case_masks(problem.ct, sk.body, sk.data, AIR_HU)
+            cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU, masks)
+        return cache[key]

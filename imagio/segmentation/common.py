@@ -140,12 +140,23 @@ def fill_holes_3d(mask: np.ndarray) -> np.ndarray:
 
 
 def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
+    """The largest ``connectivity``-connected component of ``mask`` (bool, same shape; ties:
+    the lowest cc3d label, as ``cc3d.largest_k``). One cc3d labelling and a count by
+    ``bincount`` 2**20 voxels at a time (``largest_k`` also computes every label's bounding
+    box and centroid: 15-25 % more time on the 1 mm phantom's body, same result)."""
     import cc3d
 
     if not mask.any():
         return mask.copy()
-    lab = cc3d.largest_k(np.ascontiguousarray(mask, dtype=bool), k=1, connectivity=connectivity)
-    return lab > 0
+    cc, n = cc3d.connected_components(np.ascontiguousarray(mask, dtype=bool), connectivity=connectivity,
+                                      return_N=True)
+    if n <= 1:
+        return cc > 0
+    cnt = np.zeros(n + 1, np.int64)
+    flat = cc.reshape(-1)
+    for a in range(0, flat.size, 1 << 20):
+        cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
+    return cc == int(np.argmax(cnt[1:])) + 1
 
 
 def components(mask: np.ndarray, connectivity: int = 6):
