@@ -149,3 +149,25 @@ def test_labels_of_another_scan_are_refused_naming_both_extents(oblique_affine):
     assert out.same_grid(ct)
     same = Volume(lab, oblique_affine, labels={1: "tumor"})
     assert io.labels_on_grid(same, ct) is same
+
+
+def test_labels_with_the_cts_grid_but_another_origin_are_warned(oblique_affine):
+    """Trial 7: a label map with the CT's size and spacing but its origin shifted 10 mm was
+    accepted silently, moving the target 10 mm. It is still placed by its coordinates (it may
+    be right), but the shift is said, on the label map's warnings (they reach plan.json)."""
+    from imagio.errors import InputWarning
+
+    ct = Volume(np.zeros((12, 14, 16), np.int16), oblique_affine)
+    lab = np.zeros((12, 14, 16), np.uint8)
+    lab[3:9, 4:10, 5:11] = 1
+    m = oblique_affine.copy()
+    m[:3, 3] += [3.0, 0.0, 0.0]   # (the trial: 10 mm on a whole CT)
+    shifted = Volume(lab, m, labels={1: "tumor"})
+    with pytest.warns(InputWarning, match="lies 3.0 mm from it"):
+        io.labels_on_grid(shifted, ct)
+    assert any("R, A, S shift 3.0, 0.0, 0.0 mm" in w for w in shifted.warnings)
+    tiny = oblique_affine.copy()
+    tiny[:3, 3] += [0.1, 0.0, 0.0]          # sub-voxel rounding of an origin: not said
+    quiet = Volume(lab, tiny, labels={1: "tumor"})
+    io.labels_on_grid(quiet, ct)
+    assert quiet.warnings == []
