@@ -440,3 +440,39 @@ def test_empty_target_and_single_slice_are_one_line(tmp_path, ct_file, capsys):
     code = main(["segment", str(tmp_path / "one.nii.gz"), "--out", str(tmp_path / "s.nii.gz"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "single slice" in err[0], err
+
+
+def test_a_library_warning_during_a_command_is_printed_once_and_the_command_ends(capsys):
+    """Trial 8: a numpy RuntimeWarning during a command made `cli._run` loop forever (its printer
+    appended to the very list it iterated) until the machine ran out of memory. Now each warning
+    is printed once and the command's own exit code comes back."""
+    import argparse
+    import threading
+    import warnings
+
+    from imagio.cli import _run
+    from imagio.errors import InputWarning
+
+    def func(args):
+        for _ in range(3):
+            warnings.warn("All-NaN slice encountered", RuntimeWarning)
+        warnings.warn("an input note", InputWarning)
+        return 0
+
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("rc", _run(argparse.Namespace(func=func, force=True))),
+                         daemon=True)
+    t.start()
+    t.join(60)                       # the old loop never returns (and grows without bound)
+    assert not t.is_alive() and out["rc"] == 0
+    err = capsys.readouterr().err
+    assert err.count("RuntimeWarning: All-NaN slice encountered") == 1
+    assert "imagio: warning: an input note" in err
+
+
+def test_an_all_nan_image_is_one_line(tmp_path, ct_file, capsys):
+    ct = io.read_image(ct_file)
+    io.write_image(ct.with_array(np.full(ct.shape, np.nan, np.float32)), tmp_path / "nan.nii.gz")
+    code = main(["segment", str(tmp_path / "nan.nii.gz"), "--out", str(tmp_path / "s.nii.gz"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "all NaN" in err[0], err

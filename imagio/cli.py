@@ -219,13 +219,20 @@ def _run(args) -> int:
         try:
             return int(args.func(args) or 0)
         finally:
+            # a snapshot, printed directly: ``warnings.showwarning`` inside ``catch_warnings(record=True)``
+            # appends to ``caught`` itself, and the loop never ended (trial 8: a numpy RuntimeWarning
+            # grew the list until the machine ran out of memory)
             seen = set()
-            for w in caught:
-                if issubclass(w.category, InputWarning) and str(w.message) not in seen:
-                    seen.add(str(w.message))
-                    print(f"imagio: warning: {w.message}", file=sys.stderr)
-                elif not issubclass(w.category, InputWarning):
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            for w in list(caught):
+                text = str(w.message)
+                if (w.category, text) in seen:
+                    continue
+                seen.add((w.category, text))
+                if issubclass(w.category, InputWarning):
+                    print(f"imagio: warning: {text}", file=sys.stderr)
+                else:
+                    print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip(),
+                          file=sys.stderr)
 
 
 def main(argv=None) -> int:

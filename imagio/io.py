@@ -230,7 +230,11 @@ def _padding_to_air(vol: Volume) -> None:
     a = vol.array
     if a.dtype.kind not in "if" or a.size == 0:
         return
-    low = float(np.nanmin(a)) < limit if a.dtype.kind == "f" else float(a.min()) < limit
+    finite = np.isfinite(a) if a.dtype.kind == "f" else None
+    if finite is not None and not finite.any():
+        raise InputError(f"{vol.name or 'image'}: no voxel holds a number (all NaN or infinite): not an image; "
+                         "convert the series again")
+    low = float(np.min(a, where=finite, initial=np.inf) if finite is not None else a.min()) < limit
     if low:
         pad = a < limit
         values, counts = np.unique(a[pad], return_counts=True)
