@@ -152,3 +152,20 @@ def test_chest_cta_on_oblique_anisotropic_grid(shared_data):
     assert masks["lung_right"].sum() * ml == pytest.approx(2325, rel=0.05)
     _, ncomp, _ = components(masks["trachea"] | masks["airways"], connectivity=26)
     assert ncomp == 1 and 10 < masks["trachea"].sum() * ml < 50
+
+
+@pytest.mark.slow
+def test_costal_cartilages_lie_in_front(shared_data):
+    """Trial 7: on Lung-PET-CT-Dx A0001 (no contrast, 5 mm) 64 mL of 'costal_cartilages' ran along
+    the posterior ribs; the cartilages continue the ribs' anterior ends. Checked on the rules'
+    own lungs, independently of the rule: no cartilage voxel behind the coronal plane through the
+    middle of the lungs' antero-posterior extent, and cartilage is still found in front."""
+    ct = io.read_image(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz")
+    seg = rules.segment(ct, ["body", "lungs", "bones"])
+    inv = {n: v for v, n in seg.labels.items()}
+    y = ras_coordinate(seg, 1)
+    lungs = np.isin(seg.array, [inv["lung_left"], inv["lung_right"]])
+    mid = 0.5 * (float(y[lungs].min()) + float(y[lungs].max()))
+    cart = seg.array == inv["costal_cartilages"]
+    assert float((cart & (y <= mid)).sum()) * seg.voxel_volume_ml < 0.5
+    assert float((cart & (y > mid)).sum()) * seg.voxel_volume_ml > 5.0

@@ -445,7 +445,9 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
     a dense organ is thick). Cartilage bridges the anterior rib ends to the sternum and runs
     along the costal margin, so no distance-to-lung bound applies. On a contrast scan (a blood
     pool, or enhanced tissue at or above ``CARTILAGE_MAX_HU``) cartilage has the density of the
-    enhanced tissue: nothing is returned and the warning says so."""
+    enhanced tissue: nothing is returned and the warning says so. Only voxels in front of the
+    coronal plane through the middle of the lungs' (else the body's) antero-posterior extent
+    count: the cartilages continue the ribs' anterior ends."""
     a = check_ct(ct)
     sk = ct.spacing_kji
     empty = np.zeros(a.shape, bool)
@@ -463,6 +465,15 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
     on_rib[0] = False
     cart = on_rib[lab] & cand
     cart &= ~open_mm(cart, RIB_MAX_RADIUS_MM, sk)
+    # costal cartilages continue the ribs' anterior ends (ribs 1-10; the tips of 11-12 are small
+    # and lateral; Gray's Anatomy, 42nd ed., thoracic wall): nothing behind the coronal plane
+    # through the middle of the lungs' (else the body's) antero-posterior extent is cartilage
+    # (trial 7: 64 mL of "cartilage" along the posterior ribs on Lung-PET-CT-Dx A0001)
+    ref = lungs if lungs is not None and lungs.any() else body
+    if cart.any() and ref is not None and ref.any():
+        y = ras_coordinate(ct, 1)
+        ya = y[ref]
+        cart &= y > 0.5 * (float(ya.min()) + float(ya.max()))
     return cart, None
 
 
