@@ -284,6 +284,8 @@ def _refuse_enclosed_invalid(vol: Volume, limit: float) -> None:
         return
     import cc3d
 
+    if all(_reaches_slice_edge(bad[k]) for k in np.flatnonzero(bad.any(axis=(1, 2)))):
+        return   # every piece reaches its slice's edge in-plane (the usual scan circle): no 3-D labels
     lab = cc3d.connected_components(bad, connectivity=26)
     faces = np.unique(np.concatenate([lab[0].ravel(), lab[-1].ravel(), lab[:, 0].ravel(), lab[:, -1].ravel(),
                                       lab[:, :, 0].ravel(), lab[:, :, -1].ravel()]))
@@ -298,6 +300,17 @@ def _refuse_enclosed_invalid(vol: Volume, limit: float) -> None:
         f"{centre[0]:.0f}, {centre[1]:.0f}, {centre[2]:.0f} mm) inside the scan are NaN, infinite or below "
         f"{limit:g} HU, walled in by measured tissue: not padding but values that wrapped around (metal stored beyond "
         "the type's range) or damaged data; convert the series again (float, or extended HU scale)")
+
+
+def _reaches_slice_edge(m: np.ndarray) -> bool:
+    """Whether every 8-connected piece of the 2-D mask ``m`` touches its border (a path in the
+    slice to the edge is a path in the volume: such voxels are not enclosed). One slice's labels
+    only, so reading a large padded CT does not hold a 4-byte label per voxel of the volume."""
+    import cc3d
+
+    lab = cc3d.connected_components(m, connectivity=8)
+    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    return bool(np.isin(np.unique(lab), np.append(edge, 0)).all())
 
 
 def _nifti_qfac(path: Path) -> float:
