@@ -488,15 +488,6 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> V
     """
     if ct.same_grid(labels):
         return labels
-    if labels.shape == ct.shape and np.allclose(labels.ijk_to_ras[:3, :3], ct.ijk_to_ras[:3, :3], atol=1e-4):
-        # the CT's own size, voxel size and axes, another origin: most often this scan's labels
-        # saved with a wrong origin (trial 7: a 10 mm shift moved the target 10 mm silently)
-        shift = labels.ijk_to_ras[:3, 3] - ct.ijk_to_ras[:3, 3]
-        if np.linalg.norm(shift) > 0.5 * float(min(ct.spacing)):
-            warn(labels, f"{name} has the CT's size, voxel size and axes but lies {np.linalg.norm(shift):.1f} mm "
-                         f"from it (R, A, S shift {shift[0]:.1f}, {shift[1]:.1f}, {shift[2]:.1f} mm): it is placed by "
-                         "its own coordinates; if it is this scan's segmentation saved with a wrong origin, every "
-                         "structure is off by that much: check it on the CT")
     out = labels.resample_like(ct, order=0)
     if labels.array.any() and not out.array.any():
         def extent(vol, mask=None):
@@ -507,6 +498,15 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> V
             return ", ".join(f"{ax} {w[:, n].min():.0f}..{w[:, n].max():.0f}" for n, ax in enumerate("RAS"))
         raise InputError(f"{name} does not overlap the CT: its labelled voxels lie at {extent(labels, labels.array > 0)} "
                          f"mm, the CT spans {extent(ct)} mm (RAS); give the segmentation of this scan")
+    if labels.shape == ct.shape and np.allclose(labels.ijk_to_ras[:3, :3], ct.ijk_to_ras[:3, :3], atol=1e-4):
+        # the CT's own size, voxel size and axes, another origin: most often this scan's labels
+        # saved with a wrong origin (trial 7: a 10 mm shift moved the target 10 mm silently)
+        shift = labels.ijk_to_ras[:3, 3] - ct.ijk_to_ras[:3, 3]
+        if np.linalg.norm(shift) > 0.5 * float(min(ct.spacing)):
+            warn(labels, f"{name} has the CT's size, voxel size and axes but lies {np.linalg.norm(shift):.1f} mm "
+                         f"from it (R, A, S shift {shift[0]:.1f}, {shift[1]:.1f}, {shift[2]:.1f} mm): it is placed by "
+                         "its own coordinates; if it is this scan's segmentation saved with a wrong origin, every "
+                         "structure is off by that much: check it on the CT")
     return out
 
 
