@@ -514,30 +514,22 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
     notes = []
     derived = None
     is_vert = _named(spec.name, cfg["vertebra_prefixes"])
-    unnamed = spec.name in cfg["unnamed_bone_names"]   # may hold a spine the rules did not name
     has_canal = any(nm in cfg["canal_names"] for nm in names.values())
-    if (is_vert or unnamed) and not has_canal:
+    if is_vert and not has_canal:
         from ..segmentation.common import anatomical_axes
 
-        groups = cfg["vertebra_prefixes"] + (cfg["unnamed_bone_names"] if unnamed else [])
-        vert = [v for v, nm in names.items() if _named(nm, groups)]
+        vert = [v for v, nm in names.items() if _named(nm, cfg["vertebra_prefixes"])]
         axial = anatomical_axes(lab)["S"][0]   # array axis nearest S
         canal = _derive_spinal_canal(sub, vert, prob.structures, axial) & (sub != t.value)
         if canal.any():
             derived = nxt + 1
             sub[canal] = derived
             names[derived] = cfg["canal_derived_name"]
-        if is_vert:
-            notes.append(f"no spinal cord or spinal canal is labelled: the canal was derived from the "
-                         f"vertebra label ({float(canal.sum()) * lab.voxel_volume_ml:.1f} mL, soft tissue "
-                         "enclosed by the vertebral ring in each axial slice, forbidden); an open ring "
-                         "(neural foramen) is not closed by it: check the path against the canal and "
-                         "nerve roots on the CT")
-        elif canal.any():
-            notes.append(f"the target lies in '{spec.name}', a label that may hold an unnamed spine, and no spinal "
-                         f"cord or canal is labelled: soft tissue enclosed by bone in each axial slice "
-                         f"({float(canal.sum()) * lab.voxel_volume_ml:.1f} mL) was taken as the spinal canal and "
-                         "forbidden; check the path against the canal and nerve roots on the CT")
+        notes.append(f"no spinal cord or spinal canal is labelled: the canal was derived from the "
+                     f"vertebra label ({float(canal.sum()) * lab.voxel_volume_ml:.1f} mL, soft tissue "
+                     "enclosed by the vertebral ring in each axial slice, forbidden); an open ring "
+                     "(neural foramen) is not closed by it: check the path against the canal and "
+                     "nerve roots on the CT")
     # the rest of the label is not the target: named so (a closest structure "vertebrae_L1" read
     # as the target itself, new-user trial 3); same value, role and margin
     rest = f"{spec.name}_other_pieces"
@@ -562,7 +554,7 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
                                        "final_run_only": True,
                                        "canal": (cfg["canal_derived_name"] + " (derived)" if derived else
                                                  "labelled" if has_canal else
-                                                 "not checked" if (is_vert or unnamed) else None)}
+                                                 "not checked" if is_vert else None)}
 
 
 def _derive_spinal_canal(sub: np.ndarray, vert_values: list, structures: list, axial: int = 0) -> np.ndarray:
