@@ -432,7 +432,10 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
             "uncovered": miss, "uncovered_pct": round(100.0 * miss / max(n, 1), 3),
             "ball_radius_mm": h,
             "statement": (f"every point within {margin_mm:g} mm of a tumour voxel centre (analysis grid "
-                          f"{grid} mm) lies inside a zone; guaranteed margin {at_least}{m:.2f} mm" if proven else
+                          f"{grid} mm) lies inside a zone; guaranteed margin {at_least}{m:.2f} mm, measured from "
+                          "the tumour's voxel centres: its outline as drawn lies up to half a voxel diagonal of "
+                          "the label map beyond them, so the margin from the drawn outline may be that much "
+                          "smaller" if proven else
                           f"NOT proven: the guaranteed margin is {m:.2f} mm (every point closer than that to a "
                           f"tumour voxel centre lies inside a zone; analysis grid {grid} mm); {miss} of {n} voxel "
                           f"centres within {margin_mm + h:.2f} mm of the tumour lack a {h:.2f} mm ball inside "
