@@ -502,3 +502,18 @@ def test_a_given_lung_mask_that_leaves_lungs_out_is_warned(phantom_detection):
     assert len(warn) == 1 and "NOT searched" in warn[0], warn
     share = int(warn[0].split("covers ")[1].split(" %")[0])
     assert 40 <= share <= 70, share          # about half, with the 5 mm tolerance at the cut
+
+
+def test_an_unnamed_multi_organ_lung_mask_is_refused(synthetic):
+    """Trial 8: `detect --lungs` with TotalSegmentator's unnamed multi-class output took every
+    labelled organ as lung (142 candidates, 'nodules' in the colon and a vertebra). Several
+    unnamed values are refused; one unnamed value is a binary lung mask, as before."""
+    from imagio.detection.blobs import lungs_on
+
+    ct = synthetic[0]
+    air = ct.array < -400
+    multi = ct.with_array(np.where(air, 2, 1).astype(np.uint8), labels={1: "label_1", 2: "label_2"})
+    with pytest.raises(InputError, match="none is named lung"):
+        lungs_on(ct, multi)
+    binary = ct.with_array(air.astype(np.uint8), labels={1: "label_1"})
+    np.testing.assert_array_equal(lungs_on(ct, binary), air)

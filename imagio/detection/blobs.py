@@ -186,6 +186,14 @@ def lungs_on(ct: Volume, lung_mask) -> np.ndarray:
         return segment_lungs(ct, body_mask(ct))
     if isinstance(lung_mask, Volume):
         lung_vals = lung_label_values(lung_mask.labels)
+        if not lung_vals:
+            present = np.unique(lung_mask.array)
+            present = present[present != 0]
+            if present.size > 1:   # a multi-organ map without names: its non-zero voxels are not lung
+                raise InputError(
+                    f"the lung mask holds {present.size} label values and none is named lung*: a multi-organ "
+                    "label map without names (e.g. TotalSegmentator's --ml output) would search every organ; "
+                    "give its names (a .seg.nrrd or a <file>.labels.json sidecar) or a mask of the lungs only")
         fg = np.isin(lung_mask.array, lung_vals) if lung_vals else lung_mask.array > 0
         m = fg if lung_mask.same_grid(ct) else \
             lung_mask.with_array(fg.astype(np.uint8), labels={}).resample_like(ct, order=0).array > 0
