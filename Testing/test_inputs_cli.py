@@ -192,6 +192,15 @@ def test_lost_intercept_is_refused_even_with_padding_and_noise_below_minus_1024(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "HU + 1024 stored without the rescale" in err[-1], err
     assert not (tmp_path / "s.nii.gz").exists()
+    # a CT in HU with hardly any fat (a head, a thin patient) and the same padding is not an offset:
+    # it shows air in HU beside its padding
+    lean = np.where((a >= -200) & (a <= -50), 30, a)
+    body = np.flatnonzero((lean.ravel() > -500))
+    lean.ravel()[body[: body.size // 10]] = 1100      # a skull's worth of dense bone
+    lean.ravel()[body[body.size // 10: body.size // 10 + body.size // 100]] = 1500
+    lean = lean.astype(np.int16)
+    io.write_image(ct.with_array(lean), tmp_path / "lean.nii.gz")
+    assert hu_problem(io.read_image(tmp_path / "lean.nii.gz")) is None
 
 
 def test_spacing_in_metres_is_named(tmp_path, ct_file, capsys):

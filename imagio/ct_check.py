@@ -80,7 +80,11 @@ def hu_problem(vol) -> str | None:
     # every patient has subcutaneous fat (-200..-50 HU); stored as HU + 1024 that range holds
     # only the noise of air below -1074 HU
     fat = float(np.mean((inner >= FAT_BAND[0]) & (inner <= FAT_BAND[1])))
-    offset = fat < MIN_FAT and air_o >= MIN_AIR and soft_o >= MIN_SOFT and bone_o >= MIN_BONE
+    # and no air in HU among them: a CT in HU shows air (around the patient, lungs, bowel) beside
+    # its padding; an image stored as HU + 1024 has none (its air lies near +24)
+    air_in = _bands(inner)[0]
+    offset = (air_in < MIN_AIR and fat < MIN_FAT and air_o >= MIN_AIR and soft_o >= MIN_SOFT
+              and bone_o >= MIN_BONE)
     if air >= MIN_AIR and soft >= MIN_SOFT and not offset:
         return None
     if offset:
