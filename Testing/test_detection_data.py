@@ -138,3 +138,17 @@ def test_lung1_no_candidate_in_the_subcarinal_space(shared_data):
     d = np.array([c.center_ras - carina for c in cands]).reshape(-1, 3)
     sub = (d[:, 2] < 0) & (d[:, 2] > -25.0) & (np.linalg.norm(d[:, :2], axis=1) < 20.0)
     assert not sub.any(), [c.to_dict() for c, s in zip(cands, sub) if s]   # main: rank 3
+
+
+def test_a_scan_without_a_chest_is_refused(shared_data, tmp_path, capsys):
+    """Trial 8: `detect` on a thigh CT (STS_002) reported a 'solid 8.9 mm nodule in the left lung,
+    Lung-RADS 3, LDCT in 6 months' in the air at the field of view's corner. Below the few-lung
+    limit there is no chest to search: one line, exit 2, nothing written."""
+    from imagio import cli
+
+    out = tmp_path / "det"
+    code = cli.main(["detect", str(shared_data / "sts-sarcoma" / "STS_002" / "CT_image.nii.gz"), "--out", str(out),
+                     "--no-slicer", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no chest in view" in err[0], err
+    assert not (out / "candidates.csv").exists()

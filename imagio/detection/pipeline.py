@@ -62,6 +62,13 @@ def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
         lo = np.rint(ct.world_to_kji(crop.kji_to_world(np.zeros((1, 3))))[0]).astype(int)
         m = np.zeros(ct.shape, bool)
         m[tuple(slice(a, a + n) for a, n in zip(lo, mc.shape))] = mc
+        from ..segmentation.rules import FEW_LUNG_ML
+
+        ml = float(m.sum()) * ct.voxel_volume_ml
+        if ml < FEW_LUNG_ML:   # trial 8: a thigh's corner air gave a "Lung-RADS 3 nodule in the left lung"
+            raise InputError(f"no chest in view: only {ml:.1f} mL of lung-like air (below {FEW_LUNG_ML:g} mL it may be "
+                             "a pocket of gas, a whole lung holds litres): lung nodule detection needs a chest CT; "
+                             "give --lungs if the lungs are there")
     else:
         m = lungs_on(ct, lungs)
     return m, ct.with_array(m.astype(np.uint8), name="lungs", labels={1: "lungs"})
