@@ -200,7 +200,7 @@ def test_verifier_counts_pleura_and_fissures_on_dense_samples():
     v = Verifier.__new__(Verifier)
     v.p = SimpleNamespace(labels=SimpleNamespace(labels={1: "body", 2: "lung_upper_lobe_left",
                                                          3: "lung_lower_lobe_left", 4: "lung_nodule"}),
-                          constraints=Constraints(), target=SimpleNamespace(value=4))
+                          constraints=Constraints(), target=SimpleNamespace(value=4, in_lung=True))
     once = np.array([1] * 10 + [2] * 10 + [4] * 5)
     assert v._lung_checks(once, 3) == []
     gap = np.array([1] * 10 + [2] * 5 + [1] + [2] * 5 + [4] * 5)          # one-sample gap: noise
