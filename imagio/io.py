@@ -246,8 +246,9 @@ def _padding_to_air(vol: Volume) -> None:
                 "tissue on a wrong scale (a lost or wrong rescale slope) or values that wrapped around (metal beyond the "
                 "storage type); convert it again applying the DICOM RescaleSlope/RescaleIntercept, as float or with "
                 "the extended HU scale")
-    _refuse_enclosed_invalid(vol, limit)
-    bad = ~np.isfinite(a) if a.dtype.kind == "f" else None
+    bad = ~finite if finite is not None else None
+    invalid = pad if low else np.zeros(a.shape, bool)
+    _refuse_enclosed_invalid(vol, invalid | bad if bad is not None else invalid)
     if bad is not None and bad.any():
         a[bad] = AIR_HU
         vol.meta["padding_set_to_air"] = True
@@ -264,8 +265,8 @@ def _padding_to_air(vol: Volume) -> None:
               f"outside the scan circle, nothing in a CT is below air) set to air ({AIR_HU:g} HU)")
 
 
-def _refuse_enclosed_invalid(vol: Volume, limit: float) -> None:
-    """Refuse a CT whose impossible values (below ``limit`` HU, NaN, infinite) lie inside the
+def _refuse_enclosed_invalid(vol: Volume, bad: np.ndarray) -> None:
+    """Refuse a CT whose impossible values (below ``padding_below_hu``, NaN, infinite) lie inside the
     scan rather than around it.
 
     Padding outside the scan circle or a resampler's field of view always reaches the image's
@@ -275,13 +276,11 @@ def _refuse_enclosed_invalid(vol: Volume, limit: float) -> None:
     Phys Med Biol 2003) or NaN holes. Turning it into air would put air where metal or tissue
     is (new-user trial 7). Components are 26-connected (cc3d); one touching any face of the
     volume is padding. Raises InputError naming the first enclosed region's size and RAS centre.
-    """
-    a = vol.array
-    bad = a < limit
-    if a.dtype.kind == "f":
-        bad |= ~np.isfinite(a)
+    ``bad``: bool [k, j, i], the voxels below ``padding_below_hu``, NaN or infinite (computed once by
+    the caller)."""
     if not bad.any():
         return
+    limit = float(LIMITS["padding_below_hu"]["value"])
     import cc3d
 
     if all(_reaches_slice_edge(bad[k]) for k in np.flatnonzero(bad.any(axis=(1, 2)))):
