@@ -232,10 +232,16 @@ def test_spacing_ten_times_too_large_is_named(tmp_path, ct_file, capsys):
     for name, m in (("x10.nii.gz", ct.ijk_to_ras @ np.diag([10.0, 10.0, 10.0, 1.0])),
                     ("x10_oblique.nii.gz", _oblique(ct.spacing * 10))):
         io.write_image(Volume(ct.array, m), tmp_path / name)
-        code = main(["segment", str(tmp_path / name), "--out", str(tmp_path / "s.nii.gz"), "--quiet"])
-        err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2 and len(err) == 1 and "spacing written too large" in err[0], err
-        assert not (tmp_path / "s.nii.gz").exists()
+        # every command that reads it as a CT, not only those that need HU (trial 11: plan ran
+        # on it with a 1000 mm needle)
+        for cmd in (["segment", str(tmp_path / name), "--out", str(tmp_path / "s.nii.gz"), "--quiet"],
+                    ["plan", str(tmp_path / name), "--labels", str(ct_file), "--target", "label_1",
+                     "--out", str(tmp_path / "p"), "--quiet"],
+                    ["detect", str(tmp_path / name), "--out", str(tmp_path / "d"), "--quiet"]):
+            code = main(cmd)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert code == 2 and len(err) == 1 and "spacing written too large" in err[0], (cmd[0], err)
+        assert not (tmp_path / "s.nii.gz").exists() and not (tmp_path / "p").exists()
 
 
 def test_plan_names_a_label_map_of_another_scan_before_its_missing_names(tmp_path, ct_file, capsys):

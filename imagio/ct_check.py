@@ -77,6 +77,28 @@ def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
     return float(air), float(soft)
 
 
+def grid_problem(vol) -> str | None:
+    """Why ``vol``'s voxel size cannot be a CT's (one sentence with what to do), or None: voxels
+    under ``min_voxel_mm`` (spacing in metres), or what is not air spanning more than
+    ``max_patient_width_mm`` along two principal axes (spacing x10, in cm). The image reader
+    applies it to every image it reads as a CT (`io.read_image`), so every command refuses such
+    a scan, not only those that need HU (trial 11: plan ran on it with a 1000 mm needle)."""
+    if not hasattr(vol, "spacing"):
+        return None
+    voxel = float(np.min(np.abs(vol.spacing)))
+    if voxel < MIN_VOXEL_MM:
+        return (f"its voxels are {voxel:g} mm: no clinical CT is finer than {MIN_VOXEL_MM:g} mm (spacing written in "
+                "metres instead of millimetres?); convert it again with the spacing in mm")
+    if hasattr(vol, "kji_to_world") and max(vol.shape) * float(np.max(np.abs(vol.spacing))) > MAX_WIDTH_MM:
+        ext = not_air_extent_mm(vol)
+        if ext is not None and ext[1] > MAX_WIDTH_MM:
+            return (f"what is not air spans {ext[0]:.0f} x {ext[1]:.0f} x {ext[2]:.0f} mm with voxels of "
+                    f"{' x '.join(f'{x:g}' for x in vol.spacing)} mm: no CT gantry holds more than about "
+                    f"{MAX_WIDTH_MM:g} mm across (spacing written too large, e.g. in cm or x10?); convert it "
+                    "again with the spacing in mm")
+    return None
+
+
 def hu_problem(vol) -> str | None:
     """Why ``vol`` is not a CT in HU (one sentence with what to do), or None when it is."""
     a = vol.array
@@ -88,17 +110,9 @@ def hu_problem(vol) -> str | None:
         return f"the image holds {a.dtype} values, not numbers in HU"
     if a.size == 0:
         return "the image is empty"
-    voxel = float(np.min(np.abs(vol.spacing))) if hasattr(vol, "spacing") else 1.0
-    if voxel < MIN_VOXEL_MM:
-        return (f"its voxels are {voxel:g} mm: no clinical CT is finer than {MIN_VOXEL_MM:g} mm (spacing written in "
-                "metres instead of millimetres?); convert it again with the spacing in mm")
-    if hasattr(vol, "kji_to_world") and max(vol.shape) * float(np.max(np.abs(vol.spacing))) > MAX_WIDTH_MM:
-        ext = not_air_extent_mm(vol)
-        if ext is not None and ext[1] > MAX_WIDTH_MM:
-            return (f"what is not air spans {ext[0]:.0f} x {ext[1]:.0f} x {ext[2]:.0f} mm with voxels of "
-                    f"{' x '.join(f'{x:g}' for x in vol.spacing)} mm: no CT gantry holds more than about "
-                    f"{MAX_WIDTH_MM:g} mm across (spacing written too large, e.g. in cm or x10?); convert it "
-                    "again with the spacing in mm")
+    why = grid_problem(vol)
+    if why:
+        return why
     v = _sample(a)
     lo, hi = float(v.min()), float(v.max())
     lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
