@@ -16,7 +16,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..volume import Volume
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
-                     close_mm, components, dilate_mm, fill_holes_per_slice, label_medians, mean_ras,
+                     close_mm, components, core_medians, dilate_mm, fill_holes_per_slice, mean_ras,
                      ras_coordinate)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
@@ -43,7 +43,9 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     if not keep.any():   # a limb, the head: skin folds and small pockets only
         raise InputError(f"no lungs found: the air inside the body is in pockets under {MIN_LUNG_ML:g} mL "
                          f"(largest {vol[1:].max():.2g} mL): no lung in the field of view")
-    keep[keep] = label_medians(a, lab, keep) > GAS_MEDIAN_HU
+    # judged on each component's core, away from the partial volume of its edge (a grid finer
+    # than the scan's resolution would otherwise lift bowel gas above GAS_MEDIAN_HU)
+    keep[keep] = core_medians(a, lab, keep, ct.spacing_kji) > GAS_MEDIAN_HU
     if not keep.any():
         raise InputError("no lungs found: the air regions inside the body look like bowel gas")
     m = keep[lab]
