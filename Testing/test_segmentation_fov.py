@@ -171,3 +171,21 @@ def test_vessels_on_contrast_ct_give_the_blood_pool(shared_data):
     ts = io.read_image(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
     m, _ = rules.segment_masks(ts, ["vessels"])
     assert "great_vessels" not in m
+
+
+@pytest.mark.slow
+def test_volumes_agree_when_upsampled(shared_data):
+    """The TotalSegmentator example (abdomen to the lung bases, native 3 mm) resampled to 1.5 mm
+    (issue 14): body, lungs and all bone within 10 % of the native volumes. Before, two colon
+    gas pockets mixed with stool (238 and 110 mL, median -968 / -974 HU at 3 mm) rose to -874 /
+    -948 HU on the interpolated grid and became lung: lungs 4.1 x native (482 vs 116 mL). The
+    gas/parenchyma median is now taken on each air component's core (> 3 mm inside it), away
+    from the partial volume of its edge (measured: body 1.00, lungs 0.98, bones 0.91)."""
+    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
+    ref = _volumes(ct)
+    ref["lungs"] = ref.pop("lung_left") + ref.pop("lung_right")
+    assert 50 < ref["lungs"] < 200  # lung bases only
+    v = _volumes(ct.resampled((1.5, 1.5, 1.5), order=1))
+    v["lungs"] = v.pop("lung_left") + v.pop("lung_right")
+    for k in ref:
+        assert v[k] == pytest.approx(ref[k], rel=0.10), (k, v[k], ref[k])
