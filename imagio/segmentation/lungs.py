@@ -18,8 +18,8 @@ from scipy import ndimage
 from ..errors import InputError
 from ..volume import Volume
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
-                     close_mm, components, core_medians, dilate_mm, fill_holes_per_slice, mean_ras,
-                     ras_coordinate)
+                     close_mm, components, core_medians, dilate_mm, erode_mm, fill_holes_per_slice,
+                     mean_ras, ras_coordinate, rule)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
 
@@ -30,7 +30,11 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     p = as_progress(progress)
     a = check_ct(ct)
     p(0.0, "lungs: threshold")
-    air = (a < LUNG_HU) & body
+    # not in the body's outer partial-volume layer (``gas_core_depth_mm``): skin blurred with the
+    # outside air lies between BODY_HU and LUNG_HU there, and on a fine grid interpolated from a
+    # coarser scan it forms a thin air-like shell along the back (12.6 mL at 0.7 mm from 3 mm);
+    # the lungs lie behind the chest wall (skin, fat, muscle and ribs, >= ~10 mm), never in it
+    air = (a < LUNG_HU) & erode_mm(body, rule("gas_core_depth_mm"), ct.spacing_kji)
     if airways is not None:
         # kept out after the closing too, which would otherwise bridge the wall and take the
         # lumen's rim back
