@@ -189,3 +189,30 @@ def test_volumes_agree_when_upsampled(shared_data):
     v["lungs"] = v.pop("lung_left") + v.pop("lung_right")
     for k in ref:
         assert v[k] == pytest.approx(ref[k], rel=0.10), (k, v[k], ref[k])
+
+
+@pytest.mark.slow
+def test_lung_bases_match_reference_when_upsampled(shared_data):
+    """The TotalSegmentator example's upper-abdomen slab (lung bases, native 3 mm) resampled to
+    0.7 and 1.5 mm (issue 14): lungs within 10 % of the native volume and Dice >= 0.9 against
+    TotalSegmentator's reference lobes resampled (nearest) to the same grid. Before: colon gas
+    mixed with stool became lung (2.39 x and 2.24 x, Dice 0.55 / 0.57); with the core median
+    alone, the skin's partial-volume shell along the back (-493..-404 HU) was a 12.6 mL
+    'lung' at 0.7 mm (1.12 x). Measured: 1.003 / 0.979, Dice 0.928 / 0.939."""
+    import json
+
+    from imagio.segmentation.common import dice
+
+    d = shared_data / "totalsegmentator-example"
+    ct, seg = io.read_image(d / "example_ct_sm.nii.gz"), io.read_image(d / "example_seg.nii.gz")
+    names = json.loads((d / "labels_total_v2.json").read_text())
+    lung_ids = [int(k) for k, n in names.items() if n.startswith("lung_")]
+    m, _ = rules.segment_masks(ct, ["body", "lungs"])
+    native = (m["lung_left"].sum() + m["lung_right"].sum()) * ct.voxel_volume_ml
+    for sp in (0.7, 1.5):
+        c = ct.resampled((sp, sp, sp), order=1)
+        m, _ = rules.segment_masks(c, ["body", "lungs"])
+        lungs = m["lung_left"] | m["lung_right"]
+        assert lungs.sum() * c.voxel_volume_ml == pytest.approx(native, rel=0.10), sp
+        ref = np.isin(np.asarray(seg.resample_like(c, order=0).array), lung_ids)
+        assert dice(lungs, ref) >= 0.9, (sp, dice(lungs, ref))
