@@ -197,8 +197,8 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     - `other_objects` equals `_reference_objects` (scipy, whole volume), with a small loose
       object resting near the patient (within its grown box) so that the distance map runs;
     - `TableSurface.below` equals a per-point look-up of its own (column key -> top) pairs;
-    - a second target on the same case reuses the cached points (no recomputation) and plans
-      the same proposals as with the cache emptied first."""
+    - a second target on the same case reuses the cached points and the direction's surface
+      (no recomputation) and plans the same proposals as with the cache emptied first."""
     from imagio.planning import table as T
     from imagio.planning.skin import AIR_HU
 
@@ -244,6 +244,7 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
                                    constraints=Constraints(patient_position="supine"))
     cached = plan(second)
     assert T.case_masks(ct, second.skin.body, second.skin.data, AIR_HU) is masks   # reused
+    assert T.locate_table_cached(second, prob.constraints.table_direction) is surf   # the case's surface
     T.forget_cached_table()
     again = plan(PlanningProblem.build(ct, lab, np.asarray(first.proposals[0].target_ras) + [0.0, 0.0, 3.0],
                                        constraints=Constraints(patient_position="supine")))

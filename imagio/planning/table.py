@@ -267,11 +267,16 @@ def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
     gets a new key too. Thread-safe: the scoring threads' chunks ask for it at once; one
     computes, the others wait for its result (without the lock each thread ran its own couch
     search)."""
+    return _case(ct, body, data, air_hu)[0]
+
+
+def _case(ct, body, data, air_hu: float) -> tuple:
+    """(`patient_and_objects`, {direction key: `TableSurface`}) of the case (`case_masks`)."""
     with _LOCK:
         key = case_key(ct, body, data, air_hu)
         hit = _CACHE.get(key)
         if hit is None:
-            hit = patient_and_objects(ct, body, np.asarray(data), air_hu)
+            hit = (patient_and_objects(ct, body, np.asarray(data), air_hu), {})
             _CACHE.clear()
             _CACHE[key] = hit
     return hit
@@ -279,15 +284,20 @@ def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
 
 def locate_table_cached(problem, direction) -> TableSurface:
     """`locate_table` for ``problem`` (its CT and cached skin model) and ``direction``, cached
-    on ``problem`` per direction; the direction-free points per case (`case_masks`). Thread-safe
-    (one computation per direction when scoring threads ask at once)."""
+    per case (`case_masks`: the points and each direction's surface, shared by every problem
+    on the same case) and on ``problem`` (the case's key is computed once per problem).
+    Thread-safe (one computation per direction when scoring threads ask at once)."""
     from .skin import AIR_HU
 
     key = tuple(np.round(np.asarray(direction, float), 6))
     with _LOCK:
-        cache = problem.__dict__.setdefault("_table_planes", {})
-        if key not in cache:
+        case = problem.__dict__.get("_table_case")
+        if case is None:
             sk = problem.skin
-            masks = case_masks(problem.ct, sk.body, sk.data, AIR_HU)
-            cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU, masks)
-        return cache[key]
+            case = _case(problem.ct, sk.body, sk.data, AIR_HU)
+            problem.__dict__["_table_case"] = case
+        masks, planes = case
+        if key not in planes:
+            sk = problem.skin
+            planes[key] = locate_table(problem.ct, sk.body, sk.data, direction, AIR_HU, masks)   # data unread
+        return planes[key]
