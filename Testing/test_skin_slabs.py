@@ -78,7 +78,7 @@ def test_skin_model_by_slabs_equals_the_whole_volume_model(slab, monkeypatch):
     ct, lab = _oblique_torso()
     ref = sk._outer_skin(ct.with_array(np.asfortranarray(ct.array)), lab.with_array(np.asfortranarray(lab.array)),
                          sk.AIR_HU)
-    monkeypatch.setattr(sk, "SLAB", slab)
+    monkeypatch.setattr(sk, "SLAB", slab * ct.shape[1] * ct.shape[2])   # voxels: ``slab`` slices
     got = sk._outer_skin(ct, lab, sk.AIR_HU)
     for f in ("data", "body", "exterior", "skin", "cut"):
         assert (np.asarray(getattr(got, f)) == np.asarray(getattr(ref, f))).all(), f

@@ -411,7 +411,7 @@ def _box_faces(shape) -> np.ndarray:
     return np.concatenate(out)
 
 
-SLAB = 1 << 20   # voxels per slab (whole slices, at least one) of the slab-wise labelling
+SLAB = 1 << 22   # voxels per slab (whole slices, at least one) of the slab-wise labelling
 
 
 def _slab_components(make, nk: int, keep: bool, slab: int | None = None) -> tuple:
@@ -427,12 +427,10 @@ def _slab_components(make, nk: int, keep: bool, slab: int | None = None) -> tupl
     uint8 for up to 255 (``keep``; else None),
     slab corners (n_slabs + 1,) in k, node offsets (n_slabs + 1,): slab s's label L (1-based) is
     node offsets[s] + L - 1, component (n_nodes,) int: the component of each node, sizes
-    (n_nodes,) int64: voxels per node). Nodes are numbered in the order cc3d numbers labels (first
+    (n_nodes,) int64: voxels per node, only without ``keep``). Nodes are numbered in the order cc3d numbers labels (first
     appearance in C order, slab after slab), so the lowest node of a component is its first voxel
     in C order (cc3d's numbering of the whole volume)."""
     import cc3d
-    from scipy import sparse
-    from scipy.sparse import csgraph
 
     slab = int(slab or max(1, SLAB // max(1, int(np.prod(make(0, 1).shape[1:])))))
     labs, corners, offs, sizes, pa, pb = [], [0], [0], [], [], []
@@ -440,15 +438,20 @@ def _slab_components(make, nk: int, keep: bool, slab: int | None = None) -> tupl
     for k0 in range(0, nk, slab):
         k1 = min(k0 + slab, nk)
         cc, n = cc3d.connected_components(np.ascontiguousarray(make(k0, k1)), connectivity=6, return_N=True)
-        cnt = np.bincount(cc.reshape(-1), minlength=n + 1)[1:n + 1].astype(np.int64)
+        if not keep:   # voxels per label, 2**20 at a time (bincount casts to int64)
+            cnt = np.zeros(n + 1, np.int64)
+            flat = cc.reshape(-1)
+            for a in range(0, flat.size, 1 << 20):
+                cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
+            sizes.append(cnt[1:])
         if last is not None:   # face pairs across the slab boundary, each pair once
-            a, b = last, cc[0]
-            both = (a > 0) & (b > 0)
-            pair = np.unique((a[both].astype(np.int64) << 32) | b[both].astype(np.int64))
-            pa.append((pair >> 32) - 1 + offs[-2])
-            pb.append((pair & 0xFFFFFFFF) - 1 + offs[-1])
+            key = (last.astype(np.int64) << 32) | cc[0].astype(np.int64)
+            key = key[(last > 0) & (cc[0] > 0)]
+            if key.size:   # runs of one pair first (most of a face), then the few left
+                key = np.unique(key[np.flatnonzero(np.diff(key, prepend=key[0] - 1))])
+            pa.append((key >> 32) - 1 + offs[-2])
+            pb.append((key & 0xFFFFFFFF) - 1 + offs[-1])
         last = cc[-1].copy()
-        sizes.append(cnt)
         labs.append(cc.astype(np.min_scalar_type(n), copy=False) if keep else None)
         del cc
         corners.append(k1)
@@ -456,9 +459,16 @@ def _slab_components(make, nk: int, keep: bool, slab: int | None = None) -> tupl
     total = offs[-1]
     pa = np.concatenate(pa) if pa else np.zeros(0, np.int64)
     pb = np.concatenate(pb) if pb else np.zeros(0, np.int64)
-    g = sparse.coo_matrix((np.ones(len(pa), np.int8), (pa, pb)), shape=(total, total))
-    _, comp = csgraph.connected_components(g, directed=False)
-    return labs, np.asarray(corners), np.asarray(offs), comp, np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+    if len(pa):
+        from scipy import sparse
+        from scipy.sparse import csgraph
+
+        g = sparse.coo_matrix((np.ones(len(pa), np.int8), (pa, pb)), shape=(total, total))
+        comp = csgraph.connected_components(g, directed=False)[1]
+    else:   # one slab, or no component crosses a slab face
+        comp = np.arange(total)
+    return (labs, np.asarray(corners), np.asarray(offs), comp,
+            np.concatenate(sizes) if sizes else np.zeros(total if keep else 0, np.int64))
 
 
 def _largest_component_voxel(mask: np.ndarray):
@@ -516,9 +526,14 @@ def _component_at_by_slab(make, nk: int, seed, slab: int | None = None) -> np.nd
         return out
     want = comp == comp[offs[s] + lab - 1]
     for t, cc in enumerate(labs):
-        lut = np.zeros(offs[t + 1] - offs[t] + 1, bool)
-        lut[1:] = want[offs[t]:offs[t + 1]]
-        out[corners[t]:corners[t + 1]] = lut[cc]
+        ids = np.flatnonzero(want[offs[t]:offs[t + 1]]) + 1
+        dst = out[corners[t]:corners[t + 1]]
+        if len(ids) == 1:   # (most slabs: one label of the component) one comparison
+            np.equal(cc, ids[0], out=dst)
+        elif len(ids):
+            lut = np.zeros(offs[t + 1] - offs[t] + 1, bool)
+            lut[ids] = True
+            dst[...] = lut[cc]
         labs[t] = None
     return out
 
