@@ -53,20 +53,9 @@ def test_slab_u_shape_is_one_component():
 
 
 def _oblique_torso():
-    from conftest import rotation
-    from imagio.planning.synthetic import synthetic_torso
-    from imagio.volume import Volume
+    from test_planning_skin import oblique_torso_with_table
 
-    d = rotation((0, 0, 1), 15.0) @ rotation((1, 0, 0), 8.0) @ np.diag([1.0, -1.0, 1.0])
-    ct, lab = synthetic_torso(spacing=(2.0, 2.5, 3.5), direction=d)
-    ras = ct.kji_to_world(np.indices(ct.shape).reshape(3, -1).T.astype(float)).reshape(*ct.shape, 3)
-    rng = np.random.default_rng(5)
-    hu = np.where(lab.array > 0, 40.0, -1000.0) + rng.normal(0, 15, ct.shape)
-    table = (ras[..., 1] < -128) & (ras[..., 1] > -140) & (np.abs(ras[..., 0]) < 120) & (np.abs(ras[..., 2]) < 90)
-    cavity = np.linalg.norm(ras - np.array([-40.0, 0.0, 5.0]), axis=-1) < 9.0
-    hu[table] = 300.0
-    hu[cavity] = -1000.0
-    return Volume(hu.astype(np.int16), ct.ijk_to_ras, "CT"), lab.with_array(np.where(cavity, 0, lab.array).astype(np.uint8))
+    return oblique_torso_with_table()[:2]
 
 
 @pytest.mark.parametrize("slab", [1, 3, 7])
