@@ -406,8 +406,11 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
                                                    "weight", "source"], rows)]))
     if doc.get("ablation"):
         out += ablation_sections(doc["ablation"])
-    if doc.get("bronchoscopy"):
-        out.append(("Bronchoscopic route", bronchoscopy_rows(doc["bronchoscopy"])))
+    # a plan's bronchoscopy, or `imagio bronch`'s own bronch.json (its route at the top level;
+    # trial 10: its report held only the warnings)
+    bronch = doc.get("bronchoscopy") or (doc if "route" in doc and "tree" in doc else None)
+    if bronch:
+        out.append(("Bronchoscopic route", bronchoscopy_rows(bronch)))
     if doc.get("sarcoma"):   # issue 18: imagio.planning.sarcoma.report
         from .planning.sarcoma.report import sarcoma_sections
 

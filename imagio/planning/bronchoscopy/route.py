@@ -171,6 +171,7 @@ TERRITORY_NEIGHBOURS = 5   # terminal airway points that vote for a target's lob
 REACH_WITHIN_MM = (0.0, 5.0, 10.0, 20.0)
 # the territory vote is uncertain when the runner-up lobe has at least this share of the winner's weight
 LOBE_VOTE_MARGIN = 0.5
+MIN_TRACHEA_MM = float(json.loads((SCOPES_FILE.parent / "airway_limits.json").read_text())["min_trachea_mm"]["value"])
 
 
 def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -> tuple[str, str]:
@@ -218,8 +219,14 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     rmin = route_min_diameter(tree) if reach is None else reach
     ok = alive & (rmin >= od - tol)
     trachea = np.concatenate([b.point_ids for b in tree.branches if b.generation == 0])
-    if not ok.any() or od - tol > 2 * float(np.median(tree.radius[trachea])):
-        raise InputError(f"the {name} ({od:g} mm) does not fit the trachea of this airway tree")
+    root_mm = 2 * float(np.median(tree.radius[trachea]))
+    if root_mm < MIN_TRACHEA_MM:   # trial 10: a slab without the trachea, a broken tree
+        raise InputError(f"this airway tree's root is {root_mm:.1f} mm wide, not a trachea (the narrowest adult "
+                         "tracheal lumen is 10 mm, Breatnach 1984): the trachea is not in view or the airway "
+                         "segmentation stops short of it; a route starts at the trachea: give a scan (or an airway "
+                         "mask) that includes it")
+    if not ok.any() or od - tol > root_mm:
+        raise InputError(f"the {name} scope ({od:g} mm) does not fit the trachea of this airway tree ({root_mm:.1f} mm)")
     wd, near = wall_distance(tree, target)
     wd_alive = np.where(alive, wd, np.inf)
     sign, sign_reason, entry = verdicts.bronchus_sign(tree, target, wd, alive)
