@@ -142,6 +142,8 @@ SMALLER_THAN_FIRST = _v("smaller_than_first_ratio")
 CLICK_VOLUME_SPREAD = _v("click_volume_spread")
 OVERSHOOT_RATIO = _v("overshoot_ratio")
 ISO_MARGIN_HU = _v("iso_attenuation_margin_hu")
+PROBE_MIN_OVERLAP = _v("probe_min_overlap")
+PROBES = int(_v("probe_clicks"))
 NO_EDGE_NOTE = "the lesion has no clear intensity edge"
 
 
@@ -551,6 +553,76 @@ def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final=()):
     return region, [lo_t, hi_t], sub
 
 
+
+def _soft_at(roi, seed, m0, sd0, org, sk, open_min, s_axis, final):
+    """(region, [lower, upper] HU, subtype with "; no intensity edge" / "; rim" suffixes) of the
+    soft-tissue model at ``seed`` in ``roi``: the edge rule (``_soft_lesion``), or the
+    statistical model (``_soft_statistical``) where that rule finds no intensity edge or gives
+    less than the statistical model's confident core."""
+    region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
+    no_edge = sub.endswith("; no intensity edge")
+    r_st, thr_st, core_st = _soft_statistical(roi, seed, org, sk, open_min, s_axis)
+    if r_st.any() and (no_edge or int(region.sum()) < int(core_st.sum())):
+        # the edge rule found no edge, or a result smaller than the confident core of the
+        # homogeneous region at the click (noise made a speck of it): the statistical model
+        region, thr = r_st, thr_st
+        sub = sub.split(";")[0] + "; no intensity edge"
+    return region, thr, sub
+
+
+def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
+    """(whole, [lower, upper] HU, subtype, (fraction of ``region`` inside the probe's outline,
+    probe voxels)) when the soft-tissue ``region`` grown from a click is a part of a larger
+    closed lesion of heterogeneous density, else None.
+
+    Why: a tumour is often heterogeneous (a denser or enhancing part, a necrotic or cystic
+    part, and the rest; soft-tissue sarcomas typically, Murphey et al., RadioGraphics 2009),
+    and a seeded region takes its statistics at the seed (Adams & Bischof, IEEE PAMI 1994), so a
+    click in one part gives that part: its outline is then an edge inside the tumour and the
+    volume depends on where the click lies (STS_002 clicked in its denser part: 27 mL of a
+    53 mL sarcoma, Dice 0.60; issue 14). A second probe is grown by the same model from the
+    tissue beyond the region: the soft tissue (between ``FAT_MAX_HU`` and ``BONE_CLICK_HU``,
+    within the organ) of its ``SHELL_MM`` shell, when that is at least half of the shell (a
+    lesion bordered mostly by fat, air or bone has met its host there), within ``FACING_SD``
+    robust SD of the shell's median, adjacent to the region; the probe click is its deepest
+    voxel (its statistics not mixed with the region's). The region is a part of a larger
+    lesion when the probe's outline is closed in the box (it touches no face: a host organ or
+    muscle runs on, as the necrosis rule above assumes), holds more than ``PROBE_MIN_OVERLAP`` of
+    the region (the two clicks grow over one lesion; tissue beside it stops at its edge), is larger than ``CLICK_VOLUME_SPREAD`` times it
+    (a smaller difference is within the one-click consistency), and at most
+    ``NECROSIS_MAX_RATIO`` times it (a part is at least a quarter of its tumour, as for a
+    necrotic centre). The whole is the union of both outlines with its holes filled."""
+    if not region.any() or any(f not in final for f in _touched_faces(region)):
+        return None  # the caller grows the box first
+    sm = ndimage.gaussian_filter(roi, SMOOTH_SIGMA_MM / np.asarray(sk, float))
+    allowed = (roi > FAT_MAX_HU) & (roi < BONE_CLICK_HU)
+    if org is not None:
+        allowed &= org
+    shell = _shell(region, sk, *SHELL_MM)
+    tissue = shell & allowed
+    if not shell.any() or 2 * int(tissue.sum()) < int(shell.sum()):
+        return None
+    bg = float(np.median(sm[tissue]))
+    bg_sd = 1.4826 * float(np.median(np.abs(sm[tissue] - bg)))
+    layer = (np.abs(sm - bg) <= FACING_SD * max(bg_sd, NOISE_FLOOR_HU)) & allowed & ~region
+    depth = _edt(layer, sk)
+    lab, n, counts = components(layer & shell, connectivity=6)
+    n0 = int(region.sum())
+    for c in (np.argsort(-counts[1:])[:PROBES] + 1) if n else ():
+        if 2 * counts[c] < counts[1:].max():
+            break  # the largest parts of the layer only
+        d_c = np.where(lab == c, depth, 0.0)
+        probe = tuple(int(v) for v in np.unravel_index(int(np.argmax(d_c)), d_c.shape))
+        m1, sd1 = _click_stats(roi, probe, sk)
+        r2, thr2, sub2 = _soft_at(roi, probe, m1, sd1, org, sk, open_min, s_axis, final)
+        n2 = int(r2.sum())
+        held = int((r2 & region).sum()) / n0
+        if (n2 and not _touched_faces(r2) and held > PROBE_MIN_OVERLAP
+                and CLICK_VOLUME_SPREAD * n0 < n2 <= NECROSIS_MAX_RATIO * n0):
+            whole = _fill(r2 | region, s_axis)
+            return (whole & org if org is not None else whole), thr2, sub2, (held, n2)
+    return None
+
 def _cut_at_facing_radius(region, facing, dseed, sk):
     """``region`` limited to a ball around the click whose radius is where the region faces
     ``facing`` tissue: the facing boundary nearest to the click (within 1.5 x the nearest
@@ -677,14 +749,20 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         raise InputError(bone_msg)
     if k is None or k == "soft_tissue":
         k = "soft_tissue"
-        region, thr, sub = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
-        no_edge = sub.endswith("; no intensity edge")
-        r_st, thr_st, core_st = _soft_statistical(roi, seed, org, sk, open_min, s_axis)
-        if r_st.any() and (no_edge or int(region.sum()) < int(core_st.sum())):
-            # the edge rule found no edge, or a result smaller than the confident core of the
-            # homogeneous region at the click (noise made a speck of it): the statistical model
-            region, thr = r_st, thr_st
-            sub = sub.split(";")[0] + "; no intensity edge"
+        region, thr, sub = _soft_at(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
+        part = _whole_around_part(roi, region, org, sk, open_min, s_axis, final)
+        if part is not None:
+            # the click lay in a part of the lesion whose density differs from the rest of it
+            whole, thr, sub, (v_part, v_probe) = part
+            v = ct.voxel_volume_ml
+            notes.append(
+                f"the outline depends on the click: the region grown from it ({region.sum() * v:.1f} mL) is "
+                f"enclosed by a layer of soft tissue of another density, and a click in that layer grows one "
+                f"closed lesion of {v_probe * v:.1f} mL holding {100 * v_part:.0f} % of it (a heterogeneous "
+                "tumour: a denser, enhancing or necrotic part and the rest); the outline given is that whole "
+                f"({whole.sum() * v:.1f} mL). If that layer is an organ or tissue around the lesion, not "
+                "the lesion, exclude it (--exclude) or click the lesion with the organ mask")
+            region = whole
         if sub.endswith("; rim"):
             sub = sub.split(";")[0]
             notes.append("the click may be on the necrotic or cystic centre of a larger tumour: a closed "
