@@ -605,22 +605,30 @@ def test_sarcoma_leak_through_a_neck_that_regrows_to_itself_is_cut(shared_data):
     assert dice(m, ref) >= 0.7, (meas.volume_ml, dice(m, ref))
 
 
-def _limb_with_tumour(contrast_hu, spacing=(0.8, 0.8, 2.0), noise=10.0, seed=0):
-    """A limb on an oblique grid (anisotropic voxels): air, a 5 mm fat rim, muscle at 50 HU and a
-    14 mm-radius tumour at 50 + ``contrast_hu`` HU in the muscle, blurred and noisy. Returns
-    (ct, tumour mask, muscle HU)."""
+def _oblique_limb(n, spacing, euler_deg, fat_radius, muscle_radius):
+    """(empty Volume, RAS offsets (x, y, z) from the grid's centre, that centre, HU array) of a
+    limb along the grid's S-ish axis on an oblique grid of ``n`` (i, j, k) voxels of ``spacing``
+    mm, rotated by the x-y-z Euler angles ``euler_deg``: air, fat at -100 HU within
+    ``fat_radius`` mm of the axis, muscle at 50 HU within ``muscle_radius``."""
     from scipy.spatial.transform import Rotation
 
-    d = Rotation.from_euler("xyz", [12, -8, 20], degrees=True).as_matrix()
-    n = (120, 120, 40)  # i, j, k
+    d = Rotation.from_euler("xyz", list(euler_deg), degrees=True).as_matrix()
     m = make_ijk_to_ras(spacing, (0.0, 0.0, 0.0), d)
     centre = m[:3, :3] @ (np.array(n) / 2.0) + m[:3, 3]
     vol = Volume(np.zeros(n[::-1], np.int16), m)
     x, y, z = (ras_coordinate(vol, r) - centre[r] for r in range(3))
     rad = np.sqrt(x ** 2 + y ** 2)
     a = np.full(vol.shape, -1000.0)
-    a[rad <= 45] = -100.0
-    a[rad <= 40] = 50.0
+    a[rad <= fat_radius] = -100.0
+    a[rad <= muscle_radius] = 50.0
+    return vol, (x, y, z), centre, a
+
+
+def _limb_with_tumour(contrast_hu, spacing=(0.8, 0.8, 2.0), noise=10.0, seed=0):
+    """A limb on an oblique grid (anisotropic voxels): air, a 5 mm fat rim, muscle at 50 HU and a
+    14 mm-radius tumour at 50 + ``contrast_hu`` HU in the muscle, blurred and noisy. Returns
+    (ct, tumour mask, muscle HU)."""
+    vol, (x, y, z), centre, a = _oblique_limb((120, 120, 40), spacing, (12, -8, 20), 45.0, 40.0)
     tum = x ** 2 + y ** 2 + z ** 2 <= 14.0 ** 2
     a[tum] = 50.0 + contrast_hu
     a = ndimage.gaussian_filter(a, 0.7) + np.random.default_rng(seed).normal(0, noise, a.shape)
@@ -754,18 +762,7 @@ def _limb_with_heterogeneous_tumour(dense_hu, rest_hu=35.0, spacing=(0.8, 0.9, 2
     10.5 mm-radius denser part at ``dense_hu`` 2 mm off its centre (a heterogeneous sarcoma: a
     denser part and the rest, as STS_002), blurred and noisy. Returns (ct, tumour mask, denser
     part mask, RAS centre of the denser part, RAS point in the rest)."""
-    from scipy.spatial.transform import Rotation
-
-    d = Rotation.from_euler("xyz", [10, -7, 25], degrees=True).as_matrix()
-    n = (180, 170, 44)  # i, j, k
-    m = make_ijk_to_ras(spacing, (0.0, 0.0, 0.0), d)
-    centre = m[:3, :3] @ (np.array(n) / 2.0) + m[:3, 3]
-    vol = Volume(np.zeros(n[::-1], np.int16), m)
-    x, y, z = (ras_coordinate(vol, r) - centre[r] for r in range(3))
-    rad = np.sqrt(x ** 2 + y ** 2)
-    a = np.full(vol.shape, -1000.0)
-    a[rad <= 68] = -100.0
-    a[rad <= 30] = 50.0
+    vol, (x, y, z), centre, a = _oblique_limb((180, 170, 44), spacing, (10, -7, 25), 68.0, 30.0)
     c_t, c_d = np.array([48.0, 0.0, 0.0]), np.array([48.0, 2.0, 0.0])
     tum = (x - c_t[0]) ** 2 + (y - c_t[1]) ** 2 + (z - c_t[2]) ** 2 <= 16.0 ** 2
     dense = tum & ((x - c_d[0]) ** 2 + (y - c_d[1]) ** 2 + (z - c_d[2]) ** 2 <= 10.5 ** 2)
