@@ -94,7 +94,7 @@ def grid_problem(vol) -> str | None:
         if ext is not None and ext[1] > MAX_WIDTH_MM:
             return (f"what is not air spans {ext[0]:.0f} x {ext[1]:.0f} x {ext[2]:.0f} mm with voxels of "
                     f"{' x '.join(f'{x:g}' for x in vol.spacing)} mm: no CT gantry holds more than about "
-                    f"{MAX_WIDTH_MM:g} mm across (spacing written too large, e.g. in cm or x10?); convert it "
+                    f"{MAX_WIDTH_MM:g} mm across (spacing written too large, e.g. x10?); convert it "
                     "again with the spacing in mm")
     return None
 

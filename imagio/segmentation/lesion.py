@@ -770,7 +770,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                 f"closed lesion of {v_probe * v:.1f} mL holding {100 * v_part:.0f} % of it (a heterogeneous "
                 "tumour: a denser, enhancing or necrotic part and the rest); the outline given is that whole "
                 f"({whole.sum() * v:.1f} mL). If that layer is an organ or tissue around the lesion, not "
-                "the lesion, exclude it (--exclude) or click the lesion with the organ mask")
+                "the lesion, exclude it (--remove) or click the lesion with the organ mask")
             region = whole
         if sub.endswith("; rim"):
             sub = sub.split(";")[0]

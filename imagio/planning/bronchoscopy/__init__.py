@@ -110,7 +110,7 @@ def _outside_lung_message(target: Target, lungs: Volume, ct: Volume | None) -> s
         hu = f", in tissue of {v:.0f} HU"
     if target.mask is None and near is not None and near <= 20.0 and hu and v > -300:
         return (f"the target point {c} (RAS mm) is outside the lungs, {where}{hu}: if it is a lesion on the "
-                "pleura or in the lung wall, give it as a label (imagio lesion --seed, then its label with "
+                "pleura or in the lung wall, give it as a label (imagio lesion --point, then its label with "
                 "--structures and --target NAME) so its surface is checked against the lung; bronchoscopic "
                 "access is for lung lesions")
     return (f"the target {c} (RAS mm) is outside the lungs, {where}{hu}: bronchoscopic access is for lung lesions; check the "
