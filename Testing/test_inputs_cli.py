@@ -230,6 +230,7 @@ def test_spacing_ten_times_too_large_is_named(tmp_path, ct_file, capsys):
     line naming the spacing, on a straight and on an oblique flipped grid."""
     ct = io.read_image(ct_file)
     for name, m in (("x10.nii.gz", ct.ijk_to_ras @ np.diag([10.0, 10.0, 10.0, 1.0])),
+                    ("z10.nii.gz", ct.ijk_to_ras @ np.diag([1.0, 1.0, 10.0, 1.0])),   # 30 mm slices
                     ("x10_oblique.nii.gz", _oblique(ct.spacing * 10))):
         io.write_image(Volume(ct.array, m), tmp_path / name)
         # every command that reads it as a CT, not only those that need HU (trial 11: plan ran

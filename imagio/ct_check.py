@@ -40,6 +40,7 @@ MAX_HU = 40000  # above any CT, even extended-scale metal reconstructions
 MIN_VOXEL_MM = float(_H["min_voxel_mm"])
 FAT_BAND, MIN_FAT = tuple(_H["fat_hu"]), float(_H["min_fat_fraction"])
 MAX_WIDTH_MM = float(_H["max_patient_width_mm"])
+MAX_VOXEL_MM = float(_H["max_voxel_mm"])
 NOT_AIR_HU = -500.0  # between air (-1000) and lung (-850..-600 aerated) and everything denser
 
 
@@ -79,7 +80,7 @@ def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
 
 def grid_problem(vol) -> str | None:
     """Why ``vol``'s voxel size cannot be a CT's (one sentence with what to do), or None: voxels
-    under ``min_voxel_mm`` (spacing in metres), or what is not air spanning more than
+    under ``min_voxel_mm`` (spacing in metres) or above ``max_voxel_mm`` along any axis, or what is not air spanning more than
     ``max_patient_width_mm`` along two principal axes (spacing x10, in cm). The image reader
     applies it to every image it reads as a CT (`io.read_image`), so every command refuses such
     a scan, not only those that need HU (trial 11: plan ran on it with a 1000 mm needle)."""
@@ -89,7 +90,12 @@ def grid_problem(vol) -> str | None:
     if voxel < MIN_VOXEL_MM:
         return (f"its voxels are {voxel:g} mm: no clinical CT is finer than {MIN_VOXEL_MM:g} mm (spacing written in "
                 "metres instead of millimetres?); convert it again with the spacing in mm")
-    if hasattr(vol, "kji_to_world") and max(vol.shape) * float(np.max(np.abs(vol.spacing))) > MAX_WIDTH_MM:
+    big = float(np.max(np.abs(vol.spacing)))
+    if big > MAX_VOXEL_MM:
+        return (f"its voxels are {' x '.join(f'{x:g}' for x in vol.spacing)} mm: no CT is reconstructed thicker than "
+                f"about 10 mm ({MAX_VOXEL_MM:g} mm allowed; spacing written too large, e.g. x10?); convert it again "
+                "with the spacing in mm")
+    if hasattr(vol, "kji_to_world") and max(vol.shape) * big > MAX_WIDTH_MM:
         ext = not_air_extent_mm(vol)
         if ext is not None and ext[1] > MAX_WIDTH_MM:
             return (f"what is not air spans {ext[0]:.0f} x {ext[1]:.0f} x {ext[2]:.0f} mm with voxels of "
