@@ -913,6 +913,12 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         mask = _exclude(mask, ct, seed_g, [_seed_voxel(ct, q) for q in ex])
         if not mask.any():
             raise ImagioError("the exclude points removed the whole lesion; put them outside it")
+    if not mask[seed_g]:
+        # trial 11: a click in STS_008 came back as an outline of the neighbouring muscle, not
+        # holding the click, warned only as "unreliable"
+        notes.append(f"the outline does NOT contain the click at R,A,S = {np.round(np.asarray(point_ras, float), 1).tolist()} "
+                     "mm: it was cut back to a region beside it, so it may be another structure; check it on the "
+                     "images and click again nearer the lesion's centre")
     p(0.9, "lesion: measurements")
     meas = measure(mask, ct, a, kind=k)
     meas.threshold_hu = [round(float(v), 1) for v in thr]
