@@ -133,6 +133,9 @@ def test_one_nodule_found_twice_is_listed_once_and_the_risk_does_not_fall_with_m
     patient = {"age": 64, "sex": "male"}
     nods, masks, _ = characterise_candidates(ct, twice, lung, patient=patient)
     assert len(nods) == len(masks) == 1 and nods[0]["also_found_as"] == [2], [n.get("id") for n in nods]
+    from imagio.detection.report import nodule_rows
+
+    assert nodule_rows(nods)[0][0] == "1 (also #2)"     # the report's table says so (trial 11)
     one = nods[0]["stratification"]["brock"]["probability_range"]
     others = [Candidate(center_ras=np.asarray(cc, float), diameter_mm=d2, volume_ml=0.0, type="unknown",
                         probability=0.5) for k, (cc, d2) in truth.items() if k != "solid"]
