@@ -80,8 +80,9 @@ def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
 
 def grid_problem(vol) -> str | None:
     """Why ``vol``'s voxel size cannot be a CT's (one sentence with what to do), or None: voxels
-    under ``min_voxel_mm`` (spacing in metres) or above ``max_voxel_mm`` along any axis, or what is not air spanning more than
-    ``max_patient_width_mm`` along two principal axes (spacing x10, in cm). The image reader
+    under ``min_voxel_mm`` (spacing in metres) or above ``max_voxel_mm`` along any axis, or what
+    is not air spanning more than ``max_patient_width_mm`` along two principal axes (spacing
+    x10). The image reader
     applies it to every image it reads as a CT (`io.read_image`), so every command refuses such
     a scan, not only those that need HU (trial 11: plan ran on it with a 1000 mm needle)."""
     if not hasattr(vol, "spacing"):

@@ -88,27 +88,22 @@ def _outside_lung_message(target: Target, lungs: Volume, ct: Volume | None) -> s
     segments); given as a lesion label, its surface is checked against the lung instead."""
     import edt
 
-    from ...segmentation.common import bbox_slices
-
     c = np.round(target.centre, 1).tolist()
     kji = np.rint(lungs.world_to_kji(target.centre[None])[0]).astype(int)
-    box = np.zeros(lungs.shape, bool)
-    inside = np.all((kji >= 0) & (kji < np.asarray(lungs.shape)))
+    inside = bool(np.all((kji >= 0) & (kji < np.asarray(lungs.shape))))
     near = None
-    if inside:
-        box[tuple(kji)] = True
-        sl = bbox_slices(box, 40.0, lungs.spacing_kji)
-        sub = lungs.array[sl] > 0
+    if inside:   # the lung within 40 mm of the point: a box around it, no whole-volume work
+        reach = np.ceil(40.0 / lungs.spacing_kji).astype(int) + 1
+        lo, hi = np.maximum(kji - reach, 0), np.minimum(kji + reach + 1, lungs.shape)
+        sub = lungs.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] > 0
         if sub.any():
             d = edt.edt(~sub, anisotropy=tuple(float(x) for x in lungs.spacing_kji), black_border=False)
-            near = float(d[tuple(kji - np.array([x.start for x in sl]))])
+            near = float(d[tuple(kji - lo)])
     where = (f"{near:.0f} mm from the aerated lung" if near is not None else
              "more than 40 mm from any lung" if inside else "outside the image")
-    hu = ""
-    if ct is not None and inside:
-        v = float(ct.sample(target.centre[None], order=1)[0])
-        hu = f", in tissue of {v:.0f} HU"
-    if target.mask is None and near is not None and near <= 20.0 and hu and v > -300:
+    v = float(ct.sample(target.centre[None], order=1)[0]) if ct is not None and inside else None
+    hu = "" if v is None else f", in tissue of {v:.0f} HU"
+    if target.mask is None and near is not None and near <= 20.0 and v is not None and v > -300:
         return (f"the target point {c} (RAS mm) is outside the lungs, {where}{hu}: if it is a lesion on the "
                 "pleura or in the lung wall, give it as a label (imagio lesion --point, then its label with "
                 "--structures and --target NAME) so its surface is checked against the lung; bronchoscopic "
