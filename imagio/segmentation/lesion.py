@@ -782,7 +782,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
             notes.append(NO_EDGE_NOTE + " against the tissue around it (e.g. a "
                          "tumour in muscle on a non-contrast CT): it was taken as the homogeneous region "
                          "round the click and its border is approximate; check it, give the organ mask, "
-                         "or add include/exclude clicks")
+                         "or add or remove clicks (--add, --remove)")
         if lung is not None and region.any():
             sh = _shell(region, sk, *LUNG_SHELL_MM)
             frac = float(lung[sh].mean()) if sh.any() else 0.0
@@ -1142,7 +1142,7 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw) -> list:
     return notes + [f"the volume {DEPENDS}: a click elsewhere inside this outline (R,A,S = {at} mm) gives "
                     f"{v1:.1f} mL against {v0:.1f} mL from this click (more than "
                     f"{100 * (CLICK_VOLUME_SPREAD - 1):.0f} % apart): the outline is unreliable; check it, "
-                    "compare clicks, or add include/exclude clicks"]
+                    "compare clicks, or add or remove clicks (--add, --remove)"]
 
 
 
@@ -1237,7 +1237,7 @@ def _cut_necked_leak(ct, seed_g, mask, notes) -> tuple:
         f"the region grown from the click ({v0:.1f} mL) was cut to its compact part ({v1:.1f} mL): "
         f"{v0 - v1:.1f} mL joined to it only through a neck narrower than half its thickness ran out of "
         "the image (tissue of the lesion's density it leaked into, e.g. a muscle); the volume is "
-        "unreliable; check it, or add an include click if the lesion continues there"]
+        "unreliable; check it, or add a click there (--add) if the lesion continues there"]
 
 
 def _bbox_around(mask, seed, margin_mm, sk):
@@ -1370,6 +1370,6 @@ def _edge_warning(volume_ml: float, grown_unbounded: bool) -> str:
                 "(grown across the image, to the size limit, into an irregular shape or without an "
                 "intensity edge): "
                 "its size is unreliable, not a lower bound (it has possibly grown into neighbouring "
-                "tissue of the same density); check it, give the organ mask, or add exclude clicks")
+                "tissue of the same density); check it, give the organ mask, or remove clicks (--remove)")
     return ("the lesion touches the edge of the image: it may continue outside the field "
             "of view and its size is a lower bound")
