@@ -232,3 +232,28 @@ def test_plan_warnings_are_computed_once_and_again_when_the_plan_changes(monkeyp
     again = result.warnings
     assert len(calls) == n_first + 2
     assert not any(w.startswith(("proposal 3:", "proposal 4:", "proposal 5:")) for w in again)
+
+
+def test_tables_say_why_a_better_scored_proposal_is_ranked_after_another():
+    """Trial LOW: the web panel and the Slicer metrics table showed a proposal with a lower
+    (better) score ranked after one with a higher score and did not say why (a finding defers
+    it). Both tables now carry each proposal's findings; checked against the test's own
+    geometry (`_hub_beyond`: the needle part outside the skin passes the image's anterior face)."""
+    slicer = pytest.importorskip("slicer")
+
+    from imagio.mrml.planning import plan_to_scene
+    from imagio.web.content import proposal_rows
+
+    ct_c, lab_c, edge_a = _cut_anteriorly()
+    result = plan(PlanningProblem.build(ct_c, lab_c, "liver_tumor"), k=20)   # enough to reach deferred ones
+    out = [_hub_beyond(result.problem, m.entry_ras, m.target_ras, edge_a)[0] for m in result.proposals]
+    assert any(out) and not all(out)
+    rows = proposal_rows(result)
+    assert ["unimaged needle" in r["findings"] for r in rows] == out
+    assert [r["findings"] == "-" for r in rows] == [not o for o in out]
+    scene = slicer.vtkMRMLScene()
+    table = scene.GetNodeByID(plan_to_scene(scene, result)["table"]).GetTable()
+    metric = [table.GetValue(i, 0).ToString() for i in range(table.GetNumberOfRows())]
+    i = metric.index("ranked_last_for")
+    said = [table.GetValue(i, c).ToString() for c in range(1, table.GetNumberOfColumns())]
+    assert ["unimaged needle" in s for s in said] == out

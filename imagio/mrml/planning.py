@@ -98,15 +98,17 @@ def risk_model_node(scene, polydata, name: str = "Skin risk map"):
 
 
 def metrics_table_node(scene, metrics: list, names: list[str] | None = None,
-                       name: str = "Path metrics", node=None):
-    """Table node: first column the metric, then one column per PathMetrics (or dict)."""
+                       name: str = "Path metrics", node=None, extra_rows=()):
+    """Table node: first column the metric, then one column per PathMetrics (or dict).
+    ``extra_rows``: (row name, [text per path]) appended after `TABLE_ROWS`."""
     columns = []
     for k, m in enumerate(metrics):
         d = m if isinstance(m, dict) else m.to_dict()
         columns.append((names[k] if names else f"path {k + 1}",
                         [", ".join(v) if isinstance(v, list) else f"{v:.2f}" if isinstance(v, float) else str(v)
-                         for v in (d.get(r) for r in TABLE_ROWS)]))
-    return string_table_node(scene, name, "metric", TABLE_ROWS, columns, node)
+                         for v in (d.get(r) for r in TABLE_ROWS)] + [vals[k] for _, vals in extra_rows]))
+    rows = list(TABLE_ROWS) + [r for r, _ in extra_rows]
+    return string_table_node(scene, name, "metric", rows, columns, node)
 
 
 def string_table_node(scene, name: str, first: str, rows, columns, node=None):
@@ -127,7 +129,8 @@ def string_table_node(scene, name: str, first: str, rows, columns, node=None):
 
 
 def plan_to_scene(scene, plan) -> dict:
-    """Proposals, the best path (editable), the skin risk map and the metrics table."""
+    """Proposals, the best path (editable), the skin risk map and the metrics table (with a row
+    ``ranked_last_for``: the findings for which a proposal is ranked after those without any)."""
     from ..planning.risk_map import risk_polydata
 
     props = proposal_nodes(scene, plan)
@@ -136,8 +139,11 @@ def plan_to_scene(scene, plan) -> dict:
         best = plan.proposals[0]
         out["path"] = path_node(scene, best.entry_ras, best.target_ras).GetID()
     out["risk_map"] = risk_model_node(scene, risk_polydata(plan.maps, plan.table)).GetID()
+    # a proposal with a finding is ranked after those without, whatever its score: say so per column
+    ranked_last = [", ".join(n.replace("_", " ") for n in f) or "-" for f in plan.proposal_finding_names()]
     out["table"] = metrics_table_node(scene, plan.proposals,
-                                      [f"proposal {i + 1}" for i in range(len(plan.proposals))]).GetID()
+                                      [f"proposal {i + 1}" for i in range(len(plan.proposals))],
+                                      extra_rows=[("ranked_last_for", ranked_last)]).GetID()
     return out
 
 

@@ -150,6 +150,15 @@ class Plan:
                                               large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS))
         return f
 
+    def proposal_finding_names(self) -> list[list[str]]:
+        """Per proposal, best first: the names of its findings ('mediastinum', 'unimaged_needle';
+        `findings.Findings.flagged`). A proposal with a finding is ranked after every proposal
+        without one, whatever its score, so a table that shows the score shows these too."""
+        if not self.proposals:
+            return []
+        f = self.proposal_findings()
+        return [f.flagged(r) for r in self.ranked[:len(self.proposals)]]
+
     def _finding_warnings(self) -> list[str]:
         """One line per proposal and finding (`findings`): mediastinal soft tissue crossed while
         no heart or great vessel is labelled within reach (new-user trial 2, A), the needle part

@@ -4,23 +4,26 @@ choices, and the report document led by the path the user chose (no trame, no VT
 from __future__ import annotations
 
 PROPOSAL_COLUMNS = ("rank", "score", "length_mm", "closest_structure", "closest_clearance_mm",
-                    "craniocaudal_deg", "feasible")
+                    "craniocaudal_deg", "feasible", "findings")
 
 
 def proposal_rows(plan) -> list[dict]:
     """One JSON-ready row per proposal of ``plan`` (imagio.planning.Plan), best first: rank,
-    score, length (mm), closest structure and its clearance (mm), craniocaudal angle (deg), and
-    the colour of its line in the views (CSS rgb)."""
+    score, length (mm), closest structure and its clearance (mm), craniocaudal angle (deg), its
+    findings (`Plan.proposal_finding_names`, joined: a proposal with one is ranked after those
+    without, whatever its score) and the colour of its line in the views (CSS rgb)."""
     from ..mrml.planning import PROPOSAL_COLORS
 
     rows = []
+    names = plan.proposal_finding_names()
     for r, m in enumerate(plan.proposals):
         c = PROPOSAL_COLORS[r % len(PROPOSAL_COLORS)]
         rows.append({"color": "rgb({},{},{})".format(*(int(255 * v) for v in c)), "rank": r + 1,
                      "score": round(float(m.score), 3), "length_mm": round(float(m.length_mm), 1),
                      "closest_structure": str(m.closest_structure),
                      "closest_clearance_mm": round(float(m.closest_clearance_mm), 1),
-                     "craniocaudal_deg": round(float(m.craniocaudal_deg), 1), "feasible": bool(m.feasible)})
+                     "craniocaudal_deg": round(float(m.craniocaudal_deg), 1), "feasible": bool(m.feasible),
+                     "findings": ", ".join(n.replace("_", " ") for n in names[r]) or "-"})
     return rows
 
 

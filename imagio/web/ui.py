@@ -35,7 +35,7 @@ def build_ui(ws):
                 with html.Table(id="proposals", classes="text-caption", style="width:100%",
                                 v_show=("proposals.length",)):
                     with html.Tr():
-                        for h in ("#", "score", "length mm", "closest", "clear. mm", "CC deg", "ok"):
+                        for h in ("#", "score", "length mm", "closest", "clear. mm", "CC deg", "ok", "ranked last for"):
                             html.Th(h, style="text-align:left")
                     with html.Tr(v_for="p in proposals", key="p.rank", click="selected_rank = p.rank",
                                  style=("p.rank === selected_rank ? 'background:#dbe4ff' : ''",),
