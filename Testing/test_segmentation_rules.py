@@ -520,3 +520,22 @@ def test_bowel_gas_not_lung_on_an_upsampled_grid():
         assert not (lungs & in_pocket(c)).any(), c.spacing
         vols.append(lungs.sum() * c.voxel_volume_ml)
     assert vols[1] == pytest.approx(vols[0], rel=0.03)
+
+
+def test_core_medians_sees_an_edge_beyond_a_neighbouring_label():
+    """`core_medians` measured depth inside the selected labels' bounding box only: background
+    behind a thin neighbouring label (a wall) at the box face was not seen, so the gas label's
+    edge layer counted as core. Here the label is 8 voxels thick along i (1 mm), a 1-voxel wall
+    label then background on one side, background on the other: the core deeper than 3 mm is
+    i = 5, 6, 7 (distances to the background 4, 5, 4 mm, computed by hand). i = 7..9 read 0 HU,
+    i = 5, 6 read -1000: the core's median is -1000 HU; with i = 8, 9 counted as core, 0 HU."""
+    from imagio.segmentation.common import core_medians
+
+    lab = np.zeros((12, 12, 14), np.int16)
+    lab[1:11, 1:11, 2:10] = 1
+    lab[1:11, 1:11, 10] = 2            # the wall; i = 11.. is background
+    a = np.full(lab.shape, -1000.0, np.float32)
+    a[..., 7:10] = 0.0
+    which = np.array([False, True, False])
+    med = core_medians(a, lab, which, (1.0, 1.0, 1.0), depth_mm=3.0, min_core_ml=0.0)
+    assert med[0] < -990.0          # to the 5 HU bin of `label_medians`; the edge layer gave -392.5 (its clip)

@@ -295,8 +295,8 @@ def core_medians(a, lab, which, spacing_kji, depth_mm: float | None = None,
     min_ml = rule("min_gas_core_ml") if min_core_ml is None else float(min_core_ml)
     med = label_medians(a, lab, which)
     sel = which[lab]
-    sl = bbox_slices(sel)
-    if sl is None:
+    sl = bbox_slices(sel, depth, spacing_kji)   # the margin keeps every edge within ``depth`` in view:
+    if sl is None:                             # a crop face is not an edge, only the image's face is
         return med
     inside = lab[sl] > 0
     dist = edt.edt(np.ascontiguousarray(inside), anisotropy=tuple(float(s) for s in spacing_kji),
