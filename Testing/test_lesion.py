@@ -881,3 +881,24 @@ def test_necrotic_mass_without_an_edge_on_one_side_from_clicks_in_its_viable_par
         assert m[tuple(v)], (p, meas.warnings)
         assert dice(m, mass) >= 0.85 or any(DEPENDS in w for w in meas.warnings), (
             p, dice(m, mass), meas.volume_ml, meas.warnings)
+
+
+def test_mass_mostly_without_an_edge_says_where_its_border_is_not_seen():
+    """A 40 mm tumour at 44 HU lying mostly in muscle at 50 HU (within 10 HU: no intensity edge,
+    a sarcoma among muscle on non-contrast CT), its lateral quarter in fat (x > 20 mm), on an
+    oblique anisotropic grid, clicked at its centre. Its border is not seen over most of its
+    surface, so the outline is a guess there, whatever its Dice on this phantom (main: 0.9 with
+    only the general "no clear intensity edge" note): it must say so specifically, with the
+    share and the side. Independent check, from the phantom's geometry: the muscle lies on the
+    tumour's left (x < 0 in RAS offsets), the fat on its right."""
+    vol, (x, y, z), centre, a = _oblique_limb((150, 150, 40), (0.8, 0.8, 2.5), (12, -8, 20), 62.0, 58.0)
+    a[(x > 20.0) & (np.sqrt(x ** 2 + y ** 2) <= 58.0)] = -100.0
+    tum = (x - 10.0) ** 2 + y ** 2 + z ** 2 <= 20.0 ** 2
+    a[tum] = 44.0
+    a = ndimage.gaussian_filter(a, 0.7) + np.random.default_rng(0).normal(0, 12.0, a.shape)
+    ct = vol.with_array(np.rint(a).astype(np.int16))
+    m, meas = segment_lesion(ct, ct.kji_to_world(np.argwhere(tum).mean(0)[None])[0])
+    w = [s for s in meas.warnings if "intensity edge along only" in s]
+    assert w and meas.edge_support < 0.5, (dice(m, tum), meas.edge_support, meas.warnings)
+    sides = w[0].split("mostly on its ")[1].split(" side")[0]
+    assert "left" in sides and "right" not in sides, w[0]

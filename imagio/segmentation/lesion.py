@@ -152,6 +152,7 @@ OVERSHOOT_RATIO = _v("overshoot_ratio")
 ISO_MARGIN_HU = _v("iso_attenuation_margin_hu")
 PROBE_MIN_OVERLAP = _v("probe_min_overlap")
 PROBES = int(_v("probe_clicks"))
+EDGE_SUPPORT_MIN = _v("edge_support_min")
 NO_EDGE_NOTE = "the lesion has no clear intensity edge"
 DEPENDS = "depends on where the click lies"
 
@@ -928,9 +929,72 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         meas.subtype, meas.host_hu = attenuation_subtype(mask, a, sk, organ)
     no_edge = any(n.startswith(NO_EDGE_NOTE) for n in notes)
     meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
+    if k == "soft_tissue" and _from_core is None:
+        share, sides = edge_support(mask, ct)
+        meas.edge_support = None if share is None else round(share, 3)
+        if share is not None and share < EDGE_SUPPORT_MIN:
+            notes.append(
+                f"the outline has an intensity edge along only {100 * share:.0f} % of its boundary: elsewhere "
+                f"(mostly on its {', '.join(sides) or 'every'} side) the tissue beyond lies within "
+                f"{ISO_MARGIN_HU:g} HU of the lesion, so the border there is not seen on this CT and was "
+                "placed by the model; its volume and Dice against an expert outline may be far off: check "
+                "it, give the organ mask, or outline it on MR / by hand")
     meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     p(1.0, "lesion: done")
     return mask, meas
+
+
+def edge_support(mask: np.ndarray, ct: Volume) -> tuple:
+    """(share of the boundary of ``mask`` that has an intensity edge, [anatomical sides where
+    most of it has none]) of a lesion outline ([k, j, i] bool on the grid of ``ct``, HU); (None,
+    []) when nothing can be judged.
+
+    A boundary voxel (one of the outline's own, 6-connected to outside) has an edge when the
+    mean HU of the lesion's side (``SHELL_MM`` inside: beyond the partial-volume blur) and
+    that of the tissue beyond (``SHELL_MM`` outside), each within a window of
+    2 x ``CLICK_BALL_MM`` around it, differ by more than ``ISO_MARGIN_HU`` (two soft tissues
+    closer than 10 HU are one attenuation: Hamer et al., RadioGraphics 2006; Silverman et al.,
+    Radiology 2019). Values are clipped to ``SHELL_MIN_HU``..``BONE_CLICK_HU`` (air and bone are
+    an edge, not a mean). Boundary voxels on the image's faces, or whose window holds no voxel
+    of either side, are not judged. The sides are Right/Left/Anterior/Posterior/Superior/
+    Inferior by the largest RAS component of the voxel's offset from the outline's centroid;
+    a side is listed when most of its judged voxels have no edge. Vectorised (box filters)."""
+    from .common import bbox_slices
+
+    sk = np.asarray(ct.spacing_kji, float)
+    sl = bbox_slices(mask, SHELL_MM[1] + 2.0 * CLICK_BALL_MM + float(sk.max()), sk)
+    if sl is None:
+        return None, []
+    m = mask[sl]
+    v = np.clip(ct.array[sl].astype(np.float32), SHELL_MIN_HU, BONE_CLICK_HU)
+    din, dout = _edt(m, sk), _edt(~m, sk)
+    size = np.maximum(np.rint(2.0 * CLICK_BALL_MM / sk).astype(int) | 1, 1)
+
+    def local_mean(sel):
+        w = ndimage.uniform_filter(sel.astype(np.float32), size)
+        return ndimage.uniform_filter(np.where(sel, v, 0.0).astype(np.float32), size) / np.maximum(w, 1e-6), w > 1e-6
+
+    mi, oki = local_mean(m & (din > SHELL_MM[0]) & (din <= SHELL_MM[1]))
+    mo, oko = local_mean(~m & (dout > SHELL_MM[0]) & (dout <= SHELL_MM[1]))
+    bd = m & ~ndimage.binary_erosion(m, border_value=1)
+    faces = np.zeros(m.shape, bool)  # the image's own faces: not judged (warned separately)
+    for ax in range(3):
+        if sl[ax].start == 0:
+            faces[(slice(None),) * ax + (0,)] = True
+        if sl[ax].stop >= ct.shape[ax]:
+            faces[(slice(None),) * ax + (-1,)] = True
+    pts = np.argwhere(bd & oki & oko & ~faces)
+    if not len(pts):
+        return None, []
+    edge = np.abs(mi - mo)[tuple(pts.T)] > ISO_MARGIN_HU
+    lo = np.array([s_.start for s_ in sl])
+    off = ct.kji_to_world((pts + lo).astype(float)) - ct.kji_to_world((np.argwhere(m).mean(0) + lo)[None])[0]
+    ax = np.argmax(np.abs(off), axis=1)
+    side = 2 * ax + (off[np.arange(len(off)), ax] < 0)
+    names = ["right", "left", "anterior", "posterior", "superior", "inferior"]
+    n_all = np.bincount(side, minlength=6)
+    n_no = np.bincount(side[~edge], minlength=6)
+    return float(edge.mean()), [names[i] for i in range(6) if n_all[i] and 2 * n_no[i] > n_all[i]]
 
 
 def attenuation_subtype(mask: np.ndarray, a: np.ndarray, sk, organ: np.ndarray | None = None) -> tuple:
