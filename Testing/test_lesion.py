@@ -839,3 +839,66 @@ def test_an_outline_that_does_not_hold_its_click_says_so(shared_data):
         return   # refused: no outline handed out
     kji = tuple(np.rint(ct.world_to_kji(click[None])[0]).astype(int))
     assert m[kji] or any("does NOT contain the click" in w for w in meas.warnings), meas.warnings
+
+
+def _limb_with_necrotic_mass(seed=0):
+    """A 44 mm soft-tissue mass (45 HU) with a necrotic centre (20 mm across, 20 HU) in a limb on
+    an oblique anisotropic grid (0.8 x 0.8 x 2.5 mm): the lateral half of the limb is fat, the
+    medial half muscle at 50 HU, within 10 HU of the mass (no intensity edge on that side, as a
+    sarcoma against muscle on non-contrast CT); the mass lies in the fat and reaches 10 mm into
+    the muscle. Blurred and noisy (12 HU). Returns (ct, mass mask, necrosis mask, RAS offsets)."""
+    vol, (x, y, z), centre, a = _oblique_limb((150, 150, 40), (0.8, 0.8, 2.5), (12, -8, 20), 62.0, 58.0)
+    rad = np.sqrt(x ** 2 + y ** 2)
+    a[(x > 0) & (rad <= 58.0)] = -100.0
+    r = np.sqrt((x - 12.0) ** 2 + y ** 2 + z ** 2)
+    mass, necrosis = r <= 22.0, r <= 9.9
+    a[mass] = 45.0
+    a[necrosis] = 20.0
+    a = ndimage.gaussian_filter(a, 0.7) + np.random.default_rng(seed).normal(0, 12.0, a.shape)
+    return vol.with_array(np.rint(a).astype(np.int16)), mass, necrosis, r
+
+
+def test_necrotic_mass_without_an_edge_on_one_side_from_clicks_in_its_viable_part():
+    """Issue 14 (phantom: masses with necrotic centres from any interior click). A click in the
+    viable part of a necrotic mass that has no intensity edge on one side: the outline is taken
+    without an edge (statistical model) and checked by a regrowth from its core
+    (``_check_from_core``). The filled outline's deepest point lies in the necrosis; main
+    regrew from there, got the 4 mL necrosis and cut the 45 mL mass back to it (Dice 0.13) or
+    refused the click. The core is now sought in the tissue the click lies in (within 10 HU of
+    it, ``_core_of``). Clicks: seeded, at least 5 mm inside the mass and 5 mm outside the
+    necrosis. Asserted: each gives an outline (no refusal) holding the click, and Dice >= 0.85
+    against the mass (necrosis included) or the warning that the outline depends on the click
+    (measured on the 4 seeded clicks: main refuses one ("no stable lesion outline"), this
+    branch gives it Dice 0.93; the other three give a 3-4.5 mL part of the rim, Dice 0.13-0.19,
+    on both, with that warning: a known limit, left open)."""
+    from imagio.segmentation.lesion import DEPENDS
+
+    ct, mass, necrosis, r = _limb_with_necrotic_mass()
+    viable = np.argwhere((r >= 9.9 + 5.0) & (r <= 22.0 - 5.0))
+    pick = np.random.default_rng(3).choice(len(viable), 4, replace=False)
+    for p, v in zip(ct.kji_to_world(viable[pick].astype(float)), viable[pick]):
+        m, meas = segment_lesion(ct, p)
+        assert m[tuple(v)], (p, meas.warnings)
+        assert dice(m, mass) >= 0.85 or any(DEPENDS in w for w in meas.warnings), (
+            p, dice(m, mass), meas.volume_ml, meas.warnings)
+
+
+def test_mass_mostly_without_an_edge_says_where_its_border_is_not_seen():
+    """A 40 mm tumour at 44 HU lying mostly in muscle at 50 HU (within 10 HU: no intensity edge,
+    a sarcoma among muscle on non-contrast CT), its lateral quarter in fat (x > 20 mm), on an
+    oblique anisotropic grid, clicked at its centre. Its border is not seen over most of its
+    surface, so the outline is a guess there, whatever its Dice on this phantom (main: 0.9 with
+    only the general "no clear intensity edge" note): it must say so specifically, with the
+    share and the side. Independent check, from the phantom's geometry: the muscle lies on the
+    tumour's left (x < 0 in RAS offsets), the fat on its right."""
+    vol, (x, y, z), centre, a = _oblique_limb((150, 150, 40), (0.8, 0.8, 2.5), (12, -8, 20), 62.0, 58.0)
+    a[(x > 20.0) & (np.sqrt(x ** 2 + y ** 2) <= 58.0)] = -100.0
+    tum = (x - 10.0) ** 2 + y ** 2 + z ** 2 <= 20.0 ** 2
+    a[tum] = 44.0
+    a = ndimage.gaussian_filter(a, 0.7) + np.random.default_rng(0).normal(0, 12.0, a.shape)
+    ct = vol.with_array(np.rint(a).astype(np.int16))
+    m, meas = segment_lesion(ct, ct.kji_to_world(np.argwhere(tum).mean(0)[None])[0])
+    w = [s for s in meas.warnings if "intensity edge along only" in s]
+    assert w and meas.edge_support < 0.5, (dice(m, tum), meas.edge_support, meas.warnings)
+    sides = w[0].split("mostly on its ")[1].split(" side")[0]
+    assert "left" in sides and "right" not in sides, w[0]

@@ -152,6 +152,7 @@ OVERSHOOT_RATIO = _v("overshoot_ratio")
 ISO_MARGIN_HU = _v("iso_attenuation_margin_hu")
 PROBE_MIN_OVERLAP = _v("probe_min_overlap")
 PROBES = int(_v("probe_clicks"))
+EDGE_SUPPORT_MIN = _v("edge_support_min")
 NO_EDGE_NOTE = "the lesion has no clear intensity edge"
 DEPENDS = "depends on where the click lies"
 
@@ -928,9 +929,72 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         meas.subtype, meas.host_hu = attenuation_subtype(mask, a, sk, organ)
     no_edge = any(n.startswith(NO_EDGE_NOTE) for n in notes)
     meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
+    if k == "soft_tissue" and _from_core is None:
+        share, sides = edge_support(mask, ct)
+        meas.edge_support = None if share is None else round(share, 3)
+        if share is not None and share < EDGE_SUPPORT_MIN:
+            notes.append(
+                f"the outline has an intensity edge along only {100 * share:.0f} % of its boundary: elsewhere "
+                f"(mostly on its {', '.join(sides) or 'every'} side) the tissue beyond lies within "
+                f"{ISO_MARGIN_HU:g} HU of the lesion, so the border there is not seen on this CT and was "
+                "placed by the model; its volume and Dice against an expert outline may be far off: check "
+                "it, give the organ mask, or outline it on MR / by hand")
     meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     p(1.0, "lesion: done")
     return mask, meas
+
+
+def edge_support(mask: np.ndarray, ct: Volume) -> tuple:
+    """(share of the boundary of ``mask`` that has an intensity edge, [anatomical sides where
+    most of it has none]) of a lesion outline ([k, j, i] bool on the grid of ``ct``, HU); (None,
+    []) when nothing can be judged.
+
+    A boundary voxel (one of the outline's own, 6-connected to outside) has an edge when the
+    mean HU of the lesion's side (``SHELL_MM`` inside: beyond the partial-volume blur) and
+    that of the tissue beyond (``SHELL_MM`` outside), each within a window of
+    2 x ``CLICK_BALL_MM`` around it, differ by more than ``ISO_MARGIN_HU`` (two soft tissues
+    closer than 10 HU are one attenuation: Hamer et al., RadioGraphics 2006; Silverman et al.,
+    Radiology 2019). Values are clipped to ``SHELL_MIN_HU``..``BONE_CLICK_HU`` (air and bone are
+    an edge, not a mean). Boundary voxels on the image's faces, or whose window holds no voxel
+    of either side, are not judged. The sides are Right/Left/Anterior/Posterior/Superior/
+    Inferior by the largest RAS component of the voxel's offset from the outline's centroid;
+    a side is listed when most of its judged voxels have no edge. Vectorised (box filters)."""
+    from .common import bbox_slices
+
+    sk = np.asarray(ct.spacing_kji, float)
+    sl = bbox_slices(mask, SHELL_MM[1] + 2.0 * CLICK_BALL_MM + float(sk.max()), sk)
+    if sl is None:
+        return None, []
+    m = mask[sl]
+    v = np.clip(ct.array[sl].astype(np.float32), SHELL_MIN_HU, BONE_CLICK_HU)
+    din, dout = _edt(m, sk), _edt(~m, sk)
+    size = np.maximum(np.rint(2.0 * CLICK_BALL_MM / sk).astype(int) | 1, 1)
+
+    def local_mean(sel):
+        w = ndimage.uniform_filter(sel.astype(np.float32), size)
+        return ndimage.uniform_filter(np.where(sel, v, 0.0).astype(np.float32), size) / np.maximum(w, 1e-6), w > 1e-6
+
+    mi, oki = local_mean(m & (din > SHELL_MM[0]) & (din <= SHELL_MM[1]))
+    mo, oko = local_mean(~m & (dout > SHELL_MM[0]) & (dout <= SHELL_MM[1]))
+    bd = m & ~ndimage.binary_erosion(m, border_value=1)
+    faces = np.zeros(m.shape, bool)  # the image's own faces: not judged (warned separately)
+    for ax in range(3):
+        if sl[ax].start == 0:
+            faces[(slice(None),) * ax + (0,)] = True
+        if sl[ax].stop >= ct.shape[ax]:
+            faces[(slice(None),) * ax + (-1,)] = True
+    pts = np.argwhere(bd & oki & oko & ~faces)
+    if not len(pts):
+        return None, []
+    edge = np.abs(mi - mo)[tuple(pts.T)] > ISO_MARGIN_HU
+    lo = np.array([s_.start for s_ in sl])
+    off = ct.kji_to_world((pts + lo).astype(float)) - ct.kji_to_world((np.argwhere(m).mean(0) + lo)[None])[0]
+    ax = np.argmax(np.abs(off), axis=1)
+    side = 2 * ax + (off[np.arange(len(off)), ax] < 0)
+    names = ["right", "left", "anterior", "posterior", "superior", "inferior"]
+    n_all = np.bincount(side, minlength=6)
+    n_no = np.bincount(side[~edge], minlength=6)
+    return float(edge.mean()), [names[i] for i in range(6) if n_all[i] and 2 * n_no[i] > n_all[i]]
 
 
 def attenuation_subtype(mask: np.ndarray, a: np.ndarray, sk, organ: np.ndarray | None = None) -> tuple:
@@ -974,15 +1038,31 @@ def attenuation_subtype(mask: np.ndarray, a: np.ndarray, sk, organ: np.ndarray |
     return ("hypoattenuating" if l_ < h else "hyperattenuating"), h
 
 
-def _core_of(mask: np.ndarray, seed: tuple, sk) -> tuple:
+def _core_of(mask: np.ndarray, seed: tuple, sk, a: np.ndarray | None = None) -> tuple:
     """The core (``_climb`` on the distance map) of the blob of ``mask`` that ``seed`` lies in
-    (the deepest voxel of ``mask`` when ``seed`` is outside it), as a [k, j, i] index."""
+    (the deepest voxel of ``mask`` when ``seed`` is outside it), as a [k, j, i] index.
+
+    ``a``: the CT (HU, same grid): the core is then sought among the voxels of the tissue the
+    click lies in only: on ``a`` denoised at ``STAT_SIGMA_MM``, within ``ISO_MARGIN_HU`` of the
+    median in the click's ``CLICK_BALL_MM`` ball (two soft tissues less than 10 HU apart are
+    one attenuation, Hamer et al. 2006; lesion.json), when the outline holds any. Why: the
+    outline has its holes filled (a necrotic or cystic centre is part of the lesion), so its
+    deepest point can lie in the necrosis, another tissue; a regrowth seeded there grew the
+    necrosis, and the overshoot rule then cut a necrotic tumour back to its necrotic centre (a
+    45 mL phantom mass with a 4 mL necrotic centre 25 HU below it, in fat with muscle of its
+    own density on one side: 3 mL from clicks in its viable part, or no outline)."""
     from .common import bbox_slices
 
     sl = bbox_slices(mask, 0.0, sk)
     lo = np.array([s_.start for s_ in sl])
     depth = _edt(mask[sl], sk)
     local = tuple(int(v) for v in np.clip(np.asarray(seed) - lo, 0, np.array(depth.shape) - 1))
+    if a is not None:
+        sm = ndimage.gaussian_filter(a[sl].astype(np.float32), STAT_SIGMA_MM / np.asarray(sk, float))
+        at = float(np.median(_ball_values(sm, local, sk, CLICK_BALL_MM, mask[sl])))
+        tissue = np.abs(sm - at) <= ISO_MARGIN_HU
+        if (tissue & (depth > 0)).any():
+            depth = depth * tissue
     if depth[local] > 0:
         c = _climb(depth, local, sk)
     else:
@@ -1067,7 +1147,7 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None) -> tupl
     model from another seed, no second ``segment_lesion`` run) and in boxes of its own only
     when it reaches that box's inner faces."""
     sk = np.asarray(ct.spacing_kji, float)
-    core = _core_of(mask, seed_g, sk)
+    core = _core_of(mask, seed_g, sk, ct.array)
     if float(np.linalg.norm((np.asarray(core) - seed_g) * sk)) <= CLICK_BALL_MM:
         return mask, notes, thr  # the click is at its outline's core already: the regrowth is the same
     grown = None

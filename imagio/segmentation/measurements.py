@@ -64,6 +64,7 @@ class LesionMeasurements:
     touches_image_edge: bool = False  # the mask touches a face of the image (may continue outside it)
     spans_image: bool = False  # the mask touches two opposite faces of the image (its border is not seen)
     no_intensity_edge: bool = False  # taken without an intensity edge (statistical soft-tissue model)
+    edge_support: float | None = None  # soft tissue: share of the boundary with an intensity edge (> 10 HU across it)
 
     @property
     def edge_size_unreliable(self) -> bool:
