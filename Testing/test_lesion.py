@@ -902,3 +902,35 @@ def test_mass_mostly_without_an_edge_says_where_its_border_is_not_seen():
     assert w and meas.edge_support < 0.5, (dice(m, tum), meas.edge_support, meas.warnings)
     sides = w[0].split("mostly on its ")[1].split(" side")[0]
     assert "left" in sides and "right" not in sides, w[0]
+
+
+def test_forced_kind_that_the_region_contradicts_is_warned(ph2, tmp_path, capsys):
+    """Trial LOW: `imagio lesion --kind soft_tissue` on a lung nodule gave a fraction of it
+    (phantom part-solid 20 mm nodule: 0.25 of 4.1 mL) without a word. The forced outline is
+    checked against the painted truth here (it misses much of it), and the CLI must say that the
+    region reads as a lung lesion; without --kind, or with the right one, no such line."""
+    import copy
+    import json
+
+    from imagio import io
+    from imagio.cli import main
+    from imagio.phantom.lesions import insert_lesion
+
+    ph = copy.deepcopy(ph2)
+    c = _place(ph, LUNG_LOBES, 10.0, False)
+    les = insert_lesion(ph, "part_solid", c, 20.0, seed=1)
+    truth = ph.labels.array == les.label_value
+    ct_file = tmp_path / "ct.nii.gz"
+    io.write_image(ph.ct, ct_file)
+    said = {}
+    for kind in ("soft_tissue", "lung_nodule", None):
+        out = tmp_path / f"{kind}.nii.gz"
+        argv = ["lesion", str(ct_file), "--point", ",".join(f"{v:.2f}" for v in c), "--out", str(out), "--quiet"]
+        assert main(argv + (["--kind", kind] if kind else [])) == 0
+        res = json.loads(capsys.readouterr().out)
+        said[kind] = [w for w in res["warnings"] if "type was forced" in w]
+        if kind == "soft_tissue":
+            m = io.read_labels(out).array > 0
+            assert dice(m, truth) < 0.85          # the forced model misses the nodule: the scene of the test
+    assert said["soft_tissue"] and "'lung_nodule'" in said["soft_tissue"][0]
+    assert not said["lung_nodule"] and not said[None]

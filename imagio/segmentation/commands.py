@@ -61,7 +61,7 @@ def cmd_lesion(args) -> int:
 
     from .. import io
     from ..coords import parse_point
-    from .lesion import segment_lesion
+    from .lesion import forced_kind_note, segment_lesion
 
     point = parse_point(args.point, args.lps, "--point")
     out = io.require_image_output(args.out)
@@ -76,6 +76,9 @@ def cmd_lesion(args) -> int:
     remove = [parse_point(t, args.lps, "--remove") for t in args.remove or []]
     mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind, include=add, exclude=remove,
                                 progress=printer(args.quiet))
+    forced = forced_kind_note(ct, point, args.kind, mask, organ=organ)
+    if forced:
+        meas.warnings.append(forced)
     name = args.name or ("lung_nodule" if meas.kind == "lung_nodule" else "tumor")
     io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
     print(json.dumps({"output": str(out), "structure": name, **meas.to_dict(),
