@@ -216,3 +216,37 @@ def test_lung_bases_match_reference_when_upsampled(shared_data):
         assert lungs.sum() * c.voxel_volume_ml == pytest.approx(native, rel=0.10), sp
         ref = np.isin(np.asarray(seg.resample_like(c, order=0).array), lung_ids)
         assert dice(lungs, ref) >= 0.9, (sp, dice(lungs, ref))
+
+
+def test_sides_without_scanner_coordinates(shared_data):
+    """Trial 13 (H4): the chest CTA's lower half (no trachea in view, the body cut at a side)
+    written with its origin at (0, 0, 0), as converters without the scanner coordinates do, had
+    both lungs labelled lung_left: the midline fell back to RAS x = 0, here the image's corner,
+    not the isocentre. Each lung must keep its side (truth: the same slab with its real origin,
+    whose sides the trachea of the whole scan decided), and the warning must say why the sides
+    are uncertain."""
+    from imagio.volume import Volume
+
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = ct.resampled((3.0, 3.0, 3.0), order=1)
+    ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
+    s_axis = int(np.argmax(np.abs(ct.ijk_to_ras[2, :3])))   # i, j, k column along S
+    sl = [slice(None)] * 3
+    kji_axis = 2 - s_axis
+    n = ct.shape[kji_axis]
+    lower = slice(0, n // 2) if ct.ijk_to_ras[2, s_axis] > 0 else slice(n - n // 2, n)
+    sl[kji_axis] = lower
+    sl = tuple(sl)
+    slab = crop_slices(ct, sl)
+    m0 = np.array(slab.ijk_to_ras, float)
+    m0[:3, 3] = 0.0
+    moved = Volume(slab.array, m0)
+    m, meta = rules.segment_masks(moved, ["body", "lungs", "airways"])
+    assert "trachea" not in m or m["trachea"].sum() == 0
+    for side, other in (("lung_left", "lung_right"), ("lung_right", "lung_left")):
+        truth = ref[side][sl]
+        assert truth.sum() > 0
+        assert (m[side] & truth).sum() >= 0.95 * truth.sum(), side
+        assert (m[side] & ref[other][sl]).sum() <= 0.01 * truth.sum(), side
+    assert meta["midline"]["from"] == "unknown"
+    assert any("origin is (0, 0, 0)" in w for w in meta["warnings"]), meta["warnings"]

@@ -420,6 +420,12 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     if how == "isocentre":
         scan["warnings"].append("left/right from the scanner's isocentre (the lungs' extent is cut "
                                 "by the field of view)")
+    elif how == "unknown":
+        from ..segmentation.common import mean_ras
+
+        midline = float(mean_ras(ct, lungs)[0])
+        scan["warnings"].append("left/right from the lungs' centre: their extent is cut by the field of view "
+                                "and the image's origin is (0, 0, 0) (no scanner coordinates); check the sides")
     nodules, masks = [], []
     pleura_mm = pleura_distance_map(ct, lungs)
     from ..stratification.screening import smallest_measurable_mm

@@ -72,6 +72,9 @@ def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int
     from .lungs import midline_x
 
     cx_body, _ = midline_x(ct, body)
+    if cx_body is None:   # no scanner coordinates and the body cut at a side: the body's centre in view
+        xs = x[body] if body is not None and body.any() else x
+        cx_body = float(0.5 * (xs.min() + xs.max()))
     cx = np.bincount(lv, weights=x[air], minlength=n + 1)[1:] / np.maximum(area_vox, 1)
     # bounding-box compactness: area / (extent_a * extent_b) ~ pi/4 for a disc
     objs = ndimage.find_objects(lab)

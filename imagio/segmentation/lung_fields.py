@@ -23,6 +23,11 @@ from . import airways as aw
 from .lungs import airway_margin, midline_x, split_left_right
 
 
+NO_MIDLINE = ("left/right judged from the lungs' relative position only: no trachea in view, the body cut at a "
+              "side, and the image's origin is (0, 0, 0), so its coordinates carry no scanner isocentre (a file "
+              "written without its scanner coordinates?); a lung in view alone may be split in two; check the sides")
+
+
 def split_lungs(ct: Volume, lungs: np.ndarray, body: np.ndarray | None,
                 trachea: np.ndarray | None = None, bronchi: np.ndarray | None = None,
                 find_airways: bool = True) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
@@ -51,5 +56,7 @@ def split_lungs(ct: Volume, lungs: np.ndarray, body: np.ndarray | None,
     if src == "isocentre":
         warn.append("left/right judged from the scanner's isocentre (x = 0): no trachea in view "
                     "and the body cut at a side")
+    elif src == "unknown":
+        warn.append(NO_MIDLINE)
     left, right = split_left_right(ct, lungs, midline=mid)
     return left, right, mid, warn

@@ -77,14 +77,27 @@ def _edt_border(m, sk):
     return edt.edt(np.ascontiguousarray(m), anisotropy=tuple(float(s) for s in sk), black_border=True)
 
 
+def has_scanner_origin(vol: Volume) -> bool:
+    """False when the image's origin (RAS mm of voxel 0, 0, 0) is exactly (0, 0, 0): a file written
+    without its scanner coordinates (a NIfTI without qform/sform, a converter or an anonymiser
+    that drops ImagePositionPatient), so RAS x = 0 is the image's corner, not the scanner's
+    isocentre. A scanner's ImagePositionPatient is the first voxel's centre in the patient
+    coordinate system, whose origin is the isocentre (DICOM PS3.3 C.7.6.2.1.1): a real scan's
+    first voxel lies a half field of view (~100-250 mm) from it."""
+    return bool(np.any(np.asarray(vol.ijk_to_ras, float)[:3, 3] != 0.0))
+
+
 def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | None = None
-               ) -> tuple[float, str]:
+              ) -> tuple[float | None, str]:
     """(RAS x in mm of the patient's left-right midline, where it came from).
 
     The trachea lies on the midline (its centre within ~1 cm of the spine's; any deviation is
     pathological); without it, the centre of the body's left-right extent when the body is
     wholly in view along x; otherwise (the field of view cuts the body at a side) RAS x = 0: the
-    scanner's isocentre, on which the patient is centred on the table."""
+    scanner's isocentre, on which the patient is centred on the table, when the image carries
+    scanner coordinates (`has_scanner_origin`); else (None, "unknown"): the caller judges the
+    sides from the lungs' relative position and says so (trial 13: a chest CTA written with its
+    origin at the corner had both lungs labelled left)."""
     x = ras_coordinate(ct, 0)
     if trachea is not None and trachea.any():
         lr = anatomical_axes(ct)["R"][0]
@@ -101,6 +114,8 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
         if idx[0] > 0 and idx[-1] < body.shape[lr] - 1:
             xs = x[body]
             return float(0.5 * (xs.min() + xs.max())), "body"
+    if not has_scanner_origin(ct):
+        return None, "unknown"
     return 0.0, "isocentre"
 
 

@@ -83,7 +83,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     from . import emphysema as em
     from . import lungs as lg
     from . import spine as sp
-    from .lung_fields import split_lungs
+    from .lung_fields import NO_MIDLINE, split_lungs
     from . import vessels as vs
 
     structures = [s.strip() for s in structures if s.strip()]
@@ -159,11 +159,13 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     mid = None
     if lungs is not None or trachea is not None:
         mid, src = lg.midline_x(ct, body, trachea)
-        meta["midline"] = {"x_mm": round(mid, 1), "from": src}
+        meta["midline"] = {"x_mm": None if mid is None else round(mid, 1), "from": src}
         if src == "isocentre":
             meta["warnings"].append(
                 "no trachea in view and the body is cut at a side: left/right and the spine are "
                 "judged from the scanner's isocentre (x = 0); check the sides")
+        elif src == "unknown":
+            meta["warnings"].append(NO_MIDLINE)
     if lungs is not None and want & {"lungs", "emphysema"}:
         # the one left/right split (its warnings are the ones said above: the airways tried
         # once, the midline's source)
