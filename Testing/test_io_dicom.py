@@ -537,3 +537,27 @@ def test_padding_smeared_by_a_rotation_is_still_padding(tmp_path):
     assert any("padding" in w and "set to air" in w for w in warns), warns
     assert np.unique(raw[raw < -1500]).size > 10                     # the edge really is smeared
     np.testing.assert_array_equal(vol.array[raw >= -1500], raw[raw >= -1500])
+
+
+@pytest.mark.parametrize("odd", ["orientation", "pixel_size"])
+def test_gap_left_by_a_slice_of_another_geometry_names_it(tmp_path, odd):
+    """Trial 13 (M3): one slice of a series with another pixel size or rotated 3 deg in plane is
+    set aside, and the refusal blamed the gap it leaves on a missing slice ('re-send the complete
+    series', which cannot help). The refusal must name the slice set aside for its geometry."""
+    from pydicom.uid import generate_uid
+
+    pt = Patient(marker_lps=(10.0, -5.0, 30.0))
+    pos, row, col = axial_positions(n=30, step=3.0)
+    series, study = generate_uid(), generate_uid()
+    write_series(tmp_path, pt, [p for k, p in enumerate(pos) if k != 15], row, col, thickness=3.0,
+                 series=series, study=study)
+    t = np.deg2rad(3.0)
+    r2, c2 = (np.cos(t), np.sin(t), 0.0), (-np.sin(t), np.cos(t), 0.0)
+    kw = dict(row=r2, col=c2) if odd == "orientation" else dict(row=row, col=col, spacing=(2.8, 2.8))
+    write_series(tmp_path, pt, [pos[15]], thickness=3.0, series=series, study=study, first_instance=100,
+                 names=["odd.dcm"], **kw)
+    with pytest.raises(InputError) as e:
+        io.read_image(tmp_path)
+    msg = str(e.value)
+    assert "gap of 6.0 mm" in msg and "set aside for another geometry" in msg, msg
+    assert ("another orientation" if odd == "orientation" else "pixel size") in msg, msg

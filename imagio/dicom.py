@@ -159,10 +159,16 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
     big = [(k, gap) for k, gap in g.gaps if gap > MAX_GAP_MM + 0.01]  # 0.01 mm: positions' rounding
     if big:
         k, gap = max(big, key=lambda t: t[1])
+        # trial 13 (M3): a slice of another pixel size or orientation is set aside before the
+        # stack is built, and the gap it leaves was blamed on a missing slice
+        aside = [d for d in scan.dropped if d.startswith(f"series {stack.series}:")]
+        why = (f"; the series also holds images set aside for another geometry ({'; '.join(d.split(': ', 1)[1] for d in aside)}): "
+               "if the gap is one of them, the series mixes geometries; re-export it with one pixel size and "
+               "orientation") if aside else "; re-export or re-send the complete series"
         raise InputError(
             f"{folder}: series {stack.series} misses slices: a gap of {gap:.1f} mm (slices at {g.depth[k]:.1f} and "
             f"{g.depth[k + 1]:.1f} mm along the slice normal, nominal step {g.step:.2f} mm) is wider than the "
-            f"{MAX_GAP_MM:g} mm IMAGIO interpolates across; re-export or re-send the complete series")
+            f"{MAX_GAP_MM:g} mm IMAGIO interpolates across{why}")
     arr = _read_pixels(stack)
     pad = _padding_mask(stack, arr)
     if pad is not None and pad.any():
