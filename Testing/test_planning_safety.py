@@ -498,3 +498,33 @@ def test_supine_needle_never_reaches_below_the_table(ts_sm):
         assert hub[1] >= table_a - 1.0, (e, hub)
     if not result.feasible:
         assert any("prone" in w for w in result.warnings)
+
+
+def test_target_in_unlabelled_lung_open_to_a_cut_face_is_named_as_lung():
+    """Trial 13 (M1): on a small field of view whose lungs were not labelled, a target in aerated
+    lung was refused as 'outside the body (air around the patient)': the cut lungs open to the
+    image's faces and pass for outside air. The synthetic torso is cut through its right lung
+    (R <= 60 mm) and its lung labels removed; the refusal must say lung density and what to do.
+    Outside air is still named as such."""
+    from imagio.errors import InputError
+    from imagio.planning import PlanningProblem
+    from imagio.planning.synthetic import synthetic_torso
+
+    ct, lab = synthetic_torso(3.0)
+    r_axis = int(np.argmax(np.abs(ct.direction[0, ::-1])))
+    idx = np.zeros((ct.shape[r_axis], 3))
+    idx[:, r_axis] = np.arange(ct.shape[r_axis])
+    keep = np.flatnonzero(ct.kji_to_world(idx)[:, 0] <= 60.0)
+    lo, hi = [0, 0, 0], list(ct.shape)
+    lo[r_axis], hi[r_axis] = int(keep.min()), int(keep.max()) + 1
+    ct_c, lab_c = ct.crop(lo, hi), lab.crop(lo, hi)
+    lung = [v for v, n in lab_c.labels.items() if n.startswith("lung")]
+    t = np.array([50.0, 0.0, 70.0])
+    assert lab_c.labels[int(lab_c.sample(t[None])[0])].startswith("lung")     # the scene: a lung point
+    bare = lab_c.with_array(np.where(np.isin(lab_c.array, lung), 0, lab_c.array),
+                            labels={v: n for v, n in lab_c.labels.items() if v not in lung})
+    with pytest.raises(InputError, match="air of lung density .* label the lungs"):
+        PlanningProblem.build(ct_c, bare, t)
+    out = ct_c.kji_to_world(np.array([[ct_c.shape[0] // 2, 1.0, 1.0]]))[0]   # a corner: outside air
+    with pytest.raises(InputError, match="outside the body \\(air around the patient"):
+        PlanningProblem.build(ct_c, bare, out)

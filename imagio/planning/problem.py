@@ -413,7 +413,15 @@ def _check_target(prob: "PlanningProblem") -> None:
     if not prob.skin.data[tuple(kji)]:
         _target_on_outer_layer(prob, kji)
     if not prob.body[tuple(kji)]:
-        hu = float(ct.array[tuple(kji)])
+        from ..segmentation.common import GAS_MEDIAN_HU
+
+        hu = float(np.median(ct.array[tuple(slice(max(k - 1, 0), k + 2) for k in kji)]))   # 3 x 3 x 3 voxels
+        if hu > GAS_MEDIAN_HU:   # denser than outside air: aerated lung (trial 13 M1, a small field of view)
+            raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies in air of lung density "
+                             f"(median {hu:.0f} HU around it; outside air is below {GAS_MEDIAN_HU:.0f}) that the body "
+                             "outline leaves out: where the field of view cuts the lungs they open to the image's faces, "
+                             "and with no lung labelled there they pass for outside air; label the lungs (imagio segment, "
+                             "or by hand) and plan again, or check the point (RAS, as in Slicer; --lps for LPS)")
         raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies outside "
                          f"the body (air around the patient, {hu:.0f} HU); check the point "
                          "(RAS, as in Slicer; --lps for LPS)")
