@@ -216,3 +216,32 @@ def test_lung_bases_match_reference_when_upsampled(shared_data):
         assert lungs.sum() * c.voxel_volume_ml == pytest.approx(native, rel=0.10), sp
         ref = np.isin(np.asarray(seg.resample_like(c, order=0).array), lung_ids)
         assert dice(lungs, ref) >= 0.9, (sp, dice(lungs, ref))
+
+
+@pytest.mark.slow
+def test_bones_match_reference_when_upsampled(shared_data):
+    """The TotalSegmentator example's upper-abdomen slab (native 3 mm: ribs 7-12, costal
+    cartilages, T11-L2) resampled to 1.5 mm (issue 14): all bone (spine, ribs, other bone,
+    cartilage) within 10 % of the native volume, and Dice >= 0.8 against TotalSegmentator's
+    reference vertebrae, ribs and costal cartilages resampled (nearest) to the same grid.
+    Before: the resampled image was blurred again as if its resolution were its 1.5 mm spacing,
+    and the thin ribs' cortex fell below the seed threshold: ribs 4.7 of 56.7 mL, no costal
+    cartilage, all bone 0.65 x native, Dice 0.65. Now the blur already there is read from the
+    image's noise and the seed contrast follows the thin-object peak (bones.thin_peak_factor)."""
+    import json
+
+    from imagio.segmentation.common import dice
+
+    d = shared_data / "totalsegmentator-example"
+    ct, seg = io.read_image(d / "example_ct_sm.nii.gz"), io.read_image(d / "example_seg.nii.gz")
+    names = json.loads((d / "labels_total_v2.json").read_text())
+    ids = [int(k) for k, n in names.items() if n.startswith(("vertebrae_", "rib_", "costal"))]
+    kinds = ("vertebrae", "ribs", "bone", "costal_cartilages")
+    m, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    native = sum(m[k].sum() for k in kinds) * ct.voxel_volume_ml
+    c = ct.resampled((1.5, 1.5, 1.5), order=1)
+    m, _ = rules.segment_masks(c, ["body", "lungs", "bones"])
+    bone = np.logical_or.reduce([m[k] for k in kinds])
+    assert bone.sum() * c.voxel_volume_ml == pytest.approx(native, rel=0.10)
+    ref = np.isin(np.asarray(seg.resample_like(c, order=0).array), ids)
+    assert dice(bone, ref) >= 0.8, dice(bone, ref)

@@ -13,9 +13,12 @@ orthogonal planes (any density: fatty marrow; the spinal canal is open along S-I
 scans only; a warning otherwise).
 
 Resolution: every threshold is applied to the CT blurred to the partial volume of a
-``COMMON_RESOLUTION_MM`` voxel (`at_common_resolution`), and a one-voxel half-maximum rim is
-added, so that thin cortex and ribs (thinner than a voxel at 3 mm) get the same volume at
-0.5-3 mm grids (a finer grid sees a thin rib's cortex at full density, a coarser one at part of it). No closing is applied, so intercostal spaces stay open
+``COMMON_RESOLUTION_MM`` voxel (`at_common_resolution`; the blur the scan already has is read
+from its noise, `resolution.effective_resolution_mm`, so an upsampled scan is not blurred
+twice), on a scan blurrier than that the seed contrast is lowered as a thin object's peak is
+(`thin_peak_factor`), and a half-maximum rim within one common-resolution voxel is added, so
+that thin cortex and ribs (thinner than a voxel at 3 mm) get the same volume at 0.5-3 mm grids
+(a finer grid sees a thin rib's cortex at full density, a coarser one at part of it). No closing is applied, so intercostal spaces stay open
 at 1-3 mm. `split_bones`: the spine is the bone in a corridor along the midline posterior to
 the body centre; ribs are the thin remaining bone hugging the lungs; the rest is "bone".
 """
@@ -45,8 +48,8 @@ RIB_MAX_RADIUS_MM = 7.0  # half the largest rib thickness (~12 mm) + the partial
 RIB_LUNG_MM = 20.0  # ribs lie on the pleura (rib + intercostal muscles ~10-20 mm); the scapula is
 # separated from the lung by the ribs and the subscapularis
 MIN_BONE_ML = 0.05
-MIN_SEED_CELLS = 3  # seed samples a bone component needs, in voxels of the common resolution
-# (3 voxels at 3 mm, as before; the same volume, 81 mm^3, on a finer grid)
+MIN_SEED_CELLS = rule("min_bone_seed_cells")  # seed samples a bone component needs, in voxels
+# of the common resolution (3 voxels at 3 mm, as before; 81 mm^3 on any grid)
 MARROW_MIN_HU = 60.0  # marrow (fatty in the elderly) vs CSF/cord in the spinal canal
 MAX_MARROW_ML = 60.0  # largest marrow cavity filled without a density rule (see bone_mask)
 MAX_MARROW_MM2 = 3000.0  # a lumbar vertebral body is ~15-20 cm^2 in an axial slice
@@ -458,13 +461,18 @@ def at_common_resolution(a: np.ndarray, spacing_kji, resolution_mm=None) -> np.n
 
     resolution_mm: the scan's effective resolution per axis (mm, [k, j, i]); default
     `resolution.effective_resolution_mm` (the equivalent width of its noise correlation, at least
-    the spacing). Why not the spacing: a scan interpolated to a finer grid (3 mm to 1.5 mm) keeps
-    the blur of its original voxels; taking the spacing as its resolution blurred it a second
-    time and took the thin ribs' cortex below the seed threshold (TotalSegmentator example at
-    1.5 mm: ribs 4.7 mL against 56.7 mL at its native 3 mm)."""
+    the spacing). An axis whose resolution is at or above the common one gets no blur. Why: a
+    scan interpolated to a finer grid (3 mm to 1.5 mm) keeps the blur of its original voxels;
+    taking the spacing as its resolution blurred it a second time and took the thin ribs'
+    cortex below the seed threshold (TotalSegmentator example at 1.5 mm: ribs 4.7 mL against
+    56.7 mL at its native 3 mm). An axis finer than the common resolution is blurred from its
+    spacing as before: there the estimate is only a lower bound of the blur (module
+    `resolution`), and blurring a native scan less than before let a vein of undiluted
+    contrast become bone on the chest CTA (a 100 mL component of median 206 HU), as it does on
+    that scan resampled to 3 mm."""
     s = np.asarray(spacing_kji, float)
     w = effective_resolution_mm(a, s) if resolution_mm is None else np.asarray(resolution_mm, float)
-    w = np.maximum(w, s)
+    w = np.where(w >= COMMON_RESOLUTION_MM, w, s)
     add = np.sqrt(np.maximum(COMMON_RESOLUTION_MM ** 2 - w ** 2, 0.0) / 12.0) / s  # voxels
     if np.all(add < 0.1):
         return a
@@ -511,18 +519,6 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
         ya = y[ref]
         cart &= y > 0.5 * (float(ya.min()) + float(ya.max()))
     return cart, None
-
-
-def _face_neighbours(m: np.ndarray) -> np.ndarray:
-    """Voxels 6-connected to the mask (a one-voxel dilation by shifts, no full-volume filter)."""
-    out = m.copy()
-    for ax in range(3):
-        a = [slice(None)] * 3
-        b = [slice(None)] * 3
-        a[ax], b[ax] = slice(1, None), slice(None, -1)
-        out[tuple(a)] |= m[tuple(b)]
-        out[tuple(b)] |= m[tuple(a)]
-    return out
 
 
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,

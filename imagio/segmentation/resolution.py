@@ -33,9 +33,8 @@ from scipy import ndimage
 
 from .common import erode_mm, rule
 
-SOFT_TISSUE_RANGE_HU = (-30.0, 150.0)  # muscle 40-60 HU, liver/spleen 50-65 HU unenhanced,
-# up to ~130 HU in the portal-venous phase (Bae KT, Radiology 2010;256:32-61); fat and bone
-# (and their edges, removed by the erosion) excluded
+SOFT_TISSUE_RANGE_HU = (rule("noise_tissue_min_hu"), rule("noise_tissue_max_hu"))  # muscle,
+# liver, spleen, unenhanced or enhanced; not fat, bone or blood pool (segmentation_rules.json)
 MIN_PAIRS = 2000  # voxel pairs per lag for a variance within ~3 % (2 / sqrt(n) relative error)
 
 
