@@ -104,8 +104,15 @@ def effective_resolution_mm(a: np.ndarray, spacing_kji) -> np.ndarray:
         if np.any(ref <= 0):
             continue
         rho = 1.0 - var[:n_cor] / ref
+        if rho[0] <= 0:
+            continue
         # the correlation is positive and falls with the lag: sum it up to its first zero
         stop = np.flatnonzero(rho <= 0)
         rho = rho[:stop[0]] if stop.size else rho
-        out[ax] = max(s[ax], s[ax] * (1.0 + 2.0 * float(np.clip(rho, 0, 1).sum())))
+        width = s[ax] * (1.0 + 2.0 * float(np.clip(rho, 0, 1).sum()))
+        # a blur's correlation falls at most as steeply as a box's (the triangle
+        # 1 - d / w, whose sum is w): the width that the first lag allows bounds the sum, which
+        # anatomical texture (a slow tail of small correlations) would otherwise inflate
+        width = min(width, s[ax] / max(1.0 - float(rho[0]), 1e-3))
+        out[ax] = max(s[ax], width)
     return out
