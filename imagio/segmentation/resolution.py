@@ -67,8 +67,10 @@ def effective_resolution_mm(a: np.ndarray, spacing_kji) -> np.ndarray:
     for that axis (resolution = voxel, the conventional assumption).
 
     Lags: 1 voxel up to twice ``bone_common_resolution_mm`` (segmentation_rules.json; at least 1
-    voxel) for the correlation, and as many again beyond it for the reference. Work is bounded by taking every
-    f-th voxel across the axis (the pairs stay neighbours along it), <= ~4 M voxels."""
+    voxel) for the correlation, and as many again beyond it for the reference. Work is bounded
+    by taking every f-th voxel across the axis (pairs stay neighbours along it), <= ~4 M voxels.
+
+    Errors: none raised; ``a`` is any [k, j, i] array in HU, ``spacing_kji`` 3 positive mm."""
     s = np.asarray(spacing_kji, float)
     out = s.copy()
     common = rule("bone_common_resolution_mm")
@@ -100,7 +102,7 @@ def effective_resolution_mm(a: np.ndarray, spacing_kji) -> np.ndarray:
         # the uncorrelated reference 2 sigma^2 + texture(d)
         d = np.arange(1, n_lag + 1, dtype=float)
         slope, icpt = np.polyfit(d[n_cor - 1:], var[n_cor - 1:], 1)
-        ref = icpt + max(slope, 0.0) * d[:n_cor]
+        ref = icpt + slope * d[:n_cor] if slope > 0 else np.full(n_cor, var[n_cor - 1:].mean())
         if np.any(ref <= 0):
             continue
         rho = 1.0 - var[:n_cor] / ref
@@ -110,9 +112,10 @@ def effective_resolution_mm(a: np.ndarray, spacing_kji) -> np.ndarray:
         stop = np.flatnonzero(rho <= 0)
         rho = rho[:stop[0]] if stop.size else rho
         width = s[ax] * (1.0 + 2.0 * float(np.clip(rho, 0, 1).sum()))
-        # a blur's correlation falls at most as steeply as a box's (the triangle
-        # 1 - d / w, whose sum is w): the width that the first lag allows bounds the sum, which
-        # anatomical texture (a slow tail of small correlations) would otherwise inflate
+        # the correlation of a box blur falls linearly (the triangle 1 - d / w, whose sum is w)
+        # and that of a smoother one (Gaussian, interpolation) more slowly at first, so the
+        # triangle through the first lag is at least as wide as the blur: a larger sum is a slow
+        # tail of anatomical texture, not blur
         width = min(width, s[ax] / max(1.0 - float(rho[0]), 1e-3))
         out[ax] = max(s[ax], width)
     return out
