@@ -180,7 +180,8 @@ def test_volumes_agree_when_upsampled(shared_data):
     gas pockets mixed with stool (238 and 110 mL, median -968 / -974 HU at 3 mm) rose to -874 /
     -948 HU on the interpolated grid and became lung: lungs 4.1 x native (482 vs 116 mL). The
     gas/parenchyma median is now taken on each air component's core (> 3 mm inside it), away
-    from the partial volume of its edge (measured: body 1.00, lungs 0.98, bones 0.91)."""
+    from the partial volume of its edge (measured: body 1.00, lungs 0.98, bones 0.97; bones were
+    0.91 before the bone rules read the resolution from the noise: bones.at_common_resolution)."""
     ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
     ref = _volumes(ct)
     ref["lungs"] = ref.pop("lung_left") + ref.pop("lung_right")
@@ -250,3 +251,32 @@ def test_sides_without_scanner_coordinates(shared_data):
         assert (m[side] & ref[other][sl]).sum() <= 0.01 * truth.sum(), side
     assert meta["midline"]["from"] == "unknown"
     assert any("origin is (0, 0, 0)" in w for w in meta["warnings"]), meta["warnings"]
+
+
+@pytest.mark.slow
+def test_bones_match_reference_when_upsampled(shared_data):
+    """The TotalSegmentator example's upper-abdomen slab (native 3 mm: ribs 7-12, costal
+    cartilages, T11-L2) resampled to 1.5 mm (issue 14): all bone (spine, ribs, other bone,
+    cartilage) within 10 % of the native volume, and Dice >= 0.8 against TotalSegmentator's
+    reference vertebrae, ribs and costal cartilages resampled (nearest) to the same grid.
+    Before: the resampled image was blurred again as if its resolution were its 1.5 mm spacing,
+    and the thin ribs' cortex fell below the seed threshold: ribs 4.7 of 56.7 mL, no costal
+    cartilage, all bone 0.65 x native, Dice 0.65. Now the blur already there is read from the
+    image's noise and the seed contrast follows the thin-object peak (bones.thin_peak_factor)."""
+    import json
+
+    from imagio.segmentation.common import dice
+
+    d = shared_data / "totalsegmentator-example"
+    ct, seg = io.read_image(d / "example_ct_sm.nii.gz"), io.read_image(d / "example_seg.nii.gz")
+    names = json.loads((d / "labels_total_v2.json").read_text())
+    ids = [int(k) for k, n in names.items() if n.startswith(("vertebrae_", "rib_", "costal"))]
+    kinds = ("vertebrae", "ribs", "bone", "costal_cartilages")
+    m, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    native = sum(m[k].sum() for k in kinds) * ct.voxel_volume_ml
+    c = ct.resampled((1.5, 1.5, 1.5), order=1)
+    m, _ = rules.segment_masks(c, ["body", "lungs", "bones"])
+    bone = np.logical_or.reduce([m[k] for k in kinds])
+    assert bone.sum() * c.voxel_volume_ml == pytest.approx(native, rel=0.10)
+    ref = np.isin(np.asarray(seg.resample_like(c, order=0).array), ids)
+    assert dice(bone, ref) >= 0.8, dice(bone, ref)

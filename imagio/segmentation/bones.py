@@ -13,9 +13,12 @@ orthogonal planes (any density: fatty marrow; the spinal canal is open along S-I
 scans only; a warning otherwise).
 
 Resolution: every threshold is applied to the CT blurred to the partial volume of a
-``COMMON_RESOLUTION_MM`` voxel (`at_common_resolution`), and a one-voxel half-maximum rim is
-added, so that thin cortex and ribs (thinner than a voxel at 3 mm) get the same volume at
-0.5-3 mm grids (a finer grid sees a thin rib's cortex at full density, a coarser one at part of it). No closing is applied, so intercostal spaces stay open
+``COMMON_RESOLUTION_MM`` voxel (`at_common_resolution`; the blur the scan already has is read
+from its noise, `resolution.effective_resolution_mm`, so an upsampled scan is not blurred
+twice), on a scan blurrier than that the seed contrast is lowered as a thin object's peak is
+(`thin_peak_factor`), and a half-maximum rim within one common-resolution voxel is added, so
+that thin cortex and ribs (thinner than a voxel at 3 mm) get the same volume at 0.5-3 mm grids
+(a finer grid sees a thin rib's cortex at full density, a coarser one at part of it). No closing is applied, so intercostal spaces stay open
 at 1-3 mm. `split_bones`: the spine is the bone in a corridor along the midline posterior to
 the body centre; ribs are the thin remaining bone hugging the lungs; the rest is "bone".
 """
@@ -30,6 +33,7 @@ from .common import (anatomical_axes, as_progress, check_ct, components, dilate_
                      erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate, rule)
+from .resolution import effective_resolution_mm
 
 BONE_LOW_HU = 120.0  # trabecular bone lower bound (typical 100-300 HU, lower at 3 mm)
 BONE_SEED_HU = 350.0  # cortical bone (> 500 HU at 1 mm; partial volume lowers it at 3 mm)
@@ -44,6 +48,8 @@ RIB_MAX_RADIUS_MM = 7.0  # half the largest rib thickness (~12 mm) + the partial
 RIB_LUNG_MM = 20.0  # ribs lie on the pleura (rib + intercostal muscles ~10-20 mm); the scapula is
 # separated from the lung by the ribs and the subscapularis
 MIN_BONE_ML = 0.05
+MIN_SEED_CELLS = rule("min_bone_seed_cells")  # seed samples a bone component needs, in voxels
+# of the common resolution (3 voxels at 3 mm, as before; 81 mm^3 on any grid)
 MARROW_MIN_HU = 60.0  # marrow (fatty in the elderly) vs CSF/cord in the spinal canal
 MAX_MARROW_ML = 60.0  # largest marrow cavity filled without a density rule (see bone_mask)
 MAX_MARROW_MM2 = 3000.0  # a lumbar vertebral body is ~15-20 cm^2 in an axial slice
@@ -142,13 +148,16 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     pulmonary vessels reach bone HU; no bone lies inside the lung)."""
     p = as_progress(progress)
     raw = check_ct(ct)
-    a = at_common_resolution(raw, ct.spacing_kji)
+    res = effective_resolution_mm(raw, ct.spacing_kji)
+    a = at_common_resolution(raw, ct.spacing_kji, res)
     p(0.0, "bones: threshold")
     tissue = SOFT_TISSUE_HU
     if body is not None:
         enhanced = enhanced_tissue_level(a, body, ct.spacing_kji)
         low_hu = max(low_hu, enhanced + ORGAN_MARGIN_HU)
         tissue = max(tissue, enhanced)
+    # a scan blurrier than the common resolution shows thin cortex at a lower peak
+    seed_hu = tissue + thin_peak_factor(res) * (seed_hu - tissue)
     rim_hu = 0.5 * (tissue + low_hu)
     cand = a > low_hu
     if body is not None:
@@ -176,8 +185,10 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         return cand
     seeds = a > seed_hu
     nseed = np.bincount(lab[seeds], minlength=n + 1)
-    # vessels with contrast can exceed seed_hu in places: require a share of dense voxels
-    min_seeds = np.maximum(3, 0.02 * counts)
+    # vessels with contrast can exceed seed_hu in places: require a share of dense voxels, and
+    # at least MIN_SEED_CELLS samples of the common resolution (a speck of noise is smaller)
+    min_seeds = np.maximum(MIN_SEED_CELLS * COMMON_RESOLUTION_MM ** 3 / (ct.voxel_volume_ml * 1000.0),
+                           0.02 * counts)
     keep = nseed >= min_seeds
     if band is not None:
         # thin cortex blurred into the band: dense on the native image, and not a lumen (a vessel
@@ -226,7 +237,9 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill = ec * ct.voxel_volume_ml <= MAX_MARROW_ML
         fill[0] = False
         m |= fill[el]
-    rim = _face_neighbours(m) & (a > rim_hu) & ~m
+    # the half-maximum rim within one common-resolution voxel of the bone (a face neighbour
+    # at 3 mm; the same distance on any grid)
+    rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & (a > rim_hu) & ~m
     if body is not None:
         rim &= body
     if blood is not None:
@@ -426,13 +439,44 @@ def pool_core(band: np.ndarray, spacing_kji, voxel_ml: float,
     return big[lab]
 
 
-def at_common_resolution(a: np.ndarray, spacing_kji) -> np.ndarray:
+def thin_peak_factor(resolution_mm) -> float:
+    """Fraction (0-1] of a thin object's peak contrast that a scan of effective resolution
+    ``resolution_mm`` (mm per axis, `resolution.effective_resolution_mm`) shows, relative to the
+    common resolution: 1 when every axis is at or finer than ``COMMON_RESOLUTION_MM`` (the image
+    is then blurred to it), else the geometric mean over the axes of C / w_axis.
+
+    Why: an object thinner than the resolution is shown at a peak contrast proportional to its
+    width over the resolution across it (Prevrhal S, Engelke K, Kalender WA, Phys Med Biol
+    1999;44:751-764); a rib's cortex (0.5-2 mm; Hostetler ZS et al., Comput Biol Med
+    2019;111:103330) is such an object at 3 mm. Its orientation is arbitrary, so the factors of
+    the three axes are averaged (geometric mean). `bone_mask` scales the seed contrast above the
+    soft tissue by this factor, so that a rib whose cortex reaches the seed threshold at the
+    common resolution still does on a blurrier scan (an upsampled 3 mm CT, 5 mm slices)."""
+    w = np.maximum(np.asarray(resolution_mm, float), COMMON_RESOLUTION_MM)
+    return float(np.prod(COMMON_RESOLUTION_MM / w) ** (1.0 / 3.0))
+
+
+def at_common_resolution(a: np.ndarray, spacing_kji, resolution_mm=None) -> np.ndarray:
     """The CT ``a`` [k, j, i] (HU) blurred to the partial volume of a ``COMMON_RESOLUTION_MM``
-    cubic voxel: a Gaussian whose variance adds to that of the scan's own voxel (a box of width
-    s has variance s^2 / 12) along each axis finer than the common resolution. Axes already at
-    or above it are left alone; an image at or above it on every axis is returned as is."""
+    cubic voxel: a Gaussian whose variance adds to that of the scan's own blur (a box of width
+    w has variance w^2 / 12) along each axis finer than the common resolution. Axes already at
+    or above it are left alone; an image at or above it on every axis is returned as is.
+
+    resolution_mm: the scan's effective resolution per axis (mm, [k, j, i]); default
+    `resolution.effective_resolution_mm` (the equivalent width of its noise correlation, at least
+    the spacing). An axis whose resolution is at or above the common one gets no blur. Why: a
+    scan interpolated to a finer grid (3 mm to 1.5 mm) keeps the blur of its original voxels;
+    taking the spacing as its resolution blurred it a second time and took the thin ribs'
+    cortex below the seed threshold (TotalSegmentator example at 1.5 mm: ribs 4.7 mL against
+    56.7 mL at its native 3 mm). An axis finer than the common resolution is blurred from its
+    spacing as before: there the estimate is only a lower bound of the blur (module
+    `resolution`), and blurring a native scan less than before let a vein of undiluted
+    contrast become bone on the chest CTA (a 100 mL component of median 206 HU), as it does on
+    that scan resampled to 3 mm."""
     s = np.asarray(spacing_kji, float)
-    add = np.sqrt(np.maximum(COMMON_RESOLUTION_MM ** 2 - s ** 2, 0.0) / 12.0) / s  # voxels
+    w = effective_resolution_mm(a, s) if resolution_mm is None else np.asarray(resolution_mm, float)
+    w = np.where(w >= COMMON_RESOLUTION_MM, w, s)
+    add = np.sqrt(np.maximum(COMMON_RESOLUTION_MM ** 2 - w ** 2, 0.0) / 12.0) / s  # voxels
     if np.all(add < 0.1):
         return a
     return ndimage.gaussian_filter(a, np.where(add < 0.1, 0.0, add), output=np.float32)
@@ -478,18 +522,6 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
         ya = y[ref]
         cart &= y > 0.5 * (float(ya.min()) + float(ya.max()))
     return cart, None
-
-
-def _face_neighbours(m: np.ndarray) -> np.ndarray:
-    """Voxels 6-connected to the mask (a one-voxel dilation by shifts, no full-volume filter)."""
-    out = m.copy()
-    for ax in range(3):
-        a = [slice(None)] * 3
-        b = [slice(None)] * 3
-        a[ax], b[ax] = slice(1, None), slice(None, -1)
-        out[tuple(a)] |= m[tuple(b)]
-        out[tuple(b)] |= m[tuple(a)]
-    return out
 
 
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
