@@ -171,13 +171,22 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         blood = dilate_mm(core, r_open + BLOOD_RIM_MM, ct.spacing_kji)
         # undiluted contrast (> the band: right atrium, venae cavae) inside a thick lumen joined
         # to the pool is contrast, not cortex: tissue at or above the pool's density that holds a
-        # ball of BLOOD_THICK_MM (lumens >= 8 mm; cortex is 0.5-2 mm) and touches the pool's core
-        dl, dn, _ = components(open_mm(dense, max(BLOOD_THICK_MM, 1.01 * float(np.max(ct.spacing_kji))),
-                                       ct.spacing_kji), connectivity=26)
-        with_core = np.zeros(dn + 1, bool)
-        with_core[dl[core]] = True
-        with_core[0] = False
-        blood |= with_core[dl]
+        # ball of BLOOD_THICK_MM (lumens >= 8 mm; rib and vertebral cortex is 0.5-2 mm) and
+        # touches the pool's core. Only in the chest, between the lungs: at least half of it
+        # inside the lungs' bounding box (the right atrium and the venae cavae lie in the
+        # mediastinum, Gray's Anatomy; a long bone's shaft cortex is 4-8 mm thick and can hold
+        # the ball: the femur of a thigh, the humerus lateral to the chest wall)
+        if lungs is not None and lungs.any():
+            dl, dn, dc = components(open_mm(dense, max(BLOOD_THICK_MM,
+                                                       1.01 * float(np.max(ct.spacing_kji))),
+                                            ct.spacing_kji), connectivity=26)
+            box = np.zeros(a.shape, bool)
+            box[ndimage.find_objects(lungs.astype(np.uint8))[0]] = True
+            with_core = np.zeros(dn + 1, bool)
+            with_core[dl[core]] = True
+            with_core &= np.bincount(dl[box], minlength=dn + 1) >= 0.5 * dc
+            with_core[0] = False
+            blood |= with_core[dl]
         cand &= ~blood & (a > CONTRAST_LOW_HU)
         seed_hu = max(seed_hu, band[1])
     lab, n, counts = components(cand, connectivity=26)
