@@ -92,3 +92,52 @@ def test_ablation_with_a_point_in_an_organ_is_refused_before_planning(phantom_fi
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "'liver'" in err[0] and "tumour" in err[0], err
     assert not (out / "plan.json").exists()
+
+
+def test_plan_with_device_scene_has_zone_and_probe_tip_and_report_shows_coverage(phantom_files, tmp_path, capsys):
+    """Trial 10 F4/F5: the Slicer scene of `plan --device` held the path to the target (the zone
+    centre) but neither the zone nor the probe's tip, 14 mm beyond (a user navigating from it
+    would place the zone short); `imagio report` of that plan.json showed 'probes None' and an
+    empty coverage. Now the scene holds the zone model and a line to the tip, checked against
+    the target and the device's centre offset; the report shows plan.json's coverage and MAM."""
+    pytest.importorskip("slicer")
+    import numpy as np
+
+    out = tmp_path / "plan"
+    rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
+               "--target", "liver_tumor_1", "--out", str(out), "--quiet", "--no-png",
+               "--device", "emprint", "--setting", "100W_10min"])
+    assert rc == 0
+    doc = json.loads((out / "plan.json").read_text())
+    a = doc["ablation"]
+    best = a["single_probe"][0]
+    # read as Slicer writes them (LPS on disk), independently of IMAGIO's scene code
+    scene_dir = out / "scene"
+    assert 'name="Ablation probe 1"' in (scene_dir / "plan.mrml").read_text()
+    mk = json.loads((scene_dir / "Ablation_probe_1.mrk.json").read_text())["markups"][0]
+    assert mk["coordinateSystem"] == "LPS" and [p["label"] for p in mk["controlPoints"]] == ["entry", "tip"]
+    lps_to_ras = np.array([-1.0, -1.0, 1.0])
+    entry, tip = (np.asarray(p["position"], float) * lps_to_ras for p in mk["controlPoints"])
+    # the tip lies the device's centre offset beyond the target (the zone centre), on the path
+    target = np.asarray(doc["target"]["ras"], float)
+    u = (target - entry) / np.linalg.norm(target - entry)
+    assert np.linalg.norm(tip - (target + a["centre_offset_mm"] * u)) < 0.5, (tip, target)
+    assert np.allclose(tip, best["probes"][0]["tip_ras"], atol=1e-2)
+    vtk_file = scene_dir / "Ablation_zone_1.vtk"
+    assert b"SPACE=LPS" in vtk_file.read_bytes()[:200]
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    r = vtk.vtkPolyDataReader()
+    r.SetFileName(str(vtk_file))
+    r.Update()
+    pts = vtk_to_numpy(r.GetOutput().GetPoints().GetData()) * lps_to_ras
+    assert len(pts) > 100
+    assert np.allclose((pts.min(0) + pts.max(0)) / 2, target, atol=1.0)
+    capsys.readouterr()
+    rep = tmp_path / "rep" / "abl.pdf"
+    assert main(["report", str(out / "plan.json"), "--out", str(rep)]) == 0
+    html = rep.with_suffix(".html").read_text()
+    c = best["coverage"]
+    assert "probes None" not in html and "None" not in html.split("Ablation")[1][:2000]
+    assert f"{c['mam_mm']:.1f}" in html or f"{c['mam_mm']:.2f}" in html

@@ -1,5 +1,7 @@
 """Ablation MRML nodes with the real slicer-core classes."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -50,6 +52,10 @@ def test_ablation_to_scene_nodes(case, tmp_path):
     assert rows["tumour covered %"] == f"{pp.coverage.tumour_covered_pct:.1f}"
     assert float(rows["minimal ablative margin mm"].lstrip("\u2265 ")) == pytest.approx(pp.coverage.mam_mm, abs=0.06)
     assert "tumour + 5 mm covered %" in rows and "healthy liver mL" in rows
+    # plan.json's form of the same plan gives the same rows (one definition for both)
+    from imagio.mrml.ablation import coverage_rows
+
+    assert coverage_rows(json.loads(json.dumps(pp.to_dict()))) == coverage_rows(pp)
     # the scene saves and reloads with its models
     path = mrml.save_scene(scene, tmp_path / "scene" / "ablation.mrml")
     s2 = slicer.vtkMRMLScene()

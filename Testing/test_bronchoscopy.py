@@ -312,3 +312,23 @@ def test_slicer_logic_plans_from_segmentation_nodes(ph):
                                                                labels={3: keep[2]}), scene)[0]
     with pytest.raises(InputError, match="no airway segment"):
         bronchoscopy_plan_from_nodes(scene, ct, only_lungs, "lung_nodule_1", None, "thin")
+
+
+def test_a_tree_without_its_trachea_is_refused_naming_the_possible_causes(ph):
+    """Trial 10 F6: a slab without the trachea (LIDC-0001) was refused as 'the thin (4.2 mm) does
+    not fit the trachea'. A tree cut from the phantom's right lower airways (its root a
+    segmental calibre) and a scope wider than that root: the refusal names the root's width and
+    the missing trachea among the causes."""
+    import cc3d
+
+    m = ph.labels.mask("trachea", "airways")
+    idx = np.argwhere(m)
+    ras = ph.labels.kji_to_world(idx)
+    sel = (ras[:, 2] < np.percentile(ras[:, 2], 30)) & (ras[:, 0] > 0)
+    part = np.zeros_like(m)
+    part[tuple(idx[sel].T)] = True
+    t = B.extract_tree(ph.labels, cc3d.largest_k(part, k=1) > 0)
+    root = np.concatenate([b.point_ids for b in t.branches if b.generation == 0])
+    width = 2 * float(np.median(t.radius[root]))
+    with pytest.raises(InputError, match=f"root of this airway tree \\({width:.1f} mm.*does not show the trachea"):
+        B.plan_route(t, B.Target.from_point(ras[sel][0]), width + 1.0)

@@ -46,3 +46,54 @@ def test_skin_model_of_an_edited_copy_is_computed_afresh():
     b = sk.outer_skin(ct.with_array(arr))
     assert b.body[6, 20, 34] and not a.body[6, 20, 34]
     assert sk.outer_skin(ct).body is not b.body
+
+
+def _direct_digest(a, thr, within=None):
+    """The digest `threshold_digest` promises, computed in one piece: BLAKE2b-128 of the bits of
+    ``(a > thr) & within`` in C order."""
+    import hashlib
+
+    m = np.asarray(a) > thr
+    if within is not None:
+        m &= within
+    return hashlib.blake2b(np.packbits(m, axis=None).tobytes(), digest_size=16).hexdigest()
+
+
+def test_threshold_digest_is_the_mask_digest_in_any_chunking(monkeypatch):
+    """`threshold_digest` equals the digest of the whole mask computed at once, with chunks
+    that split rows and slices (a size not dividing the volume), on a non-contiguous array."""
+    from imagio import caching
+    from imagio.planning.skin import PackedMask
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(0, 300, (9, 13, 22)).astype(np.int16)[:, :, ::2]   # a strided view, 11 columns
+    w = rng.random(a.shape) < 0.6
+    want = _direct_digest(a, -100, w)
+    for chunk in (8, 64, 1 << 23):
+        monkeypatch.setattr(caching, "_CHUNK", chunk)
+        assert caching.threshold_digest(a, -100, within=(w,))[2] == want
+        assert caching.threshold_digest(a, -100, within=(PackedMask(w),))[2] == want
+    assert caching.threshold_digest(a, -100)[2] == _direct_digest(a, -100)
+
+
+def test_threshold_digest_sees_only_the_thresholded_mask_inside_within():
+    """Values that change above the threshold, or anywhere outside ``within``, keep the key; one
+    voxel crossing the threshold inside ``within`` changes it; another grid shape changes it."""
+    from imagio.caching import mask_digest, threshold_digest
+
+    rng = np.random.default_rng(2)
+    a = rng.normal(-400, 600, (10, 12, 14)).astype(np.int16)
+    w = np.zeros(a.shape, bool)
+    w[2:8, 3:9, 4:10] = True
+    key = threshold_digest(a, -400, within=(w,))
+    b = a.copy()
+    hot = (b > -400) & w
+    b[hot] = 60                                  # tissue painted with other tissue values
+    b[~w] = -1000                                # anything outside the region read
+    assert threshold_digest(b, -400, within=(w,)) == key
+    c = b.copy()
+    k, j, i = np.argwhere(hot)[0]
+    c[k, j, i] = -900                            # one tissue voxel of the region turned to air
+    assert threshold_digest(c, -400, within=(w,)) != key
+    assert threshold_digest(a[:, :, :-1], -400) != threshold_digest(a, -400)
+    assert mask_digest(w) != mask_digest(np.roll(w, 1, axis=2)) and mask_digest(w) == mask_digest(w.copy())

@@ -74,3 +74,35 @@ def test_info_prints_each_reader_warning_once(tmp_path, oblique_affine, capsys):
     text = cap.out + cap.err
     lines = [ln for ln in text.splitlines() if "warning" in ln]
     assert len(lines) == 1 and lines[0].startswith("imagio: warning:") and "25.0%" in lines[0], text
+
+
+def test_every_option_the_messages_name_exists():
+    """Trial 11 (LOW): messages told the user to run `imagio lesion --seed` (it is --point) and
+    `--exclude` (it is --remove). Every `--option` written in IMAGIO's source, outside the
+    argument definitions, is an option of some `imagio` command (pip's --no-deps aside)."""
+    import argparse
+    import re
+    from pathlib import Path
+
+    import imagio
+    from imagio.cli import build_parser
+
+    opts = set()
+
+    def walk(parser):
+        for a in parser._actions:
+            opts.update(a.option_strings)
+            if isinstance(a, argparse._SubParsersAction):
+                for sp in a.choices.values():
+                    walk(sp)
+
+    walk(build_parser())
+    outside = {"--no-deps", "--ml"}   # pip's (an install hint), TotalSegmentator's --ml output
+    bad = []
+    for f in Path(imagio.__file__).parent.rglob("*.py"):
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if "add_argument" in line or "add_point_argument" in line:
+                continue
+            bad += [f"{f.name}:{n} {m}" for m in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", line)
+                    if m not in opts and m not in outside]
+    assert not bad, bad

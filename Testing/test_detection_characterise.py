@@ -116,6 +116,41 @@ def test_stratification_per_nodule(characterised):
     assert keys == sorted(keys, reverse=True)
 
 
+def test_one_nodule_found_twice_is_listed_once_and_the_risk_does_not_fall_with_more_candidates(chest):
+    """Trial 10: two detector peaks in one nodule were characterised into the same outline and
+    listed twice (#1 and #5, 5.84 mL each), and Brock's nodule count was every characterised
+    candidate, so the same nodule's risk halved with --characterise 15 against 1. Now a
+    candidate whose outline is mostly another's is dropped (its id kept in ``also_found_as``),
+    and the count is a range from 1: the upper bound does not depend on how many candidates
+    were characterised."""
+    from imagio.stratification import nodule_risk
+
+    ct, lung, truth = chest
+    c, dd = truth["solid"]
+    off = np.array([1.2, -0.8, 0.6])                     # a second peak inside the same ball
+    twice = [Candidate(center_ras=np.asarray(c, float) + o, diameter_mm=dd, volume_ml=0.0, type="unknown",
+                       probability=p) for o, p in ((0 * off, 0.9), (off, 0.8))]
+    patient = {"age": 64, "sex": "male"}
+    nods, masks, _ = characterise_candidates(ct, twice, lung, patient=patient)
+    assert len(nods) == len(masks) == 1 and nods[0]["also_found_as"] == [2], [n.get("id") for n in nods]
+    from imagio.detection.report import nodule_rows
+
+    assert nodule_rows(nods)[0][0] == "1 (also #2)"     # the report's table says so (trial 11)
+    one = nods[0]["stratification"]["brock"]["probability_range"]
+    others = [Candidate(center_ras=np.asarray(cc, float), diameter_mm=d2, volume_ml=0.0, type="unknown",
+                        probability=0.5) for k, (cc, d2) in truth.items() if k != "solid"]
+    more, _, _ = characterise_candidates(ct, twice[:1] + others, lung, patient=patient)
+    solid = [n for n in more if n["id"] == 1][0]["stratification"]["brock"]
+    assert solid["probability_range"][1] == pytest.approx(one[1], rel=1e-9)
+    assert solid["nodule_count_range"][0] == 1 and solid["nodule_count_range"][1] >= 3
+    assert solid["probability_range"][0] < one[0]          # more nodules counted: a lower floor
+    n = [x for x in more if x["id"] == 1][0]
+    # the upper bound is the model's own value at one nodule, with spiculation
+    top = max(nodule_risk.brock(64, False, n["long_axis_mm"], "solid", False, e, u, 1, True).probability
+              for e in (False,) for u in (False, True))    # no emphysema in this chest
+    assert solid["probability_range"][1] == pytest.approx(top, rel=1e-9), n
+
+
 def test_outputs_agree_with_json(tmp_path, chest, characterised):
     from imagio import io
     from imagio.detection.outputs import write_nodule_csv, write_slicer
@@ -368,7 +403,8 @@ def test_a_mass_larger_than_the_detected_blob_keeps_its_full_size():
     to the blob's sphere (0.29 mL, 7.8 mm, Lung-RADS 2). A compact 50 x 44 x 44 mm mass on the
     chest wall, detected (the detector's rank 1 lies in it) and also given as an off-centre 10 mm
     blob (as the concavity channel found lung2's), keeps its one-click outline: its volume
-    matches the phantom's voxel count, it is a mass (> 30 mm), Lung-RADS 4B, Brock refused."""
+    matches the phantom's voxel count, it is a mass (> 30 mm), Lung-RADS 4B, Brock refused.
+    Given together, the two give one outline and are listed once."""
     ct, lungs, les, c = _mass_chest()
     true_ml = les.sum() * float(np.prod(ct.spacing)) / 1000.0
     assert 45.0 < true_ml < 56.0   # 4/3 pi 25 22 22 mm3 = 50.7 mL, independently of the code
@@ -379,10 +415,12 @@ def test_a_mass_larger_than_the_detected_blob_keeps_its_full_size():
     assert les[tuple(np.rint(ct.world_to_kji(top.center_ras[None])[0]).astype(int))]
     small = Candidate(center_ras=c + np.array([3.0, -4.0, 2.0]), diameter_mm=10.0, volume_ml=0.5,
                       type="solid", probability=0.5)
-    nods, masks, _ = characterise_candidates(ct, [top, small], lungs,
-                                             patient={"age": 66, "sex": "female", "smoker": True})
-    assert len(nods) == 2
-    for d, m in zip(nods, masks):
+    patient = {"age": 66, "sex": "female", "smoker": True}
+    nods, masks, _ = characterise_candidates(ct, [top, small], lungs, patient=patient)
+    # both give the mass's outline: listed once, the second as found again (trial 10)
+    assert len(nods) == 1 and nods[0]["also_found_as"] == [2], [d.get("also_found_as") for d in nods]
+    alone = characterise_candidates(ct, [small], lungs, patient=patient)
+    for d, m in zip(nods + alone[0], masks + alone[1]):
         dice = 2 * (m & les).sum() / (m.sum() + les.sum())
         assert dice > 0.9, dice
         assert abs(d["volume_ml"] - true_ml) < 0.1 * true_ml, (d["volume_ml"], true_ml)

@@ -214,6 +214,80 @@ def test_spacing_in_metres_is_named(tmp_path, ct_file, capsys):
     assert code == 2 and len(err) == 1 and "0.003 mm" in err[0] and "metres" in err[0], err
 
 
+def _oblique(spacing):
+    """IJK->RAS of an oblique, flipped grid with the given voxel size (mm)."""
+    from scipy.spatial.transform import Rotation
+
+    m = np.eye(4)
+    rot = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix() @ np.diag([-1, 1, 1])
+    m[:3, :3] = rot * np.asarray(spacing, float)[None, :]
+    return m
+
+
+def test_spacing_ten_times_too_large_is_named(tmp_path, ct_file, capsys):
+    """Trial 8 N6: a 3 mm CT written with 30 mm voxels was segmented into a 22.9 m3 body. What is
+    not air now spans more than any CT gantry holds (> 1000 mm in two directions): refused in one
+    line naming the spacing, on a straight and on an oblique flipped grid."""
+    ct = io.read_image(ct_file)
+    for name, m in (("x10.nii.gz", ct.ijk_to_ras @ np.diag([10.0, 10.0, 10.0, 1.0])),
+                    ("z10.nii.gz", ct.ijk_to_ras @ np.diag([1.0, 1.0, 10.0, 1.0])),   # 30 mm slices
+                    ("x10_oblique.nii.gz", _oblique(ct.spacing * 10))):
+        io.write_image(Volume(ct.array, m), tmp_path / name)
+        # every command that reads it as a CT, not only those that need HU (trial 11: plan ran
+        # on it with a 1000 mm needle)
+        for cmd in (["segment", str(tmp_path / name), "--out", str(tmp_path / "s.nii.gz"), "--quiet"],
+                    ["plan", str(tmp_path / name), "--labels", str(ct_file), "--target", "label_1",
+                     "--out", str(tmp_path / "p"), "--quiet"],
+                    ["detect", str(tmp_path / name), "--out", str(tmp_path / "d"), "--quiet"]):
+            code = main(cmd)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert code == 2 and len(err) == 1 and "spacing written too large" in err[0], (cmd[0], err)
+        assert not (tmp_path / "s.nii.gz").exists() and not (tmp_path / "p").exists()
+
+
+def test_plan_names_a_label_map_of_another_scan_before_its_missing_names(tmp_path, ct_file, capsys):
+    """Trial 9: unnamed labels of another scan (5 m away) were refused as 'no structure name';
+    the first thing to fix is that they belong to another scan, and that is what is said."""
+    ct = io.read_image(ct_file)
+    a = (ct.array > -500).astype(np.uint8)
+    a[ct.array > 300] = 2
+    m = ct.ijk_to_ras.copy()
+    m[:3, 3] += 5000.0
+    io.write_image(Volume(a, m), tmp_path / "other.nii.gz")
+    code = main(["plan", str(ct_file), "--labels", str(tmp_path / "other.nii.gz"), "--target", "label_2",
+                 "--out", str(tmp_path / "plan"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "does not overlap the CT" in err[0], err
+
+
+def test_info_shows_what_segment_would_refuse(tmp_path, ct_file, capsys):
+    """Trial 9 (LOW): `imagio info` showed a CT stored as HU + 1024 as if it were fine, while
+    segment refuses it. An inspection command shows the image and says why it is not a CT in HU."""
+    ct = io.read_image(ct_file)
+    io.write_image(ct.with_array((ct.array.astype(np.int32) + 1024).astype(np.int16)), tmp_path / "off.nii.gz")
+    assert main(["info", str(tmp_path / "off.nii.gz")]) == 0
+    out = capsys.readouterr().out
+    assert "CT in HU: NO" in out and "HU + 1024" in out, out
+    assert main(["info", str(ct_file), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["not_ct_in_hu"] is None
+
+
+def test_long_patient_on_an_oblique_grid_is_not_too_wide():
+    """A whole-body scan is long (about 1.9 m head to toe) but no wider than the gantry: tissue
+    2000 mm long and 500 x 300 mm across, on an oblique flipped anisotropic grid, is a CT."""
+    sp = np.array([2.0, 2.0, 5.0])
+    shape = (420, 300, 300)                   # k, j, i
+    a = np.full(shape, -1000, np.int16)
+    kk, jj, ii = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    # the patient along k (2000 mm at 5 mm), an ellipse of 500 x 300 mm in i, j
+    body = ((ii - 150) * sp[0] / 250.0) ** 2 + ((jj - 150) * sp[1] / 150.0) ** 2 <= 1.0
+    a[10:410] = np.where(body, 40, -1000)[0]
+    a[10:410, 140:160, 140:160] = -100       # fat
+    a[10:410, 100:110, 100:120] = 700        # bone
+    vol = Volume(a, _oblique(sp))
+    assert hu_problem(vol) is None
+
+
 # models ------------------------------------------------------------------------------------------
 
 def test_builtin_catalogue_entries_name_their_classes():

@@ -430,18 +430,11 @@ def test_separable_neighbour_values_equal_the_generic_read():
     assert np.array_equal(sm.node_values6(kji), ref)
 
 
-def test_skin_model_equals_its_definition_on_an_oblique_flipped_anisotropic_grid():
-    """The body, exterior air and skin of `_outer_skin` (one labelling for the largest tissue
-    piece, no hole filling, cc3d slice by slice) equal the definition computed independently
-    with scipy on the whole volume: exterior = in-plane scipy labelling from the lateral data
-    faces (normals of the Gaussian-smoothed volume, not the separable shortcut), body = scipy
-    component of data & ~exterior holding the largest scipy tissue component, holes filled by
-    scipy, skin = body next to exterior away from the data edge. Grid: oblique, flipped,
-    2 x 2.5 x 3.5 mm; a loose table under the patient and a closed air cavity inside."""
-    from scipy import ndimage
-
+def oblique_torso_with_table():
+    """(CT, labels, table mask, cavity mask): the synthetic torso on an oblique, flipped,
+    2 x 2.5 x 3.5 mm grid, noisy, with a loose table under the patient and a closed air cavity
+    inside it."""
     from conftest import rotation
-    from imagio.planning import skin as sk
     from imagio.planning.synthetic import synthetic_torso
 
     d = rotation((0, 0, 1), 15.0) @ rotation((1, 0, 0), 8.0) @ np.diag([1.0, -1.0, 1.0])
@@ -454,8 +447,23 @@ def test_skin_model_equals_its_definition_on_an_oblique_flipped_anisotropic_grid
     assert not (table & (lab.array > 0)).any() and (lab.array[cavity] > 0).all()
     hu[table] = 300.0
     hu[cavity] = -1000.0
-    ct = ct.with_array(hu.astype(np.int16))
-    lab = lab.with_array(np.where(cavity, 0, lab.array).astype(np.uint8))
+    return (ct.with_array(hu.astype(np.int16)), lab.with_array(np.where(cavity, 0, lab.array).astype(np.uint8)),
+            table, cavity)
+
+
+def test_skin_model_equals_its_definition_on_an_oblique_flipped_anisotropic_grid():
+    """The body, exterior air and skin of `_outer_skin` (one labelling for the largest tissue
+    piece, no hole filling, cc3d slice by slice) equal the definition computed independently
+    with scipy on the whole volume: exterior = in-plane scipy labelling from the lateral data
+    faces (normals of the Gaussian-smoothed volume, not the separable shortcut), body = scipy
+    component of data & ~exterior holding the largest scipy tissue component, holes filled by
+    scipy, skin = body next to exterior away from the data edge. Grid: oblique, flipped,
+    2 x 2.5 x 3.5 mm; a loose table under the patient and a closed air cavity inside."""
+    from scipy import ndimage
+
+    from imagio.planning import skin as sk
+
+    ct, lab, table, cavity = oblique_torso_with_table()
     m = sk._outer_skin(ct, lab, sk.AIR_HU)
 
     data, _ = sk.data_mask(ct)

@@ -197,8 +197,8 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
     - `other_objects` equals `_reference_objects` (scipy, whole volume), with a small loose
       object resting near the patient (within its grown box) so that the distance map runs;
     - `TableSurface.below` equals a per-point look-up of its own (column key -> top) pairs;
-    - a second target on the same case reuses the cached points (no recomputation) and plans
-      the same proposals as with the cache emptied first."""
+    - a second target on the same case reuses the cached points and the direction's surface
+      (no recomputation) and plans the same proposals as with the cache emptied first."""
     from imagio.planning import table as T
     from imagio.planning.skin import AIR_HU
 
@@ -244,6 +244,7 @@ def test_couch_search_shortcuts_equal_the_whole_volume_definition(direction):
                                    constraints=Constraints(patient_position="supine"))
     cached = plan(second)
     assert T.case_masks(ct, second.skin.body, second.skin.data, AIR_HU) is masks   # reused
+    assert T.locate_table_cached(second, prob.constraints.table_direction) is surf   # the case's surface
     T.forget_cached_table()
     again = plan(PlanningProblem.build(ct, lab, np.asarray(first.proposals[0].target_ras) + [0.0, 0.0, 3.0],
                                        constraints=Constraints(patient_position="supine")))
@@ -315,3 +316,58 @@ def test_scoring_threads_share_one_couch_search(monkeypatch):
     T.forget_cached_table()
     assert len(calls) == 1, len(calls)
     assert out[0] is out[1] and len(out[0][0])
+
+
+def _same_points(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_couch_cache_is_keyed_on_what_the_couch_search_reads():
+    """`case_masks` is keyed on the values it reads (the grid, the body and data masks, and the
+    CT only as CT > air inside them), not on the CT array object (issue 20: the ablation demo
+    paints its large tumour into a new CT array and main ran the couch search again):
+    - a new CT array with a 20 mm ball of tumour HU (60) painted into the patient's tissue
+      reuses the cached points, and a fresh `patient_and_objects` on that CT gives the same
+      points (the reuse is right, checked by computing it);
+    - a CT whose couch top lost a strip (turned to air), whose patient lost a tissue voxel, or
+      that was edited in place is a new case: the cache is not returned, and what comes back
+      equals a fresh computation on that CT (main returned the stale points after an in-place
+      edit)."""
+    from imagio.planning import table as T
+    from imagio.planning.skin import AIR_HU, outer_skin
+
+    ct, lab, couch = _table_phantom(_flipped_oblique())
+    sk = outer_skin(ct, lab)
+    T.forget_cached_table()
+    masks = T.case_masks(ct, sk.body, sk.data, AIR_HU)
+    w = ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)).astype(float)).reshape(*ct.shape, 3)
+
+    ball = np.linalg.norm(w - [60.0, -30.0, 0.0], axis=-1) <= 10.0
+    assert ball.sum() > 100 and (ct.array[ball] > AIR_HU).all() and np.asarray(sk.body)[ball].all()
+    painted = ct.array.copy()
+    painted[ball] = 60
+    ct2 = ct.with_array(painted)
+    assert T.case_masks(ct2, sk.body, sk.data, AIR_HU) is masks
+    assert _same_points(T.patient_and_objects(ct2, sk.body, np.asarray(sk.data), AIR_HU), masks)
+
+    strip = couch & (np.abs(w[..., 0]) < 60.0)          # a piece of the couch top under the back
+    tissue_to_air = np.zeros(ct.shape, bool)
+    tissue_to_air[tuple(np.argwhere(ball)[0])] = True  # one voxel of the patient's tissue
+    for region in (strip, tissue_to_air):
+        assert region.any()
+        arr = ct.array.copy()
+        arr[region] = -1000
+        ct3 = ct.with_array(arr)
+        got = T.case_masks(ct3, sk.body, sk.data, AIR_HU)
+        assert got is not masks
+        assert _same_points(got, T.patient_and_objects(ct3, sk.body, np.asarray(sk.data), AIR_HU))
+    assert not _same_points(T.case_masks(ct.with_array(np.where(strip, -1000, ct.array).astype(ct.array.dtype)),
+                                         sk.body, sk.data, AIR_HU), masks)    # the couch moved: other points
+
+    inplace = ct.with_array(ct.array.copy())
+    first = T.case_masks(inplace, sk.body, sk.data, AIR_HU)
+    inplace.array[strip] = -1000                        # the same array object, edited
+    again = T.case_masks(inplace, sk.body, sk.data, AIR_HU)
+    assert again is not first
+    assert _same_points(again, T.patient_and_objects(inplace, sk.body, np.asarray(sk.data), AIR_HU))
+    T.forget_cached_table()

@@ -291,3 +291,15 @@ def test_rules_used_lists_the_bone_target_rule_and_the_ranking_rule():
     rows = dict(dict(sections(doc, {}))["Rules used"])
     assert "vertebrae_L1" in rows["bone target"] and "last part of the path" in rows["bone target"]
     assert "ranked after every feasible path without one" in rows["ranking"]
+
+
+def test_report_of_a_bronch_json_shows_its_route():
+    """Trial 10 (LOW): `imagio report bronch.json` exited 0 with only the warnings: the route of
+    `imagio bronch`'s own output lies at the top level, not under 'bronchoscopy'."""
+    from imagio.report import sections
+
+    doc = {"tree": {"n_branches": 40}, "route": {"scope": "thin", "scope_diameter_mm": 4.2, "reached": False,
+                                                 "remaining_mm": 71.0, "route_names": ["trachea", "RB4"]},
+           "tunnels": [], "warnings": []}
+    rows = dict(sections(doc, {})).get("Bronchoscopic route")
+    assert rows and ("reaches the lesion", False) in rows and ("branches", "trachea > RB4") in rows

@@ -171,3 +171,48 @@ def test_vessels_on_contrast_ct_give_the_blood_pool(shared_data):
     ts = io.read_image(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
     m, _ = rules.segment_masks(ts, ["vessels"])
     assert "great_vessels" not in m
+
+
+@pytest.mark.slow
+def test_volumes_agree_when_upsampled(shared_data):
+    """The TotalSegmentator example (abdomen to the lung bases, native 3 mm) resampled to 1.5 mm
+    (issue 14): body, lungs and all bone within 10 % of the native volumes. Before, two colon
+    gas pockets mixed with stool (238 and 110 mL, median -968 / -974 HU at 3 mm) rose to -874 /
+    -948 HU on the interpolated grid and became lung: lungs 4.1 x native (482 vs 116 mL). The
+    gas/parenchyma median is now taken on each air component's core (> 3 mm inside it), away
+    from the partial volume of its edge (measured: body 1.00, lungs 0.98, bones 0.91)."""
+    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
+    ref = _volumes(ct)
+    ref["lungs"] = ref.pop("lung_left") + ref.pop("lung_right")
+    assert 50 < ref["lungs"] < 200  # lung bases only
+    v = _volumes(ct.resampled((1.5, 1.5, 1.5), order=1))
+    v["lungs"] = v.pop("lung_left") + v.pop("lung_right")
+    for k in ref:
+        assert v[k] == pytest.approx(ref[k], rel=0.10), (k, v[k], ref[k])
+
+
+@pytest.mark.slow
+def test_lung_bases_match_reference_when_upsampled(shared_data):
+    """The TotalSegmentator example's upper-abdomen slab (lung bases, native 3 mm) resampled to
+    0.7 and 1.5 mm (issue 14): lungs within 10 % of the native volume and Dice >= 0.9 against
+    TotalSegmentator's reference lobes resampled (nearest) to the same grid. Before: colon gas
+    mixed with stool became lung (2.39 x and 2.24 x, Dice 0.55 / 0.57); with the core median
+    alone, the skin's partial-volume shell along the back (-493..-404 HU) was a 12.6 mL
+    'lung' at 0.7 mm (1.12 x). Measured: 1.003 / 0.979, Dice 0.928 / 0.939."""
+    import json
+
+    from imagio.segmentation.common import dice
+
+    d = shared_data / "totalsegmentator-example"
+    ct, seg = io.read_image(d / "example_ct_sm.nii.gz"), io.read_image(d / "example_seg.nii.gz")
+    names = json.loads((d / "labels_total_v2.json").read_text())
+    lung_ids = [int(k) for k, n in names.items() if n.startswith("lung_")]
+    m, _ = rules.segment_masks(ct, ["body", "lungs"])
+    native = (m["lung_left"].sum() + m["lung_right"].sum()) * ct.voxel_volume_ml
+    for sp in (0.7, 1.5):
+        c = ct.resampled((sp, sp, sp), order=1)
+        m, _ = rules.segment_masks(c, ["body", "lungs"])
+        lungs = m["lung_left"] | m["lung_right"]
+        assert lungs.sum() * c.voxel_volume_ml == pytest.approx(native, rel=0.10), sp
+        ref = np.isin(np.asarray(seg.resample_like(c, order=0).array), lung_ids)
+        assert dice(lungs, ref) >= 0.9, (sp, dice(lungs, ref))

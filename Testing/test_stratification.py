@@ -74,6 +74,14 @@ def test_lungrads_v2022_bands():
     assert lungrads.category("part_solid", 12.0, 7.0)["category"] == "4A"
     assert lungrads.category("part_solid", 12.0, 8.0)["category"] == "4B"
     assert lungrads.category("solid", 4.5, status="new")["category"] == "3"
+    # a new or growing part-solid nodule: by its new or growing solid component, not the solid
+    # bands (trial 10: new 10 mm with a 3 mm solid component was category 2)
+    assert lungrads.category("part_solid", 10.0, 3.0, status="new")["category"] == "4A"
+    assert lungrads.category("part_solid", 10.0, 5.0, status="new")["category"] == "4B"
+    assert lungrads.category("part_solid", 10.0, 5.0, status="growing")["category"] == "4B"
+    assert lungrads.category("part_solid", 10.0, 3.9, status="growing")["category"] == "4A"
+    assert lungrads.category("part_solid", 5.0, 2.0, status="new")["category"] == "3"
+    assert lungrads.category("part_solid", 5.9, 4.0, status="new")["category"] == "3"
     with pytest.raises(InputError):
         lungrads.category("solid", -1)
 

@@ -11,6 +11,12 @@ that edits an array in place and plans again must call the cache's ``forget`` fu
 (`imagio.planning.skin.forget_cached_skin`, `imagio.planning.distance_maps.forget_cached_maps`)
 or pass a new array (``Volume.with_array``). Nothing in imagio edits a CT or label array in
 place after building it (the phantom paints its lesions before it returns).
+
+A cache whose result reads the array only through a mask (the couch search reads the CT only as
+``CT > air`` inside the body and data masks) is keyed on that mask's contents instead
+(``threshold_digest``, ``mask_digest``: one pass over the values, no volume-sized temporary):
+a new array with the same mask (a lesion painted into tissue) reuses the result, an array
+whose mask differs, even the same object edited in place, does not.
 """
 
 from __future__ import annotations
@@ -34,3 +40,48 @@ def array_token(a: np.ndarray) -> tuple:
         hit = (next(_COUNTER), ref)
         _TOKENS[k] = hit
     return (hit[0], a.shape, a.dtype.str, a.strides, int(a.__array_interface__["data"][0]))
+
+
+_CHUNK = 1 << 23   # voxels per pass of `threshold_digest` (a multiple of 8: whole bytes of bits)
+
+
+def _bits(mask) -> np.ndarray:
+    """The bool mask [k, j, i] as bits in C order (``np.packbits(mask, axis=None)``); a
+    `imagio.planning.skin.PackedMask` already holds them."""
+    bits = getattr(mask, "bits", None)
+    if bits is not None and tuple(getattr(mask, "shape", ())) and bits.dtype == np.uint8:
+        return bits
+    return np.packbits(np.asarray(mask, bool), axis=None)
+
+
+def mask_digest(mask) -> tuple:
+    """(shape, 128-bit BLAKE2b digest of the voxels' values) of a bool mask [k, j, i] (numpy
+    array or `imagio.planning.skin.PackedMask`): equal digests mean equal masks (up to a hash
+    collision, probability 2**-128). Reads the mask (one bit per voxel hashed)."""
+    import hashlib
+
+    return tuple(np.shape(mask)), hashlib.blake2b(_bits(mask).tobytes(), digest_size=16).hexdigest()
+
+
+def threshold_digest(a: np.ndarray, above: float, within=()) -> tuple:
+    """(shape, threshold, 128-bit BLAKE2b digest) of the mask ``a > above`` and the union of the
+    masks ``within`` (bool masks or `PackedMask` of ``a``'s shape; none: everywhere): a key for a result that reads the
+    array ``a`` only through that mask (two arrays whose values differ only where the mask is
+    the same, e.g. a lesion painted with tissue HU into tissue, give the same key). Computed
+    in chunks of ``_CHUNK`` voxels (no volume-sized temporary); reads every value of ``a``."""
+    import hashlib
+
+    a = np.asarray(a)
+    flat = np.ascontiguousarray(a).reshape(-1)
+    wb = None
+    for m in within:
+        if tuple(np.shape(m)) != a.shape:
+            raise ValueError(f"threshold_digest: a mask of shape {tuple(np.shape(m))} for an array of shape {a.shape}")
+        wb = _bits(m) if wb is None else wb | _bits(m)
+    h = hashlib.blake2b(digest_size=16)
+    for s in range(0, flat.size, _CHUNK):
+        b = np.packbits(flat[s:s + _CHUNK] > above)
+        if wb is not None:
+            b &= wb[s // 8:s // 8 + b.size]
+        h.update(b.tobytes())
+    return a.shape, float(above), h.hexdigest()

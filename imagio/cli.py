@@ -93,7 +93,13 @@ def cmd_info(args) -> int:
     info = vol.describe()
     info["file"] = str(path)
     read = vol.meta.pop("read", None)
-    if _looks_like_labels(vol, path):
+    looks_like_labels = _looks_like_labels(vol, path)
+    if not looks_like_labels:
+        from .ct_check import hu_problem
+
+        # shown, not refused: an inspection command reports what segment and plan would refuse
+        info["not_ct_in_hu"] = hu_problem(vol)
+    if looks_like_labels:
         try:
             lab = io.read_labels(path)
             counts = np.bincount(lab.array.ravel().astype(np.int64))
@@ -128,6 +134,8 @@ def cmd_info(args) -> int:
                 print(f"  dropped: {d}")
         elif k == "warnings":   # the reader issued each as an InputWarning: `_run` prints it once, on stderr
             continue
+        elif k == "not_ct_in_hu":
+            print("CT in HU: yes" if v is None else f"CT in HU: NO, segment and plan refuse it: {v}")
         else:
             print(f"{k}: {v}")
     return 0

@@ -17,7 +17,9 @@ otherwise supply the air band of an image stored as HU + 1024 (trial 7: such a C
 padding was segmented into 19.7 L of bone).
 
 A voxel smaller than ``min_voxel_mm`` (0.05 mm) is not a clinical CT's: spacing written in
-metres (0.003 for 3 mm) is refused as such.
+metres (0.003 for 3 mm) is refused as such. What is not air spanning more than
+``max_patient_width_mm`` (1000 mm) along two of its three principal axes does not fit in any CT
+gantry (bores of 80-90 cm): voxel sizes written too large (30 mm for 3 mm) are refused as such.
 """
 
 from __future__ import annotations
@@ -37,6 +39,31 @@ BONE_HU, MIN_BONE = 300.0, 0.001  # cortical/trabecular bone > 300 HU; >= 0.1 % 
 MAX_HU = 40000  # above any CT, even extended-scale metal reconstructions
 MIN_VOXEL_MM = float(_H["min_voxel_mm"])
 FAT_BAND, MIN_FAT = tuple(_H["fat_hu"]), float(_H["min_fat_fraction"])
+MAX_WIDTH_MM = float(_H["max_patient_width_mm"])
+MAX_VOXEL_MM = float(_H["max_voxel_mm"])
+NOT_AIR_HU = -500.0  # between air (-1000) and lung (-850..-600 aerated) and everything denser
+
+
+def not_air_extent_mm(vol, n: int = 2_000_000) -> np.ndarray | None:
+    """Extents in mm, largest first, of the voxels above -500 HU (patient, couch) along their
+    own principal axes; None when there are none.
+
+    ``vol``: a `Volume` (array k, j, i; ``ijk_to_ras`` 4 x 4). The principal axes make the result
+    independent of the grid's and of the patient's orientation (oblique, flipped, a patient not
+    along S): a long patient gives one long extent, not two. Read on a strided copy of at most
+    about ``n`` voxels: exact to one stride of voxels, far below the 1000 mm limit it is
+    compared with.
+    """
+    a = vol.array
+    s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
+    k, j, i = np.nonzero(a[::s, ::s, ::s] > NOT_AIR_HU)
+    if k.size < 2:
+        return None
+    ras = vol.kji_to_world(np.stack([k, j, i], axis=1).astype(float) * s)
+    ras -= ras.mean(axis=0)
+    axes = np.linalg.eigh(ras.T @ ras)[1]      # columns: principal directions
+    proj = ras @ axes
+    return np.sort(proj.max(axis=0) - proj.min(axis=0))[::-1]
 
 
 def _sample(a: np.ndarray, n: int = 2_000_000) -> np.ndarray:
@@ -51,6 +78,34 @@ def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
     return float(air), float(soft)
 
 
+def grid_problem(vol) -> str | None:
+    """Why ``vol``'s voxel size cannot be a CT's (one sentence with what to do), or None: voxels
+    under ``min_voxel_mm`` (spacing in metres) or above ``max_voxel_mm`` along any axis, or what
+    is not air spanning more than ``max_patient_width_mm`` along two principal axes (spacing
+    x10). The image reader
+    applies it to every image it reads as a CT (`io.read_image`), so every command refuses such
+    a scan, not only those that need HU (trial 11: plan ran on it with a 1000 mm needle)."""
+    if not hasattr(vol, "spacing"):
+        return None
+    voxel = float(np.min(np.abs(vol.spacing)))
+    if voxel < MIN_VOXEL_MM:
+        return (f"its voxels are {voxel:g} mm: no clinical CT is finer than {MIN_VOXEL_MM:g} mm (spacing written in "
+                "metres instead of millimetres?); convert it again with the spacing in mm")
+    big = float(np.max(np.abs(vol.spacing)))
+    if big > MAX_VOXEL_MM:
+        return (f"its voxels are {' x '.join(f'{x:g}' for x in vol.spacing)} mm: no CT is reconstructed thicker than "
+                f"about 10 mm ({MAX_VOXEL_MM:g} mm allowed; spacing written too large, e.g. x10?); convert it again "
+                "with the spacing in mm")
+    if hasattr(vol, "kji_to_world") and max(vol.shape) * big > MAX_WIDTH_MM:
+        ext = not_air_extent_mm(vol)
+        if ext is not None and ext[1] > MAX_WIDTH_MM:
+            return (f"what is not air spans {ext[0]:.0f} x {ext[1]:.0f} x {ext[2]:.0f} mm with voxels of "
+                    f"{' x '.join(f'{x:g}' for x in vol.spacing)} mm: no CT gantry holds more than about "
+                    f"{MAX_WIDTH_MM:g} mm across (spacing written too large, e.g. x10?); convert it "
+                    "again with the spacing in mm")
+    return None
+
+
 def hu_problem(vol) -> str | None:
     """Why ``vol`` is not a CT in HU (one sentence with what to do), or None when it is."""
     a = vol.array
@@ -62,10 +117,9 @@ def hu_problem(vol) -> str | None:
         return f"the image holds {a.dtype} values, not numbers in HU"
     if a.size == 0:
         return "the image is empty"
-    voxel = float(np.min(np.abs(vol.spacing))) if hasattr(vol, "spacing") else 1.0
-    if voxel < MIN_VOXEL_MM:
-        return (f"its voxels are {voxel:g} mm: no clinical CT is finer than {MIN_VOXEL_MM:g} mm (spacing written in "
-                "metres instead of millimetres?); convert it again with the spacing in mm")
+    why = grid_problem(vol)
+    if why:
+        return why
     v = _sample(a)
     lo, hi = float(v.min()), float(v.max())
     lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))

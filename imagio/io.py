@@ -141,6 +141,11 @@ def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volu
                          "IMAGIO needs a 3D volume (the whole CT series)")
     if pad_to_air:
         _padding_to_air(vol)
+        from .ct_check import grid_problem
+
+        why = grid_problem(vol)   # every command, not only those that need HU (trial 11)
+        if why:
+            raise InputError(f"{path.name}: {why}")
     return vol
 
 

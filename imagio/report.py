@@ -277,6 +277,26 @@ def ablation_rows(a: dict) -> list:
     return rows
 
 
+def ablation_sections(a: dict) -> list:
+    """(title, rows) sections of an ablation: ``ablation_<tumour>.json`` (one plan), or the
+    ``ablation`` of ``imagio plan --device``'s plan.json (a plan per proposal in
+    ``single_probe``, the best proposal's first, and optionally ``multi_probe``, planned or
+    failed with its reason). Trial 10: the plan.json layout was read as the first and the
+    report showed 'probes None' and an empty coverage."""
+    if "single_probe" not in a:
+        return [("Ablation", ablation_rows(a))]
+    out = []
+    if a["single_probe"]:
+        best = a["single_probe"][0]
+        out.append((f"Ablation: one probe on proposal {best.get('proposal', 1)}", ablation_rows(best)))
+    m = a.get("multi_probe") or {}
+    if m.get("n_probes"):
+        out.append(("Ablation: multi-probe plan", ablation_rows(m)))
+    elif m.get("failed"):
+        out.append(("Ablation: multi-probe plan", [("not planned", m["failed"])]))
+    return out
+
+
 def bronchoscopy_rows(b: dict) -> list:
     """Rows of a bronchoscopic plan (``bronch_<nodule>.json``)."""
     r = b.get("route") or {}
@@ -385,9 +405,12 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         out.append(("Score criteria", [("table", ["criterion", "unit", "direction", "cost range",
                                                    "weight", "source"], rows)]))
     if doc.get("ablation"):
-        out.append(("Ablation", ablation_rows(doc["ablation"])))
-    if doc.get("bronchoscopy"):
-        out.append(("Bronchoscopic route", bronchoscopy_rows(doc["bronchoscopy"])))
+        out += ablation_sections(doc["ablation"])
+    # a plan's bronchoscopy, or `imagio bronch`'s own bronch.json (its route at the top level;
+    # trial 10: its report held only the warnings)
+    bronch = doc.get("bronchoscopy") or (doc if "route" in doc and "tree" in doc else None)
+    if bronch:
+        out.append(("Bronchoscopic route", bronchoscopy_rows(bronch)))
     if doc.get("sarcoma"):   # issue 18: imagio.planning.sarcoma.report
         from .planning.sarcoma.report import sarcoma_sections
 

@@ -311,6 +311,40 @@ def partial_volume_rim(ct: Volume, mask: np.ndarray, solid_hu: float) -> np.ndar
     return out
 
 
+def _drop_duplicates(nodules: list[dict], masks: list[np.ndarray]) -> tuple[list[dict], list[np.ndarray]]:
+    """The characterised candidates less those whose outline is mostly another's: two detector
+    peaks in one nodule, segmented from each into the same outline (trial 10: LIDC-IDRI-0001's
+    27 mm nodule listed as #1 and #5, 5.84 mL each). An outline of which at least half lies in
+    an earlier candidate's outline (candidates in the detector's order, most probable first) is
+    that candidate's: dropped, and its id listed in the kept one's ``also_found_as``. Outlines
+    that only touch or overlap a little stay, warned by `_same_lesion`."""
+    from ..segmentation.common import bbox_slices
+
+    seg = [i for i, d in enumerate(nodules) if d.get("segmented") and masks[i].any()]
+    if len(seg) < 2:
+        return nodules, masks
+    # each outline on its bounding box: (slices, the mask there, its voxel count)
+    box = {i: (sl, masks[i][sl], int(masks[i][sl].sum())) for i in seg
+           for sl in [bbox_slices(masks[i])]}
+    kept, drop = [], set()
+    for i in seg:
+        sl, m, n = box[i]
+        for j in kept:   # the earliest kept outline holding at least half of this one
+            inter = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(sl, box[j][0]))
+            if any(x.start >= x.stop for x in inter):
+                continue
+            mine = m[tuple(slice(x.start - a.start, x.stop - a.start) for x, a in zip(inter, sl))]
+            theirs = box[j][1][tuple(slice(x.start - b.start, x.stop - b.start) for x, b in zip(inter, box[j][0]))]
+            if 2 * int(np.count_nonzero(mine & theirs)) >= n:
+                nodules[j].setdefault("also_found_as", []).append(nodules[i]["id"])
+                drop.add(i)
+                break
+        else:
+            kept.append(i)
+    return ([d for i, d in enumerate(nodules) if i not in drop],
+            [m for i, m in enumerate(masks) if i not in drop])
+
+
 def _same_lesion(ct: Volume, nodules: list[dict], masks: list[np.ndarray]) -> None:
     """Warn on every characterised candidate whose outline lies within ``same_lesion_gap_mm`` of
     another's (exact distance between the outlines' voxel centres): they may be parts of one
@@ -417,13 +451,17 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w] + warn + twarn
         masks.append(mask)
         nodules.append(d)
+    nodules, masks = _drop_duplicates(nodules, masks)
     _same_lesion(ct, nodules, masks)
     n_nod = sum(1 for d in nodules if d.get("segmented"))
     emph = scan["emphysema"]["emphysema"]
     for d in nodules:
         lobe = d.get("lobe")
         upper = None if lobe is None else "upper" in lobe
-        d["stratification"] = stratify(d, patient, max(n_nod, 1), emph, upper)
+        # Brock's count is the nodules a reader counts; candidates are not confirmed nodules and
+        # the risk falls with each one counted: a range from 1 (trial 10: the count was every
+        # characterised candidate, and the risk halved with --characterise)
+        d["stratification"] = stratify(d, patient, (1, max(n_nod, 1)), emph, upper)
         d["risk_key"] = round(risk_key(d["stratification"]), 6)
     order = sorted(range(len(nodules)), key=lambda i: -nodules[i]["risk_key"])
     p(1.0, f"characterise: {len(nodules)} nodules")

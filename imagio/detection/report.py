@@ -139,7 +139,10 @@ def nodule_rows(nodules: list[dict]) -> list[list]:
         typ = d["type"].replace("_", "-")
         if d["type"] == "calcified" and d.get("size_uncertain"):   # its outline ran on: maybe bone
             typ += " or bone"
-        rows.append([d["id"], typ,
+        # a candidate found again in the same outline was dropped (characterise._drop_duplicates)
+        ident = d["id"] if not d.get("also_found_as") else \
+            f"{d['id']} (also #{', #'.join(str(k) for k in d['also_found_as'])})"
+        rows.append([ident, typ,
                      "-" if size is None else f"{size:.1f} / {d.get('long_axis_mm', 0):.1f}",
                      "-" if d.get("volume_ml") is None else f"{1000 * d['volume_ml']:.0f}",
                      loc, _category_text(lr),

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 MARGIN_ARRAY = "AblativeMarginMm"
 MARGIN_RANGE = (-5.0, 15.0)   # display range of the margin colours (mm)
 ZONE_COLORS = [(1.0, 0.55, 0.1), (0.95, 0.3, 0.3), (0.9, 0.8, 0.2), (0.6, 0.4, 0.9), (0.2, 0.8, 0.8)]
@@ -69,23 +71,31 @@ def tumour_margin_model_node(scene, ctx, coverage, name: str = "Tumour ablative 
 
 
 def coverage_rows(plan) -> list[tuple[str, str]]:
-    """(quantity, value) rows of a ProbePlan for the table."""
-    c = plan.coverage
-    rows = [("device", f"{plan.device} {plan.setting}"), ("probes", str(len(plan.probes))),
-            ("tumour covered %", f"{c.tumour_covered_pct:.1f}")]
-    rows += [(f"tumour + {m:g} mm covered %", f"{v:.1f}") for m, v in c.margin_covered_pct.items()]
-    rows += [("minimal ablative margin mm", ("\u2265 " if c.mam_capped else "") + f"{c.mam_mm:.1f}"),
-             ("MAM location RAS", ", ".join(f"{x:.1f}" for x in c.mam_ras)),
-             ("MAM >= 5 mm", str(c.criteria["minimal_ablative_margin"]["met"])),
-             ("zone volume mL", f"{c.zone_volume_ml:.1f}"), ("tumour volume mL", f"{c.tumour_volume_ml:.1f}")]
-    if plan.lower_bound is not None:
-        rows.append(("probe lower bound", str(plan.lower_bound)))
-    rows += [(f"healthy {k} mL", f"{v:.1f}") for k, v in sorted(c.healthy_ml.items(), key=lambda kv: -kv[1])]
-    rows += [(f"near {k} mm", f"{v:.1f}") for k, v in c.structures_near_mm.items()]
+    """(quantity, value) rows of a ProbePlan for the table; ``plan`` may also be its JSON form
+    (`ProbePlan.to_dict`, as in plan.json's ``ablation``), one definition for both."""
+    if isinstance(plan, dict):
+        c, get = plan["coverage"], (lambda o, k: o[k])
+        device, setting, probes, lower = plan["device"], plan["setting"], plan.get("probes", []), plan.get("lower_bound")
+    else:
+        c, get = plan.coverage, getattr
+        device, setting, probes, lower = plan.device, plan.setting, plan.probes, plan.lower_bound
+    margins = {float(str(k).removesuffix("mm")): v for k, v in get(c, "margin_covered_pct").items()}
+    rows = [("device", f"{device} {setting}"), ("probes", str(len(probes))),
+            ("tumour covered %", f"{get(c, 'tumour_covered_pct'):.1f}")]
+    rows += [(f"tumour + {m:g} mm covered %", f"{v:.1f}") for m, v in margins.items()]
+    rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + f"{get(c, 'mam_mm'):.1f}"),
+             ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
+             ("MAM >= 5 mm", str(get(c, "criteria")["minimal_ablative_margin"]["met"])),
+             ("zone volume mL", f"{get(c, 'zone_volume_ml'):.1f}"),
+             ("tumour volume mL", f"{get(c, 'tumour_volume_ml'):.1f}")]
+    if lower is not None:
+        rows.append(("probe lower bound", str(lower)))
+    rows += [(f"healthy {k} mL", f"{v:.1f}") for k, v in sorted(get(c, "healthy_ml").items(), key=lambda kv: -kv[1])]
+    rows += [(f"near {k} mm", f"{v:.1f}") for k, v in get(c, "structures_near_mm").items()]
     rows += [(f"heat sink {h['vessel']}", f"{h['level']}: {h['diameter_mm']:.1f} mm at {h['distance_to_zone_mm']:.1f} mm")
-             for h in c.heat_sink]
-    rows += [(f"probe {i + 1} path", "feasible" if p.feasible else "NOT feasible: " + ", ".join(p.violations))
-             for i, p in enumerate(plan.probes)]
+             for h in get(c, "heat_sink")]
+    rows += [(f"probe {i + 1} path", "feasible" if get(p, "feasible") else "NOT feasible: " + ", ".join(get(p, "violations")))
+             for i, p in enumerate(probes)]
     return rows
 
 
@@ -113,6 +123,38 @@ def ablation_to_scene(scene, plan, ctx, table_node=None) -> dict:
     return {"zones": [n.GetID() for n in zones],
             "tumour": tumour_margin_model_node(scene, ctx, plan.coverage).GetID(),
             "table": coverage_table_node(scene, plan, node=table_node).GetID()}
+
+
+def ablation_json_to_scene(scene, abl: dict) -> dict:
+    """plan.json's ``ablation`` (`planning.ablation.commands.ablation_for_plan`) as nodes: for the
+    best proposal's single probe and, when planned, the multi-probe plan, each zone as a model
+    (`zone_model_nodes`), each probe as a markups line from its entry to its TIP (RAS mm; the
+    tip lies ``centre_offset_mm`` beyond the zone centre, which is the plan's target: trial 10
+    found a scene with only the path to the target, 14 mm short of the tip) and a coverage
+    table. Returns {"zones": [ids], "probes": [ids], "tables": [ids]}."""
+    import vtk
+
+    from ..planning.ablation.zones import Ellipsoid
+
+    out = {"zones": [], "probes": [], "tables": []}
+    plans = [("Ablation", abl["single_probe"][0])] if abl.get("single_probe") else []
+    if abl.get("multi_probe", {}).get("n_probes"):
+        plans.append(("Multi-probe", abl["multi_probe"]))
+    for prefix, pp in plans:
+        ells = [Ellipsoid(np.asarray(z["centre_ras"], float), np.asarray(z["axis"], float), z["length_mm"] / 2,
+                          z["diameter_mm"] / 2) for z in pp["zones"]]
+        out["zones"] += [n.GetID() for n in zone_model_nodes(scene, ells, prefix=f"{prefix} zone")]
+        for i, p in enumerate(pp["probes"]):
+            node = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", f"{prefix} probe {i + 1}")
+            for label, ras in (("entry", p["entry_ras"]), ("tip", p["tip_ras"])):
+                node.AddControlPoint(vtk.vtkVector3d(*map(float, ras)), label)
+            node.SetAttribute("IMAGIO.tip_ras", ",".join(f"{x:.2f}" for x in p["tip_ras"]))
+            node.SetAttribute("IMAGIO.device", f"{abl['device']} {abl['setting']}")
+            node.CreateDefaultDisplayNodes()
+            node.SetLocked(True)
+            out["probes"].append(node.GetID())
+        out["tables"].append(coverage_table_node(scene, pp, name=f"{prefix} coverage").GetID())
+    return out
 
 
 def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour_segment: str,

@@ -170,7 +170,12 @@ def cmd_plan(args) -> int:
             render_plan_png(result, tmp, extra=extra)
         written.append(out / "plan.png")
     if not args.no_scene:
-        written += write_plan_scene(result, out)
+        def add_ablation(scene):   # the zones and the probes' tips (trial 10: the scene had neither)
+            from ..mrml.ablation import ablation_json_to_scene
+
+            ablation_json_to_scene(scene, abl)
+
+        written += write_plan_scene(result, out, add=add_ablation if abl else None)
     for p in written:
         print(p)
     for w in doc.get("warnings", []):

@@ -236,6 +236,12 @@ class PlanningProblem:
         forbidden or margin structure."""
         from .skin import for_target, outer_skin
 
+        # a label map of another scan is named as such before its names are judged (trial 9)
+        if not ct.same_grid(labels):
+            covered = _coverage(labels, ct)
+            labels = labels_on_grid(labels, ct)
+        else:
+            covered = None
         if not labels.labels:
             raise InputError("the label map has no structure names; give a .seg.nrrd, a label "
                              "image with a <stem>.labels.json sidecar, or --label-names")
@@ -244,11 +250,6 @@ class PlanningProblem:
             raise InputError(f"{len(generic)} of the {len(labels.labels)} label values have no "
                              "structure name (e.g. label_" + str(generic[0]) + "): without names "
                              "no obstacle is known; give --label-names NAMES.json, a sidecar or a .seg.nrrd")
-        if not ct.same_grid(labels):
-            covered = _coverage(labels, ct)
-            labels = labels_on_grid(labels, ct)
-        else:
-            covered = None
         tgt = resolve_target(labels, target)
         labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
         specs = structure_specs(labels, roles)

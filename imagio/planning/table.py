@@ -19,8 +19,9 @@ clearance from the table was not checked. ``OPEN_MM`` and ``MIN_COVER`` are
 ``planning_defaults.json`` ``table`` (with their sources).
 
 Cost: the patient and the objects (`patient_and_objects`) do not depend on the direction or
-the target; `locate_table_cached` keeps them per case (CT array object, grid and the cached
-skin model's body: a second target or another patient position reuses them) and each
+the target; `locate_table_cached` keeps them per case (`case_key`: the grid, the body and data
+masks and the CT's tissue mask, ``CT > air_hu``, the only things of the CT they read: a second
+target, another patient position or a lesion painted into the tissue reuses them) and each
 direction's surface per problem.
 
 Sources: the patient lies on the couch top, and the needle hub and the part of the needle
@@ -233,29 +234,49 @@ def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: floa
     return TableSurface(low, located, cover, d, bin_mm, all_keys[order], all_tops[order])
 
 
-_CACHE: dict = {}   # one case: (CT array token, grid, body token, air_hu) -> patient_and_objects
+_CACHE: dict = {}   # one case: (grid, air_hu, digests of what the couch search reads) -> its points
 _LOCK = threading.RLock()   # scoring threads ask for the couch at once: one computes it
 
 
 def forget_cached_table() -> None:
-    """Drop the cached patient and object points (after editing a CT array in place)."""
+    """Drop the cached patient and object points (to free them)."""
     _CACHE.clear()
 
 
-def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
-    """`patient_and_objects`, cached per case: keyed by the CT array object and grid
-    (`imagio.caching.array_token`, O(1)) and the body array object (the cached skin model's
-    read-only body), so a second target or patient position on the same case reuses them.
-    Same limit as the skin model's cache: a CT edited in place needs `forget_cached_table`.
-    Thread-safe: the scoring threads' chunks ask for it at once; one computes, the others wait
-    for its result (without the lock each thread ran its own couch search)."""
-    from ..caching import array_token
+def case_key(ct, body, data, air_hu: float) -> tuple:
+    """Key of everything `patient_and_objects` reads: the grid (shape, IJK-to-RAS), ``air_hu``,
+    the masks ``body`` and ``data`` (`imagio.caching.mask_digest`) and the CT only through
+    ``ct.array > air_hu`` inside ``body`` or ``data`` (`imagio.caching.threshold_digest`): the
+    patient is ``body & (CT > air_hu)`` (`patient_mask`), the objects ``data & (CT > air_hu)``
+    outside it (`other_objects`); nothing else of the CT is read. So two CTs whose values differ
+    only where that mask is the same (a lesion painted with tissue HU into the patient's
+    tissue, as the ablation demo's large tumour) share the key, and a CT whose mask differs
+    (a voxel of the couch, of the patient's tissue or of a loose object turned to air, or air
+    to tissue) does not. Reads the CT once (one comparison and one bit per voxel)."""
+    from ..caching import mask_digest, threshold_digest
 
-    key = (array_token(ct.array), np.asarray(ct.ijk_to_ras, float).tobytes(), array_token(body), float(air_hu))
+    return (tuple(ct.shape), np.asarray(ct.ijk_to_ras, float).tobytes(), float(air_hu),
+            threshold_digest(ct.array, air_hu, within=(body, data)), mask_digest(body), mask_digest(data))
+
+
+def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
+    """`patient_and_objects`, cached per case: keyed by what it reads (`case_key`: the grid and
+    the voxels' values of ``body``, ``data`` and ``ct.array > air_hu`` there), so a second
+    target or patient position on the same case, or a CT that differs only where the couch
+    search cannot see it (a lesion painted into the tissue), reuses them; a CT edited in place
+    gets a new key too. Thread-safe: the scoring threads' chunks ask for it at once; one
+    computes, the others wait for its result (without the lock each thread ran its own couch
+    search)."""
+    return _case(ct, body, data, air_hu)[0]
+
+
+def _case(ct, body, data, air_hu: float) -> tuple:
+    """(`patient_and_objects`, {direction key: `TableSurface`}) of the case (`case_masks`)."""
     with _LOCK:
+        key = case_key(ct, body, data, air_hu)
         hit = _CACHE.get(key)
         if hit is None:
-            hit = patient_and_objects(ct, body, np.asarray(data), air_hu)
+            hit = (patient_and_objects(ct, body, np.asarray(data), air_hu), {})
             _CACHE.clear()
             _CACHE[key] = hit
     return hit
@@ -263,15 +284,20 @@ def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
 
 def locate_table_cached(problem, direction) -> TableSurface:
     """`locate_table` for ``problem`` (its CT and cached skin model) and ``direction``, cached
-    on ``problem`` per direction; the direction-free points per case (`case_masks`). Thread-safe
-    (one computation per direction when scoring threads ask at once)."""
+    per case (`case_masks`: the points and each direction's surface, shared by every problem
+    on the same case) and on ``problem`` (the case's key is computed once per problem).
+    Thread-safe (one computation per direction when scoring threads ask at once)."""
     from .skin import AIR_HU
 
     key = tuple(np.round(np.asarray(direction, float), 6))
     with _LOCK:
-        cache = problem.__dict__.setdefault("_table_planes", {})
-        if key not in cache:
+        case = problem.__dict__.get("_table_case")
+        if case is None:
             sk = problem.skin
-            masks = case_masks(problem.ct, sk.body, sk.data, AIR_HU)
-            cache[key] = locate_table(problem.ct, sk.body, np.asarray(sk.data), direction, AIR_HU, masks)
-        return cache[key]
+            case = _case(problem.ct, sk.body, sk.data, AIR_HU)
+            problem.__dict__["_table_case"] = case
+        masks, planes = case
+        if key not in planes:
+            sk = problem.skin
+            planes[key] = locate_table(problem.ct, sk.body, sk.data, direction, AIR_HU, masks)   # data unread
+        return planes[key]

@@ -1,8 +1,10 @@
 """Lungs: left and right, airways excluded, and the pleural surface.
 
 Air-like voxels (< -400 HU) inside the body, minus the segmented airways; components that are
-lung-like (parenchyma with vessels: median above -990 HU, not a uniform gas pocket, and large
-enough) are kept; vessels are brought back by a small closing and per-slice hole filling.
+lung-like (parenchyma with vessels: the median HU of the component's core, > 3 mm inside it,
+above GAS_MEDIAN_HU = -950 HU, not a gas pocket; and large enough) are kept (`core_medians`:
+the core's median does not move with the grid, the whole component's does: bowel gas mixed
+with stool rose from -968 to -874 HU when a 3 mm scan was resampled to 1.5 mm); vessels are brought back by a small closing and per-slice hole filling.
 Left/right: by the side of each component's centre; a single component (lungs touching at
 the anterior or posterior junction) is split by eroding it until two large parts appear and
 giving every voxel to the nearer part (a marker-based split along the thinnest junction).
@@ -16,8 +18,8 @@ from scipy import ndimage
 from ..errors import InputError
 from ..volume import Volume
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
-                     close_mm, components, dilate_mm, fill_holes_per_slice, label_medians, mean_ras,
-                     ras_coordinate)
+                     close_mm, components, core_medians, dilate_mm, erode_mm, fill_holes_per_slice,
+                     mean_ras, ras_coordinate, rule)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
 
@@ -28,7 +30,11 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     p = as_progress(progress)
     a = check_ct(ct)
     p(0.0, "lungs: threshold")
-    air = (a < LUNG_HU) & body
+    # not in the body's outer partial-volume layer (``gas_core_depth_mm``): skin blurred with the
+    # outside air lies between BODY_HU and LUNG_HU there, and on a fine grid interpolated from a
+    # coarser scan it forms a thin air-like shell along the back (12.6 mL at 0.7 mm from 3 mm);
+    # the lungs lie behind the chest wall (skin, fat, muscle and ribs, >= ~10 mm), never in it
+    air = (a < LUNG_HU) & erode_mm(body, rule("gas_core_depth_mm"), ct.spacing_kji)
     if airways is not None:
         # kept out after the closing too, which would otherwise bridge the wall and take the
         # lumen's rim back
@@ -43,7 +49,9 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     if not keep.any():   # a limb, the head: skin folds and small pockets only
         raise InputError(f"no lungs found: the air inside the body is in pockets under {MIN_LUNG_ML:g} mL "
                          f"(largest {vol[1:].max():.2g} mL): no lung in the field of view")
-    keep[keep] = label_medians(a, lab, keep) > GAS_MEDIAN_HU
+    # judged on each component's core, away from the partial volume of its edge (a grid finer
+    # than the scan's resolution would otherwise lift bowel gas above GAS_MEDIAN_HU)
+    keep[keep] = core_medians(a, lab, keep, ct.spacing_kji) > GAS_MEDIAN_HU
     if not keep.any():
         raise InputError("no lungs found: the air regions inside the body look like bowel gas")
     m = keep[lab]

@@ -26,8 +26,14 @@ def _band(bands, size):
 
 def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
              status: str = "baseline") -> dict:
-    """Category and management. ``size_mm``: mean diameter (long + short axis) / 2, rounded to
-    one decimal as Lung-RADS prescribes; ``status``: baseline, new or growing."""
+    """Category and management (ACR Lung-RADS v2022, ``imagio/data/lungrads_v2022.json``).
+
+    ``size_mm``: mean diameter (long + short axis) / 2 in mm, rounded to one decimal as Lung-RADS
+    prescribes; ``solid_component_mm``: the solid component's mean diameter (part-solid only);
+    ``status``: baseline, new or growing (for a part-solid nodule: its solid component is new or
+    grows, which sets the category: 3 when new and < 6 mm in total, else 4A below a 4 mm solid
+    component and 4B from 4 mm). Returns {category, management, source, size_mm,
+    solid_component_mm}. Raises InputError for an invalid size, type or status."""
     if size_mm is None or size_mm <= 0 or size_mm > 300:
         raise InputError(f"nodule size {size_mm} mm is not a valid mean diameter")
     t = table()
@@ -47,9 +53,12 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
         n = t["new_or_growing"]
         if nodule_type == "nonsolid":
             cat = _band(n["nonsolid_new_or_growing"], size)
-        else:
-            key = "solid_new" if status == "new" else "solid_growing"
-            cat = _band(n[key], size if nodule_type == "solid" else max(solid, 0.1))
+        elif nodule_type == "solid":
+            cat = _band(n["solid_new" if status == "new" else "solid_growing"], size)
+        elif status == "new" and size < 6:
+            cat = n["part_solid_new_total_below_6"]
+        else:   # part-solid: by its new or growing solid component (trial 10: was the solid bands)
+            cat = _band(n["part_solid_new_or_growing_by_solid_component"], solid)
     else:
         raise InputError(f"status {status!r} is unknown; use baseline, new or growing")
     return {"category": cat, "management": t["management"][cat], "source": t["source"],

@@ -134,13 +134,18 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
     return out
 
 
-def brock(nodule: dict, patient: dict, n_nodules: int, emphysema: bool | None,
+def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphysema: bool | None,
           upper_lobe: bool | None) -> dict:
     """Brock (PanCan model 2b) probability, or a refusal with its reason.
 
     patient: {"age": years, "sex": "female"/"male", "family_history": bool}; emphysema /
     upper_lobe: None when unknown (then the probability is given as the range over both values,
     with a note). Spiculation is not assessed by IMAGIO: the range over it is given too.
+    n_nodules: the number of nodules the reader counts on the scan, or a range (lo, hi) when it
+    is not known (automatic detection: candidates are not confirmed nodules); the model's risk
+    falls with every nodule counted (McWilliams et al., NEJM 2013, table 2: -0.0824 per
+    nodule), so the range's upper bound is the risk at ``lo`` and the probability is given as
+    a range over the count, with a note.
     """
     src = nodule_risk.coefficients()["brock_full_with_spiculation"]["source"]
     size = nodule.get("long_axis_mm")
@@ -158,17 +163,18 @@ def brock(nodule: dict, patient: dict, n_nodules: int, emphysema: bool | None,
     if kind not in nodule_risk.NODULE_TYPES:
         return _refuse("brock", f"nodule type {t!r} not assessed", src)
     unknown = {"emphysema": emphysema, "upper_lobe": upper_lobe}
+    counts = sorted({max(1, int(c)) for c in (n_nodules if isinstance(n_nodules, tuple) else (n_nodules,))})
     values = []
     for e in ([emphysema] if emphysema is not None else [False, True]):
         for u in ([upper_lobe] if upper_lobe is not None else [False, True]):
-            for s in (False, True):
-                try:
-                    r = nodule_risk.brock(patient["age"], patient["sex"] == "female", size, kind,
-                                          bool(patient.get("family_history")), e, u,
-                                          max(1, int(n_nodules)), s)
-                except InputError as err:
-                    return _refuse("brock", str(err), src)
-                values.append((s, r.probability))
+            for c in counts:   # the risk is monotonic in the count: its ends bound it
+                for s in (False, True):
+                    try:
+                        r = nodule_risk.brock(patient["age"], patient["sex"] == "female", size, kind,
+                                              bool(patient.get("family_history")), e, u, c, s)
+                    except InputError as err:
+                        return _refuse("brock", str(err), src)
+                    values.append((s, r.probability))
     p0 = [p for s, p in values if not s]
     p1 = [p for s, p in values if s]
     out = {"model": "brock", "probability": min(p0), "probability_range": [min(p0), max(p1)],
@@ -176,6 +182,11 @@ def brock(nodule: dict, patient: dict, n_nodules: int, emphysema: bool | None,
     for k, v in unknown.items():
         if v is None:
             out["notes"].append(f"{k.replace('_', ' ')} unknown: range over both values")
+    if len(counts) > 1:
+        out["nodule_count_range"] = [counts[0], counts[-1]]
+        out["notes"].append(f"nodule count not confirmed (automatic detection): range over {counts[0]}.."
+                            f"{counts[-1]} nodules; the risk falls with each nodule counted, the upper "
+                            f"bound is at {counts[0]}")
     if max(p0) > min(p0):
         out["probability"] = None
         out["notes"].append("the probability depends on the unknown inputs: see probability_range")
@@ -206,7 +217,7 @@ def mayo(nodule: dict, patient: dict, upper_lobe: bool | None) -> dict:
                       + ("" if upper_lobe is not None else " and upper lobe (unknown)")]}
 
 
-def stratify(nodule: dict, patient: dict | None = None, n_nodules: int = 1,
+def stratify(nodule: dict, patient: dict | None = None, n_nodules: int | tuple[int, int] = 1,
              emphysema: bool | None = None, upper_lobe: bool | None = None) -> dict:
     """{"lung_rads": ..., "brock": ..., "mayo": ...} for one characterised nodule; each entry is
     an answer or {"refused": reason}. ``nodule``: keys type (solid, part_solid, ground_glass,

@@ -80,6 +80,38 @@ def _in_lung(target: Target, lungs: Volume) -> bool:
     return bool((lungs.sample(target.surface + 2.0 * out, order=0) > 0).any())
 
 
+def _outside_lung_message(target: Target, lungs: Volume, ct: Volume | None) -> str:
+    """Why a target is refused as outside the lungs, with how far from them it lies and, for a
+    point in dense tissue near them, what to do: a point in a nodule on the pleura is outside
+    the aerated lung and not enclosed by it (trial 10: the centre of LIDC-0001's 27 mm
+    juxtapleural nodule was refused as 'outside the lungs', sending the user to the lung
+    segments); given as a lesion label, its surface is checked against the lung instead."""
+    import edt
+
+    c = np.round(target.centre, 1).tolist()
+    kji = np.rint(lungs.world_to_kji(target.centre[None])[0]).astype(int)
+    inside = bool(np.all((kji >= 0) & (kji < np.asarray(lungs.shape))))
+    near = None
+    if inside:   # the lung within 40 mm of the point: a box around it, no whole-volume work
+        reach = np.ceil(40.0 / lungs.spacing_kji).astype(int) + 1
+        lo, hi = np.maximum(kji - reach, 0), np.minimum(kji + reach + 1, lungs.shape)
+        sub = lungs.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] > 0
+        if sub.any():
+            d = edt.edt(~sub, anisotropy=tuple(float(x) for x in lungs.spacing_kji), black_border=False)
+            near = float(d[tuple(kji - lo)])
+    where = (f"{near:.0f} mm from the aerated lung" if near is not None else
+             "more than 40 mm from any lung" if inside else "outside the image")
+    v = float(ct.sample(target.centre[None], order=1)[0]) if ct is not None and inside else None
+    hu = "" if v is None else f", in tissue of {v:.0f} HU"
+    if target.mask is None and near is not None and near <= 20.0 and v is not None and v > -300:
+        return (f"the target point {c} (RAS mm) is outside the lungs, {where}{hu}: if it is a lesion on the "
+                "pleura or in the lung wall, give it as a label (imagio lesion --point, then its label with "
+                "--structures and --target NAME) so its surface is checked against the lung; bronchoscopic "
+                "access is for lung lesions")
+    return (f"the target {c} (RAS mm) is outside the lungs, {where}{hu}: bronchoscopic access is for lung lesions; check the "
+            "target or the lung segments")
+
+
 def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lungs: Volume | None = None,
          vessels: np.ndarray | None = None, tunnel_margin_mm=None, tunnel_max_length_mm=None,
          lobes: Volume | None = None, ct: Volume | None = None) -> BronchPlan:
@@ -94,8 +126,7 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
     from .flythrough import camera_path
 
     if lungs is not None and not _in_lung(target, lungs):
-        raise InputError(f"the target's centre {np.round(target.centre, 1).tolist()} (RAS mm) is outside the "
-                         "lungs: bronchoscopic access is for lung lesions; check the target or the lung segments")
+        raise InputError(_outside_lung_message(target, lungs, ct))
     rmin = route_min_diameter(tree)
     route = plan_route(tree, target, scope, tolerance_mm, reach=rmin, lobes=lobes)
     out = BronchPlan(route, scopes=plan_all_scopes(tree, target, tolerance_mm, lobes),

@@ -1,0 +1,93 @@
+"""The skin model's components slab by slab (`skin._slab_components`) against one cc3d
+labelling of the whole volume, and the whole skin model built with small slabs against its
+definition computed with scipy on an oblique, flipped, anisotropic grid."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import cc3d
+import numpy as np
+import pytest
+
+from imagio.planning import skin as sk
+
+
+def _masks():
+    rng = np.random.default_rng(3)
+    out = [rng.random((23, 17, 19)) < p for p in (0.2, 0.35, 0.5, 0.7)]
+    iso = np.zeros((11, 12, 13), bool)
+    iso[::2, ::2, ::2] = True                   # isolated voxels: every component ties (size 1)
+    pair = np.zeros((12, 9, 9), bool)
+    pair[1:3, 2, 2] = True                      # two components of 2 voxels, the later one across a
+    pair[4, 5, 5] = pair[5, 5, 5] = True        # slab face with slab = 5: ties broken by cc3d's order
+    u = np.zeros((20, 8, 8), bool)              # a U: two columns joined only in the last slices
+    u[:, 1, 1] = u[:, 1, 6] = True
+    u[17:, 1, 1:7] = True
+    u[0:5, 5, 5] = True                         # a shorter piece of 5 voxels
+    return out + [iso, pair, u, np.zeros((5, 6, 7), bool)]
+
+
+@pytest.mark.parametrize("slab", [1, 2, 3, 5, 32])
+def test_slab_components_equal_one_whole_volume_labelling(slab):
+    """The component at a voxel and the first voxel of the largest component (cc3d's tie
+    rule: the component it numbers first) are those of one cc3d pass over the whole volume."""
+    rng = np.random.default_rng(slab)
+    for m in _masks():
+        get = lambda a, b, m=m: m[a:b]   # noqa: E731
+        assert sk._largest_voxel_by_slab(get, m.shape[0], slab=slab) == sk._largest_component_voxel(m)
+        cc = cc3d.connected_components(m, connectivity=6)
+        fg = np.argwhere(m)
+        for seed in fg[rng.choice(len(fg), min(len(fg), 12), replace=False)] if len(fg) else []:
+            got = sk._component_at_by_slab(get, m.shape[0], tuple(seed), slab=slab)
+            assert got.dtype == bool and (got == (cc == cc[tuple(seed)])).all()
+
+
+def test_slab_u_shape_is_one_component():
+    """The U's two columns meet only in its last slices: one component, found from a seed in
+    the first slab (a merge that did not propagate through later slabs would cut it)."""
+    m = _masks()[-2]
+    got = sk._component_at_by_slab(lambda a, b: m[a:b], m.shape[0], (0, 1, 1), slab=3)
+    assert got[:, 1, 6].all() and got.sum() == 20 + 20 + 3 * 4 and not got[0:5, 5, 5].any()
+    assert sk._largest_voxel_by_slab(lambda a, b: m[a:b], m.shape[0], slab=3) == (0, 1, 1)
+
+
+def _oblique_torso():
+    from test_planning_skin import oblique_torso_with_table
+
+    return oblique_torso_with_table()[:2]
+
+
+@pytest.mark.parametrize("slab", [1, 3, 7])
+def test_skin_model_by_slabs_equals_the_whole_volume_model(slab, monkeypatch):
+    """The whole skin model built with slabs of ``slab`` slices equals the model of one
+    whole-volume pass (the same CT in Fortran order, which takes that pass), mask by mask and
+    truncation by truncation, on an oblique, flipped, 2 x 2.5 x 3.5 mm grid with a loose table
+    and a closed cavity."""
+    ct, lab = _oblique_torso()
+    ref = sk._outer_skin(ct.with_array(np.asfortranarray(ct.array)), lab.with_array(np.asfortranarray(lab.array)),
+                         sk.AIR_HU)
+    monkeypatch.setattr(sk, "SLAB", slab * ct.shape[1] * ct.shape[2])   # voxels: ``slab`` slices
+    got = sk._outer_skin(ct, lab, sk.AIR_HU)
+    for f in ("data", "body", "exterior", "skin", "cut"):
+        assert (np.asarray(getattr(got, f)) == np.asarray(getattr(ref, f))).all(), f
+    assert got.body.flags.c_contiguous and got.body.any() and [t.to_dict() for t in got.truncations] == \
+        [t.to_dict() for t in ref.truncations]
+
+
+def test_skin_model_traced_memory_is_under_seven_bytes_per_voxel():
+    """No whole-volume label array: the traced peak of the skin model (masks of one byte per
+    voxel, slab labels of one byte per voxel while fewer than 256 per slab) stays under 7 bytes
+    per voxel on this 232 x 184 x 320 grid (main, one whole-volume labelling each for the tissue
+    and the body: 8.7; here 6.4, the five masks of the model and the points of its faces)."""
+    ct, lab = _oblique_torso()
+    rep = (4, 2, 2)
+    from imagio.volume import Volume
+
+    ct = Volume(np.ascontiguousarray(np.tile(ct.array, rep)), ct.ijk_to_ras, "CT")
+    lab = Volume(np.ascontiguousarray(np.tile(lab.array, rep)), lab.ijk_to_ras, "labels", labels=lab.labels)
+    tracemalloc.start()
+    sk._outer_skin(ct, lab, sk.AIR_HU)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak / ct.array.size < 7.0, peak / ct.array.size
