@@ -26,8 +26,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume import Volume
-from .common import (anatomical_axes, as_progress, check_ct, components, dilate_mm,
-                     erode_mm, fill_holes_3d, open_mm,
+from .common import (_edt, anatomical_axes, as_progress, bbox_slices, check_ct, components,
+                     dilate_mm, erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate, rule)
 
@@ -312,23 +312,72 @@ def outside_the_lungs(m: np.ndarray, lungs: np.ndarray, ct: Volume, midline: flo
     lie medial to the lungs, and the thyroid and neck vessels above and medial to their apices,
     so the step from the lung to them points towards the axis. The axis is the whole lungs' mean
     y, not one slice's: at the lung bases a slice holds only the posterior costophrenic recesses,
-    whose mean lies behind the paravertebral ribs. m, lungs: [k, j, i].
+    whose mean lies behind the paravertebral ribs. m, lungs: [k, j, i]. A voxel inside the lungs
+    is not outside them.
 
     with_steps: also return float [m.sum(), 3] p - q in RAS mm (q - p's superior component tells
     bone below the lungs)."""
-    sk = ct.spacing_kji
-    p_kji = np.argwhere(m)
-    nearest = ndimage.distance_transform_edt(~lungs, sampling=sk, return_distances=False,
-                                             return_indices=True)
-    q_kji = nearest[:, m].T
-    del nearest
-    p = ct.ijk_to_world(p_kji[:, ::-1].astype(float))
-    q = ct.ijk_to_world(q_kji[:, ::-1].astype(float))
-    cy = float(ras_coordinate(ct, 1)[lungs].mean())
-    axis_to_q = q[:, :2] - np.array([midline, cy])
-    # the superior component of p - q is ignored: only the step away from the cavity's axis counts
-    out = np.einsum("ij,ij->i", (p - q)[:, :2], axis_to_q) > 0
-    return (out, p - q) if with_steps else out
+    _, out, step = lung_steps(lungs, ct, midline, np.argwhere(m))
+    return (out, step) if with_steps else out
+
+
+def lung_steps(lungs: np.ndarray, ct: Volume, midline: float, p_kji: np.ndarray,
+               within_mm: float | None = None):
+    """The step from the nearest lung voxel q to each voxel p, for int voxel indices
+    ``p_kji`` [N, 3] [k, j, i] (``lungs``: boolean [k, j, i], not empty; ``midline``: RAS x of
+    the patient's midline, mm). Returns (distance to the lungs in mm [N], 0 inside them; boolean
+    [N] `outside_the_lungs`; float [N, 3] p - q in RAS mm, 0 inside the lungs). ``within_mm``:
+    only points within that distance of the lungs are answered (the others get inf, False, 0).
+
+    The distance d is the exact Euclidean distance transform of the non-lung voxels (edt, mm),
+    computed in a box that holds each answered point's nearest lung voxel (the lungs' bounding
+    box, grown by ``within_mm`` or to the points); p - q is d along the distance's gradient
+    (central differences), which points away from the nearest lung voxel wherever that voxel is
+    unique. No index array of a feature transform (12 bytes a voxel) is made: one float32
+    distance over the box."""
+    p_kji = np.asarray(p_kji).reshape(-1, 3)
+    sk = np.asarray(ct.spacing_kji, float)
+    n = len(p_kji)
+    dist, out, step = np.full(n, np.inf), np.zeros(n, bool), np.zeros((n, 3))
+    lb = bbox_slices(lungs, 0.0 if within_mm is None else within_mm, sk)  # grown by a voxel
+    if lb is None or not n:
+        return dist, out, step
+    lo, hi = np.array([b.start for b in lb]), np.array([b.stop for b in lb])
+    if within_mm is None:
+        lo = np.minimum(lo, p_kji.min(0))
+        hi = np.maximum(hi, p_kji.max(0) + 1)
+    ok = np.all((p_kji >= lo) & (p_kji < hi), axis=1)
+    # one non-lung voxel around the box, so that every point has its six neighbours
+    d = _edt(np.pad(~lungs[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))], 1,
+                    constant_values=True), sk)
+    f = np.ravel_multi_index(tuple((p_kji[ok] - lo + 1).T), d.shape)
+    d = d.ravel()
+    dq = d[f].astype(float)
+    st = np.cumprod((1,) + tuple(np.array(hi - lo + 2)[::-1][:-1]))[::-1]  # flat steps per axis
+    grad = np.stack([(d[f + st[ax]] - d[f - st[ax]]) / (2.0 * sk[ax]) for ax in range(3)], 1)
+    del d
+    norm = np.linalg.norm(grad, axis=1)
+    unit = np.divide(grad, norm[:, None], out=np.zeros_like(grad), where=norm[:, None] > 0)
+    # p - q: the distance along the gradient, from array mm to RAS mm (IJK order)
+    pq = (unit * dq[:, None] / sk)[:, ::-1] @ ct.ijk_to_ras[:3, :3].T
+    qw = ct.kji_to_world(p_kji[ok]) - pq  # the nearest lung point
+    # the lungs' mean RAS y, from the voxel counts per index along each axis
+    lb0 = bbox_slices(lungs)
+    sub = lungs[lb0]
+    per_k = np.count_nonzero(sub.reshape(sub.shape[0], -1), axis=1)
+    per_ji = sub.sum(axis=0, dtype=np.int32)
+    counts = (per_k, per_ji.sum(axis=1), per_ji.sum(axis=0))
+    mean = np.array([b.start + np.dot(np.arange(len(c)), c) / max(int(c.sum()), 1)
+                     for b, c in zip(lb0, counts)])
+    axis = np.array([float(midline), float(ct.kji_to_world(mean[None])[0, 1])])
+    # the superior component of p - q is ignored: only the step away from the axis counts
+    o = (np.einsum("ij,ij->i", pq[:, :2], qw[:, :2] - axis) > 0) & (dq > 0)
+    if within_mm is not None:
+        keep = dq <= within_mm
+        ok[ok] = keep
+        dq, o, pq = dq[keep], o[keep], pq[keep]
+    dist[ok], out[ok], step[ok] = dq, o, pq
+    return dist, out, step
 
 
 def native_cortex_seeds(raw: np.ndarray, a: np.ndarray, body: np.ndarray | None,
@@ -599,79 +648,158 @@ def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float) 
     crop or another slice thickness moves that share (E7: 217-235 mL of ribs became 'bone' on
     crops of the chest CTA and at 0.7 x 0.7 x 5 mm). ``midline``: RAS x (mm) of the patient's
     midline. Pieces under ``RIB_MIN_ML`` are left to 'bone'."""
-    sk = ct.spacing_kji
+    sk = np.asarray(ct.spacing_kji, float)
     thin = rest & ~open_mm(rest, RIB_MAX_RADIUS_MM, sk)
     if not thin.any():
         return thin
-    seg, n = bone_segments(thin, sk)
-    t = seg[thin]
-    cnt = np.bincount(t, minlength=n + 1)
-    near_lung = dilate_mm(lungs, RIB_LUNG_MM, sk) & ~lungs
-    out, step = outside_the_lungs(thin, lungs, ct, midline, with_steps=True)
-    # below the lung base: the step from the nearest lung voxel points down more than sideways
-    below = -step[:, 2] > np.hypot(step[:, 0], step[:, 1])
-    wall = np.bincount(t[out | below], minlength=n + 1)
-    near = np.bincount(t[near_lung[thin]], minlength=n + 1)
+    p_kji = np.argwhere(thin)  # thin's voxels in C order
+    # the voxels that can be near the lungs or under them: within RIB_LUNG_MM of the lungs'
+    # bounding box, or within RIB_LUNG_MM in-plane of a lung column
+    s_ax = anatomical_axes(ct)["S"][0]
+    plane = [ax for ax in range(3) if ax != s_ax]
+    cols = dilate_mm(np.expand_dims(lungs.any(axis=s_ax), -1), RIB_LUNG_MM, (*sk[plane], 1.0))
+    foot = cols[..., 0][tuple(p_kji[:, plane].T)]
+    lb = bbox_slices(lungs, RIB_LUNG_MM, sk)
+    inbox = np.all((p_kji >= [b.start for b in lb]) & (p_kji < [b.stop for b in lb]), axis=1)
+    dist, out, step = np.full(len(p_kji), np.inf), np.zeros(len(p_kji), bool), np.zeros(
+        (len(p_kji), 3))
+    ask = foot | inbox
+    dist[ask], out[ask], step[ask] = lung_steps(lungs, ct, midline, p_kji[ask])
+    near_v = (dist > 0) & (dist <= RIB_LUNG_MM)  # within RIB_LUNG_MM of the lungs, outside them
+    # only a thin component with a voxel near the lungs can hold a rib seed or continue one
+    cl, cn, _ = components(thin, connectivity=26)
+    comp = cl[thin].astype(np.int64)
+    del cl
+    has = np.zeros(cn + 1, bool)
+    has[comp[near_v]] = True
+    sel = has[comp]
+    p_kji, comp, dist, out, step, near_v, foot = (
+        v[sel] for v in (p_kji, comp, dist, out, step, near_v, foot))
+    seg, n = bone_segments(p_kji, comp, sk)
+    cnt = np.bincount(seg, minlength=n + 1)
+    near = np.bincount(seg[near_v], minlength=n + 1)
+    # in the chest wall: outside the lungs, or below the lung base (the step from the nearest
+    # lung voxel points down more than sideways)
+    wall_v = out | (-step[:, 2] > np.hypot(step[:, 0], step[:, 1]))
+    wall = np.bincount(seg[wall_v], minlength=n + 1)
     # lateral to the midline: the ribs join the spine and, through their cartilages, the
     # sternum's lateral borders; none crosses the midline, and the sternum (manubrium up to
     # ~60 mm wide) lies within the spine corridor's half-width of it (Gray's Anatomy, "Sternum")
-    lateral = np.bincount(t[np.abs(ras_coordinate(ct, 0)[thin] - midline) >= SPINE_HALF_WIDTH_MM],
+    x = ct.ijk_to_ras[0, 3] + p_kji[:, ::-1] @ ct.ijk_to_ras[0, :3]
+    lateral = np.bincount(seg[np.abs(x - midline) >= SPINE_HALF_WIDTH_MM],
                           minlength=n + 1) >= 0.5 * cnt
     seed = (near >= 0.5 * cnt) & (wall >= 0.5 * cnt) & lateral
     seed[0] = False
     # a segment far from the lungs but under them continues a rib seed of its thin component
-    # (lower ribs beyond the lung base; see the docstring)
-    s_ax, s_sign = anatomical_axes(ct)["S"]
-    flip = [slice(None)] * 3
-    flip[s_ax] = slice(None, None, -1 if s_sign > 0 else 1)
-    above = np.maximum.accumulate(lungs[tuple(flip)], axis=s_ax)[tuple(flip)]
-    under = dilate_mm(above, RIB_LUNG_MM, sk)[thin]
-    cl, cn, _ = components(thin, connectivity=26)
+    # (lower ribs beyond the lung base; see the docstring): at least half of its voxels under
+    # the lungs (those near the lungs are: a lung voxel has lung above it) and in the chest wall
     seg_comp = np.zeros(n + 1, np.int64)
-    seg_comp[t] = cl[thin]
+    seg_comp[seg] = comp
     comp_seed = np.zeros(cn + 1, bool)
     comp_seed[seg_comp[seed]] = True
     comp_seed[0] = False
-    go_on = ((np.bincount(t[under & (out | below)], minlength=n + 1) >= 0.5 * cnt)
-             & comp_seed[seg_comp] & lateral)
-    is_rib = seed | go_on
-    is_rib[0] = False
-    ribs = is_rib[seg] & thin
-    rl, rn, rc = components(ribs, connectivity=26)
+    may_go_on = comp_seed[seg_comp] & lateral & ~seed
+    may_go_on[0] = False
+    yes = np.bincount(seg[near_v & wall_v], minlength=n + 1)
+    maybe = wall_v & ~near_v & foot  # under the lungs only if within a lung column's reach
+    undecided = may_go_on & (yes < 0.5 * cnt) & (
+        yes + np.bincount(seg[maybe], minlength=n + 1) >= 0.5 * cnt)
+    ask = np.flatnonzero(maybe & undecided[seg])
+    if len(ask):
+        yes += np.bincount(seg[ask[under_the_lungs(lungs, ct, p_kji[ask])]], minlength=n + 1)
+    is_rib = seed | (may_go_on & (yes >= 0.5 * cnt))
+    ribs = np.zeros_like(thin)
+    ribs[tuple(p_kji[is_rib[seg]].T)] = True
+    box = bbox_slices(ribs)
+    if box is None:
+        return ribs
+    rl, rn, rc = components(ribs[box], connectivity=26)
     small = rc * ct.voxel_volume_ml < RIB_MIN_ML
     small[0] = False
-    return ribs & ~small[rl]
+    ribs[box] &= ~small[rl]
+    return ribs
 
 
-def bone_segments(thin: np.ndarray, spacing_kji) -> tuple[np.ndarray, int]:
-    """Label a thin bone mask [k, j, i] by the branches of its curve skeleton: int32 [k, j, i]
-    (0 outside ``thin``) and the number of labels. The skeleton (scikit-image's 3-D thinning, Lee
-    TC, Kashyap RL, Chu CN, Building skeleton models via 3-D medial surface/axis thinning
-    algorithms, CVGIP 1994;56:462-478) is cut at its branch points (skeleton voxels with three or
-    more 26-neighbours, and their neighbours); every voxel takes the branch nearest to it (exact
-    Euclidean distance in mm, ``spacing_kji``) within its own 26-connected component; a component
-    without a branch (a compact piece whose skeleton is all branch points) is one label."""
+def under_the_lungs(lungs: np.ndarray, ct: Volume, p_kji: np.ndarray) -> np.ndarray:
+    """Boolean [N] for int voxel indices [N, 3] [k, j, i]: within ``RIB_LUNG_MM`` (mm, Euclidean)
+    of a voxel that has lung above it (a lung voxel in its column, superior or itself), i.e. of
+    the lungs' shadow along the superior-inferior axis. Exact without a 3-D distance transform:
+    with top(c) the height of column c's highest lung voxel, a point at height z is that close
+    when some column c at in-plane distance r <= ``RIB_LUNG_MM`` has
+    top(c) + sqrt(RIB_LUNG_MM^2 - r^2) >= z (a grey dilation of the 2-D map of top(c) by a
+    hemisphere, scipy.ndimage.grey_dilation)."""
+    sk = np.asarray(ct.spacing_kji, float)
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    plane = [ax for ax in range(3) if ax != s_ax]
+    n_s = lungs.shape[s_ax]
+    height = np.arange(n_s) * sk[s_ax] * s_sign  # mm, larger is superior
+    first = np.argmax(lungs if s_sign < 0 else np.flip(lungs, axis=s_ax), axis=s_ax)
+    top_i = first if s_sign < 0 else n_s - 1 - first  # the highest lung voxel per column
+    low = -1e9
+    top = np.where(lungs.any(axis=s_ax), height[top_i], low)
+    u = p_kji[:, plane]
+    g = np.floor(RIB_LUNG_MM / sk[plane]).astype(int)
+    lo = np.maximum(u.min(0) - g, 0)
+    hi = np.minimum(u.max(0) + 1 + g, top.shape)
+    du, dv = np.meshgrid(np.arange(-g[0], g[0] + 1) * sk[plane[0]],
+                         np.arange(-g[1], g[1] + 1) * sk[plane[1]], indexing="ij")
+    r2 = du ** 2 + dv ** 2
+    disk = r2 <= RIB_LUNG_MM ** 2
+    reach = ndimage.grey_dilation(top[lo[0]:hi[0], lo[1]:hi[1]], footprint=disk,
+                                  structure=np.sqrt(np.where(disk, RIB_LUNG_MM ** 2 - r2, 0.0)),
+                                  mode="constant", cval=low)
+    return height[p_kji[:, s_ax]] <= reach[tuple((u - lo).T)] + 1e-6
+
+
+def bone_segments(p_kji: np.ndarray, comp: np.ndarray, spacing_kji) -> tuple[np.ndarray, int]:
+    """Label thin bone by the branches of its curve skeleton. ``p_kji``: int [N, 3] voxel indices
+    [k, j, i] of the bone; ``comp``: int [N] their 26-connected component labels (1..).
+    Returns int64 [N] labels (1..) and the largest label. The skeleton (scikit-image's 3-D
+    thinning, Lee TC, Kashyap RL, Chu CN, Building skeleton models via 3-D medial surface/axis
+    thinning algorithms, CVGIP 1994;56:462-478) is cut at its branch points (skeleton voxels
+    with three or more 26-neighbours, and their neighbours); every voxel takes the branch nearest
+    to it (exact Euclidean distance in mm, ``spacing_kji``, by a k-d tree of the branch voxels)
+    when that branch lies in its own component, otherwise (a compact piece whose skeleton is
+    all branch points) its component's own label."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
     from skimage.morphology import skeletonize
 
-    box = ndimage.find_objects(thin.astype(np.uint8))[0]
-    t = thin[box]
-    skel = skeletonize(t) > 0
-    nb = ndimage.convolve(skel.astype(np.uint8), np.ones((3, 3, 3), np.uint8), mode="constant")
-    branch_pt = skel & (nb >= 4)  # the voxel itself + three or more neighbours
-    branches = skel & ~ndimage.binary_dilation(branch_pt, np.ones((3, 3, 3), bool))
-    bl, bn = ndimage.label(branches, np.ones((3, 3, 3), bool))
-    cl, cn, _ = components(t, connectivity=26)
-    if bn:
-        idx = ndimage.distance_transform_edt(bl == 0, sampling=spacing_kji,
-                                             return_distances=False, return_indices=True)
-        to = tuple(i[t] for i in idx)
-        del idx
-        lab = bl[to].astype(np.int64)
-        own = cl[to] == cl[t]  # the nearest branch lies in the voxel's own component
-    else:
-        lab = np.zeros(int(t.sum()), np.int64)
-        own = np.zeros(lab.shape, bool)
-    lab = np.where(own, lab, bn + cl[t])
-    seg = np.zeros(thin.shape, np.int32)
-    seg[box][t] = lab
-    return seg, bn + cn
+    sk = np.asarray(spacing_kji, float)
+    lo = p_kji.min(0) - 1  # one empty voxel around the bone
+    t = np.zeros(tuple(p_kji.max(0) - lo + 2), bool)
+    t[tuple((p_kji - lo).T)] = True
+    flat = (skeletonize(t) > 0).ravel()
+    del t
+    shape = np.array(p_kji.max(0) - lo + 2)
+    sidx = np.flatnonzero(flat)
+    st = np.array([shape[1] * shape[2], shape[2], 1])
+    offs = [int(np.dot(np.array(d) - 1, st)) for d in np.ndindex(3, 3, 3) if d != (1, 1, 1)]
+    nb = np.zeros(len(sidx), np.int16)
+    for o in offs:
+        nb += flat[sidx + o]
+    bp = sidx[nb >= 3]  # branch points (>= 3 neighbours); they and their neighbours are cut
+    del flat
+    bidx = sidx[~np.isin(sidx, np.concatenate([bp + o for o in [0] + offs]))]  # on branches
+    comp = np.asarray(comp, np.int64)
+    cn = int(comp.max())
+    if not len(bidx):
+        return comp, cn
+    # the branches: connected components of the branch voxels' 26-neighbour graph
+    rows, cols = [], []
+    for o in offs:
+        j = np.searchsorted(bidx, bidx + o)
+        hit = (j < len(bidx)) & (bidx[np.minimum(j, len(bidx) - 1)] == bidx + o)
+        rows.append(np.flatnonzero(hit))
+        cols.append(j[hit])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    n_br, blab = connected_components(coo_matrix((np.ones(len(rows), bool), (rows, cols)),
+                                                 shape=(len(bidx), len(bidx))), directed=False)
+    b_kji = np.stack(np.unravel_index(bidx, tuple(shape)), 1) + lo
+    # each branch voxel's component: look it up among the bone's voxels (both in C order)
+    key = np.ravel_multi_index(tuple((p_kji - lo).T), tuple(shape))
+    b_comp = comp[np.searchsorted(key, bidx)]
+    _, i = cKDTree(b_kji * sk).query(p_kji * sk)
+    own = b_comp[i] == comp  # the nearest branch lies in the voxel's own component
+    return np.where(own, blab[i].astype(np.int64) + 1, n_br + comp), n_br + cn
