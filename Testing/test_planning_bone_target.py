@@ -149,16 +149,28 @@ def test_chest_cta_rule_based_labels_rib_and_vertebra_targets(shared_data):
     mm in ribs with the 5 mm course last; a vertebral-body target (prone): proposal 1 left the
     bone, crossed 16 mm of soft tissue (canal / foramen) and re-entered. Checked independently on
     the segmenter's labels (not the planner's copy): every proposal's bone samples form one final
-    run, proposal 1 has the least bone (within a voxel), the canal warning is given."""
+    run, proposal 1 has the least bone (within a voxel), the canal warning is given.
+
+    The rib target is the outer cortex of a right rib in the lateral chest wall at mid-thorax
+    (IJK 35, 93, 113), chosen on the CT, not from the segmenter: on the coronal and axial slices
+    a ring of cortex (250-600 HU) around marrow (0-120 HU), running antero-posteriorly along the
+    wall and curving around the lung, which lies 6-8 mm medial to it; 70 mm below the clavicle.
+    (The target used before, RAS (109.2, 135.7, 780.2), lay at 842 HU in a chain of contrast
+    blobs above the first rib and 2.6 mm below the clavicle: the right subclavian vein with the
+    injection's undiluted contrast, which the earlier rib rule named "ribs".) The raw CT checks
+    both here: cortex density at the target, aerated lung within 10 mm medial to it."""
     from imagio.planning import PlanningProblem, plan
     from imagio.planning.problem import Constraints
     from imagio.segmentation.rules import segment
 
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    rib = ct.ijk_to_world(np.array([[35.0, 93.0, 113.0]]))[0]
+    hu, smm = _profile(ct, rib, rib + [-10.0, 0.0, 0.0])  # towards the midline (RAS x falls)
+    assert hu[0] >= 250 and hu.min() < -500, hu  # cortex, lung within 10 mm medial
     seg = segment(ct)
     bone = [v for v, n in seg.labels.items() if n in ("ribs", "vertebrae", "bone", "sternum")]
     vox = float(max(seg.spacing))
-    for target, pos, name in (((109.2, 135.7, 780.2), "supine", "ribs"),
+    for target, pos, name in ((tuple(rib), "supine", "ribs"),
                               ((-6.3, 132.7, 783.2), "prone", "vertebrae")):
         t = np.array(target)
         prob = PlanningProblem.build(ct, seg, t, constraints=Constraints(patient_position=pos))

@@ -1,0 +1,97 @@
+"""The geometry under the per-segment rib rule (`bones.rib_pieces`), checked against independent
+exact computations with scipy's whole-volume Euclidean feature transform and distance transform
+(what the rule computed before, at 12 bytes a voxel): the nearest-lung steps (`lung_steps`) and
+'under the lungs' (`under_the_lungs`), on anisotropic, flipped and oblique grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from imagio.segmentation.bones import lung_steps, under_the_lungs
+from imagio.volume import Volume, make_ijk_to_ras
+
+RIB_LUNG_MM = 20.0
+
+
+def _grid(direction):
+    shape = (44, 38, 40)  # k, j, i
+    sp = np.array([1.3, 0.9, 2.0])  # i, j, k mm
+    ct = Volume(np.zeros(shape, np.float32), make_ijk_to_ras(sp, (-20.0, 15.0, 300.0), direction))
+    kk, jj, ii = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    w = ct.kji_to_world(np.stack([kk, jj, ii], -1).reshape(-1, 3)).reshape(shape + (3,))
+    w = w - w.reshape(-1, 3).mean(0) + [0.0, 32.0, 345.0]  # the lungs in the volume's centre
+    # two ellipsoidal 'lungs' either side of x = 0, their lower parts cut by an oblique plane
+    lungs = np.zeros(shape, bool)
+    for cx in (-14.0, 14.0):
+        lungs |= (((w[..., 0] - cx) / 10.0) ** 2 + ((w[..., 1] - 32.0) / 11.0) ** 2
+                  + ((w[..., 2] - 345.0) / 22.0) ** 2) <= 1.0
+    lungs &= w[..., 2] - 0.3 * w[..., 0] > 330.0
+    return ct, lungs, w
+
+
+DIRECTIONS = {
+    "axial": None,
+    "flipped_s": np.diag([1.0, -1.0, -1.0]),
+    "oblique": np.array([[np.cos(0.3), -np.sin(0.3), 0.0], [np.sin(0.3), np.cos(0.3), 0.0],
+                         [0.0, 0.0, 1.0]]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIRECTIONS))
+def test_lung_steps_match_the_exact_feature_transform(name):
+    ct, lungs, w = _grid(DIRECTIONS[name])
+    sk = ct.spacing_kji
+    dist_ref, idx = ndimage.distance_transform_edt(~lungs, sampling=sk, return_indices=True)
+    rng = np.random.default_rng(0)
+    p = np.argwhere(~lungs)
+    p = p[rng.choice(len(p), 3000, replace=False)]
+    q = idx[:, p[:, 0], p[:, 1], p[:, 2]].T
+    step_ref = ct.kji_to_world(p) - ct.kji_to_world(q)
+    d, out, step = lung_steps(lungs, ct, 0.0, p)
+    assert np.allclose(d, dist_ref[tuple(p.T)], atol=1e-3)
+    # direction: the gradient of the distance points from the nearest lung voxel (unique away
+    # from the medial surface between the two lungs)
+    cos = np.einsum("ij,ij->i", step, step_ref) / np.maximum(
+        np.linalg.norm(step, axis=1) * np.linalg.norm(step_ref, axis=1), 1e-9)
+    assert np.mean(cos > 0.9) >= 0.95, np.mean(cos > 0.9)
+    assert np.allclose(np.linalg.norm(step, axis=1), d, atol=1e-6)  # |p - q| is the distance
+    # outside_the_lungs from the exact nearest voxel (the lungs' mean y as the axis), where the
+    # rib rule reads it: within RIB_LUNG_MM of the lungs
+    cy = float(ct.kji_to_world(np.argwhere(lungs))[:, 1].mean())
+    qw = ct.kji_to_world(q)
+    radial = qw[:, :2] - [0.0, cy]
+    cos_r = np.einsum("ij,ij->i", step_ref[:, :2], radial) / np.maximum(
+        np.linalg.norm(step_ref, axis=1) * np.linalg.norm(radial, axis=1), 1e-9)
+    # where the exact answer is clear (the step at least 30 degrees from tangential; a nearly
+    # tangential step flips with a voxel's shift of the nearest point on these small lungs)
+    clear = (d <= RIB_LUNG_MM) & (np.abs(cos_r) >= 0.5)
+    assert clear.sum() > 500
+    assert np.mean(out[clear] == (cos_r[clear] > 0)) >= 0.99, np.mean(out[clear] == (cos_r[clear] > 0))
+    # inside the lungs: distance 0, no step, not outside
+    pin = np.argwhere(lungs)[:50]
+    d, out, step = lung_steps(lungs, ct, 0.0, pin)
+    assert not d.any() and not out.any() and not step.any()
+    # within_mm answers only the points that close
+    d, out, step = lung_steps(lungs, ct, 0.0, p, within_mm=RIB_LUNG_MM)
+    far = dist_ref[tuple(p.T)] > RIB_LUNG_MM
+    assert np.isinf(d[far]).all() and not out[far].any()
+    assert np.allclose(d[~far], dist_ref[tuple(p[~far].T)], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(DIRECTIONS))
+def test_under_the_lungs_is_the_dilated_lung_shadow(name):
+    from imagio.segmentation.common import anatomical_axes
+
+    ct, lungs, _ = _grid(DIRECTIONS[name])
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    # the shadow: every voxel with lung above it in its column (superior along the S axis)
+    flip = [slice(None)] * 3
+    flip[s_ax] = slice(None, None, -1 if s_sign > 0 else 1)
+    shadow = np.logical_or.accumulate(lungs[tuple(flip)], axis=s_ax)[tuple(flip)]
+    ref = ndimage.distance_transform_edt(~shadow, sampling=ct.spacing_kji) <= RIB_LUNG_MM
+    p = np.argwhere(np.ones(lungs.shape, bool))
+    got = under_the_lungs(lungs, ct, p)
+    assert got.sum() > 1000 and (~got).sum() > 1000
+    assert np.array_equal(got, ref[tuple(p.T)])
