@@ -110,3 +110,30 @@ def test_couch_search_traced_memory_with_slabs_is_under_5_8_bytes_per_voxel(monk
     finally:
         tracemalloc.stop()
     assert peak < 5.8 * ct.array.size, peak / ct.array.size
+
+
+def test_present_structures_counts_in_chunks_without_a_box_sized_int64_copy():
+    """`planner.present_structures` names exactly the structures with a voxel in the maps' box
+    (reference: ``np.unique``), a structure whose only voxel is in the last 2**20-voxel chunk
+    included, and allocates under 10 MiB on a 3 M-voxel box (one chunk's int64 cast, 8 MiB; one
+    ``bincount`` over the whole box cast all labels to int64: 8 bytes per voxel, 23 MiB here,
+    132 MiB and the first plan's traced peak on the 1 mm phantom)."""
+    from types import SimpleNamespace
+
+    from imagio.planning.planner import present_structures
+
+    label = np.zeros((30, 300, 333), np.uint16)          # 3.0 M voxels: 3 chunks
+    label[2:5, 10:20, 10:20] = 1
+    label[-1, -1, -1] = 3                                # alone in the last chunk
+    names = ["liver", "kidney_left", "spleen", "aorta"]
+    problem = SimpleNamespace(structures=[SimpleNamespace(value=v) for v in (1, 2, 3, 7)])
+    maps = SimpleNamespace(label=label, names=names)
+    ref = {names[i] for i, s in enumerate(problem.structures) if s.value in set(np.unique(label).tolist())}
+    tracemalloc.start()
+    try:
+        got = present_structures(problem, maps)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == ref == {"liver", "spleen"}
+    assert peak < 10 * 2 ** 20, peak / 2 ** 20
