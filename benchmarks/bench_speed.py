@@ -30,7 +30,7 @@ The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
    memory less its resident memory with the inputs loaded, and whether the 5 proposals
    (entries, scores) are identical; and the couch search alone (`table.patient_and_objects`,
    the skin model computed first, untimed) in the same way: CPU time, traced peak, identical
-   points. ``IMAGIO_BENCH_SPEED_ONLY=first`` stops after item 1.
+   points (as RAS positions: the couch cache now keeps voxel indices). ``IMAGIO_BENCH_SPEED_ONLY=first`` stops after item 1.
 """
 
 from __future__ import annotations
@@ -173,6 +173,8 @@ pat, obj = table.patient_and_objects(ct, body, data, skin.AIR_HU)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
 tracemalloc.stop()
+if pat.dtype.kind in "iu":   # voxel indices (since issue 20's couch cache): compared as RAS points
+    pat, obj = ct.kji_to_world(pat.astype(float)), ct.kji_to_world(obj.astype(float))
 h = hashlib.sha256(np.ascontiguousarray(pat).tobytes() + np.ascontiguousarray(obj).tobytes()).hexdigest()
 print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak, "hash": h, "n": [len(pat), len(obj)]}))
 """

@@ -414,12 +414,29 @@ def _box_faces(shape) -> np.ndarray:
 SLAB = 1 << 22   # voxels per slab (whole slices, at least one) of the slab-wise labelling
 
 
-def _slab_components(make, nk: int, keep: bool, slab: int | None = None) -> tuple:
-    """6-connected components of a bool volume [k, j, i] of ``nk`` slices, built ``slab``
+def _face_pairs(last: np.ndarray, first: np.ndarray, connectivity: int):
+    """Yields (a, b): the voxels of slice ``last`` [j, i] paired with their neighbours in the
+    next slice ``first`` (same shape): the same (j, i) for 6-connectivity, and the 8 in-plane
+    offsets (dj, di) too for 26-connectivity (flattened, C order)."""
+    if connectivity == 6:
+        yield last.reshape(-1), first.reshape(-1)
+        return
+    if connectivity != 26:
+        raise ValueError(f"connectivity must be 6 or 26, got {connectivity}")
+    nj, ni = last.shape
+    for dj in (-1, 0, 1):
+        for di in (-1, 0, 1):
+            la = last[max(0, -dj):nj - max(0, dj), max(0, -di):ni - max(0, di)]
+            fb = first[max(0, dj):nj - max(0, -dj), max(0, di):ni - max(0, -di)]
+            yield la.reshape(-1), fb.reshape(-1)
+
+
+def _slab_components(make, nk: int, keep: bool, slab: int | None = None, connectivity: int = 6) -> tuple:
+    """``connectivity``-connected (6 or 26) components of a bool volume [k, j, i] of ``nk`` slices, built ``slab``
     slices at a time (default: `SLAB` voxels): ``make(k0, k1)`` returns the volume's slices [k0, k1) (C order). Each slab
     is labelled alone by cc3d; two slab labels are one component when they touch across the face
-    between two slabs (face connectivity: the same (j, i) in the last slice of one slab and the
-    first of the next), joined by `scipy.sparse.csgraph.connected_components`. The same
+    between two slabs (6: the same (j, i) in the last slice of one slab and the first of the
+    next; 26: also (j + dj, i + di) with |dj|, |di| <= 1), joined by `scipy.sparse.csgraph.connected_components`. The same
     components as one cc3d pass over the whole volume (tested), without its whole-volume label
     array (4 bytes per voxel on the 1 mm phantom).
 
@@ -433,11 +450,18 @@ def _slab_components(make, nk: int, keep: bool, slab: int | None = None) -> tupl
     import cc3d
 
     slab = int(slab or max(1, SLAB // max(1, int(np.prod(make(0, 1).shape[1:])))))
+    if connectivity == 26:   # cc3d 4.1 mis-sizes its label table for 26-connectivity on one slice
+        slab = max(slab, 2)  # ("Label 41 cannot be mapped ...", isolated voxels): slabs of >= 2 slices
     labs, corners, offs, sizes, pa, pb = [], [0], [0], [], [], []
     last = None
     for k0 in range(0, nk, slab):
+        if connectivity == 26 and k0 + 1 == nk and k0 > 0:
+            break            # (the last slice went with the slab before it)
         k1 = min(k0 + slab, nk)
-        cc, n = cc3d.connected_components(np.ascontiguousarray(make(k0, k1)), connectivity=6, return_N=True)
+        if connectivity == 26 and nk - k1 == 1:
+            k1 = nk
+        cc, n = cc3d.connected_components(np.ascontiguousarray(make(k0, k1)), connectivity=connectivity,
+                                          return_N=True)
         if not keep:   # voxels per label, 2**20 at a time (bincount casts to int64)
             cnt = np.zeros(n + 1, np.int64)
             flat = cc.reshape(-1)
@@ -445,12 +469,13 @@ def _slab_components(make, nk: int, keep: bool, slab: int | None = None) -> tupl
                 cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
             sizes.append(cnt[1:])
         if last is not None:   # face pairs across the slab boundary, each pair once
-            key = (last.astype(np.int64) << 32) | cc[0].astype(np.int64)
-            key = key[(last > 0) & (cc[0] > 0)]
-            if key.size:   # runs of one pair first (most of a face), then the few left
-                key = np.unique(key[np.flatnonzero(np.diff(key, prepend=key[0] - 1))])
-            pa.append((key >> 32) - 1 + offs[-2])
-            pb.append((key & 0xFFFFFFFF) - 1 + offs[-1])
+            for a, b in _face_pairs(last, cc[0], connectivity):
+                key = (a.astype(np.int64) << 32) | b.astype(np.int64)
+                key = key[(a > 0) & (b > 0)]
+                if key.size:   # runs of one pair first (most of a face), then the few left
+                    key = np.unique(key[np.flatnonzero(np.diff(key, prepend=key[0] - 1))])
+                pa.append((key >> 32) - 1 + offs[-2])
+                pb.append((key & 0xFFFFFFFF) - 1 + offs[-1])
         last = cc[-1].copy()
         labs.append(cc.astype(np.min_scalar_type(n), copy=False) if keep else None)
         del cc
@@ -509,7 +534,7 @@ def _largest_voxel_by_slab(make, nk: int, slab: int | None = None):
     node = int(np.flatnonzero(comp == best)[0])       # its lowest node: its first voxel
     s = int(np.searchsorted(offs, node, side="right")) - 1
     cc = cc3d.connected_components(np.ascontiguousarray(make(corners[s], corners[s + 1])), connectivity=6)
-    hit = int(np.flatnonzero(cc.reshape(-1) == node - offs[s] + 1)[0])
+    hit = int(np.argmax(cc.reshape(-1) == node - offs[s] + 1))   # its first voxel (no index array)
     kji = np.unravel_index(hit, cc.shape)
     return (int(kji[0] + corners[s]), int(kji[1]), int(kji[2]))
 

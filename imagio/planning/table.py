@@ -129,14 +129,26 @@ def patient_mask(ct, body: np.ndarray, air_hu: float, open_mm: float = OPEN_MM) 
 
 
 def _largest_in_box(mask: np.ndarray) -> np.ndarray:
-    """`segmentation.common.largest_component` (6-connected) computed on the mask's bounding
-    box: components never leave it, and the crop keeps the voxels' raster order (same labels)."""
+    """`segmentation.common.largest_component` (6-connected; ties: the lowest cc3d label, i.e.
+    the component whose first voxel comes first in C order) computed on the mask's bounding box
+    (components never leave it, and the crop keeps the voxels' raster order) and slab by slab
+    (`skin._largest_voxel_by_slab`, `skin._component_at_by_slab`: the same components and tie
+    rule as one cc3d pass, tested), so that no label array of the whole box (4 bytes per voxel:
+    240 MiB on the 1 mm phantom's patient) is held."""
     from ..segmentation.common import bbox_slices, largest_component
+    from . import skin
 
     sl = bbox_slices(mask)
     out = np.zeros(mask.shape, bool)
-    if sl is not None:
-        out[sl] = largest_component(mask[sl])
+    if sl is None:
+        return out
+    sub = mask[sl]
+    if sub.size <= skin.SLAB:   # one slab: one pass (two slab passes would hold more)
+        out[sl] = largest_component(sub)
+        return out
+    make = lambda k0, k1: sub[k0:k1]   # noqa: E731  (slices of the box, copied per slab)
+    seed = skin._largest_voxel_by_slab(make, sub.shape[0])
+    out[sl] = skin._component_at_by_slab(make, sub.shape[0], seed)
     return out
 
 
@@ -145,37 +157,69 @@ def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPE
     the data's voxels above ``air_hu`` outside ``pat`` that reach farther than ``2 * open_mm``
     from the patient (a table, an arm, a cushion). Rims that the opening took off the patient
     (edges of the scan's cut faces, skin folds) lie within ``open_mm`` of it and are not
-    objects. Labelled on the bounding box of those voxels; the distance test is
-    `segmentation.ballmorph.dilate_ball` (the voxels of `segmentation.common.dilate_mm`)."""
-    import cc3d
-
+    objects. Labelled on the bounding box of those voxels, slab by slab
+    (`skin._slab_components`: the same components as one cc3d pass, each slab's labels in the
+    smallest type that holds them, no 4-byte label array of the whole box); the distance test
+    is `segmentation.ballmorph.dilate_ball` (the voxels of `segmentation.common.dilate_mm`)."""
     from ..segmentation.ballmorph import dilate_ball
     from ..segmentation.common import bbox_slices
+    from .skin import _slab_components
 
     other = np.asarray(data, bool) & (ct.array > air_hu)
     other &= ~pat
     sl = bbox_slices(other)
     if sl is None:
         return other
+    sub = other[sl]
     near = dilate_ball(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))[sl]
-    far = np.flatnonzero(other[sl] & ~near)       # crop raster indices of the far voxels
+    np.logical_not(near, out=near)
+    near &= sub
+    far = np.packbits(near, axis=-1)     # the far voxels, 1 bit each
     del near
-    comp = cc3d.connected_components(np.ascontiguousarray(other[sl]), connectivity=26)
-    keep = np.zeros(int(comp.max()) + 1, bool)
-    keep[comp.reshape(-1)[far]] = True
-    keep[0] = False
-    other[sl] = keep[comp]                         # outside the crop ``other`` is already False
+    labs, corners, offs, comp, _ = _slab_components(lambda k0, k1: sub[k0:k1], sub.shape[0], keep=True,
+                                                    connectivity=26)
+    keep = np.zeros(len(comp), bool)     # per component: holds a far voxel
+    for t, cc in enumerate(labs):        # the far voxels' components
+        f = np.unpackbits(far[corners[t]:corners[t + 1]], axis=-1, count=sub.shape[2]).view(bool)
+        keep[comp[cc[f].astype(np.int64) - 1 + offs[t]]] = True
+    del far
+    for t, cc in enumerate(labs):        # outside the crop ``other`` is already False
+        lut = np.zeros(offs[t + 1] - offs[t] + 1, bool)
+        lut[1:] = keep[comp[offs[t]:offs[t + 1]]]
+        sub[corners[t]:corners[t + 1]] = lut[cc]
+        labs[t] = None
     return other
 
 
 def patient_and_objects(ct, body: np.ndarray, data: np.ndarray, air_hu: float) -> tuple:
-    """RAS points (n, 3) of the patient's boundary voxels (`patient_mask`) and of the voxels of
-    `other_objects` (small arrays: what `locate_table` needs for every direction)."""
+    """Array indices [k, j, i] (n, 3; int16 where the grid allows, else int32) of the patient's
+    boundary voxels (`patient_mask`) and of the voxels of `other_objects`: small arrays, what
+    `locate_table` needs for every direction. Kept as indices, not as RAS positions (float64:
+    4x the memory, 69 MiB on the 1 mm phantom, held by the cache for the whole plan):
+    `locate_table` converts them (`voxel_ras`) a chunk at a time."""
     from .skin import erode6
 
     pat = patient_mask(ct, body, air_hu)
-    obj = np.argwhere(other_objects(ct, pat, data, air_hu)).astype(float)
-    return ct.kji_to_world(np.argwhere(pat & ~erode6(pat)).astype(float)), ct.kji_to_world(obj)
+    it = np.int16 if max(ct.shape) <= np.iinfo(np.int16).max else np.int32
+    obj = np.argwhere(other_objects(ct, pat, data, air_hu)).astype(it)
+    return np.argwhere(pat & ~erode6(pat)).astype(it), obj
+
+
+CHUNK = 1 << 16   # points per chunk of `locate_table` (bounds its float64 temporaries)
+
+
+def voxel_ras(ct, kji: np.ndarray, chunk: int = CHUNK):
+    """Yields the RAS positions (m, 3) float64 of the array indices ``kji`` (n, 3), ``chunk``
+    rows at a time, the last chunk taking the rest (between ``chunk`` and ``2 * chunk`` rows;
+    all rows in one chunk when n < 2 * chunk): ``ct.kji_to_world`` of each chunk. BLAS may round
+    a row's 3-term products differently in a very short call or in a call's last few rows, so
+    the chunks keep every row's position modulo ``chunk`` and the same last rows as one call
+    (the same values as one call on all rows: tested)."""
+    a, n = 0, len(kji)
+    while a < n:
+        b = n if n - a < 2 * chunk else a + chunk
+        yield ct.kji_to_world(kji[a:b])
+        a = b
 
 
 def _column_uv(ras: np.ndarray, d: np.ndarray, bin_mm: float):
@@ -195,35 +239,56 @@ def _columns(ras: np.ndarray, d: np.ndarray, bin_mm: float):
     return s, (u << 32) ^ (v & 0xFFFFFFFF)
 
 
+def _column_extreme(parts, ufunc) -> tuple:
+    """(sorted unique column keys, per key the ``ufunc`` (np.maximum / np.minimum) reduction of
+    the values) over ``parts``, an iterable of (values (m,), keys (m,) int64) chunks: each chunk
+    reduced per key, then the chunks' results (the same extremes as one reduction of all points,
+    whatever the chunks)."""
+    ks, vs = [], []
+    for v, k in parts:
+        u, inv = np.unique(k, return_inverse=True)
+        e = np.full(len(u), -np.inf if ufunc is np.maximum else np.inf)
+        ufunc.at(e, inv, v)
+        ks.append(u)
+        vs.append(e)
+    if not ks:
+        return np.zeros(0, np.int64), np.zeros(0)
+    u, inv = np.unique(np.concatenate(ks), return_inverse=True)
+    e = np.full(len(u), -np.inf if ufunc is np.maximum else np.inf)
+    ufunc.at(e, inv, np.concatenate(vs))
+    return u, e
+
+
 def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: float,
-                 masks: tuple | None = None) -> TableSurface:
+                 masks: tuple | None = None, chunk: int = CHUNK) -> TableSurface:
     """The couch top along ``direction`` (see module doc). ct: CT (HU) `Volume`; body, data: the
-    planner's body and data region (bool [k, j, i], `skin.outer_skin`); masks: the points
-    of `patient_and_objects` when already computed (they do not depend on the
+    planner's body and data region (bool [k, j, i], `skin.outer_skin`); masks: the voxel
+    indices of `patient_and_objects` when already computed (they do not depend on the
     direction). Columns: square bins of the largest voxel spacing in the plane normal to
-    ``direction``."""
+    ``direction``. The points are converted to RAS and binned ``chunk`` at a time (the per-column
+    minima and maxima do not depend on the order: the same surface for any ``chunk``)."""
     d = np.asarray(direction, float)
     d = d / np.linalg.norm(d)
     bin_mm = float(max(ct.spacing))
-    pat_ras, obj_ras = masks if masks is not None else patient_and_objects(ct, body, data, air_hu)
-    if not len(pat_ras):
+    pat_kji, obj_kji = masks if masks is not None else patient_and_objects(ct, body, data, air_hu)
+    if not len(pat_kji):
         return TableSurface(np.inf, False, 0.0, d, bin_mm)
-    ps, pk = _columns(pat_ras, d, bin_mm)
-    keys, inv = np.unique(pk, return_inverse=True)
-    deepest = np.full(len(keys), -np.inf)
-    np.maximum.at(deepest, inv, ps)
+    # per column the patient's deepest voxel: each chunk's column maxima, then the maximum over
+    # the chunks (exact: a maximum of maxima)
+    keys, deepest = _column_extreme((_columns(r, d, bin_mm) for r in voxel_ras(ct, pat_kji, chunk)), np.maximum)
     top = np.full(len(keys), np.inf)
     okeys, otop = np.zeros(0, np.int64), np.zeros(0)
-    if len(obj_ras):
-        os_, ok = _columns(obj_ras, d, bin_mm)
-        pos = np.clip(np.searchsorted(keys, ok), 0, len(keys) - 1)
-        col = keys[pos] == ok
-        under = col & (os_ > deepest[pos])      # beyond the patient in its column
-        np.minimum.at(top, pos[under], os_[under])
+    if len(obj_kji):
+        side = []
+        for r in voxel_ras(ct, obj_kji, chunk):
+            os_, ok = _columns(r, d, bin_mm)
+            pos = np.clip(np.searchsorted(keys, ok), 0, len(keys) - 1)
+            col = keys[pos] == ok
+            under = col & (os_ > deepest[pos])      # beyond the patient in its column
+            np.minimum.at(top, pos[under], os_[under])
+            side.append(_column_extreme([(os_[~col], ok[~col])], np.minimum)[::-1])
         # columns beside the patient: the first object along d (a curved couch's rising side)
-        okeys, oinv = np.unique(ok[~col], return_inverse=True)
-        otop = np.full(len(okeys), np.inf)
-        np.minimum.at(otop, oinv, os_[~col])
+        okeys, otop = _column_extreme(side, np.minimum)
     found = np.isfinite(top)
     cover = float(found.mean())
     all_keys = np.concatenate([keys[found], okeys])
@@ -234,12 +299,12 @@ def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: floa
     return TableSurface(low, located, cover, d, bin_mm, all_keys[order], all_tops[order])
 
 
-_CACHE: dict = {}   # one case: (grid, air_hu, digests of what the couch search reads) -> its points
+_CACHE: dict = {}   # one case: (grid, air_hu, digests of what the couch search reads) -> its voxel indices
 _LOCK = threading.RLock()   # scoring threads ask for the couch at once: one computes it
 
 
 def forget_cached_table() -> None:
-    """Drop the cached patient and object points (to free them)."""
+    """Drop the cached patient and object voxel indices (to free them)."""
     _CACHE.clear()
 
 
