@@ -12,6 +12,7 @@ import pytest
 
 from imagio import cli, io, phantom
 from imagio.planning import bronchoscopy as B
+from imagio.planning.bronchoscopy.route import check_root
 from imagio.segmentation.common import (anatomical_axes, crop_slices, dice, field_of_view_crops,
                                         ras_coordinate)
 from imagio.segmentation.rules import segment_masks
@@ -84,7 +85,7 @@ def test_chest_cta_trachea_width_and_carina_in_crops(shared_data):
             diam.append(2 * np.sqrt((lab == v).sum() * pix / np.pi))
     assert len(diam) >= 0.8 * len(kji)
     assert 10.0 <= float(np.median(diam)) <= 25.0, np.median(diam)
-    B.check_root(tree)   # a trachea by width: not refused
+    check_root(tree)   # a trachea by width: not refused
     s_full = ct.kji_to_world(np.argwhere(m["trachea"]))[:, 2]
     for name, sl in _crops(ct, 0.5 * (s_full.min() + s_full.max())).items():
         c = crop_slices(ct, sl)
