@@ -121,3 +121,18 @@ def test_bronch_refuses_a_tree_without_its_trachea_in_one_line(tmp_path, capsys)
     assert rc == 2, err
     assert len(err.splitlines()) == 1 and "not a trachea" in err and "Traceback" not in err, err
     assert not (tmp_path / "o" / "bronch.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_segment_airways_below_the_carina_says_no_trachea_in_one_line(shared_data, tmp_path, capsys):
+    """The chest CTA cut 15 mm below its carina (no trachea in view): `imagio segment
+    --structures airways` exits 2 with one line saying that no trachea was found (the old code
+    said 'label map has no names; set Volume.labels', an internal message)."""
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    io.write_image(crop_slices(ct, _top_cut(ct, 705.0)), tmp_path / "below.nii.gz")
+    rc = cli.main(["segment", str(tmp_path / "below.nii.gz"), "--structures", "airways",
+                   "--out", str(tmp_path / "seg.nii.gz"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "no trachea found" in err, err
+    assert not (tmp_path / "seg.nii.gz").exists()
