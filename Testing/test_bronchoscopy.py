@@ -314,11 +314,12 @@ def test_slicer_logic_plans_from_segmentation_nodes(ph):
         bronchoscopy_plan_from_nodes(scene, ct, only_lungs, "lung_nodule_1", None, "thin")
 
 
-def test_a_tree_without_its_trachea_is_refused_naming_the_possible_causes(ph):
+def test_a_tree_without_its_trachea_is_refused_naming_the_missing_trachea(ph):
     """Trial 10 F6: a slab without the trachea (LIDC-0001) was refused as 'the thin (4.2 mm) does
     not fit the trachea'. A tree cut from the phantom's right lower airways (its root a
-    segmental calibre) and a scope wider than that root: the refusal names the root's width and
-    the missing trachea among the causes."""
+    segmental calibre, measured here independently on the tree's own radii) is refused naming
+    the missing trachea, whatever the scope: one the root fits was planned before, from a bronchus
+    named 'trachea'."""
     import cc3d
 
     m = ph.labels.mask("trachea", "airways")
@@ -330,5 +331,19 @@ def test_a_tree_without_its_trachea_is_refused_naming_the_possible_causes(ph):
     t = B.extract_tree(ph.labels, cc3d.largest_k(part, k=1) > 0)
     root = np.concatenate([b.point_ids for b in t.branches if b.generation == 0])
     width = 2 * float(np.median(t.radius[root]))
-    with pytest.raises(InputError, match=f"root of this airway tree \\({width:.1f} mm.*does not show the trachea"):
-        B.plan_route(t, B.Target.from_point(ras[sel][0]), width + 1.0)
+    assert width < 8.0      # a lobar/segmental calibre (adult trachea 10-25 mm, Breatnach 1984)
+    for scope in (width + 1.0, max(width - 1.0, 1.0)):
+        with pytest.raises(InputError, match=f"root is {width:.1f} mm wide.*not a trachea"):
+            B.plan_route(t, B.Target.from_point(ras[sel][0]), scope)
+
+
+def test_the_bronchi_without_the_trachea_label_are_refused_not_planned_from_a_bronchus(ph):
+    """The rule-based segmenter writes the trachea and the bronchi below the carina as two labels
+    (`trachea`, `airways`, TotalSegmentator's vocabulary). A mask of the `airways` label alone
+    has no trachea: its tree was rooted at a 3 mm bronchus named 'trachea' and planned with the
+    ultrathin and the thin scope (routes through 'trachea, trachea, trachea'). Refused now."""
+    t = B.extract_tree(ph.labels, ph.labels.mask("airways"))
+    les = ph.lesion("lung_nodule_1")
+    for scope in ("ultrathin", "thin"):
+        with pytest.raises(InputError, match="not a trachea"):
+            B.plan_route(t, B.Target.from_point(les.center_ras), scope)

@@ -299,7 +299,9 @@ def test_airways_segmented_from_the_ct_never_claim_more_than_they_show(case):
     from imagio.segmentation.rules import segment_masks
 
     masks, _ = segment_masks(ph.ct, ("airways",))
-    seg = ph.ct.with_array(masks["airways"].astype(np.uint8), labels={1: "airways"})
+    # the tree is the trachea and the bronchi (two labels, as `imagio segment` writes them and
+    # `airway_mask` reads them): the `airways` label alone has no trachea (its root a bronchus)
+    seg = ph.ct.with_array((masks["trachea"] | masks["airways"]).astype(np.uint8), labels={1: "airways"})
     tree = B.extract_tree(seg, seg.array > 0)
     vox = float(np.max(labels.spacing))
     for n, m, sign, lead in _targets(ph, labels, leads):

@@ -19,7 +19,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..volume import Volume
 from .common import (AIR_HU, anatomical_axes, as_progress, bbox_slices, check_ct, components,
-                     plane_structure, ras_coordinate)
+                     plane_structure, ras_coordinate, rule)
 
 THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
 LEAK_RATIO = 2.0  # a step that more than doubles the tree ...
@@ -217,20 +217,32 @@ def split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarra
         return airway.copy(), np.zeros_like(airway), None
     lo = np.array([b.start for b in box])
     sub = ct.crop(lo, [b.stop for b in box])
-    tr, _, carina = _split_trachea(sub, airway[box])
+    # the left-right faces of the box that are faces of the field of view (where a lumen is cut)
+    lr = anatomical_axes(ct)["R"][0]
+    cut = tuple(end for end, at in ((0, box[lr].start == 0), (-1, box[lr].stop == airway.shape[lr])) if at)
+    tr, _, carina = _split_trachea(sub, airway[box], cut)
     trachea = np.zeros_like(airway)
     trachea[box] = tr
     s_ax = anatomical_axes(ct)["S"][0]
     return trachea, airway & ~trachea, None if carina is None else carina + int(lo[s_ax])
 
 
-def _split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
+def _split_trachea(ct: Volume, airway: np.ndarray, cut_lr_faces=()
+                   ) -> tuple[np.ndarray, np.ndarray, int | None]:
     """Track the trachea's lumen slice by slice from the top (the in-plane component that
     overlaps the lumen of the slice above); the carina is the first slice where that lumen
     overlaps two lumens of main-bronchus size (>= ``CARINA_LUMEN_SHARE`` of the trachea's
     cross-section). Upper-lobe bronchi rising beside the trachea never overlap it, so they
-    stay "airways"."""
+    stay "airways".
+
+    ``cut_lr_faces``: which ends (0, -1) of the left-right array axis are faces of the field of
+    view. A field of view that cuts the mediastinum lengthwise (a hemithorax crop) shows one
+    main bronchus only, so no slice holds two and the tracking would run on down that bronchus.
+    There the trachea, a midline tube cut by that face, ends where its lumen leaves the face
+    running sideways as a main bronchus does (`_cut_view_carina`)."""
     s_ax, s_sign = anatomical_axes(ct)["S"]
+    lr = anatomical_axes(ct)["R"][0]
+    lr_in_slice = lr - (lr > s_ax) if lr != s_ax else None   # the left-right axis in a 2-D slice
     sl_first = np.moveaxis(airway, s_ax, 0)
     n_slices = sl_first.shape[0]
     order = np.arange(n_slices)[::-1] if s_sign > 0 else np.arange(n_slices)  # top down
@@ -240,6 +252,7 @@ def _split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarr
     cur = None
     ref_area = None
     carina = None
+    track = []   # per tracked slice: (slice, left-right centroid in mm, touches a cut face)
     for s in order:
         sl = sl_first[s]
         if not sl.any():
@@ -260,12 +273,48 @@ def _split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarr
                 break
         cur = np.isin(lab, ids)
         trachea[s] = cur
+        if lr_in_slice is not None and cut_lr_faces:
+            along = np.flatnonzero(cur.any(axis=1 - lr_in_slice))
+            cnt = cur.sum(axis=1 - lr_in_slice)[along]
+            track.append((int(s), float((along * cnt).sum() / cnt.sum()) * float(ct.spacing_kji[lr]),
+                          any(np.take(cur, e, axis=lr_in_slice).any() for e in cut_lr_faces)))
         area = float(cur.sum() * pix_mm2)
         ref_area = area if ref_area is None else 0.8 * ref_area + 0.2 * area
+    cut_carina = _cut_view_carina(track, float(ct.spacing_kji[s_ax]))
+    if cut_carina is not None:
+        carina = cut_carina
+        below = order[list(order).index(carina):]
+        trachea[below] = False
     if carina is None:
         return airway.copy(), np.zeros_like(airway), None
     trachea = np.moveaxis(trachea, 0, s_ax)
     return trachea, airway & ~trachea, carina
+
+
+MAIN_BRONCHUS_SLOPE = float(np.tan(np.radians(rule("main_bronchus_min_angle_deg"))))
+CUT_VIEW_WINDOW_MM = rule("main_bronchus_window_mm")
+
+
+def _cut_view_carina(track, slice_mm: float) -> int | None:
+    """The carina of a trachea tracked in a field of view whose left-right face cuts it: the first
+    slice where the tracked lumen, after touching the face, no longer touches it and runs
+    sideways over the next ``CUT_VIEW_WINDOW_MM`` at least as steeply as a main bronchus (its
+    left-right centroid moving >= tan(``main_bronchus_min_angle_deg``) mm per mm down: the main
+    bronchi leave the midline at the carina, the trachea itself stays on it). A trachea that
+    only drifts off the face (a shifted lower trachea) keeps being tracked. ``track``: per
+    tracked slice from the top, (slice index, left-right centroid in mm, touches a cut face).
+    None when no such slice."""
+    n_win = max(2, int(round(CUT_VIEW_WINDOW_MM / slice_mm)))
+    for j in range(1, len(track)):
+        if not track[j - 1][2] or track[j][2]:
+            continue
+        end = min(j + n_win, len(track) - 1)
+        if end - j < n_win // 2:
+            break   # too little of the lumen below to judge its course
+        slope = abs(track[end][1] - track[j][1]) / ((end - j) * slice_mm)
+        if slope >= MAIN_BRONCHUS_SLOPE:
+            return track[j][0]
+    return None
 
 
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -33,6 +33,9 @@ def cmd_segment(args) -> int:
     check_outputs([out], [args.ct], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     seg = segment(ct, structures, progress=printer(args.quiet), lungs_optional=not chosen)
+    if not seg.labels:   # nothing found: say why (the segmenters' warnings), not that the map is unnamed
+        why = "; ".join(seg.meta.get("warnings", [])) or "no structure found"
+        raise InputError(f"nothing to write for --structures {','.join(structures)}: {why}")
     io.write_labels(seg, out)
     summary = {
         "output": str(out),

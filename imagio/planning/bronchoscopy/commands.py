@@ -202,6 +202,7 @@ def cmd_bronch(args) -> int:
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
     from .mask_checks import check_slice_thickness
+    from .route import check_root
     from ...progress import Progress, printer
 
     p = Progress(printer(getattr(args, "quiet", False)))
@@ -222,6 +223,7 @@ def cmd_bronch(args) -> int:
     timings["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     tree = extract_tree(air, mask, progress=p.sub(0.05, 0.25), ct=ct, lobes=lobes)
+    check_root(tree)   # before any segmentation: a tree without its trachea is refused
     timings["tree"] = time.perf_counter() - t0
     target, target_name = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)

@@ -19,6 +19,7 @@ from scipy.spatial import cKDTree
 from ...errors import InputError
 from ...volume import Volume
 from . import verdict as verdicts
+from .mask_checks import limits
 from .tree import AirwayTree
 
 SCOPES_FILE = Path(__file__).resolve().parents[2] / "data" / "scopes.json"
@@ -171,6 +172,7 @@ TERRITORY_NEIGHBOURS = 5   # terminal airway points that vote for a target's lob
 REACH_WITHIN_MM = (0.0, 5.0, 10.0, 20.0)
 # the territory vote is uncertain when the runner-up lobe has at least this share of the winner's weight
 LOBE_VOTE_MARGIN = 0.5
+MIN_TRACHEA_MM = float(limits()["min_trachea_mm"]["value"])   # airway_limits.json (Breatnach 1984)
 
 
 def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -> tuple[str, str]:
@@ -202,6 +204,25 @@ def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -
     return str(names[order[0]]), "airway territories"
 
 
+def check_root(tree: AirwayTree) -> float:
+    """The tree's root width (mm: twice the median centreline radius of its generation-0
+    branches); InputError when it is narrower than any adult trachea (``min_trachea_mm``,
+    airway_limits.json). The tree is rooted at its most superior point, which is the trachea
+    only when the trachea is in the mask: a slab or crop below the carina, or a mask of the
+    bronchi only (the rule-based `airways` label without `trachea`), roots it at a bronchus that
+    a route would start from and name "trachea" (the phantom's bronchi were planned from a 3 mm
+    root)."""
+    trachea = np.concatenate([b.point_ids for b in tree.branches if b.generation == 0])
+    root_mm = 2 * float(np.median(tree.radius[trachea]))
+    if root_mm < MIN_TRACHEA_MM:
+        raise InputError(f"this airway tree's root is {root_mm:.1f} mm wide (median centreline diameter), not a "
+                         f"trachea (adult tracheal lumen 10-25 mm, Breatnach 1984): the trachea is not in the "
+                         "airway mask (a slab or crop below the carina, a mask of the bronchi only) or the "
+                         "segmentation stops short of it; a route starts at the trachea: give a scan and an "
+                         "airway mask that include it (trachea and airways labels)")
+    return root_mm
+
+
 def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", tolerance_mm: float | None = None,
                reach: np.ndarray | None = None, lobes: Volume | None = None) -> Route:
     """The route for ``scope``: into the target's lobe (``target_lobe``), along the airway that
@@ -217,12 +238,10 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
         alive &= ~excluded
     rmin = route_min_diameter(tree) if reach is None else reach
     ok = alive & (rmin >= od - tol)
-    trachea = np.concatenate([b.point_ids for b in tree.branches if b.generation == 0])
-    root_mm = 2 * float(np.median(tree.radius[trachea]))
+    root_mm = check_root(tree)
     if not ok.any() or od - tol > root_mm:
         # trial 10: on a slab without the trachea this said "the thin (4.2 mm) does not fit the
-        # trachea"; the root's width and the other possible causes are named (a width rule cannot
-        # decide it: the rule-based airways' root measures 5-7 mm on the phantom and the chest CTA)
+        # trachea"; the root's width and the other possible causes are named
         raise InputError(f"the {name} scope ({od:g} mm) does not fit the root of this airway tree ({root_mm:.1f} mm "
                          "wide, median centreline diameter): if the scan does not show the trachea (a slab, a crop) "
                          "or the airway mask stops short of it, give a scan or an airway mask that includes it; "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import connected_components, dijkstra
 
 from ...errors import InputError
 from ...progress import Progress
@@ -278,8 +278,13 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     g = coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
                    shape=(n, n)).tocsr()
     # the trachea's top: the most superior centreline point (the mask was continued upwards
-    # before skeletonising, so the centreline leaves the scan through the trachea's centre)
-    root = int(np.argmax(pts[:, 2]))
+    # before skeletonising, so the centreline leaves the scan through the trachea's centre) of
+    # the largest piece of the centreline: dropping the extension can leave a fragment of a few
+    # points above the tree (a hemithorax crop of the chest CTA: a 2-point piece at the top of a
+    # trachea cut lengthwise), and rooted there the tree was that fragment alone
+    _, piece = connected_components(g, directed=False)
+    main = piece == np.argmax(np.bincount(piece))
+    root = int(np.flatnonzero(main)[np.argmax(pts[main, 2])])
     dist, pred = dijkstra(g, indices=root, return_predecessors=True)
     reach = np.isfinite(dist)
     parent = np.where(reach, pred, -1).astype(np.int64)
