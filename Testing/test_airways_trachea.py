@@ -136,3 +136,31 @@ def test_segment_airways_below_the_carina_says_no_trachea_in_one_line(shared_dat
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "no trachea found" in err, err
     assert not (tmp_path / "seg.nii.gz").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_trachea_sliver_without_its_bronchi_is_said(shared_data):
+    """Trial 13 (H1): the chest CTA cut 3.3 mm left of the isocentre keeps a sliver of the trachea
+    (its centre lies ~3.4 mm right); the left main bronchus joins it only beyond the face, so the
+    bronchi in view (10.9 mL in the uncropped run) were grown as lung_left and no airways label
+    was written, silently; a plan then passed 1.4 mm from a bronchus saying 'no structure within
+    20 mm'. The segmentation must say that the trachea is cut by the left face and the bronchi
+    may be labelled lung. The scene is checked first: no airways voxel, the trachea on the face."""
+    from imagio import io
+    from imagio.segmentation import rules
+    from imagio.segmentation.common import anatomical_axes, crop_slices
+
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    lr, _ = anatomical_axes(ct)["R"]
+    xs = ct.kji_to_world(np.array([[0, 0, i] if lr == 2 else ([0, i, 0] if lr == 1 else [i, 0, 0])
+                                   for i in range(ct.shape[lr])], float))[:, 0]
+    keep = np.flatnonzero(xs <= -3.3)
+    sl = [slice(None)] * 3
+    sl[lr] = slice(int(keep.min()), int(keep.max()) + 1)
+    c = crop_slices(ct, tuple(sl))
+    m, meta = rules.segment_masks(c, ["body", "lungs", "airways"])
+    assert "trachea" in m and m["trachea"].any()
+    assert not m["airways"].any()                                   # the scene of the defect
+    said = [w for w in meta["warnings"] if "trachea is cut by the field of view's right face" in w]   # the crop's medial face
+    assert said, meta["warnings"]

@@ -207,8 +207,11 @@ def test_one_lung_label_map_says_the_mediastinum_cannot_be_judged():
     lo[r_axis], hi[r_axis] = int(keep.min()), int(keep.max()) + 1
     result = plan(PlanningProblem.build(ct.crop(lo, hi), lab.crop(lo, hi), "lung_nodule"))
     assert any(w.startswith("only the right lung is labelled") for w in result.warnings)
+    # no airway is labelled in the torso: on a crop the bronchi may hide in the lung label (trial 13 H1)
+    assert any(w.startswith("no airway (trachea or bronchus) is labelled") for w in result.warnings)
     full = plan(PlanningProblem.build(ct, lab, "lung_nodule"))
     assert not any(w.startswith("only the") and "lung is labelled" in w for w in full.warnings)
+    assert not any(w.startswith("no airway") for w in full.warnings)
 
 
 def test_plan_warnings_are_computed_once_and_again_when_the_plan_changes(monkeypatch):

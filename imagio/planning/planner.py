@@ -177,6 +177,12 @@ class Plan:
             out.append(f"only the {f.one_lung} lung is labelled within needle reach (a hemithorax crop or a one-lung "
                        "label map): the mediastinum between the lungs cannot be outlined, so no path is judged for "
                        "the unlabelled heart and great vessels there; check paths near the midline on the images")
+            if not any("trachea" in n or "bronch" in n or "airway" in n
+                       for n in present_structures(self.problem, self.maps)):
+                # trial 13 (H1): a hemithorax crop's bronchi were grown as lung; nothing said so here
+                out.append("no airway (trachea or bronchus) is labelled within needle reach: on a crop beside the "
+                           "mediastinum the main and lobar bronchi in view may lie inside the lung label, so paths "
+                           "near the hilum are not judged against them; label the airways or check on the images")
         for n, (r, fl) in enumerate(zip(rows, flagged), 1):
             if "mediastinum" in fl:
                 back = (" (in a plane without a labelled vertebral body the region runs to the back of the lungs, "

@@ -63,6 +63,19 @@ _PAINT = ("body", "vertebrae", "ribs", "costal_cartilages", "bone", "great_vesse
           "liver_vessels", "emphysema", "trachea", "airways")
 
 
+def _trachea_cut_side(ct: Volume, trachea: np.ndarray) -> str | None:
+    """'left' or 'right' when ``trachea`` touches the image's face on that side of the patient
+    (a hemithorax crop through the trachea), else None."""
+    from .common import anatomical_axes
+
+    lr, sign = anatomical_axes(ct)["R"]
+    for end in (0, trachea.shape[lr] - 1):
+        if np.take(trachea, end, axis=lr).any():
+            at_r = (end > 0) == (sign > 0)      # index increasing towards R: the last face is the right one
+            return "right" if at_r else "left"
+    return None
+
+
 def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                   organs: dict[str, np.ndarray] | None = None,
                   lungs_optional: bool = False) -> tuple[dict, dict]:
@@ -113,6 +126,15 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 meta["warnings"].append(f"airways: {e}")
         if "airways" in want and trachea is not None:
             out["trachea"], out["airways"] = trachea, bronchi
+            side = _trachea_cut_side(ct, trachea)
+            if side and meta["airways"].get("carina_slice") is None:
+                # trial 13 (H1): a crop just beside the carina keeps a sliver of the trachea; the
+                # main bronchus in view joins it only beyond the face, so it is grown as lung
+                meta["warnings"].append(
+                    f"airways: the trachea is cut by the field of view's {side} face and no carina or bronchus "
+                    "was found joined to it: the bronchi in view may be cut off from it by that face and are "
+                    "then labelled lung, not airways; check the hilum on the images (a needle path there is "
+                    "not judged against them)")
             from ..planning.bronchoscopy.mask_checks import check_slice_thickness  # the one limit
 
             thick = check_slice_thickness(ct, "CT", refuse=False)
