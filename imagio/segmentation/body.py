@@ -99,7 +99,15 @@ def _mostly_in_chest(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: i
         idx = tuple(z if a == sup else slice(None) for a in range(3))
         cz = cand[idx]
         labels.append(lab[idx][cz])
-        flags.append(_in_slice_hull(body[idx], np.nonzero(cz)))
+        bz = body[idx]
+        if bz[0].any() and bz[-1].any() and bz[:, 0].any() and bz[:, -1].any():
+            # the body reaches all four faces of the slice: the field of view lies inside the
+            # patient's outline (a small, e.g. cardiac, field of view) and cuts the lungs, which
+            # then reach past the body's hull to the faces; the skin, and air outside it, is in
+            # view at most in a corner, and outside air is purer than -950 HU (rejected above)
+            flags.append(np.ones(int(cz.sum()), bool))
+        else:
+            flags.append(_in_slice_hull(bz, np.nonzero(cz)))
     if not labels:
         return np.zeros_like(keep)
     lz = np.concatenate(labels)
