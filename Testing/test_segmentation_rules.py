@@ -520,3 +520,30 @@ def test_bowel_gas_not_lung_on_an_upsampled_grid():
         assert not (lungs & in_pocket(c)).any(), c.spacing
         vols.append(lungs.sum() * c.voxel_volume_ml)
     assert vols[1] == pytest.approx(vols[0], rel=0.03)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_hemithorax_crop_past_the_midline_keeps_the_other_lungs_piece(synth, side):
+    """Trial 13: a hemithorax crop whose face lies 25 mm past the midline holds a cap of the
+    other lung (~3 % of the lungs in view, 10 mm deep). Before, every air component under 5 % of
+    the largest was dropped, so the piece was left as body, unlabelled. Each lung is its own
+    organ: the 5 % is of the largest component on the same side of the midline (the trachea's).
+    Truth: the phantom's lung masks."""
+    from imagio.segmentation.common import anatomical_axes, crop_slices, ras_coordinate
+
+    ct, t, _, _ = synth
+    lr, sign = anatomical_axes(ct)["R"]
+    x = np.moveaxis(ras_coordinate(ct, 0), lr, 0)[:, 0, 0]
+    keep = x >= -25.0 if side == "right" else x <= 25.0
+    idx = np.flatnonzero(keep)
+    sl = [slice(None)] * 3
+    sl[lr] = slice(int(idx[0]), int(idx[-1]) + 1)
+    sl = tuple(sl)
+    m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
+    assert meta["midline"]["from"] == "trachea"
+    other = "lung_left" if side == "right" else "lung_right"
+    piece, this = t[other][sl], t[f"lung_{side}"][sl]
+    assert 0.01 * this.sum() < piece.sum() < 0.05 * this.sum()   # a small cap of the other lung
+    assert (m[other] & piece).sum() >= 0.8 * piece.sum()
+    assert (m[other] & this).sum() + (m[f"lung_{side}"] & piece).sum() <= 0.01 * piece.sum()
+    assert dice(m[f"lung_{side}"], this) > 0.93

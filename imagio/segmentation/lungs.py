@@ -8,6 +8,11 @@ with stool rose from -968 to -874 HU when a 3 mm scan was resampled to 1.5 mm); 
 Left/right: by the side of each component's centre; a single component (lungs touching at
 the anterior or posterior junction) is split by eroding it until two large parts appear and
 giving every voxel to the nearer part (a marker-based split along the thinnest junction).
+On a field of view that cuts the lungs the rules follow anatomy, not relative size: each lung is
+its own organ, so the 5 % size rule is per side of the midline, and a part across the midline
+(the trachea's) from the largest one is the other lung, however small the crop leaves it; lung-
+like air whose core has the density of aerated parenchyma is lung however little is in view
+(`parenchyma_core_ml`).
 """
 
 from __future__ import annotations
@@ -253,7 +258,10 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
                 if ec[o[1]] >= 0.15 * ec[o[0]]:
                     markers = np.where(el == o[0], 1, 0) + np.where(el == o[1], 2, 0)
                     break
-                if across:
+                big_right = float(np.mean(xs[el == o[0]] > midline)) if across else 0.5
+                if across and min(big_right, 1.0 - big_right) < STRADDLE_SHARE:
+                    # the largest part is one lung (not both still joined): a part across the
+                    # midline from it is the other
                     side = np.bincount(el[er], xs[er], minlength=en + 1) / np.maximum(ec, 1) > midline
                     other = np.flatnonzero((side != side[o[0]]) & (ec >= min_c))
                     other = other[other > 0]
