@@ -156,35 +156,36 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
         ax = anatomical_axes(ct)
         lr, sup = ax["R"][0], ax["S"][0]
         other = tuple(a for a in range(3) if a != sup)
-        # axial slices where the trachea touches a left-right face of the field of view (a
-        # hemithorax crop cuts it there; near the carina, where it widens, a crop may cut
-        # only those slices)
+        # axial slices where the trachea touches a left-right face of the field of view
         faces = np.zeros(trachea.shape, bool)
         idx = [slice(None)] * 3
         for end in (0, trachea.shape[lr] - 1):
             idx[lr] = end
             faces[tuple(idx)] = True
         cut = np.any(trachea & faces, axis=other)
-        whole = np.any(trachea, axis=other) & ~cut
-        if whole.any():
-            # the slices showing the whole lumen give its centre
+        has = np.any(trachea, axis=other)
+        zs = np.flatnonzero(has)
+        # the upper half of its extent: the trachea proper, above the carina where the mask
+        # widens into the main bronchi (a bronchus is off the midline by 1-4 cm)
+        upper = np.zeros_like(has)
+        sign = anatomical_axes(ct)["S"][1]
+        half = zs[zs >= 0.5 * (zs[0] + zs[-1])] if sign > 0 else zs[zs <= 0.5 * (zs[0] + zs[-1])]
+        upper[half] = True
+        whole = upper & ~cut
+        if cut.any() and whole.any():
+            # a hemithorax crop that cuts only the carina's widening: the upper slices showing
+            # the whole lumen give its centre
             shape = [1, 1, 1]
             shape[sup] = -1
-            sel = trachea & whole.reshape(shape)
-            return float(x[sel].mean()), "trachea"
-        # cut in every slice: the trachea is a round tube (coronal and sagittal diameters
-        # alike, 13-25 mm in adults: Breatnach E et al., AJR 1984;142:903-906), so its centre
-        # lies half its antero-posterior width from its far (seen) left-right wall
-        y = ras_coordinate(ct, 1)
-        on_face = np.take(trachea, 0, axis=lr).any()
-        xf = float(np.take(x, 0 if on_face else trachea.shape[lr] - 1, axis=lr).mean())
-        zi = np.nonzero(trachea)[sup]
-        zs = np.unique(zi)
-        xs, ys = x[trachea], y[trachea]
-        fn = ndimage.maximum if float(xs.mean()) > xf else ndimage.minimum
-        far = np.asarray(fn(xs, zi, zs), float)
-        width = np.asarray(ndimage.maximum(ys, zi, zs), float) - np.asarray(ndimage.minimum(ys, zi, zs), float)
-        return float(np.median(far - np.sign(far - xf) * 0.5 * width)), "trachea"
+            return float(x[trachea & whole.reshape(shape)].mean()), "trachea"
+        for end in (0, trachea.shape[lr] - 1):
+            on_face = np.take(trachea, end, axis=lr)
+            if on_face.any():
+                # the trachea proper is cut by a left-right face of the field of view (a
+                # hemithorax crop): its centre lies within one tracheal radius (<= 13 mm) of
+                # that face
+                return float(np.take(x, end, axis=lr)[on_face].mean()), "trachea"
+        return float(x[trachea].mean()), "trachea"
     if body is not None and body.any():
         lr = anatomical_axes(ct)["R"][0]
         idx = np.flatnonzero(np.any(body, axis=tuple(a for a in range(3) if a != lr)))
