@@ -278,11 +278,12 @@ def test_hemithorax_crop_past_the_trachea_keeps_the_other_lung(chest_cta_ref, si
 
 @pytest.mark.slow
 def test_small_cardiac_field_of_view_keeps_the_lungs(chest_cta_ref):
-    """Trial 13: a 120 mm cube around the heart of the chest CTA (no skin, no trachea in view;
-    the body reaches all four faces of every axial slice) holds ~350 mL of lung. Before, the
-    lungs reached past the body's axial hull to the faces, were taken for outside air and left
-    out of the body, so no lung was labelled ("not a chest"). Truth: the uncropped run in the
-    same region; the cube is centred between the lungs (their joint centroid)."""
+    """Trial 13: a 120 mm cube inside the chest CTA (no skin in view; the body, mediastinum and
+    spine, spans each axial slice from its anterior to its posterior face) holds ~650 mL of
+    lung reaching the lateral faces. Before, the lungs lay outside the body's axial hull, were
+    taken for outside air and left out of the body: "no lungs found" (the trial's cardiac cube:
+    "not a chest"). Truth: the uncropped run in the same region; the cube is centred between
+    the lungs (their joint centroid). Within 10 %: issue 14's 5 % is not met here."""
     from imagio.segmentation.common import ras_coordinate
 
     ct, ref = chest_cta_ref
@@ -292,27 +293,35 @@ def test_small_cardiac_field_of_view_keeps_the_lungs(chest_cta_ref):
     sl = tuple(slice(max(int(ci - h), 0), int(ci + h)) for ci, h in zip(c, half))
     assert (lungs[sl].sum() * ct.voxel_volume_ml) >= 100.0
     m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
-    assert "trachea" not in m
     _check_crop_lungs(ref, sl, m, 0.10)
 
 
 @pytest.mark.slow
 def test_lung_bases_in_a_half_abdomen_crop_are_lung(shared_data):
-    """Trial 13: the left half of the TotalSegmentator example holds 43 mL of the left lung's
-    base (core median ~ -800 HU) and no trachea; its spinal canal is cut. Before, under 50 mL
-    with no trachea and no canal, it was called "a pocket of gas ... not a chest" and with it
-    the ribs and costal cartilages vanished (a plan then crossed 12 mm of cartilage). Lung-like
-    air whose core (> 3 mm inside, where gas stays near -1000 HU) has the median of aerated
-    parenchyma is lung; a warning still names the small volume. Truth: the uncropped run."""
+    """Trial 13: a left-half crop of the TotalSegmentator example whose sagittal face lies just
+    left of the isocentre (1 mm in the trial; 1, 5 and 10 mm here) holds ~43 mL of the left
+    lung's base (core median ~ -800 HU), no trachea, and a spine whose canal the face cuts.
+    Before, under 50 mL with no trachea and no canal, it was called "a pocket of gas ... not a
+    chest" and with it the ribs and costal cartilages vanished (a plan then crossed 12 mm of
+    cartilage). Lung-like air whose core (> 3 mm inside, where gas stays near -1000 HU) has the
+    median of aerated parenchyma is lung; a warning still names the small volume. Truth: the
+    uncropped run in the same region."""
+    from imagio.segmentation.common import anatomical_axes, ras_coordinate
+
     ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
     ref, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
-    for name in ("left_half", "right_half"):
-        sl = field_of_view_crops(ct)[name]
-        if (ref["lung_left"] | ref["lung_right"])[sl].sum() * ct.voxel_volume_ml < 10.0:
-            continue
-        m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "bones"])
+    lr, _ = anatomical_axes(ct)["R"]
+    x = np.moveaxis(ras_coordinate(ct, 0), lr, 0)[:, 0, 0]
+    for offset in (1.0, 5.0, 10.0):
+        idx = np.flatnonzero(x <= -offset)
+        sl = [slice(None)] * 3
+        sl[lr] = slice(int(idx[0]), int(idx[-1]) + 1)
+        sl = tuple(sl)
+        assert ref["lung_left"][sl].sum() * ct.voxel_volume_ml >= 20.0
+        m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "bones"],
+                                      lungs_optional=True)
         _check_crop_lungs(ref, sl, m, 0.05)
         assert any("lung in view" in w for w in meta["warnings"]), meta["warnings"]
         for bone in ("ribs", "costal_cartilages"):
             # the cut chest wall keeps its ribs and cartilage
-            assert (m[bone] & ref[bone][sl]).sum() >= 0.5 * ref[bone][sl].sum(), (name, bone)
+            assert (m[bone] & ref[bone][sl]).sum() >= 0.5 * ref[bone][sl].sum(), (offset, bone)
