@@ -5,9 +5,7 @@ and thin blankets off, the largest component is the patient, holes (lungs, bowel
 filled per axial slice and in 3-D. Where the field of view cuts the chest, the lungs are open
 to a face of the volume (not holes): parenchyma-like air (connected air whose median is above
 -950 HU, Gevenois 1996: outside air and bowel gas are purer) touching the body and lying mostly
-inside the body's axial convex hull (the thoracic cage; not a table cushion), or in slices where
-the body spans the view from its anterior to its posterior face (a small field of view inside
-the patient; no cushion in view), is added. `skin_surface` turns that mask into a closed, smooth
+inside the body's axial convex hull (the thoracic cage; not a table cushion) is added. `skin_surface` turns that mask into a closed, smooth
 triangle mesh in RAS mm with outward normals (what the needle planner uses as entry surface).
 """
 
@@ -71,8 +69,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
             touching[np.unique(lab[dilate_mm(body, 1.01 * float(max(sk)), sk) & air])] = True
             keep &= touching
         if keep.any():
-            axes = anatomical_axes(ct)
-            keep &= _mostly_in_chest(lab, keep, body, axes["S"][0], axes["A"][0])
+            keep &= _mostly_in_chest(lab, keep, body, anatomical_axes(ct)["S"][0])
             body = body | keep[lab]
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
@@ -87,36 +84,22 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     return body
 
 
-def _mostly_in_chest(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: int,
-                     ap: int | None = None) -> np.ndarray:
+def _mostly_in_chest(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: int) -> np.ndarray:
     """For each label of ``lab`` (components of air), True when at least half of it lies inside
     the body's convex hull in its axial slices: the lungs lie inside the thoracic cage, so a lung
     cut by the field of view is enclosed by the body's outline in every slice; air outside it
     (a table cushion under the back, a pocket between arm and chest) is not lung. Only the slices
     holding a ``keep`` component and some body are hulled, and only the ``keep`` voxels of a
-    slice are tested against its hull (`_in_slice_hull`); the counts are made once at the end.
-    ap: the array axis nearest to anterior-posterior; in a slice where the body reaches both its
-    anterior and its posterior face (a field of view inside the patient's outline) every
-    candidate pixel counts as inside. None: the hull test alone."""
+    slice are tested against its hull (`_in_slice_hull`); the counts are made once at the end."""
     cand = keep[lab]
     other = tuple(a for a in range(3) if a != sup)
-    ap2 = other.index(ap) if ap in other else None
     zs = np.flatnonzero(np.any(cand, axis=other) & np.any(body, axis=other))
     labels, flags = [], []
     for z in zs:
         idx = tuple(z if a == sup else slice(None) for a in range(3))
         cz = cand[idx]
         labels.append(lab[idx][cz])
-        bz = body[idx]
-        if ap2 is not None and np.take(bz, 0, axis=ap2).any() and np.take(bz, -1, axis=ap2).any():
-            # the body spans the slice from its anterior to its posterior face (a small, e.g.
-            # cardiac, field of view inside the patient's outline): the lungs it cuts reach
-            # past the body's hull to the lateral faces, and no cushion is in view (it lies
-            # against the back, or the front when prone, which the view has cut off); outside
-            # air is purer than -950 HU and was rejected above
-            flags.append(np.ones(int(cz.sum()), bool))
-        else:
-            flags.append(_in_slice_hull(bz, np.nonzero(cz)))
+        flags.append(_in_slice_hull(body[idx], np.nonzero(cz)))
     if not labels:
         return np.zeros_like(keep)
     lz = np.concatenate(labels)

@@ -34,7 +34,8 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     """Boolean [k, j, i] mask of both lungs (vessels inside included, airways excluded).
 
     midline: RAS x (mm) of the patient's midline (`midline_x`), when known. A component is kept
-    when it holds ``MIN_LUNG_ML`` and 5 % of the largest component *on its side* of the midline:
+    when it holds ``MIN_LUNG_ML`` and 5 % of the most air any one component holds *on its side*
+    of the midline (its centroid's side):
     each lung is its own organ, and a field of view that cuts one lung near the mediastinum
     leaves a piece of it far smaller than the other lung (trial 13: a hemithorax crop with the
     trachea held 74 mL of the right lung beside 1.7 L of the left, and the piece was dropped).
@@ -59,12 +60,15 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     vol = counts * ct.voxel_volume_ml
     keep = vol >= max(MIN_LUNG_ML, 0.05 * vol[1:].max())
     if midline is not None:
-        side = _component_sides(ct, lab, n, counts, midline)
-        for right in (False, True):
-            on = side == right
-            on[0] = False
-            if on.any():
-                keep[on] = vol[on] >= max(MIN_LUNG_ML, 0.05 * vol[on].max())
+        # each side's reference: the most air any one component holds on that side
+        # (lungs joined at a junction are one component with a share on each side)
+        x = ras_coordinate(ct, 0)
+        fg = lab > 0
+        on_right = np.bincount(lab[fg], x[fg] > midline, minlength=n + 1) * ct.voxel_volume_ml
+        on_left = vol - on_right
+        side = on_right > 0.5 * vol
+        ref = np.where(side, on_right[1:].max(), on_left[1:].max())
+        keep = (vol >= MIN_LUNG_ML) & (vol >= 0.05 * ref)
     keep[0] = False
     if not keep.any():   # a limb, the head: skin folds and small pockets only
         raise InputError(f"no lungs found: the air inside the body is in pockets under {MIN_LUNG_ML:g} mL "
@@ -119,16 +123,6 @@ def parenchyma_core_ml(ct: Volume, lungs: np.ndarray) -> tuple[float, float]:
     if not sel.any():
         return 0.0, float("nan")
     return float(sel.sum() * ct.voxel_volume_ml), float(np.median(a[sel]))
-
-
-def _component_sides(ct: Volume, lab: np.ndarray, n: int, counts: np.ndarray,
-                     midline: float) -> np.ndarray:
-    """Bool (n + 1,): True where the centroid of component ``i`` of ``lab`` lies on the patient's
-    right of RAS x = ``midline`` (entry 0, the background, is meaningless)."""
-    x = ras_coordinate(ct, 0)
-    fg = lab > 0
-    sx = np.bincount(lab[fg], x[fg], minlength=n + 1)
-    return sx / np.maximum(counts, 1) > midline
 
 
 def airway_margin(ct: Volume, airways: np.ndarray) -> np.ndarray:
