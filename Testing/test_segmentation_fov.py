@@ -256,18 +256,13 @@ def test_hemithorax_crop_past_the_trachea_keeps_the_other_lung(chest_cta_ref, si
     of the largest component, was left as body: no lung_right, no warning. The midline now comes
     from the slices showing the whole trachea, the 5 % rule is per side of it, and a part across
     it is the other lung. Truth: the uncropped run in the same region."""
-    from imagio.segmentation.common import anatomical_axes, ras_coordinate
+    from imagio.segmentation.common import ras_coordinate, x_range_slices
 
     ct, ref = chest_cta_ref
-    lr, sign = anatomical_axes(ct)["R"]
-    x = np.moveaxis(ras_coordinate(ct, 0), lr, 0)[:, 0, 0]
     centre = float(ras_coordinate(ct, 0)[ref["trachea"]].mean())
     # keep this side and 25 mm of the other (patient's right is +x in RAS)
-    keep = x <= centre + 25.0 if side == "left" else x >= centre - 25.0
-    idx = np.flatnonzero(keep)
-    sl = [slice(None)] * 3
-    sl[lr] = slice(int(idx[0]), int(idx[-1]) + 1)
-    sl = tuple(sl)
+    sl = x_range_slices(ct, x_max=centre + 25.0) if side == "left" else \
+        x_range_slices(ct, x_min=centre - 25.0)
     m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
     assert meta["midline"]["from"] == "trachea"
     assert abs(meta["midline"]["x_mm"] - centre) <= 5.0
@@ -286,17 +281,12 @@ def test_lung_bases_in_a_half_abdomen_crop_are_lung(shared_data):
     cartilage). Lung-like air whose core (> 3 mm inside, where gas stays near -1000 HU) has the
     median of aerated parenchyma is lung; a warning still names the small volume. Truth: the
     uncropped run in the same region."""
-    from imagio.segmentation.common import anatomical_axes, ras_coordinate
+    from imagio.segmentation.common import x_range_slices
 
     ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
     ref, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
-    lr, _ = anatomical_axes(ct)["R"]
-    x = np.moveaxis(ras_coordinate(ct, 0), lr, 0)[:, 0, 0]
     for offset in (1.0, 5.0, 10.0):
-        idx = np.flatnonzero(x <= -offset)
-        sl = [slice(None)] * 3
-        sl[lr] = slice(int(idx[0]), int(idx[-1]) + 1)
-        sl = tuple(sl)
+        sl = x_range_slices(ct, x_max=-offset)
         assert ref["lung_left"][sl].sum() * ct.voxel_volume_ml >= 20.0
         m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "bones"],
                                       lungs_optional=True)

@@ -529,16 +529,10 @@ def test_hemithorax_crop_past_the_midline_keeps_the_other_lungs_piece(synth, sid
     the largest was dropped, so the piece was left as body, unlabelled. Each lung is its own
     organ: the 5 % is of the largest component on the same side of the midline (the trachea's).
     Truth: the phantom's lung masks."""
-    from imagio.segmentation.common import anatomical_axes, crop_slices, ras_coordinate
+    from imagio.segmentation.common import crop_slices, x_range_slices
 
     ct, t, _, _ = synth
-    lr, sign = anatomical_axes(ct)["R"]
-    x = np.moveaxis(ras_coordinate(ct, 0), lr, 0)[:, 0, 0]
-    keep = x >= -25.0 if side == "right" else x <= 25.0
-    idx = np.flatnonzero(keep)
-    sl = [slice(None)] * 3
-    sl[lr] = slice(int(idx[0]), int(idx[-1]) + 1)
-    sl = tuple(sl)
+    sl = x_range_slices(ct, x_min=-25.0) if side == "right" else x_range_slices(ct, x_max=25.0)
     m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
     assert meta["midline"]["from"] == "trachea"
     other = "lung_left" if side == "right" else "lung_right"
