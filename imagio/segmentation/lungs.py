@@ -10,9 +10,7 @@ the anterior or posterior junction) is split by eroding it until two large parts
 giving every voxel to the nearer part (a marker-based split along the thinnest junction).
 On a field of view that cuts the lungs the rules follow anatomy, not relative size: each lung is
 its own organ, so the 5 % size rule is per side of the midline, and a part across the midline
-(the trachea's) from the largest one is the other lung, however small the crop leaves it; lung-
-like air whose core has the density of aerated parenchyma is lung however little is in view
-(`parenchyma_core_ml`).
+(the trachea's) from the largest one is the other lung, however small the crop leaves it.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from ..errors import InputError
 from ..volume import Volume
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
                      close_mm, components, core_medians, dilate_mm, erode_mm, fill_holes_per_slice,
-                     label_medians, mean_ras, ras_coordinate, rule)
+                     mean_ras, ras_coordinate, rule)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
 
@@ -87,42 +85,6 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
         m &= ~airways
     p(1.0, "lungs: done")
     return m
-
-
-def parenchyma_core_ml(ct: Volume, lungs: np.ndarray) -> tuple[float, float]:
-    """(mL, median HU) of the lung mask's parenchyma core: the air-like voxels (< LUNG_HU) of
-    the components of ``lungs`` (bool [k, j, i]) whose core, deeper than ``gas_core_depth_mm``
-    from the mask's edge (the field of view's faces are not an edge), holds at least
-    ``min_gas_core_ml`` with a median above ``GAS_MEDIAN_HU``; (0, nan) when none does.
-
-    That core is the evidence that lung-like air is lung and not a pocket of gas: away from the
-    partial volume of its edge, gas (outside air, bowel or stomach gas, gas mixed with stool,
-    air in a wound) stays near -1000 HU (median below -950 HU; the TotalSegmentator example's
-    colon gas mixed with stool: -964 to -980 HU), while aerated parenchyma, alveolar air with
-    tissue, blood and interstitium in every voxel, keeps a median of -850 to -750 HU
-    (~ -900 HU in severe emphysema; Gevenois PA et al., AJRCCM 1996;154:187-192; the rule's
-    sources in segmentation_rules.json ``gas_core_depth_mm``). A thin pocket (a skin fold) has
-    no such core: its median is partial volume and says nothing."""
-    import edt
-
-    a = check_ct(ct)
-    lab, n, counts = components(lungs, connectivity=6)
-    if n == 0:
-        return 0.0, float("nan")
-    depth = edt.edt(np.ascontiguousarray(lungs), anisotropy=tuple(float(s) for s in ct.spacing_kji),
-                    black_border=False)
-    core = (depth > rule("gas_core_depth_mm")) & (a < LUNG_HU)
-    core_lab = np.where(core, lab, 0)
-    n_core = np.bincount(core_lab.ravel(), minlength=n + 1)
-    ok = n_core * ct.voxel_volume_ml >= rule("min_gas_core_ml")
-    ok[0] = False
-    if not ok.any():
-        return 0.0, float("nan")
-    ok[ok] = label_medians(a, core_lab, ok) > GAS_MEDIAN_HU
-    sel = ok[core_lab] & core
-    if not sel.any():
-        return 0.0, float("nan")
-    return float(sel.sum() * ct.voxel_volume_ml), float(np.median(a[sel]))
 
 
 def airway_margin(ct: Volume, airways: np.ndarray) -> np.ndarray:

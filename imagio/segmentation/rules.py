@@ -123,11 +123,10 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         p(0.4, "lungs")
         airway = None if trachea is None else (trachea | bronchi)
         try:
-            # the side of each air component, for the per-lung size rule: from the trachea, or
-            # the body's centre when the body is whole along x (not the isocentre: a guess)
-            mid0, src0 = lg.midline_x(ct, body, trachea)
-            lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55),
-                                 midline=None if src0 == "isocentre" else mid0)
+            # the side of each air component, for the per-lung size rule: from the trachea only
+            # (a chest; without it small air pockets of an abdomen keep the overall 5 % rule)
+            mid0 = None if trachea is None else lg.midline_x(ct, body, trachea)[0]
+            lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55), midline=mid0)
         except InputError as e:
             if want & {"lungs", "emphysema", "lung_vessels", "pleura"} and not lungs_optional:
                 raise
@@ -138,13 +137,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     # a chest: a trachea or more lung than a pocket of gas; otherwise (an abdomen, a pelvis, a
     # limb) only a spinal canal says that a spine is in view (`spine`; trial 6: a thigh's femur
     # and a leg's tibia were named 'vertebrae', a 6.6 mL pocket of air 'lung_left')
-    # lung-like air with a parenchyma core (`lungs.parenchyma_core_ml`: deeper than the edge's
-    # partial volume, median above GAS_MEDIAN_HU, where gas stays near -1000 HU) is lung, however
-    # little of it the field of view holds (trial 13: 42.9 mL of lung bases, core median -800
-    # HU, in a left-half crop of the TotalSegmentator example were called bowel gas)
-    core_ml, core_hu = (0.0, float("nan")) if lungs is None or lung_ml >= FEW_LUNG_ML \
-        else lg.parenchyma_core_ml(ct, lungs)
-    chest = trachea is not None or lung_ml >= FEW_LUNG_ML or core_ml > 0
+    chest = trachea is not None or lung_ml >= FEW_LUNG_ML
     if not chest and (lungs is not None or "bones" in want):
         p(0.55, "spine")
         bone = bn.bone_mask(ct, body if lungs is None else body | lungs, lungs=lungs,
@@ -161,13 +154,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             lungs = None
     if lungs is not None:
         body |= lungs  # the lungs are inside the patient (a field of view may cut them)
-        if lung_ml < FEW_LUNG_ML and core_ml > 0:
-            meta["warnings"].append(
-                f"lungs: only {lung_ml:.1f} mL of lung in view (lung bases or apices at the edge "
-                f"of the field of view): labelled lung because {core_ml:.1f} mL of its core has "
-                f"the density of aerated parenchyma (median {core_hu:.0f} HU; gas stays below "
-                "-950 HU); check the lung labels")
-        elif lung_ml < FEW_LUNG_ML:
+        if lung_ml < FEW_LUNG_ML:
             meta["warnings"].append(
                 f"lungs: only {lung_ml:.1f} mL of lung-like air in view (lung bases at the edge of "
                 "the field of view?): a pocket of bowel gas mixed with stool looks the same and "
