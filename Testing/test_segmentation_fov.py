@@ -280,3 +280,56 @@ def test_bones_match_reference_when_upsampled(shared_data):
     assert bone.sum() * c.voxel_volume_ml == pytest.approx(native, rel=0.10)
     ref = np.isin(np.asarray(seg.resample_like(c, order=0).array), ids)
     assert dice(bone, ref) >= 0.8, dice(bone, ref)
+
+
+@pytest.fixture(scope="module")
+def chest_cta_ref():
+    from conftest import SHARED_DATA
+
+    path = SHARED_DATA / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"
+    if not path.exists():
+        pytest.skip("../shared/data is not present")
+    ct = io.read_image(path)
+    ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
+    return ct, ref
+
+
+def _check_crop_lungs(ref, sl, m, rel):
+    """Lungs of a crop against the uncropped result in the same region: total within ``rel``,
+    each lung in view mostly found on its own side, at most 1 % on the wrong side."""
+    ref_l, ref_r = ref["lung_left"][sl], ref["lung_right"][sl]
+    total = (ref_l | ref_r).sum()
+    m = {k: m.get(k, np.zeros_like(ref_l)) for k in ("lung_left", "lung_right")}
+    lungs = m["lung_left"] | m["lung_right"]
+    assert lungs.sum() == pytest.approx(total, rel=rel)
+    wrong = (m["lung_left"] & ref_r).sum() + (m["lung_right"] & ref_l).sum()
+    assert wrong <= 0.01 * total, wrong
+    for side, truth in (("lung_left", ref_l), ("lung_right", ref_r)):
+        if truth.sum() >= 0.02 * total:   # this lung is in view: labelled, on its side
+            assert (m[side] & truth).sum() >= (1.0 - rel) * truth.sum(), side
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_hemithorax_crop_past_the_trachea_keeps_the_other_lung(chest_cta_ref, side):
+    """Trial 13 (issue 14): a hemithorax crop of the chest CTA whose sagittal face lies 25 mm
+    past the trachea's centre holds the trachea and a medial piece of the other lung (114 mL of
+    the right lung in the left crop), joined to this lung at the anterior junction. Before, the
+    trachea touched the face near the carina and the midline was put on the face, so the piece
+    joined at the junction (33 mL) was labelled lung_left, and a separate 75 mL piece, under 5 %
+    of the largest component, was left as body: no lung_right, no warning. The midline now comes
+    from the slices showing the whole trachea, the 5 % rule is per side of it, and a part across
+    it is the other lung. Truth: the uncropped run in the same region."""
+    from imagio.segmentation.common import ras_coordinate, x_range_slices
+
+    ct, ref = chest_cta_ref
+    centre = float(ras_coordinate(ct, 0)[ref["trachea"]].mean())
+    # keep this side and 25 mm of the other (patient's right is +x in RAS)
+    sl = x_range_slices(ct, x_max=centre + 25.0) if side == "left" else \
+        x_range_slices(ct, x_min=centre - 25.0)
+    m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
+    assert meta["midline"]["from"] == "trachea"
+    assert abs(meta["midline"]["x_mm"] - centre) <= 5.0
+    other = ref["lung_right" if side == "left" else "lung_left"][sl]
+    assert other.sum() * ct.voxel_volume_ml >= 20.0   # the other lung's piece is in view
+    _check_crop_lungs(ref, sl, m, 0.05)

@@ -539,3 +539,24 @@ def test_core_medians_sees_an_edge_beyond_a_neighbouring_label():
     which = np.array([False, True, False])
     med = core_medians(a, lab, which, (1.0, 1.0, 1.0), depth_mm=3.0, min_core_ml=0.0)
     assert med[0] < -990.0          # to the 5 HU bin of `label_medians`; the edge layer gave -392.5 (its clip)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_hemithorax_crop_past_the_midline_keeps_the_other_lungs_piece(synth, side):
+    """Trial 13: a hemithorax crop whose face lies 25 mm past the midline holds a cap of the
+    other lung (~3 % of the lungs in view, 10 mm deep). Before, every air component under 5 % of
+    the largest was dropped, so the piece was left as body, unlabelled. Each lung is its own
+    organ: the 5 % is of the largest component on the same side of the midline (the trachea's).
+    Truth: the phantom's lung masks."""
+    from imagio.segmentation.common import crop_slices, x_range_slices
+
+    ct, t, _, _ = synth
+    sl = x_range_slices(ct, x_min=-25.0) if side == "right" else x_range_slices(ct, x_max=25.0)
+    m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
+    assert meta["midline"]["from"] == "trachea"
+    other = "lung_left" if side == "right" else "lung_right"
+    piece, this = t[other][sl], t[f"lung_{side}"][sl]
+    assert 0.01 * this.sum() < piece.sum() < 0.05 * this.sum()   # a small cap of the other lung
+    assert (m[other] & piece).sum() >= 0.8 * piece.sum()
+    assert (m[other] & this).sum() + (m[f"lung_{side}"] & piece).sum() <= 0.01 * piece.sum()
+    assert dice(m[f"lung_{side}"], this) > 0.93

@@ -341,6 +341,21 @@ def field_of_view_crops(vol: Volume) -> dict:
     return out
 
 
+def x_range_slices(vol: Volume, x_min: float = -np.inf, x_max: float = np.inf) -> tuple:
+    """(k, j, i) slices keeping the planes along the array axis nearest to left-right whose
+    RAS x (mm, at the plane's first voxel) lies in [x_min, x_max]: a sagittal crop of the field
+    of view (tests and benchmarks: a hemithorax that keeps a band past the midline). Raises
+    ValueError when no plane is in the range."""
+    lr = anatomical_axes(vol)["R"][0]
+    x = np.moveaxis(ras_coordinate(vol, 0), lr, 0)[:, 0, 0]
+    idx = np.flatnonzero((x >= x_min) & (x <= x_max))
+    if idx.size == 0:
+        raise ValueError(f"no plane with RAS x in [{x_min}, {x_max}] mm")
+    sl = [slice(None)] * 3
+    sl[lr] = slice(int(idx[0]), int(idx[-1]) + 1)
+    return tuple(sl)
+
+
 def crop_slices(vol: Volume, sl) -> Volume:
     """``vol`` cropped to the (k, j, i) slices ``sl`` (world position kept)."""
     return vol.crop([s.indices(n)[0] for s, n in zip(sl, vol.shape)],

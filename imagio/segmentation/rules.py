@@ -145,7 +145,10 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         p(0.4, "lungs")
         airway = None if trachea is None else (trachea | bronchi)
         try:
-            lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55))
+            # the side of each air component, for the per-lung size rule: from the trachea only
+            # (a chest; without it small air pockets of an abdomen keep the overall 5 % rule)
+            mid0 = None if trachea is None else lg.midline_x(ct, body, trachea)[0]
+            lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55), midline=mid0)
         except InputError as e:
             if want & {"lungs", "emphysema", "lung_vessels", "pleura"} and not lungs_optional:
                 raise
