@@ -333,3 +333,26 @@ def test_hemithorax_crop_past_the_trachea_keeps_the_other_lung(chest_cta_ref, si
     other = ref["lung_right" if side == "left" else "lung_left"][sl]
     assert other.sum() * ct.voxel_volume_ml >= 20.0   # the other lung's piece is in view
     _check_crop_lungs(ref, sl, m, 0.05)
+
+
+@pytest.mark.slow
+def test_vertebral_marrow_is_not_costal_cartilage_when_upsampled(shared_data):
+    """Trials 13 (M4) and 14: a 240 x 240 x 126 mm box of the TotalSegmentator example upsampled
+    from 3 to 0.7 mm had 24 mL of vertebral bodies' marrow (joined to a rib head) labelled
+    costal_cartilages, where the same box at its native 3 mm has no cartilage near the spine.
+    Across resolutions (issue 14) the cartilage may not grow by more than 3 mL, and none of it
+    may lie within 5 mm of the native run's vertebrae (resampled nearest)."""
+    from imagio.segmentation.common import dilate_mm
+
+    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
+    box = crop_slices(ct, (slice(70, 112), slice(10, 90), slice(20, 100)))
+    m3, _ = rules.segment_masks(box, ["body", "lungs", "bones"], lungs_optional=True)
+    c = box.resampled((0.7, 0.7, 0.7), order=1)
+    m, _ = rules.segment_masks(c, ["body", "lungs", "bones"], lungs_optional=True)
+    cart3 = m3.get("costal_cartilages", np.zeros(box.shape, bool)).sum() * box.voxel_volume_ml
+    cart = m.get("costal_cartilages", np.zeros(c.shape, bool))
+    assert cart.sum() * c.voxel_volume_ml <= cart3 + 3.0, (cart.sum() * c.voxel_volume_ml, cart3)
+    vert = box.with_array(m3["vertebrae"].astype(np.uint8), labels={1: "vertebrae"}).resample_like(c, order=0).array > 0
+    assert vert.sum() * c.voxel_volume_ml > 50.0                     # the scene: vertebral bodies in view
+    near = (cart & dilate_mm(vert, 5.0, c.spacing_kji)).sum() * c.voxel_volume_ml
+    assert near < 1.0, near

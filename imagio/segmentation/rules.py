@@ -216,7 +216,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 "bones: no trachea, no lungs and no spinal canal in view: no bone is named "
                 "'vertebrae' (on a scan of a limb its long bones are 'bone'); a spine whose canal "
                 "the scan does not show closed (thick slices, a crop through it) is in 'bone' too")
-        out["costal_cartilages"], warn = bn.costal_cartilage(ct, out["ribs"], bone, body, lungs)
+        out["costal_cartilages"], warn = bn.costal_cartilage(ct, out["ribs"], bone, body, lungs,
+                                                            vertebrae=out.get("vertebrae"))
         if warn:
             meta["warnings"].append(f"bones: {warn}")
     if "lung_vessels" in want and lungs is not None:
