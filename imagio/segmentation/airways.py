@@ -317,8 +317,93 @@ def _cut_view_carina(track, slice_mm: float) -> int | None:
     return None
 
 
+CUT_BRONCHUS_D_MM = (rule("cut_bronchus_min_diameter_mm"), rule("cut_bronchus_max_diameter_mm"))
+CUT_BRONCHUS_CORE_HU = rule("cut_bronchus_core_hu")
+CUT_BRONCHUS_REACH_MM = rule("cut_bronchus_reach_mm")
+
+
+def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndarray, list]:
+    """Bronchi cut off from the grown tree by a left-right face of the field of view.
+
+    The bronchial tree is one tree; a face of the field of view (a hemithorax crop beside the
+    carina) can cut it into pieces, each still an air tube leaving through that face. On each
+    left-right face that ``tree`` touches, the air lumens that are tube-like are seeded from:
+    a core below ``cut_bronchus_core_hu`` inside the body, not part of the tree, an
+    inscribed diameter of a main or lobar bronchus (``cut_bronchus_{min,max}_diameter_mm``), an
+    ellipse no longer than a bronchus crossing the face at ``main_bronchus_min_angle_deg`` from the
+    tracheal axis (area <= inscribed disc / sin(angle)), below the
+    tree's lowest voxel on that face and within ``cut_bronchus_reach_mm`` (in the face's plane) of
+    the tree there. Each seed is grown with `grow_airways` (same leak control); a seed whose
+    growth leaks at once is dropped.
+
+    ct, body, tree: CT and bool masks [k, j, i]. Returns (mask [k, j, i] of the pieces found,
+    list of {"face", "seed_kji", "volume_ml", "threshold_hu"} per piece). A tree touching no
+    left-right face gives an empty mask (a full field of view is unchanged)."""
+    axes = anatomical_axes(ct)
+    lr = axes["R"][0]
+    s_ax, s_sign = axes["S"]
+    out = np.zeros_like(tree)
+    found = []
+    if lr == s_ax:
+        return out, found
+    other = [d for d in range(3) if d != lr]
+    sp = ct.spacing_kji[other]
+    pix_mm2 = float(np.prod(sp))
+    s_in = other.index(s_ax)
+    for end in (0, ct.shape[lr] - 1):
+        tree_f = np.take(tree | out, end, axis=lr)
+        if not tree_f.any():
+            continue
+        a_f = np.take(ct.array, end, axis=lr)
+        air = (a_f < CUT_BRONCHUS_CORE_HU) & np.take(body, end, axis=lr) & ~tree_f
+        lab, n = ndimage.label(air, structure=np.ones((3, 3), bool))
+        if n == 0:
+            continue
+        area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * pix_mm2
+        # a tube cut obliquely: an ellipse whose minor axis (twice the inscribed disc's radius) is
+        # the bronchus's diameter and whose area is at most 1/sin(angle to the tracheal axis)
+        # times that disc (a main bronchus leaves the axis at >= ``main_bronchus_min_angle_deg``)
+        r_in = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(air, sampling=sp), lab,
+                                          np.arange(1, n + 1)), float).reshape(n)
+        diam = 2.0 * r_in
+        round_ = area <= np.pi * r_in ** 2 / np.sin(np.radians(rule("main_bronchus_min_angle_deg")))
+        cen = np.array(ndimage.center_of_mass(air, lab, range(1, n + 1))).reshape(n, 2)
+        tp = np.argwhere(tree_f)
+        lowest = tp[:, s_in].min() if s_sign > 0 else tp[:, s_in].max()   # the tree's lowest slice
+        below = (cen[:, s_in] - lowest) * s_sign < 0
+        dist = np.sqrt((((cen[:, None, :] - tp[None, :, :]) * sp) ** 2).sum(-1)).min(1)
+        ok = ((diam >= CUT_BRONCHUS_D_MM[0]) & (diam <= CUT_BRONCHUS_D_MM[1]) & round_
+              & below & (dist <= CUT_BRONCHUS_REACH_MM))
+        for c in np.flatnonzero(ok):
+            pts = np.argwhere(lab == c + 1)
+            p2 = pts[np.argmin(a_f[tuple(pts.T)])]      # the lumen's most air-like voxel
+            seed = np.insert(p2, lr, end)
+            if out[tuple(seed)]:
+                continue
+            try:
+                m, info = grow_airways(ct, seed, body)
+            except InputError:
+                continue
+            if (m & tree).any():
+                continue
+            out |= m
+            found.append({"face": int(end), "seed_kji": [int(v) for v in seed],
+                          "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
+                          "threshold_hu": info["threshold_hu"]})
+    return out, found
+
+
+def _touches_lr_face(ct: Volume, mask: np.ndarray) -> bool:
+    lr = anatomical_axes(ct)["R"][0]
+    return bool(np.take(mask, 0, axis=lr).any() or np.take(mask, mask.shape[lr] - 1, axis=lr).any())
+
+
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(trachea, bronchi, info) for a chest CT; raises InputError if no trachea is found."""
+    """(trachea, bronchi, info) for a chest CT; raises InputError if no trachea is found.
+
+    When the tree grown from the trachea touches a left-right face of the field of view, the
+    bronchi that face cuts off from it are added to the bronchi (`cut_bronchi`; info
+    "cut_bronchi": one entry per piece)."""
     p = as_progress(progress)
     check_ct(ct)
     p(0.0, "airways: finding the trachea")
@@ -328,6 +413,11 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
                          "slices): airways need a CT that covers the chest above the carina")
     m, info = grow_airways(ct, seed, body, progress=p.sub(0.1, 0.9))
     trachea, bronchi, carina = split_trachea(ct, m)
+    if _touches_lr_face(ct, m):
+        extra, pieces = cut_bronchi(ct, body, m)
+        if pieces:
+            bronchi |= extra & ~trachea
+            info["cut_bronchi"] = pieces
     info.update(seed_kji=[int(v) for v in seed], carina_slice=carina,
                 volume_ml=round(float(m.sum() * ct.voxel_volume_ml), 2))
     p(1.0, "airways: done")

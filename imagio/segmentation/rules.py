@@ -127,7 +127,14 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         if "airways" in want and trachea is not None:
             out["trachea"], out["airways"] = trachea, bronchi
             side = _trachea_cut_side(ct, trachea)
-            if side and meta["airways"].get("carina_slice") is None:
+            cut = meta["airways"].get("cut_bronchi")
+            if cut:
+                meta["airways"]["cut_bronchi_ml"] = round(sum(c["volume_ml"] for c in cut), 2)
+                meta["warnings"].append(
+                    f"airways: the bronchial tree is cut by the field of view; {meta['airways']['cut_bronchi_ml']} mL "
+                    "of bronchi were found from their lumens on that face, not joined to the trachea in view; "
+                    "check the hilum on the images")
+            elif side and meta["airways"].get("carina_slice") is None:
                 # trial 13 (H1): a crop just beside the carina keeps a sliver of the trachea; the
                 # main bronchus in view joins it only beyond the face, so it is grown as lung
                 meta["warnings"].append(
