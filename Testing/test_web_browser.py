@@ -162,10 +162,18 @@ def test_planning_workstation_in_chromium(server, shots):
         page.click("#plan")
         page.wait_for_selector("#proposals tr.proposal-row", timeout=180000)
         figures["click_to_proposals_s"] = time.perf_counter() - t0
-        rows = [r.split("\t") for r in page.inner_text("#proposals").splitlines()[1:]]
+        lines = page.inner_text("#proposals").splitlines()
+        head, rows = lines[0].split("\t"), [r.split("\t") for r in lines[1:]]
         assert len(rows) >= 3
-        scores = [float(r[1]) for r in rows]
-        assert scores == sorted(scores) and all(r[-1] == "true" for r in rows)
+        ok, why = head.index("ok"), head.index("ranked last for")
+        assert all(r[ok] == "true" for r in rows)
+        # best first, except that a proposal with a finding comes after every one without (and the
+        # table says which finding)
+        flagged = [r[why].strip() not in ("", "-") for r in rows]
+        assert flagged == sorted(flagged)
+        for f in (False, True):
+            scores = [float(r[1]) for r, g in zip(rows, flagged) if g == f]
+            assert scores == sorted(scores)
         first = wait_text(page, "#metrics", r"^Path: feasible")
         page.wait_for_timeout(1000)
         page.screenshot(path=str(shots / "2_proposals.png"))
