@@ -393,9 +393,14 @@ def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndar
     return out, found
 
 
-def _touches_lr_face(ct: Volume, mask: np.ndarray) -> bool:
-    lr = anatomical_axes(ct)["R"][0]
-    return bool(np.take(mask, 0, axis=lr).any() or np.take(mask, mask.shape[lr] - 1, axis=lr).any())
+def cut_lr_side(ct: Volume, mask: np.ndarray) -> str | None:
+    """'left' or 'right' when ``mask`` touches the image's face on that side of the patient (a
+    hemithorax crop through it; the first such face), else None."""
+    lr, sign = anatomical_axes(ct)["R"]
+    for end in (0, mask.shape[lr] - 1):
+        if np.take(mask, end, axis=lr).any():
+            return "right" if (end > 0) == (sign > 0) else "left"   # index rising towards R: the last face is R
+    return None
 
 
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -413,7 +418,7 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
                          "slices): airways need a CT that covers the chest above the carina")
     m, info = grow_airways(ct, seed, body, progress=p.sub(0.1, 0.9))
     trachea, bronchi, carina = split_trachea(ct, m)
-    if _touches_lr_face(ct, m):
+    if cut_lr_side(ct, m) is not None:
         extra, pieces = cut_bronchi(ct, body, m)
         if pieces:
             bronchi |= extra & ~trachea

@@ -137,7 +137,7 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
         # the upper half of its extent: the trachea proper, above the carina where the mask
         # widens into the main bronchi (a bronchus is off the midline by 1-4 cm)
         upper = np.zeros_like(has)
-        sign = anatomical_axes(ct)["S"][1]
+        sign = ax["S"][1]
         half = zs[zs >= 0.5 * (zs[0] + zs[-1])] if sign > 0 else zs[zs <= 0.5 * (zs[0] + zs[-1])]
         upper[half] = True
         whole = upper & ~cut

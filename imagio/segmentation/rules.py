@@ -63,19 +63,6 @@ _PAINT = ("body", "vertebrae", "ribs", "costal_cartilages", "bone", "great_vesse
           "liver_vessels", "emphysema", "trachea", "airways")
 
 
-def _trachea_cut_side(ct: Volume, trachea: np.ndarray) -> str | None:
-    """'left' or 'right' when ``trachea`` touches the image's face on that side of the patient
-    (a hemithorax crop through the trachea), else None."""
-    from .common import anatomical_axes
-
-    lr, sign = anatomical_axes(ct)["R"]
-    for end in (0, trachea.shape[lr] - 1):
-        if np.take(trachea, end, axis=lr).any():
-            at_r = (end > 0) == (sign > 0)      # index increasing towards R: the last face is the right one
-            return "right" if at_r else "left"
-    return None
-
-
 def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                   organs: dict[str, np.ndarray] | None = None,
                   lungs_optional: bool = False) -> tuple[dict, dict]:
@@ -126,7 +113,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 meta["warnings"].append(f"airways: {e}")
         if "airways" in want and trachea is not None:
             out["trachea"], out["airways"] = trachea, bronchi
-            side = _trachea_cut_side(ct, trachea)
+            side = aw.cut_lr_side(ct, trachea)
             cut = meta["airways"].get("cut_bronchi")
             if cut:
                 meta["airways"]["cut_bronchi_ml"] = round(sum(c["volume_ml"] for c in cut), 2)
