@@ -15,6 +15,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from imagio.planning import PlanningProblem, plan
 
@@ -210,3 +211,52 @@ def test_dense_summary_gives_ml_per_density_class(ph):
     per = dense.to_dict()["unlabelled_dense_ml_by_hu"]
     assert per["3000-inf"] == pytest.approx(metal_ml, abs=0.01)
     assert sum(per.values()) == pytest.approx(dense.block_ml, abs=0.03)
+
+
+def _unlabel(ph, names, hu, fill=0):
+    """The phantom's CT with ``names`` set to ``hu`` (contrast or calcium) and those structures
+    erased from the label map (value ``fill``: 0 leaves them unlabelled, as a segmentation
+    without them does; a host's value, as one that took them for the host)."""
+    vals = [v for v, n in ph.labels.labels.items() if n in names]
+    m = np.isin(ph.labels.array, vals)
+    ct = ph.ct.with_array(np.where(m, np.float32(hu), ph.ct.array).astype(ph.ct.array.dtype))
+    lab = ph.labels.with_array(np.where(m, fill, ph.labels.array).astype(ph.labels.array.dtype),
+                               labels={v: n for v, n in ph.labels.labels.items() if v not in vals})
+    return ct, lab, m
+
+
+def test_target_in_unlabelled_contrast_blood_is_refused(ph, tmp_path):
+    """New-user trial 16 (HIGH): a point in the chest CTA's enhanced heart, no vessel labelled,
+    was planned (exit 0) as "body", the 835 mL blood pool exempted as "calcification or bone of
+    the target itself". Here the phantom's aorta and heart at arterial-phase contrast (450 HU,
+    Bae 2010) and unlabelled, the target the aorta's deepest point: refused with one line naming
+    the blood pool; on a grid rotated 20 degrees, 2.5 x 3.0 x 3.5 mm and flipped, the same. A
+    calcified nodule (the phantom's lung_nodule_1 at 600 HU, unlabelled, the point at its
+    centre) is still planned, its density exempted and said."""
+    from test_planning_safety import _flip, _rotation, _sitk_resample
+
+    from imagio.errors import InputError
+    from imagio.planning.problem import deepest_point
+
+    ct, lab, blood = _unlabel(ph, ("aorta", "heart"), 450.0)
+    aorta = ph.labels.array == next(v for v, n in ph.labels.labels.items() if n == "aorta")
+    target = deepest_point(ph.labels, aorta)
+    assert ct.array[tuple(np.rint(ct.world_to_kji(target[None])[0]).astype(int))] == 450
+    with pytest.raises(InputError, match="contrast-enhanced blood in a vessel or heart chamber"):
+        PlanningProblem.build(ct, lab, target)
+    r = _rotation((1.0, 2.0, 3.0), 20.0)
+    ct_o = _flip(_sitk_resample(ct, (2.5, 3.0, 3.5), r, -1024, False))
+    lab_o = _flip(_sitk_resample(lab, (2.5, 3.0, 3.5), r, 0, True))
+    with pytest.raises(InputError, match="contrast-enhanced blood"):
+        PlanningProblem.build(ct_o, lab_o, target)
+
+    c = next(l for l in ph.lesions if l.name == "lung_nodule_1").center_ras
+    nod = ph.labels.array == next(v for v, n in ph.labels.labels.items() if n == "lung_nodule_1")
+    around = ph.labels.array[ndimage.binary_dilation(nod, iterations=2) & ~nod]
+    host = int(np.bincount(around).argmax())          # the lobe it lies in
+    assert ph.labels.labels[host].startswith("lung_")
+    ct2, lab2, _ = _unlabel(ph, ("lung_nodule_1",), 600.0, fill=host)
+    prob = PlanningProblem.build(ct2, lab2, c)
+    result = plan(prob)
+    assert result.feasible, result.report
+    assert any("at the target (calcification" in w for w in result.warnings), result.warnings

@@ -28,7 +28,10 @@ Definitions (numbers in imagio/data/planning_defaults.json ``ct_density``, with 
   target point may only be the final contiguous run of a path (percutaneous bone biopsy enters
   the bone once; leaving it and re-entering crosses a canal, foramen or gap: CIRSE standards,
   Filippiadis DK et al., Cardiovasc Intervent Radiol 2018;41:1323-1330); a labelled bone holding
-  the target point is handled the same way by `problem._enter_target_bone`.
+  the target point is handled the same way by `problem._enter_target_bone`. A target point in
+  unlabelled dense tissue larger than a nodule never reaches this exemption: it may be
+  contrast-enhanced blood, and `problem._refuse_blood_pool_target` refuses it (label the bone
+  or the lesion).
 - **blocking**: objects outside the lungs (bone, calcification, a contrast-filled vessel or
   metal: none may be crossed), and voxels inside the lungs at cortical density (>=
   ``cortical_hu``: calcification or metal). A path is infeasible when a sample lies in a

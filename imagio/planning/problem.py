@@ -425,6 +425,8 @@ def _check_target(prob: "PlanningProblem") -> None:
         raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies outside "
                          f"the body (air around the patient, {hu:.0f} HU); check the point "
                          "(RAS, as in Slicer; --lps for LPS)")
+    if t.point_given:
+        _refuse_blood_pool_target(prob, kji)
     if t.point_given and t.value:
         spec = next((s for s in prob.structures if s.value == t.value), None)
         if spec is None or spec.role not in ("forbidden", "margin"):
@@ -443,6 +445,59 @@ def _check_target(prob: "PlanningProblem") -> None:
         prob.warnings.append(f"target point inside {spec.name} (an obstacle by default): the path "
                              f"may enter {spec.name}; every other structure keeps its role")
         prob.rules_extra["target_organ_entered"] = spec.name
+
+
+def _refuse_blood_pool_target(prob: "PlanningProblem", kji) -> None:
+    """Refuse a target point in unlabelled tissue (or a passable container such as ``body``)
+    that lies in a dense object larger than a nodule: contrast-enhanced blood in a vessel lumen
+    or heart chamber, or unlabelled bone, not the target's own calcification (new-user trial 16:
+    a point in the chest CTA's enhanced heart was planned as "body", the 835 mL blood pool
+    exempted from the CT density check as "calcification or bone of the target itself").
+
+    The dense object is the 26-connected component of voxels > ``ct_density.dense_min_hu`` that
+    holds the target voxel, among unlabelled and passable non-lesion voxels, within a box of
+    half-size ``ct_density.nodule_max_diameter_mm`` around the target (RAS mm; arrays [k, j, i]).
+    Refused (`InputError`) when its volume exceeds a sphere of that diameter (a lesion that
+    large is a mass, Fleischner glossary, and a mass is labelled to be planned into). Density
+    alone cannot tell blood from bone: undiluted contrast in the veins of inflow reaches
+    1000-2000 HU (the chest CTA's SVC), cancellous bone 100-400 HU. A labelled lesion (or bone)
+    given as the target is never refused here: labelling it is how to aim into a large
+    enhancing or mineralised tumour."""
+    import cc3d
+
+    t, ct = prob.target, prob.ct
+    lim = load_defaults()["ct_density"]
+    if float(ct.array[tuple(kji)]) <= float(lim["dense_min_hu"]):
+        return
+    if t.value:
+        spec = next((s for s in prob.structures if s.value == t.value), None)
+        if spec is None or spec.role != "passable" or is_lesion(spec.name):
+            return
+    dmax = float(lim["nodule_max_diameter_mm"])
+    lo, hi = reach_box(ct, t.point_ras, dmax)
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    hu = np.asarray(ct.array[sl])
+    lab = np.asarray(prob.labels.array[sl])
+    ok_values = np.zeros(int(max(lab.max(), max((s.value for s in prob.structures), default=0))) + 1, bool)
+    ok_values[0] = True
+    for s in prob.structures:
+        if s.role == "passable" and not is_lesion(s.name):
+            ok_values[s.value] = True
+    dense = (hu > float(lim["dense_min_hu"])) & ok_values[lab]
+    cc = cc3d.connected_components(dense, connectivity=26)
+    c = cc[tuple(np.asarray(kji) - lo)]
+    if not c:
+        return
+    obj = cc == c
+    ml = float(obj.sum()) * ct.voxel_volume_ml
+    if ml <= np.pi / 6.0 * dmax ** 3 / 1000.0:
+        return
+    p5, med, p95 = np.percentile(hu[obj], [5, 50, 95])
+    raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies in {ml:.0f} mL (counted within "
+                     f"{dmax:g} mm) of unlabelled dense tissue at {p5:.0f}-{p95:.0f} HU (median {med:.0f}), more "
+                     f"than a {dmax:g} mm nodule: contrast-enhanced blood in a vessel or heart chamber, or unlabelled "
+                     "bone, not a lesion's own calcification; move the target point, or label the lesion (or the "
+                     "bone) and give its label as --target")
 
 
 def _target_on_outer_layer(prob: "PlanningProblem", kji) -> None:
