@@ -168,6 +168,23 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
     return 0.0, "isocentre"
 
 
+def midline_or_lungs_centre(ct: Volume, midline: float | None, lungs: np.ndarray | None
+                            ) -> float | None:
+    """``midline`` (RAS x, mm; from `midline_x`) when known; else (no scanner coordinates and the
+    body cut at a side) the lungs' centre (mean RAS x of ``lungs``, boolean [k, j, i]): the
+    mediastinum lies between the two lungs, so with both in view their centre lies near the
+    midline (the right lung is ~55 % of the total, which moves it a few mm to the right); with
+    one lung in view it is off by half a hemithorax, so callers say that the sides are uncertain
+    (`NO_MIDLINE`). None when neither is known. The one substitute for the callers that need a
+    number (the chest-wall axis of `bones.bone_mask`, the spine corridor, `characterise`'s
+    sides); `split_left_right` instead compares the lungs' parts with each other."""
+    if midline is not None:
+        return float(midline)
+    if lungs is None or not lungs.any():
+        return None
+    return float(mean_ras(ct, lungs)[0])
+
+
 STRADDLE_SHARE = 0.15  # the smaller of two lungs holds more than this share (the left lung is
 # ~45 % of the total; a crop may hold less of one side): a part with this much on each side of
 # the midline is both lungs
