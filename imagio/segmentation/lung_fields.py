@@ -25,8 +25,7 @@ from .lungs import airway_margin, midline_x, split_left_right
 
 NO_MIDLINE = ("left/right judged from the lungs' relative position only: no trachea in view, the body cut at a "
               "side, and the image's origin is (0, 0, 0), so its coordinates carry no scanner isocentre (a file "
-              "written without its scanner coordinates?); a lung in view alone may be split in two; the spine "
-              "corridor and the chest wall are placed about the lungs' centre; check the sides")
+              "written without its scanner coordinates?); a lung in view alone may be split in two; check the sides")
 
 
 def split_lungs(ct: Volume, lungs: np.ndarray, body: np.ndarray | None,

@@ -176,8 +176,9 @@ def midline_or_lungs_centre(ct: Volume, midline: float | None, lungs: np.ndarray
     midline (the right lung is ~55 % of the total, which moves it a few mm to the right); with
     one lung in view it is off by half a hemithorax, so callers say that the sides are uncertain
     (`NO_MIDLINE`). None when neither is known. The one substitute for the callers that need a
-    number (the chest-wall axis of `bones.bone_mask`, the spine corridor, `characterise`'s
-    sides); `split_left_right` instead compares the lungs' parts with each other."""
+    number near the lungs (the chest-wall axis of `bones.bone_mask`, `characterise`'s sides);
+    `split_left_right` instead compares the lungs' parts with each other, and `bones.split_bones`
+    centres the spine corridor on the body's median (nearer the spine than the lungs' centre)."""
     if midline is not None:
         return float(midline)
     if lungs is None or not lungs.any():

@@ -203,13 +203,16 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         out["pleura"] = lg.pleural_surface(lungs)
     if "bones" in want:
         p(0.65, "bones")
-        # without a midline (no scanner coordinates, the body cut at a side) the lungs' centre
-        # stands in for it, the same for the chest-wall axis and the spine corridor (said above)
-        mid_or_lungs = lg.midline_or_lungs_centre(ct, mid, lungs)
         if bone is None:
-            bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8), midline=mid_or_lungs)
-        # the spine corridor: on the midline of a chest (trachea, lungs), else on the canal found
-        spine_x = mid_or_lungs if chest else (canal["x_mm"] if canal else None)
+            # without a midline (no scanner coordinates, the body cut at a side) the chest-wall
+            # axis is the lungs' centre (`lungs.midline_or_lungs_centre`)
+            bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8),
+                                midline=lg.midline_or_lungs_centre(ct, mid, lungs))
+        # the spine corridor: on the midline of a chest (trachea, lungs), else on the canal found;
+        # without either, the body's median (`split_bones`; the lungs' centre, pulled towards the
+        # larger right lung, put less of the spine in it: TS example with origin 0, vertebrae
+        # 458.6 -> 436.2 mL against 458.6 with its real origin)
+        spine_x = mid if chest else (canal["x_mm"] if canal else None)
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=chest or canal is not None))
         if not chest and canal is None and bone.any():
