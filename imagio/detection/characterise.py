@@ -405,7 +405,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     masks on the CT grid, same order; scan-level facts: emphysema, counts, warnings).
     """
     from ..segmentation.common import as_progress
-    from ..segmentation.lungs import midline_x
+    from ..segmentation.lungs import midline_or_lungs_centre, midline_x
     from ..stratification.screening import risk_key, stratify
 
     p = as_progress(progress)
@@ -421,9 +421,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         scan["warnings"].append("left/right from the scanner's isocentre (the lungs' extent is cut "
                                 "by the field of view)")
     elif how == "unknown":
-        from ..segmentation.common import mean_ras
-
-        midline = float(mean_ras(ct, lungs)[0])
+        midline = midline_or_lungs_centre(ct, midline, lungs)
         scan["warnings"].append("left/right from the lungs' centre: their extent is cut by the field of view "
                                 "and the image's origin is (0, 0, 0) (no scanner coordinates); check the sides")
     nodules, masks = [], []

@@ -1,7 +1,9 @@
 """Airways: trachea found automatically, bronchial tree by region growing with leak detection.
 
 Seed: in the upper axial slices, an air region (< -900 HU) inside the body, round, 1-6 cm^2,
-close to the left-right midline, repeated over several consecutive slices (a tube).
+close to the left-right midline, repeated over several consecutive slices (a tube). Where no
+midline is known (no scanner coordinates and the body cut at a side), the region must instead be
+ringed mostly by soft tissue, as the trachea is in the mediastinum (`mediastinal_share`).
 Growth: the connected component of the seed below a threshold raised step by step from
 -980 HU; the step whose volume more than doubles (``leak_ratio``) or exceeds
 ``max_lung_fraction`` of the air inside the body has leaked into the parenchyma and is
@@ -28,8 +30,11 @@ MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
 LOCAL_STEP_HU, LOCAL_MAX_HU = 20, -760  # local extension schedule above the global threshold
 LOCAL_PIECE_ML = 0.5  # a new piece larger than this is a leak (a segmental bronchus is ~0.2 mL)
 CARINA_LUMEN_SHARE = 0.2  # a main bronchus lumen is ~40-60 % of the trachea's
-TRACHEA_BELOW_LUNG_TOP_MM = 60.0
-SEARCH_BELOW_APEX_MM = 150.0  # the carina lies ~50-100 mm below the lung apex  # the trachea candidate must reach this close to the lung apex
+TRACHEA_BELOW_LUNG_TOP_MM = 60.0  # the trachea candidate must reach this close to the lung apex
+SEARCH_BELOW_APEX_MM = 150.0  # the carina lies ~50-100 mm below the lung apex
+LUNG_AIR_HU = -400.0  # lung-like air lies below this (`_lung_top`), soft tissue above (`mediastinal_share`)
+TRACHEA_RING_MM = (rule("tracheal_wall_mm"), rule("tracheal_wall_mm") + rule("paratracheal_ring_mm"))
+TRACHEA_MEDIASTINUM_SHARE = rule("trachea_mediastinum_share")
 
 
 def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
@@ -49,11 +54,17 @@ def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
         hi[s_ax] = min(top + reach + 1, ct.shape[s_ax])
     sub = ct.crop(lo, hi)
     body_sub = body[tuple(slice(l, h) for l, h in zip(lo, hi))]
-    seed = _find_seed_in(sub, body_sub, top - lo[s_ax], s_ax, s_sign)
+    # whether the image carries scanner coordinates is judged on the whole image: a crop's
+    # origin moves off (0, 0, 0) (trial 15: lung1 written with origin 0 had its midline put on
+    # the image's edge as "the isocentre", and its trachea was not found)
+    from .lungs import has_scanner_origin
+
+    seed = _find_seed_in(sub, body_sub, top - lo[s_ax], s_ax, s_sign, has_scanner_origin(ct))
     return None if seed is None else seed + lo
 
 
-def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int):
+def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
+                  scanner: bool):
     a = ct.array
     air = (a < AIR_HU) & body
     if not air.any():
@@ -68,13 +79,11 @@ def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int
     area = area_vox * pix_mm2
     x = ras_coordinate(ct, 0)
     # the trachea lies on the midline: the body's left-right centre, or the isocentre where the
-    # field of view cuts the body at a side (a hemithorax crop; ``lungs.midline_x``)
+    # field of view cuts the body at a side (a hemithorax crop; ``lungs.midline_x``); unknown
+    # without scanner coordinates: then the lumen's mediastinal surroundings are required instead
     from .lungs import midline_x
 
-    cx_body, _ = midline_x(ct, body)
-    if cx_body is None:   # no scanner coordinates and the body cut at a side: the body's centre in view
-        xs = x[body] if body is not None and body.any() else x
-        cx_body = float(0.5 * (xs.min() + xs.max()))
+    cx_body, _ = midline_x(ct, body, scanner=scanner)
     cx = np.bincount(lv, weights=x[air], minlength=n + 1)[1:] / np.maximum(area_vox, 1)
     # bounding-box compactness: area / (extent_a * extent_b) ~ pi/4 for a disc
     objs = ndimage.find_objects(lab)
@@ -89,7 +98,13 @@ def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int
         area = np.where(cut, 2.0 * area, area)
     ratio = area / np.maximum(ext[:, 0] * ext[:, 1], 1e-6)
     elong = ext.max(1) / np.maximum(ext.min(1), 1e-6)
-    ok = (area > 80) & (area < 700) & (np.abs(cx - cx_body) < 30) & (ratio > 0.5) & (elong < 2.2)
+    ok = (area > 80) & (area < 700) & (ratio > 0.5) & (elong < 2.2)
+    if cx_body is not None:
+        ok &= np.abs(cx - cx_body) < 30
+    else:
+        # no scanner coordinates and the body cut at a side (trial 15): no midline to search
+        # near, so the lumen's own surroundings must say trachea: it runs in the mediastinum
+        ok[ok] = mediastinal_share(ct, lab, np.flatnonzero(ok) + 1, objs, body) >= TRACHEA_MEDIASTINUM_SHARE
     if not ok.any():
         return None
     cand = np.zeros(n + 1, bool)
@@ -120,6 +135,32 @@ def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int
     return upper[np.argmin(((upper - c) ** 2).sum(1))]
 
 
+def mediastinal_share(ct: Volume, lab: np.ndarray, ids, objs, body: np.ndarray) -> np.ndarray:
+    """Share of soft tissue (>= ``LUNG_AIR_HU``, inside the body) in the in-plane ring
+    ``TRACHEA_RING_MM`` around each 2-D air component ``ids`` of ``lab`` (labelled per axial
+    slice; ``objs`` = ``ndimage.find_objects(lab)``), shape (len(ids),). The ring lies past the
+    tracheal wall: a trachea in the mediastinum has soft tissue round most of it, a bulla or an
+    intrapulmonary bronchus has lung. Where a face of the view cuts the ring, its part in view
+    counts."""
+    r_in, r_out = TRACHEA_RING_MM
+    sp = np.asarray(ct.spacing_kji, float)
+    grow = np.ceil(r_out / sp).astype(int)
+    s_ax = anatomical_axes(ct)["S"][0]
+    grow[s_ax] = 0
+    out = np.zeros(len(ids))
+    for n_i, l in enumerate(ids):   # one loop step per candidate lumen (tens), not per voxel
+        o = objs[l - 1]
+        box = tuple(slice(max(sl.start - g, 0), min(sl.stop + g, sz))
+                    for sl, g, sz in zip(o, grow, lab.shape))
+        lumen = lab[box] == l
+        sampling = np.where(np.arange(3) == s_ax, 1e6, sp)   # in-plane distances only
+        d = ndimage.distance_transform_edt(~lumen, sampling=sampling)
+        ring = (d > r_in) & (d <= r_out)
+        if ring.any():
+            out[n_i] = float(np.mean((ct.array[box][ring] >= LUNG_AIR_HU) & body[box][ring]))
+    return out
+
+
 def _lung_top(ct: Volume, body: np.ndarray, s_ax: int, s_sign: int):
     """Index (along the superior axis) of the most superior slice holding lung-like air: large
     (> 100 mL) air components (< -400 HU) inside the body that are not uniform gas."""
@@ -129,7 +170,7 @@ def _lung_top(ct: Volume, body: np.ndarray, s_ax: int, s_sign: int):
     while ct.array.size / f ** 3 > 4_000_000:  # a coarse grid is enough to find the apex
         f += 1
     a = ct.array[::f, ::f, ::f]
-    lab, n, counts = components((a < -400) & body[::f, ::f, ::f], connectivity=6)
+    lab, n, counts = components((a < LUNG_AIR_HU) & body[::f, ::f, ::f], connectivity=6)
     keep = counts * ct.voxel_volume_ml * f ** 3 > 100.0
     keep[0] = False
     if not keep.any():
@@ -414,6 +455,15 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
     p(0.0, "airways: finding the trachea")
     seed = find_trachea_seed(ct, body)
     if seed is None:
+        from .lungs import midline_x
+
+        if midline_x(ct, body)[1] == "unknown":
+            raise InputError(
+                "no trachea found (no round air tube ringed by the mediastinum's soft tissue in the "
+                "upper slices) and no midline known to search near: the image's origin is (0, 0, 0), "
+                "so it carries no scanner coordinates, and the body is cut at a side; if the chest "
+                "above the carina is in view, write the CT with its scanner coordinates (its origin) "
+                "and segment again")
         raise InputError("no trachea found (no round air tube near the midline in the upper "
                          "slices): airways need a CT that covers the chest above the carina")
     m, info = grow_airways(ct, seed, body, progress=p.sub(0.1, 0.9))

@@ -220,11 +220,8 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         if lungs is not None and lungs.any():
             # a rib cut from its dense part by the field of view (see cut_chest_wall_pieces)
             if midline is None:
-                from .common import mean_ras
-                from .lungs import midline_x
-                midline = midline_x(ct, body)[0]
-                if midline is None:   # no scanner coordinates: the lungs' centre (both in view, or said)
-                    midline = float(mean_ras(ct, lungs)[0])
+                from .lungs import midline_or_lungs_centre, midline_x
+                midline = midline_or_lungs_centre(ct, midline_x(ct, body)[0], lungs)
             keep |= not_lumen & cut_chest_wall_pieces(lab, n, counts, lungs, ct, midline)
     keep &= counts * ct.voxel_volume_ml >= MIN_BONE_ML
     keep[0] = False

@@ -30,7 +30,8 @@ NO_MIDLINE = ("left/right judged from the lungs' relative position only: no trac
 
 def split_lungs(ct: Volume, lungs: np.ndarray, body: np.ndarray | None,
                 trachea: np.ndarray | None = None, bronchi: np.ndarray | None = None,
-                find_airways: bool = True) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
+                find_airways: bool = True, midline: tuple[float | None, str] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
     """(left, right, midline RAS x in mm, warnings): the lungs split left/right without the airways.
 
     ct: CT in HU, any orientation/spacing; lungs, body: boolean [k, j, i] masks on its grid;
@@ -41,7 +42,9 @@ def split_lungs(ct: Volume, lungs: np.ndarray, body: np.ndarray | None,
     boolean [k, j, i], patient's right is +x in RAS; neither holds an airway voxel (nor its
     wall's partial volume). Without a trachea in view (a scan below the carina, a crop) the
     lungs are split as they are, about the body's midline or the isocentre, and a warning says
-    so. Raises InputError when the lung mask is empty."""
+    so. midline: (RAS x or None, source) from `lungs.midline_x` on these ``body`` and
+    ``trachea`` when the caller has it (not computed again). Raises InputError when the lung
+    mask is empty."""
     warn: list[str] = []
     if trachea is None and find_airways:
         try:
@@ -52,7 +55,7 @@ def split_lungs(ct: Volume, lungs: np.ndarray, body: np.ndarray | None,
     if trachea is not None:
         tree = trachea if bronchi is None else trachea | bronchi
         lungs = lungs & ~airway_margin(ct, tree)
-    mid, src = midline_x(ct, body, trachea)
+    mid, src = midline_x(ct, body, trachea) if midline is None else midline
     if src == "isocentre":
         warn.append("left/right judged from the scanner's isocentre (x = 0): no trachea in view "
                     "and the body cut at a side")

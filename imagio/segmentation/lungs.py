@@ -109,8 +109,8 @@ def has_scanner_origin(vol: Volume) -> bool:
     return bool(np.any(np.asarray(vol.ijk_to_ras, float)[:3, 3] != 0.0))
 
 
-def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | None = None
-              ) -> tuple[float | None, str]:
+def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | None = None,
+              scanner: bool | None = None) -> tuple[float | None, str]:
     """(RAS x in mm of the patient's left-right midline, where it came from).
 
     The trachea lies on the midline (its centre within ~1 cm of the spine's; any deviation is
@@ -119,7 +119,9 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
     scanner's isocentre, on which the patient is centred on the table, when the image carries
     scanner coordinates (`has_scanner_origin`); else (None, "unknown"): the caller judges the
     sides from the lungs' relative position and says so (trial 13: a chest CTA written with its
-    origin at the corner had both lungs labelled left)."""
+    origin at the corner had both lungs labelled left). scanner: whether the image carries
+    scanner coordinates, given when ``ct`` is a crop of it (a crop's origin moves off (0, 0, 0));
+    default ``has_scanner_origin(ct)``."""
     x = ras_coordinate(ct, 0)
     if trachea is not None and trachea.any():
         ax = anatomical_axes(ct)
@@ -161,9 +163,27 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
         if idx[0] > 0 and idx[-1] < body.shape[lr] - 1:
             xs = x[body]
             return float(0.5 * (xs.min() + xs.max())), "body"
-    if not has_scanner_origin(ct):
+    if not (has_scanner_origin(ct) if scanner is None else scanner):
         return None, "unknown"
     return 0.0, "isocentre"
+
+
+def midline_or_lungs_centre(ct: Volume, midline: float | None, lungs: np.ndarray | None
+                            ) -> float | None:
+    """``midline`` (RAS x, mm; from `midline_x`) when known; else (no scanner coordinates and the
+    body cut at a side) the lungs' centre (mean RAS x of ``lungs``, boolean [k, j, i]): the
+    mediastinum lies between the two lungs, so with both in view their centre lies near the
+    midline (the right lung is ~55 % of the total, which moves it a few mm to the right); with
+    one lung in view it is off by half a hemithorax, so callers say that the sides are uncertain
+    (`NO_MIDLINE`). None when neither is known. The one substitute for the callers that need a
+    number near the lungs (the chest-wall axis of `bones.bone_mask`, `characterise`'s sides);
+    `split_left_right` instead compares the lungs' parts with each other, and `bones.split_bones`
+    centres the spine corridor on the body's median (nearer the spine than the lungs' centre)."""
+    if midline is not None:
+        return float(midline)
+    if lungs is None or not lungs.any():
+        return None
+    return float(mean_ras(ct, lungs)[0])
 
 
 STRADDLE_SHARE = 0.15  # the smaller of two lungs holds more than this share (the left lung is

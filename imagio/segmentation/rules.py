@@ -134,15 +134,16 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             thick = check_slice_thickness(ct, "CT", refuse=False)
             if thick:
                 meta["warnings"].append(f"airways: {thick} (bronchoscopic planning refuses this tree)")
-    lungs = None
+    lungs = mid0 = None
     if need_lungs:
         p(0.4, "lungs")
         airway = None if trachea is None else (trachea | bronchi)
         try:
             # the side of each air component, for the per-lung size rule: from the trachea only
             # (a chest; without it small air pockets of an abdomen keep the overall 5 % rule)
-            mid0 = None if trachea is None else lg.midline_x(ct, body, trachea)[0]
-            lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55), midline=mid0)
+            mid0 = None if trachea is None else lg.midline_x(ct, body, trachea)
+            lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55),
+                                 midline=None if mid0 is None else mid0[0])
         except InputError as e:
             if want & {"lungs", "emphysema", "lung_vessels", "pleura"} and not lungs_optional:
                 raise
@@ -177,7 +178,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 "may be labelled lung; check the lung labels")
     mid = None
     if lungs is not None or trachea is not None:
-        mid, src = lg.midline_x(ct, body, trachea)
+        # from the trachea it is the one found above (the body is not read then): computed once
+        reuse = mid0 is not None and trachea is not None and trachea.any()
+        mid, src = mid0 if reuse else lg.midline_x(ct, body, trachea)
         meta["midline"] = {"x_mm": None if mid is None else round(mid, 1), "from": src}
         if src == "isocentre":
             meta["warnings"].append(
@@ -188,7 +191,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     if lungs is not None and want & {"lungs", "emphysema"}:
         # the one left/right split (its warnings are the ones said above: the airways tried
         # once, the midline's source)
-        left, right, _, _ = split_lungs(ct, lungs, body, trachea, bronchi, find_airways=False)
+        left, right, _, _ = split_lungs(ct, lungs, body, trachea, bronchi, find_airways=False,
+                                        midline=(mid, src))
         if "lungs" in want:
             out["lung_left"], out["lung_right"] = left, right
         if "emphysema" in want:
@@ -200,8 +204,14 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     if "bones" in want:
         p(0.65, "bones")
         if bone is None:
-            bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8), midline=mid)
-        # the spine corridor: on the midline of a chest (trachea, lungs), else on the canal found
+            # without a midline (no scanner coordinates, the body cut at a side) the chest-wall
+            # axis is the lungs' centre (`lungs.midline_or_lungs_centre`)
+            bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8),
+                                midline=lg.midline_or_lungs_centre(ct, mid, lungs))
+        # the spine corridor: on the midline of a chest (trachea, lungs), else on the canal found;
+        # without either, the body's median (`split_bones`; the lungs' centre, pulled towards the
+        # larger right lung, put less of the spine in it: TS example with origin 0, vertebrae
+        # 458.6 -> 436.2 mL against 458.6 with its real origin)
         spine_x = mid if chest else (canal["x_mm"] if canal else None)
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=chest or canal is not None))
