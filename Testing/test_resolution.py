@@ -57,3 +57,42 @@ def test_no_noise_or_no_tissue_falls_back_to_spacing():
     sp = (2.0, 1.0, 1.0)
     np.testing.assert_allclose(effective_resolution_mm(np.full((30, 60, 60), 40.0, np.float32), sp), sp)
     np.testing.assert_allclose(effective_resolution_mm(np.full((30, 60, 60), -1000.0, np.float32), sp), sp)
+
+
+def test_estimate_is_computed_once_per_array(monkeypatch):
+    """`effective_resolution_mm` keeps its estimate for the array it last read (bone_mask,
+    contrast_blood_pool and spinal_canal each asked again, 1-17 s each): the same array object
+    is estimated once, with the same result as a fresh estimate; another array (even one with
+    equal values), another spacing, or the array changed in place is estimated anew."""
+    from imagio.segmentation import resolution as rs
+
+    calls = []
+    real = rs._estimate
+
+    def counted(a, s):
+        calls.append(1)
+        return real(a, s)
+
+    monkeypatch.setattr(rs, "_estimate", counted)
+    sp = (2.5, 0.8, 0.8)
+    a = ndimage.uniform_filter1d(_soft_tissue((48, 150, 150), seed=3), 3, axis=2)
+    first = effective_resolution_mm(a, sp)
+    again = effective_resolution_mm(a, sp)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, real(a, sp))  # the kept estimate is the estimate
+    again[:] = 0  # the caller's copy: the kept one is untouched
+    np.testing.assert_array_equal(effective_resolution_mm(a, sp), first)
+    assert len(calls) == 1
+    # at_common_resolution without a resolution reads the same kept estimate
+    at_common_resolution(a, sp)
+    assert len(calls) == 1
+    effective_resolution_mm(a.copy(), sp)  # another array
+    assert len(calls) == 2
+    effective_resolution_mm(a, (2.5, 0.8, 1.0))  # another spacing
+    assert len(calls) == 3
+    effective_resolution_mm(a, sp)
+    assert len(calls) == 4
+    a[::3, ::3, ::3] += 5.0  # changed in place (at the lattice the cache samples)
+    effective_resolution_mm(a, sp)
+    assert len(calls) == 5

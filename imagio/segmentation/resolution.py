@@ -28,6 +28,8 @@ old assumption), so a native scan is treated as before unless its own noise says
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from scipy import ndimage
 
@@ -36,6 +38,7 @@ from .common import erode_mm, rule
 SOFT_TISSUE_RANGE_HU = (rule("noise_tissue_min_hu"), rule("noise_tissue_max_hu"))  # muscle,
 # liver, spleen, unenhanced or enhanced; not fat, bone or blood pool (segmentation_rules.json)
 MIN_PAIRS = 2000  # voxel pairs per lag for a variance within ~3 % (2 / sqrt(n) relative error)
+_LAST: list = [None]  # the last estimate: (weakref to its array, key, result), read and set whole
 
 
 def _pair_variance(a: np.ndarray, m: np.ndarray, ax: int, d: int) -> tuple[float, int]:
@@ -70,7 +73,34 @@ def effective_resolution_mm(a: np.ndarray, spacing_kji) -> np.ndarray:
     voxel) for the correlation, and as many again beyond it for the reference. Work is bounded
     by taking every f-th voxel across the axis (pairs stay neighbours along it), <= ~4 M voxels.
 
+    The estimate (1-17 s on a chest CT) is kept for the last array asked about: asked again for
+    the same array object (``bones.bone_mask``, ``bones.contrast_blood_pool`` and
+    ``spine.spinal_canal`` each read the one CT of a segmentation), with the same spacing, shape
+    and a sample of its values unchanged, the kept estimate is returned (a copy). An array
+    modified in place elsewhere than at the sampled voxels is not detected: do not modify a CT's
+    array between calls.
+
     Errors: none raised; ``a`` is any [k, j, i] array in HU, ``spacing_kji`` 3 positive mm."""
+    key = (tuple(float(x) for x in spacing_kji), a.shape, a.dtype.str, _sample(a))
+    last = _LAST[0]  # one read: another thread may replace it meanwhile
+    if last is not None and last[0]() is a and last[1] == key:
+        return last[2].copy()
+    out = _estimate(a, spacing_kji)
+    try:
+        _LAST[0] = (weakref.ref(a), key, out.copy())
+    except TypeError:  # an array type that takes no weak reference: not kept
+        _LAST[0] = None
+    return out
+
+
+def _sample(a: np.ndarray) -> bytes:
+    """Up to 16^3 of ``a``'s values on a regular lattice (no copy of the array): changes to the
+    array seen by the cache of `effective_resolution_mm`."""
+    return np.ascontiguousarray(a[tuple(slice(None, None, max(1, -(-n // 16))) for n in a.shape)]).tobytes()
+
+
+def _estimate(a: np.ndarray, spacing_kji) -> np.ndarray:
+    """`effective_resolution_mm` without its cache."""
     s = np.asarray(spacing_kji, float)
     out = s.copy()
     common = rule("bone_common_resolution_mm")
