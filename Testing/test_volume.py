@@ -174,3 +174,49 @@ def test_resample_like_fills_only_outside_the_box(oblique_affine):
                   & np.any((c < 0) | (c > n - 1), axis=1)).reshape(ref.shape)
     assert half_voxel.sum() > 100 and (expected == -3000).sum() > 100   # both regimes exercised
     np.testing.assert_allclose(got[~near_face], expected[~near_face], atol=2e-2)
+
+
+def test_no_scanner_coordinates_survive_crops_and_resampling(oblique_volume):
+    """An image written with its origin at (0, 0, 0) carries no scanner coordinates; its crops
+    and resamplings keep that (their origins move off (0, 0, 0): trachea0's finding, the trachea
+    seed search and detection's working grid took the image's corner for the isocentre); an
+    image with a real origin keeps True through the same operations, and a resampling takes the
+    reference grid's frame."""
+    from imagio.segmentation.lungs import has_scanner_origin
+
+    v = oblique_volume
+    m = v.ijk_to_ras.copy()
+    m[:3, 3] = 0.0
+    o = Volume(v.array.copy(), m)
+    assert v.scanner_coordinates and not o.scanner_coordinates
+    for src, want in ((o, False), (v, True)):
+        c = src.crop((1, 2, 3), (4, 9, 12))
+        assert np.any(c.ijk_to_ras[:3, 3] != 0.0)          # the origin moved ...
+        for d in (c, src.resampled((1.3, 1.7, 2.9)), src.with_array(np.zeros(src.shape, np.uint8)),
+                  c.with_array(np.ones(c.shape, np.uint8))):
+            assert has_scanner_origin(d) is want and d.scanner_coordinates is want   # ... the frame did not
+    assert v.resample_like(o).scanner_coordinates is False
+    assert o.resample_like(v).scanner_coordinates is True
+
+
+@pytest.mark.data
+def test_detection_grid_of_an_origin_zero_ct_splits_the_lungs(shared_data):
+    """lung1 written with origin (0, 0, 0): detection's working grid (a crop) judged its sides
+    from "the scanner's isocentre, x = 0" (the image's corner): lungs 2887 mL left, 0 right;
+    the real-origin scan gives 1090 / 1767 mL. The crop keeps the missing frame, so the trachea
+    decides the midline and the sides match the real-origin run within 1 %."""
+    from imagio import io
+    from imagio.detection.blobs import chest_on_working_grid
+    from imagio.segmentation.lung_fields import split_lungs
+
+    ct = io.read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
+    m = ct.ijk_to_ras.copy()
+    m[:3, 3] = 0.0
+    out = []
+    for c in (ct, Volume(ct.array, m, ct.name)):
+        w, lung, body = chest_on_working_grid(c, None, 0.0, 10.0)
+        left, right, _, _ = split_lungs(w, lung, body)
+        out.append((left.sum() * w.voxel_volume_ml, right.sum() * w.voxel_volume_ml))
+    (l0, r0), (l1, r1) = out
+    assert r0 > 1000 and l0 > 800
+    assert abs(l1 - l0) <= 0.01 * l0 and abs(r1 - r0) <= 0.01 * r0, out

@@ -45,10 +45,18 @@ class Volume:
     # what the reader had to say about this image (corrected tilt, dropped slices, padding):
     # one sentence each; commands print them and copy them into their JSON outputs
     warnings: list[str] = field(default_factory=list)
+    # whether RAS is the scanner's patient frame (origin at the isocentre): False for an image
+    # written with its origin at exactly (0, 0, 0) (no ImagePositionPatient kept: RAS x = 0 is
+    # then the image's corner, not the isocentre; DICOM PS3.3 C.7.6.2.1.1). Judged when the image
+    # is made (None) and carried by crops, resamplings and `with_array` (a crop's origin moves
+    # off (0, 0, 0) but its frame is still the corner's: new-user trials 13, 15)
+    scanner_coordinates: bool | None = None
 
     def __post_init__(self):
         self.array = np.asarray(self.array)
         self.ijk_to_ras = np.asarray(self.ijk_to_ras, dtype=float)
+        if self.scanner_coordinates is None and self.ijk_to_ras.shape == (4, 4):
+            self.scanner_coordinates = bool(np.any(self.ijk_to_ras[:3, 3] != 0.0))
         if self.array.ndim != 3:
             raise InputError(
                 f"expected a 3D image, got {self.array.ndim}D with shape {self.array.shape}; "
@@ -154,7 +162,8 @@ class Volume:
         if array.shape != self.shape:
             raise ValueError(f"array shape {array.shape} does not match grid {self.shape}")
         return Volume(array, self.ijk_to_ras.copy(), self.name if name is None else name,
-                      dict(self.labels if labels is None else labels))
+                      dict(self.labels if labels is None else labels),
+                      scanner_coordinates=self.scanner_coordinates)
 
     def same_grid(self, other: "Volume", tol: float = 1e-4) -> bool:
         return self.shape == other.shape and np.allclose(self.ijk_to_ras, other.ijk_to_ras, atol=tol)
@@ -198,7 +207,8 @@ class Volume:
         if order > 0 and self.array.dtype.kind in "iu" and not is_label:
             out = np.rint(out).astype(self.array.dtype)
         return Volume(out.astype(self.array.dtype, copy=False) if order == 0 else out,
-                      reference.ijk_to_ras.copy(), self.name, dict(self.labels))
+                      reference.ijk_to_ras.copy(), self.name, dict(self.labels),
+                      scanner_coordinates=reference.scanner_coordinates)
 
     def resampled(self, spacing, order: int | None = None) -> "Volume":
         """This image on a grid with the same orientation and physical extent at new spacing
@@ -216,7 +226,7 @@ class Volume:
         corner = self.ijk_to_world(corner_ijk[None])[0]
         new = make_ijk_to_ras(spacing, corner, self.direction)
         new[:3, 3] = corner + self.direction @ (0.5 * spacing)
-        ref = Volume(np.zeros(tuple(n_ijk[::-1]), np.uint8), new)
+        ref = Volume(np.zeros(tuple(n_ijk[::-1]), np.uint8), new, scanner_coordinates=self.scanner_coordinates)
         return self.resample_like(ref, order=order)
 
     def crop(self, lo_kji, hi_kji) -> "Volume":
@@ -228,7 +238,7 @@ class Volume:
         m = self.ijk_to_ras.copy()
         m[:3, 3] = self.kji_to_world(lo[None].astype(float))[0]
         arr = self.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        return Volume(arr, m, self.name, dict(self.labels))
+        return Volume(arr, m, self.name, dict(self.labels), scanner_coordinates=self.scanner_coordinates)
 
     def bounding_box(self, mask: np.ndarray | None = None, margin: int = 0):
         """(lo, hi) array-index box [lo, hi) of the non-zero voxels of ``mask`` (default: self)."""

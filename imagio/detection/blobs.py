@@ -124,7 +124,7 @@ def working_grid(ct: Volume, spacing_mm: float) -> Volume:
         arr = np.rint(arr).astype(ct.array.dtype)
     aff = make_ijk_to_ras(new_sp, ct.ijk_to_world((-0.5 * np.ones(3) + 0.5 * new_sp / sp)[None])[0],
                           ct.direction)
-    return Volume(arr, aff, ct.name, dict(ct.labels))
+    return Volume(arr, aff, ct.name, dict(ct.labels), scanner_coordinates=ct.scanner_coordinates)
 
 
 def chest_on_working_grid(ct: Volume, lung_mask, spacing_mm: float, margin_mm: float

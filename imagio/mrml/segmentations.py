@@ -113,7 +113,8 @@ def segmentation_to_labels(node, reference: Volume | None = None, segment_ids=No
             mask = vol.with_array(mask.astype(np.uint8)).resample_like(out_vol, order=0).array.astype(bool)
         out_arr[mask] = value
         names[value] = segment.GetName()
-    return Volume(out_arr, out_vol.ijk_to_ras.copy(), node.GetName() or "", names)
+    return Volume(out_arr, out_vol.ijk_to_ras.copy(), node.GetName() or "", names,
+                  scanner_coordinates=out_vol.scanner_coordinates)
 
 
 def _oriented_to_volume(oi) -> Volume:

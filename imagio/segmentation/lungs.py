@@ -105,8 +105,9 @@ def has_scanner_origin(vol: Volume) -> bool:
     that drops ImagePositionPatient), so RAS x = 0 is the image's corner, not the scanner's
     isocentre. A scanner's ImagePositionPatient is the first voxel's centre in the patient
     coordinate system, whose origin is the isocentre (DICOM PS3.3 C.7.6.2.1.1): a real scan's
-    first voxel lies a half field of view (~100-250 mm) from it."""
-    return bool(np.any(np.asarray(vol.ijk_to_ras, float)[:3, 3] != 0.0))
+    first voxel lies a half field of view (~100-250 mm) from it. Judged when the image was made
+    and carried by its crops and resamplings (`Volume.scanner_coordinates`)."""
+    return bool(vol.scanner_coordinates)
 
 
 def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | None = None,

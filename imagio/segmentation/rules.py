@@ -280,7 +280,7 @@ def to_label_volume(ct: Volume, masks: dict[str, np.ndarray], name: str = "segme
     # drop labels fully painted over
     present = set(np.unique(arr).tolist())
     labels = {v: n for v, n in labels.items() if v in present}
-    vol = Volume(arr, ct.ijk_to_ras.copy(), name, labels)
+    vol = Volume(arr, ct.ijk_to_ras.copy(), name, labels, scanner_coordinates=ct.scanner_coordinates)
     vol.meta = dict(meta or {})
     return vol
 
