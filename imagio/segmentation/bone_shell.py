@@ -76,12 +76,15 @@ def cortex_enclosure(inside: np.ndarray, cortex: np.ndarray, plane_axes) -> np.n
 
 
 def lumens(bone: np.ndarray, a: np.ndarray, cortex_hu: float, spacing_kji, s_ax: int,
-           edge_mm: float) -> np.ndarray:
+           edge_mm: float, raw: np.ndarray | None = None,
+           body: np.ndarray | None = None) -> np.ndarray:
     """Boolean [k, j, i]: the voxels of the bone candidates ``bone`` that are a contrast lumen, its
     partial-volume edge within ``edge_mm`` (mm) or a calcified plate at its edge (see the module
     docstring). ``a``: CT [k, j, i] (HU) at the bones' common resolution; ``cortex_hu``: the
     density above which a voxel is cortex (the bone seeds' threshold); ``s_ax``: the array axis
-    nearest to superior (the other two span the axial plane)."""
+    nearest to superior (the other two span the axial plane). ``raw``: the CT [k, j, i] itself
+    (HU), ``body``: the body mask; given both (and ``raw`` is not ``a``), a lumen must also be
+    as homogeneous as soft tissue (`homogeneous`)."""
     sk = np.asarray(spacing_kji, float)
     cortex = bone & (a > cortex_hu)
     soft = bone & ~cortex
@@ -95,6 +98,8 @@ def lumens(bone: np.ndarray, a: np.ndarray, cortex_hu: float, spacing_kji, s_ax:
     mean = np.bincount(lab[core], weights=enc[core].astype(np.float64), minlength=n + 1) / np.maximum(cnt, 1)
     lum = mean < ENCLOSED_DIRECTIONS
     lum[0] = False
+    if lum.any() and raw is not None and body is not None and raw is not a:
+        lum &= homogeneous(lab, n, raw, a, body, sk)
     if not lum.any():
         return none
     lc = lum[lab]
@@ -106,14 +111,64 @@ def lumens(bone: np.ndarray, a: np.ndarray, cortex_hu: float, spacing_kji, s_ax:
     hit[gl[lc]] = True
     hit[0] = False
     out = hit[gl]
-    # calcified plates at the lumen's edge: what is left of a bone component, at least half of it
-    # within edge_mm of the lumen
-    rest = bone & ~out
-    near = dilate_mm(out, edge_mm, sk)
-    rl, rn, rc = components(rest, connectivity=26)
-    plate = np.bincount(rl[rest & near], minlength=rn + 1) >= 0.5 * rc
-    plate[0] = False
-    return out | plate[rl]
+    # calcified plates at the lumen's edge
+    return out | at_the_edge(bone & ~out, out, edge_mm, sk)
+
+
+def robust_sd(v: np.ndarray) -> float:
+    """Standard deviation from the interquartile range (IQR / 1.349; an edge or a speck in the
+    sample is an outlier, not spread)."""
+    q25, q75 = np.percentile(v, [25, 75])
+    return float(q75 - q25) / 1.349
+
+
+def homogeneous(lab: np.ndarray, n: int, raw: np.ndarray, a: np.ndarray, body: np.ndarray,
+                spacing_kji) -> np.ndarray:
+    """Boolean [n + 1] per label of ``lab`` (int [k, j, i], 0 = none): True where the region is as
+    homogeneous as the scan's deep soft tissue: the robust SD of its fine detail (``raw - a``:
+    the CT [k, j, i] minus its blur to the common resolution ``a``) at most
+    ``lumen_max_texture_ratio`` times that of soft tissue (``body`` voxels whose blurred HU lies
+    in ``resolution.SOFT_TISSUE_RANGE_HU``, more than one common-resolution voxel inside such
+    tissue). Blood is a fluid: its fine detail is noise, as in muscle and liver; cancellous bone
+    adds the texture of its trabeculae (segmentation_rules.json). No soft tissue to compare
+    with: every region counts as homogeneous."""
+    from scipy import ndimage
+
+    from .common import erode_mm
+    from .resolution import SOFT_TISSUE_RANGE_HU
+
+    out = np.ones(n + 1, bool)
+    lo, hi = SOFT_TISSUE_RANGE_HU
+    f = 1
+    while a.size / f ** 3 > 4_000_000:
+        f += 1
+    sub = (slice(None, None, f),) * 3
+    tissue = erode_mm(body[sub] & (a[sub] > lo) & (a[sub] < hi), rule("bone_common_resolution_mm"),
+                      np.asarray(spacing_kji, float) * f)
+    if tissue.sum() < 1000:
+        return out
+    ref = robust_sd(raw[sub][tissue].astype(np.float64) - a[sub][tissue])
+    if ref <= 0:
+        return out
+    limit = rule("lumen_max_texture_ratio") * ref
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is not None:
+            m = lab[sl] == i
+            out[i] = robust_sd(raw[sl][m].astype(np.float64) - a[sl][m]) <= limit
+    return out
+
+
+def at_the_edge(bone: np.ndarray, lumen: np.ndarray, edge_mm: float, spacing_kji) -> np.ndarray:
+    """Boolean [k, j, i]: the 26-connected components of ``bone`` (bool [k, j, i]) that lie at
+    the edge of ``lumen`` (bool [k, j, i]): at least half of their voxels within ``edge_mm`` (mm)
+    of it. A calcified plate in a vessel's wall, or the partial-volume rim of undiluted contrast
+    left around a removed blood pool, is a thin shell on the lumen; a bone beside a vessel (a
+    vertebral body under the aorta) has most of its volume away from it."""
+    near = dilate_mm(lumen, edge_mm, spacing_kji)
+    rl, rn, rc = components(bone, connectivity=26)
+    edge = np.bincount(rl[bone & near], minlength=rn + 1) >= 0.5 * rc
+    edge[0] = False
+    return edge[rl]
 
 
 

@@ -230,6 +230,10 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     keep &= counts * ct.voxel_volume_ml >= MIN_BONE_ML
     keep[0] = False
     m = keep[lab]
+    if blood is not None and blood.any():
+        # what the pool's removal leaves at its edge (undiluted contrast's partial-volume rim in
+        # the right atrium and venae cavae) is not bone (`bone_shell.at_the_edge`)
+        m &= ~bone_shell.at_the_edge(m, blood, COMMON_RESOLUTION_MM, ct.spacing_kji)
     sup = anatomical_axes(ct)["S"][0]
     # a contrast-filled vessel (its lumen at cancellous-bone density, with calcified plates in its
     # wall) is not enclosed by cortex as cancellous bone is (`bone_shell.lumens`); the shell is
@@ -240,7 +244,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     lumen = np.zeros(m.shape, bool)
     if np.all(np.delete(np.asarray(res, float), sup) < COMMON_RESOLUTION_MM):
         lumen = bone_shell.lumens(m, a, 0.5 * (low_hu + seed_hu), ct.spacing_kji, sup,
-                                  COMMON_RESOLUTION_MM)
+                                  COMMON_RESOLUTION_MM, raw, body if body is not None else raw > -300)
         m &= ~lumen
     p(0.6, "bones: marrow")
     # marrow: 2-D holes inside the cortex, per axial slice, that are bone-like (mean HU above
