@@ -33,6 +33,7 @@ from .common import (_edt, anatomical_axes, as_progress, bbox_slices, check_ct, 
                      dilate_mm, erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate, rule)
+from . import bone_shell
 from .resolution import effective_resolution_mm
 
 BONE_LOW_HU = 120.0  # trabecular bone lower bound (typical 100-300 HU, lower at 3 mm)
@@ -226,10 +227,25 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     keep &= counts * ct.voxel_volume_ml >= MIN_BONE_ML
     keep[0] = False
     m = keep[lab]
+    if blood is not None and blood.any():
+        # what the pool's removal leaves at its edge (undiluted contrast's partial-volume rim in
+        # the right atrium and venae cavae) is not bone (`bone_shell.at_the_edge`)
+        m &= ~bone_shell.at_the_edge(m, blood, COMMON_RESOLUTION_MM, ct.spacing_kji)
+    sup = anatomical_axes(ct)["S"][0]
+    # a contrast-filled vessel (its lumen at cancellous-bone density, with calcified plates in its
+    # wall) is not enclosed by cortex as cancellous bone is (`bone_shell.lumens`); the shell is
+    # what is denser than the half-maximum between the candidates' and the cortex seeds' levels.
+    # Only where the scan resolves the cortex in the axial plane (finer than the common
+    # resolution): at 3 mm the 0.2-0.8 mm cortex of a vertebral body blurs into its cancellous
+    # bone (Prevrhal 1999) and no shell is seen around it (TotalSegmentator example at 3 mm)
+    lumen = np.zeros(m.shape, bool)
+    if np.all(np.delete(np.asarray(res, float), sup) < COMMON_RESOLUTION_MM):
+        lumen = bone_shell.lumens(m, a, 0.5 * (low_hu + seed_hu), ct.spacing_kji, sup,
+                                  COMMON_RESOLUTION_MM, raw, body if body is not None else raw > -300)
+        m &= ~lumen
     p(0.6, "bones: marrow")
     # marrow: 2-D holes inside the cortex, per axial slice, that are bone-like (mean HU above
     # MARROW_MIN_HU: fatty/red marrow; the spinal canal (CSF, cord ~ 0-40 HU) stays open)
-    sup = anatomical_axes(ct)["S"][0]
     holes = fill_holes_per_slice(m, sup) & ~m
     hl, hn = ndimage.label(holes, structure=plane_structure(sup))
     if hn:
@@ -242,16 +258,10 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill[0] = False
         m |= fill[hl]
     # marrow of any density (fatty marrow is -100 to 0 HU): the cavity enclosed by cortex in at
-    # least two of the three orthogonal planes. The spinal canal is a tube open along the
-    # superior-inferior axis (enclosed in axial slices only), so it stays open; a vertebral body
-    # or a rib's medulla is closed by cortex in two planes or more. Size bound: a lumbar
-    # vertebral body (~45 x 35 x 28 mm) holds ~35 mL, a femoral head (~48 mm across) ~58 mL.
-    enclosed = sum((fill_holes_per_slice(m, ax) & ~m).astype(np.uint8) for ax in range(3)) >= 2
-    if enclosed.any():
-        el, en, ec = components(enclosed, connectivity=6)
-        fill = ec * ct.voxel_volume_ml <= MAX_MARROW_ML
-        fill[0] = False
-        m |= fill[el]
+    # least two of the three orthogonal planes (`bone_shell.two_plane_cavities`; the spinal canal
+    # is enclosed in axial slices only). Size bound: a lumbar vertebral body (~45 x 35 x 28 mm)
+    # holds ~35 mL, a femoral head (~48 mm across) ~58 mL.
+    m |= bone_shell.two_plane_cavities(m, ct.voxel_volume_ml, MAX_MARROW_ML)
     # the half-maximum rim within one common-resolution voxel of the bone (a face neighbour
     # at 3 mm; the same distance on any grid)
     rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & (a > rim_hu) & ~m
@@ -260,6 +270,8 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     if blood is not None:
         rim &= ~blood
     m |= rim
+    # marrow enclosed in two planes by the shell that the rim completes (as above)
+    m |= bone_shell.two_plane_cavities(m, ct.voxel_volume_ml, MAX_MARROW_ML) & ~lumen
     # marrow enclosed in 3-D but open in every axial slice (not the spinal canal: CSF/cord)
     voids = fill_holes_3d(m) & ~m
     if voids.any():
@@ -268,6 +280,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill = mean > MARROW_MIN_HU
         fill[0] = False
         m |= fill[vl]
+    m &= ~lumen
     p(1.0, "bones: done")
     return m
 
@@ -648,6 +661,15 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         big = (counts >= 0.2 * counts.max()) | (span >= 40.0)
         big[0] = False
         spine = big[lab]
+    if spine.any():
+        # the vertebral bodies' cancellous bone inside their cortical ring (closed over its
+        # foramina, 1-3 mm: one common-resolution voxel), the spinal canal kept open by its
+        # density (`bone_shell.cancellous_in_ring`)
+        from .common import check_ct, close_mm
+        ring = close_mm(spine, COMMON_RESOLUTION_MM, sk)
+        spine = spine | bone_shell.cancellous_in_ring(
+            ring, bone, at_common_resolution(check_ct(ct), sk), MARROW_MIN_HU, sk, s_ax,
+            COMMON_RESOLUTION_MM, rule("spinal_canal_min_diameter_mm"), MAX_MARROW_MM2)
     rest = bone & ~spine
     ribs = np.zeros_like(bone)
     if lungs is not None and lungs.any():
