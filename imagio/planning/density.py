@@ -55,7 +55,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..volume import reach_box
+from ..volume import index_dtype, index_list, reach_box
 
 
 @lru_cache(maxsize=1)
@@ -133,6 +133,7 @@ class DenseTissue:
         from scipy.spatial import cKDTree
 
         from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA
+        from .table import voxel_positions
 
         p = self.p = problem
         ct = p.ct
@@ -157,7 +158,10 @@ class DenseTissue:
         sl = tuple(slice(a, b) for a, b in zip(lo, hi))
         hu_box, lab_box = ct.array[sl], p.labels.array[sl]
         # dense voxels of checked labels in the body, as index lists (a few % of the box)
-        kji = np.stack(np.nonzero(hu_box > self.hu), axis=1)   # the one definition (`problem.threshold_bone`)
+        # int16 indices (int32 on grids over 32767 voxels), of the whole grid's type: shifted by the
+        # box's corner below, they stay in range (`index_list`: no int64 copies of the list)
+        it = index_dtype(ct.shape)
+        kji = index_list(hu_box > self.hu, it)   # the one definition (`problem.threshold_bone`)
         labv = lab_box[tuple(kji.T)]
         checked = _checked_values(p)
         ok = checked[np.minimum(labv, len(checked) - 1)] & (labv < len(checked))
@@ -187,7 +191,7 @@ class DenseTissue:
             blo, bhi = np.zeros(3, int), np.ones(3, int)
         self.lo = lo + blo
         shape = tuple(bhi - blo)
-        loc = kji - blo
+        loc = kji - blo.astype(it)
         dense = np.zeros(shape, bool)
         dense[tuple(loc.T)] = True
         hu = np.asarray(hu_box[blo[0]:bhi[0], blo[1]:bhi[1], blo[2]:bhi[2]])
@@ -196,6 +200,7 @@ class DenseTissue:
         min_vox = min_object_voxels(ct.voxel_volume_ml)
         self.min_voxels = min_vox
         cc, n = cc3d.connected_components(dense, connectivity=26, return_N=True)
+        del dense
         comp = cc[tuple(loc.T)]
         sizes = np.bincount(comp, minlength=n + 1)
         keep = sizes >= min_vox
@@ -207,6 +212,7 @@ class DenseTissue:
             keep[c] = False
             self._tcomp = cc == c
         obj = keep[comp]
+        del cc, comp   # box-sized labels: not held while the boundary and the tree are built
         lung_vals = [v for v, nm in p.labels.labels.items()
                      if nm in LUNG_PARENCHYMA or nm.startswith(LUNG_CONTENTS)]
         in_lung = np.isin(labv, lung_vals)
@@ -223,6 +229,7 @@ class DenseTissue:
         # mL per density class (the class of one voxel is not the class of the whole: summary)
         edges = [self.hu, self.cortical, float(density_limits()["metal_hu"]), np.inf]
         self.block_class_ml = np.histogram(vhu[blk], bins=edges)[0] * ct.voxel_volume_ml
+        del kji, loc, labv, obj, in_lung, vhu, blk, soft   # per dense voxel: done with
         lo = self.lo
         self._hu = hu
         # the tree holds the blocking voxels with a face neighbour outside them (the nearest
@@ -238,19 +245,21 @@ class DenseTissue:
                 f = [slice(None)] * 3
                 f[ax] = end
                 edge[tuple(f)] = True
-        kji = np.argwhere(self.block & edge)
+        edge &= self.block
+        kji = index_list(edge, it)
+        del edge
         # coarse occupancy: cells of at least the clearance reach; a sample whose cell and its
         # neighbours hold no blocking voxel needs no distance query
         reach_vox = (self.widen + self.half) / np.asarray(ct.spacing_kji, float)
         self._cell = np.maximum(1, np.ceil(reach_vox)).astype(int)
         occ = np.zeros(tuple(-(-np.array(self.block.shape) // self._cell)), bool)
         if len(kji):
-            occ[tuple((kji // self._cell).T)] = True
+            occ[tuple((kji // self._cell.astype(it)).T)] = True
             from scipy import ndimage
 
             occ = ndimage.binary_dilation(occ, np.ones((3, 3, 3), bool))
         self._occ = occ
-        self._tree = cKDTree(ct.kji_to_world((kji + lo).astype(float))) if len(kji) else None
+        self._tree = cKDTree(voxel_positions(ct, kji + self.lo.astype(it))) if len(kji) else None
         self._tree_hu = hu[tuple(kji.T)] if len(kji) else None
         self.target_gap = None   # (clearance mm, HU, RAS) when the target lies within the needle's clearance
         if self._tree is not None:

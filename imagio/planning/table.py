@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..volume import index_dtype, index_list
 from .problem import load_defaults
 
 _TABLE = load_defaults()["table"]
@@ -200,9 +201,9 @@ def patient_and_objects(ct, body: np.ndarray, data: np.ndarray, air_hu: float) -
     from .skin import erode6
 
     pat = patient_mask(ct, body, air_hu)
-    it = np.int16 if max(ct.shape) <= np.iinfo(np.int16).max else np.int32
-    obj = np.argwhere(other_objects(ct, pat, data, air_hu)).astype(it)
-    return np.argwhere(pat & ~erode6(pat)).astype(it), obj
+    obj = index_list(other_objects(ct, pat, data, air_hu), index_dtype(ct.shape))
+    pat &= ~erode6(pat)
+    return index_list(pat, index_dtype(ct.shape)), obj
 
 
 CHUNK = 1 << 16   # points per chunk of `locate_table` (bounds its float64 temporaries)
@@ -220,6 +221,19 @@ def voxel_ras(ct, kji: np.ndarray, chunk: int = CHUNK):
         b = n if n - a < 2 * chunk else a + chunk
         yield ct.kji_to_world(kji[a:b])
         a = b
+
+
+def voxel_positions(ct, kji: np.ndarray) -> np.ndarray:
+    """RAS positions (n, 3) float64 of the array indices ``kji`` (n, 3, any integer type):
+    ``ct.kji_to_world`` of all rows, filled a chunk at a time (`voxel_ras`: the same values as
+    one call) into one array, so that no int64 or float64 copy of the whole list is made
+    besides the result."""
+    out = np.empty((len(kji), 3))
+    a = 0
+    for ras in voxel_ras(ct, kji):
+        out[a:a + len(ras)] = ras
+        a += len(ras)
+    return out
 
 
 def _column_uv(ras: np.ndarray, d: np.ndarray, bin_mm: float):

@@ -51,6 +51,42 @@ class Verification:
                 "binding": self.binding}
 
 
+def boundary_voxels(sub: np.ndarray, vals, dtype, slab_voxels: int | None = None) -> np.ndarray:
+    """Array indices (n, 3, ``dtype``, C order) of the voxels of the label array ``sub`` whose
+    value is in ``vals`` and that have a face neighbour of another value inside ``sub`` (the
+    array's faces are no boundary). Computed a slab of whole slices at a time (about
+    ``slab_voxels``, default `volume.INDEX_SLAB`), comparing each slab's first and last slice
+    with the slices beyond it, so no mask of the whole array is made: the same voxels as
+    ``np.argwhere(np.isin(sub, vals) & edge)`` with ``edge`` from ``np.diff(sub, axis) != 0``
+    on each axis."""
+    from ..volume import INDEX_SLAB, index_list
+
+    nk = sub.shape[0]
+    step = max(1, (INDEX_SLAB if slab_voxels is None else int(slab_voxels)) // max(1, int(np.prod(sub.shape[1:]))))
+    parts = []
+    for k0 in range(0, nk, step):
+        k1 = min(k0 + step, nk)
+        s = sub[k0:k1]
+        e = np.zeros(s.shape, bool)
+        for ax in range(3):
+            lo_sl = [slice(None)] * 3
+            hi_sl = [slice(None)] * 3
+            lo_sl[ax] = slice(0, -1)
+            hi_sl[ax] = slice(1, None)
+            d = s[tuple(hi_sl)] != s[tuple(lo_sl)]   # = np.diff(s, axis=ax) != 0, without its array
+            e[tuple(lo_sl)] |= d
+            e[tuple(hi_sl)] |= d
+        if k0 > 0:      # the neighbours across the slab's faces
+            e[0] |= sub[k0] != sub[k0 - 1]
+        if k1 < nk:
+            e[-1] |= sub[k1 - 1] != sub[k1]
+        e &= np.isin(s, vals)
+        idx = index_list(e, dtype)
+        idx[:, 0] += k0
+        parts.append(idx)
+    return np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros((0, 3), dtype))
+
+
 class Verifier:
     """Re-checks paths of one problem (structure boundaries indexed once, lazily)."""
 
@@ -83,27 +119,22 @@ class Verifier:
         """cKDTree of the boundary voxel centres (RAS) of each hard structure within needle reach."""
         from scipy.spatial import cKDTree
 
-        from ..volume import reach_box
+        from ..volume import index_dtype, reach_box
+        from .table import voxel_positions
 
         reach = self.p.needle.length_mm + max(s.margin_mm for s in self.hard.values()) + 10.0 \
             if self.hard else 0.0
         lo, hi = reach_box(self.ct, self.p.target.point_ras, reach)
         sub = self.lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
         vals = np.array(sorted(self.hard), dtype=sub.dtype) if self.hard else np.zeros(0, sub.dtype)
-        hard = np.isin(sub, vals)
-        # boundary: a face neighbour with another label (or the crop edge)
-        edge = np.zeros(sub.shape, bool)
-        for ax in range(3):
-            d = np.diff(sub, axis=ax) != 0
-            lo_sl = [slice(None)] * 3
-            hi_sl = [slice(None)] * 3
-            lo_sl[ax] = slice(0, -1)
-            hi_sl[ax] = slice(1, None)
-            edge[tuple(lo_sl)] |= d
-            edge[tuple(hi_sl)] |= d
-        kji = np.argwhere(hard & edge)
+        # int16 indices (`index_list`) of the boundary, a slab at a time (`boundary_voxels`), and
+        # positions a chunk at a time (`table.voxel_positions`: the values of one call): no box-sized
+        # masks and no int64 / float64 copies of the whole list
+        kji = boundary_voxels(sub, vals, index_dtype(self.ct.shape))
         v = sub[tuple(kji.T)]
-        ras = self.ct.kji_to_world((kji + lo).astype(float))
+        kji += lo.astype(kji.dtype)
+        ras = voxel_positions(self.ct, kji)
+        del kji
         self._trees = {}
         order = np.argsort(v, kind="stable")
         v, ras = v[order], ras[order]
