@@ -216,6 +216,7 @@ class Verifier:
                 problems.append(f"{mm:.1f} mm of liver before the lesion < {c.min_liver_parenchyma_mm:g} mm")
         notes = self._bone_run(e, t, length, problems)
         problems += self._lung_checks(lab, diag / step)
+        problems += self._shaft_grazes_lung(pts, lab, diag)
         dense, dnotes = self.dense.check(pts, e)
         problems += dense
         notes += dnotes
@@ -250,6 +251,54 @@ class Verifier:
                             "two bone runs: a canal, foramen or joint space): bone only as the last "
                             "part of the path")
         return [f"{float((lab == bv[0]).sum()) * smm:.1f} mm of the path inside {name} (bone) before the target"]
+
+    def _shaft_grazes_lung(self, pts: np.ndarray, lab: np.ndarray, diag: float) -> list[str]:
+        """A needle whose axis stays out of the lung but whose shaft (radius + placement
+        uncertainty, ``needle.widening_mm``) touches it and leaves it again grazes the lung: it
+        would cross the visceral pleura there, twice, unseen by the axis count of `_lung_checks`
+        (new-user trial 16: a lung2 proposal 0.4 mm from lung_left, 7 of 16 points of the
+        needle's outline in the lung, reported as 0 mm of lung and 0 pleural crossings). The
+        shaft is sampled at the axis samples ``pts`` (entry first, RAS mm) on rings of 12 points
+        at the full and half widening, nearest voxel. A contact that lasts to the target (a
+        target beside the lung) is not a graze; the first voxel diagonal after the entry is not
+        judged (skin partial volume). Returns the problem line, or []."""
+        from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA
+
+        p, c = self.p, self.p.constraints
+        if "pleural_crossings" in c.disabled_rules or c.max_pleural_crossings >= 2 or len(pts) < 3:
+            return []
+        names = p.labels.labels
+        lung = [v for v, nm in names.items() if nm in LUNG_PARENCHYMA or nm.startswith(LUNG_CONTENTS)]
+        if not lung or self.widen <= 0:
+            return []
+        if p.target.value and p.target.in_lung:
+            lung.append(p.target.value)
+        axis_in = np.isin(lab, lung)
+        u = pts[-1] - pts[0]
+        u = u / max(float(np.linalg.norm(u)), 1e-9)
+        a = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+        a /= np.linalg.norm(a)
+        b = np.cross(u, a)
+        ang = np.linspace(0.0, 2.0 * np.pi, 12, endpoint=False)
+        ring = np.concatenate([r * (np.cos(ang)[:, None] * a + np.sin(ang)[:, None] * b)
+                               for r in (self.widen, 0.5 * self.widen)])
+        q = pts[:, None, :] + ring[None]
+        kji = np.clip(np.rint(self.ct.world_to_kji(q.reshape(-1, 3))).astype(np.int64), 0,
+                      np.asarray(self.ct.shape) - 1)
+        touch = np.isin(self.lab[tuple(kji.T)], lung).reshape(len(pts), -1).any(axis=1) | axis_in
+        touch &= np.linalg.norm(pts - pts[0], axis=1) > diag
+        if not touch.any():
+            return []
+        change = np.flatnonzero(np.diff(touch.astype(np.int8))) + 1
+        bounds = np.concatenate([[0], change, [len(touch)]])
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            if touch[lo] and hi < len(touch) and not axis_in[lo:hi].any():
+                depth = float(np.linalg.norm(pts[lo] - pts[0]))
+                return [f"the needle's shaft (radius + placement uncertainty {self.widen:.2f} mm) grazes the lung "
+                        f"{depth:.0f}-{float(np.linalg.norm(pts[hi - 1] - pts[0])):.0f} mm from the entry while its "
+                        "axis stays out: it would cross the pleura there (2 pleural crossings > "
+                        f"{c.max_pleural_crossings})"]
+        return []
 
     def _lung_checks(self, lab: np.ndarray, min_run: float) -> list[str]:
         """Pleural and fissure crossings counted on the dense label samples ``lab`` (entry
