@@ -881,14 +881,22 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                           "distinct lesion; click nearer its centre")
     mask = np.zeros(ct.shape, bool)
     mask[sl] = region
-    if kind is None and k == "lung_nodule" and (_bordered_by_gas(a, mask, ct)
-                                                or _solid_click_grew_into_fat(a, mask, seed_g, sk)):
+    gas = kind is None and k == "lung_nodule" and _bordered_by_gas(a, mask, ct)
+    if kind is None and k == "lung_nodule" and (gas or _solid_click_grew_into_fat(a, mask, seed_g, sk)):
         # a lung lesion is bordered by lung, and the chest wall lies between the lung and
         # outside air: a "lung" region bordered more by gas (outside air) than by lung-like air
         # is a limb or trunk lying in the concavity of a lung-like table top or blanket; so is
         # a "lung" region of fat grown from a click in solid tissue (the table's pads on a crop)
-        return segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
-                              open_mm=open_mm, include=include, exclude=exclude, progress=progress)
+        lung_ml = float(mask.sum()) * ct.voxel_volume_ml
+        m2, meas2 = segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
+                                   open_mm=open_mm, include=include, exclude=exclude, progress=progress)
+        why = ("it is bordered more by gas (outside air, bowel gas) than by lung" if gas else
+               "its core has fat's HU (a region grown through body fat, or partial volume of a nodule on "
+               "thick slices or a reformat of them)")
+        meas2.warnings.append(
+            f"the region around the click reads as lung ({lung_ml:.2f} mL as a lung nodule) but {why}: typed "
+            f"soft tissue ({meas2.volume_ml:.2f} mL); if this is a lung nodule, segment it with --kind lung_nodule")
+        return m2, meas2
     if k == "soft_tissue" and _from_core is None and any(n.startswith(NO_EDGE_NOTE) for n in notes):
         # taken without an intensity edge: the outline must be the one its own core gives
         mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
@@ -1357,23 +1365,21 @@ def _bbox_around(mask, seed, margin_mm, sk):
 
 def _solid_click_grew_into_fat(a, mask, seed, sk) -> bool:
     """True when a click in solid tissue (2 mm ball median above -30 HU) gave a region whose
-    interior has a median of fat (-190..-30 HU; adipose tissue, Lamba et al., AJR 2014). The
-    interior is deeper than the thickest slice a CT may have been reconstructed at (input_limits
-    ``max_slice_gap_mm``, 5 mm, ACR), and than the voxel: partial volume with the lung round a
-    small nodule blends its outer layer to fat's HU over the source's slice thickness, also on
-    a finer reformat of a thick-slice scan (new-user trial 16: lung1's 5 mm nodule resampled on
-    a 20 x 20 degree oblique 0.8 x 0.8 x 2 mm grid had a 2 mm-deep core of median fat HU and
-    became "soft tissue" of 0.39 mL against 1.76). The lung rule keeps what is denser than the
-    aerated "lung" round it; a lung lesion is denser than fat, so a region whose core is fat
-    has grown through the body's fat and the aerated material beside it is not the lesion's
-    lung (a CT table's pads read -800..-900 HU like lung on a crop that holds no outside air)."""
-    from ..limits import LIMITS
+    interior (deeper than one slice thickness: partial volume with the lung round a small nodule
+    lies in its outer layer) has a median of fat (-190..-30 HU; adipose tissue, Lamba et al.,
+    AJR 2014). The lung rule keeps what is denser than the aerated "lung" round it; a lung
+    lesion is denser than fat, so a region whose core is fat has grown through the body's fat
+    and the aerated material beside it is not the lesion's lung (a CT table's pads read
+    -800..-900 HU like lung on a crop that holds no outside air). Known limit (new-user trial
+    16): a thick-slice nodule on a finer reformat (lung1's 5 mm slices on an oblique 2 mm grid)
+    has a core of fat's HU by partial volume and becomes "soft tissue"; judging a deeper core
+    instead makes a part-solid nodule's solid-to-ground-glass blend read as fat."""
     from .common import bbox_slices
 
     if _click_stats(a, seed, sk)[0] <= FAT_MAX_HU or not mask.any():
         return False
     sl = bbox_slices(mask, 0.0, sk)
-    deep = _edt(mask[sl], sk) > max(float(max(sk)), float(LIMITS["max_slice_gap_mm"]["value"]))
+    deep = _edt(mask[sl], sk) > float(max(sk))
     if not deep.any():
         return False
     med = float(np.median(a[sl][deep]))
