@@ -270,8 +270,6 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     if blood is not None:
         rim &= ~blood
     m |= rim
-    # marrow enclosed in two planes by the shell that the rim completes (as above)
-    m |= bone_shell.two_plane_cavities(m, ct.voxel_volume_ml, MAX_MARROW_ML) & ~lumen
     # marrow enclosed in 3-D but open in every axial slice (not the spinal canal: CSF/cord)
     voids = fill_holes_3d(m) & ~m
     if voids.any():
