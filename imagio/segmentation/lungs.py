@@ -32,13 +32,14 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
               progress=None, midline: float | None = None) -> np.ndarray:
     """Boolean [k, j, i] mask of both lungs (vessels inside included, airways excluded).
 
-    midline: RAS x (mm) of the patient's midline (`midline_x`), when known. A component is kept
-    when it holds ``MIN_LUNG_ML`` and 5 % of the most air any one component holds *on its side*
-    of the midline (its centroid's side):
+    A component is lung-like when its core's median is above ``GAS_MEDIAN_HU`` (`core_medians`)
+    and it holds ``MIN_LUNG_ML``; it is kept when it also holds 5 % of the largest lung-like
+    component (gas does not count: a large colon pocket must not hide a lung base).
+    midline: RAS x (mm) of the patient's midline (`midline_x`), when known. Then the 5 % is of
+    the most lung-like air any one component holds *on its side* of the midline (its centroid's side):
     each lung is its own organ, and a field of view that cuts one lung near the mediastinum
     leaves a piece of it far smaller than the other lung (trial 13: a hemithorax crop with the
     trachea held 74 mL of the right lung beside 1.7 L of the left, and the piece was dropped).
-    Without it, the 5 % is of the largest component overall.
     Raises InputError when no air-like region or none lung-like is inside the body."""
     p = as_progress(progress)
     a = check_ct(ct)
@@ -57,7 +58,17 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     if n == 0:
         raise InputError("no lungs found: no air-like region (< -400 HU) inside the body")
     vol = counts * ct.voxel_volume_ml
-    keep = vol >= max(MIN_LUNG_ML, 0.05 * vol[1:].max())
+    # judged on each component's core, away from the partial volume of its edge (a grid finer
+    # than the scan's resolution would otherwise lift bowel gas above GAS_MEDIAN_HU); before
+    # the relative size rule, so that the reference is lung, not gas (a 234 mL colon pocket of
+    # the TS example hid a 10 mL left lung base cut by the view: under 5 % of it)
+    gas = np.zeros(n + 1, bool)
+    big = vol >= MIN_LUNG_ML
+    big[0] = False
+    if big.any():
+        gas[big] = core_medians(a, lab, big, ct.spacing_kji) <= GAS_MEDIAN_HU
+    like = vol * ~gas
+    keep = big & ~gas & (vol >= 0.05 * like[1:].max())
     if midline is not None:
         # each side's reference: the most air any one component holds on that side
         # (lungs joined at a junction are one component with a share on each side)
@@ -66,15 +77,12 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
         on_right = np.bincount(lab[fg], x[fg] > midline, minlength=n + 1) * ct.voxel_volume_ml
         on_left = vol - on_right
         side = on_right > 0.5 * vol
-        ref = np.where(side, on_right[1:].max(), on_left[1:].max())
-        keep = (vol >= MIN_LUNG_ML) & (vol >= 0.05 * ref)
+        ref = np.where(side, (on_right * ~gas)[1:].max(), (on_left * ~gas)[1:].max())
+        keep = big & ~gas & (vol >= 0.05 * ref)
     keep[0] = False
-    if not keep.any():   # a limb, the head: skin folds and small pockets only
+    if not big.any():   # a limb, the head: skin folds and small pockets only
         raise InputError(f"no lungs found: the air inside the body is in pockets under {MIN_LUNG_ML:g} mL "
                          f"(largest {vol[1:].max():.2g} mL): no lung in the field of view")
-    # judged on each component's core, away from the partial volume of its edge (a grid finer
-    # than the scan's resolution would otherwise lift bowel gas above GAS_MEDIAN_HU)
-    keep[keep] = core_medians(a, lab, keep, ct.spacing_kji) > GAS_MEDIAN_HU
     if not keep.any():
         raise InputError("no lungs found: the air regions inside the body look like bowel gas")
     m = keep[lab]
