@@ -107,16 +107,18 @@ def caged_lung(ct: Volume, lungs: np.ndarray, bone: np.ndarray) -> np.ndarray:
     - it is cut by the field of view (touches a face of the volume): every lung holds the
       bronchial tree that leads to the trachea, so with no trachea in view the lung continues
       beyond the view (a closed pocket inside the view is not a lung);
-    - at least half of its voxels lie inside the convex hull of the bone in their axial slice
+    - at least half of its voxels lie inside the convex hull, in their axial slice, of the bone
+      within half a rib pitch (``rib_pitch_mm``) above or below that slice
       (`body.mostly_in_slice_hull`): the lungs fill the thoracic cage, the ring of ribs, spine
       and sternum, down to the costodiaphragmatic recesses, which reach the 8th rib at the
       midaxillary line and the 10th-12th posteriorly (Gray's Anatomy, 42nd ed., "Lungs" and
       "Pleura"); subcutaneous, wound or limb air (trial 6: a 6.6 mL pocket at a thigh's corner)
       lies outside any bony ring, a limb's one long bone hulls only itself.
 
-    Measured (3 mm TS example cut to one half: the lung base of 42.9 mL has 79 % of its voxels
-    in the bone's hull, the right 73 mL 95 %; the thigh pocket of STS_002 and the limb phantom's
-    0 %). What it cannot tell: gas mixed with stool in a bowel loop inside the lower ribs or the
+    Measured on the bone of the slice alone (3 mm TS example cut to one half: the lung base of
+    42.9 mL has 79 % of its voxels in the bone's hull, the right 73 mL 95 %, but a 5.8 mL piece
+    of the lateral recess 19 %; the thigh pocket of STS_002 and the limb phantom's 0 %; with the
+    bone within 15 mm: 83 %, 100 %, 36 % and STS_002 0 %). What it cannot tell: gas mixed with stool in a bowel loop inside the lower ribs or the
     pelvic ring that touches a face of the view; the caller warns that a small lung may be such
     gas (no vessel tree is measurable at 3 mm in a lung base)."""
     lab, n, _ = components(lungs, connectivity=6)
@@ -128,7 +130,14 @@ def caged_lung(ct: Volume, lungs: np.ndarray, bone: np.ndarray) -> np.ndarray:
             keep[np.unique(np.take(lab, end, axis=ax))] = True
     keep[0] = False
     if keep.any():
-        keep &= mostly_in_slice_hull(lab, keep, bone, anatomical_axes(ct)["S"][0])
+        # the cage around a slice: the bone within half a rib pitch above and below it (every
+        # level of the chest wall lies that close to a rib; a slice between two ribs, or
+        # through the lateral recess below its rib, meets no rib itself). Not a whole pitch:
+        # with two thighs in view the femora 30 mm away already hulled 29 % of STS_002's pocket
+        sup = anatomical_axes(ct)["S"][0]
+        reach = int(round(0.5 * rule("rib_pitch_mm") / ct.spacing_kji[sup]))
+        cage = ndimage.maximum_filter1d(bone, size=2 * reach + 1, axis=sup)
+        keep &= mostly_in_slice_hull(lab, keep, cage, sup)
     return keep[lab]
 
 
