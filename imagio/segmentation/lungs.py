@@ -23,7 +23,7 @@ from ..volume import Volume
 from .body import mostly_in_slice_hull
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
                      close_mm, components, core_medians, dilate_mm, erode_mm, fill_holes_per_slice,
-                     mean_ras, ras_coordinate, rule)
+                     mean_ras, open_mm, ras_coordinate, rule)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
 
@@ -136,8 +136,17 @@ def caged_lung(ct: Volume, lungs: np.ndarray, bone: np.ndarray) -> np.ndarray:
         # with two thighs in view the femora 30 mm away already hulled 29 % of STS_002's pocket
         sup = anatomical_axes(ct)["S"][0]
         reach = int(round(0.5 * rule("rib_pitch_mm") / ct.spacing_kji[sup]))
-        cage = ndimage.maximum_filter1d(bone, size=2 * reach + 1, axis=sup)
-        keep &= mostly_in_slice_hull(lab, keep, cage, sup)
+        # the ribs: thin bone, no ball of rib_max_radius_mm fits in it (`bones.rib_pieces`);
+        # a limb's femur, patella or tibia is thick (marrow included), so a knee's bones and
+        # the air between them make no cage
+        thin = bone & ~open_mm(bone, rule("rib_max_radius_mm"), ct.spacing_kji)
+        cage = ndimage.maximum_filter1d(thin, size=2 * reach + 1, axis=sup)
+        # air within one bone's own outline in the same reach (a marrow cavity; a pocket in a
+        # knee just below the femur's end, whose tip is thin) is not held by a ring of bones:
+        # those voxels are not judged
+        inside_bone = ndimage.maximum_filter1d(fill_holes_per_slice(bone, sup), size=2 * reach + 1,
+                                               axis=sup)
+        keep &= mostly_in_slice_hull(np.where(inside_bone, 0, lab), keep, cage, sup)
     return keep[lab]
 
 

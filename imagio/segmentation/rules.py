@@ -166,9 +166,10 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             other = lungs & ~caged
             if other.any():
                 meta["warnings"].append(
-                    f"lungs: {other.sum() * ct.voxel_volume_ml:.1f} mL of lung-like air outside the "
-                    "ribs' ring or inside the field of view is not labelled lung (air in a skin fold, "
-                    f"a wound or bowel); centre RAS {np.round(mean_ras(ct, other), 1).tolist()} mm")
+                    f"lungs: {other.sum() * ct.voxel_volume_ml:.1f} mL of lung-like air (centre RAS "
+                    f"{np.round(mean_ras(ct, other), 1).tolist()} mm) is not labelled lung: not cut by "
+                    "the field of view inside a ring of ribs (air in a skin fold, a wound or bowel); "
+                    "if it is lung, that lung is missing there: check the images")
             lungs, chest, bone = caged, True, None
             lung_ml = float(lungs.sum() * ct.voxel_volume_ml)
             meta["chest"] = {"from": "lung-like air cut by the field of view inside the ribs' ring",
