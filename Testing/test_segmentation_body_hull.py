@@ -1,4 +1,4 @@
-"""The body's axial convex hull test (`body._mostly_in_chest`, `body._in_slice_hull`) against its
+"""The body's axial convex hull test (`body.mostly_in_slice_hull`, `body._in_slice_hull`) against its
 definition: a pixel is in a slice's hull when its centre lies in the closed convex hull of the
 diamonds (centre +-0.5 pixel along each axis) of all the body pixels of that slice; an air
 component is kept when at least half of its voxels (in slices holding some body) are in the hull.
@@ -16,7 +16,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from conftest import rotation
-from imagio.segmentation.body import _in_slice_hull, _mostly_in_chest
+from imagio.segmentation.body import _in_slice_hull, mostly_in_slice_hull
 from imagio.segmentation.common import anatomical_axes, components
 from synthetic_ct import make_ct
 
@@ -57,7 +57,7 @@ def test_slice_hull_equals_its_definition_and_scikit_image():
 
 
 @pytest.mark.slow
-def test_mostly_in_chest_equals_its_definition_on_an_oblique_flipped_anisotropic_grid():
+def test_mostly_in_slice_hull_equals_its_definition_on_an_oblique_flipped_anisotropic_grid():
     # i -> R (flipped), j -> S, k -> A (flipped), then turned 25 degrees about an oblique axis
     d = rotation((1, 2, 3), 25.0) @ np.array([[-1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
     ct, _ = make_ct(spacing=(1.9, 2.6, 3.3), direction=d, seed=5)
@@ -73,7 +73,7 @@ def test_mostly_in_chest_equals_its_definition_on_an_oblique_flipped_anisotropic
     lab, n, counts = components(~body, 6)
     keep = counts > 0
     keep[0] = False
-    got = _mostly_in_chest(lab, keep, body, sup)
+    got = mostly_in_slice_hull(lab, keep, body, sup)
 
     inside = np.zeros(n + 1, np.int64)
     total = np.zeros(n + 1, np.int64)

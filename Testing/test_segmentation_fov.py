@@ -356,3 +356,45 @@ def test_vertebral_marrow_is_not_costal_cartilage_when_upsampled(shared_data):
     assert vert.sum() * c.voxel_volume_ml > 50.0                     # the scene: vertebral bodies in view
     near = (cart & dilate_mm(vert, 5.0, c.spacing_kji)).sum() * c.voxel_volume_ml
     assert near < 1.0, near
+
+
+@pytest.mark.parametrize("x_cut_mm", [-1.0, 2.0, 5.0])
+def test_half_abdomen_keeps_its_lung_base_and_chest_wall(shared_data, x_cut_mm):
+    """Trial 13 H2/M2 (issue 14): the TotalSegmentator example (upper abdomen, 3 mm) cut to its
+    left half by a sagittal face near the midline: 43 mL of left lung base, no trachea, the
+    spinal canal cut by the face. Before, with a face at x <= +2 mm, under the 50 mL chest test
+    and with no canal found, the lung base was called 'a pocket of gas: bowel gas mixed with
+    stool', and its ribs and costal cartilages went with it (the best needle path then crossed
+    12 mm of cartilage). The lung base is cut by the field of view and lies inside the ring of
+    ribs (`lungs.caged_lung`): lung, and the chest wall is a chest's. Three face positions one
+    column apart (main labelled lung at -1 and +5 mm, not at +2 mm). Truth: TotalSegmentator's
+    own labels of this CT (example_seg, same grid), and the uncropped run (within 5 %)."""
+    import json
+
+    from imagio.segmentation.common import dilate_mm, x_range_slices
+
+    d = shared_data / "totalsegmentator-example"
+    ct = io.read_image(d / "example_ct_sm.nii.gz")
+    names = {int(k): v for k, v in json.loads((d / "labels_total_v2.json").read_text()).items()}
+    ts = io.read_labels(d / "example_seg.nii.gz", names)
+    assert ts.same_grid(ct)
+
+    def named(prefix):
+        return np.isin(ts.array, [k for k, v in ts.labels.items() if v.startswith(prefix)])
+
+    ref, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    sl = x_range_slices(ct, x_max=x_cut_mm)
+    m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "bones"])
+    lung, ts_lung = m["lung_left"], named("lung_")[sl]
+    assert ts_lung.sum() * ct.voxel_volume_ml >= 30.0     # the left lung base is in view
+    assert not m["lung_right"].any()                      # nothing on the wrong side
+    assert (lung & ts_lung).sum() >= 0.9 * ts_lung.sum()
+    assert (lung & ~dilate_mm(ts_lung, 3.0, ct.spacing_kji)).sum() <= 0.05 * lung.sum()
+    ref_lung = (ref["lung_left"] | ref["lung_right"])[sl]
+    assert lung.sum() == pytest.approx(ref_lung.sum(), rel=0.05)
+    # the chest wall: TotalSegmentator's ribs and costal cartilages in the crop are labelled so
+    for label, prefix, share in (("ribs", "rib_", 0.6), ("costal_cartilages", "costal_cartilages", 0.4)):
+        truth = named(prefix)[sl]
+        assert (m[label] & truth).sum() >= share * truth.sum(), label
+    assert any("only" in w and "mL of lung-like air in view" in w for w in meta["warnings"])
+

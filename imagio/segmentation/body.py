@@ -69,7 +69,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
             touching[np.unique(lab[dilate_mm(body, 1.01 * float(max(sk)), sk) & air])] = True
             keep &= touching
         if keep.any():
-            keep &= _mostly_in_chest(lab, keep, body, anatomical_axes(ct)["S"][0])
+            keep &= mostly_in_slice_hull(lab, keep, body, anatomical_axes(ct)["S"][0])
             body = body | keep[lab]
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
@@ -84,13 +84,17 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     return body
 
 
-def _mostly_in_chest(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: int) -> np.ndarray:
-    """For each label of ``lab`` (components of air), True when at least half of it lies inside
-    the body's convex hull in its axial slices: the lungs lie inside the thoracic cage, so a lung
-    cut by the field of view is enclosed by the body's outline in every slice; air outside it
-    (a table cushion under the back, a pocket between arm and chest) is not lung. Only the slices
-    holding a ``keep`` component and some body are hulled, and only the ``keep`` voxels of a
-    slice are tested against its hull (`_in_slice_hull`); the counts are made once at the end."""
+def mostly_in_slice_hull(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: int) -> np.ndarray:
+    """Bool (n + 1,): for each label of ``lab`` (int [k, j, i], components of air) that ``keep``
+    (bool (n + 1,)) selects, True when at least half of its voxels lie inside the convex hull of
+    ``body`` (bool [k, j, i]) in their axial slice (``sup``: the array axis nearest
+    superior-inferior); a slice without ``body`` voxels counts as outside.
+    With the body's outline: the lungs lie inside the thoracic cage, so a lung cut by the field
+    of view is enclosed by the body's outline in every slice; air outside it (a table cushion
+    under the back, a pocket between arm and chest) is not lung. With the bone (`lungs.caged_lung`):
+    the ring of ribs, spine and sternum. Only the slices holding a ``keep`` component and some
+    body are hulled, and only the ``keep`` voxels of a slice are tested against its hull
+    (`_in_slice_hull`); the counts are made once at the end."""
     cand = keep[lab]
     other = tuple(a for a in range(3) if a != sup)
     zs = np.flatnonzero(np.any(cand, axis=other) & np.any(body, axis=other))

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import as_progress, check_ct
+from .common import as_progress, check_ct, mean_ras
 
 STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura", "vessels")
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
@@ -159,12 +159,32 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         p(0.55, "spine")
         bone = bn.bone_mask(ct, body if lungs is None else body | lungs, lungs=lungs,
                             progress=p.sub(0.55, 0.65))
-        canal = sp.spinal_canal(ct, bone, midline=lg.midline_x(ct, body)[0])
-        meta["spine"] = {"from": "spinal canal", **canal} if canal else {"from": None}
-        if canal is None and lungs is not None:
-            msg = (f"{lung_ml:.1f} mL of lung-like air but no trachea and no spine (spinal canal) "
-                   "in view: not a chest, so not labelled lung (a pocket of gas: bowel gas mixed "
-                   "with stool, air in a skin fold or a wound)")
+        caged = None if lungs is None else lg.caged_lung(ct, lungs, bone)
+        if caged is not None and caged.any():
+            # lung by its place: cut by the view and inside the ring of ribs and spine (trial 13
+            # H2: the 43 mL left lung base of a half abdomen, no trachea, its canal cut by the
+            # crop); the other pockets are not lung. The bones are redone as a chest's.
+            other = lungs & ~caged
+            if other.any():
+                meta["warnings"].append(
+                    f"lungs: {other.sum() * ct.voxel_volume_ml:.1f} mL of lung-like air (centre RAS "
+                    f"{np.round(mean_ras(ct, other), 1).tolist()} mm) is not labelled lung: not cut by "
+                    "the field of view inside a ring of ribs (air in a skin fold, a wound or bowel); "
+                    "if it is lung, that lung is missing there: check the images")
+            lungs, chest, bone = caged, True, None
+            lung_ml = float(lungs.sum() * ct.voxel_volume_ml)
+            meta["chest"] = {"from": "lung-like air cut by the field of view inside the ribs' ring",
+                             "lung_ml": round(lung_ml, 1)}
+        else:
+            canal = sp.spinal_canal(ct, bone, midline=lg.midline_x(ct, body)[0])
+            meta["spine"] = {"from": "spinal canal", **canal} if canal else {"from": None}
+        if not chest and canal is None and lungs is not None:
+            msg = (f"{lung_ml:.1f} mL of lung-like air (centre RAS "
+                   f"{np.round(mean_ras(ct, lungs), 1).tolist()} mm) but no trachea and no spine "
+                   "(spinal canal) in view, and it is not cut by the field of view inside a ring of "
+                   "ribs: not a chest, so not labelled lung (a pocket of gas: bowel gas mixed "
+                   "with stool, air in a skin fold or a wound). If it is a lung base, the lung, "
+                   "ribs and costal cartilages there are NOT labelled: check the images")
             if want & {"lungs", "emphysema", "lung_vessels", "pleura"} and not lungs_optional:
                 raise InputError(f"no lungs found: {msg}")
             meta["warnings"].append(f"lungs: {msg}; the other structures are segmented")
