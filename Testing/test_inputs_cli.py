@@ -133,6 +133,25 @@ def test_image_output_without_suffix_is_one_line_before_any_work(tmp_path, ct_fi
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+@pytest.mark.parametrize("where", ["under_a_file", "unwritable_folder"])
+def test_unwritable_output_is_one_line_before_any_work(tmp_path, ct_file, capsys, where):
+    """New-user trial 16: `lesion --out existing_file.nii.gz/x.nii.gz` ended in a FileExistsError
+    traceback and `segment --out /proc/x.seg.nrrd` in one after the whole segmentation (exit 1).
+    Now one line naming the path, exit 2, before any work and nothing written. The unwritable
+    folder is a pseudo file system's (/proc refuses new files, for root too)."""
+    (tmp_path / "file.nii.gz").write_text("a file")
+    out = (tmp_path / "file.nii.gz" / "x.nii.gz") if where == "under_a_file" else Path("/proc/imagio_x.seg.nrrd")
+    if where == "unwritable_folder" and not Path("/proc").is_dir():
+        pytest.skip("no /proc on this system")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv in (["lesion", str(ct_file), "--point", "55,10,-72"], ["segment", str(ct_file), "--structures", "body"]):
+        code = main(argv + ["--out", str(out), "--quiet"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and str(out) in err[0] and "cannot write" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "file.nii.gz").read_text() == "a file"
+
+
 def test_writes_are_atomic_and_never_touch_a_protected_input(tmp_path, ct_file):
     target = tmp_path / "out.nii.gz"
     target.write_text("previous")

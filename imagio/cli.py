@@ -254,7 +254,7 @@ def main(argv=None) -> int:
     except ImagioError as e:
         print(f"imagio: error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+    except OSError as e:   # a file that cannot be read or written: one line, never a traceback
         print(f"imagio: error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
 

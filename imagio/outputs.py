@@ -132,6 +132,30 @@ def check_outputs(outputs, inputs, force: bool = False) -> None:
                                  "output name (--force only replaces earlier outputs, never an input)")
         if out.is_file() and not force:
             raise InputError(f"{out} exists; choose another output name or pass --force to replace it")
+        check_writable(out)
+
+
+def check_writable(out) -> None:
+    """Refuse up front (InputError, one line) an output file ``out`` that cannot be written: a
+    path under an existing file (``x.nii.gz/y.nii.gz``), or a folder where a file cannot be
+    created (read-only, a pseudo file system such as /proc). Judged on the nearest existing
+    folder by creating and removing a temporary file there (the only test that holds for every
+    file system and user, root included); the folders below it are made later by the command
+    (new-user trial 16: these failed with a traceback after the whole run)."""
+    import tempfile
+
+    out = Path(out)
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {out}: {parent} is a file, not a folder; choose another output name")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise InputError(f"cannot write {out}: no file can be created in {parent} ({e.strerror}); "
+                         "choose an output folder you can write to") from None
 
 
 def _is_file_output(path: Path) -> bool:
