@@ -206,7 +206,7 @@ def _climb(depth: np.ndarray, seed: tuple, sk=None) -> tuple:
     for _ in range(int(shape.sum())):
         dp = float(depth[tuple(p)])
         off = n26
-        if sk is not None and dp > 0:
+        if sk is not None and 0 < dp < np.inf:   # inf: the region fills the box (no background)
             b = ball(dp, sk)
             off = np.vstack([n26, np.argwhere(b) - np.array(b.shape) // 2])
         q = p + off
