@@ -528,3 +528,25 @@ def test_target_in_unlabelled_lung_open_to_a_cut_face_is_named_as_lung():
     out = ct_c.kji_to_world(np.array([[ct_c.shape[0] // 2, 1.0, 1.0]]))[0]   # a corner: outside air
     with pytest.raises(InputError, match="outside the body \\(air around the patient"):
         PlanningProblem.build(ct_c, bare, out)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_position_comparison_quotes_the_first_proposal(shared_data):
+    """New-user trial 16 (M2): on the chest CTA (its rule-based labels), target -58.8,117.7,670.7
+    supine, the patient-position warning quoted supine's best path as "53 mm of aerated lung":
+    the field-of-view-edge path that the findings rule ranks last among the proposals; the first
+    proposal crosses 84.5 mm. The chosen position's best path must be the first proposal, and
+    the warning must quote that proposal's lung mm."""
+    from imagio.segmentation.rules import segment
+
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    result = plan(PlanningProblem.build(ct, segment(ct), np.array([-58.8, 117.7, 670.7])))
+    chosen = result.problem.constraints.patient_position
+    best = result.positions[chosen]["best"]
+    first = result.proposals[0]
+    assert best is not None and np.allclose(best["entry_ras"], first.entry_ras), (best, first.entry_ras)
+    said = [w for w in result.warnings if w.startswith("patient position:")]
+    for w in said:
+        if "worse best path" in w:
+            assert f"{first.aerated_lung_mm:.0f} mm of aerated lung)" in w, (w, first.aerated_lung_mm)

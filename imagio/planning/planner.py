@@ -275,10 +275,15 @@ class Plan:
         return write_text(path, json.dumps(self.to_dict(), indent=1))
 
 
-def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier, checks: dict) -> dict:
+def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier, checks: dict,
+                          flagged=None) -> dict:
     """Best path in each patient position (supine, prone, left/right lateral decubitus) from the
     same scored candidates: only the table-side exclusion depends on the position. Each
     position's best path is re-checked by the verifier (the next best is taken while it fails).
+    ``flagged``: optional callable, rows (int array) -> bool array, True for a path with a
+    finding (`findings.Findings.flagged`): such paths come after the others, as the proposals
+    are ranked (new-user trial 16: the comparison quoted the chosen position's field-of-view-edge
+    path, ranked last among the proposals, as its best).
     Returns {position: {"feasible_candidates", "best": {entry_ras, length_mm, score} or None}}."""
     from .problem import POSITIONS
     from .scoring import BIT, against_table
@@ -293,7 +298,10 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
             faces_table[:] = False
         ok = np.flatnonzero((base == 0) & ~faces_table)
         best = None
-        for i in ok[np.argsort(table.score[ok], kind="stable")][:20]:
+        top = ok[np.argsort(table.score[ok], kind="stable")][:20]
+        if flagged is not None and len(top):
+            top = top[np.argsort(np.asarray(flagged(top), bool), kind="stable")]
+        for i in top:
             if int(i) not in checks:
                 checks[int(i)] = verifier.verify(table.entry_ras[i], table.target_ras[i])
             if checks[int(i)].ok:
@@ -482,11 +490,16 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     from .mediastinum import MEDIASTINAL_VESSEL_HINTS
 
     present = present_structures(problem, maps)
-    fnd = path_findings(problem, table, np.flatnonzero(table.feasible), present,
-                        large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS))
+    vl = large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS)
+    fnd = path_findings(problem, table, np.flatnonzero(table.feasible), present, vl)
     ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
                                                 verifier=ver, defer=deferred(fnd, len(table)))
-    positions = position_alternatives(problem, table, ver, checks)
+
+    def flagged(rows):   # other positions' rows are not all feasible here: their findings now
+        f = path_findings(problem, table, rows, present, vl)
+        return [bool(f.flagged(int(r))) for r in rows]
+
+    positions = position_alternatives(problem, table, ver, checks, flagged=flagged)
     ev = Evaluator(problem, maps, verifier=ver)
     proposals = [ev.metrics(table, i) for i in ranked]
     t4 = time.perf_counter()
