@@ -94,6 +94,23 @@ def test_guideline_suggestion_thresholds():
         guidelines.suggestion("unknown", 10, 0.1)
 
 
+@pytest.mark.parametrize("kind", ["part_solid", "nonsolid"])
+def test_bts_solid_algorithm_is_not_given_for_subsolid_nodules(kind, capsys):
+    """New-user trial 16 (M4): `risk --type nonsolid --guideline bts_2015` gave the BTS
+    solid-nodule steps (CT volumetry, PET-CT then Herder); BTS 2015 manages sub-solid nodules on
+    a separate pathway. Now refused with the reason, in the JSON, exit 0 (the risk figures stand)."""
+    import json
+
+    from imagio.cli import main
+
+    with pytest.raises(InputError, match="sub-solid pathway"):
+        guidelines.suggestion("bts_2015", 12, 0.05, kind)
+    assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "12", "--type", kind,
+                 "--guideline", "bts_2015"] + (["--solid-mm", "5"] if kind == "part_solid" else [])) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "sub-solid pathway" in out["suggestion"]["refused"] and "suggestion" not in out["suggestion"]
+
+
 @pytest.fixture(scope="module")
 def ph():
     return phantom.generate(spacing=1.5, seed=0)
@@ -151,7 +168,8 @@ def test_risk_cli(capsys):
     out = json.loads(capsys.readouterr().out)
     assert round(out["brock"]["probability"], 4) == 0.4417
     assert out["lung_rads"]["category"] == "4A"
-    assert "PET-CT" in out["suggestion"]["suggestion"]
+    # BTS 2015's solid-nodule algorithm is not given for a part-solid nodule (trial 16 M4)
+    assert "sub-solid pathway" in out["suggestion"]["refused"]
     # outside a model's range: that model refuses with its reason, the others still answer
     assert main(["risk", "--age", "12", "--sex", "male", "--size-mm", "8"]) == 0
     out = json.loads(capsys.readouterr().out)

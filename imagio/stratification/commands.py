@@ -69,7 +69,7 @@ def cmd_risk(args) -> int:
     if args.guideline:
         p = out.get("brock", {}).get("probability")
         try:
-            out["suggestion"] = guidelines.suggestion(args.guideline, args.size_mm, p)
+            out["suggestion"] = guidelines.suggestion(args.guideline, args.size_mm, p, args.type)
         except InputError as e:
             out["suggestion"] = {"guideline": args.guideline, "refused": str(e)}
     print(json.dumps(out, indent=1))
