@@ -178,3 +178,38 @@ def test_oblique_reformat_of_a_thick_slice_nodule_is_not_silently_soft_tissue(sh
         assert any("reads as lung" in w and "--kind lung_nodule" in w for w in meas.warnings), meas.warnings
     m2, meas2 = segment_lesion(ct, click, kind="lung_nodule")
     assert dice(m2, ref.array > 0) >= 0.7, (dice(m2, ref.array > 0), meas2.volume_ml)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_tilted_reformat_with_padding_keeps_a_lung_nodule(shared_data):
+    """New-user trial 17 (HIGH): LIDC-0001's slab (2.5 mm) resampled onto a grid tilted 10
+    degrees about R, -1024 outside the slab (a wedge of padding above and below the tilted
+    lungs): the padding joined the lungs in the lesion's box, their joint median read as gas, and
+    the nodule came out "soft_tissue" at 2.4-2.7 of 5.8 mL with no warning (forcing lung: 0.001
+    mL). Asserted: a lung nodule within 15 % of the axial slab's volume, its centroid within 2 mm
+    of the axial one."""
+    import SimpleITK as sitk
+
+    src = sitk.Maximum(sitk.ReadImage(str(shared_data / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz")), -1024)
+    click = (-56.2, -86.2, -115.6)
+    _, ref = segment_lesion(_sitk_volume(src), click)
+    c = np.array(src.TransformContinuousIndexToPhysicalPoint([(x - 1) / 2 for x in src.GetSize()]))
+    rot = sitk.Euler3DTransform()
+    rot.SetRotation(np.deg2rad(10.0), 0.0, 0.0)
+    direction = np.array(src.GetDirection()).reshape(3, 3) @ np.array(rot.GetMatrix()).reshape(3, 3)
+    sp = np.array(src.GetSpacing())
+    size = [src.GetSize()[0], src.GetSize()[1], int(src.GetSize()[2] * 1.8)]
+    r = sitk.ResampleImageFilter()
+    r.SetOutputDirection(direction.ravel().tolist())
+    r.SetOutputOrigin((c - direction @ ((np.array(size) - 1) / 2 * sp)).tolist())
+    r.SetOutputSpacing(sp.tolist())
+    r.SetSize(size)
+    r.SetInterpolator(sitk.sitkLinear)
+    r.SetDefaultPixelValue(-1024)
+    tilted = _sitk_volume(r.Execute(src))
+    assert (tilted.array == -1024).mean() > 0.2                     # a reformat with padding
+    m, meas = segment_lesion(tilted, click)
+    assert ref.kind == meas.kind == "lung_nodule", (meas.kind, meas.volume_ml, meas.warnings)
+    assert abs(meas.volume_ml - ref.volume_ml) <= 0.15 * ref.volume_ml, (meas.volume_ml, ref.volume_ml)
+    assert np.linalg.norm(np.asarray(meas.centroid_ras) - np.asarray(ref.centroid_ras)) <= 2.0

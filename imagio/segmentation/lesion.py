@@ -260,10 +260,14 @@ def _fill(m: np.ndarray, s_axis: int) -> np.ndarray:
     return fill_holes_per_slice(fill_holes_3d(m), s_axis)
 
 
-def _lung_air(roi: np.ndarray, voxel_ml: float):
+def _lung_air(roi: np.ndarray, voxel_ml: float, data: np.ndarray | None = None):
     """(aerated lung mask, air-component labels): components of air (< LUNG_HU) of >= 0.5 mL whose
-    median is above GAS_MEDIAN_HU (parenchyma, not gas)."""
-    lab, n, counts = components(roi < LUNG_HU, connectivity=6)
+    median is above GAS_MEDIAN_HU (parenchyma, not gas). ``data``: bool, the measured voxels
+    (`_measured_data`); padding is no air (joined to the lungs it made their median gas)."""
+    air = roi < LUNG_HU
+    if data is not None:
+        air &= data
+    lab, n, counts = components(air, connectivity=6)
     keep = counts * voxel_ml >= 0.5
     keep[0] = False
     if keep.any():
@@ -271,7 +275,25 @@ def _lung_air(roi: np.ndarray, voxel_ml: float):
     return keep[lab], lab
 
 
-def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
+def _measured_data(ct: Volume) -> np.ndarray | None:
+    """Bool [k, j, i], False on the padding of a reformat (`planning.skin.padding_mask`: one
+    exact fill value over solid regions on the border, beside noisy measured air) and on the
+    two voxels next to it (an interpolating resampler blends the fill into them); None when the
+    image has no padding. New-user trial 17: LIDC-0001 tilted by 5-20 degrees onto a grid with
+    -1024 outside the slab: the padding joined the lungs in the lesion's box, their joint median
+    read as gas, no lung was left, and the nodule came out "soft tissue" at 2.4 of 5.8 mL (forced
+    lung: 0.001 mL)."""
+    from ..planning.skin import dilate6, padding_mask
+
+    pad, c = padding_mask(ct)
+    if c is None:
+        return None
+    for _ in range(2):
+        pad = dilate6(pad)
+    return ~pad
+
+
+def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.ndarray | None = None):
     """(aerated lung, envelope, rejected concavities) in the box: lung-like air components (median > -950 HU, >= 0.5 mL)
     and, per axial slice, the convex hull of each lung piece (8-connected: the two lungs are
     separate pieces even where they touch in 3-D), with the hull's concavities that the piece
@@ -286,7 +308,7 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float):
     and a box holds the hull's concavities whole."""
     from skimage.morphology import convex_hull_image
 
-    lung, lab = _lung_air(roi, voxel_ml)
+    lung, lab = _lung_air(roi, voxel_ml, data)
     if not lung.any():
         return lung, lung, lung
     env = lung.copy()
@@ -674,7 +696,7 @@ def _lung_subtype(region, roi, meas_diam, sk=(1.0, 1.0, 1.0)):
 
 
 def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, final=True,
-                 max_radius=MAX_RADIUS_MM):
+                 max_radius=MAX_RADIUS_MM, data=None):
     sk = ct.spacing_kji
     half = np.ceil(radius / sk).astype(int)
     lo = np.maximum(np.asarray(seed_g) - half, 0)
@@ -704,7 +726,8 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         elo = np.maximum(np.asarray(seed_g) - eh, 0)
         ehi = np.minimum(np.asarray(seed_g) + eh + 1, ct.shape)
         esl = tuple(slice(int(l), int(h)) for l, h in zip(elo, ehi))
-        lung, env, rej = _lung_envelope(a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml)
+        lung, env, rej = _lung_envelope(a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml,
+                                        None if data is None else data[esl])
         inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
         eseed = tuple(int(v) for v in np.asarray(seed_g) - elo)
         joined = None
@@ -817,7 +840,9 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         roi_w = a[wsl].astype(np.float32)
         try:
             enclosed, _, _ = _lung_lesion(roi_w, tuple(int(v) for v in np.asarray(seed_g) - wlo), m0,
-                                          _lung_air(roi_w, ct.voxel_volume_ml)[0], np.ones(roi_w.shape, bool),
+                                          _lung_air(roi_w, ct.voxel_volume_ml,
+                                                    None if data is None else data[wsl])[0],
+                                          np.ones(roi_w.shape, bool),
                                           sk, open_min, s_axis, (False, False))
         except InputError:  # the larger box's parenchyma reads the click as lung: nothing to compare
             enclosed = region
@@ -860,11 +885,12 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         radius = min(float(_from_core["radius"]), max_radius_mm)
     warnings: list[str] = []
     kind_box, env_g, hit_limit = kind, None, False
+    data = _measured_data(ct)
     while True:
         p(0.1, f"lesion: region within {radius:g} mm of the click")
         region, thr, sub, k, sl, env_g, notes = _segment_box(
             a, ct, seed_g, radius, organ, kind_box, open_mm, env_g,
-            final=radius >= max_radius_mm, max_radius=max_radius_mm)
+            final=radius >= max_radius_mm, max_radius=max_radius_mm, data=data)
         kind_box = k  # the type decided in the smallest box that holds the click's surroundings
         inner_faces = [(ax, s) for ax, s in _touched_faces(region)
                        if (sl[ax].start > 0 if s == 0 else sl[ax].stop < ct.shape[ax])]
