@@ -150,6 +150,13 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, ct_file, capsys
         assert code == 2 and len(err) == 1 and str(out) in err[0] and "cannot write" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "file.nii.gz").read_text() == "a file"
+    # an output folder (trial 17: `plan --out existing_file/plan`, `detect --out /proc/det` failed
+    # after the whole run): the same, before any work
+    folder = (tmp_path / "file.nii.gz" / "plan") if where == "under_a_file" else Path("/proc/imagio_plan")
+    code = main(["detect", str(ct_file), "--out", str(folder), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(folder) in err[0] and "cannot write" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_writes_are_atomic_and_never_touch_a_protected_input(tmp_path, ct_file):

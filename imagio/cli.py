@@ -218,10 +218,12 @@ def _run(args) -> int:
     import warnings
 
     from .io import InputWarning
-    from .outputs import check_outputs, command_paths, protect
+    from .outputs import check_outputs, check_writable_folder, command_paths, output_folders, protect
 
     inputs, outs = command_paths(args)
     check_outputs(outs, inputs, force=getattr(args, "force", True))
+    for folder in output_folders(args):
+        check_writable_folder(folder)
     with protect(inputs), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputWarning)
         try:

@@ -135,17 +135,22 @@ def check_outputs(outputs, inputs, force: bool = False) -> None:
         check_writable(out)
 
 
-def check_writable(out) -> None:
-    """Refuse up front (InputError, one line) an output file ``out`` that cannot be written: a
-    path under an existing file (``x.nii.gz/y.nii.gz``), or a folder where a file cannot be
-    created (read-only, a pseudo file system such as /proc). Judged on the nearest existing
-    folder by creating and removing a temporary file there (the only test that holds for every
-    file system and user, root included); the folders below it are made later by the command
-    (new-user trial 16: these failed with a traceback after the whole run)."""
+def check_writable_folder(folder) -> None:
+    """Refuse up front (InputError, one line) an output folder that cannot be made or written:
+    an existing file of that name, a file among its parents, or a folder where no file can be
+    created (new-user trial 17: `plan --out existing_file/plan` and `detect --out /proc/det`
+    failed after the whole run)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"cannot write into {folder}: it is a file, not a folder; choose another output folder")
+    _check_creatable(folder, folder if folder.exists() else folder.parent)
+
+
+def _check_creatable(out: Path, parent: Path) -> None:
+    """InputError naming ``out`` unless a file can be created in ``parent`` or, when it does not
+    exist yet, in its nearest existing ancestor (which must be a folder)."""
     import tempfile
 
-    out = Path(out)
-    parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
@@ -156,6 +161,27 @@ def check_writable(out) -> None:
     except OSError as e:
         raise InputError(f"cannot write {out}: no file can be created in {parent} ({e.strerror}); "
                          "choose an output folder you can write to") from None
+
+
+def output_folders(args) -> list[Path]:
+    """The values of ``OUTPUT_DESTS`` in a parsed command line that name folders (no file suffix)."""
+    out = []
+    for dest in OUTPUT_DESTS:
+        v = getattr(args, dest, None)
+        if isinstance(v, (str, os.PathLike)) and str(v) and not _is_file_output(Path(v)):
+            out.append(Path(v))
+    return out
+
+
+def check_writable(out) -> None:
+    """Refuse up front (InputError, one line) an output file ``out`` that cannot be written: a
+    path under an existing file (``x.nii.gz/y.nii.gz``), or a folder where a file cannot be
+    created (read-only, a pseudo file system such as /proc). Judged on the nearest existing
+    folder by creating and removing a temporary file there (the only test that holds for every
+    file system and user, root included); the folders below it are made later by the command
+    (new-user trial 16: these failed with a traceback after the whole run)."""
+    out = Path(out)
+    _check_creatable(out, out.parent)
 
 
 def _is_file_output(path: Path) -> bool:
