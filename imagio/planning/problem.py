@@ -493,8 +493,8 @@ def _refuse_blood_pool_target(prob: "PlanningProblem", kji) -> None:
     if ml <= np.pi / 6.0 * dmax ** 3 / 1000.0:
         return
     p5, med, p95 = np.percentile(hu[obj], [5, 50, 95])
-    raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies in {ml:.0f} mL (counted within "
-                     f"{dmax:g} mm) of unlabelled dense tissue at {p5:.0f}-{p95:.0f} HU (median {med:.0f}), more "
+    raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies in {ml:.0f} mL (counted in the "
+                     f"voxels within +-{dmax:g} mm of it along each axis) of unlabelled dense tissue at {p5:.0f}-{p95:.0f} HU (median {med:.0f}), more "
                      f"than a {dmax:g} mm nodule: contrast-enhanced blood in a vessel or heart chamber, or unlabelled "
                      "bone, not a lesion's own calcification; move the target point, or label the lesion (or the "
                      "bone) and give its label as --target")
