@@ -495,9 +495,10 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
                                                 verifier=ver, defer=deferred(fnd, len(table)))
 
-    def flagged(rows):   # other positions' rows are not all feasible here: their findings now
-        f = path_findings(problem, table, rows, present, vl)
-        return [bool(f.flagged(int(r))) for r in rows]
+    def flagged(rows):   # rows feasible in another position only: their findings computed now
+        todo = np.asarray([r for r in rows if int(r) not in fnd.unimaged_mm], int)
+        more = path_findings(problem, table, todo, present, vl) if len(todo) else fnd
+        return [bool((fnd if int(r) in fnd.unimaged_mm else more).flagged(int(r))) for r in rows]
 
     positions = position_alternatives(problem, table, ver, checks, flagged=flagged)
     ev = Evaluator(problem, maps, verifier=ver)

@@ -253,6 +253,15 @@ class Verifier:
                             "part of the path")
         return [f"{float((lab == bv[0]).sum()) * smm:.1f} mm of the path inside {name} (bone) before the target"]
 
+    def _lung_parts(self) -> tuple[list, list]:
+        """(label values of the lung parenchyma, of the lung contents: vessels, airways inside
+        it; `problem.LUNG_PARENCHYMA` / `LUNG_CONTENTS`), new lists per call."""
+        from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA
+
+        names = self.p.labels.labels
+        return ([v for v, nm in names.items() if nm in LUNG_PARENCHYMA],
+                [v for v, nm in names.items() if nm.startswith(LUNG_CONTENTS)])
+
     def _lung_boundary(self, lung_values):
         """cKDTree of the boundary voxel centres (RAS) of the union of ``lung_values`` within
         needle reach (built on first use; None when there is none)."""
@@ -281,13 +290,11 @@ class Verifier:
         voxel (the verifier's convention for clearances). A contact that lasts to the target (a
         target in or beside the lung) is not a graze; the first voxel diagonal after the entry
         is not judged (skin partial volume). Returns the problem line, or []."""
-        from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA
-
         p, c = self.p, self.p.constraints
         if "pleural_crossings" in c.disabled_rules or c.max_pleural_crossings >= 2 or len(pts) < 3:
             return []
-        names = p.labels.labels
-        lung = [v for v, nm in names.items() if nm in LUNG_PARENCHYMA or nm.startswith(LUNG_CONTENTS)]
+        lobes, contents = self._lung_parts()
+        lung = lobes + contents
         if not lung or self.widen <= 0:
             return []
         if p.target.value and p.target.in_lung:
@@ -319,14 +326,10 @@ class Verifier:
         contents, a lung target), ignoring excursions shorter than ``min_run`` samples (one voxel
         diagonal: label noise at the pleura); a fissure where the lobe label changes inside the
         lung."""
-        from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA
-
         p, c = self.p, self.p.constraints
-        names = p.labels.labels
-        lobes = [v for v, nm in names.items() if nm in LUNG_PARENCHYMA]
+        lobes, inner = self._lung_parts()
         if not lobes:
             return []
-        inner = [v for v, nm in names.items() if nm.startswith(LUNG_CONTENTS)]
         if p.target.value and p.target.in_lung:
             inner.append(p.target.value)
         in_lung = np.isin(lab, lobes + inner)

@@ -54,17 +54,14 @@ def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
         hi[s_ax] = min(top + reach + 1, ct.shape[s_ax])
     sub = ct.crop(lo, hi)
     body_sub = body[tuple(slice(l, h) for l, h in zip(lo, hi))]
-    # whether the image carries scanner coordinates is judged on the whole image: a crop's
-    # origin moves off (0, 0, 0) (trial 15: lung1 written with origin 0 had its midline put on
-    # the image's edge as "the isocentre", and its trachea was not found)
-    from .lungs import has_scanner_origin
-
-    seed = _find_seed_in(sub, body_sub, top - lo[s_ax], s_ax, s_sign, has_scanner_origin(ct))
+    # the crop keeps the whole image's scanner-coordinates flag (`Volume.scanner_coordinates`;
+    # trial 15: judged on the crop's moved origin, lung1 written with origin 0 had its midline
+    # put on the image's edge as "the isocentre", and its trachea was not found)
+    seed = _find_seed_in(sub, body_sub, top - lo[s_ax], s_ax, s_sign)
     return None if seed is None else seed + lo
 
 
-def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
-                  scanner: bool):
+def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int):
     a = ct.array
     air = (a < AIR_HU) & body
     if not air.any():
@@ -83,7 +80,7 @@ def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int
     # without scanner coordinates: then the lumen's mediastinal surroundings are required instead
     from .lungs import midline_x
 
-    cx_body, _ = midline_x(ct, body, scanner=scanner)
+    cx_body, _ = midline_x(ct, body)
     cx = np.bincount(lv, weights=x[air], minlength=n + 1)[1:] / np.maximum(area_vox, 1)
     # bounding-box compactness: area / (extent_a * extent_b) ~ pi/4 for a disc
     objs = ndimage.find_objects(lab)

@@ -175,8 +175,8 @@ def has_scanner_origin(vol: Volume) -> bool:
     return bool(vol.scanner_coordinates)
 
 
-def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | None = None,
-              scanner: bool | None = None) -> tuple[float | None, str]:
+def midline_x(ct: Volume, body: np.ndarray | None = None,
+              trachea: np.ndarray | None = None) -> tuple[float | None, str]:
     """(RAS x in mm of the patient's left-right midline, where it came from).
 
     The trachea lies on the midline (its centre within ~1 cm of the spine's; any deviation is
@@ -185,9 +185,8 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
     scanner's isocentre, on which the patient is centred on the table, when the image carries
     scanner coordinates (`has_scanner_origin`); else (None, "unknown"): the caller judges the
     sides from the lungs' relative position and says so (trial 13: a chest CTA written with its
-    origin at the corner had both lungs labelled left). scanner: whether the image carries
-    scanner coordinates, given when ``ct`` is a crop of it (a crop's origin moves off (0, 0, 0));
-    default ``has_scanner_origin(ct)``."""
+    origin at the corner had both lungs labelled left). A crop carries its image's flag
+    (`Volume.scanner_coordinates`)."""
     x = ras_coordinate(ct, 0)
     if trachea is not None and trachea.any():
         ax = anatomical_axes(ct)
@@ -229,7 +228,7 @@ def midline_x(ct: Volume, body: np.ndarray | None = None, trachea: np.ndarray | 
         if idx[0] > 0 and idx[-1] < body.shape[lr] - 1:
             xs = x[body]
             return float(0.5 * (xs.min() + xs.max())), "body"
-    if not (has_scanner_origin(ct) if scanner is None else scanner):
+    if not has_scanner_origin(ct):
         return None, "unknown"
     return 0.0, "isocentre"
 
