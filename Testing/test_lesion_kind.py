@@ -213,3 +213,44 @@ def test_tilted_reformat_with_padding_keeps_a_lung_nodule(shared_data):
     assert ref.kind == meas.kind == "lung_nodule", (meas.kind, meas.volume_ml, meas.warnings)
     assert abs(meas.volume_ml - ref.volume_ml) <= 0.15 * ref.volume_ml, (meas.volume_ml, ref.volume_ml)
     assert np.linalg.norm(np.asarray(meas.centroid_ras) - np.asarray(ref.centroid_ras)) <= 2.0
+
+
+def _limb_with_noisy_clipped_air(direction):
+    """(ct, tumour mask, click RAS): a thigh (a 45 mm-radius cylinder of muscle, 55 HU) with a
+    18 mm-radius soft-tissue tumour (15 HU), on a 0.98 x 0.98 x 3.3 mm grid; the air around it
+    noisy (-950 +- 50 HU) and clipped at -1000 HU, and -1000 HU outside a 66 mm reconstruction
+    circle (padding), as in STS_008 (a radiotherapy planning CT whose outside air has a median of
+    -945 HU)."""
+    rng = np.random.default_rng(0)
+    sp = np.array([0.98, 0.98, 3.3])
+    nk, nj, ni = 40, 140, 140
+    k, j, i = np.meshgrid(*[np.arange(n) * s for n, s in zip((nk, nj, ni), sp[::-1])], indexing="ij")
+    ck, cj, ci = (nk - 1) * sp[2] / 2, (nj - 1) * sp[1] / 2, (ni - 1) * sp[0] / 2
+    r2 = (j - cj) ** 2 + (i - ci) ** 2
+    a = rng.normal(-950.0, 50.0, (nk, nj, ni))
+    thigh = r2 <= 45.0 ** 2
+    a[thigh] = rng.normal(55.0, 15.0, thigh.sum())
+    tumour = (k - ck) ** 2 + (j - cj - 10) ** 2 + (i - ci + 12) ** 2 <= 18.0 ** 2
+    a[tumour] = rng.normal(15.0, 15.0, tumour.sum())
+    a = np.maximum(a, -1000.0)
+    a[r2 > 66.0 ** 2] = -1000.0
+    ct = Volume(a.astype(np.int16), make_ijk_to_ras(tuple(sp), (-60.0, 20.0, -300.0), direction))
+    click = ct.kji_to_world(np.array([[ck / sp[2], (cj + 10) / sp[1], (ci - 12) / sp[0]]]))[0]
+    return ct, tumour, click
+
+
+@pytest.mark.parametrize("oblique", [False, True])
+def test_noisy_clipped_air_round_a_limb_is_not_lung(oblique):
+    """The CI failure of stop 30: excluding a scan's padding from the lesion box's air let the
+    noisy air round a thigh (clipped at -1000 HU, so its measured median reads -945 HU, above the
+    -950 HU gas level) pass for lung parenchyma, and STS_008's sarcoma became a 569 mL "lung
+    nodule" (Dice 0.09). Air that reaches the padding is lung only when the body's outline
+    encloses it in-plane. Independent check: the painted tumour (Dice >= 0.85, a soft-tissue
+    lesion), axial and on a 20-degree oblique grid with a flipped axis."""
+    from scipy.spatial.transform import Rotation
+
+    d = Rotation.from_euler("z", 20, degrees=True).as_matrix() @ np.diag([-1, 1, 1]) if oblique else None
+    ct, tumour, click = _limb_with_noisy_clipped_air(d)
+    m, meas = segment_lesion(ct, click)
+    assert meas.kind == "soft_tissue", (meas.kind, meas.volume_ml)
+    assert dice(m, tumour) >= 0.85, (dice(m, tumour), meas.volume_ml)

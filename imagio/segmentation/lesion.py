@@ -260,19 +260,55 @@ def _fill(m: np.ndarray, s_axis: int) -> np.ndarray:
     return fill_holes_per_slice(fill_holes_3d(m), s_axis)
 
 
-def _lung_air(roi: np.ndarray, voxel_ml: float, data: np.ndarray | None = None):
+def _lung_air(roi: np.ndarray, voxel_ml: float, data: np.ndarray | None = None, enclosed=None):
     """(aerated lung mask, air-component labels): components of air (< LUNG_HU) of >= 0.5 mL whose
     median is above GAS_MEDIAN_HU (parenchyma, not gas). ``data``: bool, the measured voxels
-    (`_measured_data`); padding is no air (joined to the lungs it made their median gas)."""
-    air = roi < LUNG_HU
+    (`_measured_data`), None when the image has no padding:
+    a component's size and median are taken over them only, padding is neither lung nor
+    labelled, and padding makes no edge (joined to the lungs, padding made their median gas:
+    new-user trial 17). A component that reaches the padding is lung only if ``enclosed``
+    (callable(labels, selected) -> bool per label, `_enclosed_by_body`) says the body's
+    outline encloses it in-plane: the lungs lie inside the thoracic cage, while the air around a
+    limb reaches the padding outside the reconstruction circle, and there noisy air clipped at
+    -1000 HU reads as parenchyma (STS_008: median -945 HU outside the thigh; the sarcoma became a
+    569 mL "lung nodule")."""
+    lab, n, counts = components(roi < LUNG_HU, connectivity=6)
+    mlab = lab if data is None else np.where(data, lab, 0)
     if data is not None:
-        air &= data
-    lab, n, counts = components(air, connectivity=6)
+        counts = np.bincount(mlab.ravel(), minlength=n + 1)
     keep = counts * voxel_ml >= 0.5
     keep[0] = False
     if keep.any():
-        keep[keep] = label_medians(roi, lab, keep) > GAS_MEDIAN_HU
-    return keep[lab], lab
+        keep[keep] = label_medians(roi, mlab, keep) > GAS_MEDIAN_HU
+    if keep.any() and data is not None and enclosed is not None:
+        at_pad = np.zeros(n + 1, bool)
+        at_pad[np.unique(lab[~data])] = True
+        test = keep & at_pad
+        test[0] = False
+        if test.any():
+            keep[test] = enclosed(mlab, test)[test]
+    return keep[mlab], mlab
+
+
+def _enclosed_by_body(a: np.ndarray, data: np.ndarray, box: tuple, s_axis: int):
+    """callable(labels, selected) -> bool (n + 1,) for `_lung_air`: whether at least half of each
+    selected component's voxels (labels: int, the shape of the box ``box`` of the image) lie
+    inside the convex hull of the measured tissue (> BODY_HU, ``data``) of their whole axial
+    slice (`body.mostly_in_slice_hull`). a, data: the whole image [k, j, i]; s_axis: the array
+    axis nearest superior-inferior."""
+    from .body import mostly_in_slice_hull
+    from .common import BODY_HU
+
+    def enclosed(lab, which):
+        sl = tuple(slice(None) if ax == s_axis else slice(0, a.shape[ax]) for ax in range(3))
+        full = np.zeros(tuple(a.shape[ax] if ax != s_axis else box[ax].stop - box[ax].start
+                              for ax in range(3)), lab.dtype)
+        full[tuple(slice(None) if ax == s_axis else box[ax] for ax in range(3))] = lab
+        zs = box[s_axis]
+        sub = tuple(zs if ax == s_axis else sl[ax] for ax in range(3))
+        tissue = (a[sub] > BODY_HU) & data[sub]
+        return mostly_in_slice_hull(full, which, tissue, s_axis)
+    return enclosed
 
 
 def _measured_data(ct: Volume) -> np.ndarray | None:
@@ -293,7 +329,8 @@ def _measured_data(ct: Volume) -> np.ndarray | None:
     return ~pad
 
 
-def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.ndarray | None = None):
+def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.ndarray | None = None,
+                   enclosed=None):
     """(aerated lung, envelope, rejected concavities) in the box: lung-like air components (median > -950 HU, >= 0.5 mL)
     and, per axial slice, the convex hull of each lung piece (8-connected: the two lungs are
     separate pieces even where they touch in 3-D), with the hull's concavities that the piece
@@ -308,7 +345,7 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.n
     and a box holds the hull's concavities whole."""
     from skimage.morphology import convex_hull_image
 
-    lung, lab = _lung_air(roi, voxel_ml, data)
+    lung, lab = _lung_air(roi, voxel_ml, data, enclosed)
     if not lung.any():
         return lung, lung, lung
     env = lung.copy()
@@ -726,8 +763,10 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         elo = np.maximum(np.asarray(seed_g) - eh, 0)
         ehi = np.minimum(np.asarray(seed_g) + eh + 1, ct.shape)
         esl = tuple(slice(int(l), int(h)) for l, h in zip(elo, ehi))
-        lung, env, rej = _lung_envelope(a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml,
-                                        None if data is None else data[esl])
+        lung, env, rej = _lung_envelope(
+            a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml,
+            None if data is None else data[esl],
+            None if data is None else _enclosed_by_body(a, data, esl, s_axis))
         inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
         eseed = tuple(int(v) for v in np.asarray(seed_g) - elo)
         joined = None
@@ -841,7 +880,9 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         try:
             enclosed, _, _ = _lung_lesion(roi_w, tuple(int(v) for v in np.asarray(seed_g) - wlo), m0,
                                           _lung_air(roi_w, ct.voxel_volume_ml,
-                                                    None if data is None else data[wsl])[0],
+                                                    None if data is None else data[wsl],
+                                                    None if data is None else
+                                                    _enclosed_by_body(a, data, wsl, s_axis))[0],
                                           np.ones(roi_w.shape, bool),
                                           sk, open_min, s_axis, (False, False))
         except InputError:  # the larger box's parenchyma reads the click as lung: nothing to compare
