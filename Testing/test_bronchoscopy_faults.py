@@ -50,10 +50,10 @@ def test_a_piece_far_from_the_tree_is_reported_not_joined(ph):
     assert any("left out" in w and "mm from the tree" in w for w in t.warnings), t.warnings
 
 
-def test_leak_into_the_parenchyma_is_excluded_no_false_reached(ph):
-    """A 5 mm-radius tongue of 'airway' from the lobar bronchus of its lobe into lung_nodule_3
-    (as airway_leak_gap.py): with the CT the tongue's lumen reads as parenchyma, it is excluded
-    with a warning and the nodule is neither reached nor bronchus-sign positive."""
+def _leak_tongue(ph):
+    """(mask, (start, end) RAS mm): a 5 mm-radius tongue of 'airway' from the end of the lobar
+    bronchus of lung_nodule_3's lobe 85 % of the way to the nodule's centre, the nodule left out
+    (as airway_leak_gap.py's leak)."""
     L = ph.labels
     n3 = ph.lesion("lung_nodule_3")
     lobar = {"lung_upper_lobe_left": "left_upper_lobe_bronchus", "lung_lower_lobe_left": "left_lower_lobe_bronchus",
@@ -63,7 +63,15 @@ def test_leak_into_the_parenchyma_is_excluded_no_false_reached(ph):
     blob = np.zeros(L.shape, bool)
     for s in np.linspace(0.0, 0.85, 12):
         blob |= _ball(L, start + s * (n3.center_ras - start), 5.0)
-    blob &= ~L.mask("lung_nodule_3")
+    return blob & ~L.mask("lung_nodule_3"), (np.asarray(start, float), np.asarray(n3.center_ras, float))
+
+
+def test_leak_into_the_parenchyma_is_excluded_no_false_reached(ph):
+    """A 5 mm-radius tongue of 'airway' from the lobar bronchus of its lobe into lung_nodule_3
+    (as airway_leak_gap.py): with the CT the tongue's lumen reads as parenchyma, it is excluded
+    with a warning and the nodule is neither reached nor bronchus-sign positive."""
+    L = ph.labels
+    blob, _ = _leak_tongue(ph)
     m = _airways(ph) | blob
     tg = B.Target.from_mask(L, L.mask("lung_nodule_3"))
     leaky = B.extract_tree(L, m)  # without the CT the leak looks like an airway into the nodule
@@ -85,16 +93,8 @@ def test_a_leak_cut_by_a_gap_is_reported_as_a_leak_not_as_reconnected(ph):
     part of the leak, not reconnected, at the cut (its place checked against the cut voxels), and
     the route is the intact mask's."""
     L = ph.labels
-    n3 = ph.lesion("lung_nodule_3")
-    lobar = {"lung_upper_lobe_left": "left_upper_lobe_bronchus", "lung_lower_lobe_left": "left_lower_lobe_bronchus",
-             "lung_upper_lobe_right": "right_upper_lobe_bronchus", "lung_middle_lobe_right": "right_middle_lobe_bronchus",
-             "lung_lower_lobe_right": "right_lower_lobe_bronchus"}[n3.organ]
-    start = next(b for b in ph.airway_tree if b.name == lobar).end_ras
-    u = (n3.center_ras - start) / np.linalg.norm(n3.center_ras - start)
-    blob = np.zeros(L.shape, bool)
-    for s in np.linspace(0.0, 0.85, 12):
-        blob |= _ball(L, start + s * (n3.center_ras - start), 5.0)
-    blob &= ~L.mask("lung_nodule_3")
+    blob, (start, end) = _leak_tongue(ph)
+    u = (end - start) / np.linalg.norm(end - start)
     air = _airways(ph)
     along = (L.kji_to_world(np.argwhere(blob)) - start) @ u
     cut = np.zeros(L.shape, bool)
