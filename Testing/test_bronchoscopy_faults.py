@@ -50,10 +50,10 @@ def test_a_piece_far_from_the_tree_is_reported_not_joined(ph):
     assert any("left out" in w and "mm from the tree" in w for w in t.warnings), t.warnings
 
 
-def test_leak_into_the_parenchyma_is_excluded_no_false_reached(ph):
-    """A 5 mm-radius tongue of 'airway' from the lobar bronchus of its lobe into lung_nodule_3
-    (as airway_leak_gap.py): with the CT the tongue's lumen reads as parenchyma, it is excluded
-    with a warning and the nodule is neither reached nor bronchus-sign positive."""
+def _leak_tongue(ph):
+    """(mask, (start, end) RAS mm): a 5 mm-radius tongue of 'airway' from the end of the lobar
+    bronchus of lung_nodule_3's lobe 85 % of the way to the nodule's centre, the nodule left out
+    (as airway_leak_gap.py's leak)."""
     L = ph.labels
     n3 = ph.lesion("lung_nodule_3")
     lobar = {"lung_upper_lobe_left": "left_upper_lobe_bronchus", "lung_lower_lobe_left": "left_lower_lobe_bronchus",
@@ -63,7 +63,15 @@ def test_leak_into_the_parenchyma_is_excluded_no_false_reached(ph):
     blob = np.zeros(L.shape, bool)
     for s in np.linspace(0.0, 0.85, 12):
         blob |= _ball(L, start + s * (n3.center_ras - start), 5.0)
-    blob &= ~L.mask("lung_nodule_3")
+    return blob & ~L.mask("lung_nodule_3"), (np.asarray(start, float), np.asarray(n3.center_ras, float))
+
+
+def test_leak_into_the_parenchyma_is_excluded_no_false_reached(ph):
+    """A 5 mm-radius tongue of 'airway' from the lobar bronchus of its lobe into lung_nodule_3
+    (as airway_leak_gap.py): with the CT the tongue's lumen reads as parenchyma, it is excluded
+    with a warning and the nodule is neither reached nor bronchus-sign positive."""
+    L = ph.labels
+    blob, _ = _leak_tongue(ph)
     m = _airways(ph) | blob
     tg = B.Target.from_mask(L, L.mask("lung_nodule_3"))
     leaky = B.extract_tree(L, m)  # without the CT the leak looks like an airway into the nodule
@@ -75,6 +83,34 @@ def test_leak_into_the_parenchyma_is_excluded_no_false_reached(ph):
     assert not t.excluded[r.point_ids].any()
     # no leak is reported on the intact mask
     assert not any("leak" in w for w in B.extract_tree(L, _airways(ph), ct=ph.ct).warnings)
+
+
+def test_a_leak_cut_by_a_gap_is_reported_as_a_leak_not_as_reconnected(ph):
+    """The leak of ``test_leak_into_the_parenchyma...`` with a 4 mm slab cut across it 10 mm
+    from the bronchus (airway_leak_gap.py's tongue of separate balls does this): the piece beyond
+    the cut faces the tree and is bridged, then its lumen reads as parenchyma and it is excluded.
+    It was reported both "reconnected" and "excluded as a leak"; now one warning names it, as
+    part of the leak, not reconnected, at the cut (its place checked against the cut voxels), and
+    the route is the intact mask's."""
+    L = ph.labels
+    blob, (start, end) = _leak_tongue(ph)
+    u = (end - start) / np.linalg.norm(end - start)
+    air = _airways(ph)
+    along = (L.kji_to_world(np.argwhere(blob)) - start) @ u
+    cut = np.zeros(L.shape, bool)
+    cut[tuple(np.argwhere(blob)[(along > 10.0) & (along < 14.0)].T)] = True
+    cut &= ~air
+    m = (air | blob) & ~cut
+    t = B.extract_tree(L, m, ct=ph.ct)
+    assert not any("reconnected" in w and "not reconnected" not in w for w in t.warnings), t.warnings
+    leak = [w for w in t.warnings if "possible leak" in w]
+    assert len(leak) == 1 and "not reconnected" in leak[0], t.warnings
+    at = np.array(json.loads(leak[0].split(" gap at RAS ")[1].split("]")[0] + "]"))
+    assert np.linalg.norm(at - L.kji_to_world(np.argwhere(cut)).mean(axis=0)) < 5.0, (at, leak[0])
+    tg = B.Target.from_mask(L, L.mask("lung_nodule_3"))
+    r, ref = B.plan_route(t, tg, "ultrathin"), B.plan_route(B.extract_tree(L, air, ct=ph.ct), tg, "ultrathin")
+    assert not r.reached and not r.bronchus_sign and not t.excluded[r.point_ids].any()
+    assert r.branch_names == ref.branch_names and abs(r.remaining_mm - ref.remaining_mm) < 1.5
 
 
 def test_crescent_top_slice_roots_the_tree_on_the_tracheal_axis():

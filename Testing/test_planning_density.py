@@ -260,3 +260,28 @@ def test_target_in_unlabelled_contrast_blood_is_refused(ph, tmp_path):
     result = plan(prob)
     assert result.feasible, result.report
     assert any("at the target (calcification" in w for w in result.warnings), result.warnings
+
+
+def test_one_table_of_checked_label_values(ph):
+    """The density check's checked voxels and the tissue a target point's dense object is
+    counted in (`problem._refuse_blood_pool_target`) come from one table
+    (`density.checked_values`; they were two near-copies): both hold unlabelled voxels and the
+    passable structures; the density check leaves out a structure whose role the user set, the
+    target point's object leaves out lesions (a name the catalogue does not know counts as one)
+    whatever the user set. Checked here against the roles listed independently."""
+    from imagio import anatomy
+    from imagio.planning.density import checked_values
+
+    names = dict(ph.labels.labels)
+    liver = next(v for v, n in names.items() if n == "liver")
+    stomach = next(v for v, n in names.items() if n == "stomach")
+    names[stomach] = "GTV_Mass"          # a user's lesion label: unknown to the catalogue, passable
+    lab = ph.labels.with_array(ph.labels.array, labels=names)
+    prob = PlanningProblem.build(ph.ct, lab, "lung_nodule_1", roles={"liver": "passable"})
+    path, point = checked_values(prob), checked_values(prob, target_point=True)
+    assert len(path) > max(names) and len(point) > max(names) and path[0] and point[0]
+    passable = {v for v, n in names.items() if anatomy.get(n).role == "passable"}
+    assert liver in passable and stomach in passable
+    for v in names:
+        assert path[v] == (v in passable and v != liver), names[v]
+        assert point[v] == (v in passable and v != stomach), names[v]

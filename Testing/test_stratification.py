@@ -98,7 +98,9 @@ def test_guideline_suggestion_thresholds():
 def test_bts_solid_algorithm_is_not_given_for_subsolid_nodules(kind, capsys):
     """New-user trial 16 (M4): `risk --type nonsolid --guideline bts_2015` gave the BTS
     solid-nodule steps (CT volumetry, PET-CT then Herder); BTS 2015 manages sub-solid nodules on
-    a separate pathway. Now refused with the reason, in the JSON, exit 0 (the risk figures stand)."""
+    a separate pathway. Now refused with the reason, in the JSON, exit 0 (the risk figures stand),
+    and said in one warning line on stderr (it was in the JSON only: a user reading the terminal
+    did not see it)."""
     import json
 
     from imagio.cli import main
@@ -107,8 +109,16 @@ def test_bts_solid_algorithm_is_not_given_for_subsolid_nodules(kind, capsys):
         guidelines.suggestion("bts_2015", 12, 0.05, kind)
     assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "12", "--type", kind,
                  "--guideline", "bts_2015"] + (["--solid-mm", "5"] if kind == "part_solid" else [])) == 0
-    out = json.loads(capsys.readouterr().out)
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
     assert "sub-solid pathway" in out["suggestion"]["refused"] and "suggestion" not in out["suggestion"]
+    assert 0 < out["brock"]["probability"] < 1 and out["lung_rads"]["category"]
+    err = [x for x in cap.err.splitlines() if x.strip()]
+    assert len(err) == 1 and err[0].startswith("imagio: warning:") and "sub-solid pathway" in err[0], cap.err
+    # a solid nodule gets its suggestion, and no warning
+    assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "12", "--guideline", "bts_2015"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["suggestion"]["suggestion"] and not cap.err.strip(), cap.err
 
 
 @pytest.fixture(scope="module")

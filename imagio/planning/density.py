@@ -106,18 +106,31 @@ def density_class(peak_hu: float) -> str:
     return "bone at partial volume, calcification or a contrast-filled vessel"
 
 
-def _checked_values(problem) -> np.ndarray:
-    """Bool per label value: voxels of that value are checked (see module doc)."""
+def checked_values(problem, target_point: bool = False) -> np.ndarray:
+    """Bool per label value (index = value, covering every value of the label map): voxels of
+    that value are checked for dense tissue: unlabelled (0) or in a passable container.
+
+    Default: the density check's checked voxels (module doc): not a structure whose role the user
+    set, the organ the plan enters, nor the exempt target. ``target_point=True``: the tissue a
+    target point's dense object is counted in (`problem._refuse_blood_pool_target`): every
+    passable structure that is not a lesion (`problem.is_lesion`, which counts names the catalogue
+    does not know), whatever role the user set; a labelled lesion is how to aim into large dense
+    tissue, so it is never part of that object."""
+    from .problem import is_lesion
+
     lab = problem.labels
     n = int(max(lab.labels, default=0)) + 1
-    n = max(n, int(lab.array.max()) + 1)
+    n = max(n, int(lab.array.max()) + 1, max((s.value for s in problem.structures), default=0) + 1)
     ok = np.zeros(n, bool)
     ok[0] = True
     entered = problem.rules_extra.get("target_organ_entered")
     for s in problem.structures:
-        if s.value >= n or s.role != "passable":
+        if s.role != "passable":
             continue
-        if s.name in problem.roles_overridden or s.name == entered or s.value == problem.exempt_value:
+        if target_point:
+            if is_lesion(s.name):
+                continue
+        elif s.name in problem.roles_overridden or s.name == entered or s.value == problem.exempt_value:
             continue
         ok[s.value] = True
     return ok
@@ -163,7 +176,7 @@ class DenseTissue:
         it = index_dtype(ct.shape)
         kji = index_list(hu_box > self.hu, it)   # the one definition (`problem.threshold_bone`)
         labv = lab_box[tuple(kji.T)]
-        checked = _checked_values(p)
+        checked = checked_values(p)
         ok = checked[np.minimum(labv, len(checked) - 1)] & (labv < len(checked))
         if p.body is not None:
             ok &= p.body[sl][tuple(kji.T)]

@@ -465,6 +465,8 @@ def _refuse_blood_pool_target(prob: "PlanningProblem", kji) -> None:
     enhancing or mineralised tumour."""
     import cc3d
 
+    from .density import checked_values
+
     t, ct = prob.target, prob.ct
     lim = load_defaults()["ct_density"]
     if float(ct.array[tuple(kji)]) <= float(lim["dense_min_hu"]):
@@ -478,12 +480,7 @@ def _refuse_blood_pool_target(prob: "PlanningProblem", kji) -> None:
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
     hu = np.asarray(ct.array[sl])
     lab = np.asarray(prob.labels.array[sl])
-    ok_values = np.zeros(int(max(lab.max(), max((s.value for s in prob.structures), default=0))) + 1, bool)
-    ok_values[0] = True
-    for s in prob.structures:
-        if s.role == "passable" and not is_lesion(s.name):
-            ok_values[s.value] = True
-    dense = (hu > float(lim["dense_min_hu"])) & ok_values[lab]
+    dense = (hu > float(lim["dense_min_hu"])) & checked_values(prob, target_point=True)[lab]
     cc = cc3d.connected_components(dense, connectivity=26)
     c = cc[tuple(np.asarray(kji) - lo)]
     if not c:

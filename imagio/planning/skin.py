@@ -215,18 +215,19 @@ def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | 
     return empty, None
 
 
-def data_mask(ct: Volume, rim_voxels: int = 2) -> tuple[np.ndarray, float | None]:
+def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False) -> tuple[np.ndarray, float | None]:
     """Voxels holding measured data: not padding (`padding_mask`), not within ``rim_voxels`` of
     it (an interpolating resampler blends the fill value into the voxels next to the padding)
-    and not on the outer voxel layer of the array (a resampled grid that overhangs the
-    original blends its last slice with the fill value: a thin 'air' layer over the whole cut
-    face that would open internal air to the outside)."""
+    and, unless ``keep_outer_layer``, not on the outer voxel layer of the array (a resampled
+    grid that overhangs the original blends its last slice with the fill value: a thin 'air'
+    layer over the whole cut face that would open internal air to the outside; the lesion tool
+    keeps that layer: a lesion at the image's face keeps its lung there)."""
     pad, c = padding_mask(ct)
     if c is not None and rim_voxels > 0:
         for _ in range(rim_voxels):
             pad = dilate6(pad)
     data = ~pad
-    for ax in range(3):
+    for ax in range(3 if not keep_outer_layer else 0):
         if ct.shape[ax] > 4:
             sl = [slice(None)] * 3
             sl[ax] = [0, -1]

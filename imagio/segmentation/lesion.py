@@ -318,15 +318,12 @@ def _measured_data(ct: Volume) -> np.ndarray | None:
     image has no padding. New-user trial 17: LIDC-0001 tilted by 5-20 degrees onto a grid with
     -1024 outside the slab: the padding joined the lungs in the lesion's box, their joint median
     read as gas, no lung was left, and the nodule came out "soft tissue" at 2.4 of 5.8 mL (forced
-    lung: 0.001 mL)."""
-    from ..planning.skin import dilate6, padding_mask
+    lung: 0.001 mL). The planner's data region (`planning.skin.data_mask`) with the array's outer
+    voxel layer kept. Computed once per `segment_lesion` call and handed to its inner runs."""
+    from ..planning.skin import data_mask
 
-    pad, c = padding_mask(ct)
-    if c is None:
-        return None
-    for _ in range(2):
-        pad = dilate6(pad)
-    return ~pad
+    data, c = data_mask(ct, rim_voxels=2, keep_outer_layer=True)
+    return None if c is None else data
 
 
 def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.ndarray | None = None,
@@ -900,9 +897,12 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     return region, thr, sub, k, sl, env_g, notes
 
 
+_UNSET = object()  # segment_lesion's _data not given (None: the image has no padding)
+
+
 def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
                    max_radius_mm: float = MAX_RADIUS_MM, open_mm: float = 1.0, include=(), exclude=(),
-                   progress=None, _from_core=None, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
+                   progress=None, _from_core=None, _data=_UNSET, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
     """(mask [k, j, i] on the CT grid, measurements) of the lesion under ``point_ras`` (RAS mm).
 
     organ: optional bounding mask [k, j, i] (e.g. the liver); kind: force "lung_nodule" or
@@ -913,6 +913,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     lesion is found at the click, or when a soft-tissue outline taken without an intensity edge
     does not reach back to the click when grown from its own core (``_check_from_core``).
     ``_from_core``: internal (a regrowth from the core of an earlier outline: no further check).
+    ``_data``: internal (the measured voxels of ``ct``, `_measured_data`, from the outer call).
     """
     p = as_progress(progress)
     a = check_ct(ct)
@@ -926,7 +927,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         radius = min(float(_from_core["radius"]), max_radius_mm)
     warnings: list[str] = []
     kind_box, env_g, hit_limit = kind, None, False
-    data = _measured_data(ct)
+    data = _measured_data(ct) if _data is _UNSET else _data
     while True:
         p(0.1, f"lesion: region within {radius:g} mm of the click")
         region, thr, sub, k, sl, env_g, notes = _segment_box(
@@ -956,7 +957,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # a "lung" region of fat grown from a click in solid tissue (the table's pads on a crop)
         lung_ml = float(mask.sum()) * ct.voxel_volume_ml
         m2, meas2 = segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
-                                   open_mm=open_mm, include=include, exclude=exclude, progress=progress)
+                                   open_mm=open_mm, include=include, exclude=exclude, progress=progress, _data=data)
         why = ("it is bordered more by gas (outside air, bowel gas) than by lung" if gas else
                "its core has fat's HU (a region grown through body fat, or partial volume of a nodule on "
                "thick slices or a reformat of them)")
@@ -967,14 +968,14 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if k == "soft_tissue" and _from_core is None and any(n.startswith(NO_EDGE_NOTE) for n in notes):
         # taken without an intensity edge: the outline must be the one its own core gives
         mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
-                                            dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm),
-                                            box=sl)
+                                            dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm,
+                                                 _data=data), box=sl)
         mask, notes = _cut_necked_leak(ct, seed_g, mask, notes)
     if k == "soft_tissue" and _from_core is None and not any(DEPENDS in n for n in notes):
         notes = _click_agreement(ct, seed_g, mask, notes, radius,
-                                 dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm))
+                                 dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data))
     for q in np.asarray(include, float).reshape(-1, 3):
-        m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm)
+        m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data)
         added_ml = float((m2 & ~mask).sum()) * ct.voxel_volume_ml
         if added_ml < ct.voxel_volume_ml * 0.5:
             # the user clicked there to grow the lesion: a click that adds nothing is said

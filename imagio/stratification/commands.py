@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 
 
@@ -70,8 +71,9 @@ def cmd_risk(args) -> int:
         p = out.get("brock", {}).get("probability")
         try:
             out["suggestion"] = guidelines.suggestion(args.guideline, args.size_mm, p, args.type)
-        except InputError as e:
+        except InputError as e:  # the risk figures stand (exit 0); the refusal is said on stderr too
             out["suggestion"] = {"guideline": args.guideline, "refused": str(e)}
+            print(f"imagio: warning: {e}", file=sys.stderr)
     print(json.dumps(out, indent=1))
     return 0
 

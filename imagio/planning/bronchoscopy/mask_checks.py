@@ -141,12 +141,14 @@ def trim_crescent_top(crop: np.ndarray, axis: int, up: bool, sp) -> int:
     return int(full[0]) if len(full) else 0
 
 
-def find_leaks(tree, ct: Volume) -> list[str]:
+def find_leaks(tree, ct: Volume) -> list[dict]:
     """Mark as excluded (``tree.excluded``) the subtrees of branches whose lumen is not air:
     the median CT value at their centreline points (lumen radius >= ``min_radius_mm`` and
     ``min_radius_voxels`` CT voxels, where partial volume does not reach the centre) is denser than ``max_lumen_hu`` while their
     parent's is not (a segmentation leak into the parenchyma: normal lung is about -850 HU,
-    air -1000 HU). Returns warnings naming each leak."""
+    air -1000 HU). Returns one entry per leak, parents first: {"branch": id, "subtree": [branch ids],
+    "ras": its start (RAS mm), "hu": its median lumen HU, "lobe": its lobe ("" central)}; its
+    warning is ``leak_warning``."""
     lim = limits()["leak"]
     max_hu = float(lim["max_lumen_hu"]["value"])
     rmin = max(float(lim["min_radius_mm"]), float(lim["min_radius_voxels"]) * float(np.max(ct.spacing)))
@@ -156,7 +158,7 @@ def find_leaks(tree, ct: Volume) -> list[str]:
     for b in tree.branches:
         ids = b.point_ids[tree.radius[b.point_ids] >= rmin]
         med[b.id] = float(np.nanmedian(hu[ids])) if len(ids) and np.isfinite(hu[ids]).any() else np.nan
-    warns = []
+    leaks = []
     for b in tree.branches:  # parents first
         if b.parent < 0 or excluded[b.point_ids[0]] or not np.isfinite(med[b.id]):
             continue
@@ -165,9 +167,23 @@ def find_leaks(tree, ct: Volume) -> list[str]:
             sub = tree.subtree(b.id)
             ids = np.concatenate([tree.branches[x].point_ids for x in sub])
             excluded[ids] = True
-            p = np.round(tree.points[b.point_ids[0]], 1).tolist()
-            warns.append(f"possible leak of the airway segmentation at RAS {p}: branch {b.id} "
-                         f"({b.lobe.replace('lung_', '') or 'central airway'}, {len(sub)} branches) has a lumen of {med[b.id]:.0f} HU "
-                         f"(air is about -1000 HU): excluded from routes; check the segmentation there")
+            leaks.append({"branch": b.id, "subtree": [int(x) for x in sub], "hu": med[b.id],
+                          "ras": np.round(tree.points[b.point_ids[0]], 1).tolist(), "lobe": b.lobe or ""})
     tree.excluded = excluded
-    return warns
+    return leaks
+
+
+def leak_warning(leak: dict, pieces: list[dict] = ()) -> str:
+    """The warning for one leak of ``find_leaks``; ``pieces``: the separate pieces of the mask
+    (``bridge_gaps`` entries with their "where", the gap's RAS midpoint) that lie wholly inside
+    the leak's subtree: named as excluded with it, not as reconnected."""
+    where = leak["lobe"].replace("lung_", "") or "central airway"
+    msg = (f"possible leak of the airway segmentation at RAS {leak['ras']}: branch {leak['branch']} ({where}, "
+           f"{len(leak['subtree'])} branches) has a lumen of {leak['hu']:.0f} HU (air is about -1000 HU): "
+           "excluded from routes")
+    if pieces:
+        what = "; ".join(f"{g['piece_ml']:g} mL beyond a {g['gap_mm']:g} mm gap at RAS {g['where']}" for g in pieces)
+        one = len(pieces) == 1
+        msg += (f", together with the separate piece{'' if one else 's'} of the mask in it ({what}), "
+                f"which {'is' if one else 'are'} therefore not reconnected")
+    return msg + "; check the segmentation there"

@@ -222,20 +222,24 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     if n_trim:
         tree.warnings.append(f"the trachea's top {n_trim} slice(s) are cut obliquely (a crescent): the tree is "
                              "rooted below them, at the first full cross-section")
-    tree.warnings += _gap_warnings(tree, gaps, airways, lo)
-    if ct is not None:
-        leaks = mask_checks.find_leaks(tree, ct)
-        if leaks:
-            tree.warnings += leaks
-            label(tree, lobes)  # names from the airways only
+    leaks = mask_checks.find_leaks(tree, ct) if ct is not None else []
+    if leaks:
+        label(tree, lobes)  # names from the airways only
+    tree.warnings += _gap_warnings(tree, gaps, airways, lo, leaks)
     prog(1.0, "airway tree")
     return tree
 
 
-def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo) -> list[str]:
-    """One warning per reconnected piece of the mask (naming the subtree beyond the bridge), and
-    one for all the pieces left out (their count, sizes, why, the largest one's place)."""
+def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = ()) -> list[str]:
+    """One warning per reconnected piece of the mask (naming the subtree beyond the bridge), one
+    for all the pieces left out (their count, sizes, why, the largest one's place), then one per
+    leak (``mask_checks.find_leaks``): a bridged piece that lies wholly in a leak's excluded
+    subtree is named in the leak's warning only (not reconnected for routes), never as both."""
+    from . import mask_checks
+
     out, left = [], []
+    in_leak = {x: k for k, lk in enumerate(leaks) for x in lk["subtree"]}
+    leak_pieces = [[] for _ in leaks]
     alive = np.flatnonzero(tree.branch_of >= 0)
     for g in gaps:
         a = vol.kji_to_world((np.asarray(g["a_kji"]) + lo)[None])[0]
@@ -245,6 +249,9 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo) -> list[str]:
             # the subtree beyond the bridge: the branch at the piece's end
             pid = alive[np.argmin(np.linalg.norm(tree.points[alive] - a, axis=1))]
             br = tree.branches[int(tree.branch_of[pid])]
+            if br.id in in_leak:  # the piece is part of a leak: excluded, not reconnected
+                leak_pieces[in_leak[br.id]].append({**g, "where": where})
+                continue
             n = len(tree.subtree(br.id))
             what = br.name or (br.lobe.replace("lung_", "").replace("_", " ") if br.lobe else f"branch {br.id}")
             out.append(f"a gap of {g['gap_mm']:g} mm in the airway mask at RAS {where} was reconnected: the subtree "
@@ -268,7 +275,7 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo) -> list[str]:
         out.append(f"{len(left)} separate airway pieces were left out, their airways not planned: "
                    f"{', '.join(f'{v:g}' for v in ml)} mL ({sum(ml):.2f} mL in all); {'; '.join(why)}; "
                    f"the largest at RAS {left[0][1]}")
-    return out
+    return out + [mask_checks.leak_warning(lk, p) for lk, p in zip(leaks, leak_pieces)]
 
 
 def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None,
