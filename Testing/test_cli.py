@@ -25,6 +25,19 @@ def test_every_subcommand_has_help():
         assert e.value.code == 0
 
 
+def test_python_dash_m_imagio_is_the_command(tmp_path):
+    """``python -m imagio`` runs the same command line as ``imagio`` (new-user trial 19: "No module
+    named imagio.__main__"); a bad input there too gives one line and exit 2."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "imagio", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("usage: imagio"), (r.returncode, r.stderr)
+    r = subprocess.run([sys.executable, "-m", "imagio", "info", str(tmp_path / "missing.nii.gz")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 def test_info_prints_geometry_and_labels(tmp_path, oblique_affine, capsys):
     arr = np.zeros((4, 5, 6), np.uint8)
     arr[1:3, 1:4, 2:5] = 1
