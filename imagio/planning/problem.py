@@ -147,6 +147,22 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
     return out
 
 
+def _other_lesions_kept_out(specs: list[StructureSpec], target: Target,
+                            roles: dict) -> tuple[list[StructureSpec], list[str]]:
+    """(specs, names): every lesion structure (catalogue role 'target') that is not the target
+    (label value ``target.value``) and whose role the user did not set gets the role
+    ``targets.other_lesion_role`` (forbidden: a needle through a second tumour mixes the
+    specimen and can seed the tract; source in planning_defaults.json); names: those changed."""
+    role = _d("targets", "other_lesion_role")
+    out, names = [], []
+    for s in specs:
+        if s.role == "target" and s.value != target.value and s.name not in roles:
+            s = replace(s, role=role)
+            names.append(s.name)
+        out.append(s)
+    return out, names
+
+
 def deepest_point(vol: Volume, mask: np.ndarray) -> np.ndarray:
     """RAS of the structure's centroid if it lies inside, else of its deepest voxel."""
     kji = np.argwhere(mask)
@@ -253,6 +269,7 @@ class PlanningProblem:
         tgt = resolve_target(labels, target)
         labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
         specs = structure_specs(labels, roles)
+        specs, kept_out = _other_lesions_kept_out(specs, tgt, roles or {})
         prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
                                  for k, v in (roles or {}).items()}
@@ -282,6 +299,10 @@ class PlanningProblem:
         prob.warnings.extend(prob.skin.warnings())
         if calibre:
             prob.rules_extra["vessel_calibre"] = calibre
+        if kept_out:
+            prob.rules_extra["other_lesions"] = {
+                "kept_out": kept_out, "role": _d("targets", "other_lesion_role"),
+                "why": _d("targets", "sources")["other_lesion_role"]}
         return prob
 
     @property
