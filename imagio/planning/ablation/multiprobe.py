@@ -594,7 +594,10 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     if free_maps:
         from ..distance_maps import forget_cached_maps
 
-        plan.maps = ev.maps = None
+        maps, plan.maps, ev.maps = plan.maps, None, None
+        if maps is not None:   # its boundary trees point back at it: a cycle only the cyclic GC frees
+            maps._bnd = None
+        del maps
         forget_cached_maps()
     E, C, U, T = E[ok], C[ok], U[ok], T[ok]
     t1 = time.perf_counter()
