@@ -137,8 +137,17 @@ def test_morphology_holds_no_distance_map():
         assert peak / m.size < bound, (fn.__name__, peak / m.size)
 
 
-def test_negative_or_nan_radius_is_refused():
+def test_negative_or_nan_radius_is_refused_and_infinite_is_the_limit():
+    """An infinite radius (the one-click lesion's opening of a region without background, whose
+    depth is inf) erodes everything away, as edt's threshold did, and dilates to the image."""
+    import edt
+
     m = _blobs((9, 10, 11), seed=1, border=True)
+    full = np.ones_like(m)
+    assert not (edt.edt(full, black_border=False) > np.inf).any()
+    assert not erode_mm(m, np.inf, (1.0, 1.0, 1.0)).any() and not erode_mm(full, np.inf, (2.0, 1.0, 1.0)).any()
+    assert not open_mm(full, np.inf, (2.0, 1.0, 1.0)).any()
+    assert dilate_mm(m, np.inf, (1.0, 1.0, 1.0)).all() and not dilate_mm(~full, np.inf, (1.0, 1.0, 1.0)).any()
     for r in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="radius"):
             erode_mm(m, r, (1.0, 1.0, 1.0))

@@ -113,9 +113,13 @@ def erode_ball(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     exactly when the kernel's straight row towards it reaches one voxel past the face (a kernel
     offset lands outside the box only if its component along that axis alone does, the distance
     not decreasing with any |d|), so the box is not copied with a background layer around it.
-    Memory: the result and slab-sized temporaries (`SLAB_VOXELS`)."""
+    Memory: the result and slab-sized temporaries (`SLAB_VOXELS`). An infinite radius leaves
+    nothing (as the distance threshold did: no distance exceeds it, a mask without background
+    included)."""
     from .common import bbox_slices
 
+    if radius_mm == np.inf:
+        return np.zeros(mask.shape, bool)
     rows = ball_offsets(radius_mm, spacing_kji)
     out = np.zeros(mask.shape, bool)
     sl = bbox_slices(mask, 0.0, spacing_kji)
@@ -140,9 +144,11 @@ def erode_ball(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
 def dilate_ball(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     """Voxels within ``radius_mm`` of the mask: equal to `common.dilate_mm` (module doc).
     Computed on the mask's bounding box grown by the kernel, into the result (no copy of the
-    box)."""
+    box). An infinite radius gives the whole image (nothing for an empty mask)."""
     from .common import bbox_slices
 
+    if radius_mm == np.inf:
+        return np.full(mask.shape, bool(np.any(mask)))
     rows = ball_offsets(radius_mm, spacing_kji)
     out = np.zeros(mask.shape, bool)
     sl = bbox_slices(mask, radius_mm, spacing_kji)
