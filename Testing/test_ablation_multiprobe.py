@@ -140,3 +140,38 @@ def test_maximal_zones_keep_the_fewest_count_and_the_lp_optimum():
             return r.fun
         assert abs(opt(A, 1) - opt(A[:, mx], 1)) < 1e-6
         assert abs(opt(A, 0) - opt(A[:, mx], 0)) < 1e-6
+
+
+def test_free_maps_gives_the_same_plan_and_lets_the_maps_go(large_tumour):
+    """``free_maps``: the same probes, zones, coverage and bounds as with the maps kept, and the
+    plan's distance maps are no longer referenced anywhere (a weak reference to them dies, the
+    cyclic GC off: their boundary trees' back reference broken) once the candidate paths are
+    scored (the demo held them through the set cover and the coverage evaluation)."""
+    import gc
+    import weakref
+
+    from imagio.planning.distance_maps import forget_cached_maps
+
+    p, ctx, c = large_tumour
+    dev = get_device("emprint")
+    s = dev.setting("100W_10min")
+    forget_cached_maps()     # a plan of its own, not the fixture's cached maps
+    p2 = plan(PlanningProblem.build(p.problem.ct, p.problem.labels, "liver_tumor_large"))
+    assert p2.maps is not p.maps
+    ref = weakref.ref(p2.maps)
+    p2.maps.structure_clearances(np.zeros((1, 3)))   # its boundary trees (they point back at it)
+    kept = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, time_limit_s=60)
+    gc.collect()
+    gc.disable()             # freed by reference counts alone, not at the cyclic GC's next pass
+    try:
+        freed = plan_multiprobe(p2, ctx, dev, s, margin_mm=5.0, time_limit_s=60, free_maps=True)
+        assert p2.maps is None and ref() is None
+    finally:
+        gc.enable()
+
+    def same(d):   # all but the timings (at any depth)
+        if isinstance(d, dict):
+            return {k: same(v) for k, v in d.items() if "timing" not in k}
+        return [same(v) for v in d] if isinstance(d, list) else d
+    assert same(freed.to_dict()) == same(kept.to_dict())
+    assert p.maps is not None   # the other plan keeps its own

@@ -43,6 +43,31 @@ def test_slab_components_equal_one_whole_volume_labelling(slab):
             assert got.dtype == bool and (got == (cc == cc[tuple(seed)])).all()
 
 
+@pytest.mark.parametrize("slab", [1, 3, 32])
+def test_component_written_into_the_volume_itself_is_the_same(slab, monkeypatch):
+    """``out=`` the volume itself (the couch search's patient opening, no second mask): every
+    voxel is rewritten (slabs without the component cleared) with the same component; and
+    `table._largest_in_box` in place equals its copy and one cc3d pass."""
+    from imagio.planning import table
+
+    monkeypatch.setattr(sk, "SLAB", 50 * slab)   # `_largest_in_box` through its slab path
+    rng = np.random.default_rng(slab)
+    for m in _masks():
+        fg = np.argwhere(m)
+        if not len(fg):
+            continue
+        cc = cc3d.connected_components(m, connectivity=6)
+        for seed in fg[rng.choice(len(fg), min(len(fg), 4), replace=False)]:
+            v = m.copy()
+            got = sk._component_at_by_slab(lambda a, b, v=v: v[a:b], v.shape[0], tuple(seed), slab=slab, out=v)
+            assert got is v and (v == (cc == cc[tuple(seed)])).all()
+        sizes = np.bincount(cc.ravel())[1:]
+        ref = cc == 1 + int(np.argmax(sizes))
+        v = m.copy()
+        assert table._largest_in_box(v, in_place=True) is v
+        assert (v == ref).all() and (table._largest_in_box(m) == ref).all()
+
+
 def test_slab_u_shape_is_one_component():
     """The U's two columns meet only in its last slices: one component, found from a seed in
     the first slab (a merge that did not propagate through later slabs would cut it)."""

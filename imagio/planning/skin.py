@@ -540,15 +540,20 @@ def _largest_voxel_by_slab(make, nk: int, slab: int | None = None):
     return (int(kji[0] + corners[s]), int(kji[1]), int(kji[2]))
 
 
-def _component_at_by_slab(make, nk: int, seed, slab: int | None = None) -> np.ndarray:
+def _component_at_by_slab(make, nk: int, seed, slab: int | None = None,
+                          out: np.ndarray | None = None) -> np.ndarray:
     """Bool mask [k, j, i] of the 6-connected component holding the voxel ``seed`` of the
     volume whose slices [k0, k1) ``make`` returns (C order), slab-wise (`_slab_components`): the
-    same voxels as ``cc == cc[seed]`` of one whole-volume labelling."""
+    same voxels as ``cc == cc[seed]`` of one whole-volume labelling. ``out``: a bool array of
+    the volume's shape to write it into (every voxel written), e.g. the volume itself (all
+    slabs are labelled before the first is written: no array of the volume's size is added)."""
     labs, corners, offs, comp, _ = _slab_components(make, nk, keep=True, slab=slab)
     s = int(np.searchsorted(corners, seed[0], side="right")) - 1
     lab = int(labs[s][(seed[0] - corners[s], seed[1], seed[2])])
-    out = np.zeros((nk, *labs[0].shape[1:]), bool)
+    if out is None:
+        out = np.zeros((nk, *labs[0].shape[1:]), bool)
     if lab == 0:
+        out[...] = False
         return out
     want = comp == comp[offs[s] + lab - 1]
     for t, cc in enumerate(labs):
@@ -560,6 +565,8 @@ def _component_at_by_slab(make, nk: int, seed, slab: int | None = None) -> np.nd
             lut = np.zeros(offs[t + 1] - offs[t] + 1, bool)
             lut[ids] = True
             dst[...] = lut[cc]
+        else:
+            dst[...] = False
         labs[t] = None
     return out
 

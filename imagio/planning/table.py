@@ -120,27 +120,29 @@ def patient_mask(ct, body: np.ndarray, air_hu: float, open_mm: float = OPEN_MM) 
 
     tissue = np.asarray(body, bool) & (ct.array > air_hu)
     sk = np.asarray(ct.spacing_kji, float)
-    core = _largest_in_box(erode_ball(tissue, open_mm, sk))
+    core = _largest_in_box(erode_ball(tissue, open_mm, sk), in_place=True)
     if not core.any():
-        return _largest_in_box(tissue)
+        return _largest_in_box(tissue, in_place=True)
     grown = dilate_ball(core, open_mm * 1.05, sk)
     del core
     grown &= tissue
-    return _largest_in_box(grown)
+    del tissue
+    return _largest_in_box(grown, in_place=True)
 
 
-def _largest_in_box(mask: np.ndarray) -> np.ndarray:
+def _largest_in_box(mask: np.ndarray, in_place: bool = False) -> np.ndarray:
     """`segmentation.common.largest_component` (6-connected; ties: the lowest cc3d label, i.e.
     the component whose first voxel comes first in C order) computed on the mask's bounding box
     (components never leave it, and the crop keeps the voxels' raster order) and slab by slab
     (`skin._largest_voxel_by_slab`, `skin._component_at_by_slab`: the same components and tie
     rule as one cc3d pass, tested), so that no label array of the whole box (4 bytes per voxel:
-    240 MiB on the 1 mm phantom's patient) is held."""
+    240 MiB on the 1 mm phantom's patient) is held. ``in_place``: written into ``mask`` (bool,
+    C order) and returned, for a caller done with it (no second mask of the image's size)."""
     from ..segmentation.common import bbox_slices, largest_component
     from . import skin
 
     sl = bbox_slices(mask)
-    out = np.zeros(mask.shape, bool)
+    out = mask if in_place else np.zeros(mask.shape, bool)
     if sl is None:
         return out
     sub = mask[sl]
@@ -149,7 +151,10 @@ def _largest_in_box(mask: np.ndarray) -> np.ndarray:
         return out
     make = lambda k0, k1: sub[k0:k1]   # noqa: E731  (slices of the box, copied per slab)
     seed = skin._largest_voxel_by_slab(make, sub.shape[0])
-    out[sl] = skin._component_at_by_slab(make, sub.shape[0], seed)
+    if in_place:
+        skin._component_at_by_slab(make, sub.shape[0], seed, out=sub)
+    else:
+        out[sl] = skin._component_at_by_slab(make, sub.shape[0], seed)
     return out
 
 

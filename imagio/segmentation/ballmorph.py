@@ -34,10 +34,14 @@ SLAB_VOXELS = 1 << 24   # output voxels per slab along k (bounds the unpacked te
 def ball_offsets(radius_mm: float, spacing_kji) -> dict:
     """{(d_k, d_j): n} for the offsets (voxels) whose ``edt`` distance is <= ``radius_mm``:
     the ball's rows |d_i| <= n (see module doc). The distances are ``edt``'s own arithmetic
-    (one background voxel at the centre of a block, same anisotropy)."""
+    (one background voxel at the centre of a block, same anisotropy). Raises ValueError for
+    a negative or non-finite radius or spacing."""
     import edt
 
     sp = np.asarray(spacing_kji, float)
+    if not (np.isfinite(radius_mm) and radius_mm >= 0 and np.all(np.isfinite(sp)) and np.all(sp > 0)):
+        raise ValueError(f"ball radius {radius_mm} mm / spacing {sp.tolist()} mm: need a radius >= 0 "
+                         "and positive spacings")
     h = np.floor(radius_mm / sp).astype(int) + 1
     block = np.ones(tuple(2 * h + 1), bool)
     block[tuple(h)] = False
@@ -69,11 +73,11 @@ def _runs_i(m: np.ndarray, lens, erode: bool) -> dict:
     return out
 
 
-def _morph(mask: np.ndarray, rows: dict, erode: bool) -> np.ndarray:
+def _morph(mask: np.ndarray, rows: dict, erode: bool, out: np.ndarray) -> np.ndarray:
     """AND (erode) or OR over the rows of ``rows`` of the shifted 1-D runs (module doc); outside
-    the array: True for the erosion, False for the dilation. Slab by slab along k."""
+    the array: True for the erosion, False for the dilation. Slab by slab along k, written into
+    ``out`` (bool, ``mask``'s shape: a view of the caller's result, no copy of the box)."""
     nk, nj, ni = mask.shape
-    out = np.zeros(mask.shape, bool)
     if mask.size == 0:
         return out
     hk = max(abs(dk) for dk, _ in rows)
@@ -104,29 +108,51 @@ def _morph(mask: np.ndarray, rows: dict, erode: bool) -> np.ndarray:
 
 def erode_ball(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     """Mask voxels farther than ``radius_mm`` from the background, the image border not being
-    background: equal to `common.erode_mm` (module doc). Computed on the mask's bounding box
-    with one background layer on the faces that are not the image border."""
+    background: equal to `common.erode_mm` (module doc). Computed on the mask's bounding box,
+    whose faces that are not the image border are background: a voxel is eroded by such a face
+    exactly when the kernel's straight row towards it reaches one voxel past the face (a kernel
+    offset lands outside the box only if its component along that axis alone does, the distance
+    not decreasing with any |d|), so the box is not copied with a background layer around it.
+    Memory: the result and slab-sized temporaries (`SLAB_VOXELS`). An infinite radius leaves
+    nothing (as the distance threshold did: no distance exceeds it, a mask without background
+    included)."""
     from .common import bbox_slices
 
+    if radius_mm == np.inf:
+        return np.zeros(mask.shape, bool)
+    rows = ball_offsets(radius_mm, spacing_kji)
     out = np.zeros(mask.shape, bool)
     sl = bbox_slices(mask, 0.0, spacing_kji)
     if sl is None:
         return out
-    pad = [(0 if s.start == 0 else 1, 0 if s.stop == n else 1) for s, n in zip(sl, mask.shape)]
-    sub = np.pad(np.asarray(mask[sl], bool), pad)
-    e = _morph(sub, ball_offsets(radius_mm, spacing_kji), erode=True)
-    out[sl] = e[tuple(slice(p0, e.shape[i] - p1) for i, (p0, p1) in enumerate(pad))]
+    view = out[sl]
+    _morph(np.asarray(mask[sl], bool), rows, True, view)
+    reach = (max(dk for dk, dj in rows if dj == 0), max(dj for dk, dj in rows if dk == 0), rows[(0, 0)])
+    for ax, (s, n, e) in enumerate(zip(sl, mask.shape, reach)):
+        if e == 0:
+            continue
+        lo = [slice(None)] * 3
+        if s.start > 0:     # a face inside the image: background one voxel beyond it
+            lo[ax] = slice(0, e)
+            view[tuple(lo)] = False
+        if s.stop < n:
+            lo[ax] = slice(max(view.shape[ax] - e, 0), None)
+            view[tuple(lo)] = False
     return out
 
 
 def dilate_ball(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     """Voxels within ``radius_mm`` of the mask: equal to `common.dilate_mm` (module doc).
-    Computed on the mask's bounding box grown by the kernel."""
+    Computed on the mask's bounding box grown by the kernel, into the result (no copy of the
+    box). An infinite radius gives the whole image (nothing for an empty mask)."""
     from .common import bbox_slices
 
+    if radius_mm == np.inf:
+        return np.full(mask.shape, bool(np.any(mask)))
+    rows = ball_offsets(radius_mm, spacing_kji)
     out = np.zeros(mask.shape, bool)
     sl = bbox_slices(mask, radius_mm, spacing_kji)
     if sl is None:
         return out
-    out[sl] = _morph(np.asarray(mask[sl], bool), ball_offsets(radius_mm, spacing_kji), erode=False)
+    _morph(np.asarray(mask[sl], bool), rows, False, out[sl])
     return out

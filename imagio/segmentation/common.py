@@ -215,45 +215,40 @@ def bbox_slices(mask: np.ndarray, margin_mm: float = 0.0, spacing_kji=(1.0, 1.0,
 
 
 def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
-    """Voxels within ``radius_mm`` of the mask."""
-    sl = bbox_slices(mask, radius_mm, spacing_kji)
-    out = np.zeros(mask.shape, bool)
-    if sl is None:
-        return out
-    out[sl] = _edt(~mask[sl], spacing_kji, black_border=False) <= radius_mm
-    return out
+    """Voxels within ``radius_mm`` (``edt``'s anisotropic Euclidean distance, mm) of ``mask``
+    (bool [k, j, i]; ``spacing_kji`` mm per voxel). Computed by `ballmorph.dilate_ball`: the
+    same voxels as thresholding an ``edt`` distance map at ``radius_mm``, 7-15x cheaper."""
+    from .ballmorph import dilate_ball
+
+    return dilate_ball(mask, radius_mm, spacing_kji)
 
 
 def erode_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     """Mask voxels farther than ``radius_mm`` from the background (the image border is not
-    background)."""
-    sl = bbox_slices(mask, 0.0, spacing_kji)
-    out = np.zeros(mask.shape, bool)
-    if sl is None:
-        return out
-    sub = mask[sl]
-    # inside the crop, a crop face that is not the image border is background
-    pad = [(0 if s.start == 0 else 1, 0 if s.stop == n else 1) for s, n in zip(sl, mask.shape)]
-    sp = np.pad(sub, pad)
-    e = _edt(sp, spacing_kji) > radius_mm
-    out[sl] = e[tuple(slice(p0, e.shape[i] - p1) for i, (p0, p1) in enumerate(pad))]
-    return out
+    background). Computed by `ballmorph.erode_ball` (the same voxels as an ``edt`` threshold)."""
+    from .ballmorph import erode_ball
+
+    return erode_ball(mask, radius_mm, spacing_kji)
 
 
 def open_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
+    """Opening by a ball of ``radius_mm``: the union of the balls inside ``mask``."""
     return dilate_mm(erode_mm(mask, radius_mm, spacing_kji), radius_mm, spacing_kji) & mask
 
 
 def close_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
-    """Closing; computed on the bounding box padded by the radius (nothing sticks to the image
-    border)."""
+    """Closing by a ball of ``radius_mm``, added to ``mask``; computed on the bounding box padded
+    by the radius, outside of which all is background (nothing sticks to the image border).
+    The padded box's dilation never reaches its faces, so `erode_ball` there (whose faces not on
+    the image border are background) is the erosion with the outside as background."""
+    from .ballmorph import dilate_ball, erode_ball
+
     sl = bbox_slices(mask, 0.0, spacing_kji)
     if sl is None:
         return mask.copy()
     pad = int(np.ceil(radius_mm / float(np.min(spacing_kji)))) + 1
     m = np.pad(mask[sl], pad)
-    d = _edt(~m, spacing_kji) <= radius_mm
-    c = _edt(d, spacing_kji, black_border=True) > radius_mm
+    c = erode_ball(dilate_ball(m, radius_mm, spacing_kji), radius_mm, spacing_kji)
     out = mask.copy()
     out[sl] |= c[pad:-pad, pad:-pad, pad:-pad]
     return out

@@ -527,8 +527,12 @@ def _edge_at_half_contrast(r, core, roi, sm2, allowed, seed, sk, floor, s):
 
 
 def _shell(m, sk, r0, r1):
-    d = _edt(~m, sk)
-    return (d > r0) & (d <= r1)
+    """Voxels farther than ``r0`` and within ``r1`` (mm) of ``m``: two ball dilations."""
+    from .common import dilate_mm
+
+    out = dilate_mm(m, r1, sk)
+    out &= ~dilate_mm(m, r0, sk)
+    return out
 
 
 def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None):
@@ -1442,12 +1446,12 @@ def _solid_click_grew_into_fat(a, mask, seed, sk) -> bool:
     16): a thick-slice nodule on a finer reformat (lung1's 5 mm slices on an oblique 2 mm grid)
     has a core of fat's HU by partial volume and becomes "soft tissue"; judging a deeper core
     instead makes a part-solid nodule's solid-to-ground-glass blend read as fat."""
-    from .common import bbox_slices
+    from .common import bbox_slices, erode_mm
 
     if _click_stats(a, seed, sk)[0] <= FAT_MAX_HU or not mask.any():
         return False
     sl = bbox_slices(mask, 0.0, sk)
-    deep = _edt(mask[sl], sk) > float(max(sk))
+    deep = erode_mm(mask[sl], float(max(sk)), sk)
     if not deep.any():
         return False
     med = float(np.median(a[sl][deep]))

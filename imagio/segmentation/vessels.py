@@ -25,7 +25,7 @@ from importlib import resources
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import as_progress, check_ct
+from .common import as_progress, check_ct, dilate_mm
 
 ALPHA, BETA = 0.5, 0.5  # Frangi's plate / blob sensitivities (published defaults)
 
@@ -184,7 +184,7 @@ def blob_pieces(mask: np.ndarray, spacing_kji, rule: dict | None = None) -> np.n
         r *= float(rule["radius_step"])
     while fac * r <= float(d.max()):
         core = d >= r
-        opened = m & (_edt(~core, sk) <= r)
+        opened = m & dilate_mm(core, r, sk)
         lab, n = ndimage.label(opened, np.ones((3, 3, 3), bool))
         r_step = r
         r *= float(rule["radius_step"])

@@ -33,7 +33,8 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None) -> dict:
         best = max((place_on_path(small_plan, ctx, dev, s, m.entry_ras) for m in small_plan.proposals),
                    key=lambda r: (r.probes[0].feasible, r.coverage.mam_mm))
         summary[ctx.tumour_name] = _write(best, ctx, out, scene)
-    small_plan = best = None   # its maps are not needed for the large tumour (freed if the caller let go)
+    # its maps and context are not needed for the large tumour (freed if the caller let go)
+    small_plan = best = ctx = None
     prog(0.2, "ablation: a 45 mm liver tumour and the fewest probes covering it + 5 mm")
     ct2, lab2, _ = insert_sphere(ct, labels, LARGE_RADIUS_MM, name=LARGE_NAME)
     skin = outer_skin(ct, labels)      # the case's model (cached): reused when the ball lies in the body
@@ -44,7 +45,7 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None) -> dict:
     del ball
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
-        mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0))
+        mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0), free_maps=True)
         summary[LARGE_NAME] = _write(mp, ctx, out, scene)
     else:
         summary[LARGE_NAME] = {"feasible": False, "report": p.report}

@@ -542,7 +542,7 @@ def _thin(P: np.ndarray, step_mm: float) -> np.ndarray:
 def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting,
                     margin_mm: float = 5.0, max_probes: int = 10, time_limit_s: float = 60.0,
                     dense_edge: bool = False, progress=None, solve_limit_s: float = 60.0,
-                    guarantee_margin: bool = False) -> ProbePlan:
+                    guarantee_margin: bool = False, free_maps: bool = False) -> ProbePlan:
     """The fewest probes whose zones cover tumour + ``margin_mm`` (see module doc). The cover
     holds on the sample points; the returned ``coverage`` is measured on the analysis grid and
     ``margin_guarantee`` says whether `margin_check` proves the margin on it, and which margin
@@ -551,7 +551,11 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     ``guarantee_margin`` verified zones are added until it does: more probes: 9 instead of 6 for
     the 45 mm demo tumour + 5 mm at 1.5 mm, measured 2026-12-01). The cover: `_solve_cover`
     (``solve_limit_s`` only stops a run-away solve).
-    Probes may share a skin entry (sequential overlapping ablations along one track)."""
+    Probes may share a skin entry (sequential overlapping ablations along one track).
+    ``free_maps``: for a caller done with ``plan``: its distance maps (``plan.maps``, its
+    evaluator's, and `distance_maps`' cache of them) are dropped once the candidate paths are
+    scored, the only step that reads them, so that they are not held through the set cover
+    and the coverage evaluation (the demo's peak memory); ``plan`` can then not score again."""
     from ...progress import Progress
 
     prog = Progress(progress)
@@ -587,6 +591,14 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     ok = score_paths(plan.problem, plan.maps, E, N, target_ras=T, device="numpy").feasible  # one pass
     ev = plan.evaluator
     ver = ev._verifier or Verifier(plan.problem)
+    if free_maps:
+        from ..distance_maps import forget_cached_maps
+
+        maps, plan.maps, ev.maps = plan.maps, None, None
+        if maps is not None:   # its boundary trees point back at it: a cycle only the cyclic GC frees
+            maps._bnd = None
+        del maps
+        forget_cached_maps()
     E, C, U, T = E[ok], C[ok], U[ok], T[ok]
     t1 = time.perf_counter()
     verified: dict = {}
