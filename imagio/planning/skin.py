@@ -122,6 +122,54 @@ class PackedMask:
         return int(np.unpackbits(self.bits, count=int(np.prod(self.shape))).sum())
 
 
+class PaddingEdge:
+    """Where the data region meets padding inside the array (a reformat's fill, a scanner's
+    outside-the-reconstruction-circle value, each with its blended rim; `data_mask`): the data
+    voxels with a face neighbour there and the side (`side_codes`) of the data region's outward
+    normal at each. A point in the padding lies beyond the side of its nearest such voxel: on a
+    reformat of an axial scan the padding beyond the source's left face is "beyond the left
+    side", as the space beyond the array's left face is on the axial original.
+
+    kji: (n, 3) int indices of the edge voxels; codes: (n,) int8 side codes; grid: the CT."""
+
+    def __init__(self, kji: np.ndarray, codes: np.ndarray, grid: Volume):
+        from scipy.spatial import cKDTree
+
+        self.codes = np.asarray(codes, np.int8)
+        self.tree = cKDTree(grid.kji_to_world(np.asarray(kji, float)))
+
+    def side_codes_at(self, ras) -> np.ndarray:
+        """Side code (index into ``_DIRECTIONS``) of the edge voxel nearest each RAS point (n, 3)."""
+        ras = np.atleast_2d(np.asarray(ras, float))
+        if not len(ras):
+            return np.zeros(0, np.int8)
+        return self.codes[self.tree.query(ras)[1]]
+
+
+def padding_inside(data: np.ndarray) -> np.ndarray:
+    """Bool [k, j, i]: the voxels outside ``data`` (`data_mask`) other than the array's outer
+    voxel layer, i.e. padding and its blended rim (a new array)."""
+    out = ~np.asarray(data, bool)
+    for ax in range(3):
+        if out.shape[ax] > 4:
+            sl = [slice(None)] * 3
+            sl[ax] = [0, -1]
+            out[tuple(sl)] = False
+    return out
+
+
+def _padding_edge(data: np.ndarray, field, grid: Volume) -> PaddingEdge | None:
+    """`PaddingEdge` of the data region ``data`` (normals from its smoothed mask ``field``),
+    None when no padding lies inside the array."""
+    pad = padding_inside(data)
+    if not pad.any():
+        return None
+    kji = np.argwhere(data & dilate6(pad))
+    if not len(kji):
+        return None
+    return PaddingEdge(kji, side_codes(_outward_normals(field, kji, grid)), grid)
+
+
 @dataclass
 class SkinModel:
     """Masks on the CT grid (bool [k, j, i]) and the truncations found. In the model
@@ -135,6 +183,7 @@ class SkinModel:
     cut: np.ndarray           # body voxels on a cut face (next to non-data)
     truncations: list = field(default_factory=list)
     padding_value: float | None = None
+    padding_edge: PaddingEdge | None = None   # where data meets padding inside the array
 
     def warnings(self) -> list[str]:
         return [t.message() for t in self.truncations]
@@ -636,7 +685,8 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
         cut = erode6(data)
         np.logical_and(body, ~cut, out=cut)
     truncs = _truncations(ct, field, cut, None)
-    return SkinModel(data, body, exterior, skin, cut, truncs, fill_value)
+    edge = None if fill_value is None else _padding_edge(data, field, ct)
+    return SkinModel(data, body, exterior, skin, cut, truncs, fill_value, edge)
 
 
 def paint_keeps_skin(model: SkinModel, changed: np.ndarray, new_values) -> bool:
