@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
+from ..morph6 import _shift_or, dilate6, erode6, erode26  # noqa: F401 (re-exported)
 from ..volume import Volume
 
 AIR_HU = -400.0            # body / air threshold (fat is about -100 HU, lung about -850 HU)
@@ -189,79 +190,24 @@ class SkinModel:
         return [t.message() for t in self.truncations]
 
 
-def _shift_or(m: np.ndarray, out: np.ndarray, ax: int, border: bool) -> None:
-    """out |= m shifted by +-1 along ``ax`` (values beyond the array = ``border``)."""
-    a = [slice(None)] * 3
-    b = [slice(None)] * 3
-    a[ax], b[ax] = slice(1, None), slice(None, -1)
-    out[tuple(a)] |= m[tuple(b)]
-    out[tuple(b)] |= m[tuple(a)]
-    if border:
-        e = [slice(None)] * 3
-        for idx in (0, -1):
-            e[ax] = idx
-            out[tuple(e)] = True
-
-
-def dilate6(m: np.ndarray, border: bool = False) -> np.ndarray:
-    """Binary dilation by the 6-neighbourhood (face neighbours), numpy slicing only."""
-    out = m.copy()
-    for ax in range(3):
-        _shift_or(m, out, ax, border)
-    return out
-
-
-def erode6(m: np.ndarray, border: bool = False) -> np.ndarray:
-    """Binary erosion by the 6-neighbourhood; outside the array counts as ``border``."""
-    return ~dilate6(~m, border=not border)
-
-
-def erode26(m: np.ndarray, border: bool = False) -> np.ndarray:
-    """Binary erosion by the 3x3x3 cube (separable: one 1D erosion per axis)."""
-    out = m.copy()
-    for ax in range(3):
-        inv = ~out
-        grown = inv.copy()
-        _shift_or(inv, grown, ax, not border)
-        out = ~grown
-    return out
-
-
 def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | None]:
-    """Voxels of ``ct`` outside the measured data: solid regions (surviving a 6-connected
-    opening) of the single most frequent exact value on the array border, connected to the
-    border, when that value fills >= 5 % of the border and the air next to it is noisy.
+    """Voxels of ``ct`` outside the measured data: the fill region (`imagio.padding.border_fill`:
+    solid regions of the single most frequent exact value on the array border, connected to
+    the border, when that value fills >= 5 % of the border) when the air next to it is noisy.
     Returns (mask bool [k, j, i], the fill value or None)."""
-    a = ct.array
-    faces = [a[0], a[-1], a[:, 0], a[:, -1], a[:, :, 0], a[:, :, -1]]
-    border = np.concatenate([f.ravel() for f in faces])
-    vals, cnt = np.unique(border, return_counts=True)
-    empty = np.zeros(a.shape, bool)
-    if not len(vals) or cnt.max() < 0.05 * border.size:
-        return empty, None
-    c = vals[np.argmax(cnt)]
-    eq = a == c
-    m = dilate6(erode6(eq, border=True)) & eq
-    if m.sum() < min_voxels:
-        return empty, None
-    import cc3d
+    from ..padding import border_fill
 
-    lab = cc3d.connected_components(m, connectivity=6)
-    edge = np.unique(np.concatenate([lab[0].ravel(), lab[-1].ravel(), lab[:, 0].ravel(),
-                                     lab[:, -1].ravel(), lab[:, :, 0].ravel(), lab[:, :, -1].ravel()]))
-    edge = edge[edge > 0]
-    sizes = np.bincount(lab.ravel())
-    keep = edge[sizes[edge] >= min_voxels]
-    if not len(keep):
-        return empty, None
-    m = np.isin(lab, keep)
+    a = ct.array
+    m, c = border_fill(a, min_voxels)
+    if c is None:
+        return m, None
     # a clipped CT whose air is one value is not padded: padding borders on noisy measured air
     ring = dilate6(dilate6(m)) & ~m
     rv = a[ring]
     noisy = ((rv > NOISY_AIR_HU[0]) & (rv < NOISY_AIR_HU[1]) & (rv != c)).mean() if rv.size else 0.0
     if float(c) >= NOISY_AIR_HU[1] or float(c) <= NOISY_AIR_HU[0] or noisy > 0.3:
         return m, float(c)
-    return empty, None
+    return np.zeros(a.shape, bool), None
 
 
 def data_mask(ct: Volume, rim_voxels: int = 2) -> tuple[np.ndarray, float | None]:
