@@ -140,14 +140,99 @@ def test_chest_cta_oblique_reformat_flags_the_hubs_beyond_the_source(shared_data
 def _cta_oblique(src):
     """The trial's reformat: rotated 20 degrees about x then 20 about y (LPS), same spacing,
     a grid covering the whole source, linear, padding -1024 (SimpleITK)."""
+    from imagio import io
+
+    return io.volume_from_sitk(_rotated(io.volume_to_sitk(src), 20.0, -1024.0), "chest_cta_oblique")
+
+
+def _circle_padded_torso():
+    """The 3 mm torso with -2048 outside the inscribed circle of every axial slice (a scanner's
+    padding outside its reconstruction circle, as LIDC-0001 has), labels."""
+    from imagio.planning.synthetic import synthetic_torso
+
+    ct, lab = synthetic_torso(3.0)
+    a = ct.array.copy()
+    _, j, i = np.indices(a.shape)
+    nj, ni = a.shape[1:]
+    a[np.hypot((j - (nj - 1) / 2) / (nj / 2), (i - (ni - 1) / 2) / (ni / 2)) > 1.0] = -2048
+    return ct.with_array(a), lab
+
+
+@pytest.mark.parametrize("fill", [-1024.0, -2048.0, -3024.0])
+def test_interpolated_padding_of_a_reformat_is_read_and_unimaged_but_wrap_around_is_refused(tmp_path, fill):
+    """Trial 16 (L1): LIDC-0001 (-2048 outside its scan circle) rotated 20 degrees, linear,
+    padding -1024, was refused as "values that wrapped around": the source's padding blended
+    with the reformat's fill is walled in by the fill, not by tissue. The torso with a scan
+    circle, rotated 20 degrees about an oblique axis, flipped, 2.5 x 3.0 x 3.5 mm (main refuses
+    30,538 voxels at -1024). Read: nothing below -1500 HU is left; every voxel whose centre
+    lies outside the source box (the test maps it back) is outside the planner's data region;
+    a wrap-around blob in the liver of the same reformat is still refused."""
+    from imagio import io
+    from imagio.errors import InputError
+    from imagio.planning.skin import data_mask
+
+    src, lab = _circle_padded_torso()
+    ct, _ = _reformat(src, lab, fill)
+    io.write_image(ct, tmp_path / "obl.nii.gz")
+    vol = io.read_image(tmp_path / "obl.nii.gz")
+    assert vol.array.min() >= -1500
+    kji = np.stack(np.indices(vol.shape), -1).reshape(-1, 3).astype(float)
+    s = src.world_to_kji(vol.kji_to_world(kji))
+    outside = ~np.all((s > -0.5) & (s < np.asarray(src.shape) - 0.5), axis=1).reshape(vol.shape)
+    data, value = data_mask(vol)
+    assert value == fill if fill > -1500 else value is not None
+    assert outside.sum() > 0.3 * outside.size and not (data & outside).any()
+    # real wrap-around (metal beyond int16: -25536 HU) in the liver of the same reformat
+    a = ct.array.copy()
+    liver = ct.world_to_kji(np.array([[50.0, 5.0, -10.0]]))[0]
+    blob = np.linalg.norm(np.indices(a.shape).reshape(3, -1).T - liver, axis=1).reshape(a.shape) <= 2.0
+    a[blob] = -25536
+    io.write_image(ct.with_array(a), tmp_path / "wrapped.nii.gz")
+    with pytest.raises(InputError, match="walled in by measured tissue"):
+        io.read_image(tmp_path / "wrapped.nii.gz")
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("degrees", [15.0, 20.0, 25.0])
+def test_lidc_oblique_reformat_with_interpolated_padding_is_read(tmp_path, shared_data, degrees):
+    """Trial 16 L1's case: LIDC-0001 rotated about R and A (linear, padding -1024) is read, the
+    region outside the source slab is outside the planner's data region, and a wrap-around
+    blob inside the lung slab is refused."""
     import SimpleITK as sitk
 
     from imagio import io
+    from imagio.errors import InputError
+    from imagio.planning.skin import data_mask
 
-    img = io.volume_to_sitk(src)
-    a = b = np.radians(20.0)
+    path = shared_data / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz"
+    src = io.read_image(path, pad_to_air=False)
+    img = sitk.ReadImage(str(path))
+    out = _rotated(img, degrees, -1024.0)
+    sitk.WriteImage(out, str(tmp_path / "obl.nii.gz"))
+    vol = io.read_image(tmp_path / "obl.nii.gz")
+    kji = np.stack(np.indices(vol.shape), -1).reshape(-1, 3).astype(float)
+    s = src.world_to_kji(vol.kji_to_world(kji))
+    outside = ~np.all((s > -0.5) & (s < np.asarray(src.shape) - 0.5), axis=1).reshape(vol.shape)
+    data, _ = data_mask(vol)
+    assert outside.any() and not (data & outside).any()
+    a = sitk.GetArrayFromImage(out)
+    c = np.asarray(a.shape) // 2
+    a[c[0] - 1:c[0] + 2, c[1] - 2:c[1] + 3, c[2] - 2:c[2] + 3] = -25536
+    bad = sitk.GetImageFromArray(a)
+    bad.CopyInformation(out)
+    sitk.WriteImage(bad, str(tmp_path / "wrapped.nii.gz"))
+    with pytest.raises(InputError, match="walled in by measured tissue"):
+        io.read_image(tmp_path / "wrapped.nii.gz")
+
+
+def _rotated(img, degrees, fill):
+    """``img`` (SimpleITK) rotated ``degrees`` about x then y (LPS), same spacing, on a grid
+    covering it, linear, ``fill`` outside."""
+    import SimpleITK as sitk
+
+    a = np.radians(degrees)
     rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     d = rx @ ry
     sz = img.GetSize()
     corners = np.array([img.TransformContinuousIndexToPhysicalPoint([c0 * (sz[0] - 1), c1 * (sz[1] - 1),
@@ -156,10 +241,8 @@ def _cta_oblique(src):
     loc = corners @ d
     lo, hi = loc.min(0), loc.max(0)
     sp = np.asarray(img.GetSpacing())
-    size = np.ceil((hi - lo) / sp).astype(int) + 1
-    ref = sitk.Image([int(x) for x in size], img.GetPixelID())
+    ref = sitk.Image([int(x) for x in np.ceil((hi - lo) / sp).astype(int) + 1], img.GetPixelID())
     ref.SetSpacing(sp.tolist())
     ref.SetDirection(d.ravel().tolist())
     ref.SetOrigin((d @ lo).tolist())
-    out = sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, -1024.0, img.GetPixelID())
-    return io.volume_from_sitk(out, "chest_cta_oblique")
+    return sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, float(fill), img.GetPixelID())
