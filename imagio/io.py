@@ -318,13 +318,16 @@ def _not_bordering_fill(a: np.ndarray, lab: np.ndarray, inner: np.ndarray) -> np
     LIDC-0001, padding -2048 outside its scan circle, rotated 20 degrees with linear
     interpolation and -1024 fill: 10 voxels at -1626..-1619 between the two were refused as
     wrapped-around). Wrap-around (metal stored beyond the type's range) lies in the body,
-    walled in by tissue, never next to the fill."""
+    walled in by tissue, never next to the fill. Only a fill at or below air (``AIR_HU``; a
+    resampler's or scanner's padding value: -1024, -3024, ...) counts: a noise-free image's
+    constant soft tissue reaching the border is not padding (a 0-filled reformat stays refused
+    here, as before)."""
     from scipy import ndimage
 
     from .padding import border_fill
 
     fill, value = border_fill(a)
-    if value is None:
+    if value is None or not value <= AIR_HU:
         return inner
     near = ndimage.binary_dilation(fill, np.ones((3, 3, 3), bool))
     return np.setdiff1d(inner, np.unique(lab[near]))
