@@ -9,8 +9,10 @@ Two findings (new-user trial 2, A and B), each warned per proposal:
   contrast (lung1: the best path ran through the right paratracheal space);
 - **unimaged needle**: the needle part outside the skin (entry -> hub: the needle's unused
   length, away from the target) leaves the image through a face where the body is cut
-  (`skin.Truncation`): what it would meet there (an arm, the rest of the trunk) is not imaged
-  (lung1: all 87 mm of the needle outside the skin beyond the cut right side).
+  (`skin.Truncation`), or enters padding inside the array beyond such a side (a reformat's
+  fill, a scanner's outside-the-circle value, their blended rims): what it would meet there
+  (an arm, the rest of the trunk) is not imaged (lung1: all 87 mm of the needle outside the
+  skin beyond the cut right side).
 
 Rule (``warnings.sources.findings_ranked_last`` in planning_defaults.json): a feasible path with
 either finding is ranked after every feasible path without one (`proposals.propose`'s
