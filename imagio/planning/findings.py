@@ -9,8 +9,10 @@ Two findings (new-user trial 2, A and B), each warned per proposal:
   contrast (lung1: the best path ran through the right paratracheal space);
 - **unimaged needle**: the needle part outside the skin (entry -> hub: the needle's unused
   length, away from the target) leaves the image through a face where the body is cut
-  (`skin.Truncation`): what it would meet there (an arm, the rest of the trunk) is not imaged
-  (lung1: all 87 mm of the needle outside the skin beyond the cut right side).
+  (`skin.Truncation`), or enters padding inside the array beyond such a side (a reformat's
+  fill, a scanner's outside-the-circle value, their blended rims): what it would meet there
+  (an arm, the rest of the trunk) is not imaged (lung1: all 87 mm of the needle outside the
+  skin beyond the cut right side).
 
 Rule (``warnings.sources.findings_ranked_last`` in planning_defaults.json): a feasible path with
 either finding is ranked after every feasible path without one (`proposals.propose`'s
@@ -33,10 +35,17 @@ RANKING_RULE = ("a path with a warned finding the label map cannot resolve (medi
 
 def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarray, list]:
     """Per path (n,): mm of the needle part outside the skin (entry + the needle's unused length,
-    away from the target) beyond a face of the image where the body is cut (also when the
-    needle first leaves through another face), 0 when none, and the side name of that face
-    (None when none). Sampled every <= 1 mm. RAS mm."""
-    from .skin import side_of
+    away from the target) beyond a side of the image where the body is cut (also when the
+    needle first leaves through another side), 0 when none, and the side name (None when
+    none). Sampled every <= 1 mm. RAS mm.
+
+    Beyond the image is beyond a face of the array, or in padding inside it (a reformat's fill
+    outside the source slab, a scanner's outside-the-reconstruction-circle value, each with its
+    blended rim: `skin.padding_inside`), whose side is that of the nearest data voxel next to
+    it (`skin.PaddingEdge`). So an oblique reformat of an axial scan flags the needles its axial
+    original flags (new-user trial 16, M1: chest CTA hubs beyond the source's left edge, in the
+    reformat's padding, were not flagged)."""
+    from .skin import _DIRECTIONS, padding_inside, side_of
 
     e = np.atleast_2d(np.asarray(entry_ras, float))
     t = np.atleast_2d(np.asarray(target_ras, float))
@@ -51,20 +60,37 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     rest = np.maximum(problem.needle.length_mm - np.asarray(length_mm, float), 0.0)
     n = max(2, int(np.ceil(rest.max())) + 1)
     s = np.linspace(0.0, 1.0, n)[None, :] * rest[:, None]                   # (paths, n) mm from the entry
-    kji = ct.world_to_kji((e[:, None, :] + s[..., None] * u[:, None, :]).reshape(-1, 3)).reshape(len(e), n, 3)
+    ras = (e[:, None, :] + s[..., None] * u[:, None, :]).reshape(-1, 3)
+    kji = ct.world_to_kji(ras).reshape(len(e), n, 3)
     hi = np.asarray(ct.shape) - 0.5
     # the array faces (axis k/j/i, side) that cut the body: a needle point beyond any of them
     # (also after it left the image through another face) lies where the patient continues
     faces = [(ax, sgn, side_of(ct.direction[:, 2 - ax] * sgn)) for ax in range(3) for sgn in (1.0, -1.0)]
     faces = [f for f in faces if f[2] in cut]
-    beyond = np.stack([(kji[..., ax] >= hi[ax]) if sgn > 0 else (kji[..., ax] <= -0.5) for ax, sgn, _ in faces])
+    beyond = [(kji[..., ax] >= hi[ax]) if sgn > 0 else (kji[..., ax] <= -0.5) for ax, sgn, _ in faces]
+    names = [f[2] for f in faces]
+    edge = problem.skin.padding_edge
+    if edge is not None:   # padding inside the array, beyond a cut side
+        idx = np.rint(kji).astype(np.int64).reshape(-1, 3)
+        ok = np.all((idx >= 0) & (idx < np.asarray(ct.shape)), axis=1)
+        pad = np.zeros(len(idx), bool)
+        pad[ok] = padding_inside(problem.skin.data)[tuple(idx[ok].T)]
+        code = np.full(len(idx), -1, np.int64)
+        code[pad] = edge.side_codes_at(ras[pad])
+        for c in sorted({int(x) for x in np.unique(code[pad])}):
+            if _DIRECTIONS[c][0] in cut:
+                beyond.append((code == c).reshape(len(e), n))
+                names.append(_DIRECTIONS[c][0])
+    if not beyond:
+        return gone, sides
+    beyond = np.stack(beyond)
     hit = beyond.any(0)                                                       # (paths, n)
     rows = np.flatnonzero(hit.any(1))
     first = np.argmax(hit[rows], axis=1)                                      # first sample beyond
     gone[rows] = rest[rows] - s[rows, first]
-    face = np.argmax(beyond[:, rows, first], axis=0)                          # which face it crossed
+    face = np.argmax(beyond[:, rows, first], axis=0)                          # which side it crossed
     for r, fi in zip(rows.tolist(), face.tolist()):                           # names only
-        sides[r] = faces[fi][2]
+        sides[r] = names[fi]
     return gone, sides
 
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
+from ..morph6 import _shift_or, dilate6, erode6, erode26  # noqa: F401 (re-exported)
 from ..volume import Volume
 
 AIR_HU = -400.0            # body / air threshold (fat is about -100 HU, lung about -850 HU)
@@ -122,6 +123,54 @@ class PackedMask:
         return int(np.unpackbits(self.bits, count=int(np.prod(self.shape))).sum())
 
 
+class PaddingEdge:
+    """Where the data region meets padding inside the array (a reformat's fill, a scanner's
+    outside-the-reconstruction-circle value, each with its blended rim; `data_mask`): the data
+    voxels with a face neighbour there and the side (`side_codes`) of the data region's outward
+    normal at each. A point in the padding lies beyond the side of its nearest such voxel: on a
+    reformat of an axial scan the padding beyond the source's left face is "beyond the left
+    side", as the space beyond the array's left face is on the axial original.
+
+    kji: (n, 3) int indices of the edge voxels; codes: (n,) int8 side codes; grid: the CT."""
+
+    def __init__(self, kji: np.ndarray, codes: np.ndarray, grid: Volume):
+        from scipy.spatial import cKDTree
+
+        self.codes = np.asarray(codes, np.int8)
+        self.tree = cKDTree(grid.kji_to_world(np.asarray(kji, float)))
+
+    def side_codes_at(self, ras) -> np.ndarray:
+        """Side code (index into ``_DIRECTIONS``) of the edge voxel nearest each RAS point (n, 3)."""
+        ras = np.atleast_2d(np.asarray(ras, float))
+        if not len(ras):
+            return np.zeros(0, np.int8)
+        return self.codes[self.tree.query(ras)[1]]
+
+
+def padding_inside(data: np.ndarray) -> np.ndarray:
+    """Bool [k, j, i]: the voxels outside ``data`` (`data_mask`) other than the array's outer
+    voxel layer, i.e. padding and its blended rim (a new array)."""
+    out = ~np.asarray(data, bool)
+    for ax in range(3):
+        if out.shape[ax] > 4:
+            sl = [slice(None)] * 3
+            sl[ax] = [0, -1]
+            out[tuple(sl)] = False
+    return out
+
+
+def _padding_edge(data: np.ndarray, field, grid: Volume) -> PaddingEdge | None:
+    """`PaddingEdge` of the data region ``data`` (normals from its smoothed mask ``field``),
+    None when no padding lies inside the array."""
+    pad = padding_inside(data)
+    if not pad.any():
+        return None
+    kji = np.argwhere(data & dilate6(pad))
+    if not len(kji):
+        return None
+    return PaddingEdge(kji, side_codes(_outward_normals(field, kji, grid)), grid)
+
+
 @dataclass
 class SkinModel:
     """Masks on the CT grid (bool [k, j, i]) and the truncations found. In the model
@@ -135,84 +184,30 @@ class SkinModel:
     cut: np.ndarray           # body voxels on a cut face (next to non-data)
     truncations: list = field(default_factory=list)
     padding_value: float | None = None
+    padding_edge: PaddingEdge | None = None   # where data meets padding inside the array
 
     def warnings(self) -> list[str]:
         return [t.message() for t in self.truncations]
 
 
-def _shift_or(m: np.ndarray, out: np.ndarray, ax: int, border: bool) -> None:
-    """out |= m shifted by +-1 along ``ax`` (values beyond the array = ``border``)."""
-    a = [slice(None)] * 3
-    b = [slice(None)] * 3
-    a[ax], b[ax] = slice(1, None), slice(None, -1)
-    out[tuple(a)] |= m[tuple(b)]
-    out[tuple(b)] |= m[tuple(a)]
-    if border:
-        e = [slice(None)] * 3
-        for idx in (0, -1):
-            e[ax] = idx
-            out[tuple(e)] = True
-
-
-def dilate6(m: np.ndarray, border: bool = False) -> np.ndarray:
-    """Binary dilation by the 6-neighbourhood (face neighbours), numpy slicing only."""
-    out = m.copy()
-    for ax in range(3):
-        _shift_or(m, out, ax, border)
-    return out
-
-
-def erode6(m: np.ndarray, border: bool = False) -> np.ndarray:
-    """Binary erosion by the 6-neighbourhood; outside the array counts as ``border``."""
-    return ~dilate6(~m, border=not border)
-
-
-def erode26(m: np.ndarray, border: bool = False) -> np.ndarray:
-    """Binary erosion by the 3x3x3 cube (separable: one 1D erosion per axis)."""
-    out = m.copy()
-    for ax in range(3):
-        inv = ~out
-        grown = inv.copy()
-        _shift_or(inv, grown, ax, not border)
-        out = ~grown
-    return out
-
-
 def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | None]:
-    """Voxels of ``ct`` outside the measured data: solid regions (surviving a 6-connected
-    opening) of the single most frequent exact value on the array border, connected to the
-    border, when that value fills >= 5 % of the border and the air next to it is noisy.
+    """Voxels of ``ct`` outside the measured data: the fill region (`imagio.padding.border_fill`:
+    solid regions of the single most frequent exact value on the array border, connected to
+    the border, when that value fills >= 5 % of the border) when the air next to it is noisy.
     Returns (mask bool [k, j, i], the fill value or None)."""
-    a = ct.array
-    faces = [a[0], a[-1], a[:, 0], a[:, -1], a[:, :, 0], a[:, :, -1]]
-    border = np.concatenate([f.ravel() for f in faces])
-    vals, cnt = np.unique(border, return_counts=True)
-    empty = np.zeros(a.shape, bool)
-    if not len(vals) or cnt.max() < 0.05 * border.size:
-        return empty, None
-    c = vals[np.argmax(cnt)]
-    eq = a == c
-    m = dilate6(erode6(eq, border=True)) & eq
-    if m.sum() < min_voxels:
-        return empty, None
-    import cc3d
+    from ..padding import border_fill
 
-    lab = cc3d.connected_components(m, connectivity=6)
-    edge = np.unique(np.concatenate([lab[0].ravel(), lab[-1].ravel(), lab[:, 0].ravel(),
-                                     lab[:, -1].ravel(), lab[:, :, 0].ravel(), lab[:, :, -1].ravel()]))
-    edge = edge[edge > 0]
-    sizes = np.bincount(lab.ravel())
-    keep = edge[sizes[edge] >= min_voxels]
-    if not len(keep):
-        return empty, None
-    m = np.isin(lab, keep)
+    a = ct.array
+    m, c = border_fill(a, min_voxels)
+    if c is None:
+        return m, None
     # a clipped CT whose air is one value is not padded: padding borders on noisy measured air
     ring = dilate6(dilate6(m)) & ~m
     rv = a[ring]
     noisy = ((rv > NOISY_AIR_HU[0]) & (rv < NOISY_AIR_HU[1]) & (rv != c)).mean() if rv.size else 0.0
     if float(c) >= NOISY_AIR_HU[1] or float(c) <= NOISY_AIR_HU[0] or noisy > 0.3:
         return m, float(c)
-    return empty, None
+    return np.zeros(a.shape, bool), None
 
 
 def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False) -> tuple[np.ndarray, float | None]:
@@ -644,7 +639,8 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
         cut = erode6(data)
         np.logical_and(body, ~cut, out=cut)
     truncs = _truncations(ct, field, cut, None)
-    return SkinModel(data, body, exterior, skin, cut, truncs, fill_value)
+    edge = None if fill_value is None else _padding_edge(data, field, ct)
+    return SkinModel(data, body, exterior, skin, cut, truncs, fill_value, edge)
 
 
 def paint_keeps_skin(model: SkinModel, changed: np.ndarray, new_values) -> bool:
