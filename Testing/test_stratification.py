@@ -86,6 +86,17 @@ def test_lungrads_v2022_bands():
         lungrads.category("solid", -1)
 
 
+@pytest.mark.parametrize("size, cat", [(14.95, "4B"), (14.949, "4A"), (5.95, "3"), (7.95, "4A"),
+                                       (5.949, "2")])
+def test_lungrads_rounds_halves_up_at_the_band_limits(size, cat):
+    """Lung-RADS v2022 rounds the mean diameter to the nearest tenth: 14.95 mm is 15.0 mm, 4B
+    (new-user trial 19: Python's round() on the binary float gave 14.9, 4A). The expected
+    categories follow the table's bands, [8, 15) 4A and >= 15 4B, applied to the decimal rounding."""
+    r = lungrads.category("solid", size)
+    assert r["category"] == cat, r
+    assert r["size_mm"] == float(f"{size + 1e-9:.1f}")
+
+
 def test_guideline_suggestion_thresholds():
     assert "surveillance" in guidelines.suggestion("bts_2015", 10, 0.05)["suggestion"]
     assert "PET-CT" in guidelines.suggestion("bts_2015", 10, 0.12)["suggestion"]

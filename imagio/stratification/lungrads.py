@@ -17,6 +17,16 @@ def table() -> dict:
     return json.loads(resources.files("imagio.data").joinpath("lungrads_v2022.json").read_text())
 
 
+def rounded_mm(value: float) -> float:
+    """``value`` (mm) to one decimal, halves rounded up, as Lung-RADS v2022 prescribes for the
+    mean diameter ("rounded to the nearest tenth of a millimetre"). Python's round() works on the
+    binary float and rounds 14.95 down to 14.9 (new-user trial 19: a 14.95 mm solid nodule was 4A
+    instead of 4B); the decimal text of the float is rounded instead."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return float(Decimal(repr(float(value))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
 def _band(bands, size):
     for lo, hi, cat in bands:
         if lo <= size < hi:
@@ -37,8 +47,8 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
     if size_mm is None or size_mm <= 0 or size_mm > 300:
         raise InputError(f"nodule size {size_mm} mm is not a valid mean diameter")
     t = table()
-    size = round(float(size_mm), 1)
-    solid = round(float(solid_component_mm or 0.0), 1)
+    size = rounded_mm(size_mm)
+    solid = rounded_mm(solid_component_mm or 0.0)
     if nodule_type not in ("solid", "part_solid", "nonsolid"):
         raise InputError(f"nodule type {nodule_type!r} is unknown; use solid, part_solid or nonsolid")
     if status == "baseline":

@@ -79,14 +79,14 @@ def lung_rads(nodule: dict) -> dict:
         return {"category": "1", "management": "Continue annual screening with LDCT in 12 months",
                 "reason": "calcified nodule (benign calcification pattern: complete, central, "
                           "popcorn or concentric rings); confirm the pattern", "source": src,
-                "size_mm": round(float(size), 1)}
+                "size_mm": lungrads.rounded_mm(size)}
     if t == "perifissural":
         if size < PERIFISSURAL_MAX_MM:
             return {"category": "2", "management": lungrads.table()["management"]["2"],
                     "reason": "juxtapleural / perifissural solid nodule < 10 mm with smooth margins "
                               "and an oval, lentiform or triangular shape (Lung-RADS v2022 "
                               "category 2); confirm the shape and margins",
-                    "source": src, "size_mm": round(float(size), 1)}
+                    "source": src, "size_mm": lungrads.rounded_mm(size)}
         t = "solid"
     kind = {"ground_glass": "nonsolid"}.get(t, t)
     if kind not in ("solid", "part_solid", "nonsolid"):
@@ -127,7 +127,7 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
     if floor == "4B" and t == "solid" and "scan's edge" not in reason:
         return {"category": "4B", "management": lungrads.table()["management"]["4B"],
                 "reason": f"at least 4B: {reason}{mass}", "size_lower_bound": True,
-                "category_at_least": "4B", "source": src, "size_mm": round(size, 1)}
+                "category_at_least": "4B", "source": src, "size_mm": lungrads.rounded_mm(size)}
     out = _refuse("lung_rads", f"{reason}: no category (the measured {size:.1f} mm would give "
                   f"{floor or 'none'}, a floor only){mass}; read it on the images", src)
     out["category_at_least"] = floor
