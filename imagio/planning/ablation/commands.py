@@ -127,6 +127,30 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     return out
 
 
+def probe_doubts(what: str, probes: list, tumour: str, host_organ: str = "") -> list[str]:
+    """One line per probe (``probes``: `multiprobe.ProbePlacement` dicts) whose antenna crosses a
+    structure that is not passable (``crossed_mm``: avoid, margin or forbidden roles, mm) or whose
+    tip lies outside ``tumour`` and its ``host_organ`` (``tip_in``): the tip is advanced past the
+    target so that the zone centre lands on it (``centre_offset_mm`` of the setting), and that
+    advance can leave the organ (new-user trial 19: a microwave antenna through the right adrenal
+    gland into the retroperitoneum, the plan said only that the zone took in the adrenal)."""
+    out = []
+    for k, p in enumerate(probes, start=1):
+        name = f"{what}, probe {k}" if len(probes) > 1 else what
+        crossed = p.get("crossed_mm") or {}
+        if crossed:
+            out.append(f"{name}: the antenna crosses " + ", ".join(f"{n} ({v:.1f} mm)" for n, v in
+                                                                  sorted(crossed.items(), key=lambda kv: -kv[1]))
+                       + ": check the path against them, or choose another path or a setting with a "
+                         "shorter tip-to-centre offset")
+        tip = p.get("tip_in") or ""
+        if host_organ and tip and tip not in (tumour, host_organ):
+            out.append(f"{name}: the antenna tip lies in {tip} at {[round(x, 1) for x in p['tip_ras']]} RAS mm, "
+                       f"outside {host_organ} (advanced past the tumour so that the zone centre lands on it): "
+                       "check the tip's position, or choose a setting with a shorter tip-to-centre offset")
+    return out
+
+
 def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str | None = None) -> list[str]:
     """Every doubt about an ablation plan (`ablation_for_plan`'s dict), one line each, for the
     plan's ``warnings``:
@@ -150,15 +174,21 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
     def zone_doubts_(what: str, cov: dict, fix: str) -> None:
         out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ))
 
+    def probe_doubts_(what: str, probes: list) -> None:
+        out.extend(probe_doubts(what, probes, abl["tumour"], host_organ))
+
     for d in abl.get("single_probe", []):
         zone_doubts_(f"proposal {d['proposal']} ablation ({dev}, one probe)", d["coverage"],
                      "use --multi-probe, a larger setting or another path")
+        probe_doubts_(f"proposal {d['proposal']} ablation probe", d.get("probes", []))
     mp = abl.get("multi_probe")
     if multi_probe_failed:
         out.append(f"multi-probe plan with {dev} failed: {multi_probe_failed}; the single-probe results "
                    "are kept")
     elif mp:
-        what = f"multi-probe ablation ({dev}, {mp['n_probes']} probes)"
+        n = mp["n_probes"]
+        what = f"multi-probe ablation ({dev}, {n} probe{'s' if n != 1 else ''})"
+        probe_doubts_(what, mp.get("probes", []))
         zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
                                            "(--guarantee-margin; the cover above is checked at sample points of "
                                            "the margin only)")

@@ -41,11 +41,20 @@ GRASP_NOISE = 0.2       # a restart's greedy gain is scaled by a random factor i
 
 @dataclass
 class ProbePlacement:
+    """One probe: entry and tip (RAS mm), its path's feasibility and violated constraints, its
+    length (mm), the structures its antenna crosses that are not passable (``crossed_mm``:
+    {name: mm}, neither the target tumour nor tissue a needle may cross freely) and the structure
+    its tip lies in (``tip_in``; "unlabelled" for none): a tip advanced past the tumour so that
+    the zone centre lands on it can leave the host organ (new-user trial 19: through the right
+    adrenal gland into the retroperitoneum, with no word)."""
+
     entry_ras: list
     tip_ras: list
     feasible: bool
     violations: list
     length_mm: float
+    crossed_mm: dict = field(default_factory=dict)
+    tip_in: str = ""
 
 
 @dataclass
@@ -90,9 +99,17 @@ class ProbePlan:
             "coverage": self.coverage.to_dict(), "timings_s": self.timings_s})
 
 
-def _placement(evaluator, entry, tip) -> ProbePlacement:
-    m = evaluator.evaluate(entry, tip)
-    return ProbePlacement(list(map(float, entry)), list(map(float, tip)), m.feasible, m.violations, m.length_mm)
+def _placement(plan, entry, tip) -> ProbePlacement:
+    """The probe entry -> tip (RAS mm) of ``plan`` (a `planner.Plan`), checked by its evaluator."""
+    m = plan.evaluator.evaluate(entry, tip)
+    p = plan.problem
+    roles = {s.name: s.role for s in p.structures}
+    crossed = {n: round(float(v), 1) for n, v in m.length_in_mm.items()
+               if v > 0 and n != p.target.name and roles.get(n, "passable") not in ("passable", "target")}
+    v = int(p.labels.sample(np.asarray(tip, float)[None], order=0)[0]) if p.labels.contains_world(
+        np.asarray(tip, float)[None])[0] else 0
+    return ProbePlacement(list(map(float, entry)), list(map(float, tip)), m.feasible, m.violations, m.length_mm,
+                          crossed, p.labels.labels.get(v, "unlabelled") if v else "unlabelled")
 
 
 def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, entry_ras,
@@ -105,11 +122,11 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
     c = np.asarray(plan.problem.target.point_ras if centre_ras is None else centre_ras, float)
     u = (c - e) / np.linalg.norm(c - e)
     tip = c + setting.centre_offset_mm * u
-    p = _placement(plan.evaluator, e, tip)
+    p = _placement(plan, e, tip)
     status = "single probe, zone centred on the target"
     if not p.feasible:   # advance less: the deepest feasible tip between the target and there
         for adv in np.arange(setting.centre_offset_mm - ADVANCE_STEP_MM, -1e-9, -ADVANCE_STEP_MM):
-            q = _placement(plan.evaluator, e, c + adv * u)
+            q = _placement(plan, e, c + adv * u)
             if q.feasible:
                 status = (f"single probe advanced {adv:.0f} of {setting.centre_offset_mm:g} mm past the target: "
                           f"further violates {', '.join(p.violations)}")
@@ -426,17 +443,18 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
     h, m, n, miss = gm["ball_radius_mm"], gm["guaranteed_margin_mm"], gm["check_points"], gm["uncovered"]
     proven = m >= margin_mm
     at_least = "at least " if gm["capped"] else ""
+    m_txt = f"{math.floor(m * 100) / 100:.2f}"   # down: 4.996 must not read as the 5.00 it misses
     grid = "x".join(f"{x:.2g}" for x in ctx.grid.spacing_kji)
     return {"margin_mm": margin_mm, "proven": bool(proven), "guaranteed_margin_mm": m,
             "guaranteed_capped": gm["capped"], "check_points": n,
             "uncovered": miss, "uncovered_pct": round(100.0 * miss / max(n, 1), 3),
             "ball_radius_mm": h,
             "statement": (f"every point within {margin_mm:g} mm of a tumour voxel centre (analysis grid "
-                          f"{grid} mm) lies inside a zone; guaranteed margin {at_least}{m:.2f} mm, measured from "
+                          f"{grid} mm) lies inside a zone; guaranteed margin {at_least}{m_txt} mm, measured from "
                           "the tumour's voxel centres: its outline as drawn lies up to half a voxel diagonal of "
                           "the label map beyond them, so the margin from the drawn outline may be that much "
                           "smaller" if proven else
-                          f"NOT proven: the guaranteed margin is {m:.2f} mm (every point closer than that to a "
+                          f"NOT proven: the guaranteed margin is {m_txt} mm (every point closer than that to a "
                           f"tumour voxel centre lies inside a zone; analysis grid {grid} mm); {miss} of {n} voxel "
                           f"centres within {margin_mm + h:.2f} mm of the tumour lack a {h:.2f} mm ball inside "
                           f"one zone (the margin may be below {margin_mm:g} mm there)")}
@@ -678,8 +696,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                           f"{max_probes}; choose a larger setting or allow more probes")
     t2 = time.perf_counter()
     prog(0.9, f"multi-probe: {len(pick)} probes; re-checking and evaluating coverage")
-    probes = [ProbePlacement(list(map(float, E[i])), list(map(float, T[i])), True, [],
-                             float(np.linalg.norm(T[i] - E[i]))) for i in pick]   # scored and verified
+    probes = [_placement(plan, E[i], T[i]) for i in pick]   # scored and verified: its crossings said
     ells = zones([Probe(T[i], U[i]) for i in pick], setting)
     cov = ctx.evaluate(ells, device.modality)
     target_ml = ctx.region_counts[margin_mm] * g.voxel_ml
@@ -693,7 +710,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     out.margin_guarantee = margin_check(ctx, ells, margin_mm)
     if not out.margin_guarantee["proven"]:   # a doubt travels with the result
         out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid: the guaranteed "
-                       f"margin is {out.margin_guarantee['guaranteed_margin_mm']:.2f} mm "
+                       f"margin is {math.floor(out.margin_guarantee['guaranteed_margin_mm'] * 100) / 100:.2f} mm "
                        f"({out.margin_guarantee['uncovered_pct']:g}% of its check points lack {margin_mm:g} mm; "
                        "the surface MAM is measured in coverage.criteria; --guarantee-margin (guarantee_margin=True) adds probes until the "
                        "margin is proven: more probes than this count, the trade-off is the user's)")
