@@ -366,6 +366,8 @@ def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
         b = v.get("best")
         if pos == chosen or b is None:
             continue
+        if b.get("finding") and mine is not None and not mine.get("finding"):
+            continue   # a path with a finding (ranked last) is no better than the chosen one's
         lung_better = mine is not None and (
             b["aerated_lung_mm"] <= mine["aerated_lung_mm"] - lung_margin
             and b["pleural_crossings"] <= mine["pleural_crossings"])
