@@ -276,20 +276,40 @@ class Plan:
 
 
 def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier, checks: dict,
-                          flagged=None) -> dict:
+                          flagged=None, first=None) -> dict:
     """Best path in each patient position (supine, prone, left/right lateral decubitus) from the
     same scored candidates: only the table-side exclusion depends on the position. Each
     position's best path is re-checked by the verifier (the next best is taken while it fails).
     ``flagged``: optional callable, rows (int array) -> bool array, True for a path with a
     finding (`findings.Findings.flagged`): such paths come after the others, as the proposals
-    are ranked (new-user trial 16: the comparison quoted the chosen position's field-of-view-edge
-    path, ranked last among the proposals, as its best).
-    Returns {position: {"feasible_candidates", "best": {entry_ras, length_mm, score} or None}}."""
+    are ranked (`proposals.propose` with ``defer``), over ALL the position's feasible candidates
+    (new-user trial 16: the comparison quoted the chosen position's field-of-view-edge path,
+    ranked last among the proposals, as its best; trial 19: with the findings sorted last only
+    within the 20 best-scored candidates, a position whose 20 best all had a finding still
+    quoted a flagged path, the trans-hepatic one ranked last as proposal 3). Up to 20 paths
+    without a finding are verified, then up to 20 with one. ``first``: the chosen position's
+    first proposal (row), quoted as its best when given.
+    Returns {position: {"feasible_candidates", "best": {entry_ras, length_mm, score,
+    aerated_lung_mm, pleural_crossings, finding} or None}}; ``finding`` True when the best path
+    carries a finding (every verified path of that position tried has one)."""
     from .problem import POSITIONS
     from .scoring import BIT, against_table
 
     c = problem.constraints
     base = table.violations & ~np.int32(BIT["table_side"]) & ~np.int32(BIT["verification"])
+    known: dict = {}
+
+    def is_flagged(rows):
+        todo = np.asarray([r for r in rows if int(r) not in known], np.int64)
+        if len(todo):
+            known.update(zip(todo.tolist(), (bool(x) for x in flagged(todo))))
+        return np.array([known[int(r)] for r in rows], bool)
+
+    def row_dict(i, finding):
+        return {"entry_ras": table.entry_ras[i], "length_mm": table.length_mm[i],
+                "score": table.score[i], "aerated_lung_mm": table.aerated_mm[i],
+                "pleural_crossings": int(table.pleural_crossings[i]), "finding": bool(finding)}
+
     out = {}
     for pos, direction in POSITIONS.items():
         faces_table = against_table(problem, table.entry_ras, table.target_ras, table.normal_ras,
@@ -298,16 +318,21 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
             faces_table[:] = False
         ok = np.flatnonzero((base == 0) & ~faces_table)
         best = None
-        top = ok[np.argsort(table.score[ok], kind="stable")][:20]
-        if flagged is not None and len(top):
-            top = top[np.argsort(np.asarray(flagged(top), bool), kind="stable")]
-        for i in top:
-            if int(i) not in checks:
-                checks[int(i)] = verifier.verify(table.entry_ras[i], table.target_ras[i])
-            if checks[int(i)].ok:
-                best = {"entry_ras": table.entry_ras[i], "length_mm": table.length_mm[i],
-                        "score": table.score[i], "aerated_lung_mm": table.aerated_mm[i],
-                        "pleural_crossings": int(table.pleural_crossings[i])}
+        if first is not None and pos == c.patient_position:
+            fl = bool(is_flagged(np.array([first]))[0]) if flagged is not None else False
+            best = row_dict(int(first), fl)
+            out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
+            continue
+        order = ok[np.argsort(table.score[ok], kind="stable")]
+        fl = is_flagged(order) if flagged is not None and len(order) else np.zeros(len(order), bool)
+        for group, finding in ((order[~fl][:20], False), (order[fl][:20], True)):
+            for i in group:
+                if int(i) not in checks:
+                    checks[int(i)] = verifier.verify(table.entry_ras[i], table.target_ras[i])
+                if checks[int(i)].ok:
+                    best = row_dict(i, finding)
+                    break
+            if best is not None:
                 break
         out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
     return out
@@ -341,6 +366,8 @@ def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
         b = v.get("best")
         if pos == chosen or b is None:
             continue
+        if b.get("finding") and mine is not None and not mine.get("finding"):
+            continue   # a path with a finding (ranked last) is no better than the chosen one's
         lung_better = mine is not None and (
             b["aerated_lung_mm"] <= mine["aerated_lung_mm"] - lung_margin
             and b["pleural_crossings"] <= mine["pleural_crossings"])
@@ -500,7 +527,8 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
         more = path_findings(problem, table, todo, present, vl) if len(todo) else fnd
         return [bool((fnd if int(r) in fnd.unimaged_mm else more).flagged(int(r))) for r in rows]
 
-    positions = position_alternatives(problem, table, ver, checks, flagged=flagged)
+    positions = position_alternatives(problem, table, ver, checks, flagged=flagged,
+                                      first=ranked[0] if ranked else None)
     ev = Evaluator(problem, maps, verifier=ver)
     proposals = [ev.metrics(table, i) for i in ranked]
     t4 = time.perf_counter()

@@ -58,6 +58,23 @@ def _crop(labels: Volume, mask: np.ndarray, margin_mm: float):
     return tuple(slice(a, b) for a, b in zip(lo, hi))
 
 
+def boundary_distance_mm(free: np.ndarray, spacing_kji) -> np.ndarray:
+    """THE distance (mm, float) of stratification: at each voxel, the Euclidean distance from its
+    centre to the nearest voxel centre that is not ``free`` (anisotropic ``edt``, index space with
+    the spacing as anisotropy: exact for oblique and flipped grids, the direction matrix being
+    orthonormal), less half the smallest voxel side: the distance to the voxelised boundary of
+    the structure, half a voxel beyond its voxel centres, 0 at or inside it. The planner's and
+    the verifier's convention (`planning.distance_maps._distance_outside`, `planning.evaluate`
+    structure clearances), so a lesion's distance to the capsule, a vessel or the gallbladder
+    reads the same here as in a plan. Measured from voxel centres of the other side (e.g. the
+    lesion's outer voxels), so it is the gap between the lesion's outer voxel centres and the
+    structure's boundary."""
+    import edt as _edt
+
+    d = _edt.edt(free, anisotropy=tuple(float(s) for s in spacing_kji), black_border=False)
+    return np.maximum(d - 0.5 * float(np.min(spacing_kji)), 0.0)
+
+
 def solid_component(mask: np.ndarray, ct: Volume, solid_hu: float = SOLID_HU
                     ) -> tuple[str, float, float]:
     """(nodule type "solid" | "part_solid" | "nonsolid", solid component mm, solid voxel
@@ -114,8 +131,7 @@ def characterise(ct: Volume, labels: Volume, lesion: str, solid_hu: float = SOLI
     if organ_names:
         organ_vals = [v for v, n in labels.labels.items() if n in organ_names]
         inside = np.isin(sub_lab, organ_vals) | sub_mask
-        dist = edt.edt(inside, anisotropy=tuple(ct.spacing_kji), black_border=False)
-        surface = max(float(dist[sub_mask].min()) - 0.5 * float(min(ct.spacing)), 0.0)
+        surface = float(boundary_distance_mm(inside, ct.spacing_kji)[sub_mask].min())
     return LesionReport(
         lesion, m.volume_ml, m.long_axis_mm, m.short_axis_mm, m.axial_long_axis_mm,
         m.axial_short_axis_mm, 0.5 * (m.axial_long_axis_mm + m.axial_short_axis_mm), float(hu.mean()),
