@@ -80,3 +80,55 @@ def test_calcified_aorta_beside_a_vertebra_is_not_bone(grid):
     assert (allb & plates).sum() <= 0.05 * plates.sum(), (allb & plates).sum() / plates.sum()
     assert (sb["vertebrae"] & vert).sum() >= 0.95 * vert.sum(), (sb["vertebrae"] & vert).sum() / vert.sum()
     assert (allb & st).sum() >= 0.9 * st.sum(), (allb & st).sum() / st.sum()
+
+
+def _labels_near(masks, ct, ras, radius_mm: float) -> set:
+    """Names of the bone masks holding a voxel within ``radius_mm`` of the RAS point."""
+    from imagio.segmentation.common import ras_coordinate
+
+    p = np.rint(ct.world_to_kji(np.array([ras], float))[0]).astype(int)
+    r = int(np.ceil(radius_mm / float(np.min(ct.spacing_kji)))) + 1
+    box = tuple(slice(max(0, c - r), c + r + 1) for c in p)
+    d2 = sum((ras_coordinate(ct, row)[box] - ras[row]) ** 2 for row in range(3))
+    near = d2 <= radius_mm ** 2
+    return {n for n in ("vertebrae", "ribs", "bone") if (masks[n][box] & near).any()}
+
+
+def _hu(ct, ras) -> float:
+    p = np.rint(ct.world_to_kji(np.array([ras], float))[0]).astype(int)
+    return float(ct.array[tuple(p)])
+
+
+# (case, path under shared data, the mediastinal dense points (RAS mm) that are not bone, the
+# bone points (RAS mm) that stay: the sternum and the front of a vertebral body; all read off
+# the CT: the first are in the calcified aortic arch (lung1) or the contrast-filled azygos arch
+# (LIDC-IDRI-0001), between the lungs, 20 mm or more from any bone)
+REAL = {
+    "lung1": ("pyradiomics-lung/lung1_image.nrrd",
+              [(-16.5, 134.5, -647.5), (-35.9, 128.8, -637.5), (-14.8, 167.6, -647.5)],
+              {"bone": (13.1, 183.0, -647.5), "vertebrae": (-24.5, 71.8, -647.5)}),
+    "lidc1": ("lidc-slabs/LIDC-IDRI-0001_slab.nii.gz",
+              [(14.1, -10.4, -110.0)],
+              {"bone": (-2.8, 72.6, -110.0), "vertebrae": (-2.0, -97.6, -110.0)}),
+}
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(REAL))
+def test_mediastinal_calcification_and_contrast_are_not_bone(shared_data, case):
+    """lung1's calcified aortic arch and LIDC-IDRI-0001's azygos arch (dense on the CT: > 700
+    HU at each point) carry no bone label within 2 mm (main: `bone`), while the sternum and the
+    vertebral body keep theirs."""
+    from imagio.io import read_image
+    from imagio.segmentation.rules import segment_masks
+
+    path, vessel_pts, bone_pts = REAL[case]
+    ct = read_image(shared_data / path)
+    masks, _ = segment_masks(ct, ["body", "bones", "lungs", "airways"], lungs_optional=True)
+    for p in vessel_pts:
+        assert _hu(ct, p) > 700.0
+        assert not _labels_near(masks, ct, p, 2.0), (p, _labels_near(masks, ct, p, 2.0))
+    for name, p in bone_pts.items():
+        assert _hu(ct, p) > 500.0
+        assert name in _labels_near(masks, ct, p, 1.0), (name, p)
