@@ -634,7 +634,11 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     thin bone (no ball of ``RIB_MAX_RADIUS_MM`` fits: sternum body, humerus and clavicle heads
     are thicker) that hugs the lungs from outside (within ``RIB_LUNG_MM`` of the lung surface);
     the scapula, farther out, stays "bone". Ribs are cut from the spine at the corridor
-    boundary, so each rib remains its own structure where possible.
+    boundary, so each rib remains its own structure where possible. Mediastinum (needs
+    ``lungs``): dense pieces inside the lungs' per-plane convex hull, in front of the visceral
+    compartment's back line and apart from vertebrae and ribs are calcification or contrast,
+    not bone: left out of every label (`bone_shell.mediastinal_pieces`); a long thin corridor
+    piece that is not part of the column (a calcified descending aorta) is not a vertebra.
     """
     want_spine = spine
     ref = body if body is not None and body.any() else bone
