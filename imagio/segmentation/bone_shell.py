@@ -245,3 +245,75 @@ def cancellous_in_ring(shell: np.ndarray, bone: np.ndarray, a: np.ndarray, marro
     soft = wide[sl]
     # farther than margin_mm in-plane from that soft tissue
     return holes & (a > marrow_hu) & ~dilate_mm(soft, margin_mm, sp2)
+
+
+def lung_hull_planes(lungs: np.ndarray, s_ax: int, spacing_kji, depth_mm: float) -> np.ndarray:
+    """Boolean [k, j, i]: per array plane normal to ``s_ax`` (the plane nearest to axial), the
+    voxels of the convex hull of ``lungs`` (bool [k, j, i]) in that plane that lie more than
+    ``depth_mm`` (mm, in-plane) inside the hull's border. Between the two lungs this is the
+    mediastinum: the region between the pleural sacs, from the sternum in front to the vertebral
+    column behind (Gray's Anatomy, 42nd ed., "Mediastinum"); the sternum, ribs and scapulae lie
+    on or outside the hull (the chest wall), the vertebral bodies at its back. Planes with fewer
+    than 3 lung voxels are empty. scikit-image's ``convex_hull_image`` per plane."""
+    from skimage.morphology import convex_hull_image
+
+    from .common import _edt
+
+    out = np.zeros(lungs.shape, bool)
+    sk = np.asarray(spacing_kji, float)
+    plane_sp = np.delete(sk, s_ax)
+    box = bbox_slices(lungs)
+    if box is None:
+        return out
+    for k in range(box[s_ax].start, box[s_ax].stop):
+        idx = [slice(None)] * 3
+        idx[s_ax] = k
+        lung = lungs[tuple(idx)]
+        if lung.sum() < 3:
+            continue
+        hull = convex_hull_image(lung)
+        out[tuple(idx)] = _edt(hull, plane_sp, black_border=True) > depth_mm
+    return out
+
+
+def mediastinal_pieces(rest: np.ndarray, skeleton: np.ndarray, lungs: np.ndarray, s_ax: int,
+                       spacing_kji, edge_mm: float, vertebrae: np.ndarray | None = None,
+                       a_mm: np.ndarray | None = None, behind_mm: float = 10.0) -> np.ndarray:
+    """Boolean [k, j, i]: the 26-connected pieces of ``rest`` (bool [k, j, i]: dense tissue
+    that is neither vertebra nor rib) that lie in the mediastinum, away from the skeleton: at
+    least half of their voxels more than ``edge_mm`` (mm) inside the lungs' per-plane convex
+    hull (`lung_hull_planes`), and none within ``edge_mm`` of ``skeleton`` (bool [k, j, i]: the
+    vertebrae and ribs). With ``vertebrae`` (bool [k, j, i]) and ``a_mm`` (float [k, j, i], the
+    world anterior coordinate of each voxel, mm), the region stops ``behind_mm`` behind the most
+    anterior vertebra voxel of each plane that holds one: the back of the visceral compartment
+    (descending aorta, azygos vein) is 1 cm behind the anterior margin of the vertebral bodies,
+    and behind it the paravertebral compartment holds the rib heads and necks (ITMIG: Carter BW
+    et al., J Thorac Oncol 2014;9(9 Suppl 2):S97-S101; the value is planning_defaults.json
+    ``warnings.mediastinum_behind_vertebra_mm``).
+
+    Why: the mediastinum holds the heart, great vessels, trachea, oesophagus, thymus, lymph
+    nodes and nerves, and no bone (Gray's Anatomy, 42nd ed., "Mediastinum"; its bony borders,
+    the sternum and the vertebral column, are on the hull's border or part of the skeleton).
+    Dense tissue there that is not joined to the skeleton's cortex is calcification (intimal
+    plaque of the aortic arch and wall, coronary arteries, valves, lymph nodes: Agatston AS et
+    al., J Am Coll Cardiol 1990;15:827-832) or undiluted contrast in a vein (the superior vena
+    cava and azygos arch on the side of the injection: Bae KT, Radiology 2010;256:32-61), not
+    bone (issue 14: lung1's calcified aortic arch, LIDC-IDRI-0001's azygos arch)."""
+    out = np.zeros(rest.shape, bool)
+    if not rest.any() or not lungs.any():
+        return out
+    sk = np.asarray(spacing_kji, float)
+    deep = lung_hull_planes(lungs, s_ax, sk, edge_mm)
+    if vertebrae is not None and a_mm is not None and vertebrae.any():
+        other = tuple(ax for ax in range(3) if ax != s_ax)
+        front = np.where(vertebrae, a_mm, -np.inf).max(axis=other)  # per plane; -inf: none
+        shape = [1, 1, 1]
+        shape[s_ax] = -1
+        deep &= a_mm >= front.reshape(shape) - behind_mm
+    rl, rn, rc = components(rest, connectivity=26)
+    inside = np.bincount(rl[rest & deep], minlength=rn + 1) >= 0.5 * rc
+    if skeleton.any():
+        touch = np.bincount(rl[rest & dilate_mm(skeleton, edge_mm, sk)], minlength=rn + 1) > 0
+        inside &= ~touch
+    inside[0] = False
+    return inside[rl]

@@ -634,7 +634,11 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     thin bone (no ball of ``RIB_MAX_RADIUS_MM`` fits: sternum body, humerus and clavicle heads
     are thicker) that hugs the lungs from outside (within ``RIB_LUNG_MM`` of the lung surface);
     the scapula, farther out, stays "bone". Ribs are cut from the spine at the corridor
-    boundary, so each rib remains its own structure where possible.
+    boundary, so each rib remains its own structure where possible. Mediastinum (needs
+    ``lungs``): dense pieces inside the lungs' per-plane convex hull, in front of the visceral
+    compartment's back line and apart from vertebrae and ribs are calcification or contrast,
+    not bone: left out of every label (`bone_shell.mediastinal_pieces`); a long thin corridor
+    piece that is not part of the column (a calcified descending aorta) is not a vertebra.
     """
     want_spine = spine
     ref = body if body is not None and body.any() else bone
@@ -656,9 +660,19 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         objs = ndimage.find_objects(lab)
         span = np.array([0.0] + [(o[s_ax].stop - o[s_ax].start) * sk[s_ax] if o else 0.0
                                  for o in objs])
-        big = (counts >= 0.2 * counts.max()) | (span >= 40.0)
+        large = counts >= 0.2 * counts.max()
+        big = large | (span >= 40.0)
         big[0] = False
         spine = big[lab]
+        if lungs is not None and lungs.any() and (big & ~large).any():
+            # a long thin piece beside the column (a calcified descending aorta, 40 mm or more
+            # of plaque) that lies in the mediastinum apart from the column is not a vertebra
+            # (`bone_shell.mediastinal_pieces`)
+            large[0] = False
+            col = large[lab]
+            spine &= ~bone_shell.mediastinal_pieces(
+                spine & ~col, col, lungs, s_ax, sk, COMMON_RESOLUTION_MM, col,
+                ras_coordinate(ct, 1), mediastinum_behind_vertebra_mm())
     if spine.any():
         # the vertebral bodies' cancellous bone inside their cortical ring (closed over its
         # foramina, 1-3 mm: one common-resolution voxel), the spinal canal kept open by its
@@ -673,7 +687,25 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     if lungs is not None and lungs.any():
         ribs = rib_pieces(ct, rest, lungs, cx)
     other = rest & ~ribs
+    if lungs is not None and lungs.any() and other.any():
+        # dense pieces in the mediastinum, apart from the skeleton: calcified vessel walls and
+        # undiluted contrast, not bone (`bone_shell.mediastinal_pieces`); left unlabelled, so
+        # that the planner's CT density check still sees them
+        other &= ~bone_shell.mediastinal_pieces(
+            other, spine | ribs, lungs, s_ax, sk, COMMON_RESOLUTION_MM, spine,
+            ras_coordinate(ct, 1), mediastinum_behind_vertebra_mm())
     return {"vertebrae": spine, "ribs": ribs, "bone": other}
+
+
+def mediastinum_behind_vertebra_mm() -> float:
+    """The back of the mediastinum's visceral compartment behind the vertebral bodies' anterior
+    margin (mm; planning_defaults.json ``warnings.mediastinum_behind_vertebra_mm``, ITMIG:
+    Carter 2014), read from the one place that defines it for the planner's mediastinum too."""
+    import json
+    from importlib import resources
+
+    d = json.loads(resources.files("imagio.data").joinpath("planning_defaults.json").read_text())
+    return float(d["warnings"]["mediastinum_behind_vertebra_mm"])
 
 
 def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float) -> np.ndarray:
