@@ -99,17 +99,45 @@ class ProbePlan:
             "coverage": self.coverage.to_dict(), "timings_s": self.timings_s})
 
 
-def _placement(plan, entry, tip) -> ProbePlacement:
-    """The probe entry -> tip (RAS mm) of ``plan`` (a `planner.Plan`), checked by its evaluator."""
-    m = plan.evaluator.evaluate(entry, tip)
-    p = plan.problem
-    roles = {s.name: s.role for s in p.structures}
-    crossed = {n: round(float(v), 1) for n, v in m.length_in_mm.items()
-               if v > 0 and n != p.target.name and roles.get(n, "passable") not in ("passable", "target")}
-    v = int(p.labels.sample(np.asarray(tip, float)[None], order=0)[0]) if p.labels.contains_world(
-        np.asarray(tip, float)[None])[0] else 0
-    return ProbePlacement(list(map(float, entry)), list(map(float, tip)), m.feasible, m.violations, m.length_mm,
-                          crossed, p.labels.labels.get(v, "unlabelled") if v else "unlabelled")
+ANTENNA_STEP_MM = 0.25   # label-map sampling step along a probe for what its antenna crosses
+
+
+def _antenna_crossings(problem, entry, tip) -> tuple[dict, str]:
+    """({structure: mm} crossed by the probe entry -> tip (RAS mm) whose role is not passable,
+    the target tumour left out; the structure at the tip, "unlabelled" for none), from the label
+    map sampled every ``ANTENNA_STEP_MM`` (nearest voxel). Works after the plan's distance maps
+    are freed (`plan_multiprobe(free_maps=True)`)."""
+    e, t = np.asarray(entry, float), np.asarray(tip, float)
+    n = max(int(np.ceil(np.linalg.norm(t - e) / ANTENNA_STEP_MM)), 1)
+    pts = e + (np.arange(n) + 0.5)[:, None] / n * (t - e)
+    lab = problem.labels
+    inside = lab.contains_world(pts)
+    vals = np.zeros(n, np.int64)
+    vals[inside] = lab.sample(pts[inside], order=0).astype(np.int64)
+    counts = np.bincount(vals, minlength=1)
+    step = np.linalg.norm(t - e) / n
+    roles = {s.value: (s.name, s.role) for s in problem.structures}
+    crossed = {}
+    for v in np.flatnonzero(counts[1:]) + 1:
+        name, role = roles.get(int(v), (lab.labels.get(int(v), str(v)), "passable"))
+        if int(v) != problem.target.value and role not in ("passable", "target"):
+            crossed[name] = round(float(counts[v] * step), 1)
+    tv = int(lab.sample(t[None], order=0)[0]) if lab.contains_world(t[None])[0] else 0
+    return crossed, (lab.labels.get(tv, "unlabelled") if tv else "unlabelled")
+
+
+def _placement(plan, entry, tip, checked: bool = False) -> ProbePlacement:
+    """The probe entry -> tip (RAS mm) of ``plan`` (a `planner.Plan`): checked by its evaluator,
+    or taken as feasible when ``checked`` (scored and verified already), with what its antenna
+    crosses (`_antenna_crossings`)."""
+    crossed, tip_in = _antenna_crossings(plan.problem, entry, tip)
+    if checked:
+        feasible, violations, length = True, [], float(np.linalg.norm(np.asarray(tip) - np.asarray(entry)))
+    else:
+        m = plan.evaluator.evaluate(entry, tip)
+        feasible, violations, length = m.feasible, m.violations, m.length_mm
+    return ProbePlacement(list(map(float, entry)), list(map(float, tip)), feasible, violations, length,
+                          crossed, tip_in)
 
 
 def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, entry_ras,
@@ -696,7 +724,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                           f"{max_probes}; choose a larger setting or allow more probes")
     t2 = time.perf_counter()
     prog(0.9, f"multi-probe: {len(pick)} probes; re-checking and evaluating coverage")
-    probes = [_placement(plan, E[i], T[i]) for i in pick]   # scored and verified: its crossings said
+    probes = [_placement(plan, E[i], T[i], checked=True) for i in pick]   # scored and verified
     ells = zones([Probe(T[i], U[i]) for i in pick], setting)
     cov = ctx.evaluate(ells, device.modality)
     target_ml = ctx.region_counts[margin_mm] * g.voxel_ml
