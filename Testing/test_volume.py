@@ -220,3 +220,31 @@ def test_detection_grid_of_an_origin_zero_ct_splits_the_lungs(shared_data):
     (l0, r0), (l1, r1) = out
     assert r0 > 1000 and l0 > 800
     assert abs(l1 - l0) <= 0.01 * l0 and abs(r1 - r0) <= 0.01 * r0, out
+
+
+def test_outside_text_describes_a_rotated_box():
+    """A point outside an oblique image is described by the RAS ranges of all 8 corners of the
+    voxels' box and by how far it lies beyond which face (new-user trial 19: the message gave two
+    opposite corners, which do not describe a rotated box). Independent: the corners from the
+    affine matrix, the point built 7 mm beyond the k face along the k axis's direction."""
+    from conftest import rotation
+
+    from imagio.errors import InputError
+    from imagio.segmentation.lesion import segment_lesion
+
+    d = rotation((1.0, 2.0, 2.0), 30.0) @ np.diag([1.0, -1.0, 1.0])
+    sp = np.array([0.8, 1.2, 2.5])
+    a = np.full((20, 30, 40), -1000, np.int16)
+    a[:, 5:25, 5:35] = 40   # a block of soft tissue in air: a CT in HU
+    vol = Volume(a, make_ijk_to_ras(tuple(sp), (10.0, -20.0, 30.0), d))
+    n = np.array([40, 30, 20], float)
+    corners = np.array([[x, y, z, 1.0] for x in (-0.5, n[0] - 0.5) for y in (-0.5, n[1] - 0.5)
+                        for z in (-0.5, n[2] - 0.5)]) @ vol.ijk_to_ras.T
+    centre = vol.ijk_to_ras[:3, :3] @ ((n - 1) / 2) + vol.ijk_to_ras[:3, 3]
+    point = centre + d[:, 2] * (n[2] / 2 * sp[2] + 7.0)
+    text = vol.outside_text(point)
+    for ax, lo, hi in zip("RAS", corners[:, :3].min(0), corners[:, :3].max(0)):
+        assert f"{ax} {lo:.1f}..{hi:.1f}" in text, text
+    assert "7.0 mm beyond the k face" in text and "i face" not in text and "j face" not in text, text
+    with pytest.raises(InputError, match="7.0 mm beyond the k face"):
+        segment_lesion(vol, point)

@@ -277,6 +277,22 @@ class Volume:
         arr = self.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
         return Volume(arr, m, self.name, dict(self.labels), scanner_coordinates=self.scanner_coordinates)
 
+    def outside_text(self, ras) -> str:
+        """Where the RAS point ``ras`` (mm) lies relative to the image, for an error message: the
+        RAS ranges spanned by the 8 corners of the voxels' box (on an oblique grid the box is
+        rotated, so two opposite corners do not describe it: new-user trial 19) and, per array
+        axis i, j, k, how far (mm) the point lies beyond the box's face."""
+        n = np.asarray(self.shape[::-1], float)
+        corners = np.array([[x, y, z] for x in (-0.5, n[0] - 0.5) for y in (-0.5, n[1] - 0.5)
+                            for z in (-0.5, n[2] - 0.5)])
+        c = self.ijk_to_world(corners)
+        span = ", ".join(f"{ax} {lo:.1f}..{hi:.1f}" for ax, lo, hi in zip("RAS", c.min(0), c.max(0)))
+        ijk = self.world_to_ijk(np.asarray(ras, float)[None])[0]
+        beyond = np.maximum(-0.5 - ijk, 0) + np.maximum(ijk - (n - 0.5), 0)
+        past = [f"{beyond[a] * self.spacing[a]:.1f} mm beyond the {name} face" for a, name in enumerate("ijk")
+                if beyond[a] > 0]
+        return f"its voxels span {span} mm" + (f"; the point lies {', '.join(past)}" if past else "")
+
     def bounding_box(self, mask: np.ndarray | None = None, margin: int = 0):
         """(lo, hi) array-index box [lo, hi) of the non-zero voxels of ``mask`` (default: self)."""
         mask = self.array if mask is None else mask

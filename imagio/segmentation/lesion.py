@@ -1495,11 +1495,9 @@ def _bordered_by_gas(a, mask, ct) -> bool:
 
 def _seed_voxel(ct: Volume, point: np.ndarray) -> tuple:
     if not ct.contains_world(point[None])[0]:
-        ext = [ct.ijk_to_world(np.array([[-0.5, -0.5, -0.5]]))[0],
-               ct.ijk_to_world(np.asarray(ct.shape[::-1], float)[None] - 0.5)[0]]
         raise InputError(
-            f"the point R,A,S = {np.round(point, 1).tolist()} mm is outside the image (corners "
-            f"{np.round(ext[0], 1).tolist()} .. {np.round(ext[1], 1).tolist()}); click inside the lesion")
+            f"the point R,A,S = {np.round(point, 1).tolist()} mm is outside the image ({ct.outside_text(point)}); "
+            "click inside the lesion")
     return tuple(int(v) for v in np.clip(np.rint(ct.world_to_kji(point[None])[0]), 0, np.array(ct.shape) - 1))
 
 
