@@ -188,7 +188,7 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
         ctx = AblationContext(labels, tumour_segment)
         e, t = line_points(path_node)
         ells = zones([Probe.from_path(e, t)], s)
-        placements = [_placement(plan.evaluator, e, t)] if plan is not None else []
+        placements = [_placement(plan, e, t)] if plan is not None else []
         result = ProbePlan(dev.name, s.id, dev.modality, placements, ctx.evaluate(ells, dev.modality),
                            status="single probe on the selected path")
         result._zones = ells
