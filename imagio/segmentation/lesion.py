@@ -66,6 +66,11 @@ Every threshold, with its published source or its stated method reason, is in
    is the outline, with a warning that it depends on the click. Every soft-tissue outline is
    then grown again from the interior voxel farthest from the click (``_click_agreement``): a
    volume more than 15 % apart is warned (issue 14: volumes from any interior click agree).
+   The probe clicks are chosen by the geometry only (``_plateau_points``: a distance map's
+   plateau on thick slices is sampled from its point nearest the region outward, not in the
+   array's storage order), so a flipped or transposed copy of the image gives the same outline.
+   Lung lesions get the same second-click check (the envelope joins a perihilar mass to the
+   hilum and mediastinum, which a click at the mass's edge followed).
 4. Separation by morphology: from the click, an ascent on the region's distance map (over the
    26 neighbours and the inscribed ball, so thick-slice plateaus do not stop it) finds the
    lesion's core (its largest inscribed ball near the click, radius R); the region is opened
@@ -674,10 +679,14 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
     depth = _edt(layer, sk)
     lab, n, counts = components(layer & shell, connectivity=6)
     n0 = int(region.sum())
-    for c in (np.argsort(-counts[1:])[:PROBES] + 1) if n else ():
-        if 2 * counts[c] < counts[1:].max():
-            break  # the largest parts of the layer only
-        probe = _deepest_nearest(np.where(lab == c, depth, 0.0), region, sk)
+    # the largest parts of the layer only (at least half the largest), their deepest voxels: one
+    # per part first, then further voxels of the same depth (a plateau on thick slices) spread
+    # over the part, at most PROBES in all
+    parts = [c for c in ((np.argsort(-counts[1:], kind="stable")[:PROBES] + 1) if n else ())
+             if 2 * counts[c] >= counts[1:].max()]
+    per_part = [_plateau_points(np.where(lab == c, depth, 0.0), region, sk, PROBES) for c in parts]
+    probes = [pp[i] for i in range(PROBES) for pp in per_part if i < len(pp)][:PROBES]
+    for probe in probes:
         m1, sd1 = _click_stats(roi, probe, sk)
         r2, thr2, sub2 = _soft_at(roi, probe, m1, sd1, org, sk, open_min, s_axis, final)
         n2 = int(r2.sum())
@@ -688,22 +697,31 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
             return (whole & org if org is not None else whole), thr2, sub2, (held, n2)
     return None
 
-def _deepest_nearest(depth: np.ndarray, ref: np.ndarray, sk) -> tuple:
-    """The voxel (index tuple) of the largest ``depth`` (a distance map, mm; > 0 somewhere);
-    among equally deep voxels the one nearest (mm) to the centroid of ``ref`` (bool, same
-    shape; the centroid of the deepest voxels when ``ref`` is empty). Why: on thick slices a
-    distance map has plateaus (a layer one to two slices thick is equally deep along most of
-    its length), and ``np.argmax`` takes the first voxel in the array's storage order, so the
-    same image stored with a flipped or transposed axis gave another probe and another outline
-    (new-user trial 19: Lung_Dx-A0001 flipped along z, 35.4 instead of 58.9 mL, Dice 0.75). The
-    nearest-to-centroid rule depends on the geometry only, not on the axis order."""
+def _plateau_points(depth: np.ndarray, ref: np.ndarray, sk, n: int) -> list:
+    """Up to ``n`` voxels (index tuples) of the largest ``depth`` (a distance map, mm; > 0
+    somewhere): the first the one nearest (mm) to the centroid of ``ref`` (bool, same shape;
+    the centroid of the deepest voxels when ``ref`` is empty), each next the deepest voxel
+    farthest from those taken (farthest-point sampling), while it is more than a voxel away.
+    Why: on thick slices a distance map has plateaus (a layer one or two slices thick is
+    equally deep along much of its length), and ``np.argmax`` takes the first voxel in the
+    array's storage order, so the same image stored with a flipped or transposed axis gave
+    another probe click and another outline (new-user trial 19: Lung_Dx-A0001 flipped along z,
+    35.4 instead of 58.9 mL, Dice 0.75). These rules depend on the geometry only, not on the
+    axis order (up to exact ties of distance), and spread the probes over the plateau."""
     top = float(depth.max())
     cand = np.argwhere(depth >= top - 1e-6 * max(top, 1.0))
-    if len(cand) == 1:
-        return tuple(int(v) for v in cand[0])
+    skf = np.asarray(sk, float)
     c = np.argwhere(ref).mean(0) if ref.any() else cand.mean(0)
-    d2 = (((cand - c) * np.asarray(sk, float)) ** 2).sum(1)
-    return tuple(int(v) for v in cand[int(np.argmin(d2))])
+    first = int(np.argmin((((cand - c) * skf) ** 2).sum(1)))
+    out = [first]
+    dmin = np.sqrt((((cand - cand[first]) * skf) ** 2).sum(1))
+    while len(out) < n:
+        nxt = int(np.argmax(dmin))
+        if dmin[nxt] <= float(skf.max()):
+            break
+        out.append(nxt)
+        dmin = np.minimum(dmin, np.sqrt((((cand - cand[nxt]) * skf) ** 2).sum(1)))
+    return [tuple(int(v) for v in cand[i]) for i in out]
 
 
 def _cut_at_facing_radius(region, facing, dseed, sk):
@@ -1313,8 +1331,9 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None) -> tupl
     return mask, notes, thr
 
 def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue") -> list:
-    """``notes`` with a warning when a second click inside the soft-tissue outline ``mask``
-    (CT grid) gives a volume that differs from it by more than ``CLICK_VOLUME_SPREAD``.
+    """``notes`` with a warning when a second click inside the outline ``mask`` (CT grid) of
+    type ``kind`` ("soft_tissue" or "lung_nodule", the model the probe is grown by) gives a
+    volume that differs from it by more than ``CLICK_VOLUME_SPREAD``.
 
     Why: issue 14 asks that the volumes from any clicks at least 5 mm inside a lesion agree
     within 15 % and that an outline which depends on the click says so; seeded region growing
