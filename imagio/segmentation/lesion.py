@@ -699,8 +699,10 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
 
 def _plateau_points(depth: np.ndarray, ref: np.ndarray, sk, n: int) -> list:
     """Up to ``n`` voxels (index tuples) of the largest ``depth`` (a distance map, mm; > 0
-    somewhere): the first the one nearest (mm) to the centroid of ``ref`` (bool, same shape;
-    the centroid of the deepest voxels when ``ref`` is empty), each next the deepest voxel
+    somewhere): the first the one whose ball of ``CLICK_BALL_MM`` (the ball a click's
+    statistics come from) is deepest on average (its statistics least mixed with the tissue
+    beyond the layer), ties broken by the distance (mm) to the centroid of ``ref`` (bool, same
+    shape; the centroid of the deepest voxels when ``ref`` is empty); each next the deepest voxel
     farthest from those taken (farthest-point sampling), while it is more than a voxel away.
     Why: on thick slices a distance map has plateaus (a layer one or two slices thick is
     equally deep along much of its length), and ``np.argmax`` takes the first voxel in the
@@ -712,7 +714,12 @@ def _plateau_points(depth: np.ndarray, ref: np.ndarray, sk, n: int) -> list:
     cand = np.argwhere(depth >= top - 1e-6 * max(top, 1.0))
     skf = np.asarray(sk, float)
     c = np.argwhere(ref).mean(0) if ref.any() else cand.mean(0)
-    first = int(np.argmin((((cand - c) * skf) ** 2).sum(1)))
+    # the plateau voxel whose statistics ball (CLICK_BALL_MM) lies deepest in the layer (its
+    # statistics least mixed with the tissue beyond); ties: nearest to the centroid of ref
+    b = ball(CLICK_BALL_MM, skf)
+    bm = ndimage.correlate(depth.astype(np.float32), b.astype(np.float32) / float(b.sum()), mode="constant")[tuple(cand.T)]
+    near = -(((cand - c) * skf) ** 2).sum(1)
+    first = int(np.lexsort((near, np.round(bm, 4)))[-1])
     out = [first]
     dmin = np.sqrt((((cand - cand[first]) * skf) ** 2).sum(1))
     while len(out) < n:
