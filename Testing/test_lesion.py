@@ -226,6 +226,22 @@ def test_sarcoma_from_the_centre_and_interior_clicks(shared_data, case):
             assert any("no clear intensity edge" in w for w in meas.warnings), (click, meas.warnings)
 
 
+def _dx_boxes(ct, rows):
+    """The collection's per-slice tumour boxes of Lung_Dx-A0001 as a mask on ``ct``'s grid."""
+    boxes = np.zeros(ct.shape, bool)
+    for r in rows:
+        c = np.array([-float(r["centre_lps_x"]), -float(r["centre_lps_y"]), float(r["centre_lps_z"])])
+        k = int(np.rint(ct.world_to_kji(c[None])[0][0]))
+        ij = [ct.world_to_kji(np.array([[-(-c[0] + (x - 0.5 * (int(r["xmin"]) + int(r["xmax"]))) * ct.spacing[0]),
+                                         -(-c[1] + (y - 0.5 * (int(r["ymin"]) + int(r["ymax"]))) * ct.spacing[1]),
+                                         c[2]]]))[0]
+              for x, y in ((int(r["xmin"]), int(r["ymin"])), (int(r["xmax"]), int(r["ymax"])))]
+        j0, j1 = sorted(int(np.rint(v[1])) for v in ij)
+        i0, i1 = sorted(int(np.rint(v[2])) for v in ij)
+        boxes[k, j0:j1 + 1, i0:i1 + 1] = True
+    return boxes
+
+
 @pytest.mark.data
 def test_lung_pet_ct_dx_mass_inside_its_boxes_or_flagged(shared_data):
     """Lung-PET-CT-Dx A0001, a left perihilar mass with per-slice boxes (slices 41-51): clicked
@@ -240,18 +256,7 @@ def test_lung_pet_ct_dx_mass_inside_its_boxes_or_flagged(shared_data):
     d = shared_data / "lung-pet-ct-dx"
     ct = io.read_image(d / "Lung_Dx-A0001_ct.nii.gz")
     rows = list(csv.DictReader(open(d / "Lung_Dx-A0001_boxes.csv")))
-    boxes = np.zeros(ct.shape, bool)
-    for r in rows:
-        c = np.array([-float(r["centre_lps_x"]), -float(r["centre_lps_y"]), float(r["centre_lps_z"])])
-        k = int(np.rint(ct.world_to_kji(c[None])[0][0]))
-        # the box's pixel corners: DICOM columns run to +L (x), rows to +P (y), as the CT's i, j
-        ij = [ct.world_to_kji(np.array([[-(-c[0] + (x - 0.5 * (int(r["xmin"]) + int(r["xmax"]))) * ct.spacing[0]),
-                                         -(-c[1] + (y - 0.5 * (int(r["ymin"]) + int(r["ymax"]))) * ct.spacing[1]),
-                                         c[2]]]))[0]
-              for x, y in ((int(r["xmin"]), int(r["ymin"])), (int(r["xmax"]), int(r["ymax"])))]
-        j0, j1 = sorted(int(np.rint(v[1])) for v in ij)
-        i0, i1 = sorted(int(np.rint(v[2])) for v in ij)
-        boxes[k, j0:j1 + 1, i0:i1 + 1] = True
+    boxes = _dx_boxes(ct, rows)
     mid = rows[len(rows) // 2]
     click = np.array([-float(mid["centre_lps_x"]), -float(mid["centre_lps_y"]), float(mid["centre_lps_z"])])
     assert boxes[tuple(np.rint(ct.world_to_kji(click[None])[0]).astype(int))]  # the boxes are where the click is
@@ -960,22 +965,6 @@ def test_sarcoma_whose_border_is_not_seen_on_ct_says_so(shared_data):
     if dice(m, ref) < 0.80:
         assert meas.edge_support is not None and meas.edge_support < 0.5, (dice(m, ref), meas.edge_support)
         assert any("intensity edge along only" in w for w in meas.warnings), meas.warnings
-
-
-def _dx_boxes(ct, rows):
-    """The collection's per-slice tumour boxes of Lung_Dx-A0001 as a mask on ``ct``'s grid."""
-    boxes = np.zeros(ct.shape, bool)
-    for r in rows:
-        c = np.array([-float(r["centre_lps_x"]), -float(r["centre_lps_y"]), float(r["centre_lps_z"])])
-        k = int(np.rint(ct.world_to_kji(c[None])[0][0]))
-        ij = [ct.world_to_kji(np.array([[-(-c[0] + (x - 0.5 * (int(r["xmin"]) + int(r["xmax"]))) * ct.spacing[0]),
-                                         -(-c[1] + (y - 0.5 * (int(r["ymin"]) + int(r["ymax"]))) * ct.spacing[1]),
-                                         c[2]]]))[0]
-              for x, y in ((int(r["xmin"]), int(r["ymin"])), (int(r["xmax"]), int(r["ymax"])))]
-        j0, j1 = sorted(int(np.rint(v[1])) for v in ij)
-        i0, i1 = sorted(int(np.rint(v[2])) for v in ij)
-        boxes[k, j0:j1 + 1, i0:i1 + 1] = True
-    return boxes
 
 
 @pytest.mark.data
