@@ -66,8 +66,8 @@ Every threshold, with its published source or its stated method reason, is in
    is the outline, with a warning that it depends on the click. Every soft-tissue outline is
    then grown again from the interior voxel farthest from the click (``_click_agreement``): a
    volume more than 15 % apart is warned (issue 14: volumes from any interior click agree).
-   The probe clicks are chosen by the geometry only (``_plateau_points``: a distance map's
-   plateau on thick slices is sampled from its point nearest the region outward, not in the
+   The probe clicks are chosen by the geometry only (``_deepest_probe``: on a distance map's
+   plateau on thick slices, the voxel whose statistics ball lies deepest, not the first in the
    array's storage order), so a flipped or transposed copy of the image gives the same outline.
    Lung lesions get the same second-click check (the envelope joins a perihilar mass to the
    hilum and mediastinum, which a click at the mass's edge followed).
@@ -679,14 +679,10 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
     depth = _edt(layer, sk)
     lab, n, counts = components(layer & shell, connectivity=6)
     n0 = int(region.sum())
-    # the largest parts of the layer only (at least half the largest), their deepest voxels: one
-    # per part first, then further voxels of the same depth (a plateau on thick slices) spread
-    # over the part, at most PROBES in all
-    parts = [c for c in ((np.argsort(-counts[1:], kind="stable")[:PROBES] + 1) if n else ())
-             if 2 * counts[c] >= counts[1:].max()]
-    per_part = [_plateau_points(np.where(lab == c, depth, 0.0), region, sk, PROBES) for c in parts]
-    probes = [pp[i] for i in range(PROBES) for pp in per_part if i < len(pp)][:PROBES]
-    for probe in probes:
+    for c in (np.argsort(-counts[1:], kind="stable")[:PROBES] + 1) if n else ():
+        if 2 * counts[c] < counts[1:].max():
+            break  # the largest parts of the layer only
+        probe = _deepest_probe(np.where(lab == c, depth, 0.0), region, sk)
         m1, sd1 = _click_stats(roi, probe, sk)
         r2, thr2, sub2 = _soft_at(roi, probe, m1, sd1, org, sk, open_min, s_axis, final)
         n2 = int(r2.sum())
@@ -697,38 +693,28 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
             return (whole & org if org is not None else whole), thr2, sub2, (held, n2)
     return None
 
-def _plateau_points(depth: np.ndarray, ref: np.ndarray, sk, n: int) -> list:
-    """Up to ``n`` voxels (index tuples) of the largest ``depth`` (a distance map, mm; > 0
-    somewhere): the first the one whose ball of ``CLICK_BALL_MM`` (the ball a click's
-    statistics come from) is deepest on average (its statistics least mixed with the tissue
-    beyond the layer), ties broken by the distance (mm) to the centroid of ``ref`` (bool, same
-    shape; the centroid of the deepest voxels when ``ref`` is empty); each next the deepest voxel
-    farthest from those taken (farthest-point sampling), while it is more than a voxel away.
-    Why: on thick slices a distance map has plateaus (a layer one or two slices thick is
-    equally deep along much of its length), and ``np.argmax`` takes the first voxel in the
-    array's storage order, so the same image stored with a flipped or transposed axis gave
-    another probe click and another outline (new-user trial 19: Lung_Dx-A0001 flipped along z,
-    35.4 instead of 58.9 mL, Dice 0.75). These rules depend on the geometry only, not on the
-    axis order (up to exact ties of distance), and spread the probes over the plateau."""
+
+def _deepest_probe(depth: np.ndarray, ref: np.ndarray, sk) -> tuple:
+    """The voxel (index tuple) of the largest ``depth`` (a distance map, mm; > 0 somewhere)
+    whose ball of ``CLICK_BALL_MM`` (the ball a click's statistics come from) is deepest on
+    average (its statistics least mixed with the tissue beyond), ties broken by the distance
+    (mm) to the centroid of ``ref`` (bool, same shape; the centroid of the deepest voxels when
+    ``ref`` is empty). Why: on thick slices a distance map has plateaus (a layer one or two
+    slices thick is equally deep along much of its length), and ``np.argmax`` takes the first
+    voxel in the array's storage order, so the same image stored with a flipped or transposed
+    axis gave another probe click and another outline (new-user trial 19: Lung_Dx-A0001
+    flipped along z, 35.4 instead of 58.9 mL, Dice 0.75). This rule depends on the geometry
+    only, not on the axis order (up to exact ties of both measures)."""
     top = float(depth.max())
     cand = np.argwhere(depth >= top - 1e-6 * max(top, 1.0))
+    if len(cand) == 1:
+        return tuple(int(v) for v in cand[0])
     skf = np.asarray(sk, float)
+    b = ball(CLICK_BALL_MM, skf).astype(np.float32)
+    bm = ndimage.correlate(depth.astype(np.float32), b / float(b.sum()), mode="constant")[tuple(cand.T)]
     c = np.argwhere(ref).mean(0) if ref.any() else cand.mean(0)
-    # the plateau voxel whose statistics ball (CLICK_BALL_MM) lies deepest in the layer (its
-    # statistics least mixed with the tissue beyond); ties: nearest to the centroid of ref
-    b = ball(CLICK_BALL_MM, skf)
-    bm = ndimage.correlate(depth.astype(np.float32), b.astype(np.float32) / float(b.sum()), mode="constant")[tuple(cand.T)]
     near = -(((cand - c) * skf) ** 2).sum(1)
-    first = int(np.lexsort((near, np.round(bm, 4)))[-1])
-    out = [first]
-    dmin = np.sqrt((((cand - cand[first]) * skf) ** 2).sum(1))
-    while len(out) < n:
-        nxt = int(np.argmax(dmin))
-        if dmin[nxt] <= float(skf.max()):
-            break
-        out.append(nxt)
-        dmin = np.minimum(dmin, np.sqrt((((cand - cand[nxt]) * skf) ** 2).sum(1)))
-    return [tuple(int(v) for v in cand[i]) for i in out]
+    return tuple(int(v) for v in cand[int(np.lexsort((near, np.round(bm, 4)))[-1])])
 
 
 def _cut_at_facing_radius(region, facing, dseed, sk):
