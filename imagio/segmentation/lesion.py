@@ -66,6 +66,11 @@ Every threshold, with its published source or its stated method reason, is in
    is the outline, with a warning that it depends on the click. Every soft-tissue outline is
    then grown again from the interior voxel farthest from the click (``_click_agreement``): a
    volume more than 15 % apart is warned (issue 14: volumes from any interior click agree).
+   The probe clicks are chosen by the geometry only (``_deepest_probe``: on a distance map's
+   plateau on thick slices, the voxel whose statistics ball lies deepest, not the first in the
+   array's storage order), so a flipped or transposed copy of the image gives the same outline.
+   Lung lesions get the same second-click check (the envelope joins a perihilar mass to the
+   hilum and mediastinum, which a click at the mass's edge followed).
 4. Separation by morphology: from the click, an ascent on the region's distance map (over the
    26 neighbours and the inscribed ball, so thick-slice plateaus do not stop it) finds the
    lesion's core (its largest inscribed ball near the click, radius R); the region is opened
@@ -678,11 +683,10 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
     depth = _edt(layer, sk)
     lab, n, counts = components(layer & shell, connectivity=6)
     n0 = int(region.sum())
-    for c in (np.argsort(-counts[1:])[:PROBES] + 1) if n else ():
+    for c in (np.argsort(-counts[1:], kind="stable")[:PROBES] + 1) if n else ():
         if 2 * counts[c] < counts[1:].max():
             break  # the largest parts of the layer only
-        d_c = np.where(lab == c, depth, 0.0)
-        probe = tuple(int(v) for v in np.unravel_index(int(np.argmax(d_c)), d_c.shape))
+        probe = _deepest_probe(np.where(lab == c, depth, 0.0), region, sk)
         m1, sd1 = _click_stats(roi, probe, sk)
         r2, thr2, sub2 = _soft_at(roi, probe, m1, sd1, org, sk, open_min, s_axis, final)
         n2 = int(r2.sum())
@@ -692,6 +696,30 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
             whole = _fill(r2 | region, s_axis)
             return (whole & org if org is not None else whole), thr2, sub2, (held, n2)
     return None
+
+
+def _deepest_probe(depth: np.ndarray, ref: np.ndarray, sk) -> tuple:
+    """The voxel (index tuple) of the largest ``depth`` (a distance map, mm; > 0 somewhere)
+    whose ball of ``CLICK_BALL_MM`` (the ball a click's statistics come from) is deepest on
+    average (its statistics least mixed with the tissue beyond), ties broken by the distance
+    (mm) to the centroid of ``ref`` (bool, same shape; the centroid of the deepest voxels when
+    ``ref`` is empty). Why: on thick slices a distance map has plateaus (a layer one or two
+    slices thick is equally deep along much of its length), and ``np.argmax`` takes the first
+    voxel in the array's storage order, so the same image stored with a flipped or transposed
+    axis gave another probe click and another outline (new-user trial 19: Lung_Dx-A0001
+    flipped along z, 35.4 instead of 58.9 mL, Dice 0.75). This rule depends on the geometry
+    only, not on the axis order (up to exact ties of both measures)."""
+    top = float(depth.max())
+    cand = np.argwhere(depth >= top - 1e-6 * max(top, 1.0))
+    if len(cand) == 1:
+        return tuple(int(v) for v in cand[0])
+    skf = np.asarray(sk, float)
+    b = ball(CLICK_BALL_MM, skf).astype(np.float32)
+    bm = ndimage.correlate(depth.astype(np.float32), b / float(b.sum()), mode="constant")[tuple(cand.T)]
+    c = np.argwhere(ref).mean(0) if ref.any() else cand.mean(0)
+    near = -(((cand - c) * skf) ** 2).sum(1)
+    return tuple(int(v) for v in cand[int(np.lexsort((near, np.round(bm, 4)))[-1])])
+
 
 def _cut_at_facing_radius(region, facing, dseed, sk):
     """``region`` limited to a ball around the click whose radius is where the region faces
@@ -978,6 +1006,14 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if k == "soft_tissue" and _from_core is None and not any(DEPENDS in n for n in notes):
         notes = _click_agreement(ct, seed_g, mask, notes, radius,
                                  dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data))
+    if k == "lung_nodule" and _from_core is None and not any(DEPENDS in n for n in notes):
+        # a lung lesion's outline is bounded by the lung envelope, which joins the hilum and the
+        # mediastinum to a perihilar mass: clicked at the mass's edge, the region followed the
+        # mediastinum (new-user trial 19, Lung_Dx-A0001 clicked on the mass's caudal slice:
+        # 168 mL, 35 % inside the collection's boxes, silent); the same probe as for soft tissue
+        notes = _click_agreement(ct, seed_g, mask, notes, radius,
+                                 dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data),
+                                 kind="lung_nodule")
     for q in np.asarray(include, float).reshape(-1, 3):
         m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data)
         added_ml = float((m2 & ~mask).sum()) * ct.voxel_volume_ml
@@ -1291,9 +1327,10 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None) -> tupl
                          "unreliable; check it, or compare clicks"]
     return mask, notes, thr
 
-def _click_agreement(ct, seed_g, mask, notes, radius, kw) -> list:
-    """``notes`` with a warning when a second click inside the soft-tissue outline ``mask``
-    (CT grid) gives a volume that differs from it by more than ``CLICK_VOLUME_SPREAD``.
+def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue") -> list:
+    """``notes`` with a warning when a second click inside the outline ``mask`` (CT grid) of
+    type ``kind`` ("soft_tissue" or "lung_nodule", the model the probe is grown by) gives a
+    volume that differs from it by more than ``CLICK_VOLUME_SPREAD``.
 
     Why: issue 14 asks that the volumes from any clicks at least 5 mm inside a lesion agree
     within 15 % and that an outline which depends on the click says so; seeded region growing
@@ -1317,7 +1354,7 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw) -> list:
     if float(np.linalg.norm((far - np.asarray(seed_g)) * sk)) <= CLICK_BALL_MM:
         return notes  # the outline is too small to hold a click elsewhere
     try:
-        m2, _ = segment_lesion(ct, ct.kji_to_world(far[None].astype(float))[0], kind="soft_tissue",
+        m2, _ = segment_lesion(ct, ct.kji_to_world(far[None].astype(float))[0], kind=kind,
                                _from_core={"radius": radius}, **kw)
     except (InputError, ImagioError):
         m2 = np.zeros(mask.shape, bool)
