@@ -1006,11 +1006,14 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if k == "soft_tissue" and _from_core is None and not any(DEPENDS in n for n in notes):
         notes = _click_agreement(ct, seed_g, mask, notes, radius,
                                  dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data))
-    if k == "lung_nodule" and _from_core is None and not any(DEPENDS in n for n in notes):
+    if (k == "lung_nodule" and _from_core is None and not any(DEPENDS in n for n in notes)
+            and mask.sum() * ct.voxel_volume_ml > np.pi / 6 * MASS_DIAMETER_MM ** 3 / 1000.0):
         # a lung lesion's outline is bounded by the lung envelope, which joins the hilum and the
         # mediastinum to a perihilar mass: clicked at the mass's edge, the region followed the
         # mediastinum (new-user trial 19, Lung_Dx-A0001 clicked on the mass's caudal slice:
-        # 168 mL, 35 % inside the collection's boxes, silent); the same probe as for soft tissue
+        # 168 mL, 35 % inside the collection's boxes, silent); the same probe as for soft tissue,
+        # for outlines larger than a nodule (a 30 mm ball, 14.1 mL: a mass, or a leak) only, so
+        # the nodules of `detect` are not segmented twice
         notes = _click_agreement(ct, seed_g, mask, notes, radius,
                                  dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data),
                                  kind="lung_nodule")
