@@ -18,7 +18,7 @@ from imagio.volume import Volume, make_ijk_to_ras
 A, B, C = 3, 4, 5   # label values: the target tumour and two others
 
 
-def _liver_with_three_tumours(direction):
+def _liver_with_three_tumours(direction, names=("liver", "liver_tumor_1", "liver_tumor_2", "liver_tumor_3")):
     """A soft-tissue block (liver, 60 HU) in air; tumour A (radius 10 mm) at the RAS origin, the
     nearest skin 60 mm away along A-P; tumours B and C (radius 12 mm) 30 mm in front of and
     behind it, on the shortest routes."""
@@ -34,7 +34,7 @@ def _liver_with_three_tumours(direction):
     lab[x ** 2 + (y - 30) ** 2 + z ** 2 <= 12.0 ** 2] = C
     rng = np.random.default_rng(0)
     ct = np.where(body, 60, -1000) + np.where(lab >= A, -25, 0) + rng.normal(0, 8, lab.shape)
-    names = {2: "liver", A: "liver_tumor_1", B: "liver_tumor_2", C: "liver_tumor_3"}
+    names = dict(zip((2, A, B, C), names))
     return ref.with_array(ct.astype(np.int16)), Volume(lab, ref.ijk_to_ras, "labels", names)
 
 
@@ -80,3 +80,20 @@ def test_path_to_one_tumour_does_not_cross_another(grid, tmp_path):
     prob2 = PlanningProblem.build(ct, lab, "liver_tumor_1", roles={"liver_tumor_3": "passable"})
     assert not any("liver_tumor_3" in q for q in Verifier(prob2).verify(entry, target).problems)
     assert prob2.rules_extra["other_lesions"]["kept_out"] == ["liver_tumor_2"]
+
+
+def test_unknown_lesion_names_are_kept_out_and_unknown_structures_said(tmp_path):
+    """New-user trial 20: the same label map with the other tumours named metastasis_2 and GTV_3
+    (names the catalogue does not know) was planned through them with no word. A name of the
+    field's lesion vocabulary (targets.lesion_name_hints) is a lesion; any other unknown name
+    ("Leber" for the liver) stays passable and the plan says so. Independent check as above."""
+    d = rotation((1.0, 2.0, 3.0), 20.0) @ np.diag([1.0, -1.0, 1.0])
+    ct, lab = _liver_with_three_tumours(d, ("Leber", "liver_tumor_1", "metastasis_2", "GTV_3"))
+    prob = PlanningProblem.build(ct, lab, "liver_tumor_1")
+    doc = json.loads(plan(prob).write_json(tmp_path / "plan.json").read_text())
+    assert sorted(doc["rules"]["other_lesions"]["kept_out"]) == ["GTV_3", "metastasis_2"]
+    for p in doc["proposals"]:
+        crossed = _labels_along(lab, p["entry_ras"], p["target_ras"], prob.needle.widening_mm)
+        assert not crossed & {B, C}, (p["entry_ras"], crossed)
+    said = [w for w in doc["warnings"] if "not in IMAGIO's catalogue" in w]
+    assert len(said) == 1 and "Leber" in said[0] and "GTV_3" not in said[0], doc["warnings"]

@@ -47,6 +47,14 @@ def catalogue() -> dict[str, Structure]:
     return out
 
 
+def is_known(name: str) -> bool:
+    """True when ``name`` is a catalogue structure (also as "tumour" for "tumor", or with a
+    numbered suffix: liver_tumor_2); `get` gives any other name a neutral passable entry."""
+    cat = catalogue()
+    key = name.replace("tumour", "tumor")
+    return name in cat or key in cat or key.rstrip("0123456789_") in cat
+
+
 def get(name: str) -> Structure:
     """The catalogue entry for ``name``; unknown names get a neutral passable entry."""
     cat = catalogue()

@@ -147,20 +147,33 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
     return out
 
 
+def named_like_a_lesion(name: str) -> bool:
+    """True for a structure name the catalogue does not know that names a lesion
+    (``targets.lesion_name_hints``: GTV_5, metastasis_4, hcc_2, lesion_3 ...)."""
+    low = str(name).lower()
+    return not anatomy.is_known(name) and any(h in low for h in _d("targets", "lesion_name_hints"))
+
+
 def _other_lesions_kept_out(specs: list[StructureSpec], target: Target,
-                            roles: dict) -> tuple[list[StructureSpec], list[str]]:
-    """(specs, names): every lesion structure (catalogue role 'target') that is not the target
-    (label value ``target.value``) and whose role the user did not set gets the role
-    ``targets.other_lesion_role`` (forbidden: a needle through a second tumour mixes the
-    specimen and can seed the tract; source in planning_defaults.json); names: those changed."""
+                            roles: dict) -> tuple[list[StructureSpec], list[str], list[str]]:
+    """(specs, kept out, unknown): every lesion structure (catalogue role 'target', or an unknown
+    name `named_like_a_lesion`) that is not the target (label value ``target.value``) and whose
+    role the user did not set gets the role ``targets.other_lesion_role`` (forbidden: a needle
+    through a second tumour mixes the specimen and can seed the tract; source in
+    planning_defaults.json); kept out: those names; unknown: the other names the catalogue does
+    not know (passable: the plan says so), generic names (label_3, forbidden) left out."""
     role = _d("targets", "other_lesion_role")
-    out, names = [], []
+    out, names, unknown = [], [], []
     for s in specs:
-        if s.role == "target" and s.value != target.value and s.name not in roles:
+        lesion = s.role == "target" or named_like_a_lesion(s.name)
+        if lesion and s.value != target.value and s.name not in roles:
             s = replace(s, role=role)
             names.append(s.name)
+        elif (not lesion and not anatomy.is_known(s.name) and s.name not in roles
+              and not GENERIC_NAME.match(str(s.name))):
+            unknown.append(s.name)
         out.append(s)
-    return out, names
+    return out, names, unknown
 
 
 def deepest_point(vol: Volume, mask: np.ndarray) -> np.ndarray:
@@ -270,13 +283,17 @@ class PlanningProblem:
         tgt = resolve_target(labels, target)
         labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
         specs = structure_specs(labels, roles)
-        specs, kept_out = _other_lesions_kept_out(specs, tgt, roles or {})
+        specs, kept_out, unknown = _other_lesions_kept_out(specs, tgt, roles or {})
         prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
                                  for k, v in (roles or {}).items()}
         for name in prob.roles_overridden:
             if name not in labels.labels.values():
                 prob.warnings.append(f"--role {name}: no structure {name!r} in the label map (ignored)")
+        if unknown:
+            prob.warnings.append(f"structures not in IMAGIO's catalogue, treated as passable (the needle may "
+                                 f"cross them): {', '.join(sorted(unknown))}; if one is a lesion or an organ "
+                                 "at risk, give its role (--role NAME=forbidden, or NAME=margin:MM)")
         for v in generic:
             prob.warnings.append(f"label value {v} has no name: treated as forbidden (name it with "
                                  "--label-names to give it its role)")
