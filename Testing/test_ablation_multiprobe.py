@@ -175,3 +175,38 @@ def test_free_maps_gives_the_same_plan_and_lets_the_maps_go(large_tumour):
         return [same(v) for v in d] if isinstance(d, list) else d
     assert same(freed.to_dict()) == same(kept.to_dict())
     assert p.maps is not None   # the other plan keeps its own
+
+
+def test_candidate_lattice_does_not_depend_on_the_axis_order():
+    """The zone centres and sample points of the multi-probe cover are a lattice of the analysis
+    grid; anchored on the array's first index, the same tumour stored with a flipped axis got
+    other candidate zones (new-user trial 20: 9 vs 15 zones, 1 vs 2 probes, both 'proven'). The
+    lattice's world points must be the same for flipped and transposed copies (independent: the
+    RAS points of each copy's lattice compared as sets, to 1e-6 mm)."""
+    from imagio.planning.ablation.multiprobe import _lattice
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    sp = np.array([1.3, 0.9, 2.2])   # i, j, k
+    n = (31, 40, 47)                  # k, j, i
+    k, j, i = np.meshgrid(*[np.arange(m) for m in n], indexing="ij")
+    x, y, z = i * sp[0], j * sp[1], k * sp[2]
+    ball = (x - 27.0) ** 2 + (y - 17.0) ** 2 / 1.5 + (z - 33.0) ** 2 <= 11.0 ** 2
+    lab = Volume(ball.astype(np.uint8), make_ijk_to_ras(tuple(sp), (5.0, -3.0, 2.0)), "labels", {1: "liver_tumor_1"})
+
+    def world_points(vol):
+        ctx = AblationContext(vol, "liver_tumor_1")
+        g = ctx.grid
+        pts = g.kji_to_ras(_lattice(ctx.tumour, g.spacing_kji, 5.0).astype(float))
+        return {tuple(np.round(p, 6)) for p in pts}
+
+    ref = world_points(lab)
+    assert len(ref) > 20
+    flipped = Volume(lab.array[::-1, :, ::-1].copy(),
+                     lab.ijk_to_ras @ np.array([[-1, 0, 0, n[2] - 1], [0, 1, 0, 0], [0, 0, -1, n[0] - 1], [0, 0, 0, 1.0]]),
+                     "labels", lab.labels)
+    assert np.array_equal(flipped.kji_to_world(np.array([[0.0, 0, 0]])), lab.kji_to_world(np.array([[n[0] - 1.0, 0, n[2] - 1]])))
+    swapped = Volume(np.ascontiguousarray(lab.array.transpose(1, 0, 2)),
+                     lab.ijk_to_ras @ np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1.0]]),
+                     "labels", lab.labels)
+    for other in (flipped, swapped):
+        assert world_points(other) == ref
