@@ -121,7 +121,7 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     if hit:
         names = ", ".join(f"{n} {v:.2f} mL" for n, v in sorted(hit.items(), key=lambda kv: -kv[1]))
         out.append(f"{what}: the ablation zone takes in {names}"
-                   + (f" (outside {host_organ})" if host_organ else "")
+                   + (f" (structures besides {host_organ})" if host_organ else "")
                    + ": thermal injury of these structures; check the zone against them, move or shorten "
                      "the probe, or protect them (hydrodissection)")
     return out
