@@ -80,6 +80,7 @@ def test_path_to_one_tumour_does_not_cross_another(grid, tmp_path):
     prob2 = PlanningProblem.build(ct, lab, "liver_tumor_1", roles={"liver_tumor_3": "passable"})
     assert not any("liver_tumor_3" in q for q in Verifier(prob2).verify(entry, target).problems)
     assert prob2.rules_extra["other_lesions"]["kept_out"] == ["liver_tumor_2"]
+    assert any("made passable by --role: liver_tumor_3" in w for w in prob2.warnings), prob2.warnings
 
 
 def test_unknown_lesion_names_are_kept_out_and_unknown_structures_said(tmp_path):

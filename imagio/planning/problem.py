@@ -290,6 +290,13 @@ class PlanningProblem:
         for name in prob.roles_overridden:
             if name not in labels.labels.values():
                 prob.warnings.append(f"--role {name}: no structure {name!r} in the label map (ignored)")
+        crossable = sorted(n for n in prob.roles_overridden if n in labels.labels.values()
+                           and (anatomy.get(n).role == "target" or named_like_a_lesion(n))
+                           and next(s.role for s in specs if s.name == n) == "passable"
+                           and n != tgt.name)
+        if crossable:
+            prob.warnings.append(f"lesion(s) made passable by --role: {', '.join(crossable)}: paths may run "
+                                 "through them (plan.json length_in_mm gives each path's mm in them)")
         if unknown:
             prob.warnings.append(f"structures not in IMAGIO's catalogue, treated as passable (the needle may "
                                  f"cross them): {', '.join(sorted(unknown))}; if one is a lesion or an organ "
