@@ -111,12 +111,14 @@ def test_ablation_risks_are_warnings(phantom_files, tmp_path, capsys):
 
 
 def test_failed_multi_probe_keeps_the_single_probe_plan(phantom_files, tmp_path, capsys):
-    """The device's default setting (45 W, 5 min) needs more than 10 probes for tumour + 5 mm:
-    the plan, its single-probe zones and a warning naming the failure are still written."""
+    """A 2 cm cooled-tip zone (28 x 22 mm) needs more than 10 probes for tumour + 5 mm (13 on the
+    3 mm phantom; emprint's 45 W zone, 30 x 24 mm, needed more than 10 with the lattice anchored on array
+    index 0 and 10 with it anchored on the tumour's centroid, so it no longer fails): the plan,
+    its single-probe zones and a warning naming the failure are still written."""
     out = tmp_path / "plan"
     rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
                "--target", "liver_tumor_1", "--out", str(out), "--no-png", "--no-scene", "--quiet",
-               "--device", "emprint", "--multi-probe"])
+               "--device", "cooltip_single", "--setting", "2cm_tip_12min", "--multi-probe"])
     err = capsys.readouterr().err
     assert rc == 0, err
     doc = json.loads((out / "plan.json").read_text())
@@ -125,7 +127,7 @@ def test_failed_multi_probe_keeps_the_single_probe_plan(phantom_files, tmp_path,
     assert "probes > the allowed" in a["multi_probe"]["failed"]
     w = [x for x in doc["warnings"] if x.startswith("multi-probe plan")]
     assert len(w) == 1 and a["multi_probe"]["failed"] in w[0] and f"imagio: warning: {w[0]}" in err
-    for d in a["single_probe"]:   # one 45 W zone does not cover this tumour: said per proposal
+    for d in a["single_probe"]:   # one 2 cm zone does not cover this tumour: said per proposal
         c = d["coverage"]["tumour_covered_pct"]
         assert c < 99.95
         said = [x for x in doc["warnings"] if x.startswith(f"proposal {d['proposal']} ablation")]

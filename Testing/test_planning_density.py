@@ -280,8 +280,10 @@ def test_one_table_of_checked_label_values(ph):
     prob = PlanningProblem.build(ph.ct, lab, "lung_nodule_1", roles={"liver": "passable"})
     path, point = checked_values(prob), checked_values(prob, target_point=True)
     assert len(path) > max(names) and len(point) > max(names) and path[0] and point[0]
-    passable = {v for v, n in names.items() if anatomy.get(n).role == "passable"}
-    assert liver in passable and stomach in passable
+    # GTV_Mass is a lesion's name (targets.lesion_name_hints): another lesion, kept out
+    passable = {v for v, n in names.items() if anatomy.get(n).role == "passable" and "gtv" not in n.lower()}
+    assert liver in passable and stomach not in passable
+    assert next(s.role for s in prob.structures if s.name == "GTV_Mass") == "forbidden"
     for v in names:
         assert path[v] == (v in passable and v != liver), names[v]
-        assert point[v] == (v in passable and v != stomach), names[v]
+        assert point[v] == (v in passable), names[v]
