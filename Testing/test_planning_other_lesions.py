@@ -98,3 +98,20 @@ def test_unknown_lesion_names_are_kept_out_and_unknown_structures_said(tmp_path)
         assert not crossed & {B, C}, (p["entry_ras"], crossed)
     said = [w for w in doc["warnings"] if "not in IMAGIO's catalogue" in w]
     assert len(said) == 1 and "Leber" in said[0] and "GTV_3" not in said[0], doc["warnings"]
+
+
+def test_point_at_a_tumours_edge_aims_at_that_tumour(tmp_path):
+    """A target point clicked just outside a tumour's label (0.8 mm, closer than the needle's
+    radius + placement uncertainty) aims at that tumour: it is not 'another lesion' (a path
+    cannot keep clear of it there, and the web test's click at a tumour's edge got 0 proposals);
+    the other tumours are still kept out."""
+    d = rotation((1.0, 2.0, 3.0), 20.0) @ np.diag([1.0, -1.0, 1.0])
+    ct, lab = _liver_with_three_tumours(d)
+    point = np.array([10.8, 0.0, 0.0])
+    assert int(lab.sample(point[None], order=0)[0]) != A
+    prob = PlanningProblem.build(ct, lab, point)
+    assert sorted(prob.rules_extra["other_lesions"]["kept_out"]) == ["liver_tumor_2", "liver_tumor_3"]
+    result = plan(prob)
+    assert result.proposals, result.warnings
+    for p in result.proposals:
+        assert not _labels_along(lab, p.entry_ras, p.target_ras, prob.needle.widening_mm) & {B, C}

@@ -154,19 +154,33 @@ def named_like_a_lesion(name: str) -> bool:
     return not anatomy.is_known(name) and any(h in low for h in _d("targets", "lesion_name_hints"))
 
 
-def _other_lesions_kept_out(specs: list[StructureSpec], target: Target,
-                            roles: dict) -> tuple[list[StructureSpec], list[str], list[str]]:
+def _values_near_point(labels: Volume, point_ras, radius_mm: float) -> set:
+    """Label values of the voxels whose centres lie within ``radius_mm`` (mm) of the RAS point."""
+    lo, hi = reach_box(labels, np.asarray(point_ras, float), radius_mm)
+    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    sub = labels.array[sl]
+    kji = np.argwhere(np.ones(sub.shape, bool)) + np.asarray(lo)
+    d = np.linalg.norm(labels.kji_to_world(kji.astype(float)) - np.asarray(point_ras, float), axis=1)
+    return set(np.unique(sub.reshape(-1)[d <= radius_mm]).astype(int).tolist())
+
+
+def _other_lesions_kept_out(specs: list[StructureSpec], target: Target, roles: dict, labels: Volume,
+                            reach_mm: float) -> tuple[list[StructureSpec], list[str], list[str]]:
     """(specs, kept out, unknown): every lesion structure (catalogue role 'target', or an unknown
     name `named_like_a_lesion`) that is not the target (label value ``target.value``) and whose
     role the user did not set gets the role ``targets.other_lesion_role`` (forbidden: a needle
     through a second tumour mixes the specimen and can seed the tract; source in
     planning_defaults.json); kept out: those names; unknown: the other names the catalogue does
-    not know (passable: the plan says so), generic names (label_3, forbidden) left out."""
+    not know (passable: the plan says so), generic names (label_3, forbidden) left out.
+    For a target point, a lesion with a voxel centre within ``reach_mm`` of it (the needle's
+    radius + placement uncertainty + half a voxel diagonal: a tip there cannot keep clear of it)
+    is the lesion aimed at, not another one (a click on a tumour's edge)."""
     role = _d("targets", "other_lesion_role")
+    near = _values_near_point(labels, target.point_ras, reach_mm) if target.point_given else set()
     out, names, unknown = [], [], []
     for s in specs:
         lesion = s.role == "target" or named_like_a_lesion(s.name)
-        if lesion and s.value != target.value and s.name not in roles:
+        if lesion and s.value != target.value and s.value not in near and s.name not in roles:
             s = replace(s, role=role)
             names.append(s.name)
         elif (not lesion and not anatomy.is_known(s.name) and s.name not in roles
@@ -283,7 +297,9 @@ class PlanningProblem:
         tgt = resolve_target(labels, target)
         labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
         specs = structure_specs(labels, roles)
-        specs, kept_out, unknown = _other_lesions_kept_out(specs, tgt, roles or {})
+        ndl = needle or Needle()
+        specs, kept_out, unknown = _other_lesions_kept_out(
+            specs, tgt, roles or {}, labels, ndl.widening_mm + 0.5 * float(np.linalg.norm(labels.spacing)))
         prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
                                  for k, v in (roles or {}).items()}
