@@ -132,6 +132,30 @@ def test_bts_solid_algorithm_is_not_given_for_subsolid_nodules(kind, capsys):
     assert json.loads(cap.out)["suggestion"]["suggestion"] and not cap.err.strip(), cap.err
 
 
+def test_model_refusals_are_said_on_stderr(capsys):
+    """A 45 mm mass: Brock (built on nodules up to 30 mm) and a 2 mm micronodule: every model
+    refused. The refusals were in the JSON only; each is now one warning line on stderr (exit 0:
+    the figures that stand are given)."""
+    import json
+
+    from imagio.cli import main
+
+    assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "45"]) == 0
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    err = [x for x in cap.err.splitlines() if x.strip()]
+    assert "refused" in out["brock"] and out["lung_rads"]["category"], out
+    assert any(x.startswith("imagio: warning: brock not given:") and out["brock"]["refused"] in x
+               for x in err), cap.err
+    assert not any("lung_rads" in x for x in err), cap.err
+    assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "2"]) == 0
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    refused = sorted(m for m, v in out.items() if "refused" in v)
+    said = sorted(x.split()[2] for x in cap.err.splitlines() if x.startswith("imagio: warning:"))
+    assert refused == said and "lung_rads" in said, (refused, cap.err)
+
+
 @pytest.fixture(scope="module")
 def ph():
     return phantom.generate(spacing=1.5, seed=0)

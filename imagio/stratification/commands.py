@@ -74,6 +74,9 @@ def cmd_risk(args) -> int:
         except InputError as e:  # the risk figures stand (exit 0); the refusal is said on stderr too
             out["suggestion"] = {"guideline": args.guideline, "refused": str(e)}
             print(f"imagio: warning: {e}", file=sys.stderr)
+    for m in ("brock", "mayo", "lung_rads"):   # a refusal is said on the terminal, not only in the JSON
+        if "refused" in out.get(m, {}):
+            print(f"imagio: warning: {m} not given: {out[m]['refused']}", file=sys.stderr)
     print(json.dumps(out, indent=1))
     return 0
 
