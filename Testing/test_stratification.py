@@ -195,6 +195,29 @@ def test_eligibility_flags_size_capsule_and_vessels(oblique_affine):
     assert all(r["source"] for r in res["reasons"])
 
 
+def test_eligibility_cli_reads_label_names(tmp_path, capsys):
+    """`eligibility` on a plain label image (no sidecar, as another tool writes it) takes
+    --label-names like `plan`; before, it had no such option and the lesion was 'not found'."""
+    from imagio import io
+    from imagio.cli import main
+
+    shape = (40, 60, 60)
+    lab = np.zeros(shape, np.uint8)
+    lab[:, :, 4:] = 1
+    k, j, i = np.indices(shape)
+    lab[(2.0 * (k - 20)) ** 2 + (j - 30) ** 2 + (1.5 * (i - 30)) ** 2 <= 8 ** 2] = 2   # 16 mm ball
+    labels = Volume(lab, np.diag([1.5, 1.0, 2.0, 1.0]))
+    ct = labels.with_array(np.where(lab == 2, 50, np.where(lab > 0, 110, -100)).astype(np.int16))
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_image(labels, tmp_path / "lab.nii.gz")
+    (tmp_path / "names.json").write_text(json.dumps({"1": "liver", "2": "liver_tumor_1"}))
+    assert main(["eligibility", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.nii.gz"),
+                 "--label-names", str(tmp_path / "names.json"), "--lesion", "liver_tumor_1"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    by = {r["criterion"]: r for r in res["reasons"]}
+    assert by["size"]["favourable"] and by["size"]["value"] == pytest.approx(17.0, abs=2.0), by["size"]
+
+
 @pytest.mark.data
 def test_real_lung_lesion_volumes(shared_data):
     from imagio import io

@@ -86,7 +86,7 @@ def cmd_eligibility(args) -> int:
     from .ablation_eligibility import assess
 
     ct = io.read_image(args.ct)
-    labels = io.read_labels(args.labels)
+    labels = io.read_labels(args.labels, io.read_label_names(args.label_names) if args.label_names else None)
     print(json.dumps({**assess(ct, labels, args.lesion), "input_warnings": ct.warnings + labels.warnings}, indent=1))
     return 0
 
@@ -119,4 +119,5 @@ def register(sub) -> None:
     s.add_argument("ct", help="CT image")
     s.add_argument("--labels", required=True, help="label map with the liver, vessels and the lesion")
     s.add_argument("--lesion", required=True, help="the lesion's structure name, e.g. liver_tumor_1")
+    s.add_argument("--label-names", help="JSON {value: name} for a label map without names")
     s.set_defaults(func=cmd_eligibility)
