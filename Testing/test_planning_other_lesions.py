@@ -87,7 +87,8 @@ def test_unknown_lesion_names_are_kept_out_and_unknown_structures_said(tmp_path)
     """New-user trial 20: the same label map with the other tumours named metastasis_2 and GTV_3
     (names the catalogue does not know) was planned through them with no word. A name of the
     field's lesion vocabulary (targets.lesion_name_hints) is a lesion; any other unknown name
-    ("Leber" for the liver) stays passable and the plan says so. Independent check as above."""
+    ("Leber" for the liver) is kept out, the host entered, and the plan says so. Independent
+    check as above."""
     d = rotation((1.0, 2.0, 3.0), 20.0) @ np.diag([1.0, -1.0, 1.0])
     ct, lab = _liver_with_three_tumours(d, ("Leber", "liver_tumor_1", "metastasis_2", "GTV_3"))
     prob = PlanningProblem.build(ct, lab, "liver_tumor_1")
@@ -98,6 +99,32 @@ def test_unknown_lesion_names_are_kept_out_and_unknown_structures_said(tmp_path)
         assert not crossed & {B, C}, (p["entry_ras"], crossed)
     said = [w for w in doc["warnings"] if "not in IMAGIO's catalogue" in w]
     assert len(said) == 1 and "Leber" in said[0] and "GTV_3" not in said[0], doc["warnings"]
+
+
+def test_unknown_structures_are_kept_out_unless_given_a_role(tmp_path):
+    """Final review of stop 31: a structure whose name IMAGIO cannot read ("Herz", "target2")
+    was passable, only a warning said so; it could be an organ at risk or a second lesion.
+    Now it is kept out (``targets.unknown_structure_role``) and listed; the unknown organ that
+    holds the target ("Leber") is entered as the host; --role NAME=passable crosses one on
+    purpose. Independent check: the label map sampled along each proposed needle."""
+    d = rotation((1.0, 2.0, 3.0), 20.0) @ np.diag([1.0, -1.0, 1.0])
+    ct, lab = _liver_with_three_tumours(d, ("Leber", "liver_tumor_1", "Herz", "target2"))
+    prob = PlanningProblem.build(ct, lab, "liver_tumor_1")
+    doc = json.loads(plan(prob).write_json(tmp_path / "plan.json").read_text())
+    assert doc["proposals"], doc["warnings"]
+    for p in doc["proposals"]:
+        crossed = _labels_along(lab, p["entry_ras"], p["target_ras"], prob.needle.widening_mm)
+        assert not crossed & {B, C}, (p["entry_ras"], crossed)
+        assert 2 in crossed   # the host, Leber, is entered
+    said = [w for w in doc["warnings"] if "not in IMAGIO's catalogue" in w]
+    assert len(said) == 1 and all(n in said[0] for n in ("Herz", "target2", "Leber")), doc["warnings"]
+    assert any("lies in Leber" in w for w in doc["warnings"]), doc["warnings"]
+    from imagio.planning.verify import Verifier
+
+    entry, target = np.array([0.0, 60.0, 0.0]), np.array([0.0, 0.0, 0.0])   # straight through C
+    assert any("target2" in q for q in Verifier(prob).verify(entry, target).problems)
+    prob2 = PlanningProblem.build(ct, lab, "liver_tumor_1", roles={"target2": "passable"})
+    assert not any("target2" in q for q in Verifier(prob2).verify(entry, target).problems)
 
 
 def test_point_at_a_tumours_edge_aims_at_that_tumour(tmp_path):

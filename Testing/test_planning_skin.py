@@ -131,7 +131,7 @@ def test_path_through_the_gap_between_arm_and_trunk_is_rejected():
     lab[arm] = 2
     tum = ((k - 12) ** 2 + (j - 30) ** 2 + (i - 58) ** 2) <= 4
     lab[tum] = 3
-    labels = ct.with_array(lab, labels={1: "body", 2: "humerus_right_soft", 3: "tumor"})
+    labels = ct.with_array(lab, labels={1: "body", 2: "muscle", 3: "tumor"})   # arm: passable
     prob = PlanningProblem.build(ct, labels, "tumor")
     result = plan(prob)
     t = result.table

@@ -136,6 +136,11 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
         role, margin = s.role, s.margin_mm
         if GENERIC_NAME.match(str(name)):   # an unnamed structure could be anything: keep out
             role, margin = "forbidden", 0.0
+        elif not anatomy.is_known(name) and not named_like_a_lesion(name):
+            # a name IMAGIO cannot read ("Herz", "target2", "OAR_1") could be an organ at risk:
+            # kept out (targets.unknown_structure_role); the target's host organ is entered
+            # (`_enter_host_organ`), --role NAME=passable crosses it on purpose
+            role, margin = load_defaults()["targets"]["unknown_structure_role"], 0.0
         if name.endswith("_small") and name[:-6] in graded:   # thin branches (split_vessels_by_calibre)
             role, margin = small_role, 0.0
         if name in overrides:
@@ -171,7 +176,8 @@ def _other_lesions_kept_out(specs: list[StructureSpec], target: Target, roles: d
     role the user did not set gets the role ``targets.other_lesion_role`` (forbidden: a needle
     through a second tumour mixes the specimen and can seed the tract; source in
     planning_defaults.json); kept out: those names; unknown: the other names the catalogue does
-    not know (passable: the plan says so), generic names (label_3, forbidden) left out.
+    not know and the user gave no role (``targets.unknown_structure_role`` in `structure_specs`:
+    the plan says so), generic names (label_3, forbidden) left out.
     For a target point, a lesion with a voxel centre within ``reach_mm`` of it (the needle's
     radius + placement uncertainty + half a voxel diagonal: a tip there cannot keep clear of it)
     is the lesion aimed at, not another one (a click on a tumour's edge)."""
@@ -314,9 +320,10 @@ class PlanningProblem:
             prob.warnings.append(f"lesion(s) made passable by --role: {', '.join(crossable)}: paths may run "
                                  "through them (plan.json length_in_mm gives each path's mm in them)")
         if unknown:
-            prob.warnings.append(f"structures not in IMAGIO's catalogue, treated as passable (the needle may "
-                                 f"cross them): {', '.join(sorted(unknown))}; if one is a lesion or an organ "
-                                 "at risk, give its role (--role NAME=forbidden, or NAME=margin:MM)")
+            role = _d("targets", "unknown_structure_role")
+            prob.warnings.append(f"structures not in IMAGIO's catalogue, kept out as {role} (each could be an "
+                                 f"organ at risk): {', '.join(sorted(unknown))}; if the needle may cross one, "
+                                 "give its role (--role NAME=passable, or NAME=margin:MM)")
         for v in generic:
             prob.warnings.append(f"label value {v} has no name: treated as forbidden (name it with "
                                  "--label-names to give it its role)")
