@@ -18,10 +18,11 @@ from imagio.volume import Volume, make_ijk_to_ras
 A, B, C = 3, 4, 5   # label values: the target tumour and two others
 
 
-def _liver_with_three_tumours(direction, names=("liver", "liver_tumor_1", "liver_tumor_2", "liver_tumor_3")):
+def _liver_with_three_tumours(direction, names=("liver", "liver_tumor_1", "liver_tumor_2", "liver_tumor_3"),
+                              b_y=-30.0):
     """A soft-tissue block (liver, 60 HU) in air; tumour A (radius 10 mm) at the RAS origin, the
-    nearest skin 60 mm away along A-P; tumours B and C (radius 12 mm) 30 mm in front of and
-    behind it, on the shortest routes."""
+    nearest skin 60 mm away along A-P; tumours B and C (radius 12 mm) 30 mm behind and in front
+    of it (B at A = ``b_y``), on the shortest routes."""
     sp = (2.3, 1.6, 2.9)
     n = (110, 100, 80)
     org = -direction @ (0.5 * (np.asarray(n) - 1) * np.asarray(sp))
@@ -30,7 +31,7 @@ def _liver_with_three_tumours(direction, names=("liver", "liver_tumor_1", "liver
     body = (np.abs(x) < 110) & (np.abs(y) < 60) & (np.abs(z) < 100)
     lab = np.where(body, 2, 0).astype(np.uint8)
     lab[x ** 2 + y ** 2 + z ** 2 <= 10.0 ** 2] = A
-    lab[x ** 2 + (y + 30) ** 2 + z ** 2 <= 12.0 ** 2] = B
+    lab[x ** 2 + (y - b_y) ** 2 + z ** 2 <= 12.0 ** 2] = B
     lab[x ** 2 + (y - 30) ** 2 + z ** 2 <= 12.0 ** 2] = C
     rng = np.random.default_rng(0)
     ct = np.where(body, 60, -1000) + np.where(lab >= A, -25, 0) + rng.normal(0, 8, lab.shape)
@@ -142,3 +143,95 @@ def test_point_at_a_tumours_edge_aims_at_that_tumour(tmp_path):
     assert result.proposals, result.warnings
     for p in result.proposals:
         assert not _labels_along(lab, p.entry_ras, p.target_ras, prob.needle.widening_mm) & {B, C}
+
+
+def _oblique():
+    return rotation((1.0, 2.0, 3.0), 20.0) @ np.diag([1.0, -1.0, 1.0])
+
+
+def _centre_distance(lab: Volume, value: int, point) -> float:
+    """Own distance (mm) from an RAS point to the nearest voxel centre of a label value."""
+    kji = np.argwhere(lab.array == value).astype(float)
+    return float(np.min(np.linalg.norm(lab.kji_to_world(kji) - np.asarray(point, float), axis=1)))
+
+
+def test_point_inside_one_tumour_keeps_a_close_neighbour_out(tmp_path):
+    """New-user trial 21 (HIGH): a target point inside one tumour exempted every lesion within the
+    needle's reach of it, and paths ran 11-16 mm through a neighbour 3 mm away with no word. A
+    point inside a lesion aims at that lesion only; the neighbour is kept out and the plan says
+    it lies that close."""
+    ct, lab = _liver_with_three_tumours(_oblique(), b_y=-24.0)   # A and B 2 mm apart
+    point = np.array([0.0, -8.3, 0.0])   # 1.7 mm inside A, towards B
+    assert int(lab.sample(point[None], order=0)[0]) == A
+    prob = PlanningProblem.build(ct, lab, point)
+    assert _centre_distance(lab, B, point) <= prob.needle.widening_mm + 0.5 * np.linalg.norm(lab.spacing)
+    assert sorted(prob.rules_extra["other_lesions"]["kept_out"]) == ["liver_tumor_2", "liver_tumor_3"]
+    assert any(w.startswith("liver_tumor_2 lies") for w in prob.warnings), prob.warnings
+    result = plan(prob)
+    assert result.proposals, result.warnings
+    for p in result.proposals:
+        assert not _labels_along(lab, p.entry_ras, p.target_ras, prob.needle.widening_mm) & {B, C}
+
+
+def test_point_between_two_tumours_aims_at_the_nearer():
+    """A point in no lesion within the needle's reach of two: the nearer (own distance to voxel
+    centres) is aimed at and said; the other is kept out and said."""
+    ct, lab = _liver_with_three_tumours(_oblique(), b_y=-25.0)
+    point = np.array([0.0, -10.7, 0.0])
+    assert int(lab.sample(point[None], order=0)[0]) == 2
+    da, db = _centre_distance(lab, A, point), _centre_distance(lab, B, point)
+    near, far = ("liver_tumor_1", "liver_tumor_2") if da < db else ("liver_tumor_2", "liver_tumor_1")
+    prob = PlanningProblem.build(ct, lab, point)
+    kept = prob.rules_extra["other_lesions"]["kept_out"]
+    assert far in kept and near not in kept, (da, db, kept)
+    assert any(f"outside {near}" in w for w in prob.warnings), prob.warnings
+    assert any(w.startswith(f"{far} lies") for w in prob.warnings), prob.warnings
+
+
+@pytest.mark.parametrize("by", ["name", "point in the smaller piece"])
+def test_one_label_of_two_tumours_is_two_lesions(by, tmp_path):
+    """New-user trial 21 (HIGH): one label holding two separate tumours (LiTS' 'tumor') was aimed
+    at the union's centroid, 5.7 mm off one tumour, and paths ran 6-13 mm through the other. The
+    plan now aims at one piece (the largest, or the one holding the point), keeps the others out
+    as other lesions and says so. Independent check: the original two-value label map sampled
+    along each proposal."""
+    ct, lab = _liver_with_three_tumours(_oblique(), b_y=-26.0)
+    merged = lab.with_array(np.where(lab.array == B, A, lab.array),
+                            labels={2: "liver", A: "liver_tumor", C: "liver_tumor_3"})
+    target = "liver_tumor" if by == "name" else np.array([0.0, 0.0, 2.0])   # inside A (r 10)
+    prob = PlanningProblem.build(ct, merged, target)
+    aimed, other = (B, A) if by == "name" else (A, B)   # B (r 12) is the larger piece
+    assert int(lab.sample(np.asarray(prob.target.point_ras)[None], order=0)[0]) == aimed
+    assert "liver_tumor_part2" in prob.rules_extra["other_lesions"]["kept_out"]
+    assert any("liver_tumor is 2 separate pieces" in w for w in prob.warnings), prob.warnings
+    assert merged.array[lab.array == B].min() == A   # the input is not modified
+    result = plan(prob)
+    assert result.proposals, result.warnings
+    for p in result.proposals:
+        crossed = _labels_along(lab, p.entry_ras, p.target_ras, prob.needle.widening_mm)
+        assert other not in crossed and C not in crossed, (by, p.entry_ras, crossed)
+
+
+def test_lesion_names_and_the_unknown_names_warning():
+    """New-user trial 21 (LOW): masseter_left (a TotalSegmentator head muscle) was a lesion by the
+    'mass' substring; IMAGIO's own calibre split lung_vessels_small and the target itself were
+    listed as unknown structures."""
+    from imagio.planning.problem import (_other_lesions_kept_out, named_like_a_lesion, resolve_target,
+                                         structure_specs)
+
+    assert not named_like_a_lesion("masseter_left")
+    assert all(named_like_a_lesion(n) for n in ("mass1", "Mass_L", "GTVp", "GTV_3", "metastasis_4",
+                                                "LiverTumor", "hcc_2", "nodules"))
+    assert not any(named_like_a_lesion(n) for n in ("Herz", "target2", "lung_vessels_small", "liver"))
+    names = {1: "liver", 2: "target2", 3: "lung_vessels_small", 4: "masseter_left", 5: "Herz", 6: "GTVp"}
+    arr = np.zeros((8, 8, 8), np.uint8)
+    for v in names:
+        arr[v, :, :] = v
+    lab = Volume(arr, np.eye(4), "labels", names)
+    specs = structure_specs(lab)
+    tgt = resolve_target(lab, "target2")
+    specs, kept, unknown, notes = _other_lesions_kept_out(specs, tgt, {}, lab, 3.0)
+    assert kept == ["GTVp"] and sorted(unknown) == ["Herz", "masseter_left"], (kept, unknown)
+    assert "target2" not in unknown and "lung_vessels_small" not in unknown
+    roles = {s.name: s.role for s in specs}
+    assert roles["Herz"] == "forbidden" and roles["GTVp"] == "forbidden"

@@ -129,19 +129,18 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
     """
     overrides = overrides or {}
     small_role = load_defaults()["vessel_calibre"]["small_role"]
-    graded = set(load_defaults()["vessel_calibre"]["graded_structures"])
     out = []
     for value, name in sorted(labels.labels.items()):
         s = anatomy.get(name)
         role, margin = s.role, s.margin_mm
         if GENERIC_NAME.match(str(name)):   # an unnamed structure could be anything: keep out
             role, margin = "forbidden", 0.0
-        elif not anatomy.is_known(name) and not named_like_a_lesion(name):
+        elif not anatomy.is_known(name) and not named_like_a_lesion(name) and not is_calibre_split(name):
             # a name IMAGIO cannot read ("Herz", "target2", "OAR_1") could be an organ at risk:
             # kept out (targets.unknown_structure_role); the target's host organ is entered
             # (`_enter_host_organ`), --role NAME=passable crosses it on purpose
             role, margin = load_defaults()["targets"]["unknown_structure_role"], 0.0
-        if name.endswith("_small") and name[:-6] in graded:   # thin branches (split_vessels_by_calibre)
+        if is_calibre_split(name):   # thin branches (split_vessels_by_calibre)
             role, margin = small_role, 0.0
         if name in overrides:
             o = overrides[name]
@@ -154,46 +153,82 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
 
 def named_like_a_lesion(name: str) -> bool:
     """True for a structure name the catalogue does not know that names a lesion
-    (``targets.lesion_name_hints``: GTV_5, metastasis_4, hcc_2, lesion_3 ...)."""
+    (``targets.lesion_name_hints``: GTV_5, GTVp, metastasis_4, hcc_2, lesion_3, LiverTumor ...).
+    A hint of 5 letters or more matches anywhere in the name; a shorter one (gtv, hcc) only at
+    the start of a word; ``lesion_name_whole_words`` (mass) only as a whole word (masseter_left
+    is a muscle)."""
+    if anatomy.is_known(name):
+        return False
     low = str(name).lower()
-    return not anatomy.is_known(name) and any(h in low for h in _d("targets", "lesion_name_hints"))
+    words = [w for w in re.split(r"[^a-zäöüéèàçñ]+", low) if w]
+    return (any(h in low for h in _d("targets", "lesion_name_hints") if len(h) >= 5)
+            or any(w.startswith(h) for w in words for h in _d("targets", "lesion_name_hints") if len(h) < 5)
+            or any(w in _d("targets", "lesion_name_whole_words") for w in words))
 
 
-def _values_near_point(labels: Volume, point_ras, radius_mm: float) -> set:
-    """Label values of the voxels whose centres lie within ``radius_mm`` (mm) of the RAS point."""
+def _distances_near_point(labels: Volume, point_ras, radius_mm: float) -> dict[int, float]:
+    """{label value: distance (mm) from the RAS point to its nearest voxel centre} for the values
+    with a voxel centre within ``radius_mm`` of the point (0 included)."""
     lo, hi = reach_box(labels, np.asarray(point_ras, float), radius_mm)
     sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     sub = labels.array[sl]
     kji = np.argwhere(np.ones(sub.shape, bool)) + np.asarray(lo)
     d = np.linalg.norm(labels.kji_to_world(kji.astype(float)) - np.asarray(point_ras, float), axis=1)
-    return set(np.unique(sub.reshape(-1)[d <= radius_mm]).astype(int).tolist())
+    v = sub.reshape(-1).astype(np.int64)
+    near = d <= radius_mm
+    out = np.full(int(v.max(initial=0)) + 1, np.inf)
+    np.minimum.at(out, v[near], d[near])
+    return {int(k): float(out[k]) for k in np.flatnonzero(np.isfinite(out))}
+
+
+def is_calibre_split(name: str) -> bool:
+    """True for the thin-branch structure `split_vessels_by_calibre` makes (lung_vessels_small)."""
+    return name.endswith("_small") and name[:-6] in load_defaults()["vessel_calibre"]["graded_structures"]
 
 
 def _other_lesions_kept_out(specs: list[StructureSpec], target: Target, roles: dict, labels: Volume,
-                            reach_mm: float) -> tuple[list[StructureSpec], list[str], list[str]]:
-    """(specs, kept out, unknown): every lesion structure (catalogue role 'target', or an unknown
-    name `named_like_a_lesion`) that is not the target (label value ``target.value``) and whose
-    role the user did not set gets the role ``targets.other_lesion_role`` (forbidden: a needle
-    through a second tumour mixes the specimen and can seed the tract; source in
+                            reach_mm: float) -> tuple[list[StructureSpec], list[str], list[str], list[str]]:
+    """(specs, kept out, unknown, notes): every lesion structure (catalogue role 'target', or an
+    unknown name `named_like_a_lesion`) that is not the target (label value ``target.value``) and
+    whose role the user did not set gets the role ``targets.other_lesion_role`` (forbidden: a
+    needle through a second tumour mixes the specimen and can seed the tract; source in
     planning_defaults.json); kept out: those names; unknown: the other names the catalogue does
     not know and the user gave no role (``targets.unknown_structure_role`` in `structure_specs`:
-    the plan says so), generic names (label_3, forbidden) left out.
-    For a target point, a lesion with a voxel centre within ``reach_mm`` of it (the needle's
-    radius + placement uncertainty + half a voxel diagonal: a tip there cannot keep clear of it)
-    is the lesion aimed at, not another one (a click on a tumour's edge)."""
+    the plan says so), generic names (label_3, forbidden), the target and IMAGIO's own calibre
+    split left out; notes: warnings.
+    A target point inside a lesion aims at that lesion only. A target point in no lesion but
+    within ``reach_mm`` of one (the needle's radius + placement uncertainty + half a voxel
+    diagonal: a tip there cannot keep clear of it; a click on a tumour's edge) aims at the
+    nearest such lesion, said in a note; any other lesion that near stays kept out, also said."""
     role = _d("targets", "other_lesion_role")
-    near = _values_near_point(labels, target.point_ras, reach_mm) if target.point_given else set()
-    out, names, unknown = [], [], []
+    lesion = {s.value: s.role == "target" or named_like_a_lesion(s.name) for s in specs}
+    names = {s.value: s.name for s in specs}
+    aimed, notes = {target.value}, []
+    if target.point_given:
+        near = {v: d for v, d in _distances_near_point(labels, target.point_ras, reach_mm).items()
+                if lesion.get(v) and v != target.value}
+        if near and not lesion.get(target.value):
+            v = min(near, key=near.get)
+            aimed.add(v)
+            notes.append(f"the target point lies {near.pop(v):.1f} mm outside {names[v]} (closer than the "
+                         f"needle's radius + placement uncertainty): {names[v]} is taken as the lesion aimed "
+                         "at, and paths may enter it")
+        for v, d in sorted(near.items(), key=lambda x: x[1]):
+            if names[v] not in roles:
+                notes.append(f"{names[v]} lies {d:.1f} mm from the target point (within the needle's radius + "
+                             f"placement uncertainty + half a voxel, {reach_mm:.1f} mm): it is another lesion, "
+                             "kept out with the needle's clearance; check that the point is in the lesion meant")
+    out, kept, unknown = [], [], []
     for s in specs:
-        lesion = s.role == "target" or named_like_a_lesion(s.name)
-        if lesion and s.value != target.value and s.value not in near and s.name not in roles:
+        if lesion[s.value] and s.value not in aimed and s.name not in roles:
             s = replace(s, role=role)
-            names.append(s.name)
-        elif (not lesion and not anatomy.is_known(s.name) and s.name not in roles
-              and not GENERIC_NAME.match(str(s.name))):
+            kept.append(s.name)
+        elif (not lesion[s.value] and not anatomy.is_known(s.name) and s.name not in roles
+              and s.value != target.value and not GENERIC_NAME.match(str(s.name))
+              and not is_calibre_split(s.name)):
             unknown.append(s.name)
         out.append(s)
-    return out, names, unknown
+    return out, kept, unknown, notes
 
 
 def deepest_point(vol: Volume, mask: np.ndarray) -> np.ndarray:
@@ -301,12 +336,14 @@ class PlanningProblem:
                              "structure name (e.g. label_" + str(generic[0]) + "): without names "
                              "no obstacle is known; give --label-names NAMES.json, a sidecar or a .seg.nrrd")
         tgt = resolve_target(labels, target)
+        labels, pieces = split_target_parts(labels, tgt)
         labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
         specs = structure_specs(labels, roles)
         ndl = needle or Needle()
-        specs, kept_out, unknown = _other_lesions_kept_out(
+        specs, kept_out, unknown, notes = _other_lesions_kept_out(
             specs, tgt, roles or {}, labels, ndl.widening_mm + 0.5 * float(np.linalg.norm(labels.spacing)))
         prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
+        prob.warnings.extend(pieces + notes)
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
                                  for k, v in (roles or {}).items()}
         for name in prob.roles_overridden:
@@ -396,6 +433,49 @@ class PlanningProblem:
 
 OPTIONAL_RULES = ("liver_parenchyma", "pleural_crossings", "fissure", "emphysema", "table_side",
                   "skin_angle", "craniocaudal", "entry_region")
+
+
+def split_target_parts(labels: Volume, target: Target) -> tuple[Volume, list[str]]:
+    """A lesion label made of separate pieces (one "tumor" label holding several tumours, as
+    LiTS and TotalSegmentator's liver_tumor write them) is several lesions: the plan aims at one
+    piece (the one holding a target point, else the largest; ``target.point_ras`` moves to its
+    deepest point) and every other piece (26-connected) becomes its own structure
+    ``<name>_part<n>``, another lesion, kept out (`_other_lesions_kept_out`). Without this the
+    target was the union's centroid and paths ran through the other tumour (new-user trial 21).
+    Returns (labels, warnings); ``labels`` is a new Volume when a label was split (the input is
+    never modified)."""
+    import cc3d
+
+    if not target.value or not is_lesion(target.name):
+        return labels, []
+    mask = labels.array == target.value
+    comp, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
+    if n <= 1:
+        return labels, []
+    vox_ml = float(np.prod(labels.spacing)) / 1000.0
+    sizes = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
+    if target.point_given:
+        kji = np.rint(labels.world_to_kji(np.asarray(target.point_ras, float)[None])[0]).astype(int)
+        keep = int(comp[tuple(kji)])
+    else:
+        keep = int(np.argmax(sizes)) + 1
+    names = dict(labels.labels)
+    nxt = int(max(names)) + 1
+    arr = labels.array.astype(np.promote_types(labels.array.dtype, np.min_scalar_type(nxt + n)), copy=True)
+    parts = []
+    for c in range(1, n + 1):   # one per piece, not per voxel
+        if c == keep:
+            continue
+        arr[comp == c] = nxt
+        names[nxt] = f"{target.name}_part{len(parts) + 2}"
+        parts.append(f"{names[nxt]} ({sizes[c - 1] * vox_ml:.2f} mL)")
+        nxt += 1
+    if not target.point_given:
+        target.point_ras = deepest_point(labels, comp == keep)
+    which = "the piece holding the target point" if target.point_given else "the largest piece"
+    return (labels.with_array(arr, labels=names),
+            [f"{target.name} is {n} separate pieces: the plan aims at {which} ({sizes[keep - 1] * vox_ml:.2f} mL); "
+             f"the others are other lesions, kept out: {', '.join(parts)}; to aim at another, give a point in it"])
 
 
 def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tuple[Volume, dict]:
