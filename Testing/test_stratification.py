@@ -195,6 +195,32 @@ def test_eligibility_flags_size_capsule_and_vessels(oblique_affine):
     assert all(r["source"] for r in res["reasons"])
 
 
+@pytest.mark.parametrize("other", ["liver_tumor_2", "metastasis_b"])
+def test_capsule_distance_is_not_to_a_neighbouring_tumour(other):
+    """New-user trial 21 (MEDIUM): a tumour 4.5 mm from a second tumour (its own label, a hole in
+    the liver label) was 'subcapsular, 4.5 mm'; the capsule was 17.9 mm away. The second tumour
+    is inside the liver. Independent check: distance from the tumour's voxel centres to the
+    nearest voxel centre outside liver and tumours, minus half a voxel (anisotropic grid)."""
+    from scipy.spatial import cKDTree
+
+    shape, sp = (50, 70, 70), np.array([1.5, 1.0, 2.0])   # k, j, i spacing
+    aff = np.diag([sp[2], sp[1], sp[0], 1.0])
+    k, j, i = np.indices(shape)
+    z, y, x = k * sp[0], j * sp[1], i * sp[2]
+    lab = np.zeros(shape, np.uint8)
+    lab[(x > 10) & (x < 130) & (y > 5) & (y < 65) & (z > 5) & (z < 70)] = 1
+    lab[(x - 70) ** 2 + (y - 35) ** 2 + (z - 37) ** 2 <= 8 ** 2] = 2          # the lesion judged
+    lab[(x - 90) ** 2 + (y - 35) ** 2 + (z - 37) ** 2 <= 7 ** 2] = 3          # 5 mm beside it
+    labels = Volume(lab, aff, labels={1: "liver", 2: "liver_tumor_1", 3: other})
+    ct = labels.with_array(np.where(lab >= 2, 50, np.where(lab > 0, 110, -100)).astype(np.int16), labels={})
+    res = assess(ct, labels, "liver_tumor_1")
+    by = {r["criterion"]: r for r in res["reasons"]}
+    w = labels.kji_to_world(np.argwhere(lab == 0).astype(float))
+    own = cKDTree(w).query(labels.kji_to_world(np.argwhere(lab == 2).astype(float)))[0].min() - 0.5 * sp.min()
+    assert by["subcapsular"]["value"] == pytest.approx(own, abs=0.6), (by["subcapsular"], own)
+    assert by["subcapsular"]["favourable"], by["subcapsular"]
+
+
 def test_eligibility_cli_reads_label_names(tmp_path, capsys):
     """`eligibility` on a plain label image (no sidecar, as another tool writes it) takes
     --label-names like `plan`; before, it had no such option and the lesion was 'not found'."""
