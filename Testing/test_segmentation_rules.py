@@ -287,6 +287,37 @@ def test_liver_tumour_at_organ_edge_touching_same_density_tissue():
     assert dice(m, tum & liver) > 0.85 and not (m & ~liver).any()
 
 
+def test_lesion_in_an_organ_label_that_leaves_it_out():
+    """New-user trial 21 (MEDIUM): with --organ from a label map whose tumour is its own label (the
+    liver label has a hole there, as LiTS writes it), a click at the tumour's centre said 'the
+    lesion segmentation came out empty: ... click nearer its centre'. The organ is a bounding
+    mask: its enclosed holes belong to it. A click outside the organ says so (oblique flipped
+    anisotropic grid)."""
+    from conftest import rotation
+    from scipy import ndimage
+
+    from imagio.segmentation.common import ras_coordinate
+    from imagio.volume import make_ijk_to_ras
+
+    d = rotation((1.0, 2.0, 3.0), 20.0) @ np.diag([1.0, -1.0, 1.0])
+    sp = np.array([1.2, 1.4, 2.0])
+    org = -d @ (0.5 * (np.array([70, 70, 50]) - 1) * sp)
+    vol = Volume(np.zeros((50, 70, 70), np.int16), make_ijk_to_ras(tuple(sp), org, d))
+    x, y, z = (ras_coordinate(vol, r) for r in range(3))
+    body = (np.abs(x) < 38) & (np.abs(y) < 38) & (np.abs(z) < 45)
+    liver = body & (x < 5)
+    tum = (x + 15) ** 2 + y ** 2 + z ** 2 <= 9 ** 2
+    a = np.where(body, 40.0, -1000.0)
+    a[liver] = 100.0
+    a[tum] = 30.0
+    a = ndimage.gaussian_filter(a, 0.6) + np.random.default_rng(0).normal(0, 10, a.shape)
+    ct = vol.with_array(a.astype(np.int16))
+    m, meas = segment_lesion(ct, (-15.0, 0.0, 0.0), organ=liver & ~tum)
+    assert dice(m, tum) > 0.85, dice(m, tum)
+    with pytest.raises(InputError, match="outside the organ mask"):
+        segment_lesion(ct, (20.0, 0.0, 0.0), organ=liver & ~tum)
+
+
 def test_cli_vessels(tmp_path, capsys):
     from imagio import cli, io
 

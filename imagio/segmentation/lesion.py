@@ -932,6 +932,22 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
 _UNSET = object()  # segment_lesion's _data not given (None: the image has no padding)
 
 
+def organ_envelope(organ: np.ndarray) -> np.ndarray:
+    """The organ mask [k, j, i] with its enclosed holes filled: a lesion (or a vessel) inside an
+    organ is often its own label, a hole in the organ's (LiTS and TotalSegmentator write the
+    liver without its tumours); as a bounding mask the organ holds them. Filled in 3D on the
+    organ's bounding box (`scipy.ndimage.binary_fill_holes`); a hole open to the box's faces
+    (a lesion at the capsule) stays open."""
+    organ = np.asarray(organ, bool)
+    if not organ.any():
+        return organ
+    idx = [np.flatnonzero(organ.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+    sl = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)
+    out = organ.copy()
+    out[sl] = ndimage.binary_fill_holes(organ[sl])
+    return out
+
+
 def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
                    max_radius_mm: float = MAX_RADIUS_MM, open_mm: float = 1.0, include=(), exclude=(),
                    progress=None, _from_core=None, _data=_UNSET, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
@@ -953,6 +969,12 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if kind not in (None, "lung_nodule", "soft_tissue"):
         raise InputError(f"kind must be 'lung_nodule' or 'soft_tissue', got {kind!r}")
     seed_g = _seed_voxel(ct, point)
+    if organ is not None:
+        organ = organ_envelope(organ)
+        if not organ[tuple(seed_g)]:
+            raise InputError(f"the point {np.round(point, 1).tolist()} (RAS mm) lies outside the organ mask: "
+                             "click inside the organ, add the lesion's label to --organ-labels, or leave "
+                             "out --organ")
     sk = ct.spacing_kji
     radius = min(START_RADIUS_MM, max_radius_mm)
     if isinstance(_from_core, dict) and "radius" in _from_core:  # the box the region needed before
