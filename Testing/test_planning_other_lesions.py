@@ -235,3 +235,21 @@ def test_lesion_names_and_the_unknown_names_warning():
     assert "target2" not in unknown and "lung_vessels_small" not in unknown
     roles = {s.name: s.role for s in specs}
     assert roles["Herz"] == "forbidden" and roles["GTVp"] == "forbidden"
+
+
+def test_report_names_the_other_lesions_and_what_each_path_runs_through():
+    """New-user trial 21 (MEDIUM): the PDF/HTML report never named the lesions kept out, nor what
+    a trajectory runs through (a path crossed 14 mm of a lesion made passable with no row)."""
+    from imagio.report import sections
+
+    ct, lab = _liver_with_three_tumours(_oblique())
+    prob = PlanningProblem.build(ct, lab, "liver_tumor_1", roles={"liver_tumor_3": "passable"})
+    doc = plan(prob).to_dict()
+    secs = dict(sections(doc, {}))
+    rules = dict(secs["Rules used"])
+    assert rules["other lesions kept out"].startswith("liver_tumor_2 "), rules
+    table = secs["Proposed trajectories"][0]
+    runs = next(r for r in table[2] if r[0] == "runs through (mm)")
+    for cell, p in zip(runs[1:], doc["proposals"]):
+        for name, mm in p["length_in_mm"].items():
+            assert f"{name} {float(mm):.1f}" in cell, (cell, p["length_in_mm"])

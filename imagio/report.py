@@ -359,6 +359,11 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         rows = [("entry RAS (mm)", *[p["entry_ras"] for p in props[:3]])]
         rows += [(label, *["" if p.get(key) is None else p[key] for p in props[:3]])   # a field no path has: no row
                  for key, label in PROPOSAL_FIELDS if key != "score" and any(key in p for p in props[:3])]
+        if any(p.get("length_in_mm") for p in props[:3]):   # what each needle runs through (mm)
+            rows.append(("runs through (mm)", *[", ".join(f"{k} {float(v):.1f}" for k, v in
+                                                          sorted((p.get("length_in_mm") or {}).items(),
+                                                                 key=lambda kv: -float(kv[1])))
+                                                or "none" for p in props[:3]]))
         scores = [p.get("score") for p in props[:3]]
         n = distinct_decimals(scores)
         rows.append(("score (lower is better)", *[f"{s:.{n}f}" if isinstance(s, (int, float)) else "" for s in scores]))
@@ -424,8 +429,8 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
 
 def rule_extra_rows(rules: dict) -> list[tuple[str, str]]:
     """Rows for the rules a plan records beside the organ rules (plan.json ``rules``): the bone
-    target (`planning.problem._enter_target_bone`), the target organ entered, the vessel calibre
-    split and the ranking of paths with unresolved findings (`planning.findings`)."""
+    target (`planning.problem._enter_target_bone`), the target organ entered, the other lesions
+    kept out (`planning.problem._other_lesions_kept_out`), the vessel calibre split and the ranking of paths with unresolved findings (`planning.findings`)."""
     rr = []
     tb = rules.get("target_bone")
     if tb:
@@ -435,6 +440,11 @@ def rule_extra_rows(rules: dict) -> list[tuple[str, str]]:
                                   f"course through bone counted); other bone keeps its role{canal}"))
     elif rules.get("target_organ_entered"):
         rr.append(("target organ entered", str(rules["target_organ_entered"])))
+    if (rules.get("other_lesions") or {}).get("kept_out"):
+        ol = rules["other_lesions"]
+        rr.append(("other lesions kept out", f"{', '.join(ol['kept_out'])} (role {ol.get('role', 'forbidden')}: "
+                                             "a needle through a second tumour mixes the specimen and can seed the "
+                                             "tract; --role NAME=passable crosses one)"))
     if rules.get("vessel_calibre"):
         rr.append(("vessel calibre split", ", ".join(f"{k}: {v.get('small_structure')} ({v.get('small_role')})"
                                                      for k, v in rules["vessel_calibre"].items()
