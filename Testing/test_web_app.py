@@ -39,6 +39,9 @@ def test_workstation_plans_exports_and_reopens_its_scene(tmp_path):
     asyncio.run(ws.plan_task())
     rows = ws.state.proposals
     assert rows == proposal_rows(ws.plan) and len(rows) >= 3
+    # every warning of the plan is shown (new-user trial 21: the page showed none of them)
+    assert ws.plan.warnings
+    assert [ln.removeprefix("WARNING: ") for ln in ws.state.plan_warnings.splitlines()] == ws.plan.warnings
     # choosing proposal 3 moves the editable path there and re-scores it (independent evaluator)
     ws.on_select_proposal(3)
     m = ws.plan.proposals[2]

@@ -175,6 +175,7 @@ def test_planning_workstation_in_chromium(server, shots):
             scores = [float(r[1]) for r, g in zip(rows, flagged) if g == f]
             assert scores == sorted(scores)
         first = wait_text(page, "#metrics", r"^Path: feasible")
+        assert page.inner_text("#plan-warnings").startswith("WARNING: ")   # the plan's doubts are shown
         page.wait_for_timeout(1000)
         page.screenshot(path=str(shots / "2_proposals.png"))
 

@@ -69,6 +69,7 @@ class PlanningWorkstation:
         s.proposals = []
         s.selected_rank = 1
         s.metrics = ""
+        s.plan_warnings = ""
         s.status = "Loading the case..."
         s.busy = False
         s.plan_seconds = None
@@ -276,6 +277,7 @@ class PlanningWorkstation:
         except ImagioError as e:
             with self.state:
                 self.state.status = f"Planning failed: {e}"
+                self.state.plan_warnings = ""
             return
         self.remove_plan_nodes()
         ids = plan_to_scene(self.scene, result)
@@ -297,6 +299,8 @@ class PlanningWorkstation:
             self.state.selected_rank = 1
             self.state.ablation = ""  # the previous plan's zone went with its path
             self.state.plan_seconds = round(self.timings["plan_s"], 2)
+            # every doubt of the plan, as plan.json and the report list them (trial 21: none shown)
+            self.state.plan_warnings = "\n".join(f"WARNING: {w}" for w in result.warnings)
             n = int(result.table.feasible.sum())
             self.state.status = (f"{n} of {len(result.table)} candidate paths feasible; "
                                  f"{len(result.proposals)} proposals in {self.timings['plan_s']:.1f} s")

@@ -45,6 +45,8 @@ def build_ui(ws):
                             html.Td("{{ p.%s }}" % c)
                 html.Div("re-scored in {{ rescore_ms }} ms", id="rescore", classes="text-caption",
                          v_show=("rescore_ms !== null",))
+                html.Div("{{ plan_warnings }}", id="plan-warnings", classes="text-caption my-2 text-red-darken-3",
+                         style="white-space: pre-line", v_show=("plan_warnings",))
                 html.Div("3-D skin risk map: green (good) to red (poor) entries, dark grey infeasible, "
                          "light grey out of the needle's reach", classes="text-caption",
                          v_show=("proposals.length",))
