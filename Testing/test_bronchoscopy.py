@@ -131,7 +131,9 @@ def test_scope_too_wide_for_the_last_branch(ph, tree):
     assert r_thin.narrowest_mm >= thin - tol and rmin[r_ultra.end_point_id] >= ultra - tol
 
 
-def test_tunnel_to_a_nodule_away_from_airways_clears_every_vessel(ph, tree):
+def _site_away_from_airways(ph, tree):
+    """(RAS centre of a clear 20 mm corridor's end from a generation >= 3 airway into the lung,
+    lungs, vessels, k-d tree of the vessel voxel centres)."""
     from imagio.planning.bronchoscopy.tunnel import lung_envelope
 
     L = ph.labels
@@ -166,6 +168,12 @@ def test_tunnel_to_a_nodule_away_from_airways_clears_every_vessel(ph, tree):
             found = centre[np.flatnonzero(good & far)[0]]
             break
     assert found is not None
+    return found, lungs, vessels, vkd
+
+
+def test_tunnel_to_a_nodule_away_from_airways_clears_every_vessel(ph, tree):
+    L = ph.labels
+    found, lungs, vessels, vkd = _site_away_from_airways(ph, tree)
     m = _ball(L, found, 3.0)
     plan = B.plan(tree, B.Target.from_mask(L, m), "thin", lungs=lungs, vessels=vessels)
     assert not plan.route.reached and not plan.route.bronchus_sign
@@ -180,6 +188,36 @@ def test_tunnel_to_a_nodule_away_from_airways_clears_every_vessel(ph, tree):
         kji = np.rint(L.world_to_kji(s[np.linalg.norm(s - t.start_ras, axis=1) > 1.5])).astype(int)
         assert (lungs.array[tuple(kji.T)] > 0).all()
     assert [t.length_mm for t in plan.tunnels] == sorted(t.length_mm for t in plan.tunnels)
+
+
+def test_tunnel_keeps_clear_of_another_nodule(ph, tree):
+    """New-user trial 21 (HIGH): a tunnel to lung_nodule_3 ran 9.6 mm through lung_nodule_4 (every
+    lung_* label was the tunnel's medium). A second nodule put on the first plan's best tunnel:
+    every tunnel now clears it by the margin (own k-d tree of its voxel centres), the plan names
+    it, and without it the same tunnel is planned."""
+    L = ph.labels
+    found, lungs, vessels, _ = _site_away_from_airways(ph, tree)
+    target = B.Target.from_mask(L, _ball(L, found, 3.0))
+    first = B.plan(tree, target, "thin", lungs=lungs, vessels=vessels, others=L)
+    assert first.tunnels, first.tunnel_problem
+    t0 = first.tunnels[0]
+    mid = 0.5 * (t0.start_ras + t0.end_ras)
+    other = _ball(L, mid, 2.5) & (L.array > 0) & ~_lumen(ph)
+    other &= ~target.mask.array.astype(bool)
+    arr = L.array.copy()
+    v = int(max(L.labels)) + 1
+    arr[other] = v
+    L2 = L.with_array(arr, labels={**L.labels, v: "lung_nodule_9"})
+    plan = B.plan(tree, target, "thin", lungs=lungs, vessels=vessels, others=L2)
+    okd = cKDTree(L.kji_to_world(np.argwhere(other)))
+    margin = B.load_scopes()["tunnel"]["vessel_margin_mm"]
+    half = 0.5 * float(min(L.spacing))
+    for t in plan.tunnels:
+        s = t.start_ras + np.linspace(0, 1, 200)[:, None] * (t.end_ras - t.start_ras)
+        assert okd.query(s)[0].min() - half >= margin - 0.05, t.to_dict()
+    assert plan.tunnels or "another lesion" in plan.tunnel_problem, plan.tunnel_problem
+    assert any("lung_nodule_9" in w and "kept out" in w for w in plan.warnings), plan.warnings
+    assert okd.query(t0.start_ras + 0.5 * (t0.end_ras - t0.start_ras))[0] < 1.0   # it was on the first one
 
 
 def _segment_mask(vol: Volume, segs):

@@ -617,6 +617,7 @@ def test_report_offers_a_bronchoscopic_plan_only_where_bronch_accepts_the_ct():
         ct = Volume(np.zeros((4, 4, 4), np.int16), make_ijk_to_ras(spacing, (5.0, -3.0, 2.0), rot))
         cmds = plan_commands("ct.nii.gz", d, ct)
         assert cmds[0].startswith("imagio plan ") and "--target=10.0,-20.0,30.0" in cmds[0]
+        assert "--lesions nodules.seg.nrrd" in cmds[0]   # the other detected nodules are kept out (trial 21)
         assert cmds[1].startswith("imagio bronch ") == offered, cmds
         if not offered:
             assert cmds[1].startswith("# no bronchoscopic plan") and "5 mm slices" in cmds[1]

@@ -253,3 +253,33 @@ def test_report_names_the_other_lesions_and_what_each_path_runs_through():
     for cell, p in zip(runs[1:], doc["proposals"]):
         for name, mm in p["length_in_mm"].items():
             assert f"{name} {float(mm):.1f}" in cell, (cell, p["length_in_mm"])
+
+
+def test_cli_lesions_file_merges_detected_nodules_that_are_then_kept_out(tmp_path, capsys):
+    """New-user trial 21 (HIGH-5): the screening report's suggested `imagio plan ... --labels
+    structures.seg.nrrd --target=R,A,S` had no nodules in its label map, and its best path ran
+    11.6 mm through another detected nodule. `--lesions` merges a lesion label map (detect's
+    nodules.seg.nrrd) over the structures; a point in one lesion keeps the others out. Own
+    sampling of the lesion map along each proposal; the inputs are left unchanged."""
+    from imagio import io
+    from imagio.cli import main
+
+    ct, lab = _liver_with_three_tumours(_oblique())
+    structures = lab.with_array(np.where(lab.array > 0, 2, 0).astype(np.uint8), labels={2: "liver"})
+    lesions = lab.with_array(np.where(lab.array >= A, lab.array, 0).astype(np.uint8),
+                             labels={A: "lung_nodule_1", B: "lung_nodule_2", C: "lung_nodule_3"})
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(structures, tmp_path / "structures.seg.nrrd")
+    io.write_labels(lesions, tmp_path / "nodules.seg.nrrd")
+    before = (tmp_path / "structures.seg.nrrd").read_bytes()
+    assert main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "structures.seg.nrrd"),
+                 "--lesions", str(tmp_path / "nodules.seg.nrrd"), "--target=0,0,2", "--out", str(tmp_path / "p"),
+                 "--no-png", "--no-scene", "--quiet"]) == 0
+    capsys.readouterr()
+    doc = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert sorted(doc["rules"]["other_lesions"]["kept_out"]) == ["lung_nodule_2", "lung_nodule_3"]
+    assert doc["inputs"]["lesions"].endswith("nodules.seg.nrrd")
+    assert doc["proposals"]
+    for p in doc["proposals"]:
+        assert not _labels_along(lab, p["entry_ras"], p["target_ras"], 2.65) & {B, C}
+    assert (tmp_path / "structures.seg.nrrd").read_bytes() == before

@@ -509,6 +509,28 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     return vol
 
 
+def with_lesions(labels: Volume, lesions_path) -> Volume:
+    """``labels`` with the lesions of another label map (``--lesions``: `imagio detect`'s
+    nodules.seg.nrrd, `imagio lesion`'s output) painted over it on its grid (nearest
+    neighbour), each under its own name with a new label value (a name ``labels`` already has
+    gets the suffix ``_added``), so the planners see every lesion: the one aimed at and the
+    others they keep out. The inputs are not modified. Raises InputError as `read_labels` and
+    `labels_on_grid` do."""
+    les = labels_on_grid(read_labels(lesions_path), labels, f"--lesions {lesions_path}")
+    names = dict(labels.labels)
+    nxt = int(max(names, default=0)) + 1
+    vals = [int(v) for v in np.unique(les.array) if v and int(v) in les.labels]
+    arr = labels.array.astype(np.promote_types(labels.array.dtype, np.min_scalar_type(nxt + len(vals))), copy=True)
+    for v in vals:
+        name = les.labels[v]
+        arr[les.array == v] = nxt
+        names[nxt] = name if name not in labels.labels.values() else f"{name}_added"
+        nxt += 1
+    out = labels.with_array(arr, labels=names)
+    out.warnings = list(labels.warnings) + list(les.warnings)
+    return out
+
+
 def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> Volume:
     """``labels`` on ``ct``'s grid (nearest neighbour; itself when the grids are the same).
 

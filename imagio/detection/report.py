@@ -163,7 +163,9 @@ def segment_command(ct_path: str) -> str:
 
 def plan_commands(ct_path: str, d: dict, ct: Volume | None = None) -> list[str]:
     """Commands that plan the biopsy of nodule ``d`` (its centre as target, RAS mm), after
-    :func:`segment_command`. The bronchoscopic one only where ``imagio bronch`` accepts the CT
+    :func:`segment_command`, with every detected nodule (``nodules.seg.nrrd`` of the detect
+    output folder) merged in: the others are kept out of the path (new-user trial 21: the
+    suggested path ran 11.6 mm through another detected nodule). The bronchoscopic one only where ``imagio bronch`` accepts the CT
     (slices up to ``airway_limits.json`` ``max_slice_mm``); otherwise a comment line says why
     (new-user trial 4: lung1's 5 mm report offered a command that bronch refuses)."""
     from ..planning.bronchoscopy.mask_checks import check_slice_thickness
@@ -171,9 +173,11 @@ def plan_commands(ct_path: str, d: dict, ct: Volume | None = None) -> list[str]:
     c = ",".join(f"{v:.1f}" for v in (d.get("center_ras") or d["candidate"]["center_ras"]))
     n = d["id"]
     why = check_slice_thickness(ct, "CT", refuse=False) if ct is not None else ""
-    return [f"imagio plan {ct_path} --labels structures.seg.nrrd --target={c} --out plan_nodule{n}",
+    return [f"imagio plan {ct_path} --labels structures.seg.nrrd --lesions nodules.seg.nrrd --target={c} "
+            f"--out plan_nodule{n}",
             f"# no bronchoscopic plan: {why}" if why else
-            f"imagio bronch {ct_path} --airways structures.seg.nrrd --target={c} --out bronch_nodule{n}"]
+            f"imagio bronch {ct_path} --airways structures.seg.nrrd --lesions nodules.seg.nrrd --target={c} "
+            f"--out bronch_nodule{n}"]
 
 
 def report_threshold() -> float:

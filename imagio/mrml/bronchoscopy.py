@@ -167,6 +167,6 @@ def bronchoscopy_plan_from_nodes(scene, volume_node, segmentation_node, target_s
         lungs, vessels = vessels_from_ct(ct, target, lungs)
         notes.append("the segmentation has lungs but no lung-vessel segment: lung vessels segmented from the CT "
                      "(rule-based) within reach of the tunnels")
-    plan = bronch.plan(tree, target, scope, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct)
+    plan = bronch.plan(tree, target, scope, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct, others=labels)
     plan.warnings += notes
     return plan, bronchoscopy_to_scene(scene, tree, plan, prefix)

@@ -68,7 +68,10 @@ def read_plan_inputs(args):
         raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
     ct = io.read_image(args.ct, args.series)
     names = io.read_label_names(args.label_names) if args.label_names else None
-    return out, ct, io.read_labels(args.labels, names)
+    labels = io.read_labels(args.labels, names)
+    if getattr(args, "lesions", None):
+        labels = io.with_lesions(labels, args.lesions)
+    return out, ct, labels
 
 
 # flag -> (smallest allowed value, whether it may equal it, what the number is)
@@ -143,6 +146,7 @@ def cmd_plan(args) -> int:
     doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series,
                      "labels": str(Path(args.labels).resolve()),
                      "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
+                     "lesions": str(Path(args.lesions).resolve()) if args.lesions else None,
                      "picture_3d": None if args.no_png else "plan.png"}
     if ct.warnings or labels.warnings:  # the reader's warnings travel with the plan
         doc["input_warnings"] = ct.warnings + labels.warnings
@@ -216,6 +220,9 @@ def register(subparsers) -> None:
     s.add_argument("ct", help="CT image (NIfTI/NRRD/DICOM folder), HU")
     s.add_argument("--labels", required=True, help="label map (.seg.nrrd, or image + .labels.json sidecar)")
     s.add_argument("--label-names", help="JSON {value: name} for a label map without names")
+    s.add_argument("--lesions", help="a second label map of lesions (imagio detect's nodules.seg.nrrd, imagio "
+                                     "lesion's output) merged over --labels: the target and the other lesions, "
+                                     "which every path keeps out")
     add_point_argument(s, "--target", "R,A,S point in mm (RAS, as in Slicer) or a structure name (its centre)",
                        metavar="R,A,S|NAME")
     add_series_argument(s)

@@ -21,7 +21,7 @@ from ...volume import Volume
 from .route import (Route, Target, load_scopes, plan_all_scopes, plan_route, route_min_diameter, scope_diameter,
                     target_lobe)
 from .tree import AirwayTree, Branch, extract_tree
-from .tunnel import NoTunnel, Tunnel, plan_tunnels
+from .tunnel import NoTunnel, Tunnel, other_lesions, plan_tunnels
 
 __all__ = ["AirwayTree", "Branch", "airway_mask", "BronchPlan", "NoTunnel", "Route", "Target", "Tunnel", "extract_tree",
            "load_scopes", "plan", "plan_all_scopes", "plan_route", "target_lobe", "plan_tunnels", "route_min_diameter", "scope_diameter"]
@@ -114,7 +114,7 @@ def _outside_lung_message(target: Target, lungs: Volume, ct: Volume | None) -> s
 
 def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lungs: Volume | None = None,
          vessels: np.ndarray | None = None, tunnel_margin_mm=None, tunnel_max_length_mm=None,
-         lobes: Volume | None = None, ct: Volume | None = None) -> BronchPlan:
+         lobes: Volume | None = None, ct: Volume | None = None, others: Volume | None = None) -> BronchPlan:
     """Route for the scope (into the target's lobe: ``lobes``, a label Volume with lobe names, or
     the tree's lobar territories); the same for every catalogue scope; when the scope does not
     reach the lesion and ``lungs`` is given, ranked tunnels from the reachable airways; the camera
@@ -122,7 +122,9 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
     read along every tunnel for unlabelled dense tissue (`tunnel.plan_tunnels`). Without
     ``vessels`` (a label map with lungs but no lung-vessel label) and without ``ct``, the tunnels'
     vessel clearance is not checked: the plan warns, and the clearances are None. Raises
-    InputError for a target outside the lungs."""
+    InputError for a target outside the lungs. ``others``: label Volume (the structures) whose
+    lesions other than the target every tunnel keeps clear of (`tunnel.other_lesions`; listed
+    in a warning)."""
     from .flythrough import camera_path
 
     if lungs is not None and not _in_lung(target, lungs):
@@ -134,9 +136,15 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
     if not route.reached and lungs is not None:
         _, od = scope_diameter(scope)
         tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
+        omask, onames = other_lesions(others, target) if others is not None else (None, [])
+        if omask is not None and omask.shape != lungs.shape:
+            omask = others.with_array(omask.astype(np.uint8)).resample_like(lungs, order=0).array > 0
+        if onames:
+            out.warnings.append(f"other lesions kept out of the tunnels (a tunnel through a second tumour mixes "
+                                f"the specimen and can seed the tract): {', '.join(onames)}")
         try:
             out.tunnels = plan_tunnels(tree, target, lungs, vessels, rmin >= od - tol, tunnel_margin_mm,
-                                       tunnel_max_length_mm, ct=ct)
+                                       tunnel_max_length_mm, ct=ct, others=omask)
         except NoTunnel as e:
             out.tunnel_problem = str(e)
         if vessels is None:

@@ -25,6 +25,8 @@ def register(subparsers) -> None:
                               "has no lungs, to segment the lungs and their vessels (tunnels, in-lung check)")
     s.add_argument("--airways", required=True, help="label map with the airways (trachea/airways labels, or a binary mask)")
     s.add_argument("--structures", help="label map with lungs, lung vessels and the nodule (default: --airways)")
+    s.add_argument("--lesions", help="a label map of lesions (imagio detect's nodules.seg.nrrd) merged over "
+                                     "--structures: the target and the other nodules, which tunnels keep clear of")
     add_point_argument(s, "--target", "a label name in --structures (e.g. lung_nodule_1) or R,A,S in mm",
                        metavar="NAME|R,A,S")
     s.add_argument("--scope", default="thin", help="scope name from imagio/data/scopes.json or a diameter in mm")
@@ -219,6 +221,8 @@ def cmd_bronch(args) -> int:
     air = io.read_labels(Path(args.airways))
     mask = airway_mask(air)
     structures = io.read_labels(Path(args.structures)) if args.structures else air
+    if args.lesions:
+        structures = io.with_lesions(structures, args.lesions)
     lobes = _lobes(structures)
     timings["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -247,7 +251,8 @@ def cmd_bronch(args) -> int:
                      "give --structures with lung-vessel labels for better ones")
     t0 = time.perf_counter()
     p(0.9, "route and tunnels")
-    bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct)
+    bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct,
+              others=structures)
     bp.warnings += notes
     timings["plan"] = time.perf_counter() - t0
     out = Path(args.out)

@@ -25,7 +25,7 @@ def run(labels: Volume, nodules: list[str], out: Path, scene=None, scope: str = 
     for k, name in enumerate(nodules):
         if progress:
             progress(k / len(nodules), f"bronchoscopic route to {name}")
-        bp = plan(tree, Target.from_mask(labels, labels.mask(name)), scope, lungs=lungs, vessels=vessels)
+        bp = plan(tree, Target.from_mask(labels, labels.mask(name)), scope, lungs=lungs, vessels=vessels, others=labels)
         doc = {"target": name, "tree": tree.summary(), **bp.to_dict()}
         f = out / f"bronch_{name}.json"
         f.write_text(json.dumps(doc, indent=1, default=float))

@@ -60,7 +60,8 @@ class NoTunnel(InputError):
 
 def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.ndarray | None,
                  reachable: np.ndarray, margin_mm: float | None = None, max_length_mm: float | None = None,
-                 max_angle_deg: float | None = None, n_best: int = 5, ct: Volume | None = None) -> list[Tunnel]:
+                 max_angle_deg: float | None = None, n_best: int = 5, ct: Volume | None = None,
+                 others: np.ndarray | None = None) -> list[Tunnel]:
     """Ranked tunnels (shortest first among those clearing vessels by ``margin_mm``).
 
     ``lung``: mask Volume of the lungs (any lobes), the tunnel's only allowed medium besides the
@@ -69,7 +70,9 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
     ``reachable``: [N] bool, centreline points the scope reaches; ``ct``: the CT in HU (any
     grid): unlabelled dense objects (`density.dense_objects`, the target lesion and its one-voxel
     rim excepted) must clear every tunnel by ``margin_mm`` too (distance to their voxel centres
-    minus half the smallest voxel, the verifier's convention). Raises NoTunnel."""
+    minus half the smallest voxel, the verifier's convention); ``others``: mask on ``lung``'s grid
+    of the lesions that are not the target (`other_lesions`), which every tunnel clears by
+    ``margin_mm`` as well. Raises NoTunnel."""
     import edt
 
     cfg = load_scopes()["tunnel"]
@@ -117,6 +120,14 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
         clearance = np.where(before, clear, np.inf).min(axis=1)
     else:
         clearance = np.full(len(cand), np.nan)   # not checked (nan fails no comparison: the caller warns)
+    other_clear = np.full(len(cand), np.inf)
+    if others is not None:
+        o = np.asarray(others, bool)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        if o.any():
+            odist = edt.edt(~o, anisotropy=tuple(float(s) for s in sub.spacing_kji), black_border=False) \
+                - 0.5 * float(min(sub.spacing))
+            od = sub.with_array(odist.astype(np.float32)).sample(flat, order=1, fill=np.inf).reshape(valid.shape)
+            other_clear = np.where(before, od, np.inf).min(axis=1)
     dense_clear = np.full(len(cand), np.nan)
     if ct is not None:
         dclear = _dense_distance(ct, target, aim, reach_r + margin + 5)
@@ -140,6 +151,7 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
         f"passes closer than {margin:g} mm to unlabelled dense tissue in the CT (> {_dense_hu():g} HU: a "
         "contrast-filled vessel, calcification or bone)": dense_clear < margin,
         f"turns more than {max_ang:g} deg from the airway": angle > max_ang,
+        f"passes closer than {margin:g} mm to another lesion (kept out)": other_clear < margin,
     }
     bad = np.zeros(len(cand), bool)
     for m in reasons.values():
@@ -200,6 +212,35 @@ def _dense_distance(ct: Volume, target: Target, aim: np.ndarray, reach_mm: float
         return None
     d = edt.edt(~dense, anisotropy=tuple(float(s) for s in box.spacing_kji), black_border=False)
     return box.with_array(np.maximum(d - 0.5 * float(min(ct.spacing)), 0.0).astype(np.float32))
+
+
+def other_lesions(labels: Volume, target: Target) -> tuple[np.ndarray | None, list[str]]:
+    """(mask [k, j, i] on ``labels``' grid of every lesion that is not the target, or None; their
+    names). A lesion is what the needle planner calls one (catalogue role 'target', or a name of
+    the field's lesion vocabulary, `imagio.planning.problem.named_like_a_lesion`); the target's
+    own voxels (``target.mask``, the piece aimed at) are left out, so the other pieces of the
+    same label count. A tunnel through a second tumour mixes the specimen and can seed the tract
+    (planning_defaults ``targets.other_lesion_role``, with its sources)."""
+    from ... import anatomy
+    from ..problem import named_like_a_lesion
+
+    names = [n for n in labels.labels.values() if anatomy.get(n).role == "target" or named_like_a_lesion(n)]
+    if not names:
+        return None, []
+    m = labels.mask(*names)
+    if target.mask is not None:
+        m &= ~(target.mask.resample_like(labels, order=0).array > 0)
+    else:   # a point target: the lesion piece holding it is the target
+        import cc3d
+
+        kji = np.rint(labels.world_to_kji(np.asarray(target.centre, float)[None])[0]).astype(int)
+        if np.all((kji >= 0) & (kji < m.shape)) and m[tuple(kji)]:
+            cc = cc3d.connected_components(m, connectivity=26)
+            m &= cc != cc[tuple(kji)]
+    if not m.any():
+        return None, []
+    kept = sorted({labels.labels[int(v)] for v in np.unique(labels.array[m])})
+    return m, kept
 
 
 def lung_envelope(labels):
