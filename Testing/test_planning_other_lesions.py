@@ -283,3 +283,28 @@ def test_cli_lesions_file_merges_detected_nodules_that_are_then_kept_out(tmp_pat
     for p in doc["proposals"]:
         assert not _labels_along(lab, p["entry_ras"], p["target_ras"], 2.65) & {B, C}
     assert (tmp_path / "structures.seg.nrrd").read_bytes() == before
+
+
+def test_two_labels_with_one_name(tmp_path, capsys):
+    """New-user trial 21 (M5): values 200 and 201 both named 'tumor': `imagio info` listed one,
+    `plan --target tumor` silently picked one. Now info lists both with a warning, and a target
+    by that name is refused in one line (exit 2)."""
+    from imagio import io
+    from imagio.cli import main
+
+    ct, lab = _liver_with_three_tumours(_oblique())
+    arr = lab.array.astype(np.uint8)
+    arr = np.where(lab.array == A, 200, np.where(lab.array == B, 201, np.where(lab.array == C, 5, arr))).astype(np.uint8)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_image(lab.with_array(arr, labels={}), tmp_path / "lab.nii.gz")
+    (tmp_path / "names.json").write_text(json.dumps({"2": "liver", "200": "tumor", "201": "tumor", "5": "GTV_3"}))
+    io.write_image(lab.with_array(arr, labels={}), tmp_path / "lab2.nii.gz")
+    (tmp_path / "lab2.labels.json").write_text(json.dumps({"2": "liver", "200": "tumor", "201": "tumor", "5": "GTV_3"}))
+    assert main(["info", str(tmp_path / "lab2.nii.gz"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert sorted(d["value"] for d in info["labels"].values()) == [2, 5, 200, 201], info["labels"]
+    assert any("200, 201 are all named 'tumor'" in w for w in info["warnings"]), info["warnings"]
+    code = main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.nii.gz"), "--label-names",
+                 str(tmp_path / "names.json"), "--target", "tumor", "--out", str(tmp_path / "p"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "names 2 label values (200, 201)" in err[-1], err

@@ -99,12 +99,16 @@ def cmd_info(args) -> int:
 
         # shown, not refused: an inspection command reports what segment and plan would refuse
         info["not_ct_in_hu"] = hu_problem(vol)
+    label_warnings = []
     if looks_like_labels:
         try:
             lab = io.read_labels(path)
+            label_warnings = [w for w in lab.warnings if w not in vol.warnings]
             counts = np.bincount(lab.array.ravel().astype(np.int64))
-            info["labels"] = {
-                lab.labels[v]: {"value": v, "voxels": int(counts[v]),
+            twins = io.duplicate_names(lab.labels)
+            info["labels"] = {   # a name two values carry is listed once per value (trial 21)
+                (f"{lab.labels[v]} (value {v})" if lab.labels[v] in twins else lab.labels[v]):
+                {"value": v, "voxels": int(counts[v]),
                                 "volume_ml": round(float(counts[v]) * lab.voxel_volume_ml, 3)}
                 for v in sorted(lab.labels)
             }
@@ -114,7 +118,7 @@ def cmd_info(args) -> int:
         info["meta"] = vol.meta
     if read:
         info["read"] = read
-    info["warnings"] = list(vol.warnings)
+    info["warnings"] = list(vol.warnings) + label_warnings
     if args.json:
         print(json.dumps(info, indent=1))
         return 0

@@ -506,7 +506,19 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     for v in present:
         vol.labels.setdefault(int(v), f"label_{int(v)}")
     vol.labels = {k: v for k, v in vol.labels.items() if k in present}
+    for name, vals in duplicate_names(vol.labels).items():
+        warn(vol, f"{Path(path).name}: label values {', '.join(map(str, vals))} are all named {name!r}: "
+                  "each keeps its role, but the name cannot choose one (a target by that name is refused); "
+                  "rename them (--label-names, or in Slicer)")
     return vol
+
+
+def duplicate_names(labels: dict[int, str]) -> dict[str, list[int]]:
+    """{name: [label values]} for the names that more than one label value carries."""
+    by: dict[str, list[int]] = {}
+    for v, n in sorted(labels.items()):
+        by.setdefault(n, []).append(int(v))
+    return {n: v for n, v in by.items() if len(v) > 1}
 
 
 def with_lesions(labels: Volume, lesions_path) -> Volume:

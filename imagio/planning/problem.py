@@ -254,7 +254,13 @@ def resolve_target(labels: Volume, target) -> Target:
     if isinstance(target, str):
         target = point_or_name(target)
     if isinstance(target, str):
+        from ..io import duplicate_names
+
         inv = {v: k for k, v in labels.labels.items()}
+        twins = duplicate_names(labels.labels).get(target)
+        if twins:
+            raise InputError(f"target {target!r} names {len(twins)} label values ({', '.join(map(str, twins))}): "
+                             "rename them (--label-names) or give a point R,A,S in the one meant")
         if target not in inv:
             raise InputError(f"target structure {target!r} is not in the label map; it has "
                              f"{sorted(inv)} (or give a point as R,A,S in mm)")
