@@ -97,3 +97,24 @@ def test_randomised_restarts_beat_the_greedy_cover():
     assert len(greedy) == 3
     best = _grasp_cover(A, greedy, cost, lb=2, most=2)
     assert sorted(best.tolist()) == [0, 1] and A[:, best].any(axis=1).all()
+
+
+def test_unproven_margin_at_the_scan_end_says_why():
+    """New-user trial 21 (L4): a tumour 3 mm from the scan's last slice, every check point inside
+    the zone, yet 'NOT proven' with no reason: the margin beyond the image cannot be checked.
+    The statement now says how far the tumour lies from which end (oblique flipped grid)."""
+    shape = (30, 60, 60)
+    d = rotation((1, 2, 3), 25.0) @ np.diag([-1.0, 1.0, 1.0])
+    vol = Volume(np.zeros(shape, np.uint8), make_ijk_to_ras(SPACING, (0.0, 0.0, 0.0), d))
+    ras = vol.kji_to_world(np.indices(shape).reshape(3, -1).T.astype(float)).reshape(shape + (3,))
+    c = vol.kji_to_world(np.array([[25.0, 30.0, 30.0]]))[0]   # 3 voxels of 2 mm from k = 29 (edge to 10 mm ball)
+    arr = np.ones(shape, np.uint8)
+    arr[np.linalg.norm(ras - c, axis=-1) <= 6.0] = 2
+    lab = Volume(arr, vol.ijk_to_ras, labels={1: "liver", 2: "liver_tumor_1"})
+    ctx = AblationContext(lab, "liver_tumor_1")
+    kk = np.argwhere(arr == 2)[:, 0]
+    own = (shape[0] - 1 - kk.max()) * SPACING[2]
+    assert own < 5.0
+    chk = margin_check(ctx, [Ellipsoid(c, np.array([1.0, 0.0, 0.0]), 25.0, 25.0)], 5.0)
+    assert not chk["proven"], chk
+    assert f"lies {own:.1f} mm from the image's last slice" in chk["statement"], chk["statement"]

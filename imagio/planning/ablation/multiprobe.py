@@ -492,7 +492,24 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
                           f"NOT proven: the guaranteed margin is {m_txt} mm (every point closer than that to a "
                           f"tumour voxel centre lies inside a zone; analysis grid {grid} mm); {miss} of {n} voxel "
                           f"centres within {margin_mm + h:.2f} mm of the tumour lack a {h:.2f} mm ball inside "
-                          f"one zone (the margin may be below {margin_mm:g} mm there)")}
+                          f"one zone (the margin may be below {margin_mm:g} mm there)" + _scan_edge_note(ctx, margin_mm))}
+
+
+def _scan_edge_note(ctx: AblationContext, margin_mm: float) -> str:
+    """'; the tumour lies d mm from the image's end ...' when a tumour voxel centre lies closer
+    than ``margin_mm`` to the label map's outermost voxel centres (the margin beyond the image
+    cannot be checked: no zone can prove it there), else ''."""
+    lab = ctx.labels
+    sp = np.asarray(lab.spacing_kji, float)
+    lo, hi = np.asarray(ctx._t_lo), np.asarray(ctx._t_hi) - 1
+    gaps = np.concatenate([lo * sp, (np.asarray(lab.shape) - 1 - hi) * sp])
+    i = int(np.argmin(gaps))
+    if gaps[i] >= margin_mm:
+        return ""
+    ax, end = i % 3, ("first", "last")[i // 3]
+    what = "slice" if ax == 0 else f"{'row' if ax == 1 else 'column'} of the field of view"
+    return (f"; the tumour lies {gaps[i]:.1f} mm from the image's {end} {what}: the margin beyond the "
+            "image cannot be checked (scan a longer range, or check the margin there on another image)")
 
 
 def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm, limit_s,
