@@ -308,3 +308,10 @@ def test_two_labels_with_one_name(tmp_path, capsys):
                  str(tmp_path / "names.json"), "--target", "tumor", "--out", str(tmp_path / "p"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "names 2 label values (200, 201)" in err[-1], err
+
+
+def test_role_on_the_target_is_said_to_be_unused():
+    """New-user trial 21 (L7): `--role metastasis_4=forbidden` on the target was accepted silently."""
+    ct, lab = _liver_with_three_tumours(_oblique())
+    prob = PlanningProblem.build(ct, lab, "liver_tumor_1", roles={"liver_tumor_1": "forbidden"})
+    assert any(w.startswith("--role liver_tumor_1: liver_tumor_1 is the target") for w in prob.warnings), prob.warnings

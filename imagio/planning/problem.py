@@ -355,6 +355,9 @@ class PlanningProblem:
         for name in prob.roles_overridden:
             if name not in labels.labels.values():
                 prob.warnings.append(f"--role {name}: no structure {name!r} in the label map (ignored)")
+            elif name == tgt.name and not tgt.point_given:
+                prob.warnings.append(f"--role {name}: {name} is the target, which the needle always enters "
+                                     "(its role is not used)")
         crossable = sorted(n for n in prob.roles_overridden if n in labels.labels.values()
                            and (anatomy.get(n).role == "target" or named_like_a_lesion(n))
                            and next(s.role for s in specs if s.name == n) == "passable"
