@@ -21,6 +21,22 @@ def rotation(axis, degrees):
     ])
 
 
+def block_in_air(spacing, shape_ijk, direction, half_mm):
+    """A synthetic scene's grid and body, defined in RAS so that any grid holds the same scene:
+    (reference Volume (int16 zeros) of ``shape_ijk`` (i, j, k) voxels of ``spacing`` (mm) along
+    ``direction`` (3 x 3, columns: the i, j, k axes in RAS), centred on the RAS origin; (x, y, z)
+    RAS mm of its voxel centres, each [k, j, i]; the body, bool [k, j, i]: the block
+    |x| < half_mm[0], |y| < half_mm[1], |z| < half_mm[2], air around it)."""
+    from imagio.segmentation.common import ras_coordinate
+
+    d = np.asarray(direction, float)
+    org = -d @ (0.5 * (np.asarray(shape_ijk) - 1) * np.asarray(spacing, float))
+    ref = Volume(np.zeros(tuple(shape_ijk)[::-1], np.int16), make_ijk_to_ras(spacing, org, d))
+    x, y, z = (ras_coordinate(ref, a) for a in range(3))
+    body = (np.abs(x) < half_mm[0]) & (np.abs(y) < half_mm[1]) & (np.abs(z) < half_mm[2])
+    return ref, (x, y, z), body
+
+
 @pytest.fixture
 def oblique_affine():
     """IJK->RAS with an oblique direction (rotated 20 deg about a skew axis, i flipped) and

@@ -7,12 +7,11 @@ along each probe (0.1 mm steps, nearest voxel) on an oblique, flipped, anisotrop
 
 import numpy as np
 import pytest
-from conftest import rotation
+from conftest import block_in_air, rotation
 
 from imagio.planning import PlanningProblem, plan
 from imagio.planning.ablation.commands import ablation_for_plan
-from imagio.segmentation.common import ras_coordinate
-from imagio.volume import Volume, make_ijk_to_ras
+from imagio.volume import Volume
 
 BODY, LIVER, ADRENAL, TUMOUR = 1, 2, 3, 4
 
@@ -22,13 +21,8 @@ def _small_liver(direction):
     'liver_tumor_1' at the RAS origin, wrapped in a 2 mm shell of 'adrenal_gland_right' (role
     avoid): every path crosses the shell on the way in, and a tip advanced 14 mm past the
     tumour's centre lies beyond the liver and the shell."""
-    sp = (1.3, 1.6, 1.9)
-    n = (130, 110, 100)
-    org = -direction @ (0.5 * (np.asarray(n) - 1) * np.asarray(sp))
-    ref = Volume(np.zeros(n[::-1], np.int16), make_ijk_to_ras(sp, org, direction))
-    x, y, z = (ras_coordinate(ref, a) for a in range(3))
+    ref, (x, y, z), body = block_in_air((1.3, 1.6, 1.9), (130, 110, 100), direction, (80, 60, 90))
     r = np.sqrt(x ** 2 + y ** 2 + z ** 2)
-    body = (np.abs(x) < 80) & (np.abs(y) < 60) & (np.abs(z) < 90)
     lab = np.where(body, BODY, 0).astype(np.uint8)
     lab[r <= 14.0] = ADRENAL
     lab[r <= 12.0] = LIVER

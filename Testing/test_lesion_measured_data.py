@@ -50,3 +50,37 @@ def test_padding_is_found_once_per_click(padded, monkeypatch):
     assert len(calls) == 1, len(calls)
     assert dice(m & t["nodule_solid"], t["nodule_solid"]) >= 0.85
     assert m[t["nodule_ggo"]].mean() > 0.8 and m[t["nodule_solid"]].mean() > 0.8
+
+
+def test_slice_tissue_is_found_once_per_click(monkeypatch):
+    """The synthetic chest (2 mm) with padding outside a 90 mm circle, which cuts the lungs: the
+    lung air reaches the padding, and whether the body's outline encloses it is asked in the
+    envelope's box and again in the larger box of the lung's own bound (slices 32-113, then
+    0-115 for the solid nodule). The measured tissue of a slice (> -500 HU and measured) was
+    computed for each box (196 slices for 115); now once per click (`lesion._Measured`).
+    Independent checks: the tissue handed out is > -500 HU and more than 2 face steps from
+    the padding; each nodule's outline is its truth (Dice >= 0.85)."""
+    ct, t = make_ct(spacing=(2.0, 2.0, 2.0), noise=12.0)
+    x, y = ras_coordinate(ct, 0), ras_coordinate(ct, 1)
+    pad = x ** 2 + y ** 2 > 90.0 ** 2
+    ct = ct.with_array(np.where(pad, -3024, ct.array).astype(np.int16))
+    want = (ct.array > -500) & (ndimage.distance_transform_cdt(~pad, metric="taxicab") > 2)
+    seen = []
+    real = lesion._Measured.tissue
+
+    def recorded(self, zs):
+        before = 0 if self._done is None else int(self._done.sum())
+        out = real(self, zs)
+        seen.append((zs, int(self._done.sum()) - before))
+        ref = want[tuple(zs if ax == self.s_axis else slice(None) for ax in range(3))]
+        assert (out == ref).all()
+        return out
+
+    monkeypatch.setattr(lesion._Measured, "tissue", recorded)
+    for name, centre in (("nodule_solid", (60.0, 20.0, 30.0)), ("nodule_ggo", (-58.0, 22.0, 45.0))):
+        seen.clear()
+        m, _ = lesion.segment_lesion(ct, centre)
+        assert dice(m, t[name]) >= 0.85, (name, dice(m, t[name]))
+        assert len(seen) >= 2, seen                 # the tissue was asked for more than once
+        union = set().union(*(range(zs.start, zs.stop) for zs, _ in seen))
+        assert sum(n for _, n in seen) == len(union), seen   # each slice computed once

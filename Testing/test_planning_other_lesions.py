@@ -9,11 +9,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import rotation
+from conftest import block_in_air, rotation
 
 from imagio.planning import PlanningProblem, plan
-from imagio.segmentation.common import ras_coordinate
-from imagio.volume import Volume, make_ijk_to_ras
+from imagio.volume import Volume
 
 A, B, C = 3, 4, 5   # label values: the target tumour and two others
 
@@ -23,12 +22,7 @@ def _liver_with_three_tumours(direction, names=("liver", "liver_tumor_1", "liver
     """A soft-tissue block (liver, 60 HU) in air; tumour A (radius 10 mm) at the RAS origin, the
     nearest skin 60 mm away along A-P; tumours B and C (radius 12 mm) 30 mm behind and in front
     of it (B at A = ``b_y``), on the shortest routes."""
-    sp = (2.3, 1.6, 2.9)
-    n = (110, 100, 80)
-    org = -direction @ (0.5 * (np.asarray(n) - 1) * np.asarray(sp))
-    ref = Volume(np.zeros(n[::-1], np.int16), make_ijk_to_ras(sp, org, direction))
-    x, y, z = (ras_coordinate(ref, a) for a in range(3))
-    body = (np.abs(x) < 110) & (np.abs(y) < 60) & (np.abs(z) < 100)
+    ref, (x, y, z), body = block_in_air((2.3, 1.6, 2.9), (110, 100, 80), direction, (110, 60, 100))
     lab = np.where(body, 2, 0).astype(np.uint8)
     lab[x ** 2 + y ** 2 + z ** 2 <= 10.0 ** 2] = A
     lab[x ** 2 + (y - b_y) ** 2 + z ** 2 <= 12.0 ** 2] = B

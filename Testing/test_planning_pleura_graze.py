@@ -8,12 +8,11 @@ with the geometry built in RAS (independent of the grid)."""
 
 import numpy as np
 import pytest
-from conftest import rotation
+from conftest import block_in_air, rotation
 
 from imagio.planning import PlanningProblem
 from imagio.planning.verify import Verifier
-from imagio.segmentation.common import ras_coordinate
-from imagio.volume import Volume, make_ijk_to_ras
+from imagio.volume import Volume
 
 LUNG_R = 40.0
 
@@ -21,12 +20,7 @@ LUNG_R = 40.0
 def _chest(direction):
     """A soft-tissue block (40 HU, 'body') in air, a ball of aerated lung (-850 HU,
     'lung_upper_lobe_left', radius 40 mm) at the RAS origin."""
-    sp = (1.7, 2.1, 2.6)
-    n = (150, 130, 90)
-    org = -direction @ (0.5 * (np.asarray(n) - 1) * np.asarray(sp))
-    ref = Volume(np.zeros(n[::-1], np.int16), make_ijk_to_ras(sp, org, direction))
-    x, y, z = (ras_coordinate(ref, a) for a in range(3))
-    body = (np.abs(x) < 100) & (np.abs(y) < 80) & (np.abs(z) < 90)
+    ref, (x, y, z), body = block_in_air((1.7, 2.1, 2.6), (150, 130, 90), direction, (100, 80, 90))
     lung = x ** 2 + y ** 2 + z ** 2 <= LUNG_R ** 2
     ct = np.where(body, 40, -1000).astype(np.int16)
     ct[lung] = -850

@@ -2,7 +2,8 @@
 
 ``Evaluator(problem, maps).evaluate(entry_ras, target_ras)`` reuses the vectorised scorer on a
 single path and adds exact per-structure clearances (k-d trees of the structures' boundary
-voxels, `PlanningMaps.structure_clearances`) and the length in each labelled structure. RAS mm, degrees.
+voxels, `PlanningMaps.structure_clearances`) and the length in each labelled structure
+(`along.label_lengths`). RAS mm, degrees.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..jsonable import to_jsonable
 
+from .along import label_lengths
 from .candidates import normals_at
 from .distance_maps import PlanningMaps, precompute
 from .problem import PlanningProblem
@@ -142,16 +144,10 @@ class Evaluator:
         step = p.constraints.step_voxels * float(min(maps.grid.spacing))
         if samples is None:
             samples = path_samples(maps, t.entry_ras[i:i + 1], t.target_ras[i], step)
-        axes, seg, starts, counts, frac, length, _ = samples
-        kji = np.stack(axes, axis=1)
-        shp = np.array(maps.label.shape)
-        idx = np.clip(np.rint(kji).astype(np.int32), 0, shp - 1)
-        lab = maps.label[idx[:, 0], idx[:, 1], idx[:, 2]]
-        smm = float(length[0] / (counts[0] - 1))
-        bc = np.bincount(lab.astype(np.int64)) * smm
-        label_names = maps.grid.labels
-        length_in = {label_names.get(v, "unlabelled" if v == 0 else f"label_{v}"): float(bc[v])
-                     for v in np.flatnonzero(bc)}
+        kji = np.stack(samples[0], axis=1)
+        names = p.labels.labels
+        length_in = {names.get(v, "unlabelled" if v == 0 else f"label_{v}"): mm
+                     for v, mm in label_lengths(p.labels, t.entry_ras[i], t.target_ras[i], step).items()}
         clear = self.structure_clearances(kji)
         j = int(t.closest[i])
         viol = [n for n in BIT if t.violations[i] & BIT[n]]

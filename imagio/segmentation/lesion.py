@@ -295,24 +295,47 @@ def _lung_air(roi: np.ndarray, voxel_ml: float, data: np.ndarray | None = None, 
     return keep[mlab], mlab
 
 
-def _enclosed_by_body(a: np.ndarray, data: np.ndarray, box: tuple, s_axis: int):
+class _Measured:
+    """The measured voxels of an image with padding (``data``: bool [k, j, i], `_measured_data`)
+    and its measured tissue (> BODY_HU and measured) in whole slices along the array axis
+    ``s_axis`` (nearest superior-inferior), each slice computed on first use (`tissue`) and
+    kept: one per `segment_lesion` call, handed to its boxes and inner runs. ``a``: the CT
+    array [k, j, i], HU."""
+
+    def __init__(self, a: np.ndarray, data: np.ndarray, s_axis: int):
+        self.a, self.data, self.s_axis = a, data, s_axis
+        self._tissue = self._done = None
+
+    def tissue(self, zs: slice) -> np.ndarray:
+        """Bool: the measured tissue of the whole slices ``zs`` (a slice of ``s_axis``), a view."""
+        from .common import BODY_HU
+
+        at = lambda z: tuple(z if ax == self.s_axis else slice(None) for ax in range(3))  # noqa: E731
+        if self._tissue is None:   # np.zeros: pages of slices never used are not written
+            self._tissue = np.zeros(self.a.shape, bool)
+            self._done = np.zeros(self.a.shape[self.s_axis], bool)
+        todo = np.flatnonzero(~self._done[zs]) + zs.start
+        if todo.size:
+            run = at(slice(int(todo[0]), int(todo[-1]) + 1))
+            self._tissue[run] = (self.a[run] > BODY_HU) & self.data[run]
+            self._done[run[self.s_axis]] = True
+        return self._tissue[at(zs)]
+
+
+def _enclosed_by_body(measured: _Measured, box: tuple):
     """callable(labels, selected) -> bool (n + 1,) for `_lung_air`: whether at least half of each
     selected component's voxels (labels: int, the shape of the box ``box`` of the image) lie
-    inside the convex hull of the measured tissue (> BODY_HU, ``data``) of their whole axial
-    slice (`body.mostly_in_slice_hull`). a, data: the whole image [k, j, i]; s_axis: the array
-    axis nearest superior-inferior."""
+    inside the convex hull of the measured tissue (`_Measured.tissue`) of their whole axial
+    slice (`body.mostly_in_slice_hull`)."""
     from .body import mostly_in_slice_hull
-    from .common import BODY_HU
+
+    a, s_axis = measured.a, measured.s_axis
 
     def enclosed(lab, which):
-        sl = tuple(slice(None) if ax == s_axis else slice(0, a.shape[ax]) for ax in range(3))
         full = np.zeros(tuple(a.shape[ax] if ax != s_axis else box[ax].stop - box[ax].start
                               for ax in range(3)), lab.dtype)
         full[tuple(slice(None) if ax == s_axis else box[ax] for ax in range(3))] = lab
-        zs = box[s_axis]
-        sub = tuple(zs if ax == s_axis else sl[ax] for ax in range(3))
-        tissue = (a[sub] > BODY_HU) & data[sub]
-        return mostly_in_slice_hull(full, which, tissue, s_axis)
+        return mostly_in_slice_hull(full, which, measured.tissue(box[s_axis]), s_axis)
     return enclosed
 
 
@@ -794,8 +817,8 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         esl = tuple(slice(int(l), int(h)) for l, h in zip(elo, ehi))
         lung, env, rej = _lung_envelope(
             a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml,
-            None if data is None else data[esl],
-            None if data is None else _enclosed_by_body(a, data, esl, s_axis))
+            None if data is None else data.data[esl],
+            None if data is None else _enclosed_by_body(data, esl))
         inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
         eseed = tuple(int(v) for v in np.asarray(seed_g) - elo)
         joined = None
@@ -909,9 +932,9 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         try:
             enclosed, _, _ = _lung_lesion(roi_w, tuple(int(v) for v in np.asarray(seed_g) - wlo), m0,
                                           _lung_air(roi_w, ct.voxel_volume_ml,
-                                                    None if data is None else data[wsl],
+                                                    None if data is None else data.data[wsl],
                                                     None if data is None else
-                                                    _enclosed_by_body(a, data, wsl, s_axis))[0],
+                                                    _enclosed_by_body(data, wsl))[0],
                                           np.ones(roi_w.shape, bool),
                                           sk, open_min, s_axis, (False, False))
         except InputError:  # the larger box's parenchyma reads the click as lung: nothing to compare
@@ -961,7 +984,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     lesion is found at the click, or when a soft-tissue outline taken without an intensity edge
     does not reach back to the click when grown from its own core (``_check_from_core``).
     ``_from_core``: internal (a regrowth from the core of an earlier outline: no further check).
-    ``_data``: internal (the measured voxels of ``ct``, `_measured_data`, from the outer call).
+    ``_data``: internal (the measured voxels of ``ct`` and their tissue, `_Measured`, from the outer call).
     """
     p = as_progress(progress)
     a = check_ct(ct)
@@ -981,7 +1004,11 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         radius = min(float(_from_core["radius"]), max_radius_mm)
     warnings: list[str] = []
     kind_box, env_g, hit_limit = kind, None, False
-    data = _measured_data(ct) if _data is _UNSET else _data
+    if _data is _UNSET:
+        data = _measured_data(ct)
+        data = None if data is None else _Measured(a, data, anatomical_axes(ct)["S"][0])
+    else:
+        data = _data
     while True:
         p(0.1, f"lesion: region within {radius:g} mm of the click")
         region, thr, sub, k, sl, env_g, notes = _segment_box(

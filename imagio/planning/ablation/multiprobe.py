@@ -105,24 +105,19 @@ ANTENNA_STEP_MM = 0.25   # label-map sampling step along a probe for what its an
 def _antenna_crossings(problem, entry, tip) -> tuple[dict, str]:
     """({structure: mm} crossed by the probe entry -> tip (RAS mm) whose role is not passable,
     the target tumour left out; the structure at the tip, "unlabelled" for none), from the label
-    map sampled every ``ANTENNA_STEP_MM`` (nearest voxel). Works after the plan's distance maps
-    are freed (`plan_multiprobe(free_maps=True)`)."""
-    e, t = np.asarray(entry, float), np.asarray(tip, float)
-    n = max(int(np.ceil(np.linalg.norm(t - e) / ANTENNA_STEP_MM)), 1)
-    pts = e + (np.arange(n) + 0.5)[:, None] / n * (t - e)
+    map sampled every ``ANTENNA_STEP_MM`` (`along.label_lengths`, as the evaluator's
+    ``length_in_mm``). Works after the plan's distance maps are freed
+    (`plan_multiprobe(free_maps=True)`)."""
+    from ..along import label_lengths
+
     lab = problem.labels
-    inside = lab.contains_world(pts)
-    vals = np.zeros(n, np.int64)
-    vals[inside] = lab.sample(pts[inside], order=0).astype(np.int64)
-    counts = np.bincount(vals, minlength=1)
-    step = np.linalg.norm(t - e) / n
     roles = {s.value: (s.name, s.role) for s in problem.structures}
     crossed = {}
-    for v in np.flatnonzero(counts[1:]) + 1:
-        name, role = roles.get(int(v), (lab.labels.get(int(v), str(v)), "passable"))
-        if int(v) != problem.target.value and role not in ("passable", "target"):
-            crossed[name] = round(float(counts[v] * step), 1)
-    tv = int(lab.sample(t[None], order=0)[0]) if lab.contains_world(t[None])[0] else 0
+    for v, mm in label_lengths(lab, entry, tip, ANTENNA_STEP_MM).items():
+        name, role = roles.get(v, (lab.labels.get(v, str(v)), "passable"))
+        if v and v != problem.target.value and role not in ("passable", "target"):
+            crossed[name] = round(mm, 1)
+    tv = int(lab.sample(np.asarray(tip, float)[None], order=0, fill=0)[0])
     return crossed, (lab.labels.get(tv, "unlabelled") if tv else "unlabelled")
 
 
