@@ -812,8 +812,11 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray,
     is below ``type_hu.calcified_min`` (denser: a rib bulging into the lung outline or a calcified
     pleural plaque, not a nodule; a calcified nodule is benign, Lung-RADS 1, and inside the lung
     the dot channel finds it), whose roundness (inscribed diameter / equivalent diameter; a
-    half-ball on a flat wall 0.63, a ball 1) is at least ``min_roundness`` and with at least
-    ``min_lung_shell_fraction`` of lung around them. Score: the geometric mean of the roundness
+    half-ball on a flat wall 0.63, a ball 1) is at least ``min_roundness``, whose middle over
+    largest principal axis (:func:`in_plane_axis_ratio`) is at least ``concavity_min_axis_ratio``
+    (a nodule on the pleura is round where it meets the pleura; a vessel lying in a groove of
+    the lung outline, such as the subclavian artery over the apex, or a rib is a tube along it)
+    and with at least ``min_lung_shell_fraction`` of lung around them. Score: the geometric mean of the roundness
     and contrast terms (as the dot channel's, blobness replaced by roundness) times the share of
     lung around the component (about 0.5 on a flat pleura): a concavity of the lung outline is
     weaker evidence of a nodule than a blob wholly in the lung (ribs, the diaphragm and the
@@ -838,6 +841,7 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray,
     d_max = c["mass_diameter_max_mm"]["value"]
     c_min = c["min_contrast_hu"]["value"]
     r_min = c["min_roundness"]["value"]
+    axis_min = c["concavity_min_axis_ratio"]["value"]
     a = sub.array
     if not lungs.any():
         return []
@@ -868,6 +872,8 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray,
         roundness = float(min(2.0 * r_in / d_eq[i], 1.0))
         if roundness < r_min:
             continue
+        if in_plane_axis_ratio(np.argwhere(m) * sk) < axis_min:  # a tube along the pleura
+            continue
         deep = np.array(np.unravel_index(int(np.argmax(depth)), m.shape)) + [b.start for b in bb]
         shell = _lung_shell_fraction(lungs, deep, d_eq[i] / 2.0, sk)
         if shell < c["min_lung_shell_fraction"]["value"]:
@@ -882,6 +888,24 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray,
         out.append(dict(kji=deep, centroid_kji=cen, diameter_mm=float(d_eq[i]), roundness=roundness,
                         contrast_hu=contrast, lung_shell_fraction=shell, score=float(score)))
     return out
+
+
+def in_plane_axis_ratio(points_mm: np.ndarray) -> float:
+    """Middle over largest principal axis (standard deviations) of a point set (N, 3) in mm:
+    1 for a ball or a half-ball on a flat wall (its two axes in the wall's plane are equal; the
+    smallest axis, across the wall, is not used: a nodule flattened against the pleura is thin
+    across it), 0.87 d / L for a solid tube of diameter d and length L >= d (d / 4 across it,
+    L / sqrt(12) along it: 0.29 for L = 3 d), 0 for a line. A nodule is a rounded opacity (Fleischner glossary, Hansell
+    DM et al., Radiology 2008;246:697-722) whose principal axes rarely differ by more than 2:1
+    (Li Q, Sone S, Doi K, Med Phys 2003;30:2040-2051 use the same 2:1 limit for the dot filter's
+    vessel suppression); the structures that indent the lung outline as tubes are vessels
+    (subclavian artery over the apex, brachiocephalic veins, azygos arch) and ribs. Returns 0
+    for fewer than 4 points."""
+    x = np.asarray(points_mm, float)
+    if len(x) < 4:
+        return 0.0
+    ev = np.sort(np.linalg.eigvalsh(np.cov((x - x.mean(0)).T)))[::-1]
+    return float(np.sqrt(max(ev[1], 0.0) / ev[0])) if ev[0] > 0 else 0.0
 
 
 def _merge_inside(centres: np.ndarray, radii: np.ndarray, strength: np.ndarray) -> np.ndarray:
