@@ -77,6 +77,23 @@ def _lung_case():
                              4: "lung_nodule"}, hu_fn=hu)
 
 
+def test_aerated_lung_is_air_on_the_ct_not_the_lung_label():
+    """New-user trial 21 (L9): 'aerated lung' was the length in the lung label, so a solid
+    nodule nobody labelled (30 HU inside the lobe's label) counted as aerated lung. A 10 mm
+    unlabelled solid ball on the lateral route: the aerated length drops by its chord."""
+    ct, lab = _lung_case()
+    arr = ct.array.copy()
+    from imagio.segmentation.common import ras_coordinate
+
+    x, y, z = (ras_coordinate(ct, a) for a in range(3))
+    ball = (x - 35) ** 2 + y ** 2 + (z + 20) ** 2 <= 5 ** 2
+    arr[ball] = 30
+    prob = PlanningProblem.build(ct.with_array(arr), lab, "lung_nodule", needle=Needle(200, 0, 0),
+                                 constraints=Constraints(**FREE))
+    m = Evaluator(prob).evaluate((60.0, 0.0, -20.0))
+    assert abs(m.aerated_lung_mm - (45 - 16 - 10)) <= 1.5, m.aerated_lung_mm
+
+
 def test_pleura_fissure_and_emphysema_counts():
     ct, lab = _lung_case()
     prob = PlanningProblem.build(ct, lab, "lung_nodule", needle=Needle(200, 0, 0),

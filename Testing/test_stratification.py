@@ -221,6 +221,26 @@ def test_capsule_distance_is_not_to_a_neighbouring_tumour(other):
     assert by["subcapsular"]["favourable"], by["subcapsular"]
 
 
+def test_eligibility_says_when_the_image_ends_near_the_lesion():
+    """New-user trial 21 (L5): a tumour 3 mm below the scan's top had 'capsule 26.3 mm' and no word
+    that the liver goes on beyond the scan. Anisotropic grid; own gap from the lesion's last
+    voxel centre to the last slice."""
+    shape, sp = (30, 60, 60), np.array([2.0, 1.0, 1.5])
+    k, j, i = np.indices(shape)
+    z, y, x = k * sp[0], j * sp[1], i * sp[2]
+    lab = np.zeros(shape, np.uint8)
+    lab[(x > 10) & (x < 80) & (y > 5) & (y < 55)] = 1                     # liver through the top slice
+    lab[(x - 45) ** 2 + (y - 30) ** 2 + (z - 48) ** 2 <= 7 ** 2] = 2
+    labels = Volume(lab, np.diag([sp[2], sp[1], sp[0], 1.0]), labels={1: "liver", 2: "liver_tumor_1"})
+    ct = labels.with_array(np.where(lab == 2, 50, np.where(lab > 0, 110, -100)).astype(np.int16), labels={})
+    res = assess(ct, labels, "liver_tumor_1")
+    own = (shape[0] - 1 - np.argwhere(lab == 2)[:, 0].max()) * sp[0]
+    assert own < 10 and any(f"ends {own:.1f} mm from the lesion (its last slice)" in w for w in res["warnings"]), res
+    centred = labels.with_array(np.where(lab == 2, 1, lab).astype(np.uint8))
+    centred.array[(x - 45) ** 2 + (y - 30) ** 2 + (z - 29) ** 2 <= 7 ** 2] = 2
+    assert assess(ct, centred, "liver_tumor_1")["warnings"] == []
+
+
 def test_eligibility_cli_reads_label_names(tmp_path, capsys):
     """`eligibility` on a plain label image (no sidecar, as another tool writes it) takes
     --label-names like `plan`; before, it had no such option and the lesion was 'not found'."""

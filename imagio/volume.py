@@ -277,6 +277,17 @@ class Volume:
         arr = self.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
         return Volume(arr, m, self.name, dict(self.labels), scanner_coordinates=self.scanner_coordinates)
 
+    def nearest_end(self, lo_kji, hi_kji) -> tuple[float, str]:
+        """(mm, words) from the voxel box ``lo_kji`` .. ``hi_kji`` (inclusive voxel indices, e.g. a
+        lesion's extent) to the nearest end of the image, voxel centre to outermost voxel centre
+        (0: it touches it), and which end in words ("last slice", "first row of the field of
+        view", ...; k is the slice axis)."""
+        sp = np.asarray(self.spacing_kji, float)
+        gaps = np.concatenate([np.asarray(lo_kji) * sp, (np.asarray(self.shape) - 1 - np.asarray(hi_kji)) * sp])
+        i = int(np.argmin(gaps))
+        ax, end = i % 3, ("first", "last")[i // 3]
+        return float(gaps[i]), f"{end} {'slice' if ax == 0 else ('row' if ax == 1 else 'column') + ' of the field of view'}"
+
     def outside_text(self, ras) -> str:
         """Where the RAS point ``ras`` (mm) lies relative to the image, for an error message: the
         RAS ranges spanned by the 8 corners of the voxels' box (on an oblique grid the box is

@@ -51,6 +51,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..progress import Progress
+from ..segmentation.common import LUNG_HU
 from ..volume import Volume, reach_box  # noqa: F401  (reach_box re-exported for callers)
 from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA, PlanningProblem, load_defaults
 from .skin import dilate6, erode6
@@ -591,7 +592,10 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     if problem.skin is not None:
         flags[problem.skin.skin[sl]] |= SKIN
     if lung_vals:
-        aerated = np.isin(label, lung_vals)
+        # aerated: lung label and air on the CT (an unlabelled solid nodule or vessel inside the
+        # lung label is not aerated lung: new-user trial 21 counted an 11.6 mm solid nodule);
+        # -400 HU, `segmentation.common.LUNG_HU`, the parenchyma's upper bound
+        aerated = np.isin(label, lung_vals) & (hu < LUNG_HU)
         inner = [v for v, n in names.items()   # e.g. lung_nodule_2, lung_vessels_small
                  if n.rstrip("0123456789_") in LUNG_CONTENTS or n.startswith(tuple(c + "_" for c in LUNG_CONTENTS))]
         lung = aerated | np.isin(label, inner)

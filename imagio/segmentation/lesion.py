@@ -1082,6 +1082,10 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         mask = _exclude(mask, ct, seed_g, [_seed_voxel(ct, q) for q in ex])
         if not mask.any():
             raise ImagioError("the exclude points removed the whole lesion; put them outside it")
+        # the click-agreement probe ran on the outline before the cut: its point may be gone
+        # (new-user trial 21: a stale 'a click elsewhere inside this outline' after --remove)
+        notes = [n + " (found on the outline before the --remove points cut it)" if DEPENDS in n else n
+                 for n in notes]
     if not mask[seed_g]:
         # trial 11: a click in STS_008 came back as an outline of the neighbouring muscle, not
         # holding the click, warned only as "unreliable"

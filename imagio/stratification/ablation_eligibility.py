@@ -75,6 +75,12 @@ def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
         d = float(dist[m].min()) if m.any() else None
         if d is not None:
             add(f"near_{name}", d, f">= {adj['value']} mm", d >= adj["value"], adj["source"])
+    kji = np.argwhere(mask)
+    gap, where = labels.nearest_end(kji.min(0), kji.max(0))
+    reach = max(sub, pv["distance_mm"], adj["value"])
+    warnings = ([f"the image ends {gap:.1f} mm from the lesion (its {where}): the capsule, vessels and "
+                 f"structures beyond it are not seen, so the criteria within {reach:g} mm cover only the imaged "
+                 "part; check on a scan of the whole liver"] if gap < reach else [])
     return {"lesion": lesion, "suitable": all(r["favourable"] for r in reasons), "reasons": reasons,
-            "measurements": rep.to_dict(),
+            "warnings": warnings, "measurements": rep.to_dict(),
             "note": "eligibility flags support the tumour board; they are not a treatment decision"}

@@ -87,7 +87,10 @@ def cmd_eligibility(args) -> int:
 
     ct = io.read_image(args.ct)
     labels = io.read_labels(args.labels, io.read_label_names(args.label_names) if args.label_names else None)
-    print(json.dumps({**assess(ct, labels, args.lesion), "input_warnings": ct.warnings + labels.warnings}, indent=1))
+    res = assess(ct, labels, args.lesion)
+    for w in res["warnings"]:
+        print(f"imagio: warning: {w}", file=sys.stderr)
+    print(json.dumps({**res, "input_warnings": ct.warnings + labels.warnings}, indent=1))
     return 0
 
 

@@ -494,16 +494,10 @@ def _scan_edge_note(ctx: AblationContext, margin_mm: float) -> str:
     """'; the tumour lies d mm from the image's end ...' when a tumour voxel centre lies closer
     than ``margin_mm`` to the label map's outermost voxel centres (the margin beyond the image
     cannot be checked: no zone can prove it there), else ''."""
-    lab = ctx.labels
-    sp = np.asarray(lab.spacing_kji, float)
-    lo, hi = np.asarray(ctx._t_lo), np.asarray(ctx._t_hi) - 1
-    gaps = np.concatenate([lo * sp, (np.asarray(lab.shape) - 1 - hi) * sp])
-    i = int(np.argmin(gaps))
-    if gaps[i] >= margin_mm:
+    gap, where = ctx.labels.nearest_end(ctx._t_lo, np.asarray(ctx._t_hi) - 1)
+    if gap >= margin_mm:
         return ""
-    ax, end = i % 3, ("first", "last")[i // 3]
-    what = "slice" if ax == 0 else f"{'row' if ax == 1 else 'column'} of the field of view"
-    return (f"; the tumour lies {gaps[i]:.1f} mm from the image's {end} {what}: the margin beyond the "
+    return (f"; the tumour lies {gap:.1f} mm from the image's {where}: the margin beyond the "
             "image cannot be checked (scan a longer range, or check the margin there on another image)")
 
 
