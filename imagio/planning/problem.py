@@ -470,15 +470,18 @@ def split_target_parts(labels: Volume, target: Target) -> tuple[Volume, list[str
         keep = int(np.argmax(sizes)) + 1
     names = dict(labels.labels)
     nxt = int(max(names)) + 1
+    others = np.array([c for c in range(1, n + 1) if c != keep])
+    new = np.zeros(n + 1, np.int64)
+    new[others] = nxt + np.arange(len(others))
     arr = labels.array.astype(np.promote_types(labels.array.dtype, np.min_scalar_type(nxt + n)), copy=True)
+    moved = (comp > 0) & (comp != keep)
+    arr[moved] = new[comp[moved]]
     parts = []
-    for c in range(1, n + 1):   # one per piece, not per voxel
-        if c == keep:
-            continue
-        arr[comp == c] = nxt
-        names[nxt] = f"{target.name}_part{len(parts) + 2}"
-        parts.append(f"{names[nxt]} ({sizes[c - 1] * vox_ml:.2f} mL)")
-        nxt += 1
+    for i, c in enumerate(others):   # names: one per piece
+        names[int(nxt + i)] = f"{target.name}_part{i + 2}"
+        parts.append(f"{names[int(nxt + i)]} ({sizes[c - 1] * vox_ml:.2f} mL)")
+    if len(parts) > 8:
+        parts = parts[:8] + [f"and {len(parts) - 8} more"]
     if not target.point_given:
         target.point_ras = deepest_point(labels, comp == keep)
     which = "the piece holding the target point" if target.point_given else "the largest piece"
