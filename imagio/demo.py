@@ -116,6 +116,7 @@ def stage_peak_mib(reset: bool = True) -> float | None:
 def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) -> dict:
     """Run the demo into ``out_dir``; returns a JSON-able summary (files, timings, plans)."""
     from . import mrml, phantom
+    from .phantom.cache import load_or_generate
     from .mrml.planning import plan_to_scene
     from .planning.planner import plan
     from .planning.problem import PlanningProblem
@@ -134,8 +135,8 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     c = time.process_time()
 
     t = time.perf_counter()
-    prog(0.0, f"generating the digital phantom at {spacing} mm")
-    ph = phantom.generate(spacing=spacing, seed=seed)
+    prog(0.0, f"generating the digital phantom at {spacing} mm (or reading it from the user's cache)")
+    ph, _ = load_or_generate(spacing=spacing, seed=seed)   # the same objects either way
     files += phantom.save(ph, out / "phantom")
     timings["phantom"] = time.perf_counter() - t
     peaks["phantom"] = stage_peak_mib()
