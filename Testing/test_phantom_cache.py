@@ -43,19 +43,31 @@ def cache_dir(tmp_path, monkeypatch):
     return d
 
 
-def test_cached_phantom_equals_a_freshly_generated_one(cache_dir):
+def test_cached_phantom_equals_a_freshly_generated_one(cache_dir, tmp_path):
     fresh = phantom.generate(**PARAMS)
-    first, s1 = load_or_generate(**PARAMS)
-    again, s2 = load_or_generate(spacing=4.0, seed=3, n_liver_tumors=2)   # a default given: same key
-    assert (s1, s2) == ("miss", "hit")
+    first, s1, f1 = load_or_generate(**PARAMS)
+    again, s2, f2 = load_or_generate(spacing=4.0, seed=3, n_liver_tumors=2)   # a default given: same key
+    assert (s1, s2, f1, f2) == ("miss", "hit", [], [])
     files = list((cache_dir / "phantom").glob("*.pkl"))
     assert len(files) == 1
     assert_same_phantom(fresh, first)
     assert_same_phantom(fresh, again)
     # another seed is another patient: another file, and not the first one's arrays
-    other, s3 = load_or_generate(spacing=4.0, seed=4)
+    other, s3, _ = load_or_generate(spacing=4.0, seed=4)
     assert s3 == "miss" and len(list((cache_dir / "phantom").glob("*.pkl"))) == 2
     assert not np.array_equal(other.ct.array, fresh.ct.array)
+    # the files of phantom.save: written by save on the first call (the entry had none), copied
+    # from the cache on the next; the same bytes and the same returned paths as save's own
+    ref = phantom.save(fresh, tmp_path / "ref")
+    for n, status in ((1, "hit"), (2, "hit")):
+        ph, s, files = load_or_generate(save_to=tmp_path / f"out{n}", **PARAMS)
+        assert s == status
+        assert [f.relative_to(tmp_path / f"out{n}") for f in files] == [f.relative_to(tmp_path / "ref") for f in ref]
+        names = sorted(p.name for p in (tmp_path / "ref").iterdir())
+        assert sorted(p.name for p in (tmp_path / f"out{n}").iterdir()) == names and len(names) >= 5
+        for name in names:
+            assert (tmp_path / f"out{n}" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+        assert_same_phantom(fresh, ph)
 
 
 def test_an_edit_of_the_generator_or_of_what_it_imports_changes_the_key(tmp_path):
@@ -83,11 +95,11 @@ def test_an_edit_of_the_generator_or_of_what_it_imports_changes_the_key(tmp_path
 
 
 def test_a_damaged_or_foreign_cache_file_is_generated_again(cache_dir):
-    fresh, s = load_or_generate(**PARAMS)
+    fresh, s, _ = load_or_generate(**PARAMS)
     assert s == "miss"
     (path,) = (cache_dir / "phantom").glob("*.pkl")
     path.write_bytes(path.read_bytes()[:1000])          # truncated (a full disk, a killed run)
-    ph, s = load_or_generate(**PARAMS)
+    ph, s, _ = load_or_generate(**PARAMS)
     assert s == "miss"
     assert_same_phantom(fresh, ph)
     # a whole file with another key at this key's name (renamed by hand): not used
@@ -95,8 +107,8 @@ def test_a_damaged_or_foreign_cache_file_is_generated_again(cache_dir):
     assert _file_for(key, cache_dir) != path
     other = pickle.loads(pickle.dumps(fresh))
     other.ct.array[:] = 0
-    path.write_bytes(pickle.dumps((key, other)))
-    ph, s = load_or_generate(**PARAMS)
+    path.write_bytes(pickle.dumps((key, other, None)))
+    ph, s, _ = load_or_generate(**PARAMS)
     assert s == "miss"
     assert_same_phantom(fresh, ph)
     assert load_or_generate(**PARAMS)[1] == "hit"
@@ -104,12 +116,12 @@ def test_a_damaged_or_foreign_cache_file_is_generated_again(cache_dir):
 
 def test_cache_off_or_unwritable(tmp_path, monkeypatch):
     monkeypatch.setenv("IMAGIO_CACHE_DIR", "off")
-    ph, s = load_or_generate(**PARAMS)
-    assert s == "off"
+    ph, s, files = load_or_generate(save_to=tmp_path / "o", **PARAMS)
+    assert s == "off" and len(files) == 4 and all(f.is_file() for f in files)
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("IMAGIO_CACHE_DIR", str(blocker))
-    ph2, s = load_or_generate(**PARAMS)
+    ph2, s, _ = load_or_generate(**PARAMS)
     assert s.startswith("unwritable: ")
     assert_same_phantom(ph, ph2)
     with pytest.raises(TypeError):

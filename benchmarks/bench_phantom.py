@@ -31,9 +31,9 @@ def _cached(spacing: float, t_generate: float) -> dict:
     with tempfile.TemporaryDirectory() as d:
         os.environ["IMAGIO_CACHE_DIR"] = d
         try:
-            ph, s1 = load_or_generate(spacing=spacing, seed=0)
+            ph, s1, _ = load_or_generate(spacing=spacing, seed=0)
             t0 = time.perf_counter()
-            again, s2 = load_or_generate(spacing=spacing, seed=0)
+            again, s2, _ = load_or_generate(spacing=spacing, seed=0)
             t = time.perf_counter() - t0
         finally:
             if old is None:

@@ -136,8 +136,9 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
 
     t = time.perf_counter()
     prog(0.0, f"generating the digital phantom at {spacing} mm (or reading it from the user's cache)")
-    ph, _ = load_or_generate(spacing=spacing, seed=seed)   # the same objects either way
-    files += phantom.save(ph, out / "phantom")
+    # the same objects and files either way (`phantom.cache`)
+    ph, _, saved = load_or_generate(save_to=out / "phantom", spacing=spacing, seed=seed)
+    files += saved
     timings["phantom"] = time.perf_counter() - t
     peaks["phantom"] = stage_peak_mib()
     cpu["phantom"], c = time.process_time() - c, time.process_time()
