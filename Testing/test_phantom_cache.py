@@ -73,19 +73,20 @@ def test_cached_phantom_equals_a_freshly_generated_one(cache_dir, tmp_path):
 def test_an_edit_of_the_generator_or_of_what_it_imports_changes_the_key(tmp_path):
     """The key's code digest over a copy of the package: an edit of a phantom module, of a
     module it imports at module level (volume) or inside a function (io, imported by
-    ``phantom.save``) changes it; an edit of a module the generator never imports does not."""
+    ``phantom.save``), or of a data file (anatomy.json: the saved labels' colours) changes it;
+    an edit of a module the generator never imports does not."""
     root = tmp_path / "imagio"
-    shutil.copytree(IMAGIO, root, ignore=shutil.ignore_patterns("__pycache__", "data", "web"))
+    shutil.copytree(IMAGIO, root, ignore=shutil.ignore_patterns("__pycache__", "web"))
 
     def digest():
-        return source_digest(sorted((root / "phantom").glob("*.py")), root)
+        return source_digest(sorted((root / "phantom").glob("*.py")), root, sorted((root / "data").glob("*.json")))
 
     base = digest()
     names = {str(f.relative_to(root)) for f in source_files(sorted((root / "phantom").glob("*.py")), root)}
     assert {"phantom/organs.py", "volume.py", "io.py", "__init__.py"} <= names
     assert "report.py" not in names and not any(n.startswith("planning/") for n in names)
     for rel, changes in (("phantom/organs.py", True), ("volume.py", True), ("io.py", True),
-                         ("report.py", False), ("planning/planner.py", False)):
+                         ("data/anatomy.json", True), ("report.py", False), ("planning/planner.py", False)):
         f = root / rel
         text = f.read_bytes()
         f.write_bytes(text + b"\n# an edit\n")

@@ -155,17 +155,17 @@ def source_files(files, root) -> list:
     return sorted(seen)
 
 
-def source_digest(files, root) -> str:
+def source_digest(files, root, data=()) -> str:
     """128-bit BLAKE2b digest (hex) of `source_files` (``files`` and the modules under
-    ``root`` that they import, transitively): a key for a result computed by that code. An
-    edit to any of these files changes it, an edit elsewhere does not. Each file is hashed
-    with its path relative to ``root``'s parent. Raises OSError and SyntaxError as
-    `source_files`."""
+    ``root`` that they import, transitively) and of the files ``data`` (the data that code
+    reads, under ``root``): a key for a result computed by that code from that data. An edit
+    to any of these files changes it, an edit elsewhere does not. Each file is hashed with its
+    path relative to ``root``'s parent. Raises OSError and SyntaxError as `source_files`."""
     import hashlib
     from pathlib import Path
 
     base = Path(root).resolve().parent
     h = hashlib.blake2b(digest_size=16)
-    for f in source_files(files, root):
+    for f in source_files(files, root) + sorted(Path(d).resolve() for d in data):
         h.update(str(f.relative_to(base)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()

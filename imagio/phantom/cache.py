@@ -6,8 +6,9 @@ issue 20). `load_or_generate` keys a pickled `Phantom` on:
 
 - every parameter of ``generate`` (spacing, seed, counts, anatomy options);
 - the generator's code: a digest of the source of ``imagio.phantom`` and of every ``imagio``
-  module that it imports, followed through their own imports (`imagio.caching.source_digest`);
-  an edit anywhere there gives a new key, so a changed generator never reads an old patient;
+  module that it imports, followed through their own imports, and of every file of
+  ``imagio/data`` (`imagio.caching.source_digest`); an edit anywhere there gives a new key, so
+  a changed generator never reads an old patient;
 - the versions of Python, numpy, scipy and edt (the random streams, filters and distance
   transforms that the generator calls) and SimpleITK (which writes the files of
   ``phantom.save``, kept in the same entry when asked: ``save_to``).
@@ -54,12 +55,15 @@ def cache_root() -> Path | None:
 
 
 def generator_digest() -> str:
-    """Digest of the phantom generator's code: the ``imagio.phantom`` package and the imagio
-    modules that it imports, transitively (hex, 32 characters)."""
+    """Digest of the phantom generator's code and data: the ``imagio.phantom`` package, the
+    imagio modules that it imports, transitively, and every file of ``imagio/data`` (the
+    anatomy's names and colours that the saved label files carry, the input limits; all of
+    them, so that no data file read on the way is left out) (hex, 32 characters)."""
     from ..caching import source_digest
 
     pkg = Path(__file__).resolve().parent
-    return source_digest(sorted(pkg.glob("*.py")), pkg.parent)
+    data = sorted(f for f in (pkg.parent / "data").rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    return source_digest(sorted(pkg.glob("*.py")), pkg.parent, data)
 
 
 def cache_key(params: dict) -> dict:
