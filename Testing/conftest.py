@@ -37,6 +37,20 @@ def block_in_air(spacing, shape_ijk, direction, half_mm):
     return ref, (x, y, z), body
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache_in_a_temporary_folder(tmp_path_factory):
+    """The tests (and the commands they start) keep IMAGIO's user cache (the generated phantom:
+    `imagio.phantom.cache`) in a folder of this session, never in the user's home; a cache
+    folder given by the caller's ``IMAGIO_CACHE_DIR`` is kept."""
+    import os
+
+    mp = pytest.MonkeyPatch()
+    if "IMAGIO_CACHE_DIR" not in os.environ:
+        mp.setenv("IMAGIO_CACHE_DIR", str(tmp_path_factory.mktemp("imagio_cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def oblique_affine():
     """IJK->RAS with an oblique direction (rotated 20 deg about a skew axis, i flipped) and

@@ -57,6 +57,28 @@ def naive_airways(a, seed):
     return lab == lab[tuple(seed)]
 
 
+def _hull_row(lungs_mask: np.ndarray, tag: str) -> dict:
+    """The per-plane lung hull (`bone_shell.lung_hull_planes`, `planning.mediastinum`): every
+    plane along each array axis with >= 3 lung voxels, `common.convex_hull_2d` (on the mask's
+    box) against scikit-image's whole-plane ``convex_hull_image`` (the baseline, main before
+    speed4), CPU time; the row says whether every plane's hull is identical."""
+    from skimage.morphology import convex_hull_image
+
+    from imagio.segmentation.common import convex_hull_2d
+
+    planes = [np.take(lungs_mask, k, axis=ax) for ax in range(3) for k in range(lungs_mask.shape[ax])]
+    planes = [p for p in planes if p.sum() >= 3]
+    t0 = time.process_time()
+    old = [convex_hull_image(p) for p in planes]
+    t_old = time.process_time() - t0
+    t0 = time.process_time()
+    new = [convex_hull_2d(p) for p in planes]
+    t_new = time.process_time() - t0
+    same = all(np.array_equal(a, b) for a, b in zip(old, new))
+    return dict(name=f"lung hull, {len(planes)} planes ({tag}; {'identical' if same else 'DIFFERENT'})",
+                value=t_new, unit="CPU-s", baseline=t_old, ratio=t_old / max(t_new, 1e-9))
+
+
 def run() -> list[dict]:
     from imagio import io
     from imagio.segmentation import airways, body, bones, lungs
@@ -86,6 +108,7 @@ def run() -> list[dict]:
         (left, right), t2, _ = _timed(lungs.split_left_right, ct, lm)
         rows.append(dict(name="lungs left/right split", value=t2, unit="s"))
         rows.append(dict(name="lungs peak memory", value=mem, unit="MiB"))
+        rows.append(_hull_row(lm, tag))
         bm, t, mem = _timed(bones.bone_mask, ct, b, lungs=lm)
         nbm, tb, _ = _timed(naive_bones, a, b)
         rows.append(dict(name=f"bones ({tag})", value=t, unit="s", baseline=tb, ratio=tb / t))

@@ -85,3 +85,87 @@ def threshold_digest(a: np.ndarray, above: float, within=()) -> tuple:
             b &= wb[s // 8:s // 8 + b.size]
         h.update(b.tobytes())
     return a.shape, float(above), h.hexdigest()
+
+
+def _imported_modules(path, module: str, is_package: bool, root) -> set:
+    """The ``imagio`` modules that the source file ``path`` (module ``module``) imports anywhere
+    (module level or inside functions), as file paths under ``root`` (the ``imagio`` package
+    folder): relative imports resolved against the module's package, absolute ``imagio.*``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(root)
+    top = root.name
+    pkg = module if is_package else module.rpartition(".")[0]
+    found = set()
+
+    def add(name: str) -> bool:
+        parts = name.split(".")
+        if parts[0] != top:
+            return False
+        base = root.joinpath(*parts[1:])
+        for cand in (base / "__init__.py", base.with_suffix(".py")):
+            if cand.is_file():
+                found.add(cand.resolve())
+                return True
+        return False
+
+    for node in ast.walk(ast.parse(Path(path).read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                add(a.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")
+                base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            add(name)
+            for a in node.names:   # `from pkg import module`
+                add(f"{name}.{a.name}")
+    return found
+
+
+def source_files(files, root) -> list:
+    """The source files ``files`` and every module of the package at ``root`` (a folder, e.g.
+    ``imagio/``) that they import, followed through those modules' own imports (any
+    ``import`` statement, also inside functions; the ``__init__.py`` of each package on the
+    way included), as sorted resolved paths. Raises OSError for an unreadable file and
+    SyntaxError for a file that does not parse."""
+    from pathlib import Path
+
+    root = Path(root).resolve()
+    todo = [Path(f).resolve() for f in files]
+    seen: set = set()
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        parts = list(f.relative_to(root.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts = parts[:-1]
+        for k in range(1, len(parts)):   # the packages on the way are run on import
+            init = root.parent.joinpath(*parts[:k], "__init__.py")
+            if init.is_file():
+                todo.append(init.resolve())
+        todo.extend(_imported_modules(f, ".".join(parts), is_package, root) - seen)
+    return sorted(seen)
+
+
+def source_digest(files, root, data=()) -> str:
+    """128-bit BLAKE2b digest (hex) of `source_files` (``files`` and the modules under
+    ``root`` that they import, transitively) and of the files ``data`` (the data that code
+    reads, under ``root``): a key for a result computed by that code from that data. An edit
+    to any of these files changes it, an edit elsewhere does not. Each file is hashed with its
+    path relative to ``root``'s parent. Raises OSError and SyntaxError as `source_files`."""
+    import hashlib
+    from pathlib import Path
+
+    base = Path(root).resolve().parent
+    h = hashlib.blake2b(digest_size=16)
+    for f in source_files(files, root) + sorted(Path(d).resolve() for d in data):
+        h.update(str(f.relative_to(base)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()

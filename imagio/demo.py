@@ -116,6 +116,7 @@ def stage_peak_mib(reset: bool = True) -> float | None:
 def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) -> dict:
     """Run the demo into ``out_dir``; returns a JSON-able summary (files, timings, plans)."""
     from . import mrml, phantom
+    from .phantom.cache import load_or_generate
     from .mrml.planning import plan_to_scene
     from .planning.planner import plan
     from .planning.problem import PlanningProblem
@@ -134,9 +135,10 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     c = time.process_time()
 
     t = time.perf_counter()
-    prog(0.0, f"generating the digital phantom at {spacing} mm")
-    ph = phantom.generate(spacing=spacing, seed=seed)
-    files += phantom.save(ph, out / "phantom")
+    prog(0.0, f"generating the digital phantom at {spacing} mm (or reading it from the user's cache)")
+    # the same objects and files either way (`phantom.cache`)
+    ph, _, saved = load_or_generate(save_to=out / "phantom", spacing=spacing, seed=seed)
+    files += saved
     timings["phantom"] = time.perf_counter() - t
     peaks["phantom"] = stage_peak_mib()
     cpu["phantom"], c = time.process_time() - c, time.process_time()

@@ -78,14 +78,14 @@ class Mediastinum:
     def _plane(self, k: int) -> np.ndarray:
         """Bool 2-D mask of the mediastinum in array plane ``k`` along the axial axis."""
         if k not in self._planes:
-            from skimage.morphology import convex_hull_image
+            from ..segmentation.common import convex_hull_2d
 
             lab = np.take(self.p.labels.array, k, axis=self.axis)
             lung = np.isin(lab, self.lung_values)
             if lung.sum() < 3:
                 self._planes[k] = np.zeros(lung.shape, bool)
                 return self._planes[k]
-            hull = convex_hull_image(lung)
+            hull = convex_hull_2d(lung)
             region = hull & ~lung & ~np.isin(lab, self.bone_values)
             other = [a for a in range(3) if a != self.axis]
             ii, jj = np.indices(lab.shape)

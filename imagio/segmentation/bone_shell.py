@@ -254,10 +254,9 @@ def lung_hull_planes(lungs: np.ndarray, s_ax: int, spacing_kji, depth_mm: float)
     mediastinum: the region between the pleural sacs, from the sternum in front to the vertebral
     column behind (Gray's Anatomy, 42nd ed., "Mediastinum"); the sternum, ribs and scapulae lie
     on or outside the hull (the chest wall), the vertebral bodies at its back. Planes with fewer
-    than 3 lung voxels are empty. scikit-image's ``convex_hull_image`` per plane."""
-    from skimage.morphology import convex_hull_image
-
-    from .common import _edt
+    than 3 lung voxels are empty. scikit-image's ``convex_hull_image`` per plane (on the plane's
+    lung box: `common.convex_hull_2d`)."""
+    from .common import _edt, convex_hull_2d
 
     out = np.zeros(lungs.shape, bool)
     sk = np.asarray(spacing_kji, float)
@@ -271,7 +270,7 @@ def lung_hull_planes(lungs: np.ndarray, s_ax: int, spacing_kji, depth_mm: float)
         lung = lungs[tuple(idx)]
         if lung.sum() < 3:
             continue
-        hull = convex_hull_image(lung)
+        hull = convex_hull_2d(lung)
         out[tuple(idx)] = _edt(hull, plane_sp, black_border=True) > depth_mm
     return out
 

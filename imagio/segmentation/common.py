@@ -89,13 +89,20 @@ def anatomical_axes(vol: Volume) -> dict:
 
 def ras_coordinate(vol: Volume, row: int) -> np.ndarray:
     """World coordinate ``row`` (0=R, 1=A, 2=S, mm) of every voxel, as a broadcastable sum
-    of three 1-D ramps (no full 3 x N coordinate array)."""
+    of three 1-D ramps (no full 3 x N coordinate array), float32 [k, j, i]. Summed in float64
+    a slab of planes at a time and rounded to float32 per slab: the same values as the sum over
+    the whole volume, without its two float64 volume temporaries (350 MiB on the 1.5 mm demo
+    phantom)."""
     m = vol.ijk_to_ras
     nk, nj, ni = vol.shape
-    return (m[row, 3]
-            + (m[row, 2] * np.arange(nk, dtype=np.float32))[:, None, None]
-            + (m[row, 1] * np.arange(nj, dtype=np.float32))[None, :, None]
-            + (m[row, 0] * np.arange(ni, dtype=np.float32))[None, None, :]).astype(np.float32)
+    rk = (m[row, 2] * np.arange(nk, dtype=np.float32))[:, None, None]
+    rj = (m[row, 1] * np.arange(nj, dtype=np.float32))[None, :, None]
+    ri = (m[row, 0] * np.arange(ni, dtype=np.float32))[None, None, :]
+    out = np.empty((nk, nj, ni), np.float32)
+    step = max(1, (1 << 20) // max(nj * ni, 1))
+    for a in range(0, nk, step):
+        out[a:a + step] = m[row, 3] + rk[a:a + step] + rj + ri
+    return out
 
 
 def mean_ras(vol: Volume, mask: np.ndarray) -> np.ndarray:
@@ -152,11 +159,21 @@ def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
                                       return_N=True)
     if n <= 1:
         return cc > 0
+    cnt = label_counts(cc, n)
+    return cc == int(np.argmax(cnt[1:])) + 1
+
+
+def label_counts(lab: np.ndarray, n: int) -> np.ndarray:
+    """Voxel count (int64, length n + 1, indexed by label) of each label 0..n of the label map
+    ``lab`` (any unsigned integer type, values <= n): ``np.bincount(lab.ravel(), minlength=n + 1)``
+    counted 2**20 voxels at a time, so that the int64 copy that ``bincount`` makes of a uint32
+    map is one chunk, not the volume (8 bytes per voxel: 175 MiB on the 1.5 mm demo phantom),
+    and about twice as fast on it (0.08 against 0.17 CPU-s per call). Equal counts."""
     cnt = np.zeros(n + 1, np.int64)
-    flat = cc.reshape(-1)
+    flat = lab.reshape(-1)
     for a in range(0, flat.size, 1 << 20):
         cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
-    return cc == int(np.argmax(cnt[1:])) + 1
+    return cnt
 
 
 def components(mask: np.ndarray, connectivity: int = 6):
@@ -165,8 +182,28 @@ def components(mask: np.ndarray, connectivity: int = 6):
 
     lab, n = cc3d.connected_components(np.ascontiguousarray(mask, dtype=bool),
                                        connectivity=connectivity, return_N=True)
-    counts = np.bincount(lab.ravel(), minlength=n + 1)
-    return lab, n, counts
+    return lab, n, label_counts(lab, n)
+
+
+def convex_hull_2d(mask: np.ndarray) -> np.ndarray:
+    """scikit-image's ``convex_hull_image(mask)`` (its defaults) of the 2-D bool ``mask``,
+    computed on the mask's bounding box and placed into an array of the mask's shape: a pixel
+    outside the box is outside the hull (the hull joins the pixels' edge midpoints, which reach
+    half a pixel beyond the box), and the box's integer shift leaves the hull's vertices and
+    every pixel's inside/edge test exact, so the pixels are the same as on the whole plane
+    (compared on every plane of the demo's hulls). The whole-plane hull tests every pixel of
+    the plane against the polygon (``grid_points_in_poly``): most of the cost on wide planes.
+    An empty mask gives an empty hull (without scikit-image's warning)."""
+    from skimage.morphology import convex_hull_image
+
+    out = np.zeros(mask.shape, bool)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return out
+    cols = np.flatnonzero(mask.any(axis=0))
+    box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    out[box] = convex_hull_image(mask[box])
+    return out
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
