@@ -332,6 +332,7 @@ def _split_trachea(ct: Volume, airway: np.ndarray, cut_lr_faces=()
 
 
 BIFURCATION_CHECK_MM = rule("bifurcation_check_mm")
+BIFURCATION_MIN_RUN_MM = rule("bifurcation_min_run_mm")
 
 
 def _branches_stay_apart(sl_first: np.ndarray, order: np.ndarray, s: int, lab: np.ndarray,
@@ -341,17 +342,18 @@ def _branches_stay_apart(sl_first: np.ndarray, order: np.ndarray, s: int, lab: n
     ``s``) are the roots of separate branches, as the main bronchi below the carina are. The
     airways form a tree (dichotomous branching, no loops: Weibel ER, Morphometry of the Human
     Lung, Springer 1963; Horsfield K, Cumming G, J Appl Physiol 1968;24:373-383), and each main
-    bronchus runs on for 25-50 mm before its subtree goes on into the lobes (Gray's Anatomy,
-    41st ed., 2016, ch. 'Trachea and bronchi'). So over the ``BIFURCATION_CHECK_MM`` below ``s``
-    (26-connected in the airway mask of those slices) two lumens must stay apart and each must
-    run on to the end of that span, to the lowest slice of the tree, or to a cut left-right face
-    of the view (``cut_lr_faces``, ends of the in-slice left-right axis ``lr_in_slice``). Lumens
-    that join again, or a pocket that ends blindly within a few mm (the larynx's folds and
-    ventricles at the top of a scan, a partial-volume septum), are no bifurcation.
+    bronchus runs on for 25-50 mm (Gray's Anatomy, 41st ed., 2016, ch. 'Trachea and bronchi').
+    So two lumens must not join again within ``BIFURCATION_CHECK_MM`` below ``s`` (26-connected
+    in the airway mask of those slices), and each must run on for ``BIFURCATION_MIN_RUN_MM``, or
+    to the lowest slice of the tree, or to a cut left-right face of the view (``cut_lr_faces``,
+    ends of the in-slice left-right axis ``lr_in_slice``). Lumens that join again, or a recess
+    that ends blindly within a few mm (the larynx's folds and ventricles at the top of a scan, a
+    partial-volume septum), are no bifurcation.
 
     ``sl_first``: the airway mask with the superior axis first; ``order``: its slices from the top
-    down."""
+    down; ``slice_mm``: the slice spacing."""
     n = max(1, int(np.ceil(BIFURCATION_CHECK_MM / slice_mm)))
+    n_run = min(n, max(1, int(np.ceil(BIFURCATION_MIN_RUN_MM / slice_mm))))
     p = int(np.flatnonzero(order == s)[0])
     planes = order[p:p + n + 1]
     slab = sl_first[planes]
@@ -360,7 +362,8 @@ def _branches_stay_apart(sl_first: np.ndarray, order: np.ndarray, s: int, lab: n
     running = 0
     for r in roots:
         comp = lab3 == r
-        ok = bool(comp[-1].any())   # n slices down, or the tree's lowest slice
+        # far enough down, or to the tree's lowest slice (the slab's last plane)
+        ok = bool(comp[min(n_run, len(planes) - 1):].any())
         if not ok and lr_in_slice is not None:
             ok = any(np.take(comp, e, axis=1 + lr_in_slice).any() for e in cut_lr_faces)
         running += ok
