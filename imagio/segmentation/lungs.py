@@ -366,5 +366,12 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
 
 
 def pleural_surface(lungs: np.ndarray) -> np.ndarray:
-    """One-voxel shell of the lungs (the visceral pleura at CT resolution)."""
-    return lungs & ~ndimage.binary_erosion(lungs)
+    """One-voxel shell of the lungs (the visceral pleura at CT resolution), bool [k, j, i].
+
+    The visceral pleura covers the lung's own surface (Gray's Anatomy, 41st ed., 2016, ch.
+    'Pleura'). Where a face of the volume cuts a lung (a hemithorax crop, a slab, the lung
+    apex or base beyond the scan) the lung goes on beyond the face: the cut is no surface, so
+    the face is not shelled (the erosion treats the outside of the array as lung). Before,
+    every lung voxel on a face was labelled pleura (and painted over the lung label there):
+    the chest CTA cut to its lower half had 1.3 times the pleura of the same region uncropped."""
+    return lungs & ~ndimage.binary_erosion(lungs, border_value=1)
