@@ -225,12 +225,41 @@ def midline_x(ct: Volume, body: np.ndarray | None = None,
     if body is not None and body.any():
         lr = anatomical_axes(ct)["R"][0]
         idx = np.flatnonzero(np.any(body, axis=tuple(a for a in range(3) if a != lr)))
-        if idx[0] > 0 and idx[-1] < body.shape[lr] - 1:
+        if idx[0] > 0 and idx[-1] < body.shape[lr] - 1 and not _cut_at_side_by_padding(ct, body, x):
             xs = x[body]
             return float(0.5 * (xs.min() + xs.max())), "body"
     if not has_scanner_origin(ct):
         return None, "unknown"
     return 0.0, "isocentre"
+
+
+def _cut_at_side_by_padding(ct: Volume, body: np.ndarray, x: np.ndarray) -> bool:
+    """On a reformat (an image with padding, `body._measured`): whether the source's field of view
+    cut the body at a side, i.e. the body's leftmost or rightmost voxels (within one voxel
+    diagonal of its RAS x extremes) have a neighbour along the array's left-right axis in the
+    padding. There the array's faces are not the view's: the padding lies between (fov2: the
+    chest CTA's left half tilted 15 degrees, its body 'wholly in view', its centre taken for the
+    midline and the whole left lung labelled right). False without padding."""
+    from .body import _measured
+
+    measured = _measured(ct)
+    if measured is None:
+        return False
+    lr = anatomical_axes(ct)["R"][0]
+    pad = ~measured
+    near = np.zeros_like(body)
+    lo, hi = [slice(None)] * 3, [slice(None)] * 3
+    lo[lr], hi[lr] = slice(0, -1), slice(1, None)
+    lo, hi = tuple(lo), tuple(hi)
+    near[lo] |= pad[hi]
+    near[hi] |= pad[lo]
+    edge = body & near
+    if not edge.any():
+        return False
+    xs = x[body]
+    tol = float(np.linalg.norm(ct.spacing))
+    xe = np.broadcast_to(x, body.shape)[edge]
+    return bool(np.any(xe >= xs.max() - tol) or np.any(xe <= xs.min() + tol))
 
 
 def midline_or_lungs_centre(ct: Volume, midline: float | None, lungs: np.ndarray | None
