@@ -31,6 +31,10 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     open_mm: opening radius (mm) that detaches the table, cushions and clothing folds; the
     mask is then restored to the unopened outline near the patient (geodesic reconstruction)
     so the skin is not eroded.
+
+    On a reformat (padding: `planning.skin.data_mask`) the air regions that may join the body
+    (a lung cut by the source's field of view) are found, judged and added on measured voxels
+    only; the padding itself is never body.
     """
     p = as_progress(progress)
     a = check_ct(ct)
