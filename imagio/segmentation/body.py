@@ -68,7 +68,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     # patient (fov2: the chest CTA's anterior half tilted 15 degrees, its lung and the air in
     # front of the chest one component of median -968 HU: all 1,796 mL of lung left out)
     air = ~m
-    measured = _measured(ct)
+    measured = measured_voxels(ct)
     lab, n, counts = components(air if measured is None else air & measured, connectivity=6)
     if n:
         keep = counts * ct.voxel_volume_ml >= MIN_AIR_ML
@@ -95,7 +95,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     return body
 
 
-def _measured(ct: Volume) -> np.ndarray | None:
+def measured_voxels(ct: Volume) -> np.ndarray | None:
     """Bool [k, j, i]: the measured voxels of a reformat, False on its padding and the two voxels
     next to it (`planning.skin.data_mask`, the array's outer layer kept); None when the image has
     no padding."""

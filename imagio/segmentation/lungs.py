@@ -234,15 +234,15 @@ def midline_x(ct: Volume, body: np.ndarray | None = None,
 
 
 def _cut_at_side_by_padding(ct: Volume, body: np.ndarray, x: np.ndarray) -> bool:
-    """On a reformat (an image with padding, `body._measured`): whether the source's field of view
+    """On a reformat (an image with padding, `body.measured_voxels`): whether the source's field of view
     cut the body at a side, i.e. the body's leftmost or rightmost voxels (within one voxel
     diagonal of its RAS x extremes) have a neighbour along the array's left-right axis in the
     padding. There the array's faces are not the view's: the padding lies between (fov2: the
     chest CTA's left half tilted 15 degrees, its body 'wholly in view', its centre taken for the
     midline and the whole left lung labelled right). False without padding."""
-    from .body import _measured
+    from .body import measured_voxels
 
-    measured = _measured(ct)
+    measured = measured_voxels(ct)
     if measured is None:
         return False
     lr = anatomical_axes(ct)["R"][0]
