@@ -270,7 +270,7 @@ def _split_trachea(ct: Volume, airway: np.ndarray, cut_lr_faces=()
     """Track the trachea's lumen slice by slice from the top (the in-plane component that
     overlaps the lumen of the slice above); the carina is the first slice where that lumen
     overlaps two lumens of main-bronchus size (>= ``CARINA_LUMEN_SHARE`` of the trachea's
-    cross-section). Upper-lobe bronchi rising beside the trachea never overlap it, so they
+    cross-section) that do not join again below (`_branches_stay_apart`). Upper-lobe bronchi rising beside the trachea never overlap it, so they
     stay "airways".
 
     ``cut_lr_faces``: which ends (0, -1) of the left-right array axis are faces of the field of
@@ -306,7 +306,9 @@ def _split_trachea(ct: Volume, airway: np.ndarray, cut_lr_faces=()
             if not ids:
                 break
             big = [i for i in ids if sizes[i] >= max(10.0, CARINA_LUMEN_SHARE * ref_area)]
-            if len(big) >= 2:
+            if len(big) >= 2 and _branches_stay_apart(sl_first, order, s, lab, big,
+                                                      float(ct.spacing_kji[s_ax]), lr_in_slice,
+                                                      cut_lr_faces):
                 carina = int(s)
                 break
         cur = np.isin(lab, ids)
@@ -327,6 +329,45 @@ def _split_trachea(ct: Volume, airway: np.ndarray, cut_lr_faces=()
         return airway.copy(), np.zeros_like(airway), None
     trachea = np.moveaxis(trachea, 0, s_ax)
     return trachea, airway & ~trachea, carina
+
+
+BIFURCATION_CHECK_MM = rule("bifurcation_check_mm")
+BIFURCATION_MIN_RUN_MM = rule("bifurcation_min_run_mm")
+
+
+def _branches_stay_apart(sl_first: np.ndarray, order: np.ndarray, s: int, lab: np.ndarray,
+                         ids: list, slice_mm: float, lr_in_slice: int | None = None,
+                         cut_lr_faces=()) -> bool:
+    """Whether two of the lumens ``ids`` (labels of ``lab``, the in-plane components of slice
+    ``s``) are the roots of separate branches, as the main bronchi below the carina are. The
+    airways form a tree (dichotomous branching, no loops: Weibel ER, Morphometry of the Human
+    Lung, Springer 1963; Horsfield K, Cumming G, J Appl Physiol 1968;24:373-383), and each main
+    bronchus runs on for 25-50 mm (Gray's Anatomy, 41st ed., 2016, ch. 'Trachea and bronchi').
+    So two lumens must not join again within ``BIFURCATION_CHECK_MM`` below ``s`` (26-connected
+    in the airway mask of those slices), and each must run on for ``BIFURCATION_MIN_RUN_MM``, or
+    to the lowest slice of the tree, or to a cut left-right face of the view (``cut_lr_faces``,
+    ends of the in-slice left-right axis ``lr_in_slice``). Lumens that join again, or a recess
+    that ends blindly within a few mm (the larynx's folds and ventricles at the top of a scan, a
+    partial-volume septum), are no bifurcation.
+
+    ``sl_first``: the airway mask with the superior axis first; ``order``: its slices from the top
+    down; ``slice_mm``: the slice spacing."""
+    n = max(1, int(np.ceil(BIFURCATION_CHECK_MM / slice_mm)))
+    n_run = min(n, max(1, int(np.ceil(BIFURCATION_MIN_RUN_MM / slice_mm))))
+    p = int(np.flatnonzero(order == s)[0])
+    planes = order[p:p + n + 1]
+    slab = sl_first[planes]
+    lab3, _ = ndimage.label(slab, structure=np.ones((3, 3, 3), bool))
+    roots = {int(np.max(lab3[0][lab == i])) for i in ids}
+    running = 0
+    for r in roots:
+        comp = lab3 == r
+        # far enough down, or to the tree's lowest slice (the slab's last plane)
+        ok = bool(comp[min(n_run, len(planes) - 1):].any())
+        if not ok and lr_in_slice is not None:
+            ok = any(np.take(comp, e, axis=1 + lr_in_slice).any() for e in cut_lr_faces)
+        running += ok
+    return running >= 2
 
 
 MAIN_BRONCHUS_SLOPE = float(np.tan(np.radians(rule("main_bronchus_min_angle_deg"))))

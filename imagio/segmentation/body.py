@@ -31,6 +31,10 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     open_mm: opening radius (mm) that detaches the table, cushions and clothing folds; the
     mask is then restored to the unopened outline near the patient (geodesic reconstruction)
     so the skin is not eroded.
+
+    On a reformat (padding: `planning.skin.data_mask`) the air regions that may join the body
+    (a lung cut by the source's field of view) are found, judged and added on measured voxels
+    only; the padding itself is never body.
     """
     p = as_progress(progress)
     a = check_ct(ct)
@@ -57,8 +61,15 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     # aerated lung is inside the patient even where the field of view cuts the chest (a lung
     # open to a face of the volume is not a hole): air components that look like parenchyma
     # (median above -950 HU: not outside air or bowel gas) and touch the body join it
+    # On a reformat the resampler's padding (one exact fill value beyond the source) lies where
+    # the source's field of view ended: it is no air of the patient's surroundings. Air is
+    # taken on measured voxels only (`planning.skin.data_mask`), so a lung cut by the source's
+    # view is judged on its own voxels, not joined through the padding to the air outside the
+    # patient (fov2: the chest CTA's anterior half tilted 15 degrees, its lung and the air in
+    # front of the chest one component of median -968 HU: all 1,796 mL of lung left out)
     air = ~m
-    lab, n, counts = components(air, connectivity=6)
+    measured = measured_voxels(ct)
+    lab, n, counts = components(air if measured is None else air & measured, connectivity=6)
     if n:
         keep = counts * ct.voxel_volume_ml >= MIN_AIR_ML
         keep[0] = False
@@ -82,6 +93,16 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     body = (filled & ~added) | (added & lumen)
     p(1.0, "body: done")
     return body
+
+
+def measured_voxels(ct: Volume) -> np.ndarray | None:
+    """Bool [k, j, i]: the measured voxels of a reformat, False on its padding and the two voxels
+    next to it (`planning.skin.data_mask`, the array's outer layer kept); None when the image has
+    no padding."""
+    from ..planning.skin import data_mask
+
+    data, c = data_mask(ct, rim_voxels=2, keep_outer_layer=True)
+    return None if c is None else data
 
 
 def mostly_in_slice_hull(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: int) -> np.ndarray:

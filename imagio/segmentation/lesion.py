@@ -348,10 +348,9 @@ def _measured_data(ct: Volume) -> np.ndarray | None:
     read as gas, no lung was left, and the nodule came out "soft tissue" at 2.4 of 5.8 mL (forced
     lung: 0.001 mL). The planner's data region (`planning.skin.data_mask`) with the array's outer
     voxel layer kept. Computed once per `segment_lesion` call and handed to its inner runs."""
-    from ..planning.skin import data_mask
+    from .body import measured_voxels
 
-    data, c = data_mask(ct, rim_voxels=2, keep_outer_layer=True)
-    return None if c is None else data
+    return measured_voxels(ct)
 
 
 def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.ndarray | None = None,

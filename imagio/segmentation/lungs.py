@@ -225,12 +225,41 @@ def midline_x(ct: Volume, body: np.ndarray | None = None,
     if body is not None and body.any():
         lr = anatomical_axes(ct)["R"][0]
         idx = np.flatnonzero(np.any(body, axis=tuple(a for a in range(3) if a != lr)))
-        if idx[0] > 0 and idx[-1] < body.shape[lr] - 1:
+        if idx[0] > 0 and idx[-1] < body.shape[lr] - 1 and not _cut_at_side_by_padding(ct, body, x):
             xs = x[body]
             return float(0.5 * (xs.min() + xs.max())), "body"
     if not has_scanner_origin(ct):
         return None, "unknown"
     return 0.0, "isocentre"
+
+
+def _cut_at_side_by_padding(ct: Volume, body: np.ndarray, x: np.ndarray) -> bool:
+    """On a reformat (an image with padding, `body.measured_voxels`): whether the source's field of view
+    cut the body at a side, i.e. the body's leftmost or rightmost voxels (within one voxel
+    diagonal of its RAS x extremes) have a neighbour along the array's left-right axis in the
+    padding. There the array's faces are not the view's: the padding lies between (fov2: the
+    chest CTA's left half tilted 15 degrees, its body 'wholly in view', its centre taken for the
+    midline and the whole left lung labelled right). False without padding."""
+    from .body import measured_voxels
+
+    measured = measured_voxels(ct)
+    if measured is None:
+        return False
+    lr = anatomical_axes(ct)["R"][0]
+    pad = ~measured
+    near = np.zeros_like(body)
+    lo, hi = [slice(None)] * 3, [slice(None)] * 3
+    lo[lr], hi[lr] = slice(0, -1), slice(1, None)
+    lo, hi = tuple(lo), tuple(hi)
+    near[lo] |= pad[hi]
+    near[hi] |= pad[lo]
+    edge = body & near
+    if not edge.any():
+        return False
+    xs = x[body]
+    tol = float(np.linalg.norm(ct.spacing))
+    xe = np.broadcast_to(x, body.shape)[edge]
+    return bool(np.any(xe >= xs.max() - tol) or np.any(xe <= xs.min() + tol))
 
 
 def midline_or_lungs_centre(ct: Volume, midline: float | None, lungs: np.ndarray | None
@@ -366,5 +395,13 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
 
 
 def pleural_surface(lungs: np.ndarray) -> np.ndarray:
-    """One-voxel shell of the lungs (the visceral pleura at CT resolution)."""
-    return lungs & ~ndimage.binary_erosion(lungs)
+    """One-voxel shell of the lungs (the visceral pleura at CT resolution), bool [k, j, i].
+
+    The visceral pleura covers the lung's own surface (Gray's Anatomy, 41st ed., 2016, ch.
+    'Pleura'). Where a face of the volume cuts a lung (a hemithorax crop, a slab, the lung
+    apex or base beyond the scan) the lung goes on beyond the face: the cut is no surface, so
+    the face is not shelled (the erosion treats the outside of the array as lung). Before,
+    every lung voxel on a face was labelled pleura (and painted over the lung label there):
+    on the chest CTA and Lung-PET-CT-Dx cut to a half or to a 100 mm field of view, 1.04-1.71
+    times the pleura of the same region uncropped (same lung masks; now 0.98-1.00)."""
+    return lungs & ~ndimage.binary_erosion(lungs, border_value=1)
