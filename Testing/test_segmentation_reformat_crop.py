@@ -4,7 +4,9 @@ of the patient's surroundings and no face of the patient. Before, a lung cut by 
 was joined through the padding to the air outside the chest and left out of the body (the chest
 CTA's anterior half tilted 15 degrees: 0 of 1,796 mL of lung, refused as "no lungs"), and a
 hemithorax whose cut side lies against padding was taken as a body wholly in view, its centre
-as the midline (the CTA's left half tilted: 1,650 of 1,680 mL labelled lung_right, no warning).
+as the midline (the CTA's left half, 10 mm short of the trachea, tilted: main lost half the lung
+and labelled 566 mL lung_right with no side warning; with the lung kept but this midline, all
+1,650 mL were lung_right).
 
 Truth: the synthetic chest (`synthetic_ct`), cut to its left half (RAS x < -12 mm: the trachea
 out of view), reformatted on a grid tilted 15 degrees about an oblique axis, i flipped,
