@@ -421,3 +421,45 @@ def test_scan_summary_keeps_a_floor_above_definite_categories():
     assert highest_lung_rads([nod(category="4B"), nod(refused="x", category_at_least="4A")]) == "4B"
     assert highest_lung_rads([nod(category="3"), nod(refused="x", category_at_least="3")]) == "3"
     assert highest_lung_rads([nod(refused="x", category_at_least=None), {}]) == ""
+
+
+def _two_tumours_in_one_label(host="liver"):
+    """A liver block (anisotropic grid) holding two 16 mm tumours 20 mm apart under ONE label."""
+    shape, sp = (40, 70, 90), np.array([2.0, 1.0, 1.5])
+    k, j, i = np.indices(shape)
+    z, y, x = k * sp[0], j * sp[1], i * sp[2]
+    lab = np.zeros(shape, np.uint8)
+    lab[(x > 10) & (x < 125) & (y > 5) & (y < 65) & (z > 5) & (z < 75)] = 1
+    t1 = (x - 50) ** 2 + (y - 35) ** 2 + (z - 40) ** 2 <= 8 ** 2
+    t2 = (x - 86) ** 2 + (y - 35) ** 2 + (z - 40) ** 2 <= 7 ** 2
+    lab[t1 | t2] = 2
+    labels = Volume(lab, np.diag([sp[2], sp[1], sp[0], 1.0]), labels={1: host, 2: "tumor"})
+    ct = labels.with_array(np.where(lab == 2, 50, np.where(lab > 0, 110, -100)).astype(np.int16), labels={})
+    return ct, labels, t1, t2
+
+
+def test_eligibility_of_one_label_holding_two_tumours():
+    """New-user trial 22 (HIGH): a LiTS-style 'tumor' label of two tumours (each <= 16 mm) was
+    judged by the union's long axis (unsuitable: > 30 mm), with no word. The largest piece is
+    judged, the other is another lesion (inside the liver for the capsule), and it is said."""
+    ct, labels, t1, t2 = _two_tumours_in_one_label()
+    res = assess(ct, labels, "tumor")
+    by = {r["criterion"]: r for r in res["reasons"]}
+    assert by["size"]["value"] <= 18.0 and by["size"]["favourable"], by["size"]
+    assert any("tumor is 2 separate pieces" in w for w in res["warnings"]), res["warnings"]
+    assert by["subcapsular"]["value"] >= 10.0, by["subcapsular"]
+
+
+def test_eligibility_with_a_host_it_cannot_name_is_not_favourable(capsys, tmp_path):
+    """New-user trial 22: the liver named 'Leber': capsule distance NaN, 'favourable', suitable,
+    and a bare NaN in the JSON. Now not measured, not favourable, said; the JSON is valid."""
+    import json as _json
+
+    ct, labels, t1, _ = _two_tumours_in_one_label(host="Leber")
+    res = assess(ct, labels, "tumor")
+    by = {r["criterion"]: r for r in res["reasons"]}
+    assert by["subcapsular"]["value"] is None and not by["subcapsular"]["favourable"] and res["suitable"] is False
+    assert any(w.startswith("subcapsular: not measured") for w in res["warnings"]), res["warnings"]
+    _json.loads(_json.dumps(res, allow_nan=False))   # no NaN anywhere
+    with pytest.raises(InputError, match="'metastasis' is not in the label map"):
+        assess(ct, labels, "metastasis")

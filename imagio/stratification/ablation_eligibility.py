@@ -34,9 +34,18 @@ def vessel_diameters(vessel: np.ndarray, spacing_kji) -> np.ndarray:
 
 def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
     """{suitable: bool, reasons: [{criterion, value, threshold, met, source}], measurements}."""
+    from ..planning.problem import Target, split_target_parts
+
     c = criteria()
-    rep = characterise(ct, labels, lesion)
     labels = labels_on_grid(labels, ct)
+    if lesion in labels.labels.values():
+        # one label of separate tumours (LiTS' "tumor"): the largest is judged, the others are
+        # other lesions (new-user trial 22: the union's 43.6 mm long axis of two <= 25 mm tumours)
+        v = next(k for k, n in labels.labels.items() if n == lesion)
+        labels, pieces = split_target_parts(labels, Target(np.zeros(3), lesion, int(v)))
+    else:
+        pieces = []
+    rep = characterise(ct, labels, lesion)
     mask = labels.mask(lesion)
     sl = _crop(labels, mask, 25.0)
     sub_lab, sub_mask = labels.array[sl], mask[sl]
@@ -57,8 +66,13 @@ def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
     add("size", size, f"<= {c['max_diameter_mm']['value']} mm", size <= c["max_diameter_mm"]["value"],
         c["max_diameter_mm"]["source"], "3-D long axis")
     sub = c["subcapsular_mm"]["value"]
-    add("subcapsular", rep.distance_to_surface_mm, f">= {sub} mm from the capsule",
-        not rep.distance_to_surface_mm < sub, c["subcapsular_mm"]["source"])
+    if np.isfinite(rep.distance_to_surface_mm):
+        add("subcapsular", rep.distance_to_surface_mm, f">= {sub} mm from the capsule",
+            not rep.distance_to_surface_mm < sub, c["subcapsular_mm"]["source"])
+    else:   # no organ IMAGIO knows around it ("Leber"): not measured, so not favourable
+        add("subcapsular", None, f">= {sub} mm from the capsule", False, c["subcapsular_mm"]["source"],
+            f"not measured: the structure around the lesion ({rep.organ or 'none'}) is not one whose capsule "
+            "IMAGIO knows (liver, lungs); name it liver (--label-names)")
     pv = c["perivascular"]
     vessel_vals = [v for v, n in labels.labels.items() if n in VESSELS]
     vessel = np.isin(sub_lab, vessel_vals)
@@ -78,9 +92,10 @@ def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
     kji = np.argwhere(mask)
     gap, where = labels.nearest_end(kji.min(0), kji.max(0))
     reach = max(sub, pv["distance_mm"], adj["value"])
-    warnings = ([f"the image ends {gap:.1f} mm from the lesion (its {where}): the capsule, vessels and "
+    warnings = pieces + ([f"the image ends {gap:.1f} mm from the lesion (its {where}): the capsule, vessels and "
                  f"structures beyond it are not seen, so the criteria within {reach:g} mm cover only the imaged "
                  "part; check on a scan of the whole liver"] if gap < reach else [])
+    warnings += [f"{r['criterion']}: {r['detail']}" for r in reasons if r["value"] is None]
     return {"lesion": lesion, "suitable": all(r["favourable"] for r in reasons), "reasons": reasons,
             "warnings": warnings, "measurements": rep.to_dict(),
             "note": "eligibility flags support the tumour board; they are not a treatment decision"}

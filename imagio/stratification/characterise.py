@@ -48,7 +48,9 @@ class LesionReport:
     centroid_ras: list
 
     def to_dict(self):
-        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """Fields as JSON values: floats to 3 decimals, a value not measured (NaN) as None."""
+        return {k: ((round(v, 3) if np.isfinite(v) else None) if isinstance(v, float) else v)
+                for k, v in asdict(self).items()}
 
 
 def _crop(labels: Volume, mask: np.ndarray, margin_mm: float):
@@ -107,6 +109,10 @@ def solid_component(mask: np.ndarray, ct: Volume, solid_hu: float = SOLID_HU
 def characterise(ct: Volume, labels: Volume, lesion: str, solid_hu: float = SOLID_HU) -> LesionReport:
     """Measure the lesion labelled ``lesion`` in ``labels`` (same grid as ``ct``)."""
     labels = labels_on_grid(labels, ct)
+    if lesion not in labels.labels.values():
+        raise InputError(f"the lesion {lesion!r} is not in the label map; it has "
+                         f"{', '.join(sorted(map(str, labels.labels.values()))[:12])}: give its name "
+                         "(--label-names for a label map without names)")
     mask = labels.mask(lesion)
     if not mask.any():
         raise InputError(f"the lesion '{lesion}' has no voxel: segment it first")
@@ -136,7 +142,8 @@ def characterise(ct: Volume, labels: Volume, lesion: str, solid_hu: float = SOLI
         # 21: a tumour 6 mm from another was 'subcapsular', 4.5 mm from the capsule: 17.9 mm)
         organ_vals = [v for v, n in labels.labels.items() if n in organ_names
                       or anatomy.get(n).role == "target" or named_like_a_lesion(n)]
-        inside = np.isin(sub_lab, organ_vals) | sub_mask
+        # and so is any structure it encloses whatever its name ("target2", an unlabelled hole)
+        inside = ndimage.binary_fill_holes(np.isin(sub_lab, organ_vals) | sub_mask)
         surface = float(boundary_distance_mm(inside, ct.spacing_kji)[sub_mask].min())
     return LesionReport(
         lesion, m.volume_ml, m.long_axis_mm, m.short_axis_mm, m.axial_long_axis_mm,
