@@ -309,3 +309,35 @@ def test_role_on_the_target_is_said_to_be_unused():
     ct, lab = _liver_with_three_tumours(_oblique())
     prob = PlanningProblem.build(ct, lab, "liver_tumor_1", roles={"liver_tumor_1": "forbidden"})
     assert any(w.startswith("--role liver_tumor_1: liver_tumor_1 is the target") for w in prob.warnings), prob.warnings
+
+
+def test_every_model_class_has_a_role_and_liver_spellings_keep_the_liver_rules(tmp_path):
+    """New-user trial 22 (MEDIUM): with unknown names kept out, IMAGIO's own liver_segments model
+    output (liver_segment_1..8) became forbidden (260 -> 36 feasible paths) and lost the liver
+    rules, and "Liver" (a Slicer/RTSTRUCT spelling) lost them too. Every class of every model in
+    models.json is a catalogue structure; "Liver" is read as liver; the liver rule applies to a
+    target in a Couinaud segment."""
+    from imagio import anatomy, io
+    from imagio.planning.problem import named_like_a_lesion
+
+    models = json.loads((__import__("imagio.data", fromlist=["x"]).__path__[0] + "/models.json"
+                         and open(__import__("imagio.data", fromlist=["x"]).__path__[0] + "/models.json").read()))
+    for task, spec in models["models"].items():
+        for name in (spec.get("classes") or {}).values() if isinstance(spec.get("classes"), dict) else ():
+            assert anatomy.is_known(name) or named_like_a_lesion(name), (task, name)
+    ct, lab = _liver_with_three_tumours(_oblique())
+    io.write_image(lab.with_array(lab.array, labels={}), tmp_path / "lab.nii.gz")
+    (tmp_path / "lab.labels.json").write_text(json.dumps({"2": "Liver", "3": "Liver_Tumor_1", "4": "GTV_2",
+                                                          "5": "GTV_3"}))
+    read = io.read_labels(tmp_path / "lab.nii.gz")
+    assert read.labels[2] == "liver" and read.labels[3] == "liver_tumor_1"
+    assert any("'Liver' as 'liver'" in w for w in read.warnings), read.warnings
+    prob = PlanningProblem.build(ct, read, "liver_tumor_1")
+    assert prob.rules["liver_parenchyma"]["applies"], prob.rules
+    x = np.asarray(lab.kji_to_world(np.argwhere(np.ones(lab.shape, bool)).astype(float)))[:, 0].reshape(lab.shape)
+    seg = np.where(lab.array == 2, np.where(x < 0, 6, 7), lab.array).astype(np.uint8)
+    segs = lab.with_array(seg, labels={6: "liver_segment_5", 7: "liver_segment_6", A: "liver_tumor_1",
+                                       B: "liver_tumor_2", C: "liver_tumor_3"})
+    prob = PlanningProblem.build(ct, segs, "liver_tumor_1")
+    assert prob.target.organ.startswith("liver_segment_") and prob.rules["liver_parenchyma"]["applies"]
+    assert {s.name: s.role for s in prob.structures}["liver_segment_5"] == "passable"

@@ -47,6 +47,23 @@ def catalogue() -> dict[str, Structure]:
     return out
 
 
+def is_liver(name: str) -> bool:
+    """The liver or one of its Couinaud segments (TotalSegmentator's liver_segments task:
+    liver_segment_1 ... liver_segment_8): every liver rule applies to both."""
+    return name == "liver" or str(name).startswith("liver_segment_")
+
+
+def canonical_name(name: str) -> str:
+    """The catalogue's spelling of a structure name written another way ("Liver", "Rib right 9",
+    "Inferior-Vena-Cava": Slicer segment and RTSTRUCT names): lower case, spaces and hyphens as
+    underscores, when that is a catalogue name (`is_known`); any other name unchanged. New-user
+    trial 22: "Liver" lost the liver rules and was kept out as an unknown structure."""
+    if name in catalogue():
+        return name
+    key = "_".join(str(name).strip().lower().replace("-", " ").split())
+    return key if key != name and is_known(key) else name
+
+
 def is_known(name: str) -> bool:
     """True when ``name`` is a catalogue structure (also as "tumour" for "tumor", or with a
     numbered suffix: liver_tumor_2); `get` gives any other name a neutral passable entry."""

@@ -506,6 +506,11 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     for v in present:
         vol.labels.setdefault(int(v), f"label_{int(v)}")
     vol.labels = {k: v for k, v in vol.labels.items() if k in present}
+    renamed = {v: anatomy.canonical_name(n) for v, n in vol.labels.items() if anatomy.canonical_name(n) != n}
+    if renamed:
+        warn(vol, f"{Path(path).name}: structure names read in IMAGIO's (TotalSegmentator's) spelling: "
+                  + ", ".join(f"{vol.labels[v]!r} as {n!r}" for v, n in sorted(renamed.items())[:10]))
+        vol.labels.update(renamed)
     for name, vals in duplicate_names(vol.labels).items():
         warn(vol, f"{Path(path).name}: label values {', '.join(map(str, vals))} are all named {name!r}: "
                   "each keeps its role, but the name cannot choose one (a target by that name is refused); "

@@ -112,7 +112,7 @@ def segmentation_to_labels(node, reference: Volume | None = None, segment_ids=No
         elif not vol.same_grid(out_vol):
             mask = vol.with_array(mask.astype(np.uint8)).resample_like(out_vol, order=0).array.astype(bool)
         out_arr[mask] = value
-        names[value] = segment.GetName()
+        names[value] = anatomy.canonical_name(segment.GetName())   # "Liver" -> liver (catalogue spelling)
     return Volume(out_arr, out_vol.ijk_to_ras.copy(), node.GetName() or "", names,
                   scanner_coordinates=out_vol.scanner_coordinates)
 

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .. import anatomy
 from ..progress import Progress
 from ..segmentation.common import LUNG_HU
 from ..volume import Volume, reach_box  # noqa: F401  (reach_box re-exported for callers)
@@ -608,7 +609,7 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     flags[lung] |= LUNG
     flags[aerated] |= AERATED
     flags[aerated & (hu < problem.constraints.emphysema_hu)] |= EMPH
-    liver_vals = [v for v, n in names.items() if n == "liver"]
+    liver_vals = [v for v, n in names.items() if anatomy.is_liver(n)]
     if liver_vals:
         flags[np.isin(label, liver_vals)] |= LIVER
     # (scipy filters each line in float64 and stores float32: a bool input gives the same values

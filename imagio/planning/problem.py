@@ -426,11 +426,11 @@ class PlanningProblem:
         the user overrode, the rules disabled, the vessel calibre split, the target organ entered."""
         c, organ = self.constraints, self.target.organ
         off = set(c.disabled_rules)
-        liver = organ == "liver" and c.min_liver_parenchyma_mm > 0 and "liver_parenchyma" not in off
+        liver = anatomy.is_liver(organ) and c.min_liver_parenchyma_mm > 0 and "liver_parenchyma" not in off
         return {
             "host_organ": organ or None,
             "liver_parenchyma": {"applies": liver, "min_mm": c.min_liver_parenchyma_mm,
-                                 "why": ("target in the liver" if organ == "liver" else
+                                 "why": ("target in the liver" if anatomy.is_liver(organ) else
                                          f"host organ is {organ or 'unknown'}, not the liver")
                                  if "liver_parenchyma" not in off else "disabled by --no-rule"},
             **{r: {"applies": r not in off} for r in OPTIONAL_RULES if r != "liver_parenchyma"},

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from ..anatomy import is_liver
 from .distance_maps import AERATED, BODY, EMPH, FORBIDDEN, LIVER, LUNG, PlanningMaps
 from .criteria import CRITERIA, criterion_costs
 from .problem import PlanningProblem, load_defaults, target_bone_run
@@ -353,7 +354,7 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
     else:
         lung_mm, aer_n, pleural, fissures, emph_pct = zeros_f, zeros_i, zeros_i, zeros_i, zeros_f
     bone_mm, reentry = _bone_run_numpy(target_bone_run(problem), lab, seg, starts, n_total, ar, smm)
-    if maps.has["liver"] and problem.target.organ == "liver":
+    if maps.has["liver"] and is_liver(problem.target.organ):
         first_tgt = _segment_first(in_target, starts, n_total, ar) if exempt else starts + counts
         liver = ((flg & LIVER) > 0) & (ar < first_tgt[seg])
         liver_before = np.add.reduceat(liver.astype(np.int32), starts) * smm
@@ -439,7 +440,7 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
     v |= np.where(r["outside"], BIT["leaves_body"], 0)
     v |= np.where(r["bone_reentry"], BIT["bone_reentry"], 0)
     v |= np.where(slack < widen, BIT["clearance"], 0)
-    if problem.target.organ == "liver" and c.min_liver_parenchyma_mm > 0:
+    if is_liver(problem.target.organ) and c.min_liver_parenchyma_mm > 0:
         v |= np.where(liver_before < c.min_liver_parenchyma_mm, BIT["liver_parenchyma"], 0)
     v |= np.where(pleural > c.max_pleural_crossings, BIT["pleural_crossings"], 0)
     if c.fissure_crossing == "forbid":

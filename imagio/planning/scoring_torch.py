@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..anatomy import is_liver
 from .distance_maps import AERATED, BODY, EMPH, FORBIDDEN, LIVER, LUNG
 from .problem import target_bone_run
 
@@ -159,7 +160,7 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     else:
         lung_mm, aer_n, pleural, fissures = torch.zeros(n, device=dev), zi, zi, zi
         emph_pct = torch.zeros(n, dtype=torch.float64, device=dev)
-    if maps.has["liver"] and problem.target.organ == "liver":
+    if maps.has["liver"] and is_liver(problem.target.organ):
         first_tgt = seg_first(in_target) if exempt else starts + counts
         liver = ((flg & LIVER) > 0) & (ar < first_tgt[seg])
         liver_before = _seg_sum(liver, seg, n) * smm

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..anatomy import is_liver
 from .problem import PlanningProblem
 
 STEP_VOXELS = 0.25
@@ -207,9 +208,9 @@ class Verifier:
                                 f"needle/uncertainty {self.widen:.2f} mm")
         # liver parenchyma before a liver lesion
         c = p.constraints
-        if (p.target.organ == "liver" and c.min_liver_parenchyma_mm > 0
+        if (is_liver(p.target.organ) and c.min_liver_parenchyma_mm > 0
                 and "liver_parenchyma" not in c.disabled_rules):
-            liver = [v for v, nme in p.labels.labels.items() if nme == "liver"]
+            liver = [v for v, nme in p.labels.labels.items() if is_liver(nme)]
             ex = p.exempt_value
             first = np.argmax(lab == ex) if ex and (lab == ex).any() else n
             mm = float(np.isin(lab[:first], liver).sum()) * length / (n - 1)

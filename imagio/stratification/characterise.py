@@ -10,6 +10,7 @@ import cc3d
 import edt
 import numpy as np
 
+from ..anatomy import is_liver
 from ..errors import InputError
 from ..io import labels_on_grid
 from ..segmentation.lesion import measure
@@ -129,8 +130,8 @@ def characterise(ct: Volume, labels: Volume, lesion: str, solid_hu: float = SOLI
     keep = vals != 0
     organ = labels.labels.get(int(vals[keep][np.argmax(counts[keep])]), "") if keep.any() else ""
     organ_names = set()
-    if organ == "liver":
-        organ_names = {"liver"} | set(INTRAHEPATIC)
+    if is_liver(organ):
+        organ_names = {n for n in labels.labels.values() if is_liver(n)} | set(INTRAHEPATIC)
     elif is_lung(organ):
         organ_names = {n for n in labels.labels.values() if is_lung(n)} | {"lung_vessels", "airways", "airway_wall"}
     surface = float("nan")
