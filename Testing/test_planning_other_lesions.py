@@ -341,3 +341,21 @@ def test_every_model_class_has_a_role_and_liver_spellings_keep_the_liver_rules(t
     prob = PlanningProblem.build(ct, segs, "liver_tumor_1")
     assert prob.target.organ.startswith("liver_segment_") and prob.rules["liver_parenchyma"]["applies"]
     assert {s.name: s.role for s in prob.structures}["liver_segment_5"] == "passable"
+
+
+def test_point_next_to_one_label_of_two_tumours_keeps_the_other_piece_out():
+    """New-user trial 22 (HIGH): a point in the 3 mm gap beside a LiTS-style label of two tumours
+    made the whole label the aimed lesion; paths ran 11-16 mm through the other tumour. The
+    piece nearest the point (own voxel-centre distances) is aimed at, the other kept out."""
+    ct, lab = _liver_with_three_tumours(_oblique(), b_y=-25.0)
+    merged = lab.with_array(np.where(lab.array == B, A, lab.array),
+                            labels={2: "liver", A: "liver_tumor", C: "liver_tumor_3"})
+    point = np.array([0.0, -11.0, 0.0])   # 1 mm outside A, 2 mm from B
+    assert int(lab.sample(point[None], order=0)[0]) == 2
+    da, db = _centre_distance(lab, A, point), _centre_distance(lab, B, point)
+    far = B if da < db else A
+    prob = PlanningProblem.build(ct, merged, point)
+    assert "liver_tumor_part2" in prob.rules_extra["other_lesions"]["kept_out"], prob.rules_extra
+    assert any("liver_tumor is 2 separate pieces" in w for w in prob.warnings), prob.warnings
+    for p in plan(prob).proposals:
+        assert far not in _labels_along(lab, p.entry_ras, p.target_ras, prob.needle.widening_mm)

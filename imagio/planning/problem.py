@@ -342,12 +342,12 @@ class PlanningProblem:
                              "structure name (e.g. label_" + str(generic[0]) + "): without names "
                              "no obstacle is known; give --label-names NAMES.json, a sidecar or a .seg.nrrd")
         tgt = resolve_target(labels, target)
-        labels, pieces = split_target_parts(labels, tgt)
+        ndl = needle or Needle()
+        reach = ndl.widening_mm + 0.5 * float(np.linalg.norm(labels.spacing))
+        labels, pieces = split_target_parts(labels, tgt, reach)
         labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
         specs = structure_specs(labels, roles)
-        ndl = needle or Needle()
-        specs, kept_out, unknown, notes = _other_lesions_kept_out(
-            specs, tgt, roles or {}, labels, ndl.widening_mm + 0.5 * float(np.linalg.norm(labels.spacing)))
+        specs, kept_out, unknown, notes = _other_lesions_kept_out(specs, tgt, roles or {}, labels, reach)
         prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
         prob.warnings.extend(pieces + notes)
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
@@ -444,28 +444,26 @@ OPTIONAL_RULES = ("liver_parenchyma", "pleural_crossings", "fissure", "emphysema
                   "skin_angle", "craniocaudal", "entry_region")
 
 
-def split_target_parts(labels: Volume, target: Target) -> tuple[Volume, list[str]]:
-    """A lesion label made of separate pieces (one "tumor" label holding several tumours, as
-    LiTS and TotalSegmentator's liver_tumor write them) is several lesions: the plan aims at one
-    piece (the one holding a target point, else the largest; ``target.point_ras`` moves to its
-    deepest point) and every other piece (26-connected) becomes its own structure
-    ``<name>_part<n>``, another lesion, kept out (`_other_lesions_kept_out`). Without this the
-    target was the union's centroid and paths ran through the other tumour (new-user trial 21).
-    Returns (labels, warnings); ``labels`` is a new Volume when a label was split (the input is
-    never modified)."""
+def split_lesion_pieces(labels: Volume, value: int, near_point=None) -> tuple[Volume, str, np.ndarray | None]:
+    """(labels, warning, kept piece mask or None): a lesion label of separate pieces (26-connected;
+    one "tumor" label holding several tumours, as LiTS and TotalSegmentator's liver_tumor and
+    lung_nodules write them) is several lesions. One piece keeps the label value (the one
+    nearest ``near_point``, RAS mm, else the largest); every other piece becomes its own
+    structure ``<name>_part<n>`` with a new value. ``labels`` is a new Volume when the label was
+    split (the input is never modified); ("" and None when it is one piece)."""
     import cc3d
 
-    if not target.value or not is_lesion(target.name):
-        return labels, []
-    mask = labels.array == target.value
+    name = labels.labels[value]
+    mask = labels.array == value
     comp, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
     if n <= 1:
-        return labels, []
+        return labels, "", None
     vox_ml = float(np.prod(labels.spacing)) / 1000.0
     sizes = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
-    if target.point_given:
-        kji = np.rint(labels.world_to_kji(np.asarray(target.point_ras, float)[None])[0]).astype(int)
-        keep = int(comp[tuple(kji)])
+    if near_point is not None:
+        kji = np.argwhere(mask)
+        d = np.linalg.norm(labels.kji_to_world(kji.astype(float)) - np.asarray(near_point, float), axis=1)
+        keep = int(comp[tuple(kji[int(np.argmin(d))])])
     else:
         keep = int(np.argmax(sizes)) + 1
     names = dict(labels.labels)
@@ -478,16 +476,41 @@ def split_target_parts(labels: Volume, target: Target) -> tuple[Volume, list[str
     arr[moved] = new[comp[moved]]
     parts = []
     for i, c in enumerate(others):   # names: one per piece
-        names[int(nxt + i)] = f"{target.name}_part{i + 2}"
+        names[int(nxt + i)] = f"{name}_part{i + 2}"
         parts.append(f"{names[int(nxt + i)]} ({sizes[c - 1] * vox_ml:.2f} mL)")
     if len(parts) > 8:
         parts = parts[:8] + [f"and {len(parts) - 8} more"]
-    if not target.point_given:
-        target.point_ras = deepest_point(labels, comp == keep)
-    which = "the piece holding the target point" if target.point_given else "the largest piece"
+    which = "the piece nearest the target point" if near_point is not None else "the largest piece"
     return (labels.with_array(arr, labels=names),
-            [f"{target.name} is {n} separate pieces: the plan aims at {which} ({sizes[keep - 1] * vox_ml:.2f} mL); "
-             f"the others are other lesions, kept out: {', '.join(parts)}; to aim at another, give a point in it"])
+            f"{name} is {n} separate pieces: {which} ({sizes[keep - 1] * vox_ml:.2f} mL) keeps the name; the others "
+            f"are other lesions, kept out: {', '.join(parts)}; to aim at another, give a point in it",
+            comp == keep)
+
+
+def split_target_parts(labels: Volume, target: Target, reach_mm: float = 0.0) -> tuple[Volume, list[str]]:
+    """Lesion labels of separate pieces (`split_lesion_pieces`) around the target: the target's
+    own label (the plan aims at the piece holding a target point, else at the largest, and
+    ``target.point_ras`` moves to its deepest point), and, for a target point in no lesion, every
+    lesion label with a voxel centre within ``reach_mm`` of it (the piece nearest the point may
+    be the one aimed at, `_other_lesions_kept_out`). The other pieces are other lesions, kept
+    out. Without this the target was the union's centroid, or the whole label was exempt near a
+    point, and paths ran through the other tumour (new-user trials 21 and 22).
+    Returns (labels, warnings)."""
+    if target.value and is_lesion(target.name):
+        labels, msg, kept = split_lesion_pieces(labels, target.value,
+                                                target.point_ras if target.point_given else None)
+        if msg and not target.point_given:
+            target.point_ras = deepest_point(labels, kept)
+        return labels, [msg] if msg else []
+    if not target.point_given or reach_mm <= 0:
+        return labels, []
+    out = []
+    for v in sorted(_distances_near_point(labels, target.point_ras, reach_mm)):
+        name = labels.labels.get(v, "")
+        if v and (anatomy.get(name).role == "target" or named_like_a_lesion(name)):
+            labels, msg, _ = split_lesion_pieces(labels, v, target.point_ras)
+            out += [msg] if msg else []
+    return labels, out
 
 
 def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tuple[Volume, dict]:
