@@ -385,3 +385,32 @@ def test_the_bronchi_without_the_trachea_label_are_refused_not_planned_from_a_br
     for scope in ("ultrathin", "thin"):
         with pytest.raises(InputError, match="not a trachea"):
             B.plan_route(t, B.Target.from_point(les.center_ras), scope)
+
+
+def test_one_label_of_two_nodules_plans_to_the_largest_and_keeps_the_other_out(ph, tree):
+    """New-user trial 22 (HIGH): with TotalSegmentator's one 'lung_nodules' label for several
+    nodules, the verdict was measured to one nodule and the tunnel went to another. The largest
+    piece is the target (said), the other piece is another lesion the tunnels keep clear of
+    (own k-d tree of its voxel centres)."""
+    from imagio.planning.bronchoscopy.commands import largest_piece
+
+    L = ph.labels
+    found, lungs, vessels, _ = _site_away_from_airways(ph, tree)
+    big = _ball(L, found, 3.5)
+    first = B.plan(tree, B.Target.from_mask(L, big), "thin", lungs=lungs, vessels=vessels, others=L)
+    assert first.tunnels, first.tunnel_problem
+    t0 = first.tunnels[0]
+    small = _ball(L, 0.5 * (t0.start_ras + t0.end_ras), 2.0) & (L.array > 0) & ~_lumen(ph) & ~big
+    arr = L.array.copy()
+    v = int(max(L.labels)) + 1
+    arr[big | small] = v
+    L2 = L.with_array(arr, labels={**L.labels, v: "lung_nodules"})
+    mask, note = largest_piece(L2, "lung_nodules")
+    assert np.array_equal(mask, big) and "2 separate pieces" in note
+    plan = B.plan(tree, B.Target.from_mask(L2, mask), "thin", lungs=lungs, vessels=vessels, others=L2)
+    okd = cKDTree(L.kji_to_world(np.argwhere(small)))
+    margin = B.load_scopes()["tunnel"]["vessel_margin_mm"]
+    for t in plan.tunnels:
+        s = t.start_ras + np.linspace(0, 1, 200)[:, None] * (t.end_ras - t.start_ras)
+        assert okd.query(s)[0].min() - 0.5 * float(min(L.spacing)) >= margin - 0.05, t.to_dict()
+    assert any("lung_nodules" in w and "kept out" in w for w in plan.warnings), plan.warnings

@@ -147,6 +147,7 @@ def bronchoscopy_plan_from_nodes(scene, volume_node, segmentation_node, target_s
         except InputError:
             ct = None
     tree = bronch.extract_tree(labels, bronch.airway_mask(labels), ct=ct, lobes=lobes)
+    piece_note = ""
     if target_point_node is not None and target_point_node.GetNumberOfControlPoints():
         p = [0.0, 0.0, 0.0]
         target_point_node.GetNthControlPointPositionWorld(0, p)
@@ -154,13 +155,16 @@ def bronchoscopy_plan_from_nodes(scene, volume_node, segmentation_node, target_s
     elif target_segment:
         if target_segment not in names:
             raise InputError(f"no segment named {target_segment!r} in the segmentation")
-        target = bronch.Target.from_mask(labels, labels.mask(target_segment))
+        from ..planning.bronchoscopy.commands import largest_piece
+
+        piece, piece_note = largest_piece(labels, target_segment)
+        target = bronch.Target.from_mask(labels, piece)
     else:
         raise InputError("choose the target: a nodule segment or a point")
     from ..planning.bronchoscopy.tunnel import lung_envelope
 
     lungs, vessels = lung_envelope(labels)
-    notes = []
+    notes = [piece_note] if piece_note else []
     if lungs is not None and vessels is None and ct is not None:   # lungs but no lung-vessel label
         from ..planning.bronchoscopy.commands import vessels_from_ct
 

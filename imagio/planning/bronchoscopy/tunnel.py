@@ -72,7 +72,8 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
     rim excepted) must clear every tunnel by ``margin_mm`` too (distance to their voxel centres
     minus half the smallest voxel, the verifier's convention); ``others``: mask on ``lung``'s grid
     of the lesions that are not the target (`other_lesions`), which every tunnel clears by
-    ``margin_mm`` as well. Raises NoTunnel."""
+    ``margin_mm`` as well (measured to their voxel centres less half the voxel diagonal: the
+    outline as drawn lies up to that far beyond them). Raises NoTunnel."""
     import edt
 
     cfg = load_scopes()["tunnel"]
@@ -124,8 +125,10 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
     if others is not None:
         o = np.asarray(others, bool)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
         if o.any():
+            # to voxel centres less half the voxel diagonal: the lesion's outline lies up to that
+            # far beyond them, and the map is read by trilinear interpolation between samples
             odist = edt.edt(~o, anisotropy=tuple(float(s) for s in sub.spacing_kji), black_border=False) \
-                - 0.5 * float(min(sub.spacing))
+                - 0.5 * float(np.linalg.norm(sub.spacing))
             od = sub.with_array(odist.astype(np.float32)).sample(flat, order=1, fill=np.inf).reshape(valid.shape)
             other_clear = np.where(before, od, np.inf).min(axis=1)
     dense_clear = np.full(len(cand), np.nan)
