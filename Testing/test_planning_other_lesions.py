@@ -359,3 +359,24 @@ def test_point_next_to_one_label_of_two_tumours_keeps_the_other_piece_out():
     assert any("liver_tumor is 2 separate pieces" in w for w in prob.warnings), prob.warnings
     for p in plan(prob).proposals:
         assert far not in _labels_along(lab, p.entry_ras, p.target_ras, prob.needle.widening_mm)
+
+
+def test_lesions_file_with_a_name_the_structures_have_and_report_suffix(tmp_path, capsys):
+    """New-user trial 22 (LOW): --lesions with a nodule name the structures already had renamed it
+    '_added' and left the old label empty ('target has no voxels'); `report --out x.html` wrote
+    a PDF under that name. The same name is the same lesion (one structure, both outlines);
+    the report's --out must end in .pdf (one line, exit 2)."""
+    from imagio import io
+    from imagio.cli import main
+
+    ct, lab = _liver_with_three_tumours(_oblique())
+    io.write_labels(lab, tmp_path / "structures.seg.nrrd")
+    lesions = lab.with_array(np.where(lab.array == A, A, 0).astype(np.uint8), labels={A: "liver_tumor_1"})
+    io.write_labels(lesions, tmp_path / "nodules.seg.nrrd")
+    merged = io.with_lesions(io.read_labels(tmp_path / "structures.seg.nrrd"), tmp_path / "nodules.seg.nrrd")
+    assert list(merged.labels.values()).count("liver_tumor_1") == 1
+    v = next(k for k, n in merged.labels.items() if n == "liver_tumor_1")
+    assert np.array_equal(merged.array == v, lab.array == A)
+    (tmp_path / "plan.json").write_text("{}")
+    assert main(["report", str(tmp_path / "plan.json"), "--out", str(tmp_path / "r.html")]) == 2
+    assert "name it e.g. r.pdf" in capsys.readouterr().err

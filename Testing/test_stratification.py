@@ -463,3 +463,13 @@ def test_eligibility_with_a_host_it_cannot_name_is_not_favourable(capsys, tmp_pa
     _json.loads(_json.dumps(res, allow_nan=False))   # no NaN anywhere
     with pytest.raises(InputError, match="'metastasis' is not in the label map"):
         assess(ct, labels, "metastasis")
+
+
+def test_eligibility_refuses_a_lesion_name_two_labels_carry():
+    """New-user trial 22 (M3): eligibility picked one of two labels named alike, silently."""
+    ct, labels, t1, t2 = _two_tumours_in_one_label()
+    arr = labels.array.copy()
+    arr[t2] = 3
+    twins = labels.with_array(arr, labels={1: "liver", 2: "tumor", 3: "tumor"})
+    with pytest.raises(InputError, match="names 2 label values"):
+        assess(ct, twins, "tumor")

@@ -529,8 +529,9 @@ def duplicate_names(labels: dict[int, str]) -> dict[str, list[int]]:
 def with_lesions(labels: Volume, lesions_path) -> Volume:
     """``labels`` with the lesions of another label map (``--lesions``: `imagio detect`'s
     nodules.seg.nrrd, `imagio lesion`'s output) painted over it on its grid (nearest
-    neighbour), each under its own name with a new label value (a name ``labels`` already has
-    gets the suffix ``_added``), so the planners see every lesion: the one aimed at and the
+    neighbour), each under its own name with a new label value (a name ``labels`` already has is
+    the same lesion: painted with that value, one structure; new-user trial 22: renamed, it left
+    the old label empty and the target "had no voxels"), so the planners see every lesion: the one aimed at and the
     others they keep out. The inputs are not modified. Raises InputError as `read_labels` and
     `labels_on_grid` do."""
     les = labels_on_grid(read_labels(lesions_path), labels, f"--lesions {lesions_path}")
@@ -538,10 +539,14 @@ def with_lesions(labels: Volume, lesions_path) -> Volume:
     nxt = int(max(names, default=0)) + 1
     vals = [int(v) for v in np.unique(les.array) if v and int(v) in les.labels]
     arr = labels.array.astype(np.promote_types(labels.array.dtype, np.min_scalar_type(nxt + len(vals))), copy=True)
+    have = {n: k for k, n in labels.labels.items()}
     for v in vals:
         name = les.labels[v]
+        if name in have:   # the same lesion in both maps: one structure, the union of both outlines
+            arr[les.array == v] = have[name]
+            continue
         arr[les.array == v] = nxt
-        names[nxt] = name if name not in labels.labels.values() else f"{name}_added"
+        names[nxt] = name
         nxt += 1
     out = labels.with_array(arr, labels=names)
     out.warnings = list(labels.warnings) + list(les.warnings)

@@ -680,6 +680,9 @@ def cmd_report(args) -> int:
     from .errors import InputError
 
     plan_path = Path(args.plan)
+    if Path(args.out).suffix.lower() != ".pdf":   # the HTML is written beside it as NAME.html
+        raise InputError(f"--out {args.out}: the report is a PDF (an HTML copy is written beside it); "
+                         f"name it e.g. {Path(args.out).with_suffix('.pdf').name}")
     if not plan_path.exists():
         raise InputError(f"{plan_path}: no such plan file")
     try:

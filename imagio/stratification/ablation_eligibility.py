@@ -12,6 +12,7 @@ import edt
 import numpy as np
 from scipy import ndimage
 
+from ..errors import InputError
 from ..io import labels_on_grid
 from ..volume import Volume
 from .characterise import INTRAHEPATIC, _crop, boundary_distance_mm, characterise
@@ -37,7 +38,12 @@ def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
     from ..planning.problem import Target, split_target_parts
 
     c = criteria()
+    from ..io import duplicate_names
+
     labels = labels_on_grid(labels, ct)
+    if lesion in duplicate_names(labels.labels):
+        raise InputError(f"--lesion {lesion!r} names {len(duplicate_names(labels.labels)[lesion])} label values "
+                         f"({', '.join(map(str, duplicate_names(labels.labels)[lesion]))}): rename them (--label-names)")
     if lesion in labels.labels.values():
         # one label of separate tumours (LiTS' "tumor"): the largest is judged, the others are
         # other lesions (new-user trial 22: the union's 43.6 mm long axis of two <= 25 mm tumours)
