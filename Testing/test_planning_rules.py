@@ -94,6 +94,27 @@ def test_aerated_lung_is_air_on_the_ct_not_the_lung_label():
     assert abs(m.aerated_lung_mm - (45 - 16 - 10)) <= 1.5, m.aerated_lung_mm
 
 
+def test_solid_tissue_on_the_path_inside_the_lung_is_found_but_not_the_targets_own():
+    """New-user trial 22 (M5): a path ran 11.6 mm through an unlabelled solid nodule with no word.
+    `solid_runs_in_lung` finds the 10 mm unlabelled ball on the lateral route (its chord and
+    middle as built), not the target's own tissue at the tip (a point target in an unlabelled
+    nodule), and nothing on a clear route."""
+    from imagio.planning.planner import solid_runs_in_lung
+    from imagio.segmentation.common import ras_coordinate
+
+    ct, lab = _lung_case()
+    x, y, z = (ras_coordinate(ct, a) for a in range(3))
+    arr = ct.array.copy()
+    arr[(x - 35) ** 2 + y ** 2 + (z + 20) ** 2 <= 5 ** 2] = 30
+    arr[(x + 25) ** 2 + y ** 2 + (z + 20) ** 2 <= 4 ** 2] = 30     # an unlabelled target nodule
+    prob = PlanningProblem.build(ct.with_array(arr), lab, "lung_nodule", needle=Needle(200, 0, 0),
+                                 constraints=Constraints(**FREE))
+    runs = solid_runs_in_lung(prob, (60.0, 0.0, -20.0), prob.target.point_ras, 5.0)
+    assert len(runs) == 1 and abs(runs[0][0] - 10.0) <= 1.5 and abs(runs[0][1][0] - 35.0) <= 1.5, runs
+    assert solid_runs_in_lung(prob, (10.0, 60.0, -20.0), prob.target.point_ras, 5.0) == []
+    assert solid_runs_in_lung(prob, (-25.0, 60.0, -20.0), (-25.0, 0.0, -20.0), 5.0) == []
+
+
 def test_pleura_fissure_and_emphysema_counts():
     ct, lab = _lung_case()
     prob = PlanningProblem.build(ct, lab, "lung_nodule", needle=Needle(200, 0, 0),

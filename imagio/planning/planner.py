@@ -125,6 +125,9 @@ class Plan:
                          f"{near[0]:.1f} mm from the needle axis at {near[2]} RAS mm, within "
                          f"{lim['clearance_within_mm']:g} mm of the needle radius + placement uncertainty "
                          f"({p.needle.widening_mm:.2f} mm); no structure of the label map covers it")
+            for mm, at in solid_runs_in_lung(p, m.entry_ras, m.target_ras, lim["solid_in_lung_mm"]):
+                w.append(f"proposal {n}: {mm:.1f} mm of solid tissue inside the lung at {at} RAS mm, before the "
+                         "target (an unlabelled nodule or vessel on the path?); check it on the images")
             for name, mm in sorted(m.length_in_mm.items()):
                 if name in avoid and mm > 0:
                     w.append(f"proposal {n}: crosses {name} for {mm:.1f} mm (role avoid: allowed, counted in "
@@ -335,6 +338,38 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
             if best is not None:
                 break
         out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
+    return out
+
+
+def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: float,
+                       step_mm: float = 0.5) -> list[tuple[float, list]]:
+    """[(mm, RAS mm of its middle)] of each run of solid tissue (>= `LUNG_HU`, -400 HU, on the CT,
+    trilinear) inside the lung label (`LUNG_PARENCHYMA` names) along the segment entry -> target
+    (RAS mm), sampled every ``step_mm``, at least ``min_mm`` long, but the run that reaches the
+    target (its own tissue): an unlabelled nodule or vessel on the path."""
+    from ..segmentation.common import LUNG_HU
+    from .problem import LUNG_PARENCHYMA
+
+    e, t = np.asarray(entry_ras, float), np.asarray(target_ras, float)
+    length = float(np.linalg.norm(t - e))
+    lung_vals = [v for v, n in problem.labels.labels.items() if n in LUNG_PARENCHYMA]
+    if length <= 0 or not lung_vals:
+        return []
+    s = np.arange(0.0, length + 1e-9, step_mm)
+    pts = e + s[:, None] / length * (t - e)
+    inside = problem.ct.contains_world(pts)
+    solid = np.zeros(len(s), bool)
+    lab = problem.labels.sample(pts[inside], order=0)
+    hu = problem.ct.sample(pts[inside], order=1)
+    solid[inside] = np.isin(lab, lung_vals) & (hu >= LUNG_HU)
+    edges = np.diff(np.concatenate([[0], solid.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)   # [start, end)
+    out = []
+    tip_run = (len(starts) > 0 and ends[-1] == len(s)) or False
+    for a, b in zip(starts[:-1] if tip_run else starts, ends[:-1] if tip_run else ends):
+        mm = (b - a) * step_mm
+        if mm >= min_mm:
+            out.append((mm, np.round(pts[(a + b - 1) // 2], 1).tolist()))
     return out
 
 
