@@ -84,7 +84,8 @@ def _multi_probe(ct, lab):
     dev = get_device("emprint")
     mp = plan_multiprobe(p, AblationContext(prob.labels, "liver_tumor_1"), dev, dev.setting("75W_5min"))
     cand = skin_candidates(p.maps, prob.target.point_ras, prob.needle.length_mm, prob.constraints.skin_spacing_mm)
-    return mp, cand
+    needle = (int(p.table.feasible.sum()), np.array([m.entry_ras for m in p.proposals]))
+    return mp, cand, needle
 
 
 def _probes(mp):
@@ -102,19 +103,19 @@ VARIANTS = [(p, (False, False, False)) for p in itertools.permutations(range(3))
 @pytest.fixture(scope="module")
 def original():
     ct, lab = _patient()
-    mp, cand = _multi_probe(ct, lab)
+    mp, cand, needle = _multi_probe(ct, lab)
     assert len(mp.probes) >= 3   # a cover with choices to make (one zone cannot hold it)
-    return ct, lab, mp, cand
+    return ct, lab, mp, cand, needle
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("perm,flip", VARIANTS[1:], ids=lambda v: "".join(map(str, map(int, v))))
 def test_multi_probe_plan_does_not_depend_on_the_axis_order(original, perm, flip):
-    ct, lab, ref, ref_cand = original
+    ct, lab, ref, ref_cand, ref_needle = original
     ct2, lab2 = _reordered(ct, perm, flip), _reordered(lab, perm, flip)
     _same_world(ct, ct2)
     _same_world(lab, lab2)
-    mp, cand = _multi_probe(ct2, lab2)
+    mp, cand, needle = _multi_probe(ct2, lab2)
     assert len(mp.probes) == len(ref.probes)
     assert np.allclose(_probes(mp), _probes(ref), atol=1e-6)
     a, b = mp.coverage, ref.coverage
@@ -125,3 +126,70 @@ def test_multi_probe_plan_does_not_depend_on_the_axis_order(original, perm, flip
     assert mp.margin_guarantee["guaranteed_margin_mm"] == pytest.approx(ref.margin_guarantee["guaranteed_margin_mm"], abs=1e-3)
     # the needle planner's skin candidates are the same world points (the first per cube in world order)
     assert _as_set(cand.entry_ras) == _as_set(ref_cand.entry_ras)
+    assert needle[0] == ref_needle[0]                                    # feasible paths
+    assert np.allclose(needle[1], ref_needle[1], atol=1e-6)              # the ranked proposals
+
+
+def _shuffled_lattice_points():
+    """(P, copies): lattice points with many per 3 mm cube, and copies of them in other orders
+    with coordinates changed in the last bits (another summation order)."""
+    rng = np.random.default_rng(3)
+    P = np.round(rng.uniform(-20, 20, (4000, 3)) / 0.7) * 0.7
+    copies = []
+    for seed in range(3):
+        r = np.random.default_rng(seed)
+        copies.append(P[r.permutation(len(P))] * (1 + 1e-15 * r.choice([-1, 0, 1], P.shape)))
+    return P, copies
+
+
+def test_multi_probe_check_points_thinned_to_the_same_world_points_whatever_the_order():
+    """`_thin` (the check points of `plan_multiprobe(guarantee_margin=True)`): one point per
+    3 mm cube, the same points for any order of the input (in array order the first point per
+    cube changed with the order). Independent check: the kept points as sets of rounded RAS,
+    one per cube."""
+    from imagio.planning.ablation.multiprobe import _thin
+
+    P, copies = _shuffled_lattice_points()
+    ref = _as_set(P[_thin(P, 3.0)])
+    assert 100 < len(ref) < 4000
+    for Q in copies:
+        assert _as_set(Q[_thin(Q, 3.0)]) == ref
+    kept = P[_thin(P, 3.0)]
+    assert len({tuple(c) for c in np.floor(kept / 3.0).astype(int)}) == len(kept)
+
+
+def test_thin_per_cell_is_independent_of_the_order():
+    """`world_order.thin_per_cell` (also the skin candidates' thinning), in 3D and in the axial
+    plane (``axes=(0, 1)``), and listed in world order."""
+    from imagio.world_order import thin_per_cell, world_order
+
+    P, copies = _shuffled_lattice_points()
+    for axes in ((0, 1, 2), (0, 1)):
+        ref = _as_set(P[thin_per_cell(P, 3.0, axes)])
+        for Q in copies:
+            k = thin_per_cell(Q, 3.0, axes)
+            assert _as_set(Q[k]) == ref
+            assert np.array_equal(world_order(Q[k]), np.arange(len(k)))
+
+
+def test_lattice_anchor_exactly_between_two_voxels_is_the_same_world_point():
+    """A mask whose centroid lies exactly halfway between two voxels along an axis (an even
+    number of voxels across): rounding the centroid's index up picks another voxel in a
+    flipped copy, so another lattice. With the grid's matrix the tie goes to the later voxel
+    in world order. Independent check: the lattices' RAS points as sets."""
+    from imagio.planning.ablation.multiprobe import _lattice
+    from imagio.volume import make_ijk_to_ras
+
+    m = make_ijk_to_ras((0.8, 1.1, 1.7), (3.0, -7.0, 11.0), rotation((1, 1, 2), 25.0))
+    mask = np.zeros((20, 24, 30), bool)
+    mask[3:13, 5:17, 4:24] = True            # 10 x 12 x 20 voxels: every axis's mean at .5
+    flip = mask[::-1, :, ::-1]
+    mf = m @ np.array([[-1, 0, 0, 29], [0, 1, 0, 0], [0, 0, -1, 19], [0, 0, 0, 1.0]])
+    sp = np.linalg.norm(m[:3, :3], axis=0)[::-1]
+
+    def world(mk, mat, with_matrix):
+        kji = _lattice(mk, sp, 4.0, mat if with_matrix else None).astype(float)
+        return _as_set(kji[:, ::-1] @ mat[:3, :3].T + mat[:3, 3])
+
+    assert world(mask, m, True) == world(flip, mf, True)
+    assert world(mask, m, False) != world(flip, mf, False)   # the index-order rounding differs
