@@ -3,7 +3,10 @@
 The skin is the outer skin of `imagio.planning.skin` (body voxels next to air connected to the
 outside of the patient; never internal air, never a face cut by the field of view); it is thinned to one
 point per ``spacing_mm`` cube (RAS grid) plus a denser ring in the target's axial plane (world
-z = target z, so that strictly axial paths exist when the gantry cannot tilt). Outward normals
+z = target z, so that strictly axial paths exist when the gantry cannot tilt). In each cube the
+point kept is the first in world order (`imagio.world_order.thin_per_cell`), listed in world
+order: the same skin stored with another axis order or flipped gives the same candidates (in
+array order it gave others on grids finer than the cubes; new-user trial 21 M1). Outward normals
 are the negative gradient of the smoothed body mask. All positions RAS mm.
 """
 
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..world_order import thin_per_cell
 from .distance_maps import BODY, SKIN, PlanningMaps
 
 
@@ -68,15 +72,12 @@ def skin_candidates(maps: PlanningMaps, target_ras, reach_mm: float, spacing_mm:
     ras = ras[near]
     if len(ras) == 0:
         return Candidates(np.zeros((0, 3)), np.zeros((0, 3)))
-    cell = np.floor(ras / spacing_mm).astype(np.int64)
-    _, first = np.unique(cell, axis=0, return_index=True)
-    pts = [ras[np.sort(first)]]
+    pts = [ras[thin_per_cell(ras, spacing_mm)]]
     if axial_ring:
         half = 0.5 * float(max(grid.spacing))
-        ring = ras[np.abs(ras[:, 2] - t[2]) <= half].copy()
+        ring = ras[np.abs(ras[:, 2] - t[2]) <= half]
+        ring = ring[thin_per_cell(ring, 0.5 * spacing_mm, axes=(0, 1))]
         ring[:, 2] = t[2]
-        cell = np.floor(ring[:, :2] / (0.5 * spacing_mm)).astype(np.int64)
-        _, first = np.unique(cell, axis=0, return_index=True)
-        pts.append(ring[np.sort(first)])
+        pts.append(ring)
     pts = np.concatenate(pts)
     return Candidates(pts, normals_at(maps, pts))

@@ -12,6 +12,12 @@ zones within a node limit, then, at that count, less healthy tissue by local swa
 each zone's volume outside the tumour). Lower bounds: the LP relaxation optimum rounded up,
 and ceil(volume of tumour + margin / volume of one zone).
 The margin the chosen zones guarantee is proven on the analysis grid (`guaranteed_margin`).
+Every list the cover is built from (directions, zone centres, sample points, check points) is
+in world order with its coordinates quantised (`imagio.world_order`), so that each tie (the
+first of equal gains or costs, the first point per cube, the solver's order of rows and
+columns) falls the same way for the same patient stored with another axis order or flipped
+(in array order a [2, 0, 1] permutation of one case gave other zones: minimal ablative margin
+2.39 instead of 3.03 mm, 9 mL more healthy liver; new-user trial 21 M1).
 RAS mm, mL.
 """
 
@@ -27,11 +33,14 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from ...errors import ImagioError, InputError
+from ...world_order import order_rows, quantise_mm, thin_per_cell, world_order
 from .coverage import AblationContext, Coverage
 from .criteria import multi_probe
 from .devices import Device, Setting
 from .zones import Probe, zones
 
+SCORE_DECIMALS = 5      # path scores (float32, in [0, 1]) compared rounded to 1e-5: a float32 sum in
+                        # another order (another axis order of the same grid) differs by ~1e-7
 ADVANCE_STEP_MM = 2.0   # search step when the fully advanced tip is not feasible
 NODE_LIMIT = 2000       # branch-and-bound nodes per improving milp (a machine-independent limit)
 GRASP_RESTARTS = 256    # randomised greedy restarts before the milp (`_grasp_cover`; ~2 ms each
@@ -164,13 +173,15 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
 
 
 def _directions(table, target, max_dirs: int, min_sep_deg: float):
-    """Indices of up to ``max_dirs`` feasible rows, best score first, whose directions to the
-    target differ pairwise by at least ``min_sep_deg``."""
+    """Indices of up to ``max_dirs`` feasible rows, best score first (scores rounded to
+    ``SCORE_DECIMALS``, ties in world order of the entries), whose directions to the target
+    differ pairwise by at least ``min_sep_deg``."""
     feas = np.flatnonzero(table.feasible)
     if len(feas) == 0:
         return feas
-    feas = feas[np.argsort(table.score[feas], kind="stable")]
-    u = target - table.entry_ras[feas]
+    feas = feas[order_rows(np.round(table.score[feas].astype(np.float64), SCORE_DECIMALS),
+                           table.entry_ras[feas])]
+    u = quantise_mm(target) - quantise_mm(table.entry_ras[feas])
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     cos_min = math.cos(math.radians(min_sep_deg))
     chosen = [0]
@@ -182,18 +193,33 @@ def _directions(table, target, max_dirs: int, min_sep_deg: float):
     return feas[chosen]
 
 
-def _lattice(mask: np.ndarray, spacing_kji, step_mm: float) -> np.ndarray:
+def _lattice(mask: np.ndarray, spacing_kji, step_mm: float, ijk_to_ras=None) -> np.ndarray:
     """Fine kji indices (int (n, 3)) of ``mask`` (bool [k, j, i]) on a sub-lattice about
     ``step_mm`` apart along each axis, anchored on the voxel nearest the mask's centroid: the
     same world points whatever the array's axis order (anchored on index 0, a flipped copy of
     the same image gave other candidate zones and 2 probes instead of 1, both "proven": new-user
-    trial 20)."""
+    trial 20). A centroid exactly halfway between two voxels along an axis is rounded towards
+    the later one in world order (`imagio.world_order`: S, then A, then R) when ``ijk_to_ras``
+    (4x4) is given, else upwards in index (which a flipped copy does the other way)."""
     st = np.maximum(1, np.rint(step_mm / np.asarray(spacing_kji)).astype(int))
     idx = np.argwhere(mask)
     if not len(idx):
         return idx
-    c = np.floor(idx.mean(axis=0) + 0.5).astype(int)
+    m = idx.mean(axis=0)   # exact halves stay exact: the sum is an integer, its flip (n-1)N - sum
+    c = np.floor(m + 0.5).astype(int)
+    if ijk_to_ras is not None:
+        cols = np.asarray(ijk_to_ras, float)[:3, :3].T[::-1]   # row a: RAS step of kji axis a
+        key = quantise_mm(cols[:, ::-1])                     # (S, A, R) of each step
+        first = key[np.arange(3), np.argmax(key != 0, axis=1)]
+        c -= ((m - np.floor(m) == 0.5) & (first < 0)).astype(int)   # the step points backwards
     return idx[np.all((idx - c) % st == 0, axis=1)]
+
+
+def _lattice_ras(mask: np.ndarray, grid, step_mm: float) -> np.ndarray:
+    """RAS points (n, 3; mm, quantised) of `_lattice` on the analysis grid ``grid``, in world
+    order (`imagio.world_order`)."""
+    P = quantise_mm(grid.kji_to_ras(_lattice(mask, grid.spacing_kji, step_mm, grid.ijk_to_ras).astype(float)))
+    return P[world_order(P)]
 
 
 def reduce_cover(A: np.ndarray, cost: np.ndarray):
@@ -520,7 +546,8 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
     h = 0.5 * float(np.linalg.norm(sp))
     a, b = 0.5 * setting.zone_length_mm, 0.5 * setting.zone_diameter_mm
     dist = edt.edt(~ctx.tumour, anisotropy=tuple(float(x) for x in sp), black_border=False)
-    P = g.kji_to_ras(np.argwhere(dist <= margin_mm + h).astype(float))
+    P = quantise_mm(g.kji_to_ras(np.argwhere(dist <= margin_mm + h).astype(float)))
+    P = P[world_order(P)]   # rows in world order: ties fall the same for any axis order
     del dist
     rows = _thin(P, step_mm)
     A = _covers(P[rows], C, U, a, b, h)
@@ -591,11 +618,9 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
 
 
 def _thin(P: np.ndarray, step_mm: float) -> np.ndarray:
-    """Indices of one point per ``step_mm`` cube (RAS), for a spread subset."""
-    if len(P) == 0:
-        return np.zeros(0, int)
-    _, first = np.unique(np.floor(P / step_mm).astype(np.int64), axis=0, return_index=True)
-    return np.sort(first)
+    """Indices of one point per ``step_mm`` cube (RAS), for a spread subset: in each cube the
+    first in world order, listed in world order (`imagio.world_order.thin_per_cell`)."""
+    return thin_per_cell(P, step_mm)
 
 
 def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting,
@@ -632,10 +657,10 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     if len(rows) == 0:
         raise ImagioError("no feasible needle path to the tumour: plan the trajectories first "
                           "(the infeasibility report says which constraint excludes them)")
-    entries = plan.table.entry_ras[rows]
-    centres = g.kji_to_ras(_lattice(ctx.tumour, g.spacing_kji, float(mp["centre_spacing_mm"])).astype(float))
+    entries = quantise_mm(plan.table.entry_ras[rows])
+    centres = _lattice_ras(ctx.tumour, g, float(mp["centre_spacing_mm"]))
     if len(centres) == 0:
-        centres = target[None]
+        centres = quantise_mm(target[None])
     # candidate (entry, centre) pairs; tips put the zone centre on the lattice point
     E = np.repeat(entries, len(centres), axis=0)
     C = np.tile(centres, (len(entries), 1))
@@ -667,11 +692,12 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     # coverage matrix: sample points x zones (zones shrunk a little for the gaps between samples)
     step, shrink = float(mp["sample_spacing_mm"]), float(mp["zone_shrink_mm"])
     region = ctx.regions[margin_mm]
-    pts = [_lattice(region, g.spacing_kji, step)]
+    pts = [_lattice_ras(region, g, step)]
     if dense_edge:   # twice as dense on the outer edge: fewer dents in the margin, slower cover
         shell = region & (ctx.tumour_sdf >= margin_mm - 1.5 * float(g.spacing_kji.max()))
-        pts.append(_lattice(shell, g.spacing_kji, step / 2))
-    P = g.kji_to_ras(np.concatenate(pts).astype(float))
+        pts.append(_lattice_ras(shell, g, step / 2))
+    P = np.concatenate(pts)
+    P = P[world_order(P)]
     a = 0.5 * setting.zone_length_mm - shrink
     b = 0.5 * setting.zone_diameter_mm - shrink
     A = np.zeros((len(P), len(C)), bool)
@@ -686,12 +712,13 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                           f"{setting.id}: {100 - sample_cov:.1f}% of it lies outside every candidate zone. "
                           "Choose a larger setting, a smaller margin, or relax the trajectory constraints")
     # healthy tissue per zone: zone volume minus its overlap with the tumour (tumour lattice)
-    tl = g.kji_to_ras(_lattice(ctx.tumour, g.spacing_kji, step).astype(float))
+    tl = _lattice_ras(ctx.tumour, g, step)
     cell_ml = ctx.tumour_count * g.voxel_ml / max(len(tl), 1)
     dt = tl[:, None, :] - C[None]
     tt = np.einsum("pzi,zi->pz", dt, U)
     inside_t = tt * tt / (a + shrink) ** 2 + (np.einsum("pzi,pzi->pz", dt, dt) - tt * tt) / (b + shrink) ** 2 <= 1
-    healthy = np.maximum(setting.volume_ml - inside_t.sum(axis=0) * cell_ml, 0.0)
+    healthy = np.round(np.maximum(setting.volume_ml - inside_t.sum(axis=0) * cell_ml, 0.0), 9)  # mL; rounded:
+    # cell_ml (a determinant) differs in the last bits for another axis order
     healthy_all = healthy.copy()
     A, cols = reduce_cover(A, healthy)
     nz = A.shape[1]
