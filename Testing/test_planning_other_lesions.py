@@ -380,3 +380,23 @@ def test_lesions_file_with_a_name_the_structures_have_and_report_suffix(tmp_path
     (tmp_path / "plan.json").write_text("{}")
     assert main(["report", str(tmp_path / "plan.json"), "--out", str(tmp_path / "r.html")]) == 2
     assert "name it e.g. r.pdf" in capsys.readouterr().err
+
+
+def test_names_typed_in_the_users_spelling_still_match(tmp_path):
+    """New-user trial 23 (HIGH): the label map's names are read in the catalogue's spelling, but
+    --target "Liver_Tumor_1" and --role "Liver_Tumor_3=passable" typed as Slicer showed them were
+    refused / ignored (the role even recorded as applied). They match now; a role for a name the
+    map lacks is warned and not recorded."""
+    from imagio import io
+
+    ct, lab = _liver_with_three_tumours(_oblique())
+    io.write_image(lab.with_array(lab.array, labels={}), tmp_path / "lab.nii.gz")
+    (tmp_path / "lab.labels.json").write_text(json.dumps({"2": "Liver", "3": "Liver_Tumor_1", "4": "Liver Tumor 2",
+                                                          "5": "Liver-Tumor-3"}))
+    read = io.read_labels(tmp_path / "lab.nii.gz")
+    prob = PlanningProblem.build(ct, read, "Liver_Tumor_1",
+                                 roles={"Liver-Tumor-3": "passable", "Stomach": "passable"})
+    assert prob.target.name == "liver_tumor_1"
+    assert prob.roles_overridden == {"liver_tumor_3": "passable"}, prob.roles_overridden
+    assert prob.rules_extra["other_lesions"]["kept_out"] == ["liver_tumor_2"]
+    assert any("--role Stomach: no structure" in w for w in prob.warnings), prob.warnings

@@ -473,3 +473,9 @@ def test_eligibility_refuses_a_lesion_name_two_labels_carry():
     twins = labels.with_array(arr, labels={1: "liver", 2: "tumor", 3: "tumor"})
     with pytest.raises(InputError, match="names 2 label values"):
         assess(ct, twins, "tumor")
+
+
+def test_eligibility_lesion_name_in_the_users_spelling():
+    """New-user trial 23: `--lesion Tumor` for a label read as 'tumor' was refused."""
+    ct, labels, t1, t2 = _two_tumours_in_one_label()
+    assert assess(ct, labels, "Tumor")["lesion"] == "tumor"

@@ -64,6 +64,17 @@ def canonical_name(name: str) -> str:
     return key if key != name and is_known(key) else name
 
 
+def name_in(name: str, names) -> str:
+    """``name`` as the label map spells it: itself when ``names`` holds it, else its catalogue
+    spelling (`canonical_name`) when ``names`` holds that ("Tumor", "Rib Right 10" typed by a user
+    for a map read as tumor, rib_right_10; new-user trial 23), else unchanged."""
+    names = set(names)
+    if name in names:
+        return name
+    c = canonical_name(name)
+    return c if c in names else name
+
+
 def is_known(name: str) -> bool:
     """True when ``name`` is a catalogue structure (also as "tumour" for "tumor", or with a
     numbered suffix: liver_tumor_2); `get` gives any other name a neutral passable entry."""

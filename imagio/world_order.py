@@ -57,6 +57,15 @@ def thin_per_cell(ras, cell_mm: float, axes=(0, 1, 2)) -> np.ndarray:
     return o[np.sort(first)]
 
 
+def largest_first_in_world_order(sizes, centroids_ras) -> int:
+    """Index of the largest of ``sizes`` (n,); among equal sizes the one whose centroid (n, 3;
+    RAS mm) comes first in `world_order` (new-user trial 23: two nodules of equal volume in one
+    label, the 'largest' followed the array order, so a flipped copy aimed at the other)."""
+    sizes = np.asarray(sizes)
+    tied = np.flatnonzero(sizes == sizes.max())
+    return int(tied[world_order(np.asarray(centroids_ras, float)[tied])[0]])
+
+
 def order_rows(key, ras) -> np.ndarray:
     """Indices sorting rows by ``key`` (n,) ascending, ties by `world_order` of ``ras`` (n, 3).
     Pass a quantised key (e.g. a float32 score rounded) so that values differing only by

@@ -341,6 +341,10 @@ class PlanningProblem:
             raise InputError(f"{len(generic)} of the {len(labels.labels)} label values have no "
                              "structure name (e.g. label_" + str(generic[0]) + "): without names "
                              "no obstacle is known; give --label-names NAMES.json, a sidecar or a .seg.nrrd")
+        # names the user typed, in the label map's spelling (its names are read in the catalogue's)
+        roles = {anatomy.name_in(k, labels.labels.values()): v for k, v in (roles or {}).items()}
+        if isinstance(target, str):
+            target = anatomy.name_in(target, labels.labels.values())
         tgt = resolve_target(labels, target)
         ndl = needle or Needle()
         reach = ndl.widening_mm + 0.5 * float(np.linalg.norm(labels.spacing))
@@ -351,8 +355,8 @@ class PlanningProblem:
         prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
         prob.warnings.extend(pieces + notes)
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
-                                 for k, v in (roles or {}).items()}
-        for name in prob.roles_overridden:
+                                 for k, v in (roles or {}).items() if k in labels.labels.values()}
+        for name in roles or {}:   # an ignored role is said, and not recorded as applied
             if name not in labels.labels.values():
                 prob.warnings.append(f"--role {name}: no structure {name!r} in the label map (ignored)")
             elif name == tgt.name and not tgt.point_given:
@@ -465,7 +469,7 @@ def split_lesion_pieces(labels: Volume, value: int, near_point=None) -> tuple[Vo
         d = np.linalg.norm(labels.kji_to_world(kji.astype(float)) - np.asarray(near_point, float), axis=1)
         keep = int(comp[tuple(kji[int(np.argmin(d))])])
     else:
-        keep = int(np.argmax(sizes)) + 1
+        keep = _largest_piece(labels, comp, n, sizes)
     names = dict(labels.labels)
     nxt = int(max(names)) + 1
     others = np.array([c for c in range(1, n + 1) if c != keep])
@@ -485,6 +489,17 @@ def split_lesion_pieces(labels: Volume, value: int, near_point=None) -> tuple[Vo
             f"{name} is {n} separate pieces: {which} ({sizes[keep - 1] * vox_ml:.2f} mL) keeps the name; the others "
             f"are other lesions, kept out: {', '.join(parts)}; to aim at another, give a point in it",
             comp == keep)
+
+
+def _largest_piece(vol: Volume, comp: np.ndarray, n: int, sizes: np.ndarray) -> int:
+    """Label (1..n) of the largest piece of ``comp``; equal sizes by the world order of their
+    centroids (`world_order.largest_first_in_world_order`), never by the array's order."""
+    from scipy import ndimage
+
+    from ..world_order import largest_first_in_world_order
+
+    cents = np.asarray(ndimage.center_of_mass(np.ones(comp.shape, bool), comp, np.arange(1, n + 1)), float)
+    return largest_first_in_world_order(sizes, vol.kji_to_world(cents)) + 1
 
 
 def split_target_parts(labels: Volume, target: Target, reach_mm: float = 0.0) -> tuple[Volume, list[str]]:

@@ -40,7 +40,10 @@ def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
     c = criteria()
     from ..io import duplicate_names
 
+    from .. import anatomy
+
     labels = labels_on_grid(labels, ct)
+    lesion = anatomy.name_in(lesion, labels.labels.values())
     if lesion in duplicate_names(labels.labels):
         raise InputError(f"--lesion {lesion!r} names {len(duplicate_names(labels.labels)[lesion])} label values "
                          f"({', '.join(map(str, duplicate_names(labels.labels)[lesion]))}): rename them (--label-names)")

@@ -47,6 +47,10 @@ def _target(arg, structures, lps=False):
         if lesion is not None:
             return (*lesion, "")
         return Target.from_point(point), None, ""
+    if structures is not None:
+        from ... import anatomy
+
+        arg = anatomy.name_in(arg, structures.labels.values())
     if structures is None or arg not in structures.labels.values():
         have = sorted(structures.labels.values()) if structures is not None else []
         raise InputError(f"target {arg!r} is neither R,A,S nor a label of the structures ({', '.join(have[:12])}...)")
@@ -71,7 +75,9 @@ def largest_piece(structures, name: str):
     if n <= 1:
         return mask, ""
     sizes = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
-    keep = int(np.argmax(sizes)) + 1
+    from ..problem import _largest_piece
+
+    keep = _largest_piece(structures, comp, n, sizes)
     ml = float(sizes[keep - 1]) * structures.voxel_volume_ml
     return comp == keep, (f"{name} is {n} separate pieces: planned to the largest ({ml:.2f} mL); the others are "
                           "other lesions, kept out of the tunnels; to aim at another, give a point in it")
