@@ -506,7 +506,8 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     for v in present:
         vol.labels.setdefault(int(v), f"label_{int(v)}")
     vol.labels = {k: v for k, v in vol.labels.items() if k in present}
-    renamed = {v: anatomy.canonical_name(n) for v, n in vol.labels.items() if anatomy.canonical_name(n) != n}
+    canonical = {v: anatomy.canonical_name(n) for v, n in vol.labels.items()}
+    renamed = {v: c for v, c in canonical.items() if c != vol.labels[v]}
     if renamed:
         warn(vol, f"{Path(path).name}: structure names read in IMAGIO's (TotalSegmentator's) spelling: "
                   + ", ".join(f"{vol.labels[v]!r} as {n!r}" for v, n in sorted(renamed.items())[:10]))

@@ -166,6 +166,15 @@ def named_like_a_lesion(name: str) -> bool:
             or any(w in _d("targets", "lesion_name_whole_words") for w in words))
 
 
+def names_a_lesion(name: str) -> bool:
+    """True for a structure that is a lesion to keep out when it is not the target: catalogue role
+    'target' (liver_tumor, lung_nodule_3) or an unknown name `named_like_a_lesion` (GTV_5,
+    metastasis_4). Unlike `is_lesion` (which also takes any unknown name, since the user may aim at
+    it), an unknown name that does not read as a lesion ("Herz") is not one: it is kept out as an
+    unknown structure (``targets.unknown_structure_role``)."""
+    return anatomy.get(name).role == "target" or named_like_a_lesion(name)
+
+
 def _distances_near_point(labels: Volume, point_ras, radius_mm: float) -> dict[int, float]:
     """{label value: distance (mm) from the RAS point to its nearest voxel centre} for the values
     with a voxel centre within ``radius_mm`` of the point (0 included)."""
@@ -201,7 +210,7 @@ def _other_lesions_kept_out(specs: list[StructureSpec], target: Target, roles: d
     diagonal: a tip there cannot keep clear of it; a click on a tumour's edge) aims at the
     nearest such lesion, said in a note; any other lesion that near stays kept out, also said."""
     role = _d("targets", "other_lesion_role")
-    lesion = {s.value: s.role == "target" or named_like_a_lesion(s.name) for s in specs}
+    lesion = {s.value: names_a_lesion(s.name) for s in specs}
     names = {s.value: s.name for s in specs}
     aimed, notes = {target.value}, []
     if target.point_given:
@@ -363,7 +372,7 @@ class PlanningProblem:
                 prob.warnings.append(f"--role {name}: {name} is the target, which the needle always enters "
                                      "(its role is not used)")
         crossable = sorted(n for n in prob.roles_overridden if n in labels.labels.values()
-                           and (anatomy.get(n).role == "target" or named_like_a_lesion(n))
+                           and names_a_lesion(n)
                            and next(s.role for s in specs if s.name == n) == "passable"
                            and n != tgt.name)
         if crossable:
@@ -522,7 +531,7 @@ def split_target_parts(labels: Volume, target: Target, reach_mm: float = 0.0) ->
     out = []
     for v in sorted(_distances_near_point(labels, target.point_ras, reach_mm)):
         name = labels.labels.get(v, "")
-        if v and (anatomy.get(name).role == "target" or named_like_a_lesion(name)):
+        if v and names_a_lesion(name):
             labels, msg, _ = split_lesion_pieces(labels, v, target.point_ras)
             out += [msg] if msg else []
     return labels, out

@@ -35,18 +35,17 @@ def vessel_diameters(vessel: np.ndarray, spacing_kji) -> np.ndarray:
 
 def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
     """{suitable: bool, reasons: [{criterion, value, threshold, met, source}], measurements}."""
+    from .. import anatomy
+    from ..io import duplicate_names
     from ..planning.problem import Target, split_target_parts
 
     c = criteria()
-    from ..io import duplicate_names
-
-    from .. import anatomy
-
     labels = labels_on_grid(labels, ct)
     lesion = anatomy.name_in(lesion, labels.labels.values())
-    if lesion in duplicate_names(labels.labels):
-        raise InputError(f"--lesion {lesion!r} names {len(duplicate_names(labels.labels)[lesion])} label values "
-                         f"({', '.join(map(str, duplicate_names(labels.labels)[lesion]))}): rename them (--label-names)")
+    same = duplicate_names(labels.labels).get(lesion)
+    if same:
+        raise InputError(f"--lesion {lesion!r} names {len(same)} label values "
+                         f"({', '.join(map(str, same))}): rename them (--label-names)")
     if lesion in labels.labels.values():
         # one label of separate tumours (LiTS' "tumor"): the largest is judged, the others are
         # other lesions (new-user trial 22: the union's 43.6 mm long axis of two <= 25 mm tumours)

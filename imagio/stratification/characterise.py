@@ -136,13 +136,12 @@ def characterise(ct: Volume, labels: Volume, lesion: str, solid_hu: float = SOLI
         organ_names = {n for n in labels.labels.values() if is_lung(n)} | {"lung_vessels", "airways", "airway_wall"}
     surface = float("nan")
     if organ_names:
-        from .. import anatomy
-        from ..planning.problem import named_like_a_lesion
+        from ..planning.problem import names_a_lesion
 
         # other lesions inside the organ are holes in its label, not its surface (new-user trial
         # 21: a tumour 6 mm from another was 'subcapsular', 4.5 mm from the capsule: 17.9 mm)
         organ_vals = [v for v, n in labels.labels.items() if n in organ_names
-                      or anatomy.get(n).role == "target" or named_like_a_lesion(n)]
+                      or names_a_lesion(n)]
         # and so is any structure it encloses whatever its name ("target2", an unlabelled hole)
         inside = ndimage.binary_fill_holes(np.isin(sub_lab, organ_vals) | sub_mask)
         surface = float(boundary_distance_mm(inside, ct.spacing_kji)[sub_mask].min())

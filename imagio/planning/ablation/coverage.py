@@ -123,6 +123,12 @@ class AblationContext:
         pad = self.cap_mm + CONTEXT_EXTRA_MM if pad_mm is None else float(pad_mm)
         self._build(pad)
 
+    @property
+    def tumour_bounds_kji(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first, last) voxel index [k, j, i] of the tumour's bounding box on the label grid,
+        both inclusive."""
+        return self._t_lo.copy(), self._t_hi - 1
+
     # setup ------------------------------------------------------------------------------------
     def _tumour(self, tumour):
         lab = self.labels

@@ -520,7 +520,7 @@ def _scan_edge_note(ctx: AblationContext, margin_mm: float) -> str:
     """'; the tumour lies d mm from the image's end ...' when a tumour voxel centre lies closer
     than ``margin_mm`` to the label map's outermost voxel centres (the margin beyond the image
     cannot be checked: no zone can prove it there), else ''."""
-    gap, where = ctx.labels.nearest_end(ctx._t_lo, np.asarray(ctx._t_hi) - 1)
+    gap, where = ctx.labels.nearest_end(*ctx.tumour_bounds_kji)
     if gap >= margin_mm:
         return ""
     return (f"; the tumour lies {gap:.1f} mm from the image's {where}: the margin beyond the "

@@ -64,23 +64,13 @@ def largest_piece(structures, name: str):
     others being other lesions the tunnels keep clear of (`tunnel.other_lesions`); else the
     whole label. New-user trial 22: the verdict was measured to one nodule of such a label and
     the tunnel went to another."""
-    from ..problem import is_lesion
+    from ..problem import is_lesion, split_lesion_pieces
 
-    mask = structures.mask(name)
     if not is_lesion(name):
-        return mask, ""
-    import cc3d
-
-    comp, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
-    if n <= 1:
-        return mask, ""
-    sizes = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
-    from ..problem import _largest_piece
-
-    keep = _largest_piece(structures, comp, n, sizes)
-    ml = float(sizes[keep - 1]) * structures.voxel_volume_ml
-    return comp == keep, (f"{name} is {n} separate pieces: planned to the largest ({ml:.2f} mL); the others are "
-                          "other lesions, kept out of the tunnels; to aim at another, give a point in it")
+        return structures.mask(name), ""
+    value = next(v for v, n in structures.labels.items() if n == name)
+    _, note, kept = split_lesion_pieces(structures, value)
+    return (structures.mask(name) if kept is None else kept), note
 
 
 def lesion_at(point, structures):

@@ -220,14 +220,13 @@ def _dense_distance(ct: Volume, target: Target, aim: np.ndarray, reach_mm: float
 def other_lesions(labels: Volume, target: Target) -> tuple[np.ndarray | None, list[str]]:
     """(mask [k, j, i] on ``labels``' grid of every lesion that is not the target, or None; their
     names). A lesion is what the needle planner calls one (catalogue role 'target', or a name of
-    the field's lesion vocabulary, `imagio.planning.problem.named_like_a_lesion`); the target's
+    the field's lesion vocabulary, `imagio.planning.problem.names_a_lesion`); the target's
     own voxels (``target.mask``, the piece aimed at) are left out, so the other pieces of the
     same label count. A tunnel through a second tumour mixes the specimen and can seed the tract
     (planning_defaults ``targets.other_lesion_role``, with its sources)."""
-    from ... import anatomy
-    from ..problem import named_like_a_lesion
+    from ..problem import names_a_lesion
 
-    names = [n for n in labels.labels.values() if anatomy.get(n).role == "target" or named_like_a_lesion(n)]
+    names = [n for n in labels.labels.values() if names_a_lesion(n)]
     if not names:
         return None, []
     m = labels.mask(*names)
