@@ -150,3 +150,20 @@ def test_zone_doubts_shared_by_plan_warnings_and_the_slicer_label():
     abl = {"device": "d", "setting": "s", "tumour": "liver_tumor_1", "single_probe": [{"proposal": 1, "coverage": cov}]}
     planned = ablation_warnings(abl, "liver")
     assert [w.split(": ", 1)[1].rsplit("; ", 1)[0] for w in planned] == [w.split(": ", 1)[1].rsplit("; ", 1)[0] for w in live]
+
+
+def test_another_tumour_in_the_zone_is_not_an_organ_to_protect():
+    """New-user trial 22 (LOW): a second tumour inside the zone was listed with the organs at risk
+    ("thermal injury ... protect them (hydrodissection)"), advice that makes no sense for a
+    tumour. It is said on its own line: partly ablated, its own margin not assessed; organs at
+    risk keep their line."""
+    from imagio.planning.ablation.commands import zone_doubts
+
+    cov = {"criteria": {}, "healthy_ml": {"liver": 20.0, "liver_tumor_2": 1.25, "metastasis_4": 0.4,
+                                          "gallbladder": 0.61}}
+    lines = zone_doubts("ablation", cov, "move the probe", "liver_tumor_1", "liver")
+    other = [w for w in lines if "liver_tumor_2" in w]
+    assert len(other) == 1 and "metastasis_4 0.40 mL" in other[0] and "partly ablated" in other[0]
+    assert "hydrodissection" not in other[0] and "gallbladder" not in other[0]
+    organ = [w for w in lines if "gallbladder 0.61 mL" in w]
+    assert len(organ) == 1 and "hydrodissection" in organ[0] and "tumor" not in organ[0]

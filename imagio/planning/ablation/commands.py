@@ -118,6 +118,14 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
         out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
                    f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
     hit = {n: v for n, v in cov.get("healthy_ml", {}).items() if n not in skip and round(v, 2) > 0}
+    from ..problem import names_a_lesion
+
+    lesions = {n: hit.pop(n) for n in sorted(hit) if names_a_lesion(n)}
+    if lesions:   # another tumour is not an organ to protect: it is half-treated (new-user trial 22)
+        names = ", ".join(f"{n} {v:.2f} mL" for n, v in sorted(lesions.items(), key=lambda kv: -kv[1]))
+        out.append(f"{what}: the ablation zone takes in part of another lesion ({names}): that lesion is "
+                   "partly ablated and its own margin is not assessed; plan it as a target of its own, or "
+                   "cover both in one plan and check each one's margin")
     if hit:
         names = ", ".join(f"{n} {v:.2f} mL" for n, v in sorted(hit.items(), key=lambda kv: -kv[1]))
         out.append(f"{what}: the ablation zone takes in {names}"
