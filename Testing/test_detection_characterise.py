@@ -4,6 +4,7 @@ outputs (nodule CSV in LPS, Slicer markups and segmentation) checked against the
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -620,10 +621,31 @@ def test_report_offers_a_bronchoscopic_plan_only_where_bronch_accepts_the_ct():
         ct = Volume(np.zeros((4, 4, 4), np.int16), make_ijk_to_ras(spacing, (5.0, -3.0, 2.0), rot))
         cmds = plan_commands("ct.nii.gz", d, ct)
         assert cmds[0].startswith("imagio plan ") and "--target=10.0,-20.0,30.0" in cmds[0]
-        assert "--lesions nodules.seg.nrrd" in cmds[0]   # the other detected nodules are kept out (trial 21)
+        assert "--lesions " in cmds[0]   # the other detected nodules are kept out (trial 21)
         assert cmds[1].startswith("imagio bronch ") == offered, cmds
         if not offered:
             assert cmds[1].startswith("# no bronchoscopic plan") and "5 mm slices" in cmds[1]
+
+
+def test_report_commands_run_from_any_folder(tmp_path, monkeypatch):
+    """New-user trial 22 (LOW): the report's commands named the CT as typed and the detect
+    outputs (nodules.seg.nrrd, structures.seg.nrrd) relative to the detect folder: run from
+    anywhere else they read nothing or another file. Every path is now absolute, quoted where
+    it holds a space; parsed as a shell would, each names the right file."""
+    import shlex
+
+    from imagio.detection.report import plan_commands, segment_command
+
+    out = tmp_path / "screening out"
+    monkeypatch.chdir(tmp_path)
+    seg = shlex.split(segment_command("ct 1.nii.gz", out))
+    assert seg[2] == str(tmp_path / "ct 1.nii.gz") and seg[-1] == str(out / "structures.seg.nrrd")
+    for cmd in plan_commands("ct 1.nii.gz", {"id": 2, "center_ras": [1.0, -2.0, 3.0]}, None, out):
+        a = shlex.split(cmd)
+        assert a[2] == str(tmp_path / "ct 1.nii.gz"), a
+        assert a[a.index("--lesions") + 1] == str(out / "nodules.seg.nrrd")
+        assert a[a.index("--out") + 1].startswith(str(out) + "/")
+        assert all(Path(x).is_absolute() for x in a[2:] if x.endswith(".nrrd"))
 
 
 def test_report_types_calcium_of_uncertain_size_as_calcified_or_bone():

@@ -156,28 +156,40 @@ HEAD = ["#", "type", "size mm (Lung-RADS mean / long axis)", "volume mm3", "loca
         "Lung-RADS", "Brock", "centre RAS mm", "detector score"]
 
 
-def segment_command(ct_path: str) -> str:
-    """The structures the planners need (body, bones, lungs, airways, vessels), once per scan."""
-    return f"imagio segment {ct_path} --out structures.seg.nrrd"
+def _q(path) -> str:
+    """A path for a shell command: absolute (the commands run from any folder; new-user trial 22:
+    relative paths only worked from the detect output folder) and quoted where it needs it."""
+    import shlex
+
+    return shlex.quote(str(Path(path).resolve()))
 
 
-def plan_commands(ct_path: str, d: dict, ct: Volume | None = None) -> list[str]:
+def segment_command(ct_path: str, folder=".") -> str:
+    """The structures the planners need (body, bones, lungs, airways, vessels), once per scan,
+    written to ``folder`` (the detect output folder)."""
+    return f"imagio segment {_q(ct_path)} --out {_q(Path(folder) / 'structures.seg.nrrd')}"
+
+
+def plan_commands(ct_path: str, d: dict, ct: Volume | None = None, folder=".") -> list[str]:
     """Commands that plan the biopsy of nodule ``d`` (its centre as target, RAS mm), after
     :func:`segment_command`, with every detected nodule (``nodules.seg.nrrd`` of the detect
-    output folder) merged in: the others are kept out of the path (new-user trial 21: the
-    suggested path ran 11.6 mm through another detected nodule). The bronchoscopic one only where ``imagio bronch`` accepts the CT
-    (slices up to ``airway_limits.json`` ``max_slice_mm``); otherwise a comment line says why
-    (new-user trial 4: lung1's 5 mm report offered a command that bronch refuses)."""
+    output folder ``folder``) merged in: the others are kept out of the path (new-user trial 21:
+    the suggested path ran 11.6 mm through another detected nodule). The bronchoscopic one only
+    where ``imagio bronch`` accepts the CT (slices up to ``airway_limits.json`` ``max_slice_mm``);
+    otherwise a comment line says why (new-user trial 4: lung1's 5 mm report offered a command
+    that bronch refuses). Paths are absolute: the commands run from any folder."""
     from ..planning.bronchoscopy.mask_checks import check_slice_thickness
 
     c = ",".join(f"{v:.1f}" for v in (d.get("center_ras") or d["candidate"]["center_ras"]))
     n = d["id"]
+    f = Path(folder)
     why = check_slice_thickness(ct, "CT", refuse=False) if ct is not None else ""
-    return [f"imagio plan {ct_path} --labels structures.seg.nrrd --lesions nodules.seg.nrrd --target={c} "
-            f"--out plan_nodule{n}",
+    inputs = f"--lesions {_q(f / 'nodules.seg.nrrd')} --target={c}"
+    return [f"imagio plan {_q(ct_path)} --labels {_q(f / 'structures.seg.nrrd')} {inputs} "
+            f"--out {_q(f / f'plan_nodule{n}')}",
             f"# no bronchoscopic plan: {why}" if why else
-            f"imagio bronch {ct_path} --airways structures.seg.nrrd --lesions nodules.seg.nrrd --target={c} "
-            f"--out bronch_nodule{n}"]
+            f"imagio bronch {_q(ct_path)} --airways {_q(f / 'structures.seg.nrrd')} {inputs} "
+            f"--out {_q(f / f'bronch_nodule{n}')}"]
 
 
 def report_threshold() -> float:
@@ -297,9 +309,9 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
         parts += [f"<h2>{html.escape(low_title)}</h2>", _table(rows_low, HEAD)]
     if actionable:
         parts.append("<h2>Plans for actionable nodules (Lung-RADS 4A+)</h2><pre>"
-                     + html.escape(segment_command(ct_path)) + "</pre>")
+                     + html.escape(segment_command(ct_path, folder)) + "</pre>")
         for d in actionable:
-            parts.append(f"<p>nodule {d['id']}:</p><pre>" + html.escape("\n".join(plan_commands(ct_path, d, ct))) + "</pre>")
+            parts.append(f"<p>nodule {d['id']}:</p><pre>" + html.escape("\n".join(plan_commands(ct_path, d, ct, folder))) + "</pre>")
     warn = doc.get("warnings", []) + [f"nodule {d['id']}: {w}" for d in nodules for w in d.get("warnings", [])]
     parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warn) + "</ul>")
     for p, cap in _existing(pics):
@@ -349,8 +361,8 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
                 t.row([text(c) for c in r])
     if actionable:
         kv("Plans for actionable nodules (Lung-RADS 4A+)",
-           [("structures", segment_command(ct_path))]
-           + [(f"nodule {d['id']}", "\n".join(plan_commands(ct_path, d, ct))) for d in actionable])
+           [("structures", segment_command(ct_path, folder))]
+           + [(f"nodule {d['id']}", "\n".join(plan_commands(ct_path, d, ct, folder))) for d in actionable])
     if warn:
         kv("Warnings", [(str(i + 1), w) for i, w in enumerate(warn[:60])])
     for i, (p, cap) in enumerate(_existing(pics)):
