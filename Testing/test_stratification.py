@@ -479,3 +479,34 @@ def test_eligibility_lesion_name_in_the_users_spelling():
     """New-user trial 23: `--lesion Tumor` for a label read as 'tumor' was refused."""
     ct, labels, t1, t2 = _two_tumours_in_one_label()
     assert assess(ct, labels, "Tumor")["lesion"] == "tumor"
+
+
+def test_eligibility_of_the_piece_holding_a_point(tmp_path, capsys):
+    """New-user trial 23 (LOW): of a LiTS-style label of two tumours only the largest could be
+    judged. `--lesion R,A,S` judges the piece holding the point (here the smaller, 14 mm), on a
+    flipped anisotropic grid through the CLI; a point in the liver is refused in one line."""
+    from imagio import io
+    from imagio.cli import main
+
+    ct, labels, t1, t2 = _two_tumours_in_one_label()
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0]) @ labels.ijk_to_ras   # R flipped: the world point moves, the voxels do not
+    labels, ct = Volume(labels.array, flip, labels=labels.labels), Volume(ct.array, flip)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(labels, tmp_path / "lab.seg.nrrd")
+    small_ras = labels.kji_to_world(np.argwhere(t2).mean(0)[None])[0]
+    point = ",".join(f"{v:.2f}" for v in small_ras)
+    assert main(["eligibility", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.seg.nrrd"),
+                 f"--lesion={point}"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    by = {r["criterion"]: r for r in res["reasons"]}
+    # own check: the smaller ball's long axis from its voxel centres (+ one voxel along that axis)
+    pts = labels.kji_to_world(np.argwhere(t2).astype(float))
+    span = max(np.ptp(pts[:, a]) for a in range(3))
+    assert span <= by["size"]["value"] <= span + 2.0, (by["size"], span)
+    assert by["size"]["value"] < 15.5   # not the 16 mm piece
+    assert any("the piece nearest the target point" in w for w in res["warnings"]), res["warnings"]
+    liver = labels.kji_to_world(np.array([[20.0, 35.0, 15.0]]))[0]
+    assert main(["eligibility", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.seg.nrrd"),
+                 "--lesion=" + ",".join(f"{v:.2f}" for v in liver)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lies in liver, not in a lesion" in err[0], err

@@ -33,24 +33,50 @@ def vessel_diameters(vessel: np.ndarray, spacing_kji) -> np.ndarray:
     return np.where(vessel, 2.0 * ridge - min(spacing_kji) + min(spacing_kji), 0.0)
 
 
-def assess(ct: Volume, labels: Volume, lesion: str) -> dict:
-    """{suitable: bool, reasons: [{criterion, value, threshold, met, source}], measurements}."""
+def _lesion_at(labels: Volume, point) -> str:
+    """Name of the lesion label (`planning.problem.is_lesion`) holding the RAS ``point`` (mm,
+    nearest voxel); InputError naming what is there otherwise."""
+    from ..planning.problem import is_lesion
+
+    kji = np.rint(labels.world_to_kji(np.asarray(point, float).reshape(1, 3))[0]).astype(int)
+    txt = ",".join(f"{x:.1f}" for x in point)
+    if not ((kji >= 0) & (kji < labels.shape)).all():
+        raise InputError(f"--lesion {txt} (RAS mm) lies outside the label map: {labels.outside_text(point)}")
+    name = labels.labels.get(int(labels.array[tuple(kji)]), "")
+    if not name or not is_lesion(name):
+        raise InputError(f"--lesion {txt} (RAS mm) lies in {name or 'no label'}, not in a lesion: give a point "
+                         "inside the lesion's label, or its name")
+    return name
+
+
+def assess(ct: Volume, labels: Volume, lesion) -> dict:
+    """{suitable: bool, reasons: [{criterion, value, threshold, met, source}], measurements}.
+
+    lesion: a structure name of ``labels`` (its spelling as `anatomy.name_in` reads it), or a
+    point (RAS mm, 3 numbers) inside a lesion label: the piece of that label holding the point
+    is judged. Raises InputError for a point in no lesion label or a name two labels share."""
     from .. import anatomy
     from ..io import duplicate_names
     from ..planning.problem import Target, split_target_parts
 
     c = criteria()
     labels = labels_on_grid(labels, ct)
+    point = None
+    if not isinstance(lesion, str):
+        point = np.asarray(lesion, float).reshape(3)
+        lesion = _lesion_at(labels, point)
     lesion = anatomy.name_in(lesion, labels.labels.values())
     same = duplicate_names(labels.labels).get(lesion)
     if same:
         raise InputError(f"--lesion {lesion!r} names {len(same)} label values "
                          f"({', '.join(map(str, same))}): rename them (--label-names)")
     if lesion in labels.labels.values():
-        # one label of separate tumours (LiTS' "tumor"): the largest is judged, the others are
-        # other lesions (new-user trial 22: the union's 43.6 mm long axis of two <= 25 mm tumours)
+        # one label of separate tumours (LiTS' "tumor"): the piece holding the point, else the
+        # largest, is judged; the others are other lesions (new-user trial 22: the union's 43.6 mm
+        # long axis of two <= 25 mm tumours; trial 23: the second piece could not be judged)
         v = next(k for k, n in labels.labels.items() if n == lesion)
-        labels, pieces = split_target_parts(labels, Target(np.zeros(3), lesion, int(v)))
+        tgt = Target(np.zeros(3) if point is None else point, lesion, int(v), point_given=point is not None)
+        labels, pieces = split_target_parts(labels, tgt)
     else:
         pieces = []
     rep = characterise(ct, labels, lesion)

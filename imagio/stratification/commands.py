@@ -83,11 +83,12 @@ def cmd_risk(args) -> int:
 
 def cmd_eligibility(args) -> int:
     from .. import io
+    from ..coords import point_or_name
     from .ablation_eligibility import assess
 
     ct = io.read_image(args.ct)
     labels = io.read_labels(args.labels, io.read_label_names(args.label_names) if args.label_names else None)
-    res = assess(ct, labels, args.lesion)
+    res = assess(ct, labels, point_or_name(args.lesion, args.lps, "--lesion"))
     for w in res["warnings"]:
         print(f"imagio: warning: {w}", file=sys.stderr)
     print(json.dumps({**res, "input_warnings": ct.warnings + labels.warnings}, indent=1))
@@ -95,6 +96,8 @@ def cmd_eligibility(args) -> int:
 
 
 def register(sub) -> None:
+    from ..coords import add_point_argument
+
     s = sub.add_parser("risk", help="lung nodule malignancy risk (Brock, Mayo), Lung-RADS v2022, guideline",
                        description="Probability of malignancy from the published Brock (PanCan full model with "
                                    "spiculation) and Mayo Clinic models, the Lung-RADS v2022 category and, "
@@ -121,6 +124,8 @@ def register(sub) -> None:
                                    "bowel, diaphragm and bile ducts, each with its source.")
     s.add_argument("ct", help="CT image")
     s.add_argument("--labels", required=True, help="label map with the liver, vessels and the lesion")
-    s.add_argument("--lesion", required=True, help="the lesion's structure name, e.g. liver_tumor_1")
+    add_point_argument(s, "--lesion", "the lesion's structure name (e.g. liver_tumor_1), or R,A,S in mm of a point "
+                       "inside it: the lesion piece holding the point is judged (one label of several tumours)",
+                       metavar="NAME|R,A,S")
     s.add_argument("--label-names", help="JSON {value: name} for a label map without names")
     s.set_defaults(func=cmd_eligibility)
