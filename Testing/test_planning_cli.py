@@ -162,3 +162,57 @@ def test_plan_warns_per_proposal_when_crossing_an_avoid_structure(phantom_files,
         else:
             assert not said
     assert n_cross >= 1
+
+
+def test_plan_scene_shows_the_ct_and_the_structures_as_planned(tmp_path, capsys):
+    """New-user trial 21 (L8): plan.mrml held the proposals but neither the CT nor the
+    structures, so the plan opened in Slicer on an empty view. The scene now reads the CT in
+    place from the user's file (never copied, never written) and holds the structures the plan
+    used as a segmentation. Checked by loading the saved scene with slicer-core's own readers on
+    an oblique, flipped, anisotropic grid: the CT node's voxels and IJK->RAS equal the input's,
+    the segmentation resampled on the CT grid equals the label map, the CT file is unchanged."""
+    import hashlib
+
+    import numpy as np
+
+    from imagio.mrml.scene import load_scene, nodes_by_class
+    from imagio.mrml.segmentations import segmentation_to_labels
+    from imagio.mrml.volumes import node_to_volume
+    from conftest import rotation
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    ct, lab = synthetic_torso(3.0)
+    aff = make_ijk_to_ras((3.0, 2.5, 3.5), (40.0, -30.0, 12.0), rotation((1, 2, 3), 20.0) @ np.diag([-1.0, 1.0, 1.0]))
+    ct, lab = Volume(ct.array, aff), Volume(lab.array, aff, labels=lab.labels)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    digest = hashlib.sha256((tmp_path / "ct.nii.gz").read_bytes()).hexdigest()
+    out = tmp_path / "out"
+    assert main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"),
+                 "--target", "liver_tumor", "--out", str(out), "--quiet", "--no-png"]) == 0
+    capsys.readouterr()
+    scene = load_scene(out / "scene" / "plan.mrml")
+    vols = [n for n in nodes_by_class(scene, "vtkMRMLScalarVolumeNode") if n.GetName() == "CT"]
+    assert len(vols) == 1
+    got = node_to_volume(vols[0])   # the file's own storage order: compare voxel centres in RAS
+    assert got.shape == ct.shape and np.array_equal(got.resample_like(ct, order=0).array, ct.array)
+    segs = nodes_by_class(scene, "vtkMRMLSegmentationNode")
+    assert len(segs) == 1
+    back = segmentation_to_labels(segs[0], reference=got).resample_like(ct, order=0)
+    names = {n: v for v, n in lab.labels.items()}
+    for v, n in back.labels.items():
+        assert np.array_equal(back.array == v, lab.array == names[n]), n
+    assert set(back.labels.values()) == set(lab.labels.values())
+    assert hashlib.sha256((tmp_path / "ct.nii.gz").read_bytes()).hexdigest() == digest
+    assert not list((out / "scene").glob("CT*")) and not list((out / "scene").glob("*.seg.nrrd"))  # referenced
+    # a plain label image with its names in a sidecar: a labelmap read in place, its values named
+    io.write_image(Volume(lab.array, aff), tmp_path / "lab.nii.gz")
+    (tmp_path / "names.json").write_text(json.dumps({str(v): n for v, n in lab.labels.items()}))
+    assert main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.nii.gz"), "--label-names",
+                 str(tmp_path / "names.json"), "--target", "liver_tumor", "--out", str(tmp_path / "o2"), "--quiet",
+                 "--no-png"]) == 0
+    scene = load_scene(tmp_path / "o2" / "scene" / "plan.mrml")
+    lm = nodes_by_class(scene, "vtkMRMLLabelMapVolumeNode")
+    assert len(lm) == 1 and np.array_equal(node_to_volume(lm[0]).resample_like(ct, order=0).array, lab.array)
+    table = lm[0].GetDisplayNode().GetColorNode()
+    assert {v: table.GetColorName(v).replace(" ", "_") for v in lab.labels} == lab.labels   # .ctbl reads _ as space

@@ -59,6 +59,8 @@ def save_scene(scene, mrml_path) -> Path:
     for node in nodes:
         if not node.IsA("vtkMRMLStorableNode") or node.IsA("vtkMRMLStorageNode"):
             continue
+        if node.GetAttribute(INPUT_REFERENCE):   # the user's own file, read in place: never written
+            continue
         if node.IsA("vtkMRMLColorTableNode") and node.GetSingletonTag():
             continue  # built-in colour tables come with Slicer
         storage = _storage_node(scene, node)
@@ -80,6 +82,73 @@ def save_scene(scene, mrml_path) -> Path:
     if not scene.Commit(str(mrml_path)):
         raise OSError(f"could not write the scene {mrml_path}")
     return mrml_path
+
+
+INPUT_REFERENCE = "IMAGIO.input"   # attribute of a node whose data is an input file, referenced, never written
+READABLE_VOLUME = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+
+
+def reference_volume(scene, path, name: str):
+    """A scalar volume node that the saved scene reads from the user's file ``path`` (absolute;
+    NRRD, NIfTI or MetaImage, which Slicer reads as it is), or None for anything else (a DICOM
+    folder: Slicer's DICOM module loads it). The node holds no data here and `save_scene` never
+    writes it: the input is referenced, not copied (a CT is hundreds of MB) nor overwritten."""
+    import slicer
+
+    path = Path(path).resolve()
+    if not path.is_file() or not str(path).lower().endswith(READABLE_VOLUME):
+        return None
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    node.SetAttribute(INPUT_REFERENCE, str(path))
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    scene.AddNode(storage)
+    storage.SetFileName(str(path))
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    display = slicer.vtkMRMLScalarVolumeDisplayNode()
+    scene.AddNode(display)
+    display.SetAutoWindowLevel(True)
+    node.SetAndObserveDisplayNodeID(display.GetID())
+    return node
+
+
+def reference_labels(scene, path, names: dict, name: str):
+    """A node that the saved scene reads from the user's label file ``path`` in place: a
+    segmentation for a ``.seg.nrrd``, else a labelmap volume (NRRD/NIfTI/MetaImage) whose colour
+    table (``names``: {value: structure name}, catalogue colours; written beside the scene)
+    names its values; None for anything else. Never written (`save_scene`), never copied."""
+    import slicer
+
+    from .. import anatomy
+
+    path = Path(path).resolve()
+    low = str(path).lower()
+    if not path.is_file():
+        return None
+    if low.endswith(".seg.nrrd"):
+        node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+        storage = slicer.vtkMRMLSegmentationStorageNode()
+    elif low.endswith(READABLE_VOLUME):
+        node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", name)
+        storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+        colours = scene.AddNewNodeByClass("vtkMRMLColorTableNode", f"{name} names")
+        colours.SetTypeToUser()
+        colours.SetNumberOfColors(int(max(names, default=0)) + 1)
+        colours.SetColor(0, "background", 0.0, 0.0, 0.0, 0.0)
+        for v, n in names.items():
+            colours.SetColor(int(v), n, *anatomy.get(n).color_float, 1.0)
+        display = slicer.vtkMRMLLabelMapVolumeDisplayNode()
+        scene.AddNode(display)
+        display.SetAndObserveColorNodeID(colours.GetID())
+        node.SetAndObserveDisplayNodeID(display.GetID())
+    else:
+        return None
+    node.SetAttribute(INPUT_REFERENCE, str(path))
+    scene.AddNode(storage)
+    storage.SetFileName(str(path))
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    if node.IsA("vtkMRMLSegmentationNode"):
+        node.CreateDefaultDisplayNodes()
+    return node
 
 
 def _storage_node(scene, node):

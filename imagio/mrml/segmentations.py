@@ -55,14 +55,19 @@ def labels_to_segmentation(labels: Volume, scene, node=None, name: str = "Segmen
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
         node.CreateDefaultDisplayNodes()
-    if reference_node is not None:
-        node.SetReferenceImageGeometryParameterFromVolumeNode(reference_node)
     seg = node.GetSegmentation()
-    if seg.GetNumberOfSegments() == 0:
+    fresh = seg.GetNumberOfSegments() == 0
+    if fresh:
         seg.SetSourceRepresentationName(BINARY_LABELMAP)
     arr = labels.array
     dtype = np.uint8 if max(present) < 256 else np.uint16
     layer = _oriented_image(labels.with_array(arr.astype(dtype, copy=False)))
+    if reference_node is not None and reference_node.GetImageData() is not None:
+        node.SetReferenceImageGeometryParameterFromVolumeNode(reference_node)
+    elif fresh:   # the label map's own grid (without one, writing the node logs "Reference image
+        # geometry is not found" on the terminal)
+        seg.SetConversionParameter(slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(),
+                                   slicer.vtkSegmentationConverter.SerializeImageGeometry(layer))
     ids = {}
     for value in sorted(present):
         sname = labels.labels.get(int(value), f"label_{int(value)}")

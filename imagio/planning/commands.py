@@ -179,7 +179,8 @@ def cmd_plan(args) -> int:
 
             ablation_json_to_scene(scene, abl)
 
-        written += write_plan_scene(result, out, add=add_ablation if abl else None)
+        written += write_plan_scene(result, out, add=add_ablation if abl else None, ct_path=args.ct,
+                                    labels_path=None if args.lesions else args.labels, labels_read=labels)
     for p in written:
         print(p)
     for w in doc.get("warnings", []):
@@ -272,18 +273,36 @@ def register(subparsers) -> None:
     s.set_defaults(func=cmd_plan)
 
 
-def write_plan_scene(plan, out: Path, add=None) -> list[Path]:
+def write_plan_scene(plan, out: Path, add=None, ct_path=None, labels_path=None, labels_read=None) -> list[Path]:
     """The plan as a Slicer scene in ``out/scene`` ([its path]); ``add(scene)`` adds more nodes.
-    Without slicer-core: a note on stderr and [] (the other outputs do not need it)."""
+    The scene shows the plan on its images (new-user trial 21, L8: it had neither): the CT read in
+    place from ``ct_path`` (a file Slicer reads; a DICOM folder is said on stderr: load it with
+    Slicer's DICOM module), and the structures the plan used: read in place from ``labels_path``
+    when the plan used them as read (``labels_read``, the `Volume` read from it), else (merged
+    --lesions, lesion pieces split, resampled) written beside the scene as a segmentation.
+    Inputs are referenced, never copied or written. Without slicer-core: a note on stderr and []
+    (the other outputs do not need it)."""
     try:
         import slicer  # noqa: F401  (slicer-core)
     except ImportError:
         print("imagio: note: slicer-core is not installed; no Slicer scene written", file=sys.stderr)
         return []
     from ..mrml.planning import plan_to_scene, write_scene
-    from ..mrml.scene import new_scene
+    from ..mrml.scene import new_scene, reference_labels, reference_volume
+    from ..mrml.segmentations import labels_to_segmentation
 
     scene = new_scene()
+    ct_node = reference_volume(scene, ct_path, "CT") if ct_path is not None else None
+    if ct_path is not None and ct_node is None:
+        print(f"imagio: note: the scene does not load the CT ({ct_path} is not a NRRD/NIfTI/MetaImage file): "
+              "load it in Slicer (DICOM module) beside the scene", file=sys.stderr)
+    used = plan.problem.labels
+    as_read = (labels_path is not None and labels_read is not None and used.labels == labels_read.labels
+               and used.shape == labels_read.shape and np.allclose(used.ijk_to_ras, labels_read.ijk_to_ras)
+               and np.array_equal(used.array, labels_read.array))
+    if not (as_read and reference_labels(scene, labels_path, used.labels, "Structures") is not None):
+        if used.labels and (used.array > 0).any():
+            labels_to_segmentation(used, scene, name="Structures (as planned)")
     plan_to_scene(scene, plan)
     if add is not None:
         add(scene)

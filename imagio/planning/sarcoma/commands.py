@@ -182,7 +182,7 @@ def cmd_sarcoma(args) -> int:
         from ...mrml.sarcoma import sarcoma_to_scene
         from ..commands import write_plan_scene
 
-        written += write_plan_scene(sp.plan, out, add=lambda scene: sarcoma_to_scene(scene, sp))
+        written += write_plan_scene(sp.plan, out, add=lambda scene: sarcoma_to_scene(scene, sp), ct_path=args.ct)
     for p in written:
         print(p)
     for w in doc.get("warnings", []):
