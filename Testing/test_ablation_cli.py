@@ -68,6 +68,11 @@ def test_plan_with_device_adds_zones_coverage_and_mam(phantom_files, tmp_path, c
                "--target", "liver_tumor_1", "--out", str(tmp_path / "p2"), "--quiet", "--no-png", "--no-scene",
                "--device", "emprint", "--setting", "999W"])
     assert rc == 2 and "no setting '999W'" in capsys.readouterr().err
+    # said before any work (trial 25: after a minute of planning): the labels are not even read
+    rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(tmp_path / "missing.seg.nrrd"),
+               "--target", "liver_tumor_1", "--out", str(tmp_path / "p3"), "--quiet", "--device", "nosuch"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nosuch" in err and "missing.seg.nrrd" not in err, err
 
 
 def test_ablation_with_a_point_in_an_organ_is_refused_before_planning(phantom_files, tmp_path, capsys):

@@ -167,3 +167,28 @@ def test_another_tumour_in_the_zone_is_not_an_organ_to_protect():
     assert "hydrodissection" not in other[0] and "gallbladder" not in other[0]
     organ = [w for w in lines if "gallbladder 0.61 mL" in w]
     assert len(organ) == 1 and "hydrodissection" in organ[0] and "tumor" not in organ[0]
+
+
+def test_a_high_heat_sink_is_a_warning_and_the_summary_gives_the_margin():
+    """New-user trial 25 (M1): a 6.2 mm portal vein 2.2 mm from the zone, heat-sink level 'high',
+    was a row in plan.json only. A 'high' vessel is a warning (a 'moderate' one stays a row).
+    (M2): the multi-probe summary printed 'tumour + 5mm covered 100.0%' beside a minimal
+    ablative margin of 4.50 mm and an unproven guarantee; it now gives the margin and both
+    verdicts."""
+    from imagio.planning.ablation.commands import zone_doubts
+    from imagio.planning.commands import multi_probe_summary
+
+    hs = [{"vessel": "portal_vein", "diameter_mm": 6.2, "ras": [1.0, 2.0, 3.0], "distance_to_zone_mm": 2.2,
+           "inside_zone": False, "level": "high", "score": 1.03, "modality": "microwave"},
+          {"vessel": "hepatic_vein", "diameter_mm": 4.0, "ras": [4.0, 5.0, 6.0], "distance_to_zone_mm": 8.0,
+           "inside_zone": False, "level": "moderate", "score": 0.67, "modality": "microwave"}]
+    lines = zone_doubts("ablation", {"criteria": {}, "healthy_ml": {}, "heat_sink": hs}, "move", "t", "liver")
+    assert len(lines) == 1 and "portal_vein (6.2 mm lumen) 2.2 mm from the zone" in lines[0]
+    m = {"n_probes": 3, "lower_bound": 3, "margin_mm": 5.0,
+         "coverage": {"margin_covered_pct": {"5mm": 100.0}, "mam_mm": 4.5},
+         "margin_guarantee": {"margin_mm": 5.0, "proven": False, "guaranteed_margin_mm": 4.669}}
+    line = multi_probe_summary(m)
+    assert "minimal ablative margin 4.5 mm (BELOW the required 5 mm)" in line
+    assert "NOT proven (guaranteed 4.66 mm)" in line and "100.0%" in line
+    m["coverage"]["mam_mm"], m["margin_guarantee"] = 5.3, {"margin_mm": 5.0, "proven": True, "guaranteed_margin_mm": 5.1}
+    assert "meets the required 5 mm" in multi_probe_summary(m) and "proven (guaranteed 5.10 mm)" in multi_probe_summary(m)

@@ -118,6 +118,10 @@ def cmd_plan(args) -> int:
     if (args.multi_probe or args.setting) and not args.device:
         flags = " and ".join(f for f, v in (("--multi-probe", args.multi_probe), ("--setting", args.setting)) if v)
         raise InputError(f"{flags} {'needs' if ' and ' not in flags else 'need'} --device NAME (the ablation device; `imagio ablation devices` lists them)")
+    if args.device:   # a wrong device or setting is said before the planning, not after it (trial 25)
+        from .ablation.devices import get_device, load_catalogue
+
+        get_device(args.device, load_catalogue(extra=args.devices)).setting(args.setting)
     out, ct, labels = read_plan_inputs(args)
     d = load_defaults()["constraints"]
     tilt = parse_gantry_tilt(d["max_craniocaudal_deg"] if args.gantry_tilt is None else args.gantry_tilt)
@@ -201,11 +205,30 @@ def cmd_plan(args) -> int:
         print(f"ablation {abl['device']} {abl['setting']} on the best path: tumour covered "
               f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm")
         if "n_probes" in abl.get("multi_probe", {}):
-            m = abl["multi_probe"]
-            key = f"{m['margin_mm']:g}mm"
-            print(f"multi-probe: {m['n_probes']} probes (lower bound {m['lower_bound']}), tumour + "
-                  f"{key} covered {m['coverage']['margin_covered_pct'].get(key)}%")
+            print(multi_probe_summary(abl["multi_probe"]))
     return 0
+
+
+def multi_probe_summary(m: dict) -> str:
+    """The multi-probe line of ``imagio plan``'s summary (``m``: plan.json ``ablation.multi_probe``):
+    the probe count, the share of the tumour + margin shell covered at its sample voxel centres,
+    and the minimal ablative margin with the verdict, so that a covered shell is never read as a
+    met margin (new-user trial 25: "tumour + 5mm covered 100.0%" printed beside a MAM of 4.50 mm
+    and an unproven guarantee)."""
+    from .ablation.criteria import load_criteria
+    from .ablation.multiprobe import margin_text
+
+    need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
+    key = f"{m['margin_mm']:g}mm"
+    c = m["coverage"]
+    txt = (f"multi-probe: {m['n_probes']} probes (lower bound {m['lower_bound']}), tumour + {key} covered "
+           f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
+           f"{c['mam_mm']:.1f} mm ({'meets' if c['mam_mm'] >= need else 'BELOW'} the required {need:g} mm)")
+    g = m.get("margin_guarantee") or {}
+    if g:
+        txt += (f"; {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} "
+                f"(guaranteed {margin_text(g['guaranteed_margin_mm'])} mm)")
+    return txt
 
 
 def register(subparsers) -> None:

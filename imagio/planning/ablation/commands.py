@@ -98,7 +98,8 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "") -> list[str]:
     """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
     each, prefixed ``what``, ending with ``fix``: the tumour not wholly inside, the minimal
-    ablative margin below the required one, labelled structures other than ``tumour``, its
+    ablative margin below the required one, a vessel of heat-sink level "high" near the zone
+    (``heat_sink`` of ablation_criteria.json), labelled structures other than ``tumour``, its
     ``host_organ`` and the unnamed body inside the zones (mL). Used for plan.json's warnings
     (`ablation_warnings`) and the Slicer module's ablation label (live coverage)."""
     from .criteria import load_criteria
@@ -117,6 +118,14 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     elif m and not m.get("met", True):
         out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
                    f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
+    for h in cov.get("heat_sink") or []:   # trial 25: a 'high' heat sink was a table row only
+        if h.get("level") == "high":
+            where = "inside the zone" if h.get("inside_zone") else f"{h['distance_to_zone_mm']:.1f} mm from the zone"
+            out.append(f"{what}: heat sink: {h['vessel']} ({h['diameter_mm']:.1f} mm lumen) {where} at "
+                       f"{h['ras']} RAS mm (level high for {h.get('modality') or 'this device'}): blood flow cools the "
+                       "tissue beside it, so the zone may be smaller there than the device table says and the "
+                       "margin towards it is not assured (Lu 2002); check the margin on that side, or use a "
+                       "longer or larger setting")
     hit = {n: v for n, v in cov.get("healthy_ml", {}).items() if n not in skip and round(v, 2) > 0}
     from ..problem import names_a_lesion
 

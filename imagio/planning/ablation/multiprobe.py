@@ -488,6 +488,12 @@ def guaranteed_margin(ctx: AblationContext, ells, margin_mm: float | None = None
     return out
 
 
+def margin_text(mm: float) -> str:
+    """A guaranteed margin (mm) to two decimals, rounded DOWN (4.996 must not read as the 5.00 it
+    misses); the 1e-6 keeps a float's 5.1 = 5.0999... from reading 5.09."""
+    return f"{math.floor(round(float(mm) * 100, 6)) / 100:.2f}"
+
+
 def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
     """Proof check of the margin on the analysis grid (`guaranteed_margin`): every point within
     ``margin_mm`` of a tumour voxel centre lies inside a zone when the guaranteed margin is at
@@ -499,7 +505,7 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
     h, m, n, miss = gm["ball_radius_mm"], gm["guaranteed_margin_mm"], gm["check_points"], gm["uncovered"]
     proven = m >= margin_mm
     at_least = "at least " if gm["capped"] else ""
-    m_txt = f"{math.floor(m * 100) / 100:.2f}"   # down: 4.996 must not read as the 5.00 it misses
+    m_txt = margin_text(m)
     grid = "x".join(f"{x:.2g}" for x in ctx.grid.spacing_kji)
     return {"margin_mm": margin_mm, "proven": bool(proven), "guaranteed_margin_mm": m,
             "guaranteed_capped": gm["capped"], "check_points": n,
@@ -778,7 +784,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     out.margin_guarantee = margin_check(ctx, ells, margin_mm)
     if not out.margin_guarantee["proven"]:   # a doubt travels with the result
         out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid: the guaranteed "
-                       f"margin is {math.floor(out.margin_guarantee['guaranteed_margin_mm'] * 100) / 100:.2f} mm "
+                       f"margin is {margin_text(out.margin_guarantee['guaranteed_margin_mm'])} mm "
                        f"({out.margin_guarantee['uncovered_pct']:g}% of its check points lack {margin_mm:g} mm; "
                        "the surface MAM is measured in coverage.criteria; --guarantee-margin (guarantee_margin=True) adds probes until the "
                        "margin is proven: more probes than this count, the trade-off is the user's)")
