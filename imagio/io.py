@@ -243,6 +243,17 @@ def _padding_to_air(vol: Volume) -> None:
     if low:
         pad = a < limit
         values, counts = np.unique(a[pad], return_counts=True)
+        ring = _interpolation_undershoot(a, pad, vol.spacing_kji)
+        if ring.any():   # a resampler's ringing beside very dense voxels: air, said
+            depth = float(a[ring].min())
+            a[ring] = AIR_HU
+            pad &= ~ring
+            warn(vol, f"{vol.name or 'image'}: {int(ring.sum())} voxel(s) below {limit:g} HU (down to {depth:g}) lie "
+                      "beside very dense voxels (contrast, metal, cortical bone): the undershoot of an interpolating "
+                      f"resampler (B-spline, sinc), not tissue; set to air ({AIR_HU:g} HU)")
+            if not pad.any():
+                return
+            values, counts = np.unique(a[pad], return_counts=True)
         spread = 1.0 - np.sort(counts)[::-1][:4].sum() / counts.sum()
         if spread > float(LIMITS["padding_max_spread_fraction"]["value"]):
             raise InputError(
@@ -268,6 +279,32 @@ def _padding_to_air(vol: Volume) -> None:
     shown = ", ".join(f"{v:g}" for v in values[:4]) + (" ..." if values.size > 4 else "")
     warn(vol, f"{vol.name or 'image'}: {pad.mean() * 100:.1f}% of voxels below {limit:g} HU ({shown}: padding "
               f"outside the scan circle, nothing in a CT is below air) set to air ({AIR_HU:g} HU)")
+
+
+def _interpolation_undershoot(a: np.ndarray, cand: np.ndarray, spacing_kji) -> np.ndarray:
+    """bool [k, j, i]: the voxels of ``cand`` (values below ``padding_below_hu``: all of them when
+    padding, or enclosed pieces) explained as an interpolating resampler's undershoot: a voxel
+    within ``interpolation_undershoot.reach_mm`` stands above air by at least the voxel's depth
+    below air divided by ``interpolation_undershoot.value`` (input_limits.json, with its
+    sources). The maximum is taken on the candidates' box only; none above ``max_voxels``
+    candidates (a wrong scale, not ringing)."""
+    from scipy import ndimage
+
+    spec = LIMITS["interpolation_undershoot"]
+    out = np.zeros(a.shape, bool)
+    kji = np.argwhere(cand)
+    if kji.size == 0 or len(kji) > int(spec["max_voxels"]):
+        return out
+    n = np.ceil(float(spec["reach_mm"]) / np.asarray(spacing_kji, float)).astype(int)
+    lo = np.maximum(kji.min(0) - n, 0)
+    hi = np.minimum(kji.max(0) + n + 1, a.shape)
+    box = a[tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))]
+    peak = ndimage.maximum_filter(np.nan_to_num(box, nan=AIR_HU) if box.dtype.kind == "f" else box,
+                                  size=tuple(2 * n + 1), mode="nearest")[tuple((kji - lo).T)].astype(np.float64)
+    depth = AIR_HU - a[tuple(kji.T)].astype(np.float64)
+    ok = (peak - AIR_HU) * float(spec["value"]) >= depth
+    out[tuple(kji[ok].T)] = True
+    return out
 
 
 def _refuse_enclosed_invalid(vol: Volume, bad: np.ndarray) -> None:
@@ -300,6 +337,11 @@ def _refuse_enclosed_invalid(vol: Volume, bad: np.ndarray) -> None:
     if inner.size == 0:
         return
     held = np.isin(lab, inner)
+    ring = _interpolation_undershoot(vol.array, held, vol.spacing_kji)   # beside padding and ringing
+    if ring.any():
+        held &= ~ring
+        if not held.any():
+            return
     n = int(held.sum())
     centre = vol.kji_to_world(np.argwhere(held).mean(axis=0)[None])[0]
     raise InputError(
