@@ -192,3 +192,19 @@ def test_a_high_heat_sink_is_a_warning_and_the_summary_gives_the_margin():
     assert "NOT proven (guaranteed 4.66 mm)" in line and "100.0%" in line
     m["coverage"]["mam_mm"], m["margin_guarantee"] = 5.3, {"margin_mm": 5.0, "proven": True, "guaranteed_margin_mm": 5.1}
     assert "meets the required 5 mm" in multi_probe_summary(m) and "proven (guaranteed 5.10 mm)" in multi_probe_summary(m)
+
+
+def test_a_high_risk_structure_near_the_zone_is_a_warning():
+    """New-user trial 25 (M3): small bowel 7.4 mm from the zone (own check 6.95 mm) was a
+    plan.json row only, though Kang 2017's high-risk locations within 1 cm are the criteria's
+    own source. Gallbladder/bowel/diaphragm/bile ducts within 10 mm are a warning; a kidney that
+    near is not (it is listed in plan.json); one inside the zone is said once, as taken in."""
+    from imagio.planning.ablation.commands import zone_doubts
+
+    cov = {"criteria": {}, "healthy_ml": {"gallbladder": 0.12},
+           "structures_near_mm": {"small_bowel": 7.4, "colon": 12.0, "kidney_right": 3.0, "gallbladder": 0.0}}
+    lines = zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver")
+    near = [w for w in lines if "high-risk location" in w]
+    assert len(near) == 1 and "small_bowel 7.4 mm" in near[0]
+    assert "colon" not in near[0] and "kidney" not in near[0] and "gallbladder" not in near[0]
+    assert sum("gallbladder" in w for w in lines) == 1

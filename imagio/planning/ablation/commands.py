@@ -99,7 +99,8 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
     each, prefixed ``what``, ending with ``fix``: the tumour not wholly inside, the minimal
     ablative margin below the required one, a vessel of heat-sink level "high" near the zone
-    (``heat_sink`` of ablation_criteria.json), labelled structures other than ``tumour``, its
+    (``heat_sink`` of ablation_criteria.json), a high-risk structure within ``nearby_structures_mm``
+    of the zones (its ``warn_structures``), labelled structures other than ``tumour``, its
     ``host_organ`` and the unnamed body inside the zones (mL). Used for plan.json's warnings
     (`ablation_warnings`) and the Slicer module's ablation label (live coverage)."""
     from .criteria import load_criteria
@@ -127,6 +128,14 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                        "margin towards it is not assured (Lu 2002); check the margin on that side, or use a "
                        "longer or larger setting")
     hit = {n: v for n, v in cov.get("healthy_ml", {}).items() if n not in skip and round(v, 2) > 0}
+    near_spec = load_criteria()["nearby_structures_mm"]
+    close = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
+             if n in near_spec["warn_structures"] and n not in hit and d <= float(near_spec["value"])}
+    if close:   # trial 25 M3: small bowel 7.4 mm from the zone was a plan.json row only
+        names = ", ".join(f"{n} {d:.1f} mm" for n, d in sorted(close.items(), key=lambda kv: kv[1]))
+        out.append(f"{what}: the zone lies within {float(near_spec['value']):g} mm of {names} (a high-risk location: "
+                   "thermal injury of a hollow viscus, bile duct or the diaphragm, Kang 2017); check the zone against "
+                   "it, or protect it (hydrodissection)")
     from ..problem import names_a_lesion
 
     lesions = {n: hit.pop(n) for n in sorted(hit) if names_a_lesion(n)}
