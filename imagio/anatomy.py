@@ -7,6 +7,7 @@ Names follow TotalSegmentator's ``total`` task (v2) where one exists, plus IMAGI
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -54,14 +55,77 @@ def is_liver(name: str) -> bool:
 
 
 def canonical_name(name: str) -> str:
-    """The catalogue's spelling of a structure name written another way ("Liver", "Rib right 9",
-    "Inferior-Vena-Cava": Slicer segment and RTSTRUCT names): lower case, spaces and hyphens as
-    underscores, when that is a catalogue name (`is_known`); any other name unchanged. New-user
-    trial 22: "Liver" lost the liver rules and was kept out as an unknown structure."""
+    """The catalogue's spelling of a structure name written another way: "Liver", "Rib right 9",
+    "Inferior-Vena-Cava", "Vertebrae L1" (Slicer segment and RTSTRUCT names; case, spaces,
+    hyphens and underscores alike), a radiotherapy name of AAPM TG-263 ("Kidney_R", "R_Kidney",
+    "V_Venacava_I", "External", "Lungs") or a clinical abbreviation ("IVC"), listed with their
+    sources in ``imagio/data/tg263_synonyms.json``; any other name unchanged, and so is a name
+    starting with "_" (TG-263: a structure not for evaluation) unless it is the first kind.
+    New-user trial 22: "Liver" lost the liver rules and was kept out as an unknown structure;
+    new-user trials: "External", "IVC", "Kidney_R", "Lung_L", vertebrae were kept out as unknown."""
     if name in catalogue():
         return name
     key = "_".join(str(name).strip().lower().replace("-", " ").split())
-    return key if key != name and is_known(key) else name
+    if key != name and is_known(key):
+        return key
+    if str(name).strip().startswith("_"):
+        return name
+    return _spellings().get(_key(name), name)
+
+
+def _key(name: str) -> str:
+    """``name`` in lower case, its words (split at spaces, hyphens, underscores) joined by one
+    underscore: "Spinal Cord", "SPINAL-CORD" -> spinal_cord (VB_S and VBs stay apart)."""
+    return "_".join(w for w in re.split(r"[\s_-]+", str(name).strip().lower()) if w)
+
+
+def reverse_order_name(tg263_name: str) -> str:
+    """TG-263's reverse-order name: the parts of the primary name in reverse order
+    (Kidney_R -> R_Kidney, V_Venacava_I -> I_Venacava_V, Lung_LUL -> LUL_Lung)."""
+    return "_".join(reversed(str(tg263_name).split("_")))
+
+
+@lru_cache(maxsize=1)
+def synonyms_doc() -> dict:
+    """``imagio/data/tg263_synonyms.json``: TG-263 names and clinical abbreviations of catalogue structures."""
+    return json.loads(resources.files("imagio.data").joinpath("tg263_synonyms.json").read_text())
+
+
+@lru_cache(maxsize=1)
+def _spellings() -> dict[str, str]:
+    """{key: catalogue name} of the catalogue's names, the TG-263 primary and reverse-order
+    names and the abbreviations of ``synonyms_doc``; a key two names share is an error of the data."""
+    out = {}
+
+    def add(alias, name):
+        k = _key(alias)
+        if out.setdefault(k, name) != name:
+            raise ValueError(f"structure name {alias!r} reads as both {out[k]!r} and {name!r}")
+
+    for n in catalogue():
+        add(n, n)
+    doc = synonyms_doc()
+    for e in doc["synonyms"]:
+        add(e["tg263"], e["name"])
+        add(reverse_order_name(e["tg263"]), e["name"])
+    for e in doc["abbreviations"]:
+        add(e["alias"], e["name"])
+    for e in doc["groups_without_catalogue_group"]:
+        for n in (e["tg263"], reverse_order_name(e["tg263"])):
+            if _key(n) in out:
+                raise ValueError(f"group name {n!r} would read as {out[_key(n)]!r}")
+    return out
+
+
+def group_without_catalogue_name(name: str) -> str | None:
+    """For a TG-263 name of several structures that no catalogue group equals (Bowel_Large,
+    A_Carotid, VB_L; primary or reverse-order name): what it holds; else None. Such a name is
+    never read as one of its parts: it stays unknown (kept out) and the plan says why."""
+    k = _key(name)
+    for e in synonyms_doc()["groups_without_catalogue_group"]:
+        if k in (_key(e["tg263"]), _key(reverse_order_name(e["tg263"]))):
+            return e["parts"]
+    return None
 
 
 def name_in(name: str, names) -> str:

@@ -378,8 +378,16 @@ class PlanningProblem:
         if crossable:
             prob.warnings.append(f"lesion(s) made passable by --role: {', '.join(crossable)}: paths may run "
                                  "through them (plan.json length_in_mm gives each path's mm in them)")
+        role = _d("targets", "unknown_structure_role")
+        for name in sorted(unknown):   # a TG-263 name of several structures is never read as one part
+            parts = anatomy.group_without_catalogue_name(name)
+            if parts:
+                unknown.remove(name)
+                prob.warnings.append(f"{name} is a radiotherapy (TG-263) name of several structures ({parts}) "
+                                     f"that no one catalogue structure equals: kept out as {role}; if the "
+                                     f"needle may cross it, give its role (--role {name}=passable, or "
+                                     f"{name}=margin:MM)")
         if unknown:
-            role = _d("targets", "unknown_structure_role")
             prob.warnings.append(f"structures not in IMAGIO's catalogue, kept out as {role} (each could be an "
                                  f"organ at risk): {', '.join(sorted(unknown))}; if the needle may cross one, "
                                  "give its role (--role NAME=passable, or NAME=margin:MM)")
