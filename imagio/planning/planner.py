@@ -342,12 +342,18 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
 
 
 def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: float,
-                       step_mm: float = 0.5) -> list[tuple[float, list]]:
-    """[(mm, RAS mm of its middle)] of each run of solid tissue (>= `LUNG_HU`, -400 HU, on the CT,
-    trilinear) inside the lung label (`LUNG_PARENCHYMA` names) along the segment entry -> target
-    (RAS mm), sampled every ``step_mm``, at least ``min_mm`` long, but the run that reaches the
-    target (its own tissue): an unlabelled nodule or vessel on the path."""
+                       step_mm: float = 0.5, radius_mm: float | None = None) -> list[tuple[float, list]]:
+    """[(mm, RAS mm of its middle)] of each run of solid tissue (voxels >= `LUNG_HU`, -400 HU, on
+    the CT) inside the lung label (`LUNG_PARENCHYMA` names) along the segment entry -> target (RAS
+    mm), sampled every ``step_mm``, at least ``min_mm`` long, but the run that reaches the target
+    (its own tissue): an unlabelled nodule or vessel on the path. A sample is in such tissue when
+    its nearest voxel is, or when the centre of one lies closer than ``radius_mm`` + half the
+    smallest voxel: the cylinder that every clearance keeps free, the needle radius + placement
+    uncertainty (``Needle.widening_mm``, the default ``radius_mm``), with the CT density check's
+    half-voxel convention (`density.DenseTissue`). New-user trial 23 (N3): the centre line alone
+    missed a path whose needle ran 1 mm into the edge of an unlabelled solid nodule."""
     from ..segmentation.common import LUNG_HU
+    from .along import near_voxels, path_samples
     from .problem import LUNG_PARENCHYMA
 
     e, t = np.asarray(entry_ras, float), np.asarray(target_ras, float)
@@ -355,13 +361,18 @@ def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: 
     lung_vals = [v for v, n in problem.labels.labels.items() if n in LUNG_PARENCHYMA]
     if length <= 0 or not lung_vals:
         return []
-    s = np.arange(0.0, length + 1e-9, step_mm)
-    pts = e + s[:, None] / length * (t - e)
-    inside = problem.ct.contains_world(pts)
+    ct, lab = problem.ct, problem.labels
+    s, pts = path_samples(e, t, step_mm)
+
+    def solid_in_lung(*sl):
+        return np.isin(lab.array[sl], lung_vals) & (ct.array[sl] >= LUNG_HU)
+
+    inside = ct.contains_world(pts)
     solid = np.zeros(len(s), bool)
-    lab = problem.labels.sample(pts[inside], order=0)
-    hu = problem.ct.sample(pts[inside], order=1)
-    solid[inside] = np.isin(lab, lung_vals) & (hu >= LUNG_HU)
+    solid[inside] = (np.isin(lab.sample(pts[inside], order=0), lung_vals)
+                     & (ct.sample(pts[inside], order=0) >= LUNG_HU))
+    widen = problem.needle.widening_mm if radius_mm is None else float(radius_mm)
+    solid |= near_voxels(ct, e, t, s, widen + 0.5 * float(min(ct.spacing)), solid_in_lung)
     edges = np.diff(np.concatenate([[0], solid.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)   # [start, end)
     out = []
