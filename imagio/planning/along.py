@@ -39,15 +39,29 @@ def path_samples(entry_ras, target_ras, step_mm: float) -> tuple[np.ndarray, np.
     return s, e + s[:, None] * u
 
 
-def near_voxels(vol: Volume, entry_ras, target_ras, s: np.ndarray, radius_mm: float, select) -> np.ndarray:
+def voxel_extent_mm(vol: Volume, entry_ras, target_ras) -> float:
+    """Length (mm) of one voxel's box of ``vol`` projected on the direction entry -> target."""
+    d = np.asarray(target_ras, float) - np.asarray(entry_ras, float)
+    n = float(np.linalg.norm(d))
+    if n == 0:
+        return float(min(vol.spacing))
+    u = vol.world_to_kji((d / n)[None])[0] - vol.world_to_kji(np.zeros((1, 3)))[0]   # index units per mm
+    return float(np.sum(np.abs(u) * np.asarray(vol.spacing_kji, float) ** 2))
+
+
+def near_voxels(vol: Volume, entry_ras, target_ras, s: np.ndarray, radius_mm: float, select,
+                disc_mm: float | None = None) -> np.ndarray:
     """Bool per sample ``s`` (mm from the entry along entry -> target, RAS mm; `path_samples`):
     the centre of a voxel of ``vol`` for which ``select`` is True lies less than ``radius_mm``
-    from the sample (exact Euclidean distance in mm, any orientation and spacing). ``select``:
-    callable (k slice, j slice, i slice) -> bool block of ``vol``'s grid there (e.g. an HU range
-    within a label). Only the voxels within the radius of the segment are read: per slab of
-    k-planes, the index box of the part of the segment that can reach it; voxels outside the
-    image are not known and select nothing. Vectorised: each selected voxel at perpendicular
-    distance r from the axis and projection p covers the samples with |s - p| < sqrt(R^2 - r^2)."""
+    from the sample (exact Euclidean distance in mm, any orientation and spacing), or, with
+    ``disc_mm``, lies less than ``radius_mm`` from the axis within ``disc_mm`` of the sample along
+    it (the needle's cross-section there, a disc as thick as a voxel: `voxel_extent_mm` / 2).
+    ``select``: callable (k slice, j slice, i slice) -> bool block of ``vol``'s grid there (e.g.
+    an HU range within a label). Only the voxels within the radius of the segment are read: per
+    slab of k-planes, the index box of the part of the segment that can reach it; voxels outside
+    the image are not known and select nothing. Vectorised: each selected voxel at perpendicular
+    distance r from the axis and projection p covers the samples with |s - p| < sqrt(R^2 - r^2)
+    (or <= disc_mm when r < R)."""
     e, t = np.asarray(entry_ras, float).reshape(3), np.asarray(target_ras, float).reshape(3)
     n = len(s)
     out = np.zeros(n, bool)
@@ -89,10 +103,14 @@ def near_voxels(vol: Volume, entry_ras, target_ras, s: np.ndarray, radius_mm: fl
         ok = r2 < radius_mm ** 2
         if not ok.any():
             continue
-        h = np.sqrt(radius_mm ** 2 - r2[ok])
-        # samples i with |i * step - p| < h: i in (p - h, p + h) / step
-        first = np.clip(np.floor((p[ok] - h) / step).astype(np.int64) + 1, 0, n)
-        last = np.clip(np.ceil((p[ok] + h) / step).astype(np.int64), 0, n)   # exclusive
+        if disc_mm is None:
+            # samples i with |i * step - p| < h: i in (p - h, p + h) / step
+            h = np.sqrt(radius_mm ** 2 - r2[ok])
+            first = np.clip(np.floor((p[ok] - h) / step).astype(np.int64) + 1, 0, n)
+            last = np.clip(np.ceil((p[ok] + h) / step).astype(np.int64), 0, n)   # exclusive
+        else:   # |i * step - p| <= disc_mm
+            first = np.clip(np.ceil((p[ok] - disc_mm) / step).astype(np.int64), 0, n)
+            last = np.clip(np.floor((p[ok] + disc_mm) / step).astype(np.int64) + 1, 0, n)
         keep = last > first
         np.add.at(cover, first[keep], 1)
         np.add.at(cover, last[keep], -1)
