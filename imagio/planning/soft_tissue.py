@@ -70,6 +70,8 @@ def unlabelled_values(problem) -> np.ndarray:
 def soft_runs(problem, entry_ras, target_ras, step_mm: float = 0.5) -> list[SoftRun]:
     """The runs of unlabelled soft tissue with at least ``min_core_mm`` of core along the segment
     entry -> target (RAS mm), sampled every ``step_mm`` (module doc)."""
+    from scipy import ndimage
+
     from .along import near_voxels, path_samples
     from .density import dense_min_hu
 
@@ -93,8 +95,14 @@ def soft_runs(problem, entry_ras, target_ras, step_mm: float = 0.5) -> list[Soft
     is_soft[inside] = soft(hu[inside], lab.sample(pts[inside], order=0))
     if not is_soft.any():
         return []
-    shallow = near_voxels(ct, e, t, s, float(lim["core_depth_mm"]),
-                          lambda *sl: ~soft(ct.array[sl], lab.array[sl]))
+    def edge_of_other(*sl):
+        # the other voxels with a face neighbour of soft tissue (or on the block's faces): the
+        # nearest other voxel of a soft sample is one of them (were all its face neighbours
+        # other, the one towards the sample would be nearer), so the distances are exact
+        other = ~soft(ct.array[sl], lab.array[sl])
+        return other & ~ndimage.binary_erosion(other, border_value=0)
+
+    shallow = near_voxels(ct, e, t, s, float(lim["core_depth_mm"]), edge_of_other)
     core = is_soft & ~shallow
     edges = np.diff(np.concatenate([[0], is_soft.astype(np.int8), [0]]))
     out = []
