@@ -115,6 +115,7 @@ class Plan:
         from .soft_tissue import organ_warnings
 
         findings = self.proposal_finding_names()
+        lung_vessels = any("lung_vessels" in s.name or "pulmonary" in s.name for s in p.structures)
         for n, m in enumerate(self.proposals, 1):
             if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
                 w.append(f"proposal {n}: {m.closest_structure} at {m.closest_clearance_mm:.1f} mm, "
@@ -131,8 +132,11 @@ class Plan:
                          f"{lim['clearance_within_mm']:g} mm of the needle radius + placement uncertainty "
                          f"({p.needle.widening_mm:.2f} mm); no structure of the label map covers it")
             for mm, at in solid_runs_in_lung(p, m.entry_ras, m.target_ras, lim["solid_in_lung_mm"]):
-                w.append(f"proposal {n}: {mm:.1f} mm of solid tissue inside the lung at {at} RAS mm, before the "
-                         "target (an unlabelled nodule or vessel on the path?); check it on the images")
+                w.append(f"proposal {n}: {mm:.1f} mm of solid tissue inside the lung at {at} RAS mm (in the needle's "
+                         f"cylinder, radius + placement uncertainty {p.needle.widening_mm:.2f} mm), before the target "
+                         "(an unlabelled nodule or vessel on the path?); check it on the images" + (
+                             "" if lung_vessels else "; no lung vessels are labelled: label them (imagio segment "
+                             "--structures body,bones,lungs,airways,lung_vessels) to tell a vessel from a nodule"))
             if "mediastinum" not in findings[n - 1]:   # that finding already says what is unlabelled there
                 w += organ_warnings(p, n, m.entry_ras, m.target_ras)
             for name, mm in sorted(m.length_in_mm.items()):
