@@ -103,13 +103,54 @@ def test_output_that_is_an_input_is_refused_even_with_force(tmp_path, ct_file, c
     code = main(["lesion", str(ct), "--point", "55,10,-72", "--organ", str(tmp_path / "case" / "organ.nii.gz"),
                  "--out", str(tmp_path / "case" / "organ.nrrd"), "--force", "--quiet"])
     assert code == 2 and "organ.labels.json" in capsys.readouterr().err and digest(side) == hs
-    # --force replaces an earlier output
+    # --force replaces an earlier output (test_force_replaces_only_earlier_outputs: only those)
     out = tmp_path / "seg.nii.gz"
-    out.write_text("an earlier output")
+    assert main(["segment", str(ct), "--structures", "body", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
     assert main(["segment", str(ct), "--structures", "body", "--out", str(out), "--quiet"]) == 2
     assert "exists" in capsys.readouterr().err
     assert main(["segment", str(ct), "--structures", "body", "--out", str(out), "--force", "--quiet"]) == 0
     assert io.read_labels(out).labels == {1: "body"}
+
+
+def test_force_replaces_only_earlier_outputs(tmp_path, ct_file, capsys):
+    """New-user trial (LOW): `segment --force` replaced a file that was neither an input nor an
+    earlier output (a user's file), though its message says '--force only replaces earlier
+    outputs'. A command records each output it writes, with its SHA-256, in the folder's
+    .imagio-outputs.json; --force replaces a file only when listed there with its current content.
+    Checked: a user's file and a user's label sidecar are refused in one line and left
+    byte-identical; an earlier output is listed with the file's own SHA-256 (hashlib) and replaced;
+    an earlier output the user edited since is refused."""
+    import hashlib
+
+    seg = ["segment", str(ct_file), "--structures", "body", "--quiet", "--force"]
+    mine = tmp_path / "mine.seg.nrrd"
+    mine.write_text("a user's file")
+    h = digest(mine)
+    code = main(seg + ["--out", str(mine)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not an earlier output" in err[0] and str(mine) in err[0], err
+    assert digest(mine) == h
+    side = tmp_path / "other.labels.json"   # the sidecar the output other.nii.gz would get
+    side.write_text('{"1": "kept"}')
+    hs = digest(side)
+    code = main(seg + ["--out", str(tmp_path / "other.nii.gz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(side) in err[0] and digest(side) == hs, err
+    assert not (tmp_path / "other.nii.gz").exists()
+    out = tmp_path / "seg.nii.gz"
+    for _ in range(2):   # written, then replaced with --force
+        assert main(seg + ["--out", str(out)]) == 0
+        listed = json.loads((tmp_path / ".imagio-outputs.json").read_text())["files"]
+        for f in (out, tmp_path / "seg.labels.json"):
+            assert listed[f.name]["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert "mine.seg.nrrd" not in listed and "other.labels.json" not in listed
+    capsys.readouterr()
+    with open(out, "ab") as f:   # the user edits the earlier output: now theirs
+        f.write(b"\0")
+    h = digest(out)
+    assert main(seg + ["--out", str(out)]) == 2 and "not an earlier output" in capsys.readouterr().err
+    assert digest(out) == h
 
 
 @pytest.mark.parametrize("argv", [
@@ -410,8 +451,15 @@ def test_case_labels_negative(tmp_path, capsys):
                      "--out", str(tmp_path / "plan"), "--no-png", "--no-scene", "--quiet"])
         err = capsys.readouterr().err
         assert code == 2 and why in err and "Traceback" not in err, err
-        assert main(["info", str(tmp_path / "o" / name)]) == 0
-        capsys.readouterr()
+        # info: the label map with a names sidecar is refused in the same one line, exit 2; the
+        # CT-like images (no sidecar) are described as images
+        code = main(["info", str(tmp_path / "o" / name)])
+        out, err_info = capsys.readouterr()
+        if name == "labels_minus1.nii.gz":
+            line = next(x for x in err.splitlines() if why in x)
+            assert code == 2 and out == "" and err_info.strip() == line, (code, out, err_info)
+        else:
+            assert code == 0 and "Traceback" not in err_info
 
 
 @pytest.mark.data

@@ -81,12 +81,23 @@ def test_ct_given_as_labels_refused(tmp_path, oblique_affine):
 
 
 def test_info_on_a_bad_label_map_says_why_without_traceback(tmp_path, labels, capsys):
+    """New-user trial (LOW): `imagio info` on a label map the other commands refuse (negative
+    values with a names sidecar, as /work/shared/cases/labels_negative.py writes) printed the
+    reason inside its output and exited 0; it exits 2 with the one line the readers give (the
+    same text `io.read_labels` raises, as plan/segment/vessels print), with or without --json."""
     a = labels.array.copy()
     a[a == 0] = -1
     io.write_labels(labels.with_array(a), tmp_path / "m.nii.gz")
-    assert main(["info", str(tmp_path / "m.nii.gz"), "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
-    assert "label values must be >= 0" in info["labels_error"]
+    with pytest.raises(InputError) as why:
+        io.read_labels(tmp_path / "m.nii.gz")
+    assert "label values must be >= 0" in str(why.value)
+    for extra in (["--json"], []):
+        code = main(["info", str(tmp_path / "m.nii.gz"), *extra])
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "" and err == f"imagio: error: {why.value}\n", (code, out, err)
+    io.write_labels(labels, tmp_path / "good.nii.gz")   # a valid map is still described
+    assert main(["info", str(tmp_path / "good.nii.gz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"]
 
 
 def test_ct_passed_as_organ_labels_is_refused_by_the_command(tmp_path, labels, capsys):

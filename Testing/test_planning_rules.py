@@ -203,3 +203,58 @@ def test_pareto_mask_equals_all_pairs_with_ties():
         ref = ~(le & lt).any(1)
         assert np.array_equal(pareto_mask(c, chunk=64), ref)
         assert np.array_equal(pareto_mask(c), ref)
+
+
+def test_solid_runs_in_lung_sample_the_needle_cylinder_not_the_centre_line():
+    """New-user trial 23 (N3): `solid_runs_in_lung` sampled only the needle's centre line, so a
+    needle whose cylinder (radius + placement uncertainty, `Needle.widening_mm`, the clearance
+    every structure gets) ran 1.0 mm into the edge of an unlabelled 10 mm solid nodule was not
+    warned. On an oblique, anisotropic grid: the axis passes beside the ball at
+    r + widening - 1.0 mm from its centre; the run is the length over which the cylinder (with
+    the CT density check's half-voxel convention, R = w + half the smallest voxel) meets the
+    ball, 2 sqrt(r^2 - (d - R)^2) (analytic: 6.7 mm; within a voxel diagonal and a sample step),
+    centred on the ball's projection; a needle of zero radius sees nothing. A run is the length over
+    which the cylinder holds solid tissue: a 2 mm vessel across it 1 mm beside the axis is not
+    warned, a 6 mm one is."""
+    from conftest import rotation
+
+    from imagio.planning.planner import solid_runs_in_lung
+    from imagio.segmentation.common import ras_coordinate
+    from imagio.volume import make_ijk_to_ras
+
+    d = rotation((1, 2, 3), 25.0) @ np.diag([1.0, -1.0, 1.0])
+    sp = np.array([0.6, 0.7, 0.8])
+    n = np.ceil(np.array([110, 110, 110]) / sp).astype(int)
+    m = make_ijk_to_ras(sp, -(d * sp) @ ((n - 1) / 2.0), d)
+    ref = Volume(np.zeros(tuple(n[::-1]), np.int16), m)
+    x, y, z = (ras_coordinate(ref, a) for a in range(3))
+    lab = np.where((np.abs(x) <= 50) & (np.abs(y) <= 50) & (np.abs(z) <= 50), 1, 0).astype(np.uint8)
+    lab[(np.abs(x) <= 40) & (np.abs(y) <= 40) & (np.abs(z) <= 40)] = 2
+    lab[x ** 2 + y ** 2 + (z + 20) ** 2 <= 4 ** 2] = 3
+    hu = np.where(lab == 2, -860, np.where(lab > 0, 40, -1000)).astype(np.int16)
+    r, needle = 5.0, Needle(200, 1.3, 2.0)
+    w = needle.widening_mm
+    dist = r + w - 1.0
+    ball = (x - 20) ** 2 + (y - dist) ** 2 + (z + 20) ** 2 <= r ** 2   # beside the lateral route y = 0
+    hu[ball] = 30
+    ct, labels = ref.with_array(hu), ref.with_array(lab, labels={1: "body", 2: "lung_lower_lobe_right",
+                                                                  3: "lung_nodule"})
+    prob = PlanningProblem.build(ct, labels, "lung_nodule", needle=needle, constraints=Constraints(**FREE))
+    entry, target = (48.0, 0.0, -20.0), prob.target.point_ras
+    runs = solid_runs_in_lung(prob, entry, target, 5.0)
+    expect = 2 * np.sqrt(r ** 2 - (dist - w - 0.5 * sp.min()) ** 2)
+    assert len(runs) == 1, runs
+    voxel = float(np.linalg.norm(sp))
+    assert abs(runs[0][0] - expect) <= voxel + 0.5, (runs, expect)
+    assert abs(runs[0][1][0] - 20.0) <= voxel and abs(runs[0][1][1]) <= 1.0, runs
+    assert solid_runs_in_lung(prob, entry, target, 5.0, radius_mm=0.0) == []   # the centre line misses it
+    # a vessel across the path beside the axis, inside the cylinder: one of 2 mm calibre (the thin
+    # vessels every lung holds) is not warned; one of 6 mm (>= the 5 mm the rule asks) is
+    for radius, warned in ((1.0, False), (3.0, True)):
+        vessel = ((x - 32) ** 2 + (y - 1.0 - radius) ** 2 <= radius ** 2) & (lab == 2)
+        prob = PlanningProblem.build(ct.with_array(np.where(vessel, 40, hu).astype(np.int16)), labels,
+                                     "lung_nodule", needle=needle, constraints=Constraints(**FREE))
+        runs = solid_runs_in_lung(prob, entry, target, 5.0)
+        assert len(runs) == 1 + warned and abs(runs[-1][1][0] - 20.0) <= voxel, (radius, runs)
+        if warned:
+            assert abs(runs[0][1][0] - 32.0) <= voxel, runs

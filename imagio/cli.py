@@ -101,19 +101,18 @@ def cmd_info(args) -> int:
         info["not_ct_in_hu"] = hu_problem(vol)
     label_warnings = []
     if looks_like_labels:
-        try:
-            lab = io.read_labels(path)
-            label_warnings = [w for w in lab.warnings if w not in vol.warnings]
-            counts = np.bincount(lab.array.ravel().astype(np.int64))
-            twins = io.duplicate_names(lab.labels)
-            info["labels"] = {   # a name two values carry is listed once per value (trial 21)
-                (f"{lab.labels[v]} (value {v})" if lab.labels[v] in twins else lab.labels[v]):
-                {"value": v, "voxels": int(counts[v]),
-                                "volume_ml": round(float(counts[v]) * lab.voxel_volume_ml, 3)}
-                for v in sorted(lab.labels)
-            }
-        except ImagioError as e:
-            info["labels_error"] = str(e)
+        # a label map that plan/segment would refuse is refused here too: one line, exit 2
+        # (new-user trial: `info` printed the reason and exited 0 on negative label values)
+        lab = io.read_labels(path)
+        label_warnings = [w for w in lab.warnings if w not in vol.warnings]
+        counts = np.bincount(lab.array.ravel().astype(np.int64))
+        twins = io.duplicate_names(lab.labels)
+        info["labels"] = {   # a name two values carry is listed once per value (trial 21)
+            (f"{lab.labels[v]} (value {v})" if lab.labels[v] in twins else lab.labels[v]):
+            {"value": v, "voxels": int(counts[v]),
+                            "volume_ml": round(float(counts[v]) * lab.voxel_volume_ml, 3)}
+            for v in sorted(lab.labels)
+        }
     if vol.meta:
         info["meta"] = vol.meta
     if read:
@@ -222,31 +221,37 @@ def _run(args) -> int:
     import warnings
 
     from .io import InputWarning
-    from .outputs import check_outputs, check_writable_folder, command_paths, output_folders, protect
+    from .outputs import (check_outputs, check_writable_folder, command_paths, forget_outputs, output_folders,
+                          protect)
 
     inputs, outs = command_paths(args)
-    check_outputs(outs, inputs, force=getattr(args, "force", True))
-    for folder in output_folders(args):
-        check_writable_folder(folder)
-    with protect(inputs), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", InputWarning)
-        try:
-            return int(args.func(args) or 0)
-        finally:
-            # a snapshot, printed directly: ``warnings.showwarning`` inside ``catch_warnings(record=True)``
-            # appends to ``caught`` itself, and the loop never ended (trial 8: a numpy RuntimeWarning
-            # grew the list until the machine ran out of memory)
-            seen = set()
-            for w in list(caught):
-                text = str(w.message)
-                if (w.category, text) in seen:
-                    continue
-                seen.add((w.category, text))
-                if issubclass(w.category, InputWarning):
-                    print(f"imagio: warning: {text}", file=sys.stderr)
-                else:
-                    print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip(),
-                          file=sys.stderr)
+    try:
+        # --force replaces only IMAGIO's earlier outputs; a command without --force (report --out, ablation
+        # import-devices --to: a table updated in place) may replace its output as before
+        check_outputs(outs, inputs, force=getattr(args, "force", True), owned_only=hasattr(args, "force"))
+        for folder in output_folders(args):
+            check_writable_folder(folder)
+        with protect(inputs), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InputWarning)
+            try:
+                return int(args.func(args) or 0)
+            finally:
+                # a snapshot, printed directly: ``warnings.showwarning`` inside ``catch_warnings(record=True)``
+                # appends to ``caught`` itself, and the loop never ended (trial 8: a numpy RuntimeWarning
+                # grew the list until the machine ran out of memory)
+                seen = set()
+                for w in list(caught):
+                    text = str(w.message)
+                    if (w.category, text) in seen:
+                        continue
+                    seen.add((w.category, text))
+                    if issubclass(w.category, InputWarning):
+                        print(f"imagio: warning: {text}", file=sys.stderr)
+                    else:
+                        print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip(),
+                              file=sys.stderr)
+    finally:
+        forget_outputs()   # the outputs declared by check_outputs: recorded only while this command runs
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,10 @@
   :func:`atomic_path` (``imagio.io.write_image``/``write_labels``, :func:`write_text`) refuses
   to replace a protected path, whatever the flags: ``--force`` replaces earlier *outputs* only.
 - :func:`check_outputs` refuses up front (before any long computation) an output that is an
-  input, or that exists without ``--force``.
+  input, that exists without ``--force``, or that exists with ``--force`` but is not an earlier
+  output of IMAGIO (a user's file): the command's declared output files (and label sidecars)
+  are recorded, with their SHA-256, in a manifest ``.imagio-outputs.json`` in their folder when
+  written; ``--force`` replaces a file only when the manifest lists it with its current content.
 - :func:`command_paths` finds a parsed command line's inputs (every existing path given to
   it) and outputs (``--out``-style options), for ``imagio.cli`` to guard every command alike.
 """
@@ -15,11 +18,15 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import uuid
 from pathlib import Path
 
 from .errors import InputError
+
+MANIFEST = ".imagio-outputs.json"   # per folder: the files IMAGIO commands wrote there, with SHA-256
 
 # argparse destinations that name files or folders a command writes
 OUTPUT_DESTS = ("out", "diameter_out", "to")  # "to": a device table updated in place (its own target)
@@ -28,6 +35,7 @@ _FILE_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mh
                   ".png", ".mrml", ".csv", ".txt", ".zip")
 
 _protected: list[Path] = []
+_declared: set[Path] = set()   # output files (and sidecars) of the running command: recorded when written
 
 
 def _key(path) -> Path:
@@ -98,9 +106,83 @@ def atomic_path(path):
         yield tmp
         if tmp.exists():
             os.replace(tmp, path)
+            _record(path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_manifest(text: str) -> dict:
+    try:
+        doc = json.loads(text) if text.strip() else {}
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
+        doc = {}
+    return {"written_by": "imagio (imagio.outputs: files a command wrote here; --force replaces only these, "
+                          "when unchanged)", "files": doc.get("files", {})}
+
+
+def _record(path) -> None:
+    """Add ``path`` (a declared output just written) with its SHA-256 to its folder's manifest
+    (`MANIFEST`), under an exclusive lock where the system has one (cohort workers write
+    side by side). A manifest that cannot be written only makes a later --force refuse."""
+    k = _key(path)
+    if k not in _declared or not k.is_file():
+        return
+    try:
+        entry = {"sha256": _sha256(k), "bytes": k.stat().st_size}
+        with open(k.parent / MANIFEST, "a+") as f:
+            try:
+                import fcntl
+
+                fcntl.flock(f, fcntl.LOCK_EX)
+            except ImportError:   # no fcntl (Windows): unlocked
+                pass
+            f.seek(0)
+            doc = _read_manifest(f.read())
+            doc["files"][k.name] = entry
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(doc, indent=1))
+    except OSError:
+        pass
+
+
+def earlier_output(path) -> bool:
+    """True when ``path`` is a file an IMAGIO command wrote as a declared output and nobody
+    changed since: listed in its folder's `MANIFEST` with its current SHA-256."""
+    k = _key(path)
+    try:
+        doc = _read_manifest((k.parent / MANIFEST).read_text())
+        entry = doc["files"].get(k.name)
+        return isinstance(entry, dict) and entry.get("sha256") == _sha256(k)
+    except OSError:
+        return False
+
+
+def declare_outputs(paths) -> None:
+    """Mark ``paths`` (output files of the running command) and their label sidecars: written
+    through `atomic_path`, they are recorded in their folder's manifest (`earlier_output`)."""
+    for p in paths:
+        p = Path(p)
+        _declared.add(_key(p))
+        side = _sidecar(p)
+        if side is not None:
+            _declared.add(_key(side))
+
+
+def forget_outputs() -> None:
+    """End of a command: nothing declared any more."""
+    _declared.clear()
 
 
 def write_text(path, text: str) -> Path:
@@ -110,10 +192,13 @@ def write_text(path, text: str) -> Path:
     return Path(path)
 
 
-def check_outputs(outputs, inputs, force: bool = False) -> None:
+def check_outputs(outputs, inputs, force: bool = False, owned_only: bool = True) -> None:
     """Refuse before any work: an output that is one of ``inputs`` (or an input's label sidecar),
-    an input that would be written as an output's sidecar, or an existing output file without
-    ``force``. Folders are not refused for existing (commands write known names inside)."""
+    an input that would be written as an output's sidecar, an existing output file (or its label
+    sidecar) without ``force``, and with ``force`` one that is not an earlier IMAGIO output
+    (`earlier_output`; ``owned_only=False``: any file, for commands without a --force option).
+    Folders are not refused for existing (commands write known names inside). With ``owned_only``
+    the outputs are declared (`declare_outputs`): recorded in their folder's manifest when written."""
     ins = {}
     for p in inputs:
         p = Path(p)
@@ -130,9 +215,19 @@ def check_outputs(outputs, inputs, force: bool = False) -> None:
             if hit is not None:
                 raise InputError(f"refusing to write {c}: it is an input of this command ({hit}); choose another "
                                  "output name (--force only replaces earlier outputs, never an input)")
-        if out.is_file() and not force:
-            raise InputError(f"{out} exists; choose another output name or pass --force to replace it")
+        for c in cands:
+            if not c.is_file():
+                continue
+            if not force:
+                raise InputError(f"{c} exists; choose another output name or pass --force to replace it")
+            if owned_only and not earlier_output(c):
+                raise InputError(f"{c} exists and is not an earlier output of imagio (not listed in "
+                                 f"{c.parent / MANIFEST}, or changed since it was written): --force only "
+                                 "replaces earlier outputs; choose another output name, or move that file away "
+                                 "yourself")
         check_writable(out)
+    if owned_only:
+        declare_outputs(outputs)
 
 
 def check_writable_folder(folder) -> None:

@@ -92,8 +92,10 @@ class Plan:
         """Every doubt about this plan, one line each: the problem's (truncated body, unnamed
         labels, unknown host organ), structures assumed absent, and per proposal: clearance
         just at the criterion, long aerated-lung traversal, a structure of role ``avoid`` crossed
-        (mm inside it, e.g. the thin pulmonary vessels ``lung_vessels_small``), length near the
-        needle's limit, the findings ranked last (`findings`)."""
+        (mm inside it, e.g. the thin pulmonary vessels ``lung_vessels_small``), unlabelled solid
+        tissue in the lung, unlabelled soft tissue deep to the body wall (`soft_tissue`: an organ
+        the label map may lack), length near the needle's limit, the findings ranked last
+        (`findings`)."""
         p = self.problem
         w = list(p.warnings)
         w += absent_structure_warnings(p, self.maps)
@@ -110,6 +112,10 @@ class Plan:
                                             + "; ".join(nm.get("details", [])) if nm else
                                             " (no skin entry within the needle length)"))
         avoid = {s.name for s in p.structures if s.role == "avoid"}   # e.g. lung_vessels_small
+        from .soft_tissue import organ_warnings
+
+        findings = self.proposal_finding_names()
+        lung_vessels = any("lung_vessels" in s.name or "pulmonary" in s.name for s in p.structures)
         for n, m in enumerate(self.proposals, 1):
             if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
                 w.append(f"proposal {n}: {m.closest_structure} at {m.closest_clearance_mm:.1f} mm, "
@@ -126,8 +132,13 @@ class Plan:
                          f"{lim['clearance_within_mm']:g} mm of the needle radius + placement uncertainty "
                          f"({p.needle.widening_mm:.2f} mm); no structure of the label map covers it")
             for mm, at in solid_runs_in_lung(p, m.entry_ras, m.target_ras, lim["solid_in_lung_mm"]):
-                w.append(f"proposal {n}: {mm:.1f} mm of solid tissue inside the lung at {at} RAS mm, before the "
-                         "target (an unlabelled nodule or vessel on the path?); check it on the images")
+                w.append(f"proposal {n}: {mm:.1f} mm of solid tissue inside the lung at {at} RAS mm (in the needle's "
+                         f"cylinder, radius + placement uncertainty {p.needle.widening_mm:.2f} mm), before the target "
+                         "(an unlabelled nodule or vessel on the path?); check it on the images" + (
+                             "" if lung_vessels else "; no lung vessels are labelled: label them (imagio segment "
+                             "--structures body,bones,lungs,airways,lung_vessels) to tell a vessel from a nodule"))
+            if "mediastinum" not in findings[n - 1]:   # that finding already says what is unlabelled there
+                w += organ_warnings(p, n, m.entry_ras, m.target_ras)
             for name, mm in sorted(m.length_in_mm.items()):
                 if name in avoid and mm > 0:
                     w.append(f"proposal {n}: crosses {name} for {mm:.1f} mm (role avoid: allowed, counted in "
@@ -342,12 +353,21 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
 
 
 def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: float,
-                       step_mm: float = 0.5) -> list[tuple[float, list]]:
-    """[(mm, RAS mm of its middle)] of each run of solid tissue (>= `LUNG_HU`, -400 HU, on the CT,
-    trilinear) inside the lung label (`LUNG_PARENCHYMA` names) along the segment entry -> target
-    (RAS mm), sampled every ``step_mm``, at least ``min_mm`` long, but the run that reaches the
-    target (its own tissue): an unlabelled nodule or vessel on the path."""
+                       step_mm: float = 0.5, radius_mm: float | None = None) -> list[tuple[float, list]]:
+    """[(mm, RAS mm of its middle)] of each run of solid tissue (voxels >= `LUNG_HU`, -400 HU, on
+    the CT) inside the lung label (`LUNG_PARENCHYMA` names) along the segment entry -> target (RAS
+    mm), sampled every ``step_mm``, at least ``min_mm`` long, but the run that reaches the target
+    (its own tissue): an unlabelled nodule or vessel on the path. A sample is in such tissue when
+    its nearest voxel is, or when the needle's cross-section there holds some: a voxel centre
+    closer to the axis than ``radius_mm`` + half the smallest voxel and within half a voxel's
+    extent of the sample along it (`along.near_voxels` ``disc_mm``). That is the cylinder every
+    clearance keeps free, needle radius + placement uncertainty (``Needle.widening_mm``, the
+    default ``radius_mm``), with the CT density check's half-voxel convention
+    (`density.DenseTissue`); a run is the length of path over which the cylinder holds solid
+    tissue, so a thin vessel across it stays below ``min_mm``. New-user trial 23 (N3): the
+    centre line alone missed a needle running 1 mm into the edge of an unlabelled solid nodule."""
     from ..segmentation.common import LUNG_HU
+    from .along import near_voxels, path_samples, voxel_extent_mm
     from .problem import LUNG_PARENCHYMA
 
     e, t = np.asarray(entry_ras, float), np.asarray(target_ras, float)
@@ -355,22 +375,33 @@ def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: 
     lung_vals = [v for v, n in problem.labels.labels.items() if n in LUNG_PARENCHYMA]
     if length <= 0 or not lung_vals:
         return []
-    s = np.arange(0.0, length + 1e-9, step_mm)
-    pts = e + s[:, None] / length * (t - e)
-    inside = problem.ct.contains_world(pts)
+    ct, lab = problem.ct, problem.labels
+    s, pts = path_samples(e, t, step_mm)
+
+    def solid_in_lung(*sl):
+        return np.isin(lab.array[sl], lung_vals) & (ct.array[sl] >= LUNG_HU)
+
+    inside = ct.contains_world(pts)
     solid = np.zeros(len(s), bool)
-    lab = problem.labels.sample(pts[inside], order=0)
-    hu = problem.ct.sample(pts[inside], order=1)
-    solid[inside] = np.isin(lab, lung_vals) & (hu >= LUNG_HU)
-    edges = np.diff(np.concatenate([[0], solid.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)   # [start, end)
+    solid[inside] = (np.isin(lab.sample(pts[inside], order=0), lung_vals)
+                     & (ct.sample(pts[inside], order=0) >= LUNG_HU))
+    reach = (problem.needle.widening_mm if radius_mm is None else float(radius_mm)) + 0.5 * float(min(ct.spacing))
+    solid |= near_voxels(ct, e, t, s, reach, solid_in_lung, disc_mm=0.5 * voxel_extent_mm(ct, e, t))
     out = []
-    tip_run = (len(starts) > 0 and ends[-1] == len(s)) or False
-    for a, b in zip(starts[:-1] if tip_run else starts, ends[:-1] if tip_run else ends):
+    runs = _runs(solid)
+    if runs and runs[-1][1] == len(s):   # the run that reaches the target: its own tissue
+        runs = runs[:-1]
+    for a, b in runs:
         mm = (b - a) * step_mm
         if mm >= min_mm:
             out.append((mm, np.round(pts[(a + b - 1) // 2], 1).tolist()))
     return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in a 1-D bool array."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
 def table_warnings(problem: PlanningProblem) -> list[str]:
