@@ -688,3 +688,18 @@ def test_candidates_whose_outlines_touch_are_said_to_be_one_lesion():
         nods = [{"id": 1, "segmented": True, "warnings": []}, {"id": 2, "segmented": True, "warnings": []}]
         _same_lesion(ct, nods, [a, np.roll(b, shift, axis=2)])
         assert ("same_lesion_as" in nods[0]) == linked, shift
+
+
+def test_nodule_table_does_not_name_the_detector_scale_a_diameter(tmp_path):
+    """New-user trial 26 (L2): nodules.csv had a column `diameter_mm` (LUNA16's name for the
+    nodule's size) holding the blob filter's 19 mm scale of a 25 mm nodule. The column is now
+    `detector_scale_mm`; the size columns are the measured ones."""
+    import csv as _csv
+
+    from imagio.detection.outputs import write_nodule_csv
+
+    d = {"id": 1, "type": "solid", "center_ras": [1.0, 2.0, 3.0], "mean_diameter_mm": 25.0, "long_axis_mm": 27.2,
+         "volume_ml": 5.9, "candidate": {"center_ras": [1.0, 2.0, 3.0], "probability": 0.9, "diameter_mm": 19.0}}
+    rows = list(_csv.DictReader(open(write_nodule_csv(tmp_path / "n.csv", "s1", [d]))))
+    assert "diameter_mm" not in rows[0] and rows[0]["detector_scale_mm"] == "19.0"
+    assert rows[0]["mean_diameter_mm"] == "25.0" and rows[0]["long_axis_mm"] == "27.2"

@@ -18,8 +18,11 @@ import numpy as np
 
 from ..volume import Volume
 
+# detector_scale_mm: the detector's own size estimate (blob scale, concavity piece), not a measurement; the nodule's
+# size is mean_diameter_mm (Lung-RADS) and long_axis_mm (new-user trial 26: a column named
+# "diameter_mm", LUNA16's name for the size, held the 19 mm scale of a 25 mm nodule)
 NODULE_FIELDS = ("seriesuid", "coordX", "coordY", "coordZ", "probability", "id", "type",
-                 "diameter_mm", "mean_diameter_mm", "long_axis_mm", "volume_ml",
+                 "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "volume_ml",
                  "solid_component_mm", "side", "lobe", "distance_to_pleura_mm", "juxta_pleural",
                  "juxta_vascular", "lung_rads", "brock_low", "brock_high", "mayo_low", "mayo_high",
                  "refused", "warnings")
