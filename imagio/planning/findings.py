@@ -1,7 +1,7 @@
 """Warned findings that the label map cannot resolve, per path, and the rule that ranks paths
 with them last.
 
-Two findings (new-user trial 2, A and B), each warned per proposal:
+Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
 
 - **mediastinum**: the path crosses at least ``warnings.mediastinum_unlabelled_mm`` of
   mediastinal soft tissue (`mediastinum.Mediastinum`) while no heart or great vessel is
@@ -12,7 +12,10 @@ Two findings (new-user trial 2, A and B), each warned per proposal:
   (`skin.Truncation`), or enters padding inside the array beyond such a side (a reformat's
   fill, a scanner's outside-the-circle value, their blended rims): what it would meet there
   (an arm, the rest of the trunk) is not imaged (lung1: all 87 mm of the needle outside the
-  skin beyond the cut right side).
+  skin beyond the cut right side);
+- **tissue outside the skin**: that needle part runs through at least
+  ``warnings.tissue_outside_skin_mm`` of tissue outside the patient's outline (an arm beside the
+  trunk, left out of the outline: new-user trial 26).
 
 Rule (``warnings.sources.findings_ranked_last`` in planning_defaults.json): a feasible path with
 either finding is ranked after every feasible path without one (`proposals.propose`'s
@@ -30,7 +33,8 @@ from .problem import load_defaults
 
 RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
                 "while no great vessel is labelled; needle outside the skin running beyond the image where the "
-                "body is cut) is ranked after every feasible path without one; scores and feasibility unchanged")
+                "body is cut, or through tissue outside the patient's outline, an arm) is ranked after every "
+                "feasible path without one; scores and feasibility unchanged")
 
 
 def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarray, list]:
@@ -94,6 +98,35 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     return gone, sides
 
 
+def tissue_outside_skin(problem, entry_ras, target_ras, length_mm) -> np.ndarray:
+    """Per path (n,): mm of the needle part outside the skin (entry + the needle's unused length,
+    away from the target; from one voxel diagonal beyond the entry) that lies in tissue (CT above
+    the body threshold, -500 HU) outside the patient's outline (``problem.body``): another body
+    part, most often an arm the outline leaves out. Sampled every <= 1 mm on the CT (nearest
+    voxel); points beyond the image count nothing (`unimaged_needle` says those). RAS mm."""
+    from ..segmentation.common import BODY_HU
+
+    e = np.atleast_2d(np.asarray(entry_ras, float))
+    t = np.atleast_2d(np.asarray(target_ras, float))
+    out = np.zeros(len(e))
+    if not len(e) or problem.body is None:
+        return out
+    ct = problem.ct
+    diag = float(np.linalg.norm(ct.spacing))
+    u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]
+    rest = np.maximum(problem.needle.length_mm - np.asarray(length_mm, float), 0.0)
+    n = max(2, int(np.ceil(rest.max(initial=0.0))) + 1)
+    s = np.linspace(0.0, 1.0, n)[None, :] * rest[:, None]                   # (paths, n) mm from the entry
+    step = rest / (n - 1)
+    idx = np.rint(ct.world_to_kji((e[:, None, :] + s[..., None] * u[:, None, :]).reshape(-1, 3))).astype(np.int64)
+    ok = np.all((idx >= 0) & (idx < np.asarray(ct.shape)), axis=1)
+    tissue = np.zeros(len(idx), bool)
+    k, j, i = idx[ok].T
+    tissue[ok] = (ct.array[k, j, i] > BODY_HU) & ~problem.body[k, j, i]
+    tissue = tissue.reshape(len(e), n) & (s > diag)
+    return tissue.sum(1) * step
+
+
 @dataclass
 class Findings:
     """The findings of some paths of a score table (rows), computed once."""
@@ -103,16 +136,19 @@ class Findings:
     mediastinum_uncut: dict = field(default_factory=dict)    # row -> bool (no vertebral body in a plane)
     unimaged_mm: dict = field(default_factory=dict)          # row -> mm
     unimaged_side: dict = field(default_factory=dict)        # row -> side name or None
+    outside_tissue_mm: dict = field(default_factory=dict)    # row -> mm of tissue outside the outline
     one_lung: str | None = None                               # 'left'/'right': a one-lung label map
 
     def flagged(self, row: int) -> list[str]:
-        """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle')."""
+        """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin')."""
         lim = load_defaults()["warnings"]["mediastinum_unlabelled_mm"]
         out = []
         if self.mediastinum_checked and self.mediastinum_mm.get(row, 0.0) >= lim:
             out.append("mediastinum")
         if self.unimaged_mm.get(row, 0.0) > 0.0:
             out.append("unimaged_needle")
+        if self.outside_tissue_mm.get(row, 0.0) >= load_defaults()["warnings"]["tissue_outside_skin_mm"]:
+            out.append("tissue_outside_skin")
         return out
 
 
@@ -135,12 +171,15 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
     gone, sides = unimaged_needle(problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows])
     f.unimaged_mm = dict(zip(rows.tolist(), gone.tolist()))
     f.unimaged_side = dict(zip(rows.tolist(), sides))
+    f.outside_tissue_mm = dict(zip(rows.tolist(), tissue_outside_skin(
+        problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows]).tolist()))
     return f
 
 
 def deferred(findings: Findings, n: int) -> np.ndarray:
     """Bool (n,) over the table's rows: True for rows with a finding (ranked last)."""
     out = np.zeros(n, bool)
-    rows = [r for r in set(findings.mediastinum_mm) | set(findings.unimaged_mm) if findings.flagged(r)]
+    rows = [r for r in set(findings.mediastinum_mm) | set(findings.unimaged_mm) | set(findings.outside_tissue_mm)
+            if findings.flagged(r)]
     out[rows] = True
     return out

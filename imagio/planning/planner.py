@@ -158,7 +158,7 @@ class Plan:
 
         f = self.findings
         rows = self.ranked[:len(self.proposals)]
-        if f is None or any(r not in f.unimaged_mm for r in rows):
+        if f is None or any(r not in f.outside_tissue_mm for r in rows):
             present = present_structures(self.problem, self.maps)
             self.findings = f = path_findings(self.problem, self.table, rows, present,
                                               large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS))
@@ -212,6 +212,10 @@ class Plan:
                            f"beyond the image at its {side} side, where the body is cut ({where}): what lies there "
                            "(an arm, the rest of the trunk) is not imaged; check it on the scout or a wider field of "
                            f"view, or prefer another proposal; {rank}")
+            if "tissue_outside_skin" in fl:
+                out.append(f"proposal {n}: {f.outside_tissue_mm[r]:.0f} mm of the needle outside the skin (and its hub) "
+                           "run through tissue outside the patient's outline (an arm beside the trunk?): the needle "
+                           f"cannot be placed there in this position; move the arm or prefer another proposal; {rank}")
         return out
 
     def dense_clearance(self, m, cap_mm: float):
@@ -589,9 +593,9 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
                                                 verifier=ver, defer=deferred(fnd, len(table)))
 
     def flagged(rows):   # rows feasible in another position only: their findings computed now
-        todo = np.asarray([r for r in rows if int(r) not in fnd.unimaged_mm], int)
+        todo = np.asarray([r for r in rows if int(r) not in fnd.outside_tissue_mm], int)
         more = path_findings(problem, table, todo, present, vl) if len(todo) else fnd
-        return [bool((fnd if int(r) in fnd.unimaged_mm else more).flagged(int(r))) for r in rows]
+        return [bool((fnd if int(r) in fnd.outside_tissue_mm else more).flagged(int(r))) for r in rows]
 
     positions = position_alternatives(problem, table, ver, checks, flagged=flagged,
                                       first=ranked[0] if ranked else None)
