@@ -221,37 +221,33 @@ def _run(args) -> int:
     import warnings
 
     from .io import InputWarning
-    from .outputs import (check_outputs, check_writable_folder, command_paths, forget_outputs, output_folders,
-                          protect)
+    from .outputs import check_outputs, check_writable_folder, command_paths, output_folders, protect
 
     inputs, outs = command_paths(args)
-    try:
-        # --force replaces only IMAGIO's earlier outputs; a command without --force (report --out, ablation
-        # import-devices --to: a table updated in place) may replace its output as before
-        check_outputs(outs, inputs, force=getattr(args, "force", True), owned_only=hasattr(args, "force"))
-        for folder in output_folders(args):
-            check_writable_folder(folder)
-        with protect(inputs), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", InputWarning)
-            try:
-                return int(args.func(args) or 0)
-            finally:
-                # a snapshot, printed directly: ``warnings.showwarning`` inside ``catch_warnings(record=True)``
-                # appends to ``caught`` itself, and the loop never ended (trial 8: a numpy RuntimeWarning
-                # grew the list until the machine ran out of memory)
-                seen = set()
-                for w in list(caught):
-                    text = str(w.message)
-                    if (w.category, text) in seen:
-                        continue
-                    seen.add((w.category, text))
-                    if issubclass(w.category, InputWarning):
-                        print(f"imagio: warning: {text}", file=sys.stderr)
-                    else:
-                        print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip(),
-                              file=sys.stderr)
-    finally:
-        forget_outputs()   # the outputs declared by check_outputs: recorded only while this command runs
+    # --force replaces only IMAGIO's earlier outputs; a command without --force (report --out) replaces
+    # its earlier outputs; a user's file is never replaced (outputs.refuse_foreign, when it comes to it)
+    check_outputs(outs, inputs, force=getattr(args, "force", True), owned_only=hasattr(args, "force"))
+    for folder in output_folders(args):
+        check_writable_folder(folder)
+    with protect(inputs), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputWarning)
+        try:
+            return int(args.func(args) or 0)
+        finally:
+            # a snapshot, printed directly: ``warnings.showwarning`` inside ``catch_warnings(record=True)``
+            # appends to ``caught`` itself, and the loop never ended (trial 8: a numpy RuntimeWarning
+            # grew the list until the machine ran out of memory)
+            seen = set()
+            for w in list(caught):
+                text = str(w.message)
+                if (w.category, text) in seen:
+                    continue
+                seen.add((w.category, text))
+                if issubclass(w.category, InputWarning):
+                    print(f"imagio: warning: {text}", file=sys.stderr)
+                else:
+                    print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip(),
+                          file=sys.stderr)
 
 
 def main(argv=None) -> int:

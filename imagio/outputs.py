@@ -8,9 +8,10 @@
   to replace a protected path, whatever the flags: ``--force`` replaces earlier *outputs* only.
 - :func:`check_outputs` refuses up front (before any long computation) an output that is an
   input, that exists without ``--force``, or that exists with ``--force`` but is not an earlier
-  output of IMAGIO (a user's file): the command's declared output files (and label sidecars)
-  are recorded, with their SHA-256, in a manifest ``.imagio-outputs.json`` in their folder when
-  written; ``--force`` replaces a file only when the manifest lists it with its current content.
+  output of IMAGIO (a user's file). Every file written through :func:`atomic_path` is recorded,
+  with its SHA-256, in a manifest ``.imagio-outputs.json`` in its folder; an existing file that
+  the manifest does not list with its current content (a user's file, or one they changed) is
+  never replaced, by any command, with or without ``--force`` (:func:`refuse_foreign`).
 - :func:`command_paths` finds a parsed command line's inputs (every existing path given to
   it) and outputs (``--out``-style options), for ``imagio.cli`` to guard every command alike.
 """
@@ -35,7 +36,6 @@ _FILE_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mh
                   ".png", ".mrml", ".csv", ".txt", ".zip")
 
 _protected: list[Path] = []
-_declared: set[Path] = set()   # output files (and sidecars) of the running command: recorded when written
 
 
 def _key(path) -> Path:
@@ -97,6 +97,7 @@ def atomic_path(path):
     file system), on failure delete it. Creates the parent folder. Refuses protected inputs."""
     path = Path(path)
     refuse_input(path)
+    refuse_foreign(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     name = path.name
     suffix = next((s for s in _FILE_SUFFIXES if name.lower().endswith(s)), path.suffix)
@@ -106,10 +107,22 @@ def atomic_path(path):
         yield tmp
         if tmp.exists():
             os.replace(tmp, path)
-            _record(path)
+            record_output(path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def refuse_foreign(path) -> None:
+    """Raise InputError when ``path`` exists and is not an earlier output of IMAGIO
+    (`earlier_output`): a file the user made (or changed) in an output folder is never replaced
+    (new-user trial 25: a sarcoma plan replaced the user's report.pdf, a needle plan their
+    plan.png, bronch their bronch.json, without --force and without a word)."""
+    p = Path(path)
+    if p.is_file() and not earlier_output(p):
+        raise InputError(f"refusing to replace {p}: it exists and is not an earlier output of IMAGIO (made or "
+                         f"changed by someone else; IMAGIO lists its own in {p.parent / MANIFEST}); choose another "
+                         "output folder or name, or move that file away yourself")
 
 
 def _sha256(path: Path) -> str:
@@ -131,12 +144,12 @@ def _read_manifest(text: str) -> dict:
                           "when unchanged)", "files": doc.get("files", {})}
 
 
-def _record(path) -> None:
-    """Add ``path`` (a declared output just written) with its SHA-256 to its folder's manifest
+def record_output(path) -> None:
+    """Add ``path`` (a file IMAGIO just wrote) with its SHA-256 to its folder's manifest
     (`MANIFEST`), under an exclusive lock where the system has one (cohort workers write
     side by side). A manifest that cannot be written only makes a later --force refuse."""
     k = _key(path)
-    if k not in _declared or not k.is_file():
+    if not k.is_file():
         return
     try:
         entry = {"sha256": _sha256(k), "bytes": k.stat().st_size}
@@ -169,22 +182,6 @@ def earlier_output(path) -> bool:
         return False
 
 
-def declare_outputs(paths) -> None:
-    """Mark ``paths`` (output files of the running command) and their label sidecars: written
-    through `atomic_path`, they are recorded in their folder's manifest (`earlier_output`)."""
-    for p in paths:
-        p = Path(p)
-        _declared.add(_key(p))
-        side = _sidecar(p)
-        if side is not None:
-            _declared.add(_key(side))
-
-
-def forget_outputs() -> None:
-    """End of a command: nothing declared any more."""
-    _declared.clear()
-
-
 def write_text(path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
@@ -197,8 +194,9 @@ def check_outputs(outputs, inputs, force: bool = False, owned_only: bool = True)
     an input that would be written as an output's sidecar, an existing output file (or its label
     sidecar) without ``force``, and with ``force`` one that is not an earlier IMAGIO output
     (`earlier_output`; ``owned_only=False``: any file, for commands without a --force option).
-    Folders are not refused for existing (commands write known names inside). With ``owned_only``
-    the outputs are declared (`declare_outputs`): recorded in their folder's manifest when written."""
+    Folders are not refused for existing (commands write known names inside); a user's file
+    inside one is refused when the command comes to write it (`atomic_path`, `refuse_foreign`).
+    Every file written through `atomic_path` is recorded in its folder's manifest."""
     ins = {}
     for p in inputs:
         p = Path(p)
@@ -226,8 +224,6 @@ def check_outputs(outputs, inputs, force: bool = False, owned_only: bool = True)
                                  "replaces earlier outputs; choose another output name, or move that file away "
                                  "yourself")
         check_writable(out)
-    if owned_only:
-        declare_outputs(outputs)
 
 
 def check_writable_folder(folder) -> None:

@@ -49,8 +49,10 @@ def _safe(name: str) -> str:
 
 def save_scene(scene, mrml_path) -> Path:
     """Write every storable node next to ``mrml_path`` (data files in the same folder, relative
-    paths) and the scene file itself. Existing files of the same names are replaced only inside
-    this folder, which the caller chose for output."""
+    paths) and the scene file itself. Existing files of the same names are replaced only when
+    they are IMAGIO's earlier outputs (`outputs.refuse_foreign`; each file written is recorded)."""
+    from ..outputs import record_output, refuse_foreign
+
     mrml_path = Path(mrml_path).resolve()
     folder = mrml_path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,13 +76,17 @@ def save_scene(scene, mrml_path) -> Path:
             fname = f"{base}_{k}{suffix}"
             k += 1
         used.add(fname)
+        refuse_foreign(folder / fname)
         storage.SetFileName(str(folder / fname))
         if not storage.WriteData(node):
             raise OSError(f"could not write {fname} for node {node.GetName()}")
+        record_output(folder / fname)
+    refuse_foreign(mrml_path)
     scene.SetRootDirectory(str(folder))
     scene.SetURL(str(mrml_path))
     if not scene.Commit(str(mrml_path)):
         raise OSError(f"could not write the scene {mrml_path}")
+    record_output(mrml_path)
     return mrml_path
 
 

@@ -124,11 +124,7 @@ def load_or_generate(save_to=None, **params):
         if save_to is None:
             return ph, "hit", []
         if saved is not None:
-            out = Path(save_to)
-            out.mkdir(parents=True, exist_ok=True)
-            for name, data in saved["bytes"].items():
-                (out / name).write_bytes(data)
-            return ph, "hit", [out / n for n in saved["returned"]]
+            return ph, "hit", _copy_saved(saved, Path(save_to))
     else:
         ph = generate(**params)
     saved, files = None, []
@@ -150,9 +146,19 @@ def load_or_generate(save_to=None, **params):
     except OSError as e:
         return ph, f"unwritable: {e}", ([] if save_to is None else save(ph, save_to))
     if save_to is not None:
-        out = Path(save_to)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, data in saved["bytes"].items():
-            (out / name).write_bytes(data)
-        files = [out / n for n in saved["returned"]]
+        files = _copy_saved(saved, Path(save_to))
     return ph, ("hit" if entry is not None else "miss"), files
+
+
+def _copy_saved(saved: dict, out: Path) -> list[Path]:
+    """Write the cached files into ``out`` as outputs (`outputs.atomic_path`: a user's file of the
+    same name is refused, each file is recorded in the folder's manifest; the cache's own
+    manifest is not copied over the folder's); return the files `phantom.save` returns."""
+    from ..outputs import MANIFEST, atomic_path
+
+    for name, data in saved["bytes"].items():
+        if name == MANIFEST:
+            continue
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes(data)
+    return [out / n for n in saved["returned"]]

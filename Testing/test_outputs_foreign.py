@@ -1,0 +1,53 @@
+"""A file the user made in an output folder is never replaced (new-user trial 25, H2: a sarcoma
+plan replaced the user's report.pdf, a needle plan their plan.png, bronch their bronch.json,
+report their PDF, without --force and without a word). Every file IMAGIO writes is recorded with
+its SHA-256 in the folder's manifest; only a listed, unchanged file may be replaced."""
+
+import hashlib
+import json
+
+import pytest
+
+from imagio import io
+from imagio.cli import main
+from imagio.errors import InputError
+from imagio.outputs import MANIFEST, earlier_output, write_text
+from imagio.planning.synthetic import synthetic_torso
+
+
+def test_write_text_replaces_its_own_output_never_a_users_file(tmp_path):
+    mine = write_text(tmp_path / "a.json", "{}")
+    listed = json.loads((tmp_path / MANIFEST).read_text())["files"]["a.json"]
+    assert listed["sha256"] == hashlib.sha256(b"{}").hexdigest()   # own hash of the bytes
+    write_text(mine, '{"b": 1}')                       # an earlier output: replaced
+    assert mine.read_text() == '{"b": 1}' and earlier_output(mine)
+    mine.write_text("edited by the user")              # changed since: not IMAGIO's any more
+    with pytest.raises(InputError, match="refusing to replace"):
+        write_text(mine, "{}")
+    assert mine.read_text() == "edited by the user"
+    (tmp_path / "user.txt").write_text("mine")
+    with pytest.raises(InputError, match="not an earlier output"):
+        write_text(tmp_path / "user.txt", "x")
+    assert (tmp_path / "user.txt").read_text() == "mine"
+
+
+def test_plan_refuses_to_replace_the_users_picture_and_scene(tmp_path, capsys):
+    ct, lab = synthetic_torso(3.0)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "plan.png").write_bytes(b"the user's picture")
+    args = ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
+            "liver_tumor", "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to replace" in err[0] and "plan.png" in err[0]
+    assert (out / "plan.png").read_bytes() == b"the user's picture"
+    # its own earlier outputs are replaced with --force; the user's picture moved away first
+    (out / "plan.png").unlink()
+    assert main(args + ["--force", "--no-png"]) == 0 and main(args + ["--force", "--no-png"]) == 0
+    capsys.readouterr()
+    (out / "scene" / "plan.mrml").write_text("the user's scene")
+    assert main(args + ["--force", "--no-png"]) == 2
+    assert (out / "scene" / "plan.mrml").read_text() == "the user's scene"
