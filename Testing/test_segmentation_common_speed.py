@@ -101,3 +101,28 @@ def test_world_coordinate_ramps(oblique):
     finally:
         tracemalloc.stop()
     assert peak < 4 * r.size + 20 * 2 ** 20, peak / r.size   # the float32 result and one slab
+
+
+def test_mediastinal_pieces_with_the_lungs_hull_given_is_the_same():
+    """`split_bones` computes the lungs' per-plane hull (`bone_shell.lung_hull_planes`) once for
+    its two mediastinal checks (issue 20): `mediastinal_pieces` given that hull gives the same
+    pieces as computing it, and leaves the hull as it was (the second call reads it again)."""
+    from imagio.segmentation import bone_shell
+
+    rng = np.random.default_rng(5)
+    shape, sk = (24, 40, 50), np.array([2.5, 1.2, 0.9])
+    k, j, i = np.indices(shape)
+    lungs = (((i - 12) / 9.0) ** 2 + ((j - 20) / 14.0) ** 2 < 1) | (((i - 38) / 9.0) ** 2 + ((j - 20) / 14.0) ** 2 < 1)
+    lungs &= (k > 2) & (k < 21)
+    vert = (np.abs(i - 25) < 4) & (j > 16) & (j < 22) & (k > 1)
+    rest = (rng.random(shape) > 0.97) & ~lungs & ~vert
+    a_mm = -j * sk[1]                                # anterior decreases with j
+    for s_ax in (0, 1):
+        hull = bone_shell.lung_hull_planes(lungs, s_ax, sk, 3.0)
+        before = hull.copy()
+        for skel, v in ((vert, vert), (vert | (rng.random(shape) > 0.995), None)):
+            want = bone_shell.mediastinal_pieces(rest, skel, lungs, s_ax, sk, 3.0, v, a_mm, 2.0)
+            got = bone_shell.mediastinal_pieces(rest, skel, lungs, s_ax, sk, 3.0, v, a_mm, 2.0, hull=hull)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(hull, before)
+        assert want.any() and not want.all()

@@ -231,6 +231,14 @@ class Volume:
         ref_kji_to_ijk = np.eye(4)[[2, 1, 0, 3]]  # permutes k,j,i <-> i,j,k
         m = ref_kji_to_ijk @ self.ras_to_ijk @ reference.ijk_to_ras @ ref_kji_to_ijk
         m = np.where(np.abs(m - np.rint(m)) < 1e-9, np.rint(m), m)  # exact grids stay exact
+        shift = integer_shift(m) if order == 0 else None
+        if shift is not None and _representable(fill, self.array.dtype):
+            # the same grid, or a crop / extension of it: every source index is an integer, so
+            # nearest-neighbour resampling is a copy of the overlap (`shifted_copy`; the same
+            # values as ``affine_transform``, which ran one general interpolation per voxel)
+            return Volume(shifted_copy(self.array, shift, reference.shape, fill),
+                          reference.ijk_to_ras.copy(), self.name, dict(self.labels),
+                          scanner_coordinates=reference.scanner_coordinates)
         src = self.array if order == 0 else self.array.astype(np.float32, copy=False)
         out = ndimage.affine_transform(
             src, m[:3, :3], offset=m[:3, 3], output_shape=reference.shape,
@@ -336,6 +344,41 @@ class Volume:
             "min": float(arr.min()) if arr.size else None,
             "max": float(arr.max()) if arr.size else None,
         }
+
+
+def integer_shift(m: np.ndarray) -> np.ndarray | None:
+    """The integer offset (k, j, i) of the 4x4 output-kji -> input-kji affine ``m`` when it is a
+    pure translation by whole voxels (the output grid is the input's grid, or a crop or
+    extension of it), else None."""
+    m = np.asarray(m, float)
+    t = m[:3, 3]
+    if np.array_equal(m[:3, :3], np.eye(3)) and np.array_equal(t, np.rint(t)) and np.all(np.abs(t) < 2 ** 31):
+        return t.astype(np.int64)
+    return None
+
+
+def _representable(fill, dtype) -> bool:
+    """``fill`` is held exactly by ``dtype`` (so a copy filled with it equals ndimage's ``cval``)."""
+    try:
+        with np.errstate(all="ignore"):
+            return bool(np.asarray(fill, dtype=dtype) == fill)
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def shifted_copy(src: np.ndarray, shift, out_shape, fill) -> np.ndarray:
+    """``out[o] = src[o + shift]`` where that index lies in ``src``, else ``fill`` (arrays
+    [k, j, i], ``shift`` integer (k, j, i)): nearest-neighbour resampling by a whole-voxel
+    translation (``ndimage.affine_transform`` with the identity matrix, offset ``shift``,
+    order 0, mode "grid-constant", cval ``fill``) as one copy of the overlap."""
+    out = np.full(tuple(out_shape), fill, dtype=src.dtype)
+    shift = np.asarray(shift, np.int64)
+    olo = np.clip(-shift, 0, out_shape)
+    ohi = np.clip(np.asarray(src.shape) - shift, 0, out_shape)
+    if np.all(ohi > olo):
+        o = tuple(slice(a, b) for a, b in zip(olo, ohi))
+        out[o] = src[tuple(slice(a + d, b + d) for a, b, d in zip(olo, ohi, shift))]
+    return out
 
 
 def _outside_box(m: np.ndarray, out_shape, in_shape, tol: float = 1e-6):

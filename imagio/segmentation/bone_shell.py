@@ -277,7 +277,8 @@ def lung_hull_planes(lungs: np.ndarray, s_ax: int, spacing_kji, depth_mm: float)
 
 def mediastinal_pieces(rest: np.ndarray, skeleton: np.ndarray, lungs: np.ndarray, s_ax: int,
                        spacing_kji, edge_mm: float, vertebrae: np.ndarray | None = None,
-                       a_mm: np.ndarray | None = None, behind_mm: float = 10.0) -> np.ndarray:
+                       a_mm: np.ndarray | None = None, behind_mm: float = 10.0,
+                       hull: np.ndarray | None = None) -> np.ndarray:
     """Boolean [k, j, i]: the 26-connected pieces of ``rest`` (bool [k, j, i]: dense tissue
     that is neither vertebra nor rib) that lie in the mediastinum, away from the skeleton: at
     least half of their voxels more than ``edge_mm`` (mm) inside the lungs' per-plane convex
@@ -297,12 +298,16 @@ def mediastinal_pieces(rest: np.ndarray, skeleton: np.ndarray, lungs: np.ndarray
     plaque of the aortic arch and wall, coronary arteries, valves, lymph nodes: Agatston AS et
     al., J Am Coll Cardiol 1990;15:827-832) or undiluted contrast in a vein (the superior vena
     cava and azygos arch on the side of the injection: Bae KT, Radiology 2010;256:32-61), not
-    bone (issue 14: lung1's calcified aortic arch, LIDC-IDRI-0001's azygos arch)."""
+    bone (issue 14: lung1's calcified aortic arch, LIDC-IDRI-0001's azygos arch).
+
+    ``hull``: `lung_hull_planes` ``(lungs, s_ax, spacing_kji, edge_mm)`` when the caller has it
+    (a second call on the same lungs: per-plane convex hulls and distance maps not recomputed);
+    not modified."""
     out = np.zeros(rest.shape, bool)
     if not rest.any() or not lungs.any():
         return out
     sk = np.asarray(spacing_kji, float)
-    deep = lung_hull_planes(lungs, s_ax, sk, edge_mm)
+    deep = lung_hull_planes(lungs, s_ax, sk, edge_mm) if hull is None else hull.copy()
     if vertebrae is not None and a_mm is not None and vertebrae.any():
         other = tuple(ax for ax in range(3) if ax != s_ax)
         front = np.where(vertebrae, a_mm, -np.inf).max(axis=other)  # per plane; -inf: none

@@ -653,6 +653,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     sk = ct.spacing_kji
     s_ax = anatomical_axes(ct)["S"][0]
     spine = np.zeros_like(bone)
+    hull = None   # `bone_shell.lung_hull_planes` of the lungs, once for both mediastinal checks
     core = bone & corridor
     lab, n, counts = components(core, connectivity=26)
     if n and want_spine:
@@ -670,9 +671,10 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
             # (`bone_shell.mediastinal_pieces`)
             large[0] = False
             col = large[lab]
+            hull = bone_shell.lung_hull_planes(lungs, s_ax, sk, COMMON_RESOLUTION_MM)
             spine &= ~bone_shell.mediastinal_pieces(
                 spine & ~col, col, lungs, s_ax, sk, COMMON_RESOLUTION_MM, col,
-                ras_coordinate(ct, 1), mediastinum_behind_vertebra_mm())
+                ras_coordinate(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
     if spine.any():
         # the vertebral bodies' cancellous bone inside their cortical ring (closed over its
         # foramina, 1-3 mm: one common-resolution voxel), the spinal canal kept open by its
@@ -691,9 +693,10 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         # dense pieces in the mediastinum, apart from the skeleton: calcified vessel walls and
         # undiluted contrast, not bone (`bone_shell.mediastinal_pieces`); left unlabelled, so
         # that the planner's CT density check still sees them
+        # (the lungs' per-plane hull of the first call reused: the same lungs, axis and depth)
         other &= ~bone_shell.mediastinal_pieces(
             other, spine | ribs, lungs, s_ax, sk, COMMON_RESOLUTION_MM, spine,
-            ras_coordinate(ct, 1), mediastinum_behind_vertebra_mm())
+            ras_coordinate(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
     return {"vertebrae": spine, "ribs": ribs, "bone": other}
 
 

@@ -86,12 +86,21 @@ class Target:
     def from_mask(cls, lesion: Volume, mask: np.ndarray | None = None) -> "Target":
         from scipy import ndimage
 
+        from ...segmentation.common import bbox_slices
+
         m = (lesion.array > 0) if mask is None else np.asarray(mask, bool)
-        if not m.any():
+        box = bbox_slices(m)   # the mask's box + one voxel: the erosion's neighbours all in it
+        if box is None:
             raise InputError("the target lesion mask is empty: segment the nodule first")
-        edge = m & ~ndimage.binary_erosion(m)
-        surf = lesion.kji_to_world(np.argwhere(edge))
-        centre = lesion.kji_to_world(np.argwhere(m).mean(axis=0)[None])[0]
+        lo = np.array([s.start for s in box])[:, None]
+        mb = m[box]
+        edge = mb & ~ndimage.binary_erosion(mb)   # (a box face on the image's border: outside, as there)
+
+        def kji(a):   # np.argwhere(a) on the whole grid: the same indices, order and layout
+            return (np.asanyarray(np.nonzero(a)) + lo).T
+
+        surf = lesion.kji_to_world(kji(edge))
+        centre = lesion.kji_to_world(kji(mb).mean(axis=0)[None])[0]
         return cls(centre, surf, lesion.with_array(m.astype(np.uint8)))
 
     @classmethod
