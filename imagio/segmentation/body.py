@@ -83,12 +83,19 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
             keep &= touching
         if keep.any():
             sup_axis = anatomical_axes(ct)["S"][0]
-            # an axial slice whose faces show no outside air lies inside the patient (a
-            # targeted reconstruction of one lung): the body's outline there is only the
-            # tissue in view, so the whole slice is the hull the air is judged against
-            hull = body | _inside_slices(lab, big & (med <= GAS_MEDIAN_HU), body, sup_axis)
-            keep &= mostly_in_slice_hull(lab, keep, hull, sup_axis)
-            body = body | keep[lab]
+            from .lungs import MIN_LUNG_ML
+
+            held = mostly_in_slice_hull(lab, keep, body, sup_axis)
+            if (counts * held).sum() * ct.voxel_volume_ml < MIN_LUNG_ML:
+                # no lung held by the body's outline: on a view that lies inside the patient (a
+                # targeted reconstruction of one lung) that outline is only the tissue in view;
+                # a slice whose edge shows no outside air is inside the patient, and the air
+                # is judged against the whole slice there. Only then: a table cushion's air
+                # (not pure) on a slice's edge beside a chest held by its outline is not lung
+                # (fov3: the chest CTA's posterior half took 2 L of it)
+                hull = body | _inside_slices(lab, big & (med <= GAS_MEDIAN_HU), body, sup_axis)
+                held = mostly_in_slice_hull(lab, keep, hull, sup_axis)
+            body = body | held[lab]
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
     closed = close_cut_face(body, anatomical_axes(ct)["R"][0], sk)
