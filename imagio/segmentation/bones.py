@@ -621,7 +621,7 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
 
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
                 lungs: np.ndarray | None = None, midline: float | None = None,
-                spine: bool = True) -> dict[str, np.ndarray]:
+                spine: bool = True, trachea: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
 
     spine: False when nothing in view says that a spine is there (no trachea, no lungs, no
@@ -639,6 +639,10 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     compartment's back line and apart from vertebrae and ribs are calcification or contrast,
     not bone: left out of every label (`bone_shell.mediastinal_pieces`); a long thin corridor
     piece that is not part of the column (a calcified descending aorta) is not a vertebra.
+    The corridor's front bound (`spine_front_y`) is the body's antero-posterior centre only when
+    the body is wholly in view along that axis; a field of view that cuts the body in front or
+    behind moves that centre, so the bound comes from the trachea (``trachea``, bool [k, j, i])
+    or the lungs then.
     """
     want_spine = spine
     ref = body if body is not None and body.any() else bone
@@ -647,8 +651,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     # the spine lies on the patient's midline (``lungs.midline_x``: trachea, body or isocentre;
     # the body's median is off the midline when the field of view cuts the body)
     cx = float(np.median(x[ref])) if midline is None else float(midline)
-    cy = float(np.median(y[ref]))
-    corridor = (np.abs(x - cx) < SPINE_HALF_WIDTH_MM) & (y < cy + 5.0)
+    corridor = (np.abs(x - cx) < SPINE_HALF_WIDTH_MM) & (y < spine_front_y(ct, ref, lungs, trachea, y))
     del x, y
     sk = ct.spacing_kji
     s_ax = anatomical_axes(ct)["S"][0]
@@ -698,6 +701,63 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
             other, spine | ribs, lungs, s_ax, sk, COMMON_RESOLUTION_MM, spine,
             ras_coordinate(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
     return {"vertebrae": spine, "ribs": ribs, "bone": other}
+
+
+def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
+                  trachea: np.ndarray | None, y: np.ndarray | None = None) -> float:
+    """RAS y (mm) in front of which no bone is spine: the front bound of the spine corridor.
+
+    The vertebral column lies in the back of the trunk: behind the body's antero-posterior
+    centre (+5 mm), which is known only when the body is wholly in view along that axis (the
+    front and the back skin both inside the field of view). A view that cuts the body at its
+    front or back (a half chest, a targeted reconstruction) moves that centre: an anterior half's
+    centre lies in front of the heart, and the manubrium and sternum fell behind it (23 mL of
+    the chest CTA's sternum named 'vertebrae'); a posterior half's cut its vertebral bodies in
+    two. The bound is then taken from the organs that lie in front of the column:
+
+    - the trachea, in the midline directly in front of the oesophagus, which lies on the
+      vertebral bodies; the manubrium and sternum lie in front of the trachea and the heart
+      (Gray's Anatomy, 42nd ed., "Mediastinum"): the bound is the trachea's back wall (its
+      rearmost lumen voxel in an axial slice), the most anterior one over the slices where the
+      view's back face does not cut it; where it cuts every slice, no spine is in view;
+    - else, where the view cuts the body's back only (its front in view), the lungs: their
+      medial surfaces wrap the vertebral bodies in the paravertebral gutters behind the heart,
+      and they meet in front of the heart only behind the sternum: the bound is the lungs'
+      antero-posterior centre. Not where the back is in view: the lung bases lie in the
+      posterior recesses beside the lower vertebrae, and their centre cut the spine of the
+      TotalSegmentator example's posterior half and central crop (183 -> 26 mL);
+    - else the body's centre in view, as before (nothing better is known; the TS example's
+      posterior half keeps 68 of its 184 mL of vertebrae).
+
+    ct: the CT Volume; body, lungs, trachea: bool [k, j, i] (lungs, trachea may be None);
+    y: RAS y of every voxel (`ras_coordinate(ct, 1)`, broadcastable) when the caller has it."""
+    y = ras_coordinate(ct, 1) if y is None else y
+    yb = np.broadcast_to(y, body.shape)
+    a_ax, a_sign = anatomical_axes(ct)["A"]
+    cut = []                       # whether the view cuts the body at its back, at its front
+    idx = [slice(None)] * 3
+    for end in ((0, body.shape[a_ax] - 1) if a_sign > 0 else (body.shape[a_ax] - 1, 0)):
+        idx[a_ax] = end
+        cut.append(bool(body[tuple(idx)].any()))
+    if not any(cut):
+        return float(np.median(yb[body])) + 5.0
+    if trachea is not None and trachea.any():
+        # per axial slice, the trachea's back wall (its rearmost lumen voxel), on the slices
+        # where the view's back face does not cut it; the column lies behind the most anterior
+        # of them (the thoracic inlet: the trachea follows the kyphosis down and back)
+        ax = anatomical_axes(ct)
+        s_ax, (a_ax, a_sign) = ax["S"][0], ax["A"]
+        other = tuple(a for a in range(3) if a != s_ax)
+        back = np.where(trachea, yb, np.inf).min(axis=other)
+        idx[a_ax] = 0 if a_sign > 0 else body.shape[a_ax] - 1
+        face = np.zeros(body.shape, bool)
+        face[tuple(idx)] = True
+        cut = np.any(trachea & face, axis=other)
+        back = back[np.isfinite(back) & ~cut]
+        return float(back.max()) if back.size else -np.inf
+    if lungs is not None and lungs.any() and cut == [True, False]:
+        return float(yb[lungs].mean())
+    return float(np.median(yb[body])) + 5.0
 
 
 def mediastinum_behind_vertebra_mm() -> float:

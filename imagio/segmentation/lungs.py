@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..volume import Volume
 from .body import mostly_in_slice_hull
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
-                     close_mm, components, core_medians, dilate_mm, erode_mm, fill_holes_per_slice,
+                     close_faces, close_mm, components, core_medians, dilate_mm, erode_mm, fill_holes_per_slice,
                      mean_ras, open_mm, ras_coordinate, rule)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
@@ -89,7 +89,14 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     p(0.5, "lungs: vessels and holes")
     sup = anatomical_axes(ct)["S"][0]
     m = close_mm(m, 2.0, ct.spacing_kji)
-    m = fill_holes_per_slice(m, sup)
+    # a vessel or a pocket of parenchyma cut by an in-plane face of the view is open to that
+    # face, not a hole: the face is closed across gaps of at most the widest intrapulmonary
+    # vessel first, and its added voxels stay only where they close a hole that was filled
+    closed = close_faces(m, [a for a in range(3) if a != sup], ct.spacing_kji,
+                         rule("lung_vessel_max_diameter_mm"))
+    filled = fill_holes_per_slice(closed, sup)
+    added = closed & ~m
+    m = (filled & ~added) | (added & ndimage.binary_dilation(filled & ~closed))
     if airways is not None:
         m &= ~airways
     p(1.0, "lungs: done")

@@ -234,7 +234,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         # 458.6 -> 436.2 mL against 458.6 with its real origin)
         spine_x = mid if chest else (canal["x_mm"] if canal else None)
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
-                                  spine=chest or canal is not None))
+                                  spine=chest or canal is not None, trachea=trachea))
         if not chest and canal is None and bone.any():
             meta["warnings"].append(
                 "bones: no trachea, no lungs and no spinal canal in view: no bone is named "
