@@ -74,3 +74,26 @@ def test_chest_cta_small_field_of_view_airways_match_the_full_view(shared_data):
     assert abs(v - v_ref) <= 0.15 * v_ref, (v, v_ref, info["steps_ml"])
     assert dice(br, ref) >= 0.85, (v, v_ref)
     assert dice(tr | br, ref_tr[sl] | ref) >= 0.9
+
+
+@pytest.mark.parametrize("leak_mm", [0.0, 15.0], ids=["tree", "bulky leak"])
+def test_a_bronchial_part_wider_than_the_trachea_is_warned(leak_mm):
+    """No bronchus is wider than the trachea (Weibel 1963): a tree whose bronchi hold a 30 mm
+    ball of lumen (a leak into a bulla or the parenchyma that the growing rules could not
+    exclude) is warned, with both inscribed diameters; a plain tree (16 mm trachea, 12 mm main
+    bronchi) is not."""
+    from imagio.segmentation.airways import wider_than_trachea
+
+    aff = make_ijk_to_ras((0.9, 1.1, 1.6), (-50.0, 50.0, -80.0), np.diag([1.0, -1.0, 1.0]))
+    vol = Volume(np.zeros((110, 95, 115), np.int16), aff)
+    x, y, z = (np.broadcast_to(ras_coordinate(vol, r), vol.shape) for r in range(3))
+    trachea = (x ** 2 + y ** 2 <= 8.0 ** 2) & (z >= 0.0) & (z <= 80.0)
+    bronchi = (y ** 2 + (z + 0.5 * np.abs(x)) ** 2 <= 6.0 ** 2) & (np.abs(x) <= 40.0) & (z < 0.0)
+    if leak_mm:
+        bronchi |= (x - 30.0) ** 2 + y ** 2 + (z + 30.0) ** 2 <= leak_mm ** 2
+    wide = wider_than_trachea(vol, trachea, bronchi & ~trachea)
+    if not leak_mm:
+        assert wide is None
+    else:
+        assert wide is not None
+        assert abs(wide[0] - 16.0) <= 3.0 and abs(wide[1] - 2 * leak_mm) <= 3.0

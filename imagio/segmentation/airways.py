@@ -214,7 +214,7 @@ def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_H
         # larger than a segmental bronchus beyond the tree's rim has leaked, however small the
         # piece is beside the tree or the lungs in view (a small field of view, trial 26)
         return (best is not None and m is not None and t > LUMEN_CORE_HU
-                and parenchyma_piece_ml(ct, m, best) > LOCAL_PIECE_ML)
+                and parenchyma_piece_ml(ct, m, best) > leak_piece_limit_ml(ct))
 
     thresholds = [t for t in thresholds if a[seed] < t]
     for n, t in enumerate(thresholds):
@@ -253,6 +253,16 @@ def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_H
         added_ml += float(gain.sum() * ct.voxel_volume_ml)
         best[box] |= gain
     return best, {"threshold_hu": best_t, "steps_ml": vols, "local_extension_ml": round(added_ml, 2)}
+
+
+def leak_piece_limit_ml(ct: Volume) -> float:
+    """Largest piece (mL) of lung-density voxels a growing step may add beyond the tree's rim: a
+    segmental bronchus (``segmental_bronchus_{diameter,length}_mm``, Weibel 1963) blurred by one
+    voxel on each side (a lumen that narrow has no air core left, `LUMEN_CORE_HU`), its cross-
+    section across the two coarsest axes (a 5 mm slice blurs a bronchus running in-plane)."""
+    d, length = rule("segmental_bronchus_diameter_mm"), rule("segmental_bronchus_length_mm")
+    h = np.sort(np.asarray(ct.spacing_kji, float))[::-1]
+    return float(np.pi / 4.0 * (d + 2 * h[0]) * (d + 2 * h[1]) * (length + 2 * h[2]) / 1000.0)
 
 
 def parenchyma_piece_ml(ct: Volume, grown: np.ndarray, tree: np.ndarray) -> float:
@@ -500,6 +510,20 @@ def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndar
     return out, found
 
 
+def wider_than_trachea(ct: Volume, trachea: np.ndarray, bronchi: np.ndarray):
+    """(trachea, widest bronchi) inscribed diameters in mm when a part of ``bronchi`` is wider
+    than the ``trachea`` by more than a voxel, else None. The airways narrow at each branching
+    (Weibel ER, Morphometry of the Human Lung, Springer 1963: generation 0, the trachea, is the
+    widest), so a part of the tree wider than the trachea is no bronchus: a leak into the lung."""
+    tree = trachea | bronchi
+    box = bbox_slices(tree)
+    if box is None or not trachea.any() or not bronchi.any():
+        return None
+    d = ndimage.distance_transform_edt(tree[box], sampling=ct.spacing_kji)
+    d_tr, d_br = 2.0 * float(d[trachea[box]].max()), 2.0 * float(d[bronchi[box]].max())
+    return (d_tr, d_br) if d_br > d_tr + 2.0 * float(max(ct.spacing_kji)) else None
+
+
 def cut_lr_side(ct: Volume, mask: np.ndarray) -> str | None:
     """'left' or 'right' when ``mask`` touches the image's face on that side of the patient (a
     hemithorax crop through it; the first such face), else None."""
@@ -541,5 +565,11 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
             info["cut_bronchi"] = pieces
     info.update(seed_kji=[int(v) for v in seed], carina_slice=carina,
                 volume_ml=round(float(m.sum() * ct.voxel_volume_ml), 2))
+    wide = wider_than_trachea(ct, trachea, bronchi)
+    if wide is not None:
+        info["leak_warning"] = (
+            f"a part of the bronchi is wider than the trachea (inscribed diameter {wide[1]:.0f} vs "
+            f"{wide[0]:.0f} mm): no bronchus is, so the growing may have leaked into the lung there; "
+            "check the airways on the images")
     p(1.0, "airways: done")
     return trachea, bronchi, info
