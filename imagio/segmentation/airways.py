@@ -29,6 +29,8 @@ LEAK_MIN_ML = 30.0  # ... by more than this (mL) has leaked into the parenchyma
 MAX_LUNG_FRACTION = 0.12  # an airway lumen is ~3-5 % of the lung air volume
 LOCAL_STEP_HU, LOCAL_MAX_HU = 20, -760  # local extension schedule above the global threshold
 LOCAL_PIECE_ML = 0.5  # a new piece larger than this is a leak (a segmental bronchus is ~0.2 mL)
+LUMEN_CORE_HU = rule("cut_bronchus_core_hu")  # an airway lumen's core is air below this; lung lies above
+PARTIAL_VOLUME_RIM_VOX = 2  # a lumen's blurred rim: new voxels this close to the tree widen it
 CARINA_LUMEN_SHARE = 0.2  # a main bronchus lumen is ~40-60 % of the trachea's
 TRACHEA_BELOW_LUNG_TOP_MM = 60.0  # the trachea candidate must reach this close to the lung apex
 SEARCH_BELOW_APEX_MM = 150.0  # the carina lies ~50-100 mm below the lung apex
@@ -203,21 +205,27 @@ def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_H
         vols.append((int(t), round(v, 2)))
         return m, v
 
-    def leaked(v, prev):
+    def leaked(v, prev, m=None, t=None):
         if v > max_fraction * max(lung_air_ml, 1e-6):
             return True
-        return prev is not None and v > leak_ratio * prev and v - prev > LEAK_MIN_ML
+        if prev is not None and v > leak_ratio * prev and v - prev > LEAK_MIN_ML:
+            return True
+        # a threshold in the parenchyma's range that joins a piece of parenchyma-density voxels
+        # larger than a segmental bronchus beyond the tree's rim has leaked, however small the
+        # piece is beside the tree or the lungs in view (a small field of view, trial 26)
+        return (best is not None and m is not None and t > LUMEN_CORE_HU
+                and parenchyma_piece_ml(ct, m, best) > leak_piece_limit_ml(ct))
 
     thresholds = [t for t in thresholds if a[seed] < t]
     for n, t in enumerate(thresholds):
         p(n / max(len(thresholds), 1), f"airways: growing below {t} HU")
         m, v = grow(t)
-        if leaked(v, None if best is None else float(best.sum() * ct.voxel_volume_ml)):
+        if leaked(v, None if best is None else float(best.sum() * ct.voxel_volume_ml), m, t):
             # refine between the last good threshold and the leaking one in 5 HU steps
             if best_t is not None:
                 for tt in range(best_t + 5, t, 5):
                     m2, v2 = grow(tt)
-                    if leaked(v2, float(best.sum() * ct.voxel_volume_ml)):
+                    if leaked(v2, float(best.sum() * ct.voxel_volume_ml), m2, tt):
                         break
                     best, best_t = m2, tt
             break
@@ -245,6 +253,36 @@ def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_H
         added_ml += float(gain.sum() * ct.voxel_volume_ml)
         best[box] |= gain
     return best, {"threshold_hu": best_t, "steps_ml": vols, "local_extension_ml": round(added_ml, 2)}
+
+
+def leak_piece_limit_ml(ct: Volume) -> float:
+    """Largest piece (mL) of lung-density voxels a growing step may add beyond the tree's rim: a
+    segmental bronchus (``segmental_bronchus_{diameter,length}_mm``, Weibel 1963) blurred by one
+    voxel on each side (a lumen that narrow has no air core left, `LUMEN_CORE_HU`), its cross-
+    section across the two coarsest axes (a 5 mm slice blurs a bronchus running in-plane)."""
+    d, length = rule("segmental_bronchus_diameter_mm"), rule("segmental_bronchus_length_mm")
+    h = np.sort(np.asarray(ct.spacing_kji, float))[::-1]
+    return float(np.pi / 4.0 * (d + 2 * h[0]) * (d + 2 * h[1]) * (length + 2 * h[2]) / 1000.0)
+
+
+def parenchyma_piece_ml(ct: Volume, grown: np.ndarray, tree: np.ndarray) -> float:
+    """Volume (mL) of the largest piece that ``grown`` (a tree grown further, a superset of
+    ``tree``) adds beyond the tree's partial-volume rim (``PARTIAL_VOLUME_RIM_VOX``) and that is
+    made of parenchyma-density voxels (>= ``LUMEN_CORE_HU``): a leak into the lung. A bronchus
+    gained at a higher threshold is air inside (its lumen below ``LUMEN_CORE_HU``) and thin
+    (the airways narrow outward: Weibel ER, Morphometry of the Human Lung, 1963); widening the
+    lumens of the tree adds only a rim next to it."""
+    box = bbox_slices(grown & ~tree)
+    if box is None:
+        return 0.0
+    r = PARTIAL_VOLUME_RIM_VOX
+    box = tuple(slice(max(b.start - r, 0), min(b.stop + r, n)) for b, n in zip(box, tree.shape))
+    near = ndimage.binary_dilation(tree[box], np.ones((3, 3, 3), bool), iterations=r)
+    piece = grown[box] & ~near & (ct.array[box] >= LUMEN_CORE_HU)
+    if not piece.any():
+        return 0.0
+    _, _, cnt = components(piece, connectivity=26)
+    return float(cnt[1:].max() * ct.voxel_volume_ml)
 
 
 def split_trachea(ct: Volume, airway: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
@@ -472,6 +510,20 @@ def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndar
     return out, found
 
 
+def wider_than_trachea(ct: Volume, trachea: np.ndarray, bronchi: np.ndarray):
+    """(trachea, widest bronchi) inscribed diameters in mm when a part of ``bronchi`` is wider
+    than the ``trachea`` by more than a voxel, else None. The airways narrow at each branching
+    (Weibel ER, Morphometry of the Human Lung, Springer 1963: generation 0, the trachea, is the
+    widest), so a part of the tree wider than the trachea is no bronchus: a leak into the lung."""
+    tree = trachea | bronchi
+    box = bbox_slices(tree)
+    if box is None or not trachea.any() or not bronchi.any():
+        return None
+    d = ndimage.distance_transform_edt(tree[box], sampling=ct.spacing_kji)
+    d_tr, d_br = 2.0 * float(d[trachea[box]].max()), 2.0 * float(d[bronchi[box]].max())
+    return (d_tr, d_br) if d_br > d_tr + 2.0 * float(max(ct.spacing_kji)) else None
+
+
 def cut_lr_side(ct: Volume, mask: np.ndarray) -> str | None:
     """'left' or 'right' when ``mask`` touches the image's face on that side of the patient (a
     hemithorax crop through it; the first such face), else None."""
@@ -513,5 +565,11 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
             info["cut_bronchi"] = pieces
     info.update(seed_kji=[int(v) for v in seed], carina_slice=carina,
                 volume_ml=round(float(m.sum() * ct.voxel_volume_ml), 2))
+    wide = wider_than_trachea(ct, trachea, bronchi)
+    if wide is not None:
+        info["leak_warning"] = (
+            f"a part of the bronchi is wider than the trachea (inscribed diameter {wide[1]:.0f} vs "
+            f"{wide[0]:.0f} mm): no bronchus is, so the growing may have leaked into the lung there; "
+            "check the airways on the images")
     p(1.0, "airways: done")
     return trachea, bronchi, info
