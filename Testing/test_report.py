@@ -303,3 +303,14 @@ def test_report_of_a_bronch_json_shows_its_route():
            "tunnels": [], "warnings": []}
     rows = dict(sections(doc, {})).get("Bronchoscopic route")
     assert rows and ("reaches the lesion", False) in rows and ("branches", "trachea > RB4") in rows
+
+
+def test_report_refuses_a_json_that_is_not_a_plan(tmp_path, capsys):
+    """New-user trial 25 (M4): `imagio report` of {"a": 1} wrote a PDF and exited 0."""
+    from imagio.cli import main
+
+    (tmp_path / "notplan.json").write_text('{"a": 1}')
+    assert main(["report", str(tmp_path / "notplan.json"), "--out", str(tmp_path / "r.pdf")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a plan IMAGIO wrote" in err[0]
+    assert not (tmp_path / "r.pdf").exists() and not (tmp_path / "r.html").exists()

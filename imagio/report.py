@@ -674,6 +674,10 @@ def target_outside(ct: Volume, doc: dict) -> str | None:
             "that made the plan; the pictures are left out")
 
 
+# top-level keys of the JSON documents `imagio report` reads (plan, sarcoma plan, bronch, risk, eligibility)
+REPORTABLE_KEYS = ("proposals", "feasible", "route", "bronchoscopy", "sarcoma", "risk", "eligibility")
+
+
 def cmd_report(args) -> int:
     import sys
 
@@ -691,6 +695,9 @@ def cmd_report(args) -> int:
         raise InputError(f"{plan_path}: not a plan JSON ({e})") from None
     if not isinstance(doc, dict):
         raise InputError(f"{plan_path}: not a plan JSON (an object is expected)")
+    if not any(k in doc for k in REPORTABLE_KEYS):   # new-user trial 25 (M4): {"a": 1} gave a PDF, exit 0
+        raise InputError(f"{plan_path}: not a plan IMAGIO wrote (it has none of {', '.join(REPORTABLE_KEYS)}); give "
+                         "the plan.json of imagio plan, the bronch.json of imagio bronch, or a risk/eligibility JSON")
     inputs = doc.get("inputs") or {}
     base = plan_path.parent
     if pictured_path(doc) or args.ct:   # the pictures follow the best (or chosen) needle path
