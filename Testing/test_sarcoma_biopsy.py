@@ -8,6 +8,7 @@ from scipy import ndimage
 
 from imagio.errors import InputError
 from imagio.phantom.limb import thigh
+from imagio.outputs import MANIFEST
 from imagio.planning.sarcoma import plan_sarcoma_biopsy
 
 S = "_left"
@@ -486,7 +487,8 @@ def test_cli_far_incision_says_once_which_incision_and_how_far_and_bad_incisions
             doc = json.loads((tmp_path / name / "plan_failed.json").read_text())
             assert doc["status"] == "failed" and doc["feasible"] is False and "incision" in doc["failure"]
             assert "proposals" not in doc and "incision" in doc["sarcoma"]["failure"]
-            assert sorted(x.name for x in (tmp_path / name).iterdir()) == ["plan.json", "plan_failed.json"]
+            assert sorted(x.name for x in (tmp_path / name).iterdir() if x.name != MANIFEST) == \
+                ["plan.json", "plan_failed.json"]   # and IMAGIO's list of what it wrote there
             assert (tmp_path / name / "plan.json").read_text() == "{}"
             assert any("plan.json" in ln and "earlier run" in ln for ln in r.stderr.splitlines())
             assert r.stdout.strip() == ""
@@ -783,3 +785,21 @@ def test_cli_sarcoma_honours_the_needle_flags_and_refuses_ablation_ones(tmp_path
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and flag[0] in lines[0] and "sarcoma-biopsy" in lines[0], r.stderr
         assert not (tmp_path / "d").exists()
+
+
+def test_a_tumour_inside_an_organ_is_not_planned_as_a_sarcoma_biopsy():
+    """New-user trial 25 (M5): --procedure sarcoma-biopsy on a liver tumour took the iliopsoas
+    muscles for compartments, found the tumour touching none, and called the compartment rule
+    met (exit 0). A tumour whose labelled surroundings are mostly an organ is refused in one
+    line; the synthetic torso's liver tumour (own check: its 6-connected shell is liver) here."""
+    from scipy import ndimage
+
+    from imagio.errors import InputError
+    from imagio.planning.synthetic import synthetic_torso
+
+    ct, lab = synthetic_torso(3.0)
+    t = lab.array == 3
+    shell = ndimage.binary_dilation(t) & ~t
+    assert (lab.array[shell] == 2).mean() > 0.5   # liver around it (value 2)
+    with pytest.raises(InputError, match="lies in the liver"):
+        plan_sarcoma_biopsy(ct, lab, "liver_tumor", allow_no_compartments=True)

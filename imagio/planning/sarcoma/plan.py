@@ -127,6 +127,32 @@ def _limb_only(doc: dict, cap_mm: float) -> None:
             p["closest_clearance_mm"] = None
 
 
+def visceral_host(labels: Volume, tmask: np.ndarray) -> str:
+    """The organ (sarcoma_biopsy.json ``visceral_hosts``) holding most of the labelled voxels that
+    touch the tumour ``tmask`` ([k, j, i] bool on ``labels``' grid; its 6-connected shell, on its
+    box only; the body outline and skin left out), or "" when they are mostly anything else
+    (muscle, fat, bone)."""
+    from scipy import ndimage
+
+    from ... import anatomy
+
+    hosts = sorted(config()["visceral_hosts"]["value"], key=len, reverse=True)
+    kji = np.argwhere(tmask)
+    lo, hi = np.maximum(kji.min(0) - 1, 0), np.minimum(kji.max(0) + 2, tmask.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    t = tmask[box]
+    vals, counts = np.unique(labels.array[box][ndimage.binary_dilation(t) & ~t], return_counts=True)
+    by: dict[str, int] = {}
+    for v, c in zip(vals.tolist(), counts.tolist()):
+        n = labels.labels.get(int(v), "")
+        if not n or n in ("body", "skin"):
+            continue
+        organ = "liver" if anatomy.is_liver(n) else next((h for h in hosts if n == h or n.startswith(h + "_")), "")
+        by[organ] = by.get(organ, 0) + c
+    best = max((o for o in by if o), key=lambda o: by[o], default="")
+    return best if best and by[best] > 0.5 * sum(by.values()) else ""
+
+
 def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:
     if tumour is not None:
         inv = {n: v for v, n in labels.labels.items()}
@@ -205,6 +231,11 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     tmask = labels.array == value
     if not tmask.any():
         raise InputError(f"tumour {name!r} has no voxels in the label map")
+    host = visceral_host(labels, tmask)
+    if host:
+        raise InputError(f"{name} lies in the {host} (most of what touches it): --procedure sarcoma-biopsy plans a "
+                         "core biopsy of a soft-tissue sarcoma of a limb or the trunk wall (compartment rules); plan a "
+                         "lesion inside an organ without --procedure")
     warnings = []
     if not anat.bones:   # never let a tract through unlabelled bone: take it from the CT
         labels, n_ml = _bone_from_ct(ct, labels, tmask, list(anat.bundle.values()) + list(anat.joints.values()))
