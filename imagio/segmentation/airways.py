@@ -7,7 +7,10 @@ ringed mostly by soft tissue, as the trachea is in the mediastinum (`mediastinal
 Growth: the connected component of the seed below a threshold raised step by step from
 -980 HU; the step whose volume more than doubles (``leak_ratio``) or exceeds
 ``max_lung_fraction`` of the air inside the body has leaked into the parenchyma and is
-rejected, the last good step is kept. Above it, growing continues locally: new pieces up to
+rejected, the last good step is kept; so is a step of lung-density voxels (above the lumen's
+air) that joins a piece larger than a segmental bronchus beyond the tree's rim
+(`parenchyma_piece_ml`, `leak_piece_limit_ml`: a leak whatever the lungs in view). Above it,
+growing continues locally: new pieces up to
 ``LOCAL_PIECE_ML`` (a peripheral bronchus) are kept, larger ones (a branch leaking) dropped.
 The trachea is the part above the carina (the first slice, from the top, where the tree
 splits into two sizeable lumens); the rest is labelled "airways".
@@ -210,10 +213,11 @@ def grow_airways(ct: Volume, seed_kji, body: np.ndarray, thresholds=THRESHOLDS_H
             return True
         if prev is not None and v > leak_ratio * prev and v - prev > LEAK_MIN_ML:
             return True
-        # a threshold in the parenchyma's range that joins a piece of parenchyma-density voxels
-        # larger than a segmental bronchus beyond the tree's rim has leaked, however small the
-        # piece is beside the tree or the lungs in view (a small field of view, trial 26)
-        return (best is not None and m is not None and t > LUMEN_CORE_HU
+        # a step above the lumen's air (from a last good threshold >= LUMEN_CORE_HU: all it adds
+        # is of lung density) that joins a piece larger than a segmental bronchus beyond the
+        # tree's rim has leaked, however small the piece is beside the tree or the lungs in view
+        # (a small field of view, trial 26); steps below only fill the lumens' blurred edges
+        return (best is not None and m is not None and best_t >= LUMEN_CORE_HU
                 and parenchyma_piece_ml(ct, m, best) > leak_piece_limit_ml(ct))
 
     thresholds = [t for t in thresholds if a[seed] < t]

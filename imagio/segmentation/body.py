@@ -71,31 +71,17 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     measured = measured_voxels(ct)
     lab, n, counts = components(air if measured is None else air & measured, connectivity=6)
     if n:
-        big = counts * ct.voxel_volume_ml >= MIN_AIR_ML
-        big[0] = False
-        med = np.full(n + 1, -np.inf)
-        if big.any():
-            med[big] = label_medians(a, lab, big)
-        keep = big & (med > GAS_MEDIAN_HU)
+        keep = counts * ct.voxel_volume_ml >= MIN_AIR_ML
+        keep[0] = False
+        if keep.any():
+            keep[keep] = label_medians(a, lab, keep) > GAS_MEDIAN_HU
         if keep.any():
             touching = np.zeros(n + 1, bool)
             touching[np.unique(lab[dilate_mm(body, 1.01 * float(max(sk)), sk) & air])] = True
             keep &= touching
         if keep.any():
-            sup_axis = anatomical_axes(ct)["S"][0]
-            from .lungs import MIN_LUNG_ML
-
-            held = mostly_in_slice_hull(lab, keep, body, sup_axis)
-            if (counts * held).sum() * ct.voxel_volume_ml < MIN_LUNG_ML:
-                # no lung held by the body's outline: on a view that lies inside the patient (a
-                # targeted reconstruction of one lung) that outline is only the tissue in view;
-                # a slice whose edge shows no outside air is inside the patient, and the air
-                # is judged against the whole slice there. Only then: a table cushion's air
-                # (not pure) on a slice's edge beside a chest held by its outline is not lung
-                # (fov3: the chest CTA's posterior half took 2 L of it)
-                hull = body | _inside_slices(lab, big & (med <= GAS_MEDIAN_HU), body, sup_axis)
-                held = mostly_in_slice_hull(lab, keep, hull, sup_axis)
-            body = body | held[lab]
+            keep &= mostly_in_slice_hull(lab, keep, body, anatomical_axes(ct)["S"][0])
+            body = body | keep[lab]
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
     closed = close_cut_face(body, anatomical_axes(ct)["R"][0], sk)
@@ -107,36 +93,6 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     body = (filled & ~added) | (added & lumen)
     p(1.0, "body: done")
     return body
-
-
-def _inside_slices(lab: np.ndarray, pure: np.ndarray, body: np.ndarray, sup: int) -> np.ndarray:
-    """Bool, broadcastable to [k, j, i] (size 1 but along ``sup``): the axial slices that lie
-    wholly inside the patient, i.e. show no outside air on the faces of the view.
-
-    lab: int [k, j, i], components of air; pure: bool (n + 1,), the components of pure air
-    (median at most ``GAS_MEDIAN_HU``: the room's air; lung parenchyma lies above it, Gevenois
-    1996); body: bool [k, j, i]. Outside air surrounds the patient, so where the view reaches
-    beyond the skin its faces show it: a slice is inside the patient when no voxel on its
-    in-plane faces (the view's edge) is pure air outside the body's convex hull in that slice
-    (a trachea or a bronchus cut by the edge is pure air too, but held by tissue in the slice);
-    a slice of lung alone (no tissue in view, no pure air on its edge) is inside too."""
-    other = [a for a in range(3) if a != sup]
-    edge = np.zeros(lab.shape, bool)
-    for ax in other:
-        idx = [slice(None)] * 3
-        for end in (0, lab.shape[ax] - 1):
-            idx[ax] = end
-            edge[tuple(idx)] = True
-    out_air = edge & pure[lab]
-    has_body = np.any(body, axis=tuple(other))
-    has_out = np.any(out_air, axis=tuple(other))
-    inside = ~has_out
-    for z in np.flatnonzero(has_body & has_out):
-        idx = tuple(z if a == sup else slice(None) for a in range(3))
-        inside[z] = _in_slice_hull(body[idx], np.nonzero(out_air[idx])).all()
-    shape = [1, 1, 1]
-    shape[sup] = -1
-    return inside.reshape(shape)
 
 
 def measured_voxels(ct: Volume) -> np.ndarray | None:
