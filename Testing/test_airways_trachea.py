@@ -232,3 +232,23 @@ def test_lung1_trachea_found_without_scanner_coordinates(shared_data):
     for name in ("trachea", "airways"):
         both = (m[name] & ref[name]).sum()
         assert ref[name].sum() > 0 and both >= 0.95 * ref[name].sum() and both >= 0.95 * m[name].sum(), name
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_lung1_reconstructed_off_the_patients_centre(shared_data):
+    """New-user trial 25 (M7): lung1 with its origin moved 85 mm along R (a reconstruction centred
+    off the patient; the body is cut at a side, so the midline is the isocentre assumed) found no
+    trachea and named both lungs lung_right (2887 mL). The same voxels must give the same
+    trachea and lungs, each on its side, as the real origin (>= 95 % of voxels shared both ways)."""
+    ct = io.read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
+    ref, _ = segment_masks(ct, ("lungs", "airways"))
+    aff = ct.ijk_to_ras.copy()
+    aff[0, 3] -= 85.0
+    moved = ct.with_array(ct.array)
+    moved.ijk_to_ras = aff
+    m, meta = segment_masks(moved, ("lungs", "airways"))
+    for name in ("trachea", "lung_left", "lung_right"):
+        assert name in m, (name, meta["warnings"])
+        both = (m[name] & ref[name]).sum()
+        assert ref[name].sum() > 0 and both >= 0.95 * ref[name].sum() and both >= 0.95 * m[name].sum(), name

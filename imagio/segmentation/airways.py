@@ -66,7 +66,22 @@ def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
     return None if seed is None else seed + lo
 
 
-def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int):
+def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int, near_midline: bool = True):
+    """Seed voxel of the trachea in ``ct`` (a slab below the lungs' top), or None. Searched near
+    the midline (`lungs.midline_x`); where that midline is only the isocentre assumed for a body
+    cut at a side and nothing is found near it (a reconstruction centred off the patient: new-user
+    trial 25, lung1 moved 85 mm had no trachea and both lungs 'right'), searched again by the
+    lumen's mediastinal surroundings, as without any midline."""
+    seed = _seed_search(ct, body, top, s_ax, s_sign, near_midline)
+    if seed is None and near_midline:
+        from .lungs import midline_x
+
+        if midline_x(ct, body)[1] == "isocentre":
+            seed = _seed_search(ct, body, top, s_ax, s_sign, False)
+    return seed
+
+
+def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int, near_midline: bool):
     a = ct.array
     air = (a < AIR_HU) & body
     if not air.any():
@@ -101,11 +116,12 @@ def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int
     ratio = area / np.maximum(ext[:, 0] * ext[:, 1], 1e-6)
     elong = ext.max(1) / np.maximum(ext.min(1), 1e-6)
     ok = (area > 80) & (area < 700) & (ratio > 0.5) & (elong < 2.2)
-    if cx_body is not None:
+    if cx_body is not None and near_midline:
         ok &= np.abs(cx - cx_body) < 30
     else:
-        # no scanner coordinates and the body cut at a side (trial 15): no midline to search
-        # near, so the lumen's own surroundings must say trachea: it runs in the mediastinum
+        # no scanner coordinates and the body cut at a side (trial 15), or nothing near the
+        # isocentre assumed for the midline (`_find_seed_in`): no midline to search near, so the
+        # lumen's own surroundings must say trachea: it runs in the mediastinum
         ok[ok] = mediastinal_share(ct, lab, np.flatnonzero(ok) + 1, objs, body) >= TRACHEA_MEDIASTINUM_SHARE
     if not ok.any():
         return None
