@@ -414,3 +414,35 @@ def test_one_label_of_two_nodules_plans_to_the_largest_and_keeps_the_other_out(p
         s = t.start_ras + np.linspace(0, 1, 200)[:, None] * (t.end_ras - t.start_ras)
         assert okd.query(s)[0].min() - 0.5 * float(min(L.spacing)) >= margin - 0.05, t.to_dict()
     assert any("lung_nodules" in w and "kept out" in w for w in plan.warnings), plan.warnings
+
+
+def test_reached_through_a_narrow_leak_of_the_mask_is_doubted(ph, tree):
+    """New-user trial 25 (H1): a 10 mm tube of radius 2 mm labelled airway from the airway nearest
+    a nodule into it (no wall; on the CT it reads parenchyma) gave 'reached', no tunnel and no
+    word: the leak check reads only lumens wide enough for their centre to be air. The route
+    through it is now doubted in a warning; the same nodule on the intact mask gets none. Own
+    check: the CT along the tube's axis reads parenchyma (median above -900 HU)."""
+    L = ph.labels
+    les = next(x for x in ph.lesions if x.kind == "lung_nodule" and not x.touches_airway)
+    lumen = _lumen(ph)
+    pts = L.kji_to_world(np.argwhere(lumen).astype(float))
+    a = pts[np.argmin(np.linalg.norm(pts - les.center_ras, axis=1))]
+    c = np.asarray(les.center_ras, float)
+    u = (c - a) / np.linalg.norm(c - a)
+    axis = a + np.linspace(0.0, float(np.linalg.norm(c - a)), 60)[:, None] * u
+    tube = np.zeros(L.shape, bool)
+    for p in axis[::3]:
+        tube |= _ball(L, p, 2.0)
+    tube &= ~L.mask(les.name)
+    arr = L.array.copy()
+    arr[tube] = next(v for v, n in L.labels.items() if n == "airways")
+    leaky = L.with_array(arr)
+    assert np.nanmedian(ph.ct.sample(axis[5:-5], order=1)) > -900.0   # parenchyma, not air
+    t2 = B.extract_tree(leaky, leaky.mask("trachea", "airways"))
+    tg = B.Target.from_mask(L, L.mask(les.name))
+    plan = B.plan(t2, tg, "ultrathin", ct=ph.ct)
+    if plan.route.reached:
+        assert any("may have leaked" in w for w in plan.warnings), plan.warnings
+    intact = B.plan(tree, tg, "ultrathin", ct=ph.ct)
+    assert not any("may have leaked" in w for w in intact.warnings)
+    assert plan.route.reached   # the case reproduces the trial's false 'reached'

@@ -133,6 +133,11 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
     route = plan_route(tree, target, scope, tolerance_mm, reach=rmin, lobes=lobes)
     out = BronchPlan(route, scopes=plan_all_scopes(tree, target, tolerance_mm, lobes),
                      warnings=list(getattr(tree, "warnings", [])) + list(getattr(tree, "naming_warnings", [])))
+    from .mask_checks import unchecked_reach
+
+    doubt = unchecked_reach(tree, route, ct)
+    if doubt:
+        out.warnings.append(doubt)
     if not route.reached and lungs is not None:
         _, od = scope_diameter(scope)
         tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)

@@ -187,3 +187,30 @@ def leak_warning(leak: dict, pieces: list[dict] = ()) -> str:
         msg += (f", together with the separate piece{'' if one else 's'} of the mask in it ({what}), "
                 f"which {'is' if one else 'are'} therefore not reconnected")
     return msg + "; check the segmentation there"
+
+
+def unchecked_reach(tree, route, ct: Volume) -> str:
+    """A warning ('' when none) for a route that reaches the lesion through branches too narrow
+    for `find_leaks` to judge (lumen radius under its ``min_radius_mm`` / ``min_radius_voxels``
+    CT voxels) whose centreline reads denser than ``max_lumen_hu`` on the CT: the mask may have
+    leaked into the parenchyma there, and the 'reached' verdict and bronchus sign rest on it
+    (new-user trial 25, H1: a 10 mm wall-less tube of -845 HU labelled airway into a nodule gave
+    'reached', no tunnel, no word). The route's tail beyond its last checkable point is read."""
+    if not route.reached or ct is None or len(route.point_ids) == 0:
+        return ""
+    lim = limits()["leak"]
+    max_hu = float(lim["max_lumen_hu"]["value"])
+    rmin = max(float(lim["min_radius_mm"]), float(lim["min_radius_voxels"]) * float(np.max(ct.spacing)))
+    ids = np.asarray(route.point_ids)
+    wide = np.flatnonzero(tree.radius[ids] >= rmin)
+    tail = ids[wide[-1] + 1:] if len(wide) else ids
+    if len(tail) == 0:
+        return ""
+    hu = ct.sample(tree.points[tail], order=1, fill=np.nan)
+    if not np.isfinite(hu).any() or float(np.nanmedian(hu)) <= max_hu:
+        return ""
+    mm = float(tree.dist_from_root[tail[-1]] - tree.dist_from_root[tail[0]])
+    return (f"the route's last {mm:.0f} mm run in airway-mask branches too narrow to check for a leak (lumen radius "
+            f"under {rmin:.1f} mm) whose centreline reads {float(np.nanmedian(hu)):.0f} HU on the CT (a lumen's air "
+            f"is about -1000 HU, lung parenchyma about -850): the mask may have leaked into the lung there, and "
+            "'reached' and the bronchus sign rest on it; confirm on the CT that the bronchus reaches the lesion")
