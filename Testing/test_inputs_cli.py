@@ -201,13 +201,15 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, ct_file, capsys
 
 
 def test_writes_are_atomic_and_never_touch_a_protected_input(tmp_path, ct_file):
+    from imagio.outputs import MANIFEST, write_text
+
     target = tmp_path / "out.nii.gz"
-    target.write_text("previous")
+    write_text(target, "previous")   # an earlier output (a user's file is never replaced at all)
     with pytest.raises(RuntimeError):
         with atomic_path(target) as tmp:
             tmp.write_text("half written")
             raise RuntimeError("interrupted")
-    assert target.read_text() == "previous" and sorted(os.listdir(tmp_path)) == ["out.nii.gz"]
+    assert target.read_text() == "previous" and sorted(os.listdir(tmp_path)) == sorted(["out.nii.gz", MANIFEST])
     vol = io.read_image(ct_file)
     with protect([ct_file]):
         with pytest.raises(InputError, match="refusing to write"):
