@@ -49,5 +49,20 @@ def test_plan_refuses_to_replace_the_users_picture_and_scene(tmp_path, capsys):
     assert main(args + ["--force", "--no-png"]) == 0 and main(args + ["--force", "--no-png"]) == 0
     capsys.readouterr()
     (out / "scene" / "plan.mrml").write_text("the user's scene")
-    assert main(args + ["--force", "--no-png"]) == 2
+    before = (out / "plan.json").read_bytes()
+    assert main(args + ["--force", "--no-png", "--target", "55,10,0"]) == 2
     assert (out / "scene" / "plan.mrml").read_text() == "the user's scene"
+    assert (out / "plan.json").read_bytes() == before   # refused before anything was written (trial 27)
+
+
+def test_detection_tables_and_pictures_are_recorded_outputs(tmp_path):
+    """New-user trial 27 (H1): detect wrote nodules.csv, candidates.csv/json and its pictures
+    with plain open()/savefig, unrecorded, over a user's files. They go through atomic_path."""
+    from imagio.detection.outputs import write_nodule_csv
+
+    (tmp_path / "nodules.csv").write_text("the user's table")
+    with pytest.raises(InputError, match="refusing to replace"):
+        write_nodule_csv(tmp_path / "nodules.csv", "s1", [])
+    assert (tmp_path / "nodules.csv").read_text() == "the user's table"
+    write_nodule_csv(tmp_path / "n2.csv", "s1", [])
+    assert earlier_output(tmp_path / "n2.csv")

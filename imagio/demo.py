@@ -124,7 +124,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     from .segmentation import segment_demo
     from .segmentation.lesion import segment_lesion
 
-    from .outputs import write_text
+    from .outputs import atomic_path, write_text
 
     prog = Progress(progress)
     out = Path(out_dir)
@@ -229,7 +229,9 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     prog(0.9, "writing the Slicer scene and the 3D picture")
     files.append(mrml.save_scene(scene, out / "scene" / "IMAGIO-demo.mrml"))
     if first_name is not None:   # the first plan's own picture (the same view, rendered once)
-        files.append(Path(shutil.copyfile(out / f"plan_{first_name}.png", out / "demo.png")))
+        with atomic_path(out / "demo.png") as tmp:
+            shutil.copyfile(out / f"plan_{first_name}.png", tmp)
+        files.append(out / "demo.png")
     prog(0.95, "writing the plan reports (HTML and PDF)")
     from .report import build_report
 
@@ -261,5 +263,5 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         "cpu_s": {k: round(v, 2) for k, v in cpu.items()},   # CPU time of all threads per stage
         "peak_rss_mib": peaks,   # each stage's own peak resident memory (None: not measurable)
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary

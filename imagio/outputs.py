@@ -113,6 +113,13 @@ def atomic_path(path):
             tmp.unlink()
 
 
+def is_temporary(path) -> bool:
+    """True for a temporary name `atomic_path` gives (``.NAME.tmp-XXXXXXXX.SUFFIX``): a writer
+    handed one by its caller writes it directly."""
+    n = Path(path).name
+    return n.startswith(".") and ".tmp-" in n
+
+
 def refuse_foreign(path) -> None:
     """Raise InputError when ``path`` exists and is not an earlier output of IMAGIO
     (`earlier_output`): a file the user made (or changed) in an output folder is never replaced

@@ -114,7 +114,9 @@ def cmd_detect(args) -> int:
             ev["warnings"].append(f"no reference row has seriesuid {sid!r}: scored as a scan "
                                   "without nodules")
         ev["coordinates"] = CSV_FRAME
-        (out / "evaluation.json").write_text(json.dumps(ev, indent=1))
+        from ..outputs import write_text
+
+        write_text(out / "evaluation.json", json.dumps(ev, indent=1))
         plot_froc(ev, out / "froc.png", f"{sid}: FROC")
         summary.update(cpm=round(ev["cpm"], 4), detected=ev["n_detected"], reference_nodules=ev["n_nodules"],
                        false_positives=ev["n_false_positives"], evaluation=str(out / "evaluation.json"))

@@ -55,7 +55,9 @@ def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
 
 
 def write_nodule_csv(path: Path, sid: str, nodules: list[dict]) -> Path:
-    with open(path, "w", newline="") as f:
+    from ..outputs import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(NODULE_FIELDS)
         w.writerows(nodule_rows(sid, nodules))

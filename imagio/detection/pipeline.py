@@ -184,7 +184,9 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
     out.mkdir(parents=True, exist_ok=True)
     reported = reported_centres(cands, nodules)
     lps = ras_to_lps(reported).reshape(-1, 3)
-    with open(out / "candidates.csv", "w", newline="") as f:
+    from ..outputs import atomic_path, write_text
+
+    with atomic_path(out / "candidates.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_FIELDS)
         for c, q in zip(cands, lps):
@@ -213,7 +215,7 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
         files["report_html"], files["report_pdf"] = (str(f) for f in build_screening_report(
             to_jsonable(doc), ct, lungs_m, masks, out / "screening.pdf", ct_path))
         doc["files"] = files
-    (out / "candidates.json").write_text(json.dumps(to_jsonable(doc), indent=1))
+    write_text(out / "candidates.json", json.dumps(to_jsonable(doc), indent=1))
     highest = highest_lung_rads(nodules)
     p(1.0, f"{sid}: {len(cands)} candidates, {len(nodules)} characterised")
     return {"seriesuid": sid, "status": "done", "candidates": len(cands), "nodules": len(nodules),

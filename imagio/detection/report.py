@@ -58,8 +58,7 @@ def nodule_figure(ct: Volume, mask: np.ndarray | None, centre, title: str, path:
     axes[0].text(-HALF_MM + 1, HALF_MM - 2, "R", color="w", fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -100,8 +99,7 @@ def lungs_figure(ct: Volume, lungs: np.ndarray, nodules: list[dict], path: Path)
     ax.set_zlabel("I-S")
     ax.set_title("nodules on the lungs (anterior view)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -162,6 +160,17 @@ def _q(path) -> str:
     import shlex
 
     return shlex.quote(str(Path(path).resolve()))
+
+
+def _save(fig, path) -> None:
+    """Save a matplotlib figure through `outputs.atomic_path` (recorded; a user's file refused)."""
+    import matplotlib.pyplot as plt
+
+    from ..outputs import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
 
 
 def segment_command(ct_path: str, folder=".") -> str:

@@ -58,6 +58,19 @@ def parse_gantry_tilt(value) -> float | None:
         raise InputError(f"--gantry-tilt {value!r}: give degrees (e.g. 15) or 'none'") from None
 
 
+def refuse_foreign_outputs(out: Path) -> None:
+    """Before any work: refuse (`outputs.refuse_foreign`, one line) a file of the plan's outputs
+    in ``out`` (plan.json, plan.png, everything under scene/) that IMAGIO did not write, so a
+    refused run leaves the folder as it was (new-user trial 27: plan.json and the scene's
+    markups were replaced before a user's scene/plan.mrml was refused)."""
+    from ..outputs import MANIFEST, refuse_foreign
+
+    scene = sorted(p for p in (out / "scene").rglob("*") if p.is_file()) if (out / "scene").is_dir() else []
+    for f in [out / "plan.json", out / "plan.png", *scene]:
+        if f.name != MANIFEST:
+            refuse_foreign(f)
+
+
 def read_plan_inputs(args):
     """(out folder, CT, label map) of ``imagio plan``; InputError when plan.json exists there
     (without --force) or an input cannot be read."""
@@ -123,6 +136,7 @@ def cmd_plan(args) -> int:
 
         get_device(args.device, load_catalogue(extra=args.devices)).setting(args.setting)
     out, ct, labels = read_plan_inputs(args)
+    refuse_foreign_outputs(out)
     d = load_defaults()["constraints"]
     tilt = parse_gantry_tilt(d["max_craniocaudal_deg"] if args.gantry_tilt is None else args.gantry_tilt)
     c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position or d["patient_position"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 
 import numpy as np
@@ -133,11 +135,13 @@ def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
     w2i.ShouldRerenderOff()   # the window was just rendered: read it back, do not render it again
     w2i.Update()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wr = vtk.vtkPNGWriter()
-    wr.SetFileName(str(path))
-    wr.SetInputConnection(w2i.GetOutputPort())
-    wr.Write()
+    from ..outputs import atomic_path, is_temporary
+
+    with (contextlib.nullcontext(path) if is_temporary(path) else atomic_path(path)) as tmp:
+        wr = vtk.vtkPNGWriter()
+        wr.SetFileName(str(tmp))
+        wr.SetInputConnection(w2i.GetOutputPort())
+        wr.Write()
     rw.Finalize()
     vtk.vtkObject.GlobalWarningDisplayOn()
     return path

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...outputs import write_text
+
 DEMO_DEVICE = ("emprint", "100W_10min")
 LARGE_RADIUS_MM = 22.5      # 45 mm: beyond one zone of the demo setting with a 5 mm margin
 LARGE_NAME = "liver_tumor_large"
@@ -55,7 +57,7 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None) -> dict:
 def _write(pp, ctx, out: Path, scene) -> dict:
     d = pp.to_dict()
     path = out / f"ablation_{ctx.tumour_name}.json"
-    path.write_text(json.dumps(d, indent=1))
+    write_text(path, json.dumps(d, indent=1))
     if scene is not None:
         from ...mrml.ablation import ablation_to_scene
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...outputs import write_text
 from ...volume import Volume
 
 
@@ -28,7 +29,7 @@ def run(labels: Volume, nodules: list[str], out: Path, scene=None, scope: str = 
         bp = plan(tree, Target.from_mask(labels, labels.mask(name)), scope, lungs=lungs, vessels=vessels, others=labels)
         doc = {"target": name, "tree": tree.summary(), **bp.to_dict()}
         f = out / f"bronch_{name}.json"
-        f.write_text(json.dumps(doc, indent=1, default=float))
+        write_text(f, json.dumps(doc, indent=1, default=float))
         entry = {"file": str(f), **bp.to_dict()["route"], "tunnels": len(bp.tunnels),
                  "tunnel_problem": bp.tunnel_problem}
         if k == 0 and bp.camera_positions is not None:

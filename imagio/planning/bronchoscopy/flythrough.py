@@ -123,5 +123,11 @@ def render_strip(airway_mask: np.ndarray, ijk_to_ras: np.ndarray, positions, dir
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.imsave(path, strip)
+    from ...outputs import atomic_path, is_temporary
+
+    if is_temporary(path):   # the caller's atomic_path name
+        plt.imsave(path, strip)
+    else:
+        with atomic_path(path) as tmp:
+            plt.imsave(tmp, strip)
     return path
