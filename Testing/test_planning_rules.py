@@ -258,3 +258,21 @@ def test_solid_runs_in_lung_sample_the_needle_cylinder_not_the_centre_line():
         assert len(runs) == 1 + warned and abs(runs[-1][1][0] - 20.0) <= voxel, (radius, runs)
         if warned:
             assert abs(runs[0][1][0] - 32.0) <= voxel, runs
+
+
+def test_an_unnamed_target_is_not_warned_as_a_forbidden_structure():
+    """Trial 28 M2: a lesion map merged with --lesions names its value 'label_1'; targeting it
+    warned 'label value N has no name: treated as forbidden' about the very structure planned
+    into. Another unnamed value still gets the warning (it is kept out)."""
+    def fn(x, y, z):
+        lab = body(x, y, z).astype(np.uint8)
+        lab[body(x, y, z) & (y < 20) & (y > -50)] = 2
+        lab[x ** 2 + (y + 12) ** 2 + z ** 2 <= 8 ** 2] = 3
+        lab[(x - 40) ** 2 + (y + 30) ** 2 + z ** 2 <= 5 ** 2] = 4
+        lab[(x + 40) ** 2 + (y + 30) ** 2 + (z - 30) ** 2 <= 5 ** 2] = 5
+        return lab
+    ct, lab = grid_volumes(fn, {1: "body", 2: "liver", 3: "label_3", 4: "label_4", 5: "gallbladder"})
+    prob = PlanningProblem.build(ct, lab, "label_3", needle=Needle(200, 0, 0), constraints=Constraints(**FREE))
+    unnamed = [w for w in prob.warnings if "has no name" in w]
+    assert prob.target.value == 3
+    assert unnamed == [w for w in unnamed if "label value 4 " in w] and len(unnamed) == 1, prob.warnings

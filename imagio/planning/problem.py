@@ -392,6 +392,8 @@ class PlanningProblem:
                                  f"organ at risk): {', '.join(sorted(unknown))}; if the needle may cross one, "
                                  "give its role (--role NAME=passable, or NAME=margin:MM)")
         for v in generic:
+            if v == tgt.value:   # the target is entered whatever its name (trial 28 M2)
+                continue
             prob.warnings.append(f"label value {v} has no name: treated as forbidden (name it with "
                                  "--label-names to give it its role)")
         if weights:
