@@ -230,7 +230,7 @@ def multi_probe_summary(m: dict) -> str:
     met margin (new-user trial 25: "tumour + 5mm covered 100.0%" printed beside a MAM of 4.50 mm
     and an unproven guarantee)."""
     from .ablation.criteria import load_criteria
-    from .ablation.multiprobe import margin_text
+    from .ablation.multiprobe import margin_text, outline_doubt, outline_margin_mm
 
     need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
     key = f"{m['margin_mm']:g}mm"
@@ -242,6 +242,9 @@ def multi_probe_summary(m: dict) -> str:
     if g:
         txt += (f"; {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} "
                 f"(guaranteed {margin_text(g['guaranteed_margin_mm'])} mm)")
+        if outline_doubt(g):
+            txt += (" from the tumour's voxel centres; from its drawn outline it may be as small as "
+                    f"{margin_text(outline_margin_mm(g))} mm")
     return txt
 
 

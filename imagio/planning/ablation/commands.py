@@ -194,6 +194,8 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
 
     ``host_organ``: the structure holding the tumour ("" unknown: every structure is named).
     Figures are those of ``abl`` (mL, mm, RAS mm)."""
+    from .multiprobe import outline_doubt
+
     dev = f"{abl['device']} {abl['setting']}"
     out = []
 
@@ -221,6 +223,8 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
         g = mp.get("margin_guarantee") or {}
         if g and not g.get("proven", True):
             out.append(f"{what}: the {g['margin_mm']:g} mm margin is {g['statement']}")
+        elif g and outline_doubt(g):
+            out.append(f"{what}: {outline_doubt(g)}")
         if "not proven" in (mp.get("status") or "").split(";")[0]:
             out.append(f"{what}: {mp['status'].split(';')[0]}")
     return out
