@@ -128,7 +128,8 @@ def refuse_foreign(path) -> None:
     p = Path(path)
     if p.is_file() and not earlier_output(p):
         raise InputError(f"refusing to replace {p}: it exists and is not an earlier output of IMAGIO (made or "
-                         f"changed by someone else; IMAGIO lists its own in {p.parent / MANIFEST}); choose another "
+                         f"changed by someone else; IMAGIO lists its own in {p.parent / MANIFEST}, and --force "
+                         "replaces only those); choose another "
                          "output folder or name, or move that file away yourself")
 
 
@@ -225,11 +226,8 @@ def check_outputs(outputs, inputs, force: bool = False, owned_only: bool = True)
                 continue
             if not force:
                 raise InputError(f"{c} exists; choose another output name or pass --force to replace it")
-            if owned_only and not earlier_output(c):
-                raise InputError(f"{c} exists and is not an earlier output of imagio (not listed in "
-                                 f"{c.parent / MANIFEST}, or changed since it was written): --force only "
-                                 "replaces earlier outputs; choose another output name, or move that file away "
-                                 "yourself")
+            if owned_only:
+                refuse_foreign(c)
         check_writable(out)
 
 
