@@ -94,8 +94,13 @@ def refuse_input(path) -> None:
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success rename it onto ``path`` (atomic on one
-    file system), on failure delete it. Creates the parent folder. Refuses protected inputs."""
+    file system), on failure delete it. Creates the parent folder. Refuses protected inputs.
+    ``path`` that is itself such a temporary name (`is_temporary`: a writer handed one by a
+    caller inside its own ``atomic_path``) is yielded as it is: the caller renames and records it."""
     path = Path(path)
+    if is_temporary(path):
+        yield path
+        return
     refuse_input(path)
     refuse_foreign(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,8 +119,8 @@ def atomic_path(path):
 
 
 def is_temporary(path) -> bool:
-    """True for a temporary name `atomic_path` gives (``.NAME.tmp-XXXXXXXX.SUFFIX``): a writer
-    handed one by its caller writes it directly."""
+    """True for a temporary name `atomic_path` gives (``.NAME.tmp-XXXXXXXX.SUFFIX``), which
+    `atomic_path` passes through to the writer as it is."""
     n = Path(path).name
     return n.startswith(".") and ".tmp-" in n
 
