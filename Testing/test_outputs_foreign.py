@@ -66,3 +66,32 @@ def test_detection_tables_and_pictures_are_recorded_outputs(tmp_path):
     assert (tmp_path / "nodules.csv").read_text() == "the user's table"
     write_nodule_csv(tmp_path / "n2.csv", "s1", [])
     assert earlier_output(tmp_path / "n2.csv")
+
+
+def test_detect_refuses_a_users_file_before_any_work(tmp_path, capsys):
+    """A user's nodules.csv (or froc.png with --evaluate) in detect's output folder was refused
+    only when detect came to write it, after the whole detection, with candidates.csv already
+    written beside it (and froc.png was written over, unrecorded). Now refused first: one line,
+    exit 2, the folder as it was."""
+    from imagio import phantom
+
+    ph = phantom.generate(spacing=3.0, seed=0)
+    ctp = io.write_image(ph.ct, tmp_path / "ph.nii.gz")
+    out = tmp_path / "det"
+    out.mkdir()
+    (out / "nodules.csv").write_text("the user's table")
+    for extra in ([], ["--force"]):
+        assert main(["detect", str(ctp), "--out", str(out), "--quiet"] + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "refusing to replace" in err[0] and "nodules.csv" in err[0], err
+        assert sorted(p.name for p in out.iterdir()) == ["nodules.csv"]   # candidates.csv not written
+        assert (out / "nodules.csv").read_text() == "the user's table"
+    (out / "nodules.csv").unlink()
+    (out / "froc.png").write_bytes(b"the user's curve")
+    ref = tmp_path / "ref.csv"
+    ref.write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\nph,0,0,0,5\n")
+    assert main(["detect", str(ctp), "--out", str(out), "--evaluate", str(ref), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "froc.png" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["froc.png"]
+    assert (out / "froc.png").read_bytes() == b"the user's curve"
