@@ -95,3 +95,45 @@ def test_detect_refuses_a_users_file_before_any_work(tmp_path, capsys):
     assert len(err) == 1 and "froc.png" in err[0], err
     assert sorted(p.name for p in out.iterdir()) == ["froc.png"]
     assert (out / "froc.png").read_bytes() == b"the user's curve"
+
+
+def _scene_data_files(mrml):
+    import xml.etree.ElementTree as ET
+
+    return {e.get("fileName") for e in ET.parse(mrml).getroot().iter() if e.get("fileName")}
+
+
+def test_plan_force_rerun_leaves_no_stale_scene_files(tmp_path, capsys):
+    """The proposals' markups are named after their scores: each --force re-run with other
+    proposals left the earlier run's files in scene/ beside the new ones (Slicer users saw them
+    in the folder, and a --force run then refused nothing of them). The earlier scene's files that
+    the new scene does not use are removed when they are IMAGIO's recorded, unchanged outputs."""
+    ct, lab = synthetic_torso(3.0)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    out = tmp_path / "out"
+    args = ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
+            "liver_tumor", "--out", str(out), "--quiet", "--no-png"]
+    assert main(args + ["--proposals", "6"]) == 0
+    scene = out / "scene"
+    first = {p.name for p in scene.iterdir()}
+    assert main(args + ["--force", "--proposals", "2"]) == 0
+    now = {p.name for p in scene.iterdir()} - {MANIFEST}
+    assert first - now - {MANIFEST}, "the second run's proposals were not named otherwise: nothing to clear"
+    used = {n for n in _scene_data_files(scene / "plan.mrml") if (scene / n).parent == scene}
+    assert now == used | {"plan.mrml"}, sorted(now - used)
+    listed = json.loads((scene / MANIFEST).read_text())["files"]
+    assert set(listed) == now
+
+
+def test_remove_earlier_output_never_removes_a_users_file(tmp_path):
+    from imagio.outputs import remove_earlier_output
+
+    mine = write_text(tmp_path / "a.json", "{}")
+    (tmp_path / "user.json").write_text("{}")
+    changed = write_text(tmp_path / "b.json", "{}")
+    changed.write_text('{"edited": 1}')
+    assert not remove_earlier_output(tmp_path / "user.json") and (tmp_path / "user.json").exists()
+    assert not remove_earlier_output(changed) and changed.exists()
+    assert remove_earlier_output(mine) and not mine.exists()
+    assert "a.json" not in json.loads((tmp_path / MANIFEST).read_text())["files"]

@@ -166,7 +166,16 @@ def record_output(path) -> None:
         return
     try:
         entry = {"sha256": _sha256(k), "bytes": k.stat().st_size}
-        with open(k.parent / MANIFEST, "a+") as f:
+    except OSError:
+        return
+    _edit_manifest(k.parent, lambda files: files.__setitem__(k.name, entry))
+
+
+def _edit_manifest(folder: Path, edit) -> None:
+    """Apply ``edit(files)`` (the manifest's {name: entry}, changed in place) to ``folder``'s
+    `MANIFEST` under an exclusive lock where the system has one; an OSError is ignored."""
+    try:
+        with open(folder / MANIFEST, "a+") as f:
             try:
                 import fcntl
 
@@ -175,12 +184,25 @@ def record_output(path) -> None:
                 pass
             f.seek(0)
             doc = _read_manifest(f.read())
-            doc["files"][k.name] = entry
+            edit(doc["files"])
             f.seek(0)
             f.truncate()
             f.write(json.dumps(doc, indent=1))
     except OSError:
         pass
+
+
+def remove_earlier_output(path) -> bool:
+    """Delete ``path`` when it is an earlier output of IMAGIO (`earlier_output`: recorded and
+    unchanged) and not an input of this command, and drop it from its folder's manifest (a file
+    an earlier run wrote that this run replaces under no name, e.g. a proposal's markups named
+    after its score). A user's file, or one they changed, is never removed. True when removed."""
+    k = _key(path)
+    if not k.is_file() or is_protected(k) is not None or not earlier_output(k):
+        return False
+    k.unlink()
+    _edit_manifest(k.parent, lambda files: files.pop(k.name, None))
+    return True
 
 
 def earlier_output(path) -> bool:
