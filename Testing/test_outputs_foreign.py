@@ -137,3 +137,30 @@ def test_remove_earlier_output_never_removes_a_users_file(tmp_path):
     assert not remove_earlier_output(changed) and changed.exists()
     assert remove_earlier_output(mine) and not mine.exists()
     assert "a.json" not in json.loads((tmp_path / MANIFEST).read_text())["files"]
+
+
+def test_cohort_tables_are_recorded_and_a_users_table_refused_first(tmp_path, capsys):
+    """The cohort tables (cohort_cases.csv, the cases' tables concatenated) and each case's
+    done.json / structures.csv were written with plain open(): unrecorded, over a user's file of
+    that name, after the whole cohort. Now through atomic_path, and a user's table is refused
+    before any case runs."""
+    ct, _ = synthetic_torso(3.0)
+    src = tmp_path / "scans"
+    src.mkdir()
+    io.write_image(ct, src / "a.nii.gz")
+    out = tmp_path / "cohort"
+    out.mkdir()
+    (out / "cohort_cases.csv").write_text("the user's table")
+    argv = ["segment", str(src), "--out", str(out), "--structures", "body", "--workers", "0", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to replace" in err[0] and "cohort_cases.csv" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["cohort_cases.csv"]
+    assert (out / "cohort_cases.csv").read_text() == "the user's table"
+    (out / "cohort_cases.csv").unlink()
+    for _ in range(2):   # written, then rebuilt over its own recorded tables
+        assert main(argv) == 0
+        capsys.readouterr()
+        for f in (out / "cohort_cases.csv", out / "cohort_structures.csv", out / "cases" / "a" / "done.json",
+                  out / "cases" / "a" / "structures.csv"):
+            assert earlier_output(f), f
