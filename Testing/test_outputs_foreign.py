@@ -66,3 +66,101 @@ def test_detection_tables_and_pictures_are_recorded_outputs(tmp_path):
     assert (tmp_path / "nodules.csv").read_text() == "the user's table"
     write_nodule_csv(tmp_path / "n2.csv", "s1", [])
     assert earlier_output(tmp_path / "n2.csv")
+
+
+def test_detect_refuses_a_users_file_before_any_work(tmp_path, capsys):
+    """A user's nodules.csv (or froc.png with --evaluate) in detect's output folder was refused
+    only when detect came to write it, after the whole detection, with candidates.csv already
+    written beside it (and froc.png was written over, unrecorded). Now refused first: one line,
+    exit 2, the folder as it was."""
+    from imagio import phantom
+
+    ph = phantom.generate(spacing=3.0, seed=0)
+    ctp = io.write_image(ph.ct, tmp_path / "ph.nii.gz")
+    out = tmp_path / "det"
+    out.mkdir()
+    (out / "nodules.csv").write_text("the user's table")
+    for extra in ([], ["--force"]):
+        assert main(["detect", str(ctp), "--out", str(out), "--quiet"] + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "refusing to replace" in err[0] and "nodules.csv" in err[0], err
+        assert sorted(p.name for p in out.iterdir()) == ["nodules.csv"]   # candidates.csv not written
+        assert (out / "nodules.csv").read_text() == "the user's table"
+    (out / "nodules.csv").unlink()
+    (out / "froc.png").write_bytes(b"the user's curve")
+    ref = tmp_path / "ref.csv"
+    ref.write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\nph,0,0,0,5\n")
+    assert main(["detect", str(ctp), "--out", str(out), "--evaluate", str(ref), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "froc.png" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["froc.png"]
+    assert (out / "froc.png").read_bytes() == b"the user's curve"
+
+
+def _scene_data_files(mrml):
+    import xml.etree.ElementTree as ET
+
+    return {e.get("fileName") for e in ET.parse(mrml).getroot().iter() if e.get("fileName")}
+
+
+def test_plan_force_rerun_leaves_no_stale_scene_files(tmp_path, capsys):
+    """The proposals' markups are named after their scores: each --force re-run with other
+    proposals left the earlier run's files in scene/ beside the new ones (Slicer users saw them
+    in the folder, and a --force run then refused nothing of them). The earlier scene's files that
+    the new scene does not use are removed when they are IMAGIO's recorded, unchanged outputs."""
+    ct, lab = synthetic_torso(3.0)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    out = tmp_path / "out"
+    args = ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
+            "liver_tumor", "--out", str(out), "--quiet", "--no-png"]
+    assert main(args + ["--proposals", "6"]) == 0
+    scene = out / "scene"
+    assert len([p for p in scene.iterdir() if p.name.startswith("Proposal_")]) == 6
+    assert main(args + ["--force", "--proposals", "2"]) == 0
+    now = {p.name for p in scene.iterdir()} - {MANIFEST}
+    assert len([n for n in now if n.startswith("Proposal_")]) == 2, sorted(now)   # was 6: 4 stale
+    used = {n for n in _scene_data_files(scene / "plan.mrml") if (scene / n).parent == scene}
+    assert now == used | {"plan.mrml"}, sorted(now - used)
+    listed = json.loads((scene / MANIFEST).read_text())["files"]
+    assert set(listed) == now
+
+
+def test_remove_earlier_output_never_removes_a_users_file(tmp_path):
+    from imagio.outputs import remove_earlier_output
+
+    mine = write_text(tmp_path / "a.json", "{}")
+    (tmp_path / "user.json").write_text("{}")
+    changed = write_text(tmp_path / "b.json", "{}")
+    changed.write_text('{"edited": 1}')
+    assert not remove_earlier_output(tmp_path / "user.json") and (tmp_path / "user.json").exists()
+    assert not remove_earlier_output(changed) and changed.exists()
+    assert remove_earlier_output(mine) and not mine.exists()
+    assert "a.json" not in json.loads((tmp_path / MANIFEST).read_text())["files"]
+
+
+def test_cohort_tables_are_recorded_and_a_users_table_refused_first(tmp_path, capsys):
+    """The cohort tables (cohort_cases.csv, the cases' tables concatenated) and each case's
+    done.json / structures.csv were written with plain open(): unrecorded, over a user's file of
+    that name, after the whole cohort. Now through atomic_path, and a user's table is refused
+    before any case runs."""
+    ct, _ = synthetic_torso(3.0)
+    src = tmp_path / "scans"
+    src.mkdir()
+    io.write_image(ct, src / "a.nii.gz")
+    out = tmp_path / "cohort"
+    out.mkdir()
+    (out / "cohort_cases.csv").write_text("the user's table")
+    argv = ["segment", str(src), "--out", str(out), "--structures", "body", "--workers", "0", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to replace" in err[0] and "cohort_cases.csv" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["cohort_cases.csv"]
+    assert (out / "cohort_cases.csv").read_text() == "the user's table"
+    (out / "cohort_cases.csv").unlink()
+    for _ in range(2):   # written, then rebuilt over its own recorded tables
+        assert main(argv) == 0
+        capsys.readouterr()
+        for f in (out / "cohort_cases.csv", out / "cohort_structures.csv", out / "cases" / "a" / "done.json",
+                  out / "cases" / "a" / "structures.csv"):
+            assert earlier_output(f), f

@@ -86,18 +86,13 @@ def test_chest_cta_front_and_back_halves(shared_data):
     mediastinal bone, none of it spine in the uncropped result); the back half 175.5 of the
     319.3 mL of vertebrae uncropped there."""
     from imagio import io
-    from imagio.segmentation.common import crop_slices
+    from imagio.segmentation.common import crop_slices, field_of_view_crops
 
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta/chest_cta.nii.gz")
     s = ["body", "lungs", "airways", "bones"]
     ref, _ = segment_masks(ct, s)
-    a_ax, a_sign = anatomical_axes(ct)["A"]
-    h = ct.shape[a_ax] // 2
-    halves = {}
-    for name, front in (("front", True), ("back", False)):
-        sl = [slice(None)] * 3
-        sl[a_ax] = slice(h, None) if (a_sign > 0) == front else slice(0, h)
-        halves[name] = tuple(sl)
+    crops = field_of_view_crops(ct, anteroposterior=True)
+    halves = {"front": crops["anterior_half"], "back": crops["posterior_half"]}
     v = ct.voxel_volume_ml
     m, _ = segment_masks(crop_slices(ct, halves["front"]), s)
     extra = m["vertebrae"] & ~ref["vertebrae"][halves["front"]]

@@ -198,19 +198,14 @@ def ap_and_square_rows(io, rules) -> list[dict]:
     0.95-1.05; an 80 mm square was refused on c2fb897), vertebrae crop / uncropped (goal ~1)
     and vertebrae where the uncropped result has none (mL; the front half named 23 mL of
     manubrium and sternum 'vertebrae' on c2fb897)."""
-    from imagio.segmentation.common import anatomical_axes, crop_slices
+    from imagio.segmentation.common import anatomical_axes, crop_slices, field_of_view_crops
 
     ct = io.read_image(DATA / CASES["chest_cta"])
     s = ["body", "lungs", "airways", "bones"]
     ref, _ = rules.segment_masks(ct, s)
-    ax = anatomical_axes(ct)
-    (a_ax, a_sign), s_ax = ax["A"], ax["S"][0]
-    h = ct.shape[a_ax] // 2
-    crops = {}
-    for name, front in (("front_half", True), ("back_half", False)):
-        sl = [slice(None)] * 3
-        sl[a_ax] = slice(h, None) if (a_sign > 0) == front else slice(0, h)
-        crops[name] = tuple(sl)
+    s_ax = anatomical_axes(ct)["S"][0]
+    fov = field_of_view_crops(ct, anteroposterior=True)
+    crops = {"front_half": fov["anterior_half"], "back_half": fov["posterior_half"]}
     for side in ("lung_left", "lung_right"):
         c = np.array(np.nonzero(ref[side])).mean(1).round().astype(int)
         sl = [slice(None)] * 3

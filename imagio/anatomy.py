@@ -164,6 +164,23 @@ def get(name: str) -> Structure:
     return Structure(name, (200, 200, 200), "passable")
 
 
+@lru_cache(maxsize=1)
+def _groups() -> dict[str, frozenset]:
+    """{group name: its member structures} of the catalogue's ``group_of`` lists (anatomy.json)."""
+    doc = json.loads(resources.files("imagio.data").joinpath("anatomy.json").read_text())
+    return {e["name"]: frozenset(e["group_of"]) for e in doc["structures"] if e.get("group_of")}
+
+
+def groups_holding(name: str) -> list[str]:
+    """The catalogue groups (anatomy.json ``group_of``) that hold ``name``: those listing it, and
+    for a group itself every larger group listing all its members (lung_upper_lobe_left ->
+    lung_left, lung; lung_left -> lung; kidney_right -> kidney). Catalogue order."""
+    g = _groups()
+    own = g.get(name)
+    return [k for k, members in g.items()
+            if k != name and (name in members or (own is not None and own < members))]
+
+
 def totalsegmentator_labels() -> dict[int, str]:
     """Label value -> name of TotalSegmentator's ``total`` task (v2)."""
     return {s.ts_label: s.name for s in catalogue().values() if s.ts_label is not None}

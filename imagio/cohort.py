@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +109,9 @@ def list_cases(src: Path) -> list[dict]:
 
 
 def _write_atomic(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    from .outputs import write_text
+
+    write_text(path, json.dumps(doc, indent=1))   # atomic, recorded (outputs.atomic_path)
 
 
 def _recorded(case: dict, out_root: str, work) -> dict:
@@ -201,7 +200,9 @@ def run_segment_case(case: dict, out_root: str, opts: SegmentOptions) -> dict:
 
             seg = segment(ct, list(opts.structures), lungs_optional=opts.lungs_optional)
         io.write_labels(seg, d / "segmentation.seg.nrrd")
-        with open(d / "structures.csv", "w", newline="") as f:
+        from .outputs import atomic_path
+
+        with atomic_path(d / "structures.csv") as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(("structure", "volume_ml"))
             for v, n in sorted(seg.labels.items()):
@@ -218,13 +219,21 @@ def _task(opts):
     return run_case, "nodules.csv", "cohort_nodules.csv"
 
 
+def cohort_tables(out: Path, cohort_table: str) -> tuple[Path, Path]:
+    """(the cases' table concatenated, cohort_cases.csv) in the cohort folder ``out``."""
+    return out / cohort_table, out / "cohort_cases.csv"
+
+
 def collect(out: Path, cases: list[dict], table: str = "nodules.csv",
             cohort_table: str = "cohort_nodules.csv") -> tuple[list[dict], Path, Path]:
-    """Rebuild the cohort tables from the case folders (done / failed / missing)."""
+    """Rebuild the cohort tables from the case folders (done / failed / missing); written through
+    `outputs.atomic_path` (atomic, recorded; a user's file refused)."""
+    from .outputs import atomic_path
+
     rows = []
-    tab_path, case_path = out / cohort_table, out / "cohort_cases.csv"
+    tab_path, case_path = cohort_tables(out, cohort_table)
     header = None
-    with open(tab_path, "w", newline="") as fn:
+    with atomic_path(tab_path) as tmp, open(tmp, "w", newline="") as fn:
         wn = csv.writer(fn)
         for c in cases:
             d = out / "cases" / c["case"]
@@ -243,7 +252,7 @@ def collect(out: Path, cases: list[dict], table: str = "nodules.csv",
             else:
                 row = {"case": c["case"], "path": c["path"], "status": "missing", "reason": "not run"}
             rows.append(row)
-    with open(case_path, "w", newline="") as fc:
+    with atomic_path(case_path) as tmp, open(tmp, "w", newline="") as fc:
         w = csv.DictWriter(fc, CASE_FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
@@ -261,8 +270,12 @@ def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers
     except ImportError:
         raise InputError("a cohort run needs Dask distributed: pip install 'imagio[cohort]'") from None
 
+    from .outputs import refuse_foreign
+
     cases = list_cases(src)
     task, table, cohort_table = _task(opts)
+    for f in cohort_tables(out, cohort_table):   # a user's file: refused before any work
+        refuse_foreign(f)
     out.mkdir(parents=True, exist_ok=True)
     todo = [c for c in cases if not (out / "cases" / c["case"] / "done.json").exists()]
     log = open(out / "cohort.log", "a")

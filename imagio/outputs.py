@@ -94,8 +94,13 @@ def refuse_input(path) -> None:
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success rename it onto ``path`` (atomic on one
-    file system), on failure delete it. Creates the parent folder. Refuses protected inputs."""
+    file system), on failure delete it. Creates the parent folder. Refuses protected inputs.
+    ``path`` that is itself such a temporary name (`is_temporary`: a writer handed one by a
+    caller inside its own ``atomic_path``) is yielded as it is: the caller renames and records it."""
     path = Path(path)
+    if is_temporary(path):
+        yield path
+        return
     refuse_input(path)
     refuse_foreign(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,8 +119,8 @@ def atomic_path(path):
 
 
 def is_temporary(path) -> bool:
-    """True for a temporary name `atomic_path` gives (``.NAME.tmp-XXXXXXXX.SUFFIX``): a writer
-    handed one by its caller writes it directly."""
+    """True for a temporary name `atomic_path` gives (``.NAME.tmp-XXXXXXXX.SUFFIX``), which
+    `atomic_path` passes through to the writer as it is."""
     n = Path(path).name
     return n.startswith(".") and ".tmp-" in n
 
@@ -128,7 +133,8 @@ def refuse_foreign(path) -> None:
     p = Path(path)
     if p.is_file() and not earlier_output(p):
         raise InputError(f"refusing to replace {p}: it exists and is not an earlier output of IMAGIO (made or "
-                         f"changed by someone else; IMAGIO lists its own in {p.parent / MANIFEST}); choose another "
+                         f"changed by someone else; IMAGIO lists its own in {p.parent / MANIFEST}, and --force "
+                         "replaces only those); choose another "
                          "output folder or name, or move that file away yourself")
 
 
@@ -160,7 +166,16 @@ def record_output(path) -> None:
         return
     try:
         entry = {"sha256": _sha256(k), "bytes": k.stat().st_size}
-        with open(k.parent / MANIFEST, "a+") as f:
+    except OSError:
+        return
+    _edit_manifest(k.parent, lambda files: files.__setitem__(k.name, entry))
+
+
+def _edit_manifest(folder: Path, edit) -> None:
+    """Apply ``edit(files)`` (the manifest's {name: entry}, changed in place) to ``folder``'s
+    `MANIFEST` under an exclusive lock where the system has one; an OSError is ignored."""
+    try:
+        with open(folder / MANIFEST, "a+") as f:
             try:
                 import fcntl
 
@@ -169,12 +184,25 @@ def record_output(path) -> None:
                 pass
             f.seek(0)
             doc = _read_manifest(f.read())
-            doc["files"][k.name] = entry
+            edit(doc["files"])
             f.seek(0)
             f.truncate()
             f.write(json.dumps(doc, indent=1))
     except OSError:
         pass
+
+
+def remove_earlier_output(path) -> bool:
+    """Delete ``path`` when it is an earlier output of IMAGIO (`earlier_output`: recorded and
+    unchanged) and not an input of this command, and drop it from its folder's manifest (a file
+    an earlier run wrote that this run replaces under no name, e.g. a proposal's markups named
+    after its score). A user's file, or one they changed, is never removed. True when removed."""
+    k = _key(path)
+    if not k.is_file() or is_protected(k) is not None or not earlier_output(k):
+        return False
+    k.unlink()
+    _edit_manifest(k.parent, lambda files: files.pop(k.name, None))
+    return True
 
 
 def earlier_output(path) -> bool:
@@ -225,11 +253,8 @@ def check_outputs(outputs, inputs, force: bool = False, owned_only: bool = True)
                 continue
             if not force:
                 raise InputError(f"{c} exists; choose another output name or pass --force to replace it")
-            if owned_only and not earlier_output(c):
-                raise InputError(f"{c} exists and is not an earlier output of imagio (not listed in "
-                                 f"{c.parent / MANIFEST}, or changed since it was written): --force only "
-                                 "replaces earlier outputs; choose another output name, or move that file away "
-                                 "yourself")
+            if owned_only:
+                refuse_foreign(c)
         check_writable(out)
 
 

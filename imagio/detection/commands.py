@@ -90,6 +90,11 @@ def cmd_detect(args) -> int:
 
     if is_cohort(src):
         return cmd_cohort(args, opts)
+    from ..outputs import refuse_foreign
+    from .outputs import scan_files
+
+    for f in scan_files(out, opts, bool(args.evaluate)):   # a user's file: refused before any work
+        refuse_foreign(f)
     files = [out / "candidates.json", out / "candidates.csv"] + (
         [out / "evaluation.json", out / "froc.png"] if args.evaluate else [])
     if any(f.exists() for f in files) and not args.force:

@@ -204,6 +204,9 @@ def plot_froc(result: dict, path, title: str = "") -> "Path":
     ax.legend(loc="lower right")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    from ..outputs import atomic_path
+
+    with atomic_path(path) as tmp:   # recorded; a user's file refused
+        fig.savefig(tmp)
     plt.close(fig)
     return path

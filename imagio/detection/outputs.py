@@ -64,6 +64,27 @@ def write_nodule_csv(path: Path, sid: str, nodules: list[dict]) -> Path:
     return path
 
 
+SCREENING_REPORT = "screening.pdf"   # --report: this PDF, its HTML (same stem) and pictures <stem>_*.png
+SLICER_FILES = ("nodules.mrml", "nodules.mrk.json", "nodules_table.tsv", "nodules.seg.nrrd")   # `write_slicer`
+
+
+def scan_files(out: Path, opts, evaluate: bool = False) -> list[Path]:
+    """The files one scan's ``imagio detect`` may write in ``out`` (`pipeline.run_scan`,
+    `write_slicer`, the screening report, ``--evaluate``'s evaluation.json and froc.png), for a
+    refusal before any work (`outputs.refuse_foreign`). The report's nodule pictures are named
+    after nodule ids not known yet: every existing ``<stem>_*.png`` is listed."""
+    out = Path(out)
+    files = [out / n for n in ("candidates.json", "candidates.csv", "nodules.csv")]
+    if opts.slicer:
+        files += [out / n for n in SLICER_FILES]
+    if opts.report:
+        pdf = out / SCREENING_REPORT
+        files += [pdf, pdf.with_suffix(".html"), *sorted(out.glob(f"{pdf.stem}_*.png"))]
+    if evaluate:
+        files += [out / "evaluation.json", out / "froc.png"]
+    return files
+
+
 def nodule_labels(ct: Volume, masks: list[np.ndarray], nodules: list[dict]) -> Volume:
     """One label per nodule (value = its id, name ``lung_nodule_<id>``) on the CT grid; a voxel
     claimed by two nodules keeps the more urgent (earlier in the risk-sorted list)."""
@@ -106,7 +127,7 @@ def write_slicer(out: Path, ct: Volume, nodules: list[dict], masks: list[np.ndar
         labels_to_segmentation(lab, scene, name="nodules", reference_node=ref)
         scene.RemoveNode(ref)  # only its geometry is kept (in the segmentation); no CT copy
     out.mkdir(parents=True, exist_ok=True)
-    files["scene"] = str(save_scene(scene, out / "nodules.mrml"))
+    files["scene"] = str(save_scene(scene, out / SLICER_FILES[0]))
     for suffix, kind in ((".mrk.json", "markups"), (".tsv", "table"), (".seg.nrrd", "segmentation")):
         found = sorted(out.glob(f"*{suffix}"))
         if found:

@@ -191,7 +191,7 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
         w.writerow(CSV_FIELDS)
         for c, q in zip(cands, lps):
             w.writerow([sid, *(f"{v:.3f}" for v in q), f"{c.probability:.6f}"])
-    from .outputs import write_nodule_csv, write_slicer
+    from .outputs import SCREENING_REPORT, write_nodule_csv, write_slicer
 
     write_nodule_csv(out / "nodules.csv", sid, nodules)
     files = {"candidates_json": str(out / "candidates.json"), "candidates_csv": str(out / "candidates.csv"),
@@ -213,7 +213,7 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
         from .report import build_screening_report
 
         files["report_html"], files["report_pdf"] = (str(f) for f in build_screening_report(
-            to_jsonable(doc), ct, lungs_m, masks, out / "screening.pdf", ct_path))
+            to_jsonable(doc), ct, lungs_m, masks, out / SCREENING_REPORT, ct_path))
         doc["files"] = files
     write_text(out / "candidates.json", json.dumps(to_jsonable(doc), indent=1))
     highest = highest_lung_rads(nodules)

@@ -50,12 +50,17 @@ def _safe(name: str) -> str:
 def save_scene(scene, mrml_path) -> Path:
     """Write every storable node next to ``mrml_path`` (data files in the same folder, relative
     paths) and the scene file itself. Existing files of the same names are replaced only when
-    they are IMAGIO's earlier outputs (`outputs.refuse_foreign`; each file written is recorded)."""
-    from ..outputs import record_output, refuse_foreign
+    they are IMAGIO's earlier outputs (`outputs.refuse_foreign`; each file written is recorded).
+    The data files of the scene written there before (an earlier run's proposals, named after
+    their scores) that this scene does not use are removed when they are IMAGIO's recorded,
+    unchanged outputs (`outputs.remove_earlier_output`; never a user's file nor an input), so a
+    --force re-run does not leave stale markups beside the scene."""
+    from ..outputs import earlier_output, record_output, refuse_foreign, remove_earlier_output
 
     mrml_path = Path(mrml_path).resolve()
     folder = mrml_path.parent
     folder.mkdir(parents=True, exist_ok=True)
+    before = _scene_files(mrml_path) if mrml_path.is_file() and earlier_output(mrml_path) else set()
     used = set()
     nodes = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
     for node in nodes:
@@ -87,7 +92,22 @@ def save_scene(scene, mrml_path) -> Path:
     if not scene.Commit(str(mrml_path)):
         raise OSError(f"could not write the scene {mrml_path}")
     record_output(mrml_path)
+    for f in before - _scene_files(mrml_path) - {mrml_path}:
+        if f.parent == folder:
+            remove_earlier_output(f)
     return mrml_path
+
+
+def _scene_files(mrml_path: Path) -> set[Path]:
+    """The files (resolved) a saved MRML scene's storage nodes name (``fileName``, relative to
+    the scene's folder); empty when the file is not readable XML."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(mrml_path).getroot()
+    except (ET.ParseError, OSError):
+        return set()
+    return {(mrml_path.parent / e.get("fileName")).resolve() for e in root.iter() if e.get("fileName")}
 
 
 INPUT_REFERENCE = "IMAGIO.input"   # attribute of a node whose data is an input file, referenced, never written

@@ -37,6 +37,17 @@ RANKING_RULE = ("a path with a warned finding the label map cannot resolve (medi
                 "feasible path without one; scores and feasibility unchanged")
 
 
+def _outside_samples(problem, e, t, length_mm):
+    """The needle part outside the skin of each path (entry ``e`` + the needle's unused length,
+    away from the target ``t``; (paths, 3) RAS mm), sampled every <= 1 mm: (unused length (paths,),
+    mm from the entry (paths, n), RAS points (paths * n, 3))."""
+    u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]
+    rest = np.maximum(problem.needle.length_mm - np.asarray(length_mm, float), 0.0)
+    n = max(2, int(np.ceil(rest.max(initial=0.0))) + 1)
+    s = np.linspace(0.0, 1.0, n)[None, :] * rest[:, None]                   # (paths, n) mm from the entry
+    return rest, s, (e[:, None, :] + s[..., None] * u[:, None, :]).reshape(-1, 3)
+
+
 def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarray, list]:
     """Per path (n,): mm of the needle part outside the skin (entry + the needle's unused length,
     away from the target) beyond a side of the image where the body is cut (also when the
@@ -59,12 +70,8 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     if not cut or not len(e):
         return gone, sides
     ct = problem.ct
-    d = e - t
-    u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-9)[:, None]
-    rest = np.maximum(problem.needle.length_mm - np.asarray(length_mm, float), 0.0)
-    n = max(2, int(np.ceil(rest.max())) + 1)
-    s = np.linspace(0.0, 1.0, n)[None, :] * rest[:, None]                   # (paths, n) mm from the entry
-    ras = (e[:, None, :] + s[..., None] * u[:, None, :]).reshape(-1, 3)
+    rest, s, ras = _outside_samples(problem, e, t, length_mm)
+    n = s.shape[1]
     kji = ct.world_to_kji(ras).reshape(len(e), n, 3)
     hi = np.asarray(ct.shape) - 0.5
     # the array faces (axis k/j/i, side) that cut the body: a needle point beyond any of them
@@ -113,12 +120,10 @@ def tissue_outside_skin(problem, entry_ras, target_ras, length_mm) -> np.ndarray
         return out
     ct = problem.ct
     diag = float(np.linalg.norm(ct.spacing))
-    u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]
-    rest = np.maximum(problem.needle.length_mm - np.asarray(length_mm, float), 0.0)
-    n = max(2, int(np.ceil(rest.max(initial=0.0))) + 1)
-    s = np.linspace(0.0, 1.0, n)[None, :] * rest[:, None]                   # (paths, n) mm from the entry
+    rest, s, ras = _outside_samples(problem, e, t, length_mm)
+    n = s.shape[1]
     step = rest / (n - 1)
-    idx = np.rint(ct.world_to_kji((e[:, None, :] + s[..., None] * u[:, None, :]).reshape(-1, 3))).astype(np.int64)
+    idx = np.rint(ct.world_to_kji(ras)).astype(np.int64)
     ok = np.all((idx >= 0) & (idx < np.asarray(ct.shape)), axis=1)
     tissue = np.zeros(len(idx), bool)
     k, j, i = idx[ok].T

@@ -473,14 +473,49 @@ def split_lesion_pieces(labels: Volume, value: int, near_point=None) -> tuple[Vo
     lung_nodules write them) is several lesions. One piece keeps the label value (the one
     nearest ``near_point``, RAS mm, else the largest); every other piece becomes its own
     structure ``<name>_part<n>`` with a new value. ``labels`` is a new Volume when the label was
-    split (the input is never modified); ("" and None when it is one piece)."""
+    split (the input is never modified); ("" and None when it is one piece). Only the kept
+    piece: `kept_lesion_piece`."""
+    pieces = _lesion_pieces(labels, value, near_point)
+    if pieces is None:
+        return labels, "", None
+    comp, n, keep, others, msg = pieces
+    names = dict(labels.labels)
+    nxt = int(max(names)) + 1
+    new = np.zeros(n + 1, np.int64)
+    new[others] = nxt + np.arange(len(others))
+    arr = labels.array.astype(np.promote_types(labels.array.dtype, np.min_scalar_type(nxt + n)), copy=True)
+    moved = (comp > 0) & (comp != keep)
+    arr[moved] = new[comp[moved]]
+    for i in range(len(others)):
+        names[int(nxt + i)] = _part_name(labels.labels[value], i)
+    return labels.with_array(arr, labels=names), msg, comp == keep
+
+
+def kept_lesion_piece(labels: Volume, value: int, near_point=None) -> tuple[np.ndarray | None, str]:
+    """(kept piece mask or None, warning) of `split_lesion_pieces` without the relabelled copy of
+    the label map: for a caller that needs only the piece aimed at."""
+    pieces = _lesion_pieces(labels, value, near_point)
+    if pieces is None:
+        return None, ""
+    comp, _, keep, _, msg = pieces
+    return comp == keep, msg
+
+
+def _part_name(name: str, i: int) -> str:
+    """The name `split_lesion_pieces` gives the ``i``-th (0-based) piece other than the kept one."""
+    return f"{name}_part{i + 2}"
+
+
+def _lesion_pieces(labels: Volume, value: int, near_point):
+    """(26-connected components of the label, their number n, the kept one (1..n), the others
+    (array), warning) for a label of separate pieces (`split_lesion_pieces`); None for one piece."""
     import cc3d
 
     name = labels.labels[value]
     mask = labels.array == value
     comp, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
     if n <= 1:
-        return labels, "", None
+        return None
     vox_ml = float(np.prod(labels.spacing)) / 1000.0
     sizes = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
     if near_point is not None:
@@ -489,25 +524,14 @@ def split_lesion_pieces(labels: Volume, value: int, near_point=None) -> tuple[Vo
         keep = int(comp[tuple(kji[int(np.argmin(d))])])
     else:
         keep = _largest_piece(labels, comp, n, sizes)
-    names = dict(labels.labels)
-    nxt = int(max(names)) + 1
     others = np.array([c for c in range(1, n + 1) if c != keep])
-    new = np.zeros(n + 1, np.int64)
-    new[others] = nxt + np.arange(len(others))
-    arr = labels.array.astype(np.promote_types(labels.array.dtype, np.min_scalar_type(nxt + n)), copy=True)
-    moved = (comp > 0) & (comp != keep)
-    arr[moved] = new[comp[moved]]
-    parts = []
-    for i, c in enumerate(others):   # names: one per piece
-        names[int(nxt + i)] = f"{name}_part{i + 2}"
-        parts.append(f"{names[int(nxt + i)]} ({sizes[c - 1] * vox_ml:.2f} mL)")
+    parts = [f"{_part_name(name, i)} ({sizes[c - 1] * vox_ml:.2f} mL)" for i, c in enumerate(others)]
     if len(parts) > 8:
         parts = parts[:8] + [f"and {len(parts) - 8} more"]
     which = "the piece nearest the target point" if near_point is not None else "the largest piece"
-    return (labels.with_array(arr, labels=names),
+    return (comp, n, keep, others,
             f"{name} is {n} separate pieces: {which} ({sizes[keep - 1] * vox_ml:.2f} mL) keeps the name; the others "
-            f"are other lesions, kept out: {', '.join(parts)}; to aim at another, give a point in it",
-            comp == keep)
+            f"are other lesions, kept out: {', '.join(parts)}; to aim at another, give a point in it")
 
 
 def _largest_piece(vol: Volume, comp: np.ndarray, n: int, sizes: np.ndarray) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 
 from pathlib import Path
 
@@ -135,9 +134,9 @@ def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
     w2i.ShouldRerenderOff()   # the window was just rendered: read it back, do not render it again
     w2i.Update()
     path = Path(path)
-    from ..outputs import atomic_path, is_temporary
+    from ..outputs import atomic_path
 
-    with (contextlib.nullcontext(path) if is_temporary(path) else atomic_path(path)) as tmp:
+    with atomic_path(path) as tmp:
         wr = vtk.vtkPNGWriter()
         wr.SetFileName(str(tmp))
         wr.SetInputConnection(w2i.GetOutputPort())

@@ -345,22 +345,25 @@ def core_medians(a, lab, which, spacing_kji, depth_mm: float | None = None,
     return med
 
 
-def field_of_view_crops(vol: Volume) -> dict:
+def field_of_view_crops(vol: Volume, anteroposterior: bool = False) -> dict:
     """{name: (k, j, i) slices} of the standard field-of-view crops used to check the
     segmenters on cut anatomy (tests and benchmarks): each half along the left-right axis
     (``right_half`` holds the patient's right), the middle half along the superior axis
-    (``half_z``) and the central two thirds in-plane (``small_fov``). Any grid orientation."""
+    (``half_z``) and the central two thirds in-plane (``small_fov``); with ``anteroposterior``
+    also each half along the antero-posterior axis (``anterior_half`` holds the front; a view
+    cut in front of or behind the spine). Any grid orientation."""
     ax = anatomical_axes(vol)
     full = [slice(None)] * 3
     out = {}
-    lr, lr_sign = ax["R"]
-    n = vol.shape[lr]
-    hi_half, lo_half = slice(n // 2, n), slice(0, n // 2)
-    for name, half in (("right_half", hi_half if lr_sign > 0 else lo_half),
-                       ("left_half", lo_half if lr_sign > 0 else hi_half)):
-        sl = list(full)
-        sl[lr] = half
-        out[name] = tuple(sl)
+    for letter, names in (("R", ("right_half", "left_half")),) + (
+            (("A", ("anterior_half", "posterior_half")),) if anteroposterior else ()):
+        a, sign = ax[letter]
+        n = vol.shape[a]
+        hi_half, lo_half = slice(n // 2, n), slice(0, n // 2)
+        for name, half in zip(names, (hi_half, lo_half) if sign > 0 else (lo_half, hi_half)):
+            sl = list(full)
+            sl[a] = half
+            out[name] = tuple(sl)
     s_ax = ax["S"][0]
     sl = list(full)
     sl[s_ax] = slice(vol.shape[s_ax] // 4, vol.shape[s_ax] // 4 + vol.shape[s_ax] // 2)

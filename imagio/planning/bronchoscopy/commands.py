@@ -64,12 +64,12 @@ def largest_piece(structures, name: str):
     others being other lesions the tunnels keep clear of (`tunnel.other_lesions`); else the
     whole label. New-user trial 22: the verdict was measured to one nodule of such a label and
     the tunnel went to another."""
-    from ..problem import is_lesion, split_lesion_pieces
+    from ..problem import is_lesion, kept_lesion_piece
 
     if not is_lesion(name):
         return structures.mask(name), ""
     value = next(v for v, n in structures.labels.items() if n == name)
-    _, note, kept = split_lesion_pieces(structures, value)
+    kept, note = kept_lesion_piece(structures, value)
     return (structures.mask(name) if kept is None else kept), note
 
 

@@ -123,11 +123,8 @@ def render_strip(airway_mask: np.ndarray, ijk_to_ras: np.ndarray, positions, dir
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ...outputs import atomic_path, is_temporary
+    from ...outputs import atomic_path
 
-    if is_temporary(path):   # the caller's atomic_path name
-        plt.imsave(path, strip)
-    else:
-        with atomic_path(path) as tmp:
-            plt.imsave(tmp, strip)
+    with atomic_path(path) as tmp:   # a caller's atomic_path name passes through
+        plt.imsave(tmp, strip)
     return path

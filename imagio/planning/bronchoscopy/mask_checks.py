@@ -141,6 +141,14 @@ def trim_crescent_top(crop: np.ndarray, axis: int, up: bool, sp) -> int:
     return int(full[0]) if len(full) else 0
 
 
+def leak_check_radius_mm(ct: Volume) -> float:
+    """The smallest lumen radius (mm) at which `find_leaks` reads a branch's centreline on the CT:
+    ``leak.min_radius_mm`` and ``leak.min_radius_voxels`` CT voxels (the largest spacing), where
+    partial volume with the wall does not reach the centre."""
+    lim = limits()["leak"]
+    return max(float(lim["min_radius_mm"]), float(lim["min_radius_voxels"]) * float(np.max(ct.spacing)))
+
+
 def find_leaks(tree, ct: Volume) -> list[dict]:
     """Mark as excluded (``tree.excluded``) the subtrees of branches whose lumen is not air:
     the median CT value at their centreline points (lumen radius >= ``min_radius_mm`` and
@@ -151,7 +159,7 @@ def find_leaks(tree, ct: Volume) -> list[dict]:
     warning is ``leak_warning``."""
     lim = limits()["leak"]
     max_hu = float(lim["max_lumen_hu"]["value"])
-    rmin = max(float(lim["min_radius_mm"]), float(lim["min_radius_voxels"]) * float(np.max(ct.spacing)))
+    rmin = leak_check_radius_mm(ct)
     hu = ct.sample(tree.points, order=1, fill=np.nan)
     excluded = np.zeros(len(tree.points), bool) if getattr(tree, "excluded", None) is None else tree.excluded
     med = {}
@@ -200,7 +208,7 @@ def unchecked_reach(tree, route, ct: Volume) -> str:
         return ""
     lim = limits()["leak"]
     max_hu = float(lim["max_lumen_hu"]["value"])
-    rmin = max(float(lim["min_radius_mm"]), float(lim["min_radius_voxels"]) * float(np.max(ct.spacing)))
+    rmin = leak_check_radius_mm(ct)
     ids = np.asarray(route.point_ids)
     wide = np.flatnonzero(tree.radius[ids] >= rmin)
     tail = ids[wide[-1] + 1:] if len(wide) else ids

@@ -136,7 +136,8 @@ def visceral_host(labels: Volume, tmask: np.ndarray) -> str:
 
     from ... import anatomy
 
-    hosts = sorted(config()["visceral_hosts"]["value"], key=len, reverse=True)
+    hosts = config()["visceral_hosts"]["value"]
+    named = sorted(hosts, key=len, reverse=True)
     kji = np.argwhere(tmask)
     lo, hi = np.maximum(kji.min(0) - 1, 0), np.minimum(kji.max(0) + 2, tmask.shape)
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
@@ -147,7 +148,12 @@ def visceral_host(labels: Volume, tmask: np.ndarray) -> str:
         n = labels.labels.get(int(v), "")
         if not n or n in ("body", "skin"):
             continue
-        organ = "liver" if anatomy.is_liver(n) else next((h for h in hosts if n == h or n.startswith(h + "_")), "")
+        # the organ itself, one of its lobes or sides (anatomy.json group_of: lung lobes, lung_left,
+        # kidney_left), a liver segment, else a part named after its organ (adrenal_gland_left,
+        # kidney_cyst_right, lung_vessels, stomach_gas: TotalSegmentator's names)
+        organ = ("liver" if anatomy.is_liver(n) else n if n in hosts
+                 else next((h for h in anatomy.groups_holding(n) if h in hosts), "")
+                 or next((h for h in named if n.startswith(h + "_")), ""))
         by[organ] = by.get(organ, 0) + c
     best = max((o for o in by if o), key=lambda o: by[o], default="")
     return best if best and by[best] > 0.5 * sum(by.values()) else ""
