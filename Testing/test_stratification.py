@@ -118,8 +118,10 @@ def test_bts_solid_algorithm_is_not_given_for_subsolid_nodules(kind, capsys):
 
     with pytest.raises(InputError, match="sub-solid pathway"):
         guidelines.suggestion("bts_2015", 12, 0.05, kind)
+    known = ["--no-family-history", "--no-emphysema", "--no-upper-lobe", "--no-spiculation", "--no-smoker",
+             "--no-extrathoracic-cancer"]
     assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "12", "--type", kind,
-                 "--guideline", "bts_2015"] + (["--solid-mm", "5"] if kind == "part_solid" else [])) == 0
+                 "--guideline", "bts_2015"] + known + (["--solid-mm", "5"] if kind == "part_solid" else [])) == 0
     cap = capsys.readouterr()
     out = json.loads(cap.out)
     assert "sub-solid pathway" in out["suggestion"]["refused"] and "suggestion" not in out["suggestion"]
@@ -127,7 +129,7 @@ def test_bts_solid_algorithm_is_not_given_for_subsolid_nodules(kind, capsys):
     err = [x for x in cap.err.splitlines() if x.strip()]
     assert len(err) == 1 and err[0].startswith("imagio: warning:") and "sub-solid pathway" in err[0], cap.err
     # a solid nodule gets its suggestion, and no warning
-    assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "12", "--guideline", "bts_2015"]) == 0
+    assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "12", "--guideline", "bts_2015"] + known) == 0
     cap = capsys.readouterr()
     assert json.loads(cap.out)["suggestion"]["suggestion"] and not cap.err.strip(), cap.err
 
@@ -277,7 +279,7 @@ def test_real_lung_lesion_volumes(shared_data):
 def test_risk_cli(capsys):
     from imagio.cli import main
     assert main(["risk", "--age", "65", "--sex", "female", "--size-mm", "12", "--type", "part_solid",
-                 "--solid-mm", "7", "--family-history", "--upper-lobe", "--count", "2", "--spiculation",
+                 "--solid-mm", "7", "--family-history", "--no-emphysema", "--upper-lobe", "--count", "2", "--spiculation",
                  "--guideline", "bts_2015"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert round(out["brock"]["probability"], 4) == 0.4417
@@ -510,3 +512,34 @@ def test_eligibility_of_the_piece_holding_a_point(tmp_path, capsys):
                  "--lesion=" + ",".join(f"{v:.2f}" for v in liver)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "lies in liver, not in a lesion" in err[0], err
+
+
+def test_risk_factors_not_given_are_unknown_not_absent(capsys):
+    """New-user trial 29 (L1): `imagio risk` read every yes/no factor left out (--smoker,
+    --upper-lobe, --spiculation ...) as "no" without a word (Mayo's smoking term 0.0), the lowest
+    risk. A factor not given is now unknown: the probability is the range over its values (the
+    models written out here), said on stderr; --no-FLAG gives the old single value, and the BTS
+    suggestion is read at the range's top."""
+    import math
+
+    from imagio.cli import main
+
+    base = ["risk", "--age", "66", "--sex", "female", "--size-mm", "12"]
+    assert main(base + ["--smoker", "--no-extrathoracic-cancer", "--no-spiculation", "--no-family-history",
+                        "--no-emphysema", "--guideline", "bts_2015"]) == 0
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    mayo = lambda up: 1 / (1 + math.exp(-(-6.8272 + 0.0391 * 66 + 0.7917 + 0.1274 * 12 + 0.7838 * up)))
+    assert out["mayo"]["probability"] is None and out["mayo"]["unknown"] == ["upper_lobe"]
+    assert out["mayo"]["probability_range"] == pytest.approx([mayo(0), mayo(1)], abs=1e-4)
+    assert out["brock"]["unknown"] == ["upper_lobe"] and out["brock"]["probability"] is None
+    lo, hi = out["brock"]["probability_range"]
+    assert hi > lo and "highest Brock probability" in out["suggestion"]["note"]
+    warned = [x for x in cap.err.splitlines() if x.startswith("imagio: warning:")]
+    assert len(warned) == 2 and all("upper lobe not given" in x for x in warned), cap.err
+    assert main(base + ["--smoker", "--no-extrathoracic-cancer", "--no-spiculation", "--no-family-history",
+                        "--no-emphysema", "--no-upper-lobe"]) == 0
+    cap = capsys.readouterr()
+    one = json.loads(cap.out)
+    assert one["mayo"]["probability"] == pytest.approx(mayo(0), abs=1e-4) and not cap.err.strip()
+    assert one["brock"]["probability"] == pytest.approx(lo, abs=1e-9)

@@ -323,7 +323,11 @@ def stratification_rows(val: dict) -> list:
     rows = []
     for k, v in val.items():
         if isinstance(v, dict) and "probability" in v:
-            rows.append((f"{k} probability of malignancy", percent_of_probability(v["probability"])))
+            rng = v.get("probability_range")
+            txt = (percent_of_probability(v["probability"]) if v["probability"] is not None or not rng else
+                   f"{percent_of_probability(rng[0])} to {percent_of_probability(rng[1])} (not given: "
+                   f"{', '.join(x.replace('_', ' ') for x in v.get('unknown', []))})")
+            rows.append((f"{k} probability of malignancy", txt))
         elif k == "probability" or k.endswith("_probability"):
             rows.append((k, percent_of_probability(v)))
         else:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import asdict
@@ -34,6 +35,41 @@ def check_risk_args(args) -> None:
                              "is part of the nodule")
 
 
+RISK_FACTORS = {   # flag name -> (what it says, models that read it)
+    "family_history": ("lung cancer in a first-degree relative", ("brock",)),
+    "emphysema": ("emphysema on CT", ("brock",)),
+    "upper_lobe": ("nodule in an upper lobe", ("brock", "mayo")),
+    "spiculation": ("spiculated margin", ("brock", "mayo")),
+    "smoker": ("current or former smoker", ("mayo",)),
+    "extrathoracic_cancer": ("extrathoracic cancer > 5 years ago", ("mayo",)),
+}
+
+
+def over_unknown_factors(model: str, fn, given: dict) -> dict:
+    """``fn(**factors)`` (a `nodule_risk` model) over every value of the yes/no risk factors the
+    user did not give (None in ``given``): the result with the unknown factors absent, plus,
+    when one is unknown, ``probability_range`` [lowest, highest] over them, ``unknown`` (their
+    names), ``probability`` None when the range is not one value, and a note. A factor left out
+    was read as absent before, which can only lower the risk (new-user trial 29: Mayo's smoking
+    term 0.0 for a patient whose smoking was not given). Same convention as
+    `screening.brock`'s unknown lobe. Raises InputError as ``fn`` does."""
+    import itertools
+
+    names = [k for k, (_, models) in RISK_FACTORS.items() if model in models]
+    unknown = [k for k in names if given.get(k) is None]
+    res = [fn(**{k: bool(given[k]) for k in names if k not in unknown}, **dict(zip(unknown, combo)))
+           for combo in itertools.product((False, True), repeat=len(unknown))]
+    out = asdict(res[0])
+    if unknown:
+        ps = [r.probability for r in res]
+        out.update(probability_range=[min(ps), max(ps)], unknown=unknown,
+                   notes=[f"not given: {', '.join(k.replace('_', ' ') for k in unknown)}: the probability is "
+                          "the range over their values (give each as --FLAG or --no-FLAG); logit and terms: with them absent"])
+        if max(ps) > min(ps):
+            out["probability"] = None
+    return out
+
+
 def cmd_risk(args) -> int:
     from ..errors import InputError
     from . import guidelines, lungrads, nodule_risk, screening
@@ -46,16 +82,14 @@ def cmd_risk(args) -> int:
                 raise InputError(screening.brock({"long_axis_mm": args.size_mm, "type": args.type},
                                                  {"age": args.age, "sex": args.sex}, args.count,
                                                  None, None)["refused"])
-            out["brock"] = asdict(nodule_risk.brock(
-                args.age, args.sex == "female", args.size_mm, args.type, args.family_history,
-                args.emphysema, args.upper_lobe, args.count, args.spiculation))
+            out["brock"] = over_unknown_factors("brock", lambda **f: nodule_risk.brock(
+                args.age, args.sex == "female", args.size_mm, args.type, nodule_count=args.count, **f), vars(args))
         except InputError as e:  # outside the model's range: the reason, not a failure
             out["brock"] = {"model": "brock", "refused": str(e)}
     if args.model in ("mayo", "all"):
         try:
-            out["mayo"] = asdict(nodule_risk.mayo(args.age, args.size_mm, args.smoker,
-                                                  args.extrathoracic_cancer, args.spiculation,
-                                                  args.upper_lobe))
+            out["mayo"] = over_unknown_factors("mayo", lambda **f: nodule_risk.mayo(args.age, args.size_mm, **f),
+                                               vars(args))
         except InputError as e:
             out["mayo"] = {"model": "mayo", "refused": str(e)}
     small = screening.not_measurable({"mean_diameter_mm": args.mean_diameter_mm or args.size_mm})
@@ -68,15 +102,26 @@ def cmd_risk(args) -> int:
         out["lung_rads"]["note"] = screening.lung_rads(
             {"type": args.type, "mean_diameter_mm": args.mean_diameter_mm or args.size_mm})["note"]
     if args.guideline:
-        p = out.get("brock", {}).get("probability")
+        b = out.get("brock", {})
+        p = b.get("probability")
+        if p is None and b.get("probability_range"):   # unknown inputs: the step for the highest risk
+            p = b["probability_range"][1]
         try:
             out["suggestion"] = guidelines.suggestion(args.guideline, args.size_mm, p, args.type)
+            if b.get("unknown"):
+                out["suggestion"]["note"] += ("; read at the highest Brock probability over the inputs "
+                                              "not given (" + ", ".join(b["unknown"]) + ")")
         except InputError as e:  # the risk figures stand (exit 0); the refusal is said on stderr too
             out["suggestion"] = {"guideline": args.guideline, "refused": str(e)}
             print(f"imagio: warning: {e}", file=sys.stderr)
     for m in ("brock", "mayo", "lung_rads"):   # a refusal is said on the terminal, not only in the JSON
         if "refused" in out.get(m, {}):
             print(f"imagio: warning: {m} not given: {out[m]['refused']}", file=sys.stderr)
+        elif out.get(m, {}).get("unknown"):
+            lo, hi = out[m]["probability_range"]
+            print(f"imagio: warning: {m}: {', '.join(k.replace('_', ' ') for k in out[m]['unknown'])} not given: "
+                  f"probability {100 * lo:.1f}-{100 * hi:.1f} % over their values (give each as --FLAG or "
+                  "--no-FLAG)", file=sys.stderr)
     print(json.dumps(out, indent=1))
     return 0
 
@@ -110,11 +155,10 @@ def register(sub) -> None:
     s.add_argument("--type", choices=["solid", "part_solid", "nonsolid"], default="solid")
     s.add_argument("--status", choices=["baseline", "new", "growing"], default="baseline")
     s.add_argument("--count", type=int, default=1, help="number of nodules on the CT")
-    for flag, text in (("--family-history", "lung cancer in a first-degree relative"),
-                       ("--emphysema", "emphysema on CT"), ("--upper-lobe", "nodule in an upper lobe"),
-                       ("--spiculation", "spiculated margin"), ("--smoker", "current or former smoker (Mayo)"),
-                       ("--extrathoracic-cancer", "extrathoracic cancer > 5 years ago (Mayo)")):
-        s.add_argument(flag, action="store_true", help=text)
+    for name, (text, models) in RISK_FACTORS.items():
+        s.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None,
+                       help=f"{text} ({', '.join(models)}); not given: unknown, the probability is the "
+                            "range over yes and no")
     s.add_argument("--model", choices=["brock", "mayo", "all"], default="all")
     s.add_argument("--guideline", choices=["bts_2015"], help="show this guideline's suggested next step")
     s.set_defaults(func=cmd_risk)
