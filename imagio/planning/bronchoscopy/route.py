@@ -49,11 +49,18 @@ def _read_scopes(path: str, mtime_ns: int) -> dict:
 
 
 def scope_diameter(scope: str | float) -> tuple[str, float]:
-    """(name, outer diameter mm) of a catalogue scope, or of a number given in mm."""
+    """(name, outer diameter mm) of a catalogue scope, or of a number given in mm. Raises
+    InputError for an unknown name or a diameter that is not a positive finite number (new-user
+    trial 28: --scope -3 planned a route)."""
     try:
-        return f"{float(scope):g} mm scope", float(scope)
+        od = float(scope)
     except (TypeError, ValueError):
-        pass
+        od = None
+    if od is not None:
+        if not 0 < od < np.inf:
+            raise InputError(f"--scope {scope}: a scope's outer diameter must be a positive number of mm "
+                             "(or a name from imagio/data/scopes.json)")
+        return f"{od:g} mm scope", od
     scopes = load_scopes()["scopes"]
     if scope not in scopes:
         raise InputError(f"unknown scope {scope!r}; choose one of {', '.join(scopes)} or give a diameter in mm")
@@ -241,6 +248,9 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     Without a lobe (an unnamed tree), the reachable point closest to the target."""
     name, od = scope_diameter(scope)
     tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
+    if not 0 <= tol < od:   # trial 28: -20 mm blamed the airway tree's root for the scope not fitting
+        raise InputError(f"--tolerance {tol:g}: the mm a lumen may be narrower than the scope must lie in "
+                         f"[0, {od:g}) for the {name}")
     alive = tree.branch_of >= 0
     excluded = getattr(tree, "excluded", None)
     if excluded is not None:
