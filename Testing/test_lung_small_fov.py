@@ -52,6 +52,8 @@ def test_small_fov_inside_one_lung_keeps_that_lung():
     assert (right & want).sum() >= 0.95 * want.sum()
     assert left.sum() * v <= 0.5, round(float(left.sum() * v), 2)   # nothing on the wrong side
     assert not (right & ~m["body"]).any()
+    # said: the view is taken as lying inside a lung
+    assert "lung_field" in meta and any("inside a lung" in w for w in meta["warnings"]), meta
 
 
 @pytest.mark.slow
@@ -104,3 +106,4 @@ def test_chest_cta_cube_inside_each_lung(shared_data, size_mm):
                                                                   round(float(want.sum() * v), 1))
         assert m[other].sum() * v <= 1.0, (side, round(float(m[other].sum() * v), 1))
         assert not (got & ~ref["body"][sl]).any()
+        assert any("inside a lung" in w for w in meta["warnings"]), meta["warnings"]

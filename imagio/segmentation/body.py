@@ -25,12 +25,15 @@ MIN_AIR_ML = 1.0  # smaller air pockets next to the skin are not a lung cut by t
 MAX_CUT_LUMEN_MM = rule("max_cut_lumen_mm")  # widest trachea + a voxel (segmentation_rules.json)
 
 
-def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
+def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None = None) -> np.ndarray:
     """Boolean [k, j, i] mask of the patient (skin and everything inside it).
 
     open_mm: opening radius (mm) that detaches the table, cushions and clothing folds; the
     mask is then restored to the unopened outline near the patient (geodesic reconstruction)
     so the skin is not eroded.
+
+    info: when a dict, ``info["lung_field_ml"]`` is set to the air (mL) taken as a lung field
+    filling a view inside the chest (`lung_field_air`; 0 when none).
 
     On a reformat (padding: `planning.skin.data_mask`) the air regions that may join the body
     (a lung cut by the source's field of view) are found, judged and added on measured voxels
@@ -83,6 +86,8 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
             keep &= mostly_in_slice_hull(lab, keep, body, anatomical_axes(ct)["S"][0])
             body = body | keep[lab]
         field = lung_field_air(ct, a, lab, counts, body)
+        if info is not None:
+            info["lung_field_ml"] = float(counts[field].sum() * ct.voxel_volume_ml)
         if field.any():
             # a field of view inside the chest: the lung field and every piece of tissue it
             # touches (its vessels, the chest wall or mediastinum cut by a face) are patient
