@@ -244,9 +244,11 @@ def lung_cube_rows(io, rules) -> list[dict]:
     reconstruction inside one lung: no skin, no outside air; every face cuts lung or chest wall)
     of the chest CTA (1.5 mm) and pyradiomics lung1/lung2 (0.6 x 0.6 x 5 mm): lungs crop /
     uncropped lungs and airways in the same region (goal 0.95-1.05; with no trachea in view the
-    bronchi stay in the lung), lung on the other side (mL), or the refusal. All 12 CTA/lung1
-    cubes but lung1's 120 mm left cube were refused on b2781d4; still refused: cubes one of
-    whose in-plane faces is wholly chest wall or mediastinum (`body.lung_field_air`)."""
+    bronchi stay in the lung), lung on the other side (mL), or the refusal. On b2781d4 17 of
+    the 18 cubes were refused (all but lung1's 120 mm left one); with `body.lung_field_air` 16
+    give 0.99-1.05 of the uncropped lungs alone, 0 mL on the other side; still refused: lung1's
+    100 mm left and 120 mm right cubes, one of whose in-plane faces is wholly chest wall or
+    mediastinum (the rule asks for lung air on all four)."""
     from imagio.segmentation.common import crop_slices
 
     rows = []
