@@ -5,7 +5,9 @@ and thin blankets off, the largest component is the patient, holes (lungs, bowel
 filled per axial slice and in 3-D. Where the field of view cuts the chest, the lungs are open
 to a face of the volume (not holes): parenchyma-like air (connected air whose median is above
 -950 HU, Gevenois 1996: outside air and bowel gas are purer) touching the body and lying mostly
-inside the body's axial convex hull (the thoracic cage; not a table cushion) is added. `skin_surface` turns that mask into a closed, smooth
+inside the body's axial convex hull (the thoracic cage; not a table cushion) is added. A view
+inside one lung (no skin, no outside air: every in-plane face cuts lung) is told from room air by
+the vessel tree the parenchyma carries (`lung_field_air`). `skin_surface` turns that mask into a closed, smooth
 triangle mesh in RAS mm with outward normals (what the needle planner uses as entry surface).
 """
 
