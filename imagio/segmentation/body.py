@@ -5,7 +5,9 @@ and thin blankets off, the largest component is the patient, holes (lungs, bowel
 filled per axial slice and in 3-D. Where the field of view cuts the chest, the lungs are open
 to a face of the volume (not holes): parenchyma-like air (connected air whose median is above
 -950 HU, Gevenois 1996: outside air and bowel gas are purer) touching the body and lying mostly
-inside the body's axial convex hull (the thoracic cage; not a table cushion) is added. `skin_surface` turns that mask into a closed, smooth
+inside the body's axial convex hull (the thoracic cage; not a table cushion) is added. A view
+inside one lung (no skin, no outside air: every in-plane face cuts lung) is told from room air by
+the vessel tree the parenchyma carries (`lung_field_air`). `skin_surface` turns that mask into a closed, smooth
 triangle mesh in RAS mm with outward normals (what the needle planner uses as entry surface).
 """
 
@@ -25,12 +27,15 @@ MIN_AIR_ML = 1.0  # smaller air pockets next to the skin are not a lung cut by t
 MAX_CUT_LUMEN_MM = rule("max_cut_lumen_mm")  # widest trachea + a voxel (segmentation_rules.json)
 
 
-def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
+def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None = None) -> np.ndarray:
     """Boolean [k, j, i] mask of the patient (skin and everything inside it).
 
     open_mm: opening radius (mm) that detaches the table, cushions and clothing folds; the
     mask is then restored to the unopened outline near the patient (geodesic reconstruction)
     so the skin is not eroded.
+
+    info: when a dict, ``info["lung_field_ml"]`` is set to the air (mL) taken as a lung field
+    filling a view inside the chest (`lung_field_air`; 0 when none).
 
     On a reformat (padding: `planning.skin.data_mask`) the air regions that may join the body
     (a lung cut by the source's field of view) are found, judged and added on measured voxels
@@ -82,6 +87,16 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
         if keep.any():
             keep &= mostly_in_slice_hull(lab, keep, body, anatomical_axes(ct)["S"][0])
             body = body | keep[lab]
+        field = lung_field_air(ct, a, lab, counts, body)
+        if info is not None:
+            info["lung_field_ml"] = float(counts[field].sum() * ct.voxel_volume_ml)
+        if field.any():
+            # a field of view inside the chest: the lung field and every piece of tissue it
+            # touches (its vessels, the chest wall or mediastinum cut by a face) are patient
+            inside = field[lab]
+            tl, _, _ = components(m, connectivity=6)
+            touched = np.unique(tl[ndimage.binary_dilation(inside) & m])
+            body = body | inside | np.isin(tl, touched[touched > 0])
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
     closed = close_cut_face(body, anatomical_axes(ct)["R"][0], sk)
@@ -93,6 +108,85 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None) -> np.ndarray:
     body = (filled & ~added) | (added & lumen)
     p(1.0, "body: done")
     return body
+
+
+def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarray,
+                   body: np.ndarray) -> np.ndarray:
+    """Bool (n + 1,): the air components of ``lab`` (int [k, j, i], air below BODY_HU; ``counts``
+    their voxel counts) that are a lung field filling a view inside the chest (a small field of
+    view reconstructed inside one lung: every in-plane face cuts lung or chest wall, no skin and
+    no outside air in view). Judged only when the ``body`` found so far (bool [k, j, i]) holds,
+    within its per-slice outline, less lung-like air than ``lungs.MIN_LUNG_ML`` (a view with a
+    body outline around its lungs never gets here).
+
+    Room air and lung differ by what lies in them, not by density alone (the air around the
+    STS_002 thigh reads a median of -873 HU, parenchyma's range): lung parenchyma carries the
+    pulmonary vessel tree, tissue islands enclosed by the air in every axial slice and no wider
+    than the widest intrapulmonary vessel (``lung_vessel_max_diameter_mm``), while the air around
+    a patient encloses the patient (thick) and at most a few cables or sheets. A component is a
+    lung field when
+
+    - its median is above ``GAS_MEDIAN_HU`` (parenchyma, not outside air or bowel gas),
+    - it holds ``MIN_LUNG_ML``,
+    - it touches both faces of both in-plane axes of the view (the lung goes on beyond the whole
+      edge of the view; air outside a patient lies on one side, beyond the skin: a table cushion
+      or the air beside a limb does not surround the view),
+    - the vessel-like islands it encloses (in-plane holes of the component with no voxel deeper
+      than half ``lung_vessel_max_diameter_mm`` from their edge) make at least
+      ``lung_vessel_min_fraction`` of its volume."""
+    from .common import LUNG_HU
+    from .lungs import MIN_LUNG_ML
+
+    n = counts.size - 1
+    out = np.zeros(n + 1, bool)
+    if n == 0:
+        return out
+    sup = anatomical_axes(ct)["S"][0]
+    cand = counts * ct.voxel_volume_ml >= MIN_LUNG_ML
+    cand[0] = False
+    if not cand.any():
+        return out
+    # every in-plane face touched
+    for ax in range(3):
+        if ax == sup:
+            continue
+        for end in (0, lab.shape[ax] - 1):
+            on = np.zeros(n + 1, bool)
+            on[np.unique(np.take(lab, end, axis=ax))] = True
+            cand &= on
+    if not cand.any():
+        return out
+    cand[cand] = label_medians(a, lab, cand) > GAS_MEDIAN_HU
+    if not cand.any():
+        return out
+    held = (a < LUNG_HU) & fill_holes_per_slice(body, sup) & ~body
+    if held.sum() * ct.voxel_volume_ml >= MIN_LUNG_ML:
+        return out
+    # vessel-like islands: 2-D holes of each candidate (per axial slice) that no ball of the
+    # widest vessel's radius fits in
+    sk = ct.spacing_kji
+    air = cand[lab]
+    holes = fill_holes_per_slice(air, sup) & ~air
+    st = np.zeros((3, 3, 3), bool)
+    ix = [slice(None)] * 3
+    ix[sup] = 1
+    st[tuple(ix)] = ndimage.generate_binary_structure(2, 1)
+    hl, hn = ndimage.label(holes, st)
+    thick = np.bincount(hl[erode_mm(holes, 0.5 * rule("lung_vessel_max_diameter_mm"), sk)],
+                        minlength=hn + 1) > 0
+    thick[0] = True
+    islands = ~thick[hl]
+    # each island to the air component around it (the nearest air voxel along the in-plane
+    # axes: the island is a hole of that component's slice)
+    owner = np.zeros(hn + 1, np.int64)
+    if islands.any():
+        grown = ndimage.grey_dilation(np.where(air, lab, 0), footprint=st)
+        o = np.zeros(hn + 1, np.int64)
+        np.maximum.at(o, hl[islands & (grown > 0)], grown[islands & (grown > 0)])
+        owner = o
+    vessel = np.bincount(owner[hl[islands]], minlength=n + 1) if islands.any() else np.zeros(n + 1)
+    frac = vessel / np.maximum(counts, 1)
+    return cand & (frac >= rule("lung_vessel_min_fraction"))
 
 
 def measured_voxels(ct: Volume) -> np.ndarray | None:

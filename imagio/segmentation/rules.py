@@ -100,7 +100,18 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     out: dict[str, np.ndarray] = {}
     meta: dict = {"warnings": []}
     p(0.0, "body")
-    body = bd.body_mask(ct, progress=p.sub(0.0, 0.15))
+    body_info: dict = {}
+    body = bd.body_mask(ct, progress=p.sub(0.0, 0.15), info=body_info)
+    if body_info.get("lung_field_ml"):
+        # a view inside one lung (`body.lung_field_air`): no skin, no ring of ribs, no trachea
+        # to judge the tissue in view by (fov4: on the chest CTA's 80 mm cube in the right
+        # lung a 24 mL contrast-filled pulmonary artery, 489 HU, became 'bone'/'vertebrae')
+        meta["lung_field"] = {"ml": round(body_info["lung_field_ml"], 1)}
+        meta["warnings"].append(
+            f"the field of view lies inside a lung ({body_info['lung_field_ml']:.0f} mL of lung air reaches "
+            "its whole edge; no skin or outside air in view): the lung is taken to continue beyond every "
+            "face; bronchi cannot be told from lung without the trachea, and bone labels here are not "
+            "checked against the chest wall (a contrast-filled vessel may be labelled bone): check them")
     if "body" in want:
         out["body"] = body
     trachea = bronchi = None

@@ -1,0 +1,109 @@
+"""Lungs on a field of view that lies inside the chest (issue 14; fov3, fov4): a targeted
+reconstruction, a small cube or square centred in one lung, shows no skin and no outside air.
+The body's outline is then only the tissue in view, so the lung cut by every face was judged
+outside the body and the lungs refused ("no air-like region inside the body", "pockets under
+5 mL": the chest CTA cut to 80-120 mm cubes centred in each lung, b2781d4). A parenchymal air
+component that touches every in-plane face and encloses vessel-like islands (no wider than the
+widest intrapulmonary vessel) making >= ``lung_vessel_min_fraction`` of its volume is a lung
+field (`body.lung_field_air`); room air (the STS thighs, whose air reads up to -873 HU) encloses
+the patient and at most cables, and a table cushion does not surround the view.
+
+Truth: the synthetic chest (`synthetic_ct`; right lung an ellipsoid centred at RAS x = 60 mm,
+y = 5 mm, here with two 8 mm vessels along z through it, which are lung: the lung mask holds its
+vessels) on an oblique, anisotropic grid, cropped to a 56 mm square (in the grid's plane) in
+the right lung over the whole z range: above and below the lung the view is soft tissue, and
+in between lung alone. (Kept from fov3's 1d09dc7, whose rule was reverted.)"""
+
+import numpy as np
+import pytest
+
+from conftest import rotation
+from imagio.segmentation.common import ras_coordinate
+from imagio.segmentation.rules import segment_masks
+from synthetic_ct import make_ct
+
+
+@pytest.mark.slow
+def test_small_fov_inside_one_lung_keeps_that_lung():
+    d = rotation((1, 2, 3), 8.0) @ np.diag([-1.0, 1.0, 1.0])
+    ct, truth = make_ct(spacing=(2.2, 1.9, 2.5), direction=d)
+    # two vessels crossing the lung along z, joined to the tissue above and below it (real
+    # lungs hold a vessel tree: the only tissue in view in the lung's slices)
+    x, y, z = (np.broadcast_to(ras_coordinate(ct, a), ct.shape) for a in range(3))
+    vessels = (np.hypot(x - 52.0, y + 2.0) <= 4.0) | (np.hypot(x - 68.0, y - 12.0) <= 4.0)
+    vessels &= truth["body"]
+    arr = ct.array.copy()
+    arr[vessels] = 40
+    ct = ct.with_array(arr)
+    centre = ct.world_to_kji(np.array([[60.0, 5.0, 25.0]]))[0].round().astype(int)
+    half = np.round(28.0 / ct.spacing_kji).astype(int)
+    lo, hi = [0, 0, 0], list(ct.shape)
+    for a in (1, 2):                       # the in-plane axes of this grid (k is nearest S)
+        lo[a], hi[a] = int(centre[a] - half[a]), int(centre[a] + half[a] + 1)
+    c = ct.crop(lo, hi)
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    want = truth["lung_right"][sl]
+    v = c.voxel_volume_ml
+    assert want.sum() * v > 100.0
+    m, meta = segment_masks(c, ["body", "lungs"])
+    right, left = m["lung_right"], m["lung_left"]
+    assert right.sum() == pytest.approx(want.sum(), rel=0.05), (round(float(right.sum() * v), 1),
+                                                                 round(float(want.sum() * v), 1))
+    assert (right & want).sum() >= 0.95 * want.sum()
+    assert left.sum() * v <= 0.5, round(float(left.sum() * v), 2)   # nothing on the wrong side
+    assert not (right & ~m["body"]).any()
+    # said: the view is taken as lying inside a lung
+    assert "lung_field" in meta and any("inside a lung" in w for w in meta["warnings"]), meta
+
+
+@pytest.mark.slow
+def test_structureless_air_filling_the_view_is_not_lung():
+    """The same square without the vessels: air of parenchymal density filling the view with
+    nothing in it is not taken for lung (a foam cushion or noisy room air reads the same HU; only
+    the vessel tree tells parenchyma). Refused as before, naming the missing lung. The phantom's
+    right lung with everything in it (its vessels, nodules) set to -850 HU."""
+    from imagio.errors import InputError
+    from imagio.segmentation.common import anatomical_axes, fill_holes_per_slice
+
+    d = rotation((1, 2, 3), 8.0) @ np.diag([-1.0, 1.0, 1.0])
+    ct, truth = make_ct(spacing=(2.2, 1.9, 2.5), direction=d)
+    arr = ct.array.copy()
+    arr[fill_holes_per_slice(truth["lung_right"], anatomical_axes(ct)["S"][0])] = -850
+    ct = ct.with_array(arr)
+    centre = ct.world_to_kji(np.array([[60.0, 5.0, 25.0]]))[0].round().astype(int)
+    half = np.round(28.0 / ct.spacing_kji).astype(int)
+    lo, hi = [0, 0, 0], list(ct.shape)
+    for a in (1, 2):
+        lo[a], hi[a] = int(centre[a] - half[a]), int(centre[a] + half[a] + 1)
+    with pytest.raises(InputError, match="no lungs found"):
+        segment_masks(ct.crop(lo, hi), ["body", "lungs"])
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("size_mm", [80, 120])
+def test_chest_cta_cube_inside_each_lung(shared_data, size_mm):
+    """The chest CTA (1.5 mm) cut to a cube of ``size_mm`` centred on each uncropped lung's
+    centroid: every face cuts lung or chest wall. b2781d4 refused all four ('no air-like region
+    inside the body' / 'pockets under 5 mL'). Now: lungs within 5 % of the uncropped lungs and
+    airways there (with no trachea in view the bronchi cannot be told from lung and stay in it,
+    as the warning says), nothing on the other side, no lung outside the uncropped patient."""
+    from imagio import io
+    from imagio.segmentation.common import crop_slices
+
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ref, _ = segment_masks(ct, ["body", "lungs", "airways"])
+    v = ct.voxel_volume_ml
+    for side, other in (("lung_left", "lung_right"), ("lung_right", "lung_left")):
+        c0 = np.array(np.nonzero(ref[side])).mean(1).round().astype(int)
+        r = np.round(0.5 * size_mm / ct.spacing_kji).astype(int)
+        sl = tuple(slice(max(c0[a] - r[a], 0), c0[a] + r[a]) for a in range(3))
+        m, meta = segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
+        want = (ref["lung_left"] | ref["lung_right"] | ref.get("airways", False)
+                | ref.get("trachea", False))[sl]
+        got = m["lung_left"] | m["lung_right"]
+        assert got.sum() == pytest.approx(want.sum(), rel=0.05), (side, round(float(got.sum() * v), 1),
+                                                                  round(float(want.sum() * v), 1))
+        assert m[other].sum() * v <= 1.0, (side, round(float(m[other].sum() * v), 1))
+        assert not (got & ~ref["body"][sl]).any()
+        assert any("inside a lung" in w for w in meta["warnings"]), meta["warnings"]
