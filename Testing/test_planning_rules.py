@@ -276,3 +276,26 @@ def test_an_unnamed_target_is_not_warned_as_a_forbidden_structure():
     unnamed = [w for w in prob.warnings if "has no name" in w]
     assert prob.target.value == 3
     assert unnamed == [w for w in unnamed if "label value 4 " in w] and len(unnamed) == 1, prob.warnings
+
+
+def test_a_lesion_where_three_lobes_meet_names_what_it_borders():
+    """Trial 28 (L4): a nodule on the junction of three lobes got "host organ unknown ...: no
+    organ-specific rule applied", untrue (the lung rules applied). The warning now names what
+    the lesion borders with each share of the shell and which rules are not applied."""
+    def fn(x, y, z):
+        lab = body(x, y, z).astype(np.uint8)
+        inner = body(x, y, z) & (np.abs(x) < 50) & (np.abs(y) < 50) & (np.abs(z) < 50)
+        sector = np.floor(np.mod(np.arctan2(z, y) + 1e-9, 2 * np.pi) / (2 * np.pi / 3)).astype(int)  # thirds
+        lab[inner] = 2 + sector[inner]
+        lab[x ** 2 + y ** 2 + z ** 2 <= 6 ** 2] = 5
+        return lab
+    ct, lab = grid_volumes(fn, {1: "body", 2: "lung_upper_lobe_right", 3: "lung_middle_lobe_right",
+                               4: "lung_lower_lobe_right", 5: "lung_nodule_1"},
+                           hu_fn=lambda x, y, z, lab: np.where(lab == 0, -1000, np.where(lab == 5, 30, np.where(lab > 1, -850, 40))))
+    prob = PlanningProblem.build(ct, lab, "lung_nodule_1", needle=Needle(200, 0, 0), constraints=Constraints(**FREE))
+    said = [w for w in prob.warnings if w.startswith("host organ of lung_nodule_1 unknown")]
+    assert len(said) == 1 and "no organ-specific rule applied" not in said[0], prob.warnings
+    shares = {n: float(said[0].split(n + " ")[1].split(" %")[0]) for n in
+              ("lung_upper_lobe_right", "lung_middle_lobe_right", "lung_lower_lobe_right")}
+    # independent: the three lobes meet at 120 degrees around the nodule: a third of its shell each
+    assert all(v == pytest.approx(100 / 3, abs=6) for v in shares.values()), shares

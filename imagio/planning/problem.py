@@ -999,9 +999,15 @@ def host_organ(labels: Volume, target: Target, prob: "PlanningProblem | None" = 
     labelled = vals.size - counts[0]
     # a subcapsular lesion borders unlabelled fat: count containment among labelled neighbours
     if best == 0 or counts[best] < 0.5 * labelled or counts[best] < 0.25 * vals.size:
-        if prob is not None:
-            prob.warnings.append(f"host organ of {name} unknown (no structure encloses most of its "
-                                 "surface): no organ-specific rule applied")
+        if prob is not None:   # say what it borders (trial 28 L4: a nodule where three lobes meet)
+            order = np.argsort(counts[1:])[::-1][:3] + 1
+            share = ", ".join(f"{labels.labels.get(int(v), f'label {v}')} {100 * counts[v] / vals.size:.0f} %"
+                              for v in order if counts[v] > 0)
+            prob.warnings.append(f"host organ of {name} unknown: no one structure encloses most of its "
+                                 f"surface ({share or 'no labelled structure'} of a {shell_mm:g} mm shell): "
+                                 "the rules for one host organ (liver parenchyma before a liver tumour, "
+                                 "entering the organ that holds it) are not applied; the lung rules follow "
+                                 "from the lung labels along each path")
         return ""
     return labels.labels.get(best, "")
 
