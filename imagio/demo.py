@@ -201,7 +201,10 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
                 "craniocaudal_deg": best.craniocaudal_deg},
             "report": None if result.feasible else result.report,
         })
-    result = problem = doc = None
+        # let go of this plan before the next one is built (the names would hold it until the
+        # next plan returns), and hand its free pages back (`release_free_memory`)
+        result = problem = doc = best = None
+        release_free_memory()
     from .planning.distance_maps import forget_cached_maps
 
     forget_cached_maps()      # the last target's maps (the ablation's large tumour is another case)
