@@ -167,9 +167,10 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
 
     from .planning.ablation.demo import place_small
 
-    # the liver tumour's one-probe ablation is placed as soon as its needle plan is done (then
-    # the plan, its maps and problem, ~300 MiB, are freed before the next plan); it is written,
-    # and added to the scene, in the ablation stage, in the same order as before
+    # the liver tumour's one-probe ablation is placed as soon as its needle plan is done, so the
+    # plan (problem, tables, evaluator) is not held into the ablation stage; its maps stay in
+    # `precompute`'s cache until the next target's maps replace them (that target reuses them).
+    # The placement is written, and added to the scene, in the ablation stage, as before
     plans, first_name, small_ablation = {}, None, None
     targets = [next((l for l in ph.lesions if l.kind == k), None) for k in ("liver_tumor", "lung_nodule")]
     targets = [l for l in targets if l is not None]
