@@ -64,10 +64,10 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     ct2, lab2, _ = insert_sphere(ct, labels, LARGE_RADIUS_MM, name=LARGE_NAME)
     skin = outer_skin(ct, labels)      # the case's model (cached): reused when the ball lies in the body
     ball = lab2.array != labels.array
-    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME,
-                                   skin=skin if paint_keeps_skin(skin, ball, ct2.array[ball]) else None),
+    keeps = paint_keeps_skin(skin, ball, ct2.array[ball])
+    del ball   # (a full-volume mask: not held through the plan)
+    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, skin=skin if keeps else None),
              progress=prog.sub(0.2, 0.5))
-    del ball
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
         mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0), free_maps=True)
