@@ -30,7 +30,9 @@ The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
    memory less its resident memory with the inputs loaded, and whether the 5 proposals
    (entries, scores) are identical; and the couch search alone (`table.patient_and_objects`,
    the skin model computed first, untimed) in the same way: CPU time, traced peak, identical
-   points (as RAS positions: the couch cache now keeps voxel indices). ``IMAGIO_BENCH_SPEED_ONLY=first`` stops after item 1.
+   points (as RAS positions: the couch cache now keeps voxel indices); and the demo (item 4) of
+   both, one after the other: CPU time, peak resident memory, every JSON number identical.
+   ``IMAGIO_BENCH_SPEED_ONLY=first`` stops after item 1; ``=demo`` runs item 4 alone.
 """
 
 from __future__ import annotations
@@ -286,25 +288,62 @@ def _stepwise_cover(A, cost, limit_s):
     return len(pick)
 
 
-def _demo() -> list[dict]:
-    """``imagio demo`` in a child process: wall time and peak resident memory (RUSAGE_CHILDREN
-    after it ends: the largest child's peak)."""
-    import json
-    import resource
+def _demo_child(root: str | None, out: str) -> dict:
+    """``imagio demo OUT --quiet`` in a child process importing ``root``'s ``imagio`` (None:
+    this interpreter's): wall time, CPU time (user + system) and peak resident memory of that
+    child alone (``os.wait4``: the rusage of the one process waited for)."""
     import subprocess
     import sys
+
+    env = dict(os.environ) if root is None else dict(os.environ, PYTHONPATH=root)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "imagio.cli", "demo", out, "--quiet"],
+                            stdout=subprocess.DEVNULL, env=env, cwd=root)
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"imagio demo exited with {proc.returncode} ({root or 'this tree'})")
+    return {"wall": time.perf_counter() - t0, "cpu": ru.ru_utime + ru.ru_stime, "rss": ru.ru_maxrss / 1024}
+
+
+RUN_DEPENDENT = {"timings_s", "timings_ms", "cpu_s", "peak_rss_mib", "out_dir", "files", "file", "picture"}
+
+
+def demo_numbers(out: Path) -> dict:
+    """{file: its JSON} of every JSON a demo wrote into ``out`` (the output manifests aside), the
+    run-dependent keys (timings, CPU, memory, paths) removed: two demos of the same inputs give
+    equal dicts exactly when every number they wrote is the same."""
+    import json
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in RUN_DEPENDENT}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+
+    return {str(f.relative_to(out)): strip(json.loads(f.read_text())) for f in sorted(out.rglob("*.json"))
+            if not f.name.startswith(".imagio-outputs")}
+
+
+def _demo() -> list[dict]:
+    """``imagio demo`` in a child process: wall time, CPU time and peak resident memory. With
+    ``IMAGIO_BENCH_BASELINE`` (module doc, item 6) the baseline checkout's demo runs first in
+    the same way (same run, same phantom cache): ratios of CPU time and peak memory, and whether
+    every JSON number both wrote is the same (`demo_numbers`)."""
+    import json
     import tempfile
 
+    base = os.environ.get("IMAGIO_BENCH_BASELINE")
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "imagio.cli", "demo", tmp, "--quiet"], check=True,
-                       stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - t0
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        phases = json.loads((Path(tmp) / "summary.json").read_text())["timings_s"]
-        abl = json.loads(next(Path(tmp).glob("ablation_liver_tumor_large.json")).read_text())
+        old = None
+        if base:
+            old = _demo_child(base, str(Path(tmp) / "base"))
+        new = _demo_child(None, str(Path(tmp) / "new"))
+        wall, rss = new["wall"], new["rss"]
+        phases = json.loads((Path(tmp) / "new" / "summary.json").read_text())["timings_s"]
+        abl = json.loads((Path(tmp) / "new" / "ablation_liver_tumor_large.json").read_text())
+        same = None if old is None else demo_numbers(Path(tmp) / "base") == demo_numbers(Path(tmp) / "new")
     b = DEMO_BASELINE
-    return [
+    rows = [
         {"name": "demo end to end, goal < 30 s (baseline: f26cad7 median, not this run)", "value": wall, "unit": "s",
          "baseline": b["wall_s"], "ratio": b["wall_s"] / wall},
         {"name": "demo peak resident memory, goal < 1024 MiB (baseline: f26cad7)", "value": rss, "unit": "MiB",
@@ -313,6 +352,15 @@ def _demo() -> list[dict]:
         {"name": "demo 45 mm tumour: probes (baseline = lower bound)", "value": abl["n_probes"], "unit": "",
          "baseline": abl["lower_bound"]},
     ]
+    if old is not None:
+        rows += [
+            {"name": "demo CPU time, user + system (baseline: IMAGIO_BENCH_BASELINE, same run)", "value": new["cpu"],
+             "unit": "s", "baseline": old["cpu"], "ratio": old["cpu"] / new["cpu"]},
+            {"name": "demo peak resident memory (baseline: IMAGIO_BENCH_BASELINE, same run)", "value": rss,
+             "unit": "MiB", "baseline": old["rss"], "ratio": old["rss"] / rss},
+            {"name": "demo outputs: every JSON number identical to the baseline's", "value": int(same), "unit": "bool"},
+        ]
+    return rows
 
 
 def _multiprobe(spacing, diameter_mm, label=None, capture=None, guarantee=False):
@@ -356,6 +404,8 @@ def run() -> list[dict]:
 
     rows = [{"name": "cores available", "value": os.cpu_count(), "unit": ""},
             {"name": "load average at start (shared machine)", "value": os.getloadavg()[0], "unit": ""}]
+    if os.environ.get("IMAGIO_BENCH_SPEED_ONLY", "") == "demo":   # the demo end to end only
+        return rows + _demo()
     # 1. time to first proposals
     ph = phantom.generate(spacing=1.0, seed=0)
     les = next(l for l in ph.lesions if l.kind == "liver_tumor")

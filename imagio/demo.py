@@ -165,7 +165,13 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     ct_node = mrml.volume_to_node(ph.ct, scene, "CT")
     mrml.labels_to_segmentation(labels, scene, name="IMAGIO segmentation", reference_node=ct_node)
 
-    plans, first_name, liver_plan = {}, None, None   # only the liver plan is kept (for the ablation)
+    from .planning.ablation.demo import place_small
+
+    # the liver tumour's one-probe ablation is placed as soon as its needle plan is done, so the
+    # plan (problem, tables, evaluator) is not held into the ablation stage; its maps stay in
+    # `precompute`'s cache until the next target's maps replace them (that target reuses them).
+    # The placement is written, and added to the scene, in the ablation stage, as before
+    plans, first_name, small_ablation = {}, None, None
     targets = [next((l for l in ph.lesions if l.kind == k), None) for k in ("liver_tumor", "lung_nodule")]
     targets = [l for l in targets if l is not None]
     t = time.perf_counter()
@@ -183,8 +189,8 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         files.append(render_plan_png(result, out / f"plan_{les.name}.png"))   # this plan's own 3D view
         plan_to_scene(scene, result)
         first_name = first_name or les.name
-        if les.kind == "liver_tumor":
-            liver_plan = result
+        if les.kind == "liver_tumor" and small_ablation is None:
+            small_ablation = place_small(result, progress=sub.sub(1.0, 1.0))
         best = result.proposals[0] if result.proposals else None
         plans[les.name] = to_jsonable({
             "feasible": result.feasible, "candidates": len(result.table),
@@ -196,7 +202,10 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
                 "craniocaudal_deg": best.craniocaudal_deg},
             "report": None if result.feasible else result.report,
         })
-    result = problem = None   # (the liver plan stays for the ablation)
+        # let go of this plan before the next one is built (the names would hold it until the
+        # next plan returns), and hand its free pages back (`release_free_memory`)
+        result = problem = doc = best = None
+        release_free_memory()
     from .planning.distance_maps import forget_cached_maps
 
     forget_cached_maps()      # the last target's maps (the ablation's large tumour is another case)
@@ -207,9 +216,9 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     t = time.perf_counter()
     from .planning.ablation.demo import run as ablation_demo
 
-    kept = [liver_plan]
-    liver_plan = None   # handed over: the ablation frees its maps once its probe is placed
-    ablation = ablation_demo(ph.ct, labels, kept.pop(), out, scene, progress=prog.sub(0.7, 0.88))
+    kept = [small_ablation]
+    small_ablation = None   # handed over
+    ablation = ablation_demo(ph.ct, labels, None, out, scene, progress=prog.sub(0.7, 0.88), small=kept.pop())
     files += [Path(a["file"]) for a in ablation.values() if "file" in a]
     timings["ablation"] = time.perf_counter() - t
     peaks["ablation"] = stage_peak_mib()

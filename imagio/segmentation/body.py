@@ -63,6 +63,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     # restore the outline: voxels of the thresholded mask within the opening radius of the core
     grown = dilate_mm(core, open_mm * 1.05, sk) & m
     body = largest_component(grown)
+    core_c = core = grown = None
     # aerated lung is inside the patient even where the field of view cuts the chest (a lung
     # open to a face of the volume is not a hole): air components that look like parenchyma
     # (median above -950 HU: not outside air or bowel gas) and touch the body join it
@@ -73,6 +74,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     # patient (fov2: the chest CTA's anterior half tilted 15 degrees, its lung and the air in
     # front of the chest one component of median -968 HU: all 1,796 mL of lung left out)
     air = ~m
+    m = None
     measured = measured_voxels(ct)
     lab, n, counts = components(air if measured is None else air & measured, connectivity=6)
     if n:
@@ -94,9 +96,11 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
             # a field of view inside the chest: the lung field and every piece of tissue it
             # touches (its vessels, the chest wall or mediastinum cut by a face) are patient
             inside = field[lab]
-            tl, _, _ = components(m, connectivity=6)
-            touched = np.unique(tl[ndimage.binary_dilation(inside) & m])
+            tl, _, _ = components(~air, connectivity=6)
+            touched = np.unique(tl[ndimage.binary_dilation(inside) & ~air])
             body = body | inside | np.isin(tl, touched[touched > 0])
+    # the full-volume temporaries (uint32 air labels, masks) are not held through the filling
+    lab = air = measured = None
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
     closed = close_cut_face(body, anatomical_axes(ct)["R"][0], sk)

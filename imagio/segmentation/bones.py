@@ -197,11 +197,14 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             with_core &= np.bincount(dl[box], minlength=dn + 1) >= 0.5 * dc
             with_core[0] = False
             blood |= with_core[dl]
+            dl = box = None   # (a full-volume uint32 map: not held through the labelling below)
+        dense = core = None
         cand &= ~blood & (a > CONTRAST_LOW_HU)
         seed_hu = max(seed_hu, band[1])
     lab, n, counts = components(cand, connectivity=26)
     if n == 0:
         return cand
+    cand = None
     seeds = a > seed_hu
     nseed = np.bincount(lab[seeds], minlength=n + 1)
     # vessels with contrast can exceed seed_hu in places: require a share of dense voxels, and
@@ -227,6 +230,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     keep &= counts * ct.voxel_volume_ml >= MIN_BONE_ML
     keep[0] = False
     m = keep[lab]
+    lab = seeds = native = None   # (the candidates' uint32 labels: not needed from here)
     if blood is not None and blood.any():
         # what the pool's removal leaves at its edge (undiluted contrast's partial-volume rim in
         # the right atrium and venae cavae) is not bone (`bone_shell.at_the_edge`)

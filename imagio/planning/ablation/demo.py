@@ -13,15 +13,38 @@ LARGE_RADIUS_MM = 22.5      # 45 mm: beyond one zone of the demo setting with a 
 LARGE_NAME = "liver_tumor_large"
 
 
-def run(ct, labels, small_plan, out_dir, scene=None, progress=None) -> dict:
-    """Write ``ablation_<tumour>.json`` for both plans; add their nodes to ``scene``."""
+def place_small(small_plan, progress=None):
+    """The one-probe plan for the small tumour of ``small_plan`` (a feasible `planner.Plan`):
+    the best placement over its proposals, as (`ProbePlan`, `AblationContext`), or None when the
+    plan is None or not feasible. Neither keeps the plan (its maps, problem and tables), so the
+    caller can free the plan as soon as this returns (`imagio demo` does, before its next
+    needle plan); `run` writes the result."""
+    from ...progress import Progress
+    from .coverage import AblationContext
+    from .devices import get_device
+    from .multiprobe import place_on_path
+
+    if small_plan is None or not small_plan.feasible:
+        return None
+    dev = get_device(DEMO_DEVICE[0])
+    s = dev.setting(DEMO_DEVICE[1])
+    Progress(progress)(0.0, f"ablation: one {dev.name} probe for {small_plan.problem.target.name}")
+    ctx = AblationContext(small_plan.problem.labels, small_plan.problem.target.name)
+    best = max((place_on_path(small_plan, ctx, dev, s, m.entry_ras) for m in small_plan.proposals),
+               key=lambda r: (r.probes[0].feasible, r.coverage.mam_mm))
+    return best, ctx
+
+
+def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) -> dict:
+    """Write ``ablation_<tumour>.json`` for both plans; add their nodes to ``scene``.
+    ``small``: `place_small`'s result, computed earlier (then ``small_plan`` is None)."""
     from ...progress import Progress
     from ..planner import plan
     from ..problem import PlanningProblem
     from ..skin import outer_skin, paint_keeps_skin
     from .coverage import AblationContext
     from .devices import get_device
-    from .multiprobe import place_on_path, plan_multiprobe
+    from .multiprobe import plan_multiprobe
     from .synthetic import insert_sphere
 
     prog = Progress(progress)
@@ -29,22 +52,22 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None) -> dict:
     dev = get_device(DEMO_DEVICE[0])
     s = dev.setting(DEMO_DEVICE[1])
     summary = {}
-    if small_plan is not None and small_plan.feasible:
-        prog(0.0, f"ablation: one {dev.name} probe for {small_plan.problem.target.name}")
-        ctx = AblationContext(small_plan.problem.labels, small_plan.problem.target.name)
-        best = max((place_on_path(small_plan, ctx, dev, s, m.entry_ras) for m in small_plan.proposals),
-                   key=lambda r: (r.probes[0].feasible, r.coverage.mam_mm))
+    if small is None:
+        small = place_small(small_plan, progress=prog)
+    small_plan = None   # its maps are not needed for the large tumour (freed if the caller let go)
+    if small is not None:
+        best, ctx = small
+        small = None
         summary[ctx.tumour_name] = _write(best, ctx, out, scene)
-    # its maps and context are not needed for the large tumour (freed if the caller let go)
-    small_plan = best = ctx = None
+    best = ctx = None
     prog(0.2, "ablation: a 45 mm liver tumour and the fewest probes covering it + 5 mm")
     ct2, lab2, _ = insert_sphere(ct, labels, LARGE_RADIUS_MM, name=LARGE_NAME)
     skin = outer_skin(ct, labels)      # the case's model (cached): reused when the ball lies in the body
     ball = lab2.array != labels.array
-    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME,
-                                   skin=skin if paint_keeps_skin(skin, ball, ct2.array[ball]) else None),
+    keeps = paint_keeps_skin(skin, ball, ct2.array[ball])
+    del ball   # (a full-volume mask: not held through the plan)
+    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, skin=skin if keeps else None),
              progress=prog.sub(0.2, 0.5))
-    del ball
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
         mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0), free_maps=True)

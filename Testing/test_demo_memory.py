@@ -1,0 +1,50 @@
+"""Issue 20 (the demo under 1 GB): the liver tumour's one-probe ablation is placed as soon as its
+needle plan is done (`ablation.demo.place_small`) so that the demo frees the plan (its distance
+maps, problem and candidate table) before the next plan, instead of holding it into the
+ablation stage. The placement keeps none of the plan's memory (tracemalloc: numpy's
+allocations are traced); that it is the same placement is checked on the demo's outputs
+(every number of the old and new demo identical: bench_speed, IMAGIO_BENCH_BASELINE)."""
+
+import gc
+import tracemalloc
+import weakref
+
+import pytest
+
+from imagio import phantom
+from imagio.planning import PlanningProblem, plan
+from imagio.planning.ablation import demo as ablation_demo
+
+
+@pytest.fixture(scope="module")
+def liver_case():
+    ph = phantom.generate(spacing=3.0)
+    les = next(l for l in ph.lesions if l.kind == "liver_tumor")
+    return ph.ct, ph.labels, les.name
+
+
+def test_place_small_keeps_none_of_the_plan(liver_case):
+    from imagio.planning.distance_maps import forget_cached_maps
+
+    ct, labels, name = liver_case
+    forget_cached_maps()
+    tracemalloc.start()
+    try:
+        p = plan(PlanningProblem.build(ct, labels, name))
+        assert p.feasible
+        forget_cached_maps()   # the demo's next plan replaces the cached maps
+        maps = weakref.ref(p.maps)
+        small = ablation_demo.place_small(p)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+        p = None
+        gc.collect()
+        freed = held - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert small is not None
+    # the plan's maps are gone with the plan: nothing of the placement or its context holds them
+    assert maps() is None
+    # and so is most of what the plan held (3 mm phantom: its maps alone are megabytes)
+    assert freed > 2 ** 20
+
