@@ -561,3 +561,24 @@ def test_gap_left_by_a_slice_of_another_geometry_names_it(tmp_path, odd):
     msg = str(e.value)
     assert "gap of 6.0 mm" in msg and "set aside for another geometry" in msg, msg
     assert ("another orientation" if odd == "orientation" else "pixel size") in msg, msg
+
+
+def test_overlapping_thick_slices_are_judged_by_their_thickness(tmp_path):
+    """New-user trial 28 (H1): a 5 mm-slice CT reconstructed every 2.5 mm (SliceThickness 5 in
+    the header, a usual overlapping reconstruction) passed the airway slice limit (2.5 mm) on its
+    step: `bronch` planned a 16-branch tree without a word. The reader now keeps the header's
+    thickness when it exceeds the step, and the limit reads it; slices as thick as their step
+    stay as they were."""
+    from imagio.planning.bronchoscopy.mask_checks import check_slice_thickness
+
+    pt = Patient()
+    pos, row, col = axial_positions(step=2.0)
+    write_series(tmp_path / "over", pt, pos, row, col, spacing=(1.0, 1.0), thickness=5.0, rows=96, cols=112)
+    vol = io.read_image(tmp_path / "over")
+    np.testing.assert_allclose(vol.spacing, [1.0, 1.0, 2.0])
+    assert vol.meta["read"]["slice_thickness_mm"] == 5.0 and "SliceThickness" not in vol.meta
+    with pytest.raises(InputError, match="5 mm slices .*SliceThickness"):
+        check_slice_thickness(vol, "CT")
+    write_series(tmp_path / "even", pt, pos, row, col, spacing=(1.0, 1.0), thickness=2.0, rows=96, cols=112)
+    even = io.read_image(tmp_path / "even")
+    assert "slice_thickness_mm" not in even.meta["read"] and check_slice_thickness(even, "CT", refuse=False) == ""

@@ -205,8 +205,23 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
     report["warnings"] = warnings
     if integral and arr.min() >= -32768 and arr.max() <= 32767:
         arr = np.rint(arr).astype(np.int16)  # whole HU as stored; interpolated values rounded
-    report["meta"] = dict(s0.tags)
+    tags = dict(s0.tags)
+    thick = _slice_thickness(tags.pop("SliceThickness", ""), g.step)
+    if thick:   # overlapping reconstruction: the slices are thicker than their step (trial 28 H1)
+        report["slice_thickness_mm"] = thick
+    report["meta"] = tags
     return arr, aff, report, warnings
+
+
+def _slice_thickness(text: str, step_mm: float) -> float | None:
+    """The header's SliceThickness (mm) when it is a positive number larger than the slice step
+    (an overlapping reconstruction: 5 mm slices every 2.5 mm resolve 5 mm along the slice
+    normal, not 2.5), else None."""
+    try:
+        t = float(text)
+    except ValueError:
+        return None
+    return round(t, 4) if np.isfinite(t) and t > step_mm + 0.01 else None
 
 
 def add_series_argument(parser) -> None:

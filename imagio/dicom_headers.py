@@ -160,7 +160,7 @@ def read_header(path: Path) -> list[Slice] | str:
     base = {"series": str(ds.SeriesInstanceUID), "image_type": "\\".join(map(str, ds.get("ImageType", []) or [])),
             "modality": str(ds.get("Modality", "")), "description": str(ds.get("SeriesDescription", "")),
             "acquisition": _acquisition(ds), "sop_uid": str(ds.get("SOPInstanceUID", "")),
-            "tags": {t: str(ds.get(t, "")).strip() for t in META_TAGS if t in ds}}
+            "tags": {t: str(ds.get(t, "")).strip() for t in META_TAGS + ("SliceThickness",) if t in ds}}
     if "Rows" not in ds or "Columns" not in ds:
         return "no image (Rows/Columns absent: a report, structure set or DICOMDIR)"
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
