@@ -234,8 +234,10 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
     """Whether the CT shows a bronchus along the centreline points ``ids`` (a path, in order): at
     each, the CT at the centre (core), the median on a ring half a CT voxel outside the lumen
     (wall) and on a ring beyond the wall (parenchyma: lumen radius + ``wall_to_diameter`` x the
-    diameter + ``reference_voxels`` voxels). A bronchus is an air core darker than the
-    parenchyma around it or a wall denser than it by ``min_contrast_hu``
+    diameter + ``reference_voxels`` voxels). A bronchus is a core that differs from the
+    parenchyma around it (darker: its air; denser: its wall, where partial volume fills a narrow
+    lumen or the centreline runs off-axis, e.g. on a bridged gap) or a wall denser than it, by
+    ``min_contrast_hu``
     (``airway_limits.json`` leak.wall, with sources); a leak of the mask through the lung shows
     neither. Returns {"evident": [n] bool (True where the CT gives no value), "core", "wall",
     "ref": [n] HU, "resolved": [n] bool (the lumen at least ``verdict.UNRESOLVED_VOXELS`` CT
@@ -255,7 +257,7 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
                                   + float(cfg["reference_voxels"]) * vox, n), axis=1)
     c = float(cfg["min_contrast_hu"])
     known = np.isfinite(core) & np.isfinite(wall) & np.isfinite(ref)
-    evident = ~known | (ref - core >= c) | (wall - ref >= c)
+    evident = ~known | (np.abs(core - ref) >= c) | (wall - ref >= c)
     return {"evident": evident, "core": core, "wall": wall, "ref": ref,
             "resolved": 2 * r >= UNRESOLVED_VOXELS * vox}
 
