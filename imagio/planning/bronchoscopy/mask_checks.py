@@ -265,11 +265,14 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
 def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
     """Stretches of the centreline path ``path`` (point ids from the root) along which the CT
     shows no bronchus (`bronchus_evidence`): the airway mask runs where the CT has neither an
-    air core nor a wall, i.e. through parenchyma. One entry per stretch at least one CT voxel
-    long, root first: {"ids": its point ids, "mm": its length, "resolved": every lumen in it at
+    air core nor a wall, i.e. through parenchyma. One entry per stretch at least
+    ``verdict.UNRESOLVED_VOXELS`` CT voxels long (a shorter one is not resolved along the axis: a
+    single point of a narrow bronchus may read near the parenchyma by noise), root first: {"ids": its point ids, "mm": its length, "resolved": every lumen in it at
     least ``verdict.UNRESOLVED_VOXELS`` CT voxels across (the CT could show its core and wall: a
     leak) or not (it cannot: unverified), "core_hu", "ref_hu": medians, "lumen_mm": median
     diameter, "ras": its start}."""
+    from .verdict import UNRESOLVED_VOXELS
+
     path = np.asarray(path, int)
     if ct is None or len(path) < 2:
         return []
@@ -282,7 +285,7 @@ def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
         ids = path[s:e]
         step = float(np.median(np.diff(tree.dist_from_root[path]))) if len(path) > 1 else 0.0
         mm = float(tree.dist_from_root[ids[-1]] - tree.dist_from_root[ids[0]]) + step
-        if mm < vox:
+        if mm < UNRESOLVED_VOXELS * vox:   # shorter than the CT resolves along the axis
             continue
         out.append({"ids": ids, "mm": mm, "resolved": bool(ev["resolved"][s:e].all()),
                     "core_hu": float(np.nanmedian(ev["core"][s:e])), "ref_hu": float(np.nanmedian(ev["ref"][s:e])),
