@@ -9,6 +9,7 @@ import pytest
 from imagio import phantom
 from imagio.planning import bronchoscopy as B
 from imagio.planning.bronchoscopy.mask_checks import _paint_tube
+from test_bronchoscopy import _ball
 
 DOUBT = ("possible leak", "unverified airway", "may have leaked")
 
@@ -48,16 +49,6 @@ def _leak_into(labels, lesion_name, radius_mm, start_ras=None):
 
 def _doubted(warnings):
     return [w for w in warnings if any(d in w for d in DOUBT)]
-
-
-def _ball(L, centre, r):
-    from imagio.planning.distance_maps import reach_box
-
-    lo, hi = reach_box(L, centre, r)
-    sub = np.indices(hi - lo).reshape(3, -1).T + lo
-    m = np.zeros(L.shape, bool)
-    m[tuple(sub[np.linalg.norm(L.kji_to_world(sub) - centre, axis=1) <= r].T)] = True
-    return m
 
 
 @pytest.mark.parametrize("nodule,radius", [("lung_nodule_3", 1.0), ("lung_nodule_3", 2.0), ("lung_nodule_3", 3.0),
@@ -130,3 +121,27 @@ def test_a_gap_and_a_leak_in_one_mask(ph, intact):
         p3 = B.plan(tree, t3, scope, ct=ph.ct)
         assert not p3.route.reached and p3.route.bronchus_sign is not True, (scope, p3.all_warnings)
         assert any("possible leak" in w for w in p3.all_warnings), p3.all_warnings
+
+
+def test_a_leak_the_ct_cannot_resolve_leaves_reach_and_sign_unverified(ph):
+    """The same 2 mm tube into lung_nodule_3 read on the CT resampled to 2.4 mm voxels: its
+    3 mm lumen is under 2 CT voxels, so the CT cannot show a wall or an air core there and the
+    leak cannot be told from a thin bronchus: 'reached' and the bronchus sign that rest on it are
+    said to be unverified (warning, verdict, the sign's reason), not claimed. The real 3 mm
+    bronchus into lung_nodule_1, whose wall the coarse CT still shows, is not doubted."""
+    L = ph.labels
+    ct = ph.ct.resampled(np.array([2.4, 2.4, 2.4]), order=1)
+    lab, _, _ = _leak_into(L, "lung_nodule_3", 2.0)
+    tree = B.extract_tree(lab, lab.mask("trachea", "airways"))
+    t3 = B.Target.from_mask(L, L.mask("lung_nodule_3"))
+    for scope in ("ultrathin", "thin"):
+        p = B.plan(tree, t3, scope, ct=ct)
+        said = [w for w in p.all_warnings if "unverified airway" in w]
+        assert said, (scope, p.all_warnings)
+        if p.route.reached:
+            assert "unverified" in p.route.verdict, p.route.verdict
+        if p.route.bronchus_sign:
+            assert "unverified" in p.route.bronchus_sign_reason, p.route.bronchus_sign_reason
+    t1 = B.Target.from_mask(L, L.mask("lung_nodule_1"))
+    p1 = B.plan(tree, t1, "ultrathin", ct=ct)
+    assert p1.route.reached and not _doubted(p1.all_warnings), p1.all_warnings

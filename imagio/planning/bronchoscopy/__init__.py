@@ -157,6 +157,9 @@ def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | No
             seen.add(key)
             said.append(wall_less_warning(r, "the route" if any(r is x for x in on_route) else
                                           "the airway leading into the lesion"))
+    if route.reached and any(not r["resolved"] for r in on_route):
+        route.verdict += ("; unverified: part of the airway it rests on is too narrow for the CT to show its wall or "
+                          "air core, and the CT shows neither there (see the warnings)")
     if any(not r["resolved"] for r in on_sign):
         route.bronchus_sign_reason += ("; unverified: the airway leading in is too narrow for the CT to show its "
                                        "wall or air core along part of its course (see the warnings)")

@@ -7,6 +7,7 @@ trachea whose top slice is cut obliquely (a crescent). Arrays [k, j, i]; positio
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -251,7 +252,8 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
     tangent = np.gradient(pts, axis=0) if len(ids) > 1 else np.array([[0.0, 0.0, 1.0]])
     n = int(cfg["ring_samples"])
     core = ct.sample(pts, order=1, fill=np.nan)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():   # a ring wholly outside the CT: NaN, counted as no value
+        warnings.simplefilter("ignore", RuntimeWarning)
         wall = np.nanmedian(_rings(ct, pts, tangent, r + 0.5 * vox, n), axis=1)
         ref = np.nanmedian(_rings(ct, pts, tangent, r * (1 + 2 * float(cfg["wall_to_diameter"]))
                                   + float(cfg["reference_voxels"]) * vox, n), axis=1)
