@@ -52,14 +52,15 @@ def _doubted(warnings):
 
 
 @pytest.mark.parametrize("nodule,radius", [("lung_nodule_3", 1.0), ("lung_nodule_3", 2.0), ("lung_nodule_3", 3.0),
-                                           ("lung_nodule_2", 2.0)])
+                                           ("lung_nodule_2", 2.0), ("lung_nodule_2", 3.0)])
 def test_a_leak_through_the_parenchyma_into_a_nodule_is_excluded(ph, intact, nodule, radius):
     """A tube labelled airway from the lumen nearest a nodule into it (17 mm to lung_nodule_3,
     70 mm to lung_nodule_2; radius 1-3 mm), the CT unchanged: on main a short leak at the end of
     a long narrow tail was hidden by the tail's median (lung_nodule_3: 'reached' and a bronchus
-    sign, no word) and a scope that stops short still reported the leak's bronchus sign. Now the
-    leak is named and excluded: not reached, no bronchus sign from it, the tunnels start from real
-    airways. Own check: the CT along the tube's axis reads lung (no air core) with no wall."""
+    sign, no word) and a scope that stops short still reported the leak's bronchus sign. Now
+    neither is claimed on the leak: a leak the CT resolves (3 mm radius: lumen over 2 CT voxels)
+    is named and excluded (not reached, no bronchus sign from it, the route ends where the intact
+    tree's does); a narrower one is said to leave them unverified. Own check: the CT along the tube's axis reads lung (no air core) with no wall."""
     L = ph.labels
     lab, a, tube = _leak_into(L, nodule, radius)
     c = L.kji_to_world(np.argwhere(L.mask(nodule))).mean(axis=0)
@@ -73,27 +74,33 @@ def test_a_leak_through_the_parenchyma_into_a_nodule_is_excluded(ph, intact, nod
         ref = B.plan(intact, tg, scope, ct=ph.ct)
         assert not ref.route.reached and not ref.route.bronchus_sign   # the case: no real bronchus gets there
         assert not _doubted(ref.all_warnings), ref.all_warnings
+        assert _doubted(p.all_warnings), (scope, p.all_warnings)
+        # 'reached' and the bronchus sign are not claimed on the leak: excluded, or said unverified
+        assert not p.route.reached or "unverified" in p.route.verdict, (scope, p.route.verdict)
+        assert p.route.bronchus_sign is not True or "unverified" in p.route.bronchus_sign_reason
+        if radius < 3.0:
+            continue   # a 3 mm lumen (2 CT voxels): the CT cannot tell it from a thin bronchus
         assert not p.route.reached, (scope, p.all_warnings)
         assert p.route.bronchus_sign is not True, p.route.bronchus_sign_reason
         assert any("possible leak" in w for w in p.all_warnings), p.all_warnings
         # the route ends where the intact tree's does (within the tube's radius, which widened the
         # real tip, and a voxel): nothing of the leak is used
         assert np.linalg.norm(p.route.end_ras - ref.route.end_ras) <= radius + float(max(L.spacing)), scope
-    # the route end lies in real lumen, not in the tube
-    assert not lab.with_array(tube.astype(np.uint8)).sample(p.route.end_ras[None], order=0)[0]
+        # the route end lies in real lumen, not in the tube
+        assert not lab.with_array(tube.astype(np.uint8)).sample(p.route.end_ras[None], order=0)[0]
 
 
 def test_a_gap_and_a_leak_in_one_mask(ph, intact):
     """The kind of input of ../shared/cases/airway_leak_gap.py, on the phantom as it is now: the
     right upper lobe bronchus cut (a 6 mm ball of its lumen and wall relabelled lung, so the
-    subtree leading to lung_nodule_1 is a separate piece) and a 2 mm-radius wall-less tube labelled
+    subtree leading to lung_nodule_1 is a separate piece) and a 3 mm-radius wall-less tube labelled
     airway from the lumen nearest lung_nodule_3 (right lower lobe) into it. The gap is bridged (or
     reported) and lung_nodule_1 reached as on the intact mask; the leak is named and excluded and
     lung_nodule_3 not reported reached."""
     L = ph.labels
     rul = next(b for b in ph.airway_tree if b.name == "right_upper_lobe_bronchus")
     mid = (np.asarray(rul.start_ras) + np.asarray(rul.end_ras)) / 2
-    lab, _, _ = _leak_into(L, "lung_nodule_3", 2.0)
+    lab, _, _ = _leak_into(L, "lung_nodule_3", 3.0)
     arr = lab.array.copy()
     vals = [v for v, n in L.labels.items() if n in ("trachea", "airways", "airway_wall")]
     cut = _ball(L, mid, 6.0) & np.isin(arr, vals)

@@ -121,8 +121,8 @@ def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | No
     an air core nor a bronchial wall though its lumen is wide enough to show them is a leak of
     the mask: excluded (a copy of the tree; the original is not changed) and the route planned
     again (``replan(tree)``), so neither 'reached' nor the bronchus sign rests on it. A stretch
-    too narrow for the CT to show them leaves what rests on it unverified: warned, and the
-    bronchus sign's reason says so. New-user trials 25-28: a wall-less tube labelled airway
+    too narrow for the CT to show them leaves what rests on it unverified: warned where
+    'reached' or the bronchus sign rests on it, and the verdict or the sign's reason says so. New-user trials 25-28: a wall-less tube labelled airway
     through the parenchyma into a nodule gave 'reached' and a bronchus sign."""
     from .mask_checks import exclude_from, wall_less_runs, wall_less_warning
 
@@ -151,7 +151,8 @@ def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | No
                     "an air core nor a bronchial wall: the mask leaks there; the route is not checked further; "
                     "check the segmentation")
     seen = set()
-    for r in on_route + on_sign:
+    # an unresolved stretch matters where a claim rests on it: 'reached' or the bronchus sign
+    for r in (on_route if route.reached else []) + on_sign:
         key = int(r["ids"][0])
         if key not in seen:
             seen.add(key)

@@ -237,12 +237,12 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
     (wall) and on a ring beyond the wall (parenchyma: lumen radius + ``wall_to_diameter`` x the
     diameter + ``reference_voxels`` voxels). A bronchus is a core that differs from the
     parenchyma around it (darker: its air; denser: its wall, where partial volume fills a narrow
-    lumen or the centreline runs off-axis, e.g. on a bridged gap) or a wall denser than it, by
-    ``min_contrast_hu``
+    lumen or the centreline runs off-axis, e.g. on a bridged gap), a wall denser than it, or a
+    core darker than its wall (the profile across a tube of air in tissue), by ``min_contrast_hu``
     (``airway_limits.json`` leak.wall, with sources); a leak of the mask through the lung shows
     neither. Returns {"evident": [n] bool (True where the CT gives no value), "core", "wall",
-    "ref": [n] HU, "resolved": [n] bool (the lumen at least ``verdict.UNRESOLVED_VOXELS`` CT
-    voxels across)}."""
+    "ref": [n] HU, "resolved": [n] bool (the lumen more than ``verdict.UNRESOLVED_VOXELS`` CT
+    voxels across, as `verdict.unresolved_calibre` counts it)}."""
     from .verdict import UNRESOLVED_VOXELS
 
     cfg = limits()["leak"]["wall"]
@@ -259,9 +259,9 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
                                   + float(cfg["reference_voxels"]) * vox, n), axis=1)
     c = float(cfg["min_contrast_hu"])
     known = np.isfinite(core) & np.isfinite(wall) & np.isfinite(ref)
-    evident = ~known | (np.abs(core - ref) >= c) | (wall - ref >= c)
+    evident = ~known | (np.abs(core - ref) >= c) | (wall - ref >= c) | (wall - core >= c)
     return {"evident": evident, "core": core, "wall": wall, "ref": ref,
-            "resolved": 2 * r >= UNRESOLVED_VOXELS * vox}
+            "resolved": 2 * r > UNRESOLVED_VOXELS * vox}
 
 
 def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
@@ -325,7 +325,7 @@ def wall_less_warning(run: dict, what: str) -> str:
                 "from routes and from the bronchus sign; check the segmentation there")
     from .verdict import UNRESOLVED_VOXELS
 
-    return (f"unverified airway: {where}, and the lumen is under {UNRESOLVED_VOXELS:g} CT voxels across, so the CT "
+    return (f"unverified airway: {where}, and the lumen is at most {UNRESOLVED_VOXELS:g} CT voxels across, so the CT "
             "cannot show its wall "
             "or core: the mask may have leaked into the lung there; what rests on it is unverified; confirm on the CT "
             "that the bronchus is there")
