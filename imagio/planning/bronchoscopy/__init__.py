@@ -122,8 +122,10 @@ def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | No
     the mask: excluded (a copy of the tree; the original is not changed) and the route planned
     again (``replan(tree)``), so neither 'reached' nor the bronchus sign rests on it. A stretch
     too narrow for the CT to show them leaves what rests on it unverified: warned where
-    'reached' or the bronchus sign rests on it, and the verdict or the sign's reason says so. New-user trials 25-28: a wall-less tube labelled airway
-    through the parenchyma into a nodule gave 'reached' and a bronchus sign."""
+    'reached' or the bronchus sign rests on it, and the verdict or the sign's reason says so.
+    New-user trial 25 (H1) and later: a wall-less tube labelled airway through the parenchyma
+    into a nodule gave 'reached' and a bronchus sign, a short one at the end of a long narrow
+    tail without a word."""
     from .mask_checks import exclude_from, wall_less_runs, wall_less_warning
 
     if ct is None:
