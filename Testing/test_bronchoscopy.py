@@ -453,4 +453,12 @@ def test_reached_through_a_narrow_leak_of_the_mask_is_doubted(ph, tree):
         assert any("may have leaked" in w for w in plan.warnings), plan.warnings
     intact = B.plan(tree, tg, "ultrathin", ct=ph.ct)
     assert not any("may have leaked" in w for w in intact.warnings)
-    assert plan.route.reached   # the case reproduces the trial's false 'reached'
+    # the case reproduces the trial's false 'reached' on the mask alone; read against the CT the
+    # tube shows neither a wall nor an air core: its 3 mm lumen (2 CT voxels) is too narrow for
+    # the CT to tell it from a thin bronchus, so 'reached' is said to be unverified (or, where
+    # resolved, the leak is excluded)
+    assert B.plan(t2, tg, "ultrathin").route.reached
+    if plan.route.reached:
+        assert "unverified" in plan.route.verdict and any("unverified airway" in w for w in plan.warnings)
+    else:
+        assert any("possible leak" in w for w in plan.warnings), plan.warnings

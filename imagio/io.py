@@ -660,6 +660,21 @@ def validate_labels(vol: Volume, path="label map") -> None:
         raise InputError(f"{path}: the label map is empty (no labelled voxel); segment something first")
 
 
+LABEL_NAMES_HELP = "JSON {value: name} for a label map without names"
+
+
+def add_label_names_argument(parser, which: str = "") -> None:
+    """Add ``--label-names`` (read by `label_names_arg`); ``which``: what it applies to or its
+    default, added to the help in brackets."""
+    parser.add_argument("--label-names", help=LABEL_NAMES_HELP + (f" ({which})" if which else ""))
+
+
+def label_names_arg(args) -> dict[int, str] | None:
+    """The names of ``--label-names`` (`read_label_names`), or None when not given."""
+    path = getattr(args, "label_names", None)
+    return read_label_names(path) if path else None
+
+
 def read_label_names(path) -> dict[int, str]:
     """Label names from a JSON file (a sidecar or ``--label-names``): ``{"labels": {"1": {"name":
     "liver", ...}}}`` or a plain ``{"1": "liver"}``. Raises InputError when unreadable."""

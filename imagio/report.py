@@ -733,8 +733,9 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, help="output PDF path")
     s.add_argument("--ct", help="CT image (default: the plan's recorded input)")
     s.add_argument("--labels", help="label map (default: the plan's recorded input)")
-    s.add_argument("--label-names", help="JSON {value: name} for a label map without names "
-                                         "(default: the plan's recorded one)")
+    from .io import add_label_names_argument
+
+    add_label_names_argument(s, "default: the plan's recorded one")
     from .dicom import add_series_argument
 
     add_series_argument(s)   # default: the series the plan records

@@ -80,8 +80,7 @@ def read_plan_inputs(args):
     if (out / "plan.json").exists() and not args.force:
         raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
     ct = io.read_image(args.ct, args.series)
-    names = io.read_label_names(args.label_names) if args.label_names else None
-    labels = io.read_labels(args.labels, names)
+    labels = io.read_labels(args.labels, io.label_names_arg(args))
     if getattr(args, "lesions", None):
         labels = io.with_lesions(labels, args.lesions)
     return out, ct, labels
@@ -260,7 +259,9 @@ def register(subparsers) -> None:
                     "liver and lung rules; writes plan.json, plan.png and a Slicer scene.")
     s.add_argument("ct", help="CT image (NIfTI/NRRD/DICOM folder), HU")
     s.add_argument("--labels", required=True, help="label map (.seg.nrrd, or image + .labels.json sidecar)")
-    s.add_argument("--label-names", help="JSON {value: name} for a label map without names")
+    from ..io import add_label_names_argument
+
+    add_label_names_argument(s)
     s.add_argument("--lesions", help="a second label map of lesions (imagio detect's nodules.seg.nrrd, imagio "
                                      "lesion's output) merged over --labels: the target and the other lesions, "
                                      "which every path keeps out")

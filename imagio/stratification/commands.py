@@ -132,7 +132,7 @@ def cmd_eligibility(args) -> int:
     from .ablation_eligibility import assess
 
     ct = io.read_image(args.ct)
-    labels = io.read_labels(args.labels, io.read_label_names(args.label_names) if args.label_names else None)
+    labels = io.read_labels(args.labels, io.label_names_arg(args))
     res = assess(ct, labels, point_or_name(args.lesion, args.lps, "--lesion"))
     for w in res["warnings"]:
         print(f"imagio: warning: {w}", file=sys.stderr)
@@ -171,5 +171,7 @@ def register(sub) -> None:
     add_point_argument(s, "--lesion", "the lesion's structure name (e.g. liver_tumor_1), or R,A,S in mm of a point "
                        "inside it: the lesion piece holding the point is judged (one label of several tumours)",
                        metavar="NAME|R,A,S")
-    s.add_argument("--label-names", help="JSON {value: name} for a label map without names")
+    from ..io import add_label_names_argument
+
+    add_label_names_argument(s)
     s.set_defaults(func=cmd_eligibility)

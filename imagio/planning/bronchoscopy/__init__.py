@@ -112,6 +112,63 @@ def _outside_lung_message(target: Target, lungs: Volume, ct: Volume | None) -> s
             "target or the lung segments")
 
 
+MAX_LEAK_REPLANS = 8   # leaks excluded one after the other before the route is given up on as checked
+
+
+def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | None, replan):
+    """(tree, route, warnings) after reading the CT along the route and along the airway that
+    gives the bronchus sign (`mask_checks.wall_less_runs`): a stretch where the CT shows neither
+    an air core nor a bronchial wall though its lumen is wide enough to show them is a leak of
+    the mask: excluded (a copy of the tree; the original is not changed) and the route planned
+    again (``replan(tree)``), so neither 'reached' nor the bronchus sign rests on it. A stretch
+    too narrow for the CT to show them leaves what rests on it unverified: warned where
+    'reached' or the bronchus sign rests on it, and the verdict or the sign's reason says so.
+    New-user trial 25 (H1) and later: a wall-less tube labelled airway through the parenchyma
+    into a nodule gave 'reached' and a bronchus sign, a short one at the end of a long narrow
+    tail without a word."""
+    from .mask_checks import exclude_from, wall_less_runs, wall_less_warning
+
+    if ct is None:
+        return tree, route, []
+    said = []
+    for _ in range(MAX_LEAK_REPLANS):
+        on_route = wall_less_runs(tree, route.point_ids, ct)
+        on_sign = (wall_less_runs(tree, tree.path_to_root(route.sign_entry), ct)
+                   if route.bronchus_sign and route.sign_entry >= 0 else [])
+        leak = next((r for r in on_route + on_sign if r["resolved"]), None)
+        if leak is None:
+            break
+        if tree.branches[int(tree.branch_of[leak["ids"][0]])].generation < 2:
+            # the trachea or a main bronchus without air or wall: the CT is not the airway mask's scan
+            said.append(f"the CT shows no airway where the airway mask has its central airways (RAS {leak['ras']}): "
+                        "the CT and the airway mask may not be of the same scan; nothing was checked on the CT")
+            return tree, route, said
+        said.append(wall_less_warning(leak, "the route" if any(r is leak for r in on_route) else
+                                      "the airway leading into the lesion"))
+        tree = exclude_from(tree, leak["ids"])
+        route = replan(tree)
+    else:
+        on_route, on_sign = [], []
+        said.append(f"more than {MAX_LEAK_REPLANS} stretches of the airway mask near the route show on the CT neither "
+                    "an air core nor a bronchial wall: the mask leaks there; the route is not checked further; "
+                    "check the segmentation")
+    seen = set()
+    # an unresolved stretch matters where a claim rests on it: 'reached' or the bronchus sign
+    for r in (on_route if route.reached else []) + on_sign:
+        key = int(r["ids"][0])
+        if key not in seen:
+            seen.add(key)
+            said.append(wall_less_warning(r, "the route" if any(r is x for x in on_route) else
+                                          "the airway leading into the lesion"))
+    if route.reached and any(not r["resolved"] for r in on_route):
+        route.verdict += ("; unverified: part of the airway it rests on is too narrow for the CT to show its wall or "
+                          "air core, and the CT shows neither there (see the warnings)")
+    if any(not r["resolved"] for r in on_sign):
+        route.bronchus_sign_reason += ("; unverified: the airway leading in is too narrow for the CT to show its "
+                                       "wall or air core along part of its course (see the warnings)")
+    return tree, route, said
+
+
 def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lungs: Volume | None = None,
          vessels: np.ndarray | None = None, tunnel_margin_mm=None, tunnel_max_length_mm=None,
          lobes: Volume | None = None, ct: Volume | None = None, others: Volume | None = None) -> BronchPlan:
@@ -130,9 +187,11 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
     if lungs is not None and not _in_lung(target, lungs):
         raise InputError(_outside_lung_message(target, lungs, ct))
     rmin = route_min_diameter(tree)
+    warnings = list(getattr(tree, "warnings", [])) + list(getattr(tree, "naming_warnings", []))
     route = plan_route(tree, target, scope, tolerance_mm, reach=rmin, lobes=lobes)
-    out = BronchPlan(route, scopes=plan_all_scopes(tree, target, tolerance_mm, lobes),
-                     warnings=list(getattr(tree, "warnings", [])) + list(getattr(tree, "naming_warnings", [])))
+    tree, route, doubts = _check_on_ct(tree, route, target, ct,
+                                       lambda t: plan_route(t, target, scope, tolerance_mm, reach=rmin, lobes=lobes))
+    out = BronchPlan(route, scopes=plan_all_scopes(tree, target, tolerance_mm, lobes), warnings=warnings + doubts)
     from .mask_checks import unchecked_reach
 
     doubt = unchecked_reach(tree, route, ct)
@@ -148,7 +207,10 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
             out.warnings.append(f"other lesions kept out of the tunnels (a tunnel through a second tumour mixes "
                                 f"the specimen and can seed the tract): {', '.join(onames)}")
         try:
-            out.tunnels = plan_tunnels(tree, target, lungs, vessels, rmin >= od - tol, tunnel_margin_mm,
+            ok = rmin >= od - tol
+            if tree.excluded is not None:   # no tunnel from a leak of the mask
+                ok = ok & ~tree.excluded
+            out.tunnels = plan_tunnels(tree, target, lungs, vessels, ok, tunnel_margin_mm,
                                        tunnel_max_length_mm, ct=ct, others=omask)
         except NoTunnel as e:
             out.tunnel_problem = str(e)

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
                               "has no lungs, to segment the lungs and their vessels (tunnels, in-lung check)")
     s.add_argument("--airways", required=True, help="label map with the airways (trachea/airways labels, or a binary mask)")
     s.add_argument("--structures", help="label map with lungs, lung vessels and the nodule (default: --airways)")
+    from ...io import add_label_names_argument
+
+    add_label_names_argument(s, "names the values of --structures, or of --airways when no --structures is given")
     s.add_argument("--lesions", help="a label map of lesions (imagio detect's nodules.seg.nrrd) merged over "
                                      "--structures: the target and the other nodules, which tunnels keep clear of")
     add_point_argument(s, "--target", "a label name in --structures (e.g. lung_nodule_1) or R,A,S in mm",
@@ -217,6 +220,22 @@ def _lobes(structures):
     return structures if names else None
 
 
+def _reference_inputs(scene, ct_path, airways_path, air, structures_path, structures) -> None:
+    """The CT and the label maps the plan read, referenced in place by the scene (read by Slicer
+    from the user's files, never copied or written: `mrml.scene.reference_volume` /
+    `reference_labels`, as the needle plan's scene does), so that bronch.mrml opens on its images;
+    what cannot be referenced so (a DICOM folder) is said on stderr."""
+    from ...mrml.scene import reference_labels, reference_volume
+
+    if reference_volume(scene, ct_path, "CT") is None:
+        print(f"imagio: note: the scene does not load the CT ({ct_path} is not a NRRD/NIfTI/MetaImage file): "
+              "load it in Slicer (DICOM module) beside the scene", file=sys.stderr)
+    for path, vol, name in ((airways_path, air, "Airways"), (structures_path, structures, "Structures")):
+        if path and reference_labels(scene, path, vol.labels, name) is None:
+            print(f"imagio: note: the scene does not load {path} (not a label file Slicer reads in place)",
+                  file=sys.stderr)
+
+
 def cmd_bronch(args) -> int:
     from ... import io
     from .tunnel import lung_envelope
@@ -238,9 +257,11 @@ def cmd_bronch(args) -> int:
         ct = ct.with_array(np.maximum(ct.array, ct.array.dtype.type(PADDING_HU)))
     check_ct(ct)
     check_slice_thickness(ct, "CT")
-    air = io.read_labels(Path(args.airways))
+    names = io.label_names_arg(args)
+    air = io.read_labels(Path(args.airways), None if args.structures else names)
     mask = airway_mask(air)
-    structures = io.read_labels(Path(args.structures)) if args.structures else air
+    structures = io.read_labels(Path(args.structures), names) if args.structures else air
+    structures_read = structures
     if args.lesions:
         structures = io.with_lesions(structures, args.lesions)
     lobes = _lobes(structures)
@@ -278,6 +299,7 @@ def cmd_bronch(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"inputs": {"ct": str(ct_path), "airways": str(args.airways), "structures": args.structures,
+                      "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
                       "target": args.target, "target_segment": target_name, "scope": args.scope},
            "tree": tree.summary(), "branches": [b.to_dict() for b in tree.branches],
            **bp.to_dict(), "timings_s": {k: round(v, 3) for k, v in timings.items()},
@@ -299,6 +321,7 @@ def cmd_bronch(args) -> int:
         from ...mrml.bronchoscopy import bronchoscopy_to_scene
 
         scene = mrml.new_scene()
+        _reference_inputs(scene, ct_path, args.airways, air, args.structures, structures_read)
         bronchoscopy_to_scene(scene, tree, bp)
         mrml.save_scene(scene, out / "scene" / "bronch.mrml")
     except ImportError:

@@ -7,6 +7,7 @@ trachea whose top slice is cut obliquely (a crescent). Arrays [k, j, i]; positio
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +229,118 @@ def unchecked_reach(tree, route, ct: Volume) -> str:
             f"under {rmin:.1f} mm) whose centreline reads {float(np.nanmedian(hu)):.0f} HU on the CT (a lumen's air "
             f"is about -1000 HU, lung parenchyma about -850): the mask may have leaked into the lung there, and "
             "'reached' and the bronchus sign rest on it; confirm on the CT that the bronchus reaches the lesion")
+
+
+def _rings(ct: Volume, pts: np.ndarray, tangent: np.ndarray, radius: np.ndarray, n: int) -> np.ndarray:
+    """[len(pts), n] CT values (trilinear) on a circle of ``radius`` (mm, per point) around each
+    point, in the plane normal to its ``tangent``."""
+    t = tangent / np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
+    a = np.cross(t, [1.0, 0.0, 0.0])
+    flat = np.linalg.norm(a, axis=1) < 0.3
+    a[flat] = np.cross(t[flat], [0.0, 1.0, 0.0])
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = np.cross(t, a)
+    ang = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    q = pts[:, None] + radius[:, None, None] * (np.cos(ang)[None, :, None] * a[:, None] + np.sin(ang)[None, :, None] * b[:, None])
+    return ct.sample(q.reshape(-1, 3), order=1, fill=np.nan).reshape(len(pts), n)
+
+
+def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
+    """Whether the CT shows a bronchus along the centreline points ``ids`` (a path, in order): at
+    each, the CT at the centre (core), the median on a ring half a CT voxel outside the lumen
+    (wall) and on a ring beyond the wall (parenchyma: lumen radius + ``wall_to_diameter`` x the
+    diameter + ``reference_voxels`` voxels). A bronchus is a core that differs from the
+    parenchyma around it (darker: its air; denser: its wall, where partial volume fills a narrow
+    lumen or the centreline runs off-axis, e.g. on a bridged gap), a wall denser than it, or a
+    core darker than its wall (the profile across a tube of air in tissue), by ``min_contrast_hu``
+    (``airway_limits.json`` leak.wall, with sources); a leak of the mask through the lung shows
+    neither. Returns {"evident": [n] bool (True where the CT gives no value), "core", "wall",
+    "ref": [n] HU, "resolved": [n] bool (the lumen more than ``verdict.UNRESOLVED_VOXELS`` CT
+    voxels across, as `verdict.unresolved_calibre` counts it)}."""
+    from .verdict import UNRESOLVED_VOXELS
+
+    cfg = limits()["leak"]["wall"]
+    ids = np.asarray(ids, int)
+    vox = float(np.max(ct.spacing))
+    pts, r = tree.points[ids], tree.radius[ids]
+    tangent = np.gradient(pts, axis=0) if len(ids) > 1 else np.array([[0.0, 0.0, 1.0]])
+    n = int(cfg["ring_samples"])
+    core = ct.sample(pts, order=1, fill=np.nan)
+    with warnings.catch_warnings():   # a ring wholly outside the CT: NaN, counted as no value
+        warnings.simplefilter("ignore", RuntimeWarning)
+        wall = np.nanmedian(_rings(ct, pts, tangent, r + 0.5 * vox, n), axis=1)
+        ref = np.nanmedian(_rings(ct, pts, tangent, r * (1 + 2 * float(cfg["wall_to_diameter"]))
+                                  + float(cfg["reference_voxels"]) * vox, n), axis=1)
+    c = float(cfg["min_contrast_hu"])
+    known = np.isfinite(core) & np.isfinite(wall) & np.isfinite(ref)
+    evident = ~known | (np.abs(core - ref) >= c) | (wall - ref >= c) | (wall - core >= c)
+    return {"evident": evident, "core": core, "wall": wall, "ref": ref,
+            "resolved": 2 * r > UNRESOLVED_VOXELS * vox}
+
+
+def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
+    """Stretches of the centreline path ``path`` (point ids from the root) along which the CT
+    shows no bronchus (`bronchus_evidence`): the airway mask runs where the CT has neither an
+    air core nor a wall, i.e. through parenchyma. One entry per stretch at least
+    ``verdict.UNRESOLVED_VOXELS`` CT voxels long (a shorter one is not resolved along the axis: a
+    single point of a narrow bronchus may read near the parenchyma by noise), root first:
+    {"ids": its point ids, "mm": its length, "resolved": the lumen over at least half of it more
+    than ``verdict.UNRESOLVED_VOXELS`` CT voxels across (the CT could show its core and wall: a
+    leak) or not (it cannot: unverified), "core_hu", "ref_hu": medians, "lumen_mm": median
+    diameter, "ras": its start}."""
+    from .verdict import UNRESOLVED_VOXELS
+
+    path = np.asarray(path, int)
+    if ct is None or len(path) < 2:
+        return []
+    ev = bronchus_evidence(tree, path, ct)
+    bad = ~ev["evident"]
+    edges = np.flatnonzero(np.diff(np.r_[0, bad.astype(np.int8), 0]))
+    vox = float(np.max(ct.spacing))
+    out = []
+    for s, e in zip(edges[::2], edges[1::2]):
+        ids = path[s:e]
+        step = float(np.median(np.diff(tree.dist_from_root[path]))) if len(path) > 1 else 0.0
+        mm = float(tree.dist_from_root[ids[-1]] - tree.dist_from_root[ids[0]]) + step
+        if mm < UNRESOLVED_VOXELS * vox:   # shorter than the CT resolves along the axis
+            continue
+        out.append({"ids": ids, "mm": mm, "resolved": bool(np.mean(ev["resolved"][s:e]) >= 0.5),
+                    "core_hu": float(np.nanmedian(ev["core"][s:e])), "ref_hu": float(np.nanmedian(ev["ref"][s:e])),
+                    "lumen_mm": float(np.median(2 * tree.radius[ids])),
+                    "ras": np.round(tree.points[ids[0]], 1).tolist()})
+    return out
+
+
+def exclude_from(tree, ids: np.ndarray):
+    """A copy of ``tree`` (arrays shared, ``excluded`` new) with the points ``ids`` (a stretch of
+    one path, root first), the rest of the branch beyond its first point and every branch
+    beyond that excluded from routes and from the bronchus sign."""
+    from dataclasses import replace
+
+    ex = np.zeros(len(tree.points), bool) if tree.excluded is None else tree.excluded.copy()
+    first = int(ids[0])
+    b = tree.branches[int(tree.branch_of[first])]
+    pos = int(np.flatnonzero(b.point_ids == first)[0])
+    ex[b.point_ids[pos:]] = True
+    ex[np.asarray(ids, int)] = True
+    for c in b.children:
+        for x in tree.subtree(c):
+            ex[tree.branches[x].point_ids] = True
+    return replace(tree, excluded=ex)
+
+
+def wall_less_warning(run: dict, what: str) -> str:
+    """The warning for one `wall_less_runs` stretch on ``what`` ("the route", "the airway leading
+    into the lesion (bronchus sign)")."""
+    where = (f"{run['mm']:.0f} mm of airway mask at RAS {run['ras']} (lumen {run['lumen_mm']:.1f} mm) along {what} "
+             f"show on the CT neither an air core nor a bronchial wall (centre {run['core_hu']:.0f} HU, surroundings "
+             f"{run['ref_hu']:.0f} HU: lung parenchyma is about -850 HU, air -1000 HU)")
+    if run["resolved"]:
+        return (f"possible leak of the airway segmentation: {where}: the mask runs through the lung there; excluded "
+                "from routes and from the bronchus sign; check the segmentation there")
+    from .verdict import UNRESOLVED_VOXELS
+
+    return (f"unverified airway: {where}, and the lumen is at most {UNRESOLVED_VOXELS:g} CT voxels across, so the CT "
+            "cannot show its wall "
+            "or core: the mask may have leaked into the lung there; what rests on it is unverified; confirm on the CT "
+            "that the bronchus is there")

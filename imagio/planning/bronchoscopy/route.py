@@ -144,6 +144,7 @@ class Route:
     turns: list = None                # [(branch name or id, turn angle deg)] at each branch point passed
     verdict: str = ""                 # "reached: ..." or "short by N mm: ... (why it stops)" (verdict.reach)
     bronchus_sign_reason: str = ""    # "present: ..." | "not seen in the airway mask: ..." | "not assessable: ..."
+    sign_entry: int = -1              # the centreline point of the airway leading into the lesion (-1 none)
 
     def to_dict(self) -> dict:
         return {"scope": self.scope, "scope_diameter_mm": self.scope_diameter_mm, "reached": self.reached,
@@ -342,7 +343,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
                  float(tree.dist_from_root[pid]), int(tree.branches[bids[-1]].generation), bids,
                  [tree.branches[b].name for b in bids], path, tree.points[path], 2 * tree.radius[path],
                  sign, 0.0 if sign else float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within,
-                 turns, said, sign_reason)
+                 turns, said, sign_reason, entry)
 
 
 TURN_WINDOW_MM = 6.0  # airway axis before / after a branch point: over this length of centreline
