@@ -164,3 +164,27 @@ def test_cohort_tables_are_recorded_and_a_users_table_refused_first(tmp_path, ca
         for f in (out / "cohort_cases.csv", out / "cohort_structures.csv", out / "cases" / "a" / "done.json",
                   out / "cases" / "a" / "structures.csv"):
             assert earlier_output(f), f
+
+
+def test_sarcoma_plan_and_bronch_refuse_a_users_file_before_writing_anything(tmp_path, capsys):
+    """New-user trial 28 (M3): the sarcoma plan and bronch refused a user's file only after
+    writing their other outputs (an exit-2 sarcoma run left a complete-looking plan.json, the
+    viable map and pictures). Both now check every file they may write before any work."""
+    assert main(["phantom", str(tmp_path / "in"), "--anatomy", "thigh", "--spacing", "3", "--seed", "0"]) == 0
+    capsys.readouterr()
+    ct, lab = tmp_path / "in" / "ct.nii.gz", tmp_path / "in" / "labels.nii.gz"
+    out = tmp_path / "sarcoma"
+    out.mkdir()
+    (out / "report.html").write_text("the user's report")
+    assert main(["plan", str(ct), "--labels", str(lab), "--target", "sarcoma_1", "--procedure", "sarcoma-biopsy",
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "report.html" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["report.html"]
+    out = tmp_path / "bronch"
+    out.mkdir()
+    (out / "flythrough.png").write_bytes(b"the user's picture")
+    assert main(["bronch", str(ct), "--airways", str(lab), "--target", "sarcoma_1", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "flythrough.png" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["flythrough.png"]

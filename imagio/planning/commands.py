@@ -58,15 +58,21 @@ def parse_gantry_tilt(value) -> float | None:
         raise InputError(f"--gantry-tilt {value!r}: give degrees (e.g. 15) or 'none'") from None
 
 
-def refuse_foreign_outputs(out: Path) -> None:
-    """Before any work: refuse (`outputs.refuse_foreign`, one line) a file of the plan's outputs
-    in ``out`` (plan.json, plan.png, everything under scene/) that IMAGIO did not write, so a
-    refused run leaves the folder as it was (new-user trial 27: plan.json and the scene's
-    markups were replaced before a user's scene/plan.mrml was refused)."""
+def refuse_foreign_outputs(out: Path, names=("plan.json", "plan.png"), prefixes=(), folders=("scene",)) -> None:
+    """Before any work: refuse (`outputs.refuse_foreign`, one line) a file of a command's outputs
+    in ``out`` that IMAGIO did not write: the files ``names``, every file whose name starts with
+    one of ``prefixes`` and everything under ``folders`` (default: the needle plan's plan.json,
+    plan.png and scene/), so a refused run leaves the folder as it was (new-user trial 27:
+    plan.json and the scene's markups were replaced before a user's scene/plan.mrml was refused;
+    trial 28: the sarcoma plan and bronch wrote their other files before refusing)."""
     from ..outputs import MANIFEST, refuse_foreign
 
-    scene = sorted(p for p in (out / "scene").rglob("*") if p.is_file()) if (out / "scene").is_dir() else []
-    for f in [out / "plan.json", out / "plan.png", *scene]:
+    found = [out / n for n in names]
+    if out.is_dir() and prefixes:
+        found += sorted(p for p in out.iterdir() if p.is_file() and p.name.startswith(tuple(prefixes)))
+    for d in folders:
+        found += sorted(p for p in (out / d).rglob("*") if p.is_file()) if (out / d).is_dir() else []
+    for f in found:
         if f.name != MANIFEST:
             refuse_foreign(f)
 

@@ -246,6 +246,10 @@ def cmd_bronch(args) -> int:
     from .route import check_root
     from ...progress import Progress, printer
 
+    from ..commands import refuse_foreign_outputs
+
+    # a user's file among bronch's outputs is refused before any work (trial 28 M3)
+    refuse_foreign_outputs(Path(args.out), ("bronch.json", "camera_path.json", "flythrough.png"))
     p = Progress(printer(getattr(args, "quiet", False)))
     timings = {}
     t_all = t0 = time.perf_counter()

@@ -134,6 +134,11 @@ def needle_options(args) -> dict:
             "disabled_rules": tuple(args.no_rule or ()), "roles_override": _parse_roles(args.role)}
 
 
+# every file a sarcoma plan writes (the report adds report.pdf, report.html and its pictures)
+SARCOMA_OUTPUTS = ("plan.json", "plan_failed.json", "viable_tumour.seg.nrrd", "plan.png",
+                   "plan_compartments_axial.png")
+
+
 def cmd_sarcoma(args) -> int:
     from ... import io
     from ...outputs import write_text
@@ -142,10 +147,11 @@ def cmd_sarcoma(args) -> int:
     from .plan import plan_sarcoma_biopsy
     from .report import axial_picture, picture_3d
 
-    from ..commands import read_plan_inputs
+    from ..commands import read_plan_inputs, refuse_foreign_outputs
 
     reject_unsupported(args)
     out, ct, labels = read_plan_inputs(args)
+    refuse_foreign_outputs(out, SARCOMA_OUTPUTS, prefixes=("report",), folders=())
     if "," in str(args.target):
         raise InputError("--procedure sarcoma-biopsy: give the tumour's label name as --target "
                          "(targets are chosen in its viable part)")
