@@ -299,3 +299,26 @@ def test_a_lesion_where_three_lobes_meet_names_what_it_borders():
               ("lung_upper_lobe_right", "lung_middle_lobe_right", "lung_lower_lobe_right")}
     # independent: the three lobes meet at 120 degrees around the nodule: a third of its shell each
     assert all(v == pytest.approx(100 / 3, abs=6) for v in shares.values()), shares
+
+
+def test_a_ct_too_coarse_for_ribs_is_said_in_the_plan_and_by_the_segmentation():
+    """New-user trial 29 (H1): the chest CTA at 5 mm lost its vertebrae and ribs (330 -> 10 mL,
+    226 -> 19 mL) and the plan's proposals crossed ribs, without a word. A grid whose in-plane
+    voxels (the axes other than superior, read from the direction matrix) are coarser than the
+    bone rules' 3 mm now says so; thick slices with fine in-plane voxels do not."""
+    from imagio.segmentation.bones import coarse_grid_note
+
+    def grid(spacing_ijk, direction):
+        return Volume(np.zeros((4, 4, 4), np.int16), make_ijk_to_ras(spacing_ijk, (0.0, 0.0, 0.0), direction))
+
+    eye = np.eye(3)
+    s_on_i = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])   # array axis i runs superior
+    assert coarse_grid_note(grid((0.7, 0.7, 5.0), eye)) == ""            # 5 mm slices, fine in-plane
+    assert coarse_grid_note(grid((5.0, 0.7, 0.7), s_on_i)) == ""         # the same, stored sideways
+    assert "5 mm" in coarse_grid_note(grid((5.0, 5.0, 1.0), eye))
+    assert "5 mm" in coarse_grid_note(grid((1.0, 5.0, 0.7), s_on_i))
+    ct, lab = synthetic_torso(3.0)
+    coarse = ct.resampled((5.0, 5.0, 3.0), order=1)
+    said = [w for w in PlanningProblem.build(coarse, lab, "liver_tumor").warnings if "bone rules" in w]
+    assert len(said) == 1 and "rib" in said[0]
+    assert not [w for w in PlanningProblem.build(ct, lab, "liver_tumor").warnings if "bone rules" in w]

@@ -408,6 +408,11 @@ class PlanningProblem:
             raise InputError("no outer skin in this CT: no air around the patient reaches the "
                              "lateral edge of the scan (field of view inside the body, or no air "
                              "in the image); entries cannot be placed")
+        from ..segmentation.bones import coarse_grid_note
+
+        coarse = coarse_grid_note(ct)   # ribs unseen by the labels and the density check (trial 29)
+        if coarse:
+            prob.warnings.append(f"{coarse}: a path may cross a rib that neither shows")
         _check_labels_match(prob, covered)   # first: a wrong label map explains everything else
         _check_target(prob)
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)

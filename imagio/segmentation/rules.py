@@ -236,6 +236,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         out["pleura"] = lg.pleural_surface(lungs)
     if "bones" in want:
         p(0.65, "bones")
+        coarse = bn.coarse_grid_note(ct)
+        if coarse:
+            meta["warnings"].append(f"bones: {coarse}")
         if bone is None:
             # without a midline (no scanner coordinates, the body cut at a side) the chest-wall
             # axis is the lungs' centre (`lungs.midline_or_lungs_centre`)
