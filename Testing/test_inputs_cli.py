@@ -635,3 +635,15 @@ def test_an_all_nan_image_is_one_line(tmp_path, ct_file, capsys):
     code = main(["segment", str(tmp_path / "nan.nii.gz"), "--out", str(tmp_path / "s.nii.gz"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "all NaN" in err[0], err
+
+
+def test_lesion_warnings_are_said_on_the_terminal(tmp_path, ct_file, capsys):
+    """Trial 29 (L): `imagio lesion` put its warnings in the stdout JSON only; segment and detect
+    say theirs on stderr. Forcing the lung-nodule kind on the liver tumour gives a warning: it
+    is in the JSON and, the same text, on stderr."""
+    assert main(["lesion", str(ct_file), "--point", "55,10,-72", "--kind", "lung_nodule",
+                 "--out", str(tmp_path / "k.nii.gz"), "--quiet"]) == 0
+    cap = capsys.readouterr()
+    said = json.loads(cap.out)["warnings"]
+    err = [x.removeprefix("imagio: warning: ") for x in cap.err.splitlines() if x.startswith("imagio: warning:")]
+    assert said and err == said, (said, cap.err)

@@ -86,6 +86,8 @@ def cmd_lesion(args) -> int:
     io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
     print(json.dumps({"output": str(out), "structure": name, **meas.to_dict(),
                       "input_warnings": io.input_warnings(ct, lab)}, indent=1))
+    for w in meas.warnings:   # on the terminal too, as segment and detect say theirs (trial 29)
+        print(f"imagio: warning: {w}", file=sys.stderr)
     return 0
 
 
