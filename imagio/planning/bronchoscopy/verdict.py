@@ -107,8 +107,9 @@ def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndar
     stop = approach_path[rmin[approach_path] < need]
     if len(stop):
         s = int(stop[0])
-        why = (f"the airway leading towards {goal} narrows to {2 * tree.radius[s]:.1f} mm at "
-               f"{_describe(tree, int(tree.branch_of[s]))} (the {scope} needs >= {need:.1f} mm)")
+        # the figure compared, rounded down (trial 28: 2.46 printed "2.5 ... needs >= 2.5")
+        why = (f"the airway leading towards {goal} narrows to {np.floor(100 * rmin[s]) / 100:.2f} mm at "
+               f"{_describe(tree, int(tree.branch_of[s]))} (the {scope} needs >= {need:.2f} mm)")
     else:
         why = f"no airway of the mask comes closer to {goal}"
     return (f"short by {wd[pid]:.1f} mm: the {scope} ends in {what} at RAS {at}, {wd[pid]:.1f} mm from {goal} "
