@@ -103,6 +103,33 @@ def _dicom_pixel_to_kji(ct, centre_ras, x, y, xmin, ymin, xmax, ymax):
     return np.rint(ct.world_to_kji(ras[None])[0]).astype(int)
 
 
+def contrast_rows(case, ct, ref) -> list:
+    """Why a one-click outline can or cannot hold on ``case`` (issue 14, STS cases): how well the
+    tumour's voxels are told from the soft tissue around it (-50..200 HU, 3-15 mm outside the
+    reference mask) by (a) HU smoothed at 2 mm and (b) the local edge energy (2 mm gradient
+    magnitude averaged over 9 x 9 in-plane voxels: muscle's fascicles and fat septa against a mass's
+    homogeneous interior), each as the Mann-Whitney AUC folded to >= 0.5 (0.5: indistinguishable,
+    1.0: fully separated), with the two medians. Measured, not a threshold: no rule depends on it."""
+    import edt
+    from scipy import ndimage as ndi
+    from scipy.stats import mannwhitneyu
+
+    a = ct.array.astype(np.float32)
+    sk = np.asarray(ct.spacing_kji, float)
+    outside = edt.edt(np.ascontiguousarray(~ref), anisotropy=tuple(sk))
+    ring = (outside > 3) & (outside <= 15) & (a > -50) & (a < 200)
+    core = edt.edt(np.ascontiguousarray(ref), anisotropy=tuple(sk)) > 3
+    sm = ndi.gaussian_filter(a, 2.0 / sk)
+    energy = ndi.uniform_filter(ndi.gaussian_gradient_magnitude(a, 2.0 / sk), (1, 9, 9))
+    rows = []
+    for what, f in (("HU (2 mm smoothed)", sm), ("local edge energy", energy)):
+        u = mannwhitneyu(f[core], f[ring]).statistic / (core.sum() * ring.sum())
+        rows.append(dict(name=f"lesion {case}: tumour vs surrounding soft tissue, {what}: AUC "
+                              f"(medians {np.median(f[core]):.0f} / {np.median(f[ring]):.0f})",
+                         value=round(float(max(u, 1 - u)), 2), unit=""))
+    return rows
+
+
 def _short(warnings) -> list:
     """The warnings' first words, without the slice-thickness one every thick-slice case has."""
     return [w[:40] for w in warnings if not w.startswith("measured on")]
@@ -166,6 +193,8 @@ def run_case(case, seed=0, log=None):
                          value=sum(k.startswith(want) for k in kinds), unit=""))
     rows.append(dict(name=f"lesion {case}: volume / reference ({ref_ml:.1f} mL)",
                      value=round(vols[0] / ref_ml, 3), unit=""))
+    if not case.startswith("lung"):
+        rows += contrast_rows(case, ct, ref)
     rows.append(dict(name=f"lesion {case}: time per click (median)", value=round(float(np.median(times)), 2), unit="s"))
     return rows
 
