@@ -615,9 +615,15 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
     if not ribs.any():
         return empty, None
     level = enhanced_tissue_level(a, body, sk)
-    if level >= CARTILAGE_MAX_HU or contrast_blood_band(a, body, ct.voxel_volume_ml, sk) is not None:
-        return empty, ("costal cartilages not segmented: contrast-enhanced tissue is as dense as "
-                       "cartilage; treat the anterior chest wall between ribs and sternum as forbidden")
+    pool = contrast_blood_band(a, body, ct.voxel_volume_ml, sk) is not None
+    if level >= CARTILAGE_MAX_HU or pool:
+        # say what was measured (trial 29: "contrast-enhanced" on a non-contrast CT at 3-5 mm,
+        # where bone's partial volume raised the deep tissue's level)
+        why = ("a contrast-filled blood pool is as dense as cartilage" if pool else
+               f"the densest deep soft tissue reads {level:.0f} HU (>= {CARTILAGE_MAX_HU:g} HU), as dense as "
+               "cartilage (contrast enhancement, or bone blurred into it on a coarse grid)")
+        return empty, (f"costal cartilages not segmented: {why}; treat the anterior chest wall between ribs "
+                       "and sternum as forbidden")
     cand = body & ~bone & (a > level)
     if lungs is not None:
         cand &= ~lungs
