@@ -28,6 +28,63 @@ def make_ijk_to_ras(spacing, origin=(0.0, 0.0, 0.0), direction=None) -> np.ndarr
     return m
 
 
+def ras_canonical_plan(ijk_to_ras: np.ndarray):
+    """Axis permutation and flips that bring a [k, j, i] array to RAS-canonical [S, A, R] order
+    (array axis 2 along +R, 1 along +A, 0 along +S), like nibabel's as_closest_canonical.
+    Returns (perm, flip) with new = arr.transpose(perm)[flips]."""
+    d = ijk_to_ras[:3, :3] / np.linalg.norm(ijk_to_ras[:3, :3], axis=0)
+    world_of_voxel = [-1, -1, -1]
+    used = set()
+    for a in np.argsort(-np.abs(d).max(axis=0), kind="stable"):  # most clearly aligned voxel axis first
+        order = [w for w in np.argsort(-np.abs(d[:, a]), kind="stable") if w not in used]
+        world_of_voxel[a] = int(order[0])
+        used.add(order[0])
+    perm, flip = [], []
+    for n in range(3):  # new array axis n <-> world axis 2 - n
+        w = 2 - n
+        a = world_of_voxel.index(w)
+        perm.append(2 - a)  # voxel axis a (i=0) is array axis 2 - a
+        flip.append(bool(d[w, a] < 0))
+    return perm, flip
+
+
+def reorient_array(arr: np.ndarray, perm, flip) -> np.ndarray:
+    """``arr`` [k, j, i] in the order of :func:`ras_canonical_plan`'s (perm, flip) (a copy)."""
+    out = arr.transpose(perm)
+    sl = tuple(slice(None, None, -1) if f else slice(None) for f in flip)
+    return np.ascontiguousarray(out[sl])
+
+
+def unreorient_array(arr: np.ndarray, perm, flip) -> np.ndarray:
+    """The inverse of :func:`reorient_array`: back to the original storage order (a copy)."""
+    sl = tuple(slice(None, None, -1) if f else slice(None) for f in flip)
+    return np.ascontiguousarray(arr[sl].transpose(np.argsort(perm)))
+
+
+def as_ras_canonical(vol: "Volume") -> tuple["Volume", list, list]:
+    """(the same world image stored in RAS-canonical order, perm, flip): array axis 2 along the
+    world axis closest to +R, 1 to +A, 0 to +S (:func:`ras_canonical_plan`), the affine changed
+    so every voxel keeps its world position. An algorithm run on it gives the same answer for
+    every storage of one world image (array order, axis flips, direction cosines up to the
+    nearest axis): per-axis filters, pyramids, grid anchors, tie-breaking and first-hit order
+    all see one array. ``vol`` itself when it is already in that order. Map arrays back to
+    ``vol``'s grid with :func:`unreorient_array`."""
+    perm, flip = ras_canonical_plan(vol.ijk_to_ras)
+    if list(perm) == [0, 1, 2] and not any(flip):
+        return vol, perm, flip
+    arr = reorient_array(vol.array, perm, flip)
+    # new voxel index (kji) -> old voxel index (kji): old[perm[n]] = new[n], or its mirror
+    a = np.zeros((4, 4))
+    a[3, 3] = 1.0
+    for n in range(3):
+        a[perm[n], n] = -1.0 if flip[n] else 1.0
+        a[perm[n], 3] = vol.shape[perm[n]] - 1.0 if flip[n] else 0.0
+    rev = np.eye(4)[[2, 1, 0, 3]]  # ijk <-> kji
+    m = vol.ijk_to_ras @ rev @ a @ rev
+    return (Volume(arr, m, vol.name, dict(vol.labels), dict(vol.meta), list(vol.warnings),
+                   scanner_coordinates=vol.scanner_coordinates), perm, flip)
+
+
 def index_dtype(shape) -> type:
     """The smallest signed integer type of array indices into a grid of ``shape`` (int16 up to
     32767 voxels along every axis, else int32)."""

@@ -413,11 +413,30 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
     empty lung mask.
     """
     p = as_progress(progress)
+    ct, lung_mask = _canonical_ct_and_mask(ct, lung_mask)
     pool = candidate_pool(ct, lung_mask, p, work_spacing_mm, pyramid)
     if pool is None:
         p(1.0, "detect: no candidate")
         return []
     return _candidates_from_pool(ct, pool, p)
+
+
+def _canonical_ct_and_mask(ct: Volume, lung_mask):
+    """(``ct`` in RAS-canonical storage order, ``lung_mask`` to match): the candidates are world
+    points and must not depend on how one world image is stored (new-user trial 29: LIDC-0001
+    stored flipped and transposed gave its first candidate 0.469 instead of 0.554 and another
+    fourth). Working-grid anchors at voxel 0, the pyramid's subsampling by 2, per-axis filters,
+    ``argmax`` first hits and ties all follow the array order; run on one order, they cannot
+    differ (:func:`imagio.volume.as_ras_canonical`). A mask given as an array on the CT grid is
+    reordered with it; a Volume is resampled to the grid later."""
+    from ..volume import as_ras_canonical, reorient_array
+
+    can, perm, flip = as_ras_canonical(ct)
+    if can is not ct and lung_mask is not None and not isinstance(lung_mask, Volume):
+        m = np.asarray(lung_mask)
+        if m.shape == ct.shape:  # else lungs_on says what is wrong
+            lung_mask = reorient_array(m, perm, flip)
+    return can, lung_mask
 
 
 def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: float | None = None,

@@ -407,7 +407,13 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     from ..segmentation.common import as_progress
     from ..segmentation.lungs import midline_or_lungs_centre, midline_x
     from ..stratification.screening import risk_key, stratify
+    from ..volume import as_ras_canonical, reorient_array, unreorient_array
 
+    can, perm, flip = as_ras_canonical(ct)
+    if can is not ct:  # one storage order for one world image (see blobs.detect_blobs)
+        nodules, masks, scan = characterise_candidates(can, cands, reorient_array(lungs, perm, flip),
+                                                       lobes, patient, progress)
+        return nodules, [unreorient_array(m, perm, flip) for m in masks], scan
     p = as_progress(progress)
     todo = cands
     scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}

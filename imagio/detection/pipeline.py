@@ -54,8 +54,14 @@ class Options:
 def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
     """(boolean lung mask on the CT grid, the same as a label Volume) from a given mask or
     IMAGIO's HU-rule segmenter (:func:`imagio.detection.blobs.lungs_on`)."""
+    from ..volume import as_ras_canonical, unreorient_array
     from .blobs import chest_on_working_grid, lungs_on
 
+    can, perm, flip = as_ras_canonical(ct)
+    if can is not ct and lungs is None:  # segmented in one storage order (see detect_blobs)
+        m, _ = lung_volume(can, None)
+        m = unreorient_array(m, perm, flip)
+        return m, ct.with_array(m.astype(np.uint8), name="lungs", labels={1: "lungs"})
     if lungs is None:  # segmented on the CT's own grid, cropped to the lungs first (the body on
         # a 3 mm grid: :func:`imagio.detection.blobs.chest_on_working_grid`)
         crop, mc, _ = chest_on_working_grid(ct, None, 0.0, 10.0)

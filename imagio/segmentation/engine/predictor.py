@@ -29,7 +29,9 @@ import numpy as np
 
 from ...errors import InputError
 from ...progress import Progress
-from ...volume import Volume
+from ...volume import Volume, ras_canonical_plan
+from ...volume import reorient_array as _reorient
+from ...volume import unreorient_array as _unreorient
 from . import model_folder as mf
 from .export import ClassSoftmax, argmax_linear_export, linear_plan
 from .network import build_network
@@ -74,37 +76,6 @@ def _torch_device(name):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError("CUDA was requested but no CUDA GPU is available to torch; use --device cpu")
     return dev
-
-
-def ras_canonical_plan(ijk_to_ras: np.ndarray):
-    """Axis permutation and flips that bring a [k, j, i] array to RAS-canonical [S, A, R] order
-    (array axis 2 along +R, 1 along +A, 0 along +S), like nibabel's as_closest_canonical.
-    Returns (perm, flip) with new = arr.transpose(perm)[flips]."""
-    d = ijk_to_ras[:3, :3] / np.linalg.norm(ijk_to_ras[:3, :3], axis=0)
-    world_of_voxel = [-1, -1, -1]
-    used = set()
-    for a in np.argsort(-np.abs(d).max(axis=0)):  # most clearly aligned voxel axis first
-        order = [w for w in np.argsort(-np.abs(d[:, a])) if w not in used]
-        world_of_voxel[a] = int(order[0])
-        used.add(order[0])
-    perm, flip = [], []
-    for n in range(3):  # new array axis n <-> world axis 2 - n
-        w = 2 - n
-        a = world_of_voxel.index(w)
-        perm.append(2 - a)  # voxel axis a (i=0) is array axis 2 - a
-        flip.append(bool(d[w, a] < 0))
-    return perm, flip
-
-
-def _reorient(arr, perm, flip):
-    out = arr.transpose(perm)
-    sl = tuple(slice(None, None, -1) if f else slice(None) for f in flip)
-    return np.ascontiguousarray(out[sl])
-
-
-def _unreorient(arr, perm, flip):
-    sl = tuple(slice(None, None, -1) if f else slice(None) for f in flip)
-    return np.ascontiguousarray(arr[sl].transpose(np.argsort(perm)))
 
 
 class Engine:
