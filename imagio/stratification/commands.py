@@ -45,6 +45,12 @@ RISK_FACTORS = {   # flag name -> (what it says, models that read it)
 }
 
 
+def yes_or_no(names) -> str:
+    """'give --smoker or --no-smoker, ...': the options that state each risk factor."""
+    flags = ["--" + n.replace("_", "-") for n in names]
+    return "give " + ", ".join(f"{f} or {f[:2]}no-{f[2:]}" for f in flags)   # argparse's negative form
+
+
 def over_unknown_factors(model: str, fn, given: dict) -> dict:
     """``fn(**factors)`` (a `nodule_risk` model) over every value of the yes/no risk factors the
     user did not give (None in ``given``): the result with the unknown factors absent, plus,
@@ -64,7 +70,7 @@ def over_unknown_factors(model: str, fn, given: dict) -> dict:
         ps = [r.probability for r in res]
         out.update(probability_range=[min(ps), max(ps)], unknown=unknown,
                    notes=[f"not given: {', '.join(k.replace('_', ' ') for k in unknown)}: the probability is "
-                          "the range over their values (give each as --FLAG or --no-FLAG); logit and terms: with them absent"])
+                          f"the range over their values ({yes_or_no(unknown)}); logit and terms: with them absent"])
         if max(ps) > min(ps):
             out["probability"] = None
     return out
@@ -120,8 +126,8 @@ def cmd_risk(args) -> int:
         elif out.get(m, {}).get("unknown"):
             lo, hi = out[m]["probability_range"]
             print(f"imagio: warning: {m}: {', '.join(k.replace('_', ' ') for k in out[m]['unknown'])} not given: "
-                  f"probability {100 * lo:.1f}-{100 * hi:.1f} % over their values (give each as --FLAG or "
-                  "--no-FLAG)", file=sys.stderr)
+                  f"probability {100 * lo:.1f}-{100 * hi:.1f} % over their values ({yes_or_no(out[m]['unknown'])})",
+                  file=sys.stderr)
     print(json.dumps(out, indent=1))
     return 0
 
