@@ -268,9 +268,12 @@ def test_bad_inputs_are_explained(tree):
         B.plan_route(tree, B.Target.from_point([0, 0, 200]), 30.0)
     # new-user trial 28 (L2, L3): a negative or zero scope planned a route; a negative tolerance
     # blamed the tree's root
-    for scope in (-3.0, 0.0, "nan", "-3"):
+    for scope in (-3.0, "nan", "-3"):
         with pytest.raises(InputError, match="positive number of mm"):
             B.plan_route(tree, B.Target.from_point([0, 0, 200]), scope)
+    with pytest.raises(InputError, match="positive number of mm"):   # the command line's check
+        B.scope_diameter("0", allow_zero=False)
+    assert B.scope_diameter(0.0)[1] == 0.0    # the library's "airway itself, any instrument"
     for tol in (-20.0, 4.2, float("nan")):
         with pytest.raises(InputError, match="--tolerance"):
             B.plan_route(tree, B.Target.from_point([0, 0, 200]), "thin", tol)

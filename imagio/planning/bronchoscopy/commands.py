@@ -248,6 +248,9 @@ def cmd_bronch(args) -> int:
 
     from ..commands import refuse_foreign_outputs
 
+    from .route import scope_diameter
+
+    scope_diameter(args.scope, allow_zero=False)   # trial 28: --scope 0 planned a route
     # a user's file among bronch's outputs is refused before any work (trial 28 M3)
     refuse_foreign_outputs(Path(args.out), ("bronch.json", "camera_path.json", "flythrough.png"))
     p = Progress(printer(getattr(args, "quiet", False)))

@@ -48,16 +48,17 @@ def _read_scopes(path: str, mtime_ns: int) -> dict:
     return doc
 
 
-def scope_diameter(scope: str | float) -> tuple[str, float]:
+def scope_diameter(scope: str | float, allow_zero: bool = True) -> tuple[str, float]:
     """(name, outer diameter mm) of a catalogue scope, or of a number given in mm. Raises
-    InputError for an unknown name or a diameter that is not a positive finite number (new-user
-    trial 28: --scope -3 planned a route)."""
+    InputError for an unknown name or a diameter that is negative or not finite (new-user trial
+    28: --scope -3 planned a route); 0, the airway itself for any instrument, only with
+    ``allow_zero`` (the command line refuses it)."""
     try:
         od = float(scope)
     except (TypeError, ValueError):
         od = None
     if od is not None:
-        if not 0 < od < np.inf:
+        if not (0 <= od < np.inf and (od > 0 or allow_zero)):   # 0: the airway itself, any instrument
             raise InputError(f"--scope {scope}: a scope's outer diameter must be a positive number of mm "
                              "(or a name from imagio/data/scopes.json)")
         return f"{od:g} mm scope", od
@@ -249,7 +250,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     Without a lobe (an unnamed tree), the reachable point closest to the target."""
     name, od = scope_diameter(scope)
     tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
-    if not 0 <= tol < od:   # trial 28: -20 mm blamed the airway tree's root for the scope not fitting
+    if not (0 <= tol and (tol < od or od == 0)):   # trial 28: -20 mm blamed the airway tree's root
         raise InputError(f"--tolerance {tol:g}: the mm a lumen may be narrower than the scope must lie in "
                          f"[0, {od:g}) for the {name}")
     alive = tree.branch_of >= 0
