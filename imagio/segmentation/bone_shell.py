@@ -133,8 +133,8 @@ def uncortexed_lumens(bone: np.ndarray, raw: np.ndarray, a: np.ndarray, lungs: n
        contrast fills the tube evenly and only the partial volume of the wall lowers its edge;
     3. it is homogeneous: the robust SD of its core's fine detail (``raw - a``, ``a`` the CT at
        the common resolution) is at most ``lumen_max_texture_ratio`` times that of the lung
-       parenchyma in view (``lungs`` voxels below -500 HU, more than ``edge_mm`` inside the
-       lungs): blood is a fluid, its fine detail is noise; cancellous bone adds its trabeculae.
+       parenchyma in view (``lungs`` voxels below the body threshold, -500 HU, more than
+       ``edge_mm`` inside the lungs; the core needs 10 voxels for its SD): blood is a fluid, its fine detail is noise; cancellous bone adds its trabeculae.
        The view holds no deep soft tissue to compare with (`homogeneous`); the parenchyma's fine
        detail is noise plus sub-resolution vessels, so it errs towards keeping bone.
     Measured (the chest CTA, 80 mm cubes centred on each lung, 1.5 mm; fov5): the right pulmonary
@@ -142,7 +142,7 @@ def uncortexed_lumens(bone: np.ndarray, raw: np.ndarray, a: np.ndarray, lungs: n
     the parenchyma's 16.9; the left's thick piece, 8.2 mL, 542/534 HU, SD 14.0 against 17.5 (its
     thinner 7.4 mL branch, with no core to judge, is left to `bones.split_bones`' mediastinal
     rule). Ribs in those views hold no core (none is 8 mm thick) and are kept."""
-    from .common import _edt, erode_mm
+    from .common import BODY_HU, _edt, erode_mm
 
     sk = np.asarray(spacing_kji, float)
     out = np.zeros(bone.shape, bool)
@@ -158,7 +158,7 @@ def uncortexed_lumens(bone: np.ndarray, raw: np.ndarray, a: np.ndarray, lungs: n
     surface = b & (depth <= edge_mm)
     r = raw[sl].astype(np.float64)
     fine = r - a[sl]
-    parenchyma = erode_mm(lungs, edge_mm, sk) & (a < -500)
+    parenchyma = erode_mm(lungs, edge_mm, sk) & (a < BODY_HU)
     if parenchyma.sum() < 1000:
         return out
     limit = rule("lumen_max_texture_ratio") * robust_sd(raw[parenchyma].astype(np.float64) - a[parenchyma])
