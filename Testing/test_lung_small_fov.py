@@ -107,3 +107,39 @@ def test_chest_cta_cube_inside_each_lung(shared_data, size_mm):
         assert m[other].sum() * v <= 1.0, (side, round(float(m[other].sum() * v), 1))
         assert not (got & ~ref["body"][sl]).any()
         assert any("inside a lung" in w for w in meta["warnings"]), meta["warnings"]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_chest_cta_cube_contrast_artery_is_not_bone(shared_data):
+    """The chest CTA (1.5 mm) cut to an 80 mm cube centred on each uncropped lung's centroid: the
+    view holds a contrast-filled pulmonary artery (right 24 mL, median 489 HU; left 18 mL) cut by
+    its faces, and too little of the blood pool for `bones.contrast_blood_band`'s mode. 4354156
+    labelled it 'bone' 21.1 + 'vertebrae' 2.1 mL (right) and 'bone' 13.1 + 'vertebrae' 4.3 mL
+    (left) where the uncropped segmentation has no bone. A lumen has no cortex and is as
+    homogeneous as the lung's noise (`bone_shell.uncortexed_lumens`); no spinal canal is in view,
+    so nothing is 'vertebrae'. The chest wall's ribs in view stay bone."""
+    from imagio import io
+    from imagio.segmentation.common import crop_slices
+
+    labels = ("vertebrae", "ribs", "bone", "costal_cartilages")
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ref, _ = segment_masks(ct, ["body", "lungs", "airways", "bones"])
+    ref_bone = np.zeros(ct.shape, bool)
+    for k in labels:
+        ref_bone |= ref[k]
+    v = ct.voxel_volume_ml
+    for side in ("lung_left", "lung_right"):
+        c0 = np.array(np.nonzero(ref[side])).mean(1).round().astype(int)
+        r = np.round(40.0 / ct.spacing_kji).astype(int)
+        sl = tuple(slice(max(c0[a] - r[a], 0), c0[a] + r[a]) for a in range(3))
+        m, meta = segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways", "bones"])
+        assert "lung_field" in meta, meta
+        got = np.zeros(m["body"].shape, bool)
+        for k in labels:
+            got |= m[k]
+        want = ref_bone[sl]
+        assert (got & ~want).sum() * v <= 1.0, (side, round(float((got & ~want).sum() * v), 1))
+        assert not m["vertebrae"].any(), (side, round(float(m["vertebrae"].sum() * v), 1))
+        assert (got & want).sum() >= 0.5 * want.sum(), (side, round(float((got & want).sum() * v), 1),
+                                                         round(float(want.sum() * v), 1))

@@ -160,11 +160,15 @@ def coarse_grid_note(ct: Volume) -> str:
 
 def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_LOW_HU,
               seed_hu: float = BONE_SEED_HU, lungs: np.ndarray | None = None,
-              progress=None, midline: float | None = None) -> np.ndarray:
+              progress=None, midline: float | None = None,
+              lung_field: bool = False) -> np.ndarray:
     """Boolean [k, j, i] mask of all bone (cortical + trabecular + marrow).
 
     lungs: optional lung mask (with its vessels) excluded from the candidates (contrast-filled
-    pulmonary vessels reach bone HU; no bone lies inside the lung)."""
+    pulmonary vessels reach bone HU; no bone lies inside the lung).
+    lung_field: the field of view lies inside a lung (`body.lung_field_air`): thick pieces with
+    no cortex, homogeneous as the lung's noise, are contrast-filled vessels, not bone
+    (`bone_shell.uncortexed_lumens`)."""
     p = as_progress(progress)
     raw = check_ct(ct)
     res = effective_resolution_mm(raw, ct.spacing_kji)
@@ -264,6 +268,13 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     if np.all(np.delete(np.asarray(res, float), sup) < COMMON_RESOLUTION_MM):
         lumen = bone_shell.lumens(m, a, 0.5 * (low_hu + seed_hu), ct.spacing_kji, sup,
                                   COMMON_RESOLUTION_MM, raw, body if body is not None else raw > -300)
+        if lung_field and lungs is not None and lungs.any():
+            # inside a lung the view holds too little of the blood pool for its histogram mode,
+            # so the cortex threshold stays below the pool and `lumens` sees the lumen as cortex
+            # (fov5: the chest CTA's 80 mm cubes, a 24 mL right and an 18 mL left pulmonary artery
+            # named bone and vertebrae): a lumen is then told by having no cortex at all
+            lumen |= bone_shell.uncortexed_lumens(m & ~lumen, raw, a, lungs, ct.spacing_kji,
+                                                  COMMON_RESOLUTION_MM)
         m &= ~lumen
     p(0.6, "bones: marrow")
     # marrow: 2-D holes inside the cortex, per axial slice, that are bone-like (mean HU above

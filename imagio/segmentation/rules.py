@@ -105,13 +105,15 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     if body_info.get("lung_field_ml"):
         # a view inside one lung (`body.lung_field_air`): no skin, no ring of ribs, no trachea
         # to judge the tissue in view by (fov4: on the chest CTA's 80 mm cube in the right
-        # lung a 24 mL contrast-filled pulmonary artery, 489 HU, became 'bone'/'vertebrae')
+        # lung a 24 mL contrast-filled pulmonary artery, 489 HU, became 'bone'/'vertebrae';
+        # fov5: `bone_shell.uncortexed_lumens` and a spinal canal for 'vertebrae', below)
         meta["lung_field"] = {"ml": round(body_info["lung_field_ml"], 1)}
         meta["warnings"].append(
             f"the field of view lies inside a lung ({body_info['lung_field_ml']:.0f} mL of lung air reaches "
             "its whole edge; no skin or outside air in view): the lung is taken to continue beyond every "
             "face; bronchi cannot be told from lung without the trachea, and bone labels here are not "
-            "checked against the chest wall (a contrast-filled vessel may be labelled bone): check them")
+            "checked against the chest wall (a contrast-filled vessel with no cortex is left out of them, "
+            "one cut thin by the view may not be): check them")
     if "body" in want:
         out["body"] = body
     trachea = bronchi = None
@@ -243,14 +245,28 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             # without a midline (no scanner coordinates, the body cut at a side) the chest-wall
             # axis is the lungs' centre (`lungs.midline_or_lungs_centre`)
             bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8),
-                                midline=lg.midline_or_lungs_centre(ct, mid, lungs))
+                                midline=lg.midline_or_lungs_centre(ct, mid, lungs),
+                                lung_field="lung_field" in meta)
         # the spine corridor: on the midline of a chest (trachea, lungs), else on the canal found;
         # without either, the body's median (`split_bones`; the lungs' centre, pulled towards the
         # larger right lung, put less of the spine in it: TS example with origin 0, vertebrae
         # 458.6 -> 436.2 mL against 458.6 with its real origin)
         spine_x = mid if chest else (canal["x_mm"] if canal else None)
+        spine = chest or canal is not None
+        if "lung_field" in meta and spine:
+            # a view inside a lung shows no trachea and no body outline to place the spine by:
+            # a vertebra is named only with its spinal canal in view (fov5: the chest CTA's 80 mm
+            # cubes named a pulmonary artery 'vertebrae')
+            canal = sp.spinal_canal(ct, bone, midline=mid)
+            meta["spine"] = {"from": "spinal canal", **canal} if canal else {"from": None}
+            spine = canal is not None
+            spine_x = canal["x_mm"] if spine else spine_x
+            if not spine and bone.any():
+                meta["warnings"].append(
+                    "bones: the field of view lies inside a lung and shows no spinal canal: no bone "
+                    "is named 'vertebrae' (a vertebra cut so that its canal is not in view is in 'bone')")
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
-                                  spine=chest or canal is not None, trachea=trachea))
+                                  spine=spine, trachea=trachea))
         if not chest and canal is None and bone.any():
             meta["warnings"].append(
                 "bones: no trachea, no lungs and no spinal canal in view: no bone is named "
