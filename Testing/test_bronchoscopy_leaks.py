@@ -147,3 +147,24 @@ def test_a_leak_the_ct_cannot_resolve_leaves_reach_and_sign_unverified(ph):
     t1 = B.Target.from_mask(L, L.mask("lung_nodule_1"))
     p1 = B.plan(tree, t1, "ultrathin", ct=ct)
     assert p1.route.reached and not _doubted(p1.all_warnings), p1.all_warnings
+
+
+def test_a_mask_running_through_a_contrast_filled_vessel_is_no_airway(ph, intact):
+    """New-user trial 30 (H1): an airway mask that ran through a contrast-filled vessel (+136 to
+    +612 HU on the CT) was kept as bronchus, because a core denser than the parenchyma counted as
+    a bronchial wall filling a narrow lumen, with no upper bound; the route ended inside the
+    vessel. A 3 mm-radius tube into lung_nodule_3 whose CT reads +400 HU (a vessel with contrast,
+    painted in the test) is named and excluded; the nodule is not reached. The CT's values along
+    the tube are checked here."""
+    L = ph.labels
+    lab, a, tube = _leak_into(L, "lung_nodule_3", 3.0)
+    ct = ph.ct.with_array(np.where(tube, np.int16(400), ph.ct.array).astype(ph.ct.array.dtype))
+    c = L.kji_to_world(np.argwhere(L.mask("lung_nodule_3"))).mean(axis=0)
+    hu = ct.sample(a + np.linspace(0.2, 0.8, 30)[:, None] * (c - a), order=1)
+    assert np.median(hu) > 300.0                       # the tube's axis reads contrast-filled blood
+    tree = B.extract_tree(lab, lab.mask("trachea", "airways"), ct=ct)
+    tg = B.Target.from_mask(L, L.mask("lung_nodule_3"))
+    for scope in ("ultrathin", "thin"):
+        p = B.plan(tree, tg, scope, ct=ct)
+        assert not p.route.reached and p.route.bronchus_sign is not True, (scope, p.all_warnings)
+        assert any("possible leak" in w for w in p.all_warnings), p.all_warnings

@@ -254,7 +254,8 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
     lumen or the centreline runs off-axis, e.g. on a bridged gap), a wall denser than it, or a
     core darker than its wall (the profile across a tube of air in tissue), by ``min_contrast_hu``
     (``airway_limits.json`` leak.wall, with sources); a leak of the mask through the lung shows
-    neither. Returns {"evident": [n] bool (True where the CT gives no value), "core", "wall",
+    neither, and a core denser than ``max_core_hu`` (a contrast-filled vessel or calcification:
+    no air lumen reads denser than its wall) is never a bronchus. Returns {"evident": [n] bool (True where the CT gives no value), "core", "wall",
     "ref": [n] HU, "resolved": [n] bool (the lumen more than ``verdict.UNRESOLVED_VOXELS`` CT
     voxels across, as `verdict.unresolved_calibre` counts it)}."""
     from .verdict import UNRESOLVED_VOXELS
@@ -274,6 +275,7 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
     c = float(cfg["min_contrast_hu"])
     known = np.isfinite(core) & np.isfinite(wall) & np.isfinite(ref)
     evident = ~known | (np.abs(core - ref) >= c) | (wall - ref >= c) | (wall - core >= c)
+    evident &= ~(core > float(cfg["max_core_hu"]))   # denser than any wall: a vessel or calcification
     return {"evident": evident, "core": core, "wall": wall, "ref": ref,
             "resolved": 2 * r > UNRESOLVED_VOXELS * vox}
 
@@ -332,11 +334,15 @@ def exclude_from(tree, ids: np.ndarray):
 def wall_less_warning(run: dict, what: str) -> str:
     """The warning for one `wall_less_runs` stretch on ``what`` ("the route", "the airway leading
     into the lesion (bronchus sign)")."""
+    dense = run["core_hu"] > float(limits()["leak"]["wall"]["max_core_hu"])
     where = (f"{run['mm']:.0f} mm of airway mask at RAS {run['ras']} (lumen {run['lumen_mm']:.1f} mm) along {what} "
-             f"show on the CT neither an air core nor a bronchial wall (centre {run['core_hu']:.0f} HU, surroundings "
-             f"{run['ref_hu']:.0f} HU: lung parenchyma is about -850 HU, air -1000 HU)")
+             + (f"has a centre of {run['core_hu']:.0f} HU, denser than any airway wall (a contrast-filled vessel or "
+                "calcification)" if dense else
+                f"show on the CT neither an air core nor a bronchial wall (centre {run['core_hu']:.0f} HU, surroundings "
+                f"{run['ref_hu']:.0f} HU: lung parenchyma is about -850 HU, air -1000 HU)"))
     if run["resolved"]:
-        return (f"possible leak of the airway segmentation: {where}: the mask runs through the lung there; excluded "
+        return (f"possible leak of the airway segmentation: {where}: the mask runs through "
+                f"{'a dense structure' if dense else 'the lung'} there; excluded "
                 "from routes and from the bronchus sign; check the segmentation there")
     from .verdict import UNRESOLVED_VOXELS
 
