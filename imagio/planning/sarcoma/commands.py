@@ -151,7 +151,7 @@ def cmd_sarcoma(args) -> int:
 
     reject_unsupported(args)
     out, ct, labels = read_plan_inputs(args)
-    refuse_foreign_outputs(out, SARCOMA_OUTPUTS, prefixes=("report",), folders=())
+    refuse_foreign_outputs(out, SARCOMA_OUTPUTS, prefixes=("report",))   # and scene/ (trial 30 M2)
     if "," in str(args.target):
         raise InputError("--procedure sarcoma-biopsy: give the tumour's label name as --target "
                          "(targets are chosen in its viable part)")
