@@ -244,3 +244,24 @@ def test_several_pieces_left_out_give_one_warning_with_their_count_and_sizes(ph)
     assert w[0].startswith("3 separate airway pieces were left out"), w[0]
     assert ", ".join(f"{v:g}" for v in sizes) + " mL" in w[0], (sizes, w[0])
     assert "3 lie " in w[0] and "mm from the tree" in w[0]
+
+
+def test_a_map_of_several_values_without_an_airway_name_is_refused():
+    """New-user trial 30 (M3): --label-names naming only body and vertebrae made bronch take the
+    whole multi-label map for the airways (a 16-branch 'tree' of body and bone) and report the
+    route reached. A map of several values none named as an airway is refused in one line; a
+    binary mask (ATM'22, 0/255) stays the airways."""
+    import numpy as np
+
+    from imagio.errors import InputError
+    from imagio.planning.bronchoscopy import airway_mask
+    from imagio.volume import Volume
+
+    arr = np.zeros((6, 6, 6), np.uint8)
+    arr[1:3], arr[3:5, 2:4, 2:4] = 1, 2
+    with pytest.raises(InputError, match="none is named as an airway"):
+        airway_mask(Volume(arr, np.eye(4), labels={1: "body", 2: "vertebrae"}))
+    binary = Volume((arr > 1).astype(np.uint8) * 255, np.eye(4), labels={255: "label_255"})
+    assert airway_mask(binary).sum() == (arr > 1).sum()
+    named = Volume(arr, np.eye(4), labels={1: "body", 2: "airways"})
+    assert airway_mask(named).sum() == (arr == 2).sum()

@@ -59,9 +59,18 @@ class BronchPlan:
 
 def airway_mask(labels: Volume) -> np.ndarray:
     """The airway lumen of a label map: its airway labels (trachea, airways, ...) or, for a
-    binary mask without such names, every non-zero voxel."""
+    binary mask without such names, every non-zero voxel. Raises InputError for a map of several
+    values none of which is named as an airway (new-user trial 30: --label-names that named body
+    and vertebrae only: the whole map was taken for the airways and the route 'reached')."""
     names = [n for n in AIRWAY_NAMES if n in labels.labels.values()]
-    return labels.mask(*names) if names else labels.array > 0
+    if names:
+        return labels.mask(*names)
+    present = np.unique(labels.array)
+    if np.count_nonzero(present) > 1:
+        raise InputError(f"the airway label map has {np.count_nonzero(present)} label values and none is named as an "
+                         f"airway ({', '.join(AIRWAY_NAMES[:3])}, ...): name them with --label-names, or give a mask "
+                         "of the airways alone")
+    return labels.array > 0
 
 
 def _in_lung(target: Target, lungs: Volume) -> bool:
