@@ -314,3 +314,18 @@ def test_report_refuses_a_json_that_is_not_a_plan(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a plan IMAGIO wrote" in err[0]
     assert not (tmp_path / "r.pdf").exists() and not (tmp_path / "r.html").exists()
+
+
+def test_the_json_imagio_risk_prints_is_reported_with_its_suggestion(tmp_path, capsys):
+    """New-user trial 30 (M1): `imagio report` refused the JSON `imagio risk` prints although its
+    message says a risk JSON is accepted; wrapped by hand, the BTS suggestion's row was cut at
+    200 characters, losing the note that it was read at the top of the Brock range. Now the
+    risk output is reported as printed, with the whole suggestion and its note."""
+    from imagio.cli import main
+
+    assert main(["risk", "--age", "55", "--sex", "male", "--size-mm", "9", "--guideline", "bts_2015"]) == 0
+    (tmp_path / "risk.json").write_text(capsys.readouterr().out)
+    assert main(["report", str(tmp_path / "risk.json"), "--out", str(tmp_path / "risk.pdf")]) == 0
+    html = (tmp_path / "risk.html").read_text()
+    assert "highest Brock probability over the inputs not given" in html and "(not given:" in html
+    assert (tmp_path / "risk.pdf").stat().st_size > 0

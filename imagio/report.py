@@ -322,7 +322,9 @@ def stratification_rows(val: dict) -> list:
     :func:`percent_of_probability`), other values as they are (nested ones as short JSON)."""
     rows = []
     for k, v in val.items():
-        if isinstance(v, dict) and "probability" in v:
+        if isinstance(v, dict) and "suggestion" in v and "guideline" in v:   # the whole text, with its note
+            rows.append((f"{k} ({v['guideline']})", f"{v['suggestion']} ({v.get('note', '')}; {v.get('source', '')})"))
+        elif isinstance(v, dict) and "probability" in v:
             rng = v.get("probability_range")
             txt = (percent_of_probability(v["probability"]) if v["probability"] is not None or not rng else
                    f"{percent_of_probability(rng[0])} to {percent_of_probability(rng[1])} (not given: "
@@ -682,6 +684,19 @@ def target_outside(ct: Volume, doc: dict) -> str | None:
 REPORTABLE_KEYS = ("proposals", "feasible", "route", "bronchoscopy", "sarcoma", "risk", "eligibility")
 
 
+def as_reportable(doc: dict) -> dict:
+    """``doc`` itself, or the JSON that `imagio risk` / `imagio eligibility` print put under the
+    key the report reads ("risk": Brock/Mayo/Lung-RADS; "eligibility": suitable/reasons), so
+    that their own output is reported as the refusal message promises (new-user trial 30)."""
+    if any(k in doc for k in REPORTABLE_KEYS):
+        return doc
+    if "lung_rads" in doc and ("brock" in doc or "mayo" in doc):
+        return {"risk": doc}
+    if "suitable" in doc and "reasons" in doc:
+        return {"eligibility": doc}
+    return doc
+
+
 def cmd_report(args) -> int:
     import sys
 
@@ -699,6 +714,7 @@ def cmd_report(args) -> int:
         raise InputError(f"{plan_path}: not a plan JSON ({e})") from None
     if not isinstance(doc, dict):
         raise InputError(f"{plan_path}: not a plan JSON (an object is expected)")
+    doc = as_reportable(doc)
     if not any(k in doc for k in REPORTABLE_KEYS):   # new-user trial 25 (M4): {"a": 1} gave a PDF, exit 0
         raise InputError(f"{plan_path}: not a plan IMAGIO wrote (it has none of {', '.join(REPORTABLE_KEYS)}); give "
                          "the plan.json of imagio plan, the bronch.json of imagio bronch, or a risk/eligibility JSON")
