@@ -466,8 +466,10 @@ def test_cli_far_incision_says_once_which_incision_and_how_far_and_bad_incisions
         f.write_text("\n".join(",".join(f"{x:.2f}" for x in p) for p in pts))
         force = ()
         if name == "medial":   # a plan from an earlier run in the folder (--force): kept, named as not this run's
+            from imagio.outputs import write_text   # recorded as IMAGIO's (a user's plan.json is refused first)
+
             (tmp_path / name).mkdir()
-            (tmp_path / name / "plan.json").write_text("{}")
+            write_text(tmp_path / name / "plan.json", "{}")
             force = ("--force",)
         r = run_imagio(*args, tmp_path / name, "--incision", f, *force)
         assert r.returncode == 2, (name, r.stderr)
