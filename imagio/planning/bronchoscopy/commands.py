@@ -258,12 +258,12 @@ def cmd_bronch(args) -> int:
     t_all = t0 = time.perf_counter()
     p(0.0, "reading the CT and the airways")
     ct_path = Path(args.ct)
-    ct = io.read_image(ct_path)
-    check_slice_thickness(ct, "CT")   # first: the reader's record of overlapping slices (trial 30 H3)
+    ct = as_read = io.read_image(ct_path)
     if ct.array.dtype.kind in "if" and ct.array.min() < PADDING_HU:
         # scanner padding outside the scan circle (-2048, -3024, -32768): air for every use here
         ct = ct.with_array(np.maximum(ct.array, ct.array.dtype.type(PADDING_HU)))
     check_ct(ct)
+    check_slice_thickness(as_read, "CT")   # the reader's record of overlapping slices (trial 30 H3)
     names = io.label_names_arg(args)
     air = io.read_labels(Path(args.airways), None if args.structures else names)
     mask = airway_mask(air)
