@@ -64,7 +64,13 @@ def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
         return m, ct.with_array(m.astype(np.uint8), name="lungs", labels={1: "lungs"})
     if lungs is None:  # segmented on the CT's own grid, cropped to the lungs first (the body on
         # a 3 mm grid: :func:`imagio.detection.blobs.chest_on_working_grid`)
-        crop, mc, _ = chest_on_working_grid(ct, None, 0.0, 10.0)
+        try:
+            crop, mc, _ = chest_on_working_grid(ct, None, 0.0, 10.0)
+        except InputError as e:   # the segmenter's "no lungs found": said as detection's refusal
+            if not str(e).startswith("no lungs found"):
+                raise
+            raise InputError(f"no chest in view: {e}; lung nodule detection needs a chest CT; give --lungs if the "
+                             "lungs are there") from None
         lo = np.rint(ct.world_to_kji(crop.kji_to_world(np.zeros((1, 3))))[0]).astype(int)
         m = np.zeros(ct.shape, bool)
         m[tuple(slice(a, a + n) for a, n in zip(lo, mc.shape))] = mc
