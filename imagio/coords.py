@@ -29,6 +29,16 @@ LPS_HELP = ("--lps: the point is L,P,S (as PACS viewers and DICOM headers show i
             "(as 3D Slicer shows it); IMAGIO converts it (R = -L, A = -P)")
 
 
+def fibonacci_sphere(n: int) -> np.ndarray:
+    """``n`` nearly evenly spread unit vectors (n, 3) as (r cos phi, r sin phi, z): the Fibonacci
+    (golden-angle) lattice, each point carrying an area of 4 pi / n of the unit sphere."""
+    k = np.arange(n) + 0.5
+    z = 1.0 - 2.0 * k / n
+    phi = np.pi * (1.0 + 5 ** 0.5) * k
+    r = np.sqrt(1.0 - z * z)
+    return np.c_[r * np.cos(phi), r * np.sin(phi), z]
+
+
 def is_point(text) -> bool:
     """True when ``text`` is three comma-separated numbers."""
     return isinstance(text, str) and POINT_RE.match(text) is not None

@@ -141,11 +141,9 @@ class PaintedLesion(Lesion):
         abc = float(np.prod(self.radii_mm))
         if self.lobulation <= 0:
             return 4.0 / 3.0 * np.pi * abc / 1000.0
-        k = np.arange(n_dirs) + 0.5
-        z = 1 - 2 * k / n_dirs
-        phi = np.pi * (1 + 5 ** 0.5) * k
-        r = np.sqrt(1 - z * z)
-        u = np.c_[r * np.cos(phi), r * np.sin(phi), z]
+        from ..coords import fibonacci_sphere
+
+        u = fibonacci_sphere(n_dirs)
         s = 1.0 - self.lobulation + 2.0 * self.lobulation * np.exp(
             self.kappa * (u @ self.lobe_dirs.T - 1.0)).max(1)
         return float(4.0 * np.pi * np.mean(s ** 3) / 3.0 * abc / 1000.0)

@@ -58,6 +58,16 @@ def parse_gantry_tilt(value) -> float | None:
         raise InputError(f"--gantry-tilt {value!r}: give degrees (e.g. 15) or 'none'") from None
 
 
+def reference_ct(scene, ct_path) -> None:
+    """Reference the CT in place in a plan's or bronch's scene (`mrml.scene.reference_volume`);
+    a CT Slicer cannot read so (a DICOM folder) is said on stderr."""
+    from ..mrml.scene import reference_volume
+
+    if reference_volume(scene, ct_path, "CT") is None:
+        print(f"imagio: note: the scene does not load the CT ({ct_path} is not a NRRD/NIfTI/MetaImage file): "
+              "load it in Slicer (DICOM module) beside the scene", file=sys.stderr)
+
+
 def refuse_foreign_outputs(out: Path, names=("plan.json", "plan.png"), prefixes=(), folders=("scene",)) -> None:
     """Before any work: refuse (`outputs.refuse_foreign`, one line) a file of a command's outputs
     in ``out`` that IMAGIO did not write: the files ``names``, every file whose name starts with
@@ -335,14 +345,12 @@ def write_plan_scene(plan, out: Path, add=None, ct_path=None, labels_path=None, 
         print("imagio: note: slicer-core is not installed; no Slicer scene written", file=sys.stderr)
         return []
     from ..mrml.planning import plan_to_scene, write_scene
-    from ..mrml.scene import new_scene, reference_labels, reference_volume
+    from ..mrml.scene import new_scene, reference_labels
     from ..mrml.segmentations import labels_to_segmentation
 
     scene = new_scene()
-    ct_node = reference_volume(scene, ct_path, "CT") if ct_path is not None else None
-    if ct_path is not None and ct_node is None:
-        print(f"imagio: note: the scene does not load the CT ({ct_path} is not a NRRD/NIfTI/MetaImage file): "
-              "load it in Slicer (DICOM module) beside the scene", file=sys.stderr)
+    if ct_path is not None:
+        reference_ct(scene, ct_path)
     used = plan.problem.labels
     as_read = (labels_path is not None and labels_read is not None and used.labels == labels_read.labels
                and used.shape == labels_read.shape and np.allclose(used.ijk_to_ras, labels_read.ijk_to_ras)

@@ -536,6 +536,8 @@ def box_outline_margin_mm(ctx: AblationContext, ells, step_mm: float = OUTLINE_S
     centres are nearest. 0 when a sample lies in a box."""
     from scipy.spatial import cKDTree
 
+    from ...coords import fibonacci_sphere
+
     lab = ctx.labels
     lo, hi = ctx.tumour_bounds_kji
     sub = ctx.tumour_mask[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
@@ -545,11 +547,7 @@ def box_outline_margin_mm(ctx: AblationContext, ells, step_mm: float = OUTLINE_S
     best = np.inf
     for e in ells:
         n = int(np.ceil(4.0 * np.pi * max(e.a_mm, e.b_mm) ** 2 / step_mm ** 2))
-        i = np.arange(n) + 0.5                       # Fibonacci points on the unit sphere
-        z = 1.0 - 2.0 * i / n
-        phi = np.pi * (1.0 + 5 ** 0.5) * i
-        r = np.sqrt(1.0 - z * z)
-        u = np.stack([z, r * np.cos(phi), r * np.sin(phi)], -1)
+        u = fibonacci_sphere(n)[:, [2, 0, 1]]        # along the zone's axis first
         ax = np.asarray(e.axis, float)
         v1 = np.cross(ax, [1.0, 0.0, 0.0] if abs(ax[0]) < 0.9 else [0.0, 1.0, 0.0])
         v1 /= np.linalg.norm(v1)

@@ -225,11 +225,10 @@ def _reference_inputs(scene, ct_path, airways_path, air, structures_path, struct
     from the user's files, never copied or written: `mrml.scene.reference_volume` /
     `reference_labels`, as the needle plan's scene does), so that bronch.mrml opens on its images;
     what cannot be referenced so (a DICOM folder) is said on stderr."""
-    from ...mrml.scene import reference_labels, reference_volume
+    from ...mrml.scene import reference_labels
+    from ..commands import reference_ct
 
-    if reference_volume(scene, ct_path, "CT") is None:
-        print(f"imagio: note: the scene does not load the CT ({ct_path} is not a NRRD/NIfTI/MetaImage file): "
-              "load it in Slicer (DICOM module) beside the scene", file=sys.stderr)
+    reference_ct(scene, ct_path)
     for path, vol, name in ((airways_path, air, "Airways"), (structures_path, structures, "Structures")):
         if path and reference_labels(scene, path, vol.labels, name) is None:
             print(f"imagio: note: the scene does not load {path} (not a label file Slicer reads in place)",
@@ -243,12 +242,9 @@ def cmd_bronch(args) -> int:
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
     from .mask_checks import check_slice_thickness
-    from .route import check_root
+    from .route import check_root, scope_diameter
     from ...progress import Progress, printer
-
     from ..commands import refuse_foreign_outputs
-
-    from .route import scope_diameter
 
     scope_diameter(args.scope, allow_zero=False)   # trial 28: --scope 0 planned a route
     # a user's file among bronch's outputs is refused before any work (trial 28 M3)
