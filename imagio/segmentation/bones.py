@@ -626,7 +626,8 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
     if not ribs.any():
         return empty, None
     level = enhanced_tissue_level(a, body, sk)
-    pool = contrast_blood_band(a, body, ct.voxel_volume_ml, sk) is not None
+    # the blood pool is looked for only when the tissue level does not already decide (as before)
+    pool = level < CARTILAGE_MAX_HU and contrast_blood_band(a, body, ct.voxel_volume_ml, sk) is not None
     if level >= CARTILAGE_MAX_HU or pool:
         # say what was measured (trial 29: "contrast-enhanced" on a non-contrast CT at 3-5 mm,
         # where bone's partial volume raised the deep tissue's level)
