@@ -328,4 +328,6 @@ def test_the_json_imagio_risk_prints_is_reported_with_its_suggestion(tmp_path, c
     assert main(["report", str(tmp_path / "risk.json"), "--out", str(tmp_path / "risk.pdf")]) == 0
     html = (tmp_path / "risk.html").read_text()
     assert "highest Brock probability over the inputs not given" in html and "(not given:" in html
+    out = json.loads((tmp_path / "risk.json").read_text())["lung_rads"]   # the Lung-RADS row whole, not cut JSON
+    assert html_escape(f"{out['category']}: {out['management']}") in html and html_escape(out["source"]) in html
     assert (tmp_path / "risk.pdf").stat().st_size > 0

@@ -324,6 +324,9 @@ def stratification_rows(val: dict) -> list:
     for k, v in val.items():
         if isinstance(v, dict) and "suggestion" in v and "guideline" in v:   # the whole text, with its note
             rows.append((f"{k} ({v['guideline']})", f"{v['suggestion']} ({v.get('note', '')}; {v.get('source', '')})"))
+        elif isinstance(v, dict) and "category" in v and "management" in v:   # Lung-RADS, whole (trial 31)
+            rows.append((f"{k} category", " ".join(x for x in (f"{v['category']}: {v['management']}", v.get("note", ""),
+                                                               f"({v.get('source', '')})") if x)))
         elif isinstance(v, dict) and "probability" in v:
             rng = v.get("probability_range")
             txt = (percent_of_probability(v["probability"]) if v["probability"] is not None or not rng else
