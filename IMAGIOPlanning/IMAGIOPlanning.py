@@ -209,7 +209,8 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p.bronchTable = slicer.mrmlScene.GetNodeByID(ids["table"])
             self.ui.bronchTableView.setMRMLTableNode(p.bronchTable)
             r = plan.route
-            reach = (_("reaches the nodule") if r.reached else
+            reach = (_("reaches the nodule") if r.reached_said else
+                     _("reaches the nodule in the airway mask, UNVERIFIED on the CT") if r.reached_said is None else
                      _("ends {distance:.1f} mm from the nodule").format(distance=r.remaining_mm))
             tunnels = (_("; {count} tunnel(s)").format(count=len(plan.tunnels)) if plan.tunnels else
                        (f"; {plan.tunnel_problem}" if plan.tunnel_problem else ""))

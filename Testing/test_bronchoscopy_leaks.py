@@ -168,3 +168,32 @@ def test_a_mask_running_through_a_contrast_filled_vessel_is_no_airway(ph, intact
         p = B.plan(tree, tg, scope, ct=ct)
         assert not p.route.reached and p.route.bronchus_sign is not True, (scope, p.all_warnings)
         assert any("possible leak" in w for w in p.all_warnings), p.all_warnings
+
+
+def test_an_unverified_reach_is_not_a_yes_in_the_json(ph):
+    """New-user trial 30 (L3): a route whose reach rests on airway mask the CT cannot confirm had
+    "unverified" in its verdict but ``"reached": true`` in bronch.json, so a script reading the
+    JSON got a yes. The same unresolvable tube as above: wherever the verdict says unverified the
+    JSON's "reached" is null (``"reach": "unverified"``), no tunnel is said to be unneeded, the
+    tunnel problem says why none was planned, and a catalogue scope's entry that rests on the same
+    tube is not a yes either; the real bronchus into lung_nodule_1 stays a plain true."""
+    L = ph.labels
+    ct = ph.ct.resampled(np.array([2.4, 2.4, 2.4]), order=1)
+    lab, _, _ = _leak_into(L, "lung_nodule_3", 2.0)
+    tree = B.extract_tree(lab, lab.mask("trachea", "airways"))
+    t3 = B.Target.from_mask(L, L.mask("lung_nodule_3"))
+    seen = 0
+    for scope in ("ultrathin", "thin"):
+        p = B.plan(tree, t3, scope, ct=ct)
+        doc = p.to_dict()
+        if p.route.reached and "unverified" in p.route.verdict:
+            seen += 1
+            assert doc["route"]["reached"] is None and doc["route"]["reach"] == "unverified", doc["route"]
+            assert doc["tunnel_needed"] is None and "unverified" in doc["tunnel_problem"], doc["tunnel_problem"]
+            same = [s for s in doc["scopes"] if s["scope"] == scope]
+            assert same and same[0]["reached"] is not True, same
+        else:
+            assert doc["route"]["reached"] is p.route.reached
+    assert seen, "the tube's reach was not said to be unverified for any scope"
+    p1 = B.plan(tree, B.Target.from_mask(L, L.mask("lung_nodule_1")), "ultrathin", ct=ct)
+    assert p1.to_dict()["route"]["reached"] is True and p1.to_dict()["route"]["reach"] == "reached"

@@ -301,7 +301,7 @@ def bronchoscopy_rows(b: dict) -> list:
     """Rows of a bronchoscopic plan (``bronch_<nodule>.json``)."""
     r = b.get("route") or {}
     rows = [("scope", f"{r.get('scope')} ({_fmt(r.get('scope_diameter_mm'))} mm)"),
-            ("reaches the lesion", r.get("reached")), ("remaining to the lesion (mm)", r.get("remaining_mm")),
+            ("reaches the lesion", r.get("reach") or r.get("reached")), ("remaining to the lesion (mm)", r.get("remaining_mm")),
             ("route length (mm)", r.get("length_mm")), ("generation", r.get("generation")),
             ("branches", " > ".join(r["route_names"] if "route_names" in r
                                     else [n or "-" for n in r.get("branch_names") or []])),

@@ -76,7 +76,7 @@ def metrics_table(scene, plan, name: str = "Bronchoscopy metrics"):
     import vtk
 
     r = plan.route.to_dict()
-    rows = [("scope", f"{r['scope']} ({r['scope_diameter_mm']:g} mm)"), ("reached", str(r["reached"])),
+    rows = [("scope", f"{r['scope']} ({r['scope_diameter_mm']:g} mm)"), ("reached", r["reach"]),
             ("remaining to lesion (mm)", f"{r['remaining_mm']:.1f}"), ("route length (mm)", f"{r['length_mm']:.1f}"),
             ("generation", str(r["generation"])), ("exit angle (deg)", f"{r['exit_angle_deg']:.0f}"),
             ("narrowest lumen (mm)", f"{r['min_diameter_mm']}"), ("bronchus sign", r.get("bronchus_sign_reason") or str(r["bronchus_sign"])),

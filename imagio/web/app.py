@@ -460,7 +460,8 @@ class PlanningWorkstation:
         self.timings["route_s"] = time.perf_counter() - t0
         self.bronch = plan
         r = plan.route
-        reach = "reaches the nodule" if r.reached else f"ends {r.remaining_mm:.1f} mm from the nodule"
+        reach = ({True: "reaches the nodule", None: "reaches the nodule in the airway mask, UNVERIFIED on the CT"}
+                 .get(r.reached_said, f"ends {r.remaining_mm:.1f} mm from the nodule"))
         tunnels = (f"; {len(plan.tunnels)} tunnel(s)" if plan.tunnels else
                    (f"; {plan.tunnel_problem}" if plan.tunnel_problem else ""))
         doubts = plan.all_warnings   # the same doubts as bronch.json, never fewer

@@ -50,7 +50,7 @@ class BronchPlan:
     def to_dict(self) -> dict:
         return {"route": self.route.to_dict(), "scopes": self.scopes,
                 "warnings": self.all_warnings,
-                "tunnel_needed": not self.route.reached,
+                "tunnel_needed": None if self.route.reached_said is None else not self.route.reached,
                 "tunnels": [t.to_dict() for t in self.tunnels],
                 "tunnel_problem": self.tunnel_problem,
                 "camera_path": {"n_positions": 0 if self.camera_positions is None else len(self.camera_positions),
@@ -170,6 +170,7 @@ def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | No
             said.append(wall_less_warning(r, "the route" if any(r is x for x in on_route) else
                                           "the airway leading into the lesion"))
     if route.reached and any(not r["resolved"] for r in on_route):
+        route.reach_verified = False
         route.verdict += ("; unverified: part of the airway it rests on is too narrow for the CT to show its wall or "
                           "air core, and the CT shows neither there (see the warnings)")
     if any(not r["resolved"] for r in on_sign):
@@ -195,17 +196,30 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
 
     if lungs is not None and not _in_lung(target, lungs):
         raise InputError(_outside_lung_message(target, lungs, ct))
+    from .mask_checks import unchecked_reach, wall_less_runs
+
     rmin = route_min_diameter(tree)
     warnings = list(getattr(tree, "warnings", [])) + list(getattr(tree, "naming_warnings", []))
     route = plan_route(tree, target, scope, tolerance_mm, reach=rmin, lobes=lobes)
     tree, route, doubts = _check_on_ct(tree, route, target, ct,
                                        lambda t: plan_route(t, target, scope, tolerance_mm, reach=rmin, lobes=lobes))
-    out = BronchPlan(route, scopes=plan_all_scopes(tree, target, tolerance_mm, lobes), warnings=warnings + doubts)
-    from .mask_checks import unchecked_reach
 
+    def verified(r: Route) -> bool:   # the CT shows the airway a catalogue scope's 'reached' rests on
+        return ct is None or not (wall_less_runs(tree, r.point_ids, ct) or unchecked_reach(tree, r, ct))
+
+    out = BronchPlan(route, scopes=plan_all_scopes(tree, target, tolerance_mm, lobes, verify=verified),
+                     warnings=warnings + doubts)
     doubt = unchecked_reach(tree, route, ct)
     if doubt:
         out.warnings.append(doubt)
+        if route.reach_verified:
+            route.reach_verified = False
+            route.verdict += ("; unverified: its last stretch runs in airway mask too narrow to check whose centreline "
+                              "the CT reads denser than a lumen (see the warnings)")
+    if route.reached and not route.reach_verified:
+        out.tunnel_problem = ("no tunnel planned: the airway mask reaches the lesion, but the CT does not confirm the "
+                              "airway the route rests on (unverified); confirm on the CT that the bronchus reaches "
+                              "the lesion")
     if not route.reached and lungs is not None:
         _, od = scope_diameter(scope)
         tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)

@@ -335,7 +335,7 @@ def cmd_bronch(args) -> int:
     write_text(out / "bronch.json", json.dumps(doc, indent=1, default=float))
     p(1.0, "done")
     r = bp.route
-    print(json.dumps({"out": str(out), "scope": r.scope, "reached": r.reached, "remaining_mm": round(r.remaining_mm, 1),
+    print(json.dumps({"out": str(out), "scope": r.scope, "reached": r.reached_said, "reach": r.reach, "remaining_mm": round(r.remaining_mm, 1),
                       "generation": r.generation, "route_length_mm": round(r.length_mm, 1),
                       "bronchus_sign": r.bronchus_sign, "target_segment": target_name, "verdict": r.verdict,
                       "bronchus_sign_reason": r.bronchus_sign_reason, "tunnels": len(bp.tunnels),

@@ -146,9 +146,23 @@ class Route:
     verdict: str = ""                 # "reached: ..." or "short by N mm: ... (why it stops)" (verdict.reach)
     bronchus_sign_reason: str = ""    # "present: ..." | "not seen in the airway mask: ..." | "not assessable: ..."
     sign_entry: int = -1              # the centreline point of the airway leading into the lesion (-1 none)
+    reach_verified: bool = True       # False: 'reached' rests on airway mask the CT does not confirm
+
+    @property
+    def reached_said(self) -> bool | None:
+        """'reached' as the outputs give it: True, False, or None when the airway mask reaches the
+        lesion but the CT does not confirm the airway it rests on (unverified; trial 30 L3: the
+        JSON said true while the verdict said unverified)."""
+        return None if self.reached and not self.reach_verified else bool(self.reached)
+
+    @property
+    def reach(self) -> str:
+        """"reached", "unverified" or "not reached" (see `reached_said`)."""
+        return {True: "reached", None: "unverified", False: "not reached"}[self.reached_said]
 
     def to_dict(self) -> dict:
-        return {"scope": self.scope, "scope_diameter_mm": self.scope_diameter_mm, "reached": self.reached,
+        return {"scope": self.scope, "scope_diameter_mm": self.scope_diameter_mm, "reached": self.reached_said,
+                "reach": self.reach,
                 "end_ras": [round(float(c), 2) for c in self.end_ras],
                 "remaining_mm": round(self.remaining_mm, 2), "exit_angle_deg": round(self.exit_angle_deg, 1),
                 "length_mm": round(self.length_mm, 1), "generation": self.generation,
@@ -390,9 +404,10 @@ def route_names(branch_names) -> list[str]:
 
 
 def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None = None,
-                    lobes: Volume | None = None) -> list[dict]:
+                    lobes: Volume | None = None, verify=None) -> list[dict]:
     """For each catalogue scope: its route's end, remaining distance, lobe and warnings
-    (or why it does not fit)."""
+    (or why it does not fit). ``verify(route)``: False when a route that reaches the lesion
+    rests on airway mask the CT does not confirm (its "reached" is then None, "unverified")."""
     rmin = route_min_diameter(tree)
     out = []
     for s in load_scopes()["scopes"]:
@@ -401,7 +416,10 @@ def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None
         except InputError as e:
             out.append({"scope": s, "fits": False, "problem": str(e)})
             continue
-        out.append({"scope": s, "fits": True, "scope_diameter_mm": r.scope_diameter_mm, "reached": r.reached,
+        if r.reached and verify is not None:
+            r.reach_verified = bool(verify(r))
+        out.append({"scope": s, "fits": True, "scope_diameter_mm": r.scope_diameter_mm, "reached": r.reached_said,
+                    "reach": r.reach,
                     "end_ras": [round(float(c), 2) for c in r.end_ras], "remaining_mm": round(r.remaining_mm, 2),
                     "end_lobe": r.end_lobe, "generation": r.generation,
                     "branch_names": route_names(r.branch_names), "warnings": r.warnings})
