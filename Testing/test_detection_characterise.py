@@ -147,9 +147,58 @@ def test_one_nodule_found_twice_is_listed_once_and_the_risk_does_not_fall_with_m
     assert solid["probability_range"][0] < one[0]          # more nodules counted: a lower floor
     n = [x for x in more if x["id"] == 1][0]
     # the upper bound is the model's own value at one nodule, with spiculation
-    top = max(nodule_risk.brock(64, False, n["long_axis_mm"], "solid", False, e, u, 1, True).probability
-              for e in (False,) for u in (False, True))    # no emphysema in this chest
+    # (family history not given: unknown, so the top is with it)
+    top = max(nodule_risk.brock(64, False, n["long_axis_mm"], "solid", f, e, u, 1, True).probability
+              for f in (False, True) for e in (False,) for u in (False, True))    # no emphysema in this chest
     assert solid["probability_range"][1] == pytest.approx(top, rel=1e-9), n
+
+
+def test_risk_factors_not_given_are_ranges_and_emphysema_comes_from_the_lungs(chest):
+    """New-user trial 30 (M4): detect's Brock and Mayo read a family history and an extrathoracic
+    cancer that were not given as absent (the lowest risk), without a word, and detect had no
+    option to state them. Now each is unknown unless given (--FLAG / --no-FLAG, as `imagio risk`):
+    the ranges span both values (the models written out here), the scan says so once, and a
+    given "no" pins the value. Emphysema is the lung segmentation's LAA-950 reading (none in this
+    chest: -850 HU parenchyma), which --emphysema / --no-emphysema replaces."""
+    from imagio.cli import build_parser
+    from imagio.detection.commands import patient_from_args
+    from imagio.stratification import nodule_risk
+
+    ct, lung, truth = chest
+    c, dd = truth["solid"]
+    one = [Candidate(center_ras=np.asarray(c, float), diameter_mm=dd, volume_ml=0.0, type="unknown", probability=0.9)]
+
+    def run(*flags):
+        args = build_parser().parse_args(["detect", "ct.nii.gz", "--out", "o", "--age", "64", "--sex", "male",
+                                          "--smoker", *flags])
+        nods, _, scan = characterise_candidates(ct, one, lung, patient=patient_from_args(args))
+        return nods[0], scan
+
+    n, scan = run()
+    b, m = n["stratification"]["brock"], n["stratification"]["mayo"]
+    size = n["long_axis_mm"]
+    assert scan["emphysema"]["emphysema"] is False
+    brock = [nodule_risk.brock(64, False, size, "solid", f, False, u, 1, s).probability
+             for f in (False, True) for u in (False, True) for s in (False, True)]
+    mayo = [nodule_risk.mayo(64, size, True, x, s, u).probability
+            for x in (False, True) for u in (False, True) for s in (False, True)]
+    assert b["probability_range"] == pytest.approx([min(brock), max(brock)], rel=1e-9), b
+    assert m["probability_range"] == pytest.approx([min(mayo), max(mayo)], rel=1e-9), m
+    assert "family_history" in b["unknown"] and "extrathoracic_cancer" in m["unknown"]
+    said = [w for w in scan["warnings"] if "not given" in w and "--no-family-history" in w]
+    assert said and "--no-extrathoracic-cancer" in said[0], scan["warnings"]
+    n, scan = run("--no-family-history", "--no-extrathoracic-cancer")
+    b, m = n["stratification"]["brock"], n["stratification"]["mayo"]
+    assert b["probability_range"][1] == pytest.approx(max(nodule_risk.brock(64, False, size, "solid", False, False, u,
+                                                                            1, True).probability for u in (False, True)))
+    assert m["probability_range"][1] == pytest.approx(nodule_risk.mayo(64, size, True, False, True, True).probability)
+    assert not any("--no-family-history" in w for w in scan["warnings"]), scan["warnings"]
+    n, scan = run("--no-family-history", "--extrathoracic-cancer", "--emphysema")
+    b, m = n["stratification"]["brock"], n["stratification"]["mayo"]
+    assert scan["emphysema"]["given"] is True
+    assert b["probability_range"][0] == pytest.approx(
+        min(nodule_risk.brock(64, False, size, "solid", False, True, u, 1, False).probability for u in (False, True)))
+    assert m["probability_range"][0] == pytest.approx(nodule_risk.mayo(64, size, True, True, False, False).probability)
 
 
 def test_outputs_agree_with_json(tmp_path, chest, characterised):

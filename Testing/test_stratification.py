@@ -334,10 +334,11 @@ def test_screening_stratify_refuses_with_reasons():
     s = stratify(solid8, {"age": 65, "sex": "female", "smoker": True}, n_nodules=2)
     lo, hi = s["brock"]["probability_range"]
     p_lo = nodule_risk.brock(65, True, 9.0, "solid", nodule_count=2).probability
-    p_hi = nodule_risk.brock(65, True, 9.0, "solid", emphysema=True, upper_lobe=True, nodule_count=2,
-                             spiculation=True).probability
+    p_hi = nodule_risk.brock(65, True, 9.0, "solid", family_history=True, emphysema=True, upper_lobe=True,
+                             nodule_count=2, spiculation=True).probability   # family history not given either
     assert lo == pytest.approx(p_lo) and hi == pytest.approx(p_hi) and s["brock"]["probability"] is None
-    s = stratify(solid8, {"age": 65, "sex": "female"}, n_nodules=2, emphysema=False, upper_lobe=True)
+    s = stratify(solid8, {"age": 65, "sex": "female", "family_history": False}, n_nodules=2, emphysema=False,
+                 upper_lobe=True)
     assert s["brock"]["probability"] == pytest.approx(
         nodule_risk.brock(65, True, 9.0, "solid", upper_lobe=True, nodule_count=2).probability)
     assert stratify({"type": "calcified", "long_axis_mm": 6, "mean_diameter_mm": 6})["lung_rads"]["category"] == "1"

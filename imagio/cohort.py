@@ -4,7 +4,8 @@
 * a folder: every image file in it (NIfTI, NRRD, MetaImage) and every sub-folder holding DICOM
   files (one series each);
 * a CSV with a ``path`` column (optional ``seriesuid``, ``age``, ``sex``, ``smoker``,
-  ``family_history``, ``extrathoracic_cancer``; relative paths from the CSV's folder);
+  ``family_history``, ``extrathoracic_cancer``, ``emphysema``; an empty cell: unknown; relative
+  paths from the CSV's folder);
 * a text file (``.txt``/``.lst``): one scan or DICOM series folder per line (a study list).
 
 Each scan is one task (:func:`run_case`: detection, :func:`run_segment_case`: segmentation) on a
@@ -87,7 +88,7 @@ def list_cases(src: Path) -> list[dict]:
                     pat["age"] = float(row["age"])
                 if row.get("sex"):
                     pat["sex"] = row["sex"].strip().lower()
-                for k in ("smoker", "family_history", "extrathoracic_cancer"):
+                for k in ("smoker", "family_history", "extrathoracic_cancer", "emphysema"):
                     if _bool(row.get(k, "")) is not None:
                         pat[k] = _bool(row[k])
                 cases.append({"case": row.get("seriesuid") or _case_id(p), "path": str(p),

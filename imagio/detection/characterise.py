@@ -400,7 +400,9 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
 
     ct: chest CT (HU); cands: detector output (sorted by probability); lungs: boolean lung mask
     on the CT grid [k, j, i]; lobes: optional label map with TotalSegmentator lobe names (any
-    grid); patient: optional {"age", "sex", "smoker", "family_history", "extrathoracic_cancer"}.
+    grid); patient: optional {"age", "sex", "smoker", "family_history", "extrathoracic_cancer",
+    "emphysema"} (a yes/no fact left out is unknown: the risk is a range over it; "emphysema"
+    given replaces the lung segmentation's LAA-950 reading).
     Returns (nodules: one dict per characterised candidate, sorted by decreasing risk; their
     masks on the CT grid, same order; scan-level facts: emphysema, counts, warnings).
     """
@@ -465,6 +467,8 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     _same_lesion(ct, nodules, masks)
     n_nod = sum(1 for d in nodules if d.get("segmented"))
     emph = scan["emphysema"]["emphysema"]
+    if (patient or {}).get("emphysema") is not None:   # a reader's reading replaces the measurement
+        emph = scan["emphysema"]["given"] = bool(patient["emphysema"])
     for d in nodules:
         lobe = d.get("lobe")
         upper = None if lobe is None else "upper" in lobe
@@ -473,6 +477,15 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         # characterised candidate, and the risk halved with --characterise)
         d["stratification"] = stratify(d, patient, (1, max(n_nod, 1)), emph, upper)
         d["risk_key"] = round(risk_key(d["stratification"]), 6)
+    from ..stratification.commands import yes_or_no
+    from ..stratification.screening import PATIENT_FACTS
+
+    left = sorted({k for d in nodules for m in ("brock", "mayo")
+                   for k in d["stratification"][m].get("unknown", []) if k in PATIENT_FACTS + ("emphysema",)})
+    if left:   # said once for the scan (as `imagio risk` says it), each nodule's notes too
+        scan["warnings"].append(f"{', '.join(k.replace('_', ' ') for k in left)}: not given"
+                                + (" nor measured" if "emphysema" in left else "")
+                                + f": Brock and Mayo are ranges over their values ({yes_or_no(left)})")
     order = sorted(range(len(nodules)), key=lambda i: -nodules[i]["risk_key"])
     p(1.0, f"characterise: {len(nodules)} nodules")
     return [nodules[i] for i in order], [masks[i] for i in order], scan

@@ -10,6 +10,7 @@ the FROC curve ``DIR/froc.png``.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -55,11 +56,12 @@ def read_reference(path: Path) -> dict:
 
 
 def patient_from_args(args) -> dict:
-    """Patient facts for Brock / Mayo from the command line (absent ones stay absent)."""
+    """Patient facts for Brock / Mayo from the command line (absent ones stay absent: a yes/no
+    fact not given is unknown, and the models give the range over it; the negative option states no)."""
     smoker = True if args.smoker else (False if args.never_smoker else None)
     d = {"age": args.age, "sex": args.sex, "smoker": smoker,
-         "family_history": args.family_history or None,
-         "extrathoracic_cancer": args.extrathoracic_cancer or None}
+         "family_history": args.family_history, "extrathoracic_cancer": args.extrathoracic_cancer,
+         "emphysema": args.emphysema}
     return {k: v for k, v in d.items() if v is not None}
 
 
@@ -161,8 +163,14 @@ def register(subparsers) -> None:
     g = s.add_mutually_exclusive_group()
     g.add_argument("--smoker", action="store_true", help="current or former smoker (Mayo)")
     g.add_argument("--never-smoker", action="store_true", help="never smoked (Mayo)")
-    s.add_argument("--family-history", action="store_true", help="lung cancer in a first-degree relative (Brock)")
-    s.add_argument("--extrathoracic-cancer", action="store_true", help="extrathoracic cancer > 5 years ago (Mayo)")
+    unknown = "; not given: unknown, the probability is the range over yes and no"
+    s.add_argument("--family-history", action=argparse.BooleanOptionalAction, default=None,
+                   help="lung cancer in a first-degree relative (Brock)" + unknown)
+    s.add_argument("--extrathoracic-cancer", action=argparse.BooleanOptionalAction, default=None,
+                   help="extrathoracic cancer > 5 years ago (Mayo)" + unknown)
+    s.add_argument("--emphysema", action=argparse.BooleanOptionalAction, default=None,
+                   help="emphysema on CT as a reader sees it (Brock); not given: measured on the lung "
+                        "segmentation (LAA-950), and unknown (a range) where it cannot be measured")
     s.add_argument("--no-slicer", action="store_true", help="do not write the Slicer scene files")
     s.add_argument("--report", action="store_true",
                    help="write the screening report (screening.html and screening.pdf with pictures)")

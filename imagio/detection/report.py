@@ -303,8 +303,11 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
     facts = [("series", doc.get("seriesuid", "")), ("detector", doc.get("detector", "")),
              ("candidates / characterised", f"{doc.get('n_candidates', 0)} / {len(nodules)}"),
              ("emphysema (LAA-950)", f"{emph.get('laa950_percent')}% of the lungs "
-                                     f"({'yes' if emph.get('emphysema') else 'no'}, threshold "
-                                     f"{emph.get('threshold_percent')}%)" if emph else "-"),
+                                     f"({ {True: 'yes', False: 'no'}.get(emph.get('emphysema'), 'unknown')}, "
+                                     f"threshold {emph.get('threshold_percent')}%)"
+                                     + ("" if emph.get("given") is None else
+                                        f"; given: {'yes' if emph['given'] else 'no'} (used for Brock)")
+              if emph else "-"),
              ("patient", ", ".join(f"{k} {v}" for k, v in doc.get("patient", {}).items()) or "not given (Brock/Mayo refused)")]
     actionable = [d for d in main if _category(d) in ACTIONABLE]
     when = f"{_dt.datetime.now():%Y-%m-%d %H:%M}"

@@ -20,6 +20,8 @@ Rules (sources in ``imagio/data/nodule_risk_models.json``, ``imagio/data/lungrad
 
 from __future__ import annotations
 
+import itertools
+
 from ..errors import InputError
 from . import lungrads, nodule_risk
 
@@ -138,8 +140,8 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
           upper_lobe: bool | None) -> dict:
     """Brock (PanCan model 2b) probability, or a refusal with its reason.
 
-    patient: {"age": years, "sex": "female"/"male", "family_history": bool}; emphysema /
-    upper_lobe: None when unknown (then the probability is given as the range over both values,
+    patient: {"age": years, "sex": "female"/"male", "family_history": bool or None}; emphysema /
+    upper_lobe (and family_history): None when unknown (then the probability is given as the range over both values,
     with a note). Spiculation is not assessed by IMAGIO: the range over it is given too.
     n_nodules: the number of nodules the reader counts on the scan, or a range (lo, hi) when it
     is not known (automatic detection: candidates are not confirmed nodules); the model's risk
@@ -162,26 +164,23 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
     kind = {"ground_glass": "nonsolid", "perifissural": "solid"}.get(t, t)
     if kind not in nodule_risk.NODULE_TYPES:
         return _refuse("brock", f"nodule type {t!r} not assessed", src)
-    unknown = {"emphysema": emphysema, "upper_lobe": upper_lobe}
+    family = patient.get("family_history")
+    unknown = {"family_history": family, "emphysema": emphysema, "upper_lobe": upper_lobe}
     counts = sorted({max(1, int(c)) for c in (n_nodules if isinstance(n_nodules, tuple) else (n_nodules,))})
     values = []
-    for e in ([emphysema] if emphysema is not None else [False, True]):
-        for u in ([upper_lobe] if upper_lobe is not None else [False, True]):
-            for c in counts:   # the risk is monotonic in the count: its ends bound it
-                for s in (False, True):
-                    try:
-                        r = nodule_risk.brock(patient["age"], patient["sex"] == "female", size, kind,
-                                              bool(patient.get("family_history")), e, u, c, s)
-                    except InputError as err:
-                        return _refuse("brock", str(err), src)
-                    values.append((s, r.probability))
+    for f, e, u in itertools.product(*([bool(v)] if v is not None else [False, True] for v in unknown.values())):
+        for c in counts:   # the risk is monotonic in the count: its ends bound it
+            for s in (False, True):
+                try:
+                    r = nodule_risk.brock(patient["age"], patient["sex"] == "female", size, kind, f, e, u, c, s)
+                except InputError as err:
+                    return _refuse("brock", str(err), src)
+                values.append((s, r.probability))
     p0 = [p for s, p in values if not s]
     p1 = [p for s, p in values if s]
     out = {"model": "brock", "probability": min(p0), "probability_range": [min(p0), max(p1)],
            "source": src, "notes": ["upper bound: with spiculation (not assessed by IMAGIO)"]}
-    for k, v in unknown.items():
-        if v is None:
-            out["notes"].append(f"{k.replace('_', ' ')} unknown: range over both values")
+    _say_unknown(out, unknown)
     if len(counts) > 1:
         out["nodule_count_range"] = [counts[0], counts[-1]]
         out["notes"].append(f"nodule count not confirmed (automatic detection): range over {counts[0]}.."
@@ -204,17 +203,36 @@ def mayo(nodule: dict, patient: dict, upper_lobe: bool | None) -> dict:
         return _refuse("mayo", "no measured nodule size (segmentation failed)", src)
     if nodule.get("type") == "calcified":
         return _refuse("mayo", "calcified nodule: benign pattern, outside the model's population", src)
+    unknown = {"extrathoracic_cancer": patient.get("extrathoracic_cancer"), "upper_lobe": upper_lobe}
     ps = []
-    for u in ([upper_lobe] if upper_lobe is not None else [False, True]):
+    for x, u in itertools.product(*([bool(v)] if v is not None else [False, True] for v in unknown.values())):
         for s in (False, True):
             try:
-                ps.append(nodule_risk.mayo(patient["age"], size, bool(patient["smoker"]),
-                                           bool(patient.get("extrathoracic_cancer")), s, u).probability)
+                ps.append(nodule_risk.mayo(patient["age"], size, bool(patient["smoker"]), x, s, u).probability)
             except InputError as err:
                 return _refuse("mayo", str(err), src)
-    return {"model": "mayo", "probability_range": [min(ps), max(ps)], "source": src,
-            "notes": ["built for a solitary nodule", "range over spiculation (not assessed)"
-                      + ("" if upper_lobe is not None else " and upper lobe (unknown)")]}
+    out = {"model": "mayo", "probability_range": [min(ps), max(ps)], "source": src,
+           "notes": ["built for a solitary nodule", "range over spiculation (not assessed)"]}
+    return _say_unknown(out, unknown)
+
+
+# the patient's yes/no facts a reader states (imagio detect --family-history and its negative, ..., a cohort CSV column)
+PATIENT_FACTS = ("family_history", "extrathoracic_cancer")
+
+
+def _say_unknown(out: dict, factors: dict) -> dict:
+    """``out`` with a note and ``unknown`` (names) for each of ``factors`` that is None: the
+    probability is the range over both of its values (new-user trial 30, M4: detect read a family
+    history or extrathoracic cancer not given as absent, the lowest risk, without a word)."""
+    from .commands import yes_or_no
+
+    unknown = [k for k, v in factors.items() if v is None]
+    for k in unknown:   # the options that state it: `imagio detect`'s (the lobe is not one)
+        how = f" ({yes_or_no([k])})" if k in PATIENT_FACTS + ("emphysema",) else ""
+        out["notes"].append(f"{k.replace('_', ' ')} unknown: range over both values{how}")
+    if unknown:
+        out["unknown"] = unknown
+    return out
 
 
 def stratify(nodule: dict, patient: dict | None = None, n_nodules: int | tuple[int, int] = 1,
