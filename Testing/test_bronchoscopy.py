@@ -332,6 +332,44 @@ def test_cli_writes_json_picture_and_scene(tmp_path, ph):
                      "--target", "no_such_nodule", "--out", str(out)]) == 2
 
 
+def test_a_scope_diameter_no_bronchoscope_has_is_said(tmp_path, ph, capsys):
+    """New-user trial 31: --scope 0.6 (thinner than any bronchoscope; a typo for 6?) planned a
+    route to 'reached' without a word; --scope 0.3 was refused with a message that blamed the
+    default --tolerance the user never gave; --scope 200 was 'the 200 mm scope scope'. Now the
+    0.6 mm scope is warned on stderr and in bronch.json with the real devices' range (from
+    imagio/data/scopes.json), 0.3 is refused up front naming --scope, and 200 reads once."""
+    import json
+
+    from imagio import cli, io
+    from imagio.planning.bronchoscopy.route import device_range_mm
+
+    lo, hi, src = device_range_mm()
+    assert 0.6 < lo < 3.0 and 6.0 <= hi < 10.0 and src
+    io.write_image(ph.ct, tmp_path / "ct.nii.gz")
+    io.write_labels(ph.labels, tmp_path / "labels.seg.nrrd")
+    base = ["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+            "--target", "lung_nodule_1", "--no-pictures", "--quiet"]
+    capsys.readouterr()
+    assert cli.main(base + ["--scope", "0.3", "--out", str(tmp_path / "o3")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("imagio: error: --scope 0.3") and f"{lo:g}-{hi:g} mm" in err[0], err
+    assert "--tolerance 0.5:" not in err[0] and not (tmp_path / "o3").exists()
+    assert cli.main(base + ["--scope", "200", "--out", str(tmp_path / "o200")]) == 2
+    err = capsys.readouterr().err
+    assert "scope scope" not in err and "the 200 mm scope does not fit" in err, err
+    assert "wider than any bronchoscope" in err
+    assert cli.main(base + ["--scope", "0.6", "--out", str(tmp_path / "o6")]) == 0
+    err = capsys.readouterr().err
+    said = [w for w in err.splitlines() if w.startswith("imagio: warning: --scope 0.6")]
+    assert said and "thinner than any bronchoscope" in said[0] and f"{lo:g}-{hi:g} mm" in said[0], err
+    doc = json.loads((tmp_path / "o6" / "bronch.json").read_text())
+    assert any(w.startswith("--scope 0.6") for w in doc["warnings"]), doc["warnings"]
+    assert not any("scope scope" in w or "mm scope (0.6 mm" in w for w in doc["warnings"]), doc["warnings"]
+    # a real scope given by its diameter is not warned
+    assert cli.main(base + ["--scope", "4.2", "--out", str(tmp_path / "o42")]) == 0
+    assert "--scope 4.2" not in capsys.readouterr().err
+
+
 def test_slicer_logic_plans_from_segmentation_nodes(ph):
     """IMAGIOPlanning's bronchoscopy Logic on slicer-core MRML: from a segmentation node with
     airways, lungs, vessels and a nodule to route/tunnel/table nodes; a missing airway segment

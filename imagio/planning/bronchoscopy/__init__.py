@@ -18,8 +18,8 @@ import numpy as np
 
 from ...errors import InputError
 from ...volume import Volume
-from .route import (Route, Target, load_scopes, plan_all_scopes, plan_route, route_min_diameter, scope_diameter,
-                    target_lobe)
+from .route import (Route, Target, load_scopes, plan_all_scopes, plan_route, route_min_diameter, scope_and_tolerance,
+                    scope_diameter, target_lobe)
 from .tree import AirwayTree, Branch, extract_tree
 from .tunnel import NoTunnel, Tunnel, other_lesions, plan_tunnels
 
@@ -221,8 +221,7 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
                               "airway the route rests on (unverified); confirm on the CT that the bronchus reaches "
                               "the lesion")
     if not route.reached and lungs is not None:
-        _, od = scope_diameter(scope)
-        tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
+        _, od, tol = scope_and_tolerance(scope, tolerance_mm)
         omask, onames = other_lesions(others, target) if others is not None else (None, [])
         if omask is not None and omask.shape != lungs.shape:
             omask = others.with_array(omask.astype(np.uint8)).resample_like(lungs, order=0).array > 0

@@ -242,11 +242,15 @@ def cmd_bronch(args) -> int:
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
     from .mask_checks import check_slice_thickness
-    from .route import check_root, scope_diameter
+    from .route import check_root, implausible_scope, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
     from ..commands import refuse_foreign_outputs
 
     scope_diameter(args.scope, allow_zero=False)   # trial 28: --scope 0 planned a route
+    scope_and_tolerance(args.scope, args.tolerance)   # before any work
+    odd_scope = implausible_scope(args.scope)      # trial 31: a 0.6 mm "scope" planned without a word
+    if odd_scope:
+        print(f"imagio: warning: {odd_scope}", file=sys.stderr)
     # a user's file among bronch's outputs is refused before any work (trial 28 M3)
     refuse_foreign_outputs(Path(args.out), ("bronch.json", "camera_path.json", "flythrough.png"))
     p = Progress(printer(getattr(args, "quiet", False)))
@@ -275,7 +279,7 @@ def cmd_bronch(args) -> int:
     timings["tree"] = time.perf_counter() - t0
     target, target_name, piece_note = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)
-    notes = [piece_note] if piece_note else []
+    notes = [x for x in (odd_scope, piece_note) if x]
     if target_name and target_name != args.target:
         notes.append(f"the target point lies in the segment {target_name!r}: planned to that lesion's outline "
                      "(distances from its surface, bronchus sign from it)")

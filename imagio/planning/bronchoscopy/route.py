@@ -68,6 +68,46 @@ def scope_diameter(scope: str | float, allow_zero: bool = True) -> tuple[str, fl
     return str(scope), float(scopes[scope]["outer_diameter_mm"])
 
 
+def device_range_mm() -> tuple[float, float, str]:
+    """(min, max, source) outer diameter (mm) of the devices advanced along an airway route
+    (``outer_diameter_range_mm`` of the catalogue in use, else of IMAGIO's own)."""
+    r = load_scopes().get("outer_diameter_range_mm") or _read_scopes(str(SCOPES_FILE), SCOPES_FILE.stat().st_mtime_ns)[
+        "outer_diameter_range_mm"]
+    return float(r["min"]), float(r["max"]), str(r["source"])
+
+
+def implausible_scope(scope: str | float) -> str:
+    """A warning ('' when none) for a ``--scope`` diameter in mm outside the range of real
+    bronchoscopes and catheters (`device_range_mm`): new-user trial 31 planned a 0.6 mm "scope"
+    (a typo for 6, or a needle) to 'reached' without a word."""
+    name, od = scope_diameter(scope)
+    lo, hi, _ = device_range_mm()
+    if od == 0 or lo <= od <= hi:
+        return ""
+    return (f"--scope {scope}: a {od:g} mm outer diameter is {'thinner' if od < lo else 'wider'} than any "
+            f"bronchoscope or catheter advanced along the airways ({lo:g}-{hi:g} mm, outer_diameter_range_mm in "
+            "imagio/data/scopes.json): check the value (mm); the route is planned for it as given")
+
+
+def scope_and_tolerance(scope: str | float, tolerance_mm: float | None = None) -> tuple[str, float, float]:
+    """(name, outer diameter mm, tolerance mm) of a scope and a tolerance (None: the catalogue's
+    default). Raises InputError for a tolerance outside [0, diameter), naming what is wrong: the
+    scope when the user gave no tolerance (new-user trial 31: --scope 0.3 blamed the default
+    --tolerance), else the tolerance (trial 28: -20 mm blamed the airway tree's root)."""
+    name, od = scope_diameter(scope)
+    tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
+    if not (0 <= tol and (tol < od or od == 0)):
+        if tolerance_mm is None:
+            lo, hi, _ = device_range_mm()
+            raise InputError(f"--scope {scope}: a {od:g} mm scope is not wider than the default tolerance ({tol:g} mm "
+                             f"a lumen may be narrower than the scope), and thinner than any bronchoscope or catheter "
+                             f"({lo:g}-{hi:g} mm, imagio/data/scopes.json): check the value (mm), or give "
+                             f"--tolerance below {od:g}")
+        raise InputError(f"--tolerance {tol:g}: the mm a lumen may be narrower than the scope must lie in "
+                         f"[0, {od:g}) for the {verdicts.scope_words(name)}")
+    return name, od, tol
+
+
 def route_min_diameter(tree: AirwayTree) -> np.ndarray:
     """[N] the narrowest lumen diameter (mm) from the carina to each centreline point (inf in the
     trachea, which no bronchoscope is too wide for, and its cut top's centreline may hug a wall;
@@ -262,11 +302,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     ending at the reachable point of that branch's subtree closest (wall to lesion) to the target
     (or, when the scope stops before the lobe there, at the lobe's reachable point closest to it).
     Without a lobe (an unnamed tree), the reachable point closest to the target."""
-    name, od = scope_diameter(scope)
-    tol = load_scopes().get("default_tolerance_mm", 0.5) if tolerance_mm is None else float(tolerance_mm)
-    if not (0 <= tol and (tol < od or od == 0)):   # trial 28: -20 mm blamed the airway tree's root
-        raise InputError(f"--tolerance {tol:g}: the mm a lumen may be narrower than the scope must lie in "
-                         f"[0, {od:g}) for the {name}")
+    name, od, tol = scope_and_tolerance(scope, tolerance_mm)
     alive = tree.branch_of >= 0
     excluded = getattr(tree, "excluded", None)
     if excluded is not None:
@@ -277,7 +313,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     if not ok.any() or od - tol > root_mm:
         # trial 10: on a slab without the trachea this said "the thin (4.2 mm) does not fit the
         # trachea"; the root's width and the other possible causes are named
-        raise InputError(f"the {name} scope ({od:g} mm) does not fit the root of this airway tree ({root_mm:.1f} mm "
+        raise InputError(f"the {verdicts.scope_words(name, od)} does not fit the root of this airway tree ({root_mm:.1f} mm "
                          "wide, median centreline diameter): if the scan does not show the trachea (a slab, a crop) "
                          "or the airway mask stops short of it, give a scan or an airway mask that includes it; "
                          "else choose a thinner scope")

@@ -19,9 +19,12 @@ import numpy as np
 UNRESOLVED_VOXELS = 2.0
 
 
-def scope_words(name: str) -> str:
-    """'thin' -> 'thin scope'; '3 mm scope' stays."""
-    return name if name.endswith("scope") else f"{name} scope"
+def scope_words(name: str, od: float | None = None) -> str:
+    """'thin' -> 'thin scope' ('thin scope (4.2 mm)' with its diameter ``od``); '3 mm scope'
+    stays (trial 31: 'the 200 mm scope scope (200 mm)')."""
+    if name.endswith("scope"):
+        return name
+    return f"{name} scope" + ("" if od is None else f" ({od:g} mm)")
 
 
 def _describe(tree, bid: int) -> str:
@@ -131,7 +134,6 @@ def unresolved_calibre(tree, path: np.ndarray, scope: str, od: float, tol: float
     if diam[k] > UNRESOLVED_VOXELS * vox:
         return ""
     pid = int(path[trunk][k])
-    scope = scope_words(scope)
     return (f"the route's narrowest lumen ({diam[k]:.1f} mm, at {_describe(tree, int(tree.branch_of[pid]))}) is at most "
-            f"{UNRESOLVED_VOXELS:g} voxels across ({vox:g} mm voxels): its calibre is not resolved, so the {scope} "
-            f"({od:g} mm, tolerance {tol:g} mm) may not fit there; check on a thin-slice CT")
+            f"{UNRESOLVED_VOXELS:g} voxels across ({vox:g} mm voxels): its calibre is not resolved, so the "
+            f"{scope_words(scope, od)} (tolerance {tol:g} mm) may not fit there; check on a thin-slice CT")
