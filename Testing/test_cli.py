@@ -38,6 +38,68 @@ def test_python_dash_m_imagio_is_the_command(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def _refused_runs(tmp_path):
+    """(command, expected error start) of a bronch and a detect run refused after their progress
+    started: a 5 mm-slice CT of a soft-tissue cylinder (no lungs)."""
+    k, j, i = np.indices((30, 64, 64))
+    a = np.full((30, 64, 64), -1000, np.int16)
+    a[(j - 32) ** 2 + (i - 32) ** 2 < 28 ** 2] = 40
+    from imagio.volume import make_ijk_to_ras
+
+    ct = Volume(a, make_ijk_to_ras((1.0, 1.0, 5.0), (0, 0, 0), np.eye(3)))
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_image(Volume((a > 0).astype(np.uint8), ct.ijk_to_ras), tmp_path / "air.nii.gz")
+    return [(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "air.nii.gz"), "--target", "0,0,0",
+              "--out", str(tmp_path / "b")], "imagio: error: the CT has 5 mm slices"),
+            (["detect", str(tmp_path / "ct.nii.gz"), "--out", str(tmp_path / "d")], "imagio: error: no chest in view")]
+
+
+def test_an_error_after_the_progress_started_stands_on_its_own_line(tmp_path):
+    """New-user trial 31: without --quiet, with stderr to a file or a pipe, bronch and detect left
+    a progress-bar fragment on the error's line and a bar line after it (`tail -1` of the log was
+    not the error). Now, to a pipe: plain progress lines, no carriage return, the error last and
+    alone; to a terminal (a pseudo-terminal here), the bar's line is ended before the error."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+    import sys
+    from pathlib import Path
+
+    import imagio
+
+    env = {**os.environ, "PYTHONPATH": str(Path(imagio.__file__).resolve().parents[1])}
+    for cmd, error in _refused_runs(tmp_path):
+        r = subprocess.run([sys.executable, "-m", "imagio", *cmd], capture_output=True, text=True, env=env,
+                           cwd=tmp_path)
+        lines = r.stderr.split("\n")
+        assert r.returncode == 2 and lines[-1] == "" and lines[-2].startswith(error), r.stderr
+        assert "\r" not in r.stderr and len(lines) >= 3, r.stderr     # progress lines, then the error
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))   # a 100-column terminal
+        proc = subprocess.Popen([sys.executable, "-m", "imagio", *cmd[:-1], cmd[-1] + "_tty"], stdout=subprocess.DEVNULL,
+                                stderr=slave, env=env, cwd=tmp_path)
+        os.close(slave)
+        got = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:   # the terminal closed: the command ended
+                break
+            if not chunk:
+                break
+            got += chunk
+        os.close(master)
+        assert proc.wait() == 2
+        text = got.decode(errors="replace")
+        at = text.find(error)
+        assert at > 0 and "%|" in text[:at], text          # a bar was drawn, then the error ...
+        assert text[:at].endswith("\n"), text                # ... at the start of a line
+        assert "%|" not in text[at:], text                    # and no bar after it
+
+
 def test_info_prints_geometry_and_labels(tmp_path, oblique_affine, capsys):
     arr = np.zeros((4, 5, 6), np.uint8)
     arr[1:3, 1:4, 2:5] = 1

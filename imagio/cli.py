@@ -16,7 +16,7 @@ import numpy as np
 
 from .coords import ArgumentParser
 from .errors import Cancelled, ImagioError, InputError
-from .progress import printer
+from .progress import close_bars, printer
 
 # modules exposing register(subparsers); each adds its subcommands
 FEATURE_COMMANDS: tuple[str, ...] = (
@@ -234,6 +234,7 @@ def _run(args) -> int:
         try:
             return int(args.func(args) or 0)
         finally:
+            close_bars()   # a bar left open by an error: the lines printed next stand alone (trial 31)
             # a snapshot, printed directly: ``warnings.showwarning`` inside ``catch_warnings(record=True)``
             # appends to ``caught`` itself, and the loop never ended (trial 8: a numpy RuntimeWarning
             # grew the list until the machine ran out of memory)

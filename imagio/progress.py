@@ -33,11 +33,24 @@ class Progress:
         return Progress(self.callback, self.start + w * a, self.start + w * b)
 
 
+_OPEN_BARS: list = []   # printer's tqdm bars not yet closed
+
+
+def close_bars() -> None:
+    """End every progress bar still open (a command stopped by an error or a warning to print):
+    its line is finished, so what is printed next starts a line of its own (new-user trial 31:
+    the error shared its line with a bar fragment, and a bar line followed it)."""
+    while _OPEN_BARS:
+        _OPEN_BARS.pop().close()
+
+
 def printer(quiet: bool = False):
-    """A command-line progress callback (None when ``quiet``): a tqdm bar on stderr, 0-100 %,
-    with the current step as its description; it only moves forward (a fraction below the last
-    one leaves the bar where it is; the callers' fractions never decrease: test_demo). Without
-    tqdm: one ``[ 42.0%] message`` line per new message."""
+    """A command-line progress callback (None when ``quiet``): on a terminal, a tqdm bar on
+    stderr, 0-100 %, with the current step as its description; it only moves forward (a fraction
+    below the last one leaves the bar where it is; the callers' fractions never decrease:
+    test_demo). When stderr is not a terminal (a log file, a pipe) or without tqdm: one
+    ``[ 42.0%] message`` line per new message (a bar there is carriage returns in the log, and
+    `tail -1` did not give the error: trial 31)."""
     import sys
 
     if quiet:
@@ -45,6 +58,8 @@ def printer(quiet: bool = False):
     try:
         from tqdm import tqdm
     except ImportError:
+        tqdm = None
+    if not (getattr(sys.stderr, "isatty", None) and sys.stderr.isatty()):
         tqdm = None
     last = {"msg": None, "n": 0.0, "bar": None}
 
@@ -58,6 +73,7 @@ def printer(quiet: bool = False):
         if last["bar"] is None:
             last["bar"] = tqdm(total=100.0, file=sys.stderr, unit="%", dynamic_ncols=True,
                                bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]")
+            _OPEN_BARS.append(last["bar"])
         bar = last["bar"]
         if message != last["msg"]:
             bar.set_description_str(message[:60])
@@ -67,5 +83,7 @@ def printer(quiet: bool = False):
             last["n"] = pct
         if pct >= 100.0:
             bar.close()
+            if bar in _OPEN_BARS:
+                _OPEN_BARS.remove(bar)
 
     return cb
