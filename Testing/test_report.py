@@ -331,3 +331,27 @@ def test_the_json_imagio_risk_prints_is_reported_with_its_suggestion(tmp_path, c
     out = json.loads((tmp_path / "risk.json").read_text())["lung_rads"]   # the Lung-RADS row whole, not cut JSON
     assert html_escape(f"{out['category']}: {out['management']}") in html and html_escape(out["source"]) in html
     assert (tmp_path / "risk.pdf").stat().st_size > 0
+
+
+def test_a_risk_report_is_titled_as_one_and_says_what_risk_assumed(tmp_path, capsys):
+    """New-user trial 31: `imagio report risk.json` was titled "IMAGIO plan report" for a risk
+    result alone, and `imagio risk` took a solid nodule and a count of 1 when --type and --count
+    were not given, without a note (Brock's count term applied silently). Now the report is a
+    nodule risk report, and the JSON (and so the report) says what was assumed; given, nothing
+    is assumed."""
+    from imagio.cli import main
+
+    assert main(["risk", "--age", "66", "--sex", "female", "--size-mm", "12", "--smoker"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    said = " ".join(out["assumed"])
+    assert "solid" in said and "--type" in said and "--count" in said, out["assumed"]
+    (tmp_path / "risk.json").write_text(json.dumps(out))
+    assert main(["report", str(tmp_path / "risk.json"), "--out", str(tmp_path / "risk.pdf")]) == 0
+    html = (tmp_path / "risk.html").read_text()
+    assert "<h1>IMAGIO nodule risk report</h1>" in html and "<title>IMAGIO nodule risk report</title>" in html
+    assert "plan report" not in html and html_escape(out["assumed"][0]) in html
+    capsys.readouterr()
+    assert main(["risk", "--age", "66", "--sex", "female", "--size-mm", "12", "--smoker", "--type", "solid",
+                 "--count", "2"]) == 0
+    out2 = json.loads(capsys.readouterr().out)
+    assert "assumed" not in out2 and out2["brock"]["probability_range"][1] < out["brock"]["probability_range"][1]

@@ -335,6 +335,8 @@ def stratification_rows(val: dict) -> list:
             rows.append((f"{k} probability of malignancy", txt))
         elif k == "probability" or k.endswith("_probability"):
             rows.append((k, percent_of_probability(v)))
+        elif isinstance(v, list) and all(isinstance(x, str) for x in v):   # e.g. risk's "assumed", whole
+            rows.append((k, "; ".join(v)))
         else:
             rows.append((k, v if not isinstance(v, (dict, list)) else json.dumps(v)[:200]))
     return rows
@@ -463,9 +465,19 @@ def rule_extra_rows(rules: dict) -> list[tuple[str, str]]:
     return rr
 
 
+def report_title(doc: dict) -> tuple[str, str]:
+    """(title, what the document supports) of a report of ``doc``: a risk or eligibility JSON
+    alone is no plan (new-user trial 31: `imagio report risk.json` was titled "plan report")."""
+    kinds = {k for k in REPORTABLE_KEYS if doc.get(k)}
+    only = {frozenset({"risk"}): "IMAGIO nodule risk report", frozenset({"eligibility"}): "IMAGIO ablation eligibility report",
+            frozenset({"risk", "eligibility"}): "IMAGIO risk and eligibility report"}.get(frozenset(kinds))
+    return (only, "decision support") if only else ("IMAGIO plan report", "planning support")
+
+
 def write_html(doc, meta, pictures, path) -> Path:
-    parts = [f"<h1>IMAGIO plan report</h1><p>generated {_dt.datetime.now():%Y-%m-%d %H:%M} by IMAGIO "
-             f"{__version__}; planning support, to be checked by the treating physician</p>"]
+    heading, support = report_title(doc)
+    parts = [f"<h1>{heading}</h1><p>generated {_dt.datetime.now():%Y-%m-%d %H:%M} by IMAGIO "
+             f"{__version__}; {support}, to be checked by the treating physician</p>"]
     for title, rows in sections(doc, meta):
         parts.append(f"<h2>{html.escape(title)}</h2>")
         if rows and rows[0][0] == "table":
@@ -479,7 +491,7 @@ def write_html(doc, meta, pictures, path) -> Path:
     style = "body{font-family:sans-serif;max-width:900px}table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
     from .outputs import write_text
 
-    return write_text(path, f"<!doctype html><html><head><meta charset='utf-8'><title>IMAGIO plan</title>"
+    return write_text(path, f"<!doctype html><html><head><meta charset='utf-8'><title>{heading}</title>"
                             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
 
 
@@ -490,9 +502,10 @@ def write_pdf(doc, meta, pictures, path) -> Path:
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)
-    pdf.cell(0, 10, "IMAGIO plan report", new_x="LMARGIN", new_y="NEXT")
+    heading, support = report_title(doc)
+    pdf.cell(0, 10, heading, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 8)
-    pdf.cell(0, 5, f"generated {_dt.datetime.now():%Y-%m-%d %H:%M} by IMAGIO {__version__}; planning support, "
+    pdf.cell(0, 5, f"generated {_dt.datetime.now():%Y-%m-%d %H:%M} by IMAGIO {__version__}; {support}, "
                    "to be checked by the treating physician", new_x="LMARGIN", new_y="NEXT")
 
     def text(s):

@@ -80,6 +80,13 @@ def cmd_risk(args) -> int:
     from ..errors import InputError
     from . import guidelines, lungrads, nodule_risk, screening
 
+    assumed = []   # new-user trial 31: a solid nodule and a count of 1 were taken without a word
+    if args.type is None:
+        args.type = "solid"
+        assumed.append("a solid nodule (--type solid|part_solid|nonsolid)")
+    if args.count is None:
+        args.count = 1
+        assumed.append("one nodule on the CT (--count N; Brock's risk falls with each nodule counted)")
     check_risk_args(args)
     out = {}
     if args.model in ("brock", "all"):
@@ -120,6 +127,8 @@ def cmd_risk(args) -> int:
         except InputError as e:  # the risk figures stand (exit 0); the refusal is said on stderr too
             out["suggestion"] = {"guideline": args.guideline, "refused": str(e)}
             print(f"imagio: warning: {e}", file=sys.stderr)
+    if assumed:   # in the JSON (and so in the report): the defaults are the common case, not a doubt
+        out["assumed"] = assumed
     for m in ("brock", "mayo", "lung_rads"):   # a refusal is said on the terminal, not only in the JSON
         if "refused" in out.get(m, {}):
             print(f"imagio: warning: {m} not given: {out[m]['refused']}", file=sys.stderr)
@@ -158,9 +167,10 @@ def register(sub) -> None:
     s.add_argument("--size-mm", type=float, required=True, help="maximum nodule diameter, mm")
     s.add_argument("--mean-diameter-mm", type=float, help="Lung-RADS mean diameter (default: --size-mm)")
     s.add_argument("--solid-mm", type=float, help="solid component size of a part-solid nodule, mm")
-    s.add_argument("--type", choices=["solid", "part_solid", "nonsolid"], default="solid")
+    s.add_argument("--type", choices=["solid", "part_solid", "nonsolid"],
+                   help="nodule type (not given: solid, said in the output)")
     s.add_argument("--status", choices=["baseline", "new", "growing"], default="baseline")
-    s.add_argument("--count", type=int, default=1, help="number of nodules on the CT")
+    s.add_argument("--count", type=int, help="number of nodules on the CT (Brock; not given: 1, said in the output)")
     for name, (text, models) in RISK_FACTORS.items():
         s.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None,
                        help=f"{text} ({', '.join(models)}); not given: unknown, the probability is the "
