@@ -55,6 +55,26 @@ def test_plan_refuses_to_replace_the_users_picture_and_scene(tmp_path, capsys):
     assert (out / "plan.json").read_bytes() == before   # refused before anything was written (trial 27)
 
 
+def test_a_users_file_in_scene_is_named_as_such(tmp_path, capsys):
+    """New-user trial 30 (L1): any file of the user's in out/scene/ (a note, a screenshot: names
+    IMAGIO never writes) blocks `plan --force`, rightly (the scene's file names are known only
+    after the run), but the message said "refusing to replace" it. Now the one line says that the
+    folder holds a file IMAGIO did not write and what to do; nothing is written."""
+    ct, lab = synthetic_torso(3.0)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    out = tmp_path / "out"
+    (out / "scene").mkdir(parents=True)
+    (out / "scene" / "my notes.txt").write_text("the user's notes")
+    assert main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
+                 "liver_tumor", "--out", str(out), "--quiet", "--force", "--no-png"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to replace" not in err[0], err
+    assert f"{out / 'scene'} holds my notes.txt, a file IMAGIO did not write" in err[0], err
+    assert "move that file out of" in err[0] and "--out" in err[0], err
+    assert sorted(p.name for p in out.rglob("*")) == ["my notes.txt", "scene"]
+
+
 def test_detection_tables_and_pictures_are_recorded_outputs(tmp_path):
     """New-user trial 27 (H1): detect wrote nodules.csv, candidates.csv/json and its pictures
     with plain open()/savefig, unrecorded, over a user's files. They go through atomic_path."""

@@ -75,16 +75,23 @@ def refuse_foreign_outputs(out: Path, names=("plan.json", "plan.png"), prefixes=
     plan.png and scene/), so a refused run leaves the folder as it was (new-user trial 27:
     plan.json and the scene's markups were replaced before a user's scene/plan.mrml was refused;
     trial 28: the sarcoma plan and bronch wrote their other files before refusing)."""
-    from ..outputs import MANIFEST, refuse_foreign
+    from ..outputs import MANIFEST, earlier_output, refuse_foreign
 
     found = [out / n for n in names]
     if out.is_dir() and prefixes:
         found += sorted(p for p in out.iterdir() if p.is_file() and p.name.startswith(tuple(prefixes)))
-    for d in folders:
-        found += sorted(p for p in (out / d).rglob("*") if p.is_file()) if (out / d).is_dir() else []
     for f in found:
         if f.name != MANIFEST:
             refuse_foreign(f)
+    for d in folders:
+        for f in sorted(p for p in (out / d).rglob("*") if p.is_file()) if (out / d).is_dir() else []:
+            if f.name != MANIFEST and not earlier_output(f):
+                # any file: the folder's file names are known only once the run has made them (the
+                # message blamed replacing a file IMAGIO might never write: trial 30 L1)
+                raise InputError(f"{out / d} holds {f.relative_to(out / d)}, a file IMAGIO did not write (or that was "
+                                 f"changed since): IMAGIO writes its {d} files there, named after the run's structures "
+                                 "and proposals, and never replaces a user's file; move that file out of "
+                                 f"{out / d}, or choose another --out folder")
 
 
 def read_plan_inputs(args):
