@@ -349,6 +349,19 @@ def test_unlabelled_bone_is_taken_from_the_ct_and_forbidden():
     recheck(ph, sp, ph.geometry["tumour"]["compartments"])
 
 
+def test_an_unnamed_tumour_mask_alone_is_counted_as_the_users_one_value():
+    """New-user trial 28 (L1): a sarcoma mask of one unnamed value (label_1, as the STS data set
+    gives it) planned with --no-compartments was refused as "1 of the 2 label values have no
+    structure name": the second value was the bone IMAGIO takes from the CT. The names are judged
+    on the user's map: 1 of its 1 value."""
+    ph = thigh(seed=0, spacing_mm=3.0)
+    t = {n: v for v, n in ph.labels.labels.items()}["sarcoma_1"]
+    lab = ph.labels.with_array((ph.labels.array == t).astype(np.uint8), labels={1: "label_1"})
+    with pytest.raises(InputError) as e:
+        plan_sarcoma_biopsy(ph.ct, lab, "label_1", allow_no_compartments=True)
+    assert str(e.value).startswith("1 of the 1 label value has no structure name (e.g. label_1)"), str(e.value)
+
+
 def test_a_rule_with_nothing_labelled_is_not_checked_never_met():
     """A label map without joints or bones (e.g. only the tumour): no_joint / no_bone cannot be
     judged, so they must read 'not checked' (None), never 'met'; a labelled joint kept out is met."""

@@ -22,7 +22,7 @@ from ...jsonable import to_jsonable
 from ...volume import Volume
 from ..density import dense_min_hu
 from ..planner import Plan, plan
-from ..problem import Constraints, Needle, PlanningProblem, Target
+from ..problem import Constraints, Needle, PlanningProblem, Target, check_structure_names
 from . import incision as inc
 from .rules import (classify, config, involved_compartments, require_compartments, roles_for, rule,
                     rule_status)
@@ -244,6 +244,7 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
                          "lesion inside an organ without --procedure")
     warnings = []
     if not anat.bones:   # never let a tract through unlabelled bone: take it from the CT
+        check_structure_names(labels)   # the user's map, before IMAGIO's bone label is added (trial 28 L1)
         labels, n_ml = _bone_from_ct(ct, labels, tmask, list(anat.bundle.values()) + list(anat.joints.values()))
         anat = classify(labels)
         if n_ml:
