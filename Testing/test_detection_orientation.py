@@ -19,6 +19,7 @@ import pytest
 from test_ablation_axis_order import _reordered, _same_world
 
 from imagio.detection import detect
+from imagio.detection.pipeline import Options, scan_findings
 
 # (perm of the k, j, i axes, flips): the trial's (i <-> j, i and k flipped), the slice axis
 # moved to array axis 1, and a cyclic order with one flip
@@ -57,33 +58,28 @@ def lidc():
     from conftest import SHARED_DATA
 
     from imagio import io
-    from imagio.detection.characterise import characterise_candidates
-    from imagio.detection.pipeline import lung_volume
 
     path = SHARED_DATA / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz"
     if not path.exists():
         pytest.skip(f"{path} not found")
     ct = io.read_image(path)
-    cands = detect(ct)
-    lungs = lung_volume(ct, None)[0]
-    return ct, cands, lungs, characterise_candidates(ct, cands[:3], lungs)
+    found = scan_findings(ct, Options(characterise=3))
+    return ct, found
 
 
 @pytest.mark.data
 @pytest.mark.slow
 @pytest.mark.parametrize("perm, flip", STORAGES[:2])
 def test_lidc_candidates_and_nodules_do_not_depend_on_storage(lidc, perm, flip):
-    from imagio.detection.characterise import characterise_candidates
-    from imagio.detection.pipeline import lung_volume
-
-    ct, ref, ref_lungs, (ref_nod, ref_masks, _) = lidc
+    ct, ref = lidc
     ct2 = _reordered(ct, perm, flip)
     _same_world(ct, ct2)
-    cands = detect(ct2)
-    _assert_same(cands, ref)
-    lungs = lung_volume(ct2, None)[0]
+    found = scan_findings(ct2, Options(characterise=3))   # the pipeline's one entry (run_scan's)
+    _assert_same(found["cands"], ref["cands"])
+    _assert_same(detect(ct2), ref["cands"])              # the detector alone, too
+    lungs, ref_lungs = found["lungs_m"], ref["lungs_m"]
     _same_world(ct.with_array(ref_lungs.astype(np.uint8)), ct2.with_array(lungs.astype(np.uint8)))
-    nod, masks, _ = characterise_candidates(ct2, cands[:3], lungs)
+    nod, masks, ref_nod, ref_masks = found["nodules"], found["masks"], ref["nodules"], ref["masks"]
     assert [d["id"] for d in nod] == [d["id"] for d in ref_nod]
     for d, r, m, rm in zip(nod, ref_nod, masks, ref_masks):
         for k in ("long_axis_mm", "short_axis_mm", "volume_ml"):

@@ -404,18 +404,14 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     "emphysema"} (a yes/no fact left out is unknown: the risk is a range over it; "emphysema"
     given replaces the lung segmentation's LAA-950 reading).
     Returns (nodules: one dict per characterised candidate, sorted by decreasing risk; their
-    masks on the CT grid, same order; scan-level facts: emphysema, counts, warnings).
+    masks on the CT grid, same order; scan-level facts: emphysema, counts, warnings). Runs on
+    the storage given: `pipeline.scan_findings` gives it the RAS-canonical one, so that the
+    result does not depend on how the world image is stored.
     """
     from ..segmentation.common import as_progress
     from ..segmentation.lungs import midline_or_lungs_centre, midline_x
     from ..stratification.screening import risk_key, stratify
-    from ..volume import as_ras_canonical, reorient_array, unreorient_array
 
-    can, perm, flip = as_ras_canonical(ct)
-    if can is not ct:  # one storage order for one world image (see blobs.detect_blobs)
-        nodules, masks, scan = characterise_candidates(can, cands, reorient_array(lungs, perm, flip),
-                                                       lobes, patient, progress)
-        return nodules, [unreorient_array(m, perm, flip) for m in masks], scan
     p = as_progress(progress)
     todo = cands
     scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}

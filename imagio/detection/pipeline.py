@@ -53,15 +53,10 @@ class Options:
 
 def lung_volume(ct: Volume, lungs) -> tuple[np.ndarray, Volume]:
     """(boolean lung mask on the CT grid, the same as a label Volume) from a given mask or
-    IMAGIO's HU-rule segmenter (:func:`imagio.detection.blobs.lungs_on`)."""
-    from ..volume import as_ras_canonical, unreorient_array
+    IMAGIO's HU-rule segmenter (:func:`imagio.detection.blobs.lungs_on`), on the storage given
+    (`scan_findings` gives it the RAS-canonical one)."""
     from .blobs import chest_on_working_grid, lungs_on
 
-    can, perm, flip = as_ras_canonical(ct)
-    if can is not ct and lungs is None:  # segmented in one storage order (see detect_blobs)
-        m, _ = lung_volume(can, None)
-        m = unreorient_array(m, perm, flip)
-        return m, ct.with_array(m.astype(np.uint8), name="lungs", labels={1: "lungs"})
     if lungs is None:  # segmented on the CT's own grid, cropped to the lungs first (the body on
         # a 3 mm grid: :func:`imagio.detection.blobs.chest_on_working_grid`)
         try:
@@ -153,14 +148,27 @@ def highest_lung_rads(nodules: list[dict]) -> str:
     return top if not top or top in sure else f">={top}"
 
 
-def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progress=None,
-             ct_path: str = "CT") -> dict:
-    """Detect, characterise and write one scan's files into ``out``; return its summary row
-    (seriesuid, candidates, nodules, highest Lung-RADS, ...). Raises what the steps raise
-    (InputError for a bad scan, ModelError for a missing model)."""
+def scan_findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
+    """One scan's detection and characterisation: {"cands", "nodules", "masks" (the nodules',
+    on ``ct``'s grid), "scan", "lungs_m" (bool lung mask on ``ct``'s grid, or None), "warnings"}.
+    Every step runs on the RAS-canonical storage of ``ct``, made once here
+    (`volume.as_ras_canonical`; new-user trial 29 L2: the candidates depended on how one world
+    image was stored), and the masks are mapped back to ``ct``'s grid."""
+    from ..volume import as_ras_canonical, unreorient_array
+
+    can, perm, flip = as_ras_canonical(ct)
+    found = _findings(can, opts, lungs, progress)
+    if can is not ct:
+        found["masks"] = [unreorient_array(m, perm, flip) for m in found["masks"]]
+        if found["lungs_m"] is not None:
+            found["lungs_m"] = unreorient_array(found["lungs_m"], perm, flip)
+    return found
+
+
+def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
+    """`scan_findings` on a CT already in RAS-canonical storage."""
     from ..segmentation.common import as_progress
     from . import constants, detect
-    from .blobs import scan_warnings
 
     p = prog = as_progress(progress)
     lungs_m, lungs_v = (None, None)
@@ -193,6 +201,22 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
         if len(cands) > n_char:
             scan["warnings"].append(f"only the {n_char} most probable of {len(cands)} candidates "
                                     "are characterised")
+    return {"cands": cands, "nodules": nodules, "masks": masks, "scan": scan, "lungs_m": lungs_m,
+            "warnings": scan_warn}
+
+
+def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progress=None,
+             ct_path: str = "CT") -> dict:
+    """Detect, characterise (`scan_findings`) and write one scan's files into ``out``; return its
+    summary row (seriesuid, candidates, nodules, highest Lung-RADS, ...). Raises what the steps
+    raise (InputError for a bad scan, ModelError for a missing model)."""
+    from ..segmentation.common import as_progress
+    from .blobs import scan_warnings
+
+    p = as_progress(progress)
+    found = scan_findings(ct, opts, lungs, p)
+    cands, nodules, masks, scan, lungs_m = (found[k] for k in ("cands", "nodules", "masks", "scan", "lungs_m"))
+    scan_warn = found["warnings"]
     out.mkdir(parents=True, exist_ok=True)
     reported = reported_centres(cands, nodules)
     lps = ras_to_lps(reported).reshape(-1, 3)
