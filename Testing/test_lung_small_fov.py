@@ -143,3 +143,58 @@ def test_chest_cta_cube_contrast_artery_is_not_bone(shared_data):
         assert not m["vertebrae"].any(), (side, round(float(m["vertebrae"].sum() * v), 1))
         assert (got & want).sum() >= 0.5 * want.sum(), (side, round(float((got & want).sum() * v), 1),
                                                          round(float(want.sum() * v), 1))
+
+
+_CASES = {"chest_cta": "totalsegmentator-chest-cta/chest_cta.nii.gz",
+          "lung1": "pyradiomics-lung/lung1_image.nrrd", "lung2": "pyradiomics-lung/lung2_image.nrrd"}
+
+
+def _deepest_point_cubes(ct, ref, sizes=(80, 100, 120)):
+    """{(side, size): (k, j, i) slices}: cubes of ``size`` mm centred on the deepest point (the
+    largest distance from its edge) of each uncropped lung in ``ref``."""
+    from scipy import ndimage
+
+    out = {}
+    for side in ("lung_left", "lung_right"):
+        e = ndimage.distance_transform_edt(ref[side], sampling=ct.spacing_kji)
+        c = np.array(np.unravel_index(np.argmax(e), e.shape))
+        for size in sizes:
+            r = np.round(0.5 * size / np.asarray(ct.spacing_kji)).astype(int)
+            out[side, size] = tuple(slice(max(c[a] - r[a], 0), min(c[a] + r[a], ct.shape[a]))
+                                    for a in range(3))
+    return out
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_cube_whose_lung_misses_a_face_keeps_that_lung(shared_data, case):
+    """Cubes of 80, 100 and 120 mm centred on the deepest point of each uncropped lung (trial 30
+    H2). In 5 of these 18 views one in-plane face lies wholly in chest wall or mediastinum, so the
+    lung air reaches only three faces and 37bd7c4 took it for outside air: labels [body, bone]
+    and "no lungs found: no air-like region (< -400 HU) inside the body" (chest CTA 80 mm left,
+    100 mm right; lung1 80 mm right; lung2 100 and 120 mm right). The air there carries the
+    vessel tree and the tissue beyond it is chest wall or mediastinum, not skin over
+    subcutaneous fat (`body.skin_like`). Every cube: lungs within 5 % of the uncropped lungs and
+    airways in the same region, at most 1 mL on the other side, none outside the uncropped
+    patient."""
+    from imagio import io
+    from imagio.segmentation.common import crop_slices
+
+    ct = io.read_image(shared_data / _CASES[case])
+    ref, _ = segment_masks(ct, ["body", "lungs", "airways"])
+    v = ct.voxel_volume_ml
+    want_all = ref["lung_left"] | ref["lung_right"]
+    for k in ("airways", "trachea"):
+        if k in ref:
+            want_all |= ref[k]
+    got_rows = []
+    for (side, size), sl in _deepest_point_cubes(ct, ref).items():
+        other = "lung_right" if side == "lung_left" else "lung_left"
+        m, meta = segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
+        got = m["lung_left"] | m["lung_right"]
+        want = want_all[sl]
+        got_rows.append((side, size, round(float(got.sum() * v), 1), round(float(want.sum() * v), 1),
+                         round(float(m[other].sum() * v), 1), round(float((got & ~ref["body"][sl]).sum() * v), 1)))
+    bad = [r for r in got_rows if abs(r[2] - r[3]) > 0.05 * r[3] or r[4] > 1.0 or r[5] > 1.0]
+    assert not bad, bad
