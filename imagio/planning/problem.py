@@ -673,8 +673,7 @@ def _check_target(prob: "PlanningProblem") -> None:
         raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies outside "
                          f"the body (air around the patient, {hu:.0f} HU); check the point "
                          "(RAS, as in Slicer; --lps for LPS)")
-    body_values = [v for v, n in prob.labels.labels.items() if str(n).lower() == "body"]
-    if t.point_given and body_values and not prob.labels.array[tuple(kji)]:
+    if t.point_given and _outside_label_body(prob.labels, kji):
         # the label map's own patient outline leaves the point out while the CT's outline takes
         # it in: the two disagree there (trial 30 H2: a view inside a lung whose segmentation left
         # the lung out; the point in a vessel among lung air, the pleura taken as skin)
@@ -703,6 +702,25 @@ def _check_target(prob: "PlanningProblem") -> None:
         prob.warnings.append(f"target point inside {spec.name} (an obstacle by default): the path "
                              f"may enter {spec.name}; every other structure keeps its role")
         prob.rules_extra["target_organ_entered"] = spec.name
+
+
+def _outside_label_body(labels: Volume, kji) -> bool:
+    """Whether the voxel ``kji`` lies outside the label map's patient: the map names a 'body'
+    and the voxel is unlabelled in a region of unlabelled voxels that reaches the edge of the
+    image within its axial slice (as `skin.outer_skin` finds the air around the patient), so no
+    label encloses it in that slice. An unlabelled organ inside the body (a vessel left
+    unlabelled, cut by the first or last slice) is enclosed in its slice and not outside."""
+    from ..segmentation.common import anatomical_axes
+
+    if not any(str(n).lower() == "body" for n in labels.labels.values()):
+        return False
+    if labels.array[tuple(kji)]:
+        return False
+    sup = anatomical_axes(labels)["S"][0]
+    free = np.take(labels.array, int(kji[sup]), axis=sup) == 0
+    lab, _ = ndimage.label(free)
+    c = lab[tuple(int(kji[a]) for a in range(3) if a != sup)]
+    return bool(np.isin(c, np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])))
 
 
 def _refuse_lung_beyond_skin(prob: "PlanningProblem", reach_mm: float) -> None:
