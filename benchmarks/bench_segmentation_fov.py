@@ -241,9 +241,10 @@ def lung_cube_rows(io, rules) -> list[dict]:
     uncropped lungs and airways in the same region (goal 0.95-1.05; with no trachea in view the
     bronchi stay in the lung), lung on the other side (mL), or the refusal. On b2781d4 17 of
     the 18 cubes were refused (all but lung1's 120 mm left one); with `body.lung_field_air` 16
-    give 0.99-1.05 of the uncropped lungs alone, 0 mL on the other side; still refused: lung1's
-    100 mm left and 120 mm right cubes, one of whose in-plane faces is wholly chest wall or
-    mediastinum (the rule asks for lung air on all four). The same sizes centred on each lung's
+    give 0.99-1.05 of the uncropped lungs alone, 0 mL on the other side; lung1's 100 mm left and
+    120 mm right cubes, one of whose in-plane faces is wholly chest wall or mediastinum, stayed
+    refused until fov6 (now 1.002 and 0.995: the lung air that misses a face is told from outside
+    air by the tissue beyond it). The same sizes centred on each lung's
     deepest point (the largest distance from its edge; trial 30 H2): 37bd7c4 refused 5 of 18
     (CTA 80 mm left, 100 mm right; lung1 80 mm right; lung2 100, 120 mm right: a face in chest
     wall or mediastinum), kept with the tissue beyond the air (fov6: not skin over fat)."""
