@@ -143,3 +143,108 @@ def test_chest_cta_cube_contrast_artery_is_not_bone(shared_data):
         assert not m["vertebrae"].any(), (side, round(float(m["vertebrae"].sum() * v), 1))
         assert (got & want).sum() >= 0.5 * want.sum(), (side, round(float((got & want).sum() * v), 1),
                                                          round(float(want.sum() * v), 1))
+
+
+
+_CASES = {"chest_cta": "totalsegmentator-chest-cta/chest_cta.nii.gz",
+          "lung1": "pyradiomics-lung/lung1_image.nrrd", "lung2": "pyradiomics-lung/lung2_image.nrrd"}
+# the trial 30 H2 views (cubes on each lung's deepest point) whose lung air misses an in-plane face
+_MISSING_A_FACE = {"chest_cta": [("lung_left", 80), ("lung_right", 100)], "lung1": [("lung_right", 80)],
+                   "lung2": [("lung_right", 100), ("lung_right", 120)]}
+
+
+@pytest.fixture(scope="module")
+def uncropped():
+    """{case: (ct, masks of body, lungs, airways)} of the uncropped scans, made once per module."""
+    from conftest import SHARED_DATA
+    from imagio import io
+
+    done = {}
+
+    def get(case):
+        if case not in done:
+            if not SHARED_DATA.exists():
+                pytest.skip("../shared/data is not present")
+            ct = io.read_image(SHARED_DATA / _CASES[case])
+            done[case] = ct, segment_masks(ct, ["body", "lungs", "airways"])[0]
+        return done[case]
+    return get
+
+
+def _deepest_point_cubes(ct, ref, sizes=(80, 100, 120)):
+    """{(side, size): (k, j, i) slices}: cubes of ``size`` mm centred on the deepest point (the
+    largest distance from its edge) of each uncropped lung in ``ref``."""
+    from scipy import ndimage
+
+    out = {}
+    for side in ("lung_left", "lung_right"):
+        e = ndimage.distance_transform_edt(ref[side], sampling=ct.spacing_kji)
+        c = np.array(np.unravel_index(np.argmax(e), e.shape))
+        for size in sizes:
+            r = np.round(0.5 * size / np.asarray(ct.spacing_kji)).astype(int)
+            out[side, size] = tuple(slice(max(c[a] - r[a], 0), min(c[a] + r[a], ct.shape[a]))
+                                    for a in range(3))
+    return out
+
+
+def _cube_rows(ct, ref, cubes):
+    """(side, size, lungs mL, uncropped lungs + airways there mL, mL on the other side, mL
+    outside the uncropped patient) of each cube, or (side, size, the refusal)."""
+    from imagio.errors import InputError
+    from imagio.segmentation.common import crop_slices
+
+    v = ct.voxel_volume_ml
+    want_all = ref["lung_left"] | ref["lung_right"]
+    for k in ("airways", "trachea"):
+        if k in ref:
+            want_all |= ref[k]
+    rows = []
+    for (side, size), sl in cubes.items():
+        other = "lung_right" if side == "lung_left" else "lung_left"
+        try:
+            m, _ = segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
+        except InputError as e:
+            rows.append((side, size, str(e)[:100]))
+            continue
+        got = m["lung_left"] | m["lung_right"]
+        rows.append((side, size, round(float(got.sum() * v), 1), round(float(want_all[sl].sum() * v), 1),
+                     round(float(m[other].sum() * v), 1), round(float((got & ~ref["body"][sl]).sum() * v), 1)))
+    return rows
+
+
+def _bad(rows):
+    return [r for r in rows if len(r) == 3 or abs(r[2] - r[3]) > 0.05 * r[3] or r[4] > 1.0 or r[5] > 1.0]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_cube_whose_lung_misses_a_face_keeps_that_lung(uncropped, case):
+    """Cubes centred on the deepest point of each uncropped lung (trial 30 H2) where one in-plane
+    face lies wholly in chest wall or mediastinum, so the lung air reaches only three faces:
+    37bd7c4 took it for outside air (labels [body, bone], "no lungs found: no air-like region
+    (< -400 HU) inside the body"): chest CTA 80 mm left and 100 mm right, lung1 80 mm right,
+    lung2 100 and 120 mm right. The air there carries the vessel tree and the tissue beyond it
+    is chest wall or mediastinum, not skin over subcutaneous fat (`body.skin_like`). Now: lungs
+    within 5 % of the uncropped lungs and airways in the same region, at most 1 mL on the other
+    side, none outside the uncropped patient."""
+    ct, ref = uncropped(case)
+    cubes = _deepest_point_cubes(ct, ref)
+    rows = _cube_rows(ct, ref, {k: cubes[k] for k in _MISSING_A_FACE[case]})
+    assert not _bad(rows), rows
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [
+    "chest_cta", "lung2",
+    pytest.param("lung1", marks=pytest.mark.xfail(strict=True, reason=(
+        "lung1 (5 mm slices) 100 and 120 mm cubes in the right lung: 0.943 and 0.936 of the "
+        "uncropped lungs + airways, the same on 37bd7c4 (not the missing-face rule); open")))])
+def test_all_deepest_point_cubes(uncropped, case):
+    """All 18 cubes of 80, 100 and 120 mm on the deepest point of each lung (trial 30's table):
+    none refused, lungs within 5 % of the uncropped lungs and airways there, at most 1 mL on
+    the other side or outside the uncropped patient."""
+    ct, ref = uncropped(case)
+    rows = _cube_rows(ct, ref, _deepest_point_cubes(ct, ref))
+    assert not _bad(rows), rows

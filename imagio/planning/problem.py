@@ -411,6 +411,7 @@ class PlanningProblem:
             prob.warnings.append(f"{coarse}: a path may cross a rib that neither shows")
         _check_labels_match(prob, covered)   # first: a wrong label map explains everything else
         _check_target(prob)
+        _refuse_lung_beyond_skin(prob, ndl.length_mm)
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
         tgt.in_lung = target_in_lung(prob.labels, tgt)
         _enter_host_organ(prob)
@@ -668,6 +669,15 @@ def _check_target(prob: "PlanningProblem") -> None:
         raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies outside "
                          f"the body (air around the patient, {hu:.0f} HU); check the point "
                          "(RAS, as in Slicer; --lps for LPS)")
+    if t.point_given and _outside_label_body(prob.labels, kji):
+        # the label map's own patient outline leaves the point out while the CT's outline takes
+        # it in: the two disagree there (trial 30 H2: a view inside a lung whose segmentation left
+        # the lung out; the point in a vessel among lung air, the pleura taken as skin)
+        hu = float(np.median(ct.array[tuple(slice(max(k - 1, 0), k + 2) for k in kji)]))
+        raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies outside the label "
+                         f"map's body ({hu:.0f} HU around it): the label map leaves this region out of the "
+                         "patient (a lung left out of a field of view inside the chest?); label it (imagio "
+                         "segment, or by hand) and plan again, or check the point (RAS, as in Slicer; --lps for LPS)")
     if t.point_given:
         _refuse_blood_pool_target(prob, kji)
     if t.point_given and t.value:
@@ -688,6 +698,85 @@ def _check_target(prob: "PlanningProblem") -> None:
         prob.warnings.append(f"target point inside {spec.name} (an obstacle by default): the path "
                              f"may enter {spec.name}; every other structure keeps its role")
         prob.rules_extra["target_organ_entered"] = spec.name
+
+
+def _outside_label_body(labels: Volume, kji) -> bool:
+    """Whether the voxel ``kji`` lies outside the label map's patient: the map names a 'body'
+    and the voxel is unlabelled in a region of unlabelled voxels that reaches the edge of the
+    image within its axial slice (as `skin.outer_skin` finds the air around the patient), so no
+    label encloses it in that slice. An unlabelled organ inside the body (a vessel left
+    unlabelled, cut by the first or last slice) is enclosed in its slice and not outside."""
+    from ..segmentation.common import anatomical_axes
+
+    if not any(str(n).lower() == "body" for n in labels.labels.values()):
+        return False
+    if labels.array[tuple(kji)]:
+        return False
+    sup = anatomical_axes(labels)["S"][0]
+    free = np.take(labels.array, int(kji[sup]), axis=sup) == 0
+    lab, _ = ndimage.label(free)
+    c = lab[tuple(int(kji[a]) for a in range(3) if a != sup)]
+    return bool(np.isin(c, np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])))
+
+
+def _refuse_lung_beyond_skin(prob: "PlanningProblem", reach_mm: float) -> None:
+    """Refuse a plan whose entry surface, within the needle's reach of the target, faces lung
+    instead of the air around the patient (trial 30 H2: on an 80 mm view inside the chest CTA's
+    left lung whose label map left the lung out, the pleura was taken as skin and a 1.5 mm
+    "needle" from it into the lung was proposed, exit 0, no word).
+
+    The air beyond the outer skin (`skin.outer_skin`'s exterior air, 6-connected pieces within
+    ``reach_mm`` of the target that border skin) is lung when it is as the lung field of a view
+    inside the chest (`segmentation.body.lung_field_air`): parenchyma-dense (median above
+    ``GAS_MEDIAN_HU``, at least ``MIN_LUNG_ML``), carrying the vessel tree
+    (``lung_vessel_min_fraction`` of vessel-like islands) and bordered by tissue that is not
+    skin over subcutaneous fat (`segmentation.body.skin_like`). Then the body outline is wrong,
+    every entry, depth and distance of a plan with it too: refused, not warned (one line, what
+    to do), because no proposal on that surface can be trusted."""
+    import cc3d
+
+    from ..segmentation.body import skin_like, vessel_island_fraction
+    from ..segmentation.common import GAS_MEDIAN_HU, label_medians, rule
+    from ..segmentation.lungs import MIN_LUNG_ML
+
+    ct = prob.ct
+    lo, hi = reach_box(ct, prob.target.point_ras, reach_mm)
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    skin = np.asarray(prob.skin.skin[sl])
+    if not skin.any():
+        return
+    ext = np.asarray(prob.skin.exterior[sl])
+    lab, n = cc3d.connected_components(ext, connectivity=6, return_N=True)
+    if n == 0:
+        return
+    lab = lab.astype(np.int64)
+    counts = np.bincount(lab.ravel(), minlength=n + 1)
+    cand = counts * ct.voxel_volume_ml >= MIN_LUNG_ML
+    cand[0] = False
+    near = np.zeros(n + 1, bool)
+    near[np.unique(lab[ndimage.binary_dilation(skin) & ext])] = True
+    cand &= near
+    if not cand.any():
+        return
+    a = ct.array[sl]
+    cand[cand] = label_medians(a, lab, cand) > GAS_MEDIAN_HU
+    if not cand.any():
+        return
+    box = ct.crop(lo, hi)
+    cand &= vessel_island_fraction(box, lab, cand, counts) >= rule("lung_vessel_min_fraction")
+    body = np.asarray(prob.body[sl])
+    for c in np.flatnonzero(cand):
+        air = lab == c
+        if skin_like(box, a, air, body) is False:
+            at = np.argwhere(skin & ndimage.binary_dilation(air))
+            ras = ct.kji_to_world((at[len(at) // 2] + lo)[None])[0]
+            raise InputError(
+                f"the entry surface at {np.round(ras, 1).tolist()} (RAS mm), within the needle's reach, "
+                f"faces lung, not the air around the patient: {counts[c] * ct.voxel_volume_ml:.0f} mL of "
+                f"air beyond it (median {float(np.median(a[air])):.0f} HU) carries the lung's vessel tree and "
+                "no skin over subcutaneous fat borders it, so the body outline takes the pleura for skin "
+                "(a field of view inside the chest): label the lungs (imagio segment, or by hand) and plan "
+                "again, or plan on a CT that shows the skin")
 
 
 def _refuse_blood_pool_target(prob: "PlanningProblem", kji) -> None:

@@ -6,8 +6,10 @@ filled per axial slice and in 3-D. Where the field of view cuts the chest, the l
 to a face of the volume (not holes): parenchyma-like air (connected air whose median is above
 -950 HU, Gevenois 1996: outside air and bowel gas are purer) touching the body and lying mostly
 inside the body's axial convex hull (the thoracic cage; not a table cushion) is added. A view
-inside one lung (no skin, no outside air: every in-plane face cuts lung) is told from room air by
-the vessel tree the parenchyma carries (`lung_field_air`). `skin_surface` turns that mask into a closed, smooth
+inside one lung (no skin, no outside air: the in-plane faces cut lung, chest wall or mediastinum) is
+told from room air by the vessel tree the parenchyma carries and, where the lung does not reach every
+in-plane face, by the tissue beyond the air: pleura over chest wall, not skin over subcutaneous fat
+(`lung_field_air`). `skin_surface` turns that mask into a closed, smooth
 triangle mesh in RAS mm with outward normals (what the needle planner uses as entry surface).
 """
 
@@ -35,7 +37,9 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     so the skin is not eroded.
 
     info: when a dict, ``info["lung_field_ml"]`` is set to the air (mL) taken as a lung field
-    filling a view inside the chest (`lung_field_air`; 0 when none).
+    filling a view inside the chest (`lung_field_air`; 0 when none) and
+    ``info["lung_field_wall_ml"]`` to the part of it whose lung does not reach every in-plane face
+    (a face of the view in chest wall or mediastinum; told from outside air by the tissue beyond it).
 
     On a reformat (padding: `planning.skin.data_mask`) the air regions that may join the body
     (a lung cut by the source's field of view) are found, judged and added on measured voxels
@@ -89,7 +93,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
         if keep.any():
             keep &= mostly_in_slice_hull(lab, keep, body, anatomical_axes(ct)["S"][0])
             body = body | keep[lab]
-        field = lung_field_air(ct, a, lab, counts, body)
+        field = lung_field_air(ct, a, lab, counts, body, info)
         if info is not None:
             info["lung_field_ml"] = float(counts[field].sum() * ct.voxel_volume_ml)
         if field.any():
@@ -115,7 +119,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
 
 
 def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarray,
-                   body: np.ndarray) -> np.ndarray:
+                   body: np.ndarray, info: dict | None = None) -> np.ndarray:
     """Bool (n + 1,): the air components of ``lab`` (int [k, j, i], air below BODY_HU; ``counts``
     their voxel counts) that are a lung field filling a view inside the chest (a small field of
     view reconstructed inside one lung: every in-plane face cuts lung or chest wall, no skin and
@@ -132,12 +136,19 @@ def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarra
 
     - its median is above ``GAS_MEDIAN_HU`` (parenchyma, not outside air or bowel gas),
     - it holds ``MIN_LUNG_ML``,
-    - it touches both faces of both in-plane axes of the view (the lung goes on beyond the whole
-      edge of the view; air outside a patient lies on one side, beyond the skin: a table cushion
-      or the air beside a limb does not surround the view),
     - the vessel-like islands it encloses (in-plane holes of the component with no voxel deeper
       than half ``lung_vessel_max_diameter_mm`` from their edge) make at least
-      ``lung_vessel_min_fraction`` of its volume."""
+      ``lung_vessel_min_fraction`` of its volume (`vessel_island_fraction`),
+    - and either it touches both faces of both in-plane axes of the view (the lung goes on beyond
+      the whole edge of the view; air outside a patient lies on one side, beyond the skin: a table
+      cushion or the air beside a limb does not surround the view), or, where a face of the view
+      lies in chest wall or mediastinum (the lung reaches fewer faces: the geometry of outside air
+      beside the skin), the body beyond the air is not skin (`skin_like`: no subcutaneous fat
+      under a skin-thick layer; the pleura has muscle and bone, or the mediastinum, beyond it;
+      trial 30: 5 of 18 cubes of 80-120 mm in one lung of the chest CTA, lung1, lung2).
+
+    ``info`` (a dict, optional): ``info["lung_field_wall_ml"]`` is set to the air (mL) taken as a
+    lung field by the second way."""
     from .common import LUNG_HU
     from .lungs import MIN_LUNG_ML
 
@@ -150,24 +161,47 @@ def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarra
     cand[0] = False
     if not cand.any():
         return out
-    # every in-plane face touched
+    # in-plane faces touched (0-4)
+    faces = np.zeros(n + 1, np.int64)
     for ax in range(3):
         if ax == sup:
             continue
         for end in (0, lab.shape[ax] - 1):
             on = np.zeros(n + 1, bool)
             on[np.unique(np.take(lab, end, axis=ax))] = True
-            cand &= on
-    if not cand.any():
-        return out
+            faces += on
     cand[cand] = label_medians(a, lab, cand) > GAS_MEDIAN_HU
     if not cand.any():
         return out
     held = (a < LUNG_HU) & fill_holes_per_slice(body, sup) & ~body
     if held.sum() * ct.voxel_volume_ml >= MIN_LUNG_ML:
         return out
-    # vessel-like islands: 2-D holes of each candidate (per axial slice) that no ball of the
-    # widest vessel's radius fits in
+    floor = rule("lung_vessel_min_fraction")
+    # a lung field that surrounds the view (every in-plane face): judged by its vessel tree
+    four = cand & (faces == 4)
+    if four.any():
+        out |= four & (vessel_island_fraction(ct, lab, four, counts) >= floor)
+    # a lung field with a face of the view in chest wall or mediastinum: the same geometry as
+    # outside air beside the skin, told apart by what lies beyond the air (not skin) and in it
+    # (the vessel tree)
+    part = cand & (faces < 4)
+    if part.any():
+        part &= vessel_island_fraction(ct, lab, part, counts) >= floor
+    for c in np.flatnonzero(part):
+        out[c] = skin_like(ct, a, lab == c, body) is False
+    if info is not None:
+        info["lung_field_wall_ml"] = float(counts[out & (faces < 4)].sum() * ct.voxel_volume_ml)
+    return out
+
+
+def vessel_island_fraction(ct: Volume, lab: np.ndarray, cand: np.ndarray,
+                           counts: np.ndarray) -> np.ndarray:
+    """Float (n + 1,): for the air components ``cand`` (bool (n + 1,)) of ``lab`` (int [k, j, i];
+    ``counts`` their voxel counts), the vessel-like islands they enclose over their volume: the
+    in-plane holes (per axial slice) that no ball of half ``lung_vessel_max_diameter_mm`` fits in,
+    each given to the air component around it; 0 for the others."""
+    n = counts.size - 1
+    sup = anatomical_axes(ct)["S"][0]
     sk = ct.spacing_kji
     air = cand[lab]
     holes = fill_holes_per_slice(air, sup) & ~air
@@ -189,8 +223,28 @@ def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarra
         np.maximum.at(o, hl[islands & (grown > 0)], grown[islands & (grown > 0)])
         owner = o
     vessel = np.bincount(owner[hl[islands]], minlength=n + 1) if islands.any() else np.zeros(n + 1)
-    frac = vessel / np.maximum(counts, 1)
-    return cand & (frac >= rule("lung_vessel_min_fraction"))
+    return np.where(cand, vessel / np.maximum(counts, 1), 0.0)
+
+
+def skin_like(ct: Volume, a: np.ndarray, air: np.ndarray, body: np.ndarray) -> bool | None:
+    """Whether the ``body`` (bool [k, j, i]) beyond the air region ``air`` (bool [k, j, i]; ``a``
+    the CT's HU array) is skin: outside air lies on the skin, under which (from
+    ``skin_max_thickness_mm`` to ``subcutaneous_probe_mm`` beyond the air) the subcutaneous fat
+    (``lesion.json`` fat_min_hu..fat_max_hu) makes at least ``skin_min_fat_fraction`` of the
+    body; the pleura faces lung air, with muscle and bone (the chest wall) or the mediastinum
+    beyond it. None when that layer holds less than ``lungs.MIN_LUNG_ML`` of body (too little
+    tissue against the air to tell)."""
+    from .lesion import FAT_MAX_HU, FAT_MIN_HU
+    from .lungs import MIN_LUNG_ML
+
+    sk = ct.spacing_kji
+    near = dilate_mm(air, rule("subcutaneous_probe_mm"), sk)
+    layer = near & body & ~dilate_mm(air, rule("skin_max_thickness_mm"), sk)
+    if layer.sum() * ct.voxel_volume_ml < MIN_LUNG_ML:
+        return None
+    v = a[layer]
+    fat = np.count_nonzero((v >= FAT_MIN_HU) & (v <= FAT_MAX_HU))
+    return bool(fat >= rule("skin_min_fat_fraction") * v.size)
 
 
 def measured_voxels(ct: Volume) -> np.ndarray | None:

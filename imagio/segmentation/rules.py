@@ -108,12 +108,16 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         # lung a 24 mL contrast-filled pulmonary artery, 489 HU, became 'bone'/'vertebrae';
         # fov5: `bone_shell.uncortexed_lumens` and a spinal canal for 'vertebrae', below)
         meta["lung_field"] = {"ml": round(body_info["lung_field_ml"], 1)}
+        wall = body_info.get("lung_field_wall_ml", 0.0)
+        how = (f"{body_info['lung_field_ml']:.0f} mL of lung air reaches its whole edge; no skin or outside "
+               "air in view): the lung is taken to continue beyond every face" if not wall else
+               f"{body_info['lung_field_ml']:.0f} mL of air with the lung's vessel tree, {wall:.0f} mL of it "
+               "against chest wall or mediastinum where skin with subcutaneous fat would border outside "
+               "air; no skin in view): the lung is taken to continue beyond the faces it reaches")
         meta["warnings"].append(
-            f"the field of view lies inside a lung ({body_info['lung_field_ml']:.0f} mL of lung air reaches "
-            "its whole edge; no skin or outside air in view): the lung is taken to continue beyond every "
-            "face; bronchi cannot be told from lung without the trachea, and bone labels here are not "
-            "checked against the chest wall (a contrast-filled vessel with no cortex is left out of them, "
-            "one cut thin by the view may not be): check them")
+            f"the field of view lies inside a lung ({how}; bronchi cannot be told from lung without the "
+            "trachea, and bone labels here are not checked against the chest wall (a contrast-filled "
+            "vessel with no cortex is left out of them, one cut thin by the view may not be): check them")
     if "body" in want:
         out["body"] = body
     trachea = bronchi = None
