@@ -5,8 +5,9 @@ lung1 (pyradiomics, 0.57 x 0.57 x 5 mm, no contrast) is resampled to 3 mm isotro
 or a pipeline would: each axis made coarser is first blurred by the new voxel's box less the old
 one (a Gaussian of variance (t^2 - s^2) / 12 mm^2), then linearly interpolated. The image is the
 same patient, so ribs, vertebrae and all bone together must keep their volume within 10 %.
-Measured on 37bd7c4: ribs 0.80, bones 0.88 of native (the soft-tissue level under the bone
-threshold read cancellous bone, 89 vs 129 HU); on res6: ribs 0.99, vertebrae 1.05, bones 1.06.
+Measured on 37bd7c4: ribs 0.80, other bone 0.86, bones 0.88 of native (the soft-tissue level
+under the bone threshold read cancellous bone, 89 vs 129 HU); on res6: vertebrae 1.03, ribs 0.99,
+other bone 1.06, bones 1.03.
 Costal cartilage is not held to 10 %: its rule measures it against the deep tissue's 95th
 percentile, which the bone's partial volume raises by a grid-dependent amount; where that
 happens the segmenter must say so (37bd7c4: 46 mL at native, 12 mL at 3 mm, no word)."""
@@ -45,7 +46,7 @@ def test_lung1_bone_volumes_hold_at_3mm(shared_data):
     ct = io.read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
     native, _ = _volumes(ct)
     coarse, warnings = _volumes(_at_3mm(ct))
-    for k in ("body", "lungs", "vertebrae", "ribs", "bones"):
+    for k in ("body", "lungs", "vertebrae", "ribs", "bone", "bones"):
         assert coarse[k] == pytest.approx(native[k], rel=0.10), (k, native[k], coarse[k])
     # cartilage: within 10 %, or a warning that its volume depends on the grid here
     if coarse["costal_cartilages"] != pytest.approx(native["costal_cartilages"], rel=0.10):
