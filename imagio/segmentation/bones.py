@@ -18,7 +18,8 @@ from its noise, `resolution.effective_resolution_mm`, so an upsampled scan is no
 twice), on a scan blurrier than that the seed contrast is lowered as a thin object's peak is
 (`thin_peak_factor`), so that thin cortex and ribs (thinner than a voxel at 3 mm) are found
 at 0.5-3 mm grids (a finer grid sees a thin rib's cortex at full density, a coarser one at part
-of it). The boundary is the bone threshold itself, with no partial-volume rim below it: a voxel
+of it). The boundary is the bone threshold itself, with no partial-volume rim below it (except
+on a CT angiography, whose candidates' floor is raised above it: `bone_mask`): a voxel
 between soft tissue (T) and bone of density B is at least half bone when its HU is above the
 half maximum (T + B) / 2, which for any bone at or above the threshold is at or above (T +
 threshold) / 2 and is not below the threshold for cortex or cancellous bone denser than 2 x
@@ -351,6 +352,15 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # is enclosed in axial slices only). Size bound: a lumbar vertebral body (~45 x 35 x 28 mm)
     # holds ~35 mL, a femoral head (~48 mm across) ~58 mL.
     m |= bone_shell.two_plane_cavities(m, ct.voxel_volume_ml, MAX_MARROW_ML)
+    if blood is not None:
+        # on a CT angiography the candidates' floor is ``CONTRAST_LOW_HU`` (organ vessels), above
+        # the bone threshold: within one common-resolution voxel of the bone found, the bone's
+        # partial-volume edge below that floor is brought back down to the half maximum between
+        # the tissue and the bone threshold (not the pool and its rim)
+        rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & (a > 0.5 * (tissue + low_hu)) & ~m & ~blood
+        if body is not None:
+            rim &= body
+        m |= rim
     # marrow enclosed in 3-D but open in every axial slice (not the spinal canal: CSF/cord)
     voids = fill_holes_3d(m) & ~m
     if voids.any():
