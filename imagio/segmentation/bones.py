@@ -351,14 +351,20 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # is enclosed in axial slices only). Size bound: a lumbar vertebral body (~45 x 35 x 28 mm)
     # holds ~35 mL, a femoral head (~48 mm across) ~58 mL.
     m |= bone_shell.two_plane_cavities(m, ct.voxel_volume_ml, MAX_MARROW_ML)
-    if blood is not None:
-        # on a CT angiography the candidates' floor is ``CONTRAST_LOW_HU`` (organ vessels), above
-        # the bone threshold: within one common-resolution voxel of the bone found, the bone's
-        # partial-volume edge below that floor is brought back down to the half maximum between
-        # the tissue and the bone threshold (not the pool and its rim)
-        rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & (a > 0.5 * (tissue + low_hu)) & ~m & ~blood
+    rim_hu = 0.5 * (tissue + low_hu) if blood is not None else max(0.5 * (tissue + low_hu), BONE_LOW_HU)
+    if rim_hu < low_hu:
+        # where the threshold was raised above trabecular bone's lower bound ``BONE_LOW_HU`` to keep
+        # enhanced tissue out (organs: `enhanced_tissue_level` + ``ORGAN_MARGIN_HU``; a CT
+        # angiography: the candidates' floor ``CONTRAST_LOW_HU``), the bone's partial-volume edge
+        # below it is brought back within one common-resolution voxel of the bone found: down to
+        # ``BONE_LOW_HU``, but not below the half maximum between the enhanced tissue and the
+        # raised threshold (an organ touching bone stays out). Not on a scan whose threshold is
+        # the bone's own (rim_hu = low_hu: nothing below it is half bone; module docstring)
+        rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & (a > rim_hu) & ~m
         if body is not None:
             rim &= body
+        if blood is not None:
+            rim &= ~blood
         m |= rim
     # marrow enclosed in 3-D but open in every axial slice (not the spinal canal: CSF/cord)
     voids = fill_holes_3d(m) & ~m
