@@ -19,7 +19,8 @@ twice), on a scan blurrier than that the seed contrast is lowered as a thin obje
 (`thin_peak_factor`), so that thin cortex and ribs (thinner than a voxel at 3 mm) are found
 at 0.5-3 mm grids (a finer grid sees a thin rib's cortex at full density, a coarser one at part
 of it). The boundary is the bone threshold itself, with no partial-volume rim below it (except
-on a CT angiography, whose candidates' floor is raised above it: `bone_mask`): a voxel
+where enhanced tissue or a blood pool raised the threshold above trabecular bone's lower bound:
+`bone_mask`): a voxel
 between soft tissue (T) and bone of density B is at least half bone when its HU is above the
 half maximum (T + B) / 2, which for any bone at or above the threshold is at or above (T +
 threshold) / 2 and is not below the threshold for cortex or cancellous bone denser than 2 x
