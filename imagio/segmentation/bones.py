@@ -226,8 +226,10 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
                                ct.voxel_volume_ml, ct.spacing_kji)
     tissue = SOFT_TISSUE_HU
     low0, seed0 = low_hu, seed_hu
+    densest = tissue   # the densest deep tissue, organs beside bone included (the rim's floor)
     if body is not None:
         enhanced = enhanced_tissue_level(a, body, ct.spacing_kji)
+        densest = max(tissue, enhanced)
         if band is None:
             # read again away from the bone that this level shows (cancellous bone is not soft
             # tissue; `enhanced_tissue_level`). Not on a CT angiography: there the sample's top
@@ -352,14 +354,17 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # is enclosed in axial slices only). Size bound: a lumbar vertebral body (~45 x 35 x 28 mm)
     # holds ~35 mL, a femoral head (~48 mm across) ~58 mL.
     m |= bone_shell.two_plane_cavities(m, ct.voxel_volume_ml, MAX_MARROW_ML)
-    rim_hu = 0.5 * (tissue + low_hu) if blood is not None else max(0.5 * (tissue + low_hu), BONE_LOW_HU)
+    rim_hu = (0.5 * (tissue + low_hu) if blood is not None
+              else max(0.5 * (densest + low_hu), BONE_LOW_HU))
     if rim_hu < low_hu:
         # where the threshold was raised above trabecular bone's lower bound ``BONE_LOW_HU`` to keep
         # enhanced tissue out (organs: `enhanced_tissue_level` + ``ORGAN_MARGIN_HU``; a CT
         # angiography: the candidates' floor ``CONTRAST_LOW_HU``), the bone's partial-volume edge
         # below it is brought back within one common-resolution voxel of the bone found: down to
-        # ``BONE_LOW_HU``, but not below the half maximum between the enhanced tissue and the
-        # raised threshold (an organ touching bone stays out). Not on a scan whose threshold is
+        # ``BONE_LOW_HU``, but not below the half maximum between the densest deep tissue (read on
+        # all of it: organs beside bone are in that reading, and bone in it only raises it) and
+        # the raised threshold, so that an organ touching bone stays out (the lumbar phantom's
+        # enhanced organs: the level read outside bone is lower than theirs). Not on a scan whose threshold is
         # the bone's own (rim_hu = low_hu: nothing below it is half bone; module docstring)
         rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & (a > rim_hu) & ~m
         if body is not None:
