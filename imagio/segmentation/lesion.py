@@ -862,6 +862,14 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         # intensity edge all round) and not bordered by aerated lung (the typing rule above) lies
         # outside the lung: it is taken instead
         r_s, thr_s, sub_s = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, ())
+        if not r_s.any() or _touched_faces(r_s):
+            # the edge rule's tissue around is the median of a shell round its first estimate,
+            # which can run out of the box through tissue of the click's density: a mixture
+            # whose median decided the type (Lung_Dx-A0001's perihilar mass: 58 HU on its CT,
+            # 85 HU on the same CT resampled, 10 mL closed vs 26 mL open; new-user trial 29
+            # M3). The homogeneous region at the click (`_soft_statistical`, the model the
+            # soft-tissue outline falls back to) is the other reading of a closed lesion there
+            r_s = _soft_statistical(roi, seed, org, sk, open_min, s_axis)[0]
         if r_s.any() and not _touched_faces(r_s):
             sh = _shell(r_s, sk, *LUNG_SHELL_MM)
             if (float(lung[sh].mean()) if sh.any() else 0.0) < LUNG_CONTEXT_FRACTION:
