@@ -304,6 +304,7 @@ class _Measured:
 
     def __init__(self, a: np.ndarray, data: np.ndarray, s_axis: int):
         self.a, self.data, self.s_axis = a, data, s_axis
+        self.carried = False  # True: carried from an oblique grid onto its axial reformat
         self._tissue = self._done = None
 
     def tissue(self, zs: slice) -> np.ndarray:
@@ -1046,7 +1047,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                           "distinct lesion; click nearer its centre")
     mask = np.zeros(ct.shape, bool)
     mask[sl] = region
-    gas = kind is None and k == "lung_nodule" and _bordered_by_gas(a, mask, ct)
+    gas = kind is None and k == "lung_nodule" and _bordered_by_gas(
+        a, mask, ct, data.data if getattr(data, "carried", False) else None)
     if kind is None and k == "lung_nodule" and (gas or _solid_click_grew_into_fat(a, mask, seed_g, sk)):
         # a lung lesion is bordered by lung, and the chest wall lies between the lung and
         # outside air: a "lung" region bordered more by gas (outside air) than by lung-like air
@@ -1054,7 +1056,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # a "lung" region of fat grown from a click in solid tissue (the table's pads on a crop)
         lung_ml = float(mask.sum()) * ct.voxel_volume_ml
         m2, meas2 = segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
-                                   open_mm=open_mm, include=include, exclude=exclude, progress=progress, _data=data)
+                                   open_mm=open_mm, include=include, exclude=exclude, progress=progress, _data=data,
+                                   _judge=_judge)
         why = ("it is bordered more by gas (outside air, bowel gas) than by lung" if gas else
                "its core has fat's HU (a region grown through body fat, or partial volume of a nodule on "
                "thick slices or a reformat of them)")
@@ -1182,12 +1185,30 @@ def _segment_on_reformat(ct: Volume, grid: Volume, point, organ, kw) -> tuple:
     grid (trilinear of the mask, >= 0.5: the partial-volume boundary) and measured there; the
     type, subtype, thresholds and warnings are the reformat's, the checks of a plausible result
     (`_plausibility`: size, shape, the image's edge) are judged on ``ct``'s grid."""
+    from .common import bbox_slices
+
     ax = ct.resample_like(grid, order=1)
     org = None
     if organ is not None:
         org = Volume(organ.astype(np.uint8), ct.ijk_to_ras).resample_like(grid, order=0).array > 0
-    m_ax, meas_ax = segment_lesion(ax, point, organ=org, _judge=False, **kw)
-    back = Volume(m_ax.astype(np.float32), ax.ijk_to_ras).resample_like(ct, order=1, fill=0.0).array >= 0.5
+    # the measured voxels are judged on the image's own grid and carried over (nearest; the
+    # reformat's fill and the padding it interpolated are not measured): judged on the
+    # reformat, clipped air at the fill value joined the padding to the lungs (LIDC-0001 tilted
+    # 10 degrees, the trial 17 failure: no lung, a "soft tissue" nodule)
+    data = _measured_data(ct)
+    src = np.ones(ct.shape, np.uint8) if data is None else data.astype(np.uint8)
+    measured = Volume(src, ct.ijk_to_ras).resample_like(grid, order=0).array > 0
+    carried = _Measured(ax.array, measured, anatomical_axes(ax)["S"][0])
+    carried.carried = True
+    m_ax, meas_ax = segment_lesion(ax, point, organ=org, _judge=False, _data=carried, **kw)
+    # beyond the measured data the outline holds as at its nearest measured voxel (no evidence
+    # there), so the image's edge voxels are not lost to the interpolation back
+    sl = bbox_slices(m_ax, 2.0 * float(max(ax.spacing)), ax.spacing_kji)
+    ext = m_ax.copy()
+    if sl is not None and not measured[sl].all():
+        near = ndimage.distance_transform_edt(~measured[sl], return_indices=True)[1]
+        ext[sl] = np.where(measured[sl], m_ax[sl], m_ax[sl][tuple(near)])
+    back = Volume(ext.astype(np.float32), ax.ijk_to_ras).resample_like(ct, order=1, fill=0.0).array >= 0.5
     if not back.any():   # thinner than the oblique grid's voxels: the nearest voxels
         back = Volume(m_ax.astype(np.uint8), ax.ijk_to_ras).resample_like(ct, order=0).array > 0
     if not back.any():
@@ -1637,7 +1658,7 @@ def _solid_click_grew_into_fat(a, mask, seed, sk) -> bool:
     return bool(FAT_MIN_HU <= med < FAT_MAX_HU)
 
 
-def _bordered_by_gas(a, mask, ct) -> bool:
+def _bordered_by_gas(a, mask, ct, measured=None) -> bool:
     """True when more of the 1-4 mm shell of ``mask`` is gas (air components of >= 0.5 mL with
     a median <= -950 HU: outside air, bowel gas) than lung-like air (median above -950 HU). The
     air components are those of the whole image (a crop changes the median of the outside air:
@@ -1647,7 +1668,9 @@ def _bordered_by_gas(a, mask, ct) -> bool:
     array's outer voxel layer): a resampled grid's fill (-1024) over a face or in the corners of
     an oblique reformat would otherwise join the cut lungs to the outside air, the joined
     component's median reads as gas and a lung nodule becomes "soft tissue" at half its volume
-    (new-user trial 16, LIDC-0001 with one air face: 5.84 -> 2.74 mL)."""
+    (new-user trial 16, LIDC-0001 with one air face: 5.84 -> 2.74 mL). ``measured``: bool, the
+    measured voxels carried from an oblique image's own grid onto its axial reformat
+    (`_segment_on_reformat`), used instead of the data region judged on ``a``."""
     from ..planning.skin import data_mask
     from .common import bbox_slices
 
@@ -1655,7 +1678,7 @@ def _bordered_by_gas(a, mask, ct) -> bool:
     while a.size / f ** 3 > 8_000_000:
         f += 1
     sub = a[::f, ::f, ::f]
-    data, _ = data_mask(Volume(sub, np.eye(4)))
+    data = data_mask(Volume(sub, np.eye(4)))[0] if measured is None else measured[::f, ::f, ::f]
     lab, n, counts = components((sub < LUNG_HU) & data, connectivity=6)
     sl = bbox_slices(mask, LUNG_SHELL_MM[1] + float(max(ct.spacing_kji)), ct.spacing_kji)
     sh = np.argwhere(_shell(mask[sl], ct.spacing_kji, *LUNG_SHELL_MM)) + [s_.start for s_ in sl]
