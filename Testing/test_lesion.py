@@ -1027,3 +1027,84 @@ def test_lesion_does_not_depend_on_axis_order(shared_data):
         back = _same_world_mask(m, v, ct)
         dice = 2 * (back & m0).sum() / (back.sum() + m0.sum())
         assert dice >= 0.98, (dice, m.sum(), m0.sum())
+
+
+def _tilted(img, axis: int, deg: float):
+    """The SimpleITK image ``img`` resampled (trilinear, -1024 outside) onto a grid with the same
+    spacing whose axes are rotated by ``deg`` about world axis ``axis`` (0: x, 1: y), covering
+    the rotated image's box: the same patient, stored on an oblique grid (a reformat)."""
+    import SimpleITK as sitk
+
+    c, s = np.cos(np.deg2rad(deg)), np.sin(np.deg2rad(deg))
+    rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]]) if axis == 0 else np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    d = rot @ np.array(img.GetDirection()).reshape(3, 3)
+    size, sp = np.array(img.GetSize()), np.array(img.GetSpacing())
+    corners = np.array([img.TransformContinuousIndexToPhysicalPoint([float(a * (size[0] - 1)), float(b * (size[1] - 1)),
+                                                                      float(e * (size[2] - 1))])
+                        for a in (0, 1) for b in (0, 1) for e in (0, 1)]) @ d
+    lo, hi = corners.min(0), corners.max(0)
+    n = np.ceil((hi - lo) / sp).astype(int) + 1
+    return sitk.Resample(img, [int(v) for v in n], sitk.Transform(), sitk.sitkLinear, tuple(d @ lo), tuple(sp),
+                         tuple(d.ravel()), -1024, img.GetPixelID())
+
+
+def _on_grid(m, vol, ref):
+    """The mask ``m`` on ``vol``'s grid brought onto ``ref``'s (trilinear, >= 0.5)."""
+    from imagio.volume import Volume
+
+    return Volume(m.astype(np.float32), vol.ijk_to_ras).resample_like(ref, order=1, fill=0.0).array >= 0.5
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_lesion_on_an_oblique_grid_is_the_patients(shared_data):
+    """New-user trial 29 M4: lung2's mass on its CT resampled onto a grid tilted 20 degrees about
+    R (the same patient, a reformat) gave 35.4 / 35.4 / 29.7 mL by click (kind flipping), Dice
+    0.81 against the label, no click warning; its own grid gives 40.0-40.3 mL for every click.
+    Cause: the lung envelope (per-slice convex hull), the per-slice hole filling and the columns
+    along S ran on the tilted storage slices. Asserted: from the label's centroid and two
+    interior clicks, the oblique copy gives the same type, a volume within 5 % of the original
+    grid's, and an outline whose Dice with the original grid's outline is >= 0.9. Measured:
+    41.0-41.1 mL (original 40.0), Dice vs the label 0.885 (original 0.886); base: 35.4 mL."""
+    import SimpleITK as sitk
+
+    from imagio import io
+
+    d = shared_data / "pyradiomics-lung"
+    ct = io.read_image(d / "lung2_image.nrrd")
+    ref = io.read_image(d / "lung2_label.nrrd").array > 0
+    centroid = ct.kji_to_world(np.argwhere(ref).mean(0)[None])[0]
+    m0, meas0 = segment_lesion(ct, centroid)
+    ob = io.volume_from_sitk(_tilted(sitk.ReadImage(str(d / "lung2_image.nrrd")), 0, 20.0))
+    for c in [centroid] + list(_interior_clicks(ref, ct, 2, seed=3)):
+        m, meas = segment_lesion(ob, c)
+        back = _on_grid(m, ob, ct)
+        dice_0 = 2 * (back & m0).sum() / (back.sum() + m0.sum())
+        assert meas.kind == meas0.kind and abs(meas.volume_ml / meas0.volume_ml - 1) <= 0.05 and dice_0 >= 0.9, (
+            c, meas.kind, meas.volume_ml, meas0.volume_ml, dice_0)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_lung_pet_ct_dx_mass_type_on_an_oblique_grid(shared_data):
+    """New-user trial 29 M3: Lung_Dx-A0001's perihilar mass clicked at (LPS 41.8, 206.6, -209)
+    is "soft_tissue" 58.9 mL on its own grid but "lung_nodule" 121.7 mL (into the mediastinum
+    above it, Dice 0.51) on the same CT tilted 25 degrees about A. The type flipped on whether
+    the edge rule's soft-tissue region at the click closed in the 40 mm box, which hung on the
+    median of a shell round a first estimate that ran out of the box (58 HU on the CT, 85 HU on
+    the resampled copy). Asserted: the same type on both grids, and a volume within 15 % or the
+    warning that it depends on the click. Measured: soft_tissue 58.9 mL / 5.9 mL, the latter with
+    the click warning (19.6 mL from another interior click), "no clear intensity edge" and edge
+    support 47 %: the soft-tissue outline of this necrotic perihilar mass is not yet a property
+    of the patient (left open, lesion6 report); base: lung_nodule 121.7 mL."""
+    import SimpleITK as sitk
+
+    from imagio import io
+
+    path = shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz"
+    click = np.array([-41.8, -206.6, -209.0])
+    _, meas0 = segment_lesion(io.read_image(path), click)
+    _, meas = segment_lesion(io.volume_from_sitk(_tilted(sitk.ReadImage(str(path)), 1, 25.0)), click)
+    assert meas.kind == meas0.kind, (meas.kind, meas0.kind, meas.volume_ml, meas0.volume_ml)
+    close = abs(meas.volume_ml / meas0.volume_ml - 1) <= 0.15
+    assert close or any("depends on where the click lies" in w for w in meas.warnings), (meas.volume_ml, meas.warnings)
