@@ -67,7 +67,7 @@ def compose_labels(rules: Volume, reference: Volume, lesions: dict[str, np.ndarr
 def route_vtk_output(path) -> None:
     """Send VTK's (and so MRML's) warning and error messages to the log file ``path`` instead of
     the terminal (a vtkFileOutputWindow, appended, flushed per message)."""
-    import vtk
+    from .vtklib import vtk
 
     w = vtk.vtkFileOutputWindow()
     w.SetFileName(str(path))

@@ -123,7 +123,7 @@ def segmentation_to_labels(node, reference: Volume | None = None, segment_ids=No
 
 
 def _oriented_to_volume(oi) -> Volume:
-    import vtk
+    from ..vtklib import vtk
 
     m = vtk.vtkMatrix4x4()
     oi.GetImageToWorldMatrix(m)

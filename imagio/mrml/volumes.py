@@ -8,7 +8,7 @@ from ..volume import Volume
 
 
 def _vtk_matrix(m: np.ndarray):
-    import vtk
+    from ..vtklib import vtk
 
     vm = vtk.vtkMatrix4x4()
     for r in range(4):
@@ -28,8 +28,8 @@ def array_to_image_data(arr: np.ndarray, share: bool = False):
     vtkDataArray's ``_numpy_reference``, held as long as the C++ array lives), and a change
     through either side shows in the other, so only for an array that neither side edits (the
     demo's phantom CT, written with the scene and read by the planners)."""
-    import vtk
-    from vtk.util import numpy_support
+    from ..vtklib import vtk
+    from ..vtklib import numpy_support
 
     arr = np.ascontiguousarray(arr.astype(np.uint8) if arr.dtype == bool else arr)
     img = vtk.vtkImageData()
@@ -42,7 +42,7 @@ def array_to_image_data(arr: np.ndarray, share: bool = False):
 
 def image_data_to_array(img) -> np.ndarray:
     """vtkImageData -> [k, j, i] numpy array (a copy)."""
-    from vtk.util import numpy_support
+    from ..vtklib import numpy_support
 
     ext = img.GetExtent()
     shape = (ext[5] - ext[4] + 1, ext[3] - ext[2] + 1, ext[1] - ext[0] + 1)
@@ -65,7 +65,7 @@ def volume_to_node(vol: Volume, scene, name: str | None = None, labelmap: bool =
 
 def node_to_volume(node) -> Volume:
     """Volume node -> Volume (array copied, IJK->RAS from the node)."""
-    import vtk
+    from ..vtklib import vtk
 
     m = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(m)

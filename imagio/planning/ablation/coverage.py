@@ -182,8 +182,8 @@ class AblationContext:
         """Tumour surface (vtkFlyingEdges3D at 0.5 of the fine float mask ``lin``, the tumour
         mask interpolated linearly onto the fine grid): vertices in fine kji and the vtkPolyData
         in RAS."""
-        import vtk
-        from vtk.util import numpy_support as ns
+        from ...vtklib import vtk
+        from ...vtklib import numpy_support as ns
 
         from ...surfaces import contour_filter
 
@@ -304,8 +304,8 @@ class AblationContext:
 
     def surface_with_margins(self, cov: Coverage, name: str = "AblativeMarginMm"):
         """A copy of the tumour surface mesh (RAS) with per-vertex margins (mm) as point scalars."""
-        import vtk
-        from vtk.util import numpy_support as ns
+        from ...vtklib import vtk
+        from ...vtklib import numpy_support as ns
 
         out = vtk.vtkPolyData()
         out.DeepCopy(self.surface)
