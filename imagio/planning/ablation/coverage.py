@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...volume import Volume
+from ..skin import PackedMask
 from . import heatsink
 from .criteria import value
 from .grid import FineGrid
@@ -122,6 +123,9 @@ class AblationContext:
         self._t_lo, self._t_hi = kji.min(0), kji.max(0) + 1
         pad = self.cap_mm + CONTEXT_EXTRA_MM if pad_mm is None else float(pad_mm)
         self._build(pad)
+        # kept for a grid that grows (`_fit`) and the outline margin, which slice it: one bit per
+        # voxel (a label-grid bool mask is 21 MiB at 1.5 mm, held through a multi-probe plan)
+        self.tumour_mask = PackedMask(mask)
 
     @property
     def tumour_bounds_kji(self) -> tuple[np.ndarray, np.ndarray]:
