@@ -61,6 +61,26 @@ def test_shared_volume_node_reads_the_array_and_keeps_it_alive(oblique_volume):
                                 oblique_volume.array)
 
 
+def test_shared_segmentation_layer_reads_the_labels_and_leaves_them(tmp_path, labels, oblique_volume):
+    """labels_to_segmentation(share=True): the segments' layer is the label array's own memory;
+    the saved scene reloads with the same voxels, and the label array is unchanged by saving."""
+    from vtk.util import numpy_support as ns
+
+    before = labels.array.copy()
+    scene = mrml.new_scene()
+    ref = mrml.volume_to_node(oblique_volume, scene, "ct")
+    node, ids = mrml.labels_to_segmentation(labels, scene, reference_node=ref, share=True)
+    rep = node.GetSegmentation().GetSegment(ids[1]).GetRepresentation("Binary labelmap")
+    assert np.shares_memory(ns.vtk_to_numpy(rep.GetPointData().GetScalars()), labels.array)
+    path = mrml.save_scene(scene, tmp_path / "scene" / "s.mrml")
+    np.testing.assert_array_equal(labels.array, before)
+    seg = mrml.nodes_by_class(mrml.load_scene(path), "vtkMRMLSegmentationNode")[0]
+    back = mrml.segmentation_to_labels(seg, reference=labels)
+    assert back.labels == {1: "liver", 2: "aorta"}
+    np.testing.assert_array_equal(back.array == 1, labels.array == 1)
+    np.testing.assert_array_equal(back.array == 2, labels.array == 3)
+
+
 def test_file_to_mrml_to_file_keeps_world_positions(tmp_path, oblique_volume):
     """file -> Volume -> MRML node -> scene file -> MRML -> Volume: every voxel where it was."""
     io.write_image(oblique_volume, tmp_path / "in.nrrd")
