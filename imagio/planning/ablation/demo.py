@@ -68,6 +68,11 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     del ball   # (a full-volume mask: not held through the plan)
     p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, skin=skin if keeps else None),
              progress=prog.sub(0.2, 0.5))
+    # the problem's and the plan's temporaries are free now: their pages back to the system
+    # before the multi-probe plan (`imagio.demo.release_free_memory`; no result changes)
+    from ...demo import release_free_memory
+
+    release_free_memory()
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
         mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0), free_maps=True)
