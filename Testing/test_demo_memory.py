@@ -48,3 +48,21 @@ def test_place_small_keeps_none_of_the_plan(liver_case):
     # and so is most of what the plan held (3 mm phantom: its maps alone are megabytes)
     assert freed > 2 ** 20
 
+
+
+def test_ablation_context_keeps_the_tumour_mask_at_one_bit_per_voxel(liver_case):
+    """The context holds the tumour's label-grid mask through a multi-probe plan (for a grid
+    that grows and the outline margin): packed (1/8 of a bool mask), the same voxels, and a
+    slice of it is the slice of the mask."""
+    import numpy as np
+
+    from imagio.planning.ablation import AblationContext
+
+    _, labels, name = liver_case
+    ctx = AblationContext(labels, name)
+    mask = labels.array == {n: v for v, n in labels.labels.items()}[name]
+    assert ctx.tumour_mask.nbytes * 8 < mask.size + 64
+    np.testing.assert_array_equal(np.asarray(ctx.tumour_mask), mask)
+    lo, hi = ctx.tumour_bounds_kji
+    sl = tuple(slice(a, b + 1) for a, b in zip(lo, hi))
+    np.testing.assert_array_equal(ctx.tumour_mask[sl], mask[sl])

@@ -38,6 +38,49 @@ def test_volume_node_round_trip_exact(oblique_volume):
     np.testing.assert_array_equal(back.array, oblique_volume.array)
 
 
+def test_shared_volume_node_reads_the_array_and_keeps_it_alive(oblique_volume):
+    """volume_to_node(share=True): the node's voxels are the array's own memory (no copy), and
+    the array lives as long as the node does, after the caller dropped every reference to it."""
+    import gc
+
+    from vtk.util import numpy_support as ns
+
+    scene = mrml.new_scene()
+    arr = (np.arange(oblique_volume.array.size, dtype=np.int16).reshape(oblique_volume.shape) * 7) % 3001 - 1000
+    expected = arr.copy()
+    vol = oblique_volume.with_array(arr)
+    node = mrml.volume_to_node(vol, scene, "shared", share=True)
+    assert np.shares_memory(ns.vtk_to_numpy(node.GetImageData().GetPointData().GetScalars()), arr)
+    arr = vol = None
+    gc.collect()
+    junk = [np.full(expected.shape, 12345, np.int16) for _ in range(8)]   # reuse of freed memory
+    np.testing.assert_array_equal(mrml.node_to_volume(node).array, expected)
+    del junk
+    copied = mrml.volume_to_node(oblique_volume, scene, "copied")
+    assert not np.shares_memory(ns.vtk_to_numpy(copied.GetImageData().GetPointData().GetScalars()),
+                                oblique_volume.array)
+
+
+def test_shared_segmentation_layer_reads_the_labels_and_leaves_them(tmp_path, labels, oblique_volume):
+    """labels_to_segmentation(share=True): the segments' layer is the label array's own memory;
+    the saved scene reloads with the same voxels, and the label array is unchanged by saving."""
+    from vtk.util import numpy_support as ns
+
+    before = labels.array.copy()
+    scene = mrml.new_scene()
+    ref = mrml.volume_to_node(oblique_volume, scene, "ct")
+    node, ids = mrml.labels_to_segmentation(labels, scene, reference_node=ref, share=True)
+    rep = node.GetSegmentation().GetSegment(ids[1]).GetRepresentation("Binary labelmap")
+    assert np.shares_memory(ns.vtk_to_numpy(rep.GetPointData().GetScalars()), labels.array)
+    path = mrml.save_scene(scene, tmp_path / "scene" / "s.mrml")
+    np.testing.assert_array_equal(labels.array, before)
+    seg = mrml.nodes_by_class(mrml.load_scene(path), "vtkMRMLSegmentationNode")[0]
+    back = mrml.segmentation_to_labels(seg, reference=labels)
+    assert back.labels == {1: "liver", 2: "aorta"}
+    np.testing.assert_array_equal(back.array == 1, labels.array == 1)
+    np.testing.assert_array_equal(back.array == 2, labels.array == 3)
+
+
 def test_file_to_mrml_to_file_keeps_world_positions(tmp_path, oblique_volume):
     """file -> Volume -> MRML node -> scene file -> MRML -> Volume: every voxel where it was."""
     io.write_image(oblique_volume, tmp_path / "in.nrrd")

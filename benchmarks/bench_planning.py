@@ -57,8 +57,8 @@ def _lung2_case():
 
 def _baseline_mesh(maps):
     """Obstacle surface (forbidden + margin structures of the crop) and its BSP tree."""
-    import vtk
-    from vtk.util import numpy_support as ns
+    from imagio.vtklib import vtk
+    from imagio.vtklib import numpy_support as ns
 
     lab = maps.label
     obst = [i for i, r in enumerate(maps.roles) if r in ("forbidden", "margin")]
@@ -84,7 +84,7 @@ def _baseline_mesh(maps):
 
 
 def _baseline_intersections(tree, entries, target) -> np.ndarray:
-    import vtk
+    from imagio.vtklib import vtk
 
     pts, ids = vtk.vtkPoints(), vtk.vtkIdList()
     hit = np.zeros(len(entries), bool)

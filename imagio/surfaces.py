@@ -16,8 +16,8 @@ import numpy as np
 def contour_filter(values: np.ndarray, level: float = 0.5):
     """vtkFlyingEdges3D (normals off, not yet updated) contouring ``values`` ([k, j, i] float) at
     ``level``, on the array's index grid (point i, j, k = voxel [k, j, i]; map to RAS after)."""
-    import vtk
-    from vtk.util import numpy_support as ns
+    from .vtklib import vtk
+    from .vtklib import numpy_support as ns
 
     img = vtk.vtkImageData()
     img.SetDimensions(*values.shape[::-1])
@@ -37,9 +37,9 @@ def mask_surface(mask: np.ndarray, ijk_to_ras: np.ndarray, sigma_mm: float | Non
     windowed-sinc low-pass on the mesh (Taubin G, "A signal processing approach to fair surface
     design", SIGGRAPH 1995: no shrinkage, so thin tubes survive, unlike a wider Gaussian; 0 = off)
     removes the remaining one-voxel ripples (slice rings). An empty mask gives an empty polydata."""
-    import vtk
+    from .vtklib import vtk
     from scipy import ndimage
-    from vtk.util import numpy_support as ns
+    from .vtklib import numpy_support as ns
 
     m = np.asarray(mask, bool)
     A = np.asarray(ijk_to_ras, float)

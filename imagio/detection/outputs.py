@@ -101,7 +101,7 @@ def nodule_labels(ct: Volume, masks: list[np.ndarray], nodules: list[dict]) -> V
 def write_slicer(out: Path, ct: Volume, nodules: list[dict], masks: list[np.ndarray]) -> dict:
     """``out/nodules.mrml`` with the point list, the table and the segmentation (their own files
     next to it). Returns {kind: path}."""
-    import vtk
+    from ..vtklib import vtk
 
     from ..mrml.logic import _fill_table
     from ..mrml.scene import new_scene, save_scene

@@ -101,7 +101,7 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
 
 def coverage_table_node(scene, plan, name: str = "Ablation coverage", node=None):
     """Table node with columns 'quantity' and 'value' (see `coverage_rows`)."""
-    import vtk
+    from ..vtklib import vtk
 
     node = node or scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     table = vtk.vtkTable()
@@ -132,7 +132,7 @@ def ablation_json_to_scene(scene, abl: dict) -> dict:
     tip lies ``centre_offset_mm`` beyond the zone centre, which is the plan's target: trial 10
     found a scene with only the path to the target, 14 mm short of the tip) and a coverage
     table. Returns {"zones": [ids], "probes": [ids], "tables": [ids]}."""
-    import vtk
+    from ..vtklib import vtk
 
     from ..planning.ablation.zones import Ellipsoid
 

@@ -17,8 +17,8 @@ from ..errors import InputError
 
 def tree_model_node(scene, tree, name: str = "Airway tree"):
     """The centrelines as polylines (one cell per branch) with radius and generation scalars."""
-    import vtk
-    from vtk.util import numpy_support as ns
+    from ..vtklib import vtk
+    from ..vtklib import numpy_support as ns
 
     pts = vtk.vtkPoints()
     pts.SetData(ns.numpy_to_vtk(np.ascontiguousarray(tree.points, dtype=np.float64), deep=True))
@@ -50,7 +50,7 @@ def tree_model_node(scene, tree, name: str = "Airway tree"):
 
 def curve_node(scene, points, name: str, color=(1.0, 0.85, 0.1), labels=None):
     """A markups curve through ``points`` (RAS mm)."""
-    import vtk
+    from ..vtklib import vtk
 
     node = scene.AddNewNodeByClass("vtkMRMLMarkupsCurveNode", name)
     for k, p in enumerate(np.asarray(points, float)):
@@ -63,7 +63,7 @@ def curve_node(scene, points, name: str, color=(1.0, 0.85, 0.1), labels=None):
 
 
 def tunnel_node(scene, tunnel, name: str = "Tunnel"):
-    import vtk
+    from ..vtklib import vtk
 
     node = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", name)
     node.AddControlPoint(vtk.vtkVector3d(*map(float, tunnel.start_ras)), "airway wall")
@@ -73,7 +73,7 @@ def tunnel_node(scene, tunnel, name: str = "Tunnel"):
 
 
 def metrics_table(scene, plan, name: str = "Bronchoscopy metrics"):
-    import vtk
+    from ..vtklib import vtk
 
     r = plan.route.to_dict()
     rows = [("scope", f"{r['scope']} ({r['scope_diameter_mm']:g} mm)"), ("reached", r["reach"]),

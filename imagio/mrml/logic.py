@@ -170,7 +170,7 @@ def structure_table(scene, segmentation_node, table_node=None, volume_node=None)
 
 
 def _fill_table(table_node, columns, rows):
-    import vtk
+    from ..vtklib import vtk
 
     table = table_node.GetTable()
     table.Initialize()

@@ -22,7 +22,7 @@ TABLE_ROWS = ("feasible", "score", "length_mm", "closest_structure", "closest_cl
 
 
 def _line(scene, name, entry, target, color=None):
-    import vtk
+    from ..vtklib import vtk
 
     node = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", name)
     node.AddControlPoint(vtk.vtkVector3d(*map(float, entry)), "entry")
@@ -114,7 +114,7 @@ def metrics_table_node(scene, metrics: list, names: list[str] | None = None,
 def string_table_node(scene, name: str, first: str, rows, columns, node=None):
     """Table node of strings: the first column ``first`` lists ``rows``; then one column per
     (title, [value per row]) of ``columns``. ``node``: an existing table node to fill."""
-    import vtk
+    from ..vtklib import vtk
 
     node = node or scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     table = vtk.vtkTable()

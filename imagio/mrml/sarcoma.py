@@ -60,7 +60,7 @@ def sarcoma_table_node(scene, sp, name: str = "Sarcoma biopsy cores", node=None)
 
 def sarcoma_to_scene(scene, sp, segmentation_node=None) -> dict:
     """Add the plan ``sp`` (`SarcomaPlan`) to ``scene``; returns {role: node id or [ids]}."""
-    import vtk
+    from ..vtklib import vtk
 
     from .planning import _line
     from .segmentations import labels_to_segmentation

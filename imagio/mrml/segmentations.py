@@ -18,11 +18,11 @@ from .volumes import _np_matrix, _vtk_matrix, array_to_image_data, image_data_to
 BINARY_LABELMAP = "Binary labelmap"
 
 
-def _oriented_image(vol: Volume):
+def _oriented_image(vol: Volume, share: bool = False):
     import slicer
 
     oi = slicer.vtkOrientedImageData()
-    img = array_to_image_data(vol.array)
+    img = array_to_image_data(vol.array, share=share)
     oi.ShallowCopy(img)
     oi.SetImageToWorldMatrix(_vtk_matrix(vol.ijk_to_ras))
     return oi
@@ -39,11 +39,13 @@ def _unique_name(segmentation, name: str) -> str:
 
 
 def labels_to_segmentation(labels: Volume, scene, node=None, name: str = "Segmentation",
-                           reference_node=None) -> tuple:
+                           reference_node=None, share: bool = False) -> tuple:
     """Add one segment per label of ``labels`` to ``node`` (a new node when None).
 
     Returns (node, {label value: segment id}). ``reference_node`` (a volume node) is set as the
-    segmentation's reference geometry source for Slicer's editor.
+    segmentation's reference geometry source for Slicer's editor. ``share``: the segments' layer
+    reads the label array itself, not a copy, when it is of the layer's type (`array_to_image_data`;
+    for a label map that neither the caller nor the scene's users edit: the demo's).
     """
     import slicer
 
@@ -61,7 +63,7 @@ def labels_to_segmentation(labels: Volume, scene, node=None, name: str = "Segmen
         seg.SetSourceRepresentationName(BINARY_LABELMAP)
     arr = labels.array
     dtype = np.uint8 if max(present) < 256 else np.uint16
-    layer = _oriented_image(labels.with_array(arr.astype(dtype, copy=False)))
+    layer = _oriented_image(labels.with_array(arr.astype(dtype, copy=False)), share=share)
     if reference_node is not None and reference_node.GetImageData() is not None:
         node.SetReferenceImageGeometryParameterFromVolumeNode(reference_node)
     elif fresh:   # the label map's own grid (without one, writing the node logs "Reference image
@@ -123,7 +125,7 @@ def segmentation_to_labels(node, reference: Volume | None = None, segment_ids=No
 
 
 def _oriented_to_volume(oi) -> Volume:
-    import vtk
+    from ..vtklib import vtk
 
     m = vtk.vtkMatrix4x4()
     oi.GetImageToWorldMatrix(m)

@@ -32,7 +32,7 @@ def _surface_in_box(lab: np.ndarray, value: int, box, ijk_to_ras: np.ndarray):
 
 def solid_actor(poly, rgb, opacity: float = 1.0):
     """A uniformly coloured actor of a vtkPolyData (no scalar colouring)."""
-    import vtk
+    from ..vtklib import vtk
 
     m = vtk.vtkPolyDataMapper()
     m.SetInputData(poly)
@@ -51,7 +51,7 @@ def offscreen_window(ren, width: int, height: int):
     in Mesa's software renderer (llvmpipe, where no GPU is at hand) 8x multisampling took 3.5x
     the CPU time of one sample with FXAA on the same 900 x 700 scene (8.7 against 2.5 CPU-s,
     measured 2026-12-01)."""
-    import vtk
+    from ..vtklib import vtk
 
     ren.UseFXAAOn()
     rw = vtk.vtkRenderWindow()
@@ -65,7 +65,7 @@ def offscreen_window(ren, width: int, height: int):
 def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
     """Write a PNG of the 3D view (anterior-right oblique) of ``plan``; returns the path.
     ``extra``: (vtkPolyData, rgb, opacity) to add, e.g. ablation zones."""
-    import vtk
+    from ..vtklib import vtk
 
     from .. import anatomy
     from .risk_map import risk_polydata

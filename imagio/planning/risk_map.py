@@ -15,8 +15,8 @@ INFEASIBLE, UNREACHABLE = 1.5, 2.0
 
 def skin_mesh(maps: PlanningMaps):
     """vtkPolyData of the body surface in the crop (RAS mm), from flying edges on the body mask."""
-    import vtk
-    from vtk.util import numpy_support as ns
+    from ..vtklib import vtk
+    from ..vtklib import numpy_support as ns
 
     body = ((maps.flags & BODY) > 0).astype(np.uint8)
     img = vtk.vtkImageData()
@@ -51,7 +51,7 @@ def vertex_risk(vertices_ras: np.ndarray, table: ScoreTable, max_gap_mm: float =
 
 def risk_polydata(maps: PlanningMaps, table: ScoreTable, array_name: str = "PathRisk"):
     """The skin mesh with a point scalar array ``array_name`` (active scalars)."""
-    from vtk.util import numpy_support as ns
+    from ..vtklib import numpy_support as ns
 
     poly = skin_mesh(maps)
     pts = ns.vtk_to_numpy(poly.GetPoints().GetData()) if poly.GetNumberOfPoints() else np.zeros((0, 3))

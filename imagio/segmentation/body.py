@@ -348,8 +348,8 @@ def skin_surface(body: Volume, smooth_iterations: int = 20, passband: float = 0.
     filter, mapped to RAS with the full IJK->RAS matrix (oblique grids work) and given
     consistent outward normals. Any label volume works: non-zero voxels are "inside".
     """
-    import vtk
-    from vtk.util import numpy_support as ns
+    from ..vtklib import vtk
+    from ..vtklib import numpy_support as ns
 
     m = np.asarray(body.array) != 0
     if not m.any():
@@ -409,7 +409,7 @@ def skin_surface(body: Volume, smooth_iterations: int = 20, passband: float = 0.
 
 def mesh_boundary_edges(poly) -> int:
     """Number of boundary (open) edges of a mesh; 0 for a closed surface."""
-    import vtk
+    from ..vtklib import vtk
 
     fe = vtk.vtkFeatureEdges()
     fe.SetInputData(poly)
@@ -423,8 +423,8 @@ def mesh_boundary_edges(poly) -> int:
 
 def mesh_signed_volume(poly) -> float:
     """Signed volume (mm^3) enclosed by a triangle mesh: positive when normals point outward."""
-    import vtk
-    from vtk.util import numpy_support as ns
+    from ..vtklib import vtk
+    from ..vtklib import numpy_support as ns
 
     tri = vtk.vtkTriangleFilter()
     tri.SetInputData(poly)

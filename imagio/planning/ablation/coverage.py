@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...volume import Volume
+from ..skin import PackedMask
 from . import heatsink
 from .criteria import value
 from .grid import FineGrid
@@ -122,6 +123,9 @@ class AblationContext:
         self._t_lo, self._t_hi = kji.min(0), kji.max(0) + 1
         pad = self.cap_mm + CONTEXT_EXTRA_MM if pad_mm is None else float(pad_mm)
         self._build(pad)
+        # kept for a grid that grows (`_fit`) and the outline margin, which slice it: one bit per
+        # voxel (a label-grid bool mask is 21 MiB at 1.5 mm, held through a multi-probe plan)
+        self.tumour_mask = PackedMask(mask)
 
     @property
     def tumour_bounds_kji(self) -> tuple[np.ndarray, np.ndarray]:
@@ -182,8 +186,8 @@ class AblationContext:
         """Tumour surface (vtkFlyingEdges3D at 0.5 of the fine float mask ``lin``, the tumour
         mask interpolated linearly onto the fine grid): vertices in fine kji and the vtkPolyData
         in RAS."""
-        import vtk
-        from vtk.util import numpy_support as ns
+        from ...vtklib import vtk
+        from ...vtklib import numpy_support as ns
 
         from ...surfaces import contour_filter
 
@@ -304,8 +308,8 @@ class AblationContext:
 
     def surface_with_margins(self, cov: Coverage, name: str = "AblativeMarginMm"):
         """A copy of the tumour surface mesh (RAS) with per-vertex margins (mm) as point scalars."""
-        import vtk
-        from vtk.util import numpy_support as ns
+        from ...vtklib import vtk
+        from ...vtklib import numpy_support as ns
 
         out = vtk.vtkPolyData()
         out.DeepCopy(self.surface)

@@ -66,8 +66,15 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     ball = lab2.array != labels.array
     keeps = paint_keeps_skin(skin, ball, ct2.array[ball])
     del ball   # (a full-volume mask: not held through the plan)
+    # the free heap pages (the centre search's and the ball's masks, then the problem's and the
+    # plan's temporaries) back to the system before the plan and before the multi-probe plan
+    # (`imagio.demo.release_free_memory`; no result changes)
+    from ...demo import release_free_memory
+
+    release_free_memory()
     p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, skin=skin if keeps else None),
              progress=prog.sub(0.2, 0.5))
+    release_free_memory()
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
         mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0), free_maps=True)

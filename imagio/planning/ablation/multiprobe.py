@@ -711,7 +711,8 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     ``free_maps``: for a caller done with ``plan``: its distance maps (``plan.maps``, its
     evaluator's, and `distance_maps`' cache of them) are dropped once the candidate paths are
     scored, the only step that reads them, so that they are not held through the set cover
-    and the coverage evaluation (the demo's peak memory); ``plan`` can then not score again."""
+    and the coverage evaluation (the demo's peak memory), and the heap's free pages are handed
+    back (`imagio.demo.release_free_memory`); ``plan`` can then not score again."""
     from ...progress import Progress
 
     prog = Progress(progress)
@@ -755,6 +756,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
             maps._bnd = None
         del maps
         forget_cached_maps()
+        from ...demo import release_free_memory
+
+        release_free_memory()   # their pages back to the system before the set cover (no result changes)
     E, C, U, T = E[ok], C[ok], U[ok], T[ok]
     t1 = time.perf_counter()
     verified: dict = {}

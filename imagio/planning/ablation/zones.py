@@ -140,7 +140,7 @@ def rasterize(ells, ijk_to_ras: np.ndarray, shape, out: np.ndarray | None = None
 
 def ellipsoid_polydata(e: Ellipsoid, resolution: int = 32):
     """Surface mesh (vtkPolyData, RAS mm) of one ellipsoid: a unit sphere scaled and rotated."""
-    import vtk
+    from ...vtklib import vtk
 
     s = vtk.vtkSphereSource()
     s.SetRadius(1.0)
@@ -172,7 +172,7 @@ def ellipsoid_polydata(e: Ellipsoid, resolution: int = 32):
 
 def zones_polydata(ells, resolution: int = 32):
     """One vtkPolyData holding every zone's ellipsoid surface (RAS mm)."""
-    import vtk
+    from ...vtklib import vtk
 
     app = vtk.vtkAppendPolyData()
     for e in ells:

@@ -71,8 +71,8 @@ def render_strip(airway_mask: np.ndarray, ijk_to_ras: np.ndarray, positions, dir
                  size: int = 256, target_surface=None) -> Path:
     """Endoluminal views (inside the airway surface) at ``positions[indices]``, side by side in one
     PNG; the lesion (if given as vtkPolyData) shows through the wall in orange."""
-    import vtk
-    from vtk.util import numpy_support as ns
+    from ...vtklib import vtk
+    from ...vtklib import numpy_support as ns
 
     from ...surfaces import mask_surface
     from ..render import offscreen_window, solid_actor

@@ -124,7 +124,7 @@ def picture_3d(sp, path) -> Path:
     (translucent green), the viable tumour (cyan) and every core (tubes)."""
     from dataclasses import replace
 
-    import vtk
+    from ...vtklib import vtk
 
     from ...surfaces import mask_surface
     from ..render import render_plan_png

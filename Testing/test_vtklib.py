@@ -1,0 +1,55 @@
+"""imagio.vtklib: the VTK classes IMAGIO uses, without loading all of VTK (``import vtk``)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("vtkmodules")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_vtk_class_the_package_names_is_there():
+    from imagio.vtklib import vtk
+
+    used = set()
+    for p in (ROOT / "imagio").rglob("*.py"):
+        used |= set(re.findall(r"\bvtk\.(vtk\w+)", p.read_text()))
+    assert used, "no vtk.<class> found in the package"
+    assert sorted(n for n in used if not hasattr(vtk, n)) == []
+
+
+def test_scene_and_offscreen_picture_without_all_of_vtk(tmp_path):
+    """An MRML scene, VTK's messages to a file and an offscreen picture (the demo's VTK work)
+    load neither ``vtk`` nor ``vtkmodules.all`` (every VTK module, ~48 MiB of libraries), and
+    the picture is drawn (the OpenGL2 factory is loaded)."""
+    code = f"""
+import sys
+import numpy as np
+from imagio import mrml
+from imagio.demo import route_vtk_output
+from imagio.planning.render import offscreen_window, solid_actor
+from imagio.vtklib import vtk, numpy_support as ns
+route_vtk_output({str(tmp_path / 'vtk.log')!r})
+scene = mrml.new_scene()
+s = vtk.vtkSphereSource()
+s.Update()
+ren = vtk.vtkRenderer()
+ren.AddActor(solid_actor(s.GetOutput(), (1.0, 0.5, 0.0)))
+rw = offscreen_window(ren, 64, 48)
+rw.Render()
+w2i = vtk.vtkWindowToImageFilter()
+w2i.SetInput(rw)
+w2i.Update()
+img = ns.vtk_to_numpy(w2i.GetOutput().GetPointData().GetScalars())
+rw.Finalize()
+print(int((img > 0).sum()), "vtk" in sys.modules, "vtkmodules.all" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lit, vtk_loaded, all_loaded = out.stdout.split()[-3:]
+    assert int(lit) > 0
+    assert (vtk_loaded, all_loaded) == ("False", "False")
