@@ -27,6 +27,7 @@ import numpy as np
 
 from . import io
 from .jsonable import to_jsonable
+from .memory import release_free_memory, stage_peak_mib
 from .progress import Progress
 from .volume import Volume
 
@@ -74,43 +75,6 @@ def route_vtk_output(path) -> None:
     w.AppendOn()
     w.FlushOn()
     vtk.vtkOutputWindow.SetInstance(w)
-
-
-def release_free_memory() -> bool:
-    """Hand the heap's free pages back to the system (glibc ``malloc_trim(0)``); True when done.
-
-    Arrays below glibc's mmap threshold (which rises to 32 MiB once large blocks have been
-    freed: mallopt(3), M_MMAP_THRESHOLD) are freed into the heap, and the process keeps those
-    pages resident: a stage then starts from the previous stage's peak, not from what it still
-    holds. Called between the demo's stages; it changes no result. False where the C library
-    is not glibc (musl, macOS, Windows): nothing is done there."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-        return True
-    except (OSError, AttributeError):
-        return False
-
-
-def stage_peak_mib(reset: bool = True) -> float | None:
-    """This process's peak resident memory (MiB) since the last reset (Linux: VmHWM of
-    /proc/self/status, reset by writing 5 to /proc/self/clear_refs), so that each demo stage
-    reports its own peak; None where the kernel does not offer it. With ``reset``, the free
-    heap pages are first handed back (`release_free_memory`), so the next stage's peak counts
-    what is still held, not what the last stage left free."""
-    try:
-        with open("/proc/self/status") as f:
-            hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-        if reset:
-            release_free_memory()
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-        return round(hwm / 1024.0, 1)
-    except (OSError, StopIteration, ValueError):
-        return None
 
 
 def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) -> dict:

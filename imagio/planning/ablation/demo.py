@@ -68,8 +68,8 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     del ball   # (a full-volume mask: not held through the plan)
     # the free heap pages (the centre search's and the ball's masks, then the problem's and the
     # plan's temporaries) back to the system before the plan and before the multi-probe plan
-    # (`imagio.demo.release_free_memory`; no result changes)
-    from ...demo import release_free_memory
+    # (`imagio.memory.release_free_memory`; no result changes)
+    from ...memory import release_free_memory
 
     release_free_memory()
     p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, skin=skin if keeps else None),

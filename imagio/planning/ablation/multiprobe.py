@@ -712,7 +712,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     evaluator's, and `distance_maps`' cache of them) are dropped once the candidate paths are
     scored, the only step that reads them, so that they are not held through the set cover
     and the coverage evaluation (the demo's peak memory), and the heap's free pages are handed
-    back (`imagio.demo.release_free_memory`); ``plan`` can then not score again."""
+    back (`imagio.memory.release_free_memory`); ``plan`` can then not score again."""
     from ...progress import Progress
 
     prog = Progress(progress)
@@ -756,7 +756,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
             maps._bnd = None
         del maps
         forget_cached_maps()
-        from ...demo import release_free_memory
+        from ...memory import release_free_memory
 
         release_free_memory()   # their pages back to the system before the set cover (no result changes)
     E, C, U, T = E[ok], C[ok], U[ok], T[ok]
