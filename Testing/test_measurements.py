@@ -73,3 +73,39 @@ def test_axial_axes_are_measured_in_the_slice_plane_not_projected():
     r = measure(m, vol)
     assert r.axial_long_axis_mm == pytest.approx(30.0, abs=0.5 * 0.5)
     assert r.axial_short_axis_mm == pytest.approx(12.0, abs=0.5 * 0.5)
+
+
+@pytest.mark.parametrize("grid", ["isotropic", "oblique-flipped-anisotropic"])
+def test_short_axis_is_one_line_across_an_irregular_outline_not_its_caliper_width(grid):
+    """A curved band (an annulus sector, radii 17-23 mm over +-60 deg: an irregular, non-convex
+    outline). RECIST 1.1's short axis is the longest line across the lesion perpendicular to the
+    long axis; the lesion's width across the long axis (14.5 mm here) spans points at different
+    positions along it and no line has that length (trial 33 M2: a sarcoma's 37.6 mm short axis
+    read 42.4). The expected value is computed from the analytic shape, sampled 0.02 mm apart
+    along lines perpendicular to the long axis."""
+    spacing, direction = GRIDS[grid]
+    spacing = (0.5, 0.5, spacing[2])
+    r_in, r_out, half_angle = 17.0, 23.0, np.deg2rad(60)
+    n = np.array([int(60 / 0.5), int(60 / 0.5), 5])
+    vol = Volume(np.zeros(n[::-1], np.int16), make_ijk_to_ras(spacing, (0.0, 0.0, 0.0), direction))
+    ei, ej, ek = (vol.ijk_to_ras[:3, i] / np.linalg.norm(vol.ijk_to_ras[:3, i]) for i in range(3))
+    centre = vol.ijk_to_world(((n - 1) / 2.0 - np.r_[0.0, 10.0 / 0.5, 0.0])[None])[0]
+    ras = vol.kji_to_world(np.argwhere(np.ones(vol.shape, bool))) - centre
+    x, y = ras @ ei, ras @ ej
+    rad, ang = np.hypot(x, y), np.arctan2(x, y)
+    m = ((rad >= r_in) & (rad <= r_out) & (np.abs(ang) <= half_angle)).reshape(vol.shape)
+
+    t = np.arange(-r_out, r_out, 0.02)[:, None]   # lines x = t (perpendicular to the long axis along x)
+    s = np.arange(0.0, r_out, 0.02)[None, :]
+    inside = (np.hypot(t, s) >= r_in) & (np.hypot(t, s) <= r_out) & (np.abs(np.arctan2(t, s)) <= half_angle)
+    ys = np.where(inside, s, np.nan)
+    chord = np.nanmax(np.nanmax(ys, 1) - np.nanmin(ys, 1))
+    caliper = r_out - r_in * np.cos(half_angle)
+    assert chord < caliper - 4.0   # the shape makes the two differ
+
+    r = measure(m, vol)
+    assert r.axial_long_axis_mm == pytest.approx(2 * r_out * np.sin(half_angle), abs=0.5)
+    # the longest line meets the band's inner corner: a digital corner is known to a voxel at
+    # each end (2 x 0.5 mm), as every diameter of a binary mask
+    assert abs(r.axial_short_axis_mm - chord) <= 1.0, (r.axial_short_axis_mm, chord, caliper)
+    assert r.mean_diameter_mm == round(0.5 * (r.axial_long_axis_mm + r.axial_short_axis_mm), 1)

@@ -4,7 +4,9 @@
 - RECIST 1.1 (Eisenhauer EA et al., New response evaluation criteria in solid tumours: revised
   RECIST guideline (version 1.1), Eur J Cancer 2009;45:228-247): the longest diameter in the
   axial plane (``axial_long_axis_mm``) and, in the same slice, the longest diameter
-  perpendicular to it (``axial_short_axis_mm``, the short axis as RECIST measures lymph nodes).
+  perpendicular to it (``axial_short_axis_mm``, the short axis as RECIST measures lymph nodes:
+  one line across the lesion, the longest extent within a strip one voxel wide, not the
+  lesion's caliper width across the long axis).
   "Axial plane" is the image's own slice plane: the array axis closest to S is the slice axis
   and distances are taken in that plane's own coordinates (on an oblique or tilted grid the
   slices are what the reader measures on; nothing is projected onto R-A).
@@ -48,7 +50,7 @@ class LesionMeasurements:
     long_axis_mm: float  # 3-D maximum diameter
     short_axis_mm: float  # 3-D largest diameter perpendicular to the long axis
     axial_long_axis_mm: float  # largest diameter in an axial slice (RECIST 1.1)
-    axial_short_axis_mm: float  # largest width perpendicular to it, same slice (RECIST 1.1)
+    axial_short_axis_mm: float  # longest diameter perpendicular to it, same slice (RECIST 1.1)
     mean_hu: float
     centroid_ras: list = field(default_factory=list)
     threshold_hu: list = field(default_factory=list)  # [lower, upper] used
@@ -111,9 +113,21 @@ def feret(points: np.ndarray) -> tuple[float, np.ndarray]:
     return n, (v / n if n > 0 else np.eye(points.shape[1])[0])
 
 
-def _width(points: np.ndarray, u: np.ndarray) -> float:
-    proj = points @ u
-    return float(proj.max() - proj.min()) if len(proj) else 0.0
+def longest_perpendicular_chord(points: np.ndarray, u: np.ndarray, step: float) -> float:
+    """Longest diameter perpendicular to the unit in-plane direction ``u`` (2,) of boundary points
+    (N, 2) in mm: the points are cut into strips ``step`` mm wide across ``u`` (one line
+    perpendicular to ``u`` each) and the longest extent within one strip is returned. Not the
+    caliper width over the whole lesion (which spans notches at different positions along the
+    long axis and exceeds every line across an irregular outline): RECIST 1.1's short axis is
+    one line, perpendicular to the long axis (Eisenhauer 2009)."""
+    if len(points) == 0:
+        return 0.0
+    perp = np.array([-u[1], u[0]])
+    strip = np.floor((points @ u) / step).astype(np.int64)
+    order = np.argsort(strip, kind="stable")
+    b = (points @ perp)[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(strip[order]) != 0])
+    return float((np.maximum.reduceat(b, starts) - np.minimum.reduceat(b, starts)).max())
 
 
 def slice_plane_basis(vol: Volume) -> tuple[int, np.ndarray]:
@@ -166,7 +180,7 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         e = voxel_extent(np.stack([plane @ ua, plane @ perp]), vol)
         la += HALF * float(e[0])
         if la > best[0]:
-            best = (la, _width(pts, perp) + HALF * float(e[1]))
+            best = (la, longest_perpendicular_chord(pts, ua, float(e[0])) + HALF * float(e[1]))
     vals = np.asarray(ct)[box][mask] if ct is not None else np.zeros(1)
     return LesionMeasurements(
         kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
