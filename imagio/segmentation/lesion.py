@@ -304,7 +304,6 @@ class _Measured:
 
     def __init__(self, a: np.ndarray, data: np.ndarray, s_axis: int):
         self.a, self.data, self.s_axis = a, data, s_axis
-        self.carried = False  # True: carried from an oblique grid onto its axial reformat
         self._tissue = self._done = None
 
     def tissue(self, zs: slice) -> np.ndarray:
@@ -863,14 +862,6 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         # intensity edge all round) and not bordered by aerated lung (the typing rule above) lies
         # outside the lung: it is taken instead
         r_s, thr_s, sub_s = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, ())
-        if not r_s.any() or _touched_faces(r_s):
-            # the edge rule's tissue around is the median of a shell round its first estimate,
-            # which can run out of the box through tissue of the click's density: a mixture
-            # whose median decided the type (Lung_Dx-A0001's perihilar mass: 58 HU on its CT,
-            # 85 HU on the same CT resampled, 10 mL closed vs 26 mL open; new-user trial 29
-            # M3). The homogeneous region at the click (`_soft_statistical`, the model the
-            # soft-tissue outline falls back to) is the other reading of a closed lesion there
-            r_s = _soft_statistical(roi, seed, org, sk, open_min, s_axis)[0]
         if r_s.any() and not _touched_faces(r_s):
             sh = _shell(r_s, sk, *LUNG_SHELL_MM)
             if (float(lung[sh].mean()) if sh.any() else 0.0) < LUNG_CONTEXT_FRACTION:
@@ -981,7 +972,7 @@ def organ_envelope(organ: np.ndarray) -> np.ndarray:
 
 def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
                    max_radius_mm: float = MAX_RADIUS_MM, open_mm: float = 1.0, include=(), exclude=(),
-                   progress=None, _from_core=None, _data=_UNSET, _judge=True, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
+                   progress=None, _from_core=None, _data=_UNSET, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
     """(mask [k, j, i] on the CT grid, measurements) of the lesion under ``point_ras`` (RAS mm).
 
     organ: optional bounding mask [k, j, i] (e.g. the liver); kind: force "lung_nodule" or
@@ -993,13 +984,9 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     does not reach back to the click when grown from its own core (``_check_from_core``).
     ``_from_core``: internal (a regrowth from the core of an earlier outline: no further check).
     ``_data``: internal (the measured voxels of ``ct`` and their tissue, `_Measured`, from the outer call).
-    ``_judge``: internal (False: the checks of a plausible result are left to the caller, which
-    judges them on the oblique grid the image came on: `_segment_on_reformat`).
-    An oblique grid is segmented on its axial reformat (`_axial_reformat`).
     """
     p = as_progress(progress)
-    # an axial reformat (`_segment_on_reformat`) is cut inside the checked image: not checked again
-    a = ct.array if getattr(_data, "carried", False) else check_ct(ct)
+    a = check_ct(ct)
     point = np.asarray(point_ras, float).reshape(3)
     if kind not in (None, "lung_nodule", "soft_tissue"):
         raise InputError(f"kind must be 'lung_nodule' or 'soft_tissue', got {kind!r}")
@@ -1010,12 +997,6 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
             raise InputError(f"the point {np.round(point, 1).tolist()} (RAS mm) lies outside the organ mask: "
                              "click inside the organ, add the lesion's label to --organ-labels, or leave "
                              "out --organ")
-    if _data is _UNSET and _from_core is None:
-        axial = _axial_reformat(ct, point, max_radius_mm)
-        if axial is not None:   # an oblique grid: segmented on the patient's axial planes
-            return _segment_on_reformat(ct, axial, point, organ, dict(
-                kind=kind, max_radius_mm=max_radius_mm, open_mm=open_mm, include=include, exclude=exclude,
-                progress=progress))
     sk = ct.spacing_kji
     radius = min(START_RADIUS_MM, max_radius_mm)
     if isinstance(_from_core, dict) and "radius" in _from_core:  # the box the region needed before
@@ -1048,8 +1029,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                           "distinct lesion; click nearer its centre")
     mask = np.zeros(ct.shape, bool)
     mask[sl] = region
-    gas = kind is None and k == "lung_nodule" and _bordered_by_gas(
-        a, mask, ct, data.data if getattr(data, "carried", False) else None)
+    gas = kind is None and k == "lung_nodule" and _bordered_by_gas(a, mask, ct)
     if kind is None and k == "lung_nodule" and (gas or _solid_click_grew_into_fat(a, mask, seed_g, sk)):
         # a lung lesion is bordered by lung, and the chest wall lies between the lung and
         # outside air: a "lung" region bordered more by gas (outside air) than by lung-like air
@@ -1057,8 +1037,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # a "lung" region of fat grown from a click in solid tissue (the table's pads on a crop)
         lung_ml = float(mask.sum()) * ct.voxel_volume_ml
         m2, meas2 = segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
-                                   open_mm=open_mm, include=include, exclude=exclude, progress=progress, _data=data,
-                                   _judge=_judge)
+                                   open_mm=open_mm, include=include, exclude=exclude, progress=progress, _data=data)
         why = ("it is bordered more by gas (outside air, bowel gas) than by lung" if gas else
                "its core has fat's HU (a region grown through body fat, or partial volume of a nodule on "
                "thick slices or a reformat of them)")
@@ -1131,140 +1110,9 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                 f"{ISO_MARGIN_HU:g} HU of the lesion, so the border there is not seen on this CT and was "
                 "placed by the model; its volume and Dice against an expert outline may be far off: check "
                 "it, give the organ mask, or outline it on MR / by hand")
-    meas.warnings = warnings + notes + (_plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
-                                        if _judge else [])
+    meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     p(1.0, "lesion: done")
     return mask, meas
-
-
-def _axial_reformat(ct: Volume, point: np.ndarray, max_radius_mm: float) -> tuple | None:
-    """(an empty grid (uint8 zeros) on the patient's axes around ``point``, its measured voxels
-    carried from ``ct``'s grid) when ``ct``'s grid is oblique, else None.
-
-    Why: the lesion rules work on axial planes and along S, as anatomy defines them: the lung
-    envelope is the convex hull of each lung's cross-section (the costal surface follows the
-    convex rib cage in the body's transverse plane), holes are filled per axial slice, the
-    "roofed" columns run along S (``_roofed_columns``). On an oblique grid (a reformat, a tilted
-    acquisition) the array's slices are tilted planes, so those rules see other cross-sections
-    and the outline followed the storage grid (new-user trial 29 M4: lung2 on a grid tilted 20
-    degrees about R, 35.4 mL and 29.7 mL by click against 40.0 mL on its own grid; the same
-    tilted CT resampled back onto axial planes gives 41.2 mL). The grid is oblique when an
-    array axis deviates from its nearest patient axis by more than the angle whose offset over
-    the lung envelope's reach (``ENVELOPE_RADIUS_MM``) is half the finest voxel spacing.
-
-    The grid: axes R, A, S (``ras_canonical_plan``: the nearest storage axis of each gives its
-    spacing), its voxel centres on multiples of the spacing from the patient coordinates' origin
-    (the same grid for every click and every storage of the image), covering the measured data (`_measured_data`, not a reformat's padding) within
-    ``max(max_radius_mm, ENVELOPE_RADIUS_MM)`` of the click, the farthest any rule looks, cut to
-    a box inside the measured data (`_inscribed_box`); None (the storage grid) when that box
-    holds less than half of the measured data there (real oblique chest CTs keep 85-95 %)."""
-    from ..volume import make_ijk_to_ras, ras_canonical_plan
-
-    d = ct.direction
-    tilt = float(np.arccos(np.clip(np.abs(d).max(axis=0).min(), -1.0, 1.0)))
-    if tilt <= np.arctan(0.5 * float(np.min(ct.spacing)) / ENVELOPE_RADIUS_MM):
-        return None
-    perm, _ = ras_canonical_plan(ct.ijk_to_ras)
-    sp_ras = np.array([ct.spacing_kji[perm[2 - w]] for w in range(3)])  # along R, A, S
-    data = _measured_data(ct)
-    kji = np.argwhere(data) if data is not None and data.any() else None
-    lo_k = kji.min(0) if kji is not None else np.zeros(3)
-    hi_k = kji.max(0) if kji is not None else np.array(ct.shape) - 1.0
-    # the 8 outer corners of the measured box (half a voxel beyond the outer centres)
-    corners = np.array([[a_, b_, c_] for a_ in (lo_k[0] - 0.5, hi_k[0] + 0.5)
-                        for b_ in (lo_k[1] - 0.5, hi_k[1] + 0.5) for c_ in (lo_k[2] - 0.5, hi_k[2] + 0.5)])
-    w = ct.kji_to_world(corners)
-    reach = max(max_radius_mm, ENVELOPE_RADIUS_MM)
-    lo = np.floor(np.maximum(w.min(0), point - reach) / sp_ras)
-    hi = np.ceil(np.minimum(w.max(0), point + reach) / sp_ras)
-    n = (hi - lo + 1).astype(int)
-    grid = Volume(np.zeros(tuple(n[::-1]), np.uint8), make_ijk_to_ras(sp_ras, lo * sp_ras, np.eye(3)),
-                  scanner_coordinates=ct.scanner_coordinates)
-    src = np.ones(ct.shape, np.uint8) if data is None else data.astype(np.uint8)
-    measured = Volume(src, ct.ijk_to_ras).resample_like(grid, order=0).array > 0
-    box = _inscribed_box(measured, _seed_voxel(grid, point))
-    if 2 * int(measured[box].sum()) < int(measured.sum()):
-        # an axial box inside the data holds less than half of it (a thin or small oblique
-        # volume, e.g. a tilted slab of a few slices): the reformat would cut away most of what
-        # the rules see, so the storage grid is used (its per-slice rules as before)
-        return None
-    lo_b = np.array([b.start for b in box])
-    return grid.crop(lo_b, [b.stop for b in box]), measured[box]
-
-
-def _inscribed_box(measured: np.ndarray, seed: tuple) -> tuple:
-    """Slices of a box of ``measured`` (bool) holding ``seed`` whose faces lie in the measured
-    data where they can: the face with the largest share of unmeasured voxels moves inward a
-    voxel at a time (never past the seed). Why: the lesion rules read a region that reaches the
-    array's face as one the image cuts (a leak out of the field of view, a box to grow); on an
-    axial reformat of an oblique grid the image's edge is the measured data's tilted boundary
-    inside the array, so the reformat is cut to a box inside it and its faces are the image's
-    edge again. The loop runs over face moves, not voxels."""
-    lo, hi = [0, 0, 0], list(measured.shape)
-    while True:
-        worst, move = 0.0, None
-        for ax in range(3):
-            for side in (0, 1):
-                idx = lo[ax] if side == 0 else hi[ax] - 1
-                if (seed[ax] == idx) or hi[ax] - lo[ax] <= 1:
-                    continue
-                face = measured[tuple(slice(lo[a], hi[a]) if a != ax else idx for a in range(3))]
-                bad = 1.0 - float(face.mean())
-                if bad > worst:
-                    worst, move = bad, (ax, side)
-        if move is None:
-            return tuple(slice(a, b) for a, b in zip(lo, hi))
-        ax, side = move
-        if side == 0:
-            lo[ax] += 1
-        else:
-            hi[ax] -= 1
-
-
-def _segment_on_reformat(ct: Volume, axial: tuple, point, organ, kw) -> tuple:
-    """``segment_lesion`` of the oblique ``ct`` run on its axial reformat ``grid``
-    (`_axial_reformat`; trilinear, the organ mask nearest), the outline brought back to ``ct``'s
-    grid (trilinear of the mask, >= 0.5: the partial-volume boundary) and measured there; the
-    type, subtype, thresholds and warnings are the reformat's, the checks of a plausible result
-    (`_plausibility`: size, shape, the image's edge) are judged on ``ct``'s grid."""
-    from .common import bbox_slices
-
-    grid, measured = axial
-    ax = ct.resample_like(grid, order=1)
-    org = None
-    if organ is not None:
-        org = Volume(organ.astype(np.uint8), ct.ijk_to_ras).resample_like(grid, order=0).array > 0
-    # the measured voxels are judged on the image's own grid and carried over (nearest; the
-    # reformat's fill and the padding it interpolated are not measured): judged on the
-    # reformat, clipped air at the fill value joined the padding to the lungs (LIDC-0001 tilted
-    # 10 degrees, the trial 17 failure: no lung, a "soft tissue" nodule)
-    carried = _Measured(ax.array, measured, anatomical_axes(ax)["S"][0])
-    carried.carried = True
-    m_ax, meas_ax = segment_lesion(ax, point, organ=org, _judge=False, _data=carried, **kw)
-    # beyond the measured data the outline holds as at its nearest measured voxel (no evidence
-    # there), so the image's edge voxels are not lost to the interpolation back
-    sl = bbox_slices(m_ax, 2.0 * float(max(ax.spacing)), ax.spacing_kji)
-    ext = m_ax.copy()
-    if sl is not None and not measured[sl].all():
-        near = ndimage.distance_transform_edt(~measured[sl], return_indices=True)[1]
-        ext[sl] = np.where(measured[sl], m_ax[sl], m_ax[sl][tuple(near)])
-    back = Volume(ext.astype(np.float32), ax.ijk_to_ras).resample_like(ct, order=1, fill=0.0).array >= 0.5
-    if not back.any():   # thinner than the oblique grid's voxels: the nearest voxels
-        back = Volume(m_ax.astype(np.uint8), ax.ijk_to_ras).resample_like(ct, order=0).array > 0
-    if not back.any():
-        raise ImagioError("the lesion segmentation came out empty on the image's grid: the lesion is "
-                          "smaller than its voxels; click nearer its centre")
-    a = check_ct(ct)
-    meas = measure(back, ct, a, kind=meas_ax.kind)
-    for f in ("threshold_hu", "subtype", "host_hu", "edge_support", "no_intensity_edge", "hit_size_limit"):
-        setattr(meas, f, getattr(meas_ax, f))
-    meas.warnings = list(meas_ax.warnings) + _plausibility(back, ct, meas, hit_limit=meas.hit_size_limit,
-                                                           no_edge=meas.no_intensity_edge)
-    if _touches_border(m_ax) and not meas.touches_image_edge:
-        # the reformat's faces are the image's edge (`_inscribed_box`): the outline reached it
-        meas.touches_image_edge = True
-        meas.warnings.append(_edge_warning(meas.volume_ml, meas.hit_size_limit or meas.no_intensity_edge))
-    return back, meas
 
 
 def forced_kind_note(ct: Volume, point_ras, kind: str | None, mask: np.ndarray, organ=None,
@@ -1702,7 +1550,7 @@ def _solid_click_grew_into_fat(a, mask, seed, sk) -> bool:
     return bool(FAT_MIN_HU <= med < FAT_MAX_HU)
 
 
-def _bordered_by_gas(a, mask, ct, measured=None) -> bool:
+def _bordered_by_gas(a, mask, ct) -> bool:
     """True when more of the 1-4 mm shell of ``mask`` is gas (air components of >= 0.5 mL with
     a median <= -950 HU: outside air, bowel gas) than lung-like air (median above -950 HU). The
     air components are those of the whole image (a crop changes the median of the outside air:
@@ -1712,9 +1560,7 @@ def _bordered_by_gas(a, mask, ct, measured=None) -> bool:
     array's outer voxel layer): a resampled grid's fill (-1024) over a face or in the corners of
     an oblique reformat would otherwise join the cut lungs to the outside air, the joined
     component's median reads as gas and a lung nodule becomes "soft tissue" at half its volume
-    (new-user trial 16, LIDC-0001 with one air face: 5.84 -> 2.74 mL). ``measured``: bool, the
-    measured voxels carried from an oblique image's own grid onto its axial reformat
-    (`_segment_on_reformat`), used instead of the data region judged on ``a``."""
+    (new-user trial 16, LIDC-0001 with one air face: 5.84 -> 2.74 mL)."""
     from ..planning.skin import data_mask
     from .common import bbox_slices
 
@@ -1722,7 +1568,7 @@ def _bordered_by_gas(a, mask, ct, measured=None) -> bool:
     while a.size / f ** 3 > 8_000_000:
         f += 1
     sub = a[::f, ::f, ::f]
-    data = data_mask(Volume(sub, np.eye(4)))[0] if measured is None else measured[::f, ::f, ::f]
+    data, _ = data_mask(Volume(sub, np.eye(4)))
     lab, n, counts = components((sub < LUNG_HU) & data, connectivity=6)
     sl = bbox_slices(mask, LUNG_SHELL_MM[1] + float(max(ct.spacing_kji)), ct.spacing_kji)
     sh = np.argwhere(_shell(mask[sl], ct.spacing_kji, *LUNG_SHELL_MM)) + [s_.start for s_ in sl]
