@@ -268,22 +268,27 @@ def test_a_map_of_several_values_without_an_airway_name_is_refused():
 
 
 def test_cli_refuses_an_airway_mask_of_another_scan(tmp_path, ph, capsys):
-    """New-user trial 32 (M2): an airway mask 1410 mm from the CT (another patient's ATM'22 mask
-    with the chest CTA) gave a full route "short by 1410.1 mm" and exit 0. Here the phantom's own
-    labels moved 1400 mm down (as --airways, then as --structures): one line, exit 2; the same
-    labels in place are accepted by the check."""
-    io.write_image(ph.ct, tmp_path / "ct.nii.gz")
-    io.write_labels(ph.labels, tmp_path / "labels.seg.nrrd")
-    aff = ph.labels.ijk_to_ras.copy()
+    """New-user trial 32 (M2): an airway-only mask 1410 mm from the CT (another patient's ATM'22
+    mask with the chest CTA) gave a full route "short by 1410.1 mm" and exit 0. Here the phantom's
+    airways alone, moved 1400 mm down, as --airways (no --structures: the lungs come from the CT,
+    as in the trial), then its labels moved so as --structures: one line, exit 2, nothing written;
+    the labels in place pass the check."""
+    L = ph.labels
+    k0 = int(np.floor(L.world_to_kji(np.array([[0.0, 0.0, 150.0]]))[0, 0]))  # the chest only: quicker
+    ct, lab = ph.ct.crop((k0, 0, 0), ph.ct.shape), L.crop((k0, 0, 0), L.shape)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    aff = lab.ijk_to_ras.copy()
     aff[2, 3] -= 1400.0
-    far = Volume(ph.labels.array, aff, labels=dict(ph.labels.labels))
-    io.write_labels(far, tmp_path / "far.seg.nrrd")
-    n1 = ph.lesion("lung_nodule_1")
-    tgt = "--target=" + ",".join(f"{v:g}" for v in n1.center_ras)
-    for extra in (["--airways", str(tmp_path / "far.seg.nrrd")],
+    io.write_image(Volume(np.where(lab.mask("trachea", "airways"), 255, 0).astype(np.uint8), aff),
+                   tmp_path / "far_airways.nii.gz")
+    io.write_labels(Volume(lab.array, aff, labels=dict(lab.labels)), tmp_path / "far.seg.nrrd")
+    n3 = ph.lesion("lung_nodule_3")
+    tgt = "--target=" + ",".join(f"{v:g}" for v in n3.center_ras)
+    for extra in (["--airways", str(tmp_path / "far_airways.nii.gz")],
                   ["--airways", str(tmp_path / "labels.seg.nrrd"), "--structures", str(tmp_path / "far.seg.nrrd")]):
-        rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), *extra, tgt, "--out", str(tmp_path / "o"),
-                       "--no-pictures", "--quiet"])
+        rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), *extra, tgt, "--scope", "thin",
+                       "--out", str(tmp_path / "o"), "--no-pictures", "--quiet"])
         err = capsys.readouterr().err
         assert rc == 2 and "does not overlap the CT" in err and "Traceback" not in err, err
         assert not (tmp_path / "o" / "bronch.json").exists()

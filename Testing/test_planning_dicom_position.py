@@ -11,7 +11,6 @@ import pytest
 from dicom_series import THRESHOLD, Patient, axial_positions, write_series
 from imagio import io
 from imagio.cli import main
-from imagio.planning.problem import position_from_header
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +58,8 @@ def test_info_shows_the_patient_position(series, capsys):
 
 
 def test_decubitus_and_unknown_codes():
+    from imagio.planning.problem import position_from_header
+
     assert position_from_header({"PatientPosition": "HFDL"}, None, "supine")[0] == "left_lateral"
     pos, w = position_from_header({"PatientPosition": "FFDR"}, None, "supine")
     assert pos == "right_lateral" and "couch is taken as right" in w
