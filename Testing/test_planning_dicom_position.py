@@ -68,3 +68,29 @@ def test_decubitus_and_unknown_codes():
     assert position_from_header({}, None, "supine") == ("supine", None)           # NIfTI: no tag
     assert position_from_header({"PatientPosition": "HFS"}, None, "supine") == ("supine", None)
     assert position_from_header({"PatientPosition": "HFS"}, "prone", "supine")[1].startswith("--position prone disagrees")
+
+
+class _OnCouch(Patient):
+    """The same body lying prone on a 4 mm couch top 3 mm in front of its anterior skin."""
+
+    def hu(self, p):
+        out = super().hu(p)
+        x, y = p[..., 0], p[..., 1]
+        out[(y > -57.0) & (y < -53.0) & (np.abs(x) < 66.0)] = 200.0   # LPS: -y is anterior
+        return out
+
+
+def test_couch_on_another_side_is_named_when_no_position_is_known(series, capsys):
+    """A NIfTI (no PatientPosition) of a prone patient on its couch, planned with the default
+    supine: the table-not-found warning says that a couch top lies anterior and names --position
+    prone (the old warning only said the table was assumed at the deepest skin)."""
+    d, pt = series
+    pos, row, col = axial_positions(n=24)
+    write_series(d / "couch", _OnCouch(pt.marker, pt.radius, pt.body), pos, row, col)
+    io.write_image(io.read_image(d / "couch"), d / "couch.nii.gz")
+    assert main(["plan", str(d / "couch.nii.gz"), "--labels", str(d / "lab.seg.nrrd"), "--target", "liver_tumor",
+                 "--out", str(d / "couch_plan"), "--no-png", "--quiet"]) == 0
+    doc = json.loads((d / "couch_plan" / "plan.json").read_text())
+    w = [x for x in doc["warnings"] if x.startswith("table not found")]
+    assert len(w) == 1 and "couch top lies on the patient's anterior side" in w[0] and "--position prone" in w[0], w
+    assert "--position prone" in capsys.readouterr().err

@@ -417,6 +417,15 @@ def table_warnings(problem: PlanningProblem) -> list[str]:
     from .table import locate_table_cached
 
     w = locate_table_cached(problem, c.table_direction).warning(c.patient_position)
+    if w:   # the couch on another side: the position may be wrong (trial 32 H3: a prone NIfTI/DICOM)
+        from .problem import POSITIONS, TABLE_SIDE
+
+        other = [p for p, d in POSITIONS.items()
+                 if p != c.patient_position and locate_table_cached(problem, np.array(d)).located]
+        if other:
+            w += (f"; but a couch top lies on the patient's {' or '.join(TABLE_SIDE[p] for p in other)} side: the "
+                  f"patient may have lain {' or '.join(other)}; check the images and give --position "
+                  f"{other[0]} if so")
     return [w] if w else []
 
 
