@@ -83,7 +83,8 @@ def _stored(hu: np.ndarray, slope: float, intercept: float, signed: bool) -> np.
 def write_series(folder, patient: Patient, positions, row=(1, 0, 0), col=(0, 1, 0), rows=48, cols=56,
                  spacing=(2.5, 2.5), thickness=None, series=None, study=None, slope=1.0, intercept=-1024.0,
                  signed=False, padding=None, image_type="ORIGINAL\\PRIMARY\\AXIAL", description="test",
-                 first_instance=1, names=None, gantry_tilt=None, acquisition=None) -> list[Path]:
+                 first_instance=1, names=None, gantry_tilt=None, acquisition=None,
+                 patient_position=None) -> list[Path]:
     """One file per position (LPS mm). ``padding``: (stored value, mask function(j, i) -> bool)
     writes that value outside the scan and sets PixelPaddingValue. Returns the files."""
     folder = Path(folder)
@@ -111,6 +112,8 @@ def write_series(folder, patient: Patient, positions, row=(1, 0, 0), col=(0, 1, 
             ds.GantryDetectorTilt = gantry_tilt
         if acquisition is not None:
             ds.AcquisitionNumber = acquisition
+        if patient_position is not None:
+            ds.PatientPosition = patient_position
         hu = patient.slice_hu(p, row, col, rows, cols, spacing, thickness)
         px = _stored(hu, slope, intercept, signed)
         if padding is not None:

@@ -265,3 +265,31 @@ def test_a_map_of_several_values_without_an_airway_name_is_refused():
     assert airway_mask(binary).sum() == (arr > 1).sum()
     named = Volume(arr, np.eye(4), labels={1: "body", 2: "airways"})
     assert airway_mask(named).sum() == (arr == 2).sum()
+
+
+def test_cli_refuses_an_airway_mask_of_another_scan(tmp_path, ph, capsys):
+    """New-user trial 32 (M2): an airway-only mask 1410 mm from the CT (another patient's ATM'22
+    mask with the chest CTA) gave a full route "short by 1410.1 mm" and exit 0. Here the phantom's
+    airways alone, moved 1400 mm down, as --airways (no --structures: the lungs come from the CT,
+    as in the trial), then its labels moved so as --structures: one line, exit 2, nothing written;
+    the labels in place pass the check."""
+    L = ph.labels
+    k0 = int(np.floor(L.world_to_kji(np.array([[0.0, 0.0, 150.0]]))[0, 0]))  # the chest only: quicker
+    ct, lab = ph.ct.crop((k0, 0, 0), ph.ct.shape), L.crop((k0, 0, 0), L.shape)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    aff = lab.ijk_to_ras.copy()
+    aff[2, 3] -= 1400.0
+    io.write_image(Volume(np.where(lab.mask("trachea", "airways"), 255, 0).astype(np.uint8), aff),
+                   tmp_path / "far_airways.nii.gz")
+    io.write_labels(Volume(lab.array, aff, labels=dict(lab.labels)), tmp_path / "far.seg.nrrd")
+    n3 = ph.lesion("lung_nodule_3")
+    tgt = "--target=" + ",".join(f"{v:g}" for v in n3.center_ras)
+    for extra in (["--airways", str(tmp_path / "far_airways.nii.gz")],
+                  ["--airways", str(tmp_path / "labels.seg.nrrd"), "--structures", str(tmp_path / "far.seg.nrrd")]):
+        rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), *extra, tgt, "--scope", "thin",
+                       "--out", str(tmp_path / "o"), "--no-pictures", "--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 2 and "does not overlap the CT" in err and "Traceback" not in err, err
+        assert not (tmp_path / "o" / "bronch.json").exists()
+    io.require_overlap(io.read_labels(tmp_path / "labels.seg.nrrd"), io.read_image(tmp_path / "ct.nii.gz"))

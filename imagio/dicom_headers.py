@@ -52,7 +52,8 @@ class Slice:
 
 
 META_TAGS = ("PatientName", "PatientID", "StudyDate", "StudyInstanceUID", "SeriesInstanceUID",
-             "SeriesDescription", "Modality", "AccessionNumber")
+             "SeriesDescription", "Modality", "AccessionNumber",
+             "PatientPosition")  # (0018,5100): HFS, HFP, HFDL...; the planner's default position
 
 
 def _pydicom():

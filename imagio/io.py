@@ -472,6 +472,7 @@ DICOM_TAGS = {
     "PatientName": "0010|0010", "PatientID": "0010|0020", "StudyDate": "0008|0020",
     "StudyInstanceUID": "0020|000d", "SeriesInstanceUID": "0020|000e",
     "SeriesDescription": "0008|103e", "Modality": "0008|0060", "AccessionNumber": "0008|0050",
+    "PatientPosition": "0018|5100",
 }
 
 
@@ -596,6 +597,36 @@ def with_lesions(labels: Volume, lesions_path) -> Volume:
     return out
 
 
+def _extent_ras(vol: Volume, mask=None) -> str:
+    """The world (RAS mm) extent of ``vol``'s voxel centres, or of those of ``mask``, as text."""
+    lo, hi = vol.bounding_box(mask) if mask is not None else (np.zeros(3, int), np.array(vol.shape))
+    corners = np.array([[a, b, c] for a in (lo[0], hi[0] - 1) for b in (lo[1], hi[1] - 1)
+                        for c in (lo[2], hi[2] - 1)], float)
+    w = vol.kji_to_world(corners)
+    return ", ".join(f"{ax} {w[:, n].min():.0f}..{w[:, n].max():.0f}" for n, ax in enumerate("RAS"))
+
+
+def _no_overlap(labels: Volume, ct: Volume, name: str) -> InputError:
+    return InputError(f"{name} does not overlap the CT: its labelled voxels lie at {_extent_ras(labels, labels.array > 0)} "
+                      f"mm, the CT spans {_extent_ras(ct)} mm (RAS); give the segmentation of this scan")
+
+
+def require_overlap(labels: Volume, ct: Volume, name: str = "the label map") -> None:
+    """Refuse (InputError, one line, both extents in RAS mm) a label map whose labelled voxels'
+    box lies wholly outside the CT (a segmentation of another scan: trial 32 M2, an airway mask
+    1410 mm from the CT planned a route without a word). The box test needs no resampling, so it
+    suits commands that keep the labels on their own grid (bronch); it refuses only when no
+    labelled voxel can fall inside the CT. `labels_on_grid` makes the exact test while resampling."""
+    if not labels.array.any() or ct.same_grid(labels):
+        return
+    lo, hi = labels.bounding_box(labels.array > 0)
+    box = np.array([[a, b, c] for a in (lo[0] - 0.5, hi[0] - 0.5) for b in (lo[1] - 0.5, hi[1] - 0.5)
+                    for c in (lo[2] - 0.5, hi[2] - 0.5)], float)
+    kji = ct.world_to_kji(labels.kji_to_world(box))
+    if np.any(kji.max(axis=0) <= -0.5) or np.any(kji.min(axis=0) >= np.asarray(ct.shape) - 0.5):
+        raise _no_overlap(labels, ct, name)
+
+
 def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> Volume:
     """``labels`` on ``ct``'s grid (nearest neighbour; itself when the grids are the same).
 
@@ -608,14 +639,7 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> V
         return labels
     out = labels.resample_like(ct, order=0)
     if labels.array.any() and not out.array.any():
-        def extent(vol, mask=None):
-            lo, hi = vol.bounding_box(mask) if mask is not None else (np.zeros(3, int), np.array(vol.shape))
-            corners = np.array([[a, b, c] for a in (lo[0], hi[0] - 1) for b in (lo[1], hi[1] - 1)
-                                for c in (lo[2], hi[2] - 1)], float)
-            w = vol.kji_to_world(corners)
-            return ", ".join(f"{ax} {w[:, n].min():.0f}..{w[:, n].max():.0f}" for n, ax in enumerate("RAS"))
-        raise InputError(f"{name} does not overlap the CT: its labelled voxels lie at {extent(labels, labels.array > 0)} "
-                         f"mm, the CT spans {extent(ct)} mm (RAS); give the segmentation of this scan")
+        raise _no_overlap(labels, ct, name)
     if labels.shape == ct.shape and np.allclose(labels.ijk_to_ras[:3, :3], ct.ijk_to_ras[:3, :3], atol=1e-4):
         # the CT's own size, voxel size and axes, another origin: most often this scan's labels
         # saved with a wrong origin (trial 7: a 10 mm shift moved the target 10 mm silently)

@@ -141,7 +141,8 @@ def cmd_plan(args) -> int:
     from ..outputs import atomic_path, write_text
     from ..progress import printer
     from .planner import NoFeasiblePath, plan
-    from .problem import Constraints, Needle, PlanningProblem, load_defaults
+    from .. import io
+    from .problem import Constraints, Needle, PlanningProblem, load_defaults, position_from_header
 
     check_numeric_flags(args)
     if args.procedure == "sarcoma-biopsy":   # issue 18: imagio.planning.sarcoma
@@ -161,7 +162,10 @@ def cmd_plan(args) -> int:
     refuse_foreign_outputs(out)
     d = load_defaults()["constraints"]
     tilt = parse_gantry_tilt(d["max_craniocaudal_deg"] if args.gantry_tilt is None else args.gantry_tilt)
-    c = Constraints(max_craniocaudal_deg=tilt, patient_position=args.position or d["patient_position"],
+    position, note = position_from_header(ct.meta, args.position, d["patient_position"])
+    if note:   # the CT's warnings travel with the plan (input_warnings) and are printed
+        io.warn(ct, note)
+    c = Constraints(max_craniocaudal_deg=tilt, patient_position=position,
                     disabled_rules=tuple(args.no_rule or ()))
     if args.max_skin_angle is not None:
         c.max_skin_angle_deg = args.max_skin_angle
@@ -303,8 +307,8 @@ def register(subparsers) -> None:
     s.add_argument("--max-skin-angle", type=float, help="max angle to the skin normal, degrees")
     s.add_argument("--position", default=None,
                    choices=["supine", "prone", "left_lateral", "right_lateral"],
-                   help=f"patient position (entries on the table side are excluded; default "
-                        f"{d['constraints']['patient_position']}; sarcoma-biopsy: no table-side rule unless given)")
+                   help=f"patient position (entries on the table side are excluded; default: the DICOM "
+                        f"PatientPosition of a DICOM CT, else {d['constraints']['patient_position']}; sarcoma-biopsy: no table-side rule unless given)")
     s.add_argument("--role", action="append", metavar="NAME=ROLE[:MM]",
                    help="override a structure's role: NAME=forbidden|margin:MM|avoid|passable|target "
                         "(repeatable; plan.json records it)")

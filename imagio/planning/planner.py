@@ -417,6 +417,15 @@ def table_warnings(problem: PlanningProblem) -> list[str]:
     from .table import locate_table_cached
 
     w = locate_table_cached(problem, c.table_direction).warning(c.patient_position)
+    if w:   # the couch on another side: the position may be wrong (trial 32 H3: a prone NIfTI/DICOM)
+        from .problem import POSITIONS, TABLE_SIDE
+
+        found = {p: locate_table_cached(problem, np.array(d)) for p, d in POSITIONS.items() if p != c.patient_position}
+        found = {p: t.cover for p, t in found.items() if t.located}
+        if found:   # the side where most of the patient's columns show it
+            p = max(found, key=found.get)
+            w += (f"; but a couch top lies on the patient's {TABLE_SIDE[p]} side ({100 * found[p]:.0f}% of the "
+                  f"columns): the patient may have lain {p}; check the images and give --position {p} if so")
     return [w] if w else []
 
 

@@ -29,6 +29,39 @@ POSITIONS = {  # RAS direction pointing from the patient towards the table
     "right_lateral": (1.0, 0.0, 0.0),
 }
 
+# DICOM PatientPosition (0018,5100) -> POSITIONS (DICOM PS3.3 C.7.3.1.1.2: head/feet first;
+# supine, prone, decubitus right/left = lying on the right/left side). Head or feet first does not
+# change the couch side.
+DICOM_POSITIONS = {"HFS": "supine", "FFS": "supine", "HFP": "prone", "FFP": "prone",
+                   "HFDR": "right_lateral", "FFDR": "right_lateral", "HFDL": "left_lateral", "FFDL": "left_lateral"}
+TABLE_SIDE = {"supine": "posterior", "prone": "anterior", "left_lateral": "left", "right_lateral": "right"}
+
+
+def position_from_header(meta: dict, given: str | None, default: str) -> tuple[str, str | None]:
+    """(patient position to plan with, warning or None) from the CT's DICOM PatientPosition
+    (``meta["PatientPosition"]``, `imagio.dicom_headers.META_TAGS`) and ``--position``
+    (``given``). New-user trial 32 (H3): a prone (HFP) series was planned as supine, its best
+    entry facing the couch. Given wins, with a warning when the header says otherwise; else the
+    header's position, said when it is not ``default``; a code outside `DICOM_POSITIONS` or no
+    tag (NIfTI) leaves ``default`` (the first with a warning)."""
+    code = str(meta.get("PatientPosition", "") or "").strip().upper()
+    hdr = DICOM_POSITIONS.get(code)
+    if given:
+        if hdr and hdr != given:
+            return given, (f"--position {given} disagrees with the DICOM PatientPosition {code} ({hdr}): planned "
+                           f"{given}, the couch taken as {TABLE_SIDE[given]}; check which side the patient lay on")
+        return given, None
+    if hdr:
+        if hdr == default:
+            return hdr, None
+        return hdr, (f"patient position {hdr} from the DICOM PatientPosition {code}: the couch is taken as "
+                     f"{TABLE_SIDE[hdr]} and entries on that side are excluded (--position overrides it)")
+    if code:
+        return default, (f"DICOM PatientPosition {code!r} is not one IMAGIO knows (HFS, HFP, HFDR, HFDL, FFS, FFP, "
+                         f"FFDR, FFDL): planned {default}, the couch taken as {TABLE_SIDE[default]}; give --position")
+    return default, None
+
+
 LUNG_PARENCHYMA = ("lung_upper_lobe_left", "lung_lower_lobe_left", "lung_upper_lobe_right",
                    "lung_middle_lobe_right", "lung_lower_lobe_right", "lung_left", "lung_right", "lung")
 LUNG_CONTENTS = ("lung_vessels", "lung_fissure", "emphysema", "lung_nodule")  # inside the pleura

@@ -266,8 +266,11 @@ def cmd_bronch(args) -> int:
     check_slice_thickness(as_read, "CT")   # the reader's record of overlapping slices (trial 30 H3)
     names = io.label_names_arg(args)
     air = io.read_labels(Path(args.airways), None if args.structures else names)
+    io.require_overlap(air, ct, f"--airways {args.airways}")   # another scan's mask (trial 32 M2)
     mask = airway_mask(air)
     structures = io.read_labels(Path(args.structures), names) if args.structures else air
+    if args.structures:
+        io.require_overlap(structures, ct, f"--structures {args.structures}")
     structures_read = structures
     if args.lesions:
         structures = io.with_lesions(structures, args.lesions)
