@@ -625,3 +625,26 @@ def test_juxtapleural_nodule_joined_to_the_wall_band_is_a_candidate():
     assert big
     for t in big:
         assert np.linalg.norm(got - np.asarray(t["center_ras"]), axis=1).min() < t["diameter_mm"] / 2.0
+
+
+def test_an_emphysema_label_carved_out_of_the_lungs_is_lung_for_laa950(synthetic):
+    """New-user trial 33 (H2): with IMAGIO's own lungs+emphysema map (`segment --structures
+    lungs,emphysema` carves the LAA-950 voxels out of lung_left/lung_right) `detect --lungs` read
+    LAA-950 0 %, so Brock's emphysema term could never be yes. The emphysema label is lung."""
+    from imagio.detection.blobs import lungs_on
+    from imagio.detection.characterise import emphysema_status
+
+    ct = synthetic[0]
+    air = ct.array < -400
+    hu = ct.array.copy()
+    k = np.arange(ct.shape[0])[:, None, None]
+    hu[air & (k < 12)] = -980                   # a third of the lung destroyed
+    ct = ct.with_array(hu)
+    low = air & (hu < -950)
+    whole = ct.with_array(air.astype(np.uint8), labels={1: "lung_left"})
+    carved = ct.with_array(np.where(low, 2, air).astype(np.uint8), labels={1: "lung_left", 2: "emphysema"})
+    np.testing.assert_array_equal(lungs_on(ct, carved), air)
+    ref = emphysema_status(ct, lungs_on(ct, whole))
+    got = emphysema_status(ct, lungs_on(ct, carved))
+    assert ref["laa950_percent"] > 5.0 and ref["emphysema"] is True
+    assert got["laa950_percent"] == pytest.approx(ref["laa950_percent"]) and got["emphysema"] is True

@@ -322,3 +322,25 @@ def test_a_ct_too_coarse_for_ribs_is_said_in_the_plan_and_by_the_segmentation():
     said = [w for w in PlanningProblem.build(coarse, lab, "liver_tumor").warnings if "bone rules" in w]
     assert len(said) == 1 and "rib" in said[0]
     assert not [w for w in PlanningProblem.build(ct, lab, "liver_tumor").warnings if "bone rules" in w]
+
+
+def test_an_emphysema_label_carved_out_of_the_lung_is_aerated_lung_not_a_lobe():
+    """New-user trial 33 (H2): IMAGIO's `segment --structures lungs,emphysema` carves the LAA-950
+    voxels out of the lung into 'emphysema'; plan then counted them as neither aerated lung nor
+    emphysema (emphysema_pct 0 % next to "crosses emphysema for 6.8 mm", aerated length short).
+    The same voxels labelled 'emphysema' give the metrics of the map without that label, and the
+    step lobe -> emphysema is no fissure."""
+    ct, lab = _lung_case()
+    arr = lab.array.copy()
+    arr[(arr == 2) & (ct.array < -950)] = 5
+    carved = lab.with_array(arr, labels={**lab.labels, 5: "emphysema"})
+    for entry in [(-60.0, 0.0, 40.0), (-60.0, 0.0, -20.0), (60.0, 0.0, -20.0)]:
+        ms = [Evaluator(PlanningProblem.build(ct, lb, "lung_nodule", needle=Needle(200, 0, 0),
+                                              constraints=Constraints(**FREE))).evaluate(entry)
+              for lb in (lab, carved)]
+        for key in ("emphysema_pct", "aerated_lung_mm", "fissure_crossings", "pleural_crossings"):
+            assert getattr(ms[1], key) == pytest.approx(getattr(ms[0], key), abs=1e-3), (entry, key)
+    assert ms[0].emphysema_pct == 0.0
+    m = Evaluator(PlanningProblem.build(ct, carved, "lung_nodule", needle=Needle(200, 0, 0),
+                                        constraints=Constraints(**FREE))).evaluate((-60.0, 0.0, 40.0))
+    assert m.emphysema_pct > 20.0 and m.fissure_crossings == 1

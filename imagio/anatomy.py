@@ -13,6 +13,14 @@ from functools import lru_cache
 from importlib import resources
 
 ROLES = ("target", "forbidden", "margin", "avoid", "passable")
+# the lung's parenchyma: its lobes and their TotalSegmentator combined masks
+LUNG_PARENCHYMA = ("lung_upper_lobe_left", "lung_lower_lobe_left", "lung_upper_lobe_right",
+                   "lung_middle_lobe_right", "lung_lower_lobe_right", "lung_left", "lung_right", "lung")
+# aerated lung: the parenchyma and its emphysema (destroyed, air-filled alveolar walls; IMAGIO's
+# `segment` carves the LAA-950 voxels out of lung_left/lung_right into 'emphysema'), the labels a
+# lung mask is made of for emphysema scores (LAA-950, plan's emphysema_pct) and aerated length.
+# New-user trial 33 (H2): with 'emphysema' outside this set plan read 0 % and detect LAA-950 0 %.
+AERATED_LUNG = LUNG_PARENCHYMA + ("emphysema",)
 
 
 @dataclass(frozen=True)

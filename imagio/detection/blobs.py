@@ -80,6 +80,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..anatomy import AERATED_LUNG
 from ..errors import InputError
 from ..segmentation.common import (anatomical_axes, as_progress, bbox_slices, check_ct,
                                    close_mm)
@@ -173,8 +174,11 @@ def chest_on_working_grid(ct: Volume, lung_mask, spacing_mm: float, margin_mm: f
 
 
 def lung_label_values(labels: dict) -> list[int]:
-    """Label values whose names are lung parts (``lung*``, not vessels or nodules)."""
-    return [v for v, n in labels.items() if n.startswith("lung") and "vessel" not in n and "nodule" not in n]
+    """Label values whose names are lung parts (``lung*``, not vessels or nodules) or its
+    emphysema (`anatomy.AERATED_LUNG`: IMAGIO's `segment` carves it out of the lungs; without it
+    LAA-950 read 0 %, new-user trial 33 H2)."""
+    return [v for v, n in labels.items()
+            if n in AERATED_LUNG or (n.startswith("lung") and "vessel" not in n and "nodule" not in n)]
 
 
 def lungs_on(ct: Volume, lung_mask) -> np.ndarray:

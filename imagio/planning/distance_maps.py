@@ -54,7 +54,7 @@ from .. import anatomy
 from ..progress import Progress
 from ..segmentation.common import LUNG_HU
 from ..volume import Volume, reach_box  # noqa: F401  (reach_box re-exported for callers)
-from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA, PlanningProblem, load_defaults
+from .problem import AERATED_LUNG, LUNG_CONTENTS, LUNG_PARENCHYMA, PlanningProblem, load_defaults
 from .skin import dilate6, erode6
 
 BODY, LUNG, AERATED, EMPH, LIVER, FORBIDDEN, SKIN = 1, 2, 4, 8, 16, 32, 64
@@ -109,6 +109,13 @@ class PlanningMaps:
     @property
     def flags(self) -> np.ndarray:
         return (self.code >> 16).astype(np.uint8)
+
+    @property
+    def lobe_of_label(self) -> np.ndarray:
+        """Label value -> True for the lung's parenchyma (`LUNG_PARENCHYMA`): the labels between
+        which a path crosses a fissure. Emphysema is aerated lung but no lobe (trial 33 H2)."""
+        is_lobe = np.array([n in LUNG_PARENCHYMA for n in self.names] + [False])
+        return is_lobe[self.struct_of_label]   # struct -1 (no structure) -> the False appended
 
     @property
     def nbytes(self) -> int:
@@ -588,15 +595,16 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     hu = ct.array[sl]
     names = {s.value: s.name for s in specs}
     lung_vals = [v for v, n in names.items() if n in LUNG_PARENCHYMA]
+    air_vals = [v for v, n in names.items() if n in AERATED_LUNG]   # + emphysema (trial 33 H2)
     flags = np.zeros(label.shape, np.uint8)
     flags[body] |= BODY
     if problem.skin is not None:
         flags[problem.skin.skin[sl]] |= SKIN
-    if lung_vals:
+    if air_vals:
         # aerated: lung label and air on the CT (an unlabelled solid nodule or vessel inside the
         # lung label is not aerated lung: new-user trial 21 counted an 11.6 mm solid nodule);
         # -400 HU, `segmentation.common.LUNG_HU`, the parenchyma's upper bound
-        aerated = np.isin(label, lung_vals) & (hu < LUNG_HU)
+        aerated = np.isin(label, air_vals) & (hu < LUNG_HU)
         inner = [v for v, n in names.items()   # e.g. lung_nodule_2, lung_vessels_small
                  if n.rstrip("0123456789_") in LUNG_CONTENTS or n.startswith(tuple(c + "_" for c in LUNG_CONTENTS))]
         lung = aerated | np.isin(label, inner)

@@ -62,8 +62,7 @@ def position_from_header(meta: dict, given: str | None, default: str) -> tuple[s
     return default, None
 
 
-LUNG_PARENCHYMA = ("lung_upper_lobe_left", "lung_lower_lobe_left", "lung_upper_lobe_right",
-                   "lung_middle_lobe_right", "lung_lower_lobe_right", "lung_left", "lung_right", "lung")
+LUNG_PARENCHYMA, AERATED_LUNG = anatomy.LUNG_PARENCHYMA, anatomy.AERATED_LUNG
 LUNG_CONTENTS = ("lung_vessels", "lung_fissure", "emphysema", "lung_nodule")  # inside the pleura
 
 

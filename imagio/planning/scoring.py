@@ -338,7 +338,7 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
         change[starts] = False
         pleural = np.add.reduceat(change.astype(np.int32), starts)
         if maps.has["lobes"]:
-            lobe = np.where(aer, lab, 0).astype(np.int32)
+            lobe = np.where(aer & maps.lobe_of_label[lab], lab, 0).astype(np.int32)
             segstart = np.zeros(n_total, bool)
             segstart[starts] = True
             anchor = (lobe > 0) | segstart | ~lung

@@ -146,7 +146,8 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
         change[segstart] = False
         pleural = _seg_sum(change, seg, n)
         if maps.has["lobes"]:
-            lobe = torch.where(aer, lab, torch.zeros_like(lab))
+            is_lobe = torch.as_tensor(maps.lobe_of_label, device=dev)[lab]
+            lobe = torch.where(aer & is_lobe, lab, torch.zeros_like(lab))
             anchor = (lobe > 0) | segstart | ~lung
             ff = torch.cummax(torch.where(anchor, ar, torch.zeros_like(ar)), 0).values
             prev = torch.zeros_like(lobe)

@@ -37,7 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume import Volume
-from .common import (_edt, anatomical_axes, as_progress, bbox_slices, check_ct, components,
+from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbox_slices, check_ct, components,
                      dilate_mm, erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate, rule)
@@ -195,8 +195,7 @@ def coarse_grid_note(ct: Volume) -> str:
     segmentation_rules.json bone_common_resolution_mm), so at 4-5 mm ribs and vertebrae are
     largely lost (new-user trial 29: the chest CTA at 5 mm, vertebrae 330 -> 10 mL, ribs 226 ->
     19 mL, needle proposals across ribs, without a word)."""
-    sup = anatomical_axes(ct)["S"][0]
-    inplane = float(np.max(np.delete(np.asarray(ct.spacing_kji, float), sup)))
+    inplane = inplane_spacing_mm(ct)
     if inplane <= COMMON_RESOLUTION_MM + 0.05:
         return ""
     return (f"the CT's in-plane voxels are {inplane:.2g} mm, coarser than the {COMMON_RESOLUTION_MM:g} mm the "

@@ -87,6 +87,12 @@ def anatomical_axes(vol: Volume) -> dict:
     return out
 
 
+def inplane_spacing_mm(vol: Volume) -> float:
+    """The coarser of the two in-plane voxel sizes (mm): the axes other than the superior one."""
+    sup = anatomical_axes(vol)["S"][0]
+    return float(np.max(np.delete(np.asarray(vol.spacing_kji, float), sup)))
+
+
 def ras_coordinate(vol: Volume, row: int) -> np.ndarray:
     """World coordinate ``row`` (0=R, 1=A, 2=S, mm) of every voxel, as a broadcastable sum
     of three 1-D ramps (no full 3 x N coordinate array), float32 [k, j, i]. Summed in float64

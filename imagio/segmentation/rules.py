@@ -210,6 +210,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             lungs = None
     if lungs is not None:
         body |= lungs  # the lungs are inside the patient (a field of view may cut them)
+        coarse = "" if trachea is not None else lg.coarse_gas_note(ct, lung_ml)
+        if coarse:
+            meta["warnings"].append(f"lungs: {coarse}")
         if lung_ml < FEW_LUNG_ML:
             meta["warnings"].append(
                 f"lungs: only {lung_ml:.1f} mL of lung-like air in view (lung bases at the edge of "
