@@ -230,9 +230,12 @@ def cmd_plan(args) -> int:
           f"{best.length_mm:.1f} mm, {closest}, craniocaudal {best.craniocaudal_deg:.1f} deg, "
           f"{int(result.table.feasible.sum())}/{len(result.table)} candidates feasible")
     if abl:
-        c = abl["single_probe"][0]["coverage"]
+        sp = abl["single_probe"][0]
+        c = sp["coverage"]
+        bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
         print(f"ablation {abl['device']} {abl['setting']} on the best path: tumour covered "
-              f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm")
+              f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm"
+              + (" (INFEASIBLE probe placement: see the warnings)" if bad else ""))
         if "n_probes" in abl.get("multi_probe", {}):
             print(multi_probe_summary(abl["multi_probe"]))
     return 0

@@ -206,6 +206,12 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
         out.extend(probe_doubts(what, probes, abl["tumour"], host_organ))
 
     for d in abl.get("single_probe", []):
+        bad = [p for p in d.get("probes", []) if not p.get("feasible", True)]
+        if bad:   # trial 32 H1: an infeasible probe's coverage was printed as the plan's, no word
+            out.append(f"proposal {d['proposal']} ablation ({dev}, one probe): the probe breaks "
+                       f"{', '.join(bad[0].get('violations') or ['a hard constraint'])} (length "
+                       f"{bad[0]['length_mm']:.1f} mm) even with its tip on the target: its coverage and margin "
+                       "are not those of a placeable probe; choose another path or device")
         zone_doubts_(f"proposal {d['proposal']} ablation ({dev}, one probe)", d["coverage"],
                      "use --multi-probe, a larger setting or another path")
         probe_doubts_(f"proposal {d['proposal']} ablation probe", d.get("probes", []))
