@@ -261,6 +261,7 @@ def ablation_rows(a: dict) -> list:
     crit = cov.get("criteria") or {}
     shells = cov.get("margin_covered_pct") or {}
     rows = [("device and setting", f"{a.get('device')} {a.get('setting')} ({a.get('modality')})"),
+            *([("zone edge", a["zone_edge"])] if a.get("zone_edge") else []),
             ("probes", f"{a.get('n_probes')}" + (f" (lower bound {a['lower_bound']})" if a.get("lower_bound") else "")),
             ("tumour covered (%)", f"{percent_covered(cov.get('tumour_covered_pct'))}{_met(crit.get('tumour_covered'))}"),
             *[(f"tumour + {k} covered (%)", percent_covered(v)) for k, v in shells.items()],

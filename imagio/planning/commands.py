@@ -235,6 +235,7 @@ def cmd_plan(args) -> int:
         bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
         print(f"ablation {abl['device']} {abl['setting']} on the best path: tumour covered "
               f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm"
+              + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
               + (" (INFEASIBLE probe placement: see the warnings)" if bad else ""))
         if "n_probes" in abl.get("multi_probe", {}):
             print(multi_probe_summary(abl["multi_probe"]))

@@ -74,17 +74,20 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
     out = {"device": dev.name, "device_label": dev.label, "modality": dev.modality, "setting": s.id,
            "setting_label": s.label, "zone_length_mm": s.zone_length_mm, "zone_diameter_mm": s.zone_diameter_mm,
            "centre_offset_mm": s.centre_offset_mm, "source": s.source, "tumour": ctx.tumour_name,
+           "isotherm_c": s.isotherm_c, "zone_edge": zone_edge(dev.modality, s.isotherm_c),
            "single_probe": []}
     for r, m in enumerate(result.proposals):
         pp = place_on_path(result, ctx, dev, s, m.entry_ras)
         d = pp.to_dict()
         d["proposal"] = r + 1
+        d["isotherm_c"], d["zone_edge"] = out["isotherm_c"], out["zone_edge"]
         out["single_probe"].append(d)
     failed = None
     if multi_probe:
         try:
             out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress,
                                                guarantee_margin=guarantee_margin).to_dict()
+            out["multi_probe"]["isotherm_c"], out["multi_probe"]["zone_edge"] = out["isotherm_c"], out["zone_edge"]
         except InputError:
             raise   # a wrong request (a fused setting ...): the user fixes the command
         except ImagioError as e:   # no cover with this setting: the single-probe results still stand
@@ -93,6 +96,21 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
     out = to_jsonable(out)
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed)
     return out
+
+
+def zone_edge(modality: str, isotherm_c) -> str:
+    """What the zone's edge is, in words: for cryoablation the isotherm and whether it is lethal
+    (``cryo_lethal_isotherm_c`` of ablation_criteria.json; Littrup 2009), else the device's
+    ablation zone (its chart)."""
+    if modality != "cryoablation" or isotherm_c is None:
+        return "the device chart's ablation zone"
+    from .criteria import value
+
+    lethal = float(value("cryo_lethal_isotherm_c"))
+    if isotherm_c <= lethal:
+        return f"the {isotherm_c:g} C isotherm (lethal: at or below {lethal:g} C, Littrup 2009)"
+    return (f"the {isotherm_c:g} C isotherm (the ice-ball edge seen on CT; NOT lethal: tissue dies at or below "
+            f"{lethal:g} C, Littrup 2009)")
 
 
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "") -> list[str]:
@@ -198,6 +216,16 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
 
     dev = f"{abl['device']} {abl['setting']}"
     out = []
+    iso = abl.get("isotherm_c")
+    if abl.get("modality") == "cryoablation" and iso is not None:
+        from .criteria import value
+
+        lethal = float(value("cryo_lethal_isotherm_c"))
+        if iso > lethal:   # trial 32 H2: a 0 C margin was called "met" with no word
+            out.append(f"ablation ({dev}): coverage and margin are measured on the {iso:g} C isotherm (the edge of "
+                       f"the ice ball seen on CT), which does not kill tissue: the lethal zone (at or below {lethal:g} C, "
+                       "Littrup 2009) is smaller, so the tumour's coverage and margin are overstated; choose a "
+                       f"setting of {lethal:g} C or colder (imagio ablation devices) to judge them")
 
     def zone_doubts_(what: str, cov: dict, fix: str) -> None:
         out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ))
