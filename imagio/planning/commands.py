@@ -257,6 +257,10 @@ def multi_probe_summary(m: dict) -> str:
     txt = (f"multi-probe: {m['n_probes']} probes (lower bound {m['lower_bound']}), tumour + {key} covered "
            f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
            f"{c['mam_mm']:.1f} mm ({'meets' if c['mam_mm'] >= need else 'BELOW'} the required {need:g} mm)")
+    for grp in m.get("shared_entries") or []:
+        txt += (f"; probes {', '.join(map(str, grp))} share one skin entry ("
+                + ("cryoprobes cannot: see the warnings)" if m.get("modality") == "cryoablation"
+                   else "one probe repositioned along one track)"))
     g = m.get("margin_guarantee") or {}
     if g:
         txt += (f"; {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} "

@@ -88,6 +88,7 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
             out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress,
                                                guarantee_margin=guarantee_margin).to_dict()
             out["multi_probe"]["isotherm_c"], out["multi_probe"]["zone_edge"] = out["isotherm_c"], out["zone_edge"]
+            out["multi_probe"]["shared_entries"] = shared_entries(out["multi_probe"]["probes"])
         except InputError:
             raise   # a wrong request (a fused setting ...): the user fixes the command
         except ImagioError as e:   # no cover with this setting: the single-probe results still stand
@@ -96,6 +97,30 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
     out = to_jsonable(out)
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed)
     return out
+
+
+SHARED_ENTRY_MM = 0.5   # probes whose skin entries lie closer than this share one entry (one track)
+
+
+def shared_entries(probes: list) -> list[list[int]]:
+    """Groups (1-based probe numbers, each of 2 or more) of ``probes`` (`ProbePlacement` dicts)
+    entering the skin at one point (within ``SHARED_ENTRY_MM``): the multi-probe cover may put
+    several zones on one track (`multiprobe.plan_multiprobe`), which is one probe repositioned
+    between ablations for microwave or radiofrequency, and impossible for cryoprobes, which freeze
+    at once (new-user trial 32 H4: never said)."""
+    import numpy as np
+
+    if len(probes) < 2:
+        return []
+    E = np.asarray([p["entry_ras"] for p in probes], float)
+    close = np.linalg.norm(E[:, None] - E[None], axis=2) < SHARED_ENTRY_MM
+    groups, seen = [], set()
+    for i in range(len(probes)):   # a few probes: pairs, not voxels
+        g = [j for j in np.flatnonzero(close[i]) if j not in seen]
+        if len(g) > 1:
+            groups.append([int(j) + 1 for j in g])
+        seen.update(g)
+    return groups
 
 
 def zone_edge(modality: str, isotherm_c) -> str:
@@ -250,6 +275,19 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
     elif mp:
         n = mp["n_probes"]
         what = f"multi-probe ablation ({dev}, {n} probe{'s' if n != 1 else ''})"
+        for g in mp.get("shared_entries") or []:
+            names = ", ".join(map(str, g))
+            at = [round(x, 1) for x in mp["probes"][g[0] - 1]["entry_ras"]]
+            if abl.get("modality") == "cryoablation":
+                out.append(f"{what}: probes {names} share one skin entry at {at} RAS mm, but cryoprobes freeze at "
+                           "the same time and cannot lie in the same tissue: this plan cannot be placed as is; give each "
+                           "probe its own entry, the probes spaced apart (<= 2 cm for confluent lethal isotherms, "
+                           "Littrup 2009), or use fewer, larger zones")
+            else:
+                out.append(f"{what}: probes {names} share one skin entry at {at} RAS mm: they are positions of one "
+                           "probe, ablated one after the other and repositioned along one track (sequential "
+                           "overlapping ablations), not probes in place together; see each position's entry and tip "
+                           "in plan.json or the report")
         probe_doubts_(what, mp.get("probes", []))
         zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
                                            "(--guarantee-margin; the cover above is checked at sample points of "
