@@ -261,12 +261,22 @@ def ablation_rows(a: dict) -> list:
     crit = cov.get("criteria") or {}
     shells = cov.get("margin_covered_pct") or {}
     rows = [("device and setting", f"{a.get('device')} {a.get('setting')} ({a.get('modality')})"),
+            *([("zone edge", a["zone_edge"])] if a.get("zone_edge") else []),
             ("probes", f"{a.get('n_probes')}" + (f" (lower bound {a['lower_bound']})" if a.get("lower_bound") else "")),
             ("tumour covered (%)", f"{percent_covered(cov.get('tumour_covered_pct'))}{_met(crit.get('tumour_covered'))}"),
             *[(f"tumour + {k} covered (%)", percent_covered(v)) for k, v in shells.items()],
             ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm'))}{_met(crit.get('minimal_ablative_margin'))}"),
             ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
             ("zone volume (mL)", cov.get("zone_volume_ml"))]
+    for k, p in enumerate(a.get("probes") or [], start=1):   # trial 32 L2/H4: the plan could not be executed
+        rows.append((f"probe {k} entry -> tip RAS (mm)",
+                     f"{[round(x, 1) for x in p['entry_ras']]} -> {[round(x, 1) for x in p['tip_ras']]}, "
+                     f"{_fmt(p.get('length_mm'))} mm" + ("" if p.get("feasible", True) else ", INFEASIBLE")))
+    for g in a.get("shared_entries") or []:
+        rows.append((f"probes {', '.join(map(str, g))}",
+                     "one skin entry: " + ("cryoprobes cannot share it (they freeze together)"
+                                           if a.get("modality") == "cryoablation" else
+                                           "one probe repositioned along one track, ablations one after the other")))
     healthy = cov.get("healthy_ml") or {}
     if healthy:
         rows.append(("healthy tissue ablated (mL)", ", ".join(f"{k} {_fmt(v)}" for k, v in healthy.items())))

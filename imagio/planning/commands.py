@@ -241,9 +241,13 @@ def cmd_plan(args) -> int:
           f"{best.length_mm:.1f} mm, {closest}, craniocaudal {best.craniocaudal_deg:.1f} deg, "
           f"{int(result.table.feasible.sum())}/{len(result.table)} candidates feasible")
     if abl:
-        c = abl["single_probe"][0]["coverage"]
+        sp = abl["single_probe"][0]
+        c = sp["coverage"]
+        bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
         print(f"ablation {abl['device']} {abl['setting']} on the best path: tumour covered "
-              f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm")
+              f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm"
+              + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
+              + (" (INFEASIBLE probe placement: see the warnings)" if bad else ""))
         if "n_probes" in abl.get("multi_probe", {}):
             print(multi_probe_summary(abl["multi_probe"]))
     return 0
@@ -264,6 +268,10 @@ def multi_probe_summary(m: dict) -> str:
     txt = (f"multi-probe: {m['n_probes']} probes (lower bound {m['lower_bound']}), tumour + {key} covered "
            f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
            f"{c['mam_mm']:.1f} mm ({'meets' if c['mam_mm'] >= need else 'BELOW'} the required {need:g} mm)")
+    for grp in m.get("shared_entries") or []:
+        txt += (f"; probes {', '.join(map(str, grp))} share one skin entry ("
+                + ("cryoprobes cannot: see the warnings)" if m.get("modality") == "cryoablation"
+                   else "one probe repositioned along one track)"))
     g = m.get("margin_guarantee") or {}
     if g:
         txt += (f"; {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} "

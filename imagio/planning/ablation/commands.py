@@ -74,17 +74,21 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
     out = {"device": dev.name, "device_label": dev.label, "modality": dev.modality, "setting": s.id,
            "setting_label": s.label, "zone_length_mm": s.zone_length_mm, "zone_diameter_mm": s.zone_diameter_mm,
            "centre_offset_mm": s.centre_offset_mm, "source": s.source, "tumour": ctx.tumour_name,
+           "isotherm_c": s.isotherm_c, "zone_edge": zone_edge(dev.modality, s.isotherm_c),
            "single_probe": []}
     for r, m in enumerate(result.proposals):
         pp = place_on_path(result, ctx, dev, s, m.entry_ras)
         d = pp.to_dict()
         d["proposal"] = r + 1
+        d["isotherm_c"], d["zone_edge"] = out["isotherm_c"], out["zone_edge"]
         out["single_probe"].append(d)
     failed = None
     if multi_probe:
         try:
             out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress,
                                                guarantee_margin=guarantee_margin).to_dict()
+            out["multi_probe"]["isotherm_c"], out["multi_probe"]["zone_edge"] = out["isotherm_c"], out["zone_edge"]
+            out["multi_probe"]["shared_entries"] = shared_entries(out["multi_probe"]["probes"])
         except InputError:
             raise   # a wrong request (a fused setting ...): the user fixes the command
         except ImagioError as e:   # no cover with this setting: the single-probe results still stand
@@ -93,6 +97,45 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
     out = to_jsonable(out)
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed)
     return out
+
+
+SHARED_ENTRY_MM = 0.5   # probes whose skin entries lie closer than this share one entry (one track)
+
+
+def shared_entries(probes: list) -> list[list[int]]:
+    """Groups (1-based probe numbers, each of 2 or more) of ``probes`` (`ProbePlacement` dicts)
+    entering the skin at one point (within ``SHARED_ENTRY_MM``): the multi-probe cover may put
+    several zones on one track (`multiprobe.plan_multiprobe`), which is one probe repositioned
+    between ablations for microwave or radiofrequency, and impossible for cryoprobes, which freeze
+    at once (new-user trial 32 H4: never said)."""
+    import numpy as np
+
+    if len(probes) < 2:
+        return []
+    E = np.asarray([p["entry_ras"] for p in probes], float)
+    close = np.linalg.norm(E[:, None] - E[None], axis=2) < SHARED_ENTRY_MM
+    groups, seen = [], set()
+    for i in range(len(probes)):   # a few probes: pairs, not voxels
+        g = [j for j in np.flatnonzero(close[i]) if j not in seen]
+        if len(g) > 1:
+            groups.append([int(j) + 1 for j in g])
+        seen.update(g)
+    return groups
+
+
+def zone_edge(modality: str, isotherm_c) -> str:
+    """What the zone's edge is, in words: for cryoablation the isotherm and whether it is lethal
+    (``cryo_lethal_isotherm_c`` of ablation_criteria.json; Littrup 2009), else the device's
+    ablation zone (its chart)."""
+    if modality != "cryoablation" or isotherm_c is None:
+        return "the device chart's ablation zone"
+    from .criteria import value
+
+    lethal = float(value("cryo_lethal_isotherm_c"))
+    if isotherm_c <= lethal:
+        return f"the {isotherm_c:g} C isotherm (lethal: at or below {lethal:g} C, Littrup 2009)"
+    return (f"the {isotherm_c:g} C isotherm (the ice-ball edge seen on CT; NOT lethal: tissue dies at or below "
+            f"{lethal:g} C, Littrup 2009)")
 
 
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "") -> list[str]:
@@ -198,6 +241,16 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
 
     dev = f"{abl['device']} {abl['setting']}"
     out = []
+    iso = abl.get("isotherm_c")
+    if abl.get("modality") == "cryoablation" and iso is not None:
+        from .criteria import value
+
+        lethal = float(value("cryo_lethal_isotherm_c"))
+        if iso > lethal:   # trial 32 H2: a 0 C margin was called "met" with no word
+            out.append(f"ablation ({dev}): coverage and margin are measured on the {iso:g} C isotherm (the edge of "
+                       f"the ice ball seen on CT), which does not kill tissue: the lethal zone (at or below {lethal:g} C, "
+                       "Littrup 2009) is smaller, so the tumour's coverage and margin are overstated; choose a "
+                       f"setting of {lethal:g} C or colder (imagio ablation devices) to judge them")
 
     def zone_doubts_(what: str, cov: dict, fix: str) -> None:
         out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ))
@@ -206,6 +259,12 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
         out.extend(probe_doubts(what, probes, abl["tumour"], host_organ))
 
     for d in abl.get("single_probe", []):
+        bad = [p for p in d.get("probes", []) if not p.get("feasible", True)]
+        if bad:   # trial 32 H1: an infeasible probe's coverage was printed as the plan's, no word
+            out.append(f"proposal {d['proposal']} ablation ({dev}, one probe): the probe breaks "
+                       f"{', '.join(bad[0].get('violations') or ['a hard constraint'])} (length "
+                       f"{bad[0]['length_mm']:.1f} mm) even with its tip on the target: its coverage and margin "
+                       "are not those of a placeable probe; choose another path or device")
         zone_doubts_(f"proposal {d['proposal']} ablation ({dev}, one probe)", d["coverage"],
                      "use --multi-probe, a larger setting or another path")
         probe_doubts_(f"proposal {d['proposal']} ablation probe", d.get("probes", []))
@@ -216,6 +275,19 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
     elif mp:
         n = mp["n_probes"]
         what = f"multi-probe ablation ({dev}, {n} probe{'s' if n != 1 else ''})"
+        for g in mp.get("shared_entries") or []:
+            names = ", ".join(map(str, g))
+            at = [round(x, 1) for x in mp["probes"][g[0] - 1]["entry_ras"]]
+            if abl.get("modality") == "cryoablation":
+                out.append(f"{what}: probes {names} share one skin entry at {at} RAS mm, but cryoprobes freeze at "
+                           "the same time and cannot lie in the same tissue: this plan cannot be placed as is; give each "
+                           "probe its own entry, the probes spaced apart (<= 2 cm for confluent lethal isotherms, "
+                           "Littrup 2009), or use fewer, larger zones")
+            else:
+                out.append(f"{what}: probes {names} share one skin entry at {at} RAS mm: they are positions of one "
+                           "probe, ablated one after the other and repositioned along one track (sequential "
+                           "overlapping ablations), not probes in place together; see each position's entry and tip "
+                           "in plan.json or the report")
         probe_doubts_(what, mp.get("probes", []))
         zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
                                            "(--guarantee-margin; the cover above is checked at sample points of "

@@ -66,9 +66,17 @@ class Device:
     origin: str = "built-in"  # the file it came from
 
     def setting(self, setting_id: str | None = None) -> Setting:
-        """The setting ``setting_id`` (default: the first single-probe row)."""
+        """The setting ``setting_id`` (default: the first single-probe row; for cryoablation the
+        first single-probe row whose isotherm is lethal, ``cryo_lethal_isotherm_c`` of
+        ablation_criteria.json: the 0 C ice-ball edge kills no tissue, new-user trial 32 H2)."""
         if setting_id is None:
-            return next((s for s in self.settings.values() if s.probes == 1), next(iter(self.settings.values())))
+            one = [s for s in self.settings.values() if s.probes == 1]
+            if self.modality == "cryoablation":
+                from .criteria import value
+
+                lethal = [s for s in one if s.isotherm_c is not None and s.isotherm_c <= value("cryo_lethal_isotherm_c")]
+                one = lethal or one
+            return next(iter(one), next(iter(self.settings.values())))
         if setting_id not in self.settings:
             raise InputError(f"device {self.name!r} has no setting {setting_id!r}; its settings are "
                              f"{list(self.settings)} (list them with: imagio ablation devices)")

@@ -157,13 +157,22 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
     p = _placement(plan, e, tip)
     status = "single probe, zone centred on the target"
     if not p.feasible:   # advance less: the deepest feasible tip between the target and there
-        for adv in np.arange(setting.centre_offset_mm - ADVANCE_STEP_MM, -1e-9, -ADVANCE_STEP_MM):
+        full = p
+        # always down to 0 mm (the tip on the target: the planned path itself); an odd or
+        # non-integer offset stepped by 2 mm never reached it (new-user trial 32 H1: the
+        # infeasible full advance was kept, 2.9 mm from the portal vein, and called "centred")
+        advs = np.arange(setting.centre_offset_mm - ADVANCE_STEP_MM, 0.0, -ADVANCE_STEP_MM)
+        for adv in [*advs, 0.0]:
             q = _placement(plan, e, c + adv * u)
             if q.feasible:
-                status = (f"single probe advanced {adv:.0f} of {setting.centre_offset_mm:g} mm past the target: "
-                          f"further violates {', '.join(p.violations)}")
+                status = (f"single probe advanced {adv:g} of {setting.centre_offset_mm:g} mm past the target: "
+                          f"further violates {', '.join(full.violations)}")
                 p, tip = q, c + adv * u
                 break
+        else:   # not even the tip on the target: the placement breaks a hard constraint, said so
+            status = (f"INFEASIBLE: single probe advanced {setting.centre_offset_mm:g} mm past the target "
+                      f"violates {', '.join(full.violations)}, and so does every shorter advance down to the "
+                      "target: the coverage and margin are those of a probe that cannot be placed")
     ells = zones([Probe(tip, u)], setting)
     out = ProbePlan(device.name, setting.id, device.modality, [p], ctx.evaluate(ells, device.modality),
                     status=status)

@@ -1,0 +1,47 @@
+"""New-user trial 32 H2: a cryoablation plan with the default setting measured coverage and the
+minimal ablative margin on the 0 C isotherm (the ice-ball edge seen on CT, which kills no tissue)
+and called the margin met, with no word of which isotherm it was. Now the default cryo setting is
+the first single-probe row at or below the lethal isotherm (ablation_criteria.json, Littrup 2009),
+plan.json and the report say which isotherm the zone is, and a warmer one is warned."""
+
+import pytest
+
+from imagio import phantom
+from imagio.planning import PlanningProblem, plan
+from imagio.planning.ablation import get_device
+from imagio.planning.ablation.commands import ablation_for_plan
+from imagio.planning.ablation.criteria import value
+from imagio.report import ablation_sections
+
+
+@pytest.fixture(scope="module")
+def liver_plan():
+    ph = phantom.generate(spacing=3.0)
+    p = plan(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1"), k=1)
+    assert p.feasible
+    return p
+
+
+@pytest.mark.parametrize("name", ["icerod", "iceseed"])
+def test_default_cryo_setting_is_lethal(name):
+    s = get_device(name).setting()
+    assert s.probes == 1 and s.isotherm_c <= value("cryo_lethal_isotherm_c") < 0
+
+
+def test_isotherm_is_stated_and_the_ice_ball_edge_warned(liver_plan):
+    lethal = value("cryo_lethal_isotherm_c")
+    d = ablation_for_plan(liver_plan, "icerod", None)
+    assert d["isotherm_c"] <= lethal and "lethal" in d["zone_edge"] and "NOT" not in d["zone_edge"]
+    assert not any("does not kill tissue" in w for w in d["warnings"]), d["warnings"]
+    rows = dict(ablation_sections(d)[0][1])
+    assert f"{d['isotherm_c']:g} C isotherm" in rows["zone edge"]
+    ice = ablation_for_plan(liver_plan, "icerod", "10min_0C")
+    assert ice["isotherm_c"] == 0 and "NOT lethal" in ice["zone_edge"]
+    w = " | ".join(ice["warnings"])
+    assert "measured on the 0 C isotherm" in w and "does not kill tissue" in w, w
+    assert "NOT lethal" in dict(ablation_sections(ice)[0][1])["zone edge"]
+
+
+def test_heat_ablation_states_no_isotherm(liver_plan):
+    d = ablation_for_plan(liver_plan, "emprint", "100W_5min")
+    assert d["isotherm_c"] is None and not any("isotherm" in w for w in d["warnings"])

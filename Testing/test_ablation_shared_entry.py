@@ -1,0 +1,51 @@
+"""New-user trial 32 H4: the multi-probe cover put several probes through one skin entry (the
+same track) and said only "N probes"; for cryoablation the probes freeze at once, so two 17G
+cryoprobes would lie in the same tissue. Now shared entries are listed (plan.json
+``shared_entries``), warned (cryo: cannot be placed; microwave/RF: one probe repositioned along
+one track), and the report lists every probe's entry and tip."""
+
+import numpy as np
+import pytest
+
+from imagio import phantom
+from imagio.planning import PlanningProblem, plan
+from imagio.planning.ablation.commands import ablation_for_plan, ablation_warnings
+from imagio.report import ablation_sections
+
+
+def _groups(probes):
+    """Independent check: probes whose entries are equal to 0.5 mm, by pairs."""
+    E = np.array([p["entry_ras"] for p in probes])
+    pairs = {(i + 1, j + 1) for i in range(len(E)) for j in range(i + 1, len(E))
+             if np.linalg.norm(E[i] - E[j]) < 0.5}
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def cryo():
+    ph = phantom.generate(spacing=3.0)
+    p = plan(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1"))
+    assert p.feasible
+    return ablation_for_plan(p, "icerod", "10min_-20C", multi_probe=True)
+
+
+def test_cryoprobes_through_one_entry_are_warned_and_listed(cryo):
+    m = cryo["multi_probe"]
+    pairs = _groups(m["probes"])
+    assert pairs, "the case no longer shares an entry: the test needs another"
+    got = {(a, b) for g in m["shared_entries"] for a in g for b in g if a < b}
+    assert got == pairs
+    w = " | ".join(cryo["warnings"])
+    for g in m["shared_entries"]:
+        assert f"probes {', '.join(map(str, g))} share one skin entry" in w and "cryoprobes freeze" in w, w
+    rows = dict(ablation_sections(cryo)[-1][1])
+    for k, p in enumerate(m["probes"], start=1):
+        assert str([round(x, 1) for x in p["entry_ras"]]) in rows[f"probe {k} entry -> tip RAS (mm)"]
+        assert str([round(x, 1) for x in p["tip_ras"]]) in rows[f"probe {k} entry -> tip RAS (mm)"]
+
+
+def test_microwave_shared_entry_is_called_sequential(cryo):
+    mw = {**cryo, "device": "emprint", "setting": "100W_5min", "modality": "microwave", "isotherm_c": None,
+          "multi_probe": {**cryo["multi_probe"], "modality": "microwave"}}
+    w = " | ".join(ablation_warnings(mw))
+    assert "repositioned along one track" in w and "cryoprobes" not in w, w
