@@ -146,3 +146,21 @@ def test_plan_with_device_scene_has_zone_and_probe_tip_and_report_shows_coverage
     c = best["coverage"]
     assert "probes None" not in html and "None" not in html.split("Ablation")[1][:2000]
     assert f"{c['mam_mm']:.1f}" in html or f"{c['mam_mm']:.2f}" in html
+
+
+def test_ablation_clearances_are_judged_for_the_probes_own_shaft(phantom_files, tmp_path):
+    """New-user trial 32 (M3): `plan --device emprint` (a 13G antenna) judged the clearances for the
+    default 1.3 mm biopsy needle, 0.55 mm optimistic. The device's shaft is now the needle unless
+    --needle-diameter says otherwise. Independent check: 13G is 0.095 inch (Birmingham wire gauge),
+    and every proposal's required distance is the shaft's radius plus the placement uncertainty."""
+    shaft_13g = 0.095 * 25.4
+    base = ["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
+            "--target", "liver_tumor_1", "--quiet", "--no-scene", "--no-png", "--device", "emprint",
+            "--setting", "100W_10min"]
+    for extra, diameter in (([], shaft_13g), (["--needle-diameter", "1.3"], 1.3)):
+        out = tmp_path / f"p{len(extra)}"
+        assert main(base + ["--out", str(out)] + extra) == 0
+        doc = json.loads((out / "plan.json").read_text())
+        assert doc["needle"]["diameter_mm"] == pytest.approx(diameter, abs=1e-3)
+        for p in doc["proposals"]:
+            assert p["required_mm"] == pytest.approx(diameter / 2 + doc["needle"]["uncertainty_mm"], abs=1e-3)

@@ -157,7 +157,8 @@ def cmd_plan(args) -> int:
     if args.device:   # a wrong device or setting is said before the planning, not after it (trial 25)
         from .ablation.devices import get_device, load_catalogue
 
-        get_device(args.device, load_catalogue(extra=args.devices)).setting(args.setting)
+        device = get_device(args.device, load_catalogue(extra=args.devices))
+        device.setting(args.setting)
     out, ct, labels = read_plan_inputs(args)
     refuse_foreign_outputs(out)
     d = load_defaults()["constraints"]
@@ -176,6 +177,10 @@ def cmd_plan(args) -> int:
         n.length_mm = args.needle_length
     if args.needle_diameter is not None:
         n.diameter_mm = args.needle_diameter
+    elif args.device and device.shaft_diameter_mm is not None:
+        # the probe is the needle: its clearances are judged for its own shaft (a 13G antenna is
+        # 2.41 mm, not the default biopsy needle's 1.3 mm: new-user trial 32 M3)
+        n.diameter_mm = device.shaft_diameter_mm
     if args.uncertainty is not None:
         n.uncertainty_mm = args.uncertainty
     prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n, constraints=c,
@@ -306,7 +311,7 @@ def register(subparsers) -> None:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--needle-length", type=float, help=f"usable needle length mm (default {d['needle']['length_mm']:.0f}; "
                                                         "typical 100, 150, 200)")
-    s.add_argument("--needle-diameter", type=float, help=f"mm (default {d['needle']['diameter_mm']})")
+    s.add_argument("--needle-diameter", type=float, help=f"mm (default: the --device's shaft, else {d['needle']['diameter_mm']})")
     s.add_argument("--uncertainty", type=float,
                    help=f"placement uncertainty mm added to every clearance (default {d['needle']['placement_uncertainty_mm']})")
     s.add_argument("--gantry-tilt", default=None,

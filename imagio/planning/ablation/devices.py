@@ -64,6 +64,7 @@ class Device:
     label: str = ""
     manufacturer: str = ""
     origin: str = "built-in"  # the file it came from
+    shaft_diameter_mm: float | None = None  # outer diameter entering the patient (mm; trial 32 M3)
 
     def setting(self, setting_id: str | None = None) -> Setting:
         """The setting ``setting_id`` (default: the first single-probe row; for cryoablation the
@@ -115,6 +116,9 @@ def validate(doc, where: str = "device file") -> None:
             errs.append(f"{tag}: 'modality' is {mod!r}; use one of {list(MODALITIES)}")
         if not isinstance(d.get("source"), str) or not d["source"].strip():
             errs.append(f"{tag}: 'source' is missing; say where the figures come from")
+        if "shaft_diameter_mm" in d and (not _num(d["shaft_diameter_mm"]) or not 0 < d["shaft_diameter_mm"] <= 20):
+            errs.append(f"{tag}: 'shaft_diameter_mm' (the probe's outer diameter) must be a number in (0, 20] mm, "
+                        f"got {d['shaft_diameter_mm']!r}")
         sets = d.get("settings")
         if not isinstance(sets, list) or not sets:
             errs.append(f"{tag}: 'settings' must be a non-empty list")
@@ -171,8 +175,9 @@ def _parse(doc, origin: str) -> dict[str, Device]:
                 s["id"], float(s["zone_length_mm"]), float(s["zone_diameter_mm"]),
                 float(s["centre_offset_mm"]), s["source"], s.get("power_w"), s.get("time_min"),
                 s.get("protocol"), s.get("isotherm_c"), int(s.get("probes", 1)), s.get("probe_spacing_mm"))
+        shaft = d.get("shaft_diameter_mm")
         out[d["name"]] = Device(d["name"], d["modality"], d["source"], sets, d.get("label", ""),
-                                d.get("manufacturer", ""), origin)
+                                d.get("manufacturer", ""), origin, None if shaft is None else float(shaft))
     return out
 
 
