@@ -355,3 +355,16 @@ def test_a_risk_report_is_titled_as_one_and_says_what_risk_assumed(tmp_path, cap
                  "--count", "2"]) == 0
     out2 = json.loads(capsys.readouterr().out)
     assert "assumed" not in out2 and out2["brock"]["probability_range"][1] < out["brock"]["probability_range"][1]
+
+
+def test_report_takes_quiet_as_the_other_commands_do(tmp_path, capsys):
+    """New-user trial 32 (L1): `imagio report ... --quiet` was refused ("unrecognized arguments")
+    while plan and bronch take it. Quiet: the files are written and not listed."""
+    from imagio.cli import main
+
+    assert main(["risk", "--age", "55", "--sex", "male", "--size-mm", "9"]) == 0
+    (tmp_path / "risk.json").write_text(capsys.readouterr().out)
+    assert main(["report", str(tmp_path / "risk.json"), "--out", str(tmp_path / "risk.pdf"), "--quiet"]) == 0
+    assert capsys.readouterr().out == "" and (tmp_path / "risk.pdf").stat().st_size > 0
+    assert main(["report", str(tmp_path / "risk.json"), "--out", str(tmp_path / "r2.pdf")]) == 0
+    assert "r2.pdf" in capsys.readouterr().out

@@ -761,8 +761,9 @@ def cmd_report(args) -> int:
         print(f"imagio: warning: {w}", file=sys.stderr)
     extra = [(recorded_path(base, p) or base / p, c) for p, c in inputs.get("extra_pictures") or []]
     paths = build_report(doc, args.out, ct, labels, pic, notes, extra_pictures=extra)
-    for p in paths:
-        print(p)
+    if not args.quiet:   # the files written; warnings and errors go to stderr either way
+        for p in paths:
+            print(p)
     return 0
 
 
@@ -782,4 +783,5 @@ def register(sub) -> None:
 
     add_series_argument(s)   # default: the series the plan records
     s.add_argument("--picture", help="3D view PNG (default: the plan's recorded picture)")
+    s.add_argument("--quiet", action="store_true", help="do not list the files written (warnings still go to stderr)")
     s.set_defaults(func=cmd_report)
