@@ -293,3 +293,43 @@ def test_cli_refuses_an_airway_mask_of_another_scan(tmp_path, ph, capsys):
         assert rc == 2 and "does not overlap the CT" in err and "Traceback" not in err, err
         assert not (tmp_path / "o" / "bronch.json").exists()
     io.require_overlap(io.read_labels(tmp_path / "labels.seg.nrrd"), io.read_image(tmp_path / "ct.nii.gz"))
+
+
+def _stored_otherwise(vol):
+    """The same world image with its i and j array axes flipped and swapped (its affine changed so
+    that every voxel keeps its world position)."""
+    from imagio.volume import Volume
+
+    arr, a = vol.array, vol.ijk_to_ras.copy()
+    for ax in (2, 1):                     # flip i, then j (array axes k, j, i)
+        col = 2 - ax
+        a[:3, 3] += a[:3, col] * (arr.shape[ax] - 1)
+        a[:3, col] *= -1
+        arr = np.flip(arr, ax)
+    a[:, [0, 1]] = a[:, [1, 0]]
+    return Volume(np.ascontiguousarray(arr.transpose(0, 2, 1)), a, vol.name, dict(vol.labels), dict(vol.meta),
+                  list(vol.warnings), scanner_coordinates=vol.scanner_coordinates)
+
+
+def test_the_route_does_not_depend_on_how_the_images_are_stored(tmp_path, ph):
+    """New-user trial 32 (M1): the chest CTA and its label map flipped or permuted (the same world
+    images) gave 113, 120 or 116 branches and routes of 200.5 or 206.4 mm; the phantom gave 280
+    or 277 branches. The whole bronch.json (tree, route, scopes, warnings) is now the same.
+    Independent check of the re-stored copy: every labelled voxel keeps its world position."""
+    other_ct, other_lab = _stored_otherwise(ph.ct), _stored_otherwise(ph.labels)
+    idx = np.argwhere(ph.labels.array > 0)[::997]
+    back = np.rint(other_lab.world_to_kji(ph.labels.kji_to_world(idx))).astype(int)
+    assert np.array_equal(other_lab.array[tuple(back.T)], ph.labels.array[tuple(idx.T)])
+    les = [x for x in ph.lesions if x.kind == "lung_nodule"][0]
+    c = ",".join(f"{v:g}" for v in les.center_ras)
+    docs = []
+    for tag, ct, lab in (("a", ph.ct, ph.labels), ("b", other_ct, other_lab)):
+        io.write_image(ct, tmp_path / f"ct_{tag}.nii.gz")
+        io.write_labels(lab, tmp_path / f"lab_{tag}.seg.nrrd")
+        assert cli.main(["bronch", str(tmp_path / f"ct_{tag}.nii.gz"), "--airways", str(tmp_path / f"lab_{tag}.seg.nrrd"),
+                         f"--target={c}", "--out", str(tmp_path / tag), "--no-pictures", "--quiet"]) == 0
+        d = json.loads((tmp_path / tag / "bronch.json").read_text())
+        d.pop("inputs"), d.pop("timings_s", None)
+        docs.append(d)
+    assert len(docs[0]["branches"]) > 50
+    assert docs[0] == docs[1]

@@ -245,6 +245,7 @@ def cmd_bronch(args) -> int:
     from .route import check_root, implausible_scope, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
     from ..commands import refuse_foreign_outputs
+    from ...volume import as_ras_canonical
 
     scope_diameter(args.scope, allow_zero=False)   # trial 28: --scope 0 planned a route
     scope_and_tolerance(args.scope, args.tolerance)   # before any work
@@ -267,10 +268,17 @@ def cmd_bronch(args) -> int:
     names = io.label_names_arg(args)
     air = io.read_labels(Path(args.airways), None if args.structures else names)
     io.require_overlap(air, ct, f"--airways {args.airways}")   # another scan's mask (trial 32 M2)
-    mask = airway_mask(air)
     structures = io.read_labels(Path(args.structures), names) if args.structures else air
     if args.structures:
         io.require_overlap(structures, ct, f"--structures {args.structures}")
+    # every grid in RAS-canonical storage (`volume.as_ras_canonical`; every voxel keeps its world
+    # position): the skeleton, the branch order and every tie see one array, so the tree and the
+    # route do not depend on how the same images are stored (new-user trial 32 M1: the chest CTA
+    # flipped or permuted gave 113, 120 or 116 branches and routes of 200.5 or 206.4 mm)
+    ct = as_ras_canonical(ct)[0]
+    air, structures = as_ras_canonical(air)[0], (as_ras_canonical(structures)[0] if args.structures else None)
+    structures = structures if structures is not None else air
+    mask = airway_mask(air)
     structures_read = structures
     if args.lesions:
         structures = io.with_lesions(structures, args.lesions)
