@@ -5,7 +5,7 @@
   RECIST guideline (version 1.1), Eur J Cancer 2009;45:228-247): the longest diameter in the
   axial plane (``axial_long_axis_mm``) and, in the same slice, the longest diameter
   perpendicular to it (``axial_short_axis_mm``, the short axis as RECIST measures lymph nodes:
-  one line across the lesion, the longest extent within a strip one voxel wide, not the
+  one line across the lesion, the longest extent within a strip two voxels wide, not the
   lesion's caliper width across the long axis).
   "Axial plane" is the image's own slice plane: the array axis closest to S is the slice axis
   and distances are taken in that plane's own coordinates (on an oblique or tilted grid the
@@ -116,7 +116,9 @@ def feret(points: np.ndarray) -> tuple[float, np.ndarray]:
 def longest_perpendicular_chord(points: np.ndarray, u: np.ndarray, step: float) -> float:
     """Longest diameter perpendicular to the unit in-plane direction ``u`` (2,) of boundary points
     (N, 2) in mm: the points are cut into strips ``step`` mm wide across ``u`` (one line
-    perpendicular to ``u`` each) and the longest extent within one strip is returned. Not the
+    perpendicular to ``u`` each; the caller gives two voxels: the voxel centres a digital line
+    passes through lie within a voxel of it on either side) and the longest extent within one
+    strip is returned. Not the
     caliper width over the whole lesion (which spans notches at different positions along the
     long axis and exceeds every line across an irregular outline): RECIST 1.1's short axis is
     one line, perpendicular to the long axis (Eisenhauer 2009)."""
@@ -180,7 +182,7 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         e = voxel_extent(np.stack([plane @ ua, plane @ perp]), vol)
         la += HALF * float(e[0])
         if la > best[0]:
-            best = (la, longest_perpendicular_chord(pts, ua, float(e[0])) + HALF * float(e[1]))
+            best = (la, longest_perpendicular_chord(pts, ua, 2.0 * float(e[0])) + HALF * float(e[1]))
     vals = np.asarray(ct)[box][mask] if ct is not None else np.zeros(1)
     return LesionMeasurements(
         kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
