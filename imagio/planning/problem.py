@@ -712,6 +712,7 @@ def _check_target(prob: "PlanningProblem") -> None:
                          "segment, or by hand) and plan again, or check the point (RAS, as in Slicer; --lps for LPS)")
     if t.point_given:
         _refuse_blood_pool_target(prob, kji)
+        _warn_target_in_aerated_lung(prob, kji)
     if t.point_given and t.value:
         spec = next((s for s in prob.structures if s.value == t.value), None)
         if spec is None or spec.role not in ("forbidden", "margin"):
@@ -730,6 +731,27 @@ def _check_target(prob: "PlanningProblem") -> None:
         prob.warnings.append(f"target point inside {spec.name} (an obstacle by default): the path "
                              f"may enter {spec.name}; every other structure keeps its role")
         prob.rules_extra["target_organ_entered"] = spec.name
+
+
+def _warn_target_in_aerated_lung(prob: "PlanningProblem", kji) -> None:
+    """A warning when a point target lies in aerated lung: the median of its 3 x 3 x 3 voxels is
+    below ground glass's lower bound (``ground_glass_min_hu`` of lesion.json, -700 HU, Hansell
+    2008) and the label map names no lesion there (unlabelled, or a lung label). A needle ending
+    there samples or ablates air (new-user trial 34 F1: a point at -846 HU in the chest CTA's right
+    lung was planned as 'lung_right', 102.6 mm, without a word). A warning, not a refusal: a faint
+    ground-glass nodule may lie a little below the bound."""
+    from ..segmentation.lesion import GROUND_GLASS_MIN_HU as low
+
+    hu = float(np.median(prob.ct.array[tuple(slice(max(k - 1, 0), k + 2) for k in kji)]))
+    if hu >= low:
+        return
+    name = str(prob.labels.labels.get(int(prob.labels.array[tuple(kji)]), "")) if prob.labels.array[tuple(kji)] else ""
+    if name and name not in AERATED_LUNG:
+        return
+    prob.warnings.append(f"the target point lies in aerated lung (median {hu:.0f} HU around it, below ground "
+                         f"glass's {low:.0f} HU, Hansell 2008), {'in ' + name if name else 'unlabelled'}: no "
+                         "lesion is seen there and the needle would end in air; click the lesion, give its label as "
+                         "--target or --lesions, or check the point (RAS, as in Slicer; --lps for LPS)")
 
 
 def _outside_label_body(labels: Volume, kji) -> bool:
