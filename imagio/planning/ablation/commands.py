@@ -89,6 +89,8 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
                                                guarantee_margin=guarantee_margin).to_dict()
             out["multi_probe"]["isotherm_c"], out["multi_probe"]["zone_edge"] = out["isotherm_c"], out["zone_edge"]
             out["multi_probe"]["shared_entries"] = shared_entries(out["multi_probe"]["probes"])
+            if dev.modality == "cryoablation":   # probes in place together: their shafts must not meet
+                out["multi_probe"]["close_shafts"] = close_shafts(out["multi_probe"]["probes"], p.needle)
         except InputError:
             raise   # a wrong request (a fused setting ...): the user fixes the command
         except ImagioError as e:   # no cover with this setting: the single-probe results still stand
@@ -121,6 +123,37 @@ def shared_entries(probes: list) -> list[list[int]]:
             groups.append([int(j) + 1 for j in g])
         seen.update(g)
     return groups
+
+
+def close_shafts(probes: list, needle) -> list[dict]:
+    """Pairs of ``probes`` (`ProbePlacement` dicts, entry_ras and tip_ras in RAS mm) with separate
+    skin entries whose shafts pass closer than one shaft diameter plus both probes' placement
+    uncertainty (``needle.diameter_mm + 2 * needle.uncertainty_mm``, the planner's own needle):
+    probes placed together (cryoablation) may meet there (new-user trial 34 F3: the phantom's
+    cryo plan crossed two shafts 0.10 mm apart, 35 mm deep, with separate entries). Each item:
+    {"probes": [i, j] (1-based), "distance_mm", "at_ras"}. The distance is exact between the two
+    segments, sampled 0.1 mm apart along each (a few probes: pairs, not voxels)."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    limit = float(needle.diameter_mm) + 2.0 * float(needle.uncertainty_mm)
+    shared = {(a, b) for g in shared_entries(probes) for a in g for b in g if a < b}
+    out = []
+    for i in range(len(probes)):
+        for j in range(i + 1, len(probes)):
+            if (i + 1, j + 1) in shared:
+                continue
+            segs = []
+            for p in (probes[i], probes[j]):
+                e, t = np.asarray(p["entry_ras"], float), np.asarray(p["tip_ras"], float)
+                n = max(int(np.linalg.norm(t - e) / 0.1) + 1, 2)
+                segs.append(e + np.linspace(0.0, 1.0, n)[:, None] * (t - e))
+            d, k = cKDTree(segs[1]).query(segs[0])
+            a = int(np.argmin(d))
+            if d[a] < limit:
+                out.append({"probes": [i + 1, j + 1], "distance_mm": round(float(d[a]), 2),
+                            "at_ras": [round(float(v), 1) for v in 0.5 * (segs[0][a] + segs[1][k[a]])]})
+    return out
 
 
 def zone_edge(modality: str, isotherm_c) -> str:
@@ -288,6 +321,11 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                            "probe, ablated one after the other and repositioned along one track (sequential "
                            "overlapping ablations), not probes in place together; see each position's entry and tip "
                            "in plan.json or the report")
+        for c in mp.get("close_shafts") or []:
+            out.append(f"{what}: the shafts of probes {c['probes'][0]} and {c['probes'][1]} pass {c['distance_mm']:g} mm "
+                       f"apart at {c['at_ras']} RAS mm, closer than a shaft and both probes' placement uncertainty: "
+                       "cryoprobes are in place together and may meet there; this plan cannot be placed as is "
+                       "(move one entry, or use fewer, larger zones)")
         probe_doubts_(what, mp.get("probes", []))
         zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
                                            "(--guarantee-margin; the cover above is checked at sample points of "
