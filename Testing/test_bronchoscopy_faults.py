@@ -333,3 +333,20 @@ def test_the_route_does_not_depend_on_how_the_images_are_stored(tmp_path, ph):
         docs.append(d)
     assert len(docs[0]["branches"]) > 50
     assert docs[0] == docs[1]
+
+
+def test_bronch_says_its_warnings_on_stderr(tmp_path, ph, capsys):
+    """New-user trial 34 (F2): bronch's warnings (another scan's mask, nothing checked on the CT ...)
+    were only in the printed JSON: a script that keeps stdout for the data and shows stderr lost
+    them. Every warning of bronch.json is now also an `imagio: warning:` line."""
+    io.write_image(ph.ct, tmp_path / "ct.nii.gz")
+    io.write_labels(ph.labels, tmp_path / "labels.seg.nrrd")
+    capsys.readouterr()
+    assert cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+                     "--target", "lung_nodule_2", "--scope", "thin", "--out", str(tmp_path / "o"),
+                     "--no-pictures", "--quiet"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    doc = json.loads((tmp_path / "o" / "bronch.json").read_text())
+    assert doc["warnings"]
+    for w in doc["warnings"]:
+        assert f"imagio: warning: {w}" in err, (w, err)

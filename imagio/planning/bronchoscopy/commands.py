@@ -357,4 +357,7 @@ def cmd_bronch(args) -> int:
                       **({"tunnel_problem": bp.tunnel_problem} if bp.tunnel_problem else {}),
                       "target_lobe": r.target_lobe, "end_lobe": r.end_lobe,
                       "branches": tree.summary()["n_branches"], "warnings": doc["warnings"]}, indent=1))
+    for w in doc["warnings"]:   # on stderr too, as every command says them (trial 34 F2: in the JSON only)
+        if w != odd_scope:      # said before any work
+            print(f"imagio: warning: {w}", file=sys.stderr)
     return 0
