@@ -350,3 +350,30 @@ def test_bronch_says_its_warnings_on_stderr(tmp_path, ph, capsys):
     assert doc["warnings"]
     for w in doc["warnings"]:
         assert f"imagio: warning: {w}" in err, (w, err)
+
+
+def test_an_airway_mask_laid_on_tissue_is_refused(tmp_path, ph, capsys):
+    """New-user trial 34 (F2): another patient's tree moved onto this CT's trachea overlaps the CT
+    (not refused by the overlap check) but lies on tissue (median -452 HU, 47 % above -100 HU);
+    bronch planned a named route with tunnels on it. The phantom's airways moved 40 mm posterior
+    (onto the mediastinum and spine) are refused in one line; where they belong they are planned."""
+    from imagio.volume import Volume
+
+    lab = ph.labels
+    moved = lab.ijk_to_ras.copy()
+    moved[1, 3] -= 40.0                       # 40 mm towards posterior (RAS A axis)
+    other = Volume(lab.array, moved, lab.name, dict(lab.labels), dict(lab.meta), list(lab.warnings),
+                   scanner_coordinates=lab.scanner_coordinates)
+    # the premise, checked independently: the moved lumen lies on tissue in the CT
+    idx = np.argwhere(lab.mask("trachea", "airways"))
+    k = np.rint(ph.ct.world_to_kji(other.kji_to_world(idx))).astype(int)
+    assert np.median(ph.ct.array[tuple(k.T)]) > -200
+    io.write_image(ph.ct, tmp_path / "ct.nii.gz")
+    io.write_labels(other, tmp_path / "moved.seg.nrrd")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    capsys.readouterr()
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "moved.seg.nrrd"),
+                   "--target", "lung_nodule_1", "--out", str(tmp_path / "o"), "--no-pictures", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "does not lie on the CT's air" in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -241,7 +241,7 @@ def cmd_bronch(args) -> int:
     from ...outputs import atomic_path, write_text
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
-    from .mask_checks import check_slice_thickness
+    from .mask_checks import check_slice_thickness, require_mask_on_air
     from .route import check_root, implausible_scope, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
     from ..commands import refuse_foreign_outputs
@@ -279,6 +279,7 @@ def cmd_bronch(args) -> int:
     air, structures = as_ras_canonical(air)[0], (as_ras_canonical(structures)[0] if args.structures else None)
     structures = structures if structures is not None else air
     mask = airway_mask(air)
+    require_mask_on_air(ct, mask, air, f"--airways {args.airways}")   # another scan's tree (trial 34 F2)
     structures_read = structures
     if args.lesions:
         structures = io.with_lesions(structures, args.lesions)

@@ -46,6 +46,29 @@ def check_slice_thickness(vol: Volume, what: str = "airway mask", refuse: bool =
     return ""
 
 
+def require_mask_on_air(ct: Volume, mask: np.ndarray, grid: Volume, what: str) -> None:
+    """Refuse (InputError) an airway ``mask`` (bool [k, j, i] on ``grid``) whose voxels do not lie
+    on the CT's air: the median CT value at their centres (nearest CT voxel, world coordinates)
+    above ``mask_on_air.max_median_hu`` of airway_limits.json (-500 HU: see its source). A mask of
+    another scan that merely overlaps this CT (new-user trial 34 F2) or a mask of something else
+    is refused before a route is planned on it."""
+    lim = float(limits()["mask_on_air"]["max_median_hu"])
+    idx = np.argwhere(mask)
+    if not len(idx):
+        return
+    if len(idx) > 200_000:   # a uniform subsample: the median, not every voxel
+        idx = idx[:: len(idx) // 200_000 + 1]
+    kji = np.rint(ct.world_to_kji(grid.kji_to_world(idx))).astype(np.int64)
+    ok = np.all((kji >= 0) & (kji < np.array(ct.shape)), axis=1)
+    if not ok.any():
+        return   # no overlap at all: `io.require_overlap` says so
+    med = float(np.median(ct.array[tuple(kji[ok].T)]))
+    if med > lim:
+        raise InputError(f"{what}: the airway mask does not lie on the CT's air (median {med:.0f} HU over its voxels; "
+                         f"an airway lumen is air, below {lim:g} HU): is it of another scan, or not an airway mask? "
+                         "Give the airways segmented on this CT (imagio segment CT --structures airways)")
+
+
 def bridge_gaps(mask: np.ndarray, spacing_kji, main: np.ndarray) -> tuple[np.ndarray, list[dict]]:
     """Reconnect separate airway pieces to ``main`` (the largest 26-connected component of
     ``mask``) when a piece's end faces the tree within ``max_gap_mm``: a tube of the smaller lumen
