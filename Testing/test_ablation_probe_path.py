@@ -54,5 +54,5 @@ def test_probe_crossing_and_tip_beyond_the_organ_are_warned(grid):
             assert ADRENAL in seen and "adrenal_gland_right" in p["crossed_mm"], (p, set(seen))
             assert tip not in (LIVER, TUMOUR) and p["tip_in"] == lab.labels.get(tip, "unlabelled"), p
             what = f"proposal {d_['proposal']} ablation probe"
-            assert f"{what}: the antenna crosses adrenal_gland_right" in warned, warned
-            assert f"{what}: the antenna tip lies in {p['tip_in']}" in warned, warned
+            assert f"{what}: the probe crosses adrenal_gland_right" in warned, warned
+            assert f"{what}: the probe's tip lies in {p['tip_in']}" in warned, warned

@@ -241,13 +241,13 @@ def probe_doubts(what: str, probes: list, tumour: str, host_organ: str = "") -> 
         name = f"{what}, probe {k}" if len(probes) > 1 else what
         crossed = p.get("crossed_mm") or {}
         if crossed:
-            out.append(f"{name}: the antenna crosses " + ", ".join(f"{n} ({v:.1f} mm)" for n, v in
+            out.append(f"{name}: the probe crosses " + ", ".join(f"{n} ({v:.1f} mm)" for n, v in
                                                                   sorted(crossed.items(), key=lambda kv: -kv[1]))
                        + ": check the path against them, or choose another path or a setting with a "
                          "shorter tip-to-centre offset")
         tip = p.get("tip_in") or ""
         if host_organ and tip and tip not in (tumour, host_organ):
-            out.append(f"{name}: the antenna tip lies in {tip} at {[round(x, 1) for x in p['tip_ras']]} RAS mm, "
+            out.append(f"{name}: the probe's tip lies in {tip} at {[round(x, 1) for x in p['tip_ras']]} RAS mm, "
                        f"outside {host_organ} (advanced past the tumour so that the zone centre lands on it): "
                        "check the tip's position, or choose a setting with a shorter tip-to-centre offset")
     return out
