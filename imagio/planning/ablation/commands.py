@@ -321,7 +321,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                            "probe, ablated one after the other and repositioned along one track (sequential "
                            "overlapping ablations), not probes in place together; see each position's entry and tip "
                            "in plan.json or the report")
-        for c in mp.get("close_shafts") or []:
+        for c in (mp.get("close_shafts") or []) if abl.get("modality") == "cryoablation" else []:
             out.append(f"{what}: the shafts of probes {c['probes'][0]} and {c['probes'][1]} pass {c['distance_mm']:g} mm "
                        f"apart at {c['at_ras']} RAS mm, closer than a shaft and both probes' placement uncertainty: "
                        "cryoprobes are in place together and may meet there; this plan cannot be placed as is "
