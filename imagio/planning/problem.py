@@ -691,7 +691,7 @@ def _check_target(prob: "PlanningProblem") -> None:
     if not prob.body[tuple(kji)]:
         from ..segmentation.common import GAS_MEDIAN_HU
 
-        hu = float(np.median(ct.array[tuple(slice(max(k - 1, 0), k + 2) for k in kji)]))   # 3 x 3 x 3 voxels
+        hu = _median_around(ct, kji)
         if hu > GAS_MEDIAN_HU:   # denser than outside air: aerated lung (trial 13 M1, a small field of view)
             raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies in air of lung density "
                              f"(median {hu:.0f} HU around it; outside air is below {GAS_MEDIAN_HU:.0f}) that the body "
@@ -705,7 +705,7 @@ def _check_target(prob: "PlanningProblem") -> None:
         # the label map's own patient outline leaves the point out while the CT's outline takes
         # it in: the two disagree there (trial 30 H2: a view inside a lung whose segmentation left
         # the lung out; the point in a vessel among lung air, the pleura taken as skin)
-        hu = float(np.median(ct.array[tuple(slice(max(k - 1, 0), k + 2) for k in kji)]))
+        hu = _median_around(ct, kji)
         raise InputError(f"target at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies outside the label "
                          f"map's body ({hu:.0f} HU around it): the label map leaves this region out of the "
                          "patient (a lung left out of a field of view inside the chest?); label it (imagio "
@@ -733,6 +733,11 @@ def _check_target(prob: "PlanningProblem") -> None:
         prob.rules_extra["target_organ_entered"] = spec.name
 
 
+def _median_around(ct: Volume, kji) -> float:
+    """Median HU of the 3 x 3 x 3 voxels around the voxel ``kji`` of ``ct`` (cut at the array's faces)."""
+    return float(np.median(ct.array[tuple(slice(max(k - 1, 0), k + 2) for k in kji)]))
+
+
 def _warn_target_in_aerated_lung(prob: "PlanningProblem", kji) -> None:
     """A warning when a point target lies in aerated lung: the median of its 3 x 3 x 3 voxels is
     below ground glass's lower bound (``ground_glass_min_hu`` of lesion.json, -700 HU, Hansell
@@ -742,7 +747,7 @@ def _warn_target_in_aerated_lung(prob: "PlanningProblem", kji) -> None:
     ground-glass nodule may lie a little below the bound."""
     from ..segmentation.lesion import GROUND_GLASS_MIN_HU as low
 
-    hu = float(np.median(prob.ct.array[tuple(slice(max(k - 1, 0), k + 2) for k in kji)]))
+    hu = _median_around(prob.ct, kji)
     if hu >= low:
         return
     name = str(prob.labels.labels.get(int(prob.labels.array[tuple(kji)]), "")) if prob.labels.array[tuple(kji)] else ""

@@ -276,8 +276,8 @@ def cmd_bronch(args) -> int:
     # route do not depend on how the same images are stored (new-user trial 32 M1: the chest CTA
     # flipped or permuted gave 113, 120 or 116 branches and routes of 200.5 or 206.4 mm)
     ct = as_ras_canonical(ct)[0]
-    air, structures = as_ras_canonical(air)[0], (as_ras_canonical(structures)[0] if args.structures else None)
-    structures = structures if structures is not None else air
+    air = as_ras_canonical(air)[0]
+    structures = as_ras_canonical(structures)[0] if args.structures else air
     mask = airway_mask(air)
     require_mask_on_air(ct, mask, air, f"--airways {args.airways}")   # another scan's tree (trial 34 F2)
     structures_read = structures
