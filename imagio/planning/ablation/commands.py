@@ -138,21 +138,22 @@ def close_shafts(probes: list, needle) -> list[dict]:
 
     limit = float(needle.diameter_mm) + 2.0 * float(needle.uncertainty_mm)
     shared = {(a, b) for g in shared_entries(probes) for a in g for b in g if a < b}
+    shafts, trees = [], []   # each shaft sampled and indexed once
+    for p in probes:
+        e, t = np.asarray(p["entry_ras"], float), np.asarray(p["tip_ras"], float)
+        n = max(int(np.linalg.norm(t - e) / 0.1) + 1, 2)
+        shafts.append(e + np.linspace(0.0, 1.0, n)[:, None] * (t - e))
+        trees.append(cKDTree(shafts[-1]))
     out = []
     for i in range(len(probes)):
         for j in range(i + 1, len(probes)):
             if (i + 1, j + 1) in shared:
                 continue
-            segs = []
-            for p in (probes[i], probes[j]):
-                e, t = np.asarray(p["entry_ras"], float), np.asarray(p["tip_ras"], float)
-                n = max(int(np.linalg.norm(t - e) / 0.1) + 1, 2)
-                segs.append(e + np.linspace(0.0, 1.0, n)[:, None] * (t - e))
-            d, k = cKDTree(segs[1]).query(segs[0])
+            d, k = trees[j].query(shafts[i])
             a = int(np.argmin(d))
             if d[a] < limit:
                 out.append({"probes": [i + 1, j + 1], "distance_mm": round(float(d[a]), 2),
-                            "at_ras": [round(float(v), 1) for v in 0.5 * (segs[0][a] + segs[1][k[a]])]})
+                            "at_ras": [round(float(v), 1) for v in 0.5 * (shafts[i][a] + shafts[j][k[a]])]})
     return out
 
 
