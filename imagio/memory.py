@@ -4,6 +4,8 @@ depends on them."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 
 def release_free_memory() -> bool:
     """Hand the heap's free pages back to the system (glibc ``malloc_trim(0)``); True when done.
@@ -13,15 +15,27 @@ def release_free_memory() -> bool:
     pages resident: a stage then starts from the previous stage's peak, not from what it still
     holds. Called between the demo's stages; it changes no result. False where the C library
     is not glibc (musl, macOS, Windows): nothing is done there."""
+    libc = _libc()
+    if libc is None:
+        return False
+    try:
+        libc.malloc_trim(0)
+        return True
+    except AttributeError:   # a C library without malloc_trim
+        return False
+
+
+@lru_cache(maxsize=1)
+def _libc():
+    """The C library (ctypes), looked up once: ``find_library`` runs ``ldconfig -p`` each call.
+    None when it cannot be loaded."""
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-        return True
-    except (OSError, AttributeError):
-        return False
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def stage_peak_mib(reset: bool = True) -> float | None:

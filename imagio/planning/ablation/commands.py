@@ -90,7 +90,8 @@ def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_pr
             out["multi_probe"]["isotherm_c"], out["multi_probe"]["zone_edge"] = out["isotherm_c"], out["zone_edge"]
             out["multi_probe"]["shared_entries"] = shared_entries(out["multi_probe"]["probes"])
             if dev.modality == "cryoablation":   # probes in place together: their shafts must not meet
-                out["multi_probe"]["close_shafts"] = close_shafts(out["multi_probe"]["probes"], p.needle)
+                out["multi_probe"]["close_shafts"] = close_shafts(out["multi_probe"]["probes"], p.needle,
+                                                                  out["multi_probe"]["shared_entries"])
         except InputError:
             raise   # a wrong request (a fused setting ...): the user fixes the command
         except ImagioError as e:   # no cover with this setting: the single-probe results still stand
@@ -125,7 +126,7 @@ def shared_entries(probes: list) -> list[list[int]]:
     return groups
 
 
-def close_shafts(probes: list, needle) -> list[dict]:
+def close_shafts(probes: list, needle, shared: list | None = None) -> list[dict]:
     """Pairs of ``probes`` (`ProbePlacement` dicts, entry_ras and tip_ras in RAS mm) with separate
     skin entries whose shafts pass closer than one shaft diameter plus both probes' placement
     uncertainty (``needle.diameter_mm + 2 * needle.uncertainty_mm``, the planner's own needle):
@@ -137,7 +138,8 @@ def close_shafts(probes: list, needle) -> list[dict]:
     from scipy.spatial import cKDTree
 
     limit = float(needle.diameter_mm) + 2.0 * float(needle.uncertainty_mm)
-    shared = {(a, b) for g in shared_entries(probes) for a in g for b in g if a < b}
+    groups = shared_entries(probes) if shared is None else shared   # `shared_entries`' groups, when known
+    shared = {(a, b) for g in groups for a in g for b in g if a < b}
     shafts, trees = [], []   # each shaft sampled and indexed once
     for p in probes:
         e, t = np.asarray(p["entry_ras"], float), np.asarray(p["tip_ras"], float)
