@@ -165,10 +165,10 @@ def zone_edge(modality: str, isotherm_c) -> str:
     ablation zone (its chart)."""
     if modality != "cryoablation" or isotherm_c is None:
         return "the device chart's ablation zone"
-    from .criteria import value
+    from .criteria import is_lethal, lethal_isotherm_c
 
-    lethal = float(value("cryo_lethal_isotherm_c"))
-    if isotherm_c <= lethal:
+    lethal = lethal_isotherm_c()
+    if is_lethal(isotherm_c):
         return f"the {isotherm_c:g} C isotherm (lethal: at or below {lethal:g} C, Littrup 2009)"
     return (f"the {isotherm_c:g} C isotherm (the ice-ball edge seen on CT; NOT lethal: tissue dies at or below "
             f"{lethal:g} C, Littrup 2009)")
@@ -279,10 +279,10 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
     out = []
     iso = abl.get("isotherm_c")
     if abl.get("modality") == "cryoablation" and iso is not None:
-        from .criteria import value
+        from .criteria import is_lethal, lethal_isotherm_c
 
-        lethal = float(value("cryo_lethal_isotherm_c"))
-        if iso > lethal:   # trial 32 H2: a 0 C margin was called "met" with no word
+        lethal = lethal_isotherm_c()
+        if not is_lethal(iso):   # trial 32 H2: a 0 C margin was called "met" with no word
             out.append(f"ablation ({dev}): coverage and margin are measured on the {iso:g} C isotherm (the edge of "
                        f"the ice ball seen on CT), which does not kill tissue: the lethal zone (at or below {lethal:g} C, "
                        "Littrup 2009) is smaller, so the tumour's coverage and margin are overstated; choose a "

@@ -18,6 +18,18 @@ def value(key: str):
     return load_criteria()[key]["value"]
 
 
+def lethal_isotherm_c() -> float:
+    """The cryoablation lethal isotherm (C): tissue dies at or below it (``cryo_lethal_isotherm_c``,
+    Littrup 2009); the 0 C ice-ball edge seen on CT kills none."""
+    return float(value("cryo_lethal_isotherm_c"))
+
+
+def is_lethal(isotherm_c: float) -> bool:
+    """Whether a cryoablation zone bounded by ``isotherm_c`` (C) is lethal (at or below
+    :func:`lethal_isotherm_c`)."""
+    return isotherm_c <= lethal_isotherm_c()
+
+
 def heat_sink() -> dict:
     return load_criteria()["heat_sink"]
 

@@ -73,9 +73,9 @@ class Device:
         if setting_id is None:
             one = [s for s in self.settings.values() if s.probes == 1]
             if self.modality == "cryoablation":
-                from .criteria import value
+                from .criteria import is_lethal
 
-                lethal = [s for s in one if s.isotherm_c is not None and s.isotherm_c <= value("cryo_lethal_isotherm_c")]
+                lethal = [s for s in one if s.isotherm_c is not None and is_lethal(s.isotherm_c)]
                 one = lethal or one
             return next(iter(one), next(iter(self.settings.values())))
         if setting_id not in self.settings:
