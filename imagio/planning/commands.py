@@ -203,8 +203,8 @@ def cmd_plan(args) -> int:
     if args.device and result.feasible:
         from .ablation.commands import ablation_for_plan
 
-        doc["ablation"] = abl = ablation_for_plan(result, args.device, args.setting, args.multi_probe,
-                                                  args.devices, printer(args.quiet), args.guarantee_margin)
+        doc["ablation"] = abl = ablation_for_plan(result, device, args.setting, args.multi_probe,   # read once
+                                                  progress=printer(args.quiet), guarantee_margin=args.guarantee_margin)
         doc["warnings"] = doc.get("warnings", []) + abl["warnings"]   # printed and reported with the others
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "plan.json", json.dumps(doc, indent=1))   # written once, from the objects

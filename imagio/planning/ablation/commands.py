@@ -56,17 +56,19 @@ def require_tumour_target(problem) -> None:
                          "give its label as --target")
 
 
-def ablation_for_plan(result, device_name: str, setting_id: str | None, multi_probe: bool = False,
+def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool = False,
                       devices_file=None, progress=None, guarantee_margin: bool = False) -> dict:
     """Zones, coverage and MAM for every proposal of a feasible plan (each probe advanced so
     the zone centre lands on the target), plus optionally a multi-probe plan (``guarantee_margin``:
-    probes added until the margin is proven, `multiprobe.plan_multiprobe`): a JSON-able dict."""
+    probes added until the margin is proven, `multiprobe.plan_multiprobe`): a JSON-able dict.
+    ``device``: a `devices.Device` already read (``imagio plan --device`` has it), or its name,
+    looked up in the catalogue (with ``devices_file``)."""
     from ...jsonable import to_jsonable
     from .coverage import AblationContext
-    from .devices import get_device, load_catalogue
+    from .devices import Device, get_device, load_catalogue
     from .multiprobe import place_on_path, plan_multiprobe
 
-    dev = get_device(device_name, load_catalogue(extra=devices_file))
+    dev = device if isinstance(device, Device) else get_device(device, load_catalogue(extra=devices_file))
     s = dev.setting(setting_id)
     p = result.problem
     require_tumour_target(p)
