@@ -73,9 +73,24 @@ CARTILAGE_MAX_HU = rule("calcium_hu")  # non-calcified cartilage is below the ca
 # cannot be told from that tissue by density
 
 
+def deep_tissue_sample(a: np.ndarray, body: np.ndarray, spacing_kji) -> tuple:
+    """(f, the CT, the body and the spacing on the grid coarsened by ``f`` to <= 4 M voxels, its
+    "deep" soft tissue: voxels between -100 and 300 HU at least 5 mm inside such tissue): the
+    sample `enhanced_tissue_level` reads, built once where it is read twice (`bone_mask`)."""
+    f = 1
+    while a.size / f ** 3 > 4_000_000:
+        f += 1
+    ac = a[::f, ::f, ::f]
+    sc = np.asarray(spacing_kji, float) * f
+    bc = body[::f, ::f, ::f]
+    soft = bc & (ac > -100) & (ac < 300)
+    return f, ac, bc, sc, erode_mm(soft, 5.0, sc)
+
+
 def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji,
                           bone_hu: tuple[float, float] | None = None,
-                          sup: int | None = None, bone: np.ndarray | None = None) -> float:
+                          sup: int | None = None, bone: np.ndarray | None = None,
+                          sample: tuple | None = None) -> float:
     """95th percentile (HU) of "deep" soft tissue: voxels between -100 and 300 HU at least
     5 mm inside such tissue (organ parenchyma, muscle, vessel lumen). With contrast, enhancing
     liver, spleen and kidneys (120-200 HU) touch the ribs and spine; the bone threshold must
@@ -92,15 +107,9 @@ def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji,
     HU at 3 mm, which raised the bone threshold from 120 to 159 HU and lost a fifth of the
     ribs; outside the bone 60 HU on both). Enhanced organs beside bone (liver under the ribs,
     kidneys by the spine) are not bone and stay in the sample beyond that one voxel. When no
-    deep tissue lies outside the bone, the reading on all of it is returned."""
-    f = 1
-    while a.size / f ** 3 > 4_000_000:
-        f += 1
-    ac = a[::f, ::f, ::f]
-    sc = np.asarray(spacing_kji, float) * f
-    bc = body[::f, ::f, ::f]
-    soft = bc & (ac > -100) & (ac < 300)
-    deep = erode_mm(soft, 5.0, sc)
+    deep tissue lies outside the bone, the reading on all of it is returned. ``sample``:
+    `deep_tissue_sample` of the same ``a``, ``body`` and spacing, when the caller has it."""
+    f, ac, bc, sc, deep = deep_tissue_sample(a, body, spacing_kji) if sample is None else sample
     if (bone_hu is not None or bone is not None) and deep.any():
         b = (bone[::f, ::f, ::f] if bone is not None
              else bone_outline(ac, bc, bone_hu[0], bone_hu[1], sc))
@@ -224,21 +233,20 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     band = contrast_blood_band(a, body if body is not None else np.ones(a.shape, bool),
                                ct.voxel_volume_ml, ct.spacing_kji)
     tissue = SOFT_TISSUE_HU
-    low0, seed0 = low_hu, seed_hu
     densest = tissue   # the densest deep tissue, organs beside bone included (the rim's floor)
     if body is not None:
-        enhanced = enhanced_tissue_level(a, body, ct.spacing_kji)
+        sample = deep_tissue_sample(a, body, ct.spacing_kji)
+        enhanced = enhanced_tissue_level(a, body, ct.spacing_kji, sample=sample)
         densest = max(tissue, enhanced)
         if band is None:
             # read again away from the bone that this level shows (cancellous bone is not soft
             # tissue; `enhanced_tissue_level`). Not on a CT angiography: there the sample's top
             # is the blood pool's partial-volume rim, which touches bone (aorta on the spine) and
             # must stay in it; the pool's own band is handled below
-            t0 = max(tissue, enhanced)
             enhanced = enhanced_tissue_level(
-                a, body, ct.spacing_kji, sup=sup,
-                bone_hu=(max(low0, enhanced + ORGAN_MARGIN_HU),
-                         t0 + thin_peak_factor(res) * (seed0 - t0)))
+                a, body, ct.spacing_kji, sup=sup, sample=sample,
+                bone_hu=(max(low_hu, enhanced + ORGAN_MARGIN_HU),
+                         densest + thin_peak_factor(res) * (seed_hu - densest)))
         low_hu = max(low_hu, enhanced + ORGAN_MARGIN_HU)
         tissue = max(tissue, enhanced)
     # a scan blurrier than the common resolution shows thin cortex at a lower peak
@@ -696,7 +704,8 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
     empty = np.zeros(a.shape, bool)
     if not ribs.any():
         return empty, None
-    level = enhanced_tissue_level(a, body, sk)
+    sample = deep_tissue_sample(a, body, sk)   # read twice below: built once
+    level = enhanced_tissue_level(a, body, sk, sample=sample)
     # the blood pool is looked for only when the tissue level does not already decide (as before)
     pool = level < CARTILAGE_MAX_HU and contrast_blood_band(a, body, ct.voxel_volume_ml, sk) is not None
     if level >= CARTILAGE_MAX_HU or pool:
@@ -714,7 +723,7 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
     # missed, by an amount the grid decides (lung1: 29 mL at native, none at 3 mm): say so
     doubt = None
     if bone.any():
-        clean = enhanced_tissue_level(a, body, sk, sup=anatomical_axes(ct)["S"][0], bone=bone)
+        clean = enhanced_tissue_level(a, body, sk, sup=anatomical_axes(ct)["S"][0], bone=bone, sample=sample)
         if level - clean > ORGAN_MARGIN_HU:
             doubt = (f"costal cartilages may be partly missed and their volume depends on the grid: the deep "
                      f"soft tissue reads {level:.0f} HU with the bone's partial volume in it and {clean:.0f} HU "
