@@ -220,7 +220,7 @@ def _run(args) -> int:
     Warnings about the inputs (``imagio.io.InputWarning``) are printed as ``imagio: warning:``."""
     import warnings
 
-    from .io import InputWarning
+    from .io import InputWarning, say_warnings
     from .outputs import check_outputs, check_writable_folder, command_paths, output_folders, protect
 
     inputs, outs = command_paths(args)
@@ -245,7 +245,7 @@ def _run(args) -> int:
                     continue
                 seen.add((w.category, text))
                 if issubclass(w.category, InputWarning):
-                    print(f"imagio: warning: {text}", file=sys.stderr)
+                    say_warnings([text])
                 else:
                     print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip(),
                           file=sys.stderr)

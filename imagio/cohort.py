@@ -344,9 +344,8 @@ def cmd_cohort(args, opts) -> int:
                    args.worker_memory, args.quiet)
     print(json.dumps(s, indent=1))
     if s["failed"]:
-        import sys
+        from .io import say_warnings
 
-        print(f"imagio: warning: {s['failed']} case(s) failed (reasons in {s['cases_csv']}); the "
-              "others are done", file=sys.stderr)
+        say_warnings([f"{s['failed']} case(s) failed (reasons in {s['cases_csv']}); the others are done"])
         return 1   # a script that checks the exit status must not read a partial cohort as success
     return 0

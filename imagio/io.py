@@ -89,6 +89,17 @@ def _check_exists(path: Path):
         raise InputError(f"{path}: no such file or folder; check the path")
 
 
+def say_warnings(texts, unless=None) -> None:
+    """Print each of ``texts`` on stderr as ``imagio: warning: TEXT``, the one form the CLI
+    gives a warning (`cli._run` prints the ``InputWarning``s so, each command its own doubts),
+    except those for which ``unless(text)`` is true (said elsewhere)."""
+    import sys
+
+    for w in texts:
+        if unless is None or not unless(w):
+            print(f"imagio: warning: {w}", file=sys.stderr)
+
+
 def warn(vol: Volume, message: str) -> None:
     """Record a warning about an input on the Volume and issue it as an ``InputWarning``."""
     vol.warnings.append(message)

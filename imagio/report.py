@@ -724,9 +724,8 @@ def as_reportable(doc: dict) -> dict:
 
 
 def cmd_report(args) -> int:
-    import sys
-
     from .errors import InputError
+    from .io import say_warnings
 
     plan_path = Path(args.plan)
     if Path(args.out).suffix.lower() != ".pdf":   # the HTML is written beside it as NAME.html
@@ -757,8 +756,7 @@ def cmd_report(args) -> int:
                            (base / inputs["picture_3d"] if inputs.get("picture_3d") else None))
     if pic and not Path(pic).is_file():
         notes.append(missing_picture_note(pic))
-    for w in notes:
-        print(f"imagio: warning: {w}", file=sys.stderr)
+    say_warnings(notes)
     extra = [(recorded_path(base, p) or base / p, c) for p, c in inputs.get("extra_pictures") or []]
     paths = build_report(doc, args.out, ct, labels, pic, notes, extra_pictures=extra)
     if not args.quiet:   # the files written; warnings and errors go to stderr either way

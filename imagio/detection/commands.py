@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,9 +127,8 @@ def cmd_detect(args) -> int:
         summary.update(cpm=round(ev["cpm"], 4), detected=ev["n_detected"], reference_nodules=ev["n_nodules"],
                        false_positives=ev["n_false_positives"], evaluation=str(out / "evaluation.json"))
     print(json.dumps(summary, indent=1))
-    for w in json.loads((out / "candidates.json").read_text()).get("warnings", []):
-        if not w.startswith("probability is a ranking score"):   # (a definition, in the json)
-            print(f"imagio: warning: {w}", file=sys.stderr)
+    io.say_warnings(json.loads((out / "candidates.json").read_text()).get("warnings", []),
+                    unless=lambda w: w.startswith("probability is a ranking score"))   # (a definition, in the json)
     return 0
 
 

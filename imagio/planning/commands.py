@@ -232,8 +232,7 @@ def cmd_plan(args) -> int:
                                     labels_path=None if args.lesions else args.labels, labels_read=labels)
     for p in written:
         print(p)
-    for w in doc.get("warnings", []):
-        print(f"imagio: warning: {w}", file=sys.stderr)
+    io.say_warnings(doc.get("warnings", []))
     if not result.feasible:   # the report is printed once, by the CLI's error line
         raise NoFeasiblePath(result.report)
     best = result.proposals[0]

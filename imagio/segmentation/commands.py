@@ -4,7 +4,6 @@ and ``imagio vessels CT --organ SEG --organ-labels liver --out VESSELS``."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -45,8 +44,7 @@ def cmd_segment(args) -> int:
         "input_warnings": io.input_warnings(ct),
     }
     print(json.dumps(summary, indent=1, default=str))
-    for w in seg.meta.get("warnings", []):
-        print(f"imagio: warning: {w}", file=sys.stderr)
+    io.say_warnings(seg.meta.get("warnings", []))
     return 0
 
 
@@ -86,8 +84,7 @@ def cmd_lesion(args) -> int:
     io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
     print(json.dumps({"output": str(out), "structure": name, **meas.to_dict(),
                       "input_warnings": io.input_warnings(ct, lab)}, indent=1))
-    for w in meas.warnings:   # on the terminal too, as segment and detect say theirs (trial 29)
-        print(f"imagio: warning: {w}", file=sys.stderr)
+    io.say_warnings(meas.warnings)   # on the terminal too, as segment and detect say theirs (trial 29)
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 
 
@@ -78,6 +77,7 @@ def over_unknown_factors(model: str, fn, given: dict) -> dict:
 
 def cmd_risk(args) -> int:
     from ..errors import InputError
+    from ..io import say_warnings
     from . import guidelines, lungrads, nodule_risk, screening
 
     assumed = []   # new-user trial 31: a solid nodule and a count of 1 were taken without a word
@@ -126,17 +126,16 @@ def cmd_risk(args) -> int:
                                               "not given (" + ", ".join(b["unknown"]) + ")")
         except InputError as e:  # the risk figures stand (exit 0); the refusal is said on stderr too
             out["suggestion"] = {"guideline": args.guideline, "refused": str(e)}
-            print(f"imagio: warning: {e}", file=sys.stderr)
+            say_warnings([str(e)])
     if assumed:   # in the JSON (and so in the report): the defaults are the common case, not a doubt
         out["assumed"] = assumed
     for m in ("brock", "mayo", "lung_rads"):   # a refusal is said on the terminal, not only in the JSON
         if "refused" in out.get(m, {}):
-            print(f"imagio: warning: {m} not given: {out[m]['refused']}", file=sys.stderr)
+            say_warnings([f"{m} not given: {out[m]['refused']}"])
         elif out.get(m, {}).get("unknown"):
             lo, hi = out[m]["probability_range"]
-            print(f"imagio: warning: {m}: {', '.join(k.replace('_', ' ') for k in out[m]['unknown'])} not given: "
-                  f"probability {100 * lo:.1f}-{100 * hi:.1f} % over their values ({yes_or_no(out[m]['unknown'])})",
-                  file=sys.stderr)
+            say_warnings([f"{m}: {', '.join(k.replace('_', ' ') for k in out[m]['unknown'])} not given: "
+                          f"probability {100 * lo:.1f}-{100 * hi:.1f} % over their values ({yes_or_no(out[m]['unknown'])})"])
     print(json.dumps(out, indent=1))
     return 0
 
@@ -149,8 +148,7 @@ def cmd_eligibility(args) -> int:
     ct = io.read_image(args.ct)
     labels = io.read_labels(args.labels, io.label_names_arg(args))
     res = assess(ct, labels, point_or_name(args.lesion, args.lps, "--lesion"))
-    for w in res["warnings"]:
-        print(f"imagio: warning: {w}", file=sys.stderr)
+    io.say_warnings(res["warnings"])
     print(json.dumps({**res, "input_warnings": ct.warnings + labels.warnings}, indent=1))
     return 0
 

@@ -237,6 +237,7 @@ def _reference_inputs(scene, ct_path, airways_path, air, structures_path, struct
 
 def cmd_bronch(args) -> int:
     from ... import io
+    from ...io import say_warnings
     from .tunnel import lung_envelope
     from ...outputs import atomic_path, write_text
     from ...segmentation.common import check_ct
@@ -251,7 +252,7 @@ def cmd_bronch(args) -> int:
     scope_and_tolerance(args.scope, args.tolerance)   # before any work
     odd_scope = implausible_scope(args.scope)      # trial 31: a 0.6 mm "scope" planned without a word
     if odd_scope:
-        print(f"imagio: warning: {odd_scope}", file=sys.stderr)
+        say_warnings([odd_scope])
     # a user's file among bronch's outputs is refused before any work (trial 28 M3)
     refuse_foreign_outputs(Path(args.out), ("bronch.json", "camera_path.json", "flythrough.png"))
     p = Progress(printer(getattr(args, "quiet", False)))
@@ -358,7 +359,6 @@ def cmd_bronch(args) -> int:
                       **({"tunnel_problem": bp.tunnel_problem} if bp.tunnel_problem else {}),
                       "target_lobe": r.target_lobe, "end_lobe": r.end_lobe,
                       "branches": tree.summary()["n_branches"], "warnings": doc["warnings"]}, indent=1))
-    for w in doc["warnings"]:   # on stderr too, as every command says them (trial 34 F2: in the JSON only)
-        if w != odd_scope:      # said before any work
-            print(f"imagio: warning: {w}", file=sys.stderr)
+    # on stderr too, as every command says them (trial 34 F2: in the JSON only); the scope's said before any work
+    say_warnings(doc["warnings"], unless=lambda w: w == odd_scope)
     return 0

@@ -84,19 +84,18 @@ def _fail(sp, doc: dict, out: Path) -> None:
     written, the warnings go to stderr, a plan left in ``out`` by an earlier run is named as not
     this run's (never deleted), and the error is raised: InputError for an incision that no
     compliant entry lies near, else NoFeasiblePath (the sarcoma reason when known), one line, exit 2."""
+    from ...io import say_warnings
     from ...outputs import write_text
     from ..planner import NoFeasiblePath
 
     doc = {"status": "failed", "failure": sp.failure or "no feasible tract: see the exclusion report",
            **{k: v for k, v in doc.items() if k not in ("proposals", "pareto")}}
     write_text(out / "plan_failed.json", json.dumps(doc, indent=1))
-    for w in doc.get("warnings", []):
-        if not (w.startswith("no feasible path") or w == sp.failure):   # said once, below
-            print(f"imagio: warning: {w}", file=sys.stderr)
+    say_warnings(doc.get("warnings", []),   # the failure is said once, below
+                 unless=lambda w: w.startswith("no feasible path") or w == sp.failure)
     stale = [n for n in PLAN_FILES if (out / n).exists()]
     if stale:
-        print(f"imagio: warning: {', '.join(stale)} in {out} are from an earlier run, not this one "
-              "(this plan failed)", file=sys.stderr)
+        say_warnings([f"{', '.join(stale)} in {out} are from an earlier run, not this one (this plan failed)"])
     print(f"imagio: the failed plan's reasons: {out / 'plan_failed.json'}", file=sys.stderr)
     if sp.failure and "incision" in sp.failure:
         raise InputError(sp.failure)
@@ -191,8 +190,7 @@ def cmd_sarcoma(args) -> int:
         written += write_plan_scene(sp.plan, out, add=lambda scene: sarcoma_to_scene(scene, sp), ct_path=args.ct)
     for p in written:
         print(p)
-    for w in doc.get("warnings", []):
-        print(f"imagio: warning: {w}", file=sys.stderr)
+    io.say_warnings(doc.get("warnings", []))
     c0 = doc["sarcoma"]["cores"][0]
     print(f"sarcoma biopsy: entry {doc['sarcoma']['tattoo_entry']['ras']} RAS mm, {len(sp.cores)} cores, "
           f"tract {c0['length_mm']} mm in {', '.join(sp.involved) or 'no compartment'}; rules: " +
