@@ -148,7 +148,7 @@ def test_one_nodule_found_twice_is_listed_once_and_the_risk_does_not_fall_with_m
     n = [x for x in more if x["id"] == 1][0]
     # the upper bound is the model's own value at one nodule, with spiculation
     # (family history not given: unknown, so the top is with it)
-    top = max(nodule_risk.brock(64, False, n["long_axis_mm"], "solid", f, e, u, 1, True).probability
+    top = max(nodule_risk.brock(64, False, n["axial_long_axis_mm"], "solid", f, e, u, 1, True).probability
               for f in (False, True) for e in (False,) for u in (False, True))    # no emphysema in this chest
     assert solid["probability_range"][1] == pytest.approx(top, rel=1e-9), n
 
@@ -176,7 +176,7 @@ def test_risk_factors_not_given_are_ranges_and_emphysema_comes_from_the_lungs(ch
 
     n, scan = run()
     b, m = n["stratification"]["brock"], n["stratification"]["mayo"]
-    size = n["long_axis_mm"]
+    size = n["axial_long_axis_mm"]   # Brock's and Mayo's size: the longest axial diameter
     assert scan["emphysema"]["emphysema"] is False
     brock = [nodule_risk.brock(64, False, size, "solid", f, False, u, 1, s).probability
              for f in (False, True) for u in (False, True) for s in (False, True)]
@@ -752,3 +752,35 @@ def test_nodule_table_does_not_name_the_detector_scale_a_diameter(tmp_path):
     rows = list(_csv.DictReader(open(write_nodule_csv(tmp_path / "n.csv", "s1", [d]))))
     assert "diameter_mm" not in rows[0] and rows[0]["detector_scale_mm"] == "19.0"
     assert rows[0]["mean_diameter_mm"] == "25.0" and rows[0]["long_axis_mm"] == "27.2"
+
+
+def test_brock_and_mayo_read_the_axial_diameter():
+    """Issue 17: Brock was fitted on the maximum nodule diameter measured on axial sections
+    (PanCan's definition: McWilliams 2013, van Riel 2017) and Mayo on a 2-D diameter; detect gave
+    both the 3-D long axis, which for a nodule elongated along the body axis (8 mm across, 16 mm
+    long) doubles the size and overstates the risk. The models read the axial long axis."""
+    from imagio.stratification import nodule_risk
+
+    vol = Volume(np.zeros((70, 60, 60), np.float32), make_ijk_to_ras((0.8, 0.8, 1.0), (0, 0, 0)))
+    w = _world_grid(vol)
+    c = np.array([24.0, 24.0, 35.0])
+    rel = w - c
+    lung = (np.abs(rel[..., 0]) < 20) & (np.abs(rel[..., 1]) < 20) & (np.abs(rel[..., 2]) < 30)
+    body = (np.abs(rel[..., 0]) < 23) & (np.abs(rel[..., 1]) < 23)
+    a = np.where(lung, -850.0, np.where(body, 30.0, -1000.0)) + np.random.default_rng(5).normal(0, 15, vol.shape)
+    a[(rel[..., 0] / 4.0) ** 2 + (rel[..., 1] / 4.0) ** 2 + (rel[..., 2] / 8.0) ** 2 <= 1] = 20.0   # along S
+    ct = vol.with_array(a.astype(np.int16))
+    cand = Candidate(center_ras=c, diameter_mm=8.0, volume_ml=0.0, type="unknown", probability=0.9)
+    patient = {"age": 64, "sex": "male", "smoker": True, "family_history": False, "extrathoracic_cancer": False,
+               "emphysema": True}
+    nods, _, scan = characterise_candidates(ct, [cand], lung, patient=patient)
+    n = nods[0]
+    assert n["axial_long_axis_mm"] == pytest.approx(8.0, abs=1.6), n
+    assert n["long_axis_mm"] > n["axial_long_axis_mm"] + 5.0, n
+    s = n["stratification"]
+    want = [nodule_risk.brock(64, False, n["axial_long_axis_mm"], "solid", False, True, u, 1, sp).probability
+            for u in (False, True) for sp in (False, True)]
+    assert s["brock"]["probability_range"] == pytest.approx([min(want), max(want)], rel=1e-9), s["brock"]
+    mayo = [nodule_risk.mayo(64, n["axial_long_axis_mm"], True, False, sp, u).probability
+            for u in (False, True) for sp in (False, True)]
+    assert s["mayo"]["probability_range"] == pytest.approx([min(mayo), max(mayo)], rel=1e-9), s["mayo"]

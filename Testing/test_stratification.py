@@ -326,7 +326,8 @@ def test_risk_cli_refuses_a_guessed_solid_component(capsys):
 def test_screening_stratify_refuses_with_reasons():
     from imagio.stratification.screening import stratify
 
-    solid8 = {"type": "solid", "long_axis_mm": 9.0, "mean_diameter_mm": 8.2, "solid_component_mm": 9.0}
+    solid8 = {"type": "solid", "long_axis_mm": 9.5, "axial_long_axis_mm": 9.0, "mean_diameter_mm": 8.2,
+              "solid_component_mm": 9.0}
     s = stratify(solid8)  # no patient data: Brock and Mayo refused, Lung-RADS answers
     assert "age" in s["brock"]["refused"] and "smoking" in s["mayo"]["refused"]
     assert s["lung_rads"]["category"] == "4A"
@@ -346,7 +347,7 @@ def test_screening_stratify_refuses_with_reasons():
     assert stratify({"type": "perifissural", "long_axis_mm": 14, "mean_diameter_mm": 12})["lung_rads"]["category"] == "4A"
     s = stratify({"type": "ground_glass", "long_axis_mm": 12, "mean_diameter_mm": 11})
     assert s["lung_rads"]["category"] == "2"
-    s = stratify({"type": "solid", "long_axis_mm": 40, "mean_diameter_mm": 36},
+    s = stratify({"type": "solid", "long_axis_mm": 40, "axial_long_axis_mm": 38, "mean_diameter_mm": 36},
                  {"age": 70, "sex": "male", "smoker": True})
     assert s["lung_rads"]["category"] == "4B" and "mass" in s["brock"]["refused"]
     assert "4-30" in s["mayo"]["refused"]

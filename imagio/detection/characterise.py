@@ -452,6 +452,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         loc.pop("_fissure_or_pleura_mm")
         d.update(segmented=True, type=typ, center_ras=[round(float(v), 2) for v in meas.centroid_ras],
                  volume_ml=round(meas.volume_ml, 4), long_axis_mm=round(meas.long_axis_mm, 2),
+                 axial_long_axis_mm=round(meas.axial_long_axis_mm, 2),   # Brock's and Mayo's size
                  short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
                  solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),
                  smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2),

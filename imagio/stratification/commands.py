@@ -92,7 +92,8 @@ def cmd_risk(args) -> int:
     if args.model in ("brock", "all"):
         try:
             if args.size_mm > screening.MASS_MM:  # a mass: outside the nodules Brock was built on
-                raise InputError(screening.brock({"long_axis_mm": args.size_mm, "type": args.type},
+                raise InputError(screening.brock({nodule_risk.size_measure("brock")["nodule_key"]: args.size_mm,
+                                                  "type": args.type},
                                                  {"age": args.age, "sex": args.sex}, args.count,
                                                  None, None)["refused"])
             out["brock"] = over_unknown_factors("brock", lambda **f: nodule_risk.brock(
@@ -162,7 +163,8 @@ def register(sub) -> None:
                                    "optionally, a guideline's suggested next step (a suggestion, not a decision).")
     s.add_argument("--age", type=float, required=True, help="years")
     s.add_argument("--sex", choices=["female", "male"], required=True)
-    s.add_argument("--size-mm", type=float, required=True, help="maximum nodule diameter, mm")
+    s.add_argument("--size-mm", type=float, required=True,
+                   help="maximum nodule diameter on an axial section, mm (Brock's and Mayo's size)")
     s.add_argument("--mean-diameter-mm", type=float, help="Lung-RADS mean diameter (default: --size-mm)")
     s.add_argument("--solid-mm", type=float, help="solid component size of a part-solid nodule, mm")
     s.add_argument("--type", choices=["solid", "part_solid", "nonsolid"],

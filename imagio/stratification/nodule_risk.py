@@ -23,6 +23,13 @@ def coefficients() -> dict:
     return json.loads(resources.files("imagio.data").joinpath("nodule_risk_models.json").read_text())
 
 
+def size_measure(model: str) -> dict:
+    """What nodule size ``model`` ("brock" or "mayo") was fitted on: {"nodule_key" (the key of
+    a characterised nodule that holds it), "unit", "definition", "source"}
+    (``size_measure`` in nodule_risk_models.json)."""
+    return coefficients()[{"brock": "brock_full_with_spiculation"}.get(model, model)]["size_measure"]
+
+
 @dataclass
 class RiskResult:
     model: str

@@ -136,6 +136,13 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
     return out
 
 
+def model_size(model: str, nodule: dict) -> float | None:
+    """The size (mm) of ``nodule`` that ``model`` ("brock", "mayo") was fitted on, or None when
+    it was not measured: the maximum diameter on an axial section, not the 3-D long axis
+    (`nodule_risk.size_measure`, with its sources)."""
+    return nodule.get(nodule_risk.size_measure(model)["nodule_key"])
+
+
 def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphysema: bool | None,
           upper_lobe: bool | None) -> dict:
     """Brock (PanCan model 2b) probability, or a refusal with its reason.
@@ -150,14 +157,15 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
     a range over the count, with a note.
     """
     src = nodule_risk.coefficients()["brock_full_with_spiculation"]["source"]
-    size = nodule.get("long_axis_mm")
+    size = model_size("brock", nodule)
     t = nodule.get("type")
     if patient.get("age") is None or patient.get("sex") is None:
         return _refuse("brock", "patient age and sex are needed (imagio detect --age --sex)", src)
     if size is None:
         return _refuse("brock", "no measured nodule size (segmentation failed)", src)
-    if size > MASS_MM:
-        return _refuse("brock", f"{size:.0f} mm is a mass (> 30 mm, Fleischner glossary), outside "
+    extent = max(size, nodule.get("long_axis_mm") or 0.0)   # a mass by its largest extent
+    if extent > MASS_MM:
+        return _refuse("brock", f"{extent:.0f} mm is a mass (> 30 mm, Fleischner glossary), outside "
                                 "the nodules Brock was built on; Lung-RADS 4B/4X territory", src)
     if t == "calcified":
         return _refuse("brock", "calcified nodule: benign pattern, outside the model's population", src)
@@ -195,7 +203,7 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
 def mayo(nodule: dict, patient: dict, upper_lobe: bool | None) -> dict:
     """Mayo Clinic probability, or a refusal with its reason (needs age and smoking history)."""
     src = nodule_risk.coefficients()["mayo"]["source"]
-    size = nodule.get("long_axis_mm")
+    size = model_size("mayo", nodule)
     if patient.get("age") is None or patient.get("smoker") is None:
         return _refuse("mayo", "patient age and smoking history are needed (imagio detect --age "
                                "--smoker/--never-smoker)", src)
@@ -239,7 +247,8 @@ def stratify(nodule: dict, patient: dict | None = None, n_nodules: int | tuple[i
              emphysema: bool | None = None, upper_lobe: bool | None = None) -> dict:
     """{"lung_rads": ..., "brock": ..., "mayo": ...} for one characterised nodule; each entry is
     an answer or {"refused": reason}. ``nodule``: keys type (solid, part_solid, ground_glass,
-    calcified, perifissural), long_axis_mm, mean_diameter_mm, solid_component_mm (mm), optional
+    calcified, perifissural), axial_long_axis_mm (the size Brock and Mayo read: `model_size`),
+    long_axis_mm (3-D), mean_diameter_mm, solid_component_mm (mm), optional
     smallest_measurable_mm (below it every model is refused, :func:`not_measurable`), optional
     size_uncertain (a reason: the size is a lower bound or cut by the scan's edge; Lung-RADS
     gives only a floor, ``category_at_least``, or 4B when the floor is 4B; Brock and Mayo refused)."""
