@@ -754,11 +754,13 @@ def test_nodule_table_does_not_name_the_detector_scale_a_diameter(tmp_path):
     assert rows[0]["mean_diameter_mm"] == "25.0" and rows[0]["long_axis_mm"] == "27.2"
 
 
-def test_brock_and_mayo_read_the_axial_diameter():
+def test_brock_and_mayo_read_the_axial_diameter_and_the_inputs_are_recorded():
     """Issue 17: Brock was fitted on the maximum nodule diameter measured on axial sections
     (PanCan's definition: McWilliams 2013, van Riel 2017) and Mayo on a 2-D diameter; detect gave
     both the 3-D long axis, which for a nodule elongated along the body axis (8 mm across, 16 mm
-    long) doubles the size and overstates the risk. The models read the axial long axis."""
+    long) doubles the size and overstates the risk. The models read the axial long axis, and the
+    stratification records each input with its unit and how it was had. Emphysema given as yes
+    while the lung mask reads none (LAA-950 of -850 HU parenchyma: 0 %) is said."""
     from imagio.stratification import nodule_risk
 
     vol = Volume(np.zeros((70, 60, 60), np.float32), make_ijk_to_ras((0.8, 0.8, 1.0), (0, 0, 0)))
@@ -784,3 +786,16 @@ def test_brock_and_mayo_read_the_axial_diameter():
     mayo = [nodule_risk.mayo(64, n["axial_long_axis_mm"], True, False, sp, u).probability
             for u in (False, True) for sp in (False, True)]
     assert s["mayo"]["probability_range"] == pytest.approx([min(mayo), max(mayo)], rel=1e-9), s["mayo"]
+    inp = s["inputs"]
+    assert inp["size_mm"] == {**inp["size_mm"], "value": n["axial_long_axis_mm"], "unit": "mm", "how": "measured"}
+    assert "axial" in inp["size_mm"]["note"]
+    assert inp["age"] == {"value": 64, "unit": "years", "how": "given"}
+    assert inp["emphysema"]["how"] == "given" and inp["emphysema"]["value"] is True
+    assert "LAA-950" in inp["emphysema"]["note"]
+    assert inp["upper_lobe"]["how"] == "unknown" and inp["spiculation"]["how"] == "not assessed"
+    assert inp["nodule_count"]["how"] == "assumed" and inp["mean_diameter_mm"]["how"] == "measured"
+    said = [x for x in scan["warnings"] if x.startswith("emphysema given as yes")]
+    assert said and "LAA-950" in said[0], scan["warnings"]
+    # a reading that agrees is not warned
+    _, _, scan = characterise_candidates(ct, [cand], lung, patient={**patient, "emphysema": False})
+    assert not any(x.startswith("emphysema given") for x in scan["warnings"]), scan["warnings"]

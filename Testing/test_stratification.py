@@ -302,6 +302,31 @@ def test_risk_cli(capsys):
     assert all("below the smallest measurable size" in out[m]["refused"] for m in ("brock", "mayo", "lung_rads"))
 
 
+def test_risk_json_records_its_inputs_with_units_and_how_they_were_had(capsys, tmp_path):
+    """Issue 17: risk.json recorded the results but not what they were computed from. Each input
+    is there with its unit and how it was had: given on the command line, assumed (a default,
+    said) or unknown (the probability is the range over it); the size says which diameter the
+    models read. The report lists them."""
+    from imagio.cli import main
+    from imagio.report import stratification_rows
+
+    assert main(["risk", "--age", "65", "--sex", "female", "--size-mm", "12", "--smoker", "--no-emphysema"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    inp = out["inputs"]
+    assert inp["age"] == {"value": 65.0, "unit": "years", "how": "given"}
+    assert inp["size_mm"]["value"] == 12.0 and inp["size_mm"]["unit"] == "mm" and inp["size_mm"]["how"] == "given"
+    assert "axial" in inp["size_mm"]["note"]
+    assert inp["mean_diameter_mm"] == {**inp["mean_diameter_mm"], "value": 12.0, "how": "assumed"}
+    assert inp["type"] == {"value": "solid", "unit": "", "how": "assumed"}
+    assert inp["nodule_count"] == {"value": 1, "unit": "nodules", "how": "assumed"}
+    assert inp["status"]["how"] == "assumed" and inp["status"]["value"] == "baseline"
+    assert inp["emphysema"] == {"value": False, "unit": "", "how": "given"}
+    assert inp["family_history"]["how"] == "unknown" and inp["smoker"]["how"] == "given"
+    assert inp["solid_component_mm"]["how"] == "not applicable"
+    rows = dict(stratification_rows(out))
+    assert rows["input: age"] == "65.0 years (given)" and rows["input: family history"] == "- (unknown)"
+
+
 def test_risk_cli_refuses_a_guessed_solid_component(capsys):
     """New-user trial 4: a part-solid nodule without --solid-mm was graded Lung-RADS 3 on an
     assumed 0 mm solid part (4A at 6-8 mm, ACR 2022); a solid part given for a non-solid nodule

@@ -345,6 +345,10 @@ def stratification_rows(val: dict) -> list:
             rows.append((f"{k} probability of malignancy", txt))
         elif k == "probability" or k.endswith("_probability"):
             rows.append((k, percent_of_probability(v)))
+        elif k == "inputs" and isinstance(v, dict):   # what the models read: value, unit, how it was had
+            rows += [(f"input: {n.replace('_', ' ')}", " ".join(str(x) for x in (
+                "-" if e.get("value") is None else e["value"], e.get("unit"), f"({e.get('how')})") if x))
+                for n, e in v.items() if isinstance(e, dict)]
         elif isinstance(v, list) and all(isinstance(x, str) for x in v):   # e.g. risk's "assumed", whole
             rows.append((k, "; ".join(v)))
         else:

@@ -410,7 +410,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     """
     from ..segmentation.common import as_progress
     from ..segmentation.lungs import midline_or_lungs_centre, midline_x
-    from ..stratification.screening import risk_key, stratify
+    from ..stratification.screening import detected_inputs, risk_key, stratify
 
     p = as_progress(progress)
     todo = cands
@@ -463,9 +463,20 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     nodules, masks = _drop_duplicates(nodules, masks)
     _same_lesion(ct, nodules, masks)
     n_nod = sum(1 for d in nodules if d.get("segmented"))
-    emph = scan["emphysema"]["emphysema"]
+    measured = emph = scan["emphysema"]["emphysema"]
+    e = scan["emphysema"]
+    how = {"value": emph, "how": "unknown" if emph is None else "measured",
+           "note": None if emph is None else f"LAA-950 {e['laa950_percent']} % of the lungs "
+                                            f"(emphysema at >= {e['threshold_percent']:g} %)"}
     if (patient or {}).get("emphysema") is not None:   # a reader's reading replaces the measurement
         emph = scan["emphysema"]["given"] = bool(patient["emphysema"])
+        how = {"value": emph, "how": "given", "note": how["note"] and "measured: " + how["note"]}
+        if measured is not None and measured != emph:   # two readings of one fact disagree: said
+            yn = {True: "yes", False: "no"}
+            scan["warnings"].append(
+                f"emphysema given as {yn[emph]} (--{'' if emph else 'no-'}emphysema), but the lung mask reads "
+                f"{e['laa950_percent']} % below -950 HU (LAA-950; emphysema at >= {e['threshold_percent']:g} %): "
+                f"{yn[measured]}; Brock uses the given value: check the lungs on the CT and the reading")
     for d in nodules:
         lobe = d.get("lobe")
         upper = None if lobe is None else "upper" in lobe
@@ -473,6 +484,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         # the risk falls with each one counted: a range from 1 (trial 10: the count was every
         # characterised candidate, and the risk halved with --characterise)
         d["stratification"] = stratify(d, patient, (1, max(n_nod, 1)), emph, upper)
+        d["stratification"]["inputs"] = detected_inputs(d, patient or {}, (1, max(n_nod, 1)), how, upper)
         d["risk_key"] = round(risk_key(d["stratification"]), 6)
     from ..stratification.commands import yes_or_no
     from ..stratification.screening import PATIENT_FACTS

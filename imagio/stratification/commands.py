@@ -75,6 +75,32 @@ def over_unknown_factors(model: str, fn, given: dict) -> dict:
     return out
 
 
+def risk_inputs(args, assumed: list[str]) -> dict:
+    """What `cmd_risk` read, each input with its unit and how it was had
+    (`screening.input_entry`): given on the command line, assumed (a default, said in
+    ``assumed``) or unknown (the probability is the range over it)."""
+    from .nodule_risk import size_measure
+    from .screening import fact, input_entry
+
+    def default(v, unit, flag, note=None):   # a value the command filled in when not given
+        said = any(flag in a for a in assumed)
+        return input_entry(v, unit, "assumed" if said else "given", note)
+
+    size = size_measure("brock")
+    mean_given = args.mean_diameter_mm is not None
+    return {"age": fact(args.age, "years"), "sex": fact(args.sex),
+            "size_mm": input_entry(args.size_mm, size["unit"], "given", f"Brock and Mayo: {size['definition']}"),
+            "mean_diameter_mm": input_entry(args.mean_diameter_mm or args.size_mm, "mm",
+                                            "given" if mean_given else "assumed",
+                                            None if mean_given else "Lung-RADS mean diameter not given: --size-mm"),
+            "solid_component_mm": (fact(args.solid_mm, "mm") if args.type == "part_solid" else
+                                   input_entry(None, "mm", "not applicable", "only a part-solid nodule has one")),
+            "type": default(args.type, "", "--type"), "nodule_count": default(args.count, "nodules", "--count"),
+            "status": input_entry(args.status or "baseline", "", "given" if args.status else "assumed",
+                                  None if args.status else "not given: a baseline scan (--status)"),
+            **{k: fact(getattr(args, k)) for k in RISK_FACTORS}}
+
+
 def cmd_risk(args) -> int:
     from ..errors import InputError
     from ..io import say_warnings
@@ -111,7 +137,7 @@ def cmd_risk(args) -> int:
         out = {m: {"model": m, "refused": small} for m in ("brock", "mayo", "lung_rads") if m in out or m == "lung_rads"}
     else:
         out["lung_rads"] = lungrads.category(args.type, args.mean_diameter_mm or args.size_mm,
-                                             args.solid_mm or 0.0, args.status)
+                                             args.solid_mm or 0.0, args.status or "baseline")
     if (args.mean_diameter_mm or args.size_mm) > screening.MASS_MM:
         out["lung_rads"]["note"] = screening.lung_rads(
             {"type": args.type, "mean_diameter_mm": args.mean_diameter_mm or args.size_mm})["note"]
@@ -130,6 +156,7 @@ def cmd_risk(args) -> int:
             say_warnings([str(e)])
     if assumed:   # in the JSON (and so in the report): the defaults are the common case, not a doubt
         out["assumed"] = assumed
+    out["inputs"] = risk_inputs(args, assumed)
     for m in ("brock", "mayo", "lung_rads"):   # a refusal is said on the terminal, not only in the JSON
         if "refused" in out.get(m, {}):
             say_warnings([f"{m} not given: {out[m]['refused']}"])
@@ -169,7 +196,7 @@ def register(sub) -> None:
     s.add_argument("--solid-mm", type=float, help="solid component size of a part-solid nodule, mm")
     s.add_argument("--type", choices=["solid", "part_solid", "nonsolid"],
                    help="nodule type (not given: solid, said in the output)")
-    s.add_argument("--status", choices=["baseline", "new", "growing"], default="baseline")
+    s.add_argument("--status", choices=["baseline", "new", "growing"], help="not given: baseline")
     s.add_argument("--count", type=int, help="number of nodules on the CT (Brock; not given: 1, said in the output)")
     for name, (text, models) in RISK_FACTORS.items():
         s.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None,

@@ -267,6 +267,53 @@ def stratify(nodule: dict, patient: dict | None = None, n_nodules: int | tuple[i
             "mayo": mayo(nodule, patient, upper_lobe)}
 
 
+def input_entry(value, unit: str, how: str, note: str | None = None) -> dict:
+    """One input of the risk models as an output records it: its value, its unit ("" for a
+    yes/no or a category) and how IMAGIO has it: "given" (stated by the user), "measured" (on
+    the CT), "not measured" (segmentation failed), "assumed" (a default, said), "unknown" (not
+    given: the answer is the range over it), "not assessed" (IMAGIO does not read it: the
+    range over it) or "not applicable"."""
+    return {"value": value, "unit": unit, "how": how, **({"note": note} if note else {})}
+
+
+def fact(value, unit: str = "", how: str = "given") -> dict:
+    """`input_entry` of a patient's fact: ``how`` when it has a value, else "unknown"."""
+    return input_entry(value, unit, "unknown" if value is None else how)
+
+
+def detected_inputs(nodule: dict, patient: dict, n_nodules: tuple[int, int], emphysema: dict,
+                    upper_lobe: bool | None) -> dict:
+    """The inputs `stratify` read for a nodule that `imagio detect` characterised, each with its
+    unit and how it was had (`input_entry`): the patient's facts as given, the nodule's sizes,
+    type and lobe as measured, the emphysema as given or measured (``emphysema``: {"value",
+    "how", "note"}), the nodule count assumed (candidates are not confirmed nodules), the
+    spiculation not assessed."""
+    size = nodule_risk.size_measure("brock")
+
+    def measured(v, unit: str, note: str | None = None) -> dict:
+        return input_entry(v, unit, "not measured" if v is None else "measured", note)
+
+    return {
+        "age": fact(patient.get("age"), "years"),
+        "sex": fact(patient.get("sex")),
+        **{k: fact(patient.get(k)) for k in ("smoker",) + PATIENT_FACTS},
+        "emphysema": input_entry(emphysema.get("value"), "", emphysema["how"], emphysema.get("note")),
+        "upper_lobe": input_entry(upper_lobe, "", "unknown" if upper_lobe is None else "measured",
+                                  nodule.get("lobe") or "no lobe labels"),
+        "size_mm": measured(model_size("brock", nodule), size["unit"],
+                             f"Brock and Mayo: {size['definition']}"),
+        "long_axis_3d_mm": measured(nodule.get("long_axis_mm"), "mm",
+                                     "3-D long axis: the mass limit (> 30 mm) only"),
+        "mean_diameter_mm": measured(nodule.get("mean_diameter_mm"), "mm",
+                                      "Lung-RADS: (axial long + perpendicular short axis) / 2"),
+        "solid_component_mm": measured(nodule.get("solid_component_mm"), "mm"),
+        "type": measured(nodule.get("type"), ""),
+        "nodule_count": input_entry(list(n_nodules), "nodules", "assumed",
+                                    "candidates are not confirmed nodules: the range from 1 to those characterised"),
+        "spiculation": input_entry(None, "", "not assessed"),
+    }
+
+
 def risk_key(strat: dict) -> float:
     """A sort key for a nodule table (higher = more urgent): the Brock upper bound when given,
     else the Lung-RADS category's rank."""
