@@ -786,17 +786,16 @@ def _refuse_lung_beyond_skin(prob: "PlanningProblem", reach_mm: float) -> None:
 
     The air beyond the outer skin (`skin.outer_skin`'s exterior air, 6-connected pieces within
     ``reach_mm`` of the target that border skin) is lung when it is as the lung field of a view
-    inside the chest (`segmentation.body.lung_field_air`): parenchyma-dense (median above
-    ``GAS_MEDIAN_HU``, at least ``MIN_LUNG_ML``), carrying the vessel tree
-    (``lung_vessel_min_fraction`` of vessel-like islands) and bordered by tissue that is not
-    skin over subcutaneous fat (`segmentation.body.skin_like`). Then the body outline is wrong,
+    inside the chest (`segmentation.body.lung_field_air`, the same two tests): parenchyma-dense
+    (`segmentation.body.parenchyma_air`: median above ``GAS_MEDIAN_HU``, at least
+    ``MIN_LUNG_ML``), carrying the vessel tree (``lung_vessel_min_fraction`` of vessel-like
+    islands) and bordered by tissue that is not skin over subcutaneous fat
+    (`segmentation.body.lung_beyond_wall`). Then the body outline is wrong,
     every entry, depth and distance of a plan with it too: refused, not warned (one line, what
     to do), because no proposal on that surface can be trusted."""
     import cc3d
 
-    from ..segmentation.body import skin_like, vessel_island_fraction
-    from ..segmentation.common import GAS_MEDIAN_HU, label_medians, rule
-    from ..segmentation.lungs import MIN_LUNG_ML
+    from ..segmentation.body import lung_beyond_wall, parenchyma_air
 
     ct = prob.ct
     lo, hi = reach_box(ct, prob.target.point_ras, reach_mm)
@@ -810,32 +809,28 @@ def _refuse_lung_beyond_skin(prob: "PlanningProblem", reach_mm: float) -> None:
         return
     lab = lab.astype(np.int64)
     counts = np.bincount(lab.ravel(), minlength=n + 1)
-    cand = counts * ct.voxel_volume_ml >= MIN_LUNG_ML
-    cand[0] = False
+    a = ct.array[sl]
+    cand = parenchyma_air(ct, a, lab, counts)   # first: the usual CT (outside air all round) ends here
+    if not cand.any():
+        return
     near = np.zeros(n + 1, bool)
     near[np.unique(lab[ndimage.binary_dilation(skin) & ext])] = True
     cand &= near
     if not cand.any():
         return
-    a = ct.array[sl]
-    cand[cand] = label_medians(a, lab, cand) > GAS_MEDIAN_HU
-    if not cand.any():
-        return
-    box = ct.crop(lo, hi)
-    cand &= vessel_island_fraction(box, lab, cand, counts) >= rule("lung_vessel_min_fraction")
-    body = np.asarray(prob.body[sl])
-    for c in np.flatnonzero(cand):
+    lung = lung_beyond_wall(ct.crop(lo, hi), a, lab, counts, cand, np.asarray(prob.body[sl]))
+    if lung.any():
+        c = int(np.flatnonzero(lung)[0])
         air = lab == c
-        if skin_like(box, a, air, body) is False:
-            at = np.argwhere(skin & ndimage.binary_dilation(air))
-            ras = ct.kji_to_world((at[len(at) // 2] + lo)[None])[0]
-            raise InputError(
-                f"the entry surface at {np.round(ras, 1).tolist()} (RAS mm), within the needle's reach, "
-                f"faces lung, not the air around the patient: {counts[c] * ct.voxel_volume_ml:.0f} mL of "
-                f"air beyond it (median {float(np.median(a[air])):.0f} HU) carries the lung's vessel tree and "
-                "no skin over subcutaneous fat borders it, so the body outline takes the pleura for skin "
-                "(a field of view inside the chest): label the lungs (imagio segment, or by hand) and plan "
-                "again, or plan on a CT that shows the skin")
+        at = np.argwhere(skin & ndimage.binary_dilation(air))
+        ras = ct.kji_to_world((at[len(at) // 2] + lo)[None])[0]
+        raise InputError(
+            f"the entry surface at {np.round(ras, 1).tolist()} (RAS mm), within the needle's reach, "
+            f"faces lung, not the air around the patient: {counts[c] * ct.voxel_volume_ml:.0f} mL of "
+            f"air beyond it (median {float(np.median(a[air])):.0f} HU) carries the lung's vessel tree and "
+            "no skin over subcutaneous fat borders it, so the body outline takes the pleura for skin "
+            "(a field of view inside the chest): label the lungs (imagio segment, or by hand) and plan "
+            "again, or plan on a CT that shows the skin")
 
 
 def _refuse_blood_pool_target(prob: "PlanningProblem", kji) -> None:

@@ -157,8 +157,7 @@ def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarra
     if n == 0:
         return out
     sup = anatomical_axes(ct)["S"][0]
-    cand = counts * ct.voxel_volume_ml >= MIN_LUNG_ML
-    cand[0] = False
+    cand = parenchyma_air(ct, a, lab, counts)
     if not cand.any():
         return out
     # in-plane faces touched (0-4)
@@ -170,9 +169,6 @@ def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarra
             on = np.zeros(n + 1, bool)
             on[np.unique(np.take(lab, end, axis=ax))] = True
             faces += on
-    cand[cand] = label_medians(a, lab, cand) > GAS_MEDIAN_HU
-    if not cand.any():
-        return out
     held = (a < LUNG_HU) & fill_holes_per_slice(body, sup) & ~body
     if held.sum() * ct.voxel_volume_ml >= MIN_LUNG_ML:
         return out
@@ -184,13 +180,44 @@ def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarra
     # a lung field with a face of the view in chest wall or mediastinum: the same geometry as
     # outside air beside the skin, told apart by what lies beyond the air (not skin) and in it
     # (the vessel tree)
-    part = cand & (faces < 4)
-    if part.any():
-        part &= vessel_island_fraction(ct, lab, part, counts) >= floor
-    for c in np.flatnonzero(part):
-        out[c] = skin_like(ct, a, lab == c, body) is False
+    out |= lung_beyond_wall(ct, a, lab, counts, cand & (faces < 4), body)
     if info is not None:
         info["lung_field_wall_ml"] = float(counts[out & (faces < 4)].sum() * ct.voxel_volume_ml)
+    return out
+
+
+def parenchyma_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarray,
+                   cand: np.ndarray | None = None) -> np.ndarray:
+    """Bool (n + 1,): of the air components ``cand`` (bool (n + 1,); None: all) of ``lab``
+    (int [k, j, i]; ``a`` the HU array, ``counts`` their voxel counts), those as large and as
+    dense as lung parenchyma: at least ``lungs.MIN_LUNG_ML``, median above ``GAS_MEDIAN_HU``
+    (not outside air or bowel gas). The first test of a lung field (`lung_field_air`) and of a
+    lung taken for the air around the patient (`planning.problem._refuse_lung_beyond_skin`)."""
+    from .lungs import MIN_LUNG_ML
+
+    out = counts * ct.voxel_volume_ml >= MIN_LUNG_ML
+    out[0] = False
+    if cand is not None:
+        out &= cand
+    if out.any():
+        out[out] = label_medians(a, lab, out) > GAS_MEDIAN_HU
+    return out
+
+
+def lung_beyond_wall(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarray,
+                     cand: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """Bool (n + 1,): of the parenchyma-dense air components ``cand`` (`parenchyma_air`) of
+    ``lab``, those that are lung beside a wall of the body (``body``, bool [k, j, i]): carrying
+    the vessel tree (`vessel_island_fraction` at least ``lung_vessel_min_fraction``) and
+    bordered by body that is not skin (`skin_like` False: the pleura, not skin over subcutaneous
+    fat). Outside air beside the skin has the same geometry; what lies in it and beyond it tells
+    them apart (`lung_field_air`, `planning.problem._refuse_lung_beyond_skin`)."""
+    out = np.zeros(counts.size, bool)
+    if not cand.any():
+        return out
+    cand = cand & (vessel_island_fraction(ct, lab, cand, counts) >= rule("lung_vessel_min_fraction"))
+    for c in np.flatnonzero(cand):
+        out[c] = skin_like(ct, a, lab == c, body) is False
     return out
 
 
