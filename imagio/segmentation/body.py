@@ -20,8 +20,8 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, check_ct, close_faces,
-                     components,
+from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
+                     close_faces, components,
                      dilate_mm, erode_mm, fill_holes_3d, fill_holes_per_slice, label_medians,
                      largest_component, rule)
 
@@ -265,6 +265,11 @@ def skin_like(ct: Volume, a: np.ndarray, air: np.ndarray, body: np.ndarray) -> b
     from .lungs import MIN_LUNG_ML
 
     sk = ct.spacing_kji
+    # on the air's box grown by the probe depth: the dilations reach no farther (the same voxels)
+    sl = bbox_slices(air, rule("subcutaneous_probe_mm"), sk)
+    if sl is None:
+        return None
+    air, body, a = air[sl], body[sl], a[sl]
     near = dilate_mm(air, rule("subcutaneous_probe_mm"), sk)
     layer = near & body & ~dilate_mm(air, rule("skin_max_thickness_mm"), sk)
     if layer.sum() * ct.voxel_volume_ml < MIN_LUNG_ML:
