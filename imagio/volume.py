@@ -220,11 +220,16 @@ class Volume:
         kji = self.world_to_kji(np.atleast_2d(ras))
         return np.all((kji > -0.5) & (kji < np.asarray(self.shape) - 0.5), axis=-1)
 
-    def sample(self, ras, order: int = 0, fill=0) -> np.ndarray:
-        """Values at RAS points: nearest voxel (order 0) or trilinear (order 1); ``fill`` outside."""
+    def sample(self, ras, order: int = 0, fill=0, with_inside: bool = False):
+        """Values at RAS points: nearest voxel (order 0) or trilinear (order 1); ``fill`` outside.
+        ``with_inside`` (order 0): (values, bool inside) — which points fell on a voxel, for a
+        caller that must leave the outside ones out whatever ``fill`` is (an integer CT holds
+        no NaN)."""
         ras = np.asarray(ras, float)
         flat = ras.reshape(-1, 3)
         kji = self.world_to_kji(flat)
+        if with_inside and order != 0:
+            raise ValueError("with_inside is for order 0 (nearest voxel)")
         if order == 0:
             idx = np.rint(kji).astype(np.int64)
             inside = np.all((idx >= 0) & (idx < np.asarray(self.shape)), axis=1)
@@ -247,6 +252,8 @@ class Volume:
                 block.astype(np.float32, copy=False), (kji - lo).T, order=order,
                 mode="constant", cval=fill, prefilter=False,
             )
+        if with_inside:
+            return out.reshape(ras.shape[:-1]), inside.reshape(ras.shape[:-1])
         return out.reshape(ras.shape[:-1])
 
     # derived volumes ----------------------------------------------------------------------

@@ -51,18 +51,22 @@ def require_mask_on_air(ct: Volume, mask: np.ndarray, grid: Volume, what: str) -
     on the CT's air: the median CT value at their centres (nearest CT voxel, world coordinates)
     above ``mask_on_air.max_median_hu`` of airway_limits.json (-500 HU: see its source). A mask of
     another scan that merely overlaps this CT (new-user trial 34 F2) or a mask of something else
-    is refused before a route is planned on it."""
+    is refused before a route is planned on it. A mask with no voxel centre on the CT passes
+    here: the caller refuses it first with `io.require_overlap` (bronch does)."""
     lim = float(limits()["mask_on_air"]["max_median_hu"])
     idx = np.argwhere(mask)
     if not len(idx):
         return
     if len(idx) > 200_000:   # a uniform subsample: the median, not every voxel
         idx = idx[:: len(idx) // 200_000 + 1]
-    kji = np.rint(ct.world_to_kji(grid.kji_to_world(idx))).astype(np.int64)
-    ok = np.all((kji >= 0) & (kji < np.array(ct.shape)), axis=1)
-    if not ok.any():
+    if ct.same_grid(grid):   # the usual case (segment's own output): no mapping
+        v = ct.array[tuple(idx.T)]
+    else:
+        v, inside = ct.sample(grid.kji_to_world(idx), order=0, with_inside=True)
+        v = v[inside]
+    if not v.size:
         return   # no overlap at all: `io.require_overlap` says so
-    med = float(np.median(ct.array[tuple(kji[ok].T)]))
+    med = float(np.median(v))
     if med > lim:
         raise InputError(f"{what}: the airway mask does not lie on the CT's air (median {med:.0f} HU over its voxels; "
                          f"an airway lumen is air, below {lim:g} HU): is it of another scan, or not an airway mask? "
