@@ -1090,7 +1090,9 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> 
 
 
 AIR_HOLDING = ("lung", "trachea", "airway", "bronch", "stomach", "colon", "bowel", "duodenum",
-               "esophagus", "emphysema", "sinus", "body", "skin", "nodule", "pneumothorax")
+               "esophagus", "emphysema", "sinus", "body", "skin", "nodule", "pneumothorax",
+               "pleura")  # the pleural space holds air in a pneumothorax; a pleura label (IMAGIO's
+# layer outside the lung, another tool's lung surface) borders the lung's air
 
 
 def target_in_lung(labels: Volume, target: Target) -> bool:

@@ -46,7 +46,8 @@ STRUCTURE_CONTENTS = {
                "bronchi-only class, its lung_trachea_bronchia = trachea + airways)",
     "emphysema": "emphysema (IMAGIO name, no TS class: lung voxels below -950 HU)",
     "lung_vessels": "lung_vessels (TS lung_vessels task class; Frangi vesselness inside the lungs)",
-    "pleura": "pleura (IMAGIO name, no TS class: one-voxel shell of the lungs)",
+    "pleura": "pleura (IMAGIO name, no TS class: the one-voxel layer just outside the lungs, "
+              "so that the lung labels stay whole; bone, vessels and airways keep their voxels)",
     "vessels": "lung_vessels, plus liver_vessels when a liver mask is given, plus on a contrast "
                "CT great_vessels (IMAGIO group, no TS equivalent: the enhanced blood pool = TS "
                "aorta, heart, pulmonary_vein, superior_vena_cava, ... not split; use a model, e.g. "
@@ -58,8 +59,8 @@ FEW_LUNG_ML = 50.0  # below this, lung-like air may be bowel gas (a whole lung i
 # lung bases in an upper-abdominal scan ~100 mL): the lung labels come with a warning
 LESION_PREFIXES = ("tumor", "tumour", "lung_nodule", "lesion", "liver_tumor", "liver_tumour")
 # painting order: later wins
-_PAINT = ("body", "vertebrae", "ribs", "costal_cartilages", "bone", "great_vessels", "lung_left",
-          "lung_right", "pleura", "lung_vessels",
+_PAINT = ("body", "pleura", "vertebrae", "ribs", "costal_cartilages", "bone", "great_vessels",
+          "lung_left", "lung_right", "lung_vessels",
           "liver_vessels", "emphysema", "trachea", "airways")
 
 
