@@ -248,3 +248,38 @@ def test_all_deepest_point_cubes(uncropped, case):
     ct, ref = uncropped(case)
     rows = _cube_rows(ct, ref, _deepest_point_cubes(ct, ref))
     assert not _bad(rows), rows
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_targeted_view_round_a_nodule_whose_lung_apex_is_enclosed_keeps_the_lung(shared_data):
+    """lung1 (0.57 x 0.57 x 5 mm) cut in-plane to a 103 mm square round its right-upper-lobe nodule,
+    all slices (a targeted reconstruction; new-user trial 37 H1): the mediastinum is in view and the
+    lung apex is enclosed by the chest wall on the top slices, open to every in-plane face below.
+    03ca614 took those 30 mL of enclosed apex for "a body outline around its lungs", never judged
+    the 1,012 mL lung field, and labelled 48 mL of right lung (Dice 0.09) with no warning; detect
+    then found 0 candidates. Truth: IMAGIO's lungs of the uncropped CT restricted to the crop."""
+    import SimpleITK as sitk
+    from imagio.io import read_image
+    img = sitk.ReadImage(str(shared_data / "pyradiomics-lung" / "lung1_image.nrrd"))
+    full = read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
+    mf, _ = segment_masks(full, ["body", "lungs"])
+    # the crop by index on the stored grid (i 130-310, j 270-450)
+    from pathlib import Path
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "fov.nrrd"
+        sitk.WriteImage(img[130:310, 270:450, :], str(p))
+        c = read_image(p)
+    # the same voxels in the library's array order [k, j, i]
+    want = mf["lung_right"][:, 270:450, 130:310]
+    assert np.allclose(c.ijk_to_ras, full.ijk_to_ras @ np.array(
+        [[1, 0, 0, 130], [0, 1, 0, 270], [0, 0, 1, 0], [0, 0, 0, 1]], float))
+    v = c.voxel_volume_ml
+    assert want.sum() * v > 900.0
+    m, meta = segment_masks(c, ["body", "lungs"])
+    right = m["lung_right"]
+    assert right.sum() == pytest.approx(want.sum(), rel=0.05), (round(float(right.sum() * v), 1),
+                                                                 round(float(want.sum() * v), 1))
+    assert (right & want).sum() >= 0.95 * want.sum()
+    assert any("inside a lung" in w for w in meta["warnings"]), meta["warnings"]
