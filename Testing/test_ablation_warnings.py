@@ -208,3 +208,28 @@ def test_a_high_risk_structure_near_the_zone_is_a_warning():
     assert len(near) == 1 and "small_bowel 7.4 mm" in near[0]
     assert "colon" not in near[0] and "kidney" not in near[0] and "gallbladder" not in near[0]
     assert sum("gallbladder" in w for w in lines) == 1
+
+
+def test_a_zone_near_the_lung_base_warns_of_the_diaphragm_it_cannot_name():
+    """New-user trial 36 (M4): a liver-dome zone reached the lung base (own check 1.5-2.2 mm from the
+    lung voxels; plan.json lung_lower_lobe_right 0.5 mm), so the diaphragm lay inside it, and nothing
+    was warned: the rule fired only on a label called 'diaphragm', which TotalSegmentator's total
+    task does not have. The lung beyond the diaphragm stands for it (for a tumour not in the lung);
+    a lung tumour's own lung is no such warning."""
+    from imagio.planning.ablation.commands import zone_doubts
+
+    cov = {"criteria": {}, "healthy_ml": {},
+           "structures_near_mm": {"lung_lower_lobe_right": 0.5, "lung_middle_lobe_right": 14.0}}
+    dome = [w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver") if "diaphragm" in w]
+    assert len(dome) == 1 and "lung_lower_lobe_right 0.5 mm" in dome[0]
+    assert "lung_middle_lobe_right" not in dome[0]            # 14 mm: beyond Kang's 1 cm
+    # taken in by the zone (0.03 mL): also the diaphragm's warning, as 0 mm
+    cov_in = {"criteria": {}, "healthy_ml": {"lung_lower_lobe_right": 0.03}, "structures_near_mm": {}}
+    assert any("diaphragm" in w and "lung_lower_lobe_right 0.0 mm" in w
+               for w in zone_doubts("ablation", cov_in, "move", "liver_tumor_1", "liver"))
+    # a lung tumour in its lobe: the lung is its host, no diaphragm
+    assert not any("diaphragm" in w for w in zone_doubts("ablation", cov, "move", "lung_nodule_1",
+                                                         "lung_lower_lobe_right"))
+    # a named diaphragm is warned by its own name once, not twice
+    cov_d = dict(cov, structures_near_mm={"lung_lower_lobe_right": 0.5, "diaphragm": 0.2})
+    assert sum("diaphragm" in w for w in zone_doubts("ablation", cov_d, "move", "liver_tumor_1", "liver")) == 1

@@ -212,6 +212,20 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     near_spec = load_criteria()["nearby_structures_mm"]
     close = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
              if n in near_spec["warn_structures"] and n not in hit and d <= float(near_spec["value"])}
+    from ...anatomy import AERATED_LUNG
+
+    if (near_spec.get("lung_marks_diaphragm") and tumour not in AERATED_LUNG
+            and host_organ not in AERATED_LUNG):
+        # no diaphragm label (TotalSegmentator has none): the lung beyond it stands for it
+        lung = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
+                if n in AERATED_LUNG and d <= float(near_spec["value"])}
+        lung.update({n: 0.0 for n in hit if n in AERATED_LUNG})
+        if lung and "diaphragm" not in close:
+            names = ", ".join(f"{n} {d:.1f} mm" for n, d in sorted(lung.items(), key=lambda kv: kv[1]))
+            out.append(f"{what}: the zone lies within {float(near_spec['value']):g} mm of the lung ({names}): the "
+                       "diaphragm and the pleura lie between them (no diaphragm label): thermal injury of the "
+                       "diaphragm or a pneumothorax (a high-risk location, Kang 2017); check the zone against "
+                       "them, or protect them (artificial ascites / hydrodissection)")
     if close:   # trial 25 M3: small bowel 7.4 mm from the zone was a plan.json row only
         names = ", ".join(f"{n} {d:.1f} mm" for n, d in sorted(close.items(), key=lambda kv: kv[1]))
         out.append(f"{what}: the zone lies within {float(near_spec['value']):g} mm of {names} (a high-risk location: "
