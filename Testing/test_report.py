@@ -368,3 +368,42 @@ def test_report_takes_quiet_as_the_other_commands_do(tmp_path, capsys):
     assert capsys.readouterr().out == "" and (tmp_path / "risk.pdf").stat().st_size > 0
     assert main(["report", str(tmp_path / "risk.json"), "--out", str(tmp_path / "r2.pdf")]) == 0
     assert "r2.pdf" in capsys.readouterr().out
+
+
+def test_report_draws_the_plan_only_on_the_ct_it_was_made_on(planned, tmp_path, capsys):
+    """New-user trial 36 (M1): `report --ct` with another patient's CT placed over the target's
+    coordinates drew the plan's liver and needle over that patient's heart, exit 0, no word; only a
+    CT that missed the target was refused. plan.json records the CT's world digest; another image
+    on the same grid is said and not pictured; the plan's own CT stored flipped and permuted (the
+    same world image) is pictured. Checked independently: the other CT holds the target, and the
+    flipped copy samples like the original at random world points."""
+    from imagio.volume import world_digest
+    plan_json = planned / "plan" / "plan.json"
+    doc = json.loads(plan_json.read_text())
+    ct = io.read_image(planned / "ct.nii.gz")
+    assert doc["inputs"]["ct_digest"] == world_digest(ct)
+    # another image over the same coordinates (the target inside it): values changed
+    arr = ct.array.copy()
+    arr[:, :, : arr.shape[2] // 2] = arr[:, :, arr.shape[2] // 2:][:, :, : arr.shape[2] // 2] + 7
+    other = ct.with_array(arr)
+    io.write_image(other, tmp_path / "other.nii.gz")
+    kji = other.world_to_kji(np.asarray(doc["target"]["ras"], float)[None])[0]
+    assert np.all((kji >= 0) & (kji <= np.asarray(other.shape) - 1))     # it holds the target
+    capsys.readouterr()
+    assert main(["report", str(plan_json), "--out", str(tmp_path / "o.pdf"), "--ct", str(tmp_path / "other.nii.gz")]) == 0
+    err = capsys.readouterr().err
+    assert "not the image the plan was made on" in err
+    assert not any(s.name == "o_axial.png" for s in _img_srcs(tmp_path / "o.html"))
+    # the same world image stored another way (SimpleITK keeps each voxel's world position): pictured
+    import SimpleITK as sitk
+    img = sitk.ReadImage(str(planned / "ct.nii.gz"))
+    sitk.WriteImage(sitk.PermuteAxes(sitk.Flip(img, [True, False, True]), [1, 0, 2]), str(tmp_path / "flipped.nii.gz"))
+    fl = io.read_image(tmp_path / "flipped.nii.gz")
+    assert fl.array.shape != ct.array.shape or not np.array_equal(fl.array, ct.array)
+    rng = np.random.default_rng(0)
+    pts = ct.ijk_to_ras[:3, :3] @ (rng.uniform(0, 1, (3, 200)) * (np.array(ct.shape[::-1])[:, None] - 1)) + ct.ijk_to_ras[:3, 3:4]
+    assert np.array_equal(ct.sample(pts.T, order=0), fl.sample(pts.T, order=0))
+    assert world_digest(fl) == world_digest(ct)
+    assert main(["report", str(plan_json), "--out", str(tmp_path / "f.pdf"), "--ct", str(tmp_path / "flipped.nii.gz")]) == 0
+    assert "not the image the plan was made on" not in capsys.readouterr().err
+    assert any(s.name == "f_axial.png" for s in _img_srcs(tmp_path / "f.html"))

@@ -710,6 +710,20 @@ def target_outside(ct: Volume, doc: dict) -> str | None:
             "that made the plan; the pictures are left out")
 
 
+def not_the_plans_ct(ct: Volume, inputs: dict) -> str | None:
+    """A note when ``ct`` is not the image the plan recorded (``inputs.ct_digest``,
+    `volume.world_digest`: other voxel values or geometry; the same image stored in another
+    axis order or with flipped axes is the same); None when equal or when the plan recorded none."""
+    from .volume import world_digest
+
+    want = inputs.get("ct_digest")
+    if not want or world_digest(ct) == want:
+        return None
+    return ("the CT for the pictures is not the image the plan was made on (its voxels or geometry differ "
+            "from the plan's record): another scan or a changed file; the pictures are left out; give the "
+            "plan's CT with --ct")
+
+
 # top-level keys of the JSON documents `imagio report` reads (plan, sarcoma plan, bronch, risk, eligibility)
 REPORTABLE_KEYS = ("proposals", "feasible", "route", "bronchoscopy", "sarcoma", "risk", "eligibility")
 
@@ -753,7 +767,7 @@ def cmd_report(args) -> int:
         ct, labels, notes = plan_inputs(base, inputs, args.ct, args.labels, args.label_names, args.series)
     else:
         ct, labels, notes = None, None, []
-    if ct is not None and (why := target_outside(ct, doc)):
+    if ct is not None and (why := target_outside(ct, doc) or not_the_plans_ct(ct, inputs)):
         notes.append(why)
         ct = labels = None
     pic = args.picture or (recorded_path(base, inputs.get("picture_3d")) or

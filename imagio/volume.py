@@ -85,6 +85,25 @@ def as_ras_canonical(vol: "Volume") -> tuple["Volume", list, list]:
                    scanner_coordinates=vol.scanner_coordinates), perm, flip)
 
 
+def world_digest(vol: "Volume") -> str:
+    """A fingerprint of the world image ``vol`` shows (hex str): its RAS-canonical storage
+    (:func:`as_ras_canonical`), the affine to 0.01 mm and the voxel values to 1 (HU), hashed with
+    BLAKE2b. Equal for every storage of one image (axis order, flips), different for another
+    image or the same file with other voxels: what `imagio plan` records of its CT, so that
+    `imagio report` draws the plan on that CT only (new-user trial 36 M1: another patient's CT
+    over the target's coordinates was pictured under the plan, without a word). Slice by slice:
+    no full-size temporary."""
+    import hashlib
+
+    canon = as_ras_canonical(vol)[0]
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.asarray(canon.shape, np.int64).tobytes())
+    h.update(np.round(np.asarray(canon.ijk_to_ras, float), 2).tobytes())
+    for sl in canon.array:
+        h.update(np.rint(sl).astype(np.int32).tobytes())
+    return h.hexdigest()
+
+
 def index_dtype(shape) -> type:
     """The smallest signed integer type of array indices into a grid of ``shape`` (int16 up to
     32767 voxels along every axis, else int32)."""

@@ -192,7 +192,8 @@ def cmd_plan(args) -> int:
     result = plan(prob, k=args.proposals, progress=printer(args.quiet))
     doc = result.to_dict()
     # what made the plan, for `imagio report` (absolute: the plan folder may be anywhere)
-    doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series,
+    from ..volume import world_digest
+    doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series, "ct_digest": world_digest(ct),
                      "labels": str(Path(args.labels).resolve()),
                      "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
                      "lesions": str(Path(args.lesions).resolve()) if args.lesions else None,

@@ -161,7 +161,8 @@ def cmd_sarcoma(args) -> int:
                              allow_no_compartments=args.no_compartments, throw_mm=args.throw, k=args.proposals,
                              progress=printer(args.quiet), **needle_options(args))
     doc = sp.to_dict()
-    doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series,
+    from ...volume import world_digest
+    doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series, "ct_digest": world_digest(ct),
                      "labels": str(Path(args.labels).resolve()),
                      "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
                      "picture_3d": None if args.no_png or not sp.feasible else "plan.png",
