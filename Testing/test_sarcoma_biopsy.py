@@ -818,3 +818,24 @@ def test_a_tumour_inside_an_organ_is_not_planned_as_a_sarcoma_biopsy():
     assert (lab.array[shell] == 2).mean() > 0.5   # liver around it (value 2)
     with pytest.raises(InputError, match="lies in the liver"):
         plan_sarcoma_biopsy(ct, lab, "liver_tumor", allow_no_compartments=True)
+
+
+def test_an_entry_on_the_skin_the_patient_lay_on_is_said():
+    """New-user trial 36 (M3): with the table-side rule off for a limb, STS_002's entry was the posterior
+    skin resting on the couch, and no output said the patient must be turned. A posteromedial
+    tumour of the thigh phantom (scanned supine: couch posterior) gets a posterior entry, and a warning
+    says so; an anterior tumour's entry gets none. The couch side is checked independently from the
+    tract's direction (within 45 degrees of RAS -A)."""
+    post = thigh(seed=0, spacing_mm=3.0, tumour_angle_deg=170, tumour_s_mm=120)
+    sp = plan_sarcoma_biopsy(post.ct, post.labels)
+    m = sp.cores[0]["metrics"]
+    d = np.asarray(m.entry_ras, float) - np.asarray(m.target_ras, float)
+    faces_couch = d @ np.array([0.0, -1.0, 0.0]) / np.linalg.norm(d) >= np.cos(np.radians(45.0))
+    said = [w for w in sp.warnings if "the side the patient lay on" in w]
+    assert faces_couch and len(said) == 1 and "posterior" in said[0], (d, sp.warnings)
+    ant = thigh(seed=0, spacing_mm=3.0, tumour_compartment="anterior", tumour_diameter_mm=40, necrotic_fraction=0)
+    sa = plan_sarcoma_biopsy(ant.ct, ant.labels)
+    ma = sa.cores[0]["metrics"]
+    da = np.asarray(ma.entry_ras, float) - np.asarray(ma.target_ras, float)
+    assert da @ np.array([0.0, -1.0, 0.0]) / np.linalg.norm(da) < np.cos(np.radians(45.0))
+    assert not any("the side the patient lay on" in w for w in sa.warnings)

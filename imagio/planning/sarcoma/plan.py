@@ -350,6 +350,8 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         warnings.append(failure)
     elif not cores and user_curve is not None:
         failure = _incision_failure(result, user_curve, tol)
+    if cores and patient_position is None:
+        warnings += _entry_on_the_couch_side(ct, cores[0]["metrics"])
     marks = inc.landmarks(labels, anat, axis)
     if cores and not marks:
         warnings.append("no palpable landmark (patella, greater trochanter) in the image: the tattoo point is "
@@ -366,6 +368,25 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         co["compartments_crossed"] = sorted({anat.compartment_of(n) for n in co["crossed"]} - {None})
     return SarcomaPlan(result, name, inv, {k2: list(v) for k2, v in anat.compartments.items()}, vm, cores,
                        curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings, failure)
+
+
+def _entry_on_the_couch_side(ct: Volume, core) -> list:
+    """[one warning] when the first tract's entry (``core``: `PathMetrics`) faces the couch of the
+    scan, else []: with the table-side rule off (the limb is positioned for the entry), an entry
+    whose outward tract direction lies within 45 degrees of the couch direction of the scan's
+    position (DICOM PatientPosition, else supine: `problem.POSITIONS`) is on the skin the patient
+    lay on, and nothing said the patient must be turned (new-user trial 36 M3: STS_002's entry on
+    the posterior thigh resting on the couch)."""
+    from ..problem import POSITIONS, TABLE_SIDE, position_from_header
+
+    pos, _ = position_from_header(getattr(ct, "meta", None) or {}, None, "supine")
+    out_dir = np.asarray(core.entry_ras, float) - np.asarray(core.target_ras, float)
+    n = float(np.linalg.norm(out_dir))
+    if n == 0.0 or float(out_dir @ np.asarray(POSITIONS[pos], float)) / n < np.cos(np.radians(45.0)):
+        return []
+    return [f"the entry {[round(float(x), 1) for x in core.entry_ras]} RAS mm is on the {TABLE_SIDE[pos]} skin, the "
+            f"side the patient lay on in this scan ({pos}): position the limb or the patient (turned) so that "
+            "this skin is reachable for the biopsy, or give --position to plan for the position of the scan"]
 
 
 def _longer_than_shortest(result: Plan, core, spec: "_Specimen", max_checked: int = 50) -> list:
