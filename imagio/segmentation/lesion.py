@@ -976,6 +976,15 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         # intensity edge all round) and not bordered by aerated lung (the typing rule above) lies
         # outside the lung: it is taken instead
         r_s, thr_s, sub_s = _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, ())
+        if r_s.any() and _touched_faces(r_s):
+            # the edge rule's threshold comes from the median of a shell round a first estimate
+            # that can run out of the box (Lung_Dx-A0001's perihilar mass on a grid tilted 25
+            # degrees: 58 HU on the CT, 85 HU on the resampled copy, open instead of closed); the
+            # homogeneous region at the click (`_soft_statistical`, the model the soft-tissue
+            # outline falls back to) is the other reading of a closed soft-tissue lesion there
+            r_st = _soft_statistical(roi, seed, org, sk, open_min, s_axis)[0]
+            if r_st.any() and not _touched_faces(r_st):
+                r_s = r_st
         if r_s.any() and not _touched_faces(r_s):
             sh = _shell(r_s, sk, *LUNG_SHELL_MM)
             if (float(lung[sh].mean()) if sh.any() else 0.0) < LUNG_CONTEXT_FRACTION:
