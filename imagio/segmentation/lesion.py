@@ -92,6 +92,11 @@ tissue enclosed by lung around the click (the same thresholds, no per-slice enve
 columns along S that have aerated lung above and below: ``_roofed_columns``; a mass filling the
 lung's cross-section clicked off its middle slices, where the envelope cuts it).
 
+On an oblique grid (a reformat tilted off the patient's axes) the per-slice rules above (the
+envelope's hulls, the per-slice hole filling, the columns along S) work in the patient's axial
+planes: their masks are brought onto an axial grid at the finest spacing by nearest neighbour
+and back (``_Planes``); the CT itself is not resampled.
+
 Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022, volume).
 """
 
