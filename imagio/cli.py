@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
+# One OpenBLAS thread unless the user set a count (before numpy is first imported: OpenBLAS reads
+# it when loaded). IMAGIO's BLAS calls are coordinate transforms, (n, 3) x (3, 3) products
+# (`Volume.ijk_to_world` ...): memory-bound, so a second thread gains nothing, and OpenBLAS's
+# threads spin after every call waiting for the next (`imagio demo`: 6 % of its CPU samples in
+# blas_thread_server/exec_blas, perf record; 3-4 CPU-s). The values are the same with one or
+# more threads (Testing/test_cli_blas_threads.py).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 from .coords import ArgumentParser
 from .errors import Cancelled, ImagioError, InputError
