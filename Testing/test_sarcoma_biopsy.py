@@ -839,3 +839,38 @@ def test_an_entry_on_the_skin_the_patient_lay_on_is_said():
     da = np.asarray(ma.entry_ras, float) - np.asarray(ma.target_ras, float)
     assert da @ np.array([0.0, -1.0, 0.0]) / np.linalg.norm(da) < np.cos(np.radians(45.0))
     assert not any("the side the patient lay on" in w for w in sa.warnings)
+
+
+def test_the_biopsy_does_not_depend_on_how_the_scan_is_stored(tmp_path):
+    """New-user trial 36 (M2): the thigh phantom (posterior tumour) and a lossless flip + axis
+    permutation of it (SimpleITK: every voxel keeps its world position, checked at random points)
+    gave different targets, entries and core counts (03ca614 at 3 mm: 4 cores vs 2), a tie broken
+    in storage order. The CLI plans on RAS-canonical storage: the same plan."""
+    import json
+
+    import SimpleITK as sitk
+    from conftest import run_imagio
+    from imagio import io
+
+    assert run_imagio("phantom", tmp_path / "in", "--anatomy", "thigh", "--spacing", "3", "--tumour-angle", "200",
+                      "--tumour-s", "120").returncode == 0
+    for n in ("ct", "labels"):
+        img = sitk.ReadImage(str(tmp_path / "in" / f"{n}.nii.gz"))
+        sitk.WriteImage(sitk.PermuteAxes(sitk.Flip(img, [True, False, True]), [1, 0, 2]), str(tmp_path / "in" / f"{n}F.nii.gz"))
+    (tmp_path / "in" / "labelsF.labels.json").write_text((tmp_path / "in" / "labels.labels.json").read_text())
+    a, b = io.read_image(tmp_path / "in" / "ct.nii.gz"), io.read_image(tmp_path / "in" / "ctF.nii.gz")
+    assert a.shape != b.shape
+    rng = np.random.default_rng(1)
+    pts = (a.ijk_to_ras[:3, :3] @ (rng.uniform(0, 1, (3, 300)) * (np.array(a.shape[::-1])[:, None] - 1))
+           + a.ijk_to_ras[:3, 3:4]).T
+    assert np.array_equal(a.sample(pts, order=0), b.sample(pts, order=0))
+    docs = []
+    for v in ("", "F"):
+        r = run_imagio("plan", tmp_path / "in" / f"ct{v}.nii.gz", "--labels", tmp_path / "in" / f"labels{v}.nii.gz",
+                       "--target", "sarcoma_1", "--procedure", "sarcoma-biopsy", "--out", tmp_path / f"out{v}",
+                       "--quiet", "--no-png", "--no-scene")
+        assert r.returncode == 0, r.stderr
+        docs.append(json.loads((tmp_path / f"out{v}" / "plan.json").read_text())["sarcoma"])
+    assert len(docs[0]["cores"]) >= 2
+    assert [c["target_ras"] for c in docs[0]["cores"]] == [c["target_ras"] for c in docs[1]["cores"]]
+    assert docs[0]["tattoo_entry"]["ras"] == docs[1]["tattoo_entry"]["ras"]

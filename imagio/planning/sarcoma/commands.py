@@ -151,6 +151,12 @@ def cmd_sarcoma(args) -> int:
     reject_unsupported(args)
     out, ct, labels = read_plan_inputs(args)
     refuse_foreign_outputs(out, SARCOMA_OUTPUTS, prefixes=("report",))   # and scene/ (trial 30 M2)
+    # RAS-canonical storage (every voxel keeps its world position), as bronch and detect: the
+    # deepest viable point, the incision and the cores do not depend on how the scan is stored
+    # (new-user trial 36 M2: a lossless flip of the thigh phantom moved the target 50 mm along the
+    # tumour, a tie broken in storage order, and gave 4 cores instead of 3)
+    from ...volume import as_ras_canonical
+    ct, labels = as_ras_canonical(ct)[0], as_ras_canonical(labels)[0]
     if "," in str(args.target):
         raise InputError("--procedure sarcoma-biopsy: give the tumour's label name as --target "
                          "(targets are chosen in its viable part)")
