@@ -333,7 +333,7 @@ def collect(out: Path, cases: list[dict], table: str = "nodules.csv",
     with atomic_path(case_path) as tmp, open(tmp, "w", newline="") as fc:
         w = csv.DictWriter(fc, CASE_FIELDS, extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: "; ".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows)
     return rows, case_path, tab_path
 
 

@@ -131,6 +131,7 @@ def cmd_detect(args) -> int:
             print(f"imagio: warning: {msg}", file=sys.stderr)
         if ev["n_nodules"] == 0:   # sensitivity over no nodule: undefined, never a 0 read as a score
             ev["cpm"] = None
+            ev["warnings"] = [w.replace("(reported 0)", "(cpm null)") for w in ev["warnings"]]
         ev["coordinates"] = CSV_FRAME
         from ..outputs import write_text
 

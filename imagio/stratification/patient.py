@@ -62,9 +62,9 @@ def sex_argument(text: str) -> str:
 
     try:
         v = parse("sex", text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    except ValueError:
+        v = None
     if v is None:
-        raise argparse.ArgumentTypeError(f"give female or male (accepted: {accepted('sex')}); "
-                                         "leave --sex out when it is unknown")
+        words = " or ".join("/".join(w) for w in SEX.values())
+        raise argparse.ArgumentTypeError(f"{text!r}: give {words} (any case); leave --sex out when it is unknown")
     return v
