@@ -17,7 +17,9 @@ worker process loads a deep model once (:func:`imagio.detection.deep.engine_for`
 :func:`imagio.segmentation.models.cached_engine` are cached per process). A case writes its
 files into ``DIR/cases/<case id>/`` and ends with ``done.json``
 (written last, atomically); a failing case writes ``failed.json`` with its reason and the others
-go on. A rerun skips the cases that have ``done.json`` (failed ones are tried again). The
+go on. A rerun skips the cases whose ``done.json`` records the same inputs (`case_inputs`: scan
+path, size and time, patient facts, options; failed ones are tried again, ``--force`` runs every
+case), and a case run again loses the files of its earlier run it does not write again. The
 cohort tables are rebuilt from the case folders at the end: ``DIR/cohort_cases.csv`` (one row per
 case: status, reason, counts) and the cases' tables concatenated: ``DIR/cohort_nodules.csv``
 (detection: every case's nodule table, LUNA16 columns first, LPS mm) or

@@ -199,6 +199,8 @@ def register(subparsers) -> None:
     from ..cohort import add_cohort_arguments
 
     add_cohort_arguments(s)
-    s.add_argument("--force", action="store_true", help="overwrite results already in --out")
+    s.add_argument("--force", action="store_true",
+                   help="overwrite results already in --out (IMAGIO's own files of an earlier run that this run "
+                        "does not write are removed, a user's never); a cohort: run every case again")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_detect)
