@@ -113,7 +113,9 @@ def list_cases(src: Path) -> list[dict]:
     ids = [c["case"] for c in cases]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
-        raise InputError(f"{src}: case ids appear twice ({', '.join(dup[:5])}); give a seriesuid column")
+        how = ("give a seriesuid column" if src.suffix.lower() == ".csv" else
+               "list them in a CSV with a path and a seriesuid column (a case id each)")
+        raise InputError(f"{src}: case ids appear twice ({', '.join(dup[:5])}: scans of one name); {how}")
     return cases
 
 
@@ -352,11 +354,12 @@ def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers
     except ImportError:
         raise InputError("a cohort run needs Dask distributed: pip install 'imagio[cohort]'") from None
 
-    from .outputs import refuse_foreign
+    from .outputs import refuse_foreign, refuse_input
 
     cases = list_cases(src)
     task, table, cohort_table = _task(opts)
-    for f in cohort_tables(out, cohort_table):   # a user's file: refused before any work
+    for f in cohort_tables(out, cohort_table):   # a user's file or an input: refused before any work
+        refuse_input(f)
         refuse_foreign(f)
     out.mkdir(parents=True, exist_ok=True)
     todo, rerun = [], {}
