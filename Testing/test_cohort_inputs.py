@@ -156,3 +156,15 @@ def test_highest_lung_rads_is_the_reports():
     main, low = split_by_score([ok, pleural, cut])
     assert management_lines(main, low)[0][0] == "Lung-RADS not decided"
     assert highest_lung_rads(main, low) == ">=3"
+
+
+def test_study_list_with_two_scans_of_one_name_says_how_to_name_them(tmp_path):
+    from imagio.cohort import list_cases
+
+    for p in ("p1", "p2"):
+        (tmp_path / p / "CT").mkdir(parents=True)
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{tmp_path / 'p1' / 'CT'}\n{tmp_path / 'p2' / 'CT'}\n")
+    with pytest.raises(InputError, match="in a CSV with a path and a seriesuid column"):
+        list_cases(lst)
+
