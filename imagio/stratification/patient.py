@@ -66,5 +66,5 @@ def sex_argument(text: str) -> str:
         v = None
     if v is None:
         words = " or ".join("/".join(w) for w in SEX.values())
-        raise argparse.ArgumentTypeError(f"{text!r}: give {words} (any case); leave --sex out when it is unknown")
+        raise argparse.ArgumentTypeError(f"{text!r}: give {words} (any case)")
     return v
