@@ -4,8 +4,9 @@
 * a folder: every image file in it (NIfTI, NRRD, MetaImage) and every sub-folder holding DICOM
   files (one series each);
 * a CSV with a ``path`` column (optional ``seriesuid``, ``age``, ``sex``, ``smoker``,
-  ``family_history``, ``extrathoracic_cancer``, ``emphysema``; an empty cell: unknown; relative
-  paths from the CSV's folder);
+  ``family_history``, ``extrathoracic_cancer``, ``emphysema``; the words of
+  :mod:`imagio.stratification.patient`, an empty or "unknown" cell: unknown, any other value
+  refused before a case runs; relative paths from the CSV's folder);
 * a text file (``.txt``/``.lst``): one scan or DICOM series folder per line (a study list).
 
 Each scan is one task (:func:`run_case`: detection, :func:`run_segment_case`: segmentation) on a
@@ -16,7 +17,9 @@ worker process loads a deep model once (:func:`imagio.detection.deep.engine_for`
 :func:`imagio.segmentation.models.cached_engine` are cached per process). A case writes its
 files into ``DIR/cases/<case id>/`` and ends with ``done.json``
 (written last, atomically); a failing case writes ``failed.json`` with its reason and the others
-go on. A rerun skips the cases that have ``done.json`` (failed ones are tried again). The
+go on. A rerun skips the cases whose ``done.json`` records the same inputs (`case_inputs`: scan
+path, size and time, patient facts, options; failed ones are tried again, ``--force`` runs every
+case), and a case run again loses the files of its earlier run it does not write again. The
 cohort tables are rebuilt from the case folders at the end: ``DIR/cohort_cases.csv`` (one row per
 case: status, reason, counts) and the cases' tables concatenated: ``DIR/cohort_nodules.csv``
 (detection: every case's nodule table, LUNA16 columns first, LPS mm) or
@@ -34,7 +37,7 @@ from pathlib import Path
 from .errors import InputError
 
 CASE_FIELDS = ("case", "seriesuid", "status", "candidates", "nodules", "highest_lung_rads",
-               "top_probability", "structures", "reason", "path")
+               "review_low_probability", "top_probability", "structures", "reason", "path")
 
 
 def is_dicom_folder(path: Path) -> bool:
@@ -58,9 +61,21 @@ def _case_id(path: Path) -> str:
     return name
 
 
-def _bool(v: str):
-    v = (v or "").strip().lower()
-    return None if v == "" else v in ("1", "true", "yes", "y")
+def patient_from_row(src: Path, line: int, row: dict) -> dict:
+    """The patient facts of one cohort CSV row (`stratification.patient`: the words
+    ``imagio detect``'s options take; an unknown or empty cell is left out, as an option not
+    given). Raises InputError naming the row, the column, the value and what is accepted."""
+    from .stratification.patient import FIELDS, parse
+
+    pat = {}
+    for k in FIELDS:
+        try:
+            v = parse(k, row.get(k))
+        except ValueError as e:
+            raise InputError(f"{src} line {line}, column {k}: {e}; correct the CSV (no case was run)") from None
+        if v is not None:
+            pat[k] = v
+    return pat
 
 
 def list_cases(src: Path) -> list[dict]:
@@ -83,14 +98,7 @@ def list_cases(src: Path) -> list[dict]:
             for row in r:
                 p = Path(row["path"])
                 p = p if p.is_absolute() else src.parent / p
-                pat = {}
-                if row.get("age"):
-                    pat["age"] = float(row["age"])
-                if row.get("sex"):
-                    pat["sex"] = row["sex"].strip().lower()
-                for k in ("smoker", "family_history", "extrathoracic_cancer", "emphysema"):
-                    if _bool(row.get(k, "")) is not None:
-                        pat[k] = _bool(row[k])
+                pat = patient_from_row(src, r.line_num, row)
                 cases.append({"case": row.get("seriesuid") or _case_id(p), "path": str(p),
                               "seriesuid": row.get("seriesuid") or None, "patient": pat})
     else:
@@ -105,8 +113,61 @@ def list_cases(src: Path) -> list[dict]:
     ids = [c["case"] for c in cases]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
-        raise InputError(f"{src}: case ids appear twice ({', '.join(dup[:5])}); give a seriesuid column")
+        how = ("give a seriesuid column" if src.suffix.lower() == ".csv" else
+               "list them in a CSV with a path and a seriesuid column (a case id each)")
+        raise InputError(f"{src}: case ids appear twice ({', '.join(dup[:5])}: scans of one name); {how}")
     return cases
+
+
+def scan_fingerprint(path: str) -> dict:
+    """What identifies a case's scan for a rerun: its path and, per file (the image file, or the
+    files of a DICOM series folder), size and modification time."""
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    stats = []
+    for f in files:
+        try:
+            st = f.stat()   # follows a link: the scan it points at
+            stats.append([str(f.relative_to(p)) if p.is_dir() else f.name, st.st_size, st.st_mtime_ns])
+        except OSError:
+            stats.append([f.name, None, None])
+    if len(stats) > 1:
+        import hashlib
+
+        return {"path": str(p), "files": len(stats),
+                "sha256_of_sizes_and_times": hashlib.sha256(json.dumps(stats).encode()).hexdigest()}
+    return {"path": str(p), "file": stats[0] if stats else None}
+
+
+def case_inputs(case: dict, opts) -> dict:
+    """The inputs a case's result depends on, recorded in its ``done.json``: the scan
+    (`scan_fingerprint`), the case's patient facts over the command line's, and the options. A
+    rerun takes a case as done only when these equal the current ones (new-user trial 37 H4: a
+    corrected sex, and a row pointed at another scan, kept the old results)."""
+    from .jsonable import to_jsonable
+
+    doc = {"scan": scan_fingerprint(case["path"]), "seriesuid": case.get("seriesuid") or ""}
+    o = dict(opts.__dict__)
+    if "patient" in o:
+        o["patient"] = {**o["patient"], **case.get("patient", {})}
+    doc["options"] = o
+    return json.loads(json.dumps(to_jsonable(doc)))
+
+
+def changed_inputs(recorded: dict | None, current: dict) -> list[str]:
+    """The parts of ``current`` (`case_inputs`) that differ from ``recorded`` (a done case's): []
+    when the case is done with these inputs."""
+    if not isinstance(recorded, dict):
+        return ["inputs not recorded (an older run)"]
+    out = []
+    if recorded.get("scan") != current["scan"] or recorded.get("seriesuid") != current["seriesuid"]:
+        out.append("scan")
+    ro, co = recorded.get("options") or {}, current["options"]
+    if ro.get("patient") != co.get("patient"):
+        out.append("patient data")
+    if {k: v for k, v in ro.items() if k != "patient"} != {k: v for k, v in co.items() if k != "patient"}:
+        out.append("options")
+    return out
 
 
 def _write_atomic(path: Path, doc: dict) -> None:
@@ -115,19 +176,39 @@ def _write_atomic(path: Path, doc: dict) -> None:
     write_text(path, json.dumps(doc, indent=1))   # atomic, recorded (outputs.atomic_path)
 
 
-def _recorded(case: dict, out_root: str, work) -> dict:
+SEGMENT_FILES = ("segmentation.seg.nrrd", "structures.csv")   # `run_segment_case`
+
+
+def _case_outputs(d: Path, segment: bool) -> list[Path]:
+    """The files a detection (`detection.outputs.scan_files` with every option) or segmentation
+    task may write in its case folder ``d``."""
+    if segment:
+        return [d / n for n in SEGMENT_FILES]
+    from .detection.outputs import scan_files
+    from .detection.pipeline import Options
+
+    return scan_files(d, Options(slicer=True, report=True))
+
+
+def _recorded(case: dict, out_root: str, work, segment: bool = False) -> dict:
     """Run ``work(ct, case_folder) -> row fields`` on the case's scan; write ``done.json`` (last,
     atomically) or ``failed.json`` with the reason. Never raises for a bad scan."""
     from . import io
 
+    from .outputs import remove_earlier_output, remove_stale_outputs, snapshot
+
     d = Path(out_root) / "cases" / case["case"]
     d.mkdir(parents=True, exist_ok=True)
     (d / "failed.json").unlink(missing_ok=True)
+    remove_earlier_output(d / "done.json")   # a rerun (changed inputs, --force): done only when it ends
+    before = snapshot(_case_outputs(d, segment))
     t0 = time.perf_counter()
     row = {"case": case["case"], "path": case["path"], "seriesuid": case.get("seriesuid") or ""}
     try:
         row.update(work(io.read_image(case["path"]), d))
         row["seconds"] = round(time.perf_counter() - t0, 2)
+        row["inputs"] = case.get("inputs")
+        remove_stale_outputs(before)   # an earlier run's files this one did not write
         _write_atomic(d / "done.json", row)
     except Exception as e:  # noqa: BLE001 - a case's failure is recorded, the cohort goes on
         row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
@@ -200,17 +281,17 @@ def run_segment_case(case: dict, out_root: str, opts: SegmentOptions) -> dict:
             from .segmentation.rules import segment
 
             seg = segment(ct, list(opts.structures), lungs_optional=opts.lungs_optional)
-        io.write_labels(seg, d / "segmentation.seg.nrrd")
+        io.write_labels(seg, d / SEGMENT_FILES[0])
         from .outputs import atomic_path
 
-        with atomic_path(d / "structures.csv") as tmp, open(tmp, "w", newline="") as f:
+        with atomic_path(d / SEGMENT_FILES[1]) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(("structure", "volume_ml"))
             for v, n in sorted(seg.labels.items()):
                 w.writerow((n, round(float((seg.array == v).sum() * seg.voxel_volume_ml), 2)))
         return {"status": "done", "structures": len(seg.labels), "reason": ""}
 
-    return _recorded(case, out_root, work)
+    return _recorded(case, out_root, work, segment=True)
 
 
 def _task(opts):
@@ -256,13 +337,15 @@ def collect(out: Path, cases: list[dict], table: str = "nodules.csv",
     with atomic_path(case_path) as tmp, open(tmp, "w", newline="") as fc:
         w = csv.DictWriter(fc, CASE_FIELDS, extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: "; ".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows)
     return rows, case_path, tab_path
 
 
 def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers: int = 2,
-               jobqueue: str | None = None, memory: str = "8GB", quiet: bool = False) -> dict:
-    """Run every case of ``src`` not done yet in ``out`` on a Dask cluster; return a summary
+               jobqueue: str | None = None, memory: str = "8GB", quiet: bool = False,
+               force: bool = False) -> dict:
+    """Run every case of ``src`` not done yet in ``out`` with the same inputs (`case_inputs`: scan,
+    patient facts, options; every case with ``force``) on a Dask cluster; return a summary
     (counts, table paths, dashboard link). ``opts``: detection :class:`Options
     <imagio.detection.pipeline.Options>` or :class:`SegmentOptions`. Cases run in the order
     listed. Raises InputError when Dask distributed is not installed."""
@@ -271,18 +354,37 @@ def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers
     except ImportError:
         raise InputError("a cohort run needs Dask distributed: pip install 'imagio[cohort]'") from None
 
-    from .outputs import refuse_foreign
+    from .outputs import refuse_foreign, refuse_input
 
     cases = list_cases(src)
     task, table, cohort_table = _task(opts)
-    for f in cohort_tables(out, cohort_table):   # a user's file: refused before any work
+    for f in cohort_tables(out, cohort_table):   # a user's file or an input: refused before any work
+        refuse_input(f)
         refuse_foreign(f)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [c for c in cases if not (out / "cases" / c["case"] / "done.json").exists()]
+    todo, rerun = [], {}
+    for c in cases:
+        c["inputs"] = case_inputs(c, opts)
+        done = out / "cases" / c["case"] / "done.json"
+        if not done.exists():
+            todo.append(c)
+            continue
+        try:
+            recorded = json.loads(done.read_text()).get("inputs")
+        except (OSError, ValueError):
+            recorded = None
+        why = ["--force"] if force else changed_inputs(recorded, c["inputs"])
+        if why:
+            todo.append(c)
+            rerun[c["case"]] = ", ".join(why)
     log = open(out / "cohort.log", "a")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     log.write(f"{stamp} cohort {src}: {len(cases)} cases, {len(cases) - len(todo)} already done, "
-              f"{len(todo)} to run\n")
+              f"{len(todo)} to run" + (f" ({len(rerun)} done before, run again)" if rerun else "") + "\n")
+    for k, why in rerun.items():
+        log.write(f"{time.strftime('%H:%M:%S')} {k}: run again: {why} "
+                  + ("given" if why == "--force" else "changed since its recorded run") + "\n")
+    log.flush()
     dashboard = None
     if todo:
         client, cluster = _cluster(scheduler, workers, jobqueue, memory)
@@ -313,6 +415,7 @@ def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers
     rows, case_path, nod_path = collect(out, cases, table, cohort_table)
     status = [r.get("status") for r in rows]
     summary = {"cases": len(cases), "ran": len(todo), "skipped_done": len(cases) - len(todo),
+               "run_again": rerun,
                "done": status.count("done"), "failed": status.count("failed"),
                "failures": {r["case"]: r["reason"] for r in rows if r.get("status") == "failed"},
                "cases_csv": str(case_path), "table_csv": str(nod_path),
@@ -341,7 +444,7 @@ def cmd_cohort(args, opts) -> int:
     if getattr(args, "lungs", None):
         raise InputError("--lungs goes with one scan; a cohort uses IMAGIO's lung segmenter")
     s = run_cohort(Path(args.ct), Path(args.out), opts, args.scheduler, args.workers, args.jobqueue,
-                   args.worker_memory, args.quiet)
+                   args.worker_memory, args.quiet, force=args.force)
     print(json.dumps(s, indent=1))
     if s["failed"]:
         from .io import say_warnings

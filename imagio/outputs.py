@@ -205,6 +205,35 @@ def remove_earlier_output(path) -> bool:
     return True
 
 
+def snapshot(paths) -> dict:
+    """{path: modification time (ns)} of those of ``paths`` that exist: before a run, for
+    `remove_stale_outputs` after it."""
+    out = {}
+    for p in paths:
+        try:
+            out[Path(p)] = Path(p).stat().st_mtime_ns
+        except OSError:
+            pass
+    return out
+
+
+def remove_stale_outputs(before: dict) -> list[Path]:
+    """After a run: delete the files of ``before`` (`snapshot` of the names a command writes,
+    taken before it ran) that this run did not write again (same modification time) and that are
+    earlier outputs of IMAGIO (`remove_earlier_output`: never a user's file). A --force rerun into
+    an earlier run's folder must not leave that run's results beside the new ones (new-user trial
+    37 M3: another scan's evaluation.json and froc.png). Returns the removed files."""
+    gone = []
+    for p, t in before.items():
+        try:
+            same = p.stat().st_mtime_ns == t
+        except OSError:
+            continue
+        if same and remove_earlier_output(p):
+            gone.append(p)
+    return gone
+
+
 def earlier_output(path) -> bool:
     """True when ``path`` is a file an IMAGIO command wrote as a declared output and nobody
     changed since: listed in its folder's `MANIFEST` with its current SHA-256."""

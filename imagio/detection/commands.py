@@ -100,6 +100,11 @@ def cmd_detect(args) -> int:
         [out / "evaluation.json", out / "froc.png"] if args.evaluate else [])
     if any(f.exists() for f in files) and not args.force:
         raise InputError(f"{out} already holds results; choose another --out or pass --force")
+    from ..outputs import remove_stale_outputs, snapshot
+
+    # every file a detect run may write here: those this run does not write again are removed
+    # after it (IMAGIO's own, unchanged; never a user's file)
+    before = snapshot(scan_files(out, Options(slicer=True, report=True), True))
     ref = read_reference(Path(args.evaluate)) if args.evaluate else None
     ct = io.read_image(src)
     lungs = io.read_labels(Path(args.lungs)) if args.lungs else None
@@ -107,7 +112,8 @@ def cmd_detect(args) -> int:
     row = run_scan(ct, sid, out, opts, lungs=lungs, progress=printer(args.quiet), ct_path=str(src))
     summary = {"seriesuid": sid, "candidates": row["candidates"], "nodules": row["nodules"],
                "highest_lung_rads": row["highest_lung_rads"],
-               "uncertain_lung_rads": row["uncertain_lung_rads"], "json": str(out / "candidates.json"),
+               "uncertain_lung_rads": row["uncertain_lung_rads"],
+               "review_low_probability": row["review_low_probability"], "json": str(out / "candidates.json"),
                "csv": str(out / "candidates.csv"), "nodules_csv": str(out / "nodules.csv")}
     if ref is not None:
         doc = json.loads((out / "candidates.json").read_text())
@@ -117,15 +123,26 @@ def cmd_detect(args) -> int:
         r = {sid: ref[sid]} if sid in ref else {}
         ev = evaluate(mine, r, scans=[sid])
         if sid not in ref:
-            ev["warnings"].append(f"no reference row has seriesuid {sid!r}: scored as a scan "
-                                  "without nodules")
+            seen = ", ".join(repr(k) for k in sorted(ref)[:3]) + (", ..." if len(ref) > 3 else "")
+            msg = (f"no row of {args.evaluate} has this scan's seriesuid {sid!r} (it has {seen or 'none'}): "
+                   "no reference nodule, CPM undefined (null); name the scan's rows by this seriesuid")
+            ev["warnings"].append(msg)
+            print(f"imagio: warning: {msg}", file=sys.stderr)
+        if ev["n_nodules"] == 0:   # sensitivity over no nodule: undefined, never a 0 read as a score
+            ev["cpm"] = None
+            ev["warnings"] = [w.replace("(reported 0)", "(cpm null)") for w in ev["warnings"]]
         ev["coordinates"] = CSV_FRAME
         from ..outputs import write_text
 
         write_text(out / "evaluation.json", json.dumps(ev, indent=1))
         plot_froc(ev, out / "froc.png", f"{sid}: FROC")
-        summary.update(cpm=round(ev["cpm"], 4), detected=ev["n_detected"], reference_nodules=ev["n_nodules"],
+        summary.update(cpm=None if ev["cpm"] is None else round(ev["cpm"], 4), detected=ev["n_detected"], reference_nodules=ev["n_nodules"],
                        false_positives=ev["n_false_positives"], evaluation=str(out / "evaluation.json"))
+    gone = remove_stale_outputs(before)
+    if gone:
+        summary["removed_earlier_outputs"] = [f.name for f in gone]
+        print(f"imagio: note: removed {', '.join(f.name for f in gone)} of an earlier run in {out} "
+              "(not written by this run)", file=sys.stderr)
     print(json.dumps(summary, indent=1))
     io.say_warnings(json.loads((out / "candidates.json").read_text()).get("warnings", []),
                     unless=lambda w: w.startswith("probability is a ranking score"))   # (a definition, in the json)
@@ -141,7 +158,9 @@ def register(subparsers) -> None:
                     f"candidates.csv ({','.join(CSV_FIELDS)}; coordinates in {CSV_FRAME}). "
                     "--evaluate scores them against a LUNA16 annotation CSV (FROC, CPM).")
     s.add_argument("ct", help="chest CT in HU (NIfTI/NRRD/DICOM folder), or a cohort: a folder of "
-                   "scans, a CSV with a 'path' column (optional seriesuid, age, sex, smoker) or a "
+                   "scans, a CSV with a 'path' column (optional seriesuid, age, sex, smoker, family_history, "
+                   "extrathoracic_cancer, emphysema: the words --sex takes, yes/no/1/0/true/false, smoker "
+                   "current/former/never, unknown or empty) or a "
                    "text file listing one scan or DICOM series folder per line")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--detector", default="blobs", choices=DETECTORS, help="detector: blobs (default, no weights) or deep (an nnU-Net nodule model: --model/--model-folder)")
@@ -157,7 +176,10 @@ def register(subparsers) -> None:
                    help="segment, measure, type and stratify the N most probable candidates "
                         "(default: max_characterised in imagio/data/detection.json; 0: none)")
     s.add_argument("--age", type=float, help="patient age in years (Brock, Mayo)")
-    s.add_argument("--sex", choices=("female", "male"), help="patient sex (Brock)")
+    from ..stratification.patient import accepted, sex_argument
+
+    s.add_argument("--sex", type=sex_argument, metavar="female|male",
+                   help=f"patient sex (Brock): {accepted('sex').replace('%', '%%')}")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--smoker", action="store_true", help="current or former smoker (Mayo)")
     g.add_argument("--never-smoker", action="store_true", help="never smoked (Mayo)")
@@ -175,6 +197,8 @@ def register(subparsers) -> None:
     from ..cohort import add_cohort_arguments
 
     add_cohort_arguments(s)
-    s.add_argument("--force", action="store_true", help="overwrite results already in --out")
+    s.add_argument("--force", action="store_true",
+                   help="overwrite results already in --out (IMAGIO's own files of an earlier run that this run "
+                        "does not write are removed, a user's never); a cohort: run every case again")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_detect)

@@ -193,7 +193,7 @@ def plot_froc(result: dict, path, title: str = "") -> "Path":
     s = np.asarray(result["sensitivities"], float)
     err = np.vstack([s - ci[:, 0], ci[:, 1] - s])
     ax.errorbar(rates, s, yerr=None if np.isnan(err).any() else np.abs(err), fmt="o", color="C1",
-                capsize=3, label=f"CPM {result['cpm']:.3f}")
+                capsize=3, label="CPM undefined" if result["cpm"] is None else f"CPM {result['cpm']:.3f}")
     ax.set_xscale("log", base=2)
     ax.set_xticks(rates, ["1/8", "1/4", "1/2", "1", "2", "4", "8"])
     ax.set_ylim(0, 1.02)

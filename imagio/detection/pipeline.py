@@ -131,12 +131,18 @@ def reported_centres(cands, nodules: list[dict]) -> np.ndarray:
     return cen
 
 
-def highest_lung_rads(nodules: list[dict]) -> str:
-    """The scan's most severe Lung-RADS v2022 category over its characterised nodules: a definite
-    category ("4A"), or ">=4B" when the most severe is a floor (a nodule whose size is a lower
-    bound, ``category_at_least``), "" when none is graded. A floor is never dropped for a lower
-    definite category (new-user trial 4: LIDC-0003's summary said "2" beside a ">= 4B" nodule)."""
+def highest_lung_rads(nodules: list[dict], low: list[dict] | None = None) -> str:
+    """The scan's most severe Lung-RADS v2022 category as the screening report decides it: over
+    the reported nodules ``nodules`` (`report.split_by_score`), a definite category ("4A"), or
+    ">=4B" when the most severe is a floor (a nodule whose size is a lower bound,
+    ``category_at_least``), "" when none is graded. A floor is never dropped for a lower definite
+    category (new-user trial 4: LIDC-0003's summary said "2" beside a ">= 4B" nodule). Of the
+    low-probability candidates ``low`` only the floors that leave the report's category not
+    decided count (`report.undecided`); their definite categories do not (new-user trial 37 M2: a
+    normal chest CTA read "4A" from a 0.36-score pleural candidate the report sets apart)."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
+    from .report import undecided
+
     sure, floors = [], []
     for d in nodules:
         lr = d.get("stratification", {}).get("lung_rads", {})
@@ -144,6 +150,8 @@ def highest_lung_rads(nodules: list[dict]) -> str:
             sure.append(lr["category"])
         elif lr.get("category_at_least") in order:
             floors.append(lr["category_at_least"])
+    floors += [d["stratification"]["lung_rads"]["category_at_least"] for d in undecided(nodules, low)
+               if d not in nodules and d["stratification"]["lung_rads"].get("category_at_least") in order]
     top = max(sure + floors, key=order.index, default="")
     return top if not top or top in sure else f">={top}"
 
@@ -252,7 +260,10 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
             to_jsonable(doc), ct, lungs_m, masks, out / SCREENING_REPORT, ct_path))
         doc["files"] = files
     write_text(out / "candidates.json", json.dumps(to_jsonable(doc), indent=1))
-    highest = highest_lung_rads(nodules)
+    from .report import for_review, split_by_score
+
+    reported, low = split_by_score(nodules)
+    highest = highest_lung_rads(reported, low)
     p(1.0, f"{sid}: {len(cands)} candidates, {len(nodules)} characterised")
     return {"seriesuid": sid, "status": "done", "candidates": len(cands), "nodules": len(nodules),
             "highest_lung_rads": highest,
@@ -260,5 +271,7 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
             "uncertain_lung_rads": [f"#{d['id']} >= {d['stratification']['lung_rads']['category_at_least']}"
                                     for d in nodules if d.get("size_uncertain") and d["stratification"]
                                     ["lung_rads"].get("category_at_least")],
+            # low-probability candidates that would be 4A+ if they were nodules (the report's review line)
+            "review_low_probability": for_review(low),
             "top_probability": round(float(cands[0].probability), 4) if cands else 0.0,
             "out": str(out), "reason": ""}

@@ -222,6 +222,38 @@ def _category(d: dict):
     return d.get("stratification", {}).get("lung_rads", {}).get("category")
 
 
+def undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
+    """The candidates that leave the scan's Lung-RADS not decided: those whose size is a lower
+    bound or cut by the scan's edge, so their category is unknown and no routine follow-up may be
+    recommended below their floor. Every reported one (``nodules``) counts while the measured
+    ones stay below 3 (a clipped piece of a large lesion can measure under 6 mm); one of the
+    reported or low-probability (``low``) candidates with a floor of 3 or more above the measured
+    categories counts always (most scans hold low-probability ones at the scan's edge)."""
+    from ..stratification.lungrads import CATEGORY_ORDER as order
+
+    top = max((order.index(_category(d)) for d in nodules if _category(d) in order), default=-1)
+
+    def at_least(d):
+        return order.index(d["stratification"]["lung_rads"].get("category_at_least") or "1")
+
+    unsure = [d for d in nodules if d.get("size_uncertain") and top < 2]
+    unsure += [d for d in nodules + list(low or []) if d.get("size_uncertain") and d not in unsure
+               and at_least(d) >= 2 and at_least(d) > top]
+    return unsure
+
+
+def _floor(d: dict) -> str | None:
+    """A candidate's Lung-RADS category, or ">= floor" when its size is a lower bound."""
+    lr = d.get("stratification", {}).get("lung_rads", {})
+    return lr.get("category") or (f">= {lr['category_at_least']}" if lr.get("category_at_least") else None)
+
+
+def for_review(low: list[dict] | None) -> list[str]:
+    """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they
+    were nodules: named for the reader's review, never the scan's category."""
+    return [f"#{d['id']} {_floor(d)}" for d in (low or []) if (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
+
+
 def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list[tuple[str, str]]:
     """(category, management) of the scan: the highest category among the nodules decides the
     follow-up (Lung-RADS: the scan is categorised by its most suspicious nodule). ``low``: the
@@ -230,18 +262,7 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     cats = [(d["stratification"]["lung_rads"].get("category"), d["stratification"]["lung_rads"])
             for d in nodules if "category" in d.get("stratification", {}).get("lung_rads", {})]
     out = []
-    # candidates whose size is a lower bound or cut by the scan's edge: their category is
-    # unknown, so no routine follow-up may be recommended below their floor. Every reported one
-    # counts (a clipped piece of a large lesion can measure under 6 mm); a low-probability one
-    # only with a floor above 2 (most scans hold such candidates at the scan's edge)
-    top = max((order.index(c[0]) for c in cats), default=-1)
-
-    def at_least(d):
-        return order.index(d["stratification"]["lung_rads"].get("category_at_least") or "1")
-
-    unsure = [d for d in nodules if d.get("size_uncertain") and top < 2]
-    unsure += [d for d in nodules + list(low or []) if d.get("size_uncertain") and d not in unsure
-               and at_least(d) >= 2 and at_least(d) > top]
+    unsure = undecided(nodules, low)
     if unsure:
         out.append(("Lung-RADS not decided", f"{len(unsure)} candidate(s) could not be measured "
                     "reliably and may be above the categorised ones ("
@@ -262,14 +283,10 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
         if lr.get("note"):
             out.append(("note", lr["note"]))
         out.append(("source", lr.get("source", "")))
-    def floor(d):  # the category, or ">= floor" when the size is a lower bound / edge-cut
-        lr = d.get("stratification", {}).get("lung_rads", {})
-        return lr.get("category") or (f">= {lr['category_at_least']}" if lr.get("category_at_least") else None)
-
-    high_low = [d for d in (low or []) if (floor(d) or "").lstrip(">= ") in ACTIONABLE]
+    high_low = for_review(low)
     if high_low:
         out.append(("review", f"{len(high_low)} low-probability candidate(s) would be Lung-RADS 4A+ "
-                    "if they were nodules (" + ", ".join(f"#{d['id']} {floor(d)}" for d in high_low)
+                    "if they were nodules (" + ", ".join(high_low)
                     + "): most are vessels, airway walls or chest-wall structures; look at each"))
     return out
 

@@ -189,7 +189,10 @@ def register(sub) -> None:
                                    "spiculation) and Mayo Clinic models, the Lung-RADS v2022 category and, "
                                    "optionally, a guideline's suggested next step (a suggestion, not a decision).")
     s.add_argument("--age", type=float, required=True, help="years")
-    s.add_argument("--sex", choices=["female", "male"], required=True)
+    from .patient import sex_argument
+
+    s.add_argument("--sex", type=sex_argument, metavar="female|male", required=True,
+                   help="female/f/woman/w or male/m/man (any case; the words of imagio detect and a cohort CSV)")
     s.add_argument("--size-mm", type=float, required=True,
                    help="maximum nodule diameter on an axial section, mm (Brock's and Mayo's size)")
     s.add_argument("--mean-diameter-mm", type=float, help="Lung-RADS mean diameter (default: --size-mm)")

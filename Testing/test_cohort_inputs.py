@@ -1,0 +1,170 @@
+"""New-user trial 37 on real scans (LIDC-IDRI slabs, /work/shared/data/lidc-slabs or
+$IMAGIO_DATA/lidc-slabs):
+
+* H3: a cohort CSV's clinical values in another spelling ("F", "current", "former", "unknown")
+  were misread without a word (sex "F" scored male in Brock, smokers as never-smokers in Mayo,
+  "unknown" as "no"), and age "sixty" gave a traceback;
+* H4: a cohort rerun (also with --force) kept each case's old results when its row then held
+  other patient data or pointed at another scan;
+* M1: --evaluate with a reference that has no row for the scan printed "cpm 0.0";
+* M2: highest_lung_rads counted a low-probability candidate the screening report sets apart;
+* M3: --force into an earlier run's folder left that run's evaluation.json and froc.png.
+"""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from imagio.errors import InputError
+
+SLABS = Path(os.environ.get("IMAGIO_DATA", "/work/shared/data")) / "lidc-slabs"
+L1, L3 = SLABS / "LIDC-IDRI-0001_slab.nii.gz", SLABS / "LIDC-IDRI-0003_slab.nii.gz"
+needs_slabs = pytest.mark.skipif(not L3.exists(), reason="LIDC-IDRI slabs not available")
+
+
+def _csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_cohort_csv_reads_the_clinical_vocabulary(tmp_path):
+    from imagio.cohort import list_cases
+
+    base = {"path": str(L3), "age": "60", "family_history": "", "extrathoracic_cancer": "",
+            "emphysema": ""}
+    rows = [{**base, "seriesuid": "a", "sex": "F", "smoker": "current", "emphysema": "Y"},
+            {**base, "seriesuid": "b", "sex": "w", "smoker": "former", "family_history": "unknown"},
+            {**base, "seriesuid": "c", "sex": "M", "smoker": "never", "extrathoracic_cancer": "0"},
+            {**base, "seriesuid": "d", "sex": "Female", "smoker": "unknown", "age": "unknown"}]
+    got = {c["case"]: c["patient"] for c in list_cases(_csv(tmp_path / "c.csv", rows))}
+    assert got["a"] == {"age": 60.0, "sex": "female", "smoker": True, "emphysema": True}
+    assert got["b"] == {"age": 60.0, "sex": "female", "smoker": True}   # unknown: left out (a range)
+    assert got["c"] == {"age": 60.0, "sex": "male", "smoker": False, "extrathoracic_cancer": False}
+    assert got["d"] == {"sex": "female"}
+
+
+@pytest.mark.parametrize("column,value", [("age", "sixty"), ("sex", "x"), ("smoker", "sometimes"),
+                                          ("emphysema", "ja")])
+def test_cohort_csv_refuses_an_unread_value_before_any_case(tmp_path, column, value, capsys):
+    from imagio import cli
+
+    row = {"path": str(L3), "seriesuid": "a", "age": "60", "sex": "male", "smoker": "never", "emphysema": ""}
+    src = _csv(tmp_path / "c.csv", [row, {**row, "seriesuid": "b", column: value}])
+    out = tmp_path / "out"
+    assert cli.main(["detect", str(src), "--out", str(out), "--workers", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "line 3" in err[0] and f"column {column}" in err[0] and repr(value) in err[0], err
+    assert "accepted" in err[0]
+    assert not (out / "cases").exists()
+
+
+def test_detect_sex_option_takes_the_same_words(capsys):
+    from imagio.detection.commands import patient_from_args
+    from imagio.cli import build_parser
+
+    args = build_parser().parse_args(["detect", str(L3), "--out", "x", "--sex", "F"])
+    assert patient_from_args(args)["sex"] == "female"
+
+
+def _patient_and_nodule(out: Path, case: str) -> tuple[dict, list]:
+    doc = json.loads((out / "cases" / case / "candidates.json").read_text())
+    return doc["patient"], [round(v) for v in doc["nodules"][0]["center_ras"]]
+
+
+@needs_slabs
+def test_cohort_rerun_follows_changed_inputs(tmp_path):
+    from imagio.cohort import run_cohort
+    from imagio.detection.pipeline import Options
+
+    opts = Options(characterise=1, slicer=False)
+    row = {"path": str(L3), "seriesuid": "A", "age": "60", "sex": "male", "smoker": "never"}
+    src = _csv(tmp_path / "c.csv", [row])
+    out = tmp_path / "out"
+    s = run_cohort(src, out, opts, workers=0, quiet=True)
+    assert s["ran"] == 1 and s["done"] == 1
+    pat, at3 = _patient_and_nodule(out, "A")
+    assert pat["sex"] == "male"
+    s = run_cohort(src, out, opts, workers=0, quiet=True)   # same inputs: done
+    assert s["ran"] == 0 and s["skipped_done"] == 1
+    _csv(src, [{**row, "sex": "female"}])                   # corrected patient data: run again
+    s = run_cohort(src, out, opts, workers=0, quiet=True)
+    assert s["ran"] == 1 and s["run_again"] == {"A": "patient data"}
+    assert _patient_and_nodule(out, "A")[0]["sex"] == "female"
+    assert "A: run again: patient data changed" in (out / "cohort.log").read_text()
+    _csv(src, [{**row, "sex": "female", "path": str(L1)}])  # the row points at another scan
+    s = run_cohort(src, out, opts, workers=0, quiet=True)
+    assert s["ran"] == 1 and s["run_again"] == {"A": "scan"}
+    at1 = _patient_and_nodule(out, "A")[1]
+    assert at1 != at3
+    with open(out / "cohort_nodules.csv", newline="") as f:
+        (nod,) = list(csv.DictReader(f))
+    assert [round(float(nod[k])) for k in ("coordX", "coordY", "coordZ")] == [-at1[0], -at1[1], at1[2]]
+    s = run_cohort(src, out, opts, workers=0, quiet=True, force=True)   # --force: every case
+    assert s["ran"] == 1 and s["run_again"] == {"A": "--force"}
+
+
+@needs_slabs
+def test_detect_evaluate_without_reference_row_and_force_leaves_no_stale_files(tmp_path, capsys):
+    from imagio import cli
+
+    ref = tmp_path / "ref.csv"
+    ref.write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.3.4,72.0,77.3,-191.8,26\n")
+    out = tmp_path / "det"
+    assert cli.main(["detect", str(L3), "--out", str(out), "--no-slicer", "--characterise", "0",
+                     "--evaluate", str(ref), "--quiet"]) == 0
+    cap = capsys.readouterr()
+    s = json.loads(cap.out)
+    assert s["cpm"] is None and s["reference_nodules"] == 0
+    assert "CPM undefined" in cap.err and "'LIDC-IDRI-0003_slab'" in cap.err
+    assert json.loads((out / "evaluation.json").read_text())["cpm"] is None
+    mine = out / "screening_mine.png"   # a user's file under a name IMAGIO's report pictures take
+    mine.write_bytes(b"not IMAGIO's")
+    assert cli.main(["detect", str(L1), "--out", str(out), "--no-slicer", "--characterise", "0",
+                     "--force", "--quiet"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert not (out / "evaluation.json").exists() and not (out / "froc.png").exists()
+    assert sorted(s["removed_earlier_outputs"]) == ["evaluation.json", "froc.png"]
+    assert mine.read_bytes() == b"not IMAGIO's"
+
+
+def test_highest_lung_rads_is_the_reports():
+    """A low-probability candidate at 4A (the report lists it apart, for review) does not make
+    the scan 4A; one whose size is a lower bound above the measured category leaves it open."""
+    from imagio.detection.pipeline import highest_lung_rads
+    from imagio.detection.report import for_review, management_lines, split_by_score
+    from imagio.stratification.screening import stratify
+
+    def nod(i, size, p, unsure=None):
+        d = {"id": i, "type": "solid", "mean_diameter_mm": size, "long_axis_mm": size,
+             "size_uncertain": unsure, "candidate": {"probability": p}}
+        d["stratification"] = stratify(d)
+        return d
+
+    ok, pleural = nod(1, 4.5, 0.9), nod(2, 9.0, 0.05)
+    assert pleural["stratification"]["lung_rads"]["category"] == "4A"
+    main, low = split_by_score([ok, pleural])
+    assert main == [ok] and low == [pleural]
+    assert management_lines(main, low)[0][0] == "Lung-RADS 2"
+    assert highest_lung_rads(main, low) == "2" and for_review(low) == ["#2 4A"]
+    cut = nod(3, 7.0, 0.05, "cut by the scan's edge (the outline touches the edge of the image)")
+    main, low = split_by_score([ok, pleural, cut])
+    assert management_lines(main, low)[0][0] == "Lung-RADS not decided"
+    assert highest_lung_rads(main, low) == ">=3"
+
+
+def test_study_list_with_two_scans_of_one_name_says_how_to_name_them(tmp_path):
+    from imagio.cohort import list_cases
+
+    for p in ("p1", "p2"):
+        (tmp_path / p / "CT").mkdir(parents=True)
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{tmp_path / 'p1' / 'CT'}\n{tmp_path / 'p2' / 'CT'}\n")
+    with pytest.raises(InputError, match="in a CSV with a path and a seriesuid column"):
+        list_cases(lst)
+
