@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,9 @@ def cmd_detect(args) -> int:
             msg = (f"no row of {args.evaluate} has this scan's seriesuid {sid!r} (it has {seen or 'none'}): "
                    "no reference nodule, CPM undefined (null); name the scan's rows by this seriesuid")
             ev["warnings"].append(msg)
-            print(f"imagio: warning: {msg}", file=sys.stderr)
+            from ..io import say_warnings
+
+            say_warnings([msg])
         if ev["n_nodules"] == 0:   # sensitivity over no nodule: undefined, never a 0 read as a score
             ev["cpm"] = None
             ev["warnings"] = [w.replace("(reported 0)", "(cpm null)") for w in ev["warnings"]]
