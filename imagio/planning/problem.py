@@ -738,6 +738,7 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
     """Warnings on the tissue at a named target's point (a point target has its own checks in
     `_check_target`), which is moved when it is air. New-user trial 36 H2: the centroid of a
     cavitating nodule lay in the cavity and the needle tip was planned in air, without a word.
+    - More than half of the outline air: said (not a lesion, or drawn too wide).
     - Air (median of the 3 x 3 x 3 voxels below ground glass's lower bound, lesion.json, Hansell
       2008): the target moves to the deepest point (`deepest_point`) of the outline's soft tissue,
       from that bound up to the dense limit (`density.dense_min_hu`: contrast-filled vessel,
@@ -763,11 +764,14 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
         return [f"the target point of {t.name} (its centre, {where}) reads fluid (median {hu:.0f} HU around it; simple "
                 f"fluid measures -9 to {fluid['necrosis_max_hu']:.0f} HU, Bosniak v2019): a cystic or necrotic centre "
                 "gives a non-diagnostic sample; aim at the solid (enhancing) part: give a point there as --target"]
-    if hu >= low:
-        return []
     mask = labels.array == t.value
-    solid = mask & (ct.array >= low) & (ct.array <= dense_min_hu())
     air_pct = 100.0 * np.count_nonzero(mask & (ct.array < low)) / max(np.count_nonzero(mask), 1)
+    if hu >= low:
+        return [] if air_pct <= 50.0 else [
+            f"{air_pct:.0f} % of the outline of {t.name} reads air (below ground glass's {low:.0f} HU, Hansell 2008): "
+            "aerated lung or an airway inside the outline, or an outline drawn too wide; check the outline "
+            "(--labels, --lesions): the target is its centre"]
+    solid = mask & (ct.array >= low) & (ct.array <= dense_min_hu())
     why = (f"the centre of {t.name} ({where}) reads air (median {hu:.0f} HU around it, below ground glass's {low:.0f} HU, "
            f"Hansell 2008; {air_pct:.0f} % of its outline is air: a cavity, or aerated lung or an airway inside the outline)")
     if not solid.any():
