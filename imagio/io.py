@@ -605,14 +605,15 @@ def with_lesions(labels: Volume, lesions_path, keep=None) -> Volume:
             other = str(labels.labels[u])
             said = keep(other) if keep else None
             kept = said is True
+            vol = f"{n * voxel_ml:.2f}" if n * voxel_ml >= 0.01 else f"{n * voxel_ml:.3f}"
             cover.append({"lesion": name, "structure": other, "ml": round(n * voxel_ml, 3), "kept": kept})
             if kept:
                 paint &= labels.array != u
-                notes.append(f"the --lesions outline {name} covers {n * voxel_ml:.2f} mL of {other}: those voxels "
-                             f"stay {other} (the outline may not erase it: clearances, heat sink and the zone's "
+                notes.append(f"the --lesions outline {name} covers {vol} mL of {other}: those voxels stay {other} "
+                             "(the outline may not erase it: the needle's clearances and an ablation's heat sink and "
                              "injury are judged on it); check the outline")
             elif said is False:
-                notes.append(f"the --lesions outline {name} covers {n * voxel_ml:.2f} mL of {other}: painted as "
+                notes.append(f"the --lesions outline {name} covers {vol} mL of {other}: painted as "
                              f"{name} (the lesion may lie in {other}); check the outline if it should not")
         if not paint.any():
             raise InputError(f"--lesions {lesions_path}: the outline {name} lies wholly on "
