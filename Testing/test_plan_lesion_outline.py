@@ -33,6 +33,31 @@ def _median3(ct, p):
     return float(np.median(ct.array[tuple(slice(x - 1, x + 2) for x in k)])), k
 
 
+def _outline_over_vein(tmp_path, lo_mm, hi_mm, lobe_mm):
+    """The TotalSegmentator example's label map and a liver_tumor_1 outline (written to
+    ``tmp_path``) on its grid: a 10 mm ball about the liver voxel deepest in the liver among those
+    ``lo_mm``..``hi_mm`` from the portal vein, with (``lobe_mm`` > 0) a lobe leaking over the vein
+    (a ball of that radius on the vein voxel nearest to that centre). Returns (labels, names path,
+    outline path, outline mask, vein mask, liver mask)."""
+    from imagio import io
+
+    names = TS / "labels_total_v2.json"
+    lab = io.read_labels(TS / "example_seg_dicom.nii.gz", io.read_label_names(names))
+    inv = {v: k for k, v in lab.labels.items()}
+    liver = lab.array == inv["liver"]
+    pv = lab.array == inv["portal_vein_and_splenic_vein"]
+    d_pv, near = ndimage.distance_transform_edt(~pv, sampling=lab.spacing_kji, return_indices=True)
+    depth = ndimage.distance_transform_edt(liver, sampling=lab.spacing_kji)
+    c = np.unravel_index(int(np.argmax(np.where(liver & (d_pv >= lo_mm) & (d_pv <= hi_mm), depth, -1))), lab.shape)
+    sphere = _ball(lab, c, 10.0)
+    if lobe_mm:
+        sphere |= _ball(lab, near[(slice(None),) + tuple(c)], lobe_mm)
+    les = tmp_path / "les.nii.gz"
+    io.write_image(lab.with_array(sphere.astype(np.uint8), labels={}), les)
+    (tmp_path / "les.labels.json").write_text(json.dumps({"1": "liver_tumor_1"}))
+    return lab, names, les, sphere, pv, liver
+
+
 @pytest.mark.data
 def test_a_lesion_outline_over_the_portal_vein_keeps_the_vein_and_says_so(tmp_path):
     if not (TS / "example_ct_dicom").exists():
@@ -41,23 +66,12 @@ def test_a_lesion_outline_over_the_portal_vein_keeps_the_vein_and_says_so(tmp_pa
     from imagio.cli import build_parser
     from imagio.planning.commands import read_plan_inputs
 
-    names = TS / "labels_total_v2.json"
-    lab = io.read_labels(TS / "example_seg_dicom.nii.gz", io.read_label_names(names))
-    inv = {v: k for k, v in lab.labels.items()}
-    liver = lab.array == inv["liver"]
-    pv = lab.array == inv["portal_vein_and_splenic_vein"]
     # own choice: the liver voxel 5-7 mm from the vein and deepest in the liver; a 10 mm outline
     # around it reaches into the vein (a leak of a one-click or hand outline)
-    d_pv = ndimage.distance_transform_edt(~pv, sampling=lab.spacing_kji)
-    depth = ndimage.distance_transform_edt(liver, sampling=lab.spacing_kji)
-    cand = liver & (d_pv >= 5.0) & (d_pv <= 7.0)
-    c = np.unravel_index(int(np.argmax(np.where(cand, depth, -1))), lab.shape)
-    sphere = _ball(lab, c, 10.0)
+    lab, names, les, sphere, pv, liver = _outline_over_vein(tmp_path, 5.0, 7.0, 0.0)
+    inv = {v: k for k, v in lab.labels.items()}
     under = int(np.count_nonzero(sphere & pv))
     assert under > 0
-    les = tmp_path / "les.nii.gz"
-    io.write_image(lab.with_array(sphere.astype(np.uint8), labels={}), les)
-    (tmp_path / "les.labels.json").write_text(json.dumps({"1": "liver_tumor_1"}))
     args = build_parser().parse_args(["plan", str(TS / "example_ct_dicom"), "--labels", str(TS / "example_seg_dicom.nii.gz"),
                                       "--label-names", str(names), "--lesions", str(les), "--target", "liver_tumor_1",
                                       "--out", str(tmp_path / "out")])
@@ -87,25 +101,12 @@ def test_the_ablation_counts_the_vein_the_outline_covered(tmp_path):
     if not (TS / "example_ct_dicom").exists():
         pytest.skip("../shared/data is not present")
     from conftest import run_imagio
-    from imagio import io
 
-    names = TS / "labels_total_v2.json"
-    lab = io.read_labels(TS / "example_seg_dicom.nii.gz", io.read_label_names(names))
-    inv = {v: k for k, v in lab.labels.items()}
-    liver = lab.array == inv["liver"]
-    pv = lab.array == inv["portal_vein_and_splenic_vein"]
-    d_pv = ndimage.distance_transform_edt(~pv, sampling=lab.spacing_kji)
-    depth = ndimage.distance_transform_edt(liver, sampling=lab.spacing_kji)
     # a 10 mm tumour whose centre is far enough from the vein for a needle tip (margin 5 mm + the
-    # probe), and a lobe of its outline leaking over the vein (a 7 mm ball on the vein's voxel
-    # nearest to it), as in the trial (0.37 mL of the vein under the outline)
-    d_pv, near = ndimage.distance_transform_edt(~pv, sampling=lab.spacing_kji, return_indices=True)
-    c = np.unravel_index(int(np.argmax(np.where(liver & (d_pv >= 14.0) & (d_pv <= 16.0), depth, -1))), lab.shape)
-    sphere = _ball(lab, c, 10.0) | _ball(lab, near[(slice(None),) + tuple(c)], 7.0)
+    # probe), and a lobe of its outline leaking over the vein, as in the trial (0.37 mL of the
+    # vein under the outline)
+    lab, names, les, sphere, pv, _ = _outline_over_vein(tmp_path, 14.0, 16.0, 7.0)
     assert np.count_nonzero(sphere & pv) * float(np.prod(lab.spacing)) / 1000.0 > 0.15
-    les = tmp_path / "les.nii.gz"
-    io.write_image(lab.with_array(sphere.astype(np.uint8), labels={}), les)
-    (tmp_path / "les.labels.json").write_text(json.dumps({"1": "liver_tumor_1"}))
     out = tmp_path / "out"
     r = run_imagio("plan", TS / "example_ct_dicom", "--labels", TS / "example_seg_dicom.nii.gz", "--label-names", names,
                    "--lesions", les, "--target", "liver_tumor_1", "--device", "emprint", "--setting", "100W_10min",
