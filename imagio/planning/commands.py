@@ -105,7 +105,9 @@ def read_plan_inputs(args):
     ct = io.read_image(args.ct, args.series)
     labels = io.read_labels(args.labels, io.label_names_arg(args))
     if getattr(args, "lesions", None):
-        labels = io.with_lesions(labels, args.lesions)
+        from .problem import kept_under_lesion
+
+        labels = io.with_lesions(labels, args.lesions, keep=kept_under_lesion(labels, _parse_roles(getattr(args, "role", None))))
     return out, ct, labels
 
 
@@ -198,6 +200,8 @@ def cmd_plan(args) -> int:
                      "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
                      "lesions": str(Path(args.lesions).resolve()) if args.lesions else None,
                      "picture_3d": None if args.no_png else "plan.png"}
+    if args.lesions:   # what each --lesions outline covered of the label map, and what was kept (trial 36 H1)
+        doc["lesion_outline_covered"] = getattr(labels, "lesion_cover", [])
     if ct.warnings or labels.warnings:  # the reader's warnings travel with the plan
         doc["input_warnings"] = ct.warnings + labels.warnings
     abl = None

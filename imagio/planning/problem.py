@@ -386,6 +386,7 @@ class PlanningProblem:
         ndl = needle or Needle()
         reach = ndl.widening_mm + 0.5 * float(np.linalg.norm(labels.spacing))
         labels, pieces = split_target_parts(labels, tgt, reach)
+        pieces += _aim_at_solid_part(ct, labels, tgt)
         labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
         specs = structure_specs(labels, roles)
         specs, kept_out, unknown, notes = _other_lesions_kept_out(specs, tgt, roles or {}, labels, reach)
@@ -733,6 +734,55 @@ def _check_target(prob: "PlanningProblem") -> None:
         prob.rules_extra["target_organ_entered"] = spec.name
 
 
+def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
+    """Warnings on the tissue at a named target's point (a point target has its own checks in
+    `_check_target`), which is moved when it is air. New-user trial 36 H2: the centroid of a
+    cavitating nodule lay in the cavity and the needle tip was planned in air, without a word.
+    - More than half of the outline air: said (not a lesion, or drawn too wide).
+    - Air (median of the 3 x 3 x 3 voxels below ground glass's lower bound, lesion.json, Hansell
+      2008): the target moves to the deepest point (`deepest_point`) of the outline's soft tissue,
+      from that bound up to the dense limit (`density.dense_min_hu`: contrast-filled vessel,
+      calcification, bone), as the sarcoma planner aims at its viable map; said, with the share of
+      the outline that reads air. An outline of air only is said (no lesion is seen in it).
+    - Fluid (above fat, ``viable.fat_max_hu``, and at most ``viable.necrosis_max_hu``, simple fluid
+      -9 to 20 HU: Bosniak v2019, sarcoma_biopsy.json): a cystic or necrotic centre, said (which
+      part enhances needs the contrast phase: the point is left to the user).
+    Both ``ct`` and ``labels`` on the CT grid."""
+    if t.point_given or not t.value:
+        return []
+    kji = np.rint(ct.world_to_kji(t.point_ras[None])[0]).astype(int)
+    if not np.all((kji >= 0) & (kji < ct.shape)):
+        return []   # refused by _check_target
+    from ..segmentation.lesion import GROUND_GLASS_MIN_HU as low
+    from .density import dense_min_hu
+    from .sarcoma.viable import config as sarcoma_config
+
+    hu = _median_around(ct, kji)
+    where = f"[{', '.join(f'{x:.1f}' for x in t.point_ras)}]"
+    fluid = sarcoma_config()["viable"]
+    if fluid["fat_max_hu"] < hu <= fluid["necrosis_max_hu"]:
+        return [f"the target point of {t.name} (its centre, {where}) reads fluid (median {hu:.0f} HU around it; simple "
+                f"fluid measures -9 to {fluid['necrosis_max_hu']:.0f} HU, Bosniak v2019): a cystic or necrotic centre "
+                "gives a non-diagnostic sample; aim at the solid (enhancing) part: give a point there as --target"]
+    mask = labels.array == t.value
+    air_pct = 100.0 * np.count_nonzero(mask & (ct.array < low)) / max(np.count_nonzero(mask), 1)
+    if hu >= low:
+        return [] if air_pct <= 50.0 else [
+            f"{air_pct:.0f} % of the outline of {t.name} reads air (below ground glass's {low:.0f} HU, Hansell 2008): "
+            "aerated lung or an airway inside the outline, or an outline drawn too wide; check the outline "
+            "(--labels, --lesions): the target is its centre"]
+    solid = mask & (ct.array >= low) & (ct.array <= dense_min_hu())
+    why = (f"the centre of {t.name} ({where}) reads air (median {hu:.0f} HU around it, below ground glass's {low:.0f} HU, "
+           f"Hansell 2008; {air_pct:.0f} % of its outline is air: a cavity, or aerated lung or an airway inside the outline)")
+    if not solid.any():
+        return [f"{why}, and none of it is soft tissue: no lesion is seen in the outline and the needle would end in "
+                "air; check the outline (--labels, --lesions) or give the lesion's point as --target"]
+    old, t.point_ras = t.point_ras, deepest_point(labels, solid)
+    return [f"{why}: the target is moved to the deepest point of its soft tissue ({low:.0f} to {dense_min_hu():.0f} HU) "
+            f"at [{', '.join(f'{x:.1f}' for x in t.point_ras)}], {np.linalg.norm(t.point_ras - old):.1f} mm from the "
+            "centre, so the tip does not end in air; check the outline"]
+
+
 def _median_around(ct: Volume, kji) -> float:
     """Median HU of the 3 x 3 x 3 voxels around the voxel ``kji`` of ``ct`` (cut at the array's faces)."""
     return float(np.median(ct.array[tuple(slice(max(k - 1, 0), k + 2) for k in kji)]))
@@ -1053,6 +1103,27 @@ def _enter_host_organ(prob: "PlanningProblem") -> None:
     prob.warnings.append(f"{t.name} lies in {spec.name} (an obstacle by default): the path may enter "
                          f"{spec.name} to reach it; every other structure keeps its role")
     prob.rules_extra["target_organ_entered"] = spec.name
+
+
+def kept_under_lesion(labels: Volume, roles: dict | None = None):
+    """``keep(name)`` for `io.with_lesions`: what a --lesions outline does to each structure of
+    ``labels`` it covers, by the structure's planning role (catalogue, or the user's --role):
+    True (kept, the outline may not erase it) for the structures a target point is refused in
+    (`_check_target`: role margin, the vessels and nerves, and ``targets.never_target``: CNS,
+    heart, airways, hollow viscera), so a leaking outline cannot turn a vessel or a bronchus into
+    tumour; None (painted silently) for passable tissue, the lesion's host (liver, lung, body);
+    False (painted, with a warning) for the rest: forbidden solid organs and bone, which may hold
+    the lesion (renal and bone lesions, as a target point there makes them the target organ),
+    and other lesions."""
+    roles = {anatomy.name_in(k, labels.labels.values()): v for k, v in (roles or {}).items()}
+    role = {s.name: s.role for s in structure_specs(labels, roles)}
+
+    def keep(name):
+        r = role.get(name)
+        if r == "passable":
+            return None
+        return r == "margin" or (r == "forbidden" and never_target(name))
+    return keep
 
 
 def never_target(name: str) -> bool:

@@ -175,6 +175,8 @@ def cmd_sarcoma(args) -> int:
                      "extra_pictures": [] if args.no_png or not sp.feasible else
                      [["plan_compartments_axial.png", "axial slice through core 1's target: compartments "
                                                       "(green occupied, red uninvolved), bundle magenta, viable tumour cyan"]]}
+    if getattr(args, "lesions", None):   # what each --lesions outline covered, what was kept (trial 36 H1)
+        doc["lesion_outline_covered"] = getattr(labels, "lesion_cover", [])
     if ct.warnings or labels.warnings:
         doc["input_warnings"] = ct.warnings + labels.warnings
     out.mkdir(parents=True, exist_ok=True)
