@@ -11,7 +11,9 @@ import pytest
 
 from imagio import phantom
 from imagio.planning import PlanningProblem, plan
+from imagio.planning.ablation import get_device
 from imagio.planning.ablation.commands import ablation_for_plan, ablation_warnings
+from imagio.planning.problem import Needle
 from imagio.report import ablation_sections
 
 
@@ -26,7 +28,8 @@ def _groups(probes):
 @pytest.fixture(scope="module")
 def microwave():
     ph = phantom.generate(spacing=3.0)
-    p = plan(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1"))
+    # the antenna's own 13G shaft as the needle, as `imagio plan --device emprint`
+    p = plan(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1", needle=get_device("emprint").needle(Needle())))
     assert p.feasible
     return ablation_for_plan(p, "emprint", "100W_5min", multi_probe=True)
 

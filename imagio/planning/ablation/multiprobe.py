@@ -182,6 +182,37 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
     return out
 
 
+def _with_parallel_tracks(table, target, rows, centres, E, C, N):
+    """The candidate (entry, centre) pairs E, C with skin normals N, plus for each direction
+    ``rows`` (entry -> ``target``) and each zone centre the feasible skin entry of ``table``
+    nearest to the line through the centre along that direction (on its skin side): tracks
+    about parallel to the chosen directions, each from its own entry, as simultaneous probes
+    are placed (cryoprobes side by side, 1-2 cm apart: Littrup 2009). Without them every probe
+    would aim from one of a few entries at the tumour, and probes that may not share an entry
+    converge there. Pairs already present are not repeated; ties fall to the first entry in world
+    order (`imagio.world_order`)."""
+    feas = np.flatnonzero(table.feasible)
+    feas = feas[world_order(table.entry_ras[feas])]
+    F = quantise_mm(table.entry_ras[feas])
+    u = quantise_mm(target[None]) - quantise_mm(table.entry_ras[rows])
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    out_e, out_c, out_n = [E], [C], [N]
+    for d in u:   # a few directions: vectorised over centres x entries
+        w = F[None, :, :] - centres[:, None, :]
+        along = w @ d
+        perp = np.linalg.norm(w - along[..., None] * d, axis=2)
+        perp[along >= 0] = np.inf          # the entry must lie before the centre along the track
+        best = np.argmin(perp, axis=1)
+        has = np.isfinite(perp[np.arange(len(centres)), best])
+        out_e.append(F[best[has]])
+        out_c.append(centres[has])
+        out_n.append(table.normal_ras[feas[best[has]]])
+    E2, C2, N2 = (np.concatenate(x) for x in (out_e, out_c, out_n))
+    _, first = np.unique(np.hstack([quantise_mm(E2), quantise_mm(C2)]), axis=0, return_index=True)
+    keep = np.sort(first)
+    return E2[keep], C2[keep], N2[keep]
+
+
 def min_shaft_spacing_mm(needle) -> float:
     """The closest two planned shafts of probes in place at once may come (mm): one shaft
     diameter plus both probes' placement uncertainty (``needle``: `problem.Needle`, the probe's
@@ -515,8 +546,9 @@ def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: fl
 def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: float | None,
                   restarts: int, spacing: "Spacing"):
     """(columns, proven) of a cover of every row of A whose probes keep clear of each other
-    (``spacing``: no two conflicting columns), the fewest first: the greedy cover and randomised
-    restarts among compatible zones, then one ``milp`` over every column with `Spacing.constraints`
+    (``spacing``: no two conflicting columns), the fewest first: the greedy cover and, when it
+    covers, randomised restarts among compatible zones (without a cover to improve, they would
+    only repeat the greedy's dead ends: minutes on a 45 mm tumour), then one ``milp`` over every column with `Spacing.constraints`
     (the LP bound of the cover alone stays a lower bound), then `_cheapen` among compatible zones.
     No such cover: (empty, proven) with ``proven`` True when ``milp`` showed that none exists
     (status 2), False when it stopped first."""
@@ -526,10 +558,9 @@ def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: f
     pick = _greedy_cover(A, cost, spacing)
     pick = pick if covers(pick) else np.zeros(0, int)
     lb = int(math.ceil(lp_optimum - 1e-6)) if lp_optimum is not None else 1
-    if (len(pick) == 0 or len(pick) > lb) and restarts > 0:
-        most = len(pick) - 1 if len(pick) else A.shape[1]
-        alt = _grasp_cover(A, np.zeros(0, int), cost, lb, most, restarts, spacing=spacing)
-        if covers(alt) and (len(pick) == 0 or len(alt) < len(pick)):
+    if 0 < len(pick) and len(pick) > lb and restarts > 0:   # restarts improve a cover; none found: the milp
+        alt = _grasp_cover(A, np.zeros(0, int), cost, lb, len(pick) - 1, restarts, spacing=spacing)
+        if covers(alt) and len(alt) < len(pick):
             pick = alt
     proven = len(pick) > 0 and len(pick) <= lb
     if not proven:
@@ -947,6 +978,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     # candidate (entry, centre) pairs; tips put the zone centre on the lattice point
     E = np.repeat(entries, len(centres), axis=0)
     C = np.tile(centres, (len(entries), 1))
+    N = np.repeat(plan.table.normal_ras[rows], len(centres), axis=0)
+    if device.simultaneous:   # probes in place together need their own entries: parallel tracks too
+        E, C, N = _with_parallel_tracks(plan.table, target, rows, centres, E, C, N)
     U = C - E
     U /= np.linalg.norm(U, axis=1, keepdims=True)
     T = C + setting.centre_offset_mm * U
@@ -954,7 +988,6 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     from ..scoring import score_paths
     from ..verify import Verifier
 
-    N = np.repeat(plan.table.normal_ras[rows], len(centres), axis=0)
     ok = score_paths(plan.problem, plan.maps, E, N, target_ras=T, device="numpy").feasible  # one pass
     ev = plan.evaluator
     ver = ev._verifier or Verifier(plan.problem)
