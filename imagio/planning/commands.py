@@ -275,8 +275,9 @@ def multi_probe_summary(m: dict) -> str:
            f"{c['mam_mm']:.1f} mm ({'meets' if c['mam_mm'] >= need else 'BELOW'} the required {need:g} mm)")
     pl = m.get("placement") or {}
     if pl.get("simultaneous"):   # the cover's constraint, said with the plan
+        closest = pl.get("closest_shafts_mm")
         txt += (f"; probes in place together: each its own entry, shafts at least {pl['min_shaft_spacing_mm']:g} mm "
-                "apart" + (f" (closest {pl['closest_shafts_mm']:g} mm)" if pl.get("closest_shafts_mm") is not None else ""))
+                "apart" + (f" (closest {closest:g} mm)" if closest is not None else ""))
     for grp in m.get("shared_entries") or []:
         txt += (f"; probes {', '.join(map(str, grp))} share one skin entry ("
                 + ("cryoprobes cannot: see the warnings)" if m.get("modality") == "cryoablation"

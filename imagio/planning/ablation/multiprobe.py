@@ -547,8 +547,8 @@ def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: f
                   restarts: int, spacing: "Spacing"):
     """(columns, proven) of a cover of every row of A whose probes keep clear of each other
     (``spacing``: no two conflicting columns), the fewest first: the greedy cover and, when it
-    covers, randomised restarts among compatible zones (without a cover to improve, they would
-    only repeat the greedy's dead ends: minutes on a 45 mm tumour), then one ``milp`` over every column with `Spacing.constraints`
+    covers, randomised restarts among compatible zones (without a cover to improve, they only
+    repeat the greedy's dead ends: minutes on a 45 mm tumour), then one ``milp`` over every column with `Spacing.constraints`
     (the LP bound of the cover alone stays a lower bound), then `_cheapen` among compatible zones.
     No such cover: (empty, proven) with ``proven`` True when ``milp`` showed that none exists
     (status 2), False when it stopped first."""
@@ -916,7 +916,8 @@ def probe_placement(device: Device, E: np.ndarray, T: np.ndarray, limit_mm: floa
     off = ~np.eye(n, dtype=bool)
     out = {"simultaneous": bool(device.simultaneous),
            "closest_shafts_mm": round(float(d[off].min()), 2) if n > 1 else None,
-           "nearest_tip_mm": [round(float(np.where(off[i], tips[i], np.inf).min()), 1) for i in range(n)] if n > 1 else [],
+           "nearest_tip_mm": ([round(float(np.where(off[i], tips[i], np.inf).min()), 1) for i in range(n)]
+                              if n > 1 else []),
            "max_tip_spacing_mm": float(spec["max_tip_spacing_mm"])}
     if device.simultaneous:
         out["min_shaft_spacing_mm"] = round(float(limit_mm), 3)
