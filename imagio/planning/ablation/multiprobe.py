@@ -182,37 +182,6 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
     return out
 
 
-def _with_parallel_tracks(table, target, rows, centres, E, C, N):
-    """The candidate (entry, centre) pairs E, C with skin normals N, plus for each direction
-    ``rows`` (entry -> ``target``) and each zone centre the feasible skin entry of ``table``
-    nearest to the line through the centre along that direction (on its skin side): tracks
-    about parallel to the chosen directions, each from its own entry, as simultaneous probes
-    are placed (cryoprobes side by side, 1-2 cm apart: Littrup 2009). Without them every probe
-    would aim from one of a few entries at the tumour, and probes that may not share an entry
-    converge there. Pairs already present are not repeated; ties fall to the first entry in world
-    order (`imagio.world_order`)."""
-    feas = np.flatnonzero(table.feasible)
-    feas = feas[world_order(table.entry_ras[feas])]
-    F = quantise_mm(table.entry_ras[feas])
-    u = quantise_mm(target[None]) - quantise_mm(table.entry_ras[rows])
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    out_e, out_c, out_n = [E], [C], [N]
-    for d in u:   # a few directions: vectorised over centres x entries
-        w = F[None, :, :] - centres[:, None, :]
-        along = w @ d
-        perp = np.linalg.norm(w - along[..., None] * d, axis=2)
-        perp[along >= 0] = np.inf          # the entry must lie before the centre along the track
-        best = np.argmin(perp, axis=1)
-        has = np.isfinite(perp[np.arange(len(centres)), best])
-        out_e.append(F[best[has]])
-        out_c.append(centres[has])
-        out_n.append(table.normal_ras[feas[best[has]]])
-    E2, C2, N2 = (np.concatenate(x) for x in (out_e, out_c, out_n))
-    _, first = np.unique(np.hstack([quantise_mm(E2), quantise_mm(C2)]), axis=0, return_index=True)
-    keep = np.sort(first)
-    return E2[keep], C2[keep], N2[keep]
-
-
 def min_shaft_spacing_mm(needle) -> float:
     """The closest two planned shafts of probes in place at once may come (mm): one shaft
     diameter plus both probes' placement uncertainty (``needle``: `problem.Needle`, the probe's
@@ -980,8 +949,6 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     E = np.repeat(entries, len(centres), axis=0)
     C = np.tile(centres, (len(entries), 1))
     N = np.repeat(plan.table.normal_ras[rows], len(centres), axis=0)
-    if device.simultaneous:   # probes in place together need their own entries: parallel tracks too
-        E, C, N = _with_parallel_tracks(plan.table, target, rows, centres, E, C, N)
     U = C - E
     U /= np.linalg.norm(U, axis=1, keepdims=True)
     T = C + setting.centre_offset_mm * U
