@@ -195,6 +195,9 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p.ablationTable = slicer.mrmlScene.GetNodeByID(ids["table"])
             self.ui.ablationTableView.setMRMLTableNode(p.ablationTable)
             self.onAblationCoverage(result.coverage, len(result.probes))
+            if result.placement:   # multi-probe: probes in place at once (own entries, shafts apart) or not
+                label = self.ui.ablationResultLabel
+                label.setText(label.text + "\n" + result.placement["statement"])
             if not p.ablationMultiProbe and p.path is not None:
                 zoneNode = slicer.mrmlScene.GetNodeByID(ids["zones"][0])
                 self._ablationObserver = self.logic.observeAblation(

@@ -2,14 +2,18 @@
 same track) and said only "N probes"; for cryoablation the probes freeze at once, so two 17G
 cryoprobes would lie in the same tissue. Now shared entries are listed (plan.json
 ``shared_entries``), warned (cryo: cannot be placed; microwave/RF: one probe repositioned along
-one track), and the report lists every probe's entry and tip."""
+one track), and the report lists every probe's entry and tip. Since the cover keeps cryoprobes on their own
+entries (test_ablation_cryo_spacing.py), the cryo warning is the safety net: it is checked on the
+microwave cover's probes (which share a track) taken as cryoprobes."""
 
 import numpy as np
 import pytest
 
 from imagio import phantom
 from imagio.planning import PlanningProblem, plan
+from imagio.planning.ablation import get_device
 from imagio.planning.ablation.commands import ablation_for_plan, ablation_warnings
+from imagio.planning.problem import Needle
 from imagio.report import ablation_sections
 
 
@@ -22,30 +26,31 @@ def _groups(probes):
 
 
 @pytest.fixture(scope="module")
-def cryo():
+def microwave():
     ph = phantom.generate(spacing=3.0)
-    p = plan(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1"))
+    # the antenna's own 13G shaft as the needle, as `imagio plan --device emprint`
+    p = plan(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1", needle=get_device("emprint").needle(Needle())))
     assert p.feasible
-    return ablation_for_plan(p, "icerod", "10min_-20C", multi_probe=True)
+    return ablation_for_plan(p, "emprint", "100W_5min", multi_probe=True)
 
 
-def test_cryoprobes_through_one_entry_are_warned_and_listed(cryo):
-    m = cryo["multi_probe"]
+def test_shared_entries_are_listed_and_microwave_ones_called_sequential(microwave):
+    m = microwave["multi_probe"]
     pairs = _groups(m["probes"])
     assert pairs, "the case no longer shares an entry: the test needs another"
     got = {(a, b) for g in m["shared_entries"] for a in g for b in g if a < b}
     assert got == pairs
-    w = " | ".join(cryo["warnings"])
-    for g in m["shared_entries"]:
-        assert f"probes {', '.join(map(str, g))} share one skin entry" in w and "cryoprobes freeze" in w, w
-    rows = dict(ablation_sections(cryo)[-1][1])
+    w = " | ".join(microwave["warnings"])
+    assert "repositioned along one track" in w and "cryoprobes" not in w, w
+    rows = dict(ablation_sections(microwave)[-1][1])
     for k, p in enumerate(m["probes"], start=1):
         assert str([round(x, 1) for x in p["entry_ras"]]) in rows[f"probe {k} entry -> tip RAS (mm)"]
         assert str([round(x, 1) for x in p["tip_ras"]]) in rows[f"probe {k} entry -> tip RAS (mm)"]
 
 
-def test_microwave_shared_entry_is_called_sequential(cryo):
-    mw = {**cryo, "device": "emprint", "setting": "100W_5min", "modality": "microwave", "isotherm_c": None,
-          "multi_probe": {**cryo["multi_probe"], "modality": "microwave"}}
-    w = " | ".join(ablation_warnings(mw))
-    assert "repositioned along one track" in w and "cryoprobes" not in w, w
+def test_cryoprobes_through_one_entry_are_still_warned(microwave):
+    cryo = {**microwave, "device": "icerod", "setting": "10min_-20C", "modality": "cryoablation", "isotherm_c": -20,
+            "multi_probe": {**microwave["multi_probe"], "modality": "cryoablation"}}
+    w = " | ".join(ablation_warnings(cryo))
+    for g in cryo["multi_probe"]["shared_entries"]:
+        assert f"probes {', '.join(map(str, g))} share one skin entry" in w and "cryoprobes freeze" in w, w

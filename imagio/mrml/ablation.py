@@ -176,6 +176,7 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
         raise InputError("select the CT volume and the segmentation holding the tumour first")
     dev = get_device(device)
     s = dev.setting(setting)
+    plan = plan_for_probe(plan, dev)
     if multi_probe:
         if plan is None:
             raise InputError("plan the needle trajectories first: multi-probe planning picks among them")
@@ -190,9 +191,34 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
         ells = zones([Probe.from_path(e, t)], s)
         placements = [_placement(plan, e, t)] if plan is not None else []
         result = ProbePlan(dev.name, s.id, dev.modality, placements, ctx.evaluate(ells, dev.modality),
-                           status="single probe on the selected path")
+                           status="single probe on the selected path"
+                           + (f"; clearances judged for the probe's {plan.problem.needle.diameter_mm:g} mm shaft"
+                              if plan is not None else ""))
         result._zones = ells
     return result, ablation_to_scene(scene, result, ctx), ctx
+
+
+def plan_for_probe(plan, device):
+    """``plan`` (a `planning.planner.Plan`, or None) with its needle the probe of ``device``
+    (`Device.needle`: the device's own shaft, as ``imagio plan --device``): the Slicer module and
+    IMAGIO Web plan with their needle setting before a device is chosen, so a plan whose needle
+    differs is planned again on the same maps (they depend on the needle's length only), its
+    candidate paths scored and its probes checked for the shaft (closing note 35, Left 3)."""
+    if plan is None:
+        return None
+    needle = device.needle(plan.problem.needle)
+    if needle == plan.problem.needle:
+        return plan
+    from dataclasses import replace
+
+    from ..planning.planner import plan as plan_paths
+
+    cache = plan.__dict__.setdefault("_for_probe", {})   # one re-plan per shaft, not one per click
+    key = (needle.length_mm, needle.diameter_mm, needle.uncertainty_mm)
+    if key not in cache:
+        prob = replace(plan.problem, needle=needle, warnings=list(plan.problem.warnings))
+        cache[key] = plan_paths(prob, k=max(len(plan.proposals), 1), maps=plan.maps)
+    return cache[key]
 
 
 def update_zone(ctx, path_nodes, setting, modality=None):

@@ -127,10 +127,16 @@ def bronchoscopy_plan_from_nodes(scene, volume_node, segmentation_node, target_s
     from .segmentations import segmentation_to_labels
     from .volumes import node_to_volume
 
+    from ..volume import as_ras_canonical
+
     if segmentation_node is None:
         raise InputError("select a segmentation with the airways (IMAGIOSegmentation: Airways)")
     ref = node_to_volume(volume_node) if volume_node is not None else None
-    labels = segmentation_to_labels(segmentation_node, reference=ref)
+    # the grids in RAS-canonical storage, as `imagio bronch` puts them (`volume.as_ras_canonical`;
+    # every voxel keeps its world position): the tree and the route do not depend on how the
+    # same images are stored (new-user trial 32 M1: 280 or 277 branches for one phantom)
+    labels = as_ras_canonical(segmentation_to_labels(segmentation_node, reference=ref))[0]
+    ref = as_ras_canonical(ref)[0] if ref is not None else None
     names = set(labels.labels.values())
     if not names & set(bronch.AIRWAY_NAMES):
         raise InputError("the segmentation has no airway segment (trachea / airways): segment the airways first")

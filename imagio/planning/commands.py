@@ -179,10 +179,8 @@ def cmd_plan(args) -> int:
         n.length_mm = args.needle_length
     if args.needle_diameter is not None:
         n.diameter_mm = args.needle_diameter
-    elif args.device and device.shaft_diameter_mm is not None:
-        # the probe is the needle: its clearances are judged for its own shaft (a 13G antenna is
-        # 2.41 mm, not the default biopsy needle's 1.3 mm: new-user trial 32 M3)
-        n.diameter_mm = device.shaft_diameter_mm
+    elif args.device:   # the probe is the needle: its clearances are judged for its own shaft
+        n = device.needle(n)
     if args.uncertainty is not None:
         n.uncertainty_mm = args.uncertainty
     prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n, constraints=c,
@@ -259,6 +257,8 @@ def cmd_plan(args) -> int:
               + (" (INFEASIBLE probe placement: see the warnings)" if bad else ""))
         if "n_probes" in abl.get("multi_probe", {}):
             print(multi_probe_summary(abl["multi_probe"]))
+        elif abl.get("multi_probe", {}).get("failed"):   # INFEASIBLE said where the plan is read, not only on stderr
+            print(f"multi-probe: no plan: {abl['multi_probe']['failed']}")
     return 0
 
 
@@ -277,6 +277,11 @@ def multi_probe_summary(m: dict) -> str:
     txt = (f"multi-probe: {m['n_probes']} probes (lower bound {m['lower_bound']}), tumour + {key} covered "
            f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
            f"{c['mam_mm']:.1f} mm ({'meets' if c['mam_mm'] >= need else 'BELOW'} the required {need:g} mm)")
+    pl = m.get("placement") or {}
+    if pl.get("simultaneous"):   # the cover's constraint, said with the plan
+        closest = pl.get("closest_shafts_mm")
+        txt += (f"; probes in place together: each its own entry, shafts at least {pl['min_shaft_spacing_mm']:g} mm "
+                "apart" + (f" (closest {closest:g} mm)" if closest is not None else ""))
     for grp in m.get("shared_entries") or []:
         txt += (f"; probes {', '.join(map(str, grp))} share one skin entry ("
                 + ("cryoprobes cannot: see the warnings)" if m.get("modality") == "cryoablation"

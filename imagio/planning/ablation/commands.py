@@ -91,7 +91,7 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
                                                guarantee_margin=guarantee_margin).to_dict()
             out["multi_probe"]["isotherm_c"], out["multi_probe"]["zone_edge"] = out["isotherm_c"], out["zone_edge"]
             out["multi_probe"]["shared_entries"] = shared_entries(out["multi_probe"]["probes"])
-            if dev.modality == "cryoablation":   # probes in place together: their shafts must not meet
+            if dev.simultaneous:   # probes in place together: their shafts must not meet (the cover kept them apart)
                 out["multi_probe"]["close_shafts"] = close_shafts(out["multi_probe"]["probes"], p.needle,
                                                                   out["multi_probe"]["shared_entries"])
         except InputError:
@@ -135,29 +135,27 @@ def close_shafts(probes: list, needle, shared: list | None = None) -> list[dict]
     probes placed together (cryoablation) may meet there (new-user trial 34 F3: the phantom's
     cryo plan crossed two shafts 0.10 mm apart, 35 mm deep, with separate entries). Each item:
     {"probes": [i, j] (1-based), "distance_mm", "at_ras"}. The distance is exact between the two
-    segments, sampled 0.1 mm apart along each (a few probes: pairs, not voxels)."""
+    segments (`multiprobe.segment_distances`), the limit `multiprobe.min_shaft_spacing_mm`: the
+    cover of simultaneous probes keeps to it (`multiprobe.Spacing`), so this is the safety net
+    (a few probes: pairs, not voxels)."""
     import numpy as np
-    from scipy.spatial import cKDTree
 
-    limit = float(needle.diameter_mm) + 2.0 * float(needle.uncertainty_mm)
+    from .multiprobe import min_shaft_spacing_mm, segment_distances
+
+    limit = min_shaft_spacing_mm(needle)
     groups = shared_entries(probes) if shared is None else shared   # `shared_entries`' groups, when known
     shared = {(a, b) for g in groups for a in g for b in g if a < b}
-    shafts, trees = [], []   # each shaft sampled and indexed once
-    for p in probes:
-        e, t = np.asarray(p["entry_ras"], float), np.asarray(p["tip_ras"], float)
-        n = max(int(np.linalg.norm(t - e) / 0.1) + 1, 2)
-        shafts.append(e + np.linspace(0.0, 1.0, n)[:, None] * (t - e))
-        trees.append(cKDTree(shafts[-1]))
+    E = np.asarray([p["entry_ras"] for p in probes], float).reshape(-1, 3)
+    T = np.asarray([p["tip_ras"] for p in probes], float).reshape(-1, 3)
+    d, s, t = segment_distances(E[:, None], T[:, None], E[None], T[None])
     out = []
     for i in range(len(probes)):
         for j in range(i + 1, len(probes)):
-            if (i + 1, j + 1) in shared:
+            if (i + 1, j + 1) in shared or d[i, j] >= limit:
                 continue
-            d, k = trees[j].query(shafts[i])
-            a = int(np.argmin(d))
-            if d[a] < limit:
-                out.append({"probes": [i + 1, j + 1], "distance_mm": round(float(d[a]), 2),
-                            "at_ras": [round(float(v), 1) for v in 0.5 * (shafts[i][a] + shafts[j][k[a]])]})
+            at = 0.5 * (E[i] + s[i, j] * (T[i] - E[i]) + E[j] + t[i, j] * (T[j] - E[j]))
+            out.append({"probes": [i + 1, j + 1], "distance_mm": round(float(d[i, j]), 2),
+                        "at_ras": [round(float(v), 1) for v in at]})
     return out
 
 

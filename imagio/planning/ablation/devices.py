@@ -66,6 +66,27 @@ class Device:
     origin: str = "built-in"  # the file it came from
     shaft_diameter_mm: float | None = None  # outer diameter entering the patient (mm; trial 32 M3)
 
+    @property
+    def simultaneous(self) -> bool:
+        """Whether the probes of a multi-probe plan are in place at once (``modalities`` of
+        ``simultaneous_probe_spacing`` in ablation_criteria.json: cryoprobes freeze together),
+        so that each needs its own entry and shafts apart; else the zones may be positions of one
+        probe repositioned along one track (microwave, radiofrequency)."""
+        from .criteria import load_criteria
+
+        return self.modality in load_criteria()["simultaneous_probe_spacing"]["modalities"]
+
+    def needle(self, needle):
+        """``needle`` (`planning.problem.Needle`) as this device's probe: its diameter the
+        device's shaft (``shaft_diameter_mm``), so that every clearance is judged for the probe's
+        own shaft (a 13G antenna is 2.41 mm, not the default biopsy needle's 1.3 mm: new-user
+        trial 32 M3); ``needle`` itself when the device gives no shaft."""
+        if self.shaft_diameter_mm is None:
+            return needle
+        from dataclasses import replace
+
+        return replace(needle, diameter_mm=float(self.shaft_diameter_mm))
+
     def setting(self, setting_id: str | None = None) -> Setting:
         """The setting ``setting_id`` (default: the first single-probe row; for cryoablation the
         first single-probe row whose isotherm is lethal, ``cryo_lethal_isotherm_c`` of

@@ -86,6 +86,7 @@ class ProbePlan:
     status: str = ""
     timings_s: dict = field(default_factory=dict)
     margin_guarantee: dict | None = None   # multi-probe: `margin_check` of the chosen zones
+    placement: dict | None = None          # multi-probe: how the probes are placed (`probe_placement`)
 
     @property
     def zones(self):
@@ -101,7 +102,7 @@ class ProbePlan:
             "lower_bound_volume": self.lower_bound_volume, "lp_optimum": self.lp_optimum,
             "n_candidate_zones": self.n_candidates, "n_sample_points": self.n_samples,
             "sample_coverage_pct": self.sample_coverage_pct, "status": self.status,
-            "margin_guarantee": self.margin_guarantee,
+            "margin_guarantee": self.margin_guarantee, "placement": self.placement,
             "probes": [vars(p) for p in self.probes],
             "zones": [{"centre_ras": z.centre, "axis": z.axis, "length_mm": 2 * z.a_mm,
                        "diameter_mm": 2 * z.b_mm} for z in self._zones],
@@ -181,6 +182,99 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
     return out
 
 
+def min_shaft_spacing_mm(needle) -> float:
+    """The closest two planned shafts of probes in place at once may come (mm): one shaft
+    diameter plus both probes' placement uncertainty (``needle``: `problem.Needle`, the probe's
+    own shaft under ``imagio plan --device``; ``simultaneous_probe_spacing`` of
+    ablation_criteria.json says why)."""
+    return float(needle.diameter_mm) + 2.0 * float(needle.uncertainty_mm)
+
+
+def segment_distances(p0, p1, q0, q1):
+    """(distance, s, t) between the segments p0-p1 and q0-q1 (RAS mm, arrays broadcast over
+    their leading axes, each segment of positive length): the exact closest points are
+    p0 + s (p1 - p0) and q0 + t (q1 - q0), s and t in [0, 1] (Ericson C, Real-Time Collision
+    Detection, 2005, 5.1.9: the unclamped closest points of the two lines, t clamped, then s
+    recomputed and clamped; parallel segments take s = 0)."""
+    d1, d2 = np.asarray(p1, float) - p0, np.asarray(q1, float) - q0
+    r = np.asarray(p0, float) - q0
+    a, e = np.einsum("...i,...i->...", d1, d1), np.einsum("...i,...i->...", d2, d2)
+    b, c, f = (np.einsum("...i,...i->...", d1, d2), np.einsum("...i,...i->...", d1, r),
+               np.einsum("...i,...i->...", d2, r))
+    den = a * e - b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(den > 1e-12 * a * e, np.clip((b * f - c * e) / den, 0.0, 1.0), 0.0)
+        t = (b * s + f) / e
+        s = np.where(t < 0.0, np.clip(-c / a, 0.0, 1.0), np.where(t > 1.0, np.clip((b - c) / a, 0.0, 1.0), s))
+    t = np.clip(t, 0.0, 1.0)
+    gap = (np.asarray(p0, float) + s[..., None] * d1) - (np.asarray(q0, float) + t[..., None] * d2)
+    return np.sqrt(np.einsum("...i,...i->...", gap, gap)), s, t
+
+
+def shaft_conflicts(E: np.ndarray, T: np.ndarray, limit_mm: float) -> np.ndarray:
+    """Bool (n, n): the shafts entry E[i] -> tip T[i] and E[j] -> T[j] (RAS mm) pass closer than
+    ``limit_mm`` anywhere along their length (`segment_distances`; True on the diagonal and for
+    probes through one entry). Blocks of rows, vectorised over the columns."""
+    n = len(E)
+    out = np.zeros((n, n), bool)
+    for s0 in range(0, n, 128):
+        d = segment_distances(E[s0:s0 + 128, None], T[s0:s0 + 128, None], E[None], T[None])[0]
+        out[s0:s0 + 128] = d < limit_mm
+    return out
+
+
+class SpacingInfeasible(ImagioError):
+    """No cover of the tumour + margin by probes that keep clear of each other (`Spacing`);
+    ``proven``: the solver showed that none exists among the candidate zones (else it stopped
+    before deciding)."""
+
+    def __init__(self, proven: bool):
+        super().__init__("no cover by probes that keep clear of each other")
+        self.proven = bool(proven)
+
+
+@dataclass
+class Spacing:
+    """Which candidate probes may not be in place together: ``conflict`` (bool, columns x
+    columns, `shaft_conflicts`) and ``group`` (int per column: the skin entry; probes of one
+    entry conflict pairwise), for the covers of simultaneous probes (cryoablation)."""
+
+    conflict: np.ndarray
+    group: np.ndarray
+
+    @classmethod
+    def of(cls, E: np.ndarray, T: np.ndarray, limit_mm: float) -> "Spacing":
+        return cls(shaft_conflicts(E, T, limit_mm), np.unique(quantise_mm(E), axis=0, return_inverse=True)[1].ravel())
+
+    def sub(self, idx) -> "Spacing":
+        idx = np.asarray(idx)
+        return Spacing(self.conflict[np.ix_(idx, idx)], self.group[idx])
+
+    def allowed(self, pick) -> np.ndarray:
+        """Bool per column: it conflicts with none of the columns ``pick``."""
+        return ~self.conflict[list(pick)].any(axis=0) if len(pick) else np.ones(len(self.group), bool)
+
+    def constraints(self) -> LinearConstraint:
+        """``milp`` rows (each <= 1) that forbid every conflicting pair: one per entry (its probes
+        pairwise conflict: at most one), and per column i and other entry g, x_i plus the columns
+        of g that conflict with i (valid since g holds at most one probe: the pairs in few rows)."""
+        G = np.unique(self.group)
+        rows, cols = [np.searchsorted(G, self.group)], [np.arange(len(self.group))]
+        r0 = len(G)
+        for g in G:
+            M = self.conflict[:, self.group == g] & (self.group != g)[:, None]
+            ii = np.flatnonzero(M.any(axis=1))
+            if not len(ii):
+                continue
+            k, j = np.nonzero(M[ii])
+            rows += [r0 + np.arange(len(ii)), r0 + k]
+            cols += [ii, np.flatnonzero(self.group == g)[j]]
+            r0 += len(ii)
+        S = sparse.csr_matrix((np.ones(sum(map(len, rows))), (np.concatenate(rows), np.concatenate(cols))),
+                              shape=(r0, len(self.group)))
+        return LinearConstraint(S, lb=-np.inf, ub=1.0)
+
+
 def _directions(table, target, max_dirs: int, min_sep_deg: float):
     """Indices of up to ``max_dirs`` feasible rows, best score first (scores rounded to
     ``SCORE_DECIMALS``, ties in world order of the entries), whose directions to the target
@@ -231,10 +325,12 @@ def _lattice_ras(mask: np.ndarray, grid, step_mm: float) -> np.ndarray:
     return P[world_order(P)]
 
 
-def reduce_cover(A: np.ndarray, cost: np.ndarray):
+def reduce_cover(A: np.ndarray, cost: np.ndarray, columns: bool = True):
     """Drop redundant rows and columns of a set-cover matrix A (points x zones, bool):
     duplicate rows; rows whose zones include all zones of another row (covering that one
-    covers them); zones whose points are a subset of another zone's at no lower cost.
+    covers them); zones whose points are a subset of another zone's at no lower cost (with
+    ``columns``; without, only zones that cover nothing: a zone inside another may still be the
+    one whose shaft keeps clear of the others', `Spacing`).
     Returns (reduced A, indices of the kept columns)."""
     A = A[np.sort(np.unique(np.packbits(A, axis=1), axis=0, return_index=True)[1])]
     Af = A.astype(np.float32)
@@ -243,6 +339,9 @@ def reduce_cover(A: np.ndarray, cost: np.ndarray):
     sub = inter >= size[:, None] - 0.5             # sub[r, s]: row r's zones are within row s's
     np.fill_diagonal(sub, False)
     A = A[~sub.any(axis=0)]
+    if not columns:
+        cols = np.flatnonzero(A.any(axis=0))
+        return A[:, cols], cols
     Af = A.astype(np.float32)
     inter = Af.T @ Af                              # |z & y| for every pair of zones
     size = Af.sum(axis=0)
@@ -283,20 +382,24 @@ def _covers(P: np.ndarray, C: np.ndarray, U: np.ndarray, a: float, b: float, cle
     return out
 
 
-def _greedy_cover(A: np.ndarray, cost: np.ndarray) -> np.ndarray:
+def _greedy_cover(A: np.ndarray, cost: np.ndarray, spacing: "Spacing | None" = None) -> np.ndarray:
     """Columns of a cover of every row of A (bool points x zones): repeatedly the zone covering
     the most uncovered points (ties: the cheaper), then zones made redundant dropped, most
-    expensive first."""
+    expensive first. With ``spacing`` only zones whose probes keep clear of those chosen: then
+    the result may cover less than every row (check it)."""
     left = np.ones(A.shape[0], bool)
     pick = []
     Af = A.astype(np.float32)
+    ok = np.ones(A.shape[1], bool)
     while left.any():
-        gain = left.astype(np.float32) @ Af
+        gain = np.where(ok, left.astype(np.float32) @ Af, -1.0)
         z = int(np.lexsort((cost, -gain))[0])
         if gain[z] <= 0:
             break
         pick.append(z)
         left &= ~A[:, z]
+        if spacing is not None:
+            ok &= ~spacing.conflict[z]
     pick = sorted(pick, key=lambda z: -cost[z])
     for z in list(pick):
         rest = [y for y in pick if y != z]
@@ -305,10 +408,12 @@ def _greedy_cover(A: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return np.array(sorted(pick), int)
 
 
-def _two_for_one(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, usable: np.ndarray) -> np.ndarray:
+def _two_for_one(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, usable: np.ndarray,
+                 spacing: "Spacing | None" = None) -> np.ndarray:
     """Local search on a cover of the rows of A: while two chosen zones can be replaced by one
-    usable zone that covers every row only they covered, replace them (each step one zone
-    fewer). Returns the columns of the cover."""
+    usable zone that covers every row only they covered (and, with ``spacing``, whose probe
+    keeps clear of the others'), replace them (each step one zone fewer). Returns the columns
+    of the cover."""
     pick = list(pick)
     improved = True
     while improved and len(pick) > 1:
@@ -319,6 +424,8 @@ def _two_for_one(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, usable: np.n
             for y in range(x + 1, len(pick)):
                 need = (cov[:, x] | cov[:, y]) & (cnt - cov[:, x] - cov[:, y] == 0)
                 ok = A[need].all(axis=0) & usable
+                if spacing is not None:
+                    ok &= spacing.allowed([p for n, p in enumerate(pick) if n not in (x, y)])
                 if ok.any():
                     z = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
                     pick = [p for n, p in enumerate(pick) if n not in (x, y)] + [z]
@@ -330,7 +437,8 @@ def _two_for_one(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, usable: np.n
 
 
 def _grasp_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, lb: int, most: int,
-                 restarts: int = GRASP_RESTARTS, noise: float = GRASP_NOISE) -> np.ndarray:
+                 restarts: int = GRASP_RESTARTS, noise: float = GRASP_NOISE,
+                 spacing: "Spacing | None" = None) -> np.ndarray:
     """A cover of the rows of A (bool points x zones) with at most ``most`` zones when
     randomised greedy restarts find one (GRASP: Feo TA, Resende MGC. Greedy randomized adaptive
     search procedures. J Global Optim 1995;6:109-133): each restart takes, until every row is
@@ -338,7 +446,8 @@ def _grasp_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, lb: int, mos
     (a randomised greedy choice), then `_two_for_one`; it stops at the first cover of ``lb``
     zones (a lower bound: nothing smaller exists). A fixed seed makes the result
     machine-independent. Returns the smallest cover found (``pick`` when none has at most
-    ``most`` zones)."""
+    ``most`` zones). With ``spacing`` every restart takes only zones whose probes keep clear of
+    those it took."""
     rng = np.random.default_rng(0)
     Af = A.astype(np.float32)
     every = np.ones(A.shape[1], bool)
@@ -346,16 +455,19 @@ def _grasp_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, lb: int, mos
     for _ in range(restarts):
         left = np.ones(A.shape[0], bool)
         cur = []
+        ok = np.ones(A.shape[1], bool)
         while left.any() and len(cur) <= most + 1:   # two more than `most`: _two_for_one's reach
-            gain = left.astype(np.float32) @ Af
+            gain = np.where(ok, left.astype(np.float32) @ Af, 0.0)
             if gain.max() <= 0:
                 break
             z = int(np.argmax(gain * rng.uniform(1.0 - noise, 1.0, len(gain))))
             cur.append(z)
             left &= ~A[:, z]
+            if spacing is not None:
+                ok &= ~spacing.conflict[z]
         if left.any():
             continue
-        cur = _two_for_one(A, np.array(cur), cost, every)
+        cur = _two_for_one(A, np.array(cur), cost, every, spacing)
         if len(cur) <= most and (len(best) == 0 or len(cur) < len(best)):
             best = cur
             if len(best) <= lb:
@@ -364,7 +476,7 @@ def _grasp_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, lb: int, mos
 
 
 def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: float | None = None,
-                 restarts: int = GRASP_RESTARTS):
+                 restarts: int = GRASP_RESTARTS, spacing: "Spacing | None" = None):
     """(columns, proven) of a cover of every row of A (bool points x zones) with the fewest
     zones, then a lower ``cost`` at that count: the greedy cover, then randomised greedy
     restarts (`_grasp_cover`, ``restarts`` of them) until one meets the LP bound; when it is
@@ -377,7 +489,10 @@ def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: fl
     only it covers (`_cheapen`: a local optimum of the healthy tissue, not the global one).
     ``limit_s`` only stops a solve that runs away (then the result depends on the machine:
     ``proven`` False says so). Proven: the count is the minimum over these rows and zones
-    (it equals the LP bound, or HiGHS closed the gap)."""
+    (it equals the LP bound, or HiGHS closed the gap). With ``spacing`` (probes in place at
+    once): `_spaced_cover`."""
+    if spacing is not None:
+        return _spaced_cover(A, cost, limit_s, lp_optimum, restarts, spacing)
     pick = _greedy_cover(A, cost)
     lb = int(math.ceil(lp_optimum - 1e-6)) if lp_optimum is not None else 1
     mx = maximal_columns(A) if len(pick) > lb else None
@@ -397,9 +512,47 @@ def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: fl
     return _cheapen(A, pick, cost), proven
 
 
-def _cheapen(A: np.ndarray, pick: np.ndarray, cost: np.ndarray) -> np.ndarray:
+def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: float | None,
+                  restarts: int, spacing: "Spacing"):
+    """(columns, proven) of a cover of every row of A whose probes keep clear of each other
+    (``spacing``: no two conflicting columns), the fewest first: the greedy cover and randomised
+    restarts among compatible zones (they find a cover where the greedy dead-ends: the 3 mm
+    phantom's liver_tumor_1 with the IceRod; when none exists they cost minutes on a 45 mm
+    tumour), then one ``milp`` over every column with `Spacing.constraints`
+    (the LP bound of the cover alone stays a lower bound), then `_cheapen` among compatible zones.
+    No such cover: (empty, proven) with ``proven`` True when ``milp`` showed that none exists
+    (status 2), False when it stopped first."""
+    def covers(p):
+        return len(p) > 0 and bool(A[:, p].any(axis=1).all())
+
+    pick = _greedy_cover(A, cost, spacing)
+    pick = pick if covers(pick) else np.zeros(0, int)
+    lb = int(math.ceil(lp_optimum - 1e-6)) if lp_optimum is not None else 1
+    if (len(pick) == 0 or len(pick) > lb) and restarts > 0:
+        most = len(pick) - 1 if len(pick) else A.shape[1]
+        alt = _grasp_cover(A, np.zeros(0, int), cost, lb, most, restarts, spacing=spacing)
+        if covers(alt) and (len(pick) == 0 or len(alt) < len(pick)):
+            pick = alt
+    proven = len(pick) > 0 and len(pick) <= lb
+    if not proven:
+        n = A.shape[1]
+        cover = LinearConstraint(sparse.csr_matrix(A, dtype=float), lb=1.0, ub=np.inf)
+        res = milp(np.ones(n), constraints=[cover, spacing.constraints()], bounds=Bounds(0, 1),
+                   integrality=np.ones(n), options={"time_limit": float(limit_s), "node_limit": NODE_LIMIT})
+        cand = np.flatnonzero(res.x > 0.5) if res.x is not None else np.zeros(0, int)
+        if covers(cand) and not spacing.conflict[np.ix_(cand, cand)][~np.eye(len(cand), dtype=bool)].any() \
+                and (len(pick) == 0 or len(cand) <= len(pick)):
+            pick = cand
+            proven = res.status == 0 or len(pick) <= lb
+        elif len(pick) == 0:
+            return pick, res.status == 2   # 2: infeasible (no such cover exists)
+    return _cheapen(A, pick, cost, spacing), proven
+
+
+def _cheapen(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, spacing: "Spacing | None" = None) -> np.ndarray:
     """Each chosen zone replaced by the cheapest zone that covers every row only it covered
-    (same count, lower cost; repeated while anything changes)."""
+    (and, with ``spacing``, whose probe keeps clear of the others'; same count, lower cost;
+    repeated while anything changes)."""
     pick = list(pick)
     changed = True
     while changed:
@@ -409,6 +562,8 @@ def _cheapen(A: np.ndarray, pick: np.ndarray, cost: np.ndarray) -> np.ndarray:
             need = cov[:, x] & (cov.sum(axis=1) == 1)
             ok = A[need].all(axis=0)
             ok[pick] = False
+            if spacing is not None:
+                ok &= spacing.allowed(pick[:x] + pick[x + 1:])
             if ok.any():
                 z = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
                 if cost[z] < cost[pick[x]] - 1e-12:
@@ -609,7 +764,7 @@ def _scan_edge_note(ctx: AblationContext, margin_mm: float) -> str:
 
 
 def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm, limit_s,
-                  max_rounds: int = 60):
+                  max_rounds: int = 60, spacing: "Spacing | None" = None):
     """Columns of a cover that proves the margin (`margin_check`'s check points, each with its
     ball inside one zone), by lazy constraints: a greedy cover of the check points on a
     ``step_mm`` lattice; the check points it leaves out (spread 1 mm apart) are added and the
@@ -619,7 +774,8 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
     cover is the fewest over these zones when that solve was optimal) or ``limit_s`` is spent
     (each solve gets 40 % of what is left). Every chosen path is verified
     (``verify``); a rejected one is never chosen again. Returns (columns, rows used, proven
-    optimal over those rows, lp optimum, rounds)."""
+    optimal over those rows, lp optimum, rounds). With ``spacing`` (probes in place at once)
+    every cover keeps the probes clear of each other (`_spaced_cover`); none: `SpacingInfeasible`."""
     import edt
 
     g = ctx.grid
@@ -642,8 +798,18 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
         if not Aa.any(axis=1).all():
             raise ImagioError(f"the margin of {margin_mm:g} mm cannot be guaranteed: check points "
                               "around the tumour lie outside every verified candidate zone")
-        pick = np.flatnonzero(~bad)[_greedy_cover(Aa, cost[~bad])]
-        pick = _two_for_one(A, pick, cost, ~bad)
+        if spacing is None:
+            pick = np.flatnonzero(~bad)[_greedy_cover(Aa, cost[~bad])]
+            pick = _two_for_one(A, pick, cost, ~bad)
+        else:   # any cover whose probes keep clear (the milp below then looks for fewer)
+            usable = np.flatnonzero(~bad)
+            sub = _greedy_cover(Aa, cost[~bad], spacing.sub(usable))
+            if not (len(sub) and Aa[:, sub].any(axis=1).all()):
+                sub, none = _spaced_cover(Aa, cost[~bad], max(0.4 * float(limit_s), 1.0), None, 0,
+                                          spacing.sub(usable))
+                if not len(sub):
+                    raise SpacingInfeasible(none)
+            pick = usable[sub]
         rej = [i for i in pick if not verified.setdefault(int(i), verify(int(i)))]
         if rej:
             bad[rej] = True
@@ -661,7 +827,7 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
     # the rows is a lower bound over all of them: when it is not below the proven cover's count,
     # that cover is the fewest (proven when the solve was optimal).
     keep = np.flatnonzero(~bad)
-    Ar, cols = reduce_cover(A[:, keep], cost[keep])
+    Ar, cols = reduce_cover(A[:, keep], cost[keep], columns=spacing is None)
     cols = keep[cols]
     nz = Ar.shape[1]
     cons = [LinearConstraint(sparse.csr_matrix(Ar, dtype=float), lb=1.0, ub=np.inf)]
@@ -676,9 +842,10 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
         # each solve gets 40 % of the time left (a time limit only stops a run-away solve)
         # no restarts here: the lazy rows' LP bound is rarely reached (9 probes against 6 on the
         # 45 mm demo tumour at 1.5 mm), so they would only add 256 restarts to every round
-        sub, opt = _solve_cover(Ar, cost[cols], max(0.4 * left, 1.0), lp_opt, restarts=0)
+        sub, opt = _solve_cover(Ar, cost[cols], max(0.4 * left, 1.0), lp_opt, restarts=0,
+                                spacing=None if spacing is None else spacing.sub(cols))
         better = cols[sub]
-        if len(better) >= len(pick):
+        if len(better) == 0 or len(better) >= len(pick):
             proven = opt
             break
         rej = [i for i in better if not verified.setdefault(int(i), verify(int(i)))]
@@ -693,7 +860,7 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
             rows = np.concatenate([rows, new])
             A = np.concatenate([A, _covers(P[new], C, U, a, b, h)])
         keep = np.flatnonzero(~bad)
-        Ar, cols = reduce_cover(A[:, keep], cost[keep])
+        Ar, cols = reduce_cover(A[:, keep], cost[keep], columns=spacing is None)
         cols = keep[cols]
     return pick, len(rows), proven, lp_opt, rounds
 
@@ -702,6 +869,38 @@ def _thin(P: np.ndarray, step_mm: float) -> np.ndarray:
     """Indices of one point per ``step_mm`` cube (RAS), for a spread subset: in each cube the
     first in world order, listed in world order (`imagio.world_order.thin_per_cell`)."""
     return thin_per_cell(P, step_mm)
+
+
+def probe_placement(device: Device, E: np.ndarray, T: np.ndarray, limit_mm: float) -> dict:
+    """How the chosen probes (entries E, tips T, RAS mm) are placed, for plan.json: at once
+    (``simultaneous``, cryoablation: each its own entry, shafts at least ``limit_mm`` apart,
+    a constraint of the cover; ``closest_shafts_mm`` measured, `segment_distances`) or one after
+    the other (microwave, radiofrequency: zones may be positions of one probe along one track);
+    ``nearest_tip_mm``: each probe's nearest other tip, beside the confluent-ice spacing
+    (``max_tip_spacing_mm`` of ``simultaneous_probe_spacing``, Littrup 2009)."""
+    from .criteria import load_criteria
+
+    spec = load_criteria()["simultaneous_probe_spacing"]
+    n = len(E)
+    d = segment_distances(E[:, None], T[:, None], E[None], T[None])[0] if n > 1 else np.zeros((1, 1))
+    tips = np.linalg.norm(T[:, None] - T[None], axis=2) if n > 1 else np.zeros((1, 1))
+    off = ~np.eye(n, dtype=bool)
+    out = {"simultaneous": bool(device.simultaneous),
+           "closest_shafts_mm": round(float(d[off].min()), 2) if n > 1 else None,
+           "nearest_tip_mm": ([round(float(np.where(off[i], tips[i], np.inf).min()), 1) for i in range(n)]
+                              if n > 1 else []),
+           "max_tip_spacing_mm": float(spec["max_tip_spacing_mm"])}
+    if device.simultaneous:
+        out["min_shaft_spacing_mm"] = round(float(limit_mm), 3)
+        out["statement"] = (f"{device.modality}: the {n} probes are in place at once; each has its own skin entry and "
+                            f"every two shafts keep at least {limit_mm:.2f} mm apart from entry to tip (a constraint "
+                            "of the choice: shaft diameter + twice the placement uncertainty, ablation_criteria.json "
+                            "simultaneous_probe_spacing)")
+    else:
+        out["min_shaft_spacing_mm"] = None
+        out["statement"] = (f"{device.modality}: the zones are ablated one after the other; zones on one track are "
+                            "positions of one probe repositioned along it (shared entries allowed)")
+    return out
 
 
 def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting,
@@ -716,7 +915,12 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     ``guarantee_margin`` verified zones are added until it does: more probes: 9 instead of 6 for
     the 45 mm demo tumour + 5 mm at 1.5 mm, measured 2026-12-01). The cover: `_solve_cover`
     (``solve_limit_s`` only stops a run-away solve).
-    Probes may share a skin entry (sequential overlapping ablations along one track).
+    Probes may share a skin entry (sequential overlapping ablations along one track) unless
+    the device's probes are in place at once (``device.simultaneous``: cryoablation): then
+    every chosen set keeps each pair of shafts at least `min_shaft_spacing_mm` apart from entry
+    to tip (`Spacing`: so each probe has its own entry), a constraint of the cover, and when no
+    such set covers tumour + margin the plan fails with "INFEASIBLE: ..." (new-user trial 32 H4:
+    two cryoprobes through one skin point, only warned after the choice).
     ``free_maps``: for a caller done with ``plan``: its distance maps (``plan.maps``, its
     evaluator's, and `distance_maps`' cache of them) are dropped once the candidate paths are
     scored, the only step that reads them, so that they are not held through the set cover
@@ -746,6 +950,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     # candidate (entry, centre) pairs; tips put the zone centre on the lattice point
     E = np.repeat(entries, len(centres), axis=0)
     C = np.tile(centres, (len(entries), 1))
+    N = np.repeat(plan.table.normal_ras[rows], len(centres), axis=0)
     U = C - E
     U /= np.linalg.norm(U, axis=1, keepdims=True)
     T = C + setting.centre_offset_mm * U
@@ -753,7 +958,6 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     from ..scoring import score_paths
     from ..verify import Verifier
 
-    N = np.repeat(plan.table.normal_ras[rows], len(centres), axis=0)
     ok = score_paths(plan.problem, plan.maps, E, N, target_ras=T, device="numpy").feasible  # one pass
     ev = plan.evaluator
     ver = ev._verifier or Verifier(plan.problem)
@@ -805,7 +1009,10 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     healthy = np.round(np.maximum(setting.volume_ml - inside_t.sum(axis=0) * cell_ml, 0.0), 9)  # mL; rounded:
     # cell_ml (a determinant) differs in the last bits for another axis order
     healthy_all = healthy.copy()
-    A, cols = reduce_cover(A, healthy)
+    spaced = device.simultaneous
+    A, cols = reduce_cover(A, healthy, columns=not spaced)
+    limit = min_shaft_spacing_mm(plan.problem.needle)
+    spacing = Spacing.of(E[cols], T[cols], limit) if spaced else None
     nz = A.shape[1]
     prog(0.65, f"multi-probe: set cover over {nz} zones and {A.shape[0]} sample points")
     # fewest probes first, least healthy tissue second: cost 1 + eps * healthy, with eps so
@@ -817,6 +1024,18 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     cons = [LinearConstraint(sparse.csr_matrix(A[:, mx], dtype=float), lb=1.0, ub=np.inf)]
     lp = milp(np.ones(len(mx)), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(len(mx)))
     lp_opt = float(lp.fun) if lp.status == 0 else None
+    def infeasible(proven_none: bool) -> ImagioError:   # no set of probes that can be in place together
+        n_ent = len(np.unique(quantise_mm(E), axis=0))
+        return ImagioError(
+            f"INFEASIBLE: no set of {device.name} {setting.id} probes covers tumour + {margin_mm:g} mm with each "
+            f"probe its own skin entry and every two shafts at least {limit:.2f} mm apart from entry to tip "
+            f"({device.modality}: the probes are in place at once; a shaft of {plan.problem.needle.diameter_mm:g} mm "
+            f"+ twice the placement uncertainty of {plan.problem.needle.uncertainty_mm:g} mm; ablation_criteria.json "
+            f"simultaneous_probe_spacing) among {n_ent} entries: "
+            + ("none exists among the candidate probes" if proven_none else
+               f"none found within {NODE_LIMIT} solver nodes (not proven that none exists)")
+            + "; choose a larger setting or a smaller margin, or place the probes by hand")
+
     if not guarantee_margin:
         rejected = np.zeros(nz, bool)
         for _ in range(20):   # the chosen paths re-checked independently; a rejected one is dropped
@@ -824,7 +1043,10 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
             if not A[:, keep].any(axis=1).all():
                 raise ImagioError(f"no set of independently verified probes covers tumour + {margin_mm:g} mm")
             left = max(time_limit_s - (time.perf_counter() - t1), 0.1)
-            sub, proven = _solve_cover(A[:, keep], cost[keep], min(solve_limit_s, left), lp_opt)
+            sub, proven = _solve_cover(A[:, keep], cost[keep], min(solve_limit_s, left), lp_opt,
+                                       spacing=None if spacing is None else spacing.sub(keep))
+            if not len(sub):
+                raise infeasible(proven)
             pick_r = keep[sub]
             bad = []
             for i in pick_r:
@@ -839,9 +1061,13 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
         pick = cols[pick_r]
     else:   # a cover that proves the margin (lazy constraints)
         eps_all = 1.0 / (max_probes * float(healthy_all.max()) + 1.0) if healthy_all.max() > 0 else 0.0
-        pick, n_rows, proven, lp_g, rounds = _proven_cover(
-            ctx, margin_mm, C, U, setting, 1.0 + eps_all * healthy_all, verified,
-            lambda j: ver.verify(E[j], T[j]).ok, step, min(solve_limit_s, time_limit_s))
+        try:
+            pick, n_rows, proven, lp_g, rounds = _proven_cover(
+                ctx, margin_mm, C, U, setting, 1.0 + eps_all * healthy_all, verified,
+                lambda j: ver.verify(E[j], T[j]).ok, step, min(solve_limit_s, time_limit_s),
+                spacing=Spacing.of(E, T, limit) if spaced else None)
+        except SpacingInfeasible as e:
+            raise infeasible(e.proven) from None
         if lp_g is not None:
             lp_opt = lp_g
     if len(pick) > max_probes:
@@ -861,6 +1087,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                             if proven else f"best cover found (greedy, then milp within {NODE_LIMIT} "
                             f"nodes or {solve_limit_s:g} s): the fewest probes not proven"))
     out.margin_guarantee = margin_check(ctx, ells, margin_mm)
+    out.placement = probe_placement(device, E[pick], T[pick], limit)
     if not out.margin_guarantee["proven"]:   # a doubt travels with the result
         out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid: the guaranteed "
                        f"margin is {margin_text(out.margin_guarantee['guaranteed_margin_mm'])} mm "
