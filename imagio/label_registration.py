@@ -158,12 +158,13 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> di
         return None
     s1 = float(sc[b])
     gain = (1.0 - s0) / max(1.0 - s1, 1e-3)   # mismatches where it lies / where it fits best
+    big = s1 - s0 >= float(cfg["min_gain"])   # not a few voxels of a near-perfect fit
     return {"shift_mm": [round(float(x), 1) for x in sh[b]], "at_zero": round(s0, 3), "at_shift": round(s1, 3),
             "mismatch_ratio": round(gain, 2),
             "per_class_zero": {k: round(float(v[z]), 3) for k, v in a["per_class"].items()},
             "per_class_shift": {k: round(float(v[b]), 3) for k, v in a["per_class"].items()},
             "points": a["n"],
-            "displaced": gain >= float(cfg["refuse_ratio"]), "doubtful": gain >= float(cfg["warn_ratio"])}
+            "displaced": big and gain >= float(cfg["refuse_ratio"]), "doubtful": big and gain >= float(cfg["warn_ratio"])}
 
 
 def _describe(r: dict) -> str:
@@ -181,6 +182,8 @@ def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
         return ""
     d = 0.0 - np.asarray(r["shift_mm"]) + 0.0   # the labels lie at -shift from where the CT fits them (no "-0")
     where = f"({d[0]:g}, {d[1]:g}, {d[2]:g}) mm (RAS)"
+    if any(abs(x) >= float(rule()["search_mm"]) - 1e-6 for x in r["shift_mm"]):
+        where = "at least " + where   # at the edge of the search
     if r["displaced"]:
         raise InputError(f"{what} appears displaced by {where} from the CT: it does not belong to this "
                          f"CT or its geometry (origin, spacing, direction) is wrong; {_describe(r)}. Give the "
