@@ -12,38 +12,25 @@ HU limits are those of bone (planning_defaults ``dense_min_hu``) and of an aerat
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
+from .limits import LIMITS
 from .volume import Volume
-
-DATA = Path(__file__).resolve().parent / "data"
 
 
 @lru_cache(maxsize=1)
 def rule() -> dict:
     """The decision rule (input_limits ``label_registration``) with the HU limits it uses."""
-    cfg = dict(json.loads((DATA / "input_limits.json").read_text())["label_registration"])
-    pd = json.loads((DATA / "planning_defaults.json").read_text())
-    cfg["bone_min_hu"] = float(_find(pd, "dense_min_hu"))
-    cfg["air_max_hu"] = float(json.loads((DATA / "airway_limits.json").read_text())["mask_on_air"]["max_median_hu"])
+    from .planning.bronchoscopy.mask_checks import limits as airway_limits
+    from .planning.density import dense_min_hu
+
+    cfg = dict(LIMITS["label_registration"])
+    cfg["bone_min_hu"] = dense_min_hu()
+    cfg["air_max_hu"] = float(airway_limits()["mask_on_air"]["max_median_hu"])
     return cfg
-
-
-def _find(d, key):
-    """The first numeric value of ``key`` anywhere in the nested dict ``d``."""
-    if isinstance(d, dict):
-        if key in d and isinstance(d[key], (int, float)):
-            return d[key]
-        for v in d.values():
-            r = _find(v, key)
-            if r is not None:
-                return r
-    return None
 
 
 def classes_from_labels(labels: Volume) -> dict[str, np.ndarray]:
