@@ -85,3 +85,26 @@ def test_bronch_refuses_an_airway_mask_displaced_by_8_mm_and_plans_it_in_place(t
                    "--out", str(tmp_path / "p"), *args])
     doc = json.loads((tmp_path / "p" / "bronch.json").read_text())
     assert rc == 0 and not any("displaced" in w for w in doc["warnings"]), doc["warnings"]
+
+
+def test_without_a_carina_only_the_root_is_the_trachea_and_the_scope_fit_is_kept(ph):
+    """New-user trial 36 H4: with no carina found (here: the phantom's right bronchial tree removed,
+    one lung's subtree left), the widest chain down the tree was named "trachea", generation 0, to
+    its end, and `route_min_diameter` exempts generation 0: the scope's fit was not checked along
+    it (3.0 mm bronchi passed a 4.2 mm scope). Only the root branch is the trachea now."""
+    from imagio.planning import bronchoscopy as B
+    from imagio.planning.bronchoscopy.route import route_min_diameter
+
+    L = ph.labels
+    m, tr = L.mask("trachea", "airways"), L.mask("trachea")
+    x0 = L.kji_to_world(np.argwhere(tr))[:, 0].mean()
+    kji = np.argwhere(m)
+    right = kji[(L.kji_to_world(kji)[:, 0] > x0 + 8) & ~tr[tuple(kji.T)]]
+    m[tuple(right.T)] = False
+    tree = B.extract_tree(L, m)
+    root = [b.id for b in tree.branches if b.parent < 0]
+    assert [b.id for b in tree.branches if b.generation == 0] == root
+    assert [b.id for b in tree.branches if b.name == "trachea"] == root
+    d = route_min_diameter(tree)
+    below = np.concatenate([b.point_ids for b in tree.branches if b.parent >= 0])
+    assert np.isfinite(d[below]).all()   # every point below the trachea has its narrowest lumen
