@@ -67,7 +67,7 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
     class's voxels (subsample) whose nearest CT voxel, after the shift, is of the class's
     intensity (bone >= bone_min_hu, air < air_max_hu). Returns {"shifts": [S, 3], "score": [S]
     (the mean over classes), "per_class": {cls: [S]}, "n": {cls: points}}: shifts of a 3-D grid of
-    ``coarse_step_mm`` up to ``search_mm``, then ``fine_step_mm`` around the best one."""
+    ``coarse_step_mm`` up to ``search_mm``, then steps halved down to ``fine_step_mm`` around the best one."""
     cfg = rule()
     r = float(cfg["search_mm"])
     A = np.linalg.inv(ct.ijk_to_ras[:3, :3])[::-1]   # RAS mm -> kji index change
