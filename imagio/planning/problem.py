@@ -1133,8 +1133,9 @@ def never_target(name: str) -> bool:
 
 
 def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> None:
-    """Refuse a label map that does not cover the body within needle reach of the target, or
-    whose structures lie in the air around the patient (another patient's or scan's labels)."""
+    """Refuse a label map that does not cover the body within needle reach of the target, whose
+    structures lie in the air around the patient (another patient's or scan's labels), or that is
+    displaced from the CT (`label_registration.require_registered`; a doubtful fit is warned)."""
     ct, lab = prob.ct, prob.labels
     reach = prob.needle.length_mm
     lo, hi = reach_box(ct, prob.target.point_ras, reach)
@@ -1158,6 +1159,14 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> 
         if in_air > 0.10 * n:
             raise InputError(f"{100.0 * in_air / n:.0f}% of the voxels of solid structures near the "
                              "target lie in air (< -500 HU): the label map does not belong to this CT")
+    # a map displaced inside the body (another series of the study, a wrong origin): its bone and
+    # aerated structures fit the CT's bone and air better when moved (new-user trial 36 H3)
+    from ..label_registration import classes_from_labels, require_registered
+
+    doubt = require_registered(ct, lab, classes_from_labels(lab), "the label map",
+                               "every distance to a labelled structure and the target's position rest on it")
+    if doubt:
+        prob.warnings.append(doubt)
 
 
 AIR_HOLDING = ("lung", "trachea", "airway", "bronch", "stomach", "colon", "bowel", "duodenum",

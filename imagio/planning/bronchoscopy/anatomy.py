@@ -237,13 +237,19 @@ def label_tree(tree, lobes=None) -> list[str]:
                     main = pair
                     break
         chain.append(int(kids[0]))
-    for b in chain:
-        br[b].name, br[b].name_confidence = "trachea", 1.0
-    _generations(tree, set(chain))
     if main is None:
+        # no carina: where the trachea ends is unknown, so only the root branch is the trachea;
+        # the widest chain below it keeps generations > 0, and so the scope's diameter check
+        # (route_min_diameter exempts generation 0 only). New-user trial 36 H4: a mask 8 mm off
+        # the CT named every route branch "trachea, generation 0" and dropped the scope fit
+        br[chain[0]].name, br[chain[0]].name_confidence = "trachea", 1.0
+        _generations(tree, {chain[0]})
         warn.append("no carina found (two large subtrees on opposite sides of the trachea): "
                     "the airway mask may miss a lung; branches are not named")
         return warn
+    for b in chain:
+        br[b].name, br[b].name_confidence = "trachea", 1.0
+    _generations(tree, set(chain))
     carina = tree.points[br[chain[-1]].point_ids[-1]]
     left, right = main
     # tracheal bronchus: a sizeable side subtree of the trachea above the carina

@@ -243,6 +243,7 @@ def cmd_bronch(args) -> int:
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
     from .mask_checks import check_slice_thickness, require_mask_on_air
+    from ...label_registration import classes_from_labels, require_registered
     from .route import check_root, implausible_scope, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
     from ..commands import refuse_foreign_outputs
@@ -281,6 +282,14 @@ def cmd_bronch(args) -> int:
     structures = as_ras_canonical(structures)[0] if args.structures else air
     mask = airway_mask(air)
     require_mask_on_air(ct, mask, air, f"--airways {args.airways}")   # another scan's tree (trial 34 F2)
+    # a tree displaced inside the chest (other series, wrong origin): its lumen and the bones and
+    # lungs of its label map fit the CT better when moved (new-user trial 36 H4: 8 mm off, every
+    # branch "trachea", the scope's fit on the mask's own diameters, "short by 6.0 mm" for 45.5)
+    reg = classes_from_labels(air)
+    reg["air"] = reg["air"] | mask if "air" in reg else mask
+    shift_note = require_registered(ct, air, reg, f"the airway mask {args.airways} (--airways)",
+                                    "unchecked then: the route, its branch names and generations and whether the "
+                                    "scope fits rest on the mask where it lies, not on the CT's airways")
     structures_read = structures
     if args.lesions:
         structures = io.with_lesions(structures, args.lesions)
@@ -292,7 +301,7 @@ def cmd_bronch(args) -> int:
     timings["tree"] = time.perf_counter() - t0
     target, target_name, piece_note = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)
-    notes = [x for x in (odd_scope, piece_note) if x]
+    notes = [x for x in (odd_scope, shift_note, piece_note) if x]
     if target_name and target_name != args.target:
         notes.append(f"the target point lies in the segment {target_name!r}: planned to that lesion's outline "
                      "(distances from its surface, bronchus sign from it)")

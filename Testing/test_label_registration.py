@@ -1,0 +1,110 @@
+"""A label map displaced from its CT (new-user trial 36 H3/H4): a liver label map 12 mm off the CT
+was planned (the target moved with it; only the usual "dense tissue missed" warning) and an airway
+mask 8 mm off gave a false bronchoscopic route (every branch "trachea, generation 0", "short by
+6.0 mm" for 45.5 mm). `label_registration` compares the label map's bone and aerated structures
+with the CT's bone and air where the map lies and moved by up to 16 mm: plan and bronch refuse a
+map that fits the CT clearly better moved, in one line, exit 2; maps in place pass."""
+
+import json
+
+import numpy as np
+import pytest
+
+from imagio import cli, io, phantom
+from imagio.label_registration import classes_from_labels, displacement
+from imagio.planning.synthetic import synthetic_torso
+from imagio.volume import Volume
+
+
+def _moved(vol: Volume, d) -> Volume:
+    """``vol`` with its origin moved by ``d`` RAS mm (same array, size, spacing and axes)."""
+    aff = vol.ijk_to_ras.copy()
+    aff[:3, 3] += np.asarray(d, float)
+    return Volume(vol.array, aff, vol.name, dict(vol.labels))
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom.generate(spacing=1.5, seed=0)
+
+
+def test_the_phantoms_own_labels_fit_and_moved_ones_are_found(ph):
+    r = displacement(ph.ct, ph.labels, classes_from_labels(ph.labels))
+    assert not r["doubtful"] and r["mismatch_ratio"] < 1.0, r
+    for d in ((0.0, 12.0, 0.0), (8.0, 0.0, 0.0), (5.0, -5.0, 0.0), (0.0, 0.0, -12.0)):
+        lab = _moved(ph.labels, d)
+        r = displacement(ph.ct, lab, classes_from_labels(lab))
+        assert r["displaced"], (d, r)
+        assert np.allclose(r["shift_mm"], -np.asarray(d), atol=1.01), (d, r)   # moved back where it fits
+
+
+def test_real_ct_and_its_segmentation_pass_and_are_refused_when_moved(shared_data):
+    """TotalSegmentator's example DICOM series and its own segmentation (0.98 x 0.98 x 2 mm)."""
+    ts = shared_data / "totalsegmentator-example"
+    ct = io.read_image(ts / "example_ct_dicom")
+    lab = io.read_labels(ts / "example_seg_dicom.nii.gz", io.read_label_names(ts / "labels_total_v2.json"))
+    r = displacement(ct, lab, classes_from_labels(lab))
+    assert not r["doubtful"] and r["mismatch_ratio"] < 1.0, r
+    moved = _moved(lab, (0.0, -12.0, 0.0))   # the trial's shift: 12 mm along A
+    r = displacement(ct, moved, classes_from_labels(moved))
+    assert r["displaced"] and np.allclose(r["shift_mm"], (0.0, 12.0, 0.0), atol=1.01), r
+
+
+def test_plan_refuses_a_label_map_displaced_by_12_mm(tmp_path, capsys):
+    ct, lab = synthetic_torso(3.0)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(_moved(lab, (0.0, 12.0, 0.0)), tmp_path / "moved.seg.nrrd")
+    capsys.readouterr()
+    rc = cli.main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "moved.seg.nrrd"),
+                   "--target", "liver_tumor", "--out", str(tmp_path / "o"), "--quiet", "--no-png", "--no-scene"])
+    err = capsys.readouterr().err.strip().splitlines()
+    # (the reader's note on a map of the CT's own grid with another origin may come first)
+    assert rc == 2 and err[-1].startswith("imagio: error: the label map appears displaced by (0, 12, 0) mm"), err[-1][:120]
+    assert not (tmp_path / "o" / "plan.json").exists()
+
+
+def _chest(ph):
+    L = ph.labels
+    k0 = int(np.floor(L.world_to_kji(np.array([[0.0, 0.0, 150.0]]))[0, 0]))  # the chest only: quicker
+    return ph.ct.crop((k0, 0, 0), ph.ct.shape), L.crop((k0, 0, 0), L.shape)
+
+
+def test_bronch_refuses_an_airway_mask_displaced_by_8_mm_and_plans_it_in_place(tmp_path, ph, capsys):
+    ct, lab = _chest(ph)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    io.write_labels(_moved(lab, (8.0, 0.0, 0.0)), tmp_path / "moved.seg.nrrd")
+    args = ["--target", "lung_nodule_2", "--scope", "thin", "--no-pictures", "--quiet"]
+    capsys.readouterr()
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "moved.seg.nrrd"),
+                   "--out", str(tmp_path / "o"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("imagio: error: the airway mask") and "appears displaced by (8, 0, 0) mm" in err[-1], err
+    assert not (tmp_path / "o" / "bronch.json").exists()
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+                   "--out", str(tmp_path / "p"), *args])
+    doc = json.loads((tmp_path / "p" / "bronch.json").read_text())
+    assert rc == 0 and not any("displaced" in w for w in doc["warnings"]), doc["warnings"]
+
+
+def test_without_a_carina_only_the_root_is_the_trachea_and_the_scope_fit_is_kept(ph):
+    """New-user trial 36 H4: with no carina found (here: the phantom's right bronchial tree removed,
+    one lung's subtree left), the widest chain down the tree was named "trachea", generation 0, to
+    its end, and `route_min_diameter` exempts generation 0: the scope's fit was not checked along
+    it (3.0 mm bronchi passed a 4.2 mm scope). Only the root branch is the trachea now."""
+    from imagio.planning import bronchoscopy as B
+    from imagio.planning.bronchoscopy.route import route_min_diameter
+
+    L = ph.labels
+    m, tr = L.mask("trachea", "airways"), L.mask("trachea")
+    x0 = L.kji_to_world(np.argwhere(tr))[:, 0].mean()
+    kji = np.argwhere(m)
+    right = kji[(L.kji_to_world(kji)[:, 0] > x0 + 8) & ~tr[tuple(kji.T)]]
+    m[tuple(right.T)] = False
+    tree = B.extract_tree(L, m)
+    root = [b.id for b in tree.branches if b.parent < 0]
+    assert [b.id for b in tree.branches if b.generation == 0] == root
+    assert [b.id for b in tree.branches if b.name == "trachea"] == root
+    d = route_min_diameter(tree)
+    below = np.concatenate([b.point_ids for b in tree.branches if b.parent >= 0])
+    assert np.isfinite(d[below]).all()   # every point below the trachea has its narrowest lumen
