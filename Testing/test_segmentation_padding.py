@@ -124,3 +124,18 @@ def test_measured_slices_are_not_padding(shared_data):
     assert not padded_slabs(padded(ct, axis, high, 1, 0).array).any()
     slabs = padded_slabs(padded(ct, axis, high, 2, -1000).array)
     assert slabs[axis, int(high)] == 2 and slabs.sum() == 2
+
+
+def test_detection_lungs_and_body_ignore_padding(shared_data):
+    """The lung and body masks `detect` and the planner build directly (`lungs.lung_mask`,
+    `body.body_mask`) take the padded slab as outside the scan too."""
+    from imagio.detection.blobs import lungs_on
+    from imagio.segmentation.body import body_mask
+
+    ct = io.read_image(shared_data / CASES["ts_example"])
+    axis, high = face(ct, "S", True)
+    p = padded(ct, axis, high, 1, -1024)
+    sl = box(p.shape, axis, high, 1)
+    for fn in (lambda v: lungs_on(v, None), body_mask):
+        ref, got = fn(ct), fn(p)
+        assert got[sl].sum() == ref.sum() and got.sum() == ref.sum()

@@ -21,7 +21,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..volume import Volume
 from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, check_ct, close_faces,
-                     components,
+                     components, crop_slices, embed, measured_box,
                      dilate_mm, erode_mm, fill_holes_3d, fill_holes_per_slice, label_medians,
                      largest_component, rule)
 
@@ -45,8 +45,11 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     (a lung cut by the source's field of view) are found, judged and added on measured voxels
     only; the padding itself is never body.
     """
-    p = as_progress(progress)
     a = check_ct(ct)
+    box = measured_box(ct)
+    if box is not None:   # padded slabs on a face: outside the scan (`common.measured_box`)
+        return embed(body_mask(crop_slices(ct, box), open_mm, progress, info), ct.shape, box)
+    p = as_progress(progress)
     p(0.0, "body: threshold")
     m = a > BODY_HU
     sk = ct.spacing_kji

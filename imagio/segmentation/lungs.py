@@ -22,8 +22,8 @@ from ..errors import InputError
 from ..volume import Volume
 from .body import mostly_in_slice_hull
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
-                     close_faces, close_mm, components, core_medians, dilate_mm, erode_mm, fill_holes_per_slice,
-                     inplane_spacing_mm,
+                     close_faces, close_mm, components, core_medians, crop_slices, dilate_mm, embed,
+                     erode_mm, fill_holes_per_slice, inplane_spacing_mm, measured_box,
                      mean_ras, open_mm, ras_coordinate, rule)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
@@ -42,8 +42,12 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     leaves a piece of it far smaller than the other lung (trial 13: a hemithorax crop with the
     trachea held 74 mL of the right lung beside 1.7 L of the left, and the piece was dropped).
     Raises InputError when no air-like region or none lung-like is inside the body."""
-    p = as_progress(progress)
     a = check_ct(ct)
+    box = measured_box(ct)
+    if box is not None:   # padded slabs on a face: outside the scan (`common.measured_box`)
+        return embed(lung_mask(crop_slices(ct, box), body[box], None if airways is None else airways[box],
+                               progress, midline), ct.shape, box)
+    p = as_progress(progress)
     p(0.0, "lungs: threshold")
     # not in the body's outer partial-volume layer (``gas_core_depth_mm``): skin blurred with the
     # outside air lies between BODY_HU and LUNG_HU there, and on a fine grid interpolated from a
