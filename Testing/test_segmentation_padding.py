@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from imagio import io
-from imagio.padding import padded_slabs
 from imagio.segmentation import rules
 from imagio.segmentation.common import anatomical_axes, crop_slices, field_of_view_crops
 from imagio.volume import Volume
@@ -116,6 +115,8 @@ def test_padded_side_of_a_hemithorax_is_outside_the_scan(shared_data, case, half
 def test_measured_slices_are_not_padding(shared_data):
     """No slice of the real cases is taken as padding, nor a constant slice above air (0 HU:
     not padding by this rule)."""
+    from imagio.padding import padded_slabs
+
     for path in CASES.values():
         ct = io.read_image(shared_data / path)
         assert not padded_slabs(ct.array).any(), path
