@@ -89,3 +89,74 @@ def _constant_air(s: np.ndarray, air: float) -> bool:
     """Whether the slice ``s`` holds one value, at or below ``air``."""
     v = s.flat[0]
     return bool(v <= air and np.all(s == v))
+
+
+def scan_circle_fill(a: np.ndarray, spacing_kji=(1.0, 1.0, 1.0), min_voxels: int = 64
+                     ) -> tuple[np.ndarray, float | None]:
+    """The padding outside a CT's reconstruction circle: the fill region (`border_fill`) of a
+    value at or below air (`limits.AIR_HU`) whose footprint is the same in every slice along an
+    array axis and lies outside one circle in that plane (in mm; the circle may be cut by the
+    array's edges). A CT reconstructs the disc its detector fan covers (the scan field of view;
+    DICOM Reconstruction Diameter (0018,1100)) and writes a padding value beyond it (Pixel
+    Padding Value); the air around a patient, even clipped to one value, follows the patient's
+    outline, which changes from slice to slice (voxels of the value beside the circle that are
+    not in every slice are left out). Returns (mask bool [k, j, i], the value or None).
+    The planner's `planning.skin.padding_mask` tells padding by the noisy air next to it; next to
+    a small field of view's circle lies lung or tissue, not air."""
+    from .limits import AIR_HU
+
+    a = np.asarray(a)
+    empty = np.zeros(a.shape, bool)
+    m, c = border_fill(a, min_voxels)
+    if c is None or c > AIR_HU:
+        return empty, None
+    sk = np.asarray(spacing_kji, float)
+    for ax in range(3):
+        # most of the region in every slice (measured air clipped to the same value may join it
+        # beside the circle: lung1 and lung2 are clipped at -1024 HU)
+        foot = m.all(axis=ax)
+        if foot.sum() < min_voxels or foot.sum() * a.shape[ax] < 0.9 * m.sum():
+            continue
+        plane = [x for x in range(3) if x != ax]
+        if _outside_circle(foot, sk[plane]):
+            shape = [1, 1, 1]
+            shape[plane[0]], shape[plane[1]] = foot.shape
+            return np.broadcast_to(foot.reshape(shape), a.shape) & (a == c), float(c)
+    return empty, None
+
+
+def _outside_circle(foot: np.ndarray, sp: np.ndarray) -> bool:
+    """Whether the 2-D mask ``foot`` (pixel spacing ``sp``, mm) is the part of its image outside
+    one circle, to within a pixel: an axis-aligned ellipse (a circle, or a converter's circle
+    stretched to a non-square grid) fitted by least squares to the measured pixels along its
+    edge (Fitzgibbon 1999, the axis-aligned case), every pixel farther out padding, every pixel
+    farther in measured."""
+    inside = ~foot
+    edge = inside & ~_erode4(inside)
+    # the image's own border is not the circle's edge
+    edge[[0, -1], :] = False
+    edge[:, [0, -1]] = False
+    if edge.sum() < 16 or not inside.any():
+        return False
+    r, c = np.nonzero(edge)
+    y, x = r * sp[0], c * sp[1]
+    # x^2 + p y^2 + q x + t y + u = 0
+    sol, *_ = np.linalg.lstsq(np.c_[y ** 2, x, y, np.ones_like(x)], -x ** 2, rcond=None)
+    p, q, t, u = sol
+    if p <= 0:
+        return False
+    cx, cy = -q / 2, -t / (2 * p)
+    a2 = cx ** 2 + p * cy ** 2 - u
+    if a2 <= 0:
+        return False
+    ax, by = float(np.sqrt(a2)), float(np.sqrt(a2 / p))
+    tol = float(np.hypot(*sp)) / min(ax, by)
+    rr, cc = np.indices(foot.shape)
+    rho = np.hypot((cc * sp[1] - cx) / ax, (rr * sp[0] - cy) / by)
+    return bool(not foot[rho < 1 - tol].any() and foot[rho > 1 + tol].all())
+
+
+def _erode4(m: np.ndarray) -> np.ndarray:
+    """2-D erosion by the 4-neighbourhood, the image's outside counted as set."""
+    p = np.pad(m, 1, constant_values=True)
+    return p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]

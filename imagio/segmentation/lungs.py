@@ -23,7 +23,7 @@ from ..volume import Volume
 from .body import mostly_in_slice_hull
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
                      close_faces, close_mm, components, core_medians, crop_slices, dilate_mm, embed,
-                     erode_mm, fill_holes_per_slice, inplane_spacing_mm, measured_box,
+                     erode_mm, fill_holes_per_slice, inplane_spacing_mm, measured_box, scan_circle_padding,
                      mean_ras, open_mm, ras_coordinate, rule)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
@@ -53,7 +53,11 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     # outside air lies between BODY_HU and LUNG_HU there, and on a fine grid interpolated from a
     # coarser scan it forms a thin air-like shell along the back (12.6 mL at 0.7 mm from 3 mm);
     # the lungs lie behind the chest wall (skin, fat, muscle and ribs, >= ~10 mm), never in it
-    air = (a < LUNG_HU) & erode_mm(body, rule("gas_core_depth_mm"), ct.spacing_kji)
+    # the padding outside the reconstruction circle is the scan's edge, not background (a lung
+    # cut by a small field of view's circle keeps its voxels next to it)
+    circle = scan_circle_padding(ct)
+    inner = erode_mm(body if circle is None else body | circle, rule("gas_core_depth_mm"), ct.spacing_kji)
+    air = (a < LUNG_HU) & inner if circle is None else (a < LUNG_HU) & inner & ~circle
     if airways is not None:
         # kept out after the closing too, which would otherwise bridge the wall and take the
         # lumen's rim back
