@@ -290,13 +290,13 @@ def measured_voxels(ct: Volume) -> np.ndarray | None:
     next to it (`planning.skin.data_mask`, the array's outer layer kept), and off the padding
     outside the reconstruction circle (`common.scan_circle_padding`); None when the image has
     no padding."""
+    from ..morph6 import dilate6
     from ..planning.skin import data_mask
 
     data, c = data_mask(ct, rim_voxels=2, keep_outer_layer=True)
     circle = scan_circle_padding(ct)
-    if circle is not None:
-        data = (data if c is not None else np.ones(ct.shape, bool)) & ~circle
-        return data
+    if circle is not None:   # with the voxel next to it (a lung cut there is blended with it)
+        return (data if c is not None else np.ones(ct.shape, bool)) & ~dilate6(circle)
     return None if c is None else data
 
 

@@ -474,11 +474,9 @@ def embed(mask: np.ndarray, shape, box: tuple) -> np.ndarray:
 
 def scan_circle_padding(ct: Volume) -> np.ndarray | None:
     """Bool [k, j, i]: the padding outside the CT's reconstruction circle
-    (`imagio.padding.scan_circle_fill`) with the voxel next to it (a lung or tissue cut by the
-    circle is blended with it there), None when there is none. Outside the scan, like the
+    (`imagio.padding.scan_circle_fill`), None when there is none. Outside the scan, like the
     volume's edge: no air of the patient or around the patient."""
-    from ..morph6 import dilate6
     from ..padding import scan_circle_fill
 
     m, c = scan_circle_fill(ct.array, ct.spacing_kji)
-    return None if c is None else dilate6(m)
+    return None if c is None else m

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..morph6 import dilate6
 from ..volume import Volume
 from .body import mostly_in_slice_hull
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
@@ -56,7 +57,9 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     # the padding outside the reconstruction circle is the scan's edge, not background (a lung
     # cut by a small field of view's circle keeps its voxels next to it)
     circle = scan_circle_padding(ct)
-    inner = erode_mm(body if circle is None else body | circle, rule("gas_core_depth_mm"), ct.spacing_kji)
+    # (with the voxel next to it, which the body's air leaves out: `body.measured_voxels`)
+    inner = erode_mm(body if circle is None else body | dilate6(circle), rule("gas_core_depth_mm"),
+                     ct.spacing_kji)
     air = (a < LUNG_HU) & inner if circle is None else (a < LUNG_HU) & inner & ~circle
     if airways is not None:
         # kept out after the closing too, which would otherwise bridge the wall and take the
@@ -106,10 +109,31 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     filled = fill_holes_per_slice(closed, sup)
     added = closed & ~m
     m = (filled & ~added) | (added & ndimage.binary_dilation(filled & ~closed))
+    if circle is not None:
+        # likewise a vessel cut by the reconstruction circle is open to the padding: what the
+        # lung and the circle enclose in a slice is lung where no ball of half the widest
+        # intrapulmonary vessel fits in it (the chest wall between lung and circle is thicker)
+        m |= vessel_pieces(ct, fill_holes_per_slice(m | circle, sup) & ~circle & ~m, sup)
     if airways is not None:
         m &= ~airways
     p(1.0, "lungs: done")
     return m
+
+
+def vessel_pieces(ct: Volume, holes: np.ndarray, sup: int) -> np.ndarray:
+    """Bool [k, j, i]: the in-plane pieces of ``holes`` (bool [k, j, i], 8-connected within each
+    slice along ``sup``) in which no disc of half ``lung_vessel_max_diameter_mm`` fits."""
+    from .common import plane_structure
+
+    lab, n = ndimage.label(holes, plane_structure(sup))
+    if n == 0:
+        return holes
+    sp = np.array(ct.spacing_kji, float)
+    sp[sup] = 1e6   # in-plane distances only
+    thick = np.zeros(n + 1, bool)
+    thick[np.unique(lab[erode_mm(holes, 0.5 * rule("lung_vessel_max_diameter_mm"), sp)])] = True
+    thick[0] = True
+    return ~thick[lab]
 
 
 def coarse_gas_note(ct: Volume, lung_ml: float) -> str:
