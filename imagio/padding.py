@@ -118,42 +118,46 @@ def scan_circle_fill(a: np.ndarray, spacing_kji=(1.0, 1.0, 1.0), min_voxels: int
         if foot.sum() < min_voxels or foot.sum() * a.shape[ax] < 0.9 * m.sum():
             continue
         plane = [x for x in range(3) if x != ax]
-        if _outside_circle(foot, sk[plane]):
+        beyond = _outside_circle(foot, sk[plane])
+        if beyond is not None:
             shape = [1, 1, 1]
             shape[plane[0]], shape[plane[1]] = foot.shape
-            return np.broadcast_to(foot.reshape(shape), a.shape) & (a == c), float(c)
+            return np.broadcast_to(beyond.reshape(shape), a.shape) & (a == c), float(c)
     return empty, None
 
 
-def _outside_circle(foot: np.ndarray, sp: np.ndarray) -> bool:
-    """Whether the 2-D mask ``foot`` (pixel spacing ``sp``, mm) is the part of its image outside
-    one circle, to within a pixel: an axis-aligned ellipse (a circle, or a converter's circle
-    stretched to a non-square grid) fitted by least squares to the measured pixels along its
-    edge (Fitzgibbon 1999, the axis-aligned case), every pixel farther out padding, every pixel
-    farther in measured."""
+def _outside_circle(foot: np.ndarray, sp: np.ndarray) -> np.ndarray | None:
+    """When the 2-D mask ``foot`` (pixel spacing ``sp``, mm) is the part of its image outside
+    one circle, to within a pixel (an axis-aligned ellipse: a circle, or a converter's circle
+    stretched to a non-square grid, fitted by least squares to the measured pixels along its
+    edge, Fitzgibbon 1999, the axis-aligned case; every pixel farther out padding, every pixel
+    farther in measured): the pixels beyond the circle's inner tolerance (bool 2-D; the
+    opening in `border_fill` shaves the padding's tips and corners), else None."""
     inside = ~foot
     edge = inside & ~_erode4(inside)
     # the image's own border is not the circle's edge
     edge[[0, -1], :] = False
     edge[:, [0, -1]] = False
     if edge.sum() < 16 or not inside.any():
-        return False
+        return None
     r, c = np.nonzero(edge)
     y, x = r * sp[0], c * sp[1]
     # x^2 + p y^2 + q x + t y + u = 0
     sol, *_ = np.linalg.lstsq(np.c_[y ** 2, x, y, np.ones_like(x)], -x ** 2, rcond=None)
     p, q, t, u = sol
     if p <= 0:
-        return False
+        return None
     cx, cy = -q / 2, -t / (2 * p)
     a2 = cx ** 2 + p * cy ** 2 - u
     if a2 <= 0:
-        return False
+        return None
     ax, by = float(np.sqrt(a2)), float(np.sqrt(a2 / p))
     tol = float(np.hypot(*sp)) / min(ax, by)
     rr, cc = np.indices(foot.shape)
     rho = np.hypot((cc * sp[1] - cx) / ax, (rr * sp[0] - cy) / by)
-    return bool(not foot[rho < 1 - tol].any() and foot[rho > 1 + tol].all())
+    if foot[rho < 1 - tol].any() or not foot[rho > 1 + tol].all():
+        return None
+    return rho >= 1 - tol
 
 
 def _erode4(m: np.ndarray) -> np.ndarray:
