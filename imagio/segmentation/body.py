@@ -146,6 +146,8 @@ def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
     for c, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None:
             continue
+        # the box with a voxel of what surrounds it (its air), within the array
+        sl = tuple(slice(max(x.start - 1, 0), min(x.stop + 1, n_)) for x, n_ in zip(sl, lab.shape))
         comp = lab[sl] == c
         if not (comp & (a[sl] > bone)).any():
             continue
