@@ -143,13 +143,22 @@ def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
         return out
     deep = rule("subcutaneous_probe_mm")
     bone = rule("calcium_hu")
+    margin = [int(np.ceil(deep / float(x))) + 2 for x in ct.spacing_kji]
     for c, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None:
             continue
-        # the box with a voxel of what surrounds it (its air), within the array
-        sl = tuple(slice(max(x.start - 1, 0), min(x.stop + 1, n_)) for x, n_ in zip(sl, lab.shape))
+        # the box with what surrounds it (its air) to subcutaneous_probe_mm, within the array
+        sl = tuple(slice(max(x.start - g, 0), min(x.stop + g, n_)) for x, n_, g in zip(sl, lab.shape, margin))
         comp = lab[sl] == c
         if not (comp & (a[sl] > bone)).any():
+            continue
+        # a limb lies in the air around the patient (median at or below GAS_MEDIAN_HU, purer than
+        # parenchyma, Gevenois 1996); a piece of tissue in aerated lung (a vessel or the heart in a
+        # view inside a lung: fov7's first version took them, test_lung_small_fov 120 mm cube) is not
+        # (the air within subcutaneous_probe_mm, past the skin's partial-volume layer of 2 voxels)
+        rim = (dilate_mm(comp, deep, ct.spacing_kji) & ~ndimage.binary_dilation(comp, iterations=2)
+               & (a[sl] <= BODY_HU))
+        if not rim.any() or float(np.median(a[sl][rim])) > GAS_MEDIAN_HU:
             continue
         d = edt.edt(np.ascontiguousarray(comp), anisotropy=tuple(float(x) for x in ct.spacing_kji),
                     black_border=False)
