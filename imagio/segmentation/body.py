@@ -21,7 +21,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..volume import Volume
 from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
-                     close_faces, components,
+                     close_faces, components, crop_slices, embed, measured_box, scan_circle_padding,
                      dilate_mm, erode_mm, fill_holes_3d, fill_holes_per_slice, label_medians,
                      largest_component, rule)
 
@@ -45,8 +45,11 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     (a lung cut by the source's field of view) are found, judged and added on measured voxels
     only; the padding itself is never body.
     """
-    p = as_progress(progress)
     a = check_ct(ct)
+    box = measured_box(ct)
+    if box is not None:   # padded slabs on a face: outside the scan (`common.measured_box`)
+        return embed(body_mask(crop_slices(ct, box), open_mm, progress, info), ct.shape, box)
+    p = as_progress(progress)
     p(0.0, "body: threshold")
     m = a > BODY_HU
     sk = ct.spacing_kji
@@ -56,18 +59,21 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     f = 1
     while m.size / f ** 3 > 8_000_000:
         f += 1
-    core_c = largest_component(erode_mm(m[::f, ::f, ::f], open_mm, sk * f))
+    cores_c = erode_mm(m[::f, ::f, ::f], open_mm, sk * f)
+    core_c = largest_component(cores_c)
     if not core_c.any():
         raise InputError("no body found: nothing above -500 HU after removing thin structures")
     if f > 1:
         idx = [np.minimum(np.arange(n) // f, core_c.shape[ax] - 1) for ax, n in enumerate(m.shape)]
         core = core_c[np.ix_(*idx)] & m
+        cores = cores_c[np.ix_(*idx)] & m
     else:
-        core = core_c
+        core, cores = core_c, cores_c
     # restore the outline: voxels of the thresholded mask within the opening radius of the core
     grown = dilate_mm(core, open_mm * 1.05, sk) & m
     body = largest_component(grown)
-    core_c = core = grown = None
+    body |= limbs(ct, a, (dilate_mm(cores & ~core, open_mm * 1.05, sk) & m) & ~body)
+    core_c = cores_c = core = cores = grown = None
     # aerated lung is inside the patient even where the field of view cuts the chest (a lung
     # open to a face of the volume is not a hole): air components that look like parenchyma
     # (median above -950 HU: not outside air or bowel gas) and touch the body join it
@@ -116,6 +122,49 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     body = (filled & ~added) | (added & lumen)
     p(1.0, "body: done")
     return body
+
+
+def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Bool [k, j, i]: the components of ``other`` (bool [k, j, i]: tissue apart from the trunk
+    that survived the opening; ``a`` the CT's HU array) that are the patient's limbs: each holds
+    calcified tissue (above ``calcium_hu``: bone) deeper than ``subcutaneous_probe_mm`` under its
+    own surface. A limb's long bone lies under its skin, subcutaneous fat and muscle (Gray's
+    Anatomy, 42nd ed., "Upper limb": the humerus within the arm's flexor and extensor
+    compartments); a table, cushions, blankets and clothes hold no bone, and a table's dense
+    carbon or metal parts lie at its surface. New-user trial 33 (M3): the TotalSegmentator DICOM
+    example with the arms down at the sides: 219 + 198 mL of arm outside the body, their humeri
+    unlabelled; there the arms' bone lies up to 32-37 mm deep, the table's dense voxels (up to
+    490 HU) at most 4.9 mm (the depth measured to air, the array's edge not counted)."""
+    import edt
+
+    out = np.zeros_like(other)
+    lab, n, _ = components(other, connectivity=6)
+    if n == 0:
+        return out
+    deep = rule("subcutaneous_probe_mm")
+    bone = rule("calcium_hu")
+    margin = [int(np.ceil(deep / float(x))) + 2 for x in ct.spacing_kji]
+    for c, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        # the box with what surrounds it (its air) to subcutaneous_probe_mm, within the array
+        sl = tuple(slice(max(x.start - g, 0), min(x.stop + g, n_)) for x, n_, g in zip(sl, lab.shape, margin))
+        comp = lab[sl] == c
+        if not (comp & (a[sl] > bone)).any():
+            continue
+        # a limb lies in the air around the patient (median at or below GAS_MEDIAN_HU, purer than
+        # parenchyma, Gevenois 1996); a piece of tissue in aerated lung (a vessel or the heart in a
+        # view inside a lung: fov7's first version took them, test_lung_small_fov 120 mm cube) is not
+        # (the air within subcutaneous_probe_mm, past the skin's partial-volume layer of 2 voxels)
+        rim = (dilate_mm(comp, deep, ct.spacing_kji) & ~ndimage.binary_dilation(comp, iterations=2)
+               & (a[sl] <= BODY_HU))
+        if not rim.any() or float(np.median(a[sl][rim])) > GAS_MEDIAN_HU:
+            continue
+        d = edt.edt(np.ascontiguousarray(comp), anisotropy=tuple(float(x) for x in ct.spacing_kji),
+                    black_border=False)
+        if (d[comp & (a[sl] > bone)] > deep).any():
+            out[sl] |= comp
+    return out
 
 
 def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarray,
@@ -286,11 +335,16 @@ def skin_like(ct: Volume, a: np.ndarray, air: np.ndarray, body: np.ndarray) -> b
 
 def measured_voxels(ct: Volume) -> np.ndarray | None:
     """Bool [k, j, i]: the measured voxels of a reformat, False on its padding and the two voxels
-    next to it (`planning.skin.data_mask`, the array's outer layer kept); None when the image has
+    next to it (`planning.skin.data_mask`, the array's outer layer kept), and off the padding
+    outside the reconstruction circle (`common.scan_circle_padding`); None when the image has
     no padding."""
+    from ..morph6 import dilate6
     from ..planning.skin import data_mask
 
     data, c = data_mask(ct, rim_voxels=2, keep_outer_layer=True)
+    circle = scan_circle_padding(ct)
+    if circle is not None:   # with the voxel next to it (a lung cut there is blended with it)
+        return (data if c is not None else np.ones(ct.shape, bool)) & ~dilate6(circle)
     return None if c is None else data
 
 

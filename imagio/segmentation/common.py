@@ -429,3 +429,54 @@ def close_faces(mask: np.ndarray, axes, spacing_kji, max_gap_mm: float) -> np.nd
                 closed |= ndimage.binary_closing(face, structure=np.ones(shape, bool))
             out[tuple(idx)] = closed
     return out
+
+
+def measured_box(ct: Volume) -> tuple | None:
+    """(k, j, i) slices of ``ct``'s array without the padded slabs on its faces
+    (`imagio.padding.padded_slabs`: whole slices of one value at or below air), None when no
+    face is padded. The rules segment that box, whose faces are then the end of the scan (a
+    padded slice is not tissue, nor air around the patient)."""
+    from ..padding import padded_slabs
+
+    slabs = padded_slabs(ct.array)
+    if not slabs.any():
+        return None
+    return tuple(slice(int(lo), int(n - hi)) for (lo, hi), n in zip(slabs, ct.shape))
+
+
+def padding_note(ct: Volume, box: tuple) -> str:
+    """One line naming the padded slabs that `measured_box` left out (their count per face of
+    the patient, their value)."""
+    ax = anatomical_axes(ct)
+    side = {}
+    for letter, (pos, neg) in (("R", ("right", "left")), ("A", ("anterior", "posterior")),
+                               ("S", ("superior", "inferior"))):
+        a, sign = ax[letter]
+        side[(a, 1)], side[(a, 0)] = (pos, neg) if sign > 0 else (neg, pos)
+    faces, values = [], set()
+    for a, s in enumerate(box):
+        for end, n in ((0, s.start), (1, ct.shape[a] - s.stop)):
+            if n:
+                faces.append(f"{n} at the {side[(a, end)]} face")
+                values.add(float(np.take(ct.array, 0 if end == 0 else -1, axis=a).flat[0]))
+    vals = ", ".join(f"{v:g}" for v in sorted(values))
+    return (f"padding: whole slices of one value ({vals} HU) that no scan measures ({'; '.join(faces)}) "
+            "are taken as outside the scan, like the edge of the volume; nothing is labelled there")
+
+
+def embed(mask: np.ndarray, shape, box: tuple) -> np.ndarray:
+    """``mask`` (on the box ``box`` of an array of ``shape``) placed in a new array of ``shape``,
+    zero outside the box."""
+    out = np.zeros(shape, mask.dtype)
+    out[box] = mask
+    return out
+
+
+def scan_circle_padding(ct: Volume) -> np.ndarray | None:
+    """Bool [k, j, i]: the padding outside the CT's reconstruction circle
+    (`imagio.padding.scan_circle_fill`), None when there is none. Outside the scan, like the
+    volume's edge: no air of the patient or around the patient."""
+    from ..padding import scan_circle_fill
+
+    m, c = scan_circle_fill(ct.array, ct.spacing_kji)
+    return None if c is None else m

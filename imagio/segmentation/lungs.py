@@ -19,11 +19,12 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..morph6 import dilate6
 from ..volume import Volume
 from .body import mostly_in_slice_hull
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
-                     close_faces, close_mm, components, core_medians, dilate_mm, erode_mm, fill_holes_per_slice,
-                     inplane_spacing_mm,
+                     close_faces, close_mm, components, core_medians, crop_slices, dilate_mm, embed,
+                     erode_mm, fill_holes_per_slice, inplane_spacing_mm, measured_box, scan_circle_padding,
                      mean_ras, open_mm, ras_coordinate, rule)
 
 MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdominal CT is more)
@@ -42,14 +43,24 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     leaves a piece of it far smaller than the other lung (trial 13: a hemithorax crop with the
     trachea held 74 mL of the right lung beside 1.7 L of the left, and the piece was dropped).
     Raises InputError when no air-like region or none lung-like is inside the body."""
-    p = as_progress(progress)
     a = check_ct(ct)
+    box = measured_box(ct)
+    if box is not None:   # padded slabs on a face: outside the scan (`common.measured_box`)
+        return embed(lung_mask(crop_slices(ct, box), body[box], None if airways is None else airways[box],
+                               progress, midline), ct.shape, box)
+    p = as_progress(progress)
     p(0.0, "lungs: threshold")
     # not in the body's outer partial-volume layer (``gas_core_depth_mm``): skin blurred with the
     # outside air lies between BODY_HU and LUNG_HU there, and on a fine grid interpolated from a
     # coarser scan it forms a thin air-like shell along the back (12.6 mL at 0.7 mm from 3 mm);
     # the lungs lie behind the chest wall (skin, fat, muscle and ribs, >= ~10 mm), never in it
-    air = (a < LUNG_HU) & erode_mm(body, rule("gas_core_depth_mm"), ct.spacing_kji)
+    # the padding outside the reconstruction circle is the scan's edge, not background (a lung
+    # cut by a small field of view's circle keeps its voxels next to it)
+    circle = scan_circle_padding(ct)
+    # (with the voxel next to it, which the body's air leaves out: `body.measured_voxels`)
+    inner = erode_mm(body if circle is None else body | dilate6(circle), rule("gas_core_depth_mm"),
+                     ct.spacing_kji)
+    air = (a < LUNG_HU) & inner if circle is None else (a < LUNG_HU) & inner & ~circle
     if airways is not None:
         # kept out after the closing too, which would otherwise bridge the wall and take the
         # lumen's rim back
@@ -98,10 +109,31 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     filled = fill_holes_per_slice(closed, sup)
     added = closed & ~m
     m = (filled & ~added) | (added & ndimage.binary_dilation(filled & ~closed))
+    if circle is not None:
+        # likewise a vessel cut by the reconstruction circle is open to the padding: what the
+        # lung and the circle enclose in a slice is lung where no ball of half the widest
+        # intrapulmonary vessel fits in it (the chest wall between lung and circle is thicker)
+        m |= vessel_pieces(ct, fill_holes_per_slice(m | circle, sup) & ~circle & ~m, sup)
     if airways is not None:
         m &= ~airways
     p(1.0, "lungs: done")
     return m
+
+
+def vessel_pieces(ct: Volume, holes: np.ndarray, sup: int) -> np.ndarray:
+    """Bool [k, j, i]: the in-plane pieces of ``holes`` (bool [k, j, i], 8-connected within each
+    slice along ``sup``) in which no disc of half ``lung_vessel_max_diameter_mm`` fits."""
+    from .common import plane_structure
+
+    lab, n = ndimage.label(holes, plane_structure(sup))
+    if n == 0:
+        return holes
+    sp = np.array(ct.spacing_kji, float)
+    sp[sup] = 1e6   # in-plane distances only
+    thick = np.zeros(n + 1, bool)
+    thick[np.unique(lab[erode_mm(holes, 0.5 * rule("lung_vessel_max_diameter_mm"), sp)])] = True
+    thick[0] = True
+    return ~thick[lab]
 
 
 def coarse_gas_note(ct: Volume, lung_ml: float) -> str:

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import as_progress, check_ct, mean_ras
+from .common import (anatomical_axes, as_progress, check_ct, crop_slices, embed, mean_ras, measured_box,
+                     padding_note)
 
 STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura", "vessels")
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
@@ -91,8 +92,20 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     unknown = [s for s in structures if s not in STRUCTURES]
     if unknown:
         raise InputError(f"unknown structure(s) {unknown}; choose from {list(STRUCTURES)}")
-    p = as_progress(progress)
     check_ct(ct)
+    box = measured_box(ct)
+    if box is not None:
+        # padded slabs on a face (trial 33 M1): the rules run on the measured box, whose faces
+        # are the scan's ends there, and the masks are placed back on the whole grid
+        masks, meta = segment_masks(crop_slices(ct, box), structures, progress,
+                                    None if organs is None else
+                                    {n: None if m is None else np.asarray(m)[box] for n, m in organs.items()},
+                                    lungs_optional)
+        _shift_indices(meta, [s.start for s in box], anatomical_axes(ct)["S"][0])
+        meta["padding"] = {"slabs_kji": [[s.start, n - s.stop] for s, n in zip(box, ct.shape)]}
+        meta["warnings"].insert(0, padding_note(ct, box))
+        return {n: embed(m, ct.shape, box) for n, m in masks.items()}, meta
+    p = as_progress(progress)
     want = set(structures)
     if "vessels" in want:
         want.add("lung_vessels")
@@ -323,6 +336,19 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         out = vs.remove_lesion(out, np.logical_or.reduce(lesions))
     p(1.0, "segmentation done")
     return out, meta
+
+
+def _shift_indices(meta: dict, lo, sup: int) -> None:
+    """The array indices in ``meta`` (found on a box of the grid starting at ``lo``, k, j, i)
+    moved onto the whole grid: the airway seeds and the carina's slice (along ``sup``)."""
+    aw = meta.get("airways")
+    if not aw:
+        return
+    for item in [aw] + list(aw.get("cut_bronchi") or []):
+        if item.get("seed_kji") is not None:
+            item["seed_kji"] = [int(v + o) for v, o in zip(item["seed_kji"], lo)]
+    if aw.get("carina_slice") is not None:
+        aw["carina_slice"] = int(aw["carina_slice"] + lo[sup])
 
 
 def to_label_volume(ct: Volume, masks: dict[str, np.ndarray], name: str = "segmentation",
