@@ -98,7 +98,7 @@ def world_digest(vol: "Volume") -> str:
     canon = as_ras_canonical(vol)[0]
     h = hashlib.blake2b(digest_size=16)
     h.update(np.asarray(canon.shape, np.int64).tobytes())
-    h.update(np.round(np.asarray(canon.ijk_to_ras, float), 2).tobytes())
+    h.update((np.round(np.asarray(canon.ijk_to_ras, float), 2) + 0.0).tobytes())   # + 0.0: -0.0 (a -1e-7 cosine) is 0.0
     for sl in canon.array:
         h.update(np.rint(sl).astype(np.int32).tobytes())
     return h.hexdigest()
