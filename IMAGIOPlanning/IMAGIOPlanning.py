@@ -249,8 +249,12 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from imagio.planning.ablation.commands import zone_doubts
 
         tumour = self._parameterNode.targetName if self._parameterNode is not None else ""
+        # the planned target's host organ and whether it lies in the lung, as plan.json's warnings have them
+        target = getattr(getattr(self._plan, "problem", None), "target", None)
+        planned = target is not None and getattr(target, "name", None) == tumour
         doubts = zone_doubts(_("ablation"), c.to_dict(), _("move the probe, choose a larger setting or more probes"),
-                             tumour or "")
+                             tumour or "", (getattr(target, "organ", "") or "") if planned else "",
+                             bool(getattr(target, "in_lung", False)) if planned else False)
         if doubts:
             text += "\n" + "\n".join(doubts)
         self.ui.ablationResultLabel.setText(text)

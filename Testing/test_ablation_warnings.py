@@ -233,3 +233,33 @@ def test_a_zone_near_the_lung_base_warns_of_the_diaphragm_it_cannot_name():
     # a named diaphragm is warned by its own name once, not twice
     cov_d = dict(cov, structures_near_mm={"lung_lower_lobe_right": 0.5, "diaphragm": 0.2})
     assert sum("diaphragm" in w for w in zone_doubts("ablation", cov_d, "move", "liver_tumor_1", "liver")) == 1
+
+
+def test_a_lung_tumour_of_unknown_host_is_no_diaphragm_warning(phantom_files, tmp_path, capsys):
+    """Review 38: the diaphragm-by-lung warning (trial 36 M4) is for a tumour outside the lung; it
+    skipped only a tumour whose host organ was a lung label, so a nodule where lobes meet (host
+    unknown: trial 28 L4) with no diaphragm label in the map was told that "the diaphragm and the
+    pleura lie between" its zone and the lung, and to protect them with artificial ascites. The
+    phantom's lung_nodule_2 with its lobe around it split into four lobe labels and the diaphragm
+    relabelled muscle: the nodule is in the lung (`Target.in_lung`), its host unknown."""
+    lab = io.read_labels(phantom_files / "labels.seg.nrrd")
+    inv = {n: v for v, n in lab.labels.items()}
+    a = lab.array.copy()
+    c = np.rint(np.argwhere(a == inv["lung_nodule_2"]).mean(0)).astype(int)
+    K, J, I = np.indices(a.shape)
+    box = np.all([np.abs(x - v) < 8 for x, v in zip((K, J, I), c)], axis=0) & (a == inv["lung_lower_lobe_right"])
+    quarter = (J > c[1]).astype(int) * 2 + (I > c[2]).astype(int)
+    for q, name in enumerate(("lung_lower_lobe_right", "lung_middle_lobe_right", "lung_upper_lobe_right",
+                              "lung_lower_lobe_left")):
+        a[box & (quarter == q)] = inv[name]
+    a[a == inv["diaphragm"]] = inv["muscle"]
+    io.write_labels(lab.with_array(a), tmp_path / "split.seg.nrrd")
+    rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(tmp_path / "split.seg.nrrd"),
+               "--target", "lung_nodule_2", "--out", str(tmp_path / "plan"), "--no-png", "--no-scene", "--quiet",
+               "--device", "emprint"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "host organ of lung_nodule_2 unknown" in err                # the case: no one lobe holds it
+    doc = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    assert any("takes in lung_" in w for w in doc["warnings"])         # its zone is in the lung
+    assert not [w for w in doc["warnings"] if "diaphragm" in w]

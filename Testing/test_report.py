@@ -407,3 +407,20 @@ def test_report_draws_the_plan_only_on_the_ct_it_was_made_on(planned, tmp_path, 
     assert main(["report", str(plan_json), "--out", str(tmp_path / "f.pdf"), "--ct", str(tmp_path / "flipped.nii.gz")]) == 0
     assert "not the image the plan was made on" not in capsys.readouterr().err
     assert any(s.name == "f_axial.png" for s in _img_srcs(tmp_path / "f.html"))
+
+
+def test_the_ct_digest_does_not_see_the_sign_of_a_rounded_zero():
+    """Review 38: `volume.world_digest` rounds the affine to 0.01 mm, but hashed the bytes of the
+    rounded floats, so a direction cosine of -1e-7 (rounding to -0.0) and one of +1e-7 (0.0), the
+    same image to a millionth of a millimetre, as two exporters write one scan, gave two digests:
+    the report would have left the plan's own CT out as "not the image the plan was made on"."""
+    from imagio.volume import Volume, world_digest
+
+    arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    aff = np.diag([0.7, 0.8, 2.5, 1.0])
+    aff[:3, 3] = [10.0, -20.0, 30.0]
+    a, b = aff.copy(), aff.copy()
+    a[0, 1], b[0, 1] = -1e-7, 1e-7
+    assert np.allclose(Volume(arr, a).kji_to_world(np.argwhere(arr > -1)),
+                       Volume(arr, b).kji_to_world(np.argwhere(arr > -1)), atol=1e-5)
+    assert world_digest(Volume(arr, a)) == world_digest(Volume(arr, b))

@@ -874,3 +874,36 @@ def test_the_biopsy_does_not_depend_on_how_the_scan_is_stored(tmp_path):
     assert len(docs[0]["cores"]) >= 2
     assert [c["target_ras"] for c in docs[0]["cores"]] == [c["target_ras"] for c in docs[1]["cores"]]
     assert docs[0]["tattoo_entry"]["ras"] == docs[1]["tattoo_entry"]["ras"]
+
+
+def test_the_lesion_outline_record_does_not_depend_on_how_the_scan_is_stored(tmp_path):
+    """Review 38: plan.json's lesion_outline_covered (what a --lesions outline covers of each
+    structure, trial 36 H1) was [] for a scan not stored RAS-canonical: the sarcoma CLI reorders
+    the label map after `io.with_lesions` recorded it on the map, and the reordered copy dropped the
+    record (the kept sciatic nerve was warned, and missing from plan.json)."""
+    import json
+
+    import SimpleITK as sitk
+    from conftest import run_imagio
+    from imagio import io
+    from scipy import ndimage
+
+    assert run_imagio("phantom", tmp_path / "in", "--anatomy", "thigh", "--spacing", "3", "--tumour-angle", "200",
+                      "--tumour-s", "120").returncode == 0
+    lab = io.read_labels(tmp_path / "in" / "labels.nii.gz")
+    v = next(k for k, n in lab.labels.items() if n == "sarcoma_1")
+    io.write_labels(lab.with_array(ndimage.binary_dilation(lab.array == v).astype(np.uint8), labels={1: "sarcoma_1"}),
+                    tmp_path / "in" / "outline.seg.nrrd")   # the tumour's outline, one voxel too wide
+    for n in ("ct", "labels"):
+        img = sitk.ReadImage(str(tmp_path / "in" / f"{n}.nii.gz"))
+        sitk.WriteImage(sitk.PermuteAxes(sitk.Flip(img, [True, False, True]), [1, 0, 2]), str(tmp_path / "in" / f"{n}F.nii.gz"))
+    (tmp_path / "in" / "labelsF.labels.json").write_text((tmp_path / "in" / "labels.labels.json").read_text())
+    covered = []
+    for s in ("", "F"):
+        r = run_imagio("plan", tmp_path / "in" / f"ct{s}.nii.gz", "--labels", tmp_path / "in" / f"labels{s}.nii.gz",
+                       "--lesions", tmp_path / "in" / "outline.seg.nrrd", "--target", "sarcoma_1",
+                       "--procedure", "sarcoma-biopsy", "--out", tmp_path / f"out{s}", "--quiet", "--no-png", "--no-scene")
+        assert r.returncode == 0, r.stderr
+        covered.append(json.loads((tmp_path / f"out{s}" / "plan.json").read_text())["lesion_outline_covered"])
+    assert any(c["structure"] == "sciatic_nerve_left" and c["kept"] for c in covered[0])
+    assert covered[1] == covered[0]

@@ -48,11 +48,12 @@ def ras_canonical_plan(ijk_to_ras: np.ndarray):
     return perm, flip
 
 
-def reorient_array(arr: np.ndarray, perm, flip) -> np.ndarray:
-    """``arr`` [k, j, i] in the order of :func:`ras_canonical_plan`'s (perm, flip) (a copy)."""
+def reorient_array(arr: np.ndarray, perm, flip, copy: bool = True) -> np.ndarray:
+    """``arr`` [k, j, i] in the order of :func:`ras_canonical_plan`'s (perm, flip) (a copy; with
+    ``copy`` False a strided view of ``arr``)."""
     out = arr.transpose(perm)
     sl = tuple(slice(None, None, -1) if f else slice(None) for f in flip)
-    return np.ascontiguousarray(out[sl])
+    return np.ascontiguousarray(out[sl]) if copy else out[sl]
 
 
 def unreorient_array(arr: np.ndarray, perm, flip) -> np.ndarray:
@@ -61,18 +62,19 @@ def unreorient_array(arr: np.ndarray, perm, flip) -> np.ndarray:
     return np.ascontiguousarray(arr[sl].transpose(np.argsort(perm)))
 
 
-def as_ras_canonical(vol: "Volume") -> tuple["Volume", list, list]:
+def as_ras_canonical(vol: "Volume", view: bool = False) -> tuple["Volume", list, list]:
     """(the same world image stored in RAS-canonical order, perm, flip): array axis 2 along the
     world axis closest to +R, 1 to +A, 0 to +S (:func:`ras_canonical_plan`), the affine changed
     so every voxel keeps its world position. An algorithm run on it gives the same answer for
     every storage of one world image (array order, axis flips, direction cosines up to the
     nearest axis): per-axis filters, pyramids, grid anchors, tie-breaking and first-hit order
     all see one array. ``vol`` itself when it is already in that order. Map arrays back to
-    ``vol``'s grid with :func:`unreorient_array`."""
+    ``vol``'s grid with :func:`unreorient_array`. ``view``: its array a strided view of ``vol``'s
+    (no full-size copy; for a reader of slices, `world_digest`)."""
     perm, flip = ras_canonical_plan(vol.ijk_to_ras)
     if list(perm) == [0, 1, 2] and not any(flip):
         return vol, perm, flip
-    arr = reorient_array(vol.array, perm, flip)
+    arr = reorient_array(vol.array, perm, flip, copy=not view)
     # new voxel index (kji) -> old voxel index (kji): old[perm[n]] = new[n], or its mirror
     a = np.zeros((4, 4))
     a[3, 3] = 1.0
@@ -95,10 +97,10 @@ def world_digest(vol: "Volume") -> str:
     no full-size temporary."""
     import hashlib
 
-    canon = as_ras_canonical(vol)[0]
+    canon = as_ras_canonical(vol, view=True)[0]   # a view: hashed one slice (copy) at a time
     h = hashlib.blake2b(digest_size=16)
     h.update(np.asarray(canon.shape, np.int64).tobytes())
-    h.update(np.round(np.asarray(canon.ijk_to_ras, float), 2).tobytes())
+    h.update((np.round(np.asarray(canon.ijk_to_ras, float), 2) + 0.0).tobytes())   # + 0.0: -0.0 (a -1e-7 cosine) is 0.0
     for sl in canon.array:
         h.update(np.rint(sl).astype(np.int32).tobytes())
     return h.hexdigest()

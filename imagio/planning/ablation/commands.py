@@ -100,7 +100,8 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
             failed = str(e)
             out["multi_probe"] = {"device": dev.name, "setting": s.id, "failed": failed}
     out = to_jsonable(out)
-    out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed)
+    out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed,
+                                        bool(getattr(p.target, "in_lung", False)))
     return out
 
 
@@ -174,14 +175,18 @@ def zone_edge(modality: str, isotherm_c) -> str:
             f"{lethal:g} C, Littrup 2009)")
 
 
-def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "") -> list[str]:
+def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "",
+                tumour_in_lung: bool = False) -> list[str]:
     """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
     each, prefixed ``what``, ending with ``fix``: the tumour not wholly inside, the minimal
     ablative margin below the required one, a vessel of heat-sink level "high" near the zone
     (``heat_sink`` of ablation_criteria.json), a high-risk structure within ``nearby_structures_mm``
     of the zones (its ``warn_structures``), labelled structures other than ``tumour``, its
-    ``host_organ`` and the unnamed body inside the zones (mL). Used for plan.json's warnings
-    (`ablation_warnings`) and the Slicer module's ablation label (live coverage)."""
+    ``host_organ`` and the unnamed body inside the zones (mL); with no diaphragm label, a lung
+    label within that distance stands for the diaphragm and pleura beyond it, unless the tumour
+    lies in the lung (``tumour_in_lung``: `problem.Target.in_lung`, also when its host organ is
+    unknown, a nodule where lobes meet; or ``tumour`` / ``host_organ`` a lung label). Used for
+    plan.json's warnings (`ablation_warnings`) and the Slicer module's ablation label (live coverage)."""
     from .criteria import load_criteria
 
     need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
@@ -212,7 +217,7 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
              if n in near_spec["warn_structures"] and n not in hit and d <= float(near_spec["value"])}
     from ...anatomy import AERATED_LUNG
 
-    if (near_spec.get("lung_marks_diaphragm") and tumour not in AERATED_LUNG
+    if (near_spec.get("lung_marks_diaphragm") and not tumour_in_lung and tumour not in AERATED_LUNG
             and host_organ not in AERATED_LUNG):
         # no diaphragm label (TotalSegmentator has none): the lung beyond it stands for it
         lung = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
@@ -270,7 +275,8 @@ def probe_doubts(what: str, probes: list, tumour: str, host_organ: str = "") -> 
     return out
 
 
-def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str | None = None) -> list[str]:
+def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str | None = None,
+                      tumour_in_lung: bool = False) -> list[str]:
     """Every doubt about an ablation plan (`ablation_for_plan`'s dict), one line each, for the
     plan's ``warnings``:
 
@@ -285,8 +291,8 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
     - a multi-probe margin guarantee that is not proven on the analysis grid, a fewest-probe count
       that is not proven, and a multi-probe plan that failed (``multi_probe_failed``).
 
-    ``host_organ``: the structure holding the tumour ("" unknown: every structure is named).
-    Figures are those of ``abl`` (mL, mm, RAS mm)."""
+    ``host_organ``: the structure holding the tumour ("" unknown: every structure is named);
+    ``tumour_in_lung``: the tumour lies in the lung (`zone_doubts`). Figures are those of ``abl`` (mL, mm, RAS mm)."""
     from .multiprobe import outline_doubt
 
     dev = f"{abl['device']} {abl['setting']}"
@@ -303,7 +309,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        f"setting of {lethal:g} C or colder (imagio ablation devices) to judge them")
 
     def zone_doubts_(what: str, cov: dict, fix: str) -> None:
-        out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ))
+        out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ, tumour_in_lung))
 
     def probe_doubts_(what: str, probes: list) -> None:
         out.extend(probe_doubts(what, probes, abl["tumour"], host_organ))

@@ -156,6 +156,7 @@ def cmd_sarcoma(args) -> int:
     # (new-user trial 36 M2: a lossless flip of the thigh phantom moved the target 50 mm along the
     # tumour, a tie broken in storage order, and gave 4 cores instead of 3)
     from ...volume import as_ras_canonical
+    cover = getattr(labels, "lesion_cover", [])   # `io.with_lesions`' record: not carried by the reordered copy
     ct, labels = as_ras_canonical(ct)[0], as_ras_canonical(labels)[0]
     if "," in str(args.target):
         raise InputError("--procedure sarcoma-biopsy: give the tumour's label name as --target "
@@ -176,7 +177,7 @@ def cmd_sarcoma(args) -> int:
                      [["plan_compartments_axial.png", "axial slice through core 1's target: compartments "
                                                       "(green occupied, red uninvolved), bundle magenta, viable tumour cyan"]]}
     if getattr(args, "lesions", None):   # what each --lesions outline covered, what was kept (trial 36 H1)
-        doc["lesion_outline_covered"] = getattr(labels, "lesion_cover", [])
+        doc["lesion_outline_covered"] = cover
     if ct.warnings or labels.warnings:
         doc["input_warnings"] = ct.warnings + labels.warnings
     out.mkdir(parents=True, exist_ok=True)
