@@ -108,3 +108,32 @@ def test_without_a_carina_only_the_root_is_the_trachea_and_the_scope_fit_is_kept
     d = route_min_diameter(tree)
     below = np.concatenate([b.point_ids for b in tree.branches if b.parent >= 0])
     assert np.isfinite(d[below]).all()   # every point below the trachea has its narrowest lumen
+
+
+def test_a_correct_map_of_a_few_structures_cut_by_the_scans_end_is_not_refused(shared_data, tmp_path):
+    """New-user trial 38 (H1): TotalSegmentator's own segmentation of example_ct_sm cut to the liver
+    and the five lobes (as `--roi_subset liver lung_*` writes; the lobes run out of the top of the
+    scan) was refused as displaced by 6 mm: scored on the label alone and over the points still in
+    view, a lung label moved up (deeper into the aerated lung, its partial-volume base out of view)
+    always fitted better. Now the same points are scored at every shift, and the label's shell must
+    not be of the class: the map where it lies fits best; moved 8 mm along A it is refused.
+    Independently: the lobes reach the scan's top slice."""
+    ts = shared_data / "totalsegmentator-example"
+    names = io.read_label_names(ts / "labels_total_v2.json")
+    ct = io.read_image(ts / "example_ct_sm.nii.gz")
+    full = io.read_labels(ts / "example_seg.nii.gz", names)
+    keep = {v: n for v, n in full.labels.items() if n == "liver" or n.startswith("lung_")}
+    arr = np.where(np.isin(full.array, list(keep)), full.array, 0).astype(full.array.dtype)
+    lab = Volume(arr, full.ijk_to_ras.copy(), "liver_lungs", keep)
+    lobes = np.isin(arr, [v for v, n in keep.items() if n.startswith("lung_")])
+    top = int(np.argmax(np.abs(lab.ijk_to_ras[2, :3])))          # the storage axis nearest S (i, j, k)
+    assert np.take(lobes, [0, lobes.shape[2 - top] - 1], axis=2 - top).any()   # cut by an end of the scan
+    r = displacement(ct, lab, classes_from_labels(lab))
+    assert r is None or not r["doubtful"], r
+    path = tmp_path / "liver_lungs.nii.gz"
+    io.write_labels(lab, path)
+    assert cli.main(["plan", str(ts / "example_ct_sm.nii.gz"), "--labels", str(path), "--target", "liver",
+                     "--out", str(tmp_path / "p"), "--no-png", "--no-scene", "--skin-spacing", "6", "--quiet"]) in (0, 1)
+    moved = _moved(lab, (0.0, 8.0, 0.0))
+    r = displacement(ct, moved, classes_from_labels(moved))
+    assert r["displaced"], r
