@@ -213,6 +213,26 @@ def test_a_cavitating_nodule_is_aimed_at_its_wall_not_its_air(cta_slab):
 
 
 @pytest.mark.data
+def test_a_faint_ground_glass_nodule_keeps_its_centre(cta_slab):
+    """New-user trial 38 (M2): a pure ground-glass nodule at -760 HU (below the -700 HU bound, not
+    gas) was read as air and its target moved 9.9 mm to its rim (radius 10 mm). Only gas (a cavity,
+    median below -950 HU) moves the target; ground glass keeps its centre, with a word."""
+    from imagio.planning.problem import PlanningProblem
+
+    cube, arr, c = cta_slab
+    nod = _ball(cube, c, 8.0)
+    hu = np.where(nod, -760, cube.array).astype(cube.array.dtype)
+    lab = np.where(nod, 4, arr).astype(np.uint8)
+    names = {1: "body", 2: "lung_left", 3: "lung_right", 4: "lung_nodule_1", 5: "airways"}
+    ct, lb = cube.with_array(hu), cube.with_array(lab, labels=names)
+    prob = PlanningProblem.build(ct, lb, "lung_nodule_1")
+    centre = ct.kji_to_world(np.asarray(c, float)[None])[0]
+    assert np.linalg.norm(prob.target.point_ras - centre) < 1.0, prob.target.point_ras
+    assert not [w for w in prob.warnings if "moved" in w]
+    assert [w for w in prob.warnings if "not gas" in w]
+
+
+@pytest.mark.data
 def test_a_necrotic_centre_is_warned(tmp_path):
     if not (TS / "example_ct_dicom").exists():
         pytest.skip("../shared/data is not present")

@@ -739,8 +739,10 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
     `_check_target`), which is moved when it is air. New-user trial 36 H2: the centroid of a
     cavitating nodule lay in the cavity and the needle tip was planned in air, without a word.
     - More than half of the outline air: said (not a lesion, or drawn too wide).
-    - Air (median of the 3 x 3 x 3 voxels below ground glass's lower bound, lesion.json, Hansell
-      2008): the target moves to the deepest point (`deepest_point`) of the outline's soft tissue,
+    - Below ground glass's lower bound (lesion.json, Hansell 2008) but not gas (median of the
+      3 x 3 x 3 voxels at or above ``GAS_MEDIAN_HU``, -950 HU): a faint ground-glass nodule or
+      aerated lung, said; the target stays at the centre.
+    - Gas (median below ``GAS_MEDIAN_HU``: a cavity's air): the target moves to the deepest point (`deepest_point`) of the outline's soft tissue,
       from that bound up to the dense limit (`density.dense_min_hu`: contrast-filled vessel,
       calcification, bone), as the sarcoma planner aims at its viable map; said, with the share of
       the outline that reads air. An outline of air only is said (no lesion is seen in it).
@@ -771,6 +773,15 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
             f"{air_pct:.0f} % of the outline of {t.name} reads air (below ground glass's {low:.0f} HU, Hansell 2008): "
             "aerated lung or an airway inside the outline, or an outline drawn too wide; check the outline "
             "(--labels, --lesions): the target is its centre"]
+    from ..segmentation.common import GAS_MEDIAN_HU
+
+    if hu >= GAS_MEDIAN_HU:
+        # lung or ground-glass density, not a cavity's gas: a faint ground-glass nodule reads
+        # down to about -800 HU; its centre is where a biopsy aims (trial 38 M2: a -760 HU nodule's
+        # target was moved 9.9 mm to its rim)
+        return [f"the centre of {t.name} ({where}) reads {hu:.0f} HU (median around it), below ground glass's "
+                f"{low:.0f} HU (Hansell 2008) but not gas: a faint ground-glass nodule, or aerated lung inside an "
+                "outline drawn too wide; check the outline (--labels, --lesions): the target is its centre"]
     solid = mask & (ct.array >= low) & (ct.array <= dense_min_hu())
     why = (f"the centre of {t.name} ({where}) reads air (median {hu:.0f} HU around it, below ground glass's {low:.0f} HU, "
            f"Hansell 2008; {air_pct:.0f} % of its outline is air: a cavity, or aerated lung or an airway inside the outline)")
