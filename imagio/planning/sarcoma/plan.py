@@ -70,8 +70,12 @@ class SarcomaPlan:
         doc["procedure"] = PROCEDURE
         # the torso planner's 'no large named vessel (aorta, venae cavae, ...)' and 'host organ unknown'
         # do not apply to a limb: the bundle rule and the compartments say what was checked
+        # the label map's registration doubt is said once, in the sarcoma's words (trial 38 L1:
+        # the needle planner's own copy of it was printed too)
+        shifted = any(w.startswith("the label map may be displaced") for w in self.warnings)
         base = [w for w in doc.get("warnings", []) if not w.startswith("no large named vessel")
-                and not (w.startswith("host organ of") and "unknown" in w)]
+                and not (w.startswith("host organ of") and "unknown" in w)
+                and not (shifted and w.startswith("the label map may be displaced"))]
         doc["warnings"] = base + [w for w in self.warnings if w not in base]
         _limb_only(doc, float(self.plan.maps.cap_mm))
         doc["sarcoma"] = to_jsonable({
