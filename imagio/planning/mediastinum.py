@@ -99,6 +99,14 @@ class Mediastinum:
             self._planes[k] = region
         return self._planes[k]
 
+    def contains(self, ras) -> bool:
+        """Whether the RAS point ``ras`` (mm) lies in the mediastinum (its nearest voxel)."""
+        kji = np.rint(self.p.ct.world_to_kji(np.asarray(ras, float)[None])[0]).astype(int)
+        if np.any(kji < 0) or np.any(kji >= np.array(self.p.ct.shape)):
+            return False
+        other = [a for a in range(3) if a != self.axis]
+        return bool(self._plane(int(kji[self.axis]))[kji[other[0]], kji[other[1]]])
+
     def runs(self, entry_ras, target_ras, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """For paths ``entry_ras`` -> ``target_ras`` (n, 3) RAS mm: (mm of each inside the
         mediastinum outside the target lesion, float (n,); True where a plane it crosses inside

@@ -123,9 +123,10 @@ def absent_organs(problem) -> list[str]:
     return [o for o, classes in limits()["organs"].items() if not names.intersection(classes)]
 
 
-def organ_warnings(problem, n: int, entry_ras, target_ras) -> list[str]:
-    """One line per run of `soft_runs` of proposal ``n`` (1-based): what and where, what to do."""
-    runs = soft_runs(problem, entry_ras, target_ras)
+def organ_warnings(problem, n: int, entry_ras, target_ras, skip=None) -> list[str]:
+    """One line per run of `soft_runs` of proposal ``n`` (1-based): what and where, what to do;
+    runs for which ``skip(run)`` is true are left out (said elsewhere)."""
+    runs = [r for r in soft_runs(problem, entry_ras, target_ras) if skip is None or not skip(r)]
     if not runs:
         return []
     gone = absent_organs(problem)
