@@ -49,6 +49,19 @@ def test_cohort_csv_reads_the_clinical_vocabulary(tmp_path):
     assert got["d"] == {"sex": "female"}
 
 
+def test_missing_values_and_smoking_words_as_spreadsheets_write_them():
+    """Trial 38 LOW: "NA" (what R and pandas write for a missing value) and "ex-smoker" were
+    refused; an ambiguous word ("none": no family history, or not known?) still is."""
+    from imagio.stratification.patient import parse
+
+    for missing in ("NA", "N/A", "nan", "Missing"):
+        assert parse("smoker", missing) is None and parse("age", missing) is None
+    assert parse("smoker", "Ex-smoker") is True and parse("smoker", "Current smoker") is True
+    assert parse("smoker", "non-smoker") is False and parse("smoker", "Never smoked") is False
+    with pytest.raises(ValueError):
+        parse("family_history", "none")
+
+
 @pytest.mark.parametrize("column,value", [("age", "sixty"), ("sex", "x"), ("smoker", "sometimes"),
                                           ("emphysema", "ja")])
 def test_cohort_csv_refuses_an_unread_value_before_any_case(tmp_path, column, value, capsys):

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import math
 
-UNKNOWN = ("", "unknown")
+# missing values as spreadsheets, R and pandas write them (pandas.read_csv's default NA strings)
+UNKNOWN = ("", "unknown", "na", "n/a", "nan", "null", "missing", "not known")
 SEX = {"female": ("female", "f", "woman", "w"), "male": ("male", "m", "man")}
 YES = ("yes", "y", "true", "1")
 NO = ("no", "n", "false", "0")
 # smoking history as Mayo reads it: current or former smoker (Swensen 1997), or never smoked
-SMOKER = {True: ("current", "former", "ever") + YES, False: ("never",) + NO}
+SMOKER = {
+    True: ("current", "former", "ever", "ex", "ex-smoker", "exsmoker", "smoker", "current smoker",
+           "former smoker", "ever smoker") + YES,
+    False: ("never", "never smoker", "never smoked", "non-smoker", "nonsmoker", "non smoker") + NO,
+}
 YES_NO = {True: YES, False: NO}
 FIELDS = ("age", "sex", "smoker", "family_history", "extrathoracic_cancer", "emphysema")
 
