@@ -748,10 +748,11 @@ def test_nodule_table_does_not_name_the_detector_scale_a_diameter(tmp_path):
     from imagio.detection.outputs import write_nodule_csv
 
     d = {"id": 1, "type": "solid", "center_ras": [1.0, 2.0, 3.0], "mean_diameter_mm": 25.0, "long_axis_mm": 27.2,
-         "volume_ml": 5.9, "candidate": {"center_ras": [1.0, 2.0, 3.0], "probability": 0.9, "diameter_mm": 19.0}}
+         "axial_long_axis_mm": 24.1, "volume_ml": 5.9, "candidate": {"center_ras": [1.0, 2.0, 3.0], "probability": 0.9, "diameter_mm": 19.0}}
     rows = list(_csv.DictReader(open(write_nodule_csv(tmp_path / "n.csv", "s1", [d]))))
     assert "diameter_mm" not in rows[0] and rows[0]["detector_scale_mm"] == "19.0"
     assert rows[0]["mean_diameter_mm"] == "25.0" and rows[0]["long_axis_mm"] == "27.2"
+    assert rows[0]["axial_long_axis_mm"] == "24.1"   # Brock's and Mayo's size (trial 38 LOW: missing)
 
 
 def test_brock_and_mayo_read_the_axial_diameter_and_the_inputs_are_recorded():

@@ -20,9 +20,10 @@ from ..volume import Volume
 
 # detector_scale_mm: the detector's own size estimate (blob scale, concavity piece), not a measurement; the nodule's
 # size is mean_diameter_mm (Lung-RADS) and long_axis_mm (new-user trial 26: a column named
-# "diameter_mm", LUNA16's name for the size, held the 19 mm scale of a 25 mm nodule)
+# "diameter_mm", LUNA16's name for the size, held the 19 mm scale of a 25 mm nodule); axial_long_axis_mm
+# is the size Brock and Mayo read (the longest diameter on an axial section: van Riel 2017)
 NODULE_FIELDS = ("seriesuid", "coordX", "coordY", "coordZ", "probability", "id", "type",
-                 "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "volume_ml",
+                 "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "axial_long_axis_mm", "volume_ml",
                  "solid_component_mm", "side", "lobe", "distance_to_pleura_mm", "juxta_pleural",
                  "juxta_vascular", "lung_rads", "brock_low", "brock_high", "mayo_low", "mayo_high",
                  "refused", "warnings")
@@ -46,7 +47,7 @@ def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
         refused = "; ".join(f"{m}: {v['refused']}" for m, v in s.items() if "refused" in v)
         rows.append([sid, *(f"{v:.2f}" for v in lps), f"{c['probability']:.4f}", d["id"], d["type"],
                      f"{c['diameter_mm']:.1f}", d.get("mean_diameter_mm", ""),
-                     d.get("long_axis_mm", ""), d.get("volume_ml", ""), d.get("solid_component_mm", ""),
+                     d.get("long_axis_mm", ""), d.get("axial_long_axis_mm", ""), d.get("volume_ml", ""), d.get("solid_component_mm", ""),
                      d.get("side", ""), d.get("lobe") or d.get("lobe_note") or "", d.get("distance_to_pleura_mm", ""),
                      d.get("juxta_pleural", ""), d.get("juxta_vascular", ""),
                      s.get("lung_rads", {}).get("category", ""), *_rng(s, "brock"), *_rng(s, "mayo"),
