@@ -124,3 +124,21 @@ def test_totalsegmentator_liver_point_on_the_top_slice(shared_data, tmp_path):
         lung = np.isin(lab.array, [v for v, n in lab.labels.items() if n.startswith("lung")])
         near_lung = ndimage.binary_dilation(lung, np.ones((3, 3, 3), bool))[idx]
         assert np.all((hu[deep] > -400) | (labs[deep] > 0) | near_lung[deep])
+
+
+@pytest.mark.parametrize("spacing,direction", GRIDS)
+def test_a_named_tumour_cut_by_the_scan_is_said_up_front(spacing, direction):
+    """New-user trial 38 (LOW): a liver tumour on the scan's top slice was said only at the end of
+    an ablation's margin warning. The tumour here is cut through its middle by the top slice (the
+    test counts its voxels there itself); the plan says so, naming the superior edge. The whole
+    tumour (the uncut torso) gives no such warning."""
+    ct, lab, s_axis = _torso_cut_through_the_liver(spacing, direction)
+    inv = {n: v for v, n in lab.labels.items()}
+    _, top = _top_layer_point(ct, s_axis, 90.0, 0.0)
+    on_top = int((np.take(lab.array, top, axis=s_axis) == inv["liver_tumor"]).sum())
+    assert on_top > 10                                                   # the case: cut through
+    prob = PlanningProblem.build(ct, lab, "liver_tumor")
+    cut = [w for w in prob.warnings if w.startswith("target liver_tumor is cut by the scan")]
+    assert len(cut) == 1 and "superior edge" in cut[0] and f"({on_top} voxels)" in cut[0], prob.warnings
+    whole = PlanningProblem.build(*synthetic_torso(spacing, direction), "liver_tumor")
+    assert not any("cut by the scan" in w for w in whole.warnings)

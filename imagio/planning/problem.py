@@ -444,6 +444,7 @@ class PlanningProblem:
             prob.warnings.append(f"{coarse}: a path may cross a rib that neither shows")
         _check_labels_match(prob, covered)   # first: a wrong label map explains everything else
         _check_target(prob)
+        _lesion_cut_by_scan(prob)
         _refuse_lung_beyond_skin(prob, ndl.length_mm)
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
         tgt.in_lung = target_in_lung(prob.labels, tgt)
@@ -970,6 +971,33 @@ def _target_on_outer_layer(prob: "PlanningProblem", kji) -> None:
                          f"nothing beyond it is imaged, so structures within the margin on that side, "
                          "the target's extent there and any ablation zone beyond the scan are unknown; "
                          "extend the scan past the target to judge them")
+
+
+def _lesion_cut_by_scan(prob: "PlanningProblem") -> None:
+    """A named target whose label reaches a face of the image (the first or last slice, or the
+    field of view's edge in a slice) is cut by the scan: what lies beyond is not imaged, so its
+    centre, size, an ablation's coverage and its margin are those of the imaged part only. Said
+    as a warning up front (new-user trial 38 LOW: a liver tumour on the top slice was said only
+    at the end of a margin warning, its coverage printed as 99.5 %)."""
+    from .skin import side_of
+
+    t, lab = prob.target, prob.labels
+    if t.point_given or not t.value:
+        return
+    a = lab.array
+    faces = []
+    for ax in range(3):
+        if a.shape[ax] <= 4:   # a slab's thin axis is no face of the body (skin.outer_layers)
+            continue
+        for idx, sign in ((0, -1), (a.shape[ax] - 1, 1)):
+            n = int(np.count_nonzero(np.take(a, idx, axis=ax) == t.value))
+            if n:
+                faces.append((side_of(prob.ct.direction[:, 2 - ax] * sign), n))
+    if faces:
+        where = ", ".join(f"{side} edge ({n} voxels)" for side, n in faces)
+        prob.warnings.append(f"target {t.name} is cut by the scan: its label reaches the image's {where}; what "
+                             "lies beyond is not imaged, so its centre and size, and an ablation's coverage and "
+                             "margin, are those of the imaged part only; extend the scan past it to judge them")
 
 
 def _named(name: str, prefixes) -> bool:
