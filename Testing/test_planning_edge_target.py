@@ -142,3 +142,22 @@ def test_a_named_tumour_cut_by_the_scan_is_said_up_front(spacing, direction):
     assert len(cut) == 1 and "superior edge" in cut[0] and f"({on_top} voxels)" in cut[0], prob.warnings
     whole = PlanningProblem.build(*synthetic_torso(spacing, direction), "liver_tumor")
     assert not any("cut by the scan" in w for w in whole.warnings)
+
+
+def test_a_label_map_on_another_grid_is_said_resampled():
+    """New-user trial 36 (L1): labels on an oblique/coarser grid than the CT were resampled to it
+    silently (a margin of 1.8 mm against 3.5 mm on the CT's own grid, no word why). Another voxel
+    size is said, with both grids; a crop of the CT's own grid (voxel centres the same) is not."""
+    from imagio.io import InputWarning
+
+    ct, lab = synthetic_torso(2.0)
+    coarse = lab.resample_like(synthetic_torso(3.0, ribs=False)[1], order=0)
+    with pytest.warns(InputWarning, match=r"another grid than the CT \(voxels 3.00 x 3.00 x 3.00 mm against "
+                                          r"2.00 x 2.00 x 2.00 mm\)"):
+        PlanningProblem.build(ct, coarse, "liver_tumor")
+    crop = lab.crop((2, 3, 4), tuple(n - 2 for n in lab.shape))
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error", InputWarning)
+        PlanningProblem.build(ct, crop, "liver_tumor")
