@@ -1114,3 +1114,39 @@ def test_lung_pet_ct_dx_mass_type_on_an_oblique_grid(shared_data):
     assert meas.kind == meas0.kind, (meas.kind, meas0.kind, meas.volume_ml, meas0.volume_ml)
     close = abs(meas.volume_ml / meas0.volume_ml - 1) <= 0.15
     assert close or any("depends on where the click lies" in w for w in meas.warnings), (meas.volume_ml, meas.warnings)
+
+
+@pytest.mark.parametrize("spacing", [(1.5, 1.5, 1.5), (0.9, 0.9, 2.0)])
+def test_cavitating_solid_nodule_is_solid_with_its_cavity_said(spacing):
+    """New-user trial 36 (L5): a 16 mm solid nodule with an air cavity was typed part-solid, its
+    air read as a non-solid component (ground glass lies above -700 HU; a cavity is gas). A 20 mm
+    solid nodule (30 HU) with a 5 mm-radius air cavity (-1000 HU) at the deepest point of the
+    synthetic right lung away from its other structures, clicked on its wall from three sides:
+    solid, the cavity inside the outline and said in mL (the test's own count of the cavity's
+    voxels); the same nodule without a cavity says nothing of air."""
+    ct, t = make_ct(spacing=spacing, noise=12.0)
+    others = np.any([m for k, m in t.items() if k not in ("lung_right", "body")], axis=0)
+    depth = edt.edt(t["lung_right"] & ~others, anisotropy=tuple(float(v) for v in ct.spacing_kji))
+    assert depth.max() > 20.0
+    c = ct.kji_to_world(np.array([np.unravel_index(np.argmax(depth), depth.shape)], float))[0]
+    x, y, z = (ras_coordinate(ct, r) for r in range(3))
+    d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
+    ball, cavity = d <= 10.0, d <= 5.0
+    a = ct.array.astype(np.float32)
+    noise = np.random.default_rng(3).normal(0, 12.0, a.shape)
+    for with_cavity in (True, False):
+        b = np.where(ball, 30.0 + noise, a)
+        if with_cavity:
+            b = np.where(cavity, -1000.0 + noise, b)
+        img = ct.with_array(np.rint(b).astype(np.int16))
+        cav_ml = float((cavity & (b < -950)).sum()) * ct.voxel_volume_ml
+        for off in ([7.5, 0, 0], [0, 7.5, 0], [0, 0, -7.5]):
+            mask, meas = segment_lesion(img, tuple(c + off))
+            said = [w for w in meas.warnings if "of air (below" in w]
+            assert meas.subtype == "solid", (with_cavity, off, meas.subtype)
+            assert dice(mask, ball) >= 0.85
+            if with_cavity:
+                assert mask[cavity].mean() > 0.95                   # the cavity is part of the lesion
+                assert len(said) == 1 and f"{cav_ml:.2f} mL" in said[0], meas.warnings
+            else:
+                assert not said
