@@ -1198,9 +1198,13 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> 
         if in_air > 0.10 * n:
             raise InputError(f"{100.0 * in_air / n:.0f}% of the voxels of solid structures near the "
                              "target lie in air (< -500 HU): the label map does not belong to this CT")
-    # a map displaced inside the body (another series of the study, a wrong origin): its bone and
-    # aerated structures fit the CT's bone and air better when moved (new-user trial 36 H3)
+    # a map mirrored or upside down (its names' anatomy against RAS; new-user trial 39 H1/H2),
+    # then one displaced inside the body (another series of the study, a wrong origin): its bone
+    # and aerated structures fit the CT's bone and air better when moved (new-user trial 36 H3)
+    from ..label_orientation import check_orientation
     from ..label_registration import classes_from_labels, require_registered
+
+    prob.warnings.extend(check_orientation(lab, "the label map"))
 
     doubt = require_registered(ct, lab, classes_from_labels(lab), "the label map",
                                "every distance to a labelled structure and the target's position rest on it")

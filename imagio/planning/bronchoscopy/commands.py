@@ -285,6 +285,9 @@ def cmd_bronch(args) -> int:
     # a tree displaced inside the chest (other series, wrong origin): its lumen and the bones and
     # lungs of its label map fit the CT better when moved (new-user trial 36 H4: 8 mm off, every
     # branch "trachea", the scope's fit on the mask's own diameters, "short by 6.0 mm" for 45.5)
+    from ...label_orientation import check_orientation
+
+    side_notes = check_orientation(structures, f"the label map {args.structures or args.airways}")   # trial 39
     reg = classes_from_labels(air)
     reg["air"] = reg["air"] | mask if "air" in reg else mask
     shift_note = require_registered(ct, air, reg, f"the airway mask {args.airways} (--airways)",
@@ -301,7 +304,7 @@ def cmd_bronch(args) -> int:
     timings["tree"] = time.perf_counter() - t0
     target, target_name, piece_note = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)
-    notes = [x for x in (odd_scope, shift_note, piece_note) if x]
+    notes = side_notes + [x for x in (odd_scope, shift_note, piece_note) if x]
     if target_name and target_name != args.target:
         notes.append(f"the target point lies in the segment {target_name!r}: planned to that lesion's outline "
                      "(distances from its surface, bronchus sign from it)")

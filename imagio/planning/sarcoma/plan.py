@@ -236,8 +236,10 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     incision that is not an (m >= 2, 3) polyline, n_cores outside 3-5."""
     cfg = config()
     labels = labels_on_grid(labels, ct)
+    from ...label_orientation import check_orientation
     from ...label_registration import classes_from_labels, require_registered
 
+    side_notes = check_orientation(labels, "the label map")   # mirrored / upside down (trial 39)
     shift_note = require_registered(ct, labels, classes_from_labels(labels), "the label map",
                                     "the compartments, bone and bundle distances rest on it")
     anat = classify(labels)
@@ -250,7 +252,7 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         raise InputError(f"{name} lies in the {host} (most of what touches it): --procedure sarcoma-biopsy plans a "
                          "core biopsy of a soft-tissue sarcoma of a limb or the trunk wall (compartment rules); plan a "
                          "lesion inside an organ without --procedure")
-    warnings = [shift_note] if shift_note else []
+    warnings = side_notes + ([shift_note] if shift_note else [])
     if not anat.bones:   # never let a tract through unlabelled bone: take it from the CT
         check_structure_names(labels)   # the user's map, before IMAGIO's bone label is added (trial 28 L1)
         labels, n_ml = _bone_from_ct(ct, labels, tmask, list(anat.bundle.values()) + list(anat.joints.values()))

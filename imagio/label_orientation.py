@@ -1,0 +1,133 @@
+"""Is a label map mirrored or upside down against its CT? Read from the anatomy its names state.
+
+A label map flipped along an array axis with its geometry kept (a NIfTI written with the other
+handedness: radiological vs neurological order, qform vs sform; a DICOM-SEG converter's column
+order; slices sorted the other way) still lies on the CT's bone and air nearly everywhere in a
+near-symmetric trunk, so `label_registration`'s shift search does not see it. Its names do:
+
+- **left/right pairs** (``kidney_left``/``kidney_right``, ``rib_left_7``/``rib_right_7``,
+  ``lung_upper_lobe_left``/``..._right``, ...): a structure named left lies on the patient's left,
+  i.e. at smaller RAS R than its right partner, by the names' definition, whatever the patient's
+  situs (a kidney named left is the left kidney even in situs inversus);
+- **the vertebral column's order** (``vertebrae_C1`` ... ``vertebrae_L5``, ``vertebrae_S1``,
+  ``sacrum``) and **the ribs' order** (``rib_left_1`` ... ``rib_left_12``): a lower number lies
+  superior (RAS S larger); the centres of neighbouring vertebral bodies are ~20-45 mm apart
+  (Gray's Anatomy, 42nd ed., the vertebral column), the ribs' centroids follow their numbers;
+- **liver right of the spleen**: true in situs solitus only (situs inversus totalis about
+  1 in 10,000 births: Eitler et al., Insights Imaging 2022;13:23), so on its own it is warned,
+  never refused.
+
+RAS mm throughout (the label map's world coordinates). Positions are the labels' voxel
+centroids; a pair or sequence is judged only when its members' centroids lie at least
+``MIN_SEPARATION_MM`` apart along the axis that judges it (partial structures at a slab's end).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import InputError
+from .volume import Volume
+
+MIN_SEPARATION_MM = 10.0   # less than half the smallest spacing the rules read (two vertebral bodies)
+MAJORITY = 2.0 / 3.0       # share of judged pairs reversed that makes the map mirrored / reversed
+
+_SPINE = [f"vertebrae_C{i}" for i in range(1, 8)] + [f"vertebrae_T{i}" for i in range(1, 13)] + \
+         [f"vertebrae_L{i}" for i in range(1, 6)] + ["vertebrae_S1", "sacrum"]
+_RIB = re.compile(r"^rib_(left|right)_(\d+)$")
+
+
+def _centroids(labels: Volume, names: set[str]) -> dict[str, np.ndarray]:
+    """RAS centroid (mm) of each label named in ``names`` that has voxels."""
+    want = {int(v): n for v, n in labels.labels.items() if n in names and int(v) > 0}
+    if not want:
+        return {}
+    a = labels.array
+    boxes = ndimage.find_objects(a if a.dtype.kind in "iu" else a.astype(np.int32), max_label=max(want))
+    out = {}
+    for v, n in want.items():
+        sl = boxes[v - 1] if v - 1 < len(boxes) else None
+        if sl is None:
+            continue
+        kji = np.argwhere(a[sl] == v)
+        kji = kji + np.array([s.start for s in sl])
+        out[n] = labels.kji_to_world(kji.mean(0)[None].astype(float))[0]
+    return out
+
+
+def _partner(name: str) -> str | None:
+    """The right-side name of a left-side name (token 'left' -> 'right'), else None."""
+    tok = name.split("_")
+    return "_".join("right" if t == "left" else t for t in tok) if "left" in tok else None
+
+
+def _order_pairs(seq: list[str], cen: dict) -> tuple[int, int, list[str]]:
+    """(judged, reversed, examples) over the pairs of ``seq`` present: a lower index lies superior."""
+    have = [n for n in seq if n in cen]
+    judged = rev = 0
+    ex = []
+    for i, a in enumerate(have):
+        for b in have[i + 1:]:
+            ds = cen[a][2] - cen[b][2]   # > 0 when a (lower index) is superior to b
+            if abs(ds) < MIN_SEPARATION_MM:
+                continue
+            judged += 1
+            if ds < 0:
+                rev += 1
+                if len(ex) < 2:
+                    ex.append(f"{a} lies {-ds:.0f} mm inferior to {b}")
+    return judged, rev, ex
+
+
+def check_orientation(labels: Volume, what: str = "the label map") -> list[str]:
+    """Warnings on ``labels``' anatomical orientation; raises InputError (one line, what to do)
+    when its left/right pairs are mirrored or its vertebrae/ribs stand in reverse order along S
+    (each by a ``MAJORITY`` of the judged pairs). A minority of reversed pairs, or the liver left
+    of the spleen with no pair to tell a mirrored map from situs inversus, is returned as a
+    warning. Nothing is said when the names judge nothing (no pairs, one vertebra)."""
+    names = set(labels.labels.values())
+    lefts = {n: _partner(n) for n in names if _partner(n) in names}
+    ribs = {n for n in names if _RIB.match(n)}
+    wanted = set(lefts) | set(lefts.values()) | (set(_SPINE) & names) | ribs | ({"liver", "spleen"} & names)
+    if not wanted:
+        return []
+    cen = _centroids(labels, wanted)
+    warnings = []
+    # left/right: the right partner lies at larger R
+    judged = [(lft, rgt, cen[rgt][0] - cen[lft][0]) for lft, rgt in sorted(lefts.items())
+              if lft in cen and rgt in cen and abs(cen[rgt][0] - cen[lft][0]) >= MIN_SEPARATION_MM]
+    wrong = [(lft, rgt, d) for lft, rgt, d in judged if d < 0]
+    if judged and len(wrong) >= MAJORITY * len(judged):
+        ex = ", ".join(f"{lft} lies {-d:.0f} mm right of {rgt}" for lft, rgt, d in wrong[:2])
+        raise InputError(f"{what} is mirrored left-right against the CT: {len(wrong)} of {len(judged)} left/right "
+                         f"pairs lie on the wrong side ({ex}); it was likely written with the other handedness "
+                         "(radiological vs neurological order, qform vs sform) or the CT's orientation is wrong: "
+                         "export the segmentation again in this CT's geometry (or check the CT's header)")
+    if wrong:
+        warnings.append(f"{what}: {len(wrong)} of {len(judged)} left/right pairs lie on the wrong side ("
+                        + ", ".join(f"{lft} {-d:.0f} mm right of {rgt}" for lft, rgt, d in wrong[:3])
+                        + "): labels swapped between the sides there; check them on the CT")
+    # superior-inferior: the vertebral column and each side's ribs in their order
+    rib_seqs = [sorted((n for n in ribs if _RIB.match(n).group(1) == side), key=lambda n: int(_RIB.match(n).group(2)))
+                for side in ("left", "right")]
+    tot = [_order_pairs(seq, cen) for seq in [_SPINE] + rib_seqs]
+    n_j, n_r = sum(t[0] for t in tot), sum(t[1] for t in tot)
+    ex = [e for t in tot for e in t[2]][:2]
+    if n_j and n_r >= MAJORITY * n_j:
+        raise InputError(f"{what} stands upside down against the CT: {n_r} of {n_j} pairs of vertebrae/ribs lie in "
+                         f"reverse order along S ({'; '.join(ex)}); its slices were likely stored in the other order "
+                         "(sorted the other way, or a converter's z flip): export the segmentation again in this "
+                         "CT's geometry")
+    if n_r:
+        warnings.append(f"{what}: {n_r} of {n_j} pairs of vertebrae/ribs lie in reverse order along S "
+                        f"({'; '.join(ex)}): check their labels on the CT")
+    if "liver" in cen and "spleen" in cen and not judged:
+        d = cen["liver"][0] - cen["spleen"][0]
+        if d <= -MIN_SEPARATION_MM:
+            warnings.append(f"{what}: the liver lies {-d:.0f} mm left of the spleen: a map mirrored left-right, or "
+                            "situs inversus; no left/right pair of structures is labelled to tell which: check the "
+                            "sides on the CT before planning")
+    return warnings
