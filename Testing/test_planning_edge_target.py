@@ -161,3 +161,14 @@ def test_a_label_map_on_another_grid_is_said_resampled():
     with _w.catch_warnings():
         _w.simplefilter("error", InputWarning)
         PlanningProblem.build(ct, crop, "liver_tumor")
+
+
+def test_a_named_target_that_is_a_vessel_is_said():
+    """New-user trial 39 (L2): `--target aorta` planned a needle into the aorta without a word (a
+    point there is refused as a vessel). A named vessel target is planned as asked but said; the
+    tumour is not."""
+    ct, lab = synthetic_torso(3.0)
+    prob = PlanningProblem.build(ct, lab, "aorta")
+    said = [w for w in prob.warnings if w.startswith("the target aorta is a structure a needle otherwise never")]
+    assert len(said) == 1, prob.warnings
+    assert not any("otherwise never enters" in w for w in PlanningProblem.build(ct, lab, "liver_tumor").warnings)

@@ -400,6 +400,14 @@ class PlanningProblem:
             elif name == tgt.name and not tgt.point_given:
                 prob.warnings.append(f"--role {name}: {name} is the target, which the needle always enters "
                                      "(its role is not used)")
+        own = next((sp for sp in specs if sp.value == tgt.value), None) if not tgt.point_given else None
+        if own is not None and not names_a_lesion(own.name) and (own.role == "margin" or never_target(own.name)):
+            # a point there is refused (_check_target); a name is planned as asked (a direct
+            # aortic puncture, a cholecystostomy), but said (new-user trial 39 L2)
+            prob.warnings.append(f"the target {own.name} is a structure a needle otherwise never enters "
+                                 f"({'a vessel or nerve kept at a margin' if own.role == 'margin' else 'never a target'}"
+                                 "): planned to its centre as asked; a biopsy or ablation target is the lesion's own "
+                                 "label, not this structure's")
         crossable = sorted(n for n in prob.roles_overridden if n in labels.labels.values()
                            and names_a_lesion(n)
                            and next(s.role for s in specs if s.name == n) == "passable"
