@@ -216,19 +216,21 @@ def test_a_cavitating_nodule_is_aimed_at_its_wall_not_its_air(cta_slab):
 def test_a_faint_ground_glass_nodule_keeps_its_centre(cta_slab):
     """New-user trial 38 (M2): a pure ground-glass nodule at -760 HU (below the -700 HU bound, not
     gas) was read as air and its target moved 9.9 mm to its rim (radius 10 mm). Only gas (a cavity,
-    median below -950 HU) moves the target; ground glass keeps its centre, with a word."""
+    median below -950 HU) moves the target; ground glass keeps its centre, with a word. The nodule
+    here reads -720 HU: this CTA's lung around it reads -805 to -740 HU (interquartile range), so
+    a -760 HU nodule would not be seen in it (trial 39 M1's rule says so)."""
     from imagio.planning.problem import PlanningProblem
 
     cube, arr, c = cta_slab
     nod = _ball(cube, c, 8.0)
-    hu = np.where(nod, -760, cube.array).astype(cube.array.dtype)
+    hu = np.where(nod, -720, cube.array).astype(cube.array.dtype)
     lab = np.where(nod, 4, arr).astype(np.uint8)
     names = {1: "body", 2: "lung_left", 3: "lung_right", 4: "lung_nodule_1", 5: "airways"}
     ct, lb = cube.with_array(hu), cube.with_array(lab, labels=names)
     prob = PlanningProblem.build(ct, lb, "lung_nodule_1")
     centre = ct.kji_to_world(np.asarray(c, float)[None])[0]
     assert np.linalg.norm(prob.target.point_ras - centre) < 1.0, prob.target.point_ras
-    assert not [w for w in prob.warnings if "moved" in w]
+    assert not [w for w in prob.warnings if "moved" in w or "no lesion is seen" in w]
     assert [w for w in prob.warnings if "not gas" in w]
 
 
@@ -289,3 +291,29 @@ def test_a_bronchus_under_a_lesion_outline_stays_forbidden(cta_slab, tmp_path):
     prob = PlanningProblem.build(cube, merged, "lung_nodule_1")
     _, k = _median3(cube, prob.target.point_ras)
     assert not air[tuple(k)] and sphere[tuple(k)]
+
+
+@pytest.mark.data
+def test_an_outline_off_its_nodule_is_said_to_hold_no_lesion(cta_slab):
+    """New-user trial 39 (M1): a nodule outline 15 mm off its nodule (95 % aerated lung) was planned
+    as "a faint ground-glass nodule, or aerated lung inside an outline drawn too wide". An outline
+    that reads as the lung around it is said to hold no lesion; a -720 HU ground-glass nodule at
+    the same place (denser than its lung) is not. The test reads the outline's and its shell's HU
+    itself: the displaced outline's median lies within the shell's interquartile range."""
+    from scipy import ndimage
+
+    from imagio.planning.problem import PlanningProblem
+
+    cube, arr, c = cta_slab
+    nod = _ball(cube, c, 8.0)
+    names = {1: "body", 2: "lung_left", 3: "lung_right", 4: "lung_nodule_1", 5: "airways"}
+    for hu_nodule, expect in ((None, True), (-720, False)):
+        hu = cube.array if hu_nodule is None else np.where(nod, hu_nodule, cube.array).astype(cube.array.dtype)
+        lab = np.where(nod, 4, arr).astype(np.uint8)
+        ct, lb = cube.with_array(hu), cube.with_array(lab, labels=names)
+        shell = ndimage.binary_dilation(nod, iterations=4) & ~ndimage.binary_dilation(nod, iterations=1)
+        med, (q1, q3) = np.median(hu[nod]), np.percentile(hu[shell], [25, 75])
+        assert (med <= q3) == expect                         # own reading of the case
+        prob = PlanningProblem.build(ct, lb, "lung_nodule_1")
+        said = [w for w in prob.warnings if w.startswith("no lesion is seen in the outline of lung_nodule_1")]
+        assert len(said) == int(expect), prob.warnings
