@@ -237,3 +237,33 @@ def test_zone_mesh_matches_ellipsoid():
     q = t ** 2 / 20.0 ** 2 + (np.einsum("ij,ij->i", d, d) - t ** 2) / 12.0 ** 2
     assert np.allclose(q, 1.0, atol=1e-4)
     assert np.abs(t).max() == pytest.approx(20.0, abs=0.1)
+
+
+def test_heat_sink_gives_the_lumen_where_it_lies():
+    """New-user trial 36 (L2): the heat sink gave the vessel's largest lumen near the zone at its
+    nearest voxel's place (5.2 mm there in one plan, 8.8 mm in another, same point). A vessel
+    parallel to the zone's axis, 12 mm off it, 4 mm wide at the zone's equator and 8 mm wide from
+    5 mm above it: the reported lumen lies where the test's own vessel has that width, and
+    the nearest point is given with its own (narrow) lumen."""
+    shape = (40, 60, 60)
+    m = make_ijk_to_ras((0.7, 0.7, 1.0), (0, 0, 0), rotation((0, 0, 1), 15.0))
+    vol = Volume(np.zeros(shape, np.uint8), m)
+    ras = vol.kji_to_world(np.indices(shape).reshape(3, -1).T.astype(float)).reshape(shape + (3,))
+    c = vol.kji_to_world(np.array([[20.0, 30.0, 30.0]]))[0]
+    arr = np.ones(shape, np.uint8)
+    arr[np.linalg.norm(ras - c, axis=-1) <= 5.0] = 2
+    up = ras[..., 2] - c[2]
+
+    def width(s):   # the vessel's diameter (mm) at height s above the zone's centre
+        return np.where(np.asarray(s) < 5.0, 4.0, 8.0)
+
+    dxy = np.linalg.norm((ras - (c + np.array([12.0, 0.0, 0.0])))[..., :2], axis=-1)
+    arr[dxy <= width(up) / 2] = 3
+    lab = Volume(arr, m, labels={1: "liver", 2: "liver_tumor_1", 3: "hepatic_vein"})
+    ctx = AblationContext(lab, "liver_tumor_1", spacing_mm=0.7)
+    (h,) = ctx.evaluate([Ellipsoid(c, np.array([0, 0, 1.0]), 10.0, 9.0)], "radiofrequency").heat_sink
+    at = width(h["ras"][2] - c[2])
+    assert h["diameter_mm"] >= 6.0                                    # the wide part lies near the zone
+    assert h["diameter_mm"] == pytest.approx(at, abs=1.5), (h, at)    # the lumen where it is said to be
+    assert h["nearest_diameter_mm"] == pytest.approx(width(h["nearest_ras"][2] - c[2]), abs=1.5)
+    assert h["nearest_distance_to_zone_mm"] <= h["distance_to_zone_mm"]

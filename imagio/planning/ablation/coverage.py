@@ -303,7 +303,7 @@ class AblationContext:
             if inb.any():
                 sub = heatsink.Centrelines(cl.kji[inb], cl.ras[inb], cl.diameter_mm[inb], cl.name[inb])
                 idx = tuple((sub.kji - blo).T)
-                hs = heatsink.flag(sub, _signed(zd[idx], zin[idx], sm), modality)
+                hs = heatsink.flag(sub, _signed(zd[idx], zin[idx], sm), modality, voxel_mm=float(np.max(sm)))
         return near, hs
 
     def surface_with_margins(self, cov: Coverage, name: str = "AblativeMarginMm"):
