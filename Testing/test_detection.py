@@ -691,6 +691,6 @@ def test_never_candidate_causes_names_the_step_that_lost_a_small_faint_nodule():
     assert hit == [True, False]
     assert [m["diameter_mm"] for m in miss] == [3.0]
     assert miss[0]["cause"] in MISS_CAUSES
-    assert miss[0]["cause"] == "dot response below min_contrast_hu"
+    assert miss[0]["cause"] == "response < min_contrast_hu"
     assert miss[0]["search_fraction"] == pytest.approx(1.0)
     assert miss[0]["response_hu"] < constants()["min_contrast_hu"]["value"]

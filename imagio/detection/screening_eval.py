@@ -107,9 +107,9 @@ def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: flo
 
 
 # the first step of weights-free candidate generation (imagio.detection.blobs) that loses a nodule
-MISS_CAUSES = ("outside the search region", "no bright blob", "blobness below min_blobness",
-               "dot response below min_contrast_hu", "peak of its region outside it",
-               "dropped by the wall, bone, shell or lung tests", "merged into a candidate centred elsewhere")
+MISS_CAUSES = ("outside search region", "no bright blob", "blobness < min_blobness",
+               "response < min_contrast_hu", "region peak outside it", "dropped: wall/bone/shell/lung",
+               "merged into another")
 
 
 def never_candidate_causes(scan, pool: dict, candidates: list) -> list[dict]:
