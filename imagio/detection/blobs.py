@@ -490,22 +490,15 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
         sig2 = sig2[:0]
     # faintest sub-solid tissue: the bottom of Jacobs' range against this scan's parenchyma
     c_min2 = max(c["type_hu"]["subsolid_min"] - parenchyma, 0.5 * c_min)
+    resp2, best_s2, blob2 = dot_filter(ss, search[sl], sig2, floor=k * c_min2, pyramid=pyramid)
     # scale selection (Lindeberg T, IJCV 1998;30:79-116): a blob's size is the scale of the
-    # maximum of its normalised response over scale; a response still rising below the channel's
-    # smallest scale has its maximum below it, i.e. the structure is smaller than the 6 mm the
-    # channel reports (partial-volume cores of small airways and thin vessels; a sub-solid nodule
-    # that small is Lung-RADS 2 and the dot channel still sees it): not a candidate here. A
-    # maximum over scale needs its lower neighbour to be told from a response still rising, so
-    # the filter also runs one scale below the range (``below``) and a voxel counts when its best
-    # scale is within the range: a 6-8 mm ground-glass nodule answers most at the 6 mm scale and
-    # less at 4.8 mm, a true maximum (before: every response largest at the 6 mm scale was
-    # dropped, 2 of the phantom's 6-10 mm ground-glass never-candidates among them).
+    # maximum of its normalised response over scale; a response that is largest at the channel's
+    # smallest scale has its maximum at or below it, i.e. the structure is smaller than the 6 mm
+    # the channel reports (partial-volume cores of small airways and thin vessels; a sub-solid
+    # nodule that small is Lung-RADS 2 and the dot channel still sees it): not a candidate here.
     # Not applied to the dot channel, whose smallest scale is the smallest nodule (3 mm): a 3-4 mm
     # nodule answers most there on a 1.5 mm grid.
-    below = sig[sig < sig2[0] * (1.0 - 1e-6)][-1:] if len(sig2) else sig2[:0]
-    sig2x = np.r_[below, sig2]
-    resp2, best_s2, blob2 = dot_filter(ss, search[sl], sig2x, floor=k * c_min2, pyramid=pyramid)
-    peaks2, r2, s2, b2 = _peaks(resp2, best_s2, blob2, k * c_min2, b_min, sig2x[0] if len(sig2x) else 0.0)
+    peaks2, r2, s2, b2 = _peaks(resp2, best_s2, blob2, k * c_min2, b_min, sig2[0] if len(sig2) else 0.0)
     p(0.8, "detect: candidates")
     peaks = np.r_[peaks, peaks2].reshape(-1, 3)
     r_peak, s_peak, b_peak = np.r_[r_peak, r2], np.r_[s_peak, s2], np.r_[b_peak, b2]
