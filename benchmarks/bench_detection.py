@@ -8,8 +8,12 @@ Lung-PET-CT-Dx: first-hit rank, false positives, CPM with its bootstrap interval
 that grid, 0.72 x 0.50 x 1.12 mm) on this machine's cores.
 
 Environment: IMAGIO_BENCH_DETECTION_SCANS (default 20) and IMAGIO_BENCH_DETECTION_SPACING
-(default 1.5) change the phantom set. Goal (issue 17): CPM >= 0.80; < 20 s per 512x512x300 scan
-on 2 cores.
+(default 1.5) change the phantom set; IMAGIO_BENCH_DETECTION_PHANTOM_ONLY=1 stops after the
+phantom rows (no 512 x 512 x 300 timing, no real scans: for iterating on the detector, e.g.
+``IMAGIO_BENCH_DETECTION_SCANS=4 IMAGIO_BENCH_DETECTION_PHANTOM_ONLY=1 python -m benchmarks detection``).
+The rows "never a candidate: ..." count the nodules no candidate hits by the first step of
+candidate generation that lost them (:func:`imagio.detection.screening_eval.never_candidate_causes`).
+Goal (issue 17): CPM >= 0.80; < 20 s per 512x512x300 scan on 2 cores.
 """
 
 from __future__ import annotations
@@ -24,19 +28,26 @@ def run() -> list[dict]:
     import numpy as np
 
     from imagio.detection import detect
-    from imagio.detection.screening_eval import evaluate_screening
+    from imagio.detection.blobs import _canonical_ct_and_mask, _candidates_from_pool, candidate_pool
+    from imagio.detection.screening_eval import evaluate_screening, never_candidate_causes
     from imagio.phantom.screening import screening_scan
+    from imagio.segmentation.common import as_progress
 
     n = int(os.environ.get("IMAGIO_BENCH_DETECTION_SCANS", "20"))
     sp = float(os.environ.get("IMAGIO_BENCH_DETECTION_SPACING", "1.5"))
-    scans, cands, times = [], [], []
+    scans, cands, times, misses = [], [], [], []
     for seed in range(n):
         s = screening_scan(spacing=sp, seed=seed)
         t0 = time.perf_counter()
-        c = detect(s.phantom.ct)
+        # detect(ct) of the weights-free detector, step by step so the pool is kept for the misses
+        ct, mask = _canonical_ct_and_mask(s.phantom.ct, None)
+        pool = candidate_pool(ct, mask)
+        c = _candidates_from_pool(ct, pool, as_progress(None)) if pool is not None else []
         times.append(time.perf_counter() - t0)
         scans.append(s)
         cands.append(c)
+        if pool is not None:
+            misses += never_candidate_causes(s, pool, c)
     ev = evaluate_screening(scans, cands)
     rows = [{"name": f"phantom screening CPM ({n} scans, {sp:g} mm)", "value": ev["cpm"], "unit": ""},
             {"name": "CPM 95% CI low", "value": ev["cpm_ci"][0], "unit": ""},
@@ -62,6 +73,17 @@ def run() -> list[dict]:
     rows.append({"name": f"detect time per scan median {scans[0].phantom.ct.shape}",
                  "value": float(np.median(times)), "unit": "s"})
     rows.append({"name": "detect time per scan max", "value": float(np.max(times)), "unit": "s"})
+    for cause in sorted({m["cause"] for m in misses}):
+        for b in sorted({m["size_bin"] for m in misses}):
+            cnt = sum(1 for m in misses if m["cause"] == cause and m["size_bin"] == b)
+            if cnt:
+                rows.append({"name": f"never a candidate: {cause}, {b}", "value": cnt, "unit": "nodules"})
+    ev["never_candidate"] = [{k: m[k] for k in ("kind", "diameter_mm", "position", "cause", "response_hu",
+                                                "search_fraction")} for m in misses]
+    out = Path(__file__).resolve().parent / "detection_results.json"
+    if os.environ.get("IMAGIO_BENCH_DETECTION_PHANTOM_ONLY") == "1":
+        out.write_text(json.dumps(ev, indent=1, default=float))
+        return rows
     # a 512 x 512 x 300 chest CT: the full torso phantom resampled to that grid
     from imagio import phantom
     from imagio.volume import Volume, make_ijk_to_ras
@@ -114,6 +136,5 @@ def run() -> list[dict]:
                  {"name": "real CPM 95% CI low", "value": ev_real["cpm_ci"][0], "unit": ""},
                  {"name": "real CPM 95% CI high", "value": ev_real["cpm_ci"][1], "unit": ""}]
         ev["real"] = {k: v for k, v in ev_real.items() if k != "curve"}
-    out = Path(__file__).resolve().parent / "detection_results.json"
     out.write_text(json.dumps({k: v for k, v in ev.items()}, indent=1, default=float))
     return rows

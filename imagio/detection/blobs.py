@@ -451,7 +451,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     "keep" (passes the lung-shell, wall and sub-solid tests), "channel" ("dot", "subsolid",
     "concavity"), "r_peak", "s_peak", "b_peak" (dot and sub-solid peaks only), "shell",
     "conc" (the concavity dicts), "n_solid", "n_dot", "fissure" (dot peaks scored as
-    perifissural, :func:`perifissural_scores`). For :func:`detect_blobs` and for measuring
+    perifissural, :func:`perifissural_scores`), "search" (the search region on "sub"),
+    "parenchyma" (the lungs' median HU). For :func:`detect_blobs` and for measuring
     the recall of candidate generation apart from the ranking."""
     p = as_progress(progress)
     c = constants()
@@ -554,7 +555,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     channel = np.array(["dot"] * n_solid + ["subsolid"] * (n_dot - n_solid) + ["concavity"] * len(conc))
     return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
                 keep=keep, channel=channel, r_peak=r_peak, s_peak=s_peak, b_peak=b_peak,
-                shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k, fissure=fissure)
+                shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k, fissure=fissure,
+                search=search[sl], parenchyma=parenchyma)
 
 
 def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:

@@ -104,3 +104,80 @@ def evaluate_screening(scans: list, candidates: list[list], mimic_radius_mm: flo
               thresholds={"1fp": t1, "8fp": t8}, frame="RAS mm")
     ev.pop("curve", None)
     return ev
+
+
+# the first step of weights-free candidate generation (imagio.detection.blobs) that loses a nodule
+MISS_CAUSES = ("outside search region", "no bright blob", "blobness < min_blobness",
+               "response < min_contrast_hu", "region peak outside it", "dropped: wall/bone/shell/lung",
+               "merged into another")
+
+
+def never_candidate_causes(scan, pool: dict, candidates: list) -> list[dict]:
+    """Why each nodule of a phantom screening scan that no candidate hits (LUNA16's rule: within
+    its radius of its centre) was lost, by the first step of the dot channel of
+    :func:`imagio.detection.blobs.candidate_pool` that it fails (:data:`MISS_CAUSES`):
+
+    1. less than half of its sphere lies in the search region (the lungs' per-section closing);
+    2. no voxel of its sphere is a bright blob at any nodule scale up to its own (all three
+       Hessian eigenvalues negative; a bump on the chest wall or on a vessel has one >= 0);
+    3. the dot response exceeds ``min_contrast_hu`` only where the blobness is below
+       ``min_blobness`` (vessel suppression);
+    4. the dot response stays below ``min_contrast_hu`` (read as a ball's contrast in HU);
+    5-7. a peak exists, but its region's maximum lies outside the sphere, or the peak is dropped
+       by the wall / bone / lung-shell / one-lung tests, or merged into a stronger candidate
+       whose centre lies outside the sphere.
+
+    The response is recomputed in a box around the nodule with no floor, on the reference
+    single-grid filter (``pyramid=False``), so steps 2-4 are read without the search region's
+    or the pyramid's effect. The sub-solid and concavity channels are not diagnosed (their
+    candidates are counted as hits like any other). pool: :func:`candidate_pool` of the scan's CT;
+    candidates: the detector's list for it. Returns one dict per missed nodule: the truth's keys
+    plus "cause", "response_hu" (largest response where the blobness passes, HU) and
+    "search_fraction"."""
+    from . import constants
+    from .blobs import _around, dot_filter, scales_mm
+
+    c = constants()
+    k, c_min, b_min = (c["ball_response_per_hu"]["value"], c["min_contrast_hu"]["value"],
+                       c["min_blobness"]["value"])
+    sub, search = pool["sub"], pool["search"]
+    cen = np.array([q.center_ras for q in candidates], float).reshape(-1, 3)
+    sig_all = scales_mm(c["nodule_diameter_mm"]["value"][0], c["mass_diameter_max_mm"]["value"],
+                        c["scales_per_octave"]["value"])
+    out = []
+    for t in scan.truth:
+        r = t["diameter_mm"] / 2.0
+        if len(cen) and np.any(np.sum((cen - np.asarray(t["center_ras"])) ** 2, axis=1) < r * r):
+            continue
+        row = {**t, "response_hu": 0.0, "search_fraction": 0.0}
+        out.append(row)
+        q = np.rint(sub.world_to_kji(np.asarray(t["center_ras"], float)[None])[0]).astype(int)
+        if np.any(q < 0) or np.any(q >= np.array(sub.shape)):
+            row["cause"] = MISS_CAUSES[0]
+            continue
+        sig = sig_all[: max(int(np.sum(2.0 * np.sqrt(3.0) * sig_all <= t["diameter_mm"])), 1)]
+        box, dist = _around(sub.shape, q, r + 3.0 * float(sig[-1]) + 2.0 * float(max(sub.spacing_kji)),
+                            sub.spacing_kji)
+        inside = dist < max(r, 0.5 * float(min(sub.spacing_kji)))
+        row["search_fraction"] = float(search[box][inside].mean())
+        loc = sub.crop([b.start for b in box], [b.stop for b in box])
+        resp, _, blob = dot_filter(loc, np.ones(loc.shape, bool), sig, floor=-np.inf, pyramid=False)
+        rs, bs = resp[inside], blob[inside]
+        ok = bs >= b_min
+        row["response_hu"] = float(rs[ok].max() / k) if ok.any() else 0.0
+        near = np.linalg.norm(pool["centres"] - np.asarray(t["center_ras"]), axis=1) < r
+        if row["search_fraction"] < 0.5:
+            row["cause"] = MISS_CAUSES[0]
+        elif not np.any(rs > 0):
+            row["cause"] = MISS_CAUSES[1]
+        elif row["response_hu"] <= c_min < float(rs.max() / k):
+            row["cause"] = MISS_CAUSES[2]
+        elif row["response_hu"] <= c_min:
+            row["cause"] = MISS_CAUSES[3]
+        elif not near.any():
+            row["cause"] = MISS_CAUSES[4]
+        elif not pool["keep"][near].any():
+            row["cause"] = MISS_CAUSES[5]
+        else:
+            row["cause"] = MISS_CAUSES[6]
+    return out
