@@ -124,6 +124,8 @@ def test_fused_multi_probe_setting_needs_its_probe_count():
 
 
 def _vessel_case(diameter):
+    """A spherical tumour and a straight vessel parallel to S 12 mm from its centre; ``diameter``
+    (mm) or a function of the height above the tumour's centre (mm) giving it."""
     shape = (40, 60, 60)
     m = make_ijk_to_ras((0.7, 0.7, 1.0), (0, 0, 0), rotation((0, 0, 1), 15.0))
     vol = Volume(np.zeros(shape, np.uint8), m)
@@ -134,7 +136,8 @@ def _vessel_case(diameter):
     # a straight vessel parallel to S, 12 mm from the tumour centre
     axis_pt = c + np.array([12.0, 0.0, 0.0])
     dxy = np.linalg.norm((ras - axis_pt)[..., :2], axis=-1)
-    arr[dxy <= diameter / 2] = 3
+    width = diameter(ras[..., 2] - c[2]) if callable(diameter) else diameter
+    arr[dxy <= width / 2] = 3
     lab = Volume(arr, m, labels={1: "liver", 2: "liver_tumor_1", 3: "hepatic_vein"})
     return AblationContext(lab, "liver_tumor_1", spacing_mm=0.7), c
 
@@ -245,22 +248,10 @@ def test_heat_sink_gives_the_lumen_where_it_lies():
     parallel to the zone's axis, 12 mm off it, 4 mm wide at the zone's equator and 8 mm wide from
     5 mm above it: the reported lumen lies where the test's own vessel has that width, and
     the nearest point is given with its own (narrow) lumen."""
-    shape = (40, 60, 60)
-    m = make_ijk_to_ras((0.7, 0.7, 1.0), (0, 0, 0), rotation((0, 0, 1), 15.0))
-    vol = Volume(np.zeros(shape, np.uint8), m)
-    ras = vol.kji_to_world(np.indices(shape).reshape(3, -1).T.astype(float)).reshape(shape + (3,))
-    c = vol.kji_to_world(np.array([[20.0, 30.0, 30.0]]))[0]
-    arr = np.ones(shape, np.uint8)
-    arr[np.linalg.norm(ras - c, axis=-1) <= 5.0] = 2
-    up = ras[..., 2] - c[2]
-
     def width(s):   # the vessel's diameter (mm) at height s above the zone's centre
         return np.where(np.asarray(s) < 5.0, 4.0, 8.0)
 
-    dxy = np.linalg.norm((ras - (c + np.array([12.0, 0.0, 0.0])))[..., :2], axis=-1)
-    arr[dxy <= width(up) / 2] = 3
-    lab = Volume(arr, m, labels={1: "liver", 2: "liver_tumor_1", 3: "hepatic_vein"})
-    ctx = AblationContext(lab, "liver_tumor_1", spacing_mm=0.7)
+    ctx, c = _vessel_case(width)
     (h,) = ctx.evaluate([Ellipsoid(c, np.array([0, 0, 1.0]), 10.0, 9.0)], "radiofrequency").heat_sink
     at = width(h["ras"][2] - c[2])
     assert h["diameter_mm"] >= 6.0                                    # the wide part lies near the zone
