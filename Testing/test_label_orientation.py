@@ -5,8 +5,9 @@ NIfTI written with the other handedness) was planned with the target "liver" 152
 patient's left, the needles through the spleen, colon and splenic vein, said only as a doubtful
 15 mm shift (H1); the same map with its slices in reverse order was planned with no word, the
 tumour target 16 mm off in fat and a needle through a rib (H2). The checks here read the map
-itself: which side each left/right pair lies on and how the vertebrae and ribs stand along S,
-in world RAS, on straight and oblique grids.
+itself: which side each left/right pair lies on, how the vertebrae and ribs stand along S and
+whether the aorta, heart, trachea lie in front of the spine, in world RAS, on straight and
+oblique grids.
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ def test_mirrored_and_upside_down_maps_are_refused_the_right_one_is_not(shared_d
         check_orientation(mirrored)
     with pytest.raises(InputError, match="upside down against the CT"):
         check_orientation(_flip_along(lab, 2))
+    # front to back (trial 39 H2: planned without a word, a needle through costal cartilage); the
+    # test's own reading: the aorta behind the vertebrae after the flip
+    ap = _flip_along(lab, 1)
+    inv = {n: v for v, n in ap.labels.items()}
+    a_of = {n: float(ap.kji_to_world(np.argwhere(ap.array == inv[n]).astype(float)).mean(0)[1])
+            for n in ("aorta", "vertebrae_T12")}
+    assert a_of["aorta"] < a_of["vertebrae_T12"]
+    with pytest.raises(InputError, match="flipped front to back against the CT"):
+        check_orientation(ap)
 
 
 def test_one_swapped_pair_is_warned_and_liver_left_of_spleen_alone_is_a_doubt(shared_data):

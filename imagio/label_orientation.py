@@ -13,6 +13,9 @@ near-symmetric trunk, so `label_registration`'s shift search does not see it. It
   ``sacrum``) and **the ribs' order** (``rib_left_1`` ... ``rib_left_12``): a lower number lies
   superior (RAS S larger); the centres of neighbouring vertebral bodies are ~20-45 mm apart
   (Gray's Anatomy, 42nd ed., the vertebral column), the ribs' centroids follow their numbers;
+- **the vertebral column posterior to the mediastinum's midline organs** (``aorta``, ``heart``,
+  ``sternum``, ``trachea``, ``esophagus``: the vertebral bodies lie behind them, Gray's Anatomy,
+  42nd ed., the posterior mediastinum), each against the vertebrae beside it along S;
 - **liver right of the spleen**: true in situs solitus only (situs inversus totalis about
   1 in 10,000 births: Eitler et al., Insights Imaging 2022;13:23), so on its own it is warned,
   never refused.
@@ -38,6 +41,9 @@ MAJORITY = 2.0 / 3.0       # share of judged pairs reversed that makes the map m
 _SPINE = [f"vertebrae_C{i}" for i in range(1, 8)] + [f"vertebrae_T{i}" for i in range(1, 13)] + \
          [f"vertebrae_L{i}" for i in range(1, 6)] + ["vertebrae_S1", "sacrum"]
 _RIB = re.compile(r"^rib_(left|right)_(\d+)$")
+_ANTERIOR_TO_SPINE = ("aorta", "heart", "sternum", "trachea", "esophagus")
+_VERTEBRAE = tuple(_SPINE[:-1]) + ("vertebrae",)   # IMAGIO's rules name the column 'vertebrae'
+
 
 
 def _centroids(labels: Volume, names: set[str]) -> dict[str, np.ndarray]:
@@ -85,13 +91,17 @@ def _order_pairs(seq: list[str], cen: dict) -> tuple[int, int, list[str]]:
 def check_orientation(labels: Volume, what: str = "the label map") -> list[str]:
     """Warnings on ``labels``' anatomical orientation; raises InputError (one line, what to do)
     when its left/right pairs are mirrored or its vertebrae/ribs stand in reverse order along S
-    (each by a ``MAJORITY`` of the judged pairs). A minority of reversed pairs, or the liver left
+    (each by a ``MAJORITY`` of the judged pairs), or its mediastinal organs lie behind the spine.
+    A minority of reversed pairs, or the liver left
     of the spleen with no pair to tell a mirrored map from situs inversus, is returned as a
     warning. Nothing is said when the names judge nothing (no pairs, one vertebra)."""
     names = set(labels.labels.values())
     lefts = {n: _partner(n) for n in names if _partner(n) in names}
     ribs = {n for n in names if _RIB.match(n)}
-    wanted = set(lefts) | set(lefts.values()) | (set(_SPINE) & names) | ribs | ({"liver", "spleen"} & names)
+    front = set(_ANTERIOR_TO_SPINE) & names
+    verts = set(_VERTEBRAE) & names if front else set()
+    wanted = (set(lefts) | set(lefts.values()) | (set(_SPINE) & names) | ribs | ({"liver", "spleen"} & names)
+              | front | verts)
     if not wanted:
         return []
     cen = _centroids(labels, wanted)
@@ -124,6 +134,24 @@ def check_orientation(labels: Volume, what: str = "the label map") -> list[str]:
     if n_r:
         warnings.append(f"{what}: {n_r} of {n_j} pairs of vertebrae/ribs lie in reverse order along S "
                         f"({'; '.join(ex)}): check their labels on the CT")
+    # anterior-posterior: the spine behind the midline organs of the mediastinum
+    spine = [cen[n] for n in verts if n in cen]
+    ap = []
+    if spine:
+        col = np.array(spine)
+        for n in sorted(front & set(cen)):
+            near = col[np.argsort(np.abs(col[:, 2] - cen[n][2]))[:2]]   # the vertebrae beside it along S
+            da = float(cen[n][1] - near[:, 1].mean())
+            if abs(da) >= MIN_SEPARATION_MM:
+                ap.append((n, da))
+    back = [(n, da) for n, da in ap if da < 0]
+    if ap and len(back) >= MAJORITY * len(ap):
+        ex = ", ".join(f"{n} lies {-da:.0f} mm posterior to the vertebrae" for n, da in back[:2])
+        raise InputError(f"{what} is flipped front to back against the CT: {ex}; it was likely written with an axis "
+                         "reversed (a converter's orientation): export the segmentation again in this CT's geometry")
+    if back:
+        warnings.append(f"{what}: " + ", ".join(f"{n} lies {-da:.0f} mm posterior to the vertebrae" for n, da in back)
+                        + ": check these labels on the CT")
     if "liver" in cen and "spleen" in cen and not judged:
         d = cen["liver"][0] - cen["spleen"][0]
         if d <= -MIN_SEPARATION_MM:
