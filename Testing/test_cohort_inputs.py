@@ -16,6 +16,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from imagio.errors import InputError
@@ -181,3 +182,27 @@ def test_study_list_with_two_scans_of_one_name_says_how_to_name_them(tmp_path):
     with pytest.raises(InputError, match="in a CSV with a path and a seriesuid column"):
         list_cases(lst)
 
+
+
+@needs_slabs
+@pytest.mark.parametrize("row,says", [("LIDC-IDRI-0003_slab,72.0,77.3,500.0,26", "lie outside the scan"),
+                                      ("LIDC-IDRI-0003_slab,72.0,77.3,-191.8,-3", "diameter_mm '-3'")])
+def test_detect_evaluate_refuses_a_reference_outside_the_scan_or_without_a_size(tmp_path, capsys, row, says):
+    """New-user trial 40 (M3): a reference nodule 616 mm above the scan was scored as a miss (CPM 0.5)
+    and a diameter of -3 mm gave CPM 0.0, both without a word. Both are refused in one line before
+    the scan is run (no output written). The test's own reading of the slab's extent along S."""
+    from imagio import cli, io
+
+    ct = io.read_image(L3)
+    corners = np.array([[a, b, c] for a in (0, ct.shape[0] - 1) for b in (0, ct.shape[1] - 1)
+                        for c in (0, ct.shape[2] - 1)], float)
+    s = ct.kji_to_world(corners)[:, 2]
+    assert not s.min() <= -500.0 <= s.max()              # LPS z 500 = RAS S -500: outside the slab
+    ref = tmp_path / "ref.csv"
+    ref.write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\n" + row + "\n")
+    out = tmp_path / "det"
+    assert cli.main(["detect", str(L3), "--out", str(out), "--no-slicer", "--characterise", "0",
+                     "--evaluate", str(ref), "--quiet"]) == 2
+    err = [e for e in capsys.readouterr().err.strip().splitlines() if not e.startswith("imagio: warning:")]
+    assert len(err) == 1 and says in err[0], err          # the scan's own input warning aside
+    assert not (out / "candidates.json").exists()

@@ -20,6 +20,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..progress import printer
+from ..volume import Volume
+from .references import lps_to_ras
 
 from .pipeline import CSV_FIELDS, CSV_FRAME, Options, ras_to_lps, run_scan  # noqa: F401
 
@@ -51,8 +53,29 @@ def read_reference(path: Path) -> dict:
                 v = [float(row[k]) for k in ("coordX", "coordY", "coordZ", "diameter_mm")]
             except ValueError:
                 raise InputError(f"{path}: non-numeric value in row {row}") from None
+            if not np.all(np.isfinite(v)) or v[3] <= 0:
+                # a nodule has a size; a hit is judged within its radius (trial 40 M3: -3 gave CPM 0.0)
+                raise InputError(f"{path}: line {r.line_num}: diameter_mm {row['diameter_mm']!r} and the coordinates must "
+                                 "be finite, the diameter above 0 mm; correct the row")
             out.setdefault(row["seriesuid"], []).append(v)
     return {k: np.array(v) for k, v in out.items()}
+
+
+def require_references_in_scan(ref: dict, sid: str, ct: Volume, path) -> None:
+    """Refuse (InputError, one line) reference nodules of scan ``sid`` whose centre (LPS mm)
+    lies outside ``ct``: no detector can find them, and scored as misses they lower the CPM
+    (new-user trial 40 M3: a reference 616 mm above the scan gave CPM 0.5 without a word); most
+    often a reference in another convention (RAS, voxel indices) or of another series."""
+    rows = ref.get(sid)
+    if rows is None or not len(rows):
+        return
+    ras = lps_to_ras(rows[:, :3])
+    out = ~ct.contains_world(ras)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise InputError(f"{path}: {int(out.sum())} of the {len(rows)} reference nodules of {sid!r} lie outside the scan "
+                         f"(the first at LPS {np.round(rows[i, :3], 1).tolist()} mm: {ct.outside_text(ras[i])}); "
+                         "give LUNA16 coordinates (LPS mm, world) of this series")
 
 
 def patient_from_args(args) -> dict:
@@ -110,6 +133,8 @@ def cmd_detect(args) -> int:
     ct = io.read_image(src)
     lungs = io.read_labels(Path(args.lungs)) if args.lungs else None
     sid = series_id(ct, src)
+    if ref is not None:
+        require_references_in_scan(ref, sid, ct, args.evaluate)
     row = run_scan(ct, sid, out, opts, lungs=lungs, progress=printer(args.quiet), ct_path=str(src))
     summary = {"seriesuid": sid, "candidates": row["candidates"], "nodules": row["nodules"],
                "highest_lung_rads": row["highest_lung_rads"],

@@ -21,8 +21,8 @@ from ..volume import Volume
 
 
 def lps_to_ras(p) -> np.ndarray:
-    p = np.asarray(p, float)
-    return np.array([-p[0], -p[1], p[2]])
+    """RAS mm of LPS mm point(s) ``p`` (shape (3,) or (N, 3)): R = -L, A = -P, S = S."""
+    return np.asarray(p, float) * np.array([-1.0, -1.0, 1.0])
 
 
 def from_reader_csv(path: Path, patient: str, pixel_mm: float) -> tuple[np.ndarray, float]:
