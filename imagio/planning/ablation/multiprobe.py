@@ -2,7 +2,8 @@
 
 Multi-probe: candidate zones are (feasible skin entry, zone centre) pairs: up to
 ``max_directions`` well separated entries among the planner's feasible candidates, times zone
-centres on a lattice inside the tumour; the tip is placed so that the zone centre lands on
+centres on a lattice inside the tumour (for probes in place at once, cryoprobes: along each of
+those directions, parallel tracks side by side, each from its own skin entry, `parallel_tracks`); the tip is placed so that the zone centre lands on
 the lattice point, and every candidate path entry -> tip is checked in one vectorised pass of
 the planner's scorer (all hard constraints); the chosen paths are re-checked by the independent
 `verify.Verifier` (a rejected one is dropped and the cover solved again). Sample points of
@@ -672,11 +673,18 @@ def _milp_spaced(A: np.ndarray, spacing: "Spacing", idx, limit_s: float, nodes: 
 def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: float | None,
                   restarts: int, spacing: "Spacing"):
     """(columns, proven) of a cover of every row of A whose probes keep clear of each other
-    (``spacing``: no two conflicting columns), the fewest first: the greedy cover and randomised
-    restarts among compatible zones (they find a cover where the greedy dead-ends: the 3 mm
-    phantom's liver_tumor_1 with the IceRod; when none exists they cost minutes on a 45 mm
-    tumour), then one ``milp`` over every column with `Spacing.constraints`
-    (the LP bound of the cover alone stays a lower bound), then `_cheapen` among compatible zones.
+    (``spacing``: no two conflicting columns), the fewest first: the greedy cover among
+    compatible zones; with the directions of parallel tracks (``spacing.family``,
+    `parallel_tracks`), while none meets the LP bound, for each direction the greedy cover that
+    takes its tracks first (`_greedy_cover` ``first``), and when none of those covers, the
+    fewest among the tracks of each pair of directions (one milp each within ``PAIR_NODE_LIMIT``
+    nodes: the 45 mm phantom tumour + 5 mm with the IceRod found no cover otherwise); then
+    randomised restarts among compatible zones (`_grasp_cover`) that try to improve a cover
+    (``SPACED_RESTARTS`` of them after a cover of parallel tracks) or, without directions, find
+    one where the greedy dead-ends; without any cover one
+    ``milp`` over every column with `Spacing.constraints` decides within ``NODE_LIMIT`` nodes
+    (the LP bound of the cover alone stays a lower bound); without directions a cover above the
+    bound is also improved by that milp. Then `_cheapen` among compatible zones.
     No such cover: (empty, proven) with ``proven`` True when ``milp`` showed that none exists
     (status 2), False when it stopped first."""
     def covers(p):
@@ -708,10 +716,10 @@ def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: f
                     pick = cand
         if len(pick):   # a cover of parallel tracks: restarts among compatible zones to improve it
             restarts = min(restarts, SPACED_RESTARTS)
-    if len(pick) > lb and restarts > 0:   # restarts improve a cover (without one they only repeat
-        # the greedy's dead ends: minutes on a 45 mm tumour)
-        alt = _grasp_cover(A, np.zeros(0, int), cost, lb, len(pick) - 1, restarts, spacing=spacing)
-        if covers(alt) and len(alt) < len(pick):
+    if (len(pick) > lb or (len(pick) == 0 and spacing.family is None)) and restarts > 0:
+        most = len(pick) - 1 if len(pick) else A.shape[1]
+        alt = _grasp_cover(A, np.zeros(0, int), cost, lb, most, restarts, spacing=spacing)
+        if covers(alt) and (len(pick) == 0 or len(alt) < len(pick)):
             pick = alt
     proven = len(pick) > 0 and len(pick) <= lb
     if len(pick) == 0:   # no cover found yet: one milp over every column decides (within its nodes)
