@@ -3,7 +3,8 @@
 Multi-probe: candidate zones are (feasible skin entry, zone centre) pairs: up to
 ``max_directions`` well separated entries among the planner's feasible candidates, times zone
 centres on a lattice inside the tumour (for probes in place at once, cryoprobes: along each of
-those directions, parallel tracks side by side, each from its own skin entry, `parallel_tracks`); the tip is placed so that the zone centre lands on
+those directions, parallel tracks side by side, each from its own skin entry, `parallel_tracks`);
+the tip is placed so that the zone centre lands on
 the lattice point, and every candidate path entry -> tip is checked in one vectorised pass of
 the planner's scorer (all hard constraints); the chosen paths are re-checked by the independent
 `verify.Verifier` (a rejected one is dropped and the cover solved again). Sample points of
@@ -199,28 +200,31 @@ def _perpendicular_basis(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def parallel_tracks(maps, ctx: AblationContext, target, directions, lateral_mm: float, step_mm: float,
-                    reach_mm: float):
+                    reach_mm: float, region=None):
     """Candidate probes on parallel tracks, each from its own skin entry, as probes in place at
     once are placed side by side (cryoablation: parallel cryoprobes 1-2 cm apart, Littrup 2009;
     Shah 2016, ablation_criteria.json ``simultaneous_probe_spacing``). For each unit direction of
     ``directions`` (n, 3; a feasible needle direction to the target), the lines along it through
     a square lattice of points ``lateral_mm`` apart in the plane across it through ``target``;
-    on each line the zone centres ``step_mm`` apart that lie in the tumour (``ctx.tumour``), and
+    on each line the zone centres ``step_mm`` apart that lie in ``region`` (bool mask on the
+    analysis grid; default the tumour, ``ctx.tumour``), and
     the line's skin entry: where the line, followed back from its deepest centre, first leaves
     the body (its last sample inside, on the outer skin of ``maps``; a line that leaves through
     a cut face, leaves the maps' crop or finds no skin within ``reach_mm`` is dropped). Two
     tracks of one direction are at least ``lateral_mm`` apart along their whole length; all
     centres of a line share its entry (one probe per line when the probes may not share one).
     Returns (E entries, C centres, N outward skin normals at the entries, track id per
-    candidate, direction index per candidate), RAS mm, quantised, each direction's candidates in world order of their centres.
+    candidate, direction index per candidate), RAS mm, quantised, each direction's candidates
+    in world order of their centres.
     Vectorised over lines and samples; the loop is over the (at most ``max_directions``)
     directions."""
     from ..candidates import normals_at
     from ..distance_maps import BODY, SKIN
 
     g = ctx.grid
+    region = ctx.tumour if region is None else region
     t = quantise_mm(np.asarray(target, float)[None])[0]
-    kt = np.argwhere(ctx.tumour)
+    kt = np.argwhere(region)
     R = float(np.linalg.norm(g.kji_to_ras(kt.astype(float)) - t, axis=1).max()) if len(kt) else 0.0
     K = int(np.ceil(R / lateral_mm))
     Km = int(np.ceil(R / step_mm))
@@ -239,7 +243,7 @@ def parallel_tracks(maps, ctx: AblationContext, target, directions, lateral_mm: 
         kji = np.rint(g.ras_to_kji(P.reshape(-1, 3))).astype(np.int64)
         inb = np.all((kji >= 0) & (kji < np.asarray(g.shape)), axis=1)
         inside = np.zeros(len(kji), bool)
-        inside[inb] = ctx.tumour[tuple(kji[inb].T)]
+        inside[inb] = region[tuple(kji[inb].T)]
         inside = inside.reshape(len(base), len(mm))
         lines = np.flatnonzero(inside.any(axis=1))
         if not len(lines):
