@@ -352,6 +352,17 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        f"apart at {c['at_ras']} RAS mm, closer than a shaft and both probes' placement uncertainty: "
                        "cryoprobes are in place together and may meet there; this plan cannot be placed as is "
                        "(move one entry, or use fewer, larger zones)")
+        pl = mp.get("placement") or {}
+        far = [(i + 1, d) for i, d in enumerate(pl.get("nearest_tip_mm") or [])
+               if pl.get("simultaneous") and d > pl["max_tip_spacing_mm"]]
+        if far:   # Littrup 2009: lethal ice of a lone probe under heat load is small; <= 2 cm arrays overcome it
+            out.append(f"{what}: probe{'s' if len(far) > 1 else ''} "
+                       f"{', '.join(f'{i} ({d:g} mm)' for i, d in far)} lie{'' if len(far) > 1 else 's'} farther "
+                       f"than {pl['max_tip_spacing_mm']:g} mm from every other probe's tip: the cover counts each "
+                       "probe's own single-probe isotherm from the device table, but lethal ice is confluent only "
+                       "between cryoprobes <= 2 cm apart and a lone probe under body heat load made little of it "
+                       "(Littrup 2009; Shah 2016: 1-1.5 cm for practice); check that probe's lethal zone or bring "
+                       "a probe within 2 cm of it")
         probe_doubts_(what, mp.get("probes", []))
         zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
                                            "(--guarantee-margin; the cover above is checked at sample points of "

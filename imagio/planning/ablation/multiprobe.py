@@ -2,7 +2,9 @@
 
 Multi-probe: candidate zones are (feasible skin entry, zone centre) pairs: up to
 ``max_directions`` well separated entries among the planner's feasible candidates, times zone
-centres on a lattice inside the tumour; the tip is placed so that the zone centre lands on
+centres on a lattice inside the tumour (for probes in place at once, cryoprobes: along each of
+those directions, parallel tracks side by side, each from its own skin entry, `parallel_tracks`);
+the tip is placed so that the zone centre lands on
 the lattice point, and every candidate path entry -> tip is checked in one vectorised pass of
 the planner's scorer (all hard constraints); the chosen paths are re-checked by the independent
 `verify.Verifier` (a rejected one is dropped and the cover solved again). Sample points of
@@ -46,6 +48,8 @@ NODE_LIMIT = 2000       # branch-and-bound nodes per improving milp (a machine-i
 GRASP_RESTARTS = 256    # randomised greedy restarts before the milp (`_grasp_cover`; ~2 ms each
                         # on the 45 mm demo tumour at 1.5 mm, whose 6-cover took 22-131 over 8 seeds)
 GRASP_NOISE = 0.2       # a restart's greedy gain is scaled by a random factor in [1 - this, 1]
+PAIR_NODE_LIMIT = 50    # branch-and-bound nodes of each two-direction milp of a spaced cover (`_spaced_cover`)
+SPACED_RESTARTS = 32    # randomised restarts that try to improve a spaced cover of parallel tracks
 
 
 @dataclass
@@ -182,6 +186,102 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
     return out
 
 
+TRACK_STEP_MM = 0.5   # sampling step along a parallel track when looking for its skin entry
+
+
+def _perpendicular_basis(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors (RAS) perpendicular to the unit vector ``d`` and to each other, fixed in
+    the world (from the RAS axis least aligned with ``d``): the same lattice whatever the
+    array's axis order."""
+    ax = np.eye(3)[int(np.argmin(np.abs(d)))]
+    v1 = np.cross(d, ax)
+    v1 /= np.linalg.norm(v1)
+    return v1, np.cross(d, v1)
+
+
+def parallel_tracks(maps, ctx: AblationContext, target, directions, lateral_mm: float, step_mm: float,
+                    reach_mm: float, region=None):
+    """Candidate probes on parallel tracks, each from its own skin entry, as probes in place at
+    once are placed side by side (cryoablation: parallel cryoprobes 1-2 cm apart, Littrup 2009;
+    Shah 2016, ablation_criteria.json ``simultaneous_probe_spacing``). For each unit direction of
+    ``directions`` (n, 3; a feasible needle direction to the target), the lines along it through
+    a square lattice of points ``lateral_mm`` apart in the plane across it through ``target``;
+    on each line the zone centres ``step_mm`` apart that lie in ``region`` (bool mask on the
+    analysis grid; default the tumour, ``ctx.tumour``), and
+    the line's skin entry: where the line, followed back from its deepest centre, first leaves
+    the body (its last sample inside, on the outer skin of ``maps``; a line that leaves through
+    a cut face, leaves the maps' crop or finds no skin within ``reach_mm`` is dropped). Two
+    tracks of one direction are at least ``lateral_mm`` apart along their whole length; all
+    centres of a line share its entry (one probe per line when the probes may not share one).
+    Returns (E entries, C centres, N outward skin normals at the entries, track id per
+    candidate, direction index per candidate), RAS mm, quantised, each direction's candidates
+    in world order of their centres.
+    Vectorised over lines and samples; the loop is over the (at most ``max_directions``)
+    directions."""
+    from ..candidates import normals_at
+    from ..distance_maps import BODY, SKIN
+
+    g = ctx.grid
+    region = ctx.tumour if region is None else region
+    t = quantise_mm(np.asarray(target, float)[None])[0]
+    kt = np.argwhere(region)
+    R = float(np.linalg.norm(g.kji_to_ras(kt.astype(float)) - t, axis=1).max()) if len(kt) else 0.0
+    K = int(np.ceil(R / lateral_mm))
+    Km = int(np.ceil(R / step_mm))
+    ii, jj = np.meshgrid(np.arange(-K, K + 1), np.arange(-K, K + 1), indexing="ij")
+    ii, jj = ii.ravel(), jj.ravel()
+    mm = np.arange(-Km, Km + 1)
+    samples = np.arange(0.0, float(reach_mm) + TRACK_STEP_MM, TRACK_STEP_MM)
+    shape = np.asarray(maps.code.shape)
+    out_e, out_c, out_n, out_t, out_f = [], [], [], [], []
+    n_tracks = 0
+    for f, d in enumerate(np.asarray(directions, float)):
+        d = d / np.linalg.norm(d)
+        v1, v2 = _perpendicular_basis(d)
+        base = t + lateral_mm * (ii[:, None] * v1 + jj[:, None] * v2)            # (lines, 3)
+        P = base[:, None, :] + step_mm * mm[None, :, None] * d                   # (lines, depths, 3)
+        kji = np.rint(g.ras_to_kji(P.reshape(-1, 3))).astype(np.int64)
+        inb = np.all((kji >= 0) & (kji < np.asarray(g.shape)), axis=1)
+        inside = np.zeros(len(kji), bool)
+        inside[inb] = region[tuple(kji[inb].T)]
+        inside = inside.reshape(len(base), len(mm))
+        lines = np.flatnonzero(inside.any(axis=1))
+        if not len(lines):
+            continue
+        deepest = len(mm) - 1 - np.argmax(inside[lines, ::-1], axis=1)
+        start = P[lines, deepest]                                                 # (l, 3)
+        S = start[:, None, :] - samples[None, :, None] * d                        # back towards the skin
+        sk = np.rint(maps.world_to_kji(S.reshape(-1, 3))).astype(np.int64)
+        incrop = np.all((sk >= 0) & (sk < shape), axis=1)
+        fl = np.zeros(len(sk), np.int64)
+        fl[incrop] = maps.code[tuple(sk[incrop].T)] >> 16
+        fl = fl.reshape(len(lines), len(samples))
+        incrop = incrop.reshape(len(lines), len(samples))
+        out = ~(fl & BODY).astype(bool)
+        first_out = np.argmax(out, axis=1)
+        ok = out.any(axis=1) & (first_out > 0)
+        last = np.maximum(first_out - 1, 0)
+        r = np.arange(len(lines))
+        ok &= incrop[r, first_out] & incrop[r, last] & ((fl[r, last] & SKIN) > 0)
+        if not ok.any():
+            continue
+        L = lines[ok]
+        entry = quantise_mm(S[r[ok], last[ok]])                                   # on the line
+        li, di = np.nonzero(inside[L])
+        C = quantise_mm(P[L[li], di])
+        o = world_order(C)     # each direction's candidates in world order of their centres
+        out_c.append(C[o])
+        out_e.append(entry[li][o])
+        out_n.append(normals_at(maps, entry)[li][o])
+        out_t.append(n_tracks + li[o])
+        out_f.append(np.full(len(o), f))
+        n_tracks += len(L)
+    if not out_c:
+        z = np.zeros((0, 3))
+        return z, z, z, np.zeros(0, int), np.zeros(0, int)
+    return tuple(np.concatenate(x) for x in (out_e, out_c, out_n, out_t, out_f))
+
+
 def min_shaft_spacing_mm(needle) -> float:
     """The closest two planned shafts of probes in place at once may come (mm): one shaft
     diameter plus both probes' placement uncertainty (``needle``: `problem.Needle`, the probe's
@@ -211,15 +311,42 @@ def segment_distances(p0, p1, q0, q1):
     return np.sqrt(np.einsum("...i,...i->...", gap, gap)), s, t
 
 
-def shaft_conflicts(E: np.ndarray, T: np.ndarray, limit_mm: float) -> np.ndarray:
+def shaft_conflicts(E: np.ndarray, T: np.ndarray, limit_mm: float, track=None) -> np.ndarray:
     """Bool (n, n): the shafts entry E[i] -> tip T[i] and E[j] -> T[j] (RAS mm) pass closer than
     ``limit_mm`` anywhere along their length (`segment_distances`; True on the diagonal and for
-    probes through one entry). Blocks of rows, vectorised over the columns."""
+    probes through one entry). ``track`` (int per shaft, optional): shafts of one track lie on
+    one line from one entry (`parallel_tracks`), so each is part of its track's longest shaft;
+    they conflict with each other, and the shafts of two tracks are compared only when the
+    tracks' longest shafts pass closer than the limit (parallel tracks of one direction never
+    do): the pairs measured are those of nearby tracks, vectorised (without ``track`` every
+    shaft is its own track: every pair is measured)."""
     n = len(E)
-    out = np.zeros((n, n), bool)
-    for s0 in range(0, n, 128):
-        d = segment_distances(E[s0:s0 + 128, None], T[s0:s0 + 128, None], E[None], T[None])[0]
-        out[s0:s0 + 128] = d < limit_mm
+    E, T = np.asarray(E, float), np.asarray(T, float)
+    inv = np.arange(n) if track is None else np.unique(np.asarray(track), return_inverse=True)[1].ravel()
+    nt = int(inv.max()) + 1 if n else 0
+    order = np.lexsort((-np.linalg.norm(T - E, axis=1), inv))       # by track, longest first
+    counts = np.bincount(inv, minlength=nt)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lo = order[starts]                                                # each track's longest shaft
+    out = inv[:, None] == inv[None, :]                                # one track: one line, one entry
+    A, B = [], []
+    for s0 in range(0, nt, 256):                                      # track pairs, blocks of rows
+        d = segment_distances(E[lo[s0:s0 + 256], None], T[lo[s0:s0 + 256], None], E[lo][None], T[lo][None])[0]
+        a, b = np.nonzero(d < limit_mm)
+        keep = s0 + a < b
+        A.append(s0 + a[keep])
+        B.append(b[keep])
+    A, B = (np.concatenate(x).astype(np.int64) if x else np.zeros(0, np.int64) for x in (A, B))
+    m = counts[A] * counts[B]                                         # shaft pairs of each near track pair
+    for c0 in range(0, len(A), 4096):                                 # chunks of track pairs
+        a, b, mc = A[c0:c0 + 4096], B[c0:c0 + 4096], m[c0:c0 + 4096]
+        pid = np.repeat(np.arange(len(a)), mc)
+        k = np.arange(int(mc.sum())) - np.repeat(np.cumsum(mc) - mc, mc)
+        i = order[starts[a[pid]] + k // counts[b[pid]]]
+        j = order[starts[b[pid]] + k % counts[b[pid]]]
+        close = segment_distances(E[i], T[i], E[j], T[j])[0] < limit_mm
+        out[i[close], j[close]] = True
+        out[j[close], i[close]] = True
     return out
 
 
@@ -241,14 +368,18 @@ class Spacing:
 
     conflict: np.ndarray
     group: np.ndarray
+    family: np.ndarray | None = None   # int per column: its direction (`parallel_tracks`), or None
 
     @classmethod
-    def of(cls, E: np.ndarray, T: np.ndarray, limit_mm: float) -> "Spacing":
-        return cls(shaft_conflicts(E, T, limit_mm), np.unique(quantise_mm(E), axis=0, return_inverse=True)[1].ravel())
+    def of(cls, E: np.ndarray, T: np.ndarray, limit_mm: float, track=None, family=None) -> "Spacing":
+        return cls(shaft_conflicts(E, T, limit_mm, track),
+                   np.unique(quantise_mm(E), axis=0, return_inverse=True)[1].ravel(),
+                   None if family is None else np.asarray(family))
 
     def sub(self, idx) -> "Spacing":
         idx = np.asarray(idx)
-        return Spacing(self.conflict[np.ix_(idx, idx)], self.group[idx])
+        return Spacing(self.conflict[np.ix_(idx, idx)], self.group[idx],
+                       None if self.family is None else self.family[idx])
 
     def allowed(self, pick) -> np.ndarray:
         """Bool per column: it conflicts with none of the columns ``pick``."""
@@ -382,17 +513,32 @@ def _covers(P: np.ndarray, C: np.ndarray, U: np.ndarray, a: float, b: float, cle
     return out
 
 
-def _greedy_cover(A: np.ndarray, cost: np.ndarray, spacing: "Spacing | None" = None) -> np.ndarray:
+def _greedy_cover(A: np.ndarray, cost: np.ndarray, spacing: "Spacing | None" = None, first=None) -> np.ndarray:
     """Columns of a cover of every row of A (bool points x zones): repeatedly the zone covering
     the most uncovered points (ties: the cheaper), then zones made redundant dropped, most
     expensive first. With ``spacing`` only zones whose probes keep clear of those chosen: then
-    the result may cover less than every row (check it)."""
+    the result may cover less than every row (check it). ``first`` (column indices): those
+    zones only while one of them still covers an uncovered point, then all; but before them, for
+    the rows none of them covers, zones of the others (those probes in place first, so that
+    ``first``'s keep clear of them)."""
     left = np.ones(A.shape[0], bool)
     pick = []
     Af = A.astype(np.float32)
     ok = np.ones(A.shape[1], bool)
+    pref = hard = None
+    if first is not None:
+        pref = np.zeros(A.shape[1], bool)
+        pref[np.asarray(first, int)] = True
+        hard = ~A[:, pref].any(axis=1)   # rows that no zone of ``first`` covers: theirs come first
     while left.any():
-        gain = np.where(ok, left.astype(np.float32) @ Af, -1.0)
+        if hard is not None and (left & hard).any():
+            gain = np.where(ok & ~pref, (left & hard).astype(np.float32) @ Af, -1.0)
+            if gain.max() <= 0:
+                break
+        else:
+            gain = np.where(ok, left.astype(np.float32) @ Af, -1.0)
+            if pref is not None and (gain[pref] > 0).any():
+                gain = np.where(pref, gain, -1.0)
         z = int(np.lexsort((cost, -gain))[0])
         if gain[z] <= 0:
             break
@@ -512,14 +658,37 @@ def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: fl
     return _cheapen(A, pick, cost), proven
 
 
+def _milp_spaced(A: np.ndarray, spacing: "Spacing", idx, limit_s: float, nodes: int):
+    """(columns, milp status) of the fewest columns ``idx`` of A covering every row with no two
+    conflicting (`Spacing.constraints`), stopped after ``nodes`` branch-and-bound nodes (or
+    ``limit_s``); columns empty when none was found (status 2: none exists among ``idx``)."""
+    idx = np.asarray(idx)
+    sub = spacing.sub(idx)
+    n = len(idx)
+    cover = LinearConstraint(sparse.csr_matrix(A[:, idx], dtype=float), lb=1.0, ub=np.inf)
+    res = milp(np.ones(n), constraints=[cover, sub.constraints()], bounds=Bounds(0, 1),
+               integrality=np.ones(n), options={"time_limit": float(limit_s), "node_limit": int(nodes)})
+    cand = idx[res.x > 0.5] if res.x is not None else np.zeros(0, int)
+    if len(cand) and spacing.conflict[np.ix_(cand, cand)][~np.eye(len(cand), dtype=bool)].any():
+        cand = np.zeros(0, int)   # never a set that breaks the spacing (the milp's rows forbid it)
+    return cand, res.status
+
+
 def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: float | None,
                   restarts: int, spacing: "Spacing"):
     """(columns, proven) of a cover of every row of A whose probes keep clear of each other
-    (``spacing``: no two conflicting columns), the fewest first: the greedy cover and randomised
-    restarts among compatible zones (they find a cover where the greedy dead-ends: the 3 mm
-    phantom's liver_tumor_1 with the IceRod; when none exists they cost minutes on a 45 mm
-    tumour), then one ``milp`` over every column with `Spacing.constraints`
-    (the LP bound of the cover alone stays a lower bound), then `_cheapen` among compatible zones.
+    (``spacing``: no two conflicting columns), the fewest first: the greedy cover among
+    compatible zones; with the directions of parallel tracks (``spacing.family``,
+    `parallel_tracks`), while none meets the LP bound, for each direction the greedy cover that
+    takes its tracks first (`_greedy_cover` ``first``), and when none of those covers, the
+    fewest among the tracks of each pair of directions (one milp each within ``PAIR_NODE_LIMIT``
+    nodes: the 45 mm phantom tumour + 5 mm with the IceRod found no cover otherwise); then
+    randomised restarts among compatible zones (`_grasp_cover`) that try to improve a cover
+    (``SPACED_RESTARTS`` of them after a cover of parallel tracks) or, without directions, find
+    one where the greedy dead-ends; without any cover one
+    ``milp`` over every column with `Spacing.constraints` decides within ``NODE_LIMIT`` nodes
+    (the LP bound of the cover alone stays a lower bound); without directions a cover above the
+    bound is also improved by that milp. Then `_cheapen` among compatible zones.
     No such cover: (empty, proven) with ``proven`` True when ``milp`` showed that none exists
     (status 2), False when it stopped first."""
     def covers(p):
@@ -528,24 +697,44 @@ def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: f
     pick = _greedy_cover(A, cost, spacing)
     pick = pick if covers(pick) else np.zeros(0, int)
     lb = int(math.ceil(lp_optimum - 1e-6)) if lp_optimum is not None else 1
-    if (len(pick) == 0 or len(pick) > lb) and restarts > 0:
+    if spacing.family is not None and (len(pick) == 0 or len(pick) > lb):
+        # side by side: for each direction, the greedy cover that takes that direction's parallel
+        # tracks first (they conflict only on one line) and then, for what they leave uncovered,
+        # tracks of any direction that keep clear of them; the smallest, ties to the first direction
+        for f in np.unique(spacing.family):
+            idx = np.flatnonzero(spacing.family == f)
+            alt = _greedy_cover(A, cost, spacing, first=idx)
+            if covers(alt) and (len(pick) == 0 or len(alt) < len(pick)):
+                pick = alt
+    if spacing.family is not None and len(pick) == 0:
+        # none yet: the fewest among the tracks of two directions (each pair whose tracks reach
+        # every row), one small milp each (`_milp_spaced`, ``PAIR_NODE_LIMIT`` nodes)
+        fams = np.unique(spacing.family)
+        for x in range(len(fams)):
+            for y in range(x + 1, len(fams)):
+                idx = np.flatnonzero((spacing.family == fams[x]) | (spacing.family == fams[y]))
+                if not A[:, idx].any(axis=1).all():
+                    continue
+                cand = _milp_spaced(A, spacing, idx, limit_s, PAIR_NODE_LIMIT)[0]
+                if covers(cand) and (len(pick) == 0 or len(cand) < len(pick)):
+                    pick = cand
+        if len(pick):   # a cover of parallel tracks: restarts among compatible zones to improve it
+            restarts = min(restarts, SPACED_RESTARTS)
+    if (len(pick) > lb or (len(pick) == 0 and spacing.family is None)) and restarts > 0:
         most = len(pick) - 1 if len(pick) else A.shape[1]
         alt = _grasp_cover(A, np.zeros(0, int), cost, lb, most, restarts, spacing=spacing)
         if covers(alt) and (len(pick) == 0 or len(alt) < len(pick)):
             pick = alt
     proven = len(pick) > 0 and len(pick) <= lb
-    if not proven:
-        n = A.shape[1]
-        cover = LinearConstraint(sparse.csr_matrix(A, dtype=float), lb=1.0, ub=np.inf)
-        res = milp(np.ones(n), constraints=[cover, spacing.constraints()], bounds=Bounds(0, 1),
-                   integrality=np.ones(n), options={"time_limit": float(limit_s), "node_limit": NODE_LIMIT})
-        cand = np.flatnonzero(res.x > 0.5) if res.x is not None else np.zeros(0, int)
-        if covers(cand) and not spacing.conflict[np.ix_(cand, cand)][~np.eye(len(cand), dtype=bool)].any() \
-                and (len(pick) == 0 or len(cand) <= len(pick)):
-            pick = cand
-            proven = res.status == 0 or len(pick) <= lb
-        elif len(pick) == 0:
-            return pick, res.status == 2   # 2: infeasible (no such cover exists)
+    if len(pick) == 0:   # no cover found yet: one milp over every column decides (within its nodes)
+        cand, status = _milp_spaced(A, spacing, np.arange(A.shape[1]), limit_s, NODE_LIMIT)
+        if not covers(cand):
+            return np.zeros(0, int), status == 2   # 2: infeasible (no such cover exists)
+        pick, proven = cand, status == 0 or len(cand) <= lb
+    elif not proven and spacing.family is None:   # fewer than the cover found, within the node limit
+        cand, status = _milp_spaced(A, spacing, np.arange(A.shape[1]), limit_s, NODE_LIMIT)
+        if covers(cand) and len(cand) <= len(pick):
+            pick, proven = cand, status == 0 or len(cand) <= lb
     return _cheapen(A, pick, cost, spacing), proven
 
 
@@ -947,10 +1136,19 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     centres = _lattice_ras(ctx.tumour, g, float(mp["centre_spacing_mm"]))
     if len(centres) == 0:
         centres = quantise_mm(target[None])
-    # candidate (entry, centre) pairs; tips put the zone centre on the lattice point
-    E = np.repeat(entries, len(centres), axis=0)
-    C = np.tile(centres, (len(entries), 1))
-    N = np.repeat(plan.table.normal_ras[rows], len(centres), axis=0)
+    limit = min_shaft_spacing_mm(plan.problem.needle)
+    spaced = device.simultaneous
+    if spaced:   # probes in place at once: side by side on parallel tracks, each its own entry
+        dirs = quantise_mm(target[None]) - entries
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        cs = float(mp["centre_spacing_mm"])
+        E, C, N, track, family = parallel_tracks(plan.maps, ctx, target, dirs, max(cs, limit), cs,
+                                         float(plan.problem.needle.length_mm))
+    else:        # candidate (entry, centre) pairs; tips put the zone centre on the lattice point
+        E = np.repeat(entries, len(centres), axis=0)
+        C = np.tile(centres, (len(entries), 1))
+        N = np.repeat(plan.table.normal_ras[rows], len(centres), axis=0)
+        track = family = None
     U = C - E
     U /= np.linalg.norm(U, axis=1, keepdims=True)
     T = C + setting.centre_offset_mm * U
@@ -973,6 +1171,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
 
         release_free_memory()   # their pages back to the system before the set cover (no result changes)
     E, C, U, T = E[ok], C[ok], U[ok], T[ok]
+    track, family = (None, None) if track is None else (track[ok], family[ok])
     t1 = time.perf_counter()
     verified: dict = {}
     if len(E) == 0:
@@ -1009,10 +1208,8 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     healthy = np.round(np.maximum(setting.volume_ml - inside_t.sum(axis=0) * cell_ml, 0.0), 9)  # mL; rounded:
     # cell_ml (a determinant) differs in the last bits for another axis order
     healthy_all = healthy.copy()
-    spaced = device.simultaneous
     A, cols = reduce_cover(A, healthy, columns=not spaced)
-    limit = min_shaft_spacing_mm(plan.problem.needle)
-    spacing = Spacing.of(E[cols], T[cols], limit) if spaced else None
+    spacing = Spacing.of(E[cols], T[cols], limit, track[cols], family[cols]) if spaced else None
     nz = A.shape[1]
     prog(0.65, f"multi-probe: set cover over {nz} zones and {A.shape[0]} sample points")
     # fewest probes first, least healthy tissue second: cost 1 + eps * healthy, with eps so
@@ -1065,7 +1262,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
             pick, n_rows, proven, lp_g, rounds = _proven_cover(
                 ctx, margin_mm, C, U, setting, 1.0 + eps_all * healthy_all, verified,
                 lambda j: ver.verify(E[j], T[j]).ok, step, min(solve_limit_s, time_limit_s),
-                spacing=Spacing.of(E, T, limit) if spaced else None)
+                spacing=Spacing.of(E, T, limit, track, family) if spaced else None)
         except SpacingInfeasible as e:
             raise infeasible(e.proven) from None
         if lp_g is not None:
