@@ -1026,7 +1026,7 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
     the heart and great vessels lie between the two lungs, which together wrap them (the same
     reason the search region is each lung's own closing, Armato 1999). The ball is solid:
     at least ``mass.min_solid_ball_fraction`` of it is denser than the parenchyma by
-    ``min_contrast_hu`` and outside the lungs and airways.
+    ``min_contrast_hu`` (outside the airway lumen; the lung mask holds the parts of a mass it encloses).
 
     The fractions are computed by FFT convolution on a grid of about ``coarse_spacing_mm`` (the
     mass scales are >= 15 mm in radius). sub: the working-grid CT; sides: (left, right) boolean
@@ -1034,7 +1034,8 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
     Returns dicts like :func:`concavity_candidates`' with ``channel`` "mass"."""
     from scipy import signal
 
-    from ..segmentation.lesion import hull_envelope
+    from ..segmentation.common import open_mm
+    from ..segmentation.lesion import OPEN_FRACTION, hull_envelope
 
     c = constants()
     m = c["mass"]
@@ -1047,7 +1048,9 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
     a = sub.array
     parenchyma = float(np.median(a[lungs]))
     c_min = c["min_contrast_hu"]["value"]
-    dense = (a > parenchyma + c_min) & ~lungs
+    # solid tissue wherever it lies: the HU-rule lungs hold what they enclose (a mass's lung-side
+    # part, like a nodule, is filled into them), so the lung mask does not bound it
+    dense = a > parenchyma + c_min
     if airway is not None:
         dense &= ~airway
     s_axis = anatomical_axes(sub)["S"][0]
@@ -1065,28 +1068,28 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
     dense_c = coarse(dense)
     side_c = [coarse(sd) if sd.any() else None for sd in sides]
     env_c = [coarse(e) >= 0.5 if e is not None else None for e in envs]
+    t = m["min_lung_shell_fraction"]["value"]
     best = np.zeros(dense_c.shape, np.float32)
     best_r = np.zeros(dense_c.shape, np.float32)
     best_b = np.zeros(dense_c.shape, np.float32)
-    best_side = np.zeros(dense_c.shape, np.int8)
     for r in radii:
         ball, shell = _ball_kernel(r, shell_outer_mm(r), ck)
         fb = signal.fftconvolve(dense_c, ball, mode="same")
         solid = (fb >= m["min_solid_ball_fraction"]["value"]) & (dense_c >= 0.5)
         if not solid.any():
             continue
-        for n_side, (sc, ec) in enumerate(zip(side_c, env_c)):
+        for sc, ec in zip(side_c, env_c):
             if sc is None:
                 continue
             fs = np.where(solid & ec, signal.fftconvolve(sc, shell, mode="same"), 0.0)
-            better = fs > best
+            # the mass's size: the largest solid ball the lung wraps (radii ascending)
+            better = (fs >= t) & ((best_r < r) | (fs > best))
             best[better], best_r[better], best_b[better] = fs[better], r, fb[better]
-            best_side[better] = n_side
-    t = m["min_lung_shell_fraction"]["value"]
     if not (best >= t).any():
         return []
     lab, n = ndimage.label(best >= t, structure=np.ones((3, 3, 3), bool))
-    pk = np.array(ndimage.maximum_position(best, lab, np.arange(1, n + 1)), int).reshape(-1, 3)
+    # each region's centre: its largest ball, then the most wrapped
+    pk = np.array(ndimage.maximum_position(best_r + best, lab, np.arange(1, n + 1)), int).reshape(-1, 3)
     val = best[tuple(pk.T)]
     rad = best_r[tuple(pk.T)]
     keep = _merge_inside(pk * ck, rad, val)
@@ -1100,10 +1103,13 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
         contrast = med - parenchyma
         score = np.sqrt(np.clip((float(v) - t) / (1.0 - t), 0, 1)
                         * np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
-        # its extent: the solid tissue of the lung's envelope joined to the ball, within the shell
-        # the lung wraps (the mass is wider than its inscribed ball; its rim pieces lie there)
-        box, dist = _around(a.shape, kji, shell_outer_mm(r), sk)
-        solid_here = dense[box] & (envs[int(best_side[tuple(q)])][box] | (dist <= r)) & (dist <= shell_outer_mm(r))
+        # its extent, where its rim pieces lie: the solid tissue joined to the ball within twice
+        # its radius (a mass is roughly ellipsoidal, its axes within 2:1: the 2:1 limit of
+        # min_blobness), opened as the one-click tool opens a lesion (a ball of OPEN_FRACTION of
+        # its inscribed radius, lesion.json): vessels and bridges narrower than that are cut, so
+        # a nodule on a vessel beside the mass stays a candidate of its own
+        box, dist = _around(a.shape, kji, 2.0 * r, sk)
+        solid_here = open_mm(dense[box] & (dist <= 2.0 * r), OPEN_FRACTION * r, sk)
         lab_m, _ = ndimage.label(solid_here, structure=np.ones((3, 3, 3), bool))
         at = lab_m[tuple(kji - [b.start for b in box])]
         region = (lab_m == at) if at else (dist <= r)
