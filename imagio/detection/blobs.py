@@ -1026,7 +1026,7 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
     the heart and great vessels lie between the two lungs, which together wrap them (the same
     reason the search region is each lung's own closing, Armato 1999). The ball is solid:
     at least ``mass.min_solid_ball_fraction`` of it is denser than the parenchyma by
-    ``min_contrast_hu`` (outside the airway lumen; the lung mask holds the parts of a mass it encloses).
+    ``min_contrast_hu`` and outside the lungs and airways.
 
     The fractions are computed by FFT convolution on a grid of about ``coarse_spacing_mm`` (the
     mass scales are >= 15 mm in radius). sub: the working-grid CT; sides: (left, right) boolean
@@ -1048,11 +1048,10 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
     a = sub.array
     parenchyma = float(np.median(a[lungs]))
     c_min = c["min_contrast_hu"]["value"]
-    # solid tissue wherever it lies: the HU-rule lungs hold what they enclose (a mass's lung-side
-    # part, like a nodule, is filled into them), so the lung mask does not bound it
-    dense = a > parenchyma + c_min
+    solid_any = a > parenchyma + c_min
     if airway is not None:
-        dense &= ~airway
+        solid_any &= ~airway
+    dense = solid_any & ~lungs
     s_axis = anatomical_axes(sub)["S"][0]
     envs = [hull_envelope(sd, s_axis) & dense if sd.any() else None for sd in sides]
     # block means on a grid of about coarse_spacing_mm (never finer than the working grid)
@@ -1082,14 +1081,12 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
             if sc is None:
                 continue
             fs = np.where(solid & ec, signal.fftconvolve(sc, shell, mode="same"), 0.0)
-            # the mass's size: the largest solid ball the lung wraps (radii ascending)
-            better = (fs >= t) & ((best_r < r) | (fs > best))
+            better = fs > best   # the mass scale at which the lung wraps it most
             best[better], best_r[better], best_b[better] = fs[better], r, fb[better]
     if not (best >= t).any():
         return []
     lab, n = ndimage.label(best >= t, structure=np.ones((3, 3, 3), bool))
-    # each region's centre: its largest ball, then the most wrapped
-    pk = np.array(ndimage.maximum_position(best_r + best, lab, np.arange(1, n + 1)), int).reshape(-1, 3)
+    pk = np.array(ndimage.maximum_position(best, lab, np.arange(1, n + 1)), int).reshape(-1, 3)
     val = best[tuple(pk.T)]
     rad = best_r[tuple(pk.T)]
     keep = _merge_inside(pk * ck, rad, val)
@@ -1109,7 +1106,8 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
         # its inscribed radius, lesion.json): vessels and bridges narrower than that are cut, so
         # a nodule on a vessel beside the mass stays a candidate of its own
         box, dist = _around(a.shape, kji, 2.0 * r, sk)
-        solid_here = open_mm(dense[box] & (dist <= 2.0 * r), OPEN_FRACTION * r, sk)
+        # (solid tissue wherever it lies: the HU-rule lungs hold the parts of a mass they enclose)
+        solid_here = open_mm(solid_any[box] & (dist <= 2.0 * r), OPEN_FRACTION * r, sk)
         lab_m, _ = ndimage.label(solid_here, structure=np.ones((3, 3, 3), bool))
         at = lab_m[tuple(kji - [b.start for b in box])]
         region = (lab_m == at) if at else (dist <= r)
