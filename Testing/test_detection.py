@@ -650,40 +650,19 @@ def test_an_emphysema_label_carved_out_of_the_lungs_is_lung_for_laa950(synthetic
     assert got["laa950_percent"] == pytest.approx(ref["laa950_percent"]) and got["emphysema"] is True
 
 
-def _mass_on_the_chest_wall(radius_mm=20.0, inside_mm=12.0):
-    """The 3 mm phantom (seed 0) with a solid mass (40 HU) of ``radius_mm`` painted into the right
-    lung against its costal pleura: centred ``inside_mm`` inside the lung's lateral-most point
-    at mid-height, so it fills the lung up to the chest wall over a broad contact. Returns (ct,
-    mass mask, mass centre RAS)."""
+def test_the_heart_wrapped_by_a_lung_is_not_a_mass():
+    # Issue 17 (detect12's mass channel): the phantom's right heart border is a round lobe that
+    # the right lung wraps over more than half of a thin shell around it, so the pleural-angle
+    # test alone took it for a lung mass on every phantom scan (CPM 0.604 -> 0.520). Its soft
+    # tissue runs on, in its own axial section, into the heart across the midline: the
+    # mediastinum, not a lesion of one lung. Independent check: the phantom's heart label.
     from imagio import phantom
 
     ph = phantom.generate(spacing=3.0, seed=0)
-    right = np.isin(ph.labels.array, [v for v, n in ph.labels.labels.items()
-                                      if n.startswith("lung_") and n.endswith("_right")])
-    kji = np.argwhere(right)
-    ras = ph.ct.kji_to_world(kji)
-    z_mid = 0.5 * (ras[:, 2].min() + ras[:, 2].max())
-    y_mid = np.median(ras[:, 1])
-    row = ras[(np.abs(ras[:, 2] - z_mid) < 2.0) & (np.abs(ras[:, 1] - y_mid) < 2.0)]
-    pleura = row[np.argmax(row[:, 0])]           # RAS +x: the patient's right, the costal side
-    centre = pleura - [inside_mm, 0.0, 0.0]
-    world = ph.ct.kji_to_world(np.argwhere(np.ones(ph.ct.shape, bool))).reshape(*ph.ct.shape, 3)
-    mass = (np.linalg.norm(world - centre, axis=-1) <= radius_mm) & right
-    a = ph.ct.array.copy()
-    a[mass] = 40
-    return ph.ct.with_array(a), mass, centre
-
-
-def test_a_mass_against_the_chest_wall_is_one_candidate():
-    # Trial 33 H3: a lung mass wider than the juxta-pleural rolling ball (radius 15 mm, half the
-    # largest nodule) came out as rim pieces, and the dot filter does not see a ball on a wall
-    # as a blob. The mass channel finds it as one candidate of a mass's size (> 30 mm), its
-    # pieces merged into it. Independent check: the painted mask and its centre.
-    ct, mass, centre = _mass_on_the_chest_wall()
-    cands = detect(ct)
-    inside = [c for c in cands if mass[tuple(np.round(ct.world_to_kji(c.center_ras[None])[0]).astype(int))]]
-    assert len(inside) == 1, [(c.features.get("channel"), round(c.diameter_mm, 1)) for c in inside]
-    c = inside[0]
-    assert c.diameter_mm > 30.0, c.diameter_mm
-    assert np.linalg.norm(c.center_ras - centre) < 20.0
-    assert any("a mass rather than a nodule" in w and "Brock" in w and "4B/4X" in w for w in c.warnings)
+    heart = ph.labels.array == next(v for v, n in ph.labels.labels.items() if n == "heart")
+    cands = detect(ph.ct)
+    on_heart = [c for c in cands
+                if heart[tuple(np.round(ph.ct.world_to_kji(c.center_ras[None])[0]).astype(int))]]
+    assert not [c for c in on_heart if c.diameter_mm > 30.0], [
+        (c.features.get("channel"), round(c.diameter_mm, 1), c.features.get("lung_shell_fraction"))
+        for c in on_heart]
