@@ -1026,7 +1026,11 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
     the heart and great vessels lie between the two lungs, which together wrap them (the same
     reason the search region is each lung's own closing, Armato 1999). The ball is solid:
     at least ``mass.min_solid_ball_fraction`` of it is denser than the parenchyma by
-    ``min_contrast_hu`` and outside the lungs and airways.
+    ``min_contrast_hu`` and outside the lungs and airways, and lies whole inside the image; the
+    shell's lung fraction is that of its part inside the image (a slab's faces are not "not
+    lung"). A bulge of the heart or a hilum that one lung wraps (the phantom's right heart
+    border) is told from a lung mass by :func:`_joins_the_mediastinum`: its soft tissue runs on
+    across the midline.
 
     The fractions are computed by FFT convolution on a grid of about ``coarse_spacing_mm`` (the
     mass scales are >= 15 mm in radius). sub: the working-grid CT; sides: (left, right) boolean
