@@ -152,3 +152,34 @@ def test_a_scan_without_a_chest_is_refused(shared_data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no chest in view" in err[0], err
     assert not (out / "candidates.csv").exists()
+
+
+def test_lung_dx_mass_is_one_candidate_inside_its_boxes(shared_data, cases):
+    """Trial 33 H3 (trial 26 H2): the 5 cm perihilar adenocarcinoma of Lung-PET-CT-Dx A0001 came
+    out as three rim pieces of the juxta-pleural channel (11-12 mm, one characterised as a
+    perifissural nodule with a benign hint) and no candidate of its size. A mass >= 30 mm is one
+    candidate (Lung-RADS 4B/4X territory, out of Brock's range: said) whose centre lies inside the
+    collection's per-slice boxes. Independent check: the boxes themselves (LPS, each on its
+    5 mm slice)."""
+    import csv
+
+    case = cases.get("Lung_Dx-A0001")
+    if case is None:
+        pytest.skip(f"Lung_Dx-A0001 not in {shared_data}")
+    _, ct, _, _ = case
+    rows = list(csv.DictReader(open(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_boxes.csv")))
+    px = float(ct.spacing[0])
+    half_z = float(ct.spacing_kji[0]) / 2.0
+
+    def in_boxes(ras):
+        x, y, z = -ras[0], -ras[1], ras[2]    # RAS -> LPS
+        return any(abs(x - float(r["centre_lps_x"])) <= (float(r["xmax"]) - float(r["xmin"])) / 2 * px
+                   and abs(y - float(r["centre_lps_y"])) <= (float(r["ymax"]) - float(r["ymin"])) / 2 * px
+                   and abs(z - float(r["centre_lps_z"])) <= half_z for r in rows)
+
+    inside = [c for c in detect(ct) if in_boxes(c.center_ras)]
+    print(f"\nLung_Dx-A0001: candidates inside the boxes: "
+          f"{[(c.features.get('channel'), round(c.diameter_mm, 1)) for c in inside]}")
+    assert len(inside) == 1, [(c.features.get("channel"), round(c.diameter_mm, 1)) for c in inside]
+    assert inside[0].diameter_mm >= 30.0
+    assert any("Brock" in w and "4B/4X" in w for w in inside[0].warnings)

@@ -220,8 +220,20 @@ def closed_per_section(mask: np.ndarray, ct: Volume, radius_mm: float) -> np.nda
     return close_mm(mask, radius_mm, sk)
 
 
-def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float, body: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def lung_sides(lungs: np.ndarray, ct: Volume, body: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) lungs without the airway tree (:func:`imagio.segmentation.lung_fields.split_lungs`;
+    the airways are found in ``ct`` when ``body`` is given, see :func:`search_region`)."""
+    from ..segmentation.lung_fields import split_lungs
+
+    if not lungs.any():
+        return lungs.copy(), lungs.copy()
+    left, right, _, _ = split_lungs(ct, lungs, body, find_airways=body is not None)
+    return left, right
+
+
+def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float, body: np.ndarray | None = None,
+                  sides: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(where nodules are sought, the lungs without the central airways): each lung closed on
     its own per axial section with a rolling ball of ``radius_mm`` (:func:`closed_per_section`),
     then the two joined. Armato et al. roll the ball along each lung's outline (Armato SG 3rd,
@@ -241,12 +253,11 @@ def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float, body: np.ndar
     airways are found in it; without ``body`` the mask is taken as free of airways, e.g. a
     model's lung classes on a probability map's grid, and split about the isocentre, RAS x = 0,
     on which the patient is centred: a lung's centre lies 8-10 cm from the midline). Returns
-    two boolean masks of ``lungs``' shape."""
-    from ..segmentation.lung_fields import split_lungs
-
+    two boolean masks of ``lungs``' shape. sides: the (left, right) of :func:`lung_sides` when
+    the caller has them."""
     if not lungs.any():
         return lungs.copy(), lungs.copy()
-    left, right, _, _ = split_lungs(ct, lungs, body, find_airways=body is not None)
+    left, right = sides if sides is not None else lung_sides(lungs, ct, body)
     out = np.zeros(lungs.shape, bool)
     for side in (left, right):
         if side.any():
@@ -464,7 +475,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     w, lungs, body = chest_on_working_grid(ct, lung_mask, work_spacing_mm or c["work_spacing_mm"]["value"],
                                            3.0 * sig[-1] + c["juxtapleural_closing_mm"]["value"])
     # a candidate is centred in one lung's closed outline (not in the mediastinum between them)
-    in_lung, free = search_region(lungs, w, c["juxtapleural_closing_mm"]["value"], body)
+    sides = lung_sides(lungs, w, body)
+    in_lung, free = search_region(lungs, w, c["juxtapleural_closing_mm"]["value"], body, sides)
     # the lungs are the parenchyma without the airway tree (Hu 2001); the tree's lumen that the
     # HU rule kept is a hilar/mediastinal structure (:func:`wall_structures`,
     # :func:`concavity_candidates`)
@@ -545,14 +557,19 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     p(0.9, "detect: pleural concavities")
     conc = concavity_candidates(sub, lungs[sl], search[sl], airway[sl])
     n_dot = len(peaks)
+    p(0.95, "detect: masses")
+    mass = mass_candidates(sub, (sides[0][sl], sides[1][sl]), airway[sl], sig)
+    conc = conc + mass
     if conc:
         peaks = np.r_[peaks, np.array([q["kji"] for q in conc], int).reshape(-1, 3)]
         centres = np.r_[centres, sub.kji_to_world(np.array([q["centroid_kji"] for q in conc]))]
         diam = np.r_[diam, [q["diameter_mm"] for q in conc]]
         k_score = np.r_[k_score, [q["score"] for q in conc]]
-        keep = np.r_[keep, in_lung[sl][tuple(np.array([q["kji"] for q in conc], int).reshape(-1, 3).T)]]
+        # a mass lies in one lung's hull envelope (its own test), mostly outside the closing
+        keep = np.r_[keep, [q.get("channel") == "mass" or bool(in_lung[sl][tuple(q["kji"])]) for q in conc]]
         fissure = np.r_[fissure, np.zeros(len(conc), bool)]
-    channel = np.array(["dot"] * n_solid + ["subsolid"] * (n_dot - n_solid) + ["concavity"] * len(conc))
+    channel = np.array(["dot"] * n_solid + ["subsolid"] * (n_dot - n_solid)
+                       + [q.get("channel", "concavity") for q in conc])
     return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
                 keep=keep, channel=channel, r_peak=r_peak, s_peak=s_peak, b_peak=b_peak,
                 shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k, fissure=fissure,
@@ -568,6 +585,8 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
     r_peak, s_peak, b_peak, shell = pool["r_peak"], pool["s_peak"], pool["b_peak"], pool["shell"]
     n_solid, n_dot, k, lungs_sub = pool["n_solid"], pool["n_dot"], pool["k"], pool["lungs"]
     t = c["type_hu"]
+    k_score = _parts_of_masses(peaks, k_score, keep, pool["channel"],
+                               {n_dot + j: q["region"] for j, q in enumerate(conc) if q.get("channel") == "mass"})
     keep[keep] = _merge_inside(centres[keep], diam[keep] / 2.0, k_score[keep])
     import edt
 
@@ -581,7 +600,14 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
         typ = _type(centre_hu, solid_frac, t, c["part_solid_solid_fraction"]["value"])
         d_pl = float(dist[tuple(peaks[i])])
         channel = "dot" if i < n_solid else "subsolid"
-        if i >= n_dot:  # a concavity of the lung outline (juxta-pleural channel)
+        if i >= n_dot and conc[i - n_dot].get("channel") == "mass":  # a solid ball wrapped by one lung
+            q = conc[i - n_dot]
+            feats = dict(channel="mass", contrast_hu=q["contrast_hu"], centre_hu=centre_hu,
+                         solid_fraction=solid_frac, lung_shell_fraction=q["lung_shell_fraction"],
+                         solid_ball_fraction=q["solid_ball_fraction"])
+            warn = ["diameter is the diameter of the largest solid ball found wrapped by the lung (a mass "
+                    "scale), not a segmentation"] + scan_warn
+        elif i >= n_dot:  # a concavity of the lung outline (juxta-pleural channel)
             q = conc[i - n_dot]
             feats = dict(channel="concavity", contrast_hu=q["contrast_hu"],
                          roundness=q["roundness"], centre_hu=centre_hu, solid_fraction=solid_frac,
@@ -964,6 +990,215 @@ def concavity_candidates(sub: Volume, lungs: np.ndarray, search: np.ndarray,
     return out
 
 
+def shell_outer_mm(radius_mm: float) -> float:
+    """Outer radius of the lung shell around a sphere of ``radius_mm``: radius + max(2 mm, radius / 2)
+    (:func:`_lung_shell_fraction`, :func:`mass_candidates`)."""
+    return radius_mm + max(2.0, 0.5 * radius_mm)
+
+
+def _ball_kernel(radius_mm: float, outer_mm: float, spacing_kji) -> tuple[np.ndarray, np.ndarray]:
+    """(ball, shell) kernels (float32, each summing to 1) on a grid of ``spacing_kji``: voxels within
+    ``radius_mm`` of the centre, and those in (radius, outer]."""
+    sk = np.asarray(spacing_kji, float)
+    h = np.ceil(outer_mm / sk).astype(int)
+    g = np.ogrid[tuple(slice(-n, n + 1) for n in h)]
+    d = np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
+    ball, shell = (d <= radius_mm).astype(np.float32), ((d > radius_mm) & (d <= outer_mm)).astype(np.float32)
+    return ball / max(ball.sum(), 1.0), shell / max(shell.sum(), 1.0)
+
+
+def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: np.ndarray | None,
+                    sigmas_mm) -> list[dict]:
+    """Masses (> 30 mm) that the dot filter and the juxta-pleural channel see only in pieces.
+
+    A lung mass against the mediastinum or the chest wall is not a blob for the Hessian (the
+    tissue it touches is as dense: Lung-PET-CT-Dx A0001's 5 cm perihilar adenocarcinoma has
+    blobness 0.04 at the 30-50 mm scales) and is wider than the juxta-pleural rolling ball
+    (radius 15 mm, half the largest nodule), so only its rim lies in the search region and the
+    concavity channel reported three rim pieces. It is found here as what it is: a solid ball of a
+    mass's size (the dot filter's scales of 30 mm up to ``mass_diameter_max_mm``) whose centre lies
+    on the lung's side of the pleura: at least ``mass.min_lung_shell_fraction`` (one half) of a
+    shell around it (:func:`shell_outer_mm`) is the aerated lung of ONE lung, and the ball lies in
+    that lung's per-slice hull envelope (:func:`imagio.segmentation.lesion.hull_envelope`, the
+    one-click tool's lung envelope). A lesion arising in the lung meets the pleura at acute angles
+    and has its centre on the lung's side, so more than half of a thin shell around it is lung; a
+    structure outside the lung (mediastinum, heart, chest-wall or pleural lesion) meets it at
+    obtuse angles, with less (Felson B, Chest Roentgenology 1973; Webb WR, Brant WE, Major NM,
+    Fundamentals of Body CT, 4th ed. 2015: the incomplete-border / pleural-angle signs). One lung:
+    the heart and great vessels lie between the two lungs, which together wrap them (the same
+    reason the search region is each lung's own closing, Armato 1999). The ball is solid:
+    at least ``mass.min_solid_ball_fraction`` of it is denser than the parenchyma by
+    ``min_contrast_hu`` and outside the lungs and airways, and lies whole inside the image; the
+    shell's lung fraction is that of its part inside the image (a slab's faces are not "not
+    lung"). A bulge of the heart or a hilum that one lung wraps (the phantom's right heart
+    border) is told from a lung mass by :func:`_joins_the_mediastinum`: its soft tissue runs on
+    across the midline.
+
+    The fractions are computed by FFT convolution on a grid of about ``coarse_spacing_mm`` (the
+    mass scales are >= 15 mm in radius). sub: the working-grid CT; sides: (left, right) boolean
+    lungs on it; airway: the airway lumen cut out of them; sigmas_mm: the dot filter's scales.
+    Returns dicts like :func:`concavity_candidates`' with ``channel`` "mass"."""
+    from scipy import signal
+
+    from ..segmentation.common import open_mm
+    from ..segmentation.lesion import OPEN_FRACTION, hull_envelope
+
+    c = constants()
+    m = c["mass"]
+    d_lo, d_hi = c["nodule_diameter_mm"]["value"][1], c["mass_diameter_max_mm"]["value"]
+    diam = 2.0 * np.sqrt(3.0) * np.asarray(sigmas_mm, float)
+    radii = diam[(diam >= d_lo - 1e-6) & (diam <= d_hi + 1e-6)] / 2.0
+    lungs = sides[0] | sides[1]
+    if not len(radii) or not lungs.any():
+        return []
+    a = sub.array
+    parenchyma = float(np.median(a[lungs]))
+    c_min = c["min_contrast_hu"]["value"]
+    solid_any = a > parenchyma + c_min
+    if airway is not None:
+        solid_any &= ~airway
+    dense = solid_any & ~lungs
+    s_axis = anatomical_axes(sub)["S"][0]
+    envs = [hull_envelope(sd, s_axis) & dense if sd.any() else None for sd in sides]
+    # block means on a grid of about coarse_spacing_mm (never finer than the working grid)
+    sk = np.asarray(sub.spacing_kji, float)
+    f = np.maximum(1, np.floor(c["coarse_spacing_mm"]["value"] / sk + 1e-6)).astype(int)
+    ck = sk * f
+
+    def coarse(x):
+        x = ndimage.uniform_filter(x.astype(np.float32), size=tuple(f), mode="nearest") if np.any(f > 1) else \
+            x.astype(np.float32)
+        return np.ascontiguousarray(x[tuple(slice(int(n) // 2, None, int(n)) for n in f)])
+
+    dense_c = coarse(dense)
+    side_c = [coarse(sd) if sd.any() else None for sd in sides]
+    env_c = [coarse(e) >= 0.5 if e is not None else None for e in envs]
+    t = m["min_lung_shell_fraction"]["value"]
+    best = np.zeros(dense_c.shape, np.float32)
+    best_r = np.zeros(dense_c.shape, np.float32)
+    best_b = np.zeros(dense_c.shape, np.float32)
+    ones = np.ones(dense_c.shape, np.float32)
+    for r in radii:
+        ball, shell = _ball_kernel(r, shell_outer_mm(r), ck)
+        # the ball lies whole inside the image (a mass cut by the scan's end is not measured as
+        # one), its shell's fraction is that of the part inside the image: beyond it is unknown,
+        # not "not lung" (a slab's faces cut the lung around a mass)
+        seen = signal.fftconvolve(ones, ball, mode="same") >= 1.0 - 1e-3
+        in_shell = signal.fftconvolve(ones, shell, mode="same")
+        fb = signal.fftconvolve(dense_c, ball, mode="same")
+        solid = (fb >= m["min_solid_ball_fraction"]["value"]) & (dense_c >= 0.5) & seen
+        if not solid.any():
+            continue
+        for sc, ec in zip(side_c, env_c):
+            if sc is None:
+                continue
+            fs = np.where(solid & ec, signal.fftconvolve(sc, shell, mode="same") / np.maximum(in_shell, 1e-6), 0.0)
+            better = fs > best   # the mass scale at which the lung wraps it most
+            best[better], best_r[better], best_b[better] = fs[better], r, fb[better]
+    if not (best >= t).any():
+        return []
+    lab, n = ndimage.label(best >= t, structure=np.ones((3, 3, 3), bool))
+    pk = np.array(ndimage.maximum_position(best, lab, np.arange(1, n + 1)), int).reshape(-1, 3)
+    val = best[tuple(pk.T)]
+    rad = best_r[tuple(pk.T)]
+    keep = _merge_inside(pk * ck, rad, val)
+    out = []
+    for q, v, r, b in zip(pk[keep], val[keep], rad[keep], best_b[tuple(pk[keep].T)]):
+        kji = np.minimum(q * f + f // 2, np.array(a.shape) - 1)
+        box, dist = _around(a.shape, kji, r, sk)
+        med = float(np.median(a[box][(dist <= r) & dense[box]]))
+        if med >= c["type_hu"]["calcified_min"]:  # bone (a vertebral body, the sternum), not a mass
+            continue
+        if _joins_the_mediastinum(sub, sides, kji, r, s_axis, c["type_hu"]["calcified_min"]):
+            continue
+        contrast = med - parenchyma
+        score = np.sqrt(np.clip((float(v) - t) / (1.0 - t), 0, 1)
+                        * np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
+        # its extent, where its rim pieces lie: the solid tissue joined to the ball within twice
+        # its radius (a mass is roughly ellipsoidal, its axes within 2:1: the 2:1 limit of
+        # min_blobness), opened as the one-click tool opens a lesion (a ball of OPEN_FRACTION of
+        # its inscribed radius, lesion.json): vessels and bridges narrower than that are cut, so
+        # a nodule on a vessel beside the mass stays a candidate of its own
+        box, dist = _around(a.shape, kji, 2.0 * r, sk)
+        # (solid tissue wherever it lies: the HU-rule lungs hold the parts of a mass they enclose)
+        solid_here = open_mm(solid_any[box] & (dist <= 2.0 * r), OPEN_FRACTION * r, sk)
+        lab_m, _ = ndimage.label(solid_here, structure=np.ones((3, 3, 3), bool))
+        at = lab_m[tuple(kji - [b.start for b in box])]
+        region = (lab_m == at) if at else (dist <= r)
+        out.append(dict(kji=kji, centroid_kji=kji.astype(float), diameter_mm=float(2.0 * r),
+                        contrast_hu=contrast, lung_shell_fraction=float(v), solid_ball_fraction=float(b),
+                        score=float(score), channel="mass", region=(box, region)))
+    return out
+
+
+def _joins_the_mediastinum(sub: Volume, sides: tuple[np.ndarray, np.ndarray], kji, radius_mm: float,
+                           s_axis: int, bone_hu: float) -> bool:
+    """Whether a mass candidate (centre ``kji``, radius ``radius_mm``) is part of the mediastinum
+    rather than a lesion of one lung: in the axial section through its centre, the soft tissue
+    at the centre (between ``lesion.json`` fat_max_hu, adipose tissue -190..-30 HU, and
+    ``bone_hu``, the calcified/bone limit), opened by a disc of the one-click tool's opening
+    fraction of the radius (``lesion.json`` open_fraction: vessels, bridges and fat-separated
+    neighbours narrower than that are cut), continues across the thorax's midline.
+
+    A lung lesion lies in one hemithorax; the soft-tissue structure that spans the midline
+    between the lungs is the mediastinum: the heart (two thirds left of the midline, one third
+    right), the great vessels, the oesophagus (Standring S, ed., Gray's Anatomy, 41st ed., 2016,
+    ch. 56-57). A bulge of the heart or of a hilum that one lung wraps over half its shell (the
+    phantom's right heart border: 0.57-0.63 of the shell) passes the pleural-angle test of
+    :func:`mass_candidates`, but its soft tissue runs on, in its own section, into the heart
+    across the midline; a lung mass against the mediastinum or the chest wall is bounded by the
+    fat planes, the bone and the lung around it (Lung-PET-CT-Dx A0001's 5 cm mass: its opened
+    soft tissue ends 24 mm short of the midline). A mass that invades the mediastinum broadly is
+    dropped from this channel too and stays what the other channels see (its rim pieces): this
+    stage never removes a candidate of the other channels.
+
+    The midline is the plane halfway between the two lungs' centroids along R-L (each lung's
+    centre lies 8-10 cm from it, symmetric; the same reason the lungs are split about the
+    isocentre in :func:`search_region`); with one lung in view it is not judged (False)."""
+    from ..segmentation.common import open_mm
+    from ..segmentation.lesion import FAT_MAX_HU, OPEN_FRACTION
+
+    if not (sides[0].any() and sides[1].any()):
+        return False
+    x_mid = 0.5 * sum(float(sub.kji_to_world(np.array([ndimage.center_of_mass(sd)]))[0, 0]) for sd in sides)
+    z = int(kji[s_axis])
+    section = np.take(sub.array, [z], axis=s_axis)
+    sk = np.asarray(sub.spacing_kji, float).copy()
+    sk[s_axis] = 1e6  # no extent across sections: a disc in the section
+    soft = open_mm((section > FAT_MAX_HU) & (section < bone_hu), OPEN_FRACTION * radius_mm, sk)
+    at = tuple(int(v) for v in np.where(np.arange(3) == s_axis, 0, kji))
+    if not soft[at]:
+        return False
+    lab, _ = ndimage.label(soft, structure=np.ones((3, 3, 3), bool))
+    pix = np.argwhere(lab == lab[at])
+    pix[:, s_axis] = z
+    x = sub.kji_to_world(pix)[:, 0]
+    return bool(x.min() < x_mid < x.max())
+
+
+def _parts_of_masses(peaks: np.ndarray, score: np.ndarray, keep: np.ndarray, channel: np.ndarray,
+                     regions: dict) -> np.ndarray:
+    """Scores after the kept peaks (kji) that lie in a kept mass's extent (``regions``: index
+    -> (box slices, boolean mask), :func:`mass_candidates`) are made parts of it: such a peak is
+    dropped from ``keep`` (in place) whatever its score and the mass takes the highest score of
+    its parts. A mass is one lesion (Lung-RADS v2022 reads a nodule's size on its whole extent);
+    its rim pieces are not nodules of their own (trial 33 H3: Lung-PET-CT-Dx A0001's mass as three
+    rim pieces, one typed perifissural)."""
+    score = score.copy()
+    others = np.flatnonzero(keep & (channel != "mass"))
+    for mi in np.flatnonzero(keep & (channel == "mass")):
+        box, region = regions[int(mi)]
+        lo = np.array([b.start for b in box])
+        q = peaks[others] - lo
+        ok = np.all((q >= 0) & (q < region.shape), axis=1)
+        part = others[ok][region[tuple(q[ok].T)]]
+        if len(part):
+            score[mi] = max(score[mi], float(score[part].max()))
+            keep[part] = False
+            others = np.setdiff1d(others, part)
+    return score
+
+
 def in_plane_axis_ratio(points_mm: np.ndarray) -> float:
     """Middle over largest principal axis (standard deviations) of a point set (N, 3) in mm:
     1 for a ball or a half-ball on a flat wall (its two axes in the wall's plane are equal; the
@@ -1011,7 +1246,7 @@ def _around(shape, kji, radius_mm: float, spacing_kji):
 def _lung_shell_fraction(lungs: np.ndarray, kji, radius_mm: float, spacing_kji) -> float:
     """Fraction of the shell radius..radius + max(2 mm, radius / 2) around ``kji`` that is lung
     (1 inside the lung, ~0.5 against a flat pleura, ~0 inside the mediastinum or a bone)."""
-    outer = radius_mm + max(2.0, 0.5 * radius_mm)
+    outer = shell_outer_mm(radius_mm)
     box, d = _around(lungs.shape, kji, outer, spacing_kji)
     ring = lungs[box][(d > radius_mm) & (d <= outer)]
     return float(ring.mean()) if ring.size else 0.0

@@ -466,10 +466,22 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.n
     return lung, env, rej
 
 
-def _slice_hulls(lung: np.ndarray, lab: np.ndarray, s_axis: int, reach: int = 1) -> tuple:
+def hull_envelope(lung: np.ndarray, s_axis: int) -> np.ndarray:
+    """``lung`` (boolean [k, j, i]) with, in each slice along the array axis ``s_axis``, the
+    concavities of the convex hull of each lung piece that the piece outweighs (area >=
+    HULL_MIN_FILL of piece + concavity): the one-click tool's lung envelope (`_lung_envelope`,
+    `_slice_hulls`), for callers that have a lung mask of their own (the detector's mass
+    channel, :func:`imagio.detection.blobs.mass_candidates`). The costal surface of the lung
+    follows the convex rib cage, so a mass pushing into the lung lies inside the hull, while a
+    thin crescent of lung around the liver dome does not enclose the liver."""
+    return _slice_hulls(lung, None, s_axis)[0]
+
+
+def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: int = 1) -> tuple:
     """(envelope, rejected concavities) of `_lung_envelope` from the aerated lung ``lung`` and
     its 3-D component labels ``lab``, slice by slice along the array axis ``s_axis``; an
-    accepted concavity also holds ``reach`` slices on either side (one storage slice)."""
+    accepted concavity also holds ``reach`` slices on either side (one storage slice). Without
+    ``lab`` the rejected concavities are not sought (returned empty)."""
     from skimage.morphology import convex_hull_image
 
     env = lung.copy()
@@ -494,6 +506,8 @@ def _slice_hulls(lung: np.ndarray, lab: np.ndarray, s_axis: int, reach: int = 1)
             ok = sl.sum() >= HULL_MIN_FILL * (sl.sum() + area)
             ok[0] = False
             ez[z][box] |= ok[cav]
+        if lab is None:
+            continue
         # the concavities of each lung as a whole (all its pieces in the slice): a mass that
         # fills the lung's cross-section splits it into pieces whose joint hull holds it
         labz = np.moveaxis(lab, s_axis, 0)[z]
