@@ -137,3 +137,23 @@ def test_a_correct_map_of_a_few_structures_cut_by_the_scans_end_is_not_refused(s
     moved = _moved(lab, (0.0, 8.0, 0.0))
     r = displacement(ct, moved, classes_from_labels(moved))
     assert r["displaced"], r
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (1.5, 1.5, 1.5), (3.0, 3.0, 3.0), (2.0, 0.9765625, 0.9765625),
+                                     (2.5, 0.7, 0.7), (5.0, 0.7422, 0.7422), (3.0, 0.6, 1.5), (1.0, 1.0, 3.0)])
+def test_the_shell_is_the_voxels_an_exact_distance_map_puts_within_its_width(spacing):
+    """`_shell` (a ball dilation by bit-packed row shifts since issue 20) gives the voxels that
+    scipy's exact Euclidean distance transform puts within the width outside the mask, ties at
+    exactly the width included (isotropic grids), on isotropic and anisotropic grids and at the
+    image's faces. (An equality with the definition the check used before: it passes on the
+    scipy code as well.)"""
+    from scipy import ndimage
+
+    from imagio.label_registration import _shell
+
+    rng = np.random.default_rng(7)
+    for mm in (1.5, 3.0, 4.0):
+        m = ndimage.binary_dilation(rng.random((36, 44, 40)) > 0.996, iterations=2)
+        m[0, :5, :5] = m[-1, -5:, -5:] = True      # at the image's faces
+        want = (ndimage.distance_transform_edt(~m, sampling=spacing) <= mm) & ~m
+        assert np.array_equal(_shell(m, spacing, mm), want), (spacing, mm)

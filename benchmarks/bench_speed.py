@@ -19,7 +19,8 @@
 5. Guaranteed margin: the 45 mm tumour + 5 mm at 3 mm, the cover proving the margin on the
    analysis grid against the default sampled cover (same run): probes, lower bounds, MAM, time.
 The first proposals' same-run baselines: the skin model by the generic volume passes (its box
-shortcut off) and, for a second target on the same case, the first target's time (skin cached).
+shortcut off), for a second target on the same case the first target's time (skin cached), and
+the registration check's label shells by the scipy EDT they replaced (CPU, identical voxels).
 The multi-probe set cover's baseline in the same run: the solver before (milp asked again and
 again for one zone fewer) on the same cover matrix.
 The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
@@ -80,6 +81,36 @@ def per_structure_maps(problem, maps):
     return hard[crop], time.perf_counter() - t0
 
 
+def _registration_shell_rows(lab, label) -> list[dict]:
+    """The registration check's label shells (`label_registration._shell`, a ball dilation since
+    issue 20) against the scipy EDT of each class's box they replaced (same run): CPU time and
+    whether the voxels are the same."""
+    from scipy import ndimage
+
+    from imagio.label_registration import _shell, classes_from_labels, rule
+
+    mm, sp = float(rule()["shell_mm"]), lab.spacing_kji
+    t_new = t_old = 0.0
+    same = True
+    for m in classes_from_labels(lab).values():
+        c0 = time.process_time()
+        new = _shell(m, sp, mm)
+        t_new += time.process_time() - c0
+        c0 = time.process_time()
+        idx = np.argwhere(m)
+        pad = np.ceil(mm / np.asarray(sp, float)).astype(int) + 1
+        lo, hi = np.maximum(idx.min(axis=0) - pad, 0), np.minimum(idx.max(axis=0) + pad + 1, m.shape)
+        sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+        old = np.zeros(m.shape, bool)
+        old[sl] = (ndimage.distance_transform_edt(~m[sl], sampling=sp) <= mm) & ~m[sl]
+        t_old += time.process_time() - c0
+        same &= bool(np.array_equal(new, old))
+        del idx, old, new
+    return [{"name": f"{label}: registration check's label shells, CPU (baseline: scipy EDT of each box, same run)",
+             "value": t_new, "unit": "s", "baseline": t_old, "ratio": t_old / max(t_new, 1e-9)},
+            {"name": f"{label}: registration shells identical to the scipy EDT's", "value": int(same), "unit": "bool"}]
+
+
 def _first_proposals(ct, lab, target, label, second=None):
     """Rows for one case: build + plan for ``target`` with no cache (the skin model is computed),
     the skin model alone by the generic volume passes (the baseline of its box shortcut, same
@@ -130,7 +161,7 @@ def _first_proposals(ct, lab, target, label, second=None):
         {"name": f"{label}: proposals / feasible candidates", "value": f"{len(p.proposals)}/{int(p.table.feasible.sum())}",
          "unit": ""},
         {"name": f"{label}: crop voxels", "value": int(p.maps.label.size), "unit": "voxels"},
-    ]
+    ] + _registration_shell_rows(prob.labels, label)
 
 
 _CHILD = r"""

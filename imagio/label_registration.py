@@ -135,22 +135,19 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
 
 
 def _shell(mask: np.ndarray, spacing_kji, mm: float) -> np.ndarray:
-    """Bool [k, j, i]: the voxels within ``mm`` of ``mask`` (bool [k, j, i]) outside it (EDT on
-    its box). A label of the class is a fit only if what lies just outside it is NOT of the class:
-    scored on the label alone, moving a lung label deeper into a larger aerated region always
-    "fitted better" (trial 38 H1: the lung bases of an abdominal CT, whose labelled edge is
-    partial volume, were refused as displaced)."""
-    from scipy import ndimage
+    """Bool [k, j, i]: the voxels within ``mm`` of ``mask`` (bool [k, j, i]) outside it. A label
+    of the class is a fit only if what lies just outside it is NOT of the class: scored on the
+    label alone, moving a lung label deeper into a larger aerated region always "fitted better"
+    (trial 38 H1: the lung bases of an abdominal CT, whose labelled edge is partial volume, were
+    refused as displaced). The dilation by a ball of ``mm`` (`segmentation.ballmorph.dilate_ball`:
+    the voxels an ``edt`` distance map thresholded at ``mm`` gives, by bit-packed row shifts);
+    before, scipy's ``distance_transform_edt`` on the mask's box: the same voxels on every grid
+    tested (Testing/test_label_registration.py) at 40-50x the CPU time (1 mm phantom: bone 9.8 ->
+    0.19 CPU-s, air 4.0 -> 0.10)."""
+    from .segmentation.ballmorph import dilate_ball
 
-    idx = np.argwhere(mask)
-    pad = np.ceil(mm / np.asarray(spacing_kji, float)).astype(int) + 1
-    lo = np.maximum(idx.min(axis=0) - pad, 0)
-    hi = np.minimum(idx.max(axis=0) + pad + 1, mask.shape)
-    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-    m = mask[sl]
-    d = ndimage.distance_transform_edt(~m, sampling=spacing_kji)
-    out = np.zeros(mask.shape, bool)
-    out[sl] = (d <= mm) & ~m
+    out = dilate_ball(np.asarray(mask, bool), float(mm), spacing_kji)
+    out &= ~mask
     return out
 
 

@@ -28,6 +28,31 @@ def make_ijk_to_ras(spacing, origin=(0.0, 0.0, 0.0), direction=None) -> np.ndarr
     return m
 
 
+BLAS_ROWS = 2048   # rows per call of `rows_matmul`
+
+
+def rows_matmul(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``x @ m`` for points ``x`` (N, 3) and a small matrix or vector ``m`` (3, c) or (3,), the
+    product taken ``BLAS_ROWS`` rows at a time, the last call taking the rest (``BLAS_ROWS`` to
+    2 x ``BLAS_ROWS`` - 1 rows). The same values as one call (BLAS computes each row alone; the
+    calls keep every row's position modulo ``BLAS_ROWS`` and the same last rows as one call:
+    tested), at a fraction of the CPU time: OpenBLAS runs a product of a million rows on all its
+    threads, which spin around a memory-bound 3-term product (issue 20: 3 M points, 0.74 CPU-s
+    in one call with 2 threads, 0.06 in calls of 2048 rows; with one thread 0.13 and 0.05).
+    Other shapes: one call."""
+    x = np.asarray(x)
+    n = len(x) if x.ndim == 2 else 0
+    if n < 2 * BLAS_ROWS:
+        return x @ m
+    out = np.empty((n,) + np.shape(m)[1:], np.result_type(x, m))
+    a = 0
+    while a < n:
+        b = n if n - a < 2 * BLAS_ROWS else a + BLAS_ROWS
+        out[a:b] = x[a:b] @ m
+        a = b
+    return out
+
+
 def ras_canonical_plan(ijk_to_ras: np.ndarray):
     """Axis permutation and flips that bring a [k, j, i] array to RAS-canonical [S, A, R] order
     (array axis 2 along +R, 1 along +A, 0 along +S), like nibabel's as_closest_canonical.
@@ -220,13 +245,13 @@ class Volume:
     def ijk_to_world(self, ijk) -> np.ndarray:
         """(N, 3) continuous IJK indices -> (N, 3) RAS mm."""
         ijk = np.asarray(ijk, float)
-        return ijk @ self.ijk_to_ras[:3, :3].T + self.ijk_to_ras[:3, 3]
+        return rows_matmul(ijk, self.ijk_to_ras[:3, :3].T) + self.ijk_to_ras[:3, 3]
 
     def world_to_ijk(self, ras) -> np.ndarray:
         """(N, 3) RAS mm -> (N, 3) continuous IJK indices (voxel centres are integers)."""
         ras = np.asarray(ras, float)
         inv = self.ras_to_ijk
-        return ras @ inv[:3, :3].T + inv[:3, 3]
+        return rows_matmul(ras, inv[:3, :3].T) + inv[:3, 3]
 
     def kji_to_world(self, kji) -> np.ndarray:
         """(N, 3) array indices [k, j, i] -> (N, 3) RAS mm."""
