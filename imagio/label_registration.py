@@ -188,7 +188,7 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
             tot = np.nanmean(sc[:, cols], axis=1) if len(cols) > 1 else sc[:, cols[0]]
             tot = np.where(np.isnan(tot), -1.0, tot)
             if sname != "all":   # an axis's best among the shifts along that axis
-                tot = np.where(np.abs(shifts[:, AXES.index(sname)]) >= float(cfg["min_shift_mm"]), tot, -1.0)
+                tot = np.where(np.abs(shifts[:, AXES.index(sname)]) >= float(cfg["axis_min_shift_mm"]), tot, -1.0)
             best = shifts[int(np.argmax(tot))]
             step /= 2
             fa = np.array([-step, 0.0, step])
@@ -244,9 +244,11 @@ def _shell(mask: np.ndarray, spacing_kji, mm: float) -> np.ndarray:
 
 def _axis_far(sh: np.ndarray, axis: int | None, cfg: dict, grids) -> np.ndarray:
     """Bool [S]: the shifts beyond partial volume: at least ``min_shift_voxels`` voxels of each
-    grid and ``min_shift_mm`` (along ``axis`` only, when given)."""
+    grid and ``min_shift_mm``; along ``axis`` only, when given, and at least ``axis_min_shift_mm``
+    (an axis is judged on label boundaries alone, which a label made on a coarser grid and
+    resampled places up to a voxel of that grid off)."""
     v = sh if axis is None else sh * (np.arange(3) == axis)
-    far = np.linalg.norm(v, axis=1) >= float(cfg["min_shift_mm"])
+    far = np.linalg.norm(v, axis=1) >= float(cfg["min_shift_mm"] if axis is None else cfg["axis_min_shift_mm"])
     for g in grids:
         to_vox = np.linalg.inv(g.ijk_to_ras[:3, :3])
         far &= np.linalg.norm(v @ to_vox.T, axis=1) >= float(cfg["min_shift_voxels"])
@@ -279,11 +281,11 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> di
     cross it (a femur along S moved along S fits itself but at its ends; new-user trial 38 M1:
     10 mm along S read 1.38 over the whole bone). ``displaced``: for the whole or for an axis, a
     shift of at least ``min_shift_voxels`` voxels of the CT's and of the labels' grid, and of at
-    least ``min_shift_mm`` (for an axis: along it), leaves fewer mismatches (voxels of a class not
+    least ``min_shift_mm`` (for an axis: along it, and ``axis_min_shift_mm``), leaves fewer mismatches (voxels of a class not
     of its intensity on the CT) than the labels where they lie, by the factor ``refuse_ratio``
     (``warn_ratio``: ``doubtful``); judged over ``search_mm`` with the sets that stay in view so
-    far and over ``short_search_mm`` with every set; the worst verdict is reported (``axis``: None
-    for the whole; ``search_mm``: its search). ``axes``: each axis's worst verdict; ``unjudged``:
+    far and over ``short_search_mm`` with every set; the worst verdict is reported, the whole's
+    when it is as bad (``axis``: None for the whole; ``search_mm``: its search). ``axes``: each axis's worst verdict; ``unjudged``:
     the axes that no class's boundary in view tells (said as a doubt by `require_registered`);
     with nothing in view, ``mismatch_ratio`` is None."""
     cfg = rule()
@@ -310,8 +312,9 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> di
                 "doubtful": False, "axis": None, "axes": {}, "unjudged": unjudged,
                 "search_mm": float(cfg["short_search_mm"])}
 
-    def worst(vs):   # refused before doubtful before neither, then the larger ratio
-        return max(vs, key=lambda t: (t[2]["displaced"], t[2]["doubtful"], t[2]["mismatch_ratio"]))
+    def worst(vs):   # refused before doubtful before neither; then the whole's (its shift is fixed by
+        # every boundary, an axis's only along that axis), the longer search, the larger ratio
+        return max(vs, key=lambda t: (t[2]["displaced"], t[2]["doubtful"], t[0] is None, t[1], t[2]["mismatch_ratio"]))
     x, r, v = worst(verdicts)
     axes = {}
     for ax in AXES:
