@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from imagio import cli, io, phantom
-from imagio.label_registration import classes_from_labels, displacement
+from imagio.errors import InputError
+from imagio.label_registration import classes_from_labels, displacement, require_registered
 from imagio.planning.synthetic import synthetic_torso
 from imagio.volume import Volume
 
@@ -157,3 +158,77 @@ def test_the_shell_is_the_voxels_an_exact_distance_map_puts_within_its_width(spa
         m[0, :5, :5] = m[-1, -5:, -5:] = True      # at the image's faces
         want = (ndimage.distance_transform_edt(~m, sampling=spacing) <= mm) & ~m
         assert np.array_equal(_shell(m, spacing, mm), want), (spacing, mm)
+
+
+def _limb(end: bool, seed: int = 0):
+    """A thigh-like CT (1 x 1 x 3 mm, 180 mm along S): 40 HU soft tissue in air and a femur along S
+    (cortex 1200 HU, 4 mm thick, fatty marrow 0 HU), labelled whole as femur_left (as
+    TotalSegmentator labels a bone: cortex and marrow); with ``end`` the bone ends 120 mm up, a
+    cortical cap, within the scan (a knee, a femoral head), else it runs out of both ends."""
+    rng = np.random.default_rng(seed)
+    k, j, i = np.meshgrid(np.arange(60), np.arange(90), np.arange(90), indexing="ij")
+    z, rr = 3.0 * k, np.hypot(j - 45.0, i - 45.0)
+    stop = 120.0 if end else np.inf
+    ct = np.where(rr < 40, 40.0, -1000.0) + rng.normal(0, 15, rr.shape)
+    bone, marrow = (rr <= 12) & (z <= stop), (rr <= 8) & (z <= stop - 4)
+    ct[bone] = 1200 + rng.normal(0, 30, np.count_nonzero(bone))
+    ct[marrow] = rng.normal(0, 15, np.count_nonzero(marrow))
+    lab = np.where(bone, 2, np.where(rr < 40, 1, 0)).astype(np.uint8)
+    aff = np.diag([1.0, 1.0, 3.0, 1.0])
+    return Volume(ct.astype(np.float32), aff, "ct"), Volume(lab, aff.copy(), "lab", {1: "body", 2: "femur_left"})
+
+
+def test_a_long_bone_moved_along_its_length_is_found_by_its_end():
+    """New-user trial 38 M1: a sarcoma label map 10 mm off along the femur was only warned (1.38):
+    over the whole bone, a tube along S fits itself moved along S but at its end. Each axis is now
+    judged by the label's boundaries that cross it: the bone's end fixes S."""
+    ct, lab = _limb(end=True)
+    r = displacement(ct, lab, classes_from_labels(lab))
+    assert not r["doubtful"] and r["unjudged"] == [], r
+    for d in (9.0, -9.0):
+        moved = io.labels_on_grid(_moved(lab, (0.0, 0.0, d)), ct)
+        r = displacement(ct, moved, classes_from_labels(moved))
+        assert r["displaced"] and r["axis"] == "S" and abs(r["shift_mm"][2] + d) <= 3.01, (d, r)
+
+
+def test_a_long_bone_cut_by_both_ends_of_the_scan_says_the_head_foot_axis_is_unchecked():
+    """With no bone end in the scan nothing fixes the map along S: said (doubt as a warning), for the
+    map in place and moved along S alike, never silent; R and A are still judged."""
+    ct, lab = _limb(end=False)
+    for d in (0.0, 9.0):
+        moved = io.labels_on_grid(_moved(lab, (0.0, 0.0, d)), ct)
+        said = require_registered(ct, moved, classes_from_labels(moved), "the label map", "X rests on it")
+        assert "head-foot axis" in said and "could not be checked" in said and said.endswith("X rests on it"), said
+    moved = io.labels_on_grid(_moved(lab, (8.0, 0.0, 0.0)), ct)
+    with pytest.raises(InputError, match="displaced by"):
+        require_registered(ct, moved, classes_from_labels(moved), "the label map")
+
+
+def test_a_real_thigh_map_moved_10_mm_along_the_femur_is_refused(shared_data):
+    """The trial's case: IMAGIO's body + bone segmentation of STS_002 (a thigh, 0.98 x 0.98 x 3.27 mm)
+    moved 10 mm along S (was warned only, ratio 1.38); in place it passes."""
+    from imagio.segmentation.rules import segment
+
+    ct = io.read_image(shared_data / "sts-sarcoma" / "STS_002" / "CT_image.nii.gz")
+    lab = segment(ct, ("body", "bones"))
+    r = displacement(ct, lab, classes_from_labels(lab))
+    assert not r["doubtful"], r
+    moved = io.labels_on_grid(_moved(lab, (0.0, 0.0, -10.0)), ct)
+    r = displacement(ct, moved, classes_from_labels(moved))
+    assert r["displaced"] and r["shift_mm"][2] >= 6.0, r
+
+
+def test_a_short_scan_is_judged_with_a_shorter_search(shared_data):
+    """New-user trial 38 M4: on the 30-slice (9 cm) example_ct_sm, TotalSegmentator's liver + lobes
+    moved 8 mm along S were not judged at all (the lung bases at the top of the scan leave the view
+    when moved 16 mm): now searched over 8 mm, refused; the map in place passes."""
+    ts = shared_data / "totalsegmentator-example"
+    ct = io.read_image(ts / "example_ct_sm.nii.gz")
+    full = io.read_labels(ts / "example_seg.nii.gz", io.read_label_names(ts / "labels_total_v2.json"))
+    keep = {v: n for v, n in full.labels.items() if n == "liver" or n.startswith("lung_")}
+    lab = Volume(np.where(np.isin(full.array, list(keep)), full.array, 0).astype(full.array.dtype),
+                 full.ijk_to_ras.copy(), "liver_lungs", keep)
+    assert not displacement(ct, lab, classes_from_labels(lab))["doubtful"]
+    moved = io.labels_on_grid(_moved(lab, (0.0, 0.0, 8.0)), ct)
+    r = displacement(ct, moved, classes_from_labels(moved))
+    assert r is not None and r["displaced"] and r["search_mm"] < 16.0, r

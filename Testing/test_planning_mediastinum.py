@@ -260,3 +260,33 @@ def test_tables_say_why_a_better_scored_proposal_is_ranked_after_another():
     i = metric.index("ranked_last_for")
     said = [table.GetValue(i, c).ToString() for c in range(1, table.GetNumberOfColumns())]
     assert ["unimaged needle" in s for s in said] == out
+
+
+def test_a_path_through_the_mediastinum_still_warns_of_unlabelled_tissue_outside_it():
+    """New-user trial 38 M3: a proposal with the mediastinum finding was said only as "30 mm of
+    mediastinal soft tissue" while 115 mm of its path ran through unlabelled abdominal tissue
+    below the lungs: the organ warning was skipped for any proposal with that finding. Here the
+    liver is left in the body label (a map of the default structure set) and the entries are
+    held to the anterior abdominal wall, so every path to a mass between the lung bases climbs
+    through the unlabelled liver (z < 50 mm, below the lungs) and then between the lungs."""
+    ct, lab = _torso_without_great_vessels((0.0, 10.0, 70.0))
+    inv = {n: v for v, n in lab.labels.items()}
+    arr = lab.array.copy()
+    arr[np.isin(arr, [inv["liver"], inv["liver_tumor"]])] = inv["body"]
+    lab = lab.with_array(arr, labels={v: n for v, n in lab.labels.items() if n not in ("liver", "liver_tumor")})
+    c = Constraints(entry_region=(np.array([10.0, 100.0, -20.0]), 30.0), max_craniocaudal_deg=None,
+                    max_skin_angle_deg=80.0)
+    from imagio.planning.problem import Needle
+
+    result = plan(PlanningProblem.build(ct, lab, "mediastinal_mass", constraints=c, needle=Needle(length_mm=250.0)))
+    assert result.feasible
+    flagged = result.proposal_finding_names()
+    assert any("mediastinum" in f for f in flagged), flagged
+    for n, f in enumerate(flagged, 1):
+        if "mediastinum" not in f:
+            continue
+        assert _warned(result, n), (n, result.warnings)
+        soft = [w for w in result.warnings if w.startswith(f"proposal {n}: crosses") and "unlabelled soft tissue" in w]
+        assert soft and "an organ may be unlabelled" in soft[0], (n, result.warnings)
+        middle = [float(x) for x in soft[0].split("middle at [")[1].split("]")[0].split(",")]
+        assert middle[2] < 50.0, soft   # below the lungs (they start at z = 50): outside the mediastinum

@@ -910,3 +910,20 @@ def test_the_lesion_outline_record_does_not_depend_on_how_the_scan_is_stored(tmp
         covered.append(json.loads((tmp_path / f"out{s}" / "plan.json").read_text())["lesion_outline_covered"])
     assert any(c["structure"] == "sciatic_nerve_left" and c["kept"] for c in covered[0])
     assert covered[1] == covered[0]
+
+
+def test_the_label_maps_registration_doubt_is_said_once():
+    """New-user trial 38 L1: the doubt that the label map is displaced was printed twice (the
+    sarcoma planner and the needle planner it calls both checked the map). The thigh phantom's
+    map moved 4 mm along R (1.3 voxels of its 3 mm grid: below what is refused) reads doubtful;
+    the doubt is said once, in the sarcoma's words, and the map is checked once."""
+    from imagio.volume import Volume
+
+    ph = thigh(seed=0, spacing_mm=3.0)
+    aff = ph.labels.ijk_to_ras.copy()
+    aff[:3, 3] += (4.0, 0.0, 0.0)
+    moved = Volume(ph.labels.array, aff, ph.labels.name, dict(ph.labels.labels))
+    sp = plan_sarcoma_biopsy(ph.ct, moved)
+    said = [w for w in sp.to_dict()["warnings"] if w.startswith("the label map may be displaced")]
+    assert len(said) == 1, said
+    assert "the compartments, bone and bundle distances rest on it" in said[0]

@@ -62,76 +62,164 @@ def _points(mask: np.ndarray, n_max: int) -> np.ndarray:
     return idx[:: max(1, len(idx) // n_max)]
 
 
+AXES = "RAS"
+
+
+def _band(mask: np.ndarray, grid: Volume, axis: int, mm: float) -> np.ndarray:
+    """Bool [k, j, i]: the voxels whose label (in ``mask`` or not) differs from the voxel
+    ``mm / 2`` or ``mm`` away along the RAS ``axis`` (either way), i.e. the label's boundary
+    crossing that axis, inside and outside it. Only these voxels tell a shift along that axis:
+    the wall of a tube along S (a femoral shaft) is the same after a shift along S."""
+    A = np.linalg.inv(grid.ijk_to_ras[:3, :3])[::-1]   # RAS mm -> kji index change
+    offs = {tuple(int(x) for x in np.rint(A[:, axis] * t)) for t in (0.5 * mm, mm, -0.5 * mm, -mm)}
+    offs.discard((0, 0, 0))
+    out = np.zeros(mask.shape, bool)
+    n = np.array(mask.shape)
+    for o in offs:
+        o = np.array(o)
+        src = tuple(slice(max(0, x), m + min(0, x)) for x, m in zip(o, n))     # p + o inside
+        dst = tuple(slice(max(0, -x), m - max(0, x)) for x, m in zip(o, n))    # p
+        out[dst] |= mask[dst] != mask[src]
+    return out
+
+
+def _class_points(mask: np.ndarray, grid: Volume, cfg: dict) -> list:
+    """The point sets of one class, [N, 3] kji on ``grid`` with the wanted class (1 of it, 0 not):
+    ("all", the label and its shell (``_shell``)) and one per RAS axis (``_band``), each a
+    regular subsample of at most ``points_per_class`` voxels; computed on the class's box."""
+    n_max, mm = int(cfg["points_per_class"]), float(cfg["shell_mm"])
+    pad = np.ceil(2 * mm / np.abs(np.asarray(grid.spacing_kji, float))).astype(int) + 2
+    rng = [np.flatnonzero(np.any(mask, axis=tuple(x for x in range(3) if x != a))) for a in range(3)]
+    lo = np.maximum([r[0] for r in rng] - pad, 0)
+    hi = np.minimum([r[-1] + 1 for r in rng] + pad, mask.shape)
+    m = mask[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    sets = []
+    pin = _points(m, n_max)
+    pout = _points(_shell(m, grid.spacing_kji, mm), n_max)
+    sets.append(("all", np.concatenate([pin, pout]) + lo, np.r_[np.ones(len(pin), np.uint8), np.zeros(len(pout), np.uint8)]))
+    for a, name in enumerate(AXES):
+        p = _points(_band(m, grid, a, mm), n_max)
+        sets.append((name, p + lo, m[tuple(p.T)].astype(np.uint8)))
+    return sets
+
+
 def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
-    """Agreement of each class with the CT at shifts of the labels (RAS mm): the fraction of a
-    class's voxels (subsample; those that stay inside the CT at every shift of the search, the
-    same points for every shift; a class with fewer than ``min_voxels`` such points is left out)
-    whose nearest CT voxel, after the shift, is of the class's intensity (bone >= bone_min_hu,
-    air < air_max_hu). Returns {"shifts": [S, 3], "score": [S]
-    (the mean over classes), "per_class": {cls: [S]}, "n": {cls: points}}: shifts of a 3-D grid of
-    ``coarse_step_mm`` up to ``search_mm``, then steps halved down to ``fine_step_mm`` around the best one."""
+    """Agreement of each class with the CT at shifts of the labels (RAS mm), over several point
+    sets of the class (`_class_points`): "all" (the label and its shell) and one per RAS axis (the
+    label's boundary across that axis: only it tells a shift along the axis). A set's agreement
+    is the mean of two fractions: of its points in the label whose nearest CT voxel, after the
+    shift, is of the class's intensity (bone >= bone_min_hu, air < air_max_hu), and of its points
+    outside the label whose voxel is not. A set is scored over the same points at every shift:
+    those that stay inside the CT over the whole search (``search_mm``); when fewer than
+    ``min_voxels`` of them inside or outside the label do, over a search of ``short_search_mm``
+    (its scores beyond it are NaN); else the set is left out (no evidence either way). Shifts: a
+    3-D grid of ``coarse_step_mm``, then steps halved down to ``fine_step_mm`` around the best
+    shift of each set name (for an axis's sets, the best that moves along that axis). Returns
+    {"shifts": [S, 3], "sets": {(cls, name): [S]}, "radius": {(cls, name): search mm},
+    "n": {cls: points of "all"}}."""
     cfg = rule()
-    r = float(cfg["search_mm"])
+    radii = (float(cfg["search_mm"]), float(cfg["short_search_mm"]))
     A = np.linalg.inv(ct.ijk_to_ras[:3, :3])[::-1]   # RAS mm -> kji index change
-    margin = np.ceil(np.abs(A).sum(axis=1) * r).astype(int) + 1
     shape = np.array(ct.shape)
-    data = {}
+    data, radius, npts = [], {}, {}
     for cls, mask in classes.items():
-        pin = _points(mask, int(cfg["points_per_class"]))
-        pout = _points(_shell(mask, grid.spacing_kji, float(cfg["shell_mm"])), int(cfg["points_per_class"]))
-        base = ct.world_to_kji(grid.kji_to_world(np.concatenate([pin, pout]).astype(float)))
-        want = np.r_[np.ones(len(pin), np.uint8), np.zeros(len(pout), np.uint8)]
-        # the same points at every shift: those that stay inside the CT over the whole search.
-        # Scored over the points still inside at each shift, a structure cut by the scan's end
-        # (the lung bases of an abdominal CT) "fitted better" when shifted out of view, its
-        # partial-volume edge leaving the count (trial 38 H1: TotalSegmentator's own liver +
-        # lobes map of example_ct_sm refused as displaced by 6 mm)
-        keep = np.all((base >= margin) & (base <= shape - 1 - margin), axis=1)
-        base, want = base[keep], want[keep]
-        if min(np.count_nonzero(want), np.count_nonzero(want == 0)) < int(cfg["min_voxels"]):
-            continue   # too little of it can be moved within the scan: no evidence either way
+        pts, want, sid = [], [], []
+        for sname, p, w in _prepared(grid, cls, mask):
+            base = ct.world_to_kji(grid.kji_to_world(p.astype(float)))
+            # the same points at every shift: those that stay inside the CT over the whole search.
+            # Scored over the points still inside at each shift, a structure cut by the scan's end
+            # (the lung bases of an abdominal CT) "fitted better" when shifted out of view, its
+            # partial-volume edge leaving the count (trial 38 H1: TotalSegmentator's own liver +
+            # lobes map of example_ct_sm refused as displaced by 6 mm). A scan too short for that
+            # is searched less far (trial 38 M4: maps 8-20 mm off along S on a 9 cm scan unjudged)
+            for r in radii:
+                margin = np.ceil(np.abs(A).sum(axis=1) * r).astype(int) + 1
+                keep = np.all((base >= margin) & (base <= shape - 1 - margin), axis=1)
+                if min(np.count_nonzero(w[keep]), np.count_nonzero(w[keep] == 0)) >= int(cfg["min_voxels"]):
+                    pts.append(base[keep]), want.append(w[keep]), sid.append(np.full(np.count_nonzero(keep), len(radius)))
+                    radius[(cls, sname)] = r
+                    npts[(cls, sname)] = int(np.count_nonzero(keep))
+                    break
+        if not pts:
+            continue
+        base, want, sid = np.concatenate(pts), np.concatenate(want), np.concatenate(sid)
+        margin = np.ceil(np.abs(A).sum(axis=1) * radii[0]).astype(int) + 1
         lo = np.floor(base.min(axis=0)).astype(int) - margin
         hi = np.ceil(base.max(axis=0)).astype(int) + margin + 1
         # the class's CT intensity on the points' box (+ the search): 1 of the class, 0 not, 2 outside the CT
         box = np.full(hi - lo, 2, np.uint8)
         a, b = np.maximum(lo, 0), np.minimum(hi, shape)
-        if np.any(b <= a):
-            continue
         v = ct.array[tuple(slice(x, y) for x, y in zip(a, b))]
         box[tuple(slice(x, y) for x, y in zip(a - lo, b - lo))] = (
             v >= cfg["bone_min_hu"] if cls == "bone" else v < cfg["air_max_hu"])
-        data[cls] = (base - lo, box.ravel(), np.array([box.shape[1] * box.shape[2], box.shape[2], 1]), want)
+        strides = np.array([box.shape[1] * box.shape[2], box.shape[2], 1])
+        data.append((np.rint(base - lo).astype(np.int64) @ strides, box.ravel(), strides, want, sid))
+    keys = list(radius)
+    rad = np.array([radius[k] for k in keys])
 
-    def score(shifts):
-        per = {}
-        for cls, (base, flat, strides, want) in data.items():
-            f = np.empty(len(shifts))
-            n_in, n_out = np.count_nonzero(want), np.count_nonzero(want == 0)
-            for n, d in enumerate(shifts):   # a loop over shifts (hundreds), each vectorised over the points
-                kji = np.rint(base + A @ d).astype(np.int64)
-                ok = flat[kji @ strides] == want        # every point inside the CT (kept so)
+    def score(shifts):   # [S, n sets]: chunks of shifts, each vectorised over the points
+        out = np.full((len(shifts), len(keys)), np.nan)
+        for flat0, flat, strides, want, sid in data:
+            ids = np.unique(sid)
+            w_in = np.stack([(sid == i) & (want == 1) for i in ids], 1).astype(np.float32)   # [N, sets]
+            w_out = np.stack([(sid == i) & (want == 0) for i in ids], 1).astype(np.float32)
+            n_in, n_out = w_in.sum(0), w_out.sum(0)
+            # a shift moves every point by the same whole number of CT voxels (each point at its
+            # nearest voxel, the shift rounded): one offset in the flattened box per shift
+            offs = np.rint(shifts @ A.T).astype(np.int64) @ strides
+            for c0 in range(0, len(shifts), 64):
+                ok = (flat[flat0[None] + offs[c0:c0 + 64, None]] == want).astype(np.float32)   # every point inside the CT (kept so)
                 # the label's voxels of the class and its shell's not, each half the score
-                f[n] = 0.5 * (np.count_nonzero(ok & (want == 1)) / n_in + np.count_nonzero(ok & (want == 0)) / n_out)
-            per[cls] = f
-        return per
+                out[c0:c0 + 64, ids] = 0.5 * (ok @ w_in / n_in + ok @ w_out / n_out)
+        beyond = np.abs(shifts).max(axis=1)[:, None] > rad[None] + 1e-6
+        out[beyond] = np.nan
+        return out
 
     c = float(cfg["coarse_step_mm"])
-    ax = np.arange(-r, r + 1e-6, c)
+    ax = np.arange(-radii[0], radii[0] + 1e-6, c)
     shifts = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
-    per = score(shifts)
-    step = c
-    while per and step > float(cfg["fine_step_mm"]) + 1e-6:   # halve the step around the best shift
-        tot = np.nanmean(np.stack(list(per.values())), axis=0)
-        best = shifts[int(np.nanargmax(np.where(np.isnan(tot), -1, tot)))]
-        step /= 2
-        fa = np.array([-step, 0.0, step])
-        fine = best + np.stack(np.meshgrid(fa, fa, fa, indexing="ij"), -1).reshape(-1, 3)
-        fine = fine[(np.abs(fine).max(axis=1) <= r + 1e-6) & (np.abs(fine - best).sum(axis=1) > 0)]
-        per_f = score(fine)
-        shifts = np.concatenate([shifts, fine])
-        per = {k: np.concatenate([per[k], per_f[k]]) for k in per}
-    tot = np.nanmean(np.stack(list(per.values())), axis=0) if per else np.zeros(len(shifts))
-    return {"shifts": shifts, "score": tot, "per_class": per, "n": {k: len(v[0]) for k, v in data.items()}}
+    sc = score(shifts) if keys else np.zeros((len(shifts), 0))
+    for sname in ("all",) + tuple(AXES):   # halve the step around each set name's best shift
+        cols = [i for i, k in enumerate(keys) if k[1] == sname]
+        if not cols:
+            continue
+        step = c
+        while step > float(cfg["fine_step_mm"]) + 1e-6:
+            tot = np.nanmean(sc[:, cols], axis=1) if len(cols) > 1 else sc[:, cols[0]]
+            tot = np.where(np.isnan(tot), -1.0, tot)
+            if sname != "all":   # an axis's best among the shifts along that axis
+                tot = np.where(np.abs(shifts[:, AXES.index(sname)]) >= float(cfg["axis_min_shift_mm"]), tot, -1.0)
+            best = shifts[int(np.argmax(tot))]
+            step /= 2
+            fa = np.array([-step, 0.0, step])
+            fine = best + np.stack(np.meshgrid(fa, fa, fa, indexing="ij"), -1).reshape(-1, 3)
+            fine = fine[(np.abs(fine).max(axis=1) <= radii[0] + 1e-6)]
+            fine = fine[~(np.abs(fine[:, None] - shifts[None]).max(axis=2) < 1e-6).any(axis=1)]   # not yet scored
+            if len(fine):
+                sc = np.concatenate([sc, score(fine)])
+                shifts = np.concatenate([shifts, fine])
+    return {"shifts": shifts, "sets": {k: sc[:, i] for i, k in enumerate(keys)}, "radius": radius,
+            "n": {k[0]: npts[k] for k in keys if k[1] == "all"}}
+
+
+_PREPARED: dict = {}
+
+
+def _prepared(grid: Volume, cls: str, mask: np.ndarray) -> list:
+    """`_class_points` of one class, computed once per case (keyed on the grid's geometry and the
+    mask's contents, `caching.mask_digest`; the last few cases kept): the shell's distance
+    transform is the costly part, and the sarcoma biopsy, the Slicer module's re-planning or a
+    second target check the same map again."""
+    from .caching import mask_digest
+
+    key = (cls, grid.ijk_to_ras.tobytes(), mask_digest(mask))
+    hit = _PREPARED.get(key)
+    if hit is None:
+        hit = _class_points(mask, grid, rule())
+        while len(_PREPARED) >= 8:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = hit
+    return hit
 
 
 def _shell(mask: np.ndarray, spacing_kji, mm: float) -> np.ndarray:
@@ -151,64 +239,126 @@ def _shell(mask: np.ndarray, spacing_kji, mm: float) -> np.ndarray:
     return out
 
 
+def _axis_far(sh: np.ndarray, axis: int | None, cfg: dict, grids) -> np.ndarray:
+    """Bool [S]: the shifts beyond partial volume: at least ``min_shift_voxels`` voxels of each
+    grid and ``min_shift_mm``; along ``axis`` only, when given, and at least ``axis_min_shift_mm``
+    (an axis is judged on label boundaries alone, which a label made on a coarser grid and
+    resampled places up to a voxel of that grid off)."""
+    v = sh if axis is None else sh * (np.arange(3) == axis)
+    far = np.linalg.norm(v, axis=1) >= float(cfg["min_shift_mm"] if axis is None else cfg["axis_min_shift_mm"])
+    for g in grids:
+        to_vox = np.linalg.inv(g.ijk_to_ras[:3, :3])
+        far &= np.linalg.norm(v @ to_vox.T, axis=1) >= float(cfg["min_shift_voxels"])
+    return far
+
+
+def _verdict(sh, per: dict, far, cfg) -> dict | None:
+    """The best far shift of the classes' mean score ``per`` and the mismatch ratio to it."""
+    sc = np.mean(np.stack(list(per.values())), axis=0)
+    z = int(np.argmin(np.abs(sh).sum(axis=1)))
+    scf = np.where(far, sc, -1.0)
+    b = int(np.argmax(scf))
+    if scf[b] < 0:
+        return None
+    s0, s1 = float(sc[z]), float(sc[b])
+    gain = (1.0 - s0) / max(1.0 - s1, 1e-3)   # mismatches where it lies / where it fits best
+    big = s1 - s0 >= float(cfg["min_gain"])   # not a few voxels of a near-perfect fit
+    return {"shift_mm": [round(float(x), 1) for x in sh[b]], "at_zero": round(s0, 3), "at_shift": round(s1, 3),
+            "mismatch_ratio": round(gain, 2),
+            "per_class_zero": {k: round(float(v[z]), 3) for k, v in per.items()},
+            "per_class_shift": {k: round(float(v[b]), 3) for k, v in per.items()},
+            "displaced": big and gain >= float(cfg["refuse_ratio"]), "doubtful": big and gain >= float(cfg["warn_ratio"])}
+
+
 def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict | None:
-    """{"shift_mm", "at_zero", "at_shift", "per_class_zero", "per_class_shift", "displaced",
-    "doubtful"} or None when no class has enough voxels. ``displaced``: a shift of at least
-    ``min_shift_voxels`` voxels of the CT's and of the labels' grid, and of at least
-    ``min_shift_mm``, leaves fewer mismatches (voxels of a class not of its intensity on the CT)
-    than the labels where they lie, by the factor ``refuse_ratio`` (``warn_ratio``: ``doubtful``)."""
+    """{"shift_mm", "at_zero", "at_shift", "per_class_zero", "per_class_shift", "mismatch_ratio",
+    "displaced", "doubtful", "axis", "axes", "unjudged", "search_mm", "points"} or None when no
+    class has enough voxels. Judged on the whole of each class ("all") and on each RAS axis's
+    boundary points (`agreement`): a shift along an axis is told only by the boundaries that
+    cross it (a femur along S moved along S fits itself but at its ends; new-user trial 38 M1:
+    10 mm along S read 1.38 over the whole bone). ``displaced``: for the whole or for an axis, a
+    shift of at least ``min_shift_voxels`` voxels of the CT's and of the labels' grid, and of at
+    least ``min_shift_mm`` (for an axis: along it, and ``axis_min_shift_mm``), leaves fewer mismatches (voxels of a class not
+    of its intensity on the CT) than the labels where they lie, by the factor ``refuse_ratio``
+    (``warn_ratio``: ``doubtful``); judged over ``search_mm`` with the sets that stay in view so
+    far and over ``short_search_mm`` with every set; the worst verdict is reported, the whole's
+    when it is as bad (``axis``: None for the whole; ``search_mm``: its search). ``axes``: each axis's worst verdict; ``unjudged``:
+    the axes that no class's boundary in view tells (said as a doubt by `require_registered`);
+    with nothing in view, ``mismatch_ratio`` is None."""
     cfg = rule()
     classes = {k: m for k, m in classes.items() if int(np.count_nonzero(m)) >= int(cfg["min_voxels"])}
     if not classes:
         return None
     a = agreement(ct, grid, classes)
-    if not a["per_class"]:
-        return None
-    sh, sc = a["shifts"], a["score"]
-    z = int(np.argmin(np.abs(sh).sum(axis=1)))
-    s0 = float(sc[z])
-    # beyond partial volume: at least min_shift_voxels voxels of each grid and min_shift_mm
-    far = np.linalg.norm(sh, axis=1) >= float(cfg["min_shift_mm"])
-    for g in (ct, grid):
-        to_vox = np.linalg.inv(g.ijk_to_ras[:3, :3])
-        far &= np.linalg.norm(sh @ to_vox.T, axis=1) >= float(cfg["min_shift_voxels"])
-    scf = np.where(far & ~np.isnan(sc), sc, -1.0)
-    b = int(np.argmax(scf))
-    if scf[b] < 0:
-        return None
-    s1 = float(sc[b])
-    gain = (1.0 - s0) / max(1.0 - s1, 1e-3)   # mismatches where it lies / where it fits best
-    big = s1 - s0 >= float(cfg["min_gain"])   # not a few voxels of a near-perfect fit
-    return {"shift_mm": [round(float(x), 1) for x in sh[b]], "at_zero": round(s0, 3), "at_shift": round(s1, 3),
-            "mismatch_ratio": round(gain, 2),
-            "per_class_zero": {k: round(float(v[z]), 3) for k, v in a["per_class"].items()},
-            "per_class_shift": {k: round(float(v[b]), 3) for k, v in a["per_class"].items()},
-            "points": a["n"],
-            "displaced": big and gain >= float(cfg["refuse_ratio"]), "doubtful": big and gain >= float(cfg["warn_ratio"])}
+    sh, sets, radius = a["shifts"], a["sets"], a["radius"]
+    grids = (ct, grid)
+    verdicts = []   # (axis or None, search mm, verdict)
+    for r in sorted(set(radius.values()) | {float(cfg["short_search_mm"])}, reverse=True):
+        within = np.abs(sh).max(axis=1) <= r + 1e-6
+        for x in (None,) + tuple(AXES):
+            per = {c: v for (c, n), v in sets.items() if n == (x or "all") and radius[(c, n)] >= r}
+            if per:
+                far = _axis_far(sh, None if x is None else AXES.index(x), cfg, grids) & within
+                v = _verdict(sh, per, far, cfg)
+                if v is not None:
+                    verdicts.append((x, r, v))
+    unjudged = [x for x in AXES if not any(n == x for (c, n) in sets)]
+    if not verdicts:
+        return {"shift_mm": [0.0, 0.0, 0.0], "at_zero": None, "at_shift": None, "mismatch_ratio": None,
+                "per_class_zero": {}, "per_class_shift": {}, "points": a["n"], "displaced": False,
+                "doubtful": False, "axis": None, "axes": {}, "unjudged": unjudged,
+                "search_mm": float(cfg["short_search_mm"])}
+
+    def worst(vs):   # refused before doubtful before neither; then the whole's (its shift is fixed by
+        # every boundary, an axis's only along that axis), the longer search, the larger ratio
+        return max(vs, key=lambda t: (t[2]["displaced"], t[2]["doubtful"], t[0] is None, t[1], t[2]["mismatch_ratio"]))
+    x, r, v = worst(verdicts)
+    axes = {}
+    for ax in AXES:
+        vs = [t for t in verdicts if t[0] == ax]
+        if vs:
+            w = worst(vs)[2]
+            axes[ax] = {q: w[q] for q in ("shift_mm", "mismatch_ratio", "displaced", "doubtful")}
+    return {**v, "points": a["n"], "axis": x, "search_mm": r, "unjudged": unjudged, "axes": axes}
 
 
 def _describe(r: dict) -> str:
     cls = ", ".join(f"{k} {r['per_class_zero'][k]:.2f} -> {r['per_class_shift'][k]:.2f}" for k in r["per_class_zero"])
-    return (f"the agreement of its bone/air structures with the CT's bone/air is {r['at_zero']:.2f} where it lies and "
+    of = ("its bone/air structures" if r.get("axis") is None else
+          f"the edges of its bone/air structures that cross the {_AXIS_NAME[r['axis']]} axis (only they fix it)")
+    return (f"the agreement of {of} with the CT's bone/air is {r['at_zero']:.2f} where it lies and "
             f"{r['at_shift']:.2f} when moved by ({r['shift_mm'][0] + 0.0:g}, {r['shift_mm'][1] + 0.0:g}, {r['shift_mm'][2] + 0.0:g}) mm RAS ({cls})")
+
+
+_AXIS_NAME = {"R": "right-left", "A": "anterior-posterior", "S": "head-foot"}
 
 
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
                        unchecked: str = "") -> str:
     """Refuse (InputError, one line) labels displaced from the CT (``displacement``); return a
-    warning ("" when none) when the fit is doubtful, naming what is ``unchecked`` then."""
+    warning ("" when none) when the fit is doubtful or an axis could not be judged (no bone/air
+    boundary across it in view), naming what is ``unchecked`` then."""
     r = displacement(ct, grid, classes)
     if r is None:
         return ""
+    tail = f"; {unchecked}" if unchecked else ""
+    if r["mismatch_ratio"] is None:
+        return (f"{what}: its registration to the CT could not be checked (its bone/air structures do not stay in "
+                f"view when moved by {r['search_mm']:g} mm: too short a scan or too little of them in it): check "
+                f"it on the CT{tail}")
     d = 0.0 - np.asarray(r["shift_mm"]) + 0.0   # the labels lie at -shift from where the CT fits them (no "-0")
     where = f"({d[0]:g}, {d[1]:g}, {d[2]:g}) mm (RAS)"
-    if any(abs(x) >= float(rule()["search_mm"]) - 1e-6 for x in r["shift_mm"]):
+    if any(abs(x) >= float(r["search_mm"]) - 1e-6 for x in r["shift_mm"]):
         where = "at least " + where   # at the edge of the search
     if r["displaced"]:
         raise InputError(f"{what} appears displaced by {where} from the CT: it does not belong to this "
                          f"CT or its geometry (origin, spacing, direction) is wrong; {_describe(r)}. Give the "
                          "segmentation of this CT, or correct its geometry")
     if r["doubtful"]:
-        return (f"{what} may be displaced by {where} from the CT ({_describe(r)}): check it on the CT"
-                + (f"; {unchecked}" if unchecked else ""))
+        return f"{what} may be displaced by {where} from the CT ({_describe(r)}): check it on the CT{tail}"
+    if r["unjudged"]:
+        names = " and ".join(_AXIS_NAME[x] for x in r["unjudged"])
+        return (f"{what}: no edge of its bone/air structures crosses the {names} axis within the scan (a long "
+                f"bone cut by both ends of the scan fits itself moved along its length): a displacement along it "
+                f"could not be checked; check it on the CT{tail}")
     return ""

@@ -12,3 +12,9 @@ LIMITS: dict = json.loads(resources.files("imagio.data").joinpath("input_limits.
 MAX_GAP_MM = float(LIMITS["max_slice_gap_mm"]["value"])  # widest gap between slices interpolated
 TILT_MIN_DEG = float(LIMITS["tilt_detect_deg"]["value"])  # below: rounding of positions, not a tilt
 SPACING_TOL = float(LIMITS["slice_spacing_tolerance"]["value"])  # relative: uniform within this
+
+# HU limits that segmentation and planning share (one definition each)
+GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air (median < -960 HU);
+# lung parenchyma is denser (median ~ -850..-750 HU; ~ -900 in severe emphysema; Gevenois 1996)
+GROUND_GLASS_MIN_HU = float(json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text())
+                            ["ground_glass_min_hu"]["value"])  # ground glass's lower bound (lesion.json, Hansell 2008)

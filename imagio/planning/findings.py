@@ -143,6 +143,7 @@ class Findings:
     unimaged_side: dict = field(default_factory=dict)        # row -> side name or None
     outside_tissue_mm: dict = field(default_factory=dict)    # row -> mm of tissue outside the outline
     one_lung: str | None = None                               # 'left'/'right': a one-lung label map
+    mediastinum: object = None                                # the `mediastinum.Mediastinum` judged (None: not judged)
 
     def flagged(self, row: int) -> list[str]:
         """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin')."""
@@ -170,6 +171,7 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
     if not vessels_labelled:
         med = med or Mediastinum(problem)
         f.mediastinum_checked = len(med.lung_values) > 0
+        f.mediastinum = med
         mm, uncut = med.runs(table.entry_ras[rows], table.target_ras[rows])
         f.mediastinum_mm = dict(zip(rows.tolist(), mm.tolist()))
         f.mediastinum_uncut = dict(zip(rows.tolist(), uncut.tolist()))

@@ -114,10 +114,8 @@ class Plan:
         avoid = {s.name for s in p.structures if s.role == "avoid"}   # e.g. lung_vessels_small
         from .soft_tissue import organ_warnings
 
-        from .mediastinum import Mediastinum
-
         findings = self.proposal_finding_names()
-        med = None   # built once, when a proposal crosses the mediastinum
+        med = self.proposal_findings().mediastinum if self.proposals else None   # the findings' (planes cached)
         lung_vessels = any("lung_vessels" in s.name or "pulmonary" in s.name for s in p.structures)
         for n, m in enumerate(self.proposals, 1):
             if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
@@ -140,14 +138,11 @@ class Plan:
                          "(an unlabelled nodule or vessel on the path?); check it on the images" + (
                              "" if lung_vessels else "; no lung vessels are labelled: label them (imagio segment "
                              "--structures body,bones,lungs,airways,lung_vessels) to tell a vessel from a nodule"))
-            if "mediastinum" in findings[n - 1]:
-                # that finding says what is unlabelled in the mediastinum; a run elsewhere (the
-                # abdominal wall below the lung: trial 38 M3, 115 mm said as "30 mm mediastinal")
-                # is still an organ that may be unlabelled
-                med = med or Mediastinum(p)
-                w += organ_warnings(p, n, m.entry_ras, m.target_ras, skip=lambda r: med.contains(r.middle_ras))
-            else:
-                w += organ_warnings(p, n, m.entry_ras, m.target_ras)
+            # a mediastinum finding says what is unlabelled in the mediastinum; a run elsewhere (the
+            # abdominal wall below the lung: trial 38 M3, 115 mm said as "30 mm mediastinal") is
+            # still an organ that may be unlabelled
+            in_med = (lambda r: med.contains(r.middle_ras)) if "mediastinum" in findings[n - 1] else None
+            w += organ_warnings(p, n, m.entry_ras, m.target_ras, skip=in_med)
             for name, mm in sorted(m.length_in_mm.items()):
                 if name in avoid and mm > 0:
                     w.append(f"proposal {n}: crosses {name} for {mm:.1f} mm (role avoid: allowed, counted in "

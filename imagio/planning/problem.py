@@ -352,7 +352,7 @@ class PlanningProblem:
     def build(cls, ct: Volume, labels: Volume, target, needle: Needle | None = None,
               constraints: Constraints | None = None, roles: dict | None = None,
               weights: dict | None = None, body: np.ndarray | None = None,
-              skin=None) -> "PlanningProblem":
+              skin=None, registration_checked: bool = False) -> "PlanningProblem":
         """Check the inputs and assemble a problem. ``labels`` is resampled (nearest) onto the
         CT grid if needed; ``target`` is a structure name, a label value or an RAS point.
         ``body``: a patient mask on the CT grid to use instead of the CT's own (optional).
@@ -360,7 +360,9 @@ class PlanningProblem:
         instead of computing it (e.g. `skin.paint_keeps_skin` after a lesion was painted inside
         the body); its truncations are re-measured from this target. Without it the model comes
         from `skin.outer_skin`, cached per case (a second target on the same CT and labels
-        reuses it).
+        reuses it). ``registration_checked``: the caller has checked that these labels are
+        registered to this CT (`label_registration.require_registered`, 0.5-5 s) and said its
+        doubt: not checked again (the sarcoma biopsy builds one problem per target tried).
 
         Raises InputError (one line, what to do) for: labels without names, a label map that
         does not cover the CT around the target or does not match it (solid structures over
@@ -450,7 +452,7 @@ class PlanningProblem:
         coarse = coarse_grid_note(ct)   # ribs unseen by the labels and the density check (trial 29)
         if coarse:
             prob.warnings.append(f"{coarse}: a path may cross a rib that neither shows")
-        _check_labels_match(prob, covered)   # first: a wrong label map explains everything else
+        _check_labels_match(prob, covered, registration_checked)   # first: a wrong label map explains everything else
         _check_target(prob)
         _lesion_cut_by_scan(prob)
         _refuse_lung_beyond_skin(prob, ndl.length_mm)
@@ -699,7 +701,7 @@ def _check_target(prob: "PlanningProblem") -> None:
     if not prob.skin.data[tuple(kji)]:
         _target_on_outer_layer(prob, kji)
     if not prob.body[tuple(kji)]:
-        from ..segmentation.common import GAS_MEDIAN_HU
+        from ..limits import GAS_MEDIAN_HU
 
         hu = _median_around(ct, kji)
         if hu > GAS_MEDIAN_HU:   # denser than outside air: aerated lung (trial 13 M1, a small field of view)
@@ -764,7 +766,7 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
     kji = np.rint(ct.world_to_kji(t.point_ras[None])[0]).astype(int)
     if not np.all((kji >= 0) & (kji < ct.shape)):
         return []   # refused by _check_target
-    from ..segmentation.lesion import GROUND_GLASS_MIN_HU as low
+    from ..limits import GROUND_GLASS_MIN_HU as low
     from .density import dense_min_hu
     from .sarcoma.viable import config as sarcoma_config
 
@@ -787,7 +789,7 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
             f"{air_pct:.0f} % of the outline of {t.name} reads air (below ground glass's {low:.0f} HU, Hansell 2008): "
             "aerated lung or an airway inside the outline, or an outline drawn too wide; check the outline "
             "(--labels, --lesions): the target is its centre"]
-    from ..segmentation.common import GAS_MEDIAN_HU
+    from ..limits import GAS_MEDIAN_HU
 
     if hu >= GAS_MEDIAN_HU:
         # lung or ground-glass density, not a cavity's gas: a faint ground-glass nodule reads
@@ -856,7 +858,7 @@ def _warn_target_in_aerated_lung(prob: "PlanningProblem", kji) -> None:
     there samples or ablates air (new-user trial 34 F1: a point at -846 HU in the chest CTA's right
     lung was planned as 'lung_right', 102.6 mm, without a word). A warning, not a refusal: a faint
     ground-glass nodule may lie a little below the bound."""
-    from ..segmentation.lesion import GROUND_GLASS_MIN_HU as low
+    from ..limits import GROUND_GLASS_MIN_HU as low
 
     hu = _median_around(prob.ct, kji)
     if hu >= low:
@@ -1220,10 +1222,11 @@ def never_target(name: str) -> bool:
     return any(name == n or name.startswith(n + "_") for n in load_defaults()["targets"]["never_target"])
 
 
-def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> None:
+def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, registration_checked: bool = False) -> None:
     """Refuse a label map that does not cover the body within needle reach of the target, whose
     structures lie in the air around the patient (another patient's or scan's labels), or that is
-    displaced from the CT (`label_registration.require_registered`; a doubtful fit is warned)."""
+    displaced from the CT (`label_registration.require_registered`; a doubtful fit is warned;
+    not run again when ``registration_checked``)."""
     ct, lab = prob.ct, prob.labels
     reach = prob.needle.length_mm
     lo, hi = reach_box(ct, prob.target.point_ras, reach)
@@ -1249,7 +1252,10 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None) -> 
                              "target lie in air (< -500 HU): the label map does not belong to this CT")
     # a map mirrored or upside down (its names' anatomy against RAS; new-user trial 39 H1/H2),
     # then one displaced inside the body (another series of the study, a wrong origin): its bone
-    # and aerated structures fit the CT's bone and air better when moved (new-user trial 36 H3)
+    # and aerated structures fit the CT's bone and air better when moved (new-user trial 36 H3);
+    # both checked by a caller that says registration_checked (the sarcoma biopsy, once per case)
+    if registration_checked:
+        return
     from ..label_orientation import check_orientation
     from ..label_registration import classes_from_labels, require_registered
 

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..limits import GAS_MEDIAN_HU  # noqa: F401 (one definition, imagio.limits: gas vs lung parenchyma)
 from ..progress import Progress
 from ..volume import Volume
 
@@ -20,8 +21,6 @@ AIR_HU = -900.0  # a CT of a patient always contains air below this (outside the
 BODY_HU = -500.0  # body outline threshold (between air and fat)
 LUNG_HU = -400.0  # lung parenchyma upper bound
 EMPHYSEMA_HU = -950.0  # LAA-950: Gevenois et al., AJRCCM 1996; Fleischner Society 2015
-GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air (median < -960 HU);
-# lung parenchyma is denser (median ~ -850..-750 HU; ~ -900 in severe emphysema; Gevenois 1996)
 
 
 def rule(name: str) -> float:

@@ -70,12 +70,8 @@ class SarcomaPlan:
         doc["procedure"] = PROCEDURE
         # the torso planner's 'no large named vessel (aorta, venae cavae, ...)' and 'host organ unknown'
         # do not apply to a limb: the bundle rule and the compartments say what was checked
-        # the label map's registration doubt is said once, in the sarcoma's words (trial 38 L1:
-        # the needle planner's own copy of it was printed too)
-        shifted = any(w.startswith("the label map may be displaced") for w in self.warnings)
         base = [w for w in doc.get("warnings", []) if not w.startswith("no large named vessel")
                 and not (w.startswith("host organ of") and "unknown" in w)
-                and not (shifted and w.startswith("the label map may be displaced"))
                 # the needle planner's "reads fluid ... give a point there as --target": this
                 # procedure refuses a point and aims its cores at the viable map (trial 39 L1)
                 and not (w.startswith("the target point of") and "reads fluid" in w)]
@@ -551,7 +547,7 @@ class _CoreJob:
             return self.plans[attempt]
         prob = PlanningProblem.build(self.ct, self.labels, Target(self.pts[j0], self.name, self.value),
                                      needle=self.needle, constraints=self.constraints, roles=self.roles,
-                                     weights=self.weights)
+                                     weights=self.weights, registration_checked=True)   # checked once, above
         # the rules set the other roles, not the user (recorded below); the user's --role are recorded as such
         prob.roles_overridden = {n: (r if isinstance(r, str) else f"{r[0]}:{r[1]:g}") for n, r in self.user_roles.items()}
         prob.rules_extra["sarcoma_biopsy"] = {"involved_compartments": list(self.involved),
