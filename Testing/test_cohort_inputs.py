@@ -206,3 +206,26 @@ def test_detect_evaluate_refuses_a_reference_outside_the_scan_or_without_a_size(
     err = [e for e in capsys.readouterr().err.strip().splitlines() if not e.startswith("imagio: warning:")]
     assert len(err) == 1 and says in err[0], err          # the scan's own input warning aside
     assert not (out / "candidates.json").exists()
+
+
+@needs_slabs
+def test_a_cohort_records_each_scans_input_warnings_with_the_case(tmp_path, capsys):
+    """New-user trial 40 (LOW): a cohort's workers printed Python's raw warning and its source line
+    ("io.py:291: InputWarning: ... warn(vol, ...)") on stderr. The scan's input warnings are the
+    case's record: cohort_cases.csv's input_warnings column, not a worker's stderr. The test's own
+    reading of the slab: a fifth of its voxels hold the -2048 padding the reader warns of."""
+    import SimpleITK as sitk
+
+    from imagio import cli
+
+    a = sitk.GetArrayFromImage(sitk.ReadImage(str(L3)))
+    assert (a < -1500).mean() > 0.2
+    src = _csv(tmp_path / "c.csv", [{"path": str(L3), "seriesuid": "a"}])
+    out = tmp_path / "out"
+    assert cli.main(["detect", str(src), "--out", str(out), "--workers", "0", "--characterise", "0",
+                     "--no-slicer", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "InputWarning" not in err and "warn(vol" not in err
+    with open(out / "cohort_cases.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] in ("", "done") and "below -1500 HU" in row["input_warnings"], row

@@ -37,7 +37,7 @@ from pathlib import Path
 from .errors import InputError
 
 CASE_FIELDS = ("case", "seriesuid", "status", "candidates", "nodules", "highest_lung_rads",
-               "review_low_probability", "top_probability", "structures", "reason", "path")
+               "review_low_probability", "top_probability", "structures", "reason", "input_warnings", "path")
 
 
 def is_dicom_folder(path: Path) -> bool:
@@ -205,7 +205,16 @@ def _recorded(case: dict, out_root: str, work, segment: bool = False) -> dict:
     t0 = time.perf_counter()
     row = {"case": case["case"], "path": case["path"], "seriesuid": case.get("seriesuid") or ""}
     try:
-        row.update(work(io.read_image(case["path"]), d))
+        import warnings
+
+        with warnings.catch_warnings():
+            # recorded with the case, not printed by the worker as Python's warning and source line
+            # (new-user trial 40 LOW: raw "io.py:291: InputWarning ..." lines on a cohort's stderr)
+            warnings.simplefilter("ignore", io.InputWarning)
+            ct = io.read_image(case["path"])
+        if ct.warnings:
+            row["input_warnings"] = list(ct.warnings)
+        row.update(work(ct, d))
         row["seconds"] = round(time.perf_counter() - t0, 2)
         row["inputs"] = case.get("inputs")
         remove_stale_outputs(before)   # an earlier run's files this one did not write
