@@ -36,6 +36,7 @@ from .errors import InputError
 from .volume import Volume
 
 MIN_SEPARATION_MM = 10.0   # less than half the smallest spacing the rules read (two vertebral bodies)
+MAX_VERTEBRA_WIDTH_MM = 120.0   # above the widest vertebra with its transverse processes (~90 mm, lumbar)
 MAJORITY = 2.0 / 3.0       # share of judged pairs reversed that makes the map mirrored / reversed
 
 _SPINE = [f"vertebrae_C{i}" for i in range(1, 8)] + [f"vertebrae_T{i}" for i in range(1, 13)] + \
@@ -45,9 +46,9 @@ _ANTERIOR_TO_SPINE = ("aorta", "heart", "sternum", "trachea", "esophagus")
 _VERTEBRAE = tuple(_SPINE[:-1]) + ("vertebrae",)   # IMAGIO's rules name the column 'vertebrae'
 
 
-
-def _centroids(labels: Volume, names: set[str]) -> dict[str, np.ndarray]:
-    """RAS centroid (mm) of each label named in ``names`` that has voxels."""
+def _centroids(labels: Volume, names: set[str], widths: dict | None = None) -> dict[str, np.ndarray]:
+    """RAS centroid (mm) of each label named in ``names`` that has voxels; ``widths``, when given,
+    receives each vertebra label's extent along R (mm)."""
     want = {int(v): n for v, n in labels.labels.items() if n in names and int(v) > 0}
     if not want:
         return {}
@@ -61,6 +62,9 @@ def _centroids(labels: Volume, names: set[str]) -> dict[str, np.ndarray]:
         kji = np.argwhere(a[sl] == v)
         kji = kji + np.array([s.start for s in sl])
         out[n] = labels.kji_to_world(kji.mean(0)[None].astype(float))[0]
+        if widths is not None and n in _VERTEBRAE:
+            r = labels.kji_to_world(kji.astype(float))[:, 0]
+            widths[n] = float(r.max() - r.min())
     return out
 
 
@@ -104,7 +108,8 @@ def check_orientation(labels: Volume, what: str = "the label map") -> list[str]:
               | front | verts)
     if not wanted:
         return []
-    cen = _centroids(labels, wanted)
+    widths: dict = {}
+    cen = _centroids(labels, wanted, widths)
     warnings = []
     # left/right: the right partner lies at larger R
     judged = [(lft, rgt, cen[rgt][0] - cen[lft][0]) for lft, rgt in sorted(lefts.items())
@@ -135,7 +140,9 @@ def check_orientation(labels: Volume, what: str = "the label map") -> list[str]:
         warnings.append(f"{what}: {n_r} of {n_j} pairs of vertebrae/ribs lie in reverse order along S "
                         f"({'; '.join(ex)}): check their labels on the CT")
     # anterior-posterior: the spine behind the midline organs of the mediastinum
-    spine = [cen[n] for n in verts if n in cen]
+    # a vertebra with its transverse processes is at most ~90 mm wide (lumbar; Gray's): a label
+    # wider is no vertebral column alone (a phantom's ribs and spine in one label) and not judged
+    spine = [cen[n] for n in verts if n in cen and widths.get(n, 0.0) <= MAX_VERTEBRA_WIDTH_MM]
     ap = []
     if spine:
         col = np.array(spine)
