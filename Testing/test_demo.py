@@ -136,3 +136,21 @@ def test_demo_plans_every_lung_nodule_bronchoscopically(demo_dir):
         # reached, or a tunnel, or the reason why not: never silent
         assert r["reached"] or doc["tunnels"] or doc["tunnel_problem"]
     assert Path(br[nodules[0]]["picture"]).stat().st_size > 5000
+
+
+def test_demo_ablation_is_planned_for_the_probes_own_shaft(demo_dir):
+    """Issue 20: `imagio demo` planned its Emprint ablations with the biopsy needle's 1.3 mm shaft,
+    while ``imagio plan --device`` and the Slicer module plan for the probe's own (13G: 2.413 mm).
+    Both ablation plans (the small tumour's probe, the 45 mm tumour's probes) say the shaft their
+    clearances were judged for, and it is the device's."""
+    from imagio.planning.ablation.demo import DEMO_DEVICE
+    from imagio.planning.ablation.devices import get_device
+
+    shaft = get_device(DEMO_DEVICE[0]).shaft_diameter_mm
+    assert shaft is not None and shaft > 2.0
+    abl = json.loads((demo_dir / "summary.json").read_text())["ablation"]
+    planned = {k: v for k, v in abl.items() if "file" in v}
+    assert planned, abl
+    for name, a in planned.items():
+        assert a["shaft_diameter_mm"] == shaft, name
+        assert json.loads(Path(a["file"]).read_text())["shaft_diameter_mm"] == shaft, name

@@ -102,3 +102,20 @@ def test_the_bench_reads_the_demos_peak_across_its_stage_resets(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
     peak = demo_peak_mib(ru.ru_maxrss / 1024, summary)
     assert peak >= 400   # ru_maxrss alone: the last stage's peak, about 100 MiB here
+
+
+def test_place_small_places_the_probe_on_the_plan_for_its_own_shaft(liver_case):
+    """The demo's one-probe ablation is placed on the plan made for the device's shaft
+    (`multiprobe.plan_for_probe`, as ``imagio plan --device``): the same placement as on that
+    plan, whose needle is the probe."""
+    from imagio.planning.ablation.devices import get_device
+    from imagio.planning.ablation.multiprobe import plan_for_probe
+
+    ct, labels, name = liver_case
+    p = plan(PlanningProblem.build(ct, labels, name))
+    dev = get_device(ablation_demo.DEMO_DEVICE[0])
+    probe = plan_for_probe(p, dev)
+    assert probe.problem.needle.diameter_mm == dev.shaft_diameter_mm != p.problem.needle.diameter_mm
+    best, _ = ablation_demo.place_small(p)
+    again, _ = ablation_demo.place_small(probe)   # already the probe's plan: placed as it is
+    assert [vars(q) for q in best.probes] == [vars(q) for q in again.probes]

@@ -15,6 +15,17 @@ from imagio.volume import Volume, make_ijk_to_ras
 from conftest import rotation
 
 
+def _traced_peak(f, *args):
+    """(f(*args), the peak of the memory traced while it ran, bytes)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        out = f(*args)
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _planes():
     """Masks that reach the plane's border, several pieces, thin lines, single pixels."""
     rng = np.random.default_rng(7)
@@ -68,13 +79,7 @@ def test_component_counts_equal_bincount_without_a_volume_sized_int64_copy():
     ref = np.bincount(lab.ravel(), minlength=n + 1)
     assert counts.dtype == np.int64 and np.array_equal(counts, ref)
     assert np.array_equal(label_counts(lab, n), ref)
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        components(mask)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    _, peak = _traced_peak(components, mask)
     # the label map (4 bytes per voxel) and chunks; a volume-sized int64 copy would add 8 per voxel
     assert peak < 4 * mask.size + 12 * 2 ** 20, peak / mask.size
 
@@ -93,13 +98,7 @@ def test_world_coordinate_ramps(oblique):
         assert r.dtype == np.float32 and r.shape == vol.shape
         assert np.max(np.abs(r.reshape(-1) - world[:, row])) < 1e-4
     big = Volume(np.zeros((40, 300, 300), np.int16), vol.ijk_to_ras)
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        r = ras_coordinate(big, 2)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    r, peak = _traced_peak(ras_coordinate, big, 2)
     assert peak < 4 * r.size + 20 * 2 ** 20, peak / r.size   # the float32 result and one slab
 
 
@@ -126,3 +125,143 @@ def test_mediastinal_pieces_with_the_lungs_hull_given_is_the_same():
             np.testing.assert_array_equal(got, want)
             np.testing.assert_array_equal(hull, before)
         assert want.any() and not want.all()
+
+
+def _medians_reference(a, lab, which, lo=-1100, hi=-390, width=5):
+    """Per label, the definition of `label_medians`: the first ``width`` HU bin of the clipped
+    values whose cumulative count reaches half (rounded up), at its centre."""
+    out = []
+    for v in np.flatnonzero(which):
+        b = ((np.clip(a[lab == v], lo, hi - 1) - lo) // width).astype(np.int64)
+        c = np.cumsum(np.bincount(b, minlength=(hi - lo) // width))
+        out.append(lo + (int(np.argmax(c >= (c[-1] + 1) // 2)) + 0.5) * width)
+    return np.array(out)
+
+
+def _air_labels(a):
+    from imagio.segmentation.common import BODY_HU
+
+    lab, n, counts = components(a <= BODY_HU)
+    which = counts >= 20
+    which[0] = False
+    return lab, which
+
+
+def test_label_medians_a_slab_at_a_time_are_the_medians(shared_data):
+    """Issue 20: `label_medians` sums its per-label histogram a slab of planes at a time. The
+    medians are the definition's on the phantom's and a real CT's air components, on a
+    non-contiguous view (`core_medians` passes ``a[box]``), and for no label selected."""
+    from imagio import phantom
+    from imagio.io import read_image
+    from imagio.segmentation.common import label_medians
+
+    cts = [phantom.generate(spacing=4.0, seed=2).ct.array,
+           read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz").array]
+    for a in cts:
+        lab, which = _air_labels(a)
+        assert which.sum() >= 2
+        np.testing.assert_array_equal(label_medians(a, lab, which), _medians_reference(a, lab, which))
+        box = (slice(3, None), slice(None, -4), slice(5, -2))
+        np.testing.assert_array_equal(label_medians(a[box], lab[box], which),
+                                      _medians_reference(a[box], lab[box], which))
+        assert label_medians(a, lab, np.zeros_like(which)).size == 0
+
+
+def test_label_medians_hold_no_volume_sized_temporaries():
+    """The selected voxels' labels, values and int64 bins were volume-sized (about 20 bytes per
+    voxel: 80 MiB on 4 M voxels, 400 MiB on the 1.5 mm demo phantom's outside air); a slab of
+    ~2**20 voxels at a time they are not."""
+    from imagio.segmentation.common import label_medians
+
+    rng = np.random.default_rng(0)
+    shape = (64, 256, 256)
+    lab = rng.integers(0, 7, shape).astype(np.uint32)
+    a = rng.integers(-1024, 200, shape).astype(np.int16)
+    which = np.ones(8, bool)
+    which[0] = False
+    med, peak = _traced_peak(label_medians, a, lab, which)
+    np.testing.assert_array_equal(med, _medians_reference(a, lab, which))
+    assert peak < 32 * 2 ** 20, peak / 2 ** 20
+
+
+def _ras_reference(vol, row):
+    """The whole volume's float64 sum of the origin and the three axis ramps, as float32."""
+    m = vol.ijk_to_ras
+    k, j, i = (np.arange(n, dtype=np.float32) for n in vol.shape)
+    return (m[row, 3] + (m[row, 2] * k)[:, None, None] + (m[row, 1] * j)[None, :, None]
+            + (m[row, 0] * i)[None, None, :]).astype(np.float32)
+
+
+@pytest.mark.parametrize("direction", ["lps", "flipped", "oblique"])
+def test_ras_ramp_broadcasts_to_the_world_coordinate(direction):
+    """Issue 20: on a grid whose axes follow the patient's (an axial CT, any flips), each world
+    coordinate follows one array axis: `ras_ramp` is that axis's ramp, `ras_coordinate` its
+    read-only broadcast (no volume in memory); values and signs are the whole volume's sum. An
+    oblique grid gets the whole volume, as before."""
+    from imagio.segmentation.common import ras_ramp
+
+    d = {"lps": np.diag([-1.0, -1.0, 1.0]), "flipped": np.diag([1.0, -1.0, -1.0]),
+         "oblique": rotation((1, 2, 3), 20.0)}[direction]
+    vol = Volume(np.zeros((23, 41, 57), np.int16), make_ijk_to_ras((0.7, 1.1, 2.5), (-12.5, 30.25, 0.0), d))
+    for row in range(3):
+        ref = _ras_reference(vol, row)
+        ramp = ras_ramp(vol, row)
+        full = ras_coordinate(vol, row)
+        assert ramp.dtype == full.dtype == np.float32 and full.shape == vol.shape
+        for got in (np.broadcast_to(ramp, vol.shape), full):
+            np.testing.assert_array_equal(got, ref)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))
+        if direction == "oblique":
+            assert ramp.shape == vol.shape
+        else:
+            assert sorted(ramp.shape)[:2] == [1, 1] and not full.flags.writeable
+    if direction != "oblique":   # 40 x 300 x 300 voxels: no float32 volume (14 MiB) is made
+        big = Volume(np.zeros((40, 300, 300), np.int16), vol.ijk_to_ras)
+        r, peak = _traced_peak(ras_coordinate, big, 0)
+        np.testing.assert_array_equal(r, _ras_reference(big, 0))
+        assert peak < 2 ** 20, peak
+
+
+def test_ras_ramp_of_real_cts_is_their_world_coordinate(shared_data):
+    from imagio.io import read_image
+    from imagio.segmentation.common import ras_ramp
+
+    for rel in ("totalsegmentator-chest-cta/chest_cta.nii.gz", "pyradiomics-lung/lung1_image.nrrd",
+                "totalsegmentator-example/example_ct.nii.gz"):
+        vol = read_image(shared_data / rel)
+        for row in range(3):
+            np.testing.assert_array_equal(np.broadcast_to(ras_ramp(vol, row), vol.shape), _ras_reference(vol, row))
+
+
+def test_components_on_the_masks_box_are_the_whole_grids():
+    """`body.limbs` labels the pieces beside the trunk on their bounding box and places the labels
+    on the whole grid: the same components, numbered the same (the box keeps the voxels' raster
+    order), also where the mask touches the image border."""
+    from imagio import phantom
+    from imagio.segmentation.common import BODY_HU, bbox_slices, embed
+
+    a = phantom.generate(spacing=4.0, seed=2).ct.array
+    masks = [a > BODY_HU, (a > 150) & (a < 400), a <= BODY_HU]
+    rng = np.random.default_rng(4)
+    corner = np.zeros((30, 40, 50), bool)
+    corner[:6, -7:, 20:] = rng.random((6, 7, 30)) > 0.4       # on three faces of the grid
+    masks += [corner, corner[::-1, ::-1, ::-1].copy()]
+    for m in masks:
+        box = bbox_slices(m)
+        for conn in (6, 26):
+            want = components(m, connectivity=conn)[0]
+            got = embed(components(m[box], connectivity=conn)[0], m.shape, box)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_coarse_core_upsampled_by_repeats_is_the_nearest_index():
+    """`body._upsample` (whole-axis repeats) is the fancy index it replaces: voxel n takes the
+    coarse voxel n // f, on shapes that f divides and shapes it does not."""
+    from imagio.segmentation.body import _upsample
+
+    rng = np.random.default_rng(2)
+    for shape in ((31, 17, 40), (10, 11, 12), (1, 5, 7), (7, 1, 1), (9, 9, 9)):
+        for f in (2, 3, 4):
+            c = rng.random(np.zeros(shape)[::f, ::f, ::f].shape) < 0.5
+            idx = [np.minimum(np.arange(n) // f, c.shape[ax] - 1) for ax, n in enumerate(shape)]
+            np.testing.assert_array_equal(_upsample(c, f, shape), c[np.ix_(*idx)])

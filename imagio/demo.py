@@ -7,7 +7,8 @@
    model, since no model weights ship with IMAGIO;
 3. plan needle paths to the first liver tumour and the first lung nodule;
 4. ablation: one probe for that liver tumour, and the fewest probes covering a 45 mm liver
-   tumour (inserted into the phantom) + 5 mm;
+   tumour (inserted into the phantom) + 5 mm, both planned for the probe's own shaft (as
+   ``imagio plan --device``: the Emprint's 13G antenna, not the needle plans' biopsy needle);
 5. bronchoscopy: the thin scope's route to each lung nodule along the rule-based airways,
    tunnels where it does not reach, a fly-through strip for the first;
 6. write the CT, the segmentation, the plans, a Slicer scene and a PNG of the 3D view.

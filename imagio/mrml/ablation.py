@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..planning.ablation.multiprobe import plan_for_probe  # noqa: F401 (the Slicer module, IMAGIO Web)
+
 MARGIN_ARRAY = "AblativeMarginMm"
 MARGIN_RANGE = (-5.0, 15.0)   # display range of the margin colours (mm)
 ZONE_COLORS = [(1.0, 0.55, 0.1), (0.95, 0.3, 0.3), (0.9, 0.8, 0.2), (0.6, 0.4, 0.9), (0.2, 0.8, 0.8)]
@@ -196,29 +198,6 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
                               if plan is not None else ""))
         result._zones = ells
     return result, ablation_to_scene(scene, result, ctx), ctx
-
-
-def plan_for_probe(plan, device):
-    """``plan`` (a `planning.planner.Plan`, or None) with its needle the probe of ``device``
-    (`Device.needle`: the device's own shaft, as ``imagio plan --device``): the Slicer module and
-    IMAGIO Web plan with their needle setting before a device is chosen, so a plan whose needle
-    differs is planned again on the same maps (they depend on the needle's length only), its
-    candidate paths scored and its probes checked for the shaft (closing note 35, Left 3)."""
-    if plan is None:
-        return None
-    needle = device.needle(plan.problem.needle)
-    if needle == plan.problem.needle:
-        return plan
-    from dataclasses import replace
-
-    from ..planning.planner import plan as plan_paths
-
-    cache = plan.__dict__.setdefault("_for_probe", {})   # one re-plan per shaft, not one per click
-    key = (needle.length_mm, needle.diameter_mm, needle.uncertainty_mm)
-    if key not in cache:
-        prob = replace(plan.problem, needle=needle, warnings=list(plan.problem.warnings))
-        cache[key] = plan_paths(prob, k=max(len(plan.proposals), 1), maps=plan.maps)
-    return cache[key]
 
 
 def update_zone(ctx, path_nodes, setting, modality=None):

@@ -64,9 +64,8 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     if not core_c.any():
         raise InputError("no body found: nothing above -500 HU after removing thin structures")
     if f > 1:
-        idx = [np.minimum(np.arange(n) // f, core_c.shape[ax] - 1) for ax, n in enumerate(m.shape)]
-        core = core_c[np.ix_(*idx)] & m
-        cores = cores_c[np.ix_(*idx)] & m
+        core = _upsample(core_c, f, m.shape) & m
+        cores = _upsample(cores_c, f, m.shape) & m
     else:
         core, cores = core_c, cores_c
     # restore the outline: voxels of the thresholded mask within the opening radius of the core
@@ -124,6 +123,16 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     return body
 
 
+def _upsample(c: np.ndarray, f: int, shape) -> np.ndarray:
+    """``c`` (the grid ``[::f, ::f, ::f]`` of an array of ``shape``) back on that array's grid,
+    each voxel repeated ``f`` times along each axis (nearest neighbour: voxel ``n`` takes
+    ``c[n // f]``; ``c`` has ceil(n / f) voxels along an axis of n, so ``n // f`` is always in
+    it). Repeats of whole axes, not a fancy index of every voxel."""
+    for ax, n in enumerate(shape):
+        c = np.repeat(c, f, axis=ax)[(slice(None),) * ax + (slice(0, n),)]
+    return c
+
+
 def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Bool [k, j, i]: the components of ``other`` (bool [k, j, i]: tissue apart from the trunk
     that survived the opening; ``a`` the CT's HU array) that are the patient's limbs: each holds
@@ -138,9 +147,12 @@ def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
     import edt
 
     out = np.zeros_like(other)
-    lab, n, _ = components(other, connectivity=6)
-    if n == 0:
+    box = bbox_slices(other)
+    if box is None:
         return out
+    # labelled on the box of ``other`` (a few pieces beside the trunk), placed on the whole grid:
+    # the same components and, as the box keeps the voxels' raster order, the same numbers
+    lab = embed(components(other[box], connectivity=6)[0], other.shape, box)
     deep = rule("subcutaneous_probe_mm")
     bone = rule("calcium_hu")
     margin = [int(np.ceil(deep / float(x))) + 2 for x in ct.spacing_kji]

@@ -339,8 +339,8 @@ def mediastinal_pieces(rest: np.ndarray, skeleton: np.ndarray, lungs: np.ndarray
     that is neither vertebra nor rib) that lie in the mediastinum, away from the skeleton: at
     least half of their voxels more than ``edge_mm`` (mm) inside the lungs' per-plane convex
     hull (`lung_hull_planes`), and none within ``edge_mm`` of ``skeleton`` (bool [k, j, i]: the
-    vertebrae and ribs). With ``vertebrae`` (bool [k, j, i]) and ``a_mm`` (float [k, j, i], the
-    world anterior coordinate of each voxel, mm), the region stops ``behind_mm`` behind the most
+    vertebrae and ribs). With ``vertebrae`` (bool [k, j, i]) and ``a_mm`` (float [k, j, i] or
+    broadcastable to it: `common.ras_ramp`, the world anterior coordinate of each voxel, mm), the region stops ``behind_mm`` behind the most
     anterior vertebra voxel of each plane that holds one: the back of the visceral compartment
     (descending aorta, azygos vein) is 1 cm behind the anterior margin of the vertebral bodies,
     and behind it the paravertebral compartment holds the rib heads and necks (ITMIG: Carter BW

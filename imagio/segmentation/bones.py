@@ -40,7 +40,7 @@ from ..volume import Volume
 from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbox_slices, check_ct, components,
                      dilate_mm, erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
-                     plane_structure, ras_coordinate, rule)
+                     plane_structure, ras_coordinate, ras_ramp, rule)
 from . import bone_shell
 from .resolution import effective_resolution_mm
 
@@ -779,11 +779,13 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     """
     want_spine = spine
     ref = body if body is not None and body.any() else bone
-    x = ras_coordinate(ct, 0)
-    y = ras_coordinate(ct, 1)
+    # the coordinates as broadcastable ramps (`ras_ramp`: on an axial grid the corridor is a
+    # plane's mask, not a volume of float32 arithmetic)
+    x = ras_ramp(ct, 0)
+    y = ras_ramp(ct, 1)
     # the spine lies on the patient's midline (``lungs.midline_x``: trachea, body or isocentre;
     # the body's median is off the midline when the field of view cuts the body)
-    cx = float(np.median(x[ref])) if midline is None else float(midline)
+    cx = float(np.median(np.broadcast_to(x, ref.shape)[ref])) if midline is None else float(midline)
     corridor = (np.abs(x - cx) < SPINE_HALF_WIDTH_MM) & (y < spine_front_y(ct, ref, lungs, trachea, y))
     del x, y
     sk = ct.spacing_kji
@@ -810,7 +812,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
             hull = bone_shell.lung_hull_planes(lungs, s_ax, sk, COMMON_RESOLUTION_MM)
             spine &= ~bone_shell.mediastinal_pieces(
                 spine & ~col, col, lungs, s_ax, sk, COMMON_RESOLUTION_MM, col,
-                ras_coordinate(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
+                ras_ramp(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
     if spine.any():
         # the vertebral bodies' cancellous bone inside their cortical ring (closed over its
         # foramina, 1-3 mm: one common-resolution voxel), the spinal canal kept open by its
@@ -832,7 +834,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         # (the lungs' per-plane hull of the first call reused: the same lungs, axis and depth)
         other &= ~bone_shell.mediastinal_pieces(
             other, spine | ribs, lungs, s_ax, sk, COMMON_RESOLUTION_MM, spine,
-            ras_coordinate(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
+            ras_ramp(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
     return {"vertebrae": spine, "ribs": ribs, "bone": other}
 
 

@@ -93,13 +93,27 @@ def inplane_spacing_mm(vol: Volume) -> float:
 
 
 def ras_coordinate(vol: Volume, row: int) -> np.ndarray:
-    """World coordinate ``row`` (0=R, 1=A, 2=S, mm) of every voxel, as a broadcastable sum
-    of three 1-D ramps (no full 3 x N coordinate array), float32 [k, j, i]. Summed in float64
-    a slab of planes at a time and rounded to float32 per slab: the same values as the sum over
-    the whole volume, without its two float64 volume temporaries (350 MiB on the 1.5 mm demo
-    phantom)."""
+    """World coordinate ``row`` (0=R, 1=A, 2=S, mm) of every voxel, float32 [k, j, i]: the sum of
+    three 1-D ramps (no full 3 x N coordinate array). Summed in float64 a slab of planes at a time
+    and rounded to float32 per slab: the same values as the sum over the whole volume, without its
+    two float64 volume temporaries (350 MiB on the 1.5 mm demo phantom). On a grid where the
+    coordinate follows fewer than three array axes (an axial CT: x along i only) it is
+    `ras_ramp` broadcast to the grid (a read-only view, no volume in memory: the same values)."""
+    ramp = ras_ramp(vol, row)
+    if ramp.shape == tuple(vol.shape):
+        return ramp
+    return np.broadcast_to(ramp, tuple(vol.shape))
+
+
+def ras_ramp(vol: Volume, row: int) -> np.ndarray:
+    """`ras_coordinate` as the smallest float32 array that broadcasts to [k, j, i]: length 1 along
+    each array axis that the coordinate does not follow (a zero in ``ijk_to_ras``: on an axial CT
+    x follows i only, y j only). The same values: each voxel's float64 sum of the origin and the
+    three axis terms, in the same order, rounded to float32 (a zero term adds nothing). Cheaper
+    where the caller broadcasts (a corridor about the midline: `bones.split_bones`)."""
     m = vol.ijk_to_ras
-    nk, nj, ni = vol.shape
+    n = [int(v) if m[row, 2 - ax] != 0 else 1 for ax, v in enumerate(vol.shape)]
+    nk, nj, ni = n
     rk = (m[row, 2] * np.arange(nk, dtype=np.float32))[:, None, None]
     rj = (m[row, 1] * np.arange(nj, dtype=np.float32))[None, :, None]
     ri = (m[row, 0] * np.arange(ni, dtype=np.float32))[None, None, :]
@@ -298,16 +312,25 @@ def close_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
 
 def label_medians(a, lab, which, lo=-1100, hi=-390, width=5):
     """Median HU (to ``width`` HU) of each label selected by the boolean ``which`` (O(N),
-    via a per-label histogram)."""
-    sel = which[lab]
-    labs = lab[sel]
-    vals = np.clip(a[sel], lo, hi - 1)
+    via a per-label histogram). The histogram is summed a slab of planes (about 2**20 voxels)
+    at a time, so that the selected voxels' labels, values and int64 bin indices are chunks,
+    not volumes (the outside air of the 1.5 mm demo phantom is millions of voxels: 8 bytes each
+    per temporary); the counts are integers, so the sum is the whole volume's histogram."""
     ids = np.nonzero(which)[0]
     remap = np.zeros(len(which), np.int64)
     remap[ids] = np.arange(len(ids))
     nb = int((hi - lo) // width)
-    b = ((vals - lo) // width).astype(np.int64)
-    h = np.bincount(remap[labs] * nb + b, minlength=len(ids) * nb).reshape(len(ids), nb)
+    h = np.zeros(len(ids) * nb, np.int64)
+    step = max(1, (1 << 20) // max(int(np.prod(lab.shape[1:])), 1))
+    for z in range(0, lab.shape[0], step):
+        lz = lab[z:z + step]
+        sel = which[lz]
+        if not sel.any():
+            continue
+        vals = np.clip(a[z:z + step][sel], lo, hi - 1)
+        b = ((vals - lo) // width).astype(np.int64)
+        h += np.bincount(remap[lz[sel]] * nb + b, minlength=len(ids) * nb)
+    h = h.reshape(len(ids), nb)
     c = np.cumsum(h, axis=1)
     med_bin = np.argmax(c >= (c[:, -1:] + 1) // 2, axis=1)
     return lo + (med_bin + 0.5) * width

@@ -1,5 +1,7 @@
 """The ablation part of ``imagio demo``: one probe for a small liver tumour, and the fewest
-probes for a large one (a 45 mm tumour inserted into the phantom's liver when it has none)."""
+probes for a large one (a 45 mm tumour inserted into the phantom's liver when it has none).
+Both are planned for the device's own shaft (`Device.needle`), as ``imagio plan --device`` and
+the Slicer module plan them."""
 
 from __future__ import annotations
 
@@ -15,22 +17,29 @@ LARGE_NAME = "liver_tumor_large"
 
 def place_small(small_plan, progress=None):
     """The one-probe plan for the small tumour of ``small_plan`` (a feasible `planner.Plan`):
-    the best placement over its proposals, as (`ProbePlan`, `AblationContext`), or None when the
-    plan is None or not feasible. Neither keeps the plan (its maps, problem and tables), so the
-    caller can free the plan as soon as this returns (`imagio demo` does, before its next
-    needle plan); `run` writes the result."""
+    the best placement over the proposals of that plan made for the device's own shaft
+    (`multiprobe.plan_for_probe`, as ``imagio plan --device`` and the Slicer module plan it: the
+    clearances judged for the 13G antenna, not the needle plan's biopsy needle), as
+    (`ProbePlan`, `AblationContext`); None when the plan is None or not feasible; when the plan
+    is feasible for the needle but not for the probe's shaft, {"feasible": False, "report": ...}
+    (said in the demo's summary and ablation output, not left out). Neither keeps the plan (its
+    maps, problem and tables), so the caller can free the plan as soon as this returns
+    (`imagio demo` does, before its next needle plan); `run` writes the result."""
     from ...progress import Progress
     from .coverage import AblationContext
     from .devices import get_device
-    from .multiprobe import place_on_path
+    from .multiprobe import place_on_path, plan_for_probe
 
     if small_plan is None or not small_plan.feasible:
         return None
     dev = get_device(DEMO_DEVICE[0])
     s = dev.setting(DEMO_DEVICE[1])
     Progress(progress)(0.0, f"ablation: one {dev.name} probe for {small_plan.problem.target.name}")
-    ctx = AblationContext(small_plan.problem.labels, small_plan.problem.target.name)
-    best = max((place_on_path(small_plan, ctx, dev, s, m.entry_ras) for m in small_plan.proposals),
+    probe_plan = plan_for_probe(small_plan, dev)
+    if not probe_plan.feasible:
+        return {"tumour": small_plan.problem.target.name, "feasible": False, "report": probe_plan.report}
+    ctx = AblationContext(probe_plan.problem.labels, probe_plan.problem.target.name)
+    best = max((place_on_path(probe_plan, ctx, dev, s, m.entry_ras) for m in probe_plan.proposals),
                key=lambda r: (r.probes[0].feasible, r.coverage.mam_mm))
     return best, ctx
 
@@ -40,7 +49,7 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     ``small``: `place_small`'s result, computed earlier (then ``small_plan`` is None)."""
     from ...progress import Progress
     from ..planner import plan
-    from ..problem import PlanningProblem
+    from ..problem import Needle, PlanningProblem
     from ..skin import outer_skin, paint_keeps_skin
     from .coverage import AblationContext
     from .devices import get_device
@@ -51,14 +60,17 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     out = Path(out_dir)
     dev = get_device(DEMO_DEVICE[0])
     s = dev.setting(DEMO_DEVICE[1])
+    needle = dev.needle(Needle())   # the probe's own shaft (both plans: `place_small`, below)
     summary = {}
     if small is None:
         small = place_small(small_plan, progress=prog)
     small_plan = None   # its maps are not needed for the large tumour (freed if the caller let go)
-    if small is not None:
+    if isinstance(small, dict):   # the probe's shaft finds no feasible path (`place_small`)
+        summary[small.pop("tumour")] = small
+    elif small is not None:
         best, ctx = small
-        small = None
-        summary[ctx.tumour_name] = _write(best, ctx, out, scene)
+        summary[ctx.tumour_name] = _write(best, ctx, out, scene, needle)
+    small = None
     best = ctx = None
     prog(0.2, "ablation: a 45 mm liver tumour and the fewest probes covering it + 5 mm")
     ct2, lab2, _ = insert_sphere(ct, labels, LARGE_RADIUS_MM, name=LARGE_NAME)
@@ -72,20 +84,23 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     from ...memory import release_free_memory
 
     release_free_memory()
-    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, skin=skin if keeps else None),
+    # planned for the probe's own shaft, as ``imagio plan --device`` plans it (`Device.needle`)
+    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, needle=needle,
+                                   skin=skin if keeps else None),
              progress=prog.sub(0.2, 0.5))
     release_free_memory()
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
         mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0), free_maps=True)
-        summary[LARGE_NAME] = _write(mp, ctx, out, scene)
+        summary[LARGE_NAME] = _write(mp, ctx, out, scene, needle)
     else:
         summary[LARGE_NAME] = {"feasible": False, "report": p.report}
     return summary
 
 
-def _write(pp, ctx, out: Path, scene) -> dict:
+def _write(pp, ctx, out: Path, scene, needle) -> dict:
     d = pp.to_dict()
+    d["shaft_diameter_mm"] = needle.diameter_mm   # what the probes' clearances were judged for
     path = out / f"ablation_{ctx.tumour_name}.json"
     write_text(path, json.dumps(d, indent=1))
     if scene is not None:
@@ -93,7 +108,8 @@ def _write(pp, ctx, out: Path, scene) -> dict:
 
         ablation_to_scene(scene, pp, ctx)
     c = d["coverage"]
-    return {"file": str(path), "device": d["device"], "setting": d["setting"], "n_probes": d["n_probes"],
+    return {"file": str(path), "device": d["device"], "setting": d["setting"],
+            "shaft_diameter_mm": d["shaft_diameter_mm"], "n_probes": d["n_probes"],
             "lower_bound": d["lower_bound"], "tumour_covered_pct": c["tumour_covered_pct"],
             "margin_covered_pct": c["margin_covered_pct"], "mam_mm": c["mam_mm"],
             "guaranteed_margin_mm": (d.get("margin_guarantee") or {}).get("guaranteed_margin_mm"),

@@ -282,6 +282,30 @@ def parallel_tracks(maps, ctx: AblationContext, target, directions, lateral_mm: 
     return tuple(np.concatenate(x) for x in (out_e, out_c, out_n, out_t, out_f))
 
 
+def plan_for_probe(plan, device):
+    """``plan`` (a `planning.planner.Plan`, or None) with its needle the probe of ``device``
+    (`Device.needle`: the device's own shaft, as ``imagio plan --device``): the Slicer module,
+    IMAGIO Web and ``imagio demo`` plan their needle before the ablation device is chosen, so a
+    plan whose needle differs is planned again on the same maps (they depend on the needle's
+    length only), its candidate paths scored and its probes checked for the shaft (closing note
+    35, Left 3)."""
+    if plan is None:
+        return None
+    needle = device.needle(plan.problem.needle)
+    if needle == plan.problem.needle:
+        return plan
+    from dataclasses import replace
+
+    from ..planner import plan as plan_paths
+
+    cache = plan.__dict__.setdefault("_for_probe", {})   # one re-plan per shaft, not one per click
+    key = (needle.length_mm, needle.diameter_mm, needle.uncertainty_mm)
+    if key not in cache:
+        prob = replace(plan.problem, needle=needle, warnings=list(plan.problem.warnings))
+        cache[key] = plan_paths(prob, k=max(len(plan.proposals), 1), maps=plan.maps)
+    return cache[key]
+
+
 def min_shaft_spacing_mm(needle) -> float:
     """The closest two planned shafts of probes in place at once may come (mm): one shaft
     diameter plus both probes' placement uncertainty (``needle``: `problem.Needle`, the probe's
