@@ -108,3 +108,25 @@ def test_plan_refuses_a_mirrored_map_in_one_line(shared_data, tmp_path):
     assert r.returncode == 2 and len(err) == 1 and "mirrored left-right" in err[0], r.stderr
     assert not (tmp_path / "out" / "plan.json").exists()
     json.dumps(err)   # one plain line
+
+
+def test_a_ct_mirrored_with_its_map_is_warned_not_refused(shared_data):
+    """A CT and its label map mirrored together (both placed on a left-handed grid: a CT header's
+    orientation wrong) plan consistently on the images; the names' anatomy says the world is
+    mirrored. Refusing would block a consistent plan; the warning says the coordinates are
+    mirrored. The mirrored map alone on the right CT is still refused. The test's own reading:
+    the map's bone labels lie on bone far more as it lies than flipped back."""
+    d, lab = _ts(shared_data)
+    ct = io.read_image(d / "example_ct_sm.nii.gz")
+    assert ct.same_grid(lab)
+    m = ct.ijk_to_ras.copy()
+    col = int(np.argmax(np.abs(ct.direction[0, :])))
+    m[:3, col] = -m[:3, col]                          # a left-handed grid: the world mirrored
+    ct_m, lab_m = Volume(ct.array, m, "ct"), Volume(lab.array, m, "lab", dict(lab.labels))
+    inv = {n: v for v, n in lab.labels.items()}
+    ribs = np.isin(lab.array, [v for n, v in inv.items() if n.startswith("rib_")])
+    assert (ct.array[ribs] >= 250).mean() > 2 * (ct.array[np.flip(ribs, axis=2 - col)] >= 250).mean()
+    w = check_orientation(lab_m, ct=ct_m)
+    assert len(w) == 1 and "and the CT are both mirrored left-right" in w[0], w
+    with pytest.raises(InputError, match="mirrored left-right against the CT"):
+        check_orientation(_flip_along(lab, 0), ct=ct)

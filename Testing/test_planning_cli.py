@@ -183,7 +183,9 @@ def test_plan_scene_shows_the_ct_and_the_structures_as_planned(tmp_path, capsys)
 
     ct, lab = synthetic_torso(3.0)
     aff = make_ijk_to_ras((3.0, 2.5, 3.5), (40.0, -30.0, 12.0), rotation((1, 2, 3), 20.0) @ np.diag([-1.0, 1.0, 1.0]))
-    ct, lab = Volume(ct.array, aff), Volume(lab.array, aff, labels=lab.labels)
+    # the arrays flipped along i with the grid's flipped i axis: flipped storage of the same (not a
+    # mirrored) anatomy, which the label map's left/right names would refuse (trial 39 H1)
+    ct, lab = Volume(np.flip(ct.array, 2).copy(), aff), Volume(np.flip(lab.array, 2).copy(), aff, labels=lab.labels)
     io.write_image(ct, tmp_path / "ct.nii.gz")
     io.write_labels(lab, tmp_path / "labels.seg.nrrd")
     digest = hashlib.sha256((tmp_path / "ct.nii.gz").read_bytes()).hexdigest()

@@ -37,6 +37,7 @@ from .volume import Volume
 
 MIN_SEPARATION_MM = 10.0   # less than half the smallest spacing the rules read (two vertebral bodies)
 MAX_VERTEBRA_WIDTH_MM = 120.0   # above the widest vertebra with its transverse processes (~90 mm, lumbar)
+CONSISTENT_FIT_GAIN = 0.1   # physics fit as it lies over flipped back: the CT mirrored with the map (method choice)
 MAJORITY = 2.0 / 3.0       # share of judged pairs reversed that makes the map mirrored / reversed
 
 _SPINE = [f"vertebrae_C{i}" for i in range(1, 8)] + [f"vertebrae_T{i}" for i in range(1, 13)] + \
@@ -92,10 +93,45 @@ def _order_pairs(seq: list[str], cen: dict) -> tuple[int, int, list[str]]:
     return judged, rev, ex
 
 
-def check_orientation(labels: Volume, what: str = "the label map") -> list[str]:
+def _physics_fit(ct: Volume, labels: Volume) -> float | None:
+    """Share of the label map's bone voxels on bone and of its lung/airway voxels on air in
+    ``ct`` (same grid), averaged over the classes (`label_registration`'s classes and HU limits);
+    None when it has neither."""
+    from .label_registration import classes_from_labels, rule
+
+    cfg = rule()
+    fits = [float(np.mean(ct.array[m] >= cfg["bone_min_hu"] if c == "bone" else ct.array[m] < cfg["air_max_hu"]))
+            for c, m in classes_from_labels(labels).items()]
+    return float(np.mean(fits)) if fits else None
+
+
+def _mirrored_with_the_ct(labels: Volume, ct: Volume | None, ras_axis: int) -> bool:
+    """True when ``labels`` fits ``ct`` (same grid) clearly better as it lies than flipped back
+    along the storage axis nearest RAS axis ``ras_axis`` (`_physics_fit` higher by
+    ``CONSISTENT_FIT_GAIN``): the CT shows what the map shows, so the two are mirrored together
+    (the CT's orientation is what is wrong), not the map against the CT."""
+    if ct is None or not ct.same_grid(labels):
+        return False
+    col = int(np.argmax(np.abs(labels.direction[ras_axis, :])))
+    here = _physics_fit(ct, labels)
+    back = _physics_fit(ct, labels.with_array(np.flip(labels.array, axis=2 - col)))
+    return here is not None and back is not None and here >= back + CONSISTENT_FIT_GAIN
+
+
+def _both_mirrored(what: str, how: str, evidence: str) -> str:
+    return (f"{what} and the CT are both {how} against the anatomy their names state ({evidence}), while the map "
+            "fits the CT's bone and air as it lies: the CT's orientation (its header) is likely wrong; the plan is "
+            "consistent with the images, but its coordinates taken to the patient or to another image would be "
+            "mirrored: check the CT's orientation before using them")
+
+
+def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | None = None) -> list[str]:
     """Warnings on ``labels``' anatomical orientation; raises InputError (one line, what to do)
     when its left/right pairs are mirrored or its vertebrae/ribs stand in reverse order along S
-    (each by a ``MAJORITY`` of the judged pairs), or its mediastinal organs lie behind the spine.
+    (each by a ``MAJORITY`` of the judged pairs), or its mediastinal organs lie behind the spine,
+    unless ``ct`` (same grid) shows the same: the map fits its bone and air clearly better as it
+    lies than flipped back (`_mirrored_with_the_ct`), and the two are mirrored together (a CT
+    header's orientation): then a warning says so.
     A minority of reversed pairs, or the liver left
     of the spleen with no pair to tell a mirrored map from situs inversus, is returned as a
     warning. Nothing is said when the names judge nothing (no pairs, one vertebra)."""
@@ -117,6 +153,8 @@ def check_orientation(labels: Volume, what: str = "the label map") -> list[str]:
     wrong = [(lft, rgt, d) for lft, rgt, d in judged if d < 0]
     if judged and len(wrong) >= MAJORITY * len(judged):
         ex = ", ".join(f"{lft} lies {-d:.0f} mm right of {rgt}" for lft, rgt, d in wrong[:2])
+        if _mirrored_with_the_ct(labels, ct, 0):
+            return [_both_mirrored(what, "mirrored left-right", ex)]
         raise InputError(f"{what} is mirrored left-right against the CT: {len(wrong)} of {len(judged)} left/right "
                          f"pairs lie on the wrong side ({ex}); it was likely written with the other handedness "
                          "(radiological vs neurological order, qform vs sform) or the CT's orientation is wrong: "
@@ -132,6 +170,8 @@ def check_orientation(labels: Volume, what: str = "the label map") -> list[str]:
     n_j, n_r = sum(t[0] for t in tot), sum(t[1] for t in tot)
     ex = [e for t in tot for e in t[2]][:2]
     if n_j and n_r >= MAJORITY * n_j:
+        if _mirrored_with_the_ct(labels, ct, 2):
+            return warnings + [_both_mirrored(what, "upside down", "; ".join(ex))]
         raise InputError(f"{what} stands upside down against the CT: {n_r} of {n_j} pairs of vertebrae/ribs lie in "
                          f"reverse order along S ({'; '.join(ex)}); its slices were likely stored in the other order "
                          "(sorted the other way, or a converter's z flip): export the segmentation again in this "
@@ -154,6 +194,8 @@ def check_orientation(labels: Volume, what: str = "the label map") -> list[str]:
     back = [(n, da) for n, da in ap if da < 0]
     if ap and len(back) >= MAJORITY * len(ap):
         ex = ", ".join(f"{n} lies {-da:.0f} mm posterior to the vertebrae" for n, da in back[:2])
+        if _mirrored_with_the_ct(labels, ct, 1):
+            return warnings + [_both_mirrored(what, "flipped front to back", ex)]
         raise InputError(f"{what} is flipped front to back against the CT: {ex}; it was likely written with an axis "
                          "reversed (a converter's orientation): export the segmentation again in this CT's geometry")
     if back:

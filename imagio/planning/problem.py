@@ -1259,7 +1259,7 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
     from ..label_orientation import check_orientation
     from ..label_registration import classes_from_labels, require_registered
 
-    prob.warnings.extend(check_orientation(lab, "the label map"))
+    prob.warnings.extend(check_orientation(lab, "the label map", ct))
 
     doubt = require_registered(ct, lab, classes_from_labels(lab), "the label map",
                                "every distance to a labelled structure and the target's position rest on it")

@@ -287,7 +287,7 @@ def cmd_bronch(args) -> int:
     # branch "trachea", the scope's fit on the mask's own diameters, "short by 6.0 mm" for 45.5)
     from ...label_orientation import check_orientation
 
-    side_notes = check_orientation(structures, f"the label map {args.structures or args.airways}")   # trial 39
+    side_notes = check_orientation(structures, f"the label map {args.structures or args.airways}", ct)   # trial 39
     reg = classes_from_labels(air)
     reg["air"] = reg["air"] | mask if "air" in reg else mask
     shift_note = require_registered(ct, air, reg, f"the airway mask {args.airways} (--airways)",

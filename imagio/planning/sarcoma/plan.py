@@ -238,7 +238,7 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     from ...label_orientation import check_orientation
     from ...label_registration import classes_from_labels, require_registered
 
-    side_notes = check_orientation(labels, "the label map")   # mirrored / upside down (trial 39)
+    side_notes = check_orientation(labels, "the label map", ct)   # mirrored / upside down (trial 39)
     shift_note = require_registered(ct, labels, classes_from_labels(labels), "the label map",
                                     "the compartments, bone and bundle distances rest on it")
     anat = classify(labels)
