@@ -724,6 +724,20 @@ def not_the_plans_ct(ct: Volume, inputs: dict) -> str | None:
             "plan's CT with --ct")
 
 
+def not_the_plans_labels(labels: Volume, inputs: dict) -> str | None:
+    """A note when ``labels`` is not the label map the plan recorded (``inputs.labels_digest``,
+    `volume.world_digest`, as `not_the_plans_ct`); None when equal or when the plan recorded none
+    (new-user trial 39 M2: another label map, mirrored, was drawn under the plan without a word)."""
+    from .volume import world_digest
+
+    want = inputs.get("labels_digest")
+    if not want or world_digest(labels) == want:
+        return None
+    return ("the label map for the pictures is not the one the plan was made on (its voxels or geometry differ "
+            "from the plan's record): another segmentation or a changed file; the structure outlines are left "
+            "out; give the plan's label map with --labels")
+
+
 # top-level keys of the JSON documents `imagio report` reads (plan, sarcoma plan, bronch, risk, eligibility)
 REPORTABLE_KEYS = ("proposals", "feasible", "route", "bronchoscopy", "sarcoma", "risk", "eligibility")
 
@@ -770,6 +784,9 @@ def cmd_report(args) -> int:
     if ct is not None and (why := target_outside(ct, doc) or not_the_plans_ct(ct, inputs)):
         notes.append(why)
         ct = labels = None
+    if labels is not None and (why := not_the_plans_labels(labels, inputs)):
+        notes.append(why)
+        labels = None
     pic = args.picture or (recorded_path(base, inputs.get("picture_3d")) or
                            (base / inputs["picture_3d"] if inputs.get("picture_3d") else None))
     if pic and not Path(pic).is_file():
