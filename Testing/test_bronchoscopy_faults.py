@@ -410,3 +410,25 @@ def test_a_target_on_aerated_lung_is_said_for_an_outline_and_for_a_point(tmp_pat
                      f"--target={c}", "--scope", "thin", "--out", str(tmp_path / "p"), "--no-pictures", "--quiet"]) == 0
     doc = json.loads((tmp_path / "p" / "bronch.json").read_text())
     assert any(w.startswith("the target point lies in aerated lung") for w in doc["warnings"]), doc["warnings"]
+
+
+def test_a_mask_whose_central_airways_the_ct_does_not_show_is_refused(tmp_path, ph, capsys):
+    """New-user trial 39 M3: with a mirrored airway mask bronch said 'the CT shows no airway where the
+    airway mask has its central airways ... nothing was checked on the CT' and still gave a route
+    ending in parenchyma, exit 0. A CT whose trachea (and 3 voxels around it) reads soft tissue
+    (40 HU) under the phantom's own mask: refused in one line, exit 2, nothing written."""
+    from scipy import ndimage
+
+    L = ph.labels
+    near = ndimage.binary_dilation(L.mask("trachea"), iterations=3) & ~L.mask("airways")
+    arr = ph.ct.array.copy()
+    arr[near] = 40
+    io.write_image(ph.ct.with_array(arr), tmp_path / "ct.nii.gz")
+    io.write_labels(L, tmp_path / "labels.seg.nrrd")
+    capsys.readouterr()
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+                   "--target", "lung_nodule_1", "--scope", "thin", "--out", str(tmp_path / "o"), "--no-pictures",
+                   "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no airway where the airway mask has its central airways" in err[0], err
+    assert not (tmp_path / "o").exists()
