@@ -446,3 +446,18 @@ def test_report_draws_the_plan_only_over_the_label_map_it_was_made_on(planned, t
     assert main(["report", str(plan_json), "--out", str(tmp_path / "r.pdf"),
                  "--labels", str(planned / "labels.seg.nrrd")]) == 0
     assert "label map for the pictures" not in capsys.readouterr().err
+
+
+def test_the_closest_structure_is_the_nearest_and_the_limiting_one_is_named_apart(planned):
+    """New-user trial 39 (L3): plan.json's "closest structure" was the binding one after margins (portal
+    vein 9.7 mm while a rib was 5.2 mm from the needle), with a second clearance for the same vessel
+    (9.69 vs 9.60 in clearance_mm). Now closest = the nearest of the per-structure clearances, with that
+    same number; the binding one is limiting_structure."""
+    doc = json.loads((planned / "plan" / "plan.json").read_text())
+    assert doc["proposals"]
+    for p in doc["proposals"]:
+        clear = p["clearance_mm"]
+        assert clear and "limiting_structure" in p and "limiting_clearance_mm" in p
+        nearest = min(clear, key=clear.get)
+        assert p["closest_structure"] == nearest, (p["closest_structure"], clear)
+        assert p["closest_clearance_mm"] == clear[nearest]
