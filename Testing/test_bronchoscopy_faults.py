@@ -377,3 +377,58 @@ def test_an_airway_mask_laid_on_tissue_is_refused(tmp_path, ph, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "does not lie on the CT's air" in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_target_on_aerated_lung_is_said_for_an_outline_and_for_a_point(tmp_path, ph, capsys):
+    """New-user trial 39 H4: an outline of another scan over plain aerated lung and a point target at
+    -843 HU got a route, exit 0, no word. The phantom's lung_nodule_1 erased from the CT (its voxels
+    and 3 mm around them set to its lobe's median HU): the outline on that CT, and its centre as a
+    point with the outline relabelled as the lobe, are each said to read aerated lung, as `plan` says."""
+    from scipy import ndimage
+
+    L, ct = ph.labels, ph.ct
+    nod, lobe = L.mask("lung_nodule_1"), L.mask("lung_upper_lobe_right")
+    near = ndimage.distance_transform_edt(~nod, sampling=L.spacing_kji) <= 3.0
+    arr = ct.array.copy()
+    arr[near] = np.median(ct.array[lobe & ~near])
+    erased = ct.with_array(arr)
+    assert np.median(erased.array[nod]) < -700                       # the premise: no lesion in the outline
+    io.write_image(erased, tmp_path / "ct.nii.gz")
+    io.write_labels(L, tmp_path / "labels.seg.nrrd")
+    capsys.readouterr()
+    assert cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+                     "--target", "lung_nodule_1", "--scope", "thin", "--out", str(tmp_path / "o"),
+                     "--no-pictures", "--quiet"]) == 0
+    doc = json.loads((tmp_path / "o" / "bronch.json").read_text())
+    said = [w for w in doc["warnings"] if "lung_nodule_1" in w and "aerated lung" in w]
+    assert len(said) == 1, doc["warnings"]
+    # the point: the outline relabelled as its lobe (no lesion holds the point)
+    v_lobe = next(v for v, n in L.labels.items() if n == "lung_upper_lobe_right")
+    io.write_labels(L.with_array(np.where(nod, v_lobe, L.array).astype(L.array.dtype)), tmp_path / "nonod.seg.nrrd")
+    c = ",".join(f"{x:g}" for x in L.kji_to_world(np.argwhere(nod).mean(0)[None])[0])
+    assert cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "nonod.seg.nrrd"),
+                     f"--target={c}", "--scope", "thin", "--out", str(tmp_path / "p"), "--no-pictures", "--quiet"]) == 0
+    doc = json.loads((tmp_path / "p" / "bronch.json").read_text())
+    assert any(w.startswith("the target point lies in aerated lung") for w in doc["warnings"]), doc["warnings"]
+
+
+def test_a_mask_whose_central_airways_the_ct_does_not_show_is_refused(tmp_path, ph, capsys):
+    """New-user trial 39 M3: with a mirrored airway mask bronch said 'the CT shows no airway where the
+    airway mask has its central airways ... nothing was checked on the CT' and still gave a route
+    ending in parenchyma, exit 0. A CT whose trachea (and 3 voxels around it) reads soft tissue
+    (40 HU) under the phantom's own mask: refused in one line, exit 2, nothing written."""
+    from scipy import ndimage
+
+    L = ph.labels
+    near = ndimage.binary_dilation(L.mask("trachea"), iterations=3) & ~L.mask("airways")
+    arr = ph.ct.array.copy()
+    arr[near] = 40
+    io.write_image(ph.ct.with_array(arr), tmp_path / "ct.nii.gz")
+    io.write_labels(L, tmp_path / "labels.seg.nrrd")
+    capsys.readouterr()
+    rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
+                   "--target", "lung_nodule_1", "--scope", "thin", "--out", str(tmp_path / "o"), "--no-pictures",
+                   "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no airway where the airway mask has its central airways" in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -424,3 +424,40 @@ def test_the_ct_digest_does_not_see_the_sign_of_a_rounded_zero():
     assert np.allclose(Volume(arr, a).kji_to_world(np.argwhere(arr > -1)),
                        Volume(arr, b).kji_to_world(np.argwhere(arr > -1)), atol=1e-5)
     assert world_digest(Volume(arr, a)) == world_digest(Volume(arr, b))
+
+
+def test_report_draws_the_plan_only_over_the_label_map_it_was_made_on(planned, tmp_path, capsys):
+    """New-user trial 39 (M2): `report --labels` with another label map (mirrored left-right) drew the
+    plan over it without a word: the tumour outline on the other side, a vessel across the needle.
+    plan.json records the label map's world digest; another map is said and its outlines left out
+    (the CT is still pictured); the plan's own map is drawn without the note."""
+    from imagio.volume import world_digest
+    plan_json = planned / "plan" / "plan.json"
+    doc = json.loads(plan_json.read_text())
+    lab = io.read_labels(planned / "labels.seg.nrrd")
+    assert doc["inputs"]["labels_digest"] == world_digest(lab)
+    io.write_labels(lab.with_array(np.ascontiguousarray(lab.array[:, :, ::-1])), tmp_path / "mirrored.seg.nrrd")
+    capsys.readouterr()
+    assert main(["report", str(plan_json), "--out", str(tmp_path / "o.pdf"),
+                 "--labels", str(tmp_path / "mirrored.seg.nrrd")]) == 0
+    err = capsys.readouterr().err
+    assert "label map for the pictures is not the one the plan was made on" in err
+    assert any(s.name == "o_axial.png" for s in _img_srcs(tmp_path / "o.html"))      # the CT still pictured
+    assert main(["report", str(plan_json), "--out", str(tmp_path / "r.pdf"),
+                 "--labels", str(planned / "labels.seg.nrrd")]) == 0
+    assert "label map for the pictures" not in capsys.readouterr().err
+
+
+def test_the_closest_structure_is_the_nearest_and_the_limiting_one_is_named_apart(planned):
+    """New-user trial 39 (L3): plan.json's "closest structure" was the binding one after margins (portal
+    vein 9.7 mm while a rib was 5.2 mm from the needle), with a second clearance for the same vessel
+    (9.69 vs 9.60 in clearance_mm). Now closest = the nearest of the per-structure clearances, with that
+    same number; the binding one is limiting_structure."""
+    doc = json.loads((planned / "plan" / "plan.json").read_text())
+    assert doc["proposals"]
+    for p in doc["proposals"]:
+        clear = p["clearance_mm"]
+        assert clear and "limiting_structure" in p and "limiting_clearance_mm" in p
+        nearest = min(clear, key=clear.get)
+        assert p["closest_structure"] == nearest, (p["closest_structure"], clear)
+        assert p["closest_clearance_mm"] == clear[nearest]

@@ -927,3 +927,25 @@ def test_the_label_maps_registration_doubt_is_said_once():
     said = [w for w in sp.to_dict()["warnings"] if w.startswith("the label map may be displaced")]
     assert len(said) == 1, said
     assert "the compartments, bone and bundle distances rest on it" in said[0]
+
+
+def test_an_outline_that_takes_in_bone_gives_no_core_in_bone():
+    # new-user trial 39 H3: a tumour outline grown into the femur it abuts (an outline drawn on MR,
+    # or one taking in the cortex): bone is not viable tumour, and no tract or core may enter it
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=40, tumour_radial_mm=28, necrotic_fraction=0)
+    t, fem = ph.mask("sarcoma_1"), ph.mask("femur_left")
+    near = ndimage.distance_transform_edt(~t, sampling=ph.labels.spacing_kji) <= 30.0
+    grow = near & fem & (ph.ct.array > 250)
+    assert grow.sum() * ph.ct.voxel_volume_ml > 10.0          # more bone than tumour in the outline
+    arr = ph.labels.array.copy()
+    arr[grow] = ph.label_value("sarcoma_1")
+    sp = plan_sarcoma_biopsy(ph.ct, ph.labels.with_array(arr))
+    assert len(sp.cores) >= 3
+    for c in sp.cores:                                          # own HU and femur sampling, 0.2 mm
+        pts, _ = path_labels(ph.labels, c["metrics"].entry_ras, c["metrics"].target_ras)
+        kji = tuple(np.rint(ph.ct.world_to_kji(pts)).astype(int).T)
+        assert ph.ct.array[kji].max() < 250, ph.ct.array[kji].max()
+        assert not fem[kji].any()
+        assert c["rules"]["no_bone"]["met"] is True
+    assert not (sp.viable.mask & (ph.ct.array > 250)).any()     # bone is never viable tumour
+    assert any("reads bone density on the CT" in w for w in sp.warnings)

@@ -710,18 +710,35 @@ def target_outside(ct: Volume, doc: dict) -> str | None:
             "that made the plan; the pictures are left out")
 
 
+def differs_from_record(vol: Volume, inputs: dict, key: str) -> bool:
+    """Whether ``vol``'s world image (`volume.world_digest`) differs from the digest the plan
+    recorded under ``inputs[key]``; False when the plan recorded none (an older plan)."""
+    from .volume import world_digest
+
+    want = inputs.get(key)
+    return bool(want) and world_digest(vol) != want
+
+
 def not_the_plans_ct(ct: Volume, inputs: dict) -> str | None:
     """A note when ``ct`` is not the image the plan recorded (``inputs.ct_digest``,
     `volume.world_digest`: other voxel values or geometry; the same image stored in another
     axis order or with flipped axes is the same); None when equal or when the plan recorded none."""
-    from .volume import world_digest
-
-    want = inputs.get("ct_digest")
-    if not want or world_digest(ct) == want:
+    if not differs_from_record(ct, inputs, "ct_digest"):
         return None
     return ("the CT for the pictures is not the image the plan was made on (its voxels or geometry differ "
             "from the plan's record): another scan or a changed file; the pictures are left out; give the "
             "plan's CT with --ct")
+
+
+def not_the_plans_labels(labels: Volume, inputs: dict) -> str | None:
+    """A note when ``labels`` is not the label map the plan recorded (``inputs.labels_digest``,
+    `volume.world_digest`, as `not_the_plans_ct`); None when equal or when the plan recorded none
+    (new-user trial 39 M2: another label map, mirrored, was drawn under the plan without a word)."""
+    if not differs_from_record(labels, inputs, "labels_digest"):
+        return None
+    return ("the label map for the pictures is not the one the plan was made on (its voxels or geometry differ "
+            "from the plan's record): another segmentation or a changed file; the structure outlines are left "
+            "out; give the plan's label map with --labels")
 
 
 # top-level keys of the JSON documents `imagio report` reads (plan, sarcoma plan, bronch, risk, eligibility)
@@ -770,6 +787,9 @@ def cmd_report(args) -> int:
     if ct is not None and (why := target_outside(ct, doc) or not_the_plans_ct(ct, inputs)):
         notes.append(why)
         ct = labels = None
+    if labels is not None and (why := not_the_plans_labels(labels, inputs)):
+        notes.append(why)
+        labels = None
     pic = args.picture or (recorded_path(base, inputs.get("picture_3d")) or
                            (base / inputs["picture_3d"] if inputs.get("picture_3d") else None))
     if pic and not Path(pic).is_file():

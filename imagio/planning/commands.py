@@ -104,6 +104,11 @@ def read_plan_inputs(args):
         raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
     ct = io.read_image(args.ct, args.series)
     labels = io.read_labels(args.labels, io.label_names_arg(args))
+    from ..volume import world_digest
+
+    # the label map as given (before --lesions), recorded in plan.json so that `imagio report` draws
+    # the plan over that map only (new-user trial 39 M2: another map was drawn under the plan silently)
+    args.labels_digest = world_digest(labels)
     if getattr(args, "lesions", None):
         from .problem import kept_under_lesion
 
@@ -194,7 +199,7 @@ def cmd_plan(args) -> int:
     # what made the plan, for `imagio report` (absolute: the plan folder may be anywhere)
     from ..volume import world_digest
     doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series, "ct_digest": world_digest(ct),
-                     "labels": str(Path(args.labels).resolve()),
+                     "labels": str(Path(args.labels).resolve()), "labels_digest": getattr(args, "labels_digest", None),
                      "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
                      "lesions": str(Path(args.lesions).resolve()) if args.lesions else None,
                      "picture_3d": None if args.no_png else "plan.png"}

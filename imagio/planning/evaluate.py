@@ -36,8 +36,8 @@ class PathMetrics:
     aerated_lung_mm: float
     lung_mm: float
     clearance_mm: dict               # structure -> min distance from the needle axis (< cap)
-    closest_structure: str | None    # binding hard structure (smallest distance - margin)
-    closest_clearance_mm: float
+    closest_structure: str | None    # nearest obstacle structure (smallest distance, `clearance_mm`'s first)
+    closest_clearance_mm: float      # its clearance (the same number as in `clearance_mm`)
     slack_mm: float                  # min (distance - margin) over hard structures
     required_mm: float               # needle radius + placement uncertainty
     skin_angle_deg: float
@@ -51,6 +51,8 @@ class PathMetrics:
     score: float
     costs: dict = field(default_factory=dict)
     check_problems: list = field(default_factory=list)   # independent re-check (`verify`) findings
+    limiting_structure: str | None = None   # binding hard structure (smallest distance - its margin)
+    limiting_clearance_mm: float | None = None   # its distance (score table; the slack is this - margin)
 
     def to_dict(self) -> dict:
         return to_jsonable(asdict(self))
@@ -150,14 +152,18 @@ class Evaluator:
                      for v, mm in label_lengths(p.labels, t.entry_ras[i], t.target_ras[i], step).items()}
         clear = self.structure_clearances(kji)
         j = int(t.closest[i])
+        # nearest by distance (trial 39 L3: the binding one, after margins, was called the closest, and a
+        # vessel had two clearances in one proposal); the binding one is `limiting_structure`
+        limiting = maps.names[j] if j >= 0 else None
+        nearest = min(clear.items(), key=lambda kv: kv[1]) if clear else (limiting, float(t.clearance_mm[i]))
         viol = [n for n in BIT if t.violations[i] & BIT[n]]
         return PathMetrics(
             entry_ras=t.entry_ras[i].tolist(), target_ras=t.target_ras[i].tolist(),
             feasible=not viol, violations=viol, details=violation_details(p, t, i),
             length_mm=float(t.length_mm[i]), length_in_mm=length_in,
             aerated_lung_mm=float(t.aerated_mm[i]), lung_mm=float(t.lung_mm[i]),
-            clearance_mm=clear, closest_structure=maps.names[j] if j >= 0 else None,
-            closest_clearance_mm=float(t.clearance_mm[i]), slack_mm=float(t.slack_mm[i]),
+            clearance_mm=clear, closest_structure=nearest[0], closest_clearance_mm=float(nearest[1]),
+            limiting_structure=limiting, limiting_clearance_mm=float(t.clearance_mm[i]), slack_mm=float(t.slack_mm[i]),
             required_mm=float(t.widening_mm), skin_angle_deg=float(t.skin_angle_deg[i]),
             craniocaudal_deg=float(t.craniocaudal_deg[i]), inplane_deg=float(t.inplane_deg[i]),
             gantry_tilt_deg=float(t.gantry_tilt_deg[i]),

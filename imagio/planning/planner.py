@@ -118,8 +118,8 @@ class Plan:
         med = self.proposal_findings().mediastinum if self.proposals else None   # the findings' (planes cached)
         lung_vessels = any("lung_vessels" in s.name or "pulmonary" in s.name for s in p.structures)
         for n, m in enumerate(self.proposals, 1):
-            if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.closest_structure:
-                w.append(f"proposal {n}: {m.closest_structure} at {m.closest_clearance_mm:.1f} mm, "
+            if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.limiting_structure:
+                w.append(f"proposal {n}: {m.limiting_structure} at {m.limiting_clearance_mm:.1f} mm, "
                          f"within {lim['clearance_within_mm']:g} mm of the required clearance")
             if m.aerated_lung_mm > lim["long_lung_traversal_mm"]:
                 w.append(f"proposal {n}: {m.aerated_lung_mm:.0f} mm of aerated lung crossed "

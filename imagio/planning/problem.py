@@ -747,48 +747,63 @@ def _check_target(prob: "PlanningProblem") -> None:
 
 def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
     """Warnings on the tissue at a named target's point (a point target has its own checks in
-    `_check_target`), which is moved when it is air. New-user trial 36 H2: the centroid of a
-    cavitating nodule lay in the cavity and the needle tip was planned in air, without a word.
+    `_check_target`), which is moved when it is air (`outline_tissue`). New-user trial 36 H2: the
+    centroid of a cavitating nodule lay in the cavity and the needle tip was planned in air,
+    without a word. Both ``ct`` and ``labels`` on the CT grid."""
+    if t.point_given or not t.value:
+        return []
+    out, moved = outline_tissue(ct, labels.array == t.value, t.name, t.point_ras)
+    if moved is not None:
+        t.point_ras = moved
+    return out
+
+
+def outline_tissue(ct: Volume, mask: np.ndarray, name: str, point_ras, fluid: bool = True, move: bool = True,
+                   flags: str = "--labels, --lesions"):
+    """(warnings, moved point RAS or None) on the tissue of a lesion outline ``mask`` (bool [k, j, i]
+    on ``ct``'s grid) at its target point ``point_ras`` (its centre); the needle planner's and the
+    bronchoscopy planner's one check of a named target (new-user trial 39 H4: `bronch` planned to an
+    outline over plain aerated lung, median -827 HU, without a word).
     - More than half of the outline air: said (not a lesion, or drawn too wide).
     - Below ground glass's lower bound (lesion.json, Hansell 2008) but not gas (median of the
       3 x 3 x 3 voxels at or above ``GAS_MEDIAN_HU``, -950 HU): a faint ground-glass nodule or
       aerated lung, said; the target stays at the centre.
-    - Gas (median below ``GAS_MEDIAN_HU``: a cavity's air): the target moves to the deepest point (`deepest_point`) of the outline's soft tissue,
-      from that bound up to the dense limit (`density.dense_min_hu`: contrast-filled vessel,
-      calcification, bone), as the sarcoma planner aims at its viable map; said, with the share of
-      the outline that reads air. An outline of air only is said (no lesion is seen in it).
-    - Fluid (above fat, ``viable.fat_max_hu``, and at most ``viable.necrosis_max_hu``, simple fluid
-      -9 to 20 HU: Bosniak v2019, sarcoma_biopsy.json): a cystic or necrotic centre, said (which
-      part enhances needs the contrast phase: the point is left to the user).
-    Both ``ct`` and ``labels`` on the CT grid."""
-    if t.point_given or not t.value:
-        return []
-    kji = np.rint(ct.world_to_kji(t.point_ras[None])[0]).astype(int)
+    - Gas (median below ``GAS_MEDIAN_HU``: a cavity's air): the target moves to the deepest point
+      (`deepest_point`) of the outline's soft tissue, from that bound up to the dense limit
+      (`density.dense_min_hu`: contrast-filled vessel, calcification, bone), as the sarcoma planner
+      aims at its viable map; said, with the share of the outline that reads air. An outline of
+      air only is said (no lesion is seen in it). ``move`` False: said, the point is not moved (a
+      bronchoscopy measures to the outline's surface, not to a tip).
+    - Fluid (``fluid``; above fat, ``viable.fat_max_hu``, and at most ``viable.necrosis_max_hu``,
+      simple fluid -9 to 20 HU: Bosniak v2019, sarcoma_biopsy.json): a cystic or necrotic centre,
+      said (which part enhances needs the contrast phase: the point is left to the user).
+    ``flags``: the command's options that give the outline (said in the warnings)."""
+    point_ras = np.asarray(point_ras, float)
+    kji = np.rint(ct.world_to_kji(point_ras[None])[0]).astype(int)
     if not np.all((kji >= 0) & (kji < ct.shape)):
-        return []   # refused by _check_target
+        return [], None   # refused by the callers' own checks
     from ..limits import GROUND_GLASS_MIN_HU as low
     from .density import dense_min_hu
     from .sarcoma.viable import config as sarcoma_config
 
     hu = _median_around(ct, kji)
-    where = f"[{', '.join(f'{x:.1f}' for x in t.point_ras)}]"
-    fluid = sarcoma_config()["viable"]
-    if fluid["fat_max_hu"] < hu <= fluid["necrosis_max_hu"]:
-        return [f"the target point of {t.name} (its centre, {where}) reads fluid (median {hu:.0f} HU around it; simple "
-                f"fluid measures -9 to {fluid['necrosis_max_hu']:.0f} HU, Bosniak v2019): a cystic or necrotic centre "
-                "gives a non-diagnostic sample; aim at the solid (enhancing) part: give a point there as --target"]
-    mask = labels.array == t.value
+    where = f"[{', '.join(f'{x:.1f}' for x in point_ras)}]"
+    fl = sarcoma_config()["viable"]
+    if fluid and fl["fat_max_hu"] < hu <= fl["necrosis_max_hu"]:
+        return [f"the target point of {name} (its centre, {where}) reads fluid (median {hu:.0f} HU around it; simple "
+                f"fluid measures -9 to {fl['necrosis_max_hu']:.0f} HU, Bosniak v2019): a cystic or necrotic centre "
+                "gives a non-diagnostic sample; aim at the solid (enhancing) part: give a point there as --target"], None
     air_pct = 100.0 * np.count_nonzero(mask & (ct.array < low)) / max(np.count_nonzero(mask), 1)
     if hu >= low:
         like = _outline_like_its_surroundings(ct, mask) if air_pct > 50.0 else ""
         if like:
-            return [f"no lesion is seen in the outline of {t.name} ({air_pct:.0f} % of it reads air): {like}; a "
+            return [f"no lesion is seen in the outline of {name} ({air_pct:.0f} % of it reads air): {like}; a "
                     "displaced outline (another series, a wrong origin) or a wrong one: check it against the CT "
-                    "(--labels, --lesions) before planning; the target is its centre"]
-        return [] if air_pct <= 50.0 else [
-            f"{air_pct:.0f} % of the outline of {t.name} reads air (below ground glass's {low:.0f} HU, Hansell 2008): "
+                    f"({flags}) before planning; the target is its centre"], None
+        return ([] if air_pct <= 50.0 else [
+            f"{air_pct:.0f} % of the outline of {name} reads air (below ground glass's {low:.0f} HU, Hansell 2008): "
             "aerated lung or an airway inside the outline, or an outline drawn too wide; check the outline "
-            "(--labels, --lesions): the target is its centre"]
+            f"({flags}): the target is its centre"]), None
     from ..limits import GAS_MEDIAN_HU
 
     if hu >= GAS_MEDIAN_HU:
@@ -797,22 +812,25 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
         # target was moved 9.9 mm to its rim)
         like = _outline_like_its_surroundings(ct, mask)
         if like:
-            return [f"no lesion is seen in the outline of {t.name}: {like}; a displaced outline (another series, a "
-                    "wrong origin) or a wrong one: check it against the CT (--labels, --lesions) before planning; "
-                    "the target is its centre, in aerated lung"]
-        return [f"the centre of {t.name} ({where}) reads {hu:.0f} HU (median around it), below ground glass's "
+            return [f"no lesion is seen in the outline of {name}: {like}; a displaced outline (another series, a "
+                    f"wrong origin) or a wrong one: check it against the CT ({flags}) before planning; "
+                    "the target is its centre, in aerated lung"], None
+        return [f"the centre of {name} ({where}) reads {hu:.0f} HU (median around it), below ground glass's "
                 f"{low:.0f} HU (Hansell 2008) but not gas: a faint ground-glass nodule, or aerated lung inside an "
-                "outline drawn too wide; check the outline (--labels, --lesions): the target is its centre"]
+                f"outline drawn too wide ({air_pct:.0f} % of the outline reads air); check the outline "
+                f"({flags}): the target is its centre"], None
     solid = mask & (ct.array >= low) & (ct.array <= dense_min_hu())
-    why = (f"the centre of {t.name} ({where}) reads air (median {hu:.0f} HU around it, below ground glass's {low:.0f} HU, "
+    why = (f"the centre of {name} ({where}) reads air (median {hu:.0f} HU around it, below ground glass's {low:.0f} HU, "
            f"Hansell 2008; {air_pct:.0f} % of its outline is air: a cavity, or aerated lung or an airway inside the outline)")
     if not solid.any():
         return [f"{why}, and none of it is soft tissue: no lesion is seen in the outline and the needle would end in "
-                "air; check the outline (--labels, --lesions) or give the lesion's point as --target"]
-    old, t.point_ras = t.point_ras, deepest_point(labels, solid)
+                f"air; check the outline ({flags}) or give the lesion's point as --target"], None
+    if not move:
+        return [f"{why}: check the outline ({flags})"], None
+    moved = deepest_point(ct, solid)
     return [f"{why}: the target is moved to the deepest point of its soft tissue ({low:.0f} to {dense_min_hu():.0f} HU) "
-            f"at [{', '.join(f'{x:.1f}' for x in t.point_ras)}], {np.linalg.norm(t.point_ras - old):.1f} mm from the "
-            "centre, so the tip does not end in air; check the outline"]
+            f"at [{', '.join(f'{x:.1f}' for x in moved)}], {np.linalg.norm(moved - point_ras):.1f} mm from the "
+            "centre, so the tip does not end in air; check the outline"], moved
 
 
 def _outline_like_its_surroundings(ct: Volume, mask: np.ndarray, shell_mm: float = 3.0) -> str:
@@ -852,24 +870,38 @@ def _median_around(ct: Volume, kji) -> float:
 
 
 def _warn_target_in_aerated_lung(prob: "PlanningProblem", kji) -> None:
-    """A warning when a point target lies in aerated lung: the median of its 3 x 3 x 3 voxels is
-    below ground glass's lower bound (``ground_glass_min_hu`` of lesion.json, -700 HU, Hansell
-    2008) and the label map names no lesion there (unlabelled, or a lung label). A needle ending
-    there samples or ablates air (new-user trial 34 F1: a point at -846 HU in the chest CTA's right
-    lung was planned as 'lung_right', 102.6 mm, without a word). A warning, not a refusal: a faint
-    ground-glass nodule may lie a little below the bound."""
+    """`point_in_aerated_lung`'s warning for the plan's point target (voxel ``kji`` of the CT)."""
+    prob.warnings += point_in_aerated_lung(prob.ct, prob.labels, prob.ct.kji_to_world(np.asarray(kji, float)[None])[0])
+
+
+def point_in_aerated_lung(ct: Volume, labels: Volume | None, point_ras) -> list[str]:
+    """[a warning] when the point target ``point_ras`` (RAS mm) lies in aerated lung: the median of
+    its 3 x 3 x 3 CT voxels is below ground glass's lower bound (``ground_glass_min_hu`` of
+    lesion.json, -700 HU, Hansell 2008) and the label map ``labels`` (any grid; None: none) names
+    no lesion there (unlabelled, or a lung label). A needle or a scope aimed there samples air (new-user
+    trial 34 F1: a point at -846 HU in the chest CTA's right lung was planned as 'lung_right',
+    102.6 mm, without a word; trial 39 H4: the same in `bronch`). A warning, not a refusal: a faint
+    ground-glass nodule may lie a little below the bound. [] when the point is outside the CT."""
     from ..limits import GROUND_GLASS_MIN_HU as low
 
-    hu = _median_around(prob.ct, kji)
+    p = np.asarray(point_ras, float).reshape(1, 3)
+    kji = np.rint(ct.world_to_kji(p)[0]).astype(int)
+    if not np.all((kji >= 0) & (kji < ct.shape)):
+        return []
+    hu = _median_around(ct, kji)
     if hu >= low:
-        return
-    name = str(prob.labels.labels.get(int(prob.labels.array[tuple(kji)]), "")) if prob.labels.array[tuple(kji)] else ""
+        return []
+    name = ""
+    if labels is not None:
+        lk = np.rint(labels.world_to_kji(p)[0]).astype(int)
+        v = int(labels.array[tuple(lk)]) if np.all((lk >= 0) & (lk < labels.shape)) else 0
+        name = str(labels.labels.get(v, "")) if v else ""
     if name and name not in AERATED_LUNG:
-        return
-    prob.warnings.append(f"the target point lies in aerated lung (median {hu:.0f} HU around it, below ground "
-                         f"glass's {low:.0f} HU, Hansell 2008), {'in ' + name if name else 'unlabelled'}: no "
-                         "lesion is seen there and the needle would end in air; click the lesion, give its label as "
-                         "--target or --lesions, or check the point (RAS, as in Slicer; --lps for LPS)")
+        return []
+    return [f"the target point lies in aerated lung (median {hu:.0f} HU around it, below ground "
+            f"glass's {low:.0f} HU, Hansell 2008), {'in ' + name if name else 'unlabelled'}: no "
+            "lesion is seen there and the needle would end in air; click the lesion, give its label as "
+            "--target or --lesions, or check the point (RAS, as in Slicer; --lps for LPS)"]
 
 
 def _outside_label_body(labels: Volume, kji) -> bool:

@@ -148,10 +148,16 @@ def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | No
         if leak is None:
             break
         if tree.branches[int(tree.branch_of[leak["ids"][0]])].generation < 2:
-            # the trachea or a main bronchus without air or wall: the CT is not the airway mask's scan
-            said.append(f"the CT shows no airway where the airway mask has its central airways (RAS {leak['ras']}): "
-                        "the CT and the airway mask may not be of the same scan; nothing was checked on the CT")
-            return tree, route, said
+            # the trachea or a main bronchus, wide enough for the CT to show its air core or wall
+            # ("resolved"), shows neither: the mask is not on this CT's airways (another scan,
+            # mirrored, moved) and every route, name and fit rests on it. Refused (new-user trial 39
+            # M3: a mirrored mask got a route ending in parenchyma 16.8 mm from any real airway, exit 0)
+            raise InputError(
+                f"the CT shows no airway where the airway mask has its central airways ({leak['mm']:.0f} mm of "
+                f"trachea or main bronchus at RAS {leak['ras']}, lumen {leak['lumen_mm']:.1f} mm: centre "
+                f"{leak['core_hu']:.0f} HU, neither an air core nor a bronchial wall): the mask is not on this CT's "
+                "airways (another scan, mirrored or moved?); give the airways segmented on this CT (imagio segment "
+                "CT --structures airways)")
         said.append(wall_less_warning(leak, "the route" if any(r is leak for r in on_route) else
                                       "the airway leading into the lesion"))
         tree = exclude_from(tree, leak["ids"])

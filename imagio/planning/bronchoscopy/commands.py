@@ -61,6 +61,21 @@ def _target(arg, structures, lps=False):
     return Target.from_mask(structures, mask), arg, note
 
 
+def target_tissue(ct, target, name: str, structures) -> list:
+    """Warnings on the CT's tissue at the target, the needle planner's checks (one definition,
+    `imagio.planning.problem`): an outline over air or aerated lung (`outline_tissue`; the point is
+    not moved: the route is measured to the outline's surface), a point in aerated lung that no
+    lesion label holds (`point_in_aerated_lung`). New-user trial 39 H4: an outline of another scan
+    over plain aerated lung (median -827 HU) and a point at -843 HU were routed to, exit 0, no word."""
+    from ..problem import outline_tissue, point_in_aerated_lung
+
+    if target.mask is None:
+        return point_in_aerated_lung(ct, structures, target.centre)
+    m = target.mask if ct.same_grid(target.mask) else target.mask.resample_like(ct, order=0, fill=0)
+    return outline_tissue(ct, m.array > 0, name, target.centre, fluid=False, move=False,
+                          flags="--structures, --lesions")[0]
+
+
 def largest_piece(structures, name: str):
     """(mask [k, j, i], warning or "") of the label ``name``: for a lesion label of separate
     pieces (TotalSegmentator's lung_nodules, LiTS' tumor) its largest 26-connected piece, the
@@ -305,6 +320,7 @@ def cmd_bronch(args) -> int:
     target, target_name, piece_note = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)
     notes = side_notes + [x for x in (odd_scope, shift_note, piece_note) if x]
+    notes += target_tissue(ct, target, target_name or args.target, structures)
     if target_name and target_name != args.target:
         notes.append(f"the target point lies in the segment {target_name!r}: planned to that lesion's outline "
                      "(distances from its surface, bronchus sign from it)")

@@ -170,7 +170,7 @@ def cmd_sarcoma(args) -> int:
     doc = sp.to_dict()
     from ...volume import world_digest
     doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series, "ct_digest": world_digest(ct),
-                     "labels": str(Path(args.labels).resolve()),
+                     "labels": str(Path(args.labels).resolve()), "labels_digest": getattr(args, "labels_digest", None),
                      "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
                      "picture_3d": None if args.no_png or not sp.feasible else "plan.png",
                      "extra_pictures": [] if args.no_png or not sp.feasible else

@@ -259,6 +259,16 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         if n_ml:
             warnings.append(f"no bone labelled: {n_ml:.0f} mL of bone taken from the CT (> {BONE_HU:g} HU, "
                             "outside the tumour) and kept out of every tract")
+    labels, tmask, dense = _dense_out_of_tumour(ct, labels, tmask, name)
+    if dense and not tmask.any():
+        raise InputError(f"all of {name} reads bone density on the CT (> {BONE_HU:g} HU): no soft-tissue tumour to "
+                         "biopsy; check the tumour outline against the CT")
+    if dense:
+        anat = classify(labels)
+        warnings.append(f"{dense[1]:.1f} mL of {name} reads bone density on the CT (> {BONE_HU:g} HU: bone, "
+                        f"calcification or contrast at angiographic density): not viable tumour; labelled "
+                        f"{dense[0]} and kept out of every tract and core (check the outline against the CT: "
+                        "does it take in the bone next to the tumour?)")
     n_cores = int(cfg["cores"]["default"] if n_cores is None else n_cores)
     if not cfg["cores"]["min"] <= n_cores <= cfg["cores"]["max"]:
         raise InputError(f"--cores {n_cores}: give {cfg['cores']['min']}-{cfg['cores']['max']} cores")
@@ -500,6 +510,38 @@ def _bone_from_ct(ct: Volume, labels: Volume, tumour: np.ndarray, keep_values=()
     arr = labels.array.astype(np.uint16 if v > 255 else labels.array.dtype, copy=True)
     arr[m] = v
     return labels.with_array(arr, labels={**labels.labels, v: "bone"}), float(m.sum()) * ct.voxel_volume_ml
+
+
+def _dense_out_of_tumour(ct: Volume, labels: Volume, tumour: np.ndarray, name: str):
+    """(labels, tumour mask, (label name, mL) or None): the tumour's voxels at bone density on the
+    CT (> ``BONE_HU``, `problem.threshold_bone`: bone, calcification, angiographic contrast or metal;
+    `density` module) in 26-connected objects of at least `density.min_object_voxels` (smaller specks
+    are noise or sub-resolution calcification, as the planner's density check counts them) are
+    taken out of the tumour and labelled ``bone_in_<name>`` (a bone by the rules' patterns: role
+    no_bone). A tumour outline that takes in the cortex it abuts (an outline drawn on MR, or a
+    tumour eroding the bone) otherwise makes bone "viable tumour" and lets a core end in it
+    (new-user trial 39 H3: STS_008, core 2's last 6 mm at 700-1300 HU said "no_bone: met"). The
+    input label map is not modified."""
+    import cc3d
+
+    from ..density import min_object_voxels
+    from ..problem import threshold_bone
+
+    m = tumour & threshold_bone(ct, BONE_HU)
+    if not m.any():
+        return labels, tumour, None
+    cc = cc3d.connected_components(m, connectivity=26)
+    keep = np.bincount(cc.ravel()) >= min_object_voxels(ct.voxel_volume_ml)
+    keep[0] = False
+    m = keep[cc]
+    if not m.any():
+        return labels, tumour, None
+    label = f"bone_in_{name}"
+    v = int(max(labels.labels) if labels.labels else 0) + 1
+    arr = labels.array.astype(np.uint16 if v > 255 else labels.array.dtype, copy=True)
+    arr[m] = v
+    return (labels.with_array(arr, labels={**labels.labels, v: label}), tumour & ~m,
+            (label, float(m.sum()) * ct.voxel_volume_ml))
 
 
 MAX_PRIMARY_TARGETS = 6   # distinct deepest viable points (>= min_sep apart) tried as the first core's target
