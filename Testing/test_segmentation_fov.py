@@ -338,6 +338,38 @@ def test_hemithorax_crop_past_the_trachea_keeps_the_other_lung(chest_cta_ref, si
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("side,past_mm", [("right", 25.0), ("right", 33.0), ("left", 33.0), ("right", 40.0)])
+def test_hemithorax_crop_further_past_the_trachea_keeps_the_other_lung_on_its_side(chest_cta_ref, side, past_mm):
+    """New-user trial 40 H1: the right-hemithorax crop of the chest CTA whose face lies 33 mm past
+    the trachea (image columns 0-139) holds the left lung's medial edge as an anterior and a
+    posterior piece, each joined to the right lung at its own junction. Only the larger piece's
+    eroded core was taken as the left lung's marker and every voxel went to the straight-line
+    nearest core: 26.6 mL of the left lung (its apex, left of the trachea) labelled lung_right
+    (-31 % of the left lung in view), silently; 40 mm past, 68 mL; the left crop 33 mm past, 65 mL
+    of the right lung labelled left; 25 mm past, 11.8 of 37.8 mL (its core, 4.9 mL at 3 mm, was
+    under MIN_LUNG_ML). Now every core across the midline whose piece (the core grown back by the
+    erosion depth) holds MIN_LUNG_ML is the other lung, and voxels follow the lung to their core
+    (watershed of the distance map). Truth: the uncropped run in the same region; the other
+    lung's piece within 5 % and on its side."""
+    from imagio.segmentation.common import ras_coordinate, x_range_slices
+
+    ct, ref = chest_cta_ref
+    centre = float(ras_coordinate(ct, 0)[ref["trachea"]].mean())
+    sl = x_range_slices(ct, x_max=centre + past_mm) if side == "left" else \
+        x_range_slices(ct, x_min=centre - past_mm)
+    m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
+    assert meta["midline"]["from"] == "trachea"
+    other_name, this_name = ("lung_right", "lung_left") if side == "left" else ("lung_left", "lung_right")
+    other = ref[other_name][sl]
+    assert other.sum() * ct.voxel_volume_ml >= 30.0   # the other lung's piece is in view
+    _check_crop_lungs(ref, sl, m, 0.05)
+    found = m.get(other_name, np.zeros_like(other))
+    assert (found & other).sum() >= 0.95 * other.sum()
+    # little of the other lung's piece on this lung's side
+    assert (m[this_name] & other).sum() <= 0.02 * other.sum()
+
+
+@pytest.mark.slow
 def test_vertebral_marrow_is_not_costal_cartilage_when_upsampled(shared_data):
     """Trials 13 (M4) and 14: a 240 x 240 x 126 mm box of the TotalSegmentator example upsampled
     from 3 to 0.7 mm had 24 mL of vertebral bodies' marrow (joined to a rib head) labelled

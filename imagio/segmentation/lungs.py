@@ -7,7 +7,8 @@ the core's median does not move with the grid, the whole component's does: bowel
 with stool rose from -968 to -874 HU when a 3 mm scan was resampled to 1.5 mm); vessels are brought back by a small closing and per-slice hole filling.
 Left/right: by the side of each component's centre; a single component (lungs touching at
 the anterior or posterior junction) is split by eroding it until two large parts appear and
-giving every voxel to the nearer part (a marker-based split along the thinnest junction).
+giving every voxel to the part it is reached from within the lung (a watershed of the distance
+map, which divides at the thinnest junction).
 On a field of view that cuts the lungs the rules follow anatomy, not relative size: each lung is
 its own organ, so the 5 % size rule is per side of the midline, and a part across the midline
 (the trachea's) from the largest one is the other lung, however small the crop leaves it.
@@ -224,6 +225,29 @@ def _edt_border(m, sk):
     return edt.edt(np.ascontiguousarray(m), anisotropy=tuple(float(s) for s in sk), black_border=True)
 
 
+def _geodesic_split(mask: np.ndarray, depth: np.ndarray, markers: np.ndarray,
+                    sk: np.ndarray) -> np.ndarray:
+    """Labels 1/2 of ``markers`` (the two lungs' eroded cores, int [k, j, i]) spread over
+    ``mask`` (one lung component holding both lungs, joined at a junction) by a marker-controlled
+    watershed of its distance map ``depth`` (Beucher & Meyer, 1993; scikit-image): each voxel
+    goes to the core it is reached from within the lung, and the two meet at the saddle of the
+    distance map, the narrow anterior/posterior junction where the pleurae of the two lungs touch
+    (Gray's Anatomy, 41st ed., 2016, ch. 'Pleura'). The nearest core in straight-line distance
+    does not follow the lung: a crop past the midline holding the medial piece of the other lung
+    gave its apex, nearer in a straight line to this lung's core than to its own eroded piece,
+    26.6 mL of the left lung, to the right lung (new-user trial 40 H1). Voxels of ``mask`` not
+    reached from a core (none: ``mask`` is one component) and the voxels outside it take the
+    straight-line nearest core."""
+    from skimage.segmentation import watershed
+
+    lab = watershed(-depth, markers.astype(np.int32), mask=mask)
+    lost = mask & (lab == 0)
+    if lost.any() or not mask.all():
+        _, ind = ndimage.distance_transform_edt(markers == 0, sampling=sk, return_indices=True)
+        lab = np.where(mask & (lab > 0), lab, markers[tuple(ind)])
+    return lab
+
+
 def has_scanner_origin(vol: Volume) -> bool:
     """False when the image's origin (RAS mm of voxel 0, 0, 0) is exactly (0, 0, 0): a file written
     without its scanner coordinates (a NIfTI without qform/sform, a converter or an anonymiser
@@ -361,8 +385,10 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
     Without it, the two parts are labelled by their relative position (both lungs in view).
 
     Two large components: one per side. One component (lungs touching at a junction): eroded
-    step by step (one distance transform, thresholded) until two large parts appear; every
-    voxel then goes to the nearer part. The search runs on a grid coarsened to <= 2 M voxels.
+    step by step (one distance transform, thresholded) until two large parts appear (with the
+    midline known, the parts across it from the largest one whose pieces hold MIN_LUNG_ML); every
+    voxel then goes to the part it is reached from within the lung (`_geodesic_split`). The
+    search runs on a grid coarsened to <= 2 M voxels.
     """
     lab, n, counts = components(lungs, connectivity=6)
     if n == 0:
@@ -407,14 +433,23 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
                     break
                 big_right = float(np.mean(xs[el == o[0]] > midline)) if across else 0.5
                 if across and min(big_right, 1.0 - big_right) < STRADDLE_SHARE:
-                    # the largest part is one lung (not both still joined): a part across the
-                    # midline from it is the other
+                    # the largest part is one lung (not both still joined): the parts across
+                    # the midline from it are the other, each holding MIN_LUNG_ML (a crop past
+                    # the midline may leave the other lung's anterior and posterior medial edges
+                    # as two parts, each joined to this lung at its own junction: trial 40 H1)
                     side = np.bincount(el[er], xs[er], minlength=en + 1) / np.maximum(ec, 1) > midline
-                    other = np.flatnonzero((side != side[o[0]]) & (ec >= min_c))
-                    other = other[other > 0]
+                    cand = side != side[o[0]]
+                    cand[0] = False
+                    # a core stands for the lung within the erosion depth of it (the opening's
+                    # reconstruction): MIN_LUNG_ML is the piece's volume, not the core's (a 16 mL
+                    # piece 25 mm past the trachea had a 4.9 mL core at 3 mm)
+                    dist, ind = ndimage.distance_transform_edt(~cand[el], sampling=sk_c,
+                                                               return_indices=True)
+                    grown = sub_c & (dist <= i * step)
+                    vol = np.bincount(el[tuple(ind)][grown], minlength=en + 1)
+                    other = np.flatnonzero(cand & (vol >= min_c))
                     if other.size:
-                        o2 = other[np.argmax(ec[other])]
-                        markers = np.where(el == o[0], 1, 0) + np.where(el == o2, 2, 0)
+                        markers = np.where(el == o[0], 1, 0) + np.where(np.isin(el, other), 2, 0)
                         break
             if en == 0:
                 break
@@ -423,8 +458,7 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
             # else at the lungs' left-right centre
             mid = float(midline) if across else float(np.median(xs[sub_c]))
             markers = np.where(sub_c & (xs <= mid), 1, 0) + np.where(sub_c & (xs > mid), 2, 0)
-        _, ind = ndimage.distance_transform_edt(markers == 0, sampling=sk_c, return_indices=True)
-        near_c = markers[tuple(ind)]
+        near_c = _geodesic_split(sub_c, depth, markers, sk_c)
         if f > 1:
             kk, jj, ii = (np.minimum(np.arange(nn) // f, near_c.shape[ax] - 1)
                           for ax, nn in enumerate(sub.shape))
