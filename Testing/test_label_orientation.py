@@ -5,7 +5,7 @@ NIfTI written with the other handedness) was planned with the target "liver" 152
 patient's left, the needles through the spleen, colon and splenic vein, said only as a doubtful
 15 mm shift (H1); the same map with its slices in reverse order was planned with no word, the
 tumour target 16 mm off in fat and a needle through a rib (H2). The checks here read the map
-itself: which side each left/right pair lies on, how the vertebrae and ribs stand along S and
+itself: which side each left/right pair lies on, how the vertebrae stand along S and
 whether the aorta, heart, trachea lie in front of the spine, in world RAS, on straight and
 oblique grids.
 """
@@ -130,3 +130,19 @@ def test_a_ct_mirrored_with_its_map_is_warned_not_refused(shared_data):
     assert len(w) == 1 and "and the CT are both mirrored left-right" in w[0], w
     with pytest.raises(InputError, match="mirrored left-right against the CT"):
         check_orientation(_flip_along(lab, 0), ct=ct)
+
+
+def test_crops_of_a_correct_map_are_neither_refused_nor_warned(shared_data):
+    """Review 39 (H1): the ribs' centroids do not follow their numbers (rib 12 above rib 11 on
+    TotalSegmentator's own map of example_ct_sm; a crop keeps any piece of a rib), and judging the
+    S order by them refused or warned correct maps cut along S or sideways. Every 10-slice slab
+    and every 30-column lateral crop of the correct map, with its CT and without: nothing said."""
+    d, lab = _ts(shared_data)
+    ct = io.read_image(d / "example_ct_sm.nii.gz")
+    nk, nj, ni = lab.shape
+    boxes = [((k, 0, 0), (k + 10, nj, ni)) for k in range(0, nk - 9, 3)]
+    boxes += [((0, 0, i), (nk, nj, i + 30)) for i in range(0, ni - 29, 6)]
+    for lo, hi in boxes:
+        part, c = lab.crop(lo, hi), ct.crop(lo, hi)
+        assert check_orientation(part, ct=c) == [], (lo, hi)
+        assert check_orientation(part) == [], (lo, hi)

@@ -317,3 +317,29 @@ def test_an_outline_off_its_nodule_is_said_to_hold_no_lesion(cta_slab):
         prob = PlanningProblem.build(ct, lb, "lung_nodule_1")
         said = [w for w in prob.warnings if w.startswith("no lesion is seen in the outline of lung_nodule_1")]
         assert len(said) == int(expect), prob.warnings
+
+
+@pytest.mark.data
+def test_a_ground_glass_nodule_on_the_pleura_is_not_called_a_wrong_outline(cta_slab):
+    """Review 39 (M1): the "no lesion is seen" test read the outline's whole 3 mm shell; against the
+    pleura that holds chest wall, whose HU widened the range over the nodule's, and a correct
+    outline of a ground-glass nodule touching the pleura was called displaced or wrong. Only the
+    aerated lung around the outline is its surroundings now. The nodule (radius 8 mm, -710 HU:
+    denser than this CTA's lung, -812..-724 HU there, but within the range of its whole shell, as
+    the test reads it) is placed where the lung's own distance map reads 8 mm."""
+    from imagio.planning.problem import PlanningProblem
+
+    cube, arr, c = cta_slab
+    lung = arr == 2
+    depth = ndimage.distance_transform_edt(lung, sampling=cube.spacing_kji)
+    k = np.array(np.unravel_index(np.argmin(np.abs(depth - 8.0) + 1e3 * ~lung), depth.shape))
+    nod = _ball(cube, k, 8.0)
+    assert (nod & ~lung).sum() > 0.01 * nod.sum() or depth[tuple(k)] <= 8.5     # it reaches the pleura
+    hu = np.where(nod, -710, cube.array).astype(cube.array.dtype)
+    lab = np.where(nod, 4, arr).astype(np.uint8)
+    names = {1: "body", 2: "lung_left", 3: "lung_right", 4: "lung_nodule_1", 5: "airways"}
+    shell = ndimage.binary_dilation(nod, iterations=4) & ~ndimage.binary_dilation(nod, iterations=1)
+    assert np.percentile(cube.array[shell & lung], 75) < -710 < np.percentile(cube.array[shell], 75)
+    prob = PlanningProblem.build(cube.with_array(hu), cube.with_array(lab, labels=names), "lung_nodule_1")
+    assert not [w for w in prob.warnings if "no lesion is seen" in w], prob.warnings
+    assert [w for w in prob.warnings if "not gas" in w]

@@ -10,9 +10,11 @@ near-symmetric trunk, so `label_registration`'s shift search does not see it. It
   i.e. at smaller RAS R than its right partner, by the names' definition, whatever the patient's
   situs (a kidney named left is the left kidney even in situs inversus);
 - **the vertebral column's order** (``vertebrae_C1`` ... ``vertebrae_L5``, ``vertebrae_S1``,
-  ``sacrum``) and **the ribs' order** (``rib_left_1`` ... ``rib_left_12``): a lower number lies
-  superior (RAS S larger); the centres of neighbouring vertebral bodies are ~20-45 mm apart
-  (Gray's Anatomy, 42nd ed., the vertebral column), the ribs' centroids follow their numbers;
+  ``sacrum``): a lower number lies superior (RAS S larger); the centres of neighbouring vertebral
+  bodies are ~20-45 mm apart and the bodies do not overlap along S (Gray's Anatomy, 42nd ed., the
+  vertebral column), so a vertebra cut by a scan's end stays at its level. The ribs are not read
+  for this: an oblique arc's centroid does not follow its number (ribs 11-12 are short, and a
+  crop keeps any piece of a rib);
 - **the vertebral column posterior to the mediastinum's midline organs** (``aorta``, ``heart``,
   ``sternum``, ``trachea``, ``esophagus``: the vertebral bodies lie behind them, Gray's Anatomy,
   42nd ed., the posterior mediastinum), each against the vertebrae beside it along S;
@@ -27,8 +29,6 @@ centroids; a pair or sequence is judged only when its members' centroids lie at 
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from scipy import ndimage
 
@@ -42,7 +42,6 @@ MAJORITY = 2.0 / 3.0       # share of judged pairs reversed that makes the map m
 
 _SPINE = [f"vertebrae_C{i}" for i in range(1, 8)] + [f"vertebrae_T{i}" for i in range(1, 13)] + \
          [f"vertebrae_L{i}" for i in range(1, 6)] + ["vertebrae_S1", "sacrum"]
-_RIB = re.compile(r"^rib_(left|right)_(\d+)$")
 _ANTERIOR_TO_SPINE = ("aorta", "heart", "sternum", "trachea", "esophagus")
 _VERTEBRAE = tuple(_SPINE[:-1]) + ("vertebrae",)   # IMAGIO's rules name the column 'vertebrae'
 
@@ -127,7 +126,7 @@ def _both_mirrored(what: str, how: str, evidence: str) -> str:
 
 def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | None = None) -> list[str]:
     """Warnings on ``labels``' anatomical orientation; raises InputError (one line, what to do)
-    when its left/right pairs are mirrored or its vertebrae/ribs stand in reverse order along S
+    when its left/right pairs are mirrored or its vertebrae stand in reverse order along S
     (each by a ``MAJORITY`` of the judged pairs), or its mediastinal organs lie behind the spine,
     unless ``ct`` (same grid) shows the same: the map fits its bone and air clearly better as it
     lies than flipped back (`_mirrored_with_the_ct`), and the two are mirrored together (a CT
@@ -137,10 +136,9 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
     warning. Nothing is said when the names judge nothing (no pairs, one vertebra)."""
     names = set(labels.labels.values())
     lefts = {n: _partner(n) for n in names if _partner(n) in names}
-    ribs = {n for n in names if _RIB.match(n)}
     front = set(_ANTERIOR_TO_SPINE) & names
     verts = set(_VERTEBRAE) & names if front else set()
-    wanted = (set(lefts) | set(lefts.values()) | (set(_SPINE) & names) | ribs | ({"liver", "spleen"} & names)
+    wanted = (set(lefts) | set(lefts.values()) | (set(_SPINE) & names) | ({"liver", "spleen"} & names)
               | front | verts)
     if not wanted:
         return []
@@ -163,21 +161,22 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
         warnings.append(f"{what}: {len(wrong)} of {len(judged)} left/right pairs lie on the wrong side ("
                         + ", ".join(f"{lft} {-d:.0f} mm right of {rgt}" for lft, rgt, d in wrong[:3])
                         + "): labels swapped between the sides there; check them on the CT")
-    # superior-inferior: the vertebral column and each side's ribs in their order
-    rib_seqs = [sorted((n for n in ribs if _RIB.match(n).group(1) == side), key=lambda n: int(_RIB.match(n).group(2)))
-                for side in ("left", "right")]
-    tot = [_order_pairs(seq, cen) for seq in [_SPINE] + rib_seqs]
+    # superior-inferior: the vertebral column in its order
+    # the vertebral bodies only: they do not overlap along S, so a partial one stays at its level;
+    # a rib is an oblique arc whose centroid does not follow its number (ribs 11-12 short, a crop
+    # keeps any piece of it: review 39 H1 measured reversed rib pairs on correct TotalSegmentator maps)
+    tot = [_order_pairs(_SPINE, cen)]
     n_j, n_r = sum(t[0] for t in tot), sum(t[1] for t in tot)
     ex = [e for t in tot for e in t[2]][:2]
     if n_j and n_r >= MAJORITY * n_j:
         if _mirrored_with_the_ct(labels, ct, 2):
             return warnings + [_both_mirrored(what, "upside down", "; ".join(ex))]
-        raise InputError(f"{what} stands upside down against the CT: {n_r} of {n_j} pairs of vertebrae/ribs lie in "
+        raise InputError(f"{what} stands upside down against the CT: {n_r} of {n_j} pairs of vertebrae lie in "
                          f"reverse order along S ({'; '.join(ex)}); its slices were likely stored in the other order "
                          "(sorted the other way, or a converter's z flip): export the segmentation again in this "
                          "CT's geometry")
     if n_r:
-        warnings.append(f"{what}: {n_r} of {n_j} pairs of vertebrae/ribs lie in reverse order along S "
+        warnings.append(f"{what}: {n_r} of {n_j} pairs of vertebrae lie in reverse order along S "
                         f"({'; '.join(ex)}): check their labels on the CT")
     # anterior-posterior: the spine behind the midline organs of the mediastinum
     # a vertebra with its transverse processes is at most ~90 mm wide (lumbar; Gray's): a label

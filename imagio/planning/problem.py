@@ -837,8 +837,9 @@ def _outline_like_its_surroundings(ct: Volume, mask: np.ndarray, shell_mm: float
     """Words saying that an outline ``mask`` (CT grid) reads as the tissue around it, or ''. A
     lesion is seen as attenuation different from the lung around it (ground glass is increased
     attenuation over the lung: Hansell 2008); an outline whose median lies within the
-    interquartile range of a ``shell_mm`` shell around it (from one voxel outside, where partial
-    volume with the outline's edge ends) holds nothing the CT tells from its surroundings (new-user
+    interquartile range of the aerated lung (below airway_limits ``mask_on_air.max_median_hu``, -500 HU:
+    at least half air by partial volume, the registration check's air class) in a ``shell_mm`` shell around
+    it (from one voxel outside, where partial volume with the outline's edge ends) holds nothing the CT tells from its surroundings (new-user
     trial 39 M1: a nodule outline 15 mm off its nodule, 95 % aerated lung, was planned as "a
     faint ground-glass nodule")."""
     import edt
@@ -851,14 +852,18 @@ def _outline_like_its_surroundings(ct: Volume, mask: np.ndarray, shell_mm: float
     lo = np.maximum(kji.min(0) - pad, 0)
     hi = np.minimum(kji.max(0) + pad + 1, ct.shape)
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    from .bronchoscopy.mask_checks import limits as airway_limits
+
     d = edt.edt(~mask[sl], anisotropy=tuple(float(x) for x in sp), black_border=False)
-    shell = (d > float(sp.max()) + 1e-3) & (d <= float(sp.max()) + shell_mm)
+    a = ct.array[sl]
+    # the lung around it only: a juxtapleural or perivascular outline's shell also holds chest wall
+    # or vessel, whose HU would widen the range over any ground glass (review 39 M1)
+    shell = (d > float(sp.max()) + 1e-3) & (d <= float(sp.max()) + shell_mm) & (a < float(airway_limits()["mask_on_air"]["max_median_hu"]))
     if np.count_nonzero(shell) < 20:
         return ""
-    a = ct.array[sl]
     inside = float(np.median(a[mask[sl]]))
     q1, q3 = (float(v) for v in np.percentile(a[shell], [25, 75]))
-    if inside > q3:
+    if not q1 <= inside <= q3:
         return ""
     return (f"its median {inside:.0f} HU lies within the {q1:.0f} to {q3:.0f} HU (interquartile range) of the "
             f"{shell_mm:g} mm around it")
