@@ -185,7 +185,7 @@ def test_study_list_with_two_scans_of_one_name_says_how_to_name_them(tmp_path):
 
 
 @needs_slabs
-@pytest.mark.parametrize("row,says", [("LIDC-IDRI-0003_slab,72.0,77.3,500.0,26", "lie outside the scan"),
+@pytest.mark.parametrize("row,says", [("LIDC-IDRI-0003_slab,72.0,77.3,500.0,26", "lie wholly outside the scan"),
                                       ("LIDC-IDRI-0003_slab,72.0,77.3,-191.8,-3", "diameter_mm '-3'")])
 def test_detect_evaluate_refuses_a_reference_outside_the_scan_or_without_a_size(tmp_path, capsys, row, says):
     """New-user trial 40 (M3): a reference nodule 616 mm above the scan was scored as a miss (CPM 0.5)
@@ -229,3 +229,31 @@ def test_a_cohort_records_each_scans_input_warnings_with_the_case(tmp_path, caps
     with open(out / "cohort_cases.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert row["status"] in ("", "done") and "below -1500 HU" in row["input_warnings"], row
+
+
+@needs_slabs
+def test_a_reference_nodule_a_slab_cuts_is_kept():
+    """New-user trial 41 (LOW): a reference whose centre lies 6 mm beyond the slab's face but whose
+    30 mm sphere reaches into the scan was refused: a slab cut through a nodule may show it. Only
+    a sphere wholly outside the voxels is refused. The test places the centres itself, along the
+    slab's thin axis from its last voxel centre."""
+    from imagio import io
+    from imagio.detection.commands import require_references_in_scan
+
+    ct = io.read_image(L3)
+    ax = int(np.argmin(ct.shape))                      # the slab's thin array axis (k, j or i)
+    last = np.zeros(3)
+    last[ax] = ct.shape[ax] - 1
+    ras_last = ct.kji_to_world(last[None])[0]
+    step = ct.kji_to_world((last + np.eye(3)[ax])[None])[0] - ras_last
+    step /= np.linalg.norm(step)
+    half = 0.5 * float(ct.spacing_kji[ax])
+    for beyond, diameter, refused in ((6.0, 30.0, False), (6.0, 10.0, True), (20.0, 30.0, True)):
+        ras = ras_last + step * (half + beyond)
+        lps = ras * np.array([-1.0, -1.0, 1.0])
+        ref = {"s": np.array([[*lps, diameter]])}
+        if refused:
+            with pytest.raises(InputError, match="wholly outside the scan"):
+                require_references_in_scan(ref, "s", ct, "ref.csv")
+        else:
+            require_references_in_scan(ref, "s", ct, "ref.csv")

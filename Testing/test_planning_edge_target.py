@@ -172,3 +172,23 @@ def test_a_named_target_that_is_a_vessel_is_said():
     said = [w for w in prob.warnings if w.startswith("the target aorta is a structure a needle otherwise never")]
     assert len(said) == 1, prob.warnings
     assert not any("otherwise never enters" in w for w in PlanningProblem.build(ct, lab, "liver_tumor").warnings)
+
+
+def test_a_label_map_stored_the_other_way_is_not_said_resampled():
+    """New-user trial 41 (LOW): the TotalSegmentator DICOM example and its segmentation (the same
+    voxels, one axis stored the other way) were said to lie "on another grid (0.98x0.98x2.00
+    against 0.98x0.98x2.00)". A map whose voxel centres are the CT's (flipped storage) is not."""
+    import warnings as _w
+
+    from imagio.io import InputWarning, labels_on_grid
+    from imagio.volume import Volume
+
+    ct, lab = synthetic_torso(3.0)
+    m = lab.ijk_to_ras.copy()
+    m[:3, 3] = m[:3, 3] + m[:3, 1] * (lab.shape[1] - 1)     # j stored the other way, same voxels
+    m[:3, 1] = -m[:3, 1]
+    flipped = Volume(np.flip(lab.array, 1).copy(), m, "flipped", dict(lab.labels))
+    with _w.catch_warnings():
+        _w.simplefilter("error", InputWarning)
+        out = labels_on_grid(flipped, ct)
+    assert np.array_equal(out.array, lab.array)

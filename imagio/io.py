@@ -673,12 +673,14 @@ def require_overlap(labels: Volume, ct: Volume, name: str = "the label map") -> 
 
 
 def _voxels_align(a: Volume, b: Volume, tol: float = 1e-3) -> bool:
-    """True when ``a``'s voxel centres are ``b``'s (same voxel size and axes, an origin offset of
-    whole voxels): nearest-neighbour resampling between them is exact (a crop or a pad)."""
-    if not np.allclose(a.ijk_to_ras[:3, :3], b.ijk_to_ras[:3, :3], atol=tol):
-        return False
-    off = np.linalg.solve(b.ijk_to_ras[:3, :3], a.ijk_to_ras[:3, 3] - b.ijk_to_ras[:3, 3])
-    return bool(np.allclose(off, np.rint(off), atol=tol))
+    """True when ``a``'s voxel centres are ``b``'s: ``a``'s IJK -> ``b``'s IJK is a signed
+    permutation with a whole-voxel offset (same voxel size and axes up to the storage order: a
+    crop, a pad, an axis stored the other way), so nearest-neighbour resampling is exact."""
+    m = np.linalg.inv(b.ijk_to_ras) @ a.ijk_to_ras
+    r, off = m[:3, :3], m[:3, 3]
+    perm = np.allclose(np.abs(r), np.rint(np.abs(r)), atol=tol) and np.allclose(np.abs(np.rint(r)).sum(0), 1) \
+        and np.allclose(np.abs(np.rint(r)).sum(1), 1)
+    return bool(perm and np.allclose(off, np.rint(off), atol=tol))
 
 
 def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> Volume:
