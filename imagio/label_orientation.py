@@ -48,7 +48,8 @@ _VERTEBRAE = tuple(_SPINE[:-1]) + ("vertebrae",)   # IMAGIO's rules name the col
 
 def _centroids(labels: Volume, names: set[str], widths: dict | None = None) -> dict[str, np.ndarray]:
     """RAS centroid (mm) of each label named in ``names`` that has voxels; ``widths``, when given,
-    receives each vertebra label's extent along R (mm)."""
+    receives each vertebra label's extent along R (mm), infinite when the label reaches the
+    image's face across A."""
     want = {int(v): n for v, n in labels.labels.items() if n in names and int(v) > 0}
     if not want:
         return {}
@@ -65,6 +66,11 @@ def _centroids(labels: Volume, names: set[str], widths: dict | None = None) -> d
         if widths is not None and n in _VERTEBRAE:
             r = labels.kji_to_world(kji.astype(float))[:, 0]
             widths[n] = float(r.max() - r.min())
+            # a vertebra label cut by the image's front or back face is not judged front-back: in a
+            # front-half view the label may hold the manubrium (review 39 H3)
+            ax = 2 - int(np.argmax(np.abs(labels.direction[1, :])))   # the array axis nearest A
+            if sl[ax].start == 0 or sl[ax].stop == a.shape[ax]:
+                widths[n] = float("inf")
     return out
 
 
@@ -180,7 +186,8 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
                         f"({'; '.join(ex)}): check their labels on the CT")
     # anterior-posterior: the spine behind the midline organs of the mediastinum
     # a vertebra with its transverse processes is at most ~90 mm wide (lumbar; Gray's): a label
-    # wider is no vertebral column alone (a phantom's ribs and spine in one label) and not judged
+    # wider is no vertebral column alone (a phantom's ribs and spine in one label) and not judged,
+    # nor one cut by the front or back face (`_centroids`)
     spine = [cen[n] for n in verts if n in cen and widths.get(n, 0.0) <= MAX_VERTEBRA_WIDTH_MM]
     ap = []
     if spine:

@@ -206,11 +206,8 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     for h in cov.get("heat_sink") or []:   # trial 25: a 'high' heat sink was a table row only
         if h.get("level") == "high":
             where = "inside the zone" if h.get("inside_zone") else f"{h['distance_to_zone_mm']:.1f} mm from the zone"
-            nearer = h.get("nearest_distance_to_zone_mm")
-            if nearer is not None and nearer < h["distance_to_zone_mm"] - 1.0:
-                where += f" (its nearest part, {h['nearest_diameter_mm']:.1f} mm wide, {nearer:.1f} mm from it)"
-            out.append(f"{what}: heat sink: {h['vessel']} ({h['diameter_mm']:.1f} mm lumen) {where} at "
-                       f"{h['ras']} RAS mm (level high for {h.get('modality') or 'this device'}): blood flow cools the "
+            out.append(f"{what}: heat sink: {h['vessel']} ({h['diameter_mm']:.1f} mm lumen at {h['ras']} RAS mm) {where} "
+                       f"(level high for {h.get('modality') or 'this device'}): blood flow cools the "
                        "tissue beside it, so the zone may be smaller there than the device table says and the "
                        "margin towards it is not assured (Lu 2002); check the margin on that side, or use a "
                        "longer or larger setting")

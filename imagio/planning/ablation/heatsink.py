@@ -63,10 +63,11 @@ def centrelines(fine_labels: np.ndarray, values: dict, spacing_kji, kji_to_ras,
 def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None, voxel_mm: float = 0.0) -> list[dict]:
     """Vessels near the zone: ``margin_at`` is the zone's signed distance (mm, > 0 inside) at
     each centre voxel. One entry per vessel structure: its largest lumen diameter near the zone
-    (``diameter_mm``, which scores the risk) with the location (RAS) and distance to the zone of
-    that lumen (the nearest of its centre voxels within one voxel side of it), and the nearest
-    centre voxel (``nearest_ras``, ``nearest_distance_to_zone_mm``, ``nearest_diameter_mm``), the
-    risk level and score. New-user trial 36 (L2): the largest lumen was reported at the nearest
+    (``diameter_mm``, which scores the risk) with the location (``ras``) and distance to the zone
+    (``largest_distance_to_zone_mm``) of that lumen (the nearest of its centre voxels within one
+    voxel side of it); how near the vessel comes (``distance_to_zone_mm``, ``inside_zone``: its
+    nearest centre voxel, also ``nearest_ras``, ``nearest_distance_to_zone_mm``,
+    ``nearest_diameter_mm``), the risk level and score. New-user trial 36 (L2): the largest lumen was reported at the nearest
     voxel's place, so one point of one vessel read 5.2 mm in one plan and 8.8 mm in another."""
     hs = heat_sink()
     near = margin_at >= -float(hs["search_distance_mm"])
@@ -85,8 +86,10 @@ def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None, voxel_mm:
                  "moderate" if score >= hs["levels"]["moderate"] else "low")
         out.append({"vessel": str(name), "diameter_mm": round(dmax, 1),
                     "ras": np.round(cl.ras[j], 1).tolist(),
-                    "distance_to_zone_mm": round(max(0.0, -float(margin_at[j])), 1),
-                    "inside_zone": bool(margin_at[j] > 0),
+                    "largest_distance_to_zone_mm": round(max(0.0, -float(margin_at[j])), 1),
+                    # how near the vessel comes: its nearest centre voxel (inside the zone when any is)
+                    "distance_to_zone_mm": round(max(0.0, -float(margin_at[i])), 1),
+                    "inside_zone": bool(margin_at[i] > 0),
                     "nearest_ras": np.round(cl.ras[i], 1).tolist(),
                     "nearest_distance_to_zone_mm": round(max(0.0, -float(margin_at[i])), 1),
                     "nearest_diameter_mm": round(float(cl.diameter_mm[i]), 1),
