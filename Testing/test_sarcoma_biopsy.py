@@ -949,3 +949,19 @@ def test_an_outline_that_takes_in_bone_gives_no_core_in_bone():
         assert c["rules"]["no_bone"]["met"] is True
     assert not (sp.viable.mask & (ph.ct.array > 250)).any()     # bone is never viable tumour
     assert any("reads bone density on the CT" in w for w in sp.warnings)
+
+
+def test_an_outline_over_the_whole_femur_keeps_its_marrow_out_of_the_tumour():
+    # review 39 M5: an outline grown over the femur's cortex AND marrow: the marrow (fatty, about
+    # -20 HU) was left in the tumour and reported as a necrotic component, moving the viable
+    # threshold. The medullary cavity the cortex encloses is bone too: none of the femur label's
+    # voxels stays tumour, and no necrosis is said of a tumour without one (necrotic_fraction 0).
+    ph = thigh(seed=0, spacing_mm=3.0, tumour_diameter_mm=40, tumour_radial_mm=28, necrotic_fraction=0)
+    t, fem = ph.mask("sarcoma_1"), ph.mask("femur_left")
+    near = ndimage.distance_transform_edt(~t, sampling=ph.labels.spacing_kji) <= 30.0
+    arr = ph.labels.array.copy()
+    arr[near & fem] = ph.label_value("sarcoma_1")
+    assert (near & fem & (ph.ct.array < 100)).sum() > 20           # marrow in the outline (own reading)
+    sp = plan_sarcoma_biopsy(ph.ct, ph.labels.with_array(arr))
+    assert not (sp.viable.mask & fem).any()
+    assert not [w for w in sp.warnings if "necrotic" in w], [w for w in sp.warnings if "necrotic" in w]

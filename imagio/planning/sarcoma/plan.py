@@ -530,6 +530,17 @@ def _dense_out_of_tumour(ct: Volume, labels: Volume, tumour: np.ndarray, name: s
     m = tumour & threshold_bone(ct, BONE_HU)
     if not m.any():
         return labels, tumour, None
+    # with the medullary cavity the cortex encloses in each axial section: marrow is bone, not a
+    # necrotic part of the tumour (review 39 M5: an outline over the femur reported its marrow as
+    # necrosis and moved the viable threshold); on the tumour's box, padded by a voxel
+    from ...segmentation.common import anatomical_axes, fill_holes_per_slice
+
+    kji = np.argwhere(tumour)
+    lo, hi = np.maximum(kji.min(0) - 1, 0), np.minimum(kji.max(0) + 2, tumour.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    dense = threshold_bone(ct, BONE_HU)[box]
+    axial = anatomical_axes(ct)["S"][0]
+    m[box] |= tumour[box] & fill_holes_per_slice(dense, axial) & ~dense
     cc = cc3d.connected_components(m, connectivity=26)
     keep = np.bincount(cc.ravel()) >= min_object_voxels(ct.voxel_volume_ml)
     keep[0] = False
