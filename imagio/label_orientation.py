@@ -24,7 +24,8 @@ near-symmetric trunk, so `label_registration`'s shift search does not see it. It
 
 RAS mm throughout (the label map's world coordinates). Positions are the labels' voxel
 centroids; a pair or sequence is judged only when its members' centroids lie at least
-``MIN_SEPARATION_MM`` apart along the axis that judges it (partial structures at a slab's end).
+``MIN_SEPARATION_MM`` apart along the axis that judges it. The rule's numbers and their reasons:
+``input_limits.json`` ``label_orientation``.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
+from .limits import LIMITS
 from .volume import Volume
 
-MIN_SEPARATION_MM = 10.0   # less than half the smallest spacing the rules read (two vertebral bodies)
-MAX_VERTEBRA_WIDTH_MM = 120.0   # above the widest vertebra with its transverse processes (~90 mm, lumbar)
-CONSISTENT_FIT_GAIN = 0.1   # physics fit as it lies over flipped back: the CT mirrored with the map (method choice)
-MAJORITY = 2.0 / 3.0       # share of judged pairs reversed that makes the map mirrored / reversed
+_RULE = LIMITS["label_orientation"]
+MIN_SEPARATION_MM = float(_RULE["min_separation_mm"])        # input_limits label_orientation: reasons there
+MAX_VERTEBRA_WIDTH_MM = float(_RULE["max_vertebra_width_mm"])
+CONSISTENT_FIT_GAIN = float(_RULE["consistent_fit_gain"])
+MAJORITY = float(_RULE["majority"])
 
 _SPINE = [f"vertebrae_C{i}" for i in range(1, 8)] + [f"vertebrae_T{i}" for i in range(1, 13)] + \
          [f"vertebrae_L{i}" for i in range(1, 6)] + ["vertebrae_S1", "sacrum"]
