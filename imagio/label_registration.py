@@ -270,7 +270,8 @@ def _verdict(sh, per: dict, far, cfg) -> dict | None:
             "displaced": big and gain >= float(cfg["refuse_ratio"]), "doubtful": big and gain >= float(cfg["warn_ratio"])}
 
 
-def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict | None:
+def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
+                 made_on: Volume | None = None) -> dict | None:
     """{"shift_mm", "at_zero", "at_shift", "per_class_zero", "per_class_shift", "mismatch_ratio",
     "displaced", "doubtful", "axis", "axes", "unjudged", "search_mm", "points"} or None when no
     class has enough voxels. Judged on the whole of each class ("all") and on each RAS axis's
@@ -284,14 +285,17 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> di
     far and over ``short_search_mm`` with every set; the worst verdict is reported, the whole's
     when it is as bad (``axis``: None for the whole; ``search_mm``: its search). ``axes``: each axis's worst verdict; ``unjudged``:
     the axes that no class's boundary in view tells (said as a doubt by `require_registered`);
-    with nothing in view, ``mismatch_ratio`` is None."""
+    with nothing in view, ``mismatch_ratio`` is None. ``made_on``: the grid the map was made on
+    when ``grid`` is its resampling onto the CT's: shifts under ``min_shift_voxels`` of its voxels
+    are no evidence either (new-user trial 41 H1: the CTA's correct map stored on a 4.5 mm grid was
+    refused as displaced by 6 mm, one such voxel)."""
     cfg = rule()
     classes = {k: m for k, m in classes.items() if int(np.count_nonzero(m)) >= int(cfg["min_voxels"])}
     if not classes:
         return None
     a = agreement(ct, grid, classes)
     sh, sets, radius = a["shifts"], a["sets"], a["radius"]
-    grids = (ct, grid)
+    grids = (ct, grid) + ((made_on,) if made_on is not None else ())
     verdicts = []   # (axis or None, search mm, verdict)
     for r in sorted(set(radius.values()) | {float(cfg["short_search_mm"])}, reverse=True):
         within = np.abs(sh).max(axis=1) <= r + 1e-6
@@ -334,11 +338,11 @@ _AXIS_NAME = {"R": "right-left", "A": "anterior-posterior", "S": "head-foot"}
 
 
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
-                       unchecked: str = "") -> str:
+                       unchecked: str = "", made_on: Volume | None = None) -> str:
     """Refuse (InputError, one line) labels displaced from the CT (``displacement``); return a
     warning ("" when none) when the fit is doubtful or an axis could not be judged (no bone/air
-    boundary across it in view), naming what is ``unchecked`` then."""
-    r = displacement(ct, grid, classes)
+    boundary across it in view), naming what is ``unchecked`` then. ``made_on``: see `displacement`."""
+    r = displacement(ct, grid, classes, made_on)
     if r is None:
         return ""
     tail = f"; {unchecked}" if unchecked else ""

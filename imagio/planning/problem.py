@@ -347,6 +347,7 @@ class PlanningProblem:
     warnings: list = field(default_factory=list)
     roles_overridden: dict = field(default_factory=dict)
     rules_extra: dict = field(default_factory=dict)
+    labels_made_on: Volume | None = None   # the label map's own grid when it was resampled onto the CT's
 
     @classmethod
     def build(cls, ct: Volume, labels: Volume, target, needle: Needle | None = None,
@@ -371,9 +372,10 @@ class PlanningProblem:
         from .skin import for_target, outer_skin
 
         # a label map of another scan is named as such before its names are judged (trial 9)
+        made_on = None
         if not ct.same_grid(labels):
             covered = _coverage(labels, ct)
-            labels = labels_on_grid(labels, ct)
+            made_on, labels = labels, labels_on_grid(labels, ct)
         else:
             covered = None
         if not labels.labels:
@@ -452,6 +454,7 @@ class PlanningProblem:
         coarse = coarse_grid_note(ct)   # ribs unseen by the labels and the density check (trial 29)
         if coarse:
             prob.warnings.append(f"{coarse}: a path may cross a rib that neither shows")
+        prob.labels_made_on = made_on   # the map's own grid, for the registration check's floor
         _check_labels_match(prob, covered, registration_checked)   # first: a wrong label map explains everything else
         _check_target(prob)
         _lesion_cut_by_scan(prob)
@@ -1299,7 +1302,8 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
     prob.warnings.extend(check_orientation(lab, "the label map", ct))
 
     doubt = require_registered(ct, lab, classes_from_labels(lab), "the label map",
-                               "every distance to a labelled structure and the target's position rest on it")
+                               "every distance to a labelled structure and the target's position rest on it",
+                               made_on=prob.labels_made_on)
     if doubt:
         prob.warnings.append(doubt)
 

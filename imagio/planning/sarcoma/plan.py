@@ -234,13 +234,14 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     Raises InputError (one line) for: no tumour label, no compartments (unless allowed), an
     incision that is not an (m >= 2, 3) polyline, n_cores outside 3-5."""
     cfg = config()
+    made_on = None if ct.same_grid(labels) else labels   # the map's own grid (registration floor)
     labels = labels_on_grid(labels, ct)
     from ...label_orientation import check_orientation
     from ...label_registration import classes_from_labels, require_registered
 
     side_notes = check_orientation(labels, "the label map", ct)   # mirrored / upside down (trial 39)
     shift_note = require_registered(ct, labels, classes_from_labels(labels), "the label map",
-                                    "the compartments, bone and bundle distances rest on it")
+                                    "the compartments, bone and bundle distances rest on it", made_on=made_on)
     anat = classify(labels)
     name, value = _tumour_label(labels, anat, tumour)
     tmask = labels.array == value
