@@ -235,3 +235,17 @@ def test_a_short_scan_is_judged_with_a_shorter_search(shared_data):
     moved = io.labels_on_grid(_moved(lab, (0.0, 0.0, 8.0)), ct)
     r = displacement(ct, moved, classes_from_labels(moved))
     assert r is not None and r["displaced"] and r["search_mm"] < 16.0, r
+
+
+def test_a_correct_map_made_on_a_coarser_grid_is_judged_by_that_grid_too():
+    """New-user trial 41 (H1): a correct map made on a 4.5 mm grid and planned on a thin CT was read
+    against shifts of a voxel or two of ITS grid, which its staircase edges "fit" (the CTA's map was
+    refused as displaced by 6-10 mm). The map's own grid sets the floor too (`made_on`): the
+    synthetic torso labelled on 4.5 mm, on its 1.5 mm CT, draws no doubt with it and one without."""
+    from imagio.planning.synthetic import synthetic_torso
+
+    ct, _ = synthetic_torso(1.5)
+    _, coarse = synthetic_torso(4.5)
+    on = io.labels_on_grid(coarse, ct)
+    assert not displacement(ct, on, classes_from_labels(on), made_on=coarse)["doubtful"]
+    assert displacement(ct, on, classes_from_labels(on))["doubtful"]
