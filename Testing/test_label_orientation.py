@@ -146,3 +146,27 @@ def test_crops_of_a_correct_map_are_neither_refused_nor_warned(shared_data):
         part, c = lab.crop(lo, hi), ct.crop(lo, hi)
         assert check_orientation(part, ct=c) == [], (lo, hi)
         assert check_orientation(part) == [], (lo, hi)
+
+
+def test_a_map_whose_names_tell_no_side_or_level_is_judged_on_the_ct(shared_data):
+    """New-user trial 41 (H2): a map with IMAGIO's own kind of names (one 'vertebrae', one 'ribs',
+    no sides, no levels) flipped front to back or upside down was planned: the names judge nothing.
+    Its bone labels on bone and lung labels on air then fit the CT far better flipped back: refused;
+    as it lies, nothing is said. The test's own reading of the fit of the ribs' voxels."""
+    d, lab = _ts(shared_data)
+    ct = io.read_image(d / "example_ct_sm.nii.gz")
+    group = {"vertebrae": lambda n: n.startswith("vertebrae_"), "ribs": lambda n: n.startswith("rib_"),
+             "lung": lambda n: n.startswith("lung_"), "liver": lambda n: n == "liver"}
+    arr = np.zeros_like(lab.array)
+    names = {}
+    for v, (g, f) in enumerate(group.items(), start=1):
+        arr[np.isin(lab.array, [k for k, n in lab.labels.items() if f(n)])] = v
+        names[v] = g
+    plain = Volume(arr, lab.ijk_to_ras, "plain", names)
+    assert check_orientation(plain, ct=ct) == []
+    for ax, words in ((1, "flipped front to back"), (2, "upside down")):
+        flipped = _flip_along(plain, ax)
+        ribs = flipped.array == 2
+        assert (ct.array[ribs] >= 250).mean() < 0.5 * (ct.array[plain.array == 2] >= 250).mean()   # own reading
+        with pytest.raises(InputError, match=words):
+            check_orientation(flipped, ct=ct)

@@ -126,6 +126,31 @@ def _mirrored_with_the_ct(labels: Volume, ct: Volume | None, ras_axis: int) -> b
     return here is not None and back is not None and here >= back + CONSISTENT_FIT_GAIN
 
 
+_FLIP_WORDS = ("mirrored left-right", "flipped front to back", "upside down")
+
+
+def _refuse_if_it_fits_flipped(labels: Volume, ct: Volume | None, what: str, ras_axes) -> None:
+    """For the RAS axes its names could not judge (IMAGIO's own names: one 'vertebrae', 'ribs', no
+    levels, no sides): refuse ``labels`` when flipped back along the storage axis nearest one of
+    them it fits ``ct``'s bone and air clearly better (`_physics_fit` higher by
+    ``CONSISTENT_FIT_GAIN``) than as it lies (new-user trial 41 H2: IMAGIO's abdominal map flipped
+    front to back or upside down was planned, needles through costal cartilage). A correct map fits
+    worse flipped, or as well (a left-right symmetric trunk): nothing said."""
+    if ct is None or not ct.same_grid(labels) or not ras_axes:
+        return
+    here = _physics_fit(ct, labels)
+    if here is None:
+        return
+    for ax in ras_axes:
+        col = int(np.argmax(np.abs(labels.direction[ax, :])))
+        back = _physics_fit(ct, labels.with_array(np.flip(labels.array, axis=2 - col)))
+        if back is not None and back >= here + CONSISTENT_FIT_GAIN:
+            raise InputError(f"{what} is {_FLIP_WORDS[ax]} against the CT: its bone labels on bone and lung/airway "
+                             f"labels on air fit the CT {here:.2f} as it lies and {back:.2f} flipped back along its "
+                             "storage axis; it was likely written with an axis reversed: export the segmentation "
+                             "again in this CT's geometry")
+
+
 def _both_mirrored(what: str, how: str, evidence: str) -> str:
     return (f"{what} and the CT are both {how} against the anatomy their names state ({evidence}), while the map "
             "fits the CT's bone and air as it lies: the CT's orientation (its header) is likely wrong; the plan is "
@@ -150,6 +175,7 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
     wanted = (set(lefts) | set(lefts.values()) | (set(_SPINE) & names) | ({"liver", "spleen"} & names)
               | front | verts)
     if not wanted:
+        _refuse_if_it_fits_flipped(labels, ct, what, (0, 1, 2))
         return []
     widths: dict = {}
     cen = _centroids(labels, wanted, widths)
@@ -210,6 +236,9 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
     if back:
         warnings.append(f"{what}: " + ", ".join(f"{n} lies {-da:.0f} mm posterior to the vertebrae" for n, da in back)
                         + ": check these labels on the CT")
+    # the axes no name judged: the map's bone and air against the CT's, as it lies and flipped back
+    _refuse_if_it_fits_flipped(labels, ct, what, tuple(a for a, told in ((0, bool(judged)), (1, bool(ap)),
+                                                                          (2, bool(n_j))) if not told))
     if "liver" in cen and "spleen" in cen and not judged:
         d = cen["liver"][0] - cen["spleen"][0]
         if d <= -MIN_SEPARATION_MM:
