@@ -71,7 +71,7 @@ def _centroids(labels: Volume, names: set[str], widths: dict | None = None) -> d
             widths[n] = float(r.max() - r.min())
             # a vertebra label cut by the image's front or back face is not judged front-back: in a
             # front-half view the label may hold the manubrium (review 39 H3)
-            ax = 2 - int(np.argmax(np.abs(labels.direction[1, :])))   # the array axis nearest A
+            ax = _storage_axis(labels, 1)   # the array axis nearest A
             if sl[ax].start == 0 or sl[ax].stop == a.shape[ax]:
                 widths[n] = float("inf")
     return out
@@ -101,29 +101,42 @@ def _order_pairs(seq: list[str], cen: dict) -> tuple[int, int, list[str]]:
     return judged, rev, ex
 
 
-def _physics_fit(ct: Volume, labels: Volume) -> float | None:
-    """Share of the label map's bone voxels on bone and of its lung/airway voxels on air in
-    ``ct`` (same grid), averaged over the classes (`label_registration`'s classes and HU limits);
-    None when it has neither."""
+def _storage_axis(labels: Volume, ras_axis: int) -> int:
+    """The array axis (k, j, i order) of ``labels`` nearest RAS axis ``ras_axis``."""
+    return 2 - int(np.argmax(np.abs(labels.direction[ras_axis, :])))
+
+
+def _physics_fits(ct: Volume | None, labels: Volume, ras_axes) -> tuple[float, dict] | None:
+    """(fit as it lies, {RAS axis: fit flipped back along the storage axis nearest it}): the share
+    of the map's bone voxels on bone and of its lung/airway voxels on air in ``ct`` (same grid),
+    averaged over the classes (`label_registration`'s classes and HU limits; the class masks are
+    made once and flipped). None without a CT on the map's grid or without either class."""
+    if ct is None or not ct.same_grid(labels):
+        return None
     from .label_registration import classes_from_labels, rule
 
+    classes = classes_from_labels(labels)
+    if not classes:
+        return None
     cfg = rule()
-    fits = [float(np.mean(ct.array[m] >= cfg["bone_min_hu"] if c == "bone" else ct.array[m] < cfg["air_max_hu"]))
-            for c, m in classes_from_labels(labels).items()]
-    return float(np.mean(fits)) if fits else None
+    dense = {"bone": ct.array >= cfg["bone_min_hu"]} if "bone" in classes else {}
+    if "air" in classes:
+        dense["air"] = ct.array < cfg["air_max_hu"]
+
+    def fit(axis=None):
+        return float(np.mean([np.mean(dense[c][m if axis is None else np.flip(m, axis=axis)])
+                              for c, m in classes.items()]))
+
+    return fit(), {ax: fit(_storage_axis(labels, ax)) for ax in ras_axes}
 
 
 def _mirrored_with_the_ct(labels: Volume, ct: Volume | None, ras_axis: int) -> bool:
     """True when ``labels`` fits ``ct`` (same grid) clearly better as it lies than flipped back
-    along the storage axis nearest RAS axis ``ras_axis`` (`_physics_fit` higher by
+    along the storage axis nearest RAS axis ``ras_axis`` (`_physics_fits` higher by
     ``CONSISTENT_FIT_GAIN``): the CT shows what the map shows, so the two are mirrored together
     (the CT's orientation is what is wrong), not the map against the CT."""
-    if ct is None or not ct.same_grid(labels):
-        return False
-    col = int(np.argmax(np.abs(labels.direction[ras_axis, :])))
-    here = _physics_fit(ct, labels)
-    back = _physics_fit(ct, labels.with_array(np.flip(labels.array, axis=2 - col)))
-    return here is not None and back is not None and here >= back + CONSISTENT_FIT_GAIN
+    f = _physics_fits(ct, labels, (ras_axis,))
+    return f is not None and f[0] >= f[1][ras_axis] + CONSISTENT_FIT_GAIN
 
 
 _FLIP_WORDS = ("mirrored left-right", "flipped front to back", "upside down")
@@ -132,27 +145,23 @@ _FLIP_WORDS = ("mirrored left-right", "flipped front to back", "upside down")
 def _refuse_if_it_fits_flipped(labels: Volume, ct: Volume | None, what: str, ras_axes) -> None:
     """For the RAS axes its names could not judge (IMAGIO's own names: one 'vertebrae', 'ribs', no
     levels, no sides): refuse ``labels`` when flipped back along the storage axis nearest one of
-    them it fits ``ct``'s bone and air clearly better (`_physics_fit` higher by
+    them it fits ``ct``'s bone and air clearly better (`_physics_fits` higher by
     ``CONSISTENT_FIT_GAIN``, and its mismatches fewer by `label_registration`'s ``refuse_ratio``)
     than as it lies (new-user trial 41 H2: IMAGIO's abdominal map flipped
     front to back or upside down was planned, needles through costal cartilage). A correct map fits
     worse flipped, or as well (a left-right symmetric trunk): nothing said."""
-    if ct is None or not ct.same_grid(labels) or not ras_axes:
-        return
-    here = _physics_fit(ct, labels)
-    if here is None:
+    f = _physics_fits(ct, labels, tuple(ras_axes)) if ras_axes else None
+    if f is None:
         return
     from .label_registration import rule
 
     refuse = float(rule()["refuse_ratio"])
-    for ax in ras_axes:
-        col = int(np.argmax(np.abs(labels.direction[ax, :])))
-        back = _physics_fit(ct, labels.with_array(np.flip(labels.array, axis=2 - col)))
+    here = f[0]
+    for ax, back in f[1].items():
         # and the mismatches explained as the registration check asks of a shift (refuse_ratio): a
         # label misread as bone (a hip joint capsule by the 'hip' prefix) fits nowhere, and a flip
         # does not explain it (the limb phantom: 0.00 -> 0.19, ratio 1.23; real flips 2.0-4.3)
-        if (back is not None and back >= here + CONSISTENT_FIT_GAIN
-                and (1.0 - here) / max(1.0 - back, 1e-3) >= refuse):
+        if back >= here + CONSISTENT_FIT_GAIN and (1.0 - here) / max(1.0 - back, 1e-3) >= refuse:
             raise InputError(f"{what} is {_FLIP_WORDS[ax]} against the CT: its bone labels on bone and lung/airway "
                              f"labels on air fit the CT {here:.2f} as it lies and {back:.2f} flipped back along its "
                              "storage axis; it was likely written with an axis reversed: export the segmentation "
