@@ -528,7 +528,8 @@ def _dense_out_of_tumour(ct: Volume, labels: Volume, tumour: np.ndarray, name: s
     from ..density import min_object_voxels
     from ..problem import threshold_bone
 
-    m = tumour & threshold_bone(ct, BONE_HU)
+    bone = threshold_bone(ct, BONE_HU)
+    m = tumour & bone
     if not m.any():
         return labels, tumour, None
     # with the medullary cavity the cortex encloses in each axial section: marrow is bone, not a
@@ -539,7 +540,7 @@ def _dense_out_of_tumour(ct: Volume, labels: Volume, tumour: np.ndarray, name: s
     kji = np.argwhere(tumour)
     lo, hi = np.maximum(kji.min(0) - 1, 0), np.minimum(kji.max(0) + 2, tumour.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    dense = threshold_bone(ct, BONE_HU)[box]
+    dense = bone[box]
     axial = anatomical_axes(ct)["S"][0]
     m[box] |= tumour[box] & fill_holes_per_slice(dense, axial) & ~dense
     cc = cc3d.connected_components(m, connectivity=26)
