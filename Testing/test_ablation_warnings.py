@@ -134,6 +134,27 @@ def test_failed_multi_probe_keeps_the_single_probe_plan(phantom_files, tmp_path,
         assert any(re.search(rf"covers only {c:.1f}% of liver_tumor_1", x) for x in said), said
 
 
+def test_max_probes_allows_the_cover_the_default_refused(phantom_files, tmp_path, capsys):
+    """The failure above told the user to "allow more probes" and the command line had no way to
+    (cryo3: the 45 mm cryo case needs 17-22 probes). It now names ``--max-probes``, and that flag
+    with the count the failure gave yields the cover: more than the default 10 probes, no more
+    than the count said, the tumour covered on the analysis grid."""
+    base = ["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
+            "--target", "liver_tumor_1", "--no-png", "--no-scene", "--quiet",
+            "--device", "cooltip_single", "--setting", "2cm_tip_12min", "--multi-probe"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 0
+    failed = json.loads((tmp_path / "a" / "plan.json").read_text())["ablation"]["multi_probe"]["failed"]
+    m = re.search(r"needs (\d+) probes > the allowed 10;.*--max-probes", failed)
+    assert m, failed
+    need = int(m.group(1))
+    capsys.readouterr()
+    assert main(base + ["--out", str(tmp_path / "b"), "--max-probes", str(need)]) == 0
+    mp = json.loads((tmp_path / "b" / "plan.json").read_text())["ablation"]["multi_probe"]
+    assert "failed" not in mp, mp.get("failed")
+    assert 10 < mp["n_probes"] <= need and len(mp["probes"]) == mp["n_probes"]
+    assert mp["coverage"]["tumour_covered_pct"] >= 99.9
+
+
 def test_zone_doubts_shared_by_plan_warnings_and_the_slicer_label():
     """Closing note: the Slicer module's ablation label did not read the warnings list. Its label
     now calls `zone_doubts`, the function plan.json's ablation warnings are built from: a zone

@@ -73,6 +73,8 @@ def test_plan_cli_bad_target(torso_files, tmp_path, capsys):
     (["--max-skin-angle", "120"], "must be at most 90"),
     (["--multi-probe"], "--multi-probe needs --device NAME"),
     (["--guarantee-margin"], "--guarantee-margin needs --multi-probe"),   # trial 2: the advice named a Python call
+    (["--max-probes", "12"], "--max-probes needs --multi-probe"),
+    (["--max-probes", "0", "--multi-probe", "--device", "emprint"], "--max-probes 0: the most probes"),
     (["--setting", "100W_5min"], "--setting needs --device NAME"),
     (["--target", "0,0"], "three numbers"),
     (["--proposals", "0"], "--proposals 0: the number of proposals must be > 0"),

@@ -158,6 +158,10 @@ def cmd_plan(args) -> int:
         return cmd_sarcoma(args)
     if args.guarantee_margin and not args.multi_probe:
         raise InputError("--guarantee-margin needs --multi-probe (and --device)")
+    if args.max_probes is not None and not args.multi_probe:
+        raise InputError("--max-probes needs --multi-probe (and --device)")
+    if args.max_probes is not None and args.max_probes < 1:
+        raise InputError(f"--max-probes {args.max_probes}: the most probes the multi-probe plan may use must be >= 1")
     if (args.multi_probe or args.setting) and not args.device:
         flags = " and ".join(f for f, v in (("--multi-probe", args.multi_probe), ("--setting", args.setting)) if v)
         raise InputError(f"{flags} {'needs' if ' and ' not in flags else 'need'} --device NAME (the ablation device; `imagio ablation devices` lists them)")
@@ -212,7 +216,8 @@ def cmd_plan(args) -> int:
         from .ablation.commands import ablation_for_plan
 
         doc["ablation"] = abl = ablation_for_plan(result, device, args.setting, args.multi_probe,   # read once
-                                                  progress=printer(args.quiet), guarantee_margin=args.guarantee_margin)
+                                                  progress=printer(args.quiet), guarantee_margin=args.guarantee_margin,
+                                                  max_probes=args.max_probes)
         doc["warnings"] = doc.get("warnings", []) + abl["warnings"]   # printed and reported with the others
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "plan.json", json.dumps(doc, indent=1))   # written once, from the objects
@@ -353,6 +358,10 @@ def register(subparsers) -> None:
                    help="with --device: also the fewest probes covering tumour + 5 mm (set cover)")
     s.add_argument("--guarantee-margin", action="store_true",
                    help="with --multi-probe: add probes until the 5 mm margin is proven on the analysis grid")
+    s.add_argument("--max-probes", type=int, metavar="N",
+                   help="with --multi-probe: the most probes the cover may use (default: ablation_criteria.json "
+                        "multi_probe.max_probes, 10); a cover "
+                        "that needs more fails and says how many it needs")
     s.add_argument("--devices", help="extra ablation device file to merge into the catalogue")
     s.add_argument("--no-png", action="store_true", help="do not render plan.png")
     s.add_argument("--no-scene", action="store_true", help="do not write the Slicer scene")

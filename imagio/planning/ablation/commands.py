@@ -57,10 +57,13 @@ def require_tumour_target(problem) -> None:
 
 
 def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool = False,
-                      devices_file=None, progress=None, guarantee_margin: bool = False) -> dict:
+                      devices_file=None, progress=None, guarantee_margin: bool = False,
+                      max_probes: int | None = None) -> dict:
     """Zones, coverage and MAM for every proposal of a feasible plan (each probe advanced so
     the zone centre lands on the target), plus optionally a multi-probe plan (``guarantee_margin``:
-    probes added until the margin is proven, `multiprobe.plan_multiprobe`): a JSON-able dict.
+    probes added until the margin is proven, `multiprobe.plan_multiprobe`; at most ``max_probes``
+    probes, default ablation_criteria.json multi_probe.max_probes; more fails as "needs N
+    probes"): a JSON-able dict.
     ``device``: a `devices.Device` already read (``imagio plan --device`` has it), or its name,
     looked up in the catalogue (with ``devices_file``)."""
     from ...jsonable import to_jsonable
@@ -87,7 +90,7 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
     failed = None
     if multi_probe:
         try:
-            out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress,
+            out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress, max_probes=max_probes,
                                                guarantee_margin=guarantee_margin).to_dict()
             out["multi_probe"]["isotherm_c"], out["multi_probe"]["zone_edge"] = out["isotherm_c"], out["zone_edge"]
             out["multi_probe"]["shared_entries"] = shared_entries(out["multi_probe"]["probes"])

@@ -1117,7 +1117,7 @@ def probe_placement(device: Device, E: np.ndarray, T: np.ndarray, limit_mm: floa
 
 
 def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting,
-                    margin_mm: float = 5.0, max_probes: int = 10, time_limit_s: float = 60.0,
+                    margin_mm: float = 5.0, max_probes: int | None = None, time_limit_s: float = 60.0,
                     dense_edge: bool = False, progress=None, solve_limit_s: float = 60.0,
                     guarantee_margin: bool = False, free_maps: bool = False) -> ProbePlan:
     """The fewest probes whose zones cover tumour + ``margin_mm`` (see module doc). The cover
@@ -1143,6 +1143,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
 
     prog = Progress(progress)
     mp = multi_probe()
+    max_probes = int(mp["max_probes"]) if max_probes is None else int(max_probes)
+    if max_probes < 1:
+        raise InputError(f"max_probes {max_probes}: the most probes a multi-probe plan may use must be >= 1")
     t0 = time.perf_counter()
     if margin_mm not in ctx.regions:
         raise InputError(f"margin {margin_mm} mm is not prepared; build the AblationContext with "
@@ -1293,7 +1296,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
             lp_opt = lp_g
     if len(pick) > max_probes:
         raise ImagioError(f"covering tumour + {margin_mm:g} mm needs {len(pick)} probes > the allowed "
-                          f"{max_probes}; choose a larger setting or allow more probes")
+                          f"{max_probes}; choose a larger setting or allow more probes (imagio plan --max-probes)")
     t2 = time.perf_counter()
     prog(0.9, f"multi-probe: {len(pick)} probes; re-checking and evaluating coverage")
     probes = [_placement(plan, E[i], T[i], checked=True) for i in pick]   # scored and verified
