@@ -41,7 +41,19 @@ def test_shared_entries_are_listed_and_microwave_ones_called_sequential(microwav
     got = {(a, b) for g in m["shared_entries"] for a in g for b in g if a < b}
     assert got == pairs
     w = " | ".join(microwave["warnings"])
-    assert "repositioned along one track" in w and "cryoprobes" not in w, w
+    assert "cryoprobes" not in w, w
+    for g in m["shared_entries"]:
+        said = [x for x in microwave["warnings"] if f"probes {', '.join(map(str, g))} share one skin entry" in x]
+        assert len(said) == 1, w
+        # independent: a pull-back along one track keeps every tip on the first probe's axis
+        e, t = (np.array([m["probes"][k - 1][f] for k in g], float) for f in ("entry_ras", "tip_ras"))
+        u = (t[0] - e[0]) / np.linalg.norm(t[0] - e[0])
+        off = max(np.linalg.norm(np.cross(tip - e[0], u)) for tip in t)
+        if off <= 0.5:
+            assert "repositioned along one track" in said[0], said
+        else:   # trial 43 F1: two tracks 5.2 deg apart were called one track
+            assert "repositioned along one track" not in said[0] and f"along {len(g)} tracks" in said[0], said
+            assert f"tips up to {round(off, 1):g} mm off the first track" in said[0], said
     rows = dict(ablation_sections(microwave)[-1][1])
     for k, p in enumerate(m["probes"], start=1):
         assert str([round(x, 1) for x in p["entry_ras"]]) in rows[f"probe {k} entry -> tip RAS (mm)"]

@@ -272,11 +272,13 @@ def ablation_rows(a: dict) -> list:
         rows.append((f"probe {k} entry -> tip RAS (mm)",
                      f"{[round(x, 1) for x in p['entry_ras']]} -> {[round(x, 1) for x in p['tip_ras']]}, "
                      f"{_fmt(p.get('length_mm'))} mm" + ("" if p.get("feasible", True) else ", INFEASIBLE")))
+    from .planning.ablation.commands import shared_entry_words
+
     for g in a.get("shared_entries") or []:
         rows.append((f"probes {', '.join(map(str, g))}",
                      "one skin entry: " + ("cryoprobes cannot share it (they freeze together)"
                                            if a.get("modality") == "cryoablation" else
-                                           "one probe repositioned along one track, ablations one after the other")))
+                                           f"{shared_entry_words(a['probes'], g)}, ablations one after the other")))
     healthy = cov.get("healthy_ml") or {}
     if healthy:
         rows.append(("healthy tissue ablated (mL)", ", ".join(f"{k} {_fmt(v)}" for k, v in healthy.items())))

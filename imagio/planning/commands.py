@@ -278,6 +278,7 @@ def multi_probe_summary(m: dict) -> str:
     and the minimal ablative margin with the verdict, so that a covered shell is never read as a
     met margin (new-user trial 25: "tumour + 5mm covered 100.0%" printed beside a MAM of 4.50 mm
     and an unproven guarantee)."""
+    from .ablation.commands import shared_entry_words
     from .ablation.criteria import load_criteria
     from .ablation.multiprobe import margin_text, outline_doubt, outline_margin_mm
 
@@ -295,7 +296,7 @@ def multi_probe_summary(m: dict) -> str:
     for grp in m.get("shared_entries") or []:
         txt += (f"; probes {', '.join(map(str, grp))} share one skin entry ("
                 + ("cryoprobes cannot: see the warnings)" if m.get("modality") == "cryoablation"
-                   else "one probe repositioned along one track)"))
+                   else f"{shared_entry_words(m['probes'], grp)})"))
     g = m.get("margin_guarantee") or {}
     if g:
         txt += (f"; {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} "

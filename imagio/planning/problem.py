@@ -363,7 +363,8 @@ class PlanningProblem:
         from `skin.outer_skin`, cached per case (a second target on the same CT and labels
         reuses it). ``registration_checked``: the caller has checked that these labels are
         registered to this CT (`label_registration.require_registered`, 0.5-5 s) and said its
-        doubt: not checked again (the sarcoma biopsy builds one problem per target tried).
+        doubt, or made them from this CT (the demo segments its phantom): not checked again
+        (the sarcoma biopsy builds one problem per target tried).
 
         Raises InputError (one line, what to do) for: labels without names, a label map that
         does not cover the CT around the target or does not match it (solid structures over

@@ -132,6 +132,40 @@ def shared_entries(probes: list) -> list[list[int]]:
     return groups
 
 
+def shared_entry_course(probes: list, group: list[int]) -> dict:
+    """How the positions of one shared skin entry (``group``: 1-based numbers into ``probes``,
+    `ProbePlacement` dicts with entry_ras and tip_ras in RAS mm) are reached: ``one_track`` when
+    every tip lies within ``SHARED_ENTRY_MM`` of the first probe's axis (the probe is pulled back or
+    advanced along it), else each position is its own track through the same skin puncture (the
+    probe withdrawn and re-angled; new-user trial 43 F1: two tracks 5.2 deg apart, tips 12.7 mm
+    off each other's line, were called "one track": pulled back along the first one, 4.7 % of the
+    tumour was left out of every zone). Also ``angle_deg``, the widest angle between two of the
+    group's directions, and ``tip_off_track_mm``, the farthest tip from the first probe's axis."""
+    import numpy as np
+
+    E = np.asarray([probes[k - 1]["entry_ras"] for k in group], float)
+    T = np.asarray([probes[k - 1]["tip_ras"] for k in group], float)
+    U = T - E
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    cos = np.clip(U @ U.T, -1.0, 1.0)
+    rel = T - E[0]
+    off = np.linalg.norm(rel - (rel @ U[0])[:, None] * U[0], axis=1)
+    return {"one_track": bool(off.max() <= SHARED_ENTRY_MM),
+            "angle_deg": round(float(np.degrees(np.arccos(cos.min()))), 1),
+            "tip_off_track_mm": round(float(off.max()), 1)}
+
+
+def shared_entry_words(probes: list, group: list[int]) -> str:
+    """The course of a shared entry's positions for a microwave/RF plan, in words
+    (`shared_entry_course`): one track, or several tracks through one skin puncture."""
+    c = shared_entry_course(probes, group)
+    if c["one_track"]:
+        return "one probe repositioned along one track"
+    return (f"one probe withdrawn and re-inserted through that entry along {len(group)} tracks up to "
+            f"{c['angle_deg']:g} deg apart (tips up to {c['tip_off_track_mm']:g} mm off the first track: "
+            "not a pull-back along one track)")
+
+
 def close_shafts(probes: list, needle, shared: list | None = None) -> list[dict]:
     """Pairs of ``probes`` (`ProbePlacement` dicts, entry_ras and tip_ras in RAS mm) with separate
     skin entries whose shafts pass closer than one shaft diameter plus both probes' placement
@@ -343,8 +377,8 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                            "probe its own entry, the probes spaced apart (<= 2 cm for confluent lethal isotherms, "
                            "Littrup 2009), or use fewer, larger zones")
             else:
-                out.append(f"{what}: probes {names} share one skin entry at {at} RAS mm: they are positions of one "
-                           "probe, ablated one after the other and repositioned along one track (sequential "
+                out.append(f"{what}: probes {names} share one skin entry at {at} RAS mm: they are positions of "
+                           f"{shared_entry_words(mp['probes'], g)}, ablated one after the other (sequential "
                            "overlapping ablations), not probes in place together; see each position's entry and tip "
                            "in plan.json or the report")
         for c in (mp.get("close_shafts") or []) if abl.get("modality") == "cryoablation" else []:

@@ -85,8 +85,8 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
 
     release_free_memory()
     # planned for the probe's own shaft, as ``imagio plan --device`` plans it (`Device.needle`)
-    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, needle=needle,
-                                   skin=skin if keeps else None),
+    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, needle=needle,   # lab2: the demo's own segmentation
+                                   skin=skin if keeps else None, registration_checked=True),
              progress=prog.sub(0.2, 0.5))
     release_free_memory()
     if p.feasible:
