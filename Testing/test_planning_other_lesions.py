@@ -400,3 +400,26 @@ def test_names_typed_in_the_users_spelling_still_match(tmp_path):
     assert prob.roles_overridden == {"liver_tumor_3": "passable"}, prob.roles_overridden
     assert prob.rules_extra["other_lesions"]["kept_out"] == ["liver_tumor_2"]
     assert any("--role Stomach: no structure" in w for w in prob.warnings), prob.warnings
+
+
+def test_plan_summary_names_the_other_lesions_kept_out(tmp_path, capsys):
+    """New-user trial 43 F5: a second tumour on the first plan's best path was kept out (right),
+    said only inside plan.json, although the README says the plan tells it. The summary now
+    names every other lesion kept out, the same list as plan.json, and the paths avoid them
+    (independent check as above)."""
+    from imagio import io
+    from imagio.cli import main
+
+    ct, lab = _liver_with_three_tumours(np.eye(3))
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "lab.seg.nrrd")
+    out = tmp_path / "p"
+    assert main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.seg.nrrd"),
+                 "--target", "liver_tumor_1", "--out", str(out), "--no-png", "--no-scene", "--quiet"]) == 0
+    said = [x for x in capsys.readouterr().out.splitlines() if x.startswith("other lesions kept out")]
+    doc = json.loads((out / "plan.json").read_text())
+    kept = doc["rules"]["other_lesions"]["kept_out"]
+    assert sorted(kept) == ["liver_tumor_2", "liver_tumor_3"]
+    assert len(said) == 1 and all(n in said[0] for n in kept), said
+    for p in doc["proposals"]:
+        assert not _labels_along(lab, p["entry_ras"], p["target_ras"], 0.0) & {B, C}

@@ -257,6 +257,9 @@ def cmd_plan(args) -> int:
     print(f"best path: entry {[round(x, 1) + 0.0 for x in best.entry_ras]} RAS mm, length "
           f"{best.length_mm:.1f} mm, {closest}, craniocaudal {best.craniocaudal_deg:.1f} deg, "
           f"{int(result.table.feasible.sum())}/{len(result.table)} candidates feasible")
+    other = (result.problem.rules_extra.get("other_lesions") or {}).get("kept_out")
+    if other:   # trial 43 F5: said only inside plan.json
+        print(f"other lesions kept out of every path: {', '.join(other)} (plan.json rules.other_lesions)")
     if abl:
         sp = abl["single_probe"][0]
         c = sp["coverage"]
