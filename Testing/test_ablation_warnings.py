@@ -231,6 +231,27 @@ def test_a_high_risk_structure_near_the_zone_is_a_warning():
     assert sum("gallbladder" in w for w in lines) == 1
 
 
+def test_a_lung_zone_near_the_mediastinum_or_spine_is_a_warning():
+    """New-user trial 43 F2: a lung1 ablation zone 0.9 mm from the vertebrae (own check) was a
+    plan.json row only: the high-risk list was the abdomen's (Kang 2017). For a tumour in the
+    lung the central structures (heart, great vessels, trachea, spinal canal and the vertebrae
+    it lies in: CIRSE 2020) within 10 mm are warned; the same distances for a liver tumour are
+    not (its list is Kang's), and a structure beyond 10 mm is not named."""
+    from imagio.planning.ablation.commands import zone_doubts
+
+    cov = {"criteria": {}, "healthy_ml": {},
+           "structures_near_mm": {"vertebrae_T7": 0.9, "aorta": 6.2, "heart": 14.0, "rib_left_7": 2.0}}
+    lung = [w for w in zone_doubts("ablation", cov, "move", "lung_nodule_1", "lung_lower_lobe_left")
+            if "high-risk location" in w]
+    assert len(lung) == 1 and "vertebrae_T7 0.9 mm" in lung[0] and "aorta 6.2 mm" in lung[0], lung
+    named = lung[0].split("(a high-risk location")[0]
+    assert "heart" not in named and "rib" not in named and "CIRSE" in lung[0]
+    own = {"criteria": {}, "healthy_ml": {}, "structures_near_mm": {"vertebrae": 0.9}}   # IMAGIO's own name
+    assert any("vertebrae 0.9 mm" in w for w in zone_doubts("ablation", own, "move", "label_1", "",
+                                                             tumour_in_lung=True))
+    assert not any("high-risk location" in w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver"))
+
+
 def test_a_zone_near_the_lung_base_warns_of_the_diaphragm_it_cannot_name():
     """New-user trial 36 (M4): a liver-dome zone reached the lung base (own check 1.5-2.2 mm from the
     lung voxels; plan.json lung_lower_lobe_right 0.5 mm), so the diaphragm lay inside it, and nothing

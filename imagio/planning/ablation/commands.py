@@ -218,7 +218,8 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     each, prefixed ``what``, ending with ``fix``: the tumour not wholly inside, the minimal
     ablative margin below the required one, a vessel of heat-sink level "high" near the zone
     (``heat_sink`` of ablation_criteria.json), a high-risk structure within ``nearby_structures_mm``
-    of the zones (its ``warn_structures``), labelled structures other than ``tumour``, its
+    of the zones (its ``warn_structures``; for a tumour in the lung also its ``lung_warn_structures``
+    and any ``vertebrae_*``: CIRSE 2020), labelled structures other than ``tumour``, its
     ``host_organ`` and the unnamed body inside the zones (mL); with no diaphragm label, a lung
     label within that distance stands for the diaphragm and pleura beyond it, unless the tumour
     lies in the lung (``tumour_in_lung``: `problem.Target.in_lung`, also when its host organ is
@@ -250,12 +251,15 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                        "longer or larger setting")
     hit = {n: v for n, v in cov.get("healthy_ml", {}).items() if n not in skip and round(v, 2) > 0}
     near_spec = load_criteria()["nearby_structures_mm"]
-    close = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
-             if n in near_spec["warn_structures"] and n not in hit and d <= float(near_spec["value"])}
     from ...anatomy import AERATED_LUNG
 
-    if (near_spec.get("lung_marks_diaphragm") and not tumour_in_lung and tumour not in AERATED_LUNG
-            and host_organ not in AERATED_LUNG):
+    in_lung = tumour_in_lung or tumour in AERATED_LUNG or host_organ in AERATED_LUNG
+    warn = set(near_spec["warn_structures"]) | (set(near_spec["lung_warn_structures"]) if in_lung else set())
+    close = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
+             if (n in warn or (in_lung and n.startswith("vertebrae_"))) and n not in hit
+             and d <= float(near_spec["value"])}
+
+    if near_spec.get("lung_marks_diaphragm") and not in_lung:
         # no diaphragm label (TotalSegmentator has none): the lung beyond it stands for it
         lung = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
                 if n in AERATED_LUNG and d <= float(near_spec["value"])}
@@ -268,9 +272,11 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                        "them, or protect them (artificial ascites / hydrodissection)")
     if close:   # trial 25 M3: small bowel 7.4 mm from the zone was a plan.json row only
         names = ", ".join(f"{n} {d:.1f} mm" for n, d in sorted(close.items(), key=lambda kv: kv[1]))
+        why = ("thermal injury of a hollow viscus, bile duct or the diaphragm, Kang 2017" if not in_lung else
+               "a central or paravertebral lung lesion: heart, great vessels, hilum, trachea, spinal canal and nerve "
+               "roots, CIRSE 2020")
         out.append(f"{what}: the zone lies within {float(near_spec['value']):g} mm of {names} (a high-risk location: "
-                   "thermal injury of a hollow viscus, bile duct or the diaphragm, Kang 2017); check the zone against "
-                   "it, or protect it (hydrodissection)")
+                   f"{why}); check the zone against it, or protect it (hydrodissection)")
     from ..problem import names_a_lesion
 
     lesions = {n: hit.pop(n) for n in sorted(hit) if names_a_lesion(n)}
