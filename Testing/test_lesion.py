@@ -1150,3 +1150,45 @@ def test_cavitating_solid_nodule_is_solid_with_its_cavity_said(spacing):
                 assert len(said) == 1 and f"{cav_ml:.2f} mL" in said[0], meas.warnings
             else:
                 assert not said
+
+
+@pytest.mark.data
+def test_a_nodule_on_sections_interpolated_from_thick_ones_is_said(shared_data):
+    """New-user trial 44 F3: lung1's 5 mm sections interpolated to 0.7 mm (as a reformat or a
+    resampled export gives them) outlined its nodule at +47 % and typed it part-solid with no
+    word, where the 5 mm original carries the thick-section warning. The CT's own noise shows
+    the resolution along S (`resolution.effective_resolution_mm`): on the interpolated grid the
+    result says it (the resolution of about 5-6 mm, the sections' spacing); on the original the
+    thick-section warning stays and the new one is not added; the native 1.5 mm chest CTA is not
+    taken for interpolated (its noise: ~1.9 mm along S, ratio < 2)."""
+    import SimpleITK as sitk
+
+    from imagio import io
+    from imagio.segmentation.lesion import _resolution_along_s
+
+    d = shared_data / "pyradiomics-lung"
+    native = io.read_image(d / "lung1_image.nrrd")
+    ref = io.read_image(d / "lung1_label.nrrd").array > 0
+    centroid = native.kji_to_world(np.argwhere(ref).mean(0)[None])[0]
+    im = sitk.ReadImage(str(d / "lung1_image.nrrd"))
+    sp = list(im.GetSpacing())
+    size = list(im.GetSize())
+    size[2], sp[2] = int(size[2] * sp[2] / 1.5), 1.5
+    fine = sitk.Resample(im, size, sitk.Transform(), sitk.sitkLinear, im.GetOrigin(), sp, im.GetDirection(),
+                         -1024, im.GetPixelID())
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sitk.WriteImage(fine, f"{tmp}/lung1_z1.5.nii.gz")
+        ct = io.read_image(f"{tmp}/lung1_z1.5.nii.gz")
+    assert ct.spacing_kji[0] == pytest.approx(1.5)
+    _, meas = segment_lesion(ct, centroid)
+    said = [w for w in meas.warnings if "noise shows a resolution of about" in w]
+    assert len(said) == 1 and "1.5 mm apart" in said[0], meas.warnings
+    res = float(said[0].split("resolution of about ")[1].split(" mm")[0])
+    assert 4.0 <= res <= 8.0   # the 5 mm sections' blur, read back from the noise
+    _, meas5 = segment_lesion(native, centroid)
+    assert any("measured on 5 mm sections" in w for w in meas5.warnings)
+    assert not any("noise shows a resolution" in w for w in meas5.warnings)
+    cta = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    assert _resolution_along_s(cta) is None

@@ -142,6 +142,7 @@ SHELL_MIN_HU = _v("shell_min_hu")
 MASS_DIAMETER_MM = _v("mass_diameter_mm")
 MEASUREMENT_MAX_SLICE_MM = _v("measurement_max_slice_mm")
 MICRONODULE_MM = _v("micronodule_mm")
+RESAMPLED_SECTIONS_RATIO = _v("resampled_sections_ratio")
 LUNG_CONTEXT_FRACTION = _v("lung_context_fraction")
 SOLID_INTERIOR_FRACTION = _v("solid_interior_fraction")
 HULL_MIN_FILL = _v("hull_min_fill")
@@ -1761,6 +1762,21 @@ def _exclude(mask, ct, seed, ex_seeds):
     return out
 
 
+def _resolution_along_s(ct: Volume) -> tuple[float, float] | None:
+    """(resolution, spacing) in mm along the array axis nearest S when the CT's noise shows a
+    resolution there (`resolution.effective_resolution_mm`) above ``MEASUREMENT_MAX_SLICE_MM``
+    and at least ``RESAMPLED_SECTIONS_RATIO`` times the spacing (thick overlapping sections, or a
+    grid interpolated from thicker ones: lesion.json's measured ratios), else None."""
+    from .resolution import effective_resolution_mm
+
+    ax = anatomical_axes(ct)["S"][0]
+    res = float(effective_resolution_mm(ct.array, ct.spacing_kji)[ax])
+    sp = float(ct.spacing_kji[ax])
+    if res > MEASUREMENT_MAX_SLICE_MM and res >= RESAMPLED_SECTIONS_RATIO * sp:
+        return res, sp
+    return None
+
+
 def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False) -> list:
     """Warnings on an implausible result; sets ``meas``'s matching flags. ``hit_limit``: the
     region reached ``max_radius_mm``; ``no_edge``: it was taken without an intensity edge (the
@@ -1776,10 +1792,18 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
         out.append(f"the lesion is irregular (it fills {100 * meas.volume_ml / sphere_ml:.0f} % of "
                    "the sphere on its long axis): it may have leaked along vessels or a wall; check it")
     thick = float(np.max(ct.spacing))
+    along_s = None if thick > MEASUREMENT_MAX_SLICE_MM else _resolution_along_s(ct)
     if thick > MEASUREMENT_MAX_SLICE_MM:
         out.append(f"measured on {thick:.2g} mm sections: partial volume makes the diameters and the "
                    f"volume approximate (measurements need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, "
                    "Fleischner Society 2017); compare sizes over time on the same reconstruction")
+    elif along_s is not None:   # new-user trial 44 F3: 5 mm sections interpolated to 0.7 mm, said nothing
+        out.append(f"the CT's sections are {along_s[1]:.2g} mm apart but its noise shows a resolution of about "
+                   f"{along_s[0]:.1f} mm along the head-foot axis (thick or overlapping sections, or a grid "
+                   "interpolated from thicker ones): partial volume over that thickness makes the diameters, the "
+                   "volume and the solid/part-solid type approximate (measurements need <= "
+                   f"{MEASUREMENT_MAX_SLICE_MM:g} mm sections, Fleischner Society 2017); measure on the original "
+                   "thin reconstruction")
     if _touches_border(mask):
         # a lesion cut by the field of view keeps its own border elsewhere: a region that spans
         # the image from a face to the opposite one has filled it (its border is not seen), and
