@@ -20,7 +20,9 @@ twice), on a scan blurrier than that the seed contrast is lowered as a thin obje
 at 0.5-3 mm grids (a finer grid sees a thin rib's cortex at full density, a coarser one at part
 of it). The boundary is the bone threshold itself, with no partial-volume rim below it (except
 where enhanced tissue or a blood pool raised the threshold above trabecular bone's lower bound:
-`bone_mask`): a voxel
+`bone_mask`; and the edge of thin bone beside the lungs, the ribs, on a scan blurrier than the
+common resolution, down to trabecular bone's lower bound as a thin bone reads there: `bone_mask`,
+`thin_bone_note` where enhanced tissue keeps the threshold above it): a voxel
 between soft tissue (T) and bone of density B is at least half bone when its HU is above the
 half maximum (T + B) / 2, which for any bone at or above the threshold is at or above (T +
 threshold) / 2 and is not below the threshold for cortex or cancellous bone denser than 2 x
@@ -234,7 +236,7 @@ def thin_bone_note(resolution_mm, thin_low_hu: float, low_hu: float, tissue_hu: 
     return (f"ribs underestimated, by roughly {1 - f:.0%} of their volume (thin cortex of other bone too): the CT's "
             f"effective resolution ({w} mm, read from its noise) is coarser than the {COMMON_RESOLUTION_MM:g} mm "
             f"the bone rules are built for, so a thin rib reads at {f:.0%} of its contrast there and partly below "
-            f"the bone threshold of {low_hu:.0f} HU, which the scan's enhanced tissue ({tissue_hu:.0f} HU) keeps "
+            f"the bone threshold of {low_hu:.0f} HU, which the scan's enhanced tissue ({tissue_hu:.0f} HU) or contrast keeps "
             f"above the {thin_low_hu:.0f} HU a rib's trabecular bone reads at; use a CT reconstructed at "
             f"{COMMON_RESOLUTION_MM:g} mm or finer")
 

@@ -269,8 +269,6 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8),
                                 midline=lg.midline_or_lungs_centre(ct, mid, lungs),
                                 lung_field="lung_field" in meta, info=bone_info)
-        if bone_info.get("thin_bone_note"):
-            meta["warnings"].append(f"bones: {bone_info['thin_bone_note']}")
         # the spine corridor: on the midline of a chest (trachea, lungs), else on the canal found;
         # without either, the body's median (`split_bones`; the lungs' centre, pulled towards the
         # larger right lung, put less of the spine in it: TS example with origin 0, vertebrae
@@ -291,6 +289,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                     "is named 'vertebrae' (a vertebra cut so that its canal is not in view is in 'bone')")
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=spine, trachea=trachea))
+        if bone_info.get("thin_bone_note") and out["ribs"].any():
+            meta["warnings"].append(f"bones: {bone_info['thin_bone_note']}")
         if not chest and canal is None and bone.any():
             meta["warnings"].append(
                 "bones: no trachea, no lungs and no spinal canal in view: no bone is named "
