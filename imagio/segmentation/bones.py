@@ -383,11 +383,14 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     if thin_low < low_hu:
         # thin bone (no ball of RIB_MAX_RADIUS_MM fits in it: ribs, processes) reads at a lower
         # contrast on a grid blurrier than the common resolution (`thin_peak_factor`), and its
-        # edge with it: the voxel beside it (and not beside thick bone, whose edge a blur does
-        # not move at the threshold's level) is bone down to ``thin_low``
-        step = float(np.max(ct.spacing_kji))
+        # edge with it: the voxels beside it along each blurrier axis, as far as half the blur
+        # beyond the common resolution (and not beside thick bone, whose edge a blur does not
+        # move at the threshold's level), are bone down to ``thin_low``
+        r = np.ceil(np.maximum(np.asarray(res, float) - COMMON_RESOLUTION_MM, 0.0)
+                    / (2.0 * np.asarray(ct.spacing_kji, float))).astype(int)
+        box = np.ones(tuple(2 * r + 1), bool)
         thick = open_mm(m, RIB_MAX_RADIUS_MM, ct.spacing_kji)
-        edge = (dilate_mm(m & ~thick, step, ct.spacing_kji) & ~dilate_mm(thick, step, ct.spacing_kji)
+        edge = (ndimage.binary_dilation(m & ~thick, box) & ~ndimage.binary_dilation(thick, box)
                 & (a > thin_low) & ~m & ~lumen)
         if body is not None:
             edge &= body
