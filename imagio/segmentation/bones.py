@@ -380,7 +380,9 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             lumen |= bone_shell.uncortexed_lumens(m & ~lumen, raw, a, lungs, ct.spacing_kji,
                                                   COMMON_RESOLUTION_MM)
         m &= ~lumen
-    if thin_low < low_hu:
+    if thin_low < low_hu and blood is None:
+        # (not on a CT angiography: there the candidates' floor ``CONTRAST_LOW_HU`` holds and the
+        # pool's rim is no bone; `thin_bone_note` says what a blurred rib loses)
         # thin bone (no ball of RIB_MAX_RADIUS_MM fits in it: ribs, processes) reads at a lower
         # contrast on a grid blurrier than the common resolution (`thin_peak_factor`), and its
         # edge with it: the voxels beside it along each blurrier axis, as far as half the blur
