@@ -183,6 +183,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             meta["warnings"].append(f"lungs: {e}" + ("; the other structures are segmented"
                                                       if lungs_optional else ""))
     bone = canal = None
+    bone_info: dict = {}
     lung_ml = 0.0 if lungs is None else float(lungs.sum() * ct.voxel_volume_ml)
     # a chest: a trachea or more lung than a pocket of gas; otherwise (an abdomen, a pelvis, a
     # limb) only a spinal canal says that a spine is in view (`spine`; trial 6: a thigh's femur
@@ -191,7 +192,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     if not chest and (lungs is not None or "bones" in want):
         p(0.55, "spine")
         bone = bn.bone_mask(ct, body if lungs is None else body | lungs, lungs=lungs,
-                            progress=p.sub(0.55, 0.65))
+                            progress=p.sub(0.55, 0.65), info=bone_info)
         caged = None if lungs is None else lg.caged_lung(ct, lungs, bone)
         if caged is not None and caged.any():
             # lung by its place: cut by the view and inside the ring of ribs and spine (trial 13
@@ -267,7 +268,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             # axis is the lungs' centre (`lungs.midline_or_lungs_centre`)
             bone = bn.bone_mask(ct, body, lungs=lungs, progress=p.sub(0.65, 0.8),
                                 midline=lg.midline_or_lungs_centre(ct, mid, lungs),
-                                lung_field="lung_field" in meta)
+                                lung_field="lung_field" in meta, info=bone_info)
         # the spine corridor: on the midline of a chest (trachea, lungs), else on the canal found;
         # without either, the body's median (`split_bones`; the lungs' centre, pulled towards the
         # larger right lung, put less of the spine in it: TS example with origin 0, vertebrae
@@ -288,6 +289,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                     "is named 'vertebrae' (a vertebra cut so that its canal is not in view is in 'bone')")
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=spine, trachea=trachea))
+        if bone_info.get("thin_bone_note") and out["ribs"].any():
+            meta["warnings"].append(f"bones: {bone_info['thin_bone_note']}")
         if not chest and canal is None and bone.any():
             meta["warnings"].append(
                 "bones: no trachea, no lungs and no spinal canal in view: no bone is named "
