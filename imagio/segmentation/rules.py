@@ -286,8 +286,10 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 meta["warnings"].append(
                     "bones: the field of view lies inside a lung and shows no spinal canal: no bone "
                     "is named 'vertebrae' (a vertebra cut so that its canal is not in view is in 'bone')")
+        notes: list[str] = []
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
-                                  spine=spine, trachea=trachea))
+                                  spine=spine, trachea=trachea, notes=notes))
+        meta["warnings"] += [f"bones: {n}" for n in notes]
         if not chest and canal is None and bone.any():
             meta["warnings"].append(
                 "bones: no trachea, no lungs and no spinal canal in view: no bone is named "
