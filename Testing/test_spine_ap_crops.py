@@ -101,3 +101,40 @@ def test_chest_cta_front_and_back_halves(shared_data):
     want = ref["vertebrae"][halves["back"]]
     assert (m["vertebrae"] & want).sum() >= 0.9 * want.sum(), (
         round(float(m["vertebrae"].sum() * v), 1), round(float(want.sum() * v), 1))
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_chest_cta_cut_behind_the_trachea_and_in_front_of_the_spine(shared_data):
+    """New-user trial 40 (H2, M1): the chest CTA cut along its antero-posterior array axis at
+    column 86 (RAS A 146 mm: between the trachea's back wall, A 148-177, and the vertebral bodies,
+    A ~100). Front part: the trachea's label runs on into the right bronchi in its lowest slices,
+    whose section lies in front of the trachea's back wall (A 179-204), and the most anterior of
+    the per-slice back walls was the bound for every slice: 14 mL of the manubrium and clavicle
+    heads named 'vertebrae' (30.1 mL against 12.1 uncropped). Now each slice with the trachea has
+    its own back wall as the bound. Back part: no trachea, and the body's centre cut the vertebral
+    bodies in two: 95 of 319 mL of vertebrae in 'bone', no warning. Now the spinal canal places
+    the column (its body lies within `spine_front_from_canal_mm` in front of the canal). Truth:
+    the uncropped run in the same region."""
+    from imagio import io
+    from imagio.segmentation.common import crop_slices
+
+    ct = io.read_image(shared_data / "totalsegmentator-chest-cta/chest_cta.nii.gz")
+    s = ["body", "lungs", "airways", "bones"]
+    ref, _ = segment_masks(ct, s)
+    a_ax = anatomical_axes(ct)["A"][0]
+    assert a_ax == 1
+    v = ct.voxel_volume_ml
+    front = (slice(None), slice(0, 86), slice(None))
+    back = (slice(None), slice(86, None), slice(None))
+    assert np.broadcast_to(ras_coordinate(ct, 1), ct.shape)[front].min() > 140.0   # the front part
+    m, _ = segment_masks(crop_slices(ct, front), s)
+    named = (m["vertebrae"] & (ref["bone"] | ref["ribs"])[front]).sum() * v
+    assert named <= 1.0, round(float(named), 1)                  # was 14.2
+    extra = (m["vertebrae"] & ~ref["vertebrae"][front]).sum() * v
+    assert extra <= 2.0, round(float(extra), 1)
+    m, meta = segment_masks(crop_slices(ct, back), s)
+    want = ref["vertebrae"][back]
+    assert (m["vertebrae"] & want).sum() >= 0.9 * want.sum(), (
+        round(float((m["vertebrae"] & want).sum() * v), 1), round(float(want.sum() * v), 1))
+    assert (m["bone"] & want).sum() <= 0.05 * want.sum()

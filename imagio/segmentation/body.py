@@ -25,6 +25,7 @@ from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, bbox_
                      dilate_mm, erode_mm, fill_holes_3d, fill_holes_per_slice, label_medians,
                      largest_component, rule)
 
+RIM_STEPS = 3  # `measured_voxels`: two voxels of blend next to the padding, one next to the circle
 MIN_AIR_ML = 1.0  # smaller air pockets next to the skin are not a lung cut by the field of view
 MAX_CUT_LUMEN_MM = rule("max_cut_lumen_mm")  # widest trachea + a voxel (segmentation_rules.json)
 
@@ -98,6 +99,12 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
         if keep.any():
             keep &= mostly_in_slice_hull(lab, keep, body, anatomical_axes(ct)["S"][0])
             body = body | keep[lab]
+            if measured is not None and keep.any():
+                # the lung goes on up to the padding: the rim that `measured_voxels` leaves out
+                # (the resampler's blend) is not seen, like a crop face, not outside air; the
+                # kept air is grown through it (trial 40 H5: an oblique reformat's wedge of
+                # padding cut 154 mL of lung along it)
+                body = body | grow_into_rim(keep[lab], air & ~measured, padding_voxels(ct))
         field = lung_field_air(ct, a, lab, counts, body, info)
         if info is not None:
             info["lung_field_ml"] = float(counts[field].sum() * ct.voxel_volume_ml)
@@ -358,6 +365,39 @@ def measured_voxels(ct: Volume) -> np.ndarray | None:
     if circle is not None:   # with the voxel next to it (a lung cut there is blended with it)
         return (data if c is not None else np.ones(ct.shape, bool)) & ~dilate6(circle)
     return None if c is None else data
+
+
+def padding_voxels(ct: Volume) -> np.ndarray | None:
+    """Bool [k, j, i]: the voxels no scan measured, of any shape: a resampler's fill region
+    (`planning.skin.padding_mask`: one exact value on the array border and connected to it, a
+    wedge of an oblique reformat as well as a whole slab) and the padding outside the
+    reconstruction circle (`common.scan_circle_padding`); None when there is none. These are
+    the end of the field of view (like a crop face), not air around the patient."""
+    from ..planning.skin import padding_mask
+
+    pad, c = padding_mask(ct)
+    circle = scan_circle_padding(ct)
+    if c is None and circle is None:
+        return None
+    return pad if circle is None else (pad | circle if c is not None else circle)
+
+
+def grow_into_rim(seed: np.ndarray, rim: np.ndarray, padding: np.ndarray | None) -> np.ndarray:
+    """Bool [k, j, i]: the voxels of ``rim`` (bool: air in the blended rim next to the padding)
+    reached from ``seed`` (bool) by face steps through ``rim``, up to the padding
+    (``padding``: `padding_voxels`); at most RIM_STEPS steps (the rim `measured_voxels` leaves
+    out is two voxels deep, plus the voxel next to the reconstruction circle)."""
+    from ..morph6 import dilate6
+
+    rim = rim if padding is None else rim & ~padding
+    out = np.zeros(seed.shape, bool)
+    front = seed
+    for _ in range(RIM_STEPS):
+        front = dilate6(front) & rim & ~out
+        if not front.any():
+            break
+        out |= front
+    return out
 
 
 def mostly_in_slice_hull(lab: np.ndarray, keep: np.ndarray, body: np.ndarray, sup: int) -> np.ndarray:

@@ -850,7 +850,8 @@ def _cut_by_lower_face(ct: Volume, m: np.ndarray) -> int:
 
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
                 lungs: np.ndarray | None = None, midline: float | None = None,
-                spine: bool = True, trachea: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                spine: bool = True, trachea: np.ndarray | None = None,
+                notes: list | None = None) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
 
     spine: False when nothing in view says that a spine is there (no trachea, no lungs, no
@@ -871,7 +872,8 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     The corridor's front bound (`spine_front_y`) is the body's antero-posterior centre only when
     the body is wholly in view along that axis; a field of view that cuts the body in front or
     behind moves that centre, so the bound comes from the trachea (``trachea``, bool [k, j, i])
-    or the lungs then.
+    or the lungs then, or from the spinal canal; ``notes`` (a list) receives the sentence to warn
+    with when only the body's centre is left (`spine_front_y`).
     """
     want_spine = spine
     ref = body if body is not None and body.any() else bone
@@ -882,7 +884,12 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     # the spine lies on the patient's midline (``lungs.midline_x``: trachea, body or isocentre;
     # the body's median is off the midline when the field of view cuts the body)
     cx = float(np.median(np.broadcast_to(x, ref.shape)[ref])) if midline is None else float(midline)
-    corridor = (np.abs(x - cx) < SPINE_HALF_WIDTH_MM) & (y < spine_front_y(ct, ref, lungs, trachea, y))
+    def canal():
+        from .spine import spinal_canal
+        return spinal_canal(ct, bone, midline=cx)
+
+    corridor = (np.abs(x - cx) < SPINE_HALF_WIDTH_MM) & (y < spine_front_y(ct, ref, lungs, trachea, y, canal,
+                                                                          notes if want_spine else None))
     del x, y
     sk = ct.spacing_kji
     s_ax = anatomical_axes(ct)["S"][0]
@@ -935,8 +942,10 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
 
 
 def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
-                  trachea: np.ndarray | None, y: np.ndarray | None = None) -> float:
-    """RAS y (mm) in front of which no bone is spine: the front bound of the spine corridor.
+                  trachea: np.ndarray | None, y: np.ndarray | None = None,
+                  canal=None, notes: list | None = None) -> float | np.ndarray:
+    """RAS y (mm) in front of which no bone is spine: the front bound of the spine corridor (a
+    float, or with the trachea an array broadcastable to [k, j, i] that holds one per axial slice).
 
     The vertebral column lies in the back of the trunk: behind the body's antero-posterior
     centre (+5 mm), which is known only when the body is wholly in view along that axis (the
@@ -948,20 +957,26 @@ def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
 
     - the trachea, in the midline directly in front of the oesophagus, which lies on the
       vertebral bodies; the manubrium and sternum lie in front of the trachea and the heart
-      (Gray's Anatomy, 42nd ed., "Mediastinum"): the bound is the trachea's back wall (its
-      rearmost lumen voxel in an axial slice), the most anterior one over the slices where the
-      view's back face does not cut it; where it cuts every slice, no spine is in view;
+      (Gray's Anatomy, 42nd ed., "Mediastinum"): in each axial slice that holds the trachea the
+      bound is its back wall (its rearmost lumen voxel), in the slices without it the most
+      anterior of those walls; a slice whose trachea the view's back face cuts has no spine in
+      view, and where it cuts every slice, no spine is in view;
     - else, where the view cuts the body's back only (its front in view), the lungs: their
       medial surfaces wrap the vertebral bodies in the paravertebral gutters behind the heart,
       and they meet in front of the heart only behind the sternum: the bound is the lungs'
       antero-posterior centre. Not where the back is in view: the lung bases lie in the
       posterior recesses beside the lower vertebrae, and their centre cut the spine of the
       TotalSegmentator example's posterior half and central crop (183 -> 26 mL);
+    - else the spinal canal when one is in view (``canal``: a function giving
+      `spine.spinal_canal`'s result or None, called only here): the vertebral body lies wholly
+      in front of the canal, its front at most ``spine_front_from_canal_mm`` in front of it;
     - else the body's centre in view, as before (nothing better is known; the TS example's
       posterior half keeps 68 of its 184 mL of vertebrae).
 
     ct: the CT Volume; body, lungs, trachea: bool [k, j, i] (lungs, trachea may be None);
-    y: RAS y of every voxel (`ras_coordinate(ct, 1)`, broadcastable) when the caller has it."""
+    y: RAS y of every voxel (`ras_coordinate(ct, 1)`, broadcastable) when the caller has it.
+    notes: a list to which a sentence is added when the view is cut in front or behind and only
+    the body's centre places the bound (the spine may then be cut in two)."""
     y = ras_coordinate(ct, 1) if y is None else y
     yb = np.broadcast_to(y, body.shape)
     a_ax, a_sign = anatomical_axes(ct)["A"]
@@ -984,10 +999,34 @@ def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
         face = np.zeros(body.shape, bool)
         face[tuple(idx)] = True
         cut = np.any(trachea & face, axis=other)
-        back = back[np.isfinite(back) & ~cut]
-        return float(back.max()) if back.size else -np.inf
+        seen = np.isfinite(back) & ~cut
+        if not seen.any():
+            return -np.inf
+        # in a slice that holds the trachea the column lies behind ITS back wall: the most
+        # anterior wall of all slices is the bound only where the trachea is not in the slice
+        # (trial 40 H2: on the CTA's anterior half the bound of the lowest slices, where the
+        # trachea's label ran into the bronchi in front, let the manubrium of the upper slices
+        # in: 14 mL named 'vertebrae')
+        # (a slice whose trachea the back face cuts has its column behind the view: no spine)
+        bound = np.where(seen, back, np.where(cut, -np.inf, back[seen].max()))
+        shape = [1, 1, 1]
+        shape[s_ax] = -1
+        return bound.reshape(shape)
     if lungs is not None and lungs.any() and cut == [True, False]:
         return float(yb[lungs].mean())
+    found = canal() if canal is not None else None
+    if found:
+        # the spinal canal in view (`spine.spinal_canal`): the vertebral bodies lie wholly in
+        # front of it, their front at most ``spine_front_from_canal_mm`` in front of the canal's
+        # centre; the rings lie within ``spinal_canal_align_mm`` of the median centre found
+        # (trial 40 M1: the CTA's posterior half, no trachea, its bound at the body's centre
+        # cut the vertebral bodies: 95 mL of them 'bone')
+        return float(found["y_mm"]) + rule("spinal_canal_align_mm") + rule("spine_front_from_canal_mm")
+    if notes is not None:
+        notes.append("the field of view cuts the body at its " + ("back" if cut[0] else "front")
+                     + " and shows no trachea" + (" or lungs" if cut[0] else "") + " and no spinal canal "
+                     "to place the spine by: the spine's front is taken at the body's centre in view, so "
+                     "vertebrae may be partly labelled 'bone' (or other bone 'vertebrae'); check the spine")
     return float(np.median(yb[body])) + 5.0
 
 

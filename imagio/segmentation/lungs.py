@@ -22,7 +22,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..morph6 import dilate6
 from ..volume import Volume
-from .body import mostly_in_slice_hull
+from .body import mostly_in_slice_hull, padding_voxels
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
                      close_faces, close_mm, components, core_medians, crop_slices, dilate_mm, embed,
                      erode_mm, fill_holes_per_slice, inplane_spacing_mm, measured_box, scan_circle_padding,
@@ -58,10 +58,17 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     # the padding outside the reconstruction circle is the scan's edge, not background (a lung
     # cut by a small field of view's circle keeps its voxels next to it)
     circle = scan_circle_padding(ct)
-    # (with the voxel next to it, which the body's air leaves out: `body.measured_voxels`)
-    inner = erode_mm(body if circle is None else body | dilate6(circle), rule("gas_core_depth_mm"),
+    # so is any other padding (`body.padding_voxels`: a resampler's fill region of any shape,
+    # the wedge an oblique reformat leaves at its corners): the lung cut there keeps the voxels
+    # next to it (trial 40 H5: eroded from the padding, a 154 mL band of lung was lost); the
+    # body holds the lung's blended rim there (`body.grow_into_rim`)
+    unseen = padding_voxels(ct)
+    # (with the voxel next to the circle, which the body's air leaves out: `body.measured_voxels`)
+    inner = erode_mm(body if unseen is None else body | dilate6(unseen), rule("gas_core_depth_mm"),
                      ct.spacing_kji)
-    air = (a < LUNG_HU) & inner if circle is None else (a < LUNG_HU) & inner & ~circle
+    air = (a < LUNG_HU) & inner
+    if unseen is not None:
+        air &= ~unseen & (body if circle is None else body | dilate6(circle))
     if airways is not None:
         # kept out after the closing too, which would otherwise bridge the wall and take the
         # lumen's rim back
@@ -110,11 +117,12 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     filled = fill_holes_per_slice(closed, sup)
     added = closed & ~m
     m = (filled & ~added) | (added & ndimage.binary_dilation(filled & ~closed))
-    if circle is not None:
-        # likewise a vessel cut by the reconstruction circle is open to the padding: what the
-        # lung and the circle enclose in a slice is lung where no ball of half the widest
-        # intrapulmonary vessel fits in it (the chest wall between lung and circle is thicker)
-        m |= vessel_pieces(ct, fill_holes_per_slice(m | circle, sup) & ~circle & ~m, sup)
+    if unseen is not None:
+        # likewise a vessel cut by the reconstruction circle or other padding is open to it:
+        # what the lung and the padding enclose in a slice is lung where no ball of half the
+        # widest intrapulmonary vessel fits in it (the chest wall between lung and padding is
+        # thicker)
+        m |= vessel_pieces(ct, fill_holes_per_slice(m | unseen, sup) & ~unseen & ~m, sup)
     if airways is not None:
         m &= ~airways
     p(1.0, "lungs: done")

@@ -287,8 +287,10 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                 meta["warnings"].append(
                     "bones: the field of view lies inside a lung and shows no spinal canal: no bone "
                     "is named 'vertebrae' (a vertebra cut so that its canal is not in view is in 'bone')")
+        notes: list[str] = []
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
-                                  spine=spine, trachea=trachea))
+                                  spine=spine, trachea=trachea, notes=notes))
+        meta["warnings"] += [f"bones: {n}" for n in notes]
         if bone_info.get("thin_bone_note") and out["ribs"].any():
             meta["warnings"].append(f"bones: {bone_info['thin_bone_note']}")
         if not chest and canal is None and bone.any():
