@@ -80,7 +80,9 @@ Every threshold, with its published source or its stated method reason, is in
    half-maximum region is grown from the core its first region gives the click (a click on a
    thick-slice lesion's end slice gave a lobe of it).
 5. Necrotic, cystic or cavitated centres are part of the lesion: holes are filled in 3-D and in
-   every axial slice.
+   every axial slice; a lung lesion's cavities (its 3-D holes and the gas holes of its axial
+   sections) before its attachments are cut, so an opening never cuts a thin cavity wall
+   (``_with_cavities``).
 6. Extra clicks: ``include`` points add the lesion grown from each of them (same type);
    ``exclude`` points remove the part of the lesion that is nearer to them than to the click.
 Warnings (``LesionMeasurements.warnings``): the result is tiny (equivalent diameter < 3 mm, a
@@ -717,7 +719,7 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None):
         if roof is not None:  # (low, high) open S faces: only what lung roofs and floors
             r = _roofed_columns(r, lung, s_axis, roof)
         r = _component_at(r, at, sk)
-        return _fill(_separate(r, at, sk, open_min, split=True), s_axis) if r.any() else r
+        return _fill(_separate(_with_cavities(r, roi, s_axis), at, sk, open_min, split=True), s_axis) if r.any() else r
 
     region = grow(t, seed)
     if region.any():
@@ -737,6 +739,29 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None):
                 first, region, t = region, r2, t2
                 return region, [t, upper], first
     return region, [t, upper], region
+
+
+def _with_cavities(r: np.ndarray, roi: np.ndarray, s_axis) -> np.ndarray:
+    """``r`` (a lung lesion's region at its threshold, before the attachments are cut) with the
+    cavities its wall encloses: its 3-D holes, and the holes of its axial sections (``s_axis``)
+    whose median is gas (at or below ``GAS_MEDIAN_HU``: air, not lung parenchyma, which lies
+    above it; Gevenois 1996). Why before the opening (``_separate``): a cavitating nodule's wall
+    can be thinner than the opening's ball (its radius comes from the wall's own inscribed
+    radius), so the opening cut a 2 mm wall and the hole filling after it found an open ring
+    (new-user trial 41 M4: a 16 mm nodule with a 9 mm cavity came out as its wall, 13.8 mm mean
+    diameter, Lung-RADS 4A instead of 4B). A cavity is part of the lesion (Fleischner glossary,
+    Hansell et al., Radiology 2008: a gas-filled space within a nodule or mass); a section's
+    hole of lung parenchyma (a ring of vessels round lung) is not taken."""
+    f = fill_holes_3d(r)
+    holes = _fill(f, s_axis) & ~f
+    if holes.any():
+        lab, n, _ = components(holes, connectivity=6)
+        sel = np.ones(n + 1, bool)
+        sel[0] = False
+        gas = np.zeros(n + 1, bool)
+        gas[sel] = label_medians(roi, lab, sel) <= GAS_MEDIAN_HU
+        f |= gas[lab]
+    return f
 
 
 def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final=()):
@@ -1691,13 +1716,19 @@ def _solid_click_grew_into_fat(a, mask, seed, sk) -> bool:
     -800..-900 HU like lung on a crop that holds no outside air). Known limit (new-user trial
     16): a thick-slice nodule on a finer reformat (lung1's 5 mm slices on an oblique 2 mm grid)
     has a core of fat's HU by partial volume and becomes "soft tissue"; judging a deeper core
-    instead makes a part-solid nodule's solid-to-ground-glass blend read as fat."""
+    instead makes a part-solid nodule's solid-to-ground-glass blend read as fat. A cavity (gas,
+    below ``GAS_MEDIAN_HU``) and the one-voxel layer of its wall are left out of the core: a
+    cavitating nodule's filled cavity and its blurred wall read -190..-30 HU together."""
     from .common import bbox_slices, erode_mm
 
     if _click_stats(a, seed, sk)[0] <= FAT_MAX_HU or not mask.any():
         return False
     sl = bbox_slices(mask, 0.0, sk)
     deep = erode_mm(mask[sl], float(max(sk)), sk)
+    # a cavity's gas and the partial-volume layer of its wall are not fat (`_lung_subtype`)
+    gas = mask[sl] & (a[sl] < GAS_MEDIAN_HU)
+    if gas.any():
+        deep &= ~ndimage.binary_dilation(gas, np.ones((3, 3, 3), bool))
     if not deep.any():
         return False
     med = float(np.median(a[sl][deep]))
