@@ -1,6 +1,7 @@
 """The screening report of one scan (HTML and PDF): the nodule table sorted by risk
 (Lung-RADS category, then Brock: `stratification.screening.risk_key`), each nodule in three
-planes with its outline, the nodules' positions on a 3-D rendering of the lungs, Lung-RADS v2022 category with the guideline's management summarised, and for each
+planes with its outline, the nodules' positions on a 3-D rendering of the lungs, Lung-RADS v2022
+category with the guideline's management summarised, and for each
 actionable nodule (Lung-RADS 4A or higher) the commands of its percutaneous and bronchoscopic
 plans (``imagio plan`` / ``imagio bronch`` with the nodule as target).
 
