@@ -591,3 +591,28 @@ def test_hemithorax_crop_past_the_midline_keeps_the_other_lungs_piece(synth, sid
     assert (m[other] & piece).sum() >= 0.8 * piece.sum()
     assert (m[other] & this).sum() + (m[f"lung_{side}"] & piece).sum() <= 0.01 * piece.sum()
     assert dice(m[f"lung_{side}"], this) > 0.93
+
+
+def test_lung_volumes_say_what_the_lung_labels_lose(synth):
+    """Trial 44, F9: lung_left/lung_right in the label map (and the JSON's 'structures') lose
+    the voxels that lung_vessels and emphysema are painted over (one label per voxel), so their
+    volume changed with the structure sets asked, while the emphysema section reported the
+    whole lung, unsaid. `lung_volumes` gives both, and what took the voxels; --help says it."""
+    ct, t, m, meta = synth
+    seg = rules.to_label_volume(ct, m, meta=meta)
+    lv = rules.lung_volumes(m, seg)
+    ml = ct.voxel_volume_ml
+    codes = {n: v for v, n in seg.labels.items()}
+    for lung in ("lung_left", "lung_right"):
+        e = lv[lung]
+        assert e["whole_ml"] == pytest.approx(m[lung].sum() * ml, abs=0.01)
+        assert e["whole_ml"] == pytest.approx(meta["emphysema"][lung]["lung_ml"], abs=0.01)
+        assert e["label_ml"] == pytest.approx((seg.array == codes[lung]).sum() * ml, abs=0.01)
+        assert e["label_ml"] + sum(e["taken_by"].values()) == pytest.approx(e["whole_ml"], abs=0.05)
+    # the emphysema ball is in the left lung: its voxels are taken from lung_left's label
+    assert lv["lung_left"]["taken_by"]["emphysema"] == pytest.approx(
+        (m["emphysema"] & m["lung_left"]).sum() * ml, abs=0.01)
+    assert lv["lung_left"]["taken_by"]["emphysema"] > 0
+    assert "whole_ml" in lv["note"] and "lung_ml" in meta["emphysema"]["note"]
+    for k in ("emphysema", "lung_vessels"):
+        assert "takes them from lung_left/lung_right" in rules.STRUCTURE_CONTENTS[k]

@@ -570,3 +570,32 @@ def test_risk_factors_not_given_are_unknown_not_absent(capsys):
     one = json.loads(cap.out)
     assert one["mayo"]["probability"] == pytest.approx(mayo(0), abs=1e-4) and not cap.err.strip()
     assert one["brock"]["probability"] == pytest.approx(lo, abs=1e-9)
+
+
+def test_nodule_table_order_lung_rads_category_first_then_brock():
+    """Trial 44, F8: the sort key took the Brock upper bound when given, else the Lung-RADS
+    category's rank as a probability (4B = 0.3), so a Lung-RADS 3 part-solid nodule whose Brock
+    range reached 0.37 (patient facts unknown) was listed before a 53 mm mass whose outline was
+    clipped (Lung-RADS at least 4B, Brock refused). The table is by Lung-RADS category, then
+    Brock."""
+    from imagio.stratification.screening import risk_key, stratify
+
+    patient = {"age": 70, "sex": "male", "smoker": True}
+    part = stratify({"type": "part_solid", "axial_long_axis_mm": 12.3, "long_axis_mm": 12.3,
+                     "mean_diameter_mm": 10.7, "solid_component_mm": 1.6}, patient, (1, 17))
+    gg = stratify({"type": "ground_glass", "axial_long_axis_mm": 14.1, "long_axis_mm": 14.1,
+                   "mean_diameter_mm": 11.2, "solid_component_mm": 0.0}, patient, (1, 17))
+    mass = stratify({"type": "solid", "axial_long_axis_mm": 56.7, "long_axis_mm": 60.5,
+                     "mean_diameter_mm": 53.1, "solid_component_mm": 53.1,
+                     "size_uncertain": "the outline was clipped: its size is a lower bound"},
+                    patient, (1, 17))
+    assert part["lung_rads"]["category"] == "3" and gg["lung_rads"]["category"] == "2"
+    assert (mass["lung_rads"].get("category") or mass["lung_rads"]["category_at_least"]) == "4B"
+    assert "refused" in mass["brock"] and part["brock"]["probability_range"][1] > 0.3
+    assert risk_key(mass) > risk_key(part) > risk_key(gg)
+    # within one category the higher Brock upper bound comes first
+    part_big = stratify({"type": "part_solid", "axial_long_axis_mm": 20.0, "long_axis_mm": 20.0,
+                         "mean_diameter_mm": 18.0, "solid_component_mm": 1.6}, patient, (1, 17))
+    assert part_big["lung_rads"]["category"] == "3"
+    assert (part_big["brock"]["probability_range"][1] > part["brock"]["probability_range"][1])
+    assert risk_key(part_big) > risk_key(part)

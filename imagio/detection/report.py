@@ -1,6 +1,7 @@
-"""The screening report of one scan (HTML and PDF): the nodule table sorted by risk, each
-nodule in three planes with its outline, the nodules' positions on a 3-D rendering of the
-lungs, Lung-RADS v2022 category with the guideline's management summarised, and for each
+"""The screening report of one scan (HTML and PDF): the nodule table sorted by risk
+(Lung-RADS category, then Brock: `stratification.screening.risk_key`), each nodule in three
+planes with its outline, the nodules' positions on a 3-D rendering of the lungs, Lung-RADS v2022
+category with the guideline's management summarised, and for each
 actionable nodule (Lung-RADS 4A or higher) the commands of its percutaneous and bronchoscopic
 plans (``imagio plan`` / ``imagio bronch`` with the nodule as target).
 
@@ -333,7 +334,7 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
              "support the reader, not a diagnosis. Coordinates RAS mm (as 3D Slicer shows them).</p>",
              "<h2>Scan</h2>", _table(facts), "<h2>Follow-up (most suspicious nodule)</h2>",
              _table(management_lines(main, low)),
-             f"<h2>Nodules, by risk (detector score >= {t_rep:g})</h2>", _table(rows, HEAD)]
+             f"<h2>Nodules, by Lung-RADS category then Brock (detector score >= {t_rep:g})</h2>", _table(rows, HEAD)]
     if rows_low:
         parts += [f"<h2>{html.escape(low_title)}</h2>", _table(rows_low, HEAD)]
     if actionable:
@@ -377,7 +378,7 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
 
     kv("Scan", facts)
     kv("Follow-up (most suspicious nodule)", management_lines(main, low))
-    for title, rr in ((f"Nodules, by risk (detector score >= {t_rep:g})", rows), (low_title, rows_low)):
+    for title, rr in ((f"Nodules, by Lung-RADS category then Brock (detector score >= {t_rep:g})", rows), (low_title, rows_low)):
         if not rr:
             continue
         pdf.ln(1)

@@ -45,8 +45,12 @@ STRUCTURE_CONTENTS = {
              "view)",
     "airways": "trachea (TS class), airways (IMAGIO group: bronchi below the carina; TS has no "
                "bronchi-only class, its lung_trachea_bronchia = trachea + airways)",
-    "emphysema": "emphysema (IMAGIO name, no TS class: lung voxels below -950 HU)",
-    "lung_vessels": "lung_vessels (TS lung_vessels task class; Frangi vesselness inside the lungs)",
+    "emphysema": "emphysema (IMAGIO name, no TS class: lung voxels below -950 HU; one label per "
+                 "voxel: it takes them from lung_left/lung_right, whose whole volumes the JSON gives "
+                 "in lung_volumes)",
+    "lung_vessels": "lung_vessels (TS lung_vessels task class; Frangi vesselness inside the lungs; "
+                    "one label per voxel: it takes them from lung_left/lung_right, whose whole "
+                    "volumes, vessels included as in TS's lobes, the JSON gives in lung_volumes)",
     "pleura": "pleura (IMAGIO name, no TS class: the one-voxel layer just outside the lungs, "
               "so that the lung labels stay whole; bone, vessels and airways keep their voxels)",
     "vessels": "lung_vessels, plus liver_vessels when a liver mask is given, plus on a contrast "
@@ -256,6 +260,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             p(0.6, "emphysema")
             out["emphysema"], meta["emphysema"] = em.emphysema(
                 ct, {"lung_left": left, "lung_right": right})
+            meta["emphysema"]["note"] = ("lung_ml: the whole lung, its vessels and emphysema "
+                                         "included (the %LAA denominator; lung_volumes whole_ml), "
+                                         "not the lung label's voxels in the map")
     if "pleura" in want and lungs is not None:
         out["pleura"] = lg.pleural_surface(lungs)
     if "bones" in want:
@@ -381,7 +388,39 @@ def segment(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     """One label Volume (uint8, labels named per `imagio.anatomy`) of the requested structures
     (``lungs_optional``: see :func:`segment_masks`)."""
     masks, meta = segment_masks(ct, structures, progress, organs, lungs_optional)
-    return to_label_volume(ct, masks, name=f"{ct.name or 'CT'} rules", meta=meta)
+    seg = to_label_volume(ct, masks, name=f"{ct.name or 'CT'} rules", meta=meta)
+    lv = lung_volumes(masks, seg)
+    if lv:
+        seg.meta["lung_volumes"] = lv
+    return seg
+
+
+def lung_volumes(masks: dict[str, np.ndarray], seg: Volume) -> dict:
+    """Per lung label: ``whole_ml``, the lung with the vessels and emphysema inside it (what
+    TotalSegmentator's lobe masks hold, and the ``lung_ml`` of the emphysema section), and
+    ``label_ml``, what its label keeps in the map: a label map holds one label per voxel, and
+    the structures painted after the lungs (`_PAINT`: lung_vessels, emphysema, trachea,
+    airways) take their voxels (``taken_by``, mL each). Empty without lung labels (trial 44,
+    F9: the lung label's volume changed with the structure sets asked, unsaid)."""
+    ml = seg.voxel_volume_ml
+    out = {}
+    for lung in ("lung_left", "lung_right"):
+        m = masks.get(lung)
+        if m is None or not m.any():
+            continue
+        later = [n for n in _PAINT[_PAINT.index(lung) + 1:] if masks.get(n) is not None]
+        codes = {n: v for v, n in seg.labels.items()}
+        kept = seg.array[m]
+        out[lung] = {"whole_ml": round(float(m.sum()) * ml, 2),
+                     "label_ml": round(float((kept == codes.get(lung, -1)).sum()) * ml, 2),
+                     "taken_by": {n: round(float((kept == codes[n]).sum()) * ml, 2)
+                                  for n in later if n in codes and (kept == codes[n]).any()}}
+    if out:
+        out["note"] = ("whole_ml: the lung with its vessels and emphysema (as TotalSegmentator's "
+                       "lobes and the emphysema section's lung_ml); label_ml: its voxels in the "
+                       "label map and in 'structures' (one label per voxel: taken_by lists the "
+                       "structures painted over it)")
+    return out
 
 
 def segment_demo(ct_volume: Volume, progress=None) -> Volume:

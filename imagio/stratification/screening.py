@@ -315,13 +315,15 @@ def detected_inputs(nodule: dict, patient: dict, n_nodules: tuple[int, int], emp
 
 
 def risk_key(strat: dict) -> float:
-    """A sort key for a nodule table (higher = more urgent): the Brock upper bound when given,
-    else the Lung-RADS category's rank."""
-    rank = {"1": 0.0, "2": 0.01, "3": 0.02, "4A": 0.05, "4B": 0.3, "4X": 0.5}
+    """A sort key for a nodule table (higher = more urgent, the most actionable first): the
+    Lung-RADS category first (its integer part: 1 or not given 0, 2 1, 3 2, 4A 3, 4B 4, 4X 5;
+    a category refused with a floor, ``category_at_least``, ranks at its floor), then within a
+    category the Brock upper bound (the fraction: half of it; 0 when Brock is refused, so the
+    caller's order, the detector's score, decides). Lung-RADS is the management category; a
+    Brock range over unknown patient facts must not put a Lung-RADS 3 before a 4B mass whose
+    Brock is refused (trial 44, F8)."""
+    rank = {"1": 0, "2": 1, "3": 2, "4A": 3, "4B": 4, "4X": 5}
     b = strat.get("brock", {})
     lrd = strat.get("lung_rads", {})
-    # a refused category with a floor (size a lower bound) ranks at its floor
-    lr = rank.get(lrd.get("category") or lrd.get("category_at_least"), 0.0)
-    if "probability_range" in b:
-        return max(b["probability_range"][1], lr)
-    return lr if "refused" not in lrd or lrd.get("category_at_least") else 0.0
+    lr = rank.get(lrd.get("category") or lrd.get("category_at_least"), 0)
+    return lr + (0.5 * float(b["probability_range"][1]) if "probability_range" in b else 0.0)
