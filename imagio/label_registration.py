@@ -24,12 +24,12 @@ from .volume import Volume
 @lru_cache(maxsize=1)
 def rule() -> dict:
     """The decision rule (input_limits ``label_registration``) with the HU limits it uses."""
-    from .planning.bronchoscopy.mask_checks import limits as airway_limits
+    from .limits import AERATED_MAX_HU
     from .planning.density import dense_min_hu
 
     cfg = dict(LIMITS["label_registration"])
     cfg["bone_min_hu"] = dense_min_hu()
-    cfg["air_max_hu"] = float(airway_limits()["mask_on_air"]["max_median_hu"])
+    cfg["air_max_hu"] = AERATED_MAX_HU
     return cfg
 
 
@@ -394,12 +394,15 @@ _AXIS_NAME = {"R": "right-left", "A": "anterior-posterior", "S": "head-foot"}
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
                        unchecked: str = "", made_on: Volume | None = None) -> str:
     """Refuse (InputError, one line) labels displaced from the CT (``displacement``); return a
-    warning ("" when none) when the fit is doubtful or an axis could not be judged (too few bone/air
+    warning ("" when none) when the fit is doubtful, when nothing could be judged (no bone or air
+    class: a tumour-only map; or nothing in view), or an axis could not be judged (too few bone/air
     boundary points facing it in view), naming what is ``unchecked`` then. ``made_on``: see `displacement`."""
     r = displacement(ct, grid, classes, made_on)
-    if r is None:
-        return ""
     tail = f"; {unchecked}" if unchecked else ""
+    if r is None:   # a tumour-only map: nothing physics places (was passed without a word: CLOSING 13)
+        return (f"{what} has no bone or air structure (of at least {int(rule()['min_voxels'])} voxels) to check its "
+                f"registration against the CT: a shift or a flipped axis of it could not be checked; check it on "
+                f"the CT{tail}")
     if r["mismatch_ratio"] is None:
         return (f"{what}: its registration to the CT could not be checked (its bone/air structures do not stay in "
                 f"view when moved by {r['search_mm']:g} mm: too short a scan or too little of them in it): check "
