@@ -156,7 +156,8 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
     ``min_voxels`` of them inside or outside the label do, over a search of ``short_search_mm``
     (its scores beyond it are NaN); else the set is left out (no evidence either way). Shifts: a
     3-D grid of ``coarse_step_mm``, then steps halved down to ``fine_step_mm`` around the best
-    shift of each set name (for an axis's sets, the best that moves along that axis). Returns
+    shift of each set name (for an axis's sets, the best that moves along that axis; for the whole,
+    also its best beyond min_shift_mm and its best nearly along each axis). Returns
     {"shifts": [S, 3], "sets": {(cls, name): [S]}, "radius": {(cls, name): search mm},
     "n": {cls: points of "all"}}."""
     cfg = rule()
