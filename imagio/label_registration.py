@@ -366,9 +366,12 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
     # edges): it refuses only when the whole map is itself in doubt at that search; else it is a
     # doubt (new-user trial 41 H1: the CTA's correct map stored on a 4.5 mm grid was refused on
     # its S edges alone, the whole map fitting where it lay)
-    whole_doubt = {r for x, r, v in verdicts if x is None and v["doubtful"]}
+    # ... and when the whole's best shift moves the map the same way along that axis (a label that
+    # fits the CT's class nowhere, a joint capsule read as bone, "fits" best at opposite search edges)
+    whole = {r: v["shift_mm"] for x, r, v in verdicts if x is None and v["doubtful"]}
     for x, r, v in verdicts:
-        if x is not None and v["displaced"] and r not in whole_doubt:
+        if x is not None and v["displaced"] and (
+                r not in whole or whole[r][AXES.index(x)] * v["shift_mm"][AXES.index(x)] <= 0):
             v["displaced"] = False
     unjudged = [x for x in AXES if not any(n == x for (c, n) in sets)]
     if not verdicts:
