@@ -170,3 +170,20 @@ def test_a_map_whose_names_tell_no_side_or_level_is_judged_on_the_ct(shared_data
         assert (ct.array[ribs] >= 250).mean() < 0.5 * (ct.array[plain.array == 2] >= 250).mean()   # own reading
         with pytest.raises(InputError, match=words):
             check_orientation(flipped, ct=ct)
+
+
+def test_plan_names_a_map_flipped_front_to_back_that_also_lies_in_air(shared_data, tmp_path, capsys):
+    """Trial 42: TotalSegmentator's map of its DICOM example flipped front to back was refused by the
+    older "54% of the voxels of solid structures lie in air" check (safe, but not named). The
+    orientation check now runs first: the flip is named, its axis and evidence, exit 2."""
+    from imagio import cli
+
+    d = shared_data / "totalsegmentator-example"
+    lab = io.read_labels(d / "example_seg_dicom.nii.gz", io.read_label_names(d / "labels_total_v2.json"))
+    io.write_labels(_flip_along(lab, 1), tmp_path / "ap.seg.nrrd")
+    capsys.readouterr()
+    rc = cli.main(["plan", str(d / "example_ct_dicom"), "--labels", str(tmp_path / "ap.seg.nrrd"), "--target",
+                   "liver", "--out", str(tmp_path / "o"), "--quiet", "--no-png", "--no-scene"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "flipped front to back" in err and "posterior to the vertebrae" in err, err
+    assert "lie in air" not in err, err

@@ -241,11 +241,46 @@ def test_a_correct_map_made_on_a_coarser_grid_is_judged_by_that_grid_too():
     """New-user trial 41 (H1): a correct map made on a 4.5 mm grid and planned on a thin CT was read
     against shifts of a voxel or two of ITS grid, which its staircase edges "fit" (the CTA's map was
     refused as displaced by 6-10 mm). The map's own grid sets the floor too (`made_on`): the
-    synthetic torso labelled on 4.5 mm, on its 1.5 mm CT, draws no doubt with it and one without."""
+    synthetic torso labelled on 4.5 mm, on its 1.5 mm CT, draws no doubt with it. Without it, its
+    R axis's staircase edges read 1.22 (doubtful) before review 39 H2's mend; an axis now keeps only
+    the surfaces that face it (the staircase's smoothed normals do not), R 0.51: no doubt either."""
     from imagio.planning.synthetic import synthetic_torso
 
     ct, _ = synthetic_torso(1.5)
     _, coarse = synthetic_torso(4.5)
     on = io.labels_on_grid(coarse, ct)
     assert not displacement(ct, on, classes_from_labels(on), made_on=coarse)["doubtful"]
-    assert displacement(ct, on, classes_from_labels(on))["doubtful"]
+    assert not displacement(ct, on, classes_from_labels(on))["doubtful"]
+
+
+def test_an_oblique_femur_is_judged_along_s_by_the_surfaces_that_face_s(shared_data):
+    """Review 39 H2 / new-user trial 41 M2: STS_022's femur runs obliquely through both ends of the
+    scan; its S band held thousands of staircase voxels of surfaces facing R/A (148 facing S), so
+    IMAGIO's correct map of this CT was doubted as "displaced by (0, 0, -8) mm" and maps 10 mm off
+    along S passed in silence. An axis is now judged by the boundary points whose surface faces it:
+    too few here, so the head-foot axis is said unchecked, for the map in place and moved alike."""
+    from imagio.segmentation.rules import segment
+
+    ct = io.read_image(shared_data / "sts-sarcoma" / "STS_022" / "CT_image.nii.gz")
+    lab = segment(ct, ("body", "bones"))
+    said = require_registered(ct, lab, classes_from_labels(lab), "the label map")
+    assert "displaced" not in said and "head-foot axis" in said and "could not be checked" in said, said
+    for d in (10.0, -10.0):
+        moved = io.labels_on_grid(_moved(lab, (0.0, 0.0, d)), ct)
+        said = require_registered(ct, moved, classes_from_labels(moved), "the label map")
+        assert "head-foot axis" in said or "displaced" in said, (d, said)   # never silent
+
+
+def test_a_tumour_only_map_is_said_unchecked_in_the_plan(shared_data, tmp_path, capsys):
+    """CLOSING 13 (left, item 5): a map of the tumour alone (pyradiomics' lung1 outline) has no bone or
+    air structure, so neither a shift nor a flip of it can be told from the CT: planned with no word
+    before; now the plan says it."""
+    d = shared_data / "pyradiomics-lung"
+    (tmp_path / "names.json").write_text(json.dumps({"1": "lung_tumor"}))
+    capsys.readouterr()
+    rc = cli.main(["plan", str(d / "lung1_image.nrrd"), "--labels", str(d / "lung1_label.nrrd"),
+                   "--label-names", str(tmp_path / "names.json"), "--target", "lung_tumor",
+                   "--out", str(tmp_path / "o"), "--quiet", "--no-png", "--no-scene"])
+    assert rc == 0
+    warnings = json.loads((tmp_path / "o" / "plan.json").read_text())["warnings"]
+    assert any("no bone or air structure" in w and "could not be checked" in w for w in warnings), warnings

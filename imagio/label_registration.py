@@ -24,12 +24,12 @@ from .volume import Volume
 @lru_cache(maxsize=1)
 def rule() -> dict:
     """The decision rule (input_limits ``label_registration``) with the HU limits it uses."""
-    from .planning.bronchoscopy.mask_checks import limits as airway_limits
+    from .limits import AERATED_MAX_HU
     from .planning.density import dense_min_hu
 
     cfg = dict(LIMITS["label_registration"])
     cfg["bone_min_hu"] = dense_min_hu()
-    cfg["air_max_hu"] = float(airway_limits()["mask_on_air"]["max_median_hu"])
+    cfg["air_max_hu"] = AERATED_MAX_HU
     return cfg
 
 
@@ -85,7 +85,8 @@ def _band(mask: np.ndarray, grid: Volume, axis: int, mm: float) -> np.ndarray:
 
 def _class_points(mask: np.ndarray, grid: Volume, cfg: dict) -> list:
     """The point sets of one class, [N, 3] kji on ``grid`` with the wanted class (1 of it, 0 not):
-    ("all", the label and its shell (``_shell``)) and one per RAS axis (``_band``), each a
+    ("all", the label and its shell (``_shell``)) and one per RAS axis (``_band``: the boundary that
+    crosses the axis, of it the part that faces the axis, ``_facing``), each a
     regular subsample of at most ``points_per_class`` voxels; computed on the class's box."""
     n_max, mm = int(cfg["points_per_class"]), float(cfg["shell_mm"])
     pad = np.ceil(2 * mm / np.abs(np.asarray(grid.spacing_kji, float))).astype(int) + 2
@@ -97,10 +98,51 @@ def _class_points(mask: np.ndarray, grid: Volume, cfg: dict) -> list:
     pin = _points(m, n_max)
     pout = _points(_shell(m, grid.spacing_kji, mm), n_max)
     sets.append(("all", np.concatenate([pin, pout]) + lo, np.r_[np.ones(len(pin), np.uint8), np.zeros(len(pout), np.uint8)]))
+    from scipy.ndimage import gaussian_filter
+
+    cos_min = facing_cos(cfg)
+    # the label smoothed by a Gaussian of shell_mm: its gradient is the surface's normal (`_facing`)
+    sm = gaussian_filter(m.astype(np.float32), mm / np.abs(np.asarray(grid.spacing_kji, float)))
     for a, name in enumerate(AXES):
-        p = _points(_band(m, grid, a, mm), n_max)
+        p = _points(_facing(sm, _band(m, grid, a, mm), grid, a, cos_min), n_max)
         sets.append((name, p + lo, m[tuple(p.T)].astype(np.uint8)))
     return sets
+
+
+def facing_cos(cfg: dict) -> float:
+    """The least |cos| between a boundary's normal and an axis for the boundary to tell a shift
+    along that axis: moved by ``axis_min_shift_mm`` along the axis, a surface at angle t to it
+    moves ``axis_min_shift_mm * cos(t)`` along its own normal, and it leaves its own ``shell_mm``
+    shell only from cos(t) = shell_mm / axis_min_shift_mm (input_limits ``axis_reason``)."""
+    return float(cfg["shell_mm"]) / float(cfg["axis_min_shift_mm"])
+
+
+def _facing(sm: np.ndarray, band: np.ndarray, grid: Volume, axis: int, cos_min: float) -> np.ndarray:
+    """Bool [k, j, i]: the voxels of ``band`` whose label boundary faces the RAS ``axis``: the
+    normal of the label's surface there (the gradient of ``sm``, the label smoothed by a Gaussian
+    of shell_mm, in RAS) makes |cos| >= ``cos_min`` with the axis. A boundary only crossed by the axis (the wall
+    of an oblique femoral shaft, 7-9 degrees off S: its staircase voxels cross S but its normal lies
+    nearly across it) moves by a fraction of a voxel when the map moves along the axis and tells
+    nothing about it (review 39 H2: STS_022's S band held 4868 points, 148 of them on surfaces
+    facing S; its correct map was doubted and maps 10 mm off along S passed)."""
+    idx = np.nonzero(band)
+    if not len(idx[0]):
+        return band
+    p = list(idx)
+    g = np.empty((len(p[0]), 3), np.float32)   # central differences per index step, kji
+    for d in range(3):
+        up, dn = list(p), list(p)
+        up[d] = np.minimum(p[d] + 1, sm.shape[d] - 1)
+        dn[d] = np.maximum(p[d] - 1, 0)
+        g[:, d] = (sm[tuple(up)] - sm[tuple(dn)]) / np.maximum(up[d] - dn[d], 1)
+    # d/d(kji index) -> d/d(RAS mm): the gradient transforms with the inverse transpose of ijk -> RAS
+    n = g[:, ::-1] @ np.linalg.inv(grid.ijk_to_ras[:3, :3])
+    norm = np.linalg.norm(n, axis=1)
+    ok = np.abs(n[:, axis]) >= cos_min * np.maximum(norm, 1e-12)
+    ok &= norm > 0
+    out = np.zeros_like(band)
+    out[tuple(x[ok] for x in idx)] = True
+    return out
 
 
 def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
@@ -114,7 +156,8 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
     ``min_voxels`` of them inside or outside the label do, over a search of ``short_search_mm``
     (its scores beyond it are NaN); else the set is left out (no evidence either way). Shifts: a
     3-D grid of ``coarse_step_mm``, then steps halved down to ``fine_step_mm`` around the best
-    shift of each set name (for an axis's sets, the best that moves along that axis). Returns
+    shift of each set name (for an axis's sets, the best that moves along that axis; for the whole,
+    also its best beyond min_shift_mm and its best nearly along each axis). Returns
     {"shifts": [S, 3], "sets": {(cls, name): [S]}, "radius": {(cls, name): search mm},
     "n": {cls: points of "all"}}."""
     cfg = rule()
@@ -179,7 +222,13 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
     ax = np.arange(-radii[0], radii[0] + 1e-6, c)
     shifts = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
     sc = score(shifts) if keys else np.zeros((len(shifts), 0))
-    for sname in ("all",) + tuple(AXES):   # halve the step around each set name's best shift
+    # halve the step around each set name's best shift; the whole's also around its best shift
+    # beyond min_shift_mm and its best nearly along each axis (within a coarse step of it: a wrong
+    # origin moves a map along one axis): the shifts its verdict weighs, refined before only when an
+    # axis set's refinement happened to pass near them (a TS DICOM map 6 mm off along R read 1.42 or
+    # 1.26 by that chance)
+    for sname, along in (("all", None), ("all", -1)) + tuple(("all", a + 3) for a in range(3)) + \
+            tuple((x, a) for a, x in enumerate(AXES)):
         cols = [i for i, k in enumerate(keys) if k[1] == sname]
         if not cols:
             continue
@@ -187,8 +236,14 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
         while step > float(cfg["fine_step_mm"]) + 1e-6:
             tot = np.nanmean(sc[:, cols], axis=1) if len(cols) > 1 else sc[:, cols[0]]
             tot = np.where(np.isnan(tot), -1.0, tot)
-            if sname != "all":   # an axis's best among the shifts along that axis
-                tot = np.where(np.abs(shifts[:, AXES.index(sname)]) >= float(cfg["axis_min_shift_mm"]), tot, -1.0)
+            if along == -1:   # beyond partial volume
+                tot = np.where(np.linalg.norm(shifts, axis=1) >= float(cfg["min_shift_mm"]), tot, -1.0)
+            elif along is not None:   # the best among the shifts along that axis (3-5: nearly along it)
+                a = along % 3
+                ok = np.abs(shifts[:, a]) >= float(cfg["axis_min_shift_mm"])
+                if along >= 3:
+                    ok &= np.delete(np.abs(shifts), a, axis=1).max(axis=1) <= c + 1e-6
+                tot = np.where(ok, tot, -1.0)
             best = shifts[int(np.argmax(tot))]
             step /= 2
             fa = np.array([-step, 0.0, step])
@@ -284,7 +339,8 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
     (``warn_ratio``: ``doubtful``); judged over ``search_mm`` with the sets that stay in view so
     far and over ``short_search_mm`` with every set; the worst verdict is reported, the whole's
     when it is as bad (``axis``: None for the whole; ``search_mm``: its search). ``axes``: each axis's worst verdict; ``unjudged``:
-    the axes that no class's boundary in view tells (said as a doubt by `require_registered`);
+    the axes that too few boundary points in view facing them tell (`_facing`; fewer than
+    ``min_voxels`` inside or outside the label: said as a doubt by `require_registered`);
     with nothing in view, ``mismatch_ratio`` is None. ``made_on``: the grid the map was made on
     when ``grid`` is its resampling onto the CT's: shifts under ``min_shift_voxels`` of its voxels
     are no evidence either (new-user trial 41 H1: the CTA's correct map stored on a 4.5 mm grid was
@@ -310,9 +366,12 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
     # edges): it refuses only when the whole map is itself in doubt at that search; else it is a
     # doubt (new-user trial 41 H1: the CTA's correct map stored on a 4.5 mm grid was refused on
     # its S edges alone, the whole map fitting where it lay)
-    whole_doubt = {r for x, r, v in verdicts if x is None and v["doubtful"]}
+    # ... and when the whole's best shift moves the map the same way along that axis (a label that
+    # fits the CT's class nowhere, a joint capsule read as bone, "fits" best at opposite search edges)
+    whole = {r: v["shift_mm"] for x, r, v in verdicts if x is None and v["doubtful"]}
     for x, r, v in verdicts:
-        if x is not None and v["displaced"] and r not in whole_doubt:
+        if x is not None and v["displaced"] and (
+                r not in whole or whole[r][AXES.index(x)] * v["shift_mm"][AXES.index(x)] <= 0):
             v["displaced"] = False
     unjudged = [x for x in AXES if not any(n == x for (c, n) in sets)]
     if not verdicts:
@@ -348,12 +407,15 @@ _AXIS_NAME = {"R": "right-left", "A": "anterior-posterior", "S": "head-foot"}
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
                        unchecked: str = "", made_on: Volume | None = None) -> str:
     """Refuse (InputError, one line) labels displaced from the CT (``displacement``); return a
-    warning ("" when none) when the fit is doubtful or an axis could not be judged (no bone/air
-    boundary across it in view), naming what is ``unchecked`` then. ``made_on``: see `displacement`."""
+    warning ("" when none) when the fit is doubtful, when nothing could be judged (no bone or air
+    class: a tumour-only map; or nothing in view), or an axis could not be judged (too few bone/air
+    boundary points facing it in view), naming what is ``unchecked`` then. ``made_on``: see `displacement`."""
     r = displacement(ct, grid, classes, made_on)
-    if r is None:
-        return ""
     tail = f"; {unchecked}" if unchecked else ""
+    if r is None:   # a tumour-only map: nothing physics places (was passed without a word: CLOSING 13)
+        return (f"{what} has no bone or air structure (of at least {int(rule()['min_voxels'])} voxels) to check its "
+                f"registration against the CT: a shift or a flipped axis of it could not be checked; check it on "
+                f"the CT{tail}")
     if r["mismatch_ratio"] is None:
         return (f"{what}: its registration to the CT could not be checked (its bone/air structures do not stay in "
                 f"view when moved by {r['search_mm']:g} mm: too short a scan or too little of them in it): check "
@@ -370,7 +432,7 @@ def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
         return f"{what} may be displaced by {where} from the CT ({_describe(r)}): check it on the CT{tail}"
     if r["unjudged"]:
         names = " and ".join(_AXIS_NAME[x] for x in r["unjudged"])
-        return (f"{what}: no edge of its bone/air structures crosses the {names} axis within the scan (a long "
-                f"bone cut by both ends of the scan fits itself moved along its length): a displacement along it "
+        return (f"{what}: too few edges of its bone/air structures face the {names} axis within the scan (a long "
+                f"bone whose ends lie out of view fits itself moved along its length): a displacement along it "
                 f"could not be checked; check it on the CT{tail}")
     return ""

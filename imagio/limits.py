@@ -16,5 +16,7 @@ SPACING_TOL = float(LIMITS["slice_spacing_tolerance"]["value"])  # relative: uni
 # HU limits that segmentation and planning share (one definition each)
 GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air (median < -960 HU);
 # lung parenchyma is denser (median ~ -850..-750 HU; ~ -900 in severe emphysema; Gevenois 1996)
+AERATED_MAX_HU = float(json.loads(resources.files("imagio.data").joinpath("airway_limits.json").read_text())
+                       ["mask_on_air"]["max_median_hu"])  # below: at least half air by partial volume (airway_limits.json)
 GROUND_GLASS_MIN_HU = float(json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text())
                             ["ground_glass_min_hu"]["value"])  # ground glass's lower bound (lesion.json, Hansell 2008)

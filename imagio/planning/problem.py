@@ -856,13 +856,13 @@ def _outline_like_its_surroundings(ct: Volume, mask: np.ndarray, shell_mm: float
     lo = np.maximum(kji.min(0) - pad, 0)
     hi = np.minimum(kji.max(0) + pad + 1, ct.shape)
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-    from .bronchoscopy.mask_checks import limits as airway_limits
+    from ..limits import AERATED_MAX_HU
 
     d = edt.edt(~mask[sl], anisotropy=tuple(float(x) for x in sp), black_border=False)
     a = ct.array[sl]
     # the lung around it only: a juxtapleural or perivascular outline's shell also holds chest wall
     # or vessel, whose HU would widen the range over any ground glass (review 39 M1)
-    shell = (d > float(sp.max()) + 1e-3) & (d <= float(sp.max()) + shell_mm) & (a < float(airway_limits()["mask_on_air"]["max_median_hu"]))
+    shell = (d > float(sp.max()) + 1e-3) & (d <= float(sp.max()) + shell_mm) & (a < AERATED_MAX_HU)
     if np.count_nonzero(shell) < 20:
         return ""
     inside = float(np.median(a[mask[sl]]))
@@ -1280,29 +1280,35 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
             raise InputError(f"the label map covers only {pct:.0f}% of the body within "
                              f"{reach:.0f} mm of the target: segment the whole region of this CT "
                              "(a label map of the same scan)")
-    # structures that hold no air, labelled over air (< -500 HU): another scan's labels
+    # a map mirrored or upside down (its names' anatomy against RAS, or its bone and air against the
+    # CT's; new-user trial 39 H1/H2), before the solid-structures-in-air test below, which a flipped
+    # map also fails: named as the flip it is, the axis and the evidence (trial 42: the TS DICOM and
+    # lung1 maps flipped front to back, the CTA's upside down, were refused only as "solid
+    # structures lie in air"); skipped for a caller that says registration_checked (the sarcoma
+    # biopsy checks both once per case)
+    from ..label_orientation import check_orientation
+    from ..label_registration import classes_from_labels, require_registered
+    from ..limits import AERATED_MAX_HU
+
+    classes = None if registration_checked else classes_from_labels(lab)
+    if not registration_checked:
+        prob.warnings.extend(check_orientation(lab, "the label map", ct, classes=classes))
+    # structures that hold no air, labelled over air (at least half air: limits.AERATED_MAX_HU): another scan's labels
     air_ok = [v for v, n in lab.labels.items() if any(h in n for h in AIR_HOLDING)]
     if prob.target.value:
         air_ok.append(prob.target.value)
     solid = (lab.array[sl] > 0) & ~np.isin(lab.array[sl], air_ok)
     n = int(solid.sum())
     if n:
-        in_air = int((solid & (ct.array[sl] < -500)).sum())
+        in_air = int((solid & (ct.array[sl] < AERATED_MAX_HU)).sum())
         if in_air > 0.10 * n:
             raise InputError(f"{100.0 * in_air / n:.0f}% of the voxels of solid structures near the "
-                             "target lie in air (< -500 HU): the label map does not belong to this CT")
-    # a map mirrored or upside down (its names' anatomy against RAS; new-user trial 39 H1/H2),
-    # then one displaced inside the body (another series of the study, a wrong origin): its bone
-    # and aerated structures fit the CT's bone and air better when moved (new-user trial 36 H3);
-    # both checked by a caller that says registration_checked (the sarcoma biopsy, once per case)
+                             f"target lie in air (< {AERATED_MAX_HU:g} HU): the label map does not belong to this CT")
+    # a map displaced inside the body (another series of the study, a wrong origin): its bone and
+    # aerated structures fit the CT's bone and air better when moved (new-user trial 36 H3)
     if registration_checked:
         return
-    from ..label_orientation import check_orientation
-    from ..label_registration import classes_from_labels, require_registered
-
-    prob.warnings.extend(check_orientation(lab, "the label map", ct))
-
-    doubt = require_registered(ct, lab, classes_from_labels(lab), "the label map",
+    doubt = require_registered(ct, lab, classes, "the label map",
                                "every distance to a labelled structure and the target's position rest on it",
                                made_on=prob.labels_made_on)
     if doubt:

@@ -53,7 +53,9 @@ def require_mask_on_air(ct: Volume, mask: np.ndarray, grid: Volume, what: str) -
     another scan that merely overlaps this CT (new-user trial 34 F2) or a mask of something else
     is refused before a route is planned on it. A mask with no voxel centre on the CT passes
     here: the caller refuses it first with `io.require_overlap` (bronch does)."""
-    lim = float(limits()["mask_on_air"]["max_median_hu"])
+    from ...limits import AERATED_MAX_HU
+
+    lim = AERATED_MAX_HU
     idx = np.argwhere(mask)
     if not len(idx):
         return
