@@ -1299,9 +1299,10 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
     from ..label_orientation import check_orientation
     from ..label_registration import classes_from_labels, require_registered
 
-    prob.warnings.extend(check_orientation(lab, "the label map", ct))
+    classes = classes_from_labels(lab)   # made once for both checks
+    prob.warnings.extend(check_orientation(lab, "the label map", ct, classes))
 
-    doubt = require_registered(ct, lab, classes_from_labels(lab), "the label map",
+    doubt = require_registered(ct, lab, classes, "the label map",
                                "every distance to a labelled structure and the target's position rest on it",
                                made_on=prob.labels_made_on)
     if doubt:

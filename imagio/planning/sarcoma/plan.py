@@ -239,8 +239,9 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     from ...label_orientation import check_orientation
     from ...label_registration import classes_from_labels, require_registered
 
-    side_notes = check_orientation(labels, "the label map", ct)   # mirrored / upside down (trial 39)
-    shift_note = require_registered(ct, labels, classes_from_labels(labels), "the label map",
+    classes = classes_from_labels(labels)   # made once for both checks
+    side_notes = check_orientation(labels, "the label map", ct, classes)   # mirrored / upside down (trial 39)
+    shift_note = require_registered(ct, labels, classes, "the label map",
                                     "the compartments, bone and bundle distances rest on it", made_on=made_on)
     anat = classify(labels)
     name, value = _tumour_label(labels, anat, tumour)
