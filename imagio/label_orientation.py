@@ -63,10 +63,15 @@ def _centroids(labels: Volume, names: set[str], widths: dict | None = None) -> d
         sl = boxes[v - 1] if v - 1 < len(boxes) else None
         if sl is None:
             continue
-        kji = np.argwhere(a[sl] == v)
-        kji = kji + np.array([s.start for s in sl])
-        out[n] = labels.kji_to_world(kji.mean(0)[None].astype(float))[0]
+        m = a[sl] == v
+        # the mean voxel index from the counts per plane of each axis (integer sums, exact: the
+        # same value as the mean of every voxel's index, without an index array of the label)
+        cnt = np.count_nonzero(m)
+        mean = np.array([np.count_nonzero(m, axis=tuple(x for x in range(3) if x != d))
+                         @ np.arange(sl[d].start, sl[d].stop) for d in range(3)], float) / cnt
+        out[n] = labels.kji_to_world(mean[None])[0]
         if widths is not None and n in _VERTEBRAE:
+            kji = np.argwhere(m) + np.array([s.start for s in sl])
             r = labels.kji_to_world(kji.astype(float))[:, 0]
             widths[n] = float(r.max() - r.min())
             # a vertebra label cut by the image's front or back face is not judged front-back: in a
