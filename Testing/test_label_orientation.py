@@ -187,3 +187,27 @@ def test_plan_names_a_map_flipped_front_to_back_that_also_lies_in_air(shared_dat
     err = capsys.readouterr().err
     assert rc == 2 and "flipped front to back" in err and "posterior to the vertebrae" in err, err
     assert "lie in air" not in err, err
+
+
+def test_the_class_masks_a_caller_made_are_the_ones_judged(shared_data):
+    """Issue 20: the planner makes the map's bone/air class masks once for the orientation and the
+    registration checks (`label_registration.classes_from_labels`) and hands them over: with them
+    the verdicts are those the check reaches on its own; the masks handed over are the ones read
+    (none: the CT cannot judge the axes the names leave, nothing refused)."""
+    from imagio.label_registration import classes_from_labels
+
+    d, lab = _ts(shared_data)
+    ct = io.read_image(d / "example_ct_sm.nii.gz")
+    arr = np.zeros_like(lab.array)
+    names = {}
+    for v, (g, f) in enumerate({"vertebrae": lambda n: n.startswith("vertebrae_"),
+                                "ribs": lambda n: n.startswith("rib_"),
+                                "lung": lambda n: n.startswith("lung_")}.items(), start=1):
+        arr[np.isin(lab.array, [k for k, n in lab.labels.items() if f(n)])] = v
+        names[v] = g
+    plain = Volume(arr, lab.ijk_to_ras, "plain", names)
+    assert check_orientation(plain, ct=ct, classes=classes_from_labels(plain)) == []
+    flipped = _flip_along(plain, 2)
+    with pytest.raises(InputError, match="upside down"):
+        check_orientation(flipped, ct=ct, classes=classes_from_labels(flipped))
+    assert check_orientation(flipped, ct=ct, classes={}) == []

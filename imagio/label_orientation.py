@@ -63,10 +63,15 @@ def _centroids(labels: Volume, names: set[str], widths: dict | None = None) -> d
         sl = boxes[v - 1] if v - 1 < len(boxes) else None
         if sl is None:
             continue
-        kji = np.argwhere(a[sl] == v)
-        kji = kji + np.array([s.start for s in sl])
-        out[n] = labels.kji_to_world(kji.mean(0)[None].astype(float))[0]
+        m = a[sl] == v
+        # the mean voxel index from the counts per plane of each axis (integer sums, exact: the
+        # same value as the mean of every voxel's index, without an index array of the label)
+        cnt = np.count_nonzero(m)
+        mean = np.array([np.count_nonzero(m, axis=tuple(x for x in range(3) if x != d))
+                         @ np.arange(sl[d].start, sl[d].stop) for d in range(3)], float) / cnt
+        out[n] = labels.kji_to_world(mean[None])[0]
         if widths is not None and n in _VERTEBRAE:
+            kji = np.argwhere(m) + np.array([s.start for s in sl])
             r = labels.kji_to_world(kji.astype(float))[:, 0]
             widths[n] = float(r.max() - r.min())
             # a vertebra label cut by the image's front or back face is not judged front-back: in a
@@ -106,17 +111,22 @@ def _storage_axis(labels: Volume, ras_axis: int) -> int:
     return 2 - int(np.argmax(np.abs(labels.direction[ras_axis, :])))
 
 
-def _physics_fits(ct: Volume | None, labels: Volume, ras_axes, classes: dict | None = None) -> tuple[float, dict] | None:
+def _physics_fits(ct: Volume | None, labels: Volume, ras_axes, memo: dict | None = None) -> tuple[float, dict] | None:
     """(fit as it lies, {RAS axis: fit flipped back along the storage axis nearest it}): the share
     of the map's bone voxels on bone and of its lung/airway voxels on air in ``ct`` (same grid),
     averaged over the classes (`label_registration`'s classes and HU limits; the class masks are
-    made once and flipped; ``classes``: `classes_from_labels` of ``labels`` when the caller has them).
-    None without a CT on the map's grid or without either class."""
+    made once and flipped). None without a CT on the map's grid or without either class.
+    ``memo``: {"classes": `label_registration.classes_from_labels` of ``labels``} when the caller
+    has them (the planner makes them once for this check and the registration check); filled
+    here when empty, so that one check makes them once."""
     if ct is None or not ct.same_grid(labels):
         return None
     from .label_registration import classes_from_labels, rule
 
-    classes = classes_from_labels(labels) if classes is None else classes
+    memo = {} if memo is None else memo
+    if memo.get("classes") is None:
+        memo["classes"] = classes_from_labels(labels)
+    classes = memo["classes"]
     if not classes:
         return None
     cfg = rule()
@@ -131,20 +141,19 @@ def _physics_fits(ct: Volume | None, labels: Volume, ras_axes, classes: dict | N
     return fit(), {ax: fit(_storage_axis(labels, ax)) for ax in ras_axes}
 
 
-def _mirrored_with_the_ct(labels: Volume, ct: Volume | None, ras_axis: int, classes: dict | None = None) -> bool:
+def _mirrored_with_the_ct(labels: Volume, ct: Volume | None, ras_axis: int, memo: dict | None = None) -> bool:
     """True when ``labels`` fits ``ct`` (same grid) clearly better as it lies than flipped back
     along the storage axis nearest RAS axis ``ras_axis`` (`_physics_fits` higher by
     ``CONSISTENT_FIT_GAIN``): the CT shows what the map shows, so the two are mirrored together
     (the CT's orientation is what is wrong), not the map against the CT."""
-    f = _physics_fits(ct, labels, (ras_axis,), classes)
+    f = _physics_fits(ct, labels, (ras_axis,), memo)
     return f is not None and f[0] >= f[1][ras_axis] + CONSISTENT_FIT_GAIN
 
 
 _FLIP_WORDS = ("mirrored left-right", "flipped front to back", "upside down")
 
 
-def _refuse_if_it_fits_flipped(labels: Volume, ct: Volume | None, what: str, ras_axes,
-                               classes: dict | None = None) -> None:
+def _refuse_if_it_fits_flipped(labels: Volume, ct: Volume | None, what: str, ras_axes, memo: dict | None = None) -> None:
     """For the RAS axes its names could not judge (IMAGIO's own names: one 'vertebrae', 'ribs', no
     levels, no sides): refuse ``labels`` when flipped back along the storage axis nearest one of
     them it fits ``ct``'s bone and air clearly better (`_physics_fits` higher by
@@ -152,7 +161,7 @@ def _refuse_if_it_fits_flipped(labels: Volume, ct: Volume | None, what: str, ras
     than as it lies (new-user trial 41 H2: IMAGIO's abdominal map flipped
     front to back or upside down was planned, needles through costal cartilage). A correct map fits
     worse flipped, or as well (a left-right symmetric trunk): nothing said."""
-    f = _physics_fits(ct, labels, tuple(ras_axes), classes) if ras_axes else None
+    f = _physics_fits(ct, labels, tuple(ras_axes), memo) if ras_axes else None
     if f is None:
         return
     from .label_registration import rule
@@ -187,9 +196,10 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
     header's orientation): then a warning says so.
     A minority of reversed pairs, or the liver left
     of the spleen with no pair to tell a mirrored map from situs inversus, is returned as a
-    warning. Nothing is said when the names judge nothing (no pairs, one vertebra). ``classes``:
-    `label_registration.classes_from_labels` of ``labels`` when the caller has made them (built here
-    otherwise)."""
+    warning. Nothing is said when the names judge nothing (no pairs, one vertebra).
+    ``classes``: `label_registration.classes_from_labels(labels)` when the caller has made them
+    (for the registration check that follows): not made again here."""
+    memo = {"classes": classes}   # the class masks, made at most once per check
     names = set(labels.labels.values())
     lefts = {n: _partner(n) for n in names if _partner(n) in names}
     front = set(_ANTERIOR_TO_SPINE) & names
@@ -197,7 +207,7 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
     wanted = (set(lefts) | set(lefts.values()) | (set(_SPINE) & names) | ({"liver", "spleen"} & names)
               | front | verts)
     if not wanted:
-        _refuse_if_it_fits_flipped(labels, ct, what, (0, 1, 2), classes)
+        _refuse_if_it_fits_flipped(labels, ct, what, (0, 1, 2), memo)
         return []
     widths: dict = {}
     cen = _centroids(labels, wanted, widths)
@@ -208,7 +218,7 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
     wrong = [(lft, rgt, d) for lft, rgt, d in judged if d < 0]
     if judged and len(wrong) >= MAJORITY * len(judged):
         ex = ", ".join(f"{lft} lies {-d:.0f} mm right of {rgt}" for lft, rgt, d in wrong[:2])
-        if _mirrored_with_the_ct(labels, ct, 0, classes):
+        if _mirrored_with_the_ct(labels, ct, 0, memo):
             return [_both_mirrored(what, "mirrored left-right", ex)]
         raise InputError(f"{what} is mirrored left-right against the CT: {len(wrong)} of {len(judged)} left/right "
                          f"pairs lie on the wrong side ({ex}); it was likely written with the other handedness "
@@ -226,7 +236,7 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
     n_j, n_r = sum(t[0] for t in tot), sum(t[1] for t in tot)
     ex = [e for t in tot for e in t[2]][:2]
     if n_j and n_r >= MAJORITY * n_j:
-        if _mirrored_with_the_ct(labels, ct, 2, classes):
+        if _mirrored_with_the_ct(labels, ct, 2, memo):
             return warnings + [_both_mirrored(what, "upside down", "; ".join(ex))]
         raise InputError(f"{what} stands upside down against the CT: {n_r} of {n_j} pairs of vertebrae lie in "
                          f"reverse order along S ({'; '.join(ex)}); its slices were likely stored in the other order "
@@ -251,7 +261,7 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
     back = [(n, da) for n, da in ap if da < 0]
     if ap and len(back) >= MAJORITY * len(ap):
         ex = ", ".join(f"{n} lies {-da:.0f} mm posterior to the vertebrae" for n, da in back[:2])
-        if _mirrored_with_the_ct(labels, ct, 1, classes):
+        if _mirrored_with_the_ct(labels, ct, 1, memo):
             return warnings + [_both_mirrored(what, "flipped front to back", ex)]
         raise InputError(f"{what} is flipped front to back against the CT: {ex}; it was likely written with an axis "
                          "reversed (a converter's orientation): export the segmentation again in this CT's geometry")
@@ -260,7 +270,7 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
                         + ": check these labels on the CT")
     # the axes no name judged: the map's bone and air against the CT's, as it lies and flipped back
     _refuse_if_it_fits_flipped(labels, ct, what, tuple(a for a, told in ((0, bool(judged)), (1, bool(ap)),
-                                                                          (2, bool(n_j))) if not told), classes)
+                                                                          (2, bool(n_j))) if not told), memo)
     if "liver" in cen and "spleen" in cen and not judged:
         d = cen["liver"][0] - cen["spleen"][0]
         if d <= -MIN_SEPARATION_MM:

@@ -196,24 +196,35 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
         box[tuple(slice(x, y) for x, y in zip(a - lo, b - lo))] = (
             v >= cfg["bone_min_hu"] if cls == "bone" else v < cfg["air_max_hu"])
         strides = np.array([box.shape[1] * box.shape[2], box.shape[2], 1])
-        data.append((np.rint(base - lo).astype(np.int64) @ strides, box.ravel(), strides, want, sid))
+        # the points grouped by (set, inside or outside the label), each group contiguous: a
+        # group's count of points that fit is one segment sum (`np.add.reduceat`)
+        order = np.lexsort((1 - want, sid))
+        flat0, want, sid = (np.rint(base - lo).astype(np.int64) @ strides)[order], want[order], sid[order]
+        ids = np.unique(sid)
+        starts = np.flatnonzero(np.r_[True, (np.diff(sid) != 0) | (np.diff(want.astype(np.int8)) != 0)])
+        g_sid, g_in = sid[starts], want[starts] == 1
+        # per set its groups' columns: (inside, outside); every set holds both (``min_voxels``)
+        col_in = np.array([np.flatnonzero((g_sid == i) & g_in)[0] for i in ids])
+        col_out = np.array([np.flatnonzero((g_sid == i) & ~g_in)[0] for i in ids])
+        n_g = np.diff(np.r_[starts, len(sid)]).astype(np.float32)
+        data.append((flat0, box.ravel(), strides, want, ids, starts, col_in, col_out, n_g))
     keys = list(radius)
     rad = np.array([radius[k] for k in keys])
 
     def score(shifts):   # [S, n sets]: chunks of shifts, each vectorised over the points
         out = np.full((len(shifts), len(keys)), np.nan)
-        for flat0, flat, strides, want, sid in data:
-            ids = np.unique(sid)
-            w_in = np.stack([(sid == i) & (want == 1) for i in ids], 1).astype(np.float32)   # [N, sets]
-            w_out = np.stack([(sid == i) & (want == 0) for i in ids], 1).astype(np.float32)
-            n_in, n_out = w_in.sum(0), w_out.sum(0)
+        for flat0, flat, strides, want, ids, starts, col_in, col_out, n_g in data:
+            n_in, n_out = n_g[col_in], n_g[col_out]
             # a shift moves every point by the same whole number of CT voxels (each point at its
             # nearest voxel, the shift rounded): one offset in the flattened box per shift
             offs = np.rint(shifts @ A.T).astype(np.int64) @ strides
             for c0 in range(0, len(shifts), 64):
-                ok = (flat[flat0[None] + offs[c0:c0 + 64, None]] == want).astype(np.float32)   # every point inside the CT (kept so)
+                ok = flat[flat0[None] + offs[c0:c0 + 64, None]] == want   # every point inside the CT (kept so)
+                # per group the points that fit: integer counts, exact in float32 (< 2^24 points),
+                # so the fractions are those of the float32 sums over the points they replace
+                fit = np.add.reduceat(ok, starts, axis=1, dtype=np.int32).astype(np.float32)
                 # the label's voxels of the class and its shell's not, each half the score
-                out[c0:c0 + 64, ids] = 0.5 * (ok @ w_in / n_in + ok @ w_out / n_out)
+                out[c0:c0 + 64, ids] = 0.5 * (fit[:, col_in] / n_in + fit[:, col_out] / n_out)
         beyond = np.abs(shifts).max(axis=1)[:, None] > rad[None] + 1e-6
         out[beyond] = np.nan
         return out
