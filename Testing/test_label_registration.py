@@ -284,3 +284,27 @@ def test_a_tumour_only_map_is_said_unchecked_in_the_plan(shared_data, tmp_path, 
     assert rc == 0
     warnings = json.loads((tmp_path / "o" / "plan.json").read_text())["warnings"]
     assert any("no bone or air structure" in w and "could not be checked" in w for w in warnings), warnings
+
+
+def test_shift_scores_with_no_class_in_view_average_without_a_numpy_warning():
+    """New-user trial 43 F4: `plan` on the LIDC-IDRI-0001 slab printed numpy's "RuntimeWarning: Mean
+    of empty slice" (a shift at which no class stays in view: every set unscored). The shifts'
+    mean over their scored sets equals np.nanmean's, in its dtype, NaN where none is scored, and
+    warns nothing."""
+    import warnings
+
+    from imagio.label_registration import _mean_of_scored
+
+    rng = np.random.default_rng(5)
+    for dt in (np.float32, np.float64):
+        sc = rng.random((300, 5)).astype(dt)
+        sc[rng.random(sc.shape) < 0.5] = np.nan
+        sc[:7] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = np.nanmean(sc, axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = _mean_of_scored(sc)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref, equal_nan=True)
+        assert np.isnan(got[:7]).all()

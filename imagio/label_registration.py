@@ -21,6 +21,17 @@ from .limits import LIMITS
 from .volume import Volume
 
 
+def _mean_of_scored(sc: np.ndarray) -> np.ndarray:
+    """Row means of ``sc`` [shifts, sets] over its scored (non-NaN) entries; NaN for a row with
+    none (no class in view at that shift), without numpy's "Mean of empty slice" warning on the
+    user's terminal (new-user trial 43 F4)."""
+    ok = ~np.isnan(sc)
+    n = ok.sum(axis=1)
+    total = np.where(ok, sc, 0.0).sum(axis=1)
+    mean = (total / np.maximum(n, 1)).astype(sc.dtype)   # as np.nanmean: divided, then in sc's dtype
+    return np.where(n > 0, mean, np.nan)
+
+
 @lru_cache(maxsize=1)
 def rule() -> dict:
     """The decision rule (input_limits ``label_registration``) with the HU limits it uses."""
@@ -245,7 +256,7 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
             continue
         step = c
         while step > float(cfg["fine_step_mm"]) + 1e-6:
-            tot = np.nanmean(sc[:, cols], axis=1) if len(cols) > 1 else sc[:, cols[0]]
+            tot = _mean_of_scored(sc[:, cols]) if len(cols) > 1 else sc[:, cols[0]]
             tot = np.where(np.isnan(tot), -1.0, tot)
             if along == -1:   # beyond partial volume
                 tot = np.where(np.linalg.norm(shifts, axis=1) >= float(cfg["min_shift_mm"]), tot, -1.0)
