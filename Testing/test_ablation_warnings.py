@@ -250,6 +250,12 @@ def test_a_lung_zone_near_the_mediastinum_or_spine_is_a_warning():
     assert any("vertebrae 0.9 mm" in w for w in zone_doubts("ablation", own, "move", "label_1", "",
                                                              tumour_in_lung=True))
     assert not any("high-risk location" in w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver"))
+    # review 40 M1: names the field writes for the same structures, IMAGIO's own great_vessels
+    for name in ("great_vessels", "heart_atrium_left", "atrial_appendage_left", "inferior_vena_cava",
+                 "lung_trachea_bronchia", "spinal_cord"):
+        one = {"criteria": {}, "healthy_ml": {}, "structures_near_mm": {name: 3.0}}
+        assert any(f"{name} 3.0 mm" in w for w in zone_doubts("ablation", one, "move", "lung_nodule_1",
+                                                             "lung_upper_lobe_right")), name
 
 
 def test_a_zone_near_the_lung_base_warns_of_the_diaphragm_it_cannot_name():

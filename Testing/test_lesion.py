@@ -1160,7 +1160,8 @@ def test_a_nodule_on_sections_interpolated_from_thick_ones_is_said(shared_data):
     the resolution along S (`resolution.effective_resolution_mm`): on the interpolated grid the
     result says it (the resolution of about 5-6 mm, the sections' spacing); on the original the
     thick-section warning stays and the new one is not added; the native 1.5 mm chest CTA is not
-    taken for interpolated (its noise: ~1.9 mm along S, ratio < 2)."""
+    taken for interpolated (its noise: ~1.9 mm along S, ratio < 2), nor its sections interpolated
+    onto a 0.75 mm grid (~3.1 mm: sections of 1.5 mm, within the limit; review 40 M5)."""
     import SimpleITK as sitk
 
     from imagio import io
@@ -1192,6 +1193,18 @@ def test_a_nodule_on_sections_interpolated_from_thick_ones_is_said(shared_data):
     assert not any("noise shows a resolution" in w for w in meas5.warnings)
     cta = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     assert _resolution_along_s(cta) is None
+    # review 40 M5: the CTA's native 1.5 mm sections interpolated onto a 0.75 mm grid (3.1 mm by its
+    # noise) are within Fleischner's limit: not said either
+    im = sitk.ReadImage(str(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"))
+    n = im.GetSize()[2]
+    crop = im[:, :, n // 2 - 60:n // 2 + 60]
+    size, sp = list(crop.GetSize()), list(crop.GetSpacing())
+    size[2], sp[2] = 2 * size[2], sp[2] / 2
+    half = sitk.Resample(crop, size, sitk.Transform(), sitk.sitkLinear, crop.GetOrigin(), sp, crop.GetDirection(),
+                         -1024, crop.GetPixelID())
+    with tempfile.TemporaryDirectory() as tmp:
+        sitk.WriteImage(half, f"{tmp}/cta_075.nii.gz")
+        assert _resolution_along_s(io.read_image(f"{tmp}/cta_075.nii.gz")) is None
 
 
 @pytest.mark.parametrize("spacing", [(0.8, 0.8, 0.8), (0.8, 0.8, 2.0)])

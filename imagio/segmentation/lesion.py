@@ -145,6 +145,7 @@ MASS_DIAMETER_MM = _v("mass_diameter_mm")
 MEASUREMENT_MAX_SLICE_MM = _v("measurement_max_slice_mm")
 MICRONODULE_MM = _v("micronodule_mm")
 RESAMPLED_SECTIONS_RATIO = _v("resampled_sections_ratio")
+RESAMPLED_SECTIONS_MIN_MM = _v("resampled_sections_min_mm")
 LUNG_CONTEXT_FRACTION = _v("lung_context_fraction")
 SOLID_INTERIOR_FRACTION = _v("solid_interior_fraction")
 HULL_MIN_FILL = _v("hull_min_fill")
@@ -1795,15 +1796,16 @@ def _exclude(mask, ct, seed, ex_seeds):
 
 def _resolution_along_s(ct: Volume) -> tuple[float, float] | None:
     """(resolution, spacing) in mm along the array axis nearest S when the CT's noise shows a
-    resolution there (`resolution.effective_resolution_mm`) above ``MEASUREMENT_MAX_SLICE_MM``
-    and at least ``RESAMPLED_SECTIONS_RATIO`` times the spacing (thick overlapping sections, or a
-    grid interpolated from thicker ones: lesion.json's measured ratios), else None."""
+    resolution there (`resolution.effective_resolution_mm`) above ``RESAMPLED_SECTIONS_MIN_MM``
+    (what sections of <= ``MEASUREMENT_MAX_SLICE_MM`` do not give) and at least
+    ``RESAMPLED_SECTIONS_RATIO`` times the spacing (thick overlapping sections, or a grid
+    interpolated from thicker ones: lesion.json's measured values), else None."""
     from .resolution import effective_resolution_mm
 
     ax = anatomical_axes(ct)["S"][0]
     res = float(effective_resolution_mm(ct.array, ct.spacing_kji)[ax])
     sp = float(ct.spacing_kji[ax])
-    if res > MEASUREMENT_MAX_SLICE_MM and res >= RESAMPLED_SECTIONS_RATIO * sp:
+    if res > RESAMPLED_SECTIONS_MIN_MM and res >= RESAMPLED_SECTIONS_RATIO * sp:
         return res, sp
     return None
 
@@ -1830,11 +1832,11 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
                    "Fleischner Society 2017); compare sizes over time on the same reconstruction")
     elif along_s is not None:   # new-user trial 44 F3: 5 mm sections interpolated to 0.7 mm, said nothing
         out.append(f"the CT's sections are {along_s[1]:.2g} mm apart but its noise shows a resolution of about "
-                   f"{along_s[0]:.1f} mm along the head-foot axis (thick or overlapping sections, or a grid "
-                   "interpolated from thicker ones): partial volume over that thickness makes the diameters, the "
-                   "volume and the solid/part-solid type approximate (measurements need <= "
-                   f"{MEASUREMENT_MAX_SLICE_MM:g} mm sections, Fleischner Society 2017); measure on the original "
-                   "thin reconstruction")
+                   f"{along_s[0]:.1f} mm along the head-foot axis, which sections of <= {MEASUREMENT_MAX_SLICE_MM:g} mm "
+                   "do not give (thick or overlapping sections, or a grid interpolated from thicker ones): partial "
+                   "volume makes the diameters, the volume and the solid/part-solid type approximate (measurements "
+                   f"need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, Fleischner Society 2017); check the series' "
+                   "reconstructed section thickness and measure on thin sections")
     if _touches_border(mask):
         # a lesion cut by the field of view keeps its own border elsewhere: a region that spans
         # the image from a face to the opposite one has filled it (its border is not seen), and

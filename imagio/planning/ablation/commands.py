@@ -218,8 +218,8 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     each, prefixed ``what``, ending with ``fix``: the tumour not wholly inside, the minimal
     ablative margin below the required one, a vessel of heat-sink level "high" near the zone
     (``heat_sink`` of ablation_criteria.json), a high-risk structure within ``nearby_structures_mm``
-    of the zones (its ``warn_structures``; for a tumour in the lung also its ``lung_warn_structures``
-    and any ``vertebrae_*``: CIRSE 2020), labelled structures other than ``tumour``, its
+    of the zones (its ``warn_structures``; for a tumour in the lung also a name holding one of its
+    ``lung_warn_structures``: CIRSE 2020), labelled structures other than ``tumour``, its
     ``host_organ`` and the unnamed body inside the zones (mL); with no diaphragm label, a lung
     label within that distance stands for the diaphragm and pleura beyond it, unless the tumour
     lies in the lung (``tumour_in_lung``: `problem.Target.in_lung`, also when its host organ is
@@ -254,9 +254,9 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     from ...anatomy import AERATED_LUNG
 
     in_lung = tumour_in_lung or tumour in AERATED_LUNG or host_organ in AERATED_LUNG
-    warn = set(near_spec["warn_structures"]) | (set(near_spec["lung_warn_structures"]) if in_lung else set())
+    central = near_spec["lung_warn_structures"] if in_lung else ()   # parts of names (review 40 M1)
     close = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
-             if (n in warn or (in_lung and n.startswith("vertebrae_"))) and n not in hit
+             if (n in near_spec["warn_structures"] or any(h in n for h in central)) and n not in hit
              and d <= float(near_spec["value"])}
 
     if near_spec.get("lung_marks_diaphragm") and not in_lung:
