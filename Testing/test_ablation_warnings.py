@@ -244,6 +244,7 @@ def test_a_lung_zone_near_the_mediastinum_or_spine_is_a_warning():
     lung = [w for w in zone_doubts("ablation", cov, "move", "lung_nodule_1", "lung_lower_lobe_left")
             if "high-risk location" in w]
     assert len(lung) == 1 and "vertebrae_T7 0.9 mm" in lung[0] and "aorta 6.2 mm" in lung[0], lung
+    assert "hydrodissection" not in lung[0]   # review 40 L8: advice for the abdomen, not the lung
     named = lung[0].split("(a high-risk location")[0]
     assert "heart" not in named and "rib" not in named and "CIRSE" in lung[0]
     own = {"criteria": {}, "healthy_ml": {}, "structures_near_mm": {"vertebrae": 0.9}}   # IMAGIO's own name

@@ -272,11 +272,14 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                        "them, or protect them (artificial ascites / hydrodissection)")
     if close:   # trial 25 M3: small bowel 7.4 mm from the zone was a plan.json row only
         names = ", ".join(f"{n} {d:.1f} mm" for n, d in sorted(close.items(), key=lambda kv: kv[1]))
-        why = ("thermal injury of a hollow viscus, bile duct or the diaphragm, Kang 2017" if not in_lung else
-               "a central or paravertebral lung lesion: heart, great vessels, hilum, trachea, spinal canal and nerve "
-               "roots, CIRSE 2020")
+        lung_central = any(h in n for n in close for h in central)
+        why = ("a central or paravertebral lung lesion: heart, great vessels, hilum, trachea, spinal canal and nerve "
+               "roots, CIRSE 2020" if lung_central else
+               "thermal injury of a hollow viscus, bile duct or the diaphragm, Kang 2017")
+        protect = ("move or shorten the probe, or use a smaller setting" if in_lung else
+                   "protect it (hydrodissection)")   # review 40 L8: no hydrodissection inside the lung
         out.append(f"{what}: the zone lies within {float(near_spec['value']):g} mm of {names} (a high-risk location: "
-                   f"{why}); check the zone against it, or protect it (hydrodissection)")
+                   f"{why}); check the zone against it, or {protect}")
     from ..problem import names_a_lesion
 
     lesions = {n: hit.pop(n) for n in sorted(hit) if names_a_lesion(n)}
