@@ -363,8 +363,9 @@ def register(subparsers) -> None:
     s.add_argument("--guarantee-margin", action="store_true",
                    help="with --multi-probe: add probes until the 5 mm margin is proven on the analysis grid")
     s.add_argument("--max-probes", type=int, metavar="N",
-                   help="with --multi-probe: the most probes the cover may use (default: ablation_criteria.json "
-                        "multi_probe.max_probes, 10); a cover "
+                   help="with --multi-probe: the most probes the cover may use (default "
+                        f"{__import__('imagio.planning.ablation.criteria', fromlist=['multi_probe']).multi_probe()['max_probes']}, "
+                        "ablation_criteria.json multi_probe.max_probes); a cover "
                         "that needs more fails and says how many it needs")
     s.add_argument("--devices", help="extra ablation device file to merge into the catalogue")
     s.add_argument("--no-png", action="store_true", help="do not render plan.png")
