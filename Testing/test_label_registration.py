@@ -253,6 +253,25 @@ def test_a_correct_map_made_on_a_coarser_grid_is_judged_by_that_grid_too():
     assert not displacement(ct, on, classes_from_labels(on))["doubtful"]
 
 
+def test_made_on_sets_the_floor_of_shifts_that_count():
+    """Review 40 M3: the test above no longer shows that ``made_on`` does anything. The synthetic
+    torso labelled on 4.5 mm and moved by one of its own voxels (4.5 mm along R) on its 1.5 mm CT
+    is refused as displaced when judged on the CT's grid alone, and not when judged with the grid
+    it was made on (a shift within its own voxel is not one it can be held to); moved by two of
+    its voxels (9 mm) it is refused either way."""
+    from imagio.planning.synthetic import synthetic_torso
+
+    ct, _ = synthetic_torso(1.5)
+    _, coarse = synthetic_torso(4.5)
+    one = _moved(coarse, (4.5, 0.0, 0.0))
+    on = io.labels_on_grid(one, ct)
+    assert displacement(ct, on, classes_from_labels(on))["displaced"]
+    assert not displacement(ct, on, classes_from_labels(on), made_on=one)["displaced"]
+    two = _moved(coarse, (9.0, 0.0, 0.0))
+    on2 = io.labels_on_grid(two, ct)
+    assert displacement(ct, on2, classes_from_labels(on2), made_on=two)["displaced"]
+
+
 def test_an_oblique_femur_is_judged_along_s_by_the_surfaces_that_face_s(shared_data):
     """Review 39 H2 / new-user trial 41 M2: STS_022's femur runs obliquely through both ends of the
     scan; its S band held thousands of staircase voxels of surfaces facing R/A (148 facing S), so
