@@ -12,7 +12,7 @@ import pytest
 from imagio import io
 from imagio.errors import InputError
 from imagio.segmentation import rules
-from imagio.segmentation.common import crop_slices, field_of_view_crops
+from imagio.segmentation.common import crop_slices, field_of_view_crops, ras_coordinate
 
 pytestmark = pytest.mark.data
 
@@ -514,3 +514,41 @@ def test_oblique_reformat_keeps_the_lung_beside_its_padding_wedge(shared_data):
         assert got.sum() == pytest.approx(truth.sum(), rel=0.02), (side, int(got.sum()), int(truth.sum()))
         assert (got & truth).sum() >= 0.97 * truth.sum(), side
     assert not ((m["lung_left"] | m["lung_right"]) & ~m["body"]).any()   # lung is inside the body
+
+
+@pytest.mark.parametrize("case", ["lung1", "lung2"])
+def test_hemithorax_crop_keeps_each_lung_on_its_side(shared_data, case):
+    """Each hemithorax of lung1 / lung2 (pyradiomics, 5 mm slices) cropped 20 columns (11-13 mm)
+    past the image's middle, as a user crops to one side: no lung in view may be labelled as the
+    other lung (within 1 mL of the uncropped run on the same voxels). The right lung reaches
+    10-15 mm across the trachea's line at its base and in front of the heart; before, that part
+    of lung1's right lung (15 mL) was named lung_left on the right crop, and lung2's left crop cut
+    two pieces of its right lung at the trachea's line (21 mL named lung_left), without a word
+    (new-user trial 44 F7). Where one lung alone is labelled with 5 mL of it across the
+    midline, a warning says that its side cannot be told there."""
+    from imagio.segmentation.common import anatomical_axes
+
+    ct = io.read_image(shared_data / "pyradiomics-lung" / f"{case}_image.nrrd")
+    ref, _ = rules.segment_masks(ct, ["lungs", "airways"])
+    ml = ct.voxel_volume_ml
+    a, sign = anatomical_axes(ct)["R"]
+    n = ct.shape[a]
+    for name, half in (("right", slice(0, n // 2 + 20) if sign < 0 else slice(n // 2 - 20, n)),
+                       ("left", slice(n // 2 - 20, n) if sign < 0 else slice(0, n // 2 + 20))):
+        sl = [slice(None)] * 3
+        sl[a] = half
+        sl = tuple(sl)
+        m, meta = rules.segment_masks(crop_slices(ct, sl), ["lungs", "airways"])
+        for side, other in (("lung_left", "lung_right"), ("lung_right", "lung_left")):
+            wrong = (m[side] & ref[other][sl]).sum() * ml
+            assert wrong <= 1.0, (name, side, round(wrong, 1), meta["warnings"])
+            truth = ref[side][sl]
+            if truth.sum() * ml >= 5.0:  # under 5 mL in view is no lung to the rules (MIN_LUNG_ML)
+                assert (m[side] & truth).sum() >= 0.97 * truth.sum(), (name, side)
+        one = [s for s in ("lung_left", "lung_right") if m[s].any()]
+        if len(one) == 1:
+            x = ras_coordinate(crop_slices(ct, sl), 0)
+            mid = meta["midline"]["x_mm"]
+            across = m[one[0]] & ((x <= mid) if one[0] == "lung_right" else (x > mid))
+            if across.sum() * ml >= 5.0:
+                assert any("its side cannot be told" in w for w in meta["warnings"]), (name, meta["warnings"])

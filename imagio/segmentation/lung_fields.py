@@ -30,8 +30,8 @@ NO_MIDLINE = ("left/right judged from the lungs' relative position only: no trac
 
 def split_lungs(ct: Volume, lungs: np.ndarray, body: np.ndarray | None,
                 trachea: np.ndarray | None = None, bronchi: np.ndarray | None = None,
-                find_airways: bool = True, midline: tuple[float | None, str] | None = None
-                ) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
+                find_airways: bool = True, midline: tuple[float | None, str] | None = None,
+                notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
     """(left, right, midline RAS x in mm, warnings): the lungs split left/right without the airways.
 
     ct: CT in HU, any orientation/spacing; lungs, body: boolean [k, j, i] masks on its grid;
@@ -44,7 +44,8 @@ def split_lungs(ct: Volume, lungs: np.ndarray, body: np.ndarray | None,
     lungs are split as they are, about the body's midline or the isocentre, and a warning says
     so. midline: (RAS x or None, source) from `lungs.midline_x` on these ``body`` and
     ``trachea`` when the caller has it (not computed again). Raises InputError when the lung
-    mask is empty."""
+    mask is empty. notes: where the split's own doubt (`split_left_right`'s notes) goes, when
+    not in the warnings returned."""
     warn: list[str] = []
     if trachea is None and find_airways:
         try:
@@ -61,5 +62,5 @@ def split_lungs(ct: Volume, lungs: np.ndarray, body: np.ndarray | None,
                     "and the body cut at a side")
     elif src == "unknown":
         warn.append(NO_MIDLINE)
-    left, right = split_left_right(ct, lungs, midline=mid)
+    left, right = split_left_right(ct, lungs, midline=mid, notes=warn if notes is None else notes)
     return left, right, mid, warn

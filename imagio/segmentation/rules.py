@@ -253,7 +253,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         # the one left/right split (its warnings are the ones said above: the airways tried
         # once, the midline's source)
         left, right, _, _ = split_lungs(ct, lungs, body, trachea, bronchi, find_airways=False,
-                                        midline=(mid, src))
+                                        midline=(mid, src), notes=meta["warnings"])
         if "lungs" in want:
             out["lung_left"], out["lung_right"] = left, right
         if "emphysema" in want:
