@@ -327,3 +327,22 @@ def test_shift_scores_with_no_class_in_view_average_without_a_numpy_warning():
             got = _mean_of_scored(sc)
         assert got.dtype == ref.dtype and np.array_equal(got, ref, equal_nan=True)
         assert np.isnan(got[:7]).all()
+
+
+def test_a_map_displaced_beyond_the_search_is_said(shared_data):
+    """New-user trial 45 H1: the TotalSegmentator example's map moved 21-30 mm (beyond the +-16 mm
+    search) was planned on without a word (a best path through 9.7 mm of rib_right_9, the nearest
+    rib said 5.2 mm away): at the search's edge it gains too little to be refused. Where it lies it
+    fits the CT no better than unrelated labels (0.50); a map of its CT fits 0.55 or more. Moved
+    21-30 mm along R, A or S it is now said; in place, and moved 10 mm (refused), as before."""
+    ts = shared_data / "totalsegmentator-example"
+    ct = io.read_image(ts / "example_ct_sm.nii.gz")
+    lab = io.read_labels(ts / "example_seg.nii.gz", io.read_label_names(ts / "labels_total_v2.json"))
+    assert require_registered(ct, lab, classes_from_labels(lab), "the label map") == ""
+    for d in ((21.0, 0.0, 0.0), (30.0, 0.0, 0.0), (0.0, 30.0, 0.0), (0.0, 0.0, -24.0)):
+        on = io.labels_on_grid(_moved(lab, d), ct)
+        said = require_registered(ct, on, classes_from_labels(on), "the label map")
+        assert "no better than chance" in said or "displaced" in said, (d, said)
+    on = io.labels_on_grid(_moved(lab, (10.0, 0.0, 0.0)), ct)
+    with pytest.raises(InputError, match="displaced"):
+        require_registered(ct, on, classes_from_labels(on), "the label map")

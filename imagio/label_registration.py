@@ -429,7 +429,8 @@ _AXIS_NAME = {"R": "right-left", "A": "anterior-posterior", "S": "head-foot"}
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
                        unchecked: str = "", made_on: Volume | None = None) -> str:
     """Refuse (InputError, one line) labels displaced from the CT (``displacement``); return a
-    warning ("" when none) when the fit is doubtful, when nothing could be judged (no bone or air
+    warning ("" when none) when the fit is doubtful, when the labels fit no better than chance
+    where they lie (``chance_fit_max``: displaced beyond the search or another scan's), when nothing could be judged (no bone or air
     class: a tumour-only map; or nothing in view), or an axis could not be judged (too few bone/air
     boundary points facing it in view), naming what is ``unchecked`` then. ``made_on``: see `displacement`."""
     r = displacement(ct, grid, classes, made_on)
@@ -452,6 +453,11 @@ def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
                          "segmentation of this CT, or correct its geometry")
     if r["doubtful"]:
         return f"{what} may be displaced by {where} from the CT ({_describe(r)}): check it on the CT{tail}"
+    if float(r["at_zero"]) <= float(rule()["chance_fit_max"]):   # beyond the search (trial 45 H1)
+        return (f"{what}: its bone and air structures fit the CT no better than chance where they lie "
+                f"({float(r['at_zero']):.2f}; unrelated labels fit 0.50, a map of this CT 0.55 or more) and no shift "
+                f"within {r['search_mm']:g} mm makes them fit: it may be displaced by more than that or belong to "
+                f"another scan; check it on the CT{tail}")
     if r["unjudged"]:
         names = " and ".join(_AXIS_NAME[x] for x in r["unjudged"])
         return (f"{what}: too few edges of its bone/air structures face the {names} axis within the scan (a long "
