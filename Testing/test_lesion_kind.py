@@ -63,6 +63,30 @@ def test_fat_density_result_is_flagged():
         assert any("that of fat" in w for w in ws) == flagged, (flagged, meas.mean_hu, ws)
 
 
+def test_a_cavity_inside_a_solid_lesion_is_not_read_as_fat():
+    """New-user trial 45 M2: lung2's mass with a 3 mL air cavity, correctly outlined with it, was
+    warned "mean density -55 HU, that of fat ... grown into fat" (the cavity's air in the mean; a
+    thin-walled one read -353 HU, "that of fat (-190..-30)"). The mean the check reads leaves the air
+    out (below limits.AERATED_MAX_HU): the tumour with an air cavity carved in it is not flagged,
+    the fat region still is."""
+    from imagio.segmentation.lesion import _plausibility
+
+    ct, tumour = _pelvis_on_pads()
+    x, y, z = (ras_coordinate(ct, a) for a in range(3))
+    c = np.array([float(x[tumour].mean()), float(y[tumour].mean()), float(z[tumour].mean())])
+    cavity = tumour & (((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) <= 12.0 ** 2)
+    assert cavity.sum() > 0.15 * tumour.sum()
+    arr = ct.array.copy()
+    arr[cavity] = -900
+    cav_ct = ct.with_array(arr)
+    meas = measure(tumour, cav_ct, cav_ct.array, kind="soft_tissue")
+    assert meas.mean_hu < -30   # the whole outline's mean is fat-like: the old check fired on it
+    assert not any("that of fat" in w for w in _plausibility(tumour, cav_ct, meas))
+    fat = ((x + 50) ** 2 + (y + 10) ** 2 + z ** 2 <= 12 ** 2)
+    mf = measure(fat, cav_ct, cav_ct.array, kind="soft_tissue")
+    assert any("that of fat" in w for w in _plausibility(fat, cav_ct, mf))
+
+
 def test_edge_warning_wording():
     """A region cut by the field of view with a plausible outline: a lower bound. One that grew
     without a clear border or to the size limit: unreliable, never a lower bound."""

@@ -1847,8 +1847,14 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
         meas.touches_image_edge, meas.spans_image = True, spans
         out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans or no_edge))
     solid = meas.kind == "soft_tissue" or meas.subtype in ("mass", "calcified")
-    if solid and meas.mean_hu < FAT_MAX_HU:
-        out.append(f"the lesion's mean density is {meas.mean_hu:.0f} HU, that of fat (adipose tissue "
+    # its air left out (a cavity and its wall's partial volume: new-user trial 45 M2, a filled
+    # cavity read as fat), so the mean is that of its tissue
+    from ..limits import AERATED_MAX_HU
+
+    hu = ct.array[mask] if solid else None
+    tissue_hu = float(hu[hu >= AERATED_MAX_HU].mean()) if solid and (hu >= AERATED_MAX_HU).any() else meas.mean_hu
+    if solid and FAT_MIN_HU <= tissue_hu < FAT_MAX_HU:
+        out.append(f"the lesion's mean density (its air left out) is {tissue_hu:.0f} HU, that of fat (adipose tissue "
                    "-190..-30 HU): a solid lesion is denser, so the outline has probably grown into fat; "
                    "check it (expected only for a fat-containing tumour such as a lipoma or liposarcoma), "
                    "click nearer the lesion's centre, or give the kind")
