@@ -1111,8 +1111,9 @@ def probe_placement(device: Device, E: np.ndarray, T: np.ndarray, limit_mm: floa
                             "simultaneous_probe_spacing)")
     else:
         out["min_shaft_spacing_mm"] = None
-        out["statement"] = (f"{device.modality}: the zones are ablated one after the other; zones on one track are "
-                            "positions of one probe repositioned along it (shared entries allowed)")
+        out["statement"] = (f"{device.modality}: the zones are ablated one after the other; zones through one skin "
+                            "entry are positions of one probe, pulled back along its track or re-inserted along "
+                            "another (shared entries allowed; the warnings say which)")
     return out
 
 
