@@ -425,6 +425,20 @@ def test_solid_component_never_exceeds_the_nodule():
     assert kind == "part_solid" and 5.0 <= solid_mm <= 8.0 < measure(lesion, ct).mean_diameter_mm
 
 
+def test_a_clipped_perifissural_nodule_under_10_mm_has_floor_2():
+    """New-user trial 45 L3: a perifissural nodule measured 8.5 mm with its outline clipped (size a
+    lower bound) was said "would give 4A, a floor only": while its true size stays under 10 mm it is
+    Lung-RADS 2 (v2022), so 2 is its floor; measured at 10 mm or more it is read as solid (4A)."""
+    from imagio.stratification.screening import lung_rads
+
+    nod = {"type": "perifissural", "mean_diameter_mm": 8.5, "solid_component_mm": 8.5,
+           "size_uncertain": "the outline was clipped to the detected blob's sphere"}
+    r = lung_rads(nod)
+    assert r["category_at_least"] == "2" and "would give 2" in r["refused"], r
+    assert lung_rads({**nod, "mean_diameter_mm": 11.0, "solid_component_mm": 11.0})["category_at_least"] == "4A"
+    assert lung_rads({**nod, "type": "solid"})["category_at_least"] == "4A"
+
+
 def test_uncertain_calcified_object_gets_no_nodule_floor():
     """New-user trial 4 (M4): bone in an LIDC slab (430-500 HU) was typed calcified, its outline
     clipped, and graded "at least 4B" as if a solid nodule. Calcium density of uncertain size is

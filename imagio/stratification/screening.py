@@ -107,7 +107,8 @@ def lung_rads(nodule: dict) -> dict:
 def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
     """Lung-RADS of a nodule whose size is a lower bound (outline clipped) or unreliable (cut by
     the scan's edge): the category its measured size implies as a solid nodule is a floor
-    (``category_at_least``). A clipped solid nodule whose floor is already 4B (the highest size
+    (``category_at_least``; a perifissural one measured under 10 mm: 2, the category it keeps
+    while its true size stays under 10 mm). A clipped solid nodule whose floor is already 4B (the highest size
     category) is 4B; anything else, and every nodule cut by the scan's edge (its type is
     uncertain too), is refused with the reason; so is a calcified one (calcified nodule or bone),
     without a floor."""
@@ -125,6 +126,8 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
                                   nodule.get("solid_component_mm") or 0.0)["category"]
     except InputError:
         floor = None
+    if nodule.get("type") == "perifissural" and size < PERIFISSURAL_MAX_MM:
+        floor = "2"   # a true size still under 10 mm keeps it category 2 (trial 45 L3: said "4A")
     mass = f"; {size:.0f} mm already: a mass (> 30 mm), Lung-RADS 4B/4X territory" if size > MASS_MM else ""
     if floor == "4B" and t == "solid" and "scan's edge" not in reason:
         return {"category": "4B", "management": lungrads.table()["management"]["4B"],
