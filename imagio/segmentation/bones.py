@@ -237,8 +237,8 @@ def thin_bone_note(resolution_mm, thin_low_hu: float, low_hu: float, tissue_hu: 
             f"effective resolution ({w} mm, read from its noise) is coarser than the {COMMON_RESOLUTION_MM:g} mm "
             f"the bone rules are built for, so a thin rib reads at {f:.0%} of its contrast there and partly below "
             f"the bone threshold of {low_hu:.0f} HU, which the scan's enhanced tissue ({tissue_hu:.0f} HU) or contrast keeps "
-            f"above the {thin_low_hu:.0f} HU a rib's trabecular bone reads at; use a CT reconstructed at "
-            f"{COMMON_RESOLUTION_MM:g} mm or finer")
+            f"above the {thin_low_hu:.0f} HU a rib's trabecular bone reads at; use thinner sections or a "
+            f"sharper reconstruction kernel (a resolution of {COMMON_RESOLUTION_MM:g} mm or finer by its noise)")
 
 
 def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_LOW_HU,
