@@ -1851,8 +1851,9 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
     # cavity read as fat), so the mean is that of its tissue
     from ..limits import AERATED_MAX_HU
 
-    hu = ct.array[mask] if solid else None
-    tissue_hu = float(hu[hu >= AERATED_MAX_HU].mean()) if solid and (hu >= AERATED_MAX_HU).any() else meas.mean_hu
+    hu = ct.array[mask] if solid else np.empty(0)
+    tissue = hu[hu >= AERATED_MAX_HU]   # one read of the lesion's HU, one comparison
+    tissue_hu = float(tissue.mean()) if tissue.size else meas.mean_hu
     if solid and FAT_MIN_HU <= tissue_hu < FAT_MAX_HU:
         out.append(f"the lesion's mean density (its air left out) is {tissue_hu:.0f} HU, that of fat (adipose tissue "
                    "-190..-30 HU): a solid lesion is denser, so the outline has probably grown into fat; "
