@@ -486,12 +486,13 @@ def test_a_mass_larger_than_the_detected_blob_keeps_its_full_size():
 def test_a_clipped_outline_never_gives_a_category_below_its_size():
     """When the outline must be clipped its size is a lower bound: Lung-RADS gives 4B when the
     clipped size already implies it (solid >= 15 mm), else refuses with the floor; Brock and Mayo
-    are refused. Sizes against Lung-RADS v2022's solid bands (6, 8, 15 mm)."""
+    are refused. Sizes against Lung-RADS v2022's solid bands (6, 8, 15 mm); a perifissural nodule
+    still under 10 mm keeps category 2 (v2022), so 2 is its floor there (trial 45 L3)."""
     from imagio.stratification.screening import stratify
 
     pat = {"age": 66, "sex": "female", "smoker": True}
     why = "the outline was clipped to the detected blob's sphere (6 mm radius): its size is a lower bound"
-    for size, floor in ((4.0, "2"), (7.0, "3"), (12.0, "4A"), (20.0, "4B"), (35.0, "4B")):
+    for size, floor in ((4.0, "2"), (7.0, "2"), (12.0, "4A"), (20.0, "4B"), (35.0, "4B")):
         s = stratify({"type": "perifissural", "long_axis_mm": size * 1.2, "mean_diameter_mm": size,
                       "size_uncertain": why}, pat)
         lr = s["lung_rads"]
