@@ -346,3 +346,23 @@ def test_a_map_displaced_beyond_the_search_is_said(shared_data):
     on = io.labels_on_grid(_moved(lab, (10.0, 0.0, 0.0)), ct)
     with pytest.raises(InputError, match="displaced"):
         require_registered(ct, on, classes_from_labels(on), "the label map")
+
+
+def test_a_joint_capsule_is_not_read_as_bone():
+    """Review 40 M2: the limb phantom's ``hip_joint_capsule_left`` (joint fluid) matched the bone
+    prefix ``hip``, so the label-map check read a fluid label as bone (and a target in it was a
+    bone biopsy). A name holding a soft-tissue word is not bone (planning_defaults
+    ``not_bone_words``); the hip bone itself still is. Independent check: the capsule's voxels are
+    fluid on the CT (median under 250 HU, the bone class's floor) and none is in the bone class."""
+    from imagio.phantom.limb import thigh
+    from imagio.planning.problem import is_bone
+
+    ph = thigh(seed=0, spacing_mm=2.5, side="left")
+    caps = [v for v, n in ph.labels.labels.items() if "joint_capsule" in n]
+    assert caps
+    in_caps = np.isin(ph.labels.array, caps)
+    assert float(np.median(ph.ct.array[in_caps])) < 250.0
+    bone = classes_from_labels(ph.labels)["bone"]
+    assert bone.any() and not (bone & in_caps).any()
+    assert is_bone("hip_left") and is_bone("femur_right") and is_bone("rib_left_3")
+    assert not is_bone("hip_joint_capsule_left") and not is_bone("knee_joint_capsule_right")

@@ -915,13 +915,15 @@ def test_the_lesion_outline_record_does_not_depend_on_how_the_scan_is_stored(tmp
 def test_the_label_maps_registration_doubt_is_said_once():
     """New-user trial 38 L1: the doubt that the label map is displaced was printed twice (the
     sarcoma planner and the needle planner it calls both checked the map). The thigh phantom's
-    map moved 4 mm along R (1.3 voxels of its 3 mm grid: below what is refused) reads doubtful;
-    the doubt is said once, in the sarcoma's words, and the map is checked once."""
+    map moved 3 mm along S (one voxel of its 3 mm grid: below what is refused) reads doubtful;
+    the doubt is said once, in the sarcoma's words, and the map is checked once. (It was 4 mm
+    along R while the hip joint capsule counted as bone and blurred the fit; review 40 M2: with
+    the capsule read as the fluid it is, a whole map one voxel off in-plane is refused.)"""
     from imagio.volume import Volume
 
     ph = thigh(seed=0, spacing_mm=3.0)
     aff = ph.labels.ijk_to_ras.copy()
-    aff[:3, 3] += (4.0, 0.0, 0.0)
+    aff[:3, 3] += (0.0, 0.0, 3.0)
     moved = Volume(ph.labels.array, aff, ph.labels.name, dict(ph.labels.labels))
     sp = plan_sarcoma_biopsy(ph.ct, moved)
     said = [w for w in sp.to_dict()["warnings"] if w.startswith("the label map may be displaced")]

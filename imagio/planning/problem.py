@@ -1098,8 +1098,11 @@ def _named(name: str, prefixes) -> bool:
 
 
 def is_bone(name: str) -> bool:
-    """True for bone structures (planning_defaults ``bone_target.bone_prefixes``)."""
-    return _named(name, load_defaults()["bone_target"]["bone_prefixes"])
+    """True for bone structures (planning_defaults ``bone_target.bone_prefixes``), except a name
+    holding one of ``bone_target.not_bone_words`` as a word (``hip_joint_capsule_left``: the soft
+    tissue of a joint, not the hip bone)."""
+    bt = load_defaults()["bone_target"]
+    return _named(name, bt["bone_prefixes"]) and not set(name.split("_")) & set(bt["not_bone_words"])
 
 
 def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: bool = False) -> None:
