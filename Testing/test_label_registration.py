@@ -366,3 +366,22 @@ def test_a_joint_capsule_is_not_read_as_bone():
     assert bone.any() and not (bone & in_caps).any()
     assert is_bone("hip_left") and is_bone("femur_right") and is_bone("rib_left_3")
     assert not is_bone("hip_joint_capsule_left") and not is_bone("knee_joint_capsule_right")
+
+
+def test_a_map_one_voxel_off_is_not_said_to_fit_nowhere(shared_data):
+    """New-user trial 47 M1: TotalSegmentator's example map moved 3 mm along R and S (one voxel of
+    example_ct_sm's 3 mm grid) fitted no better than chance where it lay (0.52) and was told "no
+    shift within 16 mm makes them fit: ... belong to another scan", although one voxel back fits
+    it. Shifts under two voxels are still not refused on this evidence (a coarse map's boundaries),
+    but the warning names the short shift that fits, on the side it lies: the map lies towards +R
+    and +S, so it fits moved towards -R and -S."""
+    ts = shared_data / "totalsegmentator-example"
+    ct = io.read_image(ts / "example_ct_sm.nii.gz")
+    lab = io.read_labels(ts / "example_seg.nii.gz", io.read_label_names(ts / "labels_total_v2.json"))
+    on = io.labels_on_grid(_moved(lab, (3.0, 0.0, 3.0)), ct)
+    said = require_registered(ct, on, classes_from_labels(on), "the label map")
+    assert "no better than chance" in said and "no shift within" not in said, said
+    r = displacement(ct, on, classes_from_labels(on))
+    assert r["at_near"] > r["at_zero"] + 0.05
+    assert r["near_shift_mm"][0] < 0 and r["near_shift_mm"][2] < 0 and abs(r["near_shift_mm"][1]) <= 1.0, r
+    assert f"fit {r['at_near']:.2f} when moved by" in said

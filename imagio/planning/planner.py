@@ -34,6 +34,10 @@ class NoFeasiblePath(ImagioError):
         super().__init__(format_report(report))
 
 
+def _how_close(mm: float) -> str:
+    return "inside it" if mm < 0 else f"{mm:.1f} mm"
+
+
 def format_report(report: dict) -> str:
     """The infeasibility report as one readable paragraph."""
     if report.get("candidates") == 0:
@@ -44,7 +48,15 @@ def format_report(report: dict) -> str:
                    for k, v in report.get("excluded_by", {}).items())
     nm = report.get("best_near_miss") or {}
     why = "; ".join(nm.get("details", [])) or "none"
-    return (f"no feasible needle path to {report.get('target')} among {report.get('candidates')} "
+    close = report.get("target_too_close") or []
+    first = ""
+    if close:   # every path ends there: say it first (new-user trial 47 M2)
+        near = ", ".join(f"{c['structure']} ({_how_close(c['distance_mm'])}, needs {c['required_mm']:.1f} mm)"
+                         for c in close)
+        first = (f"the target point itself lies too close to {near}: every path ends there, whatever its "
+                 "entry; move the target point, or give that structure a smaller margin (--role NAME=margin:MM) "
+                 "if that is clinically acceptable. ")
+    return (f"no feasible needle path to {report.get('target')}{': ' + first + 'Among' if first else ' among'} {report.get('candidates')} "
             f"candidate entries: {ex or 'no candidate entries within needle reach'}. "
             f"Best near-miss (entry {nm.get('entry_ras')}): {why}. Relax the constraint that "
             "excludes most (e.g. a longer needle, more gantry tilt, a smaller margin) or choose "
@@ -107,8 +119,12 @@ class Plan:
             w += ver.dense.summary()
         w += self._finding_warnings()
         if not self.feasible:
-            nm = self.report.get("best_near_miss") or {}
-            w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: "
+            rep = self.report
+            nm = rep.get("best_near_miss") or {}
+            close = rep.get("target_too_close") or []
+            w.append("no feasible path" + "".join(
+                f"; the target point lies too close to {c['structure']} ({_how_close(c['distance_mm'])}, needs "
+                f"{c['required_mm']:.1f} mm): every path ends there" for c in close) + (f"; best near-miss at {nm['entry_ras']}: "
                                             + "; ".join(nm.get("details", [])) if nm else
                                             " (no skin entry within the needle length)"))
         avoid = {s.name for s in p.structures if s.role == "avoid"}   # e.g. lung_vessels_small
@@ -252,7 +268,34 @@ class Plan:
                             ver.verify(t.entry_ras[best], t.target_ras[best]).problems]
             out["best_near_miss"] = {"entry_ras": np.round(t.entry_ras[best], 1).tolist(),
                                      "violations": t.violated(best), "details": details}
+            close = self.target_too_close()
+            if close:
+                out["target_too_close"] = close
         return to_jsonable(out)
+
+    def target_too_close(self) -> list[dict]:
+        """[{structure, distance_mm, required_mm}]: the structure kept at a clearance (roles
+        forbidden and margin) that achieves the hard distance map at the target point's voxel when
+        that point lies closer to it than its clearance (margin + needle radius and placement
+        uncertainty, ``needle.widening_mm``), else []. Every path ends at the target, so none can
+        be feasible whatever its entry (new-user trial 47 M2: a tumour 8.0 mm from the portal
+        vein, which needs 8.2 mm, was reported as "clearance: 0.5 mm to rib_right_8" of the best
+        near-miss). Distances in mm by the distance maps' convention (voxel-centre distance minus
+        half a voxel; `distance_maps`)."""
+        maps, p = self.maps, self.problem
+        kji = np.rint(maps.world_to_kji(np.asarray(p.target.point_ras, float)[None])[0]).astype(int)
+        if np.any(kji < 0) or np.any(kji >= np.array(maps.hard.shape)):
+            return []
+        flat = int(np.ravel_multi_index(tuple(kji), maps.hard.shape))
+        slack = float(maps.hard.ravel()[flat])
+        if slack >= p.needle.widening_mm:
+            return []
+        i = int(maps.hard_structure(np.array([flat]))[0])
+        if i < 0:
+            return []
+        m = float(maps.hard_margins[i])
+        return [{"structure": maps.names[i], "distance_mm": round(slack + m, 1),
+                 "required_mm": round(m + p.needle.widening_mm, 1)}]
 
     def to_dict(self) -> dict:
         from .findings import RANKING_RULE
