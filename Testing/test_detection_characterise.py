@@ -801,3 +801,28 @@ def test_brock_and_mayo_read_the_axial_diameter_and_the_inputs_are_recorded():
     # a reading that agrees is not warned
     _, _, scan = characterise_candidates(ct, [cand], lung, patient={**patient, "emphysema": False})
     assert not any(x.startswith("emphysema given") for x in scan["warnings"]), scan["warnings"]
+
+
+def test_nodule_table_lists_the_reports_nodules_first_and_says_which_table(tmp_path):
+    """New-user trial 46 M2b: on a reformat where no candidate reached the report's probability
+    threshold, nodules.csv listed first a 0.0096-probability hilum candidate rated 4B (the risk
+    order) while the report kept it out of its nodule table. The CSV lists the report's nodules
+    (probability at or above its threshold) first, then the low-probability candidates, and says
+    which table each row belongs to."""
+    import csv as _csv
+
+    from imagio.detection.outputs import write_nodule_csv
+    from imagio.detection.report import report_threshold
+
+    t = report_threshold()
+
+    def nod(i, p, cat):
+        return {"id": i, "type": "solid", "center_ras": [1.0, 2.0, 3.0], "mean_diameter_mm": 9.0,
+                "candidate": {"center_ras": [1.0, 2.0, 3.0], "probability": p, "diameter_mm": 9.0},
+                "stratification": {"lung_rads": {"category": cat}}}
+
+    given = [nod(18, t * 0.02, "4B"), nod(3, min(1.0, t + 0.05), "3"), nod(7, t * 0.5, "2")]   # risk order
+    rows = list(_csv.DictReader(open(write_nodule_csv(tmp_path / "n.csv", "s1", given))))
+    assert [r["id"] for r in rows] == ["3", "18", "7"]
+    assert [r["table"] for r in rows] == ["main", "low_probability", "low_probability"]
+    assert all((float(r["probability"]) >= t) == (r["table"] == "main") for r in rows)

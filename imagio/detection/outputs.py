@@ -26,7 +26,7 @@ NODULE_FIELDS = ("seriesuid", "coordX", "coordY", "coordZ", "probability", "id",
                  "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "axial_long_axis_mm", "volume_ml",
                  "solid_component_mm", "side", "lobe", "distance_to_pleura_mm", "juxta_pleural",
                  "juxta_vascular", "lung_rads", "brock_low", "brock_high", "mayo_low", "mayo_high",
-                 "refused", "warnings")
+                 "refused", "warnings", "table")
 
 
 def _rng(s: dict, model: str) -> tuple:
@@ -35,11 +35,18 @@ def _rng(s: dict, model: str) -> tuple:
 
 
 def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
-    """Rows of the nodule table (``NODULE_FIELDS``), one per characterised nodule."""
+    """Rows of the nodule table (``NODULE_FIELDS``), one per characterised nodule: as the
+    screening report lists them, the nodules at or above the report's probability threshold
+    first (``table`` "main"), then the low-probability candidates (``table`` "low_probability"),
+    each in the given (risk) order. New-user trial 46 M2b: a 0.0096-probability hilum candidate
+    rated 4B came first in the CSV while the report kept it out of its nodule table."""
     from .commands import ras_to_lps
+    from .report import split_by_score
 
+    main, low = split_by_score(nodules)
+    in_main = {id(d) for d in main}
     rows = []
-    for d in nodules:
+    for d in main + low:
         c = d["candidate"]
         ras = d.get("center_ras") or c["center_ras"]
         lps = ras_to_lps(ras)[0]
@@ -51,7 +58,7 @@ def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
                      d.get("side", ""), d.get("lobe") or d.get("lobe_note") or "", d.get("distance_to_pleura_mm", ""),
                      d.get("juxta_pleural", ""), d.get("juxta_vascular", ""),
                      s.get("lung_rads", {}).get("category", ""), *_rng(s, "brock"), *_rng(s, "mayo"),
-                     refused, " | ".join(d.get("warnings", []))])
+                     refused, " | ".join(d.get("warnings", [])), "main" if id(d) in in_main else "low_probability"])
     return rows
 
 
