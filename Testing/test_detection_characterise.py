@@ -826,3 +826,32 @@ def test_nodule_table_lists_the_reports_nodules_first_and_says_which_table(tmp_p
     assert [r["id"] for r in rows] == ["3", "18", "7"]
     assert [r["table"] for r in rows] == ["main", "low_probability", "low_probability"]
     assert all((float(r["probability"]) >= t) == (r["table"] == "main") for r in rows)
+
+
+def test_no_emphysema_is_not_judged_on_lungs_the_scan_cuts():
+    """New-user trial 46 L8: on a 40 mm LIDC slab LAA-950 read 2.67 % and emphysema "no" set
+    Brock's emphysema term to 0, though emphysema is regional and most of the lungs were not in
+    the scan. Below the threshold on lungs that reach a face of the image it is unknown (said, a
+    range in Brock); the same lungs inside the image read no; at or above the threshold the part
+    measured shows it: yes. LAA-950 counted here independently of the code."""
+    from imagio.detection.characterise import emphysema_status
+
+    rng = np.random.default_rng(0)
+    for cut in (False, True):
+        for laa in (0.02, 0.08):
+            arr = np.full((40, 50, 50), 40.0, np.float32)
+            lungs = np.zeros(arr.shape, bool)
+            lungs[(0 if cut else 5):35, 10:40, 10:40] = True
+            arr[lungs] = -860.0
+            pick = lungs & (rng.random(arr.shape) < laa)
+            arr[pick] = -980.0
+            ct = Volume(arr, make_ijk_to_ras((1.0, 1.0, 2.0), (0, 0, 0)))
+            e = emphysema_status(ct, lungs)
+            own = 100.0 * pick.sum() / lungs.sum()
+            assert abs(e["laa950_percent"] - own) < 0.1, (e, own)
+            if own >= e["threshold_percent"]:
+                assert e["emphysema"] is True and not e["not_judged"]
+            elif cut:
+                assert e["emphysema"] is None and "cuts the lungs" in e["not_judged"]
+            else:
+                assert e["emphysema"] is False and not e["not_judged"]

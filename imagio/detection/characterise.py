@@ -46,14 +46,27 @@ NO_LOBES = ("not given: no lobe label map (pass --lungs with TotalSegmentator lo
 
 
 def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
-    """{"laa950_percent", "emphysema": bool, "threshold_percent", "source"} of the lung mask."""
+    """{"laa950_percent", "emphysema": bool or None, "threshold_percent", "source", "not_judged"}
+    of the lung mask (bool [k, j, i] on the CT grid). Emphysema is yes at or above the LAA-950
+    threshold, no below it, and None (unknown: Brock a range over it) below it when the lungs
+    reach a face of the image, with ``not_judged`` saying why (detection.json
+    ``characterise.emphysema_laa950_percent.partial_lungs``)."""
     from ..segmentation.emphysema import emphysema
 
     c = constants()["characterise"]["emphysema_laa950_percent"]
     _, stats = emphysema(ct, {"lungs": lungs})
     pct = stats["total"]["laa_percent"]
-    return {"laa950_percent": pct, "emphysema": None if pct is None else bool(pct >= c["value"]),
-            "threshold_percent": c["value"], "source": c["source"]}
+    emph = None if pct is None else bool(pct >= c["value"])
+    why = None
+    m = np.asarray(lungs, bool)
+    cut = m.ndim == 3 and any(m[(slice(None),) * a + (e,)].any() for a in range(3) for e in (0, -1))
+    if emph is False and cut:
+        ml = float(np.count_nonzero(m)) * ct.voxel_volume_ml
+        emph, why = None, (f"LAA-950 {pct} % measured on {ml:.0f} mL of lung only: the scan cuts the lungs (they "
+                           "reach the edge of the image) and emphysema is regional, so its absence is not judged "
+                           "(Brock is a range over it); give --emphysema / --no-emphysema from the whole-chest CT")
+    return {"laa950_percent": pct, "emphysema": emph, "threshold_percent": c["value"], "source": c["source"],
+            "not_judged": why}
 
 
 def _calcified_mask(ct: Volume, kji, radius_mm: float, hu_min: float) -> np.ndarray:
@@ -466,8 +479,10 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     measured = emph = scan["emphysema"]["emphysema"]
     e = scan["emphysema"]
     how = {"value": emph, "how": "unknown" if emph is None else "measured",
-           "note": None if emph is None else f"LAA-950 {e['laa950_percent']} % of the lungs "
-                                            f"(emphysema at >= {e['threshold_percent']:g} %)"}
+           "note": e.get("not_judged") if emph is None else f"LAA-950 {e['laa950_percent']} % of the lungs "
+                                                             f"(emphysema at >= {e['threshold_percent']:g} %)"}
+    if e.get("not_judged") and (patient or {}).get("emphysema") is None:
+        scan["warnings"].append("emphysema: " + e["not_judged"])
     if (patient or {}).get("emphysema") is not None:   # a reader's reading replaces the measurement
         emph = scan["emphysema"]["given"] = bool(patient["emphysema"])
         how = {"value": emph, "how": "given", "note": how["note"] and "measured: " + how["note"]}

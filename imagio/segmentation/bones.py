@@ -1023,9 +1023,12 @@ def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
         # cut the vertebral bodies: 95 mL of them 'bone')
         return float(found["y_mm"]) + rule("spinal_canal_align_mm") + rule("spine_front_from_canal_mm")
     if notes is not None:
-        notes.append("the field of view cuts the body at its " + ("back" if cut[0] else "front")
-                     + " and shows no trachea" + (" or lungs" if cut[0] else "") + " and no spinal canal "
-                     "to place the spine by: the spine's front is taken at the body's centre in view, so "
+        has_lungs = lungs is not None and lungs.any()
+        # trial 46 L10: a lower-third crop (lungs in view, cut at front and back) was told "no lungs"
+        notes.append("the field of view cuts the body at its " + ("back and front" if all(cut) else "back" if cut[0] else "front")
+                     + " and shows no trachea" + (" or lungs" if cut[0] and not has_lungs else "") + " and no spinal canal "
+                     "to place the spine by" + (" (the lungs place it only when the back alone is cut)" if cut[0] and has_lungs else "")
+                     + ": the spine's front is taken at the body's centre in view, so "
                      "vertebrae may be partly labelled 'bone' (or other bone 'vertebrae'); check the spine")
     return float(np.median(yb[body])) + 5.0
 
