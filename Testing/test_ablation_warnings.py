@@ -312,3 +312,30 @@ def test_a_lung_tumour_of_unknown_host_is_no_diaphragm_warning(phantom_files, tm
     doc = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert any("takes in lung_" in w for w in doc["warnings"])         # its zone is in the lung
     assert not [w for w in doc["warnings"] if "diaphragm" in w]
+
+
+def test_full_voxel_coverage_with_the_surface_outside_is_not_met():
+    """New-user trial 47 L4: on an oblique grid a zone was "100 % covered, met" beside a minimal
+    ablative margin of -0.1 mm (part of the tumour's surface outside the zone). A 10 mm tumour
+    ball on a 2 mm grid and a zone of 10.3 mm round its centre: every voxel centre lies inside
+    (counted here), yet its surface (the outline half a voxel beyond the centres) reaches out:
+    not met, and the warning says the edge is not ablated; a zone of 12 mm meets it."""
+    from imagio.planning.ablation.commands import zone_doubts
+    from imagio.planning.ablation.coverage import AblationContext
+    from imagio.planning.ablation.zones import Ellipsoid
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    arr = np.ones((40, 40, 40), np.uint8)
+    k, j, i = np.indices(arr.shape)
+    arr[np.sqrt((k - 20) ** 2 + (j - 20) ** 2 + (i - 20) ** 2) * 2.0 <= 10.0] = 2
+    lab = Volume(arr, make_ijk_to_ras((2.0, 2.0, 2.0), (0, 0, 0)), "l", {1: "liver", 2: "liver_tumor_1"})
+    ctx = AblationContext(lab, "liver_tumor_1")
+    c = lab.kji_to_world(np.array([[20.0, 20.0, 20.0]]))[0]
+    centres = lab.kji_to_world(np.argwhere(arr == 2).astype(float))
+    for r, met in ((10.3, False), (12.0, True)):
+        assert np.all(np.linalg.norm(centres - c, axis=1) <= r)   # every voxel centre inside
+        cov = ctx.evaluate([Ellipsoid(c, np.array([0.0, 0.0, 1.0]), r, r)]).to_dict()
+        assert cov["tumour_covered_pct"] >= 99.95 and (cov["mam_mm"] < 0) == (not met), cov["mam_mm"]
+        assert cov["criteria"]["tumour_covered"]["met"] is met
+        said = zone_doubts("ablation", cov, "move the probe", "liver_tumor_1", "liver")
+        assert any("holds every voxel" in x and "surface lies up to" in x for x in said) is (not met), said

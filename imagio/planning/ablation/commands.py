@@ -233,7 +233,11 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     crit = cov.get("criteria", {})
     t = crit.get("tumour_covered", {})
     m = crit.get("minimal_ablative_margin", {})
-    if t and not t.get("met", True):
+    if t and not t.get("met", True) and cov["tumour_covered_pct"] >= 99.95:   # every voxel, not the surface
+        out.append(f"{what}: the zone holds every voxel of {tumour} but the tumour's surface lies up to "
+                   f"{-cov['mam_mm']:.1f} mm outside it, at {[round(x, 1) for x in cov['mam_ras']]} RAS mm ({need:g} mm "
+                   f"of margin is required): part of the tumour's edge is not ablated; {fix}")
+    elif t and not t.get("met", True):
         out.append(f"{what}: the zone covers only {cov['tumour_covered_pct']:.1f}% of {tumour} (the "
                    f"tumour surface lies up to {-cov['mam_mm']:.1f} mm outside it, at "
                    f"{[round(x, 1) for x in cov['mam_ras']]} RAS mm; {need:g} mm of margin is required): part "

@@ -270,7 +270,10 @@ class AblationContext:
         t4 = time.perf_counter()
         mam = float(vm[i])
         need, ideal = float(value("minimal_ablative_margin_mm")), float(value("ideal_margin_mm"))
-        crit = {"tumour_covered": {"value": round(cov_t, 2), "required": 100.0, "met": bool(cov_t >= 99.95)},
+        # covered: every tumour voxel and the tumour's surface inside the zone (new-user trial 47 L4:
+        # "100 %, met" beside a minimal margin of -0.1 mm on an oblique grid)
+        crit = {"tumour_covered": {"value": round(cov_t, 2), "required": 100.0,
+                                   "met": bool(cov_t >= 99.95 and mam >= 0.0)},
                 "minimal_ablative_margin": {"value": round(mam, 2), "required": need, "met": bool(mam >= need)},
                 "ideal_margin": {"value": round(mam, 2), "required": ideal, "met": bool(mam >= ideal)}}
         return Coverage(
