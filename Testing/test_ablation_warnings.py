@@ -339,3 +339,44 @@ def test_full_voxel_coverage_with_the_surface_outside_is_not_met():
         assert cov["criteria"]["tumour_covered"]["met"] is met
         said = zone_doubts("ablation", cov, "move the probe", "liver_tumor_1", "liver")
         assert any("holds every voxel" in x and "surface lies up to" in x for x in said) is (not met), said
+
+
+def test_a_lung_zone_near_the_unlabelled_mediastinum_is_a_warning():
+    """New-user trial 47 M3: lung1's zone came 1.5 mm from unlabelled soft tissue between the lungs
+    in front of the spine (azygos, oesophagus) and only the vertebra was warned. Two lungs with
+    soft tissue between them and a vertebra behind; a 8 mm zone in the right lung whose surface
+    lies 7 mm (analytic) from the medial wall of the lung: the mediastinum is measured at that
+    distance (within a voxel) and warned as a high-risk location; the same zone 22 mm away is not
+    named."""
+    from types import SimpleNamespace
+
+    from imagio.planning.ablation.commands import zone_doubts
+    from imagio.planning.ablation.mediastinum_near import MEDIASTINUM_NAME, mediastinum_distance_mm
+    from imagio.planning.ablation.zones import Ellipsoid
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    sp = 1.5
+    arr = np.ones((30, 80, 100), np.uint8)            # [k S, j A, i R]; 1 = body (soft tissue)
+    arr[:, 10:70, 10:40] = 2                           # lung_upper_lobe_right: R 15-58.5 mm
+    arr[:, 10:70, 60:90] = 3                           # lung_upper_lobe_left (R 90-133.5 mm)
+    arr[:, 2:14, 45:55] = 4                            # vertebrae_T5, behind (low A)
+    aff = make_ijk_to_ras((sp, sp, sp), (0, 0, 0))
+    names = {1: "body", 2: "lung_upper_lobe_right", 3: "lung_upper_lobe_left", 4: "vertebrae_T5", 5: "label_1"}
+    wall = 40 * sp                                     # the first voxel between the lungs (R, mm)
+    k, j, i = np.indices(arr.shape) * sp
+    # the target tumour (not lung, inside the lungs' hull) round the first zone's centre: not mediastinum
+    arr[(i - (wall - 15.0)) ** 2 + (j - 40 * sp) ** 2 + (k - 15 * sp) ** 2 <= 4.0 ** 2] = 5
+    lab = Volume(arr, aff, "l", names)
+    prob = SimpleNamespace(ct=Volume(np.where(arr == 2, -850, 40).astype(np.float32), aff), labels=lab,
+                           target=SimpleNamespace(value=5))
+    for cx, expect in ((wall - 15.0, 7.0), (wall - 30.0, None)):
+        zone = Ellipsoid(np.array([cx, 40 * sp, 15 * sp]), np.array([0.0, 0.0, 1.0]), 8.0, 8.0)
+        d = mediastinum_distance_mm(prob, [zone], 10.0)
+        if expect is None:
+            assert d is None
+            continue
+        assert d is not None and abs(d - expect) <= sp, d
+        cov = {"criteria": {}, "healthy_ml": {}, "structures_near_mm": {MEDIASTINUM_NAME: round(d, 1)}}
+        said = [w for w in zone_doubts("ablation", cov, "move", "lung_nodule_1", "lung_upper_lobe_right")
+                if "high-risk location" in w]
+        assert len(said) == 1 and MEDIASTINUM_NAME in said[0], said

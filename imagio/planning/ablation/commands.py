@@ -103,6 +103,11 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
             failed = str(e)
             out["multi_probe"] = {"device": dev.name, "setting": s.id, "failed": failed}
     out = to_jsonable(out)
+    if bool(getattr(p.target, "in_lung", False)):   # trial 47 M3: unlabelled mediastinum near a lung zone
+        from .criteria import load_criteria
+        from .mediastinum_near import add_mediastinum_to_zones
+
+        add_mediastinum_to_zones(p, out, float(load_criteria()["nearby_structures_mm"]["value"]))
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed,
                                         bool(getattr(p.target, "in_lung", False)))
     return out
