@@ -29,27 +29,10 @@ def whole_volume_components(mask, connectivity=6):
 
 
 def _swap(fn):
-    """Put ``fn`` as `components` into `common` and every segmentation module that imported it;
-    returns the undo."""
-    import importlib
-    import pkgutil
+    """Put ``fn`` as `components` into every segmentation module that has it; returns the undo."""
+    from .bench_morphology import swap_in_segmentation
 
-    import imagio.segmentation as seg
-
-    saved = []
-    for mi in pkgutil.iter_modules(seg.__path__):
-        try:
-            mod = importlib.import_module(f"imagio.segmentation.{mi.name}")
-        except ImportError:
-            continue
-        if hasattr(mod, "components"):
-            saved.append((mod, mod.components))
-            mod.components = fn
-
-    def undo():
-        for mod, f in saved:
-            mod.components = f
-    return undo
+    return swap_in_segmentation({"components": fn})
 
 
 def _segment(ph):
