@@ -34,7 +34,8 @@ The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
    (entries, scores) are identical; and the couch search alone (`table.patient_and_objects`,
    the skin model computed first, untimed) in the same way: CPU time, traced peak, identical
    points (as RAS positions: the couch cache now keeps voxel indices); and the demo (item 4) of
-   both, one after the other: CPU time, peak resident memory, every JSON number identical.
+   both, one after the other: CPU time, peak resident memory, every JSON number identical,
+   and each stage's CPU time and own peak (summary.json ``cpu_s``, ``peak_rss_mib``).
    ``IMAGIO_BENCH_SPEED_ONLY=first`` stops after item 1; ``=demo`` runs item 4 alone.
 """
 
