@@ -265,3 +265,40 @@ def test_coarse_core_upsampled_by_repeats_is_the_nearest_index():
             c = rng.random(np.zeros(shape)[::f, ::f, ::f].shape) < 0.5
             idx = [np.minimum(np.arange(n) // f, c.shape[ax] - 1) for ax, n in enumerate(shape)]
             np.testing.assert_array_equal(_upsample(c, f, shape), c[np.ix_(*idx)])
+
+
+def test_components_labelled_on_the_masks_box_of_a_large_volume_are_cc3ds_whole_volume_labels():
+    """On volumes of `CROP_MIN_VOXELS` or more, `components` labels the mask's bounding box only
+    (issue 20): the labels (voxel for voxel, numbering, dtype), their number and the counts
+    (background included) are cc3d's on the whole volume, for masks inside the volume, on its
+    faces and corners, in a box over 4/9 of the volume (labelled whole), and empty; 6-, 18- and
+    26-connectivity. An equality guard of a refactor: it holds on the code before as well."""
+    import cc3d
+
+    from imagio.segmentation.common import CROP_MIN_VOXELS
+
+    rng = np.random.default_rng(11)
+    shape = (70, 180, 200)                      # 2.52 M voxels
+    assert np.prod(shape) >= CROP_MIN_VOXELS
+    noise = ndimage.gaussian_filter(rng.random(shape, np.float32), 1.2) > 0.52
+    boxes = [(slice(20, 45), slice(30, 101), slice(50, 140)),      # inside
+             (slice(0, 12), slice(150, 180), slice(0, 40)),        # a corner: three faces
+             (slice(0, 70), slice(0, 180), slice(190, 200)),       # a thin slab on a face
+             (slice(5, 68), slice(10, 170), slice(5, 195))]        # over 4/9 of the volume
+    masks = []
+    for b in boxes:
+        m = np.zeros(shape, bool)
+        m[b] = noise[b]
+        masks.append(m)
+    masks.append(np.zeros(shape, bool))
+    single = np.zeros(shape, bool)
+    single[69, 0, 199] = True                   # one voxel at a corner
+    masks.append(single)
+    for m in masks:
+        for conn in (6, 18, 26):
+            want, n_want = cc3d.connected_components(m, connectivity=conn, return_N=True)
+            lab, n, counts = components(m, connectivity=conn)
+            assert lab.dtype == want.dtype and lab.shape == want.shape
+            np.testing.assert_array_equal(lab, want)
+            assert n == n_want
+            np.testing.assert_array_equal(counts, np.bincount(want.ravel(), minlength=n_want + 1))

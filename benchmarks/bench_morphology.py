@@ -106,12 +106,18 @@ def _cases():
 def _swap_baseline():
     """Put the edt baseline into `common` and every segmentation module that imported the
     functions; returns the undo."""
+    return swap_in_segmentation({"erode_mm": edt_erode, "dilate_mm": edt_dilate, "close_mm": edt_close,
+                                 "open_mm": edt_open})
+
+
+def swap_in_segmentation(new: dict):
+    """Set each ``name: function`` of ``new`` in every ``imagio.segmentation`` module that has
+    that name (defined or imported); returns the undo."""
     import importlib
     import pkgutil
 
     import imagio.segmentation as seg
 
-    new = {"erode_mm": edt_erode, "dilate_mm": edt_dilate, "close_mm": edt_close, "open_mm": edt_open}
     saved = []
     for mi in pkgutil.iter_modules(seg.__path__):
         try:

@@ -34,7 +34,8 @@ The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
    (entries, scores) are identical; and the couch search alone (`table.patient_and_objects`,
    the skin model computed first, untimed) in the same way: CPU time, traced peak, identical
    points (as RAS positions: the couch cache now keeps voxel indices); and the demo (item 4) of
-   both, one after the other: CPU time, peak resident memory, every JSON number identical.
+   both, one after the other: CPU time, peak resident memory, every JSON number identical,
+   and each stage's CPU time and own peak (summary.json ``cpu_s``, ``peak_rss_mib``).
    ``IMAGIO_BENCH_SPEED_ONLY=first`` stops after item 1; ``=demo`` runs item 4 alone.
 """
 
@@ -384,6 +385,21 @@ def demo_peak_mib(ru_maxrss_mib: float, summary: Path) -> float:
     return max([float(ru_maxrss_mib)] + [float(v) for v in stages.values() if v is not None])
 
 
+def demo_stage_rows(base: dict | None, new: dict) -> list[dict]:
+    """One row per demo stage for its CPU time (all threads) and one for its own peak resident
+    memory (summary.json ``cpu_s``, ``peak_rss_mib``), with the baseline checkout's from the
+    same run (None: no baseline) and the ratio baseline / value."""
+    rows = []
+    for key, unit, what in (("cpu_s", "s", "CPU"), ("peak_rss_mib", "MiB", "peak")):
+        for stage, v in (new.get(key) or {}).items():
+            b = None if base is None else (base.get(key) or {}).get(stage)
+            row = {"name": f"demo {stage} {what} (vs IMAGIO_BENCH_BASELINE)", "value": v, "unit": unit}
+            if b is not None and v:
+                row.update(baseline=b, ratio=b / v)
+            rows.append(row)
+    return rows
+
+
 RUN_DEPENDENT = {"timings_s", "timings_ms", "cpu_s", "peak_rss_mib", "out_dir", "files", "file", "picture"}
 
 
@@ -420,6 +436,8 @@ def _demo() -> list[dict]:
         phases = json.loads((Path(tmp) / "new" / "summary.json").read_text())["timings_s"]
         abl = json.loads((Path(tmp) / "new" / "ablation_liver_tumor_large.json").read_text())
         same = None if old is None else demo_numbers(Path(tmp) / "base") == demo_numbers(Path(tmp) / "new")
+        stages = {k: json.loads((Path(tmp) / k / "summary.json").read_text())
+                  for k in (("base", "new") if old is not None else ("new",))}
     b = DEMO_BASELINE
     rows = [
         {"name": "demo end to end, goal < 30 s (baseline: f26cad7 median, not this run)", "value": wall, "unit": "s",
@@ -438,6 +456,9 @@ def _demo() -> list[dict]:
              "unit": "MiB", "baseline": old["rss"], "ratio": old["rss"] / rss},
             {"name": "demo outputs: every JSON number identical to the baseline's", "value": int(same), "unit": "bool"},
         ]
+        rows += demo_stage_rows(stages["base"], stages["new"])
+    else:
+        rows += demo_stage_rows(None, stages["new"])
     return rows
 
 
