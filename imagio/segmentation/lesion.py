@@ -1205,7 +1205,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     mask = np.zeros(ct.shape, bool)
     mask[sl] = region
     gas = kind is None and k == "lung_nodule" and _bordered_by_gas(a, mask, ct)
-    if kind is None and k == "lung_nodule" and (gas or _solid_click_grew_into_fat(a, mask, seed_g, sk)):
+    if kind is None and k == "lung_nodule" and (gas or _solid_click_grew_into_fat(a, mask, seed_g, sk, _pv_depth_kji(ct))):
         # a lung lesion is bordered by lung, and the chest wall lies between the lung and
         # outside air: a "lung" region bordered more by gas (outside air) than by lung-like air
         # is a limb or trunk lying in the concavity of a lung-like table top or blanket; so is
@@ -1707,10 +1707,25 @@ def _bbox_around(mask, seed, margin_mm, sk):
     return bbox_slices(m, margin_mm, sk)
 
 
-def _solid_click_grew_into_fat(a, mask, seed, sk) -> bool:
+def _pv_depth_kji(ct: Volume) -> np.ndarray:
+    """Per array axis [k, j, i], the depth (mm) of a lesion's partial-volume layer: the largest
+    spacing, and along the axis nearest S the CT's own resolution there when its sections were
+    interpolated from thicker ones (`_resolution_along_s`): a blurred edge is as deep as the
+    resolution, not the grid (new-user trial 46 M1: lung1's 5 mm sections on a 1.5 mm grid)."""
+    sk = np.asarray(ct.spacing_kji, float)
+    depth = np.full(3, float(sk.max()))
+    along = _resolution_along_s(ct)
+    if along is not None:
+        ax = anatomical_axes(ct)["S"][0]
+        depth[ax] = max(depth[ax], float(along[0]))
+    return depth
+
+
+def _solid_click_grew_into_fat(a, mask, seed, sk, depth_kji) -> bool:
     """True when a click in solid tissue (2 mm ball median above -30 HU) gave a region whose
-    interior (deeper than one slice thickness: partial volume with the lung round a small nodule
-    lies in its outer layer) has a median of fat (-190..-30 HU; adipose tissue, Lamba et al.,
+    interior (deeper than the partial-volume layer ``depth_kji`` (mm per axis, `_pv_depth_kji`):
+    partial volume with the lung round a small nodule lies in its outer layer) has a median of
+    fat (-190..-30 HU; adipose tissue, Lamba et al.,
     AJR 2014). The lung rule keeps what is denser than the aerated "lung" round it; a lung
     lesion is denser than fat, so a region whose core is fat has grown through the body's fat
     and the aerated material beside it is not the lesion's lung (a CT table's pads read
@@ -1725,7 +1740,10 @@ def _solid_click_grew_into_fat(a, mask, seed, sk) -> bool:
     if _click_stats(a, seed, sk)[0] <= FAT_MAX_HU or not mask.any():
         return False
     sl = bbox_slices(mask, 0.0, sk)
-    deep = erode_mm(mask[sl], float(max(sk)), sk)
+    # an ellipsoid of semi-axes depth_kji (mm): a ball of the largest depth on a grid whose
+    # spacing is scaled by largest / depth per axis
+    r = float(np.max(depth_kji))
+    deep = erode_mm(mask[sl], r, np.asarray(sk, float) * r / np.asarray(depth_kji, float))
     # a cavity's gas and the partial-volume layer of its wall are not fat (`_lung_subtype`)
     gas = mask[sl] & (a[sl] < GAS_MEDIAN_HU)
     if gas.any():
