@@ -415,3 +415,33 @@ def test_the_class_points_hold_no_float32_copy_of_the_class_box():
     assert [s[0] for s in sets] == ["all", "R", "A", "S"]
     assert all(len(s[1]) > 100 for s in sets), [len(s[1]) for s in sets]
     assert peak < 4 * m.size, (peak, 4 * m.size)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.float32])
+def test_values_mask_is_isin_and_the_class_masks_hold_no_temporaries(dtype):
+    """`volume.values_mask` gives ``np.isin``'s voxels for label arrays of every dtype (values out
+    of the dtype's range, fractional and absent ones included), and `classes_from_labels` on a
+    uint16 map (TotalSegmentator's 117 classes) peaks at its two masks plus a little (tracemalloc):
+    ``np.isin`` on the whole map made temporaries of several times the map (705 MiB traced for a
+    73 Mvox map, issue 20)."""
+    import tracemalloc
+
+    from imagio.volume import values_mask
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 255, (30, 40, 50)).astype(dtype)
+    for vals in ([3, 17, 250], [0], [], [299, 5.5, -1, 7], np.array([4, 4, 9], np.int64)):
+        assert np.array_equal(values_mask(a, vals), np.isin(a, vals)), (dtype, vals)
+    lab = rng.integers(0, 118, (60, 160, 160)).astype(np.uint16)
+    labels = Volume(lab, np.eye(4), "lab", {1: "rib_left_1", 2: "femur_left", 3: "lung_upper_lobe_left",
+                                             4: "trachea", **{v: f"x{v}" for v in range(5, 118)}})
+    classes_from_labels(Volume(lab[:2, :2, :2].copy(), np.eye(4), "lab", labels.labels))   # imports, caches
+    tracemalloc.start()
+    try:
+        got = classes_from_labels(labels)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert set(got) == {"bone", "air"}
+    assert np.array_equal(got["bone"], (lab == 1) | (lab == 2)) and np.array_equal(got["air"], (lab == 3) | (lab == 4))
+    assert peak < 2.5 * lab.size, (peak, lab.size)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import InputError
 from .limits import LIMITS
-from .volume import Volume
+from .volume import Volume, values_mask
 
 
 def _mean_of_scored(sc: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def classes_from_labels(labels: Volume) -> dict[str, np.ndarray]:
     out = {}
     for cls, vals in (("bone", bone), ("air", air)):
         if vals:
-            m = np.isin(labels.array, vals)
+            m = values_mask(labels.array, vals)
             if m.any():
                 out[cls] = m
     return out
