@@ -385,3 +385,102 @@ def test_a_map_one_voxel_off_is_not_said_to_fit_nowhere(shared_data):
     assert r["at_near"] > r["at_zero"] + 0.05
     assert r["near_shift_mm"][0] < 0 and r["near_shift_mm"][2] < 0 and abs(r["near_shift_mm"][1]) <= 1.0, r
     assert f"fit {r['at_near']:.2f} when moved by" in said
+
+
+def _oblique_grid(spacing, flip):
+    """A label grid with an oblique direction (rotated 20 degrees about S and 10 about R), the
+    axes flipped where ``flip`` says, and ``spacing`` (k, j, i) mm."""
+    a, b = np.radians(20.0), np.radians(10.0)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    aff = np.eye(4)
+    aff[:3, :3] = rz @ rx @ np.diag(np.asarray(flip, float) * np.asarray(spacing[::-1], float))
+    aff[:3, 3] = (-30.0, 12.0, 5.0)
+    return aff
+
+
+@pytest.mark.parametrize("spacing,flip,slab", [((1.0, 1.0, 1.0), (1, 1, 1), 4), ((3.0, 0.7, 0.7), (-1, 1, 1), 3),
+                                                ((0.75, 1.5, 0.9), (1, -1, -1), 7), ((2.0, 1.0, 1.0), (1, 1, 1), 48)])
+def test_the_facing_boundary_by_slabs_is_the_whole_boxs(spacing, flip, slab):
+    """`_facing` (issue 20: bands and Gaussian slab by slab along k, not one float32 copy of the
+    class's box) gives, per RAS axis, exactly the voxels that the whole box's definition gives:
+    ``_band`` of the whole box, the label smoothed by scipy's ``gaussian_filter`` (sigma
+    shell_mm per voxel side) over the whole box, its gradient by ``np.gradient`` (central
+    differences, one-sided at the faces), in RAS, |cos| with the axis >= facing_cos. Oblique,
+    flipped, anisotropic grids; slabs of 3-48 slices (the structure crosses many of them and
+    touches the box's faces)."""
+    from scipy import ndimage
+
+    from imagio.label_registration import _band, _facing, facing_cos, rule
+
+    rng = np.random.default_rng(3)
+    m = ndimage.binary_dilation(rng.random((40, 30, 34)) > 0.995, iterations=3)
+    m[:6, 10:20, 12:22] = True            # through the first face along k
+    m[-3:, :4, -5:] = True                # and the last, in a corner
+    grid = Volume(m.astype(np.uint8), _oblique_grid(spacing, flip), "lab", {1: "rib_left_1"})
+    cfg = rule()
+    mm, cos_min = float(cfg["shell_mm"]), facing_cos(cfg)
+    sm = ndimage.gaussian_filter(m.astype(np.float32), mm / np.asarray(spacing, float))
+    g = np.stack(np.gradient(sm), axis=-1).reshape(-1, 3)
+    inv = np.linalg.inv(grid.ijk_to_ras[:3, :3])
+    n = g[:, 2:3] * inv[0] + g[:, 1:2] * inv[1] + g[:, 0:1] * inv[2]
+    norm = np.linalg.norm(n, axis=1)
+    got = _facing(m, grid, mm, cos_min, slab=slab)
+    for a in range(3):
+        ok = (np.abs(n[:, a]) >= cos_min * np.maximum(norm, 1e-12)) & (norm > 0)
+        want = np.flatnonzero(_band(m, grid, a, mm).ravel() & ok)
+        assert len(want) > 50, (a, len(want))
+        assert np.array_equal(got[a], want), (a, len(got[a]), len(want))
+
+
+def test_the_class_points_hold_no_float32_copy_of_the_class_box():
+    """`_class_points` of a tall class box (a bone 240 slices long) peaks below one float32 copy
+    of the box (tracemalloc: numpy's allocations): before issue 20's slabs, the label smoothed
+    over the whole box took two (its float32 copy and the filter's output), about 800 MiB per
+    class on a 0.75 mm scan."""
+    import tracemalloc
+
+    from imagio.label_registration import _class_points, rule
+
+    k, j, i = np.meshgrid(np.arange(240), np.arange(110), np.arange(110), indexing="ij")
+    m = (np.hypot(j - 55.0, i - 53.0) <= 12 + 3 * np.sin(k / 15.0)) & (k >= 5) & (k < 235)
+    grid = Volume(m.astype(np.uint8), _oblique_grid((1.0, 0.8, 0.8), (1, 1, 1)), "lab", {1: "femur_left"})
+    tracemalloc.start()
+    try:
+        sets = _class_points(m, grid, rule())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [s[0] for s in sets] == ["all", "R", "A", "S"]
+    assert all(len(s[1]) > 100 for s in sets), [len(s[1]) for s in sets]
+    assert peak < 4 * m.size, (peak, 4 * m.size)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.float32])
+def test_values_mask_is_isin_and_the_class_masks_hold_no_temporaries(dtype):
+    """`volume.values_mask` gives ``np.isin``'s voxels for label arrays of every dtype (values out
+    of the dtype's range, fractional and absent ones included), and `classes_from_labels` on a
+    uint16 map (TotalSegmentator's 117 classes) peaks at its two masks plus a little (tracemalloc):
+    ``np.isin`` on the whole map made temporaries of several times the map (705 MiB traced for a
+    73 Mvox map, issue 20)."""
+    import tracemalloc
+
+    from imagio.volume import values_mask
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 255, (30, 40, 50)).astype(dtype)
+    for vals in ([3, 17, 250], [0], [], [299, 5.5, -1, 7], np.array([4, 4, 9], np.int64)):
+        assert np.array_equal(values_mask(a, vals), np.isin(a, vals)), (dtype, vals)
+    lab = rng.integers(0, 118, (60, 160, 160)).astype(np.uint16)
+    labels = Volume(lab, np.eye(4), "lab", {1: "rib_left_1", 2: "femur_left", 3: "lung_upper_lobe_left",
+                                             4: "trachea", **{v: f"x{v}" for v in range(5, 118)}})
+    classes_from_labels(Volume(lab[:2, :2, :2].copy(), np.eye(4), "lab", labels.labels))   # imports, caches
+    tracemalloc.start()
+    try:
+        got = classes_from_labels(labels)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert set(got) == {"bone", "air"}
+    assert np.array_equal(got["bone"], (lab == 1) | (lab == 2)) and np.array_equal(got["air"], (lab == 3) | (lab == 4))
+    assert peak < 2.5 * lab.size, (peak, lab.size)

@@ -131,6 +131,21 @@ def world_digest(vol: "Volume") -> str:
     return h.hexdigest()
 
 
+def values_mask(arr: np.ndarray, values) -> np.ndarray:
+    """Bool, ``arr``'s shape: ``np.isin(arr, values)``, the same voxels. For 8- and 16-bit
+    unsigned label arrays by a lookup table (``lut[arr]``: one pass, no temporary beyond the
+    output; ``np.isin`` on a 73 Mvox uint16 map took 1.6 CPU-s and 705 MiB traced, the table
+    0.2 s and the 70 MiB of its output); other dtypes by ``np.isin``."""
+    arr = np.asarray(arr)
+    vals = np.asarray(values).ravel()
+    if arr.dtype.kind == "u" and arr.dtype.itemsize <= 2:
+        lut = np.zeros(1 << (8 * arr.dtype.itemsize), bool)
+        vals = vals[(vals >= 0) & (vals < len(lut)) & (vals == np.floor(vals))].astype(np.int64)
+        lut[vals] = True
+        return lut[arr]
+    return np.isin(arr, vals)
+
+
 def index_dtype(shape) -> type:
     """The smallest signed integer type of array indices into a grid of ``shape`` (int16 up to
     32767 voxels along every axis, else int32)."""
@@ -439,7 +454,7 @@ class Volume:
         missing = [n for n in names if n not in inv]
         if missing:
             raise KeyError(f"label map has no structure {missing}; it has {sorted(inv)}")
-        return np.isin(self.array, [inv[n] for n in names])
+        return values_mask(self.array, [inv[n] for n in names])
 
     def describe(self) -> dict:
         """Geometry summary: shape (i, j, k), spacing mm, origin RAS, direction, value range."""
