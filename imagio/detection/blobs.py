@@ -511,12 +511,9 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     # Not applied to the dot channel, whose smallest scale is the smallest nodule (3 mm): a 3-4 mm
     # nodule answers most there on a 1.5 mm grid.
     peaks2, r2, s2, b2 = _peaks(resp2, best_s2, blob2, k * c_min2, b_min, sig2[0] if len(sig2) else 0.0)
-    p(0.75, "detect: pleural channel")
-    peaks3, r3, s3, b3 = pleural_peaks(sub, in_lung[sl], parenchyma, sig, pyramid)
     p(0.8, "detect: candidates")
-    n_ss = len(peaks2)
-    peaks = np.r_[peaks, peaks2, peaks3].reshape(-1, 3)
-    r_peak, s_peak, b_peak = np.r_[r_peak, r2, r3], np.r_[s_peak, s2, s3], np.r_[b_peak, b2, b3]
+    peaks = np.r_[peaks, peaks2].reshape(-1, 3)
+    r_peak, s_peak, b_peak = np.r_[r_peak, r2], np.r_[s_peak, s2], np.r_[b_peak, b2]
     if not len(peaks):
         return None
     diam = 2.0 * np.sqrt(3.0) * s_peak
@@ -544,13 +541,12 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     sub_lo = t["subsolid_min"]
     c_ref = np.full(len(peaks), SOLID_CONTRAST_HU)
     c_lo = np.full(len(peaks), c_min)
-    ss = slice(n_solid, n_solid + n_ss)
-    if n_ss:  # sub-solid: the centre must be sub-solid (Jacobs 2014's range)
+    if len(peaks2):  # sub-solid: the centre must be sub-solid (Jacobs 2014's range)
         ctr = np.array([_ball_hu(sub.array, pk, d / 2.0, sub.spacing_kji, t["solid_min"])[0]
-                        for pk, d in zip(peaks2, diam[ss])])
-        keep[ss] &= (ctr >= sub_lo) & (ctr < t["solid_min"])
-        c_ref[ss] = t["solid_min"] - parenchyma
-        c_lo[ss] = c_min2
+                        for pk, d in zip(peaks2, diam[n_solid:])])
+        keep[n_solid:] &= (ctr >= sub_lo) & (ctr < t["solid_min"])
+        c_ref[n_solid:] = t["solid_min"] - parenchyma
+        c_lo[n_solid:] = c_min2
     k_score = np.sqrt(np.clip((b_peak - b_min) / (1.0 - b_min), 0, 1)
                       * np.clip((r_peak / k - c_lo) / np.maximum(c_ref - c_lo, 1.0), 0, 1))
     fissure = np.zeros(len(peaks), bool)
@@ -572,7 +568,7 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
         # a mass lies in one lung's hull envelope (its own test), mostly outside the closing
         keep = np.r_[keep, [q.get("channel") == "mass" or bool(in_lung[sl][tuple(q["kji"])]) for q in conc]]
         fissure = np.r_[fissure, np.zeros(len(conc), bool)]
-    channel = np.array(["dot"] * n_solid + ["subsolid"] * n_ss + ["pleural"] * len(peaks3)
+    channel = np.array(["dot"] * n_solid + ["subsolid"] * (n_dot - n_solid)
                        + [q.get("channel", "concavity") for q in conc])
     return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
                 keep=keep, channel=channel, r_peak=r_peak, s_peak=s_peak, b_peak=b_peak,
@@ -603,7 +599,7 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
                                          t["solid_min"])
         typ = _type(centre_hu, solid_frac, t, c["part_solid_solid_fraction"]["value"])
         d_pl = float(dist[tuple(peaks[i])])
-        channel = str(pool["channel"][i])
+        channel = "dot" if i < n_solid else "subsolid"
         if i >= n_dot and conc[i - n_dot].get("channel") == "mass":  # a solid ball wrapped by one lung
             q = conc[i - n_dot]
             feats = dict(channel="mass", contrast_hu=q["contrast_hu"], centre_hu=centre_hu,
@@ -885,57 +881,6 @@ def subsolid_channel_applies(ct: Volume) -> bool:
     ground-glass density and the channel would report every vessel."""
     thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
     return thick <= constants()["subsolid_max_slice_mm"]["value"] + 1e-6
-
-
-def pleural_image(sub: Volume, in_lung: np.ndarray, parenchyma: float) -> Volume:
-    """The CT without the chest wall, for the pleural channel: every voxel outside ``in_lung``
-    (each lung's rolling-ball closing, :func:`search_region`: the lungs plus the concavities of
-    their outline, where juxta-pleural nodules sit) is set to the parenchyma's median. A small
-    nodule on the pleura is a bump on a dense wall: the wall adds a positive (or small) Hessian
-    eigenvalue across the pleura, so the dot filter sees no bright blob (all three eigenvalues
-    negative) at the nodule's scale; with the wall replaced by lung, the nodule is a ball cut by
-    the pleural plane and answers like one (Armato SG 3rd et al., Med Phys 2001;28:1552-1561:
-    juxta-pleural nodules are recovered as the dense content of the outline's concavities).
-    in_lung: boolean [k, j, i] on ``sub``'s grid."""
-    out = sub.array.astype(np.float32)
-    out[~in_lung] = parenchyma
-    return sub.with_array(out)
-
-
-def pleural_peaks(sub: Volume, in_lung: np.ndarray, parenchyma: float, sigmas_mm: np.ndarray,
-                  pyramid: bool = True):
-    """Dot peaks of :func:`pleural_image` that touch the pleura: (peaks (N, 3) kji on ``sub``,
-    response, sigma (mm), blobness), like :func:`_peaks`.
-
-    Scales of nodules from ``pleural_min_diameter_mm`` (6 mm, Lung-RADS v2022's smallest
-    actionable size) to below ``concavity_min_diameter_mm`` (the concavity channel,
-    :func:`concavity_candidates`, takes the larger ones); only scale-space maxima inside that
-    range (a response still rising at the smallest scale is a smaller structure: vessel stumps
-    cut by the closing's outline, Lindeberg 1998, as in the sub-solid channel); the thresholds
-    are the dot channel's (``min_contrast_hu``, ``min_blobness``). A peak is kept when the ball of its scale reaches
-    the wall: its distance to the outside of ``in_lung`` is at most its radius plus one voxel
-    (juxta-pleural: attached to the pleura, Fleischner glossary, Hansell 2008); a peak farther in
-    is the dot channel's own, whose image is the CT itself."""
-    import edt
-
-    c = constants()
-    k, b_min = c["ball_response_per_hu"]["value"], c["min_blobness"]["value"]
-    d = 2.0 * np.sqrt(3.0) * sigmas_mm
-    sig = sigmas_mm[(d >= c["pleural_min_diameter_mm"]["value"] - 1e-6)
-                    & (d < c["concavity_min_diameter_mm"]["value"])]
-    none = np.zeros((0, 3), int), np.zeros(0), np.zeros(0), np.zeros(0)
-    if not len(sig) or not in_lung.any():
-        return none
-    img = pleural_image(sub, in_lung, parenchyma)
-    resp, best_s, blob = dot_filter(img, in_lung, sig, floor=k * c["min_contrast_hu"]["value"],
-                                    pyramid=pyramid)
-    pk, r, s, b = _peaks(resp, best_s, blob, k * c["min_contrast_hu"]["value"], b_min, sig[0])
-    if not len(pk):
-        return none
-    d_wall = edt.edt(np.ascontiguousarray(in_lung), anisotropy=tuple(map(float, sub.spacing_kji)),
-                     black_border=False)[tuple(pk.T)]
-    near = d_wall <= np.sqrt(3.0) * s + float(max(sub.spacing_kji))
-    return pk[near], r[near], s[near], b[near]
 
 
 def subsolid_image(sub: Volume, parenchyma: float) -> Volume:
