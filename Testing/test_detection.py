@@ -694,6 +694,12 @@ def test_never_candidate_causes_names_the_step_that_lost_a_small_faint_nodule():
     assert miss[0]["cause"] == "response < min_contrast_hu"
     assert miss[0]["search_fraction"] == pytest.approx(1.0)
     assert miss[0]["response_hu"] < constants()["min_contrast_hu"]["value"]
+    # the grid's own limit: the same 3 mm ball alone on this 1.5 mm grid reads below the
+    # threshold (partial volume), so the miss is the grid's, not its surroundings'; a 3 mm
+    # ground-glass nodule is Lung-RADS 2 (non-solid < 30 mm)
+    assert miss[0]["isolated_ball_hu"] < constants()["min_contrast_hu"]["value"]
+    assert miss[0]["below_grid_limit"] is True
+    assert miss[0]["lung_rads_3_or_more"] is False
 
 
 def test_the_heart_wrapped_by_a_lung_is_not_a_mass():
@@ -713,3 +719,25 @@ def test_the_heart_wrapped_by_a_lung_is_not_a_mass():
     assert not [c for c in on_heart if c.diameter_mm > 30.0], [
         (c.features.get("channel"), round(c.diameter_mm, 1), c.features.get("lung_shell_fraction"))
         for c in on_heart]
+
+
+def test_isolated_ball_response_is_the_contrast_on_a_fine_grid_and_less_on_a_coarse_one():
+    # The grid's detection limit (screening_eval.isolated_ball_response_hu): a partial-volume ball
+    # alone in a flat background. Physics, independent of the detector's thresholds: on a grid
+    # much finer than the ball the dot response reads the ball's contrast (ball_response_per_hu
+    # is its calibration); a 3 mm ball on 1.5 mm voxels covers ~2 voxels and reads clearly less
+    # (partial volume; the most where it straddles eight voxels), a 12 mm one about its contrast;
+    # finer in-plane voxels are no worse than isotropic coarse ones.
+    from imagio.detection.blobs import scales_mm
+    from imagio.detection.screening_eval import isolated_ball_response_hu
+
+    sig = scales_mm(3.0, 50.0, 3)
+    fine = isolated_ball_response_hu(6.0, 500.0, (0.3, 0.3, 0.3), (0, 0, 0), sig[sig <= 6.0 / (2 * np.sqrt(3)) * 1.3])
+    assert fine == pytest.approx(500.0, rel=0.1)
+    small = [isolated_ball_response_hu(3.0, 250.0, (1.5, 1.5, 1.5), o, sig[:1])
+             for o in ((0, 0, 0), (0.5, 0.5, 0.5), (0.2, -0.3, 0.4))]
+    assert 0.0 < min(small) and max(small) < 0.8 * 250.0   # centred on a voxel corner: ~10 %
+    big = isolated_ball_response_hu(12.0, 250.0, (1.5, 1.5, 1.5), (0.5, 0.5, 0.5), sig[sig <= 12.0 / (2 * np.sqrt(3)) * 1.3])
+    assert big == pytest.approx(250.0, rel=0.2)
+    aniso = isolated_ball_response_hu(3.0, 250.0, (1.5, 0.7, 0.7), (0.5, 0.5, 0.5), sig[:1])
+    assert aniso >= small[1] - 1e-6

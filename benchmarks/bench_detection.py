@@ -12,7 +12,9 @@ Environment: IMAGIO_BENCH_DETECTION_SCANS (default 20) and IMAGIO_BENCH_DETECTIO
 phantom rows (no 512 x 512 x 300 timing, no real scans: for iterating on the detector, e.g.
 ``IMAGIO_BENCH_DETECTION_SCANS=4 IMAGIO_BENCH_DETECTION_PHANTOM_ONLY=1 python -m benchmarks detection``).
 The rows "never a candidate: ..." count the nodules no candidate hits by the first step of
-candidate generation that lost them (:func:`imagio.detection.screening_eval.never_candidate_causes`).
+candidate generation that lost them (:func:`imagio.detection.screening_eval.never_candidate_causes`),
+how many of them are Lung-RADS >= 3, and how many are below the working grid's own limit (the
+same ball alone in the parenchyma, on the same grid, reads at most ``min_contrast_hu``).
 Goal (issue 17): CPM >= 0.80; < 20 s per 512x512x300 scan on 2 cores.
 """
 
@@ -78,8 +80,13 @@ def run() -> list[dict]:
             cnt = sum(1 for m in misses if m["cause"] == cause and m["size_bin"] == b)
             if cnt:
                 rows.append({"name": f"never a candidate: {cause}, {b}", "value": cnt, "unit": "nodules"})
+    rows.append({"name": "never a candidate: Lung-RADS >= 3 (actionable) ones",
+                 "value": sum(bool(m["lung_rads_3_or_more"]) for m in misses), "unit": f"/{len(misses)}"})
+    rows.append({"name": "never a candidate: below the grid's limit (the ball alone reads <= min_contrast_hu)",
+                 "value": sum(bool(m["below_grid_limit"]) for m in misses), "unit": f"/{len(misses)}"})
     ev["never_candidate"] = [{k: m[k] for k in ("kind", "diameter_mm", "position", "cause", "response_hu",
-                                                "search_fraction")} for m in misses]
+                                                "search_fraction", "isolated_ball_hu", "below_grid_limit",
+                                                "lung_rads_3_or_more")} for m in misses]
     out = Path(__file__).resolve().parent / "detection_results.json"
     if os.environ.get("IMAGIO_BENCH_DETECTION_PHANTOM_ONLY") == "1":
         out.write_text(json.dumps(ev, indent=1, default=float))

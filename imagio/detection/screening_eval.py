@@ -112,6 +112,39 @@ MISS_CAUSES = ("outside search region", "no bright blob", "blobness < min_blobne
                "merged into another")
 
 
+def isolated_ball_response_hu(diameter_mm: float, contrast_hu: float, spacing_kji, offset_kji,
+                              sigmas_mm, supersample: int = 5) -> float:
+    """Best-scale dot response (read as HU: response / ``ball_response_per_hu``) at the centre
+    of a ball of ``diameter_mm`` and ``contrast_hu`` alone in a flat background, sampled on a
+    grid of ``spacing_kji`` (mm) with its centre ``offset_kji`` voxels (each in [-0.5, 0.5]) from
+    the nearest voxel centre, over ``sigmas_mm`` (reference single-grid filter).
+
+    Each voxel holds the ball's volume fraction in it (partial volume, ``supersample`` points per
+    axis), as a CT voxel averages what it contains. On a fine grid this is the contrast itself
+    (the dot filter's calibration, ``ball_response_per_hu``); on a grid as coarse as the ball it
+    is less (a 3 mm ball on 1.5 mm voxels: about half), which is the grid's own detection limit:
+    a nodule whose isolated ball reads at or below ``min_contrast_hu`` cannot become a dot
+    candidate on that grid whatever surrounds it."""
+    from ..volume import Volume, make_ijk_to_ras
+    from . import constants
+    from .blobs import dot_filter
+
+    sk = np.asarray(spacing_kji, float)
+    sig = np.asarray(sigmas_mm, float)
+    half = np.ceil((diameter_mm / 2.0 + 3.0 * float(sig.max())) / sk).astype(int) + 1
+    n = 2 * half + 1
+    # supersampled coordinates (mm) of each voxel's sub-points relative to the ball's centre
+    axes = [((np.arange(m * supersample) + 0.5) / supersample - 0.5 - h - o) * s
+            for m, h, o, s in zip(n, half, np.asarray(offset_kji, float), sk)]
+    d2 = axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2
+    frac = (d2 <= (diameter_mm / 2.0) ** 2).reshape(n[0], supersample, n[1], supersample,
+                                                   n[2], supersample).mean(axis=(1, 3, 5))
+    vol = Volume((frac * contrast_hu).astype(np.float32), make_ijk_to_ras(sk[::-1], np.zeros(3), np.eye(3)))
+    resp, _, _ = dot_filter(vol, np.ones(vol.shape, bool), sig, floor=-np.inf, pyramid=False)
+    k = constants()["ball_response_per_hu"]["value"]
+    return float(resp[tuple(slice(h - 1, h + 2) for h in half)].max() / k)
+
+
 def never_candidate_causes(scan, pool: dict, candidates: list) -> list[dict]:
     """Why each nodule of a phantom screening scan that no candidate hits (LUNA16's rule: within
     its radius of its centre) was lost, by the first step of the dot channel of
@@ -129,11 +162,16 @@ def never_candidate_causes(scan, pool: dict, candidates: list) -> list[dict]:
 
     The response is recomputed in a box around the nodule with no floor, on the reference
     single-grid filter (``pyramid=False``), so steps 2-4 are read without the search region's
-    or the pyramid's effect. The sub-solid and concavity channels are not diagnosed (their
+    or the pyramid's effect. For the same reason each miss also gets the grid's detection limit
+    (:func:`isolated_ball_response_hu`): the response of the same ball alone in the parenchyma,
+    sampled on the same grid at the same sub-voxel position; "below_grid_limit" says whether
+    even that stays at or below ``min_contrast_hu`` (then no context, wall or vessel, is to blame:
+    the nodule is below what the working grid can resolve at that threshold), and
+    "lung_rads_3_or_more" whether the nodule is actionable (:func:`actionable`). The sub-solid and concavity channels are not diagnosed (their
     candidates are counted as hits like any other). pool: :func:`candidate_pool` of the scan's CT;
     candidates: the detector's list for it. Returns one dict per missed nodule: the truth's keys
-    plus "cause", "response_hu" (largest response where the blobness passes, HU) and
-    "search_fraction"."""
+    plus "cause", "response_hu" (largest response where the blobness passes, HU),
+    "search_fraction", "isolated_ball_hu", "below_grid_limit" and "lung_rads_3_or_more"."""
     from . import constants
     from .blobs import _around, dot_filter, scales_mm
 
@@ -149,9 +187,12 @@ def never_candidate_causes(scan, pool: dict, candidates: list) -> list[dict]:
         r = t["diameter_mm"] / 2.0
         if len(cen) and np.any(np.sum((cen - np.asarray(t["center_ras"])) ** 2, axis=1) < r * r):
             continue
-        row = {**t, "response_hu": 0.0, "search_fraction": 0.0}
+        row = {**t, "response_hu": 0.0, "search_fraction": 0.0, "isolated_ball_hu": float("nan"),
+               "below_grid_limit": False,
+               "lung_rads_3_or_more": actionable(t["kind"], t["diameter_mm"])}
         out.append(row)
-        q = np.rint(sub.world_to_kji(np.asarray(t["center_ras"], float)[None])[0]).astype(int)
+        qf = sub.world_to_kji(np.asarray(t["center_ras"], float)[None])[0]
+        q = np.rint(qf).astype(int)
         if np.any(q < 0) or np.any(q >= np.array(sub.shape)):
             row["cause"] = MISS_CAUSES[0]
             continue
@@ -159,6 +200,13 @@ def never_candidate_causes(scan, pool: dict, candidates: list) -> list[dict]:
         box, dist = _around(sub.shape, q, r + 3.0 * float(sig[-1]) + 2.0 * float(max(sub.spacing_kji)),
                             sub.spacing_kji)
         inside = dist < max(r, 0.5 * float(min(sub.spacing_kji)))
+        # the nodule's own density: the densest voxel within half its radius (a juxta-pleural
+        # nodule's centre lies half a radius inside the pleura: the wall stays out)
+        core = dist <= max(0.5 * r, 0.5 * float(min(sub.spacing_kji)))
+        contrast = float(sub.array[box][core].max()) - float(pool["parenchyma"])
+        row["isolated_ball_hu"] = isolated_ball_response_hu(t["diameter_mm"], contrast, sub.spacing_kji,
+                                                            qf - q, sig)
+        row["below_grid_limit"] = bool(row["isolated_ball_hu"] <= c_min)
         row["search_fraction"] = float(search[box][inside].mean())
         loc = sub.crop([b.start for b in box], [b.stop for b in box])
         resp, _, blob = dot_filter(loc, np.ones(loc.shape, bool), sig, floor=-np.inf, pyramid=False)
