@@ -614,6 +614,17 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
                 volume_ml=round(float(m.sum() * ct.voxel_volume_ml), 2))
     if carina is None:
         info["carina_warning"] = no_carina_note(ct, trachea)
+    elif cut_lr_side(ct, trachea) is not None:
+        # a face cutting the trachea lengthwise shows one main bronchus whole at most: the split
+        # is placed from the lumens in view, and a bronchus still touching the face below the
+        # carina (it leaves the midline at 20-45 degrees, 10-16 mm wide: Haskin & Goodman, AJR
+        # 1982; Gray's Anatomy, 41st ed.) may be tracked as trachea for up to its width (seg14:
+        # the chest CTA's right half, 6 mm and 2.8 mL of its right main bronchus)
+        info["carina_warning"] = (
+            f"the field of view's {cut_lr_side(ct, trachea)} face cuts the trachea lengthwise, so the carina "
+            "is placed from the one side's lumens in view: the trachea's lower end may run on into a main "
+            "bronchus by up to that bronchus's width (~10-16 mm), and the main bronchi's start is uncertain; "
+            "check the carina on the images before planning near the hilum")
     wide = wider_than_trachea(ct, trachea, bronchi)
     if wide is not None:
         info["leak_warning"] = (
