@@ -43,6 +43,9 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     each lung is its own organ, and a field of view that cuts one lung near the mediastinum
     leaves a piece of it far smaller than the other lung (trial 13: a hemithorax crop with the
     trachea held 74 mL of the right lung beside 1.7 L of the left, and the piece was dropped).
+    With the midline known (a chest: the trachea in view), a lung-like component under
+    ``MIN_LUNG_ML`` that touches a face of the volume is kept too: a lung cut by the field of
+    view goes on beyond the face (a hemithorax crop leaves pieces of the other lung there).
     Raises InputError when no air-like region or none lung-like is inside the body."""
     a = check_ct(ct)
     box = measured_box(ct)
@@ -421,7 +424,10 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
     as the other lung in a one-lung view only where ``lung_midline_crossing_mm`` or more across
     it holds MIN_LUNG_ML; a separate small component is one lung's piece and goes whole to the
     side of its centre. When one lung alone is labelled and MIN_LUNG_ML of it lies across the
-    midline, a line for ``notes`` (if given) names that volume: its side cannot be told there.
+    midline, a line for ``notes`` (if given) names that volume: its side cannot be told there;
+    otherwise, when a left-right face of the view cuts the lungs within
+    ``lung_midline_crossing_mm`` of the midline, a line names the lung of each side lying within
+    that distance of it (`_face_near_midline_note`).
     """
     lab, n, counts = components(lungs, connectivity=6)
     if n == 0:
