@@ -44,7 +44,8 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     leaves a piece of it far smaller than the other lung (trial 13: a hemithorax crop with the
     trachea held 74 mL of the right lung beside 1.7 L of the left, and the piece was dropped).
     With the midline known (a chest: the trachea in view), a lung-like component under
-    ``MIN_LUNG_ML`` that touches a face of the volume is kept too: a lung cut by the field of
+    ``MIN_LUNG_ML`` (and at least ``min_cut_lung_piece_ml``) that touches a face of the volume
+    is kept too: a lung cut by the field of
     view goes on beyond the face (a hemithorax crop leaves pieces of the other lung there).
     Raises InputError when no air-like region or none lung-like is inside the body."""
     a = check_ct(ct)
@@ -108,7 +109,9 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
         # planner counts pleural crossings on (seg14: the chest CTA's left half lost 5.9 mL of
         # the right lung in three such pieces). Gas (a bowel loop, the oesophagus) stays out:
         # its core, or all of a thin pocket, is below GAS_MEDIAN_HU (`core_medians`)
-        cut = _face_labels(lab, n) & ~big
+        # (specks under ``min_cut_lung_piece_ml``, a lung's smallest lobule, are noise or
+        # partial volume where the body is cut)
+        cut = _face_labels(lab, n) & ~big & (vol >= rule("min_cut_lung_piece_ml"))
         cut[0] = False
         if cut.any():
             gas[cut] = core_medians(a, lab, cut, ct.spacing_kji) <= GAS_MEDIAN_HU
