@@ -530,6 +530,33 @@ def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndar
     return out, found
 
 
+def no_carina_note(ct: Volume, trachea: np.ndarray) -> str:
+    """Why the trachea label of a tree with no carina found (``trachea``: bool [k, j, i], the
+    whole tree then) may not end where the trachea does. The trachea ends at the carina, at the
+    level of T4-T5 (the sternal angle), where the two main bronchi diverge at an interbronchial
+    angle of about 61 +- 12 degrees (Haskin PH, Goodman LR, AJR 1982;139:879-882; Gray's
+    Anatomy, 41st ed., 2016, ch. 'Trachea and bronchi'); with no such split in view (a view
+    ending above the carina, one that cuts the trachea's lower part off through a face, or a
+    split the tracking did not find) the label runs to the tree's lowest voxel in view, which
+    may be a main bronchus. Names the faces of the view the tree touches and its lowest RAS S."""
+    faces = []
+    # (not the top face: the trachea goes on up to the larynx, which says nothing of its lower end)
+    names = {"R": ("right", "left"), "A": ("anterior", "posterior"), "S": (None, "inferior")}
+    for letter, (pos, neg) in names.items():
+        a, sign = anatomical_axes(ct)[letter]
+        for end in (0, trachea.shape[a] - 1):
+            face = pos if (end > 0) == (sign > 0) else neg
+            if face and np.take(trachea, end, axis=a).any():
+                faces.append(face)
+    low = float(np.broadcast_to(ras_coordinate(ct, 2), trachea.shape)[trachea].min()) if trachea.any() else float("nan")
+    where = (f"the tree leaves the field of view through its {', '.join(faces)} face(s)" if faces
+             else "the tree ends in view with no split into two main bronchi found")
+    return (f"no carina found in view ({where}): the whole tree in view, down to RAS S {low:.1f} mm, is "
+            "labelled trachea, but the trachea ends at the carina (T4-T5), so its lower end and the main "
+            "bronchi are uncertain: part of that label may be a main bronchus; check the carina on the "
+            "images before planning near the hilum")
+
+
 def wider_than_trachea(ct: Volume, trachea: np.ndarray, bronchi: np.ndarray):
     """(trachea, widest bronchi) inscribed diameters in mm when a part of ``bronchi`` is wider
     than the ``trachea`` by more than a voxel, else None. The airways narrow at each branching
@@ -585,6 +612,19 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
             info["cut_bronchi"] = pieces
     info.update(seed_kji=[int(v) for v in seed], carina_slice=carina,
                 volume_ml=round(float(m.sum() * ct.voxel_volume_ml), 2))
+    if carina is None:
+        info["carina_warning"] = no_carina_note(ct, trachea)
+    elif cut_lr_side(ct, trachea) is not None:
+        # a face cutting the trachea lengthwise shows one main bronchus whole at most: the split
+        # is placed from the lumens in view, and a bronchus still touching the face below the
+        # carina (it leaves the midline at 20-45 degrees, 10-16 mm wide: Haskin & Goodman, AJR
+        # 1982; Gray's Anatomy, 41st ed.) may be tracked as trachea for up to its width (seg14:
+        # the chest CTA's right half, 6 mm and 2.8 mL of its right main bronchus)
+        info["carina_warning"] = (
+            f"the field of view's {cut_lr_side(ct, trachea)} face cuts the trachea lengthwise, so the carina "
+            "is placed from the one side's lumens in view: the trachea's lower end may run on into a main "
+            "bronchus by up to that bronchus's width (~10-16 mm), and the main bronchi's start is uncertain; "
+            "check the carina on the images before planning near the hilum")
     wide = wider_than_trachea(ct, trachea, bronchi)
     if wide is not None:
         info["leak_warning"] = (

@@ -43,6 +43,10 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     each lung is its own organ, and a field of view that cuts one lung near the mediastinum
     leaves a piece of it far smaller than the other lung (trial 13: a hemithorax crop with the
     trachea held 74 mL of the right lung beside 1.7 L of the left, and the piece was dropped).
+    With the midline known (a chest: the trachea in view), a lung-like component under
+    ``MIN_LUNG_ML`` (and at least ``min_cut_lung_piece_ml``) that touches a face of the volume
+    is kept too: a lung cut by the field of
+    view goes on beyond the face (a hemithorax crop leaves pieces of the other lung there).
     Raises InputError when no air-like region or none lung-like is inside the body."""
     a = check_ct(ct)
     box = measured_box(ct)
@@ -99,6 +103,19 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
         side = on_right > 0.5 * vol
         ref = np.where(side, (on_right * ~gas)[1:].max(), (on_left * ~gas)[1:].max())
         keep = big & ~gas & (vol >= 0.05 * ref)
+        # a chest (the trachea in view): a piece under MIN_LUNG_ML cut by a face of the view is
+        # a lung going on beyond that face (every lung holds the bronchial tree that leads to
+        # the trachea: `caged_lung`), not a pocket; dropped, its lung vanished from the mask the
+        # planner counts pleural crossings on (seg14: the chest CTA's left half lost 5.9 mL of
+        # the right lung in three such pieces). Gas (a bowel loop, the oesophagus) stays out:
+        # its core, or all of a thin pocket, is below GAS_MEDIAN_HU (`core_medians`)
+        # (specks under ``min_cut_lung_piece_ml``, a lung's smallest lobule, are noise or
+        # partial volume where the body is cut)
+        cut = _face_labels(lab, n) & ~big & (vol >= rule("min_cut_lung_piece_ml"))
+        cut[0] = False
+        if cut.any():
+            gas[cut] = core_medians(a, lab, cut, ct.spacing_kji) <= GAS_MEDIAN_HU
+            keep |= cut & ~gas
     keep[0] = False
     if not big.any():   # a limb, the head: skin folds and small pockets only
         raise InputError(f"no lungs found: the air inside the body is in pockets under {MIN_LUNG_ML:g} mL "
@@ -127,6 +144,15 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
         m &= ~airways
     p(1.0, "lungs: done")
     return m
+
+
+def _face_labels(lab: np.ndarray, n: int) -> np.ndarray:
+    """Bool (n + 1,): which labels of ``lab`` (int [k, j, i]) touch a face of the array."""
+    hit = np.zeros(n + 1, bool)
+    for ax in range(3):
+        for end in (0, lab.shape[ax] - 1):
+            hit[np.unique(np.take(lab, end, axis=ax))] = True
+    return hit
 
 
 def vessel_pieces(ct: Volume, holes: np.ndarray, sup: int) -> np.ndarray:
@@ -193,12 +219,9 @@ def caged_lung(ct: Volume, lungs: np.ndarray, bone: np.ndarray) -> np.ndarray:
     pelvic ring that touches a face of the view; the caller warns that a small lung may be such
     gas (no vessel tree is measurable at 3 mm in a lung base)."""
     lab, n, _ = components(lungs, connectivity=6)
-    keep = np.zeros(n + 1, bool)
     if n == 0 or not bone.any():
         return np.zeros_like(lungs)
-    for ax in range(3):
-        for end in (0, lab.shape[ax] - 1):
-            keep[np.unique(np.take(lab, end, axis=ax))] = True
+    keep = _face_labels(lab, n)
     keep[0] = False
     if keep.any():
         # the cage around a slice: the bone within half a rib pitch above and below it (every
@@ -404,7 +427,10 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
     as the other lung in a one-lung view only where ``lung_midline_crossing_mm`` or more across
     it holds MIN_LUNG_ML; a separate small component is one lung's piece and goes whole to the
     side of its centre. When one lung alone is labelled and MIN_LUNG_ML of it lies across the
-    midline, a line for ``notes`` (if given) names that volume: its side cannot be told there.
+    midline, a line for ``notes`` (if given) names that volume: its side cannot be told there;
+    otherwise, when a left-right face of the view cuts the lungs within
+    ``lung_midline_crossing_mm`` of the midline, a line names the lung of each side lying within
+    that distance of it (`_face_near_midline_note`).
     """
     lab, n, counts = components(lungs, connectivity=6)
     if n == 0:
@@ -526,7 +552,36 @@ def split_left_right(ct: Volume, lungs: np.ndarray, max_erosions: int = 12,
                 f"lung's medial edge may reach ~{rule('lung_midline_crossing_mm'):g} mm across), but it may be "
                 f"the {other} lung's medial edge: its side cannot be told in this field of "
                 "view; check it")
+            return left, right
+    if notes is not None and midline is not None:
+        note = _face_near_midline_note(ct, left, right, float(midline))
+        if note:
+            notes.append(note)
     return left, right
+
+
+def _face_near_midline_note(ct: Volume, left: np.ndarray, right: np.ndarray, midline: float) -> str:
+    """'' or a line naming the lung whose side cannot be told: a left-right face of the view
+    cuts the lungs within ``lung_midline_crossing_mm`` of the midline (RAS x, mm), so the lung
+    next to it, within that distance of the midline, may be either lung (a lung's medial edge
+    reaches that far across: the anterior junction, the azygo-oesophageal recess), and the other
+    lung's part is cut off beyond the face. left, right: bool [k, j, i]."""
+    lungs = left | right
+    lr = anatomical_axes(ct)["R"][0]
+    reach = rule("lung_midline_crossing_mm")
+    x = np.broadcast_to(ras_coordinate(ct, 0), lungs.shape)
+    for end in (0, lungs.shape[lr] - 1):
+        on = np.take(lungs, end, axis=lr)
+        if not on.any() or abs(float(np.take(x, end, axis=lr)[on].mean()) - midline) > reach:
+            continue
+        near = lungs & (np.abs(x - midline) <= reach)
+        ml_l, ml_r = (float((near & m).sum() * ct.voxel_volume_ml) for m in (left, right))
+        return (f"lungs: the field of view's left-right face cuts the lungs within {reach:g} mm of the midline "
+                f"(RAS x {midline:.1f} mm), where either lung may lie (a lung's medial edge reaches that far "
+                f"across): {ml_r:.1f} mL of lung_right and {ml_l:.1f} mL of lung_left lie there, each labelled by "
+                "the side of its part, but either may be the other lung's medial edge; all of it is lung (its "
+                "pleura counted), only its side is in doubt: check it")
+    return ""
 
 
 def pleural_surface(lungs: np.ndarray) -> np.ndarray:

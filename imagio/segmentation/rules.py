@@ -164,6 +164,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                     "was found joined to it: the bronchi in view may be cut off from it by that face and are "
                     "then labelled lung, not airways; check the hilum on the images (a needle path there is "
                     "not judged against them)")
+            if meta["airways"].get("carina_warning"):
+                meta["warnings"].append(f"airways: {meta['airways']['carina_warning']}")
             if meta["airways"].get("leak_warning"):
                 meta["warnings"].append(f"airways: {meta['airways']['leak_warning']}")
             from ..planning.bronchoscopy.mask_checks import check_slice_thickness  # the one limit
