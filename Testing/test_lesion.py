@@ -1239,6 +1239,8 @@ def test_cavity_behind_a_thin_wall_is_inside_the_outline(spacing):
     assert any("of air (below" in w for w in meas.warnings), meas.warnings
 
 
+@pytest.mark.data
+@pytest.mark.slow
 def test_a_nodule_on_a_grid_interpolated_from_thick_sections_is_typed_from_its_core(shared_data):
     """New-user trial 46 M1: lung1's 5 mm series resampled to 1.5 mm isotropic (an MPR export)
     typed its 15 mm solid nodule "soft tissue" at 0.33 mL ("its core has fat's HU": the core was

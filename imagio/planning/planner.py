@@ -282,12 +282,16 @@ class Plan:
         vein, which needs 8.2 mm, was reported as "clearance: 0.5 mm to rib_right_8" of the best
         near-miss). Distances in mm by the distance maps' convention (voxel-centre distance minus
         half a voxel; `distance_maps`)."""
+        from .scoring import _trilinear
+
         maps, p = self.maps, self.problem
-        kji = np.rint(maps.world_to_kji(np.asarray(p.target.point_ras, float)[None])[0]).astype(int)
+        x = maps.world_to_kji(np.asarray(p.target.point_ras, float)[None])
+        kji = np.rint(x[0]).astype(int)
         if np.any(kji < 0) or np.any(kji >= np.array(maps.hard.shape)):
             return []
         flat = int(np.ravel_multi_index(tuple(kji), maps.hard.shape))
-        slack = float(maps.hard.ravel()[flat])
+        # the map at the exact point, as the paths' feasibility reads it (trilinear)
+        slack = float(_trilinear(maps.hard, x)[0])
         if slack >= p.needle.widening_mm:
             return []
         i = int(maps.hard_structure(np.array([flat]))[0])

@@ -1205,7 +1205,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     mask = np.zeros(ct.shape, bool)
     mask[sl] = region
     gas = kind is None and k == "lung_nodule" and _bordered_by_gas(a, mask, ct)
-    if kind is None and k == "lung_nodule" and (gas or _solid_click_grew_into_fat(a, mask, seed_g, sk, _pv_depth_kji(ct))):
+    if kind is None and k == "lung_nodule" and (gas or _solid_click_grew_into_fat(a, mask, seed_g, sk, lambda: _pv_depth_kji(ct))):
         # a lung lesion is bordered by lung, and the chest wall lies between the lung and
         # outside air: a "lung" region bordered more by gas (outside air) than by lung-like air
         # is a limb or trunk lying in the concavity of a lung-like table top or blanket; so is
@@ -1723,16 +1723,19 @@ def _pv_depth_kji(ct: Volume) -> np.ndarray:
 
 def _solid_click_grew_into_fat(a, mask, seed, sk, depth_kji) -> bool:
     """True when a click in solid tissue (2 mm ball median above -30 HU) gave a region whose
-    interior (deeper than the partial-volume layer ``depth_kji`` (mm per axis, `_pv_depth_kji`):
+    interior (deeper than the partial-volume layer ``depth_kji()`` (a callable giving mm per
+    axis, `_pv_depth_kji`, called only past the click's test: the CT's noise estimate is costly):
     partial volume with the lung round a small nodule lies in its outer layer) has a median of
     fat (-190..-30 HU; adipose tissue, Lamba et al.,
     AJR 2014). The lung rule keeps what is denser than the aerated "lung" round it; a lung
     lesion is denser than fat, so a region whose core is fat has grown through the body's fat
     and the aerated material beside it is not the lesion's lung (a CT table's pads read
-    -800..-900 HU like lung on a crop that holds no outside air). Known limit (new-user trial
-    16): a thick-slice nodule on a finer reformat (lung1's 5 mm slices on an oblique 2 mm grid)
-    has a core of fat's HU by partial volume and becomes "soft tissue"; judging a deeper core
-    instead makes a part-solid nodule's solid-to-ground-glass blend read as fat. A cavity (gas,
+    -800..-900 HU like lung on a crop that holds no outside air). A thick-slice nodule on a
+    finer reformat (lung1's 5 mm slices on an oblique 2 mm or a 1.5 mm grid) had a core of
+    fat's HU by partial volume and became "soft tissue" (new-user trials 16 and 46): the depth
+    along S is the CT's own resolution there when the grid is interpolated; on native grids it
+    stays the largest spacing (judging a deeper core there makes a part-solid nodule's
+    solid-to-ground-glass blend read as fat). A cavity (gas,
     below ``GAS_MEDIAN_HU``) and the one-voxel layer of its wall are left out of the core: a
     cavitating nodule's filled cavity and its blurred wall read -190..-30 HU together."""
     from .common import bbox_slices, erode_mm
@@ -1742,8 +1745,9 @@ def _solid_click_grew_into_fat(a, mask, seed, sk, depth_kji) -> bool:
     sl = bbox_slices(mask, 0.0, sk)
     # an ellipsoid of semi-axes depth_kji (mm): a ball of the largest depth on a grid whose
     # spacing is scaled by largest / depth per axis
-    r = float(np.max(depth_kji))
-    deep = erode_mm(mask[sl], r, np.asarray(sk, float) * r / np.asarray(depth_kji, float))
+    depth = np.asarray(depth_kji(), float)
+    r = float(np.max(depth))
+    deep = erode_mm(mask[sl], r, np.asarray(sk, float) * r / depth)
     # a cavity's gas and the partial-volume layer of its wall are not fat (`_lung_subtype`)
     gas = mask[sl] & (a[sl] < GAS_MEDIAN_HU)
     if gas.any():

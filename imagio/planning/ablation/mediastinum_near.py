@@ -8,7 +8,8 @@ that no rule-based label names (new-user trial 47 M3: lung1's zone came 1.5 mm f
 paraoesophageal soft tissue and only the vertebra 3.6 mm away was warned). The mediastinum is
 `planning.mediastinum.Mediastinum`'s region (per axial plane: inside the convex hull of the lungs,
 not lung, not bone, not further behind the vertebral bodies' front than ITMIG's visceral
-compartment); its distance to the zones is measured on the CT grid: the Euclidean distance
+compartment), its labelled structures left out (they are named by their labels); its distance
+to the zones is measured on the CT grid: the Euclidean distance
 (``edt``, physical spacing) from the voxels of the zones (voxel centre inside an ellipsoid) to
 the nearest voxel of the region (the target tumour's voxels left out), in mm, 0 when they
 overlap.
@@ -33,7 +34,8 @@ def zones_of(d: dict) -> list:
 def mediastinum_distance_mm(problem, ells, near_mm: float, med=None) -> float | None:
     """Distance (mm) from the union of ``ells`` (RAS ellipsoids) to the mediastinal region of
     ``problem``'s label map (`Mediastinum`, ``med`` reused when given), or None when the region
-    lies farther than ``near_mm`` or is not in the box (no lungs labelled, a one-lung view)."""
+    lies farther than ``near_mm`` or is not in the box (no lungs labelled), or the labels hold one
+lung only (`mediastinum.one_lung_side`: no region between two lungs)."""
     import edt
 
     from ..mediastinum import Mediastinum
@@ -45,6 +47,10 @@ def mediastinum_distance_mm(problem, ells, near_mm: float, med=None) -> float | 
     lo_ras, hi_ras = bounds(ells)
     lo, hi = box_of(ct.ijk_to_ras, ct.shape, lo_ras - near_mm, hi_ras + near_mm)
     if np.any(hi <= lo):
+        return None
+    from ..mediastinum import one_lung_side
+
+    if one_lung_side(problem.labels.labels.values()) is not None:   # one lung: no region between them
         return None
     med = Mediastinum(problem) if med is None else med
     shape = tuple(int(b - a) for a, b in zip(lo, hi))
@@ -61,9 +67,11 @@ def mediastinum_distance_mm(problem, ells, near_mm: float, med=None) -> float | 
         idx = [slice(None)] * 3
         idx[ax] = k - int(lo[ax])
         region[tuple(idx)] = plane
-    tv = int(getattr(problem.target, "value", 0) or 0)
-    if tv:   # the tumour itself lies inside the lungs' hull and is not lung (as `Mediastinum.runs`)
-        region &= problem.labels.array[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))] != tv
+    # unlabelled soft tissue only: a labelled structure there (heart, aorta, the tumour itself,
+    # which lies inside the lungs' hull and is not lung) is named by its own label (review 41 M1)
+    lab = problem.labels.array[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))]
+    named = [v for v, n in problem.labels.labels.items() if n not in ("body", "unlabelled")]
+    region &= ~np.isin(lab, named) if named else True
     if not region.any():
         return None
     d = edt.edt(~zone, anisotropy=tuple(float(s) for s in ct.spacing_kji), black_border=False)
