@@ -339,6 +339,10 @@ def test_full_voxel_coverage_with_the_surface_outside_is_not_met():
         assert cov["criteria"]["tumour_covered"]["met"] is met
         said = zone_doubts("ablation", cov, "move the probe", "liver_tumor_1", "liver")
         assert any("holds every voxel" in x and "surface lies up to" in x for x in said) is (not met), said
+        from imagio.report import ablation_rows   # the report's row says it too (review 41 M2)
+
+        row = dict(ablation_rows({"coverage": cov}))["tumour covered (%)"]
+        assert ("surface lies partly outside" in row) is (not met) and "below the required" not in row, row
 
 
 def test_a_lung_zone_near_the_unlabelled_mediastinum_is_a_warning():

@@ -263,7 +263,10 @@ def ablation_rows(a: dict) -> list:
     rows = [("device and setting", f"{a.get('device')} {a.get('setting')} ({a.get('modality')})"),
             *([("zone edge", a["zone_edge"])] if a.get("zone_edge") else []),
             ("probes", f"{a.get('n_probes')}" + (f" (lower bound {a['lower_bound']})" if a.get("lower_bound") else "")),
-            ("tumour covered (%)", f"{percent_covered(cov.get('tumour_covered_pct'))}{_met(crit.get('tumour_covered'))}"),
+            ("tumour covered (%)", f"{percent_covered(cov.get('tumour_covered_pct'))}" + (
+                " (every voxel, but the tumour's surface lies partly outside the zone)"
+                if crit.get("tumour_covered") and not crit["tumour_covered"].get("met")
+                and (cov.get("tumour_covered_pct") or 0) >= 99.95 else _met(crit.get("tumour_covered")))),
             *[(f"tumour + {k} covered (%)", percent_covered(v)) for k, v in shells.items()],
             ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm'))}{_met(crit.get('minimal_ablative_margin'))}"),
             ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
