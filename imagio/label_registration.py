@@ -410,7 +410,9 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
     of its intensity on the CT) than the labels where they lie, by the factor ``refuse_ratio``
     (``warn_ratio``: ``doubtful``); judged over ``search_mm`` with the sets that stay in view so
     far and over ``short_search_mm`` with every set; the worst verdict is reported, the whole's
-    when it is as bad (``axis``: None for the whole; ``search_mm``: its search). ``axes``: each axis's worst verdict; ``unjudged``:
+    when it is as bad (``axis``: None for the whole; ``search_mm``: its search; ``near_shift_mm`` /
+    ``at_near``: the best of the shifts shorter than those weighed and its fit, named in a warning
+    only). ``axes``: each axis's worst verdict; ``unjudged``:
     the axes that too few boundary points in view facing them tell (`_facing`; fewer than
     ``min_voxels`` inside or outside the label: said as a doubt by `require_registered`);
     with nothing in view, ``mismatch_ratio`` is None. ``made_on``: the grid the map was made on
@@ -508,7 +510,11 @@ def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
         head = (f"{what}: its bone and air structures fit the CT no better than chance where they lie "
                 f"({float(r['at_zero']):.2f}; unrelated labels fit 0.50, a map of this CT 0.55 or more)")
         near = np.asarray(r.get("near_shift_mm", (0.0, 0.0, 0.0)), float)
-        if float(r.get("at_near", -1.0)) > float(cfg["chance_fit_max"]) + float(cfg["min_gain"]) and near.any():
+        # short: under what is weighed for the whole map (an axis verdict's "near" shifts may be
+        # long across that axis: review 41 L1)
+        short = float(np.linalg.norm(near)) < max(float(cfg["min_shift_mm"]),
+                                                   float(cfg["min_shift_voxels"]) * float(np.max(ct.spacing)))
+        if float(r.get("at_near", -1.0)) > float(cfg["chance_fit_max"]) + float(cfg["min_gain"]) and near.any() and short:
             m, d = near + 0.0, 0.0 - near + 0.0   # (no "-0")
             return (f"{head}, and fit {float(r['at_near']):.2f} when moved by ({m[0]:g}, {m[1]:g}, {m[2]:g}) mm "
                     f"RAS: it may lie ({d[0]:g}, {d[1]:g}, {d[2]:g}) mm from where it belongs (a wrong origin?), a "
