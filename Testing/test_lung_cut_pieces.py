@@ -131,3 +131,8 @@ def test_chest_cta_without_its_carina_in_view_warns_on_the_tracheas_lower_end(sh
     assert "trachea" in m and m["trachea"].any(), meta["warnings"]
     said = "lengthwise" if crop == "right_half" else "no carina found"
     assert any(said in w and "lower end" in w for w in meta["warnings"]), meta["warnings"]
+    # new-user trial 48 (HIGH): the anterior half's back face opens the trachea's lumen, whose air
+    # then reads as outside the body (8.5 mL of trachea over 51 mm unlabelled): said
+    opened = [w for w in meta["warnings"] if "back face cuts the trachea lengthwise" in w]
+    assert bool(opened) is (crop == "anterior_half"), meta["warnings"]
+    assert not any("face cuts the trachea lengthwise: the airway lumen" in w for w in rmeta["warnings"])

@@ -571,14 +571,21 @@ def wider_than_trachea(ct: Volume, trachea: np.ndarray, bronchi: np.ndarray):
     return (d_tr, d_br) if d_br > d_tr + 2.0 * float(max(ct.spacing_kji)) else None
 
 
+def cut_face(ct: Volume, mask: np.ndarray, axis: str = "R") -> str | None:
+    """The patient side ('right'/'left' for ``axis`` "R", 'front'/'back' for "A") of the first
+    face of the image across that RAS axis that ``mask`` ([k, j, i]) touches, else None."""
+    ax, sign = anatomical_axes(ct)[axis]
+    pos, neg = {"R": ("right", "left"), "A": ("front", "back")}[axis]
+    for end in (0, mask.shape[ax] - 1):
+        if np.take(mask, end, axis=ax).any():
+            return pos if (end > 0) == (sign > 0) else neg   # index rising towards +axis: the last face is +
+    return None
+
+
 def cut_lr_side(ct: Volume, mask: np.ndarray) -> str | None:
     """'left' or 'right' when ``mask`` touches the image's face on that side of the patient (a
     hemithorax crop through it; the first such face), else None."""
-    lr, sign = anatomical_axes(ct)["R"]
-    for end in (0, mask.shape[lr] - 1):
-        if np.take(mask, end, axis=lr).any():
-            return "right" if (end > 0) == (sign > 0) else "left"   # index rising towards R: the last face is R
-    return None
+    return cut_face(ct, mask, "R")
 
 
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -625,6 +632,28 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
             "is placed from the one side's lumens in view: the trachea's lower end may run on into a main "
             "bronchus by up to that bronchus's width (~10-16 mm), and the main bronchi's start is uncertain; "
             "check the carina on the images before planning near the hilum")
+    from scipy import ndimage
+
+    # the trachea's lumen beside air outside the body: a front or back face of the view cut it open
+    # and the air of the open part joins the image's edge there
+    ap = None
+    beside = ndimage.binary_dilation(trachea, np.ones((3, 3, 3), bool)) & ~body & (ct.array < -500.0)
+    if beside.any():
+        from .common import components
+
+        lab = components(~body & (ct.array < -500.0), connectivity=6)[0]
+        ids = np.unique(lab[beside])
+        ap = cut_face(ct, np.isin(lab, ids[ids > 0]), "A")
+    if ap is not None:
+        # a front or back face cutting the trachea lengthwise opens its lumen to the image's edge:
+        # that air reads as air outside the body, and the tree is grown inside the body only (new-user
+        # trial 48: the chest CTA's anterior half, 8.5 mL of trachea over 51 mm left unlabelled, the
+        # tree said to end 51 mm above the carina)
+        info["cut_face_warning"] = (
+            f"the field of view's {ap} face cuts the trachea lengthwise: the airway lumen open to the image's "
+            "edge reads as air outside the body, so part of the trachea and the main bronchi below it may be "
+            "missing from the labels (and the tree's lower end as said is not the carina); check the airways "
+            "on the images, or segment a field of view that holds the whole trachea")
     wide = wider_than_trachea(ct, trachea, bronchi)
     if wide is not None:
         info["leak_warning"] = (

@@ -166,6 +166,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                     "not judged against them)")
             if meta["airways"].get("carina_warning"):
                 meta["warnings"].append(f"airways: {meta['airways']['carina_warning']}")
+            if meta["airways"].get("cut_face_warning"):
+                meta["warnings"].append(f"airways: {meta['airways']['cut_face_warning']}")
             if meta["airways"].get("leak_warning"):
                 meta["warnings"].append(f"airways: {meta['airways']['leak_warning']}")
             from ..planning.bronchoscopy.mask_checks import check_slice_thickness  # the one limit
