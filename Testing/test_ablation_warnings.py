@@ -384,3 +384,9 @@ def test_a_lung_zone_near_the_unlabelled_mediastinum_is_a_warning():
         said = [w for w in zone_doubts("ablation", cov, "move", "lung_nodule_1", "lung_upper_lobe_right")
                 if "high-risk location" in w]
         assert len(said) == 1 and MEDIASTINUM_NAME in said[0], said
+        # a lung's partial-volume edge left out of its label (-400 HU, below fat) is not mediastinum
+        # (trial 48 L1): the first column between the lungs made so, the distance grows by a voxel
+        edge = prob.ct.array.copy()
+        edge[:, 10:70, 40] = -400.0
+        d2 = mediastinum_distance_mm(SimpleNamespace(ct=Volume(edge, aff), labels=lab, target=prob.target), [zone], 10.0)
+        assert d2 is not None and d2 == pytest.approx(d + sp, abs=0.01), (d, d2)

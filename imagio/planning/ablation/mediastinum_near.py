@@ -8,7 +8,8 @@ that no rule-based label names (new-user trial 47 M3: lung1's zone came 1.5 mm f
 paraoesophageal soft tissue and only the vertebra 3.6 mm away was warned). The mediastinum is
 `planning.mediastinum.Mediastinum`'s region (per axial plane: inside the convex hull of the lungs,
 not lung, not bone, not further behind the vertebral bodies' front than ITMIG's visceral
-compartment), its labelled structures left out (they are named by their labels); its distance
+compartment), its labelled structures left out (they are named by their labels) and its voxels
+below fat's HU (a lung's partial-volume edge); its distance
 to the zones is measured on the CT grid: the Euclidean distance
 (``edt``, physical spacing) from the voxels of the zones (voxel centre inside an ellipsoid) to
 the nearest voxel of the region (the target tumour's voxels left out), in mm, 0 when they
@@ -72,6 +73,12 @@ lung only (`mediastinum.one_lung_side`: no region between two lungs)."""
     lab = problem.labels.array[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))]
     named = [v for v, n in problem.labels.labels.items() if n not in ("body", "unlabelled")]
     region &= ~np.isin(lab, named) if named else True
+    # tissue, fat included (adipose -190..-30 HU, lesion.json fat_min_hu), not the partial-volume
+    # edge of a lung left out of its label (new-user trial 48 L1: the nearest "mediastinum" voxel
+    # read -326 HU)
+    from ...segmentation.lesion import FAT_MIN_HU
+
+    region &= ct.array[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))] >= FAT_MIN_HU
     if not region.any():
         return None
     d = edt.edt(~zone, anisotropy=tuple(float(s) for s in ct.spacing_kji), black_border=False)
