@@ -257,3 +257,24 @@ def test_a_reference_nodule_a_slab_cuts_is_kept():
                 require_references_in_scan(ref, "s", ct, "ref.csv")
         else:
             require_references_in_scan(ref, "s", ct, "ref.csv")
+
+
+def test_cohort_table_joins_cases_written_with_other_columns_by_name(tmp_path):
+    """Review 41 L3: `collect` joined each case's nodules.csv by column position, so a cohort
+    resumed across a version that added a column (nodules.csv's `table`) shifted the older
+    case's values under the wrong names. Columns are matched by name; a missing one is empty."""
+    from imagio.cohort import collect
+
+    out = tmp_path / "run"
+    rows = {"A": (["seriesuid", "coordX", "probability", "table"], ["a", "1.0", "0.9", "main"]),
+            "B": (["seriesuid", "probability", "coordX"], ["b", "0.2", "3.0"])}   # older, reordered
+    for case, (head, row) in rows.items():
+        d = out / "cases" / case
+        d.mkdir(parents=True)
+        (d / "done.json").write_text(json.dumps({"case": case, "path": case, "status": "done"}))
+        with open(d / "nodules.csv", "w", newline="") as f:
+            csv.writer(f).writerows([head, row])
+    _, _, tab = collect(out, [{"case": "A", "path": "A"}, {"case": "B", "path": "B"}])
+    got = {r["case"]: r for r in csv.DictReader(open(tab, newline=""))}
+    assert got["B"]["coordX"] == "3.0" and got["B"]["probability"] == "0.2" and got["B"]["table"] == ""
+    assert got["A"]["table"] == "main" and got["A"]["coordX"] == "1.0"

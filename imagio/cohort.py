@@ -337,6 +337,9 @@ def collect(out: Path, cases: list[dict], table: str = "nodules.csv",
                         header = h
                         wn.writerow(["case", *h])
                     for line in r:
+                        if h != header:   # a case written by another version: its columns by name (review 41 L3)
+                            by = dict(zip(h, line))
+                            line = [by.get(k, "") for k in header]
                         wn.writerow([c["case"], *line])
             elif (d / "failed.json").exists():
                 row = json.loads((d / "failed.json").read_text())
