@@ -1156,7 +1156,8 @@ def _joins_the_mediastinum(sub: Volume, sides: tuple[np.ndarray, np.ndarray], kj
     centre lies 8-10 cm from it, symmetric; the same reason the lungs are split about the
     isocentre in :func:`search_region`); with one lung in view it is not judged (False)."""
     from ..segmentation.common import open_mm
-    from ..segmentation.lesion import FAT_MAX_HU, OPEN_FRACTION
+    from ..limits import FAT_MAX_HU
+    from ..segmentation.lesion import OPEN_FRACTION
 
     if not (sides[0].any() and sides[1].any()):
         return False

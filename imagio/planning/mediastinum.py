@@ -75,8 +75,10 @@ class Mediastinum:
         w = ct.kji_to_world(np.vstack([np.zeros(3), np.eye(3)]))[:, 1]
         self._a0, self._a_coef = float(w[0]), w[1:] - w[0]
 
-    def _plane(self, k: int) -> np.ndarray:
-        """Bool 2-D mask of the mediastinum in array plane ``k`` along the axial axis."""
+    def plane(self, k: int) -> np.ndarray:
+        """Bool 2-D mask of the mediastinum in array plane ``k`` along the axial array axis
+        (``self.axis``), indexed by the two other array axes in their order; computed once per
+        plane and cached."""
         if k not in self._planes:
             from ..segmentation.common import convex_hull_2d
 
@@ -105,7 +107,7 @@ class Mediastinum:
         if np.any(kji < 0) or np.any(kji >= np.array(self.p.ct.shape)):
             return False
         other = [a for a in range(3) if a != self.axis]
-        return bool(self._plane(int(kji[self.axis]))[kji[other[0]], kji[other[1]]])
+        return bool(self.plane(int(kji[self.axis]))[kji[other[0]], kji[other[1]]])
 
     def runs(self, entry_ras, target_ras, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """For paths ``entry_ras`` -> ``target_ras`` (n, 3) RAS mm: (mm of each inside the
@@ -131,7 +133,7 @@ class Mediastinum:
             inside = np.zeros(len(kji), bool)
             ks = kji[:, self.axis]
             for k in np.unique(ks[keep]):
-                plane = self._plane(int(k))
+                plane = self.plane(int(k))
                 sel = np.flatnonzero(keep & (ks == k))
                 inside[sel] = plane[kji[sel, other[0]], kji[sel, other[1]]]
             inside = inside.reshape(len(ee), n)

@@ -38,6 +38,11 @@ def _how_close(mm: float) -> str:
     return "inside it" if mm < 0 else f"{mm:.1f} mm"
 
 
+def _too_close(c: dict) -> str:
+    """'STRUCTURE (D mm, needs R mm)' of one `Plan.target_too_close` entry."""
+    return f"{c['structure']} ({_how_close(c['distance_mm'])}, needs {c['required_mm']:.1f} mm)"
+
+
 def format_report(report: dict) -> str:
     """The infeasibility report as one readable paragraph."""
     if report.get("candidates") == 0:
@@ -51,8 +56,7 @@ def format_report(report: dict) -> str:
     close = report.get("target_too_close") or []
     first = ""
     if close:   # every path ends there: say it first (new-user trial 47 M2)
-        near = ", ".join(f"{c['structure']} ({_how_close(c['distance_mm'])}, needs {c['required_mm']:.1f} mm)"
-                         for c in close)
+        near = ", ".join(_too_close(c) for c in close)
         first = (f"the target point itself lies too close to {near}: every path ends there, whatever its "
                  "entry; move the target point, or give that structure a smaller margin (--role NAME=margin:MM) "
                  "if that is clinically acceptable. ")
@@ -123,8 +127,7 @@ class Plan:
             nm = rep.get("best_near_miss") or {}
             close = rep.get("target_too_close") or []
             w.append("no feasible path" + "".join(
-                f"; the target point lies too close to {c['structure']} ({_how_close(c['distance_mm'])}, needs "
-                f"{c['required_mm']:.1f} mm): every path ends there" for c in close) + (f"; best near-miss at {nm['entry_ras']}: "
+                f"; the target point lies too close to {_too_close(c)}: every path ends there" for c in close) + (f"; best near-miss at {nm['entry_ras']}: "
                                             + "; ".join(nm.get("details", [])) if nm else
                                             " (no skin entry within the needle length)"))
         avoid = {s.name for s in p.structures if s.role == "avoid"}   # e.g. lung_vessels_small
@@ -282,7 +285,7 @@ class Plan:
         vein, which needs 8.2 mm, was reported as "clearance: 0.5 mm to rib_right_8" of the best
         near-miss). Distances in mm by the distance maps' convention (voxel-centre distance minus
         half a voxel; `distance_maps`)."""
-        from .scoring import _trilinear
+        from .scoring import trilinear
 
         maps, p = self.maps, self.problem
         x = maps.world_to_kji(np.asarray(p.target.point_ras, float)[None])
@@ -291,7 +294,7 @@ class Plan:
             return []
         flat = int(np.ravel_multi_index(tuple(kji), maps.hard.shape))
         # the map at the exact point, as the paths' feasibility reads it (trilinear)
-        slack = float(_trilinear(maps.hard, x)[0])
+        slack = float(trilinear(maps.hard, x)[0])
         if slack >= p.needle.widening_mm:
             return []
         i = int(maps.hard_structure(np.array([flat]))[0])

@@ -113,7 +113,7 @@ def _flat_nearest(kji, shape, inside: bool = False) -> np.ndarray:
     return out
 
 
-def _trilinear(field: np.ndarray, kji) -> np.ndarray:
+def trilinear(field: np.ndarray, kji) -> np.ndarray:
     """Trilinear samples of a [k, j, i] float32 field at kji points ((n, 3) or a (k, j, i)
     tuple), clamped to the grid."""
     shp = field.shape
@@ -288,18 +288,18 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
     diag = np.float32(np.linalg.norm(maps.grid.spacing))
     ar = np.arange(n_total, dtype=np.int32)
     if n == 1:   # one path (live evaluation): interpolate every sample
-        hard = _trilinear(maps.hard, kji)
+        hard = trilinear(maps.hard, kji)
     else:
         seg_min = np.minimum.reduceat(hard, starts)
         # exact trilinear value at each path's nearest-sample minimum: an upper bound of the
         # true minimum; a sample whose nearest value exceeds it by more than a diagonal cannot win
         at0 = _segment_first(hard <= seg_min[seg], starts, n_total, ar)
-        upper = _trilinear(maps.hard, tuple(x[at0] for x in kji))
+        upper = trilinear(maps.hard, tuple(x[at0] for x in kji))
         up = np.repeat(upper, counts)
         # a nearest sample at the cap can still interpolate below it when the path's minimum
         # is within a diagonal of the cap
         sel = np.flatnonzero((hard <= up + diag) & ((hard < cap) | (up + diag >= cap)))
-        hard[sel] = _trilinear(maps.hard, tuple(x[sel] for x in kji))
+        hard[sel] = trilinear(maps.hard, tuple(x[sel] for x in kji))
     slack = np.minimum.reduceat(hard, starts)
     at = _segment_first(hard <= slack[seg], starts, n_total, ar)
     closest = maps.hard_structure(flat[at])

@@ -334,7 +334,7 @@ def skin_like(ct: Volume, a: np.ndarray, air: np.ndarray, body: np.ndarray) -> b
     body; the pleura faces lung air, with muscle and bone (the chest wall) or the mediastinum
     beyond it. None when that layer holds less than ``lungs.MIN_LUNG_ML`` of body (too little
     tissue against the air to tell)."""
-    from .lesion import FAT_MAX_HU, FAT_MIN_HU
+    from ..limits import FAT_MAX_HU, FAT_MIN_HU
     from .lungs import MIN_LUNG_ML
 
     sk = ct.spacing_kji

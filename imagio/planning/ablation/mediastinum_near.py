@@ -64,7 +64,7 @@ lung only (`mediastinum.one_lung_side`: no region between two lungs)."""
     ax = med.axis
     other = [a for a in range(3) if a != ax]
     for k in range(int(lo[ax]), int(hi[ax])):   # one axial plane at a time (cached by Mediastinum)
-        plane = med._plane(k)[lo[other[0]]:hi[other[0]], lo[other[1]]:hi[other[1]]]
+        plane = med.plane(k)[lo[other[0]]:hi[other[0]], lo[other[1]]:hi[other[1]]]
         idx = [slice(None)] * 3
         idx[ax] = k - int(lo[ax])
         region[tuple(idx)] = plane
@@ -76,7 +76,7 @@ lung only (`mediastinum.one_lung_side`: no region between two lungs)."""
     # tissue, fat included (adipose -190..-30 HU, lesion.json fat_min_hu), not the partial-volume
     # edge of a lung left out of its label (new-user trial 48 L1: the nearest "mediastinum" voxel
     # read -326 HU)
-    from ...segmentation.lesion import FAT_MIN_HU
+    from ...limits import FAT_MIN_HU
 
     region &= ct.array[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))] >= FAT_MIN_HU
     if not region.any():
