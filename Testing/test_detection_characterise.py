@@ -839,7 +839,8 @@ def test_no_emphysema_is_not_judged_on_lungs_the_scan_cuts():
     rng = np.random.default_rng(0)
     for cut in (False, True):
         for laa in (0.02, 0.08):
-            arr = np.full((40, 50, 50), 40.0, np.float32)
+            # tissue with noise (one exact value on the array's border would be padding no scan measured)
+            arr = (40.0 + rng.normal(0.0, 10.0, (40, 50, 50))).astype(np.float32)
             lungs = np.zeros(arr.shape, bool)
             lungs[(0 if cut else 5):35, 10:40, 10:40] = True
             arr[lungs] = -860.0
@@ -855,3 +856,57 @@ def test_no_emphysema_is_not_judged_on_lungs_the_scan_cuts():
                 assert e["emphysema"] is None and "cuts the lungs" in e["not_judged"]
             else:
                 assert e["emphysema"] is False and not e["not_judged"]
+
+
+def _chest_with_ellipsoid_lung(top_cut_mm: float, circle_mm: float | None = None):
+    """A body cylinder (40 HU, noise 10 HU) in air with one ellipsoidal lung (semi-axes 40, 50,
+    110 mm along x, y, z; -860 HU, 2 % of it at -980 HU) on an anisotropic grid (0.8, 0.8, 2.5 mm),
+    the image ending ``top_cut_mm`` below the lung's apex; with ``circle_mm`` the voxels outside
+    that radius hold -3024 (a reconstruction circle's padding), the lung cut there. Returns (ct,
+    lungs, mL of lung the image leaves out, counted on the uncut grid)."""
+    sp = (2.5, 0.8, 0.8)
+    k, j, i = np.indices((100, 200, 200))
+    z, y, x = k * sp[0], j * sp[1], i * sp[2]
+    ell = ((x - 80) / 40) ** 2 + ((y - 80) / 50) ** 2 + ((z - 125) / 110) ** 2 <= 1
+    inside = np.ones(ell.shape, bool) if circle_mm is None else (x - 80) ** 2 + (y - 80) ** 2 <= circle_mm ** 2
+    top = int(np.floor((125 + 110 - top_cut_mm) / sp[0]))
+    lung = (ell & inside)[:top + 1]
+    missing = float(np.count_nonzero(ell) - np.count_nonzero(lung)) * np.prod(sp) / 1000.0
+    rng = np.random.default_rng(1)
+    body = (((x - 80) / 75) ** 2 + ((y - 80) / 70) ** 2 <= 1)[:top + 1]
+    arr = np.where(body, 40.0, -1000.0) + rng.normal(0.0, 10.0, lung.shape)
+    arr[lung] = -860.0
+    arr[lung & (rng.random(lung.shape) < 0.02)] = -980.0
+    if circle_mm is not None:
+        arr[~inside[:top + 1]] = -3024.0
+    return Volume(arr.astype(np.float32), make_ijk_to_ras((0.8, 0.8, 2.5))), lung, missing
+
+
+@pytest.mark.parametrize("top_cut_mm, judged", [(0.0, True), (5.0, True), (100.0, False)])
+def test_an_apex_tip_on_the_first_slice_still_judges_emphysema_a_slab_does_not(top_cut_mm, judged):
+    """Review 41 M4: any lung voxel on a face made emphysema unknown, so a screening CT whose first
+    slice grazes an apex lost Brock's emphysema term. The lung a face cuts off is now estimated from
+    how its section grows inside the face, and absence is judged when even all of that lung
+    emphysematous would stay below the threshold. Own check: the estimate is an upper bound of the
+    lung really left out (counted on the uncut ellipsoid)."""
+    from imagio.detection.characterise import emphysema_status
+
+    ct, lung, missing = _chest_with_ellipsoid_lung(top_cut_mm)
+    e = emphysema_status(ct, lung)
+    assert e["laa950_percent"] < e["threshold_percent"]
+    if judged:
+        assert e["emphysema"] is False and not e["not_judged"], e
+        assert e["cut_lung_ml"] >= missing, (e, missing)
+    else:   # 100 mm below the apex: ~400 mL of lung out of view, so emphysema could be anywhere
+        assert missing > 300 and e["emphysema"] is None and "cuts the lungs" in e["not_judged"], (e, missing)
+
+
+def test_lungs_cut_by_the_reconstruction_circle_do_not_judge_emphysema_absent():
+    """Review 41 M4 (b): lungs cut by the reconstruction circle's padding (no face of the array
+    touched) are cut lungs too: unknown, said."""
+    from imagio.detection.characterise import emphysema_status
+
+    ct, lung, missing = _chest_with_ellipsoid_lung(-20.0, circle_mm=35.0)
+    assert missing > 50 and not any(np.take(lung, e, axis=a).any() for a in range(3) for e in (0, -1))
+    e = emphysema_status(ct, lung)
+    assert e["emphysema"] is None and "cuts the lungs" in e["not_judged"], e

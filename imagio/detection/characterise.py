@@ -45,28 +45,68 @@ NO_LOBES = ("not given: no lobe label map (pass --lungs with TotalSegmentator lo
             "e.g. lung_upper_lobe_left)")
 
 
+def _cut_lung_bound_ml(ct: Volume, m: np.ndarray) -> float:
+    """Upper estimate (mL) of the lung a face of the image cuts off from the lung mask ``m``
+    (bool [k, j, i] on ``ct``'s grid): inf when the lungs meet padding (voxels no scan measured,
+    `segmentation.body.padding_voxels`) or a face across which their section does not shrink.
+
+    Per face the lung's section area A is read at the face and ``slope_window_mm`` inside it
+    (at least one voxel); the lung beyond the face is taken to taper to nothing at the rate the
+    section grows inside it (a linear cone of the sections: A^2 / (2 dA/dx)), times
+    ``safety_factor`` (detection.json ``characterise.emphysema_laa950_percent.cut_bound``): an
+    apex tip or a base on the face (a dome, its sections growing fast) gives a few mL, a slab
+    through the chest (sections as large inside as on the face) inf."""
+    from ..segmentation.body import padding_voxels
+
+    cfg = constants()["characterise"]["emphysema_laa950_percent"]["cut_bound"]
+    pad = padding_voxels(ct)
+    if pad is not None and (m & ndimage.binary_dilation(pad)).any():
+        return float("inf")
+    sp = np.asarray(ct.spacing_kji, float)
+    total = 0.0
+    for a in range(3):
+        prof = m.sum(axis=tuple(b for b in range(3) if b != a)).astype(float)
+        area_mm2 = float(np.prod(np.delete(sp, a)))
+        n = min(max(1, int(np.ceil(cfg["slope_window_mm"] / sp[a]))), len(prof) - 1)
+        for face, inside in ((prof[0], prof[n] if n > 0 else 0.0), (prof[-1], prof[-1 - n] if n > 0 else 0.0)):
+            if face == 0:
+                continue
+            slope = (inside - face) * area_mm2 / (n * sp[a])   # mm^2 of section per mm inward
+            if slope <= 0:
+                return float("inf")
+            total += (face * area_mm2) ** 2 / (2.0 * slope) / 1000.0
+    return total * float(cfg["safety_factor"])
+
+
 def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
-    """{"laa950_percent", "emphysema": bool or None, "threshold_percent", "source", "not_judged"}
-    of the lung mask (bool [k, j, i] on the CT grid). Emphysema is yes at or above the LAA-950
-    threshold, no below it, and None (unknown: Brock a range over it) below it when the lungs
-    reach a face of the image, with ``not_judged`` saying why (detection.json
-    ``characterise.emphysema_laa950_percent.partial_lungs``)."""
+    """{"laa950_percent", "emphysema": bool or None, "threshold_percent", "source", "not_judged",
+    "cut_lung_ml"} of the lung mask (bool [k, j, i] on the CT grid). Emphysema is yes at or
+    above the LAA-950 threshold and no below it; when the lungs reach a face of the image (or
+    padding no scan measured) it is no only if it would stay below the threshold even were all
+    the lung cut off emphysematous (`_cut_lung_bound_ml`, an upper estimate of it in mL:
+    ``cut_lung_ml``), else None (unknown: Brock a range over it) with ``not_judged`` saying why
+    (detection.json ``characterise.emphysema_laa950_percent.partial_lungs``; review 41 M4: an apex
+    tip on the first slice no longer makes it unknown, a slab still does)."""
     from ..segmentation.emphysema import emphysema
 
     c = constants()["characterise"]["emphysema_laa950_percent"]
     _, stats = emphysema(ct, {"lungs": lungs})
     pct = stats["total"]["laa_percent"]
     emph = None if pct is None else bool(pct >= c["value"])
-    why = None
+    why, cut_ml = None, 0.0
     m = np.asarray(lungs, bool)
-    cut = m.ndim == 3 and any(m[(slice(None),) * a + (e,)].any() for a in range(3) for e in (0, -1))
-    if emph is False and cut:
+    if emph is False and m.ndim == 3:
+        cut_ml = _cut_lung_bound_ml(ct, m)
         ml = float(np.count_nonzero(m)) * ct.voxel_volume_ml
-        emph, why = None, (f"LAA-950 {pct} % measured on {ml:.0f} mL of lung only: the scan cuts the lungs (they "
-                           "reach the edge of the image) and emphysema is regional, so its absence is not judged "
-                           "(Brock is a range over it); give --emphysema / --no-emphysema from the whole-chest CT")
+        worst = (pct * ml + 100.0 * cut_ml) / (ml + cut_ml) if np.isfinite(cut_ml) else 100.0
+        if worst >= c["value"]:
+            emph, why = None, (f"LAA-950 {pct} % measured on {ml:.0f} mL of lung only: the scan cuts the lungs (they "
+                               "reach the edge of the image"
+                               + (f", up to about {cut_ml:.0f} mL of them beyond it" if np.isfinite(cut_ml) else "")
+                               + ") and emphysema is regional, so its absence is not judged (Brock is a range over "
+                               "it); give --emphysema / --no-emphysema from the whole-chest CT")
     return {"laa950_percent": pct, "emphysema": emph, "threshold_percent": c["value"], "source": c["source"],
-            "not_judged": why}
+            "not_judged": why, "cut_lung_ml": round(cut_ml, 1) if np.isfinite(cut_ml) else None}
 
 
 def _calcified_mask(ct: Volume, kji, radius_mm: float, hu_min: float) -> np.ndarray:

@@ -574,8 +574,8 @@ def _face_near_midline_note(ct: Volume, left: np.ndarray, right: np.ndarray, mid
         on = np.take(lungs, end, axis=lr)
         if not on.any() or abs(float(np.take(x, end, axis=lr)[on].mean()) - midline) > reach:
             continue
-        near = lungs & (np.abs(x - midline) <= reach)
-        ml_l, ml_r = (float((near & m).sum() * ct.voxel_volume_ml) for m in (left, right))
+        near = np.abs(x[lungs] - midline) <= reach   # at the lung voxels only (no full-volume float64)
+        ml_l, ml_r = (float(np.count_nonzero(near & m[lungs]) * ct.voxel_volume_ml) for m in (left, right))
         return (f"lungs: the field of view's left-right face cuts the lungs within {reach:g} mm of the midline "
                 f"(RAS x {midline:.1f} mm), where either lung may lie (a lung's medial edge reaches that far "
                 f"across): {ml_r:.1f} mL of lung_right and {ml_l:.1f} mL of lung_left lie there, each labelled by "
