@@ -76,6 +76,9 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
     p = result.problem
     require_tumour_target(p)
     ctx = AblationContext(p.labels, int(p.target.value))
+    from .mediastinum_near import add_mediastinum
+
+    add_mediastinum(ctx, p)   # trial 47 M3: unlabelled mediastinum near a lung zone
     out = {"device": dev.name, "device_label": dev.label, "modality": dev.modality, "setting": s.id,
            "setting_label": s.label, "zone_length_mm": s.zone_length_mm, "zone_diameter_mm": s.zone_diameter_mm,
            "centre_offset_mm": s.centre_offset_mm, "source": s.source, "tumour": ctx.tumour_name,
@@ -103,11 +106,6 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
             failed = str(e)
             out["multi_probe"] = {"device": dev.name, "setting": s.id, "failed": failed}
     out = to_jsonable(out)
-    if bool(getattr(p.target, "in_lung", False)):   # trial 47 M3: unlabelled mediastinum near a lung zone
-        from .criteria import load_criteria
-        from .mediastinum_near import add_mediastinum_to_zones
-
-        add_mediastinum_to_zones(p, out, float(load_criteria()["nearby_structures_mm"]["value"]))
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed,
                                         bool(getattr(p.target, "in_lung", False)))
     return out

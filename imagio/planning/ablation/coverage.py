@@ -117,6 +117,7 @@ class AblationContext:
         self.near_mm = float(value("nearby_structures_mm") if near_mm is None else near_mm)
         self.search_mm = max(self.near_mm, float(heatsink.heat_sink()["search_distance_mm"]))
         self.spacing_mm = float(spacing_mm)
+        self._regions: list = []            # (name, value, region_fn): `add_region`
         self.tumour_name, self.tumour_value, mask = self._tumour(tumour)
         self.tumour_mask = mask
         kji = np.argwhere(mask)
@@ -163,6 +164,8 @@ class AblationContext:
         self.pad_mm = pad_mm
         self.grid = g = FineGrid.around(lab, lo, hi, self.spacing_mm)
         self.fine_labels = g.nearest(lab.array)
+        for _, v, fn in self._regions:
+            self._put_region(v, fn)
         lin = g.linear(self.tumour_mask)    # the fine float mask (thresholded here, meshed below)
         self.tumour = lin > 0.5
         if not self.tumour.any():  # a sub-voxel tumour: keep its voxels
@@ -181,6 +184,33 @@ class AblationContext:
         vals.pop(self.tumour_value, None)
         self.centrelines = heatsink.centrelines(self.fine_labels, vals, sp, g.kji_to_ras)
         self.setup_ms = 1000 * (time.perf_counter() - t0)
+
+    @property
+    def names(self) -> dict:
+        """Label value -> name of the fine labels: the label map's and `add_region`'s."""
+        return {**self.labels.labels, **{v: n for n, v, _ in self._regions}}
+
+    def add_region(self, name: str, region_fn) -> None:
+        """Name an unlabelled region for the nearby structures and the healthy tissue of every
+        evaluation: ``region_fn(lo, hi)`` gives its bool mask on the label map's box ``lo:hi``
+        ([k, j, i] indices, hi exclusive), called again whenever the grid grows. It takes the
+        voxels it holds under a value of its own (over the map's own label there: the region is
+        expected to leave named structures out), so its distances follow the same convention as
+        the labels' (`_near_and_heat_sink`)."""
+        v = max([*self.labels.labels, self.tumour_value, *(r[1] for r in self._regions)]) + 1
+        self._regions.append((name, v, region_fn))
+        self._put_region(v, region_fn)
+
+    def _put_region(self, v: int, region_fn) -> None:
+        g = self.grid
+        m = np.asarray(region_fn(tuple(int(x) for x in g.lo), tuple(int(x) for x in g.hi)), bool)
+        for ax in range(3):
+            if g.factor[ax] > 1:
+                m = np.repeat(m, g.factor[ax], axis=ax)
+        fl = self.fine_labels
+        if not fl.flags.owndata or v > np.iinfo(fl.dtype).max:   # a view of the label map: never written
+            self.fine_labels = fl = fl.astype(np.promote_types(fl.dtype, np.min_scalar_type(v)))
+        fl[m] = v
 
     def _surface(self, lin: np.ndarray):
         """Tumour surface (vtkFlyingEdges3D at 0.5 of the fine float mask ``lin``, the tumour
@@ -247,7 +277,7 @@ class AblationContext:
         fl = self.fine_labels[zs]
         healthy_vals = fl[zb & ~tum & (fl != self.tumour_value)]
         bc = np.bincount(healthy_vals.astype(np.int64).ravel())
-        names = self.labels.labels
+        names = self.names
         healthy = {names.get(int(v), "unlabelled" if v == 0 else f"label_{v}"): float(bc[v]) * g.voxel_ml
                    for v in np.flatnonzero(bc)}
         t2 = time.perf_counter()
@@ -290,7 +320,7 @@ class AblationContext:
     def _near_and_heat_sink(self, zin, zd, sm, blo, bhi, bs, modality):
         """Structures within near_mm of the zone (0 = inside), per-label minimum distance, and
         the heat-sink flags of the vessel centre voxels in the box."""
-        names = self.labels.labels
+        names = self.names
         sel = zin | (zd <= self.near_mm + 0.5 * sm)
         lv = self.fine_labels[bs][sel].astype(np.int64)
         dv = np.maximum(-_signed(zd[sel], zin[sel], sm), 0.0)
