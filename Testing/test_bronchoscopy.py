@@ -328,6 +328,11 @@ def test_cli_writes_json_picture_and_scene(tmp_path, ph):
     doc = json.loads((out / "bronch.json").read_text())
     assert doc["route"]["bronchus_sign"] is True and doc["tree"]["n_branches"] > 50
     assert (out / "flythrough.png").stat().st_size > 5000 and (out / "camera_path.json").exists()
+    # trial 47 L7: the camera path's own length is given and said to differ from the route's
+    cam = np.asarray(json.loads((out / "camera_path.json").read_text())["positions"])
+    own = float(np.linalg.norm(np.diff(cam, axis=0), axis=1).sum())
+    assert doc["camera_path"]["length_mm"] == pytest.approx(own, abs=0.2)
+    assert own <= doc["route"]["length_mm"] + 0.1 and "smoothed" in doc["camera_path"]["note"]
     assert cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
                      "--target", "no_such_nodule", "--out", str(out)]) == 2
 
