@@ -60,9 +60,12 @@ def format_report(report: dict) -> str:
         first = (f"the target point itself lies too close to {near}: every path ends there, whatever its "
                  "entry; move the target point, or give that structure a smaller margin (--role NAME=margin:MM) "
                  "if that is clinically acceptable. ")
+    # with the target too close, every path fails there and the best near-miss is no example to
+    # follow (new-user trial 48 L2: one through the aorta, "clearance -1.5 mm"): left to the JSON
+    near = "" if first else f"Best near-miss (entry {nm.get('entry_ras')}): {why}. "
     return (f"no feasible needle path to {report.get('target')}{': ' + first + 'Among' if first else ' among'} {report.get('candidates')} "
             f"candidate entries: {ex or 'no candidate entries within needle reach'}. "
-            f"Best near-miss (entry {nm.get('entry_ras')}): {why}. Relax the constraint that "
+            f"{near}Relax the constraint that "
             "excludes most (e.g. a longer needle, more gantry tilt, a smaller margin) or choose "
             "another target point.")
 
