@@ -129,10 +129,12 @@ class Plan:
             rep = self.report
             nm = rep.get("best_near_miss") or {}
             close = rep.get("target_too_close") or []
-            w.append("no feasible path" + "".join(
-                f"; the target point lies too close to {_too_close(c)}: every path ends there" for c in close) + (f"; best near-miss at {nm['entry_ras']}: "
-                                            + "; ".join(nm.get("details", [])) if nm else
-                                            " (no skin entry within the needle length)"))
+            if close:   # every path fails at the target: no near-miss to show (trial 48 L2)
+                w.append("no feasible path" + "".join(
+                    f"; the target point lies too close to {_too_close(c)}: every path ends there" for c in close))
+            else:
+                w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: " + "; ".join(nm.get("details", []))
+                                               if nm else " (no skin entry within the needle length)"))
         avoid = {s.name for s in p.structures if s.role == "avoid"}   # e.g. lung_vessels_small
         from .soft_tissue import organ_warnings
 
