@@ -268,7 +268,9 @@ def ablation_rows(a: dict) -> list:
                 if crit.get("tumour_covered") and not crit["tumour_covered"].get("met")
                 and (cov.get("tumour_covered_pct") or 0) >= 99.95 else _met(crit.get("tumour_covered")))),
             *[(f"tumour + {k} covered (%)", percent_covered(v)) for k, v in shells.items()],
-            ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm'))}{_met(crit.get('minimal_ablative_margin'))}"),
+            ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm'))}{_met(crit.get('minimal_ablative_margin'))}"
+             + (f" (from the tumour's interpolated outline, +/- {cov['outline_tolerance_mm']:g} mm: half a CT voxel)"
+                if cov.get("outline_tolerance_mm") else "")),
             ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
             ("zone volume (mL)", cov.get("zone_volume_ml"))]
     for k, p in enumerate(a.get("probes") or [], start=1):   # trial 32 L2/H4: the plan could not be executed

@@ -85,7 +85,9 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
     rows = [("device", f"{device} {setting}"), ("probes", str(len(probes))),
             ("tumour covered %", f"{get(c, 'tumour_covered_pct'):.1f}")]
     rows += [(f"tumour + {m:g} mm covered %", f"{v:.1f}") for m, v in margins.items()]
+    tol = c.get("outline_tolerance_mm", 0.0) if isinstance(c, dict) else getattr(c, "outline_tolerance_mm", 0.0)
     rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + f"{get(c, 'mam_mm'):.1f}"),
+             *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour outline: half a CT voxel)")] if tol else []),
              ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
              ("MAM >= 5 mm", str(get(c, "criteria")["minimal_ablative_margin"]["met"])),
              ("zone volume mL", f"{get(c, 'zone_volume_ml'):.1f}"),

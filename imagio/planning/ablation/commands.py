@@ -248,6 +248,11 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     elif m and not m.get("met", True):
         out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
                    f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
+    elif m and cov.get("outline_tolerance_mm") and cov["mam_mm"] < need + cov["outline_tolerance_mm"]:
+        # met by less than the outline's own uncertainty (trial 47 L5: voxel faces would give less)
+        out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm meets the required {need:g} mm by less "
+                   f"than the tumour outline's uncertainty (+/- {cov['outline_tolerance_mm']:g} mm, half a CT voxel): "
+                   f"measured to the tumour's voxel faces it may fall short; check the margin on the images, or {fix}")
     for h in cov.get("heat_sink") or []:   # trial 25: a 'high' heat sink was a table row only
         if h.get("level") == "high":
             where = "inside the zone" if h.get("inside_zone") else f"{h['distance_to_zone_mm']:.1f} mm from the zone"
@@ -374,6 +379,11 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        f"{', '.join(bad[0].get('violations') or ['a hard constraint'])} (length "
                        f"{bad[0]['length_mm']:.1f} mm) even with its tip on the target: its coverage and margin "
                        "are not those of a placeable probe; choose another path or device")
+        st = d.get("status") or ""
+        if "past the target: further violates" in st or "grazes another lobe" in st:
+            # why the probe is not where the device table wants it, or a doubt on its track (trial 50 M1:
+            # only plan.json's status said the fissure rule held the probe back)
+            out.append(f"proposal {d['proposal']} ablation ({dev}, one probe): {st.removeprefix('single probe, ')}")
         zone_doubts_(f"proposal {d['proposal']} ablation ({dev}, one probe)", d["coverage"],
                      "use --multi-probe, a larger setting or another path")
         probe_doubts_(f"proposal {d['proposal']} ablation probe", d.get("probes", []))

@@ -90,6 +90,8 @@ class Coverage:
     heat_sink: list                     # vessels >= 3 mm near the zone
     criteria: dict                      # name -> {"value", "required", "met"}
     n_zones: int
+    outline_tolerance_mm: float = 0.0   # half the label map's largest voxel side: the tumour's outline is
+    # its mask's interpolated 0.5 level, which lies up to that far from its voxels' faces (trial 47 L5)
     timings_ms: dict = field(default_factory=dict)
     vertex_margin_mm: np.ndarray | None = field(default=None, repr=False)
 
@@ -312,6 +314,7 @@ class AblationContext:
             zone_volume_ml=float(np.count_nonzero(zone)) * g.voxel_ml,
             tumour_volume_ml=self.tumour_count * g.voxel_ml, healthy_ml=healthy,
             structures_near_mm=near, heat_sink=hs, criteria=crit, n_zones=len(ells),
+            outline_tolerance_mm=round(0.5 * float(np.max(self.labels.spacing_kji)), 2),
             timings_ms={"rasterise": 1000 * (t1 - t0), "coverage": 1000 * (t2 - t1),
                         "margin": 1000 * (t3 - t2), "structures_heat_sink": 1000 * (t4 - t3),
                         "total": 1000 * (t4 - t0)},
