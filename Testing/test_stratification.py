@@ -613,3 +613,29 @@ def test_nodule_table_order_lung_rads_category_first_then_brock():
     assert part_big["lung_rads"]["category"] == "3"
     assert (part_big["brock"]["probability_range"][1] > part["brock"]["probability_range"][1])
     assert risk_key(part_big) > risk_key(part)
+
+
+def test_risk_takes_the_types_detect_writes(capsys):
+    """New-user trial 49 L2: `imagio risk --type ground_glass` (the word of detect's nodules.csv)
+    was a usage error, perifissural and calcified could not be entered, and --sex was required
+    though Mayo and Lung-RADS do not use it. Now: ground_glass is nonsolid (the same figures);
+    perifissural < 10 mm is Lung-RADS 2 (v2022) and Brock reads it as solid; calcified is Lung-RADS
+    1 with Brock and Mayo refused with the reason; without --sex only Brock is refused."""
+    from imagio.cli import main
+
+    def run(*extra):
+        assert main(["risk", "--age", "66", "--size-mm", "8", "--no-family-history", "--no-emphysema",
+                     "--no-upper-lobe", "--no-spiculation", "--smoker", "--no-extrathoracic-cancer", *extra]) == 0
+        out = capsys.readouterr().out
+        return json.loads(out[out.index("{"):])
+
+    gg, ns = run("--sex", "female", "--type", "ground_glass"), run("--sex", "female", "--type", "nonsolid")
+    assert gg["brock"]["probability"] == ns["brock"]["probability"] and gg["lung_rads"]["category"] == ns["lung_rads"]["category"]
+    peri, solid = run("--sex", "female", "--type", "perifissural"), run("--sex", "female", "--type", "solid")
+    assert peri["lung_rads"]["category"] == "2" and solid["lung_rads"]["category"] == "4A"   # v2022 baseline: solid 8-<15 mm is 4A
+    assert peri["brock"]["probability"] == solid["brock"]["probability"] and peri["inputs"]["type"]["value"] == "perifissural"
+    calc = run("--sex", "female", "--type", "calcified")
+    assert calc["lung_rads"]["category"] == "1" and "calcified" in calc["brock"]["refused"] and "calcified" in calc["mayo"]["refused"]
+    nosex = run("--type", "solid")
+    assert "sex" in nosex["brock"]["refused"] and nosex["mayo"]["probability"] == solid["mayo"]["probability"]
+    assert nosex["lung_rads"]["category"] == "4A"

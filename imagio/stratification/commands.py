@@ -113,8 +113,19 @@ def cmd_risk(args) -> int:
     if args.count is None:
         args.count = 1
         assumed.append("one nodule on the CT (--count N; Brock's risk falls with each nodule counted)")
+    if args.type == "ground_glass":   # nodules.csv's word for a non-solid nodule (new-user trial 49 L2)
+        args.type = "nonsolid"
     check_risk_args(args)
+    given = args.type
+    args.type = {"perifissural": "solid"}.get(given, given)   # Brock, Mayo and the guideline read it as solid
     out = {}
+    if given == "calcified":   # benign pattern: outside both models' populations (Lung-RADS 1 below)
+        args.model = "none"
+        out = {m: {"model": m, "refused": "calcified nodule: benign pattern, outside the model's population"}
+               for m in ("brock", "mayo")}
+    if args.sex is None and args.model in ("brock", "all"):   # as imagio detect: Brock alone needs it (trial 49 L2)
+        out["brock"] = {"model": "brock", "refused": "patient sex is needed for Brock (--sex female|male)"}
+        args.model = "mayo" if args.model == "all" else "none"
     if args.model in ("brock", "all"):
         try:
             if args.size_mm > screening.MASS_MM:  # a mass: outside the nodules Brock was built on
@@ -135,13 +146,15 @@ def cmd_risk(args) -> int:
     small = screening.not_measurable({"mean_diameter_mm": args.mean_diameter_mm or args.size_mm})
     if small:  # below the 3 mm micronodule limit: no size-driven answer (Bankier 2017)
         out = {m: {"model": m, "refused": small} for m in ("brock", "mayo", "lung_rads") if m in out or m == "lung_rads"}
+    elif given in ("perifissural", "calcified"):   # their own Lung-RADS rules (screening.lung_rads)
+        out["lung_rads"] = screening.lung_rads({"type": given, "mean_diameter_mm": args.mean_diameter_mm or args.size_mm})
     else:
         out["lung_rads"] = lungrads.category(args.type, args.mean_diameter_mm or args.size_mm,
                                              args.solid_mm or 0.0, args.status or "baseline")
-    if (args.mean_diameter_mm or args.size_mm) > screening.MASS_MM:
+    if (args.mean_diameter_mm or args.size_mm) > screening.MASS_MM and given != "calcified":
         out["lung_rads"]["note"] = screening.lung_rads(
             {"type": args.type, "mean_diameter_mm": args.mean_diameter_mm or args.size_mm})["note"]
-    if args.guideline:
+    if args.guideline and given != "calcified":
         b = out.get("brock", {})
         p = b.get("probability")
         if p is None and b.get("probability_range"):   # unknown inputs: the step for the highest risk
@@ -156,6 +169,7 @@ def cmd_risk(args) -> int:
             say_warnings([str(e)])
     if assumed:   # in the JSON (and so in the report): the defaults are the common case, not a doubt
         out["assumed"] = assumed
+    args.type = given   # the inputs as the user gave them
     out["inputs"] = risk_inputs(args, assumed)
     for m in ("brock", "mayo", "lung_rads"):   # a refusal is said on the terminal, not only in the JSON
         if "refused" in out.get(m, {}):
@@ -191,14 +205,17 @@ def register(sub) -> None:
     s.add_argument("--age", type=float, required=True, help="years")
     from .patient import sex_argument
 
-    s.add_argument("--sex", type=sex_argument, metavar="female|male", required=True,
-                   help="female/f/woman/w or male/m/man (any case; the words of imagio detect and a cohort CSV)")
+    s.add_argument("--sex", type=sex_argument, metavar="female|male",
+                   help="female/f/woman/w or male/m/man (any case; the words of imagio detect and a cohort CSV); "
+                        "Brock needs it (not given: Brock is refused with the reason, Mayo and Lung-RADS stand)")
     s.add_argument("--size-mm", type=float, required=True,
                    help="maximum nodule diameter on an axial section, mm (Brock's and Mayo's size)")
     s.add_argument("--mean-diameter-mm", type=float, help="Lung-RADS mean diameter (default: --size-mm)")
     s.add_argument("--solid-mm", type=float, help="solid component size of a part-solid nodule, mm")
-    s.add_argument("--type", choices=["solid", "part_solid", "nonsolid"],
-                   help="nodule type (not given: solid, said in the output)")
+    s.add_argument("--type", choices=["solid", "part_solid", "nonsolid", "ground_glass", "perifissural", "calcified"],
+                   help="nodule type, the words of imagio detect's nodules.csv too (ground_glass = nonsolid; "
+                        "perifissural: Lung-RADS's category-2 rule under 10 mm, solid otherwise; calcified: "
+                        "Lung-RADS 1, no Brock or Mayo); not given: solid, said in the output")
     s.add_argument("--status", choices=["baseline", "new", "growing"], help="not given: baseline")
     s.add_argument("--count", type=int, help="number of nodules on the CT (Brock; not given: 1, said in the output)")
     for name, (text, models) in RISK_FACTORS.items():
