@@ -278,3 +278,25 @@ def test_cohort_table_joins_cases_written_with_other_columns_by_name(tmp_path):
     got = {r["case"]: r for r in csv.DictReader(open(tab, newline=""))}
     assert got["B"]["coordX"] == "3.0" and got["B"]["probability"] == "0.2" and got["B"]["table"] == ""
     assert got["A"]["table"] == "main" and got["A"]["coordX"] == "1.0"
+
+
+def test_a_low_scored_mass_is_not_called_a_likely_vessel():
+    """New-user trial 49 M2: Lung-PET-CT-Dx's 5 cm adenocarcinoma scored 0.388, below the table's
+    threshold, and was named under "most are vessels, airway walls or chest-wall structures". A
+    low-probability candidate that segments as a solid mass over 30 mm (wider than any
+    intrapulmonary vessel) is named on its own line as a possible tumour; a 9 mm one keeps the
+    generic line."""
+    from imagio.detection.report import management_lines, split_by_score
+    from imagio.stratification.screening import stratify
+
+    def nod(i, size, p):
+        d = {"id": i, "type": "solid", "mean_diameter_mm": size, "long_axis_mm": size,
+             "size_uncertain": None, "candidate": {"probability": p}}
+        d["stratification"] = stratify(d)
+        return d
+
+    main, low = split_by_score([nod(1, 50.8, 0.388), nod(2, 9.0, 0.05)])
+    assert main == [] and len(low) == 2
+    lines = dict(management_lines(main, low))
+    assert "#1 51 mm" in lines["review: mass"] and "possible tumour" in lines["review: mass"]
+    assert "#2" in lines["review"] and "#1" not in lines["review"]

@@ -284,7 +284,19 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
         if lr.get("note"):
             out.append(("note", lr["note"]))
         out.append(("source", lr.get("source", "")))
-    high_low = for_review(low)
+    from ..stratification.screening import MASS_MM
+
+    def is_mass(d):   # solid tissue wider than any intrapulmonary vessel or airway wall the score guards against
+        return (d.get("mean_diameter_mm") or 0.0) > MASS_MM and d.get("type") not in ("calcified",)
+
+    masses = [d for d in (low or []) if is_mass(d) and (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
+    high_low = for_review([d for d in (low or []) if d not in masses])
+    if masses:   # new-user trial 49 M2: a 5 cm adenocarcinoma under "most are vessels"
+        out.append(("review: mass", f"{len(masses)} low-probability candidate(s) segment as a mass over "
+                    f"{MASS_MM:g} mm (" + ", ".join(f"#{d['id']} {d['mean_diameter_mm']:.0f} mm {_floor(d)}" for d in masses)
+                    + "): wider than any intrapulmonary vessel (the main pulmonary artery itself measures under 29 mm, "
+                    "Truong 2012) or airway wall, so the low detector score does not make it a mimic: read it as a "
+                    "possible tumour"))
     if high_low:
         out.append(("review", f"{len(high_low)} low-probability candidate(s) would be Lung-RADS 4A+ "
                     "if they were nodules (" + ", ".join(high_low)
