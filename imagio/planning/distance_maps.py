@@ -53,7 +53,7 @@ from scipy import ndimage
 from .. import anatomy
 from ..progress import Progress
 from ..segmentation.common import LUNG_HU
-from ..volume import Volume, reach_box  # noqa: F401  (reach_box re-exported for callers)
+from ..volume import Volume, reach_box, values_mask  # noqa: F401  (reach_box re-exported for callers)
 from .problem import AERATED_LUNG, LUNG_CONTENTS, LUNG_PARENCHYMA, PlanningProblem, load_defaults
 from .skin import dilate6, erode6
 
@@ -604,10 +604,10 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
         # aerated: lung label and air on the CT (an unlabelled solid nodule or vessel inside the
         # lung label is not aerated lung: new-user trial 21 counted an 11.6 mm solid nodule);
         # -400 HU, `segmentation.common.LUNG_HU`, the parenchyma's upper bound
-        aerated = np.isin(label, air_vals) & (hu < LUNG_HU)
+        aerated = values_mask(label, air_vals) & (hu < LUNG_HU)
         inner = [v for v, n in names.items()   # e.g. lung_nodule_2, lung_vessels_small
                  if n.rstrip("0123456789_") in LUNG_CONTENTS or n.startswith(tuple(c + "_" for c in LUNG_CONTENTS))]
-        lung = aerated | np.isin(label, inner)
+        lung = aerated | values_mask(label, inner)
         lung = erode6(dilate6(lung)) | lung   # = ndimage.binary_closing(lung) | lung (tested)
     else:  # fallback for label maps without lungs: aerated = air inside the body
         aerated = body & (hu < -400)
@@ -619,7 +619,7 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     flags[aerated & (hu < problem.constraints.emphysema_hu)] |= EMPH
     liver_vals = [v for v, n in names.items() if anatomy.is_liver(n)]
     if liver_vals:
-        flags[np.isin(label, liver_vals)] |= LIVER
+        flags[values_mask(label, liver_vals)] |= LIVER
     # (scipy filters each line in float64 and stores float32: a bool input gives the same values
     # as its float32 copy, without that copy)
     body_smooth = ndimage.gaussian_filter(body, sigma=2.0 / sp, output=np.float32)

@@ -20,6 +20,7 @@ from .candidates import Candidates, skin_candidates
 from .criteria import criteria_table
 from .distance_maps import PlanningMaps, precompute
 from ..jsonable import to_jsonable
+from ..volume import values_mask
 from .evaluate import Evaluator, PathMetrics, violation_details
 from .problem import PlanningProblem, load_defaults
 from .proposals import propose
@@ -442,7 +443,7 @@ def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: 
     s, pts = path_samples(e, t, step_mm)
 
     def solid_in_lung(*sl):
-        return np.isin(lab.array[sl], lung_vals) & (ct.array[sl] >= LUNG_HU)
+        return values_mask(lab.array[sl], lung_vals) & (ct.array[sl] >= LUNG_HU)
 
     inside = ct.contains_world(pts)
     solid = np.zeros(len(s), bool)

@@ -19,7 +19,7 @@ from .. import anatomy
 from ..coords import point_or_name
 from ..errors import InputError
 from ..io import labels_on_grid
-from ..volume import Volume, reach_box
+from ..volume import Volume, reach_box, values_mask
 from .criteria import default_weights
 
 POSITIONS = {  # RAS direction pointing from the patient towards the table
@@ -1300,7 +1300,7 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
     air_ok = [v for v, n in lab.labels.items() if any(h in n for h in AIR_HOLDING)]
     if prob.target.value:
         air_ok.append(prob.target.value)
-    solid = (lab.array[sl] > 0) & ~np.isin(lab.array[sl], air_ok)
+    solid = (lab.array[sl] > 0) & ~values_mask(lab.array[sl], air_ok)
     n = int(solid.sum())
     if n:
         in_air = int((solid & (ct.array[sl] < AERATED_MAX_HU)).sum())
