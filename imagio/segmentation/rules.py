@@ -143,6 +143,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         try:
             trachea, bronchi, info = aw.airway_masks(ct, body, progress=p.sub(0.15, 0.4))
             meta["airways"] = info
+            # the airways are inside the patient, also where a face of the view cut their lumen open
+            # (`airways.opened_lumen`: that air read as outside the body)
+            body |= trachea | bronchi
         except InputError as e:
             if "airways" in want:
                 meta["warnings"].append(f"airways: {e}")
