@@ -460,8 +460,11 @@ CUT_BRONCHUS_CORE_HU = rule("cut_bronchus_core_hu")
 CUT_BRONCHUS_REACH_MM = rule("cut_bronchus_reach_mm")
 
 
-def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndarray, list]:
-    """Bronchi cut off from the grown tree by a left-right face of the field of view.
+def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray, across=("R",)) -> tuple[np.ndarray, list]:
+    """Bronchi cut off from the grown tree by a left-right face of the field of view (or by a
+    front or back face: ``across`` holds "A" too; the lobar bronchi run from the hilum forwards,
+    so a coronal face behind them cuts them off from the tree as a sagittal one does: seg16, the
+    chest CTA's anterior half, its middle-lobe and upper-lobe bronchi labelled lung).
 
     The bronchial tree is one tree; a face of the field of view (a hemithorax crop beside the
     carina) can cut it into pieces, each still an air tube leaving through that face. On each
@@ -478,12 +481,19 @@ def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndar
     list of {"face", "seed_kji", "volume_ml", "threshold_hu"} per piece). A tree touching no
     left-right face gives an empty mask (a full field of view is unchanged)."""
     axes = anatomical_axes(ct)
-    lr = axes["R"][0]
     s_ax, s_sign = axes["S"]
     out = np.zeros_like(tree)
     found = []
-    if lr == s_ax:
-        return out, found
+    for letter in across:
+        if axes[letter][0] != s_ax:
+            _cut_bronchi_across(ct, body, tree, axes[letter][0], out, found)
+    return out, found
+
+
+def _cut_bronchi_across(ct: Volume, body: np.ndarray, tree: np.ndarray, lr: int, out: np.ndarray,
+                        found: list) -> None:
+    """`cut_bronchi` on the two faces normal to array axis ``lr``: adds to ``out`` and ``found``."""
+    s_ax, s_sign = anatomical_axes(ct)["S"]
     other = [d for d in range(3) if d != lr]
     sp = ct.spacing_kji[other]
     pix_mm2 = float(np.prod(sp))
@@ -525,10 +535,9 @@ def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndar
             if (m & tree).any():
                 continue
             out |= m
-            found.append({"face": int(end), "seed_kji": [int(v) for v in seed],
+            found.append({"face": int(end), "axis": int(lr), "seed_kji": [int(v) for v in seed],
                           "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
                           "threshold_hu": info["threshold_hu"]})
-    return out, found
 
 
 def no_carina_note(ct: Volume, trachea: np.ndarray) -> str:
@@ -651,8 +660,9 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
         m, info = grow_airways(ct, seed, body)
         info["opened_lumen_ml"] = round(float(lumen.sum() * ct.voxel_volume_ml), 2)
     trachea, bronchi, carina = split_trachea(ct, m)
-    if cut_lr_side(ct, m) is not None:
-        extra, pieces = cut_bronchi(ct, body, m)
+    across = tuple(letter for letter in ("R", "A") if cut_face(ct, m, letter) is not None)
+    if across:
+        extra, pieces = cut_bronchi(ct, body, m, across)
         if pieces:
             bronchi |= extra & ~trachea
             info["cut_bronchi"] = pieces
