@@ -478,8 +478,9 @@ def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray, across=("R",)) -
     growth leaks at once is dropped.
 
     ct, body, tree: CT and bool masks [k, j, i]. Returns (mask [k, j, i] of the pieces found,
-    list of {"face", "seed_kji", "volume_ml", "threshold_hu"} per piece). A tree touching no
-    left-right face gives an empty mask (a full field of view is unchanged)."""
+    list of {"face", "axis", "seed_kji", "volume_ml", "threshold_hu"} per piece: "face" the end
+    index along array axis "axis"). A tree touching none of those faces gives an empty mask (a full
+    field of view is unchanged)."""
     axes = anatomical_axes(ct)
     s_ax, s_sign = axes["S"]
     out = np.zeros_like(tree)
@@ -632,9 +633,11 @@ def opened_lumen(ct: Volume, body: np.ndarray, tree: np.ndarray) -> np.ndarray:
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """(trachea, bronchi, info) for a chest CT; raises InputError if no trachea is found.
 
-    When the tree grown from the trachea touches a left-right face of the field of view, the
-    bronchi that face cuts off from it are added to the bronchi (`cut_bronchi`; info
-    "cut_bronchi": one entry per piece)."""
+    When the tree grown from the trachea touches a left-right, front or back face of the field of
+    view, the bronchi that face cuts off from it are added to the bronchi (`cut_bronchi`; info
+    "cut_bronchi": one entry per piece). When a face cut the trachea open (`opened_lumen`), the
+    tree is grown again with that lumen inside the body (info "opened_lumen_ml") and
+    info "cut_face_warning" says so; the caller puts the airways into the body."""
     p = as_progress(progress)
     check_ct(ct)
     p(0.0, "airways: finding the trachea")
