@@ -23,8 +23,9 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (AIR_HU, anatomical_axes, as_progress, bbox_slices, check_ct, components,
-                     plane_structure, ras_coordinate, rule)
+from .body import MAX_CUT_LUMEN_MM
+from .common import (AIR_HU, BODY_HU, anatomical_axes, as_progress, bbox_slices, check_ct, close_faces,
+                     components, fill_holes_per_slice, plane_structure, ras_coordinate, rule)
 
 THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
 LEAK_RATIO = 2.0  # a step that more than doubles the tree ...
@@ -459,8 +460,11 @@ CUT_BRONCHUS_CORE_HU = rule("cut_bronchus_core_hu")
 CUT_BRONCHUS_REACH_MM = rule("cut_bronchus_reach_mm")
 
 
-def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndarray, list]:
-    """Bronchi cut off from the grown tree by a left-right face of the field of view.
+def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray, across=("R",)) -> tuple[np.ndarray, list]:
+    """Bronchi cut off from the grown tree by a left-right face of the field of view (or by a
+    front or back face: ``across`` holds "A" too; the lobar bronchi run from the hilum forwards,
+    so a coronal face behind them cuts them off from the tree as a sagittal one does: seg16, the
+    chest CTA's anterior half, its middle-lobe and upper-lobe bronchi labelled lung).
 
     The bronchial tree is one tree; a face of the field of view (a hemithorax crop beside the
     carina) can cut it into pieces, each still an air tube leaving through that face. On each
@@ -474,15 +478,23 @@ def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndar
     growth leaks at once is dropped.
 
     ct, body, tree: CT and bool masks [k, j, i]. Returns (mask [k, j, i] of the pieces found,
-    list of {"face", "seed_kji", "volume_ml", "threshold_hu"} per piece). A tree touching no
-    left-right face gives an empty mask (a full field of view is unchanged)."""
+    list of {"face", "axis", "seed_kji", "volume_ml", "threshold_hu"} per piece: "face" the end
+    index along array axis "axis"). A tree touching none of those faces gives an empty mask (a full
+    field of view is unchanged)."""
     axes = anatomical_axes(ct)
-    lr = axes["R"][0]
     s_ax, s_sign = axes["S"]
     out = np.zeros_like(tree)
     found = []
-    if lr == s_ax:
-        return out, found
+    for letter in across:
+        if axes[letter][0] != s_ax:
+            _cut_bronchi_across(ct, body, tree, axes[letter][0], out, found)
+    return out, found
+
+
+def _cut_bronchi_across(ct: Volume, body: np.ndarray, tree: np.ndarray, lr: int, out: np.ndarray,
+                        found: list) -> None:
+    """`cut_bronchi` on the two faces normal to array axis ``lr``: adds to ``out`` and ``found``."""
+    s_ax, s_sign = anatomical_axes(ct)["S"]
     other = [d for d in range(3) if d != lr]
     sp = ct.spacing_kji[other]
     pix_mm2 = float(np.prod(sp))
@@ -524,10 +536,9 @@ def cut_bronchi(ct: Volume, body: np.ndarray, tree: np.ndarray) -> tuple[np.ndar
             if (m & tree).any():
                 continue
             out |= m
-            found.append({"face": int(end), "seed_kji": [int(v) for v in seed],
+            found.append({"face": int(end), "axis": int(lr), "seed_kji": [int(v) for v in seed],
                           "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
                           "threshold_hu": info["threshold_hu"]})
-    return out, found
 
 
 def no_carina_note(ct: Volume, trachea: np.ndarray) -> str:
@@ -588,12 +599,45 @@ def cut_lr_side(ct: Volume, mask: np.ndarray) -> str | None:
     return cut_face(ct, mask, "R")
 
 
+def opened_lumen(ct: Volume, body: np.ndarray, tree: np.ndarray) -> np.ndarray:
+    """Bool [k, j, i]: the airway lumen that a face of the field of view cut open lengthwise, outside
+    ``body`` (bool [k, j, i]) and joined to the grown ``tree`` (bool [k, j, i]).
+
+    A front or back face (a coronal plane) through the trachea opens its lumen to the image's edge:
+    that air (<= ``BODY_HU``) then joins the face and reads as outside the patient (`body.body_mask`
+    takes only parenchyma-like air in; a lumen is purer air), and the tree grown inside the body
+    stops where the cut begins (new-user trial 48: the chest CTA's anterior half, 8.5 mL of trachea
+    over 51 mm unlabelled). Such air is the lumen when (a) its component (6-connected, outside the
+    body) touches the tree (a voxel's 26-neighbourhood) and (b) in each axial slice the airway's
+    wall encloses it in view: its gap on the face, along either in-face axis, is no wider than
+    ``max_cut_lumen_mm`` (the widest trachea, Breatnach 1984, in segmentation_rules.json), and with
+    the face closed across that gap it is a hole of the body in its slice (`close_faces`, the rule
+    `body.close_cut_face` applies to left-right faces). Air outside the patient between an arm and
+    the chest touches no airway; a lumen open wider than a trachea stays out. The voxels of the
+    lumen on the face are kept where they border that hole. Empty when none."""
+    air = ~body & (ct.array <= BODY_HU)
+    beside = ndimage.binary_dilation(tree, np.ones((3, 3, 3), bool)) & air
+    if not beside.any():
+        return np.zeros_like(body)
+    lab = components(air, connectivity=6)[0]
+    ids = np.unique(lab[beside])
+    cand = np.isin(lab, ids[ids > 0])
+    axes = anatomical_axes(ct)
+    sup = axes["S"][0]
+    closed = close_faces(body, [d for d in range(3) if d != sup], ct.spacing_kji, MAX_CUT_LUMEN_MM)
+    hole = fill_holes_per_slice(closed, sup) & ~closed
+    added = closed & ~body
+    return cand & (hole | (added & ndimage.binary_dilation(hole)))
+
+
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """(trachea, bronchi, info) for a chest CT; raises InputError if no trachea is found.
 
-    When the tree grown from the trachea touches a left-right face of the field of view, the
-    bronchi that face cuts off from it are added to the bronchi (`cut_bronchi`; info
-    "cut_bronchi": one entry per piece)."""
+    When the tree grown from the trachea touches a left-right, front or back face of the field of
+    view, the bronchi that face cuts off from it are added to the bronchi (`cut_bronchi`; info
+    "cut_bronchi": one entry per piece). When a face cut the trachea open (`opened_lumen`), the
+    tree is grown again with that lumen inside the body (info "opened_lumen_ml") and
+    info "cut_face_warning" says so; the caller puts the airways into the body."""
     p = as_progress(progress)
     check_ct(ct)
     p(0.0, "airways: finding the trachea")
@@ -611,9 +655,17 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
         raise InputError("no trachea found (no round air tube near the midline in the upper "
                          "slices): airways need a CT that covers the chest above the carina")
     m, info = grow_airways(ct, seed, body, progress=p.sub(0.1, 0.9))
+    lumen = opened_lumen(ct, body, m)
+    if lumen.any():
+        # a front or back face of the view cut the trachea open: its lumen, enclosed by the wall
+        # in view, is the patient's; the tree is grown again with it (same leak control)
+        body = body | lumen
+        m, info = grow_airways(ct, seed, body)
+        info["opened_lumen_ml"] = round(float(lumen.sum() * ct.voxel_volume_ml), 2)
     trachea, bronchi, carina = split_trachea(ct, m)
-    if cut_lr_side(ct, m) is not None:
-        extra, pieces = cut_bronchi(ct, body, m)
+    across = tuple(letter for letter in ("R", "A") if cut_face(ct, m, letter) is not None)
+    if across:
+        extra, pieces = cut_bronchi(ct, body, m, across)
         if pieces:
             bronchi |= extra & ~trachea
             info["cut_bronchi"] = pieces
@@ -632,18 +684,18 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
             "is placed from the one side's lumens in view: the trachea's lower end may run on into a main "
             "bronchus by up to that bronchus's width (~10-16 mm), and the main bronchi's start is uncertain; "
             "check the carina on the images before planning near the hilum")
-    from scipy import ndimage
-
     # the trachea's lumen beside air outside the body: a front or back face of the view cut it open
-    # and the air of the open part joins the image's edge there
+    # and the air of the open part joins the image's edge there, unless `opened_lumen` took it in
     ap = None
-    beside = ndimage.binary_dilation(trachea, np.ones((3, 3, 3), bool)) & ~body & (ct.array < -500.0)
+    beside = ndimage.binary_dilation(trachea, np.ones((3, 3, 3), bool)) & ~body & (ct.array < BODY_HU)
     if beside.any():
-        from .common import components
-
-        lab = components(~body & (ct.array < -500.0), connectivity=6)[0]
+        lab = components(~body & (ct.array < BODY_HU), connectivity=6)[0]
         ids = np.unique(lab[beside])
-        ap = cut_face(ct, np.isin(lab, ids[ids > 0]), "A")
+        left_out = np.isin(lab, ids[ids > 0])
+        info["left_out_lumen_ml"] = round(float(left_out.sum() * ct.voxel_volume_ml), 2)
+        # (what `opened_lumen` leaves of it: the face's layer of a lumen, partial volume at its rim)
+        if info["left_out_lumen_ml"] > LOCAL_PIECE_ML:
+            ap = cut_face(ct, left_out, "A")
     if ap is not None:
         # a front or back face cutting the trachea lengthwise opens its lumen to the image's edge:
         # that air reads as air outside the body, and the tree is grown inside the body only (new-user
@@ -654,6 +706,16 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
             "edge reads as air outside the body, so part of the trachea and the main bronchi below it may be "
             "missing from the labels (and the tree's lower end as said is not the carina); check the airways "
             "on the images, or segment a field of view that holds the whole trachea")
+    elif info.get("opened_lumen_ml"):
+        ap = cut_face(ct, lumen, "A") or cut_face(ct, lumen, "R")
+        # the wall beyond the face is not seen: where a main bronchus leaves, the split is placed from
+        # the lumens in view, as for a left-right face (above)
+        info["cut_face_warning"] = (
+            f"the field of view's {ap} face cuts the trachea lengthwise: its lumen open to that face "
+            f"({info['opened_lumen_ml']:.1f} mL, enclosed in view by the airway's wall) is labelled airway, "
+            "but the wall beyond the face is not seen, so the carina is placed from the lumens in view and "
+            "the trachea's lower end and the main bronchi's start are uncertain; check them on the images "
+            "before planning near the hilum")
     wide = wider_than_trachea(ct, trachea, bronchi)
     if wide is not None:
         info["leak_warning"] = (

@@ -32,7 +32,7 @@ MIN_LUNG_ML = 5.0  # smaller air pockets are not a lung (a lung base in a abdomi
 
 
 def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
-              progress=None, midline: float | None = None) -> np.ndarray:
+              progress=None, midline: float | None = None, notes: list[str] | None = None) -> np.ndarray:
     """Boolean [k, j, i] mask of both lungs (vessels inside included, airways excluded).
 
     A component is lung-like when its core's median is above ``GAS_MEDIAN_HU`` (`core_medians`)
@@ -46,13 +46,17 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     With the midline known (a chest: the trachea in view), a lung-like component under
     ``MIN_LUNG_ML`` (and at least ``min_cut_lung_piece_ml``) that touches a face of the volume
     is kept too: a lung cut by the field of
-    view goes on beyond the face (a hemithorax crop leaves pieces of the other lung there).
+    view goes on beyond the face (a hemithorax crop leaves pieces of the other lung there). One
+    that touches only the inferior face must lie mostly inside the kept lungs' outline in its
+    axial slices (`body.mostly_in_slice_hull`): below the lungs lies bowel gas mixed with stool.
+    notes: when a list, a line is appended naming the lung-like pockets of
+    ``min_cut_lung_piece_ml`` to ``MIN_LUNG_ML`` left out (`_dropped_pieces_note`).
     Raises InputError when no air-like region or none lung-like is inside the body."""
     a = check_ct(ct)
     box = measured_box(ct)
     if box is not None:   # padded slabs on a face: outside the scan (`common.measured_box`)
         return embed(lung_mask(crop_slices(ct, box), body[box], None if airways is None else airways[box],
-                               progress, midline), ct.shape, box)
+                               progress, midline, notes), ct.shape, box)
     p = as_progress(progress)
     p(0.0, "lungs: threshold")
     # not in the body's outer partial-volume layer (``gas_core_depth_mm``): skin blurred with the
@@ -111,11 +115,30 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
         # its core, or all of a thin pocket, is below GAS_MEDIAN_HU (`core_medians`)
         # (specks under ``min_cut_lung_piece_ml``, a lung's smallest lobule, are noise or
         # partial volume where the body is cut)
-        cut = _face_labels(lab, n) & ~big & (vol >= rule("min_cut_lung_piece_ml"))
-        cut[0] = False
-        if cut.any():
-            gas[cut] = core_medians(a, lab, cut, ct.spacing_kji) <= GAS_MEDIAN_HU
-            keep |= cut & ~gas
+        small = ~big & (vol >= rule("min_cut_lung_piece_ml"))
+        small[0] = False
+        if small.any():
+            gas[small] = core_medians(a, lab, small, ct.spacing_kji) <= GAS_MEDIAN_HU
+            s_ax, s_sign = anatomical_axes(ct)["S"]
+            bottom = [(s_ax, 0 if s_sign > 0 else lab.shape[s_ax] - 1)]
+            other = [(ax, end) for ax in range(3) for end in (0, lab.shape[ax] - 1) if (ax, end) not in bottom]
+            at_side, at_bottom = _face_labels(lab, n, other), _face_labels(lab, n, bottom)
+            cut = small & ~gas & (at_side | at_bottom)
+            # on the inferior face only: below the lungs lies the abdomen, whose bowel gas mixed with
+            # stool reads as parenchyma too (review 41 M5): a lung base cut by that face lies in its
+            # slices within the lungs' outline there (the costodiaphragmatic recess runs round the
+            # lung's base, inside the ribs: Gray's Anatomy, 42nd ed., 'Pleura'), gas below the lungs'
+            # last slice or in front of the recess under the dome does not
+            low = cut & at_bottom & ~at_side
+            if low.any() and keep.any():
+                cut &= ~low | mostly_in_slice_hull(lab, low, keep[lab], s_ax)
+            elif low.any():
+                cut &= ~low
+            keep |= cut
+            if notes is not None:
+                note = _dropped_pieces_note(ct, lab, small & ~gas & ~cut)
+                if note:
+                    notes.append(note)
     keep[0] = False
     if not big.any():   # a limb, the head: skin folds and small pockets only
         raise InputError(f"no lungs found: the air inside the body is in pockets under {MIN_LUNG_ML:g} mL "
@@ -146,13 +169,34 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     return m
 
 
-def _face_labels(lab: np.ndarray, n: int) -> np.ndarray:
-    """Bool (n + 1,): which labels of ``lab`` (int [k, j, i]) touch a face of the array."""
+def _face_labels(lab: np.ndarray, n: int, faces=None) -> np.ndarray:
+    """Bool (n + 1,): which labels of ``lab`` (int [k, j, i]) touch a face of the array; ``faces``:
+    the (array axis, end index) pairs of the faces to look at (default: all six)."""
     hit = np.zeros(n + 1, bool)
-    for ax in range(3):
-        for end in (0, lab.shape[ax] - 1):
-            hit[np.unique(np.take(lab, end, axis=ax))] = True
+    if faces is None:
+        faces = [(ax, end) for ax in range(3) for end in (0, lab.shape[ax] - 1)]
+    for ax, end in faces:
+        hit[np.unique(np.take(lab, end, axis=ax))] = True
     return hit
+
+
+def _dropped_pieces_note(ct: Volume, lab: np.ndarray, dropped: np.ndarray) -> str:
+    """'' or a line naming the lung-like air left out of the lungs: ``dropped`` (bool (n + 1,) over
+    the labels of ``lab``, int [k, j, i]) selects pockets under MIN_LUNG_ML whose core is not gas
+    (parenchyma's density) that `lung_mask` did not keep: one inside the view (a piece of lung cut
+    off by an airway's margin, a bulla, or gas mixed with stool in the oesophagus or a bowel loop:
+    at this size they cannot be told apart) or one on the view's inferior face outside the lungs'
+    outline (bowel gas under the diaphragm, or a lung base beyond the lungs in view)."""
+    if not dropped.any():
+        return ""
+    m = dropped[lab]
+    ml = float(m.sum() * ct.voxel_volume_ml)
+    k = int(np.count_nonzero(dropped))
+    return (f"lungs: {k} air pocket(s) of lung density under {MIN_LUNG_ML:g} mL ({ml:.1f} mL in all, centre RAS "
+            f"{np.round(mean_ras(ct, m), 1).tolist()} mm) are not labelled lung: at that size a piece of lung "
+            "(cut off beside an airway or by the field of view, a bulla) cannot be told from gas mixed with "
+            "stool in a bowel loop or the oesophagus; if it is lung, its pleura is missing from the labels "
+            "there: check the images")
 
 
 def vessel_pieces(ct: Volume, holes: np.ndarray, sup: int) -> np.ndarray:

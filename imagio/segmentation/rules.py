@@ -143,6 +143,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         try:
             trachea, bronchi, info = aw.airway_masks(ct, body, progress=p.sub(0.15, 0.4))
             meta["airways"] = info
+            # the airways are inside the patient, also where a face of the view cut their lumen open
+            # (`airways.opened_lumen`: that air read as outside the body)
+            body |= trachea | bronchi
         except InputError as e:
             if "airways" in want:
                 meta["warnings"].append(f"airways: {e}")
@@ -184,7 +187,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             # (a chest; without it small air pockets of an abdomen keep the overall 5 % rule)
             mid0 = None if trachea is None else lg.midline_x(ct, body, trachea)
             lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55),
-                                 midline=None if mid0 is None else mid0[0])
+                                 midline=None if mid0 is None else mid0[0], notes=meta["warnings"])
         except InputError as e:
             if want & {"lungs", "emphysema", "lung_vessels", "pleura"} and not lungs_optional:
                 raise
