@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (AIR_HU, anatomical_axes, as_progress, bbox_slices, check_ct, components,
+from .common import (AIR_HU, dilate_voxels, anatomical_axes, as_progress, bbox_slices, check_ct, components,
                      plane_structure, ras_coordinate, rule)
 
 THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
@@ -637,7 +637,7 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
     # the trachea's lumen beside air outside the body: a front or back face of the view cut it open
     # and the air of the open part joins the image's edge there
     ap = None
-    beside = ndimage.binary_dilation(trachea, np.ones((3, 3, 3), bool)) & ~body & (ct.array < -500.0)
+    beside = dilate_voxels(trachea, np.ones((3, 3, 3), bool)) & ~body & (ct.array < -500.0)
     if beside.any():
         from .common import components
 

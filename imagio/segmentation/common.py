@@ -316,6 +316,27 @@ def bbox_slices(mask: np.ndarray, margin_mm: float = 0.0, spacing_kji=(1.0, 1.0,
     return tuple(out)
 
 
+def dilate_voxels(mask: np.ndarray, structure: np.ndarray | None = None, iterations: int = 1) -> np.ndarray:
+    """``scipy.ndimage.binary_dilation(mask, structure, iterations)`` (bool [k, j, i]; the
+    structure centred, odd-sized and symmetric, as every call here: default the 6-neighbour
+    cross; ``iterations`` >= 1), voxel for voxel, computed on the mask's bounding box grown by
+    the reach of the dilation (``iterations`` x the structure's half size per axis) instead of
+    the whole volume: a voxel farther from every mask voxel than that reach is False either way,
+    and inside the grown box the dilation sees the same neighbourhood (the volume's own border,
+    where the box reaches it, is outside in both: ``border_value`` 0). A full-volume dilation of
+    a small mask (the trachea, the airways) costs 0.1-0.5 CPU-s at 1.5 mm (issue 20)."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    structure = ndimage.generate_binary_structure(mask.ndim, 1) if structure is None else structure
+    out = np.zeros(mask.shape, bool)
+    reach = [iterations * (n // 2) for n in structure.shape]
+    box = _mask_box(mask)
+    if box is None:
+        return out
+    sl = tuple(slice(max(b.start - r, 0), min(b.stop + r, n)) for b, r, n in zip(box, reach, mask.shape))
+    out[sl] = ndimage.binary_dilation(mask[sl], structure, iterations=iterations)
+    return out
+
+
 def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     """Voxels within ``radius_mm`` (``edt``'s anisotropic Euclidean distance, mm) of ``mask``
     (bool [k, j, i]; ``spacing_kji`` mm per voxel). Computed by `ballmorph.dilate_ball`: the
