@@ -40,8 +40,8 @@ class Branch:
 
 def _cross(a, b):
     """``np.cross(a, b)`` of two 3-vectors, the same products and differences in the same order
-    (so the same floats bit for bit), without ``np.cross``'s axis handling, which cost ~0.1 ms a
-    call: 0.7 CPU-s over the ~6,000 calls of one phantom (issue 20)."""
+    (so the same floats bit for bit), without ``np.cross``'s axis handling: 2 against 22 us a
+    call, ~0.12 CPU-s over the ~6,000 calls of one phantom's trees (issue 20)."""
     return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
