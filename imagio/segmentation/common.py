@@ -304,15 +304,17 @@ EDT_THREADS = 2  # the project's reference machine has 2 cores
 
 
 def bbox_slices(mask: np.ndarray, margin_mm: float = 0.0, spacing_kji=(1.0, 1.0, 1.0)):
-    """Slices of the bounding box of ``mask`` grown by ``margin_mm`` (None if empty)."""
+    """Slices of the bounding box of ``mask`` (3-D, nonzero = inside) grown by ``margin_mm`` and
+    one voxel more per side, within the array (None if empty). The box comes from `_mask_box`
+    (one pass over the planes, then the box's planes only: 4 against 7 ms on the 1.5 mm demo
+    phantom, ~300 calls per demo segmentation, issue 20)."""
+    box = _mask_box(np.ascontiguousarray(mask, dtype=bool))
+    if box is None:
+        return None
     out = []
-    for ax in range(3):
-        proj = np.any(mask, axis=tuple(i for i in range(3) if i != ax))
-        idx = np.flatnonzero(proj)
-        if idx.size == 0:
-            return None
+    for ax, b in enumerate(box):
         m = int(np.ceil(margin_mm / float(spacing_kji[ax]))) + 1
-        out.append(slice(max(int(idx[0]) - m, 0), min(int(idx[-1]) + m + 1, mask.shape[ax])))
+        out.append(slice(max(b.start - m, 0), min(b.stop + m, mask.shape[ax])))
     return tuple(out)
 
 
