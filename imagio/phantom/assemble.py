@@ -96,7 +96,12 @@ def _label_names(n_tumors: int, n_nodules: int) -> list[str]:
 
 
 def _inside(p: Painter, names):
-    vals = np.array([p.v(n) for n in names])
+    """``fn(points (n, 3) RAS mm) -> bool (n,)``: which points' nearest voxels hold one of the
+    labels ``names`` (False outside the grid). The labels are uint8: a 256-entry table of the
+    wanted values answers what ``np.isin`` answered, without its per-call set-up (2 against 19 us
+    a call: ~0.1 CPU-s over the ~6,000 calls of one phantom's trees, issue 20)."""
+    wanted = np.zeros(np.iinfo(p.labels.dtype).max + 1, bool)
+    wanted[[p.v(n) for n in names]] = True
     g = p.g
 
     def fn(pts):
@@ -104,7 +109,7 @@ def _inside(p: Painter, names):
         ok = np.all((idx >= 0) & (idx < g.shape_xyz), axis=1)
         out = np.zeros(len(idx), bool)
         ii = idx[ok]
-        out[ok] = np.isin(p.labels[ii[:, 2], ii[:, 1], ii[:, 0]], vals)
+        out[ok] = wanted[p.labels[ii[:, 2], ii[:, 1], ii[:, 0]]]
         return out
 
     return fn

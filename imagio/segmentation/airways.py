@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..volume import Volume
 from .body import MAX_CUT_LUMEN_MM
 from .common import (AIR_HU, BODY_HU, anatomical_axes, as_progress, bbox_slices, check_ct, close_faces,
-                     components, fill_holes_per_slice, plane_structure, ras_coordinate, rule)
+                     components, dilate_voxels, fill_holes_per_slice, plane_structure, ras_coordinate, rule)
 
 THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
 LEAK_RATIO = 2.0  # a step that more than doubles the tree ...
@@ -687,7 +687,7 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
     # the trachea's lumen beside air outside the body: a front or back face of the view cut it open
     # and the air of the open part joins the image's edge there, unless `opened_lumen` took it in
     ap = None
-    beside = ndimage.binary_dilation(trachea, np.ones((3, 3, 3), bool)) & ~body & (ct.array < BODY_HU)
+    beside = dilate_voxels(trachea, np.ones((3, 3, 3), bool)) & ~body & (ct.array < BODY_HU)
     if beside.any():
         lab = components(~body & (ct.array < BODY_HU), connectivity=6)[0]
         ids = np.unique(lab[beside])

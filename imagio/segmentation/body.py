@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..volume import Volume
-from .common import (BODY_HU, GAS_MEDIAN_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
+from .common import (BODY_HU, dilate_voxels, GAS_MEDIAN_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
                      close_faces, components, crop_slices, embed, measured_box, scan_circle_padding,
                      dilate_mm, erode_mm, fill_holes_3d, fill_holes_per_slice, label_medians,
                      largest_component, rule)
@@ -113,7 +113,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
             # touches (its vessels, the chest wall or mediastinum cut by a face) are patient
             inside = field[lab]
             tl, _, _ = components(~air, connectivity=6)
-            touched = np.unique(tl[ndimage.binary_dilation(inside) & ~air])
+            touched = np.unique(tl[dilate_voxels(inside) & ~air])
             body = body | inside | np.isin(tl, touched[touched > 0])
     # the full-volume temporaries (uint32 air labels, masks) are not held through the filling
     lab = air = measured = None
@@ -124,7 +124,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     # the face voxels added by the closure stay only where they close a lumen that was filled
     # (a gap of outside air on the face that encloses nothing is not patient)
     added = closed & ~body
-    lumen = ndimage.binary_dilation(filled & ~closed)
+    lumen = dilate_voxels(filled & ~closed)
     body = (filled & ~added) | (added & lumen)
     p(1.0, "body: done")
     return body

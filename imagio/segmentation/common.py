@@ -304,16 +304,39 @@ EDT_THREADS = 2  # the project's reference machine has 2 cores
 
 
 def bbox_slices(mask: np.ndarray, margin_mm: float = 0.0, spacing_kji=(1.0, 1.0, 1.0)):
-    """Slices of the bounding box of ``mask`` grown by ``margin_mm`` (None if empty)."""
+    """Slices of the bounding box of ``mask`` (3-D, nonzero = inside) grown by ``margin_mm`` and
+    one voxel more per side, within the array (None if empty). The box comes from `_mask_box`
+    (one pass over the planes, then the box's planes only: 4 against 7 ms on the 1.5 mm demo
+    phantom, ~300 calls per demo segmentation, issue 20)."""
+    box = _mask_box(np.ascontiguousarray(mask, dtype=bool))
+    if box is None:
+        return None
     out = []
-    for ax in range(3):
-        proj = np.any(mask, axis=tuple(i for i in range(3) if i != ax))
-        idx = np.flatnonzero(proj)
-        if idx.size == 0:
-            return None
+    for ax, b in enumerate(box):
         m = int(np.ceil(margin_mm / float(spacing_kji[ax]))) + 1
-        out.append(slice(max(int(idx[0]) - m, 0), min(int(idx[-1]) + m + 1, mask.shape[ax])))
+        out.append(slice(max(b.start - m, 0), min(b.stop + m, mask.shape[ax])))
     return tuple(out)
+
+
+def dilate_voxels(mask: np.ndarray, structure: np.ndarray | None = None, iterations: int = 1) -> np.ndarray:
+    """``scipy.ndimage.binary_dilation(mask, structure, iterations)`` (bool [k, j, i]; the
+    structure centred, odd-sized and symmetric, as every call here: default the 6-neighbour
+    cross; ``iterations`` >= 1), voxel for voxel, computed on the mask's bounding box grown by
+    the reach of the dilation (``iterations`` x the structure's half size per axis) instead of
+    the whole volume: a voxel farther from every mask voxel than that reach is False either way,
+    and inside the grown box the dilation sees the same neighbourhood (the volume's own border,
+    where the box reaches it, is outside in both: ``border_value`` 0). A full-volume dilation of
+    a small mask (the trachea, the airways) costs 0.1-0.5 CPU-s at 1.5 mm (issue 20)."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    structure = ndimage.generate_binary_structure(mask.ndim, 1) if structure is None else structure
+    out = np.zeros(mask.shape, bool)
+    reach = [iterations * (n // 2) for n in structure.shape]
+    box = _mask_box(mask)
+    if box is None:
+        return out
+    sl = tuple(slice(max(b.start - r, 0), min(b.stop + r, n)) for b, r, n in zip(box, reach, mask.shape))
+    out[sl] = ndimage.binary_dilation(mask[sl], structure, iterations=iterations)
+    return out
 
 
 def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:

@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..morph6 import dilate6
 from ..volume import Volume
 from .body import mostly_in_slice_hull, padding_voxels
-from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
+from .common import (GAS_MEDIAN_HU, dilate_voxels, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
                      close_faces, close_mm, components, core_medians, crop_slices, dilate_mm, embed,
                      erode_mm, fill_holes_per_slice, inplane_spacing_mm, measured_box, scan_circle_padding,
                      mean_ras, open_mm, ras_coordinate, rule)
@@ -156,7 +156,7 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
                          rule("lung_vessel_max_diameter_mm"))
     filled = fill_holes_per_slice(closed, sup)
     added = closed & ~m
-    m = (filled & ~added) | (added & ndimage.binary_dilation(filled & ~closed))
+    m = (filled & ~added) | (added & dilate_voxels(filled & ~closed))
     if unseen is not None:
         # likewise a vessel cut by the reconstruction circle or other padding is open to it:
         # what the lung and the padding enclose in a slice is lung where no ball of half the
@@ -291,7 +291,7 @@ def caged_lung(ct: Volume, lungs: np.ndarray, bone: np.ndarray) -> np.ndarray:
 def airway_margin(ct: Volume, airways: np.ndarray) -> np.ndarray:
     """The airway lumen [k, j, i] with its wall's partial volume: within 1.5 mm, and at least
     one voxel along each axis (a voxel the lumen's edge cuts is above the growing threshold)."""
-    return dilate_mm(airways, 1.5, ct.spacing_kji) | ndimage.binary_dilation(airways)
+    return dilate_mm(airways, 1.5, ct.spacing_kji) | dilate_voxels(airways)
 
 
 def _edt_border(m, sk):
@@ -643,4 +643,4 @@ def pleural_surface(lungs: np.ndarray) -> np.ndarray:
     lung goes on beyond the face: the cut is no surface and carries no pleura (the layer lies
     inside the array). Other structures painted later (ribs, vessels, airways) take their own
     voxels of the layer back (`rules._PAINT`)."""
-    return ndimage.binary_dilation(lungs) & ~lungs
+    return dilate_voxels(lungs) & ~lungs
