@@ -350,13 +350,16 @@ def test_perifissural_nodule_outranks_vessel_ends_on_thin_sections():
     assert near[0].features["fissure_attached"]
     assert near[0].probability > max(c.probability for c in ends)
     assert not any(c.features.get("fissure_attached") for c in ends)
+    p_fissure = near[0].probability
 
+    # without the fissure the lens keeps its dot score, below the disc score it gets on a fissure
+    # (until detect16 this compared it with the vessel ends, which the calibre-exit term now
+    # lowers as parts of a vessel: 0.38 against the lens's 0.40)
     vol, lung, nodule, fork, _ = _fissure_scene((0.8, 0.8, 1.0), fissure=False)
     cands = detect(vol, lung_mask=lung)
     near = [c for c in cands if np.linalg.norm(c.center_ras - nodule) < 2.0]
-    ends = [c for c in cands if np.linalg.norm(c.center_ras - fork) < 16.0]
     assert near and not near[0].features["fissure_attached"]
-    assert near[0].probability < max(c.probability for c in ends)
+    assert near[0].probability < p_fissure - 0.1
 
     vol, lung, nodule, fork, _ = _fissure_scene((0.8, 0.8, 2.5))
     assert not any(c.features.get("fissure_attached") for c in detect(vol, lung_mask=lung))
