@@ -57,7 +57,11 @@ Method (constants and sources in ``imagio/data/detection.json``):
    normal to it: de Hoop 2012) are flat, so Li's terms rank them with the vessels: on thin
    sections a solid dot peak lying on a fissure-like sheet normal to its flat axis is scored
    with a disc's blobness and its centre density as well (:func:`perifissural_scores`,
-   :mod:`imagio.detection.fissure`; ``features["fissure_attached"]``). It ranks candidates (what FROC needs); it is not a calibrated
+   :mod:`imagio.detection.fissure`; ``features["fissure_attached"]``). A dot peak up to
+   about 11 mm that is part of a vessel (an end, a segment, a bifurcation or crossing, or a
+   bump on a vessel thicker than itself: tissue of its density leaves its sphere through two or
+   more of its own cross-sections) has its score lowered (:func:`calibre_exit_scores`,
+   ``features["calibre_exits"]``). It ranks candidates (what FROC needs); it is not a calibrated
    probability of a nodule and says nothing about malignancy.
 7. Sub-solid channel (:func:`subsolid_image`, after Jacobs C et al., Med Image Anal
    2014;18:374-384): the dot filter again, on the CT whose solid structures (> -300 HU) and
@@ -554,6 +558,10 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
         k_score[:n_solid], fissure[:n_solid] = perifissural_scores(
             sub, peaks[:n_solid], s_peak[:n_solid], r_peak[:n_solid] / k, diam[:n_solid],
             k_score[:n_solid], keep[:n_solid], parenchyma)
+    exits = np.full(len(peaks), np.nan)
+    exits[:n_solid], k_score[:n_solid] = calibre_exit_scores(sub.array, lungs[sl], peaks[:n_solid], diam[:n_solid],
+                                                             k_score[:n_solid], keep[:n_solid], parenchyma,
+                                                             sub.spacing_kji)
     p(0.9, "detect: pleural concavities")
     conc = concavity_candidates(sub, lungs[sl], search[sl], airway[sl])
     n_dot = len(peaks)
@@ -568,12 +576,13 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
         # a mass lies in one lung's hull envelope (its own test), mostly outside the closing
         keep = np.r_[keep, [q.get("channel") == "mass" or bool(in_lung[sl][tuple(q["kji"])]) for q in conc]]
         fissure = np.r_[fissure, np.zeros(len(conc), bool)]
+        exits = np.r_[exits, np.full(len(conc), np.nan)]
     channel = np.array(["dot"] * n_solid + ["subsolid"] * (n_dot - n_solid)
                        + [q.get("channel", "concavity") for q in conc])
     return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
                 keep=keep, channel=channel, r_peak=r_peak, s_peak=s_peak, b_peak=b_peak,
                 shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k, fissure=fissure,
-                search=search[sl], parenchyma=parenchyma)
+                search=search[sl], parenchyma=parenchyma, exits=exits)
 
 
 def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
@@ -619,6 +628,8 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
                          sigma_mm=float(s_peak[i]), centre_hu=centre_hu, solid_fraction=solid_frac,
                          lung_shell_fraction=float(shell[i]),
                          fissure_attached=bool(pool["fissure"][i]))
+            if np.isfinite(pool["exits"][i]):
+                feats["calibre_exits"] = float(pool["exits"][i])
             warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
         kji_ct = ct.world_to_kji(centres[i][None])[0]
         edge_mm = np.min(np.minimum(kji_ct, np.array(ct.shape) - 1 - kji_ct) * ct.spacing_kji)
@@ -873,6 +884,50 @@ def perifissural_scores(sub: Volume, peaks: np.ndarray, s_peak: np.ndarray,
         resp = np.clip((contrast_hu[i] - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1)
         score[i] = max(score[i], float(np.sqrt(disc * np.sqrt(dens * resp))))
     return score, attached
+
+
+def calibre_exit_scores(a: np.ndarray, lungs: np.ndarray, peaks: np.ndarray, diam: np.ndarray,
+                        score: np.ndarray, keep: np.ndarray, parenchyma: float, spacing_kji
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(exits, score): how many exits of its own calibre leave each kept dot peak, and its score
+    times the vessel term of ``vessel_exits`` (detection.json).
+
+    A vessel's bend, end, bifurcation or crossing is a bright blob at the scale of its calibre
+    (the dot filter's classic false positive: Li Q, Sone S, Doi K, Med Phys 2003;30:2040-2051),
+    but it is part of a longer structure of that calibre, which leaves the candidate's sphere:
+    through one side (an end), two (a segment through it), three (a bifurcation), four (a
+    crossing). A nodule is a rounded opacity (Fleischner glossary, Hansell 2008): alone nothing of
+    its density leaves it; a juxta-vascular one is crossed by a vessel thinner than itself
+    (2 (rho / r)^2 exits for a vessel of radius rho passing it). Measured: the area (mm^2) of the
+    tissue at least half as dense as the candidate (above the mean of its centre's HU, the median
+    within half its radius, and the parenchyma's: the half-maximum edge of its own contrast) and
+    inside the lungs (the chest wall behind a juxta-pleural nodule is not a vessel) in a shell one
+    voxel thick, one voxel beyond the candidate's radius (past its partial-volume edge), over the
+    candidate's cross-section pi r^2. Term: 1 up to ``vessel_exits`` [0] (two: a segment through
+    it, i.e. a nodule on a vessel as thick as itself keeps its score), 0 from [1] (four: a
+    crossing), linear between. Only for peaks whose radius (the blob-filter scale, steps of
+    2^(1/scales_per_octave)) is known better than the gap (one voxel): d <= 2 gap /
+    (2^(1/scales_per_octave) - 1), 11.5 mm on 1.5 mm voxels; a larger nodule's scale may fall
+    short of its edge by more than the gap, and the shell would lie inside it. Others: exits NaN,
+    score unchanged. a: the working-grid CT (HU); lungs: boolean [k, j, i]; peaks (N, 3) kji;
+    diam, score, keep: (N,)."""
+    c = constants()
+    lo, hi = c["vessel_exits"]["value"]
+    sk = np.asarray(spacing_kji, float)
+    gap = float(sk.max())
+    d_max = 2.0 * gap / (2.0 ** (1.0 / c["scales_per_octave"]["value"]) - 1.0)
+    vox = float(np.prod(sk))
+    exits = np.full(len(peaks), np.nan)
+    score = score.copy()
+    for i in np.flatnonzero(keep & (diam <= d_max + 1e-6)):
+        r = float(diam[i]) / 2.0
+        centre_hu, _ = _ball_hu(a, peaks[i], r, sk, c["type_hu"]["solid_min"])
+        box, dist = _around(a.shape, peaks[i], r + 2.0 * gap, sk)
+        shell = (dist > r + gap) & (dist <= r + 2.0 * gap)
+        dense = shell & lungs[box] & (a[box] > 0.5 * (centre_hu + parenchyma))
+        exits[i] = float(dense.sum()) * vox / gap / (np.pi * r * r)
+        score[i] *= float(np.clip((hi - exits[i]) / (hi - lo), 0.0, 1.0))
+    return exits, score
 
 
 def subsolid_channel_applies(ct: Volume) -> bool:
