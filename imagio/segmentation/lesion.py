@@ -167,6 +167,7 @@ ISO_MARGIN_HU = _v("iso_attenuation_margin_hu")
 PROBE_MIN_OVERLAP = _v("probe_min_overlap")
 PROBES = int(_v("probe_clicks"))
 EDGE_SUPPORT_MIN = _v("edge_support_min")
+BIMODAL_D = _v("bimodal_d")
 NO_EDGE_NOTE = "the lesion has no clear intensity edge"
 DEPENDS = "depends on where the click lies"
 
@@ -633,12 +634,48 @@ def _soft_statistical(roi, seed, org, sk, open_min, s_axis):
         core = depth >= OPEN_FRACTION * float(depth.max())
         if it == 0:
             m, s = _robust(sm[core], floor)
+    two = _two_class_outline(r, core, sm, allowed, seed, sk, open_min)
     r = _edge_at_half_contrast(r, core, roi, sm, allowed, seed, sk, floor, s)
+    if two is not None:  # the midpoint bound extends the region, never cuts it (its blur moves
+        r = r | two      # a lesion/fat edge inward, where the half-contrast edge above holds)
     region = _fill(r, s_axis)
     radius = float(_edt(region, sk).max())
     if CLOSE_FRACTION * radius > float(max(sk)):
         region = region | (_fill(close_mm(region, CLOSE_FRACTION * radius, sk), s_axis) & allowed)
     return region, [m - SOFT_FIRST_SD * s, m + SOFT_FIRST_SD * s], core
+
+
+def _two_class_outline(r, core, sm, allowed, seed, sk, open_min):
+    """The lesion bounded at the midpoint between its own median and that of the soft tissue
+    around it (``SHELL_MM`` beyond ``r``, on ``sm``, the ``STAT_SIGMA_MM``-denoised image), when the
+    two are separated: Ashman's D = sqrt(2) |m1 - m2| / sqrt(s1^2 + s2^2) (robust SDs) at least
+    ``BIMODAL_D`` (two Gaussian classes then form a bimodal mixture whose midpoint misplaces few
+    voxels: Ashman, Bird & Zepf, Astron J 1994). Open on the lesion's side up to the fat and bone
+    bounds (``allowed``), so a necrotic, cystic or denser part inside it is kept; connected to the
+    click, attachments cut (``_separate``). Else None (no measurable contrast: a sarcoma among
+    muscle of the same mean HU; the homogeneous region stands). The two medians must also differ
+    by at least ``ISO_MARGIN_HU`` (two soft tissues within it are read as iso-attenuating): on the
+    denoised image the SDs are so small that a 5 HU difference passed D >= 2 (STS_010, a sarcoma
+    in muscle, 24.5 +/- 1.5 vs 29.9 +/- 3.4 HU, D 2.08 from one click: the midpoint at 27 HU added
+    78 mL of muscle, Dice 0.457 -> 0.395); STS_002's contrasts are 40-80 HU. The caller adds it to the
+    region, never cuts by it: against fat the 2 mm blur moves the midpoint contour inward (a
+    60 HU phantom tumour in fat beside 45 HU muscle lost its rim, Dice 0.78).
+
+    Why: the homogeneous region (``SOFT_FIRST_SD`` robust SD of the click's statistics) stops
+    wherever the lesion's own texture (necrosis, septa) leaves that range, and its edge rule
+    adds back only the blur-removed rim (``_edge_at_half_contrast``): STS_002 (a sarcoma in fat,
+    D 2.4-2.8) gave 43-49 mL of 53 mL (Dice 0.79-0.84) from the region, 54-55 mL (0.88-0.89) at
+    the midpoint; the best global threshold connected to the click gives 0.89 there."""
+    shell = _shell(r, sk, *SHELL_MM) & allowed
+    if not (shell.any() and core.any()):
+        return None
+    m1, s1 = _robust(sm[core], 0.0)
+    m2, s2 = _robust(sm[shell], 0.0)
+    if abs(m1 - m2) < ISO_MARGIN_HU or np.sqrt(2.0) * abs(m1 - m2) < BIMODAL_D * max(float(np.hypot(s1, s2)), 1e-6):
+        return None  # iso-attenuating (a sarcoma among muscle): the denoised SDs are small, not the contrast
+    t = 0.5 * (m1 + m2)
+    two = _component_at(((sm < t) if m1 < m2 else (sm > t)) & allowed, seed, sk)
+    return _separate(two, seed, sk, open_min) if two.any() else None
 
 
 def _edge_at_half_contrast(r, core, roi, sm2, allowed, seed, sk, floor, s):
