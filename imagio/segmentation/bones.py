@@ -349,14 +349,17 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         grid = tissue_grid(a, body, ct)
         enhanced = local_tissue_level(grid)
         densest_c = np.maximum(np.float32(tissue), enhanced)
-        if band is None:
-            # read again away from the bone that this level shows (cancellous bone is not soft
-            # tissue; `enhanced_tissue_level`). Not on a CT angiography: there the sample's top
-            # is the blood pool's partial-volume rim, which touches bone (aorta on the spine) and
-            # must stay in it; the pool's own band is handled below
-            enhanced = local_tissue_level(
-                grid, sup=sup,
-                bone_hu=(low_hu, tissue + thin_peak_factor(res) * (seed_hu - tissue)))
+        # read again away from the bone (cancellous bone, 100-300 HU, is soft tissue by density
+        # and a vertebral body fills more than 5 % of the cube around it: read on all deep
+        # tissue, its level is the bone's own, 160-225 HU on the TotalSegmentator example): the
+        # bone at trabecular bone's lower bound joined to cortex, with fixed thresholds (the
+        # level must not decide which bone it excludes). On a CT angiography at the candidates'
+        # floor ``CONTRAST_LOW_HU``, joined to tissue denser than the blood pool's band (a pool
+        # joined to bone is excluded with it: it is handled by its band below)
+        seed_1 = tissue + thin_peak_factor(res) * (seed_hu - tissue)
+        enhanced = local_tissue_level(
+            grid, sup=sup, bone_hu=(low_hu, seed_1) if band is None else
+            (max(low_hu, CONTRAST_LOW_HU), max(seed_1, band[1])))
         up = np.ix_(*near_sample(grid, a.shape))
         densest = densest_c[up]
         tissue = np.maximum(np.float32(tissue), enhanced)[up]
