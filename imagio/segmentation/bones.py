@@ -500,8 +500,11 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # is enclosed in axial slices only). Size bound: a lumbar vertebral body (~45 x 35 x 28 mm)
     # holds ~35 mL, a femoral head (~48 mm across) ~58 mL.
     m |= bone_shell.two_plane_cavities(m, ct.voxel_volume_ml, MAX_MARROW_ML)
-    rim_hu = (0.5 * (tissue + low_hu) if blood is not None
-              else np.maximum(0.5 * (densest + low_hu), BONE_LOW_HU))
+    # (never below trabecular bone's lower bound: with the level read locally, a CT angiography's
+    # ribs in muscle have tissue ~60 HU, and a floor of 0.5 x (60 + 120) took mostly-muscle
+    # voxels: the CTA's ribs 226 -> 307 mL at 1.5 mm)
+    rim_hu = np.maximum(0.5 * (tissue + low_hu) if blood is not None
+                        else 0.5 * (densest + low_hu), BONE_LOW_HU)
     if np.any(rim_hu < low_hu):
         # where the threshold was raised above trabecular bone's lower bound ``BONE_LOW_HU`` to keep
         # enhanced tissue out (organs: `enhanced_tissue_level` + ``ORGAN_MARGIN_HU``; a CT
