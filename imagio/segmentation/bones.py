@@ -2,8 +2,9 @@
 other bone where the anatomy allows it.
 
 Hysteresis threshold: voxels above ``low_hu`` connected to cortical-bone seeds above
-``seed_hu``. ``low_hu`` is raised above the enhanced soft tissue of the scan (contrast liver,
-kidneys, aorta: `enhanced_tissue_level`); in a CT angiography the blood pool (a histogram peak
+``seed_hu``. ``low_hu`` is raised above the enhanced soft tissue near each voxel (contrast liver,
+kidneys, aorta: `local_tissue_level`, read within ``bone_tissue_reach_mm`` so that a crop that
+holds a bone and that reach around it gives it the same threshold); in a CT angiography the blood pool (a histogram peak
 at 250-700 HU, `contrast_blood_band`) and its rim are removed first, and cortex seeds are also
 read on the native image against the pool's band there (`native_cortex_seeds`: a thin rib's
 cortex blurs into the band at 3 mm). Marrow: cavities enclosed by the bone in two of the three
@@ -70,6 +71,8 @@ MIN_BLOOD_PEAK_HU = rule("min_blood_peak_hu")  # arterial-phase blood (segmentat
 MIN_BLOOD_POOL_ML = 30.0  # a contrast blood pool (CT angiography) is a histogram peak this big
 BLOOD_THICK_MM = rule("blood_thick_mm")  # thick voxels: lumens >= 8 mm (segmentation_rules.json)
 MIN_THICK_POOL_ML = rule("min_thick_pool_ml")  # peak bin of thick voxels (segmentation_rules.json)
+TISSUE_REACH_MM = rule("bone_tissue_reach_mm")  # tissue that sets a bone's threshold lies this near
+TISSUE_MIN_SAMPLES = 20  # deep-tissue samples a percentile is read on (5 % of them: one voxel)
 CARTILAGE_MAX_HU = rule("calcium_hu")  # non-calcified cartilage is below the calcium threshold
 # (Agatston 1990; segmentation_rules.json): where the scan's soft tissue reaches it, cartilage
 # cannot be told from that tissue by density
@@ -120,6 +123,79 @@ def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji,
             if out.any():
                 deep = out
     return float(np.percentile(ac[deep], 95)) if deep.any() else -1000.0
+
+
+def tissue_grid(a: np.ndarray, body: np.ndarray, ct: Volume) -> tuple:
+    """The sample `local_tissue_level` reads: (index [k, j, i] arrays of the sampled voxels per
+    axis, the CT ``a`` and ``body`` there, their spacing (mm), their deep soft tissue: voxels of
+    -100 to 300 HU at least 5 mm inside such tissue, as `deep_tissue_sample`). ``a`` is at the
+    common resolution, so it is sampled every ``COMMON_RESOLUTION_MM`` or finer along each axis
+    (stride floor(C / spacing)), on a lattice anchored in patient coordinates (the voxel whose
+    index times spacing is a multiple of the stride's length from the world origin): a crop of
+    the scan samples the same voxels as the whole scan, so the level does not depend on the view."""
+    sk = np.asarray(ct.spacing_kji, float)
+    f = np.maximum(1, np.floor(COMMON_RESOLUTION_MM / sk + 1e-6)).astype(int)
+    m = np.asarray(ct.ijk_to_ras, float)[:3]
+    unit = m[:, :3] / np.linalg.norm(m[:, :3], axis=0)   # columns: i, j, k directions
+    pos = (m[:, 3] @ unit)[::-1] / sk                     # origin along k, j, i in voxels
+    phase = np.mod(-np.rint(pos).astype(int), f)
+    idx = [np.arange(p, n, st) for p, n, st in zip(phase, a.shape, f)]
+    ix = np.ix_(*idx)
+    ac, bc, sc = a[ix], body[ix], sk * f
+    soft = bc & (ac > -100) & (ac < 300)
+    return idx, ac, bc, sc, erode_mm(soft, 5.0, sc)
+
+
+def local_tissue_level(grid: tuple, shape=None, bone_hu: tuple | None = None,
+                       sup: int | None = None) -> np.ndarray:
+    """Float32 map (HU) of the densest deep soft tissue near each voxel, on the grid of
+    `tissue_grid` ``grid`` (or, given ``shape``, the CT's [k, j, i] shape, each voxel taking the
+    nearest sample): the 95th percentile (on a 5 HU ladder) of the deep soft tissue in the cube of
+    +- ``bone_tissue_reach_mm`` around it (segmentation_rules.json, with its source), the reading
+    `enhanced_tissue_level` makes over the whole view; -1000 where that cube holds fewer than
+    ``TISSUE_MIN_SAMPLES`` samples of deep tissue.
+
+    bone_hu: (low, seed) HU of a first bone reading, each a scalar or a map on the grid (``sup``:
+    the superior axis): the deep tissue is then read outside `bone_outline` filled per axial
+    slice and grown by one ``COMMON_RESOLUTION_MM`` (cancellous bone is not soft tissue; see
+    `enhanced_tissue_level`), unless that leaves none.
+
+    Why local: the threshold must stay above the tissue whose partial volume touches the bone
+    (enhanced liver, spleen, kidneys); one level read over the whole view changes with the view
+    (issue 14: the chest CTA's upper half 93 HU, its right half 108 HU, its left half 178 HU,
+    the whole scan 158 HU; +17-27 % bone on the crops). Tissue within the reach of a bone is the
+    same in any view that holds the bone and that reach around it."""
+    idx, ac, bc, sc, deep = grid
+    if bone_hu is not None and deep.any():
+        b = bone_outline(ac, bc, bone_hu[0], bone_hu[1], sc)
+        if b.any():
+            out = deep & ~dilate_mm(fill_holes_per_slice(b, sup), COMMON_RESOLUTION_MM, sc)
+            if out.any():
+                deep = out
+    # the 95th percentile of the deep tissue in a cube of +- ``TISSUE_REACH_MM`` around each
+    # sample (`enhanced_tissue_level`'s reading, in that cube): the highest level, on a 5 HU
+    # ladder, that at least 5 % of the cube's deep tissue exceeds
+    size = tuple(2 * np.ceil(TISSUE_REACH_MM / sc - 1e-6).astype(int) + 1)
+    n = ndimage.uniform_filter(deep.astype(np.float32), size=size, mode="constant")
+    level = np.full(deep.shape, -1000.0, np.float32)
+    ok = n * float(np.prod(size)) >= TISSUE_MIN_SAMPLES
+    for t in np.arange(-100.0, 300.0, 5.0):
+        above = ndimage.uniform_filter((deep & (ac > t)).astype(np.float32), size=size, mode="constant")
+        hit = ok & (above > 0.05 * n)
+        if not hit.any():
+            break
+        level[hit] = t
+    return level if shape is None else level[np.ix_(*near_sample(grid, shape))]
+
+
+def near_sample(grid: tuple, shape) -> list:
+    """Per axis, for each index of a [k, j, i] array of ``shape``, the index of the nearest
+    sample of `tissue_grid` ``grid`` (int arrays, for ``np.ix_``)."""
+    out = []
+    for ix, n in zip(grid[0], shape):
+        st = int(ix[1] - ix[0]) if len(ix) > 1 else 1
+        out.append(np.clip(np.rint((np.arange(n) - ix[0]) / st).astype(int), 0, len(ix) - 1))
+    return out
 
 
 def bone_outline(a: np.ndarray, body: np.ndarray, low_hu: float, seed_hu: float,
@@ -268,22 +344,30 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # it on this grid: its contrast over soft tissue falls as the seed's does (`thin_peak_factor`)
     thin_bone_hu = tissue + thin_peak_factor(res) * (low_hu - tissue)
     if body is not None:
-        sample = deep_tissue_sample(a, body, ct.spacing_kji)
-        enhanced = enhanced_tissue_level(a, body, ct.spacing_kji, sample=sample)
-        densest = max(tissue, enhanced)
-        if band is None:
-            # read again away from the bone that this level shows (cancellous bone is not soft
-            # tissue; `enhanced_tissue_level`). Not on a CT angiography: there the sample's top
-            # is the blood pool's partial-volume rim, which touches bone (aorta on the spine) and
-            # must stay in it; the pool's own band is handled below
-            enhanced = enhanced_tissue_level(
-                a, body, ct.spacing_kji, sup=sup, sample=sample,
-                bone_hu=(max(low_hu, enhanced + ORGAN_MARGIN_HU),
-                         densest + thin_peak_factor(res) * (seed_hu - densest)))
-        tissue = max(tissue, enhanced)
+        # the enhanced soft tissue's level near each voxel (`local_tissue_level`: the tissue that
+        # can blur into a bone there, not the view's whole histogram, which a crop changes)
+        grid = tissue_grid(a, body, ct)
+        enhanced = local_tissue_level(grid)
+        densest_c = np.maximum(np.float32(tissue), enhanced)
+        # read again away from the bone (cancellous bone, 100-300 HU, is soft tissue by density
+        # and a vertebral body fills more than 5 % of the cube around it: read on all deep
+        # tissue, its level is the bone's own, 160-225 HU on the TotalSegmentator example): the
+        # bone at trabecular bone's lower bound joined to cortex, with fixed thresholds (the
+        # level must not decide which bone it excludes). On a CT angiography at the candidates'
+        # floor ``CONTRAST_LOW_HU``, joined to tissue denser than the blood pool's band (a pool
+        # joined to bone is excluded with it: it is handled by its band below)
+        seed_1 = tissue + thin_peak_factor(res) * (seed_hu - tissue)
+        enhanced = local_tissue_level(
+            grid, sup=sup, bone_hu=(low_hu, seed_1) if band is None else
+            (max(low_hu, CONTRAST_LOW_HU), max(seed_1, band[1])))
+        up = np.ix_(*near_sample(grid, a.shape))
+        densest = densest_c[up]
+        tissue = np.maximum(np.float32(tissue), enhanced)[up]
+        grid = densest_c = enhanced = None
     # the threshold of thick bone, and the one of thin bone, which is the same on a scan at or
-    # finer than the common resolution
-    low_hu, thin_low = max(low_hu, tissue + ORGAN_MARGIN_HU), max(thin_bone_hu, tissue + ORGAN_MARGIN_HU)
+    # finer than the common resolution (maps [k, j, i] when the tissue level is one)
+    low_hu = np.maximum(low_hu, tissue + ORGAN_MARGIN_HU)
+    thin_low = np.maximum(thin_bone_hu, tissue + ORGAN_MARGIN_HU)
     # a scan blurrier than the common resolution shows thin cortex at a lower peak
     seed_hu = tissue + thin_peak_factor(res) * (seed_hu - tissue)
     cand = a > low_hu
@@ -324,10 +408,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             dl = box = None   # (a full-volume uint32 map: not held through the labelling below)
         dense = core = None
         cand &= ~blood & (a > CONTRAST_LOW_HU)
-        seed_hu = max(seed_hu, band[1])
-    if info is not None:
-        info["thin_bone_note"] = thin_bone_note(res, thin_bone_hu, thin_low if band is None else
-                                                max(thin_low, CONTRAST_LOW_HU), tissue)
+        seed_hu = np.maximum(seed_hu, band[1])
     lab, n, counts = components(cand, connectivity=26)
     if n == 0:
         return cand
@@ -380,7 +461,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             lumen |= bone_shell.uncortexed_lumens(m & ~lumen, raw, a, lungs, ct.spacing_kji,
                                                   COMMON_RESOLUTION_MM)
         m &= ~lumen
-    if thin_low < low_hu and blood is None:
+    if np.any(thin_low < low_hu) and blood is None:
         # (not on a CT angiography: there the candidates' floor ``CONTRAST_LOW_HU`` holds and the
         # pool's rim is no bone; `thin_bone_note` says what a blurred rib loses)
         # thin bone (no ball of RIB_MAX_RADIUS_MM fits in it: ribs, processes) reads at a lower
@@ -419,9 +500,12 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # is enclosed in axial slices only). Size bound: a lumbar vertebral body (~45 x 35 x 28 mm)
     # holds ~35 mL, a femoral head (~48 mm across) ~58 mL.
     m |= bone_shell.two_plane_cavities(m, ct.voxel_volume_ml, MAX_MARROW_ML)
-    rim_hu = (0.5 * (tissue + low_hu) if blood is not None
-              else max(0.5 * (densest + low_hu), BONE_LOW_HU))
-    if rim_hu < low_hu:
+    # (never below trabecular bone's lower bound: with the level read locally, a CT angiography's
+    # ribs in muscle have tissue ~60 HU, and a floor of 0.5 x (60 + 120) took mostly-muscle
+    # voxels: the CTA's ribs 226 -> 307 mL at 1.5 mm)
+    rim_hu = np.maximum(0.5 * (tissue + low_hu) if blood is not None
+                        else 0.5 * (densest + low_hu), BONE_LOW_HU)
+    if np.any(rim_hu < low_hu):
         # where the threshold was raised above trabecular bone's lower bound ``BONE_LOW_HU`` to keep
         # enhanced tissue out (organs: `enhanced_tissue_level` + ``ORGAN_MARGIN_HU``; a CT
         # angiography: the candidates' floor ``CONTRAST_LOW_HU``), the bone's partial-volume edge
@@ -446,6 +530,14 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill[0] = False
         m |= fill[vl]
     m &= ~lumen
+    if info is not None:
+        # the thresholds where the bone is (the levels are maps: read at the bone's voxels)
+        def at_bone(x):
+            x = np.asarray(x, float)
+            return float(np.median(x[m])) if x.ndim and m.any() else float(np.max(x))
+        info["thin_bone_note"] = thin_bone_note(
+            res, thin_bone_hu, at_bone(thin_low if band is None else np.maximum(thin_low, CONTRAST_LOW_HU)),
+            at_bone(tissue))
     p(1.0, "bones: done")
     return m
 
@@ -599,11 +691,12 @@ def native_cortex_seeds(raw: np.ndarray, a: np.ndarray, body: np.ndarray | None,
     return raw > nb[1]
 
 
-def pool_low_hu(band: tuple, tissue_hu: float) -> float:
+def pool_low_hu(band: tuple, tissue_hu):
     """Lower HU bound of the contrast blood pool: the half-maximum between the pool (the middle of
     ``band``, `contrast_blood_band`) and the tissue level ``tissue_hu``, if below the band (the
-    lumen's partial-volume edge and less enhanced segments, e.g. the descending aorta)."""
-    return min(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue_hu))
+    lumen's partial-volume edge and less enhanced segments, e.g. the descending aorta).
+    ``tissue_hu``: a scalar or a [k, j, i] map (`local_tissue_level`); the result is the same."""
+    return np.minimum(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue_hu))
 
 
 def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None = None,
