@@ -157,11 +157,12 @@ def local_tissue_level(grid: tuple, shape, bone_hu: tuple | None = None,
 
     How (vectorised): the lattice is cut into cells of ``c`` samples per axis (anchored in
     patient coordinates, as the lattice), each cell's deep tissue is counted per 5 HU step
-    (one ``np.bincount``), the counts of the 5 x 5 x 5 cells around each cell are summed (the
-    neighbourhood: 5 c samples, about 2 x reach + one sample, per axis), the level is read per
-    cell, and it is interpolated linearly between cell centres to every voxel (the 95th percentile
-    of tissue within 20 mm changes over tens of mm, not voxels). A crop gives a cell the same
-    counts as the whole scan when the cell and its neighbourhood lie inside the crop.
+    (one ``np.bincount``), the counts of the 3 (or 5) cells around each cell per axis are summed
+    with exact integer box sums (the neighbourhood: about 2 x reach + one sample per axis), the
+    level is read per cell, and it is interpolated linearly between cell centres to every voxel.
+    A crop gives a cell the same counts as the whole scan when the cell and its neighbourhood lie
+    inside the crop. Cost: one pass over the samples and 80 levels per cell, not 80 filters of
+    the whole lattice (seg13's first version: ~5x the CPU time on the chest CTA).
 
     bone_hu: (low, seed) HU of a first bone reading (scalars; ``sup``: the superior axis): the
     deep tissue is then read outside `bone_outline` filled per axial slice and grown by one
@@ -181,10 +182,10 @@ def local_tissue_level(grid: tuple, shape, bone_hu: tuple | None = None,
             if out.any():
                 deep = out
     # cells: ``c`` samples per axis, 2 h + 1 cells spanning the cube of +- reach (2 ceil(R / s) + 1
-    # samples) as closely as whole cells of at most a fifth of it can
+    # samples) as closely as whole cells can (3 cells per axis, 5 from 15 samples on)
     size = 2 * np.ceil(TISSUE_REACH_MM / sc - 1e-6) + 1
-    c = np.maximum(1, np.ceil(size / 5.0)).astype(int)
-    h = np.maximum(1, np.rint((size / c - 1) / 2)).astype(int)
+    h = np.where(size >= 15, 2, 1)
+    c = np.maximum(1, np.rint(size / (2 * h + 1))).astype(int)
     cell = [(g + np.arange(n)) // ci for g, n, ci in zip(g0, deep.shape, c)]
     cell = [q - q[0] for q in cell]
     nc = tuple(int(q[-1]) + 1 for q in cell)
