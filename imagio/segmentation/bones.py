@@ -403,13 +403,15 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     blood = None
     if band is not None:
         # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
-        blood = (a >= pool_low_hu(band, tissue)) & (a <= band[1]) & cand
+        # (read once: a [k, j, i] map where the tissue level is one)
+        pool_low = pool_low_hu(band, tissue)
+        blood = (a >= pool_low) & (a <= band[1]) & cand
         # an opening thinner than a voxel does nothing: at least one voxel, so that only the thick
         # pool (aorta, heart: >= 20 mm) is dropped, not band-HU trabecular bone of ribs and spine
         # (the same core as `contrast_blood_pool`: a band-density speck of trabecular bone in a
         # vertebral body that survives the opening is not a pool, and its rim would eat the body)
         r_open = pool_open_radius_mm(ct.spacing_kji)
-        dense = cand & (a >= pool_low_hu(band, tissue))  # the pool and anything denser
+        dense = cand & (a >= pool_low)  # the pool and anything denser
         core = pool_core(blood, ct.spacing_kji, ct.voxel_volume_ml, dense)
         blood = dilate_mm(core, r_open + BLOOD_RIM_MM, ct.spacing_kji)
         # undiluted contrast (> the band: right atrium, venae cavae) inside a thick lumen joined
@@ -433,7 +435,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             dl = box = None   # (a full-volume uint32 map: not held through the labelling below)
         dense = core = None
         cand &= ~blood & (a > CONTRAST_LOW_HU)
-        seed_hu = np.maximum(seed_hu, band[1])
+        seed_hu = np.maximum(seed_hu, float(band[1]))
     lab, n, counts = components(cand, connectivity=26)
     if n == 0:
         return cand
@@ -449,7 +451,8 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         # thin cortex blurred into the band: dense on the native image, and not a lumen (a vessel
         # beyond the pool's opening is at pool density over most of it: more than half its
         # voxels above the pool's half-maximum; a rib is cortex around marrow below the pool)
-        not_lumen = np.bincount(lab[a >= pool_low_hu(band, tissue)], minlength=n + 1) < 0.5 * counts
+        not_lumen = np.bincount(lab[a >= pool_low], minlength=n + 1) < 0.5 * counts
+        pool_low = None
         native = native_cortex_seeds(raw, a, body, ct)
         if native.any():
             nnat = np.bincount(lab[native], minlength=n + 1)
@@ -721,7 +724,8 @@ def pool_low_hu(band: tuple, tissue_hu):
     ``band``, `contrast_blood_band`) and the tissue level ``tissue_hu``, if below the band (the
     lumen's partial-volume edge and less enhanced segments, e.g. the descending aorta).
     ``tissue_hu``: a scalar or a [k, j, i] map (`local_tissue_level`); the result is the same."""
-    return np.minimum(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue_hu))
+    lo, hi = float(band[0]), float(band[1])   # (Python floats: a float32 map stays float32)
+    return np.minimum(lo, 0.5 * (0.5 * (lo + hi) + tissue_hu))
 
 
 def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None = None,
