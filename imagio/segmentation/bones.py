@@ -165,9 +165,9 @@ def local_tissue_level(grid: tuple, shape, bone_hu: tuple | None = None,
     the whole lattice (seg13's first version: ~5x the CPU time on the chest CTA).
 
     bone_hu: (low, seed) HU of a first bone reading (scalars; ``sup``: the superior axis): the
-    deep tissue is then read outside `bone_outline` filled per axial slice and grown by one
-    ``COMMON_RESOLUTION_MM`` (cancellous bone is not soft tissue; see `enhanced_tissue_level`),
-    unless that leaves none.
+    deep tissue is then read outside `bone_outline` and `cut_thin_pieces` (ribs cut from their
+    cortex by the view's face), filled per axial slice and grown by one ``COMMON_RESOLUTION_MM``
+    (cancellous bone is not soft tissue; see `enhanced_tissue_level`), unless that leaves none.
 
     Why local: the threshold must stay above the tissue whose partial volume touches the bone
     (enhanced liver, spleen, kidneys); one level read over the whole view changes with the view
