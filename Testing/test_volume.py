@@ -246,5 +246,9 @@ def test_outside_text_describes_a_rotated_box():
     for ax, lo, hi in zip("RAS", corners[:, :3].min(0), corners[:, :3].max(0)):
         assert f"{ax} {lo:.1f}..{hi:.1f}" in text, text
     assert "7.0 mm beyond the k face" in text and "i face" not in text and "j face" not in text, text
+    # new-user trial 49 L4: on an oblique grid a point inside the box's ranges can lie outside the slab
+    assert "the grid is oblique" in text, text
+    flipped = Volume(a, make_ijk_to_ras(tuple(sp), (10.0, -20.0, 30.0), np.array([[0, -1, 0], [1, 0, 0], [0, 0, -1.0]])))
+    assert "oblique" not in flipped.outside_text(flipped.ijk_to_ras[:3, 3] - 50.0)   # a permutation with flips
     with pytest.raises(InputError, match="7.0 mm beyond the k face"):
         segment_lesion(vol, point)

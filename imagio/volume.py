@@ -435,7 +435,13 @@ class Volume:
         beyond = np.maximum(-0.5 - ijk, 0) + np.maximum(ijk - (n - 0.5), 0)
         past = [f"{beyond[a] * self.spacing[a]:.1f} mm beyond the {name} face" for a, name in enumerate("ijk")
                 if beyond[a] > 0]
-        return f"its voxels span {span} mm" + (f"; the point lies {', '.join(past)}" if past else "")
+        oblique = not np.allclose(np.sort(np.abs(self.direction), axis=0)[:2], 0.0, atol=1e-6)   # not a flip or permutation
+        # an oblique or tilted grid's RAS box holds points its slab does not (new-user trial 49 L4:
+        # a point inside the quoted S range refused at a 30 deg gantry tilt)
+        box = "the box of its voxels spans" if oblique else "its voxels span"
+        tail = (" (the grid is oblique: a point inside these ranges can still lie outside its slab)"
+                if oblique and past else "")
+        return f"{box} {span} mm" + (f"; the point lies {', '.join(past)}{tail}" if past else "")
 
     def bounding_box(self, mask: np.ndarray | None = None, margin: int = 0):
         """(lo, hi) array-index box [lo, hi) of the non-zero voxels of ``mask`` (default: self)."""
