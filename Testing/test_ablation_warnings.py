@@ -500,3 +500,17 @@ def test_one_track_gets_one_fissure_verdict(tmp_path, capsys):
             assert "grazes another lobe" in d["status"], d["status"]
             assert f"proposal {d['proposal']} ablation" in err and "grazes another lobe" in err
     assert grazed >= 1   # the phantom's proposal 2 does (the case of the trial)
+
+
+def test_a_margin_shell_row_is_not_full_beside_a_short_margin():
+    """New-user trial 50 L1: "tumour + 5 mm covered 100 %" beside a minimal margin of 4.92 mm (every
+    voxel centre of the shell inside the zone, its outer surface not): the row says so."""
+    from imagio.report import ablation_rows
+
+    cov = {"tumour_covered_pct": 100.0, "margin_covered_pct": {"5mm": 100.0, "10mm": 71.3}, "mam_mm": 4.92,
+           "criteria": {"tumour_covered": {"met": True}, "minimal_ablative_margin": {"met": False}}}
+    rows = dict(ablation_rows({"coverage": cov}))
+    assert "minimal margin is 4.9 mm" in rows["tumour + 5mm covered (%)"], rows
+    assert "minimal margin" not in rows["tumour + 10mm covered (%)"]
+    cov["mam_mm"] = 5.3
+    assert "minimal margin" not in dict(ablation_rows({"coverage": cov}))["tumour + 5mm covered (%)"]

@@ -267,7 +267,11 @@ def ablation_rows(a: dict) -> list:
                 " (every voxel, but the tumour's surface lies partly outside the zone)"
                 if crit.get("tumour_covered") and not crit["tumour_covered"].get("met")
                 and (cov.get("tumour_covered_pct") or 0) >= 99.95 else _met(crit.get("tumour_covered")))),
-            *[(f"tumour + {k} covered (%)", percent_covered(v)) for k, v in shells.items()],
+            *[(f"tumour + {k} covered (%)", f"{percent_covered(v)}" + (
+                f" (every voxel of it, but the minimal margin is {cov['mam_mm']:.1f} mm: its outer surface lies "
+                "partly outside the zone)" if v is not None and v >= 99.95 and cov.get("mam_mm") is not None
+                and cov["mam_mm"] < float(str(k).removesuffix("mm")) else ""))   # trial 50 L1
+              for k, v in shells.items()],
             ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm'))}{_met(crit.get('minimal_ablative_margin'))}"
              + (f" (from the tumour's interpolated outline, +/- {cov['outline_tolerance_mm']:g} mm: half a CT voxel)"
                 if cov.get("outline_tolerance_mm") else "")),
