@@ -718,7 +718,7 @@ def target_outside(ct: Volume, doc: dict) -> str | None:
     if np.all((kji >= -0.5) & (kji <= np.asarray(ct.shape) - 0.5)):
         return None
     return (f"the target {[round(float(x), 1) for x in t]} RAS mm lies outside the given CT: it is not the CT "
-            "that made the plan; the pictures are left out")
+            "that made the plan; the CT pictures (axial slice, reformat along the needle) are left out")
 
 
 def differs_from_record(vol: Volume, inputs: dict, key: str) -> bool:
@@ -737,7 +737,7 @@ def not_the_plans_ct(ct: Volume, inputs: dict) -> str | None:
     if not differs_from_record(ct, inputs, "ct_digest"):
         return None
     return ("the CT for the pictures is not the image the plan was made on (its voxels or geometry differ "
-            "from the plan's record): another scan or a changed file; the pictures are left out; give the "
+            "from the plan's record): another scan or a changed file; the CT pictures (axial slice, reformat along the needle) are left out, the 3-D view (from the labels) is kept; give the "
             "plan's CT with --ct")
 
 
