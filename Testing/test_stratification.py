@@ -634,6 +634,10 @@ def test_risk_takes_the_types_detect_writes(capsys):
     peri, solid = run("--sex", "female", "--type", "perifissural"), run("--sex", "female", "--type", "solid")
     assert peri["lung_rads"]["category"] == "2" and solid["lung_rads"]["category"] == "4A"   # v2022 baseline: solid 8-<15 mm is 4A
     assert peri["brock"]["probability"] == solid["brock"]["probability"] and peri["inputs"]["type"]["value"] == "perifissural"
+    # review 42 H1: category 2 only at baseline or new (Lung-RADS v2022); growing, as solid
+    grow_p, grow_s = (run("--sex", "female", "--type", t, "--status", "growing") for t in ("perifissural", "solid"))
+    assert grow_p["lung_rads"]["category"] == grow_s["lung_rads"]["category"] != "2"
+    assert run("--sex", "female", "--type", "perifissural", "--status", "new")["lung_rads"]["category"] == "2"
     calc = run("--sex", "female", "--type", "calcified")
     assert calc["lung_rads"]["category"] == "1" and "calcified" in calc["brock"]["refused"] and "calcified" in calc["mayo"]["refused"]
     nosex = run("--type", "solid")

@@ -146,7 +146,9 @@ def cmd_risk(args) -> int:
     small = screening.not_measurable({"mean_diameter_mm": args.mean_diameter_mm or args.size_mm})
     if small:  # below the 3 mm micronodule limit: no size-driven answer (Bankier 2017)
         out = {m: {"model": m, "refused": small} for m in ("brock", "mayo", "lung_rads") if m in out or m == "lung_rads"}
-    elif given in ("perifissural", "calcified"):   # their own Lung-RADS rules (screening.lung_rads)
+    elif given == "calcified" or (given == "perifissural" and (args.status or "baseline") in ("baseline", "new")):
+        # their own Lung-RADS rules (screening.lung_rads); v2022 gives a perifissural nodule < 10 mm
+        # category 2 at baseline or new only: growing, it is graded as solid (review 42 H1)
         out["lung_rads"] = screening.lung_rads({"type": given, "mean_diameter_mm": args.mean_diameter_mm or args.size_mm})
     else:
         out["lung_rads"] = lungrads.category(args.type, args.mean_diameter_mm or args.size_mm,
