@@ -113,41 +113,11 @@ def run() -> list[dict]:
         nbm, tb, _ = _timed(naive_bones, a, b)
         rows.append(dict(name=f"bones ({tag})", value=t, unit="s", baseline=tb, ratio=tb / t))
         rows.append(dict(name="bones peak memory", value=mem, unit="MiB"))
-        rows.append(_tissue_level_row(ct, b))
         rows.append(dict(name="bones: naive >200 HU also takes (contrast blood)",
                          value=int((nbm & ~bm).sum()), unit="voxels"))
     rows += _real_case_rows()
     rows += _phantom_rows()
     return rows
-
-
-def _tissue_level_row(ct, b) -> dict:
-    """The bone threshold's enhanced-tissue level read locally (`bones.local_tissue_level`, both of
-    `bone_mask`'s readings, the second away from a first bone outline) against the one whole-view
-    percentile main read before issue 14's fix (`bones.enhanced_tissue_level`, the same two
-    readings), on the same common-resolution image; ratio < 1: the local map costs more."""
-    from imagio.segmentation import bones
-    from imagio.segmentation.common import anatomical_axes
-    from imagio.segmentation.resolution import effective_resolution_mm
-
-    raw = ct.array.astype(np.float32)
-    a = bones.at_common_resolution(raw, ct.spacing_kji, effective_resolution_mm(raw, ct.spacing_kji))
-    sup = anatomical_axes(ct)["S"][0]
-    hu = (bones.BONE_LOW_HU, bones.BONE_SEED_HU)
-
-    def local():
-        g = bones.tissue_grid(a, b, ct)
-        return bones.local_tissue_level(g, a.shape), bones.local_tissue_level(g, a.shape, hu, sup)
-
-    def whole():
-        s = bones.deep_tissue_sample(a, b, ct.spacing_kji)
-        return (bones.enhanced_tissue_level(a, b, ct.spacing_kji, sample=s),
-                bones.enhanced_tissue_level(a, b, ct.spacing_kji, hu, sup, sample=s))
-
-    _, t, _ = _timed(local)
-    _, tb, _ = _timed(whole)
-    return dict(name="bones: local tissue level map (2 readings) vs one whole-view percentile",
-                value=t, unit="s", baseline=tb, ratio=tb / t)
 
 
 def _random_inside(ref, ct, n, rng, depth_mm=5.0):

@@ -2,9 +2,8 @@
 other bone where the anatomy allows it.
 
 Hysteresis threshold: voxels above ``low_hu`` connected to cortical-bone seeds above
-``seed_hu``. ``low_hu`` is raised above the enhanced soft tissue near each voxel (contrast liver,
-kidneys, aorta: `local_tissue_level`, read within ``bone_tissue_reach_mm`` so that a crop that
-holds a bone and that reach around it gives it the same threshold); in a CT angiography the blood pool (a histogram peak
+``seed_hu``. ``low_hu`` is raised above the enhanced soft tissue of the scan (contrast liver,
+kidneys, aorta: `enhanced_tissue_level`); in a CT angiography the blood pool (a histogram peak
 at 250-700 HU, `contrast_blood_band`) and its rim are removed first, and cortex seeds are also
 read on the native image against the pool's band there (`native_cortex_seeds`: a thin rib's
 cortex blurs into the band at 3 mm). Marrow: cavities enclosed by the bone in two of the three
@@ -71,8 +70,6 @@ MIN_BLOOD_PEAK_HU = rule("min_blood_peak_hu")  # arterial-phase blood (segmentat
 MIN_BLOOD_POOL_ML = 30.0  # a contrast blood pool (CT angiography) is a histogram peak this big
 BLOOD_THICK_MM = rule("blood_thick_mm")  # thick voxels: lumens >= 8 mm (segmentation_rules.json)
 MIN_THICK_POOL_ML = rule("min_thick_pool_ml")  # peak bin of thick voxels (segmentation_rules.json)
-TISSUE_REACH_MM = rule("bone_tissue_reach_mm")  # tissue that sets a bone's threshold lies this near
-TISSUE_MIN_SAMPLES = 20  # deep-tissue samples a percentile is read on (5 % of them: one voxel)
 CARTILAGE_MAX_HU = rule("calcium_hu")  # non-calcified cartilage is below the calcium threshold
 # (Agatston 1990; segmentation_rules.json): where the scan's soft tissue reaches it, cartilage
 # cannot be told from that tissue by density
@@ -123,136 +120,6 @@ def enhanced_tissue_level(a: np.ndarray, body: np.ndarray, spacing_kji,
             if out.any():
                 deep = out
     return float(np.percentile(ac[deep], 95)) if deep.any() else -1000.0
-
-
-def tissue_grid(a: np.ndarray, body: np.ndarray, ct: Volume) -> tuple:
-    """The sample `local_tissue_level` reads: (index [k, j, i] arrays of the sampled voxels per
-    axis, the CT ``a`` and ``body`` there, their spacing (mm), their deep soft tissue: voxels of
-    -100 to 300 HU at least 5 mm inside such tissue, as `deep_tissue_sample`; the lattice index of
-    the first sample per axis). ``a`` is at the common resolution, so it is sampled every
-    ``COMMON_RESOLUTION_MM`` or finer along each axis (stride floor(C / spacing)), on a lattice
-    anchored in patient coordinates (the voxel whose index times spacing is a multiple of the
-    stride's length from the world origin; lattice index = that multiple): a crop of the scan
-    samples the same voxels as the whole scan, so the level does not depend on the view."""
-    sk = np.asarray(ct.spacing_kji, float)
-    f = np.maximum(1, np.floor(COMMON_RESOLUTION_MM / sk + 1e-6)).astype(int)
-    m = np.asarray(ct.ijk_to_ras, float)[:3]
-    unit = m[:, :3] / np.linalg.norm(m[:, :3], axis=0)   # columns: i, j, k directions
-    pos = np.rint((m[:, 3] @ unit)[::-1] / sk).astype(int)   # origin along k, j, i in voxels
-    phase = np.mod(-pos, f)
-    idx = [np.arange(p, n, st) for p, n, st in zip(phase, a.shape, f)]
-    ix = np.ix_(*idx)
-    ac, bc, sc = a[ix], body[ix], sk * f
-    soft = bc & (ac > -100) & (ac < 300)
-    return idx, ac, bc, sc, erode_mm(soft, 5.0, sc), (phase + pos) // f
-
-
-def local_tissue_level(grid: tuple, shape, bone_hu: tuple | None = None,
-                       sup: int | None = None) -> np.ndarray:
-    """Float32 [k, j, i] map of ``shape`` (the CT's): the densest deep soft tissue near each voxel
-    (HU), read on `tissue_grid` ``grid``: the 95th percentile (on a 5 HU ladder) of the deep soft
-    tissue within about +- ``bone_tissue_reach_mm`` (segmentation_rules.json, with its source), the
-    reading `enhanced_tissue_level` makes over the whole view; never below ``SOFT_TISSUE_HU``,
-    which it is where that neighbourhood holds fewer than ``TISSUE_MIN_SAMPLES`` deep samples.
-
-    How (vectorised): the lattice is cut into cells of ``c`` samples per axis (anchored in
-    patient coordinates, as the lattice), each cell's deep tissue is counted per 5 HU step
-    (one ``np.bincount``), the counts of the 3 (or 5) cells around each cell per axis are summed
-    with exact integer box sums (the neighbourhood: about 2 x reach + one sample per axis), the
-    level is read per cell, and it is interpolated linearly between cell centres to every voxel.
-    A crop gives a cell the same counts as the whole scan when the cell and its neighbourhood lie
-    inside the crop. Cost: one pass over the samples and 80 levels per cell, not 80 filters of
-    the whole lattice (seg13's first version: ~5x the CPU time on the chest CTA).
-
-    bone_hu: (low, seed) HU of a first bone reading (scalars; ``sup``: the superior axis): the
-    deep tissue is then read outside `bone_outline` and `cut_thin_pieces` (ribs cut from their
-    cortex by the view's face), filled per axial slice and grown by one ``COMMON_RESOLUTION_MM``
-    (cancellous bone is not soft tissue; see `enhanced_tissue_level`), unless that leaves none.
-
-    Why local: the threshold must stay above the tissue whose partial volume touches the bone
-    (enhanced liver, spleen, kidneys); one level read over the whole view changes with the view
-    (issue 14: the chest CTA's upper half 93 HU, its right half 108 HU, its left half 178 HU,
-    the whole scan 158 HU; +17-27 % bone on the crops). Tissue within the reach of a bone is the
-    same in any view that holds the bone and that reach around it."""
-    idx, ac, bc, sc, deep, g0 = grid
-    if bone_hu is not None and deep.any():
-        b = bone_outline(ac, bc, bone_hu[0], bone_hu[1], sc) | cut_thin_pieces(ac, bc, bone_hu[0], sc)
-        if b.any():
-            out = deep & ~dilate_mm(fill_holes_per_slice(b, sup), COMMON_RESOLUTION_MM, sc)
-            if out.any():
-                deep = out
-    # cells: ``c`` samples per axis, 2 h + 1 cells spanning the cube of +- reach (2 ceil(R / s) + 1
-    # samples) as closely as whole cells can (3 cells per axis, 5 from 15 samples on)
-    size = 2 * np.ceil(TISSUE_REACH_MM / sc - 1e-6) + 1
-    h = np.where(size >= 15, 2, 1)
-    c = np.maximum(1, np.rint(size / (2 * h + 1))).astype(int)
-    cell = [(g + np.arange(n)) // ci for g, n, ci in zip(g0, deep.shape, c)]
-    cell = [q - q[0] for q in cell]
-    nc = tuple(int(q[-1]) + 1 for q in cell)
-    # 5 HU ladder: a sample of v HU exceeds the levels -100 + 5 j for j <= ceil((v + 100) / 5) - 1
-    steps = 80   # -100 .. 295 HU (deep tissue is -100 < v < 300)
-    top = np.clip(np.ceil((ac[deep] + 100.0) / 5.0).astype(np.int64) - 1, 0, steps - 1)
-    kk, jj, ii = np.nonzero(deep)
-    flat = ((cell[0][kk] * nc[1] + cell[1][jj]) * nc[2] + cell[2][ii]) * steps + top
-    hist = np.bincount(flat, minlength=int(np.prod(nc)) * steps).reshape(nc + (steps,))
-    above = np.cumsum(hist[..., ::-1], axis=-1, dtype=np.int32)[..., ::-1]   # samples > level j
-    hist = kk = jj = ii = flat = top = None
-    for ax in range(3):
-        # the sum over the 2 h + 1 cells around each cell (integer: exact, so a crop gives a cell
-        # whose neighbourhood it holds the same sums as the whole scan)
-        pad = [(0, 0)] * 4
-        pad[ax] = (int(h[ax]) + 1, int(h[ax]))
-        cs = np.cumsum(np.pad(above, pad), axis=ax, dtype=np.int32)
-        w = 2 * int(h[ax]) + 1
-        above = np.take(cs, np.arange(w, cs.shape[ax]), axis=ax) - np.take(cs, np.arange(cs.shape[ax] - w), axis=ax)
-    cs = None
-    n = above[..., :1]
-    count = (20 * above > n).sum(axis=-1)     # levels exceeded by more than 5 % of the samples
-    level = np.where((n[..., 0] >= TISSUE_MIN_SAMPLES) & (count > 0), -100.0 + 5.0 * (count - 1), -1000.0)
-    level = np.maximum(level, SOFT_TISSUE_HU).astype(np.float32)
-    # linear interpolation between cell centres, one axis at a time (clamped at the outer ones)
-    for ax, (ix, q, ci, n_ax) in enumerate(zip(idx, cell, c, shape)):
-        st = int(ix[1] - ix[0]) if len(ix) > 1 else 1
-        # the centre of local cell q, in voxels of the CT: first sample + st x (its samples' mean)
-        s_of_cell0 = -((g0[ax]) % ci)            # local sample index where cell 0 starts
-        centre = ix[0] + st * (s_of_cell0 + np.arange(level.shape[ax]) * ci + 0.5 * (ci - 1))
-        x = np.interp(np.arange(n_ax), centre, np.arange(level.shape[ax], dtype=float))
-        i0 = np.floor(x).astype(int)
-        i1 = np.minimum(i0 + 1, level.shape[ax] - 1)
-        w = (x - i0).astype(np.float32)
-        wshape = [1, 1, 1]
-        wshape[ax] = -1
-        lo = np.take(level, i0, axis=ax)
-        level = lo + (np.take(level, i1, axis=ax) - lo) * w.reshape(wshape)
-    return level
-
-
-def cut_thin_pieces(a: np.ndarray, body: np.ndarray, low_hu: float, spacing_kji) -> np.ndarray:
-    """Boolean [k, j, i]: the 26-connected components of body voxels above ``low_hu`` that touch a
-    face of the view and are thin (no ball of ``RIB_MAX_RADIUS_MM`` fits: `split_bones`' rib rule):
-    a rib cut by the field of view from the cortex that makes it bone in `bone_outline`.
-
-    Why: `local_tissue_level` reads the tissue level away from `bone_outline`; a rib piece whose
-    dense cortex lies beyond the view's face is not in it, so its own 200-300 HU cancellous bone
-    was read as soft tissue and raised its threshold (chest CTA, half-z crop: a lateral rib over
-    the spleen 12 mm from the face, level 167 HU on the whole scan, 205 HU on the crop; 44 % of it
-    above the raised threshold, 83 % on the whole scan; the piece was lost). Enhanced organs that
-    the view cuts are thick and stay in the tissue reading."""
-    lab, n, _ = components(body & (a > low_hu), connectivity=26)
-    if n == 0:
-        return np.zeros(a.shape, bool)
-    face = np.zeros(a.shape, bool)
-    for ax in range(3):
-        sl = [slice(None)] * 3
-        sl[ax] = [0, -1]
-        face[tuple(sl)] = True
-    cut = np.bincount(lab[face], minlength=n + 1) > 0
-    cut[0] = False
-    if not cut.any():
-        return np.zeros(a.shape, bool)
-    thick = open_mm(cut[lab], RIB_MAX_RADIUS_MM, spacing_kji)
-    cut &= np.bincount(lab[thick], minlength=n + 1) == 0
-    return cut[lab]
 
 
 def bone_outline(a: np.ndarray, body: np.ndarray, low_hu: float, seed_hu: float,
@@ -401,26 +268,22 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # it on this grid: its contrast over soft tissue falls as the seed's does (`thin_peak_factor`)
     thin_bone_hu = tissue + thin_peak_factor(res) * (low_hu - tissue)
     if body is not None:
-        # the enhanced soft tissue's level near each voxel (`local_tissue_level`: the tissue that
-        # can blur into a bone there, not the view's whole histogram, which a crop changes)
-        grid = tissue_grid(a, body, ct)
-        densest = local_tissue_level(grid, a.shape)
-        # read again away from the bone (cancellous bone, 100-300 HU, is soft tissue by density
-        # and a vertebral body fills more than 5 % of the cube around it: read on all deep
-        # tissue, its level is the bone's own, 160-225 HU on the TotalSegmentator example): the
-        # bone at trabecular bone's lower bound joined to cortex, with fixed thresholds (the
-        # level must not decide which bone it excludes). On a CT angiography at the candidates'
-        # floor ``CONTRAST_LOW_HU``, joined to tissue denser than the blood pool's band (a pool
-        # joined to bone is excluded with it: it is handled by its band below)
-        seed_1 = tissue + thin_peak_factor(res) * (seed_hu - tissue)
-        tissue = local_tissue_level(
-            grid, a.shape, sup=sup, bone_hu=(low_hu, seed_1) if band is None else
-            (max(low_hu, CONTRAST_LOW_HU), max(seed_1, band[1])))
-        grid = None
+        sample = deep_tissue_sample(a, body, ct.spacing_kji)
+        enhanced = enhanced_tissue_level(a, body, ct.spacing_kji, sample=sample)
+        densest = max(tissue, enhanced)
+        if band is None:
+            # read again away from the bone that this level shows (cancellous bone is not soft
+            # tissue; `enhanced_tissue_level`). Not on a CT angiography: there the sample's top
+            # is the blood pool's partial-volume rim, which touches bone (aorta on the spine) and
+            # must stay in it; the pool's own band is handled below
+            enhanced = enhanced_tissue_level(
+                a, body, ct.spacing_kji, sup=sup, sample=sample,
+                bone_hu=(max(low_hu, enhanced + ORGAN_MARGIN_HU),
+                         densest + thin_peak_factor(res) * (seed_hu - densest)))
+        tissue = max(tissue, enhanced)
     # the threshold of thick bone, and the one of thin bone, which is the same on a scan at or
-    # finer than the common resolution (maps [k, j, i] when the tissue level is one)
-    low_hu = np.maximum(low_hu, tissue + ORGAN_MARGIN_HU)
-    thin_low = np.maximum(thin_bone_hu, tissue + ORGAN_MARGIN_HU)
+    # finer than the common resolution
+    low_hu, thin_low = max(low_hu, tissue + ORGAN_MARGIN_HU), max(thin_bone_hu, tissue + ORGAN_MARGIN_HU)
     # a scan blurrier than the common resolution shows thin cortex at a lower peak
     seed_hu = tissue + thin_peak_factor(res) * (seed_hu - tissue)
     cand = a > low_hu
@@ -431,15 +294,13 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     blood = None
     if band is not None:
         # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
-        # (read once: a [k, j, i] map where the tissue level is one)
-        pool_low = pool_low_hu(band, tissue)
-        blood = (a >= pool_low) & (a <= band[1]) & cand
+        blood = (a >= pool_low_hu(band, tissue)) & (a <= band[1]) & cand
         # an opening thinner than a voxel does nothing: at least one voxel, so that only the thick
         # pool (aorta, heart: >= 20 mm) is dropped, not band-HU trabecular bone of ribs and spine
         # (the same core as `contrast_blood_pool`: a band-density speck of trabecular bone in a
         # vertebral body that survives the opening is not a pool, and its rim would eat the body)
         r_open = pool_open_radius_mm(ct.spacing_kji)
-        dense = cand & (a >= pool_low)  # the pool and anything denser
+        dense = cand & (a >= pool_low_hu(band, tissue))  # the pool and anything denser
         core = pool_core(blood, ct.spacing_kji, ct.voxel_volume_ml, dense)
         blood = dilate_mm(core, r_open + BLOOD_RIM_MM, ct.spacing_kji)
         # undiluted contrast (> the band: right atrium, venae cavae) inside a thick lumen joined
@@ -463,7 +324,10 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             dl = box = None   # (a full-volume uint32 map: not held through the labelling below)
         dense = core = None
         cand &= ~blood & (a > CONTRAST_LOW_HU)
-        seed_hu = np.maximum(seed_hu, float(band[1]))
+        seed_hu = max(seed_hu, band[1])
+    if info is not None:
+        info["thin_bone_note"] = thin_bone_note(res, thin_bone_hu, thin_low if band is None else
+                                                max(thin_low, CONTRAST_LOW_HU), tissue)
     lab, n, counts = components(cand, connectivity=26)
     if n == 0:
         return cand
@@ -479,8 +343,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         # thin cortex blurred into the band: dense on the native image, and not a lumen (a vessel
         # beyond the pool's opening is at pool density over most of it: more than half its
         # voxels above the pool's half-maximum; a rib is cortex around marrow below the pool)
-        not_lumen = np.bincount(lab[a >= pool_low], minlength=n + 1) < 0.5 * counts
-        pool_low = None
+        not_lumen = np.bincount(lab[a >= pool_low_hu(band, tissue)], minlength=n + 1) < 0.5 * counts
         native = native_cortex_seeds(raw, a, body, ct)
         if native.any():
             nnat = np.bincount(lab[native], minlength=n + 1)
@@ -517,7 +380,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             lumen |= bone_shell.uncortexed_lumens(m & ~lumen, raw, a, lungs, ct.spacing_kji,
                                                   COMMON_RESOLUTION_MM)
         m &= ~lumen
-    if np.any(thin_low < low_hu) and blood is None:
+    if thin_low < low_hu and blood is None:
         # (not on a CT angiography: there the candidates' floor ``CONTRAST_LOW_HU`` holds and the
         # pool's rim is no bone; `thin_bone_note` says what a blurred rib loses)
         # thin bone (no ball of RIB_MAX_RADIUS_MM fits in it: ribs, processes) reads at a lower
@@ -556,12 +419,9 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # is enclosed in axial slices only). Size bound: a lumbar vertebral body (~45 x 35 x 28 mm)
     # holds ~35 mL, a femoral head (~48 mm across) ~58 mL.
     m |= bone_shell.two_plane_cavities(m, ct.voxel_volume_ml, MAX_MARROW_ML)
-    # (never below trabecular bone's lower bound: with the level read locally, a CT angiography's
-    # ribs in muscle have tissue ~60 HU, and a floor of 0.5 x (60 + 120) took mostly-muscle
-    # voxels: the CTA's ribs 226 -> 307 mL at 1.5 mm)
-    rim_hu = np.maximum(0.5 * (tissue + low_hu) if blood is not None
-                        else 0.5 * (densest + low_hu), BONE_LOW_HU)
-    if np.any(rim_hu < low_hu):
+    rim_hu = (0.5 * (tissue + low_hu) if blood is not None
+              else max(0.5 * (densest + low_hu), BONE_LOW_HU))
+    if rim_hu < low_hu:
         # where the threshold was raised above trabecular bone's lower bound ``BONE_LOW_HU`` to keep
         # enhanced tissue out (organs: `enhanced_tissue_level` + ``ORGAN_MARGIN_HU``; a CT
         # angiography: the candidates' floor ``CONTRAST_LOW_HU``), the bone's partial-volume edge
@@ -586,14 +446,6 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill[0] = False
         m |= fill[vl]
     m &= ~lumen
-    if info is not None:
-        # the thresholds where the bone is (the levels are maps: read at the bone's voxels)
-        def at_bone(x):
-            x = np.asarray(x, float)
-            return float(np.median(x[m])) if x.ndim and m.any() else float(np.max(x))
-        info["thin_bone_note"] = thin_bone_note(
-            res, thin_bone_hu, at_bone(thin_low if band is None else np.maximum(thin_low, CONTRAST_LOW_HU)),
-            at_bone(tissue))
     p(1.0, "bones: done")
     return m
 
@@ -747,13 +599,11 @@ def native_cortex_seeds(raw: np.ndarray, a: np.ndarray, body: np.ndarray | None,
     return raw > nb[1]
 
 
-def pool_low_hu(band: tuple, tissue_hu):
+def pool_low_hu(band: tuple, tissue_hu: float) -> float:
     """Lower HU bound of the contrast blood pool: the half-maximum between the pool (the middle of
     ``band``, `contrast_blood_band`) and the tissue level ``tissue_hu``, if below the band (the
-    lumen's partial-volume edge and less enhanced segments, e.g. the descending aorta).
-    ``tissue_hu``: a scalar or a [k, j, i] map (`local_tissue_level`); the result is the same."""
-    lo, hi = float(band[0]), float(band[1])   # (Python floats: a float32 map stays float32)
-    return np.minimum(lo, 0.5 * (0.5 * (lo + hi) + tissue_hu))
+    lumen's partial-volume edge and less enhanced segments, e.g. the descending aorta)."""
+    return min(band[0], 0.5 * (0.5 * (band[0] + band[1]) + tissue_hu))
 
 
 def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None = None,
