@@ -514,3 +514,18 @@ def test_a_margin_shell_row_is_not_full_beside_a_short_margin():
     assert "minimal margin" not in rows["tumour + 10mm covered (%)"]
     cov["mam_mm"] = 5.3
     assert "minimal margin" not in dict(ablation_rows({"coverage": cov}))["tumour + 5mm covered (%)"]
+
+
+def test_the_mediastinum_is_not_added_to_a_context_on_another_grid():
+    """Review 42 M3: the plan's mediastinum is read by index into the tumour's AblationContext; a
+    label map of the same shape on another grid (a second series, a shifted copy) must not get it."""
+    from imagio.planning.ablation.coverage import AblationContext
+    from imagio.planning.ablation.mediastinum_near import add_mediastinum
+    from imagio.volume import Volume
+
+    lab, prob = _two_lungs_scene((1.5, 1.5, 1.5), None)
+    assert add_mediastinum(AblationContext(lab, 5), prob)
+    moved = lab.ijk_to_ras.copy()
+    moved[:3, 3] += (4.0, 0.0, 0.0)
+    other = Volume(lab.array, moved, "l", lab.labels)
+    assert not add_mediastinum(AblationContext(other, 5), prob)

@@ -72,8 +72,9 @@ def add_mediastinum(ctx, problem) -> bool:
     within ``nearby_structures_mm`` (ablation_criteria.json lung_warn_structures)."""
     from ..mediastinum import Mediastinum, one_lung_side
 
-    if not bool(getattr(problem.target, "in_lung", False)) or problem.labels.shape != ctx.labels.shape:
-        return False
+    if not bool(getattr(problem.target, "in_lung", False)) or problem.labels.shape != ctx.labels.shape \
+            or not np.allclose(problem.labels.ijk_to_ras, ctx.labels.ijk_to_ras, atol=1e-4):
+        return False   # another grid (a second series, a resampled copy): the region is read by index (review 42 M3)
     if one_lung_side(problem.labels.labels.values()) is not None:
         return False
     med = Mediastinum(problem)
