@@ -58,9 +58,9 @@ Method (constants and sources in ``imagio/data/detection.json``):
    sections a solid dot peak lying on a fissure-like sheet normal to its flat axis is scored
    with a disc's blobness and its centre density as well (:func:`perifissural_scores`,
    :mod:`imagio.detection.fissure`; ``features["fissure_attached"]``). A dot peak up to
-   about 11 mm that is part of a vessel (an end, a segment, a bifurcation or crossing, or a
-   bump on a vessel thicker than itself: tissue of its density leaves its sphere through two or
-   more of its own cross-sections) has its score lowered (:func:`calibre_exit_scores`,
+   about 11 mm that is part of a vessel branching or crossing, or a bump on a vessel thicker
+   than itself (tissue of its density leaves its sphere through more than two of its own
+   cross-sections; an end or a plain segment, one or two, keeps its score) has its score lowered (:func:`calibre_exit_scores`,
    ``features["calibre_exits"]``). It ranks candidates (what FROC needs); it is not a calibrated
    probability of a nodule and says nothing about malignancy.
 7. Sub-solid channel (:func:`subsolid_image`, after Jacobs C et al., Med Image Anal

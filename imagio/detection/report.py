@@ -290,7 +290,8 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
         return (d.get("mean_diameter_mm") or 0.0) > MASS_MM and d.get("type") not in ("calcified",)
 
     masses = [d for d in (low or []) if is_mass(d) and (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
-    high_low = for_review([d for d in (low or []) if d not in masses])
+    mass_ids = {d["id"] for d in masses}
+    high_low = for_review([d for d in (low or []) if d["id"] not in mass_ids])
     if masses:   # new-user trial 49 M2: a 5 cm adenocarcinoma under "most are vessels"
         out.append(("review: mass", f"{len(masses)} low-probability candidate(s) segment as a mass over "
                     f"{MASS_MM:g} mm (" + ", ".join(f"#{d['id']} {d['mean_diameter_mm']:.0f} mm {_floor(d)}" for d in masses)

@@ -711,7 +711,7 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
         # the wall beyond the face is not seen: where a main bronchus leaves, the split is placed from
         # the lumens in view, as for a left-right face (above)
         info["cut_face_warning"] = (
-            f"the field of view's {ap} face cuts the trachea lengthwise: its lumen open to that face "
+            f"the field of view's {ap + ' face' if ap else 'edge'} cuts the trachea lengthwise: its lumen open to it "
             f"({info['opened_lumen_ml']:.1f} mL, enclosed in view by the airway's wall) is labelled airway, "
             "but the wall beyond the face is not seen, so the carina is placed from the lumens in view and "
             "the trachea's lower end and the main bronchi's start are uncertain; check them on the images "

@@ -248,9 +248,9 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     elif m and not m.get("met", True):
         out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
                    f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
-    elif m and cov.get("outline_tolerance_mm") and cov["mam_mm"] < need + cov["outline_tolerance_mm"]:
+    elif m and cov.get("outline_tolerance_mm") and cov["mam_mm"] < m.get("required", need) + cov["outline_tolerance_mm"]:
         # met by less than the outline's own uncertainty (trial 47 L5: voxel faces would give less)
-        out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm meets the required {need:g} mm by less "
+        out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm meets the required {m.get('required', need):g} mm by less "
                    f"than the tumour outline's uncertainty (+/- {cov['outline_tolerance_mm']:g} mm, half a CT voxel): "
                    f"measured to the tumour's voxel faces it may fall short; check the margin on the images, or {fix}")
     for h in cov.get("heat_sink") or []:   # trial 25: a 'high' heat sink was a table row only
