@@ -168,7 +168,14 @@ def _advance_in_one_lobe(plan, entry, target, tip) -> bool:
 
     before = lobes_along(np.asarray(entry, float), np.asarray(target, float))
     after = lobes_along(np.asarray(target, float), np.asarray(tip, float))
-    return len(before) > 0 and bool(np.all(after == before[-1]))
+    if not (len(before) > 0 and np.all(after == before[-1])):
+        return False
+    # what the path shares with its advance grazes another lobe by at most a voxel (review 42 L3:
+    # the status says "within a voxel"); a longer run there is a crossing the probe must not extend
+    other = np.r_[False, before != before[-1], False]
+    edges = np.flatnonzero(np.diff(other.astype(np.int8)))
+    longest = float(np.max(edges[1::2] - edges[::2])) * ANTENNA_STEP_MM if len(edges) else 0.0
+    return longest <= float(np.linalg.norm(lab.spacing_kji))
 
 
 def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, entry_ras,
