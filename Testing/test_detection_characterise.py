@@ -910,3 +910,23 @@ def test_lungs_cut_by_the_reconstruction_circle_do_not_judge_emphysema_absent():
     assert missing > 50 and not any(np.take(lung, e, axis=a).any() for a in range(3) for e in (0, -1))
     e = emphysema_status(ct, lung)
     assert e["emphysema"] is None and "cuts the lungs" in e["not_judged"], e
+
+
+def test_a_lung_cut_at_a_side_or_short_of_the_top_face_is_not_judged_free_of_emphysema():
+    """New-user trial 51 H1: a right hemithorax crop (the left lung wholly out of view) read "no
+    emphysema" from a bound of 75 mL taken at the left-right face, and a lung mask ending 4.5 mm
+    short of a top face that cuts the lungs read "no" with 0 mL cut. Only the apex and the base
+    taper: a lung on a left-right or front-back face is unknown; a lung ending within the slope
+    window of the top or bottom face is cut there. Own check: the missing lung counted on the uncut
+    ellipsoid."""
+    from imagio.detection.characterise import emphysema_status
+
+    ct, lung, missing = _chest_with_ellipsoid_lung(100.0)
+    side = lung.copy()
+    side[:, :, :100] = False                       # the view cut at i = 100 (x 80 mm): half the lung gone
+    e = emphysema_status(ct.with_array(np.where(side, ct.array, 40.0).astype(np.float32)), side)
+    assert e["emphysema"] is None and e["cut_lung_ml"] is None, e
+    short = lung.copy()
+    short[-2:] = False                             # the mask stops 5 mm (two 2.5 mm slices) short of the top face
+    e = emphysema_status(ct, short)
+    assert missing > 300 and e["emphysema"] is None, (e, missing)

@@ -46,35 +46,49 @@ NO_LOBES = ("not given: no lobe label map (pass --lungs with TotalSegmentator lo
 
 
 def _cut_lung_bound_ml(ct: Volume, m: np.ndarray) -> float:
-    """Upper estimate (mL) of the lung a face of the image cuts off from the lung mask ``m``
-    (bool [k, j, i] on ``ct``'s grid): inf when the lungs meet padding (voxels no scan measured,
-    `segmentation.body.padding_voxels`) or a face across which their section does not shrink.
+    """Upper estimate (mL) of the lung the image's superior or inferior end cuts off from the lung
+    mask ``m`` (bool [k, j, i] on ``ct``'s grid); inf when the lungs meet a face across the other
+    axes (a left-right or front-back face: beyond it lie the mediastinum and the other lung, or the
+    rest of a lung, which do not taper: new-user trial 51 H1, a right hemithorax crop), meet padding
+    (voxels no scan measured, `segmentation.body.padding_voxels`), or do not narrow towards the end.
 
-    Per face the lung's section area A is read at the face and ``slope_window_mm`` inside it
-    (at least one voxel); the lung beyond the face is taken to taper to nothing at the rate the
-    section grows inside it (a linear cone of the sections: A^2 / (2 dA/dx)), times
-    ``safety_factor`` (detection.json ``characterise.emphysema_laa950_percent.cut_bound``): an
-    apex tip or a base on the face (a dome, its sections growing fast) gives a few mL, a slab
-    through the chest (sections as large inside as on the face) inf."""
-    from ..segmentation.body import padding_voxels
+    Only the apex (a dome) and the base (over the diaphragm's cupola) taper, so only the ends along
+    the array axis nearest S are estimated: the lung's section A at its first (last) slice, when that
+    slice lies within `body.RIM_STEPS` slices of the image's end (the blended rim a lung mask may
+    leave out: a mask three slices short of a face that cuts the lungs is cut there too, trial 51
+    H1), and the section ``slope_window_mm`` further in; the
+    lung beyond is taken to taper to nothing at that rate (A^2 / (2 dA/dx)), the slices between the
+    lung's end and the image's end taken as sections of A, all times ``safety_factor``
+    (detection.json ``characterise.emphysema_laa950_percent.cut_bound``)."""
+    from ..segmentation.body import RIM_STEPS, padding_voxels
+    from ..segmentation.common import anatomical_axes
 
     cfg = constants()["characterise"]["emphysema_laa950_percent"]["cut_bound"]
+    sup = anatomical_axes(ct)["S"][0]
+    for a in range(3):
+        if a != sup and (np.take(m, 0, axis=a).any() or np.take(m, -1, axis=a).any()):
+            return float("inf")
     pad = padding_voxels(ct)
     if pad is not None and (m & ndimage.binary_dilation(pad)).any():
         return float("inf")
     sp = np.asarray(ct.spacing_kji, float)
+    prof = m.sum(axis=tuple(b for b in range(3) if b != sup)).astype(float)
+    nz = np.flatnonzero(prof)
+    if not len(nz):
+        return 0.0
+    area_mm2 = float(np.prod(np.delete(sp, sup)))
+    win = float(cfg["slope_window_mm"])
+    n = max(1, int(np.ceil(win / sp[sup])))
     total = 0.0
-    for a in range(3):
-        prof = m.sum(axis=tuple(b for b in range(3) if b != a)).astype(float)
-        area_mm2 = float(np.prod(np.delete(sp, a)))
-        n = min(max(1, int(np.ceil(cfg["slope_window_mm"] / sp[a]))), len(prof) - 1)
-        for face, inside in ((prof[0], prof[n] if n > 0 else 0.0), (prof[-1], prof[-1 - n] if n > 0 else 0.0)):
-            if face == 0:
-                continue
-            slope = (inside - face) * area_mm2 / (n * sp[a])   # mm^2 of section per mm inward
-            if slope <= 0:
-                return float("inf")
-            total += (face * area_mm2) ** 2 / (2.0 * slope) / 1000.0
+    for first, step, gap in ((int(nz[0]), 1, int(nz[0])), (int(nz[-1]), -1, len(prof) - 1 - int(nz[-1]))):
+        if gap > RIM_STEPS:   # the lung ends inside the image, beyond the rim a mask may leave out: in view
+            continue
+        inner = first + step * n
+        inside = prof[inner] if 0 <= inner < len(prof) else 0.0
+        slope = (inside - prof[first]) * area_mm2 / (n * sp[sup])   # mm^2 of section per mm inward
+        if slope <= 0:
+            return float("inf")
+        total += (prof[first] * area_mm2) ** 2 / (2.0 * slope) / 1000.0 + prof[first] * area_mm2 * gap * sp[sup] / 1000.0
     return total * float(cfg["safety_factor"])
 
 
