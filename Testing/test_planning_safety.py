@@ -401,6 +401,9 @@ def test_lung2_own_segmentation_safe_and_prone_suggested(shared_data):
     assert result.positions["prone"]["feasible_candidates"] > 0
     assert any(w.startswith("patient position: supine") and "prone" in w for w in result.warnings)
     assert any("no lung vessels labelled" in w for w in result.warnings)
+    # the project's own lungs are not split into lobes: fissures not judged, said (new-user trial 51)
+    assert not any("lobe" in n for n in lab.labels.values())
+    assert any("no lung lobes labelled: fissure crossings are not judged" in w for w in result.warnings)
 
 
 def test_chest_cta_both_lungs_feasible_with_own_segmentation(shared_data):

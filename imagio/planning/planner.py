@@ -558,6 +558,12 @@ def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> l
                                             0, np.array(maps.label.shape) - 1))] & 2)
     if in_lung and not any("lung_vessels" in n or "pulmonary" in n for n in present):
         out.append("target in the lung but no lung vessels labelled: the plan assumes none")
+    if in_lung and not any("lobe" in n for n in present):
+        # fissures lie between lobes: without lobe labels none is seen, and fissure_crossings 0 means
+        # "not judged", not "none" (new-user trial 51: 0 beside three true crossings)
+        out.append("target in the lung but no lung lobes labelled: fissure crossings are not judged (0 means "
+                   "not known); give a label map with the lobes (TotalSegmentator lung_upper_lobe_left ...) or "
+                   "check the fissures on the images")
     if not large_vessels_labelled(present):
         out.append("no large named vessel (aorta, venae cavae, pulmonary or portal vessels, heart) "
                    "labelled within needle reach: the plan assumes none")
