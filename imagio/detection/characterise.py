@@ -116,7 +116,8 @@ def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
         if worst >= c["value"]:
             emph, why = None, (f"LAA-950 {pct} % measured on {ml:.0f} mL of lung only: the scan cuts the lungs (they "
                                "reach the edge of the image"
-                               + (f", up to about {cut_ml:.0f} mL of them beyond it" if np.isfinite(cut_ml) else "")
+                               + (f", up to about {cut_ml:.0f} mL of them beyond it" if cut_ml < ml else
+                                  ", perhaps more lung beyond it than in view")
                                + ") and emphysema is regional, so its absence is not judged (Brock is a range over "
                                "it); give --emphysema / --no-emphysema from the whole-chest CT")
     return {"laa950_percent": pct, "emphysema": emph, "threshold_percent": c["value"], "source": c["source"],
