@@ -222,3 +222,28 @@ def test_costal_cartilage_cut_from_its_ribs_by_the_lower_face_is_warned(shared_d
     found = m.get("costal_cartilages", np.zeros(m["body"].shape, bool)).sum()
     if found < 0.9 * full["costal_cartilages"][sl].sum():   # missed: it must be said
         assert any(msg in w and "cartilage" in w for w in meta["warnings"]), meta["warnings"]
+
+
+@pytest.mark.data
+def test_a_left_right_face_through_the_spine_is_said(shared_data):
+    """New-user trial 51 H3: the TotalSegmentator example's left half (61 columns) lost 25.8 mL of
+    the T12-L2 vertebral bodies beside the face (labelled body, median 103 HU: cancellous bone
+    without its cortex in view), with no bone warning. A left-right face within a vertebra's half
+    width of the midline is now said; the uncropped scan, whose faces lie far from the spine, is
+    not warned. Own check: the face's RAS x against the midline IMAGIO reports."""
+    from imagio.segmentation.common import ras_coordinate
+
+    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
+    msg = "within a vertebra's half width"
+    _, meta = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    assert not any(msg in w for w in meta["warnings"]), meta["warnings"]
+    lr = anatomical_axes(ct)["R"][0]
+    sl = [slice(None)] * 3
+    sl[lr] = slice(0, 61)
+    crop = crop_slices(ct, tuple(sl))
+    _, meta = rules.segment_masks(crop, ["body", "lungs", "bones"])
+    face_x = float(np.take(ras_coordinate(crop, 0), -1, axis=lr).mean())
+    mid = meta["midline"]["x_mm"]
+    said = [w for w in meta["warnings"] if msg in w]
+    assert mid is not None and bool(said) is (abs(face_x - mid) <= 40.0), (face_x, mid, meta["warnings"])
+    assert said, meta["warnings"]

@@ -1234,3 +1234,28 @@ def bone_segments(p_kji: np.ndarray, comp: np.ndarray, spacing_kji) -> tuple[np.
     _, i = cKDTree(b_kji * sk).query(p_kji * sk)
     own = b_comp[i] == comp  # the nearest branch lies in the voxel's own component
     return np.where(own, blab[i].astype(np.int64) + 1, n_br + comp), n_br + cn
+
+
+def spine_cut_note(ct: Volume, body: np.ndarray, spine_x: float) -> str:
+    """A note when a left-right face of the field of view cuts the body within
+    ``spine_half_width_mm`` (segmentation_rules.json) of the spine's midline ``spine_x`` (RAS x,
+    mm): the vertebrae there are cut, and their cancellous bone, without the cortex in view, may be
+    missing from the bone labels (new-user trial 51 H3); "" otherwise. ``body``: bool [k, j, i]."""
+    from .common import ras_coordinate
+
+    lr, sign = anatomical_axes(ct)["R"]
+    reach = rule("spine_half_width_mm")
+    for end in (0, body.shape[lr] - 1):
+        on = np.take(body, end, axis=lr)
+        if not on.any():
+            continue
+        x = float(np.take(ras_coordinate(ct, 0), end, axis=lr)[on].mean())
+        d = abs(x - float(spine_x))
+        if d <= reach:
+            side = "right" if (end > 0) == (sign > 0) else "left"
+            return (f"the field of view's {side} face passes {d:.0f} mm from the midline (RAS x {spine_x:.1f} mm), "
+                    f"within a vertebra's half width ({reach:g} mm): the vertebrae are cut there, and their "
+                    "cancellous bone (about 100-300 HU), without its cortex in view, may be missing from the bone "
+                    "labels (labelled body); check the spine on the images before planning near it")
+    return ""
+

@@ -305,6 +305,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=spine, trachea=trachea, notes=notes))
         meta["warnings"] += [f"bones: {n}" for n in notes]
+        cut = bn.spine_cut_note(ct, body, spine_x) if spine and spine_x is not None else ""
+        if cut:
+            meta["warnings"].append(f"bones: {cut}")
         if bone_info.get("thin_bone_note") and out["ribs"].any():
             meta["warnings"].append(f"bones: {bone_info['thin_bone_note']}")
         if not chest and canal is None and bone.any():
