@@ -51,7 +51,11 @@ def mediastinum_region(problem, lo, hi, med=None) -> np.ndarray:
 
     se = np.ones((3, 3, 3), bool)
     se[tuple(slice(None) if a != ax else [0, 2] for a in range(3))] = False
-    region = ndimage.binary_opening(region, structure=se)
+    # on the box grown by its own edge planes in-plane, so the box's sides do not erode the region
+    # there (review 42 L2)
+    pad = [(0, 0) if a == ax else (1, 1) for a in range(3)]
+    region = ndimage.binary_opening(np.pad(region, pad, mode="edge"), structure=se)[
+        tuple(slice(None) if a == ax else slice(1, -1) for a in range(3))]
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     # unlabelled soft tissue only: a labelled structure there (heart, aorta, the tumour itself)
     # is named by its own label (review 41 M1)
