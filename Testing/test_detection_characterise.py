@@ -930,3 +930,28 @@ def test_a_lung_cut_at_a_side_or_short_of_the_top_face_is_not_judged_free_of_emp
     short[-2:] = False                             # the mask stops 5 mm (two 2.5 mm slices) short of the top face
     e = emphysema_status(ct, short)
     assert missing > 300 and e["emphysema"] is None, (e, missing)
+
+
+@pytest.mark.parametrize("cut_mm", [45.0, 60.0])
+def test_the_lung_a_bottom_face_cuts_off_is_bounded_over_the_diaphragm(cut_mm):
+    """Review 42 L6: only an apex cut was tested. A lung whose base sits on a diaphragm dome (60 mm
+    high) has its recess as a deep ring round the dome; a bottom face cutting it there leaves that
+    ring's lower part out. Own check: the estimate bounds the lung really left out (counted on the
+    uncut lung)."""
+    from imagio.detection.characterise import _cut_lung_bound_ml
+
+    sp = (2.5, 0.8, 0.8)
+    k, j, i = np.indices((100, 200, 200))
+    z, y, x = k * sp[0], j * sp[1], i * sp[2]
+    r2 = ((x - 80) / 40) ** 2 + ((y - 80) / 50) ** 2
+    lung = (r2 + ((z - 125) / 110) ** 2 <= 1) & (z >= 15 + 60 * (1 - r2))
+    kk = int(np.ceil((15 + cut_mm) / sp[0]))
+    m = lung[kk:]
+    missing = float(np.count_nonzero(lung[:kk])) * np.prod(sp) / 1000.0
+    rng = np.random.default_rng(2)
+    body = (((x - 80) / 75) ** 2 + ((y - 80) / 70) ** 2 <= 1)[kk:]
+    arr = np.where(body, 40.0, -1000.0) + rng.normal(0.0, 10.0, m.shape)
+    arr[m] = -860.0
+    ct = Volume(arr.astype(np.float32), make_ijk_to_ras((0.8, 0.8, 2.5)))
+    assert missing > 5.0
+    assert _cut_lung_bound_ml(ct, m) >= missing
