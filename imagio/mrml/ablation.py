@@ -186,16 +186,15 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
         if plan is None:
             raise InputError("plan the needle trajectories first: multi-probe planning picks among them")
         ctx = AblationContext(plan.problem.labels, tumour_segment)
-        if getattr(plan.problem.target, "name", None) == tumour_segment:   # the plan's lung target: as plan.json
-            add_mediastinum(ctx, plan.problem)
+        add_mediastinum(ctx, plan.problem)   # the plan's lung target: its mediastinum named, as in plan.json
         result = plan_multiprobe(plan, ctx, dev, s, margin_mm=margin_mm, progress=progress)
     else:
         if path_node is None or path_node.GetNumberOfControlPoints() < 2:
             raise InputError("select a needle path (a line with entry and tip points)")
         labels = segmentation_to_labels(segmentation_node, reference=node_to_volume(volume_node))
         ctx = AblationContext(labels, tumour_segment)
-        if plan is not None and getattr(plan.problem.target, "name", None) == tumour_segment:
-            add_mediastinum(ctx, plan.problem)   # the plan's lung target: its mediastinum named (as in plan.json)
+        if plan is not None:
+            add_mediastinum(ctx, plan.problem)   # the plan's lung target: its mediastinum named, as in plan.json
         e, t = line_points(path_node)
         ells = zones([Probe.from_path(e, t)], s)
         placements = [_placement(plan, e, t)] if plan is not None else []

@@ -22,11 +22,21 @@ def label_lengths(labels: Volume, start_ras, end_ras, step_mm: float) -> dict[in
     length = float(np.linalg.norm(t - e))
     if length == 0.0:
         return {}
-    n = max(int(np.ceil(length / step_mm)), 1)
-    pts = e + (np.arange(n) + 0.5)[:, None] / n * (t - e)
-    counts = np.bincount(labels.sample(pts, order=0, fill=0).astype(np.int64), minlength=1)
-    piece = length / n
+    vals = label_samples(labels, e, t, step_mm)
+    counts = np.bincount(vals, minlength=1)
+    piece = length / len(vals)
     return {int(v): float(counts[v] * piece) for v in np.flatnonzero(counts)}
+
+
+def label_samples(labels: Volume, start_ras, end_ras, step_mm: float) -> np.ndarray:
+    """Int64 (n,) label values along ``start_ras`` -> ``end_ras`` (RAS mm), start first: the
+    segment cut into n = ceil(length / ``step_mm``) equal pieces (at least one), each piece's
+    centre taking its nearest voxel's value (0 outside the image): the midpoint rule of
+    `label_lengths`."""
+    e, t = np.asarray(start_ras, float).reshape(3), np.asarray(end_ras, float).reshape(3)
+    n = max(int(np.ceil(float(np.linalg.norm(t - e)) / step_mm)), 1)
+    pts = e + (np.arange(n) + 0.5)[:, None] / n * (t - e)
+    return labels.sample(pts, order=0, fill=0).astype(np.int64)
 
 
 def path_samples(entry_ras, target_ras, step_mm: float) -> tuple[np.ndarray, np.ndarray]:

@@ -79,6 +79,8 @@ def add_mediastinum(ctx, problem) -> bool:
     if not bool(getattr(problem.target, "in_lung", False)) or problem.labels.shape != ctx.labels.shape \
             or not np.allclose(problem.labels.ijk_to_ras, ctx.labels.ijk_to_ras, atol=1e-4):
         return False   # another grid (a second series, a resampled copy): the region is read by index (review 42 M3)
+    if ctx.tumour_name != getattr(problem.target, "name", None) and ctx.tumour_value != getattr(problem.target, "value", None):
+        return False   # another tumour than the plan's lung target: its host is not known to be the lung
     if one_lung_side(problem.labels.labels.values()) is not None:
         return False
     med = Mediastinum(problem)

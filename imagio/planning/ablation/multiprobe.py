@@ -162,8 +162,9 @@ def _advance_in_one_lobe(plan, entry, target, tip) -> bool:
     lab = plan.problem.labels
 
     def lobes_along(a, b):
-        n = max(int(np.ceil(np.linalg.norm(np.asarray(b) - np.asarray(a)) / ANTENNA_STEP_MM)), 1)
-        v = lab.sample(a + (np.arange(n) + 0.5)[:, None] / n * (np.asarray(b) - a), order=0, fill=0).astype(np.int64)
+        from ..along import label_samples
+
+        v = label_samples(lab, a, b, ANTENNA_STEP_MM)
         return v[(v < len(lobe)) & lobe[np.minimum(v, len(lobe) - 1)]]
 
     before = lobes_along(np.asarray(entry, float), np.asarray(target, float))
