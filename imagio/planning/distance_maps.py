@@ -379,7 +379,8 @@ def _inputs_key(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
     a = problem.labels.array[sl]
     h.update(str(a.dtype).encode())
     h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
-    skin = None if problem.skin is None else array_token(problem.skin.skin)
+    # (the skin of a cached model is a `skin.PackedMask`: the token of its bit array)
+    skin = None if problem.skin is None else array_token(getattr(problem.skin.skin, "bits", problem.skin.skin))
     names = tuple(sorted((int(v), str(n)) for v, n in problem.labels.labels.items()))
     return (problem.ct.shape, problem.ct.ijk_to_ras.tobytes(), tuple(map(int, lo)), tuple(map(int, hi)),
             float(cap), tuple(problem.structures), names, int(problem.target.value), int(problem.exempt_value),

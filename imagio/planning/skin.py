@@ -106,11 +106,29 @@ class PackedMask:
         a = np.unpackbits(self.bits, count=int(np.prod(self.shape))).view(bool).reshape(self.shape)
         return a if dtype is None else a.astype(dtype)
 
+    ndim = 3
+    dtype = np.dtype(bool)
+
+    def planes(self, k0: int, k1: int) -> np.ndarray:
+        """The mask's planes [k0, k1) (0 <= k0 <= k1 <= shape[0]) as a new bool array: only
+        their bits are unpacked (a plane is a contiguous run of the flat C-order bits)."""
+        n = int(self.shape[1]) * int(self.shape[2])
+        start, stop = k0 * n, k1 * n
+        b0 = start >> 3
+        a = np.unpackbits(self.bits[b0:(stop + 7) >> 3])[start - 8 * b0:stop - 8 * b0]
+        return a.view(bool).reshape((k1 - k0, *self.shape[1:]))
+
     def __getitem__(self, idx):
         if isinstance(idx, tuple) and len(idx) == 3 and all(np.ndim(i) == 0 and not isinstance(i, slice)
                                                              for i in idx):   # one voxel: one bit
             flat = int(np.ravel_multi_index(tuple(int(i) for i in idx), self.shape))
             return bool((self.bits[flat >> 3] >> (7 - (flat & 7))) & 1)
+        first = idx[0] if isinstance(idx, tuple) and idx else idx
+        if isinstance(first, slice) and first.step in (None, 1) and all(
+                isinstance(i, slice) for i in (idx if isinstance(idx, tuple) else (idx,))):
+            k0, k1, _ = first.indices(self.shape[0])   # a box (slices): unpack its planes only
+            rest = idx[1:] if isinstance(idx, tuple) else ()
+            return self.planes(k0, max(k0, k1))[(slice(None), *rest)]
         return np.asarray(self)[idx]
 
     def __invert__(self) -> np.ndarray:
@@ -174,8 +192,9 @@ def _padding_edge(data: np.ndarray, field, grid: Volume) -> PaddingEdge | None:
 @dataclass
 class SkinModel:
     """Masks on the CT grid (bool [k, j, i]) and the truncations found. In the model
-    `outer_skin` returns (cached), ``data``, ``exterior`` and ``cut`` are `PackedMask` (one bit
-    per voxel; ``np.asarray`` gives the array) and ``body`` and ``skin`` read-only arrays."""
+    `outer_skin` returns (cached), ``data``, ``exterior``, ``cut`` and ``skin`` are `PackedMask`
+    (one bit per voxel; ``np.asarray`` gives the array, a box of slices unpacks only its planes)
+    and ``body`` a read-only array."""
 
     data: np.ndarray          # voxels holding measured data
     body: np.ndarray          # the patient, internal air included
@@ -733,8 +752,8 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
                target_ras=None) -> SkinModel:
     """The body, its outer skin and its cut faces (see module doc), cached per case: a second
     call with the same CT values, grid, threshold and labelled voxels (a second target, a
-    re-plan) returns the same masks (``body``, ``skin`` read-only arrays; ``data``,
-    ``exterior``, ``cut`` `PackedMask`) and only re-measures the truncations'
+    re-plan) returns the same masks (``body`` a read-only array; ``data``, ``exterior``,
+    ``cut``, ``skin`` `PackedMask`) and only re-measures the truncations'
     distances from ``target_ras``.
 
     ct: CT in HU; labels: label map on the CT grid (labelled voxels are never air); target_ras:
@@ -745,9 +764,8 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
     if model is None:
         model = _outer_skin(ct, labels, air_hu)
         model = replace(model, data=PackedMask(model.data), exterior=PackedMask(model.exterior),
-                        cut=PackedMask(model.cut))
-        for m in (model.body, model.skin):
-            m.flags.writeable = False
+                        cut=PackedMask(model.cut), skin=PackedMask(model.skin))
+        model.body.flags.writeable = False
         _CACHE.clear()
         _CACHE[key] = model
     return for_target(model, target_ras)
