@@ -358,7 +358,7 @@ def _crop(problem: PlanningProblem) -> tuple:
     ct = problem.ct
     reach = problem.needle.length_mm + 10.0 + 2.0 * max(ct.spacing)  # + room for margins
     lo, hi = reach_box(ct, problem.target.point_ras, reach)
-    blo, bhi = ct.bounding_box(problem.body, margin=2)
+    blo, bhi = ct.bounding_box(np.asarray(problem.body), margin=2)
     return np.maximum(lo, blo), np.minimum(hi, bhi)
 
 
@@ -379,13 +379,13 @@ def _inputs_key(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
     a = problem.labels.array[sl]
     h.update(str(a.dtype).encode())
     h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
-    # (the skin of a cached model is a `skin.PackedMask`: the token of its bit array)
+    # (the body and skin of a cached model are `skin.PackedMask`: the token of their bit array)
     skin = None if problem.skin is None else array_token(getattr(problem.skin.skin, "bits", problem.skin.skin))
     names = tuple(sorted((int(v), str(n)) for v, n in problem.labels.labels.items()))
     return (problem.ct.shape, problem.ct.ijk_to_ras.tobytes(), tuple(map(int, lo)), tuple(map(int, hi)),
             float(cap), tuple(problem.structures), names, int(problem.target.value), int(problem.exempt_value),
             float(problem.constraints.emphysema_hu), h.hexdigest(), array_token(problem.ct.array),
-            array_token(problem.body), skin)
+            array_token(getattr(problem.body, "bits", problem.body)), skin)
 
 
 def precompute(problem: PlanningProblem, cap_mm: float | None = None,

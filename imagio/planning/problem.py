@@ -1393,7 +1393,7 @@ def body_mask(ct: Volume, labels: Volume | None = None, hu: float = -400.0) -> n
     loose objects excluded)."""
     from .skin import outer_skin
 
-    return outer_skin(ct, labels, air_hu=hu).body
+    return np.asarray(outer_skin(ct, labels, air_hu=hu).body)
 
 
 def check_structure_names(labels: Volume) -> list:

@@ -123,6 +123,10 @@ class PackedMask:
                                                              for i in idx):   # one voxel: one bit
             flat = int(np.ravel_multi_index(tuple(int(i) for i in idx), self.shape))
             return bool((self.bits[flat >> 3] >> (7 - (flat & 7))) & 1)
+        if isinstance(idx, tuple) and len(idx) == 3 and all(
+                isinstance(i, np.ndarray) and i.dtype.kind in "iu" for i in idx):   # voxels: their bits
+            flat = np.ravel_multi_index(idx, self.shape)
+            return ((self.bits[flat >> 3] >> (7 - (flat & 7)).astype(np.uint8)) & 1).astype(bool)
         first = idx[0] if isinstance(idx, tuple) and idx else idx
         if isinstance(first, slice) and first.step in (None, 1) and all(
                 isinstance(i, slice) for i in (idx if isinstance(idx, tuple) else (idx,))):
@@ -134,8 +138,11 @@ class PackedMask:
     def __invert__(self) -> np.ndarray:
         return ~np.asarray(self)
 
-    def any(self) -> bool:
-        return bool(self.bits.any())
+    def any(self, axis=None, **kw):
+        """True when a voxel is set (``axis`` given: numpy's ``any`` of the unpacked mask)."""
+        if axis is None and not kw:
+            return bool(self.bits.any())
+        return np.asarray(self).any(axis=axis, **kw)
 
     def sum(self) -> int:
         return int(np.unpackbits(self.bits, count=int(np.prod(self.shape))).sum())
@@ -192,9 +199,8 @@ def _padding_edge(data: np.ndarray, field, grid: Volume) -> PaddingEdge | None:
 @dataclass
 class SkinModel:
     """Masks on the CT grid (bool [k, j, i]) and the truncations found. In the model
-    `outer_skin` returns (cached), ``data``, ``exterior``, ``cut`` and ``skin`` are `PackedMask`
-    (one bit per voxel; ``np.asarray`` gives the array, a box of slices unpacks only its planes)
-    and ``body`` a read-only array."""
+    `outer_skin` returns (cached) they are `PackedMask` (one bit per voxel; ``np.asarray`` gives
+    the array, a box of slices unpacks only its planes, integer index arrays read their bits)."""
 
     data: np.ndarray          # voxels holding measured data
     body: np.ndarray          # the patient, internal air included
@@ -752,8 +758,8 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
                target_ras=None) -> SkinModel:
     """The body, its outer skin and its cut faces (see module doc), cached per case: a second
     call with the same CT values, grid, threshold and labelled voxels (a second target, a
-    re-plan) returns the same masks (``body`` a read-only array; ``data``, ``exterior``,
-    ``cut``, ``skin`` `PackedMask`) and only re-measures the truncations'
+    re-plan) returns the same masks (``data``, ``body``, ``exterior``, ``skin``, ``cut``:
+    `PackedMask`) and only re-measures the truncations'
     distances from ``target_ras``.
 
     ct: CT in HU; labels: label map on the CT grid (labelled voxels are never air); target_ras:
@@ -764,8 +770,7 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
     if model is None:
         model = _outer_skin(ct, labels, air_hu)
         model = replace(model, data=PackedMask(model.data), exterior=PackedMask(model.exterior),
-                        cut=PackedMask(model.cut), skin=PackedMask(model.skin))
-        model.body.flags.writeable = False
+                        cut=PackedMask(model.cut), skin=PackedMask(model.skin), body=PackedMask(model.body))
         _CACHE.clear()
         _CACHE[key] = model
     return for_target(model, target_ras)
