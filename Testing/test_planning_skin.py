@@ -244,7 +244,12 @@ def test_outer_skin_is_cached_per_case_and_recomputed_when_the_ct_changes():
     t1, t2 = ct.kji_to_world(np.array([[3.0, 30, 30]]))[0], ct.kji_to_world(np.array([[16.0, 30, 30]]))[0]
     a = sk.outer_skin(ct, target_ras=t1)
     b = sk.outer_skin(ct, target_ras=t2)
-    assert b.body is a.body and not b.body.flags.writeable
+    # (read-only: the cached masks are `PackedMask`, every read of which is a new array; speed15
+    # packed the body and skin too, which were read-only bool arrays before)
+    assert b.body is a.body and isinstance(b.body, sk.PackedMask)
+    view = np.asarray(b.body)
+    view[...] = ~view
+    assert not np.array_equal(np.asarray(b.body), view)
     sk._CACHE.clear()
     ref = sk.outer_skin(ct, target_ras=t2)          # computed afresh with the second target
     assert ref.body is not a.body and np.array_equal(ref.skin, b.skin)
@@ -374,6 +379,61 @@ def test_packed_mask_reads_as_the_mask():
     a = p[:, :, :]
     a[:] = ~a                                     # a copy: the packed mask is unchanged
     assert (np.asarray(p) == m).all()
+
+
+def test_packed_mask_boxes_voxel_lists_and_axis_reductions_are_the_masks():
+    """Reads of a `PackedMask` that unpack only a part of it (a box of slices: its planes; integer
+    index arrays: their bits) and ``any`` along axes give the bool mask's own result, on a shape
+    whose planes do not start on a byte (5 x 7 = 35 bits a plane)."""
+    from imagio.planning.skin import PackedMask
+
+    rng = np.random.default_rng(4)
+    m = rng.random((9, 5, 7)) < 0.4
+    p = PackedMask(m)
+    for k0 in range(-10, 11):
+        for k1 in (None, -1, 0, 1, 4, 9, 12):
+            for rest in ((), (slice(1, 4),), (slice(None), slice(2, 7)), (slice(3, 1), slice(0, 2))):
+                idx = (slice(k0, k1), *rest)
+                got = p[idx]
+                assert got.shape == m[idx].shape and (got == m[idx]).all(), idx
+    assert (p[2:6] == m[2:6]).all() and (p[slice(None)] == m).all()
+    for k0 in range(10):
+        for k1 in range(k0, 10):
+            assert (p.planes(k0, k1) == m[k0:k1]).all()
+    kji = np.stack([rng.integers(0, n, 500) for n in m.shape], axis=1)
+    for dt in (np.int16, np.int64, np.uint32):
+        idx = tuple(kji.astype(dt).T)
+        got = p[idx]
+        assert got.dtype == bool and (got == m[idx]).all()
+    idx = tuple(kji.reshape(20, 25, 3).transpose(2, 0, 1))   # index arrays of any shape
+    assert p[idx].shape == (20, 25) and (p[idx] == m[idx]).all()
+    for ax in (0, 1, 2, (0, 2), (1, 2)):
+        assert (p.any(axis=ax) == m.any(axis=ax)).all()
+        assert (np.any(p, axis=ax) == m.any(axis=ax)).all()
+    lo, hi = Volume(m.astype(np.uint8), np.eye(4)).bounding_box(np.asarray(p))
+    nz = np.argwhere(m)
+    assert (lo == nz.min(0)).all() and (hi == nz.max(0) + 1).all()
+
+
+def test_the_cached_skin_model_holds_one_bit_per_voxel():
+    """`outer_skin`'s cached model keeps every mask, body and skin included, at one bit per
+    voxel (the body and skin were bool arrays, 1 byte a voxel: 140 MiB of the first proposals'
+    memory on the 1 mm phantom), with the uncached computation's voxels."""
+    from imagio.planning import skin as sk
+
+    ct, _, _ = _torso()
+    sk._CACHE.clear()
+    ref = sk._outer_skin(ct, None, sk.AIR_HU)
+    got = sk.outer_skin(ct)
+    for name in ("data", "body", "exterior", "skin", "cut"):
+        m = getattr(got, name)
+        assert isinstance(m, sk.PackedMask) and m.nbytes <= ct.array.size // 8 + 1, name
+        assert np.array_equal(np.asarray(m), getattr(ref, name)), name
+    assert got.skin.any() and got.body.any()
+    from imagio.planning.problem import body_mask
+
+    b = body_mask(ct)   # the public body mask stays an array
+    assert isinstance(b, np.ndarray) and b.dtype == bool and np.array_equal(b, ref.body)
 
 
 def test_body_equals_its_definition_computed_with_scipy():
