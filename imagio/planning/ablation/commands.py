@@ -380,7 +380,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        f"{bad[0]['length_mm']:.1f} mm) even with its tip on the target: its coverage and margin "
                        "are not those of a placeable probe; choose another path or device")
         st = d.get("status") or ""
-        if "past the target: further violates" in st or "grazes another lobe" in st:
+        if d.get("status_kind") in ("advanced_short", "centred_graze"):   # review 42 L4: the kind, not the words
             # why the probe is not where the device table wants it, or a doubt on its track (trial 50 M1:
             # only plan.json's status said the fissure rule held the probe back)
             out.append(f"proposal {d['proposal']} ablation ({dev}, one probe): {st.removeprefix('single probe, ')}")
@@ -432,7 +432,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
             out.append(f"{what}: the {g['margin_mm']:g} mm margin is {g['statement']}")
         elif g and outline_doubt(g):
             out.append(f"{what}: {outline_doubt(g)}")
-        if "not proven" in (mp.get("status") or "").split(";")[0]:
+        if mp.get("status_kind") == "cover_not_proven":
             out.append(f"{what}: {mp['status'].split(';')[0]}")
     return out
 
