@@ -424,6 +424,18 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        "(Littrup 2009; Shah 2016: 1-1.5 cm for practice); check that probe's lethal zone or bring "
                        "a probe within 2 cm of it")
         probe_doubts_(what, mp.get("probes", []))
+        col = mp.get("collateral") or {}
+        if col.get("in_zones_ml"):   # trial 50 M2: the cover took in duodenum and kidney with no word of why
+            names = ", ".join(f"{n} {v:.2f} mL ({col['classes'].get(n) or 'critical'})"
+                              for n, v in sorted(col["in_zones_ml"].items(), key=lambda kv: -kv[1]))
+            how = ("local swaps of the cover (pairs of zones) found none of that many probes sparing more of it, "
+                   "which does not prove that none exists" if col.get("searched") else
+                   "the cover's zones were swapped one at a time only")
+            out.append(f"{what}: the zones take in {names}, though the cover weighs critical tissue "
+                       f"(per mL: {', '.join(f'{k} x{v:g}' for k, v in (col.get('weights') or {}).items())}, "
+                       f"ablation_criteria.json collateral_cost) against the fewest probes: {how}; check the "
+                       "zones against it, protect it (hydrodissection), or add a probe or choose another setting "
+                       "to keep the zones off it")
         zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
                                            "(--guarantee-margin; the cover above is checked at sample points of "
                                            "the margin only)")

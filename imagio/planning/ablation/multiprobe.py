@@ -51,6 +51,8 @@ GRASP_RESTARTS = 256    # randomised greedy restarts before the milp (`_grasp_co
                         # on the 45 mm demo tumour at 1.5 mm, whose 6-cover took 22-131 over 8 seeds)
 GRASP_NOISE = 0.2       # a restart's greedy gain is scaled by a random factor in [1 - this, 1]
 PAIR_NODE_LIMIT = 50    # branch-and-bound nodes of each two-direction milp of a spaced cover (`_spaced_cover`)
+SPARE_ROUNDS = 10       # passes of pair swaps that spare critical tissue (`_pair_swaps`; a milp for the
+                        # cheapest cover of the fewest count ran past 60 s on the demo's 45 mm tumour)
 SPACED_RESTARTS = 32    # randomised restarts that try to improve a spaced cover of parallel tracks
 
 
@@ -897,40 +899,54 @@ def collateral_cost(ctx: AblationContext, C: np.ndarray, U: np.ndarray, a_mm: fl
     return np.round(out, 9)   # rounded: cell volumes differ in the last bits for another axis order
 
 
-def _spare_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, limit_s: float):
-    """(columns, proven) of a cover of every row of A (bool points x zones) with at most
-    ``len(pick)`` zones and the least summed ``cost`` (weighted healthy mL), one ``milp`` stopped
-    after ``NODE_LIMIT`` nodes; ``pick`` (a cover of that count) when the solver finds nothing
-    cheaper. ``proven``: the solver closed the gap (no cheaper cover of that count exists among
-    these zones)."""
-    n = A.shape[1]
-    cons = [LinearConstraint(sparse.csr_matrix(A, dtype=float), lb=1.0, ub=np.inf),
-            LinearConstraint(np.ones((1, n)), lb=0.0, ub=float(len(pick)))]
-    res = milp(np.asarray(cost, float), constraints=cons, bounds=Bounds(0, 1), integrality=np.ones(n),
-               options={"time_limit": float(limit_s), "node_limit": NODE_LIMIT})
-    cand = np.flatnonzero(res.x > 0.5) if res.x is not None else np.zeros(0, int)
-    if (0 < len(cand) <= len(pick) and A[:, cand].any(axis=1).all()
-            and cost[cand].sum() < cost[pick].sum() - 1e-9):
-        return cand, res.status == 0
-    return np.asarray(pick), res.status == 0
+def _pair_swaps(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, critical: np.ndarray,
+                rounds: int = SPARE_ROUNDS) -> np.ndarray:
+    """Local search past `_cheapen` for a cheaper cover of the same count: each pair of chosen
+    zones of which one holds critical tissue (``critical``, bool per column) replaced by the
+    cheapest pair of zones covering every row only those two covered (all pairs at once: a
+    pair covers when no such row lies outside both, one matrix product), while the summed
+    ``cost`` drops (at most ``rounds`` passes; deterministic, no time limit). Returns the
+    columns of the cover."""
+    pick = [int(z) for z in pick]
+    for _ in range(rounds):
+        best = None
+        cov = A[:, pick]
+        cnt = cov.sum(axis=1)
+        for x in range(len(pick)):
+            for y in range(x + 1, len(pick)):
+                if not (critical[pick[x]] or critical[pick[y]]):
+                    continue
+                need = (cov[:, x] | cov[:, y]) & (cnt - cov[:, x] - cov[:, y] == 0)
+                Z = np.flatnonzero(A[need].any(axis=0))
+                miss = (~A[np.ix_(need, Z)]).astype(np.float32)
+                ok = (miss.T @ miss) == 0                     # z, w together cover every needed row
+                pair = np.where(ok, cost[Z][:, None] + cost[Z][None, :], np.inf)
+                i, j = np.unravel_index(int(np.argmin(pair)), pair.shape)
+                gain = cost[pick[x]] + cost[pick[y]] - pair[i, j]
+                if gain > 1e-12 and (best is None or gain > best[0]):
+                    best = (gain, x, y, int(Z[i]), int(Z[j]))
+        if best is None:
+            break
+        _, x, y, z, w = best
+        pick = [p for n, p in enumerate(pick) if n not in (x, y)] + sorted({z, w})
+    return np.array(sorted(set(pick)), int)
 
 
-def collateral_report(cov: Coverage, n_probes: int, searched: bool, proven: bool,
-                      host_organ: str = "") -> dict:
+def collateral_report(cov: Coverage, n_probes: int, searched: bool, host_organ: str = "") -> dict:
     """What the multi-probe cover left of the critical tissue (`collateral_class` weight above
     the default) in its zones, for plan.json and the warnings: {"in_zones_ml": {name: mL on the
-    analysis grid}, "classes": {name: class}, "searched": whether a cover of ``n_probes``
-    sparing it more was searched for (`_spare_cover`), "proven": whether none exists among the
-    candidate zones, "source"}."""
+    analysis grid}, "classes": {name: class}, "n_probes", "searched": whether pair swaps
+    (`_pair_swaps`) looked for a cover of that count sparing it (a local optimum, not a proof),
+    "weights": {class: weight per mL}, "source"}."""
     from .criteria import load_criteria
 
     spec = load_criteria()["collateral_cost"]
     default = float(spec["default_weight"])
     hit = {n: round(v, 2) for n, v in cov.healthy_ml.items()
            if n != host_organ and round(v, 2) > 0 and collateral_class(n)[0] > default}
-    return {"in_zones_ml": hit, "classes": {n: collateral_class(n)[1] for n in hit},
-            "n_probes": n_probes, "searched": searched, "proven": proven,
-            "weights": {c["name"]: c["weight"] for c in spec["classes"]}, "source": spec["source"]}
+    return {"in_zones_ml": hit, "classes": {n: collateral_class(n)[1] for n in hit}, "n_probes": n_probes,
+            "searched": searched, "weights": {c["name"]: c["weight"] for c in spec["classes"]},
+            "source": spec["source"]}
 
 
 REFINE = 4   # sub-cells per axis where `guaranteed_margin` refines an unproven voxel
@@ -1412,7 +1428,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                f"none found within {NODE_LIMIT} solver nodes (not proven that none exists)")
             + "; choose a larger setting or a smaller margin, or place the probes by hand")
 
-    spared = (False, False)   # (searched for a cover of that count sparing critical tissue, proven)
+    spared = False   # pair swaps searched a cover of that count sparing critical tissue
     if not guarantee_margin:
         rejected = np.zeros(nz, bool)
         for _ in range(20):   # the chosen paths re-checked independently; a rejected one is dropped
@@ -1424,10 +1440,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                                        spacing=None if spacing is None else spacing.sub(keep))
             if not len(sub):
                 raise infeasible(proven)
-            if extra[cols[keep[sub]]].sum() > 0 and spacing is None:   # critical tissue: a cheaper cover of that count?
-                left = max(time_limit_s - (time.perf_counter() - t1), 0.1)
-                sub, spare_proven = _spare_cover(A[:, keep], sub, hc[keep], min(solve_limit_s, left))
-                spared = (True, spare_proven)
+            if extra[cols[keep[sub]]].sum() > 0 and spacing is None:   # critical tissue: pair swaps spare it
+                sub = _pair_swaps(A[:, keep], sub, cost[keep], extra[cols[keep]] > 0)
+                spared = True
             pick_r = keep[sub]
             bad = []
             for i in pick_r:
@@ -1470,7 +1485,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                     status_kind="cover_proven" if proven else "cover_not_proven")
     out.margin_guarantee = margin_check(ctx, ells, margin_mm)
     out.placement = probe_placement(device, E[pick], T[pick], limit)
-    out.collateral = collateral_report(cov, len(pick), *spared, host_organ=host)
+    out.collateral = collateral_report(cov, len(pick), spared, host_organ=host)
     if not out.margin_guarantee["proven"]:   # a doubt travels with the result
         out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid: the guaranteed "
                        f"margin is {margin_text(out.margin_guarantee['guaranteed_margin_mm'])} mm "
