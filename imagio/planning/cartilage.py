@@ -88,7 +88,8 @@ def costal_warnings(problem, n: int, entry_ras, target_ras) -> list[str]:
     from .problem import load_defaults
 
     lab = problem.labels
-    if has_costal_cartilage(lab.labels.values()):
+    vals = [v for v, n in lab.labels.items() if has_costal_cartilage([n])]
+    if vals and np.isin(lab.array, vals).any():   # labelled, with voxels (an empty class counts as none)
         return []
     reach = float(load_defaults()["warnings"]["costal_cartilage_reach_mm"])
     run = costal_zone_run(lab, entry_ras, target_ras, reach, int(problem.target.value or 0))

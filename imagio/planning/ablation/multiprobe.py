@@ -11,7 +11,9 @@ the planner's scorer (all hard constraints); the chosen paths are re-checked by 
 tumour + margin on a lattice; a set cover: a greedy cover, then (unless it meets the LP bound)
 randomised greedy restarts, then (unless one meets it) ``scipy.optimize.milp`` for the fewest
 zones within a node limit, then, at that count, less healthy tissue by local swaps (sum of
-each zone's volume outside the tumour). Lower bounds: the LP relaxation optimum rounded up,
+each zone's volume outside the tumour, critical structures weighted per mL by
+ablation_criteria.json ``collateral_cost``: hollow viscera highest, `collateral_cost`; pairs of
+zones swapped where one holds such tissue, `_pair_swaps`). Lower bounds: the LP relaxation optimum rounded up,
 and ceil(volume of tumour + margin / volume of one zone).
 The margin the chosen zones guarantee is proven on the analysis grid (`guaranteed_margin`).
 Every list the cover is built from (directions, zone centres, sample points, check points) is
@@ -918,6 +920,8 @@ def _pair_swaps(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, critical: np.
                     continue
                 need = (cov[:, x] | cov[:, y]) & (cnt - cov[:, x] - cov[:, y] == 0)
                 Z = np.flatnonzero(A[need].any(axis=0))
+                Z = Z[np.argsort(cost[Z], kind="stable")]   # the cheapest zone of each pattern on those rows
+                Z = Z[np.sort(np.unique(np.packbits(A[np.ix_(need, Z)], axis=0).T, axis=0, return_index=True)[1])]
                 miss = (~A[np.ix_(need, Z)]).astype(np.float32)
                 ok = (miss.T @ miss) == 0                     # z, w together cover every needed row
                 pair = np.where(ok, cost[Z][:, None] + cost[Z][None, :], np.inf)
@@ -1479,7 +1483,8 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     lb_lp = int(math.ceil(lp_opt - 1e-6)) if lp_opt is not None else None
     out = ProbePlan(device.name, setting.id, device.modality, probes, cov, margin_mm,
                     max(lb_vol, lb_lp or 0), lb_lp, lb_vol, lp_opt, nz, int(len(P)), sample_cov,
-                    status=("fewest probes over the candidate zones (proven), then less healthy tissue (local swaps)"
+                    status=("fewest probes over the candidate zones (proven), then less healthy tissue, critical "
+                            "structures weighted (local swaps)"
                             if proven else f"best cover found (greedy, then milp within {NODE_LIMIT} "
                             f"nodes or {solve_limit_s:g} s): the fewest probes not proven"),
                     status_kind="cover_proven" if proven else "cover_not_proven")
