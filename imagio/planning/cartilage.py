@@ -35,21 +35,26 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     or None. ``labels``: label map (`Volume` with names); the track is sampled every ``STEP_MM``
     up to the first sample in a lung label (name holding "lung" or "lobe"), the target's label
     (``target_value``) or the target; a sample counts when it is no bone (rib, sternum) and the
-    sternum lies medial to it (towards the sternum's mean R) and a rib (name starting "rib")
-    lateral to it along the R axis, each within ``reach_mm``, the R-L line sampled at nearest
-    voxels. Vectorised over track samples and line steps."""
+    sternum (a name holding "sternum"; without one, the rule-based segmentation's "bone", which
+    holds it) lies medial to it (towards the ribs' mean R) and a rib (name starting "rib")
+    lateral to it, each within ``reach_mm`` along one of the search rays (`LATERAL_FAN`,
+    `MEDIAL_FAN`), sampled at nearest voxels. Vectorised over track samples and line steps."""
     names = labels.labels
     lut_n = max(names, default=0) + 1
     is_st, is_rib, is_lung = (np.zeros(lut_n, bool) for _ in range(3))
+    sternum = any("sternum" in n for n in names.values())
     for v, n in names.items():
-        is_st[v] = "sternum" in n
+        # no sternum label: the rule-based segmentation's "bone" holds it (with the other bones)
+        is_st[v] = "sternum" in n if sternum else n == "bone"
         is_rib[v] = n.startswith("rib")
         is_lung[v] = "lung" in n or "lobe" in n
     if not is_st.any() or not is_rib.any():
         return None
-    st = np.isin(labels.array, np.flatnonzero(is_st))
-    mid_r = float(labels.kji_to_world(np.argwhere(st).mean(axis=0, keepdims=True))[0, 0])
-    del st
+    ribs = np.argwhere(np.isin(labels.array, np.flatnonzero(is_rib)))
+    if not len(ribs):
+        return None
+    mid_r = float(labels.kji_to_world(ribs.mean(axis=0, keepdims=True))[0, 0])   # the ribs' midline
+    del ribs
     e, t = np.asarray(entry_ras, float), np.asarray(target_ras, float)
     L = float(np.linalg.norm(t - e))
     if L <= 0:
