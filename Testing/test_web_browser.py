@@ -140,6 +140,9 @@ def test_planning_workstation_in_chromium(server, shots):
         page.goto(server["url"])
         # 1. the case: three MRML views with a picture in each
         wait_text(page, "#status", "Choose the target")
+        # the browser tab names IMAGIO and the case, not trame's default (new-user trial 50 L3)
+        page.wait_for_function("document.title.startsWith('IMAGIO')", timeout=30000)
+        assert page.title() == "IMAGIO: phantom", page.title()
         page.wait_for_function("Array.from(document.querySelectorAll('img.image-display-area'))"
                                ".filter(i => i.naturalWidth > 0).length >= 3", timeout=120000)
         figures["first_picture_s"] = time.perf_counter() - server["t0"]

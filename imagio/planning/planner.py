@@ -137,6 +137,7 @@ class Plan:
                 w.append("no feasible path" + (f"; best near-miss at {nm['entry_ras']}: " + "; ".join(nm.get("details", []))
                                                if nm else " (no skin entry within the needle length)"))
         avoid = {s.name for s in p.structures if s.role == "avoid"}   # e.g. lung_vessels_small
+        from .cartilage import costal_warnings
         from .soft_tissue import organ_warnings
 
         findings = self.proposal_finding_names()
@@ -168,6 +169,7 @@ class Plan:
             # still an organ that may be unlabelled
             in_med = (lambda r: med.contains(r.middle_ras)) if "mediastinum" in findings[n - 1] else None
             w += organ_warnings(p, n, m.entry_ras, m.target_ras, skip=in_med)
+            w += costal_warnings(p, n, m.entry_ras, m.target_ras)   # trial 51 M5: cartilage not labelled
             for name, mm in sorted(m.length_in_mm.items()):
                 if name in avoid and mm > 0:
                     w.append(f"proposal {n}: crosses {name} for {mm:.1f} mm (role avoid: allowed, counted in "

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import ImagioError, InputError
-from .content import chosen_first, device_choices, proposal_rows, scope_choices, setting_choices, target_choices
+from .content import case_name, chosen_first, device_choices, page_title, proposal_rows, scope_choices, setting_choices, target_choices
 from .ui import build_ui
 from .views import layout_views, display_xy, planning_layouts, software_gl
 
@@ -62,7 +62,7 @@ class PlanningWorkstation:
     # state and UI --------------------------------------------------------------------------
     def _init_state(self):
         s = self.state
-        s.trame__title = "IMAGIO Web"
+        s.trame__title = page_title()   # the browser tab (trial 50 L3: trame's default)
         s.case_loaded = False
         s.targets = []
         s.target = None
@@ -185,6 +185,8 @@ class PlanningWorkstation:
 
     def show_case(self):
         from ..mrml import segment_names
+
+        self.state.trame__title = page_title(case_name(self.ct_path))
 
         dm = self.slicer_app.display_manager
         dm.show_volume_in_slice_background(self.ct)

@@ -70,3 +70,26 @@ def setting_choices(device: str) -> list[dict]:
 
     return [{"value": s.id, "title": f"{s.label}: {s.zone_length_mm:g} x {s.zone_diameter_mm:g} mm"}
             for s in get_device(device).settings.values()]
+
+
+def case_name(ct_path=None) -> str:
+    """The case as the browser tab names it: "phantom" for the digital patient (no ``ct_path``),
+    else the CT's folder and file name without its extensions ("thigh/ct" for thigh/ct.nii.gz;
+    a DICOM folder's own name)."""
+    from pathlib import Path
+
+    if not ct_path:
+        return "phantom"
+    p = Path(ct_path)
+    stem = p.name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".mrb", ".mrml", ".dcm"):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    return f"{p.parent.name}/{stem}" if p.suffix and p.parent.name else stem
+
+
+def page_title(case: str = "") -> str:
+    """The browser tab's title (trame's ``trame__title``; new-user trial 50 L3: trame's default
+    "trame is built by Kitware"): "IMAGIO", then the case once one is loaded."""
+    return f"IMAGIO: {case}" if case else "IMAGIO"

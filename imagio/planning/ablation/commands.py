@@ -380,7 +380,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        f"{bad[0]['length_mm']:.1f} mm) even with its tip on the target: its coverage and margin "
                        "are not those of a placeable probe; choose another path or device")
         st = d.get("status") or ""
-        if "past the target: further violates" in st or "grazes another lobe" in st:
+        if d.get("status_kind") in ("advanced_short", "centred_graze"):   # review 42 L4: the kind, not the words
             # why the probe is not where the device table wants it, or a doubt on its track (trial 50 M1:
             # only plan.json's status said the fissure rule held the probe back)
             out.append(f"proposal {d['proposal']} ablation ({dev}, one probe): {st.removeprefix('single probe, ')}")
@@ -424,6 +424,18 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        "(Littrup 2009; Shah 2016: 1-1.5 cm for practice); check that probe's lethal zone or bring "
                        "a probe within 2 cm of it")
         probe_doubts_(what, mp.get("probes", []))
+        col = mp.get("collateral") or {}
+        if col.get("in_zones_ml"):   # trial 50 M2: the cover took in duodenum and kidney with no word of why
+            names = ", ".join(f"{n} {v:.2f} mL ({col['classes'].get(n) or 'critical'})"
+                              for n, v in sorted(col["in_zones_ml"].items(), key=lambda kv: -kv[1]))
+            how = ("local swaps of the cover (pairs of zones) found none of that many probes sparing more of it, "
+                   "which does not prove that none exists" if col.get("searched") else
+                   "the cover's zones were swapped one at a time only")
+            out.append(f"{what}: the zones take in {names}, though the cover weighs critical tissue "
+                       f"(per mL: {', '.join(f'{k} x{v:g}' for k, v in (col.get('weights') or {}).items())}, "
+                       f"ablation_criteria.json collateral_cost) against the fewest probes: {how}; check the "
+                       "zones against it, protect it (hydrodissection), or add a probe or choose another setting "
+                       "to keep the zones off it")
         zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
                                            "(--guarantee-margin; the cover above is checked at sample points of "
                                            "the margin only)")
@@ -432,7 +444,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
             out.append(f"{what}: the {g['margin_mm']:g} mm margin is {g['statement']}")
         elif g and outline_doubt(g):
             out.append(f"{what}: {outline_doubt(g)}")
-        if "not proven" in (mp.get("status") or "").split(";")[0]:
+        if mp.get("status_kind") == "cover_not_proven":
             out.append(f"{what}: {mp['status'].split(';')[0]}")
     return out
 
