@@ -192,6 +192,10 @@ def cmd_plan(args) -> int:
         n = device.needle(n)
     if args.uncertainty is not None:
         n.uncertainty_mm = args.uncertainty
+    if getattr(args, "beyond_tip", None) is not None:
+        if not np.isfinite(args.beyond_tip) or args.beyond_tip < 0:
+            raise InputError(f"--beyond-tip {args.beyond_tip:g} mm: give a length >= 0 mm (0 = not checked)")
+        n.beyond_tip_mm = float(args.beyond_tip)
     prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n, constraints=c,
                                  roles=_parse_roles(args.role))
     if args.device:   # before the plan: an organ as the ablation target is refused at once
@@ -337,6 +341,10 @@ def register(subparsers) -> None:
     s.add_argument("--needle-diameter", type=float, help=f"mm (default: the --device's shaft, else {d['needle']['diameter_mm']})")
     s.add_argument("--uncertainty", type=float,
                    help=f"placement uncertainty mm added to every clearance (default {d['needle']['placement_uncertainty_mm']})")
+    s.add_argument("--beyond-tip", type=float, metavar="MM",
+                   help="how far past the target the needle's axis is checked for structures it must not enter "
+                        "and unlabelled dense tissue (a core needle's throw + placement uncertainty; default "
+                        f"{d['needle']['beyond_tip_mm']:g}; 0 = not checked)")
     s.add_argument("--gantry-tilt", default=None,
                    help="max craniocaudal angle in degrees (0 = axial paths only; 'none' = no limit; default "
                         f"{d['constraints']['max_craniocaudal_deg']}; sarcoma-biopsy: no limit unless given)")

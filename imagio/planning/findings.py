@@ -17,6 +17,13 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
   ``warnings.tissue_outside_skin_mm`` of tissue outside the patient's outline (an arm beside the
   trunk, left out of the outline: new-user trial 26).
 
+- **beyond the tip**: the needle's axis continued past the target for ``needle.beyond_tip_mm``
+  (a core needle's throw + placement uncertainty) meets a structure the needle must not enter
+  (role forbidden or margin, the target excepted) or unlabelled dense tissue (`density.
+  DenseTissue`: a contrast-filled vessel no label covers): firing the needle from the target
+  reaches it (new-user trial 53, H3: the best path's line met the unlabelled descending aorta
+  9.5 mm past a paravertebral target).
+
 Rule (``warnings.sources.findings_ranked_last`` in planning_defaults.json): a feasible path with
 either finding is ranked after every feasible path without one (`proposals.propose`'s
 ``defer``); its score and feasibility are unchanged. All arrays per path; positions RAS mm,
@@ -33,7 +40,9 @@ from .problem import load_defaults
 
 RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
                 "while no great vessel is labelled; needle outside the skin running beyond the image where the "
-                "body is cut, or through tissue outside the patient's outline, an arm) is ranked after every "
+                "body is cut, or through tissue outside the patient's outline, an arm; a structure the needle "
+                "must not enter, or unlabelled dense tissue, within a core needle's throw past the target) is "
+                "ranked after every "
                 "feasible path without one; scores and feasibility unchanged")
 
 
@@ -132,6 +141,64 @@ def tissue_outside_skin(problem, entry_ras, target_ras, length_mm) -> np.ndarray
     return tissue.sum(1) * step
 
 
+def beyond_tip(problem, entry_ras, target_ras, dense=None) -> tuple[np.ndarray, list]:
+    """Per path ((n, 3) RAS mm entries and targets): mm past the target, along the needle's axis
+    continued, of the first sample in a structure the needle must not enter (role forbidden or
+    margin; the target lesion excepted) or, when ``dense`` (`density.DenseTissue`) is given, in
+    its unlabelled blocking dense tissue; inf when none lies within ``problem.needle.beyond_tip_mm``
+    (none is checked at 0). And per path what it meets (a structure name, "unlabelled dense tissue
+    (... HU)", or None). Samples every quarter of the smallest voxel side, as the verifier's
+    (nearest voxel); samples beyond the image meet nothing. Vectorised over paths and samples."""
+    e = np.atleast_2d(np.asarray(entry_ras, float))
+    t = np.atleast_2d(np.asarray(target_ras, float))
+    n = len(e)
+    dist = np.full(n, np.inf)
+    what: list = [None] * n
+    reach = float(problem.needle.beyond_tip_mm)
+    if n == 0 or reach <= 0:
+        return dist, what
+    ct, lab = problem.ct, problem.labels.array
+    from .verify import STEP_VOXELS
+
+    step = STEP_VOXELS * float(min(ct.spacing))      # the verifier's sampling
+    s = np.arange(1, int(np.ceil(reach / step)) + 1) * step
+    s = np.minimum(s, reach)
+    u = (t - e) / np.maximum(np.linalg.norm(t - e, axis=1), 1e-9)[:, None]
+    ex = problem.exempt_value
+    names = {sp.value: sp.name for sp in problem.structures}
+    hard = np.zeros(max(int(lab.max()), max(names, default=0)) + 1, bool)
+    for sp in problem.structures:
+        if sp.role in ("forbidden", "margin") and sp.value != ex:
+            hard[sp.value] = True
+    tk, uk = ct.world_to_kji(t), ct.world_to_kji(t + u) - ct.world_to_kji(t)   # affine: steps in index space
+    shape = np.asarray(lab.shape)
+    for lo in range(0, n, max(1, 2_000_000 // len(s))):       # chunks of paths: bounded memory
+        sl = slice(lo, min(n, lo + max(1, 2_000_000 // len(s))))
+        kji = np.rint(tk[sl, None, :] + s[None, :, None] * uk[sl, None, :]).astype(np.int64)   # (m, len(s), 3)
+        inb = np.all((kji >= 0) & (kji < shape), axis=2)
+        code = np.zeros(inb.shape, np.int64)
+        k, j, i = kji[inb].T
+        code[inb] = lab[k, j, i]
+        hit = hard[np.minimum(code, len(hard) - 1)] & (code < len(hard))
+        dcode = np.zeros(inb.shape, bool)
+        if dense is not None and getattr(dense, "block", None) is not None:
+            din, loc = dense._local(kji.reshape(-1, 3))
+            dcode = (din & dense.block[tuple(loc.T)]).reshape(inb.shape) & inb
+        anyhit = hit | dcode
+        rows = np.flatnonzero(anyhit.any(1))
+        if not len(rows):
+            continue
+        first = np.argmax(anyhit[rows], axis=1)
+        for r, f in zip(rows.tolist(), first.tolist()):            # names only (the hit rows)
+            dist[lo + r] = float(s[f])
+            if hit[r, f]:
+                what[lo + r] = names.get(int(code[r, f]), f"label {int(code[r, f])}")
+            else:
+                kk = tuple(kji[r, f])
+                what[lo + r] = f"unlabelled dense tissue ({float(ct.array[kk]):.0f} HU)"
+    return dist, what
+
+
 @dataclass
 class Findings:
     """The findings of some paths of a score table (rows), computed once."""
@@ -144,9 +211,12 @@ class Findings:
     outside_tissue_mm: dict = field(default_factory=dict)    # row -> mm of tissue outside the outline
     one_lung: str | None = None                               # 'left'/'right': a one-lung label map
     mediastinum: object = None                                # the `mediastinum.Mediastinum` judged (None: not judged)
+    beyond_mm: dict = field(default_factory=dict)             # row -> mm past the target of what it meets (inf: none)
+    beyond_what: dict = field(default_factory=dict)           # row -> what it meets past the target (None: none)
 
     def flagged(self, row: int) -> list[str]:
-        """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin')."""
+        """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin',
+        'beyond_tip')."""
         lim = load_defaults()["warnings"]["mediastinum_unlabelled_mm"]
         out = []
         if self.mediastinum_checked and self.mediastinum_mm.get(row, 0.0) >= lim:
@@ -155,14 +225,17 @@ class Findings:
             out.append("unimaged_needle")
         if self.outside_tissue_mm.get(row, 0.0) >= load_defaults()["warnings"]["tissue_outside_skin_mm"]:
             out.append("tissue_outside_skin")
+        if np.isfinite(self.beyond_mm.get(row, np.inf)):
+            out.append("beyond_tip")
         return out
 
 
-def path_findings(problem, table, rows, present: set, vessels_labelled: bool, med=None) -> Findings:
+def path_findings(problem, table, rows, present: set, vessels_labelled: bool, med=None, dense=None) -> Findings:
     """`Findings` of the score table's ``rows`` (indices). ``present``: names of the structures
     within needle reach; ``vessels_labelled``: a heart or great vessel is among them (then the
     mediastinum finding is not judged). ``med``: a `mediastinum.Mediastinum` of this problem to
-    reuse (its planes are cached)."""
+    reuse (its planes are cached). ``dense``: the problem's `density.DenseTissue` (its unlabelled
+    dense tissue counts for `beyond_tip`; None: labels only)."""
     from .mediastinum import Mediastinum, one_lung_side
 
     rows = np.asarray(rows, np.int64)
@@ -180,6 +253,9 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
     f.unimaged_side = dict(zip(rows.tolist(), sides))
     f.outside_tissue_mm = dict(zip(rows.tolist(), tissue_outside_skin(
         problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows]).tolist()))
+    dist, what = beyond_tip(problem, table.entry_ras[rows], table.target_ras[rows], dense)
+    f.beyond_mm = dict(zip(rows.tolist(), dist.tolist()))
+    f.beyond_what = dict(zip(rows.tolist(), what))
     return f
 
 
@@ -187,6 +263,6 @@ def deferred(findings: Findings, n: int) -> np.ndarray:
     """Bool (n,) over the table's rows: True for rows with a finding (ranked last)."""
     out = np.zeros(n, bool)
     rows = [r for r in set(findings.mediastinum_mm) | set(findings.unimaged_mm) | set(findings.outside_tissue_mm)
-            if findings.flagged(r)]
+            | set(findings.beyond_mm) if findings.flagged(r)]
     out[rows] = True
     return out

@@ -191,8 +191,10 @@ class Plan:
         rows = self.ranked[:len(self.proposals)]
         if f is None or any(r not in f.outside_tissue_mm for r in rows):
             present = present_structures(self.problem, self.maps)
+            ver = self.evaluator._verifier
             self.findings = f = path_findings(self.problem, self.table, rows, present,
-                                              large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS))
+                                              large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS),
+                                              dense=None if ver is None else ver.dense)
         return f
 
     def proposal_finding_names(self) -> list[list[str]]:
@@ -243,6 +245,12 @@ class Plan:
                            f"beyond the image at its {side} side, where the body is cut ({where}): what lies there "
                            "(an arm, the rest of the trunk) is not imaged; check it on the scout or a wider field of "
                            f"view, or prefer another proposal; {rank}")
+            if "beyond_tip" in fl:
+                out.append(f"proposal {n}: the needle's axis continued past the target meets {f.beyond_what[r]} "
+                           f"{f.beyond_mm[r]:.1f} mm beyond the tip (checked to "
+                           f"{self.problem.needle.beyond_tip_mm:g} mm: a core needle's throw + placement "
+                           "uncertainty): a needle fired or pushed from the target reaches it; use a shorter "
+                           f"throw, stop short of the target, or prefer another proposal; {rank}")
             if "tissue_outside_skin" in fl:
                 out.append(f"proposal {n}: {f.outside_tissue_mm[r]:.0f} mm of the needle outside the skin (and its hub) "
                            "run through tissue outside the patient's outline (an arm beside the trunk?): the needle "
@@ -341,7 +349,8 @@ class Plan:
                              for i, c in self.checks.items() if not c.ok][:20],
                 "n_rejected": sum(not c.ok for c in self.checks.values())},
             "report": self.report,
-            "proposals": [m.to_dict() | {"findings_ranked_last": f.flagged(r)}
+            "proposals": [m.to_dict() | {"findings_ranked_last": f.flagged(r),
+                                         "beyond_tip": _beyond_tip_row(f, r, p.needle.beyond_tip_mm)}
                           for m, r in zip(self.proposals, self.ranked)],
             "pareto": [{"entry_ras": t.entry_ras[i], "score": t.score[i],
                         "costs": t.costs[i]} for i in self.pareto[:PARETO_SHOWN]],
@@ -615,6 +624,14 @@ def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, sepa
 PARETO_SHOWN = 50
 
 
+def _beyond_tip_row(f, row: int, checked_mm: float) -> dict:
+    """plan.json's ``beyond_tip`` of one proposal (`findings.beyond_tip`): how far past the target
+    its axis was checked (mm), and what it meets first there (None: nothing) at how many mm."""
+    mm = f.beyond_mm.get(row, float("inf"))
+    return {"checked_mm": checked_mm, "meets": f.beyond_what.get(row),
+            "at_mm": round(float(mm), 1) if np.isfinite(mm) else None}
+
+
 def screen_dense_tissue(problem: PlanningProblem, table: ScoreTable, verifier) -> int:
     """Give the ``dense_tissue`` violation to every candidate that otherwise meets all rules
     (the table-side rule excepted: other patient positions) and whose path surely fails the
@@ -665,13 +682,13 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
 
     present = present_structures(problem, maps)
     vl = large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS)
-    fnd = path_findings(problem, table, np.flatnonzero(table.feasible), present, vl)
+    fnd = path_findings(problem, table, np.flatnonzero(table.feasible), present, vl, dense=ver.dense)
     ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
                                                 verifier=ver, defer=deferred(fnd, len(table)))
 
     def flagged(rows):   # rows feasible in another position only: their findings computed now
         todo = np.asarray([r for r in rows if int(r) not in fnd.outside_tissue_mm], int)
-        more = path_findings(problem, table, todo, present, vl) if len(todo) else fnd
+        more = path_findings(problem, table, todo, present, vl, dense=ver.dense) if len(todo) else fnd
         return [bool((fnd if int(r) in fnd.outside_tissue_mm else more).flagged(int(r))) for r in rows]
 
     positions = position_alternatives(problem, table, ver, checks, flagged=flagged,

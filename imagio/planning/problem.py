@@ -79,11 +79,16 @@ def _d(section, key):
 @dataclass
 class Needle:
     """Usable needle length and diameter (mm); placement uncertainty (mm) widens every
-    clearance check from the needle axis to a cylinder of radius diameter/2 + uncertainty."""
+    clearance check from the needle axis to a cylinder of radius diameter/2 + uncertainty;
+    ``beyond_tip_mm``: how far past the target the needle's axis is checked (a core needle fires
+    forward by its throw), 0 for none."""
 
     length_mm: float = field(default_factory=lambda: _d("needle", "length_mm"))
     diameter_mm: float = field(default_factory=lambda: _d("needle", "diameter_mm"))
     uncertainty_mm: float = field(default_factory=lambda: _d("needle", "placement_uncertainty_mm"))
+    # the needle's axis continued past the target that is checked (a core needle's throw + the
+    # placement uncertainty; planning_defaults.json needle.beyond_tip_mm): `findings.beyond_tip`
+    beyond_tip_mm: float = field(default_factory=lambda: _d("needle", "beyond_tip_mm"))
 
     @property
     def widening_mm(self) -> float:
