@@ -19,7 +19,7 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
 
 - **beyond the tip**: the needle's axis continued past the target for ``needle.beyond_tip_mm``
   (a core needle's throw + placement uncertainty) meets a structure the needle must not enter
-  (role forbidden or margin, the target excepted) or unlabelled dense tissue (`density.
+  (role forbidden or margin; the target and labelled bone excepted) or unlabelled dense tissue (`density.
   DenseTissue`: a contrast-filled vessel no label covers): firing the needle from the target
   reaches it (new-user trial 53, H3: the best path's line met the unlabelled descending aorta
   9.5 mm past a paravertebral target).
@@ -144,7 +144,8 @@ def tissue_outside_skin(problem, entry_ras, target_ras, length_mm) -> np.ndarray
 def beyond_tip(problem, entry_ras, target_ras, dense=None) -> tuple[np.ndarray, list]:
     """Per path ((n, 3) RAS mm entries and targets): mm past the target, along the needle's axis
     continued, of the first sample in a structure the needle must not enter (role forbidden or
-    margin; the target lesion excepted) or, when ``dense`` (`density.DenseTissue`) is given, in
+    margin; the target lesion and labelled bone excepted: bone stops a fired needle, the hazard
+    past the tip is bleeding and perforation) or, when ``dense`` (`density.DenseTissue`) is given, in
     its unlabelled blocking dense tissue; inf when none lies within ``problem.needle.beyond_tip_mm``
     (none is checked at 0). And per path what it meets (a structure name, "unlabelled dense tissue
     (... HU)", or None). Samples every quarter of the smallest voxel side, as the verifier's
@@ -158,6 +159,7 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None) -> tuple[np.ndarray, 
     if n == 0 or reach <= 0:
         return dist, what
     ct, lab = problem.ct, problem.labels.array
+    from .problem import is_bone
     from .verify import STEP_VOXELS
 
     step = STEP_VOXELS * float(min(ct.spacing))      # the verifier's sampling
@@ -167,8 +169,8 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None) -> tuple[np.ndarray, 
     ex = problem.exempt_value
     names = {sp.value: sp.name for sp in problem.structures}
     hard = np.zeros(max(int(lab.max()), max(names, default=0)) + 1, bool)
-    for sp in problem.structures:
-        if sp.role in ("forbidden", "margin") and sp.value != ex:
+    for sp in problem.structures:   # labelled bone stops a fired needle: its hazard is bleeding and perforation
+        if sp.role in ("forbidden", "margin") and sp.value != ex and not is_bone(sp.name):
             hard[sp.value] = True
     tk, uk = ct.world_to_kji(t), ct.world_to_kji(t + u) - ct.world_to_kji(t)   # affine: steps in index space
     shape = np.asarray(lab.shape)
