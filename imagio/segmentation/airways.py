@@ -106,13 +106,12 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     # bounding-box compactness: area / (extent_a * extent_b) ~ pi/4 for a disc
     objs = ndimage.find_objects(lab)
     ext = np.array([[(o[d].stop - o[d].start) * ct.spacing_kji[d] for d in other] for o in objs])
-    # a lumen cut by a left-right face of the field of view (a hemithorax crop) shows only its
-    # part on this side: judged as mirrored about that face (twice the area and L-R extent)
-    lr = anatomical_axes(ct)["R"][0]
-    if lr != s_ax:
-        cut = np.array([o[lr].start == 0 or o[lr].stop == a.shape[lr] for o in objs])
-        d_lr = other.index(lr)
-        ext[cut, d_lr] *= 2.0
+    # a lumen cut by a face of the field of view in the slice's plane (left-right: a hemithorax
+    # crop; front or back: a coronal face through the trachea, trial 51 M1) shows only its part on
+    # this side: judged as mirrored about that face (twice the area and the extent across it)
+    for d_i, ax_d in enumerate(other):
+        cut = np.array([o[ax_d].start == 0 or o[ax_d].stop == a.shape[ax_d] for o in objs])
+        ext[cut, d_i] *= 2.0
         area = np.where(cut, 2.0 * area, area)
     ratio = area / np.maximum(ext[:, 0] * ext[:, 1], 1e-6)
     elong = ext.max(1) / np.maximum(ext.min(1), 1e-6)
@@ -622,12 +621,20 @@ def opened_lumen(ct: Volume, body: np.ndarray, tree: np.ndarray) -> np.ndarray:
     lab = components(air, connectivity=6)[0]
     ids = np.unique(lab[beside])
     cand = np.isin(lab, ids[ids > 0])
-    axes = anatomical_axes(ct)
-    sup = axes["S"][0]
+    return cand & enclosed_open_air(ct, body)
+
+
+def enclosed_open_air(ct: Volume, body: np.ndarray) -> np.ndarray:
+    """Bool [k, j, i]: air (<= ``BODY_HU``) outside ``body`` that the body's wall encloses in view
+    in its axial slice once the left-right, front and back faces of the view are closed across
+    gaps up to ``max_cut_lumen_mm`` (the widest trachea; `close_faces`): the lumen of a tube cut
+    open lengthwise by a face (`opened_lumen`), with its voxels on the face where they border that
+    hole. Air outside the patient open wider than a trachea stays out."""
+    sup = anatomical_axes(ct)["S"][0]
     closed = close_faces(body, [d for d in range(3) if d != sup], ct.spacing_kji, MAX_CUT_LUMEN_MM)
     hole = fill_holes_per_slice(closed, sup) & ~closed
     added = closed & ~body
-    return cand & (hole | (added & ndimage.binary_dilation(hole)))
+    return (hole | (added & ndimage.binary_dilation(hole))) & (ct.array <= BODY_HU)
 
 
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -642,6 +649,18 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
     check_ct(ct)
     p(0.0, "airways: finding the trachea")
     seed = find_trachea_seed(ct, body)
+    grow_body = body
+    if seed is None:
+        # a face of the view may cut the trachea open over its whole length in view (new-user
+        # trial 51 M1: the chest CTA cut at j < 72, through the middle of the trachea): its lumen
+        # then reads as air outside the body in every slice, so no lumen is seen inside the body
+        # and the tree from which `opened_lumen` takes it in is never grown. The tube is looked
+        # for again with the air that the wall in view encloses (`enclosed_open_air`) inside
+        open_air = enclosed_open_air(ct, body)
+        if open_air.any():
+            seed = find_trachea_seed(ct, body | open_air)
+            if seed is not None:
+                grow_body = body | open_air
     if seed is None:
         from .lungs import midline_x
 
@@ -654,7 +673,7 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
                 "and segment again")
         raise InputError("no trachea found (no round air tube near the midline in the upper "
                          "slices): airways need a CT that covers the chest above the carina")
-    m, info = grow_airways(ct, seed, body, progress=p.sub(0.1, 0.9))
+    m, info = grow_airways(ct, seed, grow_body, progress=p.sub(0.1, 0.9))
     lumen = opened_lumen(ct, body, m)
     if lumen.any():
         # a front or back face of the view cut the trachea open: its lumen, enclosed by the wall
