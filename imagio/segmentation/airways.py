@@ -41,6 +41,9 @@ SEARCH_BELOW_APEX_MM = 150.0  # the carina lies ~50-100 mm below the lung apex
 LUNG_AIR_HU = -400.0  # lung-like air lies below this (`_lung_top`), soft tissue above (`mediastinal_share`)
 TRACHEA_RING_MM = (rule("tracheal_wall_mm"), rule("tracheal_wall_mm") + rule("paratracheal_ring_mm"))
 TRACHEA_MEDIASTINUM_SHARE = rule("trachea_mediastinum_share")
+# the widest trachea's outer diameter: its lumen (``max_cut_lumen_mm``, partial volume included)
+# and its wall on both sides (Breatnach et al., AJR 1984; Gamsu & Webb, AJR 1982)
+TRACHEA_OUTER_MM = MAX_CUT_LUMEN_MM + 2.0 * rule("tracheal_wall_mm")
 
 
 def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
@@ -109,13 +112,24 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     # a lumen cut by a face of the field of view in the slice's plane (left-right: a hemithorax
     # crop; front or back: a coronal face through the trachea, trial 51 M1) shows only its part on
     # this side: judged as mirrored about that face (twice the area and the extent across it)
+    mirror = np.ones(n)
     for d_i, ax_d in enumerate(other):
         cut = np.array([o[ax_d].start == 0 or o[ax_d].stop == a.shape[ax_d] for o in objs])
         ext[cut, d_i] *= 2.0
-        area = np.where(cut, 2.0 * area, area)
+        mirror[cut] *= 2.0
+    area = mirror * area
     ratio = area / np.maximum(ext[:, 0] * ext[:, 1], 1e-6)
     elong = ext.max(1) / np.maximum(ext.min(1), 1e-6)
     ok = (area > 80) & (area < 700) & (ratio > 0.5) & (elong < 2.2)
+    # the tracheal wall encloses the lumen: its lung-like air (< ``LUNG_AIR_HU``, partial volume
+    # at the wall included) is no larger than the trachea's outer cross-section; a round pocket of
+    # air inside a lung (trial 51 M2: the right lung's anterior recess beside the heart in lung1's
+    # lower half, 3.4 mL labelled trachea) is part of that lung's air in its slice
+    lung_lab, _ = ndimage.label((a < LUNG_AIR_HU) & body, structure=plane_structure(s_ax))
+    env = np.zeros(n + 1, np.int64)
+    env[lv] = lung_lab[air]
+    env_area = mirror * np.bincount(lung_lab.ravel())[env[1:]] * pix_mm2
+    ok &= env_area <= np.pi / 4.0 * TRACHEA_OUTER_MM ** 2
     if cx_body is not None and near_midline:
         ok &= np.abs(cx - cx_body) < 30
     else:
