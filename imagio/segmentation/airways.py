@@ -44,6 +44,7 @@ TRACHEA_MEDIASTINUM_SHARE = rule("trachea_mediastinum_share")
 # the widest trachea's outer diameter: its lumen (``max_cut_lumen_mm``, partial volume included)
 # and its wall on both sides (Breatnach et al., AJR 1984; Gamsu & Webb, AJR 1982)
 TRACHEA_OUTER_MM = MAX_CUT_LUMEN_MM + 2.0 * rule("tracheal_wall_mm")
+TRACHEA_WALLED_SHARE = rule("trachea_walled_share")
 
 
 def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
@@ -124,12 +125,13 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     # the tracheal wall encloses the lumen: its lung-like air (< ``LUNG_AIR_HU``, partial volume
     # at the wall included) is no larger than the trachea's outer cross-section; a round pocket of
     # air inside a lung (trial 51 M2: the right lung's anterior recess beside the heart in lung1's
-    # lower half, 3.4 mL labelled trachea) is part of that lung's air in its slice
+    # lower half, 3.4 mL labelled trachea) is part of that lung's air in its slice. Judged over
+    # the tube (below): the thin right paratracheal stripe may join the lumen to the lung in a slice
     lung_lab, _ = ndimage.label((a < LUNG_AIR_HU) & body, structure=plane_structure(s_ax))
     env = np.zeros(n + 1, np.int64)
     env[lv] = lung_lab[air]
-    env_area = mirror * np.bincount(lung_lab.ravel())[env[1:]] * pix_mm2
-    ok &= env_area <= np.pi / 4.0 * TRACHEA_OUTER_MM ** 2
+    walled = np.zeros(n + 1)
+    walled[1:] = mirror * np.bincount(lung_lab.ravel())[env[1:]] * pix_mm2 <= np.pi / 4.0 * TRACHEA_OUTER_MM ** 2
     if cx_body is not None and near_midline:
         ok &= np.abs(cx - cx_body) < 30
     else:
@@ -150,6 +152,13 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     objs3 = ndimage.find_objects(tl)
     span = np.array([(o[s_ax].stop - o[s_ax].start) * ct.spacing_kji[s_ax] if o is not None else 0
                      for o in objs3])
+    # ... and its lumen walled off from the lungs in most of its slices (``trachea_walled_share``)
+    in_tube = np.zeros(n + 1, np.int64)
+    in_tube[lab[tube]] = tl[tube]
+    ids = np.flatnonzero(cand)
+    walled_share = (np.bincount(in_tube[ids], weights=walled[ids], minlength=tn + 1)[1:]
+                    / np.maximum(np.bincount(in_tube[ids], minlength=tn + 1)[1:], 1))
+    span[walled_share < TRACHEA_WALLED_SHARE] = 0
     for o_i, o in enumerate(objs3):
         if o is None:
             continue
