@@ -563,6 +563,92 @@ def _cut_bronchi_across(ct: Volume, body: np.ndarray, tree: np.ndarray, lr: int,
                           "threshold_hu": info["threshold_hu"]})
 
 
+NO_TRACHEA_TOP_CUT = (
+    "no trachea in view: the field of view's top face cuts the lungs (their apices are not in view) and "
+    "no round air tube walled off from the lungs was found below it, so the trachea and carina lie above "
+    "the view; no trachea is labelled")
+
+
+def lungs_reach_top_face(ct: Volume, body: np.ndarray) -> bool:
+    """Whether lung-like air (`_lung_top`: large air components inside ``body`` that are not uniform
+    gas) reaches the top face of the view (within the coarse grid that search uses): the view's top
+    lies below the lung apices, so a trachea may lie above it."""
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    top = _lung_top(ct, body, s_ax, s_sign)
+    if top is None:
+        return False
+    f = 1
+    while ct.array.size / f ** 3 > 4_000_000:   # `_lung_top`'s coarse grid
+        f += 1
+    end = ct.shape[s_ax] - 1 if s_sign > 0 else 0
+    return abs(end - top) < f + 1
+
+
+def top_face_bronchi(ct: Volume, body: np.ndarray) -> tuple[np.ndarray, list]:
+    """(bronchi bool [k, j, i], pieces) of a view whose top face cuts the lungs below the carina,
+    with no trachea in view (new-user trial 51 M2: the lower half of lung1 and of the chest CTA,
+    5.4 and 7.1 mL of main and lobar bronchi labelled lung).
+
+    The bronchial tree is one tree hanging from the trachea (Weibel ER, Morphometry of the Human
+    Lung, 1963): below the carina each main or lobar bronchus leaves such a view's top face as an
+    air tube, its wall enclosing its lumen. On the top face, when lung-like air (< -400 HU) reaches
+    it, the lumens are seeded from as `cut_bronchi` seeds from a side face: a core below
+    ``cut_bronchus_core_hu`` inside the body, an inscribed diameter of a main or lobar bronchus
+    (``cut_bronchus_{min,max}_diameter_mm``), an ellipse no longer than a bronchus leaving the
+    tracheal axis at ``main_bronchus_min_angle_deg`` would cut, and within
+    ``cut_bronchus_reach_mm`` of the midline (`lungs.midline_x`; the main bronchi
+    span ~50 mm from the carina). (A walled-lumen check as the trachea's, `_seed_search`, does not
+    hold here: a bronchus at the hilum touches the lung, its thin wall bridged at -400 HU.) Each seed is grown with `grow_airways` (same leak control); a
+    piece is kept when it is a tree below that root: no part of it wider than its lumen on the
+    face (the airways narrow at each branching, `wider_than_trachea`). Pieces: one dict each
+    (seed_kji, volume_ml, threshold_hu)."""
+    from .lungs import midline_x
+
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    end = ct.shape[s_ax] - 1 if s_sign > 0 else 0
+    out = np.zeros_like(body)
+    pieces: list = []
+    a_f, body_f = np.take(ct.array, end, axis=s_ax), np.take(body, end, axis=s_ax)
+    other = [d for d in range(3) if d != s_ax]
+    sp = np.asarray(ct.spacing_kji, float)[other]
+    air = (a_f < CUT_BRONCHUS_CORE_HU) & body_f
+    lab, n = ndimage.label(air, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return out, pieces
+    pix_mm2 = float(np.prod(sp))
+    area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * pix_mm2
+    r_in = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(air, sampling=sp), lab,
+                                      np.arange(1, n + 1)), float).reshape(n)
+    diam = 2.0 * r_in
+    round_ = area <= np.pi * r_in ** 2 / np.sin(np.radians(rule("main_bronchus_min_angle_deg")))
+    ok = (diam >= CUT_BRONCHUS_D_MM[0]) & (diam <= CUT_BRONCHUS_D_MM[1]) & round_
+    mid = midline_x(ct, body)[0]
+    if mid is not None:
+        x = np.broadcast_to(ras_coordinate(ct, 0), ct.shape)
+        x_f = np.take(x, end, axis=s_ax)
+        cx = np.bincount(lab[air], weights=x_f[air], minlength=n + 1)[1:] / np.maximum(area / pix_mm2, 1)
+        ok &= np.abs(cx - mid) <= CUT_BRONCHUS_REACH_MM
+    for c in np.flatnonzero(ok):   # one step per candidate lumen (a few), not per voxel
+        pts = np.argwhere(lab == c + 1)
+        seed = np.insert(pts[np.argmin(a_f[tuple(pts.T)])], s_ax, end)
+        if out[tuple(seed)]:
+            continue
+        try:
+            m, info = grow_airways(ct, seed, body)
+        except InputError:
+            continue
+        root = np.zeros_like(m)
+        idx = [slice(None)] * 3
+        idx[s_ax] = end
+        root[tuple(idx)] = np.take(m, end, axis=s_ax)
+        if wider_than_trachea(ct, root, m & ~root) is not None:
+            continue
+        out |= m
+        pieces.append({"seed_kji": [int(v) for v in seed], "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
+                       "threshold_hu": info["threshold_hu"]})
+    return out, pieces
+
+
 def no_carina_note(ct: Volume, trachea: np.ndarray) -> str:
     """Why the trachea label of a tree with no carina found (``trachea``: bool [k, j, i], the
     whole tree then) may not end where the trachea does. The trachea ends at the carina, at the
@@ -694,6 +780,10 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
                 "so it carries no scanner coordinates, and the body is cut at a side; if the chest "
                 "above the carina is in view, write the CT with its scanner coordinates (its origin) "
                 "and segment again")
+        if lungs_reach_top_face(ct, body):
+            # trial 51 M2: a view whose top lies below the carina (a lower half) was told to cover
+            # the chest above the carina, and a round recess of lung was named trachea in lung1's
+            raise InputError(NO_TRACHEA_TOP_CUT)
         raise InputError("no trachea found (no round air tube near the midline in the upper "
                          "slices): airways need a CT that covers the chest above the carina")
     m, info = grow_airways(ct, seed, grow_body, progress=p.sub(0.1, 0.9))
