@@ -519,7 +519,6 @@ def _cut_bronchi_across(ct: Volume, body: np.ndarray, tree: np.ndarray, lr: int,
     s_ax, s_sign = anatomical_axes(ct)["S"]
     other = [d for d in range(3) if d != lr]
     sp = ct.spacing_kji[other]
-    pix_mm2 = float(np.prod(sp))
     s_in = other.index(s_ax)
     for end in (0, ct.shape[lr] - 1):
         tree_f = np.take(tree | out, end, axis=lr)
@@ -530,37 +529,55 @@ def _cut_bronchi_across(ct: Volume, body: np.ndarray, tree: np.ndarray, lr: int,
         lab, n = ndimage.label(air, structure=np.ones((3, 3), bool))
         if n == 0:
             continue
-        area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * pix_mm2
-        # a tube cut obliquely: an ellipse whose minor axis (twice the inscribed disc's radius) is
-        # the bronchus's diameter and whose area is at most 1/sin(angle to the tracheal axis)
-        # times that disc (a main bronchus leaves the axis at >= ``main_bronchus_min_angle_deg``)
-        r_in = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(air, sampling=sp), lab,
-                                          np.arange(1, n + 1)), float).reshape(n)
-        diam = 2.0 * r_in
-        round_ = area <= np.pi * r_in ** 2 / np.sin(np.radians(rule("main_bronchus_min_angle_deg")))
+        tube_like = _bronchus_lumens(air, lab, n, sp)
         cen = np.array(ndimage.center_of_mass(air, lab, range(1, n + 1))).reshape(n, 2)
         tp = np.argwhere(tree_f)
         lowest = tp[:, s_in].min() if s_sign > 0 else tp[:, s_in].max()   # the tree's lowest slice
         below = (cen[:, s_in] - lowest) * s_sign < 0
         dist = np.sqrt((((cen[:, None, :] - tp[None, :, :]) * sp) ** 2).sum(-1)).min(1)
-        ok = ((diam >= CUT_BRONCHUS_D_MM[0]) & (diam <= CUT_BRONCHUS_D_MM[1]) & round_
-              & below & (dist <= CUT_BRONCHUS_REACH_MM))
+        ok = tube_like & below & (dist <= CUT_BRONCHUS_REACH_MM)
         for c in np.flatnonzero(ok):
-            pts = np.argwhere(lab == c + 1)
-            p2 = pts[np.argmin(a_f[tuple(pts.T)])]      # the lumen's most air-like voxel
-            seed = np.insert(p2, lr, end)
-            if out[tuple(seed)]:
+            grown = _grow_from_face(ct, body, lab == c + 1, a_f, lr, end, out)
+            if grown is None:
                 continue
-            try:
-                m, info = grow_airways(ct, seed, body)
-            except InputError:
-                continue
+            seed, m, info = grown
             if (m & tree).any():
                 continue
             out |= m
             found.append({"face": int(end), "axis": int(lr), "seed_kji": [int(v) for v in seed],
                           "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
                           "threshold_hu": info["threshold_hu"]})
+
+
+def _bronchus_lumens(air: np.ndarray, lab: np.ndarray, n: int, sp) -> np.ndarray:
+    """Bool (n,): which 2-D air components ``lab`` (1..n, of ``air`` on a face of the view, pixel
+    spacing ``sp`` mm) have a main or lobar bronchus's lumen (``cut_bronchus_{min,max}_diameter_mm``
+    inscribed) and are round enough for one: a tube cut obliquely is an ellipse whose minor axis
+    (twice the inscribed disc's radius) is the bronchus's diameter and whose area is at most
+    1/sin(angle to the tracheal axis) times that disc (a main bronchus leaves the axis at
+    >= ``main_bronchus_min_angle_deg``)."""
+    area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * float(np.prod(sp))
+    r_in = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(air, sampling=sp), lab,
+                                      np.arange(1, n + 1)), float).reshape(n)
+    diam = 2.0 * r_in
+    round_ = area <= np.pi * r_in ** 2 / np.sin(np.radians(rule("main_bronchus_min_angle_deg")))
+    return (diam >= CUT_BRONCHUS_D_MM[0]) & (diam <= CUT_BRONCHUS_D_MM[1]) & round_
+
+
+def _grow_from_face(ct: Volume, body: np.ndarray, lumen_f: np.ndarray, a_f: np.ndarray, axis: int,
+                    end: int, out: np.ndarray):
+    """(seed [k, j, i], mask, info) of `grow_airways` from the most air-like pixel of ``lumen_f``
+    (2-D, on the face ``end`` of array axis ``axis``; ``a_f`` that face's HU), or None where that
+    seed is already in ``out`` or the growth leaks at once."""
+    pts = np.argwhere(lumen_f)
+    seed = np.insert(pts[np.argmin(a_f[tuple(pts.T)])], axis, end)
+    if out[tuple(seed)]:
+        return None
+    try:
+        m, info = grow_airways(ct, seed, body)
+    except InputError:
+        return None
+    return seed, m, info
 
 
 NO_TRACHEA_TOP_CUT = (
@@ -615,28 +632,19 @@ def top_face_bronchi(ct: Volume, body: np.ndarray) -> tuple[np.ndarray, list]:
     lab, n = ndimage.label(air, structure=np.ones((3, 3), bool))
     if n == 0:
         return out, pieces
-    pix_mm2 = float(np.prod(sp))
-    area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * pix_mm2
-    r_in = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(air, sampling=sp), lab,
-                                      np.arange(1, n + 1)), float).reshape(n)
-    diam = 2.0 * r_in
-    round_ = area <= np.pi * r_in ** 2 / np.sin(np.radians(rule("main_bronchus_min_angle_deg")))
-    ok = (diam >= CUT_BRONCHUS_D_MM[0]) & (diam <= CUT_BRONCHUS_D_MM[1]) & round_
+    ok = _bronchus_lumens(air, lab, n, sp)
     mid = midline_x(ct, body)[0]
     if mid is not None:
         x = np.broadcast_to(ras_coordinate(ct, 0), ct.shape)
         x_f = np.take(x, end, axis=s_ax)
-        cx = np.bincount(lab[air], weights=x_f[air], minlength=n + 1)[1:] / np.maximum(area / pix_mm2, 1)
+        cx = (np.bincount(lab[air], weights=x_f[air], minlength=n + 1)[1:]
+              / np.maximum(np.bincount(lab[air], minlength=n + 1)[1:], 1))
         ok &= np.abs(cx - mid) <= CUT_BRONCHUS_REACH_MM
     for c in np.flatnonzero(ok):   # one step per candidate lumen (a few), not per voxel
-        pts = np.argwhere(lab == c + 1)
-        seed = np.insert(pts[np.argmin(a_f[tuple(pts.T)])], s_ax, end)
-        if out[tuple(seed)]:
+        grown = _grow_from_face(ct, body, lab == c + 1, a_f, s_ax, end, out)
+        if grown is None:
             continue
-        try:
-            m, info = grow_airways(ct, seed, body)
-        except InputError:
-            continue
+        seed, m, info = grown
         root = np.zeros_like(m)
         idx = [slice(None)] * 3
         idx[s_ax] = end
