@@ -130,8 +130,11 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     lung_lab, _ = ndimage.label((a < LUNG_AIR_HU) & body, structure=plane_structure(s_ax))
     env = np.zeros(n + 1, np.int64)
     env[lv] = lung_lab[air]
-    walled = np.zeros(n + 1)
-    walled[1:] = mirror * np.bincount(lung_lab.ravel())[env[1:]] * pix_mm2 <= np.pi / 4.0 * TRACHEA_OUTER_MM ** 2
+    walled = np.ones(n + 1)
+    if 2.0 * float(np.max(ct.spacing_kji[other])) <= rule("tracheal_wall_mm"):
+        # judged only where the wall spans two pixels in the slice: a thinner one is bridged by
+        # partial volume wherever the lung touches it (a 3 mm grid: the phantom's trachea)
+        walled[1:] = mirror * np.bincount(lung_lab.ravel())[env[1:]] * pix_mm2 <= np.pi / 4.0 * TRACHEA_OUTER_MM ** 2
     if cx_body is not None and near_midline:
         ok &= np.abs(cx - cx_body) < 30
     else:

@@ -159,7 +159,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                             f"{len(pieces)} air lumen(s) on the top face, are labelled airways; they are "
                             "not joined to a trachea in view, so which bronchi they are is not known: check "
                             "them on the images")
-                        out["trachea"], out["airways"] = np.zeros_like(top_bronchi), top_bronchi
+                        out["airways"] = top_bronchi   # no "trachea": none is in view
                         body |= top_bronchi
         if "airways" in want and trachea is not None:
             out["trachea"], out["airways"] = trachea, bronchi
