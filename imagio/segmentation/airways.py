@@ -584,7 +584,7 @@ def _grow_from_face(ct: Volume, body: np.ndarray, lumen_f: np.ndarray, a_f: np.n
 
 
 NO_TRACHEA_TOP_CUT = (
-    "no trachea in view: the field of view's top face cuts the lungs (their apices are not in view) and "
+    "no trachea found in view: the field of view's top face cuts the lungs (their apices are not in view) and "
     "no round air tube walled off from the lungs was found below it, so the trachea and carina lie above "
     "the view; no trachea is labelled")
 
