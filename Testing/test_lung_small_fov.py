@@ -188,7 +188,7 @@ def _deepest_point_cubes(ct, ref, sizes=(80, 100, 120)):
 
 
 def _cube_rows(ct, ref, cubes):
-    """(side, size, lungs mL, uncropped lungs + airways there mL, mL on the other side, mL
+    """(side, size, lungs + airways mL, uncropped lungs + airways there mL, mL on the other side, mL
     outside the uncropped patient) of each cube, or (side, size, the refusal)."""
     from imagio.errors import InputError
     from imagio.segmentation.common import crop_slices
@@ -207,6 +207,9 @@ def _cube_rows(ct, ref, cubes):
             rows.append((side, size, str(e)[:100]))
             continue
         got = m["lung_left"] | m["lung_right"]
+        for k in ("airways", "trachea"):   # as the reference: lungs + airways (bronchi found
+            if k in m:                     # from a top face with no trachea in view are airways)
+                got = got | m[k]
         rows.append((side, size, round(float(got.sum() * v), 1), round(float(want_all[sl].sum() * v), 1),
                      round(float(m[other].sum() * v), 1), round(float((got & ~ref["body"][sl]).sum() * v), 1)))
     return rows

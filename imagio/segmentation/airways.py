@@ -41,6 +41,10 @@ SEARCH_BELOW_APEX_MM = 150.0  # the carina lies ~50-100 mm below the lung apex
 LUNG_AIR_HU = -400.0  # lung-like air lies below this (`_lung_top`), soft tissue above (`mediastinal_share`)
 TRACHEA_RING_MM = (rule("tracheal_wall_mm"), rule("tracheal_wall_mm") + rule("paratracheal_ring_mm"))
 TRACHEA_MEDIASTINUM_SHARE = rule("trachea_mediastinum_share")
+# the widest trachea's outer diameter: its lumen (``max_cut_lumen_mm``, partial volume included)
+# and its wall on both sides (Breatnach et al., AJR 1984; Gamsu & Webb, AJR 1982)
+TRACHEA_OUTER_MM = MAX_CUT_LUMEN_MM + 2.0 * rule("tracheal_wall_mm")
+TRACHEA_WALLED_SHARE = rule("trachea_walled_share")
 
 
 def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
@@ -106,17 +110,31 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     # bounding-box compactness: area / (extent_a * extent_b) ~ pi/4 for a disc
     objs = ndimage.find_objects(lab)
     ext = np.array([[(o[d].stop - o[d].start) * ct.spacing_kji[d] for d in other] for o in objs])
-    # a lumen cut by a left-right face of the field of view (a hemithorax crop) shows only its
-    # part on this side: judged as mirrored about that face (twice the area and L-R extent)
-    lr = anatomical_axes(ct)["R"][0]
-    if lr != s_ax:
-        cut = np.array([o[lr].start == 0 or o[lr].stop == a.shape[lr] for o in objs])
-        d_lr = other.index(lr)
-        ext[cut, d_lr] *= 2.0
-        area = np.where(cut, 2.0 * area, area)
+    # a lumen cut by a face of the field of view in the slice's plane (left-right: a hemithorax
+    # crop; front or back: a coronal face through the trachea, trial 51 M1) shows only its part on
+    # this side: judged as mirrored about that face (twice the area and the extent across it)
+    mirror = np.ones(n)
+    for d_i, ax_d in enumerate(other):
+        cut = np.array([o[ax_d].start == 0 or o[ax_d].stop == a.shape[ax_d] for o in objs])
+        ext[cut, d_i] *= 2.0
+        mirror[cut] *= 2.0
+    area = mirror * area
     ratio = area / np.maximum(ext[:, 0] * ext[:, 1], 1e-6)
     elong = ext.max(1) / np.maximum(ext.min(1), 1e-6)
     ok = (area > 80) & (area < 700) & (ratio > 0.5) & (elong < 2.2)
+    # the tracheal wall encloses the lumen: its lung-like air (< ``LUNG_AIR_HU``, partial volume
+    # at the wall included) is no larger than the trachea's outer cross-section; a round pocket of
+    # air inside a lung (trial 51 M2: the right lung's anterior recess beside the heart in lung1's
+    # lower half, 3.4 mL labelled trachea) is part of that lung's air in its slice. Judged over
+    # the tube (below): the thin right paratracheal stripe may join the lumen to the lung in a slice
+    lung_lab, _ = ndimage.label((a < LUNG_AIR_HU) & body, structure=plane_structure(s_ax))
+    env = np.zeros(n + 1, np.int64)
+    env[lv] = lung_lab[air]
+    walled = np.ones(n + 1)
+    if 2.0 * float(np.max(ct.spacing_kji[other])) <= rule("tracheal_wall_mm"):
+        # judged only where the wall spans two pixels in the slice: a thinner one is bridged by
+        # partial volume wherever the lung touches it (a 3 mm grid: the phantom's trachea)
+        walled[1:] = mirror * np.bincount(lung_lab.ravel())[env[1:]] * pix_mm2 <= np.pi / 4.0 * TRACHEA_OUTER_MM ** 2
     if cx_body is not None and near_midline:
         ok &= np.abs(cx - cx_body) < 30
     else:
@@ -137,6 +155,13 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     objs3 = ndimage.find_objects(tl)
     span = np.array([(o[s_ax].stop - o[s_ax].start) * ct.spacing_kji[s_ax] if o is not None else 0
                      for o in objs3])
+    # ... and its lumen walled off from the lungs in most of its slices (``trachea_walled_share``)
+    in_tube = np.zeros(n + 1, np.int64)
+    in_tube[lab[tube]] = tl[tube]
+    ids = np.flatnonzero(cand)
+    walled_share = (np.bincount(in_tube[ids], weights=walled[ids], minlength=tn + 1)[1:]
+                    / np.maximum(np.bincount(in_tube[ids], minlength=tn + 1)[1:], 1))
+    span[walled_share < TRACHEA_WALLED_SHARE] = 0
     for o_i, o in enumerate(objs3):
         if o is None:
             continue
@@ -497,7 +522,6 @@ def _cut_bronchi_across(ct: Volume, body: np.ndarray, tree: np.ndarray, lr: int,
     s_ax, s_sign = anatomical_axes(ct)["S"]
     other = [d for d in range(3) if d != lr]
     sp = ct.spacing_kji[other]
-    pix_mm2 = float(np.prod(sp))
     s_in = other.index(s_ax)
     for end in (0, ct.shape[lr] - 1):
         tree_f = np.take(tree | out, end, axis=lr)
@@ -508,37 +532,132 @@ def _cut_bronchi_across(ct: Volume, body: np.ndarray, tree: np.ndarray, lr: int,
         lab, n = ndimage.label(air, structure=np.ones((3, 3), bool))
         if n == 0:
             continue
-        area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * pix_mm2
-        # a tube cut obliquely: an ellipse whose minor axis (twice the inscribed disc's radius) is
-        # the bronchus's diameter and whose area is at most 1/sin(angle to the tracheal axis)
-        # times that disc (a main bronchus leaves the axis at >= ``main_bronchus_min_angle_deg``)
-        r_in = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(air, sampling=sp), lab,
-                                          np.arange(1, n + 1)), float).reshape(n)
-        diam = 2.0 * r_in
-        round_ = area <= np.pi * r_in ** 2 / np.sin(np.radians(rule("main_bronchus_min_angle_deg")))
+        tube_like = _bronchus_lumens(air, lab, n, sp)
         cen = np.array(ndimage.center_of_mass(air, lab, range(1, n + 1))).reshape(n, 2)
         tp = np.argwhere(tree_f)
         lowest = tp[:, s_in].min() if s_sign > 0 else tp[:, s_in].max()   # the tree's lowest slice
         below = (cen[:, s_in] - lowest) * s_sign < 0
         dist = np.sqrt((((cen[:, None, :] - tp[None, :, :]) * sp) ** 2).sum(-1)).min(1)
-        ok = ((diam >= CUT_BRONCHUS_D_MM[0]) & (diam <= CUT_BRONCHUS_D_MM[1]) & round_
-              & below & (dist <= CUT_BRONCHUS_REACH_MM))
+        ok = tube_like & below & (dist <= CUT_BRONCHUS_REACH_MM)
         for c in np.flatnonzero(ok):
-            pts = np.argwhere(lab == c + 1)
-            p2 = pts[np.argmin(a_f[tuple(pts.T)])]      # the lumen's most air-like voxel
-            seed = np.insert(p2, lr, end)
-            if out[tuple(seed)]:
+            grown = _grow_from_face(ct, body, lab == c + 1, a_f, lr, end, out)
+            if grown is None:
                 continue
-            try:
-                m, info = grow_airways(ct, seed, body)
-            except InputError:
-                continue
+            seed, m, info = grown
             if (m & tree).any():
                 continue
             out |= m
             found.append({"face": int(end), "axis": int(lr), "seed_kji": [int(v) for v in seed],
                           "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
                           "threshold_hu": info["threshold_hu"]})
+
+
+def _bronchus_lumens(air: np.ndarray, lab: np.ndarray, n: int, sp) -> np.ndarray:
+    """Bool (n,): which 2-D air components ``lab`` (1..n, of ``air`` on a face of the view, pixel
+    spacing ``sp`` mm) have a main or lobar bronchus's lumen (``cut_bronchus_{min,max}_diameter_mm``
+    inscribed) and are round enough for one: a tube cut obliquely is an ellipse whose minor axis
+    (twice the inscribed disc's radius) is the bronchus's diameter and whose area is at most
+    1/sin(angle to the tracheal axis) times that disc (a main bronchus leaves the axis at
+    >= ``main_bronchus_min_angle_deg``)."""
+    area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * float(np.prod(sp))
+    r_in = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(air, sampling=sp), lab,
+                                      np.arange(1, n + 1)), float).reshape(n)
+    diam = 2.0 * r_in
+    round_ = area <= np.pi * r_in ** 2 / np.sin(np.radians(rule("main_bronchus_min_angle_deg")))
+    return (diam >= CUT_BRONCHUS_D_MM[0]) & (diam <= CUT_BRONCHUS_D_MM[1]) & round_
+
+
+def _grow_from_face(ct: Volume, body: np.ndarray, lumen_f: np.ndarray, a_f: np.ndarray, axis: int,
+                    end: int, out: np.ndarray):
+    """(seed [k, j, i], mask, info) of `grow_airways` from the most air-like pixel of ``lumen_f``
+    (2-D, on the face ``end`` of array axis ``axis``; ``a_f`` that face's HU), or None where that
+    seed is already in ``out`` or the growth leaks at once."""
+    pts = np.argwhere(lumen_f)
+    seed = np.insert(pts[np.argmin(a_f[tuple(pts.T)])], axis, end)
+    if out[tuple(seed)]:
+        return None
+    try:
+        m, info = grow_airways(ct, seed, body)
+    except InputError:
+        return None
+    return seed, m, info
+
+
+NO_TRACHEA_TOP_CUT = (
+    "no trachea found in view: the field of view's top face cuts the lungs (their apices are not in view) and "
+    "no round air tube walled off from the lungs was found below it, so the trachea and carina lie above "
+    "the view; no trachea is labelled")
+
+
+def lungs_reach_top_face(ct: Volume, body: np.ndarray) -> bool:
+    """Whether lung-like air (`_lung_top`: large air components inside ``body`` that are not uniform
+    gas) reaches the top face of the view (within the coarse grid that search uses): the view's top
+    lies below the lung apices, so a trachea may lie above it."""
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    top = _lung_top(ct, body, s_ax, s_sign)
+    if top is None:
+        return False
+    f = 1
+    while ct.array.size / f ** 3 > 4_000_000:   # `_lung_top`'s coarse grid
+        f += 1
+    end = ct.shape[s_ax] - 1 if s_sign > 0 else 0
+    return abs(end - top) < f + 1
+
+
+def top_face_bronchi(ct: Volume, body: np.ndarray) -> tuple[np.ndarray, list]:
+    """(bronchi bool [k, j, i], pieces) of a view whose top face cuts the lungs below the carina,
+    with no trachea in view (new-user trial 51 M2: the lower half of lung1 and of the chest CTA,
+    5.4 and 7.1 mL of main and lobar bronchi labelled lung).
+
+    The bronchial tree is one tree hanging from the trachea (Weibel ER, Morphometry of the Human
+    Lung, 1963): below the carina each main or lobar bronchus leaves such a view's top face as an
+    air tube, its wall enclosing its lumen. On the top face, when lung-like air (< -400 HU) reaches
+    it, the lumens are seeded from as `cut_bronchi` seeds from a side face: a core below
+    ``cut_bronchus_core_hu`` inside the body, an inscribed diameter of a main or lobar bronchus
+    (``cut_bronchus_{min,max}_diameter_mm``), an ellipse no longer than a bronchus leaving the
+    tracheal axis at ``main_bronchus_min_angle_deg`` would cut, and within
+    ``cut_bronchus_reach_mm`` of the midline (`lungs.midline_x`; the main bronchi
+    span ~50 mm from the carina). (A walled-lumen check as the trachea's, `_seed_search`, does not
+    hold here: a bronchus at the hilum touches the lung, its thin wall bridged at -400 HU.) Each seed is grown with `grow_airways` (same leak control); a
+    piece is kept when it is a tree below that root: no part of it wider than its lumen on the
+    face (the airways narrow at each branching, `wider_than_trachea`). Pieces: one dict each
+    (seed_kji, volume_ml, threshold_hu)."""
+    from .lungs import midline_x
+
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    end = ct.shape[s_ax] - 1 if s_sign > 0 else 0
+    out = np.zeros_like(body)
+    pieces: list = []
+    a_f, body_f = np.take(ct.array, end, axis=s_ax), np.take(body, end, axis=s_ax)
+    other = [d for d in range(3) if d != s_ax]
+    sp = np.asarray(ct.spacing_kji, float)[other]
+    air = (a_f < CUT_BRONCHUS_CORE_HU) & body_f
+    lab, n = ndimage.label(air, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return out, pieces
+    ok = _bronchus_lumens(air, lab, n, sp)
+    mid = midline_x(ct, body)[0]
+    if mid is not None:
+        x = np.broadcast_to(ras_coordinate(ct, 0), ct.shape)
+        x_f = np.take(x, end, axis=s_ax)
+        cx = (np.bincount(lab[air], weights=x_f[air], minlength=n + 1)[1:]
+              / np.maximum(np.bincount(lab[air], minlength=n + 1)[1:], 1))
+        ok &= np.abs(cx - mid) <= CUT_BRONCHUS_REACH_MM
+    for c in np.flatnonzero(ok):   # one step per candidate lumen (a few), not per voxel
+        grown = _grow_from_face(ct, body, lab == c + 1, a_f, s_ax, end, out)
+        if grown is None:
+            continue
+        seed, m, info = grown
+        root = np.zeros_like(m)
+        idx = [slice(None)] * 3
+        idx[s_ax] = end
+        root[tuple(idx)] = np.take(m, end, axis=s_ax)
+        if wider_than_trachea(ct, root, m & ~root) is not None:
+            continue
+        out |= m
+        pieces.append({"seed_kji": [int(v) for v in seed], "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
+                       "threshold_hu": info["threshold_hu"]})
+    return out, pieces
 
 
 def no_carina_note(ct: Volume, trachea: np.ndarray) -> str:
@@ -622,12 +741,20 @@ def opened_lumen(ct: Volume, body: np.ndarray, tree: np.ndarray) -> np.ndarray:
     lab = components(air, connectivity=6)[0]
     ids = np.unique(lab[beside])
     cand = np.isin(lab, ids[ids > 0])
-    axes = anatomical_axes(ct)
-    sup = axes["S"][0]
+    return cand & enclosed_open_air(ct, body)
+
+
+def enclosed_open_air(ct: Volume, body: np.ndarray) -> np.ndarray:
+    """Bool [k, j, i]: air (<= ``BODY_HU``) outside ``body`` that the body's wall encloses in view
+    in its axial slice once the left-right, front and back faces of the view are closed across
+    gaps up to ``max_cut_lumen_mm`` (the widest trachea; `close_faces`): the lumen of a tube cut
+    open lengthwise by a face (`opened_lumen`), with its voxels on the face where they border that
+    hole. Air outside the patient open wider than a trachea stays out."""
+    sup = anatomical_axes(ct)["S"][0]
     closed = close_faces(body, [d for d in range(3) if d != sup], ct.spacing_kji, MAX_CUT_LUMEN_MM)
     hole = fill_holes_per_slice(closed, sup) & ~closed
     added = closed & ~body
-    return cand & (hole | (added & ndimage.binary_dilation(hole)))
+    return (hole | (added & ndimage.binary_dilation(hole))) & (ct.array <= BODY_HU)
 
 
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -642,6 +769,18 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
     check_ct(ct)
     p(0.0, "airways: finding the trachea")
     seed = find_trachea_seed(ct, body)
+    grow_body = body
+    if seed is None:
+        # a face of the view may cut the trachea open over its whole length in view (new-user
+        # trial 51 M1: the chest CTA cut at j < 72, through the middle of the trachea): its lumen
+        # then reads as air outside the body in every slice, so no lumen is seen inside the body
+        # and the tree from which `opened_lumen` takes it in is never grown. The tube is looked
+        # for again with the air that the wall in view encloses (`enclosed_open_air`) inside
+        open_air = enclosed_open_air(ct, body)
+        if open_air.any():
+            seed = find_trachea_seed(ct, body | open_air)
+            if seed is not None:
+                grow_body = body | open_air
     if seed is None:
         from .lungs import midline_x
 
@@ -652,9 +791,13 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
                 "so it carries no scanner coordinates, and the body is cut at a side; if the chest "
                 "above the carina is in view, write the CT with its scanner coordinates (its origin) "
                 "and segment again")
+        if lungs_reach_top_face(ct, body):
+            # trial 51 M2: a view whose top lies below the carina (a lower half) was told to cover
+            # the chest above the carina, and a round recess of lung was named trachea in lung1's
+            raise InputError(NO_TRACHEA_TOP_CUT)
         raise InputError("no trachea found (no round air tube near the midline in the upper "
                          "slices): airways need a CT that covers the chest above the carina")
-    m, info = grow_airways(ct, seed, body, progress=p.sub(0.1, 0.9))
+    m, info = grow_airways(ct, seed, grow_body, progress=p.sub(0.1, 0.9))
     lumen = opened_lumen(ct, body, m)
     if lumen.any():
         # a front or back face of the view cut the trachea open: its lumen, enclosed by the wall

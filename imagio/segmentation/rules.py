@@ -149,6 +149,18 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         except InputError as e:
             if "airways" in want:
                 meta["warnings"].append(f"airways: {e}")
+                if str(e) == aw.NO_TRACHEA_TOP_CUT:
+                    # the bronchi below the carina leave the top face as walled air tubes
+                    top_bronchi, pieces = aw.top_face_bronchi(ct, body)
+                    if pieces:
+                        meta["airways"] = {"top_face_bronchi": pieces}
+                        meta["warnings"].append(
+                            f"airways: {sum(q['volume_ml'] for q in pieces):.1f} mL of bronchi, found from "
+                            f"{len(pieces)} air lumen(s) on the top face, are labelled airways; they are "
+                            "not joined to a trachea in view, so which bronchi they are is not known: check "
+                            "them on the images")
+                        out["airways"] = top_bronchi   # no "trachea": none is in view
+                        body |= top_bronchi
         if "airways" in want and trachea is not None:
             out["trachea"], out["airways"] = trachea, bronchi
             side = aw.cut_lr_side(ct, trachea)
@@ -261,6 +273,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         # once, the midline's source)
         left, right, _, _ = split_lungs(ct, lungs, body, trachea, bronchi, find_airways=False,
                                         midline=(mid, src), notes=meta["warnings"])
+        if trachea is None and "airways" in out:   # bronchi found from the top face: not lung
+            left, right = left & ~out["airways"], right & ~out["airways"]
         if "lungs" in want:
             out["lung_left"], out["lung_right"] = left, right
         if "emphysema" in want:
