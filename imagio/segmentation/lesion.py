@@ -1118,12 +1118,13 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
             # around it was found: it may be only the core of a heterogeneous tumour
             sub = sub.split(";")[0]
             notes.append(
-                f"{CORE_NOTE} of a heterogeneous tumour: the lesion was taken as the homogeneous region "
-                f"round the click (window {thr[0]:.1f}..{thr[1]:.1f} HU on the denoised CT, the spread at "
-                f"the click), yet the tissue beyond differs from it by more than {ISO_MARGIN_HU:g} HU along "
-                f"{100 * edged:.0f} % of its border, so it stopped at a change of density within or around "
-                "the tumour, not for want of contrast; a tumour with necrotic, denser or enhancing parts "
-                "may extend beyond it; check it and add clicks on the rest (--add)")
+                f"{CORE_NOTE} of a heterogeneous tumour, or reach beyond the tumour: the edge rule found no "
+                "clear intensity edge, so the lesion was taken as the homogeneous region round the click "
+                f"(window {thr[0]:.1f}..{thr[1]:.1f} HU on the denoised CT, the spread at the click), yet the "
+                f"tissue beyond differs from it by more than {ISO_MARGIN_HU:g} HU along {100 * edged:.0f} % of "
+                "its border, so it stopped at changes of density (the tumour's own necrotic, denser or "
+                "enhancing parts, or other tissue), not for want of contrast; its border is approximate: "
+                "check it, add clicks on the rest of the tumour (--add) or remove what is not (--remove)")
         if part is not None:
             # the click lay in a part of the lesion whose density differs from the rest of it
             whole, thr, sub, (v_part, v_probe) = part
