@@ -169,6 +169,7 @@ PROBES = int(_v("probe_clicks"))
 EDGE_SUPPORT_MIN = _v("edge_support_min")
 BIMODAL_D = _v("bimodal_d")
 NO_EDGE_NOTE = "the lesion has no clear intensity edge"
+CORE_NOTE = "the outline may hold only the core"
 DEPENDS = "depends on where the click lies"
 
 
@@ -863,7 +864,22 @@ def _soft_at(roi, seed, m0, sd0, org, sk, open_min, s_axis, final):
     return region, thr, sub
 
 
-def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
+def _stopped_at_edges(region: np.ndarray, sl: tuple, ct: Volume):
+    """The share (0..1) of the border of ``region`` (the statistical model's homogeneous region
+    on the box ``sl`` of ``ct``) that has an intensity edge (`edge_support`), when it is at least
+    ``EDGE_SUPPORT_MIN``, else None. Why: the statistical model is for a lesion whose border is
+    not seen (a sarcoma among muscle of its HU: expert outlines have an edge along 16-51 % of
+    their border); a homogeneous region with an edge along most of its border was stopped by the
+    tumour's own heterogeneity or by another tissue, not by the lack of contrast."""
+    if not region.any():
+        return None
+    m = np.zeros(ct.shape, bool)
+    m[sl] = region
+    share, _ = edge_support(m, ct)
+    return share if share is not None and share >= EDGE_SUPPORT_MIN else None
+
+
+def _whole_around_part(roi, region, org, sk, open_min, s_axis, final, edged_core=False):
     """(whole, [lower, upper] HU, subtype, (fraction of ``region`` inside the probe's outline,
     probe voxels)) when the soft-tissue ``region`` grown from a click is a part of a larger
     closed lesion of heterogeneous density, else None.
@@ -884,7 +900,18 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
     the region (the two clicks grow over one lesion; tissue beside it stops at its edge), is larger than ``CLICK_VOLUME_SPREAD`` times it
     (a smaller difference is within the one-click consistency), and at most
     ``NECROSIS_MAX_RATIO`` times it (a part is at least a quarter of its tumour, as for a
-    necrotic centre). The whole is the union of both outlines with its holes filled."""
+    necrotic centre). The whole is the union of both outlines with its holes filled.
+
+    ``edged_core``: ``region`` is the statistical model's homogeneous region whose border has
+    an intensity edge along most of it (``_stopped_at_edges``): it stopped at a change of
+    density, not for want of one, so it is the homogeneous core of a heterogeneous tumour, not
+    a part of a quarter or more of it; the ``NECROSIS_MAX_RATIO`` bound is then not applied
+    (the probe's outline must still be closed in the box and hold most of the region). Why:
+    the model's window is the click ball's spread on the denoised image (a few HU), narrower
+    than a heterogeneous tumour's own spread (Lung_Dx-A0001's perihilar mass: p10-p90 -1..33 HU),
+    so it gave the 7-10 mL core of the 58 mL mass, and the probe's closed 53-55 mL outline was
+    refused at four times that (new-user trial 49 M1: which of the two models was taken hung on
+    a 0.45 mm shift of the grid)."""
     if not region.any() or any(f not in final for f in _touched_faces(region)):
         return None  # the caller grows the box first
     sm = ndimage.gaussian_filter(roi, SMOOTH_SIGMA_MM / np.asarray(sk, float))
@@ -910,7 +937,7 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final):
         n2 = int(r2.sum())
         held = int((r2 & region).sum()) / n0
         if (n2 and not _touched_faces(r2) and held > PROBE_MIN_OVERLAP
-                and CLICK_VOLUME_SPREAD * n0 < n2 <= NECROSIS_MAX_RATIO * n0):
+                and CLICK_VOLUME_SPREAD * n0 < n2 and (edged_core or n2 <= NECROSIS_MAX_RATIO * n0)):
             whole = _fill(r2 | region, s_axis)
             return (whole & org if org is not None else whole), thr2, sub2, (held, n2)
     return None
@@ -1084,7 +1111,20 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     if k is None or k == "soft_tissue":
         k = "soft_tissue"
         region, thr, sub = _soft_at(roi, seed, m0, sd0, org, sk, open_min, s_axis, final)
-        part = _whole_around_part(roi, region, org, sk, open_min, s_axis, final)
+        edged = _stopped_at_edges(region, sl, ct) if sub.endswith("; no intensity edge") else None
+        part = _whole_around_part(roi, region, org, sk, open_min, s_axis, final, edged_core=edged is not None)
+        if edged is not None and part is None:
+            # the homogeneous region stopped at intensity edges all round and no closed lesion
+            # around it was found: it may be only the core of a heterogeneous tumour
+            sub = sub.split(";")[0]
+            notes.append(
+                f"{CORE_NOTE} of a heterogeneous tumour, or reach beyond the tumour: the edge rule found no "
+                "clear intensity edge, so the lesion was taken as the homogeneous region round the click "
+                f"(window {thr[0]:.1f}..{thr[1]:.1f} HU on the denoised CT, the spread at the click), yet the "
+                f"tissue beyond differs from it by more than {ISO_MARGIN_HU:g} HU along {100 * edged:.0f} % of "
+                "its border, so it stopped at changes of density (the tumour's own necrotic, denser or "
+                "enhancing parts, or other tissue), not for want of contrast; its border is approximate: "
+                "check it, add clicks on the rest of the tumour (--add) or remove what is not (--remove)")
         if part is not None:
             # the click lay in a part of the lesion whose density differs from the rest of it
             whole, thr, sub, (v_part, v_probe) = part
@@ -1097,6 +1137,12 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                 f"({whole.sum() * v:.1f} mL). If that layer is an organ or tissue around the lesion, not "
                 "the lesion, exclude it (--remove) or click the lesion with the organ mask")
             region = whole
+            if edged is not None:  # its border is judged by the edge rule's check, not the regrowth from a core
+                sub = sub.split(";")[0]
+                notes.append(
+                    "the homogeneous region round the click stopped at an intensity edge along "
+                    f"{100 * edged:.0f} % of its border: it was only the core of a heterogeneous tumour, so the "
+                    "closed lesion grown from the layer around it is given; its border is approximate")
         if sub.endswith("; rim"):
             sub = sub.split(";")[0]
             notes.append("the click may be on the necrotic or cystic centre of a larger tumour: a closed "
@@ -1256,7 +1302,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
             f"the region around the click reads as lung ({lung_ml:.2f} mL as a lung nodule) but {why}: typed "
             f"soft tissue ({meas2.volume_ml:.2f} mL); if this is a lung nodule, segment it with --kind lung_nodule")
         return m2, meas2
-    if k == "soft_tissue" and _from_core is None and any(n.startswith(NO_EDGE_NOTE) for n in notes):
+    if k == "soft_tissue" and _from_core is None and any(n.startswith((NO_EDGE_NOTE, CORE_NOTE + " of")) for n in notes):
         # taken without an intensity edge: the outline must be the one its own core gives
         mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
                                             dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm,
@@ -1314,7 +1360,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                          "cavity's wall on the images")
     else:
         meas.subtype, meas.host_hu = attenuation_subtype(mask, a, sk, organ)
-    no_edge = any(n.startswith(NO_EDGE_NOTE) for n in notes)
+    no_edge = any(n.startswith((NO_EDGE_NOTE, CORE_NOTE)) for n in notes)
     meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
     if k == "soft_tissue" and _from_core is None:
         share, sides = edge_support(mask, ct)
