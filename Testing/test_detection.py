@@ -649,8 +649,10 @@ def test_an_emphysema_label_carved_out_of_the_lungs_is_lung_for_laa950(synthetic
     np.testing.assert_array_equal(lungs_on(ct, carved), air)
     ref = emphysema_status(ct, lungs_on(ct, whole))
     got = emphysema_status(ct, lungs_on(ct, carved))
-    assert ref["laa950_percent"] > 5.0 and ref["emphysema"] is True
-    assert got["laa950_percent"] == pytest.approx(ref["laa950_percent"]) and got["emphysema"] is True
+    # (the phantom has no trachea: the airways cannot be separated, and in a lung this small the
+    # airway lumen a mask may hold could explain a yes, so it reads unknown, never no)
+    assert ref["laa950_percent"] > 5.0 and ref["emphysema"] is not False
+    assert got["laa950_percent"] == pytest.approx(ref["laa950_percent"]) and got["emphysema"] == ref["emphysema"]
 
 
 def test_never_candidate_causes_names_the_step_that_lost_a_small_faint_nodule():
