@@ -779,3 +779,19 @@ def test_a_dot_on_a_vessel_thicker_than_itself_is_not_scored_as_a_nodule():
     assert on_nod and cands[0] is on_nod[0] and on_nod[0].probability > 0.5
     assert all(c.features["calibre_exits"] >= 4.0 for c in on_bump)
     assert on_nod[0].features["calibre_exits"] < 1.0
+
+
+def test_detect_progress_never_decreases(tmp_path):
+    """New-user trial 52: `imagio detect`'s progress went 41 % -> 32 % -> 41 %. The fractions one
+    scan's run reports (detection, characterisation, files) never decrease and end at 1 (as the
+    demo's: test_demo_progress_never_decreases)."""
+    from imagio.detection.pipeline import Options, run_scan
+    from imagio.phantom.screening import screening_scan
+
+    ct = screening_scan(spacing=3.0, seed=3, n_nodules=4, n_mimics=1).phantom.ct
+    seen = []
+    run_scan(ct, "s", tmp_path, Options(characterise=2, slicer=False), progress=lambda f, m: seen.append((f, m)))
+    fr = [f for f, _ in seen]
+    assert len(fr) > 10 and fr[-1] == 1.0
+    back = [(seen[i - 1], seen[i]) for i in range(1, len(fr)) if fr[i] < fr[i - 1]]
+    assert not back, back[:3]

@@ -520,6 +520,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
 
     p = as_progress(progress)
     todo = cands
+    p(0.0, "characterise: emphysema (LAA-950 of the lungs without the airways)")
     scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}
     if lobes is None:
         scan["warnings"].append(f"lobe {NO_LOBES}; the side is given instead (Brock's upper-lobe "
