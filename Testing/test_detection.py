@@ -781,17 +781,37 @@ def test_a_dot_on_a_vessel_thicker_than_itself_is_not_scored_as_a_nodule():
     assert on_nod[0].features["calibre_exits"] < 1.0
 
 
-def test_detect_progress_never_decreases(tmp_path):
-    """New-user trial 52: `imagio detect`'s progress went 41 % -> 32 % -> 41 %. The fractions one
-    scan's run reports (detection, characterisation, files) never decrease and end at 1 (as the
-    demo's: test_demo_progress_never_decreases)."""
+@pytest.fixture(scope="module")
+def phantom_run(tmp_path_factory):
+    """One scan's `run_scan` on a small screening phantom, emphysema given as yes: (out, the
+    progress reported)."""
     from imagio.detection.pipeline import Options, run_scan
     from imagio.phantom.screening import screening_scan
 
+    out = tmp_path_factory.mktemp("det")
     ct = screening_scan(spacing=3.0, seed=3, n_nodules=4, n_mimics=1).phantom.ct
     seen = []
-    run_scan(ct, "s", tmp_path, Options(characterise=2, slicer=False), progress=lambda f, m: seen.append((f, m)))
+    run_scan(ct, "s", out, Options(characterise=2, slicer=False, patient={"emphysema": True}),
+             progress=lambda f, m: seen.append((f, m)))
+    return out, seen
+
+
+def test_detect_progress_never_decreases(phantom_run):
+    """New-user trial 52: `imagio detect`'s progress went 41 % -> 32 % -> 41 %. The fractions one
+    scan's run reports (detection, characterisation, files) never decrease and end at 1 (as the
+    demo's: test_demo_progress_never_decreases)."""
+    _, seen = phantom_run
     fr = [f for f, _ in seen]
     assert len(fr) > 10 and fr[-1] == 1.0
     back = [(seen[i - 1], seen[i]) for i in range(1, len(fr)) if fr[i] < fr[i - 1]]
     assert not back, back[:3]
+
+
+def test_nodule_table_has_the_scans_emphysema_on_every_row(phantom_run):
+    """New-user trial 52: Brock's emphysema input was only in candidates.json. nodules.csv has an
+    `emphysema` column (yes/no/unknown), the same on every row: here as given."""
+    import csv as _csv
+
+    out, _ = phantom_run
+    rows = list(_csv.DictReader(open(out / "nodules.csv")))
+    assert rows and all(r["emphysema"] == "yes" for r in rows), rows
