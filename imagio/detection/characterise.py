@@ -606,7 +606,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     from ..stratification.screening import PATIENT_FACTS
 
     left = sorted({k for d in nodules for m in ("brock", "mayo")
-                   for k in d["stratification"][m].get("unknown", []) if k in PATIENT_FACTS + ("emphysema",)})
+                   for k in d["stratification"][m].get("unknown", []) if k in PATIENT_FACTS + ("emphysema", "sex")})
     if left:   # said once for the scan (as `imagio risk` says it), each nodule's notes too
         scan["warnings"].append(f"{', '.join(k.replace('_', ' ') for k in left)}: not given"
                                 + (" nor measured" if "emphysema" in left else "")
