@@ -52,9 +52,13 @@ def not_measurable(nodule: dict) -> str | None:
         return None
     lim = nodule.get("smallest_measurable_mm") or smallest_measurable_mm()
     if size < lim:
+        m = lungrads.table()["smallest_measured"]
+        # the limit that applies is named (trial 52: "3.0 mm is below ..., 6.0 mm (micronodules < 3 mm ...)")
+        why = (f"micronodules < {m['mm']:g} mm are not measured, Fleischner Society / Bankier 2017" if lim <= m["mm"]
+               else f"{m['voxels']:g} in-plane voxels of {lim / m['voxels']:.1f} mm on this scan: a smaller outline is "
+                    "not resolved, sampling theorem")
         return (f"mean diameter {size:.1f} mm is below the smallest measurable size, {lim:.1f} mm "
-                "(micronodules < 3 mm are not measured, Fleischner Society / Bankier 2017; nor a "
-                "size under two in-plane voxels of the scan): no category or risk; a measured "
+                f"({why}): no category or risk; a measured "
                 "outline this small may be noise, a vessel section or a mis-seeded segmentation: "
                 "read it on the images")
     return None
