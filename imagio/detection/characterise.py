@@ -20,7 +20,8 @@ For each of the ``max_characterised`` most probable candidates (``imagio/data/de
    names, distance from the lesion's surface to the pleura, juxta-pleural (touching the lung's
    border), juxta-vascular (a dense structure inside the lung touching it);
 5. stratification (:func:`imagio.stratification.screening.stratify`): Lung-RADS v2022, Brock,
-   Mayo, each answered or refused with its reason; emphysema (LAA-950 of the lung mask) feeds
+   Mayo, each answered or refused with its reason; emphysema (LAA-950 of the lung mask without
+   the airways, `lung_parenchyma`) feeds
    Brock.
 
 Everything in RAS mm; masks on the CT grid [k, j, i]. Every doubt is a warning on the nodule.
