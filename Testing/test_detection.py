@@ -649,8 +649,10 @@ def test_an_emphysema_label_carved_out_of_the_lungs_is_lung_for_laa950(synthetic
     np.testing.assert_array_equal(lungs_on(ct, carved), air)
     ref = emphysema_status(ct, lungs_on(ct, whole))
     got = emphysema_status(ct, lungs_on(ct, carved))
-    assert ref["laa950_percent"] > 5.0 and ref["emphysema"] is True
-    assert got["laa950_percent"] == pytest.approx(ref["laa950_percent"]) and got["emphysema"] is True
+    # (the phantom has no trachea: the airways cannot be separated, and in a lung this small the
+    # airway lumen a mask may hold could explain a yes, so it reads unknown, never no)
+    assert ref["laa950_percent"] > 5.0 and ref["emphysema"] is not False
+    assert got["laa950_percent"] == pytest.approx(ref["laa950_percent"]) and got["emphysema"] == ref["emphysema"]
 
 
 def test_never_candidate_causes_names_the_step_that_lost_a_small_faint_nodule():
@@ -777,3 +779,39 @@ def test_a_dot_on_a_vessel_thicker_than_itself_is_not_scored_as_a_nodule():
     assert on_nod and cands[0] is on_nod[0] and on_nod[0].probability > 0.5
     assert all(c.features["calibre_exits"] >= 4.0 for c in on_bump)
     assert on_nod[0].features["calibre_exits"] < 1.0
+
+
+@pytest.fixture(scope="module")
+def phantom_run(tmp_path_factory):
+    """One scan's `run_scan` on a small screening phantom, emphysema given as yes: (out, the
+    progress reported)."""
+    from imagio.detection.pipeline import Options, run_scan
+    from imagio.phantom.screening import screening_scan
+
+    out = tmp_path_factory.mktemp("det")
+    ct = screening_scan(spacing=3.0, seed=3, n_nodules=4, n_mimics=1).phantom.ct
+    seen = []
+    run_scan(ct, "s", out, Options(characterise=2, slicer=False, patient={"emphysema": True}),
+             progress=lambda f, m: seen.append((f, m)))
+    return out, seen
+
+
+def test_detect_progress_never_decreases(phantom_run):
+    """New-user trial 52: `imagio detect`'s progress went 41 % -> 32 % -> 41 %. The fractions one
+    scan's run reports (detection, characterisation, files) never decrease and end at 1 (as the
+    demo's: test_demo_progress_never_decreases)."""
+    _, seen = phantom_run
+    fr = [f for f, _ in seen]
+    assert len(fr) > 10 and fr[-1] == 1.0
+    back = [(seen[i - 1], seen[i]) for i in range(1, len(fr)) if fr[i] < fr[i - 1]]
+    assert not back, back[:3]
+
+
+def test_nodule_table_has_the_scans_emphysema_on_every_row(phantom_run):
+    """New-user trial 52: Brock's emphysema input was only in candidates.json. nodules.csv has an
+    `emphysema` column (yes/no/unknown), the same on every row: here as given."""
+    import csv as _csv
+
+    out, _ = phantom_run
+    rows = list(_csv.DictReader(open(out / "nodules.csv")))
+    assert rows and all(r["emphysema"] == "yes" for r in rows), rows

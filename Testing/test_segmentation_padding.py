@@ -172,3 +172,16 @@ def test_padding_outside_a_small_reconstruction_circle(shared_data, tmp_path):
         assert m[side].sum() == pytest.approx(want, rel=0.06), (side, m[side].sum(), want)
         assert not (m[side] & outside).any(), side
     assert "trachea" in m, meta["warnings"]
+
+
+def test_padding_note_quotes_the_files_padding_value(shared_data, tmp_path):
+    """New-user trial 52: slices of -32768 in the file, read (set to air), were said to be "whole
+    slices of one value (-1000 HU)": the value the reader wrote, not the file's. The note names the
+    file's value."""
+    from imagio.segmentation.common import measured_box, padding_note
+
+    ct = io.read_image(shared_data / CASES["ts_example"])
+    axis, high = face(ct, "S", True)
+    p = through_file(padded(ct, axis, high, 2, -32768), tmp_path, "ts_example")
+    note = padding_note(p, measured_box(p))
+    assert "-32768" in note and "set to air" in note, note

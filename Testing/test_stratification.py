@@ -620,7 +620,8 @@ def test_risk_takes_the_types_detect_writes(capsys):
     was a usage error, perifissural and calcified could not be entered, and --sex was required
     though Mayo and Lung-RADS do not use it. Now: ground_glass is nonsolid (the same figures);
     perifissural < 10 mm is Lung-RADS 2 (v2022) and Brock reads it as solid; calcified is Lung-RADS
-    1 with Brock and Mayo refused with the reason; without --sex only Brock is refused."""
+    1 with Brock and Mayo refused with the reason; without --sex Brock is the range over both sexes
+    (trial 51 L1; it was refused)."""
     from imagio.cli import main
 
     def run(*extra):
@@ -640,6 +641,58 @@ def test_risk_takes_the_types_detect_writes(capsys):
     assert run("--sex", "female", "--type", "perifissural", "--status", "new")["lung_rads"]["category"] == "2"
     calc = run("--sex", "female", "--type", "calcified")
     assert calc["lung_rads"]["category"] == "1" and "calcified" in calc["brock"]["refused"] and "calcified" in calc["mayo"]["refused"]
-    nosex = run("--type", "solid")
-    assert "sex" in nosex["brock"]["refused"] and nosex["mayo"]["probability"] == solid["mayo"]["probability"]
+    nosex, male = run("--type", "solid"), run("--sex", "male", "--type", "solid")
+    # new-user trial 51 L1: without --sex Brock is the range over female and male, as every other unknown
+    want = sorted([solid["brock"]["probability"], male["brock"]["probability"]])
+    assert male["brock"]["probability"] != solid["brock"]["probability"]
+    assert nosex["brock"]["probability_range"] == pytest.approx(want) and nosex["brock"]["unknown"] == ["sex"]
+    assert nosex["brock"]["probability"] is None and "--sex female|male" in nosex["brock"]["notes"][0]
+    assert nosex["mayo"]["probability"] == solid["mayo"]["probability"]
     assert nosex["lung_rads"]["category"] == "4A"
+
+
+def test_detects_brock_without_sex_is_the_range_over_female_and_male():
+    """New-user trial 51 L1: Brock was refused without the patient's sex while every other unknown
+    gave a range; detect's stratification gives the range over female and male (the two given
+    answers' ends), with sex named unknown."""
+    from imagio.stratification.screening import stratify
+
+    nod = {"type": "solid", "axial_long_axis_mm": 12.0, "long_axis_mm": 12.0, "mean_diameter_mm": 12.0}
+    kw = dict(n_nodules=1, emphysema=False, upper_lobe=True)
+    f, m = (stratify(nod, {"age": 66, "sex": s, "family_history": False}, **kw)["brock"] for s in ("female", "male"))
+    b = stratify(nod, {"age": 66, "family_history": False}, **kw)["brock"]
+    assert "refused" not in b and b["unknown"] == ["sex"], b
+    assert b["probability_range"] == pytest.approx([min(f["probability_range"][0], m["probability_range"][0]),
+                                                    max(f["probability_range"][1], m["probability_range"][1])])
+    assert any("sex unknown" in n and "--sex female|male" in n for n in b["notes"]), b["notes"]
+
+
+def test_every_lung_rads_category_says_why():
+    """New-user trial 52: `imagio risk` gave Lung-RADS 4B (growing) and the ground-glass category
+    with no reason text, while perifissural and calcified had one. Every category from the table
+    says the type, status, size and the band that gave it (own bands: v2022's solid growing
+    >= 8 mm is 4B, non-solid < 30 mm is 2)."""
+    from imagio.stratification import lungrads
+
+    for t in ("solid", "nonsolid", "part_solid"):
+        for status in ("baseline", "new", "growing"):
+            for size in (3.5, 5.0, 7.0, 9.0, 12.0, 20.0, 35.0):
+                r = lungrads.category(t, size, 0.4 * size if t == "part_solid" else 0.0, status)
+                assert r["reason"] and f"category {r['category']}" in r["reason"] and status in r["reason"], r
+                assert f"{lungrads.rounded_mm(size):g} mm" in r["reason"], r
+    g = lungrads.category("solid", 9.0, 0.0, "growing")
+    assert g["category"] == "4B" and ">= 8 mm" in g["reason"], g
+    n = lungrads.category("nonsolid", 12.0)
+    assert n["category"] == "2" and "< 30 mm" in n["reason"] and "non-solid" in n["reason"], n
+
+
+def test_a_size_below_the_scans_limit_names_that_limit_not_the_micronodule_one():
+    """New-user trial 52: "3.0 mm is below the smallest measurable size, 6.0 mm (micronodules < 3 mm
+    are not measured ...)" named a limit that 3.0 mm does not break. The note names the limit that
+    applies: two in-plane voxels of 3 mm here, the 3 mm micronodule limit otherwise."""
+    from imagio.stratification.screening import not_measurable
+
+    coarse = not_measurable({"mean_diameter_mm": 3.0, "smallest_measurable_mm": 6.0})
+    assert "6.0 mm" in coarse and "voxels of 3.0 mm" in coarse and "micronodule" not in coarse, coarse
+    micro = not_measurable({"mean_diameter_mm": 2.0})
+    assert "micronodules < 3 mm" in micro and "voxels" not in micro, micro

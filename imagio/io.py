@@ -287,6 +287,7 @@ def _padding_to_air(vol: Volume) -> None:
         vol.array = a = a.astype(np.int16)
     a[pad] = AIR_HU
     vol.meta["padding_set_to_air"] = True   # ct_check judges the scale on the other voxels
+    vol.meta["padding_values"] = [float(v) for v in values]   # the file's, for the notes (trial 52)
     shown = ", ".join(f"{v:g}" for v in values[:4]) + (" ..." if values.size > 4 else "")
     warn(vol, f"{vol.name or 'image'}: {pad.mean() * 100:.1f}% of voxels below {limit:g} HU ({shown}: padding "
               f"outside the scan circle, nothing in a CT is below air) set to air ({AIR_HU:g} HU)")

@@ -496,7 +496,7 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     parenchyma = float(np.median(sub.array[lungs[sl]]))
     resp, best_s, blob = dot_filter(sub, search[sl], sig, floor=k * c_min, pyramid=pyramid)
     b_min = c["min_blobness"]["value"]
-    p(0.8, "detect: candidates")
+    p(0.5, "detect: solid candidates")   # before the sub-solid channel (0.6): progress never goes back (trial 52)
     peaks, r_peak, s_peak, b_peak = _peaks(resp, best_s, blob, k * c_min, b_min)
     n_solid = len(peaks)
     p(0.6, "detect: sub-solid channel")

@@ -20,7 +20,8 @@ For each of the ``max_characterised`` most probable candidates (``imagio/data/de
    names, distance from the lesion's surface to the pleura, juxta-pleural (touching the lung's
    border), juxta-vascular (a dense structure inside the lung touching it);
 5. stratification (:func:`imagio.stratification.screening.stratify`): Lung-RADS v2022, Brock,
-   Mayo, each answered or refused with its reason; emphysema (LAA-950 of the lung mask) feeds
+   Mayo, each answered or refused with its reason; emphysema (LAA-950 of the lung mask without
+   the airways, `lung_parenchyma`) feeds
    Brock.
 
 Everything in RAS mm; masks on the CT grid [k, j, i]. Every doubt is a warning on the nodule.
@@ -92,23 +93,61 @@ def _cut_lung_bound_ml(ct: Volume, m: np.ndarray) -> float:
     return total * float(cfg["safety_factor"])
 
 
+def lung_parenchyma(ct: Volume, lungs: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(parenchyma, info): the lung mask ``lungs`` (bool [k, j, i] on ``ct``'s grid) without the
+    trachea and bronchi, as LAA-950 is measured (detection.json
+    ``characterise.emphysema_laa950_percent.airways``: Fleischner 2015, COPDGene). The airways are
+    IMAGIO's region-grown tree (:func:`imagio.segmentation.airways.airway_masks`, in the whole
+    ``ct``) with its wall's partial volume (:func:`imagio.segmentation.lungs.airway_margin`), as
+    lung segmentation and the detector's search region remove them. info: {"airways_ml": mL of the
+    mask taken out, "airways_note": None, or why the airways could not be separated (no trachea
+    in view, no body found): the mask is then returned as given; "airways_warning": the tree's
+    leak warning, if any (a leak into the lung takes parenchyma out with the airways)}."""
+    from ..segmentation import airways as aw
+    from ..segmentation.body import body_mask
+    from ..segmentation.lungs import airway_margin
+
+    m = np.asarray(lungs, bool)
+    try:
+        trachea, bronchi, info = aw.airway_masks(ct, body_mask(ct))
+    except InputError as e:
+        return m, {"airways_ml": 0.0, "airways_note": str(e), "airways_warning": None}
+    cut = m & airway_margin(ct, trachea | bronchi)
+    return m & ~cut, {"airways_ml": round(float(np.count_nonzero(cut)) * ct.voxel_volume_ml, 1),
+                      "airways_note": None, "airways_warning": info.get("leak_warning")}
+
+
 def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
     """{"laa950_percent", "emphysema": bool or None, "threshold_percent", "source", "not_judged",
-    "cut_lung_ml"} of the lung mask (bool [k, j, i] on the CT grid). Emphysema is yes at or
+    "cut_lung_ml", "airways_ml", "airways_note"} of the lung mask (bool [k, j, i] on the CT grid),
+    measured on its parenchyma: the trachea and bronchi taken out (`lung_parenchyma`; new-user
+    trial 51 M4: their lumen, air, read as emphysema). Emphysema is yes at or
     above the LAA-950 threshold and no below it; when the lungs reach a face of the image (or
     padding no scan measured) it is no only if it would stay below the threshold even were all
     the lung cut off emphysematous (`_cut_lung_bound_ml`, an upper estimate of it in mL:
     ``cut_lung_ml``), else None (unknown: Brock a range over it) with ``not_judged`` saying why
     (detection.json ``characterise.emphysema_laa950_percent.partial_lungs``; review 41 M4: an apex
-    tip on the first slice no longer makes it unknown, a slab still does)."""
+    tip on the first slice no longer makes it unknown, a slab still does). When the airways cannot
+    be separated (``airways_note``) a yes stands only if it holds with the most airway lumen a lung
+    mask can hold (``airways.lumen_max_ml``) taken out, else None, said."""
     from ..segmentation.emphysema import emphysema
 
     c = constants()["characterise"]["emphysema_laa950_percent"]
-    _, stats = emphysema(ct, {"lungs": lungs})
+    m, air = lung_parenchyma(ct, lungs)
+    _, stats = emphysema(ct, {"lungs": m})
     pct = stats["total"]["laa_percent"]
     emph = None if pct is None else bool(pct >= c["value"])
     why, cut_ml = None, 0.0
-    m = np.asarray(lungs, bool)
+    if emph and air["airways_note"]:
+        lumen = float(c["airways"]["lumen_max_ml"])
+        low_ml, ml = stats["total"]["laa_ml"], stats["total"]["lung_ml"]
+        least = 100.0 * max(low_ml - lumen, 0.0) / (ml - lumen) if ml > lumen else 0.0
+        if least < c["value"]:
+            emph, why = None, (f"LAA-950 {pct} % measured on a lung mask that may hold the trachea and bronchi (their "
+                               f"lumen is air and reads as emphysema), which could not be separated ({air['airways_note']}); "
+                               f"without up to {lumen:g} mL of airway lumen it may be {least:.1f} %, below the "
+                               f"{c['value']:g} % threshold, so emphysema is not judged (Brock is a range over it); "
+                               "give --emphysema / --no-emphysema from the CT, or a lung mask without the airways (--lungs)")
     if emph is False and m.ndim == 3:
         cut_ml = _cut_lung_bound_ml(ct, m)
         ml = float(np.count_nonzero(m)) * ct.voxel_volume_ml
@@ -121,7 +160,7 @@ def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
                                + ") and emphysema is regional, so its absence is not judged (Brock is a range over "
                                "it); give --emphysema / --no-emphysema from the whole-chest CT")
     return {"laa950_percent": pct, "emphysema": emph, "threshold_percent": c["value"], "source": c["source"],
-            "not_judged": why, "cut_lung_ml": round(cut_ml, 1) if np.isfinite(cut_ml) else None}
+            "not_judged": why, "cut_lung_ml": round(cut_ml, 1) if np.isfinite(cut_ml) else None, **air}
 
 
 def _calcified_mask(ct: Volume, kji, radius_mm: float, hu_min: float) -> np.ndarray:
@@ -482,6 +521,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
 
     p = as_progress(progress)
     todo = cands
+    p(0.0, "characterise: emphysema (LAA-950 of the lungs without the airways)")
     scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}
     if lobes is None:
         scan["warnings"].append(f"lobe {NO_LOBES}; the side is given instead (Brock's upper-lobe "
@@ -538,6 +578,13 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                                                              f"(emphysema at >= {e['threshold_percent']:g} %)"}
     if e.get("not_judged") and (patient or {}).get("emphysema") is None:
         scan["warnings"].append("emphysema: " + e["not_judged"])
+    elif (patient or {}).get("emphysema") is None and (e.get("airways_note") or e.get("airways_warning")):
+        scan["warnings"].append(
+            f"emphysema: LAA-950 {e['laa950_percent']} % measured "
+            + (f"with the trachea and bronchi left in the lung mask ({e['airways_note']}): their lumen counts as "
+               "emphysema, so the percentage is an upper bound" if e.get("airways_note") else
+               f"on the lungs without the airways, but {e['airways_warning']}: parenchyma taken out with them is "
+               "not measured"))
     if (patient or {}).get("emphysema") is not None:   # a reader's reading replaces the measurement
         emph = scan["emphysema"]["given"] = bool(patient["emphysema"])
         how = {"value": emph, "how": "given", "note": how["note"] and "measured: " + how["note"]}
@@ -560,7 +607,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     from ..stratification.screening import PATIENT_FACTS
 
     left = sorted({k for d in nodules for m in ("brock", "mayo")
-                   for k in d["stratification"][m].get("unknown", []) if k in PATIENT_FACTS + ("emphysema",)})
+                   for k in d["stratification"][m].get("unknown", []) if k in PATIENT_FACTS + ("emphysema", "sex")})
     if left:   # said once for the scan (as `imagio risk` says it), each nodule's notes too
         scan["warnings"].append(f"{', '.join(k.replace('_', ' ') for k in left)}: not given"
                                 + (" nor measured" if "emphysema" in left else "")

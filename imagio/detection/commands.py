@@ -224,7 +224,7 @@ def register(subparsers) -> None:
                    help="extrathoracic cancer > 5 years ago (Mayo)" + unknown)
     s.add_argument("--emphysema", action=argparse.BooleanOptionalAction, default=None,
                    help="emphysema on CT as a reader sees it (Brock); not given: measured on the lung "
-                        "segmentation (LAA-950), and unknown (a range) where it cannot be measured")
+                        "segmentation without the airways (LAA-950), and unknown (a range) where it cannot be measured")
     s.add_argument("--no-slicer", action="store_true", help="do not write the Slicer scene files")
     s.add_argument("--report", action="store_true",
                    help="write the screening report (screening.html and screening.pdf with pictures)")

@@ -551,6 +551,12 @@ def padding_note(ct: Volume, box: tuple) -> str:
                 faces.append(f"{n} at the {side[(a, end)]} face")
                 values.add(float(np.take(ct.array, 0 if end == 0 else -1, axis=a).flat[0]))
     vals = ", ".join(f"{v:g}" for v in sorted(values))
+    from ..limits import AIR_HU as air
+
+    read = ct.meta.get("padding_values")
+    if read and values == {float(air)}:   # the file's padding value, not the air it was set to (trial 52)
+        vals = (f"{', '.join(f'{v:g}' for v in read[:4])}{' ...' if len(read) > 4 else ''} in the file, "
+                f"set to air, {air:g}")
     return (f"padding: whole slices of one value ({vals} HU) that no scan measures ({'; '.join(faces)}) "
             "are taken as outside the scan, like the edge of the volume; nothing is labelled there")
 

@@ -47,7 +47,8 @@ RISK_FACTORS = {   # flag name -> (what it says, models that read it)
 def yes_or_no(names) -> str:
     """'give --smoker or --no-smoker, ...': the options that state each risk factor."""
     flags = ["--" + n.replace("_", "-") for n in names]
-    return "give " + ", ".join(f"{f} or {f[:2]}no-{f[2:]}" for f in flags)   # argparse's negative form
+    return "give " + ", ".join("--sex female|male" if f == "--sex" else f"{f} or {f[:2]}no-{f[2:]}"
+                               for f in flags)   # argparse's negative form
 
 
 def over_unknown_factors(model: str, fn, given: dict) -> dict:
@@ -72,6 +73,26 @@ def over_unknown_factors(model: str, fn, given: dict) -> dict:
                           f"the range over their values ({yes_or_no(unknown)}); logit and terms: with them absent"])
         if max(ps) > min(ps):
             out["probability"] = None
+    return out
+
+
+def over_sex(results: list[dict]) -> dict:
+    """One Brock answer from `over_unknown_factors`' answers for each sex: the one answer when the
+    sex was given, else (female's, male's) joined as the range over both (``probability_range``
+    [lowest, highest], ``unknown`` led by "sex", ``probability`` None when the range is not one
+    value, a note; logit and terms are the first's, said), as `screening.brock` does for
+    `imagio detect` (new-user trial 51 L1: Brock was refused without --sex while every other
+    unknown gave a range)."""
+    if len(results) == 1:
+        return results[0]
+    rng = [r.get("probability_range") or [r["probability"]] * 2 for r in results]
+    lo, hi = min(r[0] for r in rng), max(r[1] for r in rng)
+    out = dict(results[0])
+    unknown = ["sex"] + [k for k in out.get("unknown", []) if k != "sex"]
+    out.update(probability_range=[lo, hi], unknown=unknown, probability=None if hi > lo else lo,
+               notes=[f"not given: {', '.join(k.replace('_', ' ') for k in unknown)}: the probability is the range "
+                      f"over their values, sex over female and male ({yes_or_no(unknown)}); logit and terms: "
+                      "female, with the other unknowns absent"])
     return out
 
 
@@ -123,9 +144,6 @@ def cmd_risk(args) -> int:
         args.model = "none"
         out = {m: {"model": m, "refused": "calcified nodule: benign pattern, outside the model's population"}
                for m in ("brock", "mayo")}
-    if args.sex is None and args.model in ("brock", "all"):   # as imagio detect: Brock alone needs it (trial 49 L2)
-        out["brock"] = {"model": "brock", "refused": "patient sex is needed for Brock (--sex female|male)"}
-        args.model = "mayo" if args.model == "all" else "none"
     if args.model in ("brock", "all"):
         try:
             if args.size_mm > screening.MASS_MM:  # a mass: outside the nodules Brock was built on
@@ -133,8 +151,9 @@ def cmd_risk(args) -> int:
                                                   "type": args.type},
                                                  {"age": args.age, "sex": args.sex}, args.count,
                                                  None, None)["refused"])
-            out["brock"] = over_unknown_factors("brock", lambda **f: nodule_risk.brock(
-                args.age, args.sex == "female", args.size_mm, args.type, nodule_count=args.count, **f), vars(args))
+            out["brock"] = over_sex([over_unknown_factors("brock", lambda s=s, **f: nodule_risk.brock(
+                args.age, s == "female", args.size_mm, args.type, nodule_count=args.count, **f), vars(args))
+                for s in ([args.sex] if args.sex else ["female", "male"])])
         except InputError as e:  # outside the model's range: the reason, not a failure
             out["brock"] = {"model": "brock", "refused": str(e)}
     if args.model in ("mayo", "all"):
@@ -209,7 +228,7 @@ def register(sub) -> None:
 
     s.add_argument("--sex", type=sex_argument, metavar="female|male",
                    help="female/f/woman/w or male/m/man (any case; the words of imagio detect and a cohort CSV); "
-                        "Brock needs it (not given: Brock is refused with the reason, Mayo and Lung-RADS stand)")
+                        "Brock reads it (not given: Brock is the range over female and male, said)")
     s.add_argument("--size-mm", type=float, required=True,
                    help="maximum nodule diameter on an axial section, mm (Brock's and Mayo's size)")
     s.add_argument("--mean-diameter-mm", type=float, help="Lung-RADS mean diameter (default: --size-mm)")

@@ -27,9 +27,13 @@ def rounded_mm(value: float) -> float:
     return float(Decimal(repr(float(value))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
-def _band(bands, size):
+def _band(bands, size, what: str = "mean diameter", why: list | None = None):
+    """The category of the band [lo, hi) mm holding ``size``; with ``why`` (a list) the band is
+    appended to it in words ("mean diameter 8 to < 15 mm")."""
     for lo, hi, cat in bands:
         if lo <= size < hi:
+            if why is not None:
+                why.append(f"{what} {'< ' + f'{hi:g}' if lo <= 0 else f'>= {lo:g}' if hi >= 1000 else f'{lo:g} to < {hi:g}'} mm")
             return cat
     raise InputError(f"size {size} mm is outside the Lung-RADS table")
 
@@ -51,25 +55,34 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
     solid = rounded_mm(solid_component_mm or 0.0)
     if nodule_type not in ("solid", "part_solid", "nonsolid"):
         raise InputError(f"nodule type {nodule_type!r} is unknown; use solid, part_solid or nonsolid")
+    why = []   # the rule that gave the category, in words (trial 52: 4B and ground-glass results had none)
     if status == "baseline":
         b = t["baseline"]
         if nodule_type == "solid":
-            cat = _band(b["solid"], size)
+            cat = _band(b["solid"], size, why=why)
         elif nodule_type == "nonsolid":
-            cat = _band(b["nonsolid"], size)
+            cat = _band(b["nonsolid"], size, why=why)
+        elif size < 6:
+            cat = b["part_solid_total_below_6"]
+            why.append("mean diameter < 6 mm in total")
         else:
-            cat = b["part_solid_total_below_6"] if size < 6 else _band(b["part_solid_by_solid_component"], solid)
+            cat = _band(b["part_solid_by_solid_component"], solid, "mean diameter >= 6 mm, solid component", why)
     elif status in ("new", "growing"):
         n = t["new_or_growing"]
         if nodule_type == "nonsolid":
-            cat = _band(n["nonsolid_new_or_growing"], size)
+            cat = _band(n["nonsolid_new_or_growing"], size, why=why)
         elif nodule_type == "solid":
-            cat = _band(n["solid_new" if status == "new" else "solid_growing"], size)
+            cat = _band(n["solid_new" if status == "new" else "solid_growing"], size, why=why)
         elif status == "new" and size < 6:
             cat = n["part_solid_new_total_below_6"]
+            why.append("mean diameter < 6 mm in total")
         else:   # part-solid: by its new or growing solid component (trial 10: was the solid bands)
-            cat = _band(n["part_solid_new_or_growing_by_solid_component"], solid)
+            cat = _band(n["part_solid_new_or_growing_by_solid_component"], solid, f"{status} solid component", why)
     else:
         raise InputError(f"status {status!r} is unknown; use baseline, new or growing")
-    return {"category": cat, "management": t["management"][cat], "source": t["source"],
+    word = {"solid": "solid", "nonsolid": "non-solid (ground-glass)", "part_solid": "part-solid"}[nodule_type]
+    reason = (f"{word} nodule, {status}, mean diameter {size:g} mm"
+              + (f", solid component {solid:g} mm" if nodule_type == "part_solid" else "")
+              + f": Lung-RADS v2022 puts a {status} {word} nodule with {why[0]} in category {cat}")
+    return {"category": cat, "management": t["management"][cat], "reason": reason, "source": t["source"],
             "size_mm": size, "solid_component_mm": solid}

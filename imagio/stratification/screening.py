@@ -14,8 +14,9 @@ Rules (sources in ``imagio/data/nodule_risk_models.json``, ``imagio/data/lungrad
   population (PanCan excluded calcified nodules from risk estimation: McWilliams 2013);
 * a perifissural / juxtapleural solid nodule < 10 mm mean diameter with smooth margins and an
   oval, lentiform or triangular shape is Lung-RADS 2 (Lung-RADS v2022 category 2 descriptor);
-* Brock needs age and sex; Mayo needs age and smoking history: without them the model is
-  refused with that reason, not filled with a default.
+* Brock needs age; Mayo needs age and smoking history: without them the model is refused with
+  that reason, not filled with a default; Brock without sex is the range over female and male,
+  as over every other unknown input (new-user trial 51 L1).
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def not_measurable(nodule: dict) -> str | None:
         return None
     lim = nodule.get("smallest_measurable_mm") or smallest_measurable_mm()
     if size < lim:
+        m = lungrads.table()["smallest_measured"]
+        # the limit that applies is named (trial 52: "3.0 mm is below ..., 6.0 mm (micronodules < 3 mm ...)")
+        why = (f"micronodules < {m['mm']:g} mm are not measured, Fleischner Society / Bankier 2017" if lim <= m["mm"]
+               else f"{m['voxels']:g} in-plane voxels of {lim / m['voxels']:.1f} mm on this scan: a smaller outline is "
+                    "not resolved, sampling theorem")
         return (f"mean diameter {size:.1f} mm is below the smallest measurable size, {lim:.1f} mm "
-                "(micronodules < 3 mm are not measured, Fleischner Society / Bankier 2017; nor a "
-                "size under two in-plane voxels of the scan): no category or risk; a measured "
+                f"({why}): no category or risk; a measured "
                 "outline this small may be noise, a vessel section or a mis-seeded segmentation: "
                 "read it on the images")
     return None
@@ -150,8 +155,8 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
           upper_lobe: bool | None) -> dict:
     """Brock (PanCan model 2b) probability, or a refusal with its reason.
 
-    patient: {"age": years, "sex": "female"/"male", "family_history": bool or None}; emphysema /
-    upper_lobe (and family_history): None when unknown (then the probability is given as the range over both values,
+    patient: {"age": years, "sex": "female"/"male" or None, "family_history": bool or None}; sex,
+    emphysema / upper_lobe (and family_history): None when unknown (then the probability is given as the range over both values,
     with a note). Spiculation is not assessed by IMAGIO: the range over it is given too.
     n_nodules: the number of nodules the reader counts on the scan, or a range (lo, hi) when it
     is not known (automatic detection: candidates are not confirmed nodules); the model's risk
@@ -162,8 +167,8 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
     src = nodule_risk.coefficients()["brock_full_with_spiculation"]["source"]
     size = model_size("brock", nodule)
     t = nodule.get("type")
-    if patient.get("age") is None or patient.get("sex") is None:
-        return _refuse("brock", "patient age and sex are needed (imagio detect --age --sex)", src)
+    if patient.get("age") is None:
+        return _refuse("brock", "patient age is needed (imagio detect --age)", src)
     if size is None:
         return _refuse("brock", "no measured nodule size (segmentation failed)", src)
     extent = max(size, nodule.get("long_axis_mm") or 0.0)   # a mass by its largest extent
@@ -176,14 +181,16 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
     if kind not in nodule_risk.NODULE_TYPES:
         return _refuse("brock", f"nodule type {t!r} not assessed", src)
     family = patient.get("family_history")
-    unknown = {"family_history": family, "emphysema": emphysema, "upper_lobe": upper_lobe}
+    # sex not given: the range over female and male, as over every other unknown (new-user trial 51 L1)
+    female = None if patient.get("sex") is None else patient["sex"] == "female"
+    unknown = {"sex": female, "family_history": family, "emphysema": emphysema, "upper_lobe": upper_lobe}
     counts = sorted({max(1, int(c)) for c in (n_nodules if isinstance(n_nodules, tuple) else (n_nodules,))})
     values = []
-    for f, e, u in itertools.product(*([bool(v)] if v is not None else [False, True] for v in unknown.values())):
+    for w, f, e, u in itertools.product(*([bool(v)] if v is not None else [False, True] for v in unknown.values())):
         for c in counts:   # the risk is monotonic in the count: its ends bound it
             for s in (False, True):
                 try:
-                    r = nodule_risk.brock(patient["age"], patient["sex"] == "female", size, kind, f, e, u, c, s)
+                    r = nodule_risk.brock(patient["age"], w, size, kind, f, e, u, c, s)
                 except InputError as err:
                     return _refuse("brock", str(err), src)
                 values.append((s, r.probability))
@@ -239,8 +246,9 @@ def _say_unknown(out: dict, factors: dict) -> dict:
 
     unknown = [k for k, v in factors.items() if v is None]
     for k in unknown:   # the options that state it: `imagio detect`'s (the lobe is not one)
-        how = f" ({yes_or_no([k])})" if k in PATIENT_FACTS + ("emphysema",) else ""
-        out["notes"].append(f"{k.replace('_', ' ')} unknown: range over both values{how}")
+        how = f" ({yes_or_no([k])})" if k in PATIENT_FACTS + ("emphysema", "sex") else ""
+        out["notes"].append(f"{k.replace('_', ' ')} unknown: range over "
+                            f"{'female and male' if k == 'sex' else 'both values'}{how}")
     if unknown:
         out["unknown"] = unknown
     return out
