@@ -11,6 +11,8 @@ Environment: IMAGIO_BENCH_DETECTION_SCANS (default 20) and IMAGIO_BENCH_DETECTIO
 (default 1.5) change the phantom set; IMAGIO_BENCH_DETECTION_PHANTOM_ONLY=1 stops after the
 phantom rows (no 512 x 512 x 300 timing, no real scans: for iterating on the detector, e.g.
 ``IMAGIO_BENCH_DETECTION_SCANS=4 IMAGIO_BENCH_DETECTION_PHANTOM_ONLY=1 python -m benchmarks detection``).
+The rows "false positives above the 8 FP/scan threshold on: ..." say what the false positives
+that set that operating point lie on (:func:`imagio.detection.screening_eval.false_positive_structures`).
 The rows "never a candidate: ..." count the nodules no candidate hits by the first step of
 candidate generation that lost them (:func:`imagio.detection.screening_eval.never_candidate_causes`),
 how many of them are Lung-RADS >= 3, and how many are below the working grid's own limit (the
@@ -31,7 +33,8 @@ def run() -> list[dict]:
 
     from imagio.detection import detect
     from imagio.detection.blobs import _canonical_ct_and_mask, _candidates_from_pool, candidate_pool
-    from imagio.detection.screening_eval import evaluate_screening, never_candidate_causes
+    from imagio.detection.screening_eval import (FP_STRUCTURES, evaluate_screening, false_positive_structures,
+                                                 never_candidate_causes)
     from imagio.phantom.screening import screening_scan
     from imagio.segmentation.common import as_progress
 
@@ -72,6 +75,12 @@ def run() -> list[dict]:
             rows.append({"name": f"sens@1FP {key[3:]} {g}", "value": v["sensitivity_at_1fp"], "unit": ""})
             rows.append({"name": f"recall any rank {key[3:]} {g}", "value": v["sensitivity_any"], "unit": ""})
     rows.append({"name": "candidates per scan", "value": float(np.mean([len(c) for c in cands])), "unit": "/scan"})
+    # what the false positives that set the 8 FP/scan operating point lie on (phantom geometry)
+    fps = [f for s, c in zip(scans, cands) for f in false_positive_structures(s, c, ev["thresholds"]["8fp"])]
+    for kind in FP_STRUCTURES:
+        rows.append({"name": f"false positives above the 8 FP/scan threshold on: {kind}",
+                     "value": sum(f["structure"] == kind for f in fps), "unit": f"/{len(fps)}"})
+    ev["false_positives_at_8fp"] = fps
     rows.append({"name": f"detect time per scan median {scans[0].phantom.ct.shape}",
                  "value": float(np.median(times)), "unit": "s"})
     rows.append({"name": "detect time per scan max", "value": float(np.max(times)), "unit": "s"})

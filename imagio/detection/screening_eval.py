@@ -230,3 +230,63 @@ def never_candidate_causes(scan, pool: dict, candidates: list) -> list[dict]:
         else:
             row["cause"] = MISS_CAUSES[6]
     return out
+
+
+# what a false positive of a phantom screening scan lies on, in the order tested
+FP_STRUCTURES = ("vessel mimic", "airway end", "airway", "chest wall or mediastinum", "vessel",
+                 "fissure", "parenchyma")
+_AIRWAY_LABELS = ("trachea", "airways", "airway_wall")
+
+
+def false_positive_structures(scan, candidates: list, threshold: float,
+                              mimic_radius_mm: float = 5.0) -> list[dict]:
+    """What each false positive scored above ``threshold`` lies on, read from the phantom's own
+    generating geometry (labels and airway tree), for the breakdown of the false positives that
+    set the FROC's operating points (e.g. ``evaluate_screening(...)["thresholds"]["8fp"]``).
+
+    A candidate is false when no nodule of ``scan.truth`` holds it (LUNA16's rule: within its
+    radius of its centre). Its structure is the first of :data:`FP_STRUCTURES` that applies:
+    within ``mimic_radius_mm`` of a vessel-bifurcation mimic; within its radius plus the branch's
+    outer radius (lumen + wall) of the closed end of an airway branch that has no child (the
+    tree's terminal branches); any airway lumen or wall label in its sphere (radius: half its
+    diameter, at least one voxel); any label other than the lungs, their vessels and nodules
+    (chest wall, mediastinum, diaphragm: the pleura's far side); lung vessels; two lung lobes
+    (a fissure); else parenchyma. scan: :class:`imagio.phantom.screening.ScreeningScan`;
+    candidates: objects with ``center_ras`` (RAS mm), ``diameter_mm``, ``probability``.
+    Returns one dict per false positive: "structure", "probability", "diameter_mm",
+    "center_ras"."""
+    from .blobs import _around
+
+    lab = scan.phantom.labels
+    names = lab.labels
+    sk = np.asarray(lab.spacing_kji, float)
+    tree = scan.phantom.airway_tree
+    parents = {b.parent for b in tree}
+    ends = [(np.asarray(b.end_ras, float), b.radius_end_mm + b.wall_mm) for b in tree if b.id not in parents]
+    ref = [(np.asarray(t["center_ras"], float), t["diameter_mm"] / 2.0) for t in scan.truth]
+    out = []
+    for c in candidates:
+        p = np.asarray(c.center_ras, float)
+        if c.probability <= threshold or any(np.sum((p - q) ** 2) < r * r for q, r in ref):
+            continue
+        r = max(float(c.diameter_mm) / 2.0, float(sk.max()))
+        kji = np.rint(lab.world_to_kji(p[None])[0]).astype(int)
+        box, dist = _around(lab.shape, kji, r, sk)
+        inside = {names.get(int(v), "") for v in np.unique(lab.array[box][dist <= r])}
+        if len(scan.mimics_ras) and np.min(np.linalg.norm(scan.mimics_ras - p, axis=1)) < mimic_radius_mm:
+            kind = FP_STRUCTURES[0]
+        elif any(np.linalg.norm(e - p) <= r + w for e, w in ends):
+            kind = FP_STRUCTURES[1]
+        elif inside & set(_AIRWAY_LABELS):
+            kind = FP_STRUCTURES[2]
+        elif any(n and not n.startswith("lung_") for n in inside):
+            kind = FP_STRUCTURES[3]
+        elif "lung_vessels" in inside:
+            kind = FP_STRUCTURES[4]
+        elif sum(n.startswith("lung_") and "lobe" in n for n in inside) >= 2:
+            kind = FP_STRUCTURES[5]
+        else:
+            kind = FP_STRUCTURES[6]
+        out.append({"structure": kind, "probability": float(c.probability),
+                    "diameter_mm": float(c.diameter_mm), "center_ras": p.tolist()})
+    return out
