@@ -189,7 +189,7 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None) -> tuple[np.ndarray, 
     shape = np.asarray(lab.shape)
     per = len(s) * len(ring)
     chunk = max(1, 2_000_000 // per)
-    use_dense = dense is not None and getattr(dense, "block", None) is not None
+    use_dense = dense is not None
     for lo in range(0, n, chunk):       # chunks of paths: bounded memory
         sl = slice(lo, min(n, lo + chunk))
         off = ring[None, :, 0, None] * ak[sl, None, :] + ring[None, :, 1, None] * bk[sl, None, :]   # (m, P, 3)
@@ -201,8 +201,7 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None) -> tuple[np.ndarray, 
         hit = hard[np.minimum(code, len(hard) - 1)] & (code < len(hard))
         dhit = np.zeros(inb.shape, bool)
         if use_dense:
-            din, loc = dense._local(kji.reshape(-1, 3))
-            dhit = (din & dense.block[tuple(loc.T)]).reshape(inb.shape) & inb
+            dhit = dense.blocking_at(kji.reshape(-1, 3)).reshape(inb.shape) & inb
         anyhit = (hit | dhit).any(2)                                            # (m, len(s))
         rows = np.flatnonzero(anyhit.any(1))
         if not len(rows):
