@@ -78,6 +78,7 @@ def test_ablation_from_nodes_and_live_update(case):
     res, ids, ctx2 = ablation_from_nodes(scene, ct, seg, line, "liver_tumor_1", "emprint", "100W_10min", plan=p)
     assert res.probes[0].feasible == p.evaluator.evaluate(e, tip).feasible and len(ids["zones"]) == 1
     assert res.coverage.tumour_covered_pct > 99
+    assert res.status_kind == "manual" and res.to_dict()["status_kind"] == "manual"   # review 43 L4: a known kind
     # moving the tip moves the zone and changes the coverage
     line.SetNthControlPointPosition(1, *(tip - 15 * u))
     ells, cov = update_zone(ctx2, [line], s, "microwave")
@@ -110,3 +111,13 @@ def test_observe_ablation_follows_the_path(case):
             for i in range(table.GetTable().GetNumberOfRows())}
     assert rows["tumour covered %"] == f"{seen[-1].tumour_covered_pct:.1f}"
     assert coverage_table_node  # imported API
+
+
+def test_a_probe_plan_of_an_unknown_kind_is_refused():
+    """Review 43 L4: programs (plan.json readers, the warnings) branch on ``status_kind``; the Slicer
+    module built plans with an empty kind. Every kind must be one of STATUS_KINDS."""
+    from imagio.planning.ablation.multiprobe import STATUS_KINDS, ProbePlan
+
+    with pytest.raises(ValueError, match="status_kind"):
+        ProbePlan("emprint", "100W_10min", "microwave", [], None, status="?")
+    assert {"manual", "live"} <= set(STATUS_KINDS)

@@ -201,7 +201,7 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
         result = ProbePlan(dev.name, s.id, dev.modality, placements, ctx.evaluate(ells, dev.modality),
                            status="single probe on the selected path"
                            + (f"; clearances judged for the probe's {plan.problem.needle.diameter_mm:g} mm shaft"
-                              if plan is not None else ""))
+                              if plan is not None else ""), status_kind="manual")
         result._zones = ells
     return result, ablation_to_scene(scene, result, ctx), ctx
 
@@ -234,7 +234,7 @@ def observe_ablation(path_node, ctx, setting, device_name: str, modality=None, z
         if zone_node is not None:
             zone_node.SetAndObservePolyData(zones_polydata(ells))
         if table_node is not None:
-            pp = ProbePlan(device_name, setting.id, modality or "", [], cov, status="live")
+            pp = ProbePlan(device_name, setting.id, modality or "", [], cov, status="live", status_kind="live")
             pp._zones = ells
             coverage_table_node(None, pp, node=table_node)
         if callback is not None:

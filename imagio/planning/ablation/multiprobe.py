@@ -83,6 +83,8 @@ STATUS_KINDS = {   # ProbePlan.status_kind -> meaning (review 42 L4: warnings ch
     "infeasible": "one probe that breaks a hard constraint even with its tip on the target",
     "cover_proven": "multi-probe: the fewest probes over the candidate zones, proven",
     "cover_not_proven": "multi-probe: the best cover found, the fewest probes not proven",
+    "manual": "one probe on a path the user drew (Slicer module): placed as drawn, not advanced",
+    "live": "one probe while the user drags it (Slicer module): coverage only",
 }
 
 
@@ -109,6 +111,10 @@ class ProbePlan:
     margin_guarantee: dict | None = None   # multi-probe: `margin_check` of the chosen zones
     placement: dict | None = None          # multi-probe: how the probes are placed (`probe_placement`)
     collateral: dict | None = None         # multi-probe: critical tissue the cover weighed (`collateral_report`)
+
+    def __post_init__(self):
+        if self.status_kind not in STATUS_KINDS:   # review 43 L4: programs read the kind, so it must be one
+            raise ValueError(f"ProbePlan.status_kind {self.status_kind!r} is not one of {sorted(STATUS_KINDS)}")
 
     @property
     def zones(self):
