@@ -548,3 +548,25 @@ def test_skin_model_equals_its_definition_on_an_oblique_flipped_anisotropic_grid
     assert (np.asarray(m.exterior) == ext).all()
     assert (m.body == body).all() and m.body[cavity].all() and not m.body[table].any()
     assert (m.skin == skin).all() and skin.sum() > 1000
+
+
+def test_packed_mask_reads_negative_and_out_of_range_indices_as_numpy_does():
+    """Review 43 L6: integer reads of a `PackedMask` went through ``np.ravel_multi_index``, which
+    refuses -1 with a ValueError where numpy reads the last plane. Negative indices now count from
+    the end (one voxel and index arrays alike) and an index outside the mask raises IndexError."""
+    from imagio.planning.skin import PackedMask
+
+    rng = np.random.default_rng(7)
+    m = rng.random((6, 5, 9)) < 0.5
+    p = PackedMask(m)
+    for kji in rng.integers(-5, 5, (200, 3)):
+        assert p[tuple(int(x) for x in kji)] == m[tuple(kji)]
+    idx = tuple(rng.integers(-n, n, 300) for n in m.shape)
+    assert (p[idx] == m[idx]).all()
+    for bad in ((6, 0, 0), (0, -6, 0), (0, 0, 9)):
+        with pytest.raises(IndexError):
+            m[bad]
+        with pytest.raises(IndexError):
+            p[bad]
+    with pytest.raises(IndexError):
+        p[(np.array([0, 6]), np.array([0, 0]), np.array([0, 0]))]

@@ -118,14 +118,27 @@ class PackedMask:
         a = np.unpackbits(self.bits[b0:(stop + 7) >> 3])[start - 8 * b0:stop - 8 * b0]
         return a.view(bool).reshape((k1 - k0, *self.shape[1:]))
 
+    def _flat(self, idx):
+        """Flat C-order indices of integer indices ``idx`` (k, j, i) read as numpy reads them:
+        a negative index counts from the end; one outside the mask raises IndexError (review 43 L6:
+        ``np.ravel_multi_index`` refused -1 with a ValueError where numpy reads the last plane)."""
+        out = []
+        for a, n in zip(idx, self.shape):
+            a = np.asarray(a, np.int64)
+            a = np.where(a < 0, a + n, a)
+            if a.size and (a.min() < 0 or a.max() >= n):
+                raise IndexError(f"index out of bounds for a PackedMask of shape {self.shape}")
+            out.append(a)
+        return np.ravel_multi_index(tuple(out), self.shape)
+
     def __getitem__(self, idx):
         if isinstance(idx, tuple) and len(idx) == 3 and all(np.ndim(i) == 0 and not isinstance(i, slice)
                                                              for i in idx):   # one voxel: one bit
-            flat = int(np.ravel_multi_index(tuple(int(i) for i in idx), self.shape))
+            flat = int(self._flat(tuple(np.int64(i) for i in idx)))
             return bool((self.bits[flat >> 3] >> (7 - (flat & 7))) & 1)
         if isinstance(idx, tuple) and len(idx) == 3 and all(
                 isinstance(i, np.ndarray) and i.dtype.kind in "iu" for i in idx):   # voxels: their bits
-            flat = np.ravel_multi_index(idx, self.shape)
+            flat = self._flat(idx)
             return ((self.bits[flat >> 3] >> (7 - (flat & 7)).astype(np.uint8)) & 1).astype(bool)
         first = idx[0] if isinstance(idx, tuple) and idx else idx
         if isinstance(first, slice) and first.step in (None, 1) and all(
