@@ -210,3 +210,28 @@ def test_candidate_lattice_does_not_depend_on_the_axis_order():
                      "labels", lab.labels)
     for other in (flipped, swapped):
         assert world_points(other) == ref
+
+
+def test_zone_blocks_bound_their_memory_and_agree_with_the_ellipsoid():
+    """Review 43 L1: the point-in-zone tests built (points, 256 zones, 3) float64 blocks whatever
+    the number of points (~0.6 GB at 10^5 critical-tissue points). `_zone_blocks` sizes its blocks
+    by the point count; its answer is the ellipsoid inequality computed here point by point."""
+    from imagio.planning.ablation import multiprobe as mp
+
+    rng = np.random.default_rng(3)
+    P = rng.normal(0.0, 25.0, (120_000, 3))
+    C = rng.normal(0.0, 10.0, (300, 3))
+    U = rng.normal(size=(300, 3))
+    U /= np.linalg.norm(U, axis=1)[:, None]
+    blocks = list(mp._zone_blocks(P, C, U, 20.0, 15.0))
+    assert blocks[0][0] == 0 and blocks[-1][1] == len(C)
+    assert all(z1 - z0 <= max(1, mp.ZONE_BLOCK_BYTES // (24 * len(P))) for z0, z1, _ in blocks)
+    assert max(24 * len(P) * (z1 - z0) for z0, z1, _ in blocks) <= mp.ZONE_BLOCK_BYTES
+    pick = rng.integers(0, len(P), 500)
+    for z0, z1, inside in blocks[:3]:
+        for z in range(z0, z1, 7):
+            d = P[pick] - C[z]
+            along = d @ U[z]
+            across2 = (d * d).sum(1) - along ** 2
+            own = (along / 20.0) ** 2 + across2 / 15.0 ** 2 <= 1.0
+            assert (inside[pick, z - z0] == own).all()
