@@ -121,3 +121,46 @@ def test_posterior_tracks_are_not_warned_when_bone_holds_the_scapulae(ph):
     front = pts[np.random.default_rng(1).choice(len(pts), 20, replace=False)]
     hits = sum(bool(costal_warnings(prob, 1, p + [0.0, 60.0, 0.0], p - [0.0, 30.0, 0.0])) for p in front)
     assert hits >= 0.8 * len(front), hits
+
+
+def test_a_hemithorax_crop_still_warns_tracks_through_cartilage(ph):
+    """Review 43 L2: which side is lateral was judged from the ribs' mean R; on a view holding one
+    half of the chest (a hemithorax crop ending just past the sternum) that mean lies far lateral,
+    so cartilage medial of it was searched the wrong way and not warned. Tracks straight back
+    through the truth cartilage of the kept side are still warned on the crop's labels (the
+    cartilage removed), both namings of the sternum."""
+    lab = ph.labels
+    inv = {n: v for v, n in lab.labels.items()}
+    cc, st = inv["costal_cartilages"], inv["sternum"]
+    ijk_st = np.argwhere(lab.array == st)
+    di = lab.direction[:, 0] @ [1.0, 0.0, 0.0]          # R per +i (the phantom's i may run either way)
+    keep_left = di > 0                                   # keep the patient's left: low R
+    i_cut = int(ijk_st[:, 2].max()) + 3 if keep_left else int(ijk_st[:, 2].min()) - 3
+    lo = (0, 0, 0) if keep_left else (0, 0, i_cut)
+    hi = (lab.shape[0], lab.shape[1], i_cut) if keep_left else lab.shape
+    crop = lab.crop(lo, hi)
+    ct = ph.ct.crop(lo, hi)
+    pts = crop.kji_to_world(np.argwhere(crop.array == cc).astype(float))
+    sternum = crop.kji_to_world(np.argwhere(crop.array == st).astype(float))
+    mid = float(sternum[:, 0].mean())
+    ribs = crop.kji_to_world(np.argwhere(np.isin(crop.array, [v for n, v in inv.items() if n.startswith("rib_")]))
+                             .astype(float))
+    kept = float(ribs[:, 0].mean()) - mid
+    assert abs(kept) > 50   # the ribs' mean R lies far off the midline on this view
+    pts = pts[(pts[:, 2] >= sternum[:, 2].min()) & (pts[:, 2] <= sternum[:, 2].max())
+              & ((pts[:, 0] - mid) * np.sign(kept) > 20)]      # the kept side's cartilage, beside the sternum
+    sel = pts[np.random.default_rng(2).choice(len(pts), 20, replace=False)]
+    for naming in ("sternum", "bone"):
+        arr = crop.array.copy()
+        arr[arr == cc] = 0
+        names = {v: n for v, n in crop.labels.items() if v != cc}
+        names[st] = naming
+        present = set(np.unique(arr).tolist())
+        target = next(n for v, n in sorted(names.items()) if v in present and ("nodule" in n or "tumor" in n))
+        prob = PlanningProblem.build(ct, crop.with_array(arr, labels=names), target)
+        hits = 0
+        for p in sel:
+            e, t = p + [0.0, 60.0, 0.0], p - [0.0, 30.0, 0.0]
+            assert _truth_mm(crop, cc, e, t) > 0
+            hits += bool(costal_warnings(prob, 1, e, t))
+        assert hits >= 0.8 * len(sel), (naming, hits)

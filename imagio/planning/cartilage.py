@@ -16,18 +16,62 @@ from __future__ import annotations
 
 import numpy as np
 
+import weakref
+
 STEP_MM = 1.0   # sampling step along the track and along each search ray
-# search rays (R away from the sternum, A, S; normalised): towards the rib, laterally, level or
-# bending back (the ribs curve posteriorly from their anterior ends) and up (they rise towards
-# their heads); towards the sternum, medially, level or up (cartilages 7-10 ascend medially to
-# it: Gray's Anatomy, 42nd ed., "Thoracic wall")
-LATERAL_FAN = [(1, 0, 0), (1, -0.5, 0), (1, -1, 0), (1, 0, 0.5), (1, -0.5, 0.5), (1, -1, 0.5)]
-MEDIAL_FAN = [(-1, 0, 0), (-1, 0, 0.5), (-1, 0, 1), (-1, 0.25, 0.5), (-1, -0.25, 0.5)]
+_REGIONS: dict = {}   # id(label map) -> (weak reference to it, its `_Region`): built once per map
+
+
+def _fans() -> tuple[np.ndarray, np.ndarray]:
+    """(lateral, medial) search rays, unit (R away from the sternum, A, S): planning_defaults.json
+    ``warnings.costal_cartilage_fans`` (anatomy and source there)."""
+    from .problem import load_defaults
+
+    f = load_defaults()["warnings"]["costal_cartilage_fans"]
+    return tuple(np.asarray(f[k], float) / np.linalg.norm(f[k], axis=1, keepdims=True) for k in ("lateral", "medial"))
 
 
 def has_costal_cartilage(names) -> bool:
     """Whether a label name holds costal cartilage (TotalSegmentator ``costal_cartilages``)."""
     return any("costal_cartilage" in n for n in names)
+
+
+class _Region:
+    """What `costal_zone_run` reads of a label map once (review 43 L2: the whole map was scanned
+    for every proposal): look-up tables of sternum (or "bone"), rib and lung values, the ribs'
+    coronal centre A (RAS mm), and whether costal cartilage is labelled with voxels."""
+
+    def __init__(self, labels):
+        names = labels.labels
+        self.lut_n = max(names, default=0) + 1
+        self.is_st, self.is_rib, self.is_lung = (np.zeros(self.lut_n, bool) for _ in range(3))
+        sternum = any("sternum" in n for n in names.values())
+        for v, n in names.items():
+            # no sternum label: the rule-based segmentation's "bone" holds it (with the other bones)
+            self.is_st[v] = "sternum" in n if sternum else n == "bone"
+            self.is_rib[v] = n.startswith("rib")
+            self.is_lung[v] = "lung" in n or "lobe" in n
+        arr = labels.array
+        present = np.zeros(self.lut_n, bool)
+        present[np.unique(arr[arr < self.lut_n])] = True
+        cart = [v for v, n in names.items() if has_costal_cartilage([n])]
+        self.cartilage_labelled = bool(present[cart].any()) if cart else False   # an empty class counts as none
+        self.mid_a = None
+        if self.is_st.any() and (self.is_rib & present).any():
+            # the cartilages join the ribs' anterior ends to the sternum: the anterior chest wall, in
+            # front of the ribs' coronal centre (review 43 M1: without a sternum label the medial
+            # "bone" holds the scapulae too, and posterior tracks between a rib and a scapula were warned)
+            ribs = np.argwhere(self.is_rib[np.minimum(arr, self.lut_n - 1)] & (arr < self.lut_n))
+            self.mid_a = float(labels.kji_to_world(ribs.mean(axis=0, keepdims=True).astype(float))[0][1])
+
+
+def _region(labels) -> "_Region | None":
+    """The label map's `_Region` (built once per map), or None without a sternum/bone and ribs."""
+    ref, reg = _REGIONS.get(id(labels), (None, None))
+    if ref is None or ref() is not labels:   # (a Volume is unhashable: keyed by id, checked by reference)
+        reg = _Region(labels)
+        _REGIONS[id(labels)] = (weakref.ref(labels, lambda _r, k=id(labels): _REGIONS.pop(k, None)), reg)
+    return reg if reg.mid_a is not None or reg.cartilage_labelled else None
 
 
 def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value: int = 0):
@@ -37,30 +81,15 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     (``target_value``) or the target; a sample counts when it is no bone (rib, sternum) and the
     sample lies in front of the ribs' coronal centre (the anterior chest wall), the
     sternum (a name holding "sternum"; without one, the rule-based segmentation's "bone", which
-    holds it) lies medial to it (towards the ribs' mean R) and a rib (name starting "rib")
-    lateral to it, each within ``reach_mm`` along one of the search rays (`LATERAL_FAN`,
-    `MEDIAL_FAN`), sampled at nearest voxels. Vectorised over track samples and line steps."""
-    names = labels.labels
-    lut_n = max(names, default=0) + 1
-    is_st, is_rib, is_lung = (np.zeros(lut_n, bool) for _ in range(3))
-    sternum = any("sternum" in n for n in names.values())
-    for v, n in names.items():
-        # no sternum label: the rule-based segmentation's "bone" holds it (with the other bones)
-        is_st[v] = "sternum" in n if sternum else n == "bone"
-        is_rib[v] = n.startswith("rib")
-        is_lung[v] = "lung" in n or "lobe" in n
-    if not is_st.any() or not is_rib.any():
+    holds it) lies on one side of it along R and a rib (name starting "rib") on the other, each
+    within ``reach_mm`` along one of the search rays (planning_defaults.json
+    ``warnings.costal_cartilage_fans``), sampled at nearest voxels. Either side may be the
+    lateral one, so no midline is assumed (a view may cut the chest). Vectorised over track
+    samples and line steps."""
+    reg = _region(labels)
+    if reg is None or reg.mid_a is None:
         return None
-    ribs = np.argwhere(np.isin(labels.array, np.flatnonzero(is_rib)))
-    if not len(ribs):
-        return None
-    centre = labels.kji_to_world(ribs.mean(axis=0, keepdims=True).astype(float))[0]
-    mid_r = float(centre[0])   # the ribs' midline
-    # the cartilages join the ribs' anterior ends to the sternum: the anterior chest wall, in front
-    # of the ribs' coronal centre (review 43 M1: without a sternum label the medial "bone" holds
-    # the scapulae too, and posterior tracks between a rib and a scapula were warned)
-    mid_a = float(centre[1])
-    del ribs
+    is_st, is_rib, is_lung, lut_n, mid_a = reg.is_st, reg.is_rib, reg.is_lung, reg.lut_n, reg.mid_a
     e, t = np.asarray(entry_ras, float), np.asarray(target_ras, float)
     L = float(np.linalg.norm(t - e))
     if L <= 0:
@@ -72,21 +101,24 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     P, v = P[:n_wall], v[:n_wall]
     if not len(P):
         return None
-    side = np.where(P[:, 0] >= mid_r, 1.0, -1.0)          # lateral: away from the sternum along R
     s = np.arange(STEP_MM, reach_mm + STEP_MM, STEP_MM)
+    lateral, medial = _fans()
 
-    def found(fan, is_x):   # any label of ``is_x`` along one of the fan's rays (side-relative R, A, S)
+    def found(fan, is_x, side):   # any label of ``is_x`` along one of the fan's rays (side-relative R, A, S)
         hit = np.zeros(len(P), bool)
-        for d in np.asarray(fan, float) / np.linalg.norm(fan, axis=1, keepdims=True):
-            D = np.stack([side * d[0], np.full(len(P), d[1]), np.full(len(P), d[2])], axis=1)
-            Q = P[:, None, :] + s[None, :, None] * D[:, None, :]
+        for d in fan:
+            Q = P[:, None, :] + s[:, None] * np.array([side * d[0], d[1], d[2]])[None, :]
             q = np.minimum(labels.sample(Q.reshape(-1, 3), order=0, fill=0).astype(np.int64), lut_n - 1)
             hit |= is_x[q].reshape(len(P), len(s)).any(axis=1)
         return hit
 
-    rib_lat = found(LATERAL_FAN, is_rib)
-    st_med = found(MEDIAL_FAN, is_st)
-    inside = rib_lat & st_med & ~is_rib[v] & ~is_st[v] & (P[:, 1] > mid_a)
+    # a rib on one side and the sternum on the other, either way along R (review 43 L2: the side was
+    # judged from the ribs' mean R, which lies off the midline when the view cuts the chest, e.g. a
+    # hemithorax crop, and then pointed medially)
+    between = np.zeros(len(P), bool)
+    for side in (1.0, -1.0):
+        between |= found(lateral, is_rib, side) & found(medial, is_st, side)
+    inside = between & ~is_rib[v] & ~is_st[v] & (P[:, 1] > mid_a)
     if not inside.any():
         return None
     return float(inside.sum()) * STEP_MM, [round(float(x), 1) for x in P[int(np.argmax(inside))]]
@@ -99,8 +131,8 @@ def costal_warnings(problem, n: int, entry_ras, target_ras) -> list[str]:
     from .problem import load_defaults
 
     lab = problem.labels
-    vals = [v for v, n in lab.labels.items() if has_costal_cartilage([n])]
-    if vals and np.isin(lab.array, vals).any():   # labelled, with voxels (an empty class counts as none)
+    reg = _region(lab)
+    if reg is None or reg.cartilage_labelled:
         return []
     reach = float(load_defaults()["warnings"]["costal_cartilage_reach_mm"])
     run = costal_zone_run(lab, entry_ras, target_ras, reach, int(problem.target.value or 0))
