@@ -440,8 +440,9 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        "zones against it, protect it (hydrodissection), or add a probe or choose another setting "
                        "to keep the zones off it")
         zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
-                                           "(--guarantee-margin; the cover above is checked at sample points of "
-                                           "the margin only)")
+                                           + ("(--guarantee-margin)" if mp.get("status_kind") == "one_probe" else
+                                              "(--guarantee-margin; the cover above is checked at sample points of "
+                                              "the margin only)"))
         g = mp.get("margin_guarantee") or {}
         if g and not g.get("proven", True):
             out.append(f"{what}: the {g['margin_mm']:g} mm margin is {g['statement']}")
