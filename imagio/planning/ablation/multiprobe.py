@@ -1325,7 +1325,7 @@ def one_probe_cover(plan, ctx: AblationContext, device: Device, setting: Setting
     from ..verify import Verifier
 
     if singles is None:
-        singles = [place_on_path(plan, ctx, device, setting, m.entry_ras) for m in plan.proposals]
+        singles = [place_on_path(plan, ctx, device, setting, m.entry_ras) for m in getattr(plan, "proposals", [])]
     host = getattr(plan.problem.target, "organ", "") or ""
     ok = [(_zone_collateral(sp.coverage, host), i) for i, sp in enumerate(singles)
           if sp.status_kind != "infeasible" and all(p.feasible for p in sp.probes)
@@ -1582,7 +1582,7 @@ def _one_probe_plan(plan, ctx: AblationContext, device: Device, setting: Setting
     p = sp.probes[0]
     host = getattr(plan.problem.target, "organ", "") or ""
     out = ProbePlan(device.name, setting.id, device.modality, [p], sp.coverage, margin_mm,
-                    1, None, lb_vol, None, len(plan.proposals), 0, None,
+                    1, None, lb_vol, None, len(getattr(plan, "proposals", [])), 0, None,
                     status=(f"one probe covers tumour + {margin_mm:g} mm at every voxel centre of the analysis grid "
                             f"(proposal {i + 1}'s path, zone centred on the target; the proposals' single probes "
                             "are tried before the set cover): the fewest possible"),
