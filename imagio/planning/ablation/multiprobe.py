@@ -132,7 +132,9 @@ class ProbePlan:
         return to_jsonable({
             "device": self.device, "setting": self.setting, "modality": self.modality,
             "n_probes": len(self.probes), "margin_mm": self.margin_mm,
-            "lower_bound": self.lower_bound, "lower_bound_over": LOWER_BOUND_OVER if self.lower_bound else None,
+            "lower_bound": self.lower_bound,
+            "lower_bound_over": None if not self.lower_bound else (
+                "every plan: at least one probe" if self.status_kind == "one_probe" else LOWER_BOUND_OVER),
             "lower_bound_lp": self.lower_bound_lp,
             "lower_bound_volume": self.lower_bound_volume, "lp_optimum": self.lp_optimum,
             "n_candidate_zones": self.n_candidates, "n_sample_points": self.n_samples,
