@@ -262,7 +262,10 @@ def ablation_rows(a: dict) -> list:
     shells = cov.get("margin_covered_pct") or {}
     rows = [("device and setting", f"{a.get('device')} {a.get('setting')} ({a.get('modality')})"),
             *([("zone edge", a["zone_edge"])] if a.get("zone_edge") else []),
-            ("probes", f"{a.get('n_probes')}" + (f" (lower bound {a['lower_bound']})" if a.get("lower_bound") else "")),
+            ("probes", f"{a.get('n_probes')}" + (f" (proposal {a['from_proposal']}'s probe: the fewest possible)"
+                                                 if a.get("from_proposal") else
+                                                 f" (lower bound {a['lower_bound']} over the candidate zones)"
+                                                 if a.get("lower_bound") else "")),
             ("tumour covered (%)", f"{percent_covered(cov.get('tumour_covered_pct'))}" + (
                 " (every voxel, but the tumour's surface lies partly outside the zone)"
                 if crit.get("tumour_covered") and not crit["tumour_covered"].get("met")

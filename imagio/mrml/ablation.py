@@ -93,7 +93,7 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
              ("zone volume mL", f"{get(c, 'zone_volume_ml'):.1f}"),
              ("tumour volume mL", f"{get(c, 'tumour_volume_ml'):.1f}")]
     if lower is not None:
-        rows.append(("probe lower bound", str(lower)))
+        rows.append(("probe lower bound (over the candidate zones)", str(lower)))
     rows += [(f"healthy {k} mL", f"{v:.1f}") for k, v in sorted(get(c, "healthy_ml").items(), key=lambda kv: -kv[1])]
     rows += [(f"near {k} mm", f"{v:.1f}") for k, v in get(c, "structures_near_mm").items()]
     rows += [(f"heat sink {h['vessel']}", f"{h['level']}: {h['diameter_mm']:.1f} mm at {h['distance_to_zone_mm']:.1f} mm")

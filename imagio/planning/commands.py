@@ -287,12 +287,15 @@ def multi_probe_summary(m: dict) -> str:
     and an unproven guarantee)."""
     from .ablation.commands import shared_entry_words
     from .ablation.criteria import load_criteria
-    from .ablation.multiprobe import margin_text, outline_doubt, outline_margin_mm
+    from .ablation.multiprobe import lower_bound_words, margin_text, outline_doubt, outline_margin_mm
 
     need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
     key = f"{m['margin_mm']:g}mm"
     c = m["coverage"]
-    txt = (f"multi-probe: {m['n_probes']} probes (lower bound {m['lower_bound']}), tumour + {key} covered "
+    n = m["n_probes"]
+    how = (f"proposal {m['from_proposal']}'s probe covers: the fewest possible"
+           if m.get("status_kind") == "one_probe" else lower_bound_words(m["lower_bound"]))
+    txt = (f"multi-probe: {n} probe{'s' if n != 1 else ''} ({how}), tumour + {key} covered "
            f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
            f"{c['mam_mm']:.1f} mm ({'meets' if c['mam_mm'] >= need else 'BELOW'} the required {need:g} mm)")
     pl = m.get("placement") or {}

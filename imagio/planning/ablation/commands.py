@@ -84,8 +84,10 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
            "centre_offset_mm": s.centre_offset_mm, "source": s.source, "tumour": ctx.tumour_name,
            "isotherm_c": s.isotherm_c, "zone_edge": zone_edge(dev.modality, s.isotherm_c),
            "single_probe": []}
+    singles = []
     for r, m in enumerate(result.proposals):
         pp = place_on_path(result, ctx, dev, s, m.entry_ras)
+        singles.append(pp)
         d = pp.to_dict()
         d["proposal"] = r + 1
         d["isotherm_c"], d["zone_edge"] = out["isotherm_c"], out["zone_edge"]
@@ -94,7 +96,7 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
     if multi_probe:
         try:
             out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress, max_probes=max_probes,
-                                               guarantee_margin=guarantee_margin).to_dict()
+                                               guarantee_margin=guarantee_margin, singles=singles).to_dict()
             out["multi_probe"]["isotherm_c"], out["multi_probe"]["zone_edge"] = out["isotherm_c"], out["zone_edge"]
             out["multi_probe"]["shared_entries"] = shared_entries(out["multi_probe"]["probes"])
             if dev.simultaneous:   # probes in place together: their shafts must not meet (the cover kept them apart)
@@ -428,17 +430,19 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
         if col.get("in_zones_ml"):   # trial 50 M2: the cover took in duodenum and kidney with no word of why
             names = ", ".join(f"{n} {v:.2f} mL ({col['classes'].get(n) or 'critical'})"
                               for n, v in sorted(col["in_zones_ml"].items(), key=lambda kv: -kv[1]))
-            how = ("local swaps of the cover (pairs of zones) found none of that many probes sparing more of it, "
-                   "which does not prove that none exists" if col.get("searched") else
-                   "the cover's zones were swapped one at a time only")
+            how = col.get("how") or (
+                "local swaps of the cover (pairs of zones) found none of that many probes sparing more of it, "
+                "which does not prove that none exists" if col.get("searched") else
+                "the cover's zones were swapped one at a time only")
             out.append(f"{what}: the zones take in {names}, though the cover weighs critical tissue "
                        f"(per mL: {', '.join(f'{k} x{v:g}' for k, v in (col.get('weights') or {}).items())}, "
                        f"ablation_criteria.json collateral_cost) against the fewest probes: {how}; check the "
                        "zones against it, protect it (hydrodissection), or add a probe or choose another setting "
                        "to keep the zones off it")
         zone_doubts_(what, mp["coverage"], "choose a larger setting, or add probes until the margin holds "
-                                           "(--guarantee-margin; the cover above is checked at sample points of "
-                                           "the margin only)")
+                                           + ("(--guarantee-margin)" if mp.get("status_kind") == "one_probe" else
+                                              "(--guarantee-margin; the cover above is checked at sample points of "
+                                              "the margin only)"))
         g = mp.get("margin_guarantee") or {}
         if g and not g.get("proven", True):
             out.append(f"{what}: the {g['margin_mm']:g} mm margin is {g['statement']}")

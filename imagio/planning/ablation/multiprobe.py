@@ -83,9 +83,20 @@ STATUS_KINDS = {   # ProbePlan.status_kind -> meaning (review 42 L4: warnings ch
     "infeasible": "one probe that breaks a hard constraint even with its tip on the target",
     "cover_proven": "multi-probe: the fewest probes over the candidate zones, proven",
     "cover_not_proven": "multi-probe: the best cover found, the fewest probes not proven",
+    "one_probe": "multi-probe: one probe of a proposal covers tumour + margin (tried first: the fewest possible)",
     "manual": "one probe on a path the user drew (Slicer module): placed as drawn, not advanced",
     "live": "one probe while the user drags it (Slicer module): coverage only",
 }
+
+LOWER_BOUND_OVER = ("the candidate zones: the set cover's LP relaxation over its sample points with the zones "
+                    "shrunk by zone_shrink_mm, and the volume of tumour + margin over one zone's; not a bound "
+                    "over every possible probe")
+
+
+def lower_bound_words(n) -> str:
+    """'lower bound N over the candidate zones' (what the multi-probe lower bound bounds: the set
+    cover's candidate zones, never every possible probe: new-user trial 54 M2)."""
+    return f"lower bound {n} over the candidate zones"
 
 
 @dataclass
@@ -111,6 +122,7 @@ class ProbePlan:
     margin_guarantee: dict | None = None   # multi-probe: `margin_check` of the chosen zones
     placement: dict | None = None          # multi-probe: how the probes are placed (`probe_placement`)
     collateral: dict | None = None         # multi-probe: critical tissue the cover weighed (`collateral_report`)
+    from_proposal: int | None = None       # multi-probe of one probe: the proposal (1-based) whose probe it is
 
     def __post_init__(self):
         if self.status_kind not in STATUS_KINDS:   # review 43 L4: programs read the kind, so it must be one
@@ -126,12 +138,16 @@ class ProbePlan:
         return to_jsonable({
             "device": self.device, "setting": self.setting, "modality": self.modality,
             "n_probes": len(self.probes), "margin_mm": self.margin_mm,
-            "lower_bound": self.lower_bound, "lower_bound_lp": self.lower_bound_lp,
+            "lower_bound": self.lower_bound,
+            "lower_bound_over": None if not self.lower_bound else (
+                "every plan: at least one probe" if self.status_kind == "one_probe" else LOWER_BOUND_OVER),
+            "lower_bound_lp": self.lower_bound_lp,
             "lower_bound_volume": self.lower_bound_volume, "lp_optimum": self.lp_optimum,
             "n_candidate_zones": self.n_candidates, "n_sample_points": self.n_samples,
             "sample_coverage_pct": self.sample_coverage_pct, "status": self.status,
             "status_kind": self.status_kind, "collateral": self.collateral,
             "margin_guarantee": self.margin_guarantee, "placement": self.placement,
+            "from_proposal": self.from_proposal,
             "probes": [vars(p) for p in self.probes],
             "zones": [{"centre_ras": z.centre, "axis": z.axis, "length_mm": 2 * z.a_mm,
                        "diameter_mm": 2 * z.b_mm} for z in self._zones],
@@ -1302,10 +1318,56 @@ def probe_placement(device: Device, E: np.ndarray, T: np.ndarray, limit_mm: floa
     return out
 
 
+def _zone_collateral(cov: Coverage, host_organ: str) -> float:
+    """Weighted mL of what a zone takes in besides the tumour: each structure's mL times its
+    `collateral_class` weight (the host organ and unlabelled tissue at the default weight), the
+    same weights the set cover's cost uses."""
+    from .criteria import load_criteria
+
+    default = float(load_criteria()["collateral_cost"]["default_weight"])
+    return float(sum((default if n == host_organ else collateral_class(n)[0]) * ml
+                     for n, ml in cov.healthy_ml.items()))
+
+
+def one_probe_cover(plan, ctx: AblationContext, device: Device, setting: Setting, margin_mm: float,
+                    guarantee_margin: bool = False, singles=None):
+    """(index, `ProbePlan`) of the single probe on one of the plan's proposals (`place_on_path`:
+    zone centred on the target, or ``singles``, those placements already made, one per proposal)
+    that covers every voxel centre of tumour + ``margin_mm`` on the analysis grid (with
+    ``guarantee_margin`` also the margin proven, `margin_check`), placeable (no hard constraint
+    broken) and accepted by the independent `verify.Verifier`; of several, the one taking in the
+    least critical tissue (`_zone_collateral`), then the first. None when none covers. Tried
+    before the set cover: one probe is the fewest possible, and the cover's candidate zones
+    (lattice centres, zones shrunk for the gaps between sample points) need not hold the
+    proposal's centred zone (new-user trial 54 M2: "2 probes, proven" and 0.47 mL of colon, where
+    proposal 1 alone covered tumour + 5 mm with none)."""
+    from ..verify import Verifier
+
+    if singles is None:
+        singles = [place_on_path(plan, ctx, device, setting, m.entry_ras) for m in getattr(plan, "proposals", [])]
+    host = getattr(plan.problem.target, "organ", "") or ""
+    ok = [(_zone_collateral(sp.coverage, host), i) for i, sp in enumerate(singles)
+          if sp.status_kind != "infeasible" and all(p.feasible for p in sp.probes)
+          and sp.coverage.margin_covered_pct.get(float(margin_mm), 0.0) >= 100.0]
+    if not ok:
+        return None
+    ev = plan.evaluator
+    ver = ev._verifier or Verifier(plan.problem)
+    for _, i in sorted(ok):
+        sp = singles[i]
+        p = sp.probes[0]
+        if not ver.verify(np.asarray(p.entry_ras), np.asarray(p.tip_ras)).ok:
+            continue
+        if guarantee_margin and not margin_check(ctx, sp.zones, margin_mm)["proven"]:
+            continue
+        return i, sp
+    return None
+
+
 def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting,
                     margin_mm: float = 5.0, max_probes: int | None = None, time_limit_s: float = 60.0,
                     dense_edge: bool = False, progress=None, solve_limit_s: float = 60.0,
-                    guarantee_margin: bool = False, free_maps: bool = False) -> ProbePlan:
+                    guarantee_margin: bool = False, free_maps: bool = False, singles=None) -> ProbePlan:
     """The fewest probes whose zones cover tumour + ``margin_mm`` (see module doc). The cover
     holds on the sample points; the returned ``coverage`` is measured on the analysis grid and
     ``margin_guarantee`` says whether `margin_check` proves the margin on it, and which margin
@@ -1320,6 +1382,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     to tip (`Spacing`: so each probe has its own entry), a constraint of the cover, and when no
     such set covers tumour + margin the plan fails with "INFEASIBLE: ..." (new-user trial 32 H4:
     two cryoprobes through one skin point, only warned after the choice).
+    One probe first (`one_probe_cover`, over the proposals' single probes, ``singles`` when
+    the caller placed them already): when one covers, it is the plan (``status_kind``
+    "one_probe", lower bound 1) and no set cover is solved.
     ``free_maps``: for a caller done with ``plan``: its distance maps (``plan.maps``, its
     evaluator's, and `distance_maps`' cache of them) are dropped once the candidate paths are
     scored, the only step that reads them, so that they are not held through the set cover
@@ -1340,6 +1405,10 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
         raise InputError(f"multi-probe planning places single probes; {setting.id!r} is a fused "
                          f"{setting.probes}-probe row: choose a single-probe setting of {device.name}")
     g = ctx.grid
+    lb_vol = int(math.ceil(ctx.region_counts[margin_mm] * g.voxel_ml / setting.volume_ml - 1e-9))
+    one = one_probe_cover(plan, ctx, device, setting, margin_mm, guarantee_margin, singles)
+    if one is not None:
+        return _one_probe_plan(plan, ctx, device, setting, margin_mm, one, lb_vol, t0, prog)
     target = np.asarray(plan.problem.target.point_ras, float)
     rows = _directions(plan.table, target, int(mp["max_directions"]), float(mp["min_direction_separation_deg"]))
     if len(rows) == 0:
@@ -1491,8 +1560,6 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     probes = [_placement(plan, E[i], T[i], checked=True) for i in pick]   # scored and verified
     ells = zones([Probe(T[i], U[i]) for i in pick], setting)
     cov = ctx.evaluate(ells, device.modality)
-    target_ml = ctx.region_counts[margin_mm] * g.voxel_ml
-    lb_vol = int(math.ceil(target_ml / setting.volume_ml - 1e-9))
     lb_lp = int(math.ceil(lp_opt - 1e-6)) if lp_opt is not None else None
     out = ProbePlan(device.name, setting.id, device.modality, probes, cov, margin_mm,
                     max(lb_vol, lb_lp or 0), lb_lp, lb_vol, lp_opt, nz, int(len(P)), sample_cov,
@@ -1501,17 +1568,48 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                             if proven else f"best cover found (greedy, then milp within {NODE_LIMIT} "
                             f"nodes or {solve_limit_s:g} s): the fewest probes not proven"),
                     status_kind="cover_proven" if proven else "cover_not_proven")
-    out.margin_guarantee = margin_check(ctx, ells, margin_mm)
     out.placement = probe_placement(device, E[pick], T[pick], limit)
     out.collateral = collateral_report(cov, len(pick), spared, host_organ=host)
+    _margin_doubt(out, ctx, ells, margin_mm)
+    out._zones = ells
+    out.timings_s = {"candidate_paths": t1 - t0, "set_cover": t2 - t1,
+                     "evaluate": time.perf_counter() - t2, "total": time.perf_counter() - t0}
+    prog(1.0, f"multi-probe: {len(pick)} probes ({lower_bound_words(out.lower_bound)})")
+    return out
+
+
+def _margin_doubt(out: ProbePlan, ctx: AblationContext, ells, margin_mm: float) -> None:
+    """``out.margin_guarantee`` (`margin_check` of ``ells``) and, when the margin is not proven,
+    the doubt appended to ``out.status``."""
+    out.margin_guarantee = margin_check(ctx, ells, margin_mm)
     if not out.margin_guarantee["proven"]:   # a doubt travels with the result
         out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid: the guaranteed "
                        f"margin is {margin_text(out.margin_guarantee['guaranteed_margin_mm'])} mm "
                        f"({out.margin_guarantee['uncovered_pct']:g}% of its check points lack {margin_mm:g} mm; "
                        "the surface MAM is measured in coverage.criteria; --guarantee-margin (guarantee_margin=True) adds probes until the "
                        "margin is proven: more probes than this count, the trade-off is the user's)")
-    out._zones = ells
-    out.timings_s = {"candidate_paths": t1 - t0, "set_cover": t2 - t1,
-                     "evaluate": time.perf_counter() - t2, "total": time.perf_counter() - t0}
-    prog(1.0, f"multi-probe: {len(pick)} probes (lower bound {out.lower_bound})")
+
+
+def _one_probe_plan(plan, ctx: AblationContext, device: Device, setting: Setting, margin_mm: float,
+                    one, lb_vol: int, t0: float, prog) -> ProbePlan:
+    """The multi-probe plan of one probe (`one_probe_cover`'s (index, single-probe plan))."""
+    i, sp = one
+    p = sp.probes[0]
+    host = getattr(plan.problem.target, "organ", "") or ""
+    out = ProbePlan(device.name, setting.id, device.modality, [p], sp.coverage, margin_mm,
+                    1, None, lb_vol, None, len(getattr(plan, "proposals", [])), 0, None,
+                    status=(f"one probe covers tumour + {margin_mm:g} mm at every voxel centre of the analysis grid "
+                            f"(proposal {i + 1}'s path, zone centred on the target; the proposals' single probes "
+                            "are tried before the set cover): the fewest possible"),
+                    status_kind="one_probe")
+    out.from_proposal = i + 1
+    out.placement = probe_placement(device, np.asarray([p.entry_ras]), np.asarray([p.tip_ras]),
+                                    min_shaft_spacing_mm(plan.problem.needle))
+    out.collateral = collateral_report(sp.coverage, 1, False, host_organ=host)
+    out.collateral["how"] = ("of the proposals' single probes that cover, the one taking in the least of it; "
+                             "one probe is the fewest possible")
+    _margin_doubt(out, ctx, sp.zones, margin_mm)
+    out._zones = sp.zones
+    out.timings_s = {"total": time.perf_counter() - t0}
+    prog(1.0, f"multi-probe: 1 probe (proposal {i + 1}'s, covers tumour + {margin_mm:g} mm)")
     return out
