@@ -441,6 +441,24 @@ def test_the_facing_boundary_by_slabs_is_the_whole_boxs(spacing, flip, slab):
         assert np.array_equal(got[a], want), (a, len(got[a]), len(want))
 
 
+@pytest.mark.parametrize("shape", [(37, 23, 29), (5, 61, 40), (90, 7, 11)])
+def test_points_from_flat_indices_are_the_masks_subsample(shape):
+    """`_points_flat` (the facing sets' subsample; issue 20: only the slices k = 0, s, 2s, ... of
+    the flat indices are unravelled, found by bisection) gives the points of `_points` on the
+    mask itself, in the same order: sparse and dense masks, subsample steps s = 1 to 5."""
+    from imagio.label_registration import _points, _points_flat
+
+    rng = np.random.default_rng(len(shape))
+    for p in (0.01, 0.2, 0.9):
+        m = rng.random(shape) < p
+        flat = np.flatnonzero(m)
+        for n_max in (10, 100, 1000, 10 ** 6):
+            want = _points(m, n_max)
+            got = _points_flat(flat, m.shape, n_max)
+            assert np.array_equal(got, want), (p, n_max)
+    assert _points_flat(np.zeros(0, np.int64), shape, 10).shape == (0, 3)
+
+
 def test_the_class_points_hold_no_float32_copy_of_the_class_box():
     """`_class_points` of a tall class box (a bone 240 slices long) peaks below one float32 copy
     of the box (tracemalloc: numpy's allocations): before issue 20's slabs, the label smoothed

@@ -69,6 +69,11 @@ def _points_flat(flat: np.ndarray, shape, n_max: int) -> np.ndarray:
     the same points in the same order, without the mask."""
     n = len(flat)
     s = max(1, int(np.ceil((n / n_max) ** (1 / 3)))) if n > n_max else 1
+    if s > 1:   # the slices k = 0, s, 2s, ... first (contiguous runs of ``flat``: found by bisection)
+        plane = int(np.prod(shape[1:]))
+        ks = np.arange(0, int(shape[0]), s, dtype=np.int64) * plane
+        a, b = np.searchsorted(flat, ks), np.searchsorted(flat, ks + plane)
+        flat = np.concatenate([flat[x:y] for x, y in zip(a, b)]) if len(ks) else flat[:0]
     idx = np.stack(np.unravel_index(flat, shape), axis=1)
     if s > 1:
         idx = idx[np.all(idx % s == 0, axis=1)]
@@ -159,7 +164,7 @@ def _smooth_lines(x: np.ndarray, sigma: float, axis: int, keep: slice | None = N
     return np.moveaxis(out, -1, axis)
 
 
-SLAB = 48   # k-slices per slab of `_facing` (its peak memory: a few slabs' slices, not the box's)
+SLAB = 96   # k-slices per slab of `_facing` (its peak memory: a few slabs' slices, not the box's)
 
 
 def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = SLAB) -> list:
@@ -178,9 +183,10 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
     int(4 sigma + 0.5)), so each slab, read with that much of its neighbours, gives the whole
     box's values bit for bit (tested against the whole box's smoothing and bands), while the
     float32 field and the bands held are a slab's, not the box's (before: about 800 MiB per
-    class on a 0.75 mm scan). The normal is computed once per voxel of any band. Each pass
-    filters only the lines that hold a non-zero value, the last only the rows the differences
-    read (`_smooth_lines`: the same values)."""
+    class on a 0.75 mm scan). The normal is computed once per voxel of any band. The k pass
+    filters only the lines that hold a non-zero value (`_smooth_lines`: the same values), the j
+    and i passes every line of the slab (scipy reads strided lines through its own buffers,
+    faster than gathering them; issue 20)."""
     sig = mm / np.abs(np.asarray(grid.spacing_kji, float))
     shape = np.array(m.shape)
     K = int(shape[0])
@@ -191,6 +197,7 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
     inv = np.linalg.inv(grid.ijk_to_ras[:3, :3])
     plane = int(shape[1] * shape[2])
     out = [[] for _ in range(3)]
+    from scipy.ndimage import gaussian_filter1d
     for k0 in range(0, K, slab):
         k1 = min(k0 + slab, K)
         b0, b1 = max(k0 - rb, 0), min(k1 + rb, K)
@@ -201,12 +208,11 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
         s0, s1 = max(k0 - 1, 0), min(k1 + 1, K)            # the slices the differences read
         a0, a1 = max(s0 - r, 0), min(s1 + r, K)             # and the k-pass's input for them
         p = [idx[0] + k0, idx[1], idx[2]]                    # box kji
-        rows = np.zeros((s1 - s0, int(shape[1])), bool)      # the (k, j) rows the differences read
-        for dk, dj in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
-            rows[np.clip(p[0] + dk, s0, s1 - 1) - s0, np.clip(p[1] + dj, 0, shape[1] - 1)] = True
         sm = _smooth_lines(m[a0:a1], sig[0], 0, keep=slice(s0 - a0, s1 - a0))
-        sm = _smooth_lines(sm, sig[1], 1)
-        sm = _smooth_lines(sm, sig[2], 2, lines=rows)
+        # the j and i passes on every line of the slab (scipy's own line buffers: faster than
+        # gathering the non-empty lines along a strided axis, and the same values)
+        sm = gaussian_filter1d(sm, sig[1], axis=1, output=np.float32)
+        sm = gaussian_filter1d(sm, sig[2], axis=2, output=np.float32)
         flat = (p[0].astype(np.int64) * plane + p[1].astype(np.int64) * int(shape[2]) + p[2])
         at = flat - s0 * plane                     # the same voxels, flat in the slab's field
         smf = sm.reshape(-1)                       # (C-contiguous: a view)
