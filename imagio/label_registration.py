@@ -55,12 +55,32 @@ def classes_from_labels(labels: Volume) -> dict[str, np.ndarray]:
     names = labels.labels or {}
     bone = [v for v, n in names.items() if is_bone(n)]
     air = [v for v, n in names.items() if n in AERATED_LUNG or n in AIRWAY_NAMES]
-    out = {}
-    for cls, vals in (("bone", bone), ("air", air)):
-        if vals:
-            m = values_mask(labels.array, vals)
-            if m.any():
-                out[cls] = m
+    arr = np.asarray(labels.array)
+    if bone and air and arr.dtype.kind == "u" and arr.dtype.itemsize <= 2 and arr.ndim == 3:
+        masks = _two_classes(arr, bone, air)   # one lookup pass for both (issue 20)
+    else:
+        masks = {cls: values_mask(arr, vals) for cls, vals in (("bone", bone), ("air", air)) if vals}
+    return {cls: m for cls, m in masks.items() if m.any()}
+
+
+CLASS_SLAB = 1 << 18   # voxels per slab of `_two_classes` (its uint8 lookup temporaries)
+
+
+def _two_classes(arr: np.ndarray, bone, air) -> dict[str, np.ndarray]:
+    """{"bone": `values_mask` (arr, bone), "air": `values_mask` (arr, air)} of an 8- or 16-bit
+    unsigned label array [k, j, i] by one lookup per voxel (a table of two bit flags) instead of
+    one per class, a slab of whole slices (about `CLASS_SLAB` voxels) at a time: the same masks."""
+    lut = np.zeros(1 << (8 * arr.dtype.itemsize), np.uint8)
+    for bit, vals in ((1, bone), (2, air)):
+        v = np.asarray(vals).ravel()
+        v = v[(v >= 0) & (v < len(lut)) & (v == np.floor(v))].astype(np.int64)
+        lut[v] |= bit
+    out = {"bone": np.empty(arr.shape, bool), "air": np.empty(arr.shape, bool)}
+    step = max(1, CLASS_SLAB // max(1, arr[0].size))
+    for k0 in range(0, arr.shape[0], step):
+        c = lut[arr[k0:k0 + step]]
+        np.not_equal(c & 1, 0, out=out["bone"][k0:k0 + step])
+        np.not_equal(c & 2, 0, out=out["air"][k0:k0 + step])
     return out
 
 
