@@ -279,11 +279,10 @@ print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak, "hash": h, "n": 
 """
 
 
-def _couch_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[dict]:
-    """The couch search alone (`table.patient_and_objects`: the patient's opening and the
-    objects beyond it, the skin model computed first and not timed), baseline checkout and this
-    tree in fresh child processes on the same case file: CPU time, traced peak, and whether the
-    patient's boundary points and the object points are identical (sha256 of both arrays)."""
+def _children_rows(child: str, f: Path, base: str, here: str, reps: int, label: str, what: str) -> tuple:
+    """``child`` run on the case file ``f`` in fresh child processes, baseline checkout then this
+    tree, ``reps`` times: (rows of the median CPU time and traced peak against the baseline,
+    whether every run's ``hash`` equals the baseline's first, the baseline's first result)."""
     import json
     import subprocess
     import sys
@@ -292,17 +291,25 @@ def _couch_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[di
     for _ in range(reps):
         for who, root in (("base", base), ("new", here)):
             env = dict(os.environ, PYTHONPATH=root)
-            out = subprocess.run([sys.executable, "-c", _CHILD_COUCH, str(f)], env=env, cwd=root,
+            out = subprocess.run([sys.executable, "-c", child, str(f)], env=env, cwd=root,
                                  check=True, capture_output=True, text=True).stdout
             res[who].append(json.loads(out.strip().splitlines()[-1]))
     b, n = res["base"], res["new"]
     med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
-    rows = [{"name": f"{label}: couch search alone, {what} (baseline: main, same run)", "value": med(n, key),
+    rows = [{"name": f"{label}: {what} alone, {name} (baseline: main, same run)", "value": med(n, key),
              "unit": unit, "baseline": med(b, key), "ratio": med(b, key) / max(med(n, key), 1e-9)}
-            for key, what, unit in (("cpu", "CPU time", "s"), ("traced_mib", "peak traced memory", "MiB"))]
-    rows.append({"name": f"{label}: couch search points identical to main's ({b[0]['n'][0]} patient boundary, "
-                         f"{b[0]['n'][1]} object voxels)",
-                 "value": int(all(r["hash"] == b[0]["hash"] for r in b + n)), "unit": "bool"})
+            for key, name, unit in (("cpu", "CPU time", "s"), ("traced_mib", "peak traced memory", "MiB"))]
+    return rows, all(r["hash"] == b[0]["hash"] for r in b + n), b[0]
+
+
+def _couch_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[dict]:
+    """The couch search alone (`table.patient_and_objects`: the patient's opening and the
+    objects beyond it, the skin model computed first and not timed), baseline checkout and this
+    tree in fresh child processes on the same case file: CPU time, traced peak, and whether the
+    patient's boundary points and the object points are identical (sha256 of both arrays)."""
+    rows, same, b0 = _children_rows(_CHILD_COUCH, f, base, here, reps, label, "couch search")
+    rows.append({"name": f"{label}: couch search points identical to main's ({b0['n'][0]} patient boundary, "
+                         f"{b0['n'][1]} object voxels)", "value": int(same), "unit": "bool"})
     return rows
 
 
@@ -312,25 +319,9 @@ def _registration_rows(f: Path, base: str, here: str, reps: int, label: str) -> 
     of a case's first check), baseline checkout and this tree in fresh child processes on the
     same case file: CPU time, traced peak, and whether every set's points and labels are
     identical (sha256)."""
-    import json
-    import subprocess
-    import sys
-
-    res = {"base": [], "new": []}
-    for _ in range(reps):
-        for who, root in (("base", base), ("new", here)):
-            env = dict(os.environ, PYTHONPATH=root)
-            out = subprocess.run([sys.executable, "-c", _CHILD_REGISTRATION, str(f)], env=env, cwd=root,
-                                 check=True, capture_output=True, text=True).stdout
-            res[who].append(json.loads(out.strip().splitlines()[-1]))
-    b, n = res["base"], res["new"]
-    med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
-    rows = [{"name": f"{label}: registration point sets alone, {what} (baseline: main, same run)",
-             "value": med(n, key), "unit": unit, "baseline": med(b, key),
-             "ratio": med(b, key) / max(med(n, key), 1e-9)}
-            for key, what, unit in (("cpu", "CPU time", "s"), ("traced_mib", "peak traced memory", "MiB"))]
-    rows.append({"name": f"{label}: registration point sets identical to main's ({b[0]['n']} points)",
-                 "value": int(all(r["hash"] == b[0]["hash"] for r in b + n)), "unit": "bool"})
+    rows, same, b0 = _children_rows(_CHILD_REGISTRATION, f, base, here, reps, label, "registration point sets")
+    rows.append({"name": f"{label}: registration point sets identical to main's ({b0['n']} points)",
+                 "value": int(same), "unit": "bool"})
     return rows
 
 
