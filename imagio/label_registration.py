@@ -184,7 +184,7 @@ def _smooth_lines(x: np.ndarray, sigma: float, axis: int, keep: slice | None = N
     return np.moveaxis(out, -1, axis)
 
 
-SLAB = 96   # k-slices per slab of `_facing` (its peak memory: a few slabs' slices, not the box's)
+SLAB = 48   # k-slices per slab of `_facing` (its peak memory: a few slabs' slices, not the box's)
 
 
 def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = SLAB) -> list:
