@@ -441,6 +441,43 @@ def test_the_facing_boundary_by_slabs_is_the_whole_boxs(spacing, flip, slab):
         assert np.array_equal(got[a], want), (a, len(got[a]), len(want))
 
 
+@pytest.mark.parametrize("shape", [(37, 23, 29), (5, 61, 40), (90, 7, 11)])
+def test_points_from_flat_indices_are_the_masks_subsample(shape):
+    """`_points_flat` (the facing sets' subsample; issue 20: only the slices k = 0, s, 2s, ... of
+    the flat indices are unravelled, found by bisection) gives the points of `_points` on the
+    mask itself, in the same order: sparse and dense masks, subsample steps s = 1 to 5."""
+    from imagio.label_registration import _points, _points_flat
+
+    rng = np.random.default_rng(len(shape))
+    for p in (0.01, 0.2, 0.9):
+        m = rng.random(shape) < p
+        flat = np.flatnonzero(m)
+        for n_max in (10, 100, 1000, 10 ** 6):
+            want = _points(m, n_max)
+            got = _points_flat(flat, m.shape, n_max)
+            assert np.array_equal(got, want), (p, n_max)
+    assert _points_flat(np.zeros(0, np.int64), shape, 10).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_both_class_masks_by_one_lookup_are_each_class_values(dtype, monkeypatch):
+    """`classes_from_labels` makes the bone and air masks in one lookup pass slab by slab
+    (issue 20): each is ``np.isin`` of its class's label values, with slabs of 1 and 7 slices
+    and a slab past the end; a map with only one class gives only that one."""
+    from imagio import label_registration as lr
+
+    rng = np.random.default_rng(11)
+    lab = rng.integers(0, 12, (23, 9, 14)).astype(dtype)
+    names = {1: "rib_left_1", 2: "vertebrae_L1", 3: "lung_upper_lobe_left", 4: "trachea", 5: "liver", 9: "femur_left"}
+    for slab in (9 * 14, 7 * 9 * 14, 10 ** 6):
+        monkeypatch.setattr(lr, "CLASS_SLAB", slab)
+        got = classes_from_labels(Volume(lab, np.eye(4), "lab", names))
+        assert np.array_equal(got["bone"], np.isin(lab, [1, 2, 9])), slab
+        assert np.array_equal(got["air"], np.isin(lab, [3, 4])), slab
+    only = classes_from_labels(Volume(lab, np.eye(4), "lab", {3: "lung_upper_lobe_left", 5: "liver"}))
+    assert set(only) == {"air"} and np.array_equal(only["air"], lab == 3)
+
+
 def test_the_class_points_hold_no_float32_copy_of_the_class_box():
     """`_class_points` of a tall class box (a bone 240 slices long) peaks below one float32 copy
     of the box (tracemalloc: numpy's allocations): before issue 20's slabs, the label smoothed

@@ -43,6 +43,27 @@ def test_slab_components_equal_one_whole_volume_labelling(slab):
             assert got.dtype == bool and (got == (cc == cc[tuple(seed)])).all()
 
 
+@pytest.mark.parametrize("slab", [1, 2, 3, 5, 32])
+def test_largest_component_in_one_slab_pass_is_the_two_pass_one(slab):
+    """`skin._largest_by_slab` (issue 20: one labelling pass) is the component of the first voxel
+    of the largest component (`_largest_voxel_by_slab` then `_component_at_by_slab`, two passes)
+    and cc3d's largest component of the whole volume with its tie rule (the component it numbers
+    first: isolated voxels, two pairs across a slab face), written into a new mask or the volume
+    itself; all False for an empty volume."""
+    for m in _masks():
+        get = lambda a, b, m=m: m[a:b]   # noqa: E731
+        got = sk._largest_by_slab(get, m.shape[0], slab=slab)
+        if not m.any():
+            assert got.dtype == bool and got.shape == m.shape and not got.any()
+            continue
+        cc = cc3d.connected_components(m, connectivity=6)
+        ref = cc == 1 + int(np.argmax(np.bincount(cc.ravel())[1:]))   # argmax: the first of equal sizes
+        seed = sk._largest_voxel_by_slab(get, m.shape[0], slab=slab)
+        assert (got == ref).all() and (got == sk._component_at_by_slab(get, m.shape[0], seed, slab=slab)).all()
+        v = m.copy()
+        assert sk._largest_by_slab(lambda a, b, v=v: v[a:b], v.shape[0], slab=slab, out=v) is v and (v == ref).all()
+
+
 @pytest.mark.parametrize("slab", [1, 3, 32])
 def test_component_written_into_the_volume_itself_is_the_same(slab, monkeypatch):
     """``out=`` the volume itself (the couch search's patient opening, no second mask): every

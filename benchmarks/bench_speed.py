@@ -31,7 +31,9 @@ The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
    this tree's, baseline first, ``IMAGIO_BENCH_REPEAT`` times (default 1) alternately: CPU
    time, wall time, traced peak (tracemalloc, inputs excluded), the child's peak resident
    memory less its resident memory with the inputs loaded, and whether the 5 proposals
-   (entries, scores) are identical; and the couch search alone (`table.patient_and_objects`,
+   (entries, targets, scores) and the plan's warnings are identical; the registration check's
+   point sets alone (`label_registration._class_points`, cold) in the same way: CPU time, traced
+   peak, identical points; and the couch search alone (`table.patient_and_objects`,
    the skin model computed first, untimed) in the same way: CPU time, traced peak, identical
    points (as RAS positions: the couch cache now keeps voxel indices); and the demo (item 4) of
    both, one after the other: CPU time, peak resident memory, every JSON number identical,
@@ -226,7 +228,31 @@ tracemalloc.stop()
 print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak,
                   "rss_mib": rss("VmHWM") - r0,
                   "entries": [np.asarray(m.entry_ras).tolist() for m in p.proposals],
-                  "scores": [float(m.score) for m in p.proposals]}))
+                  "targets": [np.asarray(m.target_ras).tolist() for m in p.proposals],
+                  "scores": [float(m.score) for m in p.proposals], "warnings": p.warnings}))
+"""
+
+
+_CHILD_REGISTRATION = r"""
+import hashlib, json, sys, time, tracemalloc
+import numpy as np
+from imagio.volume import Volume
+from imagio import label_registration as lr
+z = np.load(sys.argv[1], allow_pickle=False)
+lab = Volume(z["lab"], z["lab_m"], "labels", labels={int(k): v for k, v in json.loads(str(z["names"])).items()})
+classes = lr.classes_from_labels(lab)
+tracemalloc.start()
+t0, c0 = time.perf_counter(), time.process_time()
+sets = [lr._class_points(m, lab, lr.rule()) for m in classes.values()]
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+tracemalloc.stop()
+h = hashlib.sha256()
+for cls in sets:
+    for name, p, w in cls:
+        h.update(name.encode()); h.update(np.ascontiguousarray(p, np.int64).tobytes()); h.update(w.tobytes())
+print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak, "hash": h.hexdigest(),
+                  "n": sum(len(p) for cls in sets for _, p, _ in cls)}))
 """
 
 
@@ -253,11 +279,10 @@ print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak, "hash": h, "n": 
 """
 
 
-def _couch_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[dict]:
-    """The couch search alone (`table.patient_and_objects`: the patient's opening and the
-    objects beyond it, the skin model computed first and not timed), baseline checkout and this
-    tree in fresh child processes on the same case file: CPU time, traced peak, and whether the
-    patient's boundary points and the object points are identical (sha256 of both arrays)."""
+def _children_rows(child: str, f: Path, base: str, here: str, reps: int, label: str, what: str) -> tuple:
+    """``child`` run on the case file ``f`` in fresh child processes, baseline checkout then this
+    tree, ``reps`` times: (rows of the median CPU time and traced peak against the baseline,
+    whether every run's ``hash`` equals the baseline's first, the baseline's first result)."""
     import json
     import subprocess
     import sys
@@ -266,17 +291,37 @@ def _couch_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[di
     for _ in range(reps):
         for who, root in (("base", base), ("new", here)):
             env = dict(os.environ, PYTHONPATH=root)
-            out = subprocess.run([sys.executable, "-c", _CHILD_COUCH, str(f)], env=env, cwd=root,
+            out = subprocess.run([sys.executable, "-c", child, str(f)], env=env, cwd=root,
                                  check=True, capture_output=True, text=True).stdout
             res[who].append(json.loads(out.strip().splitlines()[-1]))
     b, n = res["base"], res["new"]
     med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
-    rows = [{"name": f"{label}: couch search alone, {what} (baseline: main, same run)", "value": med(n, key),
+    rows = [{"name": f"{label}: {what} alone, {name} (baseline: main, same run)", "value": med(n, key),
              "unit": unit, "baseline": med(b, key), "ratio": med(b, key) / max(med(n, key), 1e-9)}
-            for key, what, unit in (("cpu", "CPU time", "s"), ("traced_mib", "peak traced memory", "MiB"))]
-    rows.append({"name": f"{label}: couch search points identical to main's ({b[0]['n'][0]} patient boundary, "
-                         f"{b[0]['n'][1]} object voxels)",
-                 "value": int(all(r["hash"] == b[0]["hash"] for r in b + n)), "unit": "bool"})
+            for key, name, unit in (("cpu", "CPU time", "s"), ("traced_mib", "peak traced memory", "MiB"))]
+    return rows, all(r["hash"] == b[0]["hash"] for r in b + n), b[0]
+
+
+def _couch_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[dict]:
+    """The couch search alone (`table.patient_and_objects`: the patient's opening and the
+    objects beyond it, the skin model computed first and not timed), baseline checkout and this
+    tree in fresh child processes on the same case file: CPU time, traced peak, and whether the
+    patient's boundary points and the object points are identical (sha256 of both arrays)."""
+    rows, same, b0 = _children_rows(_CHILD_COUCH, f, base, here, reps, label, "couch search")
+    rows.append({"name": f"{label}: couch search points identical to main's ({b0['n'][0]} patient boundary, "
+                         f"{b0['n'][1]} object voxels)", "value": int(same), "unit": "bool"})
+    return rows
+
+
+def _registration_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[dict]:
+    """The registration check's point sets alone (`label_registration._class_points` of every
+    class: the label, its shell and each RAS axis's facing boundary, subsampled; the costly part
+    of a case's first check), baseline checkout and this tree in fresh child processes on the
+    same case file: CPU time, traced peak, and whether every set's points and labels are
+    identical (sha256)."""
+    rows, same, b0 = _children_rows(_CHILD_REGISTRATION, f, base, here, reps, label, "registration point sets")
+    rows.append({"name": f"{label}: registration point sets identical to main's ({b0['n']} points)",
+                 "value": int(same), "unit": "bool"})
     return rows
 
 
@@ -305,10 +350,11 @@ def _against_baseline(ct, lab, target, label) -> list[dict]:
                 out = subprocess.run([sys.executable, "-c", _CHILD, str(f), tgt], env=env, cwd=root,
                                      check=True, capture_output=True, text=True).stdout
                 res[who].append(json.loads(out.strip().splitlines()[-1]))
-        couch = _couch_rows(f, base, here, reps, label)
+        couch = _couch_rows(f, base, here, reps, label) + _registration_rows(f, base, here, reps, label)
     b, n = res["base"], res["new"]
     med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
-    same = all(r["entries"] == b[0]["entries"] and r["scores"] == b[0]["scores"] for r in b + n)
+    keys = ("entries", "targets", "scores", "warnings")
+    same = all(r.get(k) == b[0].get(k) for r in b + n for k in keys)
     rows = []
     for key, what, unit in (("cpu", "CPU time", "s"), ("wall", "wall time", "s"),
                             ("traced_mib", "peak traced memory", "MiB"),
@@ -316,7 +362,7 @@ def _against_baseline(ct, lab, target, label) -> list[dict]:
         rows.append({"name": f"{label}: first proposals {what} (baseline: main, same run)",
                      "value": med(n, key), "unit": unit, "baseline": med(b, key),
                      "ratio": med(b, key) / max(med(n, key), 1e-9)})
-    rows.append({"name": f"{label}: proposals identical to main's (entries, scores; {reps} run(s) each)",
+    rows.append({"name": f"{label}: proposals identical to main's (entries, targets, scores, warnings; {reps} run(s) each)",
                  "value": int(same), "unit": "bool"})
     return rows + couch
 

@@ -55,12 +55,32 @@ def classes_from_labels(labels: Volume) -> dict[str, np.ndarray]:
     names = labels.labels or {}
     bone = [v for v, n in names.items() if is_bone(n)]
     air = [v for v, n in names.items() if n in AERATED_LUNG or n in AIRWAY_NAMES]
-    out = {}
-    for cls, vals in (("bone", bone), ("air", air)):
-        if vals:
-            m = values_mask(labels.array, vals)
-            if m.any():
-                out[cls] = m
+    arr = np.asarray(labels.array)
+    if bone and air and arr.dtype.kind == "u" and arr.dtype.itemsize <= 2 and arr.ndim == 3:
+        masks = _two_classes(arr, bone, air)   # one lookup pass for both (issue 20)
+    else:
+        masks = {cls: values_mask(arr, vals) for cls, vals in (("bone", bone), ("air", air)) if vals}
+    return {cls: m for cls, m in masks.items() if m.any()}
+
+
+CLASS_SLAB = 1 << 18   # voxels per slab of `_two_classes` (its uint8 lookup temporaries)
+
+
+def _two_classes(arr: np.ndarray, bone, air) -> dict[str, np.ndarray]:
+    """{"bone": `values_mask` (arr, bone), "air": `values_mask` (arr, air)} of an 8- or 16-bit
+    unsigned label array [k, j, i] by one lookup per voxel (a table of two bit flags) instead of
+    one per class, a slab of whole slices (about `CLASS_SLAB` voxels) at a time: the same masks."""
+    lut = np.zeros(1 << (8 * arr.dtype.itemsize), np.uint8)
+    for bit, vals in ((1, bone), (2, air)):
+        v = np.asarray(vals).ravel()
+        v = v[(v >= 0) & (v < len(lut)) & (v == np.floor(v))].astype(np.int64)
+        lut[v] |= bit
+    out = {"bone": np.empty(arr.shape, bool), "air": np.empty(arr.shape, bool)}
+    step = max(1, CLASS_SLAB // max(1, arr[0].size))
+    for k0 in range(0, arr.shape[0], step):
+        c = lut[arr[k0:k0 + step]]
+        np.not_equal(c & 1, 0, out=out["bone"][k0:k0 + step])
+        np.not_equal(c & 2, 0, out=out["air"][k0:k0 + step])
     return out
 
 
@@ -69,6 +89,11 @@ def _points_flat(flat: np.ndarray, shape, n_max: int) -> np.ndarray:
     the same points in the same order, without the mask."""
     n = len(flat)
     s = max(1, int(np.ceil((n / n_max) ** (1 / 3)))) if n > n_max else 1
+    if s > 1:   # the slices k = 0, s, 2s, ... first (contiguous runs of ``flat``: found by bisection)
+        plane = int(np.prod(shape[1:]))
+        ks = np.arange(0, int(shape[0]), s, dtype=np.int64) * plane
+        a, b = np.searchsorted(flat, ks), np.searchsorted(flat, ks + plane)
+        flat = np.concatenate([flat[x:y] for x, y in zip(a, b)]) if len(ks) else flat[:0]
     idx = np.stack(np.unravel_index(flat, shape), axis=1)
     if s > 1:
         idx = idx[np.all(idx % s == 0, axis=1)]
@@ -178,9 +203,10 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
     int(4 sigma + 0.5)), so each slab, read with that much of its neighbours, gives the whole
     box's values bit for bit (tested against the whole box's smoothing and bands), while the
     float32 field and the bands held are a slab's, not the box's (before: about 800 MiB per
-    class on a 0.75 mm scan). The normal is computed once per voxel of any band. Each pass
-    filters only the lines that hold a non-zero value, the last only the rows the differences
-    read (`_smooth_lines`: the same values)."""
+    class on a 0.75 mm scan). The normal is computed once per voxel of any band. The k pass
+    filters only the lines that hold a non-zero value (`_smooth_lines`: the same values), the j
+    and i passes every line of the slab (scipy reads strided lines through its own buffers,
+    faster than gathering them; issue 20)."""
     sig = mm / np.abs(np.asarray(grid.spacing_kji, float))
     shape = np.array(m.shape)
     K = int(shape[0])
@@ -191,6 +217,7 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
     inv = np.linalg.inv(grid.ijk_to_ras[:3, :3])
     plane = int(shape[1] * shape[2])
     out = [[] for _ in range(3)]
+    from scipy.ndimage import gaussian_filter1d
     for k0 in range(0, K, slab):
         k1 = min(k0 + slab, K)
         b0, b1 = max(k0 - rb, 0), min(k1 + rb, K)
@@ -201,12 +228,11 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
         s0, s1 = max(k0 - 1, 0), min(k1 + 1, K)            # the slices the differences read
         a0, a1 = max(s0 - r, 0), min(s1 + r, K)             # and the k-pass's input for them
         p = [idx[0] + k0, idx[1], idx[2]]                    # box kji
-        rows = np.zeros((s1 - s0, int(shape[1])), bool)      # the (k, j) rows the differences read
-        for dk, dj in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
-            rows[np.clip(p[0] + dk, s0, s1 - 1) - s0, np.clip(p[1] + dj, 0, shape[1] - 1)] = True
         sm = _smooth_lines(m[a0:a1], sig[0], 0, keep=slice(s0 - a0, s1 - a0))
-        sm = _smooth_lines(sm, sig[1], 1)
-        sm = _smooth_lines(sm, sig[2], 2, lines=rows)
+        # the j and i passes on every line of the slab (scipy's own line buffers: faster than
+        # gathering the non-empty lines along a strided axis, and the same values)
+        sm = gaussian_filter1d(sm, sig[1], axis=1, output=np.float32)
+        sm = gaussian_filter1d(sm, sig[2], axis=2, output=np.float32)
         flat = (p[0].astype(np.int64) * plane + p[1].astype(np.int64) * int(shape[2]) + p[2])
         at = flat - s0 * plane                     # the same voxels, flat in the slab's field
         smf = sm.reshape(-1)                       # (C-contiguous: a view)
