@@ -121,13 +121,16 @@ def reject_unsupported(args) -> None:
 
 def needle_options(args) -> dict:
     """The needle planner's options of ``imagio plan`` for `plan_sarcoma_biopsy`: the core needle
-    (--needle-length, --needle-diameter, --uncertainty; `plan.sarcoma_needle`), --gantry-tilt and
+    (--needle-length, --needle-diameter, --uncertainty, --beyond-tip; `plan.sarcoma_needle`), --gantry-tilt and
     --position (their rules switched on when given), --max-skin-angle, --skin-spacing, --no-rule
     and --role. InputError (one line) for a bad value."""
-    from ..commands import _parse_roles, parse_gantry_tilt
+    from ..commands import _parse_roles, beyond_tip_given, parse_gantry_tilt, say_beyond_tip_off
     from .plan import sarcoma_needle
 
-    return {"needle": sarcoma_needle(args.needle_length, args.needle_diameter, args.uncertainty),
+    given = beyond_tip_given(args)
+    nd = sarcoma_needle(args.needle_length, args.needle_diameter, args.uncertainty, given)
+    say_beyond_tip_off(nd.beyond_tip_mm, given, "each core's tract ends where the fired needle stops")
+    return {"needle": nd,
             "max_craniocaudal_deg": parse_gantry_tilt(args.gantry_tilt), "patient_position": args.position,
             "max_skin_angle_deg": args.max_skin_angle, "skin_spacing_mm": args.skin_spacing,
             "disabled_rules": tuple(args.no_rule or ()), "roles_override": _parse_roles(args.role)}
