@@ -123,17 +123,26 @@ def test_a_sarcoma_core_is_not_checked_again_past_where_the_fired_needle_stops()
         assert 0.0 <= (f - e) @ u <= np.linalg.norm(t - e)               # from a point of the tract
 
 
-def test_the_users_beyond_tip_wins_for_the_sarcoma_biopsy(capsys):
-    """--beyond-tip was ignored by --procedure sarcoma-biopsy (the 22 mm default was used):
-    now it is the sarcoma needle's, and without it the check is off and said once."""
+def test_the_users_beyond_tip_wins_for_the_sarcoma_biopsy(tmp_path, capsys):
+    """--beyond-tip was ignored by --procedure sarcoma-biopsy (the 22 mm default was used): now
+    it is the sarcoma needle's; without it the check is off, plan.json says so (checked_mm 0,
+    meets null) and one stderr line says so."""
     from imagio.planning.sarcoma.commands import needle_options
 
     line = ["plan", "ct.nii.gz", "--labels", "l.nii.gz", "--target", "sarcoma_1", "--out", "o",
             "--procedure", "sarcoma-biopsy"]
     assert needle_options(build_parser().parse_args(line + ["--beyond-tip", "12"]))["needle"].beyond_tip_mm == 12.0
-    assert NOTE not in capsys.readouterr().err
     assert needle_options(build_parser().parse_args(line))["needle"].beyond_tip_mm == 0.0
-    err = capsys.readouterr().err
-    assert err.count(NOTE) == 1 and "fired needle stops" in err
     with pytest.raises(InputError, match="--beyond-tip"):
         needle_options(build_parser().parse_args(line + ["--beyond-tip=-1"]))
+    assert main(["phantom", str(tmp_path / "in"), "--anatomy", "thigh", "--spacing", "3", "--tumour-angle", "170",
+                 "--tumour-s", "120"]) == 0
+    capsys.readouterr()
+    assert main(["plan", str(tmp_path / "in" / "ct.nii.gz"), "--labels", str(tmp_path / "in" / "labels.nii.gz"),
+                 "--target", "sarcoma_1", "--procedure", "sarcoma-biopsy", "--out", str(tmp_path / "out"),
+                 "--quiet", "--no-png", "--no-scene"]) == 0
+    err = capsys.readouterr().err
+    assert err.count(NOTE) == 1 and "fired needle stops" in err
+    doc = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert doc["proposals"] and all(p["beyond_tip"] == {"checked_mm": 0.0, "meets": None, "at_mm": None}
+                                    for p in doc["proposals"])

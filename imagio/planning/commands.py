@@ -158,7 +158,8 @@ def beyond_tip_given(args) -> float | None:
 def say_beyond_tip_off(mm: float, given: float | None, why: str | None) -> None:
     """One line on stderr when the needle's axis past the target is not checked (``mm`` 0):
     either the user's ``--beyond-tip 0`` (``given``) or the procedure's default, for the reason
-    ``why`` (trial 55: with 0 nothing but plan.json said so)."""
+    ``why`` (trial 55: with 0 nothing but plan.json said so). Called once a plan is made, so that
+    a refused input stays one line."""
     if mm > 0:
         return
     how = "--beyond-tip 0" if given is not None else f"this procedure's default: {why}"
@@ -218,8 +219,6 @@ def cmd_plan(args) -> int:
     given = beyond_tip_given(args)
     if given is not None:   # the user's length wins over the procedure's
         n.beyond_tip_mm = given
-    say_beyond_tip_off(n.beyond_tip_mm, given, "an ablation probe is placed, not fired; its advance past the target "
-                       "is checked by the ablation planner" if args.device else None)
     prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n, constraints=c,
                                  roles=_parse_roles(args.role))
     if args.device:   # before the plan: an organ as the ablation target is refused at once
@@ -227,6 +226,9 @@ def cmd_plan(args) -> int:
 
         require_tumour_target(prob)
     result = plan(prob, k=args.proposals, progress=printer(args.quiet))
+    if result.feasible:   # after any one-line refusal, and a failed plan stays its one error line
+        say_beyond_tip_off(n.beyond_tip_mm, given, "an ablation probe is placed, not fired; its advance past the "
+                           "target is checked by the ablation planner" if args.device else None)
     doc = result.to_dict()
     # what made the plan, for `imagio report` (absolute: the plan folder may be anywhere)
     from ..volume import world_digest
