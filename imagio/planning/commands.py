@@ -143,6 +143,30 @@ def check_numeric_flags(args) -> None:
             raise InputError(f"{flag} {v:g}: {what} must be at most 90")
 
 
+def beyond_tip_given(args) -> float | None:
+    """The user's ``--beyond-tip`` (mm), or None when not given (the procedure's default then
+    applies: `problem.beyond_tip_default`). InputError (one line) for a negative or non-finite
+    length."""
+    v = getattr(args, "beyond_tip", None)
+    if v is None:
+        return None
+    if not np.isfinite(v) or v < 0:
+        raise InputError(f"--beyond-tip {v:g} mm: give a length >= 0 mm (0 = not checked)")
+    return float(v)
+
+
+def say_beyond_tip_off(mm: float, given: float | None, why: str | None) -> None:
+    """One line on stderr when the needle's axis past the target is not checked (``mm`` 0):
+    either the user's ``--beyond-tip 0`` (``given``) or the procedure's default, for the reason
+    ``why`` (trial 55: with 0 nothing but plan.json said so). Called once a plan is made, so that
+    a refused input stays one line."""
+    if mm > 0:
+        return
+    how = "--beyond-tip 0" if given is not None else f"this procedure's default: {why}"
+    print(f"imagio: note: the needle's axis past the target is not checked ({how}): no structure or dense tissue "
+          "there is warned or ranked down; give --beyond-tip MM to check it", file=sys.stderr)
+
+
 def cmd_plan(args) -> int:
     from ..coords import point_or_name
     from ..outputs import atomic_path, write_text
@@ -184,18 +208,17 @@ def cmd_plan(args) -> int:
     if args.skin_spacing is not None:
         c.skin_spacing_mm = args.skin_spacing
     n = Needle()
+    if args.device:   # the probe is the needle: its own shaft, and no throw past the target (review 43 L3)
+        n = device.needle(n)
     if args.needle_length is not None:
         n.length_mm = args.needle_length
     if args.needle_diameter is not None:
         n.diameter_mm = args.needle_diameter
-    elif args.device:   # the probe is the needle: its clearances are judged for its own shaft
-        n = device.needle(n)
     if args.uncertainty is not None:
         n.uncertainty_mm = args.uncertainty
-    if getattr(args, "beyond_tip", None) is not None:
-        if not np.isfinite(args.beyond_tip) or args.beyond_tip < 0:
-            raise InputError(f"--beyond-tip {args.beyond_tip:g} mm: give a length >= 0 mm (0 = not checked)")
-        n.beyond_tip_mm = float(args.beyond_tip)
+    given = beyond_tip_given(args)
+    if given is not None:   # the user's length wins over the procedure's
+        n.beyond_tip_mm = given
     prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n, constraints=c,
                                  roles=_parse_roles(args.role))
     if args.device:   # before the plan: an organ as the ablation target is refused at once
@@ -203,6 +226,9 @@ def cmd_plan(args) -> int:
 
         require_tumour_target(prob)
     result = plan(prob, k=args.proposals, progress=printer(args.quiet))
+    if result.feasible:   # after any one-line refusal, and a failed plan stays its one error line
+        say_beyond_tip_off(n.beyond_tip_mm, given, "an ablation probe is placed, not fired; its advance past the "
+                           "target is checked by the ablation planner" if args.device else None)
     doc = result.to_dict()
     # what made the plan, for `imagio report` (absolute: the plan folder may be anywhere)
     from ..volume import world_digest
@@ -344,10 +370,13 @@ def register(subparsers) -> None:
     s.add_argument("--needle-diameter", type=float, help=f"mm (default: the --device's shaft, else {d['needle']['diameter_mm']})")
     s.add_argument("--uncertainty", type=float,
                    help=f"placement uncertainty mm added to every clearance (default {d['needle']['placement_uncertainty_mm']})")
+    bt = d["needle"]["beyond_tip_mm"]
     s.add_argument("--beyond-tip", type=float, metavar="MM",
                    help="how far past the target the needle's axis is checked for structures it must not enter "
-                        "and unlabelled dense tissue (a core needle's throw + placement uncertainty; default "
-                        f"{d['needle']['beyond_tip_mm']:g}; 0 = not checked)")
+                        "and unlabelled dense tissue (a core needle's throw + placement uncertainty; default per "
+                        f"procedure: {bt['core_biopsy']:g} for a core biopsy, {bt['ablation_probe']:g} with --device "
+                        f"(a probe is not fired), {bt['sarcoma_core_biopsy']:g} for sarcoma-biopsy (its tracts end "
+                        "where the fired needle stops); 0 = not checked; give it for a fine-needle aspiration)")
     s.add_argument("--gantry-tilt", default=None,
                    help="max craniocaudal angle in degrees (0 = axial paths only; 'none' = no limit; default "
                         f"{d['constraints']['max_craniocaudal_deg']}; sarcoma-biopsy: no limit unless given)")

@@ -164,8 +164,6 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None) -> tuple[np.ndarray, 
     if n == 0 or reach <= 0:
         return dist, what
     ct, lab = problem.ct, problem.labels.array
-    from .problem import is_bone
-
     step = 0.5 * float(min(ct.spacing))
     s = np.minimum(np.arange(1, int(np.ceil(reach / step)) + 1) * step, reach)
     u = (t - e) / np.maximum(np.linalg.norm(t - e, axis=1), 1e-9)[:, None]
@@ -177,12 +175,10 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None) -> tuple[np.ndarray, 
     w = float(problem.needle.widening_mm)
     ring = np.concatenate([[[0.0, 0.0]], *[r * np.stack([np.cos(a), np.sin(a)], 1) for r, a in (
         (0.5 * w, np.arange(8) * (np.pi / 4)), (w, np.arange(16) * (np.pi / 8)))]])
-    ex = problem.exempt_value
     names = {sp.value: sp.name for sp in problem.structures}
     hard = np.zeros(max(int(lab.max()), max(names, default=0)) + 1, bool)
-    for sp in problem.structures:   # labelled bone stops a fired needle: its hazard is bleeding and perforation
-        if sp.role in ("forbidden", "margin") and sp.value != ex and not is_bone(sp.name):
-            hard[sp.value] = True
+    # labelled bone stops a fired needle: its hazard is bleeding and perforation
+    hard[[sp.value for sp in problem.hard_structures(bone=False)]] = True
     t0 = ct.world_to_kji(np.zeros((1, 3)))[0]
     lin = lambda d: ct.world_to_kji(d) - t0            # affine: a RAS step in index space
     tk, uk, ak, bk = ct.world_to_kji(t), lin(u), lin(v1), lin(v2)

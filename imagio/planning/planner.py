@@ -627,9 +627,12 @@ PARETO_SHOWN = 50
 
 def _beyond_tip_row(f, row: int, checked_mm: float) -> dict:
     """plan.json's ``beyond_tip`` of one proposal (`findings.beyond_tip`): how far past the target
-    its axis was checked (mm), and what it meets first there (None: nothing) at how many mm."""
+    its axis was checked (mm), and what it meets first there at how many mm: ``meets`` "none"
+    when the check found nothing, None only when nothing was checked (``checked_mm`` 0; trial
+    55: a null after a 22 mm check read like "not known"); ``at_mm`` None when it meets nothing."""
     mm = f.beyond_mm.get(row, float("inf"))
-    return {"checked_mm": checked_mm, "meets": f.beyond_what.get(row),
+    what = f.beyond_what.get(row)
+    return {"checked_mm": checked_mm, "meets": None if checked_mm <= 0 else (what or "none"),
             "at_mm": round(float(mm), 1) if np.isfinite(mm) else None}
 
 

@@ -76,19 +76,32 @@ def _d(section, key):
     return load_defaults()[section][key]
 
 
+BEYOND_TIP_PROCEDURES = ("core_biopsy", "ablation_probe", "sarcoma_core_biopsy")
+
+
+def beyond_tip_default(procedure: str) -> float:
+    """mm of the needle's axis past the target that `findings.beyond_tip` checks by default for
+    ``procedure`` (one of `BEYOND_TIP_PROCEDURES`; planning_defaults.json ``needle.beyond_tip_mm``
+    with its source): a core biopsy needle's throw + placement uncertainty (22 mm), 0 for an
+    ablation probe (placed, not fired: the ablation planner checks its advanced track) and for
+    the sarcoma core biopsy (its tracts end where the fired needle stops). KeyError for another
+    procedure."""
+    return float(_d("needle", "beyond_tip_mm")[procedure])
+
+
 @dataclass
 class Needle:
     """Usable needle length and diameter (mm); placement uncertainty (mm) widens every
     clearance check from the needle axis to a cylinder of radius diameter/2 + uncertainty;
     ``beyond_tip_mm``: how far past the target the needle's axis is checked (a core needle fires
-    forward by its throw), 0 for none."""
+    forward by its throw), 0 for none; default the core biopsy's (`beyond_tip_default`)."""
 
     length_mm: float = field(default_factory=lambda: _d("needle", "length_mm"))
     diameter_mm: float = field(default_factory=lambda: _d("needle", "diameter_mm"))
     uncertainty_mm: float = field(default_factory=lambda: _d("needle", "placement_uncertainty_mm"))
     # the needle's axis continued past the target that is checked (a core needle's throw + the
     # placement uncertainty; planning_defaults.json needle.beyond_tip_mm): `findings.beyond_tip`
-    beyond_tip_mm: float = field(default_factory=lambda: _d("needle", "beyond_tip_mm"))
+    beyond_tip_mm: float = field(default_factory=lambda: beyond_tip_default("core_biopsy"))
 
     @property
     def widening_mm(self) -> float:
@@ -493,6 +506,15 @@ class PlanningProblem:
 
     def specs_by_role(self, *roles) -> list[StructureSpec]:
         return [s for s in self.structures if s.role in roles]
+
+    def hard_structures(self, bone: bool = True) -> list[StructureSpec]:
+        """The structures the needle must not enter: role forbidden or margin, the target's own
+        label (`exempt_value`) excepted; ``bone=False``: labelled bone (`is_bone`) excepted too
+        (past the tip: bone stops a fired needle, `findings.beyond_tip`). The one definition the
+        verifier's clearances (`verify.Verifier.hard`) and the check past the tip share."""
+        ex = self.exempt_value
+        return [s for s in self.structures if s.role in ("forbidden", "margin") and s.value != ex
+                and (bone or not is_bone(s.name))]
 
     @property
     def rules(self) -> dict:

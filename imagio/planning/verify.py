@@ -98,8 +98,7 @@ class Verifier:
         self.half = 0.5 * float(min(self.ct.spacing))
         self.widen = float(problem.needle.widening_mm)
         ex = problem.exempt_value
-        self.hard = {s.value: s for s in problem.structures
-                     if s.role in ("forbidden", "margin") and s.value != ex}
+        self.hard = {s.value: s for s in problem.hard_structures()}
         self.forbidden = np.zeros(int(self.lab.max()) + 1, bool)
         for s in problem.structures:
             if s.role == "forbidden" and s.value != ex and s.value < len(self.forbidden):

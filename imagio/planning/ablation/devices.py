@@ -80,12 +80,16 @@ class Device:
         """``needle`` (`planning.problem.Needle`) as this device's probe: its diameter the
         device's shaft (``shaft_diameter_mm``), so that every clearance is judged for the probe's
         own shaft (a 13G antenna is 2.41 mm, not the default biopsy needle's 1.3 mm: new-user
-        trial 32 M3); ``needle`` itself when the device gives no shaft."""
-        if self.shaft_diameter_mm is None:
-            return needle
+        trial 32 M3; kept when the device gives no shaft), and its axis past the target checked
+        for the ablation probe's length (``beyond_tip_default("ablation_probe")``, 0: a probe is
+        placed, not fired; its advance past the target is checked by `multiprobe.place_on_path`;
+        review 43 L3)."""
         from dataclasses import replace
 
-        return replace(needle, diameter_mm=float(self.shaft_diameter_mm))
+        from ..problem import beyond_tip_default
+
+        shaft = {} if self.shaft_diameter_mm is None else {"diameter_mm": float(self.shaft_diameter_mm)}
+        return replace(needle, beyond_tip_mm=beyond_tip_default("ablation_probe"), **shaft)
 
     def setting(self, setting_id: str | None = None) -> Setting:
         """The setting ``setting_id`` (default: the first single-probe row; for cryoablation the

@@ -121,13 +121,14 @@ def reject_unsupported(args) -> None:
 
 def needle_options(args) -> dict:
     """The needle planner's options of ``imagio plan`` for `plan_sarcoma_biopsy`: the core needle
-    (--needle-length, --needle-diameter, --uncertainty; `plan.sarcoma_needle`), --gantry-tilt and
+    (--needle-length, --needle-diameter, --uncertainty, --beyond-tip; `plan.sarcoma_needle`), --gantry-tilt and
     --position (their rules switched on when given), --max-skin-angle, --skin-spacing, --no-rule
     and --role. InputError (one line) for a bad value."""
-    from ..commands import _parse_roles, parse_gantry_tilt
+    from ..commands import _parse_roles, beyond_tip_given, parse_gantry_tilt
     from .plan import sarcoma_needle
 
-    return {"needle": sarcoma_needle(args.needle_length, args.needle_diameter, args.uncertainty),
+    return {"needle": sarcoma_needle(args.needle_length, args.needle_diameter, args.uncertainty,
+                                     beyond_tip_given(args)),
             "max_craniocaudal_deg": parse_gantry_tilt(args.gantry_tilt), "patient_position": args.position,
             "max_skin_angle_deg": args.max_skin_angle, "skin_spacing_mm": args.skin_spacing,
             "disabled_rules": tuple(args.no_rule or ()), "roles_override": _parse_roles(args.role)}
@@ -167,6 +168,11 @@ def cmd_sarcoma(args) -> int:
                              bundle_margin_mm=args.bundle_margin, involved=args.compartment,
                              allow_no_compartments=args.no_compartments, throw_mm=args.throw, k=args.proposals,
                              progress=printer(args.quiet), **needle_options(args))
+    from ..commands import say_beyond_tip_off
+
+    if sp.feasible:   # a failed plan stays its one error line
+        say_beyond_tip_off(sp.plan.problem.needle.beyond_tip_mm, getattr(args, "beyond_tip", None),
+                           "each core's tract ends where the fired needle stops")
     doc = sp.to_dict()
     from ...volume import world_digest
     doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series, "ct_digest": world_digest(ct),

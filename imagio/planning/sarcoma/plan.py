@@ -183,15 +183,22 @@ def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:
 
 
 def sarcoma_needle(length_mm: float | None = None, diameter_mm: float | None = None,
-                   uncertainty_mm: float | None = None) -> Needle:
+                   uncertainty_mm: float | None = None, beyond_tip_mm: float | None = None) -> Needle:
     """The core needle: usable length mm (default the planner's, imagio/data/planning_defaults),
-    outer diameter mm (default sarcoma_biopsy.json ``needle.diameter_mm``, 14 G) and placement
-    uncertainty mm (default the planner's). InputError (one line) for a length or diameter <= 0
-    or a negative uncertainty."""
-    nd = Needle(diameter_mm=float(config()["needle"]["diameter_mm"]))
+    outer diameter mm (default sarcoma_biopsy.json ``needle.diameter_mm``, 14 G), placement
+    uncertainty mm (default the planner's) and the length of its axis checked past the target
+    (`findings.beyond_tip`; default ``beyond_tip_default("sarcoma_core_biopsy")``, 0: each tract
+    ends at its target, the deepest point the fired needle reaches, so the throw lies inside the
+    checked tract; review 43 L3). InputError (one line) for a length or diameter <= 0 or a
+    negative uncertainty or length past the tip."""
+    from ..problem import beyond_tip_default
+
+    nd = Needle(diameter_mm=float(config()["needle"]["diameter_mm"]),
+                beyond_tip_mm=beyond_tip_default("sarcoma_core_biopsy"))
     for flag, attr, v, low in (("--needle-length", "length_mm", length_mm, 0.0),
                                ("--needle-diameter", "diameter_mm", diameter_mm, 0.0),
-                               ("--uncertainty", "uncertainty_mm", uncertainty_mm, None)):
+                               ("--uncertainty", "uncertainty_mm", uncertainty_mm, None),
+                               ("--beyond-tip", "beyond_tip_mm", beyond_tip_mm, None)):
         if v is None:
             continue
         if not np.isfinite(v) or (v <= low if low is not None else v < 0):
