@@ -281,9 +281,13 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         if result is not None:
             node, meas = result
             p.outputSegmentation = node
+            # a click-dependent outline (other clicks gave volumes > 2-fold apart) has no one volume
+            volume = (_("click-dependent, {lo:.1f}-{hi:.1f} mL over the clicks checked").format(
+                lo=meas.volume_range_ml[0], hi=meas.volume_range_ml[1]) if meas.click_dependent
+                else _("{v:.2f} mL").format(v=meas.volume_ml))
             self.ui.statusLabel.setText(
-                _("{name}: {volume:.2f} mL, long axis {long:.1f} mm, short axis {short:.1f} mm").format(
-                    name=p.lesionName, volume=meas.volume_ml, long=meas.long_axis_mm, short=meas.short_axis_mm))
+                _("{name}: {volume}, long axis {long:.1f} mm, short axis {short:.1f} mm").format(
+                    name=p.lesionName, volume=volume, long=meas.long_axis_mm, short=meas.short_axis_mm))
 
 
 class IMAGIOSegmentationLogic(ScriptedLoadableModuleLogic):

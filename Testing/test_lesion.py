@@ -2,6 +2,8 @@
 necrotic centres from any interior click, include/exclude clicks, warnings, and the real lung
 lesions of pyradiomics from the centre and from random interior clicks."""
 
+import json
+
 import edt
 import numpy as np
 import pytest
@@ -908,6 +910,56 @@ def test_necrotic_mass_without_an_edge_on_one_side_from_clicks_in_its_viable_par
         assert m[tuple(v)], (p, meas.warnings)
         assert dice(m, mass) >= 0.85 or any(DEPENDS in w for w in meas.warnings), (
             p, dice(m, mass), meas.volume_ml, meas.warnings)
+
+
+def test_click_dependent_outline_gives_the_range_not_one_volume(tmp_path, capsys):
+    """Issue 14 (new-user trial 54 M3: Lung_Dx-A0001 clicked at three reader boxes' centres gave
+    37.1 / 158.5 / 130.8 mL, each run warning that the volume depends on the click, yet the
+    summary printed one figure as the lesion's). The necrotic mass of
+    ``_limb_with_necrotic_mass`` (45 mL, no intensity edge against muscle of its density on one
+    side) clicked at the four seeded points of the test above gives outlines from about 3 mL to
+    about 40 mL. Independent checks: the painted mass's volume and the outlines' own voxel
+    counts. Asserted: the clicks' outlines lie more than two-fold apart (the case is
+    click-dependent); every outline not within two-fold of the painted mass is marked
+    ``click_dependent``, with a range (mL) holding its own volume and spanning more than two-fold,
+    a "click-dependent outline" warning, and a summary (``to_dict``, the JSON ``imagio lesion``
+    prints) whose ``volume_ml`` is null and whose ``outline_volume_ml`` is the outline's; the
+    command prints the same. A homogeneous tumour is not marked (no false alarm). On main the
+    measurements had no such field and the summary gave the click's volume alone."""
+    from imagio import io
+    from imagio.cli import main
+
+    ct, mass, necrosis, r = _limb_with_necrotic_mass()
+    mass_ml = float(mass.sum()) * ct.voxel_volume_ml
+    viable = np.argwhere((r >= 9.9 + 5.0) & (r <= 22.0 - 5.0))
+    pick = np.random.default_rng(3).choice(len(viable), 4, replace=False)
+    own, wrong = [], []
+    for p in ct.kji_to_world(viable[pick].astype(float)):
+        m, meas = segment_lesion(ct, p)
+        v = float(m.sum()) * ct.voxel_volume_ml
+        own.append(v)
+        d = meas.to_dict()
+        assert d["outline_volume_ml"] == pytest.approx(v, abs=1e-3)
+        if meas.click_dependent:
+            lo, hi = meas.volume_range_ml
+            assert d["volume_ml"] is None and hi > 2.0 * lo and lo - 0.01 <= v <= hi + 0.01, (d, v)
+            assert any("click-dependent outline" in w and f"{lo:.1f}-{hi:.1f} mL" in w for w in meas.warnings)
+        else:
+            assert d["volume_ml"] == pytest.approx(v, abs=1e-3)
+        if not mass_ml / 2.0 <= v <= 2.0 * mass_ml:
+            wrong.append(p)
+            assert meas.click_dependent, (v, mass_ml, meas.warnings)
+    assert max(own) > 2.0 * min(own) and wrong, (own, mass_ml)
+    path = tmp_path / "ct.nii.gz"
+    io.write_image(ct, path)
+    click = ",".join(f"{c:.2f}" for c in wrong[0])
+    assert main(["lesion", str(path), f"--point={click}", "--out", str(tmp_path / "t.nii.gz"), "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["volume_ml"] is None and out["click_dependent"] is True, out
+    assert out["volume_range_ml"][1] > 2.0 * out["volume_range_ml"][0], out
+    ct, tum, _, p_dense, _ = _limb_with_heterogeneous_tumour(35.0)
+    m, meas = segment_lesion(ct, p_dense)
+    assert not meas.click_dependent and meas.to_dict()["volume_ml"] == pytest.approx(meas.volume_ml, abs=1e-3)
 
 
 def test_mass_mostly_without_an_edge_says_where_its_border_is_not_seen():

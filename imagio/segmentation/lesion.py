@@ -163,6 +163,7 @@ CLICK_BALL_MM = _v("click_ball_mm")
 CLOSE_FRACTION = _v("close_fraction")
 SMALLER_THAN_FIRST = _v("smaller_than_first_ratio")
 CLICK_VOLUME_SPREAD = _v("click_volume_spread")
+CLICK_DEPENDENT_RATIO = _v("click_dependent_ratio")
 OVERSHOOT_RATIO = _v("overshoot_ratio")
 ISO_MARGIN_HU = _v("iso_attenuation_margin_hu")
 PROBE_MIN_OVERLAP = _v("probe_min_overlap")
@@ -1308,15 +1309,17 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
             f"the region around the click reads as lung ({lung_ml:.2f} mL as a lung nodule) but {why}: typed "
             f"soft tissue ({meas2.volume_ml:.2f} mL); if this is a lung nodule, segment it with --kind lung_nodule")
         return m2, meas2
+    click_ml: list = []   # (this click's, another click's) volumes the click checks grew, mL
     if k == "soft_tissue" and _from_core is None and any(n.startswith((NO_EDGE_NOTE, CORE_NOTE + " of")) for n in notes):
         # taken without an intensity edge: the outline must be the one its own core gives
         mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
                                             dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm,
-                                                 _data=data), box=sl)
+                                                 _data=data), box=sl, volumes=click_ml)
         mask, notes = _cut_necked_leak(ct, seed_g, mask, notes)
     if k == "soft_tissue" and _from_core is None and not any(DEPENDS in n for n in notes):
         notes = _click_agreement(ct, seed_g, mask, notes, radius,
-                                 dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data))
+                                 dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data),
+                                 volumes=click_ml)
     if (k == "lung_nodule" and _from_core is None and not any(DEPENDS in n for n in notes)
             and mask.sum() * ct.voxel_volume_ml > np.pi / 6 * MASS_DIAMETER_MM ** 3 / 1000.0):
         # a lung lesion's outline is bounded by the lung envelope, which joins the hilum and the
@@ -1327,7 +1330,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # the nodules of `detect` are not segmented twice
         notes = _click_agreement(ct, seed_g, mask, notes, radius,
                                  dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data),
-                                 kind="lung_nodule")
+                                 kind="lung_nodule", volumes=click_ml)
     for q in np.asarray(include, float).reshape(-1, 3):
         m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data)
         added_ml = float((m2 & ~mask).sum()) * ct.voxel_volume_ml
@@ -1366,6 +1369,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                          "cavity's wall on the images")
     else:
         meas.subtype, meas.host_hu = attenuation_subtype(mask, a, sk, organ)
+    _click_range(meas, click_ml, notes)
     no_edge = any(n.startswith((NO_EDGE_NOTE, CORE_NOTE)) for n in notes)
     meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
     if k == "soft_tissue" and _from_core is None:
@@ -1580,7 +1584,7 @@ def _regrow_in_box(ct, a, sl, core, kw, at_limit: bool, near=None):
     return None
 
 
-def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None) -> tuple:
+def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes=None) -> tuple:
     """(mask, notes, thr) of a soft-tissue lesion taken without an intensity edge
     (``_soft_statistical``): cut back to the outline grown from its own core when most of it is
     not given back from there, with a warning when the volumes differ; ImagioError when the
@@ -1610,7 +1614,8 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None) -> tupl
     ``kw``: the keyword arguments of ``segment_lesion``; ``box``: the slices of the search box
     the outline was taken on: the regrowth is run there first (``_regrow_in_box``: the same
     model from another seed, no second ``segment_lesion`` run) and in boxes of its own only
-    when it reaches that box's inner faces."""
+    when it reaches that box's inner faces. ``volumes``: a list the two volumes (mL: the
+    click's, the core's) are appended to when the click's outline is kept (``_click_range``)."""
     sk = np.asarray(ct.spacing_kji, float)
     core = _core_of(mask, seed_g, sk, ct.array)
     if float(np.linalg.norm((np.asarray(core) - seed_g) * sk)) <= CLICK_BALL_MM:
@@ -1644,13 +1649,15 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None) -> tupl
                             f"from its own core ({v1:.1f} mL): only {100 * confirmed:.0f} % of it was given back "
                             "from there, the rest is tissue of the lesion's density beside it; the volume is "
                             "unreliable; check it"], [round(float(v), 1) for v in thr2]
+    if volumes is not None:
+        volumes += [v0, v1]
     if max(v0, v1) > CLICK_VOLUME_SPREAD * min(v0, v1):
         notes = notes + [f"the region grown from the click ({v0:.1f} mL) differs from the one grown from its "
                          f"own core ({v1:.1f} mL): the volume {DEPENDS} and is "
                          "unreliable; check it, or compare clicks"]
     return mask, notes, thr
 
-def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue") -> list:
+def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", volumes=None) -> list:
     """``notes`` with a warning when a second click inside the outline ``mask`` (CT grid) of
     type ``kind`` ("soft_tissue" or "lung_nodule", the model the probe is grown by) gives a
     volume that differs from it by more than ``CLICK_VOLUME_SPREAD``.
@@ -1663,7 +1670,8 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue") ->
     The probe is the voxel of the outline at least ``CLICK_BALL_MM`` inside it (60 % of its
     deepest point when it is thinner: ``_interior_clicks`` of the tests) farthest from the click,
     the click another user could have given; it is grown by the same model (``segment_lesion``
-    without further checks, the search box the outline needed)."""
+    without further checks, the search box the outline needed). ``volumes``: a list the two
+    volumes (mL: this click's, the probe's; 0 when the probe grows nothing) are appended to."""
     from .common import bbox_slices
 
     sk = np.asarray(ct.spacing_kji, float)
@@ -1682,6 +1690,8 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue") ->
     except (InputError, ImagioError):
         m2 = np.zeros(mask.shape, bool)
     v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float(m2.sum()) * ct.voxel_volume_ml
+    if volumes is not None:
+        volumes += [v0, v1]
     if max(v0, v1) <= CLICK_VOLUME_SPREAD * min(v0, v1):
         return notes
     at = np.round(ct.kji_to_world(far[None].astype(float))[0], 1).tolist()
@@ -1690,6 +1700,32 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue") ->
                     f"{100 * (CLICK_VOLUME_SPREAD - 1):.0f} % apart): the outline is unreliable; check it, "
                     "compare clicks, or add or remove clicks (--add, --remove)"]
 
+
+
+def _click_range(meas, volumes, notes) -> None:
+    """Set ``meas.volume_range_ml`` ([min, max] mL over the outlines the click checks grew,
+    this click's included; None when no other click was grown) and ``meas.click_dependent``
+    (True when those volumes, or a probe that grew nothing, lie more than
+    ``CLICK_DEPENDENT_RATIO`` apart), and add a warning to ``notes`` that gives the range
+    instead of one volume.
+
+    Why: a volume that changes two-fold with the click spans a whole volume doubling, the
+    measure of a nodule's growth (issue 14; lesion.json ``click_dependent_ratio``): one figure
+    from one click is then not the lesion's volume, so the summary gives the range
+    (``LesionMeasurements.volume_summary_ml`` is None) and programs read ``click_dependent``."""
+    v = [float(x) for x in volumes]
+    if len(v) < 2:
+        return
+    found = [x for x in v if x > 0]
+    meas.volume_range_ml = [round(min(found), 2), round(max(found), 2)]
+    meas.click_dependent = min(v) <= 0 or max(v) > CLICK_DEPENDENT_RATIO * min(v)
+    if meas.click_dependent:
+        lo, hi = meas.volume_range_ml
+        none = " (and a click that gave no outline)" if min(v) <= 0 else ""
+        notes.append(f"click-dependent outline: clicks inside this lesion give {lo:.1f}-{hi:.1f} mL{none}, more "
+                     f"than {CLICK_DEPENDENT_RATIO:g}-fold apart, so no single volume is the lesion's; the outline "
+                     f"written is this click's ({meas.volume_ml:.1f} mL); treat the volume as {lo:.1f}-{hi:.1f} mL, "
+                     "check the outline on the images, or correct it (--add, --remove, or by hand)")
 
 
 def _necked_parts(mask: np.ndarray, seed: tuple, sk) -> np.ndarray:

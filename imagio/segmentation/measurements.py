@@ -67,6 +67,17 @@ class LesionMeasurements:
     spans_image: bool = False  # the mask touches two opposite faces of the image (its border is not seen)
     no_intensity_edge: bool = False  # taken without an intensity edge (statistical soft-tissue model)
     edge_support: float | None = None  # soft tissue: share of the boundary with an intensity edge (> 10 HU across it)
+    # the click-dependence check grew the lesion again from other clicks inside it: [min, max] mL
+    # over the outlines found (this click's included), None when no other click was grown
+    volume_range_ml: list | None = None
+    click_dependent: bool = False  # those volumes lie more than click_dependent_ratio (lesion.json) apart
+
+    @property
+    def volume_summary_ml(self) -> float | None:
+        """The volume (mL) to present as the lesion's: None when it is click-dependent (other
+        clicks inside it gave volumes more than two-fold apart; ``volume_range_ml`` holds the
+        range), ``volume_ml`` (the written outline's) otherwise."""
+        return None if self.click_dependent else self.volume_ml
 
     @property
     def edge_size_unreliable(self) -> bool:
@@ -79,6 +90,8 @@ class LesionMeasurements:
 
     def to_dict(self) -> dict:
         d = {**asdict(self), "edge_size_unreliable": self.edge_size_unreliable}
+        # a click-dependent outline's volume is not the lesion's: only the range is (issue 14)
+        d["outline_volume_ml"], d["volume_ml"] = self.volume_ml, self.volume_summary_ml
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
 
 
