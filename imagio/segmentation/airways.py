@@ -670,8 +670,10 @@ def _top_face_lumens(a_f: np.ndarray, body_f: np.ndarray, sp, mid: float | None,
     densest normal lung at full inspiration, Gevenois 1996), 10 HU apart: a lumen is a
     component that has a bronchus's calibre and roundness at some level (`_bronchus_lumens`; a
     lumen merged with lung at a level is too wide there and is taken at a lower one), within
-    ``cut_bronchus_reach_mm`` of the midline when one is known. A lumen already taken at a lower
-    level is not taken again."""
+    ``cut_bronchus_reach_mm`` of the midline when one is known, and walled: soft tissue round at
+    least ``bronchus_wall_share`` of it (`_wall_share`; lung1's lower half: pockets of its
+    inflated lung, -920..-950 HU, read as such regions at those levels, ringed by lung). A lumen
+    already taken at a lower level is not taken again."""
     med = ndimage.median_filter(a_f, size=3, mode="nearest")
     taken = np.zeros(a_f.shape, bool)
     found = []
@@ -689,9 +691,27 @@ def _top_face_lumens(a_f: np.ndarray, body_f: np.ndarray, sp, mid: float | None,
         seen[np.unique(lab[taken & air])] = True
         for c in np.flatnonzero(ok & ~seen[1:]):
             lumen = lab == c + 1
-            taken |= lumen
-            found.append(lumen)
+            if _wall_share(a_f, lumen, sp) >= BRONCHUS_WALL_SHARE:
+                taken |= lumen
+                found.append(lumen)
     return found
+
+
+BRONCHUS_WALL_SHARE = rule("bronchus_wall_share")
+
+
+def _wall_share(a_f: np.ndarray, lumen: np.ndarray, sp) -> float:
+    """Share of soft tissue (>= ``LUNG_AIR_HU``) in the ring up to ``tracheal_wall_mm`` (in-plane)
+    round the 2-D ``lumen`` on a face (``a_f`` its HU, pixel spacing ``sp`` mm): a bronchus's wall
+    encloses its lumen, lung rings a pocket of parenchyma (``bronchus_wall_share``)."""
+    wall = rule("tracheal_wall_mm")
+    m = np.ceil(wall / np.asarray(sp, float)).astype(int) + 1
+    pts = np.argwhere(lumen)
+    box = tuple(slice(max(int(lo) - g, 0), min(int(hi) + 1 + g, n))
+                for lo, hi, g, n in zip(pts.min(0), pts.max(0), m, lumen.shape))
+    d = ndimage.distance_transform_edt(~lumen[box], sampling=sp)
+    ring = (d > 0) & (d <= wall)
+    return float(np.mean(a_f[box][ring] >= LUNG_AIR_HU)) if ring.any() else 0.0
 
 
 def no_carina_note(ct: Volume, trachea: np.ndarray) -> str:
