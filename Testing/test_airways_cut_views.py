@@ -135,3 +135,45 @@ def test_chest_cta_lower_half_bronchi_not_lung(cta):
     assert (got & ndimage.binary_dilation(tree)).sum() >= 0.7 * got.sum()
     assert not (got & (m["lung_left"] | m["lung_right"])).any()
     assert any("top face cuts the lungs" in w for w in meta["warnings"]), meta["warnings"]
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_chest_cta_cut_15_mm_below_the_carina_labels_its_main_bronchi(cta):
+    """New-user trial 54 H2: the chest CTA cut at RAS S 705 mm (~15 mm below its carina; no
+    trachea in view). Its main bronchi leave the top face as lumens reading -930..-960 HU, noise
+    scattering their pixels round -950 HU, so no lumen was seeded (main: airways 0 mL, the
+    uncropped run's 15.3 mL of bronchi there all labelled lung). Independent check against the
+    uncropped run on the same voxels: >= 70 % of its tree in the crop labelled airways, <= 10 %
+    of it labelled lung, and the airways label lies on or beside (one voxel) that tree for
+    >= 85 % of its volume; own count of the tree's lumens on the top face (2-D components of
+    >= 50 mm^2: a main or lobar bronchus, 8 mm wide) each touched by the airways label."""
+    from scipy import ndimage
+
+    from imagio.segmentation.common import ras_coordinate
+
+    ct, ref = cta
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    zs = np.moveaxis(ras_coordinate(ct, 2), s_ax, 0)[:, 0, 0]
+    keep = np.flatnonzero(zs <= 705.0)
+    sl = [slice(None)] * 3
+    sl[s_ax] = slice(int(keep.min()), int(keep.max()) + 1)
+    sl = tuple(sl)
+    c, m, meta = _segment(ct, sl)
+    v = c.voxel_volume_ml
+    assert not m.get("trachea", np.zeros(1, bool)).any()
+    tree = ref["trachea"][sl] | ref["airways"][sl]
+    assert tree.sum() * v > 10.0                                    # the bronchi are in the crop
+    got = m.get("airways", np.zeros(c.shape, bool))
+    assert (got & tree).sum() >= 0.7 * tree.sum(), ((got & tree).sum() * v, tree.sum() * v)
+    assert ((m["lung_left"] | m["lung_right"]) & tree).sum() <= 0.1 * tree.sum()
+    assert (got & ndimage.binary_dilation(tree)).sum() >= 0.85 * got.sum()
+    top = int(keep.max()) - int(keep.min()) if s_sign > 0 else 0
+    face = np.take(tree, top, axis=s_ax)
+    lab, n = ndimage.label(face, structure=np.ones((3, 3), bool))
+    px = float(np.prod([s for d, s in enumerate(c.spacing_kji) if d != s_ax]))
+    big = [i for i in range(1, n + 1) if (lab == i).sum() * px >= 50.0]
+    assert len(big) >= 2
+    on_face = np.take(got, top, axis=s_ax)
+    assert all((on_face & (lab == i)).any() for i in big)
+    assert any("top face cuts the lungs" in w for w in meta["warnings"]), meta["warnings"]

@@ -157,10 +157,20 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                         meta["warnings"].append(
                             f"airways: {sum(q['volume_ml'] for q in pieces):.1f} mL of bronchi, found from "
                             f"{len(pieces)} air lumen(s) on the top face, are labelled airways; they are "
-                            "not joined to a trachea in view, so which bronchi they are is not known: check "
-                            "them on the images")
+                            "not joined to a trachea in view, so which bronchi they are is not known, and a "
+                            "main or lobar bronchus whose lumen on that face could not be told from the lung "
+                            "(not round, not walled, or grown into the lung) is labelled lung: check the "
+                            "bronchi at the hilum on the images")
                         out["airways"] = top_bronchi   # no "trachea": none is in view
                         body |= top_bronchi
+                    else:
+                        # trial 54 H2: the main bronchi below the carina were labelled lung, and the
+                        # warning spoke of the trachea only
+                        meta["warnings"].append(
+                            "airways: no bronchus lumen on the top face could be told from the lung (a "
+                            "round, walled air lumen of main or lobar bronchus calibre, 5-16 mm): the main "
+                            "and lobar bronchi below the carina are labelled lung, not airways; check the "
+                            "hilum on the images (a needle path there is not judged against them)")
         if "airways" in want and trachea is not None:
             out["trachea"], out["airways"] = trachea, bronchi
             side = aw.cut_lr_side(ct, trachea)
