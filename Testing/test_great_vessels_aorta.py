@@ -41,10 +41,10 @@ def test_chest_cta_great_vessels_cover_the_descending_aorta(shared_data):
     m, meta = segment_masks(ct, ("body", "bones", "lungs", "airways", "vessels"))
     gv = m["great_vessels"]
     # the lumen's 2-D component includes its partial-volume edge down to 200 HU: its core (the
-    # component eroded by 1 voxel) must be labelled, and most of the edge
+    # component eroded by 1 voxel) and the whole component are labelled (main: 0.39 and 0.33)
     core = ndimage.binary_erosion(ao, structure=np.array([[[0] * 3] * 3, [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0] * 3] * 3]))
     assert gv[core].mean() >= 0.9
-    assert gv[ao].mean() >= 0.75
+    assert gv[ao].mean() >= 0.9
     # no new false positive on the bones: labels are exclusive, so check the pool is not inside
     # the spine's or ribs' own dense tissue (> 700 HU, cortex) either
     a = np.asarray(ct.array)
