@@ -77,3 +77,47 @@ def test_labelled_cartilage_needs_no_such_warning(case):
     full = PlanningProblem.build(ph.ct, lab, "lung_nodule_1")
     p = lab.kji_to_world(np.argwhere(lab.array == inv["costal_cartilages"]).astype(float))[0]
     assert costal_warnings(full, 1, p + [0.0, 60.0, 0.0], p - [0.0, 30.0, 0.0]) == []
+
+
+def test_posterior_tracks_are_not_warned_when_bone_holds_the_scapulae(ph):
+    """Review 43 M1: with the rule-based naming (one "bone" holding sternum, scapulae, claviculae
+    and humeri; "ribs"; "vertebrae") posterior tracks between a rib and a scapula were warned as
+    "the anterior chest wall" (8 of 200, none crossing cartilage). The cartilage region is the
+    anterior chest wall: no posterior track is warned, and the anterior ones still are. Own
+    check: each track's truth cartilage crossing on the full label map."""
+    lab = ph.labels
+    inv = {n: v for v, n in lab.labels.items()}
+    cc = inv["costal_cartilages"]
+    arr, names = lab.array.copy(), dict(lab.labels)
+    arr[arr == cc] = 0
+    del names[cc]
+    B, R, V = 250, 251, 252
+    for n, v in inv.items():
+        if n == "sternum" or n.startswith(("scapula", "clavicula", "humerus")):
+            arr[lab.array == v] = B
+            names.pop(v, None)
+        elif n.startswith("rib_"):
+            arr[lab.array == v] = R
+            names.pop(v, None)
+        elif n.startswith("vertebrae"):
+            arr[lab.array == v] = V
+            names.pop(v, None)
+    names.update({B: "bone", R: "ribs", V: "vertebrae"})
+    prob = PlanningProblem.build(ph.ct, lab.with_array(arr, labels=names), "lung_nodule_1")
+    lungv = [v for n, v in inv.items() if "lung" in n and "vessel" not in n and "nodule" not in n]
+    lp = lab.kji_to_world(np.argwhere(np.isin(lab.array, lungv))[::97].astype(float))
+    sel = lp[np.random.default_rng(0).choice(len(lp), 200, replace=False)]
+    warned = []
+    for p in sel:
+        e = p + np.array([0.0, -150.0, 0.0])      # from behind, straight forward
+        assert _truth_mm(lab, cc, e, p) == 0
+        warned += costal_warnings(prob, 1, e, p)
+    assert not warned, warned[:2]
+    # the anterior tracks through true cartilage are still warned with this naming
+    st = inv["sternum"]
+    pts = lab.kji_to_world(np.argwhere(lab.array == cc).astype(float))
+    sternum = lab.kji_to_world(np.argwhere(lab.array == st).astype(float))
+    pts = pts[(pts[:, 2] >= sternum[:, 2].min()) & (pts[:, 2] <= sternum[:, 2].max())]
+    front = pts[np.random.default_rng(1).choice(len(pts), 20, replace=False)]
+    hits = sum(bool(costal_warnings(prob, 1, p + [0.0, 60.0, 0.0], p - [0.0, 30.0, 0.0])) for p in front)
+    assert hits >= 0.8 * len(front), hits

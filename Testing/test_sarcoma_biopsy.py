@@ -828,14 +828,21 @@ def test_an_entry_on_the_skin_the_patient_lay_on_is_said():
     skin resting on the couch, and no output said the patient must be turned. A posteromedial
     tumour of the thigh phantom (scanned supine: couch posterior) gets a posterior entry, and a warning
     says so; an anterior tumour's entry gets none. The couch side is checked independently from the
-    tract's direction (within 45 degrees of RAS -A)."""
-    post = thigh(seed=0, spacing_mm=3.0, tumour_angle_deg=170, tumour_s_mm=120)
-    sp = plan_sarcoma_biopsy(post.ct, post.labels)
-    m = sp.cores[0]["metrics"]
-    d = np.asarray(m.entry_ras, float) - np.asarray(m.target_ras, float)
-    faces_couch = d @ np.array([0.0, -1.0, 0.0]) / np.linalg.norm(d) >= np.cos(np.radians(45.0))
-    said = [w for w in sp.warnings if "the side the patient lay on" in w]
-    assert faces_couch and len(said) == 1 and "posterior" in said[0], (d, sp.warnings)
+    tract's direction (within 45 degrees of RAS -A), over posterior tumours at several angles: the
+    warning is said exactly when the entry faces the couch, and at least one entry does (which one
+    depends on every other rule, e.g. the check past the needle's tip, so no single angle is pinned)."""
+    faced = 0
+    for angle in (150, 165, 170):
+        post = thigh(seed=0, spacing_mm=3.0, tumour_angle_deg=angle, tumour_s_mm=120)
+        sp = plan_sarcoma_biopsy(post.ct, post.labels)
+        m = sp.cores[0]["metrics"]
+        d = np.asarray(m.entry_ras, float) - np.asarray(m.target_ras, float)
+        faces_couch = d @ np.array([0.0, -1.0, 0.0]) / np.linalg.norm(d) >= np.cos(np.radians(45.0))
+        said = [w for w in sp.warnings if "the side the patient lay on" in w]
+        assert len(said) == int(faces_couch), (angle, d, sp.warnings)
+        assert all("posterior" in w for w in said)
+        faced += int(faces_couch)
+    assert faced >= 1
     ant = thigh(seed=0, spacing_mm=3.0, tumour_compartment="anterior", tumour_diameter_mm=40, necrotic_fraction=0)
     sa = plan_sarcoma_biopsy(ant.ct, ant.labels)
     ma = sa.cores[0]["metrics"]

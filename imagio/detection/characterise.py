@@ -129,7 +129,8 @@ def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
     (detection.json ``characterise.emphysema_laa950_percent.partial_lungs``; review 41 M4: an apex
     tip on the first slice no longer makes it unknown, a slab still does). When the airways cannot
     be separated (``airways_note``) a yes stands only if it holds with the most airway lumen a lung
-    mask can hold (``airways.lumen_max_ml``) taken out, else None, said."""
+    mask can hold (``airways.lumen_max_ml``) taken out, else None, said; when more than that was
+    taken out as airways (a leaked tree), a no stands only if it holds with it left in."""
     from ..segmentation.emphysema import emphysema
 
     c = constants()["characterise"]["emphysema_laa950_percent"]
@@ -147,7 +148,18 @@ def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
                                f"lumen is air and reads as emphysema), which could not be separated ({air['airways_note']}); "
                                f"without up to {lumen:g} mL of airway lumen it may be {least:.1f} %, below the "
                                f"{c['value']:g} % threshold, so emphysema is not judged (Brock is a range over it); "
-                               "give --emphysema / --no-emphysema from the CT, or a lung mask without the airways (--lungs)")
+                               "give --emphysema / --no-emphysema from the CT")
+    if emph is False and not air["airways_note"] and air["airways_ml"] > float(c["airways"]["lumen_max_ml"]):
+        # more "airway" than an airway tree holds: the tree may have leaked into low-density lung and
+        # taken emphysema out with it (review 43 M3); a "no" must then hold with it left in
+        _, whole = emphysema(ct, {"lungs": np.asarray(lungs, bool)})
+        wpct = whole["total"]["laa_percent"]
+        if wpct is not None and wpct >= c["value"]:
+            emph, why = None, (f"LAA-950 {pct} % measured without {air['airways_ml']:g} mL taken as airways, more than "
+                               f"an airway tree's lumen ({float(c['airways']['lumen_max_ml']):g} mL): the tree may "
+                               f"have leaked into low-density lung; with it left in LAA-950 is {wpct} %, so "
+                               "emphysema is not judged (Brock is a range over it); give --emphysema / "
+                               "--no-emphysema from the CT")
     if emph is False and m.ndim == 3:
         cut_ml = _cut_lung_bound_ml(ct, m)
         ml = float(np.count_nonzero(m)) * ct.voxel_volume_ml

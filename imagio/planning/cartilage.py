@@ -35,6 +35,7 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     or None. ``labels``: label map (`Volume` with names); the track is sampled every ``STEP_MM``
     up to the first sample in a lung label (name holding "lung" or "lobe"), the target's label
     (``target_value``) or the target; a sample counts when it is no bone (rib, sternum) and the
+    sample lies in front of the ribs' coronal centre (the anterior chest wall), the
     sternum (a name holding "sternum"; without one, the rule-based segmentation's "bone", which
     holds it) lies medial to it (towards the ribs' mean R) and a rib (name starting "rib")
     lateral to it, each within ``reach_mm`` along one of the search rays (`LATERAL_FAN`,
@@ -53,7 +54,12 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     ribs = np.argwhere(np.isin(labels.array, np.flatnonzero(is_rib)))
     if not len(ribs):
         return None
-    mid_r = float(labels.kji_to_world(ribs.mean(axis=0, keepdims=True))[0, 0])   # the ribs' midline
+    centre = labels.kji_to_world(ribs.mean(axis=0, keepdims=True).astype(float))[0]
+    mid_r = float(centre[0])   # the ribs' midline
+    # the cartilages join the ribs' anterior ends to the sternum: the anterior chest wall, in front
+    # of the ribs' coronal centre (review 43 M1: without a sternum label the medial "bone" holds
+    # the scapulae too, and posterior tracks between a rib and a scapula were warned)
+    mid_a = float(centre[1])
     del ribs
     e, t = np.asarray(entry_ras, float), np.asarray(target_ras, float)
     L = float(np.linalg.norm(t - e))
@@ -80,7 +86,7 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
 
     rib_lat = found(LATERAL_FAN, is_rib)
     st_med = found(MEDIAL_FAN, is_st)
-    inside = rib_lat & st_med & ~is_rib[v] & ~is_st[v]
+    inside = rib_lat & st_med & ~is_rib[v] & ~is_st[v] & (P[:, 1] > mid_a)
     if not inside.any():
         return None
     return float(inside.sum()) * STEP_MM, [round(float(x), 1) for x in P[int(np.argmax(inside))]]

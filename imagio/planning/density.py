@@ -288,6 +288,12 @@ class DenseTissue:
         inb = np.all((loc >= 0) & (loc < self.block.shape), axis=1)
         return inb, np.clip(loc, 0, np.array(self.block.shape) - 1)
 
+    def blocking_at(self, kji_nearest: np.ndarray) -> np.ndarray:
+        """Bool (n,): the voxels at global nearest-voxel indices ``kji_nearest`` ((n, 3) int) that
+        are unlabelled blocking dense tissue (outside this object's box: False)."""
+        inb, loc = self._local(kji_nearest)
+        return inb & self.block[tuple(loc.T)]
+
     def check(self, pts: np.ndarray, entry) -> tuple[list[str], list[str]]:
         """(problems, notes) of one path sampled at ``pts`` ((n, 3) RAS, entry first).
         problems: a blocking object crossed or within the needle's clearance; notes: dense

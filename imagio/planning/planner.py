@@ -247,7 +247,8 @@ class Plan:
                            f"view, or prefer another proposal; {rank}")
             if "beyond_tip" in fl:
                 out.append(f"proposal {n}: the needle's axis continued past the target meets {f.beyond_what[r]} "
-                           f"{f.beyond_mm[r]:.1f} mm beyond the tip (checked to "
+                           f"{f.beyond_mm[r]:.1f} mm beyond the tip, within the needle's "
+                           f"{self.problem.needle.widening_mm:.1f} mm clearance (checked to "
                            f"{self.problem.needle.beyond_tip_mm:g} mm: a core needle's throw + placement "
                            "uncertainty): a needle fired or pushed from the target reaches it; use a shorter "
                            f"throw, stop short of the target, or prefer another proposal; {rank}")

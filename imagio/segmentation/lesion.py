@@ -156,6 +156,7 @@ MAX_RADIUS_MM = _v("max_radius_mm")
 SMOOTH_SIGMA_MM = _v("smooth_sigma_mm")
 LARGER_BLOB_RATIO = _v("larger_blob_ratio")
 NECROSIS_MAX_RATIO = _v("necrosis_max_ratio")
+EDGED_CORE_MAX_RATIO = _v("edged_core_max_ratio")
 CALCIFIED_MIN_HU = _v("calcified_min_hu")
 STAT_SIGMA_MM = _v("statistical_sigma_mm")
 CLICK_BALL_MM = _v("click_ball_mm")
@@ -905,8 +906,11 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final, edged_core
     ``edged_core``: ``region`` is the statistical model's homogeneous region whose border has
     an intensity edge along most of it (``_stopped_at_edges``): it stopped at a change of
     density, not for want of one, so it is the homogeneous core of a heterogeneous tumour, not
-    a part of a quarter or more of it; the ``NECROSIS_MAX_RATIO`` bound is then not applied
-    (the probe's outline must still be closed in the box and hold most of the region). Why:
+    a part of a quarter or more of it; the ``NECROSIS_MAX_RATIO`` bound is then widened to
+    ``EDGED_CORE_MAX_RATIO`` (a core is at least a tenth of its tumour: an organ closed in the
+    box around a click in it is far larger than the click's region, the phantom pancreas 353
+    times, review 43 H1; the probe's outline must still be closed in the box and hold most of
+    the region). Why:
     the model's window is the click ball's spread on the denoised image (a few HU), narrower
     than a heterogeneous tumour's own spread (Lung_Dx-A0001's perihilar mass: p10-p90 -1..33 HU),
     so it gave the 7-10 mL core of the 58 mL mass, and the probe's closed 53-55 mL outline was
@@ -937,7 +941,8 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final, edged_core
         n2 = int(r2.sum())
         held = int((r2 & region).sum()) / n0
         if (n2 and not _touched_faces(r2) and held > PROBE_MIN_OVERLAP
-                and CLICK_VOLUME_SPREAD * n0 < n2 and (edged_core or n2 <= NECROSIS_MAX_RATIO * n0)):
+                and CLICK_VOLUME_SPREAD * n0 < n2
+                and n2 <= (EDGED_CORE_MAX_RATIO if edged_core else NECROSIS_MAX_RATIO) * n0):
             whole = _fill(r2 | region, s_axis)
             return (whole & org if org is not None else whole), thr2, sub2, (held, n2)
     return None
@@ -1141,8 +1146,9 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                 sub = sub.split(";")[0]
                 notes.append(
                     "the homogeneous region round the click stopped at an intensity edge along "
-                    f"{100 * edged:.0f} % of its border: it was only the core of a heterogeneous tumour, so the "
-                    "closed lesion grown from the layer around it is given; its border is approximate")
+                    f"{100 * edged:.0f} % of its border: taken as the core of a heterogeneous tumour, so the "
+                    "closed lesion grown from the layer around it is given; its border is approximate. If the "
+                    "click lies in an organ (no lesion there), that organ is what was outlined")
         if sub.endswith("; rim"):
             sub = sub.split(";")[0]
             notes.append("the click may be on the necrotic or cystic centre of a larger tumour: a closed "

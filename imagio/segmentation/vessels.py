@@ -278,8 +278,8 @@ def thick_slice_note(spacing, organ_name: str = "lung vessels") -> str:
     if worst <= limit + 1e-6:
         return ""
     return (f"{organ_name}: the CT's voxels are up to {worst:.2g} mm (its slice thickness), coarser than the "
-            f"{limit:g} mm of a thin-section chest CT: vessels narrower than about two voxels ({2 * worst:.2g} mm) "
-            "are partly or wholly missed, so the vessel label is smaller than on thin sections (the shared chest "
+            f"{limit:g} mm of a thin-section chest CT: vessels narrower than about two voxels along that axis "
+            f"({2 * worst:.2g} mm, vessels running across the slices) are partly or wholly missed, so the vessel label is smaller than on thin sections (the shared chest "
             "CTA: -18 % at 3 mm, -47 % at 5 mm slices); a needle plan also checks the CT's solid tissue inside "
             "the lung, but use a thin-section reconstruction for a vessel map")
 
