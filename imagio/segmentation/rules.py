@@ -360,6 +360,11 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     if "vessels" in want:
         pool = bn.contrast_blood_pool(ct, body, lungs, bone)
         if pool is not None:
+            from . import blood_pool as bp
+            pool = bp.extend_pool(ct, pool, body, lungs, bone)   # trial 53 H2: descending aorta
+            warn = bp.paravertebral_pool_warning(ct, pool, out.get("vertebrae"), body, lungs, bone)
+            if warn:
+                meta["warnings"].append(warn)
             out["great_vessels"] = pool
             meta["great_vessels"] = {"volume_ml": round(float(pool.sum() * ct.voxel_volume_ml), 1)}
             meta["warnings"].append(
