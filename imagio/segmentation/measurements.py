@@ -67,6 +67,7 @@ class LesionMeasurements:
     spans_image: bool = False  # the mask touches two opposite faces of the image (its border is not seen)
     no_intensity_edge: bool = False  # taken without an intensity edge (statistical soft-tissue model)
     edge_support: float | None = None  # soft tissue: share of the boundary with an intensity edge (> 10 HU across it)
+    fat_density: bool = False  # solid kind whose tissue (air left out) has fat's mean density (may have grown into fat)
 
     @property
     def edge_size_unreliable(self) -> bool:
