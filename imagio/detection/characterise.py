@@ -93,7 +93,7 @@ def _cut_lung_bound_ml(ct: Volume, m: np.ndarray) -> float:
     return total * float(cfg["safety_factor"])
 
 
-def lung_parenchyma(ct: Volume, lungs: np.ndarray) -> tuple[np.ndarray, dict]:
+def lung_parenchyma(ct: Volume, lungs: np.ndarray, airways: dict | None = None) -> tuple[np.ndarray, dict]:
     """(parenchyma, info): the lung mask ``lungs`` (bool [k, j, i] on ``ct``'s grid) without the
     trachea and bronchi, as LAA-950 is measured (detection.json
     ``characterise.emphysema_laa950_percent.airways``: Fleischner 2015, COPDGene). The airways are
@@ -102,22 +102,35 @@ def lung_parenchyma(ct: Volume, lungs: np.ndarray) -> tuple[np.ndarray, dict]:
     lung segmentation and the detector's search region remove them. info: {"airways_ml": mL of the
     mask taken out, "airways_note": None, or why the airways could not be separated (no trachea
     in view, no body found): the mask is then returned as given; "airways_warning": the tree's
-    leak warning, if any (a leak into the lung takes parenchyma out with the airways)}."""
+    leak warning, if any (a leak into the lung takes parenchyma out with the airways)}.
+    airways: the tree already found for this scan, reused instead of growing it again (issue 20:
+    +9-16 s a scan): {"tree": bool [k, j, i] or None, "grid": the Volume it lies on (any grid of
+    the same world: resampled, nearest), "note", "leak_warning"} (`blobs.airway_tree`,
+    `pipeline.given_airways`)."""
     from ..segmentation import airways as aw
     from ..segmentation.body import body_mask
     from ..segmentation.lungs import airway_margin
 
     m = np.asarray(lungs, bool)
-    try:
-        trachea, bronchi, info = aw.airway_masks(ct, body_mask(ct))
-    except InputError as e:
-        return m, {"airways_ml": 0.0, "airways_note": str(e), "airways_warning": None}
-    cut = m & airway_margin(ct, trachea | bronchi)
+    if airways is not None and airways.get("tree") is None:
+        return m, {"airways_ml": 0.0, "airways_note": airways["note"], "airways_warning": None}
+    if airways is not None:
+        g = airways["grid"]
+        tree = airways["tree"] if g.same_grid(ct) else g.with_array(
+            airways["tree"].astype(np.uint8), labels={}).resample_like(ct, order=0).array > 0
+        info = {"leak_warning": airways.get("leak_warning")}
+    else:
+        try:
+            trachea, bronchi, info = aw.airway_masks(ct, body_mask(ct))
+        except InputError as e:
+            return m, {"airways_ml": 0.0, "airways_note": str(e), "airways_warning": None}
+        tree = trachea | bronchi
+    cut = m & airway_margin(ct, tree)
     return m & ~cut, {"airways_ml": round(float(np.count_nonzero(cut)) * ct.voxel_volume_ml, 1),
                       "airways_note": None, "airways_warning": info.get("leak_warning")}
 
 
-def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
+def emphysema_status(ct: Volume, lungs: np.ndarray, airways: dict | None = None) -> dict:
     """{"laa950_percent", "emphysema": bool or None, "threshold_percent", "source", "not_judged",
     "cut_lung_ml", "airways_ml", "airways_note"} of the lung mask (bool [k, j, i] on the CT grid),
     measured on its parenchyma: the trachea and bronchi taken out (`lung_parenchyma`; new-user
@@ -130,11 +143,12 @@ def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
     tip on the first slice no longer makes it unknown, a slab still does). When the airways cannot
     be separated (``airways_note``) a yes stands only if it holds with the most airway lumen a lung
     mask can hold (``airways.lumen_max_ml``) taken out, else None, said; when more than that was
-    taken out as airways (a leaked tree), a no stands only if it holds with it left in."""
+    taken out as airways (a leaked tree), a no stands only if it holds with it left in.
+    airways: the scan's airway tree when already found (`lung_parenchyma`)."""
     from ..segmentation.emphysema import emphysema
 
     c = constants()["characterise"]["emphysema_laa950_percent"]
-    m, air = lung_parenchyma(ct, lungs)
+    m, air = lung_parenchyma(ct, lungs, airways)
     _, stats = emphysema(ct, {"lungs": m})
     pct = stats["total"]["laa_percent"]
     emph = None if pct is None else bool(pct >= c["value"])
@@ -547,14 +561,15 @@ def _same_lesion(ct: Volume, nodules: list[dict], masks: list[np.ndarray]) -> No
 
 def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarray,
                             lobes: Volume | None = None, patient: dict | None = None,
-                            progress=None) -> tuple[list[dict], list[np.ndarray], dict]:
+                            progress=None, airways: dict | None = None) -> tuple[list[dict], list[np.ndarray], dict]:
     """Characterise each of ``cands`` (the caller picks the most probable; module docstring).
 
     ct: chest CT (HU); cands: detector output (sorted by probability); lungs: boolean lung mask
     on the CT grid [k, j, i]; lobes: optional label map with TotalSegmentator lobe names (any
     grid); patient: optional {"age", "sex", "smoker", "family_history", "extrathoracic_cancer",
     "emphysema"} (a yes/no fact left out is unknown: the risk is a range over it; "emphysema"
-    given replaces the lung segmentation's LAA-950 reading).
+    given replaces the lung segmentation's LAA-950 reading); airways: the scan's airway tree when
+    already found (`lung_parenchyma`), else it is grown for LAA-950.
     Returns (nodules: one dict per characterised candidate, sorted by decreasing risk; their
     masks on the CT grid, same order; scan-level facts: emphysema, counts, warnings). Runs on
     the storage given: `pipeline.scan_findings` gives it the RAS-canonical one, so that the
@@ -567,7 +582,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     p = as_progress(progress)
     todo = cands
     p(0.0, "characterise: emphysema (LAA-950 of the lungs without the airways)")
-    scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}
+    scan = {"emphysema": emphysema_status(ct, lungs, airways), "characterised": len(todo), "warnings": []}
     if lobes is None:
         scan["warnings"].append(f"lobe {NO_LOBES}; the side is given instead (Brock's upper-lobe "
                                 "term becomes a range)")
