@@ -311,8 +311,8 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
 
     fat = fat_density_hu(mask, ct, meas)
     if fat is not None:
-        return (f"the outline's tissue has a mean density of {fat:.0f} HU, that of fat ({FAT_MIN_HU:g}..{FAT_MAX_HU:g} HU, "
-                "adipose tissue), not a solid nodule's: it has probably grown into the fat of the chest wall or "
+        return (f"the outline's tissue has a mean density of {fat:.0f} HU, that of fat "
+                f"({FAT_MIN_HU:g}..{FAT_MAX_HU:g} HU, adipose tissue), not a solid nodule's: it has probably grown into the fat of the chest wall or "
                 "mediastinum (no lung nodule); a nodule that holds fat (hamartoma) is benign, Lung-RADS v2022 "
                 "category 1: read it on the images")
     if clipped and cand.features.get("channel") == "concavity":

@@ -67,7 +67,8 @@ def not_measurable(nodule: dict) -> str | None:
 def lung_rads(nodule: dict) -> dict:
     """Lung-RADS v2022 baseline category of ``nodule`` (keys: type, mean_diameter_mm,
     solid_component_mm; ``touches_lung`` False: refused, not a lung nodule; a mean diameter
-    below :func:`not_measurable`'s limit: refused). Never raises: an impossible input gives {"refused": reason}."""
+    below :func:`not_measurable`'s limit: refused; ``not_assessable`` (a reason): refused with it and
+    no floor). Never raises: an impossible input gives {"refused": reason}."""
     t = nodule.get("type")
     size = nodule.get("mean_diameter_mm")
     src = lungrads.table()["source"]
