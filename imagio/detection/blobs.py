@@ -234,8 +234,8 @@ def lung_sides(lungs: np.ndarray, ct: Volume, body: np.ndarray | None = None,
     if not lungs.any():
         return lungs.copy(), lungs.copy()
     tree = airway_tree(ct, body)
-    if airways is not None:
-        airways.update(tree)
+    if airways is not None:   # the union only: the parts are not kept while the detector runs
+        airways.update({k: v for k, v in tree.items() if k not in ("trachea", "bronchi")})
     left, right, _, _ = split_lungs(ct, lungs, body, trachea=tree["trachea"], bronchi=tree["bronchi"],
                                     find_airways=False)
     return left, right
