@@ -854,3 +854,34 @@ def test_false_positive_structures_names_what_each_false_positive_lies_on():
     fps = false_positive_structures(s, cands, threshold=0.5)
     assert [f["structure"] for f in fps] == ["airway end", "vessel mimic", "vessel", "parenchyma"]
     assert [f["probability"] for f in fps] == [0.9, 0.8, 0.7, 0.6]
+
+
+def test_detect_grows_the_airway_tree_once_and_laa950_reuses_it(monkeypatch):
+    """Issue 20/17: `imagio detect` grew the airway tree twice, once for the detector's left/right
+    split and again on the whole CT for LAA-950 (+9-16 s a scan on the chest CTA). The
+    characterisation reuses the detector's tree: `airway_masks` runs once per scan, and LAA-950
+    with the reused tree agrees with the one grown on the whole CT (own run of
+    `emphysema_status` without it) within 0.1 percentage points; a label map given with
+    airways (IMAGIO's `airways` label) is used as it is, the tree still grown once (by the
+    detector)."""
+    from imagio.detection.characterise import emphysema_status
+    from imagio.detection.pipeline import Options, scan_findings
+    from imagio.phantom.screening import screening_scan
+    from imagio.segmentation import airways as aw
+
+    ph = screening_scan(spacing=3.0, seed=3, n_nodules=4, n_mimics=1).phantom
+    calls = []
+    grow = aw.airway_masks
+    monkeypatch.setattr(aw, "airway_masks", lambda *a, **k: calls.append(1) or grow(*a, **k))
+    found = scan_findings(ph.ct, Options(characterise=1, slicer=False))
+    assert len(calls) == 1
+    e = found["scan"]["emphysema"]
+    assert e["airways_note"] is None and e["airways_ml"] > 0, e
+    monkeypatch.setattr(aw, "airway_masks", grow)
+    own = emphysema_status(ph.ct, found["lungs_m"])
+    assert abs(own["laa950_percent"] - e["laa950_percent"]) <= 0.1, (own["laa950_percent"], e["laa950_percent"])
+    assert "airways" in ph.labels.labels.values()
+    calls.clear()
+    monkeypatch.setattr(aw, "airway_masks", lambda *a, **k: calls.append(1) or grow(*a, **k))
+    given = scan_findings(ph.ct, Options(characterise=1, slicer=False), lungs=ph.labels)
+    assert len(calls) == 1 and given["scan"]["emphysema"]["airways_ml"] > 0

@@ -1010,3 +1010,67 @@ def test_laa950_with_airways_not_separated_judges_yes_only_beyond_their_lumen():
             assert e["emphysema"] is None and "could not be separated" in e["not_judged"], (e, least)
         else:
             assert e["emphysema"] is True, (e, least)
+
+
+def test_a_chest_wall_concavity_of_fat_density_gets_no_category(shared_data):
+    """New-user trials 53 and 54 M4: on the chest CTA the juxta-pleural channel's candidate at the
+    right lung's border by a rib (RAS 126.4, 160.9, 635.4; found by `imagio detect`, its values
+    copied here) was segmented into a 2.15 mL outline of fat density and graded "solid 13.5 mm,
+    Lung-RADS 4A", while its own row said the outline had fat's density. An outline of fat
+    measures no nodule: Lung-RADS (no category, no floor), Brock and Mayo are refused with the
+    reason, and the row no longer calls the detector's concavity size its diameter. Own check: the
+    outline's non-air voxels (>= -500 HU) average in adipose tissue's band (-190..-30 HU) and
+    the outline touches the lung."""
+    from scipy import ndimage
+
+    from imagio import io
+    from imagio.detection.pipeline import lung_volume
+    from imagio.volume import as_ras_canonical
+
+    ct, _, _ = as_ras_canonical(io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"))
+    lungs, _ = lung_volume(ct, None)
+    cand = Candidate(center_ras=np.array([126.37, 160.88, 635.35]), diameter_mm=12.1752, volume_ml=0.945,
+                     type="solid", probability=0.3642, distance_to_pleura_mm=0.0, juxta_pleural=True,
+                     detector="blobs", features={"channel": "concavity", "centre_hu": 60.0},
+                     warnings=["diameter is the equivalent diameter of a concavity of the lung outline, not "
+                               "a segmentation"])
+    nods, masks, _ = characterise_candidates(ct, [cand], lungs, patient={"age": 66, "sex": "male", "smoker": True})
+    d, m = nods[0], masks[0]
+    hu = ct.array[m].astype(float)
+    tissue = hu[hu >= -500.0]
+    assert d["segmented"] and -190.0 <= tissue.mean() < -30.0, tissue.mean()
+    assert (ndimage.binary_dilation(m, np.ones((3, 3, 3), bool)) & lungs).any()
+    s = d["stratification"]
+    assert "category" not in s["lung_rads"] and s["lung_rads"]["category_at_least"] is None, s["lung_rads"]
+    for model in ("lung_rads", "brock", "mayo"):
+        assert "fat" in s[model]["refused"] and "not assessable" in s[model]["refused"], s[model]
+    assert not any("concavity of the lung outline, not a segmentation" in w for w in d["warnings"])
+
+
+def test_a_heart_border_concavity_clipped_to_its_sphere_gets_no_category(shared_data):
+    """New-user trial 53 M4: on lung2 the juxta-pleural channel's candidate at the right heart border
+    (LPS -51.3, -207.1, -270; found by `imagio detect`, its values copied here) was segmented to the
+    one-click size limit, clipped to the concavity's sphere and graded "solid 22.1 mm, Lung-RADS 4B"
+    from that lower bound: a category from the concavity's equivalent diameter, which IMAGIO says is
+    not a segmentation. No category or floor, Brock and Mayo refused with the reason. Own check:
+    the outline kept lies within the candidate's sphere grown one scale step (it was clipped)."""
+    from imagio import io
+    from imagio.detection.pipeline import lung_volume
+    from imagio.volume import as_ras_canonical
+
+    ct, _, _ = as_ras_canonical(io.read_image(shared_data / "pyradiomics-lung" / "lung2_image.nrrd"))
+    lungs, _ = lung_volume(ct, None)
+    c = np.array([51.26, 207.08, -270.0])
+    cand = Candidate(center_ras=c, diameter_mm=17.4193, volume_ml=2.7675, type="solid", probability=0.155,
+                     distance_to_pleura_mm=0.0, juxta_pleural=True, detector="blobs",
+                     features={"channel": "concavity", "centre_hu": -43.0},
+                     warnings=["diameter is the equivalent diameter of a concavity of the lung outline, not "
+                               "a segmentation"])
+    nods, masks, _ = characterise_candidates(ct, [cand], lungs, patient={"age": 66, "sex": "male", "smoker": True})
+    d, m = nods[0], masks[0]
+    reach = np.linalg.norm(ct.kji_to_world(np.argwhere(m)) - c, axis=1).max()
+    assert d["segmented"] and reach <= 17.4193 / 2 * 2 ** (1 / 3) + 0.01, reach
+    s = d["stratification"]
+    assert "category" not in s["lung_rads"] and s["lung_rads"]["category_at_least"] is None, s["lung_rads"]
+    for model in ("lung_rads", "brock", "mayo"):
+        assert "concavity" in s[model]["refused"] and "not assessable" in s[model]["refused"], s[model]

@@ -73,7 +73,8 @@ DETECTORS = ("blobs", "deep")
 
 
 def detect(ct: Volume, lung_mask: Volume | np.ndarray | None = None, detector: str = "blobs",
-           progress=None, model: str = "lung_nodules", device: str | None = None) -> list[Candidate]:
+           progress=None, model: str = "lung_nodules", device: str | None = None,
+           airways: dict | None = None) -> list[Candidate]:
     """Candidate lung nodules of a chest CT (HU), sorted by decreasing probability.
 
     lung_mask: optional boolean mask of the lungs, an array on the CT grid [k, j, i] or a Volume
@@ -82,6 +83,8 @@ def detect(ct: Volume, lung_mask: Volume | np.ndarray | None = None, detector: s
     detector: ``"blobs"`` (weights-free, :func:`imagio.detection.blobs.detect_blobs`) or
     ``"deep"`` (:func:`imagio.detection.deep.detect_deep`: the nodule probability of ``model``,
     a catalogue name or an nnU-Net model folder, run on ``device`` "auto"/"cpu"/"cuda").
+    airways: a dict that receives the airway tree the weights-free detector found
+    (:func:`imagio.detection.blobs.airway_tree`), for the caller to reuse.
     Raises InputError for a non-CT input, an unknown detector or an empty lung mask; ModelError
     (one line: how to fetch/import it) for a deep model that is not installed.
     """
@@ -93,4 +96,4 @@ def detect(ct: Volume, lung_mask: Volume | np.ndarray | None = None, detector: s
         return detect_deep(ct, lung_mask=lung_mask, model=model, device=device, progress=progress)
     from .blobs import detect_blobs
 
-    return detect_blobs(ct, lung_mask=lung_mask, progress=progress)
+    return detect_blobs(ct, lung_mask=lung_mask, progress=progress, airways=airways)

@@ -224,16 +224,41 @@ def closed_per_section(mask: np.ndarray, ct: Volume, radius_mm: float) -> np.nda
     return close_mm(mask, radius_mm, sk)
 
 
-def lung_sides(lungs: np.ndarray, ct: Volume, body: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def lung_sides(lungs: np.ndarray, ct: Volume, body: np.ndarray | None = None,
+               airways: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(left, right) lungs without the airway tree (:func:`imagio.segmentation.lung_fields.split_lungs`;
-    the airways are found in ``ct`` when ``body`` is given, see :func:`search_region`)."""
+    the airways are found in ``ct`` when ``body`` is given, see :func:`search_region`). airways:
+    a dict the tree found is stored in, for callers that reuse it (:func:`airway_tree`)."""
     from ..segmentation.lung_fields import split_lungs
 
     if not lungs.any():
         return lungs.copy(), lungs.copy()
-    left, right, _, _ = split_lungs(ct, lungs, body, find_airways=body is not None)
+    tree = airway_tree(ct, body)
+    if airways is not None:   # the union only: the parts are not kept while the detector runs
+        airways.update({k: v for k, v in tree.items() if k not in ("trachea", "bronchi")})
+    left, right, _, _ = split_lungs(ct, lungs, body, trachea=tree["trachea"], bronchi=tree["bronchi"],
+                                    find_airways=False)
     return left, right
+
+
+def airway_tree(ct: Volume, body: np.ndarray | None) -> dict:
+    """{"trachea", "bronchi", "tree" (both): bool [k, j, i] on ``ct``'s grid or None, "grid": ``ct``
+    (a Volume of that grid), "note": why there is none (no body, no trachea in view) or None,
+    "leak_warning": the tree's leak warning or None}: IMAGIO's region-grown airway tree
+    (:func:`imagio.segmentation.airways.airway_masks`), found once per scan and reused by the
+    characterisation's LAA-950 (`characterise.lung_parenchyma`; issue 20: it was grown again on the
+    whole CT, +9-16 s a scan)."""
+    from ..segmentation import airways as aw
+
+    none = {"trachea": None, "bronchi": None, "tree": None, "grid": ct, "leak_warning": None}
+    if body is None:
+        return {**none, "note": "no body outline found (a crop inside the body)"}
+    try:
+        trachea, bronchi, info = aw.airway_masks(ct, body)
+    except InputError as e:
+        return {**none, "note": str(e)}
+    return {"trachea": trachea, "bronchi": bronchi, "tree": trachea | bronchi, "grid": ct, "note": None,
+            "leak_warning": info.get("leak_warning")}
 
 
 def search_region(lungs: np.ndarray, ct: Volume, radius_mm: float, body: np.ndarray | None = None,
@@ -422,18 +447,20 @@ def scan_warnings(ct: Volume, detector: str = "blobs") -> list[str]:
 
 
 def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: float | None = None,
-                 pyramid: bool = True) -> list[Candidate]:
+                 pyramid: bool = True, airways: dict | None = None) -> list[Candidate]:
     """Weights-free candidates (see the module docstring), sorted by decreasing probability.
 
     work_spacing_mm: the candidate grid (default ``work_spacing_mm`` of detection.json);
     pyramid: see :func:`dot_filter` (both exist for the benchmark's baseline).
     ct: chest CT in HU (any orientation/spacing); lung_mask: see :func:`lungs_on`.
+    airways: a dict that receives the airway tree the detector found (:func:`airway_tree`, on
+    the working grid), for the caller to reuse.
     Returns [] when nothing passes the thresholds. Raises InputError for a non-CT input or an
     empty lung mask.
     """
     p = as_progress(progress)
     ct, lung_mask = _canonical_ct_and_mask(ct, lung_mask)
-    pool = candidate_pool(ct, lung_mask, p, work_spacing_mm, pyramid)
+    pool = candidate_pool(ct, lung_mask, p, work_spacing_mm, pyramid, airways)
     if pool is None:
         p(1.0, "detect: no candidate")
         return []
@@ -459,7 +486,7 @@ def _canonical_ct_and_mask(ct: Volume, lung_mask):
 
 
 def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: float | None = None,
-                   pyramid: bool = True) -> dict | None:
+                   pyramid: bool = True, airways: dict | None = None) -> dict | None:
     """Every peak of every channel before the merge (steps 1-4 and 6-7 of the module docstring),
     or None when no channel has a peak. Keys: "sub" (the cropped working-grid CT), "lungs" (its
     lung mask), "peaks" (N, 3) kji on "sub", "centres" (N, 3) RAS mm, "diam" (mm), "score",
@@ -479,7 +506,7 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     w, lungs, body = chest_on_working_grid(ct, lung_mask, work_spacing_mm or c["work_spacing_mm"]["value"],
                                            3.0 * sig[-1] + c["juxtapleural_closing_mm"]["value"])
     # a candidate is centred in one lung's closed outline (not in the mediastinum between them)
-    sides = lung_sides(lungs, w, body)
+    sides = lung_sides(lungs, w, body, airways)
     in_lung, free = search_region(lungs, w, c["juxtapleural_closing_mm"]["value"], body, sides)
     # the lungs are the parenchyma without the airway tree (Hu 2001); the tree's lumen that the
     # HU rule kept is a hilar/mediastinal structure (:func:`wall_structures`,

@@ -93,7 +93,7 @@ def _cut_lung_bound_ml(ct: Volume, m: np.ndarray) -> float:
     return total * float(cfg["safety_factor"])
 
 
-def lung_parenchyma(ct: Volume, lungs: np.ndarray) -> tuple[np.ndarray, dict]:
+def lung_parenchyma(ct: Volume, lungs: np.ndarray, airways: dict | None = None) -> tuple[np.ndarray, dict]:
     """(parenchyma, info): the lung mask ``lungs`` (bool [k, j, i] on ``ct``'s grid) without the
     trachea and bronchi, as LAA-950 is measured (detection.json
     ``characterise.emphysema_laa950_percent.airways``: Fleischner 2015, COPDGene). The airways are
@@ -102,22 +102,35 @@ def lung_parenchyma(ct: Volume, lungs: np.ndarray) -> tuple[np.ndarray, dict]:
     lung segmentation and the detector's search region remove them. info: {"airways_ml": mL of the
     mask taken out, "airways_note": None, or why the airways could not be separated (no trachea
     in view, no body found): the mask is then returned as given; "airways_warning": the tree's
-    leak warning, if any (a leak into the lung takes parenchyma out with the airways)}."""
+    leak warning, if any (a leak into the lung takes parenchyma out with the airways)}.
+    airways: the tree already found for this scan, reused instead of growing it again (issue 20:
+    +9-16 s a scan): {"tree": bool [k, j, i] or None, "grid": the Volume it lies on (any grid of
+    the same world: resampled, nearest), "note", "leak_warning"} (`blobs.airway_tree`,
+    `pipeline.given_airways`)."""
     from ..segmentation import airways as aw
     from ..segmentation.body import body_mask
     from ..segmentation.lungs import airway_margin
 
     m = np.asarray(lungs, bool)
-    try:
-        trachea, bronchi, info = aw.airway_masks(ct, body_mask(ct))
-    except InputError as e:
-        return m, {"airways_ml": 0.0, "airways_note": str(e), "airways_warning": None}
-    cut = m & airway_margin(ct, trachea | bronchi)
+    if airways is not None and airways.get("tree") is None:
+        return m, {"airways_ml": 0.0, "airways_note": airways["note"], "airways_warning": None}
+    if airways is not None:
+        g = airways["grid"]
+        tree = airways["tree"] if g.same_grid(ct) else g.with_array(
+            airways["tree"].astype(np.uint8), labels={}).resample_like(ct, order=0).array > 0
+        info = {"leak_warning": airways.get("leak_warning")}
+    else:
+        try:
+            trachea, bronchi, info = aw.airway_masks(ct, body_mask(ct))
+        except InputError as e:
+            return m, {"airways_ml": 0.0, "airways_note": str(e), "airways_warning": None}
+        tree = trachea | bronchi
+    cut = m & airway_margin(ct, tree)
     return m & ~cut, {"airways_ml": round(float(np.count_nonzero(cut)) * ct.voxel_volume_ml, 1),
                       "airways_note": None, "airways_warning": info.get("leak_warning")}
 
 
-def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
+def emphysema_status(ct: Volume, lungs: np.ndarray, airways: dict | None = None) -> dict:
     """{"laa950_percent", "emphysema": bool or None, "threshold_percent", "source", "not_judged",
     "cut_lung_ml", "airways_ml", "airways_note"} of the lung mask (bool [k, j, i] on the CT grid),
     measured on its parenchyma: the trachea and bronchi taken out (`lung_parenchyma`; new-user
@@ -130,11 +143,12 @@ def emphysema_status(ct: Volume, lungs: np.ndarray) -> dict:
     tip on the first slice no longer makes it unknown, a slab still does). When the airways cannot
     be separated (``airways_note``) a yes stands only if it holds with the most airway lumen a lung
     mask can hold (``airways.lumen_max_ml``) taken out, else None, said; when more than that was
-    taken out as airways (a leaked tree), a no stands only if it holds with it left in."""
+    taken out as airways (a leaked tree), a no stands only if it holds with it left in.
+    airways: the scan's airway tree when already found (`lung_parenchyma`)."""
     from ..segmentation.emphysema import emphysema
 
     c = constants()["characterise"]["emphysema_laa950_percent"]
-    m, air = lung_parenchyma(ct, lungs)
+    m, air = lung_parenchyma(ct, lungs, airways)
     _, stats = emphysema(ct, {"lungs": m})
     pct = stats["total"]["laa_percent"]
     emph = None if pct is None else bool(pct >= c["value"])
@@ -192,9 +206,9 @@ def _calcified_mask(ct: Volume, kji, radius_mm: float, hu_min: float) -> np.ndar
 EDGE_CUT = "partly outside the scanned volume"  # the candidate's sphere or outline meets the image edge
 
 
-def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, list, str | None]:
-    """(mask, LesionMeasurements, warnings, size_uncertain) of one candidate. Raises ImagioError
-    when no lesion can be segmented at its centre.
+def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, list, str | None, bool]:
+    """(mask, LesionMeasurements, warnings, size_uncertain, clipped) of one candidate. Raises
+    ImagioError when no lesion can be segmented at its centre.
 
     The one-click outline (grown up to ``mass_diameter_max_mm`` from the centre) is kept when it
     stays within ``segment_radius_factor`` x the detected diameter, or when it reaches further
@@ -202,7 +216,8 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
     :class:`~imagio.segmentation.measurements.LesionMeasurements`) and it fills at least
     ``characterise.compact_fill_min`` of the sphere on its long axis (a compact mass larger than
     the detector's blob). Otherwise it is cut to the blob's sphere and ``size_uncertain`` says
-    why: its size is a lower bound. ``size_uncertain`` also says when the lesion is cut by the
+    why: its size is a lower bound (``clipped`` True: the size is then the detector's, not the
+    outline's). ``size_uncertain`` also says when the lesion is cut by the
     image edge (its outline or the candidate's sphere meets it). None when the size is measured.
     """
     from ..segmentation.lesion import BONE_CLICK_HU, measure, segment_lesion
@@ -225,7 +240,7 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
         meas = measure(mask, ct, ct.array, kind="lung_nodule")
         return mask, meas, ["calcified: segmented as the voxels above "
                             f"{c['type_hu']['calcified_min']:g} HU (no one-click growth)"], (
-            f"the candidate is {edge[0]}" if edge else None)
+            f"the candidate is {edge[0]}" if edge else None), False
     kji_m = np.argwhere(mask)
     reach = float(np.max(np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1)))
     sphere_ml = np.pi / 6.0 * meas.long_axis_mm ** 3 / 1000.0
@@ -242,7 +257,7 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
             " without a border of its own: its size may be too large, not only too small"
             if meas.edge_size_unreliable else ""))
     fill_min = c["characterise"]["compact_fill_min"]["value"]
-    uncertain = None
+    uncertain, clipped = None, False
     if reach >= limit - float(max(ct.spacing)):
         if not leak and fill >= fill_min:
             warn.append(f"the outline reaches {reach:.0f} mm from the detected centre (blob "
@@ -257,7 +272,7 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
             mask[tuple(kji_m[inside].T)] = True
             if not mask.any():
                 raise ImagioError("the segmentation left the detected blob")
-            meas = measure(mask, ct, ct.array, kind="lung_nodule")
+            meas, clipped = measure(mask, ct, ct.array, kind="lung_nodule"), True
             why = (f"it reached {reach:.0f} mm from the centre and fills {100 * fill:.0f} % of "
                    "its long-axis sphere" if not leak else "; ".join(leak))
             uncertain = (f"the outline was clipped to the detected blob's sphere ({r:.0f} mm radius; "
@@ -272,7 +287,39 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
     if off > max(meas.long_axis_mm / 2.0, cand.diameter_mm / 2.0):
         warn.append(f"the segmentation's centre is {off:.0f} mm from the candidate: it may have "
                     "grown into a neighbouring structure")
-    return mask, meas, warn, uncertain
+    return mask, meas, warn, uncertain, clipped
+
+
+def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped: bool) -> str | None:
+    """Why the outline ``mask`` (bool [k, j, i] on ``ct``'s grid, measured as ``meas``) of the
+    candidate ``cand`` measures no nodule, or None. A Lung-RADS category, even a floor, and
+    Brock / Mayo need a nodule's measured size (`stratification.screening.stratify` refuses all
+    three with this reason; new-user trials 53 and 54 M4: a heart border and a chest-wall
+    concavity of fat density graded 4B and 4A):
+
+    * the outline's tissue has fat's mean density (`segmentation.lesion.fat_density_hu`, a solid
+      kind only): a solid nodule is denser; fat outside the lung (chest wall, mediastinum,
+      pericardial fat pad) is no lung nodule, and a nodule holding fat (a hamartoma) is benign,
+      Lung-RADS v2022 category 1; which of the two is read on the images;
+    * the candidate is a concavity of the lung outline (the juxta-pleural channel) whose outline
+      grew beyond it and was clipped to its sphere (``clipped``): the size is then the
+      concavity's equivalent diameter (which the chest wall, the mediastinum or the heart fill as
+      well as a nodule), not a segmentation. The mass channel's sphere is a solid ball found
+      wrapped by the lung (a measured extent of solid tissue): its floor stands."""
+    from ..limits import FAT_MAX_HU, FAT_MIN_HU
+    from ..segmentation.lesion import fat_density_hu
+
+    fat = fat_density_hu(mask, ct, meas)
+    if fat is not None:
+        return (f"the outline's tissue has a mean density of {fat:.0f} HU, that of fat "
+                f"({FAT_MIN_HU:g}..{FAT_MAX_HU:g} HU, adipose tissue), not a solid nodule's: it has probably grown into the fat of the chest wall or "
+                "mediastinum (no lung nodule); a nodule that holds fat (hamartoma) is benign, Lung-RADS v2022 "
+                "category 1: read it on the images")
+    if clipped and cand.features.get("channel") == "concavity":
+        return ("the outline grew beyond the detected concavity of the lung outline and was clipped to it: its size "
+                "is the concavity's equivalent diameter, not a segmentation (the chest wall, mediastinum or heart "
+                "border fill such a concavity as well as a nodule does): read it on the images")
+    return None
 
 
 def _shell(mask: np.ndarray, sl, spacing_kji, mm: float) -> np.ndarray:
@@ -514,14 +561,15 @@ def _same_lesion(ct: Volume, nodules: list[dict], masks: list[np.ndarray]) -> No
 
 def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarray,
                             lobes: Volume | None = None, patient: dict | None = None,
-                            progress=None) -> tuple[list[dict], list[np.ndarray], dict]:
+                            progress=None, airways: dict | None = None) -> tuple[list[dict], list[np.ndarray], dict]:
     """Characterise each of ``cands`` (the caller picks the most probable; module docstring).
 
     ct: chest CT (HU); cands: detector output (sorted by probability); lungs: boolean lung mask
     on the CT grid [k, j, i]; lobes: optional label map with TotalSegmentator lobe names (any
     grid); patient: optional {"age", "sex", "smoker", "family_history", "extrathoracic_cancer",
     "emphysema"} (a yes/no fact left out is unknown: the risk is a range over it; "emphysema"
-    given replaces the lung segmentation's LAA-950 reading).
+    given replaces the lung segmentation's LAA-950 reading); airways: the scan's airway tree when
+    already found (`lung_parenchyma`), else it is grown for LAA-950.
     Returns (nodules: one dict per characterised candidate, sorted by decreasing risk; their
     masks on the CT grid, same order; scan-level facts: emphysema, counts, warnings). Runs on
     the storage given: `pipeline.scan_findings` gives it the RAS-canonical one, so that the
@@ -534,7 +582,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     p = as_progress(progress)
     todo = cands
     p(0.0, "characterise: emphysema (LAA-950 of the lungs without the airways)")
-    scan = {"emphysema": emphysema_status(ct, lungs), "characterised": len(todo), "warnings": []}
+    scan = {"emphysema": emphysema_status(ct, lungs, airways), "characterised": len(todo), "warnings": []}
     if lobes is None:
         scan["warnings"].append(f"lobe {NO_LOBES}; the side is given instead (Brock's upper-lobe "
                                 "term becomes a range)")
@@ -558,7 +606,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         p(n / max(len(todo), 1), f"characterise: candidate {n + 1}/{len(todo)}")
         d = {"id": n + 1, "candidate": cand.to_dict(), "warnings": list(cand.warnings)}
         try:
-            mask, meas, warn, uncertain = segment_candidate(ct, cand)
+            mask, meas, warn, uncertain, clipped = segment_candidate(ct, cand)
         except ImagioError as e:
             d["warnings"].append(f"not segmented: {e}")
             # the side from the detected centre, so the table has no gap (same rule as location)
@@ -577,7 +625,13 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                  solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),
                  smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2),
                  size_uncertain=uncertain, **loc)
-        d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w] + warn + twarn
+        why = not_assessable(ct, cand, mask, meas, clipped)
+        if why:
+            d["not_assessable"] = why
+        # the detector's own size ("... not a segmentation") no longer is the row's size once the outline is
+        # measured; it stays when the outline was clipped to the detector's sphere (its size is then that one)
+        d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w
+                         and (clipped or "not a segmentation" not in w)] + warn + twarn
         masks.append(mask)
         nodules.append(d)
     nodules, masks = _drop_duplicates(nodules, masks)

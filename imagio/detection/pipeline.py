@@ -110,6 +110,23 @@ def given_mask_coverage(ct: Volume, given: np.ndarray) -> list[str]:
             "leave --lungs out"]
 
 
+def given_airways(labels) -> dict | None:
+    """The airway tree of a label map given with the CT (``--lungs``: IMAGIO's or
+    TotalSegmentator's, named ``planning.bronchoscopy.AIRWAY_NAMES``) as `characterise.lung_parenchyma`
+    reuses it: {"tree": bool on the map's grid, "grid": the map, "note": None, "leak_warning":
+    None}; None when ``labels`` is not a Volume or holds no bronchi (a trachea alone leaves the
+    bronchi in the lungs: the detector's own tree is used then)."""
+    from ..planning.bronchoscopy import AIRWAY_NAMES
+
+    if not isinstance(labels, Volume):
+        return None
+    vals = [v for v, n in labels.labels.items() if n in AIRWAY_NAMES]
+    if not any(labels.labels[v] != "trachea" for v in vals):
+        return None
+    tree = np.isin(labels.array, vals)
+    return {"tree": tree, "grid": labels, "note": None, "leak_warning": None} if tree.any() else None
+
+
 def reported_centres(cands, nodules: list[dict]) -> np.ndarray:
     """(N, 3) RAS mm: where each candidate is reported (``candidates.csv``, ``--evaluate``).
 
@@ -197,14 +214,16 @@ def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
     lobes = lungs if isinstance(lungs, Volume) and any(
         n.startswith("lung_") and "lobe" in n for n in lungs.labels.values()) else None
     # the deep detector keeps its own default (the model's lung class) unless a mask was given
+    found_airways: dict = {}   # the weights-free detector's airway tree, reused for LAA-950 (issue 20)
     cands = detect(ct, lung_mask=lungs_v if opts.detector == "blobs" else lungs, detector=opts.detector,
-                   progress=prog.sub(0.05, 0.5), model=opts.model, device=opts.device)
+                   progress=prog.sub(0.05, 0.5), model=opts.model, device=opts.device, airways=found_airways)
+    airways = given_airways(lungs) or found_airways or None
     nodules, masks, scan = [], [], {"characterised": 0, "candidates": len(cands), "warnings": []}
     if n_char > 0 and cands:
         from .characterise import characterise_candidates
 
         nodules, masks, scan = characterise_candidates(
-            ct, cands[:n_char], lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95))
+            ct, cands[:n_char], lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95), airways)
         scan["candidates"] = len(cands)
         if len(cands) > n_char:
             scan["warnings"].append(f"only the {n_char} most probable of {len(cands)} candidates "

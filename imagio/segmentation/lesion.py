@@ -1992,20 +1992,32 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
         irregular = sphere_ml > 0 and meas.volume_ml < MIN_FILL_OF_SPHERE * sphere_ml
         meas.touches_image_edge, meas.spans_image = True, spans
         out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans or no_edge))
-    solid = meas.kind == "soft_tissue" or meas.subtype in ("mass", "calcified")
-    # its air left out (a cavity and its wall's partial volume: new-user trial 45 M2, a filled
-    # cavity read as fat), so the mean is that of its tissue
-    from ..limits import AERATED_MAX_HU
-
-    hu = ct.array[mask] if solid else np.empty(0)
-    tissue = hu[hu >= AERATED_MAX_HU]   # one read of the lesion's HU, one comparison
-    tissue_hu = float(tissue.mean()) if tissue.size else meas.mean_hu
-    if solid and FAT_MIN_HU <= tissue_hu < FAT_MAX_HU:
+    tissue_hu = fat_density_hu(mask, ct, meas)
+    if tissue_hu is not None:
+        meas.fat_density = True
         out.append(f"the lesion's mean density (its air left out) is {tissue_hu:.0f} HU, that of fat (adipose tissue "
                    "-190..-30 HU): a solid lesion is denser, so the outline has probably grown into fat; "
                    "check it (expected only for a fat-containing tumour such as a lipoma or liposarcoma), "
                    "click nearer the lesion's centre, or give the kind")
     return out
+
+
+def fat_density_hu(mask, ct, meas) -> float | None:
+    """The mean HU of the lesion's tissue when it lies in fat's band (``FAT_MIN_HU`` ..
+    ``FAT_MAX_HU``, lesion.json: adipose tissue), else None. Judged only for a solid kind (a
+    soft-tissue lesion, a lung lesion of subtype mass or calcified: ``meas``, a
+    :class:`LesionMeasurements` of ``mask``; sub-solid and small nodules are partial-volume
+    mixtures of tissue and air). Its air is left out (voxels below ``AERATED_MAX_HU``: a cavity
+    and its wall's partial volume, new-user trial 45 M2, a filled cavity read as fat), so the
+    mean is that of its tissue. mask: bool [k, j, i] on ``ct``'s grid (HU)."""
+    from ..limits import AERATED_MAX_HU
+
+    if not (meas.kind == "soft_tissue" or meas.subtype in ("mass", "calcified")):
+        return None
+    hu = ct.array[mask]
+    tissue = hu[hu >= AERATED_MAX_HU]   # one read of the lesion's HU, one comparison
+    tissue_hu = float(tissue.mean()) if tissue.size else meas.mean_hu
+    return tissue_hu if FAT_MIN_HU <= tissue_hu < FAT_MAX_HU else None
 
 
 def _edge_warning(volume_ml: float, grown_unbounded: bool) -> str:

@@ -72,6 +72,8 @@ class LesionMeasurements:
     volume_range_ml: list | None = None
     click_dependent: bool = False  # those volumes lie more than click_dependent_ratio (lesion.json) apart
 
+    fat_density: bool = False  # solid kind whose tissue (air left out) has fat's mean density (may have grown into fat)
+
     @property
     def volume_summary_ml(self) -> float | None:
         """The volume (mL) to present as the lesion's: None when it is click-dependent (other

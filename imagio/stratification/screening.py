@@ -67,10 +67,14 @@ def not_measurable(nodule: dict) -> str | None:
 def lung_rads(nodule: dict) -> dict:
     """Lung-RADS v2022 baseline category of ``nodule`` (keys: type, mean_diameter_mm,
     solid_component_mm; ``touches_lung`` False: refused, not a lung nodule; a mean diameter
-    below :func:`not_measurable`'s limit: refused). Never raises: an impossible input gives {"refused": reason}."""
+    below :func:`not_measurable`'s limit: refused; ``not_assessable`` (a reason): refused with it and
+    no floor). Never raises: an impossible input gives {"refused": reason}."""
     t = nodule.get("type")
     size = nodule.get("mean_diameter_mm")
     src = lungrads.table()["source"]
+    if nodule.get("not_assessable"):   # trials 53/54 M4: no category, not even a floor, from such an outline
+        return {**_refuse("lung_rads", f"not assessable: {nodule['not_assessable']}", src),
+                "category_at_least": None}
     if size is None or not size > 0:
         return _refuse("lung_rads", "no measured mean diameter (segmentation failed)", src)
     small = not_measurable(nodule)
@@ -262,8 +266,13 @@ def stratify(nodule: dict, patient: dict | None = None, n_nodules: int | tuple[i
     long_axis_mm (3-D), mean_diameter_mm, solid_component_mm (mm), optional
     smallest_measurable_mm (below it every model is refused, :func:`not_measurable`), optional
     size_uncertain (a reason: the size is a lower bound or cut by the scan's edge; Lung-RADS
-    gives only a floor, ``category_at_least``, or 4B when the floor is 4B; Brock and Mayo refused)."""
+    gives only a floor, ``category_at_least``, or 4B when the floor is 4B; Brock and Mayo refused),
+    optional not_assessable (a reason: the outline measures no nodule, e.g. fat density or a
+    concavity of the lung outline; every model refused with it, no Lung-RADS floor either)."""
     patient = patient or {}
+    if nodule.get("not_assessable"):   # the outline measures no nodule: no size for any model
+        why = f"not assessable: {nodule['not_assessable']}"
+        return {"lung_rads": lung_rads(nodule), "brock": _refuse("brock", why), "mayo": _refuse("mayo", why)}
     small = not_measurable(nodule)
     if small:  # too small to measure: no size-driven model is given one
         return {"lung_rads": lung_rads(nodule), "brock": _refuse("brock", small),
