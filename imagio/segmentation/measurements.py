@@ -71,7 +71,6 @@ class LesionMeasurements:
     # over the outlines found (this click's included), None when no other click was grown
     volume_range_ml: list | None = None
     click_dependent: bool = False  # those volumes lie more than click_dependent_ratio (lesion.json) apart
-
     fat_density: bool = False  # solid kind whose tissue (air left out) has fat's mean density (may have grown into fat)
 
     @property
