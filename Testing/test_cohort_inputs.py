@@ -172,6 +172,46 @@ def test_highest_lung_rads_is_the_reports():
     assert highest_lung_rads(main, low) == ">=3"
 
 
+def test_a_not_assessable_candidate_leaves_the_scans_lung_rads_not_decided():
+    """Review 44 H1: a reported candidate whose outline measures no nodule (a concavity clipped to
+    its sphere, fat density: ``not_assessable``) has no category and no floor, and it dropped out of
+    the scan's category: a 7 mm nodule beside a 22 mm clipped heart-border concavity read
+    "Lung-RADS 3, LDCT in 6 months", and beside a 5 mm nodule the line said "at least None". Any
+    category may be that candidate's own: the scan is not decided, the candidate is named with
+    its reason, no follow-up is given, and no line prints None."""
+    from imagio.detection.pipeline import highest_lung_rads
+    from imagio.detection.report import management_lines, split_by_score
+    from imagio.stratification.screening import stratify
+
+    def nod(i, size, p, why=None):
+        d = {"id": i, "type": "solid", "mean_diameter_mm": size, "long_axis_mm": size,
+             "candidate": {"probability": p}}
+        if why:
+            d["not_assessable"] = why
+        d["stratification"] = stratify(d)
+        return d
+
+    concavity = nod(2, 22.1, 0.9, "equivalent diameter of a concavity of the lung outline, not a segmentation")
+    assert "category" not in concavity["stratification"]["lung_rads"]
+    for size, cat in ((7.0, "3"), (5.0, "2")):
+        ok = nod(1, size, 0.9)
+        assert ok["stratification"]["lung_rads"]["category"] == cat
+        main, low = split_by_score([ok, concavity])
+        lines = management_lines(main, low)
+        text = " ".join(a + " " + b for a, b in lines)
+        assert lines[0][0] == "Lung-RADS not decided" and "#2 not assessable (equivalent diameter" in lines[0][1]
+        assert "None" not in text and "LDCT in 6 months" not in text and "12 months" not in text, lines
+        assert highest_lung_rads(main, low) == f">={cat}"
+    assert highest_lung_rads(*split_by_score([concavity])) == "not decided"
+    # the same concavity among the low-probability candidates (set apart for review) does not
+    # hold the scan open: the report's category stands
+    low_c = nod(3, 22.1, 0.01, "a concavity")
+    ok = nod(1, 7.0, 0.9)
+    main, low = split_by_score([ok, low_c])
+    assert low == [low_c] and management_lines(main, low)[0][0] == "Lung-RADS 3"
+    assert highest_lung_rads(main, low) == "3"
+
+
 def test_study_list_with_two_scans_of_one_name_says_how_to_name_them(tmp_path):
     from imagio.cohort import list_cases
 

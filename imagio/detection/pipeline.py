@@ -152,7 +152,9 @@ def highest_lung_rads(nodules: list[dict], low: list[dict] | None = None) -> str
     """The scan's most severe Lung-RADS v2022 category as the screening report decides it: over
     the reported nodules ``nodules`` (`report.split_by_score`), a definite category ("4A"), or
     ">=4B" when the most severe is a floor (a nodule whose size is a lower bound,
-    ``category_at_least``), "" when none is graded. A floor is never dropped for a lower definite
+    ``category_at_least``), "" when none is graded; with a reported candidate that is not
+    assessable (its outline measures no nodule: no category, no floor) the category is a floor
+    (">=3") or "not decided". A floor is never dropped for a lower definite
     category (new-user trial 4: LIDC-0003's summary said "2" beside a ">= 4B" nodule). Of the
     low-probability candidates ``low`` only the floors that leave the report's category not
     decided count (`report.undecided`); their definite categories do not (new-user trial 37 M2: a
@@ -170,6 +172,8 @@ def highest_lung_rads(nodules: list[dict], low: list[dict] | None = None) -> str
     floors += [d["stratification"]["lung_rads"]["category_at_least"] for d in undecided(nodules, low)
                if d not in nodules and d["stratification"]["lung_rads"].get("category_at_least") in order]
     top = max(sure + floors, key=order.index, default="")
+    if any(d.get("not_assessable") for d in nodules):   # no category, no floor: any category may be its own
+        return f">={top}" if top else "not decided"     # (review 44 H1)
     return top if not top or top in sure else f">={top}"
 
 

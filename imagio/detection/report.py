@@ -240,7 +240,18 @@ def undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
     unsure = [d for d in nodules if d.get("size_uncertain") and top < 2]
     unsure += [d for d in nodules + list(low or []) if d.get("size_uncertain") and d not in unsure
                and at_least(d) >= 2 and at_least(d) > top]
+    # a reported candidate whose outline measures no nodule (fat density, a concavity clipped to its
+    # sphere: ``not_assessable``) has no category and no floor, so any category may be its own (review
+    # 44 H1: the scan read "Lung-RADS 3, LDCT in 6 months" beside a 22 mm clipped concavity)
+    unsure += [d for d in nodules if d.get("not_assessable") and d not in unsure]
     return unsure
+
+
+def _unsure_text(d: dict) -> str:
+    """'#id at least X' of an undecided candidate, or '#id not assessable (reason)'."""
+    if d.get("not_assessable"):
+        return f"#{d['id']} not assessable ({d['not_assessable']})"
+    return f"#{d['id']} at least {d['stratification']['lung_rads'].get('category_at_least') or 'not known'}"
 
 
 def _floor(d: dict) -> str | None:
@@ -267,10 +278,9 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     if unsure:
         out.append(("Lung-RADS not decided", f"{len(unsure)} candidate(s) could not be measured "
                     "reliably and may be above the categorised ones ("
-                    + ", ".join(f"#{d['id']} at least {d['stratification']['lung_rads']['category_at_least']}"
-                                for d in unsure)
-                    + "; outline clipped or cut by the scan's edge): read them on the images before "
-                    "choosing the follow-up; do not return to routine screening on this report"))
+                    + ", ".join(_unsure_text(d) for d in unsure)
+                    + "; outline clipped, cut by the scan's edge, or not a nodule's outline): read them on the "
+                    "images before choosing the follow-up; do not return to routine screening on this report"))
     if not cats:
         out.append(("-", "no nodule categorised"))
     else:
@@ -278,7 +288,8 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
         if unsure:
             cat = f"{cat} among the measured nodules"
         manage = lr.get("management", "")
-        if unsure and order.index(cat.split()[0]) < 2:   # never a routine follow-up then
+        if unsure and (order.index(cat.split()[0]) < 2 or any(d.get("not_assessable") for d in unsure)):
+            # never a routine follow-up then; with no floor at all (not assessable) no follow-up either
             manage = "withheld until the candidates above are read"
         out.append((f"Lung-RADS {cat}", manage))
         if lr.get("note"):
