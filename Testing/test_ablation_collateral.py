@@ -98,3 +98,25 @@ def test_probe_status_lines_follow_the_kind_not_the_words():
                   "status": "best cover found within the node limit"}
     out = ablation_warnings({"device": "d", "setting": "s", "tumour": "t", "multi_probe": not_proven}, "liver")
     assert len(out) == 1 and "best cover found" in out[0], out
+
+
+def test_a_one_probe_multi_probe_plan_keeps_its_probes_doubt():
+    """Review 44 M3: the multi-probe plan of one probe (a proposal's single probe tried before the
+    set cover) accepts a probe whose track grazes another lobe or whose zone centre lies short of
+    the target, and said "zone centred on the target" with the doubt only in the single-probe
+    section. The plan's own lines now repeat the probe's doubt; a centred probe adds none."""
+    graze = "single probe, zone centred; the track grazes another lobe within a voxel (the fissure may lie on it)"
+    for kind, status, said in (("centred_graze", graze, True),
+                               ("centred", "single probe, zone centred on the target", False)):
+        mp = {"n_probes": 1, "coverage": _cov(), "probes": [], "status_kind": "one_probe", "from_proposal": 2,
+              "single_status_kind": kind, "single_status": status,
+              "status": "one probe covers tumour + 5 mm at every voxel centre of the analysis grid"}
+        out = ablation_warnings({"device": "d", "setting": "s", "tumour": "t", "multi_probe": mp}, "lung")
+        hit = [w for w in out if w.startswith("multi-probe ablation") and "grazes another lobe" in w]
+        assert bool(hit) == said and (not said or "proposal 2's probe" in hit[0]), out
+    from imagio.planning.ablation.multiprobe import ProbePlan
+
+    p = ProbePlan("d", "s", "microwave", [], None, status="x", status_kind="one_probe")
+    p.single_status_kind, p.single_status = "centred_graze", graze
+    p._zones, p.coverage = [], type("Cov", (), {"to_dict": lambda self: {}})()
+    assert p.to_dict()["single_status_kind"] == "centred_graze" and p.to_dict()["single_status"] == graze

@@ -450,6 +450,11 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
             out.append(f"{what}: {outline_doubt(g)}")
         if mp.get("status_kind") == "cover_not_proven":
             out.append(f"{what}: {mp['status'].split(';')[0]}")
+        if mp.get("single_status_kind") in ("advanced_short", "centred_graze"):
+            # review 44 M3: the one probe of a single-probe plan keeps that probe's doubt (a fissure graze,
+            # a zone centre short of the target), not only the single-probe section
+            out.append(f"{what}: proposal {mp.get('from_proposal')}'s probe: "
+                       f"{(mp.get('single_status') or '').removeprefix('single probe, ')}")
     return out
 
 

@@ -123,6 +123,8 @@ class ProbePlan:
     placement: dict | None = None          # multi-probe: how the probes are placed (`probe_placement`)
     collateral: dict | None = None         # multi-probe: critical tissue the cover weighed (`collateral_report`)
     from_proposal: int | None = None       # multi-probe of one probe: the proposal (1-based) whose probe it is
+    single_status_kind: str | None = None  # multi-probe of one probe: that single probe's status_kind (its doubts)
+    single_status: str | None = None       # ... and its status (text for people)
 
     def __post_init__(self):
         if self.status_kind not in STATUS_KINDS:   # review 43 L4: programs read the kind, so it must be one
@@ -147,7 +149,8 @@ class ProbePlan:
             "sample_coverage_pct": self.sample_coverage_pct, "status": self.status,
             "status_kind": self.status_kind, "collateral": self.collateral,
             "margin_guarantee": self.margin_guarantee, "placement": self.placement,
-            "from_proposal": self.from_proposal,
+            "from_proposal": self.from_proposal, "single_status_kind": self.single_status_kind,
+            "single_status": self.single_status,
             "probes": [vars(p) for p in self.probes],
             "zones": [{"centre_ras": z.centre, "axis": z.axis, "length_mm": 2 * z.a_mm,
                        "diameter_mm": 2 * z.b_mm} for z in self._zones],
@@ -1599,10 +1602,11 @@ def _one_probe_plan(plan, ctx: AblationContext, device: Device, setting: Setting
     out = ProbePlan(device.name, setting.id, device.modality, [p], sp.coverage, margin_mm,
                     1, None, lb_vol, None, len(getattr(plan, "proposals", [])), 0, None,
                     status=(f"one probe covers tumour + {margin_mm:g} mm at every voxel centre of the analysis grid "
-                            f"(proposal {i + 1}'s path, zone centred on the target; the proposals' single probes "
-                            "are tried before the set cover): the fewest possible"),
+                            f"(proposal {i + 1}'s path: {sp.status.removeprefix('single probe, ')}; the proposals' "
+                            "single probes are tried before the set cover): the fewest possible"),
                     status_kind="one_probe")
     out.from_proposal = i + 1
+    out.single_status_kind, out.single_status = sp.status_kind, sp.status   # review 44 M3: its doubt kept
     out.placement = probe_placement(device, np.asarray([p.entry_ras]), np.asarray([p.tip_ras]),
                                     min_shaft_spacing_mm(plan.problem.needle))
     out.collateral = collateral_report(sp.coverage, 1, False, host_organ=host)
