@@ -957,6 +957,14 @@ def test_click_dependent_outline_gives_the_range_not_one_volume(tmp_path, capsys
     out = json.loads(capsys.readouterr().out)
     assert out["volume_ml"] is None and out["click_dependent"] is True, out
     assert out["volume_range_ml"][1] > 2.0 * out["volume_range_ml"][0], out
+    # review 44 M2: the user's edit (--add the mass's other clicks) is the correction the warning asks
+    # for: the edited outline's volume is given (not null, not click-dependent), the range before the
+    # edit is said in a note
+    m, meas = segment_lesion(ct, wrong[0], include=ct.kji_to_world(viable[pick].astype(float)))
+    v = float(m.sum()) * ct.voxel_volume_ml
+    d = meas.to_dict()
+    assert not meas.click_dependent and d["volume_ml"] == pytest.approx(v, abs=1e-3), d
+    assert any("before the --add/--remove points edited it" in w for w in meas.warnings), meas.warnings
     ct, tum, _, p_dense, _ = _limb_with_heterogeneous_tumour(35.0)
     m, meas = segment_lesion(ct, p_dense)
     assert not meas.click_dependent and meas.to_dict()["volume_ml"] == pytest.approx(meas.volume_ml, abs=1e-3)

@@ -1369,7 +1369,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                          "cavity's wall on the images")
     else:
         meas.subtype, meas.host_hu = attenuation_subtype(mask, a, sk, organ)
-    _click_range(meas, click_ml, notes)
+    _click_range(meas, click_ml, notes, edited=bool(np.asarray(include).size or len(ex)))
     no_edge = any(n.startswith((NO_EDGE_NOTE, CORE_NOTE)) for n in notes)
     meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
     if k == "soft_tissue" and _from_core is None:
@@ -1702,7 +1702,7 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
 
 
 
-def _click_range(meas, volumes, notes) -> None:
+def _click_range(meas, volumes, notes, edited: bool = False) -> None:
     """Set ``meas.volume_range_ml`` ([min, max] mL over the outlines the click checks grew,
     this click's included; None when no other click was grown) and ``meas.click_dependent``
     (True when those volumes, or a probe that grew nothing, lie more than
@@ -1712,13 +1712,25 @@ def _click_range(meas, volumes, notes) -> None:
     Why: a volume that changes two-fold with the click spans a whole volume doubling, the
     measure of a nodule's growth (issue 14; lesion.json ``click_dependent_ratio``): one figure
     from one click is then not the lesion's volume, so the summary gives the range
-    (``LesionMeasurements.volume_summary_ml`` is None) and programs read ``click_dependent``."""
+    (``LesionMeasurements.volume_summary_ml`` is None) and programs read ``click_dependent``.
+    The outline written (``meas.volume_ml``, after any cut of a necked leak) is in the range
+    (review 44 M2). ``edited``: the user's --add/--remove points changed the outline after the
+    checks: the user has judged it, so its volume stands (not click-dependent) and the range of
+    the outlines before the edit is said in a note."""
     v = [float(x) for x in volumes]
     if len(v) < 2:
         return
+    v.append(float(meas.volume_ml))
     found = [x for x in v if x > 0]
     meas.volume_range_ml = [round(min(found), 2), round(max(found), 2)]
-    meas.click_dependent = min(v) <= 0 or max(v) > CLICK_DEPENDENT_RATIO * min(v)
+    dependent = min(v) <= 0 or max(v) > CLICK_DEPENDENT_RATIO * min(v)
+    if dependent and edited:
+        lo, hi = meas.volume_range_ml
+        notes.append(f"before the --add/--remove points edited it, clicks inside this lesion gave {lo:.1f}-{hi:.1f} mL "
+                     f"(more than {CLICK_DEPENDENT_RATIO:g}-fold apart); the edited outline's volume "
+                     f"({meas.volume_ml:.1f} mL) is given: check the edit on the images")
+        return
+    meas.click_dependent = dependent
     if meas.click_dependent:
         lo, hi = meas.volume_range_ml
         none = " (and a click that gave no outline)" if min(v) <= 0 else ""
