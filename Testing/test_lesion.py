@@ -1380,3 +1380,30 @@ def test_midpoint_bound_needs_a_contrast_read_as_distinct(tumour_hu, host_hu, bo
         assert out is not None and dice(out, tum) >= 0.9, None if out is None else dice(out, tum)
     else:
         assert out is None, int(out.sum())
+
+
+@pytest.mark.parametrize("spacing", [(1.5, 1.5, 1.5), (0.9, 0.9, 2.0)])
+def test_a_compact_fat_ball_in_the_lung_is_fat_not_a_solid_nodule(spacing):
+    """Review 44 M1: the fat check judged only masses over 30 mm and calcified lung lesions, so a
+    compact fat outline (typed "solid": -100 HU is above ground glass) was graded Lung-RADS 4A/4B
+    as a solid nodule. A solid nodule is now judged on its core (the outline eroded by one voxel,
+    no partial volume with the lung): a 14 mm fat ball (-100 HU) at the deepest point of the
+    synthetic right lung is fat, the same ball at 35 HU is not. Own check: the painted HU."""
+    from imagio.segmentation.lesion import fat_density_hu
+
+    ct, t = make_ct(spacing=spacing, noise=12.0)
+    others = np.any([m for k, m in t.items() if k not in ("lung_right", "body")], axis=0)
+    depth = edt.edt(t["lung_right"] & ~others, anisotropy=tuple(float(v) for v in ct.spacing_kji))
+    c = ct.kji_to_world(np.array([np.unravel_index(np.argmax(depth), depth.shape)], float))[0]
+    x, y, z = (ras_coordinate(ct, r) for r in range(3))
+    ball = (x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2 <= 7.0 ** 2
+    noise = np.random.default_rng(5).normal(0, 12.0, ct.shape)
+    for hu, want_fat in ((-100.0, True), (35.0, False)):
+        img = ct.with_array(np.rint(np.where(ball, hu + noise, ct.array)).astype(np.int16))
+        m, meas = segment_lesion(img, tuple(c))
+        assert meas.kind == "lung_nodule" and meas.subtype == "solid", (meas.kind, meas.subtype)
+        assert dice(m, ball) >= 0.8
+        got = fat_density_hu(m, img, meas)
+        assert (got is not None) == want_fat, (hu, got)
+        if want_fat:
+            assert abs(got - hu) < 15.0 and meas.fat_density

@@ -2018,15 +2018,30 @@ def fat_density_hu(mask, ct, meas) -> float | None:
     """The mean HU of the lesion's tissue when it lies in fat's band (``FAT_MIN_HU`` ..
     ``FAT_MAX_HU``, lesion.json: adipose tissue), else None. Judged only for a solid kind (a
     soft-tissue lesion, a lung lesion of subtype mass or calcified: ``meas``, a
-    :class:`LesionMeasurements` of ``mask``; sub-solid and small nodules are partial-volume
-    mixtures of tissue and air). Its air is left out (voxels below ``AERATED_MAX_HU``: a cavity
+    :class:`LesionMeasurements` of ``mask``; sub-solid nodules are partial-volume mixtures of
+    tissue and air); a solid lung nodule on its core (the outline eroded by one voxel: no partial
+    volume with the lung), not judged when it has none. Its air is left out (voxels below ``AERATED_MAX_HU``: a cavity
     and its wall's partial volume, new-user trial 45 M2, a filled cavity read as fat), so the
     mean is that of its tissue. mask: bool [k, j, i] on ``ct``'s grid (HU)."""
     from ..limits import AERATED_MAX_HU
 
-    if not (meas.kind == "soft_tissue" or meas.subtype in ("mass", "calcified")):
+    if meas.kind == "lung_nodule" and meas.subtype == "solid":
+        # a solid nodule (review 44 M1: a compact 8-30 mm chest-wall fat outline is typed solid, -100 HU
+        # being above ground glass, and was graded 4A/4B): judged on its core, the outline eroded by one
+        # voxel, which holds no partial volume with the lung around it; a nodule with no core (one or
+        # two voxels thick) is not judged
+        box = ndimage.find_objects(mask.astype(np.uint8))[0] if mask.any() else None
+        if box is None:
+            return None
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+        core = ndimage.binary_erosion(mask[box])
+        if not core.any():
+            return None
+        hu = ct.array[box][core]
+    elif meas.kind == "soft_tissue" or meas.subtype in ("mass", "calcified"):
+        hu = ct.array[mask]
+    else:
         return None
-    hu = ct.array[mask]
     tissue = hu[hu >= AERATED_MAX_HU]   # one read of the lesion's HU, one comparison
     tissue_hu = float(tissue.mean()) if tissue.size else meas.mean_hu
     return tissue_hu if FAT_MIN_HU <= tissue_hu < FAT_MAX_HU else None
