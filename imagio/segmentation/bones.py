@@ -928,7 +928,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     rest = bone & ~spine
     ribs = np.zeros_like(bone)
     if lungs is not None and lungs.any():
-        ribs = rib_pieces(ct, rest, lungs, cx)
+        ribs = rib_pieces(ct, rest, lungs, cx, notes=notes)
     other = rest & ~ribs
     if lungs is not None and lungs.any() and other.any():
         # dense pieces in the mediastinum, apart from the skeleton: calcified vessel walls and
@@ -1044,7 +1044,8 @@ def mediastinum_behind_vertebra_mm() -> float:
     return float(d["warnings"]["mediastinum_behind_vertebra_mm"])
 
 
-def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float) -> np.ndarray:
+def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float,
+               notes: list | None = None) -> np.ndarray:
     """Boolean [k, j, i]: the ribs among ``rest`` (bone that is not spine, [k, j, i]), decided per
     rib segment, not per connected component.
 
@@ -1144,7 +1145,15 @@ def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float) 
     box = bbox_slices(ribs, RIB_MAX_RADIUS_MM + COMMON_RESOLUTION_MM, sk)
     if box is None:
         return ribs
-    ribs[box] &= ~solid_organ_pieces(ribs[box], ct.array[box] >= BONE_LOW_HU, sk)
+    organ = solid_organ_pieces(ribs[box], ct.array[box] >= BONE_LOW_HU, sk)
+    organ_ml = float(np.count_nonzero(organ)) * ct.voxel_volume_ml
+    if notes is not None and organ_ml >= RIB_MIN_ML:
+        # trial 56 M1: the enhancing spleen kept out of the ribs stays in 'bone', unsaid
+        notes.append(f"{organ_ml:.1f} mL of bone-density tissue lying inside a thick solid mass (an enhancing organ "
+                     "such as the spleen or liver read at this slice thickness, or a bone tumour) was kept out of "
+                     "the ribs and is labelled 'bone': check it on the images; a needle is kept out of it as out "
+                     "of any bone")
+    ribs[box] &= ~organ
     rl, rn, rc = components(ribs[box], connectivity=26)
     small = rc * ct.voxel_volume_ml < RIB_MIN_ML
     small[0] = False
