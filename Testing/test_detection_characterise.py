@@ -1074,3 +1074,32 @@ def test_a_heart_border_concavity_clipped_to_its_sphere_gets_no_category(shared_
     assert "category" not in s["lung_rads"] and s["lung_rads"]["category_at_least"] is None, s["lung_rads"]
     for model in ("lung_rads", "brock", "mayo"):
         assert "concavity" in s[model]["refused"] and "not assessable" in s[model]["refused"], s[model]
+
+
+def test_an_outline_that_may_be_part_of_a_mass_gets_a_floor_not_a_category(shared_data):
+    """New-user trial 56 M2: on the chest CTA the dot channel's candidate at a hilar vessel branching
+    (RAS 53.66, 162.66, 682.7; found by `imagio detect`, its values copied here) was segmented to
+    0.08 mL while the lung enclosed 0.55 mL of dense tissue around it, and its own warning said the
+    outline "may hold only part of a mass (or ... joined to a vessel)"; it was graded a definite
+    Lung-RADS 3. Such an outline measures a lower bound, as a clipped one does: no category, a floor
+    from the measured size, and the size is said to be a lower bound. Own check: the warning the
+    one-click tool gives is there, and the floor is the category the measured size gives."""
+    from imagio import io
+    from imagio.detection.pipeline import lung_volume
+    from imagio.segmentation.lesion import PART_OF_MASS
+    from imagio.stratification.screening import lung_rads
+    from imagio.volume import as_ras_canonical
+
+    ct, _, _ = as_ras_canonical(io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"))
+    lungs, _ = lung_volume(ct, None)
+    cand = Candidate(center_ras=np.array([53.66, 162.66, 682.7]), diameter_mm=3.7798, volume_ml=0.0283,
+                     type="solid", probability=0.2125, distance_to_pleura_mm=1.5, juxta_pleural=True,
+                     detector="blobs", features={"channel": "dot", "centre_hu": 107.0})
+    nods, _, _ = characterise_candidates(ct, [cand], lungs, patient={"age": 66, "sex": "male", "smoker": True})
+    d = nods[0]
+    assert any(PART_OF_MASS in w for w in d["warnings"]), d["warnings"]
+    lr = d["stratification"]["lung_rads"]
+    assert d["size_uncertain"] and "lower bound" in d["size_uncertain"], d.get("size_uncertain")
+    assert "category" not in lr, lr
+    measured = lung_rads({k: v for k, v in d.items() if k != "size_uncertain"})
+    assert lr["category_at_least"] == measured.get("category"), (lr, measured)

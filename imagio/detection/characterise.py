@@ -220,7 +220,7 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
     outline's). ``size_uncertain`` also says when the lesion is cut by the
     image edge (its outline or the candidate's sphere meets it). None when the size is measured.
     """
-    from ..segmentation.lesion import BONE_CLICK_HU, measure, segment_lesion
+    from ..segmentation.lesion import BONE_CLICK_HU, PART_OF_MASS, measure, segment_lesion
 
     c = constants()
     kji = tuple(np.clip(np.rint(ct.world_to_kji(cand.center_ras[None])[0]).astype(int), 0,
@@ -279,6 +279,10 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
                          f"{why}): its size is a lower bound")
             warn = [f"the segmentation grew beyond the detected blob ({why}; into vessels, a wall or "
                     "a larger lesion): measured inside the blob's sphere, the size is a lower bound"]
+    if uncertain is None and any(PART_OF_MASS in w for w in meas.warnings):
+        # trial 56 M2: an outline much smaller than the dense tissue the lung encloses around it (part of
+        # a mass, or one joined to a vessel or the heart) measures a lower bound, as a clipped one does
+        uncertain = f"{PART_OF_MASS} (the dense tissue the lung encloses around it is much larger): its size is a lower bound"
     if edge:
         cut = f"cut by the scan's edge ({'; '.join(edge)}): size and type uncertain"
         uncertain = cut if uncertain is None else f"{uncertain}; {cut}"

@@ -173,6 +173,7 @@ BIMODAL_D = _v("bimodal_d")
 NO_EDGE_NOTE = "the lesion has no clear intensity edge"
 CORE_NOTE = "the outline may hold only the core"
 DEPENDS = "depends on where the click lies"
+PART_OF_MASS = "the outline may hold only part of a mass"   # a lung outline smaller than its enclosed dense tissue
 
 
 def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
@@ -1205,9 +1206,9 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         if enclosed.sum() > SMALLER_THAN_FIRST * region.sum():
             v = ct.voxel_volume_ml
             notes.append(f"the lesion ({region.sum() * v:.2f} mL) is much smaller than the dense tissue "
-                         f"enclosed by lung around the click ({enclosed.sum() * v:.2f} mL): the outline may "
-                         "hold only part of a mass (or the mass is joined to the heart or a vessel); check "
-                         "it, or add a click (--add) on the rest")
+                         f"enclosed by lung around the click ({enclosed.sum() * v:.2f} mL): {PART_OF_MASS} "
+                         "(or the mass is joined to the heart or a vessel); check it, or add a click (--add) "
+                         "on the rest")
     env_g = None
     if k == "lung_nodule":
         env_g = np.zeros(a.shape, bool)
