@@ -376,7 +376,9 @@ def register(subparsers) -> None:
                         "and unlabelled dense tissue (a core needle's throw + placement uncertainty; default per "
                         f"procedure: {bt['core_biopsy']:g} for a core biopsy, {bt['ablation_probe']:g} with --device "
                         f"(a probe is not fired), {bt['sarcoma_core_biopsy']:g} for sarcoma-biopsy (its tracts end "
-                        "where the fired needle stops); 0 = not checked; give it for a fine-needle aspiration)")
+                        "where the fired needle stops); 0 = not checked; give it for a fine-needle aspiration; "
+                        "measured from the target point, not from an ablation probe's tip, which the ablation "
+                        "planner places past the target and checks on its own track)")
     s.add_argument("--gantry-tilt", default=None,
                    help="max craniocaudal angle in degrees (0 = axial paths only; 'none' = no limit; default "
                         f"{d['constraints']['max_craniocaudal_deg']}; sarcoma-biopsy: no limit unless given)")
