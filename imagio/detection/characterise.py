@@ -279,7 +279,7 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
                          f"{why}): its size is a lower bound")
             warn = [f"the segmentation grew beyond the detected blob ({why}; into vessels, a wall or "
                     "a larger lesion): measured inside the blob's sphere, the size is a lower bound"]
-    if uncertain is None and any(PART_OF_MASS in w for w in meas.warnings):
+    if uncertain is None and meas.part_of_mass:
         # trial 56 M2: an outline much smaller than the dense tissue the lung encloses around it (part of
         # a mass, or one joined to a vessel or the heart) measures a lower bound, as a clipped one does
         uncertain = f"{PART_OF_MASS} (the dense tissue the lung encloses around it is much larger): its size is a lower bound"

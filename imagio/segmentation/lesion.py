@@ -1360,6 +1360,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                      "images and click again nearer the lesion's centre")
     p(0.9, "lesion: measurements")
     meas = measure(mask, ct, a, kind=k)
+    meas.part_of_mass = any(PART_OF_MASS in n for n in notes)
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     if k == "lung_nodule":
         meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk)
@@ -2031,10 +2032,11 @@ def fat_density_hu(mask, ct, meas) -> float | None:
         # being above ground glass, and was graded 4A/4B): judged on its core, the outline eroded by one
         # voxel, which holds no partial volume with the lung around it; a nodule with no core (one or
         # two voxels thick) is not judged
-        box = ndimage.find_objects(mask.astype(np.uint8))[0] if mask.any() else None
+        from .common import bbox_slices
+
+        box = bbox_slices(mask)   # the box grown by one voxel, so the erosion sees the border
         if box is None:
             return None
-        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
         core = ndimage.binary_erosion(mask[box])
         if not core.any():
             return None

@@ -71,6 +71,7 @@ class LesionMeasurements:
     # over the outlines found (this click's included), None when no other click was grown
     volume_range_ml: list | None = None
     click_dependent: bool = False  # those volumes lie more than click_dependent_ratio (lesion.json) apart
+    part_of_mass: bool = False  # lung: the outline is much smaller than the dense tissue the lung encloses around it
     fat_density: bool = False  # solid kind whose tissue (air left out) has fat's mean density (may have grown into fat)
 
     @property
