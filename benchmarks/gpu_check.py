@@ -1,0 +1,105 @@
+"""One prepared run for a lent GPU machine (issue 20's GPU goal, issue 17's deep-path time).
+
+Parts (command-line words; all by default):
+- ``engine``: IMAGIO's nnU-Net-compatible engine against nnU-Net v2's own predictor on CUDA
+  (bench_engine's model: random-weight 3 mm PlainConvUNet, 118 classes, patch 96^3, on the
+  phantom at 1.5 mm), twice (the first includes CUDA/cuDNN start-up), then ours on the CPU;
+  rows: time (baseline nnU-Net), peak GPU memory, fraction of identical labels.
+- ``scoring``: ``score_paths`` for 10^3..10^6 paths on the 3 mm and 1 mm phantoms, torch CUDA
+  against numpy on the same machine, with the fraction of paths whose feasibility agrees.
+- ``deep``: the deep nodule path (``detect_deep``) on a 512 x 512 x 300 CT at 0.7 x 0.7 x 1.25 mm
+  with a random-weight model shaped like TotalSegmentator's lung_nodules (1.5 mm, patch 128^3).
+
+Rows go to ``$OUT/gpu_rows.json`` as they come (a run stopped at its limit keeps what it had).
+``DEV=cpu SMALL=1`` runs the same code on the CPU with small sizes (a smoke test before spending
+device time). ``benchmarks/gpu_check.sh`` is the device command; the packages the device image
+lacks travel as one archive (see that script). Measured figures: docs/GPU.md."""
+import json, os, sys, time, tempfile
+from pathlib import Path
+import numpy as np, torch
+OUT = Path(os.environ.get("OUT", "/tmp/out")); OUT.mkdir(exist_ok=True)
+rows = []
+DEV = os.environ.get("DEV", "cuda"); SMALL = bool(os.environ.get("SMALL"))
+def emit(**r):
+    rows.append(r); print(json.dumps(r), flush=True)
+    (OUT / "gpu_rows.json").write_text(json.dumps(rows, indent=1))
+emit(name="device", value=torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu", torch=torch.__version__, cpus=os.cpu_count())
+sys.path.insert(0, str(Path.cwd()))
+part = sys.argv[1:] or ["engine", "scoring", "deep"]
+
+if "engine" in part:
+    from benchmarks import bench_engine as be
+    from imagio import io, phantom
+    from imagio.segmentation.engine import synthetic
+    tmp = Path(tempfile.mkdtemp())
+    t0 = time.perf_counter()
+    folder = synthetic.make_model_folder(tmp / "model", labels=be.LABELS, patch_size=(96, 96, 96),
+                                         spacing=(3.0, 3.0, 3.0), features=(32, 64, 128, 256, 320))
+    ph = phantom.generate(spacing=3.0 if SMALL else 1.5, seed=0)
+    ct_path = tmp / "ct.nii.gz"; io.write_image(ph.ct, ct_path)
+    emit(name="engine setup (phantom 1.5 mm + model folder)", value=time.perf_counter() - t0, unit="s")
+    for rep in range(1 if SMALL else 2):   # first run includes cudnn autotune / lazy init; second is steady
+        ours = be._run("ours", folder, ct_path, tmp / "ours.npy", DEV, 16)
+        ref = be._run("nnunet", folder, ct_path, tmp / "ref.npy", DEV, 16)
+        a, b = np.load(tmp / "ours.npy"), np.load(tmp / "ref.npy")
+        same = float((a == b).mean()) if a.shape == b.shape else 0.0
+        tag = f"cuda run {rep + 1}, phantom 1.5 mm {tuple(ph.ct.shape)}, 3 mm model, 118 classes"
+        emit(name=f"engine predict time ({tag})", value=ours["seconds"], unit="s", baseline=ref["seconds"],
+             ratio=ref["seconds"] / ours["seconds"])
+        if ours["peak_gpu_mib"]:
+            emit(name=f"engine peak GPU memory ({tag})", value=ours["peak_gpu_mib"], unit="MiB",
+                 baseline=ref["peak_gpu_mib"], ratio=ref["peak_gpu_mib"] / ours["peak_gpu_mib"])
+        emit(name=f"engine identical labels vs nnU-Net ({tag})", value=same, unit="fraction",
+             classes_present=int(len(np.unique(b))))
+    ours_cpu = be._run("ours", folder, ct_path, tmp / "ours_cpu.npy", "cpu", 16)
+    c = np.load(tmp / "ours_cpu.npy")
+    emit(name="engine ours cpu (16 threads) for the same input", value=ours_cpu["seconds"], unit="s",
+         baseline=ours["seconds"], identical_labels_cuda_vs_cpu=float((c == a).mean()))
+
+if "scoring" in part:
+    from imagio import phantom
+    from imagio.planning import PlanningProblem
+    from imagio.planning.candidates import skin_candidates
+    from imagio.planning.distance_maps import precompute
+    from imagio.planning.scoring import score_paths
+    for sp in ((3.0,) if SMALL else (3.0, 1.0)):
+        ph = phantom.generate(spacing=sp, seed=0)
+        les = next(l for l in ph.lesions if l.kind == "liver_tumor")
+        prob = PlanningProblem.build(ph.ct, ph.labels, les.name)
+        maps = precompute(prob)
+        cand = skin_candidates(maps, prob.target.point_ras, prob.needle.length_mm, 1.0)
+        rng = np.random.default_rng(0)
+        for n in ((1_000,) if SMALL else (1_000, 10_000, 100_000, 1_000_000)):
+            idx = rng.integers(0, len(cand), n)
+            e = cand.entry_ras[idx] + rng.normal(0, 0.5, (n, 3)); nr = cand.normal_ras[idx]
+            res = {}
+            for dev in ("numpy", DEV):
+                score_paths(prob, maps, e[:1000], nr[:1000], device=dev)   # warm-up / upload
+                ts = []
+                for _ in range(3 if (dev != 'numpy' or n < 100_000) else 1):
+                    if dev == "cuda": torch.cuda.synchronize()
+                    t0 = time.perf_counter(); tab = score_paths(prob, maps, e, nr, device=dev)
+                    if dev == "cuda": torch.cuda.synchronize()
+                    ts.append(time.perf_counter() - t0)
+                res[dev] = (min(ts), tab)
+            tn, tc = res["numpy"][0], res[DEV][0]
+            fa, fb = np.asarray(res["numpy"][1].feasible), np.asarray(res[DEV][1].feasible)
+            emit(name=f"score {n:,d} paths, {sp:g} mm phantom: torch cuda (baseline numpy, 16-core machine)",
+                 value=tc, unit="s", baseline=tn, ratio=tn / tc, feasible_agree=float((fa == fb).mean()))
+        del ph, prob, maps
+
+if "deep" in part:
+    from imagio.detection.deep import detect_deep
+    from imagio.segmentation.engine import synthetic
+    tmp = Path(tempfile.mkdtemp())
+    folder = synthetic.make_model_folder(tmp / "nod", labels=("background", "lung", "lung_nodules"),
+                                         patch_size=(128, 128, 128), spacing=(1.5, 1.5, 1.5),
+                                         features=(32, 64, 128, 256, 320, 320))
+    ct = synthetic.synthetic_ct((40, 64, 64) if SMALL else (300, 512, 512), (0.7, 0.7, 1.25), seed=0)
+    for dev in ((DEV,) if SMALL else ("cuda", "cuda")):
+        t0 = time.perf_counter()
+        c = detect_deep(ct, model=str(folder), device=dev)
+        if dev == "cuda": torch.cuda.synchronize()
+        emit(name=f"deep nodule path, 512x512x300 CT (0.7x0.7x1.25 mm), 1.5 mm model patch 128, {dev}",
+             value=time.perf_counter() - t0, unit="s", candidates=len(c),
+             peak_gpu_mib=torch.cuda.max_memory_allocated() / 2**20 if DEV == "cuda" else None)
