@@ -43,8 +43,7 @@ Every threshold, with its published source or its stated method reason, is in
    sarcoma among muscle of the same mean HU on a non-contrast CT), the statistical model of
    ``_soft_statistical`` is used instead: a robust confidence-connected region (median +/- 3
    robust SD of a 5 mm ball at the click, on a 2 mm-denoised image, re-estimated once on the
-   region's core), grown only through voxels of the click's texture (local SD in a 4 mm window
-   at most 1.5 times the click's: ``_homogeneous_at``; muscle's fat septa stop it), attachments cut, necrosis open to its edge closed; a warning says its border
+   region's core), attachments cut, necrosis open to its edge closed; a warning says its border
    is approximate. Its edge is moved to half contrast where the tissue beyond differs
    measurably (more than 2 x 3 robust SD): the denoising blur otherwise keeps it a rim short of
    every contrasted edge (``_edge_at_half_contrast``). A region typed "lung" whose shell is
