@@ -159,8 +159,6 @@ NECROSIS_MAX_RATIO = _v("necrosis_max_ratio")
 EDGED_CORE_MAX_RATIO = _v("edged_core_max_ratio")
 CALCIFIED_MIN_HU = _v("calcified_min_hu")
 STAT_SIGMA_MM = _v("statistical_sigma_mm")
-TEXTURE_SIGMA_MM = _v("texture_sigma_mm")
-TEXTURE_SD_RATIO = _v("texture_sd_ratio")
 CLICK_BALL_MM = _v("click_ball_mm")
 CLOSE_FRACTION = _v("close_fraction")
 SMALLER_THAN_FIRST = _v("smaller_than_first_ratio")
@@ -630,10 +628,9 @@ def _soft_statistical(roi, seed, org, sk, open_min, s_axis):
     raw_sd = _robust(_ball_values(roi, seed, sk, CLICK_BALL_MM, allowed), 0.0)[1]
     floor = _smoothed_noise_floor(raw_sd, STAT_SIGMA_MM, sk)
     m, s = _robust(_ball_values(sm, seed, sk, CLICK_BALL_MM, allowed), floor)
-    grow = allowed & _homogeneous_at(roi, seed, sk, raw_sd, allowed)
     core = np.zeros(roi.shape, bool)
     for it in range(2):
-        r = _component_at((np.abs(sm - m) <= SOFT_FIRST_SD * s) & grow, seed, sk)
+        r = _component_at((np.abs(sm - m) <= SOFT_FIRST_SD * s) & allowed, seed, sk)
         if not r.any():
             return r, [m - SOFT_FIRST_SD * s, m + SOFT_FIRST_SD * s], core
         r = _separate(r, seed, sk, open_min)
@@ -650,31 +647,6 @@ def _soft_statistical(roi, seed, org, sk, open_min, s_axis):
     if CLOSE_FRACTION * radius > float(max(sk)):
         region = region | (_fill(close_mm(region, CLOSE_FRACTION * radius, sk), s_axis) & allowed)
     return region, [m - SOFT_FIRST_SD * s, m + SOFT_FIRST_SD * s], core
-
-
-def _homogeneous_at(roi, seed, sk, raw_sd, allowed):
-    """(bool, ``roi``'s shape) the voxels whose local spread is that of the tissue at the click:
-    the HU SD in a Gaussian window of ``TEXTURE_SIGMA_MM`` (sqrt(G*x^2 - (G*x)^2)) at most
-    ``TEXTURE_SD_RATIO`` times the larger of the click's own (its median in the ``CLICK_BALL_MM``
-    ball, ``allowed`` voxels) and ``raw_sd`` (the raw robust SD there: the noise).
-
-    Why: on non-contrast CT a soft-tissue sarcoma among muscle has the muscle's mean HU (the
-    statistical model's window cannot tell them apart), but not its texture: a sarcoma is a solid
-    mass that displaces the muscle's fascicles, whose interior is homogeneous at a few mm (its
-    local SD is the noise), while skeletal muscle is crossed by fat septa and fascial planes
-    (perimysial and intermuscular fat) thinner than a voxel, whose partial volume keeps them
-    above the fat bound (``FAT_MAX_HU``) yet raises the local SD (sarcomas grow as masses that
-    displace, not infiltrate, the muscle's fascial planes: Kransdorf MJ, Murphey MD, Radiologic
-    evaluation of soft-tissue masses: a current perspective, AJR 2000;175:575-587). The homogeneous region is grown only
-    through voxels of the click's texture, so it stops at those planes instead of running
-    along the muscle belly; the rim the window loses at the lesion's own border is added back by
-    the steps after it (edge at half contrast, two-class bound, hole filling and closing)."""
-    sv = TEXTURE_SIGMA_MM / np.asarray(sk, float)
-    x = roi.astype(np.float32)
-    g = ndimage.gaussian_filter(x, sv)
-    lsd = np.sqrt(np.maximum(ndimage.gaussian_filter(x * x, sv) - g * g, 0.0))
-    at = float(np.median(_ball_values(lsd, seed, sk, CLICK_BALL_MM, allowed)))
-    return lsd <= TEXTURE_SD_RATIO * max(at, raw_sd, NOISE_FLOOR_HU)
 
 
 def _two_class_outline(r, core, sm, allowed, seed, sk, open_min):
