@@ -130,6 +130,33 @@ def contrast_rows(case, ct, ref) -> list:
     return rows
 
 
+def intensity_bound_rows(case, ct, ref, sigma_mm=2.0, step_hu=3.0, reach_hu=30.0) -> list:
+    """What any HU window can give on ``case`` from its reference mask's centroid (issue 14, STS
+    cases): the best Dice over every window [c + lo, c + hi] (``lo`` in -``reach_hu``..0,
+    ``hi`` in 0..``reach_hu``, steps of ``step_hu``; ``c`` the centroid's value) of the CT
+    smoothed at ``sigma_mm`` (the statistical model's denoising), above the fat bound
+    (lesion.json fat_max_hu) and below bone, connected to the centroid: an oracle (the window
+    is chosen with the answer), so an upper bound for a one-click outline that rests on HU
+    alone (no shape or texture). Measured, not a threshold: no rule depends on it."""
+    from scipy import ndimage as ndi
+
+    from imagio.segmentation.lesion import BONE_CLICK_HU, FAT_MAX_HU
+
+    a = ct.array.astype(np.float32)
+    sm = ndi.gaussian_filter(a, sigma_mm / np.asarray(ct.spacing_kji, float))
+    allowed = (a > FAT_MAX_HU) & (a < BONE_CLICK_HU)
+    cen = tuple(np.rint(np.argwhere(ref).mean(0)).astype(int))
+    c, best = float(sm[cen]), 0.0
+    steps = np.arange(0.0, reach_hu + 1e-6, step_hu)
+    for lo in steps:
+        for hi in steps:
+            lab, _ = ndi.label((sm >= c - lo) & (sm <= c + hi) & allowed)
+            if lab[cen]:
+                best = max(best, dice(lab == lab[cen], ref))
+    return [dict(name=f"lesion {case}: best Dice of any HU window connected to the centroid "
+                      f"({sigma_mm:g} mm smoothed; an HU-only upper bound)", value=round(best, 3), unit="")]
+
+
 def _short(warnings) -> list:
     """The warnings' first words, without the slice-thickness one every thick-slice case has."""
     return [w[:40] for w in warnings if not w.startswith("measured on")]
@@ -195,6 +222,7 @@ def run_case(case, seed=0, log=None):
                      value=round(vols[0] / ref_ml, 3), unit=""))
     if not case.startswith("lung"):
         rows += contrast_rows(case, ct, ref)
+        rows += intensity_bound_rows(case, ct, ref)
     rows.append(dict(name=f"lesion {case}: time per click (median)", value=round(float(np.median(times)), 2), unit="s"))
     return rows
 
