@@ -386,18 +386,20 @@ def plan_for_probe(plan, device):
     IMAGIO Web and ``imagio demo`` plan their needle before the ablation device is chosen, so a
     plan whose needle differs is planned again on the same maps (they depend on the needle's
     length only), its candidate paths scored and its probes checked for the shaft (closing note
-    35, Left 3)."""
+    35, Left 3). The re-plan is kept on ``plan``, one per needle (all its fields, `problem.Needle`)."""
     if plan is None:
         return None
     needle = device.needle(plan.problem.needle)
     if needle == plan.problem.needle:
         return plan
-    from dataclasses import replace
+    from dataclasses import astuple, replace
 
     from ..planner import plan as plan_paths
 
-    cache = plan.__dict__.setdefault("_for_probe", {})   # one re-plan per shaft, not one per click
-    key = (needle.length_mm, needle.diameter_mm, needle.uncertainty_mm)
+    cache = plan.__dict__.setdefault("_for_probe", {})   # one re-plan per needle, not one per click
+    # every field of the needle (review 44 L1: beyond_tip_mm, per procedure, was left out, so a
+    # needle differing only there got the other's plan)
+    key = astuple(needle)
     if key not in cache:
         prob = replace(plan.problem, needle=needle, warnings=list(plan.problem.warnings))
         cache[key] = plan_paths(prob, k=max(len(plan.proposals), 1), maps=plan.maps)
