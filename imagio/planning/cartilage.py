@@ -18,7 +18,6 @@ RAS mm.
 
 from __future__ import annotations
 
-import hashlib
 import weakref
 
 import numpy as np
@@ -78,16 +77,17 @@ class _Region:
             self.mid_a = float(labels.kji_to_world(ribs.mean(axis=0, keepdims=True).astype(float))[0][1])
 
 
-def _digest(labels) -> bytes:
-    """BLAKE2b of what `_Region` reads of ``labels``: its voxel values, shape, affine and names
-    (review 44 L4: the cache was keyed by the map's identity alone, so a map edited in place, e.g.
-    a structure painted or erased in the Slicer module, kept the region of its old content)."""
-    h = hashlib.blake2b(digest_size=16)
+def _digest(labels) -> tuple:
+    """A fingerprint of what `_Region` reads of ``labels``: its shape, dtype, affine and names,
+    and a CRC-32 of its voxel values (review 44 L4: the cache was keyed by the map's identity
+    alone, so a map edited in place, e.g. a structure painted or erased in the Slicer module, kept
+    the region of its old content). CRC-32: fast (about 0.1 s for 75 M voxels) and it changes with
+    any burst edit; the map is the user's, not an adversary's."""
+    import zlib
+
     a = np.ascontiguousarray(labels.array)
-    h.update(repr((a.shape, str(a.dtype), sorted(labels.labels.items()))).encode())
-    h.update(np.asarray(labels.ijk_to_ras, float).tobytes())
-    h.update(memoryview(a).cast("B"))
-    return h.digest()
+    return (a.shape, str(a.dtype), np.asarray(labels.ijk_to_ras, float).tobytes(), tuple(sorted(labels.labels.items())),
+            zlib.crc32(memoryview(a).cast("B")))
 
 
 def _region(labels) -> "_Region | None":
@@ -101,12 +101,13 @@ def _region(labels) -> "_Region | None":
     return reg if reg.mid_a is not None or reg.cartilage_labelled else None
 
 
-def _zone_samples(labels, entry_ras, target_ras, reach_mm: float, target_value: int = 0):
+def _zone_samples(labels, entry_ras, target_ras, reach_mm: float, target_value: int = 0, reg=None):
     """(track samples (n, 3) RAS mm, bool (n,) in the costal-cartilage region, bool (n,) where
     unlabelled cartilage may lie: no bone, in front of the ribs' coronal centre, unlabelled or only
     the body outline) of the chest-wall part of the track entry -> target as `costal_zone_run`
-    reads it, or None (no region, no wall samples)."""
-    reg = _region(labels)
+    reads it, or None (no region, no wall samples). ``reg``: the map's `_Region` when the caller
+    has it (`_region`)."""
+    reg = _region(labels) if reg is None else reg
     if reg is None or reg.mid_a is None:
         return None
     is_st, is_rib, is_lung, lut_n, mid_a = reg.is_st, reg.is_rib, reg.is_lung, reg.lut_n, reg.mid_a
@@ -161,7 +162,8 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     return float(inside.sum()) * STEP_MM, [round(float(x), 1) for x in P[int(np.argmax(inside))]]
 
 
-def costal_crossing(ct, labels, entry_ras, target_ras, reach_mm: float, min_hu: float, target_value: int = 0):
+def costal_crossing(ct, labels, entry_ras, target_ras, reach_mm: float, min_hu: float, target_value: int = 0,
+                    reg=None):
     """What the track entry -> target meets of the costal-cartilage region (`costal_zone_run`):
     None outside it, else a dict of ``zone_mm`` and ``zone_at`` (its length, RAS mm of its first
     sample), ``through_mm`` and ``through_at`` (the length and first sample, RAS mm, of the
@@ -174,8 +176,8 @@ def costal_crossing(ct, labels, entry_ras, target_ras, reach_mm: float, min_hu: 
     cartilage met it only outside the region), so every such wall sample counts, not only the
     region's. Dense unlabelled tissue there is cartilage (calcified or not) or, on a contrast CT,
     an enhanced vessel (planning_defaults.json ``warnings.sources.costal_cartilage_min_hu``).
-    Vectorised over the samples."""
-    z = _zone_samples(labels, entry_ras, target_ras, reach_mm, target_value)
+    Vectorised over the samples. ``reg``: as `_zone_samples`."""
+    z = _zone_samples(labels, entry_ras, target_ras, reach_mm, target_value, reg)
     if z is None or not z[1].any():
         return None
     P, inside, open_ = z
@@ -204,7 +206,7 @@ def costal_warnings(problem, n: int, entry_ras, target_ras) -> list[str]:
     d = load_defaults()["warnings"]
     hu = float(d["costal_cartilage_min_hu"])
     run = costal_crossing(problem.ct, lab, entry_ras, target_ras, float(d["costal_cartilage_reach_mm"]), hu,
-                          int(problem.target.value or 0))
+                          int(problem.target.value or 0), reg)
     if run is None:
         return []
     where = ("the anterior chest wall between the ribs and the sternum, where the costal cartilages lie, but the "
