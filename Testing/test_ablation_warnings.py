@@ -210,9 +210,15 @@ def test_a_high_heat_sink_is_a_warning_and_the_summary_gives_the_margin():
          "margin_guarantee": {"margin_mm": 5.0, "proven": False, "guaranteed_margin_mm": 4.669}}
     line = multi_probe_summary(m)
     assert "minimal ablative margin 4.5 mm (BELOW the required 5 mm)" in line
-    assert "NOT proven (guaranteed 4.66 mm)" in line and "100.0%" in line
+    assert "the 5 mm margin NOT proven by the analysis grid's check" in line and "100.0%" in line
     m["coverage"]["mam_mm"], m["margin_guarantee"] = 5.3, {"margin_mm": 5.0, "proven": True, "guaranteed_margin_mm": 5.1}
-    assert "meets the required 5 mm" in multi_probe_summary(m) and "proven (guaranteed 5.10 mm)" in multi_probe_summary(m)
+    line = multi_probe_summary(m)
+    assert "meets the required 5 mm" in line and "the 5 mm margin proven by the analysis grid's check" in line
+    # trial 56 L2: one margin per zone is printed, the minimal ablative margin; the others are verdicts
+    m["margin_guarantee"]["outline_margin_mm"] = 4.25
+    line = multi_probe_summary(m)
+    assert re.findall(r"\d+\.\d+ mm", line) == ["5.3 mm"], line
+    assert "from the tumour's voxel centres only, not from its drawn outline" in line
 
 
 def test_a_high_risk_structure_near_the_zone_is_a_warning():

@@ -164,3 +164,65 @@ def test_a_hemithorax_crop_still_warns_tracks_through_cartilage(ph):
             assert _truth_mm(crop, cc, e, t) > 0
             hits += bool(costal_warnings(prob, 1, e, t))
         assert hits >= 0.8 * len(sel), (naming, hits)
+
+
+def _chest_wall_tracks(lab, inv, n, seed):
+    """``n`` tracks (entry, target RAS mm) through random muscle points in front of and beside the
+    sternum at its levels, oblique (mostly posterior, tilted right and up), with each track's truth
+    cartilage crossing (mm, the full label map)."""
+    st = lab.kji_to_world(np.argwhere(lab.array == inv["sternum"]).astype(float))
+    mus = lab.kji_to_world(np.argwhere(lab.array == inv["muscle"]).astype(float))
+    mus = mus[(mus[:, 2] >= st[:, 2].min()) & (mus[:, 2] <= st[:, 2].max())
+              & (np.abs(mus[:, 0] - st[:, 0].mean()) < 80) & (mus[:, 1] > st[:, 1].min() - 10)]
+    d = np.array([0.15, -1.0, 0.1])
+    d /= np.linalg.norm(d)
+    out = []
+    for p in mus[np.random.default_rng(seed).choice(len(mus), n, replace=False)]:
+        e, t = p - 60.0 * d, p + 30.0 * d
+        out.append((e, t, _truth_mm(lab, inv["costal_cartilages"], e, t)))
+    return out
+
+
+def test_through_a_cartilage_is_told_from_beside_it_by_the_ct(case):
+    """Trial 54 M1: the warning could not tell a track through the unlabelled cartilage from one
+    beside it (an intercostal space between two cartilages). With the CT read along the track
+    (>= costal_cartilage_min_hu, no bone label) it says "through" for tracks that cross truth
+    cartilage and "near" for most of those that do not (the phantom's truth, oblique tracks;
+    measured: 131 of 138 beside said "near", the rest "through", the safe side)."""
+    ph, lab, inv, prob = case
+    through = near = n_through = n_near = 0
+    for e, t, truth in _chest_wall_tracks(lab, inv, 200, 3):
+        w = costal_warnings(prob, 1, e, t)
+        if not w:
+            continue
+        says_through = "passes through costal cartilage" in w[0]
+        assert says_through or "runs near costal cartilage, not through it" in w[0], w[0]
+        if truth > 0:
+            n_through += 1
+            through += says_through
+        else:
+            n_near += 1
+            near += not says_through
+    assert n_through >= 10 and n_near >= 50, (n_through, n_near)
+    assert through >= 0.7 * n_through, (through, n_through)
+    assert near >= 0.9 * n_near, (near, n_near)   # a false "through" is the safe side
+
+
+def test_a_label_map_edited_in_place_is_read_again(ph):
+    """Review 44 L4: the region was cached by the label map's identity, so painting the costal
+    cartilage into the same map (in place, as the Slicer module edits a segmentation) left the
+    warning of the unlabelled map standing."""
+    lab = ph.labels
+    inv = {n: v for v, n in lab.labels.items()}
+    cc = inv["costal_cartilages"]
+    arr = lab.array.copy()
+    truth = arr == cc
+    arr[truth] = 0
+    edited = lab.with_array(arr, labels={v: n for v, n in lab.labels.items() if v != cc})
+    prob = PlanningProblem.build(ph.ct, edited, "lung_nodule_1")
+    p = lab.kji_to_world(np.argwhere(truth).astype(float))[len(np.argwhere(truth)) // 2]
+    e, t = p + [0.0, 60.0, 0.0], p - [0.0, 30.0, 0.0]
+    assert costal_warnings(prob, 1, e, t)            # unlabelled: warned
+    edited.array[truth] = cc                          # painted back in place
+    edited.labels[cc] = "costal_cartilages"
+    assert costal_warnings(prob, 1, e, t) == []

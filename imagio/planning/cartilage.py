@@ -9,17 +9,21 @@ to it in the same R-L line, each within ``warnings.costal_cartilage_reach_mm`` o
 planning_defaults.json (Gray's Anatomy: the cartilages join ribs 1-10 to the sternum). The plan
 warns per proposal (`costal_warnings`) instead of forbidding the region: it is an estimate from
 the bones, a parasternal approach through an intercostal space is sound, and the operator sees
-the cartilage on the CT (planning_defaults.json ``sources`` says so). RAS mm.
+the cartilage on the CT (planning_defaults.json ``sources`` says so). Which of the region's
+samples meet cartilage is read from the CT (`costal_crossing`: at least
+``warnings.costal_cartilage_min_hu``, no bone label; new-user trial 54 M1: the warning could not
+tell a track through a cartilage from one beside it), so the warning says "through" or "near".
+RAS mm.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 import weakref
 
+import numpy as np
+
 STEP_MM = 1.0   # sampling step along the track and along each search ray
-_REGIONS: dict = {}   # id(label map) -> (weak reference to it, its `_Region`): built once per map
+_REGIONS: dict = {}   # id(label map) -> (weak reference to it, content digest, its `_Region`)
 
 
 def _fans() -> tuple[np.ndarray, np.ndarray]:
@@ -45,12 +49,20 @@ class _Region:
         names = labels.labels
         self.lut_n = max(names, default=0) + 1
         self.is_st, self.is_rib, self.is_lung = (np.zeros(self.lut_n, bool) for _ in range(3))
+        # where unlabelled cartilage can lie: no label, or only the body outline (soft_tissue's
+        # ``outline_names``: the rule-based segmentation paints the body so)
+        from .soft_tissue import limits
+
+        outline = set(limits()["outline_names"])
+        self.is_open = np.zeros(self.lut_n, bool)
+        self.is_open[0] = True
         sternum = any("sternum" in n for n in names.values())
         for v, n in names.items():
             # no sternum label: the rule-based segmentation's "bone" holds it (with the other bones)
             self.is_st[v] = "sternum" in n if sternum else n == "bone"
             self.is_rib[v] = n.startswith("rib")
             self.is_lung[v] = "lung" in n or "lobe" in n
+            self.is_open[v] = n in outline
         arr = labels.array
         present = np.zeros(self.lut_n, bool)
         present[np.unique(arr[arr < self.lut_n])] = True
@@ -65,28 +77,37 @@ class _Region:
             self.mid_a = float(labels.kji_to_world(ribs.mean(axis=0, keepdims=True).astype(float))[0][1])
 
 
+def _digest(labels) -> tuple:
+    """A fingerprint of what `_Region` reads of ``labels``: its shape, dtype, affine and names,
+    and a CRC-32 of its voxel values (review 44 L4: the cache was keyed by the map's identity
+    alone, so a map edited in place, e.g. a structure painted or erased in the Slicer module, kept
+    the region of its old content). CRC-32: fast (about 0.1 s for 75 M voxels) and it changes with
+    any burst edit; the map is the user's, not an adversary's."""
+    import zlib
+
+    a = np.ascontiguousarray(labels.array)
+    return (a.shape, str(a.dtype), np.asarray(labels.ijk_to_ras, float).tobytes(), tuple(sorted(labels.labels.items())),
+            zlib.crc32(memoryview(a).cast("B")))
+
+
 def _region(labels) -> "_Region | None":
-    """The label map's `_Region` (built once per map), or None without a sternum/bone and ribs."""
-    ref, reg = _REGIONS.get(id(labels), (None, None))
-    if ref is None or ref() is not labels:   # (a Volume is unhashable: keyed by id, checked by reference)
+    """The label map's `_Region` (built once per content of the map: keyed by the map's identity
+    and checked by its content digest, `_digest`), or None without a sternum/bone and ribs."""
+    ref, dig, reg = _REGIONS.get(id(labels), (None, None, None))
+    now = _digest(labels)
+    if ref is None or ref() is not labels or dig != now:   # (a Volume is unhashable: keyed by id)
         reg = _Region(labels)
-        _REGIONS[id(labels)] = (weakref.ref(labels, lambda _r, k=id(labels): _REGIONS.pop(k, None)), reg)
+        _REGIONS[id(labels)] = (weakref.ref(labels, lambda _r, k=id(labels): _REGIONS.pop(k, None)), now, reg)
     return reg if reg.mid_a is not None or reg.cartilage_labelled else None
 
 
-def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value: int = 0):
-    """(mm of the track entry -> target in the costal-cartilage region, RAS of its first sample)
-    or None. ``labels``: label map (`Volume` with names); the track is sampled every ``STEP_MM``
-    up to the first sample in a lung label (name holding "lung" or "lobe"), the target's label
-    (``target_value``) or the target; a sample counts when it is no bone (rib, sternum) and the
-    sample lies in front of the ribs' coronal centre (the anterior chest wall), the
-    sternum (a name holding "sternum"; without one, the rule-based segmentation's "bone", which
-    holds it) lies on one side of it along R and a rib (name starting "rib") on the other, each
-    within ``reach_mm`` along one of the search rays (planning_defaults.json
-    ``warnings.costal_cartilage_fans``), sampled at nearest voxels. Either side may be the
-    lateral one, so no midline is assumed (a view may cut the chest). Vectorised over track
-    samples and line steps."""
-    reg = _region(labels)
+def _zone_samples(labels, entry_ras, target_ras, reach_mm: float, target_value: int = 0, reg=None):
+    """(track samples (n, 3) RAS mm, bool (n,) in the costal-cartilage region, bool (n,) where
+    unlabelled cartilage may lie: no bone, in front of the ribs' coronal centre, unlabelled or only
+    the body outline) of the chest-wall part of the track entry -> target as `costal_zone_run`
+    reads it, or None (no region, no wall samples). ``reg``: the map's `_Region` when the caller
+    has it (`_region`)."""
+    reg = _region(labels) if reg is None else reg
     if reg is None or reg.mid_a is None:
         return None
     is_st, is_rib, is_lung, lut_n, mid_a = reg.is_st, reg.is_rib, reg.is_lung, reg.lut_n, reg.mid_a
@@ -118,28 +139,85 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     between = np.zeros(len(P), bool)
     for side in (1.0, -1.0):
         between |= found(lateral, is_rib, side) & found(medial, is_st, side)
-    inside = between & ~is_rib[v] & ~is_st[v] & (P[:, 1] > mid_a)
-    if not inside.any():
+    wall = ~is_rib[v] & ~is_st[v] & (P[:, 1] > mid_a)
+    return P, between & wall, wall & reg.is_open[v]
+
+
+def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value: int = 0):
+    """(mm of the track entry -> target in the costal-cartilage region, RAS of its first sample)
+    or None. ``labels``: label map (`Volume` with names); the track is sampled every ``STEP_MM``
+    up to the first sample in a lung label (name holding "lung" or "lobe"), the target's label
+    (``target_value``) or the target; a sample counts when it is no bone (rib, sternum) and the
+    sample lies in front of the ribs' coronal centre (the anterior chest wall), the
+    sternum (a name holding "sternum"; without one, the rule-based segmentation's "bone", which
+    holds it) lies on one side of it along R and a rib (name starting "rib") on the other, each
+    within ``reach_mm`` along one of the search rays (planning_defaults.json
+    ``warnings.costal_cartilage_fans``), sampled at nearest voxels. Either side may be the
+    lateral one, so no midline is assumed (a view may cut the chest). Vectorised over track
+    samples and line steps."""
+    z = _zone_samples(labels, entry_ras, target_ras, reach_mm, target_value)
+    if z is None or not z[1].any():
         return None
+    P, inside, _ = z
     return float(inside.sum()) * STEP_MM, [round(float(x), 1) for x in P[int(np.argmax(inside))]]
+
+
+def costal_crossing(ct, labels, entry_ras, target_ras, reach_mm: float, min_hu: float, target_value: int = 0,
+                    reg=None):
+    """What the track entry -> target meets of the costal-cartilage region (`costal_zone_run`):
+    None outside it, else a dict of ``zone_mm`` and ``zone_at`` (its length, RAS mm of its first
+    sample), ``through_mm`` and ``through_at`` (the length and first sample, RAS mm, of the
+    chest-wall samples of a track that meets the region that read as cartilage: unlabelled (or
+    only the body outline), no bone, in front of the ribs' coronal centre, and the CT ``ct``
+    there, trilinear, the median of the sample and its neighbours ``STEP_MM`` before and after it
+    along the track, at least ``min_hu`` HU; ``through_at`` None when none does) and ``peak_hu``
+    (the highest such median over those samples). The region is an estimate from the bones and
+    a cartilage's edge may lie just outside it (on the phantom, 9 of 31 tracks through true
+    cartilage met it only outside the region), so every such wall sample counts, not only the
+    region's. Dense unlabelled tissue there is cartilage (calcified or not) or, on a contrast CT,
+    an enhanced vessel (planning_defaults.json ``warnings.sources.costal_cartilage_min_hu``).
+    Vectorised over the samples. ``reg``: as `_zone_samples`."""
+    z = _zone_samples(labels, entry_ras, target_ras, reach_mm, target_value, reg)
+    if z is None or not z[1].any():
+        return None
+    P, inside, open_ = z
+    hu = np.asarray(ct.sample(P, order=1, fill=-1000.0), float)
+    pad = np.concatenate([hu[:1], hu, hu[-1:]])
+    med = np.median(np.stack([pad[:-2], pad[1:-1], pad[2:]]), axis=0)   # one noisy voxel decides nothing
+    dense = open_ & (med >= float(min_hu))
+    at = lambda m: [round(float(x), 1) for x in P[int(np.argmax(m))]]   # noqa: E731 (first sample of a mask)
+    return {"zone_mm": float(inside.sum()) * STEP_MM, "zone_at": at(inside),
+            "through_mm": float(dense.sum()) * STEP_MM, "through_at": at(dense) if dense.any() else None,
+            "peak_hu": float(med[open_].max()) if open_.any() else None}
 
 
 def costal_warnings(problem, n: int, entry_ras, target_ras) -> list[str]:
     """The warning for proposal ``n`` (1-based) of ``problem`` (`problem.PlanningProblem`) whose
-    track entry -> target runs through the costal-cartilage region (`costal_zone_run`) while the
-    label map holds no costal cartilage; [] otherwise."""
+    track entry -> target runs through the costal-cartilage region while the label map holds no
+    costal cartilage; [] otherwise. It says "through" where the track's samples there read as
+    cartilage on the CT (`costal_crossing`), else "near" (beside a cartilage, through an
+    intercostal space, as far as the CT shows; new-user trial 54 M1)."""
     from .problem import load_defaults
 
     lab = problem.labels
     reg = _region(lab)
     if reg is None or reg.cartilage_labelled:
         return []
-    reach = float(load_defaults()["warnings"]["costal_cartilage_reach_mm"])
-    run = costal_zone_run(lab, entry_ras, target_ras, reach, int(problem.target.value or 0))
+    d = load_defaults()["warnings"]
+    hu = float(d["costal_cartilage_min_hu"])
+    run = costal_crossing(problem.ct, lab, entry_ras, target_ras, float(d["costal_cartilage_reach_mm"]), hu,
+                          int(problem.target.value or 0), reg)
     if run is None:
         return []
-    mm, at = run
-    return [f"proposal {n}: the track runs {mm:.0f} mm through the anterior chest wall between the ribs and the "
-            f"sternum (from {at} RAS mm), where the costal cartilages lie, but the label map holds no costal "
-            "cartilage (not segmented): the track may pass through cartilage, which a labelled map forbids; check "
-            "it on the images, or prefer a track through an intercostal space lateral to the rib ends"]
+    where = ("the anterior chest wall between the ribs and the sternum, where the costal cartilages lie, but the "
+             "label map holds no costal cartilage (not segmented)")
+    peak = "" if run["peak_hu"] is None else f"highest {run['peak_hu']:.0f} HU "
+    if run["through_at"] is not None:
+        return [f"proposal {n}: the track passes through costal cartilage: {run['through_mm']:.0f} mm of it reads "
+                f"as cartilage on the CT (>= {hu:g} HU, no bone label; from {run['through_at']} RAS mm) in {where}; "
+                "a labelled map forbids it: check it on the images, or prefer a track through an intercostal space "
+                "lateral to the rib ends"]
+    return [f"proposal {n}: the track runs near costal cartilage, not through it as far as the CT shows: "
+            f"{run['zone_mm']:.0f} mm (from {run['zone_at']} RAS mm) in {where}, none of it reading as dense as "
+            f"cartilage ({peak}< {hu:g} HU: an intercostal space beside a cartilage); a "
+            "thin cartilage may read less on a thick-slice CT: check the track on the images"]

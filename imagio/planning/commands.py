@@ -310,10 +310,12 @@ def multi_probe_summary(m: dict) -> str:
     the probe count, the share of the tumour + margin shell covered at its sample voxel centres,
     and the minimal ablative margin with the verdict, so that a covered shell is never read as a
     met margin (new-user trial 25: "tumour + 5mm covered 100.0%" printed beside a MAM of 4.50 mm
-    and an unproven guarantee)."""
+    and an unproven guarantee). One margin is printed, the MAM (trial 56 L2: three margins for
+    one zone, the MAM, the grid check's guaranteed margin and the outline's); the grid check
+    (`multiprobe.margin_check`) is said as its verdict."""
     from .ablation.commands import shared_entry_words
     from .ablation.criteria import load_criteria
-    from .ablation.multiprobe import lower_bound_words, margin_text, outline_doubt, outline_margin_mm
+    from .ablation.multiprobe import lower_bound_words, outline_doubt
 
     need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
     key = f"{m['margin_mm']:g}mm"
@@ -334,12 +336,13 @@ def multi_probe_summary(m: dict) -> str:
                 + ("cryoprobes cannot: see the warnings)" if m.get("modality") == "cryoablation"
                    else f"{shared_entry_words(m['probes'], grp)})"))
     g = m.get("margin_guarantee") or {}
-    if g:
-        txt += (f"; {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} "
-                f"(guaranteed {margin_text(g['guaranteed_margin_mm'])} mm)")
+    if g:   # a verdict, not another margin: one margin per zone is printed (trial 56 L2), the MAM above
+        txt += (f"; the {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} by the "
+                "analysis grid's check")
         if outline_doubt(g):
-            txt += (" from the tumour's voxel centres; from its drawn outline it may be as small as "
-                    f"{margin_text(outline_margin_mm(g))} mm")
+            txt += " from the tumour's voxel centres only, not from its drawn outline"
+        if not g["proven"] or outline_doubt(g):
+            txt += " (its margins: plan.json margin_guarantee, and the warnings)"
     return txt
 
 

@@ -783,14 +783,38 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
     without a word. Both ``ct`` and ``labels`` on the CT grid."""
     if t.point_given or not t.value:
         return []
-    out, moved = outline_tissue(ct, labels.array == t.value, t.name, t.point_ras)
+    out, moved = outline_tissue(ct, labels.array == t.value, t.name, t.point_ras, contrast=contrast_phase(ct, labels))
     if moved is not None:
         t.point_ras = moved
     return out
 
 
+def contrast_phase(ct: Volume, labels: Volume | None) -> bool | None:
+    """Whether ``ct`` is contrast-enhanced as its labelled vessels tell (True/False), or None when
+    no vessel is labelled: the median HU of the labels naming an artery, a vein, the aorta or a
+    vena cava against sarcoma_biopsy.json ``viable.min_contrast_vessel_hu``
+    (`sarcoma.viable.contrast_enhanced`: enhanced blood reads above it, unenhanced blood 30-60
+    HU). ``labels`` on ``ct``'s grid."""
+    if labels is None:
+        return None
+    from .sarcoma.viable import contrast_enhanced
+
+    words = ("artery", "vein", "aorta", "vena_cava")
+    vessels = [v for v, n in labels.labels.items() if any(w in n for w in words)]
+    return contrast_enhanced(ct, labels, vessels)
+
+
+def _solid_part(contrast: bool | None) -> str:
+    """What to aim at in a lesion with a fluid centre, worded by the CT's phase (`contrast_phase`)."""
+    if contrast:
+        return "the solid, enhancing part (a contrast CT: the viable tumour enhances)"
+    if contrast is False:
+        return "the solid part, denser than fluid (a non-contrast CT: which part enhances cannot be seen)"
+    return "the solid part, denser than fluid (the contrast phase is not known)"
+
+
 def outline_tissue(ct: Volume, mask: np.ndarray, name: str, point_ras, fluid: bool = True, move: bool = True,
-                   flags: str = "--labels, --lesions"):
+                   flags: str = "--labels, --lesions", contrast: bool | None = None):
     """(warnings, moved point RAS or None) on the tissue of a lesion outline ``mask`` (bool [k, j, i]
     on ``ct``'s grid) at its target point ``point_ras`` (its centre); the needle planner's and the
     bronchoscopy planner's one check of a named target (new-user trial 39 H4: `bronch` planned to an
@@ -807,7 +831,10 @@ def outline_tissue(ct: Volume, mask: np.ndarray, name: str, point_ras, fluid: bo
       bronchoscopy measures to the outline's surface, not to a tip).
     - Fluid (``fluid``; above fat, ``viable.fat_max_hu``, and at most ``viable.necrosis_max_hu``,
       simple fluid -9 to 20 HU: Bosniak v2019, sarcoma_biopsy.json): a cystic or necrotic centre,
-      said (which part enhances needs the contrast phase: the point is left to the user).
+      said (which part enhances needs the contrast phase: the point is left to the user). The
+      advice names the part to aim at by the CT's phase, ``contrast`` (`contrast_phase`): the
+      enhancing part on a contrast CT, the solid (soft-tissue) part on a non-contrast one or when
+      not known (trial 56 L3: "enhancing" was said on a non-contrast CT).
     ``flags``: the command's options that give the outline (said in the warnings)."""
     point_ras = np.asarray(point_ras, float)
     kji = np.rint(ct.world_to_kji(point_ras[None])[0]).astype(int)
@@ -823,7 +850,7 @@ def outline_tissue(ct: Volume, mask: np.ndarray, name: str, point_ras, fluid: bo
     if fluid and fl["fat_max_hu"] < hu <= fl["necrosis_max_hu"]:
         return [f"the target point of {name} (its centre, {where}) reads fluid (median {hu:.0f} HU around it; simple "
                 f"fluid measures -9 to {fl['necrosis_max_hu']:.0f} HU, Bosniak v2019): a cystic or necrotic centre "
-                "gives a non-diagnostic sample; aim at the solid (enhancing) part: give a point there as --target"], None
+                f"gives a non-diagnostic sample; aim at {_solid_part(contrast)}: give a point there as --target"], None
     air_pct = 100.0 * np.count_nonzero(mask & (ct.array < low)) / max(np.count_nonzero(mask), 1)
     if hu >= low:
         like = _outline_like_its_surroundings(ct, mask) if air_pct > 50.0 else ""

@@ -589,6 +589,15 @@ NO_TRACHEA_TOP_CUT = (
     "the view; no trachea is labelled")
 
 
+class TracheaAboveView(InputError):
+    """No trachea in view because the view's top face cuts the lungs below the carina
+    (`NO_TRACHEA_TOP_CUT`): the caller may look for the bronchi on that face
+    (`top_face_bronchi`). A type, so that no caller matches the message's text (review 43 L5)."""
+
+    def __init__(self, message: str = NO_TRACHEA_TOP_CUT):
+        super().__init__(message)
+
+
 def lungs_reach_top_face(ct: Volume, body: np.ndarray) -> bool:
     """Whether lung-like air (`_lung_top`: large air components inside ``body`` that are not uniform
     gas) reaches the top face of the view (within the coarse grid that search uses): the view's top
@@ -848,7 +857,7 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
         if lungs_reach_top_face(ct, body):
             # trial 51 M2: a view whose top lies below the carina (a lower half) was told to cover
             # the chest above the carina, and a round recess of lung was named trachea in lung1's
-            raise InputError(NO_TRACHEA_TOP_CUT)
+            raise TracheaAboveView()
         raise InputError("no trachea found (no round air tube near the midline in the upper "
                          "slices): airways need a CT that covers the chest above the carina")
     m, info = grow_airways(ct, seed, grow_body, progress=p.sub(0.1, 0.9))

@@ -149,7 +149,7 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
         except InputError as e:
             if "airways" in want:
                 meta["warnings"].append(f"airways: {e}")
-                if str(e) == aw.NO_TRACHEA_TOP_CUT:
+                if isinstance(e, aw.TracheaAboveView):
                     # the bronchi below the carina leave the top face as walled air tubes
                     top_bronchi, pieces = aw.top_face_bronchi(ct, body)
                     if pieces:

@@ -93,6 +93,20 @@ LOWER_BOUND_OVER = ("the candidate zones: the set cover's LP relaxation over its
                     "over every possible probe")
 
 
+def volume_bound(n_voxels: int, grid, setting) -> int:
+    """Probes at least needed to cover ``n_voxels`` voxel centres of ``grid`` (`grid.FineGrid`)
+    with zones of ``setting`` (`devices.Setting`): each zone E holds the centres of disjoint voxel
+    boxes that lie inside E dilated by h, half the voxel diagonal, which lies inside E scaled by
+    (1 + h / b) about its centre (b its smallest semi-axis: the ball of radius h lies in h / b E),
+    so one zone covers at most volume(E) (1 + h / b)^3 / voxel volume centres. Review 44 L5: the
+    bound was the region's voxel volume over volume(E), which a one-probe plan (every centre in
+    one zone) could exceed (it read 2). At least 1."""
+    h = 0.5 * float(np.linalg.norm(grid.spacing_kji))
+    b = 0.5 * min(float(setting.zone_length_mm), float(setting.zone_diameter_mm))
+    per_zone_ml = setting.volume_ml * (1.0 + h / b) ** 3
+    return max(1, int(math.ceil(n_voxels * grid.voxel_ml / per_zone_ml - 1e-9)))
+
+
 def lower_bound_words(n) -> str:
     """'lower bound N over the candidate zones' (what the multi-probe lower bound bounds: the set
     cover's candidate zones, never every possible probe: new-user trial 54 M2)."""
@@ -372,18 +386,20 @@ def plan_for_probe(plan, device):
     IMAGIO Web and ``imagio demo`` plan their needle before the ablation device is chosen, so a
     plan whose needle differs is planned again on the same maps (they depend on the needle's
     length only), its candidate paths scored and its probes checked for the shaft (closing note
-    35, Left 3)."""
+    35, Left 3). The re-plan is kept on ``plan``, one per needle (all its fields, `problem.Needle`)."""
     if plan is None:
         return None
     needle = device.needle(plan.problem.needle)
     if needle == plan.problem.needle:
         return plan
-    from dataclasses import replace
+    from dataclasses import astuple, replace
 
     from ..planner import plan as plan_paths
 
-    cache = plan.__dict__.setdefault("_for_probe", {})   # one re-plan per shaft, not one per click
-    key = (needle.length_mm, needle.diameter_mm, needle.uncertainty_mm)
+    cache = plan.__dict__.setdefault("_for_probe", {})   # one re-plan per needle, not one per click
+    # every field of the needle (review 44 L1: beyond_tip_mm, per procedure, was left out, so a
+    # needle differing only there got the other's plan)
+    key = astuple(needle)
     if key not in cache:
         prob = replace(plan.problem, needle=needle, warnings=list(plan.problem.warnings))
         cache[key] = plan_paths(prob, k=max(len(plan.proposals), 1), maps=plan.maps)
@@ -937,6 +953,21 @@ def collateral_cost(ctx: AblationContext, C: np.ndarray, U: np.ndarray, a_mm: fl
     return np.round(out, 9)   # rounded: cell volumes differ in the last bits for another axis order
 
 
+def _pairs_cover(packed: np.ndarray, n_rows: int) -> np.ndarray:
+    """Bool (m, m): whether zones z and w together cover all ``n_rows`` rows, from each zone's
+    rows as packed bits (``packed``: (m, bytes) uint8, `np.packbits` along the rows): no row is
+    missed by both (their misses' AND is zero). 64 rows per word (review 43 M4: a float matrix
+    product of the misses was most of the pair swaps' time)."""
+    valid = np.packbits(np.ones(n_rows, bool))
+    miss = ~packed & valid                        # the padding bits are no rows
+    pad = (-miss.shape[1]) % 8
+    words = np.ascontiguousarray(np.pad(miss, ((0, 0), (0, pad)))).view(np.uint64)   # (m, words)
+    both = np.zeros((len(words), len(words)), bool)
+    for k in range(words.shape[1]):               # a few words: rows / 64
+        both |= (words[:, None, k] & words[None, :, k]) != 0
+    return ~both
+
+
 def _pair_swaps(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, critical: np.ndarray,
                 rounds: int = SPARE_ROUNDS) -> np.ndarray:
     """Local search past `_cheapen` for a cheaper cover of the same count: each pair of chosen
@@ -957,9 +988,18 @@ def _pair_swaps(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, critical: np.
                 need = (cov[:, x] | cov[:, y]) & (cnt - cov[:, x] - cov[:, y] == 0)
                 Z = np.flatnonzero(A[need].any(axis=0))
                 Z = Z[np.argsort(cost[Z], kind="stable")]   # the cheapest zone of each pattern on those rows
-                Z = Z[np.sort(np.unique(np.packbits(A[np.ix_(need, Z)], axis=0).T, axis=0, return_index=True)[1])]
-                miss = (~A[np.ix_(need, Z)]).astype(np.float32)
-                ok = (miss.T @ miss) == 0                     # z, w together cover every needed row
+                # only a pair cheaper than the pair out by more than the best gain yet can be taken:
+                # a zone costlier than that less the cheapest zone is in no such pair (a prefix of
+                # Z; review 43 M4: the swaps' time, same result; 1e-9: float rounding stays inside)
+                floor = max(1e-12, best[0] if best is not None else 0.0)
+                Z = Z[:int(np.searchsorted(cost[Z] + cost[Z[:1]].sum(), cost[pick[x]] + cost[pick[y]] - floor + 1e-9))]
+                if len(Z) < 1:
+                    continue
+                Pk = np.ascontiguousarray(np.packbits(A[np.ix_(need, Z)], axis=0).T)   # rows as bits (|Z|, bytes)
+                key = Pk.view(np.dtype((np.void, Pk.shape[1]))).ravel()   # one pattern per zone
+                first = np.sort(np.unique(key, return_index=True)[1])
+                Z, Pk = Z[first], Pk[first]
+                ok = _pairs_cover(Pk, int(need.sum()))        # z, w together cover every needed row
                 pair = np.where(ok, cost[Z][:, None] + cost[Z][None, :], np.inf)
                 i, j = np.unravel_index(int(np.argmin(pair)), pair.shape)
                 gain = cost[pick[x]] + cost[pick[y]] - pair[i, j]
@@ -1370,7 +1410,8 @@ def one_probe_cover(plan, ctx: AblationContext, device: Device, setting: Setting
 def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting,
                     margin_mm: float = 5.0, max_probes: int | None = None, time_limit_s: float = 60.0,
                     dense_edge: bool = False, progress=None, solve_limit_s: float = 60.0,
-                    guarantee_margin: bool = False, free_maps: bool = False, singles=None) -> ProbePlan:
+                    guarantee_margin: bool = False, free_maps: bool = False, singles=None,
+                    spare_rounds: int = SPARE_ROUNDS) -> ProbePlan:
     """The fewest probes whose zones cover tumour + ``margin_mm`` (see module doc). The cover
     holds on the sample points; the returned ``coverage`` is measured on the analysis grid and
     ``margin_guarantee`` says whether `margin_check` proves the margin on it, and which margin
@@ -1392,7 +1433,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     evaluator's, and `distance_maps`' cache of them) are dropped once the candidate paths are
     scored, the only step that reads them, so that they are not held through the set cover
     and the coverage evaluation (the demo's peak memory), and the heap's free pages are handed
-    back (`imagio.memory.release_free_memory`); ``plan`` can then not score again."""
+    back (`imagio.memory.release_free_memory`); ``plan`` can then not score again.
+    ``spare_rounds``: passes of the pair swaps that spare critical tissue (`_pair_swaps`; 0: none,
+    the benchmark's baseline, review 43 M4); their time is ``timings_s["pair_swaps"]``."""
     from ...progress import Progress
 
     prog = Progress(progress)
@@ -1408,7 +1451,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
         raise InputError(f"multi-probe planning places single probes; {setting.id!r} is a fused "
                          f"{setting.probes}-probe row: choose a single-probe setting of {device.name}")
     g = ctx.grid
-    lb_vol = int(math.ceil(ctx.region_counts[margin_mm] * g.voxel_ml / setting.volume_ml - 1e-9))
+    lb_vol = volume_bound(ctx.region_counts[margin_mm], g, setting)
     one = one_probe_cover(plan, ctx, device, setting, margin_mm, guarantee_margin, singles)
     if one is not None:
         return _one_probe_plan(plan, ctx, device, setting, margin_mm, one, lb_vol, t0, prog)
@@ -1518,6 +1561,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
             + "; choose a larger setting or a smaller margin, or place the probes by hand")
 
     spared = False   # pair swaps searched a cover of that count sparing critical tissue
+    t_swaps = 0.0
     if not guarantee_margin:
         rejected = np.zeros(nz, bool)
         for _ in range(20):   # the chosen paths re-checked independently; a rejected one is dropped
@@ -1529,8 +1573,10 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                                        spacing=None if spacing is None else spacing.sub(keep))
             if not len(sub):
                 raise infeasible(proven)
-            if extra[cols[keep[sub]]].sum() > 0 and spacing is None:   # critical tissue: pair swaps spare it
-                sub = _pair_swaps(A[:, keep], sub, cost[keep], extra[cols[keep]] > 0)
+            if extra[cols[keep[sub]]].sum() > 0 and spacing is None and spare_rounds > 0:   # pair swaps spare it
+                ts = time.perf_counter()
+                sub = _pair_swaps(A[:, keep], sub, cost[keep], extra[cols[keep]] > 0, rounds=int(spare_rounds))
+                t_swaps += time.perf_counter() - ts
                 spared = True
             pick_r = keep[sub]
             bad = []
@@ -1575,7 +1621,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     out.collateral = collateral_report(cov, len(pick), spared, host_organ=host)
     _margin_doubt(out, ctx, ells, margin_mm)
     out._zones = ells
-    out.timings_s = {"candidate_paths": t1 - t0, "set_cover": t2 - t1,
+    out.timings_s = {"candidate_paths": t1 - t0, "set_cover": t2 - t1, "pair_swaps": t_swaps,
                      "evaluate": time.perf_counter() - t2, "total": time.perf_counter() - t0}
     prog(1.0, f"multi-probe: {len(pick)} probes ({lower_bound_words(out.lower_bound)})")
     return out
