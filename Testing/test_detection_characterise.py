@@ -756,6 +756,30 @@ def test_nodule_table_does_not_name_the_detector_scale_a_diameter(tmp_path):
     assert rows[0]["axial_long_axis_mm"] == "24.1"   # Brock's and Mayo's size (trial 38 LOW: missing)
 
 
+def test_nodule_table_puts_the_scans_columns_after_the_nodules_own(tmp_path):
+    """Issue 17 trial L4: nodules.csv's ``emphysema`` (the scan's, the same on every row) sat between
+    the nodule's Lung-RADS and Brock columns. LUNA16's five columns come first, the scan's
+    columns (``SCAN_FIELDS``) last, and a row's values stay under their own names."""
+    import csv as _csv
+
+    from imagio.detection.outputs import NODULE_FIELDS, SCAN_FIELDS, write_nodule_csv
+
+    assert NODULE_FIELDS[:5] == ("seriesuid", "coordX", "coordY", "coordZ", "probability")
+    assert "emphysema" in SCAN_FIELDS and NODULE_FIELDS[-len(SCAN_FIELDS):] == SCAN_FIELDS
+    for own in ("lung_rads", "brock_low", "mayo_high", "refused", "warnings", "table"):
+        assert NODULE_FIELDS.index(own) < NODULE_FIELDS.index("emphysema"), own
+    d = {"id": 4, "type": "solid", "center_ras": [1.0, 2.0, 3.0], "mean_diameter_mm": 9.0, "warnings": ["w"],
+         "candidate": {"center_ras": [1.0, 2.0, 3.0], "probability": 0.9, "diameter_mm": 9.0},
+         "stratification": {"lung_rads": {"category": "4A"}, "brock": {"probability_range": [0.01, 0.02]},
+                            "inputs": {"emphysema": {"value": True}}}}
+    path = write_nodule_csv(tmp_path / "n.csv", "s1", [d])
+    head = next(_csv.reader(open(path)))
+    assert tuple(head) == NODULE_FIELDS
+    row = next(_csv.DictReader(open(path)))
+    assert (row["lung_rads"], row["brock_low"], row["emphysema"], row["table"], row["warnings"]) == \
+        ("4A", "0.0100", "yes", "main", "w"), row
+
+
 def test_brock_and_mayo_read_the_axial_diameter_and_the_inputs_are_recorded():
     """Issue 17: Brock was fitted on the maximum nodule diameter measured on axial sections
     (PanCan's definition: McWilliams 2013, van Riel 2017) and Mayo on a 2-D diameter; detect gave
