@@ -756,6 +756,32 @@ def test_nodule_table_does_not_name_the_detector_scale_a_diameter(tmp_path):
     assert rows[0]["axial_long_axis_mm"] == "24.1"   # Brock's and Mayo's size (trial 38 LOW: missing)
 
 
+def test_a_calcified_nodules_solid_component_is_never_larger_than_its_diameter():
+    """Issue 17 trial L3: a calcified candidate's solid component was its 3-D long axis (16.7 mm
+    beside a 10.1 mm mean diameter on the chest CTA). An elongated calcified nodule (12 x 4 x 4 mm,
+    600 HU, its long axis oblique to an anisotropic, flipped grid) is dense throughout: its solid
+    component is its mean diameter, below its long axis."""
+    from conftest import rotation
+
+    from imagio.detection.characterise import nodule_type
+    from imagio.segmentation.lesion import measure
+
+    d = rotation((1, 2, 1), 25.0) @ np.diag([1.0, -1.0, 1.0])
+    vol = Volume(np.zeros((30, 50, 50), np.float32), make_ijk_to_ras((0.7, 0.7, 1.25), (0, 0, 0), d))
+    w = _world_grid(vol)
+    c = vol.kji_to_world(np.array([[15, 25, 25]]))[0]
+    ax = np.array([1.0, 1.0, 0.3]) / np.linalg.norm([1.0, 1.0, 0.3])
+    rel = w - c
+    along = rel @ ax
+    radial = np.linalg.norm(rel - along[..., None] * ax, axis=-1)
+    mask = (along / 6.0) ** 2 + (radial / 2.0) ** 2 <= 1
+    ct = vol.with_array(np.where(mask, 600, -850).astype(np.int16))
+    meas = measure(mask, ct, ct.array, kind="lung_nodule")
+    assert meas.long_axis_mm > meas.mean_diameter_mm + 2.0   # the case: elongated
+    kind, solid_mm, _ = nodule_type(ct, mask, meas, {"_fissure_or_pleura_mm": 20.0})
+    assert kind == "calcified" and solid_mm <= meas.mean_diameter_mm, (solid_mm, meas.mean_diameter_mm)
+
+
 def test_nodule_table_puts_the_scans_columns_after_the_nodules_own(tmp_path):
     """Issue 17 trial L4: nodules.csv's ``emphysema`` (the scan's, the same on every row) sat between
     the nodule's Lung-RADS and Brock columns. LUNA16's five columns come first, the scan's

@@ -423,7 +423,10 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
     c = constants()
     hu = ct.array[mask]
     if float(np.median(hu)) >= c["type_hu"]["calcified_min"]:
-        return "calcified", float(meas.long_axis_mm), []
+        # dense throughout: its solid component is the whole nodule, measured as Lung-RADS measures the
+        # nodule (mean diameter), never more than it (issue 17 trial L3: the 3-D long axis, 16.7 mm beside
+        # a 10.1 mm mean diameter; `stratification.characterise.solid_component` caps it the same way)
+        return "calcified", float(meas.mean_diameter_mm), []
     kind, solid_mm, _ = solid_component(mask, ct, c["type_hu"]["solid_min"])
     kind = {"nonsolid": "ground_glass"}.get(kind, kind)
     from .blobs import subsolid_channel_applies
