@@ -271,6 +271,43 @@ def test_screening_report(tmp_path, chest, characterised):
     assert "Low-probability candidates" in pdf_text
 
 
+def test_screening_report_names_a_low_probability_candidate_without_category(tmp_path, chest, characterised):
+    """Issue 17 trial M1: a low-probability candidate whose outline measures no nodule (here the
+    10 mm solid ball, its outline declared not assessable as a clipped concavity's would be) was
+    listed only in the low-probability table, and a scan whose reported nodules are Lung-RADS 1-2
+    read "continue annual screening". The HTML and PDF report's follow-up say the category is not
+    decided and name the candidate; candidates.json's scan summary (`scan_lung_rads`) says so too."""
+    import copy
+
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.detection.report import build_screening_report, report_threshold
+    from imagio.stratification.screening import stratify
+
+    ct, nods, masks, scan, by = characterised
+    _, lung, _ = chest
+    nods = copy.deepcopy(nods)
+    keep = {nods[by[k]]["id"] for k in ("calcified", "perifissural")}   # Lung-RADS 1 and 2, reported
+    for n in nods:
+        if n["id"] not in keep:
+            n["candidate"]["probability"] = 0.5 * report_threshold()
+    doubt = nods[by["solid"]]
+    doubt["not_assessable"] = "the outline grew beyond the detected concavity of the lung outline and was clipped to it"
+    doubt["stratification"] = stratify(doubt)
+    assert "category" not in doubt["stratification"]["lung_rads"]
+    doc = {"seriesuid": "s1", "detector": "blobs", "n_candidates": len(nods), "nodules": nods,
+           "scan": scan, "patient": {}, "warnings": []}
+    h, p = build_screening_report(doc, ct, lung, masks, tmp_path / "screening.pdf", "ct.nii.gz")
+    text = h.read_text()
+    assert "Lung-RADS not decided" in text and f"#{doubt['id']} not assessable" in text
+    assert "Continue annual" not in text and "12 months" not in text
+    s = scan_lung_rads(nods)
+    assert s["highest_lung_rads"] == ">=2" and f"#{doubt['id']} not assessable" in s["review_low_probability"]
+    assert "not assessable" in s["uncategorised"]
+    pypdf = pytest.importorskip("pypdf")
+    pdf_text = " ".join(pg.extract_text() for pg in pypdf.PdfReader(str(p)).pages)
+    assert "Lung-RADS not decided" in pdf_text and f"#{doubt['id']} not assessable" in pdf_text
+
+
 @pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, -1.0, 1.0])], ids=["ras", "lps_stored"])
 def test_side_is_the_patients_side_whatever_the_storage(direction):
     """RAS +x is the patient's right (DICOM LPS: +x is the left): a lesion in the lung at
