@@ -819,6 +819,55 @@ def test_a_calcified_nodules_solid_component_is_never_larger_than_its_diameter()
     assert kind == "calcified" and solid_mm <= meas.mean_diameter_mm, (solid_mm, meas.mean_diameter_mm)
 
 
+def test_outlines_below_the_measurable_size_take_no_characterisation_slot():
+    """Issue 17 trial L3: characterisation is capped at N candidates, and on the chest CTA 8 of the
+    20 places went to low-probability candidates whose outlines were 1-2 voxels (no category, no
+    risk) while measurable ones further down were not characterised. With ``slots`` such an
+    outline (below 3 mm: lungrads_v2022.json smallest_measured) takes no place: the next
+    candidates are characterised, the sub-measurable ones fill the places left and the rest are
+    named in a scan warning; a reported one (score at or above the report's threshold) keeps its
+    place. Oblique anisotropic grid."""
+    from conftest import rotation
+
+    from imagio.detection.report import report_threshold
+
+    d = rotation((2, 1, 1), 20.0)
+    vol = Volume(np.zeros((48, 90, 90), np.float32), make_ijk_to_ras((0.8, 0.8, 1.25), (0, 0, 0), d))
+    w = _world_grid(vol)
+    cen = vol.kji_to_world(np.array([[24, 45, 45]]))[0]
+    u, v = d[:, 0], d[:, 1]
+    rel = w - cen
+    lung = (np.abs(rel @ u) < 30) & (np.abs(rel @ v) < 30) & (np.abs(rel @ d[:, 2]) < 25)
+    body = (np.abs(rel @ u) < 35) & (np.abs(rel @ v) < 35)
+    a = np.where(lung, -850.0, np.where(body, 30.0, -1000.0)) + np.random.default_rng(3).normal(0, 10, vol.shape)
+    spots = {"tiny1": (cen - 12 * u - 12 * v, 1.6), "tiny2": (cen + 12 * u - 12 * v, 1.6),
+             "real1": (cen - 12 * u + 12 * v, 4.0), "real2": (cen + 12 * u + 12 * v, 4.0)}
+    for c, r in spots.values():
+        a[np.linalg.norm(w - c, axis=-1) <= r] = 20.0
+    ct = vol.with_array(a.astype(np.int16))
+    t = report_threshold()
+    score = {"tiny1": 0.9 * t, "tiny2": 0.8 * t, "real1": 0.7 * t, "real2": 0.6 * t}   # the tiny ones first
+
+    def cands(**p):
+        return [Candidate(center_ras=np.asarray(c, float), diameter_mm=3.8, volume_ml=0.0, type="unknown",
+                          probability={**score, **p}[k]) for k, (c, _) in spots.items()]
+
+    every, _, _ = characterise_candidates(ct, cands(), lung)
+    small = {n["id"] for n in every if n["stratification"]["lung_rads"].get("no_category") == "below_measurable"}
+    assert small == {1, 2}, [(n["id"], n.get("mean_diameter_mm")) for n in every]   # the case: outlines < 3 mm
+    nods, masks, scan = characterise_candidates(ct, cands(), lung, slots=2)
+    assert sorted(n["id"] for n in nods) == [3, 4] and len(masks) == 2
+    said = [x for x in scan["warnings"] if "below the smallest measurable" in x]
+    assert len(said) == 1 and "#1 " in said[0] and "#2 " in said[0], scan["warnings"]
+    # a place left: the most probable sub-measurable one fills it, the other is named
+    nods, _, scan = characterise_candidates(ct, cands(), lung, slots=3)
+    assert sorted(n["id"] for n in nods) == [1, 3, 4]
+    assert any("#2 " in x and "#1 " not in x for x in scan["warnings"] if "below the smallest measurable" in x)
+    # reported (score at or above the threshold): it keeps its place
+    nods, _, _ = characterise_candidates(ct, cands(tiny1=min(1.0, t + 0.1)), lung, slots=2)
+    assert sorted(n["id"] for n in nods) == [1, 3]
+
+
 def test_nodule_table_puts_the_scans_columns_after_the_nodules_own(tmp_path):
     """Issue 17 trial L4: nodules.csv's ``emphysema`` (the scan's, the same on every row) sat between
     the nodule's Lung-RADS and Brock columns. LUNA16's five columns come first, the scan's

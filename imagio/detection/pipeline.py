@@ -250,11 +250,14 @@ def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
         from .characterise import characterise_candidates
 
         nodules, masks, scan = characterise_candidates(
-            ct, cands[:n_char], lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95), airways)
+            ct, cands, lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95), airways, slots=n_char)
         scan["candidates"] = len(cands)
-        if len(cands) > n_char:
-            scan["warnings"].append(f"only the {n_char} most probable of {len(cands)} candidates "
-                                    "are characterised")
+        tried = scan["segmented_candidates"]
+        if len(cands) > tried:
+            scan["warnings"].append(f"only the {tried} most probable of {len(cands)} candidates were segmented, "
+                                    f"{n_char} characterised at most (low-probability outlines below the smallest "
+                                    "measurable size take no place)" if tried > n_char else
+                                    f"only the {n_char} most probable of {len(cands)} candidates are characterised")
     return {"cands": cands, "nodules": nodules, "masks": masks, "scan": scan, "lungs_m": lungs_m,
             "warnings": scan_warn}
 
