@@ -250,6 +250,7 @@ def test_a_low_probability_candidate_without_category_is_named_at_scan_level():
             assert "12 months" not in text and "Continue annual" not in text, lines
             assert highest_lung_rads(main, low) == (">=2" if ok else "not decided")
             assert for_review(low) == [f"#{doubt['id']} not assessable"]
+            assert "review" not in dict(lines), lines   # not among the "would be 4A+" ones
             s = scan_lung_rads(ok + [doubt])
             assert s["review_low_probability"] == [f"#{doubt['id']} not assessable"]
             assert s["highest_lung_rads"] == highest_lung_rads(main, low)

@@ -295,13 +295,17 @@ def _review_text(d: dict) -> str:
     return f"#{d['id']} " + ("not assessable" if _no_category(d) == "not_assessable" else "calcium or bone, size uncertain")
 
 
+def _actionable(low: list[dict] | None) -> list[str]:
+    """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they were nodules."""
+    return [f"#{d['id']} {_floor(d)}" for d in (low or []) if (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
+
+
 def for_review(low: list[dict] | None) -> list[str]:
     """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they
     were nodules, then ["#id not assessable" | "#id calcium or bone, size uncertain"] of those
     with no category nor floor (`review_no_category`): named for the reader's review, never the
     scan's category."""
-    return ([f"#{d['id']} {_floor(d)}" for d in (low or []) if (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
-            + [_review_text(d) for d in review_no_category(low)])
+    return _actionable(low) + [_review_text(d) for d in review_no_category(low)]
 
 
 def uncategorised(nodules: list[dict]) -> str | None:
@@ -361,7 +365,7 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     masses = [d for d in (low or []) if is_mass(d) and (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
     mass_ids = {d["id"] for d in masses}
     no_cat = review_no_category([d for d in (low or []) if d not in unsure])
-    high_low = for_review([d for d in (low or []) if d["id"] not in mass_ids and d not in no_cat])
+    high_low = _actionable([d for d in (low or []) if d["id"] not in mass_ids])
     few = uncategorised(list(nodules) + list(low or []))
     if few:   # issue 17 trial L2: the scan's category said nothing of the candidates without one
         out.append(("no category", few))
