@@ -297,8 +297,8 @@ def test_the_scan_says_how_many_candidates_have_no_category_and_why():
     assert "1 not assessable" in got and "(#9)" in got
     assert "1 below the smallest measurable size (#12)" in got and "1 not segmented (#8)" in got
     assert not re.search(r"#1\b", got) and "#10" not in got   # categorised: 4B, 3
-    lines = dict(management_lines(*split_by_score(nods)))
-    assert lines["Lung-RADS 4B"] and lines["no category"] == got
+    lines = management_lines(*split_by_score(nods))
+    assert lines[0][0] == "Lung-RADS 4B" and lines[1] == ("no category", got), lines   # beside the category
     assert scan_lung_rads([nods[0], nods[3]])["uncategorised"] == ""
 
 

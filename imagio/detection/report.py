@@ -343,8 +343,11 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
                     + ", ".join(_unsure_text(d) for d in unsure)
                     + "; outline clipped, cut by the scan's edge, or not a nodule's outline): read them on the "
                     "images before choosing the follow-up; do not return to routine screening on this report"))
+    few = uncategorised(list(nodules) + list(low or []))
     if not cats:
         out.append(("-", "no nodule categorised"))
+        if few:
+            out.append(("no category", few))
     else:
         cat, lr = max(cats, key=lambda c: order.index(c[0]))
         if unsure:
@@ -354,6 +357,8 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
             # never a routine follow-up then; with no floor at all (not assessable) no follow-up either
             manage = "withheld until the candidates above are read"
         out.append((f"Lung-RADS {cat}", manage))
+        if few:   # issue 17 trial L2: lung2's "4B" said nothing of the 14 of 19 candidates without one
+            out.append(("no category", few))
         if lr.get("note"):
             out.append(("note", lr["note"]))
         out.append(("source", lr.get("source", "")))
@@ -366,9 +371,6 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     mass_ids = {d["id"] for d in masses}
     no_cat = review_no_category([d for d in (low or []) if d not in unsure])
     high_low = _actionable([d for d in (low or []) if d["id"] not in mass_ids])
-    few = uncategorised(list(nodules) + list(low or []))
-    if few:   # issue 17 trial L2: the scan's category said nothing of the candidates without one
-        out.append(("no category", few))
     if masses:   # new-user trial 49 M2: a 5 cm adenocarcinoma under "most are vessels"
         out.append(("review: mass", f"{len(masses)} low-probability candidate(s) segment as a mass over "
                     f"{MASS_MM:g} mm (" + ", ".join(f"#{d['id']} {d['mean_diameter_mm']:.0f} mm {_floor(d)}" for d in masses)
