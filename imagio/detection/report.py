@@ -312,7 +312,7 @@ def uncategorised(nodules: list[dict]) -> str | None:
     """How many of the characterised candidates ``nodules`` (reported and low-probability) have
     no Lung-RADS category, and why (each reason of `stratification.screening.NO_CATEGORY` with its
     count and ids), or None when every one has a category (issue 17 trial L2: lung2's scan read
-    "4B" while 16 of 19 characterised candidates had none, unsaid)."""
+    "4B" while 14 of its 19 characterised candidates had none, unsaid)."""
     from ..stratification.screening import NO_CATEGORY
 
     why: dict = {}
