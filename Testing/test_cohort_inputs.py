@@ -14,6 +14,7 @@ $IMAGIO_DATA/lidc-slabs):
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,95 @@ def test_a_not_assessable_candidate_leaves_the_scans_lung_rads_not_decided():
     main, low = split_by_score([ok, low_c])
     assert low == [low_c] and management_lines(main, low)[0][0] == "Lung-RADS 3"
     assert highest_lung_rads(main, low) == "3"
+
+
+def test_a_low_probability_candidate_without_category_is_named_at_scan_level():
+    """Issue 17 trial M1: a candidate with no Lung-RADS category nor floor below the report's
+    threshold (lung2 #9, a 22 mm concavity clipped to its sphere; the chest CTA's #3, a 13.5 mm
+    outline of fat density; calcium density of uncertain size) was listed only in the
+    low-probability table: a scan whose only doubt it was came out decided, "Lung-RADS 2,
+    continue annual screening". Such a candidate is named on a scan-level review line (the
+    report's follow-up, the summary's review_low_probability); a not-assessable one leaves a scan
+    of Lung-RADS 1-2 (or none) not decided, no routine follow-up given. Calcium or bone (a
+    calcified nodule, Lung-RADS 1, or no nodule) never raises the category: named, the category
+    stands."""
+    from imagio.detection.pipeline import highest_lung_rads, scan_lung_rads
+    from imagio.detection.report import for_review, management_lines, split_by_score
+    from imagio.stratification.screening import stratify
+
+    def nod(i, size, p, typ="solid", why=None, unsure=None):
+        d = {"id": i, "type": typ, "mean_diameter_mm": size, "long_axis_mm": size, "size_uncertain": unsure,
+             "candidate": {"probability": p}}
+        if why:
+            d["not_assessable"] = why
+        d["stratification"] = stratify(d)
+        return d
+
+    concavity = nod(9, 22.1, 0.155, why="the outline grew beyond the detected concavity of the lung outline and "
+                                        "was clipped to it: its size is the concavity's equivalent diameter")
+    fat = nod(3, 13.5, 0.364, why="the outline's tissue has a mean density of -45 HU, that of fat (-190..-30 HU)")
+    bone = nod(6, 10.1, 0.259, "calcified", unsure="the outline was clipped to the detected blob's sphere")
+    assert bone["stratification"]["lung_rads"]["no_category"] == "calcium_or_bone"
+    for doubt in (concavity, fat):
+        for ok in ([nod(1, 5.0, 0.9)], []):   # Lung-RADS 2, or nothing categorised
+            main, low = split_by_score(ok + [doubt])
+            assert low == [doubt]
+            lines = management_lines(main, low)
+            text = " ".join(a + " " + b for a, b in lines)
+            assert lines[0][0] == "Lung-RADS not decided" and f"#{doubt['id']} not assessable" in lines[0][1], lines
+            assert "12 months" not in text and "Continue annual" not in text, lines
+            assert highest_lung_rads(main, low) == (">=2" if ok else "not decided")
+            assert for_review(low) == [f"#{doubt['id']} not assessable"]
+            assert "review" not in dict(lines), lines   # not among the "would be 4A+" ones
+            s = scan_lung_rads(ok + [doubt])
+            assert s["review_low_probability"] == [f"#{doubt['id']} not assessable"]
+            assert s["highest_lung_rads"] == highest_lung_rads(main, low)
+            assert "not assessable" in s["uncategorised"] and f"#{doubt['id']}" in s["uncategorised"]
+    # beside a measured Lung-RADS 3 (the next CT within 6 months) the category stands; the candidate
+    # is still named on its own review line
+    main, low = split_by_score([nod(1, 7.0, 0.9), concavity])
+    lines = dict(management_lines(main, low))
+    assert "Lung-RADS 3" in lines and "Lung-RADS not decided" not in lines
+    assert "#9 not assessable: the outline grew beyond the detected concavity" in lines["review: no category"]
+    assert highest_lung_rads(main, low) == "3"
+    # calcium or bone of uncertain size: named for review, the category stands
+    main, low = split_by_score([nod(1, 5.0, 0.9), bone])
+    lines = dict(management_lines(main, low))
+    assert "Lung-RADS 2" in lines and "Continue annual" in lines["Lung-RADS 2"]
+    assert "#6 calcium density of uncertain size, 10 mm outline" in lines["review: no category"], lines
+    assert highest_lung_rads(main, low) == "2" and for_review(low) == ["#6 calcium or bone, size uncertain"]
+
+
+def test_the_scan_says_how_many_candidates_have_no_category_and_why():
+    """Issue 17 trial L2: lung2's scan read "Lung-RADS 4B" while most of its characterised
+    candidates had no category (sizes that are lower bounds, a not-assessable concavity), unsaid.
+    The report's follow-up, the summary and the cohort's case table say how many of the
+    characterised candidates have no category, by reason, with their ids."""
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.detection.report import management_lines, split_by_score
+    from imagio.stratification.screening import stratify
+
+    def nod(i, size, p, unsure=None, why=None, **kw):
+        d = {"id": i, "type": "solid", "mean_diameter_mm": size, "long_axis_mm": size, "size_uncertain": unsure,
+             "candidate": {"probability": p}, **kw}
+        if why:
+            d["not_assessable"] = why
+        d["stratification"] = stratify(d)
+        return d
+
+    clip = "the outline was clipped to the detected blob's sphere"
+    nods = [nod(1, 40.4, 0.55), nod(5, 8.6, 0.24, clip), nod(7, 10.3, 0.19, clip), nod(10, 6.6, 0.15),
+            nod(9, 22.1, 0.15, clip, "a concavity clipped to its sphere"), nod(12, 0.8, 0.2),
+            nod(8, None, 0.2, segmented=False)]
+    got = scan_lung_rads(nods)["uncategorised"]
+    assert got.startswith("5 of 7 characterised candidates have no Lung-RADS category"), got
+    assert "2 size a lower bound" in got and "(#5, #7)" in got
+    assert "1 not assessable" in got and "(#9)" in got
+    assert "1 below the smallest measurable size (#12)" in got and "1 not segmented (#8)" in got
+    assert not re.search(r"#1\b", got) and "#10" not in got   # categorised: 4B, 3
+    lines = management_lines(*split_by_score(nods))
+    assert lines[0][0] == "Lung-RADS 4B" and lines[1] == ("no category", got), lines   # beside the category
+    assert scan_lung_rads([nods[0], nods[3]])["uncategorised"] == ""
 
 
 def test_study_list_with_two_scans_of_one_name_says_how_to_name_them(tmp_path):

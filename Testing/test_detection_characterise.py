@@ -271,6 +271,43 @@ def test_screening_report(tmp_path, chest, characterised):
     assert "Low-probability candidates" in pdf_text
 
 
+def test_screening_report_names_a_low_probability_candidate_without_category(tmp_path, chest, characterised):
+    """Issue 17 trial M1: a low-probability candidate whose outline measures no nodule (here the
+    10 mm solid ball, its outline declared not assessable as a clipped concavity's would be) was
+    listed only in the low-probability table, and a scan whose reported nodules are Lung-RADS 1-2
+    read "continue annual screening". The HTML and PDF report's follow-up say the category is not
+    decided and name the candidate; candidates.json's scan summary (`scan_lung_rads`) says so too."""
+    import copy
+
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.detection.report import build_screening_report, report_threshold
+    from imagio.stratification.screening import stratify
+
+    ct, nods, masks, scan, by = characterised
+    _, lung, _ = chest
+    nods = copy.deepcopy(nods)
+    keep = {nods[by[k]]["id"] for k in ("calcified", "perifissural")}   # Lung-RADS 1 and 2, reported
+    for n in nods:
+        if n["id"] not in keep:
+            n["candidate"]["probability"] = 0.5 * report_threshold()
+    doubt = nods[by["solid"]]
+    doubt["not_assessable"] = "the outline grew beyond the detected concavity of the lung outline and was clipped to it"
+    doubt["stratification"] = stratify(doubt)
+    assert "category" not in doubt["stratification"]["lung_rads"]
+    doc = {"seriesuid": "s1", "detector": "blobs", "n_candidates": len(nods), "nodules": nods,
+           "scan": scan, "patient": {}, "warnings": []}
+    h, p = build_screening_report(doc, ct, lung, masks, tmp_path / "screening.pdf", "ct.nii.gz")
+    text = h.read_text()
+    assert "Lung-RADS not decided" in text and f"#{doubt['id']} not assessable" in text
+    assert "Continue annual" not in text and "12 months" not in text
+    s = scan_lung_rads(nods)
+    assert s["highest_lung_rads"] == ">=2" and f"#{doubt['id']} not assessable" in s["review_low_probability"]
+    assert "not assessable" in s["uncategorised"]
+    pypdf = pytest.importorskip("pypdf")
+    pdf_text = " ".join(pg.extract_text() for pg in pypdf.PdfReader(str(p)).pages)
+    assert "Lung-RADS not decided" in pdf_text and f"#{doubt['id']} not assessable" in pdf_text
+
+
 @pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, -1.0, 1.0])], ids=["ras", "lps_stored"])
 def test_side_is_the_patients_side_whatever_the_storage(direction):
     """RAS +x is the patient's right (DICOM LPS: +x is the left): a lesion in the lung at
@@ -754,6 +791,105 @@ def test_nodule_table_does_not_name_the_detector_scale_a_diameter(tmp_path):
     assert "diameter_mm" not in rows[0] and rows[0]["detector_scale_mm"] == "19.0"
     assert rows[0]["mean_diameter_mm"] == "25.0" and rows[0]["long_axis_mm"] == "27.2"
     assert rows[0]["axial_long_axis_mm"] == "24.1"   # Brock's and Mayo's size (trial 38 LOW: missing)
+
+
+def test_a_calcified_nodules_solid_component_is_never_larger_than_its_diameter():
+    """Issue 17 trial L3: a calcified candidate's solid component was its 3-D long axis (16.7 mm
+    beside a 10.1 mm mean diameter on the chest CTA). An elongated calcified nodule (12 x 4 x 4 mm,
+    600 HU, its long axis oblique to an anisotropic, flipped grid) is dense throughout: its solid
+    component is its mean diameter, below its long axis."""
+    from conftest import rotation
+
+    from imagio.detection.characterise import nodule_type
+    from imagio.segmentation.lesion import measure
+
+    d = rotation((1, 2, 1), 25.0) @ np.diag([1.0, -1.0, 1.0])
+    vol = Volume(np.zeros((30, 50, 50), np.float32), make_ijk_to_ras((0.7, 0.7, 1.25), (0, 0, 0), d))
+    w = _world_grid(vol)
+    c = vol.kji_to_world(np.array([[15, 25, 25]]))[0]
+    ax = np.array([1.0, 1.0, 0.3]) / np.linalg.norm([1.0, 1.0, 0.3])
+    rel = w - c
+    along = rel @ ax
+    radial = np.linalg.norm(rel - along[..., None] * ax, axis=-1)
+    mask = (along / 6.0) ** 2 + (radial / 2.0) ** 2 <= 1
+    ct = vol.with_array(np.where(mask, 600, -850).astype(np.int16))
+    meas = measure(mask, ct, ct.array, kind="lung_nodule")
+    assert meas.long_axis_mm > meas.mean_diameter_mm + 2.0   # the case: elongated
+    kind, solid_mm, _ = nodule_type(ct, mask, meas, {"_fissure_or_pleura_mm": 20.0})
+    assert kind == "calcified" and solid_mm <= meas.mean_diameter_mm, (solid_mm, meas.mean_diameter_mm)
+
+
+def test_outlines_below_the_measurable_size_take_no_characterisation_slot():
+    """Issue 17 trial L3: characterisation is capped at N candidates, and on the chest CTA 8 of the
+    20 places went to low-probability candidates whose outlines were 1-2 voxels (no category, no
+    risk) while measurable ones further down were not characterised. With ``slots`` such an
+    outline (below 3 mm: lungrads_v2022.json smallest_measured) takes no place: the next
+    candidates are characterised, the sub-measurable ones fill the places left and the rest are
+    named in a scan warning; a reported one (score at or above the report's threshold) keeps its
+    place. Oblique anisotropic grid."""
+    from conftest import rotation
+
+    from imagio.detection.report import report_threshold
+
+    d = rotation((2, 1, 1), 20.0)
+    vol = Volume(np.zeros((48, 90, 90), np.float32), make_ijk_to_ras((0.8, 0.8, 1.25), (0, 0, 0), d))
+    w = _world_grid(vol)
+    cen = vol.kji_to_world(np.array([[24, 45, 45]]))[0]
+    u, v = d[:, 0], d[:, 1]
+    rel = w - cen
+    lung = (np.abs(rel @ u) < 30) & (np.abs(rel @ v) < 30) & (np.abs(rel @ d[:, 2]) < 25)
+    body = (np.abs(rel @ u) < 35) & (np.abs(rel @ v) < 35)
+    a = np.where(lung, -850.0, np.where(body, 30.0, -1000.0)) + np.random.default_rng(3).normal(0, 10, vol.shape)
+    spots = {"tiny1": (cen - 12 * u - 12 * v, 1.6), "tiny2": (cen + 12 * u - 12 * v, 1.6),
+             "real1": (cen - 12 * u + 12 * v, 4.0), "real2": (cen + 12 * u + 12 * v, 4.0)}
+    for c, r in spots.values():
+        a[np.linalg.norm(w - c, axis=-1) <= r] = 20.0
+    ct = vol.with_array(a.astype(np.int16))
+    t = report_threshold()
+    score = {"tiny1": 0.9 * t, "tiny2": 0.8 * t, "real1": 0.7 * t, "real2": 0.6 * t}   # the tiny ones first
+
+    def cands(**p):
+        return [Candidate(center_ras=np.asarray(c, float), diameter_mm=3.8, volume_ml=0.0, type="unknown",
+                          probability={**score, **p}[k]) for k, (c, _) in spots.items()]
+
+    every, _, _ = characterise_candidates(ct, cands(), lung)
+    small = {n["id"] for n in every if n["stratification"]["lung_rads"].get("no_category") == "below_measurable"}
+    assert small == {1, 2}, [(n["id"], n.get("mean_diameter_mm")) for n in every]   # the case: outlines < 3 mm
+    nods, masks, scan = characterise_candidates(ct, cands(), lung, slots=2)
+    assert sorted(n["id"] for n in nods) == [3, 4] and len(masks) == 2
+    said = [x for x in scan["warnings"] if "below the smallest measurable" in x]
+    assert len(said) == 1 and "#1 " in said[0] and "#2 " in said[0], scan["warnings"]
+    # a place left: the most probable sub-measurable one fills it, the other is named
+    nods, _, scan = characterise_candidates(ct, cands(), lung, slots=3)
+    assert sorted(n["id"] for n in nods) == [1, 3, 4]
+    assert any("#2 " in x and "#1 " not in x for x in scan["warnings"] if "below the smallest measurable" in x)
+    # reported (score at or above the threshold): it keeps its place
+    nods, _, _ = characterise_candidates(ct, cands(tiny1=min(1.0, t + 0.1)), lung, slots=2)
+    assert sorted(n["id"] for n in nods) == [1, 3]
+
+
+def test_nodule_table_puts_the_scans_columns_after_the_nodules_own(tmp_path):
+    """Issue 17 trial L4: nodules.csv's ``emphysema`` (the scan's, the same on every row) sat between
+    the nodule's Lung-RADS and Brock columns. LUNA16's five columns come first, the scan's
+    columns (``SCAN_FIELDS``) last, and a row's values stay under their own names."""
+    import csv as _csv
+
+    from imagio.detection.outputs import NODULE_FIELDS, SCAN_FIELDS, write_nodule_csv
+
+    assert NODULE_FIELDS[:5] == ("seriesuid", "coordX", "coordY", "coordZ", "probability")
+    assert "emphysema" in SCAN_FIELDS and NODULE_FIELDS[-len(SCAN_FIELDS):] == SCAN_FIELDS
+    for own in ("lung_rads", "brock_low", "mayo_high", "refused", "warnings", "table"):
+        assert NODULE_FIELDS.index(own) < NODULE_FIELDS.index("emphysema"), own
+    d = {"id": 4, "type": "solid", "center_ras": [1.0, 2.0, 3.0], "mean_diameter_mm": 9.0, "warnings": ["w"],
+         "candidate": {"center_ras": [1.0, 2.0, 3.0], "probability": 0.9, "diameter_mm": 9.0},
+         "stratification": {"lung_rads": {"category": "4A"}, "brock": {"probability_range": [0.01, 0.02]},
+                            "inputs": {"emphysema": {"value": True}}}}
+    path = write_nodule_csv(tmp_path / "n.csv", "s1", [d])
+    head = next(_csv.reader(open(path)))
+    assert tuple(head) == NODULE_FIELDS
+    row = next(_csv.DictReader(open(path)))
+    assert (row["lung_rads"], row["brock_low"], row["emphysema"], row["table"], row["warnings"]) == \
+        ("4A", "0.0100", "yes", "main", "w"), row
 
 
 def test_brock_and_mayo_read_the_axial_diameter_and_the_inputs_are_recorded():

@@ -37,7 +37,7 @@ from pathlib import Path
 from .errors import InputError
 
 CASE_FIELDS = ("case", "seriesuid", "status", "candidates", "nodules", "highest_lung_rads",
-               "review_low_probability", "top_probability", "structures", "reason", "input_warnings", "path")
+               "review_low_probability", "uncategorised", "top_probability", "structures", "reason", "input_warnings", "path")
 
 
 def is_dicom_folder(path: Path) -> bool:

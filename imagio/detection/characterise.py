@@ -423,7 +423,10 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
     c = constants()
     hu = ct.array[mask]
     if float(np.median(hu)) >= c["type_hu"]["calcified_min"]:
-        return "calcified", float(meas.long_axis_mm), []
+        # dense throughout: its solid component is the whole nodule, measured as Lung-RADS measures the
+        # nodule (mean diameter), never more than it (issue 17 trial L3: the 3-D long axis, 16.7 mm beside
+        # a 10.1 mm mean diameter; `stratification.characterise.solid_component` caps it the same way)
+        return "calcified", float(meas.mean_diameter_mm), []
     kind, solid_mm, _ = solid_component(mask, ct, c["type_hu"]["solid_min"])
     kind = {"nonsolid": "ground_glass"}.get(kind, kind)
     from .blobs import subsolid_channel_applies
@@ -565,8 +568,16 @@ def _same_lesion(ct: Volume, nodules: list[dict], masks: list[np.ndarray]) -> No
 
 def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarray,
                             lobes: Volume | None = None, patient: dict | None = None,
-                            progress=None, airways: dict | None = None) -> tuple[list[dict], list[np.ndarray], dict]:
-    """Characterise each of ``cands`` (the caller picks the most probable; module docstring).
+                            progress=None, airways: dict | None = None,
+                            slots: int | None = None) -> tuple[list[dict], list[np.ndarray], dict]:
+    """Characterise ``cands`` (sorted by probability; module docstring): each of them, or with
+    ``slots`` the most probable until ``slots`` of them are characterised, where a low-probability
+    candidate (below `report.report_threshold`) whose outline measures below the smallest
+    measurable nodule (`stratification.screening.not_measurable`: 3 mm or two in-plane voxels,
+    ``smallest_measured`` of lungrads_v2022.json) takes no slot (issue 17 trial L3: on the chest CTA
+    8 of the 20 slots went to outlines of 1-2 voxels, no category, no risk); such ones fill the slots
+    left at the end, the others are set aside (named in a scan warning), and at most
+    ``characterise.slots.attempts_factor`` x ``slots`` candidates are segmented (detection.json).
 
     ct: chest CT (HU); cands: detector output (sorted by probability); lungs: boolean lung mask
     on the CT grid [k, j, i]; lobes: optional label map with TotalSegmentator lobe names (any
@@ -583,10 +594,14 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     from ..segmentation.lungs import midline_or_lungs_centre, midline_x
     from ..stratification.screening import detected_inputs, risk_key, stratify
 
+    from .report import report_threshold
+
     p = as_progress(progress)
-    todo = cands
+    attempts = len(cands) if slots is None else min(len(cands), int(np.ceil(
+        slots * float(constants()["characterise"]["slots"]["attempts_factor"]))))
+    todo = cands[:attempts]
     p(0.0, "characterise: emphysema (LAA-950 of the lungs without the airways)")
-    scan = {"emphysema": emphysema_status(ct, lungs, airways), "characterised": len(todo), "warnings": []}
+    scan = {"emphysema": emphysema_status(ct, lungs, airways), "warnings": []}
     if lobes is None:
         scan["warnings"].append(f"lobe {NO_LOBES}; the side is given instead (Brock's upper-lobe "
                                 "term becomes a range)")
@@ -601,12 +616,18 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         scan["warnings"].append("left/right from the lungs' centre: their extent is cut by the field of view "
                                 "and the image's origin is (0, 0, 0) (no scanner coordinates); check the sides")
     nodules, masks = [], []
+    aside = []   # (nodule, mask) of low-probability candidates measured below the smallest measurable size
     pleura_mm = pleura_distance_map(ct, lungs)
-    from ..stratification.screening import smallest_measurable_mm
+    from ..stratification.screening import not_measurable, smallest_measurable_mm
 
     # Lung-RADS measures in the axial section: its larger spacing sets what can be measured
     in_plane_mm = float(np.delete(ct.spacing_kji, anatomical_axes(ct)["S"][0]).max())
+    t_rep = report_threshold()
+    scan["segmented_candidates"] = 0   # how many of the most probable were segmented
     for n, cand in enumerate(todo):
+        if slots is not None and len(nodules) >= slots:
+            break
+        scan["segmented_candidates"] = n + 1
         p(n / max(len(todo), 1), f"characterise: candidate {n + 1}/{len(todo)}")
         d = {"id": n + 1, "candidate": cand.to_dict(), "warnings": list(cand.warnings)}
         try:
@@ -636,8 +657,23 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         # measured; it stays when the outline was clipped to the detector's sphere (its size is then that one)
         d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w
                          and (clipped or "not a segmentation" not in w)] + warn + twarn
+        if slots is not None and cand.probability < t_rep and not_measurable(d):
+            aside.append((d, mask))   # takes no slot: fills one left at the end
+            continue
         masks.append(mask)
         nodules.append(d)
+    if slots is not None:
+        free = max(slots - len(nodules), 0)
+        kept, left = aside[:free], aside[free:]
+        nodules, masks = nodules + [d for d, _ in kept], masks + [m for _, m in kept]
+        if left:
+            lim = left[0][0]["smallest_measurable_mm"]
+            scan["warnings"].append(
+                f"{len(left)} low-probability candidate(s) segmented below the smallest measurable nodule "
+                f"({lim:g} mm: no category, no risk) were set aside for measurable ones ("
+                + ", ".join(f"#{d['id']} {d['mean_diameter_mm']:.1f} mm" for d, _ in left)
+                + "); candidates.json lists them")
+    scan["characterised"] = len(nodules)
     nodules, masks = _drop_duplicates(nodules, masks)
     _same_lesion(ct, nodules, masks)
     n_nod = sum(1 for d in nodules if d.get("segmented"))

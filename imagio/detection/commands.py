@@ -145,7 +145,8 @@ def cmd_detect(args) -> int:
     summary = {"seriesuid": sid, "candidates": row["candidates"], "nodules": row["nodules"],
                "highest_lung_rads": row["highest_lung_rads"],
                "uncertain_lung_rads": row["uncertain_lung_rads"],
-               "review_low_probability": row["review_low_probability"], "json": str(out / "candidates.json"),
+               "review_low_probability": row["review_low_probability"], "uncategorised": row["uncategorised"],
+               "json": str(out / "candidates.json"),
                "csv": str(out / "candidates.csv"), "nodules_csv": str(out / "nodules.csv")}
     if ref is not None:
         doc = json.loads((out / "candidates.json").read_text())

@@ -17,18 +17,21 @@ from pathlib import Path
 import numpy as np
 
 from ..volume import Volume
+from .pipeline import CSV_FIELDS   # LUNA16's columns (candidates.csv)
 
 # detector_scale_mm: the detector's own size estimate (blob scale, concavity piece), not a measurement; the nodule's
 # size is mean_diameter_mm (Lung-RADS) and long_axis_mm (new-user trial 26: a column named
 # "diameter_mm", LUNA16's name for the size, held the 19 mm scale of a 25 mm nodule); axial_long_axis_mm
-# is the size Brock and Mayo read (the longest diameter on an axial section: van Riel 2017); emphysema: the
-# scan's emphysema as Brock read it (given, or LAA-950 measured): yes / no / unknown, the same on every row
-# (trial 52: only candidates.json had it)
-NODULE_FIELDS = ("seriesuid", "coordX", "coordY", "coordZ", "probability", "id", "type",
-                 "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "axial_long_axis_mm", "volume_ml",
-                 "solid_component_mm", "side", "lobe", "distance_to_pleura_mm", "juxta_pleural",
-                 "juxta_vascular", "lung_rads", "emphysema", "brock_low", "brock_high", "mayo_low", "mayo_high",
-                 "refused", "warnings", "table")
+# is the size Brock and Mayo read (the longest diameter on an axial section: van Riel 2017).
+# Column order: LUNA16's five first, then the nodule's own columns, then the row's place in the report
+# (``table``) and last the scan's facts repeated on every row (SCAN_FIELDS; issue 17 trial L4: the scan's
+# emphysema sat between Lung-RADS and Brock). emphysema: the scan's emphysema as Brock read it (given, or
+# LAA-950 measured): yes / no / unknown, the same on every row (trial 52: only candidates.json had it)
+SCAN_FIELDS = ("emphysema",)
+NODULE_FIELDS = CSV_FIELDS + (
+    "id", "type", "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "axial_long_axis_mm", "volume_ml",
+    "solid_component_mm", "side", "lobe", "distance_to_pleura_mm", "juxta_pleural", "juxta_vascular",
+    "lung_rads", "brock_low", "brock_high", "mayo_low", "mayo_high", "refused", "warnings", "table") + SCAN_FIELDS
 
 
 def _rng(s: dict, model: str) -> tuple:
@@ -64,8 +67,9 @@ def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
                      d.get("long_axis_mm", ""), d.get("axial_long_axis_mm", ""), d.get("volume_ml", ""), d.get("solid_component_mm", ""),
                      d.get("side", ""), d.get("lobe") or d.get("lobe_note") or "", d.get("distance_to_pleura_mm", ""),
                      d.get("juxta_pleural", ""), d.get("juxta_vascular", ""),
-                     s.get("lung_rads", {}).get("category", ""), _emphysema(s), *_rng(s, "brock"), *_rng(s, "mayo"),
-                     refused, " | ".join(d.get("warnings", [])), "main" if id(d) in in_main else "low_probability"])
+                     s.get("lung_rads", {}).get("category", ""), *_rng(s, "brock"), *_rng(s, "mayo"),
+                     refused, " | ".join(d.get("warnings", [])), "main" if id(d) in in_main else "low_probability",
+                     _emphysema(s)])
     return rows
 
 

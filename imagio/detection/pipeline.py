@@ -152,13 +152,16 @@ def highest_lung_rads(nodules: list[dict], low: list[dict] | None = None) -> str
     """The scan's most severe Lung-RADS v2022 category as the screening report decides it: over
     the reported nodules ``nodules`` (`report.split_by_score`), a definite category ("4A"), or
     ">=4B" when the most severe is a floor (a nodule whose size is a lower bound,
-    ``category_at_least``), "" when none is graded; with a reported candidate that is not
-    assessable (its outline measures no nodule: no category, no floor) the category is a floor
-    (">=3") or "not decided". A floor is never dropped for a lower definite
+    ``category_at_least``), "" when none is graded. A floor is never dropped for a lower definite
     category (new-user trial 4: LIDC-0003's summary said "2" beside a ">= 4B" nodule). Of the
-    low-probability candidates ``low`` only the floors that leave the report's category not
-    decided count (`report.undecided`); their definite categories do not (new-user trial 37 M2: a
-    normal chest CTA read "4A" from a 0.36-score pleural candidate the report sets apart)."""
+    low-probability candidates ``low`` only those that leave the report's category not decided
+    count (`report.undecided`: a floor above the measured categories, or no category nor floor
+    while the measured ones stay below 3); their definite categories do not (new-user trial 37 M2:
+    a normal chest CTA read "4A" from a 0.36-score pleural candidate the report sets apart). While
+    any candidate leaves it not decided the category is a floor (">=3"), or "not decided" when
+    there is none, as the report's headline (review 44 H1: a reported candidate not assessable;
+    issue 17 trial M1: a low-probability one beside a scan of Lung-RADS 1-2; a reported calcium
+    density of uncertain size beside Lung-RADS 2 read "2" here, "not decided" in the report)."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
     from .report import undecided
 
@@ -169,12 +172,32 @@ def highest_lung_rads(nodules: list[dict], low: list[dict] | None = None) -> str
             sure.append(lr["category"])
         elif lr.get("category_at_least") in order:
             floors.append(lr["category_at_least"])
-    floors += [d["stratification"]["lung_rads"]["category_at_least"] for d in undecided(nodules, low)
+    unsure = undecided(nodules, low)
+    floors += [d["stratification"]["lung_rads"]["category_at_least"] for d in unsure
                if d not in nodules and d["stratification"]["lung_rads"].get("category_at_least") in order]
     top = max(sure + floors, key=order.index, default="")
-    if any(d.get("not_assessable") for d in nodules):   # no category, no floor: any category may be its own
-        return f">={top}" if top else "not decided"     # (review 44 H1)
+    if unsure:   # the report says "not decided": never a plain category (a floor, or none at all)
+        return f">={top}" if top else "not decided"
     return top if not top or top in sure else f">={top}"
+
+
+def scan_lung_rads(nodules: list[dict]) -> dict:
+    """The scan's Lung-RADS as the screening report decides it (`report.management_lines`), for
+    ``candidates.json``, ``imagio detect``'s summary and the cohort's case table:
+    {"highest_lung_rads": `highest_lung_rads`, "uncertain_lung_rads": ["#id >= floor"] of the
+    candidates whose size is a lower bound or cut by the scan's edge, "review_low_probability":
+    `report.for_review` (low-probability candidates at 4A+ if they were nodules, then those with no
+    category nor floor: not assessable, calcium or bone), "uncategorised": `report.uncategorised`
+    (how many characterised candidates have no category, and why; "" when all have one)}."""
+    from .report import for_review, split_by_score, uncategorised
+
+    reported, low = split_by_score(nodules)
+    return {"highest_lung_rads": highest_lung_rads(reported, low),
+            "uncertain_lung_rads": [f"#{d['id']} >= {d['stratification']['lung_rads']['category_at_least']}"
+                                    for d in nodules if d.get("size_uncertain") and d["stratification"]
+                                    ["lung_rads"].get("category_at_least")],
+            "review_low_probability": for_review(low),
+            "uncategorised": uncategorised(nodules) or ""}
 
 
 def scan_findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
@@ -227,11 +250,14 @@ def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
         from .characterise import characterise_candidates
 
         nodules, masks, scan = characterise_candidates(
-            ct, cands[:n_char], lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95), airways)
+            ct, cands, lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95), airways, slots=n_char)
         scan["candidates"] = len(cands)
-        if len(cands) > n_char:
-            scan["warnings"].append(f"only the {n_char} most probable of {len(cands)} candidates "
-                                    "are characterised")
+        tried = scan["segmented_candidates"]
+        if len(cands) > tried:
+            scan["warnings"].append(f"only the {tried} most probable of {len(cands)} candidates were segmented, "
+                                    f"{n_char} characterised at most (low-probability outlines below the smallest "
+                                    "measurable size take no place)" if tried > n_char else
+                                    f"only the {n_char} most probable of {len(cands)} candidates are characterised")
     return {"cands": cands, "nodules": nodules, "masks": masks, "scan": scan, "lungs_m": lungs_m,
             "warnings": scan_warn}
 
@@ -273,7 +299,7 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
            "candidates": [{**c.to_dict(), "reported_center_ras": [round(float(v), 2) for v in r]}
                           for c, r in zip(cands, reported)], "nodules": nodules,
            "scan": {k: v for k, v in scan.items() if k != "warnings"}, "patient": opts.patient,
-           "files": files, "warnings": warnings}
+           "files": files, "warnings": warnings, "scan_lung_rads": scan_lung_rads(nodules)}
     from ..jsonable import to_jsonable
 
     if opts.report and lungs_m is not None:
@@ -283,18 +309,7 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
             to_jsonable(doc), ct, lungs_m, masks, out / SCREENING_REPORT, ct_path))
         doc["files"] = files
     write_text(out / "candidates.json", json.dumps(to_jsonable(doc), indent=1))
-    from .report import for_review, split_by_score
-
-    reported, low = split_by_score(nodules)
-    highest = highest_lung_rads(reported, low)
     p(1.0, f"{sid}: {len(cands)} candidates, {len(nodules)} characterised")
     return {"seriesuid": sid, "status": "done", "candidates": len(cands), "nodules": len(nodules),
-            "highest_lung_rads": highest,
-            # candidates whose size is a lower bound / cut by the scan's edge: "#id >= floor"
-            "uncertain_lung_rads": [f"#{d['id']} >= {d['stratification']['lung_rads']['category_at_least']}"
-                                    for d in nodules if d.get("size_uncertain") and d["stratification"]
-                                    ["lung_rads"].get("category_at_least")],
-            # low-probability candidates that would be 4A+ if they were nodules (the report's review line)
-            "review_low_probability": for_review(low),
-            "top_probability": round(float(cands[0].probability), 4) if cands else 0.0,
+            **doc["scan_lung_rads"], "top_probability": round(float(cands[0].probability), 4) if cands else 0.0,
             "out": str(out), "reason": ""}

@@ -229,7 +229,15 @@ def undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
     recommended below their floor. Every reported one (``nodules``) counts while the measured
     ones stay below 3 (a clipped piece of a large lesion can measure under 6 mm); one of the
     reported or low-probability (``low``) candidates with a floor of 3 or more above the measured
-    categories counts always (most scans hold low-probability ones at the scan's edge)."""
+    categories counts always (most scans hold low-probability ones at the scan's edge). A
+    candidate whose outline measures no nodule (``not_assessable``: no category, no floor) counts
+    always when reported, and while the measured categories stay below 3 when of low probability:
+    the scan would otherwise go back to routine annual screening (Lung-RADS 1-2) with a candidate
+    of any category unread (issue 17 trial M1: a 22 mm clipped concavity of lung2 and a 13.5 mm fat
+    outline of the chest CTA, below the report's threshold, were named only in its low-probability
+    table; the mass channel's real masses score below it too, detection.json
+    ``report_probability_min``). From 3 up the scan's category stands (the next CT comes within 6
+    months) and `review_no_category` names the candidate for review."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
 
     top = max((order.index(_category(d)) for d in nodules if _category(d) in order), default=-1)
@@ -244,6 +252,7 @@ def undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
     # sphere: ``not_assessable``) has no category and no floor, so any category may be its own (review
     # 44 H1: the scan read "Lung-RADS 3, LDCT in 6 months" beside a 22 mm clipped concavity)
     unsure += [d for d in nodules if d.get("not_assessable") and d not in unsure]
+    unsure += [d for d in low or [] if d.get("not_assessable") and top < 2 and d not in unsure]
     return unsure
 
 
@@ -260,10 +269,63 @@ def _floor(d: dict) -> str | None:
     return lr.get("category") or (f">= {lr['category_at_least']}" if lr.get("category_at_least") else None)
 
 
+def _no_category(d: dict) -> str | None:
+    """Why a characterised candidate has no Lung-RADS category: its refusal's code
+    (`stratification.screening.NO_CATEGORY`), or None when it has one."""
+    lr = d.get("stratification", {}).get("lung_rads", {})
+    return None if not lr or lr.get("category") else lr.get("no_category") or "other"
+
+
+# the low-probability candidates named for review although they have no category: no floor either, and
+# the reason is not a size too small to measure (issue 17 trial M1)
+REVIEW_NO_CATEGORY = ("not_assessable", "calcium_or_bone")
+
+
+def review_no_category(low: list[dict] | None) -> list[dict]:
+    """The low-probability candidates with no Lung-RADS category and no floor whose outline hides
+    what they are: not assessable (fat density, a concavity of the lung outline clipped to its
+    sphere; `undecided` counts them while the measured categories stay below 3) and calcium
+    density of uncertain size (a calcified nodule, Lung-RADS 1 with a benign pattern, or bone, no
+    nodule: neither raises the scan's category, so it stands; the reader confirms which)."""
+    return [d for d in low or [] if _no_category(d) in REVIEW_NO_CATEGORY]
+
+
+def _review_text(d: dict) -> str:
+    """'#id not assessable' or '#id calcium or bone, size uncertain' (the summary's review names)."""
+    return f"#{d['id']} " + ("not assessable" if _no_category(d) == "not_assessable" else "calcium or bone, size uncertain")
+
+
+def _actionable(low: list[dict] | None) -> list[str]:
+    """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they were nodules."""
+    return [f"#{d['id']} {_floor(d)}" for d in (low or []) if (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
+
+
 def for_review(low: list[dict] | None) -> list[str]:
     """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they
-    were nodules: named for the reader's review, never the scan's category."""
-    return [f"#{d['id']} {_floor(d)}" for d in (low or []) if (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
+    were nodules, then ["#id not assessable" | "#id calcium or bone, size uncertain"] of those
+    with no category nor floor (`review_no_category`): named for the reader's review, never the
+    scan's category."""
+    return _actionable(low) + [_review_text(d) for d in review_no_category(low)]
+
+
+def uncategorised(nodules: list[dict]) -> str | None:
+    """How many of the characterised candidates ``nodules`` (reported and low-probability) have
+    no Lung-RADS category, and why (each reason of `stratification.screening.NO_CATEGORY` with its
+    count and ids), or None when every one has a category (issue 17 trial L2: lung2's scan read
+    "4B" while 14 of its 19 characterised candidates had none, unsaid)."""
+    from ..stratification.screening import NO_CATEGORY
+
+    why: dict = {}
+    for d in nodules:
+        code = _no_category(d)
+        if code:
+            why.setdefault(code, []).append(f"#{d['id']}")
+    if not why:
+        return None
+    n = sum(len(v) for v in why.values())
+    return (f"{n} of {len(nodules)} characterised candidates have no Lung-RADS category: "
+            + "; ".join(f"{len(why[k])} {NO_CATEGORY.get(k, 'other reasons (see their rows)')} ({', '.join(why[k])})"
+                        for k in sorted(why, key=lambda k: list(NO_CATEGORY).index(k) if k in NO_CATEGORY else 99)))
 
 
 def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list[tuple[str, str]]:
@@ -281,8 +343,11 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
                     + ", ".join(_unsure_text(d) for d in unsure)
                     + "; outline clipped, cut by the scan's edge, or not a nodule's outline): read them on the "
                     "images before choosing the follow-up; do not return to routine screening on this report"))
+    few = uncategorised(list(nodules) + list(low or []))
     if not cats:
         out.append(("-", "no nodule categorised"))
+        if few:
+            out.append(("no category", few))
     else:
         cat, lr = max(cats, key=lambda c: order.index(c[0]))
         if unsure:
@@ -292,6 +357,8 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
             # never a routine follow-up then; with no floor at all (not assessable) no follow-up either
             manage = "withheld until the candidates above are read"
         out.append((f"Lung-RADS {cat}", manage))
+        if few:   # issue 17 trial L2: lung2's "4B" said nothing of the 14 of 19 candidates without one
+            out.append(("no category", few))
         if lr.get("note"):
             out.append(("note", lr["note"]))
         out.append(("source", lr.get("source", "")))
@@ -302,7 +369,8 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
 
     masses = [d for d in (low or []) if is_mass(d) and (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
     mass_ids = {d["id"] for d in masses}
-    high_low = for_review([d for d in (low or []) if d["id"] not in mass_ids])
+    no_cat = review_no_category([d for d in (low or []) if d not in unsure])
+    high_low = _actionable([d for d in (low or []) if d["id"] not in mass_ids])
     if masses:   # new-user trial 49 M2: a 5 cm adenocarcinoma under "most are vessels"
         out.append(("review: mass", f"{len(masses)} low-probability candidate(s) segment as a mass over "
                     f"{MASS_MM:g} mm (" + ", ".join(f"#{d['id']} {d['mean_diameter_mm']:.0f} mm {_floor(d)}" for d in masses)
@@ -313,7 +381,21 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
         out.append(("review", f"{len(high_low)} low-probability candidate(s) would be Lung-RADS 4A+ "
                     "if they were nodules (" + ", ".join(high_low)
                     + "): most are vessels, airway walls or chest-wall structures; look at each"))
+    if no_cat:   # issue 17 trial M1: named only in the low-probability table before
+        out.append(("review: no category", f"{len(no_cat)} low-probability candidate(s) have no Lung-RADS category "
+                    "nor floor (" + "; ".join(_no_category_text(d) for d in no_cat)
+                    + "): what the outline holds is not measured; look at each on the images"))
     return out
+
+
+def _no_category_text(d: dict) -> str:
+    """'#id: why, N mm outline' of a candidate of `review_no_category`."""
+    size = d.get("mean_diameter_mm")
+    mm = "" if size is None else f", {size:.0f} mm outline"
+    if _no_category(d) == "not_assessable":
+        return f"#{d['id']} not assessable: {str(d.get('not_assessable', '')).split(' (')[0].split(':')[0]}{mm}"
+    return (f"#{d['id']} calcium density of uncertain size{mm}: a calcified nodule (Lung-RADS 1 with a benign "
+            "pattern) or bone; confirm which")
 
 
 def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list[np.ndarray],

@@ -30,8 +30,25 @@ MASS_MM = 30.0  # Fleischner glossary: a nodule is <= 3 cm; above is a mass
 PERIFISSURAL_MAX_MM = 10.0  # Lung-RADS v2022 category 2: juxtapleural nodule < 10 mm mean diameter
 
 
-def _refuse(model: str, reason: str, source: str = "") -> dict:
-    return {"model": model, "refused": reason, **({"source": source} if source else {})}
+def _refuse(model: str, reason: str, source: str = "", code: str | None = None) -> dict:
+    """A model's refusal with its reason in words; ``code`` (Lung-RADS: one of ``NO_CATEGORY``) names
+    the rule that refused, for counts of the nodules left without a category."""
+    return {"model": model, "refused": reason, **({"source": source} if source else {}),
+            **({"no_category": code} if code else {})}
+
+
+# why a characterised nodule has no Lung-RADS category (`lung_rads`'s refusals, their ``no_category``):
+# the rule's code and its words, in the order `lung_rads` applies them
+NO_CATEGORY = {
+    "not_assessable": "not assessable: the outline measures no nodule (fat density, or a concavity of the lung "
+                      "outline clipped to its sphere)",
+    "not_segmented": "not segmented",
+    "below_measurable": "below the smallest measurable size",
+    "not_lung": "not touching the lung",
+    "calcium_or_bone": "calcium density of uncertain size (a calcified nodule or bone)",
+    "size_uncertain": "size a lower bound (outline clipped, part of a mass or cut by the scan's edge): a floor at most",
+    "not_in_table": "type or size outside Lung-RADS's table",
+}
 
 
 def smallest_measurable_mm(in_plane_voxel_mm: float | None = None) -> float:
@@ -73,16 +90,17 @@ def lung_rads(nodule: dict) -> dict:
     size = nodule.get("mean_diameter_mm")
     src = lungrads.table()["source"]
     if nodule.get("not_assessable"):   # trials 53/54 M4: no category, not even a floor, from such an outline
-        return {**_refuse("lung_rads", f"not assessable: {nodule['not_assessable']}", src),
+        return {**_refuse("lung_rads", f"not assessable: {nodule['not_assessable']}", src, "not_assessable"),
                 "category_at_least": None}
     if size is None or not size > 0:
-        return _refuse("lung_rads", "no measured mean diameter (segmentation failed)", src)
+        return _refuse("lung_rads", "no measured mean diameter (segmentation failed)", src, "not_segmented")
     small = not_measurable(nodule)
     if small:
-        return _refuse("lung_rads", small, src)
+        return _refuse("lung_rads", small, src, "below_measurable")
     if nodule.get("touches_lung") is False:   # Lung-RADS categorises lung nodules only
         return _refuse("lung_rads", "the lesion does not touch the lung: not a lung nodule (chest wall, "
-                                    "mediastinum, diaphragm or abdomen at the scan's edge); read it apart", src)
+                                    "mediastinum, diaphragm or abdomen at the scan's edge); read it apart", src,
+                       "not_lung")
     unsure = nodule.get("size_uncertain")
     if unsure:
         return _uncertain_category(nodule, unsure, src)
@@ -101,11 +119,11 @@ def lung_rads(nodule: dict) -> dict:
         t = "solid"
     kind = {"ground_glass": "nonsolid"}.get(t, t)
     if kind not in ("solid", "part_solid", "nonsolid"):
-        return _refuse("lung_rads", f"nodule type {t!r} not assessed", src)
+        return _refuse("lung_rads", f"nodule type {t!r} not assessed", src, "not_in_table")
     try:
         r = lungrads.category(kind, size, nodule.get("solid_component_mm") or 0.0)
     except InputError as e:
-        return _refuse("lung_rads", str(e), src)
+        return _refuse("lung_rads", str(e), src, "not_in_table")
     if size > MASS_MM:
         r["note"] = (f"{size:.0f} mm: a mass (> 30 mm, Fleischner glossary). Lung-RADS 4X applies "
                      "when it has additional features of malignancy (spiculation, lymphadenopathy, "
@@ -128,7 +146,7 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
         # graded "at least 4B" as a solid nodule). Neither a floor nor a category is honest.
         return {**_refuse("lung_rads", f"{reason}: calcium density whose size is uncertain: a calcified "
                                        "nodule or bone (rib, vertebra, costal cartilage); read it on the images",
-                          src), "category_at_least": None}
+                          src, "calcium_or_bone"), "category_at_least": None}
     t = {"ground_glass": "nonsolid", "perifissural": "solid"}.get(nodule.get("type"), nodule.get("type"))
     try:
         floor = lungrads.category("solid" if t not in ("part_solid", "nonsolid") else t, size,
@@ -143,7 +161,7 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
                 "reason": f"at least 4B: {reason}{mass}", "size_lower_bound": True,
                 "category_at_least": "4B", "source": src, "size_mm": lungrads.rounded_mm(size)}
     out = _refuse("lung_rads", f"{reason}: no category (the measured {size:.1f} mm would give "
-                  f"{floor or 'none'}, a floor only){mass}; read it on the images", src)
+                  f"{floor or 'none'}, a floor only){mass}; read it on the images", src, "size_uncertain")
     out["category_at_least"] = floor
     return out
 
