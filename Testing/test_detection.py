@@ -885,3 +885,42 @@ def test_detect_grows_the_airway_tree_once_and_laa950_reuses_it(monkeypatch):
     monkeypatch.setattr(aw, "airway_masks", lambda *a, **k: calls.append(1) or grow(*a, **k))
     given = scan_findings(ph.ct, Options(characterise=1, slicer=False), lungs=ph.labels)
     assert len(calls) == 1 and given["scan"]["emphysema"]["airways_ml"] > 0
+
+
+def test_small_nodule_on_the_pleura_is_a_dot_candidate():
+    """Issue 17 (detect21): 3-6 mm juxta-pleural nodules were never candidates: the chest wall
+    behind one is as dense, so the Hessian across the pleura is no blob, and the concavity
+    channel starts at 10 mm. At the scales below it the dot filter runs on each lung's own
+    rolling-ball closing (blobs.inside_region, Armato 2001), where the nodule is a blob bounded by
+    the pleural line. The phantom's screening scan 0 (1.5 mm): its 3.0 mm solid nodule flattened
+    on the pleura. Independent check: the generator's own centre, diameter and lung labels; a hit
+    lies within the radius (LUNA16)."""
+    from imagio.detection.blobs import closed_per_section, inside_region
+    from imagio.phantom.screening import LUNG_LOBES, screening_scan
+
+    s = screening_scan(spacing=1.5, seed=0)
+    t = next(t for t in s.truth if t["position"] == "juxta_pleural" and t["kind"] == "solid"
+             and t["diameter_mm"] < 6.0)
+    got = np.array([c.center_ras for c in detect(s.phantom.ct)]).reshape(-1, 3)
+    assert np.linalg.norm(got - np.asarray(t["center_ras"]), axis=1).min() < t["diameter_mm"] / 2.0
+    # the cause, in a box around it: the nodule's best dot response at the 3-5 mm scales (read as
+    # HU) with the wall in the image stays below the faintest contrast sought (main: 32 HU); with
+    # the wall beyond the closing of the generator's lungs set to the parenchyma it is several
+    # times more (141 HU here; the detector's own HU-rule lungs on the working grid: found)
+    ct, lab = s.phantom.ct, s.phantom.labels
+    q = np.rint(ct.world_to_kji(np.asarray(t["center_ras"])[None])[0]).astype(int)
+    n = np.ceil(40.0 / np.asarray(ct.spacing_kji)).astype(int)
+    lo, hi = np.maximum(q - n, 0), np.minimum(q + n + 1, ct.shape)
+    box, lbox = ct.crop(lo, hi), lab.crop(lo, hi)
+    lungs = np.isin(lbox.array, [v for v, nm in lab.labels.items() if nm in LUNG_LOBES or nm == "lung_vessels"])
+    c = constants()
+    k, c_min = c["ball_response_per_hu"]["value"], c["min_contrast_hu"]["value"]
+    sig = np.array([0.87, 1.09, 1.37])   # the three smallest nodule scales (scales_mm: 3-5 mm)
+    w = _world_grid(box)
+    near = np.linalg.norm(w - np.asarray(t["center_ras"]), axis=-1) <= t["diameter_mm"] / 2.0
+    region = closed_per_section(lungs, box, c["juxtapleural_closing_mm"]["value"])
+    par = float(np.median(box.array[lungs]))
+    raw = dot_filter(box, np.ones(box.shape, bool), sig, pyramid=False)[0][near].max() / k
+    inside = dot_filter(inside_region(box, region, par), np.ones(box.shape, bool), sig,
+                        pyramid=False)[0][near].max() / k
+    assert raw < c_min and inside > 3.0 * raw, (raw, inside)
