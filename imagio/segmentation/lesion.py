@@ -1310,7 +1310,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
             f"the region around the click reads as lung ({lung_ml:.2f} mL as a lung nodule) but {why}: typed "
             f"soft tissue ({meas2.volume_ml:.2f} mL); if this is a lung nodule, segment it with --kind lung_nodule")
         return m2, meas2
-    if kind is None and k == "lung_nodule" and _from_core is None and _lung_context(mask, ct) < LUNG_CONTEXT_FRACTION:
+    if (kind is None and k == "lung_nodule" and _from_core is None and radius > START_RADIUS_MM
+            and _lung_context(mask, ct) < LUNG_CONTEXT_FRACTION):
         # the type is decided from the region (issue 14: stable across clicks in one mass): it was
         # judged on the region in the first box, and the outline grown on in larger boxes (a
         # perihilar mass followed into the hilum and mediastinum) is no longer bordered by lung as
