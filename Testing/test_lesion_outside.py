@@ -10,7 +10,7 @@ import pytest
 
 from imagio.segmentation.lesion import segment_lesion
 from imagio.segmentation.lesion_shell import hu_class_bounds, judge_probe
-from test_lesion import _dx_boxes, _interior_clicks, _limb_with_necrotic_mass
+from test_lesion import _dx_boxes, _limb_with_necrotic_mass
 
 
 def test_hu_class_and_probe_verdicts():
@@ -53,3 +53,47 @@ def test_range_before_an_edit_is_not_the_edited_outlines():
     assert d["volume_range_ml"] is None and d["volume_range_before_edit_ml"] is not None, d
     lo, hi = d["volume_range_before_edit_ml"]
     assert lo <= hi and d["volume_ml"] == pytest.approx(float(m.sum()) * ct.voxel_volume_ml, abs=1e-3)
+
+
+def test_a_leaked_check_outline_is_said_not_given_as_the_range():
+    """Issue 14 (c), new-user trial: a probe click inside Lung_Dx-A0001's mass grew 1051 mL and the
+    summary gave 139-1051 mL as the lesion's range. An outline the checks grew that leaked is
+    said as a leak: ``leaked`` and ``click_dependent`` set (no single volume is the lesion's), a
+    warning that starts with 'leaked' and names its volume, and the range holds only the
+    outlines that did not leak; after an --add/--remove edit the edited volume stands."""
+    from imagio.segmentation.lesion import _click_range
+    from imagio.segmentation.measurements import LesionMeasurements
+
+    meas, notes = LesionMeasurements("lung_nodule", 40.0, 45.0, 40.0, 45.0, 40.0, 30.0), []
+    _click_range(meas, [40.0, 55.0], notes, leaks=[1051.0])
+    assert meas.leaked and meas.click_dependent and meas.to_dict()["volume_ml"] is None
+    assert meas.volume_range_ml == [40.0, 55.0]
+    assert any(n.startswith("leaked") and "1051.0 mL" in n for n in notes), notes
+    assert not any("click-dependent outline: clicks inside this lesion give" in n for n in notes)
+    meas, notes = LesionMeasurements("lung_nodule", 40.0, 45.0, 40.0, 45.0, 40.0, 30.0), []
+    _click_range(meas, [40.0, 130.0], notes, edited=True, leaks=[1051.0])
+    assert not meas.click_dependent and meas.volume_range_ml is None
+    assert meas.volume_range_before_edit_ml == [40.0, 130.0]
+
+
+def test_lung_pet_ct_dx_lung_typed_outline_is_bordered_by_lung(shared_data):
+    """Issue 14 (b), new-user trial: clicks inside Lung_Dx-A0001's perihilar mass gave 'soft_tissue'
+    34-59 mL or 'lung_nodule' 131-206 mL, the latter followed the hilum and mediastinum (59 %
+    outside the reader boxes). The type is decided from the region: an outline typed
+    'lung_nodule' that was grown on beyond the first search box is bordered by aerated lung
+    (below -700 HU) over at least lung_context_fraction (20 %) of its 1-4 mm shell, the typing
+    rule itself, on the final outline. Checked on the click that gave 139 mL 'lung_nodule'
+    bordered by lung over 19 % (41 % inside the boxes) on main; every result either lies mostly
+    inside the boxes (>= 80 %) or is flagged."""
+    from imagio import io
+    from imagio.segmentation.lesion import LUNG_CONTEXT_FRACTION, _lung_context
+
+    d = shared_data / "lung-pet-ct-dx"
+    ct = io.read_image(d / "Lung_Dx-A0001_ct.nii.gz")
+    boxes = _dx_boxes(ct, list(csv.DictReader(open(d / "Lung_Dx-A0001_boxes.csv"))))
+    click = np.array([-47.2, -199.9, -194.0])
+    m, meas = segment_lesion(ct, click)
+    if meas.kind == "lung_nodule":
+        assert _lung_context(m, ct) >= LUNG_CONTEXT_FRACTION, meas.warnings
+    inside = float((m & boxes).sum()) / float(m.sum())
+    assert inside >= 0.8 or meas.click_dependent or meas.part_of_mass or meas.leaked, (inside, meas.warnings)
