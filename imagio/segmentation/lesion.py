@@ -99,6 +99,14 @@ envelope's hulls, the per-slice hole filling, the columns along S) work in the p
 planes: their masks are brought onto an axial grid at the finest spacing by nearest neighbour
 and back (``_Planes``); the CT itself is not resampled.
 
+Checked from outside (issue 14, ``_check_from_outside`` / ``lesion_shell``): probe clicks in the
+tissue of the outline's density class 2-6 mm beyond it, contiguous with it, are grown by the same
+model; a probe outline holding most of the outline and larger than it says the outline may hold
+only part of the lesion (its volume joins the range). Check outlines that leaked (size limit,
+no border at the image's edge, irregular, or grown as a lung lesion yet bordered by lung less than
+a lung lesion is) are said as leaks, not given as the range's ends. A lung-typed outline grown
+on beyond the first box is typed again by the same lung-context rule on its final shape.
+
 Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022, volume).
 """
 
