@@ -1880,6 +1880,11 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=()) -> None:
                      f"the lesion's; the outline written is this click's ({meas.volume_ml:.1f} mL), itself possibly "
                      "leaked or only part of the lesion: check it on the images, correct it (--add, --remove) "
                      "or outline it by hand")
+    elif meas.leaked:
+        vs = sorted({round(float(x), 1) for x in leaks})
+        notes.append(f"before the --add/--remove points edited it, an outline grown by the click checks leaked "
+                     f"({', '.join(f'{x:.1f}' for x in vs)} mL); the edited outline's volume "
+                     f"({meas.volume_ml:.1f} mL) is given: check the edit on the images")
     if len(v) < 2:
         return
     v.append(float(meas.volume_ml))
