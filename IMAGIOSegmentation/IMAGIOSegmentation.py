@@ -282,9 +282,15 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
             node, meas = result
             p.outputSegmentation = node
             # a click-dependent outline (other clicks gave volumes > 2-fold apart) has no one volume
-            volume = (_("click-dependent, {lo:.1f}-{hi:.1f} mL over the clicks checked").format(
-                lo=meas.volume_range_ml[0], hi=meas.volume_range_ml[1]) if meas.click_dependent
-                else _("{v:.2f} mL").format(v=meas.volume_ml))
+            # one that leaked (an outline the checks grew leaked) gives no range as the lesion's
+            if meas.click_dependent and meas.leaked:
+                volume = _("leaked: no volume is the lesion's (outline {v:.1f} mL), see the warnings").format(
+                    v=meas.volume_ml)
+            elif meas.click_dependent and meas.volume_range_ml:
+                volume = _("click-dependent, {lo:.1f}-{hi:.1f} mL over the clicks checked").format(
+                    lo=meas.volume_range_ml[0], hi=meas.volume_range_ml[1])
+            else:
+                volume = _("{v:.2f} mL").format(v=meas.volume_ml)
             self.ui.statusLabel.setText(
                 _("{name}: {volume}, long axis {long:.1f} mm, short axis {short:.1f} mm").format(
                     name=p.lesionName, volume=volume, long=meas.long_axis_mm, short=meas.short_axis_mm))

@@ -99,6 +99,14 @@ envelope's hulls, the per-slice hole filling, the columns along S) work in the p
 planes: their masks are brought onto an axial grid at the finest spacing by nearest neighbour
 and back (``_Planes``); the CT itself is not resampled.
 
+Checked from outside (issue 14, ``_check_from_outside`` / ``lesion_shell``): probe clicks in the
+tissue of the outline's density class 2-6 mm beyond it, contiguous with it, are grown by the same
+model; a probe outline holding most of the outline and larger than it says the outline may hold
+only part of the lesion (its volume joins the range). Check outlines that leaked (size limit,
+no border at the image's edge, irregular, or grown as a lung lesion yet bordered by lung less than
+a lung lesion is) are said as leaks, not given as the range's ends. A lung-typed outline grown
+on beyond the first box is typed again by the same lung-context rule on its final shape.
+
 Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022, volume).
 """
 
@@ -1310,7 +1318,30 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
             f"the region around the click reads as lung ({lung_ml:.2f} mL as a lung nodule) but {why}: typed "
             f"soft tissue ({meas2.volume_ml:.2f} mL); if this is a lung nodule, segment it with --kind lung_nodule")
         return m2, meas2
+    if (kind is None and k == "lung_nodule" and _from_core is None and radius > START_RADIUS_MM
+            and _lung_context(mask, ct) < LUNG_CONTEXT_FRACTION):
+        # the type is decided from the region (issue 14: stable across clicks in one mass): it was
+        # judged on the region in the first box, and the outline grown on in larger boxes (a
+        # perihilar mass followed into the hilum and mediastinum) is no longer bordered by lung as
+        # a lung lesion is (the same rule, LUNG_CONTEXT_FRACTION, on the final outline). New-user
+        # trial: clicks in Lung_Dx-A0001's mass gave 'soft_tissue' 34-59 mL or 'lung_nodule'
+        # 131-206 mL bordered by lung over 19 % (59 % outside the reader boxes)
+        lung_ml, ctx = float(mask.sum()) * ct.voxel_volume_ml, _lung_context(mask, ct)
+        try:
+            m2, meas2 = segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
+                                       open_mm=open_mm, include=include, exclude=exclude, progress=progress,
+                                       _data=data)
+        except (InputError, ImagioError):
+            m2 = None
+        if m2 is not None:
+            meas2.warnings.append(
+                f"the region grown from the click as a lung lesion ({lung_ml:.1f} mL) is bordered by aerated lung over "
+                f"only {100 * ctx:.0f} % of its surface (a lung lesion: at least {100 * LUNG_CONTEXT_FRACTION:.0f} %), so "
+                f"it ran out of the lung (hilum, mediastinum or chest wall): typed soft tissue ({meas2.volume_ml:.1f} mL); "
+                "if this is a lung lesion, check the outline given with --kind lung_nodule")
+            return m2, meas2
     click_ml: list = []   # (this click's, another click's) volumes the click checks grew, mL
+    leaks: list = []   # volumes (mL) of outlines grown by the click checks that leaked
     if k == "soft_tissue" and _from_core is None and any(n.startswith((NO_EDGE_NOTE, CORE_NOTE + " of")) for n in notes):
         # taken without an intensity edge: the outline must be the one its own core gives
         mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
@@ -1320,7 +1351,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if k == "soft_tissue" and _from_core is None and not any(DEPENDS in n for n in notes):
         notes = _click_agreement(ct, seed_g, mask, notes, radius,
                                  dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data),
-                                 volumes=click_ml)
+                                 volumes=click_ml, leaks=leaks)
     if (k == "lung_nodule" and _from_core is None and not any(DEPENDS in n for n in notes)
             and mask.sum() * ct.voxel_volume_ml > np.pi / 6 * MASS_DIAMETER_MM ** 3 / 1000.0):
         # a lung lesion's outline is bounded by the lung envelope, which joins the hilum and the
@@ -1331,7 +1362,16 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # the nodules of `detect` are not segmented twice
         notes = _click_agreement(ct, seed_g, mask, notes, radius,
                                  dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data),
-                                 kind="lung_nodule", volumes=click_ml)
+                                 kind="lung_nodule", volumes=click_ml, leaks=leaks)
+    if (_from_core is None and not any(DEPENDS in n for n in notes)
+            and (kind is None or k == "soft_tissue"
+                 or mask.sum() * ct.voxel_volume_ml > np.pi / 6 * MASS_DIAMETER_MM ** 3 / 1000.0)):
+        # the checks above grow the lesion from clicks inside its outline: they cannot see the
+        # rest of a mass beyond a core-only outline (issue 14; the nodules `detect` types as lung
+        # nodules, forced and nodule-sized, are not probed again)
+        notes = _check_from_outside(ct, mask, notes, k, radius,
+                                    dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data),
+                                    volumes=click_ml, leaks=leaks)
     for q in np.asarray(include, float).reshape(-1, 3):
         m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data)
         added_ml = float((m2 & ~mask).sum()) * ct.voxel_volume_ml
@@ -1371,7 +1411,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                          "cavity's wall on the images")
     else:
         meas.subtype, meas.host_hu = attenuation_subtype(mask, a, sk, organ)
-    _click_range(meas, click_ml, notes, edited=bool(np.asarray(include).size or len(ex)))
+    _click_range(meas, click_ml, notes, edited=bool(np.asarray(include).size or len(ex)), leaks=leaks)
     no_edge = any(n.startswith((NO_EDGE_NOTE, CORE_NOTE)) for n in notes)
     meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
     if k == "soft_tissue" and _from_core is None:
@@ -1659,7 +1699,7 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes
                          "unreliable; check it, or compare clicks"]
     return mask, notes, thr
 
-def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", volumes=None) -> list:
+def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", volumes=None, leaks=None) -> list:
     """``notes`` with a warning when a second click inside the outline ``mask`` (CT grid) of
     type ``kind`` ("soft_tissue" or "lung_nodule", the model the probe is grown by) gives a
     volume that differs from it by more than ``CLICK_VOLUME_SPREAD``.
@@ -1687,16 +1727,23 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
     if float(np.linalg.norm((far - np.asarray(seed_g)) * sk)) <= CLICK_BALL_MM:
         return notes  # the outline is too small to hold a click elsewhere
     try:
-        m2, _ = segment_lesion(ct, ct.kji_to_world(far[None].astype(float))[0], kind=kind,
-                               _from_core={"radius": radius}, **kw)
+        m2, meas2 = segment_lesion(ct, ct.kji_to_world(far[None].astype(float))[0], kind=kind,
+                                   _from_core={"radius": radius}, **kw)
     except (InputError, ImagioError):
-        m2 = np.zeros(mask.shape, bool)
+        m2, meas2 = np.zeros(mask.shape, bool), None
     v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float(m2.sum()) * ct.voxel_volume_ml
+    at = np.round(ct.kji_to_world(far[None].astype(float))[0], 1).tolist()
+    if meas2 is not None and _leaked(meas2, m2, ct) and leaks is not None:
+        # the probe's outline is no bound of the lesion: said as a leak, not given as a volume
+        leaks.append(v1)
+        return notes + [f"the volume {DEPENDS}: a click elsewhere inside this outline (R,A,S = {at} mm) grew an "
+                        f"outline that leaked ({v1:.1f} mL: {_leak_reason(meas2)}) instead of the lesion; this "
+                        f"click's outline ({v0:.1f} mL) may have leaked as well or hold only part of the lesion: "
+                        "check it on the images, or add or remove clicks (--add, --remove)"]
     if volumes is not None:
         volumes += [v0, v1]
     if max(v0, v1) <= CLICK_VOLUME_SPREAD * min(v0, v1):
         return notes
-    at = np.round(ct.kji_to_world(far[None].astype(float))[0], 1).tolist()
     return notes + [f"the volume {DEPENDS}: a click elsewhere inside this outline (R,A,S = {at} mm) gives "
                     f"{v1:.1f} mL against {v0:.1f} mL from this click (more than "
                     f"{100 * (CLICK_VOLUME_SPREAD - 1):.0f} % apart): the outline is unreliable; check it, "
@@ -1704,7 +1751,106 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
 
 
 
-def _click_range(meas, volumes, notes, edited: bool = False) -> None:
+def _lung_context(mask: np.ndarray, ct: Volume) -> float:
+    """Share of the ``LUNG_SHELL_MM`` shell around ``mask`` (bool [k, j, i], CT grid) that is
+    aerated (below ``GROUND_GLASS_MIN_HU``: aerated lung, Hansell 2008 / Gevenois 1996)."""
+    from .common import bbox_slices
+
+    sl = bbox_slices(mask, LUNG_SHELL_MM[1], ct.spacing_kji)
+    if sl is None:
+        return 0.0
+    sh = _shell(mask[sl], ct.spacing_kji, *LUNG_SHELL_MM)
+    return float((ct.array[sl][sh] < GROUND_GLASS_MIN_HU).mean()) if sh.any() else 0.0
+
+
+def _leaked(meas: LesionMeasurements, mask: np.ndarray | None = None, ct: Volume | None = None) -> bool:
+    """True when the outline ``mask`` (CT grid) that ``meas`` measures leaked: it reached the size
+    limit (``max_radius_mm`` from its click), or it touches the image's edge without a border of
+    its own (``edge_size_unreliable``), or it is irregular (fills less than ``MIN_FILL_OF_SPHERE``
+    of the sphere on its long axis: grown along tubes or a wall), or it was grown as a lung
+    lesion and aerated lung borders less than ``LUNG_CONTEXT_FRACTION`` of it (the share the
+    typing rule asks of a lung lesion: the lung model followed the mediastinum or the chest
+    wall out of the lung; sets ``meas.lung_context``). Such an outline is no bound of the
+    lesion's volume (issue 14, new-user trial: a probe click in Lung_Dx-A0001's mass grew
+    1051 mL, 3 % inside the reader boxes, and was given as the top of the lesion's range)."""
+    if meas.kind == "lung_nodule" and mask is not None and ct is not None:
+        meas.lung_context = _lung_context(mask, ct)
+    return bool(meas.hit_size_limit or meas.edge_size_unreliable or meas.irregular
+                or (meas.lung_context is not None and meas.lung_context < LUNG_CONTEXT_FRACTION))
+
+
+def _leak_reason(meas: LesionMeasurements) -> str:
+    """The words for why ``_leaked`` holds for ``meas``."""
+    why = []
+    if meas.lung_context is not None and meas.lung_context < LUNG_CONTEXT_FRACTION:
+        why.append(f"grown as a lung lesion, yet aerated lung borders only {100 * meas.lung_context:.0f} % of it")
+    if meas.hit_size_limit:
+        why.append("it reached the size limit")
+    if meas.edge_size_unreliable:
+        why.append("it reached the image's edge without a border of its own")
+    if meas.irregular:
+        why.append("it is irregular, grown along tubes or a wall")
+    return ", ".join(why)
+
+
+def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=None) -> list:
+    """``notes`` with a warning when the lesion grown from the tissue of its own density class
+    just outside ``mask`` (the outline, CT grid) holds most of it and is larger: the outline
+    may hold only part of the lesion. ``volumes`` / ``leaks``: lists the volumes (mL: this
+    outline's and the probe's) are appended to (``_click_range``), a leaked probe's to ``leaks``.
+
+    Why: the other checks (``_check_from_core``, ``_click_agreement``) grow the lesion from
+    clicks inside the outline, so they cannot see the rest of a heterogeneous mass beyond an
+    outline that holds only its core (new-user trial, Lung_Dx-A0001: clicks inside the mass gave
+    34 and 59 mL, neither flagged). The probes (``lesion_shell.outside_probes``) lie in the
+    ``SHELL_MM`` shell (beyond the partial-volume blur) in the outline's HU class (ground glass,
+    fat, soft tissue: lesion.json), contiguous with it, at least ``CLICK_BALL_MM`` deep in the
+    outline joined with that tissue (an interior click of the larger lesion, issue 14), at most
+    ``PROBES``; each is grown by the same model (the lesion's type forced, no further checks).
+    A probe outline holding more than ``PROBE_MIN_OVERLAP`` of the outline is the same lesion:
+    larger than ``CLICK_VOLUME_SPREAD`` times it, the outline holds only part of it (warning,
+    ``PART_OF_MASS``); one that leaked (``_leaked``) is said as a leak. Seeded region growing
+    depends on its seeds (Adams & Bischof, IEEE PAMI 1994)."""
+    from .lesion_shell import judge_probe, outside_probes
+
+    sk = np.asarray(ct.spacing_kji, float)
+    probes = outside_probes(ct.array, mask, sk, (GROUND_GLASS_MIN_HU, GROUND_GLASS_MAX_HU, FAT_MAX_HU, BONE_CLICK_HU),
+                            SHELL_MM, CLICK_BALL_MM, SMOOTH_SIGMA_MM, PROBES, _deepest_probe)
+    v = ct.voxel_volume_ml
+    v0 = float(mask.sum()) * v
+    best = None
+    for q in probes:
+        at = ct.kji_to_world(np.asarray(q, float)[None])[0]
+        try:
+            m2, meas2 = segment_lesion(ct, at, kind=kind, _from_core={"radius": radius}, **kw)
+        except (InputError, ImagioError):
+            continue
+        verdict = judge_probe(mask, m2, _leaked(meas2, m2, ct), PROBE_MIN_OVERLAP, CLICK_VOLUME_SPREAD)
+        at = np.round(at, 1).tolist()
+        v1 = float(m2.sum()) * v
+        if verdict == "leaked":
+            if leaks is not None:
+                leaks.append(v1)
+            notes = notes + [
+                f"a click in the tissue of this outline's density just outside it (R,A,S = {at} mm) grew an "
+                f"outline that holds this one and leaked ({v1:.1f} mL: {_leak_reason(meas2)}): the lesion is not "
+                f"told from that tissue, so this outline ({v0:.1f} mL) may hold only part of it or none of its "
+                "border; check it on the images, give the organ mask, or outline it by hand"]
+        elif verdict == "part" and (best is None or v1 > best[0]):
+            best = (v1, at, float((m2 & mask).sum()) * v, float((m2 & ~mask).sum()) * v)
+    if best is not None:
+        v1, at, held, added = best
+        if volumes is not None:
+            volumes += [v0, v1]
+        notes = notes + [
+            f"{PART_OF_MASS} (or of the lesion): a click in the tissue of its density just outside it "
+            f"(R,A,S = {at} mm) grows {v1:.1f} mL holding {100 * held / max(v0, 1e-9):.0f} % of this "
+            f"outline ({v0:.1f} mL), {added:.1f} mL more tissue contiguous with it; check on the images which "
+            "is the lesion, add a click there (--add) or remove what is not (--remove)"]
+    return notes
+
+
+def _click_range(meas, volumes, notes, edited: bool = False, leaks=()) -> None:
     """Set ``meas.volume_range_ml`` ([min, max] mL over the outlines the click checks grew,
     this click's included; None when no other click was grown) and ``meas.click_dependent``
     (True when those volumes, or a probe that grew nothing, lie more than
@@ -1717,21 +1863,46 @@ def _click_range(meas, volumes, notes, edited: bool = False) -> None:
     (``LesionMeasurements.volume_summary_ml`` is None) and programs read ``click_dependent``.
     The outline written (``meas.volume_ml``, after any cut of a necked leak) is in the range
     (review 44 M2). ``edited``: the user's --add/--remove points changed the outline after the
-    checks: the user has judged it, so its volume stands (not click-dependent) and the range of
-    the outlines before the edit is said in a note."""
+    checks: the user has judged it, so its volume stands (not click-dependent), the range of
+    the outlines before the edit goes to ``meas.volume_range_before_edit_ml`` (not
+    ``volume_range_ml``: it is not the edited outline's range, new-user trial) and is said in a
+    note. ``leaks``: volumes (mL) of outlines the checks grew that leaked (``_leaked``): they are
+    no bound of the lesion, so they are left out of the range; the outline is then marked
+    ``leaked`` and ``click_dependent`` (no single volume is the lesion's) and the warning says
+    it leaked instead of giving a range as the lesion's."""
     v = [float(x) for x in volumes]
+    meas.leaked = bool(len(leaks))
+    if meas.leaked and not edited:
+        meas.click_dependent = True
+        vs = sorted({round(float(x), 1) for x in leaks})
+        notes.append(f"leaked: an outline grown by the click checks leaked ({', '.join(f'{x:.1f}' for x in vs)} mL) "
+                     "instead of following the lesion, so its border is not found from a click and no volume is "
+                     f"the lesion's; the outline written is this click's ({meas.volume_ml:.1f} mL), itself possibly "
+                     "leaked or only part of the lesion: check it on the images, correct it (--add, --remove) "
+                     "or outline it by hand")
+    elif meas.leaked:
+        vs = sorted({round(float(x), 1) for x in leaks})
+        notes.append(f"before the --add/--remove points edited it, an outline grown by the click checks leaked "
+                     f"({', '.join(f'{x:.1f}' for x in vs)} mL); the edited outline's volume "
+                     f"({meas.volume_ml:.1f} mL) is given: check the edit on the images")
     if len(v) < 2:
         return
     v.append(float(meas.volume_ml))
     found = [x for x in v if x > 0]
-    meas.volume_range_ml = [round(min(found), 2), round(max(found), 2)]
+    rng = [round(min(found), 2), round(max(found), 2)]
     dependent = min(v) <= 0 or max(v) > CLICK_DEPENDENT_RATIO * min(v)
-    if dependent and edited:
-        lo, hi = meas.volume_range_ml
+    if edited:
+        meas.volume_range_before_edit_ml = rng
+        if not dependent:
+            return
+        lo, hi = rng
         notes.append(f"before the --add/--remove points edited it, clicks inside this lesion gave {lo:.1f}-{hi:.1f} mL "
                      f"(more than {CLICK_DEPENDENT_RATIO:g}-fold apart); the edited outline's volume "
                      f"({meas.volume_ml:.1f} mL) is given: check the edit on the images")
         return
+    meas.volume_range_ml = rng
+    if meas.leaked:
+        return   # said above; the range of the outlines that did not leak is kept
     meas.click_dependent = dependent
     if meas.click_dependent:
         lo, hi = meas.volume_range_ml

@@ -70,7 +70,15 @@ class LesionMeasurements:
     # the click-dependence check grew the lesion again from other clicks inside it: [min, max] mL
     # over the outlines found (this click's included), None when no other click was grown
     volume_range_ml: list | None = None
+    # after --add/--remove edits the outline is the user's: the range the checks found on the
+    # outline before the edit is kept here (and volume_range_ml is None), not given as the edited one's
+    volume_range_before_edit_ml: list | None = None
     click_dependent: bool = False  # those volumes lie more than click_dependent_ratio (lesion.json) apart
+    # an outline grown from a click inside this lesion, or from the tissue of its kind just outside it,
+    # leaked (reached the size limit, or lies mostly outside the lesion's lung envelope): its volume
+    # is no bound of the lesion's, so it is left out of volume_range_ml and the warning says 'leaked'
+    leaked: bool = False
+    lung_context: float | None = None  # lung kind, when judged: share of the 1-4 mm shell that is aerated lung
     part_of_mass: bool = False  # lung: the outline is much smaller than the dense tissue the lung encloses around it
     fat_density: bool = False  # solid kind whose tissue (air left out) has fat's mean density (may have grown into fat)
 
