@@ -630,8 +630,9 @@ def top_face_bronchi(ct: Volume, body: np.ndarray) -> tuple[np.ndarray, list]:
     span ~50 mm from the carina). (A walled-lumen check as the trachea's, `_seed_search`, does not
     hold here: a bronchus at the hilum touches the lung, its thin wall bridged at -400 HU.) Each
     seed is grown with `grow_airways` (same leak control); a piece is kept when no part of it is
-    wider (inscribed diameter, within two voxels) than the widest bronchus below the carina, a
-    main bronchus (``cut_bronchus_max_diameter_mm``, 16 mm: Gray's Anatomy, 41st ed.): a piece
+    wider (inscribed diameter of its widest in-plane section, `_widest_section_mm`, within two
+    in-plane voxels: not the slice thickness, review M4) than the widest bronchus below the
+    carina, a main bronchus (``cut_bronchus_max_diameter_mm``, 16 mm: Gray's Anatomy, 41st ed.): a piece
     wider is lung grown into. (Not its lumen on the face: the face may cut a bronchus at its
     side or near a branching, where the lumen in view is narrower than the bronchus below it;
     trial 54 H2, the chest CTA cut 15 mm below the carina: the right bronchus 6 mm wide on the
@@ -652,14 +653,33 @@ def top_face_bronchi(ct: Volume, body: np.ndarray) -> tuple[np.ndarray, list]:
         if grown is None:
             continue
         seed, m, info = grown
-        box = bbox_slices(m)
-        widest = 2.0 * float(ndimage.distance_transform_edt(m[box], sampling=ct.spacing_kji).max())
-        if widest > CUT_BRONCHUS_D_MM[1] + 2.0 * float(max(ct.spacing_kji)):
+        if _widest_section_mm(m, ct.spacing_kji, s_ax) > CUT_BRONCHUS_D_MM[1] + 2.0 * float(np.max(sp)):
             continue
         out |= m
         pieces.append({"seed_kji": [int(v) for v in seed], "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
                        "threshold_hu": info["threshold_hu"]})
     return out, pieces
+
+
+def _widest_section_mm(m: np.ndarray, spacing_kji, s_ax: int) -> float:
+    """Inscribed diameter (mm) of the widest cross-section of ``m`` (bool [k, j, i]) in the planes
+    normal to array axis ``s_ax`` (the superior one): twice the largest in-plane distance from a
+    voxel of ``m`` to the nearest voxel outside it in its own plane. A tube's section in any
+    plane it crosses is an ellipse whose minor axis is the tube's diameter (a strip of that
+    width when it lies in the plane), so this is the tube's width at any slope; it is read in
+    the plane, where the voxels are finest, and grows with the in-plane voxel only (the EDT
+    runs between voxel centres: at most one voxel more than the lumen's width by each edge's
+    half voxel). Across slices a 5 mm slice would add up to 10 mm (`top_face_bronchi`, review
+    M4), and a 3-D reading would miss a piece as thin as one slice, which no ball wider than
+    the slice fits in. Computed as one EDT with the S axis weighted beyond any distance in the
+    box, on the box padded in-plane by one empty voxel."""
+    box = bbox_slices(m)
+    pad = [(1, 1)] * 3
+    pad[s_ax] = (0, 0)
+    sub = np.pad(m[box], pad)
+    sk = np.asarray(spacing_kji, float).copy()
+    sk[s_ax] = 10.0 * float(np.sum(np.asarray(sub.shape) * sk))   # farther than any in-plane path
+    return 2.0 * float(ndimage.distance_transform_edt(sub, sampling=sk).max())
 
 
 TOP_FACE_LUMEN_MAX_HU = rule("top_face_lumen_max_hu")
