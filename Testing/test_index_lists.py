@@ -191,3 +191,33 @@ def test_index_list_traced_memory_is_a_fraction_of_argwhere():
         del r
     assert peaks[0] < 8.0, peaks
     assert peaks[1] > 40.0, peaks
+
+
+def test_verifier_lung_boundary_equals_the_isin_definition_in_a_fraction_of_its_memory(oblique_case):
+    """The verifier's lung boundary tree (`verify.Verifier._lung_boundary`, the lookup table
+    `volume.values_mask` since issue 20) holds exactly the RAS positions of ``np.argwhere`` of the
+    boundary of ``np.isin(box, lung values)`` (the code before), in the same order, on the oblique
+    flipped anisotropic grid; its traced peak (the tree included) per voxel of the reach box is
+    under 3.4 bytes (measured: 2.85; with np.isin 4.02 here, and 108 against 36 MiB on the 1 mm
+    phantom's first plan, where it was the peak after `findings.beyond_tip`'s)."""
+    from scipy import ndimage
+
+    from imagio.planning.verify import Verifier
+    from imagio.volume import reach_box
+
+    ct, lab, target = oblique_case
+    prob = PlanningProblem.build(ct, lab, target)
+    ver = Verifier(prob)
+    lung, _ = ver._lung_parts()
+    assert lung
+    tracemalloc.start()
+    tree = ver._lung_boundary(lung)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    lo, hi = reach_box(ct, prob.target.point_ras, prob.needle.length_mm + 10.0)
+    box = np.isin(prob.labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], lung)
+    edge = box & ~ndimage.binary_erosion(box, border_value=1)   # a face neighbour outside, inside the box
+    want = ct.kji_to_world((np.argwhere(edge) + lo).astype(float))
+    assert len(want) > 1000
+    assert np.array_equal(tree.data, want)
+    assert peak / box.size < 3.4, peak / box.size

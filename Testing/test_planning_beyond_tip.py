@@ -124,3 +124,29 @@ def test_when_every_path_meets_it_each_proposal_says_so(dense):
         warned = [w for w in result.warnings if w.startswith(f"proposal {n}: the needle's axis continued past")]
         assert len(warned) == 1 and p["beyond_tip"]["meets"] in warned[0] and "every proposal has" in warned[0]
         assert "beyond_tip" in p["findings_ranked_last"]
+
+
+@pytest.mark.parametrize("direction", [None, OBLIQUE], ids=["axial_3mm", "oblique"])
+@pytest.mark.parametrize("dense", [False, True], ids=["labelled_aorta", "unlabelled_dense_aorta"])
+def test_the_judgement_past_the_tip_is_the_same_in_any_chunk_of_paths(direction, dense):
+    """Issue 20: `beyond_tip` runs in chunks of about ``chunk_samples`` probe samples (2^18, was
+    2M: ~200 MiB of temporaries, the first plan's peak); each path is judged on its own, so one
+    path per chunk, a few, the default and all paths in one chunk give the same distances and
+    the same names, on an axial and an oblique grid, labelled and unlabelled dense aorta."""
+    from imagio.planning.density import DenseTissue
+    from imagio.planning.findings import BEYOND_CHUNK, beyond_tip
+
+    ct, lab = _case(direction, dense)
+    prob = PlanningProblem.build(ct, lab, "soft_tissue_tumor")
+    result = plan(prob, k=5)
+    t = result.table
+    rows = np.flatnonzero(t.feasible)
+    assert len(rows) > 100
+    den = DenseTissue(prob) if dense else None
+    e, g = t.entry_ras[rows], t.target_ras[rows]
+    ref = beyond_tip(prob, e, g, den, chunk_samples=1 << 40)            # all paths in one chunk
+    assert np.isfinite(ref[0]).sum() > 20 and (~np.isfinite(ref[0])).sum() > 20
+    assert {w for w in ref[1] if w} == ({"aorta"} if not dense else {w for w in ref[1] if w and w.startswith("unlabelled")})
+    for cs in (1, 3 * 1000 + 7, BEYOND_CHUNK):
+        d, w = beyond_tip(prob, e, g, den, chunk_samples=cs)
+        assert np.array_equal(d, ref[0]) and w == ref[1], cs

@@ -152,6 +152,58 @@ def _label_check_rows(ct, lab, label) -> list[dict]:
              "value": reg_peak, "unit": "MiB"}]
 
 
+def _memory_cut_rows(prob, p, label) -> list[dict]:
+    """Issue 20 (speed17): the two largest transient allocations of the first plan after the maps,
+    each against its code before in the same run, traced peak and identical result: the judgement
+    past the tip (`findings.beyond_tip`, labels only, on the plan's judged rows) in chunks of
+    2^18 probe samples against 2M, and the verifier's lung boundary tree (`values_mask` against
+    ``np.isin`` of the reach box, `verify.Verifier._lung_boundary`)."""
+    from imagio.planning.findings import BEYOND_CHUNK, beyond_tip
+    from imagio.planning.verify import Verifier
+    from imagio.volume import reach_box
+
+    rows = np.asarray(sorted(p.findings.beyond_mm), np.int64) if p.findings is not None else np.zeros(0, np.int64)
+    e, t = p.table.entry_ras[rows], p.table.target_ras[rows]
+    res, peaks = [], []
+    for cs in (2_000_000, BEYOND_CHUNK):
+        tracemalloc.start()
+        res.append(beyond_tip(prob, e, t, None, chunk_samples=cs))
+        peaks.append(tracemalloc.get_traced_memory()[1] / 2 ** 20)
+        tracemalloc.stop()
+    same = bool(np.array_equal(res[0][0], res[1][0]) and res[0][1] == res[1][1])
+    out = [{"name": f"{label}: judgement past the tip of {len(rows)} paths, peak traced memory (baseline: "
+                    "chunks of 2M samples, same run)", "value": peaks[1], "unit": "MiB", "baseline": peaks[0],
+            "ratio": peaks[0] / max(peaks[1], 1e-9)},
+           {"name": f"{label}: judgement past the tip identical to 2M-sample chunks'", "value": int(same), "unit": "bool"}]
+    lung, _ = Verifier(prob)._lung_parts()
+    if lung:
+        trees, peaks = [], []
+        for old in (True, False):
+            ver = Verifier(prob)
+            if old:   # the code before: np.isin of the reach box (its int64 copy)
+                from imagio.planning.table import voxel_positions
+                from imagio.planning.verify import boundary_voxels
+                from imagio.volume import index_dtype
+                tracemalloc.start()
+                lo, hi = reach_box(prob.ct, prob.target.point_ras, prob.needle.length_mm + 10.0)
+                sub = np.isin(ver.lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], lung).view(np.uint8)
+                kji = boundary_voxels(sub, np.array([1], np.uint8), index_dtype(prob.ct.shape))
+                kji += lo.astype(kji.dtype)
+                pts = voxel_positions(prob.ct, kji)
+            else:
+                tracemalloc.start()
+                pts = ver._lung_boundary(lung).data
+            peaks.append(tracemalloc.get_traced_memory()[1] / 2 ** 20)
+            tracemalloc.stop()
+            trees.append(np.asarray(pts))
+        out += [{"name": f"{label}: verifier's lung boundary, peak traced memory (baseline: np.isin of the reach "
+                         "box, same run)", "value": peaks[1], "unit": "MiB", "baseline": peaks[0],
+                 "ratio": peaks[0] / max(peaks[1], 1e-9)},
+                {"name": f"{label}: verifier's lung boundary points identical to np.isin's ({len(trees[1])})",
+                 "value": int(np.array_equal(trees[0], trees[1])), "unit": "bool"}]
+    return out
+
+
 def _first_proposals(ct, lab, target, label, second=None):
     """Rows for one case: build + plan for ``target`` with no cache (the skin model is computed),
     the skin model alone by the generic volume passes (the baseline of its box shortcut, same
@@ -202,7 +254,8 @@ def _first_proposals(ct, lab, target, label, second=None):
         {"name": f"{label}: proposals / feasible candidates", "value": f"{len(p.proposals)}/{int(p.table.feasible.sum())}",
          "unit": ""},
         {"name": f"{label}: crop voxels", "value": int(p.maps.label.size), "unit": "voxels"},
-    ] + _label_check_rows(prob.ct, prob.labels, label) + _registration_shell_rows(prob.labels, label)
+    ] + _memory_cut_rows(prob, p, label) + _label_check_rows(prob.ct, prob.labels, label) \
+        + _registration_shell_rows(prob.labels, label)
 
 
 _CHILD = r"""

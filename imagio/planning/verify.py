@@ -60,7 +60,7 @@ def boundary_voxels(sub: np.ndarray, vals, dtype, slab_voxels: int | None = None
     with the slices beyond it, so no mask of the whole array is made: the same voxels as
     ``np.argwhere(np.isin(sub, vals) & edge)`` with ``edge`` from ``np.diff(sub, axis) != 0``
     on each axis."""
-    from ..volume import INDEX_SLAB, index_list
+    from ..volume import INDEX_SLAB, index_list, values_mask
 
     nk = sub.shape[0]
     step = max(1, (INDEX_SLAB if slab_voxels is None else int(slab_voxels)) // max(1, int(np.prod(sub.shape[1:]))))
@@ -81,7 +81,7 @@ def boundary_voxels(sub: np.ndarray, vals, dtype, slab_voxels: int | None = None
             e[0] |= sub[k0] != sub[k0 - 1]
         if k1 < nk:
             e[-1] |= sub[k1 - 1] != sub[k1]
-        e &= np.isin(s, vals)
+        e &= values_mask(s, vals)
         idx = index_list(e, dtype)
         idx[:, 0] += k0
         parts.append(idx)
@@ -268,11 +268,13 @@ class Verifier:
         if self._lung_tree is None:
             from scipy.spatial import cKDTree
 
-            from ..volume import index_dtype, reach_box
+            from ..volume import index_dtype, reach_box, values_mask
             from .table import voxel_positions
 
             lo, hi = reach_box(self.ct, self.p.target.point_ras, self.p.needle.length_mm + 10.0)
-            sub = np.isin(self.lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], lung_values).view(np.uint8)
+            # (`values_mask`: np.isin's voxels without its int64 copy of the box, issue 20: the
+            # first plan's peak, +108 MiB on the 1 mm phantom)
+            sub = values_mask(self.lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], lung_values).view(np.uint8)
             kji = boundary_voxels(sub, np.array([1], np.uint8), index_dtype(self.ct.shape))
             kji += lo.astype(kji.dtype)
             self._lung_tree = cKDTree(voxel_positions(self.ct, kji)) if len(kji) else False
