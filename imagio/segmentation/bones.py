@@ -44,6 +44,7 @@ from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbo
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate, ras_ramp, rule)
 from . import bone_shell
+from .lumen import joined_lumen
 from .resolution import effective_resolution_mm
 
 BONE_LOW_HU = 120.0  # trabecular bone lower bound (typical 100-300 HU, lower at 3 mm)
@@ -303,6 +304,16 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         dense = cand & (a >= pool_low_hu(band, tissue))  # the pool and anything denser
         core = pool_core(blood, ct.spacing_kji, ct.voxel_volume_ml, dense)
         blood = dilate_mm(core, r_open + BLOOD_RIM_MM, ct.spacing_kji)
+        # enhanced blood below the pool's band joined to its core through thick lumen (a dissected
+        # aorta's false lumen, 200-330 HU, with the true lumen's crescent: `lumen.joined_lumen`;
+        # at 3 mm it was labelled 'vertebrae', issue 14); cancellous bone enclosed by cortex
+        # (denser than the pool) in an axial slice is walled off from it
+        free = body.copy() if body is not None else np.ones(a.shape, bool)
+        if lungs is not None:
+            free &= ~lungs
+        blood |= joined_lumen(a, free, core, ct.spacing_kji, band[1],
+                              walled=fill_holes_per_slice(free & (a > band[1]), sup))
+        free = None
         # undiluted contrast (> the band: right atrium, venae cavae) inside a thick lumen joined
         # to the pool is contrast, not cortex: tissue at or above the pool's density that holds a
         # ball of BLOOD_THICK_MM (lumens >= 8 mm; rib and vertebral cortex is 0.5-2 mm) and
