@@ -951,17 +951,23 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         other &= ~bone_shell.mediastinal_pieces(
             other, spine | ribs, lungs, s_ax, sk, COMMON_RESOLUTION_MM, spine,
             ras_ramp(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
-    other &= ~uncortexed_organ(ct, other, notes)
+    other &= ~uncortexed_organ(ct, other, notes, skeleton=spine | ribs)
     return {"vertebrae": spine, "ribs": ribs, "bone": other}
 
 
-def uncortexed_organ(ct: Volume, other: np.ndarray, notes: list | None = None) -> np.ndarray:
+def uncortexed_organ(ct: Volume, other: np.ndarray, notes: list | None = None,
+                     skeleton: np.ndarray | None = None) -> np.ndarray:
     """Boolean [k, j, i]: the pieces of ``other`` (bool [k, j, i], the 'bone' class) that lie
     inside a thick solid mass and have no cortex (`solid_organ_pieces` with ``cortex``: the CT
     at the common resolution above ``BONE_SEED_HU``): an enhancing organ (spleen, liver, renal
     cortex of a contrast CT, 150-300 HU) that passed the bone threshold, not bone. ``notes`` (a
     list) receives the sentence, in mL, when at least ``RIB_MIN_ML`` is taken out: the tissue is
-    left unlabelled, and at 150-250 HU the planner's CT density check (> 250 HU) does not see it."""
+    left unlabelled, and at 150-250 HU the planner's CT density check (> 250 HU) does not see it.
+    ``skeleton``: optional bool [k, j, i], the other bone labels (vertebrae, ribs): a piece within
+    one ``COMMON_RESOLUTION_MM`` of it is kept. Why: at 3 mm a vertebral body's 0.2-0.8 mm cortex
+    blurs into its cancellous bone (Prevrhal 1999) and reads below the cortex level, so a
+    vertebral body split from its posterior elements (TotalSegmentator example: 11.7 mL) looked
+    like an organ; it is joined to its vertebra, an organ is not."""
     from .common import check_ct
 
     sk = np.asarray(ct.spacing_kji, float)
@@ -973,6 +979,13 @@ def uncortexed_organ(ct: Volume, other: np.ndarray, notes: list | None = None) -
     cortex = at_common_resolution(full, sk)[box] > BONE_SEED_HU
     raw = full[box]
     out[box] = solid_organ_pieces(other[box], raw >= BONE_LOW_HU, sk, cortex=cortex)
+    if skeleton is not None and out.any() and skeleton.any():
+        near = dilate_mm(skeleton[box], COMMON_RESOLUTION_MM, sk)
+        ol, on, _ = components(out[box], connectivity=26)
+        touch = np.zeros(on + 1, bool)
+        touch[ol[near]] = True
+        touch[0] = False
+        out[box] &= ~touch[ol]
     ml = float(np.count_nonzero(out)) * ct.voxel_volume_ml
     if notes is not None and ml >= RIB_MIN_ML:
         hu = np.percentile(raw[out[box]], [10, 90])
