@@ -8,17 +8,11 @@ Phantom on an oblique (rotated about an oblique axis), anisotropic grid, geometr
 
 import numpy as np
 import pytest
+from conftest import rotation
 
 from imagio.segmentation import blood_pool as bp
 from imagio.segmentation.bones import contrast_blood_pool
 from imagio.volume import Volume, make_ijk_to_ras
-
-
-def _rotation(axis, deg):
-    a = np.asarray(axis, float) / np.linalg.norm(axis)
-    t = np.deg2rad(deg)
-    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k
 
 
 def _phantom(spacing_ijk, direction):
@@ -59,8 +53,8 @@ def _phantom(spacing_ijk, direction):
     return ct, body, vert, false_lumen, organ
 
 
-GRIDS = [((1.2, 0.9, 2.0), _rotation((1.0, 2.0, 3.0), 25.0)),
-         ((1.5, 1.5, 3.0), np.diag([-1.0, 1.0, -1.0]) @ _rotation((0.0, 1.0, 1.0), 15.0))]
+GRIDS = [((1.2, 0.9, 2.0), rotation((1.0, 2.0, 3.0), 25.0)),
+         ((1.5, 1.5, 3.0), np.diag([-1.0, 1.0, -1.0]) @ rotation((0.0, 1.0, 1.0), 15.0))]
 
 
 @pytest.mark.parametrize("spacing,direction", GRIDS, ids=["oblique_aniso", "flipped_3mm"])

@@ -11,16 +11,10 @@ bar (radius 4 mm) of 800 HU."""
 
 import numpy as np
 import pytest
+from conftest import rotation
 
 from imagio.segmentation import bones as bn
 from imagio.volume import Volume, make_ijk_to_ras
-
-
-def _rotation(axis, deg):
-    a = np.asarray(axis, float) / np.linalg.norm(axis)
-    t = np.deg2rad(deg)
-    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k
 
 
 def _phantom(spacing_ijk, direction):
@@ -47,7 +41,7 @@ def _phantom(spacing_ijk, direction):
     return ct, other, organ, bone, bar
 
 
-@pytest.mark.parametrize("spacing,direction", [((1.0, 1.3, 2.5), _rotation((1.0, 2.0, 3.0), 25.0)),
+@pytest.mark.parametrize("spacing,direction", [((1.0, 1.3, 2.5), rotation((1.0, 2.0, 3.0), 25.0)),
                                                ((3.0, 3.0, 3.0), np.diag([-1.0, -1.0, 1.0]))],
                          ids=["oblique_aniso", "3mm_flipped"])
 def test_uncortexed_solid_mass_is_not_bone(spacing, direction):
