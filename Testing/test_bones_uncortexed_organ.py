@@ -56,3 +56,18 @@ def test_uncortexed_solid_mass_is_not_bone(spacing, direction):
     assert said and " mL" in said[0]
     ml = float(said[0].split(" mL")[0].split()[-1])
     assert ml == pytest.approx(float(out.sum()) * ct.voxel_volume_ml, abs=0.1)
+
+
+def test_a_piece_joined_to_the_skeleton_stays_bone():
+    """A thick piece whose cortex a 3 mm grid blurs below the cortex level (a vertebral body split
+    from its posterior elements: the TotalSegmentator example lost 11.7 mL of one without this
+    guard) is kept when it lies against the vertebrae or ribs; the free-lying one is not."""
+    ct, other, organ, bone, bar = _phantom((3.0, 3.0, 3.0), np.eye(3))
+    x = ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)))[:, 0].reshape(ct.shape)
+    skeleton = np.zeros(ct.shape, bool)
+    skeleton[np.abs(x + 40.0) <= 1.5] = True          # a plate through the organ's centre, RAS x = -40
+    skeleton &= organ
+    kept = bn.uncortexed_organ(ct, other & ~skeleton, [], skeleton=skeleton)
+    free = bn.uncortexed_organ(ct, other & ~skeleton, [])
+    assert free[other & organ & ~skeleton].mean() >= 0.9
+    assert kept[other & organ & ~skeleton].mean() < 0.1
