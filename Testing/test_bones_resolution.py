@@ -67,5 +67,11 @@ def test_ribs_lost_on_a_thick_contrast_ct_are_warned(shared_data):
     v, warn = _bones(_thick(path, (3.0, 3.0, 3.0)))
     named = [w for w in warn if w.startswith("bones: ribs underestimated, by roughly")]
     assert v["ribs"] == pytest.approx(ref["ribs"], rel=0.10) or named, (v, ref, warn)
+    # the warning covers the thin cortex of other bone too: a vertebra's cortex blurred below the
+    # threshold may read short by up to the warned share, never above the native label by > 10 %
+    # (issue 14: at 3 mm main's vertebrae "agreed" at 325 mL only because they held the abdominal
+    # aorta, ~44 mL; without it they read ~272 mL, 17 % short, under a warning of ~36 %)
+    short = float(named[0].split("by roughly ")[1].split("%")[0]) / 100.0 if named else 0.0
     for k in ("vertebrae", "bone"):
-        assert v[k] == pytest.approx(ref[k], rel=0.10), (k, v, ref)
+        assert v[k] == pytest.approx(ref[k], rel=0.10) or (
+            named and (1.0 - short) * ref[k] <= v[k] <= 1.10 * ref[k]), (k, v, ref, named)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..volume import Volume
-from . import bones as bn
+from . import bones as bn, lumen
 from .common import check_ct, components, dilate_mm, open_mm, rule
 
 PARAVERTEBRAL_POOL_MM = rule("paravertebral_pool_mm")  # descending aorta beside the spine
@@ -26,10 +26,10 @@ UNLABELLED_POOL_WARN_ML = rule("unlabelled_pool_warn_ml")  # ~6 mm of a 20 mm lu
 
 
 def _pool_density(ct: Volume, body: np.ndarray, lungs, bone):
-    """(a, low, high, rim_low, free): the CT at the common resolution, the arterial-blood band
-    [``MIN_BLOOD_PEAK_HU``, top of the pool's band] (HU), the lumen-edge threshold (half-maximum
-    between ``MIN_BLOOD_PEAK_HU`` and the enhanced tissue level) and the body less lungs and bone;
-    None when the scan shows no contrast blood pool."""
+    """(a, low, high, rim_low, free, tissue): the CT at the common resolution, the arterial-blood
+    band [``MIN_BLOOD_PEAK_HU``, top of the pool's band] (HU), the lumen-edge threshold
+    (half-maximum between ``MIN_BLOOD_PEAK_HU`` and the enhanced tissue level), the body less lungs
+    and bone, and the enhanced tissue level (HU); None when the scan shows no contrast blood pool."""
     raw = check_ct(ct)
     a = bn.at_common_resolution(raw, ct.spacing_kji)
     band = bn.contrast_blood_band(a, body, ct.voxel_volume_ml, ct.spacing_kji)
@@ -42,7 +42,7 @@ def _pool_density(ct: Volume, body: np.ndarray, lungs, bone):
         free &= ~lungs
     if bone is not None:
         free &= ~bone
-    return a, low, float(band[1]), 0.5 * (low + tissue), free
+    return a, low, float(band[1]), 0.5 * (low + tissue), free, tissue
 
 
 def extend_pool(ct: Volume, pool: np.ndarray, body: np.ndarray, lungs: np.ndarray | None = None,
@@ -61,7 +61,7 @@ def extend_pool(ct: Volume, pool: np.ndarray, body: np.ndarray, lungs: np.ndarra
     d = _pool_density(ct, body, lungs, bone)
     if d is None or not pool.any():
         return pool
-    a, low, high, rim_low, free = d
+    a, low, high, rim_low, free, tissue = d
     sk = ct.spacing_kji
     cand = free & (a >= low) & (a <= high)
     core = open_mm(cand, bn.pool_open_radius_mm(sk), sk)
@@ -70,8 +70,13 @@ def extend_pool(ct: Volume, pool: np.ndarray, body: np.ndarray, lungs: np.ndarra
     keep[lab[pool]] = True
     keep[0] = False
     grown = keep[lab] & core & ~pool
+    # the rest of a round lumen below the arterial-blood band: a dissected aorta's false lumen
+    # (200-330 HU on the chest CTA, issue 14) joined to the pool through thick enhanced blood
+    # (`lumen.joined_lumen`), its edge down to the half-maximum between that floor and the tissue
+    grown |= lumen.joined_lumen(a, free, pool | grown, sk, high)
     if not grown.any():
         return pool
+    rim_low = min(rim_low, 0.5 * (lumen.ENHANCED_BLOOD_MIN_HU + tissue))
     rim = dilate_mm(grown, bn.BLOOD_RIM_MM, sk) & free & (a >= rim_low) & (a <= high)
     return pool | grown | rim
 
@@ -88,7 +93,8 @@ def paravertebral_pool_warning(ct: Volume, pool: np.ndarray, spine: np.ndarray |
     d = _pool_density(ct, body, lungs, bone)
     if d is None:
         return ""
-    a, low, high, _, free = d
+    a, _, high, _, free, _ = d
+    low = lumen.ENHANCED_BLOOD_MIN_HU
     sk = ct.spacing_kji
     cand = open_mm(free & (a >= low) & (a <= high), bn.pool_open_radius_mm(sk), sk)
     left = cand & ~pool & dilate_mm(spine, PARAVERTEBRAL_POOL_MM, sk)

@@ -44,6 +44,7 @@ from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbo
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate, ras_ramp, rule)
 from . import bone_shell
+from .lumen import joined_lumen
 from .resolution import effective_resolution_mm
 
 BONE_LOW_HU = 120.0  # trabecular bone lower bound (typical 100-300 HU, lower at 3 mm)
@@ -58,6 +59,8 @@ RIB_MIN_ML = 0.2  # a rib piece smaller than this (a speck of partial volume) is
 MIN_BONE_ML = 0.05
 MIN_SEED_CELLS = rule("min_bone_seed_cells")  # seed samples a bone component needs, in voxels
 # of the common resolution (3 voxels at 3 mm, as before; 81 mm^3 on any grid)
+MIN_SEED_SHARE = 0.02  # share of a bone piece's voxels that are cortex seeds (bone_mask; a contrast
+# vessel or an enhancing organ exceeds the seed level in a few noisy voxels only)
 MARROW_MIN_HU = 60.0  # marrow (fatty in the elderly) vs CSF/cord in the spinal canal
 MAX_MARROW_ML = 60.0  # largest marrow cavity filled without a density rule (see bone_mask)
 MAX_MARROW_MM2 = 3000.0  # a lumbar vertebral body is ~15-20 cm^2 in an axial slice
@@ -303,6 +306,16 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         dense = cand & (a >= pool_low_hu(band, tissue))  # the pool and anything denser
         core = pool_core(blood, ct.spacing_kji, ct.voxel_volume_ml, dense)
         blood = dilate_mm(core, r_open + BLOOD_RIM_MM, ct.spacing_kji)
+        # enhanced blood below the pool's band joined to its core through thick lumen (a dissected
+        # aorta's false lumen, 200-330 HU, with the true lumen's crescent: `lumen.joined_lumen`;
+        # at 3 mm it was labelled 'vertebrae', issue 14); cancellous bone enclosed by cortex
+        # (denser than the pool) in an axial slice is walled off from it
+        free = body.copy() if body is not None else np.ones(a.shape, bool)
+        if lungs is not None:
+            free &= ~lungs
+        blood |= joined_lumen(a, free, core, ct.spacing_kji, band[1],
+                              walled=fill_holes_per_slice(free & (a > band[1]), sup))
+        free = None
         # undiluted contrast (> the band: right atrium, venae cavae) inside a thick lumen joined
         # to the pool is contrast, not cortex: tissue at or above the pool's density that holds a
         # ball of BLOOD_THICK_MM (lumens >= 8 mm; rib and vertebral cortex is 0.5-2 mm) and
@@ -337,7 +350,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # vessels with contrast can exceed seed_hu in places: require a share of dense voxels, and
     # at least MIN_SEED_CELLS samples of the common resolution (a speck of noise is smaller)
     min_seeds = np.maximum(MIN_SEED_CELLS * COMMON_RESOLUTION_MM ** 3 / (ct.voxel_volume_ml * 1000.0),
-                           0.02 * counts)
+                           MIN_SEED_SHARE * counts)
     keep = nseed >= min_seeds
     if band is not None:
         # thin cortex blurred into the band: dense on the native image, and not a lumen (a vessel
@@ -938,7 +951,50 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         other &= ~bone_shell.mediastinal_pieces(
             other, spine | ribs, lungs, s_ax, sk, COMMON_RESOLUTION_MM, spine,
             ras_ramp(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
+    other &= ~uncortexed_organ(ct, other, notes, skeleton=spine | ribs)
     return {"vertebrae": spine, "ribs": ribs, "bone": other}
+
+
+def uncortexed_organ(ct: Volume, other: np.ndarray, notes: list | None = None,
+                     skeleton: np.ndarray | None = None) -> np.ndarray:
+    """Boolean [k, j, i]: the pieces of ``other`` (bool [k, j, i], the 'bone' class) that lie
+    inside a thick solid mass and have no cortex (`solid_organ_pieces` with ``cortex``: the CT
+    at the common resolution above ``BONE_SEED_HU``): an enhancing organ (spleen, liver, renal
+    cortex of a contrast CT, 150-300 HU) that passed the bone threshold, not bone. ``notes`` (a
+    list) receives the sentence, in mL, when at least ``RIB_MIN_ML`` is taken out: the tissue is
+    left unlabelled, and at 150-250 HU the planner's CT density check (> 250 HU) does not see it.
+    ``skeleton``: optional bool [k, j, i], the other bone labels (vertebrae, ribs): a piece within
+    one ``COMMON_RESOLUTION_MM`` of it is kept. Why: at 3 mm a vertebral body's 0.2-0.8 mm cortex
+    blurs into its cancellous bone (Prevrhal 1999) and reads below the cortex level, so a
+    vertebral body split from its posterior elements (TotalSegmentator example: 11.7 mL) looked
+    like an organ; it is joined to its vertebra, an organ is not."""
+    from .common import check_ct
+
+    sk = np.asarray(ct.spacing_kji, float)
+    box = bbox_slices(other, RIB_MAX_RADIUS_MM + COMMON_RESOLUTION_MM, sk)
+    out = np.zeros(other.shape, bool)
+    if box is None:
+        return out
+    full = check_ct(ct)
+    cortex = at_common_resolution(full, sk)[box] > BONE_SEED_HU
+    raw = full[box]
+    out[box] = solid_organ_pieces(other[box], raw >= BONE_LOW_HU, sk, cortex=cortex)
+    if skeleton is not None and out.any() and skeleton.any():
+        near = dilate_mm(skeleton[box], COMMON_RESOLUTION_MM, sk)
+        ol, on, _ = components(out[box], connectivity=26)
+        touch = np.zeros(on + 1, bool)
+        touch[ol[near]] = True
+        touch[0] = False
+        out[box] &= ~touch[ol]
+    ml = float(np.count_nonzero(out)) * ct.voxel_volume_ml
+    if notes is not None and ml >= RIB_MIN_ML:
+        hu = np.percentile(raw[out[box]], [10, 90])
+        notes.append(f"{ml:.1f} mL of tissue at bone-threshold density ({hu[0]:.0f}-{hu[1]:.0f} HU) lying inside a "
+                     "thick solid mass with no cortex is not labelled bone: an enhancing organ (spleen, liver, "
+                     "kidney on a contrast CT) or a soft-tissue tumour; it is left unlabelled, and below 250 HU "
+                     "the planner's CT density check does not block it: check it on the images and keep a "
+                     "needle out of it if it is an organ to spare")
+    return out
 
 
 def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
@@ -1151,8 +1207,9 @@ def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float,
         # trial 56 M1: the enhancing spleen kept out of the ribs stays in 'bone', unsaid
         notes.append(f"{organ_ml:.1f} mL of bone-density tissue lying inside a thick solid mass (an enhancing organ "
                      "such as the spleen or liver read at this slice thickness, or a bone tumour) was kept out of "
-                     "the ribs and is labelled 'bone': check it on the images; a needle is kept out of it as out "
-                     "of any bone")
+                     "the ribs: where it has cortex it is labelled 'bone' (a needle is kept out of it as out of any "
+                     "bone), where it has none it is left unlabelled (see the note on enhancing organs); check it "
+                     "on the images")
     ribs[box] &= ~organ
     rl, rn, rc = components(ribs[box], connectivity=26)
     small = rc * ct.voxel_volume_ml < RIB_MIN_ML
@@ -1161,7 +1218,8 @@ def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float,
     return ribs
 
 
-def solid_organ_pieces(ribs: np.ndarray, dense: np.ndarray, spacing_kji) -> np.ndarray:
+def solid_organ_pieces(ribs: np.ndarray, dense: np.ndarray, spacing_kji,
+                       cortex: np.ndarray | None = None) -> np.ndarray:
     """Boolean [k, j, i]: the 26-connected pieces of ``ribs`` (bool [k, j, i], ``spacing_kji`` mm)
     that lie, for at least half of their voxels, inside a thick solid mass: the union of the
     balls of ``RIB_MAX_RADIUS_MM`` that fit in ``ribs`` | ``dense`` (``dense``: tissue at or
@@ -1175,12 +1233,21 @@ def solid_organ_pieces(ribs: np.ndarray, dense: np.ndarray, spacing_kji) -> np.n
     a sponge or a shell in which no ball fits, so the thinness test of `rib_pieces` took it for
     rib (new-user trial 53 H1: 42 mL of the chest CTA's spleen named ribs at 3 mm, unsaid). Read
     with the organ's tissue around it, the piece lies inside a thick mass; a rib beside an organ
-    has at most its inner surface in the balls that fit in the organ."""
+    has at most its inner surface in the balls that fit in the organ.
+
+    cortex: optional bool [k, j, i], cortical-bone density (`split_bones`: the CT at the common
+    resolution above ``BONE_SEED_HU``): a piece is then refused only when less than
+    ``MIN_SEED_SHARE`` of it is cortex. Bone is a cortical shell around cancellous bone or a thin
+    cortical bar (Gray's Anatomy, 'Bone'); a thick solid mass at bone-threshold density without
+    cortex is an enhancing organ (the chest CTA's spleen at 3 mm: 63 mL labelled 'bone', trial
+    56 M1), whereas a vertebral body, the sternum or a humeral head, thick too, has its cortex."""
     sk = np.asarray(spacing_kji, float)
     solid = open_mm(close_mm(ribs | dense, COMMON_RESOLUTION_MM, sk), RIB_MAX_RADIUS_MM, sk)
     lab, n, cnt = components(ribs, connectivity=26)
     inside = np.bincount(lab[solid & ribs], minlength=n + 1)
     refuse = inside >= 0.5 * cnt
+    if cortex is not None:
+        refuse &= np.bincount(lab[cortex & ribs], minlength=n + 1) < MIN_SEED_SHARE * cnt
     refuse[0] = False
     return refuse[lab]
 
