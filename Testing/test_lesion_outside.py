@@ -133,3 +133,49 @@ def test_100mm_mass_against_the_chest_wall_core_only_outline_is_flagged():
             bad.append(meas)
     for meas in bad:   # a soft-tissue core of the mass: the outside check names what lies beyond
         assert any("more tissue contiguous with it" in w for w in meas.warnings), meas.warnings
+
+
+def _organ_with_lesion(organ_r, offset, lesion_hu, spacing=(1.5, 1.2, 2.0), flip=False, surround=45.0):
+    """A 110 HU organ (ball of ``organ_r`` mm) in ``surround`` HU tissue and -100 HU fat, a 12 mm
+    radius lesion of ``lesion_hu`` ``offset`` mm from its centre along R; noise SD 10 HU;
+    anisotropic (i, j, k mm) and, with ``flip``, an oblique direction with i flipped."""
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    sp = np.asarray(spacing, float)
+    n = np.round(np.array([240.0, 200.0, 150.0]) / sp).astype(int)
+    d = np.eye(3)
+    if flip:
+        c, s = np.cos(0.3), np.sin(0.3)
+        d = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ np.diag([-1.0, 1.0, 1.0])
+    org = -(d * sp) @ ((n - 1) / 2)
+    ct = Volume(np.zeros(tuple(n[::-1]), np.float32), make_ijk_to_ras(sp, org, d))
+    kji = np.stack(np.indices(ct.shape), -1).reshape(-1, 3)
+    ras = ct.kji_to_world(kji).reshape(ct.shape + (3,))
+    x, y, z = ras[..., 0], ras[..., 1], ras[..., 2]
+    a = np.where((x / 115) ** 2 + (y / 95) ** 2 <= 1, surround, -1000.0)
+    a[(np.abs(x) > 100) & (a > -1000)] = -100.0
+    a[np.sqrt((x + 20) ** 2 + y ** 2 + z ** 2) <= organ_r] = 110.0
+    les = np.sqrt((x + 20 - offset) ** 2 + y ** 2 + z ** 2) <= 12.0
+    a[les] = lesion_hu
+    ct.array = (a + np.random.default_rng(1).normal(0, 10, a.shape)).astype(np.float32)
+    return ct, les, [-20.0 + offset, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("organ_r,offset,lesion_hu,flip,spacing,surround", [
+    (70.0, 0.0, 40.0, True, (1.5, 1.2, 2.0), 45.0),     # deep inside a large organ: no background in the probe box (H1)
+    (60.0, 38.0, 40.0, False, (1.5, 1.5, 1.5), -100.0),  # hypodense, near the organ's edge, in fat (H2)
+    (60.0, 38.0, 180.0, True, (1.5, 1.2, 2.0), -100.0),  # hyperdense, near the organ's edge, in fat (H2)
+])
+def test_a_lesion_inside_an_organ_is_not_called_part_of_the_organ(organ_r, offset, lesion_hu, flip, spacing, surround):
+    """Review 45: the outside check grew the host organ from its probes. H1: a lesion deep in a
+    large organ (every voxel of the probe box in one density class) crashed with an IndexError;
+    H2: an exact outline near the organ's edge was called part of a 904.6 mL "mass" and its
+    volume withheld. The organ around a lesion is not more of it: the lesion's voxels lie
+    outside the organ's tissue range. Independent check: the volume against the painted ball."""
+    ct, les, click = _organ_with_lesion(organ_r, offset, lesion_hu, spacing, flip=flip, surround=surround)
+    m, meas = segment_lesion(ct, click)
+    truth = float(les.sum()) * ct.voxel_volume_ml
+    assert meas.volume_ml == pytest.approx(truth, rel=0.15), (meas.volume_ml, truth, meas.warnings)
+    assert not meas.click_dependent and not meas.part_of_mass, meas.warnings
+    inter = float((m & les).sum())
+    assert 2 * inter / (m.sum() + les.sum()) > 0.85

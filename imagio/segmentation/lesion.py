@@ -199,9 +199,10 @@ def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0
 
 
 def _edt(m, sk):
-    import edt
+    """``common.depth_mm``: depth (mm) inside ``m``, finite even when ``m`` fills its box."""
+    from .common import depth_mm
 
-    return edt.edt(np.ascontiguousarray(m), anisotropy=tuple(float(s) for s in sk), black_border=False)
+    return depth_mm(m, sk)
 
 
 def _touches_border(m: np.ndarray) -> bool:
@@ -1811,7 +1812,7 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
     larger than ``CLICK_VOLUME_SPREAD`` times it, the outline holds only part of it (warning,
     ``PART_OF_MASS``); one that leaked (``_leaked``) is said as a leak. Seeded region growing
     depends on its seeds (Adams & Bischof, IEEE PAMI 1994)."""
-    from .lesion_shell import judge_probe, outside_probes
+    from .lesion_shell import host_tissue, judge_probe, outside_probes
 
     sk = np.asarray(ct.spacing_kji, float)
     probes = outside_probes(ct.array, mask, sk, (GROUND_GLASS_MIN_HU, GROUND_GLASS_MAX_HU, FAT_MAX_HU, BONE_CLICK_HU),
@@ -1824,6 +1825,13 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
         try:
             m2, meas2 = segment_lesion(ct, at, kind=kind, _from_core={"radius": radius}, **kw)
         except (InputError, ImagioError):
+            continue
+        if (_lung_context(m2, ct) < LUNG_CONTEXT_FRACTION
+                and host_tissue(ct.array, mask, m2, sk, SMOOTH_SIGMA_MM, SOFT_RANGE_SD)):
+            # a solid organ around the lesion, not more of it (review 45 H2). Inside the lung
+            # (the probe's outline bordered by aerated lung) no solid organ hosts a lesion: soft
+            # tissue contiguous with it is more of the mass, whatever its density (an enhancing
+            # or necrotic part), so the probe is judged as before
             continue
         verdict = judge_probe(mask, m2, _leaked(meas2, m2, ct), PROBE_MIN_OVERLAP, CLICK_VOLUME_SPREAD)
         at = np.round(at, 1).tolist()
