@@ -45,14 +45,31 @@ def test_range_before_an_edit_is_not_the_edited_outlines():
     for p in pts:
         m, meas = segment_lesion(ct, p)
         if meas.volume_range_ml is not None:
-            found = p
+            found, before = p, meas.volume_range_ml
             break
     assert found is not None   # some click's checks grew other outlines
     m, meas = segment_lesion(ct, found, include=pts)
     d = meas.to_dict()
     assert d["volume_range_ml"] is None and d["volume_range_before_edit_ml"] is not None, d
-    lo, hi = d["volume_range_before_edit_ml"]
-    assert lo <= hi and d["volume_ml"] == pytest.approx(float(m.sum()) * ct.voxel_volume_ml, abs=1e-3)
+    # the range before the edit is the unedited run's, not widened by the edited outline (trial 58 M2)
+    assert d["volume_range_before_edit_ml"] == before, (d["volume_range_before_edit_ml"], before)
+    assert d["volume_ml"] == pytest.approx(float(m.sum()) * ct.voxel_volume_ml, abs=1e-3)
+
+
+def test_an_outline_at_the_size_limit_is_leaked_also_after_an_edit():
+    """New-user trial 58 H1/H2: an outline that reached the size limit (it followed tissue of the
+    lesion's density beyond the lesion) was not called leaked and was given as the bottom of a
+    range; an --add to it made its volume firm. Here a 30 mm radius soft-tissue ball is clicked
+    with a 12 mm size limit: the outline is leaked, no volume is presented, before and after an
+    --add. Independent check: the painted ball is larger than the outline (the limit cut it)."""
+    ct, les, click = _organ_with_lesion(30.0, 0.0, 110.0, (1.5, 1.5, 1.5), surround=-100.0)
+    m, meas = segment_lesion(ct, click, max_radius_mm=12.0)
+    ball_ml = 4.0 / 3.0 * np.pi * 30.0 ** 3 / 1000.0   # the 110 HU ball clicked (113 mL)
+    assert meas.hit_size_limit and float(m.sum()) * ct.voxel_volume_ml < 0.5 * ball_ml, meas.warnings
+    assert meas.leaked and meas.click_dependent and meas.volume_summary_ml is None, meas.warnings
+    assert any(w.startswith("leaked: the outline written") for w in meas.warnings), meas.warnings
+    m2, meas2 = segment_lesion(ct, click, max_radius_mm=12.0, include=[[click[0] + 8.0, 0.0, 0.0]])
+    assert meas2.leaked and meas2.volume_summary_ml is None and meas2.to_dict()["volume_ml"] is None, meas2.warnings
 
 
 def test_a_leaked_check_outline_is_said_not_given_as_the_range():

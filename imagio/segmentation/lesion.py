@@ -1412,7 +1412,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                          "cavity's wall on the images")
     else:
         meas.subtype, meas.host_hu = attenuation_subtype(mask, a, sk, organ)
-    _click_range(meas, click_ml, notes, edited=bool(np.asarray(include).size or len(ex)), leaks=leaks)
+    _click_range(meas, click_ml, notes, edited=bool(np.asarray(include).size or len(ex)), leaks=leaks,
+                 own_limit=bool(hit_limit and _from_core is None))
     no_edge = any(n.startswith((NO_EDGE_NOTE, CORE_NOTE)) for n in notes)
     meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
     if k == "soft_tissue" and _from_core is None:
@@ -1858,7 +1859,7 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
     return notes
 
 
-def _click_range(meas, volumes, notes, edited: bool = False, leaks=()) -> None:
+def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit: bool = False) -> None:
     """Set ``meas.volume_range_ml`` ([min, max] mL over the outlines the click checks grew,
     this click's included; None when no other click was grown) and ``meas.click_dependent``
     (True when those volumes, or a probe that grew nothing, lie more than
@@ -1877,9 +1878,25 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=()) -> None:
     note. ``leaks``: volumes (mL) of outlines the checks grew that leaked (``_leaked``): they are
     no bound of the lesion, so they are left out of the range; the outline is then marked
     ``leaked`` and ``click_dependent`` (no single volume is the lesion's) and the warning says
-    it leaked instead of giving a range as the lesion's."""
+    it leaked instead of giving a range as the lesion's. ``own_limit``: the outline written
+    (edited or not) reached the size limit (``max_radius_mm`` from its click): it is no bound of
+    the lesion either, so it is ``leaked`` and ``click_dependent`` (no volume presented), also
+    after an edit (new-user trial 58: a 628 mL outline at the size limit was given as the bottom
+    of a range, and an --add to a size-limited outline made its 982 mL a firm volume)."""
     v = [float(x) for x in volumes]
-    meas.leaked = bool(len(leaks))
+    meas.leaked = bool(len(leaks)) or own_limit
+    if own_limit:
+        meas.click_dependent = True
+        notes.append(f"leaked: the outline written ({meas.volume_ml:.1f} mL"
+                     f"{', after the --add/--remove edit' if edited else ''}) reached the size limit, so it "
+                     "followed tissue of the lesion's density beyond the lesion and its volume is not the "
+                     "lesion's: check it on the images, cut it (--remove), give the organ mask or outline it by hand")
+        if len(v) >= 2:
+            found = [x for x in v if x > 0]
+            rng = [round(min(found), 2), round(max(found), 2)] if found else None
+            if edited:
+                meas.volume_range_before_edit_ml = rng
+        return
     if meas.leaked and not edited:
         meas.click_dependent = True
         vs = sorted({round(float(x), 1) for x in leaks})
@@ -1895,9 +1912,10 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=()) -> None:
                      f"({meas.volume_ml:.1f} mL) is given: check the edit on the images")
     if len(v) < 2:
         return
-    v.append(float(meas.volume_ml))
+    if not edited:   # the outline written is in its range; an edited one is not (trial 58 M2:
+        v.append(float(meas.volume_ml))   # the range before the edit held the edited volume)
     found = [x for x in v if x > 0]
-    rng = [round(min(found), 2), round(max(found), 2)]
+    rng = [round(min(found), 2), round(max(found), 2)] if found else [0.0, 0.0]
     dependent = min(v) <= 0 or max(v) > CLICK_DEPENDENT_RATIO * min(v)
     if edited:
         meas.volume_range_before_edit_ml = rng
