@@ -71,7 +71,10 @@ def test_ribs_lost_on_a_thick_contrast_ct_are_warned(shared_data):
     # threshold may read short by up to the warned share, never above the native label by > 10 %
     # (issue 14: at 3 mm main's vertebrae "agreed" at 325 mL only because they held the abdominal
     # aorta, ~44 mL; without it they read ~272 mL, 17 % short, under a warning of ~36 %)
-    short = float(named[0].split("by roughly ")[1].split("%")[0]) / 100.0 if named else 0.0
+    # The warning's share is the ribs' (thin cortex); a vertebral body is trabecular bone inside a
+    # thicker cortex and loses less (review 45 M2: the rib share, ~36 %, was too wide a bound):
+    # under the warning at most a fifth short, never above the native label by > 10 %
+    short = min(float(named[0].split("by roughly ")[1].split("%")[0]) / 100.0, 0.20) if named else 0.0
     for k in ("vertebrae", "bone"):
         assert v[k] == pytest.approx(ref[k], rel=0.10) or (
             named and (1.0 - short) * ref[k] <= v[k] <= 1.10 * ref[k]), (k, v, ref, named)
