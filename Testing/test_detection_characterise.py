@@ -578,6 +578,8 @@ def test_headline_never_recommends_routine_screening_over_an_uncertain_candidate
     for main, low in (([ok, nod(2, 20.0, edge, 0.9)], []), ([ok], [nod(2, 20.0, edge, 0.2)])):
         lines = management_lines(main, low)
         assert lines[0][0] == "Lung-RADS not decided" and "#2 at least 4B" in lines[0][1]
+        # the floor the summary gives (highest_lung_rads ">=4B") is in the report too (trial 58 M4)
+        assert "the scan is at least Lung-RADS 4B (>=4B)" in lines[0][1], lines
         assert not any("Continue annual" in v for _, v in lines), lines
     # a measured 4B decides; an uncertain low-probability candidate with a 4B floor is named for review
     lines = management_lines([nod(3, 20.0, None, 0.9)], [nod(2, 20.0, edge, 0.2)])

@@ -338,11 +338,17 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     out = []
     unsure = undecided(nodules, low)
     if unsure:
+        from .pipeline import highest_lung_rads
+
+        # the floor the summary and candidates.json give (">=3"), said here too (trial 58 M4: the
+        # chest CTA's summary read ">=3", its report only "not decided")
+        floor = highest_lung_rads(nodules, low)
+        floor = f"; the scan is at least Lung-RADS {floor[2:]} ({floor})" if floor.startswith(">=") else ""
         out.append(("Lung-RADS not decided", f"{len(unsure)} candidate(s) could not be measured "
                     "reliably and may be above the categorised ones ("
                     + ", ".join(_unsure_text(d) for d in unsure)
                     + "; outline clipped, cut by the scan's edge, or not a nodule's outline): read them on the "
-                    "images before choosing the follow-up; do not return to routine screening on this report"))
+                    f"images before choosing the follow-up; do not return to routine screening on this report{floor}"))
     few = uncategorised(list(nodules) + list(low or []))
     if not cats:
         out.append(("-", "no nodule categorised"))
