@@ -1340,6 +1340,12 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                 f"only {100 * ctx:.0f} % of its surface (a lung lesion: at least {100 * LUNG_CONTEXT_FRACTION:.0f} %), so "
                 f"it ran out of the lung (hilum, mediastinum or chest wall): typed soft tissue ({meas2.volume_ml:.1f} mL); "
                 "if this is a lung lesion, check the outline given with --kind lung_nodule")
+            # the doubt found on the lung run stays with the result (the 100 mm phantom mass: the
+            # soft-tissue run gave 0.2 mL with no word of the 'part of a mass' found before)
+            carried = [f"as a lung lesion: {n}" for n in notes if PART_OF_MASS in n]
+            if carried:
+                meas2.warnings += carried
+                meas2.part_of_mass = True
             return m2, meas2
     click_ml: list = []   # (this click's, another click's) volumes the click checks grew, mL
     leaks: list = []   # volumes (mL) of outlines grown by the click checks that leaked
@@ -1828,7 +1834,7 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
         except (InputError, ImagioError):
             continue
         if (_lung_context(m2, ct) < LUNG_CONTEXT_FRACTION
-                and host_tissue(ct.array, mask, m2, sk, SMOOTH_SIGMA_MM, SOFT_RANGE_SD)):
+                and host_tissue(ct.array, mask, m2, sk, SMOOTH_SIGMA_MM, FACING_SD, NOISE_FLOOR_HU)):
             # a solid organ around the lesion, not more of it (review 45 H2). Inside the lung
             # (the probe's outline bordered by aerated lung) no solid organ hosts a lesion: soft
             # tissue contiguous with it is more of the mass, whatever its density (an enhancing

@@ -87,12 +87,13 @@ def outside_probes(a: np.ndarray, mask: np.ndarray, sk, bounds, shell_mm, ball_m
 
 
 def host_tissue(a: np.ndarray, mask: np.ndarray, probe_mask: np.ndarray, sk, smooth_mm: float,
-                range_sd: float) -> bool:
+                facing_sd: float, noise_floor_hu: float) -> bool:
     """True when the probe's outline ``probe_mask`` is the tissue AROUND the click's outline
     ``mask`` (a host organ), not more of the same lesion: most of ``mask``'s voxels (their CT,
-    ``a`` HU, smoothed at ``smooth_mm``) lie outside the probe's own tissue range, the median of
-    what the probe adds beyond ``mask`` +- ``range_sd`` robust SDs (1.4826 x MAD), the range the
-    lesion model grows soft tissue over (lesion.json ``soft_range_sd``). Such a probe holds the
+    ``a`` HU, smoothed at ``smooth_mm``) are not of the probe's tissue: farther than ``facing_sd``
+    robust SDs (1.4826 x MAD, at least ``noise_floor_hu``) from the median of what the probe adds
+    beyond ``mask``, the lesion model's own definition of the surrounding tissue (lesion.json
+    ``facing_sd``, ``noise_floor_hu``). Such a probe holds the
     outline only because its hole filling closed over it (a hypo- or hyperdense lesion inside
     an organ); the rest of a heterogeneous mass is tissue of the outline's own density, which the
     outline's voxels fall within (review 45 H2: an exact 7.3 mL lesion in a 110 HU organ was
@@ -110,9 +111,8 @@ def host_tissue(a: np.ndarray, mask: np.ndarray, probe_mask: np.ndarray, sk, smo
     if added.size < 8 or own.size == 0:
         return False
     med = float(np.median(added))
-    sd = max(1.4826 * float(np.median(np.abs(added - med))), 1e-3)
-    inside = np.abs(own - med) <= range_sd * sd
-    return bool(inside.mean() < 0.5)
+    sd = max(1.4826 * float(np.median(np.abs(added - med))), float(noise_floor_hu))
+    return bool((np.abs(own - med) <= facing_sd * sd).mean() < 0.5)
 
 
 def judge_probe(mask: np.ndarray, probe_mask: np.ndarray, probe_leaked: bool, min_overlap: float,
