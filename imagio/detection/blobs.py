@@ -553,8 +553,6 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     k = c["ball_response_per_hu"]["value"]
     c_min = c["min_contrast_hu"]["value"]
     parenchyma = float(np.median(sub.array[lungs[sl]]))
-    # the dot filter sees the lungs' own closing only (the chest wall and mediastinum beyond it
-    # set to the parenchyma): a juxta-pleural nodule is a blob bounded by the pleural line
     # at the scales of nodules below the concavity channel's range the dot filter sees the
     # lungs' own closing only (the chest wall beyond it set to the parenchyma): a small
     # juxta-pleural nodule is then a blob bounded by the pleural line (:func:`inside_region`)
