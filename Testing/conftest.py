@@ -73,6 +73,15 @@ def shared_data():
     return SHARED_DATA
 
 
+def shared_case(*parts):
+    """The path of a file or folder under ../shared/data (``parts`` joined), or skip the test
+    when it is not present (the real cases are beside the repo, never copied into it)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared/data/{'/'.join(parts)} is not present")
+    return path
+
+
 def run_imagio(*args):
     """Run ``python -m imagio.cli ARGS`` in a subprocess (the real entry point, stderr and exit
     code as a user sees them) and check, as `inputs_are_never_modified` does in-process, that

@@ -51,10 +51,8 @@ def _inplane_core(m):
 
 @pytest.fixture(scope="module")
 def cta():
-    from conftest import SHARED_DATA
-    f = SHARED_DATA / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"
-    if not f.exists():
-        pytest.skip("chest CTA not available")
+    from conftest import shared_case
+    f = shared_case("totalsegmentator-chest-cta", "chest_cta.nii.gz")
     from imagio.segmentation.rules import segment_masks
     ct = io.read_image(f)
     ao = _aorta(ct)

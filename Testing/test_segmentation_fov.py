@@ -286,12 +286,9 @@ def test_bones_match_reference_when_upsampled(shared_data):
 
 @pytest.fixture(scope="module")
 def chest_cta_ref():
-    from conftest import SHARED_DATA
+    from conftest import shared_case
 
-    path = SHARED_DATA / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"
-    if not path.exists():
-        pytest.skip("../shared/data is not present")
-    ct = io.read_image(path)
+    ct = io.read_image(shared_case("totalsegmentator-chest-cta", "chest_cta.nii.gz"))
     ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
     return ct, ref
 

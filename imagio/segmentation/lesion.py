@@ -1833,14 +1833,17 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
             m2, meas2 = segment_lesion(ct, at, kind=kind, _from_core={"radius": radius}, **kw)
         except (InputError, ImagioError):
             continue
-        if (_lung_context(m2, ct) < LUNG_CONTEXT_FRACTION
+        ctx = _lung_context(m2, ct)   # once: the host rule and the leak test both read it
+        if meas2.kind == "lung_nodule":
+            meas2.lung_context = ctx
+        if (ctx < LUNG_CONTEXT_FRACTION
                 and host_tissue(ct.array, mask, m2, sk, SMOOTH_SIGMA_MM, FACING_SD, NOISE_FLOOR_HU)):
             # a solid organ around the lesion, not more of it (review 45 H2). Inside the lung
             # (the probe's outline bordered by aerated lung) no solid organ hosts a lesion: soft
             # tissue contiguous with it is more of the mass, whatever its density (an enhancing
             # or necrotic part), so the probe is judged as before
             continue
-        verdict = judge_probe(mask, m2, _leaked(meas2, m2, ct), PROBE_MIN_OVERLAP, CLICK_VOLUME_SPREAD)
+        verdict = judge_probe(mask, m2, _leaked(meas2), PROBE_MIN_OVERLAP, CLICK_VOLUME_SPREAD)
         at = np.round(at, 1).tolist()
         v1 = float(m2.sum()) * v
         if verdict == "leaked":
@@ -1891,37 +1894,35 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     of a range, and an --add to a size-limited outline made its 982 mL a firm volume)."""
     v = [float(x) for x in volumes]
     meas.leaked = bool(len(leaks)) or own_limit
+    # the range of the outlines the checks grew; the outline written is in it unless the user
+    # edited it after the checks (trial 58 M2: the range before the edit held the edited volume)
+    if len(v) >= 2 and not edited:
+        v.append(float(meas.volume_ml))
+    found = [x for x in v if x > 0]
+    rng = ([round(min(found), 2), round(max(found), 2)] if found else [0.0, 0.0]) if len(v) >= 2 else None
+    leaked_ml = ", ".join(f"{x:.1f}" for x in sorted({round(float(x), 1) for x in leaks}))
     if own_limit:
         meas.click_dependent = True
         notes.append(f"leaked: the outline written ({meas.volume_ml:.1f} mL"
                      f"{', after the --add/--remove edit' if edited else ''}) reached the size limit, so it "
                      "followed tissue of the lesion's density beyond the lesion and its volume is not the "
                      "lesion's: check it on the images, cut it (--remove), give the organ mask or outline it by hand")
-        if len(v) >= 2:
-            found = [x for x in v if x > 0]
-            rng = [round(min(found), 2), round(max(found), 2)] if found else None
-            if edited:
-                meas.volume_range_before_edit_ml = rng
+        if edited:
+            meas.volume_range_before_edit_ml = rng
         return
     if meas.leaked and not edited:
         meas.click_dependent = True
-        vs = sorted({round(float(x), 1) for x in leaks})
-        notes.append(f"leaked: an outline grown by the click checks leaked ({', '.join(f'{x:.1f}' for x in vs)} mL) "
+        notes.append(f"leaked: an outline grown by the click checks leaked ({leaked_ml} mL) "
                      "instead of following the lesion, so its border is not found from a click and no volume is "
                      f"the lesion's; the outline written is this click's ({meas.volume_ml:.1f} mL), itself possibly "
                      "leaked or only part of the lesion: check it on the images, correct it (--add, --remove) "
                      "or outline it by hand")
     elif meas.leaked:
-        vs = sorted({round(float(x), 1) for x in leaks})
         notes.append(f"before the --add/--remove points edited it, an outline grown by the click checks leaked "
-                     f"({', '.join(f'{x:.1f}' for x in vs)} mL); the edited outline's volume "
+                     f"({leaked_ml} mL); the edited outline's volume "
                      f"({meas.volume_ml:.1f} mL) is given: check the edit on the images")
-    if len(v) < 2:
+    if rng is None:
         return
-    if not edited:   # the outline written is in its range; an edited one is not (trial 58 M2:
-        v.append(float(meas.volume_ml))   # the range before the edit held the edited volume)
-    found = [x for x in v if x > 0]
-    rng = [round(min(found), 2), round(max(found), 2)] if found else [0.0, 0.0]
     dependent = min(v) <= 0 or max(v) > CLICK_DEPENDENT_RATIO * min(v)
     if edited:
         meas.volume_range_before_edit_ml = rng
