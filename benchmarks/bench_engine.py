@@ -30,7 +30,8 @@ from imagio import io
 ct = io.read_image(ct_path)
 if which == "ours":
     from imagio.segmentation.engine.predictor import Engine, EngineOptions
-    eng = Engine(folder, EngineOptions(device=device, mirror=False, step=0.5))
+    extra = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}   # EngineOptions overrides
+    eng = Engine(folder, EngineOptions(device=device, mirror=False, step=0.5, **extra))
     t0 = time.perf_counter()
     lab = eng.predict_array(ct.array, ct.spacing_kji)
 else:
@@ -54,10 +55,13 @@ print(json.dumps({"seconds": dt, "peak_rss_mib": resource.getrusage(resource.RUS
 LABELS = ("background",) + tuple(f"class_{n}" for n in range(1, 118))
 
 
-def _run(which, folder, ct_path, out, device, threads):
+def _run(which, folder, ct_path, out, device, threads, options: dict | None = None):
+    """One predictor run in its own subprocess; ``options``: EngineOptions overrides for ours
+    (e.g. ``{"autocast": "none", "accumulate": "float32"}``). Returns the worker's JSON row."""
     env = dict(os.environ, nnUNet_raw="/tmp", nnUNet_preprocessed="/tmp", nnUNet_results="/tmp")
     r = subprocess.run([sys.executable, "-c", _WORKER, which, str(folder), str(ct_path), str(out), device,
-                        str(threads)], capture_output=True, text=True, env=env)
+                        str(threads)] + ([json.dumps(options)] if options else []),
+                       capture_output=True, text=True, env=env)
     if r.returncode:
         raise RuntimeError(f"{which} predictor failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])

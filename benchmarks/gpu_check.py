@@ -7,6 +7,11 @@ Parts (command-line words; all by default):
   rows: time (baseline nnU-Net), peak GPU memory, fraction of identical labels.
 - ``scoring``: ``score_paths`` for 10^3..10^6 paths on the 3 mm and 1 mm phantoms, torch CUDA
   against numpy on the same machine, with the fraction of paths whose feasibility agrees.
+- ``parity``: where the engine's labels differ from nnU-Net's on CUDA: nnU-Net once, then ours
+  with its defaults (fp16 autocast, fp16 accumulator, interpolate export), with fp32 throughout,
+  and with nnU-Net's per-class export; each against nnU-Net and against ours in fp32, so the
+  part of the difference that is fp16 rounding at near-ties of a random-weight model's logits is
+  told apart from a difference of method.
 - ``deep``: the deep nodule path (``detect_deep``) on a 512 x 512 x 300 CT at 0.7 x 0.7 x 1.25 mm
   with a random-weight model shaped like TotalSegmentator's lung_nodules (1.5 mm, patch 128^3).
 
@@ -25,7 +30,7 @@ def emit(**r):
     (OUT / "gpu_rows.json").write_text(json.dumps(rows, indent=1))
 emit(name="device", value=torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu", torch=torch.__version__, cpus=os.cpu_count())
 sys.path.insert(0, str(Path.cwd()))
-part = sys.argv[1:] or ["engine", "scoring", "deep"]
+part = sys.argv[1:] or ["engine", "scoring", "deep"]   # "parity" on request
 
 if "engine" in part:
     from benchmarks import bench_engine as be
@@ -87,6 +92,31 @@ if "scoring" in part:
             emit(name=f"score {n:,d} paths, {sp:g} mm phantom: torch cuda (baseline numpy, 16-core machine)",
                  value=tc, unit="s", baseline=tn, ratio=tn / tc, feasible_agree=float((fa == fb).mean()))
         del ph, prob, maps
+
+if "parity" in part:
+    from benchmarks import bench_engine as be
+    from imagio import io, phantom
+    from imagio.segmentation.engine import synthetic
+    tmp = Path(tempfile.mkdtemp())
+    folder = synthetic.make_model_folder(tmp / "model", labels=be.LABELS, patch_size=(96, 96, 96),
+                                         spacing=(3.0, 3.0, 3.0), features=(32, 64, 128, 256, 320))
+    ph = phantom.generate(spacing=3.0 if SMALL else 1.5, seed=0)
+    ct_path = tmp / "ct.nii.gz"; io.write_image(ph.ct, ct_path)
+    ref = be._run("nnunet", folder, ct_path, tmp / "ref.npy", DEV, 16)
+    variants = {"default (fp16 autocast, fp16 accumulator)": {},
+                "fp32 (no autocast, fp32 accumulator)": {"autocast": "none", "accumulate": "float32"},
+                "fp16, nnU-Net's per-class export": {"fast_export": False}}
+    labs = {}
+    for name, opt in variants.items():
+        r = be._run("ours", folder, ct_path, tmp / "v.npy", DEV, 16, opt)
+        labs[name] = np.load(tmp / "v.npy")
+        emit(name=f"engine parity: ours {name}", value=r["seconds"], unit="s",
+             identical_vs_nnunet=float((labs[name] == np.load(tmp / "ref.npy")).mean()))
+    f32 = labs["fp32 (no autocast, fp32 accumulator)"]
+    for name, lab in labs.items():
+        emit(name=f"engine parity: ours {name} vs ours fp32", value=float((lab == f32).mean()), unit="fraction")
+    emit(name="engine parity: nnU-Net (its CUDA autocast) vs ours fp32",
+         value=float((np.load(tmp / "ref.npy") == f32).mean()), unit="fraction", nnunet_seconds=ref["seconds"])
 
 if "deep" in part:
     from imagio.detection.deep import detect_deep
