@@ -37,8 +37,9 @@ def _parity(device, target="liver_tumor", grid="oblique"):
     prob, maps = _case(grid, target)
     cand = skin_candidates(maps, prob.target.point_ras, prob.needle.length_mm, 3.0)
     a = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device="numpy")
-    b = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device=device)
-    assert len(a) == len(b) > 1000 and a.n_samples == b.n_samples
+    # several device chunks (about 50,000 samples each): chunking changes nothing
+    b = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device=device, device_samples=50_000)
+    assert len(a) == len(b) > 1000 and a.n_samples == b.n_samples > 100_000
     np.testing.assert_array_equal(a.violations, b.violations)   # feasibility: every path
     np.testing.assert_allclose(a.slack_mm, b.slack_mm, atol=1e-3)
     np.testing.assert_allclose(a.clearance_mm, b.clearance_mm, atol=1e-3)
@@ -102,3 +103,16 @@ def test_torch_cpu_matches_numpy(grid):
 @pytest.mark.parametrize("grid", sorted(GRIDS))
 def test_torch_cuda_matches_numpy(grid):
     _parity("cuda", grid=grid)
+
+
+def test_device_chunks_cover_paths_within_both_limits():
+    from imagio.planning.scoring import device_chunks
+
+    counts = np.random.default_rng(0).integers(2, 400, 5000)
+    counts[17] = 5000   # one path alone above the sample limit: a chunk of its own
+    ch = device_chunks(counts, 700, 3000)
+    assert ch[0][0] == 0 and ch[-1][1] == len(counts) and all(b == c for (_, b), (c, _) in zip(ch, ch[1:]))
+    for a, b in ch:
+        assert 0 < b - a <= 700 and (counts[a:b].sum() <= 3000 or b - a == 1)
+    assert (17, 18) in ch
+    assert device_chunks(counts, 1000, 10**9) == [(a, min(a + 1000, 5000)) for a in range(0, 5000, 1000)]

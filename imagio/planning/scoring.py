@@ -147,7 +147,7 @@ def path_samples(maps: PlanningMaps, entry_ras, target_ras, step_mm: float):
     e = maps.world_to_kji(entry_ras)
     t = maps.world_to_kji(np.broadcast_to(target_ras, np.shape(entry_ras)))
     length = np.linalg.norm(np.asarray(target_ras, float) - entry_ras, axis=1)
-    counts = np.maximum(2, np.ceil(length / step_mm).astype(np.int64) + 1)
+    counts = _sample_counts(length, step_mm)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     n_total = int(counts.sum())
     seg = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
@@ -204,15 +204,17 @@ def resolve_device(device="auto"):
 
 def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_ras,
                 target_ras=None, chunk: int = 2048, threads: int | None = None,
-                device="auto", device_chunk: int = 65536) -> ScoreTable:
+                device="auto", device_chunk: int = 65536, device_samples: int = 1 << 23) -> ScoreTable:
     """All metrics, violations and the weighted score for paths from each entry to the target
     (``target_ras``: (3,) or one per path (n, 3); default the problem's target).
 
     numpy: candidates scored in chunks of ``chunk`` paths on ``threads`` threads (default: the
     CPU count, at most 4); numpy releases the GIL in the gathers and arithmetic. torch
-    (``device``, see `resolve_device`): the same computation in chunks of ``device_chunk``
-    paths on that device, everything per path there until one transfer of each chunk's table
-    (`scoring_torch.score_torch`); the same feasibility, distances within float32 rounding."""
+    (``device``, see `resolve_device`): the same computation in chunks of at most
+    ``device_chunk`` paths and about ``device_samples`` samples (`device_chunks`; 2^23 samples
+    hold about 2 GiB of device memory at once) on that device, everything per path there until
+    one transfer of each chunk's table (`scoring_torch.score_torch`); the same feasibility,
+    distances within float32 rounding."""
     device = resolve_device(device)
     entry_ras = np.atleast_2d(np.asarray(entry_ras, float))
     normal_ras = np.atleast_2d(np.asarray(normal_ras, float))
@@ -224,9 +226,10 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
                                            np.array([[0.0, 0.0, 1.0]]), target)]).take(np.arange(0))
     tg = (lambda a, b: target[a:b]) if target.ndim == 2 else (lambda a, b: target)  # noqa: E731  (one per path)
     if device is not None:
-        big = int(device_chunk)
-        return concat_tables([_score_chunk(problem, maps, entry_ras[a:a + big], normal_ras[a:a + big],
-                                           tg(a, a + big), device) for a in range(0, n, big)])
+        length = np.linalg.norm(target - entry_ras, axis=1)
+        counts = _sample_counts(length, problem.constraints.step_voxels * float(min(maps.grid.spacing)))
+        return concat_tables([_score_chunk(problem, maps, entry_ras[a:b], normal_ras[a:b], tg(a, b), device)
+                              for a, b in device_chunks(counts, device_chunk, device_samples)])
     if n <= chunk:
         return _score_chunk(problem, maps, entry_ras, normal_ras, target)
     import os
@@ -237,6 +240,24 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
     with ThreadPoolExecutor(threads) as ex:
         tabs = list(ex.map(lambda en: _score_chunk(problem, maps, en[0], en[1], en[2]), parts))
     return concat_tables(tabs)
+
+
+def _sample_counts(length, step_mm: float) -> np.ndarray:
+    """Samples of each path of ``length`` mm sampled every ``step_mm`` (ends included, >= 2)."""
+    return np.maximum(2, np.ceil(np.asarray(length) / step_mm).astype(np.int64) + 1)
+
+
+def device_chunks(counts, max_paths: int, max_samples: int) -> list[tuple[int, int]]:
+    """[a, b) path ranges covering ``counts`` (samples per path, (n,)) in order, each of at most
+    ``max_paths`` paths and ``max_samples`` samples (one path alone may exceed it)."""
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    out, a, n = [], 0, len(counts)
+    while a < n:   # one step per chunk
+        b = int(np.searchsorted(cum, cum[a] + max_samples, side="right")) - 1
+        b = min(max(b, a + 1), a + int(max_paths), n)
+        out.append((a, b))
+        a = b
+    return out
 
 
 def concat_tables(tabs: list[ScoreTable]) -> ScoreTable:

@@ -83,6 +83,8 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     but ``length`` (n,) numpy float64 and ``n_samples`` an int)."""
     import torch
 
+    from .scoring import _sample_counts   # (scoring imports this module only when asked for torch)
+
     m = _maps_on(maps, device)
     shape = maps.code.shape
     n = len(entry_ras)
@@ -90,7 +92,7 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     e = maps.world_to_kji(entry_ras)
     t = maps.world_to_kji(np.broadcast_to(target, np.shape(entry_ras)))
     length = np.linalg.norm(np.asarray(target, float) - entry_ras, axis=1)
-    counts_np = np.maximum(2, np.ceil(length / step).astype(np.int64) + 1)
+    counts_np = _sample_counts(length, step)
     starts_np = np.concatenate([[0], np.cumsum(counts_np)[:-1]])
     n_total = int(counts_np.sum())
     dev = torch.device(device)
