@@ -290,40 +290,48 @@ def _nearest_map(maps: PlanningMaps, group: str):
     inside = (own >= 0) & np.isin(roles[own], want) & measured[np.maximum(own, 0)]
     out = np.where(inside, own, -1).astype(np.int16)
     del own
-    if bnd.groups[group] is not None:
-        pts, ids = bnd.groups[group][0].data, bnd.groups[group][1]
-        kji = np.rint(pts / bnd.sp).astype(np.int64)     # boundary voxel centres, crop kji
-        lo = np.minimum(kji.min(0), 0)
-        hi = np.maximum(kji.max(0) + 1, shape)
-        crop = tuple(slice(a, a + n) for a, n in zip(-lo, shape))
-        best = np.full(tuple(shape), np.inf)
-        margins = maps.hard_margins[ids] if group == "hard" else np.zeros(len(ids))
-        for m in np.unique(margins):   # ascending: a tie keeps the smaller margin (k-d tree order)
-            sel = margins == m
-            seeds = np.ones(tuple(hi - lo), bool)
-            sid = np.full(tuple(hi - lo), -1, np.int16)
-            at = tuple((kji[sel] - lo).T)
-            seeds[at] = False
-            sid[at] = ids[sel]
-            ft = ndimage.distance_transform_edt(seeds, sampling=bnd.sp, return_distances=False,
-                                                return_indices=True)
-            del seeds
-            ft = ft[(slice(None),) + crop]
-            d2 = np.zeros(tuple(shape))
-            for a in range(3):   # distance (mm) from each crop voxel centre to its feature
-                x = np.arange(shape[a]).reshape([-1 if b == a else 1 for b in range(3)]) - lo[a]
-                d2 += ((ft[a] - x) * bnd.sp[a]) ** 2
-            v = np.sqrt(d2) - m
-            del d2
-            better = (v < best) & ~inside
-            best[better] = v[better]
-            out[better] = sid[tuple(f[better] for f in ft)]
-            del ft, sid, v, better
     field = maps.hard if group == "hard" else maps.avoid
-    if field.shape == out.shape:
-        out[field >= np.float16(maps.cap_mm)] = -1
-    else:   # no avoid map (none within the halo)
+    if field.shape != out.shape:   # no avoid map (no avoid structure within the halo)
         out[:] = -1
+        return out
+    far = field >= np.float16(maps.cap_mm)
+    out[far] = -1
+    todo = np.flatnonzero(~inside & ~far)   # only these voxels need the nearest boundary voxel
+    del far, inside
+    if bnd.groups[group] is None or len(todo) == 0:
+        return out
+    pts, ids = bnd.groups[group][0].data, bnd.groups[group][1]
+    kji = np.rint(pts / bnd.sp).astype(np.int64)     # boundary voxel centres, crop kji
+    lo = np.minimum(kji.min(0), 0)
+    box = tuple(np.maximum(kji.max(0) + 1, shape) - lo)   # the crop and every boundary voxel
+    q = [x - l for x, l in zip(np.unravel_index(todo, tuple(shape)), lo)]   # box kji of the voxels
+    fq = np.ravel_multi_index(q, box)
+    best = np.full(len(todo), np.inf)
+    res = np.full(len(todo), -1, np.int16)
+    margins = maps.hard_margins[ids] if group == "hard" else np.zeros(len(ids))
+    for m in np.unique(margins):   # ascending: a tie keeps the smaller margin (k-d tree order)
+        sel = margins == m
+        seeds = np.ones(box, bool)
+        sid = np.full(box, -1, np.int16)
+        at = tuple((kji[sel] - lo).T)
+        seeds[at] = False
+        sid[at] = ids[sel]
+        ft = ndimage.distance_transform_edt(seeds, sampling=bnd.sp, return_distances=False,
+                                            return_indices=True)
+        del seeds
+        f = [ft[a].ravel().take(fq) for a in range(3)]   # box kji of each voxel's nearest seed
+        del ft
+        d2 = np.zeros(len(todo))
+        for a in range(3):
+            t = (f[a] - q[a]).astype(np.float64)
+            t *= bnd.sp[a]
+            d2 += t * t
+        v = np.sqrt(d2, out=d2) - m   # distance (mm) to the nearest boundary voxel centre - margin
+        better = v < best
+        best[better] = v[better]
+        res[better] = sid.ravel().take(np.ravel_multi_index([x[better] for x in f], box))
+        del f, sid, d2, v, better
+    out.ravel()[todo] = res
     return out
 
 
