@@ -40,6 +40,10 @@ def _parity(device, target="liver_tumor", grid="oblique"):
     # several device chunks (about 50,000 samples each): chunking changes nothing
     b = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device=device, device_samples=50_000)
     assert len(a) == len(b) > 1000 and a.n_samples == b.n_samples > 100_000
+    return _compare(a, b)
+
+
+def _compare(a, b):
     np.testing.assert_array_equal(a.violations, b.violations)   # feasibility: every path
     np.testing.assert_allclose(a.slack_mm, b.slack_mm, atol=1e-3)
     np.testing.assert_allclose(a.clearance_mm, b.clearance_mm, atol=1e-3)
@@ -55,19 +59,19 @@ def _parity(device, target="liver_tumor", grid="oblique"):
     return a
 
 
-@pytest.mark.parametrize("grid", sorted(GRIDS))
-def test_nearest_map_is_the_kdtree_rule_on_every_voxel(grid):
-    """The voxel map of the nearest hard structure (the torch scorer's device lookup) names, at
-    every crop voxel, the structure the k-d trees name, or an exactly equally near one."""
+def _check_nearest_map(maps, group):
+    """The voxel map of the nearest ``group`` structure (the torch scorer's device lookup) names,
+    at every crop voxel, the structure the k-d trees name, or an exactly equally near one."""
     from scipy.spatial import cKDTree
 
-    _, maps = _case(grid)
-    near = maps.nearest_map("hard")
+    near = maps.nearest_map(group)
+    field = maps.hard if group == "hard" else maps.avoid
     assert near.shape == maps.label.shape and near.dtype == np.int16
-    far = maps.hard >= np.float16(maps.cap_mm)   # no structure within the cap: -1 in both
-    assert np.all(near[far] == -1) and 0.3 < 1 - far.mean() < 1
+    far = field >= np.float16(maps.cap_mm)   # no structure within the cap: -1 in both
+    assert np.all(near[far] == -1) and 0.05 < 1 - far.mean() < 1
     ref = np.full(near.size, -1, np.int16)
-    ref[~far.ravel()] = maps.hard_structure(np.flatnonzero(~far))
+    look = maps.hard_structure if group == "hard" else maps.avoid_structure
+    ref[~far.ravel()] = look(np.flatnonzero(~far))
     bad = np.flatnonzero(ref != near.ravel())
     assert len(bad) < 0.02 * near.size
     assert np.all(ref[bad] >= 0) and np.all(near.ravel()[bad] >= 0)
@@ -78,10 +82,42 @@ def test_nearest_map_is_the_kdtree_rule_on_every_voxel(grid):
         out = np.empty(len(s))
         for i in np.unique(s):
             sel = s == i
-            out[sel] = cKDTree(bnd.pts[bnd.ids == i]).query(q[sel])[0] - maps.hard_margins[i]
+            m = maps.hard_margins[i] if group == "hard" else 0.0
+            out[sel] = cKDTree(bnd.pts[bnd.ids == i]).query(q[sel])[0] - m
         return out
 
     np.testing.assert_allclose(value(ref[bad]), value(near.ravel()[bad]), atol=1e-9)
+    return ref
+
+
+@pytest.mark.parametrize("grid", sorted(GRIDS))
+def test_nearest_map_is_the_kdtree_rule_on_every_voxel(grid):
+    _check_nearest_map(_case(grid)[1], "hard")
+
+
+def test_torch_cpu_matches_numpy_avoid_region_disabled_rule():
+    """'avoid' structures (their nearest-structure map), an allowed entry region (a ball) and a
+    rule switched off: the same table from both scorers."""
+    from imagio.planning.problem import Constraints
+    from imagio.planning.scoring import BIT
+
+    sp, d = GRIDS["oblique"]
+    ct, lab = synthetic_torso(sp, direction=d)
+    roles = {"portal_vein": "avoid", "aorta": "avoid"}
+    prob = PlanningProblem.build(ct, lab, "liver_tumor", roles=roles)
+    cand = skin_candidates(precompute(prob), prob.target.point_ras, prob.needle.length_mm, 3.0)
+    c = Constraints(entry_region=(cand.entry_ras[len(cand) // 2], 60.0), disabled_rules=("craniocaudal",))
+    prob = PlanningProblem.build(ct, lab, "liver_tumor", roles=roles, constraints=c)
+    maps = precompute(prob)
+    assert maps.has["avoid"]
+    ref = _check_nearest_map(maps, "avoid")
+    assert len(np.unique(ref[ref >= 0])) == 2   # both avoid structures are someone's nearest
+    a = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device="numpy")
+    b = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device="cpu", device_samples=50_000)
+    _compare(a, b)
+    inside = (a.violations & BIT["entry_region"]) == 0
+    assert 0 < inside.sum() < len(a) and not (a.violations & BIT["craniocaudal"]).any()
+    assert len(np.unique(a.avoid_id[a.avoid_id >= 0])) == 2
 
 
 def test_torch_cpu_matches_numpy_bone_target():

@@ -241,18 +241,19 @@ def against_table_torch(problem, e, tgt, nrm, length, length_np, direction, maps
         cache[key] = (table, torch.as_tensor(grid, dtype=torch.float64, device=e.device), u0, v0, axes)
     _, grid, u0, v0, axes = cache[key]
     below = torch.zeros(len(e), dtype=torch.bool, device=e.device)
-    for f in frac:   # a few tens of steps, each vectorised over the paths
-        of = outside * float(f)
-        p = e - u * of[:, None]
-        s = p @ axes   # (n, 3): along d, e1, e2
-        iu = torch.floor(s[:, 1] / table.bin_mm).to(torch.int64) - u0
-        iv = torch.floor(s[:, 2] / table.bin_mm).to(torch.int64) - v0
-        lim = torch.full((len(e),), float(table.deepest_mm), dtype=torch.float64, device=e.device)
+    fr = torch.as_tensor(frac, dtype=torch.float64, device=e.device)
+    for b in range(0, len(frac), 16):   # the steps 16 at a time, each block vectorised over the paths
+        of = outside[:, None] * fr[None, b:b + 16]              # (n, S) mm back from the entry
+        p = e[:, None, :] - u[:, None, :] * of[..., None]       # (n, S, 3) RAS
+        s = p @ axes   # along d, e1, e2
+        iu = torch.floor(s[..., 1] / table.bin_mm).to(torch.int64) - u0
+        iv = torch.floor(s[..., 2] / table.bin_mm).to(torch.int64) - v0
+        lim = torch.full(iu.shape, float(table.deepest_mm), dtype=torch.float64, device=e.device)
         if grid.numel():
             ok = (iu >= 0) & (iu < grid.shape[0]) & (iv >= 0) & (iv < grid.shape[1])
             top = grid[torch.where(ok, iu, 0), torch.where(ok, iv, 0)]
             lim = torch.where(ok & ~torch.isnan(top), top, lim)
-        below |= (s[:, 0] > lim) & (of > 0)
+        below |= ((s[..., 0] > lim) & (of > 0)).any(1)
     return faces | below
 
 
