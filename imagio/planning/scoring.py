@@ -211,8 +211,8 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
     numpy: candidates scored in chunks of ``chunk`` paths on ``threads`` threads (default: the
     CPU count, at most 4); numpy releases the GIL in the gathers and arithmetic. torch
     (``device``, see `resolve_device`): the same computation in chunks of at most
-    ``device_chunk`` paths and about ``device_samples`` samples (`device_chunks`; 2^23 samples
-    hold about 2 GiB of device memory at once) on that device, everything per path there until
+    ``device_chunk`` paths and about ``device_samples`` samples (`device_chunks`; some 30
+    per-sample tensors of <= 8 bytes: about 2 GiB for 2^23 samples, an estimate, not measured) on that device, everything per path there until
     one transfer of each chunk's table (`scoring_torch.score_torch`); the same feasibility,
     distances within float32 rounding."""
     device = resolve_device(device)
