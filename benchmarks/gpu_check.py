@@ -5,8 +5,11 @@ Parts (command-line words; all by default):
   (bench_engine's model: random-weight 3 mm PlainConvUNet, 118 classes, patch 96^3, on the
   phantom at 1.5 mm), twice (the first includes CUDA/cuDNN start-up), then ours on the CPU;
   rows: time (baseline nnU-Net), peak GPU memory, fraction of identical labels.
-- ``scoring``: ``score_paths`` for 10^3..10^6 paths on the 3 mm and 1 mm phantoms, torch CUDA
-  against numpy on the same machine, with the fraction of paths whose feasibility agrees.
+- ``scoring``: ``score_paths`` for 10^5 and 10^6 paths on the 3 mm and 1 mm phantoms, torch on
+  the device against numpy (the reference) in the same run: time, ratio, and agreement (fraction
+  of paths with the same feasibility / violation bits / nearest structure; largest slack,
+  clearance and score differences); the torch path's one-time setup (nearest-structure maps,
+  upload) as its own row.
 - ``parity``: where the engine's labels differ from nnU-Net's on CUDA: nnU-Net once, then ours
   with its defaults (fp16 autocast, fp16 accumulator, interpolate export), with fp32 throughout,
   and with nnU-Net's per-class export; each against nnU-Net and against ours in fp32, so the
@@ -16,21 +19,32 @@ Parts (command-line words; all by default):
   with a random-weight model shaped like TotalSegmentator's lung_nodules (1.5 mm, patch 128^3).
 
 Rows go to ``$OUT/gpu_rows.json`` as they come (a run stopped at its limit keeps what it had).
-``DEV=cpu SMALL=1`` runs the same code on the CPU with small sizes (a smoke test before spending
-device time). ``benchmarks/gpu_check.sh`` is the device command; the packages the device image
-lacks travel as one archive (see that script). Measured figures: docs/GPU.md."""
-import json, os, sys, time, tempfile
+``--device cpu --small`` (or ``DEV=cpu SMALL=1``) runs the same code on the CPU with small sizes
+(a smoke test before spending device time; no CUDA needed). ``benchmarks/gpu_check.sh`` is the
+device command; the packages the device image lacks travel as one archive (see that script).
+Measured figures: docs/GPU.md."""
+import argparse, json, os, sys, time, tempfile
 from pathlib import Path
 import numpy as np, torch
+ap = argparse.ArgumentParser(description="prepared GPU checks (see module doc)")
+ap.add_argument("parts", nargs="*", choices=["engine", "scoring", "parity", "deep"],
+                help="default: engine, scoring, deep")
+ap.add_argument("--device", default=os.environ.get("DEV", "cuda"), help="torch device (default cuda)")
+ap.add_argument("--small", action="store_true", default=bool(os.environ.get("SMALL")),
+                help="small sizes (a CPU smoke test of the script)")
+args = ap.parse_args()
+if args.device.startswith("cuda") and not torch.cuda.is_available():
+    print("gpu_check: CUDA is not available here (use --device cpu --small for a CPU smoke test)", file=sys.stderr)
+    sys.exit(2)
 OUT = Path(os.environ.get("OUT", "/tmp/out")); OUT.mkdir(exist_ok=True)
 rows = []
-DEV = os.environ.get("DEV", "cuda"); SMALL = bool(os.environ.get("SMALL"))
+DEV = args.device; SMALL = args.small
 def emit(**r):
     rows.append(r); print(json.dumps(r), flush=True)
     (OUT / "gpu_rows.json").write_text(json.dumps(rows, indent=1))
 emit(name="device", value=torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu", torch=torch.__version__, cpus=os.cpu_count())
 sys.path.insert(0, str(Path.cwd()))
-part = sys.argv[1:] or ["engine", "scoring", "deep"]   # "parity" on request
+part = args.parts or ["engine", "scoring", "deep"]   # "parity" on request
 
 if "engine" in part:
     from benchmarks import bench_engine as be
@@ -62,36 +76,52 @@ if "engine" in part:
          baseline=ours["seconds"], identical_labels_cuda_vs_cpu=float((c == a).mean()))
 
 if "scoring" in part:
+    # numpy (the reference) against torch on DEV, same paths, same process: 3 mm and 1 mm
+    # phantoms, 10^5 and 10^6 paths (--small: 3 mm, 10^3 and 10^4). The one-time device setup
+    # (the nearest-structure voxel maps, `PlanningMaps.nearest_map`, and the upload) is its own row.
     from imagio import phantom
     from imagio.planning import PlanningProblem
     from imagio.planning.candidates import skin_candidates
     from imagio.planning.distance_maps import precompute
     from imagio.planning.scoring import score_paths
+    sync = (lambda: torch.cuda.synchronize()) if DEV.startswith("cuda") else (lambda: None)
     for sp in ((3.0,) if SMALL else (3.0, 1.0)):
+        t0 = time.perf_counter()
         ph = phantom.generate(spacing=sp, seed=0)
         les = next(l for l in ph.lesions if l.kind == "liver_tumor")
         prob = PlanningProblem.build(ph.ct, ph.labels, les.name)
         maps = precompute(prob)
         cand = skin_candidates(maps, prob.target.point_ras, prob.needle.length_mm, 1.0)
+        emit(name=f"scoring setup, {sp:g} mm phantom (phantom, maps, candidates)", value=time.perf_counter() - t0,
+             unit="s", crop_voxels=int(maps.code.size), candidates=len(cand))
+        score_paths(prob, maps, cand.entry_ras[:1000], cand.normal_ras[:1000], device="numpy")   # k-d trees, table
+        sync(); t0 = time.perf_counter()
+        score_paths(prob, maps, cand.entry_ras[:1000], cand.normal_ras[:1000], device=DEV)
+        sync()
+        emit(name=f"torch {DEV} one-time setup, {sp:g} mm phantom (nearest-structure maps + upload)",
+             value=time.perf_counter() - t0, unit="s")
         rng = np.random.default_rng(0)
-        for n in ((1_000,) if SMALL else (1_000, 10_000, 100_000, 1_000_000)):
+        for n in ((1_000, 10_000) if SMALL else (100_000, 1_000_000)):
             idx = rng.integers(0, len(cand), n)
             e = cand.entry_ras[idx] + rng.normal(0, 0.5, (n, 3)); nr = cand.normal_ras[idx]
             res = {}
             for dev in ("numpy", DEV):
-                score_paths(prob, maps, e[:1000], nr[:1000], device=dev)   # warm-up / upload
                 ts = []
-                for _ in range(3 if (dev != 'numpy' or n < 100_000) else 1):
-                    if dev == "cuda": torch.cuda.synchronize()
-                    t0 = time.perf_counter(); tab = score_paths(prob, maps, e, nr, device=dev)
-                    if dev == "cuda": torch.cuda.synchronize()
+                for _ in range(1 if (dev == "numpy" and n >= 1_000_000) else 2):
+                    sync(); t0 = time.perf_counter(); tab = score_paths(prob, maps, e, nr, device=dev); sync()
                     ts.append(time.perf_counter() - t0)
                 res[dev] = (min(ts), tab)
-            tn, tc = res["numpy"][0], res[DEV][0]
-            fa, fb = np.asarray(res["numpy"][1].feasible), np.asarray(res[DEV][1].feasible)
-            emit(name=f"score {n:,d} paths, {sp:g} mm phantom: torch cuda (baseline numpy, 16-core machine)",
-                 value=tc, unit="s", baseline=tn, ratio=tn / tc, feasible_agree=float((fa == fb).mean()))
-        del ph, prob, maps
+            (tn, a), (tc, b) = res["numpy"], res[DEV]
+            emit(name=f"score {n:,d} paths, {sp:g} mm phantom: torch {DEV} (baseline numpy, same machine)",
+                 value=tc, unit="s", baseline=tn, ratio=tn / tc,
+                 feasible_agree=float((a.feasible == b.feasible).mean()),
+                 violations_agree=float((a.violations == b.violations).mean()),
+                 closest_agree=float((a.closest == b.closest).mean()),
+                 max_abs_slack_diff_mm=float(np.max(np.abs(a.slack_mm - b.slack_mm))),
+                 max_abs_clearance_diff_mm=float(np.max(np.abs(a.clearance_mm - b.clearance_mm))),
+                 max_abs_score_diff=float(np.max(np.abs(a.score - b.score))), feasible=int(a.feasible.sum()))
+            del res, a, b, tab
+        del ph, prob, maps, cand
 
 if "parity" in part:
     from benchmarks import bench_engine as be

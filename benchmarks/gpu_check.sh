@@ -9,5 +9,10 @@ set -o pipefail
 mkdir -p /tmp/site && tar xJf .whl/site.tar.xz -C /tmp/site || exit 3
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 nnUNet_raw=/tmp nnUNet_preprocessed=/tmp nnUNet_results=/tmp
 nvidia-smi -L
-python3 -m pytest -q -p no:cacheprovider -m gpu Testing/test_engine.py Testing/test_planning_torch.py 2>&1 | tail -15 | tee $OUT/pytest_gpu.txt
-timeout 420 python3 benchmarks/gpu_check.py "$@" 2>&1 | tee $OUT/gpu_check.log | grep -v Warning | tail -40
+# the CUDA tests of the parts asked for (engine, scoring; all parts by default)
+tests=""
+for p in "${@:-engine scoring deep}"; do case " $p " in
+  *" engine "*) tests="$tests Testing/test_engine.py";; esac; case " $p " in
+  *" scoring "*) tests="$tests Testing/test_planning_torch.py";; esac; done
+[ -n "$tests" ] && python3 -m pytest -q -p no:cacheprovider -m gpu $tests 2>&1 | tail -15 | tee $OUT/pytest_gpu.txt
+timeout ${GPU_CHECK_LIMIT:-420} python3 benchmarks/gpu_check.py "$@" 2>&1 | tee $OUT/gpu_check.log | grep -v Warning | tail -40

@@ -31,7 +31,18 @@ CRITERIA = tuple(c["name"] for c in _criteria())
 
 def criterion_costs(metrics: dict) -> np.ndarray:
     """(n, len(CRITERIA)) costs in [0, 1] from per-path metric arrays named as the table's
-    ``metric`` fields (see planning_criteria.json)."""
+    ``metric`` fields (see planning_criteria.json). numpy arrays -> a float32 numpy array; torch
+    tensors (the torch scorer, same formula in float64 on their device) -> a float32 tensor."""
+    t = next((x for x in metrics.values() if type(x).__module__.startswith("torch")), None)
+    if t is not None:
+        import torch
+
+        cols = []
+        for c in _criteria():
+            x = torch.as_tensor(metrics[c["metric"]], dtype=torch.float64, device=t.device)
+            f = torch.clamp((x - c["lo"]) / (c["hi"] - c["lo"]), 0.0, 1.0)
+            cols.append(f if c["direction"] == "lower" else 1.0 - f)
+        return torch.stack(cols, dim=1).to(torch.float32)
     cols = []
     for c in _criteria():
         x = np.asarray(metrics[c["metric"]], np.float64)

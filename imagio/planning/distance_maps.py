@@ -97,6 +97,7 @@ class PlanningMaps:
         inv = self.grid.ras_to_ijk
         self._r2k = (inv[:3, :3][::-1].copy(), inv[:3, 3][::-1].copy())   # RAS -> kji, cached
         self._lock = threading.Lock()
+        self._nearest_lock = threading.Lock()
         self._bnd = None
         if self.measured is None:     # maps built without the halo (a caller's own PlanningMaps)
             self.measured, self.measured_boxes = list(self.obstacles), self.obstacle_boxes
@@ -121,6 +122,7 @@ class PlanningMaps:
     def nbytes(self) -> int:
         arrs = [self.hard, self.avoid, self.code, self.body_smooth, self.label]
         extra = 0 if self._bnd is None else self._bnd.nbytes
+        extra += sum(a.nbytes for a in self.__dict__.get("_nearest_maps", {}).values() if isinstance(a, np.ndarray))
         return int(sum(a.nbytes for a in arrs)) + extra
 
     # nearest structures (k-d trees of boundary voxels, built once on first use) ---------------
@@ -148,6 +150,26 @@ class PlanningMaps:
         out = self._boundaries().nearest(flat, "avoid")
         out[self.avoid.ravel()[flat] >= np.float16(self.cap_mm)] = -1
         return out
+
+    def nearest_map(self, group: str) -> np.ndarray | None:
+        """Structure index (int16 [k, j, i] on the crop grid, -1: none within the cap) of the
+        nearest structure of ``group`` ("hard": forbidden + margin, by distance - margin;
+        "avoid") at every crop voxel: ``hard_structure`` / ``avoid_structure`` of all voxels at
+        once, for the torch scorer's device lookups (a gather instead of a k-d tree per chunk).
+        None when the group has no structure. Built once per maps on first use (cached,
+        thread-safe): one feature transform (``scipy.ndimage.distance_transform_edt`` with
+        ``return_indices``, anisotropic ``sampling``) of the group's boundary voxel centres per
+        margin value, on the crop grown to hold every boundary voxel (the k-d trees' points).
+        The same rule as the k-d trees (own structure inside a measured one; else the nearest
+        boundary voxel centre; hard: smallest distance - margin, the smaller margin first on a
+        tie); where two boundary voxels of different structures are exactly equally near the
+        two lookups may name either (tested: the named structures are then equally near)."""
+        self._boundaries()   # (its own lock; built first)
+        with self._nearest_lock:
+            cache = self.__dict__.setdefault("_nearest_maps", {})
+            if group not in cache:
+                cache[group] = _nearest_map(self, group)
+            return cache[group] if isinstance(cache[group], np.ndarray) else None
 
     def structure_clearances(self, kji: np.ndarray) -> dict:
         """{structure name: min distance (mm) from the points ``kji`` (continuous crop indices,
@@ -251,6 +273,66 @@ class _Boundaries:
                 out[maps.names[i]] = min(dmin, out.get(maps.names[i], np.inf))
         return dict(sorted(out.items(), key=lambda kv: kv[1]))
 
+
+
+def _nearest_map(maps: PlanningMaps, group: str):
+    """`PlanningMaps.nearest_map` without the cache (False: the group has no structure)."""
+    bnd = maps._boundaries()
+    shape = np.asarray(maps.label.shape)
+    roles = np.array(maps.roles + [""])
+    want = ("forbidden", "margin") if group == "hard" else ("avoid",)
+    if group == "avoid" and not maps.has["avoid"]:
+        return False
+    lab = maps.label
+    own = maps.struct_of_label[np.minimum(lab, len(maps.struct_of_label) - 1)]
+    measured = np.zeros(len(roles), bool)
+    measured[np.asarray(maps.measured, int)] = True
+    inside = (own >= 0) & np.isin(roles[own], want) & measured[np.maximum(own, 0)]
+    out = np.where(inside, own, -1).astype(np.int16)
+    del own
+    field = maps.hard if group == "hard" else maps.avoid
+    if field.shape != out.shape:   # no avoid map (no avoid structure within the halo)
+        out[:] = -1
+        return out
+    far = field >= np.float16(maps.cap_mm)
+    out[far] = -1
+    todo = np.flatnonzero(~inside & ~far)   # only these voxels need the nearest boundary voxel
+    del far, inside
+    if bnd.groups[group] is None or len(todo) == 0:
+        return out
+    pts, ids = bnd.groups[group][0].data, bnd.groups[group][1]
+    kji = np.rint(pts / bnd.sp).astype(np.int64)     # boundary voxel centres, crop kji
+    lo = np.minimum(kji.min(0), 0)
+    box = tuple(np.maximum(kji.max(0) + 1, shape) - lo)   # the crop and every boundary voxel
+    q = [x - l for x, l in zip(np.unravel_index(todo, tuple(shape)), lo)]   # box kji of the voxels
+    fq = np.ravel_multi_index(q, box)
+    best = np.full(len(todo), np.inf)
+    res = np.full(len(todo), -1, np.int16)
+    margins = maps.hard_margins[ids] if group == "hard" else np.zeros(len(ids))
+    for m in np.unique(margins):   # ascending: a tie keeps the smaller margin (k-d tree order)
+        sel = margins == m
+        seeds = np.ones(box, bool)
+        sid = np.full(box, -1, np.int16)
+        at = tuple((kji[sel] - lo).T)
+        seeds[at] = False
+        sid[at] = ids[sel]
+        ft = ndimage.distance_transform_edt(seeds, sampling=bnd.sp, return_distances=False,
+                                            return_indices=True)
+        del seeds
+        f = [ft[a].ravel().take(fq) for a in range(3)]   # box kji of each voxel's nearest seed
+        del ft
+        d2 = np.zeros(len(todo))
+        for a in range(3):
+            t = (f[a] - q[a]).astype(np.float64)
+            t *= bnd.sp[a]
+            d2 += t * t
+        v = np.sqrt(d2, out=d2) - m   # distance (mm) to the nearest boundary voxel centre - margin
+        better = v < best
+        best[better] = v[better]
+        res[better] = sid.ravel().take(np.ravel_multi_index([x[better] for x in f], box))
+        del f, sid, d2, v, better
+    out.ravel()[todo] = res
+    return out
 
 
 def _subtree(bnd, group, margin, tree, ids, sel):

@@ -147,7 +147,7 @@ def path_samples(maps: PlanningMaps, entry_ras, target_ras, step_mm: float):
     e = maps.world_to_kji(entry_ras)
     t = maps.world_to_kji(np.broadcast_to(target_ras, np.shape(entry_ras)))
     length = np.linalg.norm(np.asarray(target_ras, float) - entry_ras, axis=1)
-    counts = np.maximum(2, np.ceil(length / step_mm).astype(np.int64) + 1)
+    counts = _sample_counts(length, step_mm)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     n_total = int(counts.sum())
     seg = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
@@ -204,14 +204,17 @@ def resolve_device(device="auto"):
 
 def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_ras,
                 target_ras=None, chunk: int = 2048, threads: int | None = None,
-                device="auto") -> ScoreTable:
+                device="auto", device_chunk: int = 65536, device_samples: int = 1 << 23) -> ScoreTable:
     """All metrics, violations and the weighted score for paths from each entry to the target
     (``target_ras``: (3,) or one per path (n, 3); default the problem's target).
 
     numpy: candidates scored in chunks of ``chunk`` paths on ``threads`` threads (default: the
     CPU count, at most 4); numpy releases the GIL in the gathers and arithmetic. torch
-    (``device``, see `resolve_device`): the same computation in chunks of 8x ``chunk`` paths
-    on that device; same results within float32 rounding."""
+    (``device``, see `resolve_device`): the same computation in chunks of at most
+    ``device_chunk`` paths and about ``device_samples`` samples (`device_chunks`; some 30
+    per-sample tensors of <= 8 bytes: about 2 GiB for 2^23 samples, an estimate, not measured) on that device, everything per path there until
+    one transfer of each chunk's table (`scoring_torch.score_torch`); the same feasibility,
+    distances within float32 rounding."""
     device = resolve_device(device)
     entry_ras = np.atleast_2d(np.asarray(entry_ras, float))
     normal_ras = np.atleast_2d(np.asarray(normal_ras, float))
@@ -223,9 +226,10 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
                                            np.array([[0.0, 0.0, 1.0]]), target)]).take(np.arange(0))
     tg = (lambda a, b: target[a:b]) if target.ndim == 2 else (lambda a, b: target)  # noqa: E731  (one per path)
     if device is not None:
-        big = 8 * chunk
-        return concat_tables([_score_chunk(problem, maps, entry_ras[a:a + big], normal_ras[a:a + big],
-                                           tg(a, a + big), device) for a in range(0, n, big)])
+        length = np.linalg.norm(target - entry_ras, axis=1)
+        counts = _sample_counts(length, problem.constraints.step_voxels * float(min(maps.grid.spacing)))
+        return concat_tables([_score_chunk(problem, maps, entry_ras[a:b], normal_ras[a:b], tg(a, b), device)
+                              for a, b in device_chunks(counts, device_chunk, device_samples)])
     if n <= chunk:
         return _score_chunk(problem, maps, entry_ras, normal_ras, target)
     import os
@@ -236,6 +240,24 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
     with ThreadPoolExecutor(threads) as ex:
         tabs = list(ex.map(lambda en: _score_chunk(problem, maps, en[0], en[1], en[2]), parts))
     return concat_tables(tabs)
+
+
+def _sample_counts(length, step_mm: float) -> np.ndarray:
+    """Samples of each path of ``length`` mm sampled every ``step_mm`` (ends included, >= 2)."""
+    return np.maximum(2, np.ceil(np.asarray(length) / step_mm).astype(np.int64) + 1)
+
+
+def device_chunks(counts, max_paths: int, max_samples: int) -> list[tuple[int, int]]:
+    """[a, b) path ranges covering ``counts`` (samples per path, (n,)) in order, each of at most
+    ``max_paths`` paths and ``max_samples`` samples (one path alone may exceed it)."""
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    out, a, n = [], 0, len(counts)
+    while a < n:   # one step per chunk
+        b = int(np.searchsorted(cum, cum[a] + max_samples, side="right")) - 1
+        b = min(max(b, a + 1), a + int(max_paths), n)
+        out.append((a, b))
+        a = b
+    return out
 
 
 def concat_tables(tabs: list[ScoreTable]) -> ScoreTable:
@@ -251,12 +273,11 @@ def concat_tables(tabs: list[ScoreTable]) -> ScoreTable:
 
 def _score_chunk(problem, maps, entry_ras, normal_ras, target, device=None, samples=None) -> ScoreTable:
     """Score one chunk of paths: per-sample work in numpy (device None) or torch (a device)."""
-    if device is None:
-        r = _reduce_numpy(problem, maps, entry_ras, target, samples)
-    else:
-        from .scoring_torch import reduce_torch
+    if device is not None:
+        from .scoring_torch import score_torch
 
-        r = reduce_torch(problem, maps, entry_ras, target, device)
+        return score_torch(problem, maps, entry_ras, normal_ras, target, device)
+    r = _reduce_numpy(problem, maps, entry_ras, target, samples)
     return _finish(problem, maps, entry_ras, normal_ras, target, r)
 
 
@@ -423,41 +444,25 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
     emph_pct, liver_before, avoid_min, hit = r["emph_pct"], r["liver_before"], r["avoid_min"], r["hit"]
     skin, cc, inplane, tilt = angles(entry_ras, target, normal_ras)
 
-    v = np.zeros(n, np.int32)
     widen = needle.widening_mm
-    v |= np.where(length > needle.length_mm, BIT["reach"], 0)
-    v |= np.where(against_table(problem, entry_ras, target, normal_ras, length, c.table_direction),
-                  BIT["table_side"], 0)
+    table = against_table(problem, entry_ras, target, normal_ras, length, c.table_direction)
+    region = None
     if c.entry_region is not None:
         from .entry_region import distance_to_region   # a ball or a band around a polyline
 
-        ctr, rad = c.entry_region
-        v |= np.where(distance_to_region(entry_ras, ctr) > rad, BIT["entry_region"], 0)
-    v |= np.where(skin > c.max_skin_angle_deg, BIT["skin_angle"], 0)
-    if c.max_craniocaudal_deg is not None:
-        v |= np.where(cc > c.max_craniocaudal_deg + ANGLE_TOL_DEG, BIT["craniocaudal"], 0)
-    v |= np.where(hit, BIT["forbidden"], 0)
-    v |= np.where(r["outside"], BIT["leaves_body"], 0)
-    v |= np.where(r["bone_reentry"], BIT["bone_reentry"], 0)
-    v |= np.where(slack < widen, BIT["clearance"], 0)
-    if is_liver(problem.target.organ) and c.min_liver_parenchyma_mm > 0:
-        v |= np.where(liver_before < c.min_liver_parenchyma_mm, BIT["liver_parenchyma"], 0)
-    v |= np.where(pleural > c.max_pleural_crossings, BIT["pleural_crossings"], 0)
-    if c.fissure_crossing == "forbid":
-        v |= np.where(fissures > 0, BIT["fissure"], 0)
-    v |= np.where(emph_pct > c.max_emphysema_percent, BIT["emphysema"], 0)
+        region = distance_to_region(entry_ras, c.entry_region[0])
+    v = violations(problem, np.zeros(n, np.int32), np.where, length=length, table=table, region=region,
+                   skin=skin, cc=cc, hit=hit, outside=r["outside"], bone_reentry=r["bone_reentry"],
+                   slack=slack, liver_before=liver_before, pleural=pleural, fissures=fissures,
+                   emph_pct=emph_pct)
 
     costs = criterion_costs({
         "length_fraction": length / needle.length_mm, "clearance_above_required_mm": slack - widen,
         "skin_angle_deg": skin, "craniocaudal_deg": cc, "avoid_mm": avoid_min,
         "aerated_mm": r["aer_mm"], "pleural_crossings": pleural, "fissure_crossings": fissures,
         "emphysema_pct": emph_pct, "bone_mm": r["bone_mm"]})
-    w = np.array([problem.weights.get(k, 0.0) for k in CRITERIA], np.float32)
-    if not target_bone_run(problem):   # no bone target: the score is unchanged by the criterion
-        w[CRITERIA.index("bone_traversal")] = 0.0
+    w = score_weights(problem)
     score = costs @ w / max(float(w.sum()), 1e-9)
-    for rule in c.disabled_rules:   # --no-rule: not enforced (the metric stays in the table)
-        v &= ~np.int32(BIT[rule])
 
     return ScoreTable(
         entry_ras, np.broadcast_to(target, entry_ras.shape).copy(), normal_ras, length, skin, cc,
@@ -465,3 +470,43 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
         avoid_min, r["avoid_id"].astype(np.int16), r["forbidden_hit"], r["lung_mm"], r["aer_mm"],
         pleural, fissures, emph_pct, liver_before, v, costs, score, list(maps.names), widen,
         r["n_samples"])
+
+
+def score_weights(problem) -> np.ndarray:
+    """(len(CRITERIA),) float32 weights of the score (the bone criterion 0 without a bone target)."""
+    w = np.array([problem.weights.get(k, 0.0) for k in CRITERIA], np.float32)
+    if not target_bone_run(problem):   # no bone target: the score is unchanged by the criterion
+        w[CRITERIA.index("bone_traversal")] = 0.0
+    return w
+
+
+def violations(problem, v, where, *, length, table, region, skin, cc, hit, outside, bone_reentry,
+               slack, liver_before, pleural, fissures, emph_pct):
+    """The violation bit set per path (the rules, defined once for both scorers): ``v`` the
+    zeroed integer array to fill (numpy int32, or a torch int64 tensor), ``where`` np.where or
+    torch.where; per-path arrays of the same kind: length (mm), table (bool, `against_table`),
+    region (mm to the allowed entry region, None: no region), skin / cc (deg), hit (bool,
+    forbidden crossed), outside (bool), bone_reentry (bool), slack (mm), liver_before (mm),
+    pleural / fissures (counts), emph_pct (%). Returns ``v``."""
+    c, needle = problem.constraints, problem.needle
+    widen = needle.widening_mm
+    v |= where(length > needle.length_mm, BIT["reach"], 0)
+    v |= where(table, BIT["table_side"], 0)
+    if region is not None:
+        v |= where(region > c.entry_region[1], BIT["entry_region"], 0)
+    v |= where(skin > c.max_skin_angle_deg, BIT["skin_angle"], 0)
+    if c.max_craniocaudal_deg is not None:
+        v |= where(cc > c.max_craniocaudal_deg + ANGLE_TOL_DEG, BIT["craniocaudal"], 0)
+    v |= where(hit, BIT["forbidden"], 0)
+    v |= where(outside, BIT["leaves_body"], 0)
+    v |= where(bone_reentry, BIT["bone_reentry"], 0)
+    v |= where(slack < widen, BIT["clearance"], 0)
+    if is_liver(problem.target.organ) and c.min_liver_parenchyma_mm > 0:
+        v |= where(liver_before < c.min_liver_parenchyma_mm, BIT["liver_parenchyma"], 0)
+    v |= where(pleural > c.max_pleural_crossings, BIT["pleural_crossings"], 0)
+    if c.fissure_crossing == "forbid":
+        v |= where(fissures > 0, BIT["fissure"], 0)
+    v |= where(emph_pct > c.max_emphysema_percent, BIT["emphysema"], 0)
+    for rule in c.disabled_rules:   # --no-rule: not enforced (the metric stays in the table)
+        v &= ~BIT[rule]
+    return v

@@ -8,6 +8,14 @@ on threads per chunk already, and torch's ``scatter_reduce`` / ``repeat_interlea
 CPU were measured slower than numpy's ``reduceat`` (``make bench``: bench_planning's "torch cpu"
 row against numpy in the same run); importing torch also costs about 1.5 s. It stays for
 ``device="cpu"`` (parity tests) and for CUDA.
+
+Everything per path stays on the device until one transfer of the finished table per chunk
+(`score_torch`): the nearest structure at each path's closest sample is a gather from the
+voxel maps `PlanningMaps.nearest_map` (built once per maps, the k-d trees' rule on every
+voxel) instead of a k-d tree query on the CPU, and the finish (angles, the table-side rule,
+the violation rules `scoring.violations`, costs `criteria.criterion_costs`, score) runs in
+torch, float64 where numpy uses float64. Distances are the numpy scorer's trilinear samples of
+the same maps (float32 here and there); feasibility is the same rule set.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ def _maps_on(maps, device):
             "struct_of_label": t(maps.struct_of_label, torch.int32),
             "margins": t(maps.margins.astype(np.float32), torch.float32),
         }
+        for g in ("hard", "avoid"):   # nearest structure per voxel (int16; None: no such group)
+            nm = maps.nearest_map(g) if g == "hard" or maps.has["avoid"] else None
+            cache[device]["near_" + g] = None if nm is None else t(nm, torch.int16)
     return cache[device]
 
 
@@ -68,8 +79,11 @@ def _trilinear(field, shape, k, j, i):
 
 
 def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
-    """Per-path reductions (same keys as ``scoring._reduce_numpy``), computed on ``device``."""
+    """Per-path reductions (same keys as ``scoring._reduce_numpy``; torch tensors on ``device``,
+    but ``length`` (n,) numpy float64 and ``n_samples`` an int)."""
     import torch
+
+    from .scoring import _sample_counts   # (scoring imports this module only when asked for torch)
 
     m = _maps_on(maps, device)
     shape = maps.code.shape
@@ -78,7 +92,7 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     e = maps.world_to_kji(entry_ras)
     t = maps.world_to_kji(np.broadcast_to(target, np.shape(entry_ras)))
     length = np.linalg.norm(np.asarray(target, float) - entry_ras, axis=1)
-    counts_np = np.maximum(2, np.ceil(length / step).astype(np.int64) + 1)
+    counts_np = _sample_counts(length, step)
     starts_np = np.concatenate([[0], np.cumsum(counts_np)[:-1]])
     n_total = int(counts_np.sum())
     dev = torch.device(device)
@@ -112,17 +126,17 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     hard[sel] = _trilinear(m["hard"], shape, k[sel], j[sel], i[sel])
     slack = _seg_min(hard, seg, n, float("inf"))
     at = seg_first(hard <= slack[seg])
-    closest = maps.hard_structure(flat[at].cpu().numpy())   # k-d tree lookup, n points (CPU)
+    closest = m["near_hard"][flat[at]].to(torch.int64)   # = maps.hard_structure (device gather)
     closest_t = frac[at]
-    margin = np.where(closest >= 0, maps.margins[np.maximum(closest, 0)], 0.0)
+    margin = torch.where(closest >= 0, m["margins"][torch.clamp(closest, min=0)].to(torch.float64), 0.0)
     if maps.has["avoid"]:
         avoid = m["avoid"][flat].clone()
         avoid_min = _seg_min(avoid, seg, n, float("inf"))
         at_a = seg_first(avoid <= avoid_min[seg])
-        avoid_id = maps.avoid_structure(flat[at_a].cpu().numpy())
+        avoid_id = m["near_avoid"][flat[at_a]].to(torch.int64)   # = maps.avoid_structure
     else:
         avoid_min = torch.full((n,), cap, device=dev)
-        avoid_id = np.full(n, -1, np.int16)
+        avoid_id = torch.full((n,), -1, dtype=torch.int64, device=dev)
     first_forb = seg_first((flg & FORBIDDEN) > 0)
     hit = first_forb < n_total
     forbidden_hit = torch.full((n,), -1, dtype=torch.int32, device=dev)
@@ -131,7 +145,8 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     away = frac * length_t[seg] > float(np.linalg.norm(maps.grid.spacing))
     outside = _seg_sum(((flg & BODY) == 0) & away, seg, n) > 0
 
-    smm = torch.as_tensor((length / (counts_np - 1)).astype(np.float32), device=dev)
+    # per-path step (float32 values, as numpy) applied in float64 (numpy: int32 counts x float32)
+    smm = torch.as_tensor((length / (counts_np - 1)).astype(np.float32), device=dev).to(torch.float64)
     zi = torch.zeros(n, dtype=torch.int64, device=dev)
     segstart = torch.zeros(n_total, dtype=torch.bool, device=dev)
     segstart[starts] = True
@@ -156,7 +171,7 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
             fissures = _seg_sum(fiss, seg, n)
         else:
             fissures = zi
-        emph_pct = torch.where(aer_n > 0, 100.0 * emph_n / torch.clamp(aer_n, min=1),
+        emph_pct = torch.where(aer_n > 0, 100.0 * emph_n.to(torch.float64) / torch.clamp(aer_n, min=1),
                                torch.zeros(n, dtype=torch.float64, device=dev))
     else:
         lung_mm, aer_n, pleural, fissures = torch.zeros(n, device=dev), zi, zi, zi
@@ -174,11 +189,128 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
         bone_mm, reentry = _seg_sum(lab == bv[0], seg, n) * smm, _seg_sum(left, seg, n) > 0
     else:
         bone_mm, reentry = torch.zeros(n, device=dev), torch.zeros(n, dtype=torch.bool, device=dev)
-    c = lambda x: x.detach().cpu().numpy()  # noqa: E731
-    return dict(length=length, slack=c(slack), closest=closest, closest_t=c(closest_t),
-                margin=margin.astype(np.float64), avoid_min=c(avoid_min), avoid_id=avoid_id,
-                forbidden_hit=c(forbidden_hit).astype(np.int16), hit=c(hit), lung_mm=c(lung_mm),
-                aer_mm=c(aer_n) * c(smm), pleural=c(pleural).astype(np.int32),
-                fissures=c(fissures).astype(np.int32), emph_pct=c(emph_pct), liver_before=c(liver_before),
-                outside=c(outside), n_samples=n_total, bone_mm=c(bone_mm).astype(np.float32),
-                bone_reentry=c(reentry))
+    return dict(length=length, slack=slack, closest=closest, closest_t=closest_t, margin=margin,
+                avoid_min=avoid_min, avoid_id=avoid_id, forbidden_hit=forbidden_hit, hit=hit,
+                lung_mm=lung_mm, aer_mm=aer_n * smm, pleural=pleural, fissures=fissures,
+                emph_pct=emph_pct, liver_before=liver_before, outside=outside, n_samples=n_total,
+                bone_mm=bone_mm, bone_reentry=reentry)
+
+
+def angles_torch(e, tgt, nrm):
+    """`scoring.angles` on (n, 3) float64 tensors: skin, craniocaudal, in-plane, tilt (deg)."""
+    import torch
+
+    d = tgt - e
+    u = d / torch.linalg.norm(d, dim=1, keepdim=True)
+    skin = torch.rad2deg(torch.arccos(torch.clamp(-(u * nrm).sum(1), -1.0, 1.0)))
+    cc = torch.rad2deg(torch.arcsin(torch.clamp(torch.abs(u[:, 2]), 0.0, 1.0)))
+    inplane = torch.rad2deg(torch.arctan2(torch.abs(u[:, 0]), torch.abs(u[:, 1])))
+    tilt = torch.rad2deg(torch.arctan2(torch.abs(u[:, 2]), torch.abs(u[:, 1])))
+    return skin, cc, inplane, tilt
+
+
+def against_table_torch(problem, e, tgt, nrm, length, length_np, direction, maps, device):
+    """`scoring.against_table` on float64 tensors (the same steps from the entry to the hub and
+    the same column lookup, `table.TableSurface.below`, read from the surface's dense column
+    table kept on the device): bool (n,)."""
+    import torch
+
+    from .table import locate_table_cached
+
+    c, needle = problem.constraints, problem.needle
+    d = np.asarray(direction, float)
+    faces = nrm @ torch.as_tensor(d, dtype=torch.float64, device=e.device) > np.cos(np.radians(c.table_exclusion_deg))
+    if c.table_exclusion_deg <= 0:
+        return faces
+    u = tgt - e
+    u = u / torch.clamp(torch.linalg.norm(u, dim=1, keepdim=True), min=1e-9)
+    outside = torch.clamp(needle.length_mm - length, min=0.0)
+    table = locate_table_cached(problem, d)
+    step = max(table.bin_mm / 2.0, 1.0)
+    outside_np = np.clip(needle.length_mm - length_np, 0.0, None)
+    k = int(np.ceil(float(outside_np.max(initial=0.0)) / step)) + 1
+    frac = np.linspace(0.0, 1.0, k) if k > 1 else np.ones(1)
+    key = ("table", device, tuple(np.round(d, 6)))
+    cache = maps.__dict__.setdefault("_torch", {})
+    if key not in cache or cache[key][0] is not table:
+        grid, u0, v0 = table._grid()
+        e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])   # `table._column_uv`
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(d, e1)
+        axes = torch.as_tensor(np.stack([d, e1, e2], 1), dtype=torch.float64, device=e.device)
+        cache[key] = (table, torch.as_tensor(grid, dtype=torch.float64, device=e.device), u0, v0, axes)
+    _, grid, u0, v0, axes = cache[key]
+    below = torch.zeros(len(e), dtype=torch.bool, device=e.device)
+    fr = torch.as_tensor(frac, dtype=torch.float64, device=e.device)
+    for b in range(0, len(frac), 16):   # the steps 16 at a time, each block vectorised over the paths
+        of = outside[:, None] * fr[None, b:b + 16]              # (n, S) mm back from the entry
+        p = e[:, None, :] - u[:, None, :] * of[..., None]       # (n, S, 3) RAS
+        s = p @ axes   # along d, e1, e2
+        iu = torch.floor(s[..., 1] / table.bin_mm).to(torch.int64) - u0
+        iv = torch.floor(s[..., 2] / table.bin_mm).to(torch.int64) - v0
+        lim = torch.full(iu.shape, float(table.deepest_mm), dtype=torch.float64, device=e.device)
+        if grid.numel():
+            ok = (iu >= 0) & (iu < grid.shape[0]) & (iv >= 0) & (iv < grid.shape[1])
+            top = grid[torch.where(ok, iu, 0), torch.where(ok, iv, 0)]
+            lim = torch.where(ok & ~torch.isnan(top), top, lim)
+        below |= ((s[..., 0] > lim) & (of > 0)).any(1)
+    return faces | below
+
+
+def score_torch(problem, maps, entry_ras, normal_ras, target, device):
+    """One chunk scored on ``device`` (`reduce_torch`, then the finish in torch): the
+    `scoring.ScoreTable` of ``scoring._finish``, with one transfer to the CPU."""
+    import torch
+
+    from .criteria import criterion_costs
+    from .scoring import ScoreTable, score_weights, violations
+
+    r = reduce_torch(problem, maps, entry_ras, target, device)
+    dev = torch.device(device)
+    c, needle = problem.constraints, problem.needle
+    n = len(entry_ras)
+    f64 = lambda a: torch.as_tensor(np.ascontiguousarray(a, float), dtype=torch.float64, device=dev)  # noqa: E731
+    e, nrm = f64(entry_ras), f64(normal_ras)
+    tgt = f64(np.broadcast_to(target, np.shape(entry_ras)))
+    length_np = r["length"]
+    length = f64(length_np)
+    skin, cc, inplane, tilt = angles_torch(e, tgt, nrm)
+    table = against_table_torch(problem, e, tgt, nrm, length, length_np, c.table_direction, maps, device)
+    region = None
+    if c.entry_region is not None:
+        from .entry_region import distance_to_region
+
+        region = f64(distance_to_region(entry_ras, c.entry_region[0]))   # (n x polyline, CPU; rare)
+    slack = r["slack"]
+    v = violations(problem, torch.zeros(n, dtype=torch.int64, device=dev), torch.where, length=length,
+                   table=table, region=region, skin=skin, cc=cc, hit=r["hit"], outside=r["outside"],
+                   bone_reentry=r["bone_reentry"], slack=slack, liver_before=r["liver_before"],
+                   pleural=r["pleural"], fissures=r["fissures"], emph_pct=r["emph_pct"])
+    widen = needle.widening_mm
+    costs = criterion_costs({
+        "length_fraction": length / needle.length_mm, "clearance_above_required_mm": slack.to(torch.float64) - widen,
+        "skin_angle_deg": skin, "craniocaudal_deg": cc, "avoid_mm": r["avoid_min"],
+        "aerated_mm": r["aer_mm"], "pleural_crossings": r["pleural"], "fissure_crossings": r["fissures"],
+        "emphysema_pct": r["emph_pct"], "bone_mm": r["bone_mm"]})
+    w = score_weights(problem)
+    score = (costs.to(torch.float64) @ torch.as_tensor(w, dtype=torch.float64, device=dev)) / max(float(w.sum()), 1e-9)
+    cols = {   # name: (tensor, numpy dtype of the table's column)
+        "skin": (skin, np.float64), "cc": (cc, np.float64), "inplane": (inplane, np.float64),
+        "tilt": (tilt, np.float64), "slack": (slack, np.float32), "margin": (r["margin"], np.float64),
+        "closest": (r["closest"], np.int16), "closest_t": (r["closest_t"], np.float32),
+        "avoid_min": (r["avoid_min"], np.float32), "avoid_id": (r["avoid_id"], np.int16),
+        "forbidden_hit": (r["forbidden_hit"], np.int16), "lung_mm": (r["lung_mm"], np.float32),
+        "aer_mm": (r["aer_mm"], np.float32), "pleural": (r["pleural"], np.int32),
+        "fissures": (r["fissures"], np.int32), "emph_pct": (r["emph_pct"], np.float64),
+        "liver_before": (r["liver_before"], np.float32), "v": (v, np.int32), "score": (score, np.float32)}
+    # one transfer: every column as float64 (exact for these float32 values and small integers)
+    host = torch.cat([torch.stack([x.to(torch.float64) for x, _ in cols.values()], 1),
+                      costs.to(torch.float64)], 1).cpu().numpy()
+    h = {k: host[:, i].astype(dt) for i, (k, (_, dt)) in enumerate(cols.items())}
+    costs_np = host[:, len(cols):].astype(np.float32)
+    return ScoreTable(
+        entry_ras, np.broadcast_to(target, entry_ras.shape).copy(), normal_ras, length_np, h["skin"], h["cc"],
+        h["inplane"], h["tilt"], h["slack"], h["slack"] + h["margin"], h["closest"], h["closest_t"],
+        h["avoid_min"], h["avoid_id"], h["forbidden_hit"], h["lung_mm"], h["aer_mm"], h["pleural"],
+        h["fissures"], h["emph_pct"], h["liver_before"], h["v"], costs_np, h["score"], list(maps.names),
+        widen, r["n_samples"])
