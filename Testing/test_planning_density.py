@@ -297,3 +297,145 @@ def test_one_table_of_checked_label_values(ph):
     for v in names:
         assert path[v] == (v in passable and v != liver), names[v]
         assert point[v] == (v in passable), names[v]
+
+
+def _muscle_ball_centre(ph, radius_mm):
+    """A muscle point of the chest wall (RAS mm) with only muscle within ``radius_mm`` + one voxel."""
+    lab = ph.labels
+    mus = lab.array == next(v for v, n in lab.labels.items() if n == "muscle")
+    r = int(np.ceil(radius_mm / min(lab.spacing))) + 1
+    core = ndimage.binary_erosion(mus, np.ones((2 * r + 1,) * 3, bool))
+    nod = lab.kji_to_world(np.argwhere(lab.array == next(v for v, n in lab.labels.items()
+                                                          if n == "lung_nodule_1")).astype(float)).mean(0)
+    pts = lab.kji_to_world(np.argwhere(core).astype(float))
+    return pts[np.argmin(np.linalg.norm(pts - nod, axis=1))]
+
+
+def _ball(ph, centre, radius_mm, hu):
+    """The phantom's CT with a ball of ``hu`` (HU) at ``centre`` (RAS mm), its voxels unlabelled
+    (a calcified node or a vessel the segmentation missed), and the label map."""
+    lab = ph.labels
+    xyz = lab.kji_to_world(np.argwhere(np.ones(lab.shape, bool)).astype(float)).reshape(lab.shape + (3,))
+    ball = np.linalg.norm(xyz - centre, axis=-1) <= radius_mm
+    ct = ph.ct.with_array(np.where(ball, np.float32(hu), ph.ct.array).astype(ph.ct.array.dtype))
+    return ct, lab.with_array(np.where(ball, 0, lab.array).astype(lab.array.dtype)), ball
+
+
+@pytest.mark.parametrize("grid", ["native", "oblique", "anisotropic"])
+def test_intermediate_density_is_warned_not_soft_tissue(ph, grid):
+    """Review of trial H3 (medium): the CT density check only looks above 250 HU, so a 10 mm
+    unlabelled ball of 150, 200 or 240 HU (a calcified node, a contrast-filled vessel) in the
+    chest-wall muscle was crossed with no word. Now every one of 12 tracks through its centre
+    is warned (`intermediate.intermediate_warnings`, naming calcification, cartilage and a
+    contrast-filled vessel), a ball of 100 HU (below the Agatston 130 HU) is not, nor is any of
+    the 12 tracks 12 mm beside it (ordinary muscle and fat: no flood); the same on a grid rotated
+    20 degrees about an oblique axis, 2.5 x 3.0 x 3.5 mm, flipped, and on a 1.5 x 2.0 x 4.0 mm
+    grid flipped on two other axes."""
+    from test_planning_safety import _flip, _rotation, _sitk_resample
+
+    from imagio.planning.intermediate import intermediate_warnings
+
+    c = _muscle_ball_centre(ph, 5.0)
+    rng = np.random.default_rng(7)
+    d = rng.normal(size=(12, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    side = np.cross(d, rng.normal(size=(12, 3)))
+    side /= np.linalg.norm(side, axis=1, keepdims=True)
+    for hu, said in ((150.0, True), (200.0, True), (240.0, True), (100.0, False)):
+        ct, lab, _ = _ball(ph, c, 5.0, hu)
+        if grid == "oblique":
+            r = _rotation((1.0, 2.0, 3.0), 20.0)
+            ct, lab = (_flip(_sitk_resample(ct, (2.5, 3.0, 3.5), r, -1024, False)),
+                       _flip(_sitk_resample(lab, (2.5, 3.0, 3.5), r, 0, True)))
+        elif grid == "anisotropic":
+            ct, lab = (_flip(_sitk_resample(ct, (1.5, 2.0, 4.0), np.eye(3), -1024, False), (0, 1)),
+                       _flip(_sitk_resample(lab, (1.5, 2.0, 4.0), np.eye(3), 0, True), (0, 1)))
+        prob = PlanningProblem.build(ct, lab, "lung_nodule_1")
+        for k in range(12):
+            e, t = c - 30.0 * d[k], c + 20.0 * d[k]
+            w = intermediate_warnings(prob, 1, e, t)
+            if said:
+                assert len(w) == 1 and w[0].startswith("proposal 1: crosses") and "calcification" in w[0] \
+                    and "contrast-filled vessel" in w[0], (hu, k, w)
+            else:
+                assert w == [], (hu, k, w)
+            b = c + 12.0 * side[k]
+            assert intermediate_warnings(prob, 1, b - 30.0 * d[k], b + 20.0 * d[k]) == [], (hu, k)
+
+
+def test_intermediate_density_warned_in_the_plan(ph, tmp_path):
+    """The plan (plan.json ``warnings``) says it for the proposal whose path crosses an unlabelled
+    200 HU ball in its chest-wall part (before: nothing; the ball does not move the proposal:
+    130-250 HU is warned, not kept out), and no proposal of the phantom's own plan to the first
+    lung nodule is warned (its chest wall is muscle, fat, ribs and cartilage of 120 HU)."""
+    from imagio.planning.intermediate import intermediate_runs
+
+    target = _target(ph, "lung_nodule_1")
+    result, doc = _plan_doc(ph.ct, ph.labels, target, tmp_path, "plain")
+    assert not [w for w in doc["warnings"] if "HU (peak" in w], doc["warnings"]
+    lungs = [v for v, n in ph.labels.labels.items() if n.startswith("lung_") and "nodule" not in n]
+    muscle = next(v for v, n in ph.labels.labels.items() if n == "muscle")
+    for n, p in enumerate(doc["proposals"], 1):   # the first proposal with 12 mm of muscle before the lung
+        e, t = np.asarray(p["entry_ras"]), np.asarray(p["target_ras"])
+        u = (t - e) / np.linalg.norm(t - e)
+        P = e + np.arange(0.0, np.linalg.norm(t - e), 0.5)[:, None] * u
+        v = ph.labels.sample(P, order=0, fill=0)
+        wall = P[:int(np.argmax(np.isin(v, lungs)))][v[:int(np.argmax(np.isin(v, lungs)))] == muscle]
+        if len(wall) >= 24:
+            break
+    else:
+        pytest.fail("no proposal crosses 12 mm of muscle")
+    c = wall[len(wall) // 2]
+    ct, lab, _ = _ball(ph, c, 3.0, 200.0)
+    result2, doc2 = _plan_doc(ct, lab, target, tmp_path, "ball")
+    prob = result2.problem
+    same = [k for k, q in enumerate(doc2["proposals"], 1)
+            if np.allclose(q["entry_ras"], p["entry_ras"]) and np.allclose(q["target_ras"], p["target_ras"])]
+    assert same, "the proposal moved"
+    assert intermediate_runs(prob, p["entry_ras"], p["target_ras"])
+    said = [w for w in doc2["warnings"] if w.startswith(f"proposal {same[0]}: crosses") and "HU (peak" in w]
+    assert len(said) == 1 and "calcification" in said[0], doc2["warnings"]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_intermediate_density_does_not_flood_a_real_ct():
+    """lung1 (no contrast), IMAGIO's rule-based labels: none of 200 tracks from outside into
+    the lungs (150 mm, random directions, lateral side) is warned for 130-250 HU tissue
+    (ribs and cartilage labelled, their partial-volume rim left out), while painting a 10 mm
+    ball of 180 HU into the chest wall on one of them makes that one warned."""
+    from conftest import shared_case
+
+    from imagio import io
+    from imagio.planning.intermediate import intermediate_runs
+    from imagio.segmentation.rules import segment
+
+    ct = io.read_image(shared_case("pyradiomics-lung", "lung1_image.nrrd"))
+    lab = segment(ct)
+    prob = PlanningProblem.build(ct, lab, "lung_right")
+    lv = [v for v, n in lab.labels.items() if n in ("lung_left", "lung_right")]
+    lung = lab.kji_to_world(np.argwhere(np.isin(lab.array, lv))[::53].astype(float))
+    rng = np.random.default_rng(0)
+    sel, cen = lung[rng.choice(len(lung), 200, replace=False)], lung.mean(0)
+    tracks = []
+    for p in sel:
+        d = rng.normal(size=3)
+        d[0] = 2.0 * abs(d[0]) * (np.sign(p[0] - cen[0]) or 1.0)
+        tracks.append((p + 150.0 * d / np.linalg.norm(d), p))
+    warned = [k for k, (e, t) in enumerate(tracks) if intermediate_runs(prob, e, t)]
+    assert not warned, warned
+    # one track's chest wall: the first body sample more than 15 mm from its entry into the body
+    body = prob.body
+    for e, t in tracks:
+        u = (t - e) / np.linalg.norm(t - e)
+        P = e + np.arange(0.0, np.linalg.norm(t - e), 0.5)[:, None] * u
+        kji = np.clip(np.rint(ct.world_to_kji(P)).astype(int), 0, np.array(ct.shape) - 1)
+        inb = body[tuple(kji.T)] & (lab.array[tuple(kji.T)] == next(v for v, n in lab.labels.items() if n == "body"))
+        if inb.sum() >= 60:
+            c = P[np.flatnonzero(inb)[30]]
+            break
+    xyz = ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)).astype(float)).reshape(ct.shape + (3,))
+    ball = np.linalg.norm(xyz - c, axis=-1) <= 5.0
+    ct2 = ct.with_array(np.where(ball, np.float32(180.0), ct.array).astype(ct.array.dtype))
+    prob2 = PlanningProblem.build(ct2, lab, "lung_right")
+    assert intermediate_runs(prob2, e, t)

@@ -4,8 +4,10 @@ chest wall between ribs and sternum as forbidden"), and a plan on them then prop
 through 8.7 and 6.2 mm of (true) cartilage with no word.
 
 `costal_zone_run` finds where a track runs through the region the cartilages occupy: chest-wall
-tissue (before the track reaches the lung, not bone) with the sternum medial and a rib lateral
-to it in the same R-L line, each within ``warnings.costal_cartilage_reach_mm`` of
+tissue (before the track reaches the lung, not bone) with the sternum medial to it (along rays,
+level or rising) and a rib of the anterior half lateral to it (in a box that reaches below the
+sample: a cartilage rising medially from its rib's end lies on axial rows without rib bone,
+new-user trial H3), each within ``warnings.costal_cartilage_reach_mm`` of
 planning_defaults.json (Gray's Anatomy: the cartilages join ribs 1-10 to the sternum). The plan
 warns per proposal (`costal_warnings`) instead of forbidding the region: it is an estimate from
 the bones, a parasternal approach through an intercostal space is sound, and the operator sees
@@ -23,16 +25,21 @@ import weakref
 import numpy as np
 
 STEP_MM = 1.0   # sampling step along the track and along each search ray
+GRID_MM = 2.0   # cell of the world-aligned grid the rib box search counts on (`_BoxCount`)
 _REGIONS: dict = {}   # id(label map) -> (weak reference to it, content digest, its `_Region`)
 
 
-def _fans() -> tuple[np.ndarray, np.ndarray]:
-    """(lateral, medial) search rays, unit (R away from the sternum, A, S): planning_defaults.json
-    ``warnings.costal_cartilage_fans`` (anatomy and source there)."""
+def _fans() -> tuple[dict, np.ndarray]:
+    """(the rib box, the medial search rays): planning_defaults.json
+    ``warnings.costal_cartilage_fans`` (anatomy and source there). The rib box: ``lateral``,
+    ``anterior``, ``superior`` ranges (lo, hi) in units of the reach, relative to the sample, R
+    away from the sternum; the rays: unit (R away from the sternum, A, S)."""
     from .problem import load_defaults
 
     f = load_defaults()["warnings"]["costal_cartilage_fans"]
-    return tuple(np.asarray(f[k], float) / np.linalg.norm(f[k], axis=1, keepdims=True) for k in ("lateral", "medial"))
+    m = np.asarray(f["medial"], float)
+    return {k: tuple(map(float, f["rib_box"][k])) for k in ("lateral", "anterior", "superior")}, \
+        m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
 def has_costal_cartilage(names) -> bool:
@@ -69,12 +76,49 @@ class _Region:
         cart = [v for v, n in names.items() if has_costal_cartilage([n])]
         self.cartilage_labelled = bool(present[cart].any()) if cart else False   # an empty class counts as none
         self.mid_a = None
+        self.ribs = None   # `_BoxCount` of the anterior half's rib voxels (RAS mm)
         if self.is_st.any() and (self.is_rib & present).any():
             # the cartilages join the ribs' anterior ends to the sternum: the anterior chest wall, in
             # front of the ribs' coronal centre (review 43 M1: without a sternum label the medial
             # "bone" holds the scapulae too, and posterior tracks between a rib and a scapula were warned)
             ribs = np.argwhere(self.is_rib[np.minimum(arr, self.lut_n - 1)] & (arr < self.lut_n))
             self.mid_a = float(labels.kji_to_world(ribs.mean(axis=0, keepdims=True).astype(float))[0][1])
+            xyz = labels.kji_to_world(ribs.astype(float))
+            self.ribs = _BoxCount(xyz[xyz[:, 1] > self.mid_a])
+
+
+class _BoxCount:
+    """How many of a point set (RAS mm) lie in axis-aligned RAS boxes, for many boxes at once: a
+    summed-area table of the points' counts on a world-aligned grid of ``GRID_MM`` cells, so the
+    answer does not depend on the image's direction, flips or spacing. A box is widened to the
+    cells it touches (up to one cell, ``GRID_MM``, on each side)."""
+
+    def __init__(self, xyz):
+        xyz = np.asarray(xyz, float).reshape(-1, 3)
+        self.n = len(xyz)
+        if not self.n:
+            return
+        self.lo = xyz.min(axis=0)
+        idx = np.floor((xyz - self.lo) / GRID_MM).astype(np.int64)
+        shape = idx.max(axis=0) + 1
+        cnt = np.bincount(np.ravel_multi_index(idx.T, shape), minlength=int(np.prod(shape))).reshape(shape)
+        sat = np.zeros(tuple(shape + 1), np.int64)
+        sat[1:, 1:, 1:] = cnt.cumsum(0).cumsum(1).cumsum(2)
+        self.sat, self.shape = sat, shape
+
+    def any_in(self, lo, hi) -> np.ndarray:
+        """Bool (n,): whether any point lies in the box [``lo``, ``hi``] ((n, 3) RAS mm each)."""
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+        if not self.n:
+            return np.zeros(len(lo), bool)
+        a = np.clip(np.floor((lo - self.lo) / GRID_MM).astype(np.int64), 0, self.shape)
+        b = np.clip(np.floor((hi - self.lo) / GRID_MM).astype(np.int64) + 1, 0, self.shape)
+        b = np.maximum(a, b)
+        S = self.sat
+        tot = (S[b[:, 0], b[:, 1], b[:, 2]] - S[a[:, 0], b[:, 1], b[:, 2]] - S[b[:, 0], a[:, 1], b[:, 2]]
+               - S[b[:, 0], b[:, 1], a[:, 2]] + S[a[:, 0], a[:, 1], b[:, 2]] + S[a[:, 0], b[:, 1], a[:, 2]]
+               + S[b[:, 0], a[:, 1], a[:, 2]] - S[a[:, 0], a[:, 1], a[:, 2]])
+        return tot > 0
 
 
 def _digest(labels) -> tuple:
@@ -123,7 +167,7 @@ def _zone_samples(labels, entry_ras, target_ras, reach_mm: float, target_value: 
     if not len(P):
         return None
     s = np.arange(STEP_MM, reach_mm + STEP_MM, STEP_MM)
-    lateral, medial = _fans()
+    box, medial = _fans()
 
     def found(fan, is_x, side):   # any label of ``is_x`` along one of the fan's rays (side-relative R, A, S)
         hit = np.zeros(len(P), bool)
@@ -133,12 +177,20 @@ def _zone_samples(labels, entry_ras, target_ras, reach_mm: float, target_value: 
             hit |= is_x[q].reshape(len(P), len(s)).any(axis=1)
         return hit
 
+    def rib_beside(side):   # a rib voxel of the anterior half in the rib box (side-relative R)
+        r = sorted(side * reach_mm * np.asarray(box["lateral"]))
+        lo = P + [r[0], reach_mm * box["anterior"][0], reach_mm * box["superior"][0]]
+        hi = P + [r[1], reach_mm * box["anterior"][1], reach_mm * box["superior"][1]]
+        return reg.ribs.any_in(lo, hi)
+
     # a rib on one side and the sternum on the other, either way along R (review 43 L2: the side was
     # judged from the ribs' mean R, which lies off the midline when the view cuts the chest, e.g. a
-    # hemithorax crop, and then pointed medially)
+    # hemithorax crop, and then pointed medially). The rib is searched in a box, not along rays
+    # (trial H3: thin rays missed the ribs, and a cartilage rising medially lies on axial rows
+    # that hold no rib bone, above its rib's end)
     between = np.zeros(len(P), bool)
     for side in (1.0, -1.0):
-        between |= found(lateral, is_rib, side) & found(medial, is_st, side)
+        between |= rib_beside(side) & found(medial, is_st, side)
     wall = ~is_rib[v] & ~is_st[v] & (P[:, 1] > mid_a)
     return P, between & wall, wall & reg.is_open[v]
 
@@ -150,9 +202,11 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     (``target_value``) or the target; a sample counts when it is no bone (rib, sternum) and the
     sample lies in front of the ribs' coronal centre (the anterior chest wall), the
     sternum (a name holding "sternum"; without one, the rule-based segmentation's "bone", which
-    holds it) lies on one side of it along R and a rib (name starting "rib") on the other, each
-    within ``reach_mm`` along one of the search rays (planning_defaults.json
-    ``warnings.costal_cartilage_fans``), sampled at nearest voxels. Either side may be the
+    holds it) lies on one side of it along R, within ``reach_mm`` along one of the medial search
+    rays (sampled at nearest voxels), and a rib voxel (name starting "rib") in front of the ribs'
+    coronal centre on the other, in the rib box (planning_defaults.json
+    ``warnings.costal_cartilage_fans``: RAS-aligned, counted on a ``GRID_MM`` grid, so the
+    image's direction, flips and spacing do not change it). Either side may be the
     lateral one, so no midline is assumed (a view may cut the chest). Vectorised over track
     samples and line steps."""
     z = _zone_samples(labels, entry_ras, target_ras, reach_mm, target_value)

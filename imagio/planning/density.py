@@ -49,6 +49,9 @@ Definitions (numbers in imagio/data/planning_defaults.json ``ct_density``, with 
   planner grades by calibre when they are labelled (`problem.split_vessels_by_calibre`): a
   crossing is reported as a warning (mm and peak HU), never silently.
 
+Unlabelled tissue of 130-250 HU (calcification, cartilage, a contrast-filled vessel below
+angiographic density) is not kept out but warned per proposal: `intermediate`.
+
 The density class in messages: >= ``metal_hu`` metal; >= ``cortical_hu`` bone, calcification or
 metal; else bone at partial volume, calcification or a contrast-filled vessel.
 

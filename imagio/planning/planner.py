@@ -114,7 +114,8 @@ class Plan:
         just at the criterion, long aerated-lung traversal, a structure of role ``avoid`` crossed
         (mm inside it, e.g. the thin pulmonary vessels ``lung_vessels_small``), unlabelled solid
         tissue in the lung, unlabelled soft tissue deep to the body wall (`soft_tissue`: an organ
-        the label map may lack), length near the needle's limit, the findings ranked last
+        the label map may lack), unlabelled costal cartilage (`cartilage`), unlabelled tissue of
+        130-250 HU (`intermediate`: calcification, cartilage, a contrast vessel), length near the needle's limit, the findings ranked last
         (`findings`)."""
         p = self.problem
         w = list(p.warnings)
@@ -138,6 +139,7 @@ class Plan:
                                                if nm else " (no skin entry within the needle length)"))
         avoid = {s.name for s in p.structures if s.role == "avoid"}   # e.g. lung_vessels_small
         from .cartilage import costal_warnings
+        from .intermediate import intermediate_warnings
         from .soft_tissue import organ_warnings
 
         findings = self.proposal_finding_names()
@@ -170,6 +172,7 @@ class Plan:
             in_med = (lambda r: med.contains(r.middle_ras)) if "mediastinum" in findings[n - 1] else None
             w += organ_warnings(p, n, m.entry_ras, m.target_ras, skip=in_med)
             w += costal_warnings(p, n, m.entry_ras, m.target_ras)   # trial 51 M5: cartilage not labelled
+            w += intermediate_warnings(p, n, m.entry_ras, m.target_ras)   # 130-250 HU no label covers
             for name, mm in sorted(m.length_in_mm.items()):
                 if name in avoid and mm > 0:
                     w.append(f"proposal {n}: crosses {name} for {mm:.1f} mm (role avoid: allowed, counted in "
