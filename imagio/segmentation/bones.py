@@ -256,7 +256,8 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     no cortex, homogeneous as the lung's noise, are contrast-filled vessels, not bone
     (`bone_shell.uncortexed_lumens`).
     info: optional dict, given "thin_bone_note" (`thin_bone_note`: '' or why thin bone is
-    underestimated on this grid)."""
+    underestimated on this grid) and "low_hu" (float, HU: the bone threshold in use, raised
+    above ``low_hu`` by enhanced tissue or a blood pool; `uncortexed_organ` reads it)."""
     p = as_progress(progress)
     raw = check_ct(ct)
     res = effective_resolution_mm(raw, ct.spacing_kji)
@@ -344,6 +345,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         cand &= ~blood
         seed_hu = max(seed_hu, band[1])
     if info is not None:
+        info["low_hu"] = float(low_hu)
         info["thin_bone_note"] = thin_bone_note(res, thin_bone_hu, thin_low if band is None else
                                                 max(thin_low, CONTRAST_LOW_HU), tissue)
     if not cand.any():
@@ -886,7 +888,7 @@ def _cut_by_lower_face(ct: Volume, m: np.ndarray) -> int:
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
                 lungs: np.ndarray | None = None, midline: float | None = None,
                 spine: bool = True, trachea: np.ndarray | None = None,
-                notes: list | None = None) -> dict[str, np.ndarray]:
+                notes: list | None = None, bone_low_hu: float | None = None) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
 
     spine: False when nothing in view says that a spine is there (no trachea, no lungs, no
@@ -908,7 +910,8 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     the body is wholly in view along that axis; a field of view that cuts the body in front or
     behind moves that centre, so the bound comes from the trachea (``trachea``, bool [k, j, i])
     or the lungs then, or from the spinal canal; ``notes`` (a list) receives the sentence to warn
-    with when only the body's centre is left (`spine_front_y`).
+    with when only the body's centre is left (`spine_front_y`). ``bone_low_hu``: the threshold
+    `bone_mask` used (its ``info["low_hu"]``), for `uncortexed_organ`.
     """
     want_spine = spine
     ref = body if body is not None and body.any() else bone
@@ -973,12 +976,13 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         other &= ~bone_shell.mediastinal_pieces(
             other, spine | ribs, lungs, s_ax, sk, COMMON_RESOLUTION_MM, spine,
             ras_ramp(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
-    other &= ~uncortexed_organ(ct, other, notes, skeleton=spine | ribs)
+    other &= ~uncortexed_organ(ct, other, notes, skeleton=spine | ribs, bone_low_hu=bone_low_hu)
     return {"vertebrae": spine, "ribs": ribs, "bone": other}
 
 
 def uncortexed_organ(ct: Volume, other: np.ndarray, notes: list | None = None,
-                     skeleton: np.ndarray | None = None) -> np.ndarray:
+                     skeleton: np.ndarray | None = None,
+                     bone_low_hu: float | None = None) -> np.ndarray:
     """Boolean [k, j, i]: the pieces of ``other`` (bool [k, j, i], the 'bone' class) that lie
     inside a thick solid mass and have no cortex (`solid_organ_pieces` with ``cortex``: the CT
     at the common resolution above ``BONE_SEED_HU``): an enhancing organ (spleen, liver, renal
@@ -989,10 +993,21 @@ def uncortexed_organ(ct: Volume, other: np.ndarray, notes: list | None = None,
     one ``COMMON_RESOLUTION_MM`` of it is kept. Why: at 3 mm a vertebral body's 0.2-0.8 mm cortex
     blurs into its cancellous bone (Prevrhal 1999) and reads below the cortex level, so a
     vertebral body split from its posterior elements (TotalSegmentator example: 11.7 mL) looked
-    like an organ; it is joined to its vertebra, an organ is not."""
+    like an organ; it is joined to its vertebra, an organ is not.
+
+    ``bone_low_hu``: optional, the bone threshold `bone_mask` used (its ``info["low_hu"]``, HU).
+    At trabecular bone's own lower bound ``BONE_LOW_HU`` (not raised: no enhanced tissue on the
+    scan, `bone_mask`) nothing is taken out: the rule's premise, an enhancing organ that passes
+    the bone threshold, does not hold there. Unenhanced organs and muscle read 40-65 HU (Bae KT,
+    Radiology 2010;256:32-61), 55-80 HU below it, so their noise does not build a
+    thick mass above 120 HU; what does is bone whose cortex the grid blurs (a vertebral body at
+    3 mm), a sclerotic or calcified lesion, which must not be left unlabelled as an 'organ'
+    (lung1, the TotalSegmentator example: nothing taken out either way, issue 14 review)."""
     from .common import check_ct
 
     sk = np.asarray(ct.spacing_kji, float)
+    if bone_low_hu is not None and bone_low_hu <= BONE_LOW_HU:
+        return np.zeros(other.shape, bool)
     box = bbox_slices(other, RIB_MAX_RADIUS_MM + COMMON_RESOLUTION_MM, sk)
     out = np.zeros(other.shape, bool)
     if box is None:
