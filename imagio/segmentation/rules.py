@@ -366,6 +366,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             warn = bp.paravertebral_pool_warning(ct, pool, out.get("vertebrae"), body, lungs, bone)
             if warn:
                 meta["warnings"].append(warn)
+            warn = bp.nonenhancing_crescent_warning(ct, pool, out.get("vertebrae"), body, lungs, bone)
+            if warn:
+                meta["warnings"].append(warn)
             out["great_vessels"] = pool
             meta["great_vessels"] = {"volume_ml": round(float(pool.sum() * ct.voxel_volume_ml), 1)}
             meta["warnings"].append(
