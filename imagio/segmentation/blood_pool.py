@@ -122,8 +122,8 @@ def nonenhancing_crescent_warning(ct: Volume, pool: np.ndarray, spine: np.ndarra
     lumen (``pool`` beside the ``spine`` label, bool [k, j, i]; see below) with
     the tissue at ``THROMBUS_MIN_HU``-``THROMBUS_MAX_HU`` within ``AORTA_MAX_RADIUS_MM`` of it
     (in the body, less ``lungs`` and ``bone``) has a radius more than ``AORTIC_WALL_MAX_MM``
-    larger than the lumen's own, over at least two ``bones.COMMON_RESOLUTION_MM`` samples along
-    the superior axis. The lumen is each plane's pieces of ``pool`` that reach within
+    larger than the lumen's own (a ring that thick, a crescent on one side twice as thick), over
+    at least two ``bones.COMMON_RESOLUTION_MM`` samples along the superior axis. The lumen is each plane's pieces of ``pool`` that reach within
     ``PARAVERTEBRAL_POOL_MM`` of the spine (the aorta's whole cross-section). All masks on
     ``ct``'s [k, j, i] grid; distances in mm on that grid.
 
@@ -134,7 +134,10 @@ def nonenhancing_crescent_warning(ct: Volume, pool: np.ndarray, spine: np.ndarra
     left ``body`` (issue 14 trial), while it is part of the aorta: a needle must stay out. The
     lumen and its crescent form one round aorta, so the disc inscribed in both is larger than the
     lumen's; tissue beside the aorta (oesophagus, crus, a lymph node) adds a lobe to the outline,
-    not a larger inscribed disc."""
+    not a larger inscribed disc. Limits: a one-sided crescent of 5-10 mm is not said (the bound
+    is on the disc's radius, which such a crescent widens by half its thickness: a lumen lying
+    in soft tissue rather than fat widened it by 3.6 mm in the phantom); only the descending
+    aorta beside the spine label is looked at, and nothing without a spine label."""
     if spine is None or not spine.any() or pool is None or not pool.any():
         return ""
     d = _pool_density(ct, body, lungs, bone)
@@ -172,12 +175,16 @@ def nonenhancing_crescent_warning(ct: Volume, pool: np.ndarray, spine: np.ndarra
     ru = np.zeros(n)
     np.maximum.at(rl, plane[lumen], dl[lumen])
     np.maximum.at(ru, plane[union], du[union])
-    thick = r_lumen & (ru - rl > AORTIC_WALL_MAX_MM)
+    # a ring of thickness t around the lumen widens the inscribed disc's radius by t, a crescent
+    # of thickness t on one side by t / 2: a crescent is said from twice the wall's bound (soft
+    # tissue beside the lumen, oesophagus or crus, widens it by less than a crescent does)
+    grow = ru - rl
+    thick = r_lumen & (grow > AORTIC_WALL_MAX_MM)
     length = float(thick.sum() * sk[sup])
     if length < 2.0 * bn.COMMON_RESOLUTION_MM:
         return ""
     return (f"vessels: a non-enhancing crescent ({THROMBUS_MIN_HU:.0f}-{THROMBUS_MAX_HU:.0f} HU, up to "
-            f"{float((ru - rl)[thick].max()):.0f} mm thick) lies against the enhanced lumen of the descending "
+            f"{float(2.0 * grow[thick].max()):.0f} mm thick) lies against the enhanced lumen of the descending "
             f"aorta over {length:.0f} mm: a thrombosed false lumen of a dissection, an intramural haematoma or "
             "a mural thrombus; it is part of the aorta but not labelled great_vessels (it is left 'body'): "
             "check the images and keep a needle out of it")
