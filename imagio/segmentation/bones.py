@@ -391,7 +391,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         # passes ``MIN_SEED_SHARE`` (the chest CTA at 1.5 mm: a 4.6 mL branch beside the
         # descending aorta, median 471 HU, none above 650 HU, labelled 'bone', issue 14). Only
         # ever a refusal, never a keep: the union may bridge an organ through the lumen to the
-        # skeleton (the chest CTA at 3 mm: the spleen, 76 mL, through the abdominal aorta)
+        # skeleton (the chest CTA at 3 mm: 76 mL more 'bone', bridged through the abdominal aorta)
         m &= kept(cand | joined)
     cand = None
     seeds = native = joined = None
