@@ -15,13 +15,19 @@ from imagio.segmentation.bones import contrast_blood_pool
 from imagio.volume import Volume, make_ijk_to_ras
 
 
-def _phantom(spacing_ijk, direction):
+def _phantom(spacing_ijk, direction, false_hu=230.0, fat=False, true_from=7.0):
     """Soft tissue 40 HU in an elliptic body; a 'heart' (radius 30 mm, 480 HU); an arch (radius
     10 mm, 480 HU) from the heart back to beside a vertebral body (radius 12 mm, 2 mm cortex of
     1000 HU, 150 HU inside); the descending aorta (radius 11 mm) down along it: a 4 mm crescent of
     true lumen (480 HU) on its anterior side, the rest false lumen (230 HU); an 'organ' ball
     (radius 25 mm, 230 HU) lateral to it, joined to the aorta by a 5 mm 'artery' (480 HU). Noise
-    SD 10 HU. Returns the CT, body, vertebra, false lumen and organ masks."""
+    SD 10 HU. Returns the CT, body, vertebra, false lumen and organ masks.
+
+    false_hu: the false lumen's HU (50: thrombosed, non-enhancing). true_from: where the true
+    lumen begins, mm anterior of the aorta's axis (7: a 4 mm crescent; 1: a 10 mm lumen). fat: the posterior
+    mediastinum as it is, periaortic fat (-100 HU) within 30 mm of the descending aorta's axis,
+    with an oesophagus (a collapsed 14 x 10 mm tube of 40 HU) against
+    the aorta's right side."""
     sp = np.asarray(spacing_ijk, float)
     ext = np.array([190.0, 170.0, 90.0])
     n = np.round(ext / sp).astype(int)
@@ -38,15 +44,18 @@ def _phantom(spacing_ijk, direction):
     arch = (np.hypot(x - 24.0, z - 15.0) <= 10.0) & (y >= -40.0) & (y <= 20.0) & ~heart
     dr = np.hypot(x - 24.0, y + 40.0)
     desc = (dr <= 11.0) & (z <= 15.0) & (z >= -35.0) & ~arch
-    true_lumen = desc & (y + 40.0 >= 7.0)
+    true_lumen = desc & (y + 40.0 >= true_from)
     false_lumen = desc & ~true_lumen & (dr <= 9.5) & (z <= 5.0)   # inside the flap, below the arch
     organ = np.sqrt((x - 62.0) ** 2 + (y + 30.0) ** 2 + (z + 15.0) ** 2) <= 25.0
     artery = (np.hypot(y + 35.0, z + 15.0) <= 2.5) & (x >= 30.0) & (x <= 45.0)
     a = np.where(body, 40.0, -1000.0)
+    if fat:
+        a[body & (dr <= 30.0) & ~vert & (vr > 13.0)] = -100.0
+        a[body & (((x - 6.0) / 7.0) ** 2 + ((y + 34.0) / 5.0) ** 2 <= 1.0)] = 40.0
     a[vert] = 150.0
     a[vert & (vr > 10.0)] = 1000.0
     a[heart | arch | true_lumen | artery] = 480.0
-    a[desc & ~true_lumen] = 230.0
+    a[desc & ~true_lumen] = false_hu
     a[organ] = 230.0
     a += np.random.default_rng(5).normal(0.0, 10.0, a.shape)
     ct.array = a.astype(np.float32)
@@ -83,3 +92,24 @@ def test_unlabelled_false_lumen_beside_the_spine_is_warned_in_ml(spacing, direct
     # once the pool holds the false lumen, nothing is said
     ext = bp.extend_pool(ct, pool, body, None, vert)
     assert bp.paravertebral_pool_warning(ct, ext, vert, body, None, vert) == ""
+
+
+@pytest.mark.parametrize("spacing,direction", GRIDS, ids=["oblique_aniso", "flipped_3mm"])
+def test_thrombosed_false_lumen_is_warned(spacing, direction):
+    """A thrombosed false lumen (50 HU, no enhancement; LePage 2001; a 10 mm crescent) against
+    the enhanced true lumen (10 mm across): extend_pool cannot take it (not enhanced blood) and it stays
+    'body'; `nonenhancing_crescent_warning` says so. With the false lumen enhanced (230 HU,
+    joined to the pool) or without a dissection (the whole lumen at 480 HU), the same aorta in
+    its fat with the oesophagus against it gives no warning (main: no such warning at all)."""
+    ct, body, vert, false_lumen, organ = _phantom(spacing, direction, false_hu=50.0, fat=True,
+                                                  true_from=1.0)
+    pool = bp.extend_pool(ct, contrast_blood_pool(ct, body, None, vert), body, None, vert)
+    assert pool[false_lumen].mean() < 0.1
+    w = bp.nonenhancing_crescent_warning(ct, pool, vert, body, None, vert)
+    assert "non-enhancing crescent" in w and "descending aorta" in w, w
+    for false_hu in (230.0, 480.0):
+        ct, body, vert, false_lumen, organ = _phantom(spacing, direction, false_hu=false_hu, fat=True,
+                                                      true_from=1.0)
+        pool = bp.extend_pool(ct, contrast_blood_pool(ct, body, None, vert), body, None, vert)
+        assert pool[false_lumen].mean() >= 0.9
+        assert bp.nonenhancing_crescent_warning(ct, pool, vert, body, None, vert) == "", false_hu

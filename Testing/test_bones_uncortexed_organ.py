@@ -71,3 +71,33 @@ def test_a_piece_joined_to_the_skeleton_stays_bone():
     free = bn.uncortexed_organ(ct, other & ~skeleton, [])
     assert free[other & organ & ~skeleton].mean() >= 0.9
     assert kept[other & organ & ~skeleton].mean() < 0.1
+
+
+@pytest.mark.parametrize("spacing,direction", [((1.0, 1.3, 2.5), rotation((1.0, 2.0, 3.0), 25.0)),
+                                               ((3.0, 3.0, 3.0), np.diag([-1.0, -1.0, 1.0]))],
+                         ids=["oblique_aniso", "3mm_flipped"])
+def test_not_on_a_scan_without_enhanced_tissue(spacing, direction):
+    """The rule's premise is an enhancing organ that passes the bone threshold; where `bone_mask`
+    kept the threshold at trabecular bone's own lower bound (no enhanced tissue raised it: a
+    non-contrast CT, lung1, the TotalSegmentator example), unenhanced organs (40-65 HU) cannot
+    build a thick mass above it, and a thick piece without cortex there is bone whose cortex the
+    grid blurs or a sclerotic lesion: nothing is taken out and nothing said. With the threshold
+    raised (contrast), the same piece is taken out as before. The threshold is the one
+    `bone_mask` reports (``info["low_hu"]``): the phantom's organ at 200 HU raises it, the same
+    organ unenhanced (50 HU) does not."""
+    ct, other, organ, bone, bar = _phantom(spacing, direction)
+    body = np.abs(ct.array) < 1500.0
+    body &= ct.array > -500.0
+    notes = []
+    assert not bn.uncortexed_organ(ct, other, notes, bone_low_hu=bn.BONE_LOW_HU).any()
+    assert not notes
+    raised = bn.uncortexed_organ(ct, other, notes, bone_low_hu=bn.BONE_LOW_HU + 60.0)
+    assert raised[other & organ].mean() >= 0.9 and notes
+    info = {}
+    bn.bone_mask(ct, body, info=info)
+    assert info["low_hu"] > bn.BONE_LOW_HU + 20.0, info["low_hu"]
+    arr = ct.array.copy()
+    arr[organ] = arr[organ] - np.mean(arr[organ]) + 50.0   # the same organ, unenhanced
+    info = {}
+    bn.bone_mask(ct.with_array(arr), body, info=info)
+    assert info["low_hu"] == bn.BONE_LOW_HU, info["low_hu"]

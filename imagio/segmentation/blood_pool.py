@@ -1,6 +1,7 @@
 """Contrast blood pool, less enhanced segments: the rest of the aorta and the lumens joined to the
-pool (`extend_pool`), and a warning for pool-density tissue beside the spine that stays unlabelled
-(`paravertebral_pool_warning`).
+pool (`extend_pool`), a warning for pool-density tissue beside the spine that stays unlabelled
+(`paravertebral_pool_warning`), and one for a non-enhancing crescent against the descending
+aorta's lumen (`nonenhancing_crescent_warning`: a thrombosed false lumen or intramural haematoma).
 
 Why: `bones.contrast_blood_pool` keeps voxels above the half-maximum between the pool's histogram
 peak and the enhanced tissue. The peak is set by the largest, densest lumens (heart chambers,
@@ -16,13 +17,19 @@ joined to the pool's core, with their partial-volume rim.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ..volume import Volume
 from . import bones as bn, lumen
-from .common import check_ct, components, dilate_mm, open_mm, rule
+from .common import (_edt, anatomical_axes, bbox_slices, check_ct, components, dilate_mm, open_mm,
+                     plane_structure, rule)
 
 PARAVERTEBRAL_POOL_MM = rule("paravertebral_pool_mm")  # descending aorta beside the spine
 UNLABELLED_POOL_WARN_ML = rule("unlabelled_pool_warn_ml")  # ~6 mm of a 20 mm lumen
+THROMBUS_MIN_HU = rule("thrombus_min_hu")  # non-enhancing blood / thrombus (segmentation_rules.json)
+THROMBUS_MAX_HU = rule("thrombus_max_hu")
+AORTIC_WALL_MAX_MM = rule("aortic_wall_max_mm")  # thicker: intramural haematoma / thrombus
+AORTA_MAX_RADIUS_MM = rule("aorta_max_radius_mm")
 
 
 def _pool_density(ct: Volume, body: np.ndarray, lungs, bone):
@@ -105,3 +112,79 @@ def paravertebral_pool_warning(ct: Volume, pool: np.ndarray, spine: np.ndarray |
             f"within {PARAVERTEBRAL_POOL_MM:.0f} mm of the spine is not labelled great_vessels "
             "(where the descending aorta runs): it may be an unlabelled aorta or vessel; check "
             "the images and treat it as forbidden")
+
+
+def nonenhancing_crescent_warning(ct: Volume, pool: np.ndarray, spine: np.ndarray | None,
+                                  body: np.ndarray, lungs: np.ndarray | None = None,
+                                  bone: np.ndarray | None = None) -> str:
+    """A warning (empty if none) when a non-enhancing crescent lies against the enhanced lumen of
+    the descending aorta: in planes normal to the superior axis, the largest disc inscribed in the
+    lumen (``pool`` beside the ``spine`` label, bool [k, j, i]; see below) with
+    the tissue at ``THROMBUS_MIN_HU``-``THROMBUS_MAX_HU`` within ``AORTA_MAX_RADIUS_MM`` of it
+    (in the body, less ``lungs`` and ``bone``) has a radius more than ``AORTIC_WALL_MAX_MM``
+    larger than the lumen's own (a ring that thick, a crescent on one side twice as thick), over
+    at least two ``bones.COMMON_RESOLUTION_MM`` samples along the superior axis. The lumen is each plane's pieces of ``pool`` that reach within
+    ``PARAVERTEBRAL_POOL_MM`` of the spine (the aorta's whole cross-section). All masks on
+    ``ct``'s [k, j, i] grid; distances in mm on that grid.
+
+    Why: a thrombosed false lumen of an aortic dissection (30-80 HU, no enhancement; LePage MA et
+    al., AJR 2001;177:207-211), an intramural haematoma or a mural thrombus is a crescent or ring
+    of the aortic wall thicker than 5 mm around the enhanced lumen (Erbel R et al., Eur Heart J
+    2014;35:2873-2926); the great_vessels label holds the enhanced lumen only and the crescent is
+    left ``body`` (issue 14 trial), while it is part of the aorta: a needle must stay out. The
+    lumen and its crescent form one round aorta, so the disc inscribed in both is larger than the
+    lumen's; tissue beside the aorta (oesophagus, crus, a lymph node) adds a lobe to the outline,
+    not a larger inscribed disc. Limits: a one-sided crescent of 5-10 mm is not said (the bound
+    is on the disc's radius, which such a crescent widens by half its thickness: a lumen lying
+    in soft tissue rather than fat widened it by 3.6 mm in the phantom); only the descending
+    aorta beside the spine label is looked at, and nothing without a spine label."""
+    if spine is None or not spine.any() or pool is None or not pool.any():
+        return ""
+    d = _pool_density(ct, body, lungs, bone)
+    if d is None:
+        return ""
+    a, _, _, _, free, _ = d
+    sk = np.asarray(ct.spacing_kji, float)
+    near = pool & dilate_mm(spine, PARAVERTEBRAL_POOL_MM, sk)
+    box = bbox_slices(near, 3.0 * AORTA_MAX_RADIUS_MM, sk)
+    if box is None:
+        return ""
+    near, a, free, pool_b = near[box], a[box], free[box], pool[box]
+    sup = anatomical_axes(ct)["S"][0]
+    # the lumen's whole cross-section: the in-plane pieces of the pool that reach the spine's
+    # neighbourhood
+    lab, n = ndimage.label(pool_b, structure=plane_structure(sup))
+    keep = np.zeros(n + 1, bool)
+    keep[lab[near]] = True
+    keep[0] = False
+    lumen = keep[lab]
+    lab = near = None
+    clot = free & (a >= THROMBUS_MIN_HU) & (a <= THROMBUS_MAX_HU) & ~pool_b
+    union = lumen | (clot & dilate_mm(lumen, AORTA_MAX_RADIUS_MM, sk))
+    # in-plane distances: the superior axis far apart, so that the nearest background of a voxel
+    # lies in its own plane
+    sp = sk.copy()
+    sp[sup] = 1e6
+    plane = np.broadcast_to(np.arange(lumen.shape[sup]).reshape([-1 if i == sup else 1 for i in range(3)]),
+                            lumen.shape)
+    n = lumen.shape[sup]
+    r_lumen = np.bincount(plane[lumen], minlength=n) > 0
+    dl = _edt(lumen, sp, black_border=True)
+    du = _edt(union, sp, black_border=True)
+    rl = np.zeros(n)
+    ru = np.zeros(n)
+    np.maximum.at(rl, plane[lumen], dl[lumen])
+    np.maximum.at(ru, plane[union], du[union])
+    # a ring of thickness t around the lumen widens the inscribed disc's radius by t, a crescent
+    # of thickness t on one side by t / 2: a crescent is said from twice the wall's bound (soft
+    # tissue beside the lumen, oesophagus or crus, widens it by less than a crescent does)
+    grow = ru - rl
+    thick = r_lumen & (grow > AORTIC_WALL_MAX_MM)
+    length = float(thick.sum() * sk[sup])
+    if length < 2.0 * bn.COMMON_RESOLUTION_MM:
+        return ""
+    return (f"vessels: a non-enhancing crescent ({THROMBUS_MIN_HU:.0f}-{THROMBUS_MAX_HU:.0f} HU, up to "
+            f"{float(2.0 * grow[thick].max()):.0f} mm thick) lies against the enhanced lumen of the descending "
+            f"aorta over {length:.0f} mm: a thrombosed false lumen of a dissection, an intramural haematoma or "
+            "a mural thrombus; it is part of the aorta but not labelled great_vessels (it is left 'body'): "
+            "check the images and keep a needle out of it")

@@ -327,7 +327,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                     "is named 'vertebrae' (a vertebra cut so that its canal is not in view is in 'bone')")
         notes: list[str] = []
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
-                                  spine=spine, trachea=trachea, notes=notes))
+                                  spine=spine, trachea=trachea, notes=notes,
+                                  bone_low_hu=bone_info.get("low_hu")))
         meta["warnings"] += [f"bones: {n}" for n in notes]
         cut = bn.spine_cut_note(ct, body, spine_x) if spine and spine_x is not None else ""
         if cut:
@@ -363,6 +364,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             from . import blood_pool as bp
             pool = bp.extend_pool(ct, pool, body, lungs, bone)   # trial 53 H2: descending aorta
             warn = bp.paravertebral_pool_warning(ct, pool, out.get("vertebrae"), body, lungs, bone)
+            if warn:
+                meta["warnings"].append(warn)
+            warn = bp.nonenhancing_crescent_warning(ct, pool, out.get("vertebrae"), body, lungs, bone)
             if warn:
                 meta["warnings"].append(warn)
             out["great_vessels"] = pool
