@@ -204,13 +204,14 @@ def test_a_not_assessable_candidate_leaves_the_scans_lung_rads_not_decided():
         assert "None" not in text and "LDCT in 6 months" not in text and "12 months" not in text, lines
         assert highest_lung_rads(main, low) == f">={cat}"
     assert highest_lung_rads(*split_by_score([concavity])) == "not decided"
-    # the same concavity among the low-probability candidates (set apart for review) does not
-    # hold the scan open: the report's category stands
+    # the same concavity among the low-probability candidates (set apart for review) still may be
+    # 4A or 4B: beside a measured 3 the scan is at least 3, not decided (review finding M1, detect22;
+    # before, it read "3")
     low_c = nod(3, 22.1, 0.01, "a concavity")
     ok = nod(1, 7.0, 0.9)
     main, low = split_by_score([ok, low_c])
-    assert low == [low_c] and management_lines(main, low)[0][0] == "Lung-RADS 3"
-    assert highest_lung_rads(main, low) == "3"
+    assert low == [low_c] and management_lines(main, low)[0][0] == "Lung-RADS not decided"
+    assert highest_lung_rads(main, low) == ">=3"
 
 
 def test_a_low_probability_candidate_without_category_is_named_at_scan_level():
@@ -255,13 +256,13 @@ def test_a_low_probability_candidate_without_category_is_named_at_scan_level():
             assert s["review_low_probability"] == [f"#{doubt['id']} not assessable"]
             assert s["highest_lung_rads"] == highest_lung_rads(main, low)
             assert "not assessable" in s["uncategorised"] and f"#{doubt['id']}" in s["uncategorised"]
-    # beside a measured Lung-RADS 3 (the next CT within 6 months) the category stands; the candidate
-    # is still named on its own review line
+    # beside a measured Lung-RADS 3 the scan is at least 3 (it may hold a 4A or 4B: review finding
+    # M1, detect22; before, the category stood at "3"): not decided, the candidate named there
     main, low = split_by_score([nod(1, 7.0, 0.9), concavity])
     lines = dict(management_lines(main, low))
-    assert "Lung-RADS 3" in lines and "Lung-RADS not decided" not in lines
-    assert "#9 not assessable: the outline grew beyond the detected concavity" in lines["review: no category"]
-    assert highest_lung_rads(main, low) == "3"
+    assert "Lung-RADS 3 among the measured nodules" in lines and "#9 not assessable" in lines["Lung-RADS not decided"]
+    assert "review: no category" not in lines   # named once, on the not-decided line
+    assert highest_lung_rads(main, low) == ">=3"
     # calcium or bone of uncertain size: named for review, the category stands
     main, low = split_by_score([nod(1, 5.0, 0.9), bone])
     lines = dict(management_lines(main, low))

@@ -1241,3 +1241,54 @@ def test_an_outline_that_may_be_part_of_a_mass_gets_a_floor_not_a_category(share
     assert "category" not in lr, lr
     measured = lung_rads({k: v for k, v in d.items() if k != "size_uncertain"})
     assert lr["category_at_least"] == measured.get("category"), (lr, measured)
+
+
+def test_a_not_assessable_candidate_beside_a_measured_category_3_leaves_the_scan_at_least_3():
+    """Review finding M1 (detect22): Lung-RADS v2022 codes the exam by its most suspicious nodule
+    (``lungrads_v2022.json`` ``exam_category``). A low-probability candidate whose outline measures
+    no nodule (not assessable: no category, no floor) may be 4A or 4B, so beside a measured 3 (or
+    4A) the scan read "3" as if final. It reads ">=3": the report says "not decided" with the
+    floor, names the candidate, gives no follow-up interval. At 4B (the highest a size gives; 4X
+    shares its work-up) the category stands and the candidate is named for review; calcium or bone
+    (never above 1) lets the category stand."""
+    from imagio.detection.pipeline import highest_lung_rads, scan_lung_rads
+    from imagio.detection.report import management_lines, split_by_score
+    from imagio.stratification.lungrads import table
+    from imagio.stratification.screening import stratify
+
+    assert "highest degree of suspicion" in table()["exam_category"]["source"]
+
+    def nod(i, size, p, typ="solid", why=None, unsure=None):
+        d = {"id": i, "type": typ, "mean_diameter_mm": size, "long_axis_mm": size, "size_uncertain": unsure,
+             "candidate": {"probability": p}}
+        if why:
+            d["not_assessable"] = why
+        d["stratification"] = stratify(d)
+        return d
+
+    fat = nod(5, 13.5, 0.01, why="the outline's tissue has a mean density of -45 HU, that of fat (-190..-30 HU)")
+    assert "category" not in fat["stratification"]["lung_rads"]
+    for size, cat, follow in ((7.0, "3", "6 months"), (10.0, "4A", "3 month")):
+        ok = nod(1, size, 0.9)
+        assert ok["stratification"]["lung_rads"]["category"] == cat
+        main, low = split_by_score([ok, fat])
+        assert main == [ok] and low == [fat]
+        assert highest_lung_rads(main, low) == f">={cat}"
+        assert scan_lung_rads([ok, fat])["highest_lung_rads"] == f">={cat}"
+        lines = management_lines(main, low)
+        assert lines[0][0] == "Lung-RADS not decided" and "#5 not assessable" in lines[0][1], lines
+        assert f"at least Lung-RADS {cat} (>={cat})" in lines[0][1], lines
+        d = dict(lines)
+        assert d[f"Lung-RADS {cat} among the measured nodules"] == "withheld until the candidates above are read"
+        if follow:
+            assert follow not in " ".join(a + " " + b for a, b in lines), lines
+        # without the unmeasured candidate the category is final
+        assert highest_lung_rads([ok], []) == cat
+    main, low = split_by_score([nod(1, 20.0, 0.9), fat])
+    assert highest_lung_rads(main, low) == "4B"
+    lines = dict(management_lines(main, low))
+    assert "Lung-RADS 4B" in lines and "#5 not assessable" in lines["review: no category"], lines
+    # calcium or bone of uncertain size never raises the category: it stands
+    bone = nod(6, 10.1, 0.01, "calcified", unsure="the outline was clipped to the detected blob's sphere")
+    main, low = split_by_score([nod(1, 7.0, 0.9), bone])
+    assert highest_lung_rads(main, low) == "3"

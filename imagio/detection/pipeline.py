@@ -156,11 +156,12 @@ def highest_lung_rads(nodules: list[dict], low: list[dict] | None = None) -> str
     category (new-user trial 4: LIDC-0003's summary said "2" beside a ">= 4B" nodule). Of the
     low-probability candidates ``low`` only those that leave the report's category not decided
     count (`report.undecided`: a floor above the measured categories, or no category nor floor
-    while the measured ones stay below 3); their definite categories do not (new-user trial 37 M2:
+    while the measured ones stay below 4B); their definite categories do not (new-user trial 37 M2:
     a normal chest CTA read "4A" from a 0.36-score pleural candidate the report sets apart). While
     any candidate leaves it not decided the category is a floor (">=3"), or "not decided" when
     there is none, as the report's headline (review 44 H1: a reported candidate not assessable;
-    issue 17 trial M1: a low-probability one beside a scan of Lung-RADS 1-2; a reported calcium
+    issue 17 trial M1: a low-probability one beside a scan of Lung-RADS 1-2, review finding M1 of
+    detect22: beside a measured 3 the scan read "3", now ">=3"; a reported calcium
     density of uncertain size beside Lung-RADS 2 read "2" here, "not decided" in the report)."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
     from .report import undecided

@@ -231,13 +231,18 @@ def undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
     reported or low-probability (``low``) candidates with a floor of 3 or more above the measured
     categories counts always (most scans hold low-probability ones at the scan's edge). A
     candidate whose outline measures no nodule (``not_assessable``: no category, no floor) counts
-    always when reported, and while the measured categories stay below 3 when of low probability:
+    always when reported, and while the measured categories stay below 4B when of low probability:
     the scan would otherwise go back to routine annual screening (Lung-RADS 1-2) with a candidate
     of any category unread (issue 17 trial M1: a 22 mm clipped concavity of lung2 and a 13.5 mm fat
     outline of the chest CTA, below the report's threshold, were named only in its low-probability
     table; the mass channel's real masses score below it too, detection.json
-    ``report_probability_min``). From 3 up the scan's category stands (the next CT comes within 6
-    months) and `review_no_category` names the candidate for review."""
+    ``report_probability_min``), and above 1-2 too while a higher category exists: Lung-RADS v2022
+    codes each exam by the nodule with the highest degree of suspicion (``lungrads_v2022.json``
+    ``exam_category``), so beside a measured 3 an unmeasured candidate that may be 4A or 4B leaves
+    the scan at least 3, not 3 (review finding M1, detect22). A scan at 4B stands: 4B is the
+    highest category a size gives (4X adds features only the reader judges, on any nodule) and its
+    work-up (diagnostic CT, PET/CT, tissue sampling) is 4X's, so the unmeasured one cannot raise
+    it; `review_no_category` names it for review."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
 
     top = max((order.index(_category(d)) for d in nodules if _category(d) in order), default=-1)
@@ -252,7 +257,7 @@ def undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
     # sphere: ``not_assessable``) has no category and no floor, so any category may be its own (review
     # 44 H1: the scan read "Lung-RADS 3, LDCT in 6 months" beside a 22 mm clipped concavity)
     unsure += [d for d in nodules if d.get("not_assessable") and d not in unsure]
-    unsure += [d for d in low or [] if d.get("not_assessable") and top < 2 and d not in unsure]
+    unsure += [d for d in low or [] if d.get("not_assessable") and top < order.index("4B") and d not in unsure]
     return unsure
 
 
@@ -284,7 +289,7 @@ REVIEW_NO_CATEGORY = ("not_assessable", "calcium_or_bone")
 def review_no_category(low: list[dict] | None) -> list[dict]:
     """The low-probability candidates with no Lung-RADS category and no floor whose outline hides
     what they are: not assessable (fat density, a concavity of the lung outline clipped to its
-    sphere; `undecided` counts them while the measured categories stay below 3) and calcium
+    sphere; `undecided` counts them while the measured categories stay below 4B) and calcium
     density of uncertain size (a calcified nodule, Lung-RADS 1 with a benign pattern, or bone, no
     nodule: neither raises the scan's category, so it stands; the reader confirms which)."""
     return [d for d in low or [] if _no_category(d) in REVIEW_NO_CATEGORY]
