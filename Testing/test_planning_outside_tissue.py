@@ -18,16 +18,23 @@ from imagio.planning import PlanningProblem, plan
 from imagio.planning.synthetic import synthetic_torso
 
 
-def _torso_with_an_arm():
+def _torso_with_an_arm(joined: bool = False):
+    """(ct, labels, arm mask): the torso's right side beyond a 6 mm air gap is an 'arm'; unlabelled
+    tissue outside the outline, or, ``joined``, keeping its labels (in the outline, as the
+    phantom's labelled arm and a rule-based body joined at the shoulders are)."""
     d = rotation((1, 2, 3), 15.0) @ np.diag([1.0, -1.0, 1.0])
     ct, lab = synthetic_torso((3.0, 2.5, 3.5), direction=d)
-    x = lab.kji_to_world(np.argwhere(np.ones(lab.shape, bool)).astype(float))[:, 0].reshape(lab.shape)
+    xyz = lab.kji_to_world(np.argwhere(np.ones(lab.shape, bool)).astype(float))
+    x, z = (xyz[:, n].reshape(lab.shape) for n in (0, 2))
     body = lab.array > 0
     gap = body & (x > 112.0) & (x <= 118.0)
     arm = body & (x > 118.0)
     a, c = lab.array.copy(), ct.array.copy()
-    a[gap | arm] = 0
-    c[gap] = -1000
+    a[gap | (arm if not joined else False)] = 0
+    # joined: a 12 mm tissue bridge at the top of the gap (the shoulder) keeps the arm in the
+    # component of the trunk, so in the outline
+    bridge = gap & (z >= z[body].max() - 12.0) if joined else np.zeros_like(gap)
+    c[gap & ~bridge] = -1000
     return ct.with_array(c), lab.with_array(a), lab.with_array(arm.astype(np.uint8), labels={})
 
 
@@ -51,7 +58,7 @@ def test_needle_outside_the_skin_through_an_arm_is_warned_and_ranked_last():
     # skin) and exclude some of these paths for that reason; the finding must stand on its own
     free = Constraints(disabled_rules=("table_side",))
     problem = PlanningProblem.build(ct, lab, "liver_tumor", constraints=free)
-    assert not np.any(problem.body & (arm.array > 0))   # the arm is not in the outline
+    assert not np.any(np.asarray(problem.body) & (arm.array > 0))   # the arm is not in the outline
     result = plan(problem, k=8)
     needle = problem.needle.length_mm
     t = result.table
@@ -73,3 +80,31 @@ def test_needle_outside_the_skin_through_an_arm_is_warned_and_ranked_last():
         assert ("tissue_outside_skin" in n) == (mm >= 10.0) or abs(mm - 10.0) <= 1.0, (mm, n)
     lines = [w for w in side.warnings if "outside the patient's outline" in w]
     assert len(lines) == sum("tissue_outside_skin" in n for n in names) >= 1
+
+
+def test_needle_outside_the_skin_through_an_arm_inside_the_outline_is_warned():
+    """New-user trial 60 H1: the phantom's arm is labelled (and a rule-based body joins it at the
+    shoulders), so it lies inside the patient's outline, and the best lateral proposals ran 61-78
+    mm of needle and hub through it unwarned. Tissue met after the needle left the skin into air
+    is another body part, whatever the outline holds. Own check as above (the arm's mask)."""
+    from imagio.planning.findings import tissue_outside_skin
+    from imagio.planning.problem import Constraints
+
+    ct, lab, arm = _torso_with_an_arm(joined=True)
+    lateral = Constraints(entry_region=(np.array([112.0, 10.0, 0.0]), 25.0), disabled_rules=("table_side",))
+    problem = PlanningProblem.build(ct, lab, "liver_tumor", constraints=lateral)
+    assert np.count_nonzero(np.asarray(problem.body) & (arm.array > 0)) > 0.9 * arm.array.sum()   # in the outline
+    side = plan(problem, k=5)
+    assert side.proposals
+    needle = problem.needle.length_mm
+    own = [_in_arm_mm(arm, p.entry_ras, p.target_ras, needle) for p in side.proposals]
+    assert max(own) >= 11.0, own   # the case has such proposals
+    names = side.proposal_finding_names()
+    for mm, n in zip(own, names):
+        assert ("tissue_outside_skin" in n) == (mm >= 10.0) or abs(mm - 10.0) <= 1.0, (mm, n)
+    t = side.table
+    rows = np.flatnonzero(t.feasible)
+    rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), 150)).astype(int)]
+    got = tissue_outside_skin(problem, t.entry_ras[rows], t.target_ras[rows], t.length_mm[rows])
+    mine = np.array([_in_arm_mm(arm, t.entry_ras[r], t.target_ras[r], needle) for r in rows])
+    assert np.all(np.abs(got - mine) <= 1.5), np.c_[got, mine][np.abs(got - mine) > 1.5]

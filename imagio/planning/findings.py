@@ -14,8 +14,9 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
   (an arm, the rest of the trunk) is not imaged (lung1: all 87 mm of the needle outside the
   skin beyond the cut right side);
 - **tissue outside the skin**: that needle part runs through at least
-  ``warnings.tissue_outside_skin_mm`` of tissue outside the patient's outline (an arm beside the
-  trunk, left out of the outline: new-user trial 26).
+  ``warnings.tissue_outside_skin_mm`` of another body part: tissue outside the patient's outline
+  (an arm beside the trunk, left out of the outline: new-user trial 26), or tissue met again
+  after the needle left the skin into air (an arm joined to the trunk in the outline: trial 60).
 
 - **beyond the tip**: the needle continued past the target for ``needle.beyond_tip_mm`` (a core
   needle's throw + placement uncertainty), its clearance cylinder included, meets a structure the needle must not enter
@@ -116,10 +117,15 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
 
 def tissue_outside_skin(problem, entry_ras, target_ras, length_mm) -> np.ndarray:
     """Per path (n,): mm of the needle part outside the skin (entry + the needle's unused length,
-    away from the target; from one voxel diagonal beyond the entry) that lies in tissue (CT above
-    the body threshold, -500 HU) outside the patient's outline (``problem.body``): another body
-    part, most often an arm the outline leaves out. Sampled every <= 1 mm on the CT (nearest
-    voxel); points beyond the image count nothing (`unimaged_needle` says those). RAS mm."""
+    away from the target) that lies in tissue (CT above the body threshold, -500 HU) of another
+    body part: tissue outside the patient's outline (``problem.body``; from one voxel diagonal
+    beyond the entry), most often an arm the outline leaves out, or tissue that the needle meets
+    again after it has left the skin into air, whatever the outline holds (new-user trial 60 H1:
+    the phantom's arm, joined to the trunk at the shoulder and so inside the outline, took 61-78
+    mm of the best lateral proposals' needle and hub, unwarned). The part outside the skin must
+    lie in air: tissue beyond an air gap is a collision, whether an arm, a breast or a fold of
+    the patient's own body. Sampled every <= 1 mm on the CT (nearest voxel); points beyond the
+    image count nothing (`unimaged_needle` says those). RAS mm."""
     from ..segmentation.common import BODY_HU
 
     e = np.atleast_2d(np.asarray(entry_ras, float))
@@ -134,10 +140,16 @@ def tissue_outside_skin(problem, entry_ras, target_ras, length_mm) -> np.ndarray
     step = rest / (n - 1)
     idx = np.rint(ct.world_to_kji(ras)).astype(np.int64)
     ok = np.all((idx >= 0) & (idx < np.asarray(ct.shape)), axis=1)
-    tissue = np.zeros(len(idx), bool)
+    dense = np.zeros(len(idx), bool)     # tissue (above the body threshold)
+    air = np.zeros(len(idx), bool)       # in the image and below it
+    outline = np.zeros(len(idx), bool)
     k, j, i = idx[ok].T
-    tissue[ok] = (ct.array[k, j, i] > BODY_HU) & ~problem.body[k, j, i]
-    tissue = tissue.reshape(len(e), n) & (s > diag)
+    dense[ok] = ct.array[k, j, i] > BODY_HU
+    air[ok] = ~dense[ok]
+    outline[ok] = problem.body[k, j, i]
+    dense, air, outline = (x.reshape(len(e), n) for x in (dense, air, outline))
+    after_air = np.cumsum(air, axis=1) > 0          # the needle has left the skin into air
+    tissue = dense & ((~outline & (s > diag)) | after_air)
     return tissue.sum(1) * step
 
 

@@ -257,8 +257,9 @@ class Plan:
                            f"throw, stop short of the target, or prefer another proposal; {rank}")
             if "tissue_outside_skin" in fl:
                 out.append(f"proposal {n}: {f.outside_tissue_mm[r]:.0f} mm of the needle outside the skin (and its hub) "
-                           "run through tissue outside the patient's outline (an arm beside the trunk?): the needle "
-                           f"cannot be placed there in this position; move the arm or prefer another proposal; {rank}")
+                           "run through another body part beyond the skin (an arm beside the trunk?), tissue outside "
+                           "the patient's outline or met again after the needle left the skin: the needle cannot be "
+                           f"placed there in this position; move the arm or prefer another proposal; {rank}")
         return out
 
     def dense_clearance(self, m, cap_mm: float):
