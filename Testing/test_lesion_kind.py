@@ -278,3 +278,48 @@ def test_noisy_clipped_air_round_a_limb_is_not_lung(oblique):
     m, meas = segment_lesion(ct, click)
     assert meas.kind == "soft_tissue", (meas.kind, meas.volume_ml)
     assert dice(m, tumour) >= 0.85, (dice(m, tumour), meas.volume_ml)
+
+
+def test_a_solid_nodule_with_a_partial_volume_rim_is_not_fat():
+    """New-user trial 60 M2: the fat check took the MEAN of the outline's tissue, which partial
+    volume with the lung around a solid nodule pulls into fat's band (-190..-30 HU); lesion.json's
+    rule is the median. A 10 mm-radius 20 HU nodule whose outline holds a 3 mm rim of -400 HU
+    (lung partial volume; more rim than nodule by volume) on an anisotropic grid: the core's
+    tissue mean is fat's band (checked here), its median the nodule's, and no fat is said; the
+    same outline at -100 HU throughout (a fat ball) still is fat."""
+    from types import SimpleNamespace
+
+    from imagio.segmentation.lesion import fat_density_hu
+
+    vol = Volume(np.zeros((40, 90, 90), np.int16), make_ijk_to_ras((0.8, 0.8, 2.5), (-36, -36, -50)))
+    x, y, z = (ras_coordinate(vol, r) for r in range(3))
+    r = np.sqrt(x ** 2 + y ** 2 + z ** 2)
+    outline = r <= 13.0
+    for inside, rim, want_fat in ((20.0, -400.0, False), (-100.0, -100.0, True)):
+        a = np.where(r <= 10.0, inside, np.where(outline, rim, -850.0))
+        ct = vol.with_array(np.rint(a + np.random.default_rng(3).normal(0, 10, a.shape)).astype(np.int16))
+        meas = SimpleNamespace(kind="lung_nodule", subtype="solid", mean_hu=float(ct.array[outline].mean()))
+        core = ndimage.binary_erosion(outline)
+        tissue = ct.array[core][ct.array[core] >= -500]
+        if not want_fat:
+            assert -190.0 <= tissue.mean() < -30.0, tissue.mean()   # the mean would have said fat
+        got = fat_density_hu(outline, ct, meas)
+        assert (got is not None) == want_fat, (inside, got)
+
+
+def test_lidc_0003_nodule_is_not_fat(request):
+    """The same on the real case of the trial: LIDC-IDRI-0003's nodule (four readers, ~29 x 27
+    mm), clicked at the detector's candidate (LPS 72.4, 77.5, -191.5), is a solid nodule, not
+    fat; own check: the CT around the click is soft tissue (median within 3 mm > -30 HU)."""
+    from conftest import shared_case
+    from imagio import io
+
+    ct = io.read_image(shared_case("lidc-slabs", "LIDC-IDRI-0003_slab.nii.gz"))
+    p = np.array([-72.4, -77.5, -191.5])    # RAS
+    x, y, z = (ras_coordinate(ct, r) for r in range(3))
+    near = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2 <= 3.0 ** 2
+    assert np.median(ct.array[near]) > -30.0
+    m, meas = segment_lesion(ct, tuple(p))
+    assert m[tuple(np.rint(ct.world_to_kji(p[None])[0]).astype(int))]
+    assert not meas.fat_density, meas.warnings
+    assert not any("that of fat" in w for w in meas.warnings), meas.warnings

@@ -2213,7 +2213,7 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
     tissue_hu = fat_density_hu(mask, ct, meas)
     if tissue_hu is not None:
         meas.fat_density = True
-        out.append(f"the lesion's mean density (its air left out) is {tissue_hu:.0f} HU, that of fat (adipose tissue "
+        out.append(f"the lesion's median density (its air left out) is {tissue_hu:.0f} HU, that of fat (adipose tissue "
                    "-190..-30 HU): a solid lesion is denser, so the outline has probably grown into fat; "
                    "check it (expected only for a fat-containing tumour such as a lipoma or liposarcoma), "
                    "click nearer the lesion's centre, or give the kind")
@@ -2221,14 +2221,14 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
 
 
 def fat_density_hu(mask, ct, meas) -> float | None:
-    """The mean HU of the lesion's tissue when it lies in fat's band (``FAT_MIN_HU`` ..
+    """The median HU of the lesion's tissue when it lies in fat's band (``FAT_MIN_HU`` ..
     ``FAT_MAX_HU``, lesion.json: adipose tissue), else None. Judged only for a solid kind (a
     soft-tissue lesion, a lung lesion of subtype mass or calcified: ``meas``, a
     :class:`LesionMeasurements` of ``mask``; sub-solid nodules are partial-volume mixtures of
     tissue and air); a solid lung nodule on its core (the outline eroded by one voxel: no partial
     volume with the lung), not judged when it has none. Its air is left out (voxels below ``AERATED_MAX_HU``: a cavity
     and its wall's partial volume, new-user trial 45 M2, a filled cavity read as fat), so the
-    mean is that of its tissue. mask: bool [k, j, i] on ``ct``'s grid (HU)."""
+    median is that of its tissue. mask: bool [k, j, i] on ``ct``'s grid (HU)."""
     from ..limits import AERATED_MAX_HU
 
     if meas.kind == "lung_nodule" and meas.subtype == "solid":
@@ -2250,7 +2250,11 @@ def fat_density_hu(mask, ct, meas) -> float | None:
     else:
         return None
     tissue = hu[hu >= AERATED_MAX_HU]   # one read of the lesion's HU, one comparison
-    tissue_hu = float(tissue.mean()) if tissue.size else meas.mean_hu
+    # the median, not the mean (lesion.json fat_min_hu's rule): partial volume with the lung
+    # around a solid nodule pulls the mean down into fat's band, not the median of its tissue
+    # (new-user trial 60 M2: LIDC-IDRI-0003's nodule, core tissue mean -64 HU, median -13 HU,
+    # was called fat and left without a category)
+    tissue_hu = float(np.median(tissue)) if tissue.size else meas.mean_hu
     return tissue_hu if FAT_MIN_HU <= tissue_hu < FAT_MAX_HU else None
 
 
