@@ -696,3 +696,14 @@ def test_a_size_below_the_scans_limit_names_that_limit_not_the_micronodule_one()
     assert "6.0 mm" in coarse and "voxels of 3.0 mm" in coarse and "micronodule" not in coarse, coarse
     micro = not_measurable({"mean_diameter_mm": 2.0})
     assert "micronodules < 3 mm" in micro and "voxels" not in micro, micro
+
+
+def test_lung_rads_gives_a_solid_component_for_a_part_solid_nodule_only():
+    """New-user trial 60 L2: `imagio risk --size-mm 55 --type solid` printed a solid component of
+    0.0 mm; only a part-solid nodule has one (Lung-RADS v2022 grades it by it)."""
+    from imagio.stratification import lungrads
+
+    assert lungrads.category("solid", 55.0)["solid_component_mm"] is None
+    assert lungrads.category("nonsolid", 12.0)["solid_component_mm"] is None
+    r = lungrads.category("part_solid", 12.0, 7.0)
+    assert r["solid_component_mm"] == 7.0 and r["category"] == "4A"

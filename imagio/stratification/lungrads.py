@@ -85,4 +85,6 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
               + (f", solid component {solid:g} mm" if nodule_type == "part_solid" else "")
               + f": Lung-RADS v2022 puts a {status} {word} nodule with {why[0]} in category {cat}")
     return {"category": cat, "management": t["management"][cat], "reason": reason, "source": t["source"],
-            "size_mm": size, "solid_component_mm": solid}
+            # a solid component is measured for a part-solid nodule only (trial 60 L2: "0.0 mm" for a
+            # 55 mm solid nodule read as a measurement)
+            "size_mm": size, "solid_component_mm": solid if nodule_type == "part_solid" else None}
