@@ -138,3 +138,35 @@ def test_lung_dx_depends_note_sets_the_flag():
         assert meas.click_dependent and meas.volume_summary_ml is None, meas.warnings
     inside = float((m & boxes).sum()) / float(m.sum())
     assert inside >= 0.8 or meas.click_dependent or meas.leaked or meas.part_of_mass, (inside, meas.warnings)
+
+
+def test_a_check_click_that_grows_a_speck_is_no_bottom_of_a_range():
+    """The trial's '0.1-7.5 mL' (a core-only outline of a mass whose check click grew a speck),
+    on a phantom: an outline (an ellipsoid, 6.7 mL, given as the first outline) whose interior
+    check click, the deepest-enough voxel farthest from the click, lies on a 3 mm radius bead of
+    soft tissue in fat. The check grows the bead (0.13 mL painted), less than the 5 mm ball the
+    click's statistics come from: no lesion is found there, so its volume is recorded as no
+    outline (0 mL), not as the bottom of a range, and the note says so. On main the volumes were
+    [6.7, 0.12] and the range 0.1-6.7 mL. Independent check: the painted bead's volume."""
+    import edt
+
+    from imagio.segmentation.lesion import _click_agreement
+
+    ct, bar, ball, (x, y, z) = _bar_and_ball()
+    outline = ((x + 45.0) / 20.0) ** 2 + ((y + 35.0) / 9.0) ** 2 + (z / 9.0) ** 2 <= 1.0
+    sk = np.asarray(ct.spacing_kji)
+    depth = edt.edt(np.ascontiguousarray(outline), anisotropy=tuple(sk), black_border=True)
+    seed = tuple(int(v) for v in np.argwhere(outline & (np.abs(x + 60.0) < 1.0) & (np.abs(y + 35) < 1.2)
+                                             & (np.abs(z) < 1.5))[0])
+    inside = np.argwhere(depth >= min(5.0, 0.6 * depth.max()))
+    far = ct.kji_to_world(inside[np.argmax((((inside - np.array(seed)) * sk) ** 2).sum(1))][None].astype(float))[0]
+    bead = (x - far[0]) ** 2 + (y - far[1]) ** 2 + (z - far[2]) ** 2 <= 3.0 ** 2
+    a = ct.array.copy()
+    a[bead] = 40.0 + np.random.default_rng(5).normal(0, 8.0, int(bead.sum()))
+    ct.array = a.astype(np.float32)
+    assert float(bead.sum()) * ct.voxel_volume_ml < 0.2
+    vols, leaks = [], []
+    notes = _click_agreement(ct, seed, outline, [], 40.0, dict(organ=None, max_radius_mm=150.0, open_mm=1.0,
+                                                                _data=None), volumes=vols, leaks=leaks)
+    assert len(vols) == 2 and vols[1] == 0.0 and not leaks, (vols, notes)
+    assert any("no lesion is found there" in n for n in notes), notes
