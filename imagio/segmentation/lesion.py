@@ -1033,7 +1033,11 @@ def _lung_subtype(region, roi, meas_diam, sk=(1.0, 1.0, 1.0)):
 
 
 def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, final=True,
-                 max_radius=MAX_RADIUS_MM, data=None):
+                 max_radius=MAX_RADIUS_MM, data=None, part_ml=None):
+    # part_ml: a list set to the volumes (mL: the click's region, the probe's lesion, their union)
+    # when the click lay in a part of a heterogeneous tumour (``_whole_around_part``), else emptied
+    if part_ml is not None:
+        part_ml.clear()
     sk = ct.spacing_kji
     half = np.ceil(radius / sk).astype(int)
     lo = np.maximum(np.asarray(seed_g) - half, 0)
@@ -1156,6 +1160,8 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                 "tumour: a denser, enhancing or necrotic part and the rest); the outline given is that whole "
                 f"({whole.sum() * v:.1f} mL). If that layer is an organ or tissue around the lesion, not "
                 "the lesion, exclude it (--remove) or click the lesion with the organ mask")
+            if part_ml is not None:   # the volumes the note gives: the range of the result (_click_range)
+                part_ml += [float(region.sum()) * v, float(v_probe) * v, float(whole.sum()) * v]
             region = whole
             if edged is not None:  # its border is judged by the edge rule's check, not the regrowth from a core
                 sub = sub.split(";")[0]
@@ -1280,7 +1286,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if isinstance(_from_core, dict) and "radius" in _from_core:  # the box the region needed before
         radius = min(float(_from_core["radius"]), max_radius_mm)
     warnings: list[str] = []
-    kind_box, env_g, hit_limit = kind, None, False
+    kind_box, env_g, hit_limit, part_ml = kind, None, False, []
     if _data is _UNSET:
         data = _measured_data(ct)
         data = None if data is None else _Measured(a, data, anatomical_axes(ct)["S"][0])
@@ -1290,7 +1296,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         p(0.1, f"lesion: region within {radius:g} mm of the click")
         region, thr, sub, k, sl, env_g, notes = _segment_box(
             a, ct, seed_g, radius, organ, kind_box, open_mm, env_g,
-            final=radius >= max_radius_mm, max_radius=max_radius_mm, data=data)
+            final=radius >= max_radius_mm, max_radius=max_radius_mm, data=data, part_ml=part_ml)
         kind_box = k  # the type decided in the smallest box that holds the click's surroundings
         inner_faces = [(ax, s) for ax, s in _touched_faces(region)
                        if (sl[ax].start > 0 if s == 0 else sl[ax].stop < ct.shape[ax])]
@@ -1351,7 +1357,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                 meas2.warnings += carried
                 meas2.part_of_mass = True
             return m2, meas2
-    click_ml: list = []   # (this click's, another click's) volumes the click checks grew, mL
+    click_ml: list = list(part_ml)   # (this click's, another click's) volumes the click checks grew, mL
     leaks: list = []   # volumes (mL) of outlines grown by the click checks that leaked
     if k == "soft_tissue" and _from_core is None and any(n.startswith((NO_EDGE_NOTE, CORE_NOTE + " of")) for n in notes):
         # taken without an intensity edge: the outline must be the one its own core gives
