@@ -1757,11 +1757,11 @@ def _check_outline_leak(ct, at_g, m2, meas2, kind, radius, kw, v0: float) -> str
     v1 = float(m2.sum()) * ct.voxel_volume_ml
     if not v1 or max(v0, v1) <= CLICK_VOLUME_SPREAD * min(v0, v1):
         return None
-    sub: list = []
-    _click_agreement(ct, tuple(int(x) for x in at_g), m2, [], radius, kw, kind=kind, leaks=sub, nested=True)
+    sub, why = [], []
+    _click_agreement(ct, tuple(int(x) for x in at_g), m2, [], radius, kw, kind=kind, leaks=sub, nested=why)
     if sub:
         return (f"a click elsewhere inside it, as the check of a click run alone places it, grew an outline "
-                f"that leaked ({max(sub):.1f} mL)")
+                f"that leaked ({max(sub):.1f} mL: {why[0]})")
     return None
 
 
@@ -1776,7 +1776,7 @@ def _probe_ball_ml(depth_mm: float) -> float:
 
 
 def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", volumes=None, leaks=None,
-                     nested: bool = False) -> list:
+                     nested: list | None = None) -> list:
     """``notes`` with a warning when a second click inside the outline ``mask`` (CT grid) of
     type ``kind`` ("soft_tissue" or "lung_nodule", the model the probe is grown by) gives a
     volume that differs from it by more than ``CLICK_VOLUME_SPREAD``.
@@ -1794,7 +1794,8 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
     outline smaller than its own statistics ball, ``_probe_ball_ml``) are appended to.
     ``leaks``: a list the probe's volume is appended to when its outline leaked, judged as that
     click run alone would be (``_check_outline_leak``). ``nested``: this is that judgement's own
-    probe: only ``_leaked`` is applied to it (one level)."""
+    probe: only ``_leaked`` is applied to it (one level), and the words for why it leaked are
+    appended to this list."""
     from .common import bbox_slices
 
     sk = np.asarray(ct.spacing_kji, float)
@@ -1816,8 +1817,10 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
     v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float(m2.sum()) * ct.voxel_volume_ml
     at = np.round(ct.kji_to_world(far[None].astype(float))[0], 1).tolist()
     if meas2 is not None and leaks is not None:
-        why = (_leak_reason(meas2) if _leaked(meas2, m2, ct) else None) if nested else \
+        why = (_leak_reason(meas2) if _leaked(meas2, m2, ct) else None) if nested is not None else \
             _check_outline_leak(ct, far, m2, meas2, kind, radius, kw, v0)
+        if why and nested is not None:
+            nested.append(why)
         if why:
             # the probe's outline is no bound of the lesion: said as a leak, not given as a volume
             leaks.append(v1)
