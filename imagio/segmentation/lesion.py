@@ -1730,6 +1730,7 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes
                          "unreliable; check it, or compare clicks"]
     return mask, notes, thr
 
+
 def _check_outline_leak(ct, at_g, m2, meas2, kind, radius, kw, v0: float) -> str | None:
     """Why the outline ``m2`` (CT grid) that a click check grew from the voxel ``at_g`` ([k, j, i])
     leaked (words for a note), or None when it did not: the leak criteria the click at ``at_g``
