@@ -76,15 +76,16 @@ def test_a_leaked_check_outline_is_said_not_given_as_the_range():
     """Issue 14 (c), new-user trial: a probe click inside Lung_Dx-A0001's mass grew 1051 mL and the
     summary gave 139-1051 mL as the lesion's range. An outline the checks grew that leaked is
     said as a leak: ``leaked`` and ``click_dependent`` set (no single volume is the lesion's), a
-    warning that starts with 'leaked' and names its volume, and the range holds only the
-    outlines that did not leak; after an --add/--remove edit the edited volume stands."""
+    warning that starts with 'leaked' and names its volume, and no range is given (the outlines
+    that did not leak cannot bound it either: one end cannot be trusted, lesion11); after an
+    --add/--remove edit the edited volume stands."""
     from imagio.segmentation.lesion import _click_range
     from imagio.segmentation.measurements import LesionMeasurements
 
     meas, notes = LesionMeasurements("lung_nodule", 40.0, 45.0, 40.0, 45.0, 40.0, 30.0), []
     _click_range(meas, [40.0, 55.0], notes, leaks=[1051.0])
     assert meas.leaked and meas.click_dependent and meas.to_dict()["volume_ml"] is None
-    assert meas.volume_range_ml == [40.0, 55.0]
+    assert meas.volume_range_ml is None
     assert any(n.startswith("leaked") and "1051.0 mL" in n for n in notes), notes
     assert not any("click-dependent outline: clicks inside this lesion give" in n for n in notes)
     meas, notes = LesionMeasurements("lung_nodule", 40.0, 45.0, 40.0, 45.0, 40.0, 30.0), []

@@ -104,7 +104,11 @@ tissue of the outline's density class 2-6 mm beyond it, contiguous with it, are 
 model; a probe outline holding most of the outline and larger than it says the outline may hold
 only part of the lesion (its volume joins the range). Check outlines that leaked (size limit,
 no border at the image's edge, irregular, or grown as a lung lesion yet bordered by lung less than
-a lung lesion is) are said as leaks, not given as the range's ends. A lung-typed outline grown
+a lung lesion is) are said as leaks, not given as the range's ends; a check outline that would be
+an end of the range is judged as its click run alone would be, a click inside it too
+(``_check_outline_leak``). When a check outline leaked, or a check click grew no lesion, no range
+is given and the result is flagged (``leaked`` / ``click_dependent``); a note that says the volume
+depends on the click always comes with ``click_dependent``. A lung-typed outline grown
 on beyond the first box is typed again by the same lung-context rule on its final shape.
 
 Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022, volume).
@@ -1029,7 +1033,11 @@ def _lung_subtype(region, roi, meas_diam, sk=(1.0, 1.0, 1.0)):
 
 
 def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, final=True,
-                 max_radius=MAX_RADIUS_MM, data=None):
+                 max_radius=MAX_RADIUS_MM, data=None, part_ml=None):
+    # part_ml: a list set to the volumes (mL: the click's region, the probe's lesion, their union)
+    # when the click lay in a part of a heterogeneous tumour (``_whole_around_part``), else emptied
+    if part_ml is not None:
+        part_ml.clear()
     sk = ct.spacing_kji
     half = np.ceil(radius / sk).astype(int)
     lo = np.maximum(np.asarray(seed_g) - half, 0)
@@ -1152,6 +1160,8 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                 "tumour: a denser, enhancing or necrotic part and the rest); the outline given is that whole "
                 f"({whole.sum() * v:.1f} mL). If that layer is an organ or tissue around the lesion, not "
                 "the lesion, exclude it (--remove) or click the lesion with the organ mask")
+            if part_ml is not None:   # the volumes the note gives: the range of the result (_click_range)
+                part_ml += [float(region.sum()) * v, float(v_probe) * v, float(whole.sum()) * v]
             region = whole
             if edged is not None:  # its border is judged by the edge rule's check, not the regrowth from a core
                 sub = sub.split(";")[0]
@@ -1276,7 +1286,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if isinstance(_from_core, dict) and "radius" in _from_core:  # the box the region needed before
         radius = min(float(_from_core["radius"]), max_radius_mm)
     warnings: list[str] = []
-    kind_box, env_g, hit_limit = kind, None, False
+    kind_box, env_g, hit_limit, part_ml = kind, None, False, []
     if _data is _UNSET:
         data = _measured_data(ct)
         data = None if data is None else _Measured(a, data, anatomical_axes(ct)["S"][0])
@@ -1286,7 +1296,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         p(0.1, f"lesion: region within {radius:g} mm of the click")
         region, thr, sub, k, sl, env_g, notes = _segment_box(
             a, ct, seed_g, radius, organ, kind_box, open_mm, env_g,
-            final=radius >= max_radius_mm, max_radius=max_radius_mm, data=data)
+            final=radius >= max_radius_mm, max_radius=max_radius_mm, data=data, part_ml=part_ml)
         kind_box = k  # the type decided in the smallest box that holds the click's surroundings
         inner_faces = [(ax, s) for ax, s in _touched_faces(region)
                        if (sl[ax].start > 0 if s == 0 else sl[ax].stop < ct.shape[ax])]
@@ -1347,13 +1357,13 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                 meas2.warnings += carried
                 meas2.part_of_mass = True
             return m2, meas2
-    click_ml: list = []   # (this click's, another click's) volumes the click checks grew, mL
+    click_ml: list = list(part_ml)   # (this click's, another click's) volumes the click checks grew, mL
     leaks: list = []   # volumes (mL) of outlines grown by the click checks that leaked
     if k == "soft_tissue" and _from_core is None and any(n.startswith((NO_EDGE_NOTE, CORE_NOTE + " of")) for n in notes):
         # taken without an intensity edge: the outline must be the one its own core gives
         mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
                                             dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm,
-                                                 _data=data), box=sl, volumes=click_ml)
+                                                 _data=data), box=sl, volumes=click_ml, leaks=leaks)
         mask, notes = _cut_necked_leak(ct, seed_g, mask, notes)
     if k == "soft_tissue" and _from_core is None and not any(DEPENDS in n for n in notes):
         notes = _click_agreement(ct, seed_g, mask, notes, radius,
@@ -1398,6 +1408,10 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # the click-agreement probe ran on the outline before the cut: its point may be gone
         # (new-user trial 21: a stale 'a click elsewhere inside this outline' after --remove)
         notes = [n + " (found on the outline before the --remove points cut it)" if DEPENDS in n else n
+                 for n in notes]
+    if np.asarray(include).size and not len(ex):
+        # the checks ran on the outline before the added clicks grew it: their words are of that outline
+        notes = [n + " (found on the outline before the --add points edited it)" if DEPENDS in n else n
                  for n in notes]
     if not mask[seed_g]:
         # trial 11: a click in STS_008 came back as an outline of the neighbouring muscle, not
@@ -1634,7 +1648,7 @@ def _regrow_in_box(ct, a, sl, core, kw, at_limit: bool, near=None):
     return None
 
 
-def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes=None) -> tuple:
+def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes=None, leaks=None) -> tuple:
     """(mask, notes, thr) of a soft-tissue lesion taken without an intensity edge
     (``_soft_statistical``): cut back to the outline grown from its own core when most of it is
     not given back from there, with a warning when the volumes differ; ImagioError when the
@@ -1665,7 +1679,9 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes
     the outline was taken on: the regrowth is run there first (``_regrow_in_box``: the same
     model from another seed, no second ``segment_lesion`` run) and in boxes of its own only
     when it reaches that box's inner faces. ``volumes``: a list the two volumes (mL: the
-    click's, the core's) are appended to when the click's outline is kept (``_click_range``)."""
+    click's, the core's) are appended to when the click's outline is kept (``_click_range``).
+    ``leaks``: a list the core's volume is appended to instead when the core's outline leaked,
+    judged as a click there run alone would be (``_check_outline_leak``): it is no bound."""
     sk = np.asarray(ct.spacing_kji, float)
     core = _core_of(mask, seed_g, sk, ct.array)
     if float(np.linalg.norm((np.asarray(core) - seed_g) * sk)) <= CLICK_BALL_MM:
@@ -1682,8 +1698,9 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes
                                        _from_core={"radius": radius}, **kw)
         except (InputError, ImagioError):  # nothing grows at the core: nothing to compare
             return mask, notes, thr
-        grown = m2, meas2.threshold_hu
-    m2, thr2 = grown
+        grown = m2, meas2.threshold_hu, meas2
+    m2, thr2 = grown[:2]
+    meas2 = grown[2] if len(grown) > 2 else None
     v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float(m2.sum()) * ct.voxel_volume_ml
     sl = _bbox_around(m2, seed_g, CLICK_BALL_MM, sk)
     if _edt(~m2[sl], sk)[tuple(np.asarray(seed_g) - [s_.start for s_ in sl])] > CLICK_BALL_MM:
@@ -1699,6 +1716,12 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes
                             f"from its own core ({v1:.1f} mL): only {100 * confirmed:.0f} % of it was given back "
                             "from there, the rest is tissue of the lesion's density beside it; the volume is "
                             "unreliable; check it"], [round(float(v), 1) for v in thr2]
+    why = _check_outline_leak(ct, core, m2, meas2, "soft_tissue", radius, kw, v0) if leaks is not None else None
+    if why:
+        leaks.append(v1)
+        return mask, notes + [f"the region grown from the click ({v0:.1f} mL) differs from the one grown from its "
+                              f"own core, which leaked ({v1:.1f} mL: {why}): the volume {DEPENDS}, this "
+                              "outline may have leaked as well or hold only part of the lesion; check it"], thr
     if volumes is not None:
         volumes += [v0, v1]
     if max(v0, v1) > CLICK_VOLUME_SPREAD * min(v0, v1):
@@ -1707,7 +1730,54 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes
                          "unreliable; check it, or compare clicks"]
     return mask, notes, thr
 
-def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", volumes=None, leaks=None) -> list:
+
+def _check_outline_leak(ct, at_g, m2, meas2, kind, radius, kw, v0: float) -> str | None:
+    """Why the outline ``m2`` (CT grid) that a click check grew from the voxel ``at_g`` ([k, j, i])
+    leaked (words for a note), or None when it did not: the leak criteria the click at ``at_g``
+    would get run alone. ``meas2``: its measurements (None: measured here); ``kind``: the model
+    it was grown by; ``radius``, ``kw``: as ``_click_agreement``; ``v0``: the volume (mL) of the
+    outline being checked.
+
+    Why: a check outline's volume is given as an end of the lesion's range, so it must be judged
+    as the click itself would be: run alone, a click is called leaked when its outline leaked
+    (``_leaked``: size limit, no border at the image's edge, irregular, a lung outline not
+    bordered by lung) or when a click elsewhere inside its outline grew an outline that leaked
+    (``_click_agreement``). The check runs with ``_from_core`` (no checks of its own), so the
+    second half was missing: new-user trial, Lung_Dx-A0001 clicked at LPS 41.8, 191.5, -229: a
+    probe grew a closed, regular 1051 mL outline (3 % inside the reader boxes) that passed
+    ``_leaked`` and was given as the top of '162.1-1051.0 mL', not leaked; run alone, a click
+    inside it grows 1204 mL to the size limit, so it is leaked. That second probe is grown only
+    for an outline whose volume lies more than ``CLICK_VOLUME_SPREAD`` from ``v0`` (one that
+    would be an end of the range); it runs without further checks (one level), so the cost is
+    one more run of the model."""
+    if meas2 is None:   # an outline regrown in the click's own box (``_regrow_in_box``): not at the limit
+        meas2 = measure(m2, ct, ct.array, kind=kind)
+        _plausibility(m2, ct, meas2)
+    if _leaked(meas2, m2, ct):
+        return _leak_reason(meas2)
+    v1 = float(m2.sum()) * ct.voxel_volume_ml
+    if not v1 or max(v0, v1) <= CLICK_VOLUME_SPREAD * min(v0, v1):
+        return None
+    sub, why = [], []
+    _click_agreement(ct, tuple(int(x) for x in at_g), m2, [], radius, kw, kind=kind, leaks=sub, nested=why)
+    if sub:
+        return (f"a click elsewhere inside it, as the check of a click run alone places it, grew an outline "
+                f"that leaked ({max(sub):.1f} mL: {why[0]})")
+    return None
+
+
+def _probe_ball_ml(depth_mm: float) -> float:
+    """Volume (mL) of the ball a probe click's statistics come from: radius ``CLICK_BALL_MM``, or
+    ``depth_mm`` (how deep the probe lies inside the outline it was placed in) when that is less.
+    A probe outline smaller than that ball did not grow even the homogeneous tissue round its own
+    click (the smallest measurable lesion, 10 mm across, holds that ball: RECIST 1.1, lesion.json
+    ``click_ball_mm``): no lesion was found at that click, so its volume is no bound of the lesion."""
+    r = min(CLICK_BALL_MM, float(depth_mm))
+    return 4.0 / 3.0 * np.pi * r ** 3 / 1000.0
+
+
+def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", volumes=None, leaks=None,
+                     nested: list | None = None) -> list:
     """``notes`` with a warning when a second click inside the outline ``mask`` (CT grid) of
     type ``kind`` ("soft_tissue" or "lung_nodule", the model the probe is grown by) gives a
     volume that differs from it by more than ``CLICK_VOLUME_SPREAD``.
@@ -1721,7 +1791,12 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
     deepest point when it is thinner: ``_interior_clicks`` of the tests) farthest from the click,
     the click another user could have given; it is grown by the same model (``segment_lesion``
     without further checks, the search box the outline needed). ``volumes``: a list the two
-    volumes (mL: this click's, the probe's; 0 when the probe grows nothing) are appended to."""
+    volumes (mL: this click's, the probe's; 0 when the probe grows no lesion: nothing, or an
+    outline smaller than its own statistics ball, ``_probe_ball_ml``) are appended to.
+    ``leaks``: a list the probe's volume is appended to when its outline leaked, judged as that
+    click run alone would be (``_check_outline_leak``). ``nested``: this is that judgement's own
+    probe: only ``_leaked`` is applied to it (one level), and the words for why it leaked are
+    appended to this list."""
     from .common import bbox_slices
 
     sk = np.asarray(ct.spacing_kji, float)
@@ -1731,7 +1806,8 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
     lo = np.array([s_.start for s_ in sl])
     depth = _edt(mask[sl], sk)
     inside = np.argwhere(depth >= min(CLICK_BALL_MM, 0.6 * float(depth.max())))
-    far = inside[int(np.argmax((((inside + lo - np.asarray(seed_g)) * sk) ** 2).sum(1)))] + lo
+    pick = int(np.argmax((((inside + lo - np.asarray(seed_g)) * sk) ** 2).sum(1)))
+    far = inside[pick] + lo
     if float(np.linalg.norm((far - np.asarray(seed_g)) * sk)) <= CLICK_BALL_MM:
         return notes  # the outline is too small to hold a click elsewhere
     try:
@@ -1741,13 +1817,28 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
         m2, meas2 = np.zeros(mask.shape, bool), None
     v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float(m2.sum()) * ct.voxel_volume_ml
     at = np.round(ct.kji_to_world(far[None].astype(float))[0], 1).tolist()
-    if meas2 is not None and _leaked(meas2, m2, ct) and leaks is not None:
-        # the probe's outline is no bound of the lesion: said as a leak, not given as a volume
-        leaks.append(v1)
-        return notes + [f"the volume {DEPENDS}: a click elsewhere inside this outline (R,A,S = {at} mm) grew an "
-                        f"outline that leaked ({v1:.1f} mL: {_leak_reason(meas2)}) instead of the lesion; this "
-                        f"click's outline ({v0:.1f} mL) may have leaked as well or hold only part of the lesion: "
-                        "check it on the images, or add or remove clicks (--add, --remove)"]
+    if meas2 is not None and leaks is not None:
+        why = (_leak_reason(meas2) if _leaked(meas2, m2, ct) else None) if nested is not None else \
+            _check_outline_leak(ct, far, m2, meas2, kind, radius, kw, v0)
+        if why and nested is not None:
+            nested.append(why)
+        if why:
+            # the probe's outline is no bound of the lesion: said as a leak, not given as a volume
+            leaks.append(v1)
+            return notes + [f"the volume {DEPENDS}: a click elsewhere inside this outline (R,A,S = {at} mm) grew an "
+                            f"outline that leaked ({v1:.1f} mL: {why}) instead of the lesion; this "
+                            f"click's outline ({v0:.1f} mL) may have leaked as well or hold only part of the lesion: "
+                            "check it on the images, or add or remove clicks (--add, --remove)"]
+    ball = _probe_ball_ml(float(depth[tuple(inside[pick])]))
+    if v1 < ball:
+        # the probe grew no lesion (or less than its own statistics ball): no volume of the lesion
+        if volumes is not None:
+            volumes += [v0, 0.0]
+        return notes + [f"the volume {DEPENDS}: a click elsewhere inside this outline (R,A,S = {at} mm) "
+                        f"{'grew no lesion' if not v1 else f'grew only {v1:.2f} mL, less than the {ball:.2f} mL ball its statistics come from'}"
+                        f", so no lesion is found there although this click's outline ({v0:.1f} mL) holds it: "
+                        "the lesion's border is not found from a click; check it on the images, or add or "
+                        "remove clicks (--add, --remove)"]
     if volumes is not None:
         volumes += [v0, v1]
     if max(v0, v1) <= CLICK_VOLUME_SPREAD * min(v0, v1):
@@ -1756,7 +1847,6 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
                     f"{v1:.1f} mL against {v0:.1f} mL from this click (more than "
                     f"{100 * (CLICK_VOLUME_SPREAD - 1):.0f} % apart): the outline is unreliable; check it, "
                     "compare clicks, or add or remove clicks (--add, --remove)"]
-
 
 
 def _lung_context(mask: np.ndarray, ct: Volume) -> float:
@@ -1826,7 +1916,7 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
                             SHELL_MM, CLICK_BALL_MM, SMOOTH_SIGMA_MM, PROBES, _deepest_probe)
     v = ct.voxel_volume_ml
     v0 = float(mask.sum()) * v
-    best = None
+    parts = []
     for q in probes:
         at = ct.kji_to_world(np.asarray(q, float)[None])[0]
         try:
@@ -1846,16 +1936,26 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
         verdict = judge_probe(mask, m2, _leaked(meas2), PROBE_MIN_OVERLAP, CLICK_VOLUME_SPREAD)
         at = np.round(at, 1).tolist()
         v1 = float(m2.sum()) * v
-        if verdict == "leaked":
+        if verdict in ("part", "leaked"):
+            parts.append((v1, at, q, m2, meas2, verdict))
+    best = None
+    for v1, at, q, m2, meas2, verdict in sorted(parts, key=lambda t: -t[0]):
+        # every leaked probe is said; the largest part that did not leak, judged as its click run
+        # alone would be (its own interior probe too: ``_check_outline_leak``), is the range's top
+        if verdict == "part" and best is not None:
+            continue
+        why = _leak_reason(meas2) if verdict == "leaked" else _check_outline_leak(ct, q, m2, meas2, kind,
+                                                                                  radius, kw, v0)
+        if why:
             if leaks is not None:
                 leaks.append(v1)
             notes = notes + [
                 f"a click in the tissue of this outline's density just outside it (R,A,S = {at} mm) grew an "
-                f"outline that holds this one and leaked ({v1:.1f} mL: {_leak_reason(meas2)}): the lesion is not "
+                f"outline that holds this one and leaked ({v1:.1f} mL: {why}): the lesion is not "
                 f"told from that tissue, so this outline ({v0:.1f} mL) may hold only part of it or none of its "
                 "border; check it on the images, give the organ mask, or outline it by hand"]
-        elif verdict == "part" and (best is None or v1 > best[0]):
-            best = (v1, at, float((m2 & mask).sum()) * v, float((m2 & ~mask).sum()) * v)
+            continue
+        best = (v1, at, float((m2 & mask).sum()) * v, float((m2 & ~mask).sum()) * v)
     if best is not None:
         v1, at, held, added = best
         if volumes is not None:
@@ -1870,28 +1970,36 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
 
 def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit: bool = False) -> None:
     """Set ``meas.volume_range_ml`` ([min, max] mL over the outlines the click checks grew,
-    this click's included; None when no other click was grown) and ``meas.click_dependent``
-    (True when those volumes, or a probe that grew nothing, lie more than
-    ``CLICK_DEPENDENT_RATIO`` apart), and add a warning to ``notes`` that gives the range
-    instead of one volume.
+    this click's included; None when no other click was grown, or when an end of it cannot be
+    trusted) and ``meas.click_dependent``, and add a warning to ``notes`` that gives the range
+    instead of one volume, or says why none is given.
 
     Why: a volume that changes two-fold with the click spans a whole volume doubling, the
     measure of a nodule's growth (issue 14; lesion.json ``click_dependent_ratio``): one figure
     from one click is then not the lesion's volume, so the summary gives the range
     (``LesionMeasurements.volume_summary_ml`` is None) and programs read ``click_dependent``.
+    A note that says the volume ``DEPENDS`` on the click (volumes more than
+    ``CLICK_VOLUME_SPREAD`` apart, issue 14) sets the flag too: the words and the flag agree
+    (new-user trial: such notes came with ``click_dependent`` false).
     The outline written (``meas.volume_ml``, after any cut of a necked leak) is in the range
     (review 44 M2). ``edited``: the user's --add/--remove points changed the outline after the
     checks: the user has judged it, so its volume stands (not click-dependent), the range of
     the outlines before the edit goes to ``meas.volume_range_before_edit_ml`` (not
     ``volume_range_ml``: it is not the edited outline's range, new-user trial) and is said in a
-    note. ``leaks``: volumes (mL) of outlines the checks grew that leaked (``_leaked``): they are
-    no bound of the lesion, so they are left out of the range; the outline is then marked
-    ``leaked`` and ``click_dependent`` (no single volume is the lesion's) and the warning says
-    it leaked instead of giving a range as the lesion's. ``own_limit``: the outline written
-    (edited or not) reached the size limit (``max_radius_mm`` from its click): it is no bound of
-    the lesion either, so it is ``leaked`` and ``click_dependent`` (no volume presented), also
-    after an edit (new-user trial 58: a 628 mL outline at the size limit was given as the bottom
-    of a range, and an --add to a size-limited outline made its 982 mL a firm volume)."""
+    note. ``leaks``: volumes (mL) of outlines the checks grew that leaked (``_leaked``, judged
+    as their clicks run alone would be: ``_check_outline_leak``): they never bound the range,
+    and the outlines that did not leak cannot bound it either (the lesion's border is not found
+    from a click: one larger outline leaked), so no range is given; the outline is marked
+    ``leaked`` and ``click_dependent`` (no single volume is the lesion's) and the warning says it
+    leaked (new-user trial: '162.1-1051.0 mL', the 1051 mL outline 3 % inside the reader boxes).
+    A check click that grew no lesion (volume 0: nothing, or less than its own statistics ball,
+    ``_probe_ball_ml``) gives no bottom of a range either: no range, ``click_dependent``, and
+    the warning says the volume is not found from a click (new-user trial: '0.1-7.5 mL' for a
+    core-only outline of a mass). ``own_limit``: the outline written (edited or not) reached the
+    size limit (``max_radius_mm`` from its click): it is no bound of the lesion either, so it is
+    ``leaked`` and ``click_dependent`` (no volume presented), also after an edit (new-user trial
+    58: a 628 mL outline at the size limit was given as the bottom of a range, and an --add to a
+    size-limited outline made its 982 mL a firm volume)."""
     v = [float(x) for x in volumes]
     meas.leaked = bool(len(leaks)) or own_limit
     # the range of the outlines the checks grew; the outline written is in it unless the user
@@ -1901,6 +2009,7 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     found = [x for x in v if x > 0]
     rng = ([round(min(found), 2), round(max(found), 2)] if found else [0.0, 0.0]) if len(v) >= 2 else None
     leaked_ml = ", ".join(f"{x:.1f}" for x in sorted({round(float(x), 1) for x in leaks}))
+    said = any(DEPENDS in n for n in notes)   # a note says the volume depends on the click
     if own_limit:
         meas.click_dependent = True
         notes.append(f"leaked: the outline written ({meas.volume_ml:.1f} mL"
@@ -1913,36 +2022,44 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     if meas.leaked and not edited:
         meas.click_dependent = True
         notes.append(f"leaked: an outline grown by the click checks leaked ({leaked_ml} mL) "
-                     "instead of following the lesion, so its border is not found from a click and no volume is "
-                     f"the lesion's; the outline written is this click's ({meas.volume_ml:.1f} mL), itself possibly "
-                     "leaked or only part of the lesion: check it on the images, correct it (--add, --remove) "
+                     "instead of following the lesion, so its border is not found from a click and no volume or "
+                     f"range is the lesion's; the outline written is this click's ({meas.volume_ml:.1f} mL), itself "
+                     "possibly leaked or only part of the lesion: check it on the images, correct it (--add, --remove) "
                      "or outline it by hand")
-    elif meas.leaked:
+        return
+    if meas.leaked:
         notes.append(f"before the --add/--remove points edited it, an outline grown by the click checks leaked "
                      f"({leaked_ml} mL); the edited outline's volume "
                      f"({meas.volume_ml:.1f} mL) is given: check the edit on the images")
     if rng is None:
+        meas.click_dependent = bool(said and not edited)
         return
-    dependent = min(v) <= 0 or max(v) > CLICK_DEPENDENT_RATIO * min(v)
+    empty = min(v) <= 0
+    dependent = empty or said or max(v) > CLICK_DEPENDENT_RATIO * min(v)
     if edited:
         meas.volume_range_before_edit_ml = rng
         if not dependent:
             return
         lo, hi = rng
-        notes.append(f"before the --add/--remove points edited it, clicks inside this lesion gave {lo:.1f}-{hi:.1f} mL "
-                     f"(more than {CLICK_DEPENDENT_RATIO:g}-fold apart); the edited outline's volume "
+        notes.append(f"before the --add/--remove points edited it, clicks inside this lesion gave {lo:.1f}-{hi:.1f} mL"
+                     f"{' (and a click that grew no lesion)' if empty else ''}; the edited outline's volume "
                      f"({meas.volume_ml:.1f} mL) is given: check the edit on the images")
         return
-    meas.volume_range_ml = rng
-    if meas.leaked:
-        return   # said above; the range of the outlines that did not leak is kept
     meas.click_dependent = dependent
+    if empty:
+        notes.append(f"click-dependent outline: the volume is not found from a click: a click elsewhere inside this "
+                     f"outline grew no lesion, so no range is given; the outline written is this click's "
+                     f"({meas.volume_ml:.1f} mL), possibly only part of the lesion (its core) or tissue beside it: "
+                     "check it on the images, correct it (--add, --remove) or outline it by hand")
+        return
+    meas.volume_range_ml = rng
     if meas.click_dependent:
         lo, hi = meas.volume_range_ml
-        none = " (and a click that gave no outline)" if min(v) <= 0 else ""
-        notes.append(f"click-dependent outline: clicks inside this lesion give {lo:.1f}-{hi:.1f} mL{none}, more "
-                     f"than {CLICK_DEPENDENT_RATIO:g}-fold apart, so no single volume is the lesion's; the outline "
-                     f"written is this click's ({meas.volume_ml:.1f} mL); treat the volume as {lo:.1f}-{hi:.1f} mL, "
+        apart = (f"more than {CLICK_DEPENDENT_RATIO:g}-fold apart" if max(v) > CLICK_DEPENDENT_RATIO * min(v)
+                 else f"more than {100 * (CLICK_VOLUME_SPREAD - 1):.0f} % apart")
+        notes.append(f"click-dependent outline: clicks inside this lesion give {lo:.1f}-{hi:.1f} mL, {apart}, "
+                     f"so no single volume is the lesion's; the outline written is this click's "
+                     f"({meas.volume_ml:.1f} mL); treat the volume as {lo:.1f}-{hi:.1f} mL, "
                      "check the outline on the images, or correct it (--add, --remove, or by hand)")
 
 
