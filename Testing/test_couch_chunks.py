@@ -137,3 +137,49 @@ def test_present_structures_counts_in_chunks_without_a_box_sized_int64_copy():
         tracemalloc.stop()
     assert got == ref == {"liver", "spleen"}
     assert peak < 10 * 2 ** 20, peak / 2 ** 20
+
+
+@pytest.mark.parametrize("slab", [None, 1 << 14])
+def test_couch_search_on_the_packed_skin_masks_equals_the_whole_volume_definition(monkeypatch, slab):
+    """`patient_and_objects` as the planner calls it (the skin model's bit-packed body and data,
+    never unpacked whole: the patient on the body's box, the objects and the patient's boundary
+    listed slab by slab) gives the voxel indices of the whole-volume definition, with scipy only
+    (`_reference_patient` / `_reference_objects`: exact Euclidean distances on the volume,
+    the boundary ``pat & ~erode(pat)``), on the oblique, flipped, 2 x 2 x 3 mm table phantom
+    with loose objects, in one slab and in slabs of 2**14 voxels (26-connected objects and the
+    patient's boundary crossing slab faces). A bool ``data`` gives the same and is not written.
+    Slabs of 2**14 voxels allocate (tracemalloc peak) less than 3.3 bytes per CT voxel; main
+    3.9 (body and data unpacked, the objects' and their distance test's masks of the volume)."""
+    from scipy import ndimage
+
+    from imagio.volume import index_list
+    from test_planning_table import _flipped_oblique, _reference_objects, _reference_patient, _table_phantom
+
+    if slab:
+        monkeypatch.setattr(sk, "SLAB", slab)
+    ct, lab, _ = _table_phantom(_flipped_oblique())
+    w = ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)).astype(float)).reshape(*ct.shape, 3)
+    a = ct.array.copy()
+    for x0, y0, h in ((140.0, -20.0, 1.2), (155.0, -20.0, 3.0), (125.0, 75.0, 3.0)):   # loose cubes
+        a[(np.abs(w[..., 0] - x0) <= h) & (np.abs(w[..., 1] - y0) <= h) & (np.abs(w[..., 2]) <= 3.0)] = 200
+    ct = ct.with_array(a)
+    model = sk.outer_skin(ct, lab)
+    assert isinstance(model.body, sk.PackedMask) and isinstance(model.data, sk.PackedMask)
+    tracemalloc.start()
+    try:
+        pat, obj = T.patient_and_objects(ct, model.body, model.data, sk.AIR_HU)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    body, data = np.asarray(model.body), np.asarray(model.data)
+    ref_pat = _reference_patient(ct, body, sk.AIR_HU, T.OPEN_MM)
+    edge = ref_pat & ~ndimage.binary_erosion(ref_pat, border_value=0)
+    ref_obj = _reference_objects(ct, ref_pat, data, sk.AIR_HU, T.OPEN_MM)
+    assert len(pat) > 1000 and len(obj) > 1000
+    assert np.array_equal(pat, index_list(edge)) and np.array_equal(obj, index_list(ref_obj))
+    copy = data.copy()
+    again = T.patient_and_objects(ct, body, data, sk.AIR_HU)
+    assert np.array_equal(data, copy)
+    assert np.array_equal(again[0], pat) and np.array_equal(again[1], obj)
+    if slab:
+        assert peak < 3.3 * ct.array.size, peak / ct.array.size

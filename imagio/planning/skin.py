@@ -466,7 +466,7 @@ def _face_pairs(last: np.ndarray, first: np.ndarray, connectivity: int):
 
 
 def _slab_components(make, nk: int, keep: bool, slab: int | None = None, connectivity: int = 6,
-                     count: bool | None = None) -> tuple:
+                     count: bool | None = None, visit=None) -> tuple:
     """``connectivity``-connected (6 or 26) components of a bool volume [k, j, i] of ``nk`` slices, built ``slab``
     slices at a time (default: `SLAB` voxels): ``make(k0, k1)`` returns the volume's slices [k0, k1) (C order). Each slab
     is labelled alone by cc3d; two slab labels are one component when they touch across the face
@@ -481,7 +481,9 @@ def _slab_components(make, nk: int, keep: bool, slab: int | None = None, connect
     node offsets[s] + L - 1, component (n_nodes,) int: the component of each node, sizes
     (n_nodes,) int64: voxels per node, only with ``count``, by default without ``keep``). Nodes are numbered in the order cc3d numbers labels (first
     appearance in C order, slab after slab), so the lowest node of a component is its first voxel
-    in C order (cc3d's numbering of the whole volume)."""
+    in C order (cc3d's numbering of the whole volume). ``visit``: called as ``visit(t, k0, cc)``
+    with each slab's cc3d labels (slab ``t`` starting at slice ``k0``), before they are dropped
+    or kept (a caller reads what it needs of them without keeping the labels)."""
     import cc3d
 
     slab = int(slab or max(1, SLAB // max(1, int(np.prod(make(0, 1).shape[1:])))))
@@ -498,6 +500,8 @@ def _slab_components(make, nk: int, keep: bool, slab: int | None = None, connect
             k1 = nk
         cc, n = cc3d.connected_components(np.ascontiguousarray(make(k0, k1)), connectivity=connectivity,
                                           return_N=True)
+        if visit is not None:
+            visit(len(corners) - 1, k0, cc)
         if count:   # voxels per label, 2**20 at a time (bincount casts to int64)
             cnt = np.zeros(n + 1, np.int64)
             flat = cc.reshape(-1)

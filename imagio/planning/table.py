@@ -109,25 +109,102 @@ class TableSurface:
                 f"the table was not checked (the table is assumed at the patient's deepest skin)")
 
 
-def patient_mask(ct, body: np.ndarray, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
-    """The patient's tissue (bool [k, j, i]): voxels of ``body`` above ``air_hu``, opened by
-    ``open_mm`` (erosion, largest component, dilation back within the tissue) so that the thin
-    couch top and the table under it fall off. The erosion and dilation are
-    `imagio.segmentation.ballmorph`'s (the same voxels as `segmentation.common.erode_mm` /
-    `dilate_mm`, without their volume-sized float distance maps); the largest components are
-    taken on the masks' bounding boxes (the same components)."""
+def _planes(m, k0: int, k1: int) -> np.ndarray:
+    """The planes [k0, k1) of a mask [k, j, i] (a bool array or a `skin.PackedMask`: only
+    those planes unpacked) as a new bool array (the caller may write into it)."""
+    if hasattr(m, "planes"):
+        return m.planes(k0, k1)
+    return np.array(m[k0:k1], bool)
+
+
+def _step(shape) -> int:
+    """Planes per slab of the slab-wise passes here (`skin.SLAB` voxels, at least one plane)."""
+    from .skin import SLAB
+
+    return max(1, SLAB // max(1, int(shape[1]) * int(shape[2])))
+
+
+def patient_box(body, margin_mm: float, spacing_kji):
+    """Slices of the bounding box of ``body`` (bool [k, j, i] or `skin.PackedMask`, read a
+    slab of planes at a time: no unpacked copy) grown as `segmentation.common.bbox_slices`
+    grows it (``margin_mm`` and one voxel more per side, within the array); None when empty.
+    Every face of the box inside the image lies at least one voxel beyond ``body``."""
+    shape = tuple(int(n) for n in body.shape)
+    ks, js, is_ = (np.zeros(n, bool) for n in shape)
+    step = _step(shape)
+    for k0 in range(0, shape[0], step):
+        p = _planes(body, k0, min(k0 + step, shape[0]))
+        ks[k0:k0 + len(p)] = p.any(axis=(1, 2))
+        proj = p.any(axis=0)
+        js |= proj.any(axis=1)
+        is_ |= proj.any(axis=0)
+    if not ks.any():
+        return None
+    out = []
+    for ax, a in enumerate((ks, js, is_)):
+        nz = np.flatnonzero(a)
+        m = int(np.ceil(margin_mm / float(spacing_kji[ax]))) + 1
+        out.append(slice(max(int(nz[0]) - m, 0), min(int(nz[-1]) + 1 + m, shape[ax])))
+    return tuple(out)
+
+
+def _tissue_in_box(ct, body, air_hu: float, box, out: np.ndarray | None = None) -> np.ndarray:
+    """``body & (CT > air_hu)`` on the box ``box`` (slices of `patient_box`), built a slab of
+    planes at a time (no volume-sized temporary); with ``out`` (bool, the box's shape) ANDed
+    into it instead (``out &= tissue``) and returned."""
+    shape = tuple(s.stop - s.start for s in box)
+    make = out is None
+    if make:
+        out = np.empty(shape, bool)
+    step = _step(shape)
+    for a in range(0, shape[0], step):
+        b = min(a + step, shape[0])
+        k0, k1 = box[0].start + a, box[0].start + b
+        t = _planes(body, k0, k1)[:, box[1], box[2]]
+        t &= ct.array[k0:k1, box[1], box[2]] > air_hu
+        if make:
+            out[a:b] = t
+        else:
+            out[a:b] &= t
+    return out
+
+
+def _patient_in_box(ct, body, air_hu: float, open_mm: float, box) -> np.ndarray:
+    """`patient_mask` on the box ``box`` (`patient_box` of ``body``): bool, the box's shape. The
+    same voxels as the whole-volume mask there (the patient lies in the body, so nowhere else):
+    the ball erosion reads the box's faces inside the image as background (they lie beyond the
+    body: `patient_box`) and its faces on the image border as the border, as on the volume;
+    the dilation and the components do not leave the patient's box. The tissue mask is built
+    twice (for the erosion, then for the dilation's AND) instead of held through the erosion
+    and the labelling (one box-sized mask fewer at the peak)."""
     from ..segmentation.ballmorph import dilate_ball, erode_ball
 
-    tissue = np.asarray(body, bool) & (ct.array > air_hu)
     sk = np.asarray(ct.spacing_kji, float)
-    core = _largest_in_box(erode_ball(tissue, open_mm, sk), in_place=True)
+    tissue = _tissue_in_box(ct, body, air_hu, box)
+    core = erode_ball(tissue, open_mm, sk)
+    del tissue
+    core = _largest_in_box(core, in_place=True)
     if not core.any():
-        return _largest_in_box(tissue, in_place=True)
+        return _largest_in_box(_tissue_in_box(ct, body, air_hu, box), in_place=True)
     grown = dilate_ball(core, open_mm * 1.05, sk)
     del core
-    grown &= tissue
-    del tissue
+    _tissue_in_box(ct, body, air_hu, box, out=grown)
     return _largest_in_box(grown, in_place=True)
+
+
+def patient_mask(ct, body, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
+    """The patient's tissue (bool [k, j, i]): voxels of ``body`` (bool [k, j, i] or
+    `skin.PackedMask`) above ``air_hu``, opened by ``open_mm`` (erosion, largest component,
+    dilation back within the tissue) so that the thin couch top and the table under it fall
+    off. The erosion and dilation are `imagio.segmentation.ballmorph`'s (the same voxels as
+    `segmentation.common.erode_mm` / `dilate_mm`, without their volume-sized float distance
+    maps); the largest components are taken on the masks' bounding boxes (the same
+    components). Computed on the body's box (`_patient_in_box`: the same voxels)."""
+    out = np.zeros(tuple(ct.shape), bool)
+    box = patient_box(body, 0.0, ct.spacing_kji)
+    if box is not None:
+        out[box] = _patient_in_box(ct, body, air_hu, open_mm, box)
+    return out
 
 
 def _largest_in_box(mask: np.ndarray, in_place: bool = False) -> np.ndarray:
@@ -157,57 +234,125 @@ def _largest_in_box(mask: np.ndarray, in_place: bool = False) -> np.ndarray:
     return out
 
 
+def _object_indices(ct, pat: np.ndarray, box, data, air_hu: float, open_mm: float, dtype) -> np.ndarray:
+    """Array indices [k, j, i] (n, 3) ``dtype``, C order, of the voxels of `other_objects`, the
+    patient given on a box: ``pat`` (bool, the shape of ``box``; no patient voxel outside it)
+    where ``box`` holds the patient's box grown by ``2 * open_mm`` (`patient_box` with that
+    margin), so that every voxel within ``2 * open_mm`` of the patient lies in it (the
+    dilation's own box, `segmentation.ballmorph.dilate_ball`). ``data``: bool [k, j, i] or
+    `skin.PackedMask`. The non-patient dense data voxels are labelled a slab of planes at a time
+    (`skin._slab_components`, 26-connected: the same components as one cc3d pass), each slab
+    built when labelled; per slab the labels of its voxels are read (which components hold a
+    far voxel) and kept only at those voxels, in C order (no label array of the volume); a
+    second pass rebuilds each slab and lists its voxels of the kept components."""
+    from ..segmentation.ballmorph import dilate_ball
+    from .skin import _slab_components
+
+    shape = tuple(int(n) for n in ct.shape)
+    near = dilate_ball(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))
+    near = np.packbits(near, axis=-1)   # 1 bit per voxel of the box
+    (bk, bj, bi) = box
+    ni_box = bi.stop - bi.start
+
+    def other(k0, k1):   # the non-patient dense data voxels of planes [k0, k1)
+        m = _planes(data, k0, k1)
+        m &= ct.array[k0:k1] > air_hu
+        a, b = max(k0, bk.start), min(k1, bk.stop)
+        if a < b:
+            m[a - k0:b - k0, bj, bi] &= ~pat[a - bk.start:b - bk.start]
+        return m
+
+    far_nodes, vals = [], []
+
+    def visit(t, k0, cc):   # per slab: the labels holding a far voxel; the labels of its voxels
+        k1 = k0 + cc.shape[0]
+        far = cc > 0
+        vals.append(cc[far].astype(np.min_scalar_type(int(cc.max(initial=0)))))
+        a, b = max(k0, bk.start), min(k1, bk.stop)
+        if a < b:
+            nb = np.unpackbits(near[a - bk.start:b - bk.start], axis=-1, count=ni_box).view(bool)
+            far[a - k0:b - k0, bj, bi] &= ~nb
+        far_nodes.append(np.unique(cc[far]))
+
+    _, corners, offs, comp, _ = _slab_components(other, shape[0], keep=False, connectivity=26,
+                                                 count=False, visit=visit)
+    del near
+    keep = np.zeros(len(comp), bool)   # per component: holds a far voxel
+    for t, f in enumerate(far_nodes):
+        keep[comp[f.astype(np.int64) - 1 + offs[t]]] = True
+    parts = []
+    for t in range(len(vals)):
+        k0, k1 = int(corners[t]), int(corners[t + 1])
+        lut = keep[comp[offs[t]:offs[t + 1]]]
+        sel = lut[vals[t].astype(np.int64) - 1]
+        vals[t] = None
+        if sel.any():
+            idx = index_list(other(k0, k1), dtype)[sel]
+            idx[:, 0] += k0
+            parts.append(idx)
+    return np.concatenate(parts) if parts else np.zeros((0, 3), dtype)
+
+
 def other_objects(ct, pat: np.ndarray, data, air_hu: float, open_mm: float = OPEN_MM) -> np.ndarray:
     """Dense objects that are not the patient (bool [k, j, i]): the 26-connected components of
     the data's voxels above ``air_hu`` outside ``pat`` that reach farther than ``2 * open_mm``
     from the patient (a table, an arm, a cushion). Rims that the opening took off the patient
     (edges of the scan's cut faces, skin folds) lie within ``open_mm`` of it and are not
-    objects. Labelled on the bounding box of those voxels, slab by slab
-    (`skin._slab_components`: the same components as one cc3d pass, each slab's labels in the
-    smallest type that holds them, no 4-byte label array of the whole box); the distance test
-    is `segmentation.ballmorph.dilate_ball` (the voxels of `segmentation.common.dilate_mm`)."""
-    from ..segmentation.ballmorph import dilate_ball
+    objects. ``data``: bool [k, j, i] or `skin.PackedMask`. The components are labelled slab by
+    slab (`skin._slab_components`: the same components as one cc3d pass, no label array of the
+    volume; `_object_indices`); the distance test is `segmentation.ballmorph.dilate_ball` (the
+    voxels of `segmentation.common.dilate_mm`)."""
     from ..segmentation.common import bbox_slices
-    from .skin import _slab_components
 
-    other = np.asarray(data, bool) & (ct.array > air_hu)
-    other &= ~pat
-    sl = bbox_slices(other)
-    if sl is None:
-        return other
-    sub = other[sl]
-    near = dilate_ball(pat, 2.0 * open_mm, np.asarray(ct.spacing_kji, float))[sl]
-    np.logical_not(near, out=near)
-    near &= sub
-    far = np.packbits(near, axis=-1)     # the far voxels, 1 bit each
-    del near
-    labs, corners, offs, comp, _ = _slab_components(lambda k0, k1: sub[k0:k1], sub.shape[0], keep=True,
-                                                    connectivity=26)
-    keep = np.zeros(len(comp), bool)     # per component: holds a far voxel
-    for t, cc in enumerate(labs):        # the far voxels' components
-        f = np.unpackbits(far[corners[t]:corners[t + 1]], axis=-1, count=sub.shape[2]).view(bool)
-        keep[comp[cc[f].astype(np.int64) - 1 + offs[t]]] = True
-    del far
-    for t, cc in enumerate(labs):        # outside the crop ``other`` is already False
-        lut = np.zeros(offs[t + 1] - offs[t] + 1, bool)
-        lut[1:] = keep[comp[offs[t]:offs[t + 1]]]
-        sub[corners[t]:corners[t + 1]] = lut[cc]
-        labs[t] = None
-    return other
+    pat = np.asarray(pat, bool)
+    sk = np.asarray(ct.spacing_kji, float)
+    box = bbox_slices(pat, 2.0 * open_mm, sk) or tuple(slice(0, 0) for _ in range(3))
+    idx = _object_indices(ct, pat[box], box, data, air_hu, open_mm, index_dtype(ct.shape))
+    out = np.zeros(tuple(ct.shape), bool)
+    out[tuple(idx.T.astype(np.intp))] = True
+    return out
 
 
-def patient_and_objects(ct, body: np.ndarray, data: np.ndarray, air_hu: float) -> tuple:
+def _boundary_indices(pat: np.ndarray, box, dtype) -> np.ndarray:
+    """Array indices [k, j, i] (n, 3) ``dtype``, C order, of the voxels of ``pat`` (bool, on the
+    box ``box``, no voxel on a box face inside the image) with a face neighbour outside it
+    (``pat & ~erode6(pat)``, outside the image not being the patient), a slab of planes at a
+    time with one plane of each neighbouring slab (the same voxels as one pass)."""
+    from .skin import erode6
+
+    n = pat.shape[0]
+    step = _step(pat.shape)
+    off = np.array([s.start for s in box], dtype)
+    parts = []
+    for k0 in range(0, n, step):
+        k1 = min(k0 + step, n)
+        a, b = max(k0 - 1, 0), min(k1 + 1, n)
+        sub = pat[a:b]
+        edge = sub & ~erode6(sub)
+        idx = index_list(edge[k0 - a:k1 - a], dtype)
+        idx[:, 0] += k0
+        parts.append(idx + off)
+    return np.concatenate(parts) if parts else np.zeros((0, 3), dtype)
+
+
+def patient_and_objects(ct, body, data, air_hu: float) -> tuple:
     """Array indices [k, j, i] (n, 3; int16 where the grid allows, else int32) of the patient's
     boundary voxels (`patient_mask`) and of the voxels of `other_objects`: small arrays, what
     `locate_table` needs for every direction. Kept as indices, not as RAS positions (float64:
     4x the memory, 69 MiB on the 1 mm phantom, held by the cache for the whole plan):
-    `locate_table` converts them (`voxel_ras`) a chunk at a time."""
-    from .skin import erode6
-
-    pat = patient_mask(ct, body, air_hu)
-    obj = index_list(other_objects(ct, pat, data, air_hu), index_dtype(ct.shape))
-    pat &= ~erode6(pat)
-    return index_list(pat, index_dtype(ct.shape)), obj
+    `locate_table` converts them (`voxel_ras`) a chunk at a time. ``body``, ``data``: bool
+    [k, j, i] or `skin.PackedMask` (read a slab of planes at a time, never unpacked whole).
+    The patient is computed on the body's box grown by ``2 * OPEN_MM`` (`_patient_in_box`, the
+    objects' distance test `_object_indices` there), the boundary and the objects listed slab
+    by slab: no mask of the image's size (issue 20: the couch search's traced peak on the 1 mm
+    phantom was 331 MiB, body and data unpacked and five volume-sized masks)."""
+    dt = index_dtype(ct.shape)
+    box = patient_box(body, 2.0 * OPEN_MM, ct.spacing_kji)
+    if box is None:
+        return np.zeros((0, 3), dt), np.zeros((0, 3), dt)
+    pat = _patient_in_box(ct, body, air_hu, OPEN_MM, box)
+    obj = _object_indices(ct, pat, box, data, air_hu, OPEN_MM, dt)
+    return _boundary_indices(pat, box, dt), obj
 
 
 CHUNK = 1 << 16   # points per chunk of `locate_table` (bounds its float64 temporaries)
@@ -359,7 +504,7 @@ def _case(ct, body, data, air_hu: float) -> tuple:
         key = case_key(ct, body, data, air_hu)
         hit = _CACHE.get(key)
         if hit is None:
-            hit = (patient_and_objects(ct, body, np.asarray(data), air_hu), {})
+            hit = (patient_and_objects(ct, body, data, air_hu), {})
             _CACHE.clear()
             _CACHE[key] = hit
     return hit
