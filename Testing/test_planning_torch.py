@@ -141,6 +141,26 @@ def test_torch_cuda_matches_numpy(grid):
     _parity("cuda", grid=grid)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+def test_auto_device_keeps_a_first_plan_on_numpy():
+    """"auto" on a GPU machine: a first plan's few thousand candidates stay on numpy (no
+    nearest-structure maps are built: the GPU's one-time setup costs more than numpy's scoring,
+    docs/GPU.md); once the maps hold them (an explicit CUDA call), "auto" uses the GPU, with
+    numpy's feasibility."""
+    from imagio.planning.scoring import AUTO_DEVICE_MIN_PATHS
+
+    prob, maps = _case("oblique")
+    cand = skin_candidates(maps, prob.target.point_ras, prob.needle.length_mm, 3.0)
+    assert len(cand.entry_ras) < AUTO_DEVICE_MIN_PATHS
+    a = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device="auto")
+    assert not maps.__dict__.get("_nearest_maps")
+    score_paths(prob, maps, cand.entry_ras[:10], cand.normal_ras[:10], device="cuda")
+    assert maps.__dict__.get("_nearest_maps")
+    b = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device="auto")
+    np.testing.assert_array_equal(a.violations, b.violations)
+
+
 def test_device_chunks_cover_paths_within_both_limits():
     from imagio.planning.scoring import device_chunks
 

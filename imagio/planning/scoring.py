@@ -202,6 +202,13 @@ def resolve_device(device="auto"):
     return str(device)
 
 
+# "auto" scores on the GPU from this many paths on (or once the nearest-structure maps exist):
+# measured on an H200 with 16 host cores (docs/GPU.md), the torch path's one-time setup took
+# 1.2 s (3 mm phantom) and 17.3 s (1 mm), the time numpy scores about 65,000 and 400,000 paths
+# in; a first plan scores ~16,000-110,000 candidates, faster in numpy
+AUTO_DEVICE_MIN_PATHS = 400_000
+
+
 def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_ras,
                 target_ras=None, chunk: int = 2048, threads: int | None = None,
                 device="auto", device_chunk: int = 65536, device_samples: int = 1 << 23) -> ScoreTable:
@@ -214,12 +221,17 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
     ``device_chunk`` paths and about ``device_samples`` samples (`device_chunks`; some 30
     per-sample tensors of <= 8 bytes: about 2 GiB for 2^23 samples, an estimate, not measured) on that device, everything per path there until
     one transfer of each chunk's table (`scoring_torch.score_torch`); the same feasibility,
-    distances within float32 rounding."""
-    device = resolve_device(device)
+    distances within float32 rounding. "auto" takes the GPU only for at least
+    ``AUTO_DEVICE_MIN_PATHS`` paths or once the maps hold their nearest-structure maps (the
+    torch path's one-time setup, `PlanningMaps.nearest_map`)."""
     entry_ras = np.atleast_2d(np.asarray(entry_ras, float))
     normal_ras = np.atleast_2d(np.asarray(normal_ras, float))
     target = np.asarray(problem.target.point_ras if target_ras is None else target_ras, float)
     n = len(entry_ras)
+    auto = device == "auto"
+    device = resolve_device(device)
+    if auto and device is not None and n < AUTO_DEVICE_MIN_PATHS and not maps.__dict__.get("_nearest_maps"):
+        device = None   # numpy is faster than the GPU's one-time setup for a first plan (docs/GPU.md)
     if n == 0:
         entry_ras, normal_ras = np.zeros((0, 3)), np.zeros((0, 3))
         return concat_tables([_score_chunk(problem, maps, np.zeros((1, 3)) + target + 1.0,
