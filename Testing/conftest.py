@@ -161,3 +161,18 @@ def pytest_sessionfinish(session, exitstatus):
         os._exit(_EXIT["status"])
 
     atexit.register(_leave)
+
+
+def screening_nodule(i, size, p, typ="solid", why=None, unsure=None):
+    """A characterised candidate as `imagio detect` writes it (id, type, sizes, detector
+    probability ``p``, optional not-assessable reason ``why`` and size floor flag ``unsure``),
+    stratified by the real `stratification.screening.stratify`: the input of the scan-level
+    Lung-RADS rules (`detection.pipeline.highest_lung_rads`, `detection.report`)."""
+    from imagio.stratification.screening import stratify
+
+    d = {"id": i, "type": typ, "mean_diameter_mm": size, "long_axis_mm": size, "size_uncertain": unsure,
+         "candidate": {"probability": p}}
+    if why:
+        d["not_assessable"] = why
+    d["stratification"] = stratify(d)
+    return d

@@ -225,16 +225,8 @@ def test_a_low_probability_candidate_without_category_is_named_at_scan_level():
     calcified nodule, Lung-RADS 1, or no nodule) never raises the category: named, the category
     stands."""
     from imagio.detection.pipeline import highest_lung_rads, scan_lung_rads
+    from conftest import screening_nodule as nod
     from imagio.detection.report import for_review, management_lines, split_by_score
-    from imagio.stratification.screening import stratify
-
-    def nod(i, size, p, typ="solid", why=None, unsure=None):
-        d = {"id": i, "type": typ, "mean_diameter_mm": size, "long_axis_mm": size, "size_uncertain": unsure,
-             "candidate": {"probability": p}}
-        if why:
-            d["not_assessable"] = why
-        d["stratification"] = stratify(d)
-        return d
 
     concavity = nod(9, 22.1, 0.155, why="the outline grew beyond the detected concavity of the lung outline and "
                                         "was clipped to it: its size is the concavity's equivalent diameter")

@@ -1253,18 +1253,10 @@ def test_a_not_assessable_candidate_beside_a_measured_category_3_leaves_the_scan
     (never above 1) lets the category stand."""
     from imagio.detection.pipeline import highest_lung_rads, scan_lung_rads
     from imagio.detection.report import management_lines, split_by_score
+    from conftest import screening_nodule as nod
     from imagio.stratification.lungrads import table
-    from imagio.stratification.screening import stratify
 
     assert "highest degree of suspicion" in table()["exam_category"]["source"]
-
-    def nod(i, size, p, typ="solid", why=None, unsure=None):
-        d = {"id": i, "type": typ, "mean_diameter_mm": size, "long_axis_mm": size, "size_uncertain": unsure,
-             "candidate": {"probability": p}}
-        if why:
-            d["not_assessable"] = why
-        d["stratification"] = stratify(d)
-        return d
 
     fat = nod(5, 13.5, 0.01, why="the outline's tissue has a mean density of -45 HU, that of fat (-190..-30 HU)")
     assert "category" not in fat["stratification"]["lung_rads"]
