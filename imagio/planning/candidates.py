@@ -44,7 +44,14 @@ def normals_at(maps: PlanningMaps, ras: np.ndarray) -> np.ndarray:
     """Unit outward normals (RAS) of the body surface at RAS points (smoothed-mask gradient)."""
     grid = maps.grid
     kji = maps.world_to_kji(np.atleast_2d(ras))
-    g = _gradient_at(maps.body_smooth, kji)
+    if len(kji) == 0:
+        return np.zeros((0, 3))
+    # the smoothed body on the box of the voxels the 6 neighbours' linear interpolation reads
+    # (`_gradient_at`, 'nearest' edges: points beyond a face read the face, where box = crop)
+    shape = np.array(maps.code.shape)
+    lo = np.clip(np.floor(kji.min(0) - 1.0).astype(np.int64), 0, shape - 1)
+    hi = np.clip(np.floor(kji.max(0) + 1.0).astype(np.int64) + 2, 1, shape)
+    g = _gradient_at(maps.body_smooth_box(lo, hi), kji, origin=lo)
     # gradient in kji index units -> RAS: d/dx_ras = sum_a d/da * da/dx_ras
     inv = maps._r2k[0]   # rows: gradient of k, j, i wrt RAS
     n = -(g @ inv)
@@ -52,11 +59,16 @@ def normals_at(maps: PlanningMaps, ras: np.ndarray) -> np.ndarray:
     return n / np.where(nn > 0, nn, 1.0)
 
 
-def _gradient_at(field: np.ndarray, kji: np.ndarray) -> np.ndarray:
+def _gradient_at(field: np.ndarray, kji: np.ndarray, origin=None) -> np.ndarray:
     """Central-difference gradient (per index unit) of a [k, j, i] field at kji points
-    (one interpolation call for all 6 neighbours of every point)."""
+    (one interpolation call for all 6 neighbours of every point). ``origin``: the integer kji
+    of ``field[0, 0, 0]`` when it is a box of the grid of ``kji`` (the neighbours' positions are
+    computed on that grid, then shifted: the shift of a point >= origin >= 0 is exact, the
+    interpolation weights those of the whole grid)."""
     off = np.concatenate([np.eye(3), -np.eye(3)])            # +k +j +i -k -j -i
     pts = (kji[:, None, :] + off[None]).reshape(-1, 3)
+    if origin is not None:
+        pts -= np.asarray(origin, float)
     v = ndimage.map_coordinates(field, pts.T, order=1, mode="nearest").reshape(len(kji), 6)
     return 0.5 * (v[:, :3] - v[:, 3:])
 

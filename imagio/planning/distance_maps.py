@@ -14,7 +14,11 @@ Maps (all [k, j, i] on ``grid``, a cropped copy of the CT geometry):
   avoid     float16  min distance to an 'avoid' structure, mm (same rounding)
   label     uint16   label value;  flags  uint8  bits BODY, LUNG (inside pleura), AERATED, EMPH,
                    LIVER, FORBIDDEN, SKIN (outer skin: entry-capable, `imagio.planning.skin`)
-  body_smooth float32 Gaussian-smoothed body mask (for outward skin normals)
+  code      uint16 label | flags << 8 when every label value is < 256 (flags < 128 always),
+                   else uint32 label | flags << 16 (`PlanningMaps.split_code`; one gather per sample)
+  body_smooth float32 Gaussian-smoothed body mask (for outward skin normals): not stored (66 MiB
+                   on the 1 mm phantom's crop, issue 20); `PlanningMaps.body_smooth_box` computes
+                   it exactly on a box, from the BODY flag, reading the box grown by the kernel
 
 Exact up to the crop's edge: every ``hard``/``avoid`` value is the whole-image definition (a
 structure outside the crop within the cap + its margin counts): each group's ``edt`` reads the
@@ -67,8 +71,8 @@ class PlanningMaps:
     lo: np.ndarray                    # crop corner kji in the full grid
     hard: np.ndarray
     avoid: np.ndarray
-    code: np.ndarray                  # uint32: label value | flags << 16 (one gather per sample)
-    body_smooth: np.ndarray
+    code: np.ndarray                  # uint16 label | flags << 8 (labels < 256) or uint32 label | flags << 16
+    body_sigma: np.ndarray            # (3,) kji voxels: the Gaussian of `body_smooth_box` (2 mm)
     names: list[str]                  # structure index -> name
     margins: np.ndarray               # structure index -> margin mm (0 for forbidden/avoid)
     hard_margins: np.ndarray          # structure index -> margin subtracted in ``hard``
@@ -108,8 +112,41 @@ class PlanningMaps:
         return np.asarray(ras, float) @ a.T + b
 
     @property
+    def code_shift(self) -> int:
+        """Bits of the label in ``code``: 8 when ``code`` is uint16, else 16."""
+        return 8 if self.code.dtype == np.uint16 else 16
+
+    def split_code(self, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values gathered from ``code`` (any shape) -> (label value uint16, flags uint8)."""
+        s = self.code_shift
+        return (code & ((1 << s) - 1)).astype(np.uint16), (code >> s).astype(np.uint8)
+
+    @property
     def flags(self) -> np.ndarray:
-        return (self.code >> 16).astype(np.uint8)
+        return (self.code >> self.code_shift).astype(np.uint8)
+
+    def body_smooth_box(self, lo, hi) -> np.ndarray:
+        """The Gaussian-smoothed body mask (float32 [k, j, i], sigma ``body_sigma`` voxels, the
+        whole crop's ``gaussian_filter`` with its 'reflect' edges) on the crop box [lo, hi) (kji,
+        clipped to the crop). Bit-identical to the whole crop's filter cut to the box: scipy
+        filters axis after axis, each output voxel reading the previous pass's values within the
+        kernel's radius (int(4 sigma + 0.5)), so the box grown by the radius (clipped to the crop,
+        whose faces keep their reflection) holds every value the box reads."""
+        shape = np.array(self.code.shape)
+        lo = np.clip(np.asarray(lo, np.int64), 0, shape)
+        hi = np.clip(np.asarray(hi, np.int64), lo, shape)
+        r = np.array([int(4.0 * float(s) + 0.5) for s in self.body_sigma])   # scipy's radius
+        a, b = np.maximum(lo - r, 0), np.minimum(hi + r, shape)
+        win = self.code[tuple(slice(x, y) for x, y in zip(a, b))]
+        body = (win & (BODY << self.code_shift)) != 0
+        sm = ndimage.gaussian_filter(body, sigma=self.body_sigma, output=np.float32)
+        del body
+        return np.ascontiguousarray(sm[tuple(slice(x, y) for x, y in zip(lo - a, hi - a))])
+
+    @property
+    def body_smooth(self) -> np.ndarray:
+        """`body_smooth_box` on the whole crop (computed on each call, not held)."""
+        return self.body_smooth_box((0, 0, 0), self.code.shape)
 
     @property
     def lobe_of_label(self) -> np.ndarray:
@@ -120,7 +157,7 @@ class PlanningMaps:
 
     @property
     def nbytes(self) -> int:
-        arrs = [self.hard, self.avoid, self.code, self.body_smooth, self.label]
+        arrs = [self.hard, self.avoid, self.code, self.label]
         extra = 0 if self._bnd is None else self._bnd.nbytes
         extra += sum(a.nbytes for a in self.__dict__.get("_nearest_maps", {}).values() if isinstance(a, np.ndarray))
         return int(sum(a.nbytes for a in arrs)) + extra
@@ -704,15 +741,12 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     if liver_vals:
         flags[values_mask(label, liver_vals)] |= LIVER
     has_lung = bool(lung.any())
-    del lung, aerated   # (not held during the distance maps' edt: issue 20, the plan's peak)
+    del lung, aerated, body   # (not held during the distance maps' edt: issue 20, the plan's peak;
+    #                           the smoothed body of the skin normals: `PlanningMaps.body_smooth_box`)
 
     # distance maps: one edt pass per group of structures sharing role and margin ---------------
     present = np.bincount(label.ravel(), minlength=nlab)[:nlab] > 0
     hard, avoid, measured, mboxes, region, rlo, reused = _obstacle_maps(problem, lo, hi, cap, prog, reuse)
-    # after the distance maps, not held during their edt (issue 20: -66 MiB at the first plan's
-    # peak on the 1 mm phantom; the same values). scipy filters each line in float64 and stores
-    # float32: a bool input gives the same values as its float32 copy, without that copy
-    body_smooth = ndimage.gaussian_filter(body, sigma=2.0 / sp, output=np.float32)
     in_crop = [n for n, i in enumerate(measured) if present[specs[i].value]]
     any_avoid = any(specs[i].role == "avoid" for i in measured)
     prog(1.0, "planning: maps ready")
@@ -720,11 +754,14 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     boundary = boundary_points(region, rlo - lo, struct_of_label, measured, mboxes, sp)
     has = {"lung": has_lung, "lobes": int(present[[v for v in lung_vals if v < nlab]].sum()) > 1,
            "avoid": any_avoid, "liver": bool(liver_vals), "skin_model": problem.skin is not None}
-    code = flags.astype(np.uint32)   # built in place: no temporaries of the crop's size
+    # uint16 when the labels fit in 8 bits (flags < 128): half the memory (issue 20); built in
+    # place: no temporaries of the crop's size
+    narrow = nlab <= 256
+    code = flags.astype(np.uint16 if narrow else np.uint32)
     del flags
-    code <<= 16
+    code <<= 8 if narrow else 16
     code |= label
-    return PlanningMaps(grid, lo, hard, avoid, code, body_smooth,
+    return PlanningMaps(grid, lo, hard, avoid, code, 2.0 / np.asarray(sp, float),
                         [s.name for s in specs],
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),
                         np.array([float(s.margin_mm) for s in specs]), [s.role for s in specs], role_of_label, struct_of_label,

@@ -307,8 +307,7 @@ def _reduce_numpy(problem, maps, entry_ras, target, samples=None) -> dict:
     # nearest-voxel labels + flags (one packed gather) and distances
     flat = _flat_nearest(kji, maps.code.shape, inside)  # a segment lies inside if its ends do
     code = maps.code.ravel()[flat]
-    lab = (code & 0xFFFF).astype(np.uint16)
-    flg = (code >> 16).astype(np.uint8)
+    lab, flg = maps.split_code(code)
     exempt = problem.exempt_value
     in_target = (lab == exempt) if exempt else np.zeros(n_total, bool)
 

@@ -34,7 +34,8 @@ def _maps_on(maps, device):
     if device not in cache:
         t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a).ravel(), dtype=dt, device=device)  # noqa: E731
         cache[device] = {
-            "code": t(maps.code.view(np.int32), torch.int32),   # label | flags << 16 (< 2**31)
+            # label | flags << 16 (< 2**31) or, uint16, label | flags << 8 (< 2**15: flags < 128)
+            "code": t(maps.code.view(np.int32 if maps.code.dtype == np.uint32 else np.int16), torch.int32),
             "hard": t(maps.hard, torch.float32),
             "avoid": t(maps.avoid, torch.float32),
             "struct_of_label": t(maps.struct_of_label, torch.int32),
@@ -107,8 +108,8 @@ def reduce_torch(problem, maps, entry_ras, target, device) -> dict:
     idx = [torch.clamp(torch.round(x), 0, s - 1).to(torch.int64) for x, s in zip((k, j, i), shape)]
     flat = idx[0] * (shape[1] * shape[2]) + idx[1] * shape[2] + idx[2]
     code = m["code"][flat]
-    lab = code & 0xFFFF
-    flg = code >> 16
+    lab = code & ((1 << maps.code_shift) - 1)
+    flg = code >> maps.code_shift
     exempt = problem.exempt_value
     in_target = (lab == exempt) if exempt else torch.zeros(n_total, dtype=torch.bool, device=dev)
     big = torch.tensor(n_total, device=dev)

@@ -352,7 +352,7 @@ def parallel_tracks(maps, ctx: AblationContext, target, directions, lateral_mm: 
         sk = np.rint(maps.world_to_kji(S.reshape(-1, 3))).astype(np.int64)
         incrop = np.all((sk >= 0) & (sk < shape), axis=1)
         fl = np.zeros(len(sk), np.int64)
-        fl[incrop] = maps.code[tuple(sk[incrop].T)] >> 16
+        fl[incrop] = maps.code[tuple(sk[incrop].T)] >> maps.code_shift
         fl = fl.reshape(len(lines), len(samples))
         incrop = incrop.reshape(len(lines), len(samples))
         out = ~(fl & BODY).astype(bool)
