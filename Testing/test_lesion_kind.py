@@ -281,12 +281,12 @@ def test_noisy_clipped_air_round_a_limb_is_not_lung(oblique):
 
 
 def test_a_solid_nodule_with_a_partial_volume_rim_is_not_fat():
-    """New-user trial 60 M2: the fat check took the MEAN of the outline's tissue, which partial
-    volume with the lung around a solid nodule pulls into fat's band (-190..-30 HU); lesion.json's
-    rule is the median. A 10 mm-radius 20 HU nodule whose outline holds a 3 mm rim of -400 HU
-    (lung partial volume; more rim than nodule by volume) on an anisotropic grid: the core's
-    tissue mean is fat's band (checked here), its median the nodule's, and no fat is said; the
-    same outline at -100 HU throughout (a fat ball) still is fat."""
+    """New-user trial 60 M2: the fat check read a solid nodule's core (its outline eroded by one
+    voxel), where partial volume with the lung around a lobulated nodule on fine pixels still
+    pulls the mean into fat's band (-190..-30 HU); it now reads the core's deeper half. A 10
+    mm-radius 20 HU nodule whose outline holds a 3 mm rim of -400 HU (more rim than nodule by
+    volume) on an anisotropic grid: the one-voxel core's tissue mean is in fat's band (checked
+    here), and no fat is said; the same outline at -100 HU throughout (a fat ball) still is fat."""
     from types import SimpleNamespace
 
     from imagio.segmentation.lesion import fat_density_hu

@@ -301,7 +301,7 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
     three with this reason; new-user trials 53 and 54 M4: a heart border and a chest-wall
     concavity of fat density graded 4B and 4A):
 
-    * the outline's tissue has fat's median density (`segmentation.lesion.fat_density_hu`, a solid
+    * the outline's tissue has fat's mean density (`segmentation.lesion.fat_density_hu`, a solid
       kind only): a solid nodule is denser; fat outside the lung (chest wall, mediastinum,
       pericardial fat pad) is no lung nodule, and a nodule holding fat (a hamartoma) is benign,
       Lung-RADS v2022 category 1; which of the two is read on the images;
@@ -315,7 +315,7 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
 
     fat = fat_density_hu(mask, ct, meas)
     if fat is not None:
-        return (f"the outline's tissue has a median density of {fat:.0f} HU, that of fat "
+        return (f"the outline's tissue has a mean density of {fat:.0f} HU, that of fat "
                 f"({FAT_MIN_HU:g}..{FAT_MAX_HU:g} HU, adipose tissue), not a solid nodule's: it has probably grown into the fat of the chest wall or "
                 "mediastinum (no lung nodule); a nodule that holds fat (hamartoma) is benign, Lung-RADS v2022 "
                 "category 1: read it on the images")

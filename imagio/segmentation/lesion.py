@@ -2330,7 +2330,7 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
     tissue_hu = fat_density_hu(mask, ct, meas)
     if tissue_hu is not None:
         meas.fat_density = True
-        out.append(f"the lesion's median density (its air left out) is {tissue_hu:.0f} HU, that of fat (adipose tissue "
+        out.append(f"the lesion's mean density (its air left out) is {tissue_hu:.0f} HU, that of fat (adipose tissue "
                    "-190..-30 HU): a solid lesion is denser, so the outline has probably grown into fat; "
                    "check it (expected only for a fat-containing tumour such as a lipoma or liposarcoma), "
                    "click nearer the lesion's centre, or give the kind")
@@ -2338,14 +2338,15 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
 
 
 def fat_density_hu(mask, ct, meas) -> float | None:
-    """The median HU of the lesion's tissue when it lies in fat's band (``FAT_MIN_HU`` ..
+    """The mean HU of the lesion's tissue when it lies in fat's band (``FAT_MIN_HU`` ..
     ``FAT_MAX_HU``, lesion.json: adipose tissue), else None. Judged only for a solid kind (a
     soft-tissue lesion, a lung lesion of subtype mass or calcified: ``meas``, a
     :class:`LesionMeasurements` of ``mask``; sub-solid nodules are partial-volume mixtures of
-    tissue and air); a solid lung nodule on its core (the outline eroded by one voxel: no partial
-    volume with the lung), not judged when it has none. Its air is left out (voxels below ``AERATED_MAX_HU``: a cavity
+    tissue and air); a solid lung nodule on the deeper half of its core (the outline eroded by
+    one voxel, of it the voxels at least half as deep as its deepest: no partial volume with
+    the lung), not judged when it has no core. Its air is left out (voxels below ``AERATED_MAX_HU``: a cavity
     and its wall's partial volume, new-user trial 45 M2, a filled cavity read as fat), so the
-    median is that of its tissue. mask: bool [k, j, i] on ``ct``'s grid (HU)."""
+    mean is that of its tissue. mask: bool [k, j, i] on ``ct``'s grid (HU)."""
     from ..limits import AERATED_MAX_HU
 
     if meas.kind == "lung_nodule" and meas.subtype == "solid":
@@ -2361,17 +2362,22 @@ def fat_density_hu(mask, ct, meas) -> float | None:
         core = ndimage.binary_erosion(mask[box])
         if not core.any():
             return None
+        # of the core, its deeper half (depth >= half the core's deepest, mm): partial volume
+        # with the lung reaches further in than one voxel where the margin is lobulated or
+        # spiculated, or the voxel is finer than the blur (new-user trial 60 M2: LIDC-IDRI-0003's
+        # nodule, 0.82 mm pixels, core tissue mean -64 HU, was called fat; its deeper half
+        # reads -5 HU); a fat lesion is fat to its centre
+        from .common import depth_mm
+
+        depth = depth_mm(mask[box], ct.spacing_kji)
+        core &= depth >= 0.5 * float(depth[core].max())
         hu = ct.array[box][core]
     elif meas.kind == "soft_tissue" or meas.subtype in ("mass", "calcified"):
         hu = ct.array[mask]
     else:
         return None
     tissue = hu[hu >= AERATED_MAX_HU]   # one read of the lesion's HU, one comparison
-    # the median, not the mean (lesion.json fat_min_hu's rule): partial volume with the lung
-    # around a solid nodule pulls the mean down into fat's band, not the median of its tissue
-    # (new-user trial 60 M2: LIDC-IDRI-0003's nodule, core tissue mean -64 HU, median -13 HU,
-    # was called fat and left without a category)
-    tissue_hu = float(np.median(tissue)) if tissue.size else meas.mean_hu
+    tissue_hu = float(tissue.mean()) if tissue.size else meas.mean_hu
     return tissue_hu if FAT_MIN_HU <= tissue_hu < FAT_MAX_HU else None
 
 
