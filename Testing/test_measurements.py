@@ -109,3 +109,20 @@ def test_short_axis_is_one_line_across_an_irregular_outline_not_its_caliper_widt
     # each end (2 x 0.5 mm), as every diameter of a binary mask
     assert abs(r.axial_short_axis_mm - chord) <= 1.0, (r.axial_short_axis_mm, chord, caliper)
     assert r.mean_diameter_mm == round(0.5 * (r.axial_long_axis_mm + r.axial_short_axis_mm), 1)
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_long_axis_is_never_shorter_than_the_short_axis(grid):
+    """New-user trial 61 L3: on LIDC-IDRI-0003 (0.82 x 0.82 x 2.5 mm) a nodule's 3-D short axis
+    (26.54 mm, across the slices, corrected by half of a 2.5 mm voxel) came out longer than its
+    long axis (26.29 mm, in the plane, half of a 0.82 mm voxel). Near-spheres, the case where the
+    two are closest, on every grid and at sub-voxel offsets: long >= short in 3-D and in the
+    axial plane, and the long axis is still within a voxel of the true diameter."""
+    sp, d = GRIDS[grid]
+    for abc in ((12.0, 11.8, 11.5), (13.0, 12.9, 13.0), (9.0, 9.0, 8.6)):
+        for off in ((0.0, 0.0), (0.37, 0.61)):
+            vol, m, _ = digital_ellipsoid(sp, d, abc, 0.3, off)
+            r = measure(m, vol)
+            assert r.long_axis_mm >= r.short_axis_mm, (abc, off, r.long_axis_mm, r.short_axis_mm)
+            assert r.axial_long_axis_mm >= r.axial_short_axis_mm, (abc, off)
+            assert abs(r.long_axis_mm - 2 * max(abc)) <= max(sp), (abc, r.long_axis_mm)

@@ -195,6 +195,11 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
     w = basis @ w2
     ext = voxel_extent(np.stack([u, w]), vol)
     long3, short3 = long3 + HALF * float(ext[0]), short3 + HALF * float(ext[1])
+    # each axis gets its own voxel's half-extent (anisotropic voxels: 0.8 mm in-plane, 2.5 mm
+    # across slices): a short axis across the slices can then come out longer than a long axis
+    # in the plane (new-user trial 61 L3: 26.54 vs 26.29 mm on LIDC-IDRI-0003); both are
+    # diameters of the lesion at right angles, so the larger is the long axis
+    long3, short3 = max(long3, short3), min(long3, short3)
     # axial (RECIST): per slice, in the slice plane's own coordinates
     best = (0.0, 0.0)
     xy = ras @ plane
@@ -205,7 +210,8 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         e = voxel_extent(np.stack([plane @ ua, plane @ perp]), vol)
         la += HALF * float(e[0])
         if la > best[0]:
-            best = (la, longest_perpendicular_chord(pts, ua, 2.0 * float(e[0])) + HALF * float(e[1]))
+            sa = longest_perpendicular_chord(pts, ua, 2.0 * float(e[0])) + HALF * float(e[1])
+            best = (la, min(sa, la))   # the short axis is at most the long one (RECIST 1.1)
     vals = np.asarray(ct)[box][mask] if ct is not None else np.zeros(1)
     return LesionMeasurements(
         kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
