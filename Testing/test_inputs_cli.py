@@ -65,6 +65,21 @@ def test_negative_coordinates_parse_with_and_without_equals(argv):
         coords.point_or_name("liver_tumor_1", lps=True)
 
 
+@pytest.mark.parametrize("argv", [
+    ["lesion", "ct", "--point", "1,2,3", "--point=-4,5,6", "--out", "o.nii.gz"],
+    ["plan", "ct", "--labels", "l", "--target", "1,2,3", "--target", "liver_tumor_1", "--out", "o"],
+    ["bronch", "ct", "--airways", "a", "--target", "-1,2,3", "--target", "4,5,6", "--out", "o"],
+])
+def test_a_point_given_twice_is_refused_in_one_line(argv, capsys):
+    """New-user trial 61 L1: argparse kept the last of two --point options silently (one click
+    of two was planned). Refused: exit code 2, one line naming the option, nothing read."""
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(argv)
+    assert e.value.code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+    assert len(err) == 1 and argv[2 if argv[0] == "lesion" else 4] in err[0] and "more than once" in err[0], err
+
+
 def test_lesion_at_a_negative_lps_point_without_equals(tmp_path, ct_file, capsys):
     centre, radius, _, _ = LESIONS["liver_tumor"]  # RAS (55, 10, -72)
     lps = f"{-centre[0]:g},{-centre[1]:g},{centre[2]:g}"  # '-55,-10,-72'

@@ -85,8 +85,20 @@ class ArgumentParser(argparse.ArgumentParser):
         self._negative_number_matcher = _NEGATIVE_VALUE
 
 
+class _Once(argparse.Action):
+    """Store the option's value, refusing a second occurrence: argparse keeps the last of a
+    repeated option silently, so ``--point A --point B`` planned B alone (new-user trial 61 L1)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            raise argparse.ArgumentError(self, "given more than once: give one point (a lesion's further "
+                                               "clicks go to --add, parts to cut to --remove)")
+        setattr(namespace, self.dest, values)
+
+
 def add_point_argument(parser, flag: str, help: str, required: bool = True, metavar: str = "R,A,S") -> None:
-    """Add ``flag`` (a point R,A,S, or a name where ``help`` says so) and the ``--lps`` flag."""
-    parser.add_argument(flag, required=required, metavar=metavar,
+    """Add ``flag`` (a point R,A,S, or a name where ``help`` says so; given at most once) and the
+    ``--lps`` flag."""
+    parser.add_argument(flag, required=required, metavar=metavar, action=_Once, default=None,
                         help=help + " (negative values work with or without '=')")
     parser.add_argument("--lps", action="store_true", help=LPS_HELP)
