@@ -154,9 +154,9 @@ def test_auto_device_keeps_a_first_plan_on_numpy():
     cand = skin_candidates(maps, prob.target.point_ras, prob.needle.length_mm, 3.0)
     assert len(cand.entry_ras) < AUTO_DEVICE_MIN_PATHS
     a = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device="auto")
-    assert not maps.__dict__.get("_nearest_maps")
+    assert not maps.has_nearest_maps
     score_paths(prob, maps, cand.entry_ras[:10], cand.normal_ras[:10], device="cuda")
-    assert maps.__dict__.get("_nearest_maps")
+    assert maps.has_nearest_maps
     b = score_paths(prob, maps, cand.entry_ras, cand.normal_ras, device="auto")
     np.testing.assert_array_equal(a.violations, b.violations)
 

@@ -162,6 +162,12 @@ class PlanningMaps:
         extra += sum(a.nbytes for a in self.__dict__.get("_nearest_maps", {}).values() if isinstance(a, np.ndarray))
         return int(sum(a.nbytes for a in arrs)) + extra
 
+    @property
+    def has_nearest_maps(self) -> bool:
+        """Whether a nearest-structure voxel map (`nearest_map`, the torch scorer's one-time
+        setup) has been built on these maps."""
+        return bool(self.__dict__.get("_nearest_maps"))
+
     # nearest structures (k-d trees of boundary voxels, built once on first use) ---------------
     def _boundaries(self) -> "_Boundaries":
         with self._lock:

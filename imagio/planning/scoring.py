@@ -230,7 +230,7 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
     n = len(entry_ras)
     auto = device == "auto"
     device = resolve_device(device)
-    if auto and device is not None and n < AUTO_DEVICE_MIN_PATHS and not maps.__dict__.get("_nearest_maps"):
+    if auto and device is not None and n < AUTO_DEVICE_MIN_PATHS and not maps.has_nearest_maps:
         device = None   # numpy is faster than the GPU's one-time setup for a first plan (docs/GPU.md)
     if n == 0:
         entry_ras, normal_ras = np.zeros((0, 3)), np.zeros((0, 3))
