@@ -38,8 +38,9 @@ def test_plan_refuses_to_replace_the_users_picture_and_scene(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "plan.png").write_bytes(b"the user's picture")
-    args = ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
-            "liver_tumor", "--out", str(out), "--quiet"]
+    common = ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--out", str(out),
+              "--quiet"]
+    args = common + ["--target", "liver_tumor"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refusing to replace" in err[0] and "plan.png" in err[0]
@@ -50,7 +51,7 @@ def test_plan_refuses_to_replace_the_users_picture_and_scene(tmp_path, capsys):
     capsys.readouterr()
     (out / "scene" / "plan.mrml").write_text("the user's scene")
     before = (out / "plan.json").read_bytes()
-    assert main(args + ["--force", "--no-png", "--target", "55,10,0"]) == 2
+    assert main(common + ["--force", "--no-png", "--target", "55,10,0"]) == 2
     assert (out / "scene" / "plan.mrml").read_text() == "the user's scene"
     assert (out / "plan.json").read_bytes() == before   # refused before anything was written (trial 27)
 
