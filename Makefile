@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/imagio demo demo_out
 
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -q Testing
+	$(BIN)/python -m pytest -q --durations=40 Testing
 
 # Debian's chromium for the browser tests (Playwright drives it; no browser download). Idempotent:
 # nothing happens when it is there; as root (CI) apt-get installs it, otherwise sudo -n when
