@@ -7,7 +7,7 @@ contrast-to-noise ratio, lesion.json ``rose_cnr``), that border is not the lesio
 import numpy as np
 import pytest
 
-from imagio.segmentation.lesion import EDGE_SUPPORT_MIN, LIMITS, NOISE_FLOOR_HU, SHELL_MM, CLICK_BALL_MM
+from imagio.segmentation.lesion import CLICK_BALL_MM, EDGE_SUPPORT_MIN, LIMITS, NOISE_FLOOR_HU, SHELL_MM
 from imagio.segmentation.lesion_shell import crossing_edge
 from imagio.volume import Volume, make_ijk_to_ras
 

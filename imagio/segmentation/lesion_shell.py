@@ -10,7 +10,10 @@ contiguous with it are grown by the same model; a probe whose outline holds most
 (the same lesion: ``probe_min_overlap``) and is larger than the one-click consistency allows
 (``click_volume_spread``) shows that the outline may hold only part of the lesion. A probe
 outline that leaked (reached the size limit, or filled the image without a border of its own)
-is no bound of the lesion and is reported as a leak, not as a volume.
+is no bound of the lesion and is reported as a leak, not as a volume. A probe outline that holds
+less of the click's yet crosses its border back into it where the CT shows no intensity edge
+(``crossing_edge``, Rose's contrast-to-noise criterion) shows that border is not the lesion's
+(new-user trial H2: the 34.3 mL part of Lung_Dx-A0001's mass, unflagged).
 
 Thresholds: ``imagio/data/lesion.json`` (read by ``lesion``, passed in here).
 """
@@ -146,21 +149,22 @@ def crossing_edge(a: np.ndarray, mask: np.ndarray, probe_mask: np.ndarray, sk, c
     heterogeneous mass it does not.
 
     The probe crosses the border when it holds voxels of ``mask`` beyond its border layer and
-    deeper than ``shell_mm[0]`` (beyond the partial-volume blur, lesion.json ``shell_mm``). The crossing stretch: the border
-    voxels of ``mask`` (6-connected to outside) 6-adjacent to the probe's outline outside it.
-    At each, the mean HU of the probe's voxels inside ``mask`` and of those outside it, each
-    ``shell_mm`` from the border (beyond the blur) within a cube of ``window_mm`` around it
-    (the smallest measurable lesion, lesion.json ``click_ball_mm``), are compared by a
-    two-sample statistic, the difference over its standard error sqrt(s_in^2/n_in +
-    s_out^2/n_out), the counts taken in independent noise cells (``cell_mm``: the equivalent
-    width of the CT's noise autocorrelation per axis, ``resolution.effective_resolution_mm``;
-    Barrett & Myers 2004): Rose's contrast-to-noise ratio of the window's object (Rose A, J Opt
-    Soc Am 1948;38:196-208); the edge is seen when it is at least ``rose_k`` (lesion.json
-    ``rose_cnr``). The sample SDs hold the tissue's texture as well as the noise, so an edge
-    must stand out of both; an SD is not taken below ``noise_floor_hu`` (lesion.json: a noise-free
-    or denoised image would otherwise call any difference an edge). Values are clipped to ``clip_hu`` (lower, upper HU: air and bone are
-    an edge, not a mean). A crossing voxel whose window holds no voxel of either side is not
-    judged, nor one whose window holds less than one noise cell of a side (None when none is judged).
+    deeper than ``shell_mm[0]`` (beyond the partial-volume blur, lesion.json ``shell_mm``). The
+    crossing stretch: the border voxels of ``mask`` (6-connected to outside) 6-adjacent to the
+    probe's outline outside it. At each, the mean HU of the probe's voxels inside ``mask`` and
+    of those outside it, each ``shell_mm`` from the border (beyond the blur) within a cube of
+    ``window_mm`` around it (the smallest measurable lesion, lesion.json ``click_ball_mm``), are
+    compared by a two-sample statistic, the difference over its standard error
+    sqrt(s_in^2/n_in + s_out^2/n_out), the counts taken in independent noise cells (``cell_mm``:
+    the equivalent width of the CT's noise autocorrelation per axis,
+    ``resolution.effective_resolution_mm``; Barrett & Myers 2004): Rose's contrast-to-noise ratio
+    of the window's object (Rose A, J Opt Soc Am 1948;38:196-208); the edge is seen when it is at
+    least ``rose_k`` (lesion.json ``rose_cnr``). The sample SDs hold the tissue's texture as well
+    as the noise, so an edge must stand out of both; an SD is not taken below ``noise_floor_hu``
+    (lesion.json: a noise-free or denoised image would otherwise call any difference an edge).
+    Values are clipped to ``clip_hu`` (lower, upper HU: air and bone are an edge, not a mean). A
+    crossing voxel whose window holds less than one noise cell of either side is not judged
+    (None when none is judged).
 
     a: CT (HU) [k, j, i]; mask, probe_mask: bool, same grid; sk: spacing (mm, k, j, i); cell_mm:
     (mm, k, j, i), never taken below the spacing. Vectorised (box filters)."""
