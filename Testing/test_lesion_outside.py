@@ -87,7 +87,7 @@ def test_a_leaked_check_outline_is_said_not_given_as_the_range():
     assert meas.leaked and meas.click_dependent and meas.to_dict()["volume_ml"] is None
     assert meas.volume_range_ml is None
     assert any(n.startswith("leaked") and "1051.0 mL" in n for n in notes), notes
-    assert not any("click-dependent outline: clicks inside this lesion give" in n for n in notes)
+    assert not any(n.startswith("click-dependent outline:") and " mL, more than " in n for n in notes), notes
     meas, notes = LesionMeasurements("lung_nodule", 40.0, 45.0, 40.0, 45.0, 40.0, 30.0), []
     _click_range(meas, [40.0, 130.0], notes, edited=True, leaks=[1051.0])
     assert not meas.click_dependent and meas.volume_range_ml is None

@@ -67,8 +67,10 @@ class LesionMeasurements:
     spans_image: bool = False  # the mask touches two opposite faces of the image (its border is not seen)
     no_intensity_edge: bool = False  # taken without an intensity edge (statistical soft-tissue model)
     edge_support: float | None = None  # soft tissue: share of the boundary with an intensity edge (> 10 HU across it)
-    # the click-dependence check grew the lesion again from other clicks inside it: [min, max] mL
-    # over the outlines found (this click's included), None when no other click was grown
+    # the click-dependence checks grew the lesion again from their own check clicks (inside the
+    # outline, at its core, just outside it): [min, max] mL over the outlines found (this click's
+    # included), None when no other click was grown. It is the range over those clicks only, not
+    # over every click inside the lesion (other clicks may give other volumes or leak: trial 61 M1)
     volume_range_ml: list | None = None
     # after --add/--remove edits the outline is the user's: the range the checks found on the
     # outline before the edit is kept here (and volume_range_ml is None), not given as the edited one's
