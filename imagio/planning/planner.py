@@ -217,9 +217,12 @@ class Plan:
         A line when only one lung is labelled within reach (the mediastinum cannot be outlined)."""
         if not self.proposals:
             return []
+        from .findings import near_text, refine_near
+
         f = self.proposal_findings()
         rows = self.ranked[:len(self.proposals)]
         flagged = [f.flagged(r) for r in rows]
+        refine_near(self.problem, self.table, f, [r for r, fl in zip(rows, flagged) if "outside_clearance" in fl])
         rank = ("every proposal has such a finding: no feasible path without one was found" if all(flagged) else
                 "ranked after every proposal without such a finding")
         out = []
@@ -260,6 +263,9 @@ class Plan:
                            "run through another body part beyond the skin (an arm beside the trunk?), tissue outside "
                            "the patient's outline or met again after the needle left the skin: the needle cannot be "
                            f"placed there in this position; move the arm or prefer another proposal; {rank}")
+            if "outside_clearance" in fl:
+                out.append(f"proposal {n}: " + near_text(self.problem, f.near_mm[r], f.near_at_mm[r], f.near_hub[r],
+                                                         f.near_inside[r]) + f"; {rank}")
         return out
 
     def dense_clearance(self, m, cap_mm: float):
