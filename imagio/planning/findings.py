@@ -17,6 +17,11 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
   ``warnings.tissue_outside_skin_mm`` of another body part: tissue outside the patient's outline
   (an arm beside the trunk, left out of the outline: new-user trial 26), or tissue met again
   after the needle left the skin into air (an arm joined to the trunk in the outline: trial 60).
+- **outside clearance**: that needle part, up to the end of its hub, passes nearer than the
+  clearance kept inside the body (needle radius + placement uncertainty; along the hub, the hub's
+  radius + placement uncertainty: planning_defaults.json ``needle.hub_*``) to such tissue (an arm
+  beside the axis, the couch top, a fold of the body) without its axis meeting it (new-user
+  trial 61 M2: the phantom's arm 2-3 mm beside the best lateral proposal, 44 mm past the skin).
 
 - **beyond the tip**: the needle continued past the target for ``needle.beyond_tip_mm`` (a core
   needle's throw + placement uncertainty), its clearance cylinder included, meets a structure the needle must not enter
@@ -41,7 +46,7 @@ from .problem import load_defaults
 
 RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
                 "while no great vessel is labelled; needle outside the skin running beyond the image where the "
-                "body is cut, or through tissue outside the patient's outline, an arm; a structure the needle "
+                "body is cut, or through or within its clearance of another body part's tissue, an arm; a structure the needle "
                 "must not enter, or unlabelled dense tissue, within a core needle's throw past the target) is "
                 "ranked after every "
                 "feasible path without one; scores and feasibility unchanged")
@@ -163,6 +168,61 @@ def _ring(n_dirs: int, fractions) -> np.ndarray:
     return np.concatenate([[[0.0, 0.0]], *[f * np.stack([np.cos(a), np.sin(a)], 1) for f in fractions]])
 
 
+THICK_CANDIDATES = 32   # nearest tissue voxels per path tested by `_thick`
+
+
+def _unit_dirs() -> np.ndarray:
+    """(26, 3) unit vectors towards the 26 neighbours of a voxel (RAS directions)."""
+    d = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)], float)
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def _thick(problem, kji: np.ndarray, chunk_samples: int = 1 << 18) -> np.ndarray:
+    """Bool per voxel ``kji`` ((h, 3) int, CT grid): the voxel lies in an object of tissue (CT
+    above the body threshold, in the data) at least as thick as the thinnest body part the
+    needle part outside the skin is checked against: a ball of radius 0.8 x half of
+    ``warnings.tissue_outside_skin_mm`` (4 mm) fits in the tissue with its centre half that
+    length (5 mm) from the voxel, towards one of 26 directions or at the voxel itself (the
+    opening of the tissue by that ball, tested locally: each ball sampled at its centre and 26
+    points at its radius, nearest voxel). 0.8: the 26 directions lie within
+    about 27 degrees of any surface normal, so a ball 5 mm deep in a flat surface along the
+    nearest of them keeps ~4.5 mm from it. Gowns, blankets, sheets, ECG electrodes and the
+    couch's shell are thinner (tissue_outside_skin_mm's source; on the chest CTA, a 2-3 mm
+    object 3-5 mm in front of the anterior chest wall, an electrode or clothing, met 29 of 1157
+    feasible paths); an arm (70 mm or more across) or a trunk is not."""
+    from ..segmentation.common import BODY_HU
+
+    kji = np.asarray(kji, np.int64).reshape(-1, 3)
+    out = np.zeros(len(kji), bool)
+    if not len(kji):
+        return out
+    ct = problem.ct
+    rho = 0.5 * float(load_defaults()["warnings"]["tissue_outside_skin_mm"])
+    dirs = _unit_dirs()
+    centres = np.concatenate([np.zeros((1, 3)), rho * dirs])                          # (27, 3) mm
+    ball = 0.8 * rho * np.concatenate([np.zeros((1, 3)), dirs])                      # (27, 3) mm
+    t0 = ct.world_to_kji(np.zeros((1, 3)))[0]
+    lin = lambda d: ct.world_to_kji(d) - t0
+    off = lin((centres[:, None, :] + ball[None, :, :]).reshape(-1, 3)).reshape(len(centres), len(ball), 3)
+    shape = np.asarray(ct.shape)
+    strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
+    flat_ct = np.asarray(ct.array).reshape(-1)
+    data = None if problem.skin is None else problem.skin.data
+    per = off.shape[0] * off.shape[1]
+    step = max(1, int(chunk_samples) // per)
+    for lo in range(0, len(kji), step):
+        q = np.rint(kji[lo:lo + step, None, None, :] + off[None]).astype(np.int64)   # (h, 27, 53, 3)
+        inb = np.all((q >= 0) & (q < shape), axis=3)
+        flat = q[inb] @ strides
+        tis = flat_ct[flat] > BODY_HU
+        if data is not None:
+            tis &= _mask_at(data, flat)
+        full = np.zeros(inb.shape, bool)
+        full[inb] = tis
+        out[lo:lo + step] = full.all(2).any(1)
+    return out
+
+
 def _mask_at(mask, flat: np.ndarray) -> np.ndarray:
     """Bool values of a mask [k, j, i] (a bool array or a `skin.PackedMask`) at flat C-order
     indices ``flat`` (int64, in range)."""
@@ -181,12 +241,15 @@ def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
     sampled every ``step`` mm from the entry (``e``) to the hub's end (``rest``: (n,) mm of the
     needle outside the skin, then ``needle.hub_length_mm``), away from the target ``t``. A probe
     counts when its voxel (nearest) holds tissue (CT above the body threshold, in the data, not
-    padding) of another body part: outside the patient's outline (beyond a voxel diagonal from
-    the entry), or met on its own probe line after that line has run through air for at least a
+    padding) of another body part: outside the patient's outline, or met on its own probe line after that line has run through air for at least a
     voxel diagonal (the rule of `tissue_outside_skin`, on every line of the cylinder: the
     entry's own skin, where a probe line leaves it through the voxels' staircase, is not another
-    body part). A counting voxel whose centre lies nearer the axis than the clearance there +
-    half the smallest voxel side is reported. Returns per path: distance mm (centre distance -
+    body part); either only beyond r tan(``constraints.max_skin_angle_deg``) + a voxel diagonal
+    from the entry (r: the clearance radius there), where a flat skin at the steepest allowed
+    angle has left the cylinder (the chest CTA's irregular skin beside lateral entries touched
+    the cylinder 3 mm past them). A counting voxel in an object thinner than a body part
+    (`_thick`: a sheet, an electrode, the couch's shell) is not reported; one whose centre lies
+    nearer the axis than the clearance there + half the smallest voxel side is. Returns per path: distance mm (centre distance -
     half the smallest voxel side, floored at 0; inf: none), mm past the entry (nan), on the hub
     (bool), inside the outline (bool)."""
     from ..segmentation.common import BODY_HU
@@ -217,6 +280,7 @@ def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
     data = None if problem.skin is None else problem.skin.data
     body = problem.body
     gap = int(np.ceil(diag / step))                                          # samples of air before
+    slope = float(np.tan(np.radians(min(float(problem.constraints.max_skin_angle_deg), 80.0))))
     per = n_s * len(ring)
     chunk = max(1, int(chunk_samples) // per)
     for lo in range(0, n, chunk):          # chunks of paths: bounded memory
@@ -241,10 +305,13 @@ def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
         if gap < n_s:
             count[:, gap:] = dense[:, gap:] & seen[:, :-gap]
         if body is not None:   # tissue outside the outline, beyond a voxel diagonal from the entry
-            far = dense & (s[None, :, None] > diag) & ~count
+            far = dense & ~count
             fk = kji[far]
             out_line = ~_mask_at(body, fk @ strides)
             count[far] = out_line
+        # the entry's own skin: a flat skin at the steepest allowed angle leaves the cylinder
+        # (radius r) r tan(angle) past the entry; a voxel diagonal more for the staircase
+        count &= (s[None, :] > rad * slope + diag)[:, :, None]
         r, _, _ = np.nonzero(count)
         if not len(r):
             continue
@@ -261,6 +328,23 @@ def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
         r, dd, along, on_hub, vk = r[near], np.maximum(dd[near], 0.0), along[near], on_hub[near], vk[near]
         order = np.lexsort((along, dd, r))                                   # per path: nearest, then first
         r, dd, along, on_hub, vk = r[order], dd[order], along[order], on_hub[order], vk[order]
+        # a body part, not a sheet: the THICK_CANDIDATES nearest voxels of each path, those in an
+        # object a ball fits in (`_thick`)
+        start = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        rank = np.arange(len(r)) - np.repeat(start, np.diff(np.r_[start, len(r)]))
+        path = np.repeat(np.arange(len(start)), np.diff(np.r_[start, len(r)]))
+        keep = np.zeros(len(r), bool)
+        done = np.zeros(len(start), bool)          # per path: a thick voxel found
+        for k in range(THICK_CANDIDATES):          # rank by rank, each vectorised over the open paths
+            at_k = np.flatnonzero((rank == k) & ~done[path])
+            if not len(at_k):
+                break
+            ok = _thick(problem, vk[at_k])
+            keep[at_k[ok]] = True
+            done[path[at_k[ok]]] = True
+        if not keep.any():
+            continue
+        r, dd, along, on_hub, vk = r[keep], dd[keep], along[keep], on_hub[keep], vk[keep]
         head = np.r_[True, r[1:] != r[:-1]]
         rows = lo + r[head]
         dist[rows], at[rows], hub[rows] = dd[head], np.clip(along[head], 0.0, None), on_hub[head]
@@ -407,6 +491,7 @@ class Findings:
     near_at_mm: dict = field(default_factory=dict)            # row -> mm past the entry where it is (nan: clear)
     near_hub: dict = field(default_factory=dict)              # row -> it is along the hub
     near_inside: dict = field(default_factory=dict)           # row -> that tissue is inside the patient's outline
+    near_refined: set = field(default_factory=set)            # rows whose near_* were refined (`refine_near`)
 
     def flagged(self, row: int) -> list[str]:
         """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin',
@@ -480,9 +565,11 @@ def refine_near(problem, table, findings: Findings, rows) -> None:
     """Refine (`outside_clearance` with ``refine``) the clearance of the needle part outside the
     skin of ``rows`` of the score table that ``findings`` found near tissue, in place: the
     distance and place said in their warnings (the ranking only needs whether)."""
-    rows = np.asarray([r for r in rows if np.isfinite(findings.near_mm.get(int(r), np.inf))], np.int64)
+    rows = np.asarray([r for r in rows if np.isfinite(findings.near_mm.get(int(r), np.inf))
+                       and int(r) not in findings.near_refined], np.int64)
     if not len(rows):
         return
+    findings.near_refined.update(rows.tolist())
     near, at, hub, inside = outside_clearance(problem, table.entry_ras[rows], table.target_ras[rows],
                                               table.length_mm[rows], refine=True)
     for r, a, b, c, d in zip(rows.tolist(), near.tolist(), at.tolist(), hub.tolist(), inside.tolist()):
