@@ -149,6 +149,7 @@ def _bench_case(label, prob) -> list[dict]:
         ev.evaluate(cand.entry_ras[i])
     t_eval = (time.perf_counter() - t0) / len(sel)
     c_eval = (time.process_time() - c0) / len(sel)
+    outside_rows = _bench_outside(label, prob, table, sel)
 
     # memory: peak traced allocations of precompute + scoring
     tracemalloc.start()
@@ -181,6 +182,7 @@ def _bench_case(label, prob) -> list[dict]:
         *torch_rows,
         {"name": f"{label}: re-score one path (evaluate), wall", "value": 1000 * t_eval, "unit": "ms"},
         {"name": f"{label}: re-score one path (evaluate), CPU time", "value": 1000 * c_eval, "unit": "ms"},
+        *outside_rows,
         {"name": f"{label}: peak traced memory precompute+score", "value": peak / 2 ** 20, "unit": "MiB"},
         {"name": f"{label}: map memory", "value": maps.nbytes / 2 ** 20, "unit": "MiB"},
         {"name": f"{label}: feasible candidates", "value": int(table.feasible.sum()), "unit": "paths"},
@@ -188,6 +190,40 @@ def _bench_case(label, prob) -> list[dict]:
         {"name": f"{label}: obstacle mesh triangles (baseline)", "value": poly.GetNumberOfCells(), "unit": "cells"},
     ]
     return rows
+
+
+def _bench_outside(label, prob, table, sel) -> list[dict]:
+    """The needle part outside the skin against another body part (`findings.outside_clearance`,
+    trial 61 M2) per click (one path, refined: what the live re-score adds) and per plan (every
+    feasible path, coarse: what the ranking adds); baseline: the axis-only check it extends
+    (`findings.tissue_outside_skin`), on the same paths in the same run."""
+    from imagio.planning.findings import outside_clearance, tissue_outside_skin
+
+    e, t, L = table.entry_ras, table.target_ras, table.length_mm
+
+    def per_click(fn, **kw):
+        fn(prob, e[sel[:1]], t[sel[:1]], L[sel[:1]], **kw)
+        t0 = time.perf_counter()
+        for i in sel:
+            fn(prob, e[i:i + 1], t[i:i + 1], L[i:i + 1], **kw)
+        return (time.perf_counter() - t0) / len(sel)
+
+    click, click0 = per_click(outside_clearance, refine=True), per_click(tissue_outside_skin)
+    feas = np.flatnonzero(table.feasible)
+    t0 = time.perf_counter()
+    near = outside_clearance(prob, e[feas], t[feas], L[feas], refine=False)[0]
+    t_all = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tissue_outside_skin(prob, e[feas], t[feas], L[feas])
+    t_all0 = time.perf_counter() - t0
+    return [
+        {"name": f"{label}: outside-skin clearance per click (baseline: axis only)", "value": 1000 * click,
+         "unit": "ms", "baseline": 1000 * click0, "ratio": click0 / click},
+        {"name": f"{label}: outside-skin clearance, {len(feas)} feasible paths (baseline: axis)", "value": t_all,
+         "unit": "s", "baseline": t_all0, "ratio": t_all0 / max(t_all, 1e-9)},
+        {"name": f"{label}: feasible paths near tissue outside the skin", "value": int(np.isfinite(near).sum()),
+         "unit": "paths"},
+    ]
 
 
 def run() -> list[dict]:

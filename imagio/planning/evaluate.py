@@ -138,6 +138,13 @@ class Evaluator:
             m.feasible = not m.check_problems
             m.details = m.details + [f"independent check: {x}" for x in m.check_problems] + [
                 f"warning: {x}" for x in v.notes]
+        # the needle part outside the skin and its hub against another body part (the plan's
+        # 'outside_clearance' finding, here for the dragged path too: trial 61 M2)
+        from .findings import near_text, outside_clearance
+
+        near, at, hub, inside = outside_clearance(p, e, tgt[None], [m.length_mm])
+        if np.isfinite(near[0]):
+            m.details = m.details + [f"warning: {near_text(p, near[0], at[0], bool(hub[0]), bool(inside[0]))}"]
         return m
 
     def metrics(self, t: ScoreTable, i: int, samples=None) -> PathMetrics:

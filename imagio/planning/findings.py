@@ -17,6 +17,11 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
   ``warnings.tissue_outside_skin_mm`` of another body part: tissue outside the patient's outline
   (an arm beside the trunk, left out of the outline: new-user trial 26), or tissue met again
   after the needle left the skin into air (an arm joined to the trunk in the outline: trial 60).
+- **outside clearance**: that needle part, up to the end of its hub, passes nearer than the
+  clearance kept inside the body (needle radius + placement uncertainty; along the hub, the hub's
+  radius + placement uncertainty: planning_defaults.json ``needle.hub_*``) to such tissue (an arm
+  beside the axis, the couch top, a fold of the body) without its axis meeting it (new-user
+  trial 61 M2: the phantom's arm 2-3 mm beside the best lateral proposal, 44 mm past the skin).
 
 - **beyond the tip**: the needle continued past the target for ``needle.beyond_tip_mm`` (a core
   needle's throw + placement uncertainty), its clearance cylinder included, meets a structure the needle must not enter
@@ -41,7 +46,7 @@ from .problem import load_defaults
 
 RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
                 "while no great vessel is labelled; needle outside the skin running beyond the image where the "
-                "body is cut, or through tissue outside the patient's outline, an arm; a structure the needle "
+                "body is cut, or through or within its clearance of another body part's tissue, an arm; a structure the needle "
                 "must not enter, or unlabelled dense tissue, within a core needle's throw past the target) is "
                 "ranked after every "
                 "feasible path without one; scores and feasibility unchanged")
@@ -153,6 +158,242 @@ def tissue_outside_skin(problem, entry_ras, target_ras, length_mm) -> np.ndarray
     return tissue.sum(1) * step
 
 
+OUTSIDE_CHUNK = 1 << 18   # probe samples per chunk of `outside_clearance` (bounds its temporaries)
+
+
+def _ring(n_dirs: int, fractions) -> np.ndarray:
+    """(P, 2) probe offsets across the axis in units of the clearance radius: the axis, then
+    ``n_dirs`` directions on a ring at each of ``fractions``."""
+    a = np.arange(n_dirs) * (2 * np.pi / n_dirs)
+    return np.concatenate([[[0.0, 0.0]], *[f * np.stack([np.cos(a), np.sin(a)], 1) for f in fractions]])
+
+
+THICK_CANDIDATES = 32   # nearest tissue voxels per path tested by `_thick`
+
+
+def _unit_dirs() -> np.ndarray:
+    """(26, 3) unit vectors towards the 26 neighbours of a voxel (RAS directions)."""
+    d = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)], float)
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def _thick(problem, kji: np.ndarray, chunk_samples: int = 1 << 18) -> np.ndarray:
+    """Bool per voxel ``kji`` ((h, 3) int, CT grid): the voxel lies in an object of tissue (CT
+    above the body threshold, in the data) at least as thick as the thinnest body part the
+    needle part outside the skin is checked against: a ball of radius 0.8 x half of
+    ``warnings.tissue_outside_skin_mm`` (4 mm) fits in the tissue with its centre half that
+    length (5 mm) from the voxel, towards one of 26 directions or at the voxel itself (the
+    opening of the tissue by that ball, tested locally: each ball sampled at its centre and 26
+    points at its radius, nearest voxel). 0.8: the 26 directions lie within
+    about 27 degrees of any surface normal, so a ball 5 mm deep in a flat surface along the
+    nearest of them keeps ~4.5 mm from it. Gowns, blankets, sheets, ECG electrodes and the
+    couch's shell are thinner (tissue_outside_skin_mm's source; on the chest CTA, a 2-3 mm
+    object 3-5 mm in front of the anterior chest wall, an electrode or clothing, met 29 of 1157
+    feasible paths); an arm (70 mm or more across) or a trunk is not."""
+    from ..segmentation.common import BODY_HU
+
+    kji = np.asarray(kji, np.int64).reshape(-1, 3)
+    out = np.zeros(len(kji), bool)
+    if not len(kji):
+        return out
+    ct = problem.ct
+    rho = 0.5 * float(load_defaults()["warnings"]["tissue_outside_skin_mm"])
+    dirs = _unit_dirs()
+    centres = np.concatenate([np.zeros((1, 3)), rho * dirs])                          # (27, 3) mm
+    ball = 0.8 * rho * np.concatenate([np.zeros((1, 3)), dirs])                      # (27, 3) mm
+    t0 = ct.world_to_kji(np.zeros((1, 3)))[0]
+    lin = lambda d: ct.world_to_kji(d) - t0
+    off = lin((centres[:, None, :] + ball[None, :, :]).reshape(-1, 3)).reshape(len(centres), len(ball), 3)
+    shape = np.asarray(ct.shape)
+    strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
+    flat_ct = np.asarray(ct.array).reshape(-1)
+    data = None if problem.skin is None else problem.skin.data
+    per = off.shape[0] * off.shape[1]
+    step = max(1, int(chunk_samples) // per)
+    for lo in range(0, len(kji), step):
+        q = np.rint(kji[lo:lo + step, None, None, :] + off[None]).astype(np.int64)   # (h, 27, 53, 3)
+        inb = np.all((q >= 0) & (q < shape), axis=3)
+        flat = q[inb] @ strides
+        tis = flat_ct[flat] > BODY_HU
+        if data is not None:
+            tis &= _mask_at(data, flat)
+        full = np.zeros(inb.shape, bool)
+        full[inb] = tis
+        out[lo:lo + step] = full.all(2).any(1)
+    return out
+
+
+def _mask_at(mask, flat: np.ndarray) -> np.ndarray:
+    """Bool values of a mask [k, j, i] (a bool array or a `skin.PackedMask`) at flat C-order
+    indices ``flat`` (int64, in range)."""
+    bits = getattr(mask, "bits", None)
+    if bits is not None:
+        return ((bits[flat >> 3] >> (7 - (flat & 7)).astype(np.uint8)) & 1).astype(bool)
+    return np.asarray(mask).reshape(-1)[flat]
+
+
+def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
+    """Nearest tissue of another body part within the clearance of the needle part outside the
+    skin, per path (the work of `outside_clearance`, for one probe pattern).
+
+    Probe lines parallel to the axis (``ring``: (P, 2) offsets in units of the clearance radius:
+    the shaft's `Needle.widening_mm` up to the hub, `Needle.hub_clearance_mm` along the hub),
+    sampled every ``step`` mm from the entry (``e``) to the hub's end (``rest``: (n,) mm of the
+    needle outside the skin, then ``needle.hub_length_mm``), away from the target ``t``. A probe
+    counts when its voxel (nearest) holds tissue (CT above the body threshold, in the data, not
+    padding) of another body part: outside the patient's outline, or met on its own probe line after that line has run through air for at least a
+    voxel diagonal (the rule of `tissue_outside_skin`, on every line of the cylinder: the
+    entry's own skin, where a probe line leaves it through the voxels' staircase, is not another
+    body part); either only beyond r tan(``constraints.max_skin_angle_deg``) + a voxel diagonal
+    from the entry (r: the clearance radius there), where a flat skin at the steepest allowed
+    angle has left the cylinder (the chest CTA's irregular skin beside lateral entries touched
+    the cylinder 3 mm past them). A counting voxel in an object thinner than a body part
+    (`_thick`: a sheet, an electrode, the couch's shell) is not reported; one whose centre lies
+    nearer the axis than the clearance there + half the smallest voxel side is. Returns per path: distance mm (centre distance -
+    half the smallest voxel side, floored at 0; inf: none), mm past the entry (nan), on the hub
+    (bool), inside the outline (bool)."""
+    from ..segmentation.common import BODY_HU
+
+    n = len(e)
+    dist = np.full(n, np.inf)
+    at = np.full(n, np.nan)
+    hub = np.zeros(n, bool)
+    inside = np.zeros(n, bool)
+    ct, ndl = problem.ct, problem.needle
+    diag = float(np.linalg.norm(ct.spacing))
+    half = 0.5 * float(min(ct.spacing))
+    w_shaft, w_hub, hub_len = float(ndl.widening_mm), float(ndl.hub_clearance_mm), float(ndl.hub_length_mm)
+    u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]   # outward, RAS
+    helper = np.where(np.abs(u[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    v1 = np.cross(u, helper)
+    v1 /= np.linalg.norm(v1, axis=1, keepdims=True)
+    v2 = np.cross(u, v1)
+    top = rest + hub_len                                                     # (n,) mm
+    n_s = int(np.ceil(float(top.max(initial=0.0)) / step)) + 1
+    s = np.arange(n_s) * step                                                # (S,) mm from the entry
+    t0 = ct.world_to_kji(np.zeros((1, 3)))[0]
+    lin = lambda d: ct.world_to_kji(d) - t0                                  # a RAS step in index space
+    ek, uk, ak, bk = ct.world_to_kji(e), lin(u), lin(v1), lin(v2)
+    shape = np.asarray(ct.shape)
+    strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
+    flat_ct = np.asarray(ct.array).reshape(-1)
+    data = None if problem.skin is None else problem.skin.data
+    body = problem.body
+    gap = int(np.ceil(diag / step))                                          # samples of air before
+    slope = float(np.tan(np.radians(min(float(problem.constraints.max_skin_angle_deg), 80.0))))
+    per = n_s * len(ring)
+    chunk = max(1, int(chunk_samples) // per)
+    for lo in range(0, n, chunk):          # chunks of paths: bounded memory
+        sl = slice(lo, min(n, lo + chunk))
+        valid = s[None, :] <= top[sl, None] + 1e-9                           # (m, S)
+        rad = np.where(s[None, :] < rest[sl, None], w_shaft, w_hub)
+        off = (ring[None, None, :, 0, None] * ak[sl, None, None, :]
+               + ring[None, None, :, 1, None] * bk[sl, None, None, :]) * rad[:, :, None, None]
+        kji = np.rint(ek[sl, None, None, :] + s[None, :, None, None] * uk[sl, None, None, :] + off).astype(np.int64)
+        del off
+        inb = np.all((kji >= 0) & (kji < shape), axis=3) & valid[:, :, None]   # (m, S, P)
+        flat = kji[inb] @ strides
+        d = flat_ct[flat] > BODY_HU
+        ok = np.ones(len(flat), bool) if data is None else _mask_at(data, flat)
+        dense = np.zeros(inb.shape, bool)
+        air = np.zeros(inb.shape, bool)
+        dense[inb] = d & ok
+        air[inb] = ~d & ok
+        # air seen on this probe line at least ``gap`` samples before
+        seen = np.cumsum(air, axis=1, dtype=np.int32) > 0
+        count = np.zeros_like(dense)
+        if gap < n_s:
+            count[:, gap:] = dense[:, gap:] & seen[:, :-gap]
+        if body is not None:   # tissue outside the outline, beyond a voxel diagonal from the entry
+            far = dense & ~count
+            fk = kji[far]
+            out_line = ~_mask_at(body, fk @ strides)
+            count[far] = out_line
+        # the entry's own skin: a flat skin at the steepest allowed angle leaves the cylinder
+        # (radius r) r tan(angle) past the entry; a voxel diagonal more for the staircase
+        count &= (s[None, :] > rad * slope + diag)[:, :, None]
+        r, _, _ = np.nonzero(count)
+        if not len(r):
+            continue
+        vk = kji[count]
+        c = ct.kji_to_world(vk.astype(float))                                # voxel centres, RAS
+        ee, uu = e[sl][r], u[sl][r]
+        wv = c - ee
+        along = np.einsum("ij,ij->i", wv, uu)
+        dd = np.linalg.norm(wv - along[:, None] * uu, axis=1) - half
+        on_hub = along >= rest[sl][r]
+        near = dd < np.where(on_hub, w_hub, w_shaft)
+        if not near.any():
+            continue
+        r, dd, along, on_hub, vk = r[near], np.maximum(dd[near], 0.0), along[near], on_hub[near], vk[near]
+        order = np.lexsort((along, dd, r))                                   # per path: nearest, then first
+        r, dd, along, on_hub, vk = r[order], dd[order], along[order], on_hub[order], vk[order]
+        # a body part, not a sheet: the THICK_CANDIDATES nearest voxels of each path, those in an
+        # object a ball fits in (`_thick`)
+        start = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        rank = np.arange(len(r)) - np.repeat(start, np.diff(np.r_[start, len(r)]))
+        path = np.repeat(np.arange(len(start)), np.diff(np.r_[start, len(r)]))
+        keep = np.zeros(len(r), bool)
+        done = np.zeros(len(start), bool)          # per path: a thick voxel found
+        for k in range(THICK_CANDIDATES):          # rank by rank, each vectorised over the open paths
+            at_k = np.flatnonzero((rank == k) & ~done[path])
+            if not len(at_k):
+                break
+            ok = _thick(problem, vk[at_k])
+            keep[at_k[ok]] = True
+            done[path[at_k[ok]]] = True
+        if not keep.any():
+            continue
+        r, dd, along, on_hub, vk = r[keep], dd[keep], along[keep], on_hub[keep], vk[keep]
+        head = np.r_[True, r[1:] != r[:-1]]
+        rows = lo + r[head]
+        dist[rows], at[rows], hub[rows] = dd[head], np.clip(along[head], 0.0, None), on_hub[head]
+        if body is not None:
+            inside[rows] = _mask_at(body, vk[head] @ strides)
+    return dist, at, hub, inside
+
+
+def outside_clearance(problem, entry_ras, target_ras, length_mm, refine: bool = True,
+                      chunk_samples: int = OUTSIDE_CHUNK):
+    """The needle part outside the skin, hub included, against tissue of another body part.
+
+    Per path ((n, 3) RAS mm entries and targets, (n,) path lengths mm): the needle's unused
+    length (``needle.length_mm`` - path length) away from the target, then the hub
+    (``needle.hub_length_mm``), must keep the clearance the plan applies inside the body, the
+    needle's radius + placement uncertainty (`Needle.widening_mm`; along the hub its radius +
+    placement uncertainty, `Needle.hub_clearance_mm`), from tissue of another body part (an arm
+    beside the trunk, a fold of the body, the couch top: tissue outside the patient's outline,
+    or met again after air; `_outside_near`) (new-user trial 61 M2: an arm 2-3 mm beside a
+    lateral proposal's axis, 44 mm past the skin, was not warned; the axis alone,
+    `tissue_outside_skin`, never met it).
+
+    Returns per path (n,): the clearance mm (the distance from the axis to the nearest such
+    tissue voxel's centre less half the smallest voxel side, the planner's convention for
+    distances to voxelised structures, floored at 0; inf when none lies within the clearance),
+    mm past the entry along the axis where it is (nan when none), whether it lies along the hub
+    (bool), and whether that tissue is inside the patient's outline (bool: met again after air).
+    Found with 17 probes (the axis and 16 directions at the clearance radius: an object reaching
+    into the cylinder crosses its surface) every smallest voxel side; ``refine``: the paths found
+    are probed again with 97 probes (32 directions at 1/3, 2/3 and 1 of the radius, a superset)
+    every half of it, for a closer distance (the planner refines only the paths it reports).
+    Vectorised over paths, samples and probes, in chunks of about ``chunk_samples`` probe samples
+    (each path judged on its own). Points beyond the image meet nothing (`unimaged_needle` says
+    those)."""
+    e = np.atleast_2d(np.asarray(entry_ras, float))
+    t = np.atleast_2d(np.asarray(target_ras, float))
+    rest = np.maximum(problem.needle.length_mm - np.asarray(length_mm, float).reshape(-1), 0.0)
+    hmin = float(min(problem.ct.spacing))
+    out = _outside_near(problem, e, t, rest, _ring(16, (1.0,)), hmin, chunk_samples)
+    rows = np.flatnonzero(np.isfinite(out[0]))
+    if refine and len(rows):
+        fine = _outside_near(problem, e[rows], t[rows], rest[rows], _ring(32, (1 / 3, 2 / 3, 1.0)),
+                             0.5 * hmin, chunk_samples)
+        better = fine[0] < out[0][rows]
+        for a, b in zip(out, fine):
+            a[rows[better]] = b[better]
+    return out
+
+
 BEYOND_CHUNK = 1 << 18   # probe samples per chunk of `beyond_tip` (bounds its temporaries)
 
 
@@ -246,10 +487,16 @@ class Findings:
     mediastinum: object = None                                # the `mediastinum.Mediastinum` judged (None: not judged)
     beyond_mm: dict = field(default_factory=dict)             # row -> mm past the target of what it meets (inf: none)
     beyond_what: dict = field(default_factory=dict)           # row -> what it meets past the target (None: none)
+    near_mm: dict = field(default_factory=dict)               # row -> clearance of the part outside the skin (inf: clear)
+    near_at_mm: dict = field(default_factory=dict)            # row -> mm past the entry where it is (nan: clear)
+    near_hub: dict = field(default_factory=dict)              # row -> it is along the hub
+    near_inside: dict = field(default_factory=dict)           # row -> that tissue is inside the patient's outline
+    near_refined: set = field(default_factory=set)            # rows whose near_* were refined (`refine_near`)
 
     def flagged(self, row: int) -> list[str]:
         """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin',
-        'beyond_tip')."""
+        'outside_clearance' (only when not 'tissue_outside_skin': the same tissue, nearer than the
+        clearance), 'beyond_tip')."""
         lim = load_defaults()["warnings"]["mediastinum_unlabelled_mm"]
         out = []
         if self.mediastinum_checked and self.mediastinum_mm.get(row, 0.0) >= lim:
@@ -258,6 +505,8 @@ class Findings:
             out.append("unimaged_needle")
         if self.outside_tissue_mm.get(row, 0.0) >= load_defaults()["warnings"]["tissue_outside_skin_mm"]:
             out.append("tissue_outside_skin")
+        elif np.isfinite(self.near_mm.get(row, np.inf)):
+            out.append("outside_clearance")
         if np.isfinite(self.beyond_mm.get(row, np.inf)):
             out.append("beyond_tip")
         return out
@@ -286,16 +535,52 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
     f.unimaged_side = dict(zip(rows.tolist(), sides))
     f.outside_tissue_mm = dict(zip(rows.tolist(), tissue_outside_skin(
         problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows]).tolist()))
+    near, at, hub, inside = outside_clearance(problem, table.entry_ras[rows], table.target_ras[rows],
+                                              table.length_mm[rows], refine=False)   # `refine_near`: reported rows
+    f.near_mm = dict(zip(rows.tolist(), near.tolist()))
+    f.near_at_mm = dict(zip(rows.tolist(), at.tolist()))
+    f.near_hub = dict(zip(rows.tolist(), hub.tolist()))
+    f.near_inside = dict(zip(rows.tolist(), inside.tolist()))
     dist, what = beyond_tip(problem, table.entry_ras[rows], table.target_ras[rows], dense)
     f.beyond_mm = dict(zip(rows.tolist(), dist.tolist()))
     f.beyond_what = dict(zip(rows.tolist(), what))
     return f
 
 
+def near_text(problem, mm: float, at_mm: float, hub: bool, inside: bool) -> str:
+    """The words of an `outside_clearance` finding (no proposal number): the needle part outside
+    the skin (or its hub) passes ``mm`` from tissue of another body part, ``at_mm`` past the entry
+    (``inside``: that tissue is inside the patient's outline, met again after air)."""
+    ndl = problem.needle
+    lim = ndl.hub_clearance_mm if hub else ndl.widening_mm
+    what = ("tissue met again beyond air (another body part: an arm or a fold of the body?)" if inside
+            else "tissue outside the patient's outline (an arm, another body part, the couch?)")
+    return (f"the {'hub' if hub else 'needle outside the skin'} passes {mm:.1f} mm from {what} at {at_mm:.0f} mm "
+            f"past the entry, within its {lim:.2f} mm clearance ({'hub' if hub else 'needle'} radius + placement "
+            "uncertainty, as inside the body): the needle or its hub may not fit there in this position; check on "
+            "the images, move the arm or prefer another path")
+
+
+def refine_near(problem, table, findings: Findings, rows) -> None:
+    """Refine (`outside_clearance` with ``refine``) the clearance of the needle part outside the
+    skin of ``rows`` of the score table that ``findings`` found near tissue, in place: the
+    distance and place said in their warnings (the ranking only needs whether)."""
+    rows = np.asarray([r for r in rows if np.isfinite(findings.near_mm.get(int(r), np.inf))
+                       and int(r) not in findings.near_refined], np.int64)
+    if not len(rows):
+        return
+    findings.near_refined.update(rows.tolist())
+    near, at, hub, inside = outside_clearance(problem, table.entry_ras[rows], table.target_ras[rows],
+                                              table.length_mm[rows], refine=True)
+    for r, a, b, c, d in zip(rows.tolist(), near.tolist(), at.tolist(), hub.tolist(), inside.tolist()):
+        if np.isfinite(a):
+            findings.near_mm[r], findings.near_at_mm[r], findings.near_hub[r], findings.near_inside[r] = a, b, c, d
+
+
 def deferred(findings: Findings, n: int) -> np.ndarray:
     """Bool (n,) over the table's rows: True for rows with a finding (ranked last)."""
     out = np.zeros(n, bool)
     rows = [r for r in set(findings.mediastinum_mm) | set(findings.unimaged_mm) | set(findings.outside_tissue_mm)
-            | set(findings.beyond_mm) if findings.flagged(r)]
+            | set(findings.beyond_mm) | set(findings.near_mm) if findings.flagged(r)]
     out[rows] = True
     return out

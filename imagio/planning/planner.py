@@ -187,7 +187,7 @@ class Plan:
     def proposal_findings(self):
         """`findings.Findings` covering every proposal's row: the one computed for the ranking,
         or computed now for rows it lacks (a plan assembled by another caller)."""
-        from .findings import path_findings
+        from .findings import path_findings, refine_near
         from .mediastinum import MEDIASTINAL_VESSEL_HINTS
 
         f = self.findings
@@ -198,6 +198,7 @@ class Plan:
             self.findings = f = path_findings(self.problem, self.table, rows, present,
                                               large_vessels_labelled(present, MEDIASTINAL_VESSEL_HINTS),
                                               dense=None if ver is None else ver.dense)
+        refine_near(self.problem, self.table, f, rows)   # the distances said of the proposals
         return f
 
     def proposal_finding_names(self) -> list[list[str]]:
@@ -217,6 +218,8 @@ class Plan:
         A line when only one lung is labelled within reach (the mediastinum cannot be outlined)."""
         if not self.proposals:
             return []
+        from .findings import near_text
+
         f = self.proposal_findings()
         rows = self.ranked[:len(self.proposals)]
         flagged = [f.flagged(r) for r in rows]
@@ -260,6 +263,9 @@ class Plan:
                            "run through another body part beyond the skin (an arm beside the trunk?), tissue outside "
                            "the patient's outline or met again after the needle left the skin: the needle cannot be "
                            f"placed there in this position; move the arm or prefer another proposal; {rank}")
+            if "outside_clearance" in fl:
+                out.append(f"proposal {n}: " + near_text(self.problem, f.near_mm[r], f.near_at_mm[r], f.near_hub[r],
+                                                         f.near_inside[r]) + f"; {rank}")
         return out
 
     def dense_clearance(self, m, cap_mm: float):
@@ -355,7 +361,8 @@ class Plan:
                 "n_rejected": sum(not c.ok for c in self.checks.values())},
             "report": self.report,
             "proposals": [m.to_dict() | {"findings_ranked_last": f.flagged(r),
-                                         "beyond_tip": _beyond_tip_row(f, r, p.needle.beyond_tip_mm)}
+                                         "beyond_tip": _beyond_tip_row(f, r, p.needle.beyond_tip_mm),
+                                         "outside_clearance": _outside_row(f, r)}
                           for m, r in zip(self.proposals, self.ranked)],
             "pareto": [{"entry_ras": t.entry_ras[i], "score": t.score[i],
                         "costs": t.costs[i]} for i in self.pareto[:PARETO_SHOWN]],
@@ -638,6 +645,17 @@ def _beyond_tip_row(f, row: int, checked_mm: float) -> dict:
     what = f.beyond_what.get(row)
     return {"checked_mm": checked_mm, "meets": None if checked_mm <= 0 else (what or "none"),
             "at_mm": round(float(mm), 1) if np.isfinite(mm) else None}
+
+
+def _outside_row(f, row: int):
+    """plan.json's 'outside_clearance' of a proposal (`findings.outside_clearance`): None when the
+    needle part outside the skin and its hub keep their clearance, else the distance (mm), where
+    (mm past the entry), whether along the hub, whether that tissue is inside the outline."""
+    mm = f.near_mm.get(row, float("inf"))
+    if not np.isfinite(mm):
+        return None
+    return {"mm": round(float(mm), 1), "at_mm": round(float(f.near_at_mm[row]), 1),
+            "hub": bool(f.near_hub[row]), "inside_outline": bool(f.near_inside[row])}
 
 
 def screen_dense_tissue(problem: PlanningProblem, table: ScoreTable, verifier) -> int:

@@ -102,11 +102,21 @@ class Needle:
     # the needle's axis continued past the target that is checked (a core needle's throw + the
     # placement uncertainty; planning_defaults.json needle.beyond_tip_mm): `findings.beyond_tip`
     beyond_tip_mm: float = field(default_factory=lambda: beyond_tip_default("core_biopsy"))
+    # the hub beyond the usable length (planning_defaults.json needle.hub_*: an assumption with its
+    # source): `findings.outside_clearance` checks the part outside the skin up to the hub's end
+    hub_diameter_mm: float = field(default_factory=lambda: _d("needle", "hub_diameter_mm"))
+    hub_length_mm: float = field(default_factory=lambda: _d("needle", "hub_length_mm"))
 
     @property
     def widening_mm(self) -> float:
         """Radius of the cylinder that must keep clear: needle radius + placement uncertainty."""
         return 0.5 * self.diameter_mm + self.uncertainty_mm
+
+    @property
+    def hub_clearance_mm(self) -> float:
+        """Radius of the cylinder around the hub that must keep clear: hub radius + placement
+        uncertainty (never less than `widening_mm`)."""
+        return max(0.5 * self.hub_diameter_mm + self.uncertainty_mm, self.widening_mm)
 
 
 @dataclass

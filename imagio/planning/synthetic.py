@@ -29,9 +29,10 @@ def grid(spacing=2.0, direction=None, extent=(320.0, 230.0, 200.0)) -> np.ndarra
     return make_ijk_to_ras(sp, origin, d), n
 
 
-def synthetic_torso(spacing=2.0, direction=None, ribs=True, seed=0):
-    """(ct, labels) Volumes of the synthetic torso (see module doc) on the requested grid."""
-    m, n = grid(spacing, direction)
+def synthetic_torso(spacing=2.0, direction=None, ribs=True, seed=0, extent=(320.0, 230.0, 200.0)):
+    """(ct, labels) Volumes of the synthetic torso (see module doc) on the requested grid
+    (``extent``: x, y, z mm covered, centred at the origin; a wider one leaves air beside it)."""
+    m, n = grid(spacing, direction, extent)
     ref = Volume(np.zeros(tuple(n[::-1]), np.uint8), m)
     kk, jj, ii = np.meshgrid(*[np.arange(s, dtype=np.float32) for s in ref.shape], indexing="ij")
     ijk = np.stack([ii, jj, kk], -1).reshape(-1, 3)
