@@ -1,9 +1,10 @@
 """Issue 20: the time the user waits, with baselines from the same run and the scale table.
 
 1. Time to first proposals: CT + labels in, 5 ranked verified proposals out, every criterion
-   (``PlanningProblem.build`` + ``plan``), wall time and peak traced memory (tracemalloc: numpy
-   allocations of the planning, the inputs excluded); for the 1 mm phantom and the real
-   TotalSegmentator example CTs with their reference labels. Baseline: the distance maps built
+   (``PlanningProblem.build`` + ``plan``), wall time, CPU time and peak traced memory
+   (tracemalloc: numpy allocations of the planning, the inputs excluded); for the 1 mm phantom
+   and the real TotalSegmentator example CTs with their reference labels. CPU time and peak
+   against `FIRST_BASELINE` (the code before speed21, not this run). Baseline: the distance maps built
    as before issue 20 (one ``edt`` pass per structure in its padded box,
    `per_structure_maps` below), timed here and compared voxel by voxel with the grouped maps.
 2. Multi-probe plan: 45 mm liver tumour + 5 mm in the 1.5 mm phantom: time, probe count against
@@ -204,6 +205,19 @@ def _memory_cut_rows(prob, p, label) -> list[dict]:
     return out
 
 
+# The first proposals before speed21 (main e225783, 2026-12-04): this module's rows of item 1
+# (``IMAGIO_BENCH_SPEED_ONLY=first``, the cases in the same order in one process, main's imagio),
+# on the loaded 2-core machine, not in the bench's own run. The phantom's CPU time spread
+# 22.8-28.2 s over four runs of that code (IMAGIO_BENCH_BASELINE gives a same-run figure); the
+# traced peak repeats to 0.3 MiB (418.2-418.5: set in `PlanningProblem.build`'s registration check
+# while the vessel calibre split's copy of the labels was held).
+FIRST_BASELINE = {
+    "phantom 1 mm liver tumour": {"cpu_s": 26.14, "peak_mib": 418.2},
+    "TS example 3 mm, liver point": {"cpu_s": 1.78, "peak_mib": 34.3},
+    "TS DICOM 0.98x0.98x2 mm, liver point": {"cpu_s": 3.51, "peak_mib": 81.1},
+}
+
+
 def _first_proposals(ct, lab, target, label, second=None):
     """Rows for one case: build + plan for ``target`` with no cache (the skin model is computed),
     the skin model alone by the generic volume passes (the baseline of its box shortcut, same
@@ -239,15 +253,19 @@ def _first_proposals(ct, lab, target, label, second=None):
     diff = float(np.max(np.abs(base - p.maps.hard.astype(np.float32))))
     below = bool(np.all(p.maps.hard.astype(np.float32) <= base + 1e-6))
     t_pre = p.timings_s["precompute"]
+    b0 = FIRST_BASELINE.get(label, {})
     return rows0 + [
         {"name": f"{label}: first 5 proposals (build + plan), goal < 2 s", "value": wall, "unit": "s"},
-        {"name": f"{label}: same, CPU time of this process (all threads)", "value": cpu, "unit": "s"},
+        {"name": f"{label}: same, CPU time of this process (all threads; baseline: e225783, not this run)",
+         "value": cpu, "unit": "s", "baseline": b0.get("cpu_s"),
+         "ratio": b0["cpu_s"] / cpu if "cpu_s" in b0 else None},
         {"name": f"{label}: of which the skin model (baseline: generic volume passes, same run)",
          "value": t_skin, "unit": "s", "baseline": t_skin_generic, "ratio": t_skin_generic / t_skin},
         *rows2,
         {"name": f"{label}: of which distance maps (grouped edt)", "value": t_pre, "unit": "s",
          "baseline": t_base, "ratio": t_base / t_pre},
-        {"name": f"{label}: peak traced memory, goal < 400 MiB", "value": peak, "unit": "MiB"},
+        {"name": f"{label}: peak traced memory, goal < 400 MiB (baseline: e225783, not this run)", "value": peak,
+         "unit": "MiB", "baseline": b0.get("peak_mib"), "ratio": b0["peak_mib"] / peak if "peak_mib" in b0 else None},
         {"name": f"{label}: max |hard - per-structure hard| (float16, rounded down)", "value": diff,
          "unit": "mm"},
         {"name": f"{label}: hard map never above the per-structure one", "value": int(below), "unit": "bool"},

@@ -401,7 +401,7 @@ class PlanningProblem:
         from .skin import for_target, outer_skin
 
         # a label map of another scan is named as such before its names are judged (trial 9)
-        made_on = None
+        given, made_on = labels, None
         if not ct.same_grid(labels):
             covered = _coverage(labels, ct)
             made_on, labels = labels, labels_on_grid(labels, ct)
@@ -420,7 +420,13 @@ class PlanningProblem:
         reach = ndl.widening_mm + 0.5 * float(np.linalg.norm(labels.spacing))
         labels, pieces = split_target_parts(labels, tgt, reach)
         pieces += _aim_at_solid_part(ct, labels, tgt)
-        labels, calibre = split_vessels_by_calibre(labels, tgt, roles or {})
+        # the thin vessel branches as a patch, applied after the input checks that read only what it
+        # keeps (issue 20: its 70 MiB copy of the 1 mm phantom's labels was held through the
+        # registration check's peak); relabelled in place when the array is the planner's own
+        split, calibre = calibre_split(labels, tgt, roles or {})
+        owned = labels.array is not given.array and not np.may_share_memory(labels.array, given.array)
+        if split is not None:
+            labels = labels.with_array(labels.array, labels=split.names)   # the new names, no voxel yet
         specs = structure_specs(labels, roles)
         specs, kept_out, unknown, notes = _other_lesions_kept_out(specs, tgt, roles or {}, labels, reach)
         prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
@@ -485,6 +491,12 @@ class PlanningProblem:
             prob.warnings.append(f"{coarse}: a path may cross a rib that neither shows")
         prob.labels_made_on = made_on   # the map's own grid, for the registration check's floor
         _check_labels_match(prob, covered, registration_checked)   # first: a wrong label map explains everything else
+        if split is not None:
+            # what the checks above read is the same with or without the thin branches: the outer
+            # skin reads where the map is non-zero (`skin._fingerprint`), the label checks the
+            # names' bone/air classes, anatomy and air-holding names, none a graded vessel's
+            # (``vessel_calibre.graded_structures``; its ``<name>_small`` keeps the name's word)
+            labels = prob.labels = split.apply(labels, in_place=owned)
         _check_target(prob)
         _lesion_cut_by_scan(prob)
         _refuse_lung_beyond_skin(prob, ndl.length_mm)
@@ -663,6 +675,44 @@ def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tup
     e.g. lung_vessels) split by lumen diameter: the part with a lumen diameter >= the sourced
     ``hard_min_diameter_mm`` keeps the structure's role and margin; thinner branches become a new
     structure ``<name>_small`` with role ``small_role`` (a cost, not a keep-out).
+    `calibre_split` (the split as a patch) applied to a copy of ``labels``. Returns (labels,
+    {name: summary}); ``labels`` is a new Volume when anything was split (the input is never
+    modified)."""
+    split, out = calibre_split(labels, target, roles)
+    return (labels if split is None else split.apply(labels)), out
+
+
+@dataclass
+class CalibreSplit:
+    """The thin branches `calibre_split` found, as a patch of a label map (no copy of it):
+    ``names`` the label names with the new ``<name>_small`` structures; ``parts`` one
+    (box: 3 slices [k, j, i] of the whole array, mask: bool of the box's shape, value) per split
+    structure: the box's voxels under ``mask`` take ``value``; ``max_value`` the largest."""
+
+    names: dict
+    parts: list
+    max_value: int
+
+    def apply(self, labels: Volume, in_place: bool = False) -> Volume:
+        """``labels`` (the map the split was computed on, same grid) with the thin branches
+        relabelled, under ``names``. A copy unless ``in_place`` (the caller owns the array: the
+        planner's own resampled or lesion-split copy; never the user's array) and its dtype holds
+        ``max_value`` (else a copy: uint16 for an 8-bit map whose new values reach 255, as
+        before, else the smallest type that holds them)."""
+        arr = labels.array
+        dt = np.dtype(np.uint16) if arr.dtype.itemsize < 2 and self.max_value >= 255 else arr.dtype
+        dt = np.promote_types(dt, np.min_scalar_type(self.max_value))
+        if not (in_place and dt == arr.dtype and arr.flags.writeable):
+            arr = arr.astype(dt, copy=True)
+        for box, mask, value in self.parts:
+            arr[box][mask] = value
+        return labels.with_array(arr, labels=self.names)
+
+
+def calibre_split(labels: Volume, target: Target, roles: dict) -> tuple[CalibreSplit | None, dict]:
+    """The calibre split of `split_vessels_by_calibre`, as a patch: (`CalibreSplit` or None when
+    no thin branch was found, {name: summary}). ``labels`` is not modified nor copied (issue 20:
+    the planner held a 70 MiB copy of the 1 mm phantom's labels through its input checks).
 
     Lumen diameter at the centreline = 2 x the Euclidean distance (anisotropic EDT, mm) from the
     voxel centre to the nearest voxel centre outside the vessel, minus one voxel (that distance
@@ -670,8 +720,7 @@ def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tup
     belongs to a vessel of diameter >= D when it lies within the radius of a centreline voxel
     of diameter >= D (a morphological opening, from two EDTs).
     Only within needle reach of the target; never on the target lesion; a structure whose role
-    the user set (--role) is left whole. Returns (labels, {name: summary}); ``labels`` is a new
-    Volume when anything was split (the input is never modified)."""
+    the user set (--role) is left whole."""
     import edt
 
     from ..segmentation.vessels import edt_for_diameter
@@ -681,15 +730,14 @@ def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tup
     inv = {n: v for v, n in labels.labels.items()}
     todo = [n for n in cfg["graded_structures"] if n in inv and n not in roles and inv[n] != target.value]
     if not todo:
-        return labels, {}
+        return None, {}
     reach = float(load_defaults()["needle"]["length_mm"]) + 60.0
     lo, hi = reach_box(labels, target.point_ras, reach)
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-    arr = labels.array.copy()
     names = dict(labels.labels)
-    sub = arr[sl]
+    sub = labels.array[sl]   # read only
     an = tuple(float(x) for x in labels.spacing_kji)
-    out = {}
+    out, parts = {}, []
     nxt = int(max(names) if names else 0) + 1
     for n in todo:
         full = sub == inv[n]
@@ -713,16 +761,14 @@ def split_vessels_by_calibre(labels: Volume, target: Target, roles: dict) -> tup
         if small.any():
             small_name = f"{n}_small"
             names[nxt] = small_name
-            sub[vb][small] = nxt
+            parts.append((tuple(slice(a + b.start, a + b.stop) for a, b in zip(lo, vb)), small, nxt))
             nxt += 1
         out[n] = {"hard_min_diameter_mm": dmin, "large_ml": round(float(large.sum()) * labels.voxel_volume_ml, 2),
                   "small_ml": round(float(small.sum()) * labels.voxel_volume_ml, 2),
                   "small_structure": f"{n}_small" if small.any() else None, "small_role": cfg["small_role"]}
-    if not any(v["small_structure"] for v in out.values()):
-        return labels, out
-    if arr.dtype.itemsize < 2 and nxt > 255:
-        arr = arr.astype(np.uint16)
-    return labels.with_array(arr, labels=names), out
+    if not parts:
+        return None, out
+    return CalibreSplit(names, parts, nxt - 1), out
 
 
 def _coverage(labels: Volume, ct: Volume) -> np.ndarray:
@@ -1014,6 +1060,7 @@ def _refuse_lung_beyond_skin(prob: "PlanningProblem", reach_mm: float) -> None:
     import cc3d
 
     from ..segmentation.body import lung_beyond_wall, parenchyma_air
+    from ..segmentation.common import label_counts
 
     ct = prob.ct
     lo, hi = reach_box(ct, prob.target.point_ras, reach_mm)
@@ -1025,8 +1072,10 @@ def _refuse_lung_beyond_skin(prob: "PlanningProblem", reach_mm: float) -> None:
     lab, n = cc3d.connected_components(ext, connectivity=6, return_N=True)
     if n == 0:
         return
-    lab = lab.astype(np.int64)
-    counts = np.bincount(lab.ravel(), minlength=n + 1)
+    # cc3d's unsigned labels kept, counted in chunks (issue 20: the int64 copy of the reach box and
+    # bincount's own were 274 MiB on the 1 mm phantom, the first proposals' peak once the vessel
+    # split's copy moved after the registration check); the same labels and counts
+    counts = label_counts(lab, n)
     a = ct.array[sl]
     cand = parenchyma_air(ct, a, lab, counts)   # first: the usual CT (outside air all round) ends here
     if not cand.any():
