@@ -423,3 +423,39 @@ def test_a_low_scored_mass_is_not_called_a_likely_vessel():
     lines = dict(management_lines(main, low))
     assert "#1 51 mm" in lines["review: mass"] and "possible tumour" in lines["review: mass"]
     assert "#2" in lines["review"] and "#1" not in lines["review"]
+
+
+def test_a_low_probability_candidate_above_the_scans_category_is_in_the_headline():
+    """New-user trial 60 M3: on lung1 every candidate scored < 0.4; the true nodule was rank 1
+    (0.34, Lung-RADS 4B) but listed only for review, and the headline read ">=4A", made of the floors
+    of clipped low-probability candidates: a reader saw at most 4A for a 4B scan. The headline now
+    names the highest category a low-probability candidate measures above the scan's, with its
+    score, as a condition ("4B if #1 (score 0.34) is a nodule"), and the report's follow-up says it;
+    the scan's own category (what the report decides) is unchanged: a low-probability candidate
+    is never made the category (trial 37 M2), and 1-2 never add a condition."""
+    from conftest import screening_nodule as nod
+    from imagio.detection.pipeline import highest_lung_rads, if_a_nodule, scan_lung_rads
+    from imagio.detection.report import management_lines, split_by_score
+
+    clip = "the outline was clipped to the detected blob's sphere"
+    nodule = nod(1, 24.0, 0.34)                   # lung1's: solid 24 mm, 4B, below the report's cut
+    other_4b = nod(9, 16.0, 0.2)                  # 4B too, less probable: not the one named
+    floors = [nod(i, 9.0, 0.1, unsure=clip) for i in (11, 13, 14)]   # clipped: at least 4A
+    assert nodule["stratification"]["lung_rads"]["category"] == "4B"
+    assert floors[0]["stratification"]["lung_rads"]["category_at_least"] == "4A"
+    every = [nodule, other_4b] + floors
+    main, low = split_by_score(every)
+    assert main == [] and highest_lung_rads(main, low) == ">=4A"      # the report's decision: unchanged
+    assert if_a_nodule(main, low) == {"category": "4B", "id": 1, "probability": 0.34}
+    assert scan_lung_rads(every)["highest_lung_rads"] == ">=4A; 4B if #1 (score 0.34) is a nodule"
+    lines = dict(management_lines(main, low))
+    assert "#1 (score 0.34)" in lines["Lung-RADS 4B if a nodule"], lines
+    # no floors at all: the headline was "" (nothing graded) for a 4B candidate
+    assert scan_lung_rads([nodule])["highest_lung_rads"] == "4B if #1 (score 0.34) is a nodule"
+    # beside a reported 2, a 4A pleural candidate of 0.05: the scan stays 2, the condition is said
+    ok, pleural = nod(1, 4.5, 0.9), nod(2, 9.0, 0.05)
+    assert scan_lung_rads([ok, pleural])["highest_lung_rads"] == "2; 4A if #2 (score 0.05) is a nodule"
+    # nothing above the scan's category, or only 1-2: the headline is the category alone
+    assert scan_lung_rads([nod(1, 24.0, 0.9), pleural])["highest_lung_rads"] == "4B"
+    assert scan_lung_rads([nod(1, 3.5, 0.9), nod(2, 5.0, 0.1)])["highest_lung_rads"] == "2"
+    assert "if a nodule" not in " ".join(k for k, _ in management_lines(*split_by_score([nod(1, 24.0, 0.9), pleural])))

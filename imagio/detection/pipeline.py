@@ -182,10 +182,48 @@ def highest_lung_rads(nodules: list[dict], low: list[dict] | None = None) -> str
     return top if not top or top in sure else f">={top}"
 
 
+def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> dict | None:
+    """The low-probability candidate (of ``low``) whose Lung-RADS v2022 category, were it a
+    nodule, is above the scan's category as the report decides it (`highest_lung_rads` over the
+    reported ``nodules``; a floor counts at its level, "not decided" or "" below every category)
+    and at least 3 (1 and 2 share the routine annual follow-up): the highest such category, the
+    most probable candidate among equals; {"category", "id", "probability"}, or None.
+
+    Why the scan's headline names it (new-user trial 60 M3): the detector's score ranks candidates
+    and is not calibrated (candidates.json says so). On the real scans of ../shared/data every
+    reference nodule is the scan's rank 1, at scores 0.34-0.56, two of five below the report's 0.4
+    (lung1 at 0.34, its 4B nodule listed only for review under a ">=4A" headline made of clipped
+    low-probability floors): a headline below the category a candidate already measures tells the
+    reader the scan is at most that, and Lung-RADS codes an exam by its most suspicious nodule
+    (``lungrads_v2022.json`` ``exam_category``). Neither is the candidate made the scan's category
+    (most low-probability ones are vessels, airway walls or chest wall: trial 37 M2, a normal
+    chest CTA read "4A" from a 0.36-score pleural candidate), nor the 0.4 cut moved: the headline
+    says "4B if #1 (score 0.34) is a nodule", the reader decides."""
+    from ..stratification.lungrads import CATEGORY_ORDER as order
+
+    head = highest_lung_rads(nodules, low).removeprefix(">=")
+    level = max(order.index(head) if head in order else -1, order.index("3") - 1)
+    best = None
+    for d in low or []:
+        cat = d.get("stratification", {}).get("lung_rads", {}).get("category")
+        if cat not in order or order.index(cat) <= level:
+            continue
+        key = (order.index(cat), float(d["candidate"]["probability"]))
+        if best is None or key > best[0]:
+            best = (key, {"category": cat, "id": d["id"], "probability": round(key[1], 2)})
+    return None if best is None else best[1]
+
+
+def if_a_nodule_text(c: dict | None) -> str:
+    """'4B if #1 (score 0.34) is a nodule' of `if_a_nodule`, '' for None."""
+    return "" if not c else f"{c['category']} if #{c['id']} (score {c['probability']:.2f}) is a nodule"
+
+
 def scan_lung_rads(nodules: list[dict]) -> dict:
     """The scan's Lung-RADS as the screening report decides it (`report.management_lines`), for
     ``candidates.json``, ``imagio detect``'s summary and the cohort's case table:
-    {"highest_lung_rads": `highest_lung_rads`, "uncertain_lung_rads": ["#id >= floor"] of the
+    {"highest_lung_rads": `highest_lung_rads`, followed by "; 4B if #1 (score 0.34) is a nodule"
+    when a low-probability candidate would raise it (`if_a_nodule`), "uncertain_lung_rads": ["#id >= floor"] of the
     candidates whose size is a lower bound or cut by the scan's edge, "review_low_probability":
     `report.for_review` (low-probability candidates at 4A+ if they were nodules, then those with no
     category nor floor: not assessable, calcium or bone), "uncategorised": `report.uncategorised`
@@ -193,7 +231,9 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
     from .report import for_review, split_by_score, uncategorised
 
     reported, low = split_by_score(nodules)
-    return {"highest_lung_rads": highest_lung_rads(reported, low),
+    head = highest_lung_rads(reported, low)
+    cond = if_a_nodule_text(if_a_nodule(reported, low))
+    return {"highest_lung_rads": "; ".join(t for t in (head, cond) if t),
             "uncertain_lung_rads": [f"#{d['id']} >= {d['stratification']['lung_rads']['category_at_least']}"
                                     for d in nodules if d.get("size_uncertain") and d["stratification"]
                                     ["lung_rads"].get("category_at_least")],

@@ -355,8 +355,20 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
                     + "; outline clipped, cut by the scan's edge, or not a nodule's outline): read them on the "
                     f"images before choosing the follow-up; do not return to routine screening on this report{floor}"))
     few = uncategorised(list(nodules) + list(low or []))
+
+    def if_nodule(rows):   # new-user trial 60 M3: lung1's 4B nodule (0.34) under a ">=4A" headline
+        from .pipeline import if_a_nodule, if_a_nodule_text
+
+        c = if_a_nodule(nodules, low)
+        if c:
+            rows.append((f"Lung-RADS {c['category']} if a nodule",
+                         f"the scan is Lung-RADS {if_a_nodule_text(c)}: a low-probability candidate (the detector's "
+                         f"score ranks, it is not calibrated; the report's table starts at {report_threshold():g}) "
+                         "whose measured category is above the scan's; read it first"))
+
     if not cats:
         out.append(("-", "no nodule categorised"))
+        if_nodule(out)
         if few:
             out.append(("no category", few))
     else:
@@ -368,6 +380,7 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
             # never a routine follow-up then; with no floor at all (not assessable) no follow-up either
             manage = "withheld until the candidates above are read"
         out.append((f"Lung-RADS {cat}", manage))
+        if_nodule(out)
         if few:   # issue 17 trial L2: lung2's "4B" said nothing of the 14 of 19 candidates without one
             out.append(("no category", few))
         if lr.get("note"):
