@@ -252,7 +252,8 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
             if tree.excluded is not None:   # no tunnel from a leak of the mask
                 ok = ok & ~tree.excluded
             out.tunnels = plan_tunnels(tree, target, lungs, vessels, ok, tunnel_margin_mm,
-                                       tunnel_max_length_mm, ct=ct, others=omask)
+                                       tunnel_max_length_mm, ct=ct, others=omask,
+                                       labels=others if others is not None and others.shape == lungs.shape else None)
         except NoTunnel as e:
             out.tunnel_problem = str(e)
         if vessels is None:

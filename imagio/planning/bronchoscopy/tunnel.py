@@ -61,7 +61,7 @@ class NoTunnel(InputError):
 def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.ndarray | None,
                  reachable: np.ndarray, margin_mm: float | None = None, max_length_mm: float | None = None,
                  max_angle_deg: float | None = None, n_best: int = 5, ct: Volume | None = None,
-                 others: np.ndarray | None = None) -> list[Tunnel]:
+                 others: np.ndarray | None = None, labels: Volume | None = None) -> list[Tunnel]:
     """Ranked tunnels (shortest first among those clearing vessels by ``margin_mm``).
 
     ``lung``: mask Volume of the lungs (any lobes), the tunnel's only allowed medium besides the
@@ -73,7 +73,10 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
     minus half the smallest voxel, the verifier's convention); ``others``: mask on ``lung``'s grid
     of the lesions that are not the target (`other_lesions`), which every tunnel clears by
     ``margin_mm`` as well (measured to their voxel centres less half the voxel diagonal: the
-    outline as drawn lies up to that far beyond them). Raises NoTunnel."""
+    outline as drawn lies up to that far beyond them); ``labels``: the label Volume on ``lung``'s
+    grid (the structures) by whose names a refusal says what a tunnel crosses outside the lung
+    and which vessel label it passes too close to, with the mm (new-user trial 62 M1: a bronchial
+    wall labelled 'body' was reported as "crosses the pleura"); None: unnamed. Raises NoTunnel."""
     import edt
 
     cfg = load_scopes()["tunnel"]
@@ -114,12 +117,18 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
     before = valid & (np.arange(n_s)[None, :] < first[:, None])
     in_lung = (sub.with_array(lung_m.astype(np.uint8)).sample(flat, order=0) > 0).reshape(valid.shape)
     # the first millimetre leaves the airway through its wall: the wall is not lung parenchyma
+    # (a label map without an airway_wall label)
     wall_skip = t[None, :] < 1.5
-    leaves_lung = (before & ~in_lung & ~wall_skip).any(axis=1)
+    outside = before & ~in_lung & ~wall_skip
+    leaves_lung = outside.any(axis=1)
+    lab = None if labels is None or labels.shape != lung.shape else \
+        sub.with_array(np.ascontiguousarray(labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]))
     if vessels is not None:
         clear = sub.with_array(vdist.astype(np.float32)).sample(flat, order=1, fill=np.inf).reshape(valid.shape)
-        clearance = np.where(before, clear, np.inf).min(axis=1)
+        along = np.where(before, clear, np.inf)
+        clearance = along.min(axis=1)
     else:
+        along = None
         clearance = np.full(len(cand), np.nan)   # not checked (nan fails no comparison: the caller warns)
     other_clear = np.full(len(cand), np.inf)
     if others is not None:
@@ -149,8 +158,8 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
     reasons = {
         "does not reach the lesion": ~hits,
         f"longer than {max_len:g} mm": hits & (length > max_len),
-        "crosses the pleura (leaves the lung)": leaves_lung,
-        f"passes closer than {margin:g} mm to a vessel": clearance < margin,
+        **_outside_reasons(outside, flat, lab),
+        **_vessel_reasons(clearance < margin, along, margin, flat, lab, vessels, lo, hi, sub),
         f"passes closer than {margin:g} mm to unlabelled dense tissue in the CT (> {_dense_hu():g} HU: a "
         "contrast-filled vessel, calcification or bone)": dense_clear < margin,
         f"turns more than {max_ang:g} deg from the airway": angle > max_ang,
@@ -177,6 +186,60 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
                           None if np.isnan(dense_clear[i]) else float(dense_clear[i]), cap))
         if len(out) == n_best:
             break
+    return out
+
+
+def _outside_reasons(outside: np.ndarray, flat: np.ndarray, lab: Volume | None) -> dict:
+    """{reason: bool [C]} for the candidates whose line leaves the lung envelope (``outside``
+    [C, S]: samples before the lesion outside it, past the wall skip): by the label of their
+    first such sample (``lab`` sampled at ``flat`` [C*S, 3] RAS mm), with the most mm of it on
+    one line; without labels one unnamed reason."""
+    bad = outside.any(axis=1)
+    if not bad.any():
+        return {}
+    if lab is None:
+        return {"leaves the lung labels (pleura, chest wall, mediastinum or tissue not labelled lung)": bad}
+    v = np.rint(lab.sample(flat, order=0)).astype(int).reshape(outside.shape)
+    first = np.where(bad, outside.argmax(axis=1), 0)
+    v0 = v[np.arange(len(v)), first]
+    out = {}
+    for code in np.unique(v0[bad]):
+        who = bad & (v0 == code)
+        name = lab.labels.get(int(code), "no label") if code else "no label"
+        mm = float((outside[who] & (v[who] == code)).sum(axis=1).max()) * STEP_MM
+        what = "crosses the pleura (leaves the lung)" if name == "pleura" else \
+            f"leaves the lung labels through '{name}'"
+        out[f"{what} (up to {mm:.1f} mm of it on a line)"] = who
+    return out
+
+
+def _vessel_reasons(close: np.ndarray, along: np.ndarray | None, margin: float, flat: np.ndarray,
+                    lab: Volume | None, vessels, lo, hi, sub: Volume) -> dict:
+    """{reason: bool [C]} for the candidates passing closer than ``margin`` mm to the vessel mask
+    (``close`` [C]; ``along`` [C, S]: their clearance at each sample before the lesion, inf
+    elsewhere), named by the label (``lab``) of the vessel voxel nearest to each one's closest
+    sample, with the smallest clearance (mm)."""
+    if not close.any():
+        return {}
+    if lab is None or vessels is None or along is None:
+        return {f"passes closer than {margin:g} mm to a vessel": close}
+    from scipy import ndimage
+
+    v = np.asarray(vessels, bool)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    _, idx = ndimage.distance_transform_edt(~v, sampling=sub.spacing_kji, return_indices=True)
+    c = np.flatnonzero(close)
+    s_min = np.argmin(along[c], axis=1)
+    p = flat.reshape(along.shape + (3,))[c, s_min]                      # [c, 3] RAS
+    kji = np.clip(np.rint(sub.world_to_kji(p)).astype(int), 0, np.array(v.shape) - 1)
+    vk = idx[:, kji[:, 0], kji[:, 1], kji[:, 2]]                       # [3, c]
+    codes = np.asarray(lab.array)[vk[0], vk[1], vk[2]].astype(int)
+    out = {}
+    for code in np.unique(codes):
+        who = np.zeros(len(close), bool)
+        who[c[codes == code]] = True
+        name = lab.labels.get(int(code), "the vessel mask")
+        out[f"passes closer than {margin:g} mm to a vessel ('{name}', down to "
+            f"{float(along[who].min()):.1f} mm)"] = who
     return out
 
 
