@@ -271,6 +271,13 @@ def main(argv=None) -> int:
     except ImagioError as e:
         print(f"imagio: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader closed the pipe (`imagio info X | head`): exit silently, as the Python
+        # docs recommend (signal, "Note on SIGPIPE"): stdout to devnull so that the interpreter's
+        # final flush raises no second error (new-user trial 62 L3: "imagio: error: None: Broken pipe")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except OSError as e:   # a file that cannot be read or written: one line, never a traceback
         print(f"imagio: error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2

@@ -86,7 +86,7 @@ def zones(probes, setting: Setting) -> list[Ellipsoid]:
     if setting.probes > 1:
         if len(probes) != setting.probes:
             raise InputError(f"setting {setting.id!r} is the fused zone of {setting.probes} probes; "
-                             f"{len(probes)} were placed. Place {setting.probes} probes or choose a "
+                             f"{len(probes)} {'was' if len(probes) == 1 else 'were'} placed. Place {setting.probes} probes or choose a "
                              "single-probe setting (their zones are then united)")
         d = np.mean([p.direction for p in probes], axis=0)
         tip = np.mean([p.tip_ras for p in probes], axis=0)

@@ -148,7 +148,7 @@ def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | No
     New-user trial 25 (H1) and later: a wall-less tube labelled airway through the parenchyma
     into a nodule gave 'reached' and a bronchus sign, a short one at the end of a long narrow
     tail without a word."""
-    from .mask_checks import exclude_from, wall_less_runs, wall_less_warning
+    from .mask_checks import exclude_from, no_contrast, wall_less_runs, wall_less_warning
 
     if ct is None:
         return tree, route, []
@@ -167,8 +167,8 @@ def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | No
             # M3: a mirrored mask got a route ending in parenchyma 16.8 mm from any real airway, exit 0)
             raise InputError(
                 f"the CT shows no airway where the airway mask has its central airways ({leak['mm']:.0f} mm of "
-                f"trachea or main bronchus at RAS {leak['ras']}, lumen {leak['lumen_mm']:.1f} mm: centre "
-                f"{leak['core_hu']:.0f} HU, neither an air core nor a bronchial wall): the mask is not on this CT's "
+                f"trachea or main bronchus at RAS {leak['ras']}, lumen {leak['lumen_mm']:.1f} mm: "
+                f"{no_contrast(leak)}): the mask is not on this CT's "
                 "airways (another scan, mirrored or moved?); give the airways segmented on this CT (imagio segment "
                 "CT --structures airways)")
         said.append(wall_less_warning(leak, "the route" if any(r is leak for r in on_route) else
@@ -177,8 +177,8 @@ def _check_on_ct(tree: AirwayTree, route: Route, target: Target, ct: Volume | No
         route = replan(tree)
     else:
         on_route, on_sign = [], []
-        said.append(f"more than {MAX_LEAK_REPLANS} stretches of the airway mask near the route show on the CT neither "
-                    "an air core nor a bronchial wall: the mask leaks there; the route is not checked further; "
+        said.append(f"more than {MAX_LEAK_REPLANS} stretches of the airway mask near the route show no bronchus on the CT "
+                    "(no contrast between the core, the wall ring and the surroundings): the mask leaks there; the route is not checked further; "
                     "check the segmentation")
     seen = set()
     # an unresolved stretch matters where a claim rests on it: 'reached' or the bronchus sign

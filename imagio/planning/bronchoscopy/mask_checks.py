@@ -317,7 +317,8 @@ def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
     single point of a narrow bronchus may read near the parenchyma by noise), root first:
     {"ids": its point ids, "mm": its length, "resolved": the lumen over at least half of it more
     than ``verdict.UNRESOLVED_VOXELS`` CT voxels across (the CT could show its core and wall: a
-    leak) or not (it cannot: unverified), "core_hu", "ref_hu": medians, "lumen_mm": median
+    leak) or not (it cannot: unverified), "core_hu", "wall_hu", "ref_hu": medians of the centre, the
+    wall ring and the ring beyond it, "lumen_mm": median
     diameter, "ras": its start}."""
     from .verdict import UNRESOLVED_VOXELS
 
@@ -337,6 +338,7 @@ def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
             continue
         out.append({"ids": ids, "mm": mm, "resolved": bool(np.mean(ev["resolved"][s:e]) >= 0.5),
                     "core_hu": float(np.nanmedian(ev["core"][s:e])), "ref_hu": float(np.nanmedian(ev["ref"][s:e])),
+                    "wall_hu": float(np.nanmedian(ev["wall"][s:e])),
                     "lumen_mm": float(np.median(2 * tree.radius[ids])),
                     "ras": np.round(tree.points[ids[0]], 1).tolist()})
     return out
@@ -360,6 +362,17 @@ def exclude_from(tree, ids: np.ndarray):
     return replace(tree, excluded=ex)
 
 
+def no_contrast(run: dict) -> str:
+    """Why a `wall_less_runs` stretch shows no bronchus, with its medians (new-user trial 62 L2: a
+    centre of -1000 HU was called "neither an air core nor a bronchial wall"): the centre, the wall
+    ring and the tissue beyond it differ by less than ``min_contrast_hu``, as air inside air or
+    lung inside lung does; a tube of air in a soft-tissue wall shows the contrast."""
+    c = float(limits()["leak"]["wall"]["min_contrast_hu"])
+    return (f"centre {run['core_hu']:.0f} HU, wall ring {run.get('wall_hu', float('nan')):.0f} HU, surroundings "
+            f"{run['ref_hu']:.0f} HU: no contrast of {c:g} HU or more between the core, the wall ring and the "
+            "surroundings (a bronchus is air inside a soft-tissue wall; lung parenchyma is about -850 HU, air -1000 HU)")
+
+
 def wall_less_warning(run: dict, what: str) -> str:
     """The warning for one `wall_less_runs` stretch on ``what`` ("the route", "the airway leading
     into the lesion (bronchus sign)")."""
@@ -367,8 +380,7 @@ def wall_less_warning(run: dict, what: str) -> str:
     where = (f"{run['mm']:.0f} mm of airway mask at RAS {run['ras']} (lumen {run['lumen_mm']:.1f} mm) along {what} "
              + (f"has a centre of {run['core_hu']:.0f} HU, denser than any airway wall (a contrast-filled vessel or "
                 "calcification)" if dense else
-                f"show on the CT neither an air core nor a bronchial wall (centre {run['core_hu']:.0f} HU, surroundings "
-                f"{run['ref_hu']:.0f} HU: lung parenchyma is about -850 HU, air -1000 HU)"))
+                f"shows no bronchus on the CT: {no_contrast(run)}"))
     if run["resolved"]:
         return (f"possible leak of the airway segmentation: {where}: the mask runs through "
                 f"{'a dense structure' if dense else 'the lung'} there; excluded "

@@ -1,0 +1,26 @@
+"""Wording (new-user trial 62 L2, L3): one probe 'was' placed; a stretch of airway mask with no
+bronchus on the CT says why (no contrast between core, wall ring and surroundings), not
+"neither an air core nor a bronchial wall" for a -1000 HU centre."""
+
+import numpy as np
+import pytest
+
+from imagio.errors import InputError
+from imagio.planning.ablation.devices import get_device
+from imagio.planning.ablation.zones import Probe, zones
+from imagio.planning.bronchoscopy.mask_checks import wall_less_warning
+
+
+def test_one_probe_was_placed():
+    dev = get_device("icerod")
+    multi = next(s for s in dev.settings.values() if s.probes > 1)
+    with pytest.raises(InputError, match=r"; 1 was placed\."):
+        zones([Probe(np.zeros(3), np.array([0.0, 0.0, 1.0]))], multi)
+
+
+def test_air_core_without_contrast_is_said_as_such():
+    run = {"mm": 12.0, "ras": [100.0, 26.0, -769.0], "lumen_mm": 6.7, "core_hu": -1000.0, "wall_hu": -1000.0,
+           "ref_hu": -995.0, "resolved": True}
+    msg = wall_less_warning(run, "the route")
+    assert "neither an air core" not in msg
+    assert "centre -1000 HU, wall ring -1000 HU, surroundings -995 HU: no contrast" in msg, msg
