@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_closed_pipe_exits_silently(tmp_path):
-    f = io.write_image(Volume(np.random.default_rng(0).integers(-1000, 1000, (4, 5, 6)).astype(np.int16), make_ijk_to_ras((1.0, 1.0, 2.0))), tmp_path / "x.nii.gz")
+    hu = np.random.default_rng(0).integers(-1000, 1000, (4, 5, 6)).astype(np.int16)
+    f = io.write_image(Volume(hu, make_ijk_to_ras((1.0, 1.0, 2.0))), tmp_path / "x.nii.gz")
     r, w = os.pipe()
     os.close(r)   # the reader has gone: every write to the pipe fails with EPIPE
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}

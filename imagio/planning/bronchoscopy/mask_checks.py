@@ -370,7 +370,8 @@ def no_contrast(run: dict) -> str:
     c = float(limits()["leak"]["wall"]["min_contrast_hu"])
     return (f"centre {run['core_hu']:.0f} HU, wall ring {run.get('wall_hu', float('nan')):.0f} HU, surroundings "
             f"{run['ref_hu']:.0f} HU: no contrast of {c:g} HU or more between the core, the wall ring and the "
-            "surroundings (a bronchus is air inside a soft-tissue wall; lung parenchyma is about -850 HU, air -1000 HU)")
+            "surroundings (a bronchus is air inside a soft-tissue wall; lung parenchyma is about -850 HU, "
+            "air -1000 HU)")
 
 
 def wall_less_warning(run: dict, what: str) -> str:

@@ -121,8 +121,9 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
     wall_skip = t[None, :] < 1.5
     outside = before & ~in_lung & ~wall_skip
     leaves_lung = outside.any(axis=1)
-    lab = None if labels is None or labels.shape != lung.shape else \
-        sub.with_array(np.ascontiguousarray(labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]))
+    same_grid = labels is not None and labels.shape == lung.shape and np.allclose(labels.ijk_to_ras, lung.ijk_to_ras)
+    lab = sub.with_array(np.ascontiguousarray(labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]),
+                         labels=labels.labels) if same_grid else None
     if vessels is not None:
         clear = sub.with_array(vdist.astype(np.float32)).sample(flat, order=1, fill=np.inf).reshape(valid.shape)
         along = np.where(before, clear, np.inf)
