@@ -161,6 +161,7 @@ LUNG_CONTEXT_FRACTION = _v("lung_context_fraction")
 SOLID_INTERIOR_FRACTION = _v("solid_interior_fraction")
 HULL_MIN_FILL = _v("hull_min_fill")
 OPEN_FRACTION = _v("open_fraction")
+GIVEBACK_MAX_SPACING_RATIO = _v("giveback_max_spacing_ratio")
 MIN_FILL_OF_SPHERE = _v("min_fill_of_sphere")
 START_RADIUS_MM = _v("start_radius_mm")
 ENVELOPE_RADIUS_MM = _v("envelope_radius_mm")
@@ -267,8 +268,16 @@ def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split: bool = 
         op = _component_at(m, seed, sk)
     elif split and op[core]:  # lung lesions: the heart or a hilar vessel beyond a wide vessel
         op = _split_from_larger_blobs(op, depth, core)
-    # give back the one-voxel boundary layer the opening shaved off the lesion itself
-    out = op | (ndimage.binary_dilation(op, structure=ball(1.01 * float(min(sk)), sk)) & m)
+    # give back the one-voxel boundary layer the opening shaved off the lesion itself: one voxel
+    # along each grid axis finer than GIVEBACK_MAX_SPACING_RATIO times the finest (lesion.json).
+    # A ball of 1.01 x the finest spacing reached along that axis only on a near-isotropic grid:
+    # after a 15 deg gantry-tilt correction (2.41 x 2.5 x 2.5 mm) a 20 mm sphere lost its one-voxel
+    # caps in-plane, 4.045 mL for 4.189 (the dicom_gantry_tilt case, new-user trial 60 L1)
+    sp = np.asarray(sk, float)
+    struct = np.zeros((3, 3, 3), bool)
+    for ax in np.flatnonzero(sp < GIVEBACK_MAX_SPACING_RATIO * sp.min()):
+        struct[tuple(slice(None) if d == ax else 1 for d in range(3))] = True
+    out = op | (ndimage.binary_dilation(op, structure=struct) & m)
     return out
 
 
