@@ -79,5 +79,7 @@ def test_gantry_tilt_case_volume_within_two_percent(tmp_path):
         ct = read_image(out)
     mask, meas = segment_lesion(ct, truth["tumour_centre_ras_mm"])
     assert abs(meas.volume_ml / truth["tumour_volume_ml"] - 1.0) < 0.02, meas.volume_ml
+    # the partial-volume-corrected volume too (a nodule of one density: given)
+    assert abs(meas.volume_pv_ml / truth["tumour_volume_ml"] - 1.0) < 0.02, meas.volume_pv_ml
     centre = np.asarray(meas.centroid_ras)
     assert np.linalg.norm(centre - truth["tumour_centre_ras_mm"]) < 0.5

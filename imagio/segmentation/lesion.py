@@ -1434,7 +1434,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     if k == "lung_nodule":
         meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk)
-        meas.volume_pv_ml = partial_volume_ml(mask, ct, a, float(thr[0]))
+        if meas.subtype in ("solid", "mass", "calcified"):   # one density (measurements.py)
+            meas.volume_pv_ml = partial_volume_ml(mask, ct, a, float(thr[0]))
         cavity_ml = float(np.count_nonzero(mask & (a < GAS_MEDIAN_HU))) * ct.voxel_volume_ml
         if (6.0 * cavity_ml * 1000.0 / np.pi) ** (1.0 / 3.0) >= MICRONODULE_MM:   # a cavity that can be seen
             notes.append(f"the lesion holds {cavity_ml:.2f} mL of air (below {GAS_MEDIAN_HU:g} HU): a cavity, "

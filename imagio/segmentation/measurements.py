@@ -40,8 +40,10 @@ voxels (26-adjacent to outside) count clip(f, 0, 1); the voxels just outside (26
 outline) count f where f < 1/2 (the lesion's own partial volume, below the outline's threshold)
 and 0 where f >= 1/2: that is tissue the outline cut off on purpose (a vessel, the chest wall),
 whose cut lies on the voxel faces as in the count. Lesion level: median of the interior; lung
-level: median of the voxels just outside below the half-contrast threshold. It assumes a lesion
-of one density: a part-solid nodule's ground glass counts as a share of its solid part.
+level: median of the voxels 2-4 voxels outside (beyond the ring's partial volume) below the
+half-contrast threshold. It assumes a lesion of one density, so it is given for solid nodules
+and masses (and calcified ones) only: in a part-solid or ground-glass nodule the ground glass
+would count as a share of the solid part (the phantom's part-solid nodule: 3.41 mL for 4.19).
 """
 
 from __future__ import annotations
@@ -239,7 +241,7 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
 
 
 def partial_volume_ml(mask: np.ndarray, vol: Volume, ct: np.ndarray, threshold_hu: float) -> float | None:
-    """Partial-volume-corrected volume (mL) of a lesion ``mask`` [k, j, i] outlined on ``ct``
+    """Partial-volume-corrected volume (mL) of a lesion of one density ``mask`` [k, j, i] outlined on ``ct``
     [k, j, i] (HU, ``vol``'s grid, any affine) at ``threshold_hu`` (the outline's lower threshold,
     half-way between the surroundings and the lesion): see the module docstring. None when the
     mask has no interior voxel (no lesion level) or no surrounding voxel below the threshold (no
@@ -247,14 +249,18 @@ def partial_volume_ml(mask: np.ndarray, vol: Volume, ct: np.ndarray, threshold_h
     box = bbox_slices(mask, 1.0)
     if box is None:
         return None
-    # two voxels around the mask: its 26-neighbour ring lies inside the box
-    sl = tuple(slice(max(b.start - 2, 0), min(b.stop + 2, n)) for b, n in zip(box, mask.shape))
+    # five voxels around the mask: its rings out to the fourth lie inside the box
+    sl = tuple(slice(max(b.start - 5, 0), min(b.stop + 5, n)) for b, n in zip(box, mask.shape))
     m, a = mask[sl], np.asarray(ct, float)[sl]
     full = np.ones((3, 3, 3), bool)
     inner = ndimage.binary_erosion(m, structure=full, border_value=0)
     border = m & ~inner
-    ring = ndimage.binary_dilation(m, structure=full) & ~m
-    around = a[ring & (a < threshold_hu)]
+    grown = ndimage.binary_dilation(m, structure=full)
+    ring = grown & ~m
+    # the surroundings' level beyond the partial-volume ring: voxels 2-4 voxels out (the ring
+    # itself mixes lesion in: 1.5 mm phantom nodule, ring -756 HU against lung -840 HU)
+    far = ndimage.binary_dilation(grown, structure=full, iterations=3) & ~ndimage.binary_dilation(grown, structure=full)
+    around = a[far & (a < threshold_hu)]
     if not inner.any() or around.size == 0:
         return None
     lesion, bg = float(np.median(a[inner])), float(np.median(around))
