@@ -124,7 +124,7 @@ from scipy import ndimage
 
 from ..errors import ImagioError, InputError
 from ..volume import Volume
-from .measurements import LesionMeasurements, measure  # noqa: F401 (public here too)
+from .measurements import LesionMeasurements, measure, partial_volume_ml  # noqa: F401 (public here too)
 from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, ball, check_ct,
                      components, fill_holes_3d, fill_holes_per_slice, label_medians, open_mm)
 
@@ -161,6 +161,7 @@ LUNG_CONTEXT_FRACTION = _v("lung_context_fraction")
 SOLID_INTERIOR_FRACTION = _v("solid_interior_fraction")
 HULL_MIN_FILL = _v("hull_min_fill")
 OPEN_FRACTION = _v("open_fraction")
+GIVEBACK_MAX_SPACING_RATIO = _v("giveback_max_spacing_ratio")
 MIN_FILL_OF_SPHERE = _v("min_fill_of_sphere")
 START_RADIUS_MM = _v("start_radius_mm")
 ENVELOPE_RADIUS_MM = _v("envelope_radius_mm")
@@ -272,8 +273,16 @@ def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split: bool = 
         op = _component_at(m, seed, sk)
     elif split and op[core]:  # lung lesions: the heart or a hilar vessel beyond a wide vessel
         op = _split_from_larger_blobs(op, depth, core)
-    # give back the one-voxel boundary layer the opening shaved off the lesion itself
-    out = op | (ndimage.binary_dilation(op, structure=ball(1.01 * float(min(sk)), sk)) & m)
+    # give back the one-voxel boundary layer the opening shaved off the lesion itself: one voxel
+    # along each grid axis finer than GIVEBACK_MAX_SPACING_RATIO times the finest (lesion.json).
+    # A ball of 1.01 x the finest spacing reached along that axis only on a near-isotropic grid:
+    # after a 15 deg gantry-tilt correction (2.41 x 2.5 x 2.5 mm) a 20 mm sphere lost its one-voxel
+    # caps in-plane, 4.045 mL for 4.189 (the dicom_gantry_tilt case, new-user trial 60 L1)
+    sp = np.asarray(sk, float)
+    struct = np.zeros((3, 3, 3), bool)
+    for ax in np.flatnonzero(sp < GIVEBACK_MAX_SPACING_RATIO * sp.min()):
+        struct[tuple(slice(None) if d == ax else 1 for d in range(3))] = True
+    out = op | (ndimage.binary_dilation(op, structure=struct) & m)
     return out
 
 
@@ -1430,6 +1439,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     if k == "lung_nodule":
         meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk)
+        if meas.subtype in ("solid", "mass", "calcified"):   # one density (measurements.py)
+            meas.volume_pv_ml = partial_volume_ml(mask, ct, a, float(thr[0]))
         cavity_ml = float(np.count_nonzero(mask & (a < GAS_MEDIAN_HU))) * ct.voxel_volume_ml
         if (6.0 * cavity_ml * 1000.0 / np.pi) ** (1.0 / 3.0) >= MICRONODULE_MM:   # a cavity that can be seen
             notes.append(f"the lesion holds {cavity_ml:.2f} mL of air (below {GAS_MEDIAN_HU:g} HU): a cavity, "

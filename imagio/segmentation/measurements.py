@@ -27,6 +27,23 @@ direction u is sqrt(sum_i (u . step_i)^2) over the grid's i, j, k steps (the spa
 grid axis). Because the same rule applies to every diameter, long >= short whenever the shape
 says so. Single-voxel protrusions (a cross-shaped opening in the slice plane) are ignored when
 that keeps >= 90 % of the mask: one noisy boundary voxel must not lengthen a maximum diameter.
+
+Partial-volume-corrected volume (``partial_volume_ml``, lung lesions only: ``volume_pv_ml``): a
+CT voxel on the lesion's border holds lesion and lung, and its HU is their volume-weighted mean,
+so the share of lesion in it is f = (HU - lung) / (lesion - lung). The voxel count at the
+half-contrast threshold counts each border voxel as 0 or 1; the sum of f over the border band
+counts its share, which makes the volume independent of where the border falls in its voxels
+and of the section thickness (the standard remedy in nodule volumetry: Kostis WJ et al., IEEE
+Trans Med Imaging 2003;22:1259-1274; Ko JP et al., Radiology 2003;228:864-870, volume error
+from partial volume on thick sections). Here: interior voxels count 1; the outline's border
+voxels (26-adjacent to outside) count clip(f, 0, 1); the voxels just outside (26-adjacent to the
+outline) count f where f < 1/2 (the lesion's own partial volume, below the outline's threshold)
+and 0 where f >= 1/2: that is tissue the outline cut off on purpose (a vessel, the chest wall),
+whose cut lies on the voxel faces as in the count. Lesion level: median of the interior; lung
+level: median of the voxels 2-4 voxels outside (beyond the ring's partial volume) below the
+half-contrast threshold. It assumes a lesion of one density, so it is given for solid nodules
+and masses (and calcified ones) only: in a part-solid or ground-glass nodule the ground glass
+would count as a share of the solid part (the phantom's part-solid nodule: 3.41 mL for 4.19).
 """
 
 from __future__ import annotations
@@ -83,6 +100,8 @@ class LesionMeasurements:
     lung_context: float | None = None  # lung kind, when judged: share of the 1-4 mm shell that is aerated lung
     part_of_mass: bool = False  # lung: the outline is much smaller than the dense tissue the lung encloses around it
     fat_density: bool = False  # solid kind whose tissue (air left out) has fat's mean density (may have grown into fat)
+    # lung lesions: the partial-volume-corrected volume (mL, module docstring), None when not computed
+    volume_pv_ml: float | None = None
 
     @property
     def volume_summary_ml(self) -> float | None:
@@ -221,3 +240,35 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         axial_long_axis_mm=best[0], axial_short_axis_mm=best[1], mean_hu=float(vals.mean()),
         centroid_ras=[round(float(c), 2) for c in vol.kji_to_world(kji.mean(0)[None])[0]],
         mean_diameter_mm=round(0.5 * (best[0] + best[1]), 1))
+
+
+def partial_volume_ml(mask: np.ndarray, vol: Volume, ct: np.ndarray, threshold_hu: float) -> float | None:
+    """Partial-volume-corrected volume (mL) of a lesion of one density ``mask`` [k, j, i] outlined on ``ct``
+    [k, j, i] (HU, ``vol``'s grid, any affine) at ``threshold_hu`` (the outline's lower threshold,
+    half-way between the surroundings and the lesion): see the module docstring. None when the
+    mask has no interior voxel (no lesion level) or no surrounding voxel below the threshold (no
+    background level), or when the lesion is not denser than its surroundings."""
+    box = bbox_slices(mask, 1.0)
+    if box is None:
+        return None
+    # five voxels around the mask: its rings out to the fourth lie inside the box
+    sl = tuple(slice(max(b.start - 5, 0), min(b.stop + 5, n)) for b, n in zip(box, mask.shape))
+    m, a = mask[sl], np.asarray(ct, float)[sl]
+    full = np.ones((3, 3, 3), bool)
+    inner = ndimage.binary_erosion(m, structure=full, border_value=0)
+    border = m & ~inner
+    grown = ndimage.binary_dilation(m, structure=full)
+    ring = grown & ~m
+    # the surroundings' level beyond the partial-volume ring: voxels 2-4 voxels out (the ring
+    # itself mixes lesion in: 1.5 mm phantom nodule, ring -756 HU against lung -840 HU)
+    far = ndimage.binary_dilation(grown, structure=full, iterations=3) & ~ndimage.binary_dilation(grown, structure=full)
+    around = a[far & (a < threshold_hu)]
+    if not inner.any() or around.size == 0:
+        return None
+    lesion, bg = float(np.median(a[inner])), float(np.median(around))
+    if lesion <= bg:
+        return None
+    f = (a - bg) / (lesion - bg)
+    outside = f[ring]
+    total = inner.sum() + np.clip(f[border], 0.0, 1.0).sum() + np.where(outside < 0.5, np.clip(outside, 0.0, None), 0.0).sum()
+    return float(total * vol.voxel_volume_ml)
