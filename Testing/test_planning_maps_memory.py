@@ -1,7 +1,7 @@
-"""Issue 20: what the planning maps hold. ``code`` is uint16 (label | flags << 8) when every
-label value is < 256, uint32 (label | flags << 16) otherwise; the smoothed body of the skin
-normals is not stored but computed on the box a call reads (`PlanningMaps.body_smooth_box`),
-bit-identical to the whole crop's filter. The plans are the same either way."""
+"""Issue 20: what the planning maps hold. ``code`` is uint16 (label | flags << 8) and the
+crop's labels uint8 when every label value is < 256, uint32 (label | flags << 16) and uint16
+otherwise; the smoothed body of the skin normals is not stored but computed on the box a call
+reads (`PlanningMaps.body_smooth_box`), bit-identical to the whole crop's filter. The plans are the same either way."""
 
 from __future__ import annotations
 
@@ -40,21 +40,22 @@ def test_code_is_uint16_when_the_labels_fit_and_the_plan_equals_the_wide_codes()
     narrow = plan(PlanningProblem.build(ct, lab, "liver_tumor"), k=3)
     m = narrow.maps
     assert m.code.dtype == np.uint16 and m.code_shift == 8
+    assert m.label.dtype == np.uint8   # the crop's labels: uint8 when they fit (main: uint16)
     lab_c, flg = m.split_code(m.code)
     assert np.array_equal(lab_c, m.label)
     assert (flg & dm.BODY).any() and (flg & dm.SKIN).any() and (flg & dm.LIVER).any()
-    # hard, avoid float16, code uint16, the crop's labels uint16; no float32 field (main: 14)
-    assert _crop_voxel_bytes(m) <= 8.0, _crop_voxel_bytes(m)
-    assert m.nbytes - (0 if m._bnd is None else m._bnd.nbytes) <= 8 * m.code.size + 2**16
+    # hard, avoid float16, code uint16, the crop's labels uint8; no float32 field (speed20: 8)
+    assert _crop_voxel_bytes(m) <= 7.0, _crop_voxel_bytes(m)
+    assert m.nbytes - (0 if m._bnd is None else m._bnd.nbytes) <= 7 * m.code.size + 2**16
 
     dm.forget_cached_maps()
     ct2, lab2 = _case(shift=300)
     wide = plan(PlanningProblem.build(ct2, lab2, "liver_tumor"), k=3)
     w = wide.maps
-    assert w.code.dtype == np.uint32 and w.code_shift == 16
+    assert w.code.dtype == np.uint32 and w.code_shift == 16 and w.label.dtype == np.uint16
     lab_w, flg_w = w.split_code(w.code)
     assert np.array_equal(flg_w, flg)
-    assert np.array_equal(lab_w, np.where(m.label > 0, m.label + 300, 0))
+    assert np.array_equal(lab_w, np.where(m.label > 0, m.label.astype(np.int64) + 300, 0))
     assert np.array_equal(w.hard, m.hard) and np.array_equal(w.avoid, m.avoid)
     assert np.array_equal(wide.table.score, narrow.table.score)
     assert [list(p.entry_ras) for p in wide.proposals] == [list(p.entry_ras) for p in narrow.proposals]

@@ -40,18 +40,31 @@ def skin_mask(maps: PlanningMaps) -> np.ndarray:
     return body & ~ndimage.binary_erosion(body, border_value=1)
 
 
-def normals_at(maps: PlanningMaps, ras: np.ndarray) -> np.ndarray:
-    """Unit outward normals (RAS) of the body surface at RAS points (smoothed-mask gradient)."""
-    grid = maps.grid
+NORMAL_SLAB = 32   # crop k-slices of points per `normals_at` box (bounds the smoothed body held)
+
+
+def normals_at(maps: PlanningMaps, ras: np.ndarray, slab: int | None = None) -> np.ndarray:
+    """Unit outward normals (RAS, (n, 3)) of the body surface at RAS points ``ras`` ((n, 3) or
+    (3,)): the negative gradient of the smoothed body mask (`PlanningMaps.body_smooth_box`),
+    central differences in crop index units, linear interpolation. The points are taken ``slab``
+    crop k-slices at a time (default `NORMAL_SLAB`; issue 20: the smoothed body of the whole
+    crop, float32, and its filter's temporaries were held at once); each point's normal is the
+    same for any ``slab`` (the box of each slab holds every voxel its points read, `_gradient_at`)."""
     kji = maps.world_to_kji(np.atleast_2d(ras))
     if len(kji) == 0:
         return np.zeros((0, 3))
-    # the smoothed body on the box of the voxels the 6 neighbours' linear interpolation reads
-    # (`_gradient_at`, 'nearest' edges: points beyond a face read the face, where box = crop)
     shape = np.array(maps.code.shape)
-    lo = np.clip(np.floor(kji.min(0) - 1.0).astype(np.int64), 0, shape - 1)
-    hi = np.clip(np.floor(kji.max(0) + 1.0).astype(np.int64) + 2, 1, shape)
-    g = _gradient_at(maps.body_smooth_box(lo, hi), kji, origin=lo)
+    g = np.empty((len(kji), 3))
+    band = np.floor(kji[:, 0]).astype(np.int64) // max(1, int(NORMAL_SLAB if slab is None else slab))
+    order = np.argsort(band, kind="stable")
+    cuts = np.flatnonzero(np.diff(band[order])) + 1
+    for rows in np.split(order, cuts):
+        pk = kji[rows]
+        # the smoothed body on the box of the voxels the 6 neighbours' linear interpolation
+        # reads ('nearest' edges: points beyond a face read the face, where box = crop)
+        lo = np.clip(np.floor(pk.min(0) - 1.0).astype(np.int64), 0, shape - 1)
+        hi = np.clip(np.floor(pk.max(0) + 1.0).astype(np.int64) + 2, 1, shape)
+        g[rows] = _gradient_at(maps.body_smooth_box(lo, hi), pk, origin=lo)
     # gradient in kji index units -> RAS: d/dx_ras = sum_a d/da * da/dx_ras
     inv = maps._r2k[0]   # rows: gradient of k, j, i wrt RAS
     n = -(g @ inv)

@@ -12,7 +12,8 @@ Maps (all [k, j, i] on ``grid``, a cropped copy of the CT geometry):
                      value: a safe-side error below one float16 step, <= 0.016 mm over the capped
                      range [-half voxel - margin, cap = 20 mm], <= 0.004 mm below 8 mm)
   avoid     float16  min distance to an 'avoid' structure, mm (same rounding)
-  label     uint16   label value;  flags  uint8  bits BODY, LUNG (inside pleura), AERATED, EMPH,
+  label     uint8    label value when every label value is < 256, else uint16
+  flags     uint8    bits BODY, LUNG (inside pleura), AERATED, EMPH,
                    LIVER, FORBIDDEN, SKIN (outer skin: entry-capable, `imagio.planning.skin`)
   code      uint16 label | flags << 8 when every label value is < 256 (flags < 128 always),
                    else uint32 label | flags << 16 (`PlanningMaps.split_code`; one gather per sample)
@@ -67,7 +68,7 @@ ROLE_CODE = {"passable": 0, "target": 0, "avoid": 1, "margin": 2, "forbidden": 3
 
 @dataclass
 class PlanningMaps:
-    grid: Volume                      # crop geometry (array = label values, uint16)
+    grid: Volume                      # crop geometry (array = label values, uint8 if < 256 else uint16)
     lo: np.ndarray                    # crop corner kji in the full grid
     hard: np.ndarray
     avoid: np.ndarray
@@ -703,11 +704,17 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     prog = progress if isinstance(progress, Progress) else Progress(progress)
     ct, lab = problem.ct, problem.labels
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-    label = np.array(lab.array[sl], dtype=np.uint16, order="C")
+    src = lab.array[sl]
+    specs = problem.structures
+    nlab = int(max([s.value for s in specs] + [int(src.max()) if src.size else 0])) + 1
+    # uint8 when every label value fits (issue 20: 16.5 MiB less through the 1 mm phantom's plan)
+    narrow = nlab <= 256 and (src.size == 0 or int(src.min()) >= 0)
+    label = np.array(src, dtype=np.uint8 if narrow else np.uint16, order="C")
+    del src
+    if label.size and not narrow:   # (signed labels < 0 wrap, as before: every value indexes the tables)
+        nlab = max(nlab, int(label.max()) + 1)
     grid = lab.crop(lo, hi).with_array(label)
     sp = ct.spacing_kji
-    specs = problem.structures
-    nlab = int(max([s.value for s in specs] + [int(label.max()) if label.size else 0])) + 1
     role_of_label = np.zeros(nlab, np.uint8)
     struct_of_label = np.full(nlab, -1, np.int16)
     for i, s in enumerate(specs):
@@ -762,7 +769,6 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
            "avoid": any_avoid, "liver": bool(liver_vals), "skin_model": problem.skin is not None}
     # uint16 when the labels fit in 8 bits (flags < 128): half the memory (issue 20); built in
     # place: no temporaries of the crop's size
-    narrow = nlab <= 256
     code = flags.astype(np.uint16 if narrow else np.uint32)
     del flags
     code <<= 8 if narrow else 16

@@ -209,15 +209,22 @@ def resolve_device(device="auto"):
 AUTO_DEVICE_MIN_PATHS = 400_000
 
 
+# samples per numpy scoring chunk (issue 20: chunks of 2048 paths, ~440k samples on the 1 mm
+# phantom, two at a time, were the first plan's traced peak, +93 MiB: about 110 bytes a sample)
+SCORE_CHUNK_SAMPLES = 1 << 18
+
+
 def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_ras,
                 target_ras=None, chunk: int = 2048, threads: int | None = None,
-                device="auto", device_chunk: int = 65536, device_samples: int = 1 << 23) -> ScoreTable:
+                device="auto", device_chunk: int = 65536, device_samples: int = 1 << 23,
+                chunk_samples: int | None = None) -> ScoreTable:
     """All metrics, violations and the weighted score for paths from each entry to the target
     (``target_ras``: (3,) or one per path (n, 3); default the problem's target).
 
-    numpy: candidates scored in chunks of ``chunk`` paths on ``threads`` threads (default: the
-    CPU count, at most 4); numpy releases the GIL in the gathers and arithmetic. torch
-    (``device``, see `resolve_device`): the same computation in chunks of at most
+    numpy: candidates scored in chunks of at most ``chunk`` paths and about ``chunk_samples``
+    samples (default `SCORE_CHUNK_SAMPLES`; `device_chunks`; each path is scored on its own: the same table for any chunks) on
+    ``threads`` threads (default: the CPU count, at most 4); numpy releases the GIL in the
+    gathers and arithmetic. torch (``device``, see `resolve_device`): the same computation in chunks of at most
     ``device_chunk`` paths and about ``device_samples`` samples (`device_chunks`; some 30
     per-sample tensors of <= 8 bytes: about 2 GiB for 2^23 samples, an estimate, not measured) on that device, everything per path there until
     one transfer of each chunk's table (`scoring_torch.score_torch`); the same feasibility,
@@ -237,18 +244,19 @@ def score_paths(problem: PlanningProblem, maps: PlanningMaps, entry_ras, normal_
         return concat_tables([_score_chunk(problem, maps, np.zeros((1, 3)) + target + 1.0,
                                            np.array([[0.0, 0.0, 1.0]]), target)]).take(np.arange(0))
     tg = (lambda a, b: target[a:b]) if target.ndim == 2 else (lambda a, b: target)  # noqa: E731  (one per path)
+    length = np.linalg.norm(target - entry_ras, axis=1)
+    counts = _sample_counts(length, problem.constraints.step_voxels * float(min(maps.grid.spacing)))
     if device is not None:
-        length = np.linalg.norm(target - entry_ras, axis=1)
-        counts = _sample_counts(length, problem.constraints.step_voxels * float(min(maps.grid.spacing)))
         return concat_tables([_score_chunk(problem, maps, entry_ras[a:b], normal_ras[a:b], tg(a, b), device)
                               for a, b in device_chunks(counts, device_chunk, device_samples)])
-    if n <= chunk:
+    ranges = device_chunks(counts, chunk, SCORE_CHUNK_SAMPLES if chunk_samples is None else chunk_samples)
+    if len(ranges) == 1:
         return _score_chunk(problem, maps, entry_ras, normal_ras, target)
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     threads = threads or min(4, os.cpu_count() or 1)
-    parts = [(entry_ras[a:a + chunk], normal_ras[a:a + chunk], tg(a, a + chunk)) for a in range(0, n, chunk)]
+    parts = [(entry_ras[a:b], normal_ras[a:b], tg(a, b)) for a, b in ranges]
     with ThreadPoolExecutor(threads) as ex:
         tabs = list(ex.map(lambda en: _score_chunk(problem, maps, en[0], en[1], en[2]), parts))
     return concat_tables(tabs)
