@@ -26,7 +26,9 @@ def _bone(m):
 def test_chest_cta_upper_half_bone_matches_whole(shared_data):
     """Chest CTA at 3 mm (SimpleITK linear resample), whole vs its upper half along S: in the
     half's voxels more than 15 mm from the cut, the bone labels agree to within 5 % of the
-    half's bone (main: the half added the bone's edge the whole scan left out)."""
+    half's bone. Main 1273d4b: 72.0 mL more bone in the half, 5.0 mL less (tolerance 24.8 mL):
+    the half added the bone's edge and the humeral heads' cancellous bone that the whole scan left
+    out; with `local_rim_hu` 0.0 more, 5.7 less."""
     import SimpleITK as sitk
     from imagio.io import volume_from_sitk
     from imagio.segmentation.common import anatomical_axes, crop_slices
