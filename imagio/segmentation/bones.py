@@ -469,12 +469,17 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         # enhanced organs: the level read outside bone is lower than theirs). Not on a scan whose threshold is
         # the bone's own (rim_hu = low_hu: nothing below it is half bone; module docstring)
         rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & ~m
-        if blood is None:
+        if blood is None or lung_field:
             rim &= a > rim_hu
         if body is not None:
             rim &= body
         if blood is not None:
             rim &= ~blood
+        if blood is not None and not lung_field:
+            # (not in a view inside a lung, `lung_field`: there the tissue beside a contrast vessel
+            # cut by the faces is its own partial volume, and a lower floor walled in a lumen that
+            # the cortex test had left out; the 80 mm left-lung cube of the chest CTA: 9 mL of
+            # pulmonary artery named bone, test_lung_small_fov. The view's reading is kept there.)
             # on a CT angiography the floor is read beside the bone, not from the whole view: the
             # view's deep-tissue percentile is set by which enhanced tissue it holds (a dissection's
             # false lumen, the heart), so it moved with the crop (chest CTA 158 HU whole, 93 HU its
