@@ -468,24 +468,11 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         # the raised threshold, so that an organ touching bone stays out (the lumbar phantom's
         # enhanced organs: the level read outside bone is lower than theirs). Not on a scan whose threshold is
         # the bone's own (rim_hu = low_hu: nothing below it is half bone; module docstring)
-        rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & ~m
-        if blood is None or lung_field:
-            rim &= a > rim_hu
+        rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & (a > rim_hu) & ~m
         if body is not None:
             rim &= body
         if blood is not None:
             rim &= ~blood
-        if blood is not None and not lung_field:
-            # (not in a view inside a lung, `lung_field`: there the tissue beside a contrast vessel
-            # cut by the faces is its own partial volume, and a lower floor walled in a lumen that
-            # the cortex test had left out; the 80 mm left-lung cube of the chest CTA: 9 mL of
-            # pulmonary artery named bone, test_lung_small_fov. The view's reading is kept there.)
-            # on a CT angiography the floor is read beside the bone, not from the whole view: the
-            # view's deep-tissue percentile is set by which enhanced tissue it holds (a dissection's
-            # false lumen, the heart), so it moved with the crop (chest CTA 158 HU whole, 93 HU its
-            # upper half: 142 mL of edge and humeral-head cancellous bone 'bone' in the half only,
-            # trial 62 L1, issue 14); `local_rim_hu`
-            rim &= a > local_rim_hu(a, m, blood, body, max(low_hu, CONTRAST_LOW_HU), ct.spacing_kji)
         m |= rim
     # marrow enclosed in 3-D but open in every axial slice (not the spinal canal: CSF/cord)
     voids = fill_holes_3d(m) & ~m
@@ -498,32 +485,6 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     m &= ~lumen
     p(1.0, "bones: done")
     return m
-
-
-RIM_TISSUE_MM = 10.0  # half-width of the window the tissue beside bone is read in (`local_rim_hu`)
-
-
-def local_rim_hu(a: np.ndarray, bone: np.ndarray, blood: np.ndarray, body: np.ndarray | None,
-                 bone_hu: float, spacing_kji) -> np.ndarray:
-    """Float32 [k, j, i] (HU): the floor of the bone's partial-volume edge on a CT angiography,
-    per voxel: the half maximum between the soft tissue beside the bone and the bone threshold
-    ``bone_hu`` (a voxel between tissue T and bone of density >= ``bone_hu`` is at least half bone
-    above (T + bone_hu) / 2; module docstring), never below trabecular bone's lower bound
-    ``BONE_LOW_HU``. T is the mean of the soft tissue (0-300 HU, inside ``body``, not ``bone``
-    grown by one common-resolution voxel, not ``blood``) within ``RIM_TISSUE_MM`` of the voxel
-    (a box); where none is, ``bone_hu`` (no edge is added). ``a``: the common-resolution CT
-    [k, j, i]; masks bool [k, j, i] of its shape; ``spacing_kji`` in mm.
-
-    Why local: the whole view's deep-tissue percentile depends on the view (what enhanced tissue
-    it holds), the tissue beside a bone does not, so the edge is the same in a crop."""
-    soft = (a >= 0) & (a <= 300) & ~blood & ~dilate_mm(bone, COMMON_RESOLUTION_MM, spacing_kji)
-    if body is not None:
-        soft &= body
-    size = tuple(int(2 * np.ceil(RIM_TISSUE_MM / s) + 1) for s in spacing_kji)
-    w = ndimage.uniform_filter(soft.astype(np.float32), size, mode="constant")
-    t = ndimage.uniform_filter(np.where(soft, a, 0).astype(np.float32), size, mode="constant")
-    t = np.where(w > 1e-3, t / np.maximum(w, 1e-3), np.float32(bone_hu))
-    return np.maximum(np.float32(BONE_LOW_HU), 0.5 * (t + np.float32(bone_hu))).astype(np.float32)
 
 
 def cut_chest_wall_pieces(lab: np.ndarray, n: int, counts: np.ndarray, lungs: np.ndarray,
