@@ -37,6 +37,25 @@ def block_in_air(spacing, shape_ijk, direction, half_mm):
     return ref, (x, y, z), body
 
 
+def ellipsoid_share(ref, xyz, centre, semi, rot=None, n=4):
+    """Share (0-1) of each voxel of ``ref`` inside an ellipsoid, float [k, j, i], from n^3
+    sub-samples per voxel (partial volume as a CT reconstructs it): ``xyz`` the voxel centres'
+    RAS mm (`block_in_air`), ``centre`` RAS mm, ``semi`` semi-axes (mm) along the columns of
+    ``rot`` (3 x 3, RAS; identity when None)."""
+    x, y, z = xyz
+    rot = np.eye(3) if rot is None else np.asarray(rot, float)
+    steps = ref.ijk_to_ras[:3, :3]
+    sub = (np.arange(n) + 0.5) / n - 0.5
+    frac = np.zeros(ref.shape)
+    for a in sub:
+        for b in sub:
+            for c in sub:
+                d = steps @ np.array([a, b, c])
+                p = np.stack([x + d[0] - centre[0], y + d[1] - centre[1], z + d[2] - centre[2]], -1) @ rot
+                frac += ((p / np.asarray(semi, float)) ** 2).sum(-1) < 1.0
+    return frac / sub.size ** 3
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _user_cache_in_a_temporary_folder(tmp_path_factory):
     """The tests (and the commands they start) keep IMAGIO's user cache (the generated phantom:

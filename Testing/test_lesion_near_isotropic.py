@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import block_in_air, rotation
+from conftest import block_in_air, ellipsoid_share, rotation
 from imagio.segmentation.lesion import segment_lesion
 from imagio.volume import Volume
 
@@ -27,16 +27,7 @@ def _scene(spacing, direction, offset):
     reconstructs it), plus noise of 15 HU."""
     ref, (x, y, z), body = block_in_air(spacing, (36, 36, 36), direction, (40.0, 40.0, 40.0))
     lung = (np.abs(x) < 35) & (np.abs(y) < 35) & (np.abs(z) < 35)
-    steps = ref.ijk_to_ras[:3, :3]
-    sub = (np.arange(4) + 0.5) / 4 - 0.5
-    frac = np.zeros(ref.shape)
-    for a in sub:
-        for b in sub:
-            for c in sub:
-                d = steps @ np.array([a, b, c])
-                frac += ((x + d[0] - offset[0]) ** 2 + (y + d[1] - offset[1]) ** 2
-                         + (z + d[2] - offset[2]) ** 2 < R_MM ** 2)
-    frac /= sub.size ** 3
+    frac = ellipsoid_share(ref, (x, y, z), offset, (R_MM, R_MM, R_MM), n=4)
     hu = np.where(body, BODY_HU, -1000.0)
     hu = np.where(lung, LUNG_HU, hu)
     hu = hu + frac * (NODULE_HU - LUNG_HU)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from conftest import block_in_air, rotation
+from conftest import block_in_air, ellipsoid_share, rotation
 from imagio.segmentation.measurements import partial_volume_ml
 
 LUNG_HU, LESION_HU, NOISE_HU = -850.0, 20.0, 20.0
@@ -26,17 +26,7 @@ def _scene(spacing, direction, semi, offset, rng):
     sub-samples), plus noise."""
     n = [int(np.ceil(40.0 / s)) for s in spacing]
     ref, (x, y, z), _ = block_in_air(spacing, n, direction, (99.0, 99.0, 99.0))
-    rot = rotation((0, 0, 1), 30.0)
-    steps = ref.ijk_to_ras[:3, :3]
-    sub = (np.arange(5) + 0.5) / 5 - 0.5
-    frac = np.zeros(ref.shape)
-    for a in sub:
-        for b in sub:
-            for c in sub:
-                d = steps @ np.array([a, b, c])
-                p = np.stack([x + d[0] - offset[0], y + d[1] - offset[1], z + d[2] - offset[2]], -1) @ rot
-                frac += ((p / np.asarray(semi)) ** 2).sum(-1) < 1.0
-    frac /= sub.size ** 3
+    frac = ellipsoid_share(ref, (x, y, z), offset, semi, rotation((0, 0, 1), 30.0), n=5)
     hu = LUNG_HU + frac * (LESION_HU - LUNG_HU) + rng.normal(0.0, NOISE_HU, frac.shape)
     return ref, hu, 4.0 / 3.0 * np.pi * np.prod(semi) / 1000.0
 
