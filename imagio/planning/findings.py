@@ -171,6 +171,12 @@ def _ring(n_dirs: int, fractions) -> np.ndarray:
 THICK_CANDIDATES = 32   # nearest tissue voxels per path tested by `_thick`
 
 
+def _index_step(ct, d: np.ndarray) -> np.ndarray:
+    """(n, 3) RAS displacements (mm) ``d`` as (n, 3) displacements in ``ct``'s index space
+    (k, j, i; float): the affine's linear part, without its origin."""
+    return ct.world_to_kji(d) - ct.world_to_kji(np.zeros((1, 3)))[0]
+
+
 def _unit_dirs() -> np.ndarray:
     """(26, 3) unit vectors towards the 26 neighbours of a voxel (RAS directions)."""
     d = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)], float)
@@ -201,9 +207,7 @@ def _thick(problem, kji: np.ndarray, chunk_samples: int = 1 << 18) -> np.ndarray
     dirs = _unit_dirs()
     centres = np.concatenate([np.zeros((1, 3)), rho * dirs])                          # (27, 3) mm
     ball = 0.8 * rho * np.concatenate([np.zeros((1, 3)), dirs])                      # (27, 3) mm
-    t0 = ct.world_to_kji(np.zeros((1, 3)))[0]
-    lin = lambda d: ct.world_to_kji(d) - t0
-    off = lin((centres[:, None, :] + ball[None, :, :]).reshape(-1, 3)).reshape(len(centres), len(ball), 3)
+    off = _index_step(ct, (centres[:, None, :] + ball[None, :, :]).reshape(-1, 3)).reshape(len(centres), len(ball), 3)
     shape = np.asarray(ct.shape)
     strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
     flat_ct = np.asarray(ct.array).reshape(-1)
@@ -271,9 +275,7 @@ def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
     top = rest + hub_len                                                     # (n,) mm
     n_s = int(np.ceil(float(top.max(initial=0.0)) / step)) + 1
     s = np.arange(n_s) * step                                                # (S,) mm from the entry
-    t0 = ct.world_to_kji(np.zeros((1, 3)))[0]
-    lin = lambda d: ct.world_to_kji(d) - t0                                  # a RAS step in index space
-    ek, uk, ak, bk = ct.world_to_kji(e), lin(u), lin(v1), lin(v2)
+    ek, uk, ak, bk = ct.world_to_kji(e), _index_step(ct, u), _index_step(ct, v1), _index_step(ct, v2)
     shape = np.asarray(ct.shape)
     strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
     flat_ct = np.asarray(ct.array).reshape(-1)
@@ -438,9 +440,7 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None, chunk_samples: int = 
     hard = np.zeros(max(int(lab.max()), max(names, default=0)) + 1, bool)
     # labelled bone stops a fired needle: its hazard is bleeding and perforation
     hard[[sp.value for sp in problem.hard_structures(bone=False)]] = True
-    t0 = ct.world_to_kji(np.zeros((1, 3)))[0]
-    lin = lambda d: ct.world_to_kji(d) - t0            # affine: a RAS step in index space
-    tk, uk, ak, bk = ct.world_to_kji(t), lin(u), lin(v1), lin(v2)
+    tk, uk, ak, bk = ct.world_to_kji(t), _index_step(ct, u), _index_step(ct, v1), _index_step(ct, v2)
     shape = np.asarray(lab.shape)
     per = len(s) * len(ring)
     chunk = max(1, int(chunk_samples) // per)
