@@ -121,7 +121,7 @@ def plan_tunnels(tree: AirwayTree, target: Target, lung: Volume, vessels: np.nda
     wall_skip = t[None, :] < 1.5
     outside = before & ~in_lung & ~wall_skip
     leaves_lung = outside.any(axis=1)
-    same_grid = labels is not None and labels.shape == lung.shape and np.allclose(labels.ijk_to_ras, lung.ijk_to_ras)
+    same_grid = labels is not None and labels.same_grid(lung)
     lab = sub.with_array(np.ascontiguousarray(labels.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]),
                          labels=labels.labels) if same_grid else None
     if vessels is not None:
