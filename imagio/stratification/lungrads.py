@@ -21,10 +21,12 @@ def rounded_mm(value: float) -> float:
     """``value`` (mm) to one decimal, halves rounded up, as Lung-RADS v2022 prescribes for the
     mean diameter ("rounded to the nearest tenth of a millimetre"). Python's round() works on the
     binary float and rounds 14.95 down to 14.9 (new-user trial 19: a 14.95 mm solid nodule was 4A
-    instead of 4B); the decimal text of the float is rounded instead."""
+    instead of 4B); the decimal text of the float is rounded instead. The step is
+    ``size_cut.step_mm`` of ``lungrads_v2022.json``."""
     from decimal import ROUND_HALF_UP, Decimal
 
-    return float(Decimal(repr(float(value))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+    step = Decimal(repr(float(table()["size_cut"]["step_mm"])))
+    return float(Decimal(repr(float(value))).quantize(step, rounding=ROUND_HALF_UP))
 
 
 def _band(bands, size, what: str = "mean diameter", why: list | None = None):
@@ -39,7 +41,7 @@ def _band(bands, size, what: str = "mean diameter", why: list | None = None):
 
 
 def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
-             status: str = "baseline") -> dict:
+             status: str = "baseline", _cut: bool = True) -> dict:
     """Category and management (ACR Lung-RADS v2022, ``imagio/data/lungrads_v2022.json``).
 
     ``size_mm``: mean diameter (long + short axis) / 2 in mm, rounded to one decimal as Lung-RADS
@@ -47,7 +49,9 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
     ``status``: baseline, new or growing (for a part-solid nodule: its solid component is new or
     grows, which sets the category: 3 when new and < 6 mm in total, else 4A below a 4 mm solid
     component and 4B from 4 mm). Returns {category, management, source, size_mm,
-    solid_component_mm}. Raises InputError for an invalid size, type or status."""
+    solid_component_mm}, and "at_size_cut" when the rounded mean diameter (or solid component)
+    lies on the cut below its band: {"what", "cut_mm", "lower_category" (the category one rounding
+    step below), "note"} (`at_size_cut`). Raises InputError for an invalid size, type or status."""
     if size_mm is None or size_mm <= 0 or size_mm > 300:
         raise InputError(f"nodule size {size_mm} mm is not a valid mean diameter")
     t = table()
@@ -84,7 +88,37 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
     reason = (f"{word} nodule, {status}, mean diameter {size:g} mm"
               + (f", solid component {solid:g} mm" if nodule_type == "part_solid" else "")
               + f": Lung-RADS v2022 puts a {status} {word} nodule with {why[0]} in category {cat}")
-    return {"category": cat, "management": t["management"][cat], "reason": reason, "source": t["source"],
-            # a solid component is measured for a part-solid nodule only (trial 60 L2: "0.0 mm" for a
-            # 55 mm solid nodule read as a measurement)
-            "size_mm": size, "solid_component_mm": solid if nodule_type == "part_solid" else None}
+    out = {"category": cat, "management": t["management"][cat], "reason": reason, "source": t["source"],
+           # a solid component is measured for a part-solid nodule only (trial 60 L2: "0.0 mm" for a
+           # 55 mm solid nodule read as a measurement)
+           "size_mm": size, "solid_component_mm": solid if nodule_type == "part_solid" else None}
+    cut = at_size_cut(nodule_type, size, solid, status, cat) if _cut else None
+    if cut:
+        out["at_size_cut"] = cut
+    return out
+
+
+def at_size_cut(nodule_type: str, size: float, solid: float, status: str, cat: str) -> dict | None:
+    """Whether a category ``cat`` sits on a size cut (new-user trial 63 L2: lung1's nodule measured
+    (17.39 + 12.60) / 2 = 14.995 -> 15.0 mm on 5 mm sections and read 4B, with no word that 14.9 mm
+    would be 4A): the category of the mean diameter ``size`` (or, for a part-solid nodule, the solid
+    component ``solid``; both mm, already rounded) one rounding step lower (``size_cut.step_mm`` of
+    ``lungrads_v2022.json``) differs. Lung-RADS v2022 puts a value on the cut in the higher band, and
+    the measurement's uncertainty (of the order of the voxel size: section thickness, pixel
+    spacing) is far larger than the step, so the lower category is as likely (``size_cut``, with
+    its sources). Returns {"what": "mean diameter" | "solid component", "cut_mm", "lower_category",
+    "note"} of the first cut found, or None."""
+    step = float(table()["size_cut"]["step_mm"])
+    for what, s2, c2 in (("mean diameter", size - step, solid), ("solid component", size, solid - step)):
+        if s2 <= 0 or c2 < 0 or (what == "solid component" and nodule_type != "part_solid"):
+            continue
+        lower = category(nodule_type, rounded_mm(s2), rounded_mm(c2), status, _cut=False)["category"]
+        if lower != cat:
+            mm = size if what == "mean diameter" else solid
+            return {"what": what, "cut_mm": mm, "lower_category": lower,
+                    "note": f"{what} {mm:.1f} mm is on the {mm:g} mm cut between Lung-RADS {lower} and {cat}: Lung-RADS "
+                            f"v2022 rounds it to one decimal and puts a value on the cut in the higher category, but a "
+                            "size measured on a voxel grid is uncertain by about a voxel (section thickness, pixel "
+                            f"spacing), so {lower} is as likely; measure it on the images (lungrads_v2022.json "
+                            "size_cut: ACR Lung-RADS v2022; Fleischner Society, Bankier 2017)"}
+    return None
