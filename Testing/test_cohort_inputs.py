@@ -169,8 +169,13 @@ def test_highest_lung_rads_is_the_reports():
     assert highest_lung_rads(main, low) == "2" and for_review(low) == ["#2 4A"]
     cut = nod(3, 7.0, 0.05, "cut by the scan's edge (the outline touches the edge of the image)")
     main, low = split_by_score([ok, pleural, cut])
-    assert management_lines(main, low)[0][0] == "Lung-RADS not decided"
-    assert highest_lung_rads(main, low) == ">=3"
+    # its floor is a condition, as a low-probability category is (new-user trial 63 M1; before, the
+    # scan read ">=3", "not decided"): the scan stays 2, its routine follow-up withheld until #3 is read
+    lines = management_lines(main, low)
+    assert lines[0] == ("Lung-RADS 2 among the measured nodules",
+                        "withheld until the low-probability candidates below are read"), lines
+    assert "#3 (score 0.05)" in dict(lines)["Lung-RADS >=3 if a nodule"]
+    assert highest_lung_rads(main, low) == "2"
 
 
 def test_a_not_assessable_candidate_leaves_the_scans_lung_rads_not_decided():
@@ -431,23 +436,26 @@ def test_a_low_probability_candidate_above_the_scans_category_is_in_the_headline
     of clipped low-probability candidates: a reader saw at most 4A for a 4B scan. The headline now
     names the highest category a low-probability candidate measures above the scan's, with its
     score, as a condition ("4B if #1 (score 0.34) is a nodule"), and the report's follow-up says it;
-    the scan's own category (what the report decides) is unchanged: a low-probability candidate
-    is never made the category (trial 37 M2), and 1-2 never add a condition."""
+    a low-probability candidate is never made the category (trial 37 M2), nor is its floor (trial 63
+    M1: it is a condition too, Testing/test_detection_lung_rads_headline.py), and 1-2 never add a
+    condition."""
     from conftest import screening_nodule as nod
     from imagio.detection.pipeline import highest_lung_rads, if_a_nodule, scan_lung_rads
     from imagio.detection.report import management_lines, split_by_score
 
     clip = "the outline was clipped to the detected blob's sphere"
     nodule = nod(1, 24.0, 0.34)                   # lung1's: solid 24 mm, 4B, below the report's cut
-    other_4b = nod(9, 16.0, 0.2)                  # 4B too, less probable: not the one named
+    other_4b = nod(9, 16.0, 0.2)                  # 4B too, less probable: named after #1 (trial 63 L1)
     floors = [nod(i, 9.0, 0.1, unsure=clip) for i in (11, 13, 14)]   # clipped: at least 4A
     assert nodule["stratification"]["lung_rads"]["category"] == "4B"
     assert floors[0]["stratification"]["lung_rads"]["category_at_least"] == "4A"
     every = [nodule, other_4b] + floors
     main, low = split_by_score(every)
-    assert main == [] and highest_lung_rads(main, low) == ">=4A"      # the report's decision: unchanged
-    assert if_a_nodule(main, low) == {"category": "4B", "id": 1, "probability": 0.34}
-    assert scan_lung_rads(every)["highest_lung_rads"] == ">=4A; 4B if #1 (score 0.34) is a nodule"
+    assert main == [] and highest_lung_rads(main, low) == ""          # nothing reported (trial 63 M1)
+    assert if_a_nodule(main, low)[0] == {"category": "4B", "at_least": False, "candidates": [
+        {"id": 1, "probability": 0.34, "at_size_cut": None}, {"id": 9, "probability": 0.2, "at_size_cut": None}]}
+    assert scan_lung_rads(every)["highest_lung_rads"] == ("4B if #1 (score 0.34) or #9 (0.20) is a nodule; "
+                                                          ">=4A if #11 (score 0.10), #13 (0.10) or #14 (0.10) is a nodule")
     lines = dict(management_lines(main, low))
     assert "#1 (score 0.34)" in lines["Lung-RADS 4B if a nodule"], lines
     # no floors at all: the headline was "" (nothing graded) for a 4B candidate

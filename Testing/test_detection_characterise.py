@@ -565,8 +565,9 @@ def test_a_candidate_cut_by_the_scan_edge_gets_no_category():
 
 def test_headline_never_recommends_routine_screening_over_an_uncertain_candidate():
     """The report's follow-up: a measured Lung-RADS 2 nodule and a candidate whose clipped size
-    implies at least 4B (main table or low-probability list): the headline says the category is
-    not decided, names the candidate, and gives no routine follow-up."""
+    implies at least 4B: in the main table the headline says the category is not decided, in the
+    low-probability list it gives the floor as a condition ("if a nodule", trial 63 M1); both name
+    the candidate and give no routine follow-up."""
     from imagio.detection.report import management_lines
     from imagio.stratification.screening import stratify
 
@@ -579,12 +580,17 @@ def test_headline_never_recommends_routine_screening_over_an_uncertain_candidate
     edge = "cut by the scan's edge (the outline touches the edge of the image): size and type uncertain"
     ok = nod(1, 4.5, None, 0.9)
     assert ok["stratification"]["lung_rads"]["category"] == "2"
-    for main, low in (([ok, nod(2, 20.0, edge, 0.9)], []), ([ok], [nod(2, 20.0, edge, 0.2)])):
-        lines = management_lines(main, low)
-        assert lines[0][0] == "Lung-RADS not decided" and "#2 at least 4B" in lines[0][1]
-        # the floor the summary gives (highest_lung_rads ">=4B") is in the report too (trial 58 M4)
-        assert "the scan is at least Lung-RADS 4B (>=4B)" in lines[0][1], lines
-        assert not any("Continue annual" in v for _, v in lines), lines
+    lines = management_lines([ok, nod(2, 20.0, edge, 0.9)], [])
+    assert lines[0][0] == "Lung-RADS not decided" and "#2 at least 4B" in lines[0][1]
+    # the floor the summary gives (highest_lung_rads ">=4B") is in the report too (trial 58 M4)
+    assert "the scan is at least Lung-RADS 4B (>=4B)" in lines[0][1], lines
+    assert not any("Continue annual" in v for _, v in lines), lines
+    # of low probability its floor is a condition (new-user trial 63 M1), the follow-up still withheld
+    lines = management_lines([ok], [nod(2, 20.0, edge, 0.2)])
+    assert lines[0] == ("Lung-RADS 2 among the measured nodules",
+                        "withheld until the low-probability candidates below are read"), lines
+    assert "the scan is Lung-RADS >=4B if #2 (score 0.20) is a nodule" in dict(lines)["Lung-RADS >=4B if a nodule"]
+    assert not any("Continue annual" in v for _, v in lines), lines
     # a measured 4B decides; an uncertain low-probability candidate with a 4B floor is named for review
     lines = management_lines([nod(3, 20.0, None, 0.9)], [nod(2, 20.0, edge, 0.2)])
     assert lines[0][0] == "Lung-RADS 4B" and any("#2 >= 4B" in v for k, v in lines if k == "review")

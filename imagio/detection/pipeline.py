@@ -154,17 +154,19 @@ def highest_lung_rads(nodules: list[dict], low: list[dict] | None = None) -> str
     ">=4B" when the most severe is a floor (a nodule whose size is a lower bound,
     ``category_at_least``), "" when none is graded. A floor is never dropped for a lower definite
     category (new-user trial 4: LIDC-0003's summary said "2" beside a ">= 4B" nodule). Of the
-    low-probability candidates ``low`` only those that leave the report's category not decided
-    count (`report.undecided`: a floor above the measured categories, or no category nor floor
-    while the measured ones stay below 4B); their definite categories do not (new-user trial 37 M2:
-    a normal chest CTA read "4A" from a 0.36-score pleural candidate the report sets apart). While
-    any candidate leaves it not decided the category is a floor (">=3"), or "not decided" when
-    there is none, as the report's headline (review 44 H1: a reported candidate not assessable;
-    issue 17 trial M1: a low-probability one beside a scan of Lung-RADS 1-2, review finding M1 of
-    detect22: beside a measured 3 the scan read "3", now ">=3"; a reported calcium
-    density of uncertain size beside Lung-RADS 2 read "2" here, "not decided" in the report)."""
+    low-probability candidates ``low`` neither the definite categories (new-user trial 37 M2: a
+    normal chest CTA read "4A" from a 0.36-score pleural candidate the report sets apart) nor the
+    floors (new-user trial 63 M1: lung1 read ">=4A" from the floors of three clipped candidates of
+    scores 0.04-0.10) count: both are conditions, "if a nodule" (`if_a_nodule`). Only those with no
+    category nor floor that leave the report's category not decided count (`report.undecided`,
+    less `report.low_floors`: not assessable, while the measured ones stay below 4B). While any
+    candidate leaves it not decided the category is a floor (">=3"), or "not decided" when there
+    is none, as the report's headline (review 44 H1: a reported candidate not assessable; issue 17
+    trial M1: a low-probability one beside a scan of Lung-RADS 1-2; review finding M1 of detect22:
+    beside a measured 3 the scan read "3", now ">=3"; a reported calcium density of uncertain size
+    beside Lung-RADS 2 read "2" here, "not decided" in the report)."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
-    from .report import undecided
+    from .report import firm_undecided
 
     sure, floors = [], []
     for d in nodules:
@@ -173,57 +175,102 @@ def highest_lung_rads(nodules: list[dict], low: list[dict] | None = None) -> str
             sure.append(lr["category"])
         elif lr.get("category_at_least") in order:
             floors.append(lr["category_at_least"])
-    unsure = undecided(nodules, low)
-    floors += [d["stratification"]["lung_rads"]["category_at_least"] for d in unsure
-               if d not in nodules and d["stratification"]["lung_rads"].get("category_at_least") in order]
     top = max(sure + floors, key=order.index, default="")
-    if unsure:   # the report says "not decided": never a plain category (a floor, or none at all)
+    if firm_undecided(nodules, low):   # the report says "not decided": never a plain category
         return f">={top}" if top else "not decided"
     return top if not top or top in sure else f">={top}"
 
 
-def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> dict | None:
-    """The low-probability candidate (of ``low``) whose Lung-RADS v2022 category, were it a
-    nodule, is above the scan's category as the report decides it (`highest_lung_rads` over the
-    reported ``nodules``; a floor counts at its level, "not decided" or "" below every category)
-    and at least 3 (1 and 2 share the routine annual follow-up): the highest such category, the
-    most probable candidate among equals; {"category", "id", "probability"}, or None.
+# at most this many candidates are named with their scores in one condition of the headline; the
+# others are counted and listed by id (a readable line: trial 63 L1)
+NAMED_WITH_SCORES = 3
 
-    Why the scan's headline names it (new-user trial 60 M3): the detector's score ranks candidates
-    and is not calibrated (candidates.json says so). On the real scans of ../shared/data every
-    reference nodule is the scan's rank 1, at scores 0.34-0.56, two of five below the report's 0.4
-    (lung1 at 0.34, its 4B nodule listed only for review under a ">=4A" headline made of clipped
-    low-probability floors): a headline below the category a candidate already measures tells the
-    reader the scan is at most that, and Lung-RADS codes an exam by its most suspicious nodule
-    (``lungrads_v2022.json`` ``exam_category``). Neither is the candidate made the scan's category
-    (most low-probability ones are vessels, airway walls or chest wall: trial 37 M2, a normal
-    chest CTA read "4A" from a 0.36-score pleural candidate), nor the 0.4 cut moved: the headline
-    says "4B if #1 (score 0.34) is a nodule", the reader decides."""
+
+def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
+    """The conditions under which the scan is above its category as the report decides it
+    (`highest_lung_rads` over the reported ``nodules``; a floor counts at its level, "not decided"
+    or "" below every category): the highest Lung-RADS v2022 category a low-probability
+    candidate (of ``low``) measures, and the highest floor one has (``category_at_least``: its size
+    is a lower bound, outline clipped or cut by the scan's edge), each above that category and at
+    least 3 (1 and 2 share the routine annual follow-up). Each is a clause {"category",
+    "at_least" (True for a floor), "candidates": [{"id", "probability" (2 decimals),
+    "at_size_cut" (the lower category when its category sits on a size cut,
+    `stratification.lungrads.at_size_cut`, else None)}, ... every low-probability candidate at that
+    level, most probable first]}; the clauses most severe first (a floor before a category of its
+    level: it may be higher); [] when none.
+
+    Why the scan's headline names them (new-user trial 60 M3, trial 63 M1/L1): the detector's score
+    ranks candidates and is not calibrated (candidates.json says so). On the real scans of
+    ../shared/data every reference nodule is the scan's rank 1, at scores 0.34-0.56, two of five
+    below the report's 0.4 (lung1 at 0.34, its 4B nodule listed only for review under a ">=4A"
+    headline made of the floors of clipped low-probability candidates, 0.04-0.10, read as "at least
+    4A whatever happens"). Lung-RADS codes an exam by its most suspicious nodule
+    (``lungrads_v2022.json`` ``exam_category``). Neither a category nor a floor of such a candidate
+    is made the scan's (most low-probability ones are vessels, airway walls or chest wall: trial 37
+    M2, a normal chest CTA read "4A" from a 0.36-score pleural candidate), nor the 0.4 cut moved:
+    the headline says "4B if #1 (score 0.34) or #9 (0.13) is a nodule", the reader decides."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
 
     head = highest_lung_rads(nodules, low).removeprefix(">=")
     level = max(order.index(head) if head in order else -1, order.index("3") - 1)
-    best = None
+    groups: dict = {}
     for d in low or []:
-        cat = d.get("stratification", {}).get("lung_rads", {}).get("category")
-        if cat not in order or order.index(cat) <= level:
-            continue
-        key = (order.index(cat), float(d["candidate"]["probability"]))
-        if best is None or key > best[0]:
-            best = (key, {"category": cat, "id": d["id"], "probability": round(key[1], 2)})
-    return None if best is None else best[1]
+        lr = d.get("stratification", {}).get("lung_rads", {})
+        cat = lr.get("category") if lr.get("category") in order else None
+        floor = None if cat else lr.get("category_at_least") if lr.get("category_at_least") in order else None
+        if (cat or floor) and order.index(cat or floor) > level:
+            groups.setdefault(floor is not None, []).append((order.index(cat or floor), d))
+    out = []
+    for at_least, ds in groups.items():
+        top = max(i for i, _ in ds)
+        named = sorted((d for i, d in ds if i == top), key=lambda d: -float(d["candidate"]["probability"]))
+        out.append({"category": order[top], "at_least": at_least, "candidates": [
+            {"id": d["id"], "probability": round(float(d["candidate"]["probability"]), 2),
+             "at_size_cut": (d["stratification"]["lung_rads"].get("at_size_cut") or {}).get("lower_category")}
+            for d in named]})
+    return sorted(out, key=lambda c: (order.index(c["category"]), c["at_least"]), reverse=True)
 
 
-def if_a_nodule_text(c: dict | None) -> str:
-    """'4B if #1 (score 0.34) is a nodule' of `if_a_nodule`, '' for None."""
-    return "" if not c else f"{c['category']} if #{c['id']} (score {c['probability']:.2f}) is a nodule"
+def _named(c: dict) -> str:
+    """'#1 (score 0.34) or #9 (0.13)' of a clause of `if_a_nodule`; beyond ``NAMED_WITH_SCORES``
+    the others as 'or 2 more (#4, #5; scores <= 0.12)'."""
+    cs = c["candidates"]
+    parts = [f"#{x['id']} ({'score ' if not i else ''}{x['probability']:.2f}"
+             + (f"; on the {x['at_size_cut']}/{c['category']} size cut" if x.get("at_size_cut") else "") + ")"
+             for i, x in enumerate(cs[:NAMED_WITH_SCORES])]
+    rest = cs[NAMED_WITH_SCORES:]
+    if rest:
+        ids = ", ".join(f"#{x['id']}" for x in rest)
+        parts.append(f"{len(rest)} more ({ids}; scores <= "
+                     f"{max(x['probability'] for x in rest):.2f})")
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def if_a_nodule_text(clauses: list[dict]) -> str:
+    """'4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11 (score 0.10), #13 (0.05) or #14
+    (0.04) is a nodule' of `if_a_nodule`'s clauses, '' for none."""
+    return "; ".join(f"{'>=' if c['at_least'] else ''}{c['category']} if {_named(c)} is a nodule" for c in clauses)
+
+
+def _head_at_cut(head: str, nodules: list[dict]) -> str:
+    """``head`` (`highest_lung_rads`) with '(#3 on the 4A/4B size cut)' when every reported nodule
+    of its category sits on a size cut (`stratification.lungrads.at_size_cut`; trial 63 L2)."""
+    cat = head.removeprefix(">=")
+    lrs = [(d["id"], d["stratification"]["lung_rads"]) for d in nodules
+           if d.get("stratification", {}).get("lung_rads", {}).get("category") == cat]
+    if not lrs or not all(lr.get("at_size_cut") for _, lr in lrs):
+        return head
+    lower = lrs[0][1]["at_size_cut"]["lower_category"]
+    return f"{head} ({', '.join(f'#{i}' for i, _ in lrs)} on the {lower}/{cat} size cut)"
 
 
 def scan_lung_rads(nodules: list[dict]) -> dict:
     """The scan's Lung-RADS as the screening report decides it (`report.management_lines`), for
     ``candidates.json``, ``imagio detect``'s summary and the cohort's case table:
-    {"highest_lung_rads": `highest_lung_rads`, followed by "; 4B if #1 (score 0.34) is a nodule"
-    when a low-probability candidate would raise it (`if_a_nodule`), "uncertain_lung_rads": ["#id >= floor"] of the
+    {"highest_lung_rads": `highest_lung_rads` (with '(#3 on the 4A/4B size cut)' when its category
+    rests on nodules measured on a size cut), followed by the conditions of `if_a_nodule_text`
+    ("; 4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11 (score 0.10) ... is a nodule")
+    when low-probability candidates would raise it, "uncertain_lung_rads": ["#id >= floor"] of the
     candidates whose size is a lower bound or cut by the scan's edge, "review_low_probability":
     `report.for_review` (low-probability candidates at 4A+ if they were nodules, then those with no
     category nor floor: not assessable, calcium or bone), "uncategorised": `report.uncategorised`
@@ -233,7 +280,7 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
     reported, low = split_by_score(nodules)
     head = highest_lung_rads(reported, low)
     cond = if_a_nodule_text(if_a_nodule(reported, low))
-    return {"highest_lung_rads": "; ".join(t for t in (head, cond) if t),
+    return {"highest_lung_rads": "; ".join(t for t in (_head_at_cut(head, reported), cond) if t),
             "uncertain_lung_rads": [f"#{d['id']} >= {d['stratification']['lung_rads']['category_at_least']}"
                                     for d in nodules if d.get("size_uncertain") and d["stratification"]
                                     ["lung_rads"].get("category_at_least")],

@@ -117,7 +117,9 @@ def _category_text(lr: dict) -> str:
     """The Lung-RADS cell: the category ("at least" when the size is a lower bound), or the
     refusal's first clause with the floor when there is one."""
     if lr.get("category"):
-        return lr["category"] + (" (at least: size a lower bound)" if lr.get("size_lower_bound") else "")
+        cut = lr.get("at_size_cut")
+        return lr["category"] + (" (at least: size a lower bound)" if lr.get("size_lower_bound") else "") + (
+            f" (on the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['lower_category']})" if cut else "")
     if not lr.get("refused"):
         return "not given"
     floor = f" (at least {lr['category_at_least']} by size)" if lr.get("category_at_least") else ""
@@ -261,6 +263,26 @@ def undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
     return unsure
 
 
+def low_floors(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
+    """The candidates of `undecided` that are of low probability (of ``low``) and have a floor (a
+    size that is a lower bound: ``category_at_least``). Their floor is a condition, "at least 4A if
+    #11 is a nodule" (`pipeline.if_a_nodule`), like a low-probability candidate's category, never
+    the scan's own (new-user trial 63 M1: lung1's headline read ">=4A" from the floors of three
+    clipped candidates of scores 0.04-0.10); the follow-up of a scan measured at 1-2 is still
+    withheld until they are read (`management_lines`)."""
+    ids = {id(d) for d in nodules}
+    return [d for d in undecided(nodules, low) if id(d) not in ids
+            and d["stratification"]["lung_rads"].get("category_at_least")]
+
+
+def firm_undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
+    """The candidates that leave the scan's category not decided whatever the low-probability ones
+    are: `undecided` less `low_floors` (reported ones; low-probability ones with no category nor
+    floor, not assessable)."""
+    cond = {id(d) for d in low_floors(nodules, low)}
+    return [d for d in undecided(nodules, low) if id(d) not in cond]
+
+
 def _unsure_text(d: dict) -> str:
     """'#id at least X' of an undecided candidate, or '#id not assessable (reason)'."""
     if d.get("not_assessable"):
@@ -342,29 +364,35 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
             for d in nodules if "category" in d.get("stratification", {}).get("lung_rads", {})]
     out = []
     unsure = undecided(nodules, low)
-    if unsure:
+    firm = firm_undecided(nodules, low)   # the low-probability floors are conditions (trial 63 M1): below
+    if firm:
         from .pipeline import highest_lung_rads
 
         # the floor the summary and candidates.json give (">=3"), said here too (trial 58 M4: the
         # chest CTA's summary read ">=3", its report only "not decided")
         floor = highest_lung_rads(nodules, low)
         floor = f"; the scan is at least Lung-RADS {floor[2:]} ({floor})" if floor.startswith(">=") else ""
-        out.append(("Lung-RADS not decided", f"{len(unsure)} candidate(s) could not be measured "
+        out.append(("Lung-RADS not decided", f"{len(firm)} candidate(s) could not be measured "
                     "reliably and may be above the categorised ones ("
-                    + ", ".join(_unsure_text(d) for d in unsure)
+                    + ", ".join(_unsure_text(d) for d in firm)
                     + "; outline clipped, cut by the scan's edge, or not a nodule's outline): read them on the "
                     f"images before choosing the follow-up; do not return to routine screening on this report{floor}"))
     few = uncategorised(list(nodules) + list(low or []))
 
-    def if_nodule(rows):   # new-user trial 60 M3: lung1's 4B nodule (0.34) under a ">=4A" headline
+    def if_nodule(rows):   # new-user trials 60 M3, 63 M1/L1: the headline's conditions, one row each
         from .pipeline import if_a_nodule, if_a_nodule_text
 
-        c = if_a_nodule(nodules, low)
-        if c:
-            rows.append((f"Lung-RADS {c['category']} if a nodule",
-                         f"the scan is Lung-RADS {if_a_nodule_text(c)}: a low-probability candidate (the detector's "
-                         f"score ranks, it is not calibrated; the report's table starts at {report_threshold():g}) "
-                         "whose measured category is above the scan's; read it first"))
+        for c in if_a_nodule(nodules, low):
+            score = (f"the detector's score ranks, it is not calibrated; the report's table starts at "
+                     f"{report_threshold():g}")
+            rows.append((f"Lung-RADS {'>=' if c['at_least'] else ''}{c['category']} if a nodule",
+                         f"the scan is Lung-RADS {if_a_nodule_text([c])}: " + (
+                             f"low-probability candidate(s) ({score}) whose size is a lower bound (outline clipped, "
+                             "part of a mass, or cut by the scan's edge), so their category is a floor: read them "
+                             "on the images before choosing the follow-up; do not return to routine screening on "
+                             "this report" if c["at_least"] else
+                             f"low-probability candidate(s) ({score}) whose measured category is above the "
+                             "scan's; read them first")))
 
     if not cats:
         out.append(("-", "no nodule categorised"))
@@ -373,13 +401,17 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
             out.append(("no category", few))
     else:
         cat, lr = max(cats, key=lambda c: order.index(c[0]))
+        tops = [c[1] for c in cats if c[0] == cat]
         if unsure:
             cat = f"{cat} among the measured nodules"
         manage = lr.get("management", "")
         if unsure and (order.index(cat.split()[0]) < 2 or any(d.get("not_assessable") for d in unsure)):
             # never a routine follow-up then; with no floor at all (not assessable) no follow-up either
-            manage = "withheld until the candidates above are read"
+            manage = ("withheld until the candidates above are read" if firm else
+                      "withheld until the low-probability candidates below are read")
         out.append((f"Lung-RADS {cat}", manage))
+        if all(t.get("at_size_cut") for t in tops):   # trial 63 L2: 14.995 -> 15.0 mm read 4B, unsaid
+            out.append(("note: size cut", lr["at_size_cut"]["note"]))
         if_nodule(out)
         if few:   # issue 17 trial L2: lung2's "4B" said nothing of the 14 of 19 candidates without one
             out.append(("no category", few))

@@ -1,0 +1,117 @@
+"""The scan's Lung-RADS headline (`detection.pipeline.scan_lung_rads`, the report's follow-up,
+the cohort's case table) when low-probability candidates would raise it (new-user trial 63).
+
+* M1: lung1's headline read ">=4A; 4B if #1 (score 0.34) is a nodule": the firm ">=4A" came only
+  from the floors of three clipped candidates of scores 0.04-0.10. A floor of a low-probability
+  candidate is a condition like its category, and names its candidates; one of a reported
+  candidate stays firm.
+* L1: two low-probability candidates measured 4B; only #1 was named.
+* L2: #1 measured (17.39 + 12.60) / 2 = 14.995 -> 15.0 mm, on the 15 mm cut between 4A and 4B,
+  with no word that the category could be the lower one.
+
+Candidates are built as `imagio detect` writes them and stratified by the real
+`stratification.screening.stratify`.
+"""
+
+from __future__ import annotations
+
+from conftest import screening_nodule as nod
+
+CLIP = "the outline was clipped to the detected blob's sphere"
+
+
+def _floors(p=(0.097, 0.053, 0.04), ids=(11, 13, 14)):
+    return [nod(i, 9.0, q, unsure=CLIP) for i, q in zip(ids, p)]
+
+
+def test_a_low_probability_floor_is_a_condition_and_names_its_candidates():
+    from imagio.detection.pipeline import highest_lung_rads, scan_lung_rads
+    from imagio.detection.report import management_lines, split_by_score
+
+    one, nine = nod(1, 24.0, 0.34), nod(9, 16.0, 0.13)
+    floors = _floors()
+    assert floors[0]["stratification"]["lung_rads"]["category_at_least"] == "4A"
+    every = [one, nine] + floors
+    main, low = split_by_score(every)
+    assert main == [] and highest_lung_rads(main, low) == ""   # nothing reported: no firm category
+    got = scan_lung_rads(every)["highest_lung_rads"]
+    assert got == ("4B if #1 (score 0.34) or #9 (0.13) is a nodule; "
+                   ">=4A if #11 (score 0.10), #13 (0.05) or #14 (0.04) is a nodule"), got
+    lines = dict(management_lines(main, low))
+    assert "Lung-RADS not decided" not in lines, lines          # no firm "at least 4A"
+    assert "#1 (score 0.34) or #9 (0.13)" in lines["Lung-RADS 4B if a nodule"]
+    floor_row = lines["Lung-RADS >=4A if a nodule"]
+    assert "#11 (score 0.10), #13 (0.05) or #14 (0.04)" in floor_row and "lower bound" in floor_row
+    assert "do not return to routine screening" in floor_row
+    # beside a reported Lung-RADS 2 the scan is 2, conditionally at least 4A; no routine follow-up
+    ok = nod(2, 4.5, 0.9)
+    main, low = split_by_score([ok] + floors)
+    assert highest_lung_rads(main, low) == "2"
+    assert scan_lung_rads([ok] + floors)["highest_lung_rads"] == \
+        "2; >=4A if #11 (score 0.10), #13 (0.05) or #14 (0.04) is a nodule"
+    lines = management_lines(main, low)
+    text = " ".join(a + " " + b for a, b in lines)
+    assert dict(lines)["Lung-RADS 2 among the measured nodules"].startswith("withheld"), lines
+    assert "12 months" not in text and "Continue annual" not in text, lines
+
+
+def test_a_reported_floor_stays_firm():
+    from imagio.detection.pipeline import highest_lung_rads, scan_lung_rads
+    from imagio.detection.report import management_lines, split_by_score
+
+    floors = _floors(p=(0.9, 0.8, 0.7))                    # above the report's cut: reported
+    low4b = nod(1, 24.0, 0.34)
+    main, low = split_by_score(floors + [low4b])
+    assert len(main) == 3 and highest_lung_rads(main, low) == ">=4A"
+    assert scan_lung_rads(floors + [low4b])["highest_lung_rads"] == ">=4A; 4B if #1 (score 0.34) is a nodule"
+    assert management_lines(main, low)[0][0] == "Lung-RADS not decided"
+
+
+def test_several_low_probability_candidates_at_the_highest_condition_are_named():
+    from imagio.detection.pipeline import if_a_nodule, scan_lung_rads
+    from imagio.detection.report import split_by_score
+
+    many = [nod(i, 16.0 + i, p) for i, p in ((3, 0.2), (4, 0.31), (5, 0.05), (6, 0.12), (7, 0.08))]
+    got = scan_lung_rads(many + [nod(8, 10.0, 0.35)])["highest_lung_rads"]   # #8: 4A, below the 4B ones
+    assert got == "4B if #4 (score 0.31), #3 (0.20), #6 (0.12) or 2 more (#7, #5; scores <= 0.08) is a nodule", got
+    c = if_a_nodule(*split_by_score(many))
+    assert [x["id"] for x in c[0]["candidates"]] == [4, 3, 6, 7, 5] and c[0]["at_least"] is False
+
+
+def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
+    import json
+    from importlib import resources
+
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.detection.report import management_lines, nodule_rows, split_by_score
+    from imagio.stratification.lungrads import category
+    from imagio.stratification.screening import stratify
+
+    spec = json.loads(resources.files("imagio.data").joinpath("lungrads_v2022.json").read_text())["size_cut"]
+    assert spec["step_mm"] == 0.1 and "Lung-RADS v2022" in spec["source"] and "Bankier" in spec["source"]
+    # lung1's #1: (17.39 + 12.60) / 2 = 14.995 mm -> 15.0, 4B on the 15 mm cut; 15.1 mm is not on it
+    on = nod(1, (17.39 + 12.60) / 2, 0.9)
+    lr = on["stratification"]["lung_rads"]
+    assert lr["category"] == "4B" and lr["at_size_cut"]["lower_category"] == "4A" and lr["at_size_cut"]["cut_mm"] == 15.0
+    assert "at_size_cut" not in nod(1, 15.1, 0.9)["stratification"]["lung_rads"]
+    assert "at_size_cut" not in nod(1, 14.9, 0.9)["stratification"]["lung_rads"]
+    assert category("solid", 6.04)["at_size_cut"]["lower_category"] == "2"
+    assert category("nonsolid", 30.0)["at_size_cut"]["lower_category"] == "2"
+    # a part-solid nodule is graded by its solid component: 8.0 mm is on the 4A/4B cut
+    ps = {"id": 2, "type": "part_solid", "mean_diameter_mm": 13.6, "long_axis_mm": 15.0, "solid_component_mm": 8.0,
+          "size_uncertain": None, "candidate": {"probability": 0.9}}
+    cut = stratify(ps)["lung_rads"]["at_size_cut"]
+    assert cut["what"] == "solid component" and cut["lower_category"] == "4A"
+    # the headline, the report's follow-up and its table say it
+    assert scan_lung_rads([on])["highest_lung_rads"] == "4B (#1 on the 4A/4B size cut)"
+    lines = dict(management_lines([on], []))
+    assert "4A is as likely" in lines["note: size cut"] and "one decimal" in lines["note: size cut"]
+    assert "may be 4A" in nodule_rows([{**on, "center_ras": [1.0, 2.0, 3.0]}])[0][5]
+    # another 4B nodule well above the cut decides the scan: no note
+    clear = nod(3, 20.0, 0.9)
+    assert scan_lung_rads([on, clear])["highest_lung_rads"] == "4B"
+    assert "note: size cut" not in dict(management_lines([clear, on], []))
+    # a low-probability one on the cut: said in its condition
+    low_on = nod(1, 14.995, 0.34)
+    assert scan_lung_rads([low_on])["highest_lung_rads"] == "4B if #1 (score 0.34; on the 4A/4B size cut) is a nodule"
+    assert split_by_score([low_on])[0] == []
