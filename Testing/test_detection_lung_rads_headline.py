@@ -97,6 +97,9 @@ def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
     assert "at_size_cut" not in nod(1, 14.9, 0.9)["stratification"]["lung_rads"]
     assert category("solid", 6.04)["at_size_cut"]["lower_category"] == "2"
     assert category("nonsolid", 30.0)["at_size_cut"]["lower_category"] == "2"
+    from imagio.report import stratification_rows   # `imagio risk`'s report shows the same note
+    row = dict(stratification_rows({"lung_rads": category("solid", 8.0)}))["lung_rads category"]
+    assert "8.0 mm is on the 8 mm cut between Lung-RADS 3 and 4A" in row
     # a part-solid nodule is graded by its solid component: 8.0 mm is on the 4A/4B cut
     ps = {"id": 2, "type": "part_solid", "mean_diameter_mm": 13.6, "long_axis_mm": 15.0, "solid_component_mm": 8.0,
           "size_uncertain": None, "candidate": {"probability": 0.9}}
@@ -114,4 +117,6 @@ def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
     # a low-probability one on the cut: said in its condition
     low_on = nod(1, 14.995, 0.34)
     assert scan_lung_rads([low_on])["highest_lung_rads"] == "4B if #1 (score 0.34; on the 4A/4B size cut) is a nodule"
-    assert split_by_score([low_on])[0] == []
+    main, low = split_by_score([low_on])
+    assert main == [] and "#1: mean diameter 15.0 mm is on the 15 mm cut" in \
+        dict(management_lines(main, low))["Lung-RADS 4B if a nodule"]

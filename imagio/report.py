@@ -350,6 +350,7 @@ def stratification_rows(val: dict) -> list:
             rows.append((f"{k} ({v['guideline']})", f"{v['suggestion']} ({v.get('note', '')}; {v.get('source', '')})"))
         elif isinstance(v, dict) and "category" in v and "management" in v:   # Lung-RADS, whole (trial 31)
             rows.append((f"{k} category", " ".join(x for x in (f"{v['category']}: {v['management']}", v.get("note", ""),
+                                                               (v.get("at_size_cut") or {}).get("note", ""),
                                                                f"({v.get('source', '')})") if x)))
         elif isinstance(v, dict) and "probability" in v:
             rng = v.get("probability_range")

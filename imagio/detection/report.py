@@ -382,9 +382,12 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     def if_nodule(rows):   # new-user trials 60 M3, 63 M1/L1: the headline's conditions, one row each
         from .pipeline import if_a_nodule, if_a_nodule_text
 
+        by_id = {d["id"]: d for d in low or []}
         for c in if_a_nodule(nodules, low):
             score = (f"the detector's score ranks, it is not calibrated; the report's table starts at "
                      f"{report_threshold():g}")
+            cut = "".join(f"; #{x['id']}: {by_id[x['id']]['stratification']['lung_rads']['at_size_cut']['note']}"
+                          for x in c["candidates"] if x.get("at_size_cut") and x["id"] in by_id)
             rows.append((f"Lung-RADS {'>=' if c['at_least'] else ''}{c['category']} if a nodule",
                          f"the scan is Lung-RADS {if_a_nodule_text([c])}: " + (
                              f"low-probability candidate(s) ({score}) whose size is a lower bound (outline clipped, "
@@ -392,7 +395,7 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
                              "on the images before choosing the follow-up; do not return to routine screening on "
                              "this report" if c["at_least"] else
                              f"low-probability candidate(s) ({score}) whose measured category is above the "
-                             "scan's; read them first")))
+                             "scan's; read them first") + cut))
 
     if not cats:
         out.append(("-", "no nodule categorised"))
