@@ -304,7 +304,9 @@ def test_screening_report_names_a_low_probability_candidate_without_category(tmp
     # the category the report decides; a low-probability candidate measuring 3+ above it is named after
     # it as a condition ("; 4A if #k (score ...) is a nodule": trial 60 M3, detect24)
     head, *cond = s["highest_lung_rads"].split("; ")
-    assert head == ">=2" and all(c.endswith("is a nodule") for c in cond), s["highest_lung_rads"]
+    # the candidate that leaves it not decided is named in the headline too (detect25)
+    assert head == f">=2 (not assessable: #{doubt['id']} (score {doubt['candidate']['probability']:.2f}))" \
+        and all(c.endswith("is a nodule") for c in cond), s["highest_lung_rads"]
     assert f"#{doubt['id']} not assessable" in s["review_low_probability"]
     assert "not assessable" in s["uncategorised"]
     pypdf = pytest.importorskip("pypdf")
@@ -1276,7 +1278,7 @@ def test_a_not_assessable_candidate_beside_a_measured_category_3_leaves_the_scan
         main, low = split_by_score([ok, fat])
         assert main == [ok] and low == [fat]
         assert highest_lung_rads(main, low) == f">={cat}"
-        assert scan_lung_rads([ok, fat])["highest_lung_rads"] == f">={cat}"
+        assert scan_lung_rads([ok, fat])["highest_lung_rads"] == f">={cat} (not assessable: #5 (score 0.01))"
         lines = management_lines(main, low)
         assert lines[0][0] == "Lung-RADS not decided" and "#5 not assessable" in lines[0][1], lines
         assert f"at least Lung-RADS {cat} (>={cat})" in lines[0][1], lines

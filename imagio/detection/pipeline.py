@@ -264,12 +264,32 @@ def _head_at_cut(head: str, nodules: list[dict]) -> str:
     return f"{head} ({', '.join(f'#{i}' for i, _ in lrs)} on the {lower}/{cat} size cut)"
 
 
+def _head_why_undecided(head: str, reported: list[dict], low: list[dict]) -> str:
+    """``head`` with the candidates that leave it not decided whatever the low-probability ones are
+    and measure nothing (`report.firm_undecided` that are ``not_assessable``; a floor already shows
+    in ``head``): "not decided (not assessable: #4 (score 0.26))", ">=3 (not assessable: #2
+    (score 0.55), #7 (0.12))"; beyond ``NAMED_WITH_SCORES`` the others counted. Without them a reader sees "not
+    decided" and no candidate to read first (detect25: lung1's headline began "not decided" for a
+    31.5 mm fat-density outline of score 0.26 that only the review list named)."""
+    from .report import firm_undecided
+
+    ds = [d for d in firm_undecided(reported, low) if d.get("not_assessable")]
+    if not ds:
+        return head
+    names = [f"#{d['id']} ({'score ' if not i else ''}{float(d['candidate']['probability']):.2f})"
+             for i, d in enumerate(ds[:NAMED_WITH_SCORES])]
+    if len(ds) > NAMED_WITH_SCORES:
+        names.append(f"{len(ds) - NAMED_WITH_SCORES} more")
+    return f"{head} (not assessable: {', '.join(names)})"
+
+
 def scan_lung_rads(nodules: list[dict]) -> dict:
     """The scan's Lung-RADS as the screening report decides it (`report.management_lines`), for
     ``candidates.json``, ``imagio detect``'s summary and the cohort's case table:
     {"highest_lung_rads": `highest_lung_rads` (with '(#3 on the 4A/4B size cut)' when its category
-    rests on nodules measured on a size cut), followed by the conditions of `if_a_nodule_text`
-    ("; 4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11 (score 0.10) ... is a nodule")
+    rests on nodules measured on a size cut, and '(not assessable: #4 (score 0.26))' naming the
+    candidates that leave it not decided, `_head_why_undecided`), followed by the conditions of
+    `if_a_nodule_text` ("; 4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11 (score 0.10) ... is a nodule")
     when low-probability candidates would raise it, "uncertain_lung_rads": ["#id >= floor"] of the
     candidates whose size is a lower bound or cut by the scan's edge, "review_low_probability":
     `report.for_review` (low-probability candidates at 4A+ if they were nodules, then those with no
@@ -278,9 +298,9 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
     from .report import for_review, split_by_score, uncategorised
 
     reported, low = split_by_score(nodules)
-    head = highest_lung_rads(reported, low)
+    head = _head_why_undecided(_head_at_cut(highest_lung_rads(reported, low), reported), reported, low)
     cond = if_a_nodule_text(if_a_nodule(reported, low))
-    return {"highest_lung_rads": "; ".join(t for t in (_head_at_cut(head, reported), cond) if t),
+    return {"highest_lung_rads": "; ".join(t for t in (head, cond) if t),
             "uncertain_lung_rads": [f"#{d['id']} >= {d['stratification']['lung_rads']['category_at_least']}"
                                     for d in nodules if d.get("size_uncertain") and d["stratification"]
                                     ["lung_rads"].get("category_at_least")],
