@@ -622,10 +622,12 @@ class Findings:
     couch_at_mm: dict = field(default_factory=dict)           # row -> mm past the entry where it is (nan: clear)
     couch_hub: dict = field(default_factory=dict)             # row -> it is along the hub
 
-    def flagged(self, row: int) -> list[str]:
+    def flagged(self, row: int, couch: bool = True) -> list[str]:
         """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin',
         'outside_clearance' (only when not 'tissue_outside_skin': the same tissue, nearer than the
-        clearance), 'couch_clearance', 'beyond_tip')."""
+        clearance), 'couch_clearance', 'beyond_tip'). ``couch`` False: without 'couch_clearance'
+        (it was judged against the planned position's couch only: comparisons between patient
+        positions leave it out)."""
         lim = load_defaults()["warnings"]["mediastinum_unlabelled_mm"]
         out = []
         if self.mediastinum_checked and self.mediastinum_mm.get(row, 0.0) >= lim:
@@ -636,7 +638,7 @@ class Findings:
             out.append("tissue_outside_skin")
         elif np.isfinite(self.near_mm.get(row, np.inf)):
             out.append("outside_clearance")
-        if np.isfinite(self.couch_mm.get(row, np.inf)):
+        if couch and np.isfinite(self.couch_mm.get(row, np.inf)):
             out.append("couch_clearance")
         if np.isfinite(self.beyond_mm.get(row, np.inf)):
             out.append("beyond_tip")

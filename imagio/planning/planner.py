@@ -727,9 +727,10 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
                                                 verifier=ver, defer=deferred(fnd, len(table)))
 
     def flagged(rows):   # rows feasible in another position only: their findings computed now
+        # (the couch finding left out: it is judged against the planned position's couch only)
         todo = np.asarray([r for r in rows if int(r) not in fnd.outside_tissue_mm], int)
         more = path_findings(problem, table, todo, present, vl, dense=ver.dense) if len(todo) else fnd
-        return [bool((fnd if int(r) in fnd.outside_tissue_mm else more).flagged(int(r))) for r in rows]
+        return [bool((fnd if int(r) in fnd.outside_tissue_mm else more).flagged(int(r), couch=False)) for r in rows]
 
     positions = position_alternatives(problem, table, ver, checks, flagged=flagged,
                                       first=ranked[0] if ranked else None)
