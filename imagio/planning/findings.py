@@ -211,6 +211,7 @@ class ProbeCylinders:
         self.n = len(origin)
         self.s = np.broadcast_to(np.asarray(s, float), (self.n, np.shape(s)[-1]))
         self.radius = np.broadcast_to(np.asarray(radius, float), self.s.shape)
+        self._unit = bool(np.all(np.asarray(radius) == 1.0))
         self.ring = np.asarray(ring, float)
         self.v1, self.v2 = _across(u)
         if ct is None:
@@ -224,7 +225,9 @@ class ProbeCylinders:
         """(m, S, P, 3) float: the points of the paths ``sl``."""
         ring = self.ring
         off = (ring[None, None, :, 0, None] * self._b[sl, None, None, :]
-               + ring[None, None, :, 1, None] * self._c[sl, None, None, :]) * self.radius[sl, :, None, None]
+               + ring[None, None, :, 1, None] * self._c[sl, None, None, :])             # (m, 1, P, 3)
+        if not self._unit:   # (x 1.0 is exact: left out, the offsets broadcast over the samples)
+            off = off * self.radius[sl, :, None, None]
         return self._o[sl, None, None, :] + self.s[sl, :, None, None] * self._a[sl, None, None, :] + off
 
     def chunks(self):
@@ -510,8 +513,17 @@ def couch_clearance(problem, entry_ras, target_ras, length_mm,
     rad = np.where(s < rest[:, None], float(ndl.widening_mm), float(ndl.hub_clearance_mm))
     u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]   # outward, RAS
     ring = _ring(16, (1.0,))
-    cyl = ProbeCylinders(e, u, s, ring, rad, None, chunk_samples)
     sin = np.sqrt(np.clip(1.0 - (u @ d) ** 2, 0.0, None))                   # (n,) the disc's descent rate
+    # no surface lies nearer the patient than ``high`` along the table direction: a sample whose
+    # probes all stay above it (axis depth + clearance radius + half a voxel) is clear unread
+    grid = surf._grid()[0]
+    high = min(float(surf.deepest_mm), float(np.nanmin(grid)) if np.isfinite(grid).any() else np.inf)
+    reach = (e @ d)[:, None] + s * (u @ d)[:, None] + rad + half                # (n, S) deepest a probe gets
+    todo = np.flatnonzero((reach > high - 1e-6).any(axis=1))
+    if not len(todo):
+        return dist, at, hub
+    e, u, s, rad, rest, sin = e[todo], u[todo], s[todo], rad[todo], rest[todo], sin[todo]
+    cyl = ProbeCylinders(e, u, s, ring, rad, None, chunk_samples)
     rate = ring[None, 1:, 0] * (cyl.v1 @ d)[:, None] + ring[None, 1:, 1] * (cyl.v2 @ d)[:, None]   # (n, 16)
     for sl, pts in cyl.chunks():
         m = pts.shape[0]
@@ -529,9 +541,9 @@ def couch_clearance(problem, entry_ras, target_ras, length_mm,
         rows = np.arange(m)
         best = dd[rows, k]
         hit = np.isfinite(best)
-        idx = sl.start + np.flatnonzero(hit)
+        idx = todo[sl.start + np.flatnonzero(hit)]
         dist[idx], at[idx] = best[hit], s[sl][rows, k][hit]
-        hub[idx] = at[idx] >= rest[idx]
+        hub[idx] = at[idx] >= rest[sl][hit]
     return dist, at, hub
 
 
