@@ -223,6 +223,27 @@ def _bench_outside(label, prob, table, sel) -> list[dict]:
          "unit": "s", "baseline": t_all0, "ratio": t_all0 / max(t_all, 1e-9)},
         {"name": f"{label}: feasible paths near tissue outside the skin", "value": int(np.isfinite(near).sum()),
          "unit": "paths"},
+        *_bench_couch(label, prob, table, sel, per_click, click0, t_all0),
+    ]
+
+
+def _bench_couch(label, prob, table, sel, per_click, click0, t_all0) -> list[dict]:
+    """The needle part outside the skin and its hub against the couch top (`findings.couch_clearance`)
+    per click and per plan (every feasible path); baseline: the axis-only outside check (as above)."""
+    from imagio.planning.findings import couch_clearance
+
+    e, t, L = table.entry_ras, table.target_ras, table.length_mm
+    click = per_click(couch_clearance)
+    feas = np.flatnonzero(table.feasible)
+    t0 = time.perf_counter()
+    near = couch_clearance(prob, e[feas], t[feas], L[feas])[0]
+    t_all = time.perf_counter() - t0
+    return [
+        {"name": f"{label}: couch clearance per click (baseline: axis-only outside check)", "value": 1000 * click,
+         "unit": "ms", "baseline": 1000 * click0, "ratio": click0 / click},
+        {"name": f"{label}: couch clearance, {len(feas)} feasible paths (baseline: axis)", "value": t_all,
+         "unit": "s", "baseline": t_all0, "ratio": t_all0 / max(t_all, 1e-9)},
+        {"name": f"{label}: feasible paths near the couch top", "value": int(np.isfinite(near).sum()), "unit": "paths"},
     ]
 
 

@@ -140,11 +140,15 @@ class Evaluator:
                 f"warning: {x}" for x in v.notes]
         # the needle part outside the skin and its hub against another body part (the plan's
         # 'outside_clearance' finding, here for the dragged path too: trial 61 M2)
-        from .findings import near_text, outside_clearance
+        from .findings import couch_clearance, couch_text, near_text, outside_clearance
 
         near, at, hub, inside = outside_clearance(p, e, tgt[None], [m.length_mm])
         if np.isfinite(near[0]):
             m.details = m.details + [f"warning: {near_text(p, near[0], at[0], bool(hub[0]), bool(inside[0]))}"]
+        # and against the couch top (the plan's 'couch_clearance' finding)
+        cmm, cat, chub = couch_clearance(p, e, tgt[None], [m.length_mm])
+        if np.isfinite(cmm[0]):
+            m.details = m.details + [f"warning: {couch_text(p, cmm[0], cat[0], bool(chub[0]))}"]
         return m
 
     def metrics(self, t: ScoreTable, i: int, samples=None) -> PathMetrics:

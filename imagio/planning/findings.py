@@ -20,8 +20,14 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
 - **outside clearance**: that needle part, up to the end of its hub, passes nearer than the
   clearance kept inside the body (needle radius + placement uncertainty; along the hub, the hub's
   radius + placement uncertainty: planning_defaults.json ``needle.hub_*``) to such tissue (an arm
-  beside the axis, the couch top, a fold of the body) without its axis meeting it (new-user
+  beside the axis, a fold of the body) without its axis meeting it (new-user
   trial 61 M2: the phantom's arm 2-3 mm beside the best lateral proposal, 44 mm past the skin).
+
+- **couch clearance**: that needle part, up to the end of its hub, passes nearer than that
+  clearance to the couch top the patient lies on (`couch_clearance`; the table-side rule's
+  couch, `table.locate_table_cached`), or the hub's axis reaches it: a thin shell that
+  `outside_clearance` leaves out, which the table-side rule checked only along the axis up to
+  the hub.
 
 - **beyond the tip**: the needle continued past the target for ``needle.beyond_tip_mm`` (a core
   needle's throw + placement uncertainty), its clearance cylinder included, meets a structure the needle must not enter
@@ -46,7 +52,7 @@ from .problem import load_defaults
 
 RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
                 "while no great vessel is labelled; needle outside the skin running beyond the image where the "
-                "body is cut, or through or within its clearance of another body part's tissue, an arm; a structure the needle "
+                "body is cut, or through or within its clearance of another body part's tissue, an arm, or within its clearance of the couch top; a structure the needle "
                 "must not enter, or unlabelled dense tissue, within a core needle's throw past the target) is "
                 "ranked after every "
                 "feasible path without one; scores and feasibility unchanged")
@@ -168,9 +174,6 @@ def _ring(n_dirs: int, fractions) -> np.ndarray:
     return np.concatenate([[[0.0, 0.0]], *[f * np.stack([np.cos(a), np.sin(a)], 1) for f in fractions]])
 
 
-THICK_CANDIDATES = 32   # nearest tissue voxels per path tested by `_thick`
-
-
 def _index_step(ct, d: np.ndarray) -> np.ndarray:
     """(n, 3) RAS displacements (mm) ``d`` as (n, 3) displacements in ``ct``'s index space
     (k, j, i; float): the affine's linear part, without its origin."""
@@ -181,6 +184,64 @@ def _unit_dirs() -> np.ndarray:
     """(26, 3) unit vectors towards the 26 neighbours of a voxel (RAS directions)."""
     d = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)], float)
     return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def _across(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(v1, v2): (n, 3) unit vectors across the unit axes ``u`` (n, 3), orthogonal to them and to
+    each other (v1 = u x (x or y axis, whichever is farther from u), v2 = u x v1)."""
+    helper = np.where(np.abs(u[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    v1 = np.cross(u, helper)
+    v1 /= np.linalg.norm(v1, axis=1, keepdims=True)
+    return v1, np.cross(u, v1)
+
+
+class ProbeCylinders:
+    """Probe points on lines parallel to each path's axis (the needle's clearance cylinder).
+
+    Per path (n of them): ``origin`` (n, 3) RAS mm and unit axis ``u`` (n, 3) RAS; the points are
+    origin + s u + radius (ring[p, 0] v1 + ring[p, 1] v2) (v1, v2: `_across`) for the samples
+    ``s`` along the axis (mm; (S,) shared or (n, S) per path) and the probes ``ring`` ((P, 2)
+    offsets across it in units of ``radius``: a scalar or (n, S) mm per sample). ``ct``: the
+    points in its index space (k, j, i; float, the affine applied to origin and directions)
+    instead of RAS. Iterated in chunks of whole paths of about ``chunk_samples`` points
+    (`chunks`; each path's points are the same for any chunk)."""
+
+    def __init__(self, origin, u, s, ring, radius=1.0, ct=None, chunk_samples: int = OUTSIDE_CHUNK):
+        origin, u = np.asarray(origin, float), np.asarray(u, float)
+        self.n = len(origin)
+        self.s = np.broadcast_to(np.asarray(s, float), (self.n, np.shape(s)[-1]))
+        self.radius = np.broadcast_to(np.asarray(radius, float), self.s.shape)
+        self._unit = bool(np.all(np.asarray(radius) == 1.0))
+        self.ring = np.asarray(ring, float)
+        self.v1, self.v2 = _across(u)
+        if ct is None:
+            self._o, self._a, self._b, self._c = origin, u, self.v1, self.v2
+        else:
+            self._o, self._a = ct.world_to_kji(origin), _index_step(ct, u)
+            self._b, self._c = _index_step(ct, self.v1), _index_step(ct, self.v2)
+        self.step = max(1, int(chunk_samples) // max(1, self.s.shape[1] * len(self.ring)))
+
+    def points(self, sl: slice) -> np.ndarray:
+        """(m, S, P, 3) float: the points of the paths ``sl``."""
+        ring = self.ring
+        off = (ring[None, None, :, 0, None] * self._b[sl, None, None, :]
+               + ring[None, None, :, 1, None] * self._c[sl, None, None, :])             # (m, 1, P, 3)
+        if not self._unit:   # (x 1.0 is exact: left out, the offsets broadcast over the samples)
+            off = off * self.radius[sl, :, None, None]
+        return self._o[sl, None, None, :] + self.s[sl, :, None, None] * self._a[sl, None, None, :] + off
+
+    def chunks(self):
+        """Yields (slice of paths, `points` of them)."""
+        for lo in range(0, self.n, self.step):
+            sl = slice(lo, min(self.n, lo + self.step))
+            yield sl, self.points(sl)
+
+
+def _voxels(points: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest voxel indices (..., 3) int64, in the array (...,) bool) of index-space points
+    (..., 3) on a grid of ``shape``."""
+    kji = np.rint(points).astype(np.int64)
+    return kji, np.all((kji >= 0) & (kji < np.asarray(shape)), axis=-1)
 
 
 def _thick(problem, kji: np.ndarray, chunk_samples: int = 1 << 18) -> np.ndarray:
@@ -215,8 +276,7 @@ def _thick(problem, kji: np.ndarray, chunk_samples: int = 1 << 18) -> np.ndarray
     per = off.shape[0] * off.shape[1]
     step = max(1, int(chunk_samples) // per)
     for lo in range(0, len(kji), step):
-        q = np.rint(kji[lo:lo + step, None, None, :] + off[None]).astype(np.int64)   # (h, 27, 53, 3)
-        inb = np.all((q >= 0) & (q < shape), axis=3)
+        q, inb = _voxels(kji[lo:lo + step, None, None, :] + off[None], shape)        # (h, 27, 27, 3)
         flat = q[inb] @ strides
         tis = flat_ct[flat] > BODY_HU
         if data is not None:
@@ -225,6 +285,38 @@ def _thick(problem, kji: np.ndarray, chunk_samples: int = 1 << 18) -> np.ndarray
         full[inb] = tis
         out[lo:lo + step] = full.all(2).any(1)
     return out
+
+
+def _first_thick(problem, group: np.ndarray, kji: np.ndarray) -> np.ndarray:
+    """Per group (path) of candidate voxels ``kji`` ((h, 3) int, CT grid; ``group`` (h,) sorted
+    group ids, each group's candidates in order of preference): the index of its first candidate
+    in an object thick enough to be a body part (`_thick`), -1 when none is. Every candidate of
+    a group is tested until one is found (no limit on how many thin ones come first: a sheet
+    or an electrode lying nearer than an arm does not hide it), in rounds of ranks 0, 1, 2-3,
+    4-7, ... (each round vectorised over the groups still open, each voxel tested once a round)."""
+    h = len(group)
+    if not h:
+        return np.zeros(0, np.int64)
+    start = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    count = np.diff(np.r_[start, h])
+    gid = np.repeat(np.arange(len(start)), count)
+    rank = np.arange(h) - start[gid]
+    first = np.full(len(start), -1, np.int64)
+    shape = np.asarray(problem.ct.shape, np.int64)
+    strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
+    lo, width = 0, 1
+    while lo < int(count.max()):
+        sel = np.flatnonzero((rank >= lo) & (rank < lo + width) & (first[gid] < 0))
+        if len(sel):
+            flat, back = np.unique(np.asarray(kji[sel], np.int64) @ strides, return_inverse=True)
+            ok = _thick(problem, np.stack(np.unravel_index(flat, tuple(shape)), 1))[back.reshape(-1)]
+            hit = sel[ok]                                   # ascending: each group's first is its first hit
+            g, i = np.unique(gid[hit], return_index=True)
+            first[g] = hit[i]
+        if (first >= 0).all():
+            break
+        lo, width = lo + width, 2 * width
+    return first
 
 
 def _mask_at(mask, flat: np.ndarray) -> np.ndarray:
@@ -240,20 +332,22 @@ def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
     """Nearest tissue of another body part within the clearance of the needle part outside the
     skin, per path (the work of `outside_clearance`, for one probe pattern).
 
-    Probe lines parallel to the axis (``ring``: (P, 2) offsets in units of the clearance radius:
-    the shaft's `Needle.widening_mm` up to the hub, `Needle.hub_clearance_mm` along the hub),
-    sampled every ``step`` mm from the entry (``e``) to the hub's end (``rest``: (n,) mm of the
-    needle outside the skin, then ``needle.hub_length_mm``), away from the target ``t``. A probe
-    counts when its voxel (nearest) holds tissue (CT above the body threshold, in the data, not
-    padding) of another body part: outside the patient's outline, or met on its own probe line after that line has run through air for at least a
-    voxel diagonal (the rule of `tissue_outside_skin`, on every line of the cylinder: the
-    entry's own skin, where a probe line leaves it through the voxels' staircase, is not another
-    body part); either only beyond r tan(``constraints.max_skin_angle_deg``) + a voxel diagonal
-    from the entry (r: the clearance radius there), where a flat skin at the steepest allowed
-    angle has left the cylinder (the chest CTA's irregular skin beside lateral entries touched
-    the cylinder 3 mm past them). A counting voxel in an object thinner than a body part
-    (`_thick`: a sheet, an electrode, the couch's shell) is not reported; one whose centre lies
-    nearer the axis than the clearance there + half the smallest voxel side is. Returns per path: distance mm (centre distance -
+    Probe lines parallel to the axis (`ProbeCylinders`; ``ring``: (P, 2) offsets in units of the
+    clearance radius: the shaft's `Needle.widening_mm` up to the hub, `Needle.hub_clearance_mm`
+    along the hub), sampled every ``step`` mm from the entry (``e``) to the hub's end (``rest``:
+    (n,) mm of the needle outside the skin, then ``needle.hub_length_mm``), away from the target
+    ``t``. A probe counts when its voxel (nearest) holds tissue (CT above the body threshold, in
+    the data, not padding) of another body part: outside the patient's outline, or met on its
+    own probe line after that line has run through air for at least a voxel diagonal (the rule
+    of `tissue_outside_skin`, on every line of the cylinder: the entry's own skin, where a probe
+    line leaves it through the voxels' staircase, is not another body part); either only beyond
+    r tan(``constraints.max_skin_angle_deg``) + a voxel diagonal from the entry (r: the
+    clearance radius there), where a flat skin at the steepest allowed angle has left the
+    cylinder (the chest CTA's irregular skin beside lateral entries touched the cylinder 3 mm
+    past them). A counting voxel whose centre lies nearer the axis than the clearance there +
+    half the smallest voxel side is a candidate; the nearest (then first along the axis)
+    candidate in an object thick enough to be a body part (`_first_thick`: not a sheet, an
+    electrode, the couch's shell) is reported. Returns per path: distance mm (centre distance -
     half the smallest voxel side, floored at 0; inf: none), mm past the entry (nan), on the hub
     (bool), inside the outline (bool)."""
     from ..segmentation.common import BODY_HU
@@ -268,14 +362,10 @@ def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
     half = 0.5 * float(min(ct.spacing))
     w_shaft, w_hub, hub_len = float(ndl.widening_mm), float(ndl.hub_clearance_mm), float(ndl.hub_length_mm)
     u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]   # outward, RAS
-    helper = np.where(np.abs(u[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
-    v1 = np.cross(u, helper)
-    v1 /= np.linalg.norm(v1, axis=1, keepdims=True)
-    v2 = np.cross(u, v1)
     top = rest + hub_len                                                     # (n,) mm
-    n_s = int(np.ceil(float(top.max(initial=0.0)) / step)) + 1
-    s = np.arange(n_s) * step                                                # (S,) mm from the entry
-    ek, uk, ak, bk = ct.world_to_kji(e), _index_step(ct, u), _index_step(ct, v1), _index_step(ct, v2)
+    s = np.arange(int(np.ceil(float(top.max(initial=0.0)) / step)) + 1) * step   # (S,) mm from the entry
+    rad = np.where(s[None, :] < rest[:, None], w_shaft, w_hub)               # (n, S) clearance radius
+    cyl = ProbeCylinders(e, u, s, ring, rad, ct, chunk_samples)
     shape = np.asarray(ct.shape)
     strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
     flat_ct = np.asarray(ct.array).reshape(-1)
@@ -283,17 +373,11 @@ def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
     body = problem.body
     gap = int(np.ceil(diag / step))                                          # samples of air before
     slope = float(np.tan(np.radians(min(float(problem.constraints.max_skin_angle_deg), 80.0))))
-    per = n_s * len(ring)
-    chunk = max(1, int(chunk_samples) // per)
-    for lo in range(0, n, chunk):          # chunks of paths: bounded memory
-        sl = slice(lo, min(n, lo + chunk))
-        valid = s[None, :] <= top[sl, None] + 1e-9                           # (m, S)
-        rad = np.where(s[None, :] < rest[sl, None], w_shaft, w_hub)
-        off = (ring[None, None, :, 0, None] * ak[sl, None, None, :]
-               + ring[None, None, :, 1, None] * bk[sl, None, None, :]) * rad[:, :, None, None]
-        kji = np.rint(ek[sl, None, None, :] + s[None, :, None, None] * uk[sl, None, None, :] + off).astype(np.int64)
-        del off
-        inb = np.all((kji >= 0) & (kji < shape), axis=3) & valid[:, :, None]   # (m, S, P)
+    cand = []                                                                # per chunk: the candidates
+    for sl, pts in cyl.chunks():           # chunks of paths: bounded memory
+        kji, inb = _voxels(pts, shape)                                       # (m, S, P, 3), (m, S, P)
+        del pts
+        inb &= (s[None, :] <= top[sl, None] + 1e-9)[:, :, None]
         flat = kji[inb] @ strides
         d = flat_ct[flat] > BODY_HU
         ok = np.ones(len(flat), bool) if data is None else _mask_at(data, flat)
@@ -304,54 +388,36 @@ def _outside_near(problem, e, t, rest, ring, step, chunk_samples):
         # air seen on this probe line at least ``gap`` samples before
         seen = np.cumsum(air, axis=1, dtype=np.int32) > 0
         count = np.zeros_like(dense)
-        if gap < n_s:
+        if gap < len(s):
             count[:, gap:] = dense[:, gap:] & seen[:, :-gap]
         if body is not None:   # tissue outside the outline, beyond a voxel diagonal from the entry
             far = dense & ~count
-            fk = kji[far]
-            out_line = ~_mask_at(body, fk @ strides)
-            count[far] = out_line
+            count[far] = ~_mask_at(body, kji[far] @ strides)
         # the entry's own skin: a flat skin at the steepest allowed angle leaves the cylinder
         # (radius r) r tan(angle) past the entry; a voxel diagonal more for the staircase
-        count &= (s[None, :] > rad * slope + diag)[:, :, None]
-        r, _, _ = np.nonzero(count)
+        count &= (s[None, :] > rad[sl] * slope + diag)[:, :, None]
+        r = np.nonzero(count)[0]
         if not len(r):
             continue
         vk = kji[count]
-        c = ct.kji_to_world(vk.astype(float))                                # voxel centres, RAS
-        ee, uu = e[sl][r], u[sl][r]
-        wv = c - ee
+        wv = ct.kji_to_world(vk.astype(float)) - e[sl][r]                     # voxel centres, RAS, from the entry
+        uu = u[sl][r]
         along = np.einsum("ij,ij->i", wv, uu)
         dd = np.linalg.norm(wv - along[:, None] * uu, axis=1) - half
         on_hub = along >= rest[sl][r]
         near = dd < np.where(on_hub, w_hub, w_shaft)
-        if not near.any():
-            continue
-        r, dd, along, on_hub, vk = r[near], np.maximum(dd[near], 0.0), along[near], on_hub[near], vk[near]
-        order = np.lexsort((along, dd, r))                                   # per path: nearest, then first
-        r, dd, along, on_hub, vk = r[order], dd[order], along[order], on_hub[order], vk[order]
-        # a body part, not a sheet: the THICK_CANDIDATES nearest voxels of each path, those in an
-        # object a ball fits in (`_thick`)
-        start = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-        rank = np.arange(len(r)) - np.repeat(start, np.diff(np.r_[start, len(r)]))
-        path = np.repeat(np.arange(len(start)), np.diff(np.r_[start, len(r)]))
-        keep = np.zeros(len(r), bool)
-        done = np.zeros(len(start), bool)          # per path: a thick voxel found
-        for k in range(THICK_CANDIDATES):          # rank by rank, each vectorised over the open paths
-            at_k = np.flatnonzero((rank == k) & ~done[path])
-            if not len(at_k):
-                break
-            ok = _thick(problem, vk[at_k])
-            keep[at_k[ok]] = True
-            done[path[at_k[ok]]] = True
-        if not keep.any():
-            continue
-        r, dd, along, on_hub, vk = r[keep], dd[keep], along[keep], on_hub[keep], vk[keep]
-        head = np.r_[True, r[1:] != r[:-1]]
-        rows = lo + r[head]
-        dist[rows], at[rows], hub[rows] = dd[head], np.clip(along[head], 0.0, None), on_hub[head]
-        if body is not None:
-            inside[rows] = _mask_at(body, vk[head] @ strides)
+        cand.append((r[near] + sl.start, np.maximum(dd[near], 0.0), along[near], on_hub[near], vk[near]))
+    if not cand:
+        return dist, at, hub, inside
+    r, dd, along, on_hub, vk = (np.concatenate(x) for x in zip(*cand))
+    order = np.lexsort((along, dd, r))                                       # per path: nearest, then first
+    r, dd, along, on_hub, vk = r[order], dd[order], along[order], on_hub[order], vk[order]
+    first = _first_thick(problem, r, vk)                                     # a body part, not a sheet
+    head = first[first >= 0]
+    rows = r[head]
+    dist[rows], at[rows], hub[rows] = dd[head], np.clip(along[head], 0.0, None), on_hub[head]
+    if body is not None:
+        inside[rows] = _mask_at(body, vk[head] @ strides)
     return dist, at, hub, inside
 
 
@@ -364,10 +430,10 @@ def outside_clearance(problem, entry_ras, target_ras, length_mm, refine: bool = 
     (``needle.hub_length_mm``), must keep the clearance the plan applies inside the body, the
     needle's radius + placement uncertainty (`Needle.widening_mm`; along the hub its radius +
     placement uncertainty, `Needle.hub_clearance_mm`), from tissue of another body part (an arm
-    beside the trunk, a fold of the body, the couch top: tissue outside the patient's outline,
-    or met again after air; `_outside_near`) (new-user trial 61 M2: an arm 2-3 mm beside a
-    lateral proposal's axis, 44 mm past the skin, was not warned; the axis alone,
-    `tissue_outside_skin`, never met it).
+    beside the trunk, a fold of the body: tissue outside the patient's outline, or met again
+    after air; `_outside_near`) (new-user trial 61 M2: an arm 2-3 mm beside a lateral
+    proposal's axis, 44 mm past the skin, was not warned; the axis alone, `tissue_outside_skin`,
+    never met it). The couch top, a thin shell, is `couch_clearance`'s.
 
     Returns per path (n,): the clearance mm (the distance from the axis to the nearest such
     tissue voxel's centre less half the smallest voxel side, the planner's convention for
@@ -396,6 +462,91 @@ def outside_clearance(problem, entry_ras, target_ras, length_mm, refine: bool = 
     return out
 
 
+def couch_clearance(problem, entry_ras, target_ras, length_mm,
+                    chunk_samples: int = OUTSIDE_CHUNK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The needle part outside the skin, hub included, against the couch top under the patient.
+
+    Per path ((n, 3) RAS mm entries and targets, (n,) path lengths mm): the needle's unused
+    length away from the target, then the hub (``needle.hub_length_mm``), must keep the
+    clearance the plan applies inside the body (`Needle.widening_mm`; along the hub
+    `Needle.hub_clearance_mm`) from the couch top: the table the patient lies on in the
+    planned position (``constraints.table_direction``), as the table-side rule finds it
+    (`table.locate_table_cached`: per column along that direction the first dense non-patient
+    voxel beyond the patient, else the patient's deepest skin). The table-side rule
+    (`scoring.against_table`) excludes a needle whose axis reaches below that surface before the
+    hub; this says how near the shaft's and the hub's clearance cylinders come to it, the hub's
+    axis included (a hub that would lie in or under the couch: 0 mm). The couch's shell is too
+    thin to count as a body part for `outside_clearance` (its `_thick` test), so without this a
+    lateral-posterior needle's hub could be planned into the couch (Gupta et al., J Vasc Interv
+    Radiol 2010;21:969: the patient lies on the couch and the hub cannot pass through it).
+
+    Distance at each axis sample (every smallest voxel side from the entry, the hub's end
+    included): where the cross-section of the cylinder (a disc normal to the axis) meets the
+    surface, from the axis, in mm: for the axis column's surface taken flat (normal to the table
+    direction), its depth below the axis / sin(angle between axis and table direction) (0 when
+    the axis is at or below it); and for each of 16 probes on the ring at the clearance radius
+    that lies at or below its own column's surface (a curved couch's rising side, an object on
+    the couch), where a flat surface at that depth crosses the probe's radius (the radius when
+    the probe does not descend). Less half the smallest voxel side (the planner's convention:
+    the surface is a voxel centre), floored at 0; reported where under the clearance there.
+    Returns per path (n,): the nearest such distance mm (inf: clear, or the table-side rule is
+    off: ``table_side`` disabled or ``table_exclusion_deg`` 0, or no skin model), mm past the
+    entry where it is (nan; the first of equal distances), whether along the hub (bool).
+    Vectorised over paths, samples and probes (`ProbeCylinders`, chunks of about
+    ``chunk_samples`` points)."""
+    e = np.atleast_2d(np.asarray(entry_ras, float))
+    t = np.atleast_2d(np.asarray(target_ras, float))
+    n = len(e)
+    dist, at, hub = np.full(n, np.inf), np.full(n, np.nan), np.zeros(n, bool)
+    c, ndl = problem.constraints, problem.needle
+    if not n or problem.skin is None or "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
+        return dist, at, hub
+    from .table import locate_table_cached
+
+    surf = locate_table_cached(problem, c.table_direction)
+    d = np.asarray(surf.direction, float)
+    half = 0.5 * float(min(problem.ct.spacing))
+    rest = np.maximum(ndl.length_mm - np.asarray(length_mm, float).reshape(-1), 0.0)
+    top = rest + float(ndl.hub_length_mm)
+    n_s = int(np.ceil(float(top.max()) / float(min(problem.ct.spacing)))) + 1
+    s = np.linspace(0.0, 1.0, n_s)[None, :] * top[:, None]                  # (n, S) mm, the hub's end included
+    rad = np.where(s < rest[:, None], float(ndl.widening_mm), float(ndl.hub_clearance_mm))
+    u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]   # outward, RAS
+    ring = _ring(16, (1.0,))
+    sin = np.sqrt(np.clip(1.0 - (u @ d) ** 2, 0.0, None))                   # (n,) the disc's descent rate
+    # no surface lies nearer the patient than ``high`` along the table direction: a sample whose
+    # probes all stay above it (axis depth + clearance radius + half a voxel) is clear unread
+    grid = surf._grid()[0]
+    high = min(float(surf.deepest_mm), float(np.nanmin(grid)) if np.isfinite(grid).any() else np.inf)
+    reach = (e @ d)[:, None] + s * (u @ d)[:, None] + rad + half                # (n, S) deepest a probe gets
+    todo = np.flatnonzero((reach > high - 1e-6).any(axis=1))
+    if not len(todo):
+        return dist, at, hub
+    e, u, s, rad, rest, sin = e[todo], u[todo], s[todo], rad[todo], rest[todo], sin[todo]
+    cyl = ProbeCylinders(e, u, s, ring, rad, None, chunk_samples)
+    rate = ring[None, 1:, 0] * (cyl.v1 @ d)[:, None] + ring[None, 1:, 1] * (cyl.v2 @ d)[:, None]   # (n, 16)
+    for sl, pts in cyl.chunks():
+        m = pts.shape[0]
+        depth, lim = (x.reshape(m, n_s, len(ring)) for x in surf.depth(pts.reshape(-1, 3)))
+        gap = lim[..., 0] - depth[..., 0]                                    # (m, S) surface below the axis
+        sn = sin[sl, None]
+        tt = np.where(gap <= 0.0, 0.0, np.where(sn > 1e-6, gap / np.maximum(sn, 1e-6), np.inf))
+        r = rad[sl][..., None]
+        rt = rate[sl, None, :]
+        cross = np.where(rt > 1e-6, (lim[..., 1:] - depth[..., :1]) / np.maximum(rt, 1e-6), r)
+        ring_t = np.where(depth[..., 1:] > lim[..., 1:], np.clip(cross, 0.0, r), np.inf).min(axis=2)
+        dd = np.minimum(tt, ring_t) - half                                   # (m, S)
+        dd = np.where(dd < rad[sl], np.maximum(dd, 0.0), np.inf)
+        k = np.argmin(dd, axis=1)                                            # the first of the nearest
+        rows = np.arange(m)
+        best = dd[rows, k]
+        hit = np.isfinite(best)
+        idx = todo[sl.start + np.flatnonzero(hit)]
+        dist[idx], at[idx] = best[hit], s[sl][rows, k][hit]
+        hub[idx] = at[idx] >= rest[sl][hit]
+    return dist, at, hub
+
+
 BEYOND_CHUNK = 1 << 18   # probe samples per chunk of `beyond_tip` (bounds its temporaries)
 
 
@@ -412,10 +563,10 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None, chunk_samples: int = 
     two rings across it (16 directions at the clearance, 8 at half of it) (nearest voxel;
     new-user trial 54 H1: the axis alone missed an aorta 1.5-2.6 mm beside it and a structure's
     corner between samples); samples beyond the image meet nothing. Vectorised over paths,
-    samples and probes, in chunks of whole paths of about ``chunk_samples`` probe samples (each
-    path is judged on its own: the same result for any chunk; issue 20: 2M samples a chunk held
-    ~200 MiB of float64/int64 temporaries, the first plan's peak on the 1 mm phantom, 2^18 hold
-    ~26 MiB)."""
+    samples and probes (`ProbeCylinders`), in chunks of whole paths of about ``chunk_samples``
+    probe samples (each path is judged on its own: the same result for any chunk; issue 20: 2M
+    samples a chunk held ~200 MiB of float64/int64 temporaries, the first plan's peak on the
+    1 mm phantom, 2^18 hold ~26 MiB)."""
     e = np.atleast_2d(np.asarray(entry_ras, float))
     t = np.atleast_2d(np.asarray(target_ras, float))
     n = len(e)
@@ -428,29 +579,16 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None, chunk_samples: int = 
     step = 0.5 * float(min(ct.spacing))
     s = np.minimum(np.arange(1, int(np.ceil(reach / step)) + 1) * step, reach)
     u = (t - e) / np.maximum(np.linalg.norm(t - e, axis=1), 1e-9)[:, None]
-    # two unit vectors across each path's axis
-    helper = np.where(np.abs(u[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
-    v1 = np.cross(u, helper)
-    v1 /= np.linalg.norm(v1, axis=1, keepdims=True)
-    v2 = np.cross(u, v1)
     w = float(problem.needle.widening_mm)
     ring = np.concatenate([[[0.0, 0.0]], *[r * np.stack([np.cos(a), np.sin(a)], 1) for r, a in (
-        (0.5 * w, np.arange(8) * (np.pi / 4)), (w, np.arange(16) * (np.pi / 8)))]])
+        (0.5 * w, np.arange(8) * (np.pi / 4)), (w, np.arange(16) * (np.pi / 8)))]])   # mm
     names = {sp.value: sp.name for sp in problem.structures}
     hard = np.zeros(max(int(lab.max()), max(names, default=0)) + 1, bool)
     # labelled bone stops a fired needle: its hazard is bleeding and perforation
     hard[[sp.value for sp in problem.hard_structures(bone=False)]] = True
-    tk, uk, ak, bk = ct.world_to_kji(t), _index_step(ct, u), _index_step(ct, v1), _index_step(ct, v2)
-    shape = np.asarray(lab.shape)
-    per = len(s) * len(ring)
-    chunk = max(1, int(chunk_samples) // per)
     use_dense = dense is not None
-    for lo in range(0, n, chunk):       # chunks of paths: bounded memory
-        sl = slice(lo, min(n, lo + chunk))
-        off = ring[None, :, 0, None] * ak[sl, None, :] + ring[None, :, 1, None] * bk[sl, None, :]   # (m, P, 3)
-        pos = tk[sl, None, None, :] + s[None, :, None, None] * uk[sl, None, None, :] + off[:, None, :, :]
-        kji = np.rint(pos).astype(np.int64)                                    # (m, len(s), P, 3)
-        inb = np.all((kji >= 0) & (kji < shape), axis=3)
+    for sl, pts in ProbeCylinders(t, u, s, ring, 1.0, ct, chunk_samples).chunks():   # chunks of paths
+        kji, inb = _voxels(pts, lab.shape)                                   # (m, len(s), P, 3)
         code = np.zeros(inb.shape, np.int64)
         code[inb] = lab[tuple(kji[inb].T)]
         hit = hard[np.minimum(code, len(hard) - 1)] & (code < len(hard))
@@ -463,13 +601,13 @@ def beyond_tip(problem, entry_ras, target_ras, dense=None, chunk_samples: int = 
             continue
         first = np.argmax(anyhit[rows], axis=1)
         for r, f in zip(rows.tolist(), first.tolist()):            # names only (the hit rows)
-            dist[lo + r] = float(s[f])
+            dist[sl.start + r] = float(s[f])
             q = int(np.argmax(hit[r, f]))
             if hit[r, f].any():
-                what[lo + r] = names.get(int(code[r, f, q]), f"label {int(code[r, f, q])}")
+                what[sl.start + r] = names.get(int(code[r, f, q]), f"label {int(code[r, f, q])}")
             else:
                 kk = tuple(kji[r, f, int(np.argmax(dhit[r, f]))])
-                what[lo + r] = f"unlabelled dense tissue ({float(ct.array[kk]):.0f} HU)"
+                what[sl.start + r] = f"unlabelled dense tissue ({float(ct.array[kk]):.0f} HU)"
     return dist, what
 
 
@@ -492,11 +630,16 @@ class Findings:
     near_hub: dict = field(default_factory=dict)              # row -> it is along the hub
     near_inside: dict = field(default_factory=dict)           # row -> that tissue is inside the patient's outline
     near_refined: set = field(default_factory=set)            # rows whose near_* were refined (`refine_near`)
+    couch_mm: dict = field(default_factory=dict)              # row -> clearance from the couch top (inf: clear)
+    couch_at_mm: dict = field(default_factory=dict)           # row -> mm past the entry where it is (nan: clear)
+    couch_hub: dict = field(default_factory=dict)             # row -> it is along the hub
 
-    def flagged(self, row: int) -> list[str]:
+    def flagged(self, row: int, couch: bool = True) -> list[str]:
         """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin',
         'outside_clearance' (only when not 'tissue_outside_skin': the same tissue, nearer than the
-        clearance), 'beyond_tip')."""
+        clearance), 'couch_clearance', 'beyond_tip'). ``couch`` False: without 'couch_clearance'
+        (it was judged against the planned position's couch only: comparisons between patient
+        positions leave it out)."""
         lim = load_defaults()["warnings"]["mediastinum_unlabelled_mm"]
         out = []
         if self.mediastinum_checked and self.mediastinum_mm.get(row, 0.0) >= lim:
@@ -507,6 +650,8 @@ class Findings:
             out.append("tissue_outside_skin")
         elif np.isfinite(self.near_mm.get(row, np.inf)):
             out.append("outside_clearance")
+        if couch and np.isfinite(self.couch_mm.get(row, np.inf)):
+            out.append("couch_clearance")
         if np.isfinite(self.beyond_mm.get(row, np.inf)):
             out.append("beyond_tip")
         return out
@@ -541,6 +686,10 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
     f.near_at_mm = dict(zip(rows.tolist(), at.tolist()))
     f.near_hub = dict(zip(rows.tolist(), hub.tolist()))
     f.near_inside = dict(zip(rows.tolist(), inside.tolist()))
+    cmm, cat, chub = couch_clearance(problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows])
+    f.couch_mm = dict(zip(rows.tolist(), cmm.tolist()))
+    f.couch_at_mm = dict(zip(rows.tolist(), cat.tolist()))
+    f.couch_hub = dict(zip(rows.tolist(), chub.tolist()))
     dist, what = beyond_tip(problem, table.entry_ras[rows], table.target_ras[rows], dense)
     f.beyond_mm = dict(zip(rows.tolist(), dist.tolist()))
     f.beyond_what = dict(zip(rows.tolist(), what))
@@ -559,6 +708,21 @@ def near_text(problem, mm: float, at_mm: float, hub: bool, inside: bool) -> str:
             f"past the entry, within its {lim:.2f} mm clearance ({'hub' if hub else 'needle'} radius + placement "
             "uncertainty, as inside the body): the needle or its hub may not fit there in this position; check on "
             "the images, move the arm or prefer another path")
+
+
+def couch_text(problem, mm: float, at_mm: float, hub: bool) -> str:
+    """The words of a `couch_clearance` finding (no proposal number): the needle part outside the
+    skin (or its hub) passes ``mm`` from the couch top, ``at_mm`` past the entry (0 mm: its axis
+    at or below the couch top's surface)."""
+    ndl, pos = problem.needle, problem.constraints.patient_position
+    part = "hub" if hub else "needle outside the skin"
+    lim = ndl.hub_clearance_mm if hub else ndl.widening_mm
+    how = (f"reaches the couch top (its axis at or below it, {pos})" if mm <= 0 else
+           f"passes {mm:.1f} mm from the couch top ({pos})")
+    return (f"the {part} {how} at {at_mm:.0f} mm past the entry, within its {lim:.2f} mm clearance "
+            f"({part.split()[0]} radius + placement uncertainty, as inside the body): the "
+            f"{'hub cannot be placed there' if hub else 'needle cannot be placed there'} with the patient lying on the couch; "
+            "prefer another path or patient position")
 
 
 def refine_near(problem, table, findings: Findings, rows) -> None:
@@ -581,6 +745,6 @@ def deferred(findings: Findings, n: int) -> np.ndarray:
     """Bool (n,) over the table's rows: True for rows with a finding (ranked last)."""
     out = np.zeros(n, bool)
     rows = [r for r in set(findings.mediastinum_mm) | set(findings.unimaged_mm) | set(findings.outside_tissue_mm)
-            | set(findings.beyond_mm) | set(findings.near_mm) if findings.flagged(r)]
+            | set(findings.beyond_mm) | set(findings.near_mm) | set(findings.couch_mm) if findings.flagged(r)]
     out[rows] = True
     return out

@@ -218,7 +218,7 @@ class Plan:
         A line when only one lung is labelled within reach (the mediastinum cannot be outlined)."""
         if not self.proposals:
             return []
-        from .findings import near_text
+        from .findings import couch_text, near_text
 
         f = self.proposal_findings()
         rows = self.ranked[:len(self.proposals)]
@@ -266,6 +266,9 @@ class Plan:
             if "outside_clearance" in fl:
                 out.append(f"proposal {n}: " + near_text(self.problem, f.near_mm[r], f.near_at_mm[r], f.near_hub[r],
                                                          f.near_inside[r]) + f"; {rank}")
+            if "couch_clearance" in fl:
+                out.append(f"proposal {n}: " + couch_text(self.problem, f.couch_mm[r], f.couch_at_mm[r], f.couch_hub[r])
+                           + f"; {rank}")
         return out
 
     def dense_clearance(self, m, cap_mm: float):
@@ -362,7 +365,8 @@ class Plan:
             "report": self.report,
             "proposals": [m.to_dict() | {"findings_ranked_last": f.flagged(r),
                                          "beyond_tip": _beyond_tip_row(f, r, p.needle.beyond_tip_mm),
-                                         "outside_clearance": _outside_row(f, r)}
+                                         "outside_clearance": _outside_row(f, r),
+                                         "couch_clearance": _couch_row(f, r)}
                           for m, r in zip(self.proposals, self.ranked)],
             "pareto": [{"entry_ras": t.entry_ras[i], "score": t.score[i],
                         "costs": t.costs[i]} for i in self.pareto[:PARETO_SHOWN]],
@@ -658,6 +662,16 @@ def _outside_row(f, row: int):
             "hub": bool(f.near_hub[row]), "inside_outline": bool(f.near_inside[row])}
 
 
+def _couch_row(f, row: int):
+    """plan.json's 'couch_clearance' of a proposal (`findings.couch_clearance`): None when the
+    needle part outside the skin and its hub keep their clearance from the couch top, else the
+    distance (mm; 0: the axis reaches it), where (mm past the entry), whether along the hub."""
+    mm = f.couch_mm.get(row, float("inf"))
+    if not np.isfinite(mm):
+        return None
+    return {"mm": round(float(mm), 1), "at_mm": round(float(f.couch_at_mm[row]), 1), "hub": bool(f.couch_hub[row])}
+
+
 def screen_dense_tissue(problem: PlanningProblem, table: ScoreTable, verifier) -> int:
     """Give the ``dense_tissue`` violation to every candidate that otherwise meets all rules
     (the table-side rule excepted: other patient positions) and whose path surely fails the
@@ -713,9 +727,10 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
                                                 verifier=ver, defer=deferred(fnd, len(table)))
 
     def flagged(rows):   # rows feasible in another position only: their findings computed now
+        # (the couch finding left out: it is judged against the planned position's couch only)
         todo = np.asarray([r for r in rows if int(r) not in fnd.outside_tissue_mm], int)
         more = path_findings(problem, table, todo, present, vl, dense=ver.dense) if len(todo) else fnd
-        return [bool((fnd if int(r) in fnd.outside_tissue_mm else more).flagged(int(r))) for r in rows]
+        return [bool((fnd if int(r) in fnd.outside_tissue_mm else more).flagged(int(r), couch=False)) for r in rows]
 
     positions = position_alternatives(problem, table, ver, checks, flagged=flagged,
                                       first=ranked[0] if ranked else None)

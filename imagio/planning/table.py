@@ -70,6 +70,14 @@ class TableSurface:
         """Bool per point ``ras`` (n, 3): at or below the table surface of its column (the
         column's own couch top where one was found, else the patient's deepest skin: a flat
         couch top under a patient resting on it)."""
+        s, lim = self.depth(ras)
+        return s > lim
+
+    def depth(self, ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per point ``ras`` (n, 3) RAS mm: (its coordinate along ``direction``, mm; the table
+        surface of its column along it, mm: the column's own couch top where one was found (the
+        centre of its first non-patient dense voxel), else the patient's deepest skin). A point
+        is below the table (`below`) when the first exceeds the second."""
         ras = np.asarray(ras, float).reshape(-1, 3)
         s, u, v = _column_uv(ras, self.direction, self.bin_mm)
         grid, u0, v0 = self._grid()
@@ -81,7 +89,7 @@ class TableSurface:
             has = ~np.isnan(top)
             sel = np.flatnonzero(ok)[has]
             lim[sel] = top[has]
-        return s > lim
+        return s, lim
 
     def _grid(self):
         """(tops as a dense float array over the columns' (u, v) range, NaN where no column;
