@@ -529,3 +529,48 @@ def test_values_mask_is_isin_and_the_class_masks_hold_no_temporaries(dtype):
     assert set(got) == {"bone", "air"}
     assert np.array_equal(got["bone"], (lab == 1) | (lab == 2)) and np.array_equal(got["air"], (lab == 3) | (lab == 4))
     assert peak < 2.5 * lab.size, (peak, lab.size)
+
+
+def test_a_second_target_reuses_the_registration_verdict_and_a_changed_input_is_judged_again(monkeypatch):
+    """Issue 20: the verdict of `displacement` is the same for every target of one case (it reads
+    the CT, the grids and the bone/air class masks only): a second call on a new label array whose
+    classes are the same (another lesion painted) returns a copy of the first verdict without
+    scoring again; a changed bone voxel, a CT value, or a moved origin is judged again, and a
+    displaced map is refused each time it is given. Oblique, flipped, anisotropic grid."""
+    from conftest import rotation
+
+    import imagio.label_registration as lr
+
+    d = rotation((0, 0, 1), 20.0) @ rotation((1, 0, 0), 10.0) @ np.diag([-1.0, 1.0, 1.0])
+    ct, lab = synthetic_torso(spacing=(2.0, 2.5, 3.0), direction=d)
+    calls = []
+    real = lr.agreement
+    monkeypatch.setattr(lr, "agreement", lambda *a, **k: calls.append(1) or real(*a, **k))
+    lr.forget_cached_registration()
+    r1 = displacement(ct, lab, classes_from_labels(lab))
+    assert len(calls) == 1 and not r1["doubtful"], r1
+    arr = lab.array.copy()
+    tumour = np.argwhere(arr == 3)[0]
+    arr[tuple(tumour)] = 2                        # another lesion's paint: not bone, not air
+    other = lab.with_array(arr)
+    r2 = displacement(ct, other, classes_from_labels(other))
+    assert len(calls) == 1 and r2 == r1 and r2 is not r1
+    r2["shift_mm"][0] = 99.0                      # a copy: the cached verdict is not edited
+    assert displacement(ct, other, classes_from_labels(other)) == r1
+    # what the verdict reads, changed: judged again
+    bone = np.argwhere(arr == 5)[0]
+    arr2 = arr.copy()
+    arr2[tuple(bone)] = 1
+    displacement(ct, lab.with_array(arr2), classes_from_labels(lab.with_array(arr2)))
+    assert len(calls) == 2
+    hu = ct.array.copy()
+    hu[tuple(bone)] += 1
+    displacement(ct.with_array(hu), lab, classes_from_labels(lab))
+    assert len(calls) == 3
+    moved = _moved(lab, (0.0, 12.0, 0.0))
+    for n in (4, 4):                              # refused the first time and the second
+        with pytest.raises(InputError, match="displaced"):
+            require_registered(ct, moved, classes_from_labels(moved), "the label map")
+        assert len(calls) == n
+    lr.forget_cached_registration()
+    assert displacement(ct, lab, classes_from_labels(lab)) == r1 and len(calls) == 5   # fresh: the same

@@ -26,6 +26,7 @@ from imagio.volume import Volume, make_ijk_to_ras, reach_box
 
 def _fresh():
     lr._PREPARED.clear()
+    lr.forget_cached_registration()
     dm._CACHE.clear()
     sk._CACHE.clear()
 

@@ -44,6 +44,7 @@ def _isin(arr, values):
 
 def _fresh():
     lr._PREPARED.clear()
+    lr.forget_cached_registration()
     dm._CACHE.clear()
     sk._CACHE.clear()
 

@@ -122,7 +122,8 @@ def _label_check_rows(ct, lab, label) -> list[dict]:
     the bone/air class masks (`label_registration.classes_from_labels`, made once for both
     checks), the orientation check (`label_orientation.check_orientation`) and the registration
     check (`label_registration.require_registered`, its point sets computed afresh as in a
-    case's first plan: the per-case memo is emptied for the call and restored after), and its
+    case's first plan: the per-case memos, point sets and verdict, are emptied for the call and
+    restored after), and its
     peak traced memory (issue 20: its facing test smoothed each class's whole box in float32)."""
     from imagio import label_registration as lr
     from imagio.label_orientation import check_orientation
@@ -133,8 +134,9 @@ def _label_check_rows(ct, lab, label) -> list[dict]:
     c0 = time.process_time()
     check_orientation(lab, "the label map", ct, classes)
     t_or = time.process_time() - c0
-    kept = dict(lr._PREPARED)
+    kept, verdicts = dict(lr._PREPARED), dict(lr._DISPLACEMENT)
     lr._PREPARED.clear()
+    lr.forget_cached_registration()
     try:
         tracemalloc.start()
         c0 = time.process_time()
@@ -145,6 +147,8 @@ def _label_check_rows(ct, lab, label) -> list[dict]:
     finally:
         lr._PREPARED.clear()
         lr._PREPARED.update(kept)
+        lr._DISPLACEMENT.clear()
+        lr._DISPLACEMENT.update(verdicts)
     return [{"name": f"{label}: of which the label map's bone/air class masks, CPU", "value": t_cls, "unit": "s"},
             {"name": f"{label}: of which the label orientation check, CPU", "value": t_or, "unit": "s"},
             {"name": f"{label}: of which the registration check (point sets not cached), CPU", "value": t_reg,

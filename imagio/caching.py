@@ -8,7 +8,8 @@ shape, dtype, strides and data address.
 
 The key does not see values written into the same array object in place after a call: code
 that edits an array in place and plans again must call the cache's ``forget`` function
-(`imagio.planning.skin.forget_cached_skin`, `imagio.planning.distance_maps.forget_cached_maps`)
+(`imagio.planning.skin.forget_cached_skin`, `imagio.planning.distance_maps.forget_cached_maps`,
+`imagio.label_registration.forget_cached_registration`)
 or pass a new array (``Volume.with_array``). Nothing in imagio edits a CT or label array in
 place after building it (the phantom paints its lesions before it returns).
 

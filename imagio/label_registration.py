@@ -12,6 +12,7 @@ HU limits are those of bone (planning_defaults ``dense_min_hu``) and of an aerat
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 
 import numpy as np
@@ -254,7 +255,7 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
     return [np.concatenate(o) if o else np.zeros(0, np.int64) for o in out]
 
 
-def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
+def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], digests: dict | None = None) -> dict:
     """Agreement of each class with the CT at shifts of the labels (RAS mm), over several point
     sets of the class (`_class_points`): "all" (the label and its shell) and one per RAS axis (the
     label's boundary across that axis: only it tells a shift along the axis). A set's agreement
@@ -276,7 +277,7 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
     data, radius, npts = [], {}, {}
     for cls, mask in classes.items():
         pts, want, sid = [], [], []
-        for sname, p, w in _prepared(grid, cls, mask):
+        for sname, p, w in _prepared(grid, cls, mask, (digests or {}).get(cls)):
             base = ct.world_to_kji(grid.kji_to_world(p.astype(float)))
             # the same points at every shift: those that stay inside the CT over the whole search.
             # Scored over the points still inside at each shift, a structure cut by the scan's end
@@ -380,14 +381,14 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]) -> dict:
 _PREPARED: dict = {}
 
 
-def _prepared(grid: Volume, cls: str, mask: np.ndarray) -> list:
+def _prepared(grid: Volume, cls: str, mask: np.ndarray, digest: tuple | None = None) -> list:
     """`_class_points` of one class, computed once per case (keyed on the grid's geometry and the
-    mask's contents, `caching.mask_digest`; the last few cases kept): the shell's distance
-    transform is the costly part, and the sarcoma biopsy, the Slicer module's re-planning or a
-    second target check the same map again."""
+    mask's contents, `caching.mask_digest`, or ``digest`` when the caller has it; the last few
+    cases kept): the shell's distance transform is the costly part, and the sarcoma biopsy, the
+    Slicer module's re-planning or a second target check the same map again."""
     from .caching import mask_digest
 
-    key = (cls, grid.ijk_to_ras.tobytes(), mask_digest(mask))
+    key = (cls, grid.ijk_to_ras.tobytes(), digest if digest is not None else mask_digest(mask))
     hit = _PREPARED.get(key)
     if hit is None:
         hit = _class_points(mask, grid, rule())
@@ -472,12 +473,39 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
     with nothing in view, ``mismatch_ratio`` is None. ``made_on``: the grid the map was made on
     when ``grid`` is its resampling onto the CT's: shifts under ``min_shift_voxels`` of its voxels
     are no evidence either (new-user trial 41 H1: the CTA's correct map stored on a 4.5 mm grid was
-    refused as displaced by 6 mm, one such voxel)."""
+    refused as displaced by 6 mm, one such voxel). Cached per case (issue 20): keyed on the CT array
+    object (`caching.array_token`: a CT edited in place needs `forget_cached_registration`), the
+    three grids and the classes' contents (`caching.mask_digest`), all the verdict reads; a second
+    target's check (another lesion painted, the same bone and air) returns a copy of it."""
+    from .caching import array_token, mask_digest
+
     cfg = rule()
     classes = {k: m for k, m in classes.items() if int(np.count_nonzero(m)) >= int(cfg["min_voxels"])}
     if not classes:
         return None
-    a = agreement(ct, grid, classes)
+    digests = {k: mask_digest(m) for k, m in classes.items()}
+    geo = [(g.shape, g.ijk_to_ras.tobytes()) if g is not None else None for g in (ct, grid, made_on)]
+    key = (array_token(ct.array), tuple(geo), tuple(sorted(digests.items())))
+    hit = _DISPLACEMENT.get(key)
+    if hit is None:
+        hit = _displacement(ct, grid, classes, made_on, cfg, digests)
+        _DISPLACEMENT.clear()   # one case
+        _DISPLACEMENT[key] = hit
+    return copy.deepcopy(hit)
+
+
+_DISPLACEMENT: dict = {}   # one case: (CT array token, grids, class digests) -> `displacement`'s verdict
+
+
+def forget_cached_registration() -> None:
+    """Drop the cached verdict of `displacement` (after editing a CT array in place, or to free it)."""
+    _DISPLACEMENT.clear()
+
+
+def _displacement(ct: Volume, grid: Volume, classes: dict, made_on: Volume | None, cfg: dict,
+                  digests: dict) -> dict:
+    """`displacement` computed (its classes of at least ``min_voxels`` voxels, their digests)."""
+    a = agreement(ct, grid, classes, digests)
     sh, sets, radius = a["shifts"], a["sets"], a["radius"]
     grids = (ct, grid) + ((made_on,) if made_on is not None else ())
     verdicts = []   # (axis or None, search mm, verdict)
