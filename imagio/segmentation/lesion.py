@@ -1793,7 +1793,7 @@ def _check_outline_leak(ct, at_g, m2, meas2, kind, radius, kw, v0: float, leaked
     if sub:
         if leaked_ml is not None:
             leaked_ml.append(max(sub))
-        return f"a check click inside it grew {max(sub):.1f} mL, and {why[0]}"
+        return f"a check click inside it grew an outline of {max(sub):.1f} mL that leaked, as {why[0]}"
     return None
 
 
