@@ -282,11 +282,14 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
             node, meas = result
             p.outputSegmentation = node
             # a click-dependent outline (other clicks gave volumes > 2-fold, or with a warning > 15 %,
-            # apart) has no one volume; one that leaked (an outline the checks grew leaked) or whose
-            # check click grew nothing gives no range as the lesion's
+            # apart) has no one volume; one that leaked (itself: leaked; an outline the checks grew:
+            # check_leaked) or whose check click grew nothing gives no range as the lesion's
             if meas.click_dependent and meas.leaked:
                 volume = _("leaked: no volume is the lesion's (outline {v:.1f} mL), see the warnings").format(
                     v=meas.volume_ml)
+            elif meas.click_dependent and meas.check_leaked:
+                volume = _("click-dependent: a check click's outline leaked, no volume is the lesion's "
+                           "(outline {v:.1f} mL), see the warnings").format(v=meas.volume_ml)
             elif meas.click_dependent and meas.volume_range_ml:
                 volume = _("click-dependent, {lo:.1f}-{hi:.1f} mL over the clicks checked").format(
                     lo=meas.volume_range_ml[0], hi=meas.volume_range_ml[1])

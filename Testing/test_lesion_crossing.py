@@ -91,7 +91,18 @@ def test_lung_pet_ct_dx_partial_outline_of_the_mass_is_flagged(shared_data):
     m, meas = segment_lesion(ct, [-50.0, -215.0, -209.0])
     if meas.volume_ml < 45.0:   # the part (the whole mass is ~59 mL)
         assert meas.click_dependent and meas.part_of_mass, meas.warnings
-        assert any("is not an intensity edge where a click" in w for w in meas.warnings), meas.warnings
+        crossing = [w for w in meas.warnings if "The border there shows no intensity edge" in w]
+        assert crossing, meas.warnings
+        # trial 63 L4: the local finding is a field beside the global edge flags
+        assert meas.crossing_edge_support is not None and meas.crossing_edge_support < EDGE_SUPPORT_MIN
+        # trial 63 L3: short flat sentences, no nested brackets, the probe's run said
+        w = crossing[0]
+        assert "The check click was grown as this outline's type in its search box" in w, w
+        depth, deepest = 0, 0
+        for ch in w:
+            depth += (ch == "(") - (ch == ")")
+            deepest = max(deepest, depth)
+        assert deepest <= 1 and max(len(x) for x in w.split(". ")) < 200 and len(w) < 900, w
         assert meas.volume_summary_ml is None
 
 

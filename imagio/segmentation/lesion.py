@@ -192,6 +192,10 @@ DEPENDS = "depends on where the click lies"
 CHECK_CLICKS = ("this click and the tool's own check clicks (not every click inside the lesion: "
                 "others may give other volumes or leak)")
 PART_OF_MASS = "the outline may hold only part of a mass"   # a lung outline smaller than its enclosed dense tissue
+# how a check click just outside the outline was grown (trial 63 L3: its figures could not be had by
+# clicking its coordinates, where a click is typed and checked on its own)
+PROBE_RUN = ("The check click was grown as this outline's type in its search box, without checks of its own: "
+             "clicked alone, it may give another result.")
 
 
 def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
@@ -1373,6 +1377,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
             return m2, meas2
     click_ml: list = list(part_ml)   # (this click's, another click's) volumes the click checks grew, mL
     leaks: list = []   # volumes (mL) of outlines grown by the click checks that leaked
+    crossing: list = []   # edge shares (0-1) of the crossings of check outlines back into this one
     if k == "soft_tissue" and _from_core is None and any(n.startswith((NO_EDGE_NOTE, CORE_NOTE + " of")) for n in notes):
         # taken without an intensity edge: the outline must be the one its own core gives
         mask, notes, thr = _check_from_core(ct, seed_g, mask, notes, thr, radius,
@@ -1402,7 +1407,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # nodules, forced and nodule-sized, are not probed again)
         notes = _check_from_outside(ct, mask, notes, k, radius,
                                     dict(organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data),
-                                    volumes=click_ml, leaks=leaks)
+                                    volumes=click_ml, leaks=leaks, thr=thr, crossing=crossing)
     for q in np.asarray(include, float).reshape(-1, 3):
         m2, _ = segment_lesion(ct, q, organ=organ, kind=k, max_radius_mm=max_radius_mm, open_mm=open_mm, _data=data)
         added_ml = float((m2 & ~mask).sum()) * ct.voxel_volume_ml
@@ -1436,6 +1441,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     p(0.9, "lesion: measurements")
     meas = measure(mask, ct, a, kind=k)
     meas.part_of_mass = any(PART_OF_MASS in n for n in notes)
+    meas.crossing_edge_support = round(min(crossing), 3) if crossing else None
     meas.threshold_hu = [round(float(v), 1) for v in thr]
     if k == "lung_nodule":
         meas.subtype = _lung_subtype(mask, a, meas.long_axis_mm, sk)
@@ -1463,6 +1469,11 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                 "placed by the model; its volume and Dice against an expert outline may be far off: check "
                 "it, give the organ mask, or outline it on MR / by hand")
     meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
+    # leaked: this outline's own leak, by the criteria a check outline is judged by (``_leaked``:
+    # the size limit, the image's edge without a border of its own, irregular); a check
+    # outline's leak is ``check_leaked`` (trial 64: STS_002's 58.4 mL outline, Dice 0.87, was
+    # called leaked for a check click's 483.8 mL)
+    meas.leaked = bool(meas.leaked or (_from_core is None and _leaked(meas)))
     p(1.0, "lesion: done")
     return mask, meas
 
@@ -1782,8 +1793,7 @@ def _check_outline_leak(ct, at_g, m2, meas2, kind, radius, kw, v0: float, leaked
     if sub:
         if leaked_ml is not None:
             leaked_ml.append(max(sub))
-        return (f"a click elsewhere inside it, as the check of a click run alone places it, grew an outline "
-                f"that leaked ({max(sub):.1f} mL: {why[0]})")
+        return f"a check click inside it grew an outline of {max(sub):.1f} mL that leaked, as {why[0]}"
     return None
 
 
@@ -1912,7 +1922,8 @@ def _leak_reason(meas: LesionMeasurements) -> str:
     return ", ".join(why)
 
 
-def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=None) -> list:
+def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=None, thr=None,
+                        crossing=None) -> list:
     """``notes`` with a warning when the lesion grown from the tissue of its own density class
     just outside ``mask`` (the outline, CT grid) holds most of it and is larger: the outline
     may hold only part of the lesion. ``volumes`` / ``leaks``: lists the volumes (mL: this
@@ -1941,7 +1952,19 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
     (that tissue's own extent is not confirmed: there a click inside it leaked, and the union,
     42.8 mL, is still not the mass): the volume is said to depend on the click, with the union
     as the top of its range (``volumes``), or, when the probe's outline leaked judged as its
-    click run alone would be (``_check_outline_leak``), as a leak, so that no range is given."""
+    click run alone would be (``_check_outline_leak``), as a leak, so that no range is given.
+    ``crossing``: a list the edge share of each such crossing is appended to
+    (``LesionMeasurements.crossing_edge_support``: the local finding beside the global
+    ``edge_support``, trial 63 L4).
+
+    ``thr``: the outline's HU band ([lower, upper], the band it was grown in). A probe whose
+    tissue lies outside it (``_probe_tissue``) is a click on another tissue, not on this
+    outline's: a leak of its outline is not this outline's (it goes to no ``leaks``; trial 64:
+    STS_002's probe at -86 HU beside an outline of 21-183 HU, in a fat-density part of the
+    sarcoma, leaked to 483.8 mL and the 58.4 mL outline, Dice 0.87, was called leaked). Its
+    warning says the outline may leave out a part of other density (``PART_OF_MASS``) and names
+    the probe's HU against the band; a crossing with no edge by such a probe whose outline leaked
+    still says the volume depends on the click (its border there is not seen)."""
     from .lesion_shell import crossing_edge, host_tissue, judge_probe, outside_probes
     from .resolution import effective_resolution_mm
 
@@ -1976,61 +1999,107 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
                                   2.0 * CLICK_BALL_MM, ROSE_CNR, (SHELL_MIN_HU, BONE_CLICK_HU), NOISE_FLOOR_HU)
             if share is not None and share < EDGE_SUPPORT_MIN:
                 verdict = "crossed"
+                if crossing is not None:
+                    crossing.append(share)
         if verdict in ("part", "leaked", "crossed"):
-            parts.append((v1, at, q, m2, meas2, verdict, share))
+            parts.append((v1, at, q, m2, meas2, verdict, share, _probe_tissue(ct, q, thr)))
     best = None
-    for v1, at, q, m2, meas2, verdict, share in sorted(parts, key=lambda t: -t[0]):
+    for v1, at, q, m2, meas2, verdict, share, (tissue, same) in sorted(parts, key=lambda t: -t[0]):
         # every leaked probe is said; the largest part that did not leak, judged as its click run
-        # alone would be (its own interior probe too: ``_check_outline_leak``), is the range's top
+        # alone would be (its own interior probe too: ``_check_outline_leak``), is the range's top.
+        # A probe on tissue outside this outline's HU band is not a click on this outline's tissue:
+        # its leak is that tissue's, not this outline's (no ``leaks``: trial 64, STS_002)
+        where = f"A check click just outside it (R,A,S = {at} mm) lies on {tissue}"
         if verdict == "crossed":
             leaked_ml: list = []   # the outline that leaked: the probe's, or a click's inside it
             why = _check_outline_leak(ct, q, m2, meas2, kind, radius, kw, v0, leaked_ml)
             vu = float((m2 | mask).sum()) * v
-            crossed = (f"its border is not an intensity edge where a click in the tissue of its density just "
-                       f"outside it (R,A,S = {at} mm) grew an outline ({v1:.1f} mL) back across it "
-                       f"({100 * float((m2 & mask).sum()) / max(float(m2.sum()), 1.0):.0f} % of that outline lies "
-                       f"inside this one; the step across the border reaches a contrast-to-noise ratio of "
-                       f"{ROSE_CNR:g}, Rose's criterion of a visible edge, along {100 * share:.0f} % of the crossing)")
+            crossed = (f"{where}. Its outline ({v1:.1f} mL) crosses this outline's border: "
+                       f"{100 * float((m2 & mask).sum()) / max(float(m2.sum()), 1.0):.0f} % of it lies inside. "
+                       f"The border there shows no intensity edge: Rose's contrast-to-noise ratio of {ROSE_CNR:g} "
+                       f"is reached along {100 * share:.0f} % of the crossing (crossing_edge_support). {PROBE_RUN}")
             if why:
-                if leaks is not None:
+                if leaks is not None and same:
                     leaks += leaked_ml
                 notes = notes + [
-                    f"{PART_OF_MASS} (or of the lesion): {crossed}, and that outline leaked ({why}): the lesion "
-                    f"is not told from that tissue, so this outline ({v0:.1f} mL) may hold only part of it; "
-                    "check it on the images, add a click there (--add) or outline it by hand"]
+                    f"{PART_OF_MASS}. {crossed} That check outline leaked: {why}. "
+                    + ("The lesion is not told from that tissue; " if same else
+                       f"That leak is of the other tissue, not of this outline, yet the border is not seen there: "
+                       f"the volume {DEPENDS}; ")
+                    + f"this outline ({v0:.1f} mL) may hold only part of it. Check it on the images, "
+                    "add a click there (--add) or outline it by hand."]
                 continue
             if volumes is not None:
                 volumes += [v0, vu]
-            depends = f"the volume {DEPENDS}: " if vu > CLICK_VOLUME_SPREAD * v0 else ""
+            sizes = f"with that outline it is {vu:.1f} mL, without it {v0:.1f} mL."
+            sizes = f"The volume {DEPENDS}: {sizes}" if vu > CLICK_VOLUME_SPREAD * v0 else sizes[0].upper() + sizes[1:]
             notes = notes + [
-                f"{PART_OF_MASS} (or of the lesion): {crossed}; {depends}with that outline it is {vu:.1f} mL "
-                f"against {v0:.1f} mL; check on the images which is the lesion, add a click there (--add) or "
-                "remove what is not (--remove)"]
+                f"{PART_OF_MASS}. {crossed} {sizes} Check on the images which is the lesion; add a click there "
+                "(--add) or remove what is not (--remove)."]
             continue
         if verdict == "part" and best is not None:
             continue
         why = _leak_reason(meas2) if verdict == "leaked" else _check_outline_leak(ct, q, m2, meas2, kind,
                                                                                   radius, kw, v0)
+        if why and not same:
+            # another tissue beside (or within) the lesion grew an outline over this one that leaked:
+            # this outline may leave out a part of the lesion of other density; its own border is
+            # not in question (the check clicks on its own tissue judge that)
+            notes = notes + [
+                f"{PART_OF_MASS}. {where}. Grown from there, an outline held this one and "
+                f"leaked ({v1:.1f} mL): {why}. That leak is of the other tissue, not of this outline "
+                f"({v0:.1f} mL). {PROBE_RUN} Check on the images whether that tissue is part of the lesion; "
+                "if so add it (--add) or outline it by hand."]
+            continue
         if why:
             if leaks is not None:
                 leaks.append(v1)
             notes = notes + [
-                f"a click in the tissue of this outline's density just outside it (R,A,S = {at} mm) grew an "
-                f"outline that holds this one and leaked ({v1:.1f} mL: {why}): the lesion is not "
-                f"told from that tissue, so this outline ({v0:.1f} mL) may hold only part of it or none of its "
-                "border; check it on the images, give the organ mask, or outline it by hand"]
+                f"{where}. Grown from there, an outline held this one and leaked ({v1:.1f} mL): {why}. "
+                f"The lesion is not told from that tissue, so this outline ({v0:.1f} mL) may hold only part of "
+                f"it or none of its border. {PROBE_RUN} Check it on the images, give the organ mask, or outline "
+                "it by hand."]
             continue
-        best = (v1, at, float((m2 & mask).sum()) * v, float((m2 & ~mask).sum()) * v)
+        best = (v1, at, float((m2 & mask).sum()) * v, float((m2 & ~mask).sum()) * v, where)
     if best is not None:
-        v1, at, held, added = best
+        v1, at, held, added, where = best
         if volumes is not None:
             volumes += [v0, v1]
         notes = notes + [
-            f"{PART_OF_MASS} (or of the lesion): a click in the tissue of its density just outside it "
-            f"(R,A,S = {at} mm) grows {v1:.1f} mL holding {100 * held / max(v0, 1e-9):.0f} % of this "
-            f"outline ({v0:.1f} mL), {added:.1f} mL more tissue contiguous with it; check on the images which "
-            "is the lesion, add a click there (--add) or remove what is not (--remove)"]
+            f"{PART_OF_MASS}. {where}. Grown from there, {v1:.1f} mL holds "
+            f"{100 * held / max(v0, 1e-9):.0f} % of this outline ({v0:.1f} mL) and {added:.1f} mL more tissue "
+            f"contiguous with it. {PROBE_RUN} Check on the images which is the lesion; add a click there (--add) "
+            "or remove what is not (--remove)."]
     return notes
+
+
+def _probe_tissue(ct, q, thr) -> tuple:
+    """(words, same) for the tissue a check click at the voxel ``q`` ([k, j, i]) lies on, against
+    the outline's HU band ``thr`` ([lower, upper] HU, the band the model grew it in; None: not
+    judged, taken as the same tissue). Its HU is the median of the CT within ``CLICK_BALL_MM``
+    of it (the ball a click's statistics come from, the smallest measurable lesion's radius:
+    single voxels are noisy, and a fat speck under the click is not the tissue it samples);
+    ``same`` is True when that lies inside the band. The words name the voxel's own HU too (what
+    a viewer shows there). ``ct``: Volume (HU); ``q``: indices on its grid.
+
+    Why: the check clicks test whether the result is stable to where the user clicks within the
+    same tissue (issue 14; seeded region growing depends on its seeds, Adams & Bischof, IEEE PAMI
+    1994). A check click on tissue the outline's own band leaves out is a click on another tissue
+    (new-user trial 64: STS_002's probe at -86 HU beside an outline of 21-183 HU, a fat-density
+    part of the sarcoma): what it grows says whether that tissue belongs to the lesion, not
+    whether this outline leaked, and the words must say which it is."""
+    sk = np.asarray(ct.spacing_kji, float)
+    q = tuple(int(x) for x in q)
+    hu = float(np.median(_ball_values(ct.array, q, sk, CLICK_BALL_MM)))
+    tissue = f"a {float(ct.array[q]):.0f} HU voxel in tissue of {hu:.0f} HU (median within {CLICK_BALL_MM:g} mm)"
+    if thr is None:
+        return tissue, True
+    lo, hi = float(thr[0]), float(thr[1])
+    same = lo <= hu <= hi
+    band = f"this outline's band of {lo:.0f} to {hi:.0f} HU"
+    return ((f"{tissue}, inside {band}" if same else
+             f"{tissue}, outside {band}: another tissue, such as a part of the mass of other density or the "
+             "tissue around it"), same)
 
 
 def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit: bool = False) -> None:
@@ -2055,8 +2124,11 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     as their clicks run alone would be: ``_check_outline_leak``): they never bound the range,
     and the outlines that did not leak cannot bound it either (the lesion's border is not found
     from a click: one larger outline leaked), so no range is given; the outline is marked
-    ``leaked`` and ``click_dependent`` (no single volume is the lesion's) and the warning says it
-    leaked (new-user trial: '162.1-1051.0 mL', the 1051 mL outline 3 % inside the reader boxes).
+    ``check_leaked`` and ``click_dependent`` (no single volume is the lesion's) and the warning says
+    a check click's outline leaked (new-user trial: '162.1-1051.0 mL', the 1051 mL outline 3 % inside
+    the reader boxes). ``leaked`` is this outline's own (trial 64: a check outline's leak marked a
+    58.4 mL outline of STS_002, Dice 0.87, leaked): ``own_limit`` here, the rest of ``_leaked`` in
+    ``segment_lesion``.
     A check click that grew no lesion (volume 0: nothing, or less than its own statistics ball,
     ``_probe_ball_ml``) gives no bottom of a range either: no range, ``click_dependent``, and
     the warning says the volume is not found from a click (new-user trial: '0.1-7.5 mL' for a
@@ -2066,7 +2138,8 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     58: a 628 mL outline at the size limit was given as the bottom of a range, and an --add to a
     size-limited outline made its 982 mL a firm volume)."""
     v = [float(x) for x in volumes]
-    meas.leaked = bool(len(leaks)) or own_limit
+    meas.leaked = own_limit   # this outline's own leak (segment_lesion adds ``_leaked``'s other criteria)
+    meas.check_leaked = bool(len(leaks))
     # the range of the outlines the checks grew; the outline written is in it unless the user
     # edited it after the checks (trial 58 M2: the range before the edit held the edited volume)
     if len(v) >= 2 and not edited:
@@ -2084,15 +2157,15 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
         if edited:
             meas.volume_range_before_edit_ml = rng
         return
-    if meas.leaked and not edited:
+    if meas.check_leaked and not edited:
         meas.click_dependent = True
-        notes.append(f"leaked: an outline grown by the click checks leaked ({leaked_ml} mL) "
-                     "instead of following the lesion, so its border is not found from a click and no volume or "
-                     f"range is the lesion's; the outline written is this click's ({meas.volume_ml:.1f} mL), itself "
-                     "possibly leaked or only part of the lesion: check it on the images, correct it (--add, --remove) "
-                     "or outline it by hand")
+        notes.append(f"click-dependent outline: a check click's outline leaked ({leaked_ml} mL) instead of "
+                     "following the lesion. So the lesion's border is not found from a click, and no volume or "
+                     f"range is given. The outline written is this click's ({meas.volume_ml:.1f} mL); it may hold "
+                     "only part of the lesion or more. Check it on the images, correct it (--add, --remove) or "
+                     "outline it by hand.")
         return
-    if meas.leaked:
+    if meas.check_leaked:
         notes.append(f"before the --add/--remove points edited it, an outline grown by the click checks leaked "
                      f"({leaked_ml} mL); the edited outline's volume "
                      f"({meas.volume_ml:.1f} mL) is given: check the edit on the images")

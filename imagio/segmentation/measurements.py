@@ -93,12 +93,21 @@ class LesionMeasurements:
     # outline before the edit is kept here (and volume_range_ml is None), not given as the edited one's
     volume_range_before_edit_ml: list | None = None
     click_dependent: bool = False  # those volumes lie more than click_dependent_ratio (lesion.json) apart
-    # an outline grown from a click inside this lesion, or from the tissue of its kind just outside it,
-    # leaked (reached the size limit, or lies mostly outside the lesion's lung envelope): its volume
-    # is no bound of the lesion's, so it is left out of volume_range_ml and the warning says 'leaked'
+    # this outline leaked: it reached the size limit, touches the image's edge without a border of its
+    # own (edge_size_unreliable) or is irregular (the criteria check outlines are judged by, lesion._leaked)
     leaked: bool = False
+    # an outline grown from a check click on this outline's own tissue (inside it, or just outside it
+    # in tissue whose median lies within its HU band, threshold_hu) leaked: the lesion's border is not
+    # found from a click, so click_dependent is set and no volume or range is given. A check click on
+    # tissue outside that band is on another tissue: its leak is said in a part_of_mass warning (trial 64)
+    check_leaked: bool = False
     lung_context: float | None = None  # lung kind, when judged: share of the 1-4 mm shell that is aerated lung
     part_of_mass: bool = False  # lung: the outline is much smaller than the dense tissue the lung encloses around it
+    # a local edge measure beside the global ones (edge_support, no_intensity_edge: the whole border):
+    # the lowest share (0-1), over the check clicks just outside the outline whose outlines crossed its
+    # border back into it, of the crossed stretch where the CT shows an intensity edge (Rose's
+    # contrast-to-noise ratio, lesion.json rose_cnr); None when no check outline crossed it (trial 63 L4)
+    crossing_edge_support: float | None = None
     fat_density: bool = False  # solid kind whose tissue (air left out) has fat's mean density (may have grown into fat)
     # lung lesions: the partial-volume-corrected volume (mL, module docstring), None when not computed
     volume_pv_ml: float | None = None
