@@ -125,7 +125,7 @@ from scipy import ndimage
 from ..errors import ImagioError, InputError
 from ..volume import Volume
 from .measurements import LesionMeasurements, measure, partial_volume_ml  # noqa: F401 (public here too)
-from .common import (GAS_MEDIAN_HU, LUNG_HU, anatomical_axes, as_progress, ball, check_ct,
+from .common import (GAS_MEDIAN_HU, LUNG_HU, _mask_box, anatomical_axes, as_progress, ball, bbox_slices, check_ct,
                      components, fill_holes_3d, fill_holes_per_slice, label_medians, open_mm)
 
 # every threshold, with its source: imagio/data/lesion.json
@@ -195,17 +195,32 @@ PART_OF_MASS = "the outline may hold only part of a mass"   # a lung outline sma
 
 
 def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
-    """Component of ``mask`` containing ``seed``, or the one nearest to it (within ``within_mm``)."""
-    lab, n, _ = components(mask, connectivity=6)
+    """Component of ``mask`` containing ``seed``, or the one nearest to it (within ``within_mm``).
+
+    Labelled on the box of the mask and the seed (every component and every labelled voxel
+    lies in it, and each line of the box holds every labelled voxel of the array's line through
+    it: the same component, and the same nearest voxel from scipy's distance transform; issue
+    20: the lesion tool's regions fill a fraction of their boxes)."""
+    out = np.zeros(np.shape(mask), bool)
+    mbox = _mask_box(np.ascontiguousarray(mask, dtype=bool)) if np.ndim(mask) == 3 else None
+    if mbox is None:
+        if np.ndim(mask) == 3:
+            return out
+        mbox = tuple(slice(0, n) for n in np.shape(mask))
+    box = tuple(slice(min(b.start, int(q)), max(b.stop, int(q) + 1)) for b, q in zip(mbox, seed))
+    lo = [b.start for b in box]
+    sd = tuple(int(q) - l for q, l in zip(seed, lo))
+    lab, n, _ = components(mask[box], connectivity=6)
     if n == 0:
-        return np.zeros_like(mask)
-    v = lab[seed]
+        return out
+    v = lab[sd]
     if v == 0:
         dist, ind = ndimage.distance_transform_edt(lab == 0, sampling=spacing, return_indices=True)
-        if dist[seed] > within_mm:
-            return np.zeros_like(mask)
-        v = lab[tuple(ind[:, seed[0], seed[1], seed[2]])]
-    return lab == v
+        if dist[sd] > within_mm:
+            return out
+        v = lab[tuple(ind[:, sd[0], sd[1], sd[2]])]
+    out[box] = lab == v
+    return out
 
 
 def _edt(m, sk):
@@ -282,7 +297,11 @@ def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split: bool = 
     struct = np.zeros((3, 3, 3), bool)
     for ax in np.flatnonzero(sp < GIVEBACK_MAX_SPACING_RATIO * sp.min()):
         struct[tuple(slice(None) if d == ax else 1 for d in range(3))] = True
-    out = op | (ndimage.binary_dilation(op, structure=struct) & m)
+    # on op's box grown by the structure's one voxel (nothing beyond it is dilated into)
+    out = op.copy()
+    box = bbox_slices(op)
+    if box is not None:
+        out[box] |= ndimage.binary_dilation(op[box], structure=struct) & m[box]
     return out
 
 
@@ -732,8 +751,6 @@ def _edge_at_half_contrast(r, core, roi, sm2, allowed, seed, sk, floor, s):
     Elsewhere (no measurable contrast: a sarcoma against muscle) the region's border stands.
     ``sm2``: ``roi`` denoised at ``STAT_SIGMA_MM`` (computed once by the caller). ``floor``: the noise floor on the denoised image (scaled to the lightly smoothed one)."""
     from scipy.special import ndtri
-
-    from .common import bbox_slices
 
     band_mm = 3.0 * STAT_SIGMA_MM
     skf = np.asarray(sk, float)
