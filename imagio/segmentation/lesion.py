@@ -117,6 +117,7 @@ Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022,
 from __future__ import annotations
 
 import json
+import weakref
 from importlib import resources
 
 import numpy as np
@@ -635,6 +636,31 @@ def _ball_values(img, seed, sk, radius_mm, within=None):
     return img[tuple(bk.T)]
 
 
+def _smoothed(roi: np.ndarray, sigma_mm: float, sk) -> np.ndarray:
+    """``ndimage.gaussian_filter(roi, sigma_mm / sk)`` (float32 like ``roi``, read-only), kept
+    for the last `SMOOTH_CACHE` (roi, sigma, spacing): the tool smooths the same box again for
+    each model and probe (`_soft_lesion`, `_soft_statistical`, `_whole_around_part`, the
+    half-contrast edge; issue 20: 57 filters per demo, half of them repeats). Keyed on the
+    array object itself (a weak reference: a new box is never taken for a freed one); the
+    boxes are never written, and the result is read-only so that no caller can change it."""
+    key = (id(roi), float(sigma_mm), tuple(float(v) for v in sk))
+    hit = _SMOOTH.get(key)
+    if hit is not None and hit[0]() is roi:
+        return hit[1]
+    sm = ndimage.gaussian_filter(roi, sigma_mm / np.asarray(sk, float))
+    sm.setflags(write=False)
+    for k in [k for k, v in _SMOOTH.items() if v[0]() is None]:
+        del _SMOOTH[k]
+    while len(_SMOOTH) >= SMOOTH_CACHE:
+        del _SMOOTH[next(iter(_SMOOTH))]
+    _SMOOTH[key] = (weakref.ref(roi), sm)
+    return sm
+
+
+SMOOTH_CACHE = 4
+_SMOOTH: dict = {}
+
+
 def _robust(values, floor):
     """(median, robust SD = 1.4826 MAD, at least ``floor``)."""
     m = float(np.median(values))
@@ -666,7 +692,7 @@ def _soft_statistical(roi, seed, org, sk, open_min, s_axis):
     haemorrhage) closed by ``CLOSE_FRACTION`` of its inscribed radius, holes filled."""
     from .common import close_mm
 
-    sm = ndimage.gaussian_filter(roi, STAT_SIGMA_MM / np.asarray(sk, float))
+    sm = _smoothed(roi, STAT_SIGMA_MM, sk)
     allowed = (roi > FAT_MAX_HU) & (roi < BONE_CLICK_HU)
     if org is not None:
         allowed &= org
@@ -759,8 +785,7 @@ def _edge_at_half_contrast(r, core, roi, sm2, allowed, seed, sk, floor, s):
     # axis (a voxel beyond is farther along that axis alone). The box holds every feature of
     # both distance transforms (r's voxels, the outer shell's), and each line of the box every
     # feature of the array's line through it, so the distances and nearest voxels are scipy's
-    # own on the whole box, value for value; the smoothing reads its kernel's reach beyond the
-    # box (or the same array edge). Issue 20: the regions fill a sixth of their boxes.
+    # own on the whole box, value for value. Issue 20: the regions fill a sixth of their boxes.
     box = bbox_slices(r, band_mm + SHELL_MM[0], skf)
     if box is None:   # an empty region: the whole array, as scipy reads a map with no feature
         box = tuple(slice(0, n) for n in r.shape)
@@ -770,11 +795,7 @@ def _edge_at_half_contrast(r, core, roi, sm2, allowed, seed, sk, floor, s):
     band = (d_out > 0) & (d_out <= band_mm) & allowed[box]
     if not (outer.any() and band.any() and core.any()):
         return r
-    sig = SMOOTH_SIGMA_MM / skf
-    reach_vox = [int(4.0 * float(g) + 0.5) for g in sig]   # gaussian_filter's truncate=4 radius
-    gbox = tuple(slice(max(b.start - h, 0), min(b.stop + h, n)) for b, h, n in zip(box, reach_vox, r.shape))
-    inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, gbox))
-    sm1 = ndimage.gaussian_filter(roi[gbox], sig)[inner]
+    sm1 = _smoothed(roi, SMOOTH_SIGMA_MM, sk)[box]   # the whole box's (the soft-tissue rule's)
     floor1 = floor * _smoothed_noise_floor(1.0, SMOOTH_SIGMA_MM, sk) / _smoothed_noise_floor(1.0, STAT_SIGMA_MM, sk)
     m1, s1 = _robust(sm1[core[box]], floor1)
     # the tissue beyond each band voxel: the outer-shell voxel nearest to it
@@ -870,7 +891,7 @@ def _with_cavities(r: np.ndarray, roi: np.ndarray, s_axis) -> np.ndarray:
 
 def _soft_lesion(roi, seed, m0, sd0, org, sk, open_min, s_axis, final=()):
     """(region, [lower, upper] HU, subtype) of a soft-tissue lesion (liver or soft-tissue tumour)."""
-    sm = ndimage.gaussian_filter(roi, SMOOTH_SIGMA_MM / np.asarray(sk, float))
+    sm = _smoothed(roi, SMOOTH_SIGMA_MM, sk)
     ms, sds = _click_stats(sm, seed, sk)
     allowed = (roi > FAT_MAX_HU) & (roi < BONE_CLICK_HU)
     if org is not None:
@@ -983,7 +1004,7 @@ def _whole_around_part(roi, region, org, sk, open_min, s_axis, final, edged_core
     a 0.45 mm shift of the grid)."""
     if not region.any() or any(f not in final for f in _touched_faces(region)):
         return None  # the caller grows the box first
-    sm = ndimage.gaussian_filter(roi, SMOOTH_SIGMA_MM / np.asarray(sk, float))
+    sm = _smoothed(roi, SMOOTH_SIGMA_MM, sk)
     allowed = (roi > FAT_MAX_HU) & (roi < BONE_CLICK_HU)
     if org is not None:
         allowed &= org
