@@ -226,3 +226,24 @@ def test_lesion_tool_same_as_whole_array(monkeypatch, oblique):
     assert m_new.sum() > 0
     assert np.array_equal(m_new, m_ref)
     assert repr(vars(meas_new)) == repr(vars(meas_ref))
+
+
+def test_smoothed_box_is_reused_and_let_go():
+    """`lesion._smoothed` gives scipy's Gaussian, the same array again for the same box, a new
+    one for an equal copy, and holds nothing once the box is freed."""
+    import gc
+
+    rng = np.random.default_rng(9)
+    roi = rng.normal(0, 10, (30, 40, 50)).astype(np.float32)
+    sk = (2.0, 1.2, 1.5)
+    a = L._smoothed(roi, L.SMOOTH_SIGMA_MM, sk)
+    assert np.array_equal(a, ndimage.gaussian_filter(roi, L.SMOOTH_SIGMA_MM / np.asarray(sk)))
+    assert L._smoothed(roi, L.SMOOTH_SIGMA_MM, sk) is a
+    assert not a.flags.writeable
+    other = roi.copy()
+    b = L._smoothed(other, L.SMOOTH_SIGMA_MM, sk)
+    assert b is not a and np.array_equal(a, b)
+    n = len(L._SMOOTH)
+    del roi, other
+    gc.collect()
+    assert len(L._SMOOTH) == n - 2

@@ -641,7 +641,8 @@ def _smoothed(roi: np.ndarray, sigma_mm: float, sk) -> np.ndarray:
     for the last `SMOOTH_CACHE` (roi, sigma, spacing): the tool smooths the same box again for
     each model and probe (`_soft_lesion`, `_soft_statistical`, `_whole_around_part`, the
     half-contrast edge; issue 20: 57 filters per demo, half of them repeats). Keyed on the
-    array object itself (a weak reference: a new box is never taken for a freed one); the
+    array object itself (a weak reference: a new box is never taken for a freed one), and an
+    entry is dropped when its box is freed (nothing is held after the tool returns); the
     boxes are never written, and the result is read-only so that no caller can change it."""
     key = (id(roi), float(sigma_mm), tuple(float(v) for v in sk))
     hit = _SMOOTH.get(key)
@@ -649,12 +650,17 @@ def _smoothed(roi: np.ndarray, sigma_mm: float, sk) -> np.ndarray:
         return hit[1]
     sm = ndimage.gaussian_filter(roi, sigma_mm / np.asarray(sk, float))
     sm.setflags(write=False)
-    for k in [k for k, v in _SMOOTH.items() if v[0]() is None]:
-        del _SMOOTH[k]
     while len(_SMOOTH) >= SMOOTH_CACHE:
         del _SMOOTH[next(iter(_SMOOTH))]
-    _SMOOTH[key] = (weakref.ref(roi), sm)
+    _SMOOTH[key] = entry = (weakref.ref(roi), sm)
+    weakref.finalize(roi, _forget_smoothed, key, entry)
     return sm
+
+
+def _forget_smoothed(key, entry) -> None:
+    """Drop ``entry`` of `_smoothed` (its box was freed), unless another took its key."""
+    if _SMOOTH.get(key) is entry:
+        del _SMOOTH[key]
 
 
 SMOOTH_CACHE = 4
