@@ -26,6 +26,8 @@ Masks: bool [k, j, i]; spacing_kji: mm per voxel along k, j, i; radii in mm.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 SLAB_VOXELS = 1 << 24   # output voxels per slab along k (bounds the unpacked temporaries)
@@ -35,7 +37,19 @@ def ball_offsets(radius_mm: float, spacing_kji) -> dict:
     """{(d_k, d_j): n} for the offsets (voxels) whose ``edt`` distance is <= ``radius_mm``:
     the ball's rows |d_i| <= n (see module doc). The distances are ``edt``'s own arithmetic
     (one background voxel at the centre of a block, same anisotropy). Raises ValueError for
-    a negative or non-finite radius or spacing."""
+    a negative or non-finite radius or spacing. The rows of the last `BALL_CACHE` (radius,
+    spacing) pairs are kept (issue 20: the demo's segmentation asks for 360 balls, most of them
+    again); a new dict is returned each time."""
+    sp = tuple(float(s) for s in np.asarray(spacing_kji, float).reshape(-1))
+    return dict(_ball_rows(float(radius_mm), sp))
+
+
+BALL_CACHE = 256
+
+
+@functools.lru_cache(maxsize=BALL_CACHE)
+def _ball_rows(radius_mm: float, spacing_kji: tuple) -> tuple:
+    """`ball_offsets`' rows as a tuple of ((d_k, d_j), n) (immutable: cached)."""
     import edt
 
     sp = np.asarray(spacing_kji, float)
@@ -55,7 +69,7 @@ def ball_offsets(radius_mm: float, spacing_kji) -> dict:
         if not (line[-1] - line[0] == len(line) - 1 and line[-1] == h[2] + n):   # contiguous, symmetric
             raise AssertionError("edt distances not monotonic along i")
         rows[(int(dk - h[0]), int(dj - h[1]))] = n
-    return rows
+    return tuple(rows.items())
 
 
 def _runs_i(m: np.ndarray, lens, erode: bool) -> dict:
