@@ -196,8 +196,9 @@ def _bench_outside(label, prob, table, sel) -> list[dict]:
     """The needle part outside the skin against another body part (`findings.outside_clearance`,
     trial 61 M2) per click (one path, refined: what the live re-score adds) and per plan (every
     feasible path, coarse: what the ranking adds); baseline: the axis-only check it extends
-    (`findings.tissue_outside_skin`), on the same paths in the same run."""
-    from imagio.planning.findings import outside_clearance, tissue_outside_skin
+    (`findings.tissue_outside_skin`), on the same paths in the same run; then the couch top
+    (`findings.couch_clearance`) against the same baseline."""
+    from imagio.planning.findings import couch_clearance, outside_clearance, tissue_outside_skin
 
     e, t, L = table.entry_ras, table.target_ras, table.length_mm
 
@@ -211,39 +212,30 @@ def _bench_outside(label, prob, table, sel) -> list[dict]:
     click, click0 = per_click(outside_clearance, refine=True), per_click(tissue_outside_skin)
     feas = np.flatnonzero(table.feasible)
     t0 = time.perf_counter()
-    near = outside_clearance(prob, e[feas], t[feas], L[feas], refine=False)[0]
-    t_all = time.perf_counter() - t0
-    t0 = time.perf_counter()
     tissue_outside_skin(prob, e[feas], t[feas], L[feas])
     t_all0 = time.perf_counter() - t0
-    return [
-        {"name": f"{label}: outside-skin clearance per click (baseline: axis only)", "value": 1000 * click,
-         "unit": "ms", "baseline": 1000 * click0, "ratio": click0 / click},
-        {"name": f"{label}: outside-skin clearance, {len(feas)} feasible paths (baseline: axis)", "value": t_all,
-         "unit": "s", "baseline": t_all0, "ratio": t_all0 / max(t_all, 1e-9)},
-        {"name": f"{label}: feasible paths near tissue outside the skin", "value": int(np.isfinite(near).sum()),
-         "unit": "paths"},
-        *_bench_couch(label, prob, table, sel, per_click, click0, t_all0),
-    ]
+    return [*_clearance_rows(label, "outside-skin clearance", "tissue outside the skin", outside_clearance, prob,
+                             table, click, click0, t_all0, refine=False),
+            *_clearance_rows(label, "couch clearance", "the couch top", couch_clearance, prob, table,
+                             per_click(couch_clearance), click0, t_all0)]
 
 
-def _bench_couch(label, prob, table, sel, per_click, click0, t_all0) -> list[dict]:
-    """The needle part outside the skin and its hub against the couch top (`findings.couch_clearance`)
-    per click and per plan (every feasible path); baseline: the axis-only outside check (as above)."""
-    from imagio.planning.findings import couch_clearance
-
-    e, t, L = table.entry_ras, table.target_ras, table.length_mm
-    click = per_click(couch_clearance)
+def _clearance_rows(label, what, near_what, fn, prob, table, click, click0, t_all0, **kw) -> list[dict]:
+    """Rows of one clearance check ``fn`` (`findings.outside_clearance` or `findings.couch_clearance`):
+    per click (``click`` s, measured by the caller) and per plan (every feasible path, timed here), each
+    against the axis-only outside check (``click0``, ``t_all0`` s), and how many feasible paths it
+    finds near ``near_what``."""
     feas = np.flatnonzero(table.feasible)
     t0 = time.perf_counter()
-    near = couch_clearance(prob, e[feas], t[feas], L[feas])[0]
+    near = fn(prob, table.entry_ras[feas], table.target_ras[feas], table.length_mm[feas], **kw)[0]
     t_all = time.perf_counter() - t0
     return [
-        {"name": f"{label}: couch clearance per click (baseline: axis-only outside check)", "value": 1000 * click,
+        {"name": f"{label}: {what} per click (baseline: axis-only outside check)", "value": 1000 * click,
          "unit": "ms", "baseline": 1000 * click0, "ratio": click0 / click},
-        {"name": f"{label}: couch clearance, {len(feas)} feasible paths (baseline: axis)", "value": t_all,
+        {"name": f"{label}: {what}, {len(feas)} feasible paths (baseline: axis)", "value": t_all,
          "unit": "s", "baseline": t_all0, "ratio": t_all0 / max(t_all, 1e-9)},
-        {"name": f"{label}: feasible paths near the couch top", "value": int(np.isfinite(near).sum()), "unit": "paths"},
+        {"name": f"{label}: feasible paths near {near_what}", "value": int(np.isfinite(near).sum()),
+         "unit": "paths"},
     ]
 
 
