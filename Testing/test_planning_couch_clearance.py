@@ -180,3 +180,28 @@ def test_plan_warns_proposals_whose_hub_reaches_the_couch(grid):
     js = res.to_dict()["proposals"]
     assert [p["couch_clearance"] is not None for p in js] == warned
     assert ["couch_clearance" in p["findings_ranked_last"] for p in js] == warned
+
+
+@pytest.mark.parametrize("position", ["right_lateral", "prone"])
+def test_no_couch_under_the_patient_in_the_planned_position_is_not_judged_and_said(position):
+    """Trial 65 H1: a supine scan planned lying on a side (or prone) has no couch under the patient
+    in that position; the couch search then took the first object along the table direction beside
+    the patient (here the supine couch's far rim) for the couch top, and every proposal read "the
+    hub reaches the couch top" at 0 mm although its needle runs far above the couch (the test's own
+    distance: none within clearance) while the plan also said the table was not found. Now the
+    clearance is not judged there and the plan says so; with the table-side rule off it says so too
+    (trial 65 M1: plan.json read as clear while every needle crossed the couch)."""
+    from imagio.planning.findings import couch_clearance
+    from imagio.planning.planner import table_warnings
+    from imagio.planning.table import locate_table_cached
+
+    ct, lab, couch = _scene("axial")
+    problem = PlanningProblem.build(ct, lab, "liver_tumor", constraints=Constraints(patient_position=position))
+    assert not locate_table_cached(problem, problem.constraints.table_direction).located
+    for e, t in (_path(10.0, 85.0), (_entry(5.0), _entry(5.0) - np.array([80.0, 0.0, 0.0]))):
+        length = float(np.linalg.norm(e - t))
+        assert _own(problem, couch, e, t, length) == np.inf          # far from the couch
+        assert couch_clearance(problem, e[None], t[None], [length])[0][0] == np.inf
+    assert any("not checked" in w for w in table_warnings(problem)), table_warnings(problem)
+    off = PlanningProblem.build(ct, lab, "liver_tumor", constraints=Constraints(disabled_rules=("table_side",)))
+    assert any("couch" in w and "check on the images" in w for w in table_warnings(off)), table_warnings(off)

@@ -489,8 +489,10 @@ def couch_clearance(problem, entry_ras, target_ras, length_mm,
     the couch), where a flat surface at that depth crosses the probe's radius (the radius when
     the probe does not descend). Less half the smallest voxel side (the planner's convention:
     the surface is a voxel centre), floored at 0; reported where under the clearance there.
-    Returns per path (n,): the nearest such distance mm (inf: clear, or the table-side rule is
-    off: ``table_side`` disabled or ``table_exclusion_deg`` 0, or no skin model), mm past the
+    Returns per path (n,): the nearest such distance mm (inf: clear, or not judged: the
+    table-side rule is off, ``table_side`` disabled or ``table_exclusion_deg`` 0, no table was
+    found under the patient, ``TableSurface.located`` False, or no skin model; the plan's
+    warnings say so, `planner.table_warnings`), mm past the
     entry where it is (nan; the first of equal distances), whether along the hub (bool).
     Vectorised over paths, samples and probes (`ProbeCylinders`, chunks of about
     ``chunk_samples`` points)."""
@@ -504,6 +506,12 @@ def couch_clearance(problem, entry_ras, target_ras, length_mm,
     from .table import locate_table_cached
 
     surf = locate_table_cached(problem, c.table_direction)
+    if not surf.located:
+        # no couch under the patient in this position: the surface would be whatever lies first
+        # along the table direction beside the patient (trial 65 H1: in a lateral position the rims
+        # of the scan's own supine couch, every proposal flagged 0 mm); `planner.table_warnings`
+        # says the clearance from the table was not checked
+        return dist, at, hub
     d = np.asarray(surf.direction, float)
     half = 0.5 * float(min(problem.ct.spacing))
     rest = np.maximum(ndl.length_mm - np.asarray(length_mm, float).reshape(-1), 0.0)

@@ -496,11 +496,15 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def table_warnings(problem: PlanningProblem) -> list[str]:
-    """The warning that the hub's clearance from the table was not checked, when the table-side
-    rule applies and no table was found under the patient (`table.locate_table`)."""
+    """The warning that the hub's clearance from the table was not checked: when the table-side
+    rule applies and no table was found under the patient (`table.locate_table`), or when the
+    rule is off (then neither the needle's axis nor its part outside the skin and hub,
+    `findings.couch_clearance`, is judged against the couch: trial 65 M1, a plan.json that read
+    as clear while every needle crossed the couch)."""
     c = problem.constraints
     if "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
-        return []
+        return ["the table-side rule is off: no needle, outside part or hub was checked against the couch "
+                "(the table): check on the images that none meets it"]
     from .table import locate_table_cached
 
     w = locate_table_cached(problem, c.table_direction).warning(c.patient_position)
