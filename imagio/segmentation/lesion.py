@@ -2161,15 +2161,18 @@ def _probe_tissue(ct, q, thr) -> tuple:
     sk = np.asarray(ct.spacing_kji, float)
     q = tuple(int(x) for x in q)
     hu = float(np.median(_ball_values(ct.array, q, sk, CLICK_BALL_MM)))
-    tissue = f"a {float(ct.array[q]):.0f} HU voxel in tissue of {hu:.0f} HU (median within {CLICK_BALL_MM:g} mm)"
+    tissue = (f"a {float(ct.array[q]):.0f} HU voxel; the tissue round it (median within {CLICK_BALL_MM:g} mm) "
+              f"is {hu:.0f} HU")
     if thr is None:
         return tissue, True
     lo, hi = float(thr[0]), float(thr[1])
     same = lo <= hu <= hi
     band = f"this outline's band of {lo:.0f} to {hi:.0f} HU"
-    return ((f"{tissue}, inside {band}" if same else
-             f"{tissue}, outside {band}: another tissue, such as a part of the mass of other density or the "
-             "tissue around it"), same)
+    # the verdict names the tissue's median, not the voxel (new-user trial 65 L2: "a -86 HU voxel in
+    # tissue of 41 HU ..., inside this outline's band of 21 to 183 HU" read as if -86 HU were inside)
+    return ((f"{tissue}, which is inside {band}" if same else
+             f"{tissue}, which is outside {band}: another tissue, such as a part of the mass of other density "
+             "or the tissue around it"), same)
 
 
 def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit: bool = False) -> None:
