@@ -376,9 +376,12 @@ def test_subsolid_type_on_thick_sections_is_warned(slice_mm, warned):
     w = vol.kji_to_world(np.indices(shape).reshape(3, -1).T).reshape(*shape, 3)
     mask = np.linalg.norm(w - [20.0, 20.0, 20.0], axis=-1) <= 6.0
     vol.array[:] = np.where(mask, -600.0, -850.0)
-    typ, solid_mm, warn = nodule_type(vol, mask, measure(mask, vol), {"_fissure_or_pleura_mm": 20.0})
+    meas = measure(mask, vol)
+    typ, solid_mm, warn, alt = nodule_type(vol, mask, meas, {"_fissure_or_pleura_mm": 20.0})
     assert typ == "ground_glass" and solid_mm == 0.0
     assert any("sections" in x for x in warn) == warned
+    # trial 65 M3: the warning's "it may be solid" names the type the category is also given under
+    assert alt == ({"type": "solid", "solid_component_mm": round(meas.mean_diameter_mm, 2)} if warned else None)
 
 
 def test_a_lesion_outside_the_lung_gets_no_lung_rads():
@@ -829,7 +832,7 @@ def test_a_calcified_nodules_solid_component_is_never_larger_than_its_diameter()
     ct = vol.with_array(np.where(mask, 600, -850).astype(np.int16))
     meas = measure(mask, ct, ct.array, kind="lung_nodule")
     assert meas.long_axis_mm > meas.mean_diameter_mm + 2.0   # the case: elongated
-    kind, solid_mm, _ = nodule_type(ct, mask, meas, {"_fissure_or_pleura_mm": 20.0})
+    kind, solid_mm, _, _ = nodule_type(ct, mask, meas, {"_fissure_or_pleura_mm": 20.0})
     assert kind == "calcified" and solid_mm <= meas.mean_diameter_mm, (solid_mm, meas.mean_diameter_mm)
 
 

@@ -120,3 +120,74 @@ def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
     main, low = split_by_score([low_on])
     assert main == [] and "#1: mean diameter 15.0 mm is on the 15 mm cut" in \
         dict(management_lines(main, low))["Lung-RADS 4B if a nodule"]
+
+
+def _typed(i, size, p, typ, solid=0.0, alt=None, alt_solid=None):
+    """A measured candidate typed ``typ`` whose characterisation flagged the type as uncertain:
+    ``alt`` the other plausible type (`detection.characterise.nodule_type`'s alternative)."""
+    from imagio.stratification.screening import stratify
+
+    d = {"id": i, "type": typ, "mean_diameter_mm": size, "long_axis_mm": size, "solid_component_mm": solid,
+         "size_uncertain": None, "candidate": {"probability": p, "center_ras": [1.0, -2.0, 3.0 + i],
+                                               "diameter_mm": size},
+         "type_alternative": {"type": alt, "solid_component_mm": size if alt_solid is None else alt_solid}
+         if alt else None}
+    d["stratification"] = stratify(d)
+    return d
+
+
+def _lung1_like():
+    # trial 65 M3, lung1: #1 solid 14.995 mm (on the 4A/4B cut); #7 part-solid 15.2 mm, solid
+    # component 7.4 mm: 4A, as solid 4B; #9 part-solid 13.6 mm, solid 9.7 mm: 4B, as solid 4A
+    return [_typed(1, 14.995, 0.34, "solid", 14.995, "part_solid", 13.1),
+            _typed(7, 15.2, 0.17, "part_solid", 7.4, "solid"),
+            _typed(9, 13.6, 0.13, "part_solid", 9.7, "solid")]
+
+
+def test_an_uncertain_type_gives_the_category_under_the_other_type():
+    """Lung-RADS v2022 grades by type: with the type flagged uncertain the reader gets the
+    category under the other plausible type, and the headline counts each candidate at the
+    highest category it may reach, marking the type-dependent ones (trial 65 M3)."""
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.detection.report import management_lines, nodule_rows, split_by_score
+
+    one, seven, nine = _lung1_like()
+    lr7, lr9 = seven["stratification"]["lung_rads"], nine["stratification"]["lung_rads"]
+    assert lr7["category"] == "4A" and lr7["if_other_type"]["category"] == "4B"
+    assert lr7["if_other_type"]["type"] == "solid" and lr7["if_other_type"]["typed"] == "part_solid"
+    assert lr9["category"] == "4B" and lr9["if_other_type"]["category"] == "4A"
+    assert "if_other_type" not in one["stratification"]["lung_rads"]   # 4B either way: nothing to say
+    got = scan_lung_rads([one, seven, nine])["highest_lung_rads"]
+    assert got == ("4B if #1 (score 0.34; on the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; "
+                   "as part-solid) is a nodule"), got
+    # the same without the alternative: #7 is 4A, below the clause, and #9 plain (the rule on main)
+    plain = [dict(d, type_alternative=None) for d in (seven, nine)]
+    from imagio.stratification.screening import stratify
+    for d in plain:
+        d["stratification"] = stratify(d)
+    assert scan_lung_rads([one] + plain)["highest_lung_rads"] == \
+        "4B if #1 (score 0.34; on the 4A/4B size cut) or #9 (0.13) is a nodule"
+    # a reported 4A whose type may be solid: the category under the other type is in its cell
+    main, low = split_by_score([one, seven, nine])
+    row = dict(management_lines(main, low))["Lung-RADS 4B if a nodule"]
+    assert "#7: typed part-solid" in row and "as solid 4B" in row and "as solid 4A" in row, row
+    cells = {r[0]: r for r in nodule_rows([_typed(7, 15.2, 0.9, "part_solid", 7.4, "solid")])}
+    assert any("4A (typed part-solid: 4B if solid)" in str(c) for r in cells.values() for c in r), cells
+
+
+def test_the_nodule_tables_carry_the_size_cut_and_type_notes():
+    """Trial 65 L1: nodules.csv and nodules_table.tsv (the same rows, `outputs.nodule_rows`) gave
+    lung1 #1 a plain "4B" on the 4A/4B size cut; the note is a column after lung_rads, the LUNA16
+    columns first."""
+    from imagio.detection.outputs import NODULE_FIELDS, nodule_rows
+
+    assert NODULE_FIELDS[:5] == ("seriesuid", "coordX", "coordY", "coordZ", "probability")
+    at = NODULE_FIELDS.index("lung_rads")
+    assert NODULE_FIELDS[at + 1] == "lung_rads_note"
+    rows = {r[5]: dict(zip(NODULE_FIELDS, r)) for r in nodule_rows("s", _lung1_like())}
+    assert rows[1]["lung_rads"] == "4B" and rows[1]["lung_rads_note"] == \
+        "on the 15 mm mean diameter cut: may be 4A", rows[1]
+    assert rows[7]["lung_rads"] == "4A" and rows[7]["lung_rads_note"] == \
+        "typing uncertain: 4A as part-solid, 4B if solid"
+    assert rows[9]["lung_rads_note"] == "typing uncertain: 4B as part-solid, 4A if solid"
+    assert rows[7]["coordX"] == "-1.00" and rows[7]["probability"] == "0.1700"   # LPS, LUNA16's

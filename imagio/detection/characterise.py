@@ -416,8 +416,13 @@ def flatness(ct: Volume, mask: np.ndarray) -> float:
     return float(np.sqrt(max(ev[0], 0.0) / max(ev[-1], 1e-12)))
 
 
-def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, float, list]:
-    """(type, solid component mm, warnings): see the module docstring for the rules."""
+def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, float, list, dict | None]:
+    """(type, solid component mm, warnings, alternative): see the module docstring for the rules.
+    ``alternative`` is {"type", "solid_component_mm"}, the other plausible type when a warning says
+    the typing is uncertain on thick sections (part-solid or ground glass "may be solid"; solid
+    whose sub-solid rim was read as partial volume may be part-solid, with its measured solid
+    component), else None: Lung-RADS v2022 grades by type, so the reader must know the category
+    under both (`stratification.screening.lung_rads`, "if_other_type"; trial 65 M3)."""
     from ..stratification.characterise import solid_component
 
     c = constants()
@@ -426,17 +431,18 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
         # dense throughout: its solid component is the whole nodule, measured as Lung-RADS measures the
         # nodule (mean diameter), never more than it (issue 17 trial L3: the 3-D long axis, 16.7 mm beside
         # a 10.1 mm mean diameter; `stratification.characterise.solid_component` caps it the same way)
-        return "calcified", float(meas.mean_diameter_mm), []
+        return "calcified", float(meas.mean_diameter_mm), [], None
     kind, solid_mm, _ = solid_component(mask, ct, c["type_hu"]["solid_min"])
     kind = {"nonsolid": "ground_glass"}.get(kind, kind)
     from .blobs import subsolid_channel_applies
 
-    pv_warn = []
+    pv_warn, alt = [], None
     # on sections thicker than subsolid_max_slice_mm a sub-solid component cannot be judged
     # (Bankier 2017) and the partial-volume rim of a solid edge is thickest: not ground glass
     if kind == "part_solid" and not subsolid_channel_applies(ct):
         pv = partial_volume_rim(ct, mask, c["type_hu"]["solid_min"])
         if pv.any() and solid_component(mask & ~pv, ct, c["type_hu"]["solid_min"])[0] == "solid":
+            alt = {"type": "part_solid", "solid_component_mm": round(float(solid_mm), 2)}
             kind, solid_mm = "solid", float(meas.mean_diameter_mm)
             thick = float(ct.spacing_kji.max())
             pv_warn = [f"typed solid: its sub-solid voxels ({100 * pv.sum() / mask.sum():.0f} % of "
@@ -449,14 +455,15 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
             and loc["_fissure_or_pleura_mm"] <= pf["max_distance_mm"] and flat <= pf["max_flatness"]):
         return "perifissural", solid_mm, pv_warn + [
             "perifissural by size, position and shape (smallest/largest axis "
-            f"{flat:.2f}); Lung-RADS 2 needs smooth margins and a lentiform or triangular shape: confirm"]
+            f"{flat:.2f}); Lung-RADS 2 needs smooth margins and a lentiform or triangular shape: confirm"], alt
     if kind in ("part_solid", "ground_glass") and not subsolid_channel_applies(ct):
         thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
         return kind, solid_mm, [
             f"typed {kind.replace('_', '-')} on {thick:.1f} mm sections: partial volume makes a solid "
             "nodule's edges look sub-solid (sub-solid nodules are assessed on <= "
-            f"{c['subsolid_max_slice_mm']['value']:g} mm sections, Bankier 2017); it may be solid"]
-    return kind, solid_mm, pv_warn
+            f"{c['subsolid_max_slice_mm']['value']:g} mm sections, Bankier 2017); it may be solid"], \
+            {"type": "solid", "solid_component_mm": round(float(meas.mean_diameter_mm), 2)}
+    return kind, solid_mm, pv_warn, alt
 
 
 def partial_volume_rim(ct: Volume, mask: np.ndarray, solid_hu: float) -> np.ndarray:
@@ -641,7 +648,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
             nodules.append(d)
             continue
         loc = location(ct, mask, lungs, lobes, midline, pleura_mm)
-        typ, solid_mm, twarn = nodule_type(ct, mask, meas, loc)
+        typ, solid_mm, twarn, alt_type = nodule_type(ct, mask, meas, loc)
         loc.pop("_fissure_or_pleura_mm")
         d.update(segmented=True, type=typ, center_ras=[round(float(v), 2) for v in meas.centroid_ras],
                  volume_ml=round(meas.volume_ml, 4), long_axis_mm=round(meas.long_axis_mm, 2),
@@ -649,7 +656,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                  short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
                  solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),
                  smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2),
-                 size_uncertain=uncertain, **loc)
+                 size_uncertain=uncertain, type_alternative=alt_type, **loc)
         why = not_assessable(ct, cand, mask, meas, clipped)
         if why:
             d["not_assessable"] = why

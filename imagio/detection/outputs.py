@@ -31,7 +31,7 @@ SCAN_FIELDS = ("emphysema",)
 NODULE_FIELDS = CSV_FIELDS + (
     "id", "type", "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "axial_long_axis_mm", "volume_ml",
     "solid_component_mm", "side", "lobe", "distance_to_pleura_mm", "juxta_pleural", "juxta_vascular",
-    "lung_rads", "brock_low", "brock_high", "mayo_low", "mayo_high", "refused", "warnings", "table") + SCAN_FIELDS
+    "lung_rads", "lung_rads_note", "brock_low", "brock_high", "mayo_low", "mayo_high", "refused", "warnings", "table") + SCAN_FIELDS
 
 
 def _rng(s: dict, model: str) -> tuple:
@@ -42,6 +42,25 @@ def _rng(s: dict, model: str) -> tuple:
 def _emphysema(s: dict) -> str:
     """yes / no / unknown: the emphysema Brock read for this nodule (its stratification's inputs)."""
     return {True: "yes", False: "no"}.get(s.get("inputs", {}).get("emphysema", {}).get("value"), "unknown")
+
+
+def lung_rads_note(lr: dict) -> str:
+    """The ``lung_rads_note`` cell: what may change the category of ``lr``
+    (`stratification.screening.lung_rads`), "" when nothing: a size on a cut ("on the 15 mm mean
+    diameter cut: may be 4A", `stratification.lungrads.at_size_cut`) and an uncertain type ("4B if
+    solid" / "4B as part-solid, 4A if solid", `stratification.screening.type_dependent`). New-user
+    trial 65 L1: nodules.csv and nodules_table.tsv gave lung1 #1 a plain "4B" on the 4A/4B cut."""
+    from ..stratification.screening import TYPE_WORDS
+
+    out = []
+    cut = lr.get("at_size_cut")
+    if cut and lr.get("category"):
+        out.append(f"on the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['lower_category']}")
+    o = lr.get("if_other_type")
+    if o and lr.get("category"):
+        out.append(f"typing uncertain: {lr['category']} as {TYPE_WORDS[o['typed']]}, "
+                   f"{o['category']} if {TYPE_WORDS[o['type']]}")
+    return "; ".join(out)
 
 
 def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
@@ -67,7 +86,8 @@ def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
                      d.get("long_axis_mm", ""), d.get("axial_long_axis_mm", ""), d.get("volume_ml", ""), d.get("solid_component_mm", ""),
                      d.get("side", ""), d.get("lobe") or d.get("lobe_note") or "", d.get("distance_to_pleura_mm", ""),
                      d.get("juxta_pleural", ""), d.get("juxta_vascular", ""),
-                     s.get("lung_rads", {}).get("category", ""), *_rng(s, "brock"), *_rng(s, "mayo"),
+                     s.get("lung_rads", {}).get("category", ""), lung_rads_note(s.get("lung_rads", {})),
+                     *_rng(s, "brock"), *_rng(s, "mayo"),
                      refused, " | ".join(d.get("warnings", [])), "main" if id(d) in in_main else "low_probability",
                      _emphysema(s)])
     return rows

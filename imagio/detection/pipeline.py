@@ -195,7 +195,9 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
     least 3 (1 and 2 share the routine annual follow-up). Each is a clause {"category",
     "at_least" (True for a floor), "candidates": [{"id", "probability" (2 decimals),
     "at_size_cut" (the lower category when its category sits on a size cut,
-    `stratification.lungrads.at_size_cut`, else None)}, ... every low-probability candidate at that
+    `stratification.lungrads.at_size_cut`, else None), "type" ("if solid" when the category is
+    the one under the other plausible type, "as part-solid" when it holds only as typed:
+    `stratification.screening.type_dependent`, else None)}, ... every low-probability candidate at that
     level, most probable first]}; the clauses most severe first (a floor before a category of its
     level: it may be higher); [] when none.
 
@@ -208,15 +210,20 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
     (``lungrads_v2022.json`` ``exam_category``). Neither a category nor a floor of such a candidate
     is made the scan's (most low-probability ones are vessels, airway walls or chest wall: trial 37
     M2, a normal chest CTA read "4A" from a 0.36-score pleural candidate), nor the 0.4 cut moved:
-    the headline says "4B if #1 (score 0.34) or #9 (0.13) is a nodule", the reader decides."""
+    the headline says "4B if #1 (score 0.34) or #9 (0.13) is a nodule", the reader decides.
+    A candidate whose type is uncertain counts at the highest category it may reach (trial 65 M3:
+    lung1 #7, part-solid 4A on 5 mm sections that "may be solid", is 4B as solid; Lung-RADS v2022
+    grades by type): "4B if #1 (score 0.34), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a
+    nodule"."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
+    from ..stratification.screening import type_dependent
 
     head = highest_lung_rads(nodules, low).removeprefix(">=")
     level = max(order.index(head) if head in order else -1, order.index("3") - 1)
     groups: dict = {}
     for d in low or []:
         lr = d.get("stratification", {}).get("lung_rads", {})
-        cat = lr.get("category") if lr.get("category") in order else None
+        cat = type_dependent(lr)[0] if lr.get("category") in order else None   # its highest (trial 65 M3)
         floor = None if cat else lr.get("category_at_least") if lr.get("category_at_least") in order else None
         if (cat or floor) and order.index(cat or floor) > level:
             groups.setdefault(floor is not None, []).append((order.index(cat or floor), d))
@@ -226,7 +233,9 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
         named = sorted((d for i, d in ds if i == top), key=lambda d: -float(d["candidate"]["probability"]))
         out.append({"category": order[top], "at_least": at_least, "candidates": [
             {"id": d["id"], "probability": round(float(d["candidate"]["probability"]), 2),
-             "at_size_cut": (d["stratification"]["lung_rads"].get("at_size_cut") or {}).get("lower_category")}
+             "at_size_cut": (d["stratification"]["lung_rads"].get("at_size_cut") or {}).get("lower_category")
+             if d["stratification"]["lung_rads"].get("category") == order[top] else None,
+             "type": None if at_least else type_dependent(d["stratification"]["lung_rads"])[1]}
             for d in named]})
     return sorted(out, key=lambda c: (order.index(c["category"]), c["at_least"]), reverse=True)
 
@@ -236,7 +245,8 @@ def _named(c: dict) -> str:
     the others as 'or 2 more (#4, #5; scores <= 0.12)'."""
     cs = c["candidates"]
     parts = [f"#{x['id']} ({'score ' if not i else ''}{x['probability']:.2f}"
-             + (f"; on the {x['at_size_cut']}/{c['category']} size cut" if x.get("at_size_cut") else "") + ")"
+             + (f"; on the {x['at_size_cut']}/{c['category']} size cut" if x.get("at_size_cut") else "")
+             + (f"; {x['type']}" if x.get("type") else "") + ")"
              for i, x in enumerate(cs[:NAMED_WITH_SCORES])]
     rest = cs[NAMED_WITH_SCORES:]
     if rest:

@@ -113,13 +113,22 @@ def _brock_text(s: dict) -> str:
         f"{100 * lo:.1f}-{100 * hi:.1f}%"
 
 
+def _words(t: str) -> str:
+    from ..stratification.screening import TYPE_WORDS
+
+    return TYPE_WORDS[t]
+
+
 def _category_text(lr: dict) -> str:
     """The Lung-RADS cell: the category ("at least" when the size is a lower bound), or the
     refusal's first clause with the floor when there is one."""
     if lr.get("category"):
         cut = lr.get("at_size_cut")
         return lr["category"] + (" (at least: size a lower bound)" if lr.get("size_lower_bound") else "") + (
-            f" (on the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['lower_category']})" if cut else "")
+            f" (on the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['lower_category']})" if cut else "") + (
+            # trial 65 M3: the category under the other plausible type (`screening.type_dependent`)
+            f" (typed {_words(lr['if_other_type']['typed'])}: {lr['if_other_type']['category']} if "
+            f"{_words(lr['if_other_type']['type'])})" if lr.get("if_other_type") else "")
     if not lr.get("refused"):
         return "not given"
     floor = f" (at least {lr['category_at_least']} by size)" if lr.get("category_at_least") else ""
@@ -388,6 +397,11 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
                      f"{report_threshold():g}")
             cut = "".join(f"; #{x['id']}: {by_id[x['id']]['stratification']['lung_rads']['at_size_cut']['note']}"
                           for x in c["candidates"] if x.get("at_size_cut") and x["id"] in by_id)
+            cut += "".join(f"; #{x['id']}: typed {_words(o['typed'])} on thick sections, Lung-RADS "
+                           f"{by_id[x['id']]['stratification']['lung_rads']['category']}; "
+                           f"as {_words(o['type'])} {o['category']} ({o['reason']})"
+                           for x in c["candidates"] if x.get("type") and x["id"] in by_id
+                           for o in [by_id[x["id"]]["stratification"]["lung_rads"]["if_other_type"]])
             rows.append((f"Lung-RADS {'>=' if c['at_least'] else ''}{c['category']} if a nodule",
                          f"the scan is Lung-RADS {if_a_nodule_text([c])}: " + (
                              f"low-probability candidate(s) ({score}) whose size is a lower bound (outline clipped, "

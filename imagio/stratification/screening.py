@@ -124,11 +124,53 @@ def lung_rads(nodule: dict) -> dict:
         r = lungrads.category(kind, size, nodule.get("solid_component_mm") or 0.0)
     except InputError as e:
         return _refuse("lung_rads", str(e), src, "not_in_table")
+    other = _other_type(nodule, kind, size)
+    if other:
+        r["if_other_type"] = other
     if size > MASS_MM:
         r["note"] = (f"{size:.0f} mm: a mass (> 30 mm, Fleischner glossary). Lung-RADS 4X applies "
                      "when it has additional features of malignancy (spiculation, lymphadenopathy, "
                      "metastases): a reader's judgement")
     return r
+
+
+TYPE_WORDS = {"solid": "solid", "part_solid": "part-solid", "nonsolid": "ground-glass", "ground_glass": "ground-glass"}
+
+
+def _other_type(nodule: dict, kind: str, size: float) -> dict | None:
+    """The category under the other plausible type when the characterisation flags the type as
+    uncertain (``nodule["type_alternative"]`` {"type", "solid_component_mm"}, set by
+    `detection.characterise.nodule_type`: sub-solid typing on sections thicker than 1.5 mm, Bankier
+    2017; a solid typing whose sub-solid rim was read as partial volume): {"typed", "type",
+    "category", "reason"} when that category differs from the typed one (ACR Lung-RADS v2022 grades
+    by type, so with the type uncertain the reader must know both; trial 65 M3: lung1 #7, part-solid
+    15.2 mm with a 7.4 mm solid component, 4A, is 4B as solid), else None."""
+    alt = nodule.get("type_alternative") or {}
+    t2 = {"ground_glass": "nonsolid", "perifissural": "solid"}.get(alt.get("type"), alt.get("type"))
+    if t2 not in ("solid", "part_solid", "nonsolid") or t2 == kind:
+        return None
+    try:
+        mine = lungrads.category(kind, size, nodule.get("solid_component_mm") or 0.0, _cut=False)
+        r = lungrads.category(t2, size, alt.get("solid_component_mm") or 0.0, _cut=False)
+    except InputError:
+        return None
+    if r["category"] == mine["category"]:
+        return None
+    return {"typed": kind, "type": t2, "category": r["category"], "reason": r["reason"]}
+
+
+def type_dependent(lr: dict) -> tuple[str, str | None]:
+    """(the highest category ``lr`` (`lung_rads`) may reach, its type condition): ("4B", "if solid")
+    when the category under the other plausible type ("if_other_type") is higher, ("4B", "as
+    part-solid") when the measured category holds only as typed, (category, None) otherwise; ("",
+    None) without a category. One definition for the headline's conditions and the tables."""
+    cat = lr.get("category") or ""
+    o = lr.get("if_other_type")
+    if not cat or not o:
+        return cat, None
+    if lungrads.CATEGORY_ORDER.index(o["category"]) > lungrads.CATEGORY_ORDER.index(cat):
+        return o["category"], f"if {TYPE_WORDS[o['type']]}"
+    return cat, f"as {TYPE_WORDS[o['typed']]}"
 
 
 def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
