@@ -86,7 +86,9 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     Beyond the image is beyond a face of the array, or in padding inside it (a reformat's fill
     outside the source slab, a scanner's outside-the-reconstruction-circle value, each with its
     blended rim: `skin.padding_inside`), whose side is that of the nearest data voxel next to
-    it (`skin.PaddingEdge`). So an oblique reformat of an axial scan flags the needles its axial
+    it (`skin.PaddingEdge`), or beyond a cut side's own edge along that side's direction
+    (`skin.PaddingEdge.beyond_side`: the corner beyond the source box, as beyond the array's
+    face on the axial original). So an oblique reformat of an axial scan flags the needles its axial
     original flags (new-user trial 16, M1: chest CTA hubs beyond the source's left edge, in the
     reformat's padding, were not flagged)."""
     from .skin import _DIRECTIONS, padding_inside, side_of
@@ -130,6 +132,9 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
             pad[ok] = padding_inside(problem.skin.data)[tuple(idx[ok].T)]
             c = np.asarray(edge.side_codes_at(pts[pad]), np.int64)
             code[np.flatnonzero(pad)[pad_cut[c]]] = len(faces) + c[pad_cut[c]]
+            rest_pad = np.flatnonzero(pad & (code < 0))      # also beyond a cut side it is not nearest
+            b = edge.beyond_side(pts[rest_pad], np.flatnonzero(pad_cut).tolist())
+            code[rest_pad[b >= 0]] = len(faces) + b[b >= 0]
         return code
 
     hit = (side_code(ras) >= 0).reshape(len(e), n)                            # (paths, n)
