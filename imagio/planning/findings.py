@@ -51,7 +51,7 @@ import numpy as np
 from .problem import load_defaults
 
 RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
-                "while no great vessel is labelled; needle outside the skin running beyond the image where the "
+                "while no great vessel is labelled; needle outside the skin, or its hub, running beyond the image where the "
                 "body is cut, or through or within its clearance of another body part's tissue, an arm, or within its clearance of the couch top; a structure the needle "
                 "must not enter, or unlabelled dense tissue, within a core needle's throw past the target) is "
                 "ranked after every "
