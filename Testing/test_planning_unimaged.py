@@ -37,13 +37,13 @@ def _cut_faces(src) -> list[tuple[int, int]]:
     return out
 
 
-def _beyond_source_mm(src, faces, entry, target, needle_mm):
-    """(mm the needle part outside the skin reaches beyond the cut ``faces`` of ``src``, at
-    most; mm it reaches beyond any face of ``src``, at most; negative: stays inside by that
-    much). Points mapped to the source's continuous indices."""
+def _beyond_source_mm(src, faces, entry, target, needle_mm, hub_mm=15.0):
+    """(mm the needle part outside the skin, its hub (``hub_mm``) included, reaches beyond the
+    cut ``faces`` of ``src``, at most; mm it reaches beyond any face of ``src``, at most;
+    negative: stays inside by that much). Points mapped to the source's continuous indices."""
     e, t = np.asarray(entry, float), np.asarray(target, float)
     u = (e - t) / np.linalg.norm(e - t)
-    rest = needle_mm - np.linalg.norm(e - t)
+    rest = needle_mm - np.linalg.norm(e - t) + hub_mm
     pts = e + np.arange(0.0, max(rest, 0.0) + STEP / 2, STEP)[:, None] * u
     kji = src.world_to_kji(pts)
     sp = src.spacing_kji
@@ -61,7 +61,8 @@ def _check(result, src, faces, tol):
     p, t, f = result.problem, result.table, result.findings
     beyond = inside = 0
     for r in np.flatnonzero(t.feasible):
-        cut_mm, any_mm = _beyond_source_mm(src, faces, t.entry_ras[r], t.target_ras[r], p.needle.length_mm)
+        cut_mm, any_mm = _beyond_source_mm(src, faces, t.entry_ras[r], t.target_ras[r], p.needle.length_mm,
+                                           p.needle.hub_length_mm)
         flag = "unimaged_needle" in f.flagged(int(r))
         if cut_mm > tol:
             beyond += 1
@@ -74,7 +75,8 @@ def _check(result, src, faces, tol):
     flags = [bool(x) for x in names]
     assert flags == sorted(flags), names
     for m, fl in zip(result.proposals, flags):
-        cut_mm, _ = _beyond_source_mm(src, faces, m.entry_ras, m.target_ras, p.needle.length_mm)
+        cut_mm, _ = _beyond_source_mm(src, faces, m.entry_ras, m.target_ras, p.needle.length_mm,
+                                      p.needle.hub_length_mm)
         assert not (cut_mm > tol and not fl)
     return beyond, inside
 
@@ -135,7 +137,8 @@ def test_chest_cta_oblique_reformat_flags_the_hubs_beyond_the_source(shared_data
         beyond, inside = _check(result, src, faces, tol)
         assert beyond > 0 and inside > 0, (name, beyond, inside)
         m = result.proposals[0]
-        assert _beyond_source_mm(src, faces, m.entry_ras, m.target_ras, result.problem.needle.length_mm)[0] < 0, name
+        assert _beyond_source_mm(src, faces, m.entry_ras, m.target_ras, result.problem.needle.length_mm,
+                                 result.problem.needle.hub_length_mm)[0] < 0, name
 
 
 def _cta_oblique(src):
@@ -247,3 +250,100 @@ def _rotated(img, degrees, fill):
     ref.SetDirection(d.ravel().tolist())
     ref.SetOrigin((d @ lo).tolist())
     return sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, float(fill), img.GetPixelID())
+
+
+def _cut_right(grid: str, r_face: float = 100.0):
+    """The 3 mm torso (axial) or its reformat (rotated 20 degrees about an oblique axis, two axes
+    flipped, 2.5 x 3.0 x 3.5 mm, padding -1024), its array cropped along the axis nearest R so
+    that the array face there cuts the body near R = ``r_face`` (the face lung1's hubs cross:
+    trial 65 M2). Returns (ct, labels, the cropped array axis k/j/i, the face's continuous index
+    on it)."""
+    from imagio.planning.synthetic import synthetic_torso
+
+    ct, lab = synthetic_torso(3.0)
+    if grid != "axial":
+        ct, lab = _reformat(ct, lab, -1024.0)
+    ax = int(np.argmax(np.abs(ct.direction[0, ::-1])))                  # array axis k/j/i nearest R
+    c = float(ct.world_to_kji(np.array([[r_face, 0.0, 0.0]]))[0, ax])
+    lo, hi = [0, 0, 0], list(ct.shape)
+    if ct.direction[0, 2 - ax] > 0:                                      # R grows with the index
+        hi[ax] = int(np.floor(c)) + 1
+        face = hi[ax] - 0.5
+    else:
+        lo[ax] = int(np.ceil(c))
+        face = -0.5
+    ct_c, lab_c = ct.crop(lo, hi), lab.crop(lo, hi)
+    return ct_c, lab_c, ax, face
+
+
+@pytest.mark.parametrize("grid", ["axial", "oblique"])
+def test_hub_beyond_the_cut_face_is_unimaged_with_its_length(grid):
+    """New-user trial 65 (M2): on lung1 two proposals' shafts ended inside the image and their
+    hubs ran 12-13 mm past its right face, where the body is cut; only the shaft's unused length
+    was checked, so nothing was said. The torso cut by the array's right face (axial; oblique,
+    flipped, anisotropic): anterolateral paths leave the skin inside the image and their shafts
+    end 3, 7 or 11 mm before the face along the axis: reported, side right, hub only, with the
+    length beyond the face the test computes (the axis crosses the face's plane in index space:
+    needle + hub - that distance) within a voxel, the same in plan.json's row and the live
+    re-score's warning; paths whose hubs end 4 or 9 mm before it: not reported."""
+    from types import SimpleNamespace
+
+    from imagio.planning.evaluate import Evaluator
+    from imagio.planning.findings import path_findings, unimaged_needle
+
+    ct, lab, ax, face = _cut_right(grid)
+    p = PlanningProblem.build(ct, lab, "liver_tumor")
+    assert "right" in {tr.side for tr in p.skin.truncations}
+    ndl, hub_mm = p.needle.length_mm, p.needle.hub_length_mm
+    gaps = np.array([3.0, 7.0, 11.0, hub_mm + 4.0, hub_mm + 9.0])           # shaft end -> face, mm along the axis
+    E, T, L, own = [], [], [], []
+    for g, d in zip(gaps, [(1.0, 0.9, 0.2), (1.0, 0.8, -0.3), (1.0, 1.0, 0.1), (1.0, 0.9, 0.2), (1.0, 0.8, -0.3)]):
+        u = np.asarray(d) / np.linalg.norm(d)                                # outward, RAS
+        # a point on the face's plane in front of the body (the first, going anteriorly, whose
+        # axis leaves the skin >= 30 mm before the face, inside the array) and the target so far
+        # behind it; the entry: where the axis leaves the body (the test's own samples, nearest voxel)
+        s = np.arange(0.0, ndl + g, 0.1)
+        for a in np.arange(90.0, 160.0, 5.0):
+            q = ct.world_to_kji(np.array([[95.0, a, 10.0 * d[2]]]))[0]
+            q[ax] = face
+            t = ct.kji_to_world(q[None])[0] - (ndl + g) * u
+            k = np.rint(ct.world_to_kji(t + s[:, None] * u)).astype(int)
+            ok = np.all((k >= 0) & (k < np.asarray(ct.shape)), axis=1)
+            body = np.zeros(len(s), bool)
+            body[ok] = ct.array[tuple(k[ok].T)] > -500
+            if ok.all() and body[0] and not body[-1] and s[np.flatnonzero(body)[-1]] < ndl + g - 30.0:
+                break
+        else:
+            raise AssertionError((grid, g, "no such path"))
+        le = s[np.flatnonzero(body)[-1]] + 0.1
+        e = t + le * u
+        # the test's own length beyond the face: the axis's index along ``ax`` is linear in mm
+        k0, k1 = ct.world_to_kji(np.stack([e, e + u]))[:, ax]
+        cross = (face - k0) / (k1 - k0)                                      # mm past the entry
+        E.append(e), T.append(t), L.append(le), own.append(ndl - le + hub_mm - cross)
+    E, T, L, own = map(np.asarray, (E, T, L, own))
+    assert np.allclose(own, hub_mm - gaps, atol=1e-6)                        # the scene is as built
+    res = unimaged_needle(p, E, T, L)
+    gone, sides = res[0], res[1]
+    vox = float(min(ct.spacing))
+    crossing = own > 0
+    assert crossing.tolist() == [True] * 3 + [False] * 2
+    assert np.all(np.abs(gone[crossing] - own[crossing]) <= vox), (grid, gone, own)
+    assert np.all(gone[~crossing] == 0.0) and [sides[i] for i in range(5)] == ["right"] * 3 + [None] * 2
+    from imagio.planning.planner import _unimaged_row
+
+    at, hub = res[2], res[3]
+    assert hub[crossing].all() and np.all(at[crossing] > ndl - L[crossing])   # the shafts end inside
+    # plan.json's row and the live re-score say the same
+    f = path_findings(p, SimpleNamespace(entry_ras=E, target_ras=T, length_mm=L), np.arange(5), set(), True)
+    rows = [_unimaged_row(f, r) for r in range(5)]
+    assert [("unimaged_needle" in f.flagged(r)) for r in range(5)] == crossing.tolist()
+    assert [r is None for r in rows] == (~crossing).tolist()
+    for r in np.flatnonzero(crossing):
+        assert rows[r]["side"] == "right" and rows[r]["hub_only"] and abs(rows[r]["mm"] - own[r]) <= vox
+    ev = Evaluator(p)
+    for r in (0, 3):
+        said = [x for x in ev.evaluate(E[r], T[r]).details if "beyond the image" in x]
+        assert len(said) == int(crossing[r]), (r, said)
+        if said:
+            assert f"{gone[r]:.0f} mm of its hub run beyond the image at its right side" in said[0]

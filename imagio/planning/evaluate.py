@@ -140,8 +140,12 @@ class Evaluator:
                 f"warning: {x}" for x in v.notes]
         # the needle part outside the skin and its hub against another body part (the plan's
         # 'outside_clearance' finding, here for the dragged path too: trial 61 M2)
-        from .findings import couch_clearance, couch_text, near_text, outside_clearance
+        from .findings import couch_clearance, couch_text, near_text, outside_clearance, unimaged_needle, unimaged_text
 
+        # beyond the image where the body is cut (the plan's 'unimaged_needle' finding, hub included)
+        gone, sides, uat, uhub = unimaged_needle(p, e, tgt[None], [m.length_mm])
+        if gone[0] > 0.0:
+            m.details = m.details + [f"warning: {unimaged_text(p, gone[0], sides[0], uat[0], bool(uhub[0]))}"]
         near, at, hub, inside = outside_clearance(p, e, tgt[None], [m.length_mm])
         if np.isfinite(near[0]):
             m.details = m.details + [f"warning: {near_text(p, near[0], at[0], bool(hub[0]), bool(inside[0]))}"]

@@ -7,8 +7,8 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
   mediastinal soft tissue (`mediastinum.Mediastinum`) while no heart or great vessel is
   labelled within needle reach: the great vessels are there but not seen on a CT without
   contrast (lung1: the best path ran through the right paratracheal space);
-- **unimaged needle**: the needle part outside the skin (entry -> hub: the needle's unused
-  length, away from the target) leaves the image through a face where the body is cut
+- **unimaged needle**: the needle part outside the skin (entry -> hub's end: the needle's unused
+  length, away from the target, then its hub; trial 65 M2: hubs alone beyond the image) leaves the image through a face where the body is cut
   (`skin.Truncation`), or enters padding inside the array beyond such a side (a reformat's
   fill, a scanner's outside-the-circle value, their blended rims): what it would meet there
   (an arm, the rest of the trunk) is not imaged (lung1: all 87 mm of the needle outside the
@@ -51,34 +51,44 @@ import numpy as np
 from .problem import load_defaults
 
 RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
-                "while no great vessel is labelled; needle outside the skin running beyond the image where the "
+                "while no great vessel is labelled; needle outside the skin, or its hub, running beyond the image where the "
                 "body is cut, or through or within its clearance of another body part's tissue, an arm, or within its clearance of the couch top; a structure the needle "
                 "must not enter, or unlabelled dense tissue, within a core needle's throw past the target) is "
                 "ranked after every "
                 "feasible path without one; scores and feasibility unchanged")
 
 
-def _outside_samples(problem, e, t, length_mm):
+def _outside_samples(problem, e, t, length_mm, hub: bool = False):
     """The needle part outside the skin of each path (entry ``e`` + the needle's unused length,
-    away from the target ``t``; (paths, 3) RAS mm), sampled every <= 1 mm: (unused length (paths,),
-    mm from the entry (paths, n), RAS points (paths * n, 3))."""
+    away from the target ``t``; (paths, 3) RAS mm), then with ``hub`` its hub
+    (``needle.hub_length_mm``, the extent `outside_clearance` checks), sampled every <= 1 mm:
+    (unused length (paths,) mm, mm from the entry (paths, n), RAS points (paths * n, 3)); the
+    samples run from the entry to the unused length's end, or with ``hub`` to the hub's end."""
     u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]
-    rest = np.maximum(problem.needle.length_mm - np.asarray(length_mm, float), 0.0)
-    n = max(2, int(np.ceil(rest.max(initial=0.0))) + 1)
-    s = np.linspace(0.0, 1.0, n)[None, :] * rest[:, None]                   # (paths, n) mm from the entry
+    rest = np.maximum(problem.needle.length_mm - np.asarray(length_mm, float).reshape(-1), 0.0)
+    top = rest + (float(problem.needle.hub_length_mm) if hub else 0.0)
+    n = max(2, int(np.ceil(top.max(initial=0.0))) + 1)
+    s = np.linspace(0.0, 1.0, n)[None, :] * top[:, None]                    # (paths, n) mm from the entry
     return rest, s, (e[:, None, :] + s[..., None] * u[:, None, :]).reshape(-1, 3)
 
 
-def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarray, list]:
-    """Per path (n,): mm of the needle part outside the skin (entry + the needle's unused length,
-    away from the target) beyond a side of the image where the body is cut (also when the
-    needle first leaves through another side), 0 when none, and the side name (None when
-    none). Sampled every <= 1 mm. RAS mm.
+def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
+    """Per path ((n, 3) RAS mm entries and targets, (n,) path lengths mm): mm of the needle part
+    outside the skin, hub included (entry + the needle's unused length, away from the target,
+    then ``needle.hub_length_mm``: the extent `outside_clearance` checks), beyond a side of the
+    image where the body is cut (also when the needle first leaves through another side), from
+    the first sample beyond to the hub's end, 0 when none; the side name (None when none); and
+    mm past the entry where it leaves the image (within 1/32 of a sample; nan when none); whether that is on the hub
+    (bool: the shaft ends inside the image, only the hub leaves it). Sampled every <= 1 mm. RAS mm. (New-user trial 65 M2: on lung1 two
+    proposals' shafts ended inside the image and their hubs ran 12-13 mm past its cut right
+    face, unwarned: an arm there is not seen.)
 
     Beyond the image is beyond a face of the array, or in padding inside it (a reformat's fill
     outside the source slab, a scanner's outside-the-reconstruction-circle value, each with its
     blended rim: `skin.padding_inside`), whose side is that of the nearest data voxel next to
-    it (`skin.PaddingEdge`). So an oblique reformat of an axial scan flags the needles its axial
+    it (`skin.PaddingEdge`), or beyond a cut side's own edge along that side's direction
+    (`skin.PaddingEdge.beyond_side`: the corner beyond the source box, as beyond the array's
+    face on the axial original). So an oblique reformat of an axial scan flags the needles its axial
     original flags (new-user trial 16, M1: chest CTA hubs beyond the source's left edge, in the
     reformat's padding, were not flagged)."""
     from .skin import _DIRECTIONS, padding_inside, side_of
@@ -86,44 +96,76 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     e = np.atleast_2d(np.asarray(entry_ras, float))
     t = np.atleast_2d(np.asarray(target_ras, float))
     gone = np.zeros(len(e))
+    at = np.full(len(e), np.nan)
+    hub = np.zeros(len(e), bool)
     sides: list = [None] * len(e)
     cut = {tr.side for tr in (problem.skin.truncations if problem.skin else [])}
     if not cut or not len(e):
-        return gone, sides
+        return gone, sides, at, hub
     ct = problem.ct
-    rest, s, ras = _outside_samples(problem, e, t, length_mm)
+    rest, s, ras = _outside_samples(problem, e, t, length_mm, hub=True)
+    top = s[:, -1]                                                            # (paths,) the hub's end
     n = s.shape[1]
-    kji = ct.world_to_kji(ras).reshape(len(e), n, 3)
     hi = np.asarray(ct.shape) - 0.5
     # the array faces (axis k/j/i, side) that cut the body: a needle point beyond any of them
     # (also after it left the image through another face) lies where the patient continues
     faces = [(ax, sgn, side_of(ct.direction[:, 2 - ax] * sgn)) for ax in range(3) for sgn in (1.0, -1.0)]
     faces = [f for f in faces if f[2] in cut]
-    beyond = [(kji[..., ax] >= hi[ax]) if sgn > 0 else (kji[..., ax] <= -0.5) for ax, sgn, _ in faces]
-    names = [f[2] for f in faces]
+    names = [f[2] for f in faces] + [d[0] for d in _DIRECTIONS]   # side code -> name
     edge = problem.skin.padding_edge
-    if edge is not None:   # padding inside the array, beyond a cut side
-        idx = np.rint(kji).astype(np.int64).reshape(-1, 3)
-        ok = np.all((idx >= 0) & (idx < np.asarray(ct.shape)), axis=1)
-        pad = np.zeros(len(idx), bool)
-        pad[ok] = padding_inside(problem.skin.data)[tuple(idx[ok].T)]
-        code = np.full(len(idx), -1, np.int64)
-        code[pad] = edge.side_codes_at(ras[pad])
-        for c in sorted({int(x) for x in np.unique(code[pad])}):
-            if _DIRECTIONS[c][0] in cut:
-                beyond.append((code == c).reshape(len(e), n))
-                names.append(_DIRECTIONS[c][0])
-    if not beyond:
-        return gone, sides
-    beyond = np.stack(beyond)
-    hit = beyond.any(0)                                                       # (paths, n)
+    pad_cut = np.array([d[0] in cut for d in _DIRECTIONS])
+    if not faces and (edge is None or not pad_cut.any()):
+        return gone, sides, at, hub
+
+    def side_code(pts):
+        """(N,) index into ``names`` of the cut side each RAS point (N, 3) lies beyond (the
+        first face in order, then padding), -1 when none."""
+        kji = ct.world_to_kji(pts)
+        code = np.full(len(pts), -1, np.int64)
+        for f, (ax, sgn, _) in enumerate(faces):
+            out = (kji[:, ax] >= hi[ax]) if sgn > 0 else (kji[:, ax] <= -0.5)
+            code[out & (code < 0)] = f
+        if edge is not None:   # padding inside the array, beyond a cut side
+            idx = np.rint(kji).astype(np.int64)
+            ok = np.all((idx >= 0) & (idx < np.asarray(ct.shape)), axis=1) & (code < 0)
+            pad = np.zeros(len(idx), bool)
+            pad[ok] = padding_inside(problem.skin.data)[tuple(idx[ok].T)]
+            c = np.asarray(edge.side_codes_at(pts[pad]), np.int64)
+            code[np.flatnonzero(pad)[pad_cut[c]]] = len(faces) + c[pad_cut[c]]
+            rest_pad = np.flatnonzero(pad & (code < 0))      # also beyond a cut side it is not nearest
+            b = edge.beyond_side(pts[rest_pad], np.flatnonzero(pad_cut).tolist())
+            code[rest_pad[b >= 0]] = len(faces) + b[b >= 0]
+        return code
+
+    hit = (side_code(ras) >= 0).reshape(len(e), n)                            # (paths, n)
     rows = np.flatnonzero(hit.any(1))
+    if not len(rows):
+        return gone, sides, at, hub
     first = np.argmax(hit[rows], axis=1)                                      # first sample beyond
-    gone[rows] = rest[rows] - s[rows, first]
-    face = np.argmax(beyond[:, rows, first], axis=0)                          # which side it crossed
-    for r, fi in zip(rows.tolist(), face.tolist()):                           # names only
-        sides[r] = names[fi]
-    return gone, sides
+    # where it leaves, within 1/32 of a sample: the last sample before it to it, finely
+    lo = s[rows, np.maximum(first - 1, 0)]
+    fine = lo[:, None] + np.linspace(0.0, 1.0, 33)[None, :] * (s[rows, first] - lo)[:, None]   # (h, 33) mm
+    u = (e[rows] - t[rows]) / np.maximum(np.linalg.norm(e[rows] - t[rows], axis=1), 1e-9)[:, None]
+    code = side_code((e[rows, None, :] + fine[..., None] * u[:, None, :]).reshape(-1, 3)).reshape(len(rows), -1)
+    k = np.argmax(code >= 0, axis=1)                                          # the bracket's end is beyond
+    at[rows] = fine[np.arange(len(rows)), k]
+    gone[rows] = top[rows] - at[rows]
+    hub[rows] = at[rows] > rest[rows]
+    for r, c in zip(rows.tolist(), code[np.arange(len(rows)), k].tolist()):  # names only
+        sides[r] = names[c]
+    return gone, sides, at, hub
+
+
+def unimaged_text(problem, mm: float, side: str, at_mm: float, hub: bool) -> str:
+    """The words of an `unimaged_needle` finding (no proposal number): ``mm`` of the needle
+    outside the skin and its hub run beyond the image at its ``side``, where the body is cut
+    (the `skin.Truncation` there), from ``at_mm`` past the entry (``hub``: only the hub, the
+    shaft ends inside the image)."""
+    where = next((tr.where for tr in (problem.skin.truncations if problem.skin else []) if tr.side == side), "")
+    part = "of its hub" if hub else "of the needle outside the skin (and its hub)"
+    return (f"{mm:.0f} mm {part} run beyond the image at its {side} side from {at_mm:.0f} mm past the entry, "
+            f"where the body is cut ({where}): what lies there (an arm, the rest of the trunk) is not imaged "
+            "and not checked; check it on the scout or a wider field of view, or prefer another proposal")
 
 
 def tissue_outside_skin(problem, entry_ras, target_ras, length_mm) -> np.ndarray:
@@ -628,6 +670,8 @@ class Findings:
     mediastinum_uncut: dict = field(default_factory=dict)    # row -> bool (no vertebral body in a plane)
     unimaged_mm: dict = field(default_factory=dict)          # row -> mm
     unimaged_side: dict = field(default_factory=dict)        # row -> side name or None
+    unimaged_at_mm: dict = field(default_factory=dict)       # row -> mm past the entry where it leaves (nan: none)
+    unimaged_hub: dict = field(default_factory=dict)         # row -> only the hub leaves the image
     outside_tissue_mm: dict = field(default_factory=dict)    # row -> mm of tissue outside the outline
     one_lung: str | None = None                               # 'left'/'right': a one-lung label map
     mediastinum: object = None                                # the `mediastinum.Mediastinum` judged (None: not judged)
@@ -683,9 +727,12 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
         mm, uncut = med.runs(table.entry_ras[rows], table.target_ras[rows])
         f.mediastinum_mm = dict(zip(rows.tolist(), mm.tolist()))
         f.mediastinum_uncut = dict(zip(rows.tolist(), uncut.tolist()))
-    gone, sides = unimaged_needle(problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows])
+    gone, sides, uat, uhub = unimaged_needle(problem, table.entry_ras[rows], table.target_ras[rows],
+                                             table.length_mm[rows])
     f.unimaged_mm = dict(zip(rows.tolist(), gone.tolist()))
     f.unimaged_side = dict(zip(rows.tolist(), sides))
+    f.unimaged_at_mm = dict(zip(rows.tolist(), uat.tolist()))
+    f.unimaged_hub = dict(zip(rows.tolist(), uhub.tolist()))
     f.outside_tissue_mm = dict(zip(rows.tolist(), tissue_outside_skin(
         problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows]).tolist()))
     near, at, hub, inside = outside_clearance(problem, table.entry_ras[rows], table.target_ras[rows],

@@ -218,7 +218,7 @@ class Plan:
         A line when only one lung is labelled within reach (the mediastinum cannot be outlined)."""
         if not self.proposals:
             return []
-        from .findings import couch_text, near_text
+        from .findings import couch_text, near_text, unimaged_text
 
         f = self.proposal_findings()
         rows = self.ranked[:len(self.proposals)]
@@ -245,12 +245,8 @@ class Plan:
                            "vessel is labelled: they are not seen on a CT without contrast; prefer a proposal through "
                            f"the chest wall, or segment the vessels (contrast CT or a deep model) first; {rank}")
             if "unimaged_needle" in fl:
-                side = f.unimaged_side[r]
-                where = next((t.where for t in self.problem.skin.truncations if t.side == side), "")
-                out.append(f"proposal {n}: {f.unimaged_mm[r]:.0f} mm of the needle outside the skin (and its hub) run "
-                           f"beyond the image at its {side} side, where the body is cut ({where}): what lies there "
-                           "(an arm, the rest of the trunk) is not imaged; check it on the scout or a wider field of "
-                           f"view, or prefer another proposal; {rank}")
+                out.append(f"proposal {n}: " + unimaged_text(self.problem, f.unimaged_mm[r], f.unimaged_side[r],
+                                                             f.unimaged_at_mm[r], f.unimaged_hub[r]) + f"; {rank}")
             if "beyond_tip" in fl:
                 out.append(f"proposal {n}: the needle's axis continued past the target meets {f.beyond_what[r]} "
                            f"{f.beyond_mm[r]:.1f} mm beyond the tip, within the needle's "
@@ -366,6 +362,7 @@ class Plan:
             "proposals": [m.to_dict() | {"findings_ranked_last": f.flagged(r),
                                          "beyond_tip": _beyond_tip_row(f, r, p.needle.beyond_tip_mm),
                                          "outside_clearance": _outside_row(f, r),
+                                         "unimaged": _unimaged_row(f, r),
                                          "couch_clearance": _couch_row(f, r)}
                           for m, r in zip(self.proposals, self.ranked)],
             "pareto": [{"entry_ras": t.entry_ras[i], "score": t.score[i],
@@ -664,6 +661,19 @@ def _outside_row(f, row: int):
         return None
     return {"mm": round(float(mm), 1), "at_mm": round(float(f.near_at_mm[row]), 1),
             "hub": bool(f.near_hub[row]), "inside_outline": bool(f.near_inside[row])}
+
+
+def _unimaged_row(f, row: int):
+    """plan.json's 'unimaged' of a proposal (`findings.unimaged_needle`): None when the needle
+    part outside the skin and its hub stay inside the image (or no side of it cuts the body),
+    else the mm beyond it (to the hub's end), the side where the body is cut, where it leaves
+    (mm past the entry) and whether only the hub leaves it. Not checked there: what lies beyond
+    the image is not seen."""
+    mm = f.unimaged_mm.get(row, 0.0)
+    if not mm > 0.0:
+        return None
+    return {"mm": round(float(mm), 1), "side": f.unimaged_side[row], "at_mm": round(float(f.unimaged_at_mm[row]), 1),
+            "hub_only": bool(f.unimaged_hub[row])}
 
 
 def _couch_row(f, row: int):

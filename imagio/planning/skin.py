@@ -175,7 +175,10 @@ class PaddingEdge:
         from scipy.spatial import cKDTree
 
         self.codes = np.asarray(codes, np.int8)
-        self.tree = cKDTree(grid.kji_to_world(np.asarray(kji, float)))
+        self.ras = grid.kji_to_world(np.asarray(kji, float))
+        self.tree = cKDTree(self.ras)
+        self._side_trees: dict = {}
+        self._margin = 0.5 * float(max(grid.spacing))
 
     def side_codes_at(self, ras) -> np.ndarray:
         """Side code (index into ``_DIRECTIONS``) of the edge voxel nearest each RAS point (n, 3)."""
@@ -183,6 +186,29 @@ class PaddingEdge:
         if not len(ras):
             return np.zeros(0, np.int8)
         return self.codes[self.tree.query(ras)[1]]
+
+    def beyond_side(self, ras, codes) -> np.ndarray:
+        """(n,) int: per RAS point (n, 3) in the padding, the first of the side ``codes`` (indices
+        into ``_DIRECTIONS``) it lies beyond, -1 when none: more than half the largest voxel side
+        past its nearest edge voxel of that side, along that side's direction (the padding's
+        analogue of a point beyond the plane of an array face, wherever it also lies beyond
+        another side: the corner beyond a reformat's source box, new-user trial 65 M2's hubs)."""
+        from scipy.spatial import cKDTree
+
+        ras = np.atleast_2d(np.asarray(ras, float))
+        out = np.full(len(ras), -1, np.int64)
+        for c in codes:
+            todo = np.flatnonzero(out < 0)
+            sel = self.codes == c
+            if not len(todo) or not sel.any():
+                continue
+            if c not in self._side_trees:
+                self._side_trees[c] = (cKDTree(self.ras[sel]), self.ras[sel])
+            tree, pts = self._side_trees[c]
+            _, name_ax, sgn = _DIRECTIONS[c]
+            past = sgn * (ras[todo, name_ax] - pts[tree.query(ras[todo])[1], name_ax])
+            out[todo[past > self._margin]] = c
+        return out
 
 
 def padding_inside(data: np.ndarray) -> np.ndarray:
