@@ -24,3 +24,26 @@ def test_air_core_without_contrast_is_said_as_such():
     msg = wall_less_warning(run, "the route")
     assert "neither an air core" not in msg
     assert "centre -1000 HU, wall ring -1000 HU, surroundings -995 HU: no contrast" in msg, msg
+
+
+def test_no_path_to_a_given_point_names_the_point_not_its_host_label():
+    """Trial 65 L3: a point target in an unlabelled mass read "no feasible needle path to body" (the
+    label at the point is its host). The message names the point and its host; a named structure
+    target keeps its name."""
+    from imagio.planning import PlanningProblem, plan
+    from imagio.planning.planner import format_report
+    from imagio.planning.problem import Needle
+    from imagio.planning.synthetic import synthetic_torso
+
+    ct, lab = synthetic_torso(4.0)
+    value = next(v for v, n in lab.labels.items() if n == "liver_tumor")
+    point = lab.kji_to_world(np.argwhere(lab.array == value).mean(axis=0)[None])[0]
+    short = Needle(length_mm=20.0)          # no skin within reach: no feasible path
+    res = plan(PlanningProblem.build(ct, lab, point, needle=short))
+    assert not res.feasible
+    msg = format_report(res.report)
+    x, y, z = point
+    assert msg.startswith(f"no feasible needle path to the target point R,A,S {x:.1f}, {y:.1f}, {z:.1f} mm "
+                          "(in 'liver_tumor')"), msg
+    named = format_report(plan(PlanningProblem.build(ct, lab, "liver_tumor", needle=short)).report)
+    assert named.startswith("no feasible needle path to liver_tumor:"), named

@@ -44,10 +44,22 @@ def _too_close(c: dict) -> str:
     return f"{c['structure']} ({_how_close(c['distance_mm'])}, needs {c['required_mm']:.1f} mm)"
 
 
+def _target_words(report: dict) -> str:
+    """The target as the message names it: the structure's name, or for a point the user gave
+    'the target point R,A,S x, y, z mm (in 'body')': a point's label is its host, not the target
+    (new-user trial 65 L3: a point in an unlabelled mass read "no feasible needle path to body")."""
+    name = report.get("target")
+    if not report.get("point_given"):
+        return f"{name}"
+    x, y, z = (float(v) for v in report.get("target_ras"))
+    return f"the target point R,A,S {x:.1f}, {y:.1f}, {z:.1f} mm (in '{name}')"
+
+
 def format_report(report: dict) -> str:
     """The infeasibility report as one readable paragraph."""
+    target = _target_words(report)
     if report.get("candidates") == 0:
-        return (f"no feasible needle path to {report.get('target')}: no skin entry within the "
+        return (f"no feasible needle path to {target}: no skin entry within the "
                 f"needle length; the nearest skin is {report.get('nearest_skin_mm')} mm from the "
                 "target. Use a longer needle (--needle-length) or check the target point.")
     ex = ", ".join(f"{k} excluded {v['violating']} ({v['only_this']} only by it)"
@@ -64,7 +76,7 @@ def format_report(report: dict) -> str:
     # with the target too close, every path fails there and the best near-miss is no example to
     # follow (new-user trial 48 L2: one through the aorta, "clearance -1.5 mm"): left to the JSON
     near = "" if first else f"Best near-miss (entry {nm.get('entry_ras')}): {why}. "
-    return (f"no feasible needle path to {report.get('target')}{': ' + first + 'Among' if first else ' among'} {report.get('candidates')} "
+    return (f"no feasible needle path to {target}{': ' + first + 'Among' if first else ' among'} {report.get('candidates')} "
             f"candidate entries: {ex or 'no candidate entries within needle reach'}. "
             f"{near}Relax the constraint that "
             "excludes most (e.g. a longer needle, more gantry tilt, a smaller margin) or choose "
@@ -280,7 +292,7 @@ class Plan:
     def report(self) -> dict:
         t = self.table
         out = {"target": self.problem.target.name, "target_ras": self.problem.target.point_ras,
-               "candidates": len(t), "feasible": int(t.feasible.sum()),
+               "point_given": bool(self.problem.target.point_given), "candidates": len(t), "feasible": int(t.feasible.sum()),
                "excluded_by": t.exclusion_counts()}
         if len(t) == 0:
             out["nearest_skin_mm"] = round(nearest_skin_mm(self.problem), 1)
