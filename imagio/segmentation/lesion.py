@@ -2092,7 +2092,10 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
                 if leaks is not None and same:
                     leaks += leaked_ml
                 notes = notes + [
-                    f"{PART_OF_MASS}. {crossed} That check outline leaked: {why}. "
+                    # judged as its click run alone: its own outline, or one grown from a click inside
+                    # it, leaked (trial 65 L2: "That check outline leaked" named the 16.7 mL outline
+                    # when a click inside it grew the 569.9 mL one)
+                    f"{PART_OF_MASS}. {crossed} Judged as its click run alone, that check fails: {why}. "
                     + ("The lesion is not told from that tissue; " if same else
                        f"That leak is of the other tissue, not of this outline, yet the border is not seen there: "
                        f"the volume {DEPENDS}; ")
