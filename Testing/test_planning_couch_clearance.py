@@ -177,6 +177,7 @@ def test_plan_warns_proposals_whose_hub_reaches_the_couch(grid):
         assert deferred(f, len(t.violations))[res.ranked[first:len(res.proposals)]].all()
     lines = [w for w in res.warnings if "couch top" in w]
     assert len(lines) == sum(warned), res.warnings
+    assert res.to_dict()["couch_checked"] is True     # a proposal's null means clear here
     js = res.to_dict()["proposals"]
     assert [p["couch_clearance"] is not None for p in js] == warned
     assert ["couch_clearance" in p["findings_ranked_last"] for p in js] == warned
@@ -191,13 +192,15 @@ def test_no_couch_under_the_patient_in_the_planned_position_is_not_judged_and_sa
     distance: none within clearance) while the plan also said the table was not found. Now the
     clearance is not judged there and the plan says so; with the table-side rule off it says so too
     (trial 65 M1: plan.json read as clear while every needle crossed the couch)."""
-    from imagio.planning.findings import couch_clearance
+    from imagio.planning.findings import couch_clearance, couch_judged
     from imagio.planning.planner import table_warnings
     from imagio.planning.table import locate_table_cached
 
     ct, lab, couch = _scene("axial")
     problem = PlanningProblem.build(ct, lab, "liver_tumor", constraints=Constraints(patient_position=position))
     assert not locate_table_cached(problem, problem.constraints.table_direction).located
+    assert not couch_judged(problem)    # plan.json couch_checked false: a null is "not checked" (trial 66)
+    assert couch_judged(PlanningProblem.build(ct, lab, "liver_tumor"))
     for e, t in (_path(10.0, 85.0), (_entry(5.0), _entry(5.0) - np.array([80.0, 0.0, 0.0]))):
         length = float(np.linalg.norm(e - t))
         assert _own(problem, couch, e, t, length) == np.inf          # far from the couch
@@ -205,3 +208,4 @@ def test_no_couch_under_the_patient_in_the_planned_position_is_not_judged_and_sa
     assert any("not checked" in w for w in table_warnings(problem)), table_warnings(problem)
     off = PlanningProblem.build(ct, lab, "liver_tumor", constraints=Constraints(disabled_rules=("table_side",)))
     assert any("couch" in w and "check on the images" in w for w in table_warnings(off)), table_warnings(off)
+    assert not couch_judged(off)

@@ -504,6 +504,22 @@ def outside_clearance(problem, entry_ras, target_ras, length_mm, refine: bool = 
     return out
 
 
+def couch_judged(problem) -> bool:
+    """Whether `couch_clearance` judges the needle against the couch (plan.json ``couch_checked``):
+    the table-side rule applies (not disabled, ``table_exclusion_deg`` > 0), there is a skin model,
+    and a couch was found under the patient in the planned position (`table.TableSurface.located`).
+    Without one the surface would be whatever lies first along the table direction beside the
+    patient (trial 65 H1: in a lateral position the rims of the scan's own supine couch, every
+    proposal flagged at 0 mm); `planner.table_warnings` says the clearance was not checked, and
+    plan.json tells a proposal's null (clear) from not checked (trial 66 L)."""
+    c = problem.constraints
+    if problem.skin is None or "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
+        return False
+    from .table import locate_table_cached
+
+    return bool(locate_table_cached(problem, c.table_direction).located)
+
+
 def couch_clearance(problem, entry_ras, target_ras, length_mm,
                     chunk_samples: int = OUTSIDE_CHUNK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The needle part outside the skin, hub included, against the couch top under the patient.
@@ -543,17 +559,11 @@ def couch_clearance(problem, entry_ras, target_ras, length_mm,
     n = len(e)
     dist, at, hub = np.full(n, np.inf), np.full(n, np.nan), np.zeros(n, bool)
     c, ndl = problem.constraints, problem.needle
-    if not n or problem.skin is None or "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
+    if not n or not couch_judged(problem):
         return dist, at, hub
     from .table import locate_table_cached
 
     surf = locate_table_cached(problem, c.table_direction)
-    if not surf.located:
-        # no couch under the patient in this position: the surface would be whatever lies first
-        # along the table direction beside the patient (trial 65 H1: in a lateral position the rims
-        # of the scan's own supine couch, every proposal flagged 0 mm); `planner.table_warnings`
-        # says the clearance from the table was not checked
-        return dist, at, hub
     d = np.asarray(surf.direction, float)
     half = 0.5 * float(min(problem.ct.spacing))
     rest = np.maximum(ndl.length_mm - np.asarray(length_mm, float).reshape(-1), 0.0)

@@ -343,7 +343,7 @@ class Plan:
                  "required_mm": round(m + p.needle.widening_mm, 1)}]
 
     def to_dict(self) -> dict:
-        from .findings import RANKING_RULE
+        from .findings import RANKING_RULE, couch_judged
 
         p = self.problem
         t = self.table
@@ -356,6 +356,9 @@ class Plan:
             "criteria": [{**{k: c[k] for k in ("name", "unit", "direction", "lo", "hi", "source")},
                           "weight": p.weights.get(c["name"], 0.0)} for c in criteria_table()],
             "rules": p.rules | {"findings_ranked_last": RANKING_RULE},
+            # False: no proposal was judged against the couch (its 'couch_clearance' null is then
+            # "not checked", not "clear"; `findings.couch_judged`)
+            "couch_checked": couch_judged(p),
             "positions": self.positions,
             "warnings": self.warnings,
             "body_truncations": [tr.to_dict() for tr in (p.skin.truncations if p.skin else [])],
