@@ -126,8 +126,8 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
             out = (kji[:, ax] >= hi[ax]) if sgn > 0 else (kji[:, ax] <= -0.5)
             code[out & (code < 0)] = f
         if edge is not None:   # padding inside the array, beyond a cut side
-            idx = np.rint(kji).astype(np.int64)
-            ok = np.all((idx >= 0) & (idx < np.asarray(ct.shape)), axis=1) & (code < 0)
+            idx, ok = _voxels(kji, ct.shape)
+            ok &= code < 0
             pad = np.zeros(len(idx), bool)
             pad[ok] = padding_inside(problem.skin.data)[tuple(idx[ok].T)]
             c = np.asarray(edge.side_codes_at(pts[pad]), np.int64)
@@ -191,8 +191,7 @@ def tissue_outside_skin(problem, entry_ras, target_ras, length_mm) -> np.ndarray
     rest, s, ras = _outside_samples(problem, e, t, length_mm)
     n = s.shape[1]
     step = rest / (n - 1)
-    idx = np.rint(ct.world_to_kji(ras)).astype(np.int64)
-    ok = np.all((idx >= 0) & (idx < np.asarray(ct.shape)), axis=1)
+    idx, ok = _voxels(ct.world_to_kji(ras), ct.shape)
     dense = np.zeros(len(idx), bool)     # tissue (above the body threshold)
     air = np.zeros(len(idx), bool)       # in the image and below it
     outline = np.zeros(len(idx), bool)
