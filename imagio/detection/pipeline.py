@@ -278,19 +278,17 @@ def _head_why_undecided(head: str, reported: list[dict], low: list[dict]) -> str
     """``head`` with the candidates that leave it not decided whatever the low-probability ones are
     and measure nothing (`report.firm_undecided` that are ``not_assessable``; a floor already shows
     in ``head``): "not decided (not assessable: #4 (score 0.26))", ">=3 (not assessable: #2
-    (score 0.55), #7 (0.12))"; beyond ``NAMED_WITH_SCORES`` the others counted. Without them a reader sees "not
-    decided" and no candidate to read first (detect25: lung1's headline began "not decided" for a
+    (score 0.55) or #7 (0.12))", listed as the headline's conditions are (`_named`). Without them a
+    reader sees "not decided" and no candidate to read first (detect25: lung1's headline began "not decided" for a
     31.5 mm fat-density outline of score 0.26 that only the review list named)."""
     from .report import firm_undecided
 
     ds = [d for d in firm_undecided(reported, low) if d.get("not_assessable")]
     if not ds:
         return head
-    names = [f"#{d['id']} ({'score ' if not i else ''}{float(d['candidate']['probability']):.2f})"
-             for i, d in enumerate(ds[:NAMED_WITH_SCORES])]
-    if len(ds) > NAMED_WITH_SCORES:
-        names.append(f"{len(ds) - NAMED_WITH_SCORES} more")
-    return f"{head} (not assessable: {', '.join(names)})"
+    named = _named({"category": "", "candidates": [
+        {"id": d["id"], "probability": round(float(d["candidate"]["probability"]), 2)} for d in ds]})
+    return f"{head} (not assessable: {named})"
 
 
 def scan_lung_rads(nodules: list[dict]) -> dict:
