@@ -33,6 +33,24 @@ def test_sample_nearest_matches_array(oblique_volume):
     assert v.sample([[1e6, 0, 0]], fill=-7)[0] == -7
 
 
+def test_nearest_voxel_indices_on_an_oblique_flipped_grid(oblique_volume):
+    """nearest_kji: the voxel whose centre is nearest in index space (within +-0.45 of a
+    centre it is that voxel), unclipped outside unless asked; in_array tells which lie in it."""
+    v = oblique_volume
+    rng = np.random.default_rng(3)
+    kji = rng.integers(0, v.shape, size=(50, 3))
+    ras = v.kji_to_world(kji + rng.uniform(-0.45, 0.45, size=kji.shape))
+    got = v.nearest_kji(ras)
+    assert got.dtype == np.int64 and got.shape == (50, 3)
+    np.testing.assert_array_equal(got, kji)
+    np.testing.assert_array_equal(v.nearest_kji(ras.reshape(5, 10, 3)), kji.reshape(5, 10, 3))
+    out = v.kji_to_world(np.array([[-2.0, 4, 4], [4, 4, v.shape[2] + 3]]))
+    np.testing.assert_array_equal(v.nearest_kji(out), [[-2, 4, 4], [4, 4, v.shape[2] + 3]])
+    np.testing.assert_array_equal(v.in_array(v.nearest_kji(out)), [False, False])
+    np.testing.assert_array_equal(v.nearest_kji(out, clip=True), [[0, 4, 4], [4, 4, v.shape[2] - 1]])
+    assert v.in_array(got).all()
+
+
 def test_resample_like_identity_and_shift(oblique_volume):
     v = oblique_volume
     same = v.resample_like(v)

@@ -276,6 +276,18 @@ class Volume:
         """(N, 3) RAS mm -> (N, 3) continuous array indices [k, j, i]."""
         return self.world_to_ijk(ras)[..., ::-1]
 
+    def nearest_kji(self, ras, clip: bool = False) -> np.ndarray:
+        """(..., 3) RAS mm -> (..., 3) int64 array indices [k, j, i] of the nearest voxel centre.
+        Unclipped by default (a point outside the image gets indices outside ``shape``; test with
+        ``in_array``); ``clip=True`` moves them onto the nearest edge voxel instead."""
+        kji = np.rint(self.world_to_kji(np.asarray(ras, float))).astype(np.int64)
+        return np.clip(kji, 0, np.asarray(self.shape) - 1) if clip else kji
+
+    def in_array(self, kji) -> np.ndarray:
+        """Bool (...,): integer indices [k, j, i] (..., 3) that lie in the array."""
+        kji = np.asarray(kji)
+        return np.all((kji >= 0) & (kji < np.asarray(self.shape)), axis=-1)
+
     def contains_world(self, ras) -> np.ndarray:
         """Boolean per point: inside the image extent (voxel centres +- half a voxel)."""
         kji = self.world_to_kji(np.atleast_2d(ras))

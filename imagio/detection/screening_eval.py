@@ -270,7 +270,7 @@ def false_positive_structures(scan, candidates: list, threshold: float,
         if c.probability <= threshold or any(np.sum((p - q) ** 2) < r * r for q, r in ref):
             continue
         r = max(float(c.diameter_mm) / 2.0, float(sk.max()))
-        kji = np.rint(lab.world_to_kji(p[None])[0]).astype(int)
+        kji = lab.nearest_kji(p[None])[0]
         box, dist = _around(lab.shape, kji, r, sk)
         inside = {names.get(int(v), "") for v in np.unique(lab.array[box][dist <= r])}
         if len(scan.mimics_ras) and np.min(np.linalg.norm(scan.mimics_ras - p, axis=1)) < mimic_radius_mm:

@@ -113,7 +113,7 @@ def lesion_from_point(scene, volume_node, point_ras, segmentation_node=None, nam
         if "liver" in existing.labels.values():
             liver = existing.mask("liver") | existing.mask(*[n for n in existing.labels.values()
                                                             if n.startswith(("liver_tumor", "tumor"))])
-            if ct.contains_world(point[None])[0] and liver[tuple(np.rint(ct.world_to_kji(point[None])[0]).astype(int))]:
+            if ct.contains_world(point[None])[0] and liver[tuple(ct.nearest_kji(point[None])[0])]:
                 organ = liver
     mask, meas = segment_lesion(ct, point, organ=organ)
     lab = ct.with_array(mask.astype(np.uint8), name=name, labels={1: name})

@@ -84,7 +84,7 @@ def _paint_mimic(ph: Phantom, c, rng, lung_vals, vessel_val) -> None:
     length = 12.0
     ct, lab = ph.ct, ph.labels
     half = np.ceil((length + r + 3 * BLUR_SIGMA_MM) / ct.spacing_kji).astype(int)
-    k0 = np.rint(ct.world_to_kji(np.asarray(c)[None])[0]).astype(int)
+    k0 = ct.nearest_kji(np.asarray(c)[None])[0]
     lo, hi = np.maximum(k0 - half, 0), np.minimum(k0 + half + 1, ct.shape)
     sl = tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))
     kji = np.stack(np.meshgrid(*[np.arange(x, y) for x, y in zip(lo, hi)], indexing="ij"), -1)

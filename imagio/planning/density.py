@@ -257,7 +257,7 @@ class DenseTissue:
         dense = np.zeros(shape, bool)
         dense[tuple(loc.T)] = True
         hu = np.asarray(hu_box[blo[0]:bhi[0], blo[1]:bhi[1], blo[2]:bhi[2]])
-        tk = np.rint(ct.world_to_kji(p.target.point_ras[None])[0]).astype(int) - self.lo
+        tk = ct.nearest_kji(p.target.point_ras[None])[0] - self.lo
         tin = bool(np.all((tk >= 0) & (tk < shape)))
         min_vox = min_object_voxels(ct.voxel_volume_ml)
         self.min_voxels = min_vox
@@ -352,7 +352,7 @@ class DenseTissue:
         q = pts[away]
         if len(q) == 0:
             return [], []
-        kji = np.rint(ct.world_to_kji(q)).astype(np.int64)
+        kji = ct.nearest_kji(q)
         inb, loc = self._local(kji)
         idx = tuple(loc.T)
         step = float(np.linalg.norm(pts[1] - pts[0])) if len(pts) > 1 else 0.0

@@ -89,7 +89,7 @@ def intermediate_runs(problem, entry_ras, target_ras) -> list[IntermediateRun]:
     if not hit.any():
         return []
     idx = np.flatnonzero(hit)
-    kji = np.clip(np.rint(ct.world_to_kji(pts[idx])).astype(np.int64), 0, np.array(ct.shape) - 1)
+    kji = ct.nearest_kji(pts[idx], clip=True)
     keep = ~labelled_rim(ct.array, lab.array, kji, open_, lo_hu)
     if problem.body is not None:   # in the patient (the density check's rule): not the table, not a cushion
         keep &= problem.body[tuple(kji.T)]

@@ -103,8 +103,8 @@ class Mediastinum:
 
     def contains(self, ras) -> bool:
         """Whether the RAS point ``ras`` (mm) lies in the mediastinum (its nearest voxel)."""
-        kji = np.rint(self.p.ct.world_to_kji(np.asarray(ras, float)[None])[0]).astype(int)
-        if np.any(kji < 0) or np.any(kji >= np.array(self.p.ct.shape)):
+        kji = self.p.ct.nearest_kji(np.asarray(ras, float)[None])[0]
+        if not self.p.ct.in_array(kji):
             return False
         other = [a for a in range(3) if a != self.axis]
         return bool(self.plane(int(kji[self.axis]))[kji[other[0]], kji[other[1]]])
@@ -124,11 +124,10 @@ class Mediastinum:
         n = max(2, int(np.ceil(length.max() / self.half)) + 1)
         frac = np.linspace(0.0, 1.0, n)
         other = [a for a in range(3) if a != self.axis]
-        hi = np.array(ct.shape) - 1
         for a in range(0, len(e), chunk):
             ee, tt = e[a:a + chunk], t[a:a + chunk]
             pts = ee[:, None, :] + frac[None, :, None] * (tt - ee)[:, None, :]
-            kji = np.clip(np.rint(ct.world_to_kji(pts.reshape(-1, 3))).astype(np.int64), 0, hi)
+            kji = ct.nearest_kji(pts.reshape(-1, 3), clip=True)
             keep = self.p.labels.array[tuple(kji.T)] != tv if tv else np.ones(len(kji), bool)
             inside = np.zeros(len(kji), bool)
             ks = kji[:, self.axis]

@@ -780,7 +780,7 @@ def _coverage(labels: Volume, ct: Volume) -> np.ndarray:
 def _check_target(prob: "PlanningProblem") -> None:
     """Refuse a target outside the body or a target point inside a forbidden/margin structure."""
     t, ct = prob.target, prob.ct
-    kji = np.rint(ct.world_to_kji(t.point_ras[None])[0]).astype(int)
+    kji = ct.nearest_kji(t.point_ras[None])[0]
     inside = bool(np.all((kji >= 0) & (kji < ct.shape)))
     if not inside:
         raise InputError(f"target {t.name} at {np.round(t.point_ras, 1).tolist()} (RAS mm) lies "
@@ -893,7 +893,7 @@ def outline_tissue(ct: Volume, mask: np.ndarray, name: str, point_ras, fluid: bo
       not known (trial 56 L3: "enhancing" was said on a non-contrast CT).
     ``flags``: the command's options that give the outline (said in the warnings)."""
     point_ras = np.asarray(point_ras, float)
-    kji = np.rint(ct.world_to_kji(point_ras[None])[0]).astype(int)
+    kji = ct.nearest_kji(point_ras[None])[0]
     if not np.all((kji >= 0) & (kji < ct.shape)):
         return [], None   # refused by the callers' own checks
     from ..limits import GROUND_GLASS_MIN_HU as low
@@ -1004,7 +1004,7 @@ def point_in_aerated_lung(ct: Volume, labels: Volume | None, point_ras) -> list[
     from ..limits import GROUND_GLASS_MIN_HU as low
 
     p = np.asarray(point_ras, float).reshape(1, 3)
-    kji = np.rint(ct.world_to_kji(p)[0]).astype(int)
+    kji = ct.nearest_kji(p)[0]
     if not np.all((kji >= 0) & (kji < ct.shape)):
         return []
     hu = _median_around(ct, kji)
@@ -1012,7 +1012,7 @@ def point_in_aerated_lung(ct: Volume, labels: Volume | None, point_ras) -> list[
         return []
     name = ""
     if labels is not None:
-        lk = np.rint(labels.world_to_kji(p)[0]).astype(int)
+        lk = labels.nearest_kji(p)[0]
         v = int(labels.array[tuple(lk)]) if np.all((lk >= 0) & (lk < labels.shape)) else 0
         name = str(labels.labels.get(v, "")) if v else ""
     if name and name not in AERATED_LUNG:
@@ -1245,7 +1245,7 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
         ids = np.unique(cc[ndimage.binary_dilation(sub == t.value, np.ones((3, 3, 3), bool))])
         piece = np.isin(cc, ids[ids > 0])
     else:
-        tk = np.rint(lab.world_to_kji(t.point_ras[None])[0]).astype(int) - np.asarray(lo)
+        tk = lab.nearest_kji(t.point_ras[None])[0] - np.asarray(lo)
         piece = cc == cc[tuple(tk)]
     names = dict(lab.labels)
     nxt = int(max(max(names), int(arr.max()))) + 1

@@ -156,16 +156,16 @@ class Verifier:
         step = STEP_VOXELS * float(min(self.ct.spacing))
         n = max(2, int(np.ceil(length / step)) + 1)
         pts = e + np.linspace(0.0, 1.0, n)[:, None] * (t - e)
-        kji = np.rint(self.ct.world_to_kji(pts)).astype(np.int64)
+        kji = self.ct.nearest_kji(pts)
         shp = np.asarray(self.ct.shape)
-        inside = np.all((kji >= 0) & (kji < shp), axis=1)
+        inside = self.ct.in_array(kji)
         if not inside.all():
             problems.append("path leaves the image")
             kji = np.clip(kji, 0, shp - 1)
         idx = tuple(kji.T)
         # entry on the outer skin: a skin voxel within one voxel diagonal of the entry
         diag = float(np.linalg.norm(self.ct.spacing))
-        k0 = np.rint(self.ct.world_to_kji(e[None])[0]).astype(int)
+        k0 = self.ct.nearest_kji(e[None])[0]
         r = np.ceil(diag / np.asarray(self.ct.spacing_kji)).astype(int)
         a, b = np.maximum(k0 - r, 0), np.minimum(k0 + r + 1, shp)
         box = p.skin.skin[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
@@ -239,7 +239,7 @@ class Verifier:
         n = max(2, int(np.ceil(length / (BONE_STEP_VOXELS * float(min(self.ct.spacing))))) + 1)
         smm = length / (n - 1)
         pts = e + np.linspace(0.0, 1.0, n)[:, None] * (t - e)
-        kji = np.clip(np.rint(self.ct.world_to_kji(pts)).astype(np.int64), 0, np.asarray(self.ct.shape) - 1)
+        kji = self.ct.nearest_kji(pts, clip=True)
         lab = self.lab[tuple(kji.T)]
         inb = np.isin(lab, bv)
         if not inb.any():

@@ -38,7 +38,7 @@ def _lesion_at(labels: Volume, point) -> str:
     nearest voxel); InputError naming what is there otherwise."""
     from ..planning.problem import is_lesion
 
-    kji = np.rint(labels.world_to_kji(np.asarray(point, float).reshape(1, 3))[0]).astype(int)
+    kji = labels.nearest_kji(np.asarray(point, float).reshape(1, 3))[0]
     txt = ",".join(f"{x:.1f}" for x in point)
     if not ((kji >= 0) & (kji < labels.shape)).all():
         raise InputError(f"--lesion {txt} (RAS mm) lies outside the label map: {labels.outside_text(point)}")

@@ -111,7 +111,7 @@ def _outside_lung_message(target: Target, lungs: Volume, ct: Volume | None) -> s
     import edt
 
     c = np.round(target.centre, 1).tolist()
-    kji = np.rint(lungs.world_to_kji(target.centre[None])[0]).astype(int)
+    kji = lungs.nearest_kji(target.centre[None])[0]
     inside = bool(np.all((kji >= 0) & (kji < np.asarray(lungs.shape))))
     near = None
     if inside:   # the lung within 40 mm of the point: a box around it, no whole-volume work

@@ -102,8 +102,8 @@ def lesion_at(point, structures):
 
     if structures is None:
         return None
-    kji = np.rint(structures.world_to_kji(np.asarray(point, float).reshape(1, 3))[0]).astype(int)
-    if not ((kji >= 0) & (kji < structures.shape)).all():
+    kji = structures.nearest_kji(np.asarray(point, float).reshape(1, 3))[0]
+    if not structures.in_array(kji):
         return None
     v = int(structures.array[tuple(kji)])
     name = structures.labels.get(v, "")

@@ -231,7 +231,7 @@ def _vessel_reasons(close: np.ndarray, along: np.ndarray | None, margin: float, 
     c = np.flatnonzero(close)
     s_min = np.argmin(along[c], axis=1)
     p = flat.reshape(along.shape + (3,))[c, s_min]                      # [c, 3] RAS
-    kji = np.clip(np.rint(sub.world_to_kji(p)).astype(int), 0, np.array(v.shape) - 1)
+    kji = np.clip(sub.nearest_kji(p), 0, np.array(v.shape) - 1)
     vk = idx[:, kji[:, 0], kji[:, 1], kji[:, 2]]                       # [3, c]
     codes = np.asarray(lab.array)[vk[0], vk[1], vk[2]].astype(int)
     out = {}
@@ -271,7 +271,7 @@ def _dense_distance(ct: Volume, target: Target, aim: np.ndarray, reach_mm: float
         checked = ~ndimage.binary_dilation(les, np.ones((3, 3, 3), bool))
     dense = dense_objects(hu, ct.voxel_volume_ml, checked)
     if target.mask is None and dense.any():
-        kji = np.rint(box.world_to_kji(np.asarray(aim, float)[None])[0]).astype(int)
+        kji = box.nearest_kji(np.asarray(aim, float)[None])[0]
         if np.all((kji >= 0) & (kji < dense.shape)) and dense[tuple(kji)]:
             cc = cc3d.connected_components(dense, connectivity=26)
             dense &= cc != cc[tuple(kji)]
@@ -299,7 +299,7 @@ def other_lesions(labels: Volume, target: Target) -> tuple[np.ndarray | None, li
     else:   # a point target: the lesion piece holding it is the target
         import cc3d
 
-        kji = np.rint(labels.world_to_kji(np.asarray(target.centre, float)[None])[0]).astype(int)
+        kji = labels.nearest_kji(np.asarray(target.centre, float)[None])[0]
         if np.all((kji >= 0) & (kji < m.shape)) and m[tuple(kji)]:
             cc = cc3d.connected_components(m, connectivity=26)
             m &= cc != cc[tuple(kji)]

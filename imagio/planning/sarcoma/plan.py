@@ -774,7 +774,7 @@ def _clear_of(labels: Volume, values, pts, need_mm: float) -> np.ndarray:
     (exact Euclidean distance transform on a crop around the points, mm)."""
     import edt
 
-    kji = np.rint(labels.world_to_kji(pts)).astype(int)
+    kji = labels.nearest_kji(pts)
     pad = np.ceil((need_mm + 2.0) / np.asarray(labels.spacing_kji)).astype(int)
     lo = np.maximum(kji.min(0) - pad, 0)
     hi = np.minimum(kji.max(0) + pad + 1, labels.shape)

@@ -226,7 +226,7 @@ def specimen_nonviable_fraction(vm: ViableMap, ct: Volume, start, end, step_mm: 
     start, end = np.asarray(start, float), np.asarray(end, float)
     n = max(2, int(np.ceil(np.linalg.norm(end - start) / step_mm)) + 1)
     s = start + np.linspace(0.0, 1.0, n)[:, None] * (end - start)
-    kji = np.rint(ct.world_to_kji(s)).astype(int)
+    kji = ct.nearest_kji(s)
     inside = np.all((kji >= 0) & (kji < np.asarray(vm.mask.shape)), axis=1)
     ok = np.zeros(n, bool)
     ok[inside] = vm.mask[tuple(kji[inside].T)]
