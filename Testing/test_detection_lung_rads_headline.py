@@ -257,6 +257,15 @@ def test_a_reported_nodule_and_a_floor_count_under_the_other_type():
         ">=4A if #6 (score 0.19; if solid) is a nodule; >=3 if #6 (score 0.19; as part-solid) is a nodule"
     assert lung_rads_note(lr) == "typing uncertain: >= 3 as part-solid, >= 4A if solid"
     assert "at least 4A if solid" in nodule_rows([{**six, "center_ras": [1.0, 2.0, 3.0]}])[0][5]
+    # a clipped ground-glass one, floor 2 as typed, at least 4A as solid, beside a reported 2: the
+    # condition is named and the routine follow-up withheld until it is read
+    gg = {**_typed(12, 9.0, 0.1, "ground_glass", 0.0, "solid"), "size_uncertain": CLIP}
+    gg["stratification"] = stratify(gg)
+    assert gg["stratification"]["lung_rads"]["category_at_least"] == "2"
+    ok = nod(2, 4.5, 0.9)
+    assert scan_lung_rads([ok, gg])["highest_lung_rads"] == "2; >=4A if #12 (score 0.10; if solid) is a nodule"
+    lines = dict(management_lines(*split_by_score([ok, gg])))
+    assert lines["Lung-RADS 2 among the measured nodules"].startswith("withheld"), lines
     # a perifissural one under 10 mm keeps its floor 2 whatever its other type (v2022 category 2)
     pf = {**_typed(10, 9.8, 0.1, "perifissural", 9.8, "part_solid", 9.1), "size_uncertain": CLIP}
     pf["stratification"] = stratify(pf)

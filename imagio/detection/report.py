@@ -260,8 +260,10 @@ def undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
 
     top = max((order.index(_category(d)) for d in nodules if _category(d) in order), default=-1)
 
-    def at_least(d):
-        return order.index(d["stratification"]["lung_rads"].get("category_at_least") or "1")
+    def at_least(d):   # its floor, the higher under the other plausible type (trial 66 M1)
+        from ..stratification.screening import type_dependent
+
+        return order.index(type_dependent(d["stratification"]["lung_rads"])[0] or "1")
 
     unsure = [d for d in nodules if d.get("size_uncertain") and top < 2]
     unsure += [d for d in nodules + list(low or []) if d.get("size_uncertain") and d not in unsure
@@ -466,7 +468,7 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
                     "possible tumour"))
     if high_low:
         out.append(("review", f"{len(high_low)} low-probability candidate(s) would be Lung-RADS 4A+ "
-                    "if they were nodules (" + ", ".join(high_low)
+                    "if they were nodules (" + "; ".join(high_low)
                     + "): most are vessels, airway walls or chest-wall structures; look at each"))
     if no_cat:   # issue 17 trial M1: named only in the low-probability table before
         out.append(("review: no category", f"{len(no_cat)} low-probability candidate(s) have no Lung-RADS category "
