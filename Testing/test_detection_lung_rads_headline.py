@@ -73,7 +73,9 @@ def test_several_low_probability_candidates_at_the_highest_condition_are_named()
 
     many = [nod(i, 16.0 + i, p) for i, p in ((3, 0.2), (4, 0.31), (5, 0.05), (6, 0.12), (7, 0.08))]
     got = scan_lung_rads(many + [nod(8, 10.0, 0.35)])["highest_lung_rads"]   # #8: 4A, below the 4B ones
-    assert got == "4B if #4 (score 0.31), #3 (0.20), #6 (0.12) or 2 more (#7, #5; scores <= 0.08) is a nodule", got
+    # every category above the scan's has its clause (trial 66 M1; before, #8 was not named)
+    assert got == ("4B if #4 (score 0.31), #3 (0.20), #6 (0.12) or 2 more (#7, #5; scores <= 0.08) is a nodule; "
+                   "4A if #8 (score 0.35) is a nodule"), got
     c = if_a_nodule(*split_by_score(many))
     assert [x["id"] for x in c[0]["candidates"]] == [4, 3, 6, 7, 5] and c[0]["at_least"] is False
 
@@ -159,18 +161,20 @@ def test_an_uncertain_type_gives_the_category_under_the_other_type():
     assert "if_other_type" not in one["stratification"]["lung_rads"]   # 4B either way: nothing to say
     got = scan_lung_rads([one, seven, nine])["highest_lung_rads"]
     assert got == ("4B if #1 (score 0.34; on the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; "
-                   "as part-solid) is a nodule"), got
-    # the same without the alternative: #7 is 4A, below the clause, and #9 plain (the rule on main)
+                   "as part-solid) is a nodule; 4A if #7 (score 0.17; as part-solid) or #9 (0.13; if solid) "
+                   "is a nodule"), got   # each category they may take (trial 66 M1)
+    # the same without the alternative: #7 is 4A, in the clause below, and #9 plain
     plain = [dict(d, type_alternative=None) for d in (seven, nine)]
     from imagio.stratification.screening import stratify
     for d in plain:
         d["stratification"] = stratify(d)
     assert scan_lung_rads([one] + plain)["highest_lung_rads"] == \
-        "4B if #1 (score 0.34; on the 4A/4B size cut) or #9 (0.13) is a nodule"
+        "4B if #1 (score 0.34; on the 4A/4B size cut) or #9 (0.13) is a nodule; 4A if #7 (score 0.17) is a nodule"
     # a reported 4A whose type may be solid: the category under the other type is in its cell
     main, low = split_by_score([one, seven, nine])
     row = dict(management_lines(main, low))["Lung-RADS 4B if a nodule"]
-    assert "#7: typed part-solid" in row and "as solid 4B" in row and "as solid 4A" in row, row
+    assert "#7: typing uncertain" in row and "4A as part-solid, 4B if solid" in row \
+        and "4B as part-solid, 4A if solid" in row, row   # `screening.category_words`, as the review list
     cells = {r[0]: r for r in nodule_rows([_typed(7, 15.2, 0.9, "part_solid", 7.4, "solid")])}
     assert any("4A (typed part-solid: 4B if solid)" in str(c) for r in cells.values() for c in r), cells
 
@@ -191,3 +195,111 @@ def test_the_nodule_tables_carry_the_size_cut_and_type_notes():
         "typing uncertain: 4A as part-solid, 4B if solid"
     assert rows[9]["lung_rads_note"] == "typing uncertain: 4B as part-solid, 4A if solid"
     assert rows[7]["coordX"] == "-1.00" and rows[7]["probability"] == "0.1700"   # LPS, LUNA16's
+
+
+def _lung1_typed():
+    """lung1's candidates whose category depends on the type (trial 66 M1; sizes as nodules.csv
+    gave them): #3 part-solid 8.7 mm, solid part 2.6 mm (3; 4A if solid), #5 and #8 ground-glass
+    8.9 and 10.6 mm (2; 4A if solid), #16 part-solid 9.3 mm, solid part 2.9 mm (3; 4A if solid)."""
+    return _lung1_like() + [_typed(3, 8.7, 0.337, "part_solid", 2.6, "solid"),
+                            _typed(5, 8.9, 0.216, "ground_glass", 0.0, "solid"),
+                            _typed(8, 10.6, 0.142, "ground_glass", 0.0, "solid"),
+                            _typed(16, 9.3, 0.004, "part_solid", 2.9, "solid")]
+
+
+def test_every_category_a_candidate_may_take_is_named():
+    """Trial 66 M1: only the highest condition was named. #3 (score 0.34, "3 as part-solid, 4A if
+    solid"), #5, #8, #16 and #7 as part-solid (4A) were named nowhere in the headline, and the review
+    list read "#7 4A" with no type. Every category above the scan's that a candidate may take has
+    its clause, each candidate with its type condition; the review list gives both categories."""
+    from imagio.detection.pipeline import if_a_nodule, scan_lung_rads
+    from imagio.detection.report import for_review, split_by_score
+
+    every = _lung1_typed()
+    s = scan_lung_rads(every)
+    assert s["highest_lung_rads"] == (
+        "4B if #1 (score 0.34; on the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a "
+        "nodule; 4A if #3 (score 0.34; if solid), #5 (0.22; if solid), #7 (0.17; as part-solid) or 3 more "
+        "(#8 if solid, #9 if solid, #16 if solid; scores <= 0.14) is a nodule; 3 if #3 (score 0.34; as "
+        "part-solid) or #16 (0.00; as part-solid) is a nodule"), s["highest_lung_rads"]
+    clauses = if_a_nodule(*split_by_score(every))
+    assert [(c["category"], [x["id"] for x in c["candidates"]]) for c in clauses] == \
+        [("4B", [1, 7, 9]), ("4A", [3, 5, 7, 8, 9, 16]), ("3", [3, 16])]   # candidates.json: the full list
+    assert {x["id"]: x["type"] for x in clauses[1]["candidates"]}[7] == "as part-solid"
+    low = split_by_score(every)[1]
+    assert for_review(low) == s["review_low_probability"]
+    assert {"#7 4A as part-solid, 4B if solid", "#9 4B as part-solid, 4A if solid", "#1 4B",
+            "#3 3 as part-solid, 4A if solid", "#5 2 as ground-glass, 4A if solid"} <= set(for_review(low)), for_review(low)
+
+
+def test_a_reported_nodule_and_a_floor_count_under_the_other_type():
+    """Trial 66 / detect26: a reported nodule (score >= 0.4) whose other type gives a higher category
+    said so only in its table cell; a floor (clipped outline) used the typed type only (lung1 #6:
+    part-solid 8.9 mm with a 5.9 mm solid part, floor 3, is at least 4A as solid)."""
+    from imagio.detection.outputs import lung_rads_note
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.detection.report import management_lines, nodule_rows, split_by_score
+    from imagio.stratification.screening import stratify
+
+    rep = _typed(2, 15.2, 0.9, "part_solid", 7.4, "solid")           # 4A as typed, 4B as solid
+    s = scan_lung_rads([rep])
+    assert s["highest_lung_rads"] == "4A; 4B if #2 (score 0.90; if solid) is a nodule", s
+    row = dict(management_lines(*split_by_score([rep])))["Lung-RADS 4B if a nodule"]
+    assert "reported nodule" in row and "4A as part-solid, 4B if solid" in row, row
+    # one whose typed category is the higher one adds nothing: the scan is its category
+    assert scan_lung_rads([_typed(9, 13.6, 0.9, "part_solid", 9.7, "solid")])["highest_lung_rads"] == "4B"
+    six = _typed(6, 8.9, 0.194, "part_solid", 5.9, "solid")
+    six["size_uncertain"] = CLIP
+    six["stratification"] = stratify(six)
+    lr = six["stratification"]["lung_rads"]
+    assert lr["category_at_least"] == "3" and lr["if_other_type"]["category"] == "4A", lr
+    assert scan_lung_rads([six])["highest_lung_rads"] == \
+        ">=4A if #6 (score 0.19; if solid) is a nodule; >=3 if #6 (score 0.19; as part-solid) is a nodule"
+    assert lung_rads_note(lr) == "typing uncertain: >= 3 as part-solid, >= 4A if solid"
+    assert "at least 4A if solid" in nodule_rows([{**six, "center_ras": [1.0, 2.0, 3.0]}])[0][5]
+    # a clipped ground-glass one, floor 2 as typed, at least 4A as solid, beside a reported 2: the
+    # condition is named and the routine follow-up withheld until it is read
+    gg = {**_typed(12, 9.0, 0.1, "ground_glass", 0.0, "solid"), "size_uncertain": CLIP}
+    gg["stratification"] = stratify(gg)
+    assert gg["stratification"]["lung_rads"]["category_at_least"] == "2"
+    ok = nod(2, 4.5, 0.9)
+    assert scan_lung_rads([ok, gg])["highest_lung_rads"] == "2; >=4A if #12 (score 0.10; if solid) is a nodule"
+    lines = dict(management_lines(*split_by_score([ok, gg])))
+    assert lines["Lung-RADS 2 among the measured nodules"].startswith("withheld"), lines
+    # a perifissural one under 10 mm keeps its floor 2 whatever its other type (v2022 category 2)
+    pf = {**_typed(10, 9.8, 0.1, "perifissural", 9.8, "part_solid", 9.1), "size_uncertain": CLIP}
+    pf["stratification"] = stratify(pf)
+    assert pf["stratification"]["lung_rads"]["category_at_least"] == "2"
+    assert "if_other_type" not in pf["stratification"]["lung_rads"]
+
+
+def test_a_fat_density_candidate_comes_after_the_categories_reached():
+    """Trial 67: lung1's headline opened "not decided (not assessable: #4 (score 0.26))", a 31.5 mm
+    outline of fat density, before its 4B candidate. ACR Lung-RADS: a fat-containing nodule is a
+    benign feature, category 1, and fat outside the lung is no nodule; the outline may still have
+    grown from a nodule into fat, so the scan stays not decided (the report's follow-up is withheld),
+    but the categories come first and the candidate is named with what it is."""
+    import json
+    from importlib import resources
+
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.detection.report import management_lines, split_by_score
+
+    spec = json.loads(resources.files("imagio.data").joinpath("lungrads_v2022.json").read_text())
+    bf = spec["benign_features"]
+    assert bf["category"] == "1" and "fat-containing" in bf["wording"] and "Lung-RADS" in bf["source"]
+    fat = nod(4, 31.5, 0.26, why="the outline's tissue has a mean density of -71 HU, that of fat (-190..-30 HU)")
+    fat["not_assessable_kind"] = "fat_density"
+    one = _lung1_like()[0]
+    s = scan_lung_rads([one, fat])["highest_lung_rads"]
+    assert s == ("4B if #1 (score 0.34; on the 4A/4B size cut) is a nodule; not decided (not assessable: #4 "
+                 "(score 0.26; fat density: no lung nodule, or a fat-containing nodule, a benign feature: "
+                 "Lung-RADS 1))"), s
+    main, low = split_by_score([one, fat])
+    assert management_lines(main, low)[0][0] == "Lung-RADS not decided"    # the safety point stays
+    # a concavity of the lung outline, reported beside a measured 3: the category first, the reason after
+    cav = nod(2, 22.1, 0.9, why="the outline grew beyond the detected concavity of the lung outline")
+    cav["not_assessable_kind"] = "outline_concavity"
+    s = scan_lung_rads([nod(1, 7.0, 0.9), cav, nod(5, 16.0, 0.2)])["highest_lung_rads"]
+    assert s == (">=3; 4B if #5 (score 0.20) is a nodule; not assessable: #2 (score 0.90; a concavity of the "
+                 "lung outline: no nodule's outline, not measured)"), s

@@ -294,8 +294,8 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
     return mask, meas, warn, uncertain, clipped
 
 
-def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped: bool) -> str | None:
-    """Why the outline ``mask`` (bool [k, j, i] on ``ct``'s grid, measured as ``meas``) of the
+def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped: bool) -> tuple[str, str] | None:
+    """(kind, reason): why the outline ``mask`` (bool [k, j, i] on ``ct``'s grid, measured as ``meas``) of the
     candidate ``cand`` measures no nodule, or None. A Lung-RADS category, even a floor, and
     Brock / Mayo need a nodule's measured size (`stratification.screening.stratify` refuses all
     three with this reason; new-user trials 53 and 54 M4: a heart border and a chest-wall
@@ -309,18 +309,21 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
       grew beyond it and was clipped to its sphere (``clipped``): the size is then the
       concavity's equivalent diameter (which the chest wall, the mediastinum or the heart fill as
       well as a nodule), not a segmentation. The mass channel's sphere is a solid ball found
-      wrapped by the lung (a measured extent of solid tissue): its floor stands."""
+      wrapped by the lung (a measured extent of solid tissue): its floor stands.
+
+    kind: "fat_density" or "outline_concavity" (`stratification.screening.not_assessable_words`)."""
     from ..limits import FAT_MAX_HU, FAT_MIN_HU
     from ..segmentation.lesion import fat_density_hu
+    from ..stratification import lungrads
 
     fat = fat_density_hu(mask, ct, meas)
     if fat is not None:
-        return (f"the outline's tissue has a mean density of {fat:.0f} HU, that of fat "
+        return "fat_density", (f"the outline's tissue has a mean density of {fat:.0f} HU, that of fat "
                 f"({FAT_MIN_HU:g}..{FAT_MAX_HU:g} HU, adipose tissue), not a solid nodule's: it has probably grown into the fat of the chest wall or "
-                "mediastinum (no lung nodule); a nodule that holds fat (hamartoma) is benign, Lung-RADS v2022 "
-                "category 1: read it on the images")
+                f"mediastinum (no lung nodule); {lungrads.table()['benign_features']['fat_containing']}: read it on "
+                "the images")
     if clipped and cand.features.get("channel") == "concavity":
-        return ("the outline grew beyond the detected concavity of the lung outline and was clipped to it: its size "
+        return "outline_concavity", ("the outline grew beyond the detected concavity of the lung outline and was clipped to it: its size "
                 "is the concavity's equivalent diameter, not a segmentation (the chest wall, mediastinum or heart "
                 "border fill such a concavity as well as a nodule does): read it on the images")
     return None
@@ -659,7 +662,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                  size_uncertain=uncertain, type_alternative=alt_type, **loc)
         why = not_assessable(ct, cand, mask, meas, clipped)
         if why:
-            d["not_assessable"] = why
+            d["not_assessable"], d["not_assessable_kind"] = why[1], why[0]
         # the detector's own size ("... not a segmentation") no longer is the row's size once the outline is
         # measured; it stays when the outline was clipped to the detector's sphere (its size is then that one)
         d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w

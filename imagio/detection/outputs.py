@@ -50,16 +50,14 @@ def lung_rads_note(lr: dict) -> str:
     diameter cut: may be 4A", `stratification.lungrads.at_size_cut`) and an uncertain type ("4B if
     solid" / "4B as part-solid, 4A if solid", `stratification.screening.type_dependent`). New-user
     trial 65 L1: nodules.csv and nodules_table.tsv gave lung1 #1 a plain "4B" on the 4A/4B cut."""
-    from ..stratification.screening import TYPE_WORDS
+    from ..stratification.screening import category_words
 
     out = []
     cut = lr.get("at_size_cut")
     if cut and lr.get("category"):
         out.append(f"on the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['lower_category']}")
-    o = lr.get("if_other_type")
-    if o and lr.get("category"):
-        out.append(f"typing uncertain: {lr['category']} as {TYPE_WORDS[o['typed']]}, "
-                   f"{o['category']} if {TYPE_WORDS[o['type']]}")
+    if lr.get("if_other_type"):   # a floor's too (trial 66 M1): ">= 3 as part-solid, >= 4A if solid"
+        out.append(f"typing uncertain: {category_words(lr)}")
     return "; ".join(out)
 
 

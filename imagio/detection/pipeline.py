@@ -189,17 +189,20 @@ NAMED_WITH_SCORES = 3
 def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
     """The conditions under which the scan is above its category as the report decides it
     (`highest_lung_rads` over the reported ``nodules``; a floor counts at its level, "not decided"
-    or "" below every category): the highest Lung-RADS v2022 category a low-probability
-    candidate (of ``low``) measures, and the highest floor one has (``category_at_least``: its size
-    is a lower bound, outline clipped or cut by the scan's edge), each above that category and at
-    least 3 (1 and 2 share the routine annual follow-up). Each is a clause {"category",
-    "at_least" (True for a floor), "candidates": [{"id", "probability" (2 decimals),
-    "at_size_cut" (the lower category when its category sits on a size cut,
-    `stratification.lungrads.at_size_cut`, else None), "type" ("if solid" when the category is
-    the one under the other plausible type, "as part-solid" when it holds only as typed:
-    `stratification.screening.type_dependent`, else None)}, ... every low-probability candidate at that
-    level, most probable first]}; the clauses most severe first (a floor before a category of its
-    level: it may be higher); [] when none.
+    or "" below every category): every Lung-RADS v2022 category, and every floor
+    (``category_at_least``: a size that is a lower bound, outline clipped or cut by the scan's
+    edge), above that category and at least 3 (1 and 2 share the routine annual follow-up) that a
+    low-probability candidate (of ``low``) may take, under its type or, when the type is uncertain,
+    under the other plausible one (`stratification.screening.type_categories`), and that a
+    reported nodule takes under its other type only (its typed category is the scan's already).
+    Each (category, floor or not) is a clause {"category", "at_least" (True for a floor),
+    "candidates": [{"id", "probability" (2 decimals), "at_size_cut" (the lower category when its
+    category sits on a size cut, `stratification.lungrads.at_size_cut`, else None), "type" ("if
+    solid" when the category is the one under the other plausible type, "as part-solid" when it is
+    the typed one and the other type gives another, else None)}, ... every candidate of that level,
+    most probable first]}; the clauses most severe first (at one level the category before the
+    floor); [] when none. A candidate whose type is uncertain is in two clauses when both its
+    categories are above the scan's (lung1 #7: "4B ... (if solid)" and "4A ... (as part-solid)").
 
     Why the scan's headline names them (new-user trial 60 M3, trial 63 M1/L1): the detector's score
     ranks candidates and is not calibrated (candidates.json says so). On the real scans of
@@ -211,54 +214,59 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
     is made the scan's (most low-probability ones are vessels, airway walls or chest wall: trial 37
     M2, a normal chest CTA read "4A" from a 0.36-score pleural candidate), nor the 0.4 cut moved:
     the headline says "4B if #1 (score 0.34) or #9 (0.13) is a nodule", the reader decides.
-    A candidate whose type is uncertain counts at the highest category it may reach (trial 65 M3:
-    lung1 #7, part-solid 4A on 5 mm sections that "may be solid", is 4B as solid; Lung-RADS v2022
-    grades by type): "4B if #1 (score 0.34), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a
-    nodule"."""
+    Lung-RADS v2022 grades by type (trial 65 M3: lung1 #7, part-solid 4A on 5 mm sections that "may
+    be solid", is 4B as solid), and every category a candidate may take is named, not only the
+    highest one (trial 66 M1: lung1 #3, #5, #8 and #16, 4A if solid, were named nowhere):
+    "4A if #3 (score 0.34; if solid), #5 (0.22; if solid), #7 (0.17; as part-solid) or 3 more (#8 if
+    solid, #9 if solid, #16 if solid; scores <= 0.14) is a nodule". A reported nodule's other type too
+    (trial 65: only its table cell said "4A (typed part-solid: 4B if solid)")."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
-    from ..stratification.screening import type_dependent
+    from ..stratification.screening import type_categories
 
     head = highest_lung_rads(nodules, low).removeprefix(">=")
     level = max(order.index(head) if head in order else -1, order.index("3") - 1)
     groups: dict = {}
-    for d in low or []:
+    for d, reported in [(d, True) for d in nodules] + [(d, False) for d in low or []]:
         lr = d.get("stratification", {}).get("lung_rads", {})
-        cat = type_dependent(lr)[0] if lr.get("category") in order else None   # its highest (trial 65 M3)
-        floor = None if cat else lr.get("category_at_least") if lr.get("category_at_least") in order else None
-        if (cat or floor) and order.index(cat or floor) > level:
-            groups.setdefault(floor is not None, []).append((order.index(cat or floor), d))
+        at_least = lr.get("category") not in order
+        for cat, cond in type_categories(lr):
+            if cat in order and order.index(cat) > level and not (reported and not (cond or "").startswith("if ")):
+                groups.setdefault((cat, at_least), []).append((d, cond))
     out = []
-    for at_least, ds in groups.items():
-        top = max(i for i, _ in ds)
-        named = sorted((d for i, d in ds if i == top), key=lambda d: -float(d["candidate"]["probability"]))
-        out.append({"category": order[top], "at_least": at_least, "candidates": [
+    for (cat, at_least), ds in groups.items():
+        named = sorted(ds, key=lambda dc: -float(dc[0]["candidate"]["probability"]))
+        out.append({"category": cat, "at_least": at_least, "candidates": [
             {"id": d["id"], "probability": round(float(d["candidate"]["probability"]), 2),
              "at_size_cut": (d["stratification"]["lung_rads"].get("at_size_cut") or {}).get("lower_category")
-             if d["stratification"]["lung_rads"].get("category") == order[top] else None,
-             "type": None if at_least else type_dependent(d["stratification"]["lung_rads"])[1]}
-            for d in named]})
-    return sorted(out, key=lambda c: (order.index(c["category"]), c["at_least"]), reverse=True)
+             if d["stratification"]["lung_rads"].get("category") == cat and not (cond or "").startswith("if ")
+             else None,
+             "type": cond}
+            for d, cond in named]})
+    # at one level the measured category first (trial 67: lung1's 4B candidate #1 came after others)
+    return sorted(out, key=lambda c: (order.index(c["category"]), not c["at_least"]), reverse=True)
 
 
 def _named(c: dict) -> str:
-    """'#1 (score 0.34) or #9 (0.13)' of a clause of `if_a_nodule`; beyond ``NAMED_WITH_SCORES``
-    the others as 'or 2 more (#4, #5; scores <= 0.12)'."""
+    """'#1 (score 0.34) or #9 (0.13)' of a clause of `if_a_nodule` (or a list of candidates in its
+    form: 'why' adds a reason, '#4 (score 0.26; fat density)'); beyond ``NAMED_WITH_SCORES`` the
+    others as 'or 2 more (#4, #5; scores <= 0.12)'."""
     cs = c["candidates"]
     parts = [f"#{x['id']} ({'score ' if not i else ''}{x['probability']:.2f}"
              + (f"; on the {x['at_size_cut']}/{c['category']} size cut" if x.get("at_size_cut") else "")
-             + (f"; {x['type']}" if x.get("type") else "") + ")"
+             + (f"; {x['type']}" if x.get("type") else "") + (f"; {x['why']}" if x.get("why") else "") + ")"
              for i, x in enumerate(cs[:NAMED_WITH_SCORES])]
     rest = cs[NAMED_WITH_SCORES:]
     if rest:
-        ids = ", ".join(f"#{x['id']}" for x in rest)
+        ids = ", ".join(f"#{x['id']}" + (f" {x['type']}" if x.get("type") else "") for x in rest)
         parts.append(f"{len(rest)} more ({ids}; scores <= "
                      f"{max(x['probability'] for x in rest):.2f})")
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
 def if_a_nodule_text(clauses: list[dict]) -> str:
-    """'4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11 (score 0.10), #13 (0.05) or #14
-    (0.04) is a nodule' of `if_a_nodule`'s clauses, '' for none."""
+    """'4B if #1 (score 0.34), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a nodule; 4A if #3
+    (score 0.34; if solid) ... or 2 more (#8 if solid, #16 if solid; scores <= 0.14) is a nodule; >=4A if
+    #11 (score 0.10), #13 (0.05) or #14 (0.04) is a nodule' of `if_a_nodule`'s clauses, '' for none."""
     return "; ".join(f"{'>=' if c['at_least'] else ''}{c['category']} if {_named(c)} is a nodule" for c in clauses)
 
 
@@ -274,42 +282,53 @@ def _head_at_cut(head: str, nodules: list[dict]) -> str:
     return f"{head} ({', '.join(f'#{i}' for i, _ in lrs)} on the {lower}/{cat} size cut)"
 
 
-def _head_why_undecided(head: str, reported: list[dict], low: list[dict]) -> str:
-    """``head`` with the candidates that leave it not decided whatever the low-probability ones are
-    and measure nothing (`report.firm_undecided` that are ``not_assessable``; a floor already shows
-    in ``head``): "not decided (not assessable: #4 (score 0.26))", ">=3 (not assessable: #2
-    (score 0.55) or #7 (0.12))", listed as the headline's conditions are (`_named`). Without them a
-    reader sees "not decided" and no candidate to read first (detect25: lung1's headline began "not decided" for a
-    31.5 mm fat-density outline of score 0.26 that only the review list named)."""
+def _not_assessable_named(reported: list[dict], low: list[dict]) -> str:
+    """The candidates that leave the scan not decided whatever the low-probability ones are and
+    measure nothing (`report.firm_undecided` that are ``not_assessable``; a floor already shows
+    in the head), each with what it is (`stratification.screening.not_assessable_words`, when
+    known), listed as the headline's conditions are (`_named`): "#4 (score 0.26; fat density: no
+    lung nodule, or a fat-containing nodule (hamartoma) is ...)"; "" when none."""
+    from ..stratification.screening import not_assessable_words
     from .report import firm_undecided
 
     ds = [d for d in firm_undecided(reported, low) if d.get("not_assessable")]
-    if not ds:
-        return head
-    named = _named({"category": "", "candidates": [
-        {"id": d["id"], "probability": round(float(d["candidate"]["probability"]), 2)} for d in ds]})
-    return f"{head} (not assessable: {named})"
+    return _named({"category": "", "candidates": [
+        {"id": d["id"], "probability": round(float(d["candidate"]["probability"]), 2),
+         "why": not_assessable_words(d.get("not_assessable_kind"))} for d in ds]}) if ds else ""
 
 
 def scan_lung_rads(nodules: list[dict]) -> dict:
     """The scan's Lung-RADS as the screening report decides it (`report.management_lines`), for
     ``candidates.json``, ``imagio detect``'s summary and the cohort's case table:
-    {"highest_lung_rads": `highest_lung_rads` (with '(#3 on the 4A/4B size cut)' when its category
-    rests on nodules measured on a size cut, and '(not assessable: #4 (score 0.26))' naming the
-    candidates that leave it not decided, `_head_why_undecided`), followed by the conditions of
-    `if_a_nodule_text` ("; 4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11 (score 0.10) ... is a nodule")
-    when low-probability candidates would raise it, "uncertain_lung_rads": ["#id >= floor"] of the
-    candidates whose size is a lower bound or cut by the scan's edge, "review_low_probability":
+    {"highest_lung_rads": the categories reached first, then what keeps the scan from being decided:
+    `highest_lung_rads` (with '(#3 on the 4A/4B size cut)' when its category rests on nodules
+    measured on a size cut) unless it is "not decided", then the conditions of `if_a_nodule_text`
+    ("4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11 (score 0.10) ... is a nodule") when
+    candidates would raise it, then the candidates that leave it not decided and measure nothing
+    (`_not_assessable_named`): "not decided (not assessable: #4 (score 0.26; fat density ...))" when no
+    category is reached, "not assessable: ..." after a category (in brackets when it is alone); new-user
+    trial 67: lung1's began "not decided (not assessable: #4)", a fat-density outline, before its 4B
+    candidate. "uncertain_lung_rads": ["#id >= floor"] of the
+    candidates whose size is a lower bound or cut by the scan's edge ("#6 >= 3 as part-solid, >= 4A if
+    solid" when the type is uncertain, `stratification.screening.category_words`), "review_low_probability":
     `report.for_review` (low-probability candidates at 4A+ if they were nodules, then those with no
     category nor floor: not assessable, calcium or bone), "uncategorised": `report.uncategorised`
     (how many characterised candidates have no category, and why; "" when all have one)}."""
+    from ..stratification.screening import category_words
     from .report import for_review, split_by_score, uncategorised
 
     reported, low = split_by_score(nodules)
-    head = _head_why_undecided(_head_at_cut(highest_lung_rads(reported, low), reported), reported, low)
+    head = highest_lung_rads(reported, low)
+    head = "" if head == "not decided" else _head_at_cut(head, reported)
     cond = if_a_nodule_text(if_a_nodule(reported, low))
-    return {"highest_lung_rads": "; ".join(t for t in (head, cond) if t),
-            "uncertain_lung_rads": [f"#{d['id']} >= {d['stratification']['lung_rads']['category_at_least']}"
+    na = _not_assessable_named(reported, low)
+    tail = "" if head else "not decided" if highest_lung_rads(reported, low) else ""
+    if na:
+        tail = f"{tail} (not assessable: {na})" if tail else f"not assessable: {na}"
+        if head and not cond:
+            head, tail = f"{head} ({tail})", ""
+    return {"highest_lung_rads": "; ".join(t for t in (head, cond, tail) if t),
+            "uncertain_lung_rads": [f"#{d['id']} {category_words(d['stratification']['lung_rads'])}"
                                     for d in nodules if d.get("size_uncertain") and d["stratification"]
                                     ["lung_rads"].get("category_at_least")],
             "review_low_probability": for_review(low),

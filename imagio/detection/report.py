@@ -131,7 +131,9 @@ def _category_text(lr: dict) -> str:
             f"{_words(lr['if_other_type']['type'])})" if lr.get("if_other_type") else "")
     if not lr.get("refused"):
         return "not given"
-    floor = f" (at least {lr['category_at_least']} by size)" if lr.get("category_at_least") else ""
+    o = lr.get("if_other_type")   # a floor's under the other plausible type (trial 66 M1)
+    floor = (f" (at least {lr['category_at_least']} by size" + (
+        f"; at least {o['category']} if {_words(o['type'])}" if o else "") + ")") if lr.get("category_at_least") else ""
     return "not given" + floor + ": " + lr["refused"].split(" (")[0]
 
 
@@ -258,8 +260,10 @@ def undecided(nodules: list[dict], low: list[dict] | None = None) -> list[dict]:
 
     top = max((order.index(_category(d)) for d in nodules if _category(d) in order), default=-1)
 
-    def at_least(d):
-        return order.index(d["stratification"]["lung_rads"].get("category_at_least") or "1")
+    def at_least(d):   # its floor, the higher under the other plausible type (trial 66 M1)
+        from ..stratification.screening import type_dependent
+
+        return order.index(type_dependent(d["stratification"]["lung_rads"])[0] or "1")
 
     unsure = [d for d in nodules if d.get("size_uncertain") and top < 2]
     unsure += [d for d in nodules + list(low or []) if d.get("size_uncertain") and d not in unsure
@@ -332,8 +336,14 @@ def _review_text(d: dict) -> str:
 
 
 def _actionable(low: list[dict] | None) -> list[str]:
-    """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they were nodules."""
-    return [f"#{d['id']} {_floor(d)}" for d in (low or []) if (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
+    """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they were
+    nodules, under their type or the other plausible one, with every category their type allows
+    ("#7 4A as part-solid, 4B if solid", `stratification.screening.category_words`; trial 66 M1:
+    "#7 4A" said nothing of the type, #3 "3 as part-solid, 4A if solid" was not listed)."""
+    from ..stratification.screening import category_words, type_dependent
+
+    return [f"#{d['id']} {category_words(lr)}" for d in (low or [])
+            for lr in [d.get("stratification", {}).get("lung_rads", {})] if type_dependent(lr)[0] in ACTIONABLE]
 
 
 def for_review(low: list[dict] | None) -> list[str]:
@@ -391,25 +401,31 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
     def if_nodule(rows):   # new-user trials 60 M3, 63 M1/L1: the headline's conditions, one row each
         from .pipeline import if_a_nodule, if_a_nodule_text
 
-        by_id = {d["id"]: d for d in low or []}
+        from ..stratification.screening import category_words
+
+        by_id = {d["id"]: d for d in list(nodules) + list(low or [])}
+        mine = {d["id"] for d in nodules}
         for c in if_a_nodule(nodules, low):
             score = (f"the detector's score ranks, it is not calibrated; the report's table starts at "
                      f"{report_threshold():g}")
             cut = "".join(f"; #{x['id']}: {by_id[x['id']]['stratification']['lung_rads']['at_size_cut']['note']}"
                           for x in c["candidates"] if x.get("at_size_cut") and x["id"] in by_id)
-            cut += "".join(f"; #{x['id']}: typed {_words(o['typed'])} on thick sections, Lung-RADS "
-                           f"{by_id[x['id']]['stratification']['lung_rads']['category']}; "
-                           f"as {_words(o['type'])} {o['category']} ({o['reason']})"
+            # trial 65 M3 / 66 M1: the categories of an uncertain type (`screening.category_words`)
+            cut += "".join(f"; #{x['id']}: typing uncertain (thick sections or a sub-solid rim), Lung-RADS "
+                           f"{category_words(lr)} ({lr['if_other_type']['reason']})"
                            for x in c["candidates"] if x.get("type") and x["id"] in by_id
-                           for o in [by_id[x["id"]]["stratification"]["lung_rads"]["if_other_type"]])
+                           for lr in [by_id[x["id"]]["stratification"]["lung_rads"]])
+            who = ("reported nodule(s) whose category under the other plausible type is above the scan's"
+                   if all(x["id"] in mine for x in c["candidates"]) else
+                   f"candidate(s) of low probability ({score})" + (
+                       " or reported, under the other plausible type"
+                       if any(x["id"] in mine for x in c["candidates"]) else ""))
             rows.append((f"Lung-RADS {'>=' if c['at_least'] else ''}{c['category']} if a nodule",
-                         f"the scan is Lung-RADS {if_a_nodule_text([c])}: " + (
-                             f"low-probability candidate(s) ({score}) whose size is a lower bound (outline clipped, "
-                             "part of a mass, or cut by the scan's edge), so their category is a floor: read them "
-                             "on the images before choosing the follow-up; do not return to routine screening on "
-                             "this report" if c["at_least"] else
-                             f"low-probability candidate(s) ({score}) whose measured category is above the "
-                             "scan's; read them first") + cut))
+                         f"the scan is Lung-RADS {if_a_nodule_text([c])}: {who}" + (
+                             ", whose size is a lower bound (outline clipped, part of a mass, or cut by the "
+                             "scan's edge), so their category is a floor: read them on the images before "
+                             "choosing the follow-up; do not return to routine screening on this report"
+                             if c["at_least"] else ": read them first") + cut))
 
     if not cats:
         out.append(("-", "no nodule categorised"))
@@ -452,7 +468,7 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
                     "possible tumour"))
     if high_low:
         out.append(("review", f"{len(high_low)} low-probability candidate(s) would be Lung-RADS 4A+ "
-                    "if they were nodules (" + ", ".join(high_low)
+                    "if they were nodules (" + "; ".join(high_low)
                     + "): most are vessels, airway walls or chest-wall structures; look at each"))
     if no_cat:   # issue 17 trial M1: named only in the low-probability table before
         out.append(("review: no category", f"{len(no_cat)} low-probability candidate(s) have no Lung-RADS category "

@@ -51,6 +51,16 @@ NO_CATEGORY = {
 }
 
 
+def not_assessable_words(kind: str | None) -> str | None:
+    """What a not-assessable outline (`lung_rads`'s ``not_assessable`` refusal) is, in a few words,
+    by its ``kind`` ("fat_density", "outline_concavity": set by `detection.characterise`), None for
+    another or no kind. Fat: fat outside the lung or a fat-containing nodule, a benign feature
+    (``lungrads_v2022.json`` ``benign_features``)."""
+    return {"fat_density": "fat density: no lung nodule, or a fat-containing nodule, a benign feature: Lung-RADS "
+                           f"{lungrads.table()['benign_features']['category']}",
+            "outline_concavity": "a concavity of the lung outline: no nodule's outline, not measured"}.get(kind)
+
+
 def smallest_measurable_mm(in_plane_voxel_mm: float | None = None) -> float:
     """Smallest mean diameter (mm) that is measured and categorised: the larger of the 3 mm
     micronodule limit and two voxels of the axial section (``in_plane_voxel_mm``, the larger
@@ -159,18 +169,40 @@ def _other_type(nodule: dict, kind: str, size: float) -> dict | None:
     return {"typed": kind, "type": t2, "category": r["category"], "reason": r["reason"]}
 
 
+def type_categories(lr: dict) -> list[tuple[str, str | None]]:
+    """Every category ``lr`` (`lung_rads`) may take, with its type condition: [(category as typed,
+    "as part-solid"), (category under the other plausible type, "if solid")] when the type is
+    uncertain and the two differ ("if_other_type"), [(category, None)] otherwise, [] without a
+    category nor a floor. A floor (``category_at_least``: the size a lower bound) counts as its
+    category; its entries are floors too (the caller reads ``lr["category"]`` to know which).
+    One definition for the headline's conditions (`detection.pipeline.if_a_nodule`), the review
+    list and the tables (new-user trial 66 M1: lung1 #3, "3 as part-solid, 4A if solid", was named
+    nowhere in the headline)."""
+    cat = lr.get("category") or lr.get("category_at_least") or ""
+    if not cat:
+        return []
+    o = lr.get("if_other_type")
+    if not o:
+        return [(cat, None)]
+    return [(cat, f"as {TYPE_WORDS[o['typed']]}"), (o["category"], f"if {TYPE_WORDS[o['type']]}")]
+
+
 def type_dependent(lr: dict) -> tuple[str, str | None]:
     """(the highest category ``lr`` (`lung_rads`) may reach, its type condition): ("4B", "if solid")
     when the category under the other plausible type ("if_other_type") is higher, ("4B", "as
     part-solid") when the measured category holds only as typed, (category, None) otherwise; ("",
-    None) without a category. One definition for the headline's conditions and the tables."""
-    cat = lr.get("category") or ""
-    o = lr.get("if_other_type")
-    if not cat or not o:
-        return cat, None
-    if lungrads.CATEGORY_ORDER.index(o["category"]) > lungrads.CATEGORY_ORDER.index(cat):
-        return o["category"], f"if {TYPE_WORDS[o['type']]}"
-    return cat, f"as {TYPE_WORDS[o['typed']]}"
+    None) without a category nor a floor (`type_categories`, its highest)."""
+    cs = type_categories(lr)
+    return max(cs, key=lambda c: lungrads.CATEGORY_ORDER.index(c[0])) if cs else ("", None)
+
+
+def category_words(lr: dict) -> str:
+    """``lr``'s category in words with every category its type allows (`type_categories`): "4A",
+    "4A as part-solid, 4B if solid", ">= 3 as part-solid, >= 4A if solid" (a floor), "" without a
+    category nor a floor. The one wording of the review list (`detection.report.for_review`) and
+    the tables' note (`detection.outputs.lung_rads_note`)."""
+    ge = "" if lr.get("category") else ">= "
+    return ", ".join(f"{ge}{c}" + (f" {w}" if w else "") for c, w in type_categories(lr))
 
 
 def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
@@ -195,8 +227,13 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
                                   nodule.get("solid_component_mm") or 0.0)["category"]
     except InputError:
         floor = None
+    other = None
     if nodule.get("type") == "perifissural" and size < PERIFISSURAL_MAX_MM:
         floor = "2"   # a true size still under 10 mm keeps it category 2 (trial 45 L3: said "4A")
+    elif floor:
+        # the floor under the other plausible type, as a category's (trial 66 M1: lung1 #6, a clipped
+        # part-solid 8.9 mm with a 5.9 mm solid part, floor 3, is at least 4A as solid)
+        other = _other_type(nodule, "solid" if t not in ("part_solid", "nonsolid") else t, size)
     mass = f"; {size:.0f} mm already: a mass (> 30 mm), Lung-RADS 4B/4X territory" if size > MASS_MM else ""
     if floor == "4B" and t == "solid" and "scan's edge" not in reason:
         return {"category": "4B", "management": lungrads.table()["management"]["4B"],
@@ -205,6 +242,8 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
     out = _refuse("lung_rads", f"{reason}: no category (the measured {size:.1f} mm would give "
                   f"{floor or 'none'}, a floor only){mass}; read it on the images", src, "size_uncertain")
     out["category_at_least"] = floor
+    if other:
+        out["if_other_type"] = other   # its "category" is a floor too
     return out
 
 
