@@ -458,7 +458,7 @@ def test_a_low_probability_candidate_above_the_scans_category_is_in_the_headline
     assert if_a_nodule(main, low)[0] == {"category": "4B", "at_least": False, "candidates": [
         {"id": 1, "probability": 0.34, "at_size_cut": None, "type": None}, {"id": 9, "probability": 0.2, "at_size_cut": None, "type": None}]}
     assert scan_lung_rads(every)["highest_lung_rads"] == ("4B if #1 (score 0.34) or #9 (0.20) is a nodule; "
-                                                          ">=4A if #11 (score 0.10), #13 (0.10) or #14 (0.10) is a nodule")
+                                                          ">=4A if #11, #13 or #14 is a nodule")
     lines = dict(management_lines(main, low))
     assert "#1 (score 0.34)" in lines["Lung-RADS 4B if a nodule"], lines
     # no floors at all: the headline was "" (nothing graded) for a 4B candidate

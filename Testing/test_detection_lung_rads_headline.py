@@ -35,8 +35,11 @@ def test_a_low_probability_floor_is_a_condition_and_names_its_candidates():
     main, low = split_by_score(every)
     assert main == [] and highest_lung_rads(main, low) == ""   # nothing reported: no firm category
     got = scan_lung_rads(every)["highest_lung_rads"]
-    assert got == ("4B if #1 (score 0.34) or #9 (0.13) is a nodule; "
-                   ">=4A if #11 (score 0.10), #13 (0.05) or #14 (0.04) is a nodule"), got
+    assert got == "4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11, #13 or #14 is a nodule", got
+    # below the highest category the headline names the candidates only; the clauses keep the scores
+    full = scan_lung_rads(every)["lung_rads_conditions"]
+    assert [(c["category"], c["at_least"], [x["probability"] for x in c["candidates"]]) for c in full] == \
+        [("4B", False, [0.34, 0.13]), ("4A", True, [0.1, 0.05, 0.04])], full
     lines = dict(management_lines(main, low))
     assert "Lung-RADS not decided" not in lines, lines          # no firm "at least 4A"
     assert "#1 (score 0.34) or #9 (0.13)" in lines["Lung-RADS 4B if a nodule"]
@@ -75,7 +78,7 @@ def test_several_low_probability_candidates_at_the_highest_condition_are_named()
     got = scan_lung_rads(many + [nod(8, 10.0, 0.35)])["highest_lung_rads"]   # #8: 4A, below the 4B ones
     # every category above the scan's has its clause (trial 66 M1; before, #8 was not named)
     assert got == ("4B if #4 (score 0.31), #3 (0.20), #6 (0.12) or 2 more (#7, #5; scores <= 0.08) is a nodule; "
-                   "4A if #8 (score 0.35) is a nodule"), got
+                   "4A if #8 is a nodule"), got
     c = if_a_nodule(*split_by_score(many))
     assert [x["id"] for x in c[0]["candidates"]] == [4, 3, 6, 7, 5] and c[0]["at_least"] is False
 
@@ -161,15 +164,14 @@ def test_an_uncertain_type_gives_the_category_under_the_other_type():
     assert "if_other_type" not in one["stratification"]["lung_rads"]   # 4B either way: nothing to say
     got = scan_lung_rads([one, seven, nine])["highest_lung_rads"]
     assert got == ("4B if #1 (score 0.34; on the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; "
-                   "as part-solid) is a nodule; 4A if #7 (score 0.17; as part-solid) or #9 (0.13; if solid) "
-                   "is a nodule"), got   # each category they may take (trial 66 M1)
+                   "as part-solid) is a nodule; 4A if #7 (as part-solid) or #9 (if solid) is a nodule"), got   # each category they may take (trial 66 M1)
     # the same without the alternative: #7 is 4A, in the clause below, and #9 plain
     plain = [dict(d, type_alternative=None) for d in (seven, nine)]
     from imagio.stratification.screening import stratify
     for d in plain:
         d["stratification"] = stratify(d)
     assert scan_lung_rads([one] + plain)["highest_lung_rads"] == \
-        "4B if #1 (score 0.34; on the 4A/4B size cut) or #9 (0.13) is a nodule; 4A if #7 (score 0.17) is a nodule"
+        "4B if #1 (score 0.34; on the 4A/4B size cut) or #9 (0.13) is a nodule; 4A if #7 is a nodule"
     # a reported 4A whose type may be solid: the category under the other type is in its cell
     main, low = split_by_score([one, seven, nine])
     row = dict(management_lines(main, low))["Lung-RADS 4B if a nodule"]
@@ -219,9 +221,8 @@ def test_every_category_a_candidate_may_take_is_named():
     s = scan_lung_rads(every)
     assert s["highest_lung_rads"] == (
         "4B if #1 (score 0.34; on the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a "
-        "nodule; 4A if #3 (score 0.34; if solid), #5 (0.22; if solid), #7 (0.17; as part-solid) or 3 more "
-        "(#8 if solid, #9 if solid, #16 if solid; scores <= 0.14) is a nodule; 3 if #3 (score 0.34; as "
-        "part-solid) or #16 (0.00; as part-solid) is a nodule"), s["highest_lung_rads"]
+        "nodule; 4A if #3, #5, #8, #9, #16 (if solid) or #7 (as part-solid) is a nodule; 3 if #3 or #16 (as "
+        "part-solid) is a nodule"), s["highest_lung_rads"]   # below the top category: no scores (readable)
     clauses = if_a_nodule(*split_by_score(every))
     assert [(c["category"], [x["id"] for x in c["candidates"]]) for c in clauses] == \
         [("4B", [1, 7, 9]), ("4A", [3, 5, 7, 8, 9, 16]), ("3", [3, 16])]   # candidates.json: the full list
@@ -254,7 +255,7 @@ def test_a_reported_nodule_and_a_floor_count_under_the_other_type():
     lr = six["stratification"]["lung_rads"]
     assert lr["category_at_least"] == "3" and lr["if_other_type"]["category"] == "4A", lr
     assert scan_lung_rads([six])["highest_lung_rads"] == \
-        ">=4A if #6 (score 0.19; if solid) is a nodule; >=3 if #6 (score 0.19; as part-solid) is a nodule"
+        ">=4A if #6 (score 0.19; if solid) is a nodule; >=3 if #6 (as part-solid) is a nodule"
     assert lung_rads_note(lr) == "typing uncertain: >= 3 as part-solid, >= 4A if solid"
     assert "at least 4A if solid" in nodule_rows([{**six, "center_ras": [1.0, 2.0, 3.0]}])[0][5]
     # a clipped ground-glass one, floor 2 as typed, at least 4A as solid, beside a reported 2: the

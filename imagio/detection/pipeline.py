@@ -263,11 +263,29 @@ def _named(c: dict) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
-def if_a_nodule_text(clauses: list[dict]) -> str:
+def if_a_nodule_text(clauses: list[dict], brief_below_top: bool = False) -> str:
     """'4B if #1 (score 0.34), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a nodule; 4A if #3
     (score 0.34; if solid) ... or 2 more (#8 if solid, #16 if solid; scores <= 0.14) is a nodule; >=4A if
-    #11 (score 0.10), #13 (0.05) or #14 (0.04) is a nodule' of `if_a_nodule`'s clauses, '' for none."""
-    return "; ".join(f"{'>=' if c['at_least'] else ''}{c['category']} if {_named(c)} is a nodule" for c in clauses)
+    #11 (score 0.10), #13 (0.05) or #14 (0.04) is a nodule' of `if_a_nodule`'s clauses, '' for none.
+    ``brief_below_top``: the clauses below the highest category (the first clause's) name their
+    candidates without scores, grouped by type condition ('4A if #3, #5, #16 (if solid) or #7 (as
+    part-solid) is a nodule'): the scan's one-line headline stays readable (lung1's named 16
+    candidate entries over seven clauses in 708 characters), while the scores stay in the clauses
+    themselves (candidates.json ``lung_rads_conditions``) and in the review list."""
+    top = clauses[0]["category"] if clauses else None
+
+    def who(c):
+        if not brief_below_top or c["category"] == top:
+            return _named(c)
+        groups: dict = {}
+        for x in c["candidates"]:
+            groups.setdefault(x.get("type"), []).append(f"#{x['id']}")
+        if len(groups) == 1:
+            (t, ids), = groups.items()
+            return (ids[0] if len(ids) == 1 else ", ".join(ids[:-1]) + " or " + ids[-1]) + (f" ({t})" if t else "")
+        parts = [", ".join(ids) + (f" ({t})" if t else "") for t, ids in groups.items()]
+        return ", ".join(parts[:-1]) + " or " + parts[-1]
+    return "; ".join(f"{'>=' if c['at_least'] else ''}{c['category']} if {who(c)} is a nodule" for c in clauses)
 
 
 def _head_at_cut(head: str, nodules: list[dict]) -> str:
@@ -308,7 +326,10 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
     (`_not_assessable_named`): "not decided (not assessable: #4 (score 0.26; fat density ...))" when no
     category is reached, "not assessable: ..." after a category (in brackets when it is alone); new-user
     trial 67: lung1's began "not decided (not assessable: #4)", a fat-density outline, before its 4B
-    candidate. "uncertain_lung_rads": ["#id >= floor"] of the
+    candidate; the clauses below the highest category name their candidates only
+    (`if_a_nodule_text` ``brief_below_top``). "lung_rads_conditions": `if_a_nodule`'s clauses in full
+    (category, floor or not, every candidate with its score, size-cut and type notes).
+    "uncertain_lung_rads": ["#id >= floor"] of the
     candidates whose size is a lower bound or cut by the scan's edge ("#6 >= 3 as part-solid, >= 4A if
     solid" when the type is uncertain, `stratification.screening.category_words`), "review_low_probability":
     `report.for_review` (low-probability candidates at 4A+ if they were nodules, then those with no
@@ -320,7 +341,8 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
     reported, low = split_by_score(nodules)
     head = highest_lung_rads(reported, low)
     head = "" if head == "not decided" else _head_at_cut(head, reported)
-    cond = if_a_nodule_text(if_a_nodule(reported, low))
+    clauses = if_a_nodule(reported, low)
+    cond = if_a_nodule_text(clauses, brief_below_top=True)
     na = _not_assessable_named(reported, low)
     tail = "" if head else "not decided" if highest_lung_rads(reported, low) else ""
     if na:
@@ -331,6 +353,7 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
             "uncertain_lung_rads": [f"#{d['id']} {category_words(d['stratification']['lung_rads'])}"
                                     for d in nodules if d.get("size_uncertain") and d["stratification"]
                                     ["lung_rads"].get("category_at_least")],
+            "lung_rads_conditions": clauses,
             "review_low_probability": for_review(low),
             "uncategorised": uncategorised(nodules) or ""}
 
