@@ -29,8 +29,9 @@ def _bone(ct):
 
 
 @pytest.fixture(scope="module")
-def cta(shared_data):
-    path = shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"
+def cta():
+    from conftest import SHARED_DATA
+    path = SHARED_DATA / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"
     if not path.exists():
         pytest.skip("chest CTA not present")
     ct = io.read_image(path)
