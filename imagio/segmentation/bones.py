@@ -21,7 +21,8 @@ at 0.5-3 mm grids (a finer grid sees a thin rib's cortex at full density, a coar
 of it). The boundary is the bone threshold itself, with no partial-volume rim below it (except
 where enhanced tissue or a blood pool raised the threshold above trabecular bone's lower bound:
 `bone_mask`; and the edge of thin bone beside the lungs, the ribs, on a scan blurrier than the
-common resolution, down to trabecular bone's lower bound as a thin bone reads there: `bone_mask`,
+common resolution, down to trabecular bone's lower bound as a thin bone reads there, or on a CT
+angiography down to the candidates' contrast floor as a thin bone reads there: `bone_mask`,
 `thin_bone_note` where enhanced tissue keeps the threshold above it): a voxel
 between soft tissue (T) and bone of density B is at least half bone when its HU is above the
 half maximum (T + B) / 2, which for any bone at or above the threshold is at or above (T +
@@ -417,9 +418,19 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             lumen |= bone_shell.uncortexed_lumens(m & ~lumen, raw, a, lungs, ct.spacing_kji,
                                                   COMMON_RESOLUTION_MM)
         m &= ~lumen
-    if thin_low < low_hu and blood is None:
-        # (not on a CT angiography: there the candidates' floor ``CONTRAST_LOW_HU`` holds and the
-        # pool's rim is no bone; `thin_bone_note` says what a blurred rib loses)
+    if blood is not None and not lung_field:
+        # on a CT angiography the candidates' floor is ``CONTRAST_LOW_HU`` (organ vessels), not
+        # ``low_hu``: a thin bone's edge blurred by a wider point spread peaks lower by the same
+        # factor (`thin_peak_factor`, Prevrhal 1999), so the thin-bone edge below goes down to
+        # that floor scaled as ``thin_low`` scales ``low_hu`` (never within the organs' margin)
+        floor = max(low_hu, CONTRAST_LOW_HU)
+        thin_low = max(tissue + thin_peak_factor(res) * (floor - tissue), tissue + ORGAN_MARGIN_HU)
+        low_hu_edge = floor
+    else:
+        low_hu_edge = low_hu
+    if thin_low < low_hu_edge and (blood is None or not lung_field):
+        # (on a CT angiography the pool and its rim are no bone: ``blood`` is kept out below; not
+        # in a view inside a lung, where the view's floor holds, seg24)
         # thin bone (no ball of RIB_MAX_RADIUS_MM fits in it: ribs, processes) reads at a lower
         # contrast on a grid blurrier than the common resolution (`thin_peak_factor`), and its
         # edge with it: the voxels beside it along each blurrier axis, as far as half the blur
@@ -433,10 +444,16 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
                 & (a > thin_low) & ~m & ~lumen)
         if body is not None:
             edge &= body
+        if blood is not None:
+            edge &= ~blood
         if lungs is not None and lungs.any():
             # ribs lie on the pleura (``RIB_LUNG_MM``)
             edge &= ~lungs & dilate_mm(lungs, RIB_LUNG_MM, ct.spacing_kji)
-        m |= edge
+        if blood is None:
+            m |= edge
+            edge = None
+    else:
+        edge = None
     p(0.6, "bones: marrow")
     # marrow: 2-D holes inside the cortex, per axial slice, that are bone-like (mean HU above
     # MARROW_MIN_HU: fatty/red marrow; the spinal canal (CSF, cord ~ 0-40 HU) stays open)
@@ -483,6 +500,11 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             # 80 mm left-lung cube, seg24; test_lung_small_fov)
             rim &= a > edge_half_max_hu(a, m, blood, body, res, ct.spacing_kji)
         m |= rim
+    if edge is not None:
+        # on a CT angiography the thin-bone edge is added last: it is that bone's blurred edge,
+        # not cortex that encloses marrow or that its partial-volume rim grows from
+        m |= edge
+        edge = None
     # marrow enclosed in 3-D but open in every axial slice (not the spinal canal: CSF/cord)
     voids = fill_holes_3d(m) & ~m
     if voids.any():
