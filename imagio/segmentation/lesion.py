@@ -2204,7 +2204,10 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     from a click: one larger outline leaked), so no range is given; the outline is marked
     ``check_leaked`` and ``click_dependent`` (no single volume is the lesion's) and the warning says
     a check click's outline leaked (new-user trial: '162.1-1051.0 mL', the 1051 mL outline 3 % inside
-    the reader boxes). ``leaked`` is this outline's own (trial 64: a check outline's leak marked a
+    the reader boxes). When a note in ``notes`` already names every leaked volume (the check's own
+    warning, which says where and why), the outcome is put in front of that note instead
+    ("click-dependent outline (no volume or range is given): ..."), so the leak is said once
+    (trials 65 L2 / 66 L4: STS_002's 483.8 mL leak was said in two warnings). ``leaked`` is this outline's own (trial 64: a check outline's leak marked a
     58.4 mL outline of STS_002, Dice 0.87, leaked): ``own_limit`` here, the rest of ``_leaked`` in
     ``segment_lesion``.
     A check click that grew no lesion (volume 0: nothing, or less than its own statistics ball,
