@@ -126,7 +126,9 @@ def test_lung_dx_leaked_probe_outline_does_not_bound_the_range():
         assert rng is None or max(rng) < 0.9 * float(m2.sum()) * ct.voxel_volume_ml, (rng, meas.warnings)
     assert meas.volume_summary_ml is None or inside >= 0.5, (inside, meas.to_dict())
     assert meas.check_leaked and meas.click_dependent and meas.volume_range_ml is None, meas.warnings
-    assert any(w.startswith("click-dependent outline: a check click's outline leaked") for w in meas.warnings), \
+    # said once: the summary, or the check's own warning with the outcome in front (trial 66 L4)
+    assert any(w.startswith(("click-dependent outline: a check click's outline leaked",
+                             "click-dependent outline (no volume or range is given)")) for w in meas.warnings), \
         meas.warnings
 
 

@@ -97,12 +97,15 @@ def test_lung_pet_ct_dx_partial_outline_of_the_mass_is_flagged(shared_data):
         assert meas.crossing_edge_support is not None and meas.crossing_edge_support < EDGE_SUPPORT_MIN
         # trial 63 L3: short flat sentences, no nested brackets, the probe's run said
         w = crossing[0]
-        assert "The check click was grown as this outline's type in its search box" in w, w
+        # the check click's own run is said: its caveat, or what it gives clicked alone
+        assert ("The check click was grown as this outline's type in its search box" in w
+                or "Clicked alone, that check click fails" in w), w
         depth, deepest = 0, 0
         for ch in w:
             depth += (ch == "(") - (ch == ")")
             deepest = max(deepest, depth)
-        assert deepest <= 1 and max(len(x) for x in w.split(". ")) < 200 and len(w) < 900, w
+        # trial 66: short, one fact a sentence (it was 897 characters, its leak said again in another warning)
+        assert deepest <= 1 and max(len(x) for x in w.split(". ")) < 200 and len(w) < 750, w
         assert meas.volume_summary_ml is None
 
 

@@ -1245,9 +1245,9 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                 f"the outline {DEPENDS}: the region grown from it ({region.sum() * v:.1f} mL) is "
                 f"enclosed by a layer of soft tissue of another density, and a click in that layer grows one "
                 f"closed lesion of {v_probe * v:.1f} mL holding {100 * v_part:.0f} % of it (a heterogeneous "
-                "tumour: a denser, enhancing or necrotic part and the rest); the outline given is that whole "
-                f"({whole.sum() * v:.1f} mL). If that layer is an organ or tissue around the lesion, not "
-                "the lesion, exclude it (--remove) or click the lesion with the organ mask")
+                "tumour: a denser, enhancing or necrotic part and the rest); the outline given is the union of "
+                f"the two, holes filled ({whole.sum() * v:.1f} mL). If that layer is an organ or tissue around "
+                "the lesion, not the lesion, exclude it (--remove) or click the lesion with the organ mask")
             if part_ml is not None:   # the volumes the note gives: the range of the result (_click_range)
                 part_ml += [float(region.sum()) * v, float(v_probe) * v, float(whole.sum()) * v]
             region = whole
@@ -1863,7 +1863,7 @@ def _check_outline_leak(ct, at_g, m2, meas2, kind, radius, kw, v0: float, leaked
     if sub:
         if leaked_ml is not None:
             leaked_ml.append(max(sub))
-        return f"a check click inside it grew an outline of {max(sub):.1f} mL that leaked, as {why[0]}"
+        return f"a click inside its outline grew {max(sub):.1f} mL that leaked, as {why[0]}"
     return None
 
 
@@ -2084,30 +2084,30 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
             leaked_ml: list = []   # the outline that leaked: the probe's, or a click's inside it
             why = _check_outline_leak(ct, q, m2, meas2, kind, radius, kw, v0, leaked_ml)
             vu = float((m2 | mask).sum()) * v
-            crossed = (f"{where}. Its outline ({v1:.1f} mL) crosses this outline's border: "
+            # one short sentence per fact (trial 65/66: an 850-character warning, its leak said twice)
+            crossed = (f"{where}. Its outline ({v1:.1f} mL) crosses this outline's border; "
                        f"{100 * float((m2 & mask).sum()) / max(float(m2.sum()), 1.0):.0f} % of it lies inside. "
-                       f"The border there shows no intensity edge: Rose's contrast-to-noise ratio of {ROSE_CNR:g} "
-                       f"is reached along {100 * share:.0f} % of the crossing (crossing_edge_support). {PROBE_RUN}")
+                       f"The border there shows no intensity edge: the contrast-to-noise ratio reaches Rose's "
+                       f"{ROSE_CNR:g} along {100 * share:.0f} % of the crossing (crossing_edge_support).")
             if why:
                 if leaks is not None and same:
                     leaks += leaked_ml
                 notes = notes + [
                     # judged as its click run alone: its own outline, or one grown from a click inside
                     # it, leaked (trial 65 L2: "That check outline leaked" named the 16.7 mL outline
-                    # when a click inside it grew the 569.9 mL one)
-                    f"{PART_OF_MASS}. {crossed} Judged as its click run alone, that check fails: {why}. "
-                    + ("The lesion is not told from that tissue; " if same else
-                       f"That leak is of the other tissue, not of this outline, yet the border is not seen there: "
-                       f"the volume {DEPENDS}; ")
-                    + f"this outline ({v0:.1f} mL) may hold only part of it. Check it on the images, "
-                    "add a click there (--add) or outline it by hand."]
+                    # when a click inside it grew the 569.9 mL one). Said instead of PROBE_RUN: the
+                    # click run alone is what that caveat asks for
+                    f"{PART_OF_MASS}; this outline is {v0:.1f} mL. {crossed} Clicked alone, that check click fails: {why}. "
+                    + ("" if same else f"That leak is of the other tissue, yet the border is not seen there: "
+                                       f"the volume {DEPENDS}. ")
+                    + "Check it on the images, add a click there (--add) or outline it by hand."]
                 continue
             if volumes is not None:
                 volumes += [v0, vu]
             sizes = f"with that outline it is {vu:.1f} mL, without it {v0:.1f} mL."
             sizes = f"The volume {DEPENDS}: {sizes}" if vu > CLICK_VOLUME_SPREAD * v0 else sizes[0].upper() + sizes[1:]
             notes = notes + [
-                f"{PART_OF_MASS}. {crossed} {sizes} Check on the images which is the lesion; add a click there "
+                f"{PART_OF_MASS}. {crossed} {PROBE_RUN} {sizes} Check on the images which is the lesion; add a click there "
                 "(--add) or remove what is not (--remove)."]
             continue
         if verdict == "part" and best is not None:
@@ -2128,10 +2128,9 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
             if leaks is not None:
                 leaks.append(v1)
             notes = notes + [
-                f"{where}. Grown from there, an outline held this one and leaked ({v1:.1f} mL): {why}. "
-                f"The lesion is not told from that tissue, so this outline ({v0:.1f} mL) may hold only part of "
-                f"it or none of its border. {PROBE_RUN} Check it on the images, give the organ mask, or outline "
-                "it by hand."]
+                f"{where}. Grown from there, an outline held this one ({v0:.1f} mL) and leaked ({v1:.1f} mL): "
+                f"{why}. So the lesion is not told from that tissue: this outline may hold only part of it or none "
+                f"of its border. {PROBE_RUN} Check it on the images, give the organ mask, or outline it by hand."]
             continue
         best = (v1, at, float((m2 & mask).sum()) * v, float((m2 & ~mask).sum()) * v, where)
     if best is not None:
@@ -2173,6 +2172,9 @@ def _probe_tissue(ct, q, thr) -> tuple:
     band = f"this outline's band of {lo:.0f} to {hi:.0f} HU"
     # the verdict names the tissue's median, not the voxel (new-user trial 65 L2: "a -86 HU voxel in
     # tissue of 41 HU ..., inside this outline's band of 21 to 183 HU" read as if -86 HU were inside)
+    if same and lo <= float(ct.array[q]) <= hi:
+        # the voxel agrees with its tissue: the tissue's HU alone (trial 65/66: a shorter warning)
+        tissue = f"tissue of {hu:.0f} HU (median within {CLICK_BALL_MM:g} mm)"
     return ((f"{tissue}, which is inside {band}" if same else
              f"{tissue}, which is outside {band}: another tissue, such as a part of the mass of other density "
              "or the tissue around it"), same)
@@ -2202,7 +2204,10 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     from a click: one larger outline leaked), so no range is given; the outline is marked
     ``check_leaked`` and ``click_dependent`` (no single volume is the lesion's) and the warning says
     a check click's outline leaked (new-user trial: '162.1-1051.0 mL', the 1051 mL outline 3 % inside
-    the reader boxes). ``leaked`` is this outline's own (trial 64: a check outline's leak marked a
+    the reader boxes). When a note in ``notes`` already names every leaked volume (the check's own
+    warning, which says where and why), the outcome is put in front of that note instead
+    ("click-dependent outline (no volume or range is given): ..."), so the leak is said once
+    (trials 65 L2 / 66 L4: STS_002's 483.8 mL leak was said in two warnings). ``leaked`` is this outline's own (trial 64: a check outline's leak marked a
     58.4 mL outline of STS_002, Dice 0.87, leaked): ``own_limit`` here, the rest of ``_leaked`` in
     ``segment_lesion``.
     A check click that grew no lesion (volume 0: nothing, or less than its own statistics ball,
@@ -2235,6 +2240,13 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
         return
     if meas.check_leaked and not edited:
         meas.click_dependent = True
+        said_at = [i for i, n in enumerate(notes) if "leak" in n and any(f"{x:.1f} mL" in n for x in leaks)]
+        if said_at and all(any(f"{x:.1f} mL" in notes[i] for i in said_at) for x in leaks):
+            # the check's own warning names the leak: said once, with the outcome in front (trial 65
+            # L2 / 66 L4: STS_002's 483.8 mL leak was said in two warnings)
+            n = notes[said_at[0]]
+            notes[said_at[0]] = f"click-dependent outline (no volume or range is given): {n[:1].lower()}{n[1:]}"
+            return
         notes.append(f"click-dependent outline: a check click's outline leaked ({leaked_ml} mL) instead of "
                      "following the lesion. So the lesion's border is not found from a click, and no volume or "
                      f"range is given. The outline written is this click's ({meas.volume_ml:.1f} mL); it may hold "
