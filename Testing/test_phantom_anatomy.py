@@ -335,11 +335,11 @@ def test_cli_writes_a_realistic_phantom_and_refuses_bad_options(tmp_path):
     assert r.returncode == 2 and "size must be within" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def _touches(ph, name, others):
+def _touches(ph, name, others, ribs=True):
     m = ph.labels.mask(name)
     ring = ndimage.binary_dilation(m) & ~m
     return np.isin(ph.labels.array[ring], [v for v, n in ph.labels.labels.items() if n in others
-                                          or n.startswith(("rib_",))]).any()
+                                          or (ribs and n.startswith(("rib_",)))]).any()
 
 
 def test_lesions_at_anatomical_sites():
@@ -348,7 +348,9 @@ def test_lesions_at_anatomical_sites():
     ph = phantom.generate(3.0, seed=3, anatomy="realistic", n_liver_tumors=0, n_lung_nodules=0)
     mass = placement.add_lesion_at(ph, "mass", 40.0, "chest_wall", seed=1, necrotic_fraction=0.3)
     assert _touches(ph, mass.name, ("muscle", "costal_cartilages"))  # flat against the chest wall
-    assert not _touches(ph, mass.name, ("heart", "aorta", "esophagus"))
+    # clear of the mediastinum (a chest-wall mass may lie on a rib: the site moved 6 mm onto one when the
+    # terminal airways lost their wall caps, detect24)
+    assert not _touches(ph, mass.name, ("heart", "aorta", "esophagus"), ribs=False)
     nod = placement.add_lesion_at(ph, "solid", 12.0, "vessel", seed=2)
     assert _touches(ph, nod.name, ("lung_vessels", "pulmonary_artery", "pulmonary_vein"))
     met = placement.add_lesion_at(ph, "liver_hypodense", 20.0, "liver_vessel", seed=3)
@@ -357,3 +359,4 @@ def test_lesions_at_anatomical_sites():
     assert ph.labels.labels[int(ph.labels.array[tuple(np.rint(ph.labels.world_to_kji(c[None]))[0].astype(int))])] in LOBES
     with pytest.raises(ValueError):
         placement.site_centre(ph, "brain", 10.0)
+

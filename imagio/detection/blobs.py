@@ -58,8 +58,11 @@ Method (constants and sources in ``imagio/data/detection.json``):
    For the sub-solid channel the contrast term runs from the bottom of the sub-solid range
    (-750 HU) to its top (-300 HU), both against the scan's parenchyma median; for the
    juxta-pleural channel roundness replaces blobness and the lung share around the lesion
-   multiplies the score. Perifissural nodules (solid, lentiform, on a fissure, short axis
-   normal to it: de Hoop 2012) are flat, so Li's terms rank them with the vessels: on thin
+   multiplies the score; for the dot and sub-solid channels the lung share of the shell around
+   the candidate's sphere does (:func:`lung_side_term`: 0 at a quarter, 1 from a half): a
+   nodule's centre lies on the lung's side of the pleura, a rib's, vertebra's or mediastinal
+   contour's on the other (pleural-angle sign, Felson 1973). Perifissural nodules (solid,
+   lentiform, on a fissure, short axis normal to it: de Hoop 2012) are flat, so Li's terms rank them with the vessels: on thin
    sections a solid dot peak lying on a fissure-like sheet normal to its flat axis is scored
    with a disc's blobness and its centre density as well (:func:`perifissural_scores`,
    :mod:`imagio.detection.fissure`; ``features["fissure_attached"]``). A dot peak up to
@@ -676,6 +679,7 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
         typ = _type(centre_hu, solid_frac, t, c["part_solid_solid_fraction"]["value"])
         d_pl = float(dist[tuple(peaks[i])])
         channel = "dot" if i < n_solid else "subsolid"
+        score_i = float(k_score[i])
         if i >= n_dot and conc[i - n_dot].get("channel") == "mass":  # a solid ball wrapped by one lung
             q = conc[i - n_dot]
             feats = dict(channel="mass", contrast_hu=q["contrast_hu"], centre_hu=centre_hu,
@@ -697,6 +701,8 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
                          fissure_attached=bool(pool["fissure"][i]))
             if np.isfinite(pool["exits"][i]):
                 feats["calibre_exits"] = float(pool["exits"][i])
+            feats["lung_side_term"] = lung_side_term(float(shell[i]))
+            score_i = score_i * feats["lung_side_term"]
             warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
         kji_ct = ct.world_to_kji(centres[i][None])[0]
         edge_mm = np.min(np.minimum(kji_ct, np.array(ct.shape) - 1 - kji_ct) * ct.spacing_kji)
@@ -709,7 +715,7 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
         out.append(Candidate(
             center_ras=centres[i], diameter_mm=float(diam[i]),
             volume_ml=float(np.pi / 6.0 * diam[i] ** 3 / 1000.0), type=typ,
-            probability=float(k_score[i]), distance_to_pleura_mm=d_pl,
+            probability=score_i, distance_to_pleura_mm=d_pl,
             juxta_pleural=bool(d_pl <= diam[i] / 2.0), detector="blobs",
             features=feats, warnings=warn))
     out.sort(key=lambda cd: -cd.probability)
@@ -1364,6 +1370,26 @@ def _around(shape, kji, radius_mm: float, spacing_kji):
     hi = np.minimum(np.asarray(kji) + r + 1, shape)
     g = np.ogrid[tuple(slice(int(a - k), int(b - k)) for a, b, k in zip(lo, hi, kji))]
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
+
+
+def lung_side_term(shell: float) -> float:
+    """Score factor in [0, 1] of a dot or sub-solid candidate from the share ``shell`` of the shell
+    around its sphere that is lung (:func:`_lung_shell_fraction`): 0 at the keep limit
+    ``min_lung_shell_fraction`` and below, 1 from ``lung_side_shell_fraction`` (0.5) up,
+    linear between (``lung_side_shell_fraction`` in detection.json).
+
+    A nodule arises in the lung, so its centre lies on the lung's side of the pleura (it meets
+    the pleura at acute angles): a ball centred half a radius inside a flat pleura has three
+    quarters of its shell in the lung, one centred on the pleura half. A candidate whose centre
+    lies on the wall's or mediastinum's side (obtuse angles: a rib or vertebra indenting the
+    pleura, the mediastinal contour, a chest-wall lesion; Felson 1973, Webb 2015) has less, down
+    to a quarter where two pleural planes meet (the gutters, the keep limit). Known limit: a
+    nodule in a right-angled gutter, centred half a radius inside both planes, reads about 0.4
+    (the shell reaches 2 mm beyond its edge, into both walls) and keeps about half its score;
+    the term ranks, it removes no candidate. shell: float in [0, 1]; returns a float."""
+    c = constants()
+    lo, hi = c["min_lung_shell_fraction"]["value"], c["lung_side_shell_fraction"]["value"]
+    return float(np.clip((float(shell) - lo) / (hi - lo), 0.0, 1.0))
 
 
 def _lung_shell_fraction(lungs: np.ndarray, kji, radius_mm: float, spacing_kji) -> float:

@@ -183,8 +183,17 @@ def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: in
     segs = trees.segments(tree)
     lumen_r = np.maximum(segs[:, 6:8], 0.87 * spacing)  # >= half a voxel diagonal: 26-connected
     protect = [p.v(n) for n in VERTEBRAE + RIBS + ["sternum"]]
+    # a branch without children is where the tree stops being drawn, not where the airway ends:
+    # the bronchi divide on to the terminal bronchioles (~0.6 mm, generation ~16: Weibel 1963)
+    # and fade below CT resolution, lumen and wall together (airways under ~2 mm across, walls
+    # under ~0.2-0.3 mm, are not seen: Webb WR, Radiology 2006;239:322-338). No wall cap closes
+    # them; a closed cap drew a soft-tissue plug, denser than the lumen, at every terminal end
+    # (median peak -460 HU 1.5 mm past the lumen's end on the 1.5 mm screening phantom, where
+    # the real chest CTA's visible airway ends read flat lung, -790 HU, issue 17)
+    terminal = np.array([not b.children for b in tree], bool)
+    wall_mm = np.maximum(segs[:, 6] * wall_frac, 1.0)
     capsules(g, p.labels, np.c_[segs[:, :6], lumen_r], p.v("airways"), p.v("airway_wall"),
-             wall=np.maximum(segs[:, 6] * wall_frac, 1.0), protect=protect)
+             wall=wall_mm, protect=protect, open_end=terminal)
     capsules(g, p.labels, np.c_[segs[:1, :6], segs[:1, 6:8]], p.v("trachea"))
     airway_tree = [AirwayBranch(b.id, b.parent, b.generation, b.start, b.end, b.r0, b.r1,
                                 max(b.r0 * wall_frac, 1.0), b.name) for b in tree]
