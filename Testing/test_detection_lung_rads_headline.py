@@ -294,8 +294,8 @@ def test_a_fat_density_candidate_comes_after_the_categories_reached():
     one = _lung1_like()[0]
     s = scan_lung_rads([one, fat])["highest_lung_rads"]
     assert s == ("4B if #1 (score 0.34; on the 4A/4B size cut) is a nodule; not decided (not assessable: #4 "
-                 "(score 0.26; fat density: no lung nodule, or a fat-containing nodule, a benign feature: "
-                 "Lung-RADS 1))"), s
+                 "(score 0.26; fat density: no lung nodule, a fat-containing nodule (a benign feature: "
+                 "Lung-RADS 1), or an outline run from a nodule into fat (unmeasured)))"), s
     main, low = split_by_score([one, fat])
     assert management_lines(main, low)[0][0] == "Lung-RADS not decided"    # the safety point stays
     # a concavity of the lung outline, reported beside a measured 3: the category first, the reason after
@@ -304,3 +304,30 @@ def test_a_fat_density_candidate_comes_after_the_categories_reached():
     s = scan_lung_rads([nod(1, 7.0, 0.9), cav, nod(5, 16.0, 0.2)])["highest_lung_rads"]
     assert s == (">=3; 4B if #5 (score 0.20) is a nodule; not assessable: #2 (score 0.90; a concavity of the "
                  "lung outline: no nodule's outline, not measured)"), s
+
+
+def test_a_floor_of_2_is_open_above_and_named():
+    """New-user trial 68: lung1's clipped #2 and #10 (sizes >= 8.6 and 9.8 mm, floor 2; 4A from 10 mm
+    as solid) were named nowhere: a floor is a lower bound, so one at the scan's level or at 2 may
+    raise it and is a condition; nodules.csv says it in lung_rads_note (it was in `refused` only)."""
+    from imagio.detection.outputs import NODULE_FIELDS, nodule_rows
+    from imagio.detection.pipeline import scan_lung_rads
+
+    two = nod(2, 5.0, 0.34, unsure=CLIP)
+    assert two["stratification"]["lung_rads"]["category_at_least"] == "2"
+    assert scan_lung_rads([two])["highest_lung_rads"] == ">=2 if #2 (score 0.34) is a nodule"
+    # beside a reported 2 too; not beside a reported 3 (the floor is below the scan's category)
+    assert scan_lung_rads([nod(1, 4.5, 0.9), two])["highest_lung_rads"] == "2; >=2 if #2 (score 0.34) is a nodule"
+    assert scan_lung_rads([nod(1, 7.0, 0.9), two])["highest_lung_rads"] == "3"
+    # a category of 2 (not a floor) adds nothing: 1 and 2 share the routine follow-up
+    assert scan_lung_rads([nod(3, 5.0, 0.34)])["highest_lung_rads"] == ""
+    # one already named above is not named again at the floor of 2
+    gg = {**_typed(12, 9.0, 0.1, "ground_glass", 0.0, "solid"), "size_uncertain": CLIP}
+    from imagio.stratification.screening import stratify
+    gg["stratification"] = stratify(gg)
+    assert scan_lung_rads([two, gg])["highest_lung_rads"] == \
+        ">=4A if #12 (score 0.10; if solid) is a nodule; >=2 if #2 is a nodule"
+    two = {**_typed(2, 5.0, 0.34, "solid"), "size_uncertain": CLIP}
+    two["stratification"] = stratify(two)
+    row = dict(zip(NODULE_FIELDS, nodule_rows("s", [two])[0]))
+    assert row["lung_rads"] == "" and row["lung_rads_note"] == "size a lower bound: >= 2", row

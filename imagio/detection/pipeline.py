@@ -191,7 +191,9 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
     (`highest_lung_rads` over the reported ``nodules``; a floor counts at its level, "not decided"
     or "" below every category): every Lung-RADS v2022 category, and every floor
     (``category_at_least``: a size that is a lower bound, outline clipped or cut by the scan's
-    edge), above that category and at least 3 (1 and 2 share the routine annual follow-up) that a
+    edge), above that category and at least 3 (1 and 2 share the routine annual follow-up), a floor
+    also at that category and at 2 (">= 2" is open above: new-user trial 68, lung1's clipped #2 and
+    #10 of >= 8.6 and 9.8 mm, 4A from 10 mm as solid, were named nowhere), that a
     low-probability candidate (of ``low``) may take, under its type or, when the type is uncertain,
     under the other plausible one (`stratification.screening.type_categories`), and that a
     reported nodule takes under its other type only (its typed category is the scan's already).
@@ -230,8 +232,14 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
         lr = d.get("stratification", {}).get("lung_rads", {})
         at_least = lr.get("category") not in order
         for cat, cond in type_categories(lr):
-            if cat in order and order.index(cat) > level and not (reported and not (cond or "").startswith("if ")):
+            above = order.index(cat) > level or (at_least and order.index(cat) >= level) if cat in order else False
+            if above and not (reported and not (cond or "").startswith("if ")):
                 groups.setdefault((cat, at_least), []).append((d, cond))
+    # a floor at the scan's own level adds a candidate not named above it only (#12: ">=4A if solid"
+    # says more than ">=2 as ground-glass")
+    higher = {d["id"] for (cat, fl), ds in groups.items() if not (fl and order.index(cat) == level) for d, _ in ds}
+    groups = {k: v for k, v in ((k, [dc for dc in ds if not (k[1] and order.index(k[0]) == level and dc[0]["id"] in higher)])
+                                for k, ds in groups.items()) if v}
     out = []
     for (cat, at_least), ds in groups.items():
         named = sorted(ds, key=lambda dc: -float(dc[0]["candidate"]["probability"]))

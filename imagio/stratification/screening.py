@@ -54,10 +54,13 @@ NO_CATEGORY = {
 def not_assessable_words(kind: str | None) -> str | None:
     """What a not-assessable outline (`lung_rads`'s ``not_assessable`` refusal) is, in a few words,
     by its ``kind`` ("fat_density", "outline_concavity": set by `detection.characterise`), None for
-    another or no kind. Fat: fat outside the lung or a fat-containing nodule, a benign feature
-    (``lungrads_v2022.json`` ``benign_features``)."""
-    return {"fat_density": "fat density: no lung nodule, or a fat-containing nodule, a benign feature: Lung-RADS "
-                           f"{lungrads.table()['benign_features']['category']}",
+    another or no kind. Fat: fat outside the lung, a fat-containing nodule, a benign feature
+    (``lungrads_v2022.json`` ``benign_features``), or a nodule whose outline ran into the fat beside
+    it, unmeasured: the one reason such a candidate leaves the scan not decided (new-user trial 68:
+    the first two alone are Lung-RADS 1 and read as a contradiction of "not decided")."""
+    return {"fat_density": "fat density: no lung nodule, a fat-containing nodule (a benign feature: Lung-RADS "
+                           f"{lungrads.table()['benign_features']['category']}), or an outline run from a nodule "
+                           "into fat (unmeasured)",
             "outline_concavity": "a concavity of the lung outline: no nodule's outline, not measured"}.get(kind)
 
 
