@@ -137,7 +137,9 @@ def test_planning_workstation_in_chromium(server, shots):
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1500, "height": 900})
-        page.goto(server["url"])
+        # the first load waits for the trame server's first render: on a loaded 2-core machine
+        # (the suite's other files beside it) that has taken more than Playwright's default 30 s
+        page.goto(server["url"], timeout=180_000)
         # 1. the case: three MRML views with a picture in each
         wait_text(page, "#status", "Choose the target")
         # the browser tab names IMAGIO and the case, not trame's default (new-user trial 50 L3)
