@@ -203,6 +203,13 @@ def test_hub_not_judged_when_no_couch_is_found(grid):
     assert len(w) == 1 and "hub" in w[0] and "not checked" in w[0], w
     # one true statement (trial 66 L5): not "not checked" beside "the table is assumed at ..."
     assert "assumed" not in w[0] and "deepest skin" in w[0], w
+    from imagio.planning.planner import findings_checked
+    from imagio.planning.problem import Needle as N
+
+    assert findings_checked(problem) == {"unimaged": True, "outside_clearance": True,
+                                         "couch_clearance": False, "beyond_tip": True}
+    p0 = PlanningProblem.build(ct, lab, "liver_tumor", needle=N(beyond_tip_mm=0.0))
+    assert findings_checked(p0)["beyond_tip"] is False
 
 
 @pytest.mark.parametrize("grid", list(GRIDS))
@@ -263,6 +270,9 @@ def test_plan_proposes_no_hub_inside_the_couch(grid):
     lines = [w for w in res.warnings if "couch top" in w]
     assert len(lines) == sum(warned), res.warnings
     assert res.to_dict()["couch_checked"] is True     # a proposal's null means clear here
+    # one convention for every finding (plan25): checked true, so a proposal's null is clear
+    assert res.to_dict()["checked"] == {"unimaged": True, "outside_clearance": True,
+                                        "couch_clearance": True, "beyond_tip": True}
     js = res.to_dict()["proposals"]
     assert [p["couch_clearance"] is not None for p in js] == warned
     assert ["couch_clearance" in p["findings_ranked_last"] for p in js] == warned
