@@ -73,8 +73,8 @@ def _check(result, src, faces, tol):
     for r in np.flatnonzero(t.feasible):
         cut_mm, any_mm = _beyond_source_mm(src, faces, t.entry_ras[r], t.target_ras[r], p.needle.length_mm,
                                            p.needle.hub_length_mm)
-        any_flag = "unimaged_needle" in f.flagged(int(r))
-        flag = any_flag and f.unimaged_cut[int(r)]           # reported where the body is cut
+        flag = "unimaged_needle" in f.flagged(int(r))       # reported (and ranked) where the body is cut
+        any_flag = flag or f.unimaged_note(int(r))          # or said: outside the scanned field
         if cut_mm > tol:   # reported (past the corner of the source box it may first leave
             beyond += 1      # through an uncut side: then reported as outside the scanned field)
             assert any_flag, (r, t.entry_ras[r], cut_mm)

@@ -72,6 +72,17 @@ def test_hub_in_the_padding_outside_the_scan_circle_is_not_imaged(grid, pad):
         assert abs(gone[0] - own) <= tol + 0.5, (rest, gone, own)
         assert side[0] == "right" and h[0] == hub_only and not cut[0], (side, h, cut)
         assert abs(at[0] - (CIRCLE_MM - 139.5)) <= tol + 0.5, at
+        # said, not ranked last (the body is not cut there): plan.json's row, the note, no flag
+        from types import SimpleNamespace
+
+        from imagio.planning.findings import path_findings
+        from imagio.planning.planner import _unimaged_row
+
+        f = path_findings(p, SimpleNamespace(entry_ras=e[None], target_ras=t[None], length_mm=np.array([length])),
+                          np.arange(1), set(), True)
+        assert f.unimaged_note(0) and "unimaged_needle" not in f.flagged(0)
+        row = _unimaged_row(f, 0)
+        assert row["body_cut"] is False and row["side"] == "right" and abs(row["mm"] - gone[0]) <= 0.06
         m = Evaluator(p).evaluate(e, t)
         lines = [x for x in m.details if "outside the scanned field" in x]
         assert lines and f"{gone[0]:.0f} mm" in lines[0] and "right side" in lines[0], m.details

@@ -10,10 +10,10 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
 - **unimaged needle**: the needle part outside the skin (entry -> hub's end: the needle's unused
   length, away from the target, then its hub, axis and rim; trial 65 M2: hubs alone beyond the image) leaves the image through a face where the body is cut
   (`skin.Truncation`), or enters padding inside the array beyond such a side (a reformat's
-  fill, a scanner's outside-the-circle value, their blended rims), or, the body not cut there,
-  leaves the array or enters the padding anywhere (trial 67): what it would meet there
+  fill, a scanner's outside-the-circle value, their blended rims): what it would meet there
   (an arm, the rest of the trunk) is not imaged (lung1: all 87 mm of the needle outside the
-  skin beyond the cut right side);
+  skin beyond the cut right side); past the array or in the padding where the body is not cut
+  it is said, not ranked (`Findings.unimaged_note`; trial 67);
 - **tissue outside the skin**: that needle part runs through at least
   ``warnings.tissue_outside_skin_mm`` of another body part: tissue outside the patient's outline
   (an arm beside the trunk, left out of the outline: new-user trial 26), or tissue met again
@@ -52,8 +52,8 @@ import numpy as np
 from .problem import load_defaults
 
 RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
-                "while no great vessel is labelled; needle outside the skin, or its hub, running beyond the image (where the "
-                "body is cut, or outside the scanned field), or through or within its clearance of another body part's tissue, an arm, or within its clearance of the couch top; a structure the needle "
+                "while no great vessel is labelled; needle outside the skin, or its hub, running beyond the image where the "
+                "body is cut, or through or within its clearance of another body part's tissue, an arm, or within its clearance of the couch top; a structure the needle "
                 "must not enter, or unlabelled dense tissue, within a core needle's throw past the target) is "
                 "ranked after every "
                 "feasible path without one; scores and feasibility unchanged")
@@ -763,6 +763,13 @@ class Findings:
     couch_at_mm: dict = field(default_factory=dict)           # row -> mm past the entry where it is (nan: clear)
     couch_hub: dict = field(default_factory=dict)             # row -> it is along the hub
 
+    def unimaged_note(self, row: int) -> bool:
+        """Whether ``row``'s needle or hub runs outside the scanned field (past the array or in the
+        padding) where the body is not cut: said (warning, plan.json ``unimaged`` with
+        ``body_cut`` false) but not ranked last: what lies beyond a side that does not cut the
+        body is most often air, and the ranking rule is kept for what the body continues into."""
+        return self.unimaged_mm.get(row, 0.0) > 0.0 and not self.unimaged_cut.get(row, True)
+
     def flagged(self, row: int, couch: bool = True) -> list[str]:
         """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin',
         'outside_clearance' (only when not 'tissue_outside_skin': the same tissue, nearer than the
@@ -773,7 +780,8 @@ class Findings:
         out = []
         if self.mediastinum_checked and self.mediastinum_mm.get(row, 0.0) >= lim:
             out.append("mediastinum")
-        if self.unimaged_mm.get(row, 0.0) > 0.0:
+        if self.unimaged_mm.get(row, 0.0) > 0.0 and self.unimaged_cut.get(row, True):
+            # outside the scanned field where the body is not cut: a note (`unimaged_note`), not ranked
             out.append("unimaged_needle")
         if self.outside_tissue_mm.get(row, 0.0) >= load_defaults()["warnings"]["tissue_outside_skin_mm"]:
             out.append("tissue_outside_skin")

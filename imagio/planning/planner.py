@@ -258,8 +258,10 @@ class Plan:
                            f"the chest wall, or segment the vessels (contrast CT or a deep model) first; {rank}")
             if "unimaged_needle" in fl:
                 out.append(f"proposal {n}: " + unimaged_text(self.problem, f.unimaged_mm[r], f.unimaged_side[r],
-                                                             f.unimaged_at_mm[r], f.unimaged_hub[r],
-                                                             f.unimaged_cut.get(r, True)) + f"; {rank}")
+                                                             f.unimaged_at_mm[r], f.unimaged_hub[r]) + f"; {rank}")
+            elif f.unimaged_note(r):   # outside the scanned field where the body is not cut: said, not ranked
+                out.append(f"proposal {n}: " + unimaged_text(self.problem, f.unimaged_mm[r], f.unimaged_side[r],
+                                                             f.unimaged_at_mm[r], f.unimaged_hub[r], False))
             if "beyond_tip" in fl:
                 out.append(f"proposal {n}: the needle's axis continued past the target meets {f.beyond_what[r]} "
                            f"{f.beyond_mm[r]:.1f} mm beyond the tip, within the needle's "
