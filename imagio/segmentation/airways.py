@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..volume import Volume
 from .body import MAX_CUT_LUMEN_MM
 from .common import (AIR_HU, BODY_HU, anatomical_axes, as_progress, bbox_slices, check_ct, close_faces,
-                     components, dilate_voxels, fill_holes_per_slice, label_in_planes, ras_coordinate, rule)
+                     components, dilate_voxels, fill_holes_per_slice, plane_structure, ras_coordinate, rule)
 
 THRESHOLDS_HU = tuple(range(-980, -779, 20))  # growing schedule
 LEAK_RATIO = 2.0  # a step that more than doubles the tree ...
@@ -91,7 +91,7 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     air = (a < AIR_HU) & body
     if not air.any():
         return None
-    lab, n = label_in_planes(air, s_ax)
+    lab, n = ndimage.label(air, structure=plane_structure(s_ax))
     if n == 0:
         return None
     other = [i for i in range(3) if i != s_ax]
@@ -127,7 +127,7 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     # air inside a lung (trial 51 M2: the right lung's anterior recess beside the heart in lung1's
     # lower half, 3.4 mL labelled trachea) is part of that lung's air in its slice. Judged over
     # the tube (below): the thin right paratracheal stripe may join the lumen to the lung in a slice
-    lung_lab, _ = label_in_planes((a < LUNG_AIR_HU) & body, s_ax)
+    lung_lab, _ = ndimage.label((a < LUNG_AIR_HU) & body, structure=plane_structure(s_ax))
     env = np.zeros(n + 1, np.int64)
     env[lv] = lung_lab[air]
     walled = np.ones(n + 1)

@@ -22,7 +22,7 @@ from scipy import ndimage
 from ..volume import Volume
 from . import bones as bn, lumen
 from .common import (_edt, anatomical_axes, bbox_slices, check_ct, components, dilate_mm, open_mm,
-                     label_in_planes, rule)
+                     plane_structure, rule)
 
 PARAVERTEBRAL_POOL_MM = rule("paravertebral_pool_mm")  # descending aorta beside the spine
 UNLABELLED_POOL_WARN_ML = rule("unlabelled_pool_warn_ml")  # ~6 mm of a 20 mm lumen
@@ -153,7 +153,7 @@ def nonenhancing_crescent_warning(ct: Volume, pool: np.ndarray, spine: np.ndarra
     sup = anatomical_axes(ct)["S"][0]
     # the lumen's whole cross-section: the in-plane pieces of the pool that reach the spine's
     # neighbourhood
-    lab, n = label_in_planes(pool_b, sup)
+    lab, n = ndimage.label(pool_b, structure=plane_structure(sup))
     keep = np.zeros(n + 1, bool)
     keep[lab[near]] = True
     keep[0] = False

@@ -269,7 +269,7 @@ def cancellous_in_ring(shell: np.ndarray, bone: np.ndarray, a: np.ndarray, marro
     Vectorised per slice plane (fill_voids per slice, in-plane ball erosion and dilation)."""
     from scipy import ndimage
 
-    from .common import erode_mm, fill_holes_per_slice, label_in_planes
+    from .common import erode_mm, fill_holes_per_slice, plane_structure
 
     sk = np.asarray(spacing_kji, float)
     sp2 = sk.copy()
@@ -287,14 +287,15 @@ def cancellous_in_ring(shell: np.ndarray, bone: np.ndarray, a: np.ndarray, marro
     holes &= ~bone
     if not holes.any():
         return holes
+    ps = plane_structure(s_ax)
     plane = [ax for ax in range(3) if ax != s_ax]
     px = float(np.prod(sk[plane]))
-    hl, hn = label_in_planes(holes, s_ax)
+    hl, hn = ndimage.label(holes, structure=ps)
     small = np.bincount(hl[holes], minlength=hn + 1) * px < max_area_mm2
     small[0] = False
     holes &= small[hl]
     soft = holes & (a <= marrow_hu)
-    sl, sn = label_in_planes(soft, s_ax)
+    sl, sn = ndimage.label(soft, structure=ps)
     wide = np.bincount(sl[soft], minlength=sn + 1) * px >= np.pi * (0.5 * canal_min_mm) ** 2
     wide[0] = False
     soft = wide[sl]

@@ -46,7 +46,7 @@ from ..volume import Volume
 from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbox_slices, check_ct, components,
                      close_mm, dilate_mm, erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
-                     label_in_planes, ras_coordinate, ras_ramp, rule)
+                     plane_structure, ras_coordinate, ras_ramp, rule)
 from . import bone_shell
 from .lumen import joined_lumen
 from .resolution import effective_resolution_mm
@@ -445,7 +445,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     # marrow: 2-D holes inside the cortex, per axial slice, that are bone-like (mean HU above
     # MARROW_MIN_HU: fatty/red marrow; the spinal canal (CSF, cord ~ 0-40 HU) stays open)
     holes = fill_holes_per_slice(m, sup) & ~m
-    hl, hn = label_in_planes(holes, sup)
+    hl, hn = ndimage.label(holes, structure=plane_structure(sup))
     if hn:
         other = [i for i in range(3) if i != sup]
         hv = hl[holes]

@@ -143,45 +143,6 @@ def plane_structure(axis: int) -> np.ndarray:
     return s
 
 
-def label_in_planes(mask: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
-    """(labels int32 [k, j, i], n): ``scipy.ndimage.label(mask, plane_structure(axis))``, the
-    8-connected components of ``mask`` (bool [k, j, i]) within each plane normal to array
-    ``axis``, the same numbers voxel for voxel. Computed on the mask's bounding box, one cc3d
-    labelling per plane (8-connectivity), then numbered as scipy numbers them: 1..n in raster
-    (k, j, i) order of each component's first voxel (the box keeps that order). Issue 20: scipy
-    labels the whole volume (0.2-0.3 CPU-s per call on the 1.5 mm demo phantom, 3 calls)."""
-    import cc3d
-
-    mask = np.ascontiguousarray(mask, dtype=bool)
-    lab = np.zeros(mask.shape, np.int32)
-    box = _mask_box(mask) if mask.ndim == 3 else None
-    if box is None:
-        if mask.ndim != 3:
-            raise ValueError(f"label_in_planes needs a 3-D mask, got {mask.ndim}-D")
-        return lab, 0
-    sub = mask[box]
-    sub_lab = np.zeros(sub.shape, np.int32)
-    n = 0
-    for t in range(sub.shape[axis]):
-        at = (slice(None),) * axis + (t,)
-        plane = sub[at]
-        if not plane.any():
-            continue
-        # as uint8: cc3d 4.1.1 labels some background pixels of a 2-D bool plane (8-connectivity)
-        pl, k = cc3d.connected_components(np.ascontiguousarray(plane).view(np.uint8), connectivity=8,
-                                          return_N=True)
-        pl = pl.astype(np.int32)
-        pl[pl > 0] += n
-        sub_lab[at] = pl
-        n += int(k)
-    vals = sub_lab[sub]                                  # labels of the mask's voxels, raster order
-    first = np.unique(vals, return_index=True)[1]       # first position of labels 1..n
-    remap = np.zeros(n + 1, np.int32)
-    remap[np.argsort(first, kind="stable") + 1] = np.arange(1, n + 1, dtype=np.int32)
-    lab[box] = remap[sub_lab]
-    return lab, n
-
-
 def fill_holes_per_slice(mask: np.ndarray, axis: int) -> np.ndarray:
     """Fill 2-D holes in every slice normal to ``axis`` (fill_voids per slice; the loop runs
     over slices, each slice is filled in C), within the mask's bounding box."""

@@ -202,9 +202,9 @@ def _dropped_pieces_note(ct: Volume, lab: np.ndarray, dropped: np.ndarray) -> st
 def vessel_pieces(ct: Volume, holes: np.ndarray, sup: int) -> np.ndarray:
     """Bool [k, j, i]: the in-plane pieces of ``holes`` (bool [k, j, i], 8-connected within each
     slice along ``sup``) in which no disc of half ``lung_vessel_max_diameter_mm`` fits."""
-    from .common import label_in_planes
+    from .common import plane_structure
 
-    lab, n = label_in_planes(holes, sup)
+    lab, n = ndimage.label(holes, plane_structure(sup))
     if n == 0:
         return holes
     sp = np.array(ct.spacing_kji, float)

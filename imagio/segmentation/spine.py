@@ -49,7 +49,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume import Volume
-from .common import (anatomical_axes, close_faces, fill_holes_per_slice, label_in_planes,
+from .common import (anatomical_axes, close_faces, fill_holes_per_slice, plane_structure,
                      ras_coordinate, rule)
 
 
@@ -77,8 +77,9 @@ def canal_rings(ct: Volume, dense: np.ndarray) -> dict:
     holes = filled & ~closed
     if not holes.any():
         return empty
-    hl, hn = label_in_planes(holes, s_ax)
-    fl, fn = label_in_planes(filled, s_ax)
+    ps = plane_structure(s_ax)
+    hl, hn = ndimage.label(holes, ps)
+    fl, fn = ndimage.label(filled, ps)
     x = ras_coordinate(ct, 0)
     y = ras_coordinate(ct, 1)
     hv = hl[holes]
