@@ -1,6 +1,5 @@
 """Issue 20 (speed25): the rule-based segmentation's fast paths give the same result as the code
-they replace. ``common.label_in_planes`` numbers the in-plane components exactly as
-``scipy.ndimage.label(mask, plane_structure(axis))``; ``bones.keep_common_resolution`` returns
+they replace. ``bones.keep_common_resolution`` returns
 the blur it computed for the same array (read-only) and holds nothing after the context; and a
 whole rules segmentation of the phantom on an oblique, left-right flipped, anisotropic grid is
 the same, mask for mask and in its meta, with the old forms (references below) swapped in."""
@@ -8,53 +7,9 @@ the same, mask for mask and in its meta, with the old forms (references below) s
 import threading
 
 import numpy as np
-import pytest
 from scipy import ndimage
 
-from imagio.segmentation import airways, blood_pool, bones, common, rules, spine
-from imagio.segmentation.common import label_in_planes, plane_structure
-
-
-def _label_in_planes_scipy(mask, axis):
-    """The reference (the code before the change): scipy on the whole volume."""
-    return ndimage.label(mask, structure=plane_structure(axis))
-
-
-def _random_masks(rng, n):
-    for t in range(n):
-        shape = tuple(int(x) for x in rng.integers(1, 23, 3))
-        m = ndimage.gaussian_filter(rng.random(shape), rng.uniform(0.0, 1.8)) > rng.uniform(0.35, 0.65)
-        if t % 9 == 0:
-            m[:] = False
-        elif t % 13 == 0:
-            m[:] = True
-        elif t % 17 == 0:
-            m[:] = False
-            m[tuple(int(rng.integers(0, s)) for s in shape)] = True
-        yield m
-
-
-def test_label_in_planes_equals_scipy_labels():
-    """Same labels (values, dtype, count) as scipy for every axis on 400 random masks of
-    anisotropic shapes: empty, full, single voxels, many small pieces, thin slabs. A numbering
-    that differed (e.g. per plane instead of the volume's raster order), a missed or an extra
-    voxel (cc3d on a 2-D bool plane labels background pixels) fails."""
-    rng = np.random.default_rng(20)
-    tried = 0
-    for m in _random_masks(rng, 400):
-        for ax in range(3):
-            ref, n_ref = _label_in_planes_scipy(m, ax)
-            lab, n = label_in_planes(m, ax)
-            assert n == n_ref
-            assert lab.dtype == ref.dtype
-            np.testing.assert_array_equal(lab, ref)
-            tried += int(n_ref > 1)
-    assert tried > 500   # most cases hold several components
-
-
-def test_label_in_planes_refuses_a_2d_mask():
-    with pytest.raises(ValueError, match="3-D"):
-        label_in_planes(np.ones((4, 5), bool), 0)
+from imagio.segmentation import airways, body, bones, rules
 
 
 def test_common_resolution_kept_only_within_its_context():
@@ -91,6 +46,74 @@ def test_common_resolution_kept_only_within_its_context():
     assert bones.at_common_resolution(a, sk) is not changed
 
 
+def _limbs_whole_grid(ct, a, other):
+    """`body.limbs` before the change (a whole-grid label map), the reference."""
+    import edt
+
+    from imagio.segmentation.body import BODY_HU, GAS_MEDIAN_HU, bbox_slices, components, dilate_mm, embed, rule
+
+    out = np.zeros_like(other)
+    box = bbox_slices(other)
+    if box is None:
+        return out
+    lab = embed(components(other[box], connectivity=6)[0], other.shape, box)
+    deep = rule("subcutaneous_probe_mm")
+    bone = rule("calcium_hu")
+    margin = [int(np.ceil(deep / float(x))) + 2 for x in ct.spacing_kji]
+    for c, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        sl = tuple(slice(max(x.start - g, 0), min(x.stop + g, n_)) for x, n_, g in zip(sl, lab.shape, margin))
+        comp = lab[sl] == c
+        if not (comp & (a[sl] > bone)).any():
+            continue
+        rim = (dilate_mm(comp, deep, ct.spacing_kji) & ~ndimage.binary_dilation(comp, iterations=2)
+               & (a[sl] <= BODY_HU))
+        if not rim.any() or float(np.median(a[sl][rim])) > GAS_MEDIAN_HU:
+            continue
+        d = edt.edt(np.ascontiguousarray(comp), anisotropy=tuple(float(x) for x in ct.spacing_kji),
+                    black_border=False)
+        if (d[comp & (a[sl] > bone)] > deep).any():
+            out[sl] |= comp
+    return out
+
+
+def test_limbs_on_the_grown_box_equal_the_whole_grid_form():
+    """`body.limbs` on random scenes of an oblique, i-flipped, 1.2 x 0.9 x 2.1 mm grid: limbs
+    (soft-tissue cylinders in air with a bone core deep inside), pieces without bone, pieces
+    whose bone is at their surface, pieces touching the array's faces (their surroundings
+    clipped there): the same voxels as the whole-grid form, and limbs are found."""
+    from conftest import rotation
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    rng = np.random.default_rng(25)
+    d = rotation((1, 2, 3), 20.0) @ np.diag([-1.0, 1.0, 1.0])
+    found = 0
+    for t in range(12):
+        shape = (int(rng.integers(20, 40)), int(rng.integers(40, 70)), int(rng.integers(40, 70)))
+        a = rng.normal(-1000.0, 20.0, shape).astype(np.float32)
+        other = np.zeros(shape, bool)
+        kk, jj, ii = np.ogrid[:shape[0], :shape[1], :shape[2]]
+        for _ in range(int(rng.integers(1, 5))):
+            cj, ci = rng.uniform(0, shape[1]), rng.uniform(0, shape[2])
+            r = rng.uniform(4, 14)
+            rr = (jj - cj) ** 2 + (ii - ci) ** 2
+            piece = np.broadcast_to(rr <= r * r, shape) & (kk >= rng.integers(0, 6))
+            other |= piece
+            a[piece] = rng.normal(40.0, 10.0, int(piece.sum()))
+            kind = rng.integers(0, 3)
+            if kind == 0:      # a bone core deep inside
+                a[np.broadcast_to(rr <= (0.35 * r) ** 2, shape) & piece] = 700.0
+            elif kind == 1:    # dense at the surface only (a table's rail)
+                a[np.broadcast_to((rr <= r * r) & (rr >= (r - 1) ** 2), shape) & piece] = 500.0
+        ct = Volume(a, make_ijk_to_ras((1.2, 0.9, 2.1), (3.0, -7.0, 11.0), d), "scene")
+        new = body.limbs(ct, a, other)
+        ref = _limbs_whole_grid(ct, a, other)
+        np.testing.assert_array_equal(new, ref)
+        found += int(new.any())
+    assert found >= 3
+
+
 def _dilate_whole(mask, structure=None, iterations=1):
     return ndimage.binary_dilation(mask, structure, iterations=iterations)
 
@@ -99,7 +122,8 @@ def test_rules_segmentation_same_as_with_the_old_forms(monkeypatch):
     """The default rules segmentation (body, bones, lungs, airways) of the 3 mm phantom on an
     oblique (17 deg), left-right flipped, 1.7 x 2.3 x 3.1 mm grid, and the lungs' in-plane
     pieces it labels, give the same masks voxel for voxel and the same meta as with scipy's
-    whole-volume labelling and dilation and an uncached blur swapped in."""
+    whole-volume dilation (`airways.opened_lumen`), the whole-grid `body.limbs` and an uncached
+    blur swapped in."""
     import contextlib
 
     from imagio import phantom
@@ -110,10 +134,8 @@ def test_rules_segmentation_same_as_with_the_old_forms(monkeypatch):
     masks, meta = rules.segment_masks(ct, ("body", "bones", "lungs", "airways", "pleura"))
     assert masks["ribs"].any() and masks["vertebrae"].any() and masks["trachea"].any()
 
-    for mod in (common, bones, spine, airways, blood_pool):
-        if hasattr(mod, "label_in_planes"):
-            monkeypatch.setattr(mod, "label_in_planes", _label_in_planes_scipy)
     monkeypatch.setattr(airways, "dilate_voxels", _dilate_whole)
+    monkeypatch.setattr(body, "limbs", _limbs_whole_grid)
     monkeypatch.setattr(bones, "keep_common_resolution", contextlib.nullcontext)
     old, old_meta = rules.segment_masks(ct, ("body", "bones", "lungs", "airways", "pleura"))
     assert sorted(old) == sorted(masks)
