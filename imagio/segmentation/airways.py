@@ -818,7 +818,7 @@ def opened_lumen(ct: Volume, body: np.ndarray, tree: np.ndarray) -> np.ndarray:
     the chest touches no airway; a lumen open wider than a trachea stays out. The voxels of the
     lumen on the face are kept where they border that hole. Empty when none."""
     air = ~body & (ct.array <= BODY_HU)
-    beside = ndimage.binary_dilation(tree, np.ones((3, 3, 3), bool)) & air
+    beside = dilate_voxels(tree, np.ones((3, 3, 3), bool)) & air   # on the tree's box, same voxels
     if not beside.any():
         return np.zeros_like(body)
     lab = components(air, connectivity=6)[0]
@@ -837,7 +837,7 @@ def enclosed_open_air(ct: Volume, body: np.ndarray) -> np.ndarray:
     closed = close_faces(body, [d for d in range(3) if d != sup], ct.spacing_kji, MAX_CUT_LUMEN_MM)
     hole = fill_holes_per_slice(closed, sup) & ~closed
     added = closed & ~body
-    return (hole | (added & ndimage.binary_dilation(hole))) & (ct.array <= BODY_HU)
+    return (hole | (added & dilate_voxels(hole))) & (ct.array <= BODY_HU)
 
 
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:

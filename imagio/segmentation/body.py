@@ -154,15 +154,19 @@ def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
     import edt
 
     out = np.zeros_like(other)
-    box = bbox_slices(other)
-    if box is None:
-        return out
-    # labelled on the box of ``other`` (a few pieces beside the trunk), placed on the whole grid:
-    # the same components and, as the box keeps the voxels' raster order, the same numbers
-    lab = embed(components(other[box], connectivity=6)[0], other.shape, box)
     deep = rule("subcutaneous_probe_mm")
     bone = rule("calcium_hu")
     margin = [int(np.ceil(deep / float(x))) + 2 for x in ct.spacing_kji]
+    box = bbox_slices(other)
+    if box is None:
+        return out
+    # worked on the box of ``other`` (a few pieces beside the trunk) grown by the margin, within
+    # the array: each component's grown box clipped to it is the one clipped to the array (the
+    # component lies in ``other``'s box), and the box keeps the voxels' raster order, so the
+    # components, their numbers and their surroundings are those of the whole grid
+    box = tuple(slice(max(x.start - g, 0), min(x.stop + g, n_)) for x, n_, g in zip(box, other.shape, margin))
+    lab = components(other[box], connectivity=6)[0]
+    a, out_box = a[box], out[box]
     for c, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None:
             continue
@@ -182,7 +186,7 @@ def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
         d = edt.edt(np.ascontiguousarray(comp), anisotropy=tuple(float(x) for x in ct.spacing_kji),
                     black_border=False)
         if (d[comp & (a[sl] > bone)] > deep).any():
-            out[sl] |= comp
+            out_box[sl] |= comp
     return out
 
 

@@ -74,6 +74,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                   lungs_optional: bool = False) -> tuple[dict, dict]:
     """({label name: bool mask [k, j, i]}, meta) for the requested structures.
 
+    The CT blurred to the bones' common resolution is computed once per call and dropped on
+    return (`bones.keep_common_resolution`; several structures read it).
+
     lungs_optional: a scan without lungs (a limb, the pelvis) gives the other structures and a
     warning instead of InputError "no lungs found" (for the default set, which the user did not
     choose; a set that names lungs, emphysema, lung vessels or pleura still refuses).
@@ -83,6 +86,14 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     lesions (names starting with tumor/tumour/lung_nodule/lesion/liver_tumor, e.g. from the
     one-click tool) are removed from every vessel mask.
     """
+    from .bones import keep_common_resolution
+
+    with keep_common_resolution():
+        return _segment_masks(ct, structures, progress, organs, lungs_optional)
+
+
+def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> tuple[dict, dict]:
+    """`segment_masks` within its context."""
     from . import airways as aw
     from . import bones as bn
     from . import body as bd
