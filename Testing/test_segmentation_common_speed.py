@@ -365,3 +365,25 @@ def test_bbox_slices_are_the_masks_voxel_extent_grown_by_the_margin():
         want = tuple(slice(max(int(lo) - e, 0), min(int(hi) + e + 1, n))
                      for lo, hi, e, n in zip(kji.min(0), kji.max(0), g, v.shape))
         assert bbox_slices(v, margin, sp) == want
+
+
+def test_components_of_a_mask_whose_box_is_one_voxel_thin():
+    """The chest CTA cut in front of the spine (test_spine_ap_crops) left two bone voxels on one
+    row; cc3d 4.1.1 with 26-connectivity raised "maximum length exception" on their (1, 1, 3)
+    box. `components` gives such a box one more plane of zeros: two components, as scipy finds."""
+    from scipy import ndimage
+
+    from imagio.segmentation.common import CROP_MIN_VOXELS
+
+    shape = (130, 130, 130)
+    assert np.prod(shape) >= CROP_MIN_VOXELS
+    for pts in ([(5, 7, 10), (5, 7, 12)], [(0, 0, 0), (0, 2, 0)], [(129, 129, 127), (129, 129, 129)],
+                [(40, 60, 60), (42, 60, 60), (40, 60, 62)], [(3, 3, 3), (3, 5, 5)]):
+        m = np.zeros(shape, bool)
+        m[tuple(np.array(pts).T)] = True
+        for conn in (6, 18, 26):
+            lab, n, cnt = components(m, connectivity=conn)
+            st = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[conn])
+            want, wn = ndimage.label(m, st)
+            assert n == wn and cnt[1:].tolist() == [1] * n, (pts, conn, n)
+            np.testing.assert_array_equal(lab, want)

@@ -216,6 +216,13 @@ def components(mask: np.ndarray, connectivity: int = 6):
     mask = np.ascontiguousarray(mask, dtype=bool)
     box = _mask_box(mask) if CROP_MIN_VOXELS <= mask.size < 2 ** 32 else None
     if box is not None:
+        # cc3d 4.1.1 with 26-connectivity fails ("maximum length exception": its label
+        # estimate) on boxes with a dimension of one voxel and two or more components, e.g. two
+        # voxels apart on one row (a (1, 1, 3) box; the chest CTA cut in front of the spine gave
+        # one): such an axis takes one more plane of the mask's zeros, which changes no label
+        box = tuple(sl if sl.stop - sl.start > 1 or n_ < 2 else
+                    slice(sl.start, sl.stop + 1) if sl.stop < n_ else slice(sl.start - 1, sl.stop)
+                    for sl, n_ in zip(box, mask.shape))
         sub_size = int(np.prod([s.stop - s.start for s in box]))
         if 9 * sub_size > 4 * mask.size:
             box = None
