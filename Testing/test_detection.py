@@ -887,13 +887,6 @@ def test_detect_grows_the_airway_tree_once_and_laa950_reuses_it(monkeypatch):
     assert len(calls) == 1 and given["scan"]["emphysema"]["airways_ml"] > 0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "detect27: with the phantom's open terminal airways (detect24 6dc71e6) the screening draws "
-    "moved (screening.pick samples lung voxels): scan 0's small solid juxta-pleural nodule is now "
-    "3.8 mm and no dot (best response 0 HU at the 3-5 mm scales even inside the generator's own "
-    "closing); on the 20-scan bench 0 of 6 small solid juxta-pleural nodules are candidates "
-    "(2 of 18 small juxta-pleural of any kind, both calcified; 3 of 18 with detect24's wall share). "
-    "The recall of 3-6 mm juxta-pleural nodules is an open issue-17 item, not a passing test."))
 def test_small_nodule_on_the_pleura_is_a_dot_candidate():
     """Issue 17 (detect21): 3-6 mm juxta-pleural nodules were never candidates: the chest wall
     behind one is as dense, so the Hessian across the pleura is no blob, and the concavity
