@@ -173,29 +173,6 @@ def _place(p: Painter, rng, organ_names, radius, clearance, avoid_mask=None):
     return g.lo + kji[::-1] * g.spacing
 
 
-def airway_wall_share(g, tree, lumen_r, wall_mm, wall_frac: float) -> np.ndarray:
-    """uint8 [k, j, i]: 255 x the share of each painted airway-wall voxel that is wall (partial
-    volume, as the fissures' in ``ct_model``), 0 elsewhere. A small airway's lumen (at least
-    0.87 voxel) and wall (at least 1 mm) are painted thicker than they are, so its wall would hold
-    several times the soft tissue of the real one: a 0.9 mm-radius bronchiole's wall (25 % of the
-    lumen radius: Hasegawa 2006; 1/6-1/10 of the diameter: Webb WR, Muller NL, Naidich DP,
-    High-Resolution CT of the Lung) is 1.4 mm^2 in cross-section, its painted ring 11.3 mm^2 at
-    1.5 mm, a soft-tissue tube brighter than its own artery. The share is the true wall's
-    cross-section over the painted ring's, per branch (1 where the floors do not act: lobar and
-    larger); where rings overlap the larger share holds. ``lumen_r``, ``wall_mm``: (n,) painted
-    radii per branch of ``tree`` (mm)."""
-    segs = trees.segments(tree)
-    r = segs[:, 6:8].mean(1)
-    true = (r * (1 + wall_frac)) ** 2 - r ** 2
-    rp = lumen_r.mean(1)
-    painted = (rp + wall_mm) ** 2 - rp ** 2
-    code = np.rint(255 * np.clip(true / painted, 0.0, 1.0)).astype(int)
-    out = np.zeros(g.shape, np.uint8)
-    for i in np.argsort(code, kind="stable"):   # ascending: the larger share is painted last
-        capsules(g, out, np.r_[segs[i, :6], lumen_r[i] + wall_mm[i]][None], int(code[i]))
-    return out
-
-
 def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: int, spacing: float,
            seed: int, params: dict, geometry: dict, ct_fn=None) -> Phantom:
     """Paint the airway ``tree`` (lumen and wall), place the lesions, make the CT and return the
@@ -206,18 +183,8 @@ def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: in
     segs = trees.segments(tree)
     lumen_r = np.maximum(segs[:, 6:8], 0.87 * spacing)  # >= half a voxel diagonal: 26-connected
     protect = [p.v(n) for n in VERTEBRAE + RIBS + ["sternum"]]
-    # a branch without children is where the tree stops being drawn, not where the airway ends:
-    # the bronchi divide on to the terminal bronchioles (~0.6 mm, generation ~16: Weibel 1963)
-    # and fade below CT resolution, lumen and wall together (airways under ~2 mm across, walls
-    # under ~0.2-0.3 mm, are not seen: Webb WR, Radiology 2006;239:322-338). No wall cap closes
-    # them; a closed cap drew a soft-tissue plug, denser than the lumen, at every terminal end
-    # (median peak -460 HU 1.5 mm past the lumen's end on the 1.5 mm screening phantom, where
-    # the real chest CTA's visible airway ends read flat lung, -790 HU, issue 17)
-    terminal = np.array([not b.children for b in tree], bool)
-    wall_mm = np.maximum(segs[:, 6] * wall_frac, 1.0)
     capsules(g, p.labels, np.c_[segs[:, :6], lumen_r], p.v("airways"), p.v("airway_wall"),
-             wall=wall_mm, protect=protect, open_end=terminal)
-    p.wall_share = airway_wall_share(g, tree, lumen_r, wall_mm, wall_frac)
+             wall=np.maximum(segs[:, 6] * wall_frac, 1.0), protect=protect)
     capsules(g, p.labels, np.c_[segs[:1, :6], segs[:1, 6:8]], p.v("trachea"))
     airway_tree = [AirwayBranch(b.id, b.parent, b.generation, b.start, b.end, b.r0, b.r1,
                                 max(b.r0 * wall_frac, 1.0), b.name) for b in tree]
@@ -284,16 +251,6 @@ def paint_nodule_subtypes(ct, p: Painter, lesions) -> None:
             sub[(d <= 0.5 * les.radius_mm) & m[sl]] = HU["nodule_solid"]
 
 
-def wall_partial_volume(ct, p: Painter) -> None:
-    """In place: each airway-wall voxel of ``ct`` (HU, before blur) at lung + share x (wall -
-    lung), the share of `airway_wall_share` (``p.wall_share``; nothing when absent)."""
-    share = getattr(p, "wall_share", None)
-    if share is None:
-        return
-    m = p.labels == p.v("airway_wall")
-    ct[m] = HU["lung"] + share[m].astype(np.float32) / 255.0 * (HU["airway_wall"] - HU["lung"])
-
-
 def _ct_from_labels(p: Painter, lesions, rng) -> np.ndarray:
     g, L, names = p.g, p.labels, p.names
     lut = np.full(len(names) + 1, HU["air"], np.float32)
@@ -313,7 +270,6 @@ def _ct_from_labels(p: Painter, lesions, rng) -> np.ndarray:
             key = "nodule_solid"
         lut[i + 1] = HU[key]
     ct = lut[L]
-    wall_partial_volume(ct, p)
     # cortical shell of the bones
     bone_vals = [p.v(n) for n in names if n.startswith(("rib_", "vertebrae_")) or n == "sternum"]
     bone = np.isin(L, bone_vals)
