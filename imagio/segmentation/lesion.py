@@ -2349,8 +2349,8 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
             # front of it, not into a second warning (trial 68 L6: said twice on STS_008, STS_010 and
             # Lung_Dx-A0001, whose second warning called the union written "this click's")
             n = notes[at[0]]
-            notes[at[0]] = (f"click-dependent outline (treat the volume as {lo:.1f}-{hi:.1f} mL, over {CHECK_CLICKS}; "
-                            f"no single volume or diameter is the lesion's): {n[:1].lower()}{n[1:]}")
+            notes[at[0]] = (f"click-dependent outline ({CHECK_CLICKS} give {lo:.1f}-{hi:.1f} mL, {apart}: treat the "
+                            f"volume as that range; no single volume or diameter is the lesion's): {n[:1].lower()}{n[1:]}")
             return
         notes.append(f"click-dependent outline: {CHECK_CLICKS} give {lo:.1f}-{hi:.1f} mL, {apart}, "
                      f"so no single volume or diameter is the lesion's; the outline written is "
