@@ -281,26 +281,17 @@ class IMAGIOSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         if result is not None:
             node, meas = result
             p.outputSegmentation = node
-            # a click-dependent outline (other clicks gave volumes > 2-fold, or with a warning > 15 %,
-            # apart) has no one volume; one that leaked (itself: leaked; an outline the checks grew:
-            # check_leaked) or whose check click grew nothing gives no range as the lesion's
-            if meas.click_dependent and meas.leaked:
-                volume = _("leaked: no volume is the lesion's (outline {v:.1f} mL), see the warnings").format(
-                    v=meas.volume_ml)
-            elif meas.click_dependent and meas.check_leaked:
-                volume = _("click-dependent: a check click's outline leaked, no volume is the lesion's "
-                           "(outline {v:.1f} mL), see the warnings").format(v=meas.volume_ml)
-            elif meas.click_dependent and meas.volume_range_ml:
-                volume = _("click-dependent, {lo:.1f}-{hi:.1f} mL over the clicks checked").format(
-                    lo=meas.volume_range_ml[0], hi=meas.volume_range_ml[1])
-            elif meas.click_dependent:
-                volume = _("click-dependent: no one volume or range is the lesion's (outline {v:.1f} mL), "
-                           "see the warnings").format(v=meas.volume_ml)
+            # a click-dependent or leaked outline gives no size as the lesion's, neither volume nor
+            # diameters (trial 68 M5), with its reason in one place (LesionMeasurements.size_withheld);
+            # the outline's own volume is named as the outline's
+            if meas.size_withheld:
+                self.ui.statusLabel.setText(
+                    _("{name}: no size is given ({why}; outline {v:.1f} mL), see the warnings").format(
+                        name=p.lesionName, why=meas.size_withheld, v=meas.volume_ml))
             else:
-                volume = _("{v:.2f} mL").format(v=meas.volume_ml)
-            self.ui.statusLabel.setText(
-                _("{name}: {volume}, long axis {long:.1f} mm, short axis {short:.1f} mm").format(
-                    name=p.lesionName, volume=volume, long=meas.long_axis_mm, short=meas.short_axis_mm))
+                self.ui.statusLabel.setText(
+                    _("{name}: {v:.2f} mL, long axis {long:.1f} mm, short axis {short:.1f} mm").format(
+                        name=p.lesionName, v=meas.volume_ml, long=meas.long_axis_mm, short=meas.short_axis_mm))
 
 
 class IMAGIOSegmentationLogic(ScriptedLoadableModuleLogic):

@@ -385,7 +385,8 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     if t:
         rows = [("target", t.get("name")), ("tip position RAS (mm)", t.get("ras")), ("organ", t.get("organ"))]
         rows += [(k, v) for k, v in (doc.get("target_measurements") or {}).items()
-                 if k in ("volume_ml", "long_axis_mm", "short_axis_mm", "nodule_type", "mean_hu")]
+                 if k in ("volume_ml", "long_axis_mm", "short_axis_mm", "size_withheld", "nodule_type", "mean_hu")
+                 and not (k == "size_withheld" and v is None)]
         if "warnings" in doc:
             rows.append(("warnings", f"{len(doc['warnings'])} (listed below the trajectories)"
                          if doc["warnings"] else "none"))

@@ -311,7 +311,14 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
       well as a nodule), not a segmentation. The mass channel's sphere is a solid ball found
       wrapped by the lung (a measured extent of solid tissue): its floor stands.
 
-    kind: "fat_density" or "outline_concavity" (`stratification.screening.not_assessable_words`)."""
+    * the one-click tool withheld the outline's size (``LesionMeasurements.size_withheld``: it
+      leaked, or a check click's outline leaked, or other clicks give other volumes): its
+      diameters are not the nodule's, and they may be too large as well as too small, so not even
+      a floor is read from them (new-user trial 68 M5). An outline clipped to the blob's sphere
+      is measured afresh (its size a lower bound, ``size_uncertain``): its floor stands.
+
+    kind: "fat_density", "outline_concavity" or "size_withheld"
+    (`stratification.screening.not_assessable_words`)."""
     from ..limits import FAT_MAX_HU, FAT_MIN_HU
     from ..segmentation.lesion import fat_density_hu
     from ..stratification import lungrads
@@ -326,6 +333,10 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
         return "outline_concavity", ("the outline grew beyond the detected concavity of the lung outline and was clipped to it: its size "
                 "is the concavity's equivalent diameter, not a segmentation (the chest wall, mediastinum or heart "
                 "border fill such a concavity as well as a nodule does): read it on the images")
+    if getattr(meas, "size_withheld", None):
+        return "size_withheld", (f"the one-click tool gives no size for this outline ({meas.size_withheld}): "
+                                 "its diameters may be too large or too small, so no category or floor is read "
+                                 "from them: read it on the images")
     return None
 
 

@@ -188,6 +188,10 @@ BIMODAL_D = _v("bimodal_d")
 NO_EDGE_NOTE = "the lesion has no clear intensity edge"
 CORE_NOTE = "the outline may hold only the core"
 DEPENDS = "depends on where the click lies"
+# the openings of the warnings on this outline's own leak (said once: trial 68 L6)
+OWN_LEAK = "leaked: the outline written"   # _click_range: it reached the size limit
+SIZE_LIMIT = "the lesion reached the size limit"   # the growth loop
+EDGE_UNBOUNDED = "the lesion reached the edge of the image"   # _edge_warning, grown without a border
 # the clicks a range is over: the tool's own check clicks, not every click inside the lesion (new-user
 # trial 61 M1: '21.4-59.8 mL' read as the range of any click, yet clicks inside the 59.8 mL outline leaked)
 CHECK_CLICKS = ("this click and the tool's own check clicks (not every click inside the lesion: "
@@ -439,15 +443,68 @@ def _lung_air(roi: np.ndarray, voxel_ml: float, data: np.ndarray | None = None, 
 
 
 class _Measured:
-    """The measured voxels of an image with padding (``data``: bool [k, j, i], `_measured_data`)
-    and its measured tissue (> BODY_HU and measured) in whole slices along the array axis
-    ``s_axis`` (nearest superior-inferior), each slice computed on first use (`tissue`) and
-    kept: one per `segment_lesion` call, handed to its boxes and inner runs. ``a``: the CT
-    array [k, j, i], HU."""
+    """The measured voxels of an image (``data``: bool [k, j, i], `_measured_data`; all True
+    without padding) and its measured tissue (> BODY_HU and measured) in whole slices along the
+    array axis ``s_axis`` (nearest superior-inferior), each slice computed on first use (`tissue`)
+    and kept, and the outside air (`outside`): one per `segment_lesion` call, handed to its boxes
+    and inner runs. ``a``: the CT array [k, j, i], HU."""
 
     def __init__(self, a: np.ndarray, data: np.ndarray, s_axis: int):
         self.a, self.data, self.s_axis = a, data, s_axis
-        self._tissue = self._done = None
+        self._tissue = self._done = self._outside = None
+
+    def outside(self) -> np.ndarray:
+        """Bool [k, j, i]: the air outside the body, computed on first use: the in-plane components
+        of measured air (< LUNG_HU, 4-connected in each slice along ``s_axis``) that reach the
+        image's side faces (those of the two other array axes) or its padding, unless the body's
+        outline encloses them (`body.mostly_in_slice_hull` with the largest piece of measured
+        tissue of their slice, `_main_body`: a lung cut by the field of view). The lungs lie inside the thoracic cage; air joined to the world beyond the image
+        round the body is no lung, however lung-like its HU (noise, partial volume with
+        the skin or clothing). A lesion's box sees such air only in part, cut off from the
+        image's border (new-user trial 68 L7: STS_010's click in 25 HU limb tissue "read as
+        lung", 510.58 mL, from the outside air round the limb)."""
+        if self._outside is None:
+            from .body import mostly_in_slice_hull
+
+            # in-plane components of measured air, one slice each (4-connected): the padding, a padded
+            # face or a slice of air above the body would join everything in 3-D (LIDC-0001's slab with
+            # its top slice at -1024 HU joined its cut lungs to the air round the body)
+            plane = np.zeros((3, 3, 3), bool)
+            plane[tuple(slice(None) if ax != self.s_axis else 1 for ax in range(3))] = \
+                ndimage.generate_binary_structure(2, 1)
+            lab, n = ndimage.label((self.a < LUNG_HU) & self.data, structure=plane)
+            reach = np.zeros(n + 1, bool)
+            for ax in range(3):
+                if ax != self.s_axis:
+                    reach[np.unique(np.take(lab, 0, axis=ax))] = True
+                    reach[np.unique(np.take(lab, -1, axis=ax))] = True
+            if not self.data.all():
+                reach[np.unique(lab[ndimage.binary_dilation(~self.data, structure=plane)])] = True
+            reach[0] = False
+            if reach.any():
+                reach &= ~mostly_in_slice_hull(lab, reach, self._main_body(), self.s_axis)
+            out = reach[lab]
+            self._outside = out
+        return self._outside
+
+    def _main_body(self) -> np.ndarray:
+        """Bool [k, j, i]: per slice along ``s_axis``, the largest 8-connected piece of the measured
+        tissue (`tissue`): the trunk in a chest slice, which encloses its lungs; the table, a
+        cushion and the other limb are separate pieces, and their hull with it would enclose the
+        air between them (STS_010: the other leg and the table's arcs held the outside air)."""
+        t = self.tissue(slice(0, self.a.shape[self.s_axis]))
+        out = np.zeros(t.shape, bool)
+        for z in np.flatnonzero(np.any(t, axis=tuple(ax for ax in range(3) if ax != self.s_axis))):
+            idx = tuple(int(z) if ax == self.s_axis else slice(None) for ax in range(3))
+            lab, n = ndimage.label(t[idx], structure=np.ones((3, 3), bool))
+            if n:
+                out[idx] = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+        return out
+
+    def lung_data(self, box: tuple) -> np.ndarray:
+        """Bool: the measured voxels of the box ``box`` without the outside air (`outside`), for
+        `_lung_air`: the voxels where a lung may be."""
+        return self.data[box] & ~self.outside()[box]
 
     def tissue(self, zs: slice) -> np.ndarray:
         """Bool: the measured tissue of the whole slices ``zs`` (a slice of ``s_axis``), a view."""
@@ -1157,7 +1214,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         esl = tuple(slice(int(l), int(h)) for l, h in zip(elo, ehi))
         lung, env, rej = _lung_envelope(
             a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml,
-            None if data is None else data.data[esl],
+            None if data is None else data.lung_data(esl),
             None if data is None else _enclosed_by_body(data, esl))
         inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
         eseed = tuple(int(v) for v in np.asarray(seed_g) - elo)
@@ -1303,7 +1360,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         try:
             enclosed, _, _ = _lung_lesion(roi_w, tuple(int(v) for v in np.asarray(seed_g) - wlo), m0,
                                           _lung_air(roi_w, ct.voxel_volume_ml,
-                                                    None if data is None else data.data[wsl],
+                                                    None if data is None else data.lung_data(wsl),
                                                     None if data is None else
                                                     _enclosed_by_body(data, wsl))[0],
                                           np.ones(roi_w.shape, bool),
@@ -1377,7 +1434,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     kind_box, env_g, hit_limit, part_ml = kind, None, False, []
     if _data is _UNSET:
         data = _measured_data(ct)
-        data = None if data is None else _Measured(a, data, anatomical_axes(ct)["S"][0])
+        data = _Measured(a, np.ones(ct.shape, bool) if data is None else data, anatomical_axes(ct)["S"][0])
     else:
         data = _data
     while True:
@@ -1391,7 +1448,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         if not inner_faces:
             break
         if radius >= max_radius_mm:
-            warnings.append(f"the lesion reached the size limit ({max_radius_mm:g} mm from the click): "
+            warnings.append(f"{SIZE_LIMIT} ({max_radius_mm:g} mm from the click): "
                             "it may have leaked into its surroundings; check it, or give the organ mask")
             hit_limit = True
             break
@@ -1538,7 +1595,18 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                 f"{ISO_MARGIN_HU:g} HU of the lesion, so the border there is not seen on this CT and was "
                 "placed by the model; its volume and Dice against an expert outline may be far off: check "
                 "it, give the organ mask, or outline it on MR / by hand")
-    meas.warnings = warnings + notes + _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
+    plaus = _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
+    own = [i for i, n in enumerate(notes) if n.startswith(OWN_LEAK)]
+    if own:
+        # this outline's own leak is said once, in _click_range's note (trial 68 L6: STS_022's leak was
+        # said four times): the size-limit warning says less than it, and the image's edge goes into it
+        warnings = [w for w in warnings if not w.startswith(SIZE_LIMIT)]
+        edge = [w for w in plaus if w.startswith(EDGE_UNBOUNDED)]
+        if edge:
+            plaus = [w for w in plaus if w not in edge]
+            notes[own[0]] = notes[own[0]].replace("reached the size limit, so",
+                                                  "reached the size limit and the image's edge, so", 1)
+    meas.warnings = warnings + notes + plaus
     # leaked: this outline's own leak, by the criteria a check outline is judged by (``_leaked``:
     # the size limit, the image's edge without a border of its own, irregular); a check
     # outline's leak is ``check_leaked`` (trial 64: STS_002's 58.4 mL outline, Dice 0.87, was
@@ -2231,7 +2299,7 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     said = any(DEPENDS in n for n in notes)   # a note says the volume depends on the click
     if own_limit:
         meas.click_dependent = True
-        notes.append(f"leaked: the outline written ({meas.volume_ml:.1f} mL"
+        notes.append(f"{OWN_LEAK} ({meas.volume_ml:.1f} mL"
                      f"{', after the --add/--remove edit' if edited else ''}) reached the size limit, so it "
                      "followed tissue of the lesion's density beyond the lesion and its volume is not the "
                      "lesion's: check it on the images, cut it (--remove), give the organ mask or outline it by hand")
@@ -2283,9 +2351,18 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
         lo, hi = meas.volume_range_ml
         apart = (f"more than {CLICK_DEPENDENT_RATIO:g}-fold apart" if max(v) > CLICK_DEPENDENT_RATIO * min(v)
                  else f"more than {100 * (CLICK_VOLUME_SPREAD - 1):.0f} % apart")
+        at = [i for i, n in enumerate(notes) if DEPENDS in n]
+        if at:
+            # a note already says that the outline depends on the click, and how: the range goes in
+            # front of it, not into a second warning (trial 68 L6: said twice on STS_008, STS_010 and
+            # Lung_Dx-A0001, whose second warning called the union written "this click's")
+            n = notes[at[0]]
+            notes[at[0]] = (f"click-dependent outline ({CHECK_CLICKS} give {lo:.1f}-{hi:.1f} mL, {apart}: treat the "
+                            f"volume as that range; no single volume or diameter is the lesion's): {n[:1].lower()}{n[1:]}")
+            return
         notes.append(f"click-dependent outline: {CHECK_CLICKS} give {lo:.1f}-{hi:.1f} mL, {apart}, "
-                     f"so no single volume is the lesion's; the outline written is this click's "
-                     f"({meas.volume_ml:.1f} mL); treat the volume as {lo:.1f}-{hi:.1f} mL, "
+                     f"so no single volume or diameter is the lesion's; the outline written is "
+                     f"{meas.volume_ml:.1f} mL; treat the volume as {lo:.1f}-{hi:.1f} mL, "
                      "check the outline on the images, or correct it (--add, --remove, or by hand)")
 
 
@@ -2614,7 +2691,7 @@ def _edge_warning(volume_ml: float, grown_unbounded: bool) -> str:
     without an intensity edge may have flooded neighbouring tissue of the same density, so its
     size is unreliable (possibly too large, not only too small)."""
     if grown_unbounded:
-        return (f"the lesion reached the edge of the image ({volume_ml:.1f} mL) without a border of its own "
+        return (f"{EDGE_UNBOUNDED} ({volume_ml:.1f} mL) without a border of its own "
                 "(grown across the image, to the size limit, into an irregular shape or without an "
                 "intensity edge): "
                 "its size is unreliable, not a lower bound (it has possibly grown into neighbouring "

@@ -58,6 +58,9 @@ from ..volume import Volume
 from .common import anatomical_axes, bbox_slices
 
 HALF = 0.5  # share of the voxel extent added to a centre-to-centre diameter (see above)
+# the lesion's sizes other than its volume: withheld with it (``LesionMeasurements.size_withheld``)
+SIZE_KEYS = ("long_axis_mm", "short_axis_mm", "axial_long_axis_mm", "axial_short_axis_mm", "mean_diameter_mm",
+             "volume_pv_ml")
 
 
 @dataclass
@@ -128,10 +131,35 @@ class LesionMeasurements:
         return self.touches_image_edge and (self.hit_size_limit or self.irregular or self.spans_image
                                             or self.no_intensity_edge)
 
+    @property
+    def size_withheld(self) -> str | None:
+        """Why the lesion's size is not given, in one place (None when it is given): set exactly
+        when ``volume_summary_ml`` is None (``click_dependent``). The outline that leaked or that
+        another click would draw otherwise is not the lesion's, so neither its volume nor its
+        diameters are (new-user trial 68 M5: STS_022's leaked 3351 mL outline gave a 185.8 mm mean
+        diameter and a 262 mm long axis while its volume was withheld). ``to_dict`` then gives
+        ``volume_ml`` and every diameter (``SIZE_KEYS``) as None; the outline's own volume stays,
+        named as the outline's (``outline_volume_ml``)."""
+        if not self.click_dependent:
+            return None
+        if self.leaked:
+            return "leaked: the outline grew beyond the lesion, so its size is not the lesion's"
+        if self.check_leaked:
+            return "click-dependent: a check click's outline leaked, so the lesion's border is not found from a click"
+        if self.volume_range_ml:
+            lo, hi = self.volume_range_ml
+            return (f"click-dependent: the clicks checked give {lo:.1f}-{hi:.1f} mL, so no one outline's size "
+                    "is the lesion's")
+        return "click-dependent: the outline depends on where the click lies, so its size is not the lesion's"
+
     def to_dict(self) -> dict:
         d = {**asdict(self), "edge_size_unreliable": self.edge_size_unreliable}
-        # a click-dependent outline's volume is not the lesion's: only the range is (issue 14)
+        # a click-dependent outline's volume is not the lesion's: only the range is (issue 14);
+        # nor are its diameters (trial 68 M5): all withheld with one reason, ``size_withheld``
         d["outline_volume_ml"], d["volume_ml"] = self.volume_ml, self.volume_summary_ml
+        d["size_withheld"] = self.size_withheld
+        if d["size_withheld"]:
+            d.update(dict.fromkeys(SIZE_KEYS))
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
 
 

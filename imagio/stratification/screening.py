@@ -40,8 +40,8 @@ def _refuse(model: str, reason: str, source: str = "", code: str | None = None) 
 # why a characterised nodule has no Lung-RADS category (`lung_rads`'s refusals, their ``no_category``):
 # the rule's code and its words, in the order `lung_rads` applies them
 NO_CATEGORY = {
-    "not_assessable": "not assessable: the outline measures no nodule (fat density, or a concavity of the lung "
-                      "outline clipped to its sphere)",
+    "not_assessable": "not assessable: the outline measures no nodule (fat density, a concavity of the lung "
+                      "outline clipped to its sphere, or a size withheld: leaked or click-dependent)",
     "not_segmented": "not segmented",
     "below_measurable": "below the smallest measurable size",
     "not_lung": "not touching the lung",
@@ -53,15 +53,17 @@ NO_CATEGORY = {
 
 def not_assessable_words(kind: str | None) -> str | None:
     """What a not-assessable outline (`lung_rads`'s ``not_assessable`` refusal) is, in a few words,
-    by its ``kind`` ("fat_density", "outline_concavity": set by `detection.characterise`), None for
-    another or no kind. Fat: fat outside the lung, a fat-containing nodule, a benign feature
-    (``lungrads_v2022.json`` ``benign_features``), or a nodule whose outline ran into the fat beside
-    it, unmeasured: the one reason such a candidate leaves the scan not decided (new-user trial 68:
-    the first two alone are Lung-RADS 1 and read as a contradiction of "not decided")."""
+    by its ``kind`` ("fat_density", "outline_concavity", "size_withheld": set by
+    `detection.characterise`), None for another or no kind. Fat: fat outside the lung, a
+    fat-containing nodule, a benign feature (``lungrads_v2022.json`` ``benign_features``), or a
+    nodule whose outline ran into the fat beside it, unmeasured: the one reason such a candidate
+    leaves the scan not decided (new-user trial 68: the first two alone are Lung-RADS 1 and read as
+    a contradiction of "not decided")."""
     return {"fat_density": "fat density: no lung nodule, a fat-containing nodule (a benign feature: Lung-RADS "
                            f"{lungrads.table()['benign_features']['category']}), or an outline run from a nodule "
                            "into fat (unmeasured)",
-            "outline_concavity": "a concavity of the lung outline: no nodule's outline, not measured"}.get(kind)
+            "outline_concavity": "a concavity of the lung outline: no nodule's outline, not measured",
+            "size_withheld": "size withheld: the outline leaked or depends on the click, not measured"}.get(kind)
 
 
 def smallest_measurable_mm(in_plane_voxel_mm: float | None = None) -> float:
