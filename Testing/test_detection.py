@@ -989,3 +989,67 @@ def test_a_dot_centred_on_the_walls_side_of_a_pleural_gutter_is_scored_down():
     j = int(np.argmin(np.linalg.norm(pool["centres"] - g.center_ras, axis=1)))
     assert g.probability < 0.75 * pool["score"][j]           # main: the pool's score, unchanged (0.27)
     assert g.probability < min(jp.probability, par.probability) / 3.0
+
+
+def test_a_nodule_bulging_from_a_wall_fold_into_the_lung_is_a_candidate():
+    """Issue 17 (detect29): on the phantom bench 6-30 mm juxta-pleural nodules were never
+    candidates when their dense region stayed joined to a large wall structure at every opening of
+    the granulometry (blobs.released_from_wall): e.g. screening scan 13's 9.2 mm solid nodule at
+    the anterior junction, joined to the retrosternal tissue by ~100 mm at openings up to 3.8 mm.
+    A nodule bulging from the pleura into the lung has its centre on the lung's side (more than
+    half of its shell is lung: acute angles with the pleura; Felson 1973), while a structure that
+    indents the lung from the wall (rib, mediastinal contour) is centred on the wall's side.
+    Scene (oblique, i-flipped, 1.5/1.5/2 mm grid, 0.7 mm blur, 10 HU noise, HU-rule lungs): a
+    24 mm wide soft-tissue fold indents a box lung by 40 mm (inside the per-section rolling-ball
+    closing: one dense region > mass_diameter_max_mm); a 9 mm ball centred half a radius into the
+    lung off one face of the fold (a nodule: below the concavity channel's 10 mm) and the same
+    ball centred half a radius inside its other face (an indentation with a broad base).
+    Independent check: the scene's own centres; the nodule's shell share from the scene's mask."""
+    from scipy import ndimage as ndi
+
+    from conftest import rotation
+    from imagio.detection.blobs import (_canonical_ct_and_mask, _candidates_from_pool,
+                                        candidate_pool, shell_outer_mm)
+    from imagio.segmentation.common import as_progress
+
+    d = rotation((1, 2, 3), 10.0) @ np.diag([-1.0, 1.0, 1.0])
+    sp = (1.5, 1.5, 2.0)
+    shape = (56, 90, 90)
+    vol = Volume(np.zeros(shape, np.float32), make_ijk_to_ras(sp, (0, 0, 0), d))
+    w = _world_grid(vol)
+    cen = vol.kji_to_world(np.array([[28, 45, 45]]))[0]
+    u, v, z = d[:, 0], d[:, 1], d[:, 2]
+    rel = w - cen
+    lu, lv, lz = rel @ u, rel @ v, rel @ z
+    lung = (np.abs(lu) < 50) & (np.abs(lv) < 50) & (np.abs(lz) < 42)
+    body = (np.abs(lu) < 60) & (np.abs(lv) < 60)
+    a = np.where(body, 30.0, -1000.0)
+    a[lung] = -850.0
+    fold = (np.abs(lu) <= 12.0) & (lv > 10.0)          # 24 mm wide, from v = 50 (pleura) to 10
+    a[fold] = 30.0
+    r = 4.5
+    nodule = cen + 30.0 * v - (12.0 + r / 2) * u       # lung side of the fold's -u face
+    indent = cen + 30.0 * v + (12.0 - r / 2) * u       # wall side of its +u face
+    for c in (nodule, indent):
+        a[np.linalg.norm(w - c, axis=-1) <= r] = 30.0
+    a = ndi.gaussian_filter(a, 0.7 / np.asarray(vol.spacing_kji)) + np.random.default_rng(1).normal(0, 10, shape)
+    ct = vol.with_array(a.astype(np.int16))
+    lungs = (ct.array < -400) & body
+    can, mask = _canonical_ct_and_mask(ct, lungs)
+    pool = candidate_pool(can, mask)
+    cands = _candidates_from_pool(can, pool, as_progress(None))
+    hit = [c for c in cands if np.linalg.norm(c.center_ras - nodule) < r]
+    assert hit, [np.round(c.center_ras - nodule, 1) for c in cands]      # main: none (peak dropped)
+    # only the nodule: no dot on the flat pleura where it meets the fold (main: none there either)
+    assert len(cands) == 1, [np.round(c.center_ras - nodule, 1) for c in cands]
+    c = hit[0]
+    rr, outer = c.diameter_mm / 2.0, shell_outer_mm(c.diameter_mm / 2.0)
+    dist = np.linalg.norm(w - c.center_ras, axis=-1)
+    share = float(lungs[(dist > rr) & (dist <= outer)].mean())
+    assert share > constants()["lung_side_shell_fraction"]["value"]
+    assert c.features["lung_shell_fraction"] == pytest.approx(share, abs=0.08)
+    # the fold stays a wall: no candidate centred in it, none on the indentation
+    assert not any(np.linalg.norm(c.center_ras - indent) < r for c in cands)
+    in_fold = ndi.binary_erosion(fold, iterations=1)
+    kji = [tuple(np.round(ct.world_to_kji(c.center_ras[None])[0]).astype(int)) for c in cands]
+    assert not any(in_fold[q] for q in kji if all(0 <= x < n for x, n in zip(q, shape)))

@@ -45,7 +45,10 @@ Method (constants and sources in ``imagio/data/detection.json``):
    candidate's sphere are merged into it. A candidate must be mostly in the lung: at least
    ``min_lung_shell_fraction`` of a shell around its sphere is lung (a juxta-pleural nodule on a
    flat pleura has about half; structures of the mediastinum or chest wall that the closing
-   brought in have little).
+   brought in have little). A peak centred in a wall structure (:func:`wall_structures`) is kept
+   when the granulometry frees it (:func:`released_from_wall`) or when, from the 6 mm scale of a
+   Lung-RADS category-3 nodule up, its centre lies on the lung's side of the pleura (more than
+   ``lung_side_shell_fraction`` of its shell is lung: a nodule bulging into the lung; Felson 1973).
    A second channel adds what the dot filter cannot see: :func:`concavity_candidates`, dense
    round concavities of the lung outline (nodules and masses on the pleura or at the hilum);
    its candidates join the dots before the merge, ``features["channel"]`` says which found them.
@@ -529,7 +532,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     "concavity"), "r_peak", "s_peak", "b_peak" (dot and sub-solid peaks only), "shell",
     "conc" (the concavity dicts), "n_solid", "n_dot", "fissure" (dot peaks scored as
     perifissural, :func:`perifissural_scores`), "search" (the search region on "sub"),
-    "parenchyma" (the lungs' median HU). For :func:`detect_blobs` and for measuring
+    "parenchyma" (the lungs' median HU), "lung_side_release" (peaks kept although centred in a
+    wall structure: a nodule bulging into the lung, see the comment at its test). For :func:`detect_blobs` and for measuring
     the recall of candidate generation apart from the ranking."""
     p = as_progress(progress)
     c = constants()
@@ -606,9 +610,23 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     # its balls are discs within a section and do not cut a joint across sections (lung1 at 5 mm:
     # 9 more dot candidates on the chest wall, four in its top 6)
     gran = float(w.spacing_kji[anatomical_axes(w)["S"][0]]) <= c["max_slice_spacing_mm"]["value"] + 1e-6
+    lung_side = np.zeros(len(peaks), bool)
     if gran:
         on_wall[on_wall] = ~released_from_wall(sub.array, lungs[sl], search[sl], sub.spacing_kji,
                                                airway[sl], peaks[on_wall], diam[on_wall])
+        # a nodule bulging from the pleura into the lung: its centre lies on the lung's side of
+        # the pleura (more than lung_side_shell_fraction of its shell is lung; acute angles with
+        # the pleura), while a rib, the spine or the mediastinal contour that indents the lung is
+        # centred on the wall's side (obtuse angles, broad base; Felson 1973, Webb 2015). Kept even
+        # when its dense region stays joined to the wall at every opening (:func:`released_from_wall`;
+        # phantom: 6-30 mm juxta-pleural nodules against the retrosternal tissue or a rib, joined
+        # at openings up to 3.8 mm), from the scale of the smallest Lung-RADS category-3 solid
+        # nodule (6 mm, lungrads_v2022.json) up: below it a nodule is category 2, and at those
+        # scales the dot filter answers to the partial volume and noise of every pleural surface
+        # that meets a wall structure (synthetic flat pleura: 3.8 mm dots with half their shell in
+        # the lung, 0.52)
+        lung_side = on_wall & (shell > c["lung_side_shell_fraction"]["value"]) & (diam >= _category3_solid_mm() - 1e-6)
+        on_wall &= ~lung_side
     keep = (shell >= c["min_lung_shell_fraction"]["value"]) & ~on_wall & ~bone[tuple(peaks.T)]
     keep &= in_lung[sl][tuple(peaks.T)]
     t = c["type_hu"]
@@ -652,7 +670,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
                 keep=keep, channel=channel, r_peak=r_peak, s_peak=s_peak, b_peak=b_peak,
                 shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k, fissure=fissure,
-                search=search[sl], parenchyma=parenchyma, exits=exits)
+                search=search[sl], parenchyma=parenchyma, exits=exits,
+                lung_side_release=np.r_[lung_side, np.zeros(len(conc), bool)])
 
 
 def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
@@ -1370,6 +1389,14 @@ def _around(shape, kji, radius_mm: float, spacing_kji):
     hi = np.minimum(np.asarray(kji) + r + 1, shape)
     g = np.ogrid[tuple(slice(int(a - k), int(b - k)) for a, b, k in zip(lo, hi, kji))]
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
+
+
+def _category3_solid_mm() -> float:
+    """Smallest mean diameter (mm) of a Lung-RADS v2022 category-3 solid nodule at baseline (6 mm,
+    ``imagio/data/lungrads_v2022.json``): the lower limit of the first solid band above category 2."""
+    from ..stratification.lungrads import table
+
+    return float(next(lo for lo, _, cat in table()["baseline"]["solid"] if cat != "2"))
 
 
 def lung_side_term(shell: float) -> float:
