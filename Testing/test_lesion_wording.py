@@ -77,3 +77,18 @@ def test_lung_pet_ct_dx_warnings_are_short_and_right(shared_data):
         assert float(given.group(1)) == pytest.approx(float(m.sum()) * ct.voxel_volume_ml, abs=0.051), w
         lesion = float(re.search(r"grows one closed lesion of (\d+\.\d) mL", w).group(1))
         assert lesion <= float(given.group(1)) + 0.05, w
+
+
+def test_a_click_range_is_the_outlines_not_the_lesions():
+    """New-user trial 69: STS_010's clicks gave 73.2-113.5 mL and the warning said "treat the
+    volume as that range", while the sarcoma is 182.8 mL (its border is not visible on CT). The
+    range is the outlines': the warning says the lesion may lie outside it, in both forms."""
+    from imagio.segmentation.lesion import DEPENDS
+
+    for notes, vols in (([f"the volume {DEPENDS}: no clear edge"], [73.2, 113.5, 100.0]), ([], [43.2, 113.5])):
+        meas = LesionMeasurements("soft_tissue", 113.5, 60.0, 50.0, 60.0, 40.0, 60.0)
+        _click_range(meas, vols, notes, leaks=[])
+        assert meas.click_dependent and meas.to_dict()["volume_ml"] is None
+        text = " ".join(notes)
+        assert f"{min(vols):.1f}-113.5 mL" in text and "may lie outside that range" in text, notes
+        assert "treat the volume" not in text, notes

@@ -2355,15 +2355,17 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
         if at:
             # a note already says that the outline depends on the click, and how: the range goes in
             # front of it, not into a second warning (trial 68 L6: said twice on STS_008, STS_010 and
-            # Lung_Dx-A0001, whose second warning called the union written "this click's")
+            # Lung_Dx-A0001, whose second warning called the union written "this click's"). The range is
+            # the outlines', not the lesion's: "treat the volume as that range" was untrue on STS_010
+            # (trial 69: clicks 73.2-113.5 mL, the sarcoma 182.8 mL)
             n = notes[at[0]]
-            notes[at[0]] = (f"click-dependent outline ({CHECK_CLICKS} give {lo:.1f}-{hi:.1f} mL, {apart}: treat the "
-                            f"volume as that range; no single volume or diameter is the lesion's): {n[:1].lower()}{n[1:]}")
+            notes[at[0]] = (f"click-dependent outline ({CHECK_CLICKS} give {lo:.1f}-{hi:.1f} mL, {apart}: no single "
+                            f"volume or diameter is the lesion's, and it may lie outside that range): {n[:1].lower()}{n[1:]}")
             return
         notes.append(f"click-dependent outline: {CHECK_CLICKS} give {lo:.1f}-{hi:.1f} mL, {apart}, "
-                     f"so no single volume or diameter is the lesion's; the outline written is "
-                     f"{meas.volume_ml:.1f} mL; treat the volume as {lo:.1f}-{hi:.1f} mL, "
-                     "check the outline on the images, or correct it (--add, --remove, or by hand)")
+                     f"so no single volume or diameter is the lesion's, and it may lie outside that range; "
+                     f"the outline written is "
+                     f"{meas.volume_ml:.1f} mL; check it on the images, or correct it (--add, --remove, or by hand)")
 
 
 def _necked_parts(mask: np.ndarray, seed: tuple, sk) -> np.ndarray:
