@@ -446,65 +446,13 @@ class _Measured:
     """The measured voxels of an image (``data``: bool [k, j, i], `_measured_data`; all True
     without padding) and its measured tissue (> BODY_HU and measured) in whole slices along the
     array axis ``s_axis`` (nearest superior-inferior), each slice computed on first use (`tissue`)
-    and kept, and the outside air (`outside`): one per `segment_lesion` call, handed to its boxes
-    and inner runs. ``a``: the CT array [k, j, i], HU."""
+    and kept: one per `segment_lesion` call, handed to its boxes and inner runs. (An outside-air
+    rule, air joined to the image's side faces is no lung, was tried in this stop and withdrawn:
+    it took a lung cut by the field of view for outside air, test_lesion's lobulated mass.) ``a``: the CT array [k, j, i], HU."""
 
     def __init__(self, a: np.ndarray, data: np.ndarray, s_axis: int):
         self.a, self.data, self.s_axis = a, data, s_axis
-        self._tissue = self._done = self._outside = None
-
-    def outside(self) -> np.ndarray:
-        """Bool [k, j, i]: the air outside the body, computed on first use: the in-plane components
-        of measured air (< LUNG_HU, 4-connected in each slice along ``s_axis``) that reach the
-        image's side faces (those of the two other array axes) or its padding, unless the body's
-        outline encloses them (`body.mostly_in_slice_hull` with the largest piece of measured
-        tissue of their slice, `_main_body`: a lung cut by the field of view). The lungs lie inside the thoracic cage; air joined to the world beyond the image
-        round the body is no lung, however lung-like its HU (noise, partial volume with
-        the skin or clothing). A lesion's box sees such air only in part, cut off from the
-        image's border (new-user trial 68 L7: STS_010's click in 25 HU limb tissue "read as
-        lung", 510.58 mL, from the outside air round the limb)."""
-        if self._outside is None:
-            from .body import mostly_in_slice_hull
-
-            # in-plane components of measured air, one slice each (4-connected): the padding, a padded
-            # face or a slice of air above the body would join everything in 3-D (LIDC-0001's slab with
-            # its top slice at -1024 HU joined its cut lungs to the air round the body)
-            plane = np.zeros((3, 3, 3), bool)
-            plane[tuple(slice(None) if ax != self.s_axis else 1 for ax in range(3))] = \
-                ndimage.generate_binary_structure(2, 1)
-            lab, n = ndimage.label((self.a < LUNG_HU) & self.data, structure=plane)
-            reach = np.zeros(n + 1, bool)
-            for ax in range(3):
-                if ax != self.s_axis:
-                    reach[np.unique(np.take(lab, 0, axis=ax))] = True
-                    reach[np.unique(np.take(lab, -1, axis=ax))] = True
-            if not self.data.all():
-                reach[np.unique(lab[ndimage.binary_dilation(~self.data, structure=plane)])] = True
-            reach[0] = False
-            if reach.any():
-                reach &= ~mostly_in_slice_hull(lab, reach, self._main_body(), self.s_axis)
-            out = reach[lab]
-            self._outside = out
-        return self._outside
-
-    def _main_body(self) -> np.ndarray:
-        """Bool [k, j, i]: per slice along ``s_axis``, the largest 8-connected piece of the measured
-        tissue (`tissue`): the trunk in a chest slice, which encloses its lungs; the table, a
-        cushion and the other limb are separate pieces, and their hull with it would enclose the
-        air between them (STS_010: the other leg and the table's arcs held the outside air)."""
-        t = self.tissue(slice(0, self.a.shape[self.s_axis]))
-        out = np.zeros(t.shape, bool)
-        for z in np.flatnonzero(np.any(t, axis=tuple(ax for ax in range(3) if ax != self.s_axis))):
-            idx = tuple(int(z) if ax == self.s_axis else slice(None) for ax in range(3))
-            lab, n = ndimage.label(t[idx], structure=np.ones((3, 3), bool))
-            if n:
-                out[idx] = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
-        return out
-
-    def lung_data(self, box: tuple) -> np.ndarray:
-        """Bool: the measured voxels of the box ``box`` without the outside air (`outside`), for
-        `_lung_air`: the voxels where a lung may be."""
-        return self.data[box] & ~self.outside()[box]
+        self._tissue = self._done = None
 
     def tissue(self, zs: slice) -> np.ndarray:
         """Bool: the measured tissue of the whole slices ``zs`` (a slice of ``s_axis``), a view."""
@@ -1214,7 +1162,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         esl = tuple(slice(int(l), int(h)) for l, h in zip(elo, ehi))
         lung, env, rej = _lung_envelope(
             a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml,
-            None if data is None else data.lung_data(esl),
+            None if data is None else data.data[esl],
             None if data is None else _enclosed_by_body(data, esl))
         inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
         eseed = tuple(int(v) for v in np.asarray(seed_g) - elo)
@@ -1360,7 +1308,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         try:
             enclosed, _, _ = _lung_lesion(roi_w, tuple(int(v) for v in np.asarray(seed_g) - wlo), m0,
                                           _lung_air(roi_w, ct.voxel_volume_ml,
-                                                    None if data is None else data.lung_data(wsl),
+                                                    None if data is None else data.data[wsl],
                                                     None if data is None else
                                                     _enclosed_by_body(data, wsl))[0],
                                           np.ones(roi_w.shape, bool),
