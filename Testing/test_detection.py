@@ -926,24 +926,11 @@ def test_small_nodule_on_the_pleura_is_a_dot_candidate():
     assert raw < c_min and inside > 3.0 * raw, (raw, inside)
 
 
-def test_a_dot_centred_on_the_walls_side_of_a_pleural_gutter_is_scored_down():
-    """Issue 17 (detect27): on the phantom bench the 8 FP/scan point was set by dot candidates on
-    the chest wall and mediastinum, with a median of 0.35-0.5 of the shell around them in the
-    lung against 0.8-1.0 for the nodules. A nodule arises in the lung, its centre on the lung's
-    side of the pleura (acute angles; pleural-angle sign, Felson 1973): a dot whose shell is
-    less than half lung is scored down (blobs.lung_side_term: 0 at a quarter, 1 from a half).
-    Scene (oblique, flipped, anisotropic grid, 0.7 mm blur): a 9 mm soft-tissue ball centred
-    0.9 mm from both planes of a right-angled pleural gutter (three quarters of it in the wall),
-    the same ball half a radius inside a flat pleura (a juxta-pleural nodule) and in the
-    parenchyma. Independent check: the share of lung in the shell is recomputed from the scene's
-    own lung mask with numpy at the candidate's centre and radius, and the pool's score before
-    the term is read from candidate_pool."""
-    from scipy import ndimage as ndi
-
+def _box_lung_scene():
+    """A box lung (100 x 100 x 84 mm, -850 HU) in a body (30 HU) on an oblique, i-flipped, 1.5 x
+    1.5 x 2 mm grid: (Volume, centre RAS, its axes (u, v, z) RAS, each voxel's coordinates along
+    them (mm), the lung mask, the HU array, the voxels' RAS (k, j, i, 3), the body mask); the pleural scenes of the dot tests build on it."""
     from conftest import rotation
-    from imagio.detection.blobs import (_canonical_ct_and_mask, _candidates_from_pool,
-                                        candidate_pool, shell_outer_mm)
-    from imagio.segmentation.common import as_progress
 
     d = rotation((1, 2, 3), 10.0) @ np.diag([-1.0, 1.0, 1.0])
     sp = (1.5, 1.5, 2.0)
@@ -958,6 +945,29 @@ def test_a_dot_centred_on_the_walls_side_of_a_pleural_gutter_is_scored_down():
     body = (np.abs(lu) < 60) & (np.abs(lv) < 60)
     a = np.where(body, 30.0, -1000.0)
     a[lung] = -850.0
+    return vol, cen, (u, v, z), (lu, lv, lz), lung, a, w, body
+
+
+def test_a_dot_centred_on_the_walls_side_of_a_pleural_gutter_is_scored_down():
+    """Issue 17 (detect27): on the phantom bench the 8 FP/scan point was set by dot candidates on
+    the chest wall and mediastinum, with a median of 0.35-0.5 of the shell around them in the
+    lung against 0.8-1.0 for the nodules. A nodule arises in the lung, its centre on the lung's
+    side of the pleura (acute angles; pleural-angle sign, Felson 1973): a dot whose shell is
+    less than half lung is scored down (blobs.lung_side_term: 0 at a quarter, 1 from a half).
+    Scene (oblique, flipped, anisotropic grid, 0.7 mm blur): a 9 mm soft-tissue ball centred
+    0.9 mm from both planes of a right-angled pleural gutter (three quarters of it in the wall),
+    the same ball half a radius inside a flat pleura (a juxta-pleural nodule) and in the
+    parenchyma. Independent check: the share of lung in the shell is recomputed from the scene's
+    own lung mask with numpy at the candidate's centre and radius, and the pool's score before
+    the term is read from candidate_pool."""
+    from scipy import ndimage as ndi
+
+    from imagio.detection.blobs import (_canonical_ct_and_mask, _candidates_from_pool,
+                                        candidate_pool, shell_outer_mm)
+    from imagio.segmentation.common import as_progress
+
+    vol, cen, (u, v, z), (lu, lv, lz), lung, a, w, body = _box_lung_scene()
+    shape = vol.shape
     r = 4.5
     balls = {"gutter": cen + (50 - 0.2 * r) * u + (50 - 0.2 * r) * v,
              "juxta_pleural": cen - 20 * u + (50 - r / 2) * v,
@@ -1007,24 +1017,12 @@ def test_a_nodule_bulging_from_a_wall_fold_into_the_lung_is_a_candidate():
     Independent check: the scene's own centres; the nodule's shell share from the scene's mask."""
     from scipy import ndimage as ndi
 
-    from conftest import rotation
     from imagio.detection.blobs import (_canonical_ct_and_mask, _candidates_from_pool,
                                         candidate_pool, shell_outer_mm)
     from imagio.segmentation.common import as_progress
 
-    d = rotation((1, 2, 3), 10.0) @ np.diag([-1.0, 1.0, 1.0])
-    sp = (1.5, 1.5, 2.0)
-    shape = (56, 90, 90)
-    vol = Volume(np.zeros(shape, np.float32), make_ijk_to_ras(sp, (0, 0, 0), d))
-    w = _world_grid(vol)
-    cen = vol.kji_to_world(np.array([[28, 45, 45]]))[0]
-    u, v, z = d[:, 0], d[:, 1], d[:, 2]
-    rel = w - cen
-    lu, lv, lz = rel @ u, rel @ v, rel @ z
-    lung = (np.abs(lu) < 50) & (np.abs(lv) < 50) & (np.abs(lz) < 42)
-    body = (np.abs(lu) < 60) & (np.abs(lv) < 60)
-    a = np.where(body, 30.0, -1000.0)
-    a[lung] = -850.0
+    vol, cen, (u, v, z), (lu, lv, lz), lung, a, w, body = _box_lung_scene()
+    shape = vol.shape
     fold = (np.abs(lu) <= 12.0) & (lv > 10.0)          # 24 mm wide, from v = 50 (pleura) to 10
     a[fold] = 30.0
     r = 4.5
