@@ -443,12 +443,11 @@ def _lung_air(roi: np.ndarray, voxel_ml: float, data: np.ndarray | None = None, 
 
 
 class _Measured:
-    """The measured voxels of an image (``data``: bool [k, j, i], `_measured_data`; all True
-    without padding) and its measured tissue (> BODY_HU and measured) in whole slices along the
-    array axis ``s_axis`` (nearest superior-inferior), each slice computed on first use (`tissue`)
-    and kept: one per `segment_lesion` call, handed to its boxes and inner runs. (An outside-air
-    rule, air joined to the image's side faces is no lung, was tried in this stop and withdrawn:
-    it took a lung cut by the field of view for outside air, test_lesion's lobulated mass.) ``a``: the CT array [k, j, i], HU."""
+    """The measured voxels of an image with padding (``data``: bool [k, j, i], `_measured_data`)
+    and its measured tissue (> BODY_HU and measured) in whole slices along the array axis
+    ``s_axis`` (nearest superior-inferior), each slice computed on first use (`tissue`) and
+    kept: one per `segment_lesion` call, handed to its boxes and inner runs. ``a``: the CT
+    array [k, j, i], HU."""
 
     def __init__(self, a: np.ndarray, data: np.ndarray, s_axis: int):
         self.a, self.data, self.s_axis = a, data, s_axis
@@ -1382,7 +1381,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     kind_box, env_g, hit_limit, part_ml = kind, None, False, []
     if _data is _UNSET:
         data = _measured_data(ct)
-        data = _Measured(a, np.ones(ct.shape, bool) if data is None else data, anatomical_axes(ct)["S"][0])
+        data = None if data is None else _Measured(a, data, anatomical_axes(ct)["S"][0])
     else:
         data = _data
     while True:
