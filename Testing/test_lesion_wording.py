@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from imagio.segmentation.lesion import PART_OF_MASS, _click_range, segment_lesion
+from imagio.segmentation.lesion import PART_OF_MASS, _click_range, _Note, segment_lesion
 from imagio.segmentation.measurements import LesionMeasurements
 
 
@@ -22,11 +22,13 @@ def _leak_volumes(warnings):
 
 
 def test_a_leak_named_by_its_check_is_said_once():
-    """``_click_range`` with the check's warning that names the leak: the outcome (no volume, no
+    """``_click_range`` with the check's warning that names the leak (a `_Note` with the leak's
+    volume: found by what it states, not by its words, lesion16): the outcome (no volume, no
     range) goes in front of that warning, and no second warning gives the leak again."""
     named = (f"{PART_OF_MASS}; this outline is 58.5 mL. A check click just outside it grew an outline "
              "that leaked (483.8 mL): it reached the image's edge without a border of its own.")
-    meas, notes = LesionMeasurements("soft_tissue", 58.5, 60.0, 50.0, 60.0, 40.0, 60.0), [named]
+    meas, notes = LesionMeasurements("soft_tissue", 58.5, 60.0, 50.0, 60.0, 40.0, 60.0), [
+        _Note(named, "check_leak", (58.5, 483.8), (483.8,))]
     _click_range(meas, [58.5, 60.0], notes, leaks=[483.8])
     assert meas.check_leaked and meas.click_dependent and meas.to_dict()["volume_ml"] is None
     assert len(notes) == 1 and sum("483.8" in n for n in notes) == 1, notes

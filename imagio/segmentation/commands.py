@@ -124,6 +124,7 @@ def cmd_vessels(args) -> int:
 
 def register(subparsers) -> None:
     from ..coords import add_point_argument
+    from ..io import IMAGE_SUFFIXES
     from ..dicom import add_series_argument
     from .rules import DEFAULT_STRUCTURES, STRUCTURE_CONTENTS, STRUCTURES
 
@@ -160,7 +161,9 @@ def register(subparsers) -> None:
                     "long/short axes (mm, 3-D and axial) as JSON.")
     s.add_argument("ct", help="CT image in HU")
     add_point_argument(s, "--point", "the lesion: R,A,S in mm (as Slicer shows it)")
-    s.add_argument("--out", required=True, help="output label map")
+    s.add_argument("--out", required=True,
+                   help="output label map; its file suffix picks the format and is required: .seg.nrrd (Slicer "
+                        f"segmentation) or {', '.join(IMAGE_SUFFIXES)} (with a .labels.json sidecar)")
     s.add_argument("--organ", help="optional label map bounding the lesion (e.g. the liver)")
     s.add_argument("--organ-labels", help="comma-separated label names in --organ to use")
     s.add_argument("--kind", choices=("lung_nodule", "soft_tissue"),

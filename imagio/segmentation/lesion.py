@@ -203,6 +203,34 @@ PROBE_RUN = ("The check click was grown as this outline's type in its search box
              "clicked alone, it may give another result.")
 
 
+class _Note(str):
+    """A warning's text (a ``str``: notes are lists of text) that also says what it states, so
+    that `_click_range` finds the note that already names a fact by what it is, not by matching
+    its words (lesion16: it looked for a volume's text such as "483.8 mL" in a note holding
+    "leak"). ``kind``: "core_differs" (the click's outline and its core's differ, ``volumes_ml``
+    = (click's, core's)), "core_leak" (the core's outline leaked, ``leaks_ml`` its volume),
+    "check_leak" (a check click's outline leaked, ``leaks_ml``); ``volumes_ml``: the outlines'
+    volumes (mL) the note names; ``leaks_ml``: those of them that leaked."""
+
+    kind: str
+    volumes_ml: tuple
+    leaks_ml: tuple
+
+    def __new__(cls, text: str, kind: str, volumes_ml=(), leaks_ml=()):
+        n = super().__new__(cls, text)
+        n.kind = kind
+        n.volumes_ml = tuple(round(float(v), 1) for v in volumes_ml)
+        n.leaks_ml = tuple(round(float(v), 1) for v in leaks_ml)
+        return n
+
+    def __getnewargs__(self):   # copy and pickle keep what it states
+        return str(self), self.kind, self.volumes_ml, self.leaks_ml
+
+    def retold(self, text: str) -> "_Note":
+        """The same note with new words."""
+        return _Note(text, self.kind, self.volumes_ml, self.leaks_ml)
+
+
 def _component_at(mask: np.ndarray, seed: tuple, spacing, within_mm: float = 3.0) -> np.ndarray:
     """Component of ``mask`` containing ``seed``, or the one nearest to it (within ``within_mm``).
 
@@ -1327,6 +1355,21 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     return region, thr, sub, k, sl, env_g, notes
 
 
+def _retyped_note(why: str, meas2: LesionMeasurements, what: str = "nodule") -> str:
+    """The warning of a region first read as a lung lesion and typed soft tissue (``meas2``: the
+    soft-tissue result): ``why`` and the outcome, with the outline's volume only when its size is
+    given (trial 70 D1: STS_010's warning printed the 510.58 and 113.50 mL its JSON withheld)."""
+    vol = "" if meas2.size_withheld else f" ({meas2.volume_ml:.2f} mL)"
+    return (f"{why}: typed soft tissue{vol}; if this is a lung {what}, "
+            f"{'segment it with' if what == 'nodule' else 'check the outline given with'} --kind lung_nodule")
+
+
+def _retyped(p):
+    """The progress of a run typed again as soft tissue: its lines say so (trial 70 D6: "region within
+    40 mm", "80 mm" printed twice, once per typing)."""
+    return lambda f, msg: p(f, msg.replace("lesion:", "lesion (typed again as soft tissue):", 1))
+
+
 _UNSET = object()  # segment_lesion's _data not given (None: the image has no padding)
 
 
@@ -1413,13 +1456,17 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # a "lung" region of fat grown from a click in solid tissue (the table's pads on a crop)
         lung_ml = float(mask.sum()) * ct.voxel_volume_ml
         m2, meas2 = segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
-                                   open_mm=open_mm, include=include, exclude=exclude, progress=progress, _data=data)
-        why = ("it is bordered more by gas (outside air, bowel gas) than by lung" if gas else
+                                   open_mm=open_mm, include=include, exclude=exclude, progress=_retyped(p),
+                                   _data=data)
+        why = ("bordered more by gas (outside air, bowel gas) than by that air" if gas else
                "its core has fat's HU (a region grown through body fat, or partial volume of a nodule on "
                "thick slices or a reformat of them)")
-        meas2.warnings.append(
-            f"the region around the click reads as lung ({lung_ml:.2f} mL as a lung nodule) but {why}: typed "
-            f"soft tissue ({meas2.volume_ml:.2f} mL); if this is a lung nodule, segment it with --kind lung_nodule")
+        meas2.warnings.append(_retyped_note(
+            f"air of lung parenchyma's density lies around the click (lung, or e.g. a table pad or cushion), but "
+            f"the region it encloses{' ({:.2f} mL as a lung nodule)'.format(lung_ml) if not meas2.size_withheld else ''}"
+            f" is {why}" if gas else f"the region grown from the click as a lung nodule"
+            f"{' ({:.2f} mL)'.format(lung_ml) if not meas2.size_withheld else ''} has a core of fat's HU: {why}",
+            meas2))
         return m2, meas2
     if (kind is None and k == "lung_nodule" and _from_core is None and radius > START_RADIUS_MM
             and _lung_context(mask, ct) < LUNG_CONTEXT_FRACTION):
@@ -1432,16 +1479,16 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         lung_ml, ctx = float(mask.sum()) * ct.voxel_volume_ml, _lung_context(mask, ct)
         try:
             m2, meas2 = segment_lesion(ct, point_ras, organ=organ, kind="soft_tissue", max_radius_mm=max_radius_mm,
-                                       open_mm=open_mm, include=include, exclude=exclude, progress=progress,
+                                       open_mm=open_mm, include=include, exclude=exclude, progress=_retyped(p),
                                        _data=data)
         except (InputError, ImagioError):
             m2 = None
         if m2 is not None:
-            meas2.warnings.append(
-                f"the region grown from the click as a lung lesion ({lung_ml:.1f} mL) is bordered by aerated lung over "
+            meas2.warnings.append(_retyped_note(
+                f"the region grown from the click as a lung lesion"
+                f"{' ({:.1f} mL)'.format(lung_ml) if not meas2.size_withheld else ''} is bordered by aerated lung over "
                 f"only {100 * ctx:.1f} % of its surface (a lung lesion: at least {100 * LUNG_CONTEXT_FRACTION:.0f} %), so "
-                f"it ran out of the lung (hilum, mediastinum or chest wall): typed soft tissue ({meas2.volume_ml:.1f} mL); "
-                "if this is a lung lesion, check the outline given with --kind lung_nodule")
+                "it ran out of the lung (hilum, mediastinum or chest wall)", meas2, "lesion"))
             # the doubt found on the lung run stays with the result (the 100 mm phantom mass: the
             # soft-tissue run gave 0.2 mL with no word of the 'part of a mass' found before)
             carried = [f"as a lung lesion: {n}" for n in notes if PART_OF_MASS in n]
@@ -1548,12 +1595,16 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         # this outline's own leak is said once, in _click_range's note (trial 68 L6: STS_022's leak was
         # said four times): the size-limit warning says less than it, and the image's edge goes into it
         warnings = [w for w in warnings if not w.startswith(SIZE_LIMIT)]
+        # nor did it stop at changes of density (trial 70 D4: STS_022's "may hold only the core ...
+        # stopped at changes of density" beside "leaked ... reached the size limit")
+        notes = [n for n in notes if not n.startswith(CORE_NOTE)]
+        own = [i for i, n in enumerate(notes) if n.startswith(OWN_LEAK)]
         edge = [w for w in plaus if w.startswith(EDGE_UNBOUNDED)]
         if edge:
             plaus = [w for w in plaus if w not in edge]
             notes[own[0]] = notes[own[0]].replace("reached the size limit, so",
                                                   "reached the size limit and the image's edge, so", 1)
-    meas.warnings = warnings + notes + plaus
+    meas.warnings = [str(w) for w in warnings + notes + plaus]   # plain text out (`_Note`s are internal)
     # leaked: this outline's own leak, by the criteria a check outline is judged by (``_leaked``:
     # the size limit, the image's edge without a border of its own, irregular); a check
     # outline's leak is ``check_leaked`` (trial 64: STS_002's 58.4 mL outline, Dice 0.87, was
@@ -1831,15 +1882,16 @@ def _check_from_core(ct, seed_g, mask, notes, thr, radius, kw, box=None, volumes
     why = _check_outline_leak(ct, core, m2, meas2, "soft_tissue", radius, kw, v0) if leaks is not None else None
     if why:
         leaks.append(v1)
-        return mask, notes + [f"the region grown from the click ({v0:.1f} mL) differs from the one grown from its "
-                              f"own core, which leaked ({v1:.1f} mL: {why}): the volume {DEPENDS}, this "
-                              "outline may have leaked as well or hold only part of the lesion; check it"], thr
+        return mask, notes + [_Note(f"the region grown from the click ({v0:.1f} mL) differs from the one grown from "
+                                    f"its own core, which leaked ({v1:.1f} mL: {why}): the volume {DEPENDS}, this "
+                                    "outline may have leaked as well or hold only part of the lesion; check it",
+                                    "core_leak", (v0, v1), (v1,))], thr
     if volumes is not None:
         volumes += [v0, v1]
     if max(v0, v1) > CLICK_VOLUME_SPREAD * min(v0, v1):
-        notes = notes + [f"the region grown from the click ({v0:.1f} mL) differs from the one grown from its "
-                         f"own core ({v1:.1f} mL): the volume {DEPENDS} and is "
-                         "unreliable; check it, or compare clicks"]
+        notes = notes + [_Note(f"the region grown from the click ({v0:.1f} mL) differs from the one grown from its "
+                               f"own core ({v1:.1f} mL): the volume {DEPENDS} and is "
+                               "unreliable; check it, or compare clicks", "core_differs", (v0, v1))]
     return mask, notes, thr
 
 
@@ -1870,7 +1922,7 @@ def _check_outline_leak(ct, at_g, m2, meas2, kind, radius, kw, v0: float, leaked
     if _leaked(meas2, m2, ct):
         if leaked_ml is not None:
             leaked_ml.append(v1)
-        return _leak_reason(meas2)
+        return _leak_reason(meas2, "that outline")
     if not v1 or max(v0, v1) <= CLICK_VOLUME_SPREAD * min(v0, v1):
         return None
     sub, why = [], []
@@ -1878,7 +1930,7 @@ def _check_outline_leak(ct, at_g, m2, meas2, kind, radius, kw, v0: float, leaked
     if sub:
         if leaked_ml is not None:
             leaked_ml.append(max(sub))
-        return f"a click inside its outline grew {max(sub):.1f} mL that leaked, as {why[0]}"
+        return f"a click inside its outline grew {max(sub):.1f} mL that leaked, as {why[0]}"   # why: "that outline ..."
     return None
 
 
@@ -1934,17 +1986,18 @@ def _click_agreement(ct, seed_g, mask, notes, radius, kw, kind="soft_tissue", vo
     v0, v1 = float(mask.sum()) * ct.voxel_volume_ml, float(m2.sum()) * ct.voxel_volume_ml
     at = np.round(ct.kji_to_world(far[None].astype(float))[0], 1).tolist()
     if meas2 is not None and leaks is not None:
-        why = (_leak_reason(meas2) if _leaked(meas2, m2, ct) else None) if nested is not None else \
+        why = (_leak_reason(meas2, "that outline") if _leaked(meas2, m2, ct) else None) if nested is not None else \
             _check_outline_leak(ct, far, m2, meas2, kind, radius, kw, v0)
         if why and nested is not None:
             nested.append(why)
         if why:
             # the probe's outline is no bound of the lesion: said as a leak, not given as a volume
             leaks.append(v1)
-            return notes + [f"the volume {DEPENDS}: a click elsewhere inside this outline (R,A,S = {at} mm) grew an "
-                            f"outline that leaked ({v1:.1f} mL: {why}) instead of the lesion; this "
-                            f"click's outline ({v0:.1f} mL) may have leaked as well or hold only part of the lesion: "
-                            "check it on the images, or add or remove clicks (--add, --remove)"]
+            return notes + [_Note(f"the volume {DEPENDS}: a click elsewhere inside this outline (R,A,S = {at} mm) grew "
+                                  f"an outline that leaked ({v1:.1f} mL: {why}) instead of the lesion; this "
+                                  f"click's outline ({v0:.1f} mL) may have leaked as well or hold only part of the "
+                                  "lesion: check it on the images, or add or remove clicks (--add, --remove)",
+                                  "check_leak", (v0, v1), (v1,))]
     ball = _probe_ball_ml(float(depth[tuple(inside[pick])]))
     if v1 < ball:
         # the probe grew no lesion (or less than its own statistics ball): no volume of the lesion
@@ -1993,17 +2046,19 @@ def _leaked(meas: LesionMeasurements, mask: np.ndarray | None = None, ct: Volume
                 or (meas.lung_context is not None and meas.lung_context < LUNG_CONTEXT_FRACTION))
 
 
-def _leak_reason(meas: LesionMeasurements) -> str:
-    """The words for why ``_leaked`` holds for ``meas``."""
+def _leak_reason(meas: LesionMeasurements, it: str = "it") -> str:
+    """The words for why ``_leaked`` holds for ``meas``; ``it``: the outline's name in them ("that
+    outline" for an outline other than the one the warning is about: lesion16, STS_022's warning
+    said "it is irregular" of a check outline while the JSON said irregular false)."""
     why = []
     if meas.lung_context is not None and meas.lung_context < LUNG_CONTEXT_FRACTION:
         why.append(f"grown as a lung lesion, yet aerated lung borders only {100 * meas.lung_context:.1f} % of it")
     if meas.hit_size_limit:
-        why.append("it reached the size limit")
+        why.append(f"{it} reached the size limit")
     if meas.edge_size_unreliable:
-        why.append("it reached the image's edge without a border of its own")
+        why.append(f"{it} reached the image's edge without a border of its own")
     if meas.irregular:
-        why.append("it is irregular, grown along tubes or a wall")
+        why.append(f"{it} is irregular, grown along tubes or a wall")
     return ", ".join(why)
 
 
@@ -2107,7 +2162,7 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
             if why:
                 if leaks is not None and same:
                     leaks += leaked_ml
-                notes = notes + [
+                notes = notes + [_Note(
                     # judged as its click run alone: its own outline, or one grown from a click inside
                     # it, leaked (trial 65 L2: "That check outline leaked" named the 16.7 mL outline
                     # when a click inside it grew the 569.9 mL one). Said instead of PROBE_RUN: the
@@ -2115,7 +2170,8 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
                     f"{PART_OF_MASS}; this outline is {v0:.1f} mL. {crossed} Clicked alone, that check click fails: {why}. "
                     + ("" if same else f"That leak is of the other tissue, yet the border is not seen there: "
                                        f"the volume {DEPENDS}. ")
-                    + "Check it on the images, add a click there (--add) or outline it by hand."]
+                    + "Check it on the images, add a click there (--add) or outline it by hand.",
+                    "check_leak", (v0, v1, *leaked_ml), leaked_ml if same else ())]
                 continue
             if volumes is not None:
                 volumes += [v0, vu]
@@ -2142,10 +2198,11 @@ def _check_from_outside(ct, mask, notes, kind, radius, kw, volumes=None, leaks=N
         if why:
             if leaks is not None:
                 leaks.append(v1)
-            notes = notes + [
+            notes = notes + [_Note(
                 f"{where}. Grown from there, an outline held this one ({v0:.1f} mL) and leaked ({v1:.1f} mL): "
                 f"{why}. So the lesion is not told from that tissue: this outline may hold only part of it or none "
-                f"of its border. {PROBE_RUN} Check it on the images, give the organ mask, or outline it by hand."]
+                f"of its border. {PROBE_RUN} Check it on the images, give the organ mask, or outline it by hand.",
+                "check_leak", (v0, v1), (v1,))]
             continue
         best = (v1, at, float((m2 & mask).sum()) * v, float((m2 & ~mask).sum()) * v, where)
     if best is not None:
@@ -2219,7 +2276,7 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     from a click: one larger outline leaked), so no range is given; the outline is marked
     ``check_leaked`` and ``click_dependent`` (no single volume is the lesion's) and the warning says
     a check click's outline leaked (new-user trial: '162.1-1051.0 mL', the 1051 mL outline 3 % inside
-    the reader boxes). When a note in ``notes`` already names every leaked volume (the check's own
+    the reader boxes). When a note in ``notes`` (a `_Note` with ``leaks_ml``) already names every leaked volume (the check's own
     warning, which says where and why), the outcome is put in front of that note instead
     ("click-dependent outline (no volume or range is given): ..."), so the leak is said once
     (trials 65 L2 / 66 L4: STS_002's 483.8 mL leak was said in two warnings). ``leaked`` is this outline's own (trial 64: a check outline's leak marked a
@@ -2246,21 +2303,29 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
     said = any(DEPENDS in n for n in notes)   # a note says the volume depends on the click
     if own_limit:
         meas.click_dependent = True
+        # this outline's own leak says all a check's leak would (trial 70 D4: STS_022 said its core's
+        # 1614 mL leak in a warning of its own beside its own 3351 mL leak): those notes go, their volumes
+        # are named here once
+        other = sorted({x for n in notes for x in getattr(n, "leaks_ml", ())} | {round(float(x), 1) for x in leaks})
+        notes[:] = [n for n in notes if not getattr(n, "leaks_ml", ())]
+        also = (f"; {'outlines' if len(other) > 1 else 'an outline'} grown from the tool's check clicks leaked as "
+                f"well ({', '.join(f'{x:.1f}' for x in other)} mL)" if other else "")
         notes.append(f"{OWN_LEAK} ({meas.volume_ml:.1f} mL"
                      f"{', after the --add/--remove edit' if edited else ''}) reached the size limit, so it "
                      "followed tissue of the lesion's density beyond the lesion and its volume is not the "
-                     "lesion's: check it on the images, cut it (--remove), give the organ mask or outline it by hand")
+                     f"lesion's{also}: check it on the images, cut it (--remove), give the organ mask or outline it by hand")
         if edited:
             meas.volume_range_before_edit_ml = rng
         return
     if meas.check_leaked and not edited:
         meas.click_dependent = True
-        said_at = [i for i, n in enumerate(notes) if "leak" in n and any(f"{x:.1f} mL" in n for x in leaks)]
-        if said_at and all(any(f"{x:.1f} mL" in notes[i] for i in said_at) for x in leaks):
+        said_at = [i for i, n in enumerate(notes) if getattr(n, "leaks_ml", ())]   # `_Note`s naming a leak
+        named = {x for i in said_at for x in notes[i].leaks_ml}
+        if said_at and all(round(float(x), 1) in named for x in leaks):
             # the check's own warning names the leak: said once, with the outcome in front (trial 65
             # L2 / 66 L4: STS_002's 483.8 mL leak was said in two warnings)
             n = notes[said_at[0]]
-            notes[said_at[0]] = f"click-dependent outline (no volume or range is given): {n[:1].lower()}{n[1:]}"
+            notes[said_at[0]] = n.retold(f"click-dependent outline (no volume or range is given): {n[:1].lower()}{n[1:]}")
             return
         notes.append(f"click-dependent outline: a check click's outline leaked ({leaked_ml} mL) instead of "
                      "following the lesion. So the lesion's border is not found from a click, and no volume or "
@@ -2306,6 +2371,12 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
             # the outlines', not the lesion's: "treat the volume as that range" was untrue on STS_010
             # (trial 69: clicks 73.2-113.5 mL, the sarcoma 182.8 mL)
             n = notes[at[0]]
+            if {round(lo, 1), round(hi, 1)} <= set(getattr(n, "volumes_ml", ())):
+                # the note names both ends of the range already (trial 70 D2: STS_010 said "73.2-113.5 mL"
+                # and then "113.5 mL ... 73.2 mL"): the outcome only, the volumes once
+                notes[at[0]] = n.retold(f"click-dependent outline (no single volume or diameter is the lesion's, and "
+                                        f"the lesion may be smaller or larger than both): {n[:1].lower()}{n[1:]}")
+                return
             notes[at[0]] = (f"click-dependent outline ({CHECK_CLICKS} give {lo:.1f}-{hi:.1f} mL, {apart}: no single "
                             f"volume or diameter is the lesion's, and it may lie outside that range): {n[:1].lower()}{n[1:]}")
             return
@@ -2559,15 +2630,20 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
                    "the sphere on its long axis): it may have leaked along vessels or a wall; check it")
     thick = float(np.max(ct.spacing))
     along_s = None if thick > MEASUREMENT_MAX_SLICE_MM else _resolution_along_s(ct)
+    # what partial volume makes approximate: the sizes given, or only the outline when they are
+    # withheld (trial 70 D3: "makes the diameters and the volume approximate" with all of them null)
+    what = ("the outline's border (no diameter or volume is given: size_withheld)" if meas.size_withheld
+            else "the diameters and the volume")
     if thick > MEASUREMENT_MAX_SLICE_MM:
-        out.append(f"measured on {thick:.2g} mm sections: partial volume makes the diameters and the "
-                   f"volume approximate (measurements need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, "
-                   "Fleischner Society 2017); compare sizes over time on the same reconstruction")
+        out.append(f"measured on {thick:.2g} mm sections: partial volume makes {what} "
+                   f"approximate (measurements need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, "
+                   "Fleischner Society 2017)" + ("" if meas.size_withheld else
+                                                  "; compare sizes over time on the same reconstruction"))
     elif along_s is not None:   # new-user trial 44 F3: 5 mm sections interpolated to 0.7 mm, said nothing
         out.append(f"the CT's sections are {along_s[1]:.2g} mm apart but its noise shows a resolution of about "
                    f"{along_s[0]:.1f} mm along the head-foot axis, which sections of <= {MEASUREMENT_MAX_SLICE_MM:g} mm "
                    "do not give (thick or overlapping sections, or a grid interpolated from thicker ones): partial "
-                   "volume makes the diameters, the volume and the solid/part-solid type approximate (measurements "
+                   f"volume makes {what.replace(' and the volume', ', the volume')} and the solid/part-solid type approximate (measurements "
                    f"need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, Fleischner Society 2017); check the series' "
                    "reconstructed section thickness and measure on thin sections")
     if _touches_border(mask):

@@ -139,17 +139,20 @@ class LesionMeasurements:
         diameters are (new-user trial 68 M5: STS_022's leaked 3351 mL outline gave a 185.8 mm mean
         diameter and a 262 mm long axis while its volume was withheld). ``to_dict`` then gives
         ``volume_ml`` and every diameter (``SIZE_KEYS``) as None; the outline's own volume stays,
-        named as the outline's (``outline_volume_ml``)."""
+        named as the outline's (``outline_volume_ml``). So is its centre: ``centroid_ras`` is None
+        too and the outline's centre is ``outline_centroid_ras`` (trial 70 D5: STS_022's leaked outline
+        gave a "centroid" 70 mm from the click, outside the sarcoma; a clinical user reads
+        ``centroid_ras`` as the lesion's centre, e.g. a target, which a leaked or click-dependent
+        outline does not give)."""
         if not self.click_dependent:
             return None
         if self.leaked:
             return "leaked: the outline grew beyond the lesion, so its size is not the lesion's"
         if self.check_leaked:
             return "click-dependent: a check click's outline leaked, so the lesion's border is not found from a click"
-        if self.volume_range_ml:
-            lo, hi = self.volume_range_ml
-            return (f"click-dependent: the clicks checked give {lo:.1f}-{hi:.1f} mL, so no one outline's size "
-                    "is the lesion's")
+        if self.volume_range_ml:   # the range itself is in ``volume_range_ml`` and the warning (said once there)
+            return ("click-dependent: the outlines the clicks checked grew differ (volume_range_ml), so no one "
+                    "outline's size is the lesion's")
         return "click-dependent: the outline depends on where the click lies, so its size is not the lesion's"
 
     def to_dict(self) -> dict:
@@ -158,8 +161,9 @@ class LesionMeasurements:
         # nor are its diameters (trial 68 M5): all withheld with one reason, ``size_withheld``
         d["outline_volume_ml"], d["volume_ml"] = self.volume_ml, self.volume_summary_ml
         d["size_withheld"] = self.size_withheld
+        d["outline_centroid_ras"] = list(self.centroid_ras)
         if d["size_withheld"]:
-            d.update(dict.fromkeys(SIZE_KEYS))
+            d.update(dict.fromkeys(SIZE_KEYS + ("centroid_ras",)))
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
 
 

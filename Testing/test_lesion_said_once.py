@@ -1,0 +1,119 @@
+"""New-user trial 70 on the one-click lesion tool (``imagio lesion``): each fact said once, and
+no warning gives a size the tool withheld.
+
+D1: STS_010's typing warning printed "510.58 mL as a lung nodule ... typed soft tissue (113.50 mL)"
+while the JSON withheld every size, and called the thigh "the region around the click reads as
+lung" (the air that read as lung is the CT table's foam pad, -901 HU, in whose concavity the
+limb lies). D2/D4: the click-dependence said three times (the range, then "113.5 ... 73.2 mL");
+STS_022's "may hold only the core ... stopped at changes of density" beside its leak to the size
+limit, its core's leak said in a warning of its own, and "it is irregular" of a check outline
+while the JSON said irregular false. D3: "partial volume makes the diameters and the volume
+approximate" with none given. D5: STS_022's centroid 70 mm from the click, of a leaked outline.
+D6: ``--out``'s help did not say a suffix is required; progress lines repeated."""
+
+import re
+
+import pytest
+
+from imagio.segmentation.lesion import CORE_NOTE, DEPENDS, OWN_LEAK, _click_range, segment_lesion
+from imagio.segmentation.measurements import LesionMeasurements
+
+
+def _meas(v=113.5):
+    return LesionMeasurements("soft_tissue", v, 60.0, 50.0, 60.0, 40.0, 60.0, centroid_ras=[1.0, 2.0, 3.0])
+
+
+def test_a_range_the_note_names_is_not_said_again():
+    """``_click_range`` with the core check's note that names both volumes (a `_Note`): the outcome
+    goes in front of it and neither volume is given twice; ``size_withheld`` gives the reason,
+    not the range again (it is in ``volume_range_ml``)."""
+    from imagio.segmentation.lesion import _Note
+
+    text = (f"the region grown from the click (113.5 mL) differs from the one grown from its own core "
+            f"(73.2 mL): the volume {DEPENDS} and is unreliable; check it, or compare clicks")
+    meas, notes = _meas(), [_Note(text, "core_differs", (113.5, 73.2))]
+    _click_range(meas, [113.5, 73.2], notes)
+    assert meas.click_dependent and meas.volume_range_ml == [73.2, 113.5] and len(notes) == 1, notes
+    assert notes[0].count("113.5") == 1 and notes[0].count("73.2") == 1, notes
+    assert notes[0].startswith("click-dependent outline (no single volume or diameter is the lesion's"), notes
+    d = meas.to_dict()
+    assert "113.5" not in d["size_withheld"] and "volume_range_ml" in d["size_withheld"], d
+    # the centre of an outline whose size is withheld is the outline's, not the lesion's
+    assert d["centroid_ras"] is None and d["outline_centroid_ras"] == [1.0, 2.0, 3.0], d
+    d = _meas().to_dict()
+    assert d["centroid_ras"] == [1.0, 2.0, 3.0] == d["outline_centroid_ras"], d
+
+
+def test_an_own_leak_takes_in_the_checks_leaks():
+    """``_click_range`` with ``own_limit`` (the outline written reached the size limit): a check's
+    leak note is folded into the one leak warning, its volume named once."""
+    from imagio.segmentation.lesion import _Note
+
+    core = _Note("the region grown from the click (3351.4 mL) differs from the one grown from its own core, "
+                 f"which leaked (1614.0 mL: that outline reached the size limit): the volume {DEPENDS}",
+                 "core_leak", (3351.4, 1614.0), (1614.0,))
+    meas, notes = _meas(3351.4), [core]
+    _click_range(meas, [], notes, leaks=[1614.0], own_limit=True)
+    assert len(notes) == 1 and notes[0].startswith(OWN_LEAK) and notes[0].count("1614.0") == 1, notes
+    assert meas.leaked and meas.to_dict()["volume_ml"] is None
+
+
+def test_lesion_help_says_out_needs_a_suffix():
+    import argparse
+
+    from imagio.segmentation.commands import register
+
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers())
+    sub = p._subparsers._group_actions[0].choices["lesion"]
+    out = next(a for a in sub._actions if "--out" in a.option_strings)
+    assert "suffix" in out.help and ".seg.nrrd" in out.help and ".nii.gz" in out.help, out.help
+
+
+def _ct(shared_data, case):
+    from imagio import io
+
+    return io.read_image(shared_data / "sts-sarcoma" / case / "CT_image.nii.gz")
+
+
+def _numbers(text):
+    return re.findall(r"\d+\.\d+ mL", text)
+
+
+@pytest.mark.data
+def test_sts_010_says_no_withheld_size_and_each_fact_once(shared_data):
+    """STS_010 at the mask's deepest point (trial 70): sizes withheld, and no warning gives the
+    outline's volume outside the click range, nor the lung run's; the range's volumes once; the
+    section warning speaks of the outline, not of withheld sizes; progress lines differ."""
+    ct = _ct(shared_data, "STS_010")
+    msgs = []
+    m, meas = segment_lesion(ct, [-40.0, -74.2, 473.9], progress=lambda f, s: msgs.append(s))
+    d = meas.to_dict()
+    assert d["kind"] == "soft_tissue" and d["size_withheld"] and d["volume_ml"] is None, d
+    text = " ".join(meas.warnings)
+    v = f"{meas.volume_ml:.1f}"
+    assert not re.search(r"\(\d+\.\d+ mL as a lung", text) and "typed soft tissue (" not in text, meas.warnings
+    for x in {f"{y:.1f}" for y in (meas.volume_range_ml or [])} | {v}:
+        assert text.count(f"{x} mL") + text.count(f"{x}-") <= 1, (x, meas.warnings)
+    assert "diameters and the volume approximate" not in text, meas.warnings
+    assert len(msgs) == len(set(msgs)), msgs
+    assert d["centroid_ras"] is None and d["outline_centroid_ras"], d
+
+
+@pytest.mark.data
+def test_sts_022_leak_said_once_without_the_core_note(shared_data):
+    """STS_022 at its deepest point (trial 70 D4): the outline leaked to the size limit; no
+    "stopped at changes of density" core note, each leaked volume once, "irregular" only when
+    the JSON says so."""
+    ct = _ct(shared_data, "STS_022")
+    m, meas = segment_lesion(ct, [-121.1, 33.2, 923.9])
+    d = meas.to_dict()
+    assert d["leaked"] and d["volume_ml"] is None, d
+    text = " ".join(meas.warnings)
+    assert not any(w.startswith(CORE_NOTE) for w in meas.warnings), meas.warnings
+    assert sum(w.startswith(OWN_LEAK) for w in meas.warnings) == 1, meas.warnings
+    for x in set(_numbers(text)):
+        assert text.count(x) == 1, (x, meas.warnings)
+    if not d["irregular"]:
+        assert "it is irregular" not in text and "the lesion is irregular" not in text, meas.warnings
+    assert d["centroid_ras"] is None and d["outline_centroid_ras"], d
