@@ -13,6 +13,7 @@ D6: ``--out``'s help did not say a suffix is required; progress lines repeated."
 
 import re
 
+import numpy as np
 import pytest
 
 from imagio.segmentation.lesion import CORE_NOTE, DEPENDS, OWN_LEAK, _click_range, segment_lesion
@@ -93,6 +94,10 @@ def test_sts_010_says_no_withheld_size_and_each_fact_once(shared_data):
     text = " ".join(meas.warnings)
     v = f"{meas.volume_ml:.1f}"
     assert not re.search(r"\(\d+\.\d+ mL as a lung", text) and "typed soft tissue (" not in text, meas.warnings
+    # the air round the thigh (median -948 HU without the padding) is not lung: it lies outside the
+    # patient's outline (the table under the thigh no longer counts as the patient), so the thigh is
+    # never grown as a lung lesion and typed back (D1: "reads as lung ... bordered by gas")
+    assert not any("typed soft tissue" in w or "as a lung" in w for w in meas.warnings), meas.warnings
     for x in {f"{y:.1f}" for y in (meas.volume_range_ml or [])} | {v}:
         assert text.count(f"{x} mL") + text.count(f"{x}-") <= 1, (x, meas.warnings)
     assert "diameters and the volume approximate" not in text, meas.warnings
@@ -117,3 +122,31 @@ def test_sts_022_leak_said_once_without_the_core_note(shared_data):
     if not d["irregular"]:
         assert "it is irregular" not in text and "the lesion is irregular" not in text, meas.warnings
     assert d["centroid_ras"] is None and d["outline_centroid_ras"], d
+
+
+@pytest.mark.parametrize("flip,spacing", [(False, (3.3, 0.98, 0.98)), (True, (2.0, 0.7, 1.1))])
+def test_the_patients_outline_holds_bone_the_table_does_not(flip, spacing):
+    """`_Measured.body` (the patient's outline whose hull encloses lung air, `_enclosed_by_body`):
+    on a slice with a trunk (muscle ellipse, a 12 mm-radius vertebral body 13 mm under the back), a table (a
+    4 mm carbon plate, 400 HU at its surface) and a foam pad (-900 HU) between them, the trunk
+    is kept whole and neither the table nor the pad is; anisotropic in-plane spacing, flipped
+    array axes. Independent check: the pieces are painted."""
+    from imagio.segmentation.lesion import _Measured
+
+    nk, nj, ni = 3, 200, 220
+    sk = np.array(spacing)
+    j, i = np.meshgrid(np.arange(nj) * sk[1], np.arange(ni) * sk[2], indexing="ij")
+    cj, ci = 0.4 * nj * sk[1], 0.5 * ni * sk[2]
+    trunk = ((j - cj) / 45.0) ** 2 + ((i - ci) / 70.0) ** 2 <= 1
+    a = np.where(trunk, 40.0, -1000.0)
+    a[(j - (cj + 20)) ** 2 + (i - ci) ** 2 <= 12.0 ** 2] = 700.0   # vertebral body, 13 mm under the back
+    pad = (j > cj + 46) & (j <= cj + 60) & (np.abs(i - ci) < 90)
+    table = (j > cj + 60) & (j <= cj + 64) & (np.abs(i - ci) < 100)
+    a[pad], a[table] = -900.0, 400.0
+    a3 = np.repeat(a[None], nk, axis=0)
+    want = np.repeat(trunk[None], nk, axis=0)
+    if flip:
+        a3, want = a3[:, ::-1, ::-1].copy(), want[:, ::-1, ::-1].copy()
+    m = _Measured(a3, np.ones(a3.shape, bool), 0)
+    body = m.body(slice(0, nk), sk[1:])
+    assert (body == want).all(), (int((body & ~want).sum()), int((want & ~body).sum()))

@@ -496,21 +496,62 @@ class _Measured:
             self._done[run[self.s_axis]] = True
         return self._tissue[at(zs)]
 
+    def body(self, zs: slice, spacing_in_plane) -> np.ndarray:
+        """Bool: of the measured tissue of the whole slices ``zs`` (`tissue`), the in-plane pieces
+        (8-connected) that hold bone (above ``calcium_hu``) deeper than ``subcutaneous_probe_mm``
+        under their own in-plane surface (the array's edge not counted): the patient's trunk and
+        limbs, not the table, its pads or blankets, which hold no bone (a table's dense carbon or
+        metal parts lie at its surface: `body.limbs`, the same rule in 3-D). ``spacing_in_plane``:
+        the two in-plane spacings (mm) in array order. Each slice computed on first use and kept,
+        as `tissue`."""
+        import edt
 
-def _enclosed_by_body(measured: _Measured, box: tuple):
+        from .common import rule
+
+        tissue = self.tissue(zs)
+        at = lambda z: tuple(z if ax == self.s_axis else slice(None) for ax in range(3))  # noqa: E731
+        if getattr(self, "_body", None) is None:
+            self._body = np.zeros(self.a.shape, bool)
+            self._body_done = np.zeros(self.a.shape[self.s_axis], bool)
+        bone, deep = rule("calcium_hu"), rule("subcutaneous_probe_mm")
+        for z in np.flatnonzero(~self._body_done[zs]):
+            t2 = np.take(tissue, z, axis=self.s_axis)
+            self._body_done[zs.start + z] = True
+            if not t2.any():
+                continue
+            lab, _ = ndimage.label(t2, np.ones((3, 3), bool))
+            d = edt.edt(np.ascontiguousarray(t2), anisotropy=tuple(float(x) for x in spacing_in_plane),
+                        black_border=False)
+            held = np.unique(lab[(np.take(self.a, zs.start + z, axis=self.s_axis) > bone) & (d > deep)])
+            self._body[at(zs.start + z)] = np.isin(lab, held[held > 0])
+        return self._body[at(zs)]
+
+
+def _enclosed_by_body(measured: _Measured, box: tuple, spacing_kji=None):
     """callable(labels, selected) -> bool (n + 1,) for `_lung_air`: whether at least half of each
     selected component's voxels (labels: int, the shape of the box ``box`` of the image) lie
-    inside the convex hull of the measured tissue (`_Measured.tissue`) of their whole axial
-    slice (`body.mostly_in_slice_hull`)."""
+    inside the convex hull of the patient's measured tissue (`_Measured.body`: the pieces that
+    hold bone, not the table or its pads) of their whole axial slice
+    (`body.mostly_in_slice_hull`). ``spacing_kji``: the grid's spacing (mm; None: the measured
+    tissue of the slice, table included, as before lesion16).
+
+    Why the bone: the lungs lie inside the trunk, whose outline holds the spine and ribs; the air
+    around a limb lies outside the limb, and its median is parenchyma's where the padding of the
+    reconstruction circle is left out (STS_010: 1440 mL of air round the thigh, median -948 HU,
+    was kept as lung because the table under the thigh brought it inside the slice's hull: the
+    thigh, in that air's concavity, was grown as a 510.58 mL "lung nodule", typed back to soft
+    tissue only because gas bordered it; trial 70 D1)."""
     from .body import mostly_in_slice_hull
 
     a, s_axis = measured.a, measured.s_axis
+    plane = None if spacing_kji is None else [float(x) for ax, x in enumerate(spacing_kji) if ax != s_axis]
 
     def enclosed(lab, which):
         full = np.zeros(tuple(a.shape[ax] if ax != s_axis else box[ax].stop - box[ax].start
                               for ax in range(3)), lab.dtype)
         full[tuple(slice(None) if ax == s_axis else box[ax] for ax in range(3))] = lab
-        return mostly_in_slice_hull(full, which, measured.tissue(box[s_axis]), s_axis)
+        body = (measured.tissue(box[s_axis]) if plane is None else measured.body(box[s_axis], plane))
+        return mostly_in_slice_hull(full, which, body, s_axis)
     return enclosed
 
 
@@ -1190,7 +1231,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         lung, env, rej = _lung_envelope(
             a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml,
             None if data is None else data.data[esl],
-            None if data is None else _enclosed_by_body(data, esl))
+            None if data is None else _enclosed_by_body(data, esl, sk))
         inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
         eseed = tuple(int(v) for v in np.asarray(seed_g) - elo)
         joined = None
@@ -1337,7 +1378,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                                           _lung_air(roi_w, ct.voxel_volume_ml,
                                                     None if data is None else data.data[wsl],
                                                     None if data is None else
-                                                    _enclosed_by_body(data, wsl))[0],
+                                                    _enclosed_by_body(data, wsl, sk))[0],
                                           np.ones(roi_w.shape, bool),
                                           sk, open_min, s_axis, (False, False))
         except InputError:  # the larger box's parenchyma reads the click as lung: nothing to compare
