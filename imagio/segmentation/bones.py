@@ -1069,7 +1069,8 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
 
     Spine: bone in a corridor within 35 mm of the patient's midline (``midline``, RAS x mm; else
     the body's median x), posterior to the body's antero-posterior centre; the corridor's components that are large or span >= 40 mm
-    superior-inferior. Ribs (needs ``lungs``): `rib_pieces`, per rib segment: the remaining
+    superior-inferior, except a piece apart from the largest that lies mostly in front of its
+    vertebral bodies (`in_front_of_column`: vessels beside the trachea). Ribs (needs ``lungs``): `rib_pieces`, per rib segment: the remaining
     thin bone (no ball of ``RIB_MAX_RADIUS_MM`` fits: sternum body, humerus and clavicle heads
     are thicker) that hugs the lungs from outside (within ``RIB_LUNG_MM`` of the lung surface);
     the scapula, farther out, stays "bone". Ribs are cut from the spine at the corridor
