@@ -21,7 +21,9 @@ at 0.5-3 mm grids (a finer grid sees a thin rib's cortex at full density, a coar
 of it). The boundary is the bone threshold itself, with no partial-volume rim below it (except
 where enhanced tissue or a blood pool raised the threshold above trabecular bone's lower bound:
 `bone_mask`; and the edge of thin bone beside the lungs, the ribs, on a scan blurrier than the
-common resolution, down to trabecular bone's lower bound as a thin bone reads there: `bone_mask`,
+common resolution, down to trabecular bone's lower bound as a thin bone reads there, or on a CT
+angiography down to the candidates' contrast floor as a thin bone reads there, given after the
+split to the one bone it surrounds: `bone_mask`, `attach_edge`,
 `thin_bone_note` where enhanced tissue keeps the threshold above it): a voxel
 between soft tissue (T) and bone of density B is at least half bone when its HU is above the
 half maximum (T + B) / 2, which for any bone at or above the threshold is at or above (T +
@@ -260,10 +262,14 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     no cortex, homogeneous as the lung's noise, are contrast-filled vessels, not bone
     (`bone_shell.uncortexed_lumens`).
     info: optional dict, given "thin_bone_note" (`thin_bone_note`: '' or why thin bone is
-    underestimated on this grid) and "low_hu" (float, HU: the bone threshold in use, raised
-    above ``low_hu`` by enhanced tissue or a blood pool; `uncortexed_organ` reads it)."""
+    underestimated on this grid), "low_hu" (float, HU: the bone threshold in use, raised
+    above ``low_hu`` by enhanced tissue or a blood pool; `uncortexed_organ` reads it) and, on a
+    CT angiography blurrier than the common resolution, "edge" (bool [k, j, i]: the voxels of
+    the returned mask that are only thin bone's blurred edge, for `split_bones`' ``edge``)."""
     p = as_progress(progress)
     raw = check_ct(ct)
+    if info is not None:
+        info.pop("edge", None)   # (a dict used before: only this call's edge)
     res = effective_resolution_mm(raw, ct.spacing_kji)
     a = at_common_resolution(raw, ct.spacing_kji, res)
     p(0.0, "bones: threshold")
@@ -421,9 +427,19 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             lumen |= bone_shell.uncortexed_lumens(m & ~lumen, raw, a, lungs, ct.spacing_kji,
                                                   COMMON_RESOLUTION_MM)
         m &= ~lumen
-    if thin_low < low_hu and blood is None:
-        # (not on a CT angiography: there the candidates' floor ``CONTRAST_LOW_HU`` holds and the
-        # pool's rim is no bone; `thin_bone_note` says what a blurred rib loses)
+    if blood is not None and not lung_field:
+        # on a CT angiography the candidates' floor is ``CONTRAST_LOW_HU`` (organ vessels), not
+        # ``low_hu``: a thin bone's edge blurred by a wider point spread peaks lower by the same
+        # factor (`thin_peak_factor`, Prevrhal 1999), so the thin-bone edge below goes down to
+        # that floor scaled as ``thin_low`` scales ``low_hu`` (never within the organs' margin)
+        floor = max(low_hu, CONTRAST_LOW_HU)
+        thin_low = max(tissue + thin_peak_factor(res) * (floor - tissue), tissue + ORGAN_MARGIN_HU)
+        low_hu_edge = floor
+    else:
+        low_hu_edge = low_hu
+    if thin_low < low_hu_edge and (blood is None or not lung_field):
+        # (on a CT angiography the pool and its rim are no bone: ``blood`` is kept out below; not
+        # in a view inside a lung, where the view's floor holds, seg24)
         # thin bone (no ball of RIB_MAX_RADIUS_MM fits in it: ribs, processes) reads at a lower
         # contrast on a grid blurrier than the common resolution (`thin_peak_factor`), and its
         # edge with it: the voxels beside it along each blurrier axis, as far as half the blur
@@ -437,10 +453,16 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
                 & (a > thin_low) & ~m & ~lumen)
         if body is not None:
             edge &= body
+        if blood is not None:
+            edge &= ~blood
         if lungs is not None and lungs.any():
             # ribs lie on the pleura (``RIB_LUNG_MM``)
             edge &= ~lungs & dilate_mm(lungs, RIB_LUNG_MM, ct.spacing_kji)
-        m |= edge
+        if blood is None:
+            m |= edge
+            edge = None
+    else:
+        edge = None
     p(0.6, "bones: marrow")
     # marrow: 2-D holes inside the cortex, per axial slice, that are bone-like (mean HU above
     # MARROW_MIN_HU: fatty/red marrow; the spinal canal (CSF, cord ~ 0-40 HU) stays open)
@@ -472,12 +494,30 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         # the raised threshold, so that an organ touching bone stays out (the lumbar phantom's
         # enhanced organs: the level read outside bone is lower than theirs). Not on a scan whose threshold is
         # the bone's own (rim_hu = low_hu: nothing below it is half bone; module docstring)
-        rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & (a > rim_hu) & ~m
+        rim = dilate_mm(m, COMMON_RESOLUTION_MM, ct.spacing_kji) & ~m
         if body is not None:
             rim &= body
         if blood is not None:
             rim &= ~blood
+        if blood is None or lung_field:
+            rim &= a > rim_hu
+        else:
+            # on a CT angiography the floor is the half maximum between the bone and the tissue
+            # beside each voxel (`edge_half_max_hu`), not one read on the whole view: that moved
+            # with the crop (issue 14). Not in a view inside a lung (`lung_field`): the view's
+            # floor is kept there (a lower one walled in a pulmonary artery in the chest CTA's
+            # 80 mm left-lung cube, seg24; test_lung_small_fov)
+            rim &= a > edge_half_max_hu(a, m, blood, body, res, ct.spacing_kji)
         m |= rim
+    if edge is not None:
+        # on a CT angiography the thin-bone edge is added last: it is that bone's blurred edge,
+        # not cortex that encloses marrow or that its partial-volume rim grows from; ``info``
+        # names its voxels, so that `split_bones` attaches each to the one bone it surrounds
+        edge &= ~m
+        m |= edge
+        if info is not None:
+            info["edge"] = edge
+        edge = None
     # marrow enclosed in 3-D but open in every axial slice (not the spinal canal: CSF/cord)
     voids = fill_holes_3d(m) & ~m
     if voids.any():
@@ -489,6 +529,66 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     m &= ~lumen
     p(1.0, "bones: done")
     return m
+
+
+EDGE_TISSUE_MM = 10.0  # half-width of the box the soft tissue beside bone is read in (`edge_half_max_hu`)
+
+
+def edge_half_max_hu(a: np.ndarray, bone: np.ndarray, blood: np.ndarray, body: np.ndarray | None,
+                     resolution_mm, spacing_kji) -> np.ndarray:
+    """Float32 [k, j, i] (HU): per voxel, the floor of the bone's partial-volume edge on a CT
+    angiography: T + q (B - T), the half maximum (q = 1/2) between the soft tissue T and the bone
+    B beside the voxel on a scan at or finer than ``COMMON_RESOLUTION_MM``, never below
+    trabecular bone's lower bound ``BONE_LOW_HU``; +inf (no edge) where T or B is missing.
+
+    B: the densest voxel of ``bone`` within one resolution width of the voxel along each axis (a
+    box of half-width max(``COMMON_RESOLUTION_MM``, ``resolution_mm``) mm per axis: the distance
+    over which a blurred edge rises to the bone's peak). T: the mean of the soft tissue (0-300
+    HU, inside ``body``, not ``bone`` grown by one common-resolution voxel, not ``blood``) within
+    ``EDGE_TISSUE_MM`` of the voxel. Box half-widths are the whole voxels nearest to those
+    distances, so each box has the same size in mm on any grid. q = 2^-(f^2), f =
+    `thin_peak_factor` (1 at or finer than the common resolution, so q = 1/2). ``a``: the
+    common-resolution CT [k, j, i] (HU); masks bool [k, j, i] of its shape; ``resolution_mm``
+    (`resolution.effective_resolution_mm`) and ``spacing_kji`` in mm per axis [k, j, i].
+
+    Why: a voxel across an edge between tissue T and bone B is at least half bone when it reads
+    above (T + B) / 2: the half-maximum (full width at half maximum) edge rule, read on the
+    local peak and background (Hangartner TN, Thresholding technique for accurate analysis of
+    density and geometry in QCT, pQCT and microCT images, J Musculoskelet Neuronal Interact
+    2007;7:9-16). Both levels are read beside the bone, in boxes of fixed size in mm, so the
+    floor is the same in any crop: the whole view's deep-tissue percentile, used before, follows
+    which enhanced tissue the view holds (the chest CTA 158 HU whole, 93 HU its upper half: 132
+    mL more bone in the half, issue 14). Dense cortex's edge is at its own half maximum, far
+    above the candidates' floor, so no skirt of mostly-soft-tissue voxels is taken that would
+    widen with the blur (a fixed floor of about (T + 200) / 2 gave the ribs 10 % more volume at
+    1.5 mm than on 1.5 x 1.5 x 5 mm slices, seg24). On a scan blurrier than the common resolution
+    a thin bone (a rib: its cortex is thinner than the blur) reads at a peak lowered by f and
+    widened by 1 / f (Prevrhal S, Engelke K, Kalender WA, Phys Med Biol 1999;44:751-764); for a
+    Gaussian profile the edge that the half maximum gives at the common resolution lies at the
+    fraction 2^-(f^2) of the blurred peak, so the floor follows it and the ribs' edge does not
+    widen with the blur (the chest CTA on the 3 mm corner-aligned grid, effective 3.8 x 3.2 x 3.6
+    mm: the lowest rib piece's median 236 HU with q = 1/2, 246 HU with it; the 1.5 mm run's
+    lowest 287 HU). For thick bone (a step edge) the half maximum holds at any blur, so there q
+    is slightly high on a blurry scan (not seen on the chest CTA: its thick bone's peak keeps
+    the floor above the candidates' anyway)."""
+    sk = np.asarray(spacing_kji, float)
+    soft = (a >= 0) & (a <= 300) & ~blood & ~dilate_mm(bone, COMMON_RESOLUTION_MM, sk)
+    if body is not None:
+        soft &= body
+    # box half-widths: the whole voxels nearest to the distance in mm (at least one), so that
+    # the box is the same physical size on any grid (a ceiling doubled it at 3.2 mm / 3 mm)
+    size = tuple(2 * max(1, int(round(EDGE_TISSUE_MM / s))) + 1 for s in sk)
+    w = ndimage.uniform_filter(soft.astype(np.float32), size, mode="constant")
+    t = ndimage.uniform_filter(np.where(soft, a, 0).astype(np.float32), size, mode="constant")
+    soft = None
+    reach = np.maximum(np.asarray(resolution_mm, float), COMMON_RESOLUTION_MM)
+    bsize = tuple(2 * max(1, int(round(r / s))) + 1 for r, s in zip(reach, sk))
+    b = ndimage.maximum_filter(np.where(bone, a, np.float32(-1024.0)).astype(np.float32), bsize,
+                               mode="constant", cval=-1024.0)
+    ok = (w > 1e-3) & (b > -1024.0)
+    t = t / np.maximum(w, 1e-3)
+    half = t + np.float32(2.0 ** -(thin_peak_factor(resolution_mm) ** 2)) * (b - t)
+    return np.where(ok, np.maximum(np.float32(BONE_LOW_HU), half), np.float32(np.inf)).astype(np.float32)
 
 
 def cut_chest_wall_pieces(lab: np.ndarray, n: int, counts: np.ndarray, lungs: np.ndarray,
@@ -959,7 +1059,8 @@ def _cut_by_lower_face(ct: Volume, m: np.ndarray) -> int:
 def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
                 lungs: np.ndarray | None = None, midline: float | None = None,
                 spine: bool = True, trachea: np.ndarray | None = None,
-                notes: list | None = None, bone_low_hu: float | None = None) -> dict[str, np.ndarray]:
+                notes: list | None = None, bone_low_hu: float | None = None,
+                edge: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
 
     spine: False when nothing in view says that a spine is there (no trachea, no lungs, no
@@ -968,7 +1069,8 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
 
     Spine: bone in a corridor within 35 mm of the patient's midline (``midline``, RAS x mm; else
     the body's median x), posterior to the body's antero-posterior centre; the corridor's components that are large or span >= 40 mm
-    superior-inferior. Ribs (needs ``lungs``): `rib_pieces`, per rib segment: the remaining
+    superior-inferior, except a piece apart from the largest that lies mostly in front of its
+    vertebral bodies (`in_front_of_column`: vessels beside the trachea). Ribs (needs ``lungs``): `rib_pieces`, per rib segment: the remaining
     thin bone (no ball of ``RIB_MAX_RADIUS_MM`` fits: sternum body, humerus and clavicle heads
     are thicker) that hugs the lungs from outside (within ``RIB_LUNG_MM`` of the lung surface);
     the scapula, farther out, stays "bone". Ribs are cut from the spine at the corridor
@@ -982,8 +1084,14 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     behind moves that centre, so the bound comes from the trachea (``trachea``, bool [k, j, i])
     or the lungs then, or from the spinal canal; ``notes`` (a list) receives the sentence to warn
     with when only the body's centre is left (`spine_front_y`). ``bone_low_hu``: the threshold
-    `bone_mask` used (its ``info["low_hu"]``), for `uncortexed_organ`.
+    `bone_mask` used (its ``info["low_hu"]``), for `uncortexed_organ`. ``edge``: optional bool
+    [k, j, i], the voxels of ``bone`` that are only thin bone's blurred edge (`bone_mask`'s
+    ``info["edge"]``): the split is made without them and each is then given to the one bone
+    piece it surrounds (`attach_edge`); an edge voxel between two pieces is in no label.
     """
+    if edge is not None and edge.any():
+        parts = split_bones(ct, bone & ~edge, body, lungs, midline, spine, trachea, notes, bone_low_hu)
+        return attach_edge(parts, edge & bone)
     want_spine = spine
     ref = body if body is not None and body.any() else bone
     # the coordinates as broadcastable ramps (`ras_ramp`: on an axial grid the corridor is a
@@ -1014,6 +1122,12 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         large = counts >= 0.2 * counts.max()
         big = large | (span >= 40.0)
         big[0] = False
+        # a piece apart from the column that lies in front of its vertebral bodies is not a
+        # vertebra (`in_front_of_column`: a contrast-filled vein or artery beside the trachea,
+        # 'large' beside the column's few voxels in a view cut behind them)
+        if big.sum() > 1:
+            big &= ~in_front_of_column(lab, counts, int(np.argmax(counts)), s_ax, ras_ramp(ct, 1))
+            large &= big
         spine = big[lab]
         if lungs is not None and lungs.any() and (big & ~large).any():
             # a long thin piece beside the column (a calcified descending aorta, 40 mm or more
@@ -1049,6 +1163,97 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
             ras_ramp(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
     other &= ~uncortexed_organ(ct, other, notes, skeleton=spine | ribs, bone_low_hu=bone_low_hu)
     return {"vertebrae": spine, "ribs": ribs, "bone": other}
+
+
+def in_front_of_column(lab: np.ndarray, counts: np.ndarray, column: int, s_ax: int,
+                       a_mm: np.ndarray) -> np.ndarray:
+    """Bool [n + 1] over the labels of ``lab`` (int [k, j, i], 0 = background; ``counts`` its
+    voxel counts, [n + 1]): True for each piece other than ``column`` (the label of the spine's
+    main piece) of which at least half of the voxels lie in front of the column, that is, in an
+    axial plane (array axis ``s_ax``, the one nearest superior) that holds the column and more
+    anterior than the column's most anterior voxel in that plane. ``a_mm``: the world anterior
+    coordinate of each voxel (RAS y, mm; float [k, j, i] or broadcastable: `common.ras_ramp`).
+
+    Why: a vertebra is one bone whose body is its most anterior part; the pedicles, arch and
+    processes lie beside and behind the body, and neighbouring vertebrae are stacked on it along
+    the column, joined by discs and facet joints (Gray's Anatomy, 42nd ed., "Vertebral
+    column"). In front of the bodies lie the prevertebral muscles, the oesophagus and the great
+    vessels (Gray's, "Neck", "Mediastinum"), whose lumens are bone-dense on a CT angiography
+    (undiluted contrast in the subclavian and brachiocephalic veins: Bae KT, Radiology
+    2010;256:32-61). A vertebra separated from the column by partial volume lies above, below,
+    beside or behind it, never wholly in front of it in the same planes. Issue 14: the chest
+    CTA's front part (cut at RAS A 146 mm) kept 2.8 mL of the column's front in its corridor, and
+    a 1.5 mL piece of contrast-filled vessels beside the trachea, 97 % of it in front of the
+    column, was 'large' beside it (0.24 of the column's voxels): named 'vertebrae', while the
+    whole scan named it 'bone'."""
+    out = np.zeros(counts.shape, bool)
+    other = tuple(ax for ax in range(3) if ax != s_ax)
+    col = lab == column
+    a = np.broadcast_to(a_mm, lab.shape)
+    front = np.where(col, a, -np.inf).max(axis=other)   # per plane; -inf: no column there
+    shape = [1, 1, 1]
+    shape[s_ax] = -1
+    front = front.reshape(shape)
+    ahead = (a > front) & np.isfinite(front) & (lab > 0)
+    out[:] = np.bincount(lab[ahead], minlength=counts.size) >= 0.5 * counts
+    out[0] = False
+    out[column] = False
+    return out
+
+
+def attach_edge(parts: dict[str, np.ndarray], edge: np.ndarray) -> dict[str, np.ndarray]:
+    """``parts`` (name -> disjoint bool [k, j, i] masks: `split_bones`' labels) with each voxel of
+    ``edge`` (bool [k, j, i], a bone's partial-volume edge, in none of ``parts``) added to the one
+    piece that it surrounds. A piece is a 26-connected component of one part. The edge is given
+    layer by layer from the pieces outwards: a voxel 26-adjacent to exactly one piece (its bone
+    or that bone's edge already given) joins it; a voxel adjacent to two pieces, or given in the
+    same layer beside a voxel given to another piece, joins none. So the edge never joins two
+    pieces: the pieces of each part are the same, each grown by its own edge. Returns a new dict.
+
+    Why: an edge voxel is a mixture of one bone and the soft tissue around it (the partial-volume
+    rim of a blurred bone: Prevrhal S et al., Phys Med Biol 1999;44:751-764); two bones are
+    separated by soft tissue (joints, intercostal spaces: Gray's Anatomy, 42nd ed., "Chest
+    wall"), so a rim never connects them. Added to the mask before the split, the blurred edge of
+    two ribs on the chest CTA's 3 mm corner-aligned grid bridged a 3.1 mL rib piece of median 229
+    HU to a 4.9 mL one (14 voxels of 195-200 HU, issue 14)."""
+    names = list(parts)
+    out = {n: parts[n].copy() for n in names}
+    box = bbox_slices(edge)   # the edge's box and one voxel more: the pieces it touches
+    if box is None:
+        return out
+    e = edge[box].copy()
+    ids = np.zeros(e.shape, np.int64)
+    owner = [0]   # piece id -> index of its part in names (id 0: none)
+    for k, n in enumerate(names):
+        # (labelled on the whole grid: a piece that leaves the box and comes back is one piece)
+        lab, cnt, _ = components(parts[n] & ~edge, connectivity=26)
+        sub = lab[box]
+        ids[sub > 0] = sub[sub > 0].astype(np.int64) + len(owner) - 1
+        owner += [k] * cnt
+        lab = sub = None
+    big = np.int64(len(owner) + 1)
+    foot = np.ones((3, 3, 3), bool)
+
+    def touching(m):
+        hi = ndimage.maximum_filter(m, footprint=foot, mode="constant", cval=0)
+        lo = ndimage.minimum_filter(np.where(m > 0, m, big), footprint=foot, mode="constant", cval=big)
+        return hi, lo
+
+    while e.any():
+        hi, lo = touching(ids)
+        touched = e & (hi > 0)
+        if not touched.any():
+            break
+        new = touched & (hi == lo)
+        trial = np.where(new, hi, ids)
+        hi2, lo2 = touching(trial)
+        new &= hi2 == lo2   # given in this layer beside another piece's voxel: none
+        ids[new] = hi[new]
+        e &= ~touched       # decided: given, or between two pieces
+    owner = np.asarray(owner + [-1])
+    for k, n in enumerate(names):
+        out[n][box] |= (ids > 0) & (owner[ids] == k) & edge[box]
+    return out
 
 
 def uncortexed_organ(ct: Volume, other: np.ndarray, notes: list | None = None,

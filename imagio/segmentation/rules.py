@@ -339,7 +339,13 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
         notes: list[str] = []
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=spine, trachea=trachea, notes=notes,
-                                  bone_low_hu=bone_info.get("low_hu")))
+                                  bone_low_hu=bone_info.get("low_hu"), edge=bone_info.get("edge")))
+        edge = bone_info.pop("edge", None)
+        if edge is not None:
+            # thin bone's blurred edge that lies between two bone pieces is in no label
+            # (`bones.attach_edge`): not bone for what reads the mask below either
+            bone = bone & ~(edge & ~(out["vertebrae"] | out["ribs"] | out["bone"]))
+            edge = None
         meta["warnings"] += [f"bones: {n}" for n in notes]
         cut = bn.spine_cut_note(ct, body, spine_x) if spine and spine_x is not None else ""
         if cut:
