@@ -310,7 +310,8 @@ def parallel_tracks(maps, ctx: AblationContext, target, directions, lateral_mm: 
     analysis grid; default the tumour, ``ctx.tumour``), and
     the line's skin entry: where the line, followed back from its deepest centre, first leaves
     the body (its last sample inside, on the outer skin of ``maps``; a line that leaves through
-    a cut face, leaves the maps' crop or finds no skin within ``reach_mm`` is dropped). Two
+    a cut face, leaves the maps' crop, finds no skin within ``reach_mm`` or meets the body again
+    further back within ``reach_mm`` (another body part in the shaft's way) is dropped). Two
     tracks of one direction are at least ``lateral_mm`` apart along their whole length; all
     centres of a line share its entry (one probe per line when the probes may not share one).
     Returns (E entries, C centres, N outward skin normals at the entries, track id per
@@ -360,6 +361,10 @@ def parallel_tracks(maps, ctx: AblationContext, target, directions, lateral_mm: 
         out = ~(fl & BODY).astype(bool)
         first_out = np.argmax(out, axis=1)
         ok = out.any(axis=1) & (first_out > 0)
+        # on the OUTER skin: followed further back (the needle's part outside the skin) the line
+        # stays out of the body; one that meets it again runs through another body part (an arm,
+        # a fold of the outline) where the shaft cannot pass (planning_defaults tissue_outside_skin_mm)
+        ok &= ~(~out & (np.arange(len(samples))[None, :] > first_out[:, None])).any(axis=1)
         last = np.maximum(first_out - 1, 0)
         r = np.arange(len(lines))
         ok &= incrop[r, first_out] & incrop[r, last] & ((fl[r, last] & SKIN) > 0)
