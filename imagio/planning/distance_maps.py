@@ -459,15 +459,30 @@ def _distance_outside(free: np.ndarray, spacing_kji) -> np.ndarray:
 
 
 def _min_floor_into(tgt: np.ndarray, d: np.ndarray, margin: float, slab: int = 8) -> None:
-    """``tgt = min(tgt, floor_f16(d - margin))`` in place, ``slab`` slices at a time (the float32
-    temporaries of `_floor_f16` stay a few slices large; the same values)."""
+    """``tgt = min(tgt, floor_f16(d - margin))`` in place (``tgt`` float16, ``d`` float32, the same
+    shape), ``slab`` slices at a time (the float32 temporaries stay a few slices large).
+
+    Only the voxels where ``x = d - margin`` lies below ``tgt`` are rounded and written: there
+    floor_f16(x) <= x < tgt, so the minimum is floor_f16(x); elsewhere tgt <= x, and tgt being a
+    float16 value, floor_f16(x) (the largest float16 <= x) >= tgt, so the minimum is tgt. The
+    same values as rounding every voxel (most of a box lies beyond the cap, where tgt holds)."""
     m = np.float32(margin)
     for k in range(0, d.shape[0], slab):
         x = d[k:k + slab]
         if margin:
             x = x - m
         t = tgt[k:k + slab]
-        np.minimum(t, _floor_f16(x), out=t)   # monotone: the min of the rounded values is the rounded min
+        low = x < t            # (float16 -> float32 is exact)
+        if low.any():
+            t[low] = _floor_f16(x[low])
+
+
+def _or_bits(flags: np.ndarray, mask: np.ndarray, bit: int) -> None:
+    """``flags[mask] |= bit`` in place (``flags`` uint8, ``mask`` bool of its shape, ``bit`` one
+    flag < 256): the mask's bytes (0/1) times the bit, ORed in one pass; the same values without
+    the masked indexing's index lists (about 10x faster on a crop)."""
+    m = np.asarray(mask, bool)
+    np.bitwise_or(flags, np.multiply(m.view(np.uint8), np.uint8(bit)), out=flags)
 
 
 _CACHE: dict = {}   # one entry: exact key of precompute's inputs -> PlanningMaps
@@ -730,9 +745,9 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     lung_vals = [v for v, n in names.items() if n in LUNG_PARENCHYMA]
     air_vals = [v for v, n in names.items() if n in AERATED_LUNG]   # + emphysema (trial 33 H2)
     flags = np.zeros(label.shape, np.uint8)
-    flags[body] |= BODY
+    _or_bits(flags, body, BODY)
     if problem.skin is not None:
-        flags[problem.skin.skin[sl]] |= SKIN
+        _or_bits(flags, problem.skin.skin[sl], SKIN)
     if air_vals:
         # aerated: lung label and air on the CT (an unlabelled solid nodule or vessel inside the
         # lung label is not aerated lung: new-user trial 21 counted an 11.6 mm solid nodule);
@@ -747,12 +762,12 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
         lung = ndimage.binary_closing(aerated, iterations=2) & body | aerated
     if problem.target.value and problem.target.in_lung:
         lung |= label == problem.target.value
-    flags[lung] |= LUNG
-    flags[aerated] |= AERATED
-    flags[aerated & (hu < problem.constraints.emphysema_hu)] |= EMPH
+    _or_bits(flags, lung, LUNG)
+    _or_bits(flags, aerated, AERATED)
+    _or_bits(flags, aerated & (hu < problem.constraints.emphysema_hu), EMPH)
     liver_vals = [v for v, n in names.items() if anatomy.is_liver(n)]
     if liver_vals:
-        flags[values_mask(label, liver_vals)] |= LIVER
+        _or_bits(flags, values_mask(label, liver_vals), LIVER)
     has_lung = bool(lung.any())
     del lung, aerated, body   # (not held during the distance maps' edt: issue 20, the plan's peak;
     #                           the smoothed body of the skin normals: `PlanningMaps.body_smooth_box`)
@@ -763,7 +778,7 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     in_crop = [n for n, i in enumerate(measured) if present[specs[i].value]]
     any_avoid = any(specs[i].role == "avoid" for i in measured)
     prog(1.0, "planning: maps ready")
-    flags[role_of_label[label] == ROLE_CODE["forbidden"]] |= FORBIDDEN
+    _or_bits(flags, role_of_label[label] == ROLE_CODE["forbidden"], FORBIDDEN)
     boundary = boundary_points(region, rlo - lo, struct_of_label, measured, mboxes, sp)
     has = {"lung": has_lung, "lobes": int(present[[v for v in lung_vals if v < nlab]].sum()) > 1,
            "avoid": any_avoid, "liver": bool(liver_vals), "skin_model": problem.skin is not None}

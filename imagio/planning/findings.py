@@ -380,17 +380,37 @@ def _thick(problem, kji: np.ndarray, chunk_samples: int = 1 << 18) -> np.ndarray
     strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
     flat_ct = np.asarray(ct.array).reshape(-1)
     data = None if problem.skin is None else problem.skin.data
-    per = off.shape[0] * off.shape[1]
-    step = max(1, int(chunk_samples) // per)
-    for lo in range(0, len(kji), step):
-        q, inb = _voxels(kji[lo:lo + step, None, None, :] + off[None], shape)        # (h, 27, 27, 3)
-        flat = q[inb] @ strides
-        tis = flat_ct[flat] > BODY_HU
-        if data is not None:
-            tis &= _mask_at(data, flat)
-        full = np.zeros(inb.shape, bool)
-        full[inb] = tis
-        out[lo:lo + step] = full.all(2).any(1)
+    nc, nb = off.shape[:2]
+    # "any centre whose every ball point is tissue", a centre at a time over the voxels not yet
+    # found thick, a ball point at a time over those whose points so far were all tissue: a voxel
+    # leaves at its first centre that holds, a (voxel, centre) at its first point that is not
+    # tissue. The same points and nearest voxels as testing all 27 x 27 (`_voxels`, per axis);
+    # almost every voxel the planner tests is thin, and falls at a ball's first points.
+    # ``chunk_samples`` voxels at a time (each step's temporaries: a few int64 per voxel)
+    for lo in range(0, len(kji), max(1, int(chunk_samples))):
+        todo = np.arange(lo, min(len(kji), lo + max(1, int(chunk_samples))))
+        for c in range(nc):
+            v = todo
+            for b in range(nb):
+                flat = np.zeros(len(v), np.int64)
+                inb = np.ones(len(v), bool)
+                for ax in range(3):
+                    q = np.rint(kji[v, ax] + off[c, b, ax]).astype(np.int64)
+                    inb &= (q >= 0) & (q < shape[ax])
+                    flat += q * strides[ax]
+                flat = flat[inb]
+                tis = flat_ct[flat] > BODY_HU
+                if data is not None:
+                    tis &= _mask_at(data, flat)
+                keep = np.zeros(len(v), bool)
+                keep[inb] = tis
+                v = v[keep]
+                if not len(v):
+                    break
+            out[v] = True
+            todo = todo[~out[todo]]
+            if not len(todo):
+                break
     return out
 
 
