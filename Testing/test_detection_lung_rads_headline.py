@@ -331,3 +331,36 @@ def test_a_floor_of_2_is_open_above_and_named():
     two["stratification"] = stratify(two)
     row = dict(zip(NODULE_FIELDS, nodule_rows("s", [two])[0]))
     assert row["lung_rads"] == "" and row["lung_rads_note"] == "size a lower bound: >= 2", row
+
+
+def test_the_review_list_names_every_low_probability_candidate_the_headline_names():
+    """detect30: the summary's review_low_probability (`report.for_review`) listed the 4A+
+    low-probability candidates only, while the headline beside it named a definite 3 ("3 if #5 is a
+    nodule") and the floors >= 3 and >= 2 (a clipped outline: the size is a lower bound) of others.
+    Both lists now come from the headline's conditions (`pipeline.if_a_nodule`): every candidate
+    named there is in the review list, with its category in the table's words."""
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.detection.report import for_review, split_by_score
+    from imagio.stratification.screening import stratify
+
+    three = nod(5, 7.0, 0.12)                                    # solid 7 mm: 3
+    floor3 = nod(11, 7.0, 0.08, unsure=CLIP)                     # clipped solid 7 mm: >= 3
+    pf = {**_typed(10, 9.8, 0.06, "perifissural", 9.8), "size_uncertain": CLIP}
+    pf["stratification"] = stratify(pf)                          # clipped perifissural < 10 mm: >= 2
+    four = nod(9, 16.0, 0.13)                                    # 4B
+    assert three["stratification"]["lung_rads"]["category"] == "3"
+    assert floor3["stratification"]["lung_rads"]["category_at_least"] == "3"
+    assert pf["stratification"]["lung_rads"]["category_at_least"] == "2"
+    every = [three, floor3, pf, four]
+    s = scan_lung_rads(every)
+    assert s["highest_lung_rads"] == ("4B if #9 (score 0.13) is a nodule; 3 if #5 is a nodule; >=3 if #11 is a "
+                                      "nodule; >=2 if #10 is a nodule"), s["highest_lung_rads"]
+    named = {x["id"] for c in s["lung_rads_conditions"] for x in c["candidates"]}
+    assert named == {5, 9, 10, 11}
+    assert s["review_low_probability"] == ["#5 3", "#11 >= 3", "#10 >= 2", "#9 4B"], s["review_low_probability"]
+    assert for_review(split_by_score(every)[1], s["lung_rads_conditions"]) == s["review_low_probability"]
+    # above a reported 3 the headline names the 4B only; the review list keeps the 4A+ ones it always had
+    rep = nod(2, 7.5, 0.9)
+    s = scan_lung_rads([rep] + every)
+    assert s["highest_lung_rads"].startswith("3; 4B if #9 (score 0.13) is a nodule; >=3 if #11"), s["highest_lung_rads"]
+    assert s["review_low_probability"] == ["#11 >= 3", "#9 4B"], s["review_low_probability"]

@@ -110,6 +110,67 @@ def test_airway_tree_connected_and_tapering(ph):
     assert ph.airway_tree[0].parent == -1 and ph.airway_tree[0].name == "trachea"
 
 
+def test_a_terminal_airway_has_no_wall_cap(ph):
+    """Issue 17 (detect24): a branch without children is where the phantom stops drawing the tree,
+    not where the airway ends (it divides on below CT resolution: Weibel 1963; Webb, Radiology
+    2006): no wall closes it. The closed wall cap drew a soft-tissue plug at every terminal end,
+    117 of the weights-free detector's 160 false positives at 8 per scan on the screening phantom.
+    Beyond each terminal end's plane, within its lumen + wall radius of the end, no voxel is wall
+    unless another branch's tube holds it."""
+    from imagio.phantom.trees import _seg_dist
+
+    lab = ph.labels
+    tree = ph.airway_tree
+    parents = {b.parent for b in tree}
+    seg_a = np.array([b.start_ras for b in tree])
+    seg_b = np.array([b.end_ras for b in tree])
+    outer = np.array([max(b.radius_start_mm, b.radius_end_mm, 0.87 * ph.spacing) + b.wall_mm for b in tree])
+    wall_p = lab.kji_to_world(np.argwhere(lab.mask("airway_wall")))
+    terminal = [b for b in tree if b.id not in parents]
+    assert len(terminal) > 20
+    for b in terminal:
+        u = (b.end_ras - b.start_ras) / b.length_mm
+        r = max(b.radius_end_mm, 0.87 * ph.spacing) + b.wall_mm
+        p = wall_p[np.linalg.norm(wall_p - b.end_ras, axis=1) <= r]
+        p = p[(p - b.end_ras) @ u > 0.5 * ph.spacing]     # beyond the end plane
+        others = np.array([o.id != b.id for o in tree])
+        alone = (_seg_dist(p, seg_a[others], seg_b[others]) > outer[others][None]).all(1)
+        assert not alone.any(), (b.id, b.generation, p[alone])
+
+
+def test_lesion_sites_keep_clear_of_the_airway_past_its_open_ends(ph):
+    """detect30: opening the terminal ends turned the closed caps' voxels into lung, and every lesion
+    site drawn from the lung's voxels moved (screening nodules, the demo's nodules, placement's
+    sites: tests written on them broke). The airway runs on past a drawn end below resolution, so
+    placement reads the former cap as airway wall (`Phantom.placement_labels`) and the sites are the
+    closed-end phantom's. The cap voxels are recomputed here from the tree: beyond a terminal end's
+    plane, within its lumen radius + wall of the end; none is airway in the labels; placement reads
+    each as wall and every other voxel as the labels; a lung site keeps its 3 mm from them."""
+    from imagio.phantom import placement
+
+    lab = ph.labels
+    caps = np.asarray(ph.airway_end_caps_ras)
+    assert len(caps) > 20 and len(ph.airway_end_caps_held) == len(caps)
+    parents = {b.parent for b in ph.airway_tree}
+    ends = [b for b in ph.airway_tree if b.id not in parents]
+    within = np.zeros(len(caps), bool)
+    for b in ends:
+        u = (b.end_ras - b.start_ras) / b.length_mm
+        r = max(b.radius_end_mm, 0.87 * ph.spacing)
+        d = np.linalg.norm(caps - b.end_ras, axis=1)
+        within |= ((caps - b.end_ras) @ u > -1e-3) & (d > r - 1e-3) & (d <= r + b.wall_mm + 1e-3)
+    assert within.all(), caps[~within]
+    kji = lab.nearest_kji(caps)
+    names = {lab.labels[int(v)] for v in lab.array[tuple(kji.T)]}
+    assert not names & {"airways", "airway_wall", "trachea"}, names
+    placing = ph.placement_labels()
+    changed = placing != lab.array
+    assert changed.sum() == len(caps) and changed[tuple(kji.T)].all()
+    assert (placing[tuple(kji.T)] == {n: v for v, n in lab.labels.items()}["airway_wall"]).all()
+    c, _ = placement.site_centre(ph, "lung", 10.0, seed=0)
+    assert np.linalg.norm(caps - c, axis=1).min() > 5.0 + 3.0 - 1e-6    # site_centre's d_air > r + 3
+
+
 def test_lesions_inside_their_organs(ph):
     lab = ph.labels
     inv = {n: v for v, n in lab.labels.items()}

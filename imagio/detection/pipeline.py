@@ -340,9 +340,10 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
     "uncertain_lung_rads": ["#id >= floor"] of the
     candidates whose size is a lower bound or cut by the scan's edge ("#6 >= 3 as part-solid, >= 4A if
     solid" when the type is uncertain, `stratification.screening.category_words`), "review_low_probability":
-    `report.for_review` (low-probability candidates at 4A+ if they were nodules, then those with no
-    category nor floor: not assessable, calcium or bone), "uncategorised": `report.uncategorised`
-    (how many characterised candidates have no category, and why; "" when all have one)}."""
+    `report.for_review` (low-probability candidates at 4A+ if they were nodules or named by the
+    conditions, then those with no category nor floor: not assessable, calcium or bone),
+    "uncategorised": `report.uncategorised` (how many characterised candidates have no category, and
+    why; "" when all have one)}."""
     from ..stratification.screening import category_words
     from .report import for_review, split_by_score, uncategorised
 
@@ -362,7 +363,7 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
                                     for d in nodules if d.get("size_uncertain") and d["stratification"]
                                     ["lung_rads"].get("category_at_least")],
             "lung_rads_conditions": clauses,
-            "review_low_probability": for_review(low),
+            "review_low_probability": for_review(low, clauses),
             "uncategorised": uncategorised(nodules) or ""}
 
 

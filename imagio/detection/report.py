@@ -335,23 +335,30 @@ def _review_text(d: dict) -> str:
     return f"#{d['id']} " + ("not assessable" if _no_category(d) == "not_assessable" else "calcium or bone, size uncertain")
 
 
-def _actionable(low: list[dict] | None) -> list[str]:
+def _actionable(low: list[dict] | None, named=()) -> list[str]:
     """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they were
-    nodules, under their type or the other plausible one, with every category their type allows
-    ("#7 4A as part-solid, 4B if solid", `stratification.screening.category_words`; trial 66 M1:
-    "#7 4A" said nothing of the type, #3 "3 as part-solid, 4A if solid" was not listed)."""
+    nodules, under their type or the other plausible one, and of those whose ids are in ``named``,
+    with every category their type allows ("#7 4A as part-solid, 4B if solid", ">= 3" for a floor:
+    `stratification.screening.category_words`; trial 66 M1: "#7 4A" said nothing of the type, #3
+    "3 as part-solid, 4A if solid" was not listed); in the order of ``low``."""
     from ..stratification.screening import category_words, type_dependent
 
+    named = set(named)
     return [f"#{d['id']} {category_words(lr)}" for d in (low or [])
-            for lr in [d.get("stratification", {}).get("lung_rads", {})] if type_dependent(lr)[0] in ACTIONABLE]
+            for lr in [d.get("stratification", {}).get("lung_rads", {})]
+            if type_dependent(lr)[0] in ACTIONABLE or d["id"] in named]
 
 
-def for_review(low: list[dict] | None) -> list[str]:
+def for_review(low: list[dict] | None, conditions: list[dict] | None = None) -> list[str]:
     """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they
-    were nodules, then ["#id not assessable" | "#id calcium or bone, size uncertain"] of those
-    with no category nor floor (`review_no_category`): named for the reader's review, never the
-    scan's category."""
-    return _actionable(low) + [_review_text(d) for d in review_no_category(low)]
+    were nodules or that the scan's headline names (``conditions``: `pipeline.if_a_nodule`'s
+    clauses over the same scan, as ``scan_lung_rads`` gives them: a category above the scan's and
+    at least 3, a floor at its level and at least 2; detect30: the review list beside a headline
+    naming "3 if #5" and ">=2 if #10" named neither), then ["#id not assessable" | "#id calcium or
+    bone, size uncertain"] of those with no category nor floor (`review_no_category`): named for
+    the reader's review, never the scan's category."""
+    named = {x["id"] for c in conditions or () for x in c["candidates"]}
+    return _actionable(low, named) + [_review_text(d) for d in review_no_category(low)]
 
 
 def uncategorised(nodules: list[dict]) -> str | None:

@@ -69,9 +69,36 @@ class Phantom:
     seed: int
     params: dict = field(default_factory=dict)
     geometry: dict = field(default_factory=dict)
+    # (n, 3) RAS mm: centres of the voxels beyond the open terminal airway ends that a closed
+    # wall cap would hold, and (n,) the label each held when the phantom was made (lung or
+    # whatever lay there, in ``labels`` and ``ct``); see `placement_labels`
+    airway_end_caps_ras: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    airway_end_caps_held: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def lesion(self, name: str) -> Lesion:
         return next(les for les in self.lesions if les.name == name)
+
+    def placement_labels(self) -> np.ndarray:
+        """The label array [k, j, i] that lesion placement reads: ``labels.array`` (a copy) with
+        the voxels of ``airway_end_caps_ras`` that lie in the grid and still hold the label they
+        held when the phantom was made (no lesion painted over them since) set to ``airway_wall``. The
+        airway does not end at a terminal branch's end plane: it runs on below CT resolution
+        (Weibel 1963; Webb, Radiology 2006;239:322), so a lesion site keeps clear of it there
+        as of the drawn wall; the region is the one the closed wall cap painted before the
+        ends were opened (issue 17), so the lesion sites drawn from the labels (``finish``,
+        ``screening``, ``placement``) are those of the closed-end phantom, for the same seed.
+        Unchanged copy when there are no such voxels or no ``airway_wall`` label."""
+        arr = self.labels.array.copy()
+        wall = next((v for v, n in self.labels.labels.items() if n == "airway_wall"), None)
+        pts = np.asarray(self.airway_end_caps_ras, float).reshape(-1, 3)
+        if wall is None or not len(pts):
+            return arr
+        kji = self.labels.nearest_kji(pts)
+        inside = np.all((kji >= 0) & (kji < np.asarray(arr.shape)), axis=1)
+        idx = tuple(kji[inside].T)
+        same = arr[idx] == np.asarray(self.airway_end_caps_held)[inside]
+        arr[tuple(kji[inside][same].T)] = wall
+        return arr
 
     def to_json(self) -> dict:
         return {
@@ -156,10 +183,11 @@ def _ball_only(p: Painter, center, radius, names) -> bool:
     return bool(np.all(np.isin(p.labels[sl][ball], [p.v(n) for n in names])))
 
 
-def _place(p: Painter, rng, organ_names, radius, clearance, avoid_mask=None):
-    """A centre (RAS) whose ball of radius+clearance lies in the organs; deterministic."""
+def _place(p: Painter, rng, organ_names, radius, clearance, avoid_mask=None, labels=None):
+    """A centre (RAS) whose ball of radius+clearance lies in the organs of ``labels`` (default
+    ``p.labels``); deterministic."""
     g = p.g
-    organ = np.isin(p.labels, [p.v(n) for n in organ_names])
+    organ = np.isin(p.labels if labels is None else labels, [p.v(n) for n in organ_names])
     lo, hi = [np.array(v) for v in zip(*[(s.start, s.stop) for s in ndimage.find_objects(organ.astype(np.uint8))[0]])]
     sub = organ[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     if avoid_mask is not None:
@@ -183,9 +211,23 @@ def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: in
     segs = trees.segments(tree)
     lumen_r = np.maximum(segs[:, 6:8], 0.87 * spacing)  # >= half a voxel diagonal: 26-connected
     protect = [p.v(n) for n in VERTEBRAE + RIBS + ["sternum"]]
+    # a branch without children is where the tree stops being drawn, not where the airway ends:
+    # the bronchi divide on to the terminal bronchioles (~0.6 mm, generation ~16: Weibel 1963)
+    # and fade below CT resolution, lumen and wall together (airways under ~2 mm across, walls
+    # under ~0.2-0.3 mm, are not seen: Webb WR, Radiology 2006;239:322-338). No wall cap closes
+    # them; a closed cap drew a soft-tissue plug, denser than the lumen, at every terminal end
+    # (median peak -460 HU 1.5 mm past the lumen's end on the 1.5 mm screening phantom, where
+    # the real chest CTA's visible airway ends read flat lung, -790 HU, issue 17)
+    terminal = np.array([not b.children for b in tree], bool)
+    wall_mm = np.maximum(segs[:, 6] * wall_frac, 1.0)
+    closed = p.labels.copy()   # the closed ends, for lesion placement only (Phantom.placement_labels)
+    capsules(g, closed, np.c_[segs[:, :6], lumen_r], p.v("airways"), p.v("airway_wall"),
+             wall=wall_mm, protect=protect)
     capsules(g, p.labels, np.c_[segs[:, :6], lumen_r], p.v("airways"), p.v("airway_wall"),
-             wall=np.maximum(segs[:, 6] * wall_frac, 1.0), protect=protect)
+             wall=wall_mm, protect=protect, open_end=terminal)
     capsules(g, p.labels, np.c_[segs[:1, :6], segs[:1, 6:8]], p.v("trachea"))
+    caps = (closed == p.v("airway_wall")) & ~np.isin(p.labels, [p.v("airway_wall"), p.v("trachea")])
+    del closed
     airway_tree = [AirwayBranch(b.id, b.parent, b.generation, b.start, b.end, b.r0, b.r1,
                                 max(b.r0 * wall_frac, 1.0), b.name) for b in tree]
     # lesions
@@ -203,7 +245,11 @@ def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: in
         lesions.append(Lesion(name, "liver_tumor", "hypodense", c, rad, "liver"))
     subtypes = ["solid", "part_solid", "ground_glass"]
     nodule_radii = [7.5, 10.0, 6.0, 12.0, 4.0]
-    not_parenchyma = np.isin(p.labels, [p.v(n) for n in ("lung_vessels", "airways", "airway_wall")])
+    placing = p.labels.copy()   # the labels with the closed ends' caps (Phantom.placement_labels)
+    placing[caps] = p.v("airway_wall")
+    caps = np.argwhere(caps)
+    held = p.labels[tuple(caps.T)]
+    not_parenchyma = np.isin(placing, [p.v(n) for n in ("lung_vessels", "airways", "airway_wall")])
     for i in range(n_lung_nodules):
         rad = nodule_radii[i % len(nodule_radii)]
         name = f"lung_nodule_{i + 1}"
@@ -217,7 +263,7 @@ def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: in
                     c, touches = cand, True
                     break
         if c is None:
-            c = _place(p, rng, LUNG_LOBES, rad, 5.0, not_parenchyma)
+            c = _place(p, rng, LUNG_LOBES, rad, 5.0, not_parenchyma, placing)
         if c is None:
             continue
         kji = np.rint((c - g.lo) / g.spacing).astype(int)[::-1]
@@ -225,13 +271,17 @@ def finish(p: Painter, names, rng, tree, n_liver_tumors: int, n_lung_nodules: in
         if organ not in LUNG_LOBES:
             organ = next((n for n in LUNG_LOBES if n.endswith("right") == (c[0] > 0)), organ)
         ellipsoid(g, p.labels, p.v(name), c, (rad,) * 3)
+        ellipsoid(g, placing, p.v(name), c, (rad,) * 3)
         lesions.append(Lesion(name, "lung_nodule", subtypes[i % 3], c, rad, organ, touches))
+    del placing, not_parenchyma
+    keep = p.labels[tuple(caps.T)] == held   # a lesion painted over a cap voxel holds it, as it did the cap
+    caps_ras, held = g.lo + caps[keep][:, ::-1] * g.spacing, held[keep]
     ct = (ct_fn or _ct_from_labels)(p, lesions, rng)
     present = np.bincount(p.labels.ravel(), minlength=len(names) + 1) > 0
     labels = Volume(p.labels, g.ijk_to_ras(), "phantom_labels",
                     {i + 1: n for i, n in enumerate(names) if present[i + 1]})
     ctv = Volume(ct, g.ijk_to_ras(), "phantom_ct")
-    return Phantom(ctv, labels, lesions, airway_tree, spacing, seed, params, geometry)
+    return Phantom(ctv, labels, lesions, airway_tree, spacing, seed, params, geometry, caps_ras, held)
 
 
 def paint_nodule_subtypes(ct, p: Painter, lesions) -> None:

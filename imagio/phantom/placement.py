@@ -39,7 +39,7 @@ def site_centre(ph, where: str, diameter_mm: float, seed: int = 0) -> tuple[np.n
     if where not in SITES:
         raise ValueError(f"unknown lesion site {where!r}; one of {SITES}")
     lab = ph.labels
-    arr = lab.array
+    arr = ph.placement_labels()   # clear of the airways where they run on past the drawn ends
     sp = np.asarray(lab.spacing_kji, float)
     r = diameter_mm / 2.0
     tol = 0.75 * float(sp.max())

@@ -68,17 +68,20 @@ def ellipsoid(grid: Grid, labels, value: int, center, radii, rotation=None, wher
 
 
 def capsules(grid: Grid, labels, segments, value: int, wall_value: int | None = None,
-             wall=None, min_radius: float = 0.0, protect=None):
+             wall=None, min_radius: float = 0.0, protect=None, open_end=None):
     """Paint tapered capsules. segments: (n, 8) rows p0(3), p1(3), r0, r1 in mm.
 
     Voxels within the interpolated radius get ``value``; with ``wall_value``, the shell of
     thickness ``wall`` (mm, per segment or scalar) outside it gets ``wall_value`` where the voxel
     is not already lumen. ``min_radius`` (mm) keeps thin tubes connected on the grid.
-    ``protect``: label values the wall must not overwrite.
+    ``protect``: label values the wall must not overwrite. ``open_end``: per segment (bool,
+    shape (n,)), no wall beyond the plane through p1 normal to the axis (the tube runs on there
+    below the grid's resolution: no cap closes it); the lumen keeps its rounded end.
     """
     segments = np.asarray(segments, float).reshape(-1, 8)
     walls = np.broadcast_to(np.asarray(0.0 if wall is None else wall, float), (len(segments),))
-    for seg, w in zip(segments, walls):
+    opens = np.broadcast_to(np.asarray(False if open_end is None else open_end, bool), (len(segments),))
+    for seg, w, op in zip(segments, walls, opens):
         p0, p1, r0, r1 = seg[:3], seg[3:6], max(seg[6], min_radius), max(seg[7], min_radius)
         rmax = max(r0, r1) + (w if wall_value is not None else 0.0)
         sl = grid.box(np.minimum(p0, p1) - rmax, np.maximum(p0, p1) + rmax)
@@ -87,14 +90,16 @@ def capsules(grid: Grid, labels, segments, value: int, wall_value: int | None = 
         z, y, x = grid.coords(sl)
         v = p1 - p0
         L2 = float(v @ v) or 1e-12
-        t = ((x - p0[0]) * v[0] + (y - p0[1]) * v[1] + (z - p0[2]) * v[2]) / L2
-        t = np.clip(t, 0.0, 1.0)
+        t_axis = ((x - p0[0]) * v[0] + (y - p0[1]) * v[1] + (z - p0[2]) * v[2]) / L2
+        t = np.clip(t_axis, 0.0, 1.0)
         dx, dy, dz = x - (p0[0] + t * v[0]), y - (p0[1] + t * v[1]), z - (p0[2] + t * v[2])
         d = np.sqrt(dx * dx + dy * dy + dz * dz)
         r = r0 + t * (r1 - r0)
         box = labels[sl]
         if wall_value is not None:
             shell = (d <= r + w) & (d > r) & (box != value)
+            if op:
+                shell &= t_axis <= 1.0
             if protect is not None:
                 shell &= ~np.isin(box, protect)
             box[shell] = wall_value

@@ -121,8 +121,9 @@ def screening_scan(spacing: float = 1.5, seed: int = 0, n_nodules: int = 12, n_m
     ph.ct.array = ph.ct.array.copy()
     lab = ph.labels
     sk = lab.spacing_kji
-    lung = np.isin(lab.array, lobe_vals)
-    vessel = lab.array == inv["lung_vessels"]
+    placing = ph.placement_labels()   # clear of the airways where they run on past the drawn ends
+    lung = np.isin(placing, lobe_vals)
+    vessel = placing == inv["lung_vessels"]
     d_pleura = _edt(lung | vessel, sk)
     d_vessel = _edt(~vessel, sk)
     # fissures: lung voxels of one lobe next to another lobe
