@@ -1502,12 +1502,11 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         why = ("bordered more by gas (outside air, bowel gas) than by that air" if gas else
                "its core has fat's HU (a region grown through body fat, or partial volume of a nodule on "
                "thick slices or a reformat of them)")
+        as_lung = "" if meas2.size_withheld else f" ({lung_ml:.2f} mL as a lung nodule)"
         meas2.warnings.append(_retyped_note(
             f"air of lung parenchyma's density lies around the click (lung, or e.g. a table pad or cushion), but "
-            f"the region it encloses{' ({:.2f} mL as a lung nodule)'.format(lung_ml) if not meas2.size_withheld else ''}"
-            f" is {why}" if gas else f"the region grown from the click as a lung nodule"
-            f"{' ({:.2f} mL)'.format(lung_ml) if not meas2.size_withheld else ''} has a core of fat's HU: {why}",
-            meas2))
+            f"the region it encloses{as_lung} is {why}" if gas else
+            f"the region around the click reads as lung{as_lung} but {why}", meas2))
         return m2, meas2
     if (kind is None and k == "lung_nodule" and _from_core is None and radius > START_RADIUS_MM
             and _lung_context(mask, ct) < LUNG_CONTEXT_FRACTION):
@@ -1525,9 +1524,9 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         except (InputError, ImagioError):
             m2 = None
         if m2 is not None:
+            as_lung = "" if meas2.size_withheld else f" ({lung_ml:.1f} mL)"
             meas2.warnings.append(_retyped_note(
-                f"the region grown from the click as a lung lesion"
-                f"{' ({:.1f} mL)'.format(lung_ml) if not meas2.size_withheld else ''} is bordered by aerated lung over "
+                f"the region grown from the click as a lung lesion{as_lung} is bordered by aerated lung over "
                 f"only {100 * ctx:.1f} % of its surface (a lung lesion: at least {100 * LUNG_CONTEXT_FRACTION:.0f} %), so "
                 "it ran out of the lung (hilum, mediastinum or chest wall)", meas2, "lesion"))
             # the doubt found on the lung run stays with the result (the 100 mm phantom mass: the
@@ -2684,7 +2683,8 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
         out.append(f"the CT's sections are {along_s[1]:.2g} mm apart but its noise shows a resolution of about "
                    f"{along_s[0]:.1f} mm along the head-foot axis, which sections of <= {MEASUREMENT_MAX_SLICE_MM:g} mm "
                    "do not give (thick or overlapping sections, or a grid interpolated from thicker ones): partial "
-                   f"volume makes {what.replace(' and the volume', ', the volume')} and the solid/part-solid type approximate (measurements "
+                   f"volume makes {what.replace(' and the volume', ', the volume')} and the solid/part-solid type "
+                   "approximate (measurements "
                    f"need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, Fleischner Society 2017); check the series' "
                    "reconstructed section thickness and measure on thin sections")
     if _touches_border(mask):
