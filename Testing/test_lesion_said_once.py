@@ -150,3 +150,37 @@ def test_the_patients_outline_holds_bone_the_table_does_not(flip, spacing):
     m = _Measured(a3, np.ones(a3.shape, bool), 0)
     body = m.body(slice(0, nk), sk[1:])
     assert (body == want).all(), (int((body & ~want).sum()), int((want & ~body).sum()))
+
+
+def test_a_slice_with_no_bone_keeps_all_its_tissue_as_the_patients_outline():
+    """`_Measured.body` on slices where no tissue piece holds bone (a small reconstruction circle
+    inside the chest: a ring of chest-wall soft tissue round lung air and a pad below, no rib or
+    spine in view): patient and pad cannot be told apart, so all the measured tissue is the
+    outline (lung air inside it stays enclosed), not nothing; a slice of the same stack whose wall
+    holds a vertebra deep inside a posterior block keeps that piece only, not the pad.
+    Anisotropic spacing, flipped in-plane axes; independent check: the pieces are painted."""
+    from imagio.segmentation.lesion import _Measured
+
+    sk = np.array((2.5, 0.8, 1.1))
+    nj, ni = 180, 150
+    j, i = np.meshgrid(np.arange(nj) * sk[1], np.arange(ni) * sk[2], indexing="ij")
+    cj, ci = 0.45 * nj * sk[1], 0.5 * ni * sk[2]
+    r = np.hypot(j - cj, i - ci)
+    ring = (r > 45) & (r <= 55)                                  # chest wall in view, no bone
+    pad = (j > cj + 60) & (j <= cj + 66) & (np.abs(i - ci) < 40)   # a pad under it, apart
+    a0 = np.where(ring | pad, 40.0, -1000.0)
+    a0[r <= 45] = -860.0                                         # lung air inside the wall
+    block = (np.abs(i - ci) < 25) & (j > cj + 20) & (r <= 55) | ((np.abs(i - ci) < 25) & (j > cj) & (j <= cj + 55))
+    block &= ~pad
+    a1 = a0.copy()
+    a1[block] = 40.0
+    a1[np.hypot(j - (cj + 40), i - ci) <= 8.0] = 700.0          # vertebral body 15+ mm deep in the block
+    patient1 = ring | block
+    a3 = np.stack([a0, a0, a1])[:, ::-1, ::-1].copy()
+    m = _Measured(a3, np.ones(a3.shape, bool), 0)
+    body = m.body(slice(0, 3), sk[1:])
+    tissue = a3 > -300
+    assert (body[0] == tissue[0]).all() and (body[1] == tissue[1]).all()
+    want = patient1[::-1, ::-1]
+    assert (body[2] == want).all(), (int((body[2] & ~want).sum()), int((want & ~body[2]).sum()))
+    assert not (body[2] & pad[::-1, ::-1]).any()

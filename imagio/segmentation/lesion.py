@@ -501,7 +501,8 @@ class _Measured:
         (8-connected) that hold bone (above ``calcium_hu``) deeper than ``subcutaneous_probe_mm``
         under their own in-plane surface (the array's edge not counted): the patient's trunk and
         limbs, not the table, its pads or blankets, which hold no bone (a table's dense carbon or
-        metal parts lie at its surface: `body.limbs`, the same rule in 3-D). ``spacing_in_plane``:
+        metal parts lie at its surface: `body.limbs`, the same rule in 3-D); a slice where no
+        piece holds such bone (no rib or spine in view) keeps all its tissue. ``spacing_in_plane``:
         the two in-plane spacings (mm) in array order. Each slice computed on first use and kept,
         as `tissue`."""
         import edt
@@ -523,7 +524,12 @@ class _Measured:
             d = edt.edt(np.ascontiguousarray(t2), anisotropy=tuple(float(x) for x in spacing_in_plane),
                         black_border=False)
             held = np.unique(lab[(np.take(self.a, zs.start + z, axis=self.s_axis) > bone) & (d > deep)])
-            self._body[at(zs.start + z)] = np.isin(lab, held[held > 0])
+            held = held[held > 0]
+            # no piece holds bone (a small reconstruction circle inside the chest, no rib or spine
+            # in the slice): patient and table cannot be told apart there, so all the measured
+            # tissue counts, as before this rule, rather than no patient at all (lung air would
+            # then never be lung)
+            self._body[at(zs.start + z)] = np.isin(lab, held) if held.size else t2
         return self._body[at(zs)]
 
 
