@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pytest
 
-from imagio.segmentation.lesion import CORE_NOTE, DEPENDS, OWN_LEAK, _click_range, segment_lesion
+from imagio.segmentation.lesion import CORE_NOTE, DEPENDS, NO_EDGE_NOTE, OWN_LEAK, _click_range, segment_lesion
 from imagio.segmentation.measurements import LesionMeasurements
 
 
@@ -101,6 +101,8 @@ def test_sts_010_says_no_withheld_size_and_each_fact_once(shared_data):
     for x in {f"{y:.1f}" for y in (meas.volume_range_ml or [])} | {v}:
         assert text.count(f"{x} mL") + text.count(f"{x}-") <= 1, (x, meas.warnings)
     assert "diameters and the volume approximate" not in text, meas.warnings
+    # a side list naming all six sides says no side (trial 71), nor is a rule's stop "the model"
+    assert "right, left, anterior, posterior, superior, inferior" not in text and "the model" not in text, text
     assert len(msgs) == len(set(msgs)), msgs
     assert d["centroid_ras"] is None and d["outline_centroid_ras"], d
 
@@ -122,6 +124,9 @@ def test_sts_022_leak_said_once_without_the_core_note(shared_data):
     if not d["irregular"]:
         assert "it is irregular" not in text and "the lesion is irregular" not in text, meas.warnings
     assert d["centroid_ras"] is None and d["outline_centroid_ras"], d
+    # the JSON's no_intensity_edge agrees with the warnings (trial 71: true beside edge_support 0.807
+    # and no warning of a missing edge; it was read from the core note dropped for the leak)
+    assert d["no_intensity_edge"] == any(w.startswith(NO_EDGE_NOTE) for w in meas.warnings), (d, meas.warnings)
 
 
 @pytest.mark.parametrize("flip,spacing", [(False, (3.3, 0.98, 0.98)), (True, (2.0, 0.7, 1.1))])

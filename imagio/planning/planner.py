@@ -362,8 +362,8 @@ class Plan:
             # False: no proposal was judged against the couch (its 'couch_clearance' null is then
             # "not checked", not "clear"; `findings.couch_judged`)
             "couch_checked": couch_judged(p),
-            # one convention for every per-proposal finding: a proposal's null (or beyond_tip's
-            # meets null) means clear where its finding here is true, not checked where false
+            # one convention for every per-proposal finding: a proposal's null (beyond_tip: its
+            # meets "none") means clear where its finding here is true, not checked where false
             "checked": findings_checked(p),
             "positions": self.positions,
             "warnings": self.warnings,

@@ -1623,28 +1623,33 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         meas.subtype, meas.host_hu = attenuation_subtype(mask, a, sk, organ)
     _click_range(meas, click_ml, notes, edited=bool(np.asarray(include).size or len(ex)), leaks=leaks,
                  own_limit=bool(hit_limit and _from_core is None))
+    if any(n.startswith(OWN_LEAK) for n in notes):
+        # an outline that leaked did not stop at changes of density: no "may hold only the core"
+        # beside its leak (trial 70 D4), and its no_intensity_edge flag is not read from that note
+        # (trial 71: STS_022's JSON said no_intensity_edge true beside edge_support 0.807, the note
+        # it came from dropped afterwards)
+        notes = [n for n in notes if not n.startswith(CORE_NOTE)]
     no_edge = any(n.startswith((NO_EDGE_NOTE, CORE_NOTE)) for n in notes)
     meas.hit_size_limit, meas.no_intensity_edge = hit_limit, no_edge
     if k == "soft_tissue" and _from_core is None:
         share, sides = edge_support(mask, ct)
         meas.edge_support = None if share is None else round(share, 3)
         if share is not None and share < EDGE_SUPPORT_MIN:
+            # every side listed (or none most often) says no side: "all round" (trial 71: STS_010's
+            # "mostly on its right, left, anterior, posterior, superior, inferior side")
+            where = ("all round" if len(sides) in (0, 6) else f"mostly on its {', '.join(sides)} side")
             notes.append(
                 f"the outline has an intensity edge along only {100 * share:.0f} % of its boundary: elsewhere "
-                f"(mostly on its {', '.join(sides) or 'every'} side) the tissue beyond lies within "
-                f"{ISO_MARGIN_HU:g} HU of the lesion, so the border there is not seen on this CT and was "
-                "placed by the model; its volume and Dice against an expert outline may be far off: check "
-                "it, give the organ mask, or outline it on MR / by hand")
+                f"({where}) the tissue beyond lies within "
+                f"{ISO_MARGIN_HU:g} HU of the lesion, so the border there is not seen on this CT and is "
+                "where the region growing stopped, not an edge; its volume and Dice against an expert "
+                "outline may be far off: check it, give the organ mask, or outline it on MR / by hand")
     plaus = _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     own = [i for i, n in enumerate(notes) if n.startswith(OWN_LEAK)]
     if own:
         # this outline's own leak is said once, in _click_range's note (trial 68 L6: STS_022's leak was
         # said four times): the size-limit warning says less than it, and the image's edge goes into it
         warnings = [w for w in warnings if not w.startswith(SIZE_LIMIT)]
-        # nor did it stop at changes of density (trial 70 D4: STS_022's "may hold only the core ...
-        # stopped at changes of density" beside "leaked ... reached the size limit")
-        notes = [n for n in notes if not n.startswith(CORE_NOTE)]
-        own = [i for i, n in enumerate(notes) if n.startswith(OWN_LEAK)]
         edge = [w for w in plaus if w.startswith(EDGE_UNBOUNDED)]
         if edge:
             plaus = [w for w in plaus if w not in edge]
