@@ -76,7 +76,7 @@ def printer(quiet: bool = False):
             _OPEN_BARS.append(last["bar"])
         bar = last["bar"]
         if message != last["msg"]:
-            bar.set_description_str(message[:60])
+            bar.set_description_str(short_description(message))
             last["msg"] = message
         if pct > last["n"]:
             bar.update(pct - last["n"])
@@ -87,3 +87,14 @@ def printer(quiet: bool = False):
                 _OPEN_BARS.remove(bar)
 
     return cb
+
+
+def short_description(message: str, width: int = 60) -> str:
+    """``message`` as a bar's description of at most ``width`` characters: whole, or cut at the
+    last word boundary that fits with an ellipsis (trial 71: "generating the digital phantom at
+    1.5 mm (or reading it from" was cut mid-phrase with nothing to say so)."""
+    if len(message) <= width:
+        return message
+    head = message[:width - 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head else head
+    return cut.rstrip(" ,;:(") + "\u2026"
