@@ -156,9 +156,11 @@ def cmd_info(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
+    from .demo_summary import format_summary
+
     summary = run_demo(Path(args.out), spacing=args.spacing, seed=args.seed,
                        progress=printer(args.quiet))
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
 
 
@@ -216,6 +218,9 @@ def build_parser() -> ArgumentParser:
     s.add_argument("--spacing", type=float, default=1.5, help="phantom voxel size in mm (default 1.5)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.add_argument("--json", action="store_true",
+                   help="print the full JSON summary (always written to OUT/summary.json) instead of "
+                        "the short one")
     s.set_defaults(func=cmd_demo)
 
     for mod in FEATURE_COMMANDS:

@@ -1,0 +1,77 @@
+"""The demo's terminal summary: what a user reads after `imagio demo` (the full summary is in
+OUT/summary.json; `imagio demo --json` prints that instead)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _ras(p) -> str:
+    return "[" + ", ".join(f"{float(v):.1f}" for v in p) + "]"
+
+
+def _lesion_line(name: str, m: dict) -> str:
+    size = (f"{m['volume_ml']:.2f} mL, mean diameter {m['mean_diameter_mm']:.1f} mm"
+            if m.get("volume_ml") is not None and m.get("mean_diameter_mm") is not None
+            else "size withheld")
+    warn = f", {len(m['warnings'])} warning(s)" if m.get("warnings") else ""
+    return f"  {name}: {m.get('kind') or 'lesion'}, {size}{warn}"
+
+
+def _plan_line(name: str, p: dict) -> str:
+    if not p.get("feasible"):
+        return f"  {name}: no feasible path ({p.get('candidates', 0)} candidates)"
+    b = p["best"]
+    near = (f", closest {b['closest_structure']} at {b['closest_clearance_mm']:.1f} mm"
+            if b.get("closest_structure") else "")
+    return (f"  {name}: best of {p['feasible_candidates']} feasible paths: entry RAS {_ras(b['entry_ras'])} mm, "
+            f"{b['length_mm']:.1f} mm long{near}")
+
+
+def _ablation_line(name: str, a: dict) -> str:
+    mam = f", minimal ablative margin {a['mam_mm']:.1f} mm" if a.get("mam_mm") is not None else ""
+    bound = f" (lower bound {a['lower_bound']})" if a.get("lower_bound") is not None else ""
+    cov = a.get("tumour_covered_pct")
+    cov = f", tumour covered {cov:.1f} %" if cov is not None else ""
+    g = a.get("guaranteed_margin_mm")
+    g = f" (guaranteed on the analysis grid: {g:.1f} mm)" if g is not None else ""
+    return f"  {name}: {a.get('n_probes')} probe(s){bound}{cov}{mam}{g}"
+
+
+def _route_line(name: str, r: dict) -> str:
+    if r.get("reached"):
+        return f"  {name}: reached with the {r.get('scope')} scope ({r.get('length_mm', 0):.0f} mm route)"
+    rem = r.get("remaining_mm")
+    rem = f" {rem:.1f} mm short of the lesion" if rem is not None else " short of the lesion"
+    where = f" ({Path(r['file']).name})" if r.get("file") else ""
+    return f"  {name}: not reached: the {r.get('scope')} scope ends{rem}{where}"
+
+
+def format_summary(summary: dict) -> str:
+    """A few lines per part of ``summary`` (`demo.run_demo`'s dict): lesions measured, the best
+    needle path per target (entry in RAS mm), the ablation probe counts, the bronchoscopic
+    routes, the total time and peak memory, and where the full JSON and the scene are."""
+    out = summary.get("out_dir", "")
+    lines = [f"IMAGIO demo: {len(summary.get('files', []))} files in {out}"]
+    seg = summary.get("segmentation") or {}
+    lines.append(f"segmentation: {len(seg.get('structures', []))} structures"
+                 f" ({len(seg.get('rule_based', []))} by the rule-based segmenters)")
+    if seg.get("lesions"):
+        lines.append("lesions (one click each):")
+        lines += [_lesion_line(n, m) for n, m in seg["lesions"].items()]
+    if summary.get("plans"):
+        lines.append("needle plans:")
+        lines += [_plan_line(n, p) for n, p in summary["plans"].items()]
+    if summary.get("ablation"):
+        lines.append("ablation:")
+        lines += [_ablation_line(n, a) for n, a in summary["ablation"].items() if isinstance(a, dict)]
+    routes = {n: r for n, r in (summary.get("bronchoscopy") or {}).items()
+              if n != "tree" and isinstance(r, dict)}
+    if routes:
+        lines.append("bronchoscopy:")
+        lines += [_route_line(n, r) for n, r in routes.items()]
+    t = summary.get("timings_s") or {}
+    peaks = [v for v in (summary.get("peak_rss_mib") or {}).values() if v is not None]
+    lines.append(f"time {sum(t.values()):.1f} s" + (f", peak memory {max(peaks):.0f} MiB" if peaks else ""))
+    lines.append(f"full summary: {out}/summary.json; Slicer scene: {out}/scene/IMAGIO-demo.mrml")
+    return "\n".join(lines)
