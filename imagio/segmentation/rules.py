@@ -346,7 +346,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             # (`bones.attach_edge`): not bone for what reads the mask below either
             bone = bone & ~(edge & ~(out["vertebrae"] | out["ribs"] | out["bone"]))
             edge = None
-        meta["warnings"] += [f"bones: {n}" for n in notes]
+        meta["warnings"] += [f"bones: {n}" for n in bone_info.pop("notes", []) + notes]
         cut = bn.spine_cut_note(ct, body, spine_x) if spine and spine_x is not None else ""
         if cut:
             meta["warnings"].append(f"bones: {cut}")
@@ -392,7 +392,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 "vessels: contrast CT: the enhanced blood pool (heart chambers, aorta, pulmonary "
                 "arteries and veins, venae cavae) is ONE label, great_vessels, not split into "
                 "TotalSegmentator's aorta, heart, ...; less enhanced or undiluted-contrast vessels "
-                "(a vein at the injection side, > the pool's density) may be missing; segment "
+                "(a vein at the injection side, > the pool's density) are not in it (unlabelled); segment "
                 "them with a model (--model total) for named vessels")
     liver = (organs or {}).get("liver")
     if "vessels" in want and liver is not None and liver.any():
