@@ -88,7 +88,7 @@ def test_electrode_on_the_skin_is_not_bone_and_bone_under_it_is(spacing, rot, fl
     # a body: a slab y <= 20 mm (skin surface at y = 20, air above); a rib 12 mm under the skin,
     # an electrode (a 10 mm disc, 2 mm thick, its metal blurred 4 mm into the skin) on the skin
     body = ras[..., 1] <= 20.0
-    rib = _seg_dist(ras, (-25, 3, 0), (25, 3, 0)) <= 5.0          # y 8..... nearest skin 12 mm
+    rib = _seg_dist(ras, (-25, 3, 0), (25, 3, 0)) <= 5.0          # y -2..8: 12 mm under the skin
     electrode = (np.hypot(ras[..., 0] - 5, ras[..., 2] - 10) <= 5.0) & (ras[..., 1] >= 16.0) & body
     vertebra = (np.abs(ras[..., 0]) <= 12) & (ras[..., 1] <= 0) & (np.abs(ras[..., 2] + 15) <= 10)
     bone = rib | electrode | vertebra
