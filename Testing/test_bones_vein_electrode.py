@@ -28,7 +28,6 @@ GRIDS = [  # (spacing i, j, k mm; rotation z, x degrees; flip of the direction's
     ((1.5, 1.5, 1.5), (0.0, 0.0), (1, 1, 1)),
     ((1.2, 0.9, 2.0), (20.0, 8.0), (-1, 1, -1)),
     ((0.8, 1.4, 1.0), (-33.0, 15.0), (1, -1, 1)),
-    ((0.9, 0.9, 4.0), (12.0, 0.0), (1, -1, 1)),   # thick slices: the ball is a disc in the plane
 ]
 
 

@@ -218,8 +218,7 @@ def undiluted_lumen(dense: np.ndarray, trunk: np.ndarray, spacing_kji, radius_mm
     """Boolean [k, j, i]: a contrast-filled vessel denser than the blood pool, followed from its
     trunk into its thinner branches: the 26-connected components of ``dense`` (bool [k, j, i]:
     tissue denser than the pool's band, i.e. undiluted contrast or cortex) opened by a ball of
-    ``radius_mm`` (mm; at least the finest voxel spacing: on thick slices a disc in the plane, which
-    still drops a cortex one voxel thin) that hold a voxel of ``trunk`` (bool [k, j, i]: the
+    ``radius_mm`` (mm; at least one voxel) that hold a voxel of ``trunk`` (bool [k, j, i]: the
     thick lumen of that density joined to the blood pool's core, e.g. the superior vena cava and
     brachiocephalic vein on the injection side).
 
@@ -235,14 +234,12 @@ def undiluted_lumen(dense: np.ndarray, trunk: np.ndarray, spacing_kji, radius_mm
     al., Comput Biol Med 2019;111:103330) that the ball does not fit in, so it does not carry
     the tube into the bone it touches. The chest CTA (1.5 mm): the right subclavian/axillary vein
     (29.7 mL above 1,200 HU) had 1,520 voxels labelled bone; this lumen holds 1,350 of them and
-    50 bone-labelled voxels farther than one voxel from its > 1,200 HU part (its 700-800 HU rim). On
-    1.5 x 1.5 x 5 mm slices, a ball of one slice (5 mm) followed none of it (11.9 mL of the vein stayed
-    bone and ribs), the in-plane disc leaves 0.6 mL."""
+    50 bone-labelled voxels farther than one voxel from its > 1,200 HU part (its 700-800 HU rim)."""
     out = np.zeros(dense.shape, bool)
     if not trunk.any():
         return out
     sk = np.asarray(spacing_kji, float)
-    r = max(float(radius_mm), 1.01 * float(np.min(sk)))
+    r = max(float(radius_mm), 1.01 * float(np.max(sk)))
     lab, n, _ = components(open_mm(dense, r, sk), connectivity=26)
     hit = np.zeros(n + 1, bool)
     hit[lab[trunk]] = True

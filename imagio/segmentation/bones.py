@@ -641,11 +641,11 @@ def undiluted_note(ct: Volume, lumen: np.ndarray, bone: np.ndarray) -> str:
         s += (f"; {near.sum() * ml:.1f} mL of bone lies within {COMMON_RESOLUTION_MM:g} mm of it, where that vein "
               "touches bone (the first rib, clavicle, scapula): the boundary there may be off by a voxel; check "
               "it on the images before a needle passes near it")
-    step = 1.01 * float(np.min(ct.spacing_kji))
-    if float(np.min(ct.spacing_kji)) > 0.5 * COMMON_RESOLUTION_MM:
+    step = 1.01 * float(np.max(ct.spacing_kji))
+    if float(np.max(ct.spacing_kji)) > 0.5 * COMMON_RESOLUTION_MM:
         # `bone_shell.undiluted_lumen`'s ball holds at least one voxel: on a coarser grid the
         # vein's thinner branches are not followed
-        s += (f"; on this grid ({np.min(ct.spacing_kji):.1f} mm voxels) its branches thinner than about "
+        s += (f"; on this grid ({np.max(ct.spacing_kji):.1f} mm voxels) its branches thinner than about "
               f"{2 * step:.0f} mm are not followed and may still be labelled bone")
     return s
 
