@@ -57,11 +57,11 @@ def cta():
     ct = io.read_image(f)
     ao = _aorta(ct)
     m, meta = segment_masks(ct, STRUCTS)
-    return f, ct, ao, m
+    return f, ct, ao, m, meta
 
 
 def test_the_false_lumen_is_great_vessels_at_native_resolution(cta):
-    _, ct, ao, m = cta
+    _, ct, ao, m, _ = cta
     assert ao.sum() * ct.voxel_volume_ml > 5.0         # the round lumen is found on the slices
     gv = m["great_vessels"]
     # main: 0.11 of the lumen (the true lumen's crescent above S 556 mm only)
@@ -74,7 +74,7 @@ def test_the_false_lumen_is_great_vessels_at_native_resolution(cta):
 def test_at_3mm_the_abdominal_aorta_is_not_vertebrae(cta, tmp_path):
     import SimpleITK as sitk
     from imagio.segmentation.rules import segment_masks
-    f, ct, ao, m = cta
+    f, ct, ao, m, _ = cta
     img = sitk.ReadImage(str(f))
     size = [int(round(n * s / 3.0)) for n, s in zip(img.GetSize(), img.GetSpacing())]
     coarse = sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), (3.0, 3.0, 3.0),
@@ -95,3 +95,39 @@ def test_at_3mm_the_abdominal_aorta_is_not_vertebrae(cta, tmp_path):
     # the native run's vertebrae (their core) are not taken into the pool at 3 mm
     vert3 = _inplane_core(on3(m["vertebrae"]))
     assert (m3["great_vessels"] & vert3).sum() * ct3.voxel_volume_ml < 1.0
+
+
+def test_undiluted_vein_and_skin_electrodes_are_not_bone(cta):
+    """New-user trial 71 (MED): the right subclavian/axillary vein with undiluted contrast, and the
+    ECG electrodes on the skin, were labelled bone. Independent reference: the vein is the largest
+    26-connected component above 1,200 HU (29.7 mL, RAS S 669-825 mm; cortex above 1,200 HU is a
+    thin shell broken by marrow and joints); the electrodes are the CT's densest voxels (> 2,500
+    HU) at the two points the trial gave. Main: 1,572 vein voxels (5.3 mL) in bone labels, a
+    'bone' piece of 11.4 mL at least half within 4 mm of the vein, both electrodes 'bone'."""
+    from imagio.segmentation.common import components, dilate_mm
+    _, ct, _, m, meta = cta
+    a = np.asarray(ct.array)
+    ml = ct.voxel_volume_ml
+    lab, n, cnt = components(a > 1200, connectivity=26)
+    cnt[0] = 0
+    vein = lab == int(np.argmax(cnt))
+    r = ct.kji_to_world(np.argwhere(vein))
+    assert 20.0 < vein.sum() * ml < 40.0 and r[:, 2].max() - r[:, 2].min() > 100.0
+    bone = m["vertebrae"] | m["ribs"] | m["bone"]
+    assert (vein & bone).sum() * ml < 1.0, (vein & bone).sum() * ml     # its contacts with bone only
+    near = dilate_mm(vein, 4.0, ct.spacing_kji)
+    for name in ("vertebrae", "ribs", "bone"):
+        pl, pn, pc = components(m[name], connectivity=26)
+        share = np.bincount(pl[near & m[name]], minlength=pn + 1) / np.maximum(pc, 1)
+        assert not ((share[1:] >= 0.5) & (pc[1:] * ml >= 0.5)).any(), (name, pc[1:][share[1:] >= 0.5] * ml)
+    # the bone it touches stays: the right scapula and humerus, one piece of > 95 mL (103 mL on main)
+    pl, pn, pc = components(m["bone"], connectivity=26)
+    assert pc[1:].max() * ml > 95.0
+    inv = np.linalg.inv(ct.ijk_to_ras)
+    for p in ((-127.0, 244.0, 582.0), (153.0, 210.0, 558.0)):
+        k = np.round((inv[:3, :3] @ p + inv[:3, 3])[::-1]).astype(int)
+        box = tuple(slice(max(x - 4, 0), x + 5) for x in k)
+        assert a[box].max() > 2500
+        assert not bone[box].any(), p
+    w = " ".join(meta["warnings"])
+    assert "dense object(s) on the skin" in w and "undiluted contrast" in w and "not labelled bone" in w

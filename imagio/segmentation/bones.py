@@ -269,7 +269,9 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     p = as_progress(progress)
     raw = check_ct(ct)
     if info is not None:
-        info.pop("edge", None)   # (a dict used before: only this call's edge)
+        info.pop("edge", None)   # (a dict used before: only this call's edge and notes)
+        info.pop("notes", None)
+        info.pop("undiluted", None)
     res = effective_resolution_mm(raw, ct.spacing_kji)
     a = at_common_resolution(raw, ct.spacing_kji, res)
     p(0.0, "bones: threshold")
@@ -306,6 +308,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     if lungs is not None:
         cand &= ~lungs
     blood = joined = None
+    undiluted = np.zeros(a.shape, bool)   # `bone_shell.undiluted_lumen`, below
     if band is not None:
         # arterial contrast: drop the blood pool and its partial-volume rim from the candidates
         blood = (a >= pool_low_hu(band, tissue)) & (a <= band[1]) & cand
@@ -346,7 +349,17 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             with_core &= np.bincount(dl[box], minlength=dn + 1) >= 0.5 * dc
             with_core[0] = False
             blood |= with_core[dl]
+            # that lumen followed into its thinner branches, where it is denser than the pool
+            # (undiluted contrast in the vein of the injection side: `bone_shell.undiluted_lumen`);
+            # it is not bone, and where it touches bone it does not join it to the lumen's edge
+            above = cand & (a > band[1])
+            trunk = with_core[dl] & open_mm(above, max(BLOOD_THICK_MM, 1.01 * float(np.max(ct.spacing_kji))),
+                                            ct.spacing_kji)
             dl = box = None   # (a full-volume uint32 map: not held through the labelling below)
+            undiluted = bone_shell.undiluted_lumen(above, trunk, ct.spacing_kji, 0.5 * COMMON_RESOLUTION_MM)
+            undiluted &= ~blood
+            blood |= undiluted
+            above = trunk = None
         dense = core = None
         cand &= a > CONTRAST_LOW_HU
         # the joined lumen's voxels that were candidates: the vessel that its thinner branches
@@ -527,8 +540,114 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill[0] = False
         m |= fill[vl]
     m &= ~lumen
+    if body is not None and m.any():
+        # objects on the skin (ECG electrodes, clips) are not bone (`on_the_skin`)
+        skin, unsure = on_the_skin(m, body, ct.spacing_kji)
+        m &= ~skin
+        if info is not None:
+            info.setdefault("notes", []).extend(skin_notes(ct, skin, unsure))
+    if info is not None and undiluted.any():
+        info["undiluted"] = undiluted   # (`without_lumen_rim`, `undiluted_note`: after the split)
     p(1.0, "bones: done")
     return m
+
+
+SKIN_MM = rule("skin_max_thickness_mm")  # skin, with the partial volume of the air's edge
+SUBCUTANEOUS_MM = rule("subcutaneous_probe_mm")  # under it the subcutaneous fat (segmentation_rules.json)
+
+
+def on_the_skin(bone: np.ndarray, body: np.ndarray, spacing_kji) -> tuple[np.ndarray, np.ndarray]:
+    """(external, unsure): two bool [k, j, i] masks of 26-connected pieces of ``bone`` (bool
+    [k, j, i]) that reach into the skin: some voxel within ``SKIN_MM`` (mm) of a voxel outside
+    ``body`` (bool [k, j, i]; a face of the array is not outside: a crop cuts the body, it does not
+    expose it). ``external``: such a piece that lies wholly within ``SUBCUTANEOUS_MM`` of outside
+    (an object on or in the skin and its blur: an ECG electrode, a clip, jewellery); ``unsure``:
+    one that reaches the skin and also goes deeper (bone joined to such an object, or bone whose
+    cover is thinner than the skin's reading), kept as bone.
+
+    Why: every bone lies under the skin (epidermis and dermis, 1-3 mm) and the subcutaneous
+    tissue (Gray's Anatomy, 42nd ed., "Skin and its appendages"; segmentation_rules.json
+    skin_max_thickness_mm, subcutaneous_probe_mm), so no bone reaches into the skin layer; an
+    object there that is as dense as cortex is outside the patient or on the skin. ECG skin
+    electrodes (metal snaps, up to 3,000 HU, with streaks and blooming a few mm deep) are bone-dense
+    (new-user trial 71: six on the chest CTA labelled bone, 0.4-2.4 mL, reaching 3.4-8.1 mm deep;
+    its nearest bone lies 10.2 mm under the skin, the TotalSegmentator example's 13.4 mm)."""
+    none = np.zeros(bone.shape, bool)
+    if not bone.any() or body.all():
+        return none, none.copy()
+    depth = _edt(body, np.asarray(spacing_kji, float), black_border=False)
+    lab, n, _ = components(bone, connectivity=26)
+    v = lab[bone]
+    dv = depth[bone]
+    shallow = np.full(n + 1, np.inf)
+    np.minimum.at(shallow, v, dv)
+    deep = np.zeros(n + 1)
+    np.maximum.at(deep, v, dv)
+    reach = shallow <= SKIN_MM
+    reach[0] = False
+    ext = reach & (deep <= SUBCUTANEOUS_MM)
+    return ext[lab], (reach & ~ext)[lab]
+
+
+def skin_notes(ct: Volume, external: np.ndarray, unsure: np.ndarray) -> list[str]:
+    """The sentences (list of str) that `bone_mask` warns with for `on_the_skin`'s masks (bool
+    [k, j, i]): what was left out of bone, and what reaches the skin but was kept."""
+    from .common import mean_ras
+
+    out = []
+    ml = ct.voxel_volume_ml
+    if external.any():
+        lab, n, cnt = components(external, connectivity=26)
+        where = "; ".join(f"{c * ml:.1f} mL at RAS {np.round(mean_ras(ct, lab == i), 0).astype(int).tolist()}"
+                          for i, c in sorted(enumerate(cnt[1:], 1), key=lambda t: -t[1])[:6])
+        out.append(f"{n} dense object(s) on the skin ({where}{'; ...' if n > 6 else ''}) are not labelled bone: "
+                   f"they reach within {SKIN_MM:g} mm of the outside air and no deeper than {SUBCUTANEOUS_MM:g} mm "
+                   "(ECG electrodes, clips: no bone lies in the skin); they are left unlabelled")
+    if unsure.any():
+        lab, n, cnt = components(unsure, connectivity=26)
+        where = "; ".join(f"{c * ml:.1f} mL at RAS {np.round(mean_ras(ct, lab == i), 0).astype(int).tolist()}"
+                          for i, c in sorted(enumerate(cnt[1:], 1), key=lambda t: -t[1])[:6])
+        out.append(f"{n} bone piece(s) reach within {SKIN_MM:g} mm of the outside air ({where}): bone lies "
+                   "under the skin, so an object on the skin (an ECG electrode) may be joined to them and "
+                   "labelled bone; check them on the images")
+    return out
+
+
+def without_lumen_rim(parts: dict[str, np.ndarray], lumen: np.ndarray, spacing_kji) -> dict[str, np.ndarray]:
+    """``parts`` (name -> bool [k, j, i]: `split_bones`' labels) without their 26-connected pieces
+    that are the partial-volume rim of ``lumen`` (bool [k, j, i]: `bone_shell.undiluted_lumen`): at
+    least half of a piece's voxels within ``BLOOD_RIM_MM`` of it (`bone_shell.at_the_edge`, the pool's
+    own rim width). Why after the split: the rim of contrast blurred from > 1,000 HU (with its
+    streaks) joins the first rib or the clavicle it lies on into one piece of the whole bone mask,
+    and is a piece of its own only per label (the chest CTA: a 7.1 mL 'bone' piece around the
+    axillary vein's branches, 62 % of it within 4 mm of the lumen, median 301 HU). Returns a new dict."""
+    return {n: m & ~bone_shell.at_the_edge(m, lumen, BLOOD_RIM_MM, spacing_kji) if m.any() else m
+            for n, m in parts.items()}
+
+
+def undiluted_note(ct: Volume, lumen: np.ndarray, bone: np.ndarray) -> str:
+    """The sentence `bone_mask` warns with for the undiluted-contrast lumen it left out of bone
+    (``lumen``, bool [k, j, i]: `bone_shell.undiluted_lumen`), naming the bone (``bone``, bool
+    [k, j, i]) within one common-resolution voxel of it, where the boundary between them is the
+    lumen's opening and may be off by that voxel."""
+    from .common import mean_ras
+
+    ml = ct.voxel_volume_ml
+    near = bone & dilate_mm(lumen, COMMON_RESOLUTION_MM, ct.spacing_kji)
+    s = (f"{lumen.sum() * ml:.1f} mL of contrast denser than the blood pool, continuous with it through a "
+         f"thick lumen (centre RAS {np.round(mean_ras(ct, lumen), 0).astype(int).tolist()}: a vein of the "
+         "injection side with undiluted contrast), is not labelled bone (nor great_vessels)")
+    if near.any():
+        s += (f"; {near.sum() * ml:.1f} mL of bone lies within {COMMON_RESOLUTION_MM:g} mm of it, where that vein "
+              "touches bone (the first rib, clavicle, scapula): the boundary there may be off by a voxel; check "
+              "it on the images before a needle passes near it")
+    step = 1.01 * float(np.max(ct.spacing_kji))
+    if float(np.max(ct.spacing_kji)) > 0.5 * COMMON_RESOLUTION_MM:
+        # `bone_shell.undiluted_lumen`'s ball holds at least one voxel: on a coarser grid the
+        # vein's thinner branches are not followed
+        s += (f"; on this grid ({np.max(ct.spacing_kji):.1f} mm voxels) its branches thinner than about "
+              f"{2 * step:.0f} mm are not followed and may still be labelled bone")
+    return s
 
 
 EDGE_TISSUE_MM = 10.0  # half-width of the box the soft tissue beside bone is read in (`edge_half_max_hu`)

@@ -39,7 +39,9 @@ STRUCTURE_CONTENTS = {
              "ribs (TS combined mask of rib_left_1..rib_right_12, not numbered), costal_cartilages "
              "(TS class; non-contrast scans only, else a warning), bone (IMAGIO group, no TS "
              "equivalent: sternum, scapulae, clavicles, humeri, hips, femora; on a limb its long "
-             "bones; the spine too where no canal is seen, with a warning)",
+             "bones; the spine too where no canal is seen, with a warning; undiluted contrast in a vein "
+             "joined to the blood pool, and dense objects on the skin such as ECG electrodes, are left "
+             "out, with a warning)",
     "lungs": "lung_left, lung_right (TS combined masks of the lobes lung_upper_lobe_left ...: "
              "lobes not split; sides from the trachea / body midline, one lung when only one is in "
              "view)",
@@ -340,13 +342,22 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=spine, trachea=trachea, notes=notes,
                                   bone_low_hu=bone_info.get("low_hu"), edge=bone_info.get("edge")))
+        lumen = bone_info.pop("undiluted", None)
+        if lumen is not None:
+            # the undiluted vein's partial-volume rim is no bone (`bones.without_lumen_rim`)
+            kept = bn.without_lumen_rim({n: out[n] for n in ("vertebrae", "ribs", "bone")}, lumen, ct.spacing_kji)
+            bone = bone & ~((out["vertebrae"] | out["ribs"] | out["bone"]) & ~(kept["vertebrae"] | kept["ribs"] |
+                                                                              kept["bone"]))
+            out.update(kept)
+            notes.insert(0, bn.undiluted_note(ct, lumen, kept["vertebrae"] | kept["ribs"] | kept["bone"]))
+            lumen = kept = None
         edge = bone_info.pop("edge", None)
         if edge is not None:
             # thin bone's blurred edge that lies between two bone pieces is in no label
             # (`bones.attach_edge`): not bone for what reads the mask below either
             bone = bone & ~(edge & ~(out["vertebrae"] | out["ribs"] | out["bone"]))
             edge = None
-        meta["warnings"] += [f"bones: {n}" for n in notes]
+        meta["warnings"] += [f"bones: {n}" for n in bone_info.pop("notes", []) + notes]
         cut = bn.spine_cut_note(ct, body, spine_x) if spine and spine_x is not None else ""
         if cut:
             meta["warnings"].append(f"bones: {cut}")
@@ -392,7 +403,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 "vessels: contrast CT: the enhanced blood pool (heart chambers, aorta, pulmonary "
                 "arteries and veins, venae cavae) is ONE label, great_vessels, not split into "
                 "TotalSegmentator's aorta, heart, ...; less enhanced or undiluted-contrast vessels "
-                "(a vein at the injection side, > the pool's density) may be missing; segment "
+                "(a vein at the injection side, > the pool's density) are not in it (unlabelled); segment "
                 "them with a model (--model total) for named vessels")
     liver = (organs or {}).get("liver")
     if "vessels" in want and liver is not None and liver.any():
