@@ -577,10 +577,11 @@ def _cut_case(seed=0):
     k toward inferior), anisotropic grid whose in-plane field of view is a reconstruction circle
     (-1024 outside it) clipped by the array's i faces: the trunk runs out of the right i face and
     through both scan ends; a couch (a 2 mm top in contact with the back, a base block reaching the
-    circle, joined to the top by 2 mm struts round an air-filled core) lies under it; a channel of the padding value runs from the circle's edge into the air
-    between the trunk's left side and an arm (air that reads as padding, not the field's edge).
-    The arm lies on the couch top and runs out of the left i face. Returns the CT (the only true
-    cuts: the trunk's right, superior and inferior, the arm's left)."""
+    circle, joined to the top by 2 mm struts round an air-filled core) lies under it; a channel of
+    the padding value runs from the circle's edge into the air between the trunk's left side and
+    an arm (air that reads as padding, not the field's edge). The arm lies on the couch top and
+    runs out of the left i face. Returns the CT (the only true cuts: the trunk's right, superior
+    and inferior, the arm's left)."""
     rng = np.random.default_rng(seed)
     c, s_ = np.cos(np.radians(15.0)), np.sin(np.radians(15.0))
     direction = np.array([[-c, s_, 0.0], [-s_, -c, 0.0], [0.0, 0.0, -1.0]])   # columns: i, j, k

@@ -811,8 +811,9 @@ def _a_range(ct: Volume, mask: np.ndarray, offset) -> tuple[float, float]:
 def _in_patient(ct: Volume, body, tissue, kji: np.ndarray) -> np.ndarray:
     """Bool (n,): whether each body voxel ``kji`` (n, 3) is the patient's, not the couch's.
     ``ct``: the grid (its array is not read); ``body``, ``tissue`` (`outer_skin`'s tissue: CT
-    above its air threshold, or labelled): bool [k, j, i] or `PackedMask`. The body's tissue is opened as `table.patient_mask` opens it (erosion by
-    ``table.OPEN_MM``, which detaches the couch top, a shell of a few mm; Olch 2014, AAPM TG-176);
+    above its air threshold, or labelled): bool [k, j, i] or `PackedMask`. The body's tissue is
+    opened as `table.patient_mask` opens it (erosion by ``table.OPEN_MM``, which detaches the
+    couch top, a shell of a few mm; Olch 2014, AAPM TG-176);
     its pieces are the patient except those lying wholly anterior or wholly posterior of the
     largest (the couch under a supine or prone patient; a limb beside the trunk, or the other
     leg, overlaps it along A and stays: its cut is a cut). The kept pieces are grown back within

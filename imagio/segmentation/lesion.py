@@ -2681,9 +2681,9 @@ def _edge_support_note(notes: list, share: float, sides: list) -> None:
     if at:
         notes[at[0]] = (f"{NO_EDGE_NOTE} against the tissue around it (e.g. a tumour in muscle on a non-contrast "
                         f"CT): it was taken as the homogeneous region round the click, with an intensity edge along "
-                        f"only {100 * share:.0f} % of its boundary; {beyond}. Its border is approximate, and its volume "
-                        "and Dice against an expert outline may be far off: check it, give the organ mask, add or "
-                        "remove clicks (--add, --remove), or outline it on MR / by hand")
+                        f"only {100 * share:.0f} % of its boundary; {beyond}. Its border is approximate, and its "
+                        "volume and Dice against an expert outline may be far off: check it, give the organ mask, "
+                        "add or remove clicks (--add, --remove), or outline it on MR / by hand")
         return
     notes.append(f"the outline has an intensity edge along only {100 * share:.0f} % of its boundary: {beyond}; its "
                  "volume and Dice against an expert outline may be far off: check it, give the organ mask, or "
