@@ -189,3 +189,62 @@ def test_a_slice_with_no_bone_keeps_all_its_tissue_as_the_patients_outline():
     want = patient1[::-1, ::-1]
     assert (body[2] == want).all(), (int((body[2] & ~want).sum()), int((want & ~body[2]).sum()))
     assert not (body[2] & pad[::-1, ::-1]).any()
+
+
+def test_a_withheld_volume_is_given_only_as_the_range():
+    """Trial 72 D1: STS_010's volume_ml is withheld (click-dependent), yet the warning said "the
+    region grown from the click (113.5 mL)": the core note, retold, gives the two outlines as the
+    range that ``volume_range_ml`` carries, not one of them as the region's volume."""
+    from imagio.segmentation.lesion import _Note
+
+    text = (f"the region grown from the click (113.5 mL) differs from the one grown from its own core "
+            f"(73.2 mL): the volume {DEPENDS} and is unreliable; check it, or compare clicks")
+    meas, notes = _meas(), [_Note(text, "core_differs", (113.5, 73.2))]
+    _click_range(meas, [113.5, 73.2], notes)
+    assert meas.to_dict()["volume_ml"] is None and meas.volume_range_ml == [73.2, 113.5]
+    assert len(notes) == 1 and "73.2-113.5 mL" in notes[0] and "(113.5 mL)" not in notes[0], notes
+    assert "volume_range_ml" in notes[0] and DEPENDS in notes[0], notes
+
+
+def test_no_edge_and_low_edge_support_are_one_warning():
+    """Trial 72 D2: STS_010's "no clear intensity edge ... give the organ mask" and "an intensity
+    edge along only 18 % of its boundary ... give the organ mask" said one fact twice: the share
+    goes into the no-edge warning, the advice once."""
+    from imagio.segmentation.lesion import _edge_support_note
+
+    no_edge = (NO_EDGE_NOTE + " against the tissue around it (e.g. a tumour in muscle on a non-contrast CT): "
+               "it was taken as the homogeneous region round the click and its border is approximate; check it, "
+               "give the organ mask, or add or remove clicks (--add, --remove)")
+    notes = ["other", no_edge]
+    _edge_support_note(notes, 0.185, [])
+    assert len(notes) == 2 and notes[0] == "other" and notes[1].startswith(NO_EDGE_NOTE), notes
+    assert "18 %" in notes[1] and notes[1].count("organ mask") == 1 and notes[1].count("intensity edge") == 2, notes
+    alone = []
+    _edge_support_note(alone, 0.185, ["right"])   # without the no-edge note: its own warning, as before
+    assert len(alone) == 1 and "18 %" in alone[0] and "mostly on its right side" in alone[0], alone
+
+
+def test_the_section_warning_of_a_withheld_size_has_no_aside():
+    """Trial 72 D3: "partial volume makes the outline's border (no diameter or volume is given:
+    size_withheld) approximate": the outline's border, without the aside (the warning that
+    withholds the size says so, and ``size_withheld`` why)."""
+    from imagio.segmentation.lesion import _plausibility
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    ct = Volume(np.zeros((8, 20, 20), np.int16), make_ijk_to_ras((0.8, 0.8, 3.3)), "ct")
+    mask = np.zeros(ct.shape, bool)
+    mask[2:6, 5:15, 5:15] = True
+    meas = _meas(float(mask.sum()) * ct.voxel_volume_ml)
+    meas.click_dependent = True
+    out = [w for w in _plausibility(mask, ct, meas) if w.startswith("measured on")]
+    assert out and "partial volume makes the outline's border approximate" in out[0], out
+    assert "size_withheld" not in out[0] and "(no diameter" not in out[0], out
+
+
+def test_an_own_leak_says_the_outline_depends_on_the_click():
+    """Trial 72 D3: STS_022's JSON had click_dependent true and no warning said so: the one leak
+    warning says that the outline, grown to the size limit round the click, depends on the click."""
+    meas, notes = _meas(3351.4), []
+    _click_range(meas, [], notes, own_limit=True)
+    assert meas.click_dependent and len(notes) == 1 and notes[0].startswith(OWN_LEAK), notes
+    assert DEPENDS in notes[0] and notes[0].count("3351.4") == 1, notes

@@ -570,3 +570,66 @@ def test_packed_mask_reads_negative_and_out_of_range_indices_as_numpy_does():
             p[bad]
     with pytest.raises(IndexError):
         p[(np.array([0, 6]), np.array([0, 0]), np.array([0, 0]))]
+
+
+def _cut_case(seed=0):
+    """A trunk on an oblique (15 degrees about S), flipped (i toward left, j toward posterior,
+    k toward inferior), anisotropic grid whose in-plane field of view is a reconstruction circle
+    (-1024 outside it) clipped by the array's i faces: the trunk runs out of the right i face and
+    through both scan ends; a couch (a 2 mm top in contact with the back, a base block reaching the
+    circle, joined to the top by 2 mm struts round an air-filled core) lies under it; a channel of
+    the padding value runs from the circle's edge into the air between the trunk's left side and
+    an arm (air that reads as padding, not the field's edge). The arm lies on the couch top and
+    runs out of the left i face. Returns the CT (the only true cuts: the trunk's right, superior
+    and inferior, the arm's left)."""
+    rng = np.random.default_rng(seed)
+    c, s_ = np.cos(np.radians(15.0)), np.sin(np.radians(15.0))
+    direction = np.array([[-c, s_, 0.0], [-s_, -c, 0.0], [0.0, 0.0, -1.0]])   # columns: i, j, k
+    shape, sp = (12, 200, 120), (1.2, 0.9, 2.5)                              # (k, j, i); (si, sj, sk)
+    ctr = (np.array(shape[::-1]) - 1) / 2 * sp
+    origin = -direction @ ctr
+    m = make_ijk_to_ras(sp, origin, direction)
+    k, j, i = np.indices(shape, dtype=float)
+    ras = np.einsum("ab,bkji->akji", m[:3, :3], np.stack([i, j, k])) + origin[:, None, None, None]
+    r, a = ras[0], ras[1]
+    trunk = ((r - 20) / 60.0) ** 2 + (a / 30.0) ** 2 <= 1.0
+    plate = (a >= -31.5) & (a <= -29.5) & (r >= -80) & (r <= 70)
+    base = (a < -40) & (a >= -120) & (r >= -10) & (r <= 40)
+    base |= (a < -31.5) & (a >= -40) & (np.abs(r - 15) >= 23) & (np.abs(r - 15) <= 25)   # 2 mm struts
+    arm = (r + 64) ** 2 + (a + 21) ** 2 <= 9.0 ** 2      # on the couch top, cut by the left i face
+    hu = np.where(trunk | plate | base | arm, 40.0, -1000.0) + rng.normal(0, 15.0, shape)
+    channel = (r >= -49) & (r <= -20) & (a >= -8) & ~trunk
+    x, y = i * sp[0] - ctr[0], j * sp[1] - ctr[1]
+    hu[(x ** 2 + y ** 2 > 80.0 ** 2) | channel] = -1024
+    return Volume(hu.astype(np.int16), m, "cut_case")
+
+
+def test_truncations_are_where_the_patient_meets_the_field_edge_named_from_its_ras_direction():
+    """New-user trial 71 #3: the couch base reaching the field's edge was reported as a posterior
+    cut (Lung_Dx), and air that reads as padding beside the body as a 'left' cut on the image's
+    right side (STS_010). Only the patient (not the couch) at the edge of the imaged region (array
+    face or reconstruction circle) is cut, and an array face's side is its own RAS direction."""
+    ct = _cut_case()
+    s = outer_skin(ct)
+    got = {t.side: t for t in s.truncations}
+    assert set(got) == {"right", "left", "superior", "inferior"}, [t.message() for t in s.truncations]
+    assert got["right"].where == got["left"].where == "in-plane field of view"
+    # the right cut on the i = 0 face, the left one on the last i face (the arm), not at the channel
+    assert (ct.world_to_kji(got["right"].points_ras)[:, 2] < 2.5).all()
+    assert (ct.world_to_kji(got["left"].points_ras)[:, 2] > ct.shape[2] - 3.5).all()
+    assert (ct.world_to_kji(got["superior"].points_ras)[:, 0] < 2.5).all()   # k = 0 is superior
+
+
+@pytest.mark.data
+def test_sts_010_truncations_are_the_other_legs_right_cut_not_padding_air(shared_data):
+    """STS_010 (new-user trial 71 #3b): the air between the legs is exactly -1000 HU and reads as
+    padding; its border on the other leg was a 489 mm^2 'left' cut at R 8.8-32.2 mm, on the image's
+    right side. The other leg, cut by the array's first i face (its RAS direction is right), is the
+    right cut, on that face; no left or posterior cut."""
+    from imagio import io
+
+    ct = io.read_image(shared_data / "sts-sarcoma" / "STS_010" / "CT_image.nii.gz")
+    got = {t.side: t for t in outer_skin(ct).truncations}
+    assert "left" not in got and "posterior" not in got and "right" in got, [t.message() for t in got.values()]
+    face = ct.kji_to_world(np.array([[0.0, 0.0, 1.0]]))[0, 0]   # R of the data's first i layer
+    assert np.allclose(got["right"].points_ras[:, 0], face, atol=0.5 * ct.spacing[0] + 1e-6)

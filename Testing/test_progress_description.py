@@ -18,3 +18,14 @@ def test_short_messages_and_unbroken_words_are_kept_or_cut_within_the_width():
     assert short_description("x" * 60) == "x" * 60
     d = short_description("y" * 100)
     assert len(d) == 60 and d == "y" * 59 + "\u2026", d
+
+
+def test_a_cut_does_not_leave_a_bracket_open():
+    """Trial 72 D5: "generating the digital phantom at 1.5 mm (or reading it…" left its bracket
+    open: the cut goes before the unclosed bracket; a closed one is kept."""
+    d = short_description("generating the digital phantom at 1.5 mm (or reading it from the user's cache)")
+    assert d == "generating the digital phantom at 1.5 mm\u2026", d
+    d = short_description("planning: distance map (3 mm) of 3 hard structure(s) with a 3 mm margin and more words")
+    assert d.count("(") == d.count(")") and "(3 mm)" in d and len(d) <= 60, d
+    d = short_description("[" + "z " * 40)   # nothing before the bracket: cut as before
+    assert len(d) <= 60 and d.endswith("\u2026"), d

@@ -156,7 +156,7 @@ def test_packed_model_has_the_same_masks(box_shortcut):
 
 def test_cached_model_holds_packed_masks_before_its_truncations(monkeypatch):
     """`outer_skin` packs the body, skin and exterior before the truncations are measured: the
-    traced memory held when `_truncations` starts is under 5 bytes per voxel (here 4.4: the data
+    traced memory held when `_cut_samples` starts is under 5 bytes per voxel (here 4.4: the data
     and cut masks, one byte each, three one-bit masks and about 2 bytes per voxel of other
     arrays); before speed18 the five masks were bool until the end (7.0 here; the skin model's
     peak on the 1 mm phantom 407 MiB, now 340)."""
@@ -167,13 +167,13 @@ def test_cached_model_holds_packed_masks_before_its_truncations(monkeypatch):
     ct = Volume(np.ascontiguousarray(np.tile(ct.array, rep)), ct.ijk_to_ras, "CT")
     lab = Volume(np.ascontiguousarray(np.tile(lab.array, rep)), lab.ijk_to_ras, "labels", labels=lab.labels)
     held = []
-    real = sk._truncations
+    real = sk._cut_samples
 
     def watched(*a, **k):
         held.append(tracemalloc.get_traced_memory()[0])
         return real(*a, **k)
 
-    monkeypatch.setattr(sk, "_truncations", watched)
+    monkeypatch.setattr(sk, "_cut_samples", watched)
     sk.forget_cached_skin()
     tracemalloc.start()
     try:

@@ -92,9 +92,22 @@ def printer(quiet: bool = False):
 def short_description(message: str, width: int = 60) -> str:
     """``message`` as a bar's description of at most ``width`` characters: whole, or cut at the
     last word boundary that fits with an ellipsis (trial 71: "generating the digital phantom at
-    1.5 mm (or reading it from" was cut mid-phrase with nothing to say so)."""
+    1.5 mm (or reading it from" was cut mid-phrase with nothing to say so), and never inside a
+    bracket it opens (cut before it: trial 72 D5)."""
     if len(message) <= width:
         return message
     head = message[:width - 1]
     cut = head.rsplit(" ", 1)[0] if " " in head else head
-    return cut.rstrip(" ,;:(") + "\u2026"
+    # no bracket left open (trial 72 D5: "... at 1.5 mm (or reading it…"): cut before the first
+    # bracket the kept text does not close, when text remains before it
+    depth, first_open = 0, None
+    for pos, ch in enumerate(cut):
+        if ch in "([{":
+            depth += 1
+            if depth == 1:
+                first_open = pos
+        elif ch in ")]}" and depth:
+            depth -= 1
+    if depth and first_open and cut[:first_open].strip():
+        cut = cut[:first_open]
+    return cut.rstrip(" ,;:([{") + "\u2026"

@@ -32,9 +32,12 @@ The model used here:
    largest tissue component (table and other loose objects dropped). Internal air is body.
 4. **Skin**: body voxels with a face neighbour in exterior air, except those within one voxel
    of the edge of the data region (a cut face, where the surface and its normal are unknown).
-5. **Truncation**: body voxels with a face neighbour outside the data region, grouped by the
-   direction of the cut (superior/inferior end of the scan, in-plane field of view on the
-   right/left/anterior/posterior), reported as warnings with where they are.
+5. **Truncation** (`CutSamples`): the patient's voxels (the body less the couch: `_in_patient`)
+   at the edge of the imaged region: next to an array face, or next to padding on the boundary
+   of the data region's convex hull (a reconstruction circle, a reformat's fill; padding-valued
+   air inside the field is no edge). Grouped by the RAS direction of that edge (the face's own
+   direction, or the hull's outward normal): superior/inferior end of the scan, in-plane field
+   of view on the right/left/anterior/posterior; reported as warnings with where they are.
 
 All masks are bool [k, j, i] on the CT grid; positions RAS mm. Vectorised; no Python loop
 over voxels.
@@ -237,18 +240,25 @@ def _padding_edge(data: np.ndarray, field, grid: Volume) -> PaddingEdge | None:
 
 @dataclass
 class SkinModel:
-    """Masks on the CT grid (bool [k, j, i]) and the truncations found. In the model
+    """Masks on the CT grid (bool [k, j, i]) and the cut faces found. In the model
     `outer_skin` returns (cached) they are `PackedMask` (one bit per voxel; ``np.asarray`` gives
-    the array, a box of slices unpacks only its planes, integer index arrays read their bits)."""
+    the array, a box of slices unpacks only its planes, integer index arrays read their bits).
+    ``truncations`` (a list of `Truncation`, nearest to ``target_ras`` first) is measured on its
+    first read (`CutSamples`: only the planner reads it)."""
 
     data: np.ndarray          # voxels holding measured data
     body: np.ndarray          # the patient, internal air included
     exterior: np.ndarray      # air connected to the outside of the patient
     skin: np.ndarray          # entry-capable outer skin voxels
     cut: np.ndarray           # body voxels on a cut face (next to non-data)
-    truncations: list = field(default_factory=list)
+    cuts: "CutSamples | None" = None
     padding_value: float | None = None
     padding_edge: PaddingEdge | None = None   # where data meets padding inside the array
+    target_ras: tuple | None = None           # RAS mm; the truncations' distances are from it
+
+    @property
+    def truncations(self) -> list:
+        return [] if self.cuts is None else self.cuts.truncations(self.target_ras)
 
     def warnings(self) -> list[str]:
         return [t.message() for t in self.truncations]
@@ -688,7 +698,7 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
         first = _largest_voxel_by_slab(lambda a, b: tissue[a:b], ct.shape[0])
     else:
         first = _largest_component_voxel(tissue)
-    del tissue
+    tissue = PackedMask(tissue)   # (one bit per voxel) the patient's tissue for the cut faces: `_in_patient`
 
     # lateral faces of the data region: exterior air touches them
     field = _smoothed(data, box=fill_value is None)
@@ -708,7 +718,7 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
 
     if first is None:
         z = np.zeros(ct.shape, bool)
-        return SkinModel(keep(data), keep(z), keep(exterior), keep(z), keep(z), [], fill_value)
+        return SkinModel(keep(data), keep(z), keep(exterior), keep(z), keep(z), None, fill_value)
     # the largest tissue piece is one 6-connected set, and tissue is never exterior air: it lies
     # in one component of data & ~exterior, the one at any of its voxels
     if slabs:
@@ -740,10 +750,10 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
         cut = erode6(data)
         np.logical_and(body, ~cut, out=cut)
     body = keep(body)
-    truncs = _truncations(ct, field, cut, None)
+    cuts = _cut_samples(ct, field, data, cut, body, tissue, box)
     cut = keep(cut)
     edge = None if fill_value is None else _padding_edge(data, field, ct)
-    return SkinModel(keep(data), body, exterior, skin, cut, truncs, fill_value, edge)
+    return SkinModel(keep(data), body, exterior, skin, cut, cuts, fill_value, edge)
 
 
 def paint_keeps_skin(model: SkinModel, changed: np.ndarray, new_values) -> bool:
@@ -769,31 +779,176 @@ def side_of(normal_ras) -> str:
     return _DIRECTIONS[int(side_codes(normal_ras)[0])][0]
 
 
-def _truncations(ct: Volume, field: np.ndarray, cut: np.ndarray, target_ras) -> list[Truncation]:
-    """Cut faces grouped by the dominant direction of their outward normal (``field``: the
-    smoothed data mask)."""
+def _hull_of(data: np.ndarray, grid: Volume):
+    """Convex hull (``scipy.spatial.ConvexHull``, RAS mm) of the data region ``data`` (bool
+    [k, j, i]): of the first and last data voxel of each array row along i (every data voxel
+    lies between its row's two, so the hull is the same). None when Qhull finds no 3D hull."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    rows = data.any(axis=2)
+    kk, jj = np.nonzero(rows)
+    first = np.argmax(data, axis=2)[kk, jj]
+    last = data.shape[2] - 1 - np.argmax(data[:, :, ::-1], axis=2)[kk, jj]
+    kji = np.concatenate([np.stack([kk, jj, first], 1), np.stack([kk, jj, last], 1)]).astype(float)
+    try:
+        return ConvexHull(grid.kji_to_world(kji))
+    except (QhullError, ValueError):
+        return None
+
+
+def _a_range(ct: Volume, mask: np.ndarray, offset) -> tuple[float, float]:
+    """(min, max) RAS A (mm) of the voxels of ``mask`` (bool [k, j, i], not empty), whose voxel
+    (0, 0, 0) is the CT's voxel ``offset`` (kji): A is linear in the index, so its extremes lie
+    at the first or last voxel of an array row along i."""
+    kk, jj = np.nonzero(mask.any(axis=2))
+    first = np.argmax(mask, axis=2)[kk, jj]
+    last = mask.shape[2] - 1 - np.argmax(mask[:, :, ::-1], axis=2)[kk, jj]
+    kji = np.concatenate([np.stack([kk, jj, first], 1), np.stack([kk, jj, last], 1)]) + np.asarray(offset)
+    a = ct.kji_to_world(kji.astype(float))[:, 1]
+    return float(a.min()), float(a.max())
+
+
+def _in_patient(ct: Volume, body, tissue, kji: np.ndarray) -> np.ndarray:
+    """Bool (n,): whether each body voxel ``kji`` (n, 3) is the patient's, not the couch's.
+    ``ct``: the grid (its array is not read); ``body``, ``tissue`` (`outer_skin`'s tissue: CT
+    above its air threshold, or labelled): bool [k, j, i] or `PackedMask`. The body's tissue is
+    opened as `table.patient_mask` opens it (erosion by ``table.OPEN_MM``, which detaches the
+    couch top, a shell of a few mm; Olch 2014, AAPM TG-176);
+    its pieces are the patient except those lying wholly anterior or wholly posterior of the
+    largest (the couch under a supine or prone patient; a limb beside the trunk, or the other
+    leg, overlaps it along A and stays: its cut is a cut). The kept pieces are grown back within
+    the tissue, and the air each slice (along the array axis closest to S) encloses in them is
+    the patient's too (a lung cut open at the scan's end). A piece's A extent: `_a_range`."""
+    import cc3d
+
+    from ..segmentation.ballmorph import dilate_ball, erode_ball
+    from .table import OPEN_MM, patient_box
+
+    out = np.zeros(len(kji), bool)
+    box = patient_box(body, 0.0, ct.spacing_kji)
+    if box is None:
+        return out
+    sk = np.asarray(ct.spacing_kji, float)
+    tissue = np.asarray(tissue[box], bool) & np.asarray(body[box], bool)
+    cc, n = cc3d.connected_components(erode_ball(tissue, OPEN_MM, sk), connectivity=6, return_N=True)
+    if n == 0:
+        keep = tissue
+    else:
+        st = cc3d.statistics(cc)
+        big = 1 + int(np.argmax(st["voxel_counts"][1:]))
+        off = np.array([s.start for s in box])
+        rng = {}
+        for lab in range(1, n + 1):   # per piece (not per voxel): its A extent, on its own box
+            bb = st["bounding_boxes"][lab]
+            rng[lab] = _a_range(ct, cc[bb] == lab, off + [b.start for b in bb])
+        lo_a, hi_a = rng[big]
+        lut = np.array([False] + [not (rng[lab][1] < lo_a or rng[lab][0] > hi_a) for lab in range(1, n + 1)])
+        keep = dilate_ball(lut[cc], OPEN_MM * 1.05, sk)
+        keep &= tissue
+    del cc, tissue
+    ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))     # array axis (k, j, i) closest to S
+    local = kji - np.array([s.start for s in box])
+    inside = np.all((local >= 0) & (local < np.array(keep.shape)), axis=1)
+    for z in np.unique(local[inside, ax]):                  # only the slices holding a sample
+        sl = [slice(None)] * 3
+        sl[ax] = int(z)
+        filled = ndimage.binary_fill_holes(keep[tuple(sl)])
+        hit = inside & (local[:, ax] == z)
+        u, v = (a for a in range(3) if a != ax)
+        out[hit] = filled[local[hit, u], local[hit, v]]
+    return out
+
+
+class CutSamples:
+    """The body's cut faces (`outer_skin`): a regular subsample of the cut voxels, each on the
+    edge of the imaged region, with the side (index into ``_DIRECTIONS``) of that edge's outward
+    RAS direction. A cut voxel next to an array face (the end of the scan or an in-plane face)
+    takes that face's RAS direction (so a flipped or oblique grid names its faces as the patient
+    lies); one next to padding inside the array (a reconstruction circle, a reformat's fill)
+    counts only where the padding is the imaged region's own edge: within one voxel diagonal of
+    the boundary of the data region's convex hull (a field of view is convex: a circle, a
+    reformat's box), taking the outward normal of the nearest hull face; padding-valued air
+    inside the field (clipped air between the legs that reads as padding, STS_010) is not an
+    edge. ``truncations`` keeps the voxels of the patient (`table.patient_mask`: the body's
+    tissue opened as the table search opens it, less the couch: `_in_patient`; new-user trial 71
+    #3, Lung_Dx: the couch base at the field's edge was a 'posterior' cut) and groups them per
+    side, on its first read.
+
+    kji: (n, 3) int voxel indices; codes: (n,) side codes; step: voxels each sample stands for."""
+
+    def __init__(self, ct: Volume, body, tissue, kji: np.ndarray, codes: np.ndarray, step: int):
+        # the grid only (a zero-strided array of the CT's shape: the CT's values are not kept)
+        self.ct = Volume(np.broadcast_to(np.int8(0), tuple(ct.shape)), ct.ijk_to_ras, "grid")
+        self.body, self.tissue, self.kji, self.codes, self.step = body, tissue, kji, codes, int(step)
+        self._groups: list | None = None
+
+    def groups(self) -> list:
+        """The `Truncation` per side, without a distance (computed once)."""
+        if self._groups is None:
+            out = []
+            if len(self.kji):
+                sel = _in_patient(self.ct, self.body, self.tissue, self.kji)
+                kji, side = self.kji[sel], self.codes[sel]
+                ras = self.ct.kji_to_world(kji.astype(float))
+                face_mm2 = float(np.prod(self.ct.spacing)) ** (2.0 / 3.0)
+                for code in np.unique(side):
+                    m = side == code
+                    name, axis, _ = _DIRECTIONS[int(code)]
+                    if m.sum() * self.step * face_mm2 < 25.0:   # a few voxels: noise at a corner
+                        continue
+                    p = ras[m]
+                    where = "end of the scan" if axis == 2 else "in-plane field of view"
+                    out.append(Truncation(name, where, float(m.sum() * self.step * face_mm2), p.mean(0),
+                                          (p.min(0), p.max(0)), float("nan"), p))
+            self._groups = out
+        return self._groups
+
+    def truncations(self, target_ras=None) -> list:
+        """`groups` with each one's distance from ``target_ras`` (RAS mm; None: unknown),
+        nearest first, then largest."""
+        tr = [replace(t, distance_mm=float("nan") if target_ras is None else float(
+            np.min(np.linalg.norm(t.points_ras - np.asarray(target_ras, float), axis=1)))) for t in self.groups()]
+        return _sorted(tr)
+
+
+def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tissue, box: bool) -> CutSamples:
+    """`CutSamples` of the cut voxels ``cut`` (bool [k, j, i]) of the data region ``data``
+    (``body``, ``tissue``: `PackedMask` or bool, kept for `_in_patient`)
+    (``field``: its smoothed mask, `_smoothed`; ``box``: the data region is the array's box
+    less its outer layer, so every cut voxel lies next to an array face)."""
     kji_all = np.argwhere(cut)
-    if not len(kji_all):
-        return []
-    step = max(1, len(kji_all) // 20000)          # normals of a regular subsample, weighted
+    step = max(1, len(kji_all) // 20000)          # a regular subsample, weighted
     kji = kji_all[::step]
+    codes = np.full(len(kji), -1, np.int64)
+    if not len(kji):
+        return CutSamples(ct, body, tissue, kji, codes, step)
     n = _outward_normals(field, kji, ct)
-    ras = ct.kji_to_world(kji.astype(float))
-    side = side_codes(n)
-    face_mm2 = float(np.prod(ct.spacing)) ** (2.0 / 3.0)
-    out = []
-    for code in np.unique(side):
-        sel = side == code
-        name, axis, _ = _DIRECTIONS[int(code)]
-        if sel.sum() * step * face_mm2 < 25.0:   # a few voxels: noise at a corner
-            continue
-        p = ras[sel]
-        dist = float("nan") if target_ras is None else float(
-            np.min(np.linalg.norm(p - np.asarray(target_ras, float), axis=1)))
-        where = "end of the scan" if axis == 2 else "in-plane field of view"
-        out.append(Truncation(name, where, float(sel.sum() * step * face_mm2), p.mean(0),
-                              (p.min(0), p.max(0)), dist, p))
-    return _sorted(out)
+    best = np.full(len(kji), -np.inf)
+    for ax in range(3):   # next to an array face: the face's own outward RAS direction
+        size = ct.shape[ax]
+        lo = 1 if size > 4 else 0
+        for sgn, at in ((-1.0, kji[:, ax] <= lo), (1.0, kji[:, ax] >= size - 1 - lo)):
+            d = sgn * ct.direction[:, 2 - ax]
+            score = np.where(at, n @ d, -np.inf)   # at a corner: the face nearest the normal
+            take = score > best
+            best[take] = score[take]
+            codes[take] = int(side_codes(d)[0])
+    rest = np.flatnonzero(codes < 0)   # next to padding inside the array
+    if len(rest) and not box:
+        hull = _hull_of(data, ct)
+        if hull is None:
+            codes[rest] = side_codes(n[rest])
+        else:
+            tol = float(np.linalg.norm(ct.spacing))
+            ras = ct.kji_to_world(kji[rest].astype(float))
+            eq = hull.equations
+            for a in range(0, len(rest), 2048):
+                v = ras[a:a + 2048] @ eq[:, :3].T + eq[:, 3]   # <= 0 inside; -v: mm to that face's plane
+                f = np.argmax(v, axis=1)
+                on = v[np.arange(len(f)), f] >= -tol
+                codes[rest[a:a + 2048][on]] = side_codes(eq[f[on], :3])
+    keep = codes >= 0
+    return CutSamples(ct, body, tissue, kji[keep], codes[keep], step)
 
 
 def _sorted(truncs: list) -> list:
@@ -803,9 +958,7 @@ def _sorted(truncs: list) -> list:
 def for_target(model: SkinModel, target_ras) -> SkinModel:
     """The same masks (shared, read-only) with each truncation's distance measured from
     ``target_ras`` (None: unknown)."""
-    tr = [replace(t, distance_mm=float("nan") if target_ras is None or t.points_ras is None else float(
-        np.min(np.linalg.norm(t.points_ras - np.asarray(target_ras, float), axis=1)))) for t in model.truncations]
-    return replace(model, truncations=_sorted(tr))
+    return replace(model, target_ras=None if target_ras is None else tuple(np.asarray(target_ras, float).tolist()))
 
 
 def _fingerprint(ct: Volume, labels: Volume | None, air_hu: float) -> tuple:

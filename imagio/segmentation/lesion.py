@@ -1635,15 +1635,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         share, sides = edge_support(mask, ct)
         meas.edge_support = None if share is None else round(share, 3)
         if share is not None and share < EDGE_SUPPORT_MIN:
-            # every side listed (or none most often) says no side: "all round" (trial 71: STS_010's
-            # "mostly on its right, left, anterior, posterior, superior, inferior side")
-            where = ("all round" if len(sides) in (0, 6) else f"mostly on its {', '.join(sides)} side")
-            notes.append(
-                f"the outline has an intensity edge along only {100 * share:.0f} % of its boundary: elsewhere "
-                f"({where}) the tissue beyond lies within "
-                f"{ISO_MARGIN_HU:g} HU of the lesion, so the border there is not seen on this CT and is "
-                "where the region growing stopped, not an edge; its volume and Dice against an expert "
-                "outline may be far off: check it, give the organ mask, or outline it on MR / by hand")
+            _edge_support_note(notes, share, sides)
     plaus = _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
     own = [i for i, n in enumerate(notes) if n.startswith(OWN_LEAK)]
     if own:
@@ -2361,10 +2353,13 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
         notes[:] = [n for n in notes if not getattr(n, "leaks_ml", ())]
         also = (f"; {'outlines' if len(other) > 1 else 'an outline'} grown from the tool's check clicks leaked as "
                 f"well ({', '.join(f'{x:.1f}' for x in other)} mL)" if other else "")
+        # (trial 72 D3: click_dependent true and no warning said so) the size limit is measured from the
+        # click, so where this outline stops depends on the click
         notes.append(f"{OWN_LEAK} ({meas.volume_ml:.1f} mL"
                      f"{', after the --add/--remove edit' if edited else ''}) reached the size limit, so it "
                      "followed tissue of the lesion's density beyond the lesion and its volume is not the "
-                     f"lesion's{also}: check it on the images, cut it (--remove), give the organ mask or outline it by hand")
+                     f"lesion's; the limit is measured from the click, so the outline {DEPENDS}{also}: check it on "
+                     "the images, cut it (--remove), give the organ mask or outline it by hand")
         if edited:
             meas.volume_range_before_edit_ml = rng
         return
@@ -2425,8 +2420,13 @@ def _click_range(meas, volumes, notes, edited: bool = False, leaks=(), own_limit
             if {round(lo, 1), round(hi, 1)} <= set(getattr(n, "volumes_ml", ())):
                 # the note names both ends of the range already (trial 70 D2: STS_010 said "73.2-113.5 mL"
                 # and then "113.5 mL ... 73.2 mL"): the outcome only, the volumes once
+                # (trial 72 D1: "the region grown from the click (113.5 mL)" gave the withheld volume as
+                # the region's: the two outlines are said as the range volume_range_ml carries)
+                told = (f"the outlines grown from the click and from its own core differ ({lo:.1f}-{hi:.1f} mL, "
+                        f"volume_range_ml): the volume {DEPENDS} and is unreliable; check it, or compare clicks"
+                        if n.kind == "core_differs" else f"{n[:1].lower()}{n[1:]}")
                 notes[at[0]] = n.retold(f"click-dependent outline (no single volume or diameter is the lesion's, and "
-                                        f"the lesion may be smaller or larger than both): {n[:1].lower()}{n[1:]}")
+                                        f"the lesion may be smaller or larger than both): {told}")
                 return
             notes[at[0]] = (f"click-dependent outline ({CHECK_CLICKS} give {lo:.1f}-{hi:.1f} mL, {apart}: no single "
                             f"volume or diameter is the lesion's, and it may lie outside that range): {n[:1].lower()}{n[1:]}")
@@ -2665,6 +2665,31 @@ def _resolution_along_s(ct: Volume) -> tuple[float, float] | None:
     return None
 
 
+def _edge_support_note(notes: list, share: float, sides: list) -> None:
+    """Say in ``notes`` (warning texts, changed in place) that the outline has an intensity edge
+    along only ``share`` (0-1) of its boundary, the rest on its ``sides`` (names; none or all six:
+    "all round"). Where a note already says the lesion has no clear intensity edge
+    (``NO_EDGE_NOTE``), the share goes into that note, which keeps its start (the flag
+    ``no_intensity_edge`` is read from it) and gives the advice once (trial 72 D2: STS_010's two
+    warnings both said there was no edge and both advised the organ mask); else a warning of its own."""
+    # every side listed (or none most often) says no side: "all round" (trial 71: STS_010's
+    # "mostly on its right, left, anterior, posterior, superior, inferior side")
+    where = "all round" if len(sides) in (0, 6) else f"mostly on its {', '.join(sides)} side"
+    beyond = (f"elsewhere ({where}) the tissue beyond lies within {ISO_MARGIN_HU:g} HU of the lesion, so the border "
+              "there is not seen on this CT and is where the region growing stopped, not an edge")
+    at = [i for i, n in enumerate(notes) if n.startswith(NO_EDGE_NOTE)]
+    if at:
+        notes[at[0]] = (f"{NO_EDGE_NOTE} against the tissue around it (e.g. a tumour in muscle on a non-contrast "
+                        f"CT): it was taken as the homogeneous region round the click, with an intensity edge along "
+                        f"only {100 * share:.0f} % of its boundary; {beyond}. Its border is approximate, and its "
+                        "volume and Dice against an expert outline may be far off: check it, give the organ mask, "
+                        "add or remove clicks (--add, --remove), or outline it on MR / by hand")
+        return
+    notes.append(f"the outline has an intensity edge along only {100 * share:.0f} % of its boundary: {beyond}; its "
+                 "volume and Dice against an expert outline may be far off: check it, give the organ mask, or "
+                 "outline it on MR / by hand")
+
+
 def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False) -> list:
     """Warnings on an implausible result; sets ``meas``'s matching flags. ``hit_limit``: the
     region reached ``max_radius_mm``; ``no_edge``: it was taken without an intensity edge (the
@@ -2682,9 +2707,9 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
     thick = float(np.max(ct.spacing))
     along_s = None if thick > MEASUREMENT_MAX_SLICE_MM else _resolution_along_s(ct)
     # what partial volume makes approximate: the sizes given, or only the outline when they are
-    # withheld (trial 70 D3: "makes the diameters and the volume approximate" with all of them null)
-    what = ("the outline's border (no diameter or volume is given: size_withheld)" if meas.size_withheld
-            else "the diameters and the volume")
+    # withheld (trial 70 D3: "makes the diameters and the volume approximate" with all of them null);
+    # the warning that withholds them says so (trial 72 D3: no aside in brackets here)
+    what = "the outline's border" if meas.size_withheld else "the diameters and the volume"
     if thick > MEASUREMENT_MAX_SLICE_MM:
         out.append(f"measured on {thick:.2g} mm sections: partial volume makes {what} "
                    f"approximate (measurements need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, "
