@@ -51,3 +51,40 @@ def test_replacement_keeps_clear_of_the_kept_probes_and_none_when_nothing_fits()
     c2 = np.eye(4, dtype=bool)
     c2[2, 3] = c2[3, 2] = True
     assert repair_cover(B, [0, 1], [0, 1], np.ones(4), lambda c: c >= 2, Spacing(c2, np.arange(4))) is None
+
+
+def test_pair_milp_searches_only_covers_smaller_than_the_one_held():
+    """`_milp_spaced` with ``most``: the two-direction milps of a spaced cover keep a cover only
+    when it is smaller than the one held, so each later milp is asked for at most one fewer
+    (plan26: with 15 coverable direction pairs the cryo test's pair stage took 475 s, most of it
+    in milps whose covers could not be kept). Checked against every subset (brute force): the
+    fewest columns that cover every row with no two conflicting; at most that many: a cover of
+    that size, at most one fewer: none, proven (status 2)."""
+    from itertools import combinations
+
+    from imagio.planning.ablation.multiprobe import _milp_spaced
+
+    rng = np.random.default_rng(7)
+    A = rng.random((14, 16)) < 0.3
+    A[np.arange(14), rng.integers(0, 16, 14)] = True          # every row coverable
+    conflict = np.zeros((16, 16), bool)
+    for i, j in ((0, 5), (3, 9), (7, 12), (2, 14)):
+        conflict[i, j] = conflict[j, i] = True
+    sp = Spacing(conflict, np.arange(16), np.repeat(np.arange(4), 4))
+
+    def fewest():
+        for k in range(1, 17):
+            for c in combinations(range(16), k):
+                c = list(c)
+                if A[:, c].any(axis=1).all() and not conflict[np.ix_(c, c)].any():
+                    return k
+    k = fewest()
+    assert 2 <= k <= 8, k
+    idx = np.arange(16)
+    free, st = _milp_spaced(A, sp, idx, 60.0, 1000)
+    assert st == 0 and len(free) == k
+    at, st = _milp_spaced(A, sp, idx, 60.0, 1000, most=k)
+    assert st == 0 and len(at) == k and A[:, at].any(axis=1).all()
+    assert not conflict[np.ix_(at, at)].any()
+    none, st = _milp_spaced(A, sp, idx, 60.0, 1000, most=k - 1)
+    assert len(none) == 0 and st == 2

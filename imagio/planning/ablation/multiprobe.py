@@ -803,15 +803,21 @@ def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: fl
     return _cheapen(A, pick, cost), proven
 
 
-def _milp_spaced(A: np.ndarray, spacing: "Spacing", idx, limit_s: float, nodes: int):
+def _milp_spaced(A: np.ndarray, spacing: "Spacing", idx, limit_s: float, nodes: int, most: int | None = None):
     """(columns, milp status) of the fewest columns ``idx`` of A covering every row with no two
-    conflicting (`Spacing.constraints`), stopped after ``nodes`` branch-and-bound nodes (or
-    ``limit_s``); columns empty when none was found (status 2: none exists among ``idx``)."""
+    conflicting (`Spacing.constraints`), and with ``most``, at most that many (a row of ones:
+    a caller that keeps only a cover smaller than one it holds asks for no other, so the solver
+    prunes every node whose bound cannot beat it), stopped after ``nodes`` branch-and-bound nodes
+    (or ``limit_s``); columns empty when none was found (status 2: none exists among ``idx``,
+    within ``most``)."""
     idx = np.asarray(idx)
     sub = spacing.sub(idx)
     n = len(idx)
     cover = LinearConstraint(sparse.csr_matrix(A[:, idx], dtype=float), lb=1.0, ub=np.inf)
-    res = milp(np.ones(n), constraints=[cover, sub.constraints()], bounds=Bounds(0, 1),
+    rows = [cover, sub.constraints()]
+    if most is not None:
+        rows.append(LinearConstraint(np.ones((1, n)), lb=0.0, ub=float(most)))
+    res = milp(np.ones(n), constraints=rows, bounds=Bounds(0, 1),
                integrality=np.ones(n), options={"time_limit": float(limit_s), "node_limit": int(nodes)})
     cand = idx[res.x > 0.5] if res.x is not None else np.zeros(0, int)
     if len(cand) and spacing.conflict[np.ix_(cand, cand)][~np.eye(len(cand), dtype=bool)].any():
@@ -860,7 +866,9 @@ def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: f
                 idx = np.flatnonzero((spacing.family == fams[x]) | (spacing.family == fams[y]))
                 if not A[:, idx].any(axis=1).all():
                     continue
-                cand = _milp_spaced(A, spacing, idx, limit_s, PAIR_NODE_LIMIT)[0]
+                # only a cover smaller than the one held is kept: none larger is searched for
+                cand = _milp_spaced(A, spacing, idx, limit_s, PAIR_NODE_LIMIT,
+                                    most=len(pick) - 1 if len(pick) else None)[0]
                 if covers(cand) and (len(pick) == 0 or len(cand) < len(pick)):
                     pick = cand
         if len(pick):   # a cover of parallel tracks: restarts among compatible zones to improve it
