@@ -175,6 +175,7 @@ def test_chest_cta_rule_based_labels_rib_and_vertebra_targets(shared_data):
     from imagio.planning import PlanningProblem, plan
     from imagio.planning.problem import Constraints
     from imagio.segmentation.rules import segment
+    from scipy.spatial import cKDTree
 
     ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     rib = ct.ijk_to_world(np.array([[35.0, 93.0, 113.0]]))[0]
@@ -199,10 +200,33 @@ def test_chest_cta_rule_based_labels_rib_and_vertebra_targets(shared_data):
         # within a voxel or 20 % of it: bone length is one criterion among clearance, length and
         # angles; a solid vertebral body's transpedicular routes all run 25-40 mm in bone, and
         # the defect this guards (trial 1: the 5 mm course of a rib ranked after 17-28 mm ones)
-        # is a factor of 3
+        # is a factor of 3. A later proposal with less bone than that band is a trade-off, not
+        # that defect, only when it is worse on both other counts, measured here on the
+        # segmenter's labels: a longer path (more of the needle used) and nearer another bone
+        # (one the needle must not enter). plan28: with seg29's labels the prone vertebral
+        # target's former first proposal (36.9 mm in bone) has its hub rim 2 mm past the cut
+        # posterior face of the scan (ranked last, unimaged); the next, 38.2 mm in bone, 130 mm
+        # long, 5.3 mm from the derived canal, is first; a 27.2 mm one is second, 140 mm of the
+        # 150 mm needle and 3.0 mm from a rib (2.65 mm required)
         doc = result.to_dict()
-        clean = [x for x, q in zip(mm, doc["proposals"]) if not q["findings_ranked_last"]]
-        assert clean and clean[0] <= max(min(clean) + vox, 1.2 * min(clean)), (name, mm)
+        ok = [i for i, q in enumerate(doc["proposals"]) if not q["findings_ranked_last"]]
+        clean = [mm[i] for i in ok]
+        assert clean, (name, mm)
+        if clean[0] > max(min(clean) + vox, 1.2 * min(clean)):
+            others = np.argwhere(np.isin(seg.array, [v for v, n in seg.labels.items()
+                                                     if v in bone and n != name]))
+            tree = cKDTree(seg.kji_to_world(others.astype(float)))
+
+            def shape(i):   # (path length, least distance of the path to another bone), mm
+                e = np.asarray(result.proposals[i].entry_ras, float)
+                pts = e + np.linspace(0.0, 1.0, 400)[:, None] * (t - e)
+                return float(np.linalg.norm(t - e)), float(tree.query(pts)[0].min())
+
+            first = shape(ok[0])
+            for i, x in zip(ok[1:], clean[1:]):
+                if x < clean[0] - max(vox, 0.2 * x):   # less bone beyond the band: worse on both
+                    ln, near = shape(i)
+                    assert ln > first[0] and near < first[1], (name, mm, first, ln, near)
         assert prob.rules["target_bone"]["structure"] == name
         if name == "vertebrae":
             assert any("spinal canal" in w for w in result.warnings)

@@ -143,9 +143,9 @@ class Evaluator:
         from .findings import couch_clearance, couch_text, near_text, outside_clearance, unimaged_needle, unimaged_text
 
         # beyond the image where the body is cut (the plan's 'unimaged_needle' finding, hub included)
-        gone, sides, uat, uhub = unimaged_needle(p, e, tgt[None], [m.length_mm])
+        gone, sides, uat, uhub, ucut = unimaged_needle(p, e, tgt[None], [m.length_mm])
         if gone[0] > 0.0:
-            m.details = m.details + [f"warning: {unimaged_text(p, gone[0], sides[0], uat[0], bool(uhub[0]))}"]
+            m.details = m.details + [f"warning: {unimaged_text(p, gone[0], sides[0], uat[0], bool(uhub[0]), bool(ucut[0]))}"]
         near, at, hub, inside = outside_clearance(p, e, tgt[None], [m.length_mm])
         if np.isfinite(near[0]):
             m.details = m.details + [f"warning: {near_text(p, near[0], at[0], bool(hub[0]), bool(inside[0]))}"]

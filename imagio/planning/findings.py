@@ -8,11 +8,12 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
   labelled within needle reach: the great vessels are there but not seen on a CT without
   contrast (lung1: the best path ran through the right paratracheal space);
 - **unimaged needle**: the needle part outside the skin (entry -> hub's end: the needle's unused
-  length, away from the target, then its hub; trial 65 M2: hubs alone beyond the image) leaves the image through a face where the body is cut
+  length, away from the target, then its hub, axis and rim; trial 65 M2: hubs alone beyond the image) leaves the image through a face where the body is cut
   (`skin.Truncation`), or enters padding inside the array beyond such a side (a reformat's
   fill, a scanner's outside-the-circle value, their blended rims): what it would meet there
   (an arm, the rest of the trunk) is not imaged (lung1: all 87 mm of the needle outside the
-  skin beyond the cut right side);
+  skin beyond the cut right side); past the array or in the padding where the body is not cut
+  it is said, not ranked (`Findings.unimaged_note`; trial 67);
 - **tissue outside the skin**: that needle part runs through at least
   ``warnings.tissue_outside_skin_mm`` of another body part: tissue outside the patient's outline
   (an arm beside the trunk, left out of the outline: new-user trial 26), or tissue met again
@@ -25,9 +26,9 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
 
 - **couch clearance**: that needle part, up to the end of its hub, passes nearer than that
   clearance to the couch top the patient lies on (`couch_clearance`; the table-side rule's
-  couch, `table.locate_table_cached`), or the hub's axis reaches it: a thin shell that
-  `outside_clearance` leaves out, which the table-side rule checked only along the axis up to
-  the hub.
+  couch, `table.locate_table_cached`): a thin shell that `outside_clearance` leaves out. A hub
+  inside the couch (its axis or rim) is a table-side violation (`scoring.table_steps`); this
+  warns the clearance band round it.
 
 - **beyond the tip**: the needle continued past the target for ``needle.beyond_tip_mm`` (a core
   needle's throw + placement uncertainty), its clearance cylinder included, meets a structure the needle must not enter
@@ -72,25 +73,38 @@ def _outside_samples(problem, e, t, length_mm, hub: bool = False):
     return rest, s, (e[:, None, :] + s[..., None] * u[:, None, :]).reshape(-1, 3)
 
 
-def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
+UNIMAGED_RIM_DIRS = 8   # directions round the hub's rim that `unimaged_needle` samples
+
+
+def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarray, list, np.ndarray, np.ndarray, np.ndarray]:
     """Per path ((n, 3) RAS mm entries and targets, (n,) path lengths mm): mm of the needle part
     outside the skin, hub included (entry + the needle's unused length, away from the target,
-    then ``needle.hub_length_mm``: the extent `outside_clearance` checks), beyond a side of the
-    image where the body is cut (also when the needle first leaves through another side), from
-    the first sample beyond to the hub's end, 0 when none; the side name (None when none); and
-    mm past the entry where it leaves the image (within 1/32 of a sample; nan when none); whether that is on the hub
-    (bool: the shaft ends inside the image, only the hub leaves it). Sampled every <= 1 mm. RAS mm. (New-user trial 65 M2: on lung1 two
-    proposals' shafts ended inside the image and their hubs ran 12-13 mm past its cut right
-    face, unwarned: an arm there is not seen.)
+    then ``needle.hub_length_mm``: the extent `outside_clearance` checks; along the hub its axis
+    and ``UNIMAGED_RIM_DIRS`` points on its rim, radius ``needle.hub_diameter_mm`` / 2), that is
+    not imaged, from the first sample not imaged to the hub's end, 0 when none; the side name
+    (None when none); mm past the entry where it leaves the image (within 1/32 of a sample; nan
+    when none); whether that is on the hub (bool: the shaft's axis ends inside the image, only
+    the hub, or its rim, leaves it); whether the body is cut there (bool). Sampled every <= 1 mm.
+    RAS mm. (New-user trial 65 M2: on lung1 two proposals' shafts ended inside the image and
+    their hubs ran 12-13 mm past its cut right face, unwarned: an arm there is not seen. Trial 66
+    L3: an 8 mm hub's side crossed the face by 3.5 mm while its axis stayed inside.)
 
-    Beyond the image is beyond a face of the array, or in padding inside it (a reformat's fill
-    outside the source slab, a scanner's outside-the-reconstruction-circle value, each with its
-    blended rim: `skin.padding_inside`), whose side is that of the nearest data voxel next to
-    it (`skin.PaddingEdge`), or beyond a cut side's own edge along that side's direction
-    (`skin.PaddingEdge.beyond_side`: the corner beyond the source box, as beyond the array's
-    face on the axial original). So an oblique reformat of an axial scan flags the needles its axial
-    original flags (new-user trial 16, M1: chest CTA hubs beyond the source's left edge, in the
-    reformat's padding, were not flagged)."""
+    Not imaged, where the body is cut (``cut`` True; checked first, so a needle beyond a cut side
+    is reported so even when it left the image through another side first): beyond a face of the
+    array that cuts the body (`skin.Truncation`), or in padding inside the array (a reformat's
+    fill outside the source slab, a scanner's outside-the-reconstruction-circle value, each with
+    its blended rim: `skin.padding_inside`) whose side is that of the nearest data voxel next to
+    it (`skin.PaddingEdge`) and is cut, or beyond a cut side's own edge along that side's
+    direction (`skin.PaddingEdge.beyond_side`: the corner beyond the source box, as beyond the
+    array's face on the axial original). So an oblique reformat of an axial scan flags the
+    needles its axial original flags (new-user trial 16, M1).
+
+    Else (``cut`` False): beyond any face of the array, or in its padding (the padding value
+    itself, outside the scanner's reconstruction circle or a reformat's fill: `_padding_core`,
+    without the blended rim the cut test counts), whatever
+    the body does there (trial 67: the best proposal's hub ran into the -32768 padding and past
+    the array with no note; an arm lying there would not be seen); its side is the face's, or the
+    nearest data edge's."""
     from .skin import _DIRECTIONS, padding_inside, side_of
 
     e = np.atleast_2d(np.asarray(entry_ras, float))
@@ -98,73 +112,125 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     gone = np.zeros(len(e))
     at = np.full(len(e), np.nan)
     hub = np.zeros(len(e), bool)
+    cut_at = np.zeros(len(e), bool)
     sides: list = [None] * len(e)
-    cut = {tr.side for tr in (problem.skin.truncations if problem.skin else [])}
-    if not cut or not len(e):
-        return gone, sides, at, hub
+    if problem.skin is None or not len(e):
+        return gone, sides, at, hub, cut_at
+    cut = {tr.side for tr in problem.skin.truncations}
     ct = problem.ct
-    rest, s, ras = _outside_samples(problem, e, t, length_mm, hub=True)
+    rest, s, _ = _outside_samples(problem, e, t, length_mm, hub=True)
     top = s[:, -1]                                                            # (paths,) the hub's end
     n = s.shape[1]
     hi = np.asarray(ct.shape) - 0.5
-    # the array faces (axis k/j/i, side) that cut the body: a needle point beyond any of them
-    # (also after it left the image through another face) lies where the patient continues
     faces = [(ax, sgn, side_of(ct.direction[:, 2 - ax] * sgn)) for ax in range(3) for sgn in (1.0, -1.0)]
-    faces = [f for f in faces if f[2] in cut]
+    is_cut = np.array([f[2] in cut for f in faces])
     names = [f[2] for f in faces] + [d[0] for d in _DIRECTIONS]   # side code -> name
     edge = problem.skin.padding_edge
     pad_cut = np.array([d[0] in cut for d in _DIRECTIONS])
-    if not faces and (edge is None or not pad_cut.any()):
-        return gone, sides, at, hub
+    data = problem.skin.data
+    pin = padding_inside(data) if edge is not None else None   # no fill value: no padding inside
+    core = _padding_core(problem) if edge is not None else None  # the padding itself, without its rim
+    u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]   # outward
+    v1, v2 = _across(u)
+    ring = _ring(UNIMAGED_RIM_DIRS, (0.5 * float(problem.needle.hub_diameter_mm),))   # (P, 2) mm, the axis first
+
+    def codes_at(rows, mm):
+        """(len(rows), m, P) `side_code` at ``mm`` (rows, m) past the entry: of the axis (P 0)
+        and, on the hub (past the unused length), of its rim (P 1..; -1 on the shaft)."""
+        axis = e[rows, None, :] + mm[..., None] * u[rows, None, :]            # (r, m, 3)
+        out = np.full((*mm.shape, len(ring)), -1, np.int64)
+        out[..., 0] = side_code(axis.reshape(-1, 3)).reshape(mm.shape)
+        ri, si = np.nonzero(mm >= rest[rows, None])                           # hub samples
+        if len(ri):
+            g = rows[ri]
+            off = ring[None, 1:, 0, None] * v1[g, None, :] + ring[None, 1:, 1, None] * v2[g, None, :]
+            rim = axis[ri, si][:, None, :] + off                              # (h, P - 1, 3)
+            out[ri, si, 1:] = side_code(rim.reshape(-1, 3)).reshape(len(ri), -1)
+        return out
 
     def side_code(pts):
-        """(N,) index into ``names`` of the cut side each RAS point (N, 3) lies beyond (the
-        first face in order, then padding), -1 when none."""
+        """(N,) per RAS point (N, 3): index into ``names`` of the side it lies beyond where the
+        body is cut (>= 0), else - 2 - that index where it is not imaged though the body is not
+        cut there, -1 when imaged."""
         kji = ct.world_to_kji(pts)
         code = np.full(len(pts), -1, np.int64)
+        other = np.full(len(pts), -1, np.int64)
         for f, (ax, sgn, _) in enumerate(faces):
             out = (kji[:, ax] >= hi[ax]) if sgn > 0 else (kji[:, ax] <= -0.5)
-            code[out & (code < 0)] = f
-        if edge is not None:   # padding inside the array, beyond a cut side
-            idx, ok = _voxels(kji, ct.shape)
-            ok &= code < 0
+            if is_cut[f]:
+                code[out & (code < 0)] = f
+            other[out & (other < 0)] = f
+        idx, ok = _voxels(kji, ct.shape)
+        nodata = np.zeros(len(idx), bool)     # the padding value itself
+        if edge is not None:   # padding inside the array (and its blended rim), beyond a cut side
+            nodata[ok] = core[tuple(idx[ok].T)]
             pad = np.zeros(len(idx), bool)
-            pad[ok] = padding_inside(problem.skin.data)[tuple(idx[ok].T)]
+            sel = ok & (code < 0)
+            pad[sel] = pin[tuple(idx[sel].T)]
             c = np.asarray(edge.side_codes_at(pts[pad]), np.int64)
             code[np.flatnonzero(pad)[pad_cut[c]]] = len(faces) + c[pad_cut[c]]
             rest_pad = np.flatnonzero(pad & (code < 0))      # also beyond a cut side it is not nearest
-            b = edge.beyond_side(pts[rest_pad], np.flatnonzero(pad_cut).tolist())
-            code[rest_pad[b >= 0]] = len(faces) + b[b >= 0]
-        return code
+            if pad_cut.any():
+                b = edge.beyond_side(pts[rest_pad], np.flatnonzero(pad_cut).tolist())
+                code[rest_pad[b >= 0]] = len(faces) + b[b >= 0]
+            nd = np.flatnonzero(nodata & (other < 0))
+            other[nd] = len(faces) + np.asarray(edge.side_codes_at(pts[nd]), np.int64)
+        return np.where(code >= 0, code, np.where(other >= 0, -2 - other, -1))
 
-    hit = (side_code(ras) >= 0).reshape(len(e), n)                            # (paths, n)
-    rows = np.flatnonzero(hit.any(1))
-    if not len(rows):
-        return gone, sides, at, hub
-    first = np.argmax(hit[rows], axis=1)                                      # first sample beyond
-    # where it leaves, within 1/32 of a sample: the last sample before it to it, finely
-    lo = s[rows, np.maximum(first - 1, 0)]
-    fine = lo[:, None] + np.linspace(0.0, 1.0, 33)[None, :] * (s[rows, first] - lo)[:, None]   # (h, 33) mm
-    u = (e[rows] - t[rows]) / np.maximum(np.linalg.norm(e[rows] - t[rows], axis=1), 1e-9)[:, None]
-    code = side_code((e[rows, None, :] + fine[..., None] * u[:, None, :]).reshape(-1, 3)).reshape(len(rows), -1)
-    k = np.argmax(code >= 0, axis=1)                                          # the bracket's end is beyond
-    at[rows] = fine[np.arange(len(rows)), k]
-    gone[rows] = top[rows] - at[rows]
-    hub[rows] = at[rows] > rest[rows]
-    for r, c in zip(rows.tolist(), code[np.arange(len(rows)), k].tolist()):  # names only
-        sides[r] = names[c]
-    return gone, sides, at, hub
+    code = codes_at(np.arange(len(e)), s)                                    # (paths, n, P)
+    done = np.zeros(len(e), bool)
+    for want_cut in (True, False):
+        hit = (code >= 0).any(2) if want_cut else (code != -1).any(2)          # (paths, n)
+        rows = np.flatnonzero(hit.any(1) & ~done)
+        if not len(rows):
+            continue
+        done[rows] = True
+        first = np.argmax(hit[rows], axis=1)                                  # first sample not imaged
+        # where it leaves, within 1/32 of a sample: the last sample before it to it, finely
+        lo = s[rows, np.maximum(first - 1, 0)]
+        fine = lo[:, None] + np.linspace(0.0, 1.0, 33)[None, :] * (s[rows, first] - lo)[:, None]   # (h, 33) mm
+        c = codes_at(rows, fine)                                              # (h, 33, P)
+        good = (c >= 0) if want_cut else (c != -1)
+        k = np.argmax(good.any(2), axis=1)                                    # the bracket's end is beyond
+        h = np.arange(len(rows))
+        at[rows] = fine[h, k]
+        gone[rows] = top[rows] - at[rows]
+        hub[rows] = at[rows] >= rest[rows]                                    # the rim counts from the hub's start
+        cut_at[rows] = want_cut
+        pick = c[h, k][h, np.argmax(good[h, k], axis=1)]                       # the first point beyond
+        for r, cc in zip(rows.tolist(), pick.tolist()):                        # names only
+            sides[r] = names[cc if cc >= 0 else -2 - cc]
+    return gone, sides, at, hub, cut_at
 
 
-def unimaged_text(problem, mm: float, side: str, at_mm: float, hub: bool) -> str:
+def _padding_core(problem) -> np.ndarray:
+    """Bool [k, j, i]: the voxels holding the CT's padding value (`skin.padding_mask`: outside
+    the scanner's reconstruction circle, a reformat's fill), without the blended rim and outer
+    layer `skin.data_mask` adds; computed once per skin model (kept on it)."""
+    model = problem.skin
+    got = model.__dict__.get("_padding_core")
+    if got is None:
+        from .skin import padding_mask
+
+        got = np.asarray(padding_mask(problem.ct)[0], bool)
+        model.__dict__["_padding_core"] = got
+    return got
+
+
+def unimaged_text(problem, mm: float, side: str, at_mm: float, hub: bool, cut: bool = True) -> str:
     """The words of an `unimaged_needle` finding (no proposal number): ``mm`` of the needle
-    outside the skin and its hub run beyond the image at its ``side``, where the body is cut
-    (the `skin.Truncation` there), from ``at_mm`` past the entry (``hub``: only the hub, the
-    shaft ends inside the image)."""
-    where = next((tr.where for tr in (problem.skin.truncations if problem.skin else []) if tr.side == side), "")
+    outside the skin and its hub run beyond the image at its ``side`` from ``at_mm`` past the
+    entry (``hub``: only the hub, the shaft ends inside the image), where the body is cut (``cut``:
+    the `skin.Truncation` there) or, the body not cut there, outside the scanned field (past
+    the array or in the padding outside the reconstruction circle)."""
     part = "of its hub" if hub else "of the needle outside the skin (and its hub)"
+    if cut:
+        where = next((tr.where for tr in (problem.skin.truncations if problem.skin else []) if tr.side == side), "")
+        how = f"where the body is cut ({where})"
+    else:
+        how = "outside the scanned field (past the image's edge or outside the scanner's reconstruction circle)"
     return (f"{mm:.0f} mm {part} run beyond the image at its {side} side from {at_mm:.0f} mm past the entry, "
-            f"where the body is cut ({where}): what lies there (an arm, the rest of the trunk) is not imaged "
+            f"{how}: what lies there (an arm, the rest of the trunk) is not imaged "
             "and not checked; check it on the scout or a wider field of view, or prefer another proposal")
 
 
@@ -550,9 +616,10 @@ def couch_clearance(problem, entry_ras, target_ras, length_mm,
     planned position (``constraints.table_direction``), as the table-side rule finds it
     (`table.locate_table_cached`: per column along that direction the first dense non-patient
     voxel beyond the patient, else the patient's deepest skin). The table-side rule
-    (`scoring.against_table`) excludes a needle whose axis reaches below that surface before the
-    hub; this says how near the shaft's and the hub's clearance cylinders come to it, the hub's
-    axis included (a hub that would lie in or under the couch: 0 mm). The couch's shell is too
+    (`scoring.against_table`) excludes a needle whose axis, or whose hub (axis or rim,
+    `scoring.table_steps`), reaches below that surface, so a feasible path reads more than 0 mm
+    here; this says how near the shaft's and the hub's clearance cylinders come to it (a hub
+    that would lie in or under the couch: 0 mm). The couch's shell is too
     thin to count as a body part for `outside_clearance` (its `_thick` test), so without this a
     lateral-posterior needle's hub could be planned into the couch (Gupta et al., J Vasc Interv
     Radiol 2010;21:969: the patient lies on the couch and the hub cannot pass through it).
@@ -701,6 +768,7 @@ class Findings:
     unimaged_side: dict = field(default_factory=dict)        # row -> side name or None
     unimaged_at_mm: dict = field(default_factory=dict)       # row -> mm past the entry where it leaves (nan: none)
     unimaged_hub: dict = field(default_factory=dict)         # row -> only the hub leaves the image
+    unimaged_cut: dict = field(default_factory=dict)         # row -> the body is cut where it leaves
     outside_tissue_mm: dict = field(default_factory=dict)    # row -> mm of tissue outside the outline
     one_lung: str | None = None                               # 'left'/'right': a one-lung label map
     mediastinum: object = None                                # the `mediastinum.Mediastinum` judged (None: not judged)
@@ -715,6 +783,13 @@ class Findings:
     couch_at_mm: dict = field(default_factory=dict)           # row -> mm past the entry where it is (nan: clear)
     couch_hub: dict = field(default_factory=dict)             # row -> it is along the hub
 
+    def unimaged_note(self, row: int) -> bool:
+        """Whether ``row``'s needle or hub runs outside the scanned field (past the array or in the
+        padding) where the body is not cut: said (warning, plan.json ``unimaged`` with
+        ``body_cut`` false) but not ranked last: what lies beyond a side that does not cut the
+        body is most often air, and the ranking rule is kept for what the body continues into."""
+        return self.unimaged_mm.get(row, 0.0) > 0.0 and not self.unimaged_cut.get(row, True)
+
     def flagged(self, row: int, couch: bool = True) -> list[str]:
         """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin',
         'outside_clearance' (only when not 'tissue_outside_skin': the same tissue, nearer than the
@@ -725,7 +800,8 @@ class Findings:
         out = []
         if self.mediastinum_checked and self.mediastinum_mm.get(row, 0.0) >= lim:
             out.append("mediastinum")
-        if self.unimaged_mm.get(row, 0.0) > 0.0:
+        if self.unimaged_mm.get(row, 0.0) > 0.0 and self.unimaged_cut.get(row, True):
+            # outside the scanned field where the body is not cut: a note (`unimaged_note`), not ranked
             out.append("unimaged_needle")
         if self.outside_tissue_mm.get(row, 0.0) >= load_defaults()["warnings"]["tissue_outside_skin_mm"]:
             out.append("tissue_outside_skin")
@@ -756,12 +832,13 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
         mm, uncut = med.runs(table.entry_ras[rows], table.target_ras[rows])
         f.mediastinum_mm = dict(zip(rows.tolist(), mm.tolist()))
         f.mediastinum_uncut = dict(zip(rows.tolist(), uncut.tolist()))
-    gone, sides, uat, uhub = unimaged_needle(problem, table.entry_ras[rows], table.target_ras[rows],
+    gone, sides, uat, uhub, ucut = unimaged_needle(problem, table.entry_ras[rows], table.target_ras[rows],
                                              table.length_mm[rows])
     f.unimaged_mm = dict(zip(rows.tolist(), gone.tolist()))
     f.unimaged_side = dict(zip(rows.tolist(), sides))
     f.unimaged_at_mm = dict(zip(rows.tolist(), uat.tolist()))
     f.unimaged_hub = dict(zip(rows.tolist(), uhub.tolist()))
+    f.unimaged_cut = dict(zip(rows.tolist(), ucut.tolist()))
     f.outside_tissue_mm = dict(zip(rows.tolist(), tissue_outside_skin(
         problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows]).tolist()))
     near, at, hub, inside = outside_clearance(problem, table.entry_ras[rows], table.target_ras[rows],

@@ -259,6 +259,9 @@ class Plan:
             if "unimaged_needle" in fl:
                 out.append(f"proposal {n}: " + unimaged_text(self.problem, f.unimaged_mm[r], f.unimaged_side[r],
                                                              f.unimaged_at_mm[r], f.unimaged_hub[r]) + f"; {rank}")
+            elif f.unimaged_note(r):   # outside the scanned field where the body is not cut: said, not ranked
+                out.append(f"proposal {n}: " + unimaged_text(self.problem, f.unimaged_mm[r], f.unimaged_side[r],
+                                                             f.unimaged_at_mm[r], f.unimaged_hub[r], False))
             if "beyond_tip" in fl:
                 out.append(f"proposal {n}: the needle's axis continued past the target meets {f.beyond_what[r]} "
                            f"{f.beyond_mm[r]:.1f} mm beyond the tip, within the needle's "
@@ -359,6 +362,9 @@ class Plan:
             # False: no proposal was judged against the couch (its 'couch_clearance' null is then
             # "not checked", not "clear"; `findings.couch_judged`)
             "couch_checked": couch_judged(p),
+            # one convention for every per-proposal finding: a proposal's null (beyond_tip: its
+            # meets "none") means clear where its finding here is true, not checked where false
+            "checked": findings_checked(p),
             "positions": self.positions,
             "warnings": self.warnings,
             "body_truncations": [tr.to_dict() for tr in (p.skin.truncations if p.skin else [])],
@@ -656,6 +662,18 @@ def verified_proposals(problem: PlanningProblem, table: ScoreTable, k: int, sepa
 PARETO_SHOWN = 50
 
 
+def findings_checked(problem) -> dict:
+    """plan.json's ``checked``: per finding reported per proposal, whether it was judged at all
+    (True: a proposal's null means clear; False: not checked, nothing is known). ``unimaged``: a
+    skin model exists (`findings.unimaged_needle`); ``outside_clearance``: a body outline exists
+    (`findings.outside_clearance`); ``couch_clearance``: `findings.couch_judged` (as
+    ``couch_checked``); ``beyond_tip``: ``needle.beyond_tip_mm`` > 0."""
+    from .findings import couch_judged
+
+    return {"unimaged": problem.skin is not None, "outside_clearance": problem.body is not None,
+            "couch_clearance": couch_judged(problem), "beyond_tip": problem.needle.beyond_tip_mm > 0}
+
+
 def _beyond_tip_row(f, row: int, checked_mm: float) -> dict:
     """plan.json's ``beyond_tip`` of one proposal (`findings.beyond_tip`): how far past the target
     its axis was checked (mm), and what it meets first there at how many mm: ``meets`` "none"
@@ -680,15 +698,16 @@ def _outside_row(f, row: int):
 
 def _unimaged_row(f, row: int):
     """plan.json's 'unimaged' of a proposal (`findings.unimaged_needle`): None when the needle
-    part outside the skin and its hub stay inside the image (or no side of it cuts the body),
-    else the mm beyond it (to the hub's end), the side where the body is cut, where it leaves
-    (mm past the entry) and whether only the hub leaves it. Not checked there: what lies beyond
-    the image is not seen."""
+    part outside the skin and its hub stay inside the image, else the mm beyond it (to the hub's
+    end), the side, where it leaves (mm past the entry), whether only the hub leaves it and
+    ``body_cut``: whether the body is cut on that side (False: past the array or in the padding
+    outside the reconstruction circle where the body is not cut). Not checked there: what lies
+    beyond the image is not seen."""
     mm = f.unimaged_mm.get(row, 0.0)
     if not mm > 0.0:
         return None
     return {"mm": round(float(mm), 1), "side": f.unimaged_side[row], "at_mm": round(float(f.unimaged_at_mm[row]), 1),
-            "hub_only": bool(f.unimaged_hub[row])}
+            "hub_only": bool(f.unimaged_hub[row]), "body_cut": bool(f.unimaged_cut.get(row, True))}
 
 
 def _couch_row(f, row: int):

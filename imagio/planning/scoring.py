@@ -425,14 +425,65 @@ def _bone_run_numpy(bv, lab, seg, starts, n_total, ar, smm):
         np.add.reduceat(left.astype(np.int32), starts) > 0
 
 
+HUB_RIM_DIRS = 8   # directions round the hub's rim that the table-side rule tests (the lowest first)
+
+
+def table_steps(problem, table, outside_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The points `against_table` (and `scoring_torch.against_table_torch`) test, one definition
+    for both scorers: per step (b, hub, x, y), the point ``b`` mm back from the entry along the
+    path (on the shaft, ``hub`` 0: min(b, the part of the needle outside the skin); on the hub,
+    ``hub`` 1: that part + b), moved across the axis by ``x`` w1 + ``y`` w2 (`hub_rim_axes`: w1
+    towards the table, w2 across both; mm). The shaft's axis every ``step`` mm from the entry to
+    the hub, its end included; when the couch was found under the patient (``table.located``),
+    the hub too (b from 0 to ``needle.hub_length_mm``): its axis and ``HUB_RIM_DIRS`` points on
+    its rim (radius ``needle.hub_diameter_mm`` / 2, the lowest towards the table first): a hub
+    inside the couch cannot be placed. When no couch was found the hub is not judged (a table
+    assumed at the deepest skin would be a guess; `planner.table_warnings` says so). A path's
+    points do not depend on the other paths scored with it (only their number does):
+    ``outside_max``, the longest part outside the skin of the paths (mm), sets how many shaft
+    steps there are. Returns four (steps,) float arrays."""
+    step = max(table.bin_mm / 2.0, 1.0)
+    n = int(np.ceil(float(outside_max) / step)) + 1
+    b = np.arange(n) * step                  # the last >= every path's part outside: its end
+    h, x, y = np.zeros(n), np.zeros(n), np.zeros(n)
+    hub = float(problem.needle.hub_length_mm)
+    if table.located and hub > 0:
+        m = int(np.ceil(hub / step)) + 1
+        r = 0.5 * float(problem.needle.hub_diameter_mm)
+        ang = np.arange(HUB_RIM_DIRS) * (2 * np.pi / HUB_RIM_DIRS)
+        px = np.concatenate([[0.0], r * np.cos(ang)])          # the axis, then the rim
+        py = np.concatenate([[0.0], r * np.sin(ang)])
+        g = np.repeat(np.linspace(0.0, hub, m), len(px))
+        b = np.concatenate([b, g])
+        h = np.concatenate([h, np.ones(len(g))])
+        x = np.concatenate([x, np.tile(px, m)])
+        y = np.concatenate([y, np.tile(py, m)])
+    return b, h, x, y
+
+
+def hub_rim_axes(u: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(w1, w2): (n, 3) RAS unit vectors across the unit axes ``u`` (n, 3): w1 the direction in
+    the plane normal to the axis most along the table direction ``d`` (3,) (the hub's lowest
+    rim; when the axis is within 1e-6 of ``d``, any: u x the x or y axis), w2 = u x w1."""
+    w = d[None, :] - (u @ d)[:, None] * u
+    sin = np.linalg.norm(w, axis=1, keepdims=True)
+    helper = np.where(np.abs(u[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    alt = np.cross(u, helper)
+    w = np.where(sin > 1e-6, w, alt)
+    w = w / np.linalg.norm(w, axis=1, keepdims=True)
+    return w, np.cross(u, w)
+
+
 def against_table(problem, entry_ras, target, normal_ras, length, direction) -> np.ndarray:
     """Paths a patient lying on the table in ``direction`` cannot receive (bool per path): the
     entry faces the table (outward skin normal within ``table_exclusion_deg`` of ``direction``),
     or the part of the needle left outside the skin (needle length - path length, along the path
     backwards from the entry) would reach the table or below its top (`table.TableSurface.below`,
     per column: the couch top under the patient, not the image edge where a table base in the
-    image is cut): the shaft and hub cannot pass through the table (``table_exclusion_deg`` 0 switches both off). Arrays: entry_ras, normal_ras (N, 3) RAS mm; target (3,)
-    or (N, 3); length (N,) mm."""
+    image is cut), or, when the couch was found under the patient, its hub would (its axis or its
+    rim: `table_steps`): the shaft and hub cannot pass through the table
+    (``table_exclusion_deg`` 0 switches both off). Arrays: entry_ras, normal_ras (N, 3) RAS mm;
+    target (3,) or (N, 3); length (N,) mm."""
     c, needle = problem.constraints, problem.needle
     d = np.asarray(direction, float)
     faces = normal_ras @ d > np.cos(np.radians(c.table_exclusion_deg))
@@ -441,17 +492,16 @@ def against_table(problem, entry_ras, target, normal_ras, length, direction) -> 
     u = np.asarray(target, float) - entry_ras
     u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-9)
     outside = np.clip(needle.length_mm - np.asarray(length, float), 0.0, None)
-    # the part of the needle outside the skin, every ``step`` mm from the entry to the hub
     from .table import locate_table_cached
 
     table = locate_table_cached(problem, d)
-    step = max(table.bin_mm / 2.0, 1.0)
-    n = int(np.ceil(float(outside.max(initial=0.0)) / step)) + 1
-    frac = np.linspace(0.0, 1.0, n) if n > 1 else np.ones(1)
+    b, h, x, y = table_steps(problem, table, outside.max(initial=0.0))
+    w1, w2 = hub_rim_axes(u, d)
     below = np.zeros(len(entry_ras), bool)
-    for f in frac:   # a few tens of steps, each vectorised over the paths
-        pts = entry_ras - u * (outside * f)[:, None]
-        below |= table.below(pts) & (outside * f > 0)
+    for bi, hi, xi, yi in zip(b, h, x, y):   # tens of steps, each vectorised over the paths
+        back = outside + bi if hi else np.minimum(bi, outside)
+        pts = entry_ras - u * back[:, None] + xi * w1 + yi * w2
+        below |= table.below(pts) & (back > 0)
     return faces | below
 
 

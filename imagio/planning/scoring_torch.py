@@ -211,11 +211,12 @@ def angles_torch(e, tgt, nrm):
 
 
 def against_table_torch(problem, e, tgt, nrm, length, length_np, direction, maps, device):
-    """`scoring.against_table` on float64 tensors (the same steps from the entry to the hub and
-    the same column lookup, `table.TableSurface.below`, read from the surface's dense column
+    """`scoring.against_table` on float64 tensors (the same steps from the entry to the hub's end,
+    `scoring.table_steps`, and the same column lookup, `table.TableSurface.below`, read from the surface's dense column
     table kept on the device): bool (n,)."""
     import torch
 
+    from .scoring import table_steps
     from .table import locate_table_cached
 
     c, needle = problem.constraints, problem.needle
@@ -227,10 +228,7 @@ def against_table_torch(problem, e, tgt, nrm, length, length_np, direction, maps
     u = u / torch.clamp(torch.linalg.norm(u, dim=1, keepdim=True), min=1e-9)
     outside = torch.clamp(needle.length_mm - length, min=0.0)
     table = locate_table_cached(problem, d)
-    step = max(table.bin_mm / 2.0, 1.0)
-    outside_np = np.clip(needle.length_mm - length_np, 0.0, None)
-    k = int(np.ceil(float(outside_np.max(initial=0.0)) / step)) + 1
-    frac = np.linspace(0.0, 1.0, k) if k > 1 else np.ones(1)
+    b, h, x, y = table_steps(problem, table, np.clip(needle.length_mm - length_np, 0.0, None).max(initial=0.0))
     key = ("table", device, tuple(np.round(d, 6)))
     cache = maps.__dict__.setdefault("_torch", {})
     if key not in cache or cache[key][0] is not table:
@@ -241,11 +239,23 @@ def against_table_torch(problem, e, tgt, nrm, length, length_np, direction, maps
         axes = torch.as_tensor(np.stack([d, e1, e2], 1), dtype=torch.float64, device=e.device)
         cache[key] = (table, torch.as_tensor(grid, dtype=torch.float64, device=e.device), u0, v0, axes)
     _, grid, u0, v0, axes = cache[key]
+    # `scoring.hub_rim_axes`, the same steps
+    dt = torch.as_tensor(d, dtype=torch.float64, device=e.device)
+    w = dt[None, :] - (u @ dt)[:, None] * u
+    sin = torch.linalg.norm(w, dim=1, keepdim=True)
+    helper = torch.where(torch.abs(u[:, :1]) < 0.9, torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64, device=e.device),
+                         torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64, device=e.device))
+    w = torch.where(sin > 1e-6, w, torch.linalg.cross(u, helper))
+    w1 = w / torch.linalg.norm(w, dim=1, keepdim=True)
+    w2 = torch.linalg.cross(u, w1)
     below = torch.zeros(len(e), dtype=torch.bool, device=e.device)
-    fr = torch.as_tensor(frac, dtype=torch.float64, device=e.device)
-    for b in range(0, len(frac), 16):   # the steps 16 at a time, each block vectorised over the paths
-        of = outside[:, None] * fr[None, b:b + 16]              # (n, S) mm back from the entry
-        p = e[:, None, :] - u[:, None, :] * of[..., None]       # (n, S, 3) RAS
+    B, H, X, Y = (torch.as_tensor(v, dtype=torch.float64, device=e.device) for v in (b, h, x, y))
+    for s0 in range(0, len(b), 16):   # the steps 16 at a time, each block vectorised over the paths
+        sl = slice(s0, s0 + 16)
+        of = torch.where(H[None, sl] > 0, outside[:, None] + B[None, sl],
+                         torch.minimum(B[None, sl], outside[:, None]))   # (n, S) mm back from the entry
+        p = (e[:, None, :] - u[:, None, :] * of[..., None] + X[None, sl, None] * w1[:, None, :]
+             + Y[None, sl, None] * w2[:, None, :])          # (n, S, 3) RAS
         s = p @ axes   # along d, e1, e2
         iu = torch.floor(s[..., 1] / table.bin_mm).to(torch.int64) - u0
         iv = torch.floor(s[..., 2] / table.bin_mm).to(torch.int64) - v0

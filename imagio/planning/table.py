@@ -110,11 +110,16 @@ class TableSurface:
         return g
 
     def warning(self, position: str) -> str | None:
+        """The plan's warning when no table was located (None when it was): what the table-side
+        rule then judges (the shaft's axis outside the skin against the deepest skin, or an
+        object's surface in its column) and what it does not (the hub, the clearances;
+        `scoring.table_steps`, `findings.couch_judged`)."""
         if self.located:
             return None
         return (f"table not found under the patient in the image ({position}; {100 * self.cover:.0f}% of "
-                f"the patient's columns show an object beyond the skin): the needle's hub clearance from "
-                f"the table was not checked (the table is assumed at the patient's deepest skin)")
+                f"the patient's columns show an object beyond the skin): the hub and the needle's clearance "
+                f"from the table were not checked; the needle part outside the skin was only kept from going "
+                f"deeper towards the table than the patient's deepest skin (or an object found in its column)")
 
 
 def _planes(m, k0: int, k1: int) -> np.ndarray:

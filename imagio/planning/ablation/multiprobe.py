@@ -7,7 +7,9 @@ those directions, parallel tracks side by side, each from its own skin entry, `p
 the tip is placed so that the zone centre lands on
 the lattice point, and every candidate path entry -> tip is checked in one vectorised pass of
 the planner's scorer (all hard constraints); the chosen paths are re-checked by the independent
-`verify.Verifier` (a rejected one is dropped and the cover solved again). Sample points of
+`verify.Verifier` (a rejected one is replaced by the cheapest verified zone covering what only it
+covered, `repair_cover`; else dropped and the cover solved again; probes in place at once, whose
+cover is hemmed in by the spacing, have every candidate verified before the cover). Sample points of
 tumour + margin on a lattice; a set cover: a greedy cover, then (unless it meets the LP bound)
 randomised greedy restarts, then (unless one meets it) ``scipy.optimize.milp`` for the fewest
 zones within a node limit, then, at that count, less healthy tissue by local swaps (sum of
@@ -308,7 +310,8 @@ def parallel_tracks(maps, ctx: AblationContext, target, directions, lateral_mm: 
     analysis grid; default the tumour, ``ctx.tumour``), and
     the line's skin entry: where the line, followed back from its deepest centre, first leaves
     the body (its last sample inside, on the outer skin of ``maps``; a line that leaves through
-    a cut face, leaves the maps' crop or finds no skin within ``reach_mm`` is dropped). Two
+    a cut face, leaves the maps' crop, finds no skin within ``reach_mm`` or meets the body again
+    further back within ``reach_mm`` (another body part in the shaft's way) is dropped). Two
     tracks of one direction are at least ``lateral_mm`` apart along their whole length; all
     centres of a line share its entry (one probe per line when the probes may not share one).
     Returns (E entries, C centres, N outward skin normals at the entries, track id per
@@ -358,6 +361,10 @@ def parallel_tracks(maps, ctx: AblationContext, target, directions, lateral_mm: 
         out = ~(fl & BODY).astype(bool)
         first_out = np.argmax(out, axis=1)
         ok = out.any(axis=1) & (first_out > 0)
+        # on the OUTER skin: followed further back (the needle's part outside the skin) the line
+        # stays out of the body; one that meets it again runs through another body part (an arm,
+        # a fold of the outline) where the shaft cannot pass (planning_defaults tissue_outside_skin_mm)
+        ok &= ~(~out & (np.arange(len(samples))[None, :] > first_out[:, None])).any(axis=1)
         last = np.maximum(first_out - 1, 0)
         r = np.arange(len(lines))
         ok &= incrop[r, first_out] & incrop[r, last] & ((fl[r, last] & SKIN) > 0)
@@ -796,15 +803,21 @@ def _solve_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: fl
     return _cheapen(A, pick, cost), proven
 
 
-def _milp_spaced(A: np.ndarray, spacing: "Spacing", idx, limit_s: float, nodes: int):
+def _milp_spaced(A: np.ndarray, spacing: "Spacing", idx, limit_s: float, nodes: int, most: int | None = None):
     """(columns, milp status) of the fewest columns ``idx`` of A covering every row with no two
-    conflicting (`Spacing.constraints`), stopped after ``nodes`` branch-and-bound nodes (or
-    ``limit_s``); columns empty when none was found (status 2: none exists among ``idx``)."""
+    conflicting (`Spacing.constraints`), and with ``most``, at most that many (a row of ones:
+    a caller that keeps only a cover smaller than one it holds asks for no other, so the solver
+    prunes every node whose bound cannot beat it), stopped after ``nodes`` branch-and-bound nodes
+    (or ``limit_s``); columns empty when none was found (status 2: none exists among ``idx``,
+    within ``most``)."""
     idx = np.asarray(idx)
     sub = spacing.sub(idx)
     n = len(idx)
     cover = LinearConstraint(sparse.csr_matrix(A[:, idx], dtype=float), lb=1.0, ub=np.inf)
-    res = milp(np.ones(n), constraints=[cover, sub.constraints()], bounds=Bounds(0, 1),
+    rows = [cover, sub.constraints()]
+    if most is not None:
+        rows.append(LinearConstraint(np.ones((1, n)), lb=0.0, ub=float(most)))
+    res = milp(np.ones(n), constraints=rows, bounds=Bounds(0, 1),
                integrality=np.ones(n), options={"time_limit": float(limit_s), "node_limit": int(nodes)})
     cand = idx[res.x > 0.5] if res.x is not None else np.zeros(0, int)
     if len(cand) and spacing.conflict[np.ix_(cand, cand)][~np.eye(len(cand), dtype=bool)].any():
@@ -853,7 +866,9 @@ def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: f
                 idx = np.flatnonzero((spacing.family == fams[x]) | (spacing.family == fams[y]))
                 if not A[:, idx].any(axis=1).all():
                     continue
-                cand = _milp_spaced(A, spacing, idx, limit_s, PAIR_NODE_LIMIT)[0]
+                # only a cover smaller than the one held is kept: none larger is searched for
+                cand = _milp_spaced(A, spacing, idx, limit_s, PAIR_NODE_LIMIT,
+                                    most=len(pick) - 1 if len(pick) else None)[0]
                 if covers(cand) and (len(pick) == 0 or len(cand) < len(pick)):
                     pick = cand
         if len(pick):   # a cover of parallel tracks: restarts among compatible zones to improve it
@@ -874,6 +889,35 @@ def _spaced_cover(A: np.ndarray, cost: np.ndarray, limit_s: float, lp_optimum: f
         if covers(cand) and len(cand) <= len(pick):
             pick, proven = cand, status == 0 or len(cand) <= lb
     return _cheapen(A, pick, cost, spacing), proven
+
+
+def repair_cover(A: np.ndarray, pick, bad, cost: np.ndarray, accept, spacing: "Spacing | None" = None):
+    """A cover of every row of A (bool points x zones) with as many zones as ``pick`` (column
+    indices) in which each zone of ``bad`` (columns of ``pick`` that an independent check
+    rejected) is replaced by the cheapest zone (``cost``, ties the first column) that covers
+    every row only it covered, is not itself in ``pick`` and, with ``spacing``, keeps clear of
+    the zones kept and of the replacements already taken, and that ``accept`` (column -> bool,
+    called in cost order until one passes: the independent check) accepts. Returns the sorted
+    columns, or None when a rejected zone has no such replacement (then solve the cover again
+    without the rejected zones). No wall-clock limit: at most every column is checked once per
+    rejected zone."""
+    bad = set(int(b) for b in bad)
+    cur = [int(z) for z in pick if int(z) not in bad]
+    order = np.lexsort((np.arange(A.shape[1]), cost))    # cheapest first, ties the first column
+    for b in sorted(bad):
+        need = A[:, b] & ~A[:, cur].any(axis=1) if cur else A[:, b].copy()
+        ok = A[need].all(axis=0)
+        ok[list(pick)] = False
+        ok[cur] = False
+        if spacing is not None:
+            ok &= spacing.allowed(cur)
+        z = next((int(c) for c in order if ok[c] and accept(int(c))), None)
+        if z is None:
+            return None
+        cur.append(z)
+    if not A[:, cur].any(axis=1).all():   # each replacement covers what only its zone covered
+        return None
+    return np.array(sorted(cur), int)
 
 
 def _cheapen(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, spacing: "Spacing | None" = None) -> np.ndarray:
@@ -1498,10 +1542,17 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
         from ...memory import release_free_memory
 
         release_free_memory()   # their pages back to the system before the set cover (no result changes)
+    if spaced:   # probes in place at once: every candidate verified before the cover (see below)
+        ok[ok] = [ver.verify(E[i], T[i]).ok for i in np.flatnonzero(ok)]
     E, C, U, T = E[ok], C[ok], U[ok], T[ok]
     track, family = (None, None) if track is None else (track[ok], family[ok])
     t1 = time.perf_counter()
-    verified: dict = {}
+    # spaced: all verified already. A probe of a spaced cover that the verifier rejects can rarely
+    # be replaced in place (its neighbours' shafts hem it in) and the cover solved again without it
+    # repeats the whole search: with plan25's couch rule the cryo test's 45 mm tumour took 556 s for
+    # 22 probes, one was rejected (2.68 mm from the right kidney < 2.74 mm) and the second solve,
+    # left 0.1 s of time_limit_s, failed. Checking the ~2000 candidates first took 22 s there.
+    verified: dict = {j: True for j in range(len(E))} if spaced else {}
     if len(E) == 0:
         raise ImagioError("no candidate probe path is feasible once advanced to the zone centres; "
                           "use a device with a smaller tip-to-centre offset or relax the constraints")
@@ -1548,7 +1599,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     cons = [LinearConstraint(sparse.csr_matrix(A[:, mx], dtype=float), lb=1.0, ub=np.inf)]
     lp = milp(np.ones(len(mx)), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(len(mx)))
     lp_opt = float(lp.fun) if lp.status == 0 else None
-    def infeasible(proven_none: bool) -> ImagioError:   # no set of probes that can be in place together
+    def infeasible(proven_none: bool, limit_s: float | None = None) -> ImagioError:
+        # no set of probes that can be in place together; ``limit_s``: the solve had only what was
+        # left of ``time_limit_s`` (less than ``solve_limit_s``), so it may have stopped on time
         n_ent = len(np.unique(quantise_mm(E), axis=0))
         return ImagioError(
             f"INFEASIBLE: no set of {device.name} {setting.id} probes covers tumour + {margin_mm:g} mm with each "
@@ -1557,13 +1610,23 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
             f"+ twice the placement uncertainty of {plan.problem.needle.uncertainty_mm:g} mm; ablation_criteria.json "
             f"simultaneous_probe_spacing) among {n_ent} entries: "
             + ("none exists among the candidate probes" if proven_none else
-               f"none found within {NODE_LIMIT} solver nodes (not proven that none exists)")
+               f"none found within {NODE_LIMIT} solver nodes"
+               + (f" or the {limit_s:.1f} s left of the {time_limit_s:g} s time limit" if limit_s is not None else "")
+               + " (not proven that none exists)")
             + "; choose a larger setting or a smaller margin, or place the probes by hand")
 
     spared = False   # pair swaps searched a cover of that count sparing critical tissue
     t_swaps = 0.0
     if not guarantee_margin:
         rejected = np.zeros(nz, bool)
+
+        def accept(i: int) -> bool:   # column i of A independently verified (each path once)
+            j = int(cols[i])
+            if j not in verified:
+                verified[j] = ver.verify(E[j], T[j]).ok
+            rejected[i] |= not verified[j]
+            return verified[j]
+
         for _ in range(20):   # the chosen paths re-checked independently; a rejected one is dropped
             keep = np.flatnonzero(~rejected)
             if not A[:, keep].any(axis=1).all():
@@ -1572,20 +1635,18 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
             sub, proven = _solve_cover(A[:, keep], cost[keep], min(solve_limit_s, left), lp_opt,
                                        spacing=None if spacing is None else spacing.sub(keep))
             if not len(sub):
-                raise infeasible(proven)
+                raise infeasible(proven, left if left < solve_limit_s else None)
             if extra[cols[keep[sub]]].sum() > 0 and spacing is None and spare_rounds > 0:   # pair swaps spare it
                 ts = time.perf_counter()
                 sub = _pair_swaps(A[:, keep], sub, cost[keep], extra[cols[keep]] > 0, rounds=int(spare_rounds))
                 t_swaps += time.perf_counter() - ts
                 spared = True
             pick_r = keep[sub]
-            bad = []
-            for i in pick_r:
-                j = int(cols[i])
-                if j not in verified:
-                    verified[j] = ver.verify(E[j], T[j]).ok
-                if not verified[j]:
-                    bad.append(i)
+            bad = [i for i in pick_r if not accept(i)]
+            if bad:   # each rejected probe replaced by a verified one that covers what only it covered
+                fixed = repair_cover(A, pick_r, bad, cost, accept, spacing)
+                if fixed is not None:
+                    pick_r, bad = fixed, []
             if not bad:
                 break
             rejected[bad] = True
