@@ -926,17 +926,18 @@ def _limb_with_necrotic_mass(seed=0):
 
 def _necrotic_mass_clicks(scenes):
     """(ct, mass, viable voxels [k, j, i] of the 4 seeded clicks, their RAS points, the
-    `segment_lesion` result of each): the scene of `_limb_with_necrotic_mass` and its clicks in
-    the viable part (>= 5 mm inside the mass and outside the necrosis), made once per session in
-    ``scenes`` (the ``lesion_scenes`` fixture: two tests here and one of test_lesion_outside
-    assert on them)."""
+    `segment_lesion` results, iterated in click order, each run on first use): the scene of
+    `_limb_with_necrotic_mass` and its clicks in the viable part (>= 5 mm inside the mass and
+    outside the necrosis), made once per session in ``scenes`` (the ``lesion_scenes`` fixture:
+    two tests here and one of test_lesion_outside assert on them)."""
     def make():
         ct, mass, necrosis, r = _limb_with_necrotic_mass()
         viable = np.argwhere((r >= 9.9 + 5.0) & (r <= 22.0 - 5.0))
         pick = viable[np.random.default_rng(3).choice(len(viable), 4, replace=False)]
-        pts = ct.kji_to_world(pick.astype(float))
-        return ct, mass, pick, pts, [segment_lesion(ct, p) for p in pts]
-    return _once(scenes, "necrotic_mass", make)
+        return ct, mass, pick, ct.kji_to_world(pick.astype(float))
+    ct, mass, pick, pts = _once(scenes, "necrotic_mass", make)
+    runs = (_once(scenes, ("necrotic_mass", i), lambda: segment_lesion(ct, pts[i])) for i in range(len(pts)))
+    return ct, mass, pick, pts, runs
 
 
 def _heterogeneous_homogeneous(runs):
