@@ -56,6 +56,14 @@ def ellipsoid_share(ref, xyz, centre, semi, rot=None, n=4):
     return frac / sub.size ** 3
 
 
+@pytest.fixture(scope="session")
+def lesion_scenes():
+    """Small synthetic one-click lesion scenes and their `segment_lesion` results that tests of
+    several files assert on, made once per session (dict: name -> value; the tests only read
+    them). Real cases are not kept here (their CTs are large): those are per module."""
+    return {}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _user_cache_in_a_temporary_folder(tmp_path_factory):
     """The tests (and the commands they start) keep IMAGIO's user cache (the generated phantom:

@@ -15,6 +15,44 @@ from imagio.volume import Volume, make_ijk_to_ras
 from synthetic_ct import make_ct
 
 
+@pytest.fixture(scope="module")
+def runs():
+    """What several tests of this module compute on the same inputs, computed once: the real
+    cases read (and their masks resampled), and `segment_lesion` results on the same CT object
+    and click (dict: key -> value; `_once`). The tests only read what is kept."""
+    return {}
+
+
+def _once(runs, key, make):
+    """``runs[key]``, made by ``make()`` on the first call."""
+    if key not in runs:
+        runs[key] = make()
+    return runs[key]
+
+
+def _sts(runs, shared_data, case):
+    """(CT, reference mask on the CT's grid) of the sarcoma ``case``, read once per module."""
+    from imagio import io
+
+    def read():
+        d = shared_data / "sts-sarcoma" / case
+        ct = io.read_image(d / "CT_image.nii.gz")
+        return ct, io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    return _once(runs, ("sts", case), read)
+
+
+def _deepest(ref, ct):
+    """RAS of the first (storage order) deepest voxel of ``ref``."""
+    depth = edt.edt(ref, anisotropy=tuple(ct.spacing_kji))
+    return ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
+
+
+def _seg(runs, key, ct, click):
+    """`segment_lesion(ct, click)`, computed once per ``key`` (naming the CT) and click."""
+    return _once(runs, ("seg", key, tuple(np.round(np.asarray(click, float), 6))),
+                 lambda: segment_lesion(ct, click))
+
+
 @pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.7, 0.7, 2.5)])
 def test_measurements_on_analytic_ellipsoids(spacing):
     """RECIST axial long/short and 3-D long/short axes of digital ellipsoids (random sub-voxel
@@ -85,9 +123,9 @@ def test_mass_against_chest_wall_with_necrosis_any_click(chest, radius):
     assert max(vols) <= 1.15 * min(vols)
 
 
-def test_include_exclude_and_warnings(chest):
+def test_include_exclude_and_warnings(chest, runs):
     ct, t = chest
-    m1, meas1 = segment_lesion(ct, (60.0, 20.0, 30.0))  # the solid nodule
+    m1, meas1 = _seg(runs, "chest", ct, (60.0, 20.0, 30.0))  # the solid nodule
     # a clean nodule: no warning but the one about its 2 mm sections (Fleischner: <= 1.5 mm)
     assert dice(m1, t["nodule_solid"]) >= 0.85
     assert [w for w in meas1.warnings if "mm sections" not in w] == []
@@ -202,7 +240,7 @@ def test_lobulated_mass_on_thick_slices_from_shallow_clicks():
 
 @pytest.mark.data
 @pytest.mark.parametrize("case", ["STS_002", "STS_010"])
-def test_sarcoma_from_the_centre_and_interior_clicks(shared_data, case):
+def test_sarcoma_from_the_centre_and_interior_clicks(shared_data, runs, case):
     """Real sarcomas on non-contrast CT (no intensity edge against muscle; STS_002 in fat,
     STS_010 in muscle above a CT table whose foam reads like lung, -901 HU): the deepest point
     of the mask and 2 seeded random clicks >= 5 mm inside. Before the statistical soft-tissue
@@ -211,16 +249,10 @@ def test_sarcoma_from_the_centre_and_interior_clicks(shared_data, case):
     clicks: ``python -m benchmarks.bench_lesion STS_...``). Asserted: the type is soft tissue,
     the result is the tumour, not a speck or the limb (Dice >= 0.5, volume within 0.5-2x of
     the mask's), and a result below Dice 0.80 says that its border is approximate."""
-    from imagio import io
-
-    d = shared_data / "sts-sarcoma" / case
-    ct = io.read_image(d / "CT_image.nii.gz")
-    ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    ct, ref = _sts(runs, shared_data, case)
     ref_ml = ref.sum() * ct.voxel_volume_ml
-    depth = edt.edt(ref, anisotropy=tuple(ct.spacing_kji))
-    deepest = ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
-    for click in [deepest] + list(_interior_clicks(ref, ct, 2, seed=0)):
-        m, meas = segment_lesion(ct, click)
+    for click in [_deepest(ref, ct)] + list(_interior_clicks(ref, ct, 2, seed=0)):
+        m, meas = _seg(runs, case, ct, click)
         assert meas.kind == "soft_tissue", (click, meas.kind)
         assert dice(m, ref) >= 0.5 and 0.5 * ref_ml <= meas.volume_ml <= 2.0 * ref_ml, (
             click, dice(m, ref), meas.volume_ml, ref_ml)
@@ -230,7 +262,7 @@ def test_sarcoma_from_the_centre_and_interior_clicks(shared_data, case):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_sarcoma_with_a_measurable_edge_from_any_interior_click(shared_data):
+def test_sarcoma_with_a_measurable_edge_from_any_interior_click(shared_data, runs):
     """STS_002, a sarcoma bounded by fat (its 2 mm-denoised median about 67 HU, the soft tissue
     around it about -10 HU: Ashman's D 2.4-2.8, a measurable edge), from the centroid of its
     mask and 10 seeded random clicks >= 5 mm inside. Before the two-class bound
@@ -238,16 +270,28 @@ def test_sarcoma_with_a_measurable_edge_from_any_interior_click(shared_data):
     own texture: Dice 0.806-0.878 (0.806, 0.829 and 0.852 below 0.85). Measured after:
     0.864-0.891, 47-60 mL for 53 mL. Asserted: soft tissue and Dice >= 0.85 from every click
     (the best global threshold connected to the click reaches 0.89 on this CT)."""
-    from imagio import io
-
-    d = shared_data / "sts-sarcoma" / "STS_002"
-    ct = io.read_image(d / "CT_image.nii.gz")
-    ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    ct, ref = _sts(runs, shared_data, "STS_002")
     centroid = ct.kji_to_world(np.argwhere(ref).mean(0)[None])[0]
     assert ref[tuple(np.rint(ct.world_to_kji(centroid[None])[0]).astype(int))]
     for click in [centroid] + list(_interior_clicks(ref, ct, 10, seed=0)):
         m, meas = segment_lesion(ct, click)
         assert meas.kind == "soft_tissue" and dice(m, ref) >= 0.85, (click, dice(m, ref), meas.volume_ml)
+
+
+def _dx(runs, shared_data):
+    """(CT, box rows) of Lung_Dx-A0001, read once per module."""
+    import csv
+
+    from imagio import io
+
+    def read():
+        d = shared_data / "lung-pet-ct-dx"
+        with open(d / "Lung_Dx-A0001_boxes.csv") as f:
+            return io.read_image(d / "Lung_Dx-A0001_ct.nii.gz"), list(csv.DictReader(f))
+    return _once(runs, "dx", read)
+
+
+DX_CLICK = np.array([-41.8, -206.6, -209.0])  # LPS (41.8, 206.6, -209): the box centre of slice 46
 
 
 def _dx_boxes(ct, rows):
@@ -267,19 +311,13 @@ def _dx_boxes(ct, rows):
 
 
 @pytest.mark.data
-def test_lung_pet_ct_dx_mass_inside_its_boxes_or_flagged(shared_data):
+def test_lung_pet_ct_dx_mass_inside_its_boxes_or_flagged(shared_data, runs):
     """Lung-PET-CT-Dx A0001, a left perihilar mass with per-slice boxes (slices 41-51): clicked
     at the middle box's centre. Measured: 6.0 mL, 98 % inside the boxes, but only 5 of the 9 box
     slices reached (under-segmented; before the split from larger blobs it leaked into the
     mediastinum, 1.2 L, 5 % inside, with the size-limit warning). Asserted: at least 80 % of the
     result inside the boxes, or a leak warning."""
-    import csv
-
-    from imagio import io
-
-    d = shared_data / "lung-pet-ct-dx"
-    ct = io.read_image(d / "Lung_Dx-A0001_ct.nii.gz")
-    rows = list(csv.DictReader(open(d / "Lung_Dx-A0001_boxes.csv")))
+    ct, rows = _dx(runs, shared_data)
     boxes = _dx_boxes(ct, rows)
     mid = rows[len(rows) // 2]
     click = np.array([-float(mid["centre_lps_x"]), -float(mid["centre_lps_y"]), float(mid["centre_lps_z"])])
@@ -289,14 +327,14 @@ def test_lung_pet_ct_dx_mass_inside_its_boxes_or_flagged(shared_data):
     assert inside >= 0.80 or any("size limit" in w or "irregular" in w for w in meas.warnings), (inside, meas.warnings)
 
 
-def test_lesion_removed_from_every_vessel_mask(chest):
+def test_lesion_removed_from_every_vessel_mask(chest, runs):
     """A clicked lesion is never a vessel: rules.segment_masks(organs={"lung_nodule": ...})
     and vessels.remove_lesion take it out of every vessel mask, other structures untouched."""
     from imagio.segmentation import rules
     from imagio.segmentation.vessels import is_vessel_name, remove_lesion
 
     ct, t = chest
-    nod, _ = segment_lesion(ct, (60.0, 20.0, 30.0))
+    nod, _ = _seg(runs, "chest", ct, (60.0, 20.0, 30.0))
     m, _ = rules.segment_masks(ct, ["lungs", "lung_vessels"], organs={"lung_nodule": nod})
     assert not (m["lung_vessels"] & nod).any()
     masks = {"aorta": nod.copy(), "portal_vein_and_splenic_vein": nod.copy(), "liver": nod.copy()}
@@ -306,11 +344,11 @@ def test_lesion_removed_from_every_vessel_mask(chest):
     assert is_vessel_name("inferior_vena_cava") and not is_vessel_name("lung_upper_lobe_left")
 
 
-def test_implausible_results_say_so(chest):
+def test_implausible_results_say_so(chest, runs):
     """A lesion cut by the field of view carries a warning, a clean nodule none, and a click on
     parenchyma beside a 2 mm speck is refused."""
     ct, t = chest
-    _, clean = segment_lesion(ct, (60.0, 20.0, 30.0))
+    _, clean = _seg(runs, "chest", ct, (60.0, 20.0, 30.0))
     assert [w for w in clean.warnings if "mm sections" not in w] == []   # only: 2 mm sections
     # crop through the nodule (centre x = 60 mm, radius 10): the lesion touches the image edge
     x = ras_coordinate(ct, 0)[0, 0, :]
@@ -425,30 +463,46 @@ PHANTOM_CASES = [  # kind, diameter mm, necrotic fraction, against the chest wal
 ]
 
 
-@pytest.mark.parametrize("kind, diameter, necrotic, wall", PHANTOM_CASES)
-def test_phantom_lesion_every_kind_from_any_interior_click(ph2, kind, diameter, necrotic, wall):
-    """Lesions painted by imagio.phantom.lesions (blur and noise as the phantom's): Dice >= 0.85
-    from the centre and from 3 random interior clicks (seeded; >= 5 mm inside, or 60 % of the
-    deepest point), volumes within 15 %; the type found is the painted one's family."""
+def _painted(runs, ph2, kind, diameter, necrotic, wall):
+    """(phantom copy, centre RAS, truth mask) of a lesion painted by imagio.phantom.lesions into
+    a copy of ``ph2`` at `_place`'s site (`_soft_tissue_site`'s for soft tissue); the two that
+    several tests paint (`SHARED_PAINT`) are made once per module."""
     import copy
 
     from imagio.phantom.lesions import insert_lesion
 
-    ph = copy.deepcopy(ph2)
-    host = ["liver"] if kind.startswith("liver") else LUNG_LOBES
-    if kind == "soft_tissue":  # in the phantom's fat-and-soft-tissue mix outside the organs
-        c = _soft_tissue_site(ph, diameter / 2)
-        assert ph.labels.labels[int(ph.labels.sample(c[None])[0])] == "body"
-    else:
-        c = _place(ph, host, diameter / 2, wall)
-    les = insert_lesion(ph, kind, c, diameter, necrotic_fraction=necrotic, seed=1)
-    truth = ph.labels.array == les.label_value
+    def make():
+        ph = copy.deepcopy(ph2)
+        host = ["liver"] if kind.startswith("liver") else LUNG_LOBES
+        if kind == "soft_tissue":  # in the phantom's fat-and-soft-tissue mix outside the organs
+            c = _soft_tissue_site(ph, diameter / 2)
+            assert ph.labels.labels[int(ph.labels.sample(c[None])[0])] == "body"
+        else:
+            c = _place(ph, host, diameter / 2, wall)
+        les = insert_lesion(ph, kind, c, diameter, necrotic_fraction=necrotic, seed=1)
+        return ph, c, ph.labels.array == les.label_value
+    key = ("painted", kind, diameter, necrotic, wall)
+    return _once(runs, key, make) if key[1:] in SHARED_PAINT else make()
+
+
+# painted by more than one test: the 100 mm mass (the xfail case and its flag test), the 20 mm
+# part-solid nodule (the phantom case and the forced-kind test)
+SHARED_PAINT = {("mass", 100.0, 0.5, True), ("part_solid", 20.0, 0.0, False)}
+
+
+@pytest.mark.parametrize("kind, diameter, necrotic, wall", PHANTOM_CASES)
+def test_phantom_lesion_every_kind_from_any_interior_click(ph2, runs, kind, diameter, necrotic, wall):
+    """Lesions painted by imagio.phantom.lesions (blur and noise as the phantom's): Dice >= 0.85
+    from the centre and from 3 random interior clicks (seeded; >= 5 mm inside, or 60 % of the
+    deepest point), volumes within 15 %; the type found is the painted one's family."""
+    ph, c, truth = _painted(runs, ph2, kind, diameter, necrotic, wall)
     if wall:  # flat against the chest wall: muscle or rib next to it
         wall_vals = [v for v, n in ph.labels.labels.items() if n in ("muscle", "diaphragm") or n.startswith("rib_")]
         assert np.isin(ph.labels.array[ndimage.binary_dilation(truth, iterations=2)], wall_vals).any()
     vols = []
-    for q in [c] + list(_interior_clicks(truth, ph.ct, 3, seed=0)):
-        m, meas = segment_lesion(ph.ct, q)
+    for i, q in enumerate([c] + list(_interior_clicks(truth, ph.ct, 3, seed=0))):
+        # the centre of the 100 mm mass is also test_phantom_100mm_mass_partial_outline_is_flagged's
+        m, meas = _seg(runs, ("phantom", kind, diameter, necrotic, wall), ph.ct, q) if i == 0 else segment_lesion(ph.ct, q)
         assert dice(m, truth) >= 0.85, (q, dice(m, truth))
         assert meas.kind == ("soft_tissue" if kind.startswith(("liver", "soft")) else "lung_nodule")
         assert not any("necrotic or cystic centre" in w for w in meas.warnings)
@@ -460,7 +514,7 @@ def test_phantom_lesion_every_kind_from_any_interior_click(ph2, kind, diameter, 
         assert meas.subtype == "mass"
 
 
-def test_phantom_100mm_mass_partial_outline_is_flagged(ph2):
+def test_phantom_100mm_mass_partial_outline_is_flagged(ph2, runs):
     """Known limit (the strict xfail above): the 100 mm necrotic mass against the chest wall,
     filling the right lung's cross-section, comes out as a part of it from clicks off its middle
     slices (the per-slice lung envelope cuts it). What must hold: no such part comes without the
@@ -469,18 +523,11 @@ def test_phantom_100mm_mass_partial_outline_is_flagged(ph2):
     Dice >= 0.55). Checked here on the centre (no warning, Dice 0.84) and three clicks that
     give parts (Dice 0.49 / 0.27 / 0.03 on integ4 with no warning; the last is the bench's
     click of 5.4 mL, voxel [147, 79, 106] of the 2 mm phantom)."""
-    import copy
-
-    from imagio.phantom.lesions import insert_lesion
-
-    ph = copy.deepcopy(ph2)
-    c = _place(ph, LUNG_LOBES, 50.0, True)
-    les = insert_lesion(ph, "mass", c, 100.0, necrotic_fraction=0.5, seed=1)
-    truth = ph.labels.array == les.label_value
+    ph, c, truth = _painted(runs, ph2, "mass", 100.0, 0.5, True)   # as the xfail case of the test above
     clicks = list(_interior_clicks(truth, ph.ct, 10, seed=0))
     flag = "much smaller than the dense tissue enclosed by lung"
     for i, q in enumerate([c, clicks[4], clicks[6], ph.ct.kji_to_world(np.array([[147.0, 79.0, 106.0]]))[0]]):
-        m, meas = segment_lesion(ph.ct, q)
+        m, meas = _seg(runs, ("phantom", "mass", 100.0, 0.5, True), ph.ct, q) if i == 0 else segment_lesion(ph.ct, q)
         d = dice(m, truth)
         warned = any(flag in w for w in meas.warnings)
         if i == 0:
@@ -543,7 +590,7 @@ STS_008_EDGE_CLICK = np.array([-174.8, 0.0, -191.2])
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_sarcoma_overshoot_from_an_edge_click_is_refused_or_cut_back(shared_data):
+def test_sarcoma_overshoot_from_an_edge_click_is_refused_or_cut_back(shared_data, runs):
     """STS_008, a 28 mL thigh sarcoma of muscle density on non-contrast CT: the deepest point
     and the first 5 of 8 seeded clicks >= 5 mm inside the mask (seed 7, those of
     ``python -m benchmarks.bench_lesion``'s extra clicks: the 5th, R,A,S = (-172.9, 0.0, -191.2),
@@ -554,12 +601,9 @@ def test_sarcoma_overshoot_from_an_edge_click_is_refused_or_cut_back(shared_data
     volume says that it was cut back or that its volume depends on the click; an overshoot
     whose core lies away from the click is refused (ImagioError, no volume handed out); the
     deepest point gives an outline."""
-    from imagio import io
     from imagio.errors import ImagioError
 
-    d = shared_data / "sts-sarcoma" / "STS_008"
-    ct = io.read_image(d / "CT_image.nii.gz")
-    ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    ct, ref = _sts(runs, shared_data, "STS_008")
     ref_ml = ref.sum() * ct.voxel_volume_ml
     depth = edt.edt(ref, anisotropy=tuple(ct.spacing_kji))
     deepest = ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
@@ -755,16 +799,12 @@ def test_no_edge_regrowth_from_the_core_reuses_the_first_search_box(monkeypatch)
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_sarcoma_in_muscle_is_typed_against_the_muscle(shared_data):
+def test_sarcoma_in_muscle_is_typed_against_the_muscle(shared_data, runs):
     """STS_010, a thigh sarcoma among muscle on non-contrast CT (main typed it "hyperdense"):
     the subtype from the deepest point agrees with the one computed here independently on the
     reference mask (its median HU against the median of the soft tissue 2-6 mm beyond it, by
     binary dilations, 10 HU margin); the host's HU is within 10 HU of that muscle's."""
-    from imagio import io
-
-    d = shared_data / "sts-sarcoma" / "STS_010"
-    ct = io.read_image(d / "CT_image.nii.gz")
-    ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    ct, ref = _sts(runs, shared_data, "STS_010")
     a = ct.array.astype(np.float32)
     sk = np.asarray(ct.spacing_kji)
     near = ndimage.binary_dilation(ref, ball_kji(2.0, sk))
@@ -773,9 +813,7 @@ def test_sarcoma_in_muscle_is_typed_against_the_muscle(shared_data):
     lesion_hu, muscle_hu = float(np.median(a[ref & (a > -200) & (a < 400)])), float(np.median(a[shell]))
     want = ("iso-attenuating" if abs(lesion_hu - muscle_hu) <= 10 else
             "hypoattenuating" if lesion_hu < muscle_hu else "hyperattenuating")
-    depth = edt.edt(ref, anisotropy=tuple(sk))
-    deepest = ct.kji_to_world(np.argwhere(depth == depth.max())[:1].astype(float))[0]
-    m, meas = segment_lesion(ct, deepest)
+    m, meas = _seg(runs, "STS_010", ct, _deepest(ref, ct))  # as test_sarcoma_from_the_centre_...'s first click
     assert meas.subtype == want, (meas.subtype, meas.host_hu, lesion_hu, muscle_hu)
     assert abs(meas.host_hu - muscle_hu) <= 10.0, (meas.host_hu, muscle_hu)
 
@@ -808,7 +846,7 @@ def _limb_with_heterogeneous_tumour(dense_hu, rest_hu=35.0, spacing=(0.8, 0.9, 2
             centre + c_t + np.array([0.0, -12.0, 0.0]))
 
 
-def test_click_in_a_heterogeneous_tumours_denser_part_gives_the_whole_or_says_it_depends():
+def test_click_in_a_heterogeneous_tumours_denser_part_gives_the_whole_or_says_it_depends(runs):
     """Issue 14 (E2): a tumour with a denser part (85 HU) in a less dense rest (35 HU), in fat,
     on an oblique 0.8 x 0.9 x 2.5 mm grid. Main gave the denser part alone from a click at its
     centre (5.5 mL of a 17.1 mL tumour, Dice 0.48) with no warning: the edge between the two
@@ -826,8 +864,7 @@ def test_click_in_a_heterogeneous_tumours_denser_part_gives_the_whole_or_says_it
     assert d >= 0.80, (d, meas.volume_ml)  # better than a warning: the whole
     m, meas = segment_lesion(ct, p_rest)
     assert dice(m, tum) >= 0.80, (dice(m, tum), meas.volume_ml)
-    ct, tum, _, p_dense, _ = _limb_with_heterogeneous_tumour(35.0)
-    m, meas = segment_lesion(ct, p_dense)
+    ct, tum, p_dense, (m, meas) = _heterogeneous_homogeneous(runs)
     assert dice(m, tum) >= 0.80 and not any(DEPENDS in w for w in meas.warnings), (dice(m, tum), meas.warnings)
 
 
@@ -835,18 +872,14 @@ STS_002_DENSE_CLICK = np.array([-68.36, -123.05, -547.29])
 
 
 @pytest.mark.data
-def test_sarcoma_clicked_in_its_denser_part_gives_the_whole_or_says_it_depends(shared_data):
+def test_sarcoma_clicked_in_its_denser_part_gives_the_whole_or_says_it_depends(shared_data, runs):
     """STS_002, a 53.3 mL heterogeneous sarcoma (a denser part above about 55 HU, the rest
     20-55 HU) in the buttock's fat on non-contrast CT: the click of new-user trial 7 (E2,
     ``STS_002_DENSE_CLICK``) lies in the denser part, 3.5 mm from its own outline's core; main
     gave 27.1 mL (Dice 0.60, threshold 55.7-255.6 HU) with no warning. Asserted against the
     reference mask (independent): Dice >= 0.80, or a warning that the outline depends on the
     click; and the volume handed out without that warning is within 15 % of the reference's."""
-    from imagio import io
-
-    d = shared_data / "sts-sarcoma" / "STS_002"
-    ct = io.read_image(d / "CT_image.nii.gz")
-    ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    ct, ref = _sts(runs, shared_data, "STS_002")
     assert ref[tuple(np.rint(ct.world_to_kji(STS_002_DENSE_CLICK[None])[0]).astype(int))]
     m, meas = segment_lesion(ct, STS_002_DENSE_CLICK)
     warned = any(DEPENDS in w for w in meas.warnings)
@@ -857,16 +890,14 @@ def test_sarcoma_clicked_in_its_denser_part_gives_the_whole_or_says_it_depends(s
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_an_outline_that_does_not_hold_its_click_says_so(shared_data):
+def test_an_outline_that_does_not_hold_its_click_says_so(shared_data, runs):
     """Trial 11 M3: a click in STS_008 (R,A,S -187.5, -3.9, -204.3) came back as an outline of
     the neighbouring muscle, not holding the click (Dice 0.03), warned only as "unreliable". An
     outline handed out either holds the click's voxel (checked on the mask) or says plainly that
     it does not."""
-    from imagio import io
     from imagio.errors import ImagioError
 
-    d = shared_data / "sts-sarcoma" / "STS_008"
-    ct = io.read_image(d / "CT_image.nii.gz")
+    ct, _ = _sts(runs, shared_data, "STS_008")
     click = np.array([-187.5, -3.9, -204.3])
     try:
         m, meas = segment_lesion(ct, click)
@@ -893,7 +924,32 @@ def _limb_with_necrotic_mass(seed=0):
     return vol.with_array(np.rint(a).astype(np.int16)), mass, necrosis, r
 
 
-def test_necrotic_mass_without_an_edge_on_one_side_from_clicks_in_its_viable_part():
+def _necrotic_mass_clicks(scenes):
+    """(ct, mass, viable voxels [k, j, i] of the 4 seeded clicks, their RAS points, the
+    `segment_lesion` results, iterated in click order, each run on first use): the scene of
+    `_limb_with_necrotic_mass` and its clicks in the viable part (>= 5 mm inside the mass and
+    outside the necrosis), made once per session in ``scenes`` (the ``lesion_scenes`` fixture:
+    two tests here and one of test_lesion_outside assert on them)."""
+    def make():
+        ct, mass, necrosis, r = _limb_with_necrotic_mass()
+        viable = np.argwhere((r >= 9.9 + 5.0) & (r <= 22.0 - 5.0))
+        pick = viable[np.random.default_rng(3).choice(len(viable), 4, replace=False)]
+        return ct, mass, pick, ct.kji_to_world(pick.astype(float))
+    ct, mass, pick, pts = _once(scenes, "necrotic_mass", make)
+    runs = (_once(scenes, ("necrotic_mass", i), lambda: segment_lesion(ct, pts[i])) for i in range(len(pts)))
+    return ct, mass, pick, pts, runs
+
+
+def _heterogeneous_homogeneous(runs):
+    """(ct, tumour, click in the would-be denser part, `segment_lesion` there) of the homogeneous
+    tumour of `_limb_with_heterogeneous_tumour` (35 HU throughout), made once per module."""
+    def make():
+        ct, tum, _, p_dense, _ = _limb_with_heterogeneous_tumour(35.0)
+        return ct, tum, p_dense, segment_lesion(ct, p_dense)
+    return _once(runs, "homogeneous", make)
+
+
+def test_necrotic_mass_without_an_edge_on_one_side_from_clicks_in_its_viable_part(lesion_scenes):
     """Issue 14 (phantom: masses with necrotic centres from any interior click). A click in the
     viable part of a necrotic mass that has no intensity edge on one side: the outline is taken
     without an edge (statistical model) and checked by a regrowth from its core
@@ -908,17 +964,14 @@ def test_necrotic_mass_without_an_edge_on_one_side_from_clicks_in_its_viable_par
     on both, with that warning: a known limit, left open)."""
     from imagio.segmentation.lesion import DEPENDS
 
-    ct, mass, necrosis, r = _limb_with_necrotic_mass()
-    viable = np.argwhere((r >= 9.9 + 5.0) & (r <= 22.0 - 5.0))
-    pick = np.random.default_rng(3).choice(len(viable), 4, replace=False)
-    for p, v in zip(ct.kji_to_world(viable[pick].astype(float)), viable[pick]):
-        m, meas = segment_lesion(ct, p)
+    ct, mass, pick, pts, results = _necrotic_mass_clicks(lesion_scenes)
+    for p, v, (m, meas) in zip(pts, pick, results):
         assert m[tuple(v)], (p, meas.warnings)
         assert dice(m, mass) >= 0.85 or any(DEPENDS in w for w in meas.warnings), (
             p, dice(m, mass), meas.volume_ml, meas.warnings)
 
 
-def test_click_dependent_outline_gives_the_range_not_one_volume(tmp_path, capsys):
+def test_click_dependent_outline_gives_the_range_not_one_volume(lesion_scenes, runs, tmp_path, capsys):
     """Issue 14 (new-user trial 54 M3: Lung_Dx-A0001 clicked at three reader boxes' centres gave
     37.1 / 158.5 / 130.8 mL, each run warning that the volume depends on the click, yet the
     summary printed one figure as the lesion's). The necrotic mass of
@@ -935,13 +988,10 @@ def test_click_dependent_outline_gives_the_range_not_one_volume(tmp_path, capsys
     from imagio import io
     from imagio.cli import main
 
-    ct, mass, necrosis, r = _limb_with_necrotic_mass()
+    ct, mass, pick, pts, results = _necrotic_mass_clicks(lesion_scenes)
     mass_ml = float(mass.sum()) * ct.voxel_volume_ml
-    viable = np.argwhere((r >= 9.9 + 5.0) & (r <= 22.0 - 5.0))
-    pick = np.random.default_rng(3).choice(len(viable), 4, replace=False)
     own, wrong = [], []
-    for p in ct.kji_to_world(viable[pick].astype(float)):
-        m, meas = segment_lesion(ct, p)
+    for p, (m, meas) in zip(pts, results):
         v = float(m.sum()) * ct.voxel_volume_ml
         own.append(v)
         d = meas.to_dict()
@@ -978,13 +1028,12 @@ def test_click_dependent_outline_gives_the_range_not_one_volume(tmp_path, capsys
     # review 44 M2: the user's edit (--add the mass's other clicks) is the correction the warning asks
     # for: the edited outline's volume is given (not null, not click-dependent), the range before the
     # edit is said in a note
-    m, meas = segment_lesion(ct, wrong[0], include=ct.kji_to_world(viable[pick].astype(float)))
+    m, meas = segment_lesion(ct, wrong[0], include=pts)
     v = float(m.sum()) * ct.voxel_volume_ml
     d = meas.to_dict()
     assert not meas.click_dependent and d["volume_ml"] == pytest.approx(v, abs=1e-3), d
     assert any("before the --add/--remove points edited it" in w for w in meas.warnings), meas.warnings
-    ct, tum, _, p_dense, _ = _limb_with_heterogeneous_tumour(35.0)
-    m, meas = segment_lesion(ct, p_dense)
+    ct, tum, p_dense, (m, meas) = _heterogeneous_homogeneous(runs)
     assert not meas.click_dependent and meas.to_dict()["volume_ml"] == pytest.approx(meas.volume_ml, abs=1e-3)
 
 
@@ -1009,22 +1058,17 @@ def test_mass_mostly_without_an_edge_says_where_its_border_is_not_seen():
     assert "left" in sides and "right" not in sides, w[0]
 
 
-def test_forced_kind_that_the_region_contradicts_is_warned(ph2, tmp_path, capsys):
+def test_forced_kind_that_the_region_contradicts_is_warned(ph2, runs, tmp_path, capsys):
     """Trial LOW: `imagio lesion --kind soft_tissue` on a lung nodule gave a fraction of it
     (phantom part-solid 20 mm nodule: 0.25 of 4.1 mL) without a word. The forced outline is
     checked against the painted truth here (it misses much of it), and the CLI must say that the
     region reads as a lung lesion; without --kind, or with the right one, no such line."""
-    import copy
     import json
 
     from imagio import io
     from imagio.cli import main
-    from imagio.phantom.lesions import insert_lesion
 
-    ph = copy.deepcopy(ph2)
-    c = _place(ph, LUNG_LOBES, 10.0, False)
-    les = insert_lesion(ph, "part_solid", c, 20.0, seed=1)
-    truth = ph.labels.array == les.label_value
+    ph, c, truth = _painted(runs, ph2, "part_solid", 20.0, 0.0, False)   # the phantom case's nodule
     ct_file = tmp_path / "ct.nii.gz"
     io.write_image(ph.ct, ct_file)
     said = {}
@@ -1042,18 +1086,14 @@ def test_forced_kind_that_the_region_contradicts_is_warned(ph2, tmp_path, capsys
 
 
 @pytest.mark.data
-def test_sarcoma_whose_border_is_not_seen_on_ct_says_so(shared_data):
+def test_sarcoma_whose_border_is_not_seen_on_ct_says_so(shared_data, runs):
     """STS_010, a 183 mL thigh sarcoma among muscle on non-contrast CT. Independent check, from
     the reference mask (not the tool's figures): the tumour's median HU (more than 3 mm inside)
     lies within 10 HU of the soft tissue 2-6 mm around it (29 against 33 HU): its border is not
     seen on this CT. The one-click result from the mask's centroid (Dice 0.71, 175 mL on main,
     with the general "no clear intensity edge" note and a click-dependence note) must say
     specifically that most of its boundary has no intensity edge. Main has no such warning."""
-    from imagio import io
-
-    d = shared_data / "sts-sarcoma" / "STS_010"
-    ct = io.read_image(d / "CT_image.nii.gz")
-    ref = io.read_image(d / "CT_mask.nii.gz").resample_like(ct, order=0).array > 0
+    ct, ref = _sts(runs, shared_data, "STS_010")
     a = ct.array
     sk = tuple(ct.spacing_kji)
     d_in = ndimage.distance_transform_edt(ref, sampling=sk)
@@ -1069,20 +1109,14 @@ def test_sarcoma_whose_border_is_not_seen_on_ct_says_so(shared_data):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_lung_pet_ct_dx_edge_click_inside_boxes_or_warned(shared_data):
+def test_lung_pet_ct_dx_edge_click_inside_boxes_or_warned(shared_data, runs):
     """New-user trial 19 HIGH-2: Lung_Dx-A0001 clicked at the box centre of the mass's caudal
     box slice (42; inside the tumour, 34 HU). Measured before: a 168 mL "lung_nodule" spanning
     slices 34-51 along the hilum and mediastinum, 35 % inside the collection's boxes, with only
     the 5 mm-section warning. Independent check: the collection's boxes. Asserted: the result
     lies mostly inside the boxes (>= 80 %) within the boxes' slices (+-1), or it carries a
     warning that it depends on the click, leaked or reached the size limit."""
-    import csv
-
-    from imagio import io
-
-    d = shared_data / "lung-pet-ct-dx"
-    ct = io.read_image(d / "Lung_Dx-A0001_ct.nii.gz")
-    rows = list(csv.DictReader(open(d / "Lung_Dx-A0001_boxes.csv")))
+    ct, rows = _dx(runs, shared_data)
     boxes = _dx_boxes(ct, rows)
     r = rows[0]
     click = np.array([-float(r["centre_lps_x"]), -float(r["centre_lps_y"]), float(r["centre_lps_z"])])
@@ -1107,7 +1141,7 @@ def _same_world_mask(m, vol, ref):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_lesion_does_not_depend_on_axis_order(shared_data):
+def test_lesion_does_not_depend_on_axis_order(shared_data, runs):
     """New-user trial 19 MEDIUM-3: the same CT flipped along z (identical world geometry) gave
     35.4 instead of 58.9 mL at the box centre of slice 46 (Dice 0.75): the probe click of
     ``_whole_around_part`` was the first voxel of a distance-map plateau in storage order.
@@ -1117,9 +1151,9 @@ def test_lesion_does_not_depend_on_axis_order(shared_data):
 
     from imagio import io
 
-    ct = io.read_image(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz")
-    click = np.array([-41.8, -206.6, -209.0])
-    m0, _ = segment_lesion(ct, click)
+    ct, _ = _dx(runs, shared_data)
+    click = DX_CLICK
+    m0, _ = _seg(runs, "dx", ct, click)
     im = io.volume_to_sitk(ct)
     for img in (sitk.Flip(im, [False, False, True]), sitk.PermuteAxes(im, [1, 0, 2])):
         v = io.volume_from_sitk(img)
@@ -1190,7 +1224,7 @@ def test_lesion_on_an_oblique_grid_is_the_patients(shared_data):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_lung_pet_ct_dx_mass_type_on_an_oblique_grid(shared_data):
+def test_lung_pet_ct_dx_mass_type_on_an_oblique_grid(shared_data, runs):
     """New-user trial 29 M3: Lung_Dx-A0001's perihilar mass clicked at (LPS 41.8, 206.6, -209)
     is "soft_tissue" 58.9 mL on its own grid but "lung_nodule" 121.7 mL (into the mediastinum
     above it, Dice 0.51) on the same CT tilted 25 degrees about A. The type flipped on whether
@@ -1208,8 +1242,8 @@ def test_lung_pet_ct_dx_mass_type_on_an_oblique_grid(shared_data):
     from imagio import io
 
     path = shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz"
-    click = np.array([-41.8, -206.6, -209.0])
-    _, meas0 = segment_lesion(io.read_image(path), click)
+    click = DX_CLICK
+    _, meas0 = _seg(runs, "dx", _dx(runs, shared_data)[0], click)  # as test_lesion_does_not_depend_on_axis_order's
     _, meas = segment_lesion(io.volume_from_sitk(_tilted(sitk.ReadImage(str(path)), 1, 25.0)), click)
     assert meas.kind == meas0.kind, (meas.kind, meas0.kind, meas.volume_ml, meas0.volume_ml)
     close = abs(meas.volume_ml / meas0.volume_ml - 1) <= 0.15

@@ -79,7 +79,47 @@ def test_each_hull_is_taken_on_its_mask_box(monkeypatch):
         return convex_hull_image(image, *a, **k)
 
     monkeypatch.setattr(skimage.morphology, "convex_hull_image", recording)
+    _fresh_hull_cache(monkeypatch)   # pieces hulled by another test are not hulled again
     _lung_envelope(_chest(0), 1.0, 0, voxel_ml=0.01)
     assert seen
     for im in seen:
         assert im[0].any() and im[-1].any() and im[:, 0].any() and im[:, -1].any()
+
+
+def _fresh_hull_cache(monkeypatch):
+    """`lesion._piece_hull`'s kept pieces emptied for this test (restored after it)."""
+    import collections
+
+    import imagio.segmentation.lesion as L
+
+    monkeypatch.setattr(L, "_HULLS", collections.OrderedDict())
+    monkeypatch.setattr(L, "_HULL_BYTES", 0)
+
+
+def test_a_piece_seen_before_is_not_hulled_again(monkeypatch):
+    """Issue 20: the same piece of lung recurs in every search box, check click and click of one
+    CT, and its hull is a function of its pixels alone: it is hulled once. Asserted: the envelope
+    computed again on the same box hulls nothing, the envelope of a box shifted by 3 voxels (a
+    click beside the first; the right lung cut anew by its face) hulls only the pieces it changed (fewer than the first), and
+    both equal the whole-slice definition computed afresh (`_reference`)."""
+    seen = []
+
+    def counting(image, *a, **k):
+        seen.append(1)
+        return convex_hull_image(image, *a, **k)
+
+    _fresh_hull_cache(monkeypatch)
+    monkeypatch.setattr(skimage.morphology, "convex_hull_image", counting)
+    roi = _chest(0)
+    first = _lung_envelope(roi, 1.0, 0, voxel_ml=0.01)
+    n = len(seen)
+    again = _lung_envelope(roi, 1.0, 0, voxel_ml=0.01)
+    assert n > 0 and len(seen) == n, (n, len(seen))
+    shifted = np.ascontiguousarray(roi[:, :, 3:])   # the right lung cut again, the left one whole
+    moved = _lung_envelope(shifted, 1.0, 0, voxel_ml=0.01)
+    assert 0 < len(seen) - n < n, (n, len(seen) - n)
+    monkeypatch.undo()
+    for got, want in ((first, _reference(roi, 0, 0.01)), (again, _reference(roi, 0, 0.01)),
+                      (moved, _reference(shifted, 0, 0.01))):
+        for g, w in zip(got, want):
+            assert np.array_equal(g, w)

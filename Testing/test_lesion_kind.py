@@ -144,8 +144,24 @@ def _sitk_volume(img):
         return io.read_image(p)
 
 
+LIDC1_CLICK = (-56.2, -86.2, -115.6)   # RAS: LIDC-0001's nodule
+
+
+@pytest.fixture(scope="module")
+def lidc1_slab():
+    """(LIDC-0001's slab as a SimpleITK image, clipped at -1024 HU; the `segment_lesion`
+    measurements at ``LIDC1_CLICK`` on it, read through imagio's reader): the reference of the
+    two reformat tests below, computed once."""
+    import SimpleITK as sitk
+
+    from conftest import shared_case
+
+    src = sitk.Maximum(sitk.ReadImage(str(shared_case("lidc-slabs", "LIDC-IDRI-0001_slab.nii.gz"))), -1024)
+    return src, segment_lesion(_sitk_volume(src), LIDC1_CLICK)[1]
+
+
 @pytest.mark.data
-def test_air_face_of_a_reformat_keeps_a_lung_nodule(shared_data):
+def test_air_face_of_a_reformat_keeps_a_lung_nodule(lidc1_slab):
     """New-user trial 16 (HIGH): LIDC-0001's nodule with the slab's top slice (>= 10 mm above
     it) set to -1024 HU, as a resampled grid that overhangs its source fills a face: the face
     joined the cut lungs to the outside air, their joint median read as gas, and the nodule came
@@ -153,10 +169,9 @@ def test_air_face_of_a_reformat_keeps_a_lung_nodule(shared_data):
     15 % of the unmodified slab's volume."""
     import SimpleITK as sitk
 
-    src = sitk.Maximum(sitk.ReadImage(str(shared_data / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz")), -1024)
+    src, ref = lidc1_slab
     a = sitk.GetArrayFromImage(src)
-    click = (-56.2, -86.2, -115.6)
-    _, ref = segment_lesion(_sitk_volume(src), click)
+    click = LIDC1_CLICK
     a[-1] = -1024
     img = sitk.GetImageFromArray(a)
     img.CopyInformation(src)
@@ -206,7 +221,7 @@ def test_oblique_reformat_of_a_thick_slice_nodule_is_not_silently_soft_tissue(sh
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_tilted_reformat_with_padding_keeps_a_lung_nodule(shared_data):
+def test_tilted_reformat_with_padding_keeps_a_lung_nodule(lidc1_slab):
     """New-user trial 17 (HIGH): LIDC-0001's slab (2.5 mm) resampled onto a grid tilted 10
     degrees about R, -1024 outside the slab (a wedge of padding above and below the tilted
     lungs): the padding joined the lungs in the lesion's box, their joint median read as gas, and
@@ -215,9 +230,8 @@ def test_tilted_reformat_with_padding_keeps_a_lung_nodule(shared_data):
     of the axial one."""
     import SimpleITK as sitk
 
-    src = sitk.Maximum(sitk.ReadImage(str(shared_data / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz")), -1024)
-    click = (-56.2, -86.2, -115.6)
-    _, ref = segment_lesion(_sitk_volume(src), click)
+    src, ref = lidc1_slab   # the axial slab's result, as the test above's
+    click = LIDC1_CLICK
     c = np.array(src.TransformContinuousIndexToPhysicalPoint([(x - 1) / 2 for x in src.GetSize()]))
     rot = sitk.Euler3DTransform()
     rot.SetRotation(np.deg2rad(10.0), 0.0, 0.0)

@@ -10,7 +10,7 @@ import pytest
 
 from imagio.segmentation.lesion import segment_lesion
 from imagio.segmentation.lesion_shell import hu_class_bounds, judge_probe
-from test_lesion import _dx_boxes, _limb_with_necrotic_mass
+from test_lesion import _dx_boxes, _necrotic_mass_clicks
 
 
 def test_hu_class_and_probe_verdicts():
@@ -32,18 +32,15 @@ def test_hu_class_and_probe_verdicts():
     assert judge_probe(m, beside, True, 0.5, 1.15) == "other"
 
 
-def test_range_before_an_edit_is_not_the_edited_outlines():
+def test_range_before_an_edit_is_not_the_edited_outlines(lesion_scenes):
     """New-user trial LOW: after --add/--remove the summary kept ``volume_range_ml``, the range of
     the outlines before the edit, as if it were the edited outline's. Asserted on the necrotic
     limb mass of test_lesion (clicks more than two-fold apart): with --add points the range is
-    ``volume_range_before_edit_ml`` and ``volume_range_ml`` is None; the edited volume stands."""
-    ct, mass, necrosis, r = _limb_with_necrotic_mass()
-    viable = np.argwhere((r >= 9.9 + 5.0) & (r <= 22.0 - 5.0))
-    pick = np.random.default_rng(3).choice(len(viable), 4, replace=False)
-    pts = ct.kji_to_world(viable[pick].astype(float))
+    ``volume_range_before_edit_ml`` and ``volume_range_ml`` is None; the edited volume stands.
+    The clicks' outlines are test_lesion's (`_necrotic_mass_clicks`: made once per session)."""
+    ct, mass, pick, pts, results = _necrotic_mass_clicks(lesion_scenes)
     found = None
-    for p in pts:
-        m, meas = segment_lesion(ct, p)
+    for p, (m, meas) in zip(pts, results):
         if meas.volume_range_ml is not None:
             found, before = p, meas.volume_range_ml
             break

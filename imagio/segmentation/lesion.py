@@ -116,7 +116,9 @@ Measurements: ``imagio.segmentation.measurements`` (RECIST 1.1, Lung-RADS v2022,
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
 import weakref
 from importlib import resources
 
@@ -620,8 +622,6 @@ def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: i
     its 3-D component labels ``lab``, slice by slice along the array axis ``s_axis``; an
     accepted concavity also holds ``reach`` slices on either side (one storage slice). Without
     ``lab`` the rejected concavities are not sought (returned empty)."""
-    from skimage.morphology import convex_hull_image
-
     env = lung.copy()
     rejected = np.zeros(lung.shape, bool)
     rz = np.moveaxis(rejected, s_axis, 0)  # view
@@ -633,17 +633,9 @@ def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: i
             sl = pieces[box] == c
             if sl.sum() < 10:
                 continue
-            try:
-                h = convex_hull_image(sl)
-            except Exception:  # degenerate (collinear) slice
-                continue
-            cav, nc = ndimage.label(h & ~sl)
-            if nc == 0:
-                continue
-            area = np.bincount(cav.ravel(), minlength=nc + 1)
-            ok = sl.sum() >= HULL_MIN_FILL * (sl.sum() + area)
-            ok[0] = False
-            ez[z][box] |= ok[cav]
+            acc = _piece_hull(sl, True)
+            if acc is not None:
+                ez[z][box] |= acc
         if lab is None:
             continue
         # the concavities of each lung as a whole (all its pieces in the slice): a mass that
@@ -656,10 +648,9 @@ def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: i
             whole = labz[box] == v
             if whole.sum() < 10:
                 continue
-            try:
-                rz[z][box] |= convex_hull_image(whole) & ~whole
-            except Exception:  # degenerate (collinear) slice
-                continue
+            cav = _piece_hull(whole, False)
+            if cav is not None:
+                rz[z][box] |= cav
     # a lesion's cross-section changes little from one slice to the next: an accepted
     # concavity also holds on the adjacent slices (the caudal slice of a mass on the diaphragm,
     # where its concavity merges with the dome's, stays inside)
@@ -669,6 +660,56 @@ def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: i
         ez[r:] |= ex[:-r]
         ez[:-r] |= ex[r:]
     return env, rejected & ~env
+
+
+def _piece_hull(sl: np.ndarray, accepted: bool) -> np.ndarray | None:
+    """The concavities of the convex hull (scikit-image's ``convex_hull_image``) of the 2-D bool
+    piece ``sl`` (its bounding box): with ``accepted``, only those the piece outweighs (area >=
+    HULL_MIN_FILL of piece + concavity; `_slice_hulls`' envelope), else all of them; None for a
+    degenerate (collinear) piece or no concavity. A function of the piece's pixels alone, so it
+    is kept for the last pieces seen (`HULL_CACHE_BYTES`, keyed on the packed pixels and the
+    shape): the same piece of lung recurs in every search box, check click and click of one CT
+    (issue 20), and a kept result is the one computed again (read-only)."""
+    key = (accepted, sl.shape, np.packbits(sl, axis=None).tobytes())
+    with _HULL_LOCK:
+        hit = _HULLS.get(key, _HULLS)
+        if hit is not _HULLS:
+            _HULLS.move_to_end(key)
+            return hit
+    from skimage.morphology import convex_hull_image
+
+    try:
+        h = convex_hull_image(sl)
+    except Exception:  # degenerate (collinear) slice
+        out = None
+    else:
+        out = h & ~sl
+        if accepted:
+            cav, nc = ndimage.label(out)
+            if nc == 0:
+                out = None
+            else:
+                area = np.bincount(cav.ravel(), minlength=nc + 1)
+                ok = sl.sum() >= HULL_MIN_FILL * (sl.sum() + area)
+                ok[0] = False
+                out = ok[cav]
+    if out is not None:
+        out.setflags(write=False)
+    global _HULL_BYTES
+    with _HULL_LOCK:
+        if key not in _HULLS:
+            _HULLS[key] = out
+            _HULL_BYTES += len(key[2]) + (0 if out is None else out.size)
+        while _HULL_BYTES > HULL_CACHE_BYTES and len(_HULLS) > 1:
+            k, v = _HULLS.popitem(last=False)
+            _HULL_BYTES -= len(k[2]) + (0 if v is None else v.size)
+    return out
+
+
+HULL_CACHE_BYTES = 32 * 2 ** 20   # the memory `_piece_hull` may keep (keys and results)
+_HULLS: "collections.OrderedDict" = collections.OrderedDict()
+_HULL_BYTES = 0
+_HULL_LOCK = threading.Lock()
 
 
 def _roofed_columns(m: np.ndarray, lung: np.ndarray, s_axis, open_ends=(False, False)) -> np.ndarray:
