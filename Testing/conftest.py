@@ -203,3 +203,71 @@ def screening_nodule(i, size, p, typ="solid", why=None, unsure=None):
         d["not_assessable"] = why
     d["stratification"] = stratify(d)
     return d
+
+
+# --- memoisation of deterministic expensive calls, within one pytest process -------------------
+# Several files segment the same real CT with the same arguments (the uncropped reference of
+# each crop) or paint the same phantom in several tests. These helpers compute each once per
+# process (per xdist worker) and hand every caller its own deep copy, so a test can never alter
+# another's input or result. Keys are the exact inputs (the volume's whole content, pickled).
+_MEMO = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _memo_per_module():
+    """The memo below holds one test file's results: emptied after each file (a worker runs
+    many files; their memory is not kept for files that do not share them)."""
+    yield
+    _MEMO.clear()
+
+
+def _memoised(key, make):
+    import copy
+
+    if key not in _MEMO:
+        _MEMO[key] = make()
+    return copy.deepcopy(_MEMO[key])
+
+
+def _content_key(obj):
+    import hashlib
+    import pickle
+
+    return hashlib.blake2b(pickle.dumps(obj, protocol=5), digest_size=32).hexdigest()
+
+
+def segment_masks_once(ct, structures, **kwargs):
+    """`imagio.segmentation.rules.segment_masks(ct, structures, **kwargs)` computed once per
+    process for the same inputs (``ct``'s array, geometry and every other field, the structures
+    in their order, the keyword arguments; ``progress`` is not accepted): a deep copy of
+    (masks, meta) each call."""
+    from imagio.segmentation import rules
+
+    structures = tuple(structures)
+    key = ("segment_masks", _content_key(ct), structures, _content_key(sorted(kwargs.items())))
+    return _memoised(key, lambda: rules.segment_masks(ct, list(structures), **kwargs))
+
+
+def read_image_once(path, **kwargs):
+    """`imagio.io.read_image(path, **kwargs)` read once per process: a deep copy of the Volume
+    each call (for files that do not change during the session: the real cases)."""
+    from imagio import io
+
+    key = ("read_image", str(Path(path).resolve()), tuple(sorted(kwargs.items())))
+    return _memoised(key, lambda: io.read_image(path, **kwargs))
+
+
+def phantom_once(**kwargs):
+    """`imagio.phantom.generate(**kwargs)` (deterministic for its parameters) painted once per
+    process: a deep copy of the Phantom each call."""
+    from imagio import phantom
+
+    return _memoised(("phantom", tuple(sorted(kwargs.items()))), lambda: phantom.generate(**kwargs))
+
+
+def screening_scan_once(**kwargs):
+    """`imagio.phantom.screening.screening_scan(**kwargs)` made once per process: a deep copy
+    each call."""
+    from imagio.phantom.screening import screening_scan
+
+    return _memoised(("screening_scan", tuple(sorted(kwargs.items()))), lambda: screening_scan(**kwargs))

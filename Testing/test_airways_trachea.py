@@ -10,7 +10,8 @@ A tree without its trachea is refused by `imagio bronch` in one line (exit 2).""
 import numpy as np
 import pytest
 
-from imagio import cli, io, phantom
+from conftest import phantom_once, read_image_once, segment_masks_once
+from imagio import cli, io
 from imagio.planning import bronchoscopy as B
 from imagio.planning.bronchoscopy.route import check_root
 from imagio.segmentation.common import (anatomical_axes, crop_slices, dice, field_of_view_crops,
@@ -44,12 +45,14 @@ def test_phantom_trachea_found_when_the_top_or_a_side_face_cuts_it(spacing):
     view (no slice shows two there): 40 mm too low at 1.5 mm, Dice 0.72-0.77. (In full view and
     under the top face the old code found it too: Dice 0.89 / 0.85 at 1.5 mm, 0.97 / 0.94 at 3 mm;
     the lumen's wall voxels of partial volume are what is missed.)"""
-    ph = phantom.generate(spacing=spacing, seed=0)
+    ph = phantom_once(spacing=spacing, seed=0)
     truth = ph.labels.mask("trachea")
     s = ph.labels.kji_to_world(np.argwhere(truth))[:, 2]
     for name, sl in _crops(ph.ct, 0.5 * (s.min() + s.max())).items():
         c = crop_slices(ph.ct, sl)
-        m, meta = segment_masks(c, ("airways",))
+        # once per process: the halves are segmented again (the same crops) by
+        # test_phantom_trachea_found_in_hemithorax_crops_without_scanner_coordinates
+        m, meta = segment_masks_once(c, ("airways",))
         assert "trachea" in m, (spacing, name, meta["warnings"])
         d = dice(m["trachea"], truth[sl])
         low = c.kji_to_world(np.argwhere(m["trachea"]))[:, 2].min()
@@ -67,7 +70,7 @@ def test_chest_cta_trachea_width_and_carina_in_crops(shared_data):
     the left crop's trachea 35 mm on down its main bronchus), and the crop's tree is rooted in it."""
     from scipy import ndimage
 
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     m, _ = segment_masks(ct, ("airways",))
     air = m["trachea"] | m["airways"]
     tree = B.extract_tree(ct.with_array(air.astype(np.uint8), labels={1: "airways"}), air)
@@ -108,7 +111,7 @@ def test_bronch_refuses_a_tree_without_its_trachea_in_one_line(tmp_path, capsys)
     """The phantom's bronchi without the trachea (the rule-based `airways` label alone; a slab
     below the carina looks the same): `imagio bronch` says in one line that the root is not a
     trachea and exits 2 (the old code planned the route from a 3 mm bronchus named 'trachea')."""
-    ph = phantom.generate(spacing=1.5, seed=0)
+    ph = phantom_once(spacing=1.5, seed=0)
     bronchi = ph.labels.mask("airways")
     io.write_image(ph.ct, tmp_path / "ct.nii.gz")
     io.write_labels(ph.labels.with_array(bronchi.astype(np.uint8), labels={1: "airways"}),
@@ -132,7 +135,7 @@ def test_segment_airways_below_the_carina_says_no_trachea_and_labels_its_bronchi
     leaving the top face as airways, no trachea (new-user trial 54 H2: until then it exited 2
     with nothing written, the bronchi being missed; their own check is
     test_airways_cut_views.test_chest_cta_cut_15_mm_below_the_carina_labels_its_main_bronchi)."""
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     io.write_image(crop_slices(ct, _top_cut(ct, 705.0)), tmp_path / "below.nii.gz")
     rc = cli.main(["segment", str(tmp_path / "below.nii.gz"), "--structures", "airways",
                    "--out", str(tmp_path / "seg.nii.gz"), "--quiet"])
@@ -159,7 +162,7 @@ def test_trachea_sliver_finds_its_bronchi_beyond_the_face(shared_data):
     from imagio.segmentation import rules
     from imagio.segmentation.common import anatomical_axes, crop_slices
 
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     lr, _ = anatomical_axes(ct)["R"]
     xs = ct.kji_to_world(np.array([[0, 0, i] if lr == 2 else ([0, i, 0] if lr == 1 else [i, 0, 0])
                                    for i in range(ct.shape[lr])], float))[:, 0]
@@ -205,13 +208,13 @@ def test_phantom_trachea_found_in_hemithorax_crops_without_scanner_coordinates(s
     from imagio.errors import InputError
     from imagio.segmentation import airways as aw, body as bd
 
-    ph = phantom.generate(spacing=spacing, seed=0)
+    ph = phantom_once(spacing=spacing, seed=0)
     truth = ph.labels.mask("trachea")
     fov = field_of_view_crops(ph.ct)
     for name in ("left_half", "right_half"):
         sl = fov[name]
         c = crop_slices(ph.ct, sl)
-        ref, _ = segment_masks(c, ("airways",))
+        ref, _ = segment_masks_once(c, ("airways",))
         m, meta = segment_masks(_origin_zero(c), ("airways",))
         assert "trachea" in m, (spacing, name, meta["warnings"])
         assert dice(m["trachea"], truth[sl]) >= 0.8, (spacing, name, dice(m["trachea"], truth[sl]))
@@ -231,7 +234,7 @@ def test_lung1_trachea_found_without_scanner_coordinates(shared_data):
     origin at (0, 0, 0) lost its trachea (16 mL with the real origin) and airways, and 34 mL of
     airway went into lung_right, with a message blaming the coverage. The same voxels must give
     the same trachea and airways as the real-origin run (>= 95 % of voxels shared both ways)."""
-    ct = io.read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
+    ct = read_image_once(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
     ref, _ = segment_masks(ct, ("airways",))
     m, meta = segment_masks(_origin_zero(ct), ("airways",))
     assert "trachea" in m, meta["warnings"]
@@ -247,7 +250,7 @@ def test_lung1_reconstructed_off_the_patients_centre(shared_data):
     off the patient; the body is cut at a side, so the midline is the isocentre assumed) found no
     trachea and named both lungs lung_right (2887 mL). The same voxels must give the same
     trachea and lungs, each on its side, as the real origin (>= 95 % of voxels shared both ways)."""
-    ct = io.read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
+    ct = read_image_once(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
     ref, _ = segment_masks(ct, ("lungs", "airways"))
     aff = ct.ijk_to_ras.copy()
     aff[0, 3] -= 85.0

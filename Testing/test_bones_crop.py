@@ -24,6 +24,7 @@ import functools
 import numpy as np
 import pytest
 
+from conftest import read_image_once, segment_masks_once
 from imagio import io
 from imagio.segmentation import rules
 from imagio.segmentation.body import body_mask
@@ -48,23 +49,33 @@ def _hemithorax(ct, lr, r, keep_r):
     return tuple(sl)
 
 
+@functools.lru_cache(maxsize=1)
+def _raw_bone(path):
+    """The chest CTA and `bone_mask` of it whole (read-only): the reference of the two tests
+    below, computed once per process."""
+    ct = io.read_image(path)
+    ref = bone_mask(ct, body_mask(ct))
+    ref.flags.writeable = False
+    return ct, ref
+
+
 def test_lateral_bone_survives_every_crop(shared_data):
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct, ref = _raw_bone(str(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"))
     lr = anatomical_axes(ct)["R"][0]
     r = _r_of_index(ct, lr)
     crops = dict(field_of_view_crops(ct))
     crops["right_hemithorax_R_gt_25mm"] = _hemithorax(ct, lr, r, r > 25.0)
-    _check_crops(ct, lr, r, crops)
+    _check_crops(ct, lr, r, crops, ref=ref)
 
 
 def test_lateral_bone_survives_left_hemithorax_crop(shared_data):
     """Trial 6's crop: the share kept, and no lateral bone piece of the uncropped result (a rib
     segment, >= 0.5 mL) loses half its voxels (main: three whole ribs, 13.4 mL, lost)."""
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct, ref = _raw_bone(str(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"))
     lr = anatomical_axes(ct)["R"][0]
     r = _r_of_index(ct, lr)
     _check_crops(ct, lr, r, {"left_hemithorax_R_lt_-13.8mm": _hemithorax(ct, lr, r, r < -13.8)},
-                 whole_pieces=True)
+                 whole_pieces=True, ref=ref)
 
 
 @pytest.fixture
@@ -213,9 +224,9 @@ def test_costal_cartilage_cut_from_its_ribs_by_the_lower_face_is_warned(shared_d
     Now dense thin tissue in front of the chest, joined to no rib in view and cut by the view's
     lower face, is measured (34 mL here) and said when it is over 10 % of the candidate
     cartilage. The uncropped scan (1.5 mL cut by its lower face) is not warned of it."""
-    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
     msg = "costal cartilages may be partly missed"
-    full, meta = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    full, meta = segment_masks_once(ct, ["body", "lungs", "bones"])
     assert not any(msg in w and "lower face" in w for w in meta["warnings"]), meta["warnings"]
     sl = (slice(15, None), slice(None), slice(None))
     m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "bones"])
@@ -233,9 +244,9 @@ def test_a_left_right_face_through_the_spine_is_said(shared_data):
     not warned. Own check: the face's RAS x against the midline IMAGIO reports."""
     from imagio.segmentation.common import ras_coordinate
 
-    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
     msg = "within a vertebra's half width"
-    _, meta = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    _, meta = segment_masks_once(ct, ["body", "lungs", "bones"])
     assert not any(msg in w for w in meta["warnings"]), meta["warnings"]
     lr = anatomical_axes(ct)["R"][0]
     sl = [slice(None)] * 3

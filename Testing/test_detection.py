@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import phantom_once, screening_scan_once
 from imagio import cli
 from imagio.detection import Candidate, constants, detect
 from imagio.detection.blobs import dot_filter
@@ -131,9 +132,7 @@ def test_unknown_detector_and_bad_mask(synthetic):
 
 @pytest.fixture(scope="module")
 def phantom_detection():
-    from imagio import phantom
-
-    ph = phantom.generate(spacing=3.0, seed=0)
+    ph = phantom_once(spacing=3.0, seed=0)
     return ph, detect(ph.ct)
 
 
@@ -155,9 +154,9 @@ def test_phantom_nodule_at_bronchus_end_found(phantom_detection):
 
 
 def test_cli_detect_writes_luna_csv_and_evaluates(tmp_path, capsys):
-    from imagio import io, phantom
+    from imagio import io
 
-    ph = phantom.generate(spacing=3.0, seed=0)
+    ph = phantom_once(spacing=3.0, seed=0)   # painted once for this file (phantom_detection)
     ctp = io.write_image(ph.ct, tmp_path / "ph.nii.gz")
     nods = [les for les in ph.lesions if les.kind == "lung_nodule"]
     ref = tmp_path / "ref.csv"
@@ -786,10 +785,9 @@ def phantom_run(tmp_path_factory):
     """One scan's `run_scan` on a small screening phantom, emphysema given as yes: (out, the
     progress reported)."""
     from imagio.detection.pipeline import Options, run_scan
-    from imagio.phantom.screening import screening_scan
 
     out = tmp_path_factory.mktemp("det")
-    ct = screening_scan(spacing=3.0, seed=3, n_nodules=4, n_mimics=1).phantom.ct
+    ct = screening_scan_once(spacing=3.0, seed=3, n_nodules=4, n_mimics=1).phantom.ct
     seen = []
     run_scan(ct, "s", out, Options(characterise=2, slicer=False, patient={"emphysema": True}),
              progress=lambda f, m: seen.append((f, m)))
@@ -827,9 +825,8 @@ def test_false_positive_structures_names_what_each_false_positive_lies_on():
 
     from imagio.detection import Candidate
     from imagio.detection.screening_eval import false_positive_structures
-    from imagio.phantom.screening import screening_scan
 
-    s = screening_scan(spacing=1.5, seed=0)
+    s = screening_scan_once(spacing=1.5, seed=0)
     lab = s.phantom.labels
     val = {v: k for k, v in lab.labels.items()}
     parents = {b.parent for b in s.phantom.airway_tree}
@@ -866,10 +863,9 @@ def test_detect_grows_the_airway_tree_once_and_laa950_reuses_it(monkeypatch):
     detector)."""
     from imagio.detection.characterise import emphysema_status
     from imagio.detection.pipeline import Options, scan_findings
-    from imagio.phantom.screening import screening_scan
     from imagio.segmentation import airways as aw
 
-    ph = screening_scan(spacing=3.0, seed=3, n_nodules=4, n_mimics=1).phantom
+    ph = screening_scan_once(spacing=3.0, seed=3, n_nodules=4, n_mimics=1).phantom
     calls = []
     grow = aw.airway_masks
     monkeypatch.setattr(aw, "airway_masks", lambda *a, **k: calls.append(1) or grow(*a, **k))
@@ -896,9 +892,9 @@ def test_small_nodule_on_the_pleura_is_a_dot_candidate():
     on the pleura. Independent check: the generator's own centre, diameter and lung labels; a hit
     lies within the radius (LUNA16)."""
     from imagio.detection.blobs import closed_per_section, inside_region
-    from imagio.phantom.screening import LUNG_LOBES, screening_scan
+    from imagio.phantom.screening import LUNG_LOBES
 
-    s = screening_scan(spacing=1.5, seed=0)
+    s = screening_scan_once(spacing=1.5, seed=0)
     t = next(t for t in s.truth if t["position"] == "juxta_pleural" and t["kind"] == "solid"
              and t["diameter_mm"] < 6.0)
     got = np.array([c.center_ras for c in detect(s.phantom.ct)]).reshape(-1, 3)

@@ -17,7 +17,7 @@ in between lung alone. (Kept from fov3's 1d09dc7, whose rule was reverted.)"""
 import numpy as np
 import pytest
 
-from conftest import rotation
+from conftest import read_image_once, rotation, segment_masks_once
 from imagio.segmentation.common import ras_coordinate
 from imagio.segmentation.rules import segment_masks
 from synthetic_ct import make_ct
@@ -88,11 +88,10 @@ def test_chest_cta_cube_inside_each_lung(shared_data, size_mm):
     inside the body' / 'pockets under 5 mL'). Now: lungs within 5 % of the uncropped lungs and
     airways there (with no trachea in view the bronchi cannot be told from lung and stay in it,
     as the warning says), nothing on the other side, no lung outside the uncropped patient."""
-    from imagio import io
     from imagio.segmentation.common import crop_slices
 
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
-    ref, _ = segment_masks(ct, ["body", "lungs", "airways"])
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ref, _ = segment_masks_once(ct, ["body", "lungs", "airways"])
     v = ct.voxel_volume_ml
     for side, other in (("lung_left", "lung_right"), ("lung_right", "lung_left")):
         c0 = np.array(np.nonzero(ref[side])).mean(1).round().astype(int)
@@ -123,11 +122,10 @@ def test_chest_cta_cube_contrast_artery_is_not_bone(shared_data):
     took the trunk of a pulmonary vessel beside it out of the bone candidates and its 4-7 mm branches,
     judged alone, passed the seed share (4.6 mL 'bone', median 471 HU, none above 650 HU; the
     left cube's reference bone 2.9 -> 7.6 mL); a cut branch is now judged with its trunk too."""
-    from imagio import io
     from imagio.segmentation.common import crop_slices
 
     labels = ("vertebrae", "ribs", "bone", "costal_cartilages")
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     ref, _ = segment_masks(ct, ["body", "lungs", "airways", "bones"])
     ref_bone = np.zeros(ct.shape, bool)
     for k in labels:
@@ -161,7 +159,6 @@ _MISSING_A_FACE = {"chest_cta": [("lung_left", 80), ("lung_right", 100)], "lung1
 def uncropped():
     """{case: (ct, masks of body, lungs, airways)} of the uncropped scans, made once per module."""
     from conftest import SHARED_DATA
-    from imagio import io
 
     done = {}
 
@@ -169,8 +166,8 @@ def uncropped():
         if case not in done:
             if not SHARED_DATA.exists():
                 pytest.skip("../shared/data is not present")
-            ct = io.read_image(SHARED_DATA / _CASES[case])
-            done[case] = ct, segment_masks(ct, ["body", "lungs", "airways"])[0]
+            ct = read_image_once(SHARED_DATA / _CASES[case])
+            done[case] = ct, segment_masks_once(ct, ["body", "lungs", "airways"])[0]
         return done[case]
     return get
 
@@ -206,7 +203,9 @@ def _cube_rows(ct, ref, cubes):
     for (side, size), sl in cubes.items():
         other = "lung_right" if side == "lung_left" else "lung_left"
         try:
-            m, _ = segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
+            # once per process: test_all_deepest_point_cubes segments again the cubes of
+            # test_cube_whose_lung_misses_a_face (the same crops of the same scans)
+            m, _ = segment_masks_once(crop_slices(ct, sl), ["body", "lungs", "airways"])
         except InputError as e:
             rows.append((side, size, str(e)[:100]))
             continue

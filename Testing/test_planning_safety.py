@@ -57,6 +57,25 @@ def ts_dicom():
     return _read_ts("example_ct_dicom", "example_seg_dicom.nii.gz")
 
 
+ISSUE_TARGET = {"ts_sm": np.array([95.0, 164.3, 154.3]), "ts_dicom": np.array([91.3, 124.0, -776.5])}
+
+
+@pytest.fixture(scope="module")
+def issue_plans():
+    """get(case, ct, lab) -> (problem, result): the plan of the issue's target on ``case`` (its
+    module fixture's ct, labels; supine, the default), made once per module; the tests that check
+    it and the re-oriented copies' reference read the same plan (none of them alters it)."""
+    done = {}
+
+    def get(case, ct, lab):
+        if case not in done:
+            prob = PlanningProblem.build(ct, lab, ISSUE_TARGET[case],
+                                         constraints=Constraints(patient_position="supine"))
+            done[case] = prob, plan(prob)
+        return done[case]
+    return get
+
+
 # independent checks -----------------------------------------------------------------------
 
 def exterior_by_slices(ct: Volume, lab: Volume) -> np.ndarray:
@@ -145,11 +164,11 @@ def _deepest(lab, name):
 
 
 @pytest.mark.parametrize("target", ["issue", "spleen", "kidney_left", "kidney_right_point", "liver_lateral"])
-def test_ts_sm_proposals_pass_independent_check(ts_sm, target):
+def test_ts_sm_proposals_pass_independent_check(ts_sm, issue_plans, target):
     ct, lab = ts_sm
     roles = None
     if target == "issue":
-        t = np.array([95.0, 164.3, 154.3])
+        t = ISSUE_TARGET["ts_sm"]
     elif target == "liver_lateral":
         t = _deepest(lab, "liver") + np.array([30.0, 0.0, 0.0])
     elif target == "kidney_left":
@@ -160,9 +179,12 @@ def test_ts_sm_proposals_pass_independent_check(ts_sm, target):
         t = _deepest(lab, target)
     # the kidney from the back, prone, as renal biopsy is done; supine its back lies on the table
     position = "prone" if target == "kidney_left" else "supine"
-    prob = PlanningProblem.build(ct, lab, t if isinstance(t, str) else t, roles=roles,
-                                 constraints=Constraints(patient_position=position))
-    result = plan(prob)
+    if target == "issue":   # supine, no roles: the plan test_reoriented_copies_... reads too
+        prob, result = issue_plans("ts_sm", ct, lab)
+    else:
+        prob = PlanningProblem.build(ct, lab, t if isinstance(t, str) else t, roles=roles,
+                                     constraints=Constraints(patient_position=position))
+        result = plan(prob)
     assert_plan_safe(prob, result, ct, lab)
     if target.startswith("kidney"):
         assert prob.target.organ == target.replace("_point", "")
@@ -176,11 +198,10 @@ def test_ts_sm_proposals_pass_independent_check(ts_sm, target):
     assert any("body truncated at the inferior end" in w for w in result.warnings)
 
 
-def test_ts_dicom_issue_target_entry_on_outer_skin(ts_dicom):
+def test_ts_dicom_issue_target_entry_on_outer_skin(ts_dicom, issue_plans):
     """The issue's case: the best entry lay on the costophrenic recess, 73 mm inside the back."""
     ct, lab = ts_dicom
-    prob = PlanningProblem.build(ct, lab, np.array([91.3, 124.0, -776.5]))
-    result = plan(prob)
+    prob, result = issue_plans("ts_dicom", ct, lab)       # target 91.3, 124.0, -776.5
     assert_plan_safe(prob, result, ct, lab)
     for second in (np.array([60.0, 150.0, -785.0]),):   # a second liver point
         p2 = PlanningProblem.build(ct, lab, second)
@@ -260,10 +281,10 @@ def _copies(ct, lab):
 
 
 @pytest.mark.parametrize("case", ["ts_sm", "ts_dicom"])
-def test_reoriented_copies_same_answer_no_entry_on_cut_plane(case, request):
+def test_reoriented_copies_same_answer_no_entry_on_cut_plane(case, request, issue_plans):
     ct, lab = request.getfixturevalue(case)
-    t = {"ts_sm": np.array([95.0, 164.3, 154.3]), "ts_dicom": np.array([91.3, 124.0, -776.5])}[case]
-    ref = plan(PlanningProblem.build(ct, lab, t))
+    t = ISSUE_TARGET[case]
+    ref = issue_plans(case, ct, lab)[1]      # plan(PlanningProblem.build(ct, lab, t)): supine is the default
     ref_entries = np.array([m.entry_ras for m in ref.proposals])
     ext = exterior_by_slices(ct, lab)
     ext_dist = ndimage.distance_transform_edt(~ext, sampling=ct.spacing_kji)

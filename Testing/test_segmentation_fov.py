@@ -14,6 +14,8 @@ from imagio.errors import InputError
 from imagio.segmentation import rules
 from imagio.segmentation.common import crop_slices, field_of_view_crops, ras_coordinate
 
+from conftest import read_image_once, segment_masks_once
+
 pytestmark = pytest.mark.data
 
 
@@ -21,8 +23,8 @@ pytestmark = pytest.mark.data
 def test_lungs_survive_crops(shared_data, case):
     path = {"chest_cta": "totalsegmentator-chest-cta/chest_cta.nii.gz",
             "ts_example": "totalsegmentator-example/example_ct_sm.nii.gz"}[case]
-    ct = io.read_image(shared_data / path)
-    ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
+    ct = read_image_once(shared_data / path)
+    ref, _ = segment_masks_once(ct, ["body", "lungs", "airways"])
     for name, sl in field_of_view_crops(ct).items():
         if case == "ts_example" and name == "half_z":
             # with only ~3 mL of lung bases in view, a 9 mL colon gas pocket mixed with stool
@@ -65,9 +67,9 @@ def test_z_slab_lungs_on_their_sides(shared_data):
     both lungs were labelled lung_right; and the cushion air (median -941 HU, open to the crop's
     faces) was taken as cut lung (+28 %): it lies outside the body's axial convex hull (the
     thoracic cage) and is now left out. Lungs within 5 % of the uncropped result."""
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     ct = ct.resampled((3.0, 3.0, 3.0), order=1)
-    ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
+    ref, _ = segment_masks_once(ct, ["body", "lungs", "airways"])
     sl = (slice(50, 70), slice(None), slice(None))
     m, _ = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "airways"])
     for side, other in (("lung_left", "lung_right"), ("lung_right", "lung_left")):
@@ -91,7 +93,7 @@ def test_volumes_agree_across_resolution_non_contrast(shared_data):
     """Lung-PET-CT-Dx (no contrast) at its native 0.84 x 0.84 x 5 mm and resampled (SimpleITK,
     linear) to 1.5 and 3 mm: body, lungs and all bone (spine, ribs, other bone, cartilage)
     within 10 % of the native volumes (measured: bone 0.97 and 0.97)."""
-    ct = io.read_image(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz")
+    ct = read_image_once(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz")
     ref = _volumes(ct)
     for sp in (1.5, 3.0):
         v = _volumes(ct.resampled((sp, sp, sp), order=1))
@@ -103,7 +105,7 @@ def test_volumes_agree_across_resolution(shared_data):
     """The chest CTA (contrast) at 1.5 mm and resampled to 3 mm: body, lungs and all bone within
     10 % (bone was 1.51 before the bone thresholds were applied at one common resolution and the
     blood pool's lower bound became the half-maximum between pool and tissue; measured 0.996)."""
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     v15 = _volumes(ct)
     v3 = _volumes(ct.resampled((3.0, 3.0, 3.0), order=1))
     for k in v15:
@@ -118,7 +120,7 @@ def test_volumes_agree_at_sub_millimetre(shared_data):
     resampler kept image in the outer half voxel: band-density trabecular specks of the vertebral
     bodies became contrast pool at 1.5 mm and the pool's rim removed 15 mL of vertebra
     (`bones.pool_core`); before that fix the outer slices were fill and hid it (0.95 / 0.91 / 0.91)."""
-    ct = io.read_image(shared_data / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz")
+    ct = read_image_once(shared_data / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz")
     ref = _volumes(ct)
     ref["lungs"] = ref.pop("lung_left") + ref.pop("lung_right")
     assert ref["bones"] > 50 and ref["lungs"] > 500
@@ -137,13 +139,13 @@ def test_contrast_pool_found_in_every_crop(shared_data):
     from imagio.segmentation.body import body_mask
     from imagio.segmentation.bones import contrast_blood_band
 
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     for name, sl in [("full", (slice(None),) * 3)] + list(field_of_view_crops(ct).items()):
         c = crop_slices(ct, sl)
         band = contrast_blood_band(c.array, body_mask(c), c.voxel_volume_ml, c.spacing_kji)
         assert band is not None and band[0] < 450 < band[1], (name, band)
     for rel in ("totalsegmentator-example/example_ct_sm.nii.gz", "pyradiomics-lung/lung2_image.nrrd"):
-        c = io.read_image(shared_data / rel)
+        c = read_image_once(shared_data / rel)
         assert contrast_blood_band(c.array, body_mask(c), c.voxel_volume_ml, c.spacing_kji) is None, rel
 
 
@@ -156,7 +158,7 @@ def test_vessels_on_contrast_ct_give_the_blood_pool(shared_data):
     The non-contrast TotalSegmentator example gets none."""
     from scipy import ndimage
 
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     c3 = ct.resampled((3.0, 3.0, 3.0), order=1)
     m, meta = rules.segment_masks(c3, ["body", "bones", "vessels"])
     pool = m["great_vessels"]
@@ -170,7 +172,7 @@ def test_vessels_on_contrast_ct_give_the_blood_pool(shared_data):
     deep = ndimage.distance_transform_edt(lumen, sampling=c3.spacing_kji) >= 6.0
     assert (pool & deep).sum() >= 0.95 * deep.sum()
     assert any("great_vessels" in w and "ONE" in w for w in meta["warnings"]), meta["warnings"]
-    ts = io.read_image(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
+    ts = read_image_once(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
     m, _ = rules.segment_masks(ts, ["vessels"])
     assert "great_vessels" not in m
 
@@ -184,7 +186,7 @@ def test_volumes_agree_when_upsampled(shared_data):
     gas/parenchyma median is now taken on each air component's core (> 3 mm inside it), away
     from the partial volume of its edge (measured: body 1.00, lungs 0.98, bones 0.97; bones were
     0.91 before the bone rules read the resolution from the noise: bones.at_common_resolution)."""
-    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
     ref = _volumes(ct)
     ref["lungs"] = ref.pop("lung_left") + ref.pop("lung_right")
     assert 50 < ref["lungs"] < 200  # lung bases only
@@ -207,10 +209,10 @@ def test_lung_bases_match_reference_when_upsampled(shared_data):
     from imagio.segmentation.common import dice
 
     d = shared_data / "totalsegmentator-example"
-    ct, seg = io.read_image(d / "example_ct_sm.nii.gz"), io.read_image(d / "example_seg.nii.gz")
+    ct, seg = read_image_once(d / "example_ct_sm.nii.gz"), read_image_once(d / "example_seg.nii.gz")
     names = json.loads((d / "labels_total_v2.json").read_text())
     lung_ids = [int(k) for k, n in names.items() if n.startswith("lung_")]
-    m, _ = rules.segment_masks(ct, ["body", "lungs"])
+    m, _ = segment_masks_once(ct, ["body", "lungs"])
     native = (m["lung_left"].sum() + m["lung_right"].sum()) * ct.voxel_volume_ml
     for sp in (0.7, 1.5):
         c = ct.resampled((sp, sp, sp), order=1)
@@ -230,9 +232,9 @@ def test_sides_without_scanner_coordinates(shared_data):
     are uncertain."""
     from imagio.volume import Volume
 
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     ct = ct.resampled((3.0, 3.0, 3.0), order=1)
-    ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
+    ref, _ = segment_masks_once(ct, ["body", "lungs", "airways"])
     s_axis = int(np.argmax(np.abs(ct.ijk_to_ras[2, :3])))   # i, j, k column along S
     sl = [slice(None)] * 3
     kji_axis = 2 - s_axis
@@ -270,11 +272,11 @@ def test_bones_match_reference_when_upsampled(shared_data):
     from imagio.segmentation.common import dice
 
     d = shared_data / "totalsegmentator-example"
-    ct, seg = io.read_image(d / "example_ct_sm.nii.gz"), io.read_image(d / "example_seg.nii.gz")
+    ct, seg = read_image_once(d / "example_ct_sm.nii.gz"), read_image_once(d / "example_seg.nii.gz")
     names = json.loads((d / "labels_total_v2.json").read_text())
     ids = [int(k) for k, n in names.items() if n.startswith(("vertebrae_", "rib_", "costal"))]
     kinds = ("vertebrae", "ribs", "bone", "costal_cartilages")
-    m, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    m, _ = segment_masks_once(ct, ["body", "lungs", "bones"])
     native = sum(m[k].sum() for k in kinds) * ct.voxel_volume_ml
     c = ct.resampled((1.5, 1.5, 1.5), order=1)
     m, _ = rules.segment_masks(c, ["body", "lungs", "bones"])
@@ -288,8 +290,8 @@ def test_bones_match_reference_when_upsampled(shared_data):
 def chest_cta_ref():
     from conftest import shared_case
 
-    ct = io.read_image(shared_case("totalsegmentator-chest-cta", "chest_cta.nii.gz"))
-    ref, _ = rules.segment_masks(ct, ["body", "lungs", "airways"])
+    ct = read_image_once(shared_case("totalsegmentator-chest-cta", "chest_cta.nii.gz"))
+    ref, _ = segment_masks_once(ct, ["body", "lungs", "airways"])
     return ct, ref
 
 
@@ -375,7 +377,7 @@ def test_vertebral_marrow_is_not_costal_cartilage_when_upsampled(shared_data):
     may lie within 5 mm of the native run's vertebrae (resampled nearest)."""
     from imagio.segmentation.common import dilate_mm
 
-    ct = io.read_image(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-example" / "example_ct.nii.gz")
     box = crop_slices(ct, (slice(70, 112), slice(10, 90), slice(20, 100)))
     m3, _ = rules.segment_masks(box, ["body", "lungs", "bones"], lungs_optional=True)
     c = box.resampled((0.7, 0.7, 0.7), order=1)
@@ -405,7 +407,7 @@ def test_half_abdomen_keeps_its_lung_base_and_chest_wall(shared_data, x_cut_mm):
     from imagio.segmentation.common import dilate_mm, x_range_slices
 
     d = shared_data / "totalsegmentator-example"
-    ct = io.read_image(d / "example_ct_sm.nii.gz")
+    ct = read_image_once(d / "example_ct_sm.nii.gz")
     names = {int(k): v for k, v in json.loads((d / "labels_total_v2.json").read_text()).items()}
     ts = io.read_labels(d / "example_seg.nii.gz", names)
     assert ts.same_grid(ct)
@@ -413,7 +415,7 @@ def test_half_abdomen_keeps_its_lung_base_and_chest_wall(shared_data, x_cut_mm):
     def named(prefix):
         return np.isin(ts.array, [k for k, v in ts.labels.items() if v.startswith(prefix)])
 
-    ref, _ = rules.segment_masks(ct, ["body", "lungs", "bones"])
+    ref, _ = segment_masks_once(ct, ["body", "lungs", "bones"])
     sl = x_range_slices(ct, x_max=x_cut_mm)
     m, meta = rules.segment_masks(crop_slices(ct, sl), ["body", "lungs", "bones"])
     lung, ts_lung = m["lung_left"], named("lung_")[sl]
@@ -498,7 +500,7 @@ def test_oblique_reformat_keeps_the_lung_beside_its_padding_wedge(shared_data):
     is now the end of the field of view like a crop face. Truth: the axial upper half's lungs
     (same code) resampled onto the tilted grid; lungs within 2 % per side, little on the wrong
     side."""
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta/chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta/chest_cta.nii.gz")
     upper = ct.crop([95, 0, 0], list(ct.shape))
     ref, _ = rules.segment_masks(upper, ["body", "lungs", "airways"])
     grid = _tilted_grid(upper, (1.0, 0.0, 0.0), 15.0)
@@ -525,8 +527,8 @@ def test_hemithorax_crop_keeps_each_lung_on_its_side(shared_data, case):
     midline, a warning says that its side cannot be told there."""
     from imagio.segmentation.common import anatomical_axes
 
-    ct = io.read_image(shared_data / "pyradiomics-lung" / f"{case}_image.nrrd")
-    ref, _ = rules.segment_masks(ct, ["lungs", "airways"])
+    ct = read_image_once(shared_data / "pyradiomics-lung" / f"{case}_image.nrrd")
+    ref, _ = segment_masks_once(ct, ["lungs", "airways"])
     ml = ct.voxel_volume_ml
     a, sign = anatomical_axes(ct)["R"]
     n = ct.shape[a]

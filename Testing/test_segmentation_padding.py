@@ -8,6 +8,7 @@ labelled on the padding, and the padding is said."""
 import numpy as np
 import pytest
 
+from conftest import read_image_once, segment_masks_once
 from imagio import io
 from imagio.segmentation import rules
 from imagio.segmentation.common import anatomical_axes, crop_slices, field_of_view_crops
@@ -88,8 +89,8 @@ def box(shape, axis: int, high: bool, n: int) -> tuple:
     ("lung2", "S", True, 2, -3024),
 ])
 def test_padded_end_slices_are_outside_the_scan(shared_data, tmp_path, case, letter, positive, n, value):
-    ct = io.read_image(shared_data / CASES[case])
-    ref, ref_meta = rules.segment_masks(ct, STRUCTURES)
+    ct = read_image_once(shared_data / CASES[case])
+    ref, ref_meta = segment_masks_once(ct, STRUCTURES)   # once per case (and half) for all parameters
     axis, high = face(ct, letter, positive)
     p = padded(ct, axis, high, n, value)
     if value < -1500:
@@ -103,9 +104,9 @@ def test_padded_end_slices_are_outside_the_scan(shared_data, tmp_path, case, let
 def test_padded_side_of_a_hemithorax_is_outside_the_scan(shared_data, case, half, medial):
     """A hemithorax view padded on its cut (medial) face or on its lateral face: the lungs
     stay on their side, the trachea in view is found."""
-    ct = crop_slices(io.read_image(shared_data / CASES[case]), field_of_view_crops(io.read_image(
+    ct = crop_slices(read_image_once(shared_data / CASES[case]), field_of_view_crops(read_image_once(
         shared_data / CASES[case]))[half])
-    ref, ref_meta = rules.segment_masks(ct, STRUCTURES)
+    ref, ref_meta = segment_masks_once(ct, STRUCTURES)   # once per case (and half) for all parameters
     # the medial face of the right half is its left (L) face
     axis, high = face(ct, "R", (half == "left_half") == medial)
     p = padded(ct, axis, high, 2, -1024)
@@ -118,9 +119,9 @@ def test_measured_slices_are_not_padding(shared_data):
     from imagio.padding import padded_slabs
 
     for path in CASES.values():
-        ct = io.read_image(shared_data / path)
+        ct = read_image_once(shared_data / path)
         assert not padded_slabs(ct.array).any(), path
-    ct = io.read_image(shared_data / CASES["ts_example"])
+    ct = read_image_once(shared_data / CASES["ts_example"])
     axis, high = face(ct, "S", True)
     assert not padded_slabs(padded(ct, axis, high, 1, 0).array).any()
     slabs = padded_slabs(padded(ct, axis, high, 2, -1000).array)
@@ -133,7 +134,7 @@ def test_detection_lungs_and_body_ignore_padding(shared_data):
     from imagio.detection.blobs import lungs_on
     from imagio.segmentation.body import body_mask
 
-    ct = io.read_image(shared_data / CASES["ts_example"])
+    ct = read_image_once(shared_data / CASES["ts_example"])
     axis, high = face(ct, "S", True)
     p = padded(ct, axis, high, 1, -1024)
     sl = box(p.shape, axis, high, 1)
@@ -149,7 +150,7 @@ def test_padding_outside_a_small_reconstruction_circle(shared_data, tmp_path):
     inside the circle, within 6 % (on 03ca614 the lungs joined the padding as outside air: 343
     of 3,111 mL; a circle cutting the lungs leaves hilar vessels wider than the widest
     intrapulmonary one open to it, not filled: the left lung is 5 % short)."""
-    ct = io.read_image(shared_data / CASES["chest_cta"])
+    ct = read_image_once(shared_data / CASES["chest_cta"])
     ct = crop_slices(ct, field_of_view_crops(ct)["small_fov"])
     ref, _ = rules.segment_masks(ct, STRUCTURES)
     s_ax = anatomical_axes(ct)["S"][0]
@@ -180,7 +181,7 @@ def test_padding_note_quotes_the_files_padding_value(shared_data, tmp_path):
     file's value."""
     from imagio.segmentation.common import measured_box, padding_note
 
-    ct = io.read_image(shared_data / CASES["ts_example"])
+    ct = read_image_once(shared_data / CASES["ts_example"])
     axis, high = face(ct, "S", True)
     p = through_file(padded(ct, axis, high, 2, -32768), tmp_path, "ts_example")
     note = padding_note(p, measured_box(p))

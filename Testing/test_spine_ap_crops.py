@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from conftest import read_image_once, segment_masks_once
 from imagio.segmentation.common import anatomical_axes, ras_coordinate
 from imagio.segmentation.rules import segment_masks
 from synthetic_ct import make_ct
@@ -85,12 +86,11 @@ def test_chest_cta_front_and_back_halves(shared_data):
     same rule). c2fb897: the front half named 23.0 mL 'vertebrae' (manubrium, sternum and
     mediastinal bone, none of it spine in the uncropped result); the back half 175.5 of the
     319.3 mL of vertebrae uncropped there."""
-    from imagio import io
     from imagio.segmentation.common import crop_slices, field_of_view_crops
 
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta/chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta/chest_cta.nii.gz")
     s = ["body", "lungs", "airways", "bones"]
-    ref, _ = segment_masks(ct, s)
+    ref, _ = segment_masks_once(ct, s)   # the uncropped reference: once for both tests
     crops = field_of_view_crops(ct, anteroposterior=True)
     halves = {"front": crops["anterior_half"], "back": crops["posterior_half"]}
     v = ct.voxel_volume_ml
@@ -116,12 +116,11 @@ def test_chest_cta_cut_behind_the_trachea_and_in_front_of_the_spine(shared_data)
     bodies in two: 95 of 319 mL of vertebrae in 'bone', no warning. Now the spinal canal places
     the column (its body lies within `spine_front_from_canal_mm` in front of the canal). Truth:
     the uncropped run in the same region."""
-    from imagio import io
     from imagio.segmentation.common import crop_slices
 
-    ct = io.read_image(shared_data / "totalsegmentator-chest-cta/chest_cta.nii.gz")
+    ct = read_image_once(shared_data / "totalsegmentator-chest-cta/chest_cta.nii.gz")
     s = ["body", "lungs", "airways", "bones"]
-    ref, _ = segment_masks(ct, s)
+    ref, _ = segment_masks_once(ct, s)   # the uncropped reference: once for both tests
     a_ax = anatomical_axes(ct)["A"][0]
     assert a_ax == 1
     v = ct.voxel_volume_ml

@@ -398,12 +398,32 @@ def voxel_positions(ct, kji: np.ndarray) -> np.ndarray:
     return out
 
 
+_PLANE_AXES: dict = {}
+
+
+def _plane_axes(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(e1, e2): the unit axes of the plane normal to ``d`` (3,) that `_column_uv` bins in, made
+    once per direction (the same arithmetic each time: `against_table` asks for them at every
+    step along every needle; np.cross of two 3-vectors costs more than the binning itself).
+    Read-only arrays."""
+    d = np.asarray(d, float)
+    key = d.tobytes()
+    axes = _PLANE_AXES.get(key)
+    if axes is None:
+        e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(d, e1)
+        e1.flags.writeable = e2.flags.writeable = False
+        if len(_PLANE_AXES) > 64:   # a handful of directions per case (table below, prone, ...)
+            _PLANE_AXES.clear()
+        axes = _PLANE_AXES[key] = (e1, e2)
+    return axes
+
+
 def _column_uv(ras: np.ndarray, d: np.ndarray, bin_mm: float):
     """(along-d coordinate, integer column coordinates u, v) of RAS points ``ras`` (n, 3):
     square bins of ``bin_mm`` in the plane normal to ``d``."""
-    e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(d, e1)
+    e1, e2 = _plane_axes(d)
     u = np.floor(ras @ e1 / bin_mm).astype(np.int64)
     v = np.floor(ras @ e2 / bin_mm).astype(np.int64)
     return ras @ d, u, v
