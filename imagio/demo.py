@@ -174,6 +174,9 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
                 "closest_clearance_mm": best.closest_clearance_mm,
                 "craniocaudal_deg": best.craniocaudal_deg},
             "report": None if result.feasible else result.report,
+            # every doubt the plan's own JSON carries (trial 73: the short summary named none)
+            "warnings": list(doc.get("warnings") or []),
+            "file": str(plan_file),
         })
         # let go of this plan before the next one is built (the names would hold it until the
         # next plan returns), and hand its free pages back (`release_free_memory`)

@@ -14,8 +14,7 @@ def _lesion_line(name: str, m: dict) -> str:
     size = (f"{m['volume_ml']:.2f} mL, mean diameter {m['mean_diameter_mm']:.1f} mm"
             if m.get("volume_ml") is not None and m.get("mean_diameter_mm") is not None
             else "size withheld")
-    warn = f", {len(m['warnings'])} warning(s)" if m.get("warnings") else ""
-    return f"  {name}: {m.get('kind') or 'lesion'}, {size}{warn}"
+    return f"  {name}: {m.get('kind') or 'lesion'}, {size}{_count(m)}"
 
 
 def _plan_line(name: str, p: dict) -> str:
@@ -25,10 +24,24 @@ def _plan_line(name: str, p: dict) -> str:
     near = (f", closest {b['closest_structure']} at {b['closest_clearance_mm']:.1f} mm"
             if b.get("closest_structure") else "")
     return (f"  {name}: best of {p['feasible_candidates']} feasible paths: entry RAS {_ras(b['entry_ras'])} mm, "
-            f"{b['length_mm']:.1f} mm long{near}")
+            f"{b['length_mm']:.1f} mm long{near}{_count(p)}")
+
+
+def _count(d: dict) -> str:
+    """", N warning(s): read FILE" for an item whose JSON carries warnings the summary does not print."""
+    n = len(d.get("warnings") or [])
+    where = f": read {Path(d['file']).name}" if d.get("file") else ""
+    return f", {n} warning{'s' if n != 1 else ''}{where}" if n else ""
+
+
+def _said(d: dict) -> list[str]:
+    """Each warning of ``d`` in full, indented under its item's line."""
+    return [f"    warning: {w}" for w in d.get("warnings") or []]
 
 
 def _ablation_line(name: str, a: dict) -> str:
+    if a.get("feasible") is False:
+        return f"  {name}: no placeable probe (see its report)"
     mam = f", minimal ablative margin {a['mam_mm']:.1f} mm" if a.get("mam_mm") is not None else ""
     bound = f" (lower bound {a['lower_bound']})" if a.get("lower_bound") is not None else ""
     cov = a.get("tumour_covered_pct")
@@ -39,18 +52,19 @@ def _ablation_line(name: str, a: dict) -> str:
 
 
 def _route_line(name: str, r: dict) -> str:
+    where = f" ({Path(r['file']).name})" if r.get("file") else ""
     if r.get("reached"):
-        return f"  {name}: reached with the {r.get('scope')} scope ({r.get('length_mm', 0):.0f} mm route)"
+        return f"  {name}: reached with the {r.get('scope')} scope ({r.get('length_mm', 0):.0f} mm route){where}"
     rem = r.get("remaining_mm")
     rem = f" {rem:.1f} mm short of the lesion" if rem is not None else " short of the lesion"
-    where = f" ({Path(r['file']).name})" if r.get("file") else ""
     return f"  {name}: not reached: the {r.get('scope')} scope ends{rem}{where}"
 
 
 def format_summary(summary: dict) -> str:
     """A few lines per part of ``summary`` (`demo.run_demo`'s dict): lesions measured, the best
-    needle path per target (entry in RAS mm), the ablation probe counts, the bronchoscopic
-    routes, the total time and peak memory, and where the full JSON and the scene are."""
+    needle path per target (entry in RAS mm) with the count of its plan's warnings and its file,
+    the ablation probe counts and the bronchoscopic routes each with every warning in full, the
+    total time and peak memory, and where the full JSON and the scene are."""
     out = summary.get("out_dir", "")
     lines = [f"IMAGIO demo: {len(summary.get('files', []))} files in {out}"]
     seg = summary.get("segmentation") or {}
@@ -64,12 +78,15 @@ def format_summary(summary: dict) -> str:
         lines += [_plan_line(n, p) for n, p in summary["plans"].items()]
     if summary.get("ablation"):
         lines.append("ablation:")
-        lines += [_ablation_line(n, a) for n, a in summary["ablation"].items() if isinstance(a, dict)]
+        for n, a in summary["ablation"].items():
+            if isinstance(a, dict):
+                lines += [_ablation_line(n, a)] + _said(a)
     routes = {n: r for n, r in (summary.get("bronchoscopy") or {}).items()
               if n != "tree" and isinstance(r, dict)}
     if routes:
         lines.append("bronchoscopy:")
-        lines += [_route_line(n, r) for n, r in routes.items()]
+        for n, r in routes.items():
+            lines += [_route_line(n, r)] + _said(r)
     t = summary.get("timings_s") or {}
     peaks = [v for v in (summary.get("peak_rss_mib") or {}).values() if v is not None]
     lines.append(f"time {sum(t.values()):.1f} s" + (f", peak memory {max(peaks):.0f} MiB" if peaks else ""))

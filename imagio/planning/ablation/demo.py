@@ -20,7 +20,7 @@ def place_small(small_plan, progress=None):
     the best placement over the proposals of that plan made for the device's own shaft
     (`multiprobe.plan_for_probe`, as ``imagio plan --device`` and the Slicer module plan it: the
     clearances judged for the 13G antenna, not the needle plan's biopsy needle), as
-    (`ProbePlan`, `AblationContext`); None when the plan is None or not feasible; when the plan
+    (`ProbePlan`, `AblationContext`, the tumour's host organ or ""); None when the plan is None or not feasible; when the plan
     is feasible for the needle but not for the probe's shaft, {"feasible": False, "report": ...}
     (said in the demo's summary and ablation output, not left out). Neither keeps the plan (its
     maps, problem and tables), so the caller can free the plan as soon as this returns
@@ -39,9 +39,11 @@ def place_small(small_plan, progress=None):
     if not probe_plan.feasible:
         return {"tumour": small_plan.problem.target.name, "feasible": False, "report": probe_plan.report}
     ctx = AblationContext(probe_plan.problem.labels, probe_plan.problem.target.name)
-    best = max((place_on_path(probe_plan, ctx, dev, s, m.entry_ras) for m in probe_plan.proposals),
-               key=lambda r: (r.probes[0].feasible, r.coverage.mam_mm))
-    return best, ctx
+    placed = [place_on_path(probe_plan, ctx, dev, s, m.entry_ras) for m in probe_plan.proposals]
+    i = max(range(len(placed)), key=lambda k: (placed[k].probes[0].feasible, placed[k].coverage.mam_mm))
+    best = placed[i]
+    best.from_proposal = i + 1
+    return best, ctx, getattr(small_plan.problem.target, "organ", "") or ""
 
 
 def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) -> dict:
@@ -68,8 +70,8 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     if isinstance(small, dict):   # the probe's shaft finds no feasible path (`place_small`)
         summary[small.pop("tumour")] = small
     elif small is not None:
-        best, ctx = small
-        summary[ctx.tumour_name] = _write(best, ctx, out, scene, needle)
+        best, ctx, host = small
+        summary[ctx.tumour_name] = _write(best, ctx, out, scene, needle, host, single=True)
     small = None
     best = ctx = None
     prog(0.2, "ablation: a 45 mm liver tumour and the fewest probes covering it + 5 mm")
@@ -92,15 +94,30 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
         mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0), free_maps=True)
-        summary[LARGE_NAME] = _write(mp, ctx, out, scene, needle)
+        summary[LARGE_NAME] = _write(mp, ctx, out, scene, needle, getattr(p.problem.target, "organ", "") or "")
     else:
         summary[LARGE_NAME] = {"feasible": False, "report": p.report}
     return summary
 
 
-def _write(pp, ctx, out: Path, scene, needle) -> dict:
+def _write(pp, ctx, out: Path, scene, needle, host_organ: str, single: bool = False) -> dict:
+    """Write ``ablation_<tumour>.json`` (``pp``: a `ProbePlan`; ``single``: the one probe placed on
+    a proposal's path; ``host_organ``: the structure holding the tumour, "" unknown) with its ``warnings``: every doubt `commands.ablation_warnings` states for
+    ``imagio plan`` (the margin below the required, critical tissue inside the zone, ...), so the
+    demo says what the CLI says (trial 73: a zone taking in duodenum and a 4.4 mm margin, no word)."""
+    from .commands import ablation_warnings
+
     d = pp.to_dict()
     d["shaft_diameter_mm"] = needle.diameter_mm   # what the probes' clearances were judged for
+    abl = {"device": d["device"], "setting": d["setting"], "modality": d.get("modality"),
+           "tumour": ctx.tumour_name, "isotherm_c": d.get("isotherm_c")}
+    if single:
+        abl["single_probe"] = [{"proposal": d.get("from_proposal"), "coverage": d["coverage"],
+                                "probes": d["probes"], "status": d["status"],
+                                "status_kind": d.get("single_status_kind") or d.get("status_kind")}]
+    else:
+        abl["multi_probe"] = d
+    d["warnings"] = ablation_warnings(abl, host_organ)
     path = out / f"ablation_{ctx.tumour_name}.json"
     write_text(path, json.dumps(d, indent=1))
     if scene is not None:
@@ -113,4 +130,5 @@ def _write(pp, ctx, out: Path, scene, needle) -> dict:
             "lower_bound": d["lower_bound"], "tumour_covered_pct": c["tumour_covered_pct"],
             "margin_covered_pct": c["margin_covered_pct"], "mam_mm": c["mam_mm"],
             "guaranteed_margin_mm": (d.get("margin_guarantee") or {}).get("guaranteed_margin_mm"),
-            "all_paths_feasible": all(p["feasible"] for p in d["probes"]), "status": d["status"]}
+            "all_paths_feasible": all(p["feasible"] for p in d["probes"]), "status": d["status"],
+            "criteria": c.get("criteria"), "warnings": d["warnings"]}
