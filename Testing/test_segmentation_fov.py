@@ -173,8 +173,10 @@ def test_vessels_on_contrast_ct_give_the_blood_pool(shared_data):
     assert (pool & deep).sum() >= 0.95 * deep.sum()
     assert any("great_vessels" in w and "ONE" in w for w in meta["warnings"]), meta["warnings"]
     ts = read_image_once(shared_data / "totalsegmentator-example" / "example_ct_sm.nii.gz")
-    m, _ = rules.segment_masks(ts, ["vessels"])
+    m, meta = rules.segment_masks(ts, ["vessels"])
     assert "great_vessels" not in m
+    # trial 73 M4: a non-contrast CT's missing heart and great vessels are said, not silent
+    assert any("no contrast blood pool" in w and "NOT labelled" in w for w in meta["warnings"]), meta["warnings"]
 
 
 @pytest.mark.slow

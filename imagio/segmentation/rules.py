@@ -405,6 +405,12 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 "TotalSegmentator's aorta, heart, ...; less enhanced or undiluted-contrast vessels "
                 "(a vein at the injection side, > the pool's density) are not in it (unlabelled); segment "
                 "them with a model (--model total) for named vessels")
+        else:   # trial 73 M4: a non-contrast CT lost its great vessels without a word
+            meta["warnings"].append(
+                "vessels: no contrast blood pool was found (a non-contrast or late-phase CT): the heart, "
+                "aorta, pulmonary arteries and veins and venae cavae are NOT labelled (great_vessels is "
+                "absent; only the lung vessels are), so a plan cannot keep a needle off them; segment "
+                "them with a model (--model total) or outline them before planning near the mediastinum")
     liver = (organs or {}).get("liver")
     if "vessels" in want and liver is not None and liver.any():
         p(0.98, "liver vessels")
