@@ -116,6 +116,6 @@ def test_place_small_places_the_probe_on_the_plan_for_its_own_shaft(liver_case):
     dev = get_device(ablation_demo.DEMO_DEVICE[0])
     probe = plan_for_probe(p, dev)
     assert probe.problem.needle.diameter_mm == dev.shaft_diameter_mm != p.problem.needle.diameter_mm
-    best, _ = ablation_demo.place_small(p)
-    again, _ = ablation_demo.place_small(probe)   # already the probe's plan: placed as it is
+    best, _, _ = ablation_demo.place_small(p)
+    again, _, _ = ablation_demo.place_small(probe)   # already the probe's plan: placed as it is
     assert [vars(q) for q in best.probes] == [vars(q) for q in again.probes]
