@@ -36,6 +36,7 @@ reductions by sorting), no Python loop over voxels.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 
@@ -398,26 +399,21 @@ def voxel_positions(ct, kji: np.ndarray) -> np.ndarray:
     return out
 
 
-_PLANE_AXES: dict = {}
-
-
 def _plane_axes(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(e1, e2): the unit axes of the plane normal to ``d`` (3,) that `_column_uv` bins in, made
-    once per direction (the same arithmetic each time: `against_table` asks for them at every
-    step along every needle; np.cross of two 3-vectors costs more than the binning itself).
-    Read-only arrays."""
-    d = np.asarray(d, float)
-    key = d.tobytes()
-    axes = _PLANE_AXES.get(key)
-    if axes is None:
-        e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
-        e1 /= np.linalg.norm(e1)
-        e2 = np.cross(d, e1)
-        e1.flags.writeable = e2.flags.writeable = False
-        if len(_PLANE_AXES) > 64:   # a handful of directions per case (table below, prone, ...)
-            _PLANE_AXES.clear()
-        axes = _PLANE_AXES[key] = (e1, e2)
-    return axes
+    once per direction (`_plane_axes_of`: `against_table` asks for them at every step along every
+    needle; np.cross of two 3-vectors costs more than the binning itself). Read-only arrays."""
+    return _plane_axes_of(np.asarray(d, float).tobytes())
+
+
+@functools.lru_cache(maxsize=64)   # a handful of directions per case (table below, prone, ...)
+def _plane_axes_of(key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    d = np.frombuffer(key, float)
+    e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(d, e1)
+    e1.flags.writeable = e2.flags.writeable = False
+    return e1, e2
 
 
 def _column_uv(ras: np.ndarray, d: np.ndarray, bin_mm: float):
