@@ -594,19 +594,20 @@ def skin_notes(ct: Volume, external: np.ndarray, unsure: np.ndarray) -> list[str
     [k, j, i]): what was left out of bone, and what reaches the skin but was kept."""
     from .common import mean_ras
 
+    def pieces(mask):   # (count, "V mL at RAS [r, a, s]; ..." of its six largest 26-connected pieces)
+        lab, n, cnt = components(mask, connectivity=26)
+        return n, "; ".join(f"{c * ct.voxel_volume_ml:.1f} mL at RAS "
+                            f"{np.round(mean_ras(ct, lab == i), 0).astype(int).tolist()}"
+                            for i, c in sorted(enumerate(cnt[1:], 1), key=lambda t: -t[1])[:6])
+
     out = []
-    ml = ct.voxel_volume_ml
     if external.any():
-        lab, n, cnt = components(external, connectivity=26)
-        where = "; ".join(f"{c * ml:.1f} mL at RAS {np.round(mean_ras(ct, lab == i), 0).astype(int).tolist()}"
-                          for i, c in sorted(enumerate(cnt[1:], 1), key=lambda t: -t[1])[:6])
+        n, where = pieces(external)
         out.append(f"{n} dense object(s) on the skin ({where}{'; ...' if n > 6 else ''}) are not labelled bone: "
                    f"they reach within {SKIN_MM:g} mm of the outside air and no deeper than {SUBCUTANEOUS_MM:g} mm "
                    "(ECG electrodes, clips: no bone lies in the skin); they are left unlabelled")
     if unsure.any():
-        lab, n, cnt = components(unsure, connectivity=26)
-        where = "; ".join(f"{c * ml:.1f} mL at RAS {np.round(mean_ras(ct, lab == i), 0).astype(int).tolist()}"
-                          for i, c in sorted(enumerate(cnt[1:], 1), key=lambda t: -t[1])[:6])
+        n, where = pieces(unsure)
         out.append(f"{n} bone piece(s) reach within {SKIN_MM:g} mm of the outside air ({where}): bone lies "
                    "under the skin, so an object on the skin (an ECG electrode) may be joined to them and "
                    "labelled bone; check them on the images")
