@@ -633,3 +633,28 @@ def test_sts_010_truncations_are_the_other_legs_right_cut_not_padding_air(shared
     assert "left" not in got and "posterior" not in got and "right" in got, [t.message() for t in got.values()]
     face = ct.kji_to_world(np.array([[0.0, 0.0, 1.0]]))[0, 0]   # R of the data's first i layer
     assert np.allclose(got["right"].points_ras[:, 0], face, atol=0.5 * ct.spacing[0] + 1e-6)
+
+
+def test_truncation_areas_are_the_cut_sections_on_thick_slices():
+    """New-user trials 73/74: Lung_Dx (0.84 x 0.84 x 5 mm) reported its end-of-scan cuts 3.8x too
+    large (219,231 mm^2 where a whole slice is 185,761) and its in-plane cuts at half their area:
+    one geometric-mean voxel face stood for every side. A block cut by both ends of the scan and
+    by both i faces, on a flipped 0.8 x 0.8 x 5 mm grid: each cut's area is, within 15 %, the
+    section the block shows on that face, counted independently from the body voxels there."""
+    from imagio.volume import Volume, make_ijk_to_ras
+
+    sp = (0.8, 0.8, 5.0)
+    shape_kji = (48, 140, 150)   # enough slices that the corners (claimed by the ends) are a small share
+    d = np.diag([-1.0, 1.0, 1.0])
+    ijk_to_ras = make_ijk_to_ras(sp, (60.0, -56.0, -30.0), d)
+    a = np.full(shape_kji, -1000.0)
+    a[:, 30:110, :] = 40.0                     # a block through both i faces and both k ends
+    a = (a + 10 * np.random.default_rng(0).standard_normal(shape_kji)).astype(np.int16)   # CT noise: no fill value
+    ct = Volume(a, ijk_to_ras)
+    got = {t.side: t.area_mm2 for t in outer_skin(ct).truncations}
+    body = a > -500
+    end = body[0].sum() * sp[0] * sp[1]        # the section on the first/last slice
+    side = body[:, :, 0].sum() * sp[1] * sp[2]  # the section on the first/last i face
+    assert {"superior", "inferior", "left", "right"} <= set(got), got
+    for name, want in (("superior", end), ("inferior", end), ("left", side), ("right", side)):
+        assert abs(got[name] / want - 1) <= 0.15, (name, got[name], want)

@@ -876,10 +876,12 @@ class CutSamples:
 
     kji: (n, 3) int voxel indices; codes: (n,) side codes; step: voxels each sample stands for."""
 
-    def __init__(self, ct: Volume, body, tissue, kji: np.ndarray, codes: np.ndarray, step: int):
+    def __init__(self, ct: Volume, body, tissue, kji: np.ndarray, codes: np.ndarray, step: int,
+                 face_mm2: np.ndarray):
         # the grid only (a zero-strided array of the CT's shape: the CT's values are not kept)
         self.ct = Volume(np.broadcast_to(np.int8(0), tuple(ct.shape)), ct.ijk_to_ras, "grid")
         self.body, self.tissue, self.kji, self.codes, self.step = body, tissue, kji, codes, int(step)
+        self.face_mm2 = face_mm2   # (n,) mm^2 of the cut surface each sample stands for (`_face_mm2`)
         self._groups: list | None = None
 
     def groups(self) -> list:
@@ -888,17 +890,17 @@ class CutSamples:
             out = []
             if len(self.kji):
                 sel = _in_patient(self.ct, self.body, self.tissue, self.kji)
-                kji, side = self.kji[sel], self.codes[sel]
+                kji, side, face = self.kji[sel], self.codes[sel], self.face_mm2[sel]
                 ras = self.ct.kji_to_world(kji.astype(float))
-                face_mm2 = float(np.prod(self.ct.spacing)) ** (2.0 / 3.0)
                 for code in np.unique(side):
                     m = side == code
                     name, axis, _ = _DIRECTIONS[int(code)]
-                    if m.sum() * self.step * face_mm2 < 25.0:   # a few voxels: noise at a corner
+                    area = float(face[m].sum() * self.step)
+                    if area < 25.0:   # a few voxels: noise at a corner
                         continue
                     p = ras[m]
                     where = "end of the scan" if axis == 2 else "in-plane field of view"
-                    out.append(Truncation(name, where, float(m.sum() * self.step * face_mm2), p.mean(0),
+                    out.append(Truncation(name, where, area, p.mean(0),
                                           (p.min(0), p.max(0)), float("nan"), p))
             self._groups = out
         return self._groups
@@ -920,8 +922,9 @@ def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tis
     step = max(1, len(kji_all) // 20000)          # a regular subsample, weighted
     kji = kji_all[::step]
     codes = np.full(len(kji), -1, np.int64)
+    normal = np.zeros((len(kji), 3))   # the outward RAS direction of the edge each sample is cut by
     if not len(kji):
-        return CutSamples(ct, body, tissue, kji, codes, step)
+        return CutSamples(ct, body, tissue, kji, codes, step, np.zeros(0))
     n = _outward_normals(field, kji, ct)
     best = np.full(len(kji), -np.inf)
     for ax in range(3):   # next to an array face: the face's own outward RAS direction
@@ -933,11 +936,13 @@ def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tis
             take = score > best
             best[take] = score[take]
             codes[take] = int(side_codes(d)[0])
+            normal[take] = d
     rest = np.flatnonzero(codes < 0)   # next to padding inside the array
     if len(rest) and not box:
         hull = _hull_of(data, ct)
         if hull is None:
             codes[rest] = side_codes(n[rest])
+            normal[rest] = n[rest]
         else:
             tol = float(np.linalg.norm(ct.spacing))
             ras = ct.kji_to_world(kji[rest].astype(float))
@@ -947,8 +952,21 @@ def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tis
                 f = np.argmax(v, axis=1)
                 on = v[np.arange(len(f)), f] >= -tol
                 codes[rest[a:a + 2048][on]] = side_codes(eq[f[on], :3])
+                normal[rest[a:a + 2048][on]] = eq[f[on], :3]
     keep = codes >= 0
-    return CutSamples(ct, body, tissue, kji[keep], codes[keep], step)
+    return CutSamples(ct, body, tissue, kji[keep], codes[keep], step, _face_mm2(ct, normal[keep]))
+
+
+def _face_mm2(ct: Volume, normal: np.ndarray) -> np.ndarray:
+    """(n,) mm^2: the area of a cut surface with unit outward RAS normals ``normal`` (n, 3) that
+    one voxel of its one-voxel layer stands for: the voxel's volume over the layer's thickness
+    along the normal (sum over the grid axes of |normal . axis| x that axis's spacing). Across an
+    array face it is that face's own pixel area (new-user trials 73/74: one geometric-mean face
+    for every side made Lung_Dx's 0.84 x 0.84 x 5 mm end-of-scan cuts 3.8x too large and its
+    in-plane cuts half their area)."""
+    sk = np.asarray(ct.spacing_kji, float)
+    thick = sum(np.abs(normal @ ct.direction[:, 2 - ax]) * sk[ax] for ax in range(3))
+    return float(np.prod(sk)) / np.maximum(thick, 1e-9)
 
 
 def _sorted(truncs: list) -> list:
