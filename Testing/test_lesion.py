@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from imagio.segmentation.common import anatomical_axes, dice, ras_coordinate
 from imagio.segmentation.lesion import measure, segment_lesion
+from imagio.stratification.lungrads import rounded_mm
 from imagio.volume import Volume, make_ijk_to_ras
 from synthetic_ct import make_ct
 
@@ -70,7 +71,7 @@ def test_measurements_on_analytic_ellipsoids(spacing):
             r = measure(m, vol)
             ax3 = sorted([a, b, c])[::-1]
             assert r.long_axis_mm >= r.short_axis_mm and r.axial_long_axis_mm >= r.axial_short_axis_mm
-            assert r.mean_diameter_mm == round(0.5 * (r.axial_long_axis_mm + r.axial_short_axis_mm), 1)
+            assert r.mean_diameter_mm == rounded_mm(0.5 * (r.axial_long_axis_mm + r.axial_short_axis_mm))
             errs.append(np.array([r.long_axis_mm - 2 * ax3[0], r.short_axis_mm - 2 * ax3[1],
                                   r.axial_long_axis_mm - 2 * max(a, b),
                                   r.axial_short_axis_mm - 2 * min(a, b)]) / spacing[0])

@@ -11,8 +11,10 @@
   and distances are taken in that plane's own coordinates (on an oblique or tilted grid the
   slices are what the reader measures on; nothing is projected onto R-A).
 - Lung-RADS v2022 (American College of Radiology, Lung-RADS v2022, 2022): mean diameter = mean
-  of the long axis and its perpendicular short axis, to one decimal (``mean_diameter_mm``,
-  from the axial long and short axes).
+  of the long axis and its perpendicular short axis, to one decimal with halves rounded up
+  (``mean_diameter_mm``, from the axial long and short axes; the one rounding rule,
+  `imagio.stratification.lungrads.rounded_mm`, so the size measured and the size categorised
+  are the same number).
 - 3-D: ``long_axis_mm`` the maximum diameter in space, ``short_axis_mm`` the largest diameter
   perpendicular to it.
 
@@ -54,6 +56,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..stratification.lungrads import rounded_mm
 from ..volume import Volume
 from .common import anatomical_axes, bbox_slices
 
@@ -280,7 +283,7 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         long_axis_mm=long3, short_axis_mm=short3,
         axial_long_axis_mm=best[0], axial_short_axis_mm=best[1], mean_hu=float(vals.mean()),
         centroid_ras=[round(float(c), 2) for c in vol.kji_to_world(kji.mean(0)[None])[0]],
-        mean_diameter_mm=round(0.5 * (best[0] + best[1]), 1))
+        mean_diameter_mm=rounded_mm(0.5 * (best[0] + best[1])))
 
 
 def partial_volume_ml(mask: np.ndarray, vol: Volume, ct: np.ndarray, threshold_hu: float) -> float | None:
