@@ -22,7 +22,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..morph6 import dilate6
 from ..volume import Volume
-from .body import mostly_in_slice_hull, padding_voxels
+from .body import grow_into_rim, mostly_in_slice_hull, padding_voxels
 from .common import (GAS_MEDIAN_HU, dilate_voxels, LUNG_HU, anatomical_axes, as_progress, bbox_slices, check_ct,
                      close_faces, close_mm, components, core_medians, crop_slices, dilate_mm, embed,
                      erode_mm, fill_holes_per_slice, inplane_spacing_mm, measured_box, scan_circle_padding,
@@ -75,8 +75,18 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     inner = erode_mm(body if unseen is None else body | dilate6(unseen), rule("gas_core_depth_mm"),
                      ct.spacing_kji)
     air = (a < LUNG_HU) & inner
+    rim = None
     if unseen is not None:
-        air &= ~unseen & (body if circle is None else body | dilate6(circle))
+        air &= ~unseen
+        if circle is not None:
+            # the voxel next to the circle outside the body is not judged as lung on its own: a
+            # ring along the whole circle, it joins the skin's partial volume wherever the skin
+            # runs within a voxel of the circle into bands of -600 HU, "parenchyma" (issue 14
+            # trial: the TS example with -32768 outside its inscribed circle took three such
+            # bands along the back, 28 mL, into the lungs and their skin into lung vessels,
+            # 14.7 mL against 6.9 mL); a kept lung grows into it (`body.grow_into_rim`)
+            rim = air & dilate6(circle) & ~body
+        air &= body
     if airways is not None:
         # kept out after the closing too, which would otherwise bridge the wall and take the
         # lumen's rim back
@@ -146,6 +156,11 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
     if not keep.any():
         raise InputError("no lungs found: the air regions inside the body look like bowel gas")
     m = keep[lab]
+    if rim is not None and rim.any():
+        if airways is not None:
+            rim &= ~airways
+        m |= grow_into_rim(m, rim, unseen)
+    lab = None
     p(0.5, "lungs: vessels and holes")
     sup = anatomical_axes(ct)["S"][0]
     m = close_mm(m, 2.0, ct.spacing_kji)
@@ -162,7 +177,11 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
         # what the lung and the padding enclose in a slice is lung where no ball of half the
         # widest intrapulmonary vessel fits in it (the chest wall between lung and padding is
         # thicker)
-        m |= vessel_pieces(ct, fill_holes_per_slice(m | unseen, sup) & ~unseen & ~m, sup)
+        # (a piece the padding encloses on its own, no lung beside it, is a pixel the circle's
+        # digitised edge leaves between padding pixels: 20 voxels of outside air, -1000 HU, on
+        # the TS example's inscribed circle, one 98 mm in front of its lungs, which moved the
+        # lungs' antero-posterior middle and with it the costal cartilages' plane by 37 mm)
+        m |= vessel_pieces(ct, fill_holes_per_slice(m | unseen, sup) & ~unseen & ~m, sup, beside=m)
     if airways is not None:
         m &= ~airways
     p(1.0, "lungs: done")
@@ -199,20 +218,27 @@ def _dropped_pieces_note(ct: Volume, lab: np.ndarray, dropped: np.ndarray) -> st
             "there: check the images")
 
 
-def vessel_pieces(ct: Volume, holes: np.ndarray, sup: int) -> np.ndarray:
+def vessel_pieces(ct: Volume, holes: np.ndarray, sup: int, beside: np.ndarray | None = None) -> np.ndarray:
     """Bool [k, j, i]: the in-plane pieces of ``holes`` (bool [k, j, i], 8-connected within each
-    slice along ``sup``) in which no disc of half ``lung_vessel_max_diameter_mm`` fits."""
+    slice along ``sup``) in which no disc of half ``lung_vessel_max_diameter_mm`` fits; with
+    ``beside`` (bool [k, j, i], the lung), only the pieces that touch it in their slice
+    (8-neighbours): a vessel cut by the padding runs on from the lung."""
     from .common import plane_structure
 
-    lab, n = ndimage.label(holes, plane_structure(sup))
+    structure = plane_structure(sup)
+    lab, n = ndimage.label(holes, structure)
     if n == 0:
         return holes
     sp = np.array(ct.spacing_kji, float)
     sp[sup] = 1e6   # in-plane distances only
-    thick = np.zeros(n + 1, bool)
-    thick[np.unique(lab[erode_mm(holes, 0.5 * rule("lung_vessel_max_diameter_mm"), sp)])] = True
-    thick[0] = True
-    return ~thick[lab]
+    drop = np.zeros(n + 1, bool)
+    drop[np.unique(lab[erode_mm(holes, 0.5 * rule("lung_vessel_max_diameter_mm"), sp)])] = True
+    if beside is not None:
+        touch = np.zeros(n + 1, bool)
+        touch[np.unique(lab[ndimage.binary_dilation(beside, structure) & holes])] = True
+        drop |= ~touch
+    drop[0] = True
+    return ~drop[lab]
 
 
 def coarse_gas_note(ct: Volume, lung_ml: float) -> str:
