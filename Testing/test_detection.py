@@ -1047,3 +1047,41 @@ def test_a_nodule_bulging_from_a_wall_fold_into_the_lung_is_a_candidate():
     in_fold = ndi.binary_erosion(fold, iterations=1)
     kji = [tuple(np.round(ct.world_to_kji(c.center_ras[None])[0]).astype(int)) for c in cands]
     assert not any(in_fold[q] for q in kji if all(0 <= x < n for x, n in zip(q, shape)))
+
+
+def test_subsolid_exits_count_tubes_of_its_own_density_not_solid_vessels():
+    """Sub-solid channel's vessel term (``subsolid_exits``): on an anisotropic grid (1.25 x 0.8 x
+    0.8 mm), a 7 mm ground-glass nodule (-550 HU) crossed obliquely by a 5 mm solid vessel keeps
+    its score (the vessel is solid: the channel removed it, it is not a tube of the nodule's own
+    density), while the end of an oblique ground-glass tube of the same calibre (a thin airway
+    wall or vessel seen through partial volume) has one exit and half its score. Counting any
+    density (the dot channel's rule) the vessel gives the nodule about one exit."""
+    from scipy import ndimage as ndi
+
+    from imagio.detection.blobs import calibre_exit_scores
+
+    sk = np.array([1.25, 0.8, 0.8])
+    shape = (48, 75, 150)
+    x = np.stack(np.indices(shape), -1) * sk  # mm, kji
+    u = np.array([1.0, 1.0, 1.0]) / np.sqrt(3.0)
+    a = np.full(shape, -850.0)
+    nod, end = np.array([30.0, 30.0, 30.0]), np.array([30.0, 30.0, 85.0])
+    q = x - nod
+    a[np.linalg.norm(q - (q @ u)[..., None] * u, axis=-1) <= 2.5] = 40.0      # solid vessel through it
+    a[np.linalg.norm(q, axis=-1) <= 3.5] = -550.0
+    q = x - end
+    t = q @ u
+    a[(np.linalg.norm(q - t[..., None] * u, axis=-1) <= 3.5) & (t <= 0) & (t >= -25)] = -550.0
+    a[np.linalg.norm(q, axis=-1) <= 3.5] = -550.0                            # rounded end
+    a = ndi.gaussian_filter(a, 0.6 / sk)
+    peaks = np.rint(np.array([nod, end]) / sk).astype(int)
+    lungs = np.ones(shape, bool)
+    from imagio.detection.blobs import subsolid_image
+
+    ss = subsolid_image(Volume(a.astype(np.float32), make_ijk_to_ras(sk[::-1])), -850.0).array
+    args = (ss, lungs, peaks, np.array([7.0, 7.0]), np.array([0.6, 0.6]), np.array([True, True]), -850.0, sk)
+    ex, sc = calibre_exit_scores(*args, subsolid=True)
+    assert ex[0] < 0.5 and sc[0] > 0.45
+    assert 0.6 < ex[1] < 1.4 and 0.2 < sc[1] < 0.4
+    ex_any, _ = calibre_exit_scores(a, *args[1:])
+    assert ex_any[0] > ex[0] + 0.5

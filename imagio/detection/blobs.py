@@ -72,8 +72,11 @@ Method (constants and sources in ``imagio/data/detection.json``):
    about 11 mm that is part of a vessel branching or crossing, or a bump on a vessel thicker
    than itself (tissue of its density leaves its sphere through more than two of its own
    cross-sections; an end or a plain segment, one or two, keeps its score) has its score lowered (:func:`calibre_exit_scores`,
-   ``features["calibre_exits"]``). It ranks candidates (what FROC needs); it is not a calibrated
-   probability of a nodule and says nothing about malignancy.
+   ``features["calibre_exits"]``); a sub-solid peak, by the exits of its own density counted on
+   the sub-solid image (``subsolid_exits``: one, the end of a ground-glass-density tube such as a
+   thin airway wall seen through partial volume, halves it; two, a segment, gives 0). It ranks
+   candidates (what FROC needs); it is not a calibrated probability of a nodule and says
+   nothing about malignancy.
 7. Sub-solid channel (:func:`subsolid_image`, after Jacobs C et al., Med Image Anal
    2014;18:374-384): the dot filter again, on the CT whose solid structures (> -300 HU) and
    their one-voxel rim are set to the parenchyma, at scales of nodules >= 6 mm; a candidate's
@@ -650,6 +653,9 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     exits[:n_solid], k_score[:n_solid] = calibre_exit_scores(sub.array, lungs[sl], peaks[:n_solid], diam[:n_solid],
                                                              k_score[:n_solid], keep[:n_solid], parenchyma,
                                                              sub.spacing_kji)
+    exits[n_solid:], k_score[n_solid:] = calibre_exit_scores(ss.array, lungs[sl], peaks[n_solid:], diam[n_solid:],
+                                                             k_score[n_solid:], keep[n_solid:], parenchyma,
+                                                             sub.spacing_kji, subsolid=True)
     p(0.9, "detect: pleural concavities")
     conc = concavity_candidates(sub, lungs[sl], search[sl], airway[sl])
     n_dot = len(peaks)
@@ -979,8 +985,8 @@ def perifissural_scores(sub: Volume, peaks: np.ndarray, s_peak: np.ndarray,
 
 
 def calibre_exit_scores(a: np.ndarray, lungs: np.ndarray, peaks: np.ndarray, diam: np.ndarray,
-                        score: np.ndarray, keep: np.ndarray, parenchyma: float, spacing_kji
-                        ) -> tuple[np.ndarray, np.ndarray]:
+                        score: np.ndarray, keep: np.ndarray, parenchyma: float, spacing_kji,
+                        subsolid: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(exits, score): how many exits of its own calibre leave each kept dot peak, and its score
     times the vessel term of ``vessel_exits`` (detection.json).
 
@@ -1002,9 +1008,19 @@ def calibre_exit_scores(a: np.ndarray, lungs: np.ndarray, peaks: np.ndarray, dia
     (2^(1/scales_per_octave) - 1), 11.5 mm on 1.5 mm voxels; a larger nodule's scale may fall
     short of its edge by more than the gap, and the shell would lie inside it. Others: exits NaN,
     score unchanged. a: the working-grid CT (HU); lungs: boolean [k, j, i]; peaks (N, 3) kji;
-    diam, score, keep: (N,)."""
+    diam, score, keep: (N,).
+
+    subsolid: the peaks are the sub-solid channel's and ``a`` is that channel's image
+    (:func:`subsolid_image`: solid structures and their one-voxel rim set to the parenchyma, so
+    only tissue of sub-solid density counts as an exit); the term is ``subsolid_exits`` (1 at
+    none, 0 from a segment through it). A solid vessel that crosses a ground-glass nodule is not
+    what that channel saw; what it sees as dots are the partial-volume
+    cores of thin airway walls and vessels along their length (Jacobs C et al., Med Image Anal
+    2014;18:374-384), tubes of the candidate's own sub-solid density that leave it, while a
+    non-solid nodule is a focal hazy opacity (Fleischner glossary, Hansell 2008) of which nothing
+    of its own density continues."""
     c = constants()
-    lo, hi = c["vessel_exits"]["value"]
+    lo, hi = c["subsolid_exits" if subsolid else "vessel_exits"]["value"]
     sk = np.asarray(spacing_kji, float)
     gap = float(sk.max())
     d_max = 2.0 * gap / (2.0 ** (1.0 / c["scales_per_octave"]["value"]) - 1.0)
