@@ -675,20 +675,28 @@ def _greedy_cover(A: np.ndarray, cost: np.ndarray, spacing: "Spacing | None" = N
         pref = np.zeros(A.shape[1], bool)
         pref[np.asarray(first, int)] = True
         hard = ~A[:, pref].any(axis=1)   # rows that no zone of ``first`` covers: theirs come first
+    # per zone, its uncovered rows (and uncovered ``hard`` rows), updated by the rows each choice
+    # covers: whole numbers in float32, the same values as ``left @ Af`` recomputed per choice
+    count = Af.sum(axis=0)
+    count_hard = None if hard is None else Af[hard].sum(axis=0)
     while left.any():
         if hard is not None and (left & hard).any():
-            gain = np.where(ok & ~pref, (left & hard).astype(np.float32) @ Af, -1.0)
+            gain = np.where(ok & ~pref, count_hard, -1.0)
             if gain.max() <= 0:
                 break
         else:
-            gain = np.where(ok, left.astype(np.float32) @ Af, -1.0)
+            gain = np.where(ok, count, -1.0)
             if pref is not None and (gain[pref] > 0).any():
                 gain = np.where(pref, gain, -1.0)
         z = int(np.lexsort((cost, -gain))[0])
         if gain[z] <= 0:
             break
         pick.append(z)
-        left &= ~A[:, z]
+        new = left & A[:, z]
+        count -= Af[new].sum(axis=0)
+        if hard is not None:
+            count_hard -= Af[new & hard].sum(axis=0)
+        left &= ~new
         if spacing is not None:
             ok &= ~spacing.conflict[z]
     pick = sorted(pick, key=lambda z: -cost[z])
@@ -743,17 +751,24 @@ def _grasp_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, lb: int, mos
     Af = A.astype(np.float32)
     every = np.ones(A.shape[1], bool)
     best = np.asarray(pick)
+    # each zone's count of uncovered rows, updated by the rows each choice covers (whole numbers
+    # in float32, exact below 2**24 rows: the same values as ``left @ Af`` recomputed per choice,
+    # at the cost of the rows newly covered instead of all rows per choice)
+    count0 = Af.sum(axis=0)
     for _ in range(restarts):
         left = np.ones(A.shape[0], bool)
+        count = count0.copy()
         cur = []
         ok = np.ones(A.shape[1], bool)
         while left.any() and len(cur) <= most + 1:   # two more than `most`: _two_for_one's reach
-            gain = np.where(ok, left.astype(np.float32) @ Af, 0.0)
+            gain = np.where(ok, count, 0.0)
             if gain.max() <= 0:
                 break
             z = int(np.argmax(gain * rng.uniform(1.0 - noise, 1.0, len(gain))))
             cur.append(z)
-            left &= ~A[:, z]
+            new = left & A[:, z]
+            count -= Af[new].sum(axis=0)
+            left &= ~new
             if spacing is not None:
                 ok &= ~spacing.conflict[z]
         if left.any():
