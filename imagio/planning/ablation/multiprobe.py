@@ -719,11 +719,28 @@ def _two_for_one(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, usable: np.n
         improved = False
         cov = A[:, pick]
         cnt = cov.sum(axis=1)
+        # the rows only x and y cover are those only x covers, those only y covers and those
+        # covered by exactly x and y: the zones holding all of them are the AND of the three
+        # groups' ANDs (an empty group: every zone), each group's taken once per pass
+        k = len(pick)
+        one = np.flatnonzero(cnt == 1)
+        owner = np.argmax(cov[one], axis=1)
+        only = np.ones((k, A.shape[1]), bool)
+        for x in np.unique(owner):
+            only[x] = A[one[owner == x]].all(axis=0)
+        two = np.flatnonzero(cnt == 2)
+        both = {}
+        if len(two):
+            pos = np.nonzero(cov[two])[1].reshape(-1, 2)   # per row its two positions, ascending
+            key = pos[:, 0] * k + pos[:, 1]
+            for kk in np.unique(key):
+                both[int(kk)] = A[two[key == kk]].all(axis=0)
         for x in range(len(pick)):
             for y in range(x + 1, len(pick)):
-                need = (cov[:, x] | cov[:, y]) & (cnt - cov[:, x] - cov[:, y] == 0)
-                ok = A[need].all(axis=0) & usable
-                if spacing is not None:
+                ok = only[x] & only[y] & usable
+                if x * k + y in both:
+                    ok &= both[x * k + y]
+                if spacing is not None and ok.any():
                     ok &= spacing.allowed([p for n, p in enumerate(pick) if n not in (x, y)])
                 if ok.any():
                     z = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
