@@ -675,20 +675,28 @@ def _greedy_cover(A: np.ndarray, cost: np.ndarray, spacing: "Spacing | None" = N
         pref = np.zeros(A.shape[1], bool)
         pref[np.asarray(first, int)] = True
         hard = ~A[:, pref].any(axis=1)   # rows that no zone of ``first`` covers: theirs come first
+    # per zone, its uncovered rows (and uncovered ``hard`` rows), updated by the rows each choice
+    # covers: whole numbers in float32, the same values as ``left @ Af`` recomputed per choice
+    count = Af.sum(axis=0)
+    count_hard = None if hard is None else Af[hard].sum(axis=0)
     while left.any():
         if hard is not None and (left & hard).any():
-            gain = np.where(ok & ~pref, (left & hard).astype(np.float32) @ Af, -1.0)
+            gain = np.where(ok & ~pref, count_hard, -1.0)
             if gain.max() <= 0:
                 break
         else:
-            gain = np.where(ok, left.astype(np.float32) @ Af, -1.0)
+            gain = np.where(ok, count, -1.0)
             if pref is not None and (gain[pref] > 0).any():
                 gain = np.where(pref, gain, -1.0)
         z = int(np.lexsort((cost, -gain))[0])
         if gain[z] <= 0:
             break
         pick.append(z)
-        left &= ~A[:, z]
+        new = left & A[:, z]
+        count -= Af[new].sum(axis=0)
+        if hard is not None:
+            count_hard -= Af[new & hard].sum(axis=0)
+        left &= ~new
         if spacing is not None:
             ok &= ~spacing.conflict[z]
     pick = sorted(pick, key=lambda z: -cost[z])
@@ -711,11 +719,28 @@ def _two_for_one(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, usable: np.n
         improved = False
         cov = A[:, pick]
         cnt = cov.sum(axis=1)
+        # the rows only x and y cover are those only x covers, those only y covers and those
+        # covered by exactly x and y: the zones holding all of them are the AND of the three
+        # groups' ANDs (an empty group: every zone), each group's taken once per pass
+        k = len(pick)
+        one = np.flatnonzero(cnt == 1)
+        owner = np.argmax(cov[one], axis=1)
+        only = np.ones((k, A.shape[1]), bool)
+        for x in np.unique(owner):
+            only[x] = A[one[owner == x]].all(axis=0)
+        two = np.flatnonzero(cnt == 2)
+        both = {}
+        if len(two):
+            pos = np.nonzero(cov[two])[1].reshape(-1, 2)   # per row its two positions, ascending
+            key = pos[:, 0] * k + pos[:, 1]
+            for kk in np.unique(key):
+                both[int(kk)] = A[two[key == kk]].all(axis=0)
         for x in range(len(pick)):
             for y in range(x + 1, len(pick)):
-                need = (cov[:, x] | cov[:, y]) & (cnt - cov[:, x] - cov[:, y] == 0)
-                ok = A[need].all(axis=0) & usable
-                if spacing is not None:
+                ok = only[x] & only[y] & usable
+                if x * k + y in both:
+                    ok &= both[x * k + y]
+                if spacing is not None and ok.any():
                     ok &= spacing.allowed([p for n, p in enumerate(pick) if n not in (x, y)])
                 if ok.any():
                     z = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
@@ -743,17 +768,24 @@ def _grasp_cover(A: np.ndarray, pick: np.ndarray, cost: np.ndarray, lb: int, mos
     Af = A.astype(np.float32)
     every = np.ones(A.shape[1], bool)
     best = np.asarray(pick)
+    # each zone's count of uncovered rows, updated by the rows each choice covers (whole numbers
+    # in float32, exact below 2**24 rows: the same values as ``left @ Af`` recomputed per choice,
+    # at the cost of the rows newly covered instead of all rows per choice)
+    count0 = Af.sum(axis=0)
     for _ in range(restarts):
         left = np.ones(A.shape[0], bool)
+        count = count0.copy()
         cur = []
         ok = np.ones(A.shape[1], bool)
         while left.any() and len(cur) <= most + 1:   # two more than `most`: _two_for_one's reach
-            gain = np.where(ok, left.astype(np.float32) @ Af, 0.0)
+            gain = np.where(ok, count, 0.0)
             if gain.max() <= 0:
                 break
             z = int(np.argmax(gain * rng.uniform(1.0 - noise, 1.0, len(gain))))
             cur.append(z)
-            left &= ~A[:, z]
+            new = left & A[:, z]
+            count -= Af[new].sum(axis=0)
+            left &= ~new
             if spacing is not None:
                 ok &= ~spacing.conflict[z]
         if left.any():
