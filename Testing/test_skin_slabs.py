@@ -226,13 +226,13 @@ def test_in_patient_grown_on_the_sample_slices_equals_the_whole_volume_definitio
     +- the ball's reach; no statistics for a single piece) equals its definition on the whole
     volume (`_in_patient_reference`), for samples on runs of neighbouring slices, lone slices
     and every slice, the body's end slices among them (grown there only from the slices
-    beside them), on the oblique, flipped, anisotropic torso (2.5 x 2.5 x 1.5 mm: the ball
+    beside them), on the oblique, flipped, anisotropic torso (3 x 3 x 1.5 mm: the ball
     reaches two slices along S): with its body (one piece) and with the loose table added to
     the body (a second piece, wholly posterior: not the patient)."""
     from imagio.planning import skin as sk
     from test_planning_skin import oblique_torso_with_table
 
-    ct, lab, table, _ = oblique_torso_with_table(spacing=(2.5, 2.5, 1.5))
+    ct, lab, table, _ = oblique_torso_with_table(spacing=(3.0, 3.0, 1.5))
     body0 = np.asarray(sk._outer_skin(ct, lab, sk.AIR_HU).body, bool)
     tissue = (ct.array > sk.AIR_HU) | (lab.array > 0)
     ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))
