@@ -490,15 +490,15 @@ def test_separable_neighbour_values_equal_the_generic_read():
     assert np.array_equal(sm.node_values6(kji), ref)
 
 
-def oblique_torso_with_table():
+def oblique_torso_with_table(spacing=(2.0, 2.5, 3.5)):
     """(CT, labels, table mask, cavity mask): the synthetic torso on an oblique, flipped,
-    2 x 2.5 x 3.5 mm grid, noisy, with a loose table under the patient and a closed air cavity
+    2 x 2.5 x 3.5 mm grid (``spacing``, x y z), noisy, with a loose table under the patient and a closed air cavity
     inside it."""
     from conftest import rotation
     from imagio.planning.synthetic import synthetic_torso
 
     d = rotation((0, 0, 1), 15.0) @ rotation((1, 0, 0), 8.0) @ np.diag([1.0, -1.0, 1.0])
-    ct, lab = synthetic_torso(spacing=(2.0, 2.5, 3.5), direction=d)
+    ct, lab = synthetic_torso(spacing=spacing, direction=d)
     ras = ct.kji_to_world(np.indices(ct.shape).reshape(3, -1).T.astype(float)).reshape(*ct.shape, 3)
     rng = np.random.default_rng(5)
     hu = np.where(lab.array > 0, 40.0, -1000.0) + rng.normal(0, 15, ct.shape)

@@ -184,3 +184,67 @@ def test_cached_model_holds_packed_masks_before_its_truncations(monkeypatch):
         sk.forget_cached_skin()
     assert len(held) == 1 and np.asarray(model.skin).any()
     assert (held[0] - base) / ct.array.size < 5.0, (held[0] - base) / ct.array.size
+
+
+def _in_patient_reference(ct, body, tissue):
+    """`skin._in_patient` from its definition on the whole volume: ``edt`` thresholds for the
+    erosion and the growth, scipy's 6-connected labelling, each piece's A extent from all its
+    voxels' RAS, the kept pieces grown over the whole volume, holes filled per slice. Returns
+    the function of the samples ``kji`` (n, 3) -> bool (n,)."""
+    import edt
+    from scipy import ndimage
+
+    from imagio.planning.table import OPEN_MM
+
+    an = tuple(float(s) for s in ct.spacing_kji)
+    t = np.asarray(tissue, bool) & np.asarray(body, bool)
+    core = edt.edt(t, anisotropy=an, black_border=False) > OPEN_MM
+    cc, n = ndimage.label(core)
+    keep = t
+    if n:
+        a = ct.kji_to_world(np.argwhere(core).astype(float))[:, 1]
+        lab = cc[core]
+        lo, hi = ndimage.minimum(a, lab, np.arange(1, n + 1)), ndimage.maximum(a, lab, np.arange(1, n + 1))
+        big = int(np.argmax(np.bincount(lab)[1:]))
+        ok = np.r_[False, ~((hi < lo[big]) | (lo > hi[big]))]
+        keep = (edt.edt(~ok[cc], anisotropy=an, black_border=False) <= OPEN_MM * 1.05) & t
+    ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))
+    u, v = (a for a in range(3) if a != ax)
+
+    def at(kji):
+        out = np.zeros(len(kji), bool)
+        for z in np.unique(kji[:, ax]):
+            filled = ndimage.binary_fill_holes(np.take(keep, int(z), axis=ax))
+            hit = kji[:, ax] == z
+            out[hit] = filled[kji[hit, u], kji[hit, v]]
+        return out
+    return at
+
+
+def test_in_patient_grown_on_the_sample_slices_equals_the_whole_volume_definition():
+    """`skin._in_patient` (issue 20: the kept pieces grown only on the slices holding a sample,
+    +- the ball's reach; no statistics for a single piece) equals its definition on the whole
+    volume (`_in_patient_reference`), for samples on runs of neighbouring slices, lone slices
+    and every slice, the body's end slices among them (grown there only from the slices
+    beside them), on the oblique, flipped, anisotropic torso (3 x 3 x 1.5 mm: the ball
+    reaches two slices along S): with its body (one piece) and with the loose table added to
+    the body (a second piece, wholly posterior: not the patient)."""
+    from imagio.planning import skin as sk
+    from test_planning_skin import oblique_torso_with_table
+
+    ct, lab, table, _ = oblique_torso_with_table(spacing=(3.0, 3.0, 1.5))
+    body0 = np.asarray(sk._outer_skin(ct, lab, sk.AIR_HU).body, bool)
+    tissue = (ct.array > sk.AIR_HU) | (lab.array > 0)
+    ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))
+    n = ct.shape[ax]
+    z0, z1 = (int(f(np.flatnonzero(np.any(body0, axis=tuple(a for a in range(3) if a != ax))))) for f in (np.min, np.max))
+    rng = np.random.default_rng(3)
+    for body in (body0, body0 | table):
+        pts = np.argwhere(body)
+        ref = _in_patient_reference(ct, body, tissue)
+        for slices in ([z0, z0 + 1, z0 + 2, n // 2, n // 2 + 1, z1], [z0 + 7, z1 - 1], list(range(n))):
+            sel = pts[np.isin(pts[:, ax], slices)]
+            sel = sel[rng.choice(len(sel), min(len(sel), 4000), replace=False)]
+            got = sk._in_patient(ct, body, tissue, sel)
+            assert np.array_equal(got, ref(sel))
+            assert got.any() and not got[table[tuple(sel.T)]].any()

@@ -832,7 +832,9 @@ def _in_patient(ct: Volume, body, tissue, kji: np.ndarray) -> np.ndarray:
     tissue = np.asarray(tissue[box], bool) & np.asarray(body[box], bool)
     cc, n = cc3d.connected_components(erode_ball(tissue, OPEN_MM, sk), connectivity=6, return_N=True)
     if n == 0:
-        keep = tissue
+        lut = None     # keep: the tissue
+    elif n == 1:       # one piece: it is the largest and kept (no per-piece statistics)
+        lut = np.array([False, True])
     else:
         st = cc3d.statistics(cc)
         big = 1 + int(np.argmax(st["voxel_counts"][1:]))
@@ -843,19 +845,33 @@ def _in_patient(ct: Volume, body, tissue, kji: np.ndarray) -> np.ndarray:
             rng[lab] = _a_range(ct, cc[bb] == lab, off + [b.start for b in bb])
         lo_a, hi_a = rng[big]
         lut = np.array([False] + [not (rng[lab][1] < lo_a or rng[lab][0] > hi_a) for lab in range(1, n + 1)])
-        keep = dilate_ball(lut[cc], OPEN_MM * 1.05, sk)
-        keep &= tissue
-    del cc, tissue
     ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))     # array axis (k, j, i) closest to S
     local = kji - np.array([s.start for s in box])
-    inside = np.all((local >= 0) & (local < np.array(keep.shape)), axis=1)
-    for z in np.unique(local[inside, ax]):                  # only the slices holding a sample
+    inside = np.all((local >= 0) & (local < np.array(tissue.shape)), axis=1)
+    zs = np.unique(local[inside, ax])                       # only the slices holding a sample
+    # the kept pieces grown back are read on those slices only: each run of them (slices less
+    # than two reaches apart) is grown on its slices +- the ball's reach along ``ax`` (no kernel
+    # offset reaches farther: `ballmorph.ball_offsets`), the same voxels there as growing the
+    # whole box (issue 20: most cuts lie on a few slices at the scan's ends)
+    reach = int(np.floor(OPEN_MM * 1.05 / sk[ax])) + 1
+    u, v = (a for a in range(3) if a != ax)
+    runs = np.split(zs, np.flatnonzero(np.diff(zs) > 2 * reach) + 1) if len(zs) else []
+    for run in runs:
+        a, b = max(int(run[0]) - reach, 0), min(int(run[-1]) + reach + 1, tissue.shape[ax])
         sl = [slice(None)] * 3
-        sl[ax] = int(z)
-        filled = ndimage.binary_fill_holes(keep[tuple(sl)])
-        hit = inside & (local[:, ax] == z)
-        u, v = (a for a in range(3) if a != ax)
-        out[hit] = filled[local[hit, u], local[hit, v]]
+        sl[ax] = slice(a, b)
+        sl = tuple(sl)
+        if lut is None:
+            keep = tissue[sl].copy()
+        else:
+            keep = cc[sl] > 0 if n == 1 else lut[cc[sl]]
+            keep = dilate_ball(keep, OPEN_MM * 1.05, sk)
+            keep &= tissue[sl]
+        for z in run:
+            filled = ndimage.binary_fill_holes(np.take(keep, int(z) - a, axis=ax))
+            hit = inside & (local[:, ax] == z)
+            out[hit] = filled[local[hit, u], local[hit, v]]
+        del keep
     return out
 
 
