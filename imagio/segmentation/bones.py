@@ -272,6 +272,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         info.pop("edge", None)   # (a dict used before: only this call's edge and notes)
         info.pop("notes", None)
         info.pop("undiluted", None)
+        info.pop("thick_slice_lumen", None)
     res = effective_resolution_mm(raw, ct.spacing_kji)
     a = at_common_resolution(raw, ct.spacing_kji, res)
     p(0.0, "bones: threshold")
@@ -359,6 +360,16 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             undiluted = bone_shell.undiluted_lumen(above, trunk, ct.spacing_kji, 0.5 * COMMON_RESOLUTION_MM)
             undiluted &= ~blood
             blood |= undiluted
+            if info is not None and 1.01 * float(np.max(ct.spacing_kji)) > \
+                    max(0.5 * COMMON_RESOLUTION_MM, 1.01 * float(np.min(ct.spacing_kji))):
+                # thick slices: the ball above is one slice thick and may not fit the vein across
+                # them; what a ball of one in-plane voxel follows beyond it is warned of, not
+                # removed (`bone_shell.undiluted_lumen`'s ``finest``; `thick_slice_note`)
+                along = bone_shell.undiluted_lumen(above, trunk, ct.spacing_kji,
+                                                   0.5 * COMMON_RESOLUTION_MM, finest=True) & ~blood
+                if along.any():
+                    info["thick_slice_lumen"] = along
+                along = None
             above = trunk = None
         dense = core = None
         cand &= a > CONTRAST_LOW_HU
@@ -589,25 +600,29 @@ def on_the_skin(bone: np.ndarray, body: np.ndarray, spacing_kji) -> tuple[np.nda
     return ext[lab], (reach & ~ext)[lab]
 
 
+def pieces_text(ct: Volume, mask: np.ndarray, top: int = 6) -> tuple[int, str]:
+    """(count, "V mL at RAS [r, a, s]; ...") of the 26-connected pieces of ``mask`` (bool
+    [k, j, i] on ``ct``'s grid): their number and the volume (mL) and centre (world RAS, mm,
+    rounded) of the ``top`` largest, largest first."""
+    from .common import mean_ras
+
+    lab, n, cnt = components(mask, connectivity=26)
+    return n, "; ".join(f"{c * ct.voxel_volume_ml:.1f} mL at RAS "
+                        f"{np.round(mean_ras(ct, lab == i), 0).astype(int).tolist()}"
+                        for i, c in sorted(enumerate(cnt[1:], 1), key=lambda t: -t[1])[:top])
+
+
 def skin_notes(ct: Volume, external: np.ndarray, unsure: np.ndarray) -> list[str]:
     """The sentences (list of str) that `bone_mask` warns with for `on_the_skin`'s masks (bool
     [k, j, i]): what was left out of bone, and what reaches the skin but was kept."""
-    from .common import mean_ras
-
-    def pieces(mask):   # (count, "V mL at RAS [r, a, s]; ..." of its six largest 26-connected pieces)
-        lab, n, cnt = components(mask, connectivity=26)
-        return n, "; ".join(f"{c * ct.voxel_volume_ml:.1f} mL at RAS "
-                            f"{np.round(mean_ras(ct, lab == i), 0).astype(int).tolist()}"
-                            for i, c in sorted(enumerate(cnt[1:], 1), key=lambda t: -t[1])[:6])
-
     out = []
     if external.any():
-        n, where = pieces(external)
+        n, where = pieces_text(ct, external)
         out.append(f"{n} dense object(s) on the skin ({where}{'; ...' if n > 6 else ''}) are not labelled bone: "
                    f"they reach within {SKIN_MM:g} mm of the outside air and no deeper than {SUBCUTANEOUS_MM:g} mm "
                    "(ECG electrodes, clips: no bone lies in the skin); they are left unlabelled")
     if unsure.any():
-        n, where = pieces(unsure)
+        n, where = pieces_text(ct, unsure)
         out.append(f"{n} bone piece(s) reach within {SKIN_MM:g} mm of the outside air ({where}): bone lies "
                    "under the skin, so an object on the skin (an ECG electrode) may be joined to them and "
                    "labelled bone; check them on the images")
@@ -649,6 +664,27 @@ def undiluted_note(ct: Volume, lumen: np.ndarray, bone: np.ndarray) -> str:
         s += (f"; on this grid ({np.max(ct.spacing_kji):.1f} mm voxels) its branches thinner than about "
               f"{2 * step:.0f} mm are not followed and may still be labelled bone")
     return s
+
+
+def thick_slice_note(ct: Volume, along: np.ndarray, bone: np.ndarray) -> str | None:
+    """The sentence `rules` warns with on a grid of thick slices for the bone-labelled tissue
+    (``bone``, bool [k, j, i]: the final bone labels) that lies in ``along`` (bool [k, j, i]: the
+    undiluted-contrast lumen that a ball of one in-plane voxel follows beyond the lumen found,
+    `bone_shell.undiluted_lumen` with ``finest``), naming its pieces (count, mL, RAS); None when
+    none. Not removed: that ball also follows rib and clavicle cortex the vein lies on, so the
+    pieces may be bone or vein (the chest CTA at 1.5 x 1.5 x 5 mm: 12.9 mL of its right
+    subclavian/brachiocephalic vein labelled bone, 9.2 mL of it in one 'bone' piece)."""
+    suspect = along & bone
+    if not suspect.any():
+        return None
+    n, where = pieces_text(ct, suspect)
+    return (f"{suspect.sum() * ct.voxel_volume_ml:.1f} mL of tissue labelled bone ({n} piece(s): {where}"
+            f"{'; ...' if n > 6 else ''}) is continuous, through tissue denser than the blood pool, with "
+            f"the undiluted contrast of a vein joined to the pool: at {np.max(ct.spacing_kji):.1f} mm slices "
+            "the vein cannot be told from the cortex it lies on, so it may be a vein with undiluted contrast "
+            "labelled bone; check the superior vena cava, brachiocephalic, subclavian and axillary veins on "
+            "the side of the injection on the images before a needle passes near them, or use thin slices "
+            f"(<= {COMMON_RESOLUTION_MM:g} mm)")
 
 
 EDGE_TISSUE_MM = 10.0  # half-width of the box the soft tissue beside bone is read in (`edge_half_max_hu`)

@@ -351,6 +351,13 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             out.update(kept)
             notes.insert(0, bn.undiluted_note(ct, lumen, kept["vertebrae"] | kept["ribs"] | kept["bone"]))
             lumen = kept = None
+        along = bone_info.pop("thick_slice_lumen", None)
+        if along is not None:
+            # on thick slices, the vein beyond the lumen found may be labelled bone (`bones.thick_slice_note`)
+            note = bn.thick_slice_note(ct, along, out["vertebrae"] | out["ribs"] | out["bone"])
+            if note:
+                notes.insert(0, note)
+            along = None
         edge = bone_info.pop("edge", None)
         if edge is not None:
             # thin bone's blurred edge that lies between two bone pieces is in no label
