@@ -1218,7 +1218,7 @@ def test_lesion_on_an_oblique_grid_is_the_patients(shared_data):
     original grid, a volume within 5 % of it, and an outline whose Dice with the original grid's
     outline is >= 0.9. Measured: lung_nodule 38.6 / 38.2 / 38.4 mL (original 40.0), Dice
     0.929-0.931 (the whole tilted CT gave 38.4 / 38.1 / 38.2 mL, 0.924-0.926); the crop makes
-    the test about 3x cheaper than on the whole tilted CT (79 against 254-316 CPU-s)."""
+    the test about 2x cheaper than on the whole tilted CT (79 against 167 CPU-s, same machine)."""
     import SimpleITK as sitk
 
     from imagio import io
