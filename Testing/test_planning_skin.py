@@ -658,3 +658,37 @@ def test_truncation_areas_are_the_cut_sections_on_thick_slices():
     assert {"superior", "inferior", "left", "right"} <= set(got), got
     for name, want in (("superior", end), ("inferior", end), ("left", side), ("right", side)):
         assert abs(got[name] / want - 1) <= 0.15, (name, got[name], want)
+
+
+def test_fill_of_a_tilted_crop_inside_the_body_is_padding():
+    """Issue 14 (lesion18): a field of view that ends inside the patient (a crop, then tilted)
+    puts the resampler's fill (-1024) against cut tissue and lung, not the noisy outside air by
+    which padding was told from clipped air: it was taken for measured air (lung2 cropped to
+    120 mm and tilted 20 degrees: its mass typed soft tissue at 26 of 40 mL). Its data region
+    is convex (a resampler's): padding. The same noisy tissue with the air around a non-convex
+    body set to that one value (a body-masked CT: the neck-and-shoulders concavity) is air around
+    the patient, not padding; so is a noiseless image's constant air (above)."""
+    import SimpleITK as sitk
+
+    rng = np.random.default_rng(1)
+    k, j, i = np.indices((30, 48, 48))
+    hu = np.where(i < 20, -850.0, 40.0) + rng.normal(0, 20, k.shape)    # lung beside the chest wall
+    img = sitk.GetImageFromArray(hu.astype(np.int16))
+    img.SetSpacing((1.5, 1.5, 2.5))
+    c, s = np.cos(np.radians(20.0)), np.sin(np.radians(20.0))
+    d = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    centre = np.array(img.TransformContinuousIndexToPhysicalPoint([23.5, 23.5, 14.5]))
+    size = np.array([48, 60, 50])
+    origin = centre - d @ ((size - 1) / 2 * np.array([1.5, 1.5, 2.5]))
+    tilted = sitk.Resample(img, [int(v) for v in size], sitk.Transform(), sitk.sitkLinear, tuple(origin),
+                           (1.5, 1.5, 2.5), tuple(d.ravel()), -1024, sitk.sitkInt16)
+    a = sitk.GetArrayFromImage(tilted)
+    ct = Volume(a, make_ijk_to_ras((1.5, 1.5, 2.5)))
+    pad, val = padding_mask(ct)
+    assert val == -1024 and pad.any() and not pad[a != -1024].any()
+    # a body (trunk and head on a neck) in air set to -1024: the concavities between are air
+    body = ((((j - 32) / 14.0) ** 2 + ((i - 24) / 20.0) ** 2 <= 1) | (((j - 10) / 7.0) ** 2 + ((i - 24) / 7.0) ** 2 <= 1)
+            | ((abs(i - 24) <= 3) & (j < 22) & (j > 12)))
+    masked = np.where(body, 40.0 + rng.normal(0, 20, k.shape), -1024.0).astype(np.int16)
+    pad2, val2 = padding_mask(Volume(masked, make_ijk_to_ras((1.5, 1.5, 2.5))))
+    assert val2 is None and not pad2.any()
