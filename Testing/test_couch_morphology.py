@@ -183,3 +183,53 @@ def test_largest_component_equals_scipy_and_breaks_ties_by_raster_order(connecti
     got = largest_component(two, connectivity)
     assert got[2, 6, 13] and not got[6, 2, 3] and got.sum() == 27
     assert not largest_component(np.zeros((3, 3, 3), bool)).any()
+
+
+def _opening_grown(tissue, inner, outer, sp):
+    """The couch opening's mask before its last labelling: the largest 6-connected component of
+    the erosion by ``inner`` dilated by ``outer``, AND the tissue."""
+    lab, n = ndimage.label(ballmorph.erode_ball(tissue, inner, sp))
+    if n == 0:
+        return None
+    core = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+    return ballmorph.dilate_ball(core, outer, sp) & tissue
+
+
+def _ring_steps_by_sets(inner, outer, sp):
+    """`ring_steps_into_ball` by its definition on offset sets (tuples)."""
+    def ball(r):
+        return {(dk, dj, di) for (dk, dj), n in ballmorph.ball_offsets(r, sp).items() for di in range(-n, n + 1)}
+    inn = ball(inner)
+    for o in ball(outer) - inn:
+        if not any(o[a] and tuple(x - (int(np.sign(x)) if b == a else 0) for b, x in enumerate(o)) in inn
+                   for a in range(3)):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("sp", [(1.0, 1.0, 1.0), (3.0, 2.0, 2.0), (2.5, 0.75, 1.25), (5.0, 0.703125, 0.703125)])
+def test_grown_opening_is_one_piece_where_the_ring_steps_into_the_ball(sp):
+    """`ring_steps_into_ball` (the couch opening's last labelling skipped, `table._patient_in_box`)
+    equals its definition on offset sets; it holds for the couch's 3 / 3.15 mm opening on these
+    grids, and there the grown core AND the tissue of random tissue masks is one 6-connected
+    piece (scipy's labelling). At 1 / 2 mm on a 1 mm grid it does not hold, and a tissue voxel
+    diagonal to the eroded cube's corner (its face neighbours not tissue) is grown in as a
+    second piece: there the components must be labelled."""
+    for inner, outer in ((3.0, 3.15), (1.0, 2.0), (2.0, 3.0)):
+        assert ballmorph.ring_steps_into_ball(inner, outer, sp) == _ring_steps_by_sets(inner, outer, sp)
+    assert ballmorph.ring_steps_into_ball(3.0, 3.15, sp)
+    rng = np.random.default_rng(7)
+    shape = tuple(int(np.ceil(40.0 / s)) for s in sp)
+    for t in range(3):
+        tissue = ndimage.gaussian_filter(rng.random(shape), 1.5 / np.asarray(sp)) > 0.5 + 0.01 * t
+        grown = _opening_grown(tissue, 3.0, 3.15, sp)
+        assert grown is not None and grown.any()
+        assert ndimage.label(grown)[1] == 1
+    one = (1.0, 1.0, 1.0)
+    assert not ballmorph.ring_steps_into_ball(1.0, 2.0, one)
+    core = np.zeros((12, 12, 12), bool)
+    core[3:6, 3:6, 3:6] = True
+    tissue = ballmorph.dilate_ball(core, 1.0, one)   # eroded by 1 mm: the cube again
+    tissue[6, 6, 6] = True                 # (1, 1, 1) from the core's corner (5, 5, 5): 1.73 mm
+    grown = _opening_grown(tissue, 1.0, 2.0, one)
+    assert grown[6, 6, 6] and ndimage.label(grown)[1] == 2

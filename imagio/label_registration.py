@@ -223,18 +223,19 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
         k1 = min(k0 + slab, K)
         b0, b1 = max(k0 - rb, 0), min(k1 + rb, K)
         bands = [_band(m[b0:b1], grid, a, mm)[k0 - b0:k1 - b0] for a in range(3)]
-        idx = np.nonzero(bands[0] | bands[1] | bands[2])
-        if not len(idx[0]):
+        li = np.flatnonzero(bands[0] | bands[1] | bands[2])   # flat in the slab, C order
+        if not len(li):
             continue
         s0, s1 = max(k0 - 1, 0), min(k1 + 1, K)            # the slices the differences read
         a0, a1 = max(s0 - r, 0), min(s1 + r, K)             # and the k-pass's input for them
-        p = [idx[0] + k0, idx[1], idx[2]]                    # box kji
+        row, i_ = np.divmod(li, int(shape[2]))
+        p = [row // int(shape[1]) + k0, row % int(shape[1]), i_]   # box kji (as np.nonzero's)
         sm = _smooth_lines(m[a0:a1], sig[0], 0, keep=slice(s0 - a0, s1 - a0))
         # the j and i passes on every line of the slab (scipy's own line buffers: faster than
         # gathering the non-empty lines along a strided axis, and the same values)
         sm = gaussian_filter1d(sm, sig[1], axis=1, output=np.float32)
         sm = gaussian_filter1d(sm, sig[2], axis=2, output=np.float32)
-        flat = (p[0].astype(np.int64) * plane + p[1].astype(np.int64) * int(shape[2]) + p[2])
+        flat = li + k0 * plane                     # flat in the box
         at = flat - s0 * plane                     # the same voxels, flat in the slab's field
         smf = sm.reshape(-1)                       # (C-contiguous: a view)
         g = np.empty((len(p[0]), 3), np.float32)   # central differences per index step, kji
@@ -250,7 +251,7 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
         for a in range(3):
             ok = np.abs(n[:, a]) >= cos_min * np.maximum(norm, 1e-12)
             ok &= norm > 0
-            ok &= bands[a][idx]
+            ok &= bands[a].reshape(-1)[li]
             out[a].append(flat[ok])
     return [np.concatenate(o) if o else np.zeros(0, np.int64) for o in out]
 

@@ -190,8 +190,12 @@ def _patient_in_box(ct, body, air_hu: float, open_mm: float, box) -> np.ndarray:
     body: `patient_box`) and its faces on the image border as the border, as on the volume;
     the dilation and the components do not leave the patient's box. The tissue mask is built
     twice (for the erosion, then for the dilation's AND) instead of held through the erosion
-    and the labelling (one box-sized mask fewer at the peak)."""
-    from ..segmentation.ballmorph import dilate_ball, erode_ball
+    and the labelling (one box-sized mask fewer at the peak). The grown core ANDed with the
+    tissue is one 6-connected piece when every offset of the 1.05 ``open_mm`` ball outside the
+    ``open_mm`` ball steps into it (`ballmorph.ring_steps_into_ball`, proof there; every grid
+    tried at 3 mm): then its largest component, itself, is not labelled (issue 20: one slab
+    labelling pass of the patient's box less: the 1 mm phantom's couch search 2.73 -> 2.10 CPU-s)."""
+    from ..segmentation.ballmorph import dilate_ball, erode_ball, ring_steps_into_ball
 
     sk = np.asarray(ct.spacing_kji, float)
     tissue = _tissue_in_box(ct, body, air_hu, box)
@@ -203,6 +207,8 @@ def _patient_in_box(ct, body, air_hu: float, open_mm: float, box) -> np.ndarray:
     grown = dilate_ball(core, open_mm * 1.05, sk)
     del core
     _tissue_in_box(ct, body, air_hu, box, out=grown)
+    if ring_steps_into_ball(open_mm, open_mm * 1.05, sk):   # one 6-connected piece already (issue 20)
+        return grown
     return _largest_in_box(grown, in_place=True)
 
 

@@ -170,3 +170,45 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
         return out
     _morph(np.asarray(mask[sl], bool), rows, False, out[sl])
     return out
+
+
+def ring_steps_into_ball(inner_mm: float, outer_mm: float, spacing_kji) -> bool:
+    """True when every offset of the ball of ``outer_mm`` (`ball_offsets`) outside the ball of
+    ``inner_mm`` (``inner_mm <= outer_mm``) has a 6-neighbour one voxel closer to the centre
+    along one axis (that axis's |d| less by 1) inside the ball of ``inner_mm``. Then an opening
+    whose dilation is wider than its erosion stays one 6-connected piece: take ``core`` one
+    6-connected component of the erosion of ``tissue`` by ``inner_mm`` (each c of it: every
+    image voxel c + o, o in the inner ball, is tissue) and ``grown`` = the dilation of ``core``
+    by ``outer_mm`` AND ``tissue``. A voxel c + o of ``grown`` has such a neighbour c + o',
+    between it and c (in any box holding both), tissue and in ``grown``; from c + o' the
+    steps towards c keep |d| decreasing, so they stay in the inner ball (the distance does not
+    decrease with any |d|: module doc), in the tissue and in ``grown``. So ``grown`` is one
+    component: its largest component is itself. False where some ring offset has no such step
+    (a thick slice whose one step overshoots the inner ball): the components must be labelled.
+    Cached per (radii, spacing) through `ball_offsets`' rows."""
+    sp = tuple(float(s) for s in np.asarray(spacing_kji, float).reshape(-1))
+    return _ring_steps_into_ball(float(inner_mm), float(outer_mm), sp)
+
+
+@functools.lru_cache(maxsize=64)
+def _ring_steps_into_ball(inner_mm: float, outer_mm: float, sp: tuple) -> bool:
+    if not inner_mm <= outer_mm:
+        raise ValueError(f"ring_steps_into_ball: inner radius {inner_mm} mm > outer {outer_mm} mm")
+    outer, inner = _ball_rows(outer_mm, sp), dict(_ball_rows(inner_mm, sp))
+    h = [max(abs(dk) for (dk, _), _ in outer), max(abs(dj) for (_, dj), _ in outer), max(n for _, n in outer)]
+    inside = np.zeros(tuple(2 * x + 3 for x in h), bool)      # the inner ball, one voxel of margin
+    c = np.array(h) + 1
+    for (dk, dj), n in inner.items():
+        inside[dk + c[0], dj + c[1], c[2] - n:c[2] + n + 1] = True
+    for (dk, dj), n in outer:
+        di = np.arange(-n, n + 1)
+        o = np.stack([np.full_like(di, dk), np.full_like(di, dj), di], axis=1)
+        ring = ~inside[o[:, 0] + c[0], o[:, 1] + c[1], o[:, 2] + c[2]]
+        ok = np.zeros(len(o), bool)
+        for a in range(3):
+            step = o.copy()
+            step[:, a] -= np.sign(o[:, a])
+            ok |= (o[:, a] != 0) & inside[step[:, 0] + c[0], step[:, 1] + c[1], step[:, 2] + c[2]]
+        if np.any(ring & ~ok):
+            return False
+    return True
