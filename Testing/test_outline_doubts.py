@@ -38,6 +38,13 @@ def test_the_record_survives_both_formats_and_older_files_have_none(tmp_path):
         io.write_labels(vol, tmp_path / name)
         back = io.read_labels(tmp_path / name)
         assert back.outline_doubts == {"tumor": LEAKED}, name   # the user's liver has none
+    # carried by the RAS-canonical copy the sarcoma planner and bronch plan on, and by a regridding
+    from imagio.volume import as_ras_canonical
+
+    assert as_ras_canonical(back)[0].outline_doubts == {"tumor": LEAKED}
+    other = make_ct(spacing=(5.0, 5.0, 5.0), noise=0.0)[0]
+    with pytest.warns(io.InputWarning):   # resampled onto another grid: said by labels_on_grid
+        assert io.labels_on_grid(back, other).outline_doubts == {"tumor": LEAKED}
     # saved again by Slicer: IMAGIO's header key is gone, the segment tag (its flags) is kept
     img = sitk.ReadImage(str(tmp_path / "m.seg.nrrd"))
     key = next(k for k in img.GetMetaDataKeys() if k.endswith("_IMAGIO_lesion"))

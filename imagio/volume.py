@@ -109,7 +109,7 @@ def as_ras_canonical(vol: "Volume", view: bool = False) -> tuple["Volume", list,
     rev = np.eye(4)[[2, 1, 0, 3]]  # ijk <-> kji
     m = vol.ijk_to_ras @ rev @ a @ rev
     return (Volume(arr, m, vol.name, dict(vol.labels), dict(vol.meta), list(vol.warnings),
-                   scanner_coordinates=vol.scanner_coordinates), perm, flip)
+                   scanner_coordinates=vol.scanner_coordinates, outline_doubts=dict(vol.outline_doubts)), perm, flip)
 
 
 def world_digest(vol: "Volume") -> str:
