@@ -320,12 +320,16 @@ def test_cli_writes_json_picture_and_scene(tmp_path, ph):
     from imagio import cli, io
 
     io.write_image(ph.ct, tmp_path / "ct.nii.gz")
-    io.write_labels(ph.labels, tmp_path / "labels.seg.nrrd")
+    # the nodule's outline as `imagio lesion` flags a leaked one (trial 75): said first, the route still planned
+    flagged = ph.labels.with_array(ph.labels.array)
+    flagged.outline_doubts = {"lung_nodule_1": {"flags": {"leaked": True, "size_withheld": False}}}
+    io.write_labels(flagged, tmp_path / "labels.seg.nrrd")
     out = tmp_path / "out"
     rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
                    "--target", "lung_nodule_1", "--scope", "ultrathin", "--out", str(out)])
     assert rc == 0
     doc = json.loads((out / "bronch.json").read_text())
+    assert doc["warnings"][0].startswith("the target outline lung_nodule_1 was flagged by imagio lesion: leaked")
     assert doc["route"]["bronchus_sign"] is True and doc["tree"]["n_branches"] > 50
     assert (out / "flythrough.png").stat().st_size > 5000 and (out / "camera_path.json").exists()
     # trial 47 L7: the camera path's own length is given and said to differ from the route's

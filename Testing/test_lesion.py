@@ -387,6 +387,13 @@ def test_cli_add_and_remove_clicks(chest, tmp_path, capsys):
         return json.loads(capsys.readouterr().out), io.read_image(out).array > 0
 
     one, m1 = run()
+    # its doubts are written with the outline (`imagio.outline_doubts`, trial 75): the click, the
+    # flags and the volume as printed, read back by the label reader
+    out1 = sorted(tmp_path.glob("l*.nii.gz"))[0]
+    rec = json.loads(io.sidecar_path(out1).read_text())["labels"]["1"]["imagio_lesion"]
+    assert rec["click_ras"] == [60.0, 20.0, 30.0] and rec["outline_volume_ml"] == one["outline_volume_ml"] > 0
+    assert rec["flags"] == {k: bool(one[k]) for k in ("leaked", "size_withheld", "click_dependent", "touches_image_edge")}
+    assert rec["warnings"] == one["warnings"] and io.read_labels(out1).outline_doubts == {one["structure"]: rec}
     both, m2 = run("--add", "-58,22,45")
     assert m2[t["nodule_ggo"]].mean() > 0.8 and m2[t["nodule_solid"]].mean() > 0.8
     assert both["volume_ml"] > one["volume_ml"] + 0.8 * t["nodule_ggo"].sum() * ct.voxel_volume_ml

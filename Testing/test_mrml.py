@@ -109,7 +109,13 @@ def test_segmentation_round_trip_names_colours_voxels(labels, oblique_volume):
     assert liver.GetTag("TerminologyEntry", value)
     assert "SCT^10200004^Liver" in str(value)
     back = mrml.segmentation_to_labels(node, reference=labels)
-    assert back.labels == {1: "liver", 2: "aorta"}
+    assert back.labels == {1: "liver", 2: "aorta"} and back.outline_doubts == {}
+    # `imagio lesion`'s flags on an outline travel as a segment tag, and back (trial 75)
+    labels.outline_doubts = {"aorta": {"flags": {"leaked": True, "size_withheld": False}}}
+    node2, ids2 = mrml.labels_to_segmentation(labels, scene, reference_node=ref)
+    assert mrml.segmentation_to_labels(node2, reference=labels).outline_doubts == {
+        "aorta": {"written_by": "imagio lesion", "flags": {"leaked": True}}}
+    labels.outline_doubts = {}
     np.testing.assert_array_equal(back.array == 1, labels.array == 1)
     np.testing.assert_array_equal(back.array == 2, labels.array == 3)
 

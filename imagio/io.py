@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import anatomy
+from . import anatomy, outline_doubts
 from .errors import InputError, InputWarning
 from .limits import AIR_HU, LIMITS
 from .outputs import atomic_path, write_text
@@ -198,6 +198,9 @@ def _read_file(path: Path) -> Volume:
     vol.meta.update(_dicom_meta(img))
     if _suffix(path) == ".seg.nrrd":
         vol.labels = _seg_nrrd_labels(img)
+        doubts = _seg_nrrd_doubts(img)
+        if doubts:   # by label value; named (and taken off meta) in `read_labels`
+            vol.meta["outline_doubts"] = doubts
     if _suffix(path) in (".nii", ".nii.gz"):
         msg = _qform_sform_disagreement(img, vol, path)
         if msg:
@@ -547,10 +550,13 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     if vol.array.dtype.kind != "u" or vol.array.dtype.itemsize > 2:
         a = np.rint(vol.array) if vol.array.dtype.kind == "f" else vol.array
         vol.array = a.astype(np.uint16 if a.max() > 255 else np.uint8)
+    doubts = vol.meta.pop("outline_doubts", {})   # {value: record} of a .seg.nrrd
+    side = sidecar_path(path)
+    if not doubts and _suffix(Path(path)) != ".seg.nrrd" and side.exists():
+        doubts = _sidecar_doubts(side)
     if names:
         vol.labels = dict(names)
     elif not vol.labels:
-        side = sidecar_path(path)
         if side.exists():
             vol.labels = read_label_names(side)
     present = set(np.unique(vol.array).tolist()) - {0}
@@ -571,7 +577,19 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
         warn(vol, f"{Path(path).name}: label values {', '.join(map(str, vals))} are all named {name!r}: "
                   "each keeps its role, but the name cannot choose one (a target by that name is refused); "
                   "rename them (--label-names, or in Slicer)")
+    vol.outline_doubts = {vol.labels[v]: rec for v, rec in doubts.items() if v in vol.labels}
     return vol
+
+
+def _sidecar_doubts(side: Path) -> dict[int, dict]:
+    """{label value: `outline_doubts` record} of a ``.labels.json`` sidecar ({} when it holds
+    none, as an older sidecar or a user's; an unreadable sidecar is refused by `read_label_names`)."""
+    try:
+        table = json.loads(side.read_text()).get("labels", {})
+        return {int(k): v[outline_doubts.RECORD_KEY] for k, v in table.items()
+                if isinstance(v, dict) and isinstance(v.get(outline_doubts.RECORD_KEY), dict)}
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 def duplicate_names(labels: dict[int, str]) -> dict[str, list[int]]:
@@ -598,7 +616,8 @@ def with_lesions(labels: Volume, lesions_path, keep=None) -> Volume:
     ``keep``) paints it over silently (the lesion's host: liver, lung, body). The result's
     ``lesion_cover`` lists {lesion, structure, ml, kept}; a lesion left with no voxels is refused
     (InputError); one warning line per structure kept or painted with False is added."""
-    les = labels_on_grid(read_labels(lesions_path), labels, f"--lesions {lesions_path}")
+    src = read_labels(lesions_path)
+    les = labels_on_grid(src, labels, f"--lesions {lesions_path}")
     names = dict(labels.labels)
     nxt = int(max(names, default=0)) + 1
     vals = [int(v) for v in np.unique(les.array) if v and int(v) in les.labels]
@@ -637,6 +656,8 @@ def with_lesions(labels: Volume, lesions_path, keep=None) -> Volume:
             nxt += 1
     out = labels.with_array(arr, labels=names)
     out.warnings = list(labels.warnings) + list(les.warnings)
+    # the doubts `imagio lesion` wrote with an outline travel with it (trial 75 finding 0)
+    out.outline_doubts = {**labels.outline_doubts, **src.outline_doubts}
     for n in notes:
         warn(out, n)
     out.lesion_cover = cover
@@ -695,6 +716,7 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> V
     if ct.same_grid(labels):
         return labels
     out = labels.resample_like(ct, order=0)
+    out.outline_doubts = dict(labels.outline_doubts)
     if labels.array.any() and not out.array.any():
         raise _no_overlap(labels, ct, name)
     if labels.shape == ct.shape and np.allclose(labels.ijk_to_ras[:3, :3], ct.ijk_to_ras[:3, :3], atol=1e-4):
@@ -798,7 +820,9 @@ def write_labels(vol: Volume, path) -> Path:
     if _suffix(path) == ".seg.nrrd":
         return _write_seg_nrrd(vol, path)
     write_image(vol, path)
-    doc = {"labels": {str(k): {"name": n, "color": list(anatomy.get(n).color)}
+    doubts = vol.outline_doubts or {}
+    doc = {"labels": {str(k): {"name": n, "color": list(anatomy.get(n).color),
+                               **({outline_doubts.RECORD_KEY: doubts[n]} if n in doubts else {})}
                       for k, n in sorted(vol.labels.items())}}
     write_text(sidecar_path(path), json.dumps(doc, indent=1))
     return path
@@ -835,7 +859,11 @@ def _write_seg_nrrd(vol: Volume, path: Path) -> Path:
         img.SetMetaData(p + "LabelValue", str(value))
         img.SetMetaData(p + "Layer", "0")
         img.SetMetaData(p + "Extent", f"0 {ni - 1} 0 {nj - 1} 0 {nk - 1}")
-        img.SetMetaData(p + "Tags", "TerminologyEntry:" + terminology_entry(name) + "|")
+        rec = (vol.outline_doubts or {}).get(name)
+        flags = f"{outline_doubts.SEGMENT_TAG}:{outline_doubts.tag_value(rec)}|" if rec is not None else ""
+        img.SetMetaData(p + "Tags", "TerminologyEntry:" + terminology_entry(name) + "|" + flags)
+        if rec is not None:   # the whole record (`outline_doubts`); Slicer keeps only the tag
+            img.SetMetaData(p + "IMAGIO_lesion", outline_doubts.dumps(rec))
     with atomic_path(path) as tmp:
         sitk.WriteImage(img, str(tmp), useCompression=True)
     return path
@@ -856,6 +884,26 @@ def _seg_nrrd_labels(img) -> dict[int, str]:
         labels[value] = name
         idx += 1
     return labels
+
+
+def _seg_nrrd_doubts(img) -> dict[int, dict]:
+    """{label value: `outline_doubts` record} of a .seg.nrrd's segments: IMAGIO's header key, else
+    the flags of the segment tag (a file saved again by Slicer keeps its tags only)."""
+    out, idx = {}, 0
+    has = img.HasMetaDataKey
+    while has(f"Segment{idx}_ID"):
+        value = int(img.GetMetaData(f"Segment{idx}_LabelValue")) if has(f"Segment{idx}_LabelValue") else idx + 1
+        rec = outline_doubts.loads(img.GetMetaData(f"Segment{idx}_IMAGIO_lesion")) \
+            if has(f"Segment{idx}_IMAGIO_lesion") else None
+        if rec is None and has(f"Segment{idx}_Tags"):
+            for tag in img.GetMetaData(f"Segment{idx}_Tags").split("|"):
+                key, _, val = tag.partition(":")
+                if key == outline_doubts.SEGMENT_TAG:
+                    rec = outline_doubts.from_tag(val)
+        if rec is not None:
+            out[value] = rec
+        idx += 1
+    return out
 
 
 def input_warnings(*vols) -> list[str]:

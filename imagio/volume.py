@@ -109,7 +109,7 @@ def as_ras_canonical(vol: "Volume", view: bool = False) -> tuple["Volume", list,
     rev = np.eye(4)[[2, 1, 0, 3]]  # ijk <-> kji
     m = vol.ijk_to_ras @ rev @ a @ rev
     return (Volume(arr, m, vol.name, dict(vol.labels), dict(vol.meta), list(vol.warnings),
-                   scanner_coordinates=vol.scanner_coordinates), perm, flip)
+                   scanner_coordinates=vol.scanner_coordinates, outline_doubts=dict(vol.outline_doubts)), perm, flip)
 
 
 def world_digest(vol: "Volume") -> str:
@@ -206,6 +206,10 @@ class Volume:
     # is made (None) and carried by crops, resamplings and `with_array` (a crop's origin moves
     # off (0, 0, 0) but its frame is still the corner's: new-user trials 13, 15)
     scanner_coordinates: bool | None = None
+    # label maps: {structure name: record} of the doubts `imagio lesion` wrote with an outline
+    # (`imagio.outline_doubts`; leaked, size withheld, ...), as read from its file; not carried by
+    # `with_array` or resampling (what reads a map keeps them from the map as read)
+    outline_doubts: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.array = np.asarray(self.array)

@@ -102,6 +102,7 @@ def model_choices() -> list[tuple[str, str]]:
 def lesion_from_point(scene, volume_node, point_ras, segmentation_node=None, name: str = "tumor"):
     """One-click lesion: segment the lesion under ``point_ras`` (RAS mm) as a new segment.
     Returns (segmentation node, measurements)."""
+    from ..outline_doubts import lesion_record
     from ..segmentation.lesion import segment_lesion
 
     ct = node_to_volume(volume_node)
@@ -117,6 +118,7 @@ def lesion_from_point(scene, volume_node, point_ras, segmentation_node=None, nam
                 organ = liver
     mask, meas = segment_lesion(ct, point, organ=organ)
     lab = ct.with_array(mask.astype(np.uint8), name=name, labels={1: name})
+    lab.outline_doubts = {name: lesion_record(meas, point)}   # its flags as a segment tag (trial 75)
     node = _target_segmentation(scene, segmentation_node, f"{volume_node.GetName()} IMAGIO")
     _remove_from_vessel_segments(node, ct, mask)
     labels_to_segmentation(lab, scene, node=node, reference_node=volume_node)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import anatomy
+from .. import anatomy, outline_doubts
 from ..errors import InputError
 from ..io import terminology_entry
 from ..volume import Volume
@@ -80,6 +80,8 @@ def labels_to_segmentation(labels: Volume, scene, node=None, name: str = "Segmen
         segment.SetColor(*s.color_float)
         segment.SetLabelValue(int(value))
         segment.SetTag("TerminologyEntry", terminology_entry(sname))
+        if sname in labels.outline_doubts:   # `imagio lesion`'s flags, kept by Slicer with the segment (trial 75)
+            segment.SetTag(outline_doubts.SEGMENT_TAG, outline_doubts.tag_value(labels.outline_doubts[sname]))
         segment.AddRepresentation(BINARY_LABELMAP, layer)
         sid = seg.GenerateUniqueSegmentID(final)
         seg.AddSegment(segment, sid)
@@ -98,11 +100,13 @@ def segmentation_to_labels(node, reference: Volume | None = None, segment_ids=No
     Values are 1..n in segment order. Geometry: ``reference``'s grid (nearest-neighbour
     resampling), else the first segment's labelmap geometry.
     """
+    from vtkmodules.vtkCommonCore import reference as out_arg   # a string out-argument (vtkSegment.GetTag)
+
     seg = node.GetSegmentation()
     ids = list(segment_ids) if segment_ids else [seg.GetNthSegmentID(i) for i in range(seg.GetNumberOfSegments())]
     if not ids:
         raise InputError(f"segmentation '{node.GetName()}' has no segments")
-    out_arr, out_vol, names = None, None, {}
+    out_arr, out_vol, names, doubts = None, None, {}, {}
     for value, sid in enumerate(ids, start=1):
         segment = seg.GetSegment(sid)
         rep = segment.GetRepresentation(BINARY_LABELMAP)
@@ -120,8 +124,11 @@ def segmentation_to_labels(node, reference: Volume | None = None, segment_ids=No
             mask = vol.with_array(mask.astype(np.uint8)).resample_like(out_vol, order=0).array.astype(bool)
         out_arr[mask] = value
         names[value] = anatomy.canonical_name(segment.GetName())   # "Liver" -> liver (catalogue spelling)
+        tag = out_arg("")
+        if segment.GetTag(outline_doubts.SEGMENT_TAG, tag):   # the flags `imagio lesion` set (`labels_to_segmentation`)
+            doubts[names[value]] = outline_doubts.from_tag(str(tag))
     return Volume(out_arr, out_vol.ijk_to_ras.copy(), node.GetName() or "", names,
-                  scanner_coordinates=out_vol.scanner_coordinates)
+                  scanner_coordinates=out_vol.scanner_coordinates, outline_doubts=doubts)
 
 
 def _oriented_to_volume(oi) -> Volume:

@@ -113,7 +113,30 @@ def read_plan_inputs(args):
         from .problem import kept_under_lesion
 
         labels = io.with_lesions(labels, args.lesions, keep=kept_under_lesion(labels, _parse_roles(getattr(args, "role", None))))
+    refuse_flagged_target(args, labels)
     return out, ct, labels
+
+
+def refuse_flagged_target(args, labels) -> None:
+    """Before any planning: refuse (InputError, one line, exit 2) a ``--target`` named after an
+    outline that `imagio lesion` flagged as leaked or size-withheld (`outline_doubts.REFUSED`: that
+    outline's centre, the plan's target, need not lie in the tumour; new-user trial 75: STS_008's
+    337 mL leaked outline put the target 2.8 mm outside the 27.6 mL sarcoma, exit 0, no word),
+    unless the user confirms with ``--accept-flagged-target`` (the warning then stays in
+    plan.json and is printed: `PlanningProblem.build`). A point target, an outline without such
+    flags, or a file without IMAGIO's record (a user's outline, an older file) plans as before."""
+    from .. import anatomy
+    from ..coords import point_or_name
+    from ..outline_doubts import refused_flags, target_warning
+
+    target = point_or_name(args.target, getattr(args, "lps", False), "--target")
+    if not isinstance(target, str) or getattr(args, "accept_flagged_target", False):
+        return
+    name = anatomy.name_in(target, labels.labels.values())
+    rec = labels.outline_doubts.get(name)
+    if refused_flags(rec):
+        raise InputError(f"{target_warning(name, rec)}; not planned: pass --accept-flagged-target to plan "
+                         "to this outline's centre anyway (the warning stays in plan.json)")
 
 
 # flag -> (smallest allowed value, whether it may equal it, what the number is)
@@ -413,6 +436,9 @@ def register(subparsers) -> None:
                         "ablation_criteria.json multi_probe.max_probes); a cover "
                         "that needs more fails and says how many it needs")
     s.add_argument("--devices", help="extra ablation device file to merge into the catalogue")
+    s.add_argument("--accept-flagged-target", action="store_true",
+                   help="plan to a --target outline that imagio lesion flagged as leaked or size-withheld (refused "
+                        "otherwise: its centre may lie outside the tumour); the warning stays in plan.json")
     s.add_argument("--no-png", action="store_true", help="do not render plan.png")
     s.add_argument("--no-scene", action="store_true", help="do not write the Slicer scene")
     s.add_argument("--force", action="store_true", help="overwrite an existing plan in --out")

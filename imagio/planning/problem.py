@@ -19,6 +19,7 @@ from .. import anatomy
 from ..coords import point_or_name
 from ..errors import InputError
 from ..io import labels_on_grid
+from ..outline_doubts import target_warning
 from ..volume import Volume, reach_box, values_mask
 from .criteria import default_weights
 
@@ -431,6 +432,13 @@ class PlanningProblem:
         specs, kept_out, unknown, notes = _other_lesions_kept_out(specs, tgt, roles or {}, labels, reach)
         prob = cls(ct, labels, tgt, specs, needle or Needle(), constraints or Constraints())
         prob.warnings.extend(pieces + notes)
+        # a target outline `imagio lesion` flagged (leaked, size withheld, ...): said first, and its
+        # record kept in plan.json's rules (new-user trial 75 finding 0; `outline_doubts`)
+        doubts = None if tgt.point_given else given.outline_doubts.get(tgt.name)
+        flagged = target_warning(tgt.name, doubts)
+        if flagged:
+            prob.warnings.insert(0, flagged)
+            prob.rules_extra["target_outline_doubts"] = doubts
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
                                  for k, v in (roles or {}).items() if k in labels.labels.values()}
         for name in roles or {}:   # an ignored role is said, and not recorded as applied

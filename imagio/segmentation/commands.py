@@ -81,7 +81,12 @@ def cmd_lesion(args) -> int:
     if forced:
         meas.warnings.append(forced)
     name = args.name or ("lung_nodule" if meas.kind == "lung_nodule" else "tumor")
-    io.write_labels(ct.with_array(mask.astype(np.uint8), name=name, labels={1: name}), out)
+    from ..outline_doubts import lesion_record
+
+    written = ct.with_array(mask.astype(np.uint8), name=name, labels={1: name})
+    # its doubts (leaked, size withheld, ...) stay with the outline, for plan, report and the scene (trial 75)
+    written.outline_doubts = {name: lesion_record(meas, point)}
+    io.write_labels(written, out)
     print(json.dumps({"output": str(out), "structure": name, **meas.to_dict(),
                       "input_warnings": io.input_warnings(ct, lab)}, indent=1))
     io.say_warnings(meas.warnings)   # on the terminal too, as segment and detect say theirs (trial 29)

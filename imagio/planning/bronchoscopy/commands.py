@@ -343,6 +343,13 @@ def cmd_bronch(args) -> int:
     bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct,
               others=structures)
     bp.warnings += notes
+    # a target outline `imagio lesion` flagged (leaked, size withheld, ...): the route is measured to
+    # that outline's surface, so "reached" may be the leak's; said first (trial 75; `outline_doubts`)
+    from ...outline_doubts import target_warning
+
+    flagged = target_warning(target_name, structures.outline_doubts.get(target_name)) if target_name else None
+    if flagged:
+        bp.warnings.insert(0, flagged)
     timings["plan"] = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

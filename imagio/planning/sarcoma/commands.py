@@ -174,6 +174,16 @@ def cmd_sarcoma(args) -> int:
         say_beyond_tip_off(sp.plan.problem.needle.beyond_tip_mm, getattr(args, "beyond_tip", None),
                            "each core's tract ends where the fired needle stops")
     doc = sp.to_dict()
+    # a target outline `imagio lesion` flagged (accepted with --accept-flagged-target, or a flag not
+    # refused): the first warning, as the needle plan's (`PlanningProblem.build`; trial 75)
+    from ... import anatomy
+    from ...outline_doubts import target_warning
+
+    tname = anatomy.name_in(args.target, labels.labels.values())
+    flagged = target_warning(tname, labels.outline_doubts.get(tname))
+    if flagged:
+        doc["warnings"] = [flagged] + [w for w in doc.get("warnings", []) if w != flagged]
+        doc["target_outline_doubts"] = labels.outline_doubts[tname]
     from ...volume import world_digest
     doc["inputs"] = {"ct": str(Path(args.ct).resolve()), "series": args.series, "ct_digest": world_digest(ct),
                      "labels": str(Path(args.labels).resolve()), "labels_digest": getattr(args, "labels_digest", None),

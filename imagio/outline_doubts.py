@@ -1,0 +1,108 @@
+"""The doubts `imagio lesion` has about an outline, kept with the outline's file so that the
+commands that read it later (`imagio plan --lesions`, `imagio report`, the Slicer scene) know them.
+
+New-user trial 75 (finding 0): a click 1.5 mm inside STS_008's sarcoma grew a 337 mL outline (the
+tumour: 27.6 mL); `imagio lesion` said it leaked and withheld its size, but its file kept only the
+name and colour, so `imagio plan --lesions ... --target tumor` aimed at the leaked outline's centre,
+2.8 mm outside the tumour, with exit 0 and no word of the leak.
+
+The record (one per structure, JSON; ``RECORD_KEY`` in a ``.labels.json`` sidecar's label entry,
+``Segment<N>_IMAGIO_lesion`` in a ``.seg.nrrd`` header, and the raised flags' names as the segment
+tag ``SEGMENT_TAG`` that Slicer keeps when it saves the segmentation again)::
+
+    {"written_by": "imagio lesion", "click_ras": [R, A, S] (mm),
+     "flags": {"leaked": bool, "size_withheld": bool, "click_dependent": bool,
+               "touches_image_edge": bool},
+     "size_withheld_reason": str | None, "outline_volume_ml": float, "volume_ml": float | None,
+     "volume_range_ml": [lo, hi] | None, "outline_centroid_ras": [R, A, S], "warnings": [str]}
+
+The flags are those of `segmentation.measurements.LesionMeasurements` (one definition: their
+meaning is documented there). A file without a record (an older one, or one the user drew) has no
+doubts: nothing is said of it.
+"""
+
+from __future__ import annotations
+
+import json
+
+RECORD_KEY = "imagio_lesion"   # a .labels.json label entry's key
+SEGMENT_TAG = "IMAGIO.outline_flags"   # a .seg.nrrd segment tag: the raised flags, comma-separated
+FLAGS = ("leaked", "size_withheld", "click_dependent", "touches_image_edge")
+# an outline that grew beyond the lesion (leaked) or whose size the tool would not give (the border
+# is not found from a click) does not give the lesion's centre: a plan aimed at it is refused
+# unless the user confirms (``--accept-flagged-target``); the other flags are said only
+REFUSED = ("leaked", "size_withheld")
+_WORDS = {"leaked": "leaked (grew beyond the lesion)",
+          "size_withheld": "size withheld (no outline from a click gives the lesion's size)",
+          "click_dependent": "depends on the click",
+          "touches_image_edge": "touches the image's edge"}
+
+
+def lesion_record(meas, click_ras, warnings=None) -> dict:
+    """The record (module docstring) of an outline measured by `imagio lesion`: ``meas`` a
+    `LesionMeasurements`, ``click_ras`` the click (RAS mm, 3), ``warnings`` the words said with it
+    (default ``meas.warnings``)."""
+    d = meas.to_dict()
+    return {"written_by": "imagio lesion",
+            "click_ras": [round(float(x), 2) for x in click_ras],
+            "flags": {"leaked": bool(meas.leaked), "size_withheld": bool(meas.size_withheld),
+                      "click_dependent": bool(meas.click_dependent),
+                      "touches_image_edge": bool(meas.touches_image_edge)},
+            "size_withheld_reason": meas.size_withheld,
+            "outline_volume_ml": d.get("outline_volume_ml"), "volume_ml": d.get("volume_ml"),
+            "volume_range_ml": d.get("volume_range_ml"),
+            "outline_centroid_ras": d.get("outline_centroid_ras"),
+            "warnings": list(meas.warnings if warnings is None else warnings)}
+
+
+def raised(record: dict | None) -> list[str]:
+    """The flags (``FLAGS`` order, then any other) that ``record`` raises; [] for None."""
+    flags = (record or {}).get("flags") or {}
+    return [f for f in FLAGS if flags.get(f)] + sorted(f for f, v in flags.items() if v and f not in FLAGS)
+
+
+def refused_flags(record: dict | None) -> list[str]:
+    """The raised flags for which a plan to that outline is refused without the user's word."""
+    return [f for f in raised(record) if f in REFUSED]
+
+
+def target_warning(name: str, record: dict | None) -> str | None:
+    """The warning for a plan whose target is the outline ``name`` with ``record`` (None when it
+    raises no flag)."""
+    flags = raised(record)
+    if not flags:
+        return None
+    size = record.get("outline_volume_ml")
+    click = record.get("click_ras")
+    at = f" from the click at {', '.join(f'{x:g}' for x in click)} (RAS mm)" if click else ""
+    grown = f"; the outline holds {size:.1f} mL" if isinstance(size, (int, float)) else ""
+    return (f"the target outline {name} was flagged by imagio lesion{at}: "
+            f"{', '.join(_WORDS.get(f, f) for f in flags)}{grown}; its centre, the plan's target, may lie "
+            "outside the tumour: check the outline before planning (click again nearer the lesion's centre, "
+            "edit it with --remove, or give the target as a point)")
+
+
+def tag_value(record: dict | None) -> str:
+    """The ``SEGMENT_TAG`` value: the raised flags, comma-separated ("" none)."""
+    return ",".join(raised(record))
+
+
+def from_tag(value: str) -> dict:
+    """A record holding only the flags of a ``SEGMENT_TAG`` value (a segmentation saved again by
+    Slicer keeps its tags, not IMAGIO's own header key)."""
+    return {"written_by": "imagio lesion", "flags": {f: True for f in value.split(",") if f.strip()}}
+
+
+def dumps(record: dict) -> str:
+    """One line of JSON (ASCII: a NRRD header line)."""
+    return json.dumps(record, separators=(",", ":"))
+
+
+def loads(text: str) -> dict | None:
+    """The record in ``text`` (`dumps`), None when it is not one (a damaged header is no doubt
+    of IMAGIO's: the outline is read as a user's)."""
+    try:
+        rec = json.loads(text)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("flags", {}), dict) else None
