@@ -90,6 +90,13 @@ def test_the_range_is_not_given_when_an_end_cannot_be_trusted():
     _click_range(meas, [162.1, 200.0], notes)
     assert meas.click_dependent and meas.volume_range_ml == [162.1, 200.0], notes
     assert any("more than 15 % apart" in n for n in notes), notes
+    # trial 75: a note says the volume depends on the click (an outside check click) while the
+    # volumes are 2.7 % apart: the range is given, and no spread that is not there is claimed
+    meas, notes = LesionMeasurements("soft_tissue", 21.9, 40.0, 30.0, 40.0, 30.0, 35.0), []
+    notes.append(f"the volume {DEPENDS}: a check click outside the outline grew the same mass")
+    _click_range(meas, [21.33, 21.9], notes)
+    assert meas.click_dependent and meas.volume_range_ml == [21.33, 21.9], notes
+    assert any("21.3-21.9 mL" in n for n in notes) and not any("apart" in n for n in notes), notes
     meas, notes = fresh()   # within 15 %: one volume, no flag
     _click_range(meas, [162.1, 170.0], notes)
     assert not meas.click_dependent and meas.volume_summary_ml == pytest.approx(162.1)
