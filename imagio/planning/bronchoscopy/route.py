@@ -474,7 +474,7 @@ def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None
         if r.reached and verify is not None:
             r.reach_verified = bool(verify(r))
         out.append({"scope": s, "fits": True, "scope_diameter_mm": r.scope_diameter_mm, "reached": r.reached_said,
-                    "reach": r.reach,
+                    "reach": r.reach, "stop_resolved": r.stop_resolved,
                     "end_ras": [round(float(c), 2) for c in r.end_ras], "remaining_mm": round(r.remaining_mm, 2),
                     "end_lobe": r.end_lobe, "generation": r.generation,
                     "branch_names": route_names(r.branch_names), "warnings": r.warnings})
