@@ -80,3 +80,15 @@ def test_a_stop_at_the_resolution_limit_is_said_and_a_resolved_stop_stays_firm()
     firm = B.plan_route(tree, tg, 6.3)
     assert not firm.reached and firm.stop_resolved and "not a firm stop" not in firm.verdict, firm.verdict
     assert "narrows to" in firm.verdict
+
+
+def test_the_demo_summary_does_not_state_an_unresolved_stop_as_firm():
+    """demo's one-line route summary (trial 75: "not reached: the thin scope ends 38.4 mm short")
+    carries the doubt when ``stop_resolved`` is false, and only then."""
+    from imagio.demo_summary import format_summary
+
+    r = {"scope": "thin", "reached": False, "remaining_mm": 38.4, "stop_resolved": False, "warnings": []}
+    text = format_summary({"bronchoscopy": {"lung_nodule_3": r}})
+    assert "38.4 mm short" in text and "not a firm stop" in text and "resolution limit" in text, text
+    firm = format_summary({"bronchoscopy": {"lung_nodule_3": dict(r, stop_resolved=True)}})
+    assert "38.4 mm short" in firm and "not a firm stop" not in firm, firm
