@@ -57,7 +57,11 @@ def _route_line(name: str, r: dict) -> str:
         return f"  {name}: reached with the {r.get('scope')} scope ({r.get('length_mm', 0):.0f} mm route){where}"
     rem = r.get("remaining_mm")
     rem = f" {rem:.1f} mm short of the lesion" if rem is not None else " short of the lesion"
-    return f"  {name}: not reached: the {r.get('scope')} scope ends{rem}{where}"
+    # trial 75: "not reached ... 38.4 mm short" as a fact where the stopping lumen was at the
+    # CT's resolution limit (verdict.stop_is_resolved)
+    doubt = (" as measured; not a firm stop: the lumen that stops it is at the CT's resolution limit"
+             if r.get("stop_resolved") is False else "")
+    return f"  {name}: not reached: the {r.get('scope')} scope ends{rem}{doubt}{where}"
 
 
 def format_summary(summary: dict) -> str:

@@ -50,7 +50,8 @@ class BronchPlan:
     def to_dict(self) -> dict:
         return {"route": self.route.to_dict(), "scopes": self.scopes,
                 "warnings": self.all_warnings,
-                "tunnel_needed": None if self.route.reached_said is None else not self.route.reached,
+                "tunnel_needed": (None if self.route.reached_said is None or not self.route.stop_resolved
+                                  else not self.route.reached),
                 "tunnels": [t.to_dict() for t in self.tunnels],
                 "tunnel_problem": self.tunnel_problem,
                 "camera_path": self._camera_summary()}

@@ -187,6 +187,8 @@ class Route:
     bronchus_sign_reason: str = ""    # "present: ..." | "not seen in the airway mask: ..." | "not assessable: ..."
     sign_entry: int = -1              # the centreline point of the airway leading into the lesion (-1 none)
     reach_verified: bool = True       # False: 'reached' rests on airway mask the CT does not confirm
+    stop_resolved: bool = True        # False: not reached, but the lumen that stops the scope is at the CT's
+                                      # resolution limit (verdict.stop_is_resolved): the airway may be wide enough
 
     @property
     def reached_said(self) -> bool | None:
@@ -209,7 +211,7 @@ class Route:
                 "branch_ids": self.branch_ids, "branch_names": self.branch_names,
                 "route_names": route_names(self.branch_names),
                 "min_diameter_mm": round(self.narrowest_mm, 2) if np.isfinite(self.narrowest_mm) else None,
-                "verdict": self.verdict,
+                "verdict": self.verdict, "stop_resolved": self.stop_resolved,
                 "bronchus_sign": self.bronchus_sign, "bronchus_sign_reason": self.bronchus_sign_reason,
                 "closest_airway_mm": round(self.closest_airway_mm, 2),
                 "target_lobe": self.target_lobe, "target_lobe_from": self.target_lobe_from,
@@ -296,12 +298,16 @@ def check_root(tree: AirwayTree) -> float:
 
 
 def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", tolerance_mm: float | None = None,
-               reach: np.ndarray | None = None, lobes: Volume | None = None) -> Route:
+               reach: np.ndarray | None = None, lobes: Volume | None = None, _bound: bool = False) -> Route:
     """The route for ``scope``: into the target's lobe (``target_lobe``), along the airway that
     leads towards the lesion (the lobe's airway closest to it), as deep as the scope fits on it,
     ending at the reachable point of that branch's subtree closest (wall to lesion) to the target
     (or, when the scope stops before the lobe there, at the lobe's reachable point closest to it).
-    Without a lobe (an unnamed tree), the reachable point closest to the target."""
+    Without a lobe (an unnamed tree), the reachable point closest to the target.
+    When the route is not reached and the lumen that stops the scope is at the CT's resolution
+    limit (``verdict.stop_is_resolved``), ``stop_resolved`` is False and the verdict says what the
+    route gives if every lumen is one voxel diagonal wider than measured
+    (``_bound``: that second plan, which does not recurse)."""
     name, od, tol = scope_and_tolerance(scope, tolerance_mm)
     alive = tree.branch_of >= 0
     excluded = getattr(tree, "excluded", None)
@@ -384,7 +390,20 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     end_lobe = tree.branches[bids[-1]].lobe
     if lobe and end_lobe != lobe:
         warn.append(f"the route ends outside the target's lobe ({end_lobe or tree.branches[bids[-1]].name or 'central airway'})")
-    said = verdicts.reach(tree, target, name, od, tol, pid, wd, rmin, apath)
+    stop_at = verdicts.stopping_lumen(rmin, apath, od - tol)
+    vox = float(getattr(tree, "voxel_mm", 0.0) or 0.0)
+    diag = float(getattr(tree, "voxel_diag_mm", 0.0) or vox)
+    stop_resolved = bool(wd[pid] <= 0 or stop_at < 0 or
+                         verdicts.stop_is_resolved(float(rmin[stop_at]), od - tol, vox, diag))
+    wider = ""
+    if not stop_resolved and not _bound:
+        w = plan_route(tree, target, scope, tolerance_mm, reach=rmin + diag,
+                       lobes=lobes, _bound=True)
+        wider = (f"with every lumen {diag:.1f} mm (a voxel diagonal) wider than measured it "
+                 + (f"reaches {'the lesion' if target.mask is not None else 'the target point'} (generation "
+                    f"{w.generation})" if w.reached else
+                    f"ends {w.remaining_mm:.1f} mm short at generation {w.generation}"))
+    said = verdicts.reach(tree, target, name, od, tol, pid, wd, rmin, apath, wider)
     if wd[pid] > 0:
         warn.append(f"not reached, {said}")
     calibre = verdicts.unresolved_calibre(tree, path, name, od, tol)
@@ -394,7 +413,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
                  float(tree.dist_from_root[pid]), int(tree.branches[bids[-1]].generation), bids,
                  [tree.branches[b].name for b in bids], path, tree.points[path], 2 * tree.radius[path],
                  sign, 0.0 if sign else float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within,
-                 turns, said, sign_reason, entry)
+                 turns, said, sign_reason, entry, stop_resolved=stop_resolved)
 
 
 TURN_WINDOW_MM = 6.0  # airway axis before / after a branch point: over this length of centreline
@@ -455,7 +474,7 @@ def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None
         if r.reached and verify is not None:
             r.reach_verified = bool(verify(r))
         out.append({"scope": s, "fits": True, "scope_diameter_mm": r.scope_diameter_mm, "reached": r.reached_said,
-                    "reach": r.reach,
+                    "reach": r.reach, "stop_resolved": r.stop_resolved,
                     "end_ras": [round(float(c), 2) for c in r.end_ras], "remaining_mm": round(r.remaining_mm, 2),
                     "end_lobe": r.end_lobe, "generation": r.generation,
                     "branch_names": route_names(r.branch_names), "warnings": r.warnings})

@@ -17,6 +17,25 @@ import numpy as np
 # a lumen at most this many voxels across is not resolved by the grid: its diameter cannot be
 # measured (a structure must span more than two samples: Nyquist-Shannon sampling theorem)
 UNRESOLVED_VOXELS = 2.0
+# the lumen diameter a binary airway mask gives (twice its Euclidean distance transform at the
+# centreline voxel, tree.py) falls short of the true one by up to one voxel diagonal: the centreline
+# voxel lies up to half a diagonal off the airway's axis, and no wall voxel centre is nearer than the
+# true wall, so the radius read there is at least the true radius less half a diagonal (analytic
+# cylinders of 3-8 mm on 1.5 mm and 2 x 0.7 x 0.7 mm grids, random rotations and offsets, fall short
+# by up to 1.2 voxels: Testing/test_bronchoscopy_resolution.py); a mask segmented at a threshold
+# loses part of the partial-volume rim on top of that. A stop is firm only where the lumen measured
+# plus one voxel diagonal is still narrower than the scope needs.
+
+
+def stop_is_resolved(lumen_mm: float, need_mm: float, voxel_mm: float, diag_mm: float) -> bool:
+    """True when a measured lumen ``lumen_mm`` (mask diameter) stops a scope that needs
+    ``need_mm`` beyond the measurement's uncertainty (``diag_mm``, the voxel diagonal) and the
+    lumen is more than ``UNRESOLVED_VOXELS`` voxels (``voxel_mm``, largest spacing) across; False
+    when the stop rests on the CT's resolution limit (the airway may be wide enough). An unknown
+    grid (``voxel_mm`` <= 0): True."""
+    if voxel_mm <= 0:
+        return True
+    return lumen_mm + diag_mm < need_mm and lumen_mm > UNRESOLVED_VOXELS * voxel_mm
 
 
 def scope_words(name: str, od: float | None = None) -> str:
@@ -95,11 +114,22 @@ def _mask_touch(tree, target):
     return pts[k], int(tree.wall_owner[keep][k])
 
 
+def stopping_lumen(rmin: np.ndarray, approach_path: np.ndarray, need: float) -> int:
+    """The point id where the lumen first becomes narrower than ``need`` (mm) on
+    ``approach_path`` (point ids from the root; ``rmin``: the narrowest diameter from the carina),
+    or -1 if nowhere."""
+    stop = approach_path[rmin[approach_path] < need]
+    return int(stop[0]) if len(stop) else -1
+
+
 def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndarray, rmin: np.ndarray,
-          approach_path: np.ndarray) -> str:
+          approach_path: np.ndarray, wider: str = "") -> str:
     """One sentence: the scope reaches the lesion at point ``pid``, or ends ``wd[pid]`` mm short,
     with where it stops and why (the first lumen narrower than the scope on the airway leading
-    towards the lesion, ``approach_path``: point ids from the root)."""
+    towards the lesion, ``approach_path``: point ids from the root). When that lumen is at the
+    CT's resolution limit (``stop_is_resolved`` False) the stop is not stated as firm: the
+    sentence says the airway may be wider, with ``wider`` (what the route gives if every lumen is
+    one voxel diagonal wider than measured) and the next step."""
     what = _describe(tree, int(tree.branch_of[pid]))
     scope = scope_words(scope)
     at = np.round(tree.points[pid], 1).tolist()
@@ -107,15 +137,26 @@ def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndar
     if wd[pid] <= 0:
         return f"reached: the {scope} fits down to {what} at RAS {at}, whose lumen enters or touches {goal}"
     need = od - tol
-    stop = approach_path[rmin[approach_path] < need]
-    if len(stop):
-        s = int(stop[0])
+    s = stopping_lumen(rmin, approach_path, need)
+    vox = float(getattr(tree, "voxel_mm", 0.0) or 0.0)
+    firm = True
+    if s >= 0:
         # the figure compared, rounded down (trial 28: 2.46 printed "2.5 ... needs >= 2.5")
         why = (f"the airway leading towards {goal} narrows to {np.floor(100 * rmin[s]) / 100:.2f} mm at "
                f"{_describe(tree, int(tree.branch_of[s]))} (the {scope} needs >= {need:.2f} mm)")
+        diag = float(getattr(tree, "voxel_diag_mm", 0.0) or vox)
+        firm = stop_is_resolved(float(rmin[s]), need, vox, diag)
+        if not firm:
+            # trial 75: four routes stopped at "3.00 mm" = 2 voxels of 1.5 mm where the airways
+            # were 4.5-5.8 mm wide, and said so as a fact
+            why += (f"; that lumen is measured on {rmin[s] / vox:.1f} voxels ({vox:g} mm voxels), at the CT's "
+                    f"resolution limit: an airway mask's lumen can fall short by up to a voxel diagonal ({diag:.1f} mm), so the airway "
+                    f"may be wide enough{'; ' + wider if wider else ''}; check its calibre on thin slices "
+                    "(<= 1 mm) or at bronchoscopy before choosing a transthoracic approach")
     else:
         why = f"no airway of the mask comes closer to {goal}"
-    return (f"short by {wd[pid]:.1f} mm: the {scope} ends in {what} at RAS {at}, {wd[pid]:.1f} mm from {goal} "
+    short = f"short by {wd[pid]:.1f} mm" + ("" if firm else " on the airway mask as measured, not a firm stop")
+    return (f"{short}: the {scope} ends in {what} at RAS {at}, {wd[pid]:.1f} mm from {goal} "
             f"(airway wall to {'point' if target.mask is None else 'lesion surface'}); {why}; the rest needs a "
             "tool beyond the scope or a transparenchymal tunnel")
 
