@@ -2793,6 +2793,20 @@ def _near_field_end(mask: np.ndarray, ct: Volume, thr, measured: np.ndarray | No
     return float(dist[near].min()), [SIDE_NAMES[i] for i in np.argsort(-n, kind="stable") if n[i]]
 
 
+def _face_sides(ct: Volume, faces) -> list:
+    """The patient's sides (``SIDE_NAMES``, `_side_codes`) of the array faces ``faces`` [(axis,
+    side 0: index 0 / 1: last index)] of ``ct``: the outward direction of each, any grid
+    orientation; each side once, in the faces' order."""
+    out = []
+    for ax, sd in faces:
+        step = np.zeros((1, 3))
+        step[0, ax] = 1.0 if sd else -1.0
+        name = SIDE_NAMES[int(_side_codes(ct.kji_to_world(step) - ct.kji_to_world(np.zeros((1, 3))))[0])]
+        if name not in out:
+            out.append(name)
+    return out
+
+
 def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False,
                   measured: np.ndarray | None = None) -> list:
     """Warnings on an implausible result; sets ``meas``'s matching flags. ``hit_limit``: the
@@ -2836,7 +2850,8 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
         spans = any((ax, 0) in faces and (ax, 1) in faces for ax in range(3))
         irregular = sphere_ml > 0 and meas.volume_ml < MIN_FILL_OF_SPHERE * sphere_ml
         meas.touches_image_edge, meas.spans_image = True, spans
-        out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans or no_edge))
+        out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans or no_edge,
+                                 sides=_face_sides(ct, faces)))
     else:
         near = _near_field_end(mask, ct, meas.threshold_hu, measured)
         if near is not None:
@@ -2900,11 +2915,12 @@ def _edge_warning(volume_ml: float, grown_unbounded: bool, near_mm: float | None
     cut by the field of view has a size that is a lower bound; a region that spans the image
     from face to opposite face, reached the size limit, has an irregular shape or was taken
     without an intensity edge may have flooded neighbouring tissue of the same density, so its
-    size is unreliable (possibly too large, not only too small). ``near_mm``: the outline does
-    not touch it but ends in tissue of its own density that close to it, on its ``sides``
-    (patient side names, `_near_field_end`): the same lower bound."""
+    size is unreliable (possibly too large, not only too small). ``sides``: the patient's sides
+    (``SIDE_NAMES``) of the faces it touches (`_face_sides`), or that it comes near; ``near_mm``:
+    the outline does not touch the edge but ends in tissue of its own density that close to it
+    (`_near_field_end`): the same lower bound."""
+    where = f" on its {', '.join(sides)} side" if sides else ""
     if near_mm is not None:
-        where = f" on its {', '.join(sides)} side" if sides else ""
         return (f"the lesion comes within {near_mm:.1f} mm of the edge of the image{where} (the end of the "
                 f"measured field of view), and its outline ends there in tissue of its own density, short of "
                 f"the {SHELL_MM[1]:g} mm of tissue beyond it that its border is judged on: it may continue "
@@ -2915,5 +2931,5 @@ def _edge_warning(volume_ml: float, grown_unbounded: bool, near_mm: float | None
                 "intensity edge): "
                 "its size is unreliable, not a lower bound (it has possibly grown into neighbouring "
                 "tissue of the same density); check it, give the organ mask, or remove clicks (--remove)")
-    return ("the lesion touches the edge of the image: it may continue outside the field "
-            "of view and its size is a lower bound")
+    return (f"the lesion touches the edge of the image{where}: it may continue outside the field "
+            "of view and its size is a lower bound; segment it on a larger field of view")
