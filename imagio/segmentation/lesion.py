@@ -87,8 +87,10 @@ Every threshold, with its published source or its stated method reason, is in
    ``exclude`` points remove the part of the lesion that is nearer to them than to the click.
 Warnings (``LesionMeasurements.warnings``): the result is tiny (equivalent diameter < 3 mm, a
 micronodule: Fleischner glossary, Hansell et al., Radiology 2008), fills less than 5 % of its
-circumscribed sphere (a leak along tubes or a plate along a wall), touches the image edge (the
-lesion may continue outside the field of view), reached ``max_radius_mm``, or (lung) is more than
+circumscribed sphere (a leak along tubes or a plate along a wall), touches the image edge or ends
+in tissue of its own density within ``SHELL_MM[1]`` of the end of the measured field (an array
+face or a reformat's padding: ``_near_field_end``; the lesion may continue outside the field of
+view, on the patient's side named), reached ``max_radius_mm``, or (lung) is more than
 4 times smaller than the region at the detection threshold it was refined from, or than the dense
 tissue enclosed by lung around the click (the same thresholds, no per-slice envelope, only the
 columns along S that have aerated lung above and below: ``_roofed_columns``; a mass filling the
