@@ -87,8 +87,10 @@ Every threshold, with its published source or its stated method reason, is in
    ``exclude`` points remove the part of the lesion that is nearer to them than to the click.
 Warnings (``LesionMeasurements.warnings``): the result is tiny (equivalent diameter < 3 mm, a
 micronodule: Fleischner glossary, Hansell et al., Radiology 2008), fills less than 5 % of its
-circumscribed sphere (a leak along tubes or a plate along a wall), touches the image edge (the
-lesion may continue outside the field of view), reached ``max_radius_mm``, or (lung) is more than
+circumscribed sphere (a leak along tubes or a plate along a wall), touches the image edge or ends
+in tissue of its own density within ``SHELL_MM[1]`` of the end of the measured field (an array
+face or a reformat's padding: ``_near_field_end``; the lesion may continue outside the field of
+view, on the patient's side named), reached ``max_radius_mm``, or (lung) is more than
 4 times smaller than the region at the detection threshold it was refined from, or than the dense
 tissue enclosed by lung around the click (the same thresholds, no per-slice envelope, only the
 columns along S that have aerated lung above and below: ``_roofed_columns``; a mass filling the
@@ -1677,7 +1679,8 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         meas.edge_support = None if share is None else round(share, 3)
         if share is not None and share < EDGE_SUPPORT_MIN:
             _edge_support_note(notes, share, sides)
-    plaus = _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge)
+    plaus = _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge,
+                          measured=None if data is None else data.data)
     own = [i for i, n in enumerate(notes) if n.startswith(OWN_LEAK)]
     if own:
         # this outline's own leak is said once, in _click_range's note (trial 68 L6: STS_022's leak was
@@ -1769,12 +1772,21 @@ def edge_support(mask: np.ndarray, ct: Volume) -> tuple:
     edge = np.abs(mi - mo)[tuple(pts.T)] > ISO_MARGIN_HU
     lo = np.array([s_.start for s_ in sl])
     off = ct.kji_to_world((pts + lo).astype(float)) - ct.kji_to_world((np.argwhere(m).mean(0) + lo)[None])[0]
-    ax = np.argmax(np.abs(off), axis=1)
-    side = 2 * ax + (off[np.arange(len(off)), ax] < 0)
-    names = ["right", "left", "anterior", "posterior", "superior", "inferior"]
+    side = _side_codes(off)
     n_all = np.bincount(side, minlength=6)
     n_no = np.bincount(side[~edge], minlength=6)
-    return float(edge.mean()), [names[i] for i in range(6) if n_all[i] and 2 * n_no[i] > n_all[i]]
+    return float(edge.mean()), [SIDE_NAMES[i] for i in range(6) if n_all[i] and 2 * n_no[i] > n_all[i]]
+
+
+SIDE_NAMES = ("right", "left", "anterior", "posterior", "superior", "inferior")
+
+
+def _side_codes(off_ras: np.ndarray) -> np.ndarray:
+    """Int [N]: index into ``SIDE_NAMES`` of each (N, 3) RAS offset (mm), by its largest
+    component (+R right, -R left, +A anterior, ...): the patient's side it points to."""
+    off = np.asarray(off_ras, float).reshape(-1, 3)
+    ax = np.argmax(np.abs(off), axis=1)
+    return 2 * ax + (off[np.arange(len(off)), ax] < 0)
 
 
 def attenuation_subtype(mask: np.ndarray, a: np.ndarray, sk, organ: np.ndarray | None = None) -> tuple:
@@ -2735,10 +2747,78 @@ def _edge_support_note(notes: list, share: float, sides: list) -> None:
                  "outline it on MR / by hand")
 
 
-def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False) -> list:
+def _near_field_end(mask: np.ndarray, ct: Volume, thr, measured: np.ndarray | None) -> tuple | None:
+    """(distance mm, [sides]) where the outline ``mask`` (bool [k, j, i] on ``ct``'s grid)
+    ends in tissue of its own density within ``SHELL_MM[1]`` of the end of the measured field
+    of view, else None. The end of the measured field is the first voxel beyond an array face
+    or off ``measured`` (bool [k, j, i], the tool's measured voxels, `_measured_data`: a
+    reformat's padding and its blended rim are not; None: all measured), distances (mm, voxel
+    centre to voxel centre, the grid's spacing, any orientation) by the Euclidean distance
+    transform. An outline that ends in tissue of its own density (a voxel outside it, 6-next to
+    it, within ``thr`` = [lower, upper] HU, the thresholds it was grown with) did not stop at its
+    own intensity edge there: it was stopped by the lung envelope (the hull of a lung cut by the
+    field of view stops short of the face: lung2's mass on a 60 mm crop, 24.0 of 40.0 mL) or
+    the opening; and a border is judged on the tissue up to ``SHELL_MM[1]`` beyond it
+    (`edge_support`, the soft-tissue edge rule's shell), so where the field ends closer than
+    that, what lies beyond the outline was not seen (issue 14). The sides are the patient's
+    (`_side_codes`) of the offsets from those voxels to their nearest unmeasured voxel, most
+    frequent first."""
+    from ..morph6 import dilate6
+
+    sk = np.asarray(ct.spacing_kji, float)
+    sl = bbox_slices(mask, SHELL_MM[1] + float(sk.max()), sk)
+    if sl is None or thr is None or len(thr) < 2:
+        return None
+    m = mask[sl]
+    ok = np.ones(m.shape, bool) if measured is None else measured[sl]
+    a = ct.array[sl]
+    dense = (a >= thr[0]) & (a <= thr[1]) & ok & ~m
+    stop = m & dilate6(dense)
+    if not stop.any():
+        return None
+    # the box's own faces inside the array are measured beyond: only the array's faces end the field
+    big = np.ones(tuple(n + 2 for n in m.shape), bool)
+    big[1:-1, 1:-1, 1:-1] = ok
+    for ax in range(3):
+        for end, at_face in ((0, sl[ax].start == 0), (-1, sl[ax].stop >= ct.shape[ax])):
+            if at_face:
+                big[(slice(None),) * ax + (end,)] = False
+    if big.all():
+        return None
+    dist, idx = ndimage.distance_transform_edt(big, sampling=sk, return_indices=True)
+    inner = (slice(1, -1),) * 3
+    dist = dist[inner]
+    near = stop & (dist <= SHELL_MM[1])
+    if not near.any():
+        return None
+    pts = np.argwhere(near)
+    to = np.stack([idx[ax][inner][near] for ax in range(3)], axis=1) - 1   # the nearest unmeasured voxel
+    lo = np.array([s_.start for s_ in sl])
+    codes = _side_codes(ct.kji_to_world((to + lo).astype(float)) - ct.kji_to_world((pts + lo).astype(float)))
+    n = np.bincount(codes, minlength=6)
+    return float(dist[near].min()), [SIDE_NAMES[i] for i in np.argsort(-n, kind="stable") if n[i]]
+
+
+def _face_sides(ct: Volume, faces) -> list:
+    """The patient's sides (``SIDE_NAMES``, `_side_codes`) of the array faces ``faces`` [(axis,
+    side 0: index 0 / 1: last index)] of ``ct``: the outward direction of each, any grid
+    orientation; each side once, in the faces' order."""
+    out = []
+    for ax, sd in faces:
+        step = np.zeros((1, 3))
+        step[0, ax] = 1.0 if sd else -1.0
+        name = SIDE_NAMES[int(_side_codes(ct.kji_to_world(step) - ct.kji_to_world(np.zeros((1, 3))))[0])]
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False,
+                  measured: np.ndarray | None = None) -> list:
     """Warnings on an implausible result; sets ``meas``'s matching flags. ``hit_limit``: the
     region reached ``max_radius_mm``; ``no_edge``: it was taken without an intensity edge (the
-    statistical soft-tissue model)."""
+    statistical soft-tissue model); ``measured``: the measured voxels (`_measured_data`; None:
+    all), whose end the outline may come near (`_near_field_end`)."""
     out = []
     d_eq = (6.0 * meas.volume_ml * 1000.0 / np.pi) ** (1.0 / 3.0)
     if d_eq < MICRONODULE_MM:
@@ -2776,7 +2856,12 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
         spans = any((ax, 0) in faces and (ax, 1) in faces for ax in range(3))
         irregular = sphere_ml > 0 and meas.volume_ml < MIN_FILL_OF_SPHERE * sphere_ml
         meas.touches_image_edge, meas.spans_image = True, spans
-        out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans or no_edge))
+        out.append(_edge_warning(meas.volume_ml, hit_limit or irregular or spans or no_edge,
+                                 sides=_face_sides(ct, faces)))
+    else:
+        near = _near_field_end(mask, ct, meas.threshold_hu, measured)
+        if near is not None:
+            out.append(_edge_warning(meas.volume_ml, False, near_mm=near[0], sides=near[1]))
     tissue_hu = fat_density_hu(mask, ct, meas)
     if tissue_hu is not None:
         meas.fat_density = True
@@ -2831,17 +2916,26 @@ def fat_density_hu(mask, ct, meas) -> float | None:
     return tissue_hu if FAT_MIN_HU <= tissue_hu < FAT_MAX_HU else None
 
 
-def _edge_warning(volume_ml: float, grown_unbounded: bool) -> str:
+def _edge_warning(volume_ml: float, grown_unbounded: bool, near_mm: float | None = None, sides=()) -> str:
     """The warning for a result that touches the image's edge: a lesion with a plausible outline
     cut by the field of view has a size that is a lower bound; a region that spans the image
     from face to opposite face, reached the size limit, has an irregular shape or was taken
     without an intensity edge may have flooded neighbouring tissue of the same density, so its
-    size is unreliable (possibly too large, not only too small)."""
+    size is unreliable (possibly too large, not only too small). ``sides``: the patient's sides
+    (``SIDE_NAMES``) of the faces it touches (`_face_sides`), or that it comes near; ``near_mm``:
+    the outline does not touch the edge but ends in tissue of its own density that close to it
+    (`_near_field_end`): the same lower bound."""
+    where = f" on its {', '.join(sides)} side" if sides else ""
+    if near_mm is not None:
+        return (f"the lesion comes within {near_mm:.1f} mm of the edge of the image{where} (the end of the "
+                f"measured field of view), and its outline ends there in tissue of its own density, short of "
+                f"the {SHELL_MM[1]:g} mm of tissue beyond it that its border is judged on: it may continue "
+                "outside the field of view and its size is a lower bound; segment it on a larger field of view")
     if grown_unbounded:
         return (f"{EDGE_UNBOUNDED} ({volume_ml:.1f} mL) without a border of its own "
                 "(grown across the image, to the size limit, into an irregular shape or without an "
                 "intensity edge): "
                 "its size is unreliable, not a lower bound (it has possibly grown into neighbouring "
                 "tissue of the same density); check it, give the organ mask, or remove clicks (--remove)")
-    return ("the lesion touches the edge of the image: it may continue outside the field "
-            "of view and its size is a lower bound")
+    return (f"the lesion touches the edge of the image{where}: it may continue outside the field "
+            "of view and its size is a lower bound; segment it on a larger field of view")
