@@ -9,6 +9,7 @@ from scipy.spatial.transform import Rotation
 
 from imagio.planning import bronchoscopy as B
 from imagio.volume import Volume, make_ijk_to_ras
+from test_bronchoscopy import _segment_mask as _capsules   # union of capsules (a, b, radius) in RAS
 
 
 @pytest.mark.parametrize("spacing", [(1.5, 1.5, 1.5), (2.0, 0.7, 0.7)])  # k, j, i mm
@@ -37,17 +38,6 @@ def test_a_mask_lumen_is_known_to_within_a_voxel(spacing):
             assert (meas <= diam + 0.5 * sp.max() + 1e-6).all(), (diam, k, meas)
             worst = max(worst, float((diam - meas).max()))
     assert worst > 0.5 * np.linalg.norm(sp), worst
-
-
-def _capsules(vol: Volume, segs) -> np.ndarray:
-    """Union of capsules (a, b, radius) in RAS on ``vol``'s grid."""
-    w = vol.kji_to_world(np.indices(vol.shape).reshape(3, -1).T)
-    m = np.zeros(len(w), bool)
-    for a, b, r in segs:
-        a, b = np.asarray(a, float), np.asarray(b, float)
-        t = np.clip(((w - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
-        m |= np.linalg.norm(w - (a + t[:, None] * (b - a)), axis=1) <= r
-    return m.reshape(vol.shape)
 
 
 def test_a_stop_at_the_resolution_limit_is_said_and_a_resolved_stop_stays_firm():
