@@ -123,11 +123,12 @@ def stopping_lumen(rmin: np.ndarray, approach_path: np.ndarray, need: float) -> 
 
 
 def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndarray, rmin: np.ndarray,
-          approach_path: np.ndarray, wider: str = "") -> str:
+          approach_path: np.ndarray, wider: str = "", resolved: bool = True) -> str:
     """One sentence: the scope reaches the lesion at point ``pid``, or ends ``wd[pid]`` mm short,
     with where it stops and why (the first lumen narrower than the scope on the airway leading
     towards the lesion, ``approach_path``: point ids from the root). When that lumen is at the
-    CT's resolution limit (``stop_is_resolved`` False) the stop is not stated as firm: the
+    CT's resolution limit (``resolved`` False: the caller's `stop_is_resolved` of the lumen
+    `stopping_lumen` finds) the stop is not stated as firm: the
     sentence says the airway may be wider, with ``wider`` (what the route gives if every lumen is
     one voxel diagonal wider than measured) and the next step."""
     what = _describe(tree, int(tree.branch_of[pid]))
@@ -145,7 +146,7 @@ def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndar
         why = (f"the airway leading towards {goal} narrows to {np.floor(100 * rmin[s]) / 100:.2f} mm at "
                f"{_describe(tree, int(tree.branch_of[s]))} (the {scope} needs >= {need:.2f} mm)")
         diag = float(getattr(tree, "voxel_diag_mm", 0.0) or vox)
-        firm = stop_is_resolved(float(rmin[s]), need, vox, diag)
+        firm = resolved
         if not firm:
             # trial 75: four routes stopped at "3.00 mm" = 2 voxels of 1.5 mm where the airways
             # were 4.5-5.8 mm wide, and said so as a fact
