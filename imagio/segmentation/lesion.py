@@ -1778,15 +1778,17 @@ def edge_support(mask: np.ndarray, ct: Volume) -> tuple:
     return float(edge.mean()), [SIDE_NAMES[i] for i in range(6) if n_all[i] and 2 * n_no[i] > n_all[i]]
 
 
-SIDE_NAMES = ("right", "left", "anterior", "posterior", "superior", "inferior")
+SIDE_NAMES = ("right", "left", "anterior", "posterior", "superior", "inferior")   # `planning.skin.side_codes`' order
 
 
 def _side_codes(off_ras: np.ndarray) -> np.ndarray:
     """Int [N]: index into ``SIDE_NAMES`` of each (N, 3) RAS offset (mm), by its largest
-    component (+R right, -R left, +A anterior, ...): the patient's side it points to."""
-    off = np.asarray(off_ras, float).reshape(-1, 3)
-    ax = np.argmax(np.abs(off), axis=1)
-    return 2 * ax + (off[np.arange(len(off)), ax] < 0)
+    component (+R right, -R left, +A anterior, ...): the patient's side it points to. The
+    planner's rule (`planning.skin.side_codes`, which names the truncation sides), imported here
+    on use (imagio.planning imports this module)."""
+    from ..planning.skin import side_codes
+
+    return side_codes(np.asarray(off_ras, float).reshape(-1, 3))
 
 
 def attenuation_subtype(mask: np.ndarray, a: np.ndarray, sk, organ: np.ndarray | None = None) -> tuple:
