@@ -91,6 +91,18 @@ def test_plan_refuses_a_leaked_target_outline_unless_the_user_accepts_it(torso_l
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "flagged by imagio lesion" in err[0] and "leaked" in err[0]
     assert "--accept-flagged-target" in err[0] and not (tmp_path / "a" / "plan.json").exists()
+    # an outline that also covers bone: its cover warning waits until the target is accepted, the
+    # refusal stays one line (new-user trial 76 L)
+    lab, les = io.read_labels(d / "labels.seg.nrrd"), io.read_labels(d / "les.nii.gz")
+    bone = next(k for k, n in lab.labels.items() if n.startswith("vertebrae"))
+    (d / "cover").mkdir(exist_ok=True)
+    io.write_labels(les.with_array((les.array > 0) | (lab.array == bone), labels={1: "liver_tumor"}),
+                    d / "cover" / "les.nii.gz")
+    _sidecar(d / "cover", LEAKED)
+    cover = [str(d / "cover" / "les.nii.gz") if a == str(d / "les.nii.gz") else a for a in args]
+    assert main(cover + ["--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "flagged by imagio lesion" in err[0], err
     assert main(args + ["--out", str(tmp_path / "b"), "--accept-flagged-target"]) == 0
     doc = json.loads((tmp_path / "b" / "plan.json").read_text())
     assert doc["warnings"][0].startswith("the target outline liver_tumor was flagged by imagio lesion")

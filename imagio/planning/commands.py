@@ -110,10 +110,20 @@ def read_plan_inputs(args):
     # the plan over that map only (new-user trial 39 M2: another map was drawn under the plan silently)
     args.labels_digest = world_digest(labels)
     if getattr(args, "lesions", None):
+        import warnings
+
         from .problem import kept_under_lesion
 
-        labels = io.with_lesions(labels, args.lesions, keep=kept_under_lesion(labels, _parse_roles(getattr(args, "role", None))))
-    refuse_flagged_target(args, labels)
+        # the outline's cover warnings wait for the flagged-target check: a refused target is
+        # one line (new-user trial 76 L: a bone-cover warning was printed before the refusal)
+        with warnings.catch_warnings(record=True) as held:
+            warnings.simplefilter("always", io.InputWarning)
+            labels = io.with_lesions(labels, args.lesions, keep=kept_under_lesion(labels, _parse_roles(getattr(args, "role", None))))
+        refuse_flagged_target(args, labels)
+        for w in held:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    else:
+        refuse_flagged_target(args, labels)
     return out, ct, labels
 
 
