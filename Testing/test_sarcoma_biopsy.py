@@ -975,3 +975,25 @@ def test_an_outline_over_the_whole_femur_keeps_its_marrow_out_of_the_tumour():
     sp = plan_sarcoma_biopsy(ph.ct, ph.labels.with_array(arr))
     assert not (sp.viable.mask & fem).any()
     assert not [w for w in sp.warnings if "necrotic" in w], [w for w in sp.warnings if "necrotic" in w]
+
+
+def test_gas_in_a_limb_is_not_lung_the_lung_rules_are_off_as_the_plan_says():
+    # new-user trial 77 M1: with no lung labelled, the torso planner took any air in the body for
+    # lung and rejected tracts for "pleural crossings" while plan.json said the rule did not apply;
+    # here a voxel of gas sits in the fat on the best tract (no lung or liver in a thigh)
+    ph = thigh(seed=2, spacing_mm=3.0, tumour_compartment="medial", tumour_angle_deg=120,
+               tumour_radial_mm=45, tumour_s_mm=220, tumour_diameter_mm=40, necrotic_fraction=0)
+    sp = plan_sarcoma_biopsy(ph.ct, ph.labels)
+    m = sp.cores[0]["metrics"]
+    pts, lab = path_labels(ph.labels, m.entry_ras, m.target_ras)
+    names = ph.labels.labels
+    fat = [i for i, v in enumerate(lab) if names.get(int(v), "") == "subcutaneous_fat"]
+    kji = np.rint(ph.ct.world_to_kji(pts[fat[len(fat) // 2]])).astype(int)
+    gas = ph.ct.array.copy()
+    gas[tuple(kji)] = -900   # a 3 mm voxel of gas in the fat (the planner's air: < -400 HU)
+    again = plan_sarcoma_biopsy(ph.ct.with_array(gas), ph.labels)
+    # no tract is lost to the gas (before: 1220 of 1222 feasible, tracts through it rejected)
+    assert again.plan.to_dict()["report"]["feasible"] == sp.plan.to_dict()["report"]["feasible"]
+    rules = again.to_dict()["rules"]
+    assert {"pleural_crossings", "fissure", "emphysema"} <= set(rules["disabled"])
+    assert rules["pleural_crossings"]["applies"] is False and "limb" in rules["pleural_crossings"]["why"]

@@ -55,6 +55,7 @@ class SarcomaPlan:
     compartments_checked: bool
     warnings: list = field(default_factory=list)
     failure: str | None = None   # why no core could be planned, one line naming what to change
+    lung_or_liver: bool = False   # a lung or liver is labelled (a trunk-wall sarcoma): their rules apply
 
     @property
     def feasible(self) -> bool:
@@ -76,7 +77,8 @@ class SarcomaPlan:
                 # procedure refuses a point and aims its cores at the viable map (trial 39 L1)
                 and not (w.startswith("the target point of") and "reads fluid" in w)]
         doc["warnings"] = base + [w for w in self.warnings if w not in base]
-        _limb_only(doc, float(self.plan.maps.cap_mm))
+        if not self.lung_or_liver:
+            _limb_only(doc, float(self.plan.maps.cap_mm))
         doc["sarcoma"] = to_jsonable({
             "tumour": self.tumour,
             "compartments_checked": self.compartments_checked,
@@ -340,6 +342,15 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         curve = inc.densify(curve)
         warnings += _check_incision_on_skin(ct, labels, curve, tol)
     off = {"table_side": patient_position is None, "craniocaudal": max_craniocaudal_deg is None}
+    # no lung or liver labelled (a limb): their rules are off, as plan.json says (`_limb_only`); on,
+    # the planner took any air in the body (skin folds, gas) for lung and dropped tracts for pleural
+    # crossings the plan called not applicable (new-user trial 77 M1: STS_002, 351 of 1541 tracts).
+    # With a lung or liver labelled (a trunk-wall sarcoma) they apply as in any needle plan.
+    from ... import anatomy
+    from ..problem import OPTIONAL_RULES
+
+    lung_or_liver = any(n in anatomy.AERATED_LUNG or anatomy.is_liver(n) for n in labels.labels.values())
+    off.update({r: not lung_or_liver for r in LUNG_LIVER_RULES if r in OPTIONAL_RULES})
     c = Constraints(disabled_rules=tuple(dict.fromkeys([r for r, o in off.items() if o] + list(disabled_rules or ()))),
                     entry_region=None if curve is None else (curve, tol), max_craniocaudal_deg=max_craniocaudal_deg,
                     **({"patient_position": patient_position} if patient_position else {}),
@@ -395,7 +406,8 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
         co["crossed"] = {n: round(mm, 1) for n, mm in co["metrics"].length_in_mm.items() if mm > 0}
         co["compartments_crossed"] = sorted({anat.compartment_of(n) for n in co["crossed"]} - {None})
     return SarcomaPlan(result, name, inv, {k2: list(v) for k2, v in anat.compartments.items()}, vm, cores,
-                       curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings, failure)
+                       curve, source, tol, axis, how, lm, rule_of, roles, checked, warnings, failure,
+                       lung_or_liver)
 
 
 def _entry_on_the_couch_side(ct: Volume, core) -> list:
