@@ -86,6 +86,16 @@ def anatomical_axes(vol: Volume) -> dict:
     return out
 
 
+def grid_obliquity_deg(vol: Volume) -> float:
+    """The largest angle (degrees, 0-54.7) between an array axis of ``vol`` and the patient axis
+    (R, A or S) nearest it: 0 on a grid stored along the patient's axes (flips and axis
+    permutations included), the tilt of an oblique reformat otherwise. A CT is measured in axial
+    planes (a gantry tilt is resampled on reading, `imagio.io`), so a grid oblique to the patient
+    holds interpolated values."""
+    d = np.abs(np.asarray(vol.direction, float))
+    return float(np.degrees(np.arccos(np.clip(d.max(axis=0), -1.0, 1.0))).max())
+
+
 def inplane_spacing_mm(vol: Volume) -> float:
     """The coarser of the two in-plane voxel sizes (mm): the axes other than the superior one."""
     sup = anatomical_axes(vol)["S"][0]

@@ -419,9 +419,10 @@ def _slice_planes(ct: Volume):
     within half its finest voxel of its patient axis across an envelope's radius,
     ``ENVELOPE_RADIUS_MM``: the storage slices are the axial planes), else `_Planes` (an
     oblique grid). The per-slice rules take either."""
-    d = np.abs(np.asarray(ct.direction, float))
-    off = np.arccos(np.clip(d.max(axis=0), -1.0, 1.0))   # each axis' angle to its nearest patient axis
-    if float(off.max()) <= np.arctan(0.5 * float(np.min(ct.spacing_kji)) / ENVELOPE_RADIUS_MM):
+    from .common import grid_obliquity_deg
+
+    off = np.radians(grid_obliquity_deg(ct))   # the largest angle of an axis to its nearest patient axis
+    if off <= np.arctan(0.5 * float(np.min(ct.spacing_kji)) / ENVELOPE_RADIUS_MM):
         return anatomical_axes(ct)["S"][0]
     return _Planes(ct)
 

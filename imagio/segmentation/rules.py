@@ -206,6 +206,8 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 meta["warnings"].append(f"airways: {meta['airways']['carina_warning']}")
             if meta["airways"].get("cut_face_warning"):
                 meta["warnings"].append(f"airways: {meta['airways']['cut_face_warning']}")
+            if meta["airways"].get("reformat_warning"):
+                meta["warnings"].append(f"airways: {meta['airways']['reformat_warning']}")
             if meta["airways"].get("leak_warning"):
                 meta["warnings"].append(f"airways: {meta['airways']['leak_warning']}")
             from ..planning.bronchoscopy.mask_checks import check_slice_thickness  # the one limit
