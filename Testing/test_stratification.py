@@ -296,6 +296,10 @@ def test_risk_cli(capsys):
     out = json.loads(capsys.readouterr().out)
     assert "mass" in out["brock"]["refused"] and "4-30" in out["mayo"]["refused"]
     assert out["lung_rads"]["category"] == "4B" and "4X" in out["lung_rads"]["note"]
+    # just above 30 mm: said as measured, not rounded to a "30 mm ... (> 30 mm)" (trial 77 L4)
+    assert main(["risk", "--age", "66", "--sex", "female", "--size-mm", "30.4", "--type", "solid"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "30.4 mm is a mass" in out["brock"]["refused"] and "30.4 mm" in out["lung_rads"]["note"]
     # a 0.3 mm "nodule" is below what is measured (micronodule < 3 mm): every model refuses
     assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "0.3", "--smoker"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -143,7 +143,7 @@ def lung_rads(nodule: dict) -> dict:
     if other:
         r["if_other_type"] = other
     if size > MASS_MM:
-        r["note"] = (f"{size:.0f} mm: a mass (> 30 mm, Fleischner glossary). Lung-RADS 4X applies "
+        r["note"] = (f"{size:.1f} mm: a mass (> 30 mm, Fleischner glossary). Lung-RADS 4X applies "
                      "when it has additional features of malignancy (spiculation, lymphadenopathy, "
                      "metastases): a reader's judgement")
     return r
@@ -239,7 +239,7 @@ def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
         # the floor under the other plausible type, as a category's (trial 66 M1: lung1 #6, a clipped
         # part-solid 8.9 mm with a 5.9 mm solid part, floor 3, is at least 4A as solid)
         other = _other_type(nodule, "solid" if t not in ("part_solid", "nonsolid") else t, size)
-    mass = f"; {size:.0f} mm already: a mass (> 30 mm), Lung-RADS 4B/4X territory" if size > MASS_MM else ""
+    mass = f"; {size:.1f} mm already: a mass (> 30 mm), Lung-RADS 4B/4X territory" if size > MASS_MM else ""
     if floor == "4B" and t == "solid" and "scan's edge" not in reason:
         return {"category": "4B", "management": lungrads.table()["management"]["4B"],
                 "reason": f"at least 4B: {reason}{mass}", "size_lower_bound": True,
@@ -281,7 +281,7 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
         return _refuse("brock", "no measured nodule size (segmentation failed)", src)
     extent = max(size, nodule.get("long_axis_mm") or 0.0)   # a mass by its largest extent
     if extent > MASS_MM:
-        return _refuse("brock", f"{extent:.0f} mm is a mass (> 30 mm, Fleischner glossary), outside "
+        return _refuse("brock", f"{extent:.1f} mm is a mass (> 30 mm, Fleischner glossary), outside "
                                 "the nodules Brock was built on; Lung-RADS 4B/4X territory", src)
     if t == "calcified":
         return _refuse("brock", "calcified nodule: benign pattern, outside the model's population", src)
