@@ -214,13 +214,46 @@ def test_dense_summary_gives_ml_per_density_class(ph):
     metal_ml = float(clip.sum()) * ct.voxel_volume_ml
     w = [x for x in dense.summary() if "of unlabelled dense tissue" in x]
     assert len(w) == 1, dense.summary()
-    assert f"{metal_ml:.1f} mL at >= 3000 HU (metal)" in w[0], w[0]
+    # the phantom is a contrast CT (its labelled vessels enhance): above cortical density the class
+    # names a vein of undiluted contrast too (issue 14: the chest CTA's superior vena cava, 1,000-3,261
+    # HU, was called "bone, calcification or metal")
+    assert dense.contrast is True
+    assert f"{metal_ml:.1f} mL at >= 3000 HU (metal, or undiluted contrast in a vein" in w[0], w[0]
     total = float(w[0].split(" mL")[0])
     assert total > 10 * metal_ml                 # the ribs within reach: bone, not metal
-    assert "mL at 700-3000 HU (bone, calcification or metal)" in w[0]
+    assert "mL at 700-3000 HU (bone, calcification or metal, or undiluted contrast in a vein" in w[0]
     per = dense.to_dict()["unlabelled_dense_ml_by_hu"]
     assert per["3000-inf"] == pytest.approx(metal_ml, abs=0.01)
     assert sum(per.values()) == pytest.approx(dense.block_ml, abs=0.03)
+
+
+def test_density_class_names_undiluted_contrast_by_the_ct_phase():
+    """Issue 14: tissue above cortical density on a contrast CT may be a vein of undiluted contrast
+    (the chest CTA's superior vena cava and brachiocephalic vein, up to 3,261 HU); the class says so
+    on a contrast CT, as a possibility when the phase is not known (no vessel labelled), and not on
+    a non-contrast CT; below cortical density the class is the same whatever the phase. The phase
+    comes from the labelled vessels, the rules' blood pool (great_vessels) included."""
+    from imagio.planning.density import density_class
+    from imagio.planning.problem import contrast_phase
+    from imagio.volume import Volume
+
+    for hu in (900.0, 3100.0):
+        yes, unknown, no = (density_class(hu, c) for c in (True, None, False))
+        assert "undiluted contrast" in yes and "contrast CT" in yes
+        assert "undiluted contrast" in unknown and "if the CT has contrast" in unknown
+        assert "undiluted contrast" not in no and no == density_class(hu)
+        assert no == ("metal" if hu >= 3000 else "bone, calcification or metal")
+    assert len({density_class(400.0, c) for c in (True, None, False)}) == 1
+    hu = np.full((4, 5, 6), 40, np.int16)
+    hu[1:3, 1:4, 1:5] = 420                          # the enhanced blood pool
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[1:3, 1:4, 1:5] = 1
+    aff = np.diag([0.8, 1.1, 2.5, 1.0])
+    ct = Volume(hu, aff)
+    assert contrast_phase(ct, Volume(lab, aff, labels={1: "great_vessels"})) is True
+    assert contrast_phase(ct, Volume(lab, aff, labels={1: "body"})) is None
+    assert contrast_phase(ct.with_array(np.where(lab > 0, 45, 40).astype(np.int16)),
+                          Volume(lab, aff, labels={1: "great_vessels"})) is False
 
 
 def _unlabel(ph, names, hu, fill=0):

@@ -151,8 +151,10 @@ def test_contrast_pool_found_in_every_crop(shared_data):
 
 def test_vessels_on_contrast_ct_give_the_blood_pool(shared_data):
     """--structures vessels on a CT angiography: the enhanced blood pool (heart, aorta, pulmonary
-    arteries) is one label, great_vessels (measured: 572 mL at 1.5 mm, 564 mL at 3 mm; no
-    reference segmentation exists for this scan), disjoint from lungs and bone; it holds the
+    arteries, the veins of undiluted contrast joined to it: issue 14) is one label, great_vessels
+    (measured at 3 mm: 753 mL, 844 mL with the undiluted vein's 91 mL; at 1.5 mm 865 mL; no
+    reference segmentation exists for this scan; a sanity bound: the heart chambers and great
+    vessels of an adult chest hold under about 1,000 mL), disjoint from lungs and bone; it holds the
     thick uniform contrast lumens (independent check: voxels within 60 HU of the pool's mode
     and >= 6 mm inside such tissue, scipy's exact EDT); the output says the pool is not split.
     The non-contrast TotalSegmentator example gets none."""
@@ -163,7 +165,7 @@ def test_vessels_on_contrast_ct_give_the_blood_pool(shared_data):
     m, meta = rules.segment_masks(c3, ["body", "bones", "vessels"])
     pool = m["great_vessels"]
     ml = pool.sum() * c3.voxel_volume_ml
-    assert 400 < ml < 800, ml
+    assert 400 < ml < 1000, ml
     bone = m["vertebrae"] | m["ribs"] | m["bone"]
     assert not (pool & bone).any() and not (pool & m["lung_vessels"]).any()
     a = c3.array

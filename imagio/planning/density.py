@@ -53,7 +53,12 @@ Unlabelled tissue of 130-250 HU (calcification, cartilage, a contrast-filled ves
 angiographic density) is not kept out but warned per proposal: `intermediate`.
 
 The density class in messages: >= ``metal_hu`` metal; >= ``cortical_hu`` bone, calcification or
-metal; else bone at partial volume, calcification or a contrast-filled vessel.
+metal; else bone at partial volume, calcification or a contrast-filled vessel. Above
+``cortical_hu`` a contrast CT adds undiluted contrast in a vein of inflow: the superior vena
+cava, brachiocephalic or subclavian vein of the injection side reads 1,000-2,000 HU and more
+(Bae KT, Radiology 2010;256:32-61), up to the scale's top (the chest CTA's up to 3,261 HU, issue
+14), so the metal class names it too. A CT whose phase the label map does not tell
+(`problem.contrast_phase`: no vessel labelled) names it as possible "if the CT has contrast".
 
 RAS mm, HU; arrays [k, j, i].
 """
@@ -105,13 +110,22 @@ def dense_objects(hu: np.ndarray, voxel_volume_ml: float, checked: np.ndarray | 
     return cc3d.dust(dense, threshold=min_object_voxels(voxel_volume_ml), connectivity=26, in_place=False)
 
 
-def density_class(peak_hu: float) -> str:
-    """What tissue of peak ``peak_hu`` HU can be, in words."""
+UNDILUTED = "undiluted contrast in a vein (superior vena cava, brachiocephalic or subclavian vein)"
+
+
+def density_class(peak_hu: float, contrast: bool | None = False) -> str:
+    """What tissue of peak ``peak_hu`` HU can be, in words. ``contrast``: whether the CT is
+    contrast-enhanced (`problem.contrast_phase`: True, False, or None when not known); above
+    ``cortical_hu`` a contrast CT adds undiluted contrast in a vein of inflow (module doc), an
+    unknown phase adds it as a possibility. Default False: the class by density alone."""
     lim = density_limits()
-    if peak_hu >= lim["metal_hu"]:
-        return "metal"
     if peak_hu >= lim["cortical_hu"]:
-        return "bone, calcification or metal"
+        base = "metal" if peak_hu >= lim["metal_hu"] else "bone, calcification or metal"
+        if contrast:
+            return f"{base}, or {UNDILUTED}: this is a contrast CT"
+        if contrast is None:
+            return f"{base}, or {UNDILUTED} if the CT has contrast"
+        return base
     return "bone at partial volume, calcification or a contrast-filled vessel"
 
 
@@ -330,6 +344,24 @@ class DenseTissue:
                 self.target_gap = (max(float(d) - self.half, 0.0), float(self._tree_hu[j]),
                                    np.round(self._tree.data[j], 1).tolist())
 
+    @property
+    def contrast(self) -> bool | None:
+        """Whether the problem's CT is contrast-enhanced as its labelled vessels tell
+        (`problem.contrast_phase`; None when no vessel is labelled), read once, when a message
+        first needs it."""
+        if not hasattr(self, "_contrast"):
+            from .problem import contrast_phase
+
+            self._contrast = contrast_phase(self.p.ct, self.p.labels)
+        return self._contrast
+
+    def kind(self, peak_hu: float) -> str:
+        """`density_class` of ``peak_hu`` (HU) on this problem's CT (its contrast phase: a vein of
+        undiluted contrast is named above ``cortical_hu`` on a contrast CT)."""
+        if peak_hu < self.cortical:
+            return density_class(peak_hu)
+        return density_class(peak_hu, self.contrast)
+
     # ------------------------------------------------------------------------------------
     def _local(self, kji_nearest: np.ndarray):
         """(inside-the-box bool, local indices clipped) of global nearest-voxel indices (n, 3)."""
@@ -370,13 +402,13 @@ class DenseTissue:
                     where = np.round(q[np.argmax(inside)], 1).tolist()
                     problems.append(
                         f"crosses {inside.sum() * step:.1f} mm of unlabelled dense tissue (up to {peak:.0f} HU: "
-                        f"{density_class(peak)}) at {where} RAS mm: no structure of the label map covers it; "
+                        f"{self.kind(peak)}) at {where} RAS mm: no structure of the label map covers it; "
                         "segment it or choose another path")
                 else:
                     dmin = float(np.min(d[near])) - self.half
                     problems.append(
                         f"{max(dmin, 0.0):.2f} mm from unlabelled dense tissue (up to {peak:.0f} HU: "
-                        f"{density_class(peak)}) at {where} RAS mm < needle/uncertainty {self.widen:.2f} mm")
+                        f"{self.kind(peak)}) at {where} RAS mm < needle/uncertainty {self.widen:.2f} mm")
         if self._tcomp is not None:   # bone biopsy rule (`verify.Verifier._bone_run`): entered once
             tc = inb & self._tcomp[idx]
             if tc.any() and not tc[int(np.argmax(tc)):].all():
@@ -464,18 +496,18 @@ class DenseTissue:
         out = []
         if self.block_ml > 0:
             e = [self.hu, self.cortical, float(density_limits()["metal_hu"])]
-            parts = [f"{ml:.1f} mL at {lo:g}-{hi:g} HU ({density_class(lo)})" if hi else
-                     f"{ml:.1f} mL at >= {lo:g} HU ({density_class(lo)})"
+            parts = [f"{ml:.1f} mL at {lo:g}-{hi:g} HU ({self.kind(lo)})" if hi else
+                     f"{ml:.1f} mL at >= {lo:g} HU ({self.kind(lo)})"
                      for ml, lo, hi in zip(self.block_class_ml, e, e[1:] + [None]) if ml >= 0.05]
             out.append(f"{self.block_ml:.1f} mL of unlabelled dense tissue (> {self.hu:g} HU, peak "
                        f"{self.block_peak:.0f} HU) within needle reach: " + (", ".join(parts) or
-                       f"all of it below 0.05 mL per class ({density_class(self.hu)})") +
+                       f"all of it below 0.05 mL per class ({self.kind(self.hu)})") +
                        "; the label map misses it; the CT density check keeps every path out of it "
                        "(check the segmentation)")
         if self.target_gap is not None:
             g, h, where = self.target_gap
             out.append(f"the target lies {g:.1f} mm from unlabelled dense tissue ({h:.0f} HU at {where} RAS mm: "
-                       f"{density_class(h)}), closer than the needle radius + placement uncertainty "
+                       f"{self.kind(h)}), closer than the needle radius + placement uncertainty "
                        f"({self.widen:.2f} mm): every path ends too close to it; move the target point, or label that "
                        "tissue (as the lesion if it is the target's own)")
         if self.soft_ml >= 0.05:

@@ -166,9 +166,8 @@ class Plan:
                          f"(> {lim['long_lung_traversal_mm']:g} mm: higher pneumothorax risk)")
             near = self.dense_clearance(m, p.needle.widening_mm + lim["clearance_within_mm"])
             if near is not None:
-                from .density import density_class
-
-                w.append(f"proposal {n}: unlabelled dense tissue ({near[1]:.0f} HU: {density_class(near[1])}) at "
+                w.append(f"proposal {n}: unlabelled dense tissue ({near[1]:.0f} HU: "
+                         f"{self.evaluator._verifier.dense.kind(near[1])}) at "
                          f"{near[0]:.1f} mm from the needle axis at {near[2]} RAS mm, within "
                          f"{lim['clearance_within_mm']:g} mm of the needle radius + placement uncertainty "
                          f"({p.needle.widening_mm:.2f} mm); no structure of the label map covers it")

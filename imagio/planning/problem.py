@@ -855,15 +855,16 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
 
 def contrast_phase(ct: Volume, labels: Volume | None) -> bool | None:
     """Whether ``ct`` is contrast-enhanced as its labelled vessels tell (True/False), or None when
-    no vessel is labelled: the median HU of the labels naming an artery, a vein, the aorta or a
-    vena cava against sarcoma_biopsy.json ``viable.min_contrast_vessel_hu``
+    no vessel is labelled: the median HU of the labels naming an artery, a vein, the aorta, a
+    vena cava or the rules' contrast blood pool (great_vessels, `rules.segment_masks`) against
+    sarcoma_biopsy.json ``viable.min_contrast_vessel_hu``
     (`sarcoma.viable.contrast_enhanced`: enhanced blood reads above it, unenhanced blood 30-60
     HU). ``labels`` on ``ct``'s grid."""
     if labels is None:
         return None
     from .sarcoma.viable import contrast_enhanced
 
-    words = ("artery", "vein", "aorta", "vena_cava")
+    words = ("artery", "vein", "aorta", "vena_cava", "great_vessels")
     vessels = [v for v, n in labels.labels.items() if any(w in n for w in words)]
     return contrast_enhanced(ct, labels, vessels)
 

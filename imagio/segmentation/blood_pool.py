@@ -1,5 +1,6 @@
 """Contrast blood pool, less enhanced segments: the rest of the aorta and the lumens joined to the
-pool (`extend_pool`), a warning for pool-density tissue beside the spine that stays unlabelled
+pool (`extend_pool`), the vein of undiluted contrast joined to it (`undiluted_vessel`), a
+warning for pool-density tissue beside the spine that stays unlabelled
 (`paravertebral_pool_warning`), and one for a non-enhancing crescent against the descending
 aorta's lumen (`nonenhancing_crescent_warning`: a thrombosed false lumen or intramural haematoma).
 
@@ -86,6 +87,36 @@ def extend_pool(ct: Volume, pool: np.ndarray, body: np.ndarray, lungs: np.ndarra
     rim_low = min(rim_low, 0.5 * (lumen.ENHANCED_BLOOD_MIN_HU + tissue))
     rim = dilate_mm(grown, bn.BLOOD_RIM_MM, sk) & free & (a >= rim_low) & (a <= high)
     return pool | grown | rim
+
+
+def undiluted_vessel(ct: Volume, lumen: np.ndarray, body: np.ndarray, lungs: np.ndarray | None = None,
+                     bone: np.ndarray | None = None) -> np.ndarray:
+    """Boolean [k, j, i]: the undiluted-contrast lumen ``lumen`` (bool [k, j, i]:
+    `bone_shell.undiluted_lumen` as `bones.bone_mask` found it, joined to the pool's core through
+    thick lumen and denser than the pool's band) with its partial-volume rim, for the
+    great_vessels label: voxels of the body (less ``lungs`` and ``bone``, bool [k, j, i] or None)
+    within ``bones.BLOOD_RIM_MM`` of the lumen at or above `extend_pool`'s lumen-edge threshold
+    (the half-maximum between ``MIN_BLOOD_PEAK_HU`` and the enhanced tissue), with no upper bound
+    (the blur of contrast above the band reads above it). The lumen alone (less ``bone``) on a
+    scan without a pool. All arrays on ``ct``'s [k, j, i] grid.
+
+    Why: contrast injected into an arm vein reaches the heart undiluted through the axillary,
+    subclavian and brachiocephalic veins and the superior vena cava and swirls in the right
+    atrium (Bae KT, Radiology 2010;256:32-61: venous inflow, 1,000-2,000 HU and more), so on the
+    injection side these lumens read above the pool's band, as dense as cortex, and were left
+    unlabelled ('body', issue 14: 107 mL with its rim on the chest CTA); the density check then called them
+    "bone, calcification or metal". They are the blood pool of the group that great_vessels
+    stands for (TotalSegmentator's superior_vena_cava, brachiocephalic_vein_left/right, heart;
+    anatomy.json ``group_of``) and one tube with it: no boundary between the superior vena cava,
+    the brachiocephalic vein and the atrium is drawn by density, so they are not split into
+    TotalSegmentator's classes. Bone is never taken (``bone`` is excluded, the lumen and its rim
+    included: the caller passes the final bone labels)."""
+    out = lumen.copy() if bone is None else lumen & ~bone
+    d = _pool_density(ct, body, lungs, bone)
+    if d is None or not out.any():
+        return out
+    a, _, _, rim_low, free, _ = d
+    return out | (dilate_mm(out, bn.BLOOD_RIM_MM, ct.spacing_kji) & free & (a >= rim_low))
 
 
 def paravertebral_pool_warning(ct: Volume, pool: np.ndarray, spine: np.ndarray | None,

@@ -265,13 +265,18 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
     underestimated on this grid), "low_hu" (float, HU: the bone threshold in use, raised
     above ``low_hu`` by enhanced tissue or a blood pool; `uncortexed_organ` reads it) and, on a
     CT angiography blurrier than the common resolution, "edge" (bool [k, j, i]: the voxels of
-    the returned mask that are only thin bone's blurred edge, for `split_bones`' ``edge``)."""
+    the returned mask that are only thin bone's blurred edge, for `split_bones`' ``edge``); on a
+    CT angiography of the chest with a vein of undiluted contrast joined to the pool,
+    "undiluted_vessel" (bool [k, j, i]: that vein's whole lumen denser than the pool's band,
+    `bone_shell.undiluted_lumen`, its thick trunk included; never a candidate for bone) and
+    "undiluted" (its part beyond the pool's removal: `without_lumen_rim`, `undiluted_note`)."""
     p = as_progress(progress)
     raw = check_ct(ct)
     if info is not None:
         info.pop("edge", None)   # (a dict used before: only this call's edge and notes)
         info.pop("notes", None)
         info.pop("undiluted", None)
+        info.pop("undiluted_vessel", None)
         info.pop("thick_slice_lumen", None)
     res = effective_resolution_mm(raw, ct.spacing_kji)
     a = at_common_resolution(raw, ct.spacing_kji, res)
@@ -358,6 +363,11 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
                                             ct.spacing_kji)
             dl = box = None   # (a full-volume uint32 map: not held through the labelling below)
             undiluted = bone_shell.undiluted_lumen(above, trunk, ct.spacing_kji, 0.5 * COMMON_RESOLUTION_MM)
+            if info is not None and undiluted.any():
+                # the whole vein of undiluted contrast, its thick trunk (superior vena cava,
+                # brachiocephalic vein, the right atrium's swirls) included: great_vessels in
+                # `rules.segment_masks` (`blood_pool.undiluted_vessel`)
+                info["undiluted_vessel"] = undiluted.copy()
             undiluted &= ~blood
             blood |= undiluted
             if info is not None and 1.01 * float(np.max(ct.spacing_kji)) > \
@@ -641,18 +651,22 @@ def without_lumen_rim(parts: dict[str, np.ndarray], lumen: np.ndarray, spacing_k
             for n, m in parts.items()}
 
 
-def undiluted_note(ct: Volume, lumen: np.ndarray, bone: np.ndarray) -> str:
+def undiluted_note(ct: Volume, lumen: np.ndarray, bone: np.ndarray, vessel: bool = False) -> str:
     """The sentence `bone_mask` warns with for the undiluted-contrast lumen it left out of bone
     (``lumen``, bool [k, j, i]: `bone_shell.undiluted_lumen`), naming the bone (``bone``, bool
     [k, j, i]) within one common-resolution voxel of it, where the boundary between them is the
-    lumen's opening and may be off by that voxel."""
+    lumen's opening and may be off by that voxel. ``vessel``: the lumen is labelled great_vessels
+    (`blood_pool.undiluted_vessel`: the vessels were asked for too); else it stays unlabelled."""
     from .common import mean_ras
 
     ml = ct.voxel_volume_ml
     near = bone & dilate_mm(lumen, COMMON_RESOLUTION_MM, ct.spacing_kji)
     s = (f"{lumen.sum() * ml:.1f} mL of contrast denser than the blood pool, continuous with it through a "
          f"thick lumen (centre RAS {np.round(mean_ras(ct, lumen), 0).astype(int).tolist()}: a vein of the "
-         "injection side with undiluted contrast), is not labelled bone (nor great_vessels)")
+         "injection side with undiluted contrast), is not labelled bone" +
+         ("; it is labelled great_vessels with its partial-volume rim (a vessel: keep a needle out)" if vessel else
+          "; it is left unlabelled (ask for 'vessels' too to label it great_vessels), yet a vessel: keep a "
+          "needle out"))
     if near.any():
         s += (f"; {near.sum() * ml:.1f} mL of bone lies within {COMMON_RESOLUTION_MM:g} mm of it, where that vein "
               "touches bone (the first rib, clavicle, scapula): the boundary there may be off by a voxel; check "
@@ -915,7 +929,8 @@ def contrast_blood_pool(ct: Volume, body: np.ndarray, lungs: np.ndarray | None =
     vessels drop out), components of at least ``MIN_THICK_POOL_ML`` (trabecular specks in band are
     smaller); then grown back over the lumen's partial-volume edge (voxels above the half-maximum
     within ``BLOOD_RIM_MM``). Lungs and ``bone`` (if given) are excluded. Undiluted contrast in a
-    vein (above the band) is not included: it is a warning in `rules.segment_masks`."""
+    vein (above the band) is not included here: `bone_mask` finds it (``info["undiluted_vessel"]``) and
+    `rules.segment_masks` adds it (`blood_pool.undiluted_vessel`)."""
     raw = check_ct(ct)
     a = at_common_resolution(raw, ct.spacing_kji)
     band = contrast_blood_band(a, body, ct.voxel_volume_ml, ct.spacing_kji)

@@ -40,8 +40,8 @@ STRUCTURE_CONTENTS = {
              "(TS class; non-contrast scans only, else a warning), bone (IMAGIO group, no TS "
              "equivalent: sternum, scapulae, clavicles, humeri, hips, femora; on a limb its long "
              "bones; the spine too where no canal is seen, with a warning; undiluted contrast in a vein "
-             "joined to the blood pool, and dense objects on the skin such as ECG electrodes, are left "
-             "out, with a warning)",
+             "joined to the blood pool (great_vessels when vessels are asked for too), and dense objects "
+             "on the skin such as ECG electrodes, are left out, with a warning)",
     "lungs": "lung_left, lung_right (TS combined masks of the lobes lung_upper_lobe_left ...: "
              "lobes not split; sides from the trachea / body midline, one lung when only one is in "
              "view)",
@@ -57,7 +57,9 @@ STRUCTURE_CONTENTS = {
               "so that the lung labels stay whole; bone, vessels and airways keep their voxels)",
     "vessels": "lung_vessels, plus liver_vessels when a liver mask is given, plus on a contrast "
                "CT great_vessels (IMAGIO group, no TS equivalent: the enhanced blood pool = TS "
-               "aorta, heart, pulmonary_vein, superior_vena_cava, ... not split; use a model, e.g. "
+               "aorta, heart, pulmonary_vein, superior_vena_cava, ... not split; with bones asked for "
+               "too, it holds the veins of undiluted contrast joined to the pool: superior vena cava, "
+               "brachiocephalic and subclavian vein of the injection side; use a model, e.g. "
                "--model total, for the named vessels)",
 }
 # lesion names: the one vocabulary is "tumor" (TotalSegmentator's liver_tumor, kidney_tumor, ...);
@@ -230,7 +232,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 raise
             meta["warnings"].append(f"lungs: {e}" + ("; the other structures are segmented"
                                                       if lungs_optional else ""))
-    bone = canal = None
+    bone = canal = vein_lumen = None
     bone_info: dict = {}
     lung_ml = 0.0 if lungs is None else float(lungs.sum() * ct.voxel_volume_ml)
     # a chest: a trachea or more lung than a pocket of gas; otherwise (an abdomen, a pelvis, a
@@ -344,15 +346,19 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=spine, trachea=trachea, notes=notes,
                                   bone_low_hu=bone_info.get("low_hu"), edge=bone_info.get("edge")))
-        lumen = bone_info.pop("undiluted", None)
-        if lumen is not None:
+        # the whole vein of undiluted contrast (great_vessels below: `blood_pool.undiluted_vessel`)
+        vein_lumen = bone_info.pop("undiluted_vessel", None)
+        undiluted = bone_info.pop("undiluted", None)
+        if undiluted is not None:
             # the undiluted vein's partial-volume rim is no bone (`bones.without_lumen_rim`)
-            kept = bn.without_lumen_rim({n: out[n] for n in ("vertebrae", "ribs", "bone")}, lumen, ct.spacing_kji)
+            kept = bn.without_lumen_rim({n: out[n] for n in ("vertebrae", "ribs", "bone")}, undiluted,
+                                        ct.spacing_kji)
             bone = bone & ~((out["vertebrae"] | out["ribs"] | out["bone"]) & ~(kept["vertebrae"] | kept["ribs"] |
                                                                               kept["bone"]))
             out.update(kept)
-            notes.insert(0, bn.undiluted_note(ct, lumen, kept["vertebrae"] | kept["ribs"] | kept["bone"]))
-            lumen = kept = None
+            notes.insert(0, bn.undiluted_note(ct, undiluted, kept["vertebrae"] | kept["ribs"] | kept["bone"],
+                                              vessel="vessels" in want))
+            kept = undiluted = None
         along = bone_info.pop("thick_slice_lumen", None)
         if along is not None:
             # on thick slices, the vein beyond the lumen found may be labelled bone (`bones.thick_slice_note`)
@@ -400,6 +406,16 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
         if pool is not None:
             from . import blood_pool as bp
             pool = bp.extend_pool(ct, pool, body, lungs, bone)   # trial 53 H2: descending aorta
+            vein_ml = None
+            if vein_lumen is not None:
+                # the vein of undiluted contrast joined to the pool, found with the bones (issue 14:
+                # the chest CTA's superior vena cava, brachiocephalic vein and right atrium), with its
+                # partial-volume rim; never a voxel of the bone labels
+                labelled = bone | out["vertebrae"] | out["ribs"] | out["bone"] | out["costal_cartilages"]
+                vein = bp.undiluted_vessel(ct, vein_lumen, body, lungs, labelled) & ~pool
+                vein_ml = round(float(vein.sum() * ct.voxel_volume_ml), 1)
+                pool |= vein
+                labelled = vein = vein_lumen = None
             warn = bp.paravertebral_pool_warning(ct, pool, out.get("vertebrae"), body, lungs, bone)
             if warn:
                 meta["warnings"].append(warn)
@@ -407,13 +423,22 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             if warn:
                 meta["warnings"].append(warn)
             out["great_vessels"] = pool
+            bones_done = "bones" in want
             meta["great_vessels"] = {"volume_ml": round(float(pool.sum() * ct.voxel_volume_ml), 1)}
+            if vein_ml is not None:   # of it, the vein of undiluted contrast with its rim
+                meta["great_vessels"]["undiluted_vein_ml"] = vein_ml
             meta["warnings"].append(
                 "vessels: contrast CT: the enhanced blood pool (heart chambers, aorta, pulmonary "
                 "arteries and veins, venae cavae) is ONE label, great_vessels, not split into "
-                "TotalSegmentator's aorta, heart, ...; less enhanced or undiluted-contrast vessels "
-                "(a vein at the injection side, > the pool's density) are not in it (unlabelled); segment "
-                "them with a model (--model total) for named vessels")
+                "TotalSegmentator's aorta, heart, superior_vena_cava, ...; " + (
+                    "the veins of the injection side with undiluted contrast (> the pool's density: superior "
+                    "vena cava, brachiocephalic and subclavian vein, right atrium) are in it where joined to "
+                    "the pool through a thick lumen; their thinner branches and " if bones_done else
+                    "the veins of the injection side with undiluted contrast (> the pool's density: superior "
+                    "vena cava, brachiocephalic and subclavian vein) are NOT in it (they are found with the "
+                    "bones: add 'bones' to the structures), and ") +
+                "less enhanced vessels are not in it (unlabelled); segment them with a model (--model total) "
+                "for named vessels")
         else:   # trial 73 M4: a non-contrast CT lost its great vessels without a word
             meta["warnings"].append(
                 "vessels: no contrast blood pool was found (a non-contrast or late-phase CT): the heart, "
