@@ -147,6 +147,16 @@ def test_several_series_listed_largest_axial_read_or_the_one_asked(tmp_path):
     # one file of a series as the path reads that series
     one = io.read_image(tmp_path / "d" / "c3.dcm")
     assert one.meta["SeriesInstanceUID"] == "1.2.3.4.200"
+    # the listing's kind: an oblique axial series says its tilt (new-user trial 77 L5: "axial")
+    from imagio.dicom_headers import scan_folder
+
+    a = np.radians(25.0)
+    col_t = np.array([0.0, np.cos(a), np.sin(a)])
+    obl = [np.array([-68.75, -60.0, 60.0]) + 5.0 * k * np.cross([1.0, 0.0, 0.0], col_t) for k in range(6)]
+    write_series(tmp_path / "o", pt, obl, (1, 0, 0), tuple(col_t), series="1.2.3.4.300", names=[f"o{k}.dcm" for k in range(6)])
+    kinds = {st.series: st.label() for st in scan_folder(tmp_path / "d").stacks + scan_folder(tmp_path / "o").stacks}
+    assert ", axial, " in kinds["1.2.3.4.100"] and "oblique/sagittal/coronal" in kinds["1.2.3.4.200"]
+    assert "axial, oblique: tilted 25 deg" in kinds["1.2.3.4.300"], kinds
 
 
 def test_header_noise_and_header_contradictions(tmp_path):

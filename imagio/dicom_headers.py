@@ -213,7 +213,11 @@ class Stack:
 
     def label(self) -> str:
         s = self.first
-        kind = "axial" if self.is_axial else "oblique/sagittal/coronal"
+        # the slice normal's angle to the scanner's S axis: an oblique reformat is not called
+        # plain "axial" (new-user trial 77 L5: a 25 degree oblique series was listed as axial)
+        deg = float(np.degrees(np.arccos(min(1.0, abs(float(s.normal[2]))))))
+        kind = (("axial" if deg < 0.5 else f"axial, oblique: tilted {deg:.0f} deg") if self.is_axial
+                else "oblique/sagittal/coronal")
         return (f"{self.key} ({s.modality or '?'}, {s.description or 'no description'}, "
                 f"{len(self.slices)} {'frames' if s.frame is not None else 'slices'}, {kind}, {s.cols}x{s.rows})")
 
