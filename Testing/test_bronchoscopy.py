@@ -314,7 +314,7 @@ def test_mrml_nodes_and_scene(tmp_path, ph, tree):
     del slicer
 
 
-def test_cli_writes_json_picture_and_scene(tmp_path, ph):
+def test_cli_writes_json_picture_and_scene(tmp_path, ph, capsys):
     import json
 
     from imagio import cli, io
@@ -338,7 +338,8 @@ def test_cli_writes_json_picture_and_scene(tmp_path, ph):
     assert doc["camera_path"]["length_mm"] == pytest.approx(own, abs=0.2)
     assert own <= doc["route"]["length_mm"] + 0.1 and "smoothed" in doc["camera_path"]["note"]
     assert cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "labels.seg.nrrd"),
-                     "--target", "no_such_nodule", "--out", str(out)]) == 2
+                     "--target", "no_such_nodule", "--out", str(tmp_path / "o2")]) == 2
+    assert "no_such_nodule" in capsys.readouterr().err
 
 
 def test_a_scope_diameter_no_bronchoscope_has_is_said(tmp_path, ph, capsys):

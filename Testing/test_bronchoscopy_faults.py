@@ -221,10 +221,11 @@ def test_cli_segments_the_lungs_from_the_ct_when_none_are_given(tmp_path, ph, ca
     assert doc["tunnels"] or doc["tunnel_problem"].startswith("no transparenchymal tunnel")
     liver = ph.lesion("liver_tumor_1")
     rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "airways_255.nii.gz"),
-                   "--target=" + ",".join(f"{v:g}" for v in liver.center_ras), "--out", str(out), "--no-pictures"])
+                   "--target=" + ",".join(f"{v:g}" for v in liver.center_ras), "--out", str(tmp_path / "o2"),
+                   "--no-pictures"])
     assert rc == 2  # outside the lungs found from the CT
     rc = cli.main(["bronch", str(tmp_path / "ct.nii.gz"), "--airways", str(tmp_path / "airways_255.nii.gz"),
-                   "--target=900,900,900", "--out", str(out), "--no-pictures", "--quiet"])
+                   "--target=900,900,900", "--out", str(tmp_path / "o2"), "--no-pictures", "--quiet"])
     assert rc == 2 and "outside the CT" in capsys.readouterr().err
 
 

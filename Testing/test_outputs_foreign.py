@@ -209,3 +209,13 @@ def test_sarcoma_plan_and_bronch_refuse_a_users_file_before_writing_anything(tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "flythrough.png" in err[0], err
     assert sorted(p.name for p in out.iterdir()) == ["flythrough.png"]
+    # an earlier route is not replaced unasked, as plan.json is not (new-user trial 77 L3); --force
+    # replaces only IMAGIO's own
+    (out / "flythrough.png").unlink()
+    (out / "bronch.json").write_text("{}")
+    args = ["bronch", str(ct), "--airways", str(lab), "--target", "sarcoma_1", "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bronch.json exists" in err[0] and "--force" in err[0], err
+    assert main(args + ["--force"]) == 2 and "not an earlier output of IMAGIO" in capsys.readouterr().err
+    assert (out / "bronch.json").read_text() == "{}"

@@ -36,6 +36,7 @@ def register(subparsers) -> None:
     s.add_argument("--tolerance", type=float, default=None, help="mm a lumen may be narrower than the scope")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--no-pictures", action="store_true", help="skip the fly-through PNG")
+    s.add_argument("--force", action="store_true", help="replace an earlier route (bronch.json) in --out")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_bronch)
 
@@ -269,7 +270,11 @@ def cmd_bronch(args) -> int:
     odd_scope = implausible_scope(args.scope)      # trial 31: a 0.6 mm "scope" planned without a word
     if odd_scope:
         say_warnings([odd_scope])
-    # a user's file among bronch's outputs is refused before any work (trial 28 M3)
+    # a user's file among bronch's outputs is refused before any work (trial 28 M3); an earlier
+    # route too, without --force, as `imagio plan` does (new-user trial 77 L3: replaced unasked)
+    if (Path(args.out) / "bronch.json").exists() and not getattr(args, "force", False):
+        raise InputError(f"{Path(args.out) / 'bronch.json'} exists; choose another --out "
+                         "folder, or pass --force to replace IMAGIO's earlier route")
     refuse_foreign_outputs(Path(args.out), ("bronch.json", "camera_path.json", "flythrough.png"))
     p = Progress(printer(getattr(args, "quiet", False)))
     timings = {}
