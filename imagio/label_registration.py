@@ -474,11 +474,11 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
     with nothing in view, ``mismatch_ratio`` is None. ``made_on``: the grid the map was made on
     when ``grid`` is its resampling onto the CT's: shifts under ``min_shift_voxels`` of its voxels
     are no evidence either (new-user trial 41 H1: the CTA's correct map stored on a 4.5 mm grid was
-    refused as displaced by 6 mm, one such voxel). Cached per case (issue 20): keyed on the CT array
-    object (`caching.array_token`: a CT edited in place needs `forget_cached_registration`), the
+    refused as displaced by 6 mm, one such voxel). Cached per case (issue 20): keyed on the CT's
+    values (`caching.content_token`: a new copy of the same CT hits, any changed value misses), the
     three grids and the classes' contents (`caching.mask_digest`), all the verdict reads; a second
     target's check (another lesion painted, the same bone and air) returns a copy of it."""
-    from .caching import array_token, mask_digest
+    from .caching import content_token, mask_digest
 
     cfg = rule()
     classes = {k: m for k, m in classes.items() if int(np.count_nonzero(m)) >= int(cfg["min_voxels"])}
@@ -486,7 +486,7 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
         return None
     digests = {k: mask_digest(m) for k, m in classes.items()}
     geo = [(g.shape, g.ijk_to_ras.tobytes()) if g is not None else None for g in (ct, grid, made_on)]
-    key = (array_token(ct.array), tuple(geo), tuple(sorted(digests.items())))
+    key = (content_token(ct.array), tuple(geo), tuple(sorted(digests.items())))
     hit = _DISPLACEMENT.get(key)
     if hit is None:
         hit = _displacement(ct, grid, classes, made_on, cfg, digests)
@@ -495,7 +495,7 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
     return copy.deepcopy(hit)
 
 
-_DISPLACEMENT: dict = {}   # one case: (CT array token, grids, class digests) -> `displacement`'s verdict
+_DISPLACEMENT: dict = {}   # one case: (CT contents, grids, class digests) -> `displacement`'s verdict
 
 
 def forget_cached_registration() -> None:

@@ -6,6 +6,7 @@ values (anatomy catalogue names). Defaults come from ``imagio/data/planning_defa
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -1410,13 +1411,11 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
     # lung1 maps flipped front to back, the CTA's upside down, were refused only as "solid
     # structures lie in air"); skipped for a caller that says registration_checked (the sarcoma
     # biopsy checks both once per case)
-    from ..label_orientation import check_orientation
-    from ..label_registration import classes_from_labels, require_registered
     from ..limits import AERATED_MAX_HU
 
-    classes = None if registration_checked else classes_from_labels(lab)
-    if not registration_checked:
-        prob.warnings.extend(check_orientation(lab, "the label map", ct, classes=classes))
+    checks = None if registration_checked else _LabelChecks(ct, lab, prob.labels_made_on)
+    if checks is not None:
+        prob.warnings.extend(checks.orientation())
     # structures that hold no air, labelled over air (at least half air: limits.AERATED_MAX_HU): another scan's labels
     air_ok = [v for v, n in lab.labels.items() if any(h in n for h in AIR_HOLDING)]
     if prob.target.value:
@@ -1430,13 +1429,75 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
                              f"target lie in air (< {AERATED_MAX_HU:g} HU): the label map does not belong to this CT")
     # a map displaced inside the body (another series of the study, a wrong origin): its bone and
     # aerated structures fit the CT's bone and air better when moved (new-user trial 36 H3)
-    if registration_checked:
+    if checks is None:
         return
-    doubt = require_registered(ct, lab, classes, "the label map",
-                               "every distance to a labelled structure and the target's position rest on it",
-                               made_on=prob.labels_made_on)
+    doubt = checks.registration()
     if doubt:
         prob.warnings.append(doubt)
+
+
+_LABEL_CHECKS: dict = {}   # one case: `_LabelChecks` key -> {"orientation"/"registration": result or InputError}
+
+
+def forget_cached_label_checks() -> None:
+    """Drop the cached results of the label map's orientation and registration checks (`_LabelChecks`)."""
+    _LABEL_CHECKS.clear()
+
+
+class _LabelChecks:
+    """The label map's orientation check (`label_orientation.check_orientation`) and registration
+    check (`label_registration.require_registered`) of `_check_labels_match`, each run once per
+    case: a second target, or the same target again, on the same CT and labels (the same values
+    and names on the same grids, `caching.content_token`: also new copies of the arrays, as the
+    Slicer module and IMAGIO Web read them for every plan; any changed value, in place too, is a
+    new case) gets the first run's warnings, or its InputError raised again, without their
+    bone/air class masks and point sets (0.7-1 CPU-s on the 1 mm phantom). Each check is run
+    when first asked, in `_check_labels_match`'s order, so a refusal between them (solid
+    structures in air) comes first as before."""
+
+    def __init__(self, ct: Volume, lab: Volume, made_on: Volume | None):
+        from ..caching import content_token
+
+        grid = lambda v: None if v is None else (  # noqa: E731
+            v.shape, v.ijk_to_ras.tobytes(), content_token(v.array), tuple(sorted((v.labels or {}).items())))
+        self.ct, self.lab, self.made_on = ct, lab, made_on
+        self.key = (grid(ct), grid(lab), grid(made_on))
+        if self.key not in _LABEL_CHECKS:
+            _LABEL_CHECKS.clear()
+            _LABEL_CHECKS[self.key] = {}
+        self.done = _LABEL_CHECKS[self.key]
+        self._classes = None
+
+    def _classes_of(self) -> dict:
+        from ..label_registration import classes_from_labels
+
+        if self._classes is None:
+            self._classes = classes_from_labels(self.lab)
+        return self._classes
+
+    def _run(self, name: str, fn):
+        if name not in self.done:
+            try:
+                self.done[name] = fn()
+            except InputError as e:
+                self.done[name] = e
+        r = self.done[name]
+        if isinstance(r, InputError):
+            raise copy.copy(r)
+        return copy.deepcopy(r)
+
+    def orientation(self) -> list:
+        from ..label_orientation import check_orientation
+
+        return self._run("orientation", lambda: check_orientation(self.lab, "the label map", self.ct,
+                                                                   classes=self._classes_of()))
+
+    def registration(self) -> str:
+        from ..label_registration import require_registered
+
+        return self._run("registration", lambda: require_registered(
+            self.ct, self.lab, self._classes_of(), "the label map",
+            "every distance to a labelled structure and the target's position rest on it", made_on=self.made_on))
 
 
 AIR_HOLDING = ("lung", "trachea", "airway", "bronch", "stomach", "colon", "bowel", "duodenum",

@@ -100,6 +100,7 @@ class PackedMask:
         mask = np.asarray(mask, bool)
         self.shape = mask.shape
         self.bits = np.packbits(mask, axis=None)
+        self.bits.flags.writeable = False   # never edited: keyed by object (`caching.array_token`)
 
     @property
     def nbytes(self) -> int:
@@ -1039,18 +1040,19 @@ def for_target(model: SkinModel, target_ras) -> SkinModel:
 
 
 def _fingerprint(ct: Volume, labels: Volume | None, air_hu: float) -> tuple:
-    """Key of `outer_skin`'s inputs: grid, threshold, the CT array object
-    (`imagio.caching.array_token`: its values are not re-read on every call; a CT edited in
-    place needs `forget_cached_skin`) and a digest of where the label map is non-zero (the only
-    thing of the labels it reads; the planner hands a new label array per target)."""
+    """Key of `outer_skin`'s inputs: grid, threshold, the CT's values
+    (`imagio.caching.content_token`: the same for a new copy of the same CT, as the Slicer
+    module and IMAGIO Web read it for every plan; another after any value changed, in place
+    too) and a digest of where the label map is non-zero (the only thing of the labels it
+    reads; the planner hands a new label array per target)."""
     import hashlib
 
-    from ..caching import array_token
+    from ..caching import content_token
 
     h = hashlib.blake2b(digest_size=16)
     if labels is not None:
         h.update(np.packbits(labels.array > 0))
-    return (ct.shape, ct.ijk_to_ras.tobytes(), array_token(ct.array), float(air_hu), labels is None,
+    return (ct.shape, ct.ijk_to_ras.tobytes(), content_token(ct.array), float(air_hu), labels is None,
             h.hexdigest())
 
 
