@@ -283,10 +283,12 @@ def _second_target_rows(ct, lab, target, second, label, wall, cpu) -> list[dict]
     their nodes for every plan; the per-case caches are keyed by contents): wall and CPU time
     against the first target's (same run), and whether the second target's proposals (entries,
     targets, scores) and warnings are identical to a fresh run of it (every per-case cache
-    emptied: skin model, couch search, registration point sets and verdict, distance maps)."""
+    emptied: skin model, couch search, label checks, registration point sets and verdict,
+    distance maps)."""
     from imagio import label_registration as lr
     from imagio.planning import PlanningProblem, plan
     from imagio.planning import distance_maps as dm
+    from imagio.planning import problem as pr
     from imagio.planning import skin as sk
     from imagio.planning import table as tb
 
@@ -310,6 +312,7 @@ def _second_target_rows(ct, lab, target, second, label, wall, cpu) -> list[dict]
     tb.forget_cached_table()
     lr._PREPARED.clear()
     lr.forget_cached_registration()
+    pr.forget_cached_label_checks()
     fresh, wf, cf = timed(second)
     ok = same(p2, fresh)
     return [{"name": f"{label}: second target {second}, new copies of the arrays (case cached; baseline: the first)",

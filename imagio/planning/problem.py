@@ -400,7 +400,15 @@ class PlanningProblem:
         does not cover the CT around the target or does not match it (solid structures over
         air), a CT without outer skin, a target outside the body, a target point inside a
         forbidden or margin structure."""
+        from ..caching import content_token
         from .skin import for_target, outer_skin
+
+        taken = []
+
+        def ct_token():   # the CT's values' key, taken once per build (`caching.content_token`)
+            if not taken:
+                taken.append(content_token(ct.array))
+            return taken[0]
 
         # a label map of another scan is named as such before its names are judged (trial 9)
         given, made_on = labels, None
@@ -486,7 +494,7 @@ class PlanningProblem:
             if unknown:
                 raise InputError(f"unknown score weights {sorted(unknown)}; known: {sorted(prob.weights)}")
             prob.weights.update(weights)
-        prob.skin = (outer_skin(ct, labels, target_ras=tgt.point_ras) if skin is None
+        prob.skin = (outer_skin(ct, labels, target_ras=tgt.point_ras, ct_token=ct_token()) if skin is None
                      else for_target(skin, tgt.point_ras))
         prob.body = prob.skin.body if body is None else np.asarray(body, bool)
         if not prob.skin.skin.any():
@@ -499,7 +507,7 @@ class PlanningProblem:
         if coarse:
             prob.warnings.append(f"{coarse}: a path may cross a rib that neither shows")
         prob.labels_made_on = made_on   # the map's own grid, for the registration check's floor
-        _check_labels_match(prob, covered, registration_checked)   # first: a wrong label map explains everything else
+        _check_labels_match(prob, covered, registration_checked, ct_token())   # first: a wrong label map explains everything else
         if split is not None:
             # what the checks above read is the same with or without the thin branches: the outer
             # skin reads where the map is non-zero (`skin._fingerprint`), the label checks the
@@ -1388,11 +1396,13 @@ def never_target(name: str) -> bool:
     return any(name == n or name.startswith(n + "_") for n in load_defaults()["targets"]["never_target"])
 
 
-def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, registration_checked: bool = False) -> None:
+def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, registration_checked: bool = False,
+                        ct_token=None) -> None:
     """Refuse a label map that does not cover the body within needle reach of the target, whose
     structures lie in the air around the patient (another patient's or scan's labels), or that is
     displaced from the CT (`label_registration.require_registered`; a doubtful fit is warned;
-    not run again when ``registration_checked``)."""
+    not run again when ``registration_checked``). ``ct_token``: the CT's `caching.content_token`
+    when the caller has just taken it."""
     ct, lab = prob.ct, prob.labels
     reach = prob.needle.length_mm
     lo, hi = reach_box(ct, prob.target.point_ras, reach)
@@ -1413,7 +1423,7 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
     # biopsy checks both once per case)
     from ..limits import AERATED_MAX_HU
 
-    checks = None if registration_checked else _LabelChecks(ct, lab, prob.labels_made_on)
+    checks = None if registration_checked else _LabelChecks(ct, lab, prob.labels_made_on, ct_token)
     if checks is not None:
         prob.warnings.extend(checks.orientation())
     # structures that hold no air, labelled over air (at least half air: limits.AERATED_MAX_HU): another scan's labels
@@ -1455,13 +1465,14 @@ class _LabelChecks:
     when first asked, in `_check_labels_match`'s order, so a refusal between them (solid
     structures in air) comes first as before."""
 
-    def __init__(self, ct: Volume, lab: Volume, made_on: Volume | None):
+    def __init__(self, ct: Volume, lab: Volume, made_on: Volume | None, ct_token: tuple | None = None):
         from ..caching import content_token
 
-        grid = lambda v: None if v is None else (  # noqa: E731
-            v.shape, v.ijk_to_ras.tobytes(), content_token(v.array), tuple(sorted((v.labels or {}).items())))
+        grid = lambda v, tok=None: None if v is None else (  # noqa: E731
+            v.shape, v.ijk_to_ras.tobytes(), tok or content_token(v.array), tuple(sorted((v.labels or {}).items())))
+        self.ct_token = ct_token or content_token(ct.array)
         self.ct, self.lab, self.made_on = ct, lab, made_on
-        self.key = (grid(ct), grid(lab), grid(made_on))
+        self.key = (grid(ct, self.ct_token), grid(lab), grid(made_on))
         if self.key not in _LABEL_CHECKS:
             _LABEL_CHECKS.clear()
             _LABEL_CHECKS[self.key] = {}
@@ -1497,7 +1508,8 @@ class _LabelChecks:
 
         return self._run("registration", lambda: require_registered(
             self.ct, self.lab, self._classes_of(), "the label map",
-            "every distance to a labelled structure and the target's position rest on it", made_on=self.made_on))
+            "every distance to a labelled structure and the target's position rest on it", made_on=self.made_on,
+            ct_token=self.ct_token))
 
 
 AIR_HOLDING = ("lung", "trachea", "airway", "bronch", "stomach", "colon", "bowel", "duodenum",
