@@ -1,6 +1,7 @@
 """Cache keys by array object (`imagio.caching.array_token`): the same object gives the same
 key without reading it; another object, even with the same address after the first was freed,
-gives another key; a copy with other values is a new case for the skin model."""
+gives another key. By contents (`content_token`): a copy gives the same key, a value changed in
+place another; a copy with other values is a new case for the skin model."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import gc
 
 import numpy as np
 
-from imagio.caching import array_token
+from imagio.caching import array_token, content_token
 
 
 def test_token_is_per_live_object_and_never_reused():
@@ -25,6 +26,21 @@ def test_token_is_per_live_object_and_never_reused():
         tok = array_token(a)[0]
         assert tok not in seen
         seen.add(tok)
+
+
+def test_content_token_is_the_values_whatever_the_object():
+    """`content_token`: a copy (another object, as Slicer's nodes hand out) gives the same key, a
+    value changed in place in the same object another; a crop (a strided view) gives its
+    contiguous copy's key; another dtype or shape of the same bytes another."""
+    a = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    t = content_token(a)
+    assert content_token(a.copy()) == t
+    a[2, 3, 4] += 1
+    assert content_token(a) != t
+    crop = a[1:3, 1:4, 2:5]
+    assert not crop.flags.c_contiguous and content_token(crop) == content_token(crop.copy())
+    assert content_token(a.view(np.uint16)) != content_token(a)
+    assert content_token(a.reshape(4, 30)) != content_token(a)
 
 
 def test_skin_model_of_an_edited_copy_is_computed_afresh():

@@ -1,22 +1,39 @@
 """The per-case cache of the planning maps: planning the same target again reuses the maps and
-gives exactly what a fresh computation gives; any change of what the maps read recomputes."""
+gives exactly what a fresh computation gives, also from new copies of the same CT and labels (as
+the Slicer module and IMAGIO Web read them for every plan); any change of what the maps read
+recomputes, also a CT value changed in place."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from conftest import rotation
+from imagio.errors import InputError
 from imagio.planning import PlanningProblem, plan
 from imagio.planning import distance_maps as dm
+from imagio.planning import problem as pr
 from imagio.planning.synthetic import synthetic_torso
+
+
+def _copies(ct, lab):
+    """New arrays with the same values, as the Slicer module and IMAGIO Web read the CT and the
+    labels from their nodes for every plan."""
+    return ct.with_array(ct.array.copy()), lab.with_array(lab.array.copy())
 
 
 def test_replanning_the_same_target_reuses_the_maps_and_equals_a_fresh_plan():
     ct, lab = synthetic_torso(spacing=3.0, direction=rotation((0, 0, 1), 20.0) @ rotation((1, 0, 0), 10.0))
+    pr.forget_cached_label_checks()
     prob = PlanningProblem.build(ct, lab, "liver_tumor")
+    checks = next(iter(pr._LABEL_CHECKS.values()))       # the label map's orientation and registration checks
     dm._CACHE.clear()
     first = plan(prob, k=3)
-    heavy = PlanningProblem.build(ct, lab, "liver_tumor", weights={"length": 5.0})
+    # new copies of the same CT and labels: the same case (keyed by contents, `caching.content_token`)
+    heavy = PlanningProblem.build(*_copies(ct, lab), "liver_tumor", weights={"length": 5.0})
+    assert heavy.ct.array is not ct.array and heavy.skin.body.bits is prob.skin.body.bits   # skin model reused
+    assert next(iter(pr._LABEL_CHECKS.values())) is checks and set(checks) == {"orientation", "registration"}
+    assert heavy.warnings == prob.warnings                # the label checks' warnings, from the cache
     again = plan(heavy, k=3)
     assert again.maps is first.maps                       # reused: only the scoring ran
     dm._CACHE.clear()
@@ -39,9 +56,33 @@ def test_replanning_the_same_target_reuses_the_maps_and_equals_a_fresh_plan():
     assert p2.maps is not m
     hu = ct.array.copy()
     hu[k, j, i] += 1
-    p3 = plan(PlanningProblem.build(ct.with_array(hu), lab.with_array(arr), "liver_tumor",
-                                    roles={"aorta": ("margin", 9.0)}), k=1)
+    ct3 = ct.with_array(hu)
+    p3 = plan(PlanningProblem.build(ct3, lab.with_array(arr), "liver_tumor", roles={"aorta": ("margin", 9.0)}), k=1)
     assert p3.maps is not p2.maps
+    # the same CT object edited in place (a value in the crop): a new case, never the stale maps
+    hu[k, j, i] -= 1
+    before = next(iter(pr._LABEL_CHECKS.values()))
+    p4 = plan(PlanningProblem.build(ct3, lab.with_array(arr), "liver_tumor", roles={"aorta": ("margin", 9.0)}), k=1)
+    assert p4.maps is not p3.maps
+    assert next(iter(pr._LABEL_CHECKS.values())) is not before   # the label checks run again too
+
+
+def test_a_refused_label_map_is_refused_again_from_the_cache_and_a_fixed_one_is_judged_afresh():
+    """A label map displaced from its CT (rolled 4 voxels along one axis) is refused with the same
+    line on a second target (the cached InputError); the same label array object moved back in
+    place is a new case and plans."""
+    ct, lab = synthetic_torso(spacing=3.0, direction=_oblique())
+    pr.forget_cached_label_checks()
+    arr = np.roll(lab.array, 4, axis=1)
+    moved = lab.with_array(arr)
+    msgs = []
+    for tgt in ("liver_tumor", np.array([20.0, -10.0, -30.0])):
+        with pytest.raises(InputError, match="displaced") as e:
+            PlanningProblem.build(ct, moved, tgt)
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1] and isinstance(next(iter(pr._LABEL_CHECKS.values()))["registration"], InputError)
+    arr[...] = lab.array                                  # fixed in place, the same object
+    assert PlanningProblem.build(ct, moved, "liver_tumor").target.name == "liver_tumor"
 
 
 def _oblique():
@@ -88,8 +129,9 @@ def test_a_second_target_on_the_same_case_plans_as_a_fresh_run():
     # a second target makes the first's tumour "another lesion" (forbidden: other obstacles, no
     # reuse, `_dist_key`); crossing it allowed, the obstacles are the first target's
     roles = {"liver_tumor": "passable"}
-    again2 = plan(PlanningProblem.build(ct, lab, second, roles=roles), k=3)
+    again2 = plan(PlanningProblem.build(*_copies(ct, lab), second, roles=roles), k=3)   # as Slicer reads them
     assert again2.maps is not first.maps
+    assert again2.problem.skin.body.bits is first.problem.skin.body.bits   # the case's skin model reused
     assert again2.maps.reused_voxels > 0.3 * again2.maps.hard.size    # the first target's distances
     dm.forget_cached_maps()
     sk.forget_cached_skin()
@@ -100,5 +142,6 @@ def test_a_second_target_on_the_same_case_plans_as_a_fresh_run():
     assert np.array_equal(again2.table.score, fresh.table.score)
     assert [list(m.entry_ras) for m in again2.proposals] == [list(m.entry_ras) for m in fresh.proposals]
     assert again2.warnings == fresh.warnings
-    back = plan(PlanningProblem.build(ct, lab, "liver_tumor"), k=3)
+    back = plan(PlanningProblem.build(*_copies(ct, lab), "liver_tumor"), k=3)
     assert np.array_equal(back.maps.hard, first.maps.hard) and back.ranked == first.ranked
+    assert back.warnings == first.warnings

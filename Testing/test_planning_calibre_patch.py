@@ -29,6 +29,7 @@ def _fresh():
     lr.forget_cached_registration()
     dm._CACHE.clear()
     sk._CACHE.clear()
+    pr.forget_cached_label_checks()
 
 
 def _digest(a):

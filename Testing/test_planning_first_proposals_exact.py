@@ -47,6 +47,7 @@ def _fresh():
     lr.forget_cached_registration()
     dm._CACHE.clear()
     sk._CACHE.clear()
+    problem.forget_cached_label_checks()
 
 
 @pytest.fixture(scope="module")

@@ -454,7 +454,7 @@ def _verdict(sh, per: dict, far, cfg) -> dict | None:
 
 
 def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
-                 made_on: Volume | None = None) -> dict | None:
+                 made_on: Volume | None = None, ct_token: tuple | None = None) -> dict | None:
     """{"shift_mm", "at_zero", "at_shift", "per_class_zero", "per_class_shift", "mismatch_ratio",
     "displaced", "doubtful", "axis", "axes", "unjudged", "search_mm", "points"} or None when no
     class has enough voxels. Judged on the whole of each class ("all") and on each RAS axis's
@@ -474,11 +474,12 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
     with nothing in view, ``mismatch_ratio`` is None. ``made_on``: the grid the map was made on
     when ``grid`` is its resampling onto the CT's: shifts under ``min_shift_voxels`` of its voxels
     are no evidence either (new-user trial 41 H1: the CTA's correct map stored on a 4.5 mm grid was
-    refused as displaced by 6 mm, one such voxel). Cached per case (issue 20): keyed on the CT array
-    object (`caching.array_token`: a CT edited in place needs `forget_cached_registration`), the
+    refused as displaced by 6 mm, one such voxel). Cached per case (issue 20): keyed on the CT's
+    values (`caching.content_token`, or ``ct_token`` when the caller has just taken it of this
+    ``ct``: a new copy of the same CT hits, any changed value misses), the
     three grids and the classes' contents (`caching.mask_digest`), all the verdict reads; a second
     target's check (another lesion painted, the same bone and air) returns a copy of it."""
-    from .caching import array_token, mask_digest
+    from .caching import content_token, mask_digest
 
     cfg = rule()
     classes = {k: m for k, m in classes.items() if int(np.count_nonzero(m)) >= int(cfg["min_voxels"])}
@@ -486,7 +487,7 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
         return None
     digests = {k: mask_digest(m) for k, m in classes.items()}
     geo = [(g.shape, g.ijk_to_ras.tobytes()) if g is not None else None for g in (ct, grid, made_on)]
-    key = (array_token(ct.array), tuple(geo), tuple(sorted(digests.items())))
+    key = (ct_token or content_token(ct.array), tuple(geo), tuple(sorted(digests.items())))
     hit = _DISPLACEMENT.get(key)
     if hit is None:
         hit = _displacement(ct, grid, classes, made_on, cfg, digests)
@@ -495,7 +496,7 @@ def displacement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
     return copy.deepcopy(hit)
 
 
-_DISPLACEMENT: dict = {}   # one case: (CT array token, grids, class digests) -> `displacement`'s verdict
+_DISPLACEMENT: dict = {}   # one case: (CT contents, grids, class digests) -> `displacement`'s verdict
 
 
 def forget_cached_registration() -> None:
@@ -562,13 +563,14 @@ _AXIS_NAME = {"R": "right-left", "A": "anterior-posterior", "S": "head-foot"}
 
 
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
-                       unchecked: str = "", made_on: Volume | None = None) -> str:
+                       unchecked: str = "", made_on: Volume | None = None, ct_token: tuple | None = None) -> str:
     """Refuse (InputError, one line) labels displaced from the CT (``displacement``); return a
     warning ("" when none) when the fit is doubtful, when the labels fit no better than chance
     where they lie (``chance_fit_max``: displaced beyond the search or another scan's), when nothing could be judged (no bone or air
     class: a tumour-only map; or nothing in view), or an axis could not be judged (too few bone/air
-    boundary points facing it in view), naming what is ``unchecked`` then. ``made_on``: see `displacement`."""
-    r = displacement(ct, grid, classes, made_on)
+    boundary points facing it in view), naming what is ``unchecked`` then. ``made_on``,
+    ``ct_token``: see `displacement`."""
+    r = displacement(ct, grid, classes, made_on, ct_token)
     tail = f"; {unchecked}" if unchecked else ""
     if r is None:   # a tumour-only map: nothing physics places (was passed without a word: CLOSING 13)
         return (f"{what} has no bone or air structure (of at least {int(rule()['min_voxels'])} voxels) to check its "

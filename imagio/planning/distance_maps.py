@@ -507,12 +507,14 @@ def _inputs_key(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
     """Key of everything `precompute` reads: grid, crop, cap, structures (roles, margins),
     target and exempt values, the emphysema threshold, a digest of the labels the maps read (the
     crop and its halo, `_obstacle_region`; the planner builds a new label array per target) and
-    the CT, body and skin array objects
-    (`imagio.caching.array_token`, values not re-read: the skin model's masks are cached and
-    read-only; a CT edited in place needs `forget_cached_maps`)."""
+    the CT's values in the crop (the only part of the CT the maps read;
+    `imagio.caching.content_token`: a new copy of the same CT, as the Slicer module and IMAGIO
+    Web read it for every plan, hits; a changed value misses), and the body and skin masks: the
+    objects of a cached skin model's packed masks (`imagio.caching.array_token`: read-only,
+    made once per model), the values of a body mask the caller gave (`caching.mask_digest`)."""
     import hashlib
 
-    from ..caching import array_token
+    from ..caching import array_token, content_token, mask_digest
 
     rlo, rhi = _obstacle_region(problem, lo, hi, cap)   # the labels read: the crop + the halo
     sl = tuple(slice(int(a), int(b)) for a, b in zip(rlo, rhi))
@@ -520,13 +522,18 @@ def _inputs_key(problem: PlanningProblem, lo, hi, cap: float) -> tuple:
     a = problem.labels.array[sl]
     h.update(str(a.dtype).encode())
     h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
-    # (the body and skin of a cached model are `skin.PackedMask`: the token of their bit array)
-    skin = None if problem.skin is None else array_token(getattr(problem.skin.skin, "bits", problem.skin.skin))
+
+    def mask_key(m):   # a cached model's `skin.PackedMask`: the token of its (read-only) bit array
+        bits = getattr(m, "bits", None)
+        return array_token(bits) if bits is not None else mask_digest(m)
+
+    skin = None if problem.skin is None else mask_key(problem.skin.skin)
+    crop = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))   # the CT read: the crop
     names = tuple(sorted((int(v), str(n)) for v, n in problem.labels.labels.items()))
     return (problem.ct.shape, problem.ct.ijk_to_ras.tobytes(), tuple(map(int, lo)), tuple(map(int, hi)),
             float(cap), tuple(problem.structures), names, int(problem.target.value), int(problem.exempt_value),
-            float(problem.constraints.emphysema_hu), h.hexdigest(), array_token(problem.ct.array),
-            array_token(getattr(problem.body, "bits", problem.body)), skin)
+            float(problem.constraints.emphysema_hu), h.hexdigest(), content_token(problem.ct.array[crop]),
+            mask_key(problem.body), skin)
 
 
 def precompute(problem: PlanningProblem, cap_mm: float | None = None,

@@ -6,6 +6,7 @@ values (anatomy catalogue names). Defaults come from ``imagio/data/planning_defa
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -399,7 +400,15 @@ class PlanningProblem:
         does not cover the CT around the target or does not match it (solid structures over
         air), a CT without outer skin, a target outside the body, a target point inside a
         forbidden or margin structure."""
+        from ..caching import content_token
         from .skin import for_target, outer_skin
+
+        taken = []
+
+        def ct_token():   # the CT's values' key, taken once per build (`caching.content_token`)
+            if not taken:
+                taken.append(content_token(ct.array))
+            return taken[0]
 
         # a label map of another scan is named as such before its names are judged (trial 9)
         given, made_on = labels, None
@@ -485,7 +494,7 @@ class PlanningProblem:
             if unknown:
                 raise InputError(f"unknown score weights {sorted(unknown)}; known: {sorted(prob.weights)}")
             prob.weights.update(weights)
-        prob.skin = (outer_skin(ct, labels, target_ras=tgt.point_ras) if skin is None
+        prob.skin = (outer_skin(ct, labels, target_ras=tgt.point_ras, ct_token=ct_token()) if skin is None
                      else for_target(skin, tgt.point_ras))
         prob.body = prob.skin.body if body is None else np.asarray(body, bool)
         if not prob.skin.skin.any():
@@ -498,7 +507,7 @@ class PlanningProblem:
         if coarse:
             prob.warnings.append(f"{coarse}: a path may cross a rib that neither shows")
         prob.labels_made_on = made_on   # the map's own grid, for the registration check's floor
-        _check_labels_match(prob, covered, registration_checked)   # first: a wrong label map explains everything else
+        _check_labels_match(prob, covered, registration_checked, ct_token())   # first: a wrong label map explains everything else
         if split is not None:
             # what the checks above read is the same with or without the thin branches: the outer
             # skin reads where the map is non-zero (`skin._fingerprint`), the label checks the
@@ -1388,11 +1397,13 @@ def never_target(name: str) -> bool:
     return any(name == n or name.startswith(n + "_") for n in load_defaults()["targets"]["never_target"])
 
 
-def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, registration_checked: bool = False) -> None:
+def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, registration_checked: bool = False,
+                        ct_token=None) -> None:
     """Refuse a label map that does not cover the body within needle reach of the target, whose
     structures lie in the air around the patient (another patient's or scan's labels), or that is
     displaced from the CT (`label_registration.require_registered`; a doubtful fit is warned;
-    not run again when ``registration_checked``)."""
+    not run again when ``registration_checked``). ``ct_token``: the CT's `caching.content_token`
+    when the caller has just taken it."""
     ct, lab = prob.ct, prob.labels
     reach = prob.needle.length_mm
     lo, hi = reach_box(ct, prob.target.point_ras, reach)
@@ -1411,13 +1422,11 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
     # lung1 maps flipped front to back, the CTA's upside down, were refused only as "solid
     # structures lie in air"); skipped for a caller that says registration_checked (the sarcoma
     # biopsy checks both once per case)
-    from ..label_orientation import check_orientation
-    from ..label_registration import classes_from_labels, require_registered
     from ..limits import AERATED_MAX_HU
 
-    classes = None if registration_checked else classes_from_labels(lab)
-    if not registration_checked:
-        prob.warnings.extend(check_orientation(lab, "the label map", ct, classes=classes))
+    checks = None if registration_checked else _LabelChecks(ct, lab, prob.labels_made_on, ct_token)
+    if checks is not None:
+        prob.warnings.extend(checks.orientation())
     # structures that hold no air, labelled over air (at least half air: limits.AERATED_MAX_HU): another scan's labels
     air_ok = [v for v, n in lab.labels.items() if any(h in n for h in AIR_HOLDING)]
     if prob.target.value:
@@ -1431,13 +1440,77 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
                              f"target lie in air (< {AERATED_MAX_HU:g} HU): the label map does not belong to this CT")
     # a map displaced inside the body (another series of the study, a wrong origin): its bone and
     # aerated structures fit the CT's bone and air better when moved (new-user trial 36 H3)
-    if registration_checked:
+    if checks is None:
         return
-    doubt = require_registered(ct, lab, classes, "the label map",
-                               "every distance to a labelled structure and the target's position rest on it",
-                               made_on=prob.labels_made_on)
+    doubt = checks.registration()
     if doubt:
         prob.warnings.append(doubt)
+
+
+_LABEL_CHECKS: dict = {}   # one case: `_LabelChecks` key -> {"orientation"/"registration": result or InputError}
+
+
+def forget_cached_label_checks() -> None:
+    """Drop the cached results of the label map's orientation and registration checks (`_LabelChecks`)."""
+    _LABEL_CHECKS.clear()
+
+
+class _LabelChecks:
+    """The label map's orientation check (`label_orientation.check_orientation`) and registration
+    check (`label_registration.require_registered`) of `_check_labels_match`, each run once per
+    case: a second target, or the same target again, on the same CT and labels (the same values
+    and names on the same grids, `caching.content_token`: also new copies of the arrays, as the
+    Slicer module and IMAGIO Web read them for every plan; any changed value, in place too, is a
+    new case) gets the first run's warnings, or its InputError raised again, without their
+    bone/air class masks and point sets (0.7-1 CPU-s on the 1 mm phantom). Each check is run
+    when first asked, in `_check_labels_match`'s order, so a refusal between them (solid
+    structures in air) comes first as before."""
+
+    def __init__(self, ct: Volume, lab: Volume, made_on: Volume | None, ct_token: tuple | None = None):
+        from ..caching import content_token
+
+        grid = lambda v, tok=None: None if v is None else (  # noqa: E731
+            v.shape, v.ijk_to_ras.tobytes(), tok or content_token(v.array), tuple(sorted((v.labels or {}).items())))
+        self.ct_token = ct_token or content_token(ct.array)
+        self.ct, self.lab, self.made_on = ct, lab, made_on
+        self.key = (grid(ct, self.ct_token), grid(lab), grid(made_on))
+        if self.key not in _LABEL_CHECKS:
+            _LABEL_CHECKS.clear()
+            _LABEL_CHECKS[self.key] = {}
+        self.done = _LABEL_CHECKS[self.key]
+        self._classes = None
+
+    def _classes_of(self) -> dict:
+        from ..label_registration import classes_from_labels
+
+        if self._classes is None:
+            self._classes = classes_from_labels(self.lab)
+        return self._classes
+
+    def _run(self, name: str, fn):
+        if name not in self.done:
+            try:
+                self.done[name] = fn()
+            except InputError as e:
+                self.done[name] = e
+        r = self.done[name]
+        if isinstance(r, InputError):
+            raise copy.copy(r)
+        return copy.deepcopy(r)
+
+    def orientation(self) -> list:
+        from ..label_orientation import check_orientation
+
+        return self._run("orientation", lambda: check_orientation(self.lab, "the label map", self.ct,
+                                                                   classes=self._classes_of()))
+
+    def registration(self) -> str:
+        from ..label_registration import require_registered
+
+        return self._run("registration", lambda: require_registered(
+            self.ct, self.lab, self._classes_of(), "the label map",
+            "every distance to a labelled structure and the target's position rest on it", made_on=self.made_on,
+            ct_token=self.ct_token))
 
 
 AIR_HOLDING = ("lung", "trachea", "airway", "bronch", "stomach", "colon", "bowel", "duodenum",

@@ -100,6 +100,7 @@ class PackedMask:
         mask = np.asarray(mask, bool)
         self.shape = mask.shape
         self.bits = np.packbits(mask, axis=None)
+        self.bits.flags.writeable = False   # never edited: keyed by object (`caching.array_token`)
 
     @property
     def nbytes(self) -> int:
@@ -1038,19 +1039,21 @@ def for_target(model: SkinModel, target_ras) -> SkinModel:
     return replace(model, target_ras=None if target_ras is None else tuple(np.asarray(target_ras, float).tolist()))
 
 
-def _fingerprint(ct: Volume, labels: Volume | None, air_hu: float) -> tuple:
-    """Key of `outer_skin`'s inputs: grid, threshold, the CT array object
-    (`imagio.caching.array_token`: its values are not re-read on every call; a CT edited in
-    place needs `forget_cached_skin`) and a digest of where the label map is non-zero (the only
-    thing of the labels it reads; the planner hands a new label array per target)."""
+def _fingerprint(ct: Volume, labels: Volume | None, air_hu: float, ct_token: tuple | None = None) -> tuple:
+    """Key of `outer_skin`'s inputs: grid, threshold, the CT's values
+    (`imagio.caching.content_token`: the same for a new copy of the same CT, as the Slicer
+    module and IMAGIO Web read it for every plan; another after any value changed, in place
+    too; ``ct_token``: the same, taken by the caller of this ``ct``) and a digest of where the
+    label map is non-zero (the only thing of the labels it reads; the planner hands a new label
+    array per target)."""
     import hashlib
 
-    from ..caching import array_token
+    from ..caching import content_token
 
     h = hashlib.blake2b(digest_size=16)
     if labels is not None:
         h.update(np.packbits(labels.array > 0))
-    return (ct.shape, ct.ijk_to_ras.tobytes(), array_token(ct.array), float(air_hu), labels is None,
+    return (ct.shape, ct.ijk_to_ras.tobytes(), ct_token or content_token(ct.array), float(air_hu), labels is None,
             h.hexdigest())
 
 
@@ -1063,7 +1066,7 @@ _CACHE: dict = {}   # one case: fingerprint -> SkinModel (masks read-only, no ta
 
 
 def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
-               target_ras=None) -> SkinModel:
+               target_ras=None, ct_token: tuple | None = None) -> SkinModel:
     """The body, its outer skin and its cut faces (see module doc), cached per case: a second
     call with the same CT values, grid, threshold and labelled voxels (a second target, a
     re-plan) returns the same masks (``data``, ``body``, ``exterior``, ``skin``, ``cut``:
@@ -1071,9 +1074,11 @@ def outer_skin(ct: Volume, labels: Volume | None = None, air_hu: float = AIR_HU,
     distances from ``target_ras``.
 
     ct: CT in HU; labels: label map on the CT grid (labelled voxels are never air); target_ras:
-    when given, each truncation records its distance from it. Returns a `SkinModel`.
+    when given, each truncation records its distance from it; ct_token:
+    `imagio.caching.content_token` of ``ct.array`` when the caller has just taken it (not taken
+    again). Returns a `SkinModel`.
     """
-    key = _fingerprint(ct, labels, air_hu)
+    key = _fingerprint(ct, labels, air_hu, ct_token)
     model = _CACHE.get(key)
     if model is None:
         model = _outer_skin(ct, labels, air_hu, pack=True)
