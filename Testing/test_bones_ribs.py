@@ -95,3 +95,33 @@ def test_under_the_lungs_is_the_dilated_lung_shadow(name):
     got = under_the_lungs(lungs, ct, p)
     assert got.sum() > 1000 and (~got).sum() > 1000
     assert np.array_equal(got, ref[tuple(p.T)])
+
+
+def _bar(w, a, b, r=2.5):
+    """Bool mask of the voxels within r mm (world) of the segment a-b (RAS mm)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    t = np.clip(((w - a) @ (b - a)) / np.dot(b - a, b - a), 0.0, 1.0)
+    return np.linalg.norm(w - (a + t[..., None] * (b - a)), axis=-1) <= r
+
+
+@pytest.mark.parametrize("name", sorted(DIRECTIONS))
+def test_clavicle_pieces_in_front_of_the_spine_beside_the_apex(name):
+    """`clavicle_pieces`: a thin bar in front of the vertebral bodies within 30 mm below the
+    lungs' apex is clavicle; a rib piece reaching behind the vertebral bodies' front at the same
+    level, and a bar in front of them 40 mm below the apex (an anterior rib end), are not; with
+    the apex cut by the view, nothing is."""
+    from imagio.segmentation.bones import CLAVICLE_BELOW_APEX_MM, clavicle_pieces
+
+    ct, lungs, w = _grid(DIRECTIONS[name])
+    apex = w[..., 2][lungs].max()
+    spine = (np.abs(w[..., 0]) <= 5.0) & (w[..., 1] >= 8.0) & (w[..., 1] <= 18.0)
+    clav = _bar(w, (8.0, 48.0, apex - 8.0), (30.0, 46.0, apex - 6.0))
+    rib = _bar(w, (-12.0, 12.0, apex - 10.0), (-27.0, 40.0, apex - 14.0))  # from behind the lung
+    low = _bar(w, (-16.0, 47.0, apex - CLAVICLE_BELOW_APEX_MM - 10.0), (4.0, 47.0, apex - 40.0))
+    assert clav.sum() > 20 and rib.sum() > 20 and low.sum() > 20 and w[..., 1][rib].min() < 18.0
+    got = clavicle_pieces(ct, clav | rib | low, spine, lungs)
+    assert np.array_equal(got, clav)
+    s_ax, s_sign = 0, np.sign(ct.direction[2, 2])   # the k axis is the superior one here
+    cut = lungs.copy()
+    cut[-1 if s_sign > 0 else 0] |= lungs.any(axis=0)   # the apex cut by the view's top face
+    assert not clavicle_pieces(ct, clav | rib | low, spine, cut).any()

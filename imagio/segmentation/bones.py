@@ -1244,7 +1244,8 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     vertebral bodies (`in_front_of_column`: vessels beside the trachea). Ribs (needs ``lungs``): `rib_pieces`, per rib segment: the remaining
     thin bone (no ball of ``RIB_MAX_RADIUS_MM`` fits: sternum body, humerus and clavicle heads
     are thicker) that hugs the lungs from outside (within ``RIB_LUNG_MM`` of the lung surface);
-    the scapula, farther out, stays "bone". Ribs are cut from the spine at the corridor
+    the scapula, farther out, stays "bone", and so does a piece of clavicle shaft beside the apex
+    apart from the spine (`clavicle_pieces`). Ribs are cut from the spine at the corridor
     boundary, so each rib remains its own structure where possible. Mediastinum (needs
     ``lungs``): dense pieces inside the lungs' per-plane convex hull, in front of the visceral
     compartment's back line and apart from vertebrae and ribs are calcification or contrast,
@@ -1323,6 +1324,8 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     ribs = np.zeros_like(bone)
     if lungs is not None and lungs.any():
         ribs = rib_pieces(ct, rest, lungs, cx, notes=notes)
+        # a clavicle's shaft beside the apex, apart from the spine, is no rib (`clavicle_pieces`)
+        ribs &= ~clavicle_pieces(ct, ribs, spine, lungs)
     other = rest & ~ribs
     if lungs is not None and lungs.any() and other.any():
         # dense pieces in the mediastinum, apart from the skeleton: calcified vessel walls and
@@ -1700,6 +1703,63 @@ def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float,
     small[0] = False
     ribs[box] &= ~small[rl]
     return ribs
+
+
+CLAVICLE_BELOW_APEX_MM = rule("clavicle_below_apex_mm")  # the clavicle's level (segmentation_rules.json)
+
+
+def clavicle_pieces(ct: Volume, ribs: np.ndarray, spine: np.ndarray, lungs: np.ndarray) -> np.ndarray:
+    """Boolean [k, j, i]: the 26-connected pieces of ``ribs`` (bool [k, j, i], `rib_pieces`) that
+    are a clavicle's shaft, not a rib. ``spine``: the 'vertebrae' mask, ``lungs``: both lungs
+    (bool [k, j, i]). A piece is clavicle when
+
+    - the lungs' apex is in view (no lung voxel on the view's superior face; otherwise the
+      apex, and with it the clavicle's level, is unknown),
+    - it lies wholly in front of the vertebral bodies at its own levels: each of its voxels is
+      anterior (RAS y) to the most anterior 'vertebrae' voxel whose RAS z lies within the
+      piece's z range (at least one must); every rib articulates with its vertebra behind that
+      line (costovertebral and costotransverse joints), while the clavicle runs from the
+      manubrium to the acromion in front of the thoracic cage and never reaches the spine,
+    - its median RAS z lies within ``CLAVICLE_BELOW_APEX_MM`` below the lungs' highest point:
+      the apex rises 2-3 cm above the medial third of the clavicle; the first rib runs below
+      the clavicle and reaches the manubrium lower still (Gray's Anatomy, 42nd ed., "Pleura",
+      "Pectoral girdle", "Chest wall").
+
+    Why: the clavicle's shaft is thin bone within ``RIB_LUNG_MM`` of the apex, so `rib_pieces`
+    takes it for a rib (issue 14: the chest CTA's left clavicle, 3.2 of its 3.7 mL in 'ribs', in
+    one piece apart from the spine). Not caught: a clavicle joined to the first rib by partial
+    volume (and the subclavian vein between them) is one piece with a rib that reaches the spine
+    (the chest CTA's right clavicle, 5.8 mL)."""
+    out = np.zeros_like(ribs)
+    if not (ribs.any() and spine.any() and lungs.any()):
+        return out
+    s_ax, s_sign = anatomical_axes(ct)["S"]
+    top = ribs.shape[s_ax] - 1 if s_sign > 0 else 0
+    if lungs.take(top, axis=s_ax).any():
+        return out
+    # the lungs' highest point (RAS z): in their highest plane along the array axis nearest superior
+    idx = np.flatnonzero(lungs.any(axis=tuple(ax for ax in range(3) if ax != s_ax)))
+    hi = int(idx[-1] if s_sign > 0 else idx[0])
+    sl = [slice(None)] * 3
+    sl[s_ax] = slice(hi, hi + 1)
+    p = np.argwhere(lungs[tuple(sl)])
+    p[:, s_ax] += hi
+    apex = float(ct.kji_to_world(p)[:, 2].max())
+    sw = ct.kji_to_world(np.argwhere(spine))[:, 1:]  # RAS (y, z) of the vertebrae
+    lab, n, _ = components(ribs, connectivity=26)
+    pk = np.argwhere(lab)
+    w = ct.kji_to_world(pk)[:, 1:]
+    pl = lab[tuple(pk.T)]
+    order = np.argsort(pl, kind="stable")
+    starts = np.searchsorted(pl[order], np.arange(1, n + 2))
+    clav = np.zeros(n + 1, bool)
+    for c in range(1, n + 1):   # per piece (tens of them), not per voxel
+        yz = w[order[starts[c - 1]:starts[c]]]
+        if np.median(yz[:, 1]) < apex - CLAVICLE_BELOW_APEX_MM:
+            continue
+        level = (sw[:, 1] >= yz[:, 1].min()) & (sw[:, 1] <= yz[:, 1].max())
+        clav[c] = bool(level.any()) and float(yz[:, 0].min()) > float(sw[level, 0].max())
+    return clav[lab]
 
 
 def solid_organ_pieces(ribs: np.ndarray, dense: np.ndarray, spacing_kji,
