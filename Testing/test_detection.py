@@ -706,6 +706,24 @@ def test_never_candidate_causes_names_the_step_that_lost_a_small_faint_nodule():
     assert miss[0]["lung_rads_3_or_more"] is False
 
 
+def test_a_mass_on_the_lung_side_of_the_pleura_is_scored_by_its_density():
+    # New-user trial 77: the mass channel's lung-side term was (shell - 0.5) / 0.5, 0 on the
+    # pleural line, so Lung-PET-CT-Dx A0001's 5 cm solid perihilar mass (shell 0.53, contrast
+    # 863 HU) scored 0.25. The pleural-angle sign is met once the centre is on the lung's side
+    # (half the shell, the dot channel's lung_side_term = 1 there): a mass touching the hilum or
+    # the chest wall scores as one in mid-lung; the contrast term still grades it and a centre on
+    # the wall's side still gives 0. Expected values from the formula's end points (850 HU: soft
+    # tissue against parenchyma; min_contrast_hu 150).
+    from imagio.detection.blobs import lung_side_term, mass_score
+
+    c_min = constants()["min_contrast_hu"]["value"]
+    assert mass_score(0.53, 863.0) == pytest.approx(1.0)
+    assert mass_score(0.53, 863.0) == pytest.approx(mass_score(1.0, 863.0))
+    assert mass_score(0.8, c_min + 0.5 * (850.0 - c_min)) == pytest.approx(np.sqrt(0.5))
+    assert mass_score(0.9, c_min) == 0.0
+    assert mass_score(0.2, 850.0) == 0.0 and lung_side_term(0.2) == 0.0
+
+
 def test_the_heart_wrapped_by_a_lung_is_not_a_mass():
     # Issue 17 (detect12's mass channel): the phantom's right heart border is a round lobe that
     # the right lung wraps over more than half of a thin shell around it, so the pleural-angle

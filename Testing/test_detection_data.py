@@ -177,9 +177,21 @@ def test_lung_dx_mass_is_one_candidate_inside_its_boxes(shared_data, cases):
                    and abs(y - float(r["centre_lps_y"])) <= (float(r["ymax"]) - float(r["ymin"])) / 2 * px
                    and abs(z - float(r["centre_lps_z"])) <= half_z for r in rows)
 
-    inside = [c for c in detect(ct) if in_boxes(c.center_ras)]
+    cands = detect(ct)
+    inside = [c for c in cands if in_boxes(c.center_ras)]
     print(f"\nLung_Dx-A0001: candidates inside the boxes: "
-          f"{[(c.features.get('channel'), round(c.diameter_mm, 1)) for c in inside]}")
+          f"{[(c.features.get('channel'), round(c.diameter_mm, 1), round(c.probability, 3)) for c in inside]}")
     assert len(inside) == 1, [(c.features.get("channel"), round(c.diameter_mm, 1)) for c in inside]
     assert inside[0].diameter_mm >= 30.0
     assert any("Brock" in w and "4B/4X" in w for w in inside[0].warnings)
+    # new-user trial 77: the mass scored 0.39 (its own 0.25: the lung-side term was 0 on the pleural
+    # line, where a mass against the hilum lies), below its rim pieces and the report's table; a
+    # solid mass whose centre is on the lung's side takes the dot channel's lung-side term (1),
+    # so its score is its contrast term's: the scan's first candidate, in the report's table
+    from imagio.detection.blobs import mass_score
+    from imagio.detection.report import report_threshold
+
+    f = inside[0].features
+    assert f["channel"] == "mass" and f["lung_shell_fraction"] < 0.6   # it touches the hilum
+    assert inside[0].probability >= mass_score(f["lung_shell_fraction"], f["contrast_hu"]) > 0.9
+    assert cands[0] is inside[0] and inside[0].probability >= report_threshold()

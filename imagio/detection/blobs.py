@@ -61,7 +61,8 @@ Method (constants and sources in ``imagio/data/detection.json``):
    For the sub-solid channel the contrast term runs from the bottom of the sub-solid range
    (-750 HU) to its top (-300 HU), both against the scan's parenchyma median; for the
    juxta-pleural channel roundness replaces blobness and the lung share around the lesion
-   multiplies the score; for the dot and sub-solid channels the lung share of the shell around
+   multiplies the score; for the mass channel the contrast term and the lung-side term below
+   (1 for every kept mass, whose centre lies on the lung's side: :func:`mass_score`); for the dot and sub-solid channels the lung share of the shell around
    the candidate's sphere does (:func:`lung_side_term`: 0 at a quarter, 1 from a half): a
    nodule's centre lies on the lung's side of the pleura, a rib's, vertebra's or mediastinal
    contour's on the other (pleural-angle sign, Felson 1973). Perifissural nodules (solid,
@@ -1275,8 +1276,7 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
         if _joins_the_mediastinum(sub, sides, kji, r, s_axis, c["type_hu"]["calcified_min"]):
             continue
         contrast = med - parenchyma
-        score = np.sqrt(np.clip((float(v) - t) / (1.0 - t), 0, 1)
-                        * np.clip((contrast - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1))
+        score = mass_score(float(v), contrast)
         # its extent, where its rim pieces lie: the solid tissue joined to the ball within twice
         # its radius (a mass is roughly ellipsoidal, its axes within 2:1: the 2:1 limit of
         # min_blobness), opened as the one-click tool opens a lesion (a ball of OPEN_FRACTION of
@@ -1292,6 +1292,33 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
                         contrast_hu=contrast, lung_shell_fraction=float(v), solid_ball_fraction=float(b),
                         score=float(score), channel="mass", region=(box, region)))
     return out
+
+
+def mass_score(shell: float, contrast_hu: float) -> float:
+    """Ranking score in [0, 1] of a mass candidate (:func:`mass_candidates`): the geometric mean
+    of the dot channel's two kinds of term, the lung-side term :func:`lung_side_term` of the
+    share ``shell`` of lung in the shell around its ball and the contrast term
+    (C - ``min_contrast_hu``) / (850 HU - ``min_contrast_hu``) of its median density over the
+    parenchyma ``contrast_hu``, clipped to [0, 1].
+
+    The lung-side term is the one the dot and sub-solid channels use: the pleural-angle sign
+    (Felson 1973; Webb 2015) tells a lesion of the lung (centre on the lung's side, acute
+    angles) from one of the wall or mediastinum (obtuse angles); once the centre is on the
+    lung's side (half the shell, the mass channel's keep limit ``mass.min_lung_shell_fraction``)
+    the sign is met and the term is 1. How much more than half of the shell is lung measures
+    how far the lesion lies from the pleura, the fissures and the hilum relative to its size, not
+    whether it is a lesion: a ball whose centre lies d inside a flat pleura has (1 + d / R) / 2 of
+    a shell of radius R in the lung, so a mass > 30 mm (Fleischner glossary, Hansell 2008) that
+    touches the mediastinum or the chest wall, as central (perihilar) and large tumours do, reads
+    little above one half however certain it is (Lung-PET-CT-Dx A0001's 5 cm perihilar mass:
+    0.53). The former term (shell - 0.5) / 0.5 scored it 0.06 x 1.0 -> 0.25 (new-user trial 77),
+    below its own rim pieces. The blobness term has no counterpart: the Hessian does not see a
+    mass against the mediastinum as a blob (:func:`mass_candidates`), its shape is the channel's
+    keep tests (a solid ball of its size, one lung, not joined to the mediastinum).
+    shell: float in [0, 1]; contrast_hu: HU; returns a float."""
+    c_min = constants()["min_contrast_hu"]["value"]
+    return float(np.sqrt(lung_side_term(shell)
+                         * np.clip((contrast_hu - c_min) / (SOLID_CONTRAST_HU - c_min), 0.0, 1.0)))
 
 
 def _joins_the_mediastinum(sub: Volume, sides: tuple[np.ndarray, np.ndarray], kji, radius_mm: float,
