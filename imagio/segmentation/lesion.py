@@ -19,7 +19,11 @@ Every threshold, with its published source or its stated method reason, is in
    not enclose the liver). A click in a concavity the lung does not outweigh (a mass larger than
    the lung beside it, or filling the lung's cross-section) uses that concavity, but only when
    the usual envelope gives no lung lesion (joined first, it took the liver under the dome for a
-   click on the caudal slice of a mass).
+   click on the caudal slice of a mass). A lung cut by the field of view (an image face or a
+   reformat's padding) continues beyond it: the pieces of one lung that reach the same face in
+   a slice are also hulled as one (`_joined_beyond_the_end`), so the envelope reaches the face
+   between them (lung2's mass on a box whose face cut the lung wrapping it: 32.2 -> 37.3 mL of
+   the 39.6 mL in the box).
    If the click is inside the envelope, the lesion is what is denser than the parenchyma inside
    it: seeded region at the midpoint between the parenchyma's median and the lower quartile of
    the region's core (a solid edge at half maximum, a ground-glass rim kept). The type is decided
@@ -27,7 +31,11 @@ Every threshold, with its published source or its stated method reason, is in
    shell (1-4 mm beyond it), else the soft-tissue rule applies. A click beside the envelope or
    only in a concavity the lung does not outweigh, whose soft-tissue lesion is closed in the box
    and not bordered by aerated lung, is typed soft tissue (the lung crescent round the liver
-   dome has the liver as its concavity). The subtype comes from the region too: mass above
+   dome has the liver as its concavity). A region grown by the soft-tissue rule that aerated
+   lung borders as a lung lesion (the click beside the envelope, e.g. in tissue against the
+   mediastinum) is grown again from its core, where the rules type it; a lung lesion there
+   holding at least half of it is the outline given, else the warning says the type, so the
+   outline, depends on the click (`_typed_at_core`). The subtype comes from the region too: mass above
    30 mm, calcified, else from its solid component (> -300 HU): none of micronodule size ->
    ground glass, >= 80 % of the interior -> solid, else part-solid.
 3. Soft tissue (liver tumour, soft-tissue or bone-free tumour): on a lightly smoothed image
@@ -580,8 +588,31 @@ def _measured_data(ct: Volume) -> np.ndarray | None:
     return measured_voxels(ct)
 
 
+PADDING_END = 7   # `_field_ends`' id of a reformat's padding (faces: 1..6)
+
+
+def _field_ends(box: tuple, shape, s_axis, data: np.ndarray | None = None) -> np.ndarray:
+    """uint8, the shape of the box ``box`` (slices of an image of ``shape``): where the measured
+    field of view ends in it across the patient's axial planes, 0 elsewhere: the voxel layer on
+    each of the image's own faces that the box reaches, id 1 + 2 * axis + side (not the two
+    faces along ``s_axis`` when it is an array axis: those are axial planes, which no axial
+    plane crosses), and the padding of a reformat (``data`` False: `_measured_data`, on the
+    box), id ``PADDING_END``."""
+    out = np.zeros(tuple(b.stop - b.start for b in box), np.uint8)
+    if data is not None:
+        out[~data] = PADDING_END
+    for ax, b in enumerate(box):
+        if ax == s_axis:
+            continue
+        for side, (at, edge) in enumerate(((b.start, 0), (b.stop, shape[ax]))):
+            if at == edge:
+                face = (slice(None),) * ax + (-side,)
+                out[face] = np.where(out[face] == 0, 1 + 2 * ax + side, out[face])
+    return out
+
+
 def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.ndarray | None = None,
-                   enclosed=None):
+                   enclosed=None, ends: np.ndarray | None = None):
     """(aerated lung, envelope, rejected concavities) in the box: lung-like air components (median > -950 HU, >= 0.5 mL)
     and, per axial slice, the convex hull of each lung piece (8-connected: the two lungs are
     separate pieces even where they touch in 3-D), with the hull's concavities that the piece
@@ -594,7 +625,9 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.n
     slice: a pixel outside the box is outside the hull (scikit-image's hull joins the pixels'
     edge midpoints, which reach half a pixel beyond the box), so the hull pixels are the same,
     and a box holds the hull's concavities whole. On an oblique grid (``s_axis`` a `_Planes`)
-    the hulls are taken in the patient's axial planes."""
+    the hulls are taken in the patient's axial planes. ``ends``: the end of the measured field of
+    view in the box (`_field_ends`; None: not known): a lung cut by it is joined beyond it
+    (`_slice_hulls`)."""
     lung, lab = _lung_air(roi, voxel_ml, data, enclosed)
     if not lung.any():
         return lung, lung, lung
@@ -602,10 +635,11 @@ def _lung_envelope(roi: np.ndarray, sk, s_axis: int, voxel_ml: float, data: np.n
         # the hulls in the patient's axial planes (`_Planes`), brought back onto the box
         lung_ax, frame = s_axis.to_axial(lung)
         lab_ax, _ = s_axis.to_axial(np.where(lung, lab, 0), frame)
-        env_ax, rej_ax = _slice_hulls(lung_ax, lab_ax, 0, s_axis.slice_reach())
+        ends_ax = None if ends is None else s_axis.to_axial(ends, frame)[0]
+        env_ax, rej_ax = _slice_hulls(lung_ax, lab_ax, 0, s_axis.slice_reach(), ends_ax)
         env = lung | s_axis.from_axial(env_ax & ~lung_ax, roi.shape, frame)
         return lung, env, s_axis.from_axial(rej_ax, roi.shape, frame) & ~env
-    env, rej = _slice_hulls(lung, lab, s_axis)
+    env, rej = _slice_hulls(lung, lab, s_axis, ends=ends)
     return lung, env, rej
 
 
@@ -620,25 +654,46 @@ def hull_envelope(lung: np.ndarray, s_axis: int) -> np.ndarray:
     return _slice_hulls(lung, None, s_axis)[0]
 
 
-def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: int = 1) -> tuple:
+def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: int = 1,
+                 ends: np.ndarray | None = None) -> tuple:
     """(envelope, rejected concavities) of `_lung_envelope` from the aerated lung ``lung`` and
     its 3-D component labels ``lab``, slice by slice along the array axis ``s_axis``; an
     accepted concavity also holds ``reach`` slices on either side (one storage slice). Without
-    ``lab`` the rejected concavities are not sought (returned empty)."""
+    ``lab`` the rejected concavities are not sought (returned empty).
+
+    ``ends`` (int, the shape of ``lung``, or None): the ends of the measured field of view (the
+    voxels on each of the image's own faces, and a reformat's padding), `_field_ends`. The pieces
+    of one lung (one label of ``lab``) that reach the same end in a slice are also taken as one
+    piece there (their hull's concavities added to those of each piece's own hull): the field of view
+    cut the lung, which continues beyond its end, and the pieces a face cuts off one lung are
+    joined beyond it (lung2's mass against a face 30 mm from its centre: the medial lung that
+    wraps it was cut into two pieces on the face, each piece's hull stopped 3.8 mm short of the
+    face, and 7.7 mL of the mass in the image were lost)."""
     env = lung.copy()
     rejected = np.zeros(lung.shape, bool)
     rz = np.moveaxis(rejected, s_axis, 0)  # view
     ez = np.moveaxis(env, s_axis, 0)  # view into env
     lungz = np.moveaxis(lung, s_axis, 0)
+    endz = None if ends is None or lab is None else np.moveaxis(ends, s_axis, 0)
     for z in np.flatnonzero(np.any(lungz, axis=(1, 2))):
-        pieces, _ = ndimage.label(lungz[z], structure=np.ones((3, 3), bool))
-        for c, box in enumerate(ndimage.find_objects(pieces), start=1):
-            sl = pieces[box] == c
-            if sl.sum() < 10:
-                continue
-            acc = _piece_hull(sl, True)
-            if acc is not None:
-                ez[z][box] |= acc
+        pieces, n = ndimage.label(lungz[z], structure=np.ones((3, 3), bool))
+        groups = [pieces]
+        if endz is not None and endz[z].any():
+            joined = _joined_beyond_the_end(pieces, np.moveaxis(lab, s_axis, 0)[z], endz[z])
+            if joined is not pieces:   # the joined pieces' hulls are added to the pieces' own
+                sizes = np.bincount(joined.ravel(), minlength=n + 1)
+                own = np.bincount(pieces.ravel(), minlength=n + 1)
+                groups.append(np.where(sizes[joined] > own[joined], joined, 0))
+        for g in groups:
+            for c, box in enumerate(ndimage.find_objects(g), start=1):
+                if box is None:
+                    continue
+                sl = g[box] == c
+                if sl.sum() < 10:
+                    continue
+                acc = _piece_hull(sl, True)
+                if acc is not None:
+                    ez[z][box] |= acc
         if lab is None:
             continue
         # the concavities of each lung as a whole (all its pieces in the slice): a mass that
@@ -663,6 +718,53 @@ def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: i
         ez[r:] |= ex[:-r]
         ez[:-r] |= ex[r:]
     return env, rejected & ~env
+
+
+def _joined_beyond_the_end(pieces: np.ndarray, labz: np.ndarray, endz: np.ndarray) -> np.ndarray:
+    """The piece labels ``pieces`` (int, one slice) with the pieces of one lung (``labz``: the 3-D
+    lung labels of the slice) that reach the same end of the field (``endz``: int, `_field_ends`'
+    ids: one per face of the image; padding by its connected pieces in the slice) given one label
+    (a piece reaches an end where a pixel of it lies on it or beside it, 8-connected): the field of
+    view cut that lung, and beyond that end its pieces are one (`_slice_hulls`). Pieces that reach
+    different faces are not joined by it: the lung would have to turn round the corner, which
+    the image does not show (lung2 on a 100 mm box centred on its mass: joined across two faces,
+    the heart under the mass was taken in, +2.2 mL). Labels stay 1..n (some unused: no box)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ends = endz.astype(np.int64)
+    pad = ends == PADDING_END
+    if pad.any():   # each piece of padding in the slice is an end of its own
+        lab_pad, _ = ndimage.label(pad, np.ones((3, 3), bool))
+        ends = np.where(pad, PADDING_END + lab_pad, ends)
+    n = int(pieces.max())
+    # (end, piece) pairs of the pieces beside each end pixel, over its 8 neighbours and itself
+    pp = np.pad(pieces, 1)
+    ey, ex = np.nonzero(ends)
+    e = ends[ey, ex]
+    keys = np.concatenate([e * (n + 1) + pp[ey + 1 + dy, ex + 1 + dx]
+                           for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    keys = np.unique(keys[keys % (n + 1) > 0])
+    if keys.size < 2:
+        return pieces
+    end_of, piece_of = keys // (n + 1), keys % (n + 1)
+    lung = np.zeros(n + 1, np.int64)
+    lung[pieces.ravel()] = labz.ravel()   # a piece lies in one 3-D lung
+    # pieces of one lung beside one end: consecutive pairs in (end, lung, piece) order
+    order = np.lexsort((piece_of, lung[piece_of], end_of))
+    end_of, piece_of = end_of[order], piece_of[order]
+    same = (end_of[1:] == end_of[:-1]) & (lung[piece_of[1:]] == lung[piece_of[:-1]])
+    a_idx, b_idx = piece_of[:-1][same], piece_of[1:][same]
+    if not a_idx.size:
+        return pieces
+    g = coo_matrix((np.ones(a_idx.size), (a_idx, b_idx)), shape=(n + 1, n + 1))
+    _, comp = connected_components(g, directed=False)
+    # each piece takes the smallest label of its group
+    first = np.full(comp.max() + 1, n + 1)
+    np.minimum.at(first, comp, np.arange(n + 1))
+    relabel = first[comp]
+    relabel[0] = 0
+    return relabel[pieces]
 
 
 def _piece_hull(sl: np.ndarray, accepted: bool) -> np.ndarray | None:
@@ -1281,7 +1383,8 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         lung, env, rej = _lung_envelope(
             a[esl].astype(np.float32), sk, s_axis, ct.voxel_volume_ml,
             None if data is None else data.data[esl],
-            None if data is None else _enclosed_by_body(data, esl, sk))
+            None if data is None else _enclosed_by_body(data, esl, sk),
+            _field_ends(esl, ct.shape, s_axis, None if data is None else data.data[esl]))
         inner = tuple(slice(int(l - el), int(h - el)) for l, h, el in zip(lo, hi, elo))
         eseed = tuple(int(v) for v in np.asarray(seed_g) - elo)
         joined = None
@@ -1396,10 +1499,11 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
             sh = _shell(region, sk, *LUNG_SHELL_MM)
             frac = float(lung[sh].mean()) if sh.any() else 0.0
             if frac >= LUNG_CONTEXT_FRACTION:
-                notes.append(
+                # by the region rule a lung lesion: `segment_lesion` grows it again from its core
+                notes.append(_Note(
                     f"the lesion was typed soft tissue but aerated lung borders {100 * frac:.0f} % of "
                     "it: if it is a lung lesion (e.g. clicked on its edge slice at the diaphragm), "
-                    "click nearer its centre or give kind='lung_nodule'")
+                    "click nearer its centre or give kind='lung_nodule'", "lung_bordered", (100 * frac,)))
     if k == "lung_nodule" and first is not None and region.any() and first.sum() > SMALLER_THAN_FIRST * region.sum():
         # the refinement to half maximum kept a small part of the dense structure the click
         # lies in (a lobe cut off behind a neck, or a solid part within ground glass)
@@ -1455,10 +1559,10 @@ def _retyped_note(why: str, meas2: LesionMeasurements, what: str = "nodule") -> 
             f"{'segment it with' if what == 'nodule' else 'check the outline given with'} --kind lung_nodule")
 
 
-def _retyped(p):
-    """The progress of a run typed again as soft tissue: its lines say so (trial 70 D6: "region within
-    40 mm", "80 mm" printed twice, once per typing)."""
-    return lambda f, msg: p(f, msg.replace("lesion:", "lesion (typed again as soft tissue):", 1))
+def _retyped(p, how: str = "typed again as soft tissue"):
+    """The progress of a run typed again as soft tissue (or ``how``): its lines say so (trial 70 D6:
+    "region within 40 mm", "80 mm" printed twice, once per typing)."""
+    return lambda f, msg: p(f, msg.replace("lesion:", f"lesion ({how}):", 1))
 
 
 _UNSET = object()  # segment_lesion's _data not given (None: the image has no padding)
@@ -1482,7 +1586,8 @@ def organ_envelope(organ: np.ndarray) -> np.ndarray:
 
 def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
                    max_radius_mm: float = MAX_RADIUS_MM, open_mm: float = 1.0, include=(), exclude=(),
-                   progress=None, _from_core=None, _data=_UNSET, **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
+                   progress=None, _from_core=None, _data=_UNSET, _at_core=False,
+                   **_legacy) -> tuple[np.ndarray, LesionMeasurements]:
     """(mask [k, j, i] on the CT grid, measurements) of the lesion under ``point_ras`` (RAS mm).
 
     organ: optional bounding mask [k, j, i] (e.g. the liver); kind: force "lung_nodule" or
@@ -1494,6 +1599,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     does not reach back to the click when grown from its own core (``_check_from_core``).
     ``_from_core``: internal (a regrowth from the core of an earlier outline: no further check).
     ``_data``: internal (the measured voxels of ``ct`` and their tissue, `_Measured`, from the outer call).
+    ``_at_core``: internal (a click at the core of a region typed again, `_typed_at_core`: not again).
     """
     p = as_progress(progress)
     a = check_ct(ct)
@@ -1586,6 +1692,15 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                 meas2.warnings += carried
                 meas2.part_of_mass = True
             return m2, meas2
+    bordered = [n for n in notes if getattr(n, "kind", "") == "lung_bordered"]
+    if kind is None and k == "soft_tissue" and _from_core is None and not _at_core and bordered:
+        got = _typed_at_core(ct, point_ras, seed_g, mask, bordered[0], dict(
+            organ=organ, max_radius_mm=max_radius_mm, open_mm=open_mm, include=include, exclude=exclude,
+            progress=_retyped(p, "grown again from the core of the click's region"), _data=data))
+        if isinstance(got, str):
+            notes = [got if n is bordered[0] else n for n in notes]
+        else:
+            return got
     click_ml: list = list(part_ml)   # (this click's, another click's) volumes the click checks grew, mL
     leaks: list = []   # volumes (mL) of outlines grown by the click checks that leaked
     crossing: list = []   # edge shares (0-1) of the crossings of check outlines back into this one
@@ -1646,9 +1761,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if not mask[seed_g]:
         # trial 11: a click in STS_008 came back as an outline of the neighbouring muscle, not
         # holding the click, warned only as "unreliable"
-        notes.append(f"the outline does NOT contain the click at R,A,S = {np.round(np.asarray(point_ras, float), 1).tolist()} "
-                     "mm: it was cut back to a region beside it, so it may be another structure; check it on the "
-                     "images and click again nearer the lesion's centre")
+        notes.append(_not_at_click(point_ras, "it was cut back to a region beside it"))
     p(0.9, "lesion: measurements")
     meas = measure(mask, ct, a, kind=k)
     meas.part_of_mass = any(PART_OF_MASS in n for n in notes)
@@ -1700,6 +1813,58 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     meas.leaked = bool(meas.leaked or (_from_core is None and _leaked(meas)))
     p(1.0, "lesion: done")
     return mask, meas
+
+
+def _not_at_click(point_ras, why: str) -> str:
+    """The warning of an outline that does not hold the click at ``point_ras`` (RAS mm), ``why``."""
+    return (f"the outline does NOT contain the click at R,A,S = {np.round(np.asarray(point_ras, float), 1).tolist()} "
+            f"mm: {why}, so it may be another structure; check it on the images and click again nearer the "
+            "lesion's centre")
+
+
+def _typed_at_core(ct: Volume, point_ras, seed_g: tuple, mask: np.ndarray, note: "_Note", kw: dict):
+    """The lesion of a soft-tissue outline ``mask`` (bool [k, j, i], CT grid) grown from the click
+    ``point_ras`` (RAS mm; voxel ``seed_g``) that aerated lung borders as it borders a lung lesion
+    (``note``: the `_segment_box` note of kind "lung_bordered", its share in ``volumes_ml``):
+    (mask, measurements) of the lesion grown from the outline's core (`_core_of`, typed there by
+    the same rules, `segment_lesion` with ``kw``) when that is a lung lesion holding at least
+    PROBE_MIN_OVERLAP of ``mask``, with a warning that says so; else the note's new words (str),
+    which say that the type, so the outline, depends on where the click lies (``click_dependent``).
+
+    Why (issue 14: the type is decided from the region, not the click's voxels): lung2's mass
+    clicked 1.5 mm inside its label's medial edge (R,A,S -40.2, 83.8, -270.0, trial 75) lies in
+    tissue against the mediastinum that the per-slice hull of the lung does not enclose, so the
+    lung rule was never tried there: typed soft tissue, 33.9 mL, not flagged, while the centre
+    gives a lung nodule of 40.0 mL. The region grown from the click was bordered by lung over
+    27 % (a lung lesion by the region rule: LUNG_CONTEXT_FRACTION)."""
+    share = note.volumes_ml[0] if note.volumes_ml else 100 * LUNG_CONTEXT_FRACTION
+    core = _core_of(mask, seed_g, ct.spacing_kji)
+    at = ct.kji_to_world(np.asarray(core, float)[None])[0]
+    v0 = float(mask.sum()) * ct.voxel_volume_ml
+    try:
+        m2, meas2 = segment_lesion(ct, at, _at_core=True, **kw)
+    except (InputError, ImagioError):
+        m2, meas2 = None, None
+    held = float((m2 & mask).sum()) / max(int(mask.sum()), 1) if m2 is not None else 0.0
+    where = np.round(at, 1).tolist()
+    if meas2 is not None and meas2.kind == "lung_nodule" and held >= PROBE_MIN_OVERLAP:
+        meas2.warnings.insert(0, (
+            f"grown from the click as soft tissue, the region ({v0:.1f} mL) is bordered by aerated lung over "
+            f"{share:.0f} % of its surface (a lung lesion: at least {100 * LUNG_CONTEXT_FRACTION:.0f} %), and grown "
+            f"from its core (R,A,S = {where} mm) it is a lung lesion holding {100 * held:.0f} % of it: the type is "
+            "the region's, so the lung lesion grown from the core is given (the click lies in tissue beside the "
+            "lung's envelope, e.g. against the mediastinum or the chest wall)"))
+        if not m2[tuple(seed_g)]:
+            meas2.warnings.insert(1, _not_at_click(point_ras, "it is the lung lesion grown from the core of the "
+                                                   "click's region, and the click lies beside it"))
+        return m2, meas2
+    got = ("no lesion" if meas2 is None else f"{meas2.kind.replace('_', ' ')} ({meas2.volume_ml:.1f} mL, holding "
+           f"{100 * held:.0f} % of it)")
+    return note.retold(
+        f"the lesion was typed soft tissue but aerated lung borders {share:.0f} % of it (a lung lesion: at least "
+        f"{100 * LUNG_CONTEXT_FRACTION:.0f} %), and grown from its core (R,A,S = {where} mm) it gives {got}: "
+        f"its type, so its outline, {DEPENDS}; if it is a lung lesion (e.g. clicked on its edge slice at the "
+        "diaphragm), click nearer its centre or give kind='lung_nodule'")
 
 
 def forced_kind_note(ct: Volume, point_ras, kind: str | None, mask: np.ndarray, organ=None,
@@ -2760,7 +2925,8 @@ def _near_field_end(mask: np.ndarray, ct: Volume, thr, measured: np.ndarray | No
     transform. An outline that ends in tissue of its own density (a voxel outside it, 6-next to
     it, within ``thr`` = [lower, upper] HU, the thresholds it was grown with) did not stop at its
     own intensity edge there: it was stopped by the lung envelope (the hull of a lung cut by the
-    field of view stops short of the face: lung2's mass on a 60 mm crop, 24.0 of 40.0 mL) or
+    field of view stops short of the face where no other piece of that lung reaches it: lung2's
+    mass on a 60 mm crop, 24.0 of 40.0 mL, 30.2 mL since `_joined_beyond_the_end`) or
     the opening; and a border is judged on the tissue up to ``SHELL_MM[1]`` beyond it
     (`edge_support`, the soft-tissue edge rule's shell), so where the field ends closer than
     that, what lies beyond the outline was not seen (issue 14). The sides are the patient's
