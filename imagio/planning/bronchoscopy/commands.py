@@ -258,7 +258,7 @@ def cmd_bronch(args) -> int:
     from ...outputs import atomic_path, write_text
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
-    from .mask_checks import check_slice_thickness, require_mask_on_air
+    from .mask_checks import check_slice_thickness, reformat_note, require_mask_on_air
     from ...label_registration import classes_from_labels, require_registered
     from .route import check_root, implausible_scope, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
@@ -325,6 +325,7 @@ def cmd_bronch(args) -> int:
     target, target_name, piece_note = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)
     notes = side_notes + [x for x in (odd_scope, shift_note, piece_note) if x]
+    notes += [x for x in (reformat_note(air, mask, f"the airway mask {args.airways}"),) if x]   # trial 78 L4
     notes += target_tissue(ct, target, target_name or args.target, structures)
     if target_name and target_name != args.target:
         notes.append(f"the target point lies in the segment {target_name!r}: planned to that lesion's outline "
