@@ -68,3 +68,42 @@ def test_bronch_says_it_of_an_airway_mask_on_a_reformat():
         assert bool(note) is noted
         assert not noted or (note.startswith("the airway mask a.seg.nrrd: the CT's grid is tilted 20 degrees")
                              and "short" in note), note
+
+
+@pytest.mark.parametrize("name, direction", [
+    ("axial", np.eye(3)),
+    ("tilted 20 degrees about R, j flipped", rotation((1.0, 0.0, 0.0), 20.0) @ np.diag([1.0, -1.0, 1.0])),
+])
+def test_the_lumen_opening_into_a_reformats_fill_joins_no_outside_air(name, direction):
+    """New-user trial 78 (LOW): the chest CTA tilted 20 degrees, its trachea running on into the
+    fill beyond the source's top plane: 11 lumen voxels outside the fill's rim joined 22 L of air
+    through the fill and the front face was said to cut the trachea. Scene (RAS mm): a neck of
+    tissue (radius 30 mm, noisy) in noisy air, a tracheal lumen (radius 8 mm) along S labelled up
+    to S = 40; beyond the source's top plane, tilted 20 degrees about R (S - 0.36 A >= 60), the
+    resampler's -1024 fill. The lumen left out is that above the labelled trachea, within the
+    data: no voxel of the air around the neck. With measured (noisy) air in place of the fill (the
+    neck ending there, its lumen open to the air above it: no reformat) the lumen joins that air."""
+    from imagio.segmentation.airways import lumen_left_out
+
+    vol = _grid(direction, spacing=(2.0, 2.0, 2.0), shape=(40, 45, 45))
+    k, j, i = np.meshgrid(*[np.arange(n) for n in vol.shape], indexing="ij")
+    ras = vol.kji_to_world(np.stack([k, j, i], -1).reshape(-1, 3)).reshape(*vol.shape, 3)
+    x, y, z = ras[..., 0], ras[..., 1], ras[..., 2]
+    rng = np.random.default_rng(3)
+    neck = np.hypot(x, y) <= 30.0
+    lumen = np.hypot(x, y) <= 8.0
+    fill = z - np.tan(np.radians(20.0)) * y >= 60.0
+    air = ~neck | lumen | fill
+    a = np.where(air, rng.normal(-1000.0, 15.0, vol.shape), rng.normal(40.0, 15.0, vol.shape))
+    trachea = lumen & (z <= 40.0)
+    body = neck & ~(lumen & (z > 40.0)) & ~fill
+    for padded in (True, False):
+        img = np.where(fill, -1024.0, a) if padded else a
+        ct = Volume(np.rint(img).astype(np.int16), vol.ijk_to_ras)
+        out = lumen_left_out(ct, body, trachea)
+        assert out[lumen & (z > 42.0) & (z < 48.0)].all(), name
+        if padded:
+            # the lumen within the data only: no air around the neck, nothing of the fill
+            assert not out[~lumen].any() and not out[fill].any(), (name, int(out[~lumen].sum()))
+        else:
+            assert out[~neck].mean() > 0.5, name

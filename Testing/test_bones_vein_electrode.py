@@ -106,6 +106,30 @@ def test_electrode_on_the_skin_is_not_bone_and_bone_under_it_is(spacing, rot, fl
     assert not ext3.any() and not unsure3.any()
 
 
+@pytest.mark.parametrize("spacing,rot,flip", GRIDS)
+def test_bone_cut_by_a_reformats_fill_is_not_on_the_skin(spacing, rot, flip):
+    """New-user trial 78 (MED): the chest CTA tilted 20 degrees, the upper sternum cut by the
+    resampler's fill beyond the source's top plane was a 7.8 mL 'electrode': the fill reads as
+    air outside the body. That fill (``unseen``: `body.measured_voxels`) ends the field of view,
+    as a face of the array does; an electrode on the skin beside it is still one."""
+    vol, ras = _grid(spacing, rot, flip)
+    sk = vol.spacing_kji
+    x, y, z = ras[..., 0], ras[..., 1], ras[..., 2]
+    # the source's top plane, tilted 20 degrees about R: the fill beyond it
+    fill = z - np.tan(np.radians(20.0)) * y >= 14.0
+    body = (y <= 20.0) & ~fill
+    # a manubrium: a 6 mm ball 12 mm under the skin, its top cut by the fill (a piece on its own)
+    manubrium = (np.linalg.norm(ras - np.array([0.0, 2.0, 12.0]), axis=-1) <= 6.0) & ~fill
+    electrode = (np.hypot(x - 5, z - 2) <= 5.0) & (y >= 16.0) & body
+    rib = _seg_dist(ras, (-25, 3, -12), (25, 3, -12)) <= 5.0
+    bone = manubrium | electrode | rib
+    ext, _ = bones.on_the_skin(bone, body, sk)
+    assert ext[manubrium].all()     # the fill taken for outside air: the manubrium 'on the skin'
+    ext, unsure = bones.on_the_skin(bone, body, sk, unseen=fill)
+    assert ext[electrode].all()
+    assert not ext[manubrium | rib].any() and not unsure.any()
+
+
 THICK_GRIDS = [  # thick axial slices (5 mm), rotated in the axial plane and flipped
     ((1.5, 1.5, 5.0), (0.0, 0.0), (1, 1, 1)),
     ((1.5, 1.2, 5.0), (25.0, 0.0), (-1, 1, -1)),

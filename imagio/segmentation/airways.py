@@ -872,6 +872,31 @@ def enclosed_open_air(ct: Volume, body: np.ndarray) -> np.ndarray:
     return (hole | (added & dilate_voxels(hole))) & (ct.array <= BODY_HU)
 
 
+def lumen_left_out(ct: Volume, body: np.ndarray, trachea: np.ndarray) -> np.ndarray:
+    """Bool [k, j, i]: the air outside ``body`` (bool [k, j, i]; air: below `BODY_HU`) that the
+    trachea's lumen (``trachea``, bool [k, j, i]) opens into: the 6-connected components of that
+    air holding a 26-neighbour of ``trachea``, taken on measured voxels only (`planning.skin.
+    data_mask`, the array's outer layer kept). A resampler's fill (and the rim it blends into) is no
+    air the patient lies in: the trachea leaving an oblique reformat's data through its top borders
+    that fill, which joins the air around the patient, as a lumen cut by the array's top face joins
+    none (seg36: the chest CTA and lung1 tilted 20 degrees, 22 L "left out" and a front face said
+    to cut the trachea; new-user trial 78: the same CTA, 11 voxels of lumen three voxels below the
+    fill, outside the fill's rim, still joined 22 L of air through it). Empty when none."""
+    outside_air = ~body & (ct.array < BODY_HU)
+    beside = dilate_voxels(trachea, np.ones((3, 3, 3), bool)) & outside_air
+    if beside.any():
+        from ..planning.skin import data_mask
+
+        measured = data_mask(ct, keep_outer_layer=True)[0]
+        beside &= measured
+        outside_air &= measured
+    if not beside.any():
+        return np.zeros(ct.shape, bool)
+    lab = components(outside_air, connectivity=6)[0]
+    ids = np.unique(lab[beside])
+    return np.isin(lab, ids[ids > 0])
+
+
 def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """(trachea, bronchi, info) for a chest CT; raises InputError if no trachea is found.
 
@@ -945,19 +970,8 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
     # the trachea's lumen beside air outside the body: a front or back face of the view cut it open
     # and the air of the open part joins the image's edge there, unless `opened_lumen` took it in
     ap = None
-    beside = dilate_voxels(trachea, np.ones((3, 3, 3), bool)) & ~body & (ct.array < BODY_HU)
-    if beside.any():
-        # a resampler's fill (and its blended rim) is no air the patient lies in: the trachea leaving
-        # an oblique reformat's data through its top face borders that fill, which joins the air
-        # around the patient (seg36: the chest CTA and lung1 tilted 20 degrees, 22 L "left out" and
-        # a front face said to cut the trachea that no face cuts)
-        from ..planning.skin import data_mask
-
-        beside &= data_mask(ct, keep_outer_layer=True)[0]
-    if beside.any():
-        lab = components(~body & (ct.array < BODY_HU), connectivity=6)[0]
-        ids = np.unique(lab[beside])
-        left_out = np.isin(lab, ids[ids > 0])
+    left_out = lumen_left_out(ct, body, trachea)
+    if left_out.any():
         info["left_out_lumen_ml"] = round(float(left_out.sum() * ct.voxel_volume_ml), 2)
         # (what `opened_lumen` leaves of it: the face's layer of a lumen, partial volume at its rim)
         if info["left_out_lumen_ml"] > LOCAL_PIECE_ML:

@@ -562,8 +562,11 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         m |= fill[vl]
     m &= ~lumen
     if body is not None and m.any():
-        # objects on the skin (ECG electrodes, clips) are not bone (`on_the_skin`)
-        skin, unsure = on_the_skin(m, body, ct.spacing_kji)
+        # objects on the skin (ECG electrodes, clips) are not bone (`on_the_skin`); a reformat's
+        # padding and its blended rim (`body.measured_voxels`) end the field of view, not the body
+        from .body import measured_voxels
+        measured = measured_voxels(ct)
+        skin, unsure = on_the_skin(m, body, ct.spacing_kji, None if measured is None else ~measured)
         m &= ~skin
         if info is not None:
             info.setdefault("notes", []).extend(skin_notes(ct, skin, unsure))
@@ -577,14 +580,19 @@ SKIN_MM = rule("skin_max_thickness_mm")  # skin, with the partial volume of the 
 SUBCUTANEOUS_MM = rule("subcutaneous_probe_mm")  # under it the subcutaneous fat (segmentation_rules.json)
 
 
-def on_the_skin(bone: np.ndarray, body: np.ndarray, spacing_kji) -> tuple[np.ndarray, np.ndarray]:
+def on_the_skin(bone: np.ndarray, body: np.ndarray, spacing_kji,
+                unseen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(external, unsure): two bool [k, j, i] masks of 26-connected pieces of ``bone`` (bool
     [k, j, i]) that reach into the skin: some voxel within ``SKIN_MM`` (mm) of a voxel outside
     ``body`` (bool [k, j, i]; a face of the array is not outside: a crop cuts the body, it does not
-    expose it). ``external``: such a piece that lies wholly within ``SUBCUTANEOUS_MM`` of outside
-    (an object on or in the skin and its blur: an ECG electrode, a clip, jewellery); ``unsure``:
-    one that reaches the skin and also goes deeper (bone joined to such an object, or bone whose
-    cover is thinner than the skin's reading), kept as bone.
+    expose it; nor is ``unseen``, bool [k, j, i] or None: voxels no scan measured, a resampler's
+    fill beyond its source's field of view and the rim it blends into, or the padding outside a
+    reconstruction circle, `body.measured_voxels`: the end of the field of view inside the array;
+    new-user trial 78, the chest CTA tilted 20 degrees: its upper sternum, cut by the fill, was
+    left out as a 7.8 mL 'electrode'). ``external``: such a piece that lies wholly within
+    ``SUBCUTANEOUS_MM`` of outside (an object on or in the skin and its blur: an ECG electrode, a
+    clip, jewellery); ``unsure``: one that reaches the skin and also goes deeper (bone joined to
+    such an object, or bone whose cover is thinner than the skin's reading), kept as bone.
 
     Why: every bone lies under the skin (epidermis and dermis, 1-3 mm) and the subcutaneous
     tissue (Gray's Anatomy, 42nd ed., "Skin and its appendages"; segmentation_rules.json
@@ -594,9 +602,10 @@ def on_the_skin(bone: np.ndarray, body: np.ndarray, spacing_kji) -> tuple[np.nda
     (new-user trial 71: six on the chest CTA labelled bone, 0.4-2.4 mL, reaching 3.4-8.1 mm deep;
     its nearest bone lies 10.2 mm under the skin, the TotalSegmentator example's 13.4 mm)."""
     none = np.zeros(bone.shape, bool)
-    if not bone.any() or body.all():
+    inside = body if unseen is None else body | unseen
+    if not bone.any() or inside.all():
         return none, none.copy()
-    depth = _edt(body, np.asarray(spacing_kji, float), black_border=False)
+    depth = _edt(inside, np.asarray(spacing_kji, float), black_border=False)
     lab, n, _ = components(bone, connectivity=26)
     v = lab[bone]
     dv = depth[bone]
