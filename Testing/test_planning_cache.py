@@ -145,3 +145,40 @@ def test_a_second_target_on_the_same_case_plans_as_a_fresh_run():
     back = plan(PlanningProblem.build(*_copies(ct, lab), "liver_tumor"), k=3)
     assert np.array_equal(back.maps.hard, first.maps.hard) and back.ranked == first.ranked
     assert back.warnings == first.warnings
+
+
+def test_deepest_point_listed_in_the_bounding_box_equals_the_whole_array_definition():
+    """`problem.deepest_point` lists the voxels within the mask's bounding box (issue 20: every
+    target's build resolves its lesion on the whole label array): the centroid of a ball, and the
+    deepest voxel of a C shape whose centroid lies outside it, equal the whole-array definition
+    (argwhere over every voxel, edt of the box) on an oblique, flipped, anisotropic grid, with
+    the mask touching a face of the array; an empty mask is one clear InputError."""
+    import edt
+
+    from imagio.planning.problem import deepest_point
+    from imagio.volume import Volume
+
+    aff = np.eye(4)
+    aff[:3, :3] = _oblique() @ np.diag([0.8, 1.3, 2.5])
+    aff[:3, 3] = (-40.0, 12.0, 7.0)
+    vol = Volume(np.zeros((30, 41, 52), np.int16), aff, "CT")
+    k, j, i = np.mgrid[:30, :41, :52]
+    ball = (((k - 12) * 2.5) ** 2 + ((j - 20) * 1.3) ** 2 + ((i - 9) * 0.8) ** 2) < 9.0 ** 2
+    ring = (np.hypot((j - 25) * 1.3, (i - 30) * 0.8) < 14.0) & (np.hypot((j - 25) * 1.3, (i - 30) * 0.8) > 7.0) \
+        & (k >= 20) & ((i - 30) * 0.8 < 6.0)                                 # a C, cut by the last slice
+    inside = []
+    for mask in (ball, ring):
+        kji = np.argwhere(mask)
+        c = kji.mean(axis=0)
+        inside.append(bool(mask[tuple(np.rint(c).astype(int))]))
+        if inside[-1]:
+            want = vol.kji_to_world(c[None])[0]
+        else:
+            lo, hi = kji.min(0), kji.max(0) + 1
+            d = edt.edt(np.pad(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], 1),
+                        anisotropy=tuple(vol.spacing_kji))[1:-1, 1:-1, 1:-1]
+            want = vol.kji_to_world((np.array(np.unravel_index(np.argmax(d), d.shape)) + lo)[None].astype(float))[0]
+        assert np.array_equal(deepest_point(vol, mask), want)
+    assert inside == [True, False] and ring[-1].any()   # (the C's centroid lies outside it)
+    with pytest.raises(InputError, match="empty"):
+        deepest_point(vol, np.zeros(vol.shape, bool))
