@@ -374,6 +374,24 @@ def lung_hull_planes(lungs: np.ndarray, s_ax: int, spacing_kji, depth_mm: float)
     return out
 
 
+def mediastinum_region(lungs: np.ndarray, s_ax: int, spacing_kji, edge_mm: float,
+                       vertebrae: np.ndarray | None = None, a_mm: np.ndarray | None = None,
+                       behind_mm: float = 10.0, hull: np.ndarray | None = None) -> np.ndarray:
+    """Boolean [k, j, i]: the mediastinum as `mediastinal_pieces` reads it: more than ``edge_mm``
+    (mm) inside the lungs' (bool [k, j, i]) per-plane convex hull (`lung_hull_planes`, or
+    ``hull`` when given: not modified) and, with ``vertebrae`` and ``a_mm``, not more than
+    ``behind_mm`` behind the most anterior vertebra voxel of each plane that holds one (the back
+    of the visceral compartment; see `mediastinal_pieces` for the sources)."""
+    deep = lung_hull_planes(lungs, s_ax, spacing_kji, edge_mm) if hull is None else hull.copy()
+    if vertebrae is not None and a_mm is not None and vertebrae.any():
+        other = tuple(ax for ax in range(3) if ax != s_ax)
+        front = np.where(vertebrae, a_mm, -np.inf).max(axis=other)  # per plane; -inf: none
+        shape = [1, 1, 1]
+        shape[s_ax] = -1
+        deep &= a_mm >= front.reshape(shape) - behind_mm
+    return deep
+
+
 def mediastinal_pieces(rest: np.ndarray, skeleton: np.ndarray, lungs: np.ndarray, s_ax: int,
                        spacing_kji, edge_mm: float, vertebrae: np.ndarray | None = None,
                        a_mm: np.ndarray | None = None, behind_mm: float = 10.0,
@@ -406,13 +424,7 @@ def mediastinal_pieces(rest: np.ndarray, skeleton: np.ndarray, lungs: np.ndarray
     if not rest.any() or not lungs.any():
         return out
     sk = np.asarray(spacing_kji, float)
-    deep = lung_hull_planes(lungs, s_ax, sk, edge_mm) if hull is None else hull.copy()
-    if vertebrae is not None and a_mm is not None and vertebrae.any():
-        other = tuple(ax for ax in range(3) if ax != s_ax)
-        front = np.where(vertebrae, a_mm, -np.inf).max(axis=other)  # per plane; -inf: none
-        shape = [1, 1, 1]
-        shape[s_ax] = -1
-        deep &= a_mm >= front.reshape(shape) - behind_mm
+    deep = mediastinum_region(lungs, s_ax, sk, edge_mm, vertebrae, a_mm, behind_mm, hull)
     rl, rn, rc = components(rest, connectivity=26)
     inside = np.bincount(rl[rest & deep], minlength=rn + 1) >= 0.5 * rc
     if skeleton.any():

@@ -40,7 +40,8 @@ STRUCTURE_CONTENTS = {
              "(TS class; non-contrast scans only, else a warning), bone (IMAGIO group, no TS "
              "equivalent: sternum, scapulae, clavicles, humeri, hips, femora; on a limb its long "
              "bones; the spine too where no canal is seen, with a warning; undiluted contrast in a vein "
-             "joined to the blood pool (great_vessels when vessels are asked for too), and dense objects "
+             "joined to the blood pool, with its wall and the azygos arch in the mediastinum (great_vessels "
+             "when vessels are asked for too), and dense objects "
              "on the skin such as ECG electrodes, are left out, with a warning)",
     "lungs": "lung_left, lung_right (TS combined masks of the lobes lung_upper_lobe_left ...: "
              "lobes not split; sides from the trachea / body midline, one lung when only one is in "
@@ -59,7 +60,8 @@ STRUCTURE_CONTENTS = {
                "CT great_vessels (IMAGIO group, no TS equivalent: the enhanced blood pool = TS "
                "aorta, heart, pulmonary_vein, superior_vena_cava, ... not split; with bones asked for "
                "too, it holds the veins of undiluted contrast joined to the pool: superior vena cava, "
-               "brachiocephalic and subclavian vein of the injection side; use a model, e.g. "
+               "brachiocephalic and subclavian vein of the injection side, the vena cava's wall and the "
+               "azygos arch; use a model, e.g. "
                "--model total, for the named vessels)",
 }
 # lesion names: the one vocabulary is "tumor" (TotalSegmentator's liver_tumor, kidney_tumor, ...);
@@ -232,7 +234,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 raise
             meta["warnings"].append(f"lungs: {e}" + ("; the other structures are segmented"
                                                       if lungs_optional else ""))
-    bone = canal = vein_lumen = None
+    bone = canal = vein_lumen = vein_wall = None
     bone_info: dict = {}
     lung_ml = 0.0 if lungs is None else float(lungs.sum() * ct.voxel_volume_ml)
     # a chest: a trachea or more lung than a pocket of gas; otherwise (an abdomen, a pelvis, a
@@ -343,9 +345,13 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                     "bones: the field of view lies inside a lung and shows no spinal canal: no bone "
                     "is named 'vertebrae' (a vertebra cut so that its canal is not in view is in 'bone')")
         notes: list[str] = []
+        hull = None   # the lungs' per-plane hull, once for `split_bones` and `bones.vein_in_mediastinum`
+        if bone_info.get("undiluted_vessel") is not None and lungs is not None and lungs.any():
+            from .bone_shell import lung_hull_planes
+            hull = lung_hull_planes(lungs, anatomical_axes(ct)["S"][0], ct.spacing_kji, bn.COMMON_RESOLUTION_MM)
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=spine, trachea=trachea, notes=notes,
-                                  bone_low_hu=bone_info.get("low_hu"), edge=bone_info.get("edge")))
+                                  bone_low_hu=bone_info.get("low_hu"), edge=bone_info.get("edge"), hull=hull))
         # the whole vein of undiluted contrast (great_vessels below: `blood_pool.undiluted_vessel`)
         vein_lumen = bone_info.pop("undiluted_vessel", None)
         undiluted = bone_info.pop("undiluted", None)
@@ -359,6 +365,22 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             notes.insert(0, bn.undiluted_note(ct, undiluted, kept["vertebrae"] | kept["ribs"] | kept["bone"],
                                               vessel="vessels" in want))
             kept = undiluted = None
+        if vein_lumen is not None and lungs is not None:
+            # the vein's wall and the azygos arch in the mediastinum, joined to bone only outside
+            # it: no bone (`bones.vein_in_mediastinum`); great_vessels below, if asked for
+            vein_wall = bn.vein_in_mediastinum(ct, out, vein_lumen, lungs, hull)
+            if vein_wall.any():
+                out["bone"] = out["bone"] & ~vein_wall
+                bone = bone & ~vein_wall
+                notes.insert(0, f"{vein_wall.sum() * ct.voxel_volume_ml:.1f} mL of dense tissue in the "
+                             f"mediastinum at RAS {[round(float(v)) for v in mean_ras(ct, vein_wall)]}, joined to "
+                             "the vein of undiluted contrast (superior vena cava, azygos arch), is not labelled bone "
+                             "(the mediastinum holds no bone): it is " + (
+                                 "labelled great_vessels" if "vessels" in want else
+                                 "left unlabelled (add 'vessels' to the structures to label it great_vessels)"))
+            else:
+                vein_wall = None
+        hull = None
         along = bone_info.pop("thick_slice_lumen", None)
         if along is not None:
             # on thick slices, the vein beyond the lumen found may be labelled bone (`bones.thick_slice_note`)
@@ -413,9 +435,11 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 # partial-volume rim; never a voxel of the bone labels
                 labelled = bone | out["vertebrae"] | out["ribs"] | out["bone"] | out["costal_cartilages"]
                 vein = bp.undiluted_vessel(ct, vein_lumen, body, lungs, labelled) & ~pool
+                if vein_wall is not None:   # its wall in the mediastinum (`bones.vein_in_mediastinum`)
+                    vein |= vein_wall & ~labelled & ~pool
                 vein_ml = round(float(vein.sum() * ct.voxel_volume_ml), 1)
                 pool |= vein
-                labelled = vein = vein_lumen = None
+                labelled = vein = vein_lumen = vein_wall = None
             warn = bp.paravertebral_pool_warning(ct, pool, out.get("vertebrae"), body, lungs, bone)
             if warn:
                 meta["warnings"].append(warn)
