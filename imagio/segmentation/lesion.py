@@ -2767,15 +2767,17 @@ def _bbox_around(mask, seed, margin_mm, sk):
 
 def _pv_depth_kji(ct: Volume) -> np.ndarray:
     """Per array axis [k, j, i], the depth (mm) of a lesion's partial-volume layer: the largest
-    spacing, and along the axis nearest S the CT's own resolution there when its sections were
-    interpolated from thicker ones (`_resolution_along_s`): a blurred edge is as deep as the
-    resolution, not the grid (new-user trial 46 M1: lung1's 5 mm sections on a 1.5 mm grid)."""
+    spacing, and along each axis the CT's own resolution there when its grid was interpolated
+    from a coarser one (`_interpolated_resolution`): a blurred edge is as deep as the resolution,
+    not the grid (new-user trial 46 M1: lung1's 5 mm sections on a 1.5 mm grid). On an oblique
+    reformat the thick sections' blur lies across the grid's axes and shows on every one of them
+    (trial 77: lung1 on a 25/12/-8 deg grid of 0.7 x 0.9 x 2.0 mm reads 3.6, 4.2 and 3.7 mm along
+    i, j, k), so each axis takes its own."""
     sk = np.asarray(ct.spacing_kji, float)
     depth = np.full(3, float(sk.max()))
-    along = _resolution_along_s(ct)
-    if along is not None:
-        ax = anatomical_axes(ct)["S"][0]
-        depth[ax] = max(depth[ax], float(along[0]))
+    res = _interpolated_resolution(ct)
+    if res is not None:
+        depth = np.maximum(depth, res)
     return depth
 
 
@@ -2872,6 +2874,33 @@ def _exclude(mask, ct, seed, ex_seeds):
     out = np.zeros_like(mask)
     out[box] = mask[box] & keep
     return out
+
+
+def _interpolated_resolution(ct: Volume) -> np.ndarray | None:
+    """Per array axis [k, j, i], the resolution (mm, `resolution.effective_resolution_mm`) a
+    lesion's partial-volume layer takes on an interpolated grid, else None. On a grid along the
+    patient's axes: the axis nearest S only, when `_resolution_along_s` finds it (elsewhere 0).
+    On an oblique grid (`_slice_planes`: a reformat, whose values are interpolated): every
+    axis, when the axis nearest S shows a resolution above ``RESAMPLED_SECTIONS_MIN_MM`` (what
+    sections of <= ``MEASUREMENT_MAX_SLICE_MM`` do not give). The spacing ratio is not asked
+    there: the thick sections' blur lies along the patient's S, across the grid's axes, and a
+    line along a tilted axis leaves it sooner (trial 77: lung1's 5 mm sections on a 25/12/-8 deg
+    grid of 0.7 x 0.9 x 2.0 mm read 3.7 mm along the axis nearest S, 1.8 times its spacing, and
+    4.2 and 3.6 mm in-plane). On axis-aligned grids the in-plane axes are not read: native scans'
+    in-plane noise reads up to 4.6 mm (STS_008's i axis, 0.98 mm pixels; lung1's 3.5 mm), as the
+    module `resolution` says of filtered back-projection."""
+    from .resolution import effective_resolution_mm
+
+    ax = anatomical_axes(ct)["S"][0]
+    if isinstance(_slice_planes(ct), int):
+        along = _resolution_along_s(ct)
+        if along is None:
+            return None
+        out = np.zeros(3)
+        out[ax] = along[0]
+        return out
+    res = np.asarray(effective_resolution_mm(ct.array, ct.spacing_kji), float)
+    return res if res[ax] > RESAMPLED_SECTIONS_MIN_MM else None
 
 
 def _resolution_along_s(ct: Volume) -> tuple[float, float] | None:
