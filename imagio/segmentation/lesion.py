@@ -1541,9 +1541,12 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         notes.append(f"the lesion ({region.sum() * v:.2f} mL) is much smaller than the dense structure "
                      f"the click lies in ({first.sum() * v:.2f} mL at the detection threshold): the outline "
                      "may hold only part of the lesion; check it, or add a click (--add) on the rest")
-    if k == "lung_nodule" and region is not None and region.any() and fringe:
+    if k == "lung_nodule" and region is not None and region.any() and fringe and m0 > FAT_MAX_HU:
         # lesion20: lung2's mass clicked on its caudal 5 mm section gave its 0.7 mL fringe (Dice
-        # 0.01), warned only as fat density; the larger blob may be the heart, so it is not taken
+        # 0.01), warned only as fat density; the larger blob may be the heart, so it is not taken.
+        # Only for a click in solid tissue (its 2 mm ball's median above fat, as in
+        # `_solid_click_grew_into_fat`): a small nodule on coarse voxels reads below -30 HU by its
+        # own partial volume (the phantom's 10 mm perifissural nodule on 2 mm voxels: median -111 HU)
         v = ct.voxel_volume_ml
         rest = fringe[-1][1]
         notes.append(f"the outline ({region.sum() * v:.2f} mL) has fat's density and was split from a denser, thicker "
