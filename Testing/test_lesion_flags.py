@@ -60,3 +60,31 @@ def test_a_mask_measured_directly_has_no_flags():
     assert not any(getattr(LesionMeasurements("lung_nodule", 1.0, 1, 1, 1, 1, 0.0), k)
                    for k in ("hit_size_limit", "irregular", "touches_image_edge", "spans_image",
                              "no_intensity_edge", "edge_size_unreliable"))
+
+
+def test_a_fat_density_basin_split_from_a_denser_blob_is_told():
+    """lesion20: lung2's 48 mL mass clicked on its caudal 5 mm section gave a 0.7 mL lung nodule of
+    fat's density (Dice 0.01): the watershed that splits a nodule from a thicker blob joined to it
+    (`_split_from_larger_blobs`: the heart or a hilar vessel) kept the mass's partial-volume
+    fringe. A basin of fat's density split from a denser blob is told (the caller flags the
+    outline click_dependent); a basin of tissue's density beside it is not. Anisotropic grid,
+    milliseconds."""
+    from imagio.segmentation import lesion as L
+
+    sk = (2.0, 0.8, 0.6)
+    kji = np.indices((30, 60, 80)).astype(float)
+    mm = [kji[i] * s for i, s in enumerate(sk)]
+    big = (mm[0] - 30) ** 2 + (mm[1] - 24) ** 2 + (mm[2] - 20) ** 2 <= 12.0 ** 2
+    lobe = (mm[0] - 30) ** 2 + (mm[1] - 24) ** 2 + (mm[2] - 36) ** 2 <= 5.0 ** 2
+    op = big | lobe
+    depth = L._edt(op, sk)
+    core = tuple(int(v) for v in np.rint([30 / sk[0], 24 / sk[1], 37 / sk[2]]))
+    assert lobe[core] and depth.max() >= L.LARGER_BLOB_RATIO * depth[core]
+    for lobe_hu, told in ((-120.0, True), (35.0, False)):
+        hu = np.where(lobe & ~big, lobe_hu, 40.0)
+        fringe: list = []
+        kept = L._split_from_larger_blobs(op, depth, core, hu, fringe)
+        assert kept[core] and not kept[tuple(np.rint([15, 30, 33]).astype(int))]   # the big blob is cut off
+        assert bool(fringe) == told, (lobe_hu, fringe)
+        if told:
+            assert fringe[0][0] == int(kept.sum()) and fringe[0][1] == int((op & ~kept).sum())

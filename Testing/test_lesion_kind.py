@@ -187,9 +187,11 @@ def test_oblique_reformat_of_a_thick_slice_nodule_is_not_silently_soft_tissue(sh
     about two axes, 0.8 x 0.8 x 2 mm, -1024 outside its source: the nodule's core has fat's
     median HU (partial volume over the 5 mm source slices), so the fat-core rule (made for
     regions grown through body fat) called it "soft_tissue", 0.39 mL against a 1.34 mL
-    reference, with no warning. Known limit: the type stays (a deeper core misreads part-solid
-    nodules); asserted: a soft-tissue result says that the region reads as lung and how to force
-    it, and forcing gives Dice >= 0.7 against the reference resampled the same way (nearest)."""
+    reference, with no warning. Trial 77: on such a reformat the 5 mm sections' blur lies across
+    the grid's axes and the noise shows it on every axis (3.6-4.2 mm on 0.7 x 0.9 x 2 mm), so the
+    nodule's partial-volume layer is judged that deep on each axis (`_pv_depth_kji`): asserted,
+    the click gives a lung nodule (before: soft tissue, 0.39 mL) with Dice >= 0.7 against the
+    reference resampled the same way (nearest)."""
     import SimpleITK as sitk
 
     d = shared_data / "pyradiomics-lung"
@@ -213,10 +215,8 @@ def test_oblique_reformat_of_a_thick_slice_nodule_is_not_silently_soft_tissue(sh
     ct, ref = out
     click = (21.86, 120.54, -611.5)     # the reference's centroid, RAS
     m, meas = segment_lesion(ct, click)
-    if meas.kind != "lung_nodule":
-        assert any("reads as lung" in w and "--kind lung_nodule" in w for w in meas.warnings), meas.warnings
-    m2, meas2 = segment_lesion(ct, click, kind="lung_nodule")
-    assert dice(m2, ref.array > 0) >= 0.7, (dice(m2, ref.array > 0), meas2.volume_ml)
+    assert meas.kind == "lung_nodule", (meas.volume_ml, meas.warnings)
+    assert dice(m, ref.array > 0) >= 0.7, (dice(m, ref.array > 0), meas.volume_ml)
 
 
 @pytest.mark.data

@@ -79,7 +79,7 @@ def _deepest_whole(depth, ref, sk):
     return tuple(int(v) for v in cand[int(np.lexsort((near, np.round(bm, 4)))[-1])])
 
 
-def _separate_whole(m, seed, sk, min_open_mm, split=False):
+def _separate_whole(m, seed, sk, min_open_mm, split=None, fringe=None):
     if not m.any():
         return m
     depth = L._edt(m, sk)
@@ -89,8 +89,8 @@ def _separate_whole(m, seed, sk, min_open_mm, split=False):
     op = L._component_at(op, core, sk) if op.any() else op
     if not op.any():
         op = L._component_at(m, seed, sk)
-    elif split and op[core]:
-        op = L._split_from_larger_blobs(op, depth, core)
+    elif split is not None and op[core]:
+        op = L._split_from_larger_blobs(op, depth, core, split, fringe)
     sp = np.asarray(sk, float)
     struct = np.zeros((3, 3, 3), bool)
     for ax in np.flatnonzero(sp < L.GIVEBACK_MAX_SPACING_RATIO * sp.min()):

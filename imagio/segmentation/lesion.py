@@ -320,12 +320,13 @@ def _climb(depth: np.ndarray, seed: tuple, sk=None) -> tuple:
     return tuple(int(v) for v in p)
 
 
-def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split: bool = False) -> np.ndarray:
+def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split=None, fringe=None) -> np.ndarray:
     """The lesion part of a grown region: opened by half the inscribed radius of the blob the
     seed lies in (attachments narrower than the lesion are cut), the shaved layer given back,
-    holes filled (3-D and per axial slice). ``split``: also cut off blobs at least
-    ``LARGER_BLOB_RATIO`` times thicker than the lesion (lung lesions only: on soft tissue without
-    an intensity edge it cut sarcomas down to specks without a warning)."""
+    holes filled (3-D and per axial slice). ``split``: the CT's HU on ``m``'s grid (lung lesions
+    only: on soft tissue without an intensity edge it cut sarcomas down to specks without a
+    warning): also cut off blobs at least ``LARGER_BLOB_RATIO`` times thicker than the lesion
+    (`_split_from_larger_blobs`, which tells ``fringe`` of a fat-density basin)."""
     if not m.any():
         return m
     depth = _edt(m, sk)
@@ -335,8 +336,8 @@ def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split: bool = 
     op = _component_at(op, core, sk) if op.any() else op
     if not op.any():
         op = _component_at(m, seed, sk)
-    elif split and op[core]:  # lung lesions: the heart or a hilar vessel beyond a wide vessel
-        op = _split_from_larger_blobs(op, depth, core)
+    elif split is not None and op[core]:  # lung lesions: the heart or a hilar vessel beyond a wide vessel
+        op = _split_from_larger_blobs(op, depth, core, split, fringe)
     # give back the one-voxel boundary layer the opening shaved off the lesion itself: one voxel
     # along each grid axis finer than GIVEBACK_MAX_SPACING_RATIO times the finest (lesion.json).
     # A ball of 1.01 x the finest spacing reached along that axis only on a near-isotropic grid:
@@ -354,11 +355,21 @@ def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split: bool = 
     return out
 
 
-def _split_from_larger_blobs(op: np.ndarray, depth: np.ndarray, core: tuple) -> np.ndarray:
+def _split_from_larger_blobs(op: np.ndarray, depth: np.ndarray, core: tuple, hu: np.ndarray | None = None,
+                             fringe: list | None = None) -> np.ndarray:
     """The lesion's basin of ``op``: where the opened region still holds a blob at least
     ``LARGER_BLOB_RATIO`` times as thick as the lesion (a hilar vessel or the heart joined to a
     nodule through a vessel wider than the opening), a marker-controlled watershed on the
-    inverted distance map (scikit-image) splits them at the saddle; else ``op`` unchanged."""
+    inverted distance map (scikit-image) splits them at the saddle; else ``op`` unchanged.
+
+    ``fringe``: a list that gets (basin voxels, larger blob's voxels) when the basin's tissue
+    (``hu``, HU on ``op``'s grid; its median) has fat's density (below ``FAT_MAX_HU``) and the
+    larger blob's is denser: a lesion is denser than fat (the rule of
+    `_solid_click_grew_into_fat`), so such a basin is more likely the partial-volume fringe of
+    the larger blob on a thick section than a lesion beside it (lung2's 48 mL mass clicked on
+    its caudal 5 mm section: a 0.7 mL basin of -120 HU mean was kept and the mass cut off, Dice
+    0.01, lesion20). The split stays (not splitting there grew lung2's mass into the heart, 502
+    mL): the caller says the outline depends on the click."""
     big = op & (depth >= LARGER_BLOB_RATIO * float(depth[core]))
     if not big.any():
         return op
@@ -367,7 +378,12 @@ def _split_from_larger_blobs(op: np.ndarray, depth: np.ndarray, core: tuple) -> 
     markers = np.zeros(op.shape, np.int32)
     markers[big] = 2
     markers[core] = 1
-    return watershed(-depth, markers, mask=op) == 1
+    kept = watershed(-depth, markers, mask=op) == 1
+    rest = op & ~kept
+    if (fringe is not None and hu is not None and kept.any() and rest.any()
+            and np.median(hu[kept]) < FAT_MAX_HU <= np.median(hu[rest])):
+        fringe.append((int(kept.sum()), int(rest.sum())))
+    return kept
 
 
 class _Planes:
@@ -1058,10 +1074,12 @@ def _shell(m, sk, r0, r1):
     return out
 
 
-def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None):
+def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None, fringe=None):
     """(region, [lower, upper] HU, first region) of a lesion inside the lung envelope: the
     region at half maximum between the parenchyma and the lesion's core, and the region at the
-    first (detection) threshold it was refined from (the dense structure the click lies in)."""
+    first (detection) threshold it was refined from (the dense structure the click lies in).
+    ``fringe``: a list told (voxels of the basin, of the larger blob) when the returned region
+    is a fat-density basin split from a denser, thicker blob (`_split_from_larger_blobs`)."""
     par = roi[lung & (roi > -1000)]
     bg = float(np.median(par)) if par.size else AIR_CLICK_HU  # normal lung (Gevenois 1996)
     bg_sd = 1.4826 * float(np.median(np.abs(par - bg))) if par.size else 50.0
@@ -1074,14 +1092,18 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None):
                          f"{bg:.0f} HU): click inside the lesion")
     t = min(t_detect, m0 - CLICK_MARGIN_HU)
 
+    cut: list = []   # `_split_from_larger_blobs`' fat-density basins, of the last growth
+
     def grow(thr, at):
+        cut.clear()
         r = (roi >= thr) & (roi <= upper) & env
         if roof is not None:  # (low, high) open S faces: only what lung roofs and floors
             r = _roofed_columns(r, lung, s_axis, roof)
         r = _component_at(r, at, sk)
-        return _fill(_separate(_with_cavities(r, roi, s_axis), at, sk, open_min, split=True), s_axis) if r.any() else r
+        return _fill(_separate(_with_cavities(r, roi, s_axis), at, sk, open_min, split=roi, fringe=cut), s_axis) if r.any() else r
 
     region = grow(t, seed)
+    got = list(cut)
     if region.any():
         inner = ndimage.binary_erosion(region)
         core = roi[inner] if inner.sum() >= 8 else roi[region]
@@ -1097,7 +1119,13 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None):
             r2 = grow(t2, _climb(depth, seed, sk) if depth[seed] > 0 else seed)
             if r2.any():
                 first, region, t = region, r2, t2
+                if fringe is not None:
+                    fringe += cut
                 return region, [t, upper], first
+            cut.clear()
+            cut += got
+    if fringe is not None:
+        fringe += cut
     return region, [t, upper], region
 
 
@@ -1368,6 +1396,7 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
     if m0 > BONE_CLICK_HU and kind == "soft_tissue":
         raise InputError(bone_msg)
     region, thr, sub, k, lung, in_envelope, first = None, None, "", kind, None, False, None
+    fringe: list = []   # `_lung_lesion`'s fat-density basin split from a larger blob
     via_concavity = False  # the click's lung envelope is a concavity the lung does not outweigh
     # faces of the box beyond which the region cannot be followed (the image's edge, or all at
     # the size limit): a soft-tissue region reaching one has leaked into same-density tissue
@@ -1412,7 +1441,8 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
             if not env[seed]:
                 env = env.copy()
                 env[seed] = True
-            region, thr, first = _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis)
+            fringe = []
+            region, thr, first = _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, fringe=fringe)
             if kind is None and region.any():
                 sh = _shell(region, sk, *LUNG_SHELL_MM)
                 frac = float(lung[sh].mean()) if sh.any() else 0.0
@@ -1511,6 +1541,18 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         notes.append(f"the lesion ({region.sum() * v:.2f} mL) is much smaller than the dense structure "
                      f"the click lies in ({first.sum() * v:.2f} mL at the detection threshold): the outline "
                      "may hold only part of the lesion; check it, or add a click (--add) on the rest")
+    if k == "lung_nodule" and region is not None and region.any() and fringe and m0 > FAT_MAX_HU:
+        # lesion20: lung2's mass clicked on its caudal 5 mm section gave its 0.7 mL fringe (Dice
+        # 0.01), warned only as fat density; the larger blob may be the heart, so it is not taken.
+        # Only for a click in solid tissue (its 2 mm ball's median above fat, as in
+        # `_solid_click_grew_into_fat`): a small nodule on coarse voxels reads below -30 HU by its
+        # own partial volume (the phantom's 10 mm perifissural nodule on 2 mm voxels: median -111 HU)
+        v = ct.voxel_volume_ml
+        rest = fringe[-1][1]
+        notes.append(f"the outline ({region.sum() * v:.2f} mL) has fat's density and was split from a denser, thicker "
+                     f"structure joined to it ({rest * v:.1f} mL): a lesion is denser than fat, so the click may "
+                     f"lie on the partial-volume edge of that structure (e.g. a mass's end section) and the "
+                     f"outline {DEPENDS}; click nearer the lesion's centre")
     # the caller tries a larger box when the region reaches a face that is not final: judged there
     grows = region is not None and any(f not in final for f in _touched_faces(region))
     if k == "lung_nodule" and region.any() and lung is not None and not grows:
@@ -2767,15 +2809,17 @@ def _bbox_around(mask, seed, margin_mm, sk):
 
 def _pv_depth_kji(ct: Volume) -> np.ndarray:
     """Per array axis [k, j, i], the depth (mm) of a lesion's partial-volume layer: the largest
-    spacing, and along the axis nearest S the CT's own resolution there when its sections were
-    interpolated from thicker ones (`_resolution_along_s`): a blurred edge is as deep as the
-    resolution, not the grid (new-user trial 46 M1: lung1's 5 mm sections on a 1.5 mm grid)."""
+    spacing, and along each axis the CT's own resolution there when its grid was interpolated
+    from a coarser one (`_interpolated_resolution`): a blurred edge is as deep as the resolution,
+    not the grid (new-user trial 46 M1: lung1's 5 mm sections on a 1.5 mm grid). On an oblique
+    reformat the thick sections' blur lies across the grid's axes and shows on every one of them
+    (trial 77: lung1 on a 25/12/-8 deg grid of 0.7 x 0.9 x 2.0 mm reads 3.6, 4.2 and 3.7 mm along
+    i, j, k), so each axis takes its own."""
     sk = np.asarray(ct.spacing_kji, float)
     depth = np.full(3, float(sk.max()))
-    along = _resolution_along_s(ct)
-    if along is not None:
-        ax = anatomical_axes(ct)["S"][0]
-        depth[ax] = max(depth[ax], float(along[0]))
+    res = _interpolated_resolution(ct)
+    if res is not None:
+        depth = np.maximum(depth, res)
     return depth
 
 
@@ -2872,6 +2916,33 @@ def _exclude(mask, ct, seed, ex_seeds):
     out = np.zeros_like(mask)
     out[box] = mask[box] & keep
     return out
+
+
+def _interpolated_resolution(ct: Volume) -> np.ndarray | None:
+    """Per array axis [k, j, i], the resolution (mm, `resolution.effective_resolution_mm`) a
+    lesion's partial-volume layer takes on an interpolated grid, else None. On a grid along the
+    patient's axes: the axis nearest S only, when `_resolution_along_s` finds it (elsewhere 0).
+    On an oblique grid (`_slice_planes`: a reformat, whose values are interpolated): every
+    axis, when the axis nearest S shows a resolution above ``RESAMPLED_SECTIONS_MIN_MM`` (what
+    sections of <= ``MEASUREMENT_MAX_SLICE_MM`` do not give). The spacing ratio is not asked
+    there: the thick sections' blur lies along the patient's S, across the grid's axes, and a
+    line along a tilted axis leaves it sooner (trial 77: lung1's 5 mm sections on a 25/12/-8 deg
+    grid of 0.7 x 0.9 x 2.0 mm read 3.7 mm along the axis nearest S, 1.8 times its spacing, and
+    4.2 and 3.6 mm in-plane). On axis-aligned grids the in-plane axes are not read: native scans'
+    in-plane noise reads up to 4.6 mm (STS_008's i axis, 0.98 mm pixels; lung1's 3.5 mm), as the
+    module `resolution` says of filtered back-projection."""
+    from .resolution import effective_resolution_mm
+
+    ax = anatomical_axes(ct)["S"][0]
+    if isinstance(_slice_planes(ct), int):
+        along = _resolution_along_s(ct)
+        if along is None:
+            return None
+        out = np.zeros(3)
+        out[ax] = along[0]
+        return out
+    res = np.asarray(effective_resolution_mm(ct.array, ct.spacing_kji), float)
+    return res if res[ax] > RESAMPLED_SECTIONS_MIN_MM else None
 
 
 def _resolution_along_s(ct: Volume) -> tuple[float, float] | None:
