@@ -1015,14 +1015,16 @@ def _warn_target_in_aerated_lung(prob: "PlanningProblem", kji) -> None:
     prob.warnings += point_in_aerated_lung(prob.ct, prob.labels, prob.ct.kji_to_world(np.asarray(kji, float)[None])[0])
 
 
-def point_in_aerated_lung(ct: Volume, labels: Volume | None, point_ras) -> list[str]:
+def point_in_aerated_lung(ct: Volume, labels: Volume | None, point_ras, tool: str = "needle") -> list[str]:
     """[a warning] when the point target ``point_ras`` (RAS mm) lies in aerated lung: the median of
     its 3 x 3 x 3 CT voxels is below ground glass's lower bound (``ground_glass_min_hu`` of
     lesion.json, -700 HU, Hansell 2008) and the label map ``labels`` (any grid; None: none) names
     no lesion there (unlabelled, or a lung label). A needle or a scope aimed there samples air (new-user
     trial 34 F1: a point at -846 HU in the chest CTA's right lung was planned as 'lung_right',
     102.6 mm, without a word; trial 39 H4: the same in `bronch`). A warning, not a refusal: a faint
-    ground-glass nodule may lie a little below the bound. [] when the point is outside the CT."""
+    ground-glass nodule may lie a little below the bound. ``tool`` names what would end there ("needle"
+    for a percutaneous plan, "scope" for a bronchoscopic route; trial 78). [] when the point is
+    outside the CT."""
     from ..limits import GROUND_GLASS_MIN_HU as low
 
     p = np.asarray(point_ras, float).reshape(1, 3)
@@ -1041,7 +1043,7 @@ def point_in_aerated_lung(ct: Volume, labels: Volume | None, point_ras) -> list[
         return []
     return [f"the target point lies in aerated lung (median {hu:.0f} HU around it, below ground "
             f"glass's {low:.0f} HU, Hansell 2008), {'in ' + name if name else 'unlabelled'}: no "
-            "lesion is seen there and the needle would end in air; click the lesion, give its label as "
+            f"lesion is seen there and the {tool} would end in air; click the lesion, give its label as "
             "--target or --lesions, or check the point (RAS, as in Slicer; --lps for LPS)"]
 
 

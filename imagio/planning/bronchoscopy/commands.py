@@ -71,7 +71,7 @@ def target_tissue(ct, target, name: str, structures) -> list:
     from ..problem import outline_tissue, point_in_aerated_lung
 
     if target.mask is None:
-        return point_in_aerated_lung(ct, structures, target.centre)
+        return point_in_aerated_lung(ct, structures, target.centre, tool="scope")
     m = target.mask if ct.same_grid(target.mask) else target.mask.resample_like(ct, order=0, fill=0)
     return outline_tissue(ct, m.array > 0, name, target.centre, fluid=False, move=False,
                           flags="--structures, --lesions")[0]
