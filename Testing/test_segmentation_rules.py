@@ -17,7 +17,7 @@ from imagio.segmentation.body import mesh_boundary_edges, mesh_signed_volume, sk
 from imagio.segmentation.common import components, dice
 from imagio.segmentation.lesion import segment_lesion
 from imagio.segmentation.vessels import lumen_diameter, vessel_mask
-from imagio.volume import Volume
+from imagio.volume import Volume, make_ijk_to_ras
 from synthetic_ct import LESIONS, make_ct
 from conftest import rotation
 
@@ -439,6 +439,28 @@ def test_cut_face_closes_trachea_sized_gaps_only():
     assert out[:, 40:60, 0].all() and not out[:, 40:80, -1].any()
     assert (out[:, :, 1:-1] == m[:, :, 1:-1]).all()
     assert not out[:, :10, 0].any() and not out[:, 110:, 0].any()
+
+
+@pytest.mark.parametrize("flip", [1, -1])
+def test_pits_on_a_cut_face_are_patient_not_outside_air(flip):
+    """Trial 78: where a sagittal face cuts the mediastinum, one-voxel pits of the face (the
+    partial volume of a vessel or lung cut there, -560 HU) were left out of the body and read as
+    outside air beside the vertebrae. A pit bordered by the patient on the face and inwards joins
+    the body; a gap open to the outside air on the face (beside an arm) does not; the skin's own
+    air stays outside. On a grid whose i axis is flipped (left-right face at either end)."""
+    from imagio.segmentation.body import body_mask
+
+    a = np.full((12, 70, 30), -1000, np.int16)
+    a[:, 10:60, :] = 40                    # the trunk, cut by both faces normal to i
+    a[4:6, 30, 0] = -560                   # a pit on face i=0 (one voxel deep)
+    a[4:6, 30, -1] = -560                  # and on face i=-1
+    a[:, 52:60, -1] = -1000                # face i=-1: a notch open to the air beyond the skin
+    a[:, 52:60, -2] = -1000
+    ct = Volume(a, make_ijk_to_ras((1.5, 1.0, 2.0), direction=np.diag([flip, 1.0, 1.0])))
+    m = body_mask(ct)
+    assert m[4:6, 30, 0].all() and m[4:6, 30, -1].all()
+    assert not m[:, 55, -1].any() and not m[:, :8, :].any() and not m[:, 62:, :].any()
+    assert m[:, 12:50, :].all()
 
 
 def test_tumour_spelling_is_tumor():

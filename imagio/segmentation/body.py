@@ -125,7 +125,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     # (a gap of outside air on the face that encloses nothing is not patient)
     added = closed & ~body
     lumen = dilate_voxels(filled & ~closed)
-    body = (filled & ~added) | (added & lumen)
+    body = (filled & ~added) | (added & (lumen | face_pits(filled, closed, added, anatomical_axes(ct)["R"][0])))
     p(1.0, "body: done")
     return body
 
@@ -471,6 +471,36 @@ def _in_slice_hull(sl: np.ndarray, points: tuple[np.ndarray, np.ndarray]) -> np.
     verts = hull.points[hull.vertices]
     pts = np.c_[r[sel] - r0, c[sel] - c0].astype(float)
     out[sel] = points_in_poly(pts, verts)
+    return out
+
+
+def face_pits(filled: np.ndarray, closed: np.ndarray, added: np.ndarray, lr_axis: int) -> np.ndarray:
+    """Bool [k, j, i]: the voxels of ``added`` (bool [k, j, i]: what `close_cut_face` closed on
+    the two faces normal to array axis ``lr_axis``) that are pits of the patient cut by the face:
+    4-connected pieces of the face closure bordered, within the face, only by the closed face
+    (``closed``) and, one voxel inwards, only by the filled body (``filled``). Such a piece is
+    non-body on the face alone (one voxel deep: a vessel, a bronchus or the partial volume of
+    the lung cut there), wholly surrounded by the patient; the air around the patient lies beyond
+    the skin and reaches into the volume. Left out, the pits read as outside air beside the cut
+    mediastinum (new-user trial 78: the chest CTA's right half, its vertebrae and sternum
+    "within 3 mm of the outside air", 67 such pits of 1-3 voxels)."""
+    out = np.zeros_like(added)
+    n = added.shape[lr_axis]
+    if n < 3:
+        return out
+    for end, inner in ((0, 1), (n - 1, n - 2)):
+        a = np.take(added, end, axis=lr_axis)
+        if not a.any():
+            continue
+        lab, count = ndimage.label(a)
+        open_face = ndimage.binary_dilation(~np.take(closed, end, axis=lr_axis)) & a
+        open_in = a & ~np.take(filled, inner, axis=lr_axis)
+        bad = np.zeros(count + 1, bool)
+        bad[lab[open_face | open_in]] = True
+        bad[0] = True
+        idx = [slice(None)] * 3
+        idx[lr_axis] = end
+        out[tuple(idx)] = ~bad[lab]
     return out
 
 
