@@ -128,3 +128,17 @@ def test_unflagged_or_older_outlines_and_point_targets_plan_as_before(torso_lesi
     assert merged.outline_doubts == {"liver_tumor": LEAKED}
     with pytest.raises(InputError, match="flagged by imagio lesion"):
         refuse_flagged_target(argparse.Namespace(target="Liver_Tumor", lps=False), merged)   # any spelling
+
+
+def test_the_advice_fits_the_flag():
+    """Trial 79: a click at STS_002's centre whose outline's size was withheld (the tissue around
+    leaks) was told to click nearer the lesion's centre. That advice is given for an outline that
+    depends on the click only; the others are told to edit or draw the outline, or give a point."""
+    from imagio.outline_doubts import target_warning
+
+    withheld = dict(LEAKED, flags={"leaked": False, "size_withheld": True, "click_dependent": False,
+                                   "touches_image_edge": False})
+    w = target_warning("sarcoma_1", withheld)
+    assert "size withheld" in w and "nearer the lesion's centre" not in w and "outline it by hand" in w
+    assert "click again nearer the lesion's centre" in target_warning("sarcoma_1", LEAKED)
+    assert target_warning("sarcoma_1", dict(LEAKED, flags={})) is None

@@ -76,10 +76,14 @@ def target_warning(name: str, record: dict | None) -> str | None:
     click = record.get("click_ras")
     at = f" from the click at {', '.join(f'{x:g}' for x in click)} (RAS mm)" if click else ""
     grown = f"; the outline holds {size:.1f} mL" if isinstance(size, (int, float)) else ""
+    # a click nearer the centre helps an outline that depends on the click; one that leaked or whose
+    # size no click gives is bounded by tissue of the lesion's density (trial 79: a click at
+    # STS_002's centre was told to click nearer the centre)
+    again = "click again nearer the lesion's centre, " if "click_dependent" in flags else ""
     return (f"the target outline {name} was flagged by imagio lesion{at}: "
             f"{', '.join(_WORDS.get(f, f) for f in flags)}{grown}; its centre, the plan's target, may lie "
-            "outside the tumour: check the outline before planning (click again nearer the lesion's centre, "
-            "edit it with --remove, or give the target as a point)")
+            f"outside the tumour: check the outline before planning ({again}edit it with --remove, outline it "
+            "by hand, or give the target as a point)")
 
 
 def tag_value(record: dict | None) -> str:
