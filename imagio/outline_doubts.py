@@ -16,6 +16,12 @@ tag ``SEGMENT_TAG`` that Slicer keeps when it saves the segmentation again)::
      "size_withheld_reason": str | None, "outline_volume_ml": float, "volume_ml": float | None,
      "volume_range_ml": [lo, hi] | None, "outline_centroid_ras": [R, A, S], "warnings": [str]}
 
+A structure of `imagio segment` that the rules could not tell from another structure keeps a record
+too (`structure_record`: no flags, nothing refused): ``{"written_by": "imagio segment", "flags": {},
+"may_be": NAME, "warnings": [str]}``; a plan whose proposals pass within what ``may_be`` would need
+says it (`proposal_doubts`; new-user trial 79: at 5 mm slices the contrast-filled subclavian vein
+labelled bone, warned by segment, and a plan 2.8 mm from it never said so).
+
 The flags are those of `segmentation.measurements.LesionMeasurements` (one definition: their
 meaning is documented there). A file without a record (an older one, or one the user drew) has no
 doubts: nothing is said of it.
@@ -110,3 +116,35 @@ def loads(text: str) -> dict | None:
     except ValueError:
         return None
     return rec if isinstance(rec, dict) and isinstance(rec.get("flags", {}), dict) else None
+
+
+def structure_record(may_be: str, warnings) -> dict:
+    """The record (module docstring) of a structure `imagio segment` wrote that may hold voxels of
+    the structure ``may_be`` (a TotalSegmentator / IMAGIO name, e.g. "great_vessels"), with the
+    words said of it (``warnings``, list of str)."""
+    return {"written_by": "imagio segment", "flags": {}, "may_be": str(may_be), "warnings": list(warnings)}
+
+
+def proposal_doubts(doubts: dict, proposals, widening_mm: float) -> list[str]:
+    """The warnings of a plan whose proposals (each with ``clearance_mm``: {structure: mm}, best
+    first) pass a structure of ``doubts`` ({name: record}, `structure_record`s; others ignored)
+    closer than its ``may_be`` structure's clearance would be (that structure's ``margin_mm`` of
+    the catalogue + ``widening_mm``, the needle's radius and placement uncertainty, mm): one line
+    per such structure naming the proposals, the closest clearance, what it may be and what the
+    segmenter said. A proposal kept only the structure's own clearance there."""
+    from . import anatomy
+
+    out = []
+    for name, rec in sorted((doubts or {}).items()):
+        if not isinstance(rec, dict) or rec.get("written_by") != "imagio segment" or not rec.get("may_be"):
+            continue
+        need = anatomy.get(rec["may_be"]).margin_mm + float(widening_mm)
+        near = [(n, float(m.clearance_mm[name])) for n, m in enumerate(proposals, 1)
+                if name in (m.clearance_mm or {}) and float(m.clearance_mm[name]) < need]
+        if not near:
+            continue
+        said = "; ".join(rec.get("warnings") or [])
+        out.append(f"proposal(s) {', '.join(str(n) for n, _ in near)} pass {min(c for _, c in near):.1f} mm from "
+                   f"{name}, which imagio segment said may hold {rec['may_be']} ({rec['may_be']} would need "
+                   f"{need:.1f} mm): check it on the images before the needle passes" + (f" ({said})" if said else ""))
+    return out

@@ -193,6 +193,9 @@ class Plan:
             if m.length_mm > lim["needle_reserve_fraction"] * p.needle.length_mm:
                 w.append(f"proposal {n}: path {m.length_mm:.0f} mm uses more than "
                          f"{100 * lim['needle_reserve_fraction']:.0f}% of the {p.needle.length_mm:.0f} mm needle")
+        from ..outline_doubts import proposal_doubts
+
+        w += proposal_doubts(p.structure_doubts, self.proposals, p.needle.widening_mm)
         return w
 
     def proposal_findings(self):

@@ -381,6 +381,7 @@ class PlanningProblem:
     warnings: list = field(default_factory=list)
     roles_overridden: dict = field(default_factory=dict)
     rules_extra: dict = field(default_factory=dict)
+    structure_doubts: dict = field(default_factory=dict)   # `outline_doubts.structure_record`s of the label map
     labels_made_on: Volume | None = None   # the label map's own grid when it was resampled onto the CT's
 
     @classmethod
@@ -452,6 +453,10 @@ class PlanningProblem:
         if flagged:
             prob.warnings.insert(0, flagged)
             prob.rules_extra["target_outline_doubts"] = doubts
+        # what `imagio segment` could not tell apart (bone that may be a vein): said by the proposals
+        # that pass near it (`outline_doubts.proposal_doubts`; trial 79)
+        prob.structure_doubts = {n: r for n, r in given.outline_doubts.items()
+                                 if isinstance(r, dict) and r.get("written_by") == "imagio segment"}
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
                                  for k, v in (roles or {}).items() if k in labels.labels.values()}
         for name in roles or {}:   # an ignored role is said, and not recorded as applied

@@ -387,6 +387,10 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             note = bn.thick_slice_note(ct, along, out["vertebrae"] | out["ribs"] | out["bone"])
             if note:
                 notes.insert(0, note)
+                # the labels holding such tissue keep the doubt for the plans that read them (trial 79)
+                for n in ("vertebrae", "ribs", "bone"):
+                    if (along & out[n]).any():
+                        meta.setdefault("structure_doubts", {})[n] = ("great_vessels", f"bones: {note}")
             along = None
         edge = bone_info.pop("edge", None)
         if edge is not None:
@@ -525,8 +529,15 @@ def segment(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             organs: dict[str, np.ndarray] | None = None, lungs_optional: bool = False) -> Volume:
     """One label Volume (uint8, labels named per `imagio.anatomy`) of the requested structures
     (``lungs_optional``: see :func:`segment_masks`)."""
+    from ..outline_doubts import structure_record
+
     masks, meta = segment_masks(ct, structures, progress, organs, lungs_optional)
+    doubts = meta.pop("structure_doubts", {})
     seg = to_label_volume(ct, masks, name=f"{ct.name or 'CT'} rules", meta=meta)
+    # labels the rules could not tell from another structure keep that doubt in their file
+    # (`outline_doubts.structure_record`), for the plans that read them (trial 79)
+    names = set(seg.labels.values())
+    seg.outline_doubts = {n: structure_record(may, [said]) for n, (may, said) in doubts.items() if n in names}
     lv = lung_volumes(masks, seg)
     if lv:
         seg.meta["lung_volumes"] = lv
