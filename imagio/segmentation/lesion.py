@@ -591,13 +591,13 @@ def _enclosed_by_body(measured: _Measured, box: tuple, spacing_kji=None):
 
 
 def _measured_data(ct: Volume) -> np.ndarray | None:
-    """Bool [k, j, i], False on the padding of a reformat (`planning.skin.padding_mask`: one
+    """Bool [k, j, i], False on the padding of a reformat (`padding.padding_mask`: one
     exact fill value over solid regions on the border, beside noisy measured air) and on the
     two voxels next to it (an interpolating resampler blends the fill into them); None when the
     image has no padding. New-user trial 17: LIDC-0001 tilted by 5-20 degrees onto a grid with
     -1024 outside the slab: the padding joined the lungs in the lesion's box, their joint median
     read as gas, no lung was left, and the nodule came out "soft tissue" at 2.4 of 5.8 mL (forced
-    lung: 0.001 mL). The planner's data region (`planning.skin.data_mask`) with the array's outer
+    lung: 0.001 mL). The planner's data region (`padding.data_mask`) with the array's outer
     voxel layer kept. Computed once per `segment_lesion` call and handed to its inner runs."""
     from .body import measured_voxels
 
@@ -2866,12 +2866,12 @@ def _bordered_by_gas(a, mask, ct) -> bool:
     air components are those of the whole image (a crop changes the median of the outside air:
     its partial-volume layer at the skin weighs more), found on a grid coarsened to <= 8 M
     voxels (a median of a large component does not depend on the sampling), within the measured
-    data only (`planning.skin.data_mask`: not the padding of a reformat, its blended rim, nor the
+    data only (`padding.data_mask`: not the padding of a reformat, its blended rim, nor the
     array's outer voxel layer): a resampled grid's fill (-1024) over a face or in the corners of
     an oblique reformat would otherwise join the cut lungs to the outside air, the joined
     component's median reads as gas and a lung nodule becomes "soft tissue" at half its volume
     (new-user trial 16, LIDC-0001 with one air face: 5.84 -> 2.74 mL)."""
-    from ..planning.skin import data_mask
+    from ..padding import data_mask
     from .common import bbox_slices
 
     f = 1
