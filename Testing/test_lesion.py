@@ -1218,7 +1218,7 @@ def test_lesion_on_an_oblique_grid_is_the_patients(shared_data):
     120 mm box round the mass (a smaller field of view, as a user exports it) and then tilted
     was "soft_tissue" 26.2-27.5 mL for every click (Dice 0.75-0.77 with the original outline),
     with no warning: the crop's faces cut the lung, so the tilted grid's fill (-1024) meets lung
-    and tissue, not the noisy outside air by which `planning.skin.padding_mask` told padding;
+    and tissue, not the noisy outside air by which `padding.padding_mask` told padding;
     the fill was taken for measured air, joined the cut lung, and their joint median read as
     gas (no lung round the mass). Fixed there: a fill beside noisy measured data whose data
     region is convex (a resampler's) is padding. Asserted, on that cropped and tilted copy

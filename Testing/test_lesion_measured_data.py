@@ -1,5 +1,5 @@
 """The lesion tool's measured-data region (`lesion._measured_data`): the planner's data region
-(`planning.skin.data_mask`) with the array's outer layer kept, found once per click and handed to
+(`padding.data_mask`) with the array's outer layer kept, found once per click and handed to
 the inner runs of `segment_lesion` (added clicks, the soft-tissue retry, the regrowth from the
 core, the second click of the agreement check), which each found it again on the whole image."""
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from imagio.planning.problem import Target, split_vessels_by_calibre
-from imagio.planning.skin import outer_skin, padding_mask
+from imagio.padding import data_mask, padding_mask
+from imagio.planning.skin import outer_skin
 from imagio.volume import Volume, make_ijk_to_ras
 
 
@@ -298,7 +299,7 @@ def test_separable_smoothed_box_matches_the_smoothed_volume():
     rot = np.array([[0.8, -0.6, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
     d[:3, :3] = rot @ d[:3, :3]
     ct = Volume(np.random.default_rng(0).normal(-1000, 15, (12, 17, 23)).astype(np.int16), d, "box")
-    data, c = sk.data_mask(ct)
+    data, c = data_mask(ct)
     assert c is None
     full = ndimage.gaussian_filter(np.pad(data.astype(np.float32), sk._PAD), sigma=1.5, mode="constant")
     sep = sk._smoothed(data, box=True)
@@ -526,7 +527,7 @@ def test_skin_model_equals_its_definition_on_an_oblique_flipped_anisotropic_grid
     ct, lab, table, cavity = oblique_torso_with_table()
     m = sk._outer_skin(ct, lab, sk.AIR_HU)
 
-    data, _ = sk.data_mask(ct)
+    data, _ = data_mask(ct)
     tissue = ((ct.array > sk.AIR_HU) | (lab.array > 0)) & data
     air = data & ~tissue
     faces = np.argwhere(air & (data & ~ndimage.binary_erosion(data)))

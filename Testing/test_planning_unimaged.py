@@ -13,7 +13,7 @@ which the source's body is cut (tissue > -400 HU on that face's outer voxel laye
 that goes further than ``tol`` beyond such a face must be flagged; one that stays further than
 ``tol`` inside each such face must not be (the axial rule: a needle leaving through a face where
 nothing is cut is not flagged) (``tol``: the padding's blended rim of two
-reformat voxels, `planning.skin.data_mask`, plus one voxel for sampling).
+reformat voxels, `padding.data_mask`, plus one voxel for sampling).
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def test_interpolated_padding_of_a_reformat_is_read_and_unimaged_but_wrap_around
     a wrap-around blob in the liver of the same reformat is still refused."""
     from imagio import io
     from imagio.errors import InputError
-    from imagio.planning.skin import data_mask
+    from imagio.padding import data_mask
 
     src, lab = _circle_padded_torso()
     ct, _ = _reformat(src, lab, fill)
@@ -220,7 +220,7 @@ def test_lidc_oblique_reformat_with_interpolated_padding_is_read(tmp_path, share
 
     from imagio import io
     from imagio.errors import InputError
-    from imagio.planning.skin import data_mask
+    from imagio.padding import data_mask
 
     path = shared_data / "lidc-slabs" / "LIDC-IDRI-0001_slab.nii.gz"
     src = io.read_image(path, pad_to_air=False)

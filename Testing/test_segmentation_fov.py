@@ -499,7 +499,7 @@ def test_oblique_reformat_keeps_the_lung_beside_its_padding_wedge(shared_data):
     """New-user trial 40 H5: the chest CTA's upper half resampled onto a grid tilted 15 degrees
     about the left-right axis (a NIfTI oblique reformat; the corners outside the data hold
     -1024) lost 154 mL of lung (-7.7 %) in a band along the wedge of padding: the padding was
-    known (`planning.skin.padding_mask`) but the lungs were eroded from it and the body's air
+    known (`padding.padding_mask`) but the lungs were eroded from it and the body's air
     left out its blended rim, as if it were air around the patient. The padding, of any shape,
     is now the end of the field of view like a crop face. Truth: the axial upper half's lungs
     (same code) resampled onto the tilted grid; lungs within 2 % per side, little on the wrong

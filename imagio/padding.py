@@ -1,18 +1,32 @@
-"""The fill region of an image: a solid region of one exact value connected to the array's
+"""The field of view: which voxels of a CT hold measured data and which are padding.
+
+The fill region of an image is a solid region of one exact value connected to the array's
 border, as a scanner writes outside its reconstruction circle (DICOM Pixel Padding Value) or a
 resampler writes outside its source (SimpleITK ``Resample``'s default value, Slicer's and
 scipy's ``cval``). Measured data is noisy (quantum noise of a few HU in air), so an exact
 constant over a region that survives a morphological opening and reaches the border is not
 measured. Used by the reader (`imagio.io`: values below padding level bordering a fill region
-are padding, not wrap-around) and the planner's data region (`planning.skin.padding_mask`,
-which adds the test that the air next to it is noisy).
+are padding, not wrap-around), by the planner (`planning.skin`: the data region, `data_mask`)
+and by the segmenters (`segmentation.body.measured_voxels` and `padding_voxels`,
+`segmentation.common.scan_circle_padding`), which all take it from here: the planner and the
+segmenters depend on this module, never on each other for it.
+
+Within `keep_fill_regions` (one rule-based segmentation: `segmentation.rules.segment_masks`)
+`padding_mask` and `scan_circle_fill` are computed once per CT array.
 
 Arrays [k, j, i]; no Python loop over voxels.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
+
+from .volume import Volume
+
+NOISY_AIR_HU = (-1200.0, -900.0)   # `padding_mask`: measured air around a patient lies here
 
 
 def border_faces(a: np.ndarray) -> np.ndarray:
@@ -101,11 +115,17 @@ def scan_circle_fill(a: np.ndarray, spacing_kji=(1.0, 1.0, 1.0), min_voxels: int
     Padding Value); the air around a patient, even clipped to one value, follows the patient's
     outline, which changes from slice to slice (voxels of the value beside the circle that are
     not in every slice are left out). Returns (mask bool [k, j, i], the value or None).
-    The planner's `planning.skin.padding_mask` tells padding by the noisy air next to it; next to
-    a small field of view's circle lies lung or tissue, not air."""
+    `padding_mask` tells padding by the noisy air next to it; next to a small field of view's
+    circle lies lung or tissue, not air."""
+    a = np.asarray(a)
+    return _kept(("scan_circle_fill", a, tuple(float(x) for x in spacing_kji), min_voxels),
+                 lambda: _scan_circle_fill(a, spacing_kji, min_voxels))
+
+
+def _scan_circle_fill(a: np.ndarray, spacing_kji, min_voxels: int) -> tuple[np.ndarray, float | None]:
+    """`scan_circle_fill` without its keeping."""
     from .limits import AIR_HU
 
-    a = np.asarray(a)
     empty = np.zeros(a.shape, bool)
     m, c = border_fill(a, min_voxels)
     if c is None or c > AIR_HU:
@@ -164,3 +184,131 @@ def _erode4(m: np.ndarray) -> np.ndarray:
     """2-D erosion by the 4-neighbourhood, the image's outside counted as set."""
     p = np.pad(m, 1, constant_values=True)
     return p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+
+
+def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | None]:
+    """Voxels of ``ct`` outside the measured data: the fill region (`border_fill`:
+    solid regions of the single most frequent exact value on the array border, connected to
+    the border, when that value fills >= 5 % of the border) when the air next to it is noisy.
+    Returns (mask bool [k, j, i], the fill value or None)."""
+    return _kept(("padding_mask", ct.array, min_voxels), lambda: _padding_mask(ct.array, min_voxels))
+
+
+def _padding_mask(a: np.ndarray, min_voxels: int) -> tuple[np.ndarray, float | None]:
+    """`padding_mask` of the CT array ``a``, without its keeping."""
+    from .morph6 import dilate6
+
+    m, c = border_fill(a, min_voxels)
+    if c is None:
+        return m, None
+    # a clipped CT whose air is one value is not padded: padding borders on noisy measured air
+    ring = dilate6(dilate6(m)) & ~m
+    rv = a[ring]
+    noisy = ((rv > NOISY_AIR_HU[0]) & (rv < NOISY_AIR_HU[1]) & (rv != c)).mean() if rv.size else 0.0
+    if float(c) >= NOISY_AIR_HU[1] or float(c) <= NOISY_AIR_HU[0] or noisy > 0.3:
+        return m, float(c)
+    if _fill_of_a_reformat(m, ring, rv, c):
+        return m, float(c)
+    return np.zeros(a.shape, bool), None
+
+
+def _fill_of_a_reformat(m: np.ndarray, ring: np.ndarray, rv: np.ndarray, c, chords: int = 4000,
+                        seed: int = 0) -> bool:
+    """Whether the fill region ``m`` (bool [k, j, i], the value ``c``) that borders no noisy air
+    is still a resampler's fill: a reformat of a field of view that ends inside the patient (a
+    crop, a small reconstruction, then tilted) meets the tissue or lung cut there, not the air
+    around the patient, so the noisy-air test of `padding_mask` misses it (lung2 cropped to
+    120 mm and tilted 20 degrees: 3 % of the ring noisy air; the cut lung joined the fill, its
+    median read as gas and its mass became "soft tissue" at 26 of 40 mL, without a warning).
+    Both must hold, by the physics and the geometry of a resampled image:
+
+    - the data beside it is measured: noisy (quantum noise), its most frequent exact value
+      under half of the ring ``ring`` (values ``rv``); the air of a synthetic or clipped image
+      (one exact value) borders equally exact tissue;
+    - the data region is convex: a resampler fills the part of its grid outside the source's
+      box (or reconstruction cylinder), so the data is the intersection of convex sets and no
+      straight segment between two data voxels beside the fill crosses the fill's interior
+      (``m`` eroded by two voxels: a digitised oblique face is not exact); the air around a
+      patient fills the concavities of the body's outline (neck and shoulders, arms, the
+      waist, the back's groove), which such segments cross. ``chords`` random segments (a
+      fixed ``seed``: the same answer every time) between ring voxels, 17 points each; at most
+      0.5 % may cross."""
+    from .morph6 import erode6
+
+    rv = rv[rv != c]
+    if rv.size < 2:
+        return False
+    _, cnt = np.unique(rv, return_counts=True)
+    if cnt.max() >= 0.5 * rv.size:
+        return False
+    deep = erode6(erode6(m))
+    if not deep.any():
+        return False
+    pts = np.argwhere(ring)
+    rng = np.random.default_rng(seed)
+    ends = pts[rng.integers(0, len(pts), (2, chords))]
+    t = np.linspace(0.0, 1.0, 17)[:, None, None]
+    along = np.rint(ends[0][None] + t * (ends[1] - ends[0])[None]).astype(np.intp)
+    crossed = deep[along[..., 0], along[..., 1], along[..., 2]].any(axis=0)
+    return bool(crossed.mean() <= 0.005)
+
+
+def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False) -> tuple[np.ndarray, float | None]:
+    """Voxels holding measured data: not padding (`padding_mask`), not within ``rim_voxels`` of
+    it (an interpolating resampler blends the fill value into the voxels next to the padding)
+    and, unless ``keep_outer_layer``, not on the outer voxel layer of the array (a resampled
+    grid that overhangs the original blends its last slice with the fill value: a thin 'air'
+    layer over the whole cut face that would open internal air to the outside; the lesion tool
+    keeps that layer: a lesion at the image's face keeps its lung there)."""
+    from .morph6 import dilate6
+
+    pad, c = padding_mask(ct)
+    if c is not None and rim_voxels > 0:
+        for _ in range(rim_voxels):
+            pad = dilate6(pad)
+    data = ~pad
+    for ax in range(3 if not keep_outer_layer else 0):
+        if ct.shape[ax] > 4:
+            sl = [slice(None)] * 3
+            sl[ax] = [0, -1]
+            data[tuple(sl)] = False
+    return data, c
+
+
+_KEPT = threading.local()   # `keep_fill_regions`: per thread, its results while in the context
+
+
+@contextlib.contextmanager
+def keep_fill_regions():
+    """Context in which `padding_mask` and `scan_circle_fill` keep each result they compute (per
+    thread) and return it again (a copy of the mask) for the same array object with the same
+    arguments (`caching.array_token`: the values are not read; do not modify a CT's array in
+    place meanwhile). Everything kept is dropped when the outermost context exits, so nothing is
+    held after it. Nestable. One rule-based segmentation (`segmentation.rules.segment_masks`)
+    asks for the padding of its one CT from the body, the lungs, the airways and the bones
+    (`segmentation.body.measured_voxels`, `padding_voxels`, `common.scan_circle_padding`)."""
+    outer = getattr(_KEPT, "entries", None) is None
+    if outer:
+        _KEPT.entries = {}
+    try:
+        yield
+    finally:
+        if outer:
+            _KEPT.entries = None
+
+
+def _kept(key: tuple, compute) -> tuple[np.ndarray, float | None]:
+    """``compute()`` (a (mask, value) pair), kept within `keep_fill_regions` under ``key``
+    (name, array, arguments...; the array is keyed by `caching.array_token`)."""
+    kept = getattr(_KEPT, "entries", None)
+    if kept is None:
+        return compute()
+    from .caching import array_token
+
+    k = (key[0], array_token(key[1])) + key[2:]
+    hit = kept.get(k)
+    if hit is None:
+        m, c = compute()
+        m.setflags(write=False)
+        hit = kept[k] = (m, c)
+    return hit[0].copy(), hit[1]

@@ -204,13 +204,13 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
 
 
 def _padding_core(problem) -> np.ndarray:
-    """Bool [k, j, i]: the voxels holding the CT's padding value (`skin.padding_mask`: outside
+    """Bool [k, j, i]: the voxels holding the CT's padding value (`padding.padding_mask`: outside
     the scanner's reconstruction circle, a reformat's fill), without the blended rim and outer
-    layer `skin.data_mask` adds; computed once per skin model (kept on it)."""
+    layer `padding.data_mask` adds; computed once per skin model (kept on it)."""
     model = problem.skin
     got = model.__dict__.get("_padding_core")
     if got is None:
-        from .skin import padding_mask
+        from ..padding import padding_mask
 
         got = np.asarray(padding_mask(problem.ct)[0], bool)
         model.__dict__["_padding_core"] = got

@@ -1180,7 +1180,7 @@ def _refuse_blood_pool_target(prob: "PlanningProblem", kji) -> None:
 
 
 def _target_on_outer_layer(prob: "PlanningProblem", kji) -> None:
-    """A target voxel outside the skin model's data region (`skin.data_mask`): refused when it
+    """A target voxel outside the skin model's data region (`padding.data_mask`): refused when it
     is padding (the padding value, or within the rim between padding and data); when it is
     measured data on the array's first or last layer (which the data region leaves out), the
     problem's body takes in the tissue of the outer layers (`skin.body_with_outer_layers`) and

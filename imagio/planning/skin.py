@@ -11,9 +11,9 @@ boundary look like skin in a thresholded body mask and are not:
 
 The model used here:
 
-1. **Data region** (`data_mask`): voxels that hold measured data. Outside it: the array's
-   exterior and its outer voxel layer, and padding (with a rim of two voxels where a resampler
-   blends it into the data) = a solid region of one exact value connected to the array border
+1. **Data region** (`imagio.padding.data_mask`): voxels that hold measured data. Outside it:
+   the array's exterior and its outer voxel layer, and padding (with a rim of two voxels where a
+   resampler blends it into the data) = a solid region of one exact value connected to the array border
    (a scanner's outside-the-reconstruction-circle value, a resampler's fill value). Real air is
    noisy (quantum noise of a few HU), so an exact constant over a region that survives a
    morphological opening is not measured data. A constant region is only taken as padding
@@ -51,10 +51,10 @@ import numpy as np
 from scipy import ndimage
 
 from ..morph6 import _shift_or, dilate6, erode6, erode26  # noqa: F401 (re-exported)
+from ..padding import data_mask
 from ..volume import Volume
 
 AIR_HU = -400.0            # body / air threshold (fat is about -100 HU, lung about -850 HU)
-NOISY_AIR_HU = (-1200.0, -900.0)
 LATERAL_COS = np.cos(np.radians(45.0))   # |n . S| below this: a lateral (in-plane) face
 _DIRECTIONS = (("right", 0, 1), ("left", 0, -1), ("anterior", 1, 1), ("posterior", 1, -1),
                ("superior", 2, 1), ("inferior", 2, -1))
@@ -263,89 +263,6 @@ class SkinModel:
 
     def warnings(self) -> list[str]:
         return [t.message() for t in self.truncations]
-
-
-def padding_mask(ct: Volume, min_voxels: int = 64) -> tuple[np.ndarray, float | None]:
-    """Voxels of ``ct`` outside the measured data: the fill region (`imagio.padding.border_fill`:
-    solid regions of the single most frequent exact value on the array border, connected to
-    the border, when that value fills >= 5 % of the border) when the air next to it is noisy.
-    Returns (mask bool [k, j, i], the fill value or None)."""
-    from ..padding import border_fill
-
-    a = ct.array
-    m, c = border_fill(a, min_voxels)
-    if c is None:
-        return m, None
-    # a clipped CT whose air is one value is not padded: padding borders on noisy measured air
-    ring = dilate6(dilate6(m)) & ~m
-    rv = a[ring]
-    noisy = ((rv > NOISY_AIR_HU[0]) & (rv < NOISY_AIR_HU[1]) & (rv != c)).mean() if rv.size else 0.0
-    if float(c) >= NOISY_AIR_HU[1] or float(c) <= NOISY_AIR_HU[0] or noisy > 0.3:
-        return m, float(c)
-    if _fill_of_a_reformat(m, ring, rv, c):
-        return m, float(c)
-    return np.zeros(a.shape, bool), None
-
-
-def _fill_of_a_reformat(m: np.ndarray, ring: np.ndarray, rv: np.ndarray, c, chords: int = 4000,
-                        seed: int = 0) -> bool:
-    """Whether the fill region ``m`` (bool [k, j, i], the value ``c``) that borders no noisy air
-    is still a resampler's fill: a reformat of a field of view that ends inside the patient (a
-    crop, a small reconstruction, then tilted) meets the tissue or lung cut there, not the air
-    around the patient, so the noisy-air test of `padding_mask` misses it (lung2 cropped to
-    120 mm and tilted 20 degrees: 3 % of the ring noisy air; the cut lung joined the fill, its
-    median read as gas and its mass became "soft tissue" at 26 of 40 mL, without a warning).
-    Both must hold, by the physics and the geometry of a resampled image:
-
-    - the data beside it is measured: noisy (quantum noise), its most frequent exact value
-      under half of the ring ``ring`` (values ``rv``); the air of a synthetic or clipped image
-      (one exact value) borders equally exact tissue;
-    - the data region is convex: a resampler fills the part of its grid outside the source's
-      box (or reconstruction cylinder), so the data is the intersection of convex sets and no
-      straight segment between two data voxels beside the fill crosses the fill's interior
-      (``m`` eroded by two voxels: a digitised oblique face is not exact); the air around a
-      patient fills the concavities of the body's outline (neck and shoulders, arms, the
-      waist, the back's groove), which such segments cross. ``chords`` random segments (a
-      fixed ``seed``: the same answer every time) between ring voxels, 17 points each; at most
-      0.5 % may cross."""
-    from ..morph6 import erode6
-
-    rv = rv[rv != c]
-    if rv.size < 2:
-        return False
-    _, cnt = np.unique(rv, return_counts=True)
-    if cnt.max() >= 0.5 * rv.size:
-        return False
-    deep = erode6(erode6(m))
-    if not deep.any():
-        return False
-    pts = np.argwhere(ring)
-    rng = np.random.default_rng(seed)
-    ends = pts[rng.integers(0, len(pts), (2, chords))]
-    t = np.linspace(0.0, 1.0, 17)[:, None, None]
-    along = np.rint(ends[0][None] + t * (ends[1] - ends[0])[None]).astype(np.intp)
-    crossed = deep[along[..., 0], along[..., 1], along[..., 2]].any(axis=0)
-    return bool(crossed.mean() <= 0.005)
-
-
-def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False) -> tuple[np.ndarray, float | None]:
-    """Voxels holding measured data: not padding (`padding_mask`), not within ``rim_voxels`` of
-    it (an interpolating resampler blends the fill value into the voxels next to the padding)
-    and, unless ``keep_outer_layer``, not on the outer voxel layer of the array (a resampled
-    grid that overhangs the original blends its last slice with the fill value: a thin 'air'
-    layer over the whole cut face that would open internal air to the outside; the lesion tool
-    keeps that layer: a lesion at the image's face keeps its lung there)."""
-    pad, c = padding_mask(ct)
-    if c is not None and rim_voxels > 0:
-        for _ in range(rim_voxels):
-            pad = dilate6(pad)
-    data = ~pad
-    for ax in range(3 if not keep_outer_layer else 0):
-        if ct.shape[ax] > 4:
-            sl = [slice(None)] * 3
-            sl[ax] = [0, -1]
-            data[tuple(sl)] = False
-    return data, c
 
 
 def outer_layers(shape, kji) -> list[tuple[int, int]]:

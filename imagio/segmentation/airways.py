@@ -875,21 +875,24 @@ def enclosed_open_air(ct: Volume, body: np.ndarray) -> np.ndarray:
 def lumen_left_out(ct: Volume, body: np.ndarray, trachea: np.ndarray) -> np.ndarray:
     """Bool [k, j, i]: the air outside ``body`` (bool [k, j, i]; air: below `BODY_HU`) that the
     trachea's lumen (``trachea``, bool [k, j, i]) opens into: the 6-connected components of that
-    air holding a 26-neighbour of ``trachea``, taken on measured voxels only (`planning.skin.
-    data_mask`, the array's outer layer kept). A resampler's fill (and the rim it blends into) is no
-    air the patient lies in: the trachea leaving an oblique reformat's data through its top borders
-    that fill, which joins the air around the patient, as a lumen cut by the array's top face joins
-    none (seg36: the chest CTA and lung1 tilted 20 degrees, 22 L "left out" and a front face said
-    to cut the trachea; new-user trial 78: the same CTA, 11 voxels of lumen three voxels below the
+    air holding a 26-neighbour of ``trachea``, taken on measured voxels only
+    (`body.measured_voxels`, as the body and the bones take them: not a resampler's fill and the
+    two voxels it blends into, nor the padding outside a reconstruction circle and the voxel next
+    to it; the array's outer layer kept). Padding is no air the patient lies in: the trachea
+    leaving an oblique reformat's data through its top borders that fill, which joins the air
+    around the patient, as a lumen cut by the array's top face joins none (seg36: the chest CTA
+    and lung1 tilted 20 degrees, 22 L "left out" and a front face said to cut the trachea;
+    new-user trial 78: the same CTA, 11 voxels of lumen three voxels below the
     fill, outside the fill's rim, still joined 22 L of air through it). Empty when none."""
     outside_air = ~body & (ct.array < BODY_HU)
     beside = dilate_voxels(trachea, np.ones((3, 3, 3), bool)) & outside_air
     if beside.any():
-        from ..planning.skin import data_mask
+        from .body import measured_voxels
 
-        measured = data_mask(ct, keep_outer_layer=True)[0]
-        beside &= measured
-        outside_air &= measured
+        measured = measured_voxels(ct)
+        if measured is not None:
+            beside &= measured
+            outside_air &= measured
     if not beside.any():
         return np.zeros(ct.shape, bool)
     lab = components(outside_air, connectivity=6)[0]

@@ -42,7 +42,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     ``info["lung_field_wall_ml"]`` to the part of it whose lung does not reach every in-plane face
     (a face of the view in chest wall or mediastinum; told from outside air by the tissue beyond it).
 
-    On a reformat (padding: `planning.skin.data_mask`) the air regions that may join the body
+    On a reformat (padding: `padding.data_mask`) the air regions that may join the body
     (a lung cut by the source's field of view) are found, judged and added on measured voxels
     only; the padding itself is never body.
     """
@@ -79,7 +79,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     # (median above -950 HU: not outside air or bowel gas) and touch the body join it
     # On a reformat the resampler's padding (one exact fill value beyond the source) lies where
     # the source's field of view ended: it is no air of the patient's surroundings. Air is
-    # taken on measured voxels only (`planning.skin.data_mask`), so a lung cut by the source's
+    # taken on measured voxels only (`padding.data_mask`), so a lung cut by the source's
     # view is judged on its own voxels, not joined through the padding to the air outside the
     # patient (fov2: the chest CTA's anterior half tilted 15 degrees, its lung and the air in
     # front of the chest one component of median -968 HU: all 1,796 mL of lung left out)
@@ -358,11 +358,11 @@ def skin_like(ct: Volume, a: np.ndarray, air: np.ndarray, body: np.ndarray) -> b
 
 def measured_voxels(ct: Volume) -> np.ndarray | None:
     """Bool [k, j, i]: the measured voxels of a reformat, False on its padding and the two voxels
-    next to it (`planning.skin.data_mask`, the array's outer layer kept), and off the padding
+    next to it (`padding.data_mask`, the array's outer layer kept), and off the padding
     outside the reconstruction circle (`common.scan_circle_padding`); None when the image has
     no padding."""
     from ..morph6 import dilate6
-    from ..planning.skin import data_mask
+    from ..padding import data_mask
 
     data, c = data_mask(ct, rim_voxels=2, keep_outer_layer=True)
     circle = scan_circle_padding(ct)
@@ -373,11 +373,11 @@ def measured_voxels(ct: Volume) -> np.ndarray | None:
 
 def padding_voxels(ct: Volume) -> np.ndarray | None:
     """Bool [k, j, i]: the voxels no scan measured, of any shape: a resampler's fill region
-    (`planning.skin.padding_mask`: one exact value on the array border and connected to it, a
+    (`padding.padding_mask`: one exact value on the array border and connected to it, a
     wedge of an oblique reformat as well as a whole slab) and the padding outside the
     reconstruction circle (`common.scan_circle_padding`); None when there is none. These are
     the end of the field of view (like a crop face), not air around the patient."""
-    from ..planning.skin import padding_mask
+    from ..padding import padding_mask
 
     pad, c = padding_mask(ct)
     circle = scan_circle_padding(ct)

@@ -591,13 +591,13 @@ def _enclosed_by_body(measured: _Measured, box: tuple, spacing_kji=None):
 
 
 def _measured_data(ct: Volume) -> np.ndarray | None:
-    """Bool [k, j, i], False on the padding of a reformat (`planning.skin.padding_mask`: one
+    """Bool [k, j, i], False on the padding of a reformat (`padding.padding_mask`: one
     exact fill value over solid regions on the border, beside noisy measured air) and on the
     two voxels next to it (an interpolating resampler blends the fill into them); None when the
     image has no padding. New-user trial 17: LIDC-0001 tilted by 5-20 degrees onto a grid with
     -1024 outside the slab: the padding joined the lungs in the lesion's box, their joint median
     read as gas, no lung was left, and the nodule came out "soft tissue" at 2.4 of 5.8 mL (forced
-    lung: 0.001 mL). The planner's data region (`planning.skin.data_mask`) with the array's outer
+    lung: 0.001 mL). The planner's data region (`padding.data_mask`) with the array's outer
     voxel layer kept. Computed once per `segment_lesion` call and handed to its inner runs."""
     from .body import measured_voxels
 
@@ -701,15 +701,8 @@ def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: i
                 own = np.bincount(pieces.ravel(), minlength=n + 1)
                 groups.append(np.where(sizes[joined] > own[joined], joined, 0))
         for g in groups:
-            for c, box in enumerate(ndimage.find_objects(g), start=1):
-                if box is None:
-                    continue
-                sl = g[box] == c
-                if sl.sum() < 10:
-                    continue
-                acc = _piece_hull(sl, True)
-                if acc is not None:
-                    ez[z][box] |= acc
+            boxes = ndimage.find_objects(g)
+            _or_piece_hulls(ez[z], g, range(1, len(boxes) + 1), boxes, True)
         if lab is None:
             continue
         # the concavities of each lung as a whole (all its pieces in the slice): a mass that
@@ -717,14 +710,7 @@ def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: i
         labz = np.moveaxis(lab, s_axis, 0)[z]
         vals = np.unique(labz[lungz[z]])
         boxes = ndimage.find_objects(np.where(np.isin(labz, vals), labz, 0))
-        for v in vals:
-            box = boxes[v - 1]
-            whole = labz[box] == v
-            if whole.sum() < 10:
-                continue
-            cav = _piece_hull(whole, False)
-            if cav is not None:
-                rz[z][box] |= cav
+        _or_piece_hulls(rz[z], labz, vals, [boxes[v - 1] for v in vals], False)
     # a lesion's cross-section changes little from one slice to the next: an accepted
     # concavity also holds on the adjacent slices (the caudal slice of a mass on the diaphragm,
     # where its concavity merges with the dome's, stays inside)
@@ -734,6 +720,22 @@ def _slice_hulls(lung: np.ndarray, lab: np.ndarray | None, s_axis: int, reach: i
         ez[r:] |= ex[:-r]
         ez[:-r] |= ex[r:]
     return env, rejected & ~env
+
+
+def _or_piece_hulls(out: np.ndarray, labels: np.ndarray, ids, boxes, accepted: bool) -> None:
+    """ORs into ``out`` (a 2-D bool slice, written in place) `_piece_hull` (``accepted``) of each
+    piece ``labels == id`` (``labels``: int, the slice's shape) for ``id`` in ``ids``, within its
+    bounding box in ``boxes`` (one per id; None: no such piece); pieces under 10 pixels are
+    skipped (`_slice_hulls`)."""
+    for v, box in zip(ids, boxes):
+        if box is None:
+            continue
+        piece = labels[box] == v
+        if piece.sum() < 10:
+            continue
+        hull = _piece_hull(piece, accepted)
+        if hull is not None:
+            out[box] |= hull
 
 
 def _joined_beyond_the_end(pieces: np.ndarray, labz: np.ndarray, endz: np.ndarray) -> np.ndarray:
@@ -2866,12 +2868,12 @@ def _bordered_by_gas(a, mask, ct) -> bool:
     air components are those of the whole image (a crop changes the median of the outside air:
     its partial-volume layer at the skin weighs more), found on a grid coarsened to <= 8 M
     voxels (a median of a large component does not depend on the sampling), within the measured
-    data only (`planning.skin.data_mask`: not the padding of a reformat, its blended rim, nor the
+    data only (`padding.data_mask`: not the padding of a reformat, its blended rim, nor the
     array's outer voxel layer): a resampled grid's fill (-1024) over a face or in the corners of
     an oblique reformat would otherwise join the cut lungs to the outside air, the joined
     component's median reads as gas and a lung nodule becomes "soft tissue" at half its volume
     (new-user trial 16, LIDC-0001 with one air face: 5.84 -> 2.74 mL)."""
-    from ..planning.skin import data_mask
+    from ..padding import data_mask
     from .common import bbox_slices
 
     f = 1

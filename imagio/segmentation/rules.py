@@ -80,8 +80,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
                   lungs_optional: bool = False) -> tuple[dict, dict]:
     """({label name: bool mask [k, j, i]}, meta) for the requested structures.
 
-    The CT blurred to the bones' common resolution is computed once per call and dropped on
-    return (`bones.keep_common_resolution`; several structures read it).
+    The CT blurred to the bones' common resolution and the CT's padding (`padding.padding_mask`,
+    `padding.scan_circle_fill`) are computed once per call and dropped on return
+    (`bones.keep_common_resolution`, `padding.keep_fill_regions`; several structures read them).
 
     lungs_optional: a scan without lungs (a limb, the pelvis) gives the other structures and a
     warning instead of InputError "no lungs found" (for the default set, which the user did not
@@ -92,9 +93,10 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     lesions (names starting with tumor/tumour/lung_nodule/lesion/liver_tumor, e.g. from the
     one-click tool) are removed from every vessel mask.
     """
+    from ..padding import keep_fill_regions
     from .bones import keep_common_resolution
 
-    with keep_common_resolution():
+    with keep_common_resolution(), keep_fill_regions():
         return _segment_masks(ct, structures, progress, organs, lungs_optional)
 
 
