@@ -34,4 +34,4 @@ def test_a_doubted_structure_near_the_proposals_is_said_and_survives_the_files(t
     which = [n for n, m in enumerate(result.proposals, 1) if m.clearance_mm.get(name, np.inf) < need]
     hit = [w for w in result.warnings if "imagio segment said may hold great_vessels" in w]
     assert which and len(hit) == 1, result.warnings
-    assert said in hit[0] and f"proposal(s) {', '.join(map(str, which))} pass " in hit[0] and name in hit[0]
+    assert said in hit[0] and f"proposal(s) {', '.join(map(str, which))} pass near {name} (" in hit[0]

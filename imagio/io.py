@@ -152,6 +152,7 @@ def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volu
                          "IMAGIO needs a 3D volume (the whole CT series)")
     if pad_to_air:
         _padding_to_air(vol)
+        _tissue_valued_fill_to_air(vol)
         from .ct_check import grid_problem
 
         why = grid_problem(vol)   # every command, not only those that need HU (trial 11)
@@ -294,6 +295,48 @@ def _padding_to_air(vol: Volume) -> None:
     shown = ", ".join(f"{v:g}" for v in values[:4]) + (" ..." if values.size > 4 else "")
     warn(vol, f"{vol.name or 'image'}: {pad.mean() * 100:.1f}% of voxels below {limit:g} HU ({shown}: padding "
               f"outside the scan circle, nothing in a CT is below air) set to air ({AIR_HU:g} HU)")
+
+
+def _tissue_valued_fill_to_air(vol: Volume) -> None:
+    """A resampler's fill of a value above air becomes air, with a warning. SimpleITK's
+    ResampleImageFilter fills the grid outside its source with 0 by default (water's density),
+    as do some converters outside the field of view; -1024 or below reads as air or padding
+    already (`_padding_to_air`). New-user trial 79 (H3): the chest CTA tilted 20 degrees with the
+    default fill of 0: 12.0 L of fill labelled body (24.9 L vs 12.9 L), 270 mL of the air behind
+    the back, trapped between the skin and the fill, labelled lung_right, with no warning.
+
+    Taken as fill, by the physics and geometry of a resampled image (`padding.border_fill`,
+    `padding._fill_of_a_reformat`): one exact value above `padding.NOISY_AIR_HU`'s upper end
+    (measured tissue carries quantum noise: no solid region of one value), a solid region joined
+    to the image's border over at least 5 % of it, beside measured (noisy) data that holds air
+    somewhere (the HU scale: an MR's zero background is not converted), and the data region
+    convex (a resampler fills the grid outside the source's box or cylinder; air around a
+    patient fills the body's concavities). The voxels become `limits.AIR_HU`; the field of view's
+    end is then found there as for any reformat's fill (`padding.padding_mask`)."""
+    from .morph6 import dilate6
+    from .padding import NOISY_AIR_HU, _fill_of_a_reformat, border_fill
+
+    a = vol.array
+    if a.dtype.kind not in "if" or a.size == 0:
+        return
+    m, c = border_fill(a, above=NOISY_AIR_HU[1])
+    if c is None:
+        return
+    # the data beside the fill must read on the HU scale (air or lung below NOISY_AIR_HU's upper
+    # end somewhere): an MR or a mask (no negative values) is left for `ct_check` to refuse
+    if not (a[~m] <= NOISY_AIR_HU[1]).any():
+        return
+    ring = dilate6(dilate6(m)) & ~m
+    if not _fill_of_a_reformat(m, ring, a[ring], c):
+        return
+    if a.dtype.kind == "i" and np.iinfo(a.dtype).min > AIR_HU or a.dtype.kind == "u":
+        vol.array = a = a.astype(np.int16)
+    a[m] = AIR_HU
+    vol.meta["padding_set_to_air"] = True
+    vol.meta["padding_values"] = sorted(set(vol.meta.get("padding_values", [])) | {float(c)})
+    warn(vol, f"{vol.name or 'image'}: {m.mean() * 100:.1f}% of voxels hold one exact value ({c:g}) in a region "
+              "joined to the image's border, beside measured data: a resampler's fill outside the scanned field of "
+              f"view (SimpleITK's default is 0), not tissue; set to air ({AIR_HU:g} HU): the field of view ends there")
 
 
 def _interpolation_undershoot(a: np.ndarray, cand: np.ndarray, spacing_kji) -> np.ndarray:

@@ -130,21 +130,25 @@ def proposal_doubts(doubts: dict, proposals, widening_mm: float) -> list[str]:
     first) pass a structure of ``doubts`` ({name: record}, `structure_record`s; others ignored)
     closer than its ``may_be`` structure's clearance would be (that structure's ``margin_mm`` of
     the catalogue + ``widening_mm``, the needle's radius and placement uncertainty, mm): one line
-    per such structure naming the proposals, the closest clearance, what it may be and what the
-    segmenter said. A proposal kept only the structure's own clearance there."""
+    per doubt (structures with the same words share it) naming the proposals, the closest
+    clearance to each structure, what it may be and what the segmenter said. A proposal kept only
+    the structure's own clearance there."""
     from . import anatomy
 
-    out = []
+    said: dict[tuple, list] = {}
     for name, rec in sorted((doubts or {}).items()):
         if not isinstance(rec, dict) or rec.get("written_by") != "imagio segment" or not rec.get("may_be"):
             continue
         need = anatomy.get(rec["may_be"]).margin_mm + float(widening_mm)
         near = [(n, float(m.clearance_mm[name])) for n, m in enumerate(proposals, 1)
                 if name in (m.clearance_mm or {}) and float(m.clearance_mm[name]) < need]
-        if not near:
-            continue
-        said = "; ".join(rec.get("warnings") or [])
-        out.append(f"proposal(s) {', '.join(str(n) for n, _ in near)} pass {min(c for _, c in near):.1f} mm from "
-                   f"{name}, which imagio segment said may hold {rec['may_be']} ({rec['may_be']} would need "
-                   f"{need:.1f} mm): check it on the images before the needle passes" + (f" ({said})" if said else ""))
+        if near:
+            said.setdefault((rec["may_be"], need, "; ".join(rec.get("warnings") or [])), []).append((name, near))
+    out = []
+    for (may, need, words), hits in said.items():
+        which = sorted({n for _, near in hits for n, _ in near})
+        where = ", ".join(f"{name} ({min(c for _, c in near):.1f} mm)" for name, near in hits)
+        out.append(f"proposal(s) {', '.join(map(str, which))} pass near {where}, which imagio segment said may "
+                   f"hold {may} ({may} would need {need:.1f} mm): check it on the images before the needle passes"
+                   + (f" ({words})" if words else ""))
     return out

@@ -34,12 +34,13 @@ def border_faces(a: np.ndarray) -> np.ndarray:
     return np.concatenate([f.ravel() for f in (a[0], a[-1], a[:, 0], a[:, -1], a[:, :, 0], a[:, :, -1])])
 
 
-def border_fill(a: np.ndarray, min_voxels: int = 64, min_border_fraction: float = 0.05
-                ) -> tuple[np.ndarray, float | None]:
+def border_fill(a: np.ndarray, min_voxels: int = 64, min_border_fraction: float = 0.05,
+                above: float | None = None) -> tuple[np.ndarray, float | None]:
     """The solid region (surviving a 6-connected opening) of the single most frequent exact
     value on the array border, restricted to its 6-connected components that touch the border
     and hold >= ``min_voxels`` voxels, when that value fills >= ``min_border_fraction`` of the
-    border. Returns (mask bool [k, j, i], the value or None when there is no such region)."""
+    border (and, when ``above`` is given, is above it). Returns (mask bool [k, j, i], the value
+    or None when there is no such region)."""
     from .morph6 import dilate6, erode6
 
     a = np.asarray(a)
@@ -51,6 +52,8 @@ def border_fill(a: np.ndarray, min_voxels: int = 64, min_border_fraction: float 
     if not len(vals) or cnt.max() < min_border_fraction * border_faces(a).size:
         return empty, None
     c = vals[np.argmax(cnt)]
+    if above is not None and not c > above:
+        return empty, None
     eq = a == c
     m = dilate6(erode6(eq, border=True)) & eq
     if m.sum() < min_voxels:
@@ -263,6 +266,8 @@ def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False) -
     from .morph6 import dilate6
 
     pad, c = padding_mask(ct)
+    if c is not None:
+        pad = _kept(("with_thin_fill", ct.array, c), lambda: (with_thin_fill(ct.array, pad, c), c))[0]
     if c is not None and rim_voxels > 0:
         for _ in range(rim_voxels):
             pad = dilate6(pad)
@@ -273,6 +278,22 @@ def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False) -
             sl[ax] = [0, -1]
             data[tuple(sl)] = False
     return data, c
+
+
+def with_thin_fill(a: np.ndarray, pad: np.ndarray, c: float) -> np.ndarray:
+    """``pad`` (bool [k, j, i], the solid fill region of value ``c`` that `padding_mask` found in
+    the array ``a``) with the rest of the 6-connected regions of exactly ``c`` that it touches:
+    where a tilted face of the source's field of view meets a face of the array, the fill is a
+    wedge one or two voxels thick that the opening of `border_fill` takes off, while measured data
+    is never one exact value over a region (quantum noise). New-user trial 79 (M4): the chest CTA
+    tilted 20 and 15 degrees at 3 mm: 350 fill voxels on each axial face were taken for outside
+    air beside the spine, and the whole 668 mL skeleton was said to reach the skin."""
+    import cc3d
+
+    lab = cc3d.connected_components(a == c, connectivity=6)
+    keep = np.unique(lab[pad])
+    keep = keep[keep > 0]
+    return pad | np.isin(lab, keep) if len(keep) else pad
 
 
 _KEPT = threading.local()   # `keep_fill_regions`: per thread, its results while in the context
