@@ -282,7 +282,8 @@ def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False) -
 
 def with_thin_fill(a: np.ndarray, pad: np.ndarray, c: float) -> np.ndarray:
     """``pad`` (bool [k, j, i], the solid fill region of value ``c`` that `padding_mask` found in
-    the array ``a``) with the rest of the 6-connected regions of exactly ``c`` that it touches:
+    the array ``a``) with the voxels on the array's outer layer of the 6-connected regions of
+    exactly ``c`` that it touches:
     where a tilted face of the source's field of view meets a face of the array, the fill is a
     wedge one or two voxels thick that the opening of `border_fill` takes off, while measured data
     is never one exact value over a region (quantum noise). New-user trial 79 (M4): the chest CTA
@@ -293,7 +294,17 @@ def with_thin_fill(a: np.ndarray, pad: np.ndarray, c: float) -> np.ndarray:
     lab = cc3d.connected_components(a == c, connectivity=6)
     keep = np.unique(lab[pad])
     keep = keep[keep > 0]
-    return pad | np.isin(lab, keep) if len(keep) else pad
+    if not len(keep):
+        return pad
+    # on the array's outer layer only, where the wedge meets the array's face: elsewhere a clipped
+    # air of the same value (STS_010's air between the legs, exactly -1000) stays as it was
+    out = pad.copy()
+    for ax in range(3):
+        for end in (0, a.shape[ax] - 1):
+            idx = [slice(None)] * 3
+            idx[ax] = end
+            out[tuple(idx)] |= np.isin(lab[tuple(idx)], keep)
+    return out
 
 
 _KEPT = threading.local()   # `keep_fill_regions`: per thread, its results while in the context
