@@ -59,7 +59,9 @@ def cortex_enclosure(inside: np.ndarray, cortex: np.ndarray, plane_axes) -> np.n
         n = ins.shape[ax]
         shape = [1, 1, 1]
         shape[ax] = n
-        idx = np.arange(n, dtype=np.int32).reshape(shape)
+        # indices 0..n: int16 on any line shorter than 2^15 voxels (half the memory of int32:
+        # issue 20, the demo's peak; the same comparisons)
+        idx = np.arange(n, dtype=np.int16 if n < 2 ** 15 - 1 else np.int32).reshape(shape)
         for flip in (False, True):
             # walking in -ax: reversed indices, so that the nearest voxel has the smallest value
             i2 = np.broadcast_to(n - 1 - idx if flip else idx, ins.shape)
@@ -337,11 +339,13 @@ def cancellous_in_ring(shell: np.ndarray, bone: np.ndarray, a: np.ndarray, marro
     small = np.bincount(hl[holes], minlength=hn + 1) * px < max_area_mm2
     small[0] = False
     holes &= small[hl]
+    hl = small = None   # (full-volume int32 maps, one at a time: issue 20)
     soft = holes & (a <= marrow_hu)
     sl, sn = ndimage.label(soft, structure=ps)
     wide = np.bincount(sl[soft], minlength=sn + 1) * px >= np.pi * (0.5 * canal_min_mm) ** 2
     wide[0] = False
     soft = wide[sl]
+    sl = None
     # farther than margin_mm in-plane from that soft tissue
     return holes & (a > marrow_hu) & ~dilate_mm(soft, margin_mm, sp2)
 

@@ -44,6 +44,7 @@ import weakref
 import numpy as np
 from scipy import ndimage
 
+from ..memory import release_free_memory
 from ..volume import Volume
 from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbox_slices, check_ct, components,
                      close_mm, dilate_mm, erode_mm, fill_holes_3d, open_mm,
@@ -511,6 +512,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill = (mean > MARROW_MIN_HU) & (area < MAX_MARROW_MM2)
         fill[0] = False
         m |= fill[hl]
+    holes = hl = hv = None   # (a full-volume int32 map: not held to the end, issue 20)
     # marrow of any density (fatty marrow is -100 to 0 HU): the cavity enclosed by cortex in at
     # least two of the three orthogonal planes (`bone_shell.two_plane_cavities`; the spinal canal
     # is enclosed in axial slices only). Size bound: a lumbar vertebral body (~45 x 35 x 28 mm)
@@ -541,6 +543,9 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
             # with the crop (issue 14). Not in a view inside a lung (`lung_field`): the view's
             # floor is kept there (a lower one walled in a pulmonary artery in the chest CTA's
             # 80 mm left-lung cube, seg24; test_lung_small_fov)
+            # its three float32 volumes come after the rules above have left free heap pages
+            # behind (glibc keeps them resident): handed back first, issue 20 (the demo's peak)
+            release_free_memory()
             rim &= a > edge_half_max_hu(a, m, blood, body, res, ct.spacing_kji)
         m |= rim
     if edge is not None:
@@ -560,6 +565,7 @@ def bone_mask(ct: Volume, body: np.ndarray | None = None, low_hu: float = BONE_L
         fill = mean > MARROW_MIN_HU
         fill[0] = False
         m |= fill[vl]
+    voids = vl = None
     m &= ~lumen
     if body is not None and m.any():
         # objects on the skin (ECG electrodes, clips) are not bone (`on_the_skin`); a reformat's
@@ -605,10 +611,9 @@ def on_the_skin(bone: np.ndarray, body: np.ndarray, spacing_kji,
     inside = body if unseen is None else body | unseen
     if not bone.any() or inside.all():
         return none, none.copy()
-    depth = _edt(inside, np.asarray(spacing_kji, float), black_border=False)
+    dv = _edt(inside, np.asarray(spacing_kji, float), black_border=False)[bone]   # depth, mm
     lab, n, _ = components(bone, connectivity=26)
     v = lab[bone]
-    dv = depth[bone]
     shallow = np.full(n + 1, np.inf)
     np.minimum.at(shallow, v, dv)
     deep = np.zeros(n + 1)
@@ -806,17 +811,30 @@ def edge_half_max_hu(a: np.ndarray, bone: np.ndarray, blood: np.ndarray, body: n
     # box half-widths: the whole voxels nearest to the distance in mm (at least one), so that
     # the box is the same physical size on any grid (a ceiling doubled it at 3.2 mm / 3 mm)
     size = tuple(2 * max(1, int(round(EDGE_TISSUE_MM / s))) + 1 for s in sk)
-    w = ndimage.uniform_filter(soft.astype(np.float32), size, mode="constant")
-    t = ndimage.uniform_filter(np.where(soft, a, 0).astype(np.float32), size, mode="constant")
+    # float32 throughout, each filter run in place (scipy's separable filters run their later
+    # axes in place too) and each array dropped when done (issue 20: this step made the demo's
+    # peak): the same values as T / max(W, 1e-3) + q (B - T) computed into new arrays
+    w = soft.astype(np.float32)
+    ndimage.uniform_filter(w, size, mode="constant", output=w)
+    t = np.where(soft, a, np.float32(0.0)).astype(np.float32, copy=False)
     soft = None
+    ndimage.uniform_filter(t, size, mode="constant", output=t)
+    ok = w > 1e-3
+    t /= np.maximum(w, np.float32(1e-3), out=w)   # T, the soft tissue's mean
+    w = None
     reach = np.maximum(np.asarray(resolution_mm, float), COMMON_RESOLUTION_MM)
     bsize = tuple(2 * max(1, int(round(r / s))) + 1 for r, s in zip(reach, sk))
-    b = ndimage.maximum_filter(np.where(bone, a, np.float32(-1024.0)).astype(np.float32), bsize,
-                               mode="constant", cval=-1024.0)
-    ok = (w > 1e-3) & (b > -1024.0)
-    t = t / np.maximum(w, 1e-3)
-    half = t + np.float32(2.0 ** -(thin_peak_factor(resolution_mm) ** 2)) * (b - t)
-    return np.where(ok, np.maximum(np.float32(BONE_LOW_HU), half), np.float32(np.inf)).astype(np.float32)
+    b = np.where(bone, a, np.float32(-1024.0)).astype(np.float32, copy=False)
+    for axis, n in enumerate(bsize):   # `ndimage.maximum_filter`'s passes, in place
+        ndimage.maximum_filter1d(b, n, axis, output=b, mode="constant", cval=-1024.0)
+    ok &= b > -1024.0
+    b -= t
+    b *= np.float32(2.0 ** -(thin_peak_factor(resolution_mm) ** 2))
+    t += b                                         # T + q (B - T)
+    b = None
+    np.maximum(t, np.float32(BONE_LOW_HU), out=t)
+    t[~ok] = np.inf
+    return t
 
 
 def cut_chest_wall_pieces(lab: np.ndarray, n: int, counts: np.ndarray, lungs: np.ndarray,
@@ -1373,6 +1391,7 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
             spine &= ~bone_shell.mediastinal_pieces(
                 spine & ~col, col, lungs, s_ax, sk, COMMON_RESOLUTION_MM, col,
                 ras_ramp(ct, 1), mediastinum_behind_vertebra_mm(), hull=hull)
+    lab = core = corridor = col = None   # (the uint32 label map: not held through the rest, issue 20)
     if spine.any():
         # the vertebral bodies' cancellous bone inside their cortical ring (closed over its
         # foramina, 1-3 mm: one common-resolution voxel), the spinal canal kept open by its

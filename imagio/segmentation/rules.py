@@ -236,6 +236,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 raise
             meta["warnings"].append(f"lungs: {e}" + ("; the other structures are segmented"
                                                       if lungs_optional else ""))
+        airway = None
     bone = canal = vein_lumen = vein_wall = None
     bone_info: dict = {}
     lung_ml = 0.0 if lungs is None else float(lungs.sum() * ct.voxel_volume_ml)
@@ -319,6 +320,10 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
         out["pleura"] = lg.pleural_surface(lungs)
     if "bones" in want:
         p(0.65, "bones")
+        # the bone rules' full-volume temporaries start from the pages body, airways and lungs
+        # held, not on top of them (`memory.release_free_memory`; issue 20: the demo's peak)
+        from ..memory import release_free_memory
+        release_free_memory()
         coarse = bn.coarse_grid_note(ct)
         if coarse:
             meta["warnings"].append(f"bones: {coarse}")
