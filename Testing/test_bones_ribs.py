@@ -15,8 +15,7 @@ from imagio.volume import Volume, make_ijk_to_ras
 RIB_LUNG_MM = 20.0
 
 
-def _grid(direction):
-    shape = (44, 38, 40)  # k, j, i
+def _grid(direction, shape=(44, 38, 40)):  # k, j, i
     sp = np.array([1.3, 0.9, 2.0])  # i, j, k mm
     ct = Volume(np.zeros(shape, np.float32), make_ijk_to_ras(sp, (-20.0, 15.0, 300.0), direction))
     kk, jj, ii = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
@@ -125,3 +124,61 @@ def test_clavicle_pieces_in_front_of_the_spine_beside_the_apex(name):
     cut = lungs.copy()
     cut[-1 if s_sign > 0 else 0] |= lungs.any(axis=0)   # the apex cut by the view's top face
     assert not clavicle_pieces(ct, clav | rib | low, spine, cut).any()
+
+
+@pytest.mark.parametrize("name", sorted(DIRECTIONS))
+def test_clavicle_joined_to_the_first_rib_is_split_at_the_least_dense_voxels(name):
+    """`clavicle_pieces` on one piece of 'ribs' that joins, through voxels of partial-volume
+    density (300 HU, below unblurred cortex), a clavicle apart from the lungs to a rib that lies
+    on the lung and reaches behind the vertebral bodies' front: the clavicle is taken (the
+    densest voxels split the piece, `bone_regions`), the rib is not; on the other side a bar of
+    cortex joined so to its rib in front of the spine but on the pleura (a first rib's part)
+    stays rib, and so does one apart from the lungs beside the midline (a first rib's end at the
+    manubrium), and, without the midline, the clavicle."""
+    from imagio.segmentation.bones import SPINE_HALF_WIDTH_MM, clavicle_pieces, cortical_hu
+
+    shape = (44, 60, 70)  # k, j, i
+    ct = Volume(np.zeros(shape, np.float32), make_ijk_to_ras(np.array([1.3, 0.9, 2.0]), (0.0, 0.0, 300.0),
+                                                             DIRECTIONS[name]))
+    kk, jj, ii = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    w = ct.kji_to_world(np.stack([kk, jj, ii], -1).reshape(-1, 3)).reshape(shape + (3,))
+    shift = w.reshape(-1, 3).mean(0) - [0.0, 32.0, 345.0]   # the volume's RAS minus w below
+    w = w - shift
+    lungs = np.zeros(shape, bool)
+    for cx in (-22.0, 22.0):
+        lungs |= (((w[..., 0] - cx) / 14.0) ** 2 + ((w[..., 1] - 32.0) / 11.0) ** 2
+                  + ((w[..., 2] - 345.0) / 22.0) ** 2) <= 1.0
+    apex = w[..., 2][lungs].max()
+    spine = (np.abs(w[..., 0]) <= 5.0) & (w[..., 1] >= 8.0) & (w[..., 1] <= 18.0)
+    # a rib from behind the vertebral bodies, joined by voxels of partial-volume density to a
+    # clavicle apart from the lungs (x > 0), or to a bar of cortex on the pleura (x < 0)
+    back = _bar(w, (12.0, 14.0, apex - 10.0), (38.0, 30.0, apex - 12.0))
+    rib = (back | _bar(w, (38.0, 30.0, apex - 12.0), (36.0, 44.0, apex - 14.0)))
+    clav = _bar(w, (30.0, 53.0, apex - 8.0), (42.0, 51.0, apex - 6.0)) & ~rib
+    bridge = _bar(w, (36.0, 44.0, apex - 14.0), (36.0, 50.0, apex - 7.0), r=1.5) & ~rib & ~clav
+    rib2 = _bar(w, (-12.0, 14.0, apex - 10.0), (-30.0, 21.0, apex - 12.0))
+    on_pleura = _bar(w, (-37.0, 28.0, apex - 10.0), (-39.0, 38.0, apex - 11.0)) & ~lungs & ~rib2
+    link = _bar(w, (-30.0, 21.0, apex - 12.0), (-37.0, 28.0, apex - 10.0), r=1.5) & ~rib2 & ~on_pleura
+    # and beside the midline, apart from the lungs (a first rib's end at the manubrium)
+    tip = _bar(w, (4.0, 55.0, apex - 16.0), (20.0, 54.0, apex - 16.0))
+    link |= _bar(w, (20.0, 54.0, apex - 16.0), (36.0, 44.0, apex - 14.0), r=1.5) & ~tip & ~rib
+    dist = ndimage.distance_transform_edt(~lungs, sampling=ct.spacing_kji)
+    x = w[..., 0]
+    # the geometry as meant: the clavicle apart from the lungs, the ribs and the bar on them, the
+    # clavicle and the bar lateral to the midline by the half-width, each side one piece
+    assert dist[clav].min() > 5.0 and dist[tip].min() > 5.0 and dist[rib].min() < 2.0 and dist[on_pleura].min() < 2.0
+    assert np.mean(np.abs(x[clav]) >= SPINE_HALF_WIDTH_MM) > 0.5 < np.mean(np.abs(x[on_pleura]) >= SPINE_HALF_WIDTH_MM)
+    assert not (np.abs(x[tip]) >= SPINE_HALF_WIDTH_MM).any()
+    assert min(clav.sum(), rib.sum(), on_pleura.sum(), rib2.sum(), tip.sum()) > 20 and bridge.any() and link.any()
+    a = np.full(shape, 40.0, np.float32)
+    a[lungs] = -850.0
+    a[bridge | link] = 300.0
+    a[clav | rib | on_pleura | rib2 | tip] = cortical_hu() + 300.0
+    ct.array[...] = a
+    ribs = clav | rib | bridge | on_pleura | link | rib2 | tip
+    assert ndimage.label(ribs, np.ones((3, 3, 3)))[1] == 2
+    got = clavicle_pieces(ct, ribs, spine, lungs, midline=float(shift[0]))   # x = 0 in w
+    # (the partial-volume voxels go to either bone they lie between)
+    assert got[clav].all() and not (got & (rib | rib2 | on_pleura | tip)).any()
+    assert not (got & ~(clav | bridge | link)).any()
+    assert not clavicle_pieces(ct, ribs, spine, lungs).any()

@@ -1307,7 +1307,8 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
                 lungs: np.ndarray | None = None, midline: float | None = None,
                 spine: bool = True, trachea: np.ndarray | None = None,
                 notes: list | None = None, bone_low_hu: float | None = None,
-                edge: np.ndarray | None = None, hull: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                edge: np.ndarray | None = None, hull: np.ndarray | None = None,
+                info: dict | None = None) -> dict[str, np.ndarray]:
     """Split a bone mask into {"vertebrae", "ribs", "bone"} (bone = everything else).
 
     spine: False when nothing in view says that a spine is there (no trachea, no lungs, no
@@ -1321,7 +1322,8 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     thin bone (no ball of ``RIB_MAX_RADIUS_MM`` fits: sternum body, humerus and clavicle heads
     are thicker) that hugs the lungs from outside (within ``RIB_LUNG_MM`` of the lung surface);
     the scapula, farther out, stays "bone", and so does a piece of clavicle shaft beside the apex
-    apart from the spine (`clavicle_pieces`). Ribs are cut from the spine at the corridor
+    apart from the spine, or apart from the pleura where partial volume joins it to the first rib
+    (`clavicle_pieces`). Ribs are cut from the spine at the corridor
     boundary, so each rib remains its own structure where possible. Mediastinum (needs
     ``lungs``): dense pieces inside the lungs' per-plane convex hull, in front of the visceral
     compartment's back line and apart from vertebrae and ribs are calcification or contrast,
@@ -1337,12 +1339,20 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     ``info["edge"]``): the split is made without them and each is then given to the one bone
     piece it surrounds (`attach_edge`); an edge voxel between two pieces is in no label.
     ``hull``: optional `bone_shell.lung_hull_planes` ``(lungs, S axis, spacing, COMMON_RESOLUTION_MM)``
-    when the caller has it (not modified; computed here when needed otherwise).
+    when the caller has it (not modified; computed here when needed otherwise). ``info``: an
+    optional dict that receives "clavicle" (bool [k, j, i]): the part of 'bone' that
+    `clavicle_pieces` took from the ribs, with the edge voxels given to it (`rules` keeps it out
+    of `without_lumen_rim`'s pieces: it lies on the subclavian vein).
     """
     if edge is not None and edge.any():
         parts = split_bones(ct, bone & ~edge, body, lungs, midline, spine, trachea, notes, bone_low_hu,
-                            hull=hull)
-        return attach_edge(parts, edge & bone)
+                            hull=hull, info=info)
+        parts = attach_edge(parts, edge & bone)
+        if info is not None and info.get("clavicle") is not None and info["clavicle"].any():
+            # its blurred edge, given to the 'bone' piece that it surrounds
+            info["clavicle"] = info["clavicle"] | (parts["bone"] & edge & ndimage.binary_dilation(
+                info["clavicle"], np.ones((3, 3, 3), bool)))
+        return parts
     want_spine = spine
     ref = body if body is not None and body.any() else bone
     # the coordinates as broadcastable ramps (`ras_ramp`: on an axial grid the corridor is a
@@ -1405,8 +1415,12 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     ribs = np.zeros_like(bone)
     if lungs is not None and lungs.any():
         ribs = rib_pieces(ct, rest, lungs, cx, notes=notes)
-        # a clavicle's shaft beside the apex, apart from the spine, is no rib (`clavicle_pieces`)
-        ribs &= ~clavicle_pieces(ct, ribs, spine, lungs)
+        # a clavicle's shaft beside the apex, apart from the spine (or, joined to the first rib,
+        # apart from the pleura), is no rib (`clavicle_pieces`)
+        clav = clavicle_pieces(ct, ribs, spine, lungs, midline=cx)
+        ribs &= ~clav
+        if info is not None:
+            info["clavicle"] = clav
     other = rest & ~ribs
     if lungs is not None and lungs.any() and other.any():
         # dense pieces in the mediastinum, apart from the skeleton: calcified vessel walls and
@@ -1657,15 +1671,28 @@ def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
     return float(np.median(yb[body])) + 5.0
 
 
-def mediastinum_behind_vertebra_mm() -> float:
-    """The back of the mediastinum's visceral compartment behind the vertebral bodies' anterior
-    margin (mm; planning_defaults.json ``warnings.mediastinum_behind_vertebra_mm``, ITMIG:
-    Carter 2014), read from the one place that defines it for the planner's mediastinum too."""
+def _planning_default(section: str, key: str) -> float:
+    """A number of planning_defaults.json (``section``, ``key``), read from the one place that
+    defines it for the planner too."""
     import json
     from importlib import resources
 
     d = json.loads(resources.files("imagio.data").joinpath("planning_defaults.json").read_text())
-    return float(d["warnings"]["mediastinum_behind_vertebra_mm"])
+    return float(d[section][key])
+
+
+def mediastinum_behind_vertebra_mm() -> float:
+    """The back of the mediastinum's visceral compartment behind the vertebral bodies' anterior
+    margin (mm; planning_defaults.json ``warnings.mediastinum_behind_vertebra_mm``, ITMIG:
+    Carter 2014), read from the one place that defines it for the planner's mediastinum too."""
+    return _planning_default("warnings", "mediastinum_behind_vertebra_mm")
+
+
+def cortical_hu() -> float:
+    """The density of cortical bone not lowered by partial volume (HU; planning_defaults.json
+    ``ct_density.cortical_hu``: +700 to +1,900 HU), the one value the planner's density check
+    names bone by."""
+    return _planning_default("ct_density", "cortical_hu")
 
 
 def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float,
@@ -1789,10 +1816,11 @@ def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float,
 CLAVICLE_BELOW_APEX_MM = rule("clavicle_below_apex_mm")  # the clavicle's level (segmentation_rules.json)
 
 
-def clavicle_pieces(ct: Volume, ribs: np.ndarray, spine: np.ndarray, lungs: np.ndarray) -> np.ndarray:
-    """Boolean [k, j, i]: the 26-connected pieces of ``ribs`` (bool [k, j, i], `rib_pieces`) that
-    are a clavicle's shaft, not a rib. ``spine``: the 'vertebrae' mask, ``lungs``: both lungs
-    (bool [k, j, i]). A piece is clavicle when
+def clavicle_pieces(ct: Volume, ribs: np.ndarray, spine: np.ndarray, lungs: np.ndarray,
+                    midline: float | None = None) -> np.ndarray:
+    """Boolean [k, j, i]: the parts of ``ribs`` (bool [k, j, i], `rib_pieces`) that are a clavicle's
+    shaft, not a rib. ``spine``: the 'vertebrae' mask, ``lungs``: both lungs (bool [k, j, i]). A
+    26-connected piece of ``ribs`` is clavicle when (`_clavicle_labels`)
 
     - the lungs' apex is in view (no lung voxel on the view's superior face; otherwise the
       apex, and with it the clavicle's level, is unknown),
@@ -1806,11 +1834,29 @@ def clavicle_pieces(ct: Volume, ribs: np.ndarray, spine: np.ndarray, lungs: np.n
       the clavicle and reaches the manubrium lower still (Gray's Anatomy, 42nd ed., "Pleura",
       "Pectoral girdle", "Chest wall").
 
+    A piece that is not clavicle as a whole is split into the bones it joins (`bone_regions`:
+    from its unblurred cortex, ``cortical_hu``, along its densest voxels), and a region is
+    clavicle when it passes the same tests and also
+    
+    - lies apart from the pleura: none of its voxels within one common-resolution voxel
+      (``COMMON_RESOLUTION_MM``, the bone mask's blur) of the lungs. The first rib's inner border
+      gives attachment to the suprapleural membrane and the cervical pleura lies on the rib (a
+      first rib's region touches the lung mask), while the clavicle is separated from the
+      pleura by the subclavian vessels, the subclavius and the first rib itself (Gray's
+      Anatomy, 42nd ed., "Root of the neck", "Pleura");
+    - lies lateral: at least half of its voxels ``SPINE_HALF_WIDTH_MM`` or more from the
+      ``midline`` (RAS x, mm; without it no piece is split). The clavicle's shaft runs laterally
+      from the sternoclavicular joint, beside the manubrium (up to ~60 mm wide), to the
+      acromion; the first rib's anterior end, apart from the pleura, meets the manubrium's side
+      (Gray's, "Sternum", "Pectoral girdle"; `rib_pieces` uses the same half-width).
+
     Why: the clavicle's shaft is thin bone within ``RIB_LUNG_MM`` of the apex, so `rib_pieces`
     takes it for a rib (issue 14: the chest CTA's left clavicle, 3.2 of its 3.7 mL in 'ribs', in
-    one piece apart from the spine). Not caught: a clavicle joined to the first rib by partial
-    volume (and the subclavian vein between them) is one piece with a rib that reaches the spine
-    (the chest CTA's right clavicle, 5.8 mL)."""
+    one piece apart from the spine). The right clavicle of that CT was one 26.2 mL piece with the
+    first rib, which reaches the spine: at the bone mask's 3 mm common resolution the clavicle,
+    the rim of the subclavian vein's undiluted contrast under it and the first rib below touch,
+    while on the 1.5 mm grid each bone's unblurred cortex is a core of its own; the clavicle's
+    region (6.0 mL) lies 7 mm or more from the lungs, the first rib's regions within 2 mm."""
     out = np.zeros_like(ribs)
     if not (ribs.any() and spine.any() and lungs.any()):
         return out
@@ -1828,19 +1874,83 @@ def clavicle_pieces(ct: Volume, ribs: np.ndarray, spine: np.ndarray, lungs: np.n
     apex = float(ct.kji_to_world(p)[:, 2].max())
     sw = ct.kji_to_world(np.argwhere(spine))[:, 1:]  # RAS (y, z) of the vertebrae
     lab, n, _ = components(ribs, connectivity=26)
+    clav, top_z = _clavicle_labels(ct, lab, n, (0, 0, 0), sw, apex)
+    out = clav[lab]
+    # the pieces that are not clavicle as a whole and reach the clavicle's level: split into the
+    # bones they join
+    joined = ~clav & (top_z >= apex - CLAVICLE_BELOW_APEX_MM)
+    joined[0] = False
+    if midline is None or not joined.any():
+        return out
+    cand = joined[lab]
+    sk = np.asarray(ct.spacing_kji, float)
+    box = bbox_slices(cand, COMMON_RESOLUTION_MM, sk)
+    reg, rn = bone_regions(cand[box], np.asarray(ct.array)[box], cortical_hu())
+    if not rn:
+        return out
+    off = tuple(b.start for b in box)
+    ok, _ = _clavicle_labels(ct, reg, rn, off, sw, apex)
+    # apart from the pleura: no voxel within one common-resolution voxel of the lungs
+    pleura = np.zeros(rn + 1, bool)
+    pleura[np.unique(reg[dilate_mm(lungs[box], COMMON_RESOLUTION_MM, sk) & (reg > 0)])] = True
+    ok &= ~pleura
+    # lateral: at least half of the region's voxels beside the manubrium or beyond
+    x = np.broadcast_to(ras_ramp(ct, 0), ct.shape)[box]
+    side = np.abs(x - float(midline)) >= SPINE_HALF_WIDTH_MM
+    ok &= np.bincount(reg[side & (reg > 0)], minlength=rn + 1) >= 0.5 * np.bincount(reg.ravel(), minlength=rn + 1)
+    ok[0] = False
+    out[box] |= ok[reg]
+    return out
+
+
+def _clavicle_labels(ct: Volume, lab: np.ndarray, n: int, offset, sw: np.ndarray,
+                     apex: float) -> tuple[np.ndarray, np.ndarray]:
+    """(bool [n + 1], float [n + 1]): for each label 1..n of ``lab`` (int [k, j, i], a box of
+    ``ct``'s grid whose first voxel is ``offset``, (k, j, i)), whether it passes
+    `clavicle_pieces`' level and in-front-of-the-spine tests, and its highest RAS z (-inf for
+    label 0). ``sw``: float [N, 2], RAS (y, z) of the 'vertebrae' voxels; ``apex``: RAS z of the
+    lungs' highest point (mm)."""
+    clav = np.zeros(n + 1, bool)
+    top_z = np.full(n + 1, -np.inf)
     pk = np.argwhere(lab)
-    w = ct.kji_to_world(pk)[:, 1:]
+    if not len(pk):
+        return clav, top_z
+    w = ct.kji_to_world(pk + np.asarray(offset))[:, 1:]
     pl = lab[tuple(pk.T)]
     order = np.argsort(pl, kind="stable")
     starts = np.searchsorted(pl[order], np.arange(1, n + 2))
-    clav = np.zeros(n + 1, bool)
     for c in range(1, n + 1):   # per piece (tens of them), not per voxel
         yz = w[order[starts[c - 1]:starts[c]]]
+        if not len(yz):
+            continue
+        top_z[c] = float(yz[:, 1].max())
         if np.median(yz[:, 1]) < apex - CLAVICLE_BELOW_APEX_MM:
             continue
         level = (sw[:, 1] >= yz[:, 1].min()) & (sw[:, 1] <= yz[:, 1].max())
         clav[c] = bool(level.any()) and float(yz[:, 0].min()) > float(sw[level, 0].max())
-    return clav[lab]
+    return clav, top_z
+
+
+def bone_regions(mask: np.ndarray, a: np.ndarray, core_hu: float) -> tuple[np.ndarray, int]:
+    """(int [k, j, i], n): ``mask`` (bool [k, j, i]) split into the bones it joins: each
+    26-connected core of unblurred cortex (``mask`` & ``a`` >= ``core_hu``; ``a``: the CT in HU on
+    the same grid) grown over ``mask`` along the densest voxels first (a marker-controlled
+    watershed of -``a``, scikit-image; Beucher S, Meyer F, The morphological approach to
+    segmentation: the watershed transformation, 1993), so that two bones meet at the least
+    dense voxels between them. Voxels of a component with no core are 0; labels 1..n.
+
+    Why: two bones a few millimetres apart (the clavicle over the first rib, with the
+    subclavian vein between them) touch in a mask thresholded after blurring to a coarse grid,
+    but the voxels between them are partial volume of bone and soft tissue (or contrast), below
+    the density of cortex that partial volume has not lowered (``cortical_hu``: +700 to +1,900
+    HU; Prevrhal S et al., Phys Med Biol 1999;44:751-764), so each bone keeps a core of its own."""
+    from skimage.segmentation import watershed
+
+    cores, n, _ = components(mask & (a >= core_hu), connectivity=26)
+    if not n:
+        return cores, 0
+    reg = watershed(-a.astype(np.float32), markers=cores, mask=mask, connectivity=3)
+    return reg.astype(np.int64, copy=False), n
 
 
 def solid_organ_pieces(ribs: np.ndarray, dense: np.ndarray, spacing_kji,

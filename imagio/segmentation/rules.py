@@ -356,22 +356,32 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
         if bone_info.get("undiluted_vessel") is not None and lungs is not None and lungs.any():
             from .bone_shell import lung_hull_planes
             hull = lung_hull_planes(lungs, anatomical_axes(ct)["S"][0], ct.spacing_kji, bn.COMMON_RESOLUTION_MM)
+        split_info: dict = {}
         out.update(bn.split_bones(ct, bone, body, lungs, midline=spine_x,
                                   spine=spine, trachea=trachea, notes=notes,
-                                  bone_low_hu=bone_info.get("low_hu"), edge=bone_info.get("edge"), hull=hull))
+                                  bone_low_hu=bone_info.get("low_hu"), edge=bone_info.get("edge"), hull=hull,
+                                  info=split_info))
         # the whole vein of undiluted contrast (great_vessels below: `blood_pool.undiluted_vessel`)
         vein_lumen = bone_info.pop("undiluted_vessel", None)
         undiluted = bone_info.pop("undiluted", None)
         if undiluted is not None:
             # the undiluted vein's partial-volume rim is no bone (`bones.without_lumen_rim`)
-            kept = bn.without_lumen_rim({n: out[n] for n in ("vertebrae", "ribs", "bone")}, undiluted,
-                                        ct.spacing_kji)
+            # the clavicle taken from the ribs lies on the subclavian vein: its pieces are judged on
+            # their own (in 'bone' they would join that vein's rim pieces to it)
+            parts = {n: out[n] for n in ("vertebrae", "ribs", "bone")}
+            clav = split_info.pop("clavicle", None)
+            if clav is not None and clav.any():
+                parts["clavicle"] = clav & out["bone"]
+                parts["bone"] = out["bone"] & ~clav
+            kept = bn.without_lumen_rim(parts, undiluted, ct.spacing_kji)
+            if "clavicle" in kept:
+                kept["bone"] = kept["bone"] | kept.pop("clavicle")
             bone = bone & ~((out["vertebrae"] | out["ribs"] | out["bone"]) & ~(kept["vertebrae"] | kept["ribs"] |
                                                                               kept["bone"]))
             out.update(kept)
             notes.insert(0, bn.undiluted_note(ct, undiluted, kept["vertebrae"] | kept["ribs"] | kept["bone"],
                                               vessel="vessels" in want))
-            kept = undiluted = None
+            kept = undiluted = clav = parts = None
         if vein_lumen is not None and lungs is not None:
             # the vein's wall and the azygos arch in the mediastinum, joined to bone only outside
             # it: no bone (`bones.vein_in_mediastinum`); great_vessels below, if asked for
