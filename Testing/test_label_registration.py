@@ -574,3 +574,38 @@ def test_a_second_target_reuses_the_registration_verdict_and_a_changed_input_is_
         assert len(calls) == n
     lr.forget_cached_registration()
     assert displacement(ct, lab, classes_from_labels(lab)) == r1 and len(calls) == 5   # fresh: the same
+
+
+def _reversed(vol: Volume, ras_axis: int) -> Volume:
+    """``vol`` with its array reversed along the storage axis nearest RAS axis ``ras_axis``, its
+    header kept: what a NIfTI written with the other handedness, or a DICOM series read with a
+    wrong orientation, gives (new-user trial 79 finding 7: lung1 reversed along i)."""
+    ax = 2 - int(np.argmax(np.abs(vol.direction[ras_axis, :])))
+    return vol.with_array(np.ascontiguousarray(np.flip(vol.array, axis=ax)))
+
+
+def test_a_ct_mirrored_against_its_labels_is_refused_on_an_oblique_grid():
+    """New-user trial 79 finding 7: a CT mirrored against its own label map (array reversed, header
+    kept) fits the map's bone and air no better at any shift (the shift search passed it) but
+    clearly better mirrored back: refused in one line naming the mirror, on an oblique, flipped,
+    anisotropic grid; the CT as given passes. (The torso's bone and air are left-right symmetric
+    about its midline, but the grid's i axis lies 20 degrees off R: reversed along it, the torso
+    is mirrored about an oblique plane and no longer fits.)"""
+    from conftest import rotation
+
+    from imagio.label_registration import mirror_fit, rule
+
+    d = rotation((0, 0, 1), 20.0) @ rotation((1, 0, 0), 10.0) @ np.diag([-1.0, 1.0, 1.0])
+    ct, lab = synthetic_torso(spacing=(2.0, 2.5, 3.0), direction=d)
+    cl = classes_from_labels(lab)
+    assert require_registered(ct, lab, cl, "the label map") == ""
+    r = displacement(ct, lab, cl)["mirror"]
+    assert not r["doubtful"] and r["ratios"]["A"] < 0.7 and r["ratios"]["S"] < 0.7, r
+    with pytest.raises(InputError) as e:
+        require_registered(_reversed(ct, 0), lab, cl, "the label map")
+    said = str(e.value)
+    assert "\n" not in said and "the label map and the CT are mirror images of each other along right-left" in said
+    assert "wrong orientation" in said, said
+    for ax in (1, 2):   # the verdict require_registered refuses on (a full registration check each: not run)
+        r = mirror_fit(_reversed(ct, ax), lab, cl, None, rule())
+        assert r["mirrored"] and r["axis"] == "RAS"[ax], r
