@@ -685,11 +685,28 @@ def mirror_words(m: dict, what: str) -> str:
 
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
                        unchecked: str = "", made_on: Volume | None = None, ct_token: tuple | None = None) -> str:
+    """`_require_registered`, and a warning first when the map fits the CT mirrored better than as it
+    lies by ``warn_ratio`` but not by ``refuse_ratio`` (`mirror_fit` ``doubtful``; the same
+    thresholds as a doubtful shift): a mirror it cannot tell from the anatomy's symmetry."""
+    said = _require_registered(ct, grid, classes, what, unchecked, made_on, ct_token)
+    r = displacement(ct, grid, classes, made_on, ct_token)   # cached: the verdict just judged
+    m = (r or {}).get("mirror")
+    if m is None or not m["doubtful"]:
+        return said
+    doubt = (f"{what} may be a mirror image of the CT along {_AXIS_NAME[m['axis']]} (it fits the CT's bone/air "
+             f"{m['at_lies']:.2f} as it lies and {m['at_mirror']:.2f} mirrored): check the sides on the CT and both "
+             "files' orientation")
+    return doubt + (f"; {said}" if said else "")
+
+
+def _require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
+                        unchecked: str = "", made_on: Volume | None = None, ct_token: tuple | None = None) -> str:
     """Refuse (InputError, one line) labels displaced from the CT (``displacement``); return a
     warning ("" when none) when the fit is doubtful, when the labels fit no better than chance
     where they lie (``chance_fit_max``: displaced beyond the search or another scan's), when nothing could be judged (no bone or air
     class: a tumour-only map; or nothing in view), or an axis could not be judged (too few bone/air
-    boundary points facing it in view), naming what is ``unchecked`` then. ``made_on``,
+    boundary points facing it in view), naming what is ``unchecked`` then; refuse a map that fits
+    the CT clearly better mirrored (`mirror_fit`, `mirror_words`) first. ``made_on``,
     ``ct_token``: see `displacement`."""
     r = displacement(ct, grid, classes, made_on, ct_token)
     tail = f"; {unchecked}" if unchecked else ""
