@@ -609,3 +609,24 @@ def test_a_ct_mirrored_against_its_labels_is_refused_on_an_oblique_grid():
     for ax in (1, 2):   # the verdict require_registered refuses on (a full registration check each: not run)
         r = mirror_fit(_reversed(ct, ax), lab, cl, None, rule())
         assert r["mirrored"] and r["axis"] == "RAS"[ax], r
+
+
+def test_plan_refuses_a_ct_mirrored_left_right_against_its_labels(tmp_path, capsys):
+    """The plan's refusal: one line, exit 2, no plan written. The synthetic torso's bone and air are
+    left-right symmetric, so a bone block is added on its right (in the CT and the labels) to make
+    the sides differ; its lungs' names say left and right (the orientation check leaves the axis to
+    this one); its CT reversed along i, the header kept (new-user trial 79 finding 7)."""
+    ct, lab = synthetic_torso(3.0)
+    xyz = ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)).astype(float)).reshape(ct.shape + (3,))
+    block = (xyz[..., 0] > 60) & (xyz[..., 0] < 95) & (np.abs(xyz[..., 1] + 25) < 15) & (np.abs(xyz[..., 2] + 55) < 25)
+    a, h = lab.array.copy(), ct.array.copy()
+    a[block], h[block] = 5, 400   # the torso's bone label and HU
+    io.write_image(_reversed(ct.with_array(h), 0), tmp_path / "ct.nii.gz")
+    io.write_labels(lab.with_array(a), tmp_path / "lab.seg.nrrd")
+    capsys.readouterr()
+    rc = cli.main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.seg.nrrd"),
+                   "--target", "liver_tumor", "--out", str(tmp_path / "o"), "--quiet", "--no-png", "--no-scene"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith(
+        "imagio: error: the label map and the CT are mirror images of each other along right-left"), err[-3:]
+    assert not (tmp_path / "o" / "plan.json").exists()
