@@ -574,3 +574,59 @@ def test_a_second_target_reuses_the_registration_verdict_and_a_changed_input_is_
         assert len(calls) == n
     lr.forget_cached_registration()
     assert displacement(ct, lab, classes_from_labels(lab)) == r1 and len(calls) == 5   # fresh: the same
+
+
+def _reversed(vol: Volume, ras_axis: int) -> Volume:
+    """``vol`` with its array reversed along the storage axis nearest RAS axis ``ras_axis``, its
+    header kept: what a NIfTI written with the other handedness, or a DICOM series read with a
+    wrong orientation, gives (new-user trial 79 finding 7: lung1 reversed along i)."""
+    ax = 2 - int(np.argmax(np.abs(vol.direction[ras_axis, :])))
+    return vol.with_array(np.ascontiguousarray(np.flip(vol.array, axis=ax)))
+
+
+def test_a_ct_mirrored_against_its_labels_is_refused_on_an_oblique_grid():
+    """New-user trial 79 finding 7: a CT mirrored against its own label map (array reversed, header
+    kept) fits the map's bone and air no better at any shift (the shift search passed it) but
+    clearly better mirrored back: refused in one line naming the mirror, on an oblique, flipped,
+    anisotropic grid; the CT as given passes. (The torso's bone and air are left-right symmetric
+    about its midline, but the grid's i axis lies 20 degrees off R: reversed along it, the torso
+    is mirrored about an oblique plane and no longer fits.)"""
+    from conftest import rotation
+
+    from imagio.label_registration import mirror_fit, rule
+
+    d = rotation((0, 0, 1), 20.0) @ rotation((1, 0, 0), 10.0) @ np.diag([-1.0, 1.0, 1.0])
+    ct, lab = synthetic_torso(spacing=(2.0, 2.5, 3.0), direction=d)
+    cl = classes_from_labels(lab)
+    assert require_registered(ct, lab, cl, "the label map") == ""
+    r = displacement(ct, lab, cl)["mirror"]
+    assert not r["doubtful"] and r["ratios"]["A"] < 0.7 and r["ratios"]["S"] < 0.7, r
+    with pytest.raises(InputError) as e:
+        require_registered(_reversed(ct, 0), lab, cl, "the label map")
+    said = str(e.value)
+    assert "\n" not in said and "the label map and the CT are mirror images of each other along right-left" in said
+    assert "wrong orientation" in said, said
+    for ax in (1, 2):   # the verdict require_registered refuses on (a full registration check each: not run)
+        r = mirror_fit(_reversed(ct, ax), lab, cl, None, rule())
+        assert r["mirrored"] and r["axis"] == "RAS"[ax], r
+
+
+def test_plan_refuses_a_ct_mirrored_left_right_against_its_labels(tmp_path, capsys):
+    """The plan's refusal: one line, exit 2, no plan written. The synthetic torso's bone and air are
+    left-right symmetric, so a bone block is added on its right (in the CT and the labels) to make
+    the sides differ; its lungs' names say left and right (the orientation check leaves the axis to
+    this one); its CT reversed along i, the header kept (new-user trial 79 finding 7)."""
+    ct, lab = synthetic_torso(3.0)
+    xyz = ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)).astype(float)).reshape(ct.shape + (3,))
+    block = (xyz[..., 0] > 60) & (xyz[..., 0] < 95) & (np.abs(xyz[..., 1] + 25) < 15) & (np.abs(xyz[..., 2] + 55) < 25)
+    a, h = lab.array.copy(), ct.array.copy()
+    a[block], h[block] = 5, 400   # the torso's bone label and HU
+    io.write_image(_reversed(ct.with_array(h), 0), tmp_path / "ct.nii.gz")
+    io.write_labels(lab.with_array(a), tmp_path / "lab.seg.nrrd")
+    capsys.readouterr()
+    rc = cli.main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.seg.nrrd"),
+                   "--target", "liver_tumor", "--out", str(tmp_path / "o"), "--quiet", "--no-png", "--no-scene"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith(
+        "imagio: error: the label map and the CT are mirror images of each other along right-left"), err[-3:]
+    assert not (tmp_path / "o" / "plan.json").exists()

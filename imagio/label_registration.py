@@ -379,6 +379,116 @@ def agreement(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], digests:
             "n": {k[0]: npts[k] for k in keys if k[1] == "all"}}
 
 
+
+def _mirror_hypotheses(ct: Volume, made_on: Volume | None) -> list:
+    """[(RAS axis letter, unit RAS direction u, RAS centre c)]: the reflections a file written with
+    an array axis reversed and its header kept produces: along each storage axis of the CT's grid
+    (and of ``made_on``, the grid the label map was made on, when it differs), about the plane
+    through that grid's array centre perpendicular to the axis (the reversed file's content
+    lands there mirrored). Oblique grids: u is the axis's direction, not a RAS axis."""
+    out, seen = [], []
+    for g in (ct,) + ((made_on,) if made_on is not None else ()):
+        key = (g.shape, g.ijk_to_ras.tobytes())
+        if key in seen:
+            continue
+        seen.append(key)
+        c = g.kji_to_world(((np.asarray(g.shape, float) - 1.0) / 2.0)[None])[0]
+        for col in range(3):   # i, j, k
+            u = g.direction[:, col] / np.linalg.norm(g.direction[:, col])
+            out.append((AXES[int(np.argmax(np.abs(u)))], u, c))
+    return out
+
+
+def mirror_fit(ct: Volume, grid: Volume, classes: dict, made_on: Volume | None, cfg: dict,
+               digests: dict | None = None) -> dict | None:
+    """Does the label map fit the CT clearly better mirrored than as it lies (new-user trial 79
+    finding 7: lung1 reversed along i with its header kept, planned with its own label map; a
+    near-symmetric trunk fits the shift search's best shift no better, 1.11)? For each reflection
+    of `_mirror_hypotheses`, the "all" point sets of the classes (`_class_points`: each label and
+    its shell, `agreement`'s measure: the mean of the share of the label's points of the class's CT
+    intensity and of the shell's points not of it, averaged over the classes) are scored on the CT
+    as they lie and reflected, each at shifts along the reflection's axis up to ``search_mm``
+    (`_best_along`: the plane of a mirror is not known to the millimetre, and a shift along its
+    axis moves it by half the shift), over the points inside the CT at every shift of both; each
+    hypothesis's best is kept. 0.04-0.1 CPU-s per case (the point sets are the registration
+    check's, already made). Verdict as `_verdict`'s: ``mismatch_ratio`` = (1 - best as it
+    lies) / (1 - best mirrored); ``mirrored`` when at least ``refuse_ratio`` and the fit rises by
+    ``min_gain``, ``doubtful`` from ``warn_ratio``. Returns the worst hypothesis's
+    {"axis": "R"/"A"/"S", "direction", "at_lies", "at_mirror", "shift_mm", "mismatch_ratio",
+    "per_class_lies", "per_class_mirror", "mirrored", "doubtful", "ratios": {axis: ratio}} or None
+    when no class has enough points in view. RAS mm; arrays [k, j, i]."""
+    sets = {}
+    for cls, mask in classes.items():
+        for sname, p, w in _prepared(grid, cls, mask, (digests or {}).get(cls)):
+            if sname == "all":
+                sets[cls] = (grid.kji_to_world(p.astype(float)), w.astype(bool))
+    if not sets:
+        return None
+    reach = float(cfg["search_mm"])
+    shape = np.array(ct.shape)
+    verdicts = []
+    for axis, u, c in _mirror_hypotheses(ct, made_on):
+        lies, mirr = {}, {}
+        for cls, (xyz, w) in sets.items():
+            hyps = (xyz, xyz - 2.0 * ((xyz - c) @ u)[:, None] * u[None])
+            # inside the CT at both ends of the search, so at every shift between (a box is convex)
+            ok = np.ones(len(xyz), bool)
+            for x in hyps:
+                for t in (-reach, reach):
+                    k = np.rint(ct.world_to_kji(x + t * u)).astype(np.int64)
+                    ok &= np.all((k >= 0) & (k < shape), axis=1)
+            wk = w[ok]
+            if min(np.count_nonzero(wk), np.count_nonzero(~wk)) < int(cfg["min_voxels"]):
+                continue
+            lies[cls], mirr[cls] = (hyps[0][ok], wk), (hyps[1][ok], wk)
+        if not lies:
+            continue
+        (bl, s0, pl), (bm, s1, pm) = (_best_along(ct, h, u, cfg) for h in (lies, mirr))
+        gain = (1.0 - s0) / max(1.0 - s1, 1e-3)
+        big = s1 - s0 >= float(cfg["min_gain"])
+        verdicts.append({"axis": axis, "direction": [round(float(x), 4) for x in u],
+                         "at_lies": round(s0, 3), "at_mirror": round(s1, 3), "shift_mm": round(bm, 1),
+                         "mismatch_ratio": round(gain, 2),
+                         "per_class_lies": {k: round(v, 3) for k, v in pl.items()},
+                         "per_class_mirror": {k: round(v, 3) for k, v in pm.items()},
+                         "mirrored": big and gain >= float(cfg["refuse_ratio"]),
+                         "doubtful": big and gain >= float(cfg["warn_ratio"])})
+    if not verdicts:
+        return None
+    worst = max(verdicts, key=lambda v: (v["mirrored"], v["doubtful"], v["mismatch_ratio"]))
+    ratios = {}
+    for v in verdicts:
+        ratios[v["axis"]] = max(ratios.get(v["axis"], 0.0), v["mismatch_ratio"])
+    return {**worst, "ratios": ratios}
+
+
+def _best_along(ct: Volume, hyp: dict, u: np.ndarray, cfg: dict) -> tuple[float, float, dict]:
+    """(shift mm, score, {class: score}) of the best shift t * ``u`` (|t| <= ``search_mm``) of the
+    point sets ``hyp`` {class: ([N, 3] RAS mm, bool [N] in the label)}, scored as `agreement`'s
+    "all" sets (the mean over the classes of the mean of the label's share of the class's CT
+    intensity and of its shell's share not of it): steps of ``coarse_step_mm`` halved down to
+    ``fine_step_mm`` around the best, as `agreement` searches."""
+    def score(t):
+        per = {}
+        for cls, (x, w) in hyp.items():
+            k = np.rint(ct.world_to_kji(x + t * u)).astype(np.int64)
+            v = ct.array[k[:, 0], k[:, 1], k[:, 2]]
+            of = v >= cfg["bone_min_hu"] if cls == "bone" else v < cfg["air_max_hu"]
+            per[cls] = 0.5 * (float(np.mean(of[w])) + float(np.mean(~of[~w])))
+        return float(np.mean(list(per.values()))), per
+
+    reach, step = float(cfg["search_mm"]), float(cfg["coarse_step_mm"])
+    done = {float(t): score(t) for t in np.arange(-reach, reach + 1e-6, step)}
+    best = max(done, key=lambda t: done[t][0])
+    while step > float(cfg["fine_step_mm"]) + 1e-6:
+        step /= 2
+        for t in (best - step, best + step):
+            if abs(t) <= reach + 1e-6 and t not in done:
+                done[t] = score(t)
+        best = max(done, key=lambda t: done[t][0])
+    return best, done[best][0], done[best][1]
+
+
 _PREPARED: dict = {}
 
 
@@ -508,6 +618,7 @@ def _displacement(ct: Volume, grid: Volume, classes: dict, made_on: Volume | Non
                   digests: dict) -> dict:
     """`displacement` computed (its classes of at least ``min_voxels`` voxels, their digests)."""
     a = agreement(ct, grid, classes, digests)
+    mirror = mirror_fit(ct, grid, classes, made_on, cfg, digests)
     sh, sets, radius = a["shifts"], a["sets"], a["radius"]
     grids = (ct, grid) + ((made_on,) if made_on is not None else ())
     verdicts = []   # (axis or None, search mm, verdict)
@@ -536,7 +647,7 @@ def _displacement(ct: Volume, grid: Volume, classes: dict, made_on: Volume | Non
         return {"shift_mm": [0.0, 0.0, 0.0], "at_zero": None, "at_shift": None, "mismatch_ratio": None,
                 "per_class_zero": {}, "per_class_shift": {}, "points": a["n"], "displaced": False,
                 "doubtful": False, "axis": None, "axes": {}, "unjudged": unjudged,
-                "search_mm": float(cfg["short_search_mm"])}
+                "search_mm": float(cfg["short_search_mm"]), "mirror": mirror}
 
     def worst(vs):   # refused before doubtful before neither; then the whole's (its shift is fixed by
         # every boundary, an axis's only along that axis), the longer search, the larger ratio
@@ -548,7 +659,7 @@ def _displacement(ct: Volume, grid: Volume, classes: dict, made_on: Volume | Non
         if vs:
             w = worst(vs)[2]
             axes[ax] = {q: w[q] for q in ("shift_mm", "mismatch_ratio", "displaced", "doubtful")}
-    return {**v, "points": a["n"], "axis": x, "search_mm": r, "unjudged": unjudged, "axes": axes}
+    return {**v, "points": a["n"], "axis": x, "search_mm": r, "unjudged": unjudged, "axes": axes, "mirror": mirror}
 
 
 def _describe(r: dict) -> str:
@@ -562,13 +673,40 @@ def _describe(r: dict) -> str:
 _AXIS_NAME = {"R": "right-left", "A": "anterior-posterior", "S": "head-foot"}
 
 
+def mirror_words(m: dict, what: str) -> str:
+    """The one-line refusal of a label map that fits the CT mirrored (`mirror_fit`'s verdict ``m``)."""
+    cls = ", ".join(f"{k} {m['per_class_lies'][k]:.2f} -> {m['per_class_mirror'][k]:.2f}" for k in m["per_class_lies"])
+    return (f"{what} and the CT are mirror images of each other along {_AXIS_NAME[m['axis']]}: its bone/air "
+            f"structures fit the CT's bone/air {m['at_lies']:.2f} as they lie and {m['at_mirror']:.2f} mirrored "
+            f"along the storage axis nearest {m['axis']} ({cls}); one of the two files has the wrong orientation (a "
+            "NIfTI written with the other handedness, a DICOM read with a wrong orientation): check both headers "
+            "and export the wrong one again")
+
+
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
                        unchecked: str = "", made_on: Volume | None = None, ct_token: tuple | None = None) -> str:
+    """`_require_registered`, and a warning first when the map fits the CT mirrored better than as it
+    lies by ``warn_ratio`` but not by ``refuse_ratio`` (`mirror_fit` ``doubtful``; the same
+    thresholds as a doubtful shift): a mirror it cannot tell from the anatomy's symmetry."""
+    said = _require_registered(ct, grid, classes, what, unchecked, made_on, ct_token)
+    r = displacement(ct, grid, classes, made_on, ct_token)   # cached: the verdict just judged
+    m = (r or {}).get("mirror")
+    if m is None or not m["doubtful"]:
+        return said
+    doubt = (f"{what} may be a mirror image of the CT along {_AXIS_NAME[m['axis']]} (it fits the CT's bone/air "
+             f"{m['at_lies']:.2f} as it lies and {m['at_mirror']:.2f} mirrored): check the sides on the CT and both "
+             "files' orientation")
+    return doubt + (f"; {said}" if said else "")
+
+
+def _require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
+                        unchecked: str = "", made_on: Volume | None = None, ct_token: tuple | None = None) -> str:
     """Refuse (InputError, one line) labels displaced from the CT (``displacement``); return a
     warning ("" when none) when the fit is doubtful, when the labels fit no better than chance
     where they lie (``chance_fit_max``: displaced beyond the search or another scan's), when nothing could be judged (no bone or air
     class: a tumour-only map; or nothing in view), or an axis could not be judged (too few bone/air
-    boundary points facing it in view), naming what is ``unchecked`` then. ``made_on``,
+    boundary points facing it in view), naming what is ``unchecked`` then; refuse a map that fits
+    the CT clearly better mirrored (`mirror_fit`, `mirror_words`) first. ``made_on``,
     ``ct_token``: see `displacement`."""
     r = displacement(ct, grid, classes, made_on, ct_token)
     tail = f"; {unchecked}" if unchecked else ""
@@ -576,10 +714,13 @@ def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray],
         return (f"{what} has no bone or air structure (of at least {int(rule()['min_voxels'])} voxels) to check its "
                 f"registration against the CT: a shift or a flipped axis of it could not be checked; check it on "
                 f"the CT{tail}")
-    if r["mismatch_ratio"] is None:
+    if r["mismatch_ratio"] is None and not (r.get("mirror") or {}).get("mirrored"):
         return (f"{what}: its registration to the CT could not be checked (its bone/air structures do not stay in "
                 f"view when moved by {r['search_mm']:g} mm: too short a scan or too little of them in it): check "
                 f"it on the CT{tail}")
+    m = r.get("mirror")
+    if m is not None and m["mirrored"]:   # first: a mirror explains a displaced fit too
+        raise InputError(mirror_words(m, what))
     d = 0.0 - np.asarray(r["shift_mm"]) + 0.0   # the labels lie at -shift from where the CT fits them (no "-0")
     where = f"({d[0]:g}, {d[1]:g}, {d[2]:g}) mm (RAS)"
     if any(abs(x) >= float(r["search_mm"]) - 1e-6 for x in r["shift_mm"]):
