@@ -228,7 +228,9 @@ def test_in_patient_grown_on_the_sample_slices_equals_the_whole_volume_definitio
     and every slice, the body's end slices among them (grown there only from the slices
     beside them), on the oblique, flipped, anisotropic torso (3 x 3 x 1.5 mm: the ball
     reaches two slices along S): with its body (one piece) and with the loose table added to
-    the body (a second piece, wholly posterior: not the patient)."""
+    the body (a second piece, wholly posterior: not the patient); the pieces labelled in one
+    slab and 2 slices at a time (`_slab_components`: a piece's A extent and its kept voxels
+    gathered from several slabs)."""
     from imagio.planning import skin as sk
     from test_planning_skin import oblique_torso_with_table
 
@@ -245,6 +247,7 @@ def test_in_patient_grown_on_the_sample_slices_equals_the_whole_volume_definitio
         for slices in ([z0, z0 + 1, z0 + 2, n // 2, n // 2 + 1, z1], [z0 + 7, z1 - 1], list(range(n))):
             sel = pts[np.isin(pts[:, ax], slices)]
             sel = sel[rng.choice(len(sel), min(len(sel), 4000), replace=False)]
-            got = sk._in_patient(ct, body, tissue, sel)
-            assert np.array_equal(got, ref(sel))
-            assert got.any() and not got[table[tuple(sel.T)]].any()
+            for slab in (None, 2):   # one slab, and pieces labelled 2 slices at a time (joined across slabs)
+                got = sk._in_patient(ct, body, tissue, sel, slab=slab)
+                assert np.array_equal(got, ref(sel))
+                assert got.any() and not got[table[tuple(sel.T)]].any()

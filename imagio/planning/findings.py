@@ -133,12 +133,16 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]   # outward
     v1, v2 = _across(u)
     ring = _ring(UNIMAGED_RIM_DIRS, (0.5 * float(problem.needle.hub_diameter_mm),))   # (P, 2) mm, the axis first
+    # the codes lie in [-1 - len(names), len(names)): int8 holds them (every sample of every path
+    # and rim point at once: 1 byte, not 8; issue 20: 2335 paths on the 1 mm phantom, ~30 MiB of
+    # the first plan's traced peak)
+    code_type = np.int8 if len(names) < 120 else np.int64
 
     def codes_at(rows, mm):
         """(len(rows), m, P) `side_code` at ``mm`` (rows, m) past the entry: of the axis (P 0)
         and, on the hub (past the unused length), of its rim (P 1..; -1 on the shaft)."""
         axis = e[rows, None, :] + mm[..., None] * u[rows, None, :]            # (r, m, 3)
-        out = np.full((*mm.shape, len(ring)), -1, np.int64)
+        out = np.full((*mm.shape, len(ring)), -1, code_type)
         out[..., 0] = side_code(axis.reshape(-1, 3)).reshape(mm.shape)
         ri, si = np.nonzero(mm >= rest[rows, None])                           # hub samples
         if len(ri):
@@ -175,7 +179,11 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
                 code[rest_pad[b >= 0]] = len(faces) + b[b >= 0]
             nd = np.flatnonzero(nodata & (other < 0))
             other[nd] = len(faces) + np.asarray(edge.side_codes_at(pts[nd]), np.int64)
-        return np.where(code >= 0, code, np.where(other >= 0, -2 - other, -1))
+        # code where >= 0, else -2 - other (other is -1 or a face: -2 - (-1) is the -1 of
+        # "imaged"), written into ``other`` (no int64 temporaries of every point)
+        np.subtract(-2, other, out=other)
+        np.copyto(other, code, where=code >= 0)
+        return other
 
     code = codes_at(np.arange(len(e)), s)                                    # (paths, n, P)
     done = np.zeros(len(e), bool)
@@ -347,8 +355,16 @@ class ProbeCylinders:
 def _voxels(points: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
     """(nearest voxel indices (..., 3) int64, in the array (...,) bool) of index-space points
     (..., 3) on a grid of ``shape``."""
-    kji = np.rint(points).astype(np.int64)
+    points = np.asarray(points)
+    kji = np.empty(points.shape, np.int64)
+    p, k = points.reshape(-1, points.shape[-1]), kji.reshape(-1, points.shape[-1])
+    for a in range(0, len(p), VOXELS_CHUNK):   # (the same casts as rint(points).astype(int64),
+        k[a:a + VOXELS_CHUNK] = np.rint(p[a:a + VOXELS_CHUNK])   # without its float64 copy)
     return kji, np.all((kji >= 0) & (kji < np.asarray(shape)), axis=-1)
+
+
+VOXELS_CHUNK = 1 << 16   # points per rounding step of `_voxels` (issue 20: its float64 copy of
+                         # every point set the first plan's traced peak on the 1 mm phantom)
 
 
 def _thick(problem, kji: np.ndarray, chunk_samples: int = 1 << 18) -> np.ndarray:

@@ -769,7 +769,44 @@ def _a_range(ct: Volume, mask: np.ndarray, offset) -> tuple[float, float]:
     return float(a.min()), float(a.max())
 
 
-def _in_patient(ct: Volume, body, tissue, kji: np.ndarray) -> np.ndarray:
+def _slab_a_ranges(ct: Volume, labs: list, corners, offs, comp: np.ndarray, n: int, offset) -> np.ndarray:
+    """(n, 2) float: per component of slab labels (`_slab_components` with ``keep``; components
+    ``comp`` numbered 0..n-1) the (min, max) RAS A (mm) that `_a_range` gives on the
+    component's own mask (voxel (0, 0, 0) of the slabs at the CT's voxel ``offset``, kji): the
+    same rows (k, j) holding the component in the same (k, j) order, the same first and last
+    voxel of each row, so the same index array goes to ``ct.kji_to_world`` (the same values
+    bit for bit). Each slab's nodes are read on their own bounding boxes
+    (``ndimage.find_objects``); a row held by several nodes of one component (joined in
+    another slab) takes their least first and greatest last voxel."""
+    rows = [[] for _ in range(n)]
+    for t, cc in enumerate(labs):
+        k0 = int(corners[t])
+        for lab, bb in enumerate(ndimage.find_objects(cc), start=1):
+            if bb is None:
+                continue
+            m = cc[bb] == lab
+            kk, jj = np.nonzero(m.any(axis=2))
+            first = np.argmax(m, axis=2)[kk, jj] + bb[2].start
+            last = bb[2].start + m.shape[2] - 1 - np.argmax(m[:, :, ::-1], axis=2)[kk, jj]
+            rows[int(comp[offs[t] + lab - 1])].append(
+                np.stack([kk + bb[0].start + k0, jj + bb[1].start, first, last], 1).astype(np.int64))
+    out = np.zeros((n, 2))
+    off = np.asarray(offset, np.int64)
+    for c in range(n):
+        r = np.concatenate(rows[c])
+        r = r[np.lexsort((r[:, 1], r[:, 0]))]     # (k, j) order, as np.nonzero gives the rows
+        new = np.r_[True, np.any(r[1:, :2] != r[:-1, :2], axis=1)]
+        at = np.flatnonzero(new)
+        kj = r[at, :2]
+        first = np.minimum.reduceat(r[:, 2], at)
+        last = np.maximum.reduceat(r[:, 3], at)
+        kji = np.concatenate([np.column_stack([kj, first]), np.column_stack([kj, last])]) + off
+        a = ct.kji_to_world(kji.astype(float))[:, 1]
+        out[c] = float(a.min()), float(a.max())
+    return out
+
+
+def _in_patient(ct: Volume, body, tissue, kji: np.ndarray, slab: int | None = None) -> np.ndarray:
     """Bool (n,): whether each body voxel ``kji`` (n, 3) is the patient's, not the couch's.
     ``ct``: the grid (its array is not read); ``body``, ``tissue`` (`outer_skin`'s tissue: CT
     above its air threshold, or labelled): bool [k, j, i] or `PackedMask`. The body's tissue is
@@ -779,9 +816,11 @@ def _in_patient(ct: Volume, body, tissue, kji: np.ndarray) -> np.ndarray:
     largest (the couch under a supine or prone patient; a limb beside the trunk, or the other
     leg, overlaps it along A and stays: its cut is a cut). The kept pieces are grown back within
     the tissue, and the air each slice (along the array axis closest to S) encloses in them is
-    the patient's too (a lung cut open at the scan's end). A piece's A extent: `_a_range`."""
-    import cc3d
-
+    the patient's too (a lung cut open at the scan's end). A piece's A extent: `_a_range`.
+    The pieces are labelled slab by slab (`_slab_components`, ``slab`` slices per slab: the
+    same 6-connected components as one cc3d pass; the largest by the same tie rule; each
+    piece's A extent by `_slab_a_ranges`, the same values): no 4-byte label array of the
+    body's box (issue 20: it set the first plan's traced peak, 444.6 MiB on the 1 mm phantom)."""
     from ..segmentation.ballmorph import dilate_ball, erode_ball
     from .table import OPEN_MM, patient_box
 
@@ -791,21 +830,29 @@ def _in_patient(ct: Volume, body, tissue, kji: np.ndarray) -> np.ndarray:
         return out
     sk = np.asarray(ct.spacing_kji, float)
     tissue = np.asarray(tissue[box], bool) & np.asarray(body[box], bool)
-    cc, n = cc3d.connected_components(erode_ball(tissue, OPEN_MM, sk), connectivity=6, return_N=True)
+    core = erode_ball(tissue, OPEN_MM, sk)
+    labs, corners, offs, comp, _ = _slab_components(lambda k0, k1: core[k0:k1], core.shape[0],
+                                                    keep=True, slab=slab, count=False)
+    del core
+    n = int(comp.max()) + 1 if len(comp) else 0   # (csgraph numbers the components 0..n-1)
     if n == 0:
-        lut = None     # keep: the tissue
-    elif n == 1:       # one piece: it is the largest and kept (no per-piece statistics)
-        lut = np.array([False, True])
+        kept = None    # keep: the tissue
+    elif n == 1:       # one piece: it is the largest and kept (no per-piece extents)
+        kept = np.ones(1, bool)
     else:
-        st = cc3d.statistics(cc)
-        big = 1 + int(np.argmax(st["voxel_counts"][1:]))
-        off = np.array([s.start for s in box])
-        rng = {}
-        for lab in range(1, n + 1):   # per piece (not per voxel): its A extent, on its own box
-            bb = st["bounding_boxes"][lab]
-            rng[lab] = _a_range(ct, cc[bb] == lab, off + [b.start for b in bb])
+        sizes = np.zeros(len(comp), np.int64)   # voxels per node
+        for t, cc in enumerate(labs):
+            cnt = np.zeros(offs[t + 1] - offs[t] + 1, np.int64)
+            flat = cc.reshape(-1)
+            for a in range(0, flat.size, 1 << 20):
+                cnt += np.bincount(flat[a:a + (1 << 20)], minlength=len(cnt))[:len(cnt)]
+            sizes[offs[t]:offs[t + 1]] = cnt[1:]
+        total = np.bincount(comp, weights=sizes)          # exact: voxel counts < 2**53
+        # the largest; ties: the lowest node's, i.e. the piece cc3d numbers first (`_largest_by_slab`)
+        big = int(comp[np.flatnonzero(total[comp] == total.max())[0]])
+        rng = _slab_a_ranges(ct, labs, corners, offs, comp, n, [s.start for s in box])
         lo_a, hi_a = rng[big]
-        lut = np.array([False] + [not (rng[lab][1] < lo_a or rng[lab][0] > hi_a) for lab in range(1, n + 1)])
+        kept = ~((rng[:, 1] < lo_a) | (rng[:, 0] > hi_a))
     ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))     # array axis (k, j, i) closest to S
     local = kji - np.array([s.start for s in box])
     inside = np.all((local >= 0) & (local < np.array(tissue.shape)), axis=1)
@@ -822,10 +869,10 @@ def _in_patient(ct: Volume, body, tissue, kji: np.ndarray) -> np.ndarray:
         sl = [slice(None)] * 3
         sl[ax] = slice(a, b)
         sl = tuple(sl)
-        if lut is None:
+        if kept is None:
             keep = tissue[sl].copy()
         else:
-            keep = cc[sl] > 0 if n == 1 else lut[cc[sl]]
+            keep = _kept_voxels(labs, corners, offs, comp, kept, sl, tissue.shape)
             keep = dilate_ball(keep, OPEN_MM * 1.05, sk)
             keep &= tissue[sl]
         for z in run:
@@ -833,6 +880,21 @@ def _in_patient(ct: Volume, body, tissue, kji: np.ndarray) -> np.ndarray:
             hit = inside & (local[:, ax] == z)
             out[hit] = filled[local[hit, u], local[hit, v]]
         del keep
+    return out
+
+
+def _kept_voxels(labs: list, corners, offs, comp: np.ndarray, kept: np.ndarray, sl: tuple, shape) -> np.ndarray:
+    """Bool on the box ``sl`` (slices of the labelled volume of ``shape``): the voxels whose slab
+    label (`_slab_components` with ``keep``) belongs to a component that ``kept`` (bool per
+    component) holds."""
+    sl = tuple(slice(*s.indices(n)) for s, n in zip(sl, shape))
+    out = np.zeros(tuple(s.stop - s.start for s in sl), bool)
+    for t, cc in enumerate(labs):
+        a, b = max(int(corners[t]), sl[0].start), min(int(corners[t + 1]), sl[0].stop)
+        if a >= b:
+            continue
+        lut = np.r_[False, kept[comp[offs[t]:offs[t + 1]]]]
+        out[a - sl[0].start:b - sl[0].start] = lut[cc[a - int(corners[t]):b - int(corners[t]), sl[1], sl[2]]]
     return out
 
 
