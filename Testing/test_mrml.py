@@ -115,6 +115,13 @@ def test_segmentation_round_trip_names_colours_voxels(labels, oblique_volume):
     node2, ids2 = mrml.labels_to_segmentation(labels, scene, reference_node=ref)
     assert mrml.segmentation_to_labels(node2, reference=labels).outline_doubts == {
         "aorta": {"written_by": "imagio lesion", "flags": {"leaked": True}}}
+    # `imagio segment`'s doubt (a structure that may hold another) travels as a tag too (trial 79)
+    from imagio.outline_doubts import structure_record
+
+    labels.outline_doubts = {"liver": structure_record("great_vessels", ["words"])}
+    node3, _ = mrml.labels_to_segmentation(labels, scene, reference_node=ref)
+    assert mrml.segmentation_to_labels(node3, reference=labels).outline_doubts == {
+        "liver": structure_record("great_vessels", [])}
     labels.outline_doubts = {}
     np.testing.assert_array_equal(back.array == 1, labels.array == 1)
     np.testing.assert_array_equal(back.array == 2, labels.array == 3)

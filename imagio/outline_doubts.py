@@ -33,6 +33,7 @@ import json
 
 RECORD_KEY = "imagio_lesion"   # a .labels.json label entry's key
 SEGMENT_TAG = "IMAGIO.outline_flags"   # a .seg.nrrd segment tag: the raised flags, comma-separated
+MAY_BE_TAG = "IMAGIO.may_be"   # a segment tag: the structure a `structure_record`'s segment may hold
 FLAGS = ("leaked", "size_withheld", "click_dependent", "touches_image_edge")
 # an outline that grew beyond the lesion (leaked) or whose size the tool would not give (the border
 # is not found from a click) does not give the lesion's centre: a plan aimed at it is refused

@@ -80,8 +80,11 @@ def labels_to_segmentation(labels: Volume, scene, node=None, name: str = "Segmen
         segment.SetColor(*s.color_float)
         segment.SetLabelValue(int(value))
         segment.SetTag("TerminologyEntry", terminology_entry(sname))
-        if sname in labels.outline_doubts:   # `imagio lesion`'s flags, kept by Slicer with the segment (trial 75)
-            segment.SetTag(outline_doubts.SEGMENT_TAG, outline_doubts.tag_value(labels.outline_doubts[sname]))
+        rec = labels.outline_doubts.get(sname)
+        if rec is not None and rec.get("may_be"):   # `imagio segment`'s doubt (`structure_record`; trial 79)
+            segment.SetTag(outline_doubts.MAY_BE_TAG, str(rec["may_be"]))
+        elif rec is not None:   # `imagio lesion`'s flags, kept by Slicer with the segment (trial 75)
+            segment.SetTag(outline_doubts.SEGMENT_TAG, outline_doubts.tag_value(rec))
         segment.AddRepresentation(BINARY_LABELMAP, layer)
         sid = seg.GenerateUniqueSegmentID(final)
         seg.AddSegment(segment, sid)
@@ -127,6 +130,8 @@ def segmentation_to_labels(node, reference: Volume | None = None, segment_ids=No
         tag = out_arg("")
         if segment.GetTag(outline_doubts.SEGMENT_TAG, tag):   # the flags `imagio lesion` set (`labels_to_segmentation`)
             doubts[names[value]] = outline_doubts.from_tag(str(tag))
+        elif segment.GetTag(outline_doubts.MAY_BE_TAG, tag) and str(tag):   # `imagio segment`'s doubt (its words stay in the file)
+            doubts[names[value]] = outline_doubts.structure_record(str(tag), [])
     return Volume(out_arr, out_vol.ijk_to_ras.copy(), node.GetName() or "", names,
                   scanner_coordinates=out_vol.scanner_coordinates, outline_doubts=doubts)
 
