@@ -638,3 +638,14 @@ def test_lung_volumes_say_what_the_lung_labels_lose(synth):
     assert "whole_ml" in lv["note"] and "lung_ml" in meta["emphysema"]["note"]
     for k in ("emphysema", "lung_vessels"):
         assert "takes them from lung_left/lung_right" in rules.STRUCTURE_CONTENTS[k]
+
+
+def test_volume_text_says_the_voxel_count_where_mL_would_read_zero():
+    """New-user trial 79 LOW: "0.0 mL of dense tissue in the mediastinum ..." was printed for a
+    few voxels; a volume under 0.05 mL is given as its voxel count."""
+    from imagio.segmentation.common import volume_text
+
+    assert volume_text(1, 0.027) == "1 voxel (0.027 mL)"
+    assert volume_text(2, 0.0034) == "2 voxels (0.007 mL)"
+    assert volume_text(100, 0.027) == "2.7 mL"
+    assert "0.0 mL" not in volume_text(1, 0.003375)

@@ -65,7 +65,9 @@ def extend_pool(ct: Volume, pool: np.ndarray, body: np.ndarray, lungs: np.ndarra
 
     Why: see the module docstring (the descending aorta below the pool's band). A trabecular
     patch of the spine at this density is cut from the pool by the cortex and periaortic fat,
-    thinner than the opening's ball (`bones.pool_core`), and bone is excluded."""
+    thinner than the opening's ball (`bones.pool_core`), and bone is excluded; where a coarse grid
+    blurs that cortex into the band, a grown piece lying more against ``bone`` than against the
+    pool is marrow and is left out (`lumen.bone_walled_pieces`)."""
     d = _pool_density(ct, body, lungs, bone)
     if d is None or not pool.any():
         return pool
@@ -81,7 +83,16 @@ def extend_pool(ct: Volume, pool: np.ndarray, body: np.ndarray, lungs: np.ndarra
     # the rest of a round lumen below the arterial-blood band: a dissected aorta's false lumen
     # (200-330 HU on the chest CTA, issue 14) joined to the pool through thick enhanced blood
     # (`lumen.joined_lumen`), its edge down to the half-maximum between that floor and the tissue
-    grown |= lumen.joined_lumen(a, free, pool | grown, sk, high)
+    # pieces of either lying more against the bone found than against the pool (and what was
+    # taken before them) are a bone's marrow behind a cortex blurred into the band, not lumen
+    # (`lumen.bone_walled_pieces`, new-user trial 79)
+    if bone is not None and grown.any():
+        grown &= ~lumen.bone_walled_pieces(grown, pool, bone)
+    joined = lumen.joined_lumen(a, free, pool | grown, sk, high)
+    if bone is not None and joined.any():
+        joined &= ~lumen.bone_walled_pieces(joined, pool | grown, bone)
+    grown |= joined
+    joined = None
     if not grown.any():
         return pool
     rim_low = min(rim_low, 0.5 * (lumen.ENHANCED_BLOOD_MIN_HU + tissue))

@@ -624,3 +624,13 @@ def scan_circle_padding(ct: Volume) -> np.ndarray | None:
 
     m, c = scan_circle_fill(ct.array, ct.spacing_kji)
     return None if c is None else m
+
+
+def volume_text(voxels: int, voxel_ml: float) -> str:
+    """A volume for a message: "1.2 mL" (one decimal), or, where that would read "0.0 mL",
+    the voxel count with the volume in three decimals ("3 voxels (0.015 mL)"): a warning about
+    a few voxels says what it is about, not nothing (new-user trial 79, LOW 8)."""
+    ml = voxels * voxel_ml
+    if ml >= 0.05:
+        return f"{ml:.1f} mL"
+    return f"{voxels} voxel{'' if voxels == 1 else 's'} ({ml:.3f} mL)"

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import InputError
 from ..volume import Volume
 from .common import (anatomical_axes, as_progress, check_ct, crop_slices, embed, mean_ras, measured_box,
-                     padding_note)
+                     padding_note, volume_text)
 
 STRUCTURES = ("body", "bones", "lungs", "airways", "emphysema", "lung_vessels", "pleura", "vessels")
 DEFAULT_STRUCTURES = ("body", "bones", "lungs", "airways")
@@ -389,7 +389,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             if vein_wall.any():
                 out["bone"] = out["bone"] & ~vein_wall
                 bone = bone & ~vein_wall
-                notes.insert(0, f"{vein_wall.sum() * ct.voxel_volume_ml:.1f} mL of dense tissue in the "
+                notes.insert(0, f"{volume_text(int(vein_wall.sum()), ct.voxel_volume_ml)} of dense tissue in the "
                              f"mediastinum at RAS {[round(float(v)) for v in mean_ras(ct, vein_wall)]}, joined to "
                              "the vein of undiluted contrast (superior vena cava, azygos arch), is not labelled bone "
                              "(the mediastinum holds no bone): it is " + (
