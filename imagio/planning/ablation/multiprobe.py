@@ -1573,7 +1573,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
         forget_cached_maps()
         from ...memory import release_free_memory
 
-        release_free_memory()   # their pages back to the system before the set cover (no result changes)
+        release_free_memory(collect=True)   # their pages back to the system before the set cover (no result changes)
     if spaced:   # probes in place at once: every candidate verified before the cover (see below)
         ok[ok] = [ver.verify(E[i], T[i]).ok for i in np.flatnonzero(ok)]
     E, C, U, T = E[ok], C[ok], U[ok], T[ok]
