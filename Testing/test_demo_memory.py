@@ -119,3 +119,30 @@ def test_place_small_places_the_probe_on_the_plan_for_its_own_shaft(liver_case):
     best, _, _ = ablation_demo.place_small(p)
     again, _, _ = ablation_demo.place_small(probe)   # already the probe's plan: placed as it is
     assert [vars(q) for q in best.probes] == [vars(q) for q in again.probes]
+
+
+def test_release_free_memory_collects_cycles():
+    """``release_free_memory(collect=True)`` frees objects held only by a reference cycle (a plan's
+    objects refer to each other): without the collector's pass their arrays stay resident; plain
+    ``release_free_memory()`` leaves them to the collector."""
+    import numpy as np
+
+    from imagio.memory import release_free_memory
+
+    class Node:
+        pass
+
+    was = gc.isenabled()
+    gc.disable()   # no automatic pass between the two calls
+    try:
+        a, b = Node(), Node()
+        a.other, b.other, a.data = b, a, np.ones(1 << 20)
+        ref = weakref.ref(a)
+        del a, b
+        release_free_memory()
+        assert ref() is not None          # a cycle: not freed by reference counting
+        release_free_memory(collect=True)
+        assert ref() is None
+    finally:
+        if was:
+            gc.enable()

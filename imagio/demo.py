@@ -159,6 +159,9 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         doc["target_measurements"] = measurements.get(les.name, {})
         plan_file = write_text(out / f"plan_{les.name}.json", json.dumps(doc, indent=1))
         files.append(plan_file)
+        # the plan's freed temporaries back to the system before the offscreen render allocates
+        # its own (Mesa's llvmpipe: 65-130 MiB more resident while it renders; issue 20)
+        release_free_memory(collect=True)
         files.append(render_plan_png(result, out / f"plan_{les.name}.png"))   # this plan's own 3D view
         plan_to_scene(scene, result)
         first_name = first_name or les.name
@@ -181,7 +184,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         # let go of this plan before the next one is built (the names would hold it until the
         # next plan returns), and hand its free pages back (`release_free_memory`)
         result = problem = doc = best = None
-        release_free_memory()
+        release_free_memory(collect=True)   # (the plan's objects refer to each other: collected)
     from .planning.distance_maps import forget_cached_maps
 
     forget_cached_maps()      # the last target's maps (the ablation's large tumour is another case)

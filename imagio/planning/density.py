@@ -184,10 +184,11 @@ def labelled_rim(hu: np.ndarray, lab: np.ndarray, kji: np.ndarray, checked: np.n
         return out
     shape = np.array(hu.shape)
     own = hu[tuple(kji.T)]
+    q = np.empty_like(kji)   # one (n, 3) buffer for the 26 neighbours (n: a few M on a CTA's bones)
     for off in RIM_OFFSETS:
-        q = kji + off
+        np.add(kji, off, out=q)
         inb = np.all((q >= 0) & (q < shape), axis=1)
-        q = np.clip(q, 0, shape - 1)
+        np.clip(q, 0, shape - 1, out=q)
         v = lab[tuple(q.T)]
         h = hu[tuple(q.T)]
         labelled = (v >= len(checked)) | ~checked[np.minimum(v, len(checked) - 1)]

@@ -85,12 +85,12 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
     # (`imagio.memory.release_free_memory`; no result changes)
     from ...memory import release_free_memory
 
-    release_free_memory()
+    release_free_memory(collect=True)
     # planned for the probe's own shaft, as ``imagio plan --device`` plans it (`Device.needle`)
     p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, needle=needle,   # lab2: the demo's own segmentation
                                    skin=skin if keeps else None, registration_checked=True),
              progress=prog.sub(0.2, 0.5))
-    release_free_memory()
+    release_free_memory(collect=True)
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
         mp = plan_multiprobe(p, ctx, dev, s, margin_mm=5.0, progress=prog.sub(0.5, 1.0), free_maps=True)
