@@ -47,3 +47,19 @@ def test_no_path_to_a_given_point_names_the_point_not_its_host_label():
                           "(in 'liver_tumor')"), msg
     named = format_report(plan(PlanningProblem.build(ct, lab, "liver_tumor", needle=short)).report)
     assert named.startswith("no feasible needle path to liver_tumor:"), named
+
+
+def test_the_couch_side_excluding_most_names_another_position():
+    """Trial 80 (M6): STS_002's ablation was refused with 666 entries excluded only by the couch
+    side, and the advice named a longer needle, gantry tilt and a margin, not the position that
+    plans it (prone: 666 feasible). When the table side excludes the most entries by itself, the
+    message names --position first; otherwise it does not."""
+    from imagio.planning.planner import format_report
+
+    rep = {"target": "sarcoma_1", "candidates": 4886, "best_near_miss": {"entry_ras": [1, 2, 3], "details": ["d"]},
+           "excluded_by": {"table_side": {"violating": 4882, "only_this": 666},
+                           "skin_angle": {"violating": 3000, "only_this": 10}}}
+    msg = format_report(rep)
+    assert "--position prone" in msg and msg.index("--position") < msg.index("relax the constraint")
+    rep["excluded_by"]["table_side"]["only_this"] = 5
+    assert "--position" not in format_report(rep) and "Relax the constraint" in format_report(rep)

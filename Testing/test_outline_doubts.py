@@ -140,5 +140,9 @@ def test_the_advice_fits_the_flag():
                                    "touches_image_edge": False})
     w = target_warning("sarcoma_1", withheld)
     assert "size withheld" in w and "nearer the lesion's centre" not in w and "outline it by hand" in w
-    assert "click again nearer the lesion's centre" in target_warning("sarcoma_1", LEAKED)
+    assert "click again nearer the lesion's centre" in target_warning(
+        "sarcoma_1", dict(LEAKED, click_ras=[80.0, 5.0, 0.0]))   # 30 mm off a 337 mL outline's centre (r 43 mm)
+    # trial 80: a click-dependent outline whose click lies at its centre is not told to click nearer it
+    w = target_warning("sarcoma_1", LEAKED)
+    assert "depends on the click" in w and "nearer the lesion's centre" not in w and "outline it by hand" in w
     assert target_warning("sarcoma_1", dict(LEAKED, flags={})) is None

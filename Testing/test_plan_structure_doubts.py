@@ -35,3 +35,13 @@ def test_a_doubted_structure_near_the_proposals_is_said_and_survives_the_files(t
     hit = [w for w in result.warnings if "imagio segment said may hold great_vessels" in w]
     assert which and len(hit) == 1, result.warnings
     assert said in hit[0] and f"proposal(s) {', '.join(map(str, which))} pass near {name} (" in hit[0]
+    # where the record says the doubtful part lies, only proposals passing near it are named
+    # (trial 80: a path 120 mm below the doubtful pieces was told of them); the clearances of the
+    # plan are the same (the record changes no geometry)
+    far = [list(point + [0.0, 0.0, 300.0]) + [10.0]]
+    at = [list(point) + [1.0]]
+    for pieces, said_any in ((far, False), (at, True)):
+        back.outline_doubts = {name: structure_record("great_vessels", [said], pieces)}
+        got = [w for w in plan(PlanningProblem.build(ct, back, point)).warnings if "imagio segment said" in w]
+        assert bool(got) == said_any, (pieces, got)
+

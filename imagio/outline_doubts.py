@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 RECORD_KEY = "imagio_lesion"   # a .labels.json label entry's key
 SEGMENT_TAG = "IMAGIO.outline_flags"   # a .seg.nrrd segment tag: the raised flags, comma-separated
 MAY_BE_TAG = "IMAGIO.may_be"   # a segment tag: the structure a `structure_record`'s segment may hold
@@ -86,11 +88,22 @@ def target_warning(name: str, record: dict | None) -> str | None:
     # a click nearer the centre helps an outline that depends on the click; one that leaked or whose
     # size no click gives is bounded by tissue of the lesion's density (trial 79: a click at
     # STS_002's centre was told to click nearer the centre)
-    again = "click again nearer the lesion's centre, " if "click_dependent" in flags else ""
+    again = "click again nearer the lesion's centre, " if "click_dependent" in flags and not _click_at_centre(record) else ""
     return (f"the target outline {name} was flagged by imagio lesion{at}: "
             f"{', '.join(_WORDS.get(f, f) for f in flags)}{grown}; its centre, the plan's target, may lie "
             f"outside the tumour: check the outline before planning ({again}edit it with --remove, outline it "
             "by hand, or give the target as a point)")
+
+
+def _click_at_centre(record: dict) -> bool:
+    """Whether the record's click lies within half the outline's equivalent-sphere radius of the
+    outline's centroid (there "click nearer the centre" is no advice; trial 80: a click 1.2 mm from
+    STS_002's outline centre was told so). False when either is unknown."""
+    click, centre, v = record.get("click_ras"), record.get("outline_centroid_ras"), record.get("outline_volume_ml")
+    if click is None or centre is None or not isinstance(v, (int, float)) or v <= 0:
+        return False
+    radius = (3.0 * 1000.0 * float(v) / (4.0 * np.pi)) ** (1.0 / 3.0)   # mL -> mm
+    return bool(np.linalg.norm(np.asarray(click, float) - np.asarray(centre, float)) <= 0.5 * radius)
 
 
 def tag_value(record: dict | None) -> str:
@@ -119,11 +132,25 @@ def loads(text: str) -> dict | None:
     return rec if isinstance(rec, dict) and isinstance(rec.get("flags", {}), dict) else None
 
 
-def structure_record(may_be: str, warnings) -> dict:
+def structure_record(may_be: str, warnings, pieces=None) -> dict:
     """The record (module docstring) of a structure `imagio segment` wrote that may hold voxels of
     the structure ``may_be`` (a TotalSegmentator / IMAGIO name, e.g. "great_vessels"), with the
-    words said of it (``warnings``, list of str)."""
-    return {"written_by": "imagio segment", "flags": {}, "may_be": str(may_be), "warnings": list(warnings)}
+    words said of it (``warnings``, list of str) and, when known, where (``pieces``: [[R, A, S,
+    radius], ...] mm, spheres that hold the doubtful voxels; None: anywhere in the structure)."""
+    rec = {"written_by": "imagio segment", "flags": {}, "may_be": str(may_be), "warnings": list(warnings)}
+    if pieces is not None:
+        rec["pieces_ras"] = [list(map(float, p)) for p in pieces]
+    return rec
+
+
+def _passes_near(entry, target, spheres: np.ndarray, within: float) -> bool:
+    """Whether the segment ``entry`` -> ``target`` (RAS mm) passes within ``within`` mm of any of
+    the ``spheres`` ((n, 4): centre RAS, radius; mm)."""
+    a, b = np.asarray(entry, float), np.asarray(target, float)
+    ab = b - a
+    t = np.clip(((spheres[:, :3] - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+    d = np.linalg.norm(a + t[:, None] * ab - spheres[:, :3], axis=1) - spheres[:, 3]
+    return bool((d < within).any())
 
 
 def proposal_doubts(doubts: dict, proposals, widening_mm: float) -> list[str]:
@@ -141,8 +168,12 @@ def proposal_doubts(doubts: dict, proposals, widening_mm: float) -> list[str]:
         if not isinstance(rec, dict) or rec.get("written_by") != "imagio segment" or not rec.get("may_be"):
             continue
         need = anatomy.get(rec["may_be"]).margin_mm + float(widening_mm)
+        spheres = np.asarray(rec["pieces_ras"], float).reshape(-1, 4) if rec.get("pieces_ras") is not None else None
+        # near the structure, and (when the record says where) near the doubtful part of it (trial 80:
+        # a path 120 mm below the doubtful pieces of 'ribs' was told of them)
         near = [(n, float(m.clearance_mm[name])) for n, m in enumerate(proposals, 1)
-                if name in (m.clearance_mm or {}) and float(m.clearance_mm[name]) < need]
+                if name in (m.clearance_mm or {}) and float(m.clearance_mm[name]) < need
+                and (spheres is None or _passes_near(m.entry_ras, m.target_ras, spheres, need))]
         if near:
             said.setdefault((rec["may_be"], need, "; ".join(rec.get("warnings") or [])), []).append((name, near))
     out = []

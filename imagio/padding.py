@@ -215,6 +215,18 @@ def _padding_mask(a: np.ndarray, min_voxels: int) -> tuple[np.ndarray, float | N
     return np.zeros(a.shape, bool), None
 
 
+def noisy_beside(rv: np.ndarray, c) -> bool:
+    """Whether the values ``rv`` (1-D, HU) of the voxels beside a region of the exact value ``c``
+    are measured data: noisy, their most frequent exact value (other than ``c``) under half of
+    them (quantum noise: a measured region is never one value; the air or tissue of a synthetic
+    or clipped image is)."""
+    rv = rv[rv != c]
+    if rv.size < 2:
+        return False
+    _, cnt = np.unique(rv, return_counts=True)
+    return bool(cnt.max() < 0.5 * rv.size)
+
+
 def _fill_of_a_reformat(m: np.ndarray, ring: np.ndarray, rv: np.ndarray, c, chords: int = 4000,
                         seed: int = 0) -> bool:
     """Whether the fill region ``m`` (bool [k, j, i], the value ``c``) that borders no noisy air
@@ -238,11 +250,7 @@ def _fill_of_a_reformat(m: np.ndarray, ring: np.ndarray, rv: np.ndarray, c, chor
       0.5 % may cross."""
     from .morph6 import erode6
 
-    rv = rv[rv != c]
-    if rv.size < 2:
-        return False
-    _, cnt = np.unique(rv, return_counts=True)
-    if cnt.max() >= 0.5 * rv.size:
+    if not noisy_beside(rv, c):
         return False
     deep = erode6(erode6(m))
     if not deep.any():

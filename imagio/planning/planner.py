@@ -76,9 +76,15 @@ def format_report(report: dict) -> str:
     # with the target too close, every path fails there and the best near-miss is no example to
     # follow (new-user trial 48 L2: one through the aorta, "clearance -1.5 mm"): left to the JSON
     near = "" if first else f"Best near-miss (entry {nm.get('entry_ras')}): {why}. "
+    # the couch side excluding the most entries: another position is the first thing to try (trial
+    # 80 M6: STS_002's ablation, 666 entries excluded only by the table side, feasible prone)
+    only = {k: v.get("only_this", 0) for k, v in report.get("excluded_by", {}).items()}
+    couch = ("the couch side excludes the most entries by itself: if the patient can lie otherwise, plan "
+             "another position (--position prone, supine, left_lateral or right_lateral); or "
+             if only and max(only, key=only.get) == "table_side" and only["table_side"] > 0 else "")
     return (f"no feasible needle path to {target}{': ' + first + 'Among' if first else ' among'} {report.get('candidates')} "
             f"candidate entries: {ex or 'no candidate entries within needle reach'}. "
-            f"{near}Relax the constraint that "
+            f"{near}{couch[0].upper() + couch[1:] if couch else ''}{'r' if couch else 'R'}elax the constraint that "
             "excludes most (e.g. a longer needle, more gantry tilt, a smaller margin) or choose "
             "another target point.")
 

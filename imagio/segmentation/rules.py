@@ -407,7 +407,8 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 # the labels holding such tissue keep the doubt for the plans that read them (trial 79)
                 for n in ("vertebrae", "ribs", "bone"):
                     if (along & out[n]).any():
-                        meta.setdefault("structure_doubts", {})[n] = ("great_vessels", f"bones: {note}")
+                        meta.setdefault("structure_doubts", {})[n] = (
+                            "great_vessels", f"bones: {note}", piece_spheres(ct, along & out[n]))
             along = None
         edge = bone_info.pop("edge", None)
         if edge is not None:
@@ -554,7 +555,8 @@ def segment(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     # labels the rules could not tell from another structure keep that doubt in their file
     # (`outline_doubts.structure_record`), for the plans that read them (trial 79)
     names = set(seg.labels.values())
-    seg.outline_doubts = {n: structure_record(may, [said]) for n, (may, said) in doubts.items() if n in names}
+    seg.outline_doubts = {n: structure_record(may, [said], pieces) for n, (may, said, pieces) in doubts.items()
+                          if n in names}
     lv = lung_volumes(masks, seg)
     if lv:
         seg.meta["lung_volumes"] = lv
@@ -593,3 +595,25 @@ def segment_demo(ct_volume: Volume, progress=None) -> Volume:
     """Segment the phantom CT with the rules (not its ground truth) for `imagio demo`:
     body, bones, lungs, airways and the lung vessels."""
     return segment(ct_volume, ("body", "bones", "lungs", "airways"), progress)
+
+
+def piece_spheres(ct: Volume, mask: np.ndarray) -> list[list[float]]:
+    """[[R, A, S, radius], ...] (mm, world RAS): per 26-connected piece of ``mask`` (bool [k, j, i]
+    on ``ct``'s grid), its centroid and the largest distance of its voxel centres from it plus half
+    a voxel diagonal: a sphere that holds the piece (where a structure's doubt lies,
+    `outline_doubts.structure_record`)."""
+    from .common import components
+
+    lab, n, _ = components(mask, connectivity=26)
+    if not n:
+        return []
+    idx = np.argwhere(lab > 0)
+    pts = ct.kji_to_world(idx.astype(float))
+    v = lab[tuple(idx.T)]
+    cnt = np.bincount(v, minlength=n + 1).astype(float)
+    centre = np.stack([np.bincount(v, pts[:, d], minlength=n + 1) for d in range(3)], 1) / np.maximum(cnt, 1)[:, None]
+    dist = np.linalg.norm(pts - centre[v], axis=1)
+    far = np.zeros(n + 1)
+    np.maximum.at(far, v, dist)
+    half = 0.5 * float(np.linalg.norm(ct.spacing))
+    return [[round(float(x), 1) for x in centre[c]] + [round(float(far[c] + half), 1)] for c in range(1, n + 1)]
