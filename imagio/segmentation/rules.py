@@ -560,6 +560,11 @@ def segment(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     lv = lung_volumes(masks, seg)
     if lv:
         seg.meta["lung_volumes"] = lv
+    from .sides import mirrored_sides_note
+
+    sides = mirrored_sides_note(ct, masks)   # trial 80: a CT mirrored in storage, segmented, no word
+    if sides:
+        seg.meta.setdefault("warnings", []).append(f"sides: {sides}")
     return seg
 
 
