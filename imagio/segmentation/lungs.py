@@ -708,11 +708,14 @@ def _face_near_midline_note(ct: Volume, left: np.ndarray, right: np.ndarray, mid
         if not on.any() or abs(float(np.take(x, end, axis=lr)[on].mean()) - midline) > reach:
             continue
         near = np.abs(x[lungs] - midline) <= reach   # at the lung voxels only (no full-volume float64)
-        ml_l, ml_r = (float(np.count_nonzero(near & m[lungs]) * ct.voxel_volume_ml) for m in (left, right))
+        ml = {n: float(np.count_nonzero(near & m[lungs]) * ct.voxel_volume_ml) for n, m in
+              (("lung_right", right), ("lung_left", left))}
+        # a lung with no voxel there is not listed (trial 80: "0.0 mL of lung_left")
+        there = " and ".join(f"{v:.1f} mL of {n}" for n, v in ml.items() if v > 0) or "no lung"
         return (f"lungs: the field of view's left-right face cuts the lungs within {reach:g} mm of the midline "
                 f"(RAS x {midline:.1f} mm), where either lung may lie (a lung's medial edge reaches that far "
-                f"across): {ml_r:.1f} mL of lung_right and {ml_l:.1f} mL of lung_left lie there, each labelled by "
-                "the side of its part, but either may be the other lung's medial edge; all of it is lung (its "
+                f"across): {there} lie{'s' if there.count(' mL of ') == 1 else ''} there, labelled by "
+                "the side of its part, but it may be the other lung's medial edge; all of it is lung (its "
                 "pleura counted), only its side is in doubt: check it")
     return ""
 
