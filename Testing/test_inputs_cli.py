@@ -242,6 +242,9 @@ def test_non_hu_images_refused_before_segmentation(tmp_path, ct_file, capsys):
     mr = ct.with_array(np.interp(ct.array, [-1100, -900, -150, -50, 20, 80, 300, 3000],
                                  [0, 20, 900, 1100, 400, 500, 200, 60]).astype(np.int16))
     assert "HU + 1024 stored without the rescale" in hu_problem(plus)
+    # an image stored as HU + 1000 is told its own offset (trial 80: it was told to subtract 1024)
+    plus1000 = ct.with_array((ct.array.astype(np.int32) + 1000).clip(0, 65535).astype(np.uint16))
+    assert "HU + 1000 stored" in hu_problem(plus1000) and "subtract 1000 " in hu_problem(plus1000)
     assert "no negative values" in hu_problem(mr)
     mr.meta["Modality"] = "MR"
     assert "Modality MR" in hu_problem(mr)

@@ -143,10 +143,18 @@ def hu_problem(vol) -> str | None:
         return None
     if offset:
         lo = float(inner.min())
-        return (f"it does not look like a CT in HU: the values ({lo:g}..{hi:g}) look like HU + {HU_OFFSET} stored "
-                f"without the rescale (air near {-1000 + HU_OFFSET}, soft tissue near {40 + HU_OFFSET}): the DICOM "
-                f"RescaleIntercept -{HU_OFFSET} (or the NIfTI scl_inter) was lost in conversion; subtract "
-                f"{HU_OFFSET} or convert again keeping it")
+        # the offset as the image shows it: its air's median (air is -1000 HU by definition; trial
+        # 80: an image stored as HU + 1000 was told to subtract 1024)
+        band = inner[(inner >= AIR_BAND[0] + HU_OFFSET) & (inner <= AIR_BAND[1] + HU_OFFSET)]
+        est = float(np.median(band)) + 1000.0 if band.size else float(HU_OFFSET)
+        # the air's median is a little above -1000 HU (noise, partial volume, lung): the nearer of the
+        # two intercepts converters write (-1024, -1000), the estimate itself when far from both
+        seen = min((HU_OFFSET, 1000), key=lambda c: abs(est - c))
+        seen = seen if abs(est - seen) <= 50 else int(round(est))
+        return (f"it does not look like a CT in HU: the values ({lo:g}..{hi:g}) look like HU + {seen} stored "
+                f"without the rescale (air near {seen - 1000}, soft tissue near {40 + seen}): the DICOM "
+                f"RescaleIntercept -{seen} (or the NIfTI scl_inter) was lost in conversion; subtract "
+                f"{seen} or convert again keeping it")
     if lo >= 0:
         return (f"the image has no negative values ({lo:g}..{hi:g}): it does not look like a CT in Hounsfield "
                 "units (an MR, or a normalised/rescaled image); give a CT in HU (air -1000, water 0)")
