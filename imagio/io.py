@@ -287,14 +287,22 @@ def _padding_to_air(vol: Volume) -> None:
                   f"view): set to air ({AIR_HU:g} HU)")
     if not low:
         return
-    if a.dtype.kind == "i" and np.iinfo(a.dtype).min > AIR_HU:
-        vol.array = a = a.astype(np.int16)
+    a = _holding_air(vol)
     a[pad] = AIR_HU
     vol.meta["padding_set_to_air"] = True   # ct_check judges the scale on the other voxels
     vol.meta["padding_values"] = [float(v) for v in values]   # the file's, for the notes (trial 52)
     shown = ", ".join(f"{v:g}" for v in values[:4]) + (" ..." if values.size > 4 else "")
     warn(vol, f"{vol.name or 'image'}: {pad.mean() * 100:.1f}% of voxels below {limit:g} HU ({shown}: padding "
               f"outside the scan circle, nothing in a CT is below air) set to air ({AIR_HU:g} HU)")
+
+
+def _holding_air(vol: Volume) -> np.ndarray:
+    """``vol.array``, as a signed type that holds it and `limits.AIR_HU` when its integer type
+    cannot hold air (int8: int16; an unsigned type: int16 for uint8, int32 beyond)."""
+    a = vol.array
+    if a.dtype.kind == "u" or (a.dtype.kind == "i" and np.iinfo(a.dtype).min > AIR_HU):
+        vol.array = a = a.astype(np.int16 if a.dtype.itemsize == 1 else np.int32)
+    return a
 
 
 def _tissue_valued_fill_to_air(vol: Volume) -> None:
@@ -315,8 +323,7 @@ def _tissue_valued_fill_to_air(vol: Volume) -> None:
     labelled body) is not. The voxels become `limits.AIR_HU`; a reformat's fill is then found as
     the end of the field of view (`padding.padding_mask`), a mask's outside as the air around
     the patient."""
-    from .morph6 import dilate6
-    from .padding import NOISY_AIR_HU, border_fill, noisy_beside
+    from .padding import NOISY_AIR_HU, border_fill, fill_ring, noisy_beside
 
     a = vol.array
     if a.dtype.kind not in "if" or a.size == 0:
@@ -328,11 +335,10 @@ def _tissue_valued_fill_to_air(vol: Volume) -> None:
     # end somewhere): an MR or a mask (no negative values) is left for `ct_check` to refuse
     if not (a[~m] <= NOISY_AIR_HU[1]).any():
         return
-    ring = dilate6(dilate6(m)) & ~m
+    ring = fill_ring(m)
     if not noisy_beside(a[ring], c):
         return
-    if a.dtype.kind == "i" and np.iinfo(a.dtype).min > AIR_HU or a.dtype.kind == "u":
-        vol.array = a = a.astype(np.int16)
+    a = _holding_air(vol)
     a[m] = AIR_HU
     vol.meta["padding_set_to_air"] = True
     vol.meta["padding_values"] = sorted(set(vol.meta.get("padding_values", [])) | {float(c)})

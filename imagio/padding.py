@@ -205,7 +205,7 @@ def _padding_mask(a: np.ndarray, min_voxels: int) -> tuple[np.ndarray, float | N
     if c is None:
         return m, None
     # a clipped CT whose air is one value is not padded: padding borders on noisy measured air
-    ring = dilate6(dilate6(m)) & ~m
+    ring = fill_ring(m)
     rv = a[ring]
     noisy = ((rv > NOISY_AIR_HU[0]) & (rv < NOISY_AIR_HU[1]) & (rv != c)).mean() if rv.size else 0.0
     if float(c) >= NOISY_AIR_HU[1] or float(c) <= NOISY_AIR_HU[0] or noisy > 0.3:
@@ -213,6 +213,14 @@ def _padding_mask(a: np.ndarray, min_voxels: int) -> tuple[np.ndarray, float | N
     if _fill_of_a_reformat(m, ring, rv, c):
         return m, float(c)
     return np.zeros(a.shape, bool), None
+
+
+def fill_ring(m: np.ndarray) -> np.ndarray:
+    """Bool [k, j, i]: the two 6-connected voxel layers around the fill region ``m`` (bool
+    [k, j, i]), where the data beside a fill is read (`noisy_beside`)."""
+    from .morph6 import dilate6
+
+    return dilate6(dilate6(m)) & ~m
 
 
 def noisy_beside(rv: np.ndarray, c) -> bool:

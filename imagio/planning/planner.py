@@ -79,12 +79,12 @@ def format_report(report: dict) -> str:
     # the couch side excluding the most entries: another position is the first thing to try (trial
     # 80 M6: STS_002's ablation, 666 entries excluded only by the table side, feasible prone)
     only = {k: v.get("only_this", 0) for k, v in report.get("excluded_by", {}).items()}
-    couch = ("the couch side excludes the most entries by itself: if the patient can lie otherwise, plan "
-             "another position (--position prone, supine, left_lateral or right_lateral); or "
-             if only and max(only, key=only.get) == "table_side" and only["table_side"] > 0 else "")
+    couch = only and max(only, key=only.get) == "table_side" and only["table_side"] > 0
+    relax = ("The couch side excludes the most entries by itself: if the patient can lie otherwise, plan another "
+             "position (--position prone, supine, left_lateral or right_lateral); or relax" if couch else "Relax")
     return (f"no feasible needle path to {target}{': ' + first + 'Among' if first else ' among'} {report.get('candidates')} "
             f"candidate entries: {ex or 'no candidate entries within needle reach'}. "
-            f"{near}{couch[0].upper() + couch[1:] if couch else ''}{'r' if couch else 'R'}elax the constraint that "
+            f"{near}{relax} the constraint that "
             "excludes most (e.g. a longer needle, more gantry tilt, a smaller margin) or choose "
             "another target point.")
 
