@@ -119,13 +119,14 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
     lab = air = measured = None
     p(0.6, "body: fill holes")
     sup_axis = anatomical_axes(ct)["S"][0]
-    closed = close_cut_face(body, anatomical_axes(ct)["R"][0], sk)
+    lr_axis = anatomical_axes(ct)["R"][0]
+    closed = close_cut_face(body, lr_axis, sk)
     filled = fill_holes_3d(fill_holes_per_slice(closed, sup_axis))
     # the face voxels added by the closure stay only where they close a lumen that was filled
     # (a gap of outside air on the face that encloses nothing is not patient)
     added = closed & ~body
     lumen = dilate_voxels(filled & ~closed)
-    body = (filled & ~added) | (added & (lumen | face_pits(filled, closed, added, anatomical_axes(ct)["R"][0])))
+    body = (filled & ~added) | (added & (lumen | face_pits(filled, closed, added, lr_axis)))
     p(1.0, "body: done")
     return body
 
