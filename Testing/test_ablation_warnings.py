@@ -318,6 +318,36 @@ def test_a_lung_tumour_of_unknown_host_is_no_diaphragm_warning(phantom_files, tm
     doc = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert any("takes in lung_" in w for w in doc["warnings"])         # its zone is in the lung
     assert not [w for w in doc["warnings"] if "diaphragm" in w]
+    # trial 82 M2: a lung nodule planned with Emprint's chart (ex vivo bovine liver) is told so
+    assert doc["ablation"]["chart_tissue"] == "ex vivo bovine liver"
+    chart = [w for w in doc["warnings"] if "not in lung" in w]
+    assert len(chart) == 1 and "ex vivo bovine liver" in chart[0] and "not validated" in chart[0], chart
+
+
+def test_a_lung_tumour_planned_with_a_chart_not_measured_in_lung_is_warned():
+    """New-user trial 82 M2: lung1's nodule was "100 % covered, margin 4.1-4.7 mm" from a zone
+    chart measured in ex vivo bovine liver, with no word that air changes how zones grow. Every
+    built-in chart is warned for a tumour in the lung (in_lung, or a lung host or tumour label) and
+    for no tumour elsewhere; a site's chart measured in lung is not warned; a chart whose tissue is
+    not stated is warned as such."""
+    from imagio.planning.ablation.commands import ablation_warnings
+    from imagio.planning.ablation.devices import load_catalogue
+
+    def warned(abl, host="", in_lung=False):
+        return [w for w in ablation_warnings(abl, host, None, in_lung) if "not in lung" in w]
+
+    for dev in load_catalogue().values():
+        abl = {"device": dev.name, "setting": "s", "tumour": "label_1", "chart_tissue": dev.chart_tissue,
+               "chart_in_lung": dev.chart_in_lung}
+        assert not dev.chart_in_lung, dev.name
+        assert len(warned(abl, in_lung=True)) == 1, dev.name
+        assert len(warned(abl, host="lung_upper_lobe_left")) == 1, dev.name
+        assert not warned(abl, host="liver") and not warned(dict(abl, tumour="liver_tumor_1"), host="liver")
+    site = {"device": "x", "setting": "s", "tumour": "label_1", "chart_tissue": "in vivo porcine lung",
+            "chart_in_lung": True}
+    assert not warned(site, in_lung=True)
+    unnamed = warned(dict(site, chart_tissue="", chart_in_lung=False), in_lung=True)
+    assert len(unnamed) == 1 and "a tissue its table does not name" in unnamed[0]
 
 
 def test_full_voxel_coverage_with_the_surface_outside_is_not_met():

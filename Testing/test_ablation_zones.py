@@ -192,6 +192,10 @@ def test_schema_file_and_validator_agree():
         del bad["devices"][0]["settings"][0][k]
         with pytest.raises(InputError, match=k):
             validate(bad, "test file")
+    bad = json.loads(json.dumps(doc))
+    bad["devices"][0]["chart_tissue"] = 3   # what the chart was measured in is text (trial 82 M2)
+    with pytest.raises(InputError, match="chart_tissue"):
+        validate(bad, "test file")
 
 
 def test_bad_device_file_is_rejected_with_clear_message(tmp_path):

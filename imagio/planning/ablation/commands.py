@@ -18,7 +18,7 @@ def cmd_devices(args) -> int:
     cat = load_catalogue(extra=args.devices)
     if args.json:
         print(json.dumps({n: {"modality": d.modality, "label": d.label, "source": d.source, "from": d.origin,
-                              "settings": {s.id: vars(s) for s in d.settings.values()}}
+                              "chart_tissue": d.chart_tissue, "settings": {s.id: vars(s) for s in d.settings.values()}}
                           for n, d in cat.items()}, indent=1))
         return 0
     print(f"# ablation devices (site file: {user_devices_path()}; add more with $IMAGIO_ABLATION_DEVICES)")
@@ -28,6 +28,7 @@ def cmd_devices(args) -> int:
             print(f"    {s.id:28s} {s.label:44s} zone {s.zone_length_mm:g} x {s.zone_diameter_mm:g} mm, "
                   f"centre {s.centre_offset_mm:g} mm behind the tip, {s.volume_ml:.1f} mL")
         print(f"    source: {d.source}")
+        print(f"    chart measured in: {d.chart_tissue or 'not stated'}")
     return 0
 
 
@@ -83,7 +84,7 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
            "setting_label": s.label, "zone_length_mm": s.zone_length_mm, "zone_diameter_mm": s.zone_diameter_mm,
            "centre_offset_mm": s.centre_offset_mm, "source": s.source, "tumour": ctx.tumour_name,
            "isotherm_c": s.isotherm_c, "zone_edge": zone_edge(dev.modality, s.isotherm_c),
-           "single_probe": []}
+           "chart_tissue": dev.chart_tissue, "chart_in_lung": dev.chart_in_lung, "single_probe": []}
     singles = []
     for r, m in enumerate(result.proposals):
         pp = place_on_path(result, ctx, dev, s, m.entry_ras)
@@ -217,6 +218,40 @@ def zone_edge(modality: str, isotherm_c) -> str:
             f"{lethal:g} C, Littrup 2009)")
 
 
+def lies_in_lung(tumour: str, host_organ: str = "", tumour_in_lung: bool = False) -> bool:
+    """Whether the ablated tumour lies in aerated lung: `problem.Target.in_lung` (``tumour_in_lung``,
+    also a nodule where lobes meet, its host unknown), or the tumour's or its host organ's label
+    name is a lung label (anatomy.AERATED_LUNG)."""
+    from ...anatomy import AERATED_LUNG
+
+    return tumour_in_lung or tumour in AERATED_LUNG or host_organ in AERATED_LUNG
+
+
+def chart_tissue_doubt(abl: dict, in_lung: bool) -> str:
+    """A warning (empty if none) when a tumour in aerated lung (``in_lung``) is planned with a
+    zone chart that was not measured in lung (``abl``: `ablation_for_plan`'s dict, its
+    ``chart_tissue`` and ``chart_in_lung`` from `devices.Device`).
+
+    Why: manufacturers' zone charts are measured ex vivo, mostly in bovine liver, or in gel for
+    cryoprobes. Aerated lung conducts heat and current far less than liver (air), so zones grow
+    otherwise there: radiofrequency zones are held back by the air's impedance and ice balls form
+    slowly, while microwave zones are less affected but differ in shape (Brace CL, Curr Probl Diagn
+    Radiol 2009;38:135-143). The plan's coverage and minimal ablative margin are computed from the
+    chart's zone, so for a lung tumour they are not validated (new-user trial 82 M2: lung1's
+    nodule "100 % covered, margin 4.1-4.7 mm" from the liver chart, with no word). The ablation
+    zone in the lung is judged on the immediate post-ablation CT, the ground-glass opacity round the
+    tumour (Venturini M et al., CIRSE standards of practice on thermal ablation of lung tumours,
+    Cardiovasc Intervent Radiol 2020;43:667-683)."""
+    if not in_lung or abl.get("chart_in_lung"):
+        return ""
+    tissue = abl.get("chart_tissue") or "a tissue its table does not name"
+    return (f"ablation ({abl['device']} {abl['setting']}): the tumour lies in aerated lung but the zone sizes "
+            f"come from a chart measured in {tissue}, not in lung; air conducts heat and current far less than "
+            "liver, so the zone in the lung may be smaller or shaped otherwise and this plan's coverage and margin "
+            "are not validated (Brace 2009); use a chart measured in lung (imagio ablation import-devices) and "
+            "judge the zone on the post-ablation CT (CIRSE 2020)")
+
+
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "",
                 tumour_in_lung: bool = False) -> list[str]:
     """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
@@ -267,7 +302,7 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     near_spec = load_criteria()["nearby_structures_mm"]
     from ...anatomy import AERATED_LUNG
 
-    in_lung = tumour_in_lung or tumour in AERATED_LUNG or host_organ in AERATED_LUNG
+    in_lung = lies_in_lung(tumour, host_organ, tumour_in_lung)
     central = near_spec["lung_warn_structures"] if in_lung else ()   # parts of names (review 40 M1)
     close = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
              if (n in near_spec["warn_structures"] or any(h in n for h in central)) and n not in hit
@@ -348,6 +383,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
       injury of a neighbouring organ, bone or lung (Ahmed M et al., Image-guided tumor ablation:
       standardization of terminology and reporting criteria, Radiology 2014;273:241-260: the
       zone's relation to adjacent critical structures is to be reported);
+    - a tumour in aerated lung planned with a zone chart not measured in lung (`chart_tissue_doubt`);
     - a multi-probe margin guarantee that is not proven on the analysis grid, a fewest-probe count
       that is not proven, and a multi-probe plan that failed (``multi_probe_failed``).
 
@@ -357,6 +393,9 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
 
     dev = f"{abl['device']} {abl['setting']}"
     out = []
+    chart = chart_tissue_doubt(abl, lies_in_lung(abl["tumour"], host_organ, tumour_in_lung))
+    if chart:
+        out.append(chart)
     iso = abl.get("isotherm_c")
     if abl.get("modality") == "cryoablation" and iso is not None:
         from .criteria import is_lethal, lethal_isotherm_c

@@ -65,6 +65,13 @@ class Device:
     manufacturer: str = ""
     origin: str = "built-in"  # the file it came from
     shaft_diameter_mm: float | None = None  # outer diameter entering the patient (mm; trial 32 M3)
+    chart_tissue: str = ""  # what the zone chart was measured in ("" not stated; new-user trial 82 M2)
+
+    @property
+    def chart_in_lung(self) -> bool:
+        """Whether the zone chart was measured in lung (``chart_tissue`` names it): a tumour in
+        aerated lung planned with any other chart is warned (`commands.ablation_warnings`)."""
+        return "lung" in self.chart_tissue.lower()
 
     @property
     def simultaneous(self) -> bool:
@@ -141,6 +148,9 @@ def validate(doc, where: str = "device file") -> None:
             errs.append(f"{tag}: 'modality' is {mod!r}; use one of {list(MODALITIES)}")
         if not isinstance(d.get("source"), str) or not d["source"].strip():
             errs.append(f"{tag}: 'source' is missing; say where the figures come from")
+        if "chart_tissue" in d and not isinstance(d["chart_tissue"], str):
+            errs.append(f"{tag}: 'chart_tissue' (what the zone chart was measured in) must be text, "
+                        f"got {d['chart_tissue']!r}")
         if "shaft_diameter_mm" in d and (not _num(d["shaft_diameter_mm"]) or not 0 < d["shaft_diameter_mm"] <= 20):
             errs.append(f"{tag}: 'shaft_diameter_mm' (the probe's outer diameter) must be a number in (0, 20] mm, "
                         f"got {d['shaft_diameter_mm']!r}")
@@ -202,7 +212,8 @@ def _parse(doc, origin: str) -> dict[str, Device]:
                 s.get("protocol"), s.get("isotherm_c"), int(s.get("probes", 1)), s.get("probe_spacing_mm"))
         shaft = d.get("shaft_diameter_mm")
         out[d["name"]] = Device(d["name"], d["modality"], d["source"], sets, d.get("label", ""),
-                                d.get("manufacturer", ""), origin, None if shaft is None else float(shaft))
+                                d.get("manufacturer", ""), origin, None if shaft is None else float(shaft),
+                                d.get("chart_tissue", ""))
     return out
 
 
