@@ -1186,7 +1186,8 @@ def _target_on_outer_layer(prob: "PlanningProblem", kji) -> None:
     problem's body takes in the tissue of the outer layers (`skin.body_with_outer_layers`) and
     a warning says what is not imaged beyond the target (new-user trial 3: a liver point at
     59 HU on the TotalSegmentator example's top slice was refused as padding)."""
-    from .skin import body_with_outer_layers, inward, outer_layers, side_of
+    from ..directions import side_of
+    from .skin import body_with_outer_layers, inward, outer_layers
 
     t, ct, sk = prob.target, prob.ct, prob.skin
     at = np.round(t.point_ras, 1).tolist()
@@ -1213,7 +1214,7 @@ def _lesion_cut_by_scan(prob: "PlanningProblem") -> None:
     centre, size, an ablation's coverage and its margin are those of the imaged part only. Said
     as a warning up front (new-user trial 38 LOW: a liver tumour on the top slice was said only
     at the end of a margin warning, its coverage printed as 99.5 %)."""
-    from .skin import side_of
+    from ..directions import side_of
 
     t, lab = prob.target, prob.labels
     if t.point_given or not t.value:
