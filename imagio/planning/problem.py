@@ -20,7 +20,7 @@ from .. import anatomy
 from ..coords import point_or_name
 from ..errors import InputError
 from ..io import labels_on_grid
-from ..outline_doubts import target_warning
+from ..outline_doubts import structure_doubts, target_warning
 from ..volume import Volume, reach_box, values_mask
 from .criteria import default_weights
 
@@ -455,8 +455,7 @@ class PlanningProblem:
             prob.rules_extra["target_outline_doubts"] = doubts
         # what `imagio segment` could not tell apart (bone that may be a vein): said by the proposals
         # that pass near it (`outline_doubts.proposal_doubts`; trial 79)
-        prob.structure_doubts = {n: r for n, r in given.outline_doubts.items()
-                                 if isinstance(r, dict) and r.get("written_by") == "imagio segment"}
+        prob.structure_doubts = structure_doubts(given.outline_doubts)
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
                                  for k, v in (roles or {}).items() if k in labels.labels.values()}
         for name in roles or {}:   # an ignored role is said, and not recorded as applied
