@@ -1447,6 +1447,8 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
     if n:
         in_air = int((solid & (ct.array[sl] < AERATED_MAX_HU)).sum())
         if in_air > 0.10 * n:
+            if checks is not None:   # a mirror puts solid structures over air too: named as the mirror it is
+                checks.refuse_mirrored()
             raise InputError(f"{100.0 * in_air / n:.0f}% of the voxels of solid structures near the "
                              f"target lie in air (< {AERATED_MAX_HU:g} HU): the label map does not belong to this CT")
     # a map displaced inside the body (another series of the study, a wrong origin): its bone and
@@ -1514,6 +1516,19 @@ class _LabelChecks:
 
         return self._run("orientation", lambda: check_orientation(self.lab, "the label map", self.ct,
                                                                    classes=self._classes_of()))
+
+    def refuse_mirrored(self) -> None:
+        """Refuse (InputError, `label_registration.mirror_words`) a label map that fits the CT clearly
+        better mirrored along an axis (`label_registration.mirror_fit`'s verdict, the one the
+        registration check refuses first; computed once per case, `label_registration.displacement`'s
+        cache). Asked before another refusal that a mirror also explains (solid structures over air:
+        new-user trial 80 L, lung1 mirrored anterior-posterior against its map was refused as "does not
+        belong to this CT")."""
+        from ..label_registration import displacement, mirror_words
+
+        m = (displacement(self.ct, self.lab, self._classes_of(), self.made_on, self.ct_token) or {}).get("mirror")
+        if m is not None and m["mirrored"]:
+            raise InputError(mirror_words(m, "the label map"))
 
     def registration(self) -> str:
         from ..label_registration import require_registered
