@@ -579,7 +579,7 @@ def test_overlapping_thick_slices_are_judged_by_their_thickness(tmp_path):
     step: `bronch` planned a 16-branch tree without a word. The reader now keeps the header's
     thickness when it exceeds the step, and the limit reads it; slices as thick as their step
     stay as they were."""
-    from imagio.planning.bronchoscopy.mask_checks import check_slice_thickness
+    from imagio.segmentation.airways import check_slice_thickness
 
     pt = Patient()
     pos, row, col = axial_positions(step=2.0)

@@ -630,3 +630,29 @@ def test_plan_refuses_a_ct_mirrored_left_right_against_its_labels(tmp_path, caps
     assert rc == 2 and err[-1].startswith(
         "imagio: error: the label map and the CT are mirror images of each other along right-left"), err[-3:]
     assert not (tmp_path / "o" / "plan.json").exists()
+
+
+def test_plan_names_a_ct_mirrored_front_to_back_that_puts_solid_structures_over_air():
+    """New-user trial 80 (L): lung1 mirrored anterior-posterior against its own label map was refused
+    as "solid structures near the target lie in air: the label map does not belong to this CT", a
+    check the planner runs before the registration check that names the mirror. Now a mirror that
+    `mirror_fit` measures is named first. Scene: the synthetic torso (its lungs lie where its aorta
+    lies mirrored along A) with a vertebral column behind the aorta (bone in the CT and the labels),
+    so the map's names say its front is in front (the orientation check passes); its CT reversed
+    along the storage axis nearest A, the header kept; a target beside the aorta with a 20 mm needle
+    (35 % of the solid voxels in reach over the mirrored lung's air)."""
+    from imagio.planning.problem import Needle, PlanningProblem
+
+    ct, lab = synthetic_torso(3.0)
+    xyz = ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)).astype(float)).reshape(ct.shape + (3,))
+    spine = (np.abs(xyz[..., 0]) < 15) & (xyz[..., 1] > -95) & (xyz[..., 1] < -70) & (np.abs(xyz[..., 2]) < 40)
+    a, h = lab.array.copy(), ct.array.copy()
+    a[spine], h[spine] = 10, 400
+    ct = ct.with_array(h)
+    lab = lab.with_array(a, labels={**lab.labels, 5: "ribs", 10: "vertebrae"})   # the torso's bone: ribs and spine
+    target, needle = np.array([-10.0, -45.0, 75.0]), Needle(length_mm=20.0)
+    PlanningProblem.build(ct, lab, target, needle=needle)   # as given: accepted
+    with pytest.raises(InputError) as e:
+        PlanningProblem.build(_reversed(ct, 1), lab, target, needle=needle)
+    assert str(e.value).startswith("the label map and the CT are mirror images of each other along "
+                                   "anterior-posterior"), str(e.value)

@@ -1552,7 +1552,8 @@ def test_lesion_cut_by_the_field_of_view_keeps_what_is_in_it_and_says_so(shared_
     import SimpleITK as sitk
 
     from imagio import io
-    from imagio.segmentation.lesion import SIDE_NAMES, _side_codes, _touched_faces
+    from imagio.directions import SIDE_NAMES, side_codes
+    from imagio.segmentation.lesion import _touched_faces
 
     img, centre, click, whole, m_w, meas_w = _lung2_on_a_100mm_box(shared_data)
     said = "may continue outside the field of view"
@@ -1563,7 +1564,7 @@ def test_lesion_cut_by_the_field_of_view_keeps_what_is_in_it_and_says_so(shared_
     ct = io.volume_from_sitk(sitk.Flip(shifted, [True, False, False]))
     m, meas = segment_lesion(ct, click)
     assert (2, 1) in _touched_faces(m), _touched_faces(m)
-    face = SIDE_NAMES[int(_side_codes(ct.kji_to_world([[0.0, 0.0, ct.shape[2]]]) -
+    face = SIDE_NAMES[int(side_codes(ct.kji_to_world([[0.0, 0.0, ct.shape[2]]]) -
                                       ct.kji_to_world([[0.0, 0.0, ct.shape[2] - 1.0]]))[0])]
     near = [w for w in meas.warnings if said in w and "edge of the image" in w and "larger field of view" in w]
     assert near and f"on its {face} side" in near[0], (face, meas.warnings)

@@ -103,11 +103,18 @@ def test_plan_refuses_a_leaked_target_outline_unless_the_user_accepts_it(torso_l
     assert main(cover + ["--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "flagged by imagio lesion" in err[0], err
-    assert main(args + ["--out", str(tmp_path / "b"), "--accept-flagged-target"]) == 0
+    # ... and until the planning problem is built: a refusal there (here a target point beyond the
+    # CT; new-user trial 81 L: a CT mirrored against its label map) is one line as well
+    point = [a if a != "liver_tumor" else "--target=0,0,5000" for a in cover if a != "--target"]
+    assert main(point + ["--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mL of vertebrae" not in err[0], err
+    assert main(cover + ["--out", str(tmp_path / "b"), "--accept-flagged-target"]) == 0
     doc = json.loads((tmp_path / "b" / "plan.json").read_text())
     assert doc["warnings"][0].startswith("the target outline liver_tumor was flagged by imagio lesion")
     assert "centre" in doc["warnings"][0] and doc["rules"]["target_outline_doubts"] == LEAKED
-    assert "flagged by imagio lesion" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "flagged by imagio lesion" in err and "mL of vertebrae" in err   # said once the plan is made
 
 
 def test_unflagged_or_older_outlines_and_point_targets_plan_as_before(torso_lesion):
@@ -121,10 +128,10 @@ def test_unflagged_or_older_outlines_and_point_targets_plan_as_before(torso_lesi
     edge_only = {"flags": {"leaked": False, "size_withheld": False, "touches_image_edge": True}}
     for record in (None, edge_only):   # an older sidecar; a flag said but not refused
         _sidecar(d, record)
-        _, _, merged = read_plan_inputs(build_parser().parse_args(base + ["--target", "liver_tumor"]))
+        _, _, merged, _ = read_plan_inputs(build_parser().parse_args(base + ["--target", "liver_tumor"]))
         assert merged.outline_doubts == ({} if record is None else {"liver_tumor": edge_only})
     _sidecar(d, LEAKED)
-    _, _, merged = read_plan_inputs(build_parser().parse_args(base + ["--target", "0,0,0"]))   # a point: the user's
+    _, _, merged, _ = read_plan_inputs(build_parser().parse_args(base + ["--target", "0,0,0"]))   # a point: the user's
     assert merged.outline_doubts == {"liver_tumor": LEAKED}
     with pytest.raises(InputError, match="flagged by imagio lesion"):
         refuse_flagged_target(argparse.Namespace(target="Liver_Tumor", lps=False), merged)   # any spelling

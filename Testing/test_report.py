@@ -461,3 +461,29 @@ def test_the_closest_structure_is_the_nearest_and_the_limiting_one_is_named_apar
         nearest = min(clear, key=clear.get)
         assert p["closest_structure"] == nearest, (p["closest_structure"], clear)
         assert p["closest_clearance_mm"] == clear[nearest]
+
+
+def test_report_replaces_an_earlier_report_only_with_force(tmp_path, capsys):
+    """New-user trial 80 (L): `imagio report` replaced its earlier PDF and HTML without --force,
+    while every other command refuses an existing output without it. Now the PDF and the HTML
+    beside it are refused up front (one line, exit 2) unless --force, which replaces IMAGIO's
+    earlier report only: a file the user made there is never replaced."""
+    from imagio.cli import main
+
+    assert main(["risk", "--age", "55", "--sex", "male", "--size-mm", "9"]) == 0
+    (tmp_path / "risk.json").write_text(capsys.readouterr().out)
+    run = ["report", str(tmp_path / "risk.json"), "--out", str(tmp_path / "r.pdf"), "--quiet"]
+    assert main(run) == 0
+    first = (tmp_path / "r.pdf").read_bytes()
+    capsys.readouterr()
+    assert main(run) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "r.pdf exists" in err[0] and "--force" in err[0], err
+    (tmp_path / "r.pdf").unlink()
+    assert main(run) == 2 and "r.html exists" in capsys.readouterr().err   # the HTML alone: refused too
+    assert not (tmp_path / "r.pdf").exists()
+    assert main(run + ["--force"]) == 0 and (tmp_path / "r.pdf").read_bytes()[:5] == first[:5] == b"%PDF-"
+    (tmp_path / "u.html").write_text("mine")
+    assert main(run[:3] + [str(tmp_path / "u.pdf"), "--force"]) == 2
+    assert "not an earlier output of IMAGIO" in capsys.readouterr().err
+    assert (tmp_path / "u.html").read_text() == "mine" and not (tmp_path / "u.pdf").exists()

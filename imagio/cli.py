@@ -238,8 +238,8 @@ def _run(args) -> int:
     from .outputs import check_outputs, check_writable_folder, command_paths, output_folders, protect
 
     inputs, outs = command_paths(args)
-    # --force replaces only IMAGIO's earlier outputs; a command without --force (report --out) replaces
-    # its earlier outputs; a user's file is never replaced (outputs.refuse_foreign, when it comes to it)
+    # --force replaces only IMAGIO's earlier outputs; a command without --force (`ablation import-devices
+    # --to`) replaces its earlier outputs; a user's file is never replaced (outputs.refuse_foreign)
     check_outputs(outs, inputs, force=getattr(args, "force", True), owned_only=hasattr(args, "force"))
     for folder in output_folders(args):
         check_writable_folder(folder)

@@ -16,8 +16,9 @@ SPACING_TOL = float(LIMITS["slice_spacing_tolerance"]["value"])  # relative: uni
 # HU limits that segmentation and planning share (one definition each)
 GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air (median < -960 HU);
 # lung parenchyma is denser (median ~ -850..-750 HU; ~ -900 in severe emphysema; Gevenois 1996)
-AERATED_MAX_HU = float(json.loads(resources.files("imagio.data").joinpath("airway_limits.json").read_text())
-                       ["mask_on_air"]["max_median_hu"])  # below: at least half air by partial volume (airway_limits.json)
+_AIRWAY: dict = json.loads(resources.files("imagio.data").joinpath("airway_limits.json").read_text())
+AERATED_MAX_HU = float(_AIRWAY["mask_on_air"]["max_median_hu"])  # below: at least half air by partial volume (airway_limits.json)
+AIRWAY_MAX_SLICE_MM = float(_AIRWAY["max_slice_mm"]["value"])  # coarser slices: no trustworthy airway tree (airway_limits.json)
 _LESION: dict = json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text())
 GROUND_GLASS_MIN_HU = float(_LESION["ground_glass_min_hu"]["value"])  # ground glass's lower bound (lesion.json, Hansell 2008)
 FAT_MIN_HU = float(_LESION["fat_min_hu"]["value"])  # adipose tissue's HU band (lesion.json, with its source)

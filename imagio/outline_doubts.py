@@ -41,6 +41,7 @@ FLAGS = ("leaked", "size_withheld", "click_dependent", "touches_image_edge")
 # is not found from a click) does not give the lesion's centre: a plan aimed at it is refused
 # unless the user confirms (``--accept-flagged-target``); the other flags are said only
 REFUSED = ("leaked", "size_withheld")
+SEGMENT_WRITER = "imagio segment"   # ``written_by`` of a `structure_record`
 _WORDS = {"leaked": "leaked (grew beyond the lesion)",
           "size_withheld": "size withheld (no outline from a click gives the lesion's size)",
           "click_dependent": "depends on the click",
@@ -137,10 +138,17 @@ def structure_record(may_be: str, warnings, pieces=None) -> dict:
     the structure ``may_be`` (a TotalSegmentator / IMAGIO name, e.g. "great_vessels"), with the
     words said of it (``warnings``, list of str) and, when known, where (``pieces``: [[R, A, S,
     radius], ...] mm, spheres that hold the doubtful voxels; None: anywhere in the structure)."""
-    rec = {"written_by": "imagio segment", "flags": {}, "may_be": str(may_be), "warnings": list(warnings)}
+    rec = {"written_by": SEGMENT_WRITER, "flags": {}, "may_be": str(may_be), "warnings": list(warnings)}
     if pieces is not None:
         rec["pieces_ras"] = [list(map(float, p)) for p in pieces]
     return rec
+
+
+def structure_doubts(records: dict | None) -> dict:
+    """The `structure_record`s (written by `imagio segment`) among a label map's ``records``
+    ({structure name: record}, as `io` reads them; None: none), the doubts a plan's proposals are
+    checked against (`proposal_doubts`); a lesion's record or anything else is left out."""
+    return {n: r for n, r in (records or {}).items() if isinstance(r, dict) and r.get("written_by") == SEGMENT_WRITER}
 
 
 def _passes_near(entry, target, spheres: np.ndarray, within: float) -> bool:
@@ -164,8 +172,8 @@ def proposal_doubts(doubts: dict, proposals, widening_mm: float) -> list[str]:
     from . import anatomy
 
     said: dict[tuple, list] = {}
-    for name, rec in sorted((doubts or {}).items()):
-        if not isinstance(rec, dict) or rec.get("written_by") != "imagio segment" or not rec.get("may_be"):
+    for name, rec in sorted(structure_doubts(doubts).items()):
+        if not rec.get("may_be"):
             continue
         need = anatomy.get(rec["may_be"]).margin_mm + float(widening_mm)
         spheres = np.asarray(rec["pieces_ras"], float).reshape(-1, 4) if rec.get("pieces_ras") is not None else None

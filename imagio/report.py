@@ -582,6 +582,11 @@ def _existing(pictures) -> list[tuple[Path, str]]:
     return [(p, c) for p, c in pairs if p.is_file()]
 
 
+def html_beside(out_pdf) -> Path:
+    """The HTML copy of the report ``out_pdf``: the same name with ``.html``, in the same folder."""
+    return Path(out_pdf).with_suffix(".html")
+
+
 def picture_stem(out_pdf) -> str:
     """Prefix of a report's picture files: the PDF's name without suffix, so that two reports in
     one folder never share a picture (``a.pdf`` -> ``a_axial.png``, ``a_3d.png``, ...)."""
@@ -653,7 +658,7 @@ def build_report(doc: dict, out_pdf, ct: Volume | None = None, labels: Volume | 
         doc = {**doc, "report_warnings": list(dict.fromkeys((doc.get("report_warnings") or []) + notes))}
     meta = dict(ct.meta) if ct is not None else {}
     meta.update(doc.get("inputs", {}).get("meta", {}))
-    html_path = write_html(doc, meta, pictures, out_pdf.with_suffix(".html"))
+    html_path = write_html(doc, meta, pictures, html_beside(out_pdf))
     return html_path, write_pdf(doc, meta, pictures, out_pdf)
 
 
@@ -782,6 +787,12 @@ def cmd_report(args) -> int:
     if Path(args.out).suffix.lower() != ".pdf":   # the HTML is written beside it as NAME.html
         raise InputError(f"--out {args.out}: the report is a PDF (an HTML copy is written beside it); "
                          f"name it e.g. {Path(args.out).with_suffix('.pdf').name}")
+    # the HTML beside the PDF is refused up front as the PDF is (`cli._run`: an input, never; an
+    # earlier report only with --force, as every command's outputs; new-user trial 80 L: report
+    # replaced its earlier PDF and HTML without --force)
+    from .outputs import check_outputs, command_paths
+
+    check_outputs([html_beside(args.out)], command_paths(args)[0], force=args.force)
     if not plan_path.exists():
         raise InputError(f"{plan_path}: no such plan file")
     try:
@@ -825,7 +836,9 @@ def register(sub) -> None:
                                    "as found in the input, target, trajectories with every metric and warning, "
                                    "and pictures (3D view, axial slice, reformat along the needle).")
     s.add_argument("plan", help="plan JSON written by `imagio plan` or `imagio demo`")
-    s.add_argument("--out", required=True, help="output PDF path")
+    s.add_argument("--out", required=True, help="output PDF path (the HTML is written beside it as NAME.html)")
+    s.add_argument("--force", action="store_true", help="replace an earlier report (PDF and HTML) IMAGIO wrote there; "
+                   "a file IMAGIO did not write, or an input, is never replaced")
     s.add_argument("--ct", help="CT image (default: the plan's recorded input)")
     s.add_argument("--labels", help="label map (default: the plan's recorded input)")
     from .io import add_label_names_argument

@@ -201,7 +201,7 @@ def plan_commands(ct_path: str, d: dict, ct: Volume | None = None, folder=".") -
     where ``imagio bronch`` accepts the CT (slices up to ``airway_limits.json`` ``max_slice_mm``);
     otherwise a comment line says why (new-user trial 4: lung1's 5 mm report offered a command
     that bronch refuses). Paths are absolute: the commands run from any folder."""
-    from ..planning.bronchoscopy.mask_checks import check_slice_thickness
+    from ..segmentation.airways import check_slice_thickness
 
     c = ",".join(f"{v:.1f}" for v in (d.get("center_ras") or d["candidate"]["center_ras"]))
     n = d["id"]

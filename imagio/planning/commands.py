@@ -95,8 +95,13 @@ def refuse_foreign_outputs(out: Path, names=("plan.json", "plan.png"), prefixes=
 
 
 def read_plan_inputs(args):
-    """(out folder, CT, label map) of ``imagio plan``; InputError when plan.json exists there
-    (without --force) or an input cannot be read."""
+    """(out folder, CT, label map, held warnings) of ``imagio plan``; InputError when plan.json
+    exists there (without --force) or an input cannot be read. The held warnings (what each
+    --lesions outline covers of the label map, `io.with_lesions`) are the caller's to issue with
+    `issue_held` once the inputs are accepted (the planning problem built: the label map's
+    orientation and registration checked, the target found), so that a refused plan is its one
+    line (new-user trial 76 L: a bone-cover warning before a flagged-target refusal; trial 81 L: a
+    lung_vessels-cover warning before the refusal of a CT mirrored against its label map)."""
     from .. import io
 
     out = Path(args.out)
@@ -109,22 +114,26 @@ def read_plan_inputs(args):
     # the label map as given (before --lesions), recorded in plan.json so that `imagio report` draws
     # the plan over that map only (new-user trial 39 M2: another map was drawn under the plan silently)
     args.labels_digest = world_digest(labels)
+    held = []
     if getattr(args, "lesions", None):
         import warnings
 
         from .problem import kept_under_lesion
 
-        # the outline's cover warnings wait for the flagged-target check: a refused target is
-        # one line (new-user trial 76 L: a bone-cover warning was printed before the refusal)
         with warnings.catch_warnings(record=True) as held:
             warnings.simplefilter("always", io.InputWarning)
             labels = io.with_lesions(labels, args.lesions, keep=kept_under_lesion(labels, _parse_roles(getattr(args, "role", None))))
-        refuse_flagged_target(args, labels)
-        for w in held:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    else:
-        refuse_flagged_target(args, labels)
-    return out, ct, labels
+    refuse_flagged_target(args, labels)
+    return out, ct, labels, list(held)
+
+
+def issue_held(held) -> None:
+    """Issue again the warnings ``held`` (``warnings.WarningMessage``s, `read_plan_inputs`' fourth
+    result), each as it was first issued."""
+    import warnings
+
+    for w in held:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def refuse_flagged_target(args, labels) -> None:
@@ -227,7 +236,7 @@ def cmd_plan(args) -> int:
 
         device = get_device(args.device, load_catalogue(extra=args.devices))
         device.setting(args.setting)
-    out, ct, labels = read_plan_inputs(args)
+    out, ct, labels, held = read_plan_inputs(args)
     refuse_foreign_outputs(out)
     d = load_defaults()["constraints"]
     tilt = parse_gantry_tilt(d["max_craniocaudal_deg"] if args.gantry_tilt is None else args.gantry_tilt)
@@ -258,6 +267,7 @@ def cmd_plan(args) -> int:
         from .ablation.commands import require_tumour_target
 
         require_tumour_target(prob)
+    issue_held(held)   # the inputs are accepted: the --lesions outlines' cover warnings now
     result = plan(prob, k=args.proposals, progress=printer(args.quiet))
     if result.feasible:   # after any one-line refusal, and a failed plan stays its one error line
         say_beyond_tip_off(n.beyond_tip_mm, given, "an ablation probe is placed, not fired; its advance past the "

@@ -105,7 +105,8 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     the body does there (trial 67: the best proposal's hub ran into the -32768 padding and past
     the array with no note; an arm lying there would not be seen); its side is the face's, or the
     nearest data edge's."""
-    from .skin import _DIRECTIONS, padding_inside, side_of
+    from ..directions import DIRECTIONS, side_of
+    from .skin import padding_inside
 
     e = np.atleast_2d(np.asarray(entry_ras, float))
     t = np.atleast_2d(np.asarray(target_ras, float))
@@ -124,9 +125,9 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     hi = np.asarray(ct.shape) - 0.5
     faces = [(ax, sgn, side_of(ct.direction[:, 2 - ax] * sgn)) for ax in range(3) for sgn in (1.0, -1.0)]
     is_cut = np.array([f[2] in cut for f in faces])
-    names = [f[2] for f in faces] + [d[0] for d in _DIRECTIONS]   # side code -> name
+    names = [f[2] for f in faces] + [d[0] for d in DIRECTIONS]   # side code -> name
     edge = problem.skin.padding_edge
-    pad_cut = np.array([d[0] in cut for d in _DIRECTIONS])
+    pad_cut = np.array([d[0] in cut for d in DIRECTIONS])
     data = problem.skin.data
     pin = padding_inside(data) if edge is not None else None   # no fill value: no padding inside
     core = _padding_core(problem) if edge is not None else None  # the padding itself, without its rim

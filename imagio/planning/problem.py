@@ -20,7 +20,7 @@ from .. import anatomy
 from ..coords import point_or_name
 from ..errors import InputError
 from ..io import labels_on_grid
-from ..outline_doubts import target_warning
+from ..outline_doubts import structure_doubts, target_warning
 from ..volume import Volume, reach_box, values_mask
 from .criteria import default_weights
 
@@ -455,8 +455,7 @@ class PlanningProblem:
             prob.rules_extra["target_outline_doubts"] = doubts
         # what `imagio segment` could not tell apart (bone that may be a vein): said by the proposals
         # that pass near it (`outline_doubts.proposal_doubts`; trial 79)
-        prob.structure_doubts = {n: r for n, r in given.outline_doubts.items()
-                                 if isinstance(r, dict) and r.get("written_by") == "imagio segment"}
+        prob.structure_doubts = structure_doubts(given.outline_doubts)
         prob.roles_overridden = {k: (v if isinstance(v, str) else f"{v[0]}:{v[1]:g}")
                                  for k, v in (roles or {}).items() if k in labels.labels.values()}
         for name in roles or {}:   # an ignored role is said, and not recorded as applied
@@ -1186,7 +1185,8 @@ def _target_on_outer_layer(prob: "PlanningProblem", kji) -> None:
     problem's body takes in the tissue of the outer layers (`skin.body_with_outer_layers`) and
     a warning says what is not imaged beyond the target (new-user trial 3: a liver point at
     59 HU on the TotalSegmentator example's top slice was refused as padding)."""
-    from .skin import body_with_outer_layers, inward, outer_layers, side_of
+    from ..directions import side_of
+    from .skin import body_with_outer_layers, inward, outer_layers
 
     t, ct, sk = prob.target, prob.ct, prob.skin
     at = np.round(t.point_ras, 1).tolist()
@@ -1213,7 +1213,7 @@ def _lesion_cut_by_scan(prob: "PlanningProblem") -> None:
     centre, size, an ablation's coverage and its margin are those of the imaged part only. Said
     as a warning up front (new-user trial 38 LOW: a liver tumour on the top slice was said only
     at the end of a margin warning, its coverage printed as 99.5 %)."""
-    from .skin import side_of
+    from ..directions import side_of
 
     t, lab = prob.target, prob.labels
     if t.point_given or not t.value:
@@ -1447,6 +1447,8 @@ def _check_labels_match(prob: "PlanningProblem", covered: np.ndarray | None, reg
     if n:
         in_air = int((solid & (ct.array[sl] < AERATED_MAX_HU)).sum())
         if in_air > 0.10 * n:
+            if checks is not None:   # a mirror puts solid structures over air too: named as the mirror it is
+                checks.refuse_mirrored()
             raise InputError(f"{100.0 * in_air / n:.0f}% of the voxels of solid structures near the "
                              f"target lie in air (< {AERATED_MAX_HU:g} HU): the label map does not belong to this CT")
     # a map displaced inside the body (another series of the study, a wrong origin): its bone and
@@ -1514,6 +1516,19 @@ class _LabelChecks:
 
         return self._run("orientation", lambda: check_orientation(self.lab, "the label map", self.ct,
                                                                    classes=self._classes_of()))
+
+    def refuse_mirrored(self) -> None:
+        """Refuse (InputError, `label_registration.mirror_words`) a label map that fits the CT clearly
+        better mirrored along an axis (`label_registration.mirror_fit`'s verdict, the one the
+        registration check refuses first; computed once per case, `label_registration.displacement`'s
+        cache). Asked before another refusal that a mirror also explains (solid structures over air:
+        new-user trial 80 L, lung1 mirrored anterior-posterior against its map was refused as "does not
+        belong to this CT")."""
+        from ..label_registration import displacement, mirror_words
+
+        m = (displacement(self.ct, self.lab, self._classes_of(), self.made_on, self.ct_token) or {}).get("mirror")
+        if m is not None and m["mirrored"]:
+            raise InputError(mirror_words(m, "the label map"))
 
     def registration(self) -> str:
         from ..label_registration import require_registered

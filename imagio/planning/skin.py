@@ -50,14 +50,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
+from ..directions import DIRECTIONS, side_codes
 from ..morph6 import _shift_or, dilate6, erode6, erode26  # noqa: F401 (re-exported)
 from ..padding import data_mask
 from ..volume import Volume
 
 AIR_HU = -400.0            # body / air threshold (fat is about -100 HU, lung about -850 HU)
 LATERAL_COS = np.cos(np.radians(45.0))   # |n . S| below this: a lateral (in-plane) face
-_DIRECTIONS = (("right", 0, 1), ("left", 0, -1), ("anterior", 1, 1), ("posterior", 1, -1),
-               ("superior", 2, 1), ("inferior", 2, -1))
 
 
 @dataclass
@@ -185,7 +184,7 @@ class PaddingEdge:
         self._margin = 0.5 * float(max(grid.spacing))
 
     def side_codes_at(self, ras) -> np.ndarray:
-        """Side code (index into ``_DIRECTIONS``) of the edge voxel nearest each RAS point (n, 3)."""
+        """Side code (index into ``DIRECTIONS``) of the edge voxel nearest each RAS point (n, 3)."""
         ras = np.atleast_2d(np.asarray(ras, float))
         if not len(ras):
             return np.zeros(0, np.int8)
@@ -193,7 +192,7 @@ class PaddingEdge:
 
     def beyond_side(self, ras, codes) -> np.ndarray:
         """(n,) int: per RAS point (n, 3) in the padding, the first of the side ``codes`` (indices
-        into ``_DIRECTIONS``) it lies beyond, -1 when none: more than half the largest voxel side
+        into ``DIRECTIONS``) it lies beyond, -1 when none: more than half the largest voxel side
         past its nearest edge voxel of that side, along that side's direction (the padding's
         analogue of a point beyond the plane of an array face, wherever it also lies beyond
         another side: the corner beyond a reformat's source box, new-user trial 65 M2's hubs)."""
@@ -209,7 +208,7 @@ class PaddingEdge:
             if c not in self._side_trees:
                 self._side_trees[c] = (cKDTree(self.ras[sel]), self.ras[sel])
             tree, pts = self._side_trees[c]
-            _, name_ax, sgn = _DIRECTIONS[c]
+            _, name_ax, sgn = DIRECTIONS[c]
             past = sgn * (ras[todo, name_ax] - pts[tree.query(ras[todo])[1], name_ax])
             out[todo[past > self._margin]] = c
         return out
@@ -727,19 +726,6 @@ def paint_keeps_skin(model: SkinModel, changed: np.ndarray, new_values) -> bool:
     return model.padding_value is None or not np.any(np.asarray(new_values) == model.padding_value)
 
 
-def side_codes(normals_ras: np.ndarray) -> np.ndarray:
-    """Index into ``_DIRECTIONS`` (right, left, anterior, posterior, superior, inferior) of each
-    outward direction (n, 3) RAS: its dominant axis and that component's sign."""
-    n = np.atleast_2d(np.asarray(normals_ras, float))
-    a = np.argmax(np.abs(n), axis=1)
-    return a * 2 + (n[np.arange(len(n)), a] < 0)
-
-
-def side_of(normal_ras) -> str:
-    """Anatomical side name of one outward direction (RAS), as `Truncation.side` names it."""
-    return _DIRECTIONS[int(side_codes(normal_ras)[0])][0]
-
-
 def _hull_of(data: np.ndarray, grid: Volume):
     """Convex hull (``scipy.spatial.ConvexHull``, RAS mm) of the data region ``data`` (bool
     [k, j, i]): of the first and last data voxel of each array row along i (every data voxel
@@ -900,7 +886,7 @@ def _kept_voxels(labs: list, corners, offs, comp: np.ndarray, kept: np.ndarray, 
 
 class CutSamples:
     """The body's cut faces (`outer_skin`): a regular subsample of the cut voxels, each on the
-    edge of the imaged region, with the side (index into ``_DIRECTIONS``) of that edge's outward
+    edge of the imaged region, with the side (index into ``DIRECTIONS``) of that edge's outward
     RAS direction. A cut voxel next to an array face (the end of the scan or an in-plane face)
     takes that face's RAS direction (so a flipped or oblique grid names its faces as the patient
     lies); one next to padding inside the array (a reconstruction circle, a reformat's fill)
@@ -933,7 +919,7 @@ class CutSamples:
                 ras = self.ct.kji_to_world(kji.astype(float))
                 for code in np.unique(side):
                     m = side == code
-                    name, axis, _ = _DIRECTIONS[int(code)]
+                    name, axis, _ = DIRECTIONS[int(code)]
                     area = float(face[m].sum() * self.step)
                     if area < 25.0:   # a few voxels: noise at a corner
                         continue

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..limits import AIRWAY_MAX_SLICE_MM
 from ..volume import Volume
 from .body import MAX_CUT_LUMEN_MM
 from .common import (AIR_HU, BODY_HU, anatomical_axes, as_progress, bbox_slices, check_ct, close_faces,
@@ -772,6 +773,28 @@ def no_carina_note(ct: Volume, trachea: np.ndarray) -> str:
 
 # an airway tree grown on a reformat: bronchi short by (measured, seg36, `interpolated_grid_note`)
 REFORMAT_SHORTFALL = "the chest CTA (1.5 mm) reformatted 20 degrees about the left-right axis: bronchi 19 % short; lung1 (5 mm slices): 30 %"
+
+
+def check_slice_thickness(vol: Volume, what: str = "airway mask", refuse: bool = True) -> str:
+    """Refuse (InputError) a grid whose coarsest spacing, or a DICOM series' SliceThickness when
+    larger (overlapping slices: `dicom.read_series` ``slice_thickness_mm``), exceeds the limit (a
+    segmental bronchus 4-8 mm wide spans one or two such slices: its centreline, calibre and
+    branch points are not resolved); with ``refuse=False`` return the message as a warning
+    instead ("" when fine). The limit: ``max_slice_mm`` of ``imagio/data/airway_limits.json``
+    (with its source); the one check for segment's airway note, detect's bronch commands and bronch."""
+    sp = float(np.max(vol.spacing))
+    thick = (vol.meta.get("read") or {}).get("slice_thickness_mm")   # DICOM: thicker than the step
+    if thick and float(thick) > sp:
+        sp = float(thick)
+    if sp > AIRWAY_MAX_SLICE_MM:
+        msg = (f"the {what} has {sp:.2g} mm slices{' (the DICOM SliceThickness; the slices overlap)' if sp == thick else ''}: "
+               "an airway tree cannot be trusted at this slice "
+               f"thickness (needs <= {AIRWAY_MAX_SLICE_MM:g} mm); reconstruct the CT with thin slices (about 1 mm) and "
+               "segment the airways again")
+        if refuse:
+            raise InputError(msg)
+        return msg
+    return ""
 
 
 def interpolated_grid_note(ct: Volume, tree: np.ndarray) -> str:

@@ -135,6 +135,7 @@ from importlib import resources
 import numpy as np
 from scipy import ndimage
 
+from ..directions import SIDE_NAMES, side_codes
 from ..errors import ImagioError, InputError
 from ..volume import Volume
 from .measurements import LesionMeasurements, measure, partial_volume_ml  # noqa: F401 (public here too)
@@ -1982,23 +1983,10 @@ def edge_support(mask: np.ndarray, ct: Volume) -> tuple:
     edge = np.abs(mi - mo)[tuple(pts.T)] > ISO_MARGIN_HU
     lo = np.array([s_.start for s_ in sl])
     off = ct.kji_to_world((pts + lo).astype(float)) - ct.kji_to_world((np.argwhere(m).mean(0) + lo)[None])[0]
-    side = _side_codes(off)
+    side = side_codes(off)
     n_all = np.bincount(side, minlength=6)
     n_no = np.bincount(side[~edge], minlength=6)
     return float(edge.mean()), [SIDE_NAMES[i] for i in range(6) if n_all[i] and 2 * n_no[i] > n_all[i]]
-
-
-SIDE_NAMES = ("right", "left", "anterior", "posterior", "superior", "inferior")   # `planning.skin.side_codes`' order
-
-
-def _side_codes(off_ras: np.ndarray) -> np.ndarray:
-    """Int [N]: index into ``SIDE_NAMES`` of each (N, 3) RAS offset (mm), by its largest
-    component (+R right, -R left, +A anterior, ...): the patient's side it points to. The
-    planner's rule (`planning.skin.side_codes`, which names the truncation sides), imported here
-    on use (imagio.planning imports this module)."""
-    from ..planning.skin import side_codes
-
-    return side_codes(np.asarray(off_ras, float).reshape(-1, 3))
 
 
 def attenuation_subtype(mask: np.ndarray, a: np.ndarray, sk, organ: np.ndarray | None = None) -> tuple:
@@ -3003,7 +2991,7 @@ def _near_field_end(mask: np.ndarray, ct: Volume, thr, measured: np.ndarray | No
     the opening; and a border is judged on the tissue up to ``SHELL_MM[1]`` beyond it
     (`edge_support`, the soft-tissue edge rule's shell), so where the field ends closer than
     that, what lies beyond the outline was not seen (issue 14). The sides are the patient's
-    (`_side_codes`) of the offsets from those voxels to their nearest unmeasured voxel, most
+    (`side_codes`) of the offsets from those voxels to their nearest unmeasured voxel, most
     frequent first."""
     from ..morph6 import dilate6
 
@@ -3036,20 +3024,20 @@ def _near_field_end(mask: np.ndarray, ct: Volume, thr, measured: np.ndarray | No
     pts = np.argwhere(near)
     to = np.stack([idx[ax][inner][near] for ax in range(3)], axis=1) - 1   # the nearest unmeasured voxel
     lo = np.array([s_.start for s_ in sl])
-    codes = _side_codes(ct.kji_to_world((to + lo).astype(float)) - ct.kji_to_world((pts + lo).astype(float)))
+    codes = side_codes(ct.kji_to_world((to + lo).astype(float)) - ct.kji_to_world((pts + lo).astype(float)))
     n = np.bincount(codes, minlength=6)
     return float(dist[near].min()), [SIDE_NAMES[i] for i in np.argsort(-n, kind="stable") if n[i]]
 
 
 def _face_sides(ct: Volume, faces) -> list:
-    """The patient's sides (``SIDE_NAMES``, `_side_codes`) of the array faces ``faces`` [(axis,
+    """The patient's sides (``SIDE_NAMES``, `side_codes`) of the array faces ``faces`` [(axis,
     side 0: index 0 / 1: last index)] of ``ct``: the outward direction of each, any grid
     orientation; each side once, in the faces' order."""
     out = []
     for ax, sd in faces:
         step = np.zeros((1, 3))
         step[0, ax] = 1.0 if sd else -1.0
-        name = SIDE_NAMES[int(_side_codes(ct.kji_to_world(step) - ct.kji_to_world(np.zeros((1, 3))))[0])]
+        name = SIDE_NAMES[int(side_codes(ct.kji_to_world(step) - ct.kji_to_world(np.zeros((1, 3))))[0])]
         if name not in out:
             out.append(name)
     return out

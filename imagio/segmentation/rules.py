@@ -216,9 +216,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 meta["warnings"].append(f"airways: {meta['airways']['reformat_warning']}")
             if meta["airways"].get("leak_warning"):
                 meta["warnings"].append(f"airways: {meta['airways']['leak_warning']}")
-            from ..planning.bronchoscopy.mask_checks import check_slice_thickness  # the one limit
-
-            thick = check_slice_thickness(ct, "CT", refuse=False)
+            thick = aw.check_slice_thickness(ct, "CT", refuse=False)
             if thick:
                 meta["warnings"].append(f"airways: {thick} (bronchoscopic planning refuses this tree)")
     lungs = mid0 = None

@@ -258,7 +258,8 @@ def cmd_bronch(args) -> int:
     from ...outputs import atomic_path, write_text
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
-    from .mask_checks import check_slice_thickness, reformat_note, require_mask_on_air
+    from .mask_checks import reformat_note, require_mask_on_air
+    from ...segmentation.airways import check_slice_thickness
     from ...label_registration import classes_from_labels, require_registered
     from .route import check_root, implausible_scope, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer

@@ -24,28 +24,6 @@ def limits() -> dict:
     return json.loads(LIMITS_FILE.read_text())
 
 
-def check_slice_thickness(vol: Volume, what: str = "airway mask", refuse: bool = True) -> str:
-    """Refuse (InputError) a grid whose coarsest spacing, or a DICOM series' SliceThickness when
-    larger (overlapping slices: `dicom.read_series` ``slice_thickness_mm``), exceeds the limit (a
-    segmental bronchus 4-8 mm wide spans one or two such slices: its centreline, calibre and
-    branch points are not resolved); with ``refuse=False`` return the message as a warning
-    instead ("" when fine)."""
-    lim = float(limits()["max_slice_mm"]["value"])
-    sp = float(np.max(vol.spacing))
-    thick = (vol.meta.get("read") or {}).get("slice_thickness_mm")   # DICOM: thicker than the step
-    if thick and float(thick) > sp:
-        sp = float(thick)
-    if sp > lim:
-        msg = (f"the {what} has {sp:.2g} mm slices{' (the DICOM SliceThickness; the slices overlap)' if sp == thick else ''}: "
-               "an airway tree cannot be trusted at this slice "
-               f"thickness (needs <= {lim:g} mm); reconstruct the CT with thin slices (about 1 mm) and "
-               "segment the airways again")
-        if refuse:
-            raise InputError(msg)
-        return msg
-    return ""
-
-
 def reformat_note(grid: Volume, mask: np.ndarray, what: str) -> str:
     """The warning (or "") that the airway ``mask`` (bool [k, j, i] on ``grid``) lies on an oblique
     reformat, whose interpolation blends small bronchi into their walls, so the tree, and a route's

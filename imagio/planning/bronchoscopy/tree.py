@@ -166,12 +166,13 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     Raises InputError for an empty mask or slices thicker than the limit (airway_limits.json);
     ``coarse_ok`` (the synthetic demo only) turns the latter into a warning."""
     from . import mask_checks
+    from ...segmentation.airways import check_slice_thickness
 
     prog = Progress(progress) if not isinstance(progress, Progress) else progress
     m = (airways.array > 0) if mask is None else np.asarray(mask, bool)
     if not m.any():
         raise InputError("the airway mask is empty: segment the airways first (imagio segment --structures airways)")
-    coarse = mask_checks.check_slice_thickness(airways, refuse=not coarse_ok)
+    coarse = check_slice_thickness(airways, refuse=not coarse_ok)
     prog(0.0, "airway mask")
     sl = ndimage.find_objects(m.astype(np.uint8))[0]
     lo = np.array([s.start for s in sl])

@@ -147,10 +147,10 @@ def cmd_sarcoma(args) -> int:
     from .plan import plan_sarcoma_biopsy
     from .report import axial_picture, picture_3d
 
-    from ..commands import read_plan_inputs, refuse_foreign_outputs
+    from ..commands import issue_held, read_plan_inputs, refuse_foreign_outputs
 
     reject_unsupported(args)
-    out, ct, labels = read_plan_inputs(args)
+    out, ct, labels, held = read_plan_inputs(args)
     refuse_foreign_outputs(out, SARCOMA_OUTPUTS, prefixes=("report",))   # and scene/ (trial 30 M2)
     # RAS-canonical storage (every voxel keeps its world position), as bronch and detect: the
     # deepest viable point, the incision and the cores do not depend on how the scan is stored
@@ -168,6 +168,7 @@ def cmd_sarcoma(args) -> int:
                              bundle_margin_mm=args.bundle_margin, involved=args.compartment,
                              allow_no_compartments=args.no_compartments, throw_mm=args.throw, k=args.proposals,
                              progress=printer(args.quiet), **needle_options(args))
+    issue_held(held)   # the inputs are accepted (a refusal above is its one line): the outlines' cover warnings
     from ..commands import say_beyond_tip_off
 
     if sp.feasible:   # a failed plan stays its one error line
