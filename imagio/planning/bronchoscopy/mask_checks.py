@@ -70,7 +70,8 @@ def bridge_gaps(mask: np.ndarray, spacing_kji, main: np.ndarray) -> tuple[np.nda
     ``mask``) when a piece's end faces the tree within ``max_gap_mm``: a tube of the smaller lumen
     of the two ends is painted between their closest points. Returns (the main component with the
     bridged pieces and bridges, [{"a_kji", "b_kji", "gap_mm", "piece_ml", "bridged", "reason"}]; a piece left out also
-    has "why": "far" (with "max_gap_mm") or "not facing"),
+    has "why": "far" (with "max_gap_mm") or "not facing", and "boundary_kji", its boundary voxels
+    as int [M, 3] indices of ``mask``),
     one entry per piece of at least ``min_piece_ml``."""
     import cc3d
     import edt
@@ -110,6 +111,11 @@ def bridge_gaps(mask: np.ndarray, spacing_kji, main: np.ndarray) -> tuple[np.nda
             c = near - near.mean(axis=0)
             axis = np.linalg.svd(c, full_matrices=False)[2][0]
             facing = abs(axis @ ((b - a) * sp) / gap) >= float(cfg["facing_cos"])
+        if gap > max_gap or not facing:
+            # the piece's boundary voxels (crop indices): where its airways come closest to a target
+            # (`route.left_out_closer`, new-user trial 82 M1)
+            piece = lab == i
+            entry["boundary_kji"] = np.argwhere(piece & ~ndimage.binary_erosion(piece))
         if gap > max_gap:
             entry["reason"] = f"{gap:.0f} mm from the tree (more than {max_gap:g} mm)"
             entry["why"], entry["max_gap_mm"] = "far", max_gap

@@ -403,7 +403,8 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
                  + (f"reaches {'the lesion' if target.mask is not None else 'the target point'} (generation "
                     f"{w.generation})" if w.reached else
                     f"ends {w.remaining_mm:.1f} mm short at generation {w.generation}"))
-    said = verdicts.reach(tree, target, name, od, tol, pid, wd, rmin, apath, wider, stop_resolved)
+    left_out = verdicts.left_out_closer(tree, target, float(wd[pid])) if wd[pid] > 0 else ""
+    said = verdicts.reach(tree, target, name, od, tol, pid, wd, rmin, apath, wider, stop_resolved, left_out)
     if wd[pid] > 0:
         warn.append(f"not reached, {said}")
     calibre = verdicts.unresolved_calibre(tree, path, name, od, tol)

@@ -74,6 +74,8 @@ class AirwayTree:
     voxel_diag_mm: float = 0.0       # the mask's voxel diagonal (mm): two voxels closer than it touch (26-neighbours)
     wall_points: np.ndarray | None = None  # [M, 3] RAS of the airway mask's boundary voxels (after repairs)
     wall_owner: np.ndarray | None = None   # [M] nearest centreline point of each (pruned spurs' points included)
+    left_out: list = field(default_factory=list)  # pieces of the mask left out of the tree: [{"piece_ml",
+    #   "where" (RAS mm), "boundary_ras" ([M, 3] RAS mm of its boundary voxels)}] (trial 82 M1)
 
     @property
     def n_generations(self) -> int:
@@ -259,6 +261,9 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = (
                        f"beyond it ({what}, {n} branches) hangs on the bridge; check the segmentation there")
         else:
             left.append((g, where))
+            if "boundary_kji" in g:
+                tree.left_out.append({"piece_ml": g["piece_ml"], "where": where,
+                                      "boundary_ras": vol.kji_to_world(np.asarray(g["boundary_kji"]) + lo)})
     if len(left) == 1:
         g, where = left[0]
         out.append(f"a separate airway piece of {g['piece_ml']:g} mL at RAS {where} was left out ({g['reason']}): "

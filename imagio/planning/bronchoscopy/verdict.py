@@ -122,15 +122,46 @@ def stopping_lumen(rmin: np.ndarray, approach_path: np.ndarray, need: float) -> 
     return int(stop[0]) if len(stop) else -1
 
 
+def left_out_closer(tree, target, end_mm: float) -> str:
+    """A clause ("" if none) naming the airway piece left out of the tree (``tree.left_out``:
+    pieces of the mask that `mask_checks.bridge_gaps` did not reconnect) that comes closer to the
+    target (``target.surface``, RAS mm) than the route's end does (``end_mm``, airway wall to the
+    lesion surface, mm), with its distance (boundary voxel centre to surface point, mm).
+
+    Why: a bronchus cut in the airway mask (a gap of a few mm at a stenosis, mucus or partial
+    volume) leaves its whole subtree outside the tree; when that subtree leads to the lesion, the
+    route stops short on the tree and "no airway comes closer" would be false (new-user trial 82
+    M1: on a 2 mm phantom the cut right upper lobe subtree came within 2.0 mm of the nodule, the
+    route ended 33 mm short and said no airway of the mask came closer)."""
+    pieces = getattr(tree, "left_out", None) or []
+    if not pieces or not np.isfinite(end_mm):
+        return ""
+    from scipy.spatial import cKDTree
+
+    kd = cKDTree(np.asarray(target.surface, float).reshape(-1, 3))
+    near = [(float(kd.query(p["boundary_ras"])[0].min()), p) for p in pieces if len(p["boundary_ras"])]
+    if not near:
+        return ""
+    d, p = min(near, key=lambda x: x[0])
+    if d >= end_mm:
+        return ""
+    goal = "the target point" if target.mask is None else "the lesion"
+    return (f"a separate airway piece left out of the tree ({p['piece_ml']:g} mL at RAS {p['where']}) comes within "
+            f"{d:.1f} mm of {goal}: the airway mask may be cut on the way there (a gap its repair did not bridge); "
+            "correct the airway segmentation so that the piece joins the tree, and plan again before choosing a "
+            "tunnel or a transthoracic approach")
+
+
 def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndarray, rmin: np.ndarray,
-          approach_path: np.ndarray, wider: str = "", resolved: bool = True) -> str:
+          approach_path: np.ndarray, wider: str = "", resolved: bool = True, left_out: str = "") -> str:
     """One sentence: the scope reaches the lesion at point ``pid``, or ends ``wd[pid]`` mm short,
     with where it stops and why (the first lumen narrower than the scope on the airway leading
     towards the lesion, ``approach_path``: point ids from the root). When that lumen is at the
     CT's resolution limit (``resolved`` False: the caller's `stop_is_resolved` of the lumen
     `stopping_lumen` finds) the stop is not stated as firm: the
     sentence says the airway may be wider, with ``wider`` (what the route gives if every lumen is
-    one voxel diagonal wider than measured) and the next step."""
+    one voxel diagonal wider than measured) and the next step. ``left_out``: `left_out_closer`'s
+    clause, said when the route ends short (a piece of the mask left out comes closer)."""
     what = _describe(tree, int(tree.branch_of[pid]))
     scope = scope_words(scope)
     at = np.round(tree.points[pid], 1).tolist()
@@ -154,12 +185,16 @@ def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndar
                     f"resolution limit: an airway mask's lumen can fall short by up to a voxel diagonal ({diag:.1f} mm), so the airway "
                     f"may be wide enough{'; ' + wider if wider else ''}; check its calibre on thin slices "
                     "(<= 1 mm) or at bronchoscopy before choosing a transthoracic approach")
+    elif left_out:
+        why = f"no airway of the tree comes closer to {goal}, but {left_out}"
     else:
         why = f"no airway of the mask comes closer to {goal}"
+    if s >= 0 and left_out:
+        why += f"; and {left_out}"
     short = f"short by {wd[pid]:.1f} mm" + ("" if firm else " on the airway mask as measured, not a firm stop")
     return (f"{short}: the {scope} ends in {what} at RAS {at}, {wd[pid]:.1f} mm from {goal} "
-            f"(airway wall to {'point' if target.mask is None else 'lesion surface'}); {why}; the rest needs a "
-            "tool beyond the scope or a transparenchymal tunnel")
+            f"(airway wall to {'point' if target.mask is None else 'lesion surface'}); {why}; "
+            f"{'otherwise ' if left_out else ''}the rest needs a tool beyond the scope or a transparenchymal tunnel")
 
 
 def unresolved_calibre(tree, path: np.ndarray, scope: str, od: float, tol: float) -> str:
