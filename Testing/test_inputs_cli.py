@@ -511,6 +511,22 @@ def test_case_model_wrong_task_zip(tmp_path, monkeypatch, capsys):
     assert main(["models", "import", "lung_nodules", str(tmp_path / "wrong_task.zip")]) == 2
     err = capsys.readouterr().err
     assert "Dataset999_Tiny" in err and "Dataset913_lung_nodules" in err
+    # new-user trial 82 L3: the same zip renamed to the catalogue's task, its classes the catalogue's
+    # two and a third: refused, naming the class the catalogue does not have
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "wrong_task.zip") as zin, \
+            zipfile.ZipFile(tmp_path / "renamed.zip", "w") as zout:
+        for m in zin.namelist():
+            data = zin.read(m)
+            if m.endswith("dataset.json"):
+                ds = json.loads(data)
+                ds["labels"] = {"background": 0, "lung": 1, "lung_nodules": 2, "airways": 3}
+                data = json.dumps(ds).encode()
+            zout.writestr(m.replace("Dataset999_Tiny", "Dataset913_lung_nodules"), data)
+    assert main(["models", "import", "lung_nodules", str(tmp_path / "renamed.zip")]) == 2
+    err = capsys.readouterr().err
+    assert "3=airways not among the catalogue's" in err, err
 
 
 @pytest.mark.data

@@ -251,7 +251,9 @@ def task_problems(name: str, e: dict, part: dict, folder: Path) -> list[str]:
 
     Compared: the input channel (the catalogue holds CT models: one channel named CT), the
     task id in the dataset name (DatasetNNN_...), and the classes: each catalogue class value
-    must carry that class in dataset.json (names compared after ``label_map``, case-insensitive);
+    must carry that class in dataset.json (names compared after ``label_map``, case-insensitive)
+    and dataset.json may hold no class beyond the catalogue's (its ``classes`` and the
+    ``other_classes`` it knows the model has and does not write);
     for TotalSegmentator 'total' parts every class must be a TotalSegmentator class name.
     Empty when they agree. Each problem names both sides.
     """
@@ -278,11 +280,17 @@ def task_problems(name: str, e: dict, part: dict, folder: Path) -> list[str]:
     if isinstance(classes, dict):
         wrong = [(int(v), c) for v, c in classes.items()
                  if int(v) not in have or canon(have[int(v)]) != canon(c)]
-        if wrong:
+        # a class the catalogue does not list: another task's output (new-user trial 82 L3: a zip
+        # renamed to Dataset913 with a third class 'airways' was imported and verified "OK")
+        known = {str(k) for k in classes} | {str(k) for k in (e.get("other_classes") or {})}
+        extra = [(v, n) for v, n in have.items() if v and str(v) not in known]
+        if wrong or extra:
             theirs = ", ".join(f"{v}={n}" for v, n in sorted(have.items()) if v)
             want = ", ".join(f"{v}={c}" for v, c in sorted((int(v), c) for v, c in classes.items()))
+            more = (f"; {', '.join(f'{v}={n}' for v, n in sorted(extra))} not among the catalogue's"
+                    if extra and not wrong else "")
             problems.append(f"its classes are {theirs or 'none'} ({ds_name}), the catalogue's {name!r} has {want} "
-                            f"({part.get('folder')})")
+                            f"({part.get('folder')}){more}")
     elif e.get("label_values") == "totalsegmentator":
         ts = set(anatomy.totalsegmentator_labels().values())
         unknown = sorted(n for v, n in have.items() if v and canon(n) not in ts)
