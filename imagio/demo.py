@@ -153,6 +153,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         # the labels are this CT's own segmentation, made above on its grid: registered by
         # construction, so the label-map checks (orientation, registration: 1-2 CPU-s) are not run
         problem = PlanningProblem.build(ct, labels, les.name, registration_checked=True)
+        release_free_memory()   # the problem's temporaries (label-map masks) back before the maps
         result = plan(problem, progress=sub)
         doc = result.to_dict()   # written once, with the demo's inputs and measurements
         doc["inputs"] = to_jsonable({"ct": "ct.nii.gz", "labels": "segmentation.seg.nrrd",

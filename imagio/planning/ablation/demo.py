@@ -89,9 +89,11 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
 
     release_free_memory(collect=True)
     # planned for the probe's own shaft, as ``imagio plan --device`` plans it (`Device.needle`)
-    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, needle=needle,   # lab2: the demo's own segmentation
-                                   skin=skin if keeps else None, registration_checked=True),
-             progress=prog.sub(0.2, 0.5))
+    problem = PlanningProblem.build(ct2, lab2, LARGE_NAME, needle=needle,   # lab2: the demo's own segmentation
+                                    skin=skin if keeps else None, registration_checked=True)
+    release_free_memory()   # (the problem's temporaries: label-map masks)
+    p = plan(problem, progress=prog.sub(0.2, 0.5))
+    problem = None
     release_free_memory(collect=True)
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
