@@ -1509,7 +1509,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     evaluator's, and `distance_maps`' cache of them) are dropped once the candidate paths are
     scored, the only step that reads them, so that they are not held through the set cover
     and the coverage evaluation (the demo's peak memory), and the heap's free pages are handed
-    back (`imagio.memory.release_free_memory`), then again before each later step that
+    back (`imagio.memory.release_free_memory`), as before the scoring and each later step that
     allocates volumes or (points, zones) products (the collateral cost, the LP bound, the
     final evaluation, the margin check), so that each starts from the memory still held, not
     from the last step's freed pages (issue 20); ``plan`` can then not score again.
@@ -1563,12 +1563,14 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     from ..scoring import score_paths
     from ..verify import Verifier
 
-    ok = score_paths(plan.problem, plan.maps, E, N, target_ras=T, device="numpy").feasible  # one pass
     from ...memory import release_free_memory
 
     def trim():   # free_maps: the heap's free pages back to the system (no result changes)
         if free_maps:
             release_free_memory()
+
+    trim()   # (the single probes' evaluations)
+    ok = score_paths(plan.problem, plan.maps, E, N, target_ras=T, device="numpy").feasible  # one pass
     ev = plan.evaluator
     ver = ev._verifier or Verifier(plan.problem)
     if free_maps:
