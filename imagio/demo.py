@@ -86,6 +86,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     from .planning.planner import plan
     from .planning.problem import PlanningProblem
     from .planning.render import render_plan_png
+    from .planning.risk_map import risk_polydata
     from .segmentation import segment_demo
     from .segmentation.lesion import segment_lesion
 
@@ -152,6 +153,7 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         # the labels are this CT's own segmentation, made above on its grid: registered by
         # construction, so the label-map checks (orientation, registration: 1-2 CPU-s) are not run
         problem = PlanningProblem.build(ct, labels, les.name, registration_checked=True)
+        release_free_memory()   # the problem's temporaries (label-map masks) back before the maps
         result = plan(problem, progress=sub)
         doc = result.to_dict()   # written once, with the demo's inputs and measurements
         doc["inputs"] = to_jsonable({"ct": "ct.nii.gz", "labels": "segmentation.seg.nrrd",
@@ -162,8 +164,11 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
         # the plan's freed temporaries back to the system before the offscreen render allocates
         # its own (Mesa's llvmpipe: 65-130 MiB more resident while it renders; issue 20)
         release_free_memory(collect=True)
-        files.append(render_plan_png(result, out / f"plan_{les.name}.png"))   # this plan's own 3D view
-        plan_to_scene(scene, result)
+        # the skin risk map, built once: shown in the picture, then the scene's model (issue 20)
+        risk = risk_polydata(result.maps, result.table)
+        files.append(render_plan_png(result, out / f"plan_{les.name}.png", risk=risk))   # this plan's own 3D view
+        plan_to_scene(scene, result, risk=risk)
+        risk = None   # (the scene holds it)
         first_name = first_name or les.name
         if les.kind == "liver_tumor" and small_ablation is None:
             small_ablation = place_small(result, progress=sub.sub(1.0, 1.0))

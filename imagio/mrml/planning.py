@@ -128,9 +128,12 @@ def string_table_node(scene, name: str, first: str, rows, columns, node=None):
     return node
 
 
-def plan_to_scene(scene, plan) -> dict:
+def plan_to_scene(scene, plan, risk=None) -> dict:
     """Proposals, the best path (editable), the skin risk map and the metrics table (with a row
-    ``ranked_last_for``: the findings for which a proposal is ranked after those without any)."""
+    ``ranked_last_for``: the findings for which a proposal is ranked after those without any).
+    ``risk``: the plan's skin risk map (`planning.risk_map.risk_polydata` of its maps and table)
+    when the caller has built it (e.g. for `planning.render.render_plan_png`): the scene's model
+    then holds that polydata instead of a new one."""
     from ..planning.risk_map import risk_polydata
 
     props = proposal_nodes(scene, plan)
@@ -138,7 +141,9 @@ def plan_to_scene(scene, plan) -> dict:
     if plan.proposals:
         best = plan.proposals[0]
         out["path"] = path_node(scene, best.entry_ras, best.target_ras).GetID()
-    out["risk_map"] = risk_model_node(scene, risk_polydata(plan.maps, plan.table)).GetID()
+    if risk is None:
+        risk = risk_polydata(plan.maps, plan.table)
+    out["risk_map"] = risk_model_node(scene, risk).GetID()
     # a proposal with a finding is ranked after those without, whatever its score: say so per column
     ranked_last = [", ".join(n.replace("_", " ") for n in f) or "-" for f in plan.proposal_finding_names()]
     out["table"] = metrics_table_node(scene, plan.proposals,

@@ -62,9 +62,11 @@ def offscreen_window(ren, width: int, height: int):
     return rw
 
 
-def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
+def render_plan_png(plan, path, size=(900, 700), extra=(), risk=None) -> Path:
     """Write a PNG of the 3D view (anterior-right oblique) of ``plan``; returns the path.
-    ``extra``: (vtkPolyData, rgb, opacity) to add, e.g. ablation zones."""
+    ``extra``: (vtkPolyData, rgb, opacity) to add, e.g. ablation zones. ``risk``: the plan's
+    skin risk map (`risk_map.risk_polydata` of its maps and table) when the caller has it, e.g.
+    for the scene (`mrml.planning.plan_to_scene`): shown as it is, read only, not built again."""
     from ..vtklib import vtk
 
     from .. import anatomy
@@ -74,7 +76,7 @@ def render_plan_png(plan, path, size=(900, 700), extra=()) -> Path:
     maps = plan.maps
     ren = vtk.vtkRenderer()
     ren.SetBackground(0.08, 0.08, 0.1)
-    skin = risk_polydata(maps, plan.table)
+    skin = risk_polydata(maps, plan.table) if risk is None else risk
     lut = vtk.vtkLookupTable()
     lut.SetNumberOfTableValues(256)
     lut.SetTableRange(0.0, 2.0)

@@ -51,9 +51,22 @@ def _signed(d, inside, s: float):
     return np.where(inside, c, -c)
 
 
-def _sdf(inside: np.ndarray, spacing_kji) -> np.ndarray:
-    """Signed distance map (mm, > 0 inside) of a mask (see `_signed`)."""
-    return _signed(_edt2(inside, spacing_kji), inside, float(np.mean(spacing_kji))).astype(np.float32)
+def _sdf(inside: np.ndarray, spacing_kji, outside_positive: bool = False) -> np.ndarray:
+    """Signed distance map (mm, float32, > 0 inside; ``outside_positive``: > 0 outside) of a
+    mask (see `_signed`). Computed in place: `_signed`'s operations in the same order on one
+    buffer beside the distances, so the same values bit for bit with two volumes held instead
+    of five (23 MiB each for the demo's 45 mm tumour on its analysis grid; issue 20)."""
+    d = _edt2(inside, spacing_kji)
+    s = float(np.mean(spacing_kji))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.true_divide(s, d)                    # s / d
+        np.minimum(1.0, c, out=c)                   # np.minimum(1.0, s / d)
+        np.multiply(0.5 * s, c, out=c)              # 0.5 s min(1, s / d)
+        np.subtract(d, c, out=c)
+    del d
+    np.maximum(c, 0.0, out=c)
+    np.negative(c, out=c, where=inside if outside_positive else ~inside)   # np.where(inside, c, -c) (negated)
+    return c.astype(np.float32, copy=False)
 
 
 def _sample_signed(d, inside, s: float, kji: np.ndarray) -> np.ndarray:
@@ -121,14 +134,15 @@ class AblationContext:
         self.spacing_mm = float(spacing_mm)
         self._regions: list = []            # (name, value, region_fn): `add_region`
         self.tumour_name, self.tumour_value, mask = self._tumour(tumour)
-        self.tumour_mask = mask
         kji = np.argwhere(mask)
         self._t_lo, self._t_hi = kji.min(0), kji.max(0) + 1
+        # kept for the grid (`_build`, again when it grows: `_fit`) and the outline margin, which
+        # slice it: one bit per voxel (a label-grid bool mask is 21 MiB at 1.5 mm, held through a
+        # multi-probe plan), packed before the grid is built (not held beside its volumes)
+        self.tumour_mask = PackedMask(mask)
+        del mask, kji
         pad = self.cap_mm + CONTEXT_EXTRA_MM if pad_mm is None else float(pad_mm)
         self._build(pad)
-        # kept for a grid that grows (`_fit`) and the outline margin, which slice it: one bit per
-        # voxel (a label-grid bool mask is 21 MiB at 1.5 mm, held through a multi-probe plan)
-        self.tumour_mask = PackedMask(mask)
 
     @property
     def tumour_bounds_kji(self) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +187,7 @@ class AblationContext:
         if not self.tumour.any():  # a sub-voxel tumour: keep its voxels
             self.tumour = g.nearest(self.tumour_mask)
         sp = g.spacing_kji
-        self.tumour_sdf = -_sdf(self.tumour, sp)            # > 0 outside the tumour
+        self.tumour_sdf = _sdf(self.tumour, sp, outside_positive=True)   # > 0 outside the tumour
         self.regions = {m: self.tumour_sdf <= m for m in self.margins}
         self.region_counts = {m: int(r.sum()) for m, r in self.regions.items()}
         self.tumour_count = int(self.tumour.sum())
@@ -354,3 +368,22 @@ class AblationContext:
         out.GetPointData().AddArray(arr)
         out.GetPointData().SetActiveScalars(name)
         return out
+
+    def outline(self) -> "TumourOutline":
+        """The tumour's name and surface mesh alone (`TumourOutline`): what writing an evaluated
+        plan needs (``ablation_to_scene``'s margin model), without this context's analysis grid,
+        its label map and the caller's plan behind it (issue 20: ``imagio demo`` keeps the small
+        tumour's placement through the next needle plan: 30-60 MiB at 1.5 mm for the context)."""
+        return TumourOutline(self.tumour_name, self.surface)
+
+
+class TumourOutline:
+    """A tumour's name and surface mesh (vtkPolyData, RAS mm; `AblationContext.outline`), with
+    `AblationContext.surface_with_margins` (the same function): it can colour the surface by an
+    evaluation's per-vertex margins, not evaluate zones."""
+
+    def __init__(self, tumour_name: str, surface):
+        self.tumour_name = tumour_name
+        self.surface = surface
+
+    surface_with_margins = AblationContext.surface_with_margins

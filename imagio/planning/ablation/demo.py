@@ -20,11 +20,13 @@ def place_small(small_plan, progress=None):
     the best placement over the proposals of that plan made for the device's own shaft
     (`multiprobe.plan_for_probe`, as ``imagio plan --device`` and the Slicer module plan it: the
     clearances judged for the 13G antenna, not the needle plan's biopsy needle), as
-    (`ProbePlan`, `AblationContext`, the tumour's host organ or ""); None when the plan is None or not feasible; when the plan
+    (`ProbePlan`, the context's `coverage.TumourOutline`: what `run` writes needs of the
+    `AblationContext`, the tumour's host organ or ""); None when the plan is None or not feasible; when the plan
     is feasible for the needle but not for the probe's shaft, {"feasible": False, "report": ...}
     (said in the demo's summary and ablation output, not left out). Neither keeps the plan (its
-    maps, problem and tables), so the caller can free the plan as soon as this returns
-    (`imagio demo` does, before its next needle plan); `run` writes the result."""
+    maps, problem and tables) nor the context's analysis grid and label map, so the caller can
+    free the plan as soon as this returns (`imagio demo` does, before its next needle plan, and
+    holds the result to its ablation stage); `run` writes the result."""
     from ...progress import Progress
     from .coverage import AblationContext
     from .devices import get_device
@@ -43,7 +45,7 @@ def place_small(small_plan, progress=None):
     i = max(range(len(placed)), key=lambda k: (placed[k].probes[0].feasible, placed[k].coverage.mam_mm))
     best = placed[i]
     best.from_proposal = i + 1
-    return best, ctx, getattr(small_plan.problem.target, "organ", "") or ""
+    return best, ctx.outline(), getattr(small_plan.problem.target, "organ", "") or ""
 
 
 def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) -> dict:
@@ -87,9 +89,11 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
 
     release_free_memory(collect=True)
     # planned for the probe's own shaft, as ``imagio plan --device`` plans it (`Device.needle`)
-    p = plan(PlanningProblem.build(ct2, lab2, LARGE_NAME, needle=needle,   # lab2: the demo's own segmentation
-                                   skin=skin if keeps else None, registration_checked=True),
-             progress=prog.sub(0.2, 0.5))
+    problem = PlanningProblem.build(ct2, lab2, LARGE_NAME, needle=needle,   # lab2: the demo's own segmentation
+                                    skin=skin if keeps else None, registration_checked=True)
+    release_free_memory()   # (the problem's temporaries: label-map masks)
+    p = plan(problem, progress=prog.sub(0.2, 0.5))
+    problem = None
     release_free_memory(collect=True)
     if p.feasible:
         ctx = AblationContext(lab2, LARGE_NAME)
@@ -101,7 +105,8 @@ def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) 
 
 
 def _write(pp, ctx, out: Path, scene, needle, host_organ: str, single: bool = False) -> dict:
-    """Write ``ablation_<tumour>.json`` (``pp``: a `ProbePlan`; ``single``: the one probe placed on
+    """Write ``ablation_<tumour>.json`` (``pp``: a `ProbePlan`; ``ctx``: its `AblationContext` or the
+    context's `TumourOutline`; ``single``: the one probe placed on
     a proposal's path; ``host_organ``: the structure holding the tumour, "" unknown) with its ``warnings``: every doubt `commands.ablation_warnings` states for
     ``imagio plan`` (the margin below the required, critical tissue inside the zone, ...), so the
     demo says what the CLI says (trial 73: a zone taking in duodenum and a 4.4 mm margin, no word)."""

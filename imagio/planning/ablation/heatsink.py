@@ -49,15 +49,22 @@ def centrelines(fine_labels: np.ndarray, values: dict, spacing_kji, kji_to_ras,
     lab = np.where(np.isin(fine_labels, vals), fine_labels, 0)
     if not lab.any():
         return empty
-    lab = lab.astype(np.uint16 if lab.max() > 255 else np.uint8)
+    lab = lab.astype(np.uint16 if lab.max() > 255 else np.uint8, copy=False)
     d = edt.edt(lab, anisotropy=tuple(float(s) for s in spacing_kji), black_border=False)
     from ...segmentation.vessels import diameter_from_edt  # the one lumen-diameter definition
 
-    diam = diameter_from_edt(d, spacing_kji)
-    ridge = (lab > 0) & (d >= ndimage.maximum_filter(d, size=3)) & (diam >= dmin)
+    # the ridge: vessel voxels at their 3x3x3 neighbourhood's largest distance with a lumen of
+    # at least dmin; the diameter computed at the ridge's candidates only (one float volume
+    # fewer; element-wise, so the same values: issue 20)
+    ridge = d >= ndimage.maximum_filter(d, size=3)
+    ridge &= lab > 0
+    diam = diameter_from_edt(d[ridge], spacing_kji)
+    del d
+    keep = diam >= dmin
+    ridge[ridge] = keep
     kji = np.argwhere(ridge)
     names = np.array([values[int(v)] for v in lab[ridge]], dtype=object)
-    return Centrelines(kji, kji_to_ras(kji.astype(float)), diam[ridge].astype(float), names)
+    return Centrelines(kji, kji_to_ras(kji.astype(float)), diam[keep].astype(float), names)
 
 
 def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None, voxel_mm: float = 0.0) -> list[dict]:

@@ -1509,7 +1509,10 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     evaluator's, and `distance_maps`' cache of them) are dropped once the candidate paths are
     scored, the only step that reads them, so that they are not held through the set cover
     and the coverage evaluation (the demo's peak memory), and the heap's free pages are handed
-    back (`imagio.memory.release_free_memory`); ``plan`` can then not score again.
+    back (`imagio.memory.release_free_memory`), as before the scoring and each later step that
+    allocates volumes or (points, zones) products (the collateral cost, the LP bound, the
+    final evaluation, the margin check), so that each starts from the memory still held, not
+    from the last step's freed pages (issue 20); ``plan`` can then not score again.
     ``spare_rounds``: passes of the pair swaps that spare critical tissue (`_pair_swaps`; 0: none,
     the benchmark's baseline, review 43 M4); their time is ``timings_s["pair_swaps"]``."""
     from ...progress import Progress
@@ -1560,6 +1563,13 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     from ..scoring import score_paths
     from ..verify import Verifier
 
+    from ...memory import release_free_memory
+
+    def trim():   # free_maps: the heap's free pages back to the system (no result changes)
+        if free_maps:
+            release_free_memory()
+
+    trim()   # (the single probes' evaluations)
     ok = score_paths(plan.problem, plan.maps, E, N, target_ras=T, device="numpy").feasible  # one pass
     ev = plan.evaluator
     ver = ev._verifier or Verifier(plan.problem)
@@ -1571,8 +1581,6 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
             maps._bnd = None
         del maps
         forget_cached_maps()
-        from ...memory import release_free_memory
-
         release_free_memory(collect=True)   # their pages back to the system before the set cover (no result changes)
     if spaced:   # probes in place at once: every candidate verified before the cover (see below)
         ok[ok] = [ver.verify(E[i], T[i]).ok for i in np.flatnonzero(ok)]
@@ -1629,6 +1637,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     # cell_ml (a determinant) differs in the last bits for another axis order
     del inside_t
     host = getattr(plan.problem.target, "organ", "") or ""
+    trim()
     extra = collateral_cost(ctx, C, U, a + shrink, b + shrink, host)   # critical tissue weighs more
     healthy = healthy + extra
     healthy_all = healthy.copy()
@@ -1641,6 +1650,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     hc = healthy[cols]
     eps = 1.0 / (max_probes * float(hc.max()) + 1.0) if hc.max() > 0 else 0.0
     cost = 1.0 + eps * hc
+    trim()
     mx = maximal_columns(A)   # the same LP optimum over the maximal zones
     cons = [LinearConstraint(sparse.csr_matrix(A[:, mx], dtype=float), lb=1.0, ub=np.inf)]
     lp = milp(np.ones(len(mx)), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(len(mx)))
@@ -1715,6 +1725,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     prog(0.9, f"multi-probe: {len(pick)} probes; re-checking and evaluating coverage")
     probes = [_placement(plan, E[i], T[i], checked=True) for i in pick]   # scored and verified
     ells = zones([Probe(T[i], U[i]) for i in pick], setting)
+    trim()
     cov = ctx.evaluate(ells, device.modality)
     lb_lp = int(math.ceil(lp_opt - 1e-6)) if lp_opt is not None else None
     out = ProbePlan(device.name, setting.id, device.modality, probes, cov, margin_mm,
@@ -1726,6 +1737,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                     status_kind="cover_proven" if proven else "cover_not_proven")
     out.placement = probe_placement(device, E[pick], T[pick], limit)
     out.collateral = collateral_report(cov, len(pick), spared, host_organ=host)
+    trim()
     _margin_doubt(out, ctx, ells, margin_mm)
     out._zones = ells
     out.timings_s = {"candidate_paths": t1 - t0, "set_cover": t2 - t1, "pair_swaps": t_swaps,
