@@ -228,6 +228,11 @@ def against_table_torch(problem, e, tgt, nrm, length, length_np, direction, maps
     u = u / torch.clamp(torch.linalg.norm(u, dim=1, keepdim=True), min=1e-9)
     outside = torch.clamp(needle.length_mm - length, min=0.0)
     table = locate_table_cached(problem, d)
+    if not table.located:   # `scoring.against_table`: the body's outline in each slice (trial 81)
+        from .table import faces_couch_in_slice
+
+        faces = faces | torch.as_tensor(faces_couch_in_slice(nrm.cpu().numpy(), d, c.table_exclusion_deg),
+                                        device=e.device)
     b, h, x, y = table_steps(problem, table, np.clip(needle.length_mm - length_np, 0.0, None).max(initial=0.0))
     key = ("table", device, tuple(np.round(d, 6)))
     cache = maps.__dict__.setdefault("_torch", {})

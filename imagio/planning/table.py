@@ -50,6 +50,49 @@ OPEN_MM = float(_TABLE["open_mm"])        # opening radius that detaches the cou
 MIN_COVER = float(_TABLE["min_cover"])    # fraction of the patient's columns that must show the table
 
 
+def faces_couch_in_slice(normal_ras, direction, max_deg: float) -> np.ndarray:
+    """Bool per entry: its skin lies on the side of the body's outline that faces the couch, in
+    its axial slice. ``normal_ras`` (n, 3): the entries' outward skin normals (RAS unit vectors,
+    `candidates.normals_at`); ``direction`` (3,): RAS, from the patient towards the couch
+    (`problem.POSITIONS`: posterior when supine, anterior when prone, the down side when lateral);
+    ``max_deg``: the table-side angle (``constraints.table_exclusion_deg``).
+
+    The normal's part in the axial plane (normal to world S, the patient's long axis) is the
+    outward normal of the body's outline in the entry's axial slice: True where it points within
+    ``max_deg`` of the couch direction's part in that plane (planning_defaults.json
+    ``constraints.table_exclusion_deg``, with its source), however short that part is: near
+    the scan's ends the smoothed normal leans towards the cut (trial 81's CT on a 5 mm grid:
+    normals 76 degrees from posterior 5-10 mm under the last slice, 4-17 degrees in their slices
+    by the outline; test_planning_couch_side_outline), and skin facing head
+    or feet on the couch side of its slice's outline (a shoulder's top) lies by the couch too;
+    a zero in-plane part faces nothing. Where the couch is not found (`TableSurface.located` False:
+    out of the field of view, cropped, removed), `scoring.against_table` excludes these entries
+    besides those whose 3D normal faces the couch.
+
+    Why the axial plane: a patient lies on the couch along its whole length, so the couch lies
+    along ``direction`` in every axial slice, and the skin on the couch side of each slice's
+    outline is the skin the patient lies on (the back when supine) whatever its slope along the
+    body. The 3D normal tilts towards head or feet where the body's outline narrows (the upper
+    back rising to the neck at the thoracic inlet, the buttocks, the end of a thick-slice scan)
+    and can leave the 60 degree cone while the skin still faces the couch (fresh-user trial 81: a
+    supine plan's best entry on the upper back at the thoracic inlet, normal 62 degrees from
+    posterior, 6 degrees in its slice; no couch in the cropped field of view). Sources: the
+    patient is positioned so that the entry faces up or sideways (Gupta S et al., Quality
+    improvement guidelines for percutaneous needle biopsy, J Vasc Interv Radiol 2010;21:969-975,
+    the table-side rule's source); a supine patient's back, a prone patient's front and a decubitus
+    patient's down side rest on the couch and its pads (Olch AJ et al., Med Phys
+    2014;41:061501, AAPM TG-176). Vectorised; no error raised (a zero normal faces nothing)."""
+    n = np.asarray(normal_ras, float).reshape(-1, 3)
+    d = np.asarray(direction, float).reshape(3)
+    dp = np.array([d[0], d[1], 0.0])
+    dn = float(np.linalg.norm(dp))
+    if dn == 0.0 or max_deg <= 0:
+        return np.zeros(len(n), bool)
+    dp /= dn
+    inplane = np.hypot(n[:, 0], n[:, 1])
+    return (n[:, :2] @ dp[:2] > np.cos(np.radians(max_deg)) * inplane) & (inplane > 0.0)
+
+
 @dataclass(frozen=True)
 class TableSurface:
     """The table top along a direction ``d`` (RAS unit vector from the patient to the table).
@@ -110,17 +153,25 @@ class TableSurface:
             object.__setattr__(self, "_dense", g)
         return g
 
-    def warning(self, position: str) -> str | None:
+    def warning(self, position: str, max_deg: float | None = None) -> str | None:
         """The plan's warning when no table was located (None when it was): what the table-side
         rule then judges (the shaft's axis outside the skin against the deepest skin, or an
-        object's surface in its column) and what it does not (the hub, the clearances;
-        `scoring.table_steps`, `findings.couch_judged`)."""
+        object's surface in its column; with ``max_deg``, the table-side angle, the entries on
+        the couch side of the body's outline, `faces_couch_in_slice`) and what it does not (the
+        hub, the clearances; `scoring.table_steps`, `findings.couch_judged`)."""
         if self.located:
             return None
+        from .problem import TABLE_SIDE
+
+        side = (f"; entries on the {TABLE_SIDE.get(position, 'couch')} side of the body's outline (outward skin "
+                f"normal within {max_deg:g} deg of the couch side in its axial slice, whatever its slope along "
+                f"the body) were excluded instead: check on the images that the entry is reachable in this "
+                f"position" if max_deg else "")
         return (f"table not found under the patient in the image ({position}; {100 * self.cover:.0f}% of "
                 f"the patient's columns show an object beyond the skin): the hub and the needle's clearance "
                 f"from the table were not checked; the needle part outside the skin was only kept from going "
-                f"deeper towards the table than the patient's deepest skin (or an object found in its column)")
+                f"deeper towards the table than the patient's deepest skin (or an object found in its column)"
+                + side)
 
 
 def _planes(m, k0: int, k1: int) -> np.ndarray:
