@@ -2,13 +2,14 @@
 at 5 mm slices (a cropped field of view, no couch found) the supine plan's best entry lay on the
 upper back at the thoracic inlet, its smoothed 3D normal 62 degrees from posterior (just outside
 the 60 degree rule: it tilts towards the head where the back rises to the neck) while the skin
-there faces the couch in its slice. `table.faces_couch_in_slice` now excludes such entries when
-the couch is not found, and the plan says so.
+there faces the couch in its slice. `table.on_couch_side_of_outline` now excludes such entries
+when the couch is not found, and the plan says so.
 
-The check here is independent of the planner's normals: per feasible supine entry, the body mask
-(`problem.skin.body`) is read on a 1 mm grid in the entry's axial world plane, smoothed there
-(2D, sigma 3 mm) and its outline's outward normal taken at the entry; none may point within 45
-degrees of posterior (the rule's 60 degrees less a 15 degree allowance between two smoothings)."""
+The check here reads the body mask (`problem.skin.body`), not the planner's normals: per
+feasible supine entry, the mask on a 1 mm grid in the entry's axial world plane, smoothed there
+(2D, sigma 3 mm); no entry may face posterior within 45 degrees there (the rule's 60 less a 15
+degree allowance between two smoothings) with the mask ending within the grid's largest voxel
+side behind it (on the outline's couch side, to the grid's resolution)."""
 
 import numpy as np
 import pytest
@@ -22,14 +23,17 @@ from imagio.volume import Volume, make_ijk_to_ras
 HALF = 20   # mm: half the side of the axial window read around an entry
 
 
-def outline_angle_from(body: Volume, entries: np.ndarray, direction) -> np.ndarray:
-    """Degrees between ``direction`` (3,) RAS, in the axial plane, and the outward normal of the
-    body's outline in each entry's axial world plane (NaN where the outline has no normal
-    there). ``body``: bool mask Volume; ``entries`` (n, 3) RAS mm."""
+def outline_side(body: Volume, entries: np.ndarray, direction) -> tuple[np.ndarray, np.ndarray]:
+    """Per entry (n, 3) RAS mm, from the body mask Volume ``body`` read on a 1 mm grid in the
+    entry's axial world plane: (degrees between ``direction`` (3,) RAS, horizontal, and the
+    outward normal of the outline there, the 2D mask smoothed at sigma 3 mm, NaN where it has
+    none; mm walked from the entry towards ``direction`` in the plane before the mask ends,
+    inf when it does not within the window)."""
     g = np.arange(-HALF, HALF + 1, 1.0)
     gx, gy = np.meshgrid(g, g, indexing="ij")                  # [x, y] offsets, mm
     d = np.asarray(direction, float)[:2]
-    out = np.full(len(entries), np.nan)
+    ang, gap = np.full(len(entries), np.nan), np.full(len(entries), np.inf)
+    walk = np.arange(0.0, HALF, 0.25)
     for n, e in enumerate(entries):
         pts = np.stack([e[0] + gx.ravel(), e[1] + gy.ravel(), np.full(gx.size, e[2])], 1)
         m = body.sample(pts, order=0, fill=0).reshape(gx.shape).astype(float)
@@ -37,8 +41,12 @@ def outline_angle_from(body: Volume, entries: np.ndarray, direction) -> np.ndarr
         gxv, gyv = np.gradient(s, 1.0)
         v = -np.array([gxv[HALF, HALF], gyv[HALF, HALF]])      # outward: down the mask
         if np.linalg.norm(v) > 1e-6:
-            out[n] = np.degrees(np.arccos(np.clip(v @ d / np.linalg.norm(v), -1.0, 1.0)))
-    return out
+            ang[n] = np.degrees(np.arccos(np.clip(v @ d / np.linalg.norm(v), -1.0, 1.0)))
+        ray = np.stack([e[0] + walk * d[0], e[1] + walk * d[1], np.full(len(walk), e[2])], 1)
+        out = np.flatnonzero(body.sample(ray, order=0, fill=0) == 0)
+        if len(out):
+            gap[n] = walk[out[0]]
+    return ang, gap
 
 
 def _check_supine(prob, result):
@@ -49,10 +57,12 @@ def _check_supine(prob, result):
     rows = np.flatnonzero(t.feasible)
     assert len(rows) > 0
     body = Volume(np.asarray(prob.skin.body).astype(np.uint8), prob.ct.ijk_to_ras)
-    ang = outline_angle_from(body, t.entry_ras[rows], c.table_direction)
-    bad = rows[ang < 45.0]
-    assert not len(bad), [(np.round(t.entry_ras[i], 1).tolist(), round(float(a), 1))
-                          for i, a in zip(bad, ang[ang < 45.0])][:5]
+    ang, gap = outline_side(body, t.entry_ras[rows], c.table_direction)
+    # on the outline's couch side: facing it within 45 deg, the mask ending within the grid's
+    # resolution (its largest voxel side, a thick slice's step) towards the couch
+    bad = (ang < 45.0) & (gap <= float(max(prob.ct.spacing)))
+    assert not bad.any(), [(np.round(t.entry_ras[i], 1).tolist(), round(float(a), 1), float(g))
+                           for i, a, g in zip(rows[bad], ang[bad], gap[bad])][:5]
     w = [x for x in result.warnings if x.startswith("table not found")]
     assert len(w) == 1 and "posterior side of the body's outline" in w[0], result.warnings
     return rows

@@ -478,8 +478,8 @@ def against_table(problem, entry_ras, target, normal_ras, length, direction) -> 
     """Paths a patient lying on the table in ``direction`` cannot receive (bool per path): the
     entry faces the table (outward skin normal within ``table_exclusion_deg`` of ``direction``;
     when no couch was found under the patient, `table.TableSurface.located` False, also its
-    normal's part in the axial slice: `table.faces_couch_in_slice`, the skin on the couch side
-    of the body's outline, whatever its slope along the body),
+    entry on the couch side of the body's outline in its axial slice,
+    `table.on_couch_side_of_outline`, whatever the skin's slope along the body),
     or the part of the needle left outside the skin (needle length - path length, along the path
     backwards from the entry) would reach the table or below its top (`table.TableSurface.below`,
     per column: the couch top under the patient, not the image edge where a table base in the
@@ -498,10 +498,11 @@ def against_table(problem, entry_ras, target, normal_ras, length, direction) -> 
     from .table import locate_table_cached
 
     table = locate_table_cached(problem, d)
-    if not table.located:   # no couch to judge against: the body's outline in each slice (trial 81)
-        from .table import faces_couch_in_slice
+    if not table.located and problem.skin is not None:   # no couch: the body's outline in each slice (trial 81)
+        from .table import on_couch_side_of_outline
 
-        faces = faces | faces_couch_in_slice(normal_ras, d, c.table_exclusion_deg)
+        faces = faces | on_couch_side_of_outline(problem.ct, problem.skin.body, entry_ras, normal_ras, d,
+                                                 c.table_exclusion_deg)
     b, h, x, y = table_steps(problem, table, outside.max(initial=0.0))
     w1, w2 = hub_rim_axes(u, d)
     below = np.zeros(len(entry_ras), bool)

@@ -51,37 +51,13 @@ MIN_COVER = float(_TABLE["min_cover"])    # fraction of the patient's columns th
 
 
 def faces_couch_in_slice(normal_ras, direction, max_deg: float) -> np.ndarray:
-    """Bool per entry: its skin lies on the side of the body's outline that faces the couch, in
-    its axial slice. ``normal_ras`` (n, 3): the entries' outward skin normals (RAS unit vectors,
-    `candidates.normals_at`); ``direction`` (3,): RAS, from the patient towards the couch
-    (`problem.POSITIONS`: posterior when supine, anterior when prone, the down side when lateral);
-    ``max_deg``: the table-side angle (``constraints.table_exclusion_deg``).
-
-    The normal's part in the axial plane (normal to world S, the patient's long axis) is the
-    outward normal of the body's outline in the entry's axial slice: True where it points within
-    ``max_deg`` of the couch direction's part in that plane (planning_defaults.json
-    ``constraints.table_exclusion_deg``, with its source), however short that part is: near
-    the scan's ends the smoothed normal leans towards the cut (trial 81's CT on a 5 mm grid:
-    normals 76 degrees from posterior 5-10 mm under the last slice, 4-17 degrees in their slices
-    by the outline; test_planning_couch_side_outline), and skin facing head
-    or feet on the couch side of its slice's outline (a shoulder's top) lies by the couch too;
-    a zero in-plane part faces nothing. Where the couch is not found (`TableSurface.located` False:
-    out of the field of view, cropped, removed), `scoring.against_table` excludes these entries
-    besides those whose 3D normal faces the couch.
-
-    Why the axial plane: a patient lies on the couch along its whole length, so the couch lies
-    along ``direction`` in every axial slice, and the skin on the couch side of each slice's
-    outline is the skin the patient lies on (the back when supine) whatever its slope along the
-    body. The 3D normal tilts towards head or feet where the body's outline narrows (the upper
-    back rising to the neck at the thoracic inlet, the buttocks, the end of a thick-slice scan)
-    and can leave the 60 degree cone while the skin still faces the couch (fresh-user trial 81: a
-    supine plan's best entry on the upper back at the thoracic inlet, normal 62 degrees from
-    posterior, 6 degrees in its slice; no couch in the cropped field of view). Sources: the
-    patient is positioned so that the entry faces up or sideways (Gupta S et al., Quality
-    improvement guidelines for percutaneous needle biopsy, J Vasc Interv Radiol 2010;21:969-975,
-    the table-side rule's source); a supine patient's back, a prone patient's front and a decubitus
-    patient's down side rest on the couch and its pads (Olch AJ et al., Med Phys
-    2014;41:061501, AAPM TG-176). Vectorised; no error raised (a zero normal faces nothing)."""
+    """Bool per entry: its outward skin normal's part in the axial plane (normal to world S, the
+    patient's long axis) points within ``max_deg`` of the couch direction's part in that plane
+    (a zero in-plane part faces nothing). ``normal_ras`` (n, 3): outward skin normals (RAS unit
+    vectors, `candidates.normals_at`); ``direction`` (3,): RAS, from the patient towards the
+    couch (`problem.POSITIONS`); ``max_deg``: the table-side angle
+    (``constraints.table_exclusion_deg``; 0 or less: nothing). The first half of
+    `on_couch_side_of_outline`."""
     n = np.asarray(normal_ras, float).reshape(-1, 3)
     d = np.asarray(direction, float).reshape(3)
     dp = np.array([d[0], d[1], 0.0])
@@ -91,6 +67,65 @@ def faces_couch_in_slice(normal_ras, direction, max_deg: float) -> np.ndarray:
     dp /= dn
     inplane = np.hypot(n[:, 0], n[:, 1])
     return (n[:, :2] @ dp[:2] > np.cos(np.radians(max_deg)) * inplane) & (inplane > 0.0)
+
+
+def on_couch_side_of_outline(ct, body, entry_ras, normal_ras, direction, max_deg: float) -> np.ndarray:
+    """Bool per entry: its skin lies on the side of the body's outline that faces the couch, in
+    its axial slice (the plane normal to world S, the patient's long axis, through the entry).
+
+    ``ct``: the CT `Volume` (its grid); ``body``: the planner's body mask on that grid (bool
+    [k, j, i] or `skin.PackedMask`); ``entry_ras``, ``normal_ras`` (n, 3): entries (RAS mm) and
+    their outward skin normals (RAS unit vectors, `candidates.normals_at`); ``direction`` (3,):
+    RAS, from the patient towards the couch (`problem.POSITIONS`: posterior when supine,
+    anterior when prone, the down side when lateral); ``max_deg``: the table-side angle
+    (planning_defaults.json ``constraints.table_exclusion_deg``, with its source).
+
+    Two tests, both on the slice: (1) the outline's outward normal there, the skin normal's part
+    in the axial plane (`faces_couch_in_slice`), points within ``max_deg`` of the couch side;
+    (2) the entry is on that outline: walking from it towards the couch within its slice, the
+    body ends within two of the voxel's largest sides (``2 * max(ct.spacing)``, sampled every
+    half smallest side, nearest voxel; beyond the image counts as leaving). (2) keeps skin that
+    faces head or feet (a shoulder's top, the flat end of a phantom), whose in-plane part is
+    short and noisy, unless it lies at its slice's couch-side edge. Two voxels hold the
+    staircase of a thick-slice scan: a skin voxel whose face towards head or feet meets the air
+    lies, on a slope 45 degrees or steeper from the axial plane, within one slice step of its own
+    slice's outline, and the in-plane voxels and the smoothing add up to about one more (trial
+    81's case at 5 mm: the upper back's skin 4.25-6.75 mm inside its slices' posterior edge).
+
+    Why the slice: a patient lies on the couch along its whole length, so the couch lies along
+    ``direction`` in every axial slice and the skin on the couch side of each slice's outline
+    is the skin the patient lies on (the back when supine), whatever its slope along the body.
+    The smoothed 3D normal tilts towards head or feet where the outline narrows (the upper back
+    rising to the neck at the thoracic inlet, the end of a thick-slice scan) and can leave the
+    60 degree cone of `scoring.against_table` while the skin still faces the couch (fresh-user
+    trial 81: a supine plan's best entry on the upper back at the thoracic inlet of a cropped
+    chest CTA at 5 mm, no couch in view, 62 degrees from posterior in 3D, 6 in its slice, 3 mm
+    inside its slice's posterior edge). Used where the couch is not found
+    (`TableSurface.located` False); where it is, the couch found judges the needle.
+    Sources: the patient is positioned so that the entry faces up or sideways (Gupta S et al.,
+    Quality improvement guidelines for percutaneous needle biopsy, J Vasc Interv Radiol
+    2010;21:969-975, the table-side rule's source); a supine patient's back, a prone patient's
+    front and a decubitus patient's down side rest on the couch and its pads (Olch AJ et al.,
+    Med Phys 2014;41:061501, AAPM TG-176). Vectorised over entries and samples; no error
+    raised."""
+    e = np.asarray(entry_ras, float).reshape(-1, 3)
+    out = faces_couch_in_slice(normal_ras, direction, max_deg)
+    rows = np.flatnonzero(out)
+    if not len(rows):
+        return out
+    d = np.asarray(direction, float).reshape(3)
+    dp = np.array([d[0], d[1], 0.0]) / float(np.hypot(d[0], d[1]))
+    sp = np.asarray(ct.spacing, float)
+    step = 0.5 * float(sp.min())
+    s = np.arange(1, int(np.floor(2.0 * float(sp.max()) / step + 1e-6)) + 1) * step   # (m,) mm, up to two voxels
+    pts = (e[rows, None, :] + s[None, :, None] * dp).reshape(-1, 3)
+    kji = np.rint(ct.world_to_kji(pts)).astype(np.int64)
+    inside = np.all((kji >= 0) & (kji < np.asarray(ct.shape)), axis=1)
+    b = np.zeros(len(pts), bool)
+    if inside.any():
+        b[inside] = np.asarray(body[tuple(kji[inside].T)], bool)
+    out[rows] = (~b.reshape(len(rows), len(s))).any(axis=1)                  # the body ends on the way
+    return out
 
 
 @dataclass(frozen=True)
@@ -157,7 +192,7 @@ class TableSurface:
         """The plan's warning when no table was located (None when it was): what the table-side
         rule then judges (the shaft's axis outside the skin against the deepest skin, or an
         object's surface in its column; with ``max_deg``, the table-side angle, the entries on
-        the couch side of the body's outline, `faces_couch_in_slice`) and what it does not (the
+        the couch side of the body's outline, `on_couch_side_of_outline`) and what it does not (the
         hub, the clearances; `scoring.table_steps`, `findings.couch_judged`)."""
         if self.located:
             return None
