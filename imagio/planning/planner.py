@@ -533,7 +533,7 @@ def table_warnings(problem: PlanningProblem) -> list[str]:
                 "(the table): check on the images that none meets it"]
     from .table import locate_table_cached
 
-    w = locate_table_cached(problem, c.table_direction).warning(c.patient_position)
+    w = locate_table_cached(problem, c.table_direction).warning(c.patient_position, c.table_exclusion_deg)
     if w:   # the couch on another side: the position may be wrong (trial 32 H3: a prone NIfTI/DICOM)
         from .problem import POSITIONS, TABLE_SIDE
 

@@ -476,7 +476,10 @@ def hub_rim_axes(u: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def against_table(problem, entry_ras, target, normal_ras, length, direction) -> np.ndarray:
     """Paths a patient lying on the table in ``direction`` cannot receive (bool per path): the
-    entry faces the table (outward skin normal within ``table_exclusion_deg`` of ``direction``),
+    entry faces the table (outward skin normal within ``table_exclusion_deg`` of ``direction``;
+    when no couch was found under the patient, `table.TableSurface.located` False, also its
+    entry on the couch side of the body's outline in its axial slice,
+    `table.on_couch_side_of_outline`, whatever the skin's slope along the body),
     or the part of the needle left outside the skin (needle length - path length, along the path
     backwards from the entry) would reach the table or below its top (`table.TableSurface.below`,
     per column: the couch top under the patient, not the image edge where a table base in the
@@ -495,6 +498,11 @@ def against_table(problem, entry_ras, target, normal_ras, length, direction) -> 
     from .table import locate_table_cached
 
     table = locate_table_cached(problem, d)
+    if not table.located and problem.skin is not None:   # no couch: the body's outline in each slice (trial 81)
+        from .table import on_couch_side_of_outline
+
+        faces = faces | on_couch_side_of_outline(problem.ct, problem.skin.body, entry_ras, normal_ras, d,
+                                                 c.table_exclusion_deg)
     b, h, x, y = table_steps(problem, table, outside.max(initial=0.0))
     w1, w2 = hub_rim_axes(u, d)
     below = np.zeros(len(entry_ras), bool)

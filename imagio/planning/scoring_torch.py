@@ -228,6 +228,12 @@ def against_table_torch(problem, e, tgt, nrm, length, length_np, direction, maps
     u = u / torch.clamp(torch.linalg.norm(u, dim=1, keepdim=True), min=1e-9)
     outside = torch.clamp(needle.length_mm - length, min=0.0)
     table = locate_table_cached(problem, d)
+    if not table.located and problem.skin is not None:   # `scoring.against_table`: the body's outline (trial 81)
+        from .table import on_couch_side_of_outline
+
+        side = on_couch_side_of_outline(problem.ct, problem.skin.body, e.cpu().numpy(), nrm.cpu().numpy(), d,
+                                        c.table_exclusion_deg)
+        faces = faces | torch.as_tensor(side, device=e.device)
     b, h, x, y = table_steps(problem, table, np.clip(needle.length_mm - length_np, 0.0, None).max(initial=0.0))
     key = ("table", device, tuple(np.round(d, 6)))
     cache = maps.__dict__.setdefault("_torch", {})
