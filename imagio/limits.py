@@ -19,7 +19,11 @@ GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air 
 _AIRWAY: dict = json.loads(resources.files("imagio.data").joinpath("airway_limits.json").read_text())
 AERATED_MAX_HU = float(_AIRWAY["mask_on_air"]["max_median_hu"])  # below: at least half air by partial volume (airway_limits.json)
 AIRWAY_MAX_SLICE_MM = float(_AIRWAY["max_slice_mm"]["value"])  # coarser slices: no trustworthy airway tree (airway_limits.json)
+AIRWAY_RESAMPLED_MIN_MM = float(_AIRWAY["resampled_min_mm"]["value"])  # a noise reading along S above: sections coarser than that (airway_limits.json)
 _LESION: dict = json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text())
 GROUND_GLASS_MIN_HU = float(_LESION["ground_glass_min_hu"]["value"])  # ground glass's lower bound (lesion.json, Hansell 2008)
+# a CT's noise reading a resolution along S this many times its spacing was interpolated from
+# thicker sections (`segmentation.resolution.resolution_along_s`; lesion.json, with its measurements)
+RESAMPLED_SECTIONS_RATIO = float(_LESION["resampled_sections_ratio"]["value"])
 FAT_MIN_HU = float(_LESION["fat_min_hu"]["value"])  # adipose tissue's HU band (lesion.json, with its source)
 FAT_MAX_HU = float(_LESION["fat_max_hu"]["value"])

@@ -156,6 +156,7 @@ CALCIFICATION_MARGIN_HU = _v("calcification_margin_hu")
 from ..limits import FAT_MAX_HU, FAT_MIN_HU  # noqa: E402 (lesion.json's fat band, read once in imagio.limits)
 GROUND_GLASS_MAX_HU = _v("ground_glass_max_hu")
 from ..limits import GROUND_GLASS_MIN_HU  # noqa: E402 (lesion.json's ground_glass_min_hu, read once in imagio.limits)
+from ..limits import RESAMPLED_SECTIONS_RATIO  # noqa: E402 (lesion.json's, shared with the airway check)
 LESION_OVER_LUNG_MIN_HU = _v("lesion_over_lung_min_hu")
 LESION_OVER_LUNG_NOISE_SD = _v("lesion_over_lung_noise_sd")
 CLICK_MARGIN_HU = _v("click_margin_hu")
@@ -169,7 +170,6 @@ SHELL_MIN_HU = _v("shell_min_hu")
 MASS_DIAMETER_MM = _v("mass_diameter_mm")
 MEASUREMENT_MAX_SLICE_MM = _v("measurement_max_slice_mm")
 MICRONODULE_MM = _v("micronodule_mm")
-RESAMPLED_SECTIONS_RATIO = _v("resampled_sections_ratio")
 RESAMPLED_SECTIONS_MIN_MM = _v("resampled_sections_min_mm")
 LUNG_CONTEXT_FRACTION = _v("lung_context_fraction")
 SOLID_INTERIOR_FRACTION = _v("solid_interior_fraction")
@@ -2940,15 +2940,12 @@ def _resolution_along_s(ct: Volume) -> tuple[float, float] | None:
     resolution there (`resolution.effective_resolution_mm`) above ``RESAMPLED_SECTIONS_MIN_MM``
     (what sections of <= ``MEASUREMENT_MAX_SLICE_MM`` do not give) and at least
     ``RESAMPLED_SECTIONS_RATIO`` times the spacing (thick overlapping sections, or a grid
-    interpolated from thicker ones: lesion.json's measured values), else None."""
-    from .resolution import effective_resolution_mm
+    interpolated from thicker ones: lesion.json's measured values;
+    `resolution.resolution_along_s`), else None."""
+    from .resolution import resolution_along_s
 
-    ax = anatomical_axes(ct)["S"][0]
-    res = float(effective_resolution_mm(ct.array, ct.spacing_kji)[ax])
-    sp = float(ct.spacing_kji[ax])
-    if res > RESAMPLED_SECTIONS_MIN_MM and res >= RESAMPLED_SECTIONS_RATIO * sp:
-        return res, sp
-    return None
+    found = resolution_along_s(ct, RESAMPLED_SECTIONS_MIN_MM, RESAMPLED_SECTIONS_RATIO)
+    return None if found is None else found[:2]
 
 
 def _edge_support_note(notes: list, share: float, sides: list) -> None:

@@ -33,11 +33,13 @@ import weakref
 import numpy as np
 from scipy import ndimage
 
-from .common import erode_mm, rule
+from .common import anatomical_axes, erode_mm, rule
 
 SOFT_TISSUE_RANGE_HU = (rule("noise_tissue_min_hu"), rule("noise_tissue_max_hu"))  # muscle,
 # liver, spleen, unenhanced or enhanced; not fat, bone or blood pool (segmentation_rules.json)
 MIN_PAIRS = 2000  # voxel pairs per lag for a variance within ~3 % (2 / sqrt(n) relative error)
+S_AXIS_VOXELS = 2_000_000  # `resolution_along_s` reads at most about this many voxels
+_LAST_S: list = [None]  # its last reading: (weakref to the array, key, resolution along S)
 _LAST: list = [None]  # the last estimate: (weakref to its array, key, result), read and set whole
 
 
@@ -149,3 +151,41 @@ def _estimate(a: np.ndarray, spacing_kji) -> np.ndarray:
         width = min(width, s[ax] / max(1.0 - float(rho[0]), 1e-3))
         out[ax] = max(s[ax], width)
     return out
+
+
+def resolution_along_s(vol, min_mm: float, ratio: float) -> tuple[float, float, int] | None:
+    """(resolution, spacing, axis): the resolution (mm, `effective_resolution_mm`) and the voxel
+    spacing (mm) along the array axis nearest the patient's S (``axis``, 0=k, 1=j, 2=i, as
+    `common.anatomical_axes`: any storage order, flips and oblique grids included) of the CT
+    ``vol`` (a `Volume` in HU), when that resolution exceeds ``min_mm`` (what the sections the
+    caller accepts do not give) and is at least ``ratio`` times the spacing; else None. A CT is
+    measured in axial sections (a gantry tilt is resampled on reading), so its resolution along
+    S is its section thickness: a reading this far above the spacing is a grid interpolated from
+    thicker sections (a resampled export, a reformat) or thick overlapping sections, whose blur the
+    header does not tell. The one definition of that finding, for the lesion measurements
+    (lesion.json's ``resampled_sections_*``) and the airway tree (airway_limits.json's
+    ``resampled_min_mm``). Errors: none raised."""
+    ax = anatomical_axes(vol)["S"][0]
+    a, sk = vol.array, np.asarray(vol.spacing_kji, float)
+    # every f-th voxel across S (<= S_AXIS_VOXELS): the pairs along S, all that is read here, stay
+    # neighbours (lung1's 5 mm sections B-spline-interpolated to 1 mm, 236 x 512 x 512: 0.25 CPU-s,
+    # 6.21 mm, against 2.99 CPU-s and 6.40 mm for every voxel; the chest CTA 0.18 / 0.42 CPU-s,
+    # 1.88 / 1.91 mm)
+    f = 1
+    while a.size / f ** 2 > S_AXIS_VOXELS:
+        f += 1
+    sub = tuple(slice(None) if i == ax else slice(None, None, f) for i in range(3))
+    key = (ax, tuple(sk), a.shape, a.dtype.str, _sample(a))
+    last = _LAST_S[0]
+    if last is not None and last[0]() is a and last[1] == key:
+        res = last[2]
+    else:
+        res = float(effective_resolution_mm(a[sub], np.where(np.arange(3) == ax, sk, sk * f))[ax])
+        try:
+            _LAST_S[0] = (weakref.ref(a), key, res)
+        except TypeError:
+            _LAST_S[0] = None
+    sp = float(sk[ax])
+    if res > min_mm and res >= ratio * sp:
+        return res, sp, ax
+    return None
