@@ -117,7 +117,9 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     if can is ct:
         return masks, meta
     _unreorient_indices(meta, perm, flip, ct.shape)
-    return {n: None if m is None else unreorient_array(m, perm, flip) for n, m in masks.items()}, meta
+    for n, m in masks.items():   # one at a time: each canonical mask is dropped once copied
+        masks[n] = None if m is None else unreorient_array(m, perm, flip)
+    return masks, meta
 
 
 def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> tuple[dict, dict]:
