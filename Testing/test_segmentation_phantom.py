@@ -127,3 +127,70 @@ def test_ribs_decided_per_segment_when_joined_to_shoulder_and_sternum(ph):
     assert (masks["ribs"] & shoulder).sum() * v <= 2.0
     assert (masks["bone"] & t["ribs"]).sum() * v <= 2.0
     assert dice(masks["ribs"], t["ribs"]) >= 0.93
+
+
+def test_labels_do_not_depend_on_how_the_array_is_stored(ph, seg):
+    """Trial 82 #6: one world image stored otherwise (the array reversed along k, j and i and
+    i, j swapped, the affine changed so that every voxel keeps its world position) gives the
+    same labels on the same world voxels, and airway seeds at the same world point (the rules
+    run on the RAS-canonical storage, `rules.segment_masks`). Before: 1,338 voxels of ribs and
+    'bone' swapped (the ribs' curve skeleton, scikit-image's thinning, follows the array order)."""
+    from imagio.volume import Volume
+
+    ct = ph.ct
+    arr = np.ascontiguousarray(ct.array[::-1, ::-1, ::-1].transpose(0, 2, 1))
+    m = ct.ijk_to_ras.copy()
+    m[:3, 3] = ct.ijk_to_ras[:3, :3] @ (np.array(ct.shape[::-1]) - 1.0) + ct.ijk_to_ras[:3, 3]
+    m[:3, :3] = -ct.ijk_to_ras[:3, :3][:, [1, 0, 2]]
+    other = Volume(arr, m)
+    p = np.array([[3, 5, 7]])
+    assert np.allclose(other.kji_to_world(p), ct.kji_to_world(np.array([[ct.shape[0] - 4, ct.shape[1] - 8,
+                                                                          ct.shape[2] - 6]])))
+    masks, meta = seg
+    got, got_meta = rules.segment_masks(other, ["body", "bones", "lungs", "airways"])
+    assert got.keys() == masks.keys()
+    for name, mask in masks.items():
+        back = got[name].transpose(0, 2, 1)[::-1, ::-1, ::-1]
+        assert np.array_equal(back, mask), (name, int((back != mask).sum()))
+    seed = meta["airways"]["seed_kji"]
+    assert np.allclose(other.kji_to_world(np.array([got_meta["airways"]["seed_kji"]], float)),
+                       ct.kji_to_world(np.array([seed], float)))
+    assert got_meta["airways"]["carina_slice"] == ct.shape[0] - 1 - meta["airways"]["carina_slice"]
+
+
+def test_meta_indices_found_on_the_canonical_storage_are_given_on_the_input_grid():
+    """`rules._unreorient_indices`: a seed, a carina slice, a cut face and padded slabs found on
+    the RAS-canonical storage name the same world voxels on the CT's own grid (an oblique
+    direction, permuted and flipped axes, anisotropic spacing)."""
+    from conftest import rotation
+    from imagio.volume import Volume, as_ras_canonical, make_ijk_to_ras
+
+    d = rotation((0, 0, 1), 10.0) @ np.array([[0.0, 0, -1], [-1, 0, 0], [0, 1, 0]])   # i ~ -A, j ~ +S, k ~ -R
+    vol = Volume(np.zeros((7, 9, 11), np.int16), make_ijk_to_ras((0.7, 1.1, 2.5), (5.0, -3.0, 2.0), d))
+    can, perm, flip = as_ras_canonical(vol)
+    assert can is not vol
+    seed, face = [4, 2, 3], {"face": can.shape[2] - 1, "axis": 2, "seed_kji": [0, 1, can.shape[2] - 1]}
+    meta = {"padding": {"slabs_kji": [[1, 0], [0, 2], [3, 1]]},
+            "airways": {"seed_kji": list(seed), "carina_slice": 4, "cut_bronchi": [dict(face)]}}
+    rules._unreorient_indices(meta, perm, flip, vol.shape)
+    aw = meta["airways"]
+
+    def world(v, p):
+        return v.kji_to_world(np.array([p], float))[0]
+
+    assert np.allclose(world(vol, aw["seed_kji"]), world(can, seed))
+    cut = aw["cut_bronchi"][0]
+    assert np.allclose(world(vol, cut["seed_kji"]), world(can, face["seed_kji"]))
+    assert cut["seed_kji"][cut["axis"]] == cut["face"]   # the seed lies on the face named
+    # the carina's slice (4, the seed's along the canonical S axis): the seed's along the CT's own
+    assert aw["seed_kji"][perm[0]] == aw["carina_slice"]
+    # the box without the slabs holds the same world corners
+    lo = [s[0] for s in meta["padding"]["slabs_kji"]]
+    hi = [n - 1 - s[1] for s, n in zip(meta["padding"]["slabs_kji"], vol.shape)]
+    clo = [1, 0, 3]
+    chi = [n - 1 - s for s, n in zip([0, 2, 1], can.shape)]
+    corners = {tuple(np.round(world(vol, [a if b else c for a, c, b in zip(lo, hi, m)]), 6))
+               for m in np.ndindex(2, 2, 2)}
+    ccorners = {tuple(np.round(world(can, [a if b else c for a, c, b in zip(clo, chi, m)]), 6))
+                for m in np.ndindex(2, 2, 2)}
+    assert corners == ccorners
