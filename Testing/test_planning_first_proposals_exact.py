@@ -74,6 +74,7 @@ def test_first_proposals_equal_the_reference_computation_on_an_oblique_flipped_g
     monkeypatch.setattr(lr, "_facing", _reference_facing)
     for mod in (dm, planner, problem):   # the planning masks' label values by np.isin
         monkeypatch.setattr(mod, "values_mask", _isin)
+    monkeypatch.setattr(planner, "FLAG_CHUNK", 1 << 40)   # every flag of a position's walk at once
     ref, ref_sets, ref_disp = _run(ct, lab)
     assert len(new.proposals) == 5
     assert [np.asarray(m.entry_ras).tolist() for m in new.proposals] == \
@@ -86,6 +87,30 @@ def test_first_proposals_equal_the_reference_computation_on_an_oblique_flipped_g
             assert na == nb and np.array_equal(pa, pb) and np.array_equal(va, vb), (c, na)
         assert sum(len(p) for n, p, _ in ref_sets[c] if n != "all") > 100, c
     assert new_disp == ref_disp
+    as_list = lambda pos: {k: (v["feasible_candidates"], v["best"] and {a: np.asarray(b).tolist()   # noqa: E731
+                                                                      for a, b in v["best"].items()})
+                           for k, v in pos.items()}
+    assert as_list(new.positions) == as_list(ref.positions) and list(new.checks) == list(ref.checks)
+    assert len({v["feasible_candidates"] for v in new.positions.values()}) > 1   # the positions differ
+    _anchored_findings_equal_the_whole_batch(new)
+
+
+def _anchored_findings_equal_the_whole_batch(p):
+    """`planner.anchored_rows`: a few rows judged by `findings.path_findings` with the two rows of
+    their batch that set its sample counts get the values the whole batch at once gives them
+    (without those two, most differ: the samples lie elsewhere)."""
+    from imagio.planning import findings
+
+    t = p.table
+    batch = np.flatnonzero(~t.feasible & (t.length_mm < p.problem.needle.length_mm))[::20]   # spread over the skin
+    sub = np.random.default_rng(0).choice(batch, 40, replace=False)
+    whole = findings.path_findings(p.problem, t, batch, set(), False)
+    fields = ("mediastinum_mm", "unimaged_mm", "outside_tissue_mm", "near_mm", "beyond_mm")
+    for rows, same in ((planner.anchored_rows(t, sub, batch), True), (sub, False)):
+        f = findings.path_findings(p.problem, t, rows, set(), False)
+        diff = {k: sum(getattr(f, k)[int(r)] != getattr(whole, k)[int(r)] for r in sub) for k in fields}
+        assert (not any(diff.values())) if same else diff["unimaged_mm"] > 10, diff
+    assert sum(whole.unimaged_mm[int(r)] > 0 for r in sub) > 10 and sum(whole.mediastinum_mm[int(r)] > 0 for r in sub) > 2
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
