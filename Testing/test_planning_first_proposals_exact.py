@@ -93,6 +93,22 @@ def test_first_proposals_equal_the_reference_computation_on_an_oblique_flipped_g
     assert as_list(new.positions) == as_list(ref.positions) and list(new.checks) == list(ref.checks)
     assert len({v["feasible_candidates"] for v in new.positions.values()}) > 1   # the positions differ
     _anchored_findings_equal_the_whole_batch(new)
+    _table_side_of_a_subset(new)
+
+
+def _table_side_of_a_subset(p):
+    """`scoring.against_table` of a subset of the rows (`position_alternatives`: the rows no
+    other rule excludes) equals the whole table's on them, in every patient position."""
+    from imagio.planning.problem import POSITIONS
+    from imagio.planning.scoring import against_table
+
+    t = p.table
+    sub = np.flatnonzero(t.length_mm < np.median(t.length_mm))[::3]   # not the longest part outside
+    for d in POSITIONS.values():
+        args = (t.entry_ras, t.target_ras, t.normal_ras, t.length_mm)
+        whole = against_table(p.problem, *args, d)
+        assert 0 < whole.sum() < len(whole)
+        assert np.array_equal(against_table(p.problem, *(a[sub] for a in args), d), whole[sub])
 
 
 def _anchored_findings_equal_the_whole_batch(p):

@@ -496,12 +496,16 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
                 "pleural_crossings": int(table.pleural_crossings[i]), "finding": bool(finding)}
 
     out = {}
+    # the table side judged only on the rows no other rule excludes (a path's points do not
+    # depend on the other paths judged with it: `scoring.table_steps`; issue 20: 4 x 14,000 rows
+    # on the 1 mm phantom, 0.9 CPU-s, for about 2,600 that count)
+    cand = np.flatnonzero(base == 0)
     for pos, direction in POSITIONS.items():
-        faces_table = against_table(problem, table.entry_ras, table.target_ras, table.normal_ras,
-                                    table.length_mm, direction)
+        faces = against_table(problem, table.entry_ras[cand], table.target_ras[cand], table.normal_ras[cand],
+                              table.length_mm[cand], direction)
         if "table_side" in c.disabled_rules:
-            faces_table[:] = False
-        ok = np.flatnonzero((base == 0) & ~faces_table)
+            faces[:] = False
+        ok = cand[~faces]
         best = None
         if first is not None and pos == c.patient_position:
             register([first])
