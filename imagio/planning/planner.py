@@ -406,7 +406,13 @@ class Plan:
         return write_text(path, json.dumps(self.to_dict(), indent=1))
 
 
-FLAG_CHUNK = 16   # rows of a position's walk whose findings `position_alternatives` asks for first
+# rows of a position's walk whose findings `position_alternatives` asks for first (then twice as
+# many each time): about where a chunk's own work matches a `path_findings` call's fixed cost (its
+# thick-tissue rounds, `findings._first_thick`: ~0.1 CPU-s a call under tracemalloc on the
+# TotalSegmentator DICOM example, 1-2 ms a row). Issue 20, later plans of one process, traced:
+# TS DICOM 3.84 (all at once) -> 3.92 (32 rows), 3.28 (128), 3.80 (256) CPU-s; 1 mm phantom
+# 6.77 -> 5.25 (16), 5.37 (128)
+FLAG_CHUNK = 128
 
 
 def anchored_rows(table: ScoreTable, rows, batch) -> np.ndarray:
