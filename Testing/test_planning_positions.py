@@ -23,7 +23,7 @@ def test_position_best_skips_paths_with_a_finding_beyond_the_top_20():
     marked = set(order[:40].tolist())          # the 40 best-scored paths carry a "finding"
     calls = []
 
-    def flagged(rows):
+    def flagged(rows, batch=None):
         calls.append(len(rows))
         return [int(r) in marked for r in rows]
 
@@ -37,7 +37,7 @@ def test_position_best_skips_paths_with_a_finding_beyond_the_top_20():
         assert np.allclose(b["entry_ras"], t.entry_ras[expect]), (name, b["entry_ras"], t.entry_ras[expect])
         assert b["finding"] is False
     # every path marked: the best is quoted as one with a finding
-    pos = position_alternatives(result.problem, t, ver, {}, flagged=lambda rows: [True] * len(rows))
+    pos = position_alternatives(result.problem, t, ver, {}, flagged=lambda rows, batch=None: [True] * len(rows))
     assert all(v["best"]["finding"] for v in pos.values())
     # the chosen position quotes the plan's first proposal
     chosen = result.problem.constraints.patient_position

@@ -238,19 +238,26 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
         flat = li + k0 * plane                     # flat in the box
         at = flat - s0 * plane                     # the same voxels, flat in the slab's field
         smf = sm.reshape(-1)                       # (C-contiguous: a view)
-        g = np.empty((len(p[0]), 3), np.float32)   # central differences per index step, kji
+        g = []                                     # central differences per index step, k, j, i
         for d, step in enumerate((plane, int(shape[2]), 1)):
             up = p[d] < shape[d] - 1               # one step up / down inside the box, else none
             dn = p[d] > 0
-            g[:, d] = (smf[at + step * up] - smf[at - step * dn]) / np.maximum(up.astype(np.int64) + dn, 1)
+            g.append(((smf[at + step * up] - smf[at - step * dn])
+                      / np.maximum(up.astype(np.int64) + dn, 1)).astype(np.float32).astype(np.float64))
         del sm, smf, at
         # d/d(kji index) -> d/d(RAS mm): the gradient transforms with the inverse transpose of
-        # ijk -> RAS (row by row, element-wise: the same values whichever rows go together)
-        n = g[:, 2:3] * inv[0] + g[:, 1:2] * inv[1] + g[:, 0:1] * inv[2]
-        norm = np.linalg.norm(n, axis=1)
+        # ijk -> RAS, per voxel n = g_i inv[0] + g_j inv[1] + g_k inv[2] (float32 differences,
+        # float64 sums), one RAS column at a time (the same element-wise operations as the rows'
+        # broadcast form, on contiguous columns; issue 20), and |n| = sqrt((n_R^2 + n_A^2) + n_S^2),
+        # np.linalg.norm's order over a row of 3 (tested: the same values)
+        n = [g[2] * inv[0, c] + g[1] * inv[1, c] + g[0] * inv[2, c] for c in range(3)]
+        del g
+        norm = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
+        lim = cos_min * np.maximum(norm, 1e-12)
+        pos = norm > 0
         for a in range(3):
-            ok = np.abs(n[:, a]) >= cos_min * np.maximum(norm, 1e-12)
-            ok &= norm > 0
+            ok = np.abs(n[a]) >= lim
+            ok &= pos
             ok &= bands[a].reshape(-1)[li]
             out[a].append(flat[ok])
     return [np.concatenate(o) if o else np.zeros(0, np.int64) for o in out]

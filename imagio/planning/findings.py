@@ -831,12 +831,14 @@ class Findings:
         return out
 
 
-def path_findings(problem, table, rows, present: set, vessels_labelled: bool, med=None, dense=None) -> Findings:
+def path_findings(problem, table, rows, present: set, vessels_labelled: bool, med=None, dense=None,
+                  couch: bool = True) -> Findings:
     """`Findings` of the score table's ``rows`` (indices). ``present``: names of the structures
     within needle reach; ``vessels_labelled``: a heart or great vessel is among them (then the
     mediastinum finding is not judged). ``med``: a `mediastinum.Mediastinum` of this problem to
     reuse (its planes are cached). ``dense``: the problem's `density.DenseTissue` (its unlabelled
-    dense tissue counts for `beyond_tip`; None: labels only)."""
+    dense tissue counts for `beyond_tip`; None: labels only). ``couch`` False: `couch_clearance`
+    not computed (its dicts left empty: for `Findings.flagged` with ``couch=False``)."""
     from .mediastinum import Mediastinum, one_lung_side
 
     rows = np.asarray(rows, np.int64)
@@ -864,10 +866,17 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
     f.near_at_mm = dict(zip(rows.tolist(), at.tolist()))
     f.near_hub = dict(zip(rows.tolist(), hub.tolist()))
     f.near_inside = dict(zip(rows.tolist(), inside.tolist()))
+    if not couch:
+        return _beyond(problem, table, rows, dense, f)
     cmm, cat, chub = couch_clearance(problem, table.entry_ras[rows], table.target_ras[rows], table.length_mm[rows])
     f.couch_mm = dict(zip(rows.tolist(), cmm.tolist()))
     f.couch_at_mm = dict(zip(rows.tolist(), cat.tolist()))
     f.couch_hub = dict(zip(rows.tolist(), chub.tolist()))
+    return _beyond(problem, table, rows, dense, f)
+
+
+def _beyond(problem, table, rows, dense, f: Findings) -> Findings:
+    """``f`` with `beyond_tip` of ``rows`` (the last finding of `path_findings`)."""
     dist, what = beyond_tip(problem, table.entry_ras[rows], table.target_ras[rows], dense)
     f.beyond_mm = dict(zip(rows.tolist(), dist.tolist()))
     f.beyond_what = dict(zip(rows.tolist(), what))

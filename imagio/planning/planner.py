@@ -406,20 +406,49 @@ class Plan:
         return write_text(path, json.dumps(self.to_dict(), indent=1))
 
 
+# rows of a position's walk whose findings `position_alternatives` asks for first (then twice as
+# many each time): about where a chunk's own work matches a `path_findings` call's fixed cost (its
+# thick-tissue rounds, `findings._first_thick`: ~0.1 CPU-s a call under tracemalloc on the
+# TotalSegmentator DICOM example, 1-2 ms a row). Issue 20, later plans of one process, traced:
+# TS DICOM 3.84 (all at once) -> 3.92 (32 rows), 3.28 (128), 3.80 (256) CPU-s; 1 mm phantom
+# 6.77 -> 5.25 (16), 5.37 (128)
+FLAG_CHUNK = 128
+
+
+def anchored_rows(table: ScoreTable, rows, batch) -> np.ndarray:
+    """``rows`` (table row indices) and the rows of ``batch`` (a superset) that set the sample
+    counts `findings.path_findings` takes over the rows it is given: the shortest path (the
+    longest needle part outside the skin: `findings._outside_samples`, `_outside_near`,
+    `couch_clearance`) and the longest entry-target distance (`mediastinum.Mediastinum.runs`).
+    Each of ``rows`` is sampled there as with the whole ``batch`` at once (int64 array, ``rows``
+    first, in order, without repeats)."""
+    rows = [int(r) for r in np.asarray(rows).tolist()]
+    ctx = np.asarray(np.asarray(batch).tolist() or rows, np.int64)
+    span = np.linalg.norm(table.target_ras[ctx] - table.entry_ras[ctx], axis=1)
+    far = [int(ctx[np.argmin(table.length_mm[ctx])]), int(ctx[np.argmax(span)])]
+    return np.asarray(list(dict.fromkeys(rows + far)), np.int64)
+
+
 def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier, checks: dict,
                           flagged=None, first=None) -> dict:
     """Best path in each patient position (supine, prone, left/right lateral decubitus) from the
     same scored candidates: only the table-side exclusion depends on the position. Each
     position's best path is re-checked by the verifier (the next best is taken while it fails).
-    ``flagged``: optional callable, rows (int array) -> bool array, True for a path with a
-    finding (`findings.Findings.flagged`): such paths come after the others, as the proposals
-    are ranked (`proposals.propose` with ``defer``), over ALL the position's feasible candidates
-    (new-user trial 16: the comparison quoted the chosen position's field-of-view-edge path,
-    ranked last among the proposals, as its best; trial 19: with the findings sorted last only
-    within the 20 best-scored candidates, a position whose 20 best all had a finding still
+    ``flagged``: optional callable, (rows (int array), batch) -> bool array, True for a path
+    with a finding (`findings.Findings.flagged`): such paths come after the others, as the
+    proposals are ranked (`proposals.propose` with ``defer``), over ALL the position's feasible
+    candidates (new-user trial 16: the comparison quoted the chosen position's field-of-view-edge
+    path, ranked last among the proposals, as its best; trial 19: with the findings sorted last
+    only within the 20 best-scored candidates, a position whose 20 best all had a finding still
     quoted a flagged path, the trans-hepatic one ranked last as proposal 3). Up to 20 paths
-    without a finding are verified, then up to 20 with one. ``first``: the chosen position's
-    first proposal (row), quoted as its best when given.
+    without a finding are verified, then up to 20 with one. The flags are asked for lazily, in
+    score order, in chunks (`FLAG_CHUNK` rows, doubling) until the walk has its answer (issue
+    20: every feasible row of every other position was judged, 0.9 of 3.9 CPU-s on the
+    TotalSegmentator DICOM example, where a handful decide); ``batch`` (int array) is the set
+    of rows judged at once before (the position's feasible rows not judged for an earlier
+    position), which `path_findings` sampling counts depend on (see ``flagged`` in `plan`).
+    The same paths are verified in the same order as with every flag known. ``first``: the
+    chosen position's first proposal (row), quoted as its best when given.
     Returns {position: {"feasible_candidates", "best": {entry_ras, length_mm, score,
     aerated_lung_mm, pleural_crossings, finding} or None}}; ``finding`` True when the best path
     carries a finding (every verified path of that position tried has one)."""
@@ -428,13 +457,44 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
 
     c = problem.constraints
     base = table.violations & ~np.int32(BIT["table_side"]) & ~np.int32(BIT["verification"])
-    known: dict = {}
+    known: dict = {}      # row -> its flag
+    batch_of: dict = {}   # row -> the rows judged with it before (int array shared by them)
+
+    def register(rows):   # the rows a position's walk judged at once before: one batch
+        new = np.asarray([r for r in np.asarray(rows).tolist() if r not in batch_of], np.int64)
+        for r in new.tolist():
+            batch_of[r] = new
 
     def is_flagged(rows):
-        todo = np.asarray([r for r in rows if int(r) not in known], np.int64)
-        if len(todo):
-            known.update(zip(todo.tolist(), (bool(x) for x in flagged(todo))))
+        todo = [int(r) for r in rows if int(r) not in known]
+        groups: dict = {}
+        for r in todo:
+            groups.setdefault(id(batch_of[r]), (batch_of[r], []))[1].append(r)
+        for batch, rs in groups.values():
+            known.update(zip(rs, (bool(x) for x in flagged(np.asarray(rs, np.int64), batch))))
         return np.array([known[int(r)] for r in rows], bool)
+
+    def walk(order):
+        """The rows to verify, in turn: up to 20 without a finding (score order), then up to 20
+        with one; flags asked for chunk by chunk, only as far as the walk goes."""
+        clear, marked, lo, size = 0, [], 0, FLAG_CHUNK
+        while lo < len(order) and clear < 20:
+            chunk = order[lo:lo + size]
+            fl = is_flagged(chunk) if flagged is not None else np.zeros(len(chunk), bool)
+            for i, f in zip(chunk.tolist(), fl.tolist()):
+                if f and len(marked) < 20:
+                    marked.append(i)
+                elif not f and clear < 20:
+                    clear += 1
+                    yield i, False
+            lo, size = lo + size, 2 * size
+        while lo < len(order) and len(marked) < 20:   # the rest of the 20 first flagged
+            chunk = order[lo:lo + size]
+            fl = is_flagged(chunk)
+            marked += chunk[fl][:20 - len(marked)].tolist()
+            lo, size = lo + size, 2 * size
+        for i in marked:
+            yield i, True
 
     def row_dict(i, finding):
         return {"entry_ras": table.entry_ras[i], "length_mm": table.length_mm[i],
@@ -442,28 +502,30 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
                 "pleural_crossings": int(table.pleural_crossings[i]), "finding": bool(finding)}
 
     out = {}
+    # the table side judged only on the rows no other rule excludes (a path's points do not
+    # depend on the other paths judged with it: `scoring.table_steps`; issue 20: 4 x 14,000 rows
+    # on the 1 mm phantom, 0.9 CPU-s, for about 2,600 that count)
+    cand = np.flatnonzero(base == 0)
     for pos, direction in POSITIONS.items():
-        faces_table = against_table(problem, table.entry_ras, table.target_ras, table.normal_ras,
-                                    table.length_mm, direction)
+        faces = against_table(problem, table.entry_ras[cand], table.target_ras[cand], table.normal_ras[cand],
+                              table.length_mm[cand], direction)
         if "table_side" in c.disabled_rules:
-            faces_table[:] = False
-        ok = np.flatnonzero((base == 0) & ~faces_table)
+            faces[:] = False
+        ok = cand[~faces]
         best = None
         if first is not None and pos == c.patient_position:
+            register([first])
             fl = bool(is_flagged(np.array([first]))[0]) if flagged is not None else False
             best = row_dict(int(first), fl)
             out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
             continue
         order = ok[np.argsort(table.score[ok], kind="stable")]
-        fl = is_flagged(order) if flagged is not None and len(order) else np.zeros(len(order), bool)
-        for group, finding in ((order[~fl][:20], False), (order[fl][:20], True)):
-            for i in group:
-                if int(i) not in checks:
-                    checks[int(i)] = verifier.verify(table.entry_ras[i], table.target_ras[i])
-                if checks[int(i)].ok:
-                    best = row_dict(i, finding)
-                    break
-            if best is not None:
+        register(order)
+        for i, finding in walk(order):
+            if int(i) not in checks:
+                checks[int(i)] = verifier.verify(table.entry_ras[i], table.target_ras[i])
+            if checks[int(i)].ok:
+                best = row_dict(i, finding)
                 break
         out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
     return out
@@ -782,10 +844,15 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     ranked, pareto, checks = verified_proposals(problem, table, k, float(d["proposal_separation_mm"]),
                                                 verifier=ver, defer=deferred(fnd, len(table)))
 
-    def flagged(rows):   # rows feasible in another position only: their findings computed now
-        # (the couch finding left out: it is judged against the planned position's couch only)
-        todo = np.asarray([r for r in rows if int(r) not in fnd.outside_tissue_mm], int)
-        more = path_findings(problem, table, todo, present, vl, dense=ver.dense) if len(todo) else fnd
+    def flagged(rows, batch=None):   # rows feasible in another position only: their findings computed now
+        # (the couch finding left out: it is judged against the planned position's couch only,
+        # and not computed), with the rows of ``batch`` that set `path_findings` sample counts
+        todo = [int(r) for r in rows if int(r) not in fnd.outside_tissue_mm]
+        more = fnd
+        if todo:
+            ctx = [r for r in np.asarray(todo if batch is None else batch).tolist() if r not in fnd.outside_tissue_mm]
+            more = path_findings(problem, table, anchored_rows(table, todo, ctx), present, vl, med=fnd.mediastinum,
+                                 dense=ver.dense, couch=False)
         return [bool((fnd if int(r) in fnd.outside_tissue_mm else more).flagged(int(r), couch=False)) for r in rows]
 
     positions = position_alternatives(problem, table, ver, checks, flagged=flagged,
