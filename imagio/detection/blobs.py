@@ -663,7 +663,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     p(0.9, "detect: pleural concavities")
     conc = concavity_candidates(sub, lungs[sl], search[sl], airway[sl])
     if perifissural_applies(ct):   # flat nodules on a fissure whose dot response the fissure cancels
-        conc = conc + fissure_candidates(sub, ir, in_lung[sl] & ~wall, lungs[sl], resp, sig[small], parenchyma)
+        conc = conc + fissure_candidates(sub, ir, in_lung[sl] & ~wall, lungs[sl], resp, sig[small], parenchyma,
+                                         (peaks[keep], diam[keep] / 2.0))
     n_dot = len(peaks)
     p(0.95, "detect: masses")
     mass = mass_candidates(sub, (sides[0][sl], sides[1][sl]), airway[sl], sig)
@@ -998,7 +999,8 @@ def perifissural_scores(sub: Volume, peaks: np.ndarray, s_peak: np.ndarray,
 
 
 def fissure_candidates(sub: Volume, image: Volume, region: np.ndarray, lungs: np.ndarray,
-                       dot_response: np.ndarray, sigmas_mm, parenchyma: float) -> list[dict]:
+                       dot_response: np.ndarray, sigmas_mm, parenchyma: float,
+                       found: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
     """Perifissural candidates the dot filter's contrast limit loses: flat blobs on a fissure.
 
     A perifissural nodule (an intrapulmonary lymph node) is solid, lentiform, attached to a
@@ -1009,7 +1011,7 @@ def fissure_candidates(sub: Volume, image: Volume, region: np.ndarray, lungs: np
     2003;30:2040-2051) reads a fraction of its density and falls below the faintest nodule
     sought (``min_contrast_hu``): phantom screening scans 100-109, 3-4.5 mm perifissural nodules
     27-65 HU, their centres 380-450 HU above the parenchyma (the same lens alone in the lung:
-    about 230 HU, Testing/test_detection.py). What sets such a blob apart from the lung's many
+    about 220 HU, Testing/test_detection.py). What sets such a blob apart from the lung's many
     faint dots is its context, the fissure (:func:`imagio.detection.fissure.plane_evidence`, the
     test :func:`perifissural_scores` applies to the dot channel's peaks). Kept here: the maxima of
     the dot response (a bright blob: three negative eigenvalues, blobness at least
@@ -1042,7 +1044,10 @@ def fissure_candidates(sub: Volume, image: Volume, region: np.ndarray, lungs: np
     lung's closing without the wall structures); lungs: boolean [k, j, i], the lungs (exits are
     counted inside them); dot_response: the dot channel's best-scale response (normalised units,
     0 where it computed none); sigmas_mm: the dot channel's small scales; parenchyma: the lungs'
-    median HU. Returns dicts as :func:`concavity_candidates` does (kji, centroid_kji,
+    median HU; found: (kji (M, 3), radius mm (M,)) of the dot and sub-solid channels' kept peaks:
+    a peak inside one of their spheres is part of a lesion already found (the rim of a larger
+    lens, whose own peak is localised at its centre) and is not reported again. Returns dicts as
+    :func:`concavity_candidates` does (kji, centroid_kji,
     diameter_mm, score, contrast_hu: the dot response in HU, channel "fissure", blobness,
     disc_blobness, sigma_mm, calibre_exits, fissure_contrast_hu).
     """
@@ -1062,6 +1067,11 @@ def fissure_candidates(sub: Volume, image: Volume, region: np.ndarray, lungs: np
         return []
     resp, best_s, blob = dot_filter(image, dense, sig, floor=0.0)
     peaks, r_peak, s_peak, b_peak = _peaks(resp, best_s, blob, 0.0, b_min)
+    if found is not None and len(found[0]) and len(peaks):
+        mm = np.asarray(sk, float)
+        d2 = (((peaks[:, None, :] - found[0][None, :, :]) * mm) ** 2).sum(-1)
+        free = ~np.any(d2 < np.asarray(found[1], float)[None, :] ** 2, axis=1)
+        peaks, r_peak, s_peak, b_peak = peaks[free], r_peak[free], s_peak[free], b_peak[free]
     if not len(peaks):
         return []
     # the Hessian of the CT at each peak at its own scale (one smoothing per scale): its flat axis
