@@ -1171,8 +1171,7 @@ def _small_lens_scene(fissure: bool, flip: bool):
     return vol, lung, lens, crossing
 
 
-@pytest.mark.parametrize("flip", [False, True])
-def test_a_small_lens_on_a_fissure_is_a_fissure_candidate(flip):
+def test_a_small_lens_on_a_fissure_is_a_fissure_candidate():
     """Issue 17 (detect38): 3-4.5 mm perifissural nodules were never candidates on the phantom
     (7 of 20 on scans 100-109): the fissure through a thin lens cancels its dot response below the
     contrast limit. Alone in the lung the same lens is a dot candidate (response about 220 HU); on
@@ -1181,11 +1180,11 @@ def test_a_small_lens_on_a_fissure_is_a_fissure_candidate(flip):
     contrast limit lost, within a voxel of its known centre, first, while the vessel crossing the
     same fissure (a tube: exits of its own calibre) is no fissure candidate."""
     c_min = constants()["min_contrast_hu"]["value"]
-    vol, lung, lens, crossing = _small_lens_scene(False, flip)
+    vol, lung, lens, crossing = _small_lens_scene(False, True)   # stored LPS-like (flipped)
     near = [c for c in detect(vol, lung_mask=lung) if np.linalg.norm(c.center_ras - lens) < 2.0]
     assert near and near[0].features["channel"] == "dot" and near[0].features["contrast_hu"] >= c_min
 
-    vol, lung, lens, crossing = _small_lens_scene(True, flip)
+    vol, lung, lens, crossing = _small_lens_scene(True, True)
     cands = detect(vol, lung_mask=lung)
     near = [c for c in cands if np.linalg.norm(c.center_ras - lens) < 2.0]
     assert near and near[0].features["channel"] == "fissure", [c.features for c in cands]
