@@ -1015,9 +1015,10 @@ def fissure_candidates(sub: Volume, image: Volume, region: np.ndarray, lungs: np
     faint dots is its context, the fissure (:func:`imagio.detection.fissure.plane_evidence`, the
     test :func:`perifissural_scores` applies to the dot channel's peaks). Kept here: the maxima of
     the dot response (a bright blob: three negative eigenvalues, blobness at least
-    ``min_blobness``) at the dot channel's small scales (``sigmas_mm``: nodules below
-    ``concavity_min_diameter_mm``, 10 mm, also Lung-RADS v2022's limit of perifissural nodules)
-    where the dot channel found nothing (``dot_response`` below the contrast limit), whose centre
+    ``min_blobness``) at those of the dot channel's small scales (``sigmas_mm``) whose lens, half
+    as thick as wide (de Hoop 2012), is under two voxels thick (diameter < 4 voxels: 6 mm on the
+    1.5 mm grid; a thicker lens is resolved along its normal and the dot channel sees it: phantom,
+    perifissural nodules >= 6 mm were all dot candidates), where the dot channel found nothing (``dot_response`` below the contrast limit), whose centre
     smoothed at the finest scale (a 3 mm nodule's sigma) is denser than the parenchyma by
     ``min_contrast_hu`` (the faintest nodule sought; a fissure alone, two pleural layers a few
     tenths of a mm thick, reads at most about 110 HU above the parenchyma in a voxel it fills
@@ -1056,10 +1057,12 @@ def fissure_candidates(sub: Volume, image: Volume, region: np.ndarray, lungs: np
     c = constants()
     pc, t = c["perifissural"], c["type_hu"]
     k, c_min, b_min = c["ball_response_per_hu"]["value"], c["min_contrast_hu"]["value"], c["min_blobness"]["value"]
+    sk = sub.spacing_kji
     sig = np.asarray(sigmas_mm, float)
+    # a lens (thickness half its diameter) under two voxels thick is not resolved along its normal
+    sig = sig[2.0 * np.sqrt(3.0) * sig < 4.0 * float(np.max(sk)) - 1e-6]
     if not len(sig) or not region.any():
         return []
-    sk = sub.spacing_kji
     a = image.array.astype(np.float32)
     sm0 = ndimage.gaussian_filter(a, float(sig[0]) / np.asarray(sk, float), mode="nearest", truncate=3.0)
     dense = region & (sm0 >= parenchyma + c_min) & (dot_response <= k * c_min)
