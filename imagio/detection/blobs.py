@@ -52,6 +52,9 @@ Method (constants and sources in ``imagio/data/detection.json``):
    A second channel adds what the dot filter cannot see: :func:`concavity_candidates`, dense
    round concavities of the lung outline (nodules and masses on the pleura or at the hilum);
    its candidates join the dots before the merge, ``features["channel"]`` says which found them.
+   A third, on thin sections: :func:`fissure_candidates`, small flat solid blobs lying on a
+   fissure whose dot response the fissure cancels below the contrast limit (perifissural
+   nodules under about 5 mm), found by the fissure and their own density instead.
 5. Features: contrast (HU), blobness, centre HU, solid fraction, distance to the pleura.
    Type from HU (calcified / solid / part-solid / ground-glass, ``type_hu``).
 6. Probability: a ranking score in [0, 1], the geometric mean of two normalised terms, each
@@ -568,8 +571,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     # lungs' own closing only (the chest wall beyond it set to the parenchyma): a small
     # juxta-pleural nodule is then a blob bounded by the pleural line (:func:`inside_region`)
     small = 2.0 * np.sqrt(3.0) * sig < c["concavity_min_diameter_mm"]["value"] - 1e-6
-    resp, best_s, blob = dot_filter(inside_region(sub, in_lung[sl], parenchyma), search[sl], sig[small],
-                                    floor=k * c_min, pyramid=pyramid)
+    ir = inside_region(sub, in_lung[sl], parenchyma)
+    resp, best_s, blob = dot_filter(ir, search[sl], sig[small], floor=k * c_min, pyramid=pyramid)
     r_l, s_l, b_l = dot_filter(sub, search[sl], sig[~small], floor=k * c_min, pyramid=pyramid)
     larger = r_l > resp
     resp[larger], best_s[larger], blob[larger] = r_l[larger], s_l[larger], b_l[larger]
@@ -659,6 +662,9 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
                                                              sub.spacing_kji, subsolid=True)
     p(0.9, "detect: pleural concavities")
     conc = concavity_candidates(sub, lungs[sl], search[sl], airway[sl])
+    if perifissural_applies(ct):   # flat nodules on a fissure whose dot response the fissure cancels
+        conc = conc + fissure_candidates(sub, ir, in_lung[sl] & ~wall, lungs[sl], resp, sig[small], parenchyma,
+                                         (peaks[keep], diam[keep] / 2.0))
     n_dot = len(peaks)
     p(0.95, "detect: masses")
     mass = mass_candidates(sub, (sides[0][sl], sides[1][sl]), airway[sl], sig)
@@ -677,7 +683,7 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
                 keep=keep, channel=channel, r_peak=r_peak, s_peak=s_peak, b_peak=b_peak,
                 shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k, fissure=fissure,
-                search=search[sl], parenchyma=parenchyma, exits=exits,
+                search=search[sl], in_lung=in_lung[sl], parenchyma=parenchyma, exits=exits,
                 lung_side_release=np.r_[lung_side, np.zeros(len(conc), bool)])
 
 
@@ -713,6 +719,13 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
                          solid_ball_fraction=q["solid_ball_fraction"])
             warn = ["diameter is the diameter of the largest solid ball found wrapped by the lung (a mass "
                     "scale), not a segmentation"] + scan_warn
+        elif i >= n_dot and conc[i - n_dot].get("channel") == "fissure":  # a flat nodule on a fissure
+            q = conc[i - n_dot]
+            feats = dict(channel="fissure", contrast_hu=q["contrast_hu"], blobness=q["blobness"],
+                         disc_blobness=q["disc_blobness"], sigma_mm=q["sigma_mm"], centre_hu=centre_hu,
+                         solid_fraction=solid_frac, fissure_attached=True, fissure_contrast_hu=q["fissure_contrast_hu"])
+            warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation; found on a "
+                    "fissure below the dot filter's contrast limit (a flat nodule's response is weak)"] + scan_warn
         elif i >= n_dot:  # a concavity of the lung outline (juxta-pleural channel)
             q = conc[i - n_dot]
             feats = dict(channel="concavity", contrast_hu=q["contrast_hu"],
@@ -983,6 +996,126 @@ def perifissural_scores(sub: Volume, peaks: np.ndarray, s_peak: np.ndarray,
         resp = np.clip((contrast_hu[i] - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1)
         score[i] = max(score[i], float(np.sqrt(disc * np.sqrt(dens * resp))))
     return score, attached
+
+
+def fissure_candidates(sub: Volume, image: Volume, region: np.ndarray, lungs: np.ndarray,
+                       dot_response: np.ndarray, sigmas_mm, parenchyma: float,
+                       found: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+    """Perifissural candidates the dot filter's contrast limit loses: flat blobs on a fissure.
+
+    A perifissural nodule (an intrapulmonary lymph node) is solid, lentiform, attached to a
+    fissure, its short axis normal to it (de Hoop B et al., Radiology 2012;265:611-616). Below
+    about 5 mm it is one or two voxels thick on a 1.5 mm grid: its Hessian is a disc's, |l1| >>
+    |l3| (Frangi AF et al., MICCAI 1998), and the fissure through it adds curvature along its
+    normal only, so Li's dot response |l3|^2 / |l1| (Li Q, Sone S, Doi K, Med Phys
+    2003;30:2040-2051) reads a fraction of its density and falls below the faintest nodule
+    sought (``min_contrast_hu``): phantom screening scans 100-109, 3-4.5 mm perifissural nodules
+    27-65 HU, their centres 380-450 HU above the parenchyma (the same lens alone in the lung:
+    about 220 HU, Testing/test_detection.py). What sets such a blob apart from the lung's many
+    faint dots is its context, the fissure (:func:`imagio.detection.fissure.plane_evidence`, the
+    test :func:`perifissural_scores` applies to the dot channel's peaks). Kept here: the maxima of
+    the dot response (a bright blob: three negative eigenvalues, blobness at least
+    ``min_blobness``) at those of the dot channel's small scales (``sigmas_mm``) whose lens, half
+    as thick as wide (de Hoop 2012), is under two voxels thick (diameter < 4 voxels: 6 mm on the
+    1.5 mm grid; a thicker lens is resolved along its normal and the dot channel sees it: phantom,
+    perifissural nodules >= 6 mm were all dot candidates), where the dot channel found nothing (``dot_response`` below the contrast limit), whose centre
+    smoothed at the finest scale (a 3 mm nodule's sigma) is denser than the parenchyma by
+    ``min_contrast_hu`` (the faintest nodule sought; a fissure alone, two pleural layers a few
+    tenths of a mm thick, reads at most about 110 HU above the parenchyma in a voxel it fills
+    and less once smoothed, ``perifissural``'s source: phantom, the noise maxima on fissures read
+    10-22 HU of dot response at voxel centres 700-740 HU, none passes), that lie on a
+    fissure-like sheet normal to their flat axis (the eigenvector of the largest curvature) whose
+    contrast reaches ``perifissural.channel_min_fissure_contrast_hu`` (the physical estimate of
+    a fissure's contrast, not its rounded-down floor: this channel tests thousands of faint peaks),
+    and whose centre is below ``type_hu.calcified_min`` (bone, calcium or iodinated blood are no
+    perifissural lymph node; a calcified nodule is the dot channel's, and benign).
+    The centre is not required to be solid as in :func:`perifissural_scores`: a lens 1.5-2.5 mm
+    thick fills a fraction of a 1.5 mm voxel, its centre reads in the sub-solid range (phantom:
+    -380..-450 HU; the one-click characterisation types it later on the original CT).
+    Score: the disc blobness term |l3| / sqrt(|l1| |l2|) of :func:`perifissural_scores` and the
+    centre-density term (median within half the radius against the parenchyma, 0 at
+    ``min_contrast_hu``, 1 at soft tissue; the response understates a thin disc's density, so the
+    density is the contrast evidence), geometric mean, times the exit term ``fissure_exits``
+    (nothing of its own density leaves a perifissural nodule; a vessel or airway wall on or
+    across the fissure is a tube through the blob). Only on thin sections
+    (:func:`perifissural_applies`, the caller's test).
+
+    sub: the working-grid CT (HU); image: the image the dot filter ran on at these scales
+    (:func:`inside_region`); region: boolean [k, j, i], where a candidate may be centred (each
+    lung's closing without the wall structures); lungs: boolean [k, j, i], the lungs (exits are
+    counted inside them); dot_response: the dot channel's best-scale response (normalised units,
+    0 where it computed none); sigmas_mm: the dot channel's small scales; parenchyma: the lungs'
+    median HU; found: (kji (M, 3), radius mm (M,)) of the dot and sub-solid channels' kept peaks:
+    a peak inside one of their spheres is part of a lesion already found (the rim of a larger
+    lens, whose own peak is localised at its centre) and is not reported again. Returns dicts as
+    :func:`concavity_candidates` does (kji, centroid_kji,
+    diameter_mm, score, contrast_hu: the dot response in HU, channel "fissure", blobness,
+    disc_blobness, sigma_mm, calibre_exits, fissure_contrast_hu).
+    """
+    from .fissure import plane_evidence
+
+    c = constants()
+    pc, t = c["perifissural"], c["type_hu"]
+    k, c_min, b_min = c["ball_response_per_hu"]["value"], c["min_contrast_hu"]["value"], c["min_blobness"]["value"]
+    sk = sub.spacing_kji
+    sig = np.asarray(sigmas_mm, float)
+    # a lens (thickness half its diameter) under two voxels thick is not resolved along its normal
+    sig = sig[2.0 * np.sqrt(3.0) * sig < 4.0 * float(np.max(sk)) - 1e-6]
+    if not len(sig) or not region.any():
+        return []
+    a = image.array.astype(np.float32)
+    sm0 = ndimage.gaussian_filter(a, float(sig[0]) / np.asarray(sk, float), mode="nearest", truncate=3.0)
+    dense = region & (sm0 >= parenchyma + c_min) & (dot_response <= k * c_min)
+    if not dense.any():
+        return []
+    resp, best_s, blob = dot_filter(image, dense, sig, floor=0.0)
+    peaks, r_peak, s_peak, b_peak = _peaks(resp, best_s, blob, 0.0, b_min)
+    if found is not None and len(found[0]) and len(peaks):
+        mm = np.asarray(sk, float)
+        d2 = (((peaks[:, None, :] - found[0][None, :, :]) * mm) ** 2).sum(-1)
+        free = ~np.any(d2 < np.asarray(found[1], float)[None, :] ** 2, axis=1)
+        peaks, r_peak, s_peak, b_peak = peaks[free], r_peak[free], s_peak[free], b_peak[free]
+    if not len(peaks):
+        return []
+    # the Hessian of the CT at each peak at its own scale (one smoothing per scale): its flat axis
+    # (the eigenvector of the largest curvature) is the normal of the fissure sought
+    raw = sub.array.astype(np.float32)
+    w = np.zeros((len(peaks), 3))
+    v = np.zeros((len(peaks), 3, 3))
+    for s in np.unique(s_peak):
+        sel = s_peak == s
+        sm = ndimage.gaussian_filter(raw, float(s) / np.asarray(sk, float), mode="nearest", truncate=3.0)
+        w[sel], v[sel] = np.linalg.eigh(hessian_at(sm, sk, peaks[sel]).astype(np.float64) * float(s) ** 2)
+    r_max = c["nodule_diameter_mm"]["value"][1] / 2.0
+    diam = 2.0 * np.sqrt(3.0) * s_peak
+    found = []
+    for i in np.flatnonzero(w[:, 2] < 0):   # a bright blob in all three directions
+        centre_hu, _ = _ball_hu(raw, peaks[i], diam[i] / 2.0, sk, t["solid_min"])
+        if centre_hu >= t["calcified_min"]:   # bone, calcium or contrast: not a perifissural lymph node
+            continue
+        ev = plane_evidence(raw, sk, peaks[i], v[i][:, 0], parenchyma, centre_hu, r_max, pc)
+        if ev["attached"] and ev["contrast_hu"] >= pc["channel_min_fissure_contrast_hu"]:
+            found.append((i, centre_hu, ev["contrast_hu"]))
+    if not found:
+        return []
+    idx = np.array([f[0] for f in found])
+    exits, _ = calibre_exit_scores(raw, lungs, peaks[idx], diam[idx], np.ones(len(idx)), np.ones(len(idx), bool),
+                                   parenchyma, sk)
+    lo, hi = c["fissure_exits"]["value"]
+    exit_term = np.clip((hi - np.nan_to_num(exits, nan=hi)) / (hi - lo), 0.0, 1.0)
+    out = []
+    for (i, centre_hu, fis_hu), e, et in zip(found, exits, exit_term):
+        if et <= 0:
+            continue
+        l1, l2, l3 = -w[i]
+        disc = float(l3 / np.sqrt(l1 * l2))
+        score = np.sqrt(np.clip((disc - b_min) / (1.0 - b_min), 0, 1)
+                        * np.clip((centre_hu - parenchyma - c_min) / (SOLID_CONTRAST_HU - c_min), 0, 1)) * et
+        out.append(dict(kji=peaks[i], centroid_kji=peaks[i].astype(float), diameter_mm=float(diam[i]),
+                        score=float(score), calibre_exits=float(e), channel="fissure",
+                        contrast_hu=float(r_peak[i] / k), blobness=float(b_peak[i]), disc_blobness=disc,
+                        sigma_mm=float(s_peak[i]), fissure_contrast_hu=float(fis_hu)))
+    return out
 
 
 def calibre_exit_scores(a: np.ndarray, lungs: np.ndarray, peaks: np.ndarray, diam: np.ndarray,
