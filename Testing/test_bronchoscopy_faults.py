@@ -69,10 +69,14 @@ def test_a_route_short_of_a_left_out_piece_that_reaches_the_lesion_says_so(ph):
     d_nod = edt.edt(~nod, anisotropy=tuple(L.spacing_kji), black_border=False)
     own = float(d_nod[pieces].min())          # voxel centre to voxel centre, mm
     assert own < r.remaining_mm
-    said = re.search(r"left out of the tree \(([\d.]+) mL at RAS [^)]*\) comes within ([\d.]+) mm of the lesion",
-                     r.verdict)
+    said = re.search(r"left out of the tree \(([\d.]+) mL, its gap at RAS [^)]*\) comes within ([\d.]+) mm of "
+                     r"the lesion at RAS \[([-\d., ]+)\]", r.verdict)
     assert said, r.verdict
     assert abs(float(said.group(2)) - own) <= 0.05 + 1e-9, (said.group(2), own)
+    # the point named is a voxel of the piece at that distance from the nodule (trial 83 L3)
+    at = np.array([float(v) for v in said.group(3).split(",")])
+    kji = tuple(np.rint(L.world_to_kji(at[None])[0]).astype(int))
+    assert pieces[kji] and abs(d_nod[kji] - own) <= 0.1, (at, d_nod[kji], own)
     assert "no airway of the mask comes closer" not in r.verdict
     intact = B.plan_route(B.extract_tree(L, _airways(ph)), tg, "ultrathin")
     assert "left out" not in intact.verdict

@@ -247,7 +247,7 @@ def chart_tissue_doubt(abl: dict, in_lung: bool) -> str:
     tissue = abl.get("chart_tissue") or "a tissue its table does not name"
     return (f"ablation ({abl['device']} {abl['setting']}): the tumour lies in aerated lung but the zone sizes "
             f"come from a chart measured in {tissue}, not in lung; air conducts heat and current far less than "
-            "liver, so the zone in the lung may be smaller or shaped otherwise and this plan's coverage and margin "
+            "solid tissue or gel, so the zone in the lung may be smaller or shaped otherwise and this plan's coverage and margin "
             "are not validated (Brace 2009); use a chart measured in lung (imagio ablation import-devices) and "
             "judge the zone on the post-ablation CT (CIRSE 2020)")
 

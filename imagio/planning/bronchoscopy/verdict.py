@@ -139,15 +139,21 @@ def left_out_closer(tree, target, end_mm: float) -> str:
     from scipy.spatial import cKDTree
 
     kd = cKDTree(np.asarray(target.surface, float).reshape(-1, 3))
-    near = [(float(kd.query(p["boundary_ras"])[0].min()), p) for p in pieces if len(p["boundary_ras"])]
+    near = []
+    for p in pieces:
+        if len(p["boundary_ras"]):
+            dist = kd.query(p["boundary_ras"])[0]
+            k = int(np.argmin(dist))
+            near.append((float(dist[k]), p, np.round(np.asarray(p["boundary_ras"])[k], 1).tolist()))
     if not near:
         return ""
-    d, p = min(near, key=lambda x: x[0])
+    d, p, at = min(near, key=lambda x: x[0])
     if d >= end_mm:
         return ""
     goal = "the target point" if target.mask is None else "the lesion"
-    return (f"a separate airway piece left out of the tree ({p['piece_ml']:g} mL at RAS {p['where']}) comes within "
-            f"{d:.1f} mm of {goal}: the airway mask may be cut on the way there (a gap its repair did not bridge); "
+    # its point closest to the target, not the gap's midpoint (trial 83 L3: that lay 35 mm from the nodule)
+    return (f"a separate airway piece left out of the tree ({p['piece_ml']:g} mL, its gap at RAS {p['where']}) comes "
+            f"within {d:.1f} mm of {goal} at RAS {at}: the airway mask may be cut on the way there (a gap its repair did not bridge); "
             "correct the airway segmentation so that the piece joins the tree, and plan again before choosing a "
             "tunnel or a transthoracic approach")
 
