@@ -92,34 +92,12 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     {"liver": mask}: with "vessels" requested, the liver's contrast vessels are segmented too;
     lesions (names starting with tumor/tumour/lung_nodule/lesion/liver_tumor, e.g. from the
     one-click tool) are removed from every vessel mask.
-
-    The rules run on the CT's RAS-canonical storage (`volume.as_ras_canonical`; a copy of the
-    array unless the CT is stored so already) and the masks and the array indices in ``meta``
-    (airway seeds, carina slice, cut faces, padded slabs) are given on ``ct``'s grid: the same
-    labels in world space for every storage of one image (flips, axis order).
     """
     from ..padding import keep_fill_regions
-    from ..volume import as_ras_canonical, reorient_array, unreorient_array
     from .bones import keep_common_resolution
 
-    # the rules run on the RAS-canonical storage of the CT (`volume.as_ras_canonical`): every
-    # storage of one world image (axis flips, axis order) gives the same labels in world space.
-    # Several steps depend on the array's order, not on anatomy: scikit-image's 3-D thinning
-    # (the ribs' curve skeleton, `bones.bone_segments`), grids coarsened from the array's
-    # first voxel (`body.body_mask`'s core), watershed and first-maximum ties (trial 82 #6:
-    # lung2 stored flipped along i, j or k gave 10,042 / 13,477 / 54,535 voxels of other
-    # labels: ribs <-> bone, the body's edge; rib Dice 0.988 / 0.984 / 0.976)
-    can, perm, flip = as_ras_canonical(ct)
-    if can is not ct and organs is not None:
-        organs = {n: None if m is None else reorient_array(np.asarray(m), perm, flip) for n, m in organs.items()}
     with keep_common_resolution(), keep_fill_regions():
-        masks, meta = _segment_masks(can, structures, progress, organs, lungs_optional)
-    if can is ct:
-        return masks, meta
-    _unreorient_indices(meta, perm, flip, ct.shape)
-    for n, m in masks.items():   # one at a time: each canonical mask is dropped once copied
-        masks[n] = None if m is None else unreorient_array(m, perm, flip)
-    return masks, meta
+        return _segment_masks(ct, structures, progress, organs, lungs_optional)
 
 
 def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> tuple[dict, dict]:
@@ -532,52 +510,15 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
 
 def _shift_indices(meta: dict, lo, sup: int) -> None:
     """The array indices in ``meta`` (found on a box of the grid starting at ``lo``, k, j, i)
-    moved onto the whole grid: the airway seeds, the cut faces and the carina's slice (along ``sup``)."""
+    moved onto the whole grid: the airway seeds and the carina's slice (along ``sup``)."""
     aw = meta.get("airways")
     if not aw:
         return
-    for item in [aw] + list(aw.get("cut_bronchi") or []) + list(aw.get("top_face_bronchi") or []):
+    for item in [aw] + list(aw.get("cut_bronchi") or []):
         if item.get("seed_kji") is not None:
             item["seed_kji"] = [int(v + o) for v, o in zip(item["seed_kji"], lo)]
-        if item.get("axis") is not None and item.get("face") is not None:
-            item["face"] = int(item["face"] + lo[int(item["axis"])])
     if aw.get("carina_slice") is not None:
         aw["carina_slice"] = int(aw["carina_slice"] + lo[sup])
-
-
-def _unreorient_indices(meta: dict, perm, flip, shape) -> None:
-    """The array indices in ``meta`` (found on the RAS-canonical storage of a grid of ``shape``,
-    `volume.as_ras_canonical`'s ``perm``, ``flip``) moved onto that grid (k, j, i): the airway
-    seeds, the carina's slice, the cut faces (``face`` along ``axis``) and the padded slabs."""
-    def axis(n):   # canonical axis n -> (axis of the grid, index mapping)
-        a = int(perm[n])
-        return a, (lambda v: int(shape[a] - 1 - v)) if flip[n] else int
-
-    def point(p):
-        out = [0, 0, 0]
-        for n, v in enumerate(p):
-            a, f = axis(n)
-            out[a] = f(v)
-        return out
-
-    pad = meta.get("padding")
-    if pad and pad.get("slabs_kji") is not None:
-        slabs = [None] * 3
-        for n, (lo, hi) in enumerate(pad["slabs_kji"]):
-            slabs[int(perm[n])] = [hi, lo] if flip[n] else [lo, hi]
-        pad["slabs_kji"] = slabs
-    aw = meta.get("airways")
-    if not aw:
-        return
-    for item in [aw] + list(aw.get("cut_bronchi") or []) + list(aw.get("top_face_bronchi") or []):
-        if item.get("seed_kji") is not None:
-            item["seed_kji"] = point(item["seed_kji"])
-        if item.get("axis") is not None and item.get("face") is not None:
-            a, f = axis(int(item["axis"]))
-            item["axis"], item["face"] = a, f(item["face"])
-    if aw.get("carina_slice") is not None:
-        a, f = axis(0)   # the superior axis of the canonical storage
-        aw["carina_slice"] = f(aw["carina_slice"])
 
 
 def to_label_volume(ct: Volume, masks: dict[str, np.ndarray], name: str = "segmentation",
