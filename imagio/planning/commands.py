@@ -295,6 +295,11 @@ def cmd_plan(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "plan.json", json.dumps(doc, indent=1))   # written once, from the objects
     written = [out / "plan.json"]
+    risk = None
+    if not args.no_png and not args.no_scene:   # the skin risk map built once for both (issue 20, as the demo)
+        from .risk_map import risk_polydata
+
+        risk = risk_polydata(result.maps, result.table)
     if not args.no_png:
         from .render import render_plan_png
 
@@ -306,7 +311,7 @@ def cmd_plan(args) -> int:
                                     z["diameter_mm"] / 2) for z in abl["single_probe"][0]["zones"]]
             extra.append((zones_polydata(best_zones), (1.0, 0.55, 0.1), 0.35))
         with atomic_path(out / "plan.png") as tmp:  # never half-written, never over an input
-            render_plan_png(result, tmp, extra=extra)
+            render_plan_png(result, tmp, extra=extra, risk=risk)
         written.append(out / "plan.png")
     if not args.no_scene:
         def add_ablation(scene):   # the zones and the probes' tips (trial 10: the scene had neither)
@@ -315,7 +320,9 @@ def cmd_plan(args) -> int:
             ablation_json_to_scene(scene, abl)
 
         written += write_plan_scene(result, out, add=add_ablation if abl else None, ct_path=args.ct,
-                                    labels_path=None if args.lesions else args.labels, labels_read=labels)
+                                    labels_path=None if args.lesions else args.labels, labels_read=labels,
+                                    risk=risk)
+    risk = None
     for p in written:
         print(p)
     io.say_warnings(doc.get("warnings", []))
@@ -473,7 +480,8 @@ def register(subparsers) -> None:
     s.set_defaults(func=cmd_plan)
 
 
-def write_plan_scene(plan, out: Path, add=None, ct_path=None, labels_path=None, labels_read=None) -> list[Path]:
+def write_plan_scene(plan, out: Path, add=None, ct_path=None, labels_path=None, labels_read=None,
+                     risk=None) -> list[Path]:
     """The plan as a Slicer scene in ``out/scene`` ([its path]); ``add(scene)`` adds more nodes.
     The scene shows the plan on its images (new-user trial 21, L8: it had neither): the CT read in
     place from ``ct_path`` (a file Slicer reads; a DICOM folder is said on stderr: load it with
@@ -481,7 +489,8 @@ def write_plan_scene(plan, out: Path, add=None, ct_path=None, labels_path=None, 
     when the plan used them as read (``labels_read``, the `Volume` read from it), else (merged
     --lesions, lesion pieces split, resampled) written beside the scene as a segmentation.
     Inputs are referenced, never copied or written. Without slicer-core: a note on stderr and []
-    (the other outputs do not need it)."""
+    (the other outputs do not need it). ``risk``: the plan's skin risk map when the caller built it
+    (`mrml.planning.plan_to_scene`'s)."""
     try:
         import slicer  # noqa: F401  (slicer-core)
     except ImportError:
@@ -501,7 +510,7 @@ def write_plan_scene(plan, out: Path, add=None, ct_path=None, labels_path=None, 
     if not (as_read and reference_labels(scene, labels_path, used.labels, "Structures") is not None):
         if used.labels and (used.array > 0).any():
             labels_to_segmentation(used, scene, name="Structures (as planned)")
-    plan_to_scene(scene, plan)
+    plan_to_scene(scene, plan, risk=risk)
     if add is not None:
         add(scene)
     return [Path(write_scene(scene, out / "scene"))]
