@@ -44,32 +44,3 @@ def test_kept_fill_regions_equal_the_computed_ones_and_go_with_the_context():
         assert len(padding._KEPT.entries) == 4
     assert padding._KEPT.entries is None
     assert padding_mask(ct)[0].flags.writeable
-
-
-def test_thin_fill_of_data_mask_is_kept_per_ct_contents_outside_a_run(monkeypatch):
-    """Outside `keep_fill_regions` `data_mask`'s thin fill (`with_thin_fill`: the face voxels of
-    the fill value joined to the padding, which the fill region's opening takes off) is labelled
-    once per CT contents: again for the same values in another array object (Slicer and IMAGIO Web
-    read the CT anew), anew for other values; the mask is the same either way."""
-    padding.forget_cached_fill()
-    ct = _circle_ct()
-    a = ct.array.copy()
-    a[0, 20, 1:10] = -1024   # a one-voxel strip of fill on the first slice, from the padding into the air
-    ct = ct.with_array(a)
-    calls = []
-    real = padding.with_thin_fill
-    monkeypatch.setattr(padding, "with_thin_fill", lambda *args: calls.append(1) or real(*args))
-    first, c = padding.data_mask(ct, rim_voxels=0, keep_outer_layer=True)
-    assert c == -1024.0 and len(calls) == 1
-    assert not first[0, 20, 1:10].any() and first[1, 20, 1:10].all()   # the strip is fill; below it, air
-    for same in (ct, ct.with_array(a.copy())):
-        again, _ = padding.data_mask(same, rim_voxels=0, keep_outer_layer=True)
-        assert np.array_equal(again, first) and len(calls) == 1
-    padding.data_mask(ct)   # other rim and layer arguments: the same thin fill
-    assert len(calls) == 1
-    b = a.copy()
-    b[0, 20, 5] = -1000   # the strip cut: its far part is data again
-    other, _ = padding.data_mask(ct.with_array(b), rim_voxels=0, keep_outer_layer=True)
-    assert len(calls) == 2 and other[0, 20, 5:10].all() and not other[0, 20, 1:5].any()
-    padding.forget_cached_fill()
-    assert np.array_equal(padding.data_mask(ct, rim_voxels=0, keep_outer_layer=True)[0], first) and len(calls) == 3

@@ -15,7 +15,7 @@ address, without reading the values: only for arrays that nothing writes after t
 (the skin model's packed masks, `imagio.planning.skin.PackedMask`). The caches can be emptied
 to free their memory (`imagio.planning.skin.forget_cached_skin`,
 `imagio.planning.distance_maps.forget_cached_maps`,
-`imagio.label_registration.forget_cached_registration`, `imagio.padding.forget_cached_fill`).
+`imagio.label_registration.forget_cached_registration`).
 
 A cache whose result reads the array only through a mask (the couch search reads the CT only as
 ``CT > air`` inside the body and data masks) is keyed on that mask's contents instead

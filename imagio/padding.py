@@ -12,18 +12,13 @@ and by the segmenters (`segmentation.body.measured_voxels` and `padding_voxels`,
 segmenters depend on this module, never on each other for it.
 
 Within `keep_fill_regions` (one rule-based segmentation: `segmentation.rules.segment_masks`)
-`padding_mask` and `scan_circle_fill` are computed once per CT array. `data_mask`'s thin fill
-(`with_thin_fill`, a labelling of the whole array) is kept there too and, outside such a run (the
-planner's skin model, each click of the lesion tool, each nodule `detect` characterises), per CT
-contents (`caching.content_token`): the voxels it adds, a few per face, for the last
-``THIN_FILL_KEPT`` CTs.
+`padding_mask` and `scan_circle_fill` are computed once per CT array.
 
 Arrays [k, j, i]; no Python loop over voxels.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import threading
 
@@ -32,7 +27,6 @@ import numpy as np
 from .volume import Volume
 
 NOISY_AIR_HU = (-1200.0, -900.0)   # `padding_mask`: measured air around a patient lies here
-THIN_FILL_KEPT = 4   # `data_mask`: CTs whose thin fill is kept outside a segmentation run
 
 
 def border_faces(a: np.ndarray) -> np.ndarray:
@@ -289,7 +283,7 @@ def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False) -
 
     pad, c = padding_mask(ct)
     if c is not None:
-        pad = _data_thin_fill(ct.array, pad, c)
+        pad = _kept(("with_thin_fill", ct.array, c), lambda: (with_thin_fill(ct.array, pad, c), c))[0]
     if c is not None and rim_voxels > 0:
         for _ in range(rim_voxels):
             pad = dilate6(pad)
@@ -327,44 +321,6 @@ def with_thin_fill(a: np.ndarray, pad: np.ndarray, c: float) -> np.ndarray:
             idx[ax] = end
             out[tuple(idx)] |= np.isin(lab[tuple(idx)], keep)
     return out
-
-
-_THIN_FILL: collections.OrderedDict = collections.OrderedDict()   # (content, value) -> added flat indices
-_THIN_FILL_LOCK = threading.Lock()
-
-
-def _data_thin_fill(a: np.ndarray, pad: np.ndarray, c: float) -> np.ndarray:
-    """`with_thin_fill` (``a``, ``pad``, ``c``) for `data_mask`, whose ``pad`` is `padding_mask`'s of
-    ``a`` (so a function of ``a``'s values): kept per array object within `keep_fill_regions`,
-    otherwise per contents of ``a`` (`caching.content_token`, one pass over the values; never stale)
-    as the flat indices of the voxels it adds to ``pad`` (on the array's outer layer only), for the
-    last ``THIN_FILL_KEPT`` CTs. The same mask either way."""
-    if getattr(_KEPT, "entries", None) is not None:
-        return _kept(("with_thin_fill", a, c), lambda: (with_thin_fill(a, pad, c), c))[0]
-    from .caching import content_token
-
-    key = (content_token(a), float(c))
-    with _THIN_FILL_LOCK:
-        added = _THIN_FILL.get(key)
-        if added is not None:
-            _THIN_FILL.move_to_end(key)
-    if added is None:
-        out = with_thin_fill(a, pad, c)
-        added = np.flatnonzero(out & ~pad)
-        with _THIN_FILL_LOCK:
-            _THIN_FILL[key] = added
-            while len(_THIN_FILL) > THIN_FILL_KEPT:
-                _THIN_FILL.popitem(last=False)
-        return out
-    out = np.array(pad, bool, copy=True, order="C")
-    out.reshape(-1)[added] = True
-    return out
-
-
-def forget_cached_fill() -> None:
-    """Drop the thin fills `data_mask` keeps outside a segmentation run (`_data_thin_fill`)."""
-    with _THIN_FILL_LOCK:
-        _THIN_FILL.clear()
 
 
 _KEPT = threading.local()   # `keep_fill_regions`: per thread, its results while in the context
