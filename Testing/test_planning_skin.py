@@ -661,6 +661,56 @@ def test_truncation_areas_are_the_cut_sections_on_thick_slices():
         assert abs(got[name] / want - 1) <= 0.15, (name, got[name], want)
 
 
+def test_subsampled_truncation_areas_do_not_depend_on_the_array_storage(monkeypatch):
+    """Trial 82 L6 follow-up: the cut voxels were subsampled every n-th in memory order, which
+    aliased with the array's rows (lung2's left and right cuts came out 28,790 and 37,266 mm^2, or
+    36,714 and 29,040 with the array stored flipped along j; all voxels give 31,053 and 34,896).
+    With the subsample on (a small sample cap), the block of the thick-slice test stored four
+    ways (as is, flipped along i, flipped along j and k, i and j swapped) gives the same samples
+    and areas, each within 15 % of the section counted from the body voxels on that face."""
+    import dataclasses
+
+    from imagio.planning import skin
+    from imagio.volume import make_ijk_to_ras
+
+    monkeypatch.setattr(skin, "CUT_SAMPLES", 4000)   # about 8x fewer samples than cut voxels
+    sp = (0.8, 0.8, 5.0)
+    shape_kji = (48, 140, 150)
+    a = np.full(shape_kji, -1000.0)
+    a[:, 30:110, :] = 40.0
+    a = (a + 10 * np.random.default_rng(1).standard_normal(shape_kji)).astype(np.int16)
+    ct = Volume(a, make_ijk_to_ras(sp, (60.0, -56.0, -30.0), np.diag([-1.0, 1.0, 1.0])))
+    body = a > -500
+    want = {"superior": body[0].sum() * sp[0] * sp[1], "inferior": body[-1].sum() * sp[0] * sp[1],
+            "left": body[:, :, 0].sum() * sp[1] * sp[2], "right": body[:, :, -1].sum() * sp[1] * sp[2]}
+
+    def stored(perm, flip):   # the same voxels at the same RAS points, another array order
+        arr = a.transpose(perm)[tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
+        m = np.zeros((4, 4))
+        m[3, 3] = 1.0
+        for ax, (src, f) in enumerate(zip(perm, flip)):
+            m[src, ax] = -1.0 if f else 1.0
+            m[src, 3] = arr.shape[ax] - 1.0 if f else 0.0
+        rev = np.eye(4)[[2, 1, 0, 3]]
+        return dataclasses.replace(ct, array=np.ascontiguousarray(arr), ijk_to_ras=ct.ijk_to_ras @ rev @ m @ rev)
+
+    results = []
+    for perm, flip in (((0, 1, 2), (False,) * 3), ((0, 1, 2), (False, False, True)),
+                       ((0, 1, 2), (True, True, False)), ((0, 2, 1), (False,) * 3)):
+        v = stored(perm, flip)
+        model = outer_skin(v)
+        assert model.cuts.step > 4, model.cuts.step        # the subsample is on
+        got = {t.side: t for t in model.truncations}
+        assert set(got) == set(want), sorted(got)
+        for name, w in want.items():
+            assert abs(got[name].area_mm2 / w - 1) <= 0.15, (perm, flip, name, got[name].area_mm2, w)
+        results.append({n: (t.area_mm2, np.sort(t.points_ras, axis=0)) for n, t in got.items()})
+    for r in results[1:]:
+        for name in want:
+            assert np.isclose(r[name][0], results[0][name][0], rtol=1e-9, atol=0), (name, r[name][0], results[0][name][0])
+            assert np.allclose(r[name][1], results[0][name][1], rtol=0, atol=1e-6)
+
+
 def test_fill_of_a_tilted_crop_inside_the_body_is_padding():
     """Issue 14 (lesion18): a field of view that ends inside the patient (a crop, then tilted)
     puts the resampler's fill (-1024) against cut tissue and lung, not the noisy outside air by

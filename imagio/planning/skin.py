@@ -899,13 +899,14 @@ class CutSamples:
     #3, Lung_Dx: the couch base at the field's edge was a 'posterior' cut) and groups them per
     side, on its first read.
 
-    kji: (n, 3) int voxel indices; codes: (n,) side codes; step: voxels each sample stands for."""
+    kji: (n, 3) int voxel indices; codes: (n,) side codes; step: cut voxels each sample stands
+    for (all cut voxels over the samples; 1.0 when every cut voxel is a sample)."""
 
-    def __init__(self, ct: Volume, body, tissue, kji: np.ndarray, codes: np.ndarray, step: int,
+    def __init__(self, ct: Volume, body, tissue, kji: np.ndarray, codes: np.ndarray, step: float,
                  face_mm2: np.ndarray):
         # the grid only (a zero-strided array of the CT's shape: the CT's values are not kept)
         self.ct = Volume(np.broadcast_to(np.int8(0), tuple(ct.shape)), ct.ijk_to_ras, "grid")
-        self.body, self.tissue, self.kji, self.codes, self.step = body, tissue, kji, codes, int(step)
+        self.body, self.tissue, self.kji, self.codes, self.step = body, tissue, kji, codes, float(step)
         self.face_mm2 = face_mm2   # (n,) mm^2 of the cut surface each sample stands for (`_face_mm2`)
         self._groups: list | None = None
 
@@ -943,9 +944,16 @@ def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tis
     (``body``, ``tissue``: `PackedMask` or bool, kept for `_in_patient`)
     (``field``: its smoothed mask, `_smoothed`; ``box``: the data region is the array's box
     less its outer layer, so every cut voxel lies next to an array face)."""
-    kji_all = np.argwhere(cut)
-    step = max(1, len(kji_all) // 20000)          # a regular subsample, weighted
-    kji = kji_all[::step]
+    kji = np.argwhere(cut)
+    step = 1.0
+    if len(kji) > CUT_SAMPLES:
+        # a subsample chosen by the voxels' world positions (`world_fraction`), not their order in
+        # the array: every 16th voxel in memory order aliased with the rows (lung2: its left and
+        # right in-plane cuts came out 28,790 and 37,266 mm^2, or 36,714 and 29,040 with the array
+        # stored flipped along j; all voxels: 31,053 and 34,896 in every storage)
+        keep = world_fraction(ct, kji) < CUT_SAMPLES / len(kji)
+        step = len(kji) / max(int(keep.sum()), 1)
+        kji = kji[keep]
     codes = np.full(len(kji), -1, np.int64)
     normal = np.zeros((len(kji), 3))   # the outward RAS direction of the edge each sample is cut by
     if not len(kji):
@@ -980,6 +988,33 @@ def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tis
                 normal[rest[a:a + 2048][on]] = eq[f[on], :3]
     keep = codes >= 0
     return CutSamples(ct, body, tissue, kji[keep], codes[keep], step, _face_mm2(ct, normal[keep]))
+
+
+CUT_SAMPLES = 20000   # cut voxels sampled for the truncations (about 1 % noise on a side's area)
+
+
+def world_fraction(grid: Volume, kji: np.ndarray) -> np.ndarray:
+    """(n,) float in [0, 1): a pseudo-random number fixed by each voxel's place in the world image
+    (voxel indices ``kji`` (n, 3) of ``grid``): its index in the image's RAS-canonical storage
+    (`volume.ras_canonical_plan`, integers: exact, where world coordinates read from a file's
+    float32 header move by 0.015 um with the storage) hashed with SplitMix64's finaliser (Steele
+    et al., OOPSLA 2014). A subsample ``world_fraction < p`` is a uniform random sample of rate p
+    that is the same set of voxels however the array is stored (flipped, axes permuted): unlike a
+    regular subsample in memory order, it cannot alias with the array's rows."""
+    from ..volume import ras_canonical_plan
+
+    perm, flip = ras_canonical_plan(grid.ijk_to_ras)
+    kji = np.asarray(kji, np.int64)
+    shape = grid.shape
+    c = [np.where(flip[n], shape[perm[n]] - 1 - kji[:, perm[n]], kji[:, perm[n]]).astype(np.uint64)
+         for n in range(3)]
+    h = c[0] * np.uint64(0x9E3779B97F4A7C15) ^ c[1] * np.uint64(0xC2B2AE3D27D4EB4F) ^ c[2] * np.uint64(0x165667B19E3779F9)
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def _face_mm2(ct: Volume, normal: np.ndarray) -> np.ndarray:
