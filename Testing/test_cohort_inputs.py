@@ -411,6 +411,28 @@ def test_cohort_table_joins_cases_written_with_other_columns_by_name(tmp_path):
     assert got["A"]["table"] == "main" and got["A"]["coordX"] == "1.0"
 
 
+def test_cohort_case_table_takes_structured_fields_of_a_case(tmp_path):
+    """New-user trial 85 M1: `imagio detect FOLDER` ended in a traceback after every case had run
+    (no cohort_cases.csv): the case table joined every list of done.json as text, and
+    LIDC-0003's ``lung_rads_conditions`` is a list of dicts. The table is written; a list of
+    texts is joined with "; ", a structured value of a table column is JSON."""
+    from imagio.cohort import collect
+
+    out = tmp_path / "run"
+    d = out / "cases" / "A"
+    d.mkdir(parents=True)
+    (d / "done.json").write_text(json.dumps({
+        "case": "A", "path": "A", "status": "done", "input_warnings": ["w1", "w2"],
+        "structures": [{"name": "lung", "ml": 1.0}],
+        "lung_rads_conditions": [{"candidate": 1, "category": "4A"}]}))
+    with open(d / "nodules.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["seriesuid", "probability"], ["a", "0.9"]])
+    rows, cases_csv, _ = collect(out, [{"case": "A", "path": "A"}])
+    got = list(csv.DictReader(open(cases_csv, newline="")))
+    assert got[0]["input_warnings"] == "w1; w2" and got[0]["status"] == "done"
+    assert json.loads(got[0]["structures"]) == [{"name": "lung", "ml": 1.0}]
+
+
 def test_a_low_scored_mass_is_not_called_a_likely_vessel():
     """New-user trial 49 M2: Lung-PET-CT-Dx's 5 cm adenocarcinoma scored 0.388, below the table's
     threshold, and was named under "most are vessels, airway walls or chest-wall structures". A

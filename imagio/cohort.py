@@ -349,8 +349,17 @@ def collect(out: Path, cases: list[dict], table: str = "nodules.csv",
     with atomic_path(case_path) as tmp, open(tmp, "w", newline="") as fc:
         w = csv.DictWriter(fc, CASE_FIELDS, extrasaction="ignore")
         w.writeheader()
-        w.writerows({k: "; ".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows)
+        w.writerows({k: _cell(r[k]) for k in CASE_FIELDS if k in r} for r in rows)
     return rows, case_path, tab_path
+
+
+def _cell(v):
+    """A case table cell: a list of texts joined with "; ", any other list or dict as JSON (a
+    case's done.json also holds structured fields, e.g. ``lung_rads_conditions``, a list of
+    dicts: new-user trial 85 M1, the table writer's join stopped the cohort with a traceback)."""
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return "; ".join(v)
+    return json.dumps(v) if isinstance(v, (list, dict)) else v
 
 
 def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers: int = 2,
