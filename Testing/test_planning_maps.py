@@ -176,3 +176,24 @@ def test_float16_maps_are_the_largest_float16_not_above_the_exact_value():
     assert h.dtype == np.float16 and np.all(lo <= x) and np.all(hi > x)
     capped = x <= 20.0
     assert float(np.max(x[capped] - lo[capped])) <= 0.016
+
+
+def test_nearest_structure_asked_only_below_the_cap_names_the_same(planned):
+    """`hard_structure` / `avoid_structure` ask the k-d trees only at voxels whose map lies below
+    the cap (issue 20): at voxels below and at the cap, mixed, in any order, the same names as
+    asking the trees at every voxel and writing -1 where the map is at the cap."""
+    _, p, _ = planned
+    maps = p.maps
+    rng = np.random.default_rng(5)
+    for group, field, look in (("hard", maps.hard, maps.hard_structure), ("avoid", maps.avoid, maps.avoid_structure)):
+        if group == "avoid" and not maps.has["avoid"]:
+            continue
+        cap = field.ravel() >= np.float16(maps.cap_mm)
+        flat = np.concatenate([rng.choice(np.flatnonzero(cap), 300), rng.choice(np.flatnonzero(~cap), 300)])
+        rng.shuffle(flat)
+        ref = maps._boundaries().nearest(flat, group)
+        ref[cap[flat]] = -1
+        got = look(flat)
+        assert got.dtype == np.int16 and np.array_equal(got, ref)
+        assert (got >= 0).sum() > 100 and (got == -1).sum() >= 300
+    assert maps.hard_structure(np.zeros(0, np.int64)).shape == (0,)

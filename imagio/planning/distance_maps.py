@@ -182,17 +182,25 @@ class PlanningMaps:
         flat = np.asarray(flat, np.int64)
         if flat.size == 0:
             return np.zeros(0, np.int16)
-        out = self._boundaries().nearest(flat, "hard")
-        out[self.hard.ravel()[flat] >= np.float16(self.cap_mm)] = -1
-        return out
+        return self._nearest_below_cap(flat, self.hard, "hard")
 
     def avoid_structure(self, flat: np.ndarray) -> np.ndarray:
         """Structure index (int16, -1: none within the cap) of the nearest 'avoid' structure."""
         flat = np.asarray(flat, np.int64)
         if flat.size == 0 or not self.has["avoid"]:
             return np.full(flat.shape, -1, np.int16)
-        out = self._boundaries().nearest(flat, "avoid")
-        out[self.avoid.ravel()[flat] >= np.float16(self.cap_mm)] = -1
+        return self._nearest_below_cap(flat, self.avoid, "avoid")
+
+    def _nearest_below_cap(self, flat: np.ndarray, dist: np.ndarray, group: str) -> np.ndarray:
+        """`_Boundaries.nearest` of ``group`` at the voxels ``flat`` whose ``dist`` (``hard`` or
+        ``avoid``) lies below the cap, -1 at the others: the k-d trees are asked only where the
+        answer is read (each voxel's answer is its own; issue 20: most of the scoring's queries
+        on the 1 mm phantom were for voxels at the cap, whose answer was then overwritten)."""
+        bnd = self._boundaries()
+        out = np.full(flat.shape, -1, np.int16)
+        below = dist.ravel()[flat] < np.float16(self.cap_mm)
+        if below.any():
+            out[below] = bnd.nearest(flat[below], group)
         return out
 
     def nearest_map(self, group: str) -> np.ndarray | None:

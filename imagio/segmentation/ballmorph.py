@@ -18,8 +18,8 @@ to make it pick another, edt's value would exceed that minimum by a rounding err
 could differ at a voxel within rounding of r: not seen on any grid or case tested.) For a fixed (d_k, d_j) the value
 does not decrease with |d_i|, so the kernel is a set of rows |d_i| <= n(d_k, d_j): an erosion
 is the AND over the rows of the mask's 1-D erosion along i by n, shifted by (d_k, d_j)
-(a dilation: OR of 1-D dilations). Rows are bit-packed along i (``np.packbits``): the
-shifts along k and j are slices of whole bytes.
+(a dilation: OR of 1-D dilations). Rows are bit-packed along i (``np.packbits``, little bit order, in 64-bit words:
+the 1-D runs shift words by bits); the shifts along k and j are slices of whole bytes.
 
 Masks: bool [k, j, i]; spacing_kji: mm per voxel along k, j, i; radii in mm.
 """
@@ -72,18 +72,57 @@ def _ball_rows(radius_mm: float, spacing_kji: tuple) -> tuple:
     return tuple(rows.items())
 
 
+_WORD = np.dtype("<u8")   # 64 bits of a row along i, bit b of word w = i 64 w + b (packbits' little bit order)
+
+
+def _pack_rows(m: np.ndarray, fill: bool, pad: int) -> np.ndarray:
+    """``m`` (bool [k, j, i]) as rows of 64-bit words (R = k * j, ``pad`` + W + ``pad``),
+    W = ceil(i / 64): ``np.packbits(m, axis=2, bitorder="little")`` read as little-endian
+    words, its bits beyond i and the ``pad`` words on each side set to ``fill`` (what the 1-D
+    runs read outside the array: True for the erosion, False for the dilation)."""
+    nk, nj, ni = m.shape
+    nb = (ni + 7) // 8
+    w = (nb + 7) // 8
+    buf = np.full((nk * nj, (w + 2 * pad) * 8), 0xFF if fill else 0, np.uint8)
+    buf[:, pad * 8:pad * 8 + nb] = np.packbits(m, axis=2, bitorder="little").reshape(nk * nj, nb)
+    if fill and ni % 8:   # the last byte's bits beyond i (packbits wrote 0)
+        buf[:, pad * 8 + nb - 1] |= np.uint8((0xFF << (ni % 8)) & 0xFF)
+    return buf.view(_WORD)
+
+
+def _shifted(xp: np.ndarray, pad: int, w: int, s: int) -> np.ndarray:
+    """Rows of ``xp`` (`_pack_rows`, ``pad`` words each side, ``w`` words of the array) read
+    ``s`` positions along i away: bit i of the result = bit i - s of the array (``s`` > 0) or
+    bit i + |s| (``s`` < 0), the padding's fill beyond; |s| < 64 ``pad``."""
+    q, r = divmod(abs(s), 64)
+    if s > 0:      # word w' takes x[w' - q] << r | x[w' - q - 1] >> (64 - r)
+        a, b = xp[:, pad - q:pad - q + w], xp[:, pad - q - 1:pad - q - 1 + w]
+        return a << np.uint64(r) | b >> np.uint64(64 - r) if r else a.copy()
+    a, b = xp[:, pad + q:pad + q + w], xp[:, pad + q + 1:pad + q + 1 + w]   # x[w' + q] >> r | x[w' + q + 1] << (64 - r)
+    return a >> np.uint64(r) | b << np.uint64(64 - r) if r else a.copy()
+
+
 def _runs_i(m: np.ndarray, lens, erode: bool) -> dict:
-    """{n: bit-packed (along i) 1-D erosion (AND) or dilation (OR) of ``m`` along its last axis
-    over |d_i| <= n} for each n of ``lens``, grown one step at a time; outside the array counts
-    as True for the erosion, False for the dilation (no constraint, no contribution)."""
-    op = np.logical_and if erode else np.logical_or
-    out, run = {}, m.copy()
-    for t in range(0, max(lens) + 1):
-        if 0 < t < m.shape[2]:
-            op(run[..., :-t], m[..., t:], out=run[..., :-t])
-            op(run[..., t:], m[..., :-t], out=run[..., t:])
+    """{n: bit-packed (along i, little bit order, rows padded to whole 64-bit words: `_pack_rows`)
+    1-D erosion (AND) or dilation (OR) of ``m`` along its last axis over |d_i| <= n} for each n
+    of ``lens``, grown one step at a time; outside the array counts as True for the erosion,
+    False for the dilation (no constraint, no contribution). The run of n is the AND (OR) of
+    ``m`` shifted by -n..n, each shift read from 64-bit words (`_shifted`, the outside given by
+    the padding's fill): the same bits as the shifts of the unpacked mask (speed29: a sixth of
+    the memory passes, issue 20)."""
+    nk, nj, _ = m.shape
+    top = max(lens)
+    pad = top // 64 + 1
+    xp = _pack_rows(m, erode, pad)
+    w = xp.shape[1] - 2 * pad
+    op = np.bitwise_and if erode else np.bitwise_or
+    out, run = {}, xp[:, pad:pad + w].copy()
+    for t in range(0, top + 1):
+        if t:
+            op(run, _shifted(xp, pad, w, t), out=run)
+            op(run, _shifted(xp, pad, w, -t), out=run)
         if t in lens:
-            out[t] = np.packbits(run, axis=2)
+            out[t] = run.view(np.uint8).reshape(nk, nj, w * 8).copy()
     return out
 
 
@@ -116,7 +155,7 @@ def _morph(mask: np.ndarray, rows: dict, erode: bool, out: np.ndarray) -> np.nda
                 np.bitwise_and(dst, s, out=dst)
             else:
                 np.bitwise_or(dst, s, out=dst)
-        out[k0:k1] = np.unpackbits(acc, axis=2, count=ni).view(bool)
+        out[k0:k1] = np.unpackbits(acc, axis=2, count=ni, bitorder="little").view(bool)
     return out
 
 
