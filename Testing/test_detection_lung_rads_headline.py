@@ -97,11 +97,20 @@ def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
     # lung1's #1: (17.39 + 12.60) / 2 = 14.995 mm -> 15.0, 4B on the 15 mm cut; 15.1 mm is not on it
     on = nod(1, (17.39 + 12.60) / 2, 0.9)
     lr = on["stratification"]["lung_rads"]
-    assert lr["category"] == "4B" and lr["at_size_cut"]["lower_category"] == "4A" and lr["at_size_cut"]["cut_mm"] == 15.0
+    assert lr["category"] == "4B" and lr["at_size_cut"]["other_category"] == "4A" and lr["at_size_cut"]["cut_mm"] == 15.0
+    assert lr["at_size_cut"]["side"] == "on" and lr["at_size_cut"]["pair"] == "4A/4B"
     assert "at_size_cut" not in nod(1, 15.1, 0.9)["stratification"]["lung_rads"]
-    assert "at_size_cut" not in nod(1, 14.9, 0.9)["stratification"]["lung_rads"]
-    assert category("solid", 6.04)["at_size_cut"]["lower_category"] == "2"
-    assert category("nonsolid", 30.0)["at_size_cut"]["lower_category"] == "2"
+    # trial 85 M2: one step under the cut (14.9 mm, the same nodule on a DICOM turned 20 degrees)
+    # reads 4A and says 4B is as likely; two steps under, nothing
+    under = nod(1, 14.9, 0.9)["stratification"]["lung_rads"]
+    assert under["category"] == "4A" and under["at_size_cut"]["other_category"] == "4B"
+    assert under["at_size_cut"]["side"] == "under" and under["at_size_cut"]["cut_mm"] == 15.0
+    assert under["at_size_cut"]["pair"] == "4A/4B" and "0.1 mm under the 15 mm cut" in under["at_size_cut"]["note"]
+    assert scan_lung_rads([nod(1, 14.9, 0.9)])["highest_lung_rads"] == "4A (#1 at the 4A/4B size cut)"
+    assert "at_size_cut" not in nod(1, 14.8, 0.9)["stratification"]["lung_rads"]
+    assert category("solid", 6.04)["at_size_cut"]["other_category"] == "2"
+    assert category("nonsolid", 30.0)["at_size_cut"]["other_category"] == "2"
+    assert category("nonsolid", 29.9)["at_size_cut"]["other_category"] == "3"
     from imagio.report import stratification_rows   # `imagio risk`'s report shows the same note
     row = dict(stratification_rows({"lung_rads": category("solid", 8.0)}))["lung_rads category"]
     assert "8.0 mm is on the 8 mm cut between Lung-RADS 3 and 4A" in row
@@ -109,9 +118,9 @@ def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
     ps = {"id": 2, "type": "part_solid", "mean_diameter_mm": 13.6, "long_axis_mm": 15.0, "solid_component_mm": 8.0,
           "size_uncertain": None, "candidate": {"probability": 0.9}}
     cut = stratify(ps)["lung_rads"]["at_size_cut"]
-    assert cut["what"] == "solid component" and cut["lower_category"] == "4A"
+    assert cut["what"] == "solid component" and cut["other_category"] == "4A"
     # the headline, the report's follow-up and its table say it
-    assert scan_lung_rads([on])["highest_lung_rads"] == "4B (#1 on the 4A/4B size cut)"
+    assert scan_lung_rads([on])["highest_lung_rads"] == "4B (#1 at the 4A/4B size cut)"
     lines = dict(management_lines([on], []))
     assert "4A is as likely" in lines["note: size cut"] and "one decimal" in lines["note: size cut"]
     assert "may be 4A" in nodule_rows([{**on, "center_ras": [1.0, 2.0, 3.0]}])[0][5]
@@ -121,7 +130,7 @@ def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
     assert "note: size cut" not in dict(management_lines([clear, on], []))
     # a low-probability one on the cut: said in its condition
     low_on = nod(1, 14.995, 0.34)
-    assert scan_lung_rads([low_on])["highest_lung_rads"] == "4B if #1 (score 0.34; on the 4A/4B size cut) is a nodule"
+    assert scan_lung_rads([low_on])["highest_lung_rads"] == "4B if #1 (score 0.34; at the 4A/4B size cut) is a nodule"
     main, low = split_by_score([low_on])
     assert main == [] and "#1: mean diameter 15.0 mm is on the 15 mm cut" in \
         dict(management_lines(main, low))["Lung-RADS 4B if a nodule"]
@@ -163,7 +172,7 @@ def test_an_uncertain_type_gives_the_category_under_the_other_type():
     assert lr9["category"] == "4B" and lr9["if_other_type"]["category"] == "4A"
     assert "if_other_type" not in one["stratification"]["lung_rads"]   # 4B either way: nothing to say
     got = scan_lung_rads([one, seven, nine])["highest_lung_rads"]
-    assert got == ("4B if #1 (score 0.34; on the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; "
+    assert got == ("4B if #1 (score 0.34; at the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; "
                    "as part-solid) is a nodule; 4A if #7 (as part-solid) or #9 (if solid) is a nodule"), got   # each category they may take (trial 66 M1)
     # the same without the alternative: #7 is 4A, in the clause below, and #9 plain
     plain = [dict(d, type_alternative=None) for d in (seven, nine)]
@@ -171,7 +180,7 @@ def test_an_uncertain_type_gives_the_category_under_the_other_type():
     for d in plain:
         d["stratification"] = stratify(d)
     assert scan_lung_rads([one] + plain)["highest_lung_rads"] == \
-        "4B if #1 (score 0.34; on the 4A/4B size cut) or #9 (0.13) is a nodule; 4A if #7 is a nodule"
+        "4B if #1 (score 0.34; at the 4A/4B size cut) or #9 (0.13) is a nodule; 4A if #7 is a nodule"
     # a reported 4A whose type may be solid: the category under the other type is in its cell
     main, low = split_by_score([one, seven, nine])
     row = dict(management_lines(main, low))["Lung-RADS 4B if a nodule"]
@@ -220,7 +229,7 @@ def test_every_category_a_candidate_may_take_is_named():
     every = _lung1_typed()
     s = scan_lung_rads(every)
     assert s["highest_lung_rads"] == (
-        "4B if #1 (score 0.34; on the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a "
+        "4B if #1 (score 0.34; at the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a "
         "nodule; 4A if #3, #5, #8, #9, #16 (if solid) or #7 (as part-solid) is a nodule; 3 if #3 or #16 (as "
         "part-solid) is a nodule"), s["highest_lung_rads"]   # below the top category: no scores (readable)
     clauses = if_a_nodule(*split_by_score(every))
@@ -293,7 +302,7 @@ def test_a_fat_density_candidate_comes_after_the_categories_reached():
     fat["not_assessable_kind"] = "fat_density"
     one = _lung1_like()[0]
     s = scan_lung_rads([one, fat])["highest_lung_rads"]
-    assert s == ("4B if #1 (score 0.34; on the 4A/4B size cut) is a nodule; not decided (not assessable: #4 "
+    assert s == ("4B if #1 (score 0.34; at the 4A/4B size cut) is a nodule; not decided (not assessable: #4 "
                  "(score 0.26; fat density: no lung nodule, a fat-containing nodule (a benign feature: "
                  "Lung-RADS 1), or an outline run from a nodule into fat (unmeasured)))"), s
     main, low = split_by_score([one, fat])

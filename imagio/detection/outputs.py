@@ -57,7 +57,7 @@ def lung_rads_note(lr: dict) -> str:
     out = []
     cut = lr.get("at_size_cut")
     if cut and lr.get("category"):
-        out.append(f"on the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['lower_category']}")
+        out.append(f"{cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}")
     if lr.get("if_other_type"):   # a floor's too (trial 66 M1): ">= 3 as part-solid, >= 4A if solid"
         out.append(f"typing uncertain: {category_words(lr)}")
     elif lr.get("category_at_least") and not lr.get("category"):   # trial 68 L: said in `refused` only

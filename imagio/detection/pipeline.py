@@ -198,8 +198,8 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
     under the other plausible one (`stratification.screening.type_categories`), and that a
     reported nodule takes under its other type only (its typed category is the scan's already).
     Each (category, floor or not) is a clause {"category", "at_least" (True for a floor),
-    "candidates": [{"id", "probability" (2 decimals), "at_size_cut" (the lower category when its
-    category sits on a size cut, `stratification.lungrads.at_size_cut`, else None), "type" ("if
+    "candidates": [{"id", "probability" (2 decimals), "at_size_cut" (the two categories, "4A/4B",
+    when its category sits at a size cut, `stratification.lungrads.at_size_cut`, else None), "type" ("if
     solid" when the category is the one under the other plausible type, "as part-solid" when it is
     the typed one and the other type gives another, else None)}, ... every candidate of that level,
     most probable first]}; the clauses most severe first (at one level the category before the
@@ -245,7 +245,7 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
         named = sorted(ds, key=lambda dc: -float(dc[0]["candidate"]["probability"]))
         out.append({"category": cat, "at_least": at_least, "candidates": [
             {"id": d["id"], "probability": round(float(d["candidate"]["probability"]), 2),
-             "at_size_cut": (d["stratification"]["lung_rads"].get("at_size_cut") or {}).get("lower_category")
+             "at_size_cut": (d["stratification"]["lung_rads"].get("at_size_cut") or {}).get("pair")
              if d["stratification"]["lung_rads"].get("category") == cat and not (cond or "").startswith("if ")
              else None,
              "type": cond}
@@ -260,7 +260,7 @@ def _named(c: dict) -> str:
     others as 'or 2 more (#4, #5; scores <= 0.12)'."""
     cs = c["candidates"]
     parts = [f"#{x['id']} ({'score ' if not i else ''}{x['probability']:.2f}"
-             + (f"; on the {x['at_size_cut']}/{c['category']} size cut" if x.get("at_size_cut") else "")
+             + (f"; at the {x['at_size_cut']} size cut" if x.get("at_size_cut") else "")
              + (f"; {x['type']}" if x.get("type") else "") + (f"; {x['why']}" if x.get("why") else "") + ")"
              for i, x in enumerate(cs[:NAMED_WITH_SCORES])]
     rest = cs[NAMED_WITH_SCORES:]
@@ -297,15 +297,15 @@ def if_a_nodule_text(clauses: list[dict], brief_below_top: bool = False) -> str:
 
 
 def _head_at_cut(head: str, nodules: list[dict]) -> str:
-    """``head`` (`highest_lung_rads`) with '(#3 on the 4A/4B size cut)' when every reported nodule
+    """``head`` (`highest_lung_rads`) with '(#3 at the 4A/4B size cut)' when every reported nodule
     of its category sits on a size cut (`stratification.lungrads.at_size_cut`; trial 63 L2)."""
     cat = head.removeprefix(">=")
     lrs = [(d["id"], d["stratification"]["lung_rads"]) for d in nodules
            if d.get("stratification", {}).get("lung_rads", {}).get("category") == cat]
     if not lrs or not all(lr.get("at_size_cut") for _, lr in lrs):
         return head
-    lower = lrs[0][1]["at_size_cut"]["lower_category"]
-    return f"{head} ({', '.join(f'#{i}' for i, _ in lrs)} on the {lower}/{cat} size cut)"
+    pair = lrs[0][1]["at_size_cut"]["pair"]
+    return f"{head} ({', '.join(f'#{i}' for i, _ in lrs)} at the {pair} size cut)"
 
 
 def _not_assessable_named(reported: list[dict], low: list[dict]) -> str:
@@ -327,7 +327,7 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
     """The scan's Lung-RADS as the screening report decides it (`report.management_lines`), for
     ``candidates.json``, ``imagio detect``'s summary and the cohort's case table:
     {"highest_lung_rads": the categories reached first, then what keeps the scan from being decided:
-    `highest_lung_rads` (with '(#3 on the 4A/4B size cut)' when its category rests on nodules
+    `highest_lung_rads` (with '(#3 at the 4A/4B size cut)' when its category rests on nodules
     measured on a size cut) unless it is "not decided", then the conditions of `if_a_nodule_text`
     ("4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11 (score 0.10) ... is a nodule") when
     candidates would raise it, then the candidates that leave it not decided and measure nothing

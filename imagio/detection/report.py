@@ -125,7 +125,7 @@ def _category_text(lr: dict) -> str:
     if lr.get("category"):
         cut = lr.get("at_size_cut")
         return lr["category"] + (" (at least: size a lower bound)" if lr.get("size_lower_bound") else "") + (
-            f" (on the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['lower_category']})" if cut else "") + (
+            f" ({cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']})" if cut else "") + (
             # trial 65 M3: the category under the other plausible type (`screening.type_dependent`)
             f" (typed {_words(lr['if_other_type']['typed'])}: {lr['if_other_type']['category']} if "
             f"{_words(lr['if_other_type']['type'])})" if lr.get("if_other_type") else "")

@@ -50,8 +50,8 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
     grows, which sets the category: 3 when new and < 6 mm in total, else 4A below a 4 mm solid
     component and 4B from 4 mm). Returns {category, management, source, size_mm,
     solid_component_mm}, and "at_size_cut" when the rounded mean diameter (or solid component)
-    lies on the cut below its band: {"what", "cut_mm", "lower_category" (the category one rounding
-    step below), "note"} (`at_size_cut`). Raises InputError for an invalid size, type or status."""
+    lies on a cut or one rounding step under it: {"what", "cut_mm", "side", "other_category" (the
+    category across the cut), "pair", "note"} (`at_size_cut`). Raises InputError for an invalid size, type or status."""
     if size_mm is None or size_mm <= 0 or size_mm > 300:
         raise InputError(f"nodule size {size_mm} mm is not a valid mean diameter")
     t = table()
@@ -99,26 +99,39 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
 
 
 def at_size_cut(nodule_type: str, size: float, solid: float, status: str, cat: str) -> dict | None:
-    """Whether a category ``cat`` sits on a size cut (new-user trial 63 L2: lung1's nodule measured
-    (17.39 + 12.60) / 2 = 14.995 -> 15.0 mm on 5 mm sections and read 4B, with no word that 14.9 mm
-    would be 4A): the category of the mean diameter ``size`` (or, for a part-solid nodule, the solid
-    component ``solid``; both mm, already rounded) one rounding step lower (``size_cut.step_mm`` of
-    ``lungrads_v2022.json``) differs. Lung-RADS v2022 puts a value on the cut in the higher band, and
-    the measurement's uncertainty (of the order of the voxel size: section thickness, pixel
-    spacing) is far larger than the step, so the lower category is as likely (``size_cut``, with
-    its sources). Returns {"what": "mean diameter" | "solid component", "cut_mm", "lower_category",
-    "note"} of the first cut found, or None."""
+    """Whether a category ``cat`` sits at a size cut: the category of the mean diameter ``size``
+    (or, for a part-solid nodule, the solid component ``solid``; both mm, already rounded) one
+    rounding step (``size_cut.step_mm`` of ``lungrads_v2022.json``) lower or higher differs.
+    Lung-RADS v2022 puts a value on the cut in the higher band, and the measurement's uncertainty
+    (of the order of the voxel size: section thickness, pixel spacing) is far larger than the
+    step, so the category across the cut is as likely (``size_cut``, with its sources). On the
+    cut (new-user trial 63 L2: lung1's nodule (17.39 + 12.60) / 2 = 14.995 -> 15.0 mm read 4B,
+    with no word that 14.9 mm would be 4A) and one step under it (trial 85 M2: the same nodule on
+    a DICOM whose orientation alone was turned 20 degrees measured 14.9 mm and read 4A, with no
+    word of 4B). Returns {"what": "mean diameter" | "solid component", "cut_mm", "side": "on" |
+    "under", "other_category" (across the cut), "pair" ("4A/4B": lower/higher), "note"} of the
+    first found (on before under), or None."""
     step = float(table()["size_cut"]["step_mm"])
-    for what, s2, c2 in (("mean diameter", size - step, solid), ("solid component", size, solid - step)):
-        if s2 <= 0 or c2 < 0 or (what == "solid component" and nodule_type != "part_solid"):
-            continue
-        lower = category(nodule_type, rounded_mm(s2), rounded_mm(c2), status, _cut=False)["category"]
-        if lower != cat:
+    for side, d in (("on", -step), ("under", step)):
+        for what, s2, c2 in (("mean diameter", size + d, solid), ("solid component", size, solid + d)):
+            if s2 <= 0 or c2 < 0 or (what == "solid component" and nodule_type != "part_solid"):
+                continue
+            try:
+                other = category(nodule_type, rounded_mm(s2), rounded_mm(c2), status, _cut=False)["category"]
+            except InputError:   # beyond the table's sizes
+                continue
+            if other == cat:
+                continue
             mm = size if what == "mean diameter" else solid
-            return {"what": what, "cut_mm": mm, "lower_category": lower,
-                    "note": f"{what} {mm:.1f} mm is on the {mm:g} mm cut between Lung-RADS {lower} and {cat}: Lung-RADS "
-                            f"v2022 rounds it to one decimal and puts a value on the cut in the higher category, but a "
-                            "size measured on a voxel grid is uncertain by about a voxel (section thickness, pixel "
-                            f"spacing), so {lower} is as likely; measure it on the images (lungrads_v2022.json "
-                            "size_cut: ACR Lung-RADS v2022; Fleischner Society, Bankier 2017)"}
+            cut_mm = round(mm + (step if side == "under" else 0.0), 1)
+            lo, hi = (other, cat) if side == "on" else (cat, other)
+            where = (f"is on the {cut_mm:g} mm cut" if side == "on"
+                     else f"is {step:g} mm under the {cut_mm:g} mm cut")
+            rule = ("Lung-RADS v2022 rounds it to one decimal and puts a value on the cut in the higher category, but"
+                    if side == "on" else "Lung-RADS v2022 rounds it to one decimal, but")
+            return {"what": what, "cut_mm": cut_mm, "side": side, "other_category": other, "pair": f"{lo}/{hi}",
+                    "note": f"{what} {mm:.1f} mm {where} between Lung-RADS {lo} and {hi}: {rule} a size measured on a "
+                            "voxel grid is uncertain by about a voxel (section thickness, pixel spacing), so "
+                            f"{other} is as likely; measure it on the images (lungrads_v2022.json size_cut: ACR "
+                            "Lung-RADS v2022; Fleischner Society, Bankier 2017)"}
     return None
