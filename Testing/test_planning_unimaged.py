@@ -214,8 +214,7 @@ def test_interpolated_padding_of_a_reformat_is_read_and_unimaged_but_wrap_around
 @pytest.mark.parametrize("degrees", [15.0, 20.0, 25.0])
 def test_lidc_oblique_reformat_with_interpolated_padding_is_read(tmp_path, shared_data, degrees):
     """Trial 16 L1's case: LIDC-0001 rotated about R and A (linear, padding -1024) is read, the
-    region outside the source slab is outside the planner's data region (but for a voxel of air
-    among air), and a wrap-around
+    region outside the source slab is outside the planner's data region, and a wrap-around
     blob inside the lung slab is refused."""
     import SimpleITK as sitk
 
@@ -233,13 +232,7 @@ def test_lidc_oblique_reformat_with_interpolated_padding_is_read(tmp_path, share
     s = src.world_to_kji(vol.kji_to_world(kji))
     outside = ~np.all((s > -0.5) & (s < np.asarray(src.shape) - 0.5), axis=1).reshape(vol.shape)
     data, _ = data_mask(vol)
-    # none of it is data, but for the odd voxel that reads air beside air only (the padding's rim
-    # stops at such air, `padding.quiet_air`: a blend of the fill into air is air; trial 83 #1)
-    from scipy import ndimage
-
-    stray = data & outside
-    tissue_near = ndimage.maximum_filter(vol.array, footprint=ndimage.generate_binary_structure(3, 1)) > -500
-    assert outside.any() and not (stray & tissue_near).any() and stray.sum() <= 1e-5 * outside.sum(), stray.sum()
+    assert outside.any() and not (data & outside).any()
     a = sitk.GetArrayFromImage(out)
     c = np.asarray(a.shape) // 2
     a[c[0] - 1:c[0] + 2, c[1] - 2:c[1] + 3, c[2] - 2:c[2] + 3] = -25536
@@ -412,9 +405,7 @@ def test_hub_beyond_the_cut_face_is_unimaged_with_its_length(grid):
     # plan.json's row and the live re-score say the same
     f = path_findings(p, SimpleNamespace(entry_ras=E, target_ras=T, length_mm=L), np.arange(5), set(), True)
     rows = [_unimaged_row(f, r) for r in range(5)]
-    # (ranked as a finding where the body is cut; elsewhere a note: `PathFindings.flagged`; on the
-    # reformat the hub's rim of path 3 meets the fill beyond the source's corner, in air there)
-    assert [("unimaged_needle" in f.flagged(r)) for r in range(5)] == ((gone > 0) & res[4]).tolist()
+    assert [("unimaged_needle" in f.flagged(r)) for r in range(5)] == (gone > 0).tolist()
     assert [r is None for r in rows] == (gone == 0).tolist()
     assert [r["body_cut"] for r in rows if r is not None] == [bool(c) for c, g in zip(res[4], gone) if g > 0]
     for r in np.flatnonzero(crossing):
@@ -424,4 +415,4 @@ def test_hub_beyond_the_cut_face_is_unimaged_with_its_length(grid):
         said = [x for x in ev.evaluate(E[r], T[r]).details if "beyond the image" in x]
         assert len(said) == int(gone[r] > 0), (r, said)
         if said:
-            assert f"{gone[r]:.0f} mm of its hub run beyond the image at its {sides[r]} side" in said[0], (r, said)
+            assert f"{gone[r]:.0f} mm of its hub run beyond the image at its right side" in said[0]

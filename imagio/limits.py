@@ -14,7 +14,6 @@ TILT_MIN_DEG = float(LIMITS["tilt_detect_deg"]["value"])  # below: rounding of p
 SPACING_TOL = float(LIMITS["slice_spacing_tolerance"]["value"])  # relative: uniform within this
 
 # HU limits that segmentation and planning share (one definition each)
-BODY_HU = -500.0  # body outline threshold (between air, -1000, and fat, about -100 HU)
 GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air (median < -960 HU);
 # lung parenchyma is denser (median ~ -850..-750 HU; ~ -900 in severe emphysema; Gevenois 1996)
 _AIRWAY: dict = json.loads(resources.files("imagio.data").joinpath("airway_limits.json").read_text())

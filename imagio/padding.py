@@ -272,92 +272,28 @@ def _fill_of_a_reformat(m: np.ndarray, ring: np.ndarray, rv: np.ndarray, c, chor
     return bool(crossed.mean() <= 0.005)
 
 
-def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False, uniform_rim_too: bool = False):
+def data_mask(ct: Volume, rim_voxels: int = 2, keep_outer_layer: bool = False) -> tuple[np.ndarray, float | None]:
     """Voxels holding measured data: not padding (`padding_mask`), not within ``rim_voxels`` of
     it (an interpolating resampler blends the fill value into the voxels next to the padding)
     and, unless ``keep_outer_layer``, not on the outer voxel layer of the array (a resampled
     grid that overhangs the original blends its last slice with the fill value: a thin 'air'
     layer over the whole cut face that would open internal air to the outside; the lesion tool
-    keeps that layer: a lesion at the image's face keeps its lung there).
-
-    The rim is grown from the padding by face steps only through voxels where the fill may have
-    blended into something that is not air (`quiet_air`: a voxel that reads air, at or below
-    `limits.BODY_HU`, with every face neighbour air or padding is not in the rim): blending an
-    air-valued fill into air leaves air, and no tissue lies there for the padding to cut. So a
-    body-masked CT (the outside set to -1000 HU with a ring of measured air kept beside the
-    skin) keeps its air ring and its skin, while tissue or lung cut by the field's edge still
-    loses its two blended voxels (new-user trial 83 #1: lung2 masked by its body dilated two
-    voxels, outside exactly -1000 HU: the rim took the air ring and the skin layer, and the
-    planner said the body was cut at the posterior and anterior field of view and found no
-    path). Returns (bool [k, j, i], the fill value or None); with ``uniform_rim_too`` also the
-    data region with the rim grown through air as well (bool [k, j, i], None without padding:
-    the field's convex shape, `planning.skin`'s cut faces)."""
+    keeps that layer: a lesion at the image's face keeps its lung there)."""
     from .morph6 import dilate6
 
     pad, c = padding_mask(ct)
     if c is not None:
         pad = _kept(("with_thin_fill", ct.array, c), lambda: (with_thin_fill(ct.array, pad, c), c))[0]
-    uniform = None
     if c is not None and rim_voxels > 0:
-        quiet = quiet_air(ct.array, pad, c)
-        if uniform_rim_too:
-            uniform = pad.copy()
-        # the rim starts on the fill's surface, not on a lone voxel of measured air that reads
-        # the fill's exact value beside it (one or two fill neighbours: the opening of `border_fill`
-        # keeps it; in a masked CT's air ring it would carry the rim onto the skin)
-        rim = _surface_seeds(pad)
         for _ in range(rim_voxels):
-            grown = dilate6(rim)
-            grown &= ~quiet
-            rim |= grown
-            if uniform is not None:
-                uniform = dilate6(uniform)
-        pad |= rim
-        del quiet, rim
+            pad = dilate6(pad)
     data = ~pad
-    if uniform is not None:
-        np.logical_not(uniform, out=uniform)
     for ax in range(3 if not keep_outer_layer else 0):
         if ct.shape[ax] > 4:
             sl = [slice(None)] * 3
             sl[ax] = [0, -1]
             data[tuple(sl)] = False
-            if uniform is not None:
-                uniform[tuple(sl)] = False
-    return (data, c, uniform) if uniform_rim_too else (data, c)
-
-
-def _surface_seeds(pad: np.ndarray) -> np.ndarray:
-    """Bool [k, j, i]: the voxels of ``pad`` with at least three face neighbours in ``pad``
-    (outside the array counts as none): the fill region less the voxels that protrude from
-    its surface (a voxel on a digitised surface, even a staircase corner, has three)."""
-    n = np.zeros(pad.shape, np.int8)
-    p = np.pad(pad, 1, constant_values=False).view(np.int8)
-    for ax in range(3):
-        for d in (0, 2):
-            sl = [slice(1, -1)] * 3
-            sl[ax] = slice(d, d + pad.shape[ax])
-            n += p[tuple(sl)]
-    return pad & (n >= 3)
-
-
-def quiet_air(a: np.ndarray, pad: np.ndarray, c: float) -> np.ndarray:
-    """Bool [k, j, i]: voxels of the CT array ``a`` outside the padding ``pad`` (bool [k, j, i])
-    that read air (at or below `limits.BODY_HU`, the body outline threshold between air and fat)
-    other than the fill value ``c`` itself (a thin part of the fill that `border_fill`'s opening
-    shaved off is no measurement), and whose face neighbours all read air or are padding
-    (outside the array counts as air). A resampler's blend of the fill with tissue in a voxel
-    next to tissue has a tissue neighbour; air next to air is air whatever was blended into it
-    (`data_mask`'s rim)."""
-    from .limits import BODY_HU
-    from .morph6 import erode6
-
-    air = np.less_equal(a, BODY_HU)
-    q = erode6(air | pad, border=True)
-    air &= ~pad
-    air &= a != c
-    q &= air
-    return q
+    return data, c
 
 
 def with_thin_fill(a: np.ndarray, pad: np.ndarray, c: float) -> np.ndarray:

@@ -642,7 +642,7 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
 
     keep = PackedMask if pack else (lambda m: m)   # noqa: E731
 
-    data, fill_value, hull_data = data_mask(ct, uniform_rim_too=True)
+    data, fill_value = data_mask(ct)
     box = box_shortcut and fill_value is None and min(ct.shape) > 4
     tissue = np.greater(ct.array, air_hu)
     if labels is not None:
@@ -710,8 +710,7 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
         cut = erode6(data)
         np.logical_and(body, ~cut, out=cut)
     body = keep(body)
-    cuts = _cut_samples(ct, field, data, cut, body, tissue, box, hull_data)
-    del hull_data
+    cuts = _cut_samples(ct, field, data, cut, body, tissue, box)
     cut = keep(cut)
     edge = None if fill_value is None else _padding_edge(data, field, ct)
     return SkinModel(keep(data), body, exterior, skin, cut, cuts, fill_value, edge)
@@ -939,8 +938,7 @@ class CutSamples:
         return _sorted(tr)
 
 
-def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tissue, box: bool,
-                 hull_data: np.ndarray | None = None) -> CutSamples:
+def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tissue, box: bool) -> CutSamples:
     """`CutSamples` of the cut voxels ``cut`` (bool [k, j, i]) of the data region ``data``
     (``body``, ``tissue``: `PackedMask` or bool, kept for `_in_patient`)
     (``field``: its smoothed mask, `_smoothed`; ``box``: the data region is the array's box
@@ -966,11 +964,7 @@ def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tis
             normal[take] = d
     rest = np.flatnonzero(codes < 0)   # next to padding inside the array
     if len(rest) and not box:
-        # the hull of the data region with its blended rim two voxels deep everywhere
-        # (``hull_data``): `data_mask` leaves no rim where the padding meets air
-        # (`padding.quiet_air`), so the data reaches the fill there, two voxels beyond the
-        # body's cut voxels behind their rim
-        hull = _hull_of(data if hull_data is None else hull_data, ct)
+        hull = _hull_of(data, ct)
         if hull is None:
             codes[rest] = side_codes(n[rest])
             normal[rest] = n[rest]

@@ -12,13 +12,13 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
-from ..limits import BODY_HU  # noqa: F401 (one definition, imagio.limits: body outline threshold)
 from ..limits import GAS_MEDIAN_HU  # noqa: F401 (one definition, imagio.limits: gas vs lung parenchyma)
 from ..progress import Progress
 from ..volume import Volume
 
 # HU landmarks (standard CT physics: air -1000, water 0; the thresholds are common practice)
 AIR_HU = -900.0  # a CT of a patient always contains air below this (outside the body, lungs)
+BODY_HU = -500.0  # body outline threshold (between air and fat)
 LUNG_HU = -400.0  # lung parenchyma upper bound
 EMPHYSEMA_HU = -950.0  # LAA-950: Gevenois et al., AJRCCM 1996; Fleischner Society 2015
 
