@@ -329,7 +329,7 @@ def test_a_lung_tumour_planned_with_a_chart_not_measured_in_lung_is_warned():
     chart measured in ex vivo bovine liver, with no word that air changes how zones grow. Every
     built-in chart is warned for a tumour in the lung (in_lung, or a lung host or tumour label) and
     for no tumour elsewhere; a site's chart measured in lung is not warned; a chart whose tissue is
-    not stated is warned as such."""
+    not stated is warned as such. The physics said is the modality's (trial 83 #4)."""
     from imagio.planning.ablation.commands import ablation_warnings
     from imagio.planning.ablation.devices import load_catalogue
 
@@ -338,9 +338,17 @@ def test_a_lung_tumour_planned_with_a_chart_not_measured_in_lung_is_warned():
 
     for dev in load_catalogue().values():
         abl = {"device": dev.name, "setting": "s", "tumour": "label_1", "chart_tissue": dev.chart_tissue,
-               "chart_in_lung": dev.chart_in_lung}
+               "chart_in_lung": dev.chart_in_lung, "modality": dev.modality}
         assert not dev.chart_in_lung, dev.name
         assert len(warned(abl, in_lung=True)) == 1, dev.name
+        # the physics of the device's modality (trial 83 #4: a cryoprobe's spoke of heat and current),
+        # and the chart's tissue read as a phrase ("in not named ..., not in lung")
+        w = warned(abl, in_lung=True)[0]
+        assert f"measured not in lung but in {dev.chart_tissue}; " in w, w
+        if dev.modality == "cryoablation":
+            assert "ice ball" in w and "air insulates" in w and "current" not in w, w
+        else:
+            assert "ice ball" not in w and (dev.modality in w) and ("current" in w) == (dev.modality == "radiofrequency"), w
         assert len(warned(abl, host="lung_upper_lobe_left")) == 1, dev.name
         assert not warned(abl, host="liver") and not warned(dict(abl, tumour="liver_tumor_1"), host="liver")
     site = {"device": "x", "setting": "s", "tumour": "label_1", "chart_tissue": "in vivo porcine lung",

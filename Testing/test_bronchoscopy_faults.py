@@ -49,7 +49,8 @@ def test_a_route_short_of_a_left_out_piece_that_reaches_the_lesion_says_so(ph):
     mask comes closer", false. The right upper lobe bronchus cut by a 20 mm gap (more than the
     15 mm a repair bridges): the verdict names the piece and its distance to the nodule, checked
     here from the masks (the closest piece voxel to the closest nodule voxel), less than the
-    route's end; the intact tree's verdict says nothing of it."""
+    route's end; the intact tree's verdict says nothing of it. bronch.json's left_out_piece gives
+    the piece's volume, closest point and distance (trial 83 #3)."""
     import cc3d
     import edt
 
@@ -78,8 +79,12 @@ def test_a_route_short_of_a_left_out_piece_that_reaches_the_lesion_says_so(ph):
     kji = tuple(np.rint(L.world_to_kji(at[None])[0]).astype(int))
     assert pieces[kji] and abs(d_nod[kji] - own) <= 0.1, (at, d_nod[kji], own)
     assert "no airway of the mask comes closer" not in r.verdict
+    # bronch.json's structured field says the same (trial 83 #3): volume from the piece's voxels
+    got = r.to_dict()["left_out_piece"]
+    assert got is not None and got["closest_point_ras"] == at.tolist() and got["distance_mm"] == float(said.group(2))
+    assert abs(got["volume_ml"] - pieces.sum() * L.voxel_volume_ml) <= 0.01 * got["volume_ml"], (got, pieces.sum())
     intact = B.plan_route(B.extract_tree(L, _airways(ph)), tg, "ultrathin")
-    assert "left out" not in intact.verdict
+    assert "left out" not in intact.verdict and intact.to_dict()["left_out_piece"] is None
 
 
 def test_a_piece_far_from_the_tree_is_reported_not_joined(ph):
@@ -204,6 +209,26 @@ def test_cli_refuses_thick_slices_and_non_ct(tmp_path, shared_data, capsys):
     # an image that is not a CT in HU (a label map given as the CT)
     assert cli.main(["bronch", str(lab), "--airways", str(lab), "--target", "0,0,0", "--out", str(tmp_path / "o")]) == 2
     assert "does not look like a CT" in capsys.readouterr().err
+
+
+def test_cli_refusal_comes_before_the_readers_notes(tmp_path, capsys):
+    """New-user trial 84: bronch on a thick CT printed the reader's "... below -1500 HU ... set to
+    air" warning before its one-line thickness refusal. A 5 mm CT with scanner padding (-2048
+    outside a circle): exit 2, the refusal the first line after the progress line, the reader's
+    note after it."""
+    rng = np.random.default_rng(0)
+    k, j, i = np.indices((12, 48, 48))
+    r = np.hypot(j - 23.5, i - 23.5)
+    a = np.where(r < 14, 40.0, -1000.0) + rng.normal(0, 15, k.shape)
+    a[r > 23] = -2048
+    ct = tmp_path / "thick.nii.gz"
+    io.write_image(Volume(a.astype(np.int16), make_ijk_to_ras((0.7, 0.7, 5.0))), ct)
+    air = tmp_path / "air.nii.gz"
+    io.write_image(Volume((r < 3).astype(np.uint8), make_ijk_to_ras((0.7, 0.7, 5.0))), air)
+    assert cli.main(["bronch", str(ct), "--airways", str(air), "--target", "0,0,0", "--out", str(tmp_path / "o")]) == 2
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("imagio:")]
+    assert lines[0].startswith("imagio: error: the CT has 5 mm slices"), lines
+    assert len(lines) == 2 and "set to air" in lines[1], lines
 
 
 def test_cli_point_target_in_a_nodule_is_accepted(tmp_path, ph):

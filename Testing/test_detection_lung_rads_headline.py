@@ -202,10 +202,28 @@ def test_the_nodule_tables_carry_the_size_cut_and_type_notes():
     rows = {r[5]: dict(zip(NODULE_FIELDS, r)) for r in nodule_rows("s", _lung1_like())}
     assert rows[1]["lung_rads"] == "4B" and rows[1]["lung_rads_note"] == \
         "on the 15 mm mean diameter cut: may be 4A", rows[1]
-    assert rows[7]["lung_rads"] == "4A" and rows[7]["lung_rads_note"] == \
+    # a category that rests on an uncertain type is never shown alone as definite (trial 82 #5)
+    assert rows[7]["lung_rads"] == "4A as part-solid, 4B if solid" and rows[7]["lung_rads_note"] == \
         "typing uncertain: 4A as part-solid, 4B if solid"
     assert rows[9]["lung_rads_note"] == "typing uncertain: 4B as part-solid, 4A if solid"
     assert rows[7]["coordX"] == "-1.00" and rows[7]["probability"] == "0.1700"   # LPS, LUNA16's
+
+
+def test_a_measured_category_of_an_uncertain_type_is_never_shown_alone():
+    """New-user trial 82 #5 (Lung_Dx-A0001 #5, part-solid 10.7 mm, solid part 1.6 mm on 5 mm
+    slices): nodules.csv's lung_rads read "3" while its note said "3 as part-solid, 4A if solid",
+    and candidates.json's uncertain_lung_rads left it out, beside floors of the same type doubt
+    that it listed (">= 3 as part-solid, >= 4A if solid"). Both categories in the cell, and the
+    nodule in the list; a nodule whose type is sure keeps its plain category and stays out."""
+    from imagio.detection.outputs import NODULE_FIELDS, nodule_rows
+    from imagio.detection.pipeline import scan_lung_rads
+
+    five = _typed(5, 10.7, 0.6, "part_solid", 1.6, "solid")
+    sure = _typed(6, 10.7, 0.6, "part_solid", 1.6)
+    assert five["stratification"]["lung_rads"]["category"] == "3"
+    rows = {r[5]: dict(zip(NODULE_FIELDS, r)) for r in nodule_rows("s", [five, sure])}
+    assert rows[5]["lung_rads"] == "3 as part-solid, 4A if solid" and rows[6]["lung_rads"] == "3", rows
+    assert scan_lung_rads([five, sure])["uncertain_lung_rads"] == ["#5 3 as part-solid, 4A if solid"]
 
 
 def _lung1_typed():

@@ -113,3 +113,32 @@ def test_phantom_upper_back_supine_no_entry_on_the_dorsal_outline():
     result = plan(prob)
     rows = _check_supine(prob, result)
     assert len(rows) > 100
+
+
+def test_entries_within_the_normals_uncertainty_of_the_table_limit_are_warned():
+    """New-user trial 83 #2: on the 3 mm phantom without a couch, proposals 4 and 5 lay 62 and 66
+    degrees from posterior by IMAGIO's normal and 51-62 by independent ones (2-6 mm smoothing):
+    admitted by the 60 degree rule with no word. The normal's uncertainty on the grid is
+    arctan(h / (4 sigma)) (h the largest voxel side, sigma the 2 mm smoothing: 7.1 deg at 1 mm,
+    20.6 at 3 mm); an admitted entry whose normal lies within it of the limit is warned, one
+    farther from the couch side or already excluded is not."""
+    from imagio.planning.distance_maps import NORMAL_SIGMA_MM
+    from imagio.planning.synthetic import synthetic_torso
+    from imagio.planning.table import normal_uncertainty_deg, table_band_warnings
+
+    assert abs(normal_uncertainty_deg((1.0, 1.0, 1.0), 2.0) - np.degrees(np.arctan(1 / 8))) < 1e-9
+    assert abs(normal_uncertainty_deg((0.8, 0.8, 3.0), 2.0) - normal_uncertainty_deg((3.0, 3.0, 3.0), 2.0)) < 1e-9
+    ct, lab = synthetic_torso(3.0)
+    prob = PlanningProblem.build(ct, lab, "liver_tumor", constraints=Constraints(patient_position="supine"))
+    band = normal_uncertainty_deg(ct.spacing, NORMAL_SIGMA_MM)
+    assert 20.0 < band < 21.0
+    d = np.asarray(prob.constraints.table_direction, float)
+    side = np.cross(d, [0.0, 0.0, 1.0])
+    e = np.asarray(prob.target.point_ras, float)   # (the 3D angle does not depend on where)
+    for deg, want in ((55.0, False), (62.0, True), (60.0 + band - 0.5, True), (60.0 + band + 0.5, False), (120.0, False)):
+        n = np.cos(np.radians(deg)) * d + np.sin(np.radians(deg)) * side
+        got = table_band_warnings(prob, 4, e, n)
+        assert bool(got) == want, (deg, got)
+        if want:
+            assert got[0].startswith(f"proposal 4: its skin normal is {deg:.0f} deg from the couch side")
+            assert f"+-{band:.0f} deg" in got[0] and "60 deg table-side limit" in got[0]

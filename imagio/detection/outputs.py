@@ -73,6 +73,7 @@ def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
     first (``table`` "main"), then the low-probability candidates (``table`` "low_probability"),
     each in the given (risk) order. New-user trial 46 M2b: a 0.0096-probability hilum candidate
     rated 4B came first in the CSV while the report kept it out of its nodule table."""
+    from ..stratification.screening import shown_category
     from .commands import ras_to_lps
     from .report import split_by_score
 
@@ -90,7 +91,7 @@ def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
                      d.get("long_axis_mm", ""), d.get("axial_long_axis_mm", ""), d.get("volume_ml", ""), d.get("solid_component_mm", ""),
                      d.get("side", ""), d.get("lobe") or d.get("lobe_note") or "", d.get("distance_to_pleura_mm", ""),
                      d.get("juxta_pleural", ""), d.get("juxta_vascular", ""),
-                     s.get("lung_rads", {}).get("category", ""), lung_rads_note(s.get("lung_rads", {})),
+                     shown_category(s.get("lung_rads", {})), lung_rads_note(s.get("lung_rads", {})),
                      *_rng(s, "brock"), *_rng(s, "mayo"),
                      refused, " | ".join(d.get("warnings", [])), "main" if id(d) in in_main else "low_probability",
                      _emphysema(s)])
@@ -148,13 +149,16 @@ def write_slicer(out: Path, ct: Volume, nodules: list[dict], masks: list[np.ndar
 
     from ..mrml.logic import _fill_table
     from ..mrml.scene import new_scene, save_scene
+    from ..stratification.screening import type_categories
     from ..mrml.segmentations import labels_to_segmentation
 
     scene = new_scene()
     pts = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "nodules")
     for d in nodules:
         ras = d.get("center_ras") or d["candidate"]["center_ras"]
-        cat = d.get("stratification", {}).get("lung_rads", {}).get("category", "-")
+        lr = d.get("stratification", {}).get("lung_rads", {})
+        # every category its uncertain type allows, "3/4A" (`screening.type_categories`), not the typed one alone
+        cat = "/".join(c for c, _ in type_categories(lr)) if lr.get("category") else "-"
         pts.AddControlPoint(vtk.vtkVector3d(*map(float, ras)),
                             f"N{d['id']} {d['type']} LR{cat}")
     pts.CreateDefaultDisplayNodes()

@@ -339,12 +339,14 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
     (category, floor or not, every candidate with its score, size-cut and type notes).
     "uncertain_lung_rads": ["#id >= floor"] of the
     candidates whose size is a lower bound or cut by the scan's edge ("#6 >= 3 as part-solid, >= 4A if
-    solid" when the type is uncertain, `stratification.screening.category_words`), "review_low_probability":
+    solid" when the type is uncertain, `stratification.screening.category_words`), and ["#id category
+    as typed, category if other type"] of those measured whose category depends on an uncertain type
+    ("#5 3 as part-solid, 4A if solid"; new-user trial 82 #5: missing), "review_low_probability":
     `report.for_review` (low-probability candidates at 4A+ if they were nodules or named by the
     conditions, then those with no category nor floor: not assessable, calcium or bone),
     "uncategorised": `report.uncategorised` (how many characterised candidates have no category, and
     why; "" when all have one)}."""
-    from ..stratification.screening import category_words
+    from ..stratification.screening import category_words, type_uncertain
     from .report import for_review, split_by_score, uncategorised
 
     reported, low = split_by_score(nodules)
@@ -360,8 +362,9 @@ def scan_lung_rads(nodules: list[dict]) -> dict:
             head, tail = f"{head} ({tail})", ""
     return {"highest_lung_rads": "; ".join(t for t in (head, cond, tail) if t),
             "uncertain_lung_rads": [f"#{d['id']} {category_words(d['stratification']['lung_rads'])}"
-                                    for d in nodules if d.get("size_uncertain") and d["stratification"]
-                                    ["lung_rads"].get("category_at_least")],
+                                    for d in nodules if (d.get("size_uncertain") and d["stratification"]
+                                    ["lung_rads"].get("category_at_least"))
+                                    or type_uncertain(d["stratification"]["lung_rads"])],
             "lung_rads_conditions": clauses,
             "review_low_probability": for_review(low, clauses),
             "uncategorised": uncategorised(nodules) or ""}

@@ -66,6 +66,8 @@ BODY, LUNG, AERATED, EMPH, LIVER, FORBIDDEN, SKIN = 1, 2, 4, 8, 16, 32, 64
 ROLE_CODE = {"passable": 0, "target": 0, "avoid": 1, "margin": 2, "forbidden": 3}
 
 
+NORMAL_SIGMA_MM = 2.0   # the Gaussian (sigma, mm) the body mask is smoothed by for skin normals (`candidates.normals_at`)
+
 @dataclass
 class PlanningMaps:
     grid: Volume                      # crop geometry (array = label values, uint8 if < 256 else uint16)
@@ -73,7 +75,7 @@ class PlanningMaps:
     hard: np.ndarray
     avoid: np.ndarray
     code: np.ndarray                  # uint16 label | flags << 8 (labels < 256) or uint32 label | flags << 16
-    body_sigma: np.ndarray            # (3,) kji voxels: the Gaussian of `body_smooth_box` (2 mm)
+    body_sigma: np.ndarray            # (3,) kji voxels: the Gaussian of `body_smooth_box` (NORMAL_SIGMA_MM)
     names: list[str]                  # structure index -> name
     margins: np.ndarray               # structure index -> margin mm (0 for forbidden/avoid)
     hard_margins: np.ndarray          # structure index -> margin subtracted in ``hard``
@@ -803,7 +805,7 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     del flags
     code <<= 8 if narrow else 16
     code |= label
-    return PlanningMaps(grid, lo, hard, avoid, code, 2.0 / np.asarray(sp, float),
+    return PlanningMaps(grid, lo, hard, avoid, code, NORMAL_SIGMA_MM / np.asarray(sp, float),
                         [s.name for s in specs],
                         np.array([s.margin_mm if s.role == "margin" else 0.0 for s in specs]),
                         np.array([float(s.margin_mm) for s in specs]), [s.role for s in specs], role_of_label, struct_of_label,

@@ -69,6 +69,62 @@ def faces_couch_in_slice(normal_ras, direction, max_deg: float) -> np.ndarray:
     return (n[:, :2] @ dp[:2] > np.cos(np.radians(max_deg)) * inplane) & (inplane > 0.0)
 
 
+def normal_uncertainty_deg(spacing_mm, sigma_mm: float) -> float:
+    """Degrees: how far the outward skin normal (`candidates.normals_at`: the gradient of the body
+    mask smoothed by a Gaussian of ``sigma_mm``) may tilt from the skin's true normal on a grid of
+    ``spacing_mm`` (3 voxel sides, mm). Geometry: the mask places the skin only to within the
+    voxel it crosses, half the largest voxel side h either way; the smoothing weighs the surface
+    over about two sigmas either side of the entry (95 % of a Gaussian's weight); two surface
+    points that far apart, each off by h/2 in opposite directions, tilt the plane through them by
+    arctan(h / (4 sigma)): 7 deg on a 1 mm grid, 11 at 1.5 mm, 21 at 3 mm, 32 at 5 mm (sigma
+    2 mm). New-user trial 83 #2: on a 3 mm grid, entries 51-62 deg from the couch side measured
+    by independent normals (2-6 mm smoothing) passed or failed the 60 deg rule at random."""
+    h = float(np.max(np.asarray(spacing_mm, float)))
+    return float(np.degrees(np.arctan(h / (4.0 * float(sigma_mm)))))
+
+
+def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
+    """The warning (a list of at most one line) for proposal ``n`` whose entry (``entry_ras``, RAS
+    mm (3,)) the table-side rule admitted while its outward skin normal (``normal_ras``, RAS unit
+    (3,)) lies within the normal's uncertainty (`normal_uncertainty_deg`) of the rule's limit
+    (``constraints.table_exclusion_deg``, planning_defaults.json with its source): the 3D angle
+    from the couch side, and, when no couch is found under the patient, the angle in the entry's
+    axial slice for an entry on its slice's couch-side outline (`on_couch_side_of_outline` with
+    the limit widened by the uncertainty). The rule still admits such an entry (the normal may as
+    well err the other way); it is not said silently. Empty when the rule is off or there is no
+    skin model."""
+    c = problem.constraints
+    if problem.skin is None or "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
+        return []
+    from .distance_maps import NORMAL_SIGMA_MM
+
+    lim = float(c.table_exclusion_deg)
+    band = normal_uncertainty_deg(problem.ct.spacing, NORMAL_SIGMA_MM)
+    d = np.asarray(c.table_direction, float)
+    nrm = np.asarray(normal_ras, float).reshape(1, 3)
+    e = np.asarray(entry_ras, float).reshape(1, 3)
+    ang = float(np.degrees(np.arccos(np.clip(nrm[0] @ d, -1.0, 1.0))))
+    how = None
+    if lim <= ang < lim + band:
+        how = f"its skin normal is {ang:.0f} deg from the couch side"
+    elif not locate_table_cached(problem, d).located:
+        dp = np.array([d[0], d[1], 0.0])
+        if np.linalg.norm(dp) > 0 and np.hypot(nrm[0, 0], nrm[0, 1]) > 0:
+            dp /= np.linalg.norm(dp)
+            a2 = float(np.degrees(np.arccos(np.clip(nrm[0, :2] @ dp[:2] / np.hypot(nrm[0, 0], nrm[0, 1]), -1.0, 1.0))))
+            if lim <= a2 < lim + band and on_couch_side_of_outline(problem.ct, problem.skin.body, e, nrm, d,
+                                                                    lim + band)[0]:
+                how = (f"its skin normal is {a2:.0f} deg from the couch side in its axial slice, at the body's "
+                       "couch-side edge there (no couch in view)")
+    if how is None:
+        return []
+    h = float(np.max(problem.ct.spacing))
+    return [f"proposal {n}: {how}, within the normal's uncertainty on this grid (+-{band:.0f} deg: {h:g} mm voxels, "
+            f"skin normal smoothed over {NORMAL_SIGMA_MM:g} mm) of the {lim:g} deg table-side limit "
+            "(planning_defaults.json table_exclusion_deg): admitted, but it may face the couch the patient lies on; "
+            "check on the images that the entry is reachable in this position"]
+
+
 def on_couch_side_of_outline(ct, body, entry_ras, normal_ras, direction, max_deg: float) -> np.ndarray:
     """Bool per entry: its skin lies on the side of the body's outline that faces the couch, in
     its axial slice (the plane normal to world S, the patient's long axis, through the entry).

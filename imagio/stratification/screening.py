@@ -210,6 +210,23 @@ def category_words(lr: dict) -> str:
     return ", ".join(f"{ge}{c}" + (f" {w}" if w else "") for c, w in type_categories(lr))
 
 
+def shown_category(lr: dict, empty: str = "") -> str:
+    """The category cell of ``lr`` (`lung_rads`) in the nodule tables: every category its type
+    allows in words (`category_words`, "3 as part-solid, 4A if solid") when the type is uncertain
+    and the other type's category differs, never the typed one alone as if it were definite
+    (new-user trial 82 #5: Lung_Dx-A0001 #5 read "3" while its note said 4A if solid, and the
+    floors beside it read ""); the category otherwise; ``empty`` without one (a floor's cell)."""
+    if lr.get("category") and lr.get("if_other_type"):
+        return category_words(lr)
+    return lr.get("category") or empty
+
+
+def type_uncertain(lr: dict) -> bool:
+    """Whether the category of ``lr`` (`lung_rads`), or its floor, depends on the nodule's
+    uncertain type (``if_other_type``: the other plausible type's category differs)."""
+    return bool(lr.get("if_other_type")) and bool(lr.get("category") or lr.get("category_at_least"))
+
+
 def _uncertain_category(nodule: dict, reason: str, src: str) -> dict:
     """Lung-RADS of a nodule whose size is a lower bound (outline clipped) or unreliable (cut by
     the scan's edge): the category its measured size implies as a solid nodule is a floor

@@ -227,29 +227,48 @@ def lies_in_lung(tumour: str, host_organ: str = "", tumour_in_lung: bool = False
     return tumour_in_lung or tumour in AERATED_LUNG or host_organ in AERATED_LUNG
 
 
+# why a zone chart measured outside lung does not hold in aerated lung, per modality
+# (`chart_tissue_doubt`; sources in its docstring)
+LUNG_PHYSICS = {
+    "radiofrequency": "air conducts electric current and heat far less than solid tissue: the high impedance "
+                      "of aerated lung holds a radiofrequency zone back, so it may be smaller or shaped otherwise "
+                      "(Brace 2009)",
+    "microwave": "air conducts heat far less than solid tissue and holds little water: a microwave zone is held "
+                 "back less than a radiofrequency one but may still differ in size and shape (Brace 2009)",
+    "cryoablation": "air insulates: an ice ball grows more slowly and stays smaller in aerated lung than in the "
+                    "chart's medium until the frozen lung floods (hence freeze-thaw-freeze protocols; Hinshaw "
+                    "2010), so the chart's ice-ball and lethal-isotherm sizes do not hold",
+}
+
+
 def chart_tissue_doubt(abl: dict, in_lung: bool) -> str:
     """A warning (empty if none) when a tumour in aerated lung (``in_lung``) is planned with a
     zone chart that was not measured in lung (``abl``: `ablation_for_plan`'s dict, its
-    ``chart_tissue`` and ``chart_in_lung`` from `devices.Device`).
+    ``chart_tissue``, ``chart_in_lung`` from `devices.Device` and ``modality``).
 
     Why: manufacturers' zone charts are measured ex vivo, mostly in bovine liver, or in gel for
     cryoprobes. Aerated lung conducts heat and current far less than liver (air), so zones grow
-    otherwise there: radiofrequency zones are held back by the air's impedance and ice balls form
-    slowly, while microwave zones are less affected but differ in shape (Brace CL, Curr Probl Diagn
-    Radiol 2009;38:135-143). The plan's coverage and minimal ablative margin are computed from the
-    chart's zone, so for a lung tumour they are not validated (new-user trial 82 M2: lung1's
-    nodule "100 % covered, margin 4.1-4.7 mm" from the liver chart, with no word). The ablation
-    zone in the lung is judged on the immediate post-ablation CT, the ground-glass opacity round the
-    tumour (Venturini M et al., CIRSE standards of practice on thermal ablation of lung tumours,
-    Cardiovasc Intervent Radiol 2020;43:667-683)."""
+    otherwise there: radiofrequency zones are held back by the air's impedance, while microwave
+    zones are less affected but differ in shape (Brace CL, Curr Probl Diagn Radiol
+    2009;38:135-143); air insulates an ice ball, which grows slowly in aerated lung until the
+    frozen alveoli flood (Hinshaw JL et al., Optimizing the protocol for pulmonary cryoablation:
+    a comparison of a dual- and triple-freeze protocol, Cardiovasc Intervent Radiol
+    2010;33:1180-1185). The physics is said per modality (`LUNG_PHYSICS`; new-user trial 83 #4:
+    a cryoprobe's warning spoke of heat and current). The plan's coverage and minimal ablative
+    margin are computed from the chart's zone, so for a lung tumour they are not validated
+    (new-user trial 82 M2: lung1's nodule "100 % covered, margin 4.1-4.7 mm" from the liver
+    chart, with no word). The ablation zone in the lung is judged on the immediate post-ablation
+    CT, the ground-glass opacity round the tumour (Venturini M et al., CIRSE standards of
+    practice on thermal ablation of lung tumours, Cardiovasc Intervent Radiol 2020;43:667-683)."""
     if not in_lung or abl.get("chart_in_lung"):
         return ""
     tissue = abl.get("chart_tissue") or "a tissue its table does not name"
+    why = LUNG_PHYSICS.get(abl.get("modality"), "air conducts heat and current far less than solid tissue or gel, "
+                           "so the zone in the lung may be smaller or shaped otherwise (Brace 2009)")
     return (f"ablation ({abl['device']} {abl['setting']}): the tumour lies in aerated lung but the zone sizes "
-            f"come from a chart measured in {tissue}, not in lung; air conducts heat and current far less than "
-            "solid tissue or gel, so the zone in the lung may be smaller or shaped otherwise and this plan's coverage and margin "
-            "are not validated (Brace 2009); use a chart measured in lung (imagio ablation import-devices) and "
-            "judge the zone on the post-ablation CT (CIRSE 2020)")
+            f"come from a chart measured not in lung but in {tissue}; {why}; this plan's coverage and margin are "
+            "not validated there: use a chart measured in lung (imagio ablation import-devices) and judge the zone "
+            "on the post-ablation CT (CIRSE 2020)")
 
 
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "",

@@ -189,6 +189,8 @@ class Route:
     reach_verified: bool = True       # False: 'reached' rests on airway mask the CT does not confirm
     stop_resolved: bool = True        # False: not reached, but the lumen that stops the scope is at the CT's
                                       # resolution limit (verdict.stop_is_resolved): the airway may be wide enough
+    left_out_piece: dict | None = None  # not reached: the airway piece left out of the tree that comes closer
+                                        # to the lesion than the route's end (verdict.left_out_piece), else None
 
     @property
     def reached_said(self) -> bool | None:
@@ -212,6 +214,7 @@ class Route:
                 "route_names": route_names(self.branch_names),
                 "min_diameter_mm": round(self.narrowest_mm, 2) if np.isfinite(self.narrowest_mm) else None,
                 "verdict": self.verdict, "stop_resolved": self.stop_resolved,
+                "left_out_piece": self.left_out_piece,
                 "bronchus_sign": self.bronchus_sign, "bronchus_sign_reason": self.bronchus_sign_reason,
                 "closest_airway_mm": round(self.closest_airway_mm, 2),
                 "target_lobe": self.target_lobe, "target_lobe_from": self.target_lobe_from,
@@ -403,7 +406,8 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
                  + (f"reaches {'the lesion' if target.mask is not None else 'the target point'} (generation "
                     f"{w.generation})" if w.reached else
                     f"ends {w.remaining_mm:.1f} mm short at generation {w.generation}"))
-    left_out = verdicts.left_out_closer(tree, target, float(wd[pid])) if wd[pid] > 0 else ""
+    piece = verdicts.left_out_piece(tree, target, float(wd[pid])) if wd[pid] > 0 else None
+    left_out = verdicts.left_out_closer(tree, target, float(wd[pid]), piece) if piece is not None else ""
     said = verdicts.reach(tree, target, name, od, tol, pid, wd, rmin, apath, wider, stop_resolved, left_out)
     if wd[pid] > 0:
         warn.append(f"not reached, {said}")
@@ -414,7 +418,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
                  float(tree.dist_from_root[pid]), int(tree.branches[bids[-1]].generation), bids,
                  [tree.branches[b].name for b in bids], path, tree.points[path], 2 * tree.radius[path],
                  sign, 0.0 if sign else float(max(wd_alive.min(), 0.0)), float(rmin[pid]), lobe, lobe_from, end_lobe, warn, within,
-                 turns, said, sign_reason, entry, stop_resolved=stop_resolved)
+                 turns, said, sign_reason, entry, stop_resolved=stop_resolved, left_out_piece=piece)
 
 
 TURN_WINDOW_MM = 6.0  # airway axis before / after a branch point: over this length of centreline

@@ -122,11 +122,15 @@ def stopping_lumen(rmin: np.ndarray, approach_path: np.ndarray, need: float) -> 
     return int(stop[0]) if len(stop) else -1
 
 
-def left_out_closer(tree, target, end_mm: float) -> str:
-    """A clause ("" if none) naming the airway piece left out of the tree (``tree.left_out``:
-    pieces of the mask that `mask_checks.bridge_gaps` did not reconnect) that comes closer to the
-    target (``target.surface``, RAS mm) than the route's end does (``end_mm``, airway wall to the
-    lesion surface, mm), with its distance (boundary voxel centre to surface point, mm).
+def left_out_piece(tree, target, end_mm: float) -> dict | None:
+    """The airway piece left out of the tree (``tree.left_out``: pieces of the mask that
+    `mask_checks.bridge_gaps` did not reconnect) that comes closest to the target
+    (``target.surface``, RAS mm), when it comes closer than the route's end does (``end_mm``,
+    airway wall to the lesion surface, mm); else None. {"volume_ml": the piece's volume (mL),
+    "closest_point_ras": its boundary voxel centre nearest the target (RAS mm, 0.1 mm),
+    "distance_mm": from there to the nearest target surface point (mm), "gap_ras": the middle of
+    the gap between it and the tree (RAS mm; `tree.left_out`'s "where")}. bronch.json's
+    ``left_out_piece`` (new-user trial 83 #3: only the verdict's text named it).
 
     Why: a bronchus cut in the airway mask (a gap of a few mm at a stenosis, mucus or partial
     volume) leaves its whole subtree outside the tree; when that subtree leads to the lesion, the
@@ -135,7 +139,7 @@ def left_out_closer(tree, target, end_mm: float) -> str:
     route ended 33 mm short and said no airway of the mask came closer)."""
     pieces = getattr(tree, "left_out", None) or []
     if not pieces or not np.isfinite(end_mm):
-        return ""
+        return None
     from scipy.spatial import cKDTree
 
     kd = cKDTree(np.asarray(target.surface, float).reshape(-1, 3))
@@ -146,16 +150,28 @@ def left_out_closer(tree, target, end_mm: float) -> str:
             k = int(np.argmin(dist))
             near.append((float(dist[k]), p, np.round(np.asarray(p["boundary_ras"])[k], 1).tolist()))
     if not near:
-        return ""
+        return None
     d, p, at = min(near, key=lambda x: x[0])
     if d >= end_mm:
+        return None
+    return {"volume_ml": float(p["piece_ml"]), "closest_point_ras": at, "distance_mm": round(d, 2),
+            "gap_ras": p["where"]}
+
+
+def left_out_closer(tree, target, end_mm: float, piece: dict | None = None) -> str:
+    """A clause ("" if none) naming the left-out airway piece that comes closer to the target
+    than the route's end (``piece``: `left_out_piece`, computed here when not given), with its
+    volume, its gap, its distance (boundary voxel centre to surface point, mm) and its point
+    closest to the target (not the gap's midpoint: trial 83 L3, that lay 35 mm from the nodule)."""
+    if piece is None:
+        piece = left_out_piece(tree, target, end_mm)
+    if piece is None:
         return ""
     goal = "the target point" if target.mask is None else "the lesion"
-    # its point closest to the target, not the gap's midpoint (trial 83 L3: that lay 35 mm from the nodule)
-    return (f"a separate airway piece left out of the tree ({p['piece_ml']:g} mL, its gap at RAS {p['where']}) comes "
-            f"within {d:.1f} mm of {goal} at RAS {at}: the airway mask may be cut on the way there (a gap its repair did not bridge); "
-            "correct the airway segmentation so that the piece joins the tree, and plan again before choosing a "
-            "tunnel or a transthoracic approach")
+    return (f"a separate airway piece left out of the tree ({piece['volume_ml']:g} mL, its gap at RAS {piece['gap_ras']}) "
+            f"comes within {piece['distance_mm']:.1f} mm of {goal} at RAS {piece['closest_point_ras']}: the airway mask "
+            "may be cut on the way there (a gap its repair did not bridge); correct the airway segmentation so that "
+            "the piece joins the tree, and plan again before choosing a tunnel or a transthoracic approach")
 
 
 def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndarray, rmin: np.ndarray,
