@@ -124,13 +124,24 @@ def test_entries_within_the_normals_uncertainty_of_the_table_limit_are_warned():
     farther from the couch side or already excluded is not."""
     from imagio.planning.distance_maps import NORMAL_SIGMA_MM
     from imagio.planning.synthetic import synthetic_torso
-    from imagio.planning.table import normal_uncertainty_deg, table_band_warnings
+    from imagio.planning.table import angle_uncertainty_deg, normal_uncertainty_deg, table_band_warnings
+    from imagio.volume import Volume, make_ijk_to_ras
 
     assert abs(normal_uncertainty_deg((1.0, 1.0, 1.0), 2.0) - np.degrees(np.arctan(1 / 8))) < 1e-9
     assert abs(normal_uncertainty_deg((0.8, 0.8, 3.0), 2.0) - normal_uncertainty_deg((3.0, 3.0, 3.0), 2.0)) < 1e-9
+    # trial 86 L4: an angle between two axial directions is resolved by the pixels, not the 5 mm
+    # slices (lung2's grid, stored LPS and turned 20 deg about S: the in-plane pixel side counts)
+    rot = np.array([[np.cos(0.35), -np.sin(0.35), 0.0], [np.sin(0.35), np.cos(0.35), 0.0], [0.0, 0.0, 1.0]])
+    g = Volume(np.zeros((2, 2, 2), np.int16), make_ijk_to_ras((0.63, 0.63, 5.0), (0, 0, 0), rot @ np.diag([-1.0, -1.0, 1.0])))
+    post = np.array([0.0, -1.0, 0.0])
+    n62 = np.array([np.sin(np.radians(62)), -np.cos(np.radians(62)), 0.0])
+    assert abs(angle_uncertainty_deg(g, 2.0, n62, post) - np.degrees(np.arctan(0.63 / 8))) < 1e-6
+    # a normal tilted 30 deg towards S: the slice thickness now moves the angle, up to the worst case
+    n_s = np.cos(np.radians(30)) * n62 + np.array([0.0, 0.0, np.sin(np.radians(30))])
+    assert np.degrees(np.arctan(0.63 / 8)) + 1.0 < angle_uncertainty_deg(g, 2.0, n_s, post) <= normal_uncertainty_deg((0.63, 0.63, 5.0), 2.0)
     ct, lab = synthetic_torso(3.0)
     prob = PlanningProblem.build(ct, lab, "liver_tumor", constraints=Constraints(patient_position="supine"))
-    band = normal_uncertainty_deg(ct.spacing, NORMAL_SIGMA_MM)
+    band = normal_uncertainty_deg(ct.spacing, NORMAL_SIGMA_MM)   # (isotropic: every in-plane angle's band)
     assert 20.0 < band < 21.0
     d = np.asarray(prob.constraints.table_direction, float)
     side = np.cross(d, [0.0, 0.0, 1.0])

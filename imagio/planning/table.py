@@ -83,6 +83,32 @@ def normal_uncertainty_deg(spacing_mm, sigma_mm: float) -> float:
     return float(np.degrees(np.arctan(h / (4.0 * float(sigma_mm)))))
 
 
+def angle_uncertainty_deg(grid, sigma_mm: float, normal_ras, direction_ras) -> float:
+    """Degrees: how far the angle between the outward skin normal ``normal_ras`` (RAS unit (3,))
+    and the direction ``direction_ras`` (RAS unit (3,)) may be off on ``grid`` (a `Volume`: its
+    voxel sides and axes), by `normal_uncertainty_deg`'s geometry applied per grid axis: the
+    normal tilts by up to h_a / (4 sigma) (rad) towards array axis a of voxel side h_a, and the
+    angle moves by the part of that tilt along the angle's own gradient (d - (n.d) n) over
+    sin(angle). Only the voxel sides that move the angle count: an angle between two directions
+    in the axial plane is resolved by the in-plane pixels, not by 5 mm slices (new-user trial 86
+    L4: lung2's 0.63 x 0.63 x 5 mm grid gave +-32 deg from the slice thickness, and all five
+    proposals, 61-66 deg from the couch side and stable within 2 deg over three smoothings, were
+    warned). At most `normal_uncertainty_deg` (the largest side), 90 deg when the angle is 0 or 180."""
+    n = np.asarray(normal_ras, float)
+    d = np.asarray(direction_ras, float)
+    n, d = n / np.linalg.norm(n), d / np.linalg.norm(d)
+    cos = float(np.clip(n @ d, -1.0, 1.0))
+    sin = float(np.sqrt(max(1.0 - cos * cos, 0.0)))
+    g = d - cos * n
+    axes = np.asarray(grid.direction, float)            # columns: the i, j, k axes' RAS directions
+    h = np.asarray(grid.spacing, float)                  # (i, j, k) voxel sides, mm
+    tilt = (g @ axes) * h / (4.0 * float(sigma_mm))      # d(cos) per axis
+    dcos = float(np.sqrt(np.sum(tilt ** 2)))
+    if sin <= 1e-9:
+        return 90.0
+    return float(min(np.degrees(np.arctan(dcos / sin)), normal_uncertainty_deg(h, sigma_mm)))
+
+
 def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
     """The warning (a list of at most one line) for proposal ``n`` whose entry (``entry_ras``, RAS
     mm (3,)) the table-side rule admitted while its outward skin normal (``normal_ras``, RAS unit
@@ -99,11 +125,11 @@ def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
     from .distance_maps import NORMAL_SIGMA_MM
 
     lim = float(c.table_exclusion_deg)
-    band = normal_uncertainty_deg(problem.ct.spacing, NORMAL_SIGMA_MM)
     d = np.asarray(c.table_direction, float)
     nrm = np.asarray(normal_ras, float).reshape(1, 3)
     e = np.asarray(entry_ras, float).reshape(1, 3)
     ang = float(np.degrees(np.arccos(np.clip(nrm[0] @ d, -1.0, 1.0))))
+    band = angle_uncertainty_deg(problem.ct, NORMAL_SIGMA_MM, nrm[0], d)
     how = None
     if lim <= ang < lim + band:
         how = f"its skin normal is {ang:.0f} deg from the couch side"
@@ -112,14 +138,15 @@ def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
         if np.linalg.norm(dp) > 0 and np.hypot(nrm[0, 0], nrm[0, 1]) > 0:
             dp /= np.linalg.norm(dp)
             a2 = float(np.degrees(np.arccos(np.clip(nrm[0, :2] @ dp[:2] / np.hypot(nrm[0, 0], nrm[0, 1]), -1.0, 1.0))))
+            band = angle_uncertainty_deg(problem.ct, NORMAL_SIGMA_MM, np.array([nrm[0, 0], nrm[0, 1], 0.0]), dp)
             if lim <= a2 < lim + band and on_couch_side_of_outline(problem.ct, problem.skin.body, e, nrm, d,
                                                                     lim + band)[0]:
                 how = (f"its skin normal is {a2:.0f} deg from the couch side in its axial slice, at the body's "
                        "couch-side edge there (no couch in view)")
     if how is None:
         return []
-    h = float(np.max(problem.ct.spacing))
-    return [f"proposal {n}: {how}, within the normal's uncertainty on this grid (+-{band:.0f} deg: {h:g} mm voxels, "
+    sp = "x".join(f"{v:g}" for v in np.round(np.asarray(problem.ct.spacing, float), 2))
+    return [f"proposal {n}: {how}, within the normal's uncertainty on this grid (+-{band:.0f} deg: {sp} mm voxels, "
             f"skin normal smoothed over {NORMAL_SIGMA_MM:g} mm) of the {lim:g} deg table-side limit "
             "(planning_defaults.json table_exclusion_deg): admitted, but it may face the couch the patient lies on; "
             "check on the images that the entry is reachable in this position"]
