@@ -266,8 +266,9 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = (
                                       "boundary_ras": vol.kji_to_world(np.asarray(g["boundary_kji"]) + lo)})
     if len(left) == 1:
         g, where = left[0]
-        out.append(f"a separate airway piece of {g['piece_ml']:g} mL at RAS {where} was left out ({g['reason']}): "
-                   "its airways are not planned")
+        # (the point is the middle of its gap to the tree, not the piece: trial 86 L2)
+        out.append(f"a separate airway piece of {g['piece_ml']:g} mL, its gap to the tree centred at RAS {where}, "
+                   f"was left out ({g['reason']}): its airways are not planned")
     elif left:
         left.sort(key=lambda x: -x[0]["piece_ml"])
         ml = [g["piece_ml"] for g, _ in left]
