@@ -211,26 +211,6 @@ def test_cli_refuses_thick_slices_and_non_ct(tmp_path, shared_data, capsys):
     assert "does not look like a CT" in capsys.readouterr().err
 
 
-def test_cli_refusal_comes_before_the_readers_notes(tmp_path, capsys):
-    """New-user trial 84: bronch on a thick CT printed the reader's "... below -1500 HU ... set to
-    air" warning before its one-line thickness refusal. A 5 mm CT with scanner padding (-2048
-    outside a circle): exit 2, the refusal the first line after the progress line, the reader's
-    note after it."""
-    rng = np.random.default_rng(0)
-    k, j, i = np.indices((12, 48, 48))
-    r = np.hypot(j - 23.5, i - 23.5)
-    a = np.where(r < 14, 40.0, -1000.0) + rng.normal(0, 15, k.shape)
-    a[r > 23] = -2048
-    ct = tmp_path / "thick.nii.gz"
-    io.write_image(Volume(a.astype(np.int16), make_ijk_to_ras((0.7, 0.7, 5.0))), ct)
-    air = tmp_path / "air.nii.gz"
-    io.write_image(Volume((r < 3).astype(np.uint8), make_ijk_to_ras((0.7, 0.7, 5.0))), air)
-    assert cli.main(["bronch", str(ct), "--airways", str(air), "--target", "0,0,0", "--out", str(tmp_path / "o")]) == 2
-    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("imagio:")]
-    assert lines[0].startswith("imagio: error: the CT has 5 mm slices"), lines
-    assert len(lines) == 2 and "set to air" in lines[1], lines
-
-
 def test_cli_point_target_in_a_nodule_is_accepted(tmp_path, ph):
     """``--target=R,A,S`` at a nodule's centre (point_target_in_nodule.py): accepted (the nodule
     lies in the filled lung envelope), routed into the nodule's lobe."""

@@ -234,7 +234,7 @@ def _run(args) -> int:
     Warnings about the inputs (``imagio.io.InputWarning``) are printed as ``imagio: warning:``."""
     import warnings
 
-    from .io import InputWarning
+    from .io import InputWarning, say_warnings
     from .outputs import check_outputs, check_writable_folder, command_paths, output_folders, protect
 
     inputs, outs = command_paths(args)
@@ -245,35 +245,24 @@ def _run(args) -> int:
         check_writable_folder(folder)
     with protect(inputs), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputWarning)
-        refused = None
         try:
             return int(args.func(args) or 0)
-        except ImagioError as e:
-            refused = e
-            raise
         finally:
             close_bars()   # a bar left open by an error: the lines printed next stand alone (trial 31)
             # a snapshot, printed directly: ``warnings.showwarning`` inside ``catch_warnings(record=True)``
             # appends to ``caught`` itself, and the loop never ended (trial 8: a numpy RuntimeWarning
             # grew the list until the machine ran out of memory)
-            seen, said = set(), []
+            seen = set()
             for w in list(caught):
                 text = str(w.message)
                 if (w.category, text) in seen:
                     continue
                 seen.add((w.category, text))
                 if issubclass(w.category, InputWarning):
-                    said.append(f"imagio: warning: {text}")
+                    say_warnings([text])
                 else:
-                    said.append(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip())
-            if refused is not None:
-                # a refusal comes first, its line before what reading the inputs noted on the way
-                # (new-user trial 84: bronch's "4 voxels below -1500 HU ... set to air" before its
-                # one-line thickness refusal); `main` prints both
-                refused.notes = said
-            else:
-                for line in said:
-                    print(line, file=sys.stderr)
+                    print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip(),
+                          file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -283,13 +272,9 @@ def main(argv=None) -> int:
         return _run(args)
     except Cancelled as e:
         print(f"imagio: cancelled: {e}", file=sys.stderr)
-        for line in getattr(e, "notes", None) or ():
-            print(line, file=sys.stderr)
         return 130
     except ImagioError as e:
         print(f"imagio: error: {e}", file=sys.stderr)
-        for line in getattr(e, "notes", None) or ():   # the inputs' warnings, after the refusal (`_run`)
-            print(line, file=sys.stderr)
         return 2
     except BrokenPipeError:
         # the reader closed the pipe (`imagio info X | head`): exit silently, as the Python
