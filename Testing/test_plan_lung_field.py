@@ -62,9 +62,7 @@ def test_plan_refuses_an_entry_on_the_pleura(cta_left_lung_cube, tmp_path):
                    "--target", "nodule", "--out", tmp_path / "out", "--no-png")
     assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("imagio: error")]
-    # (the lung cut open by the view's faces is the patient's, not outside air, trial 85 H1: no
-    # skin is left in view; before, the pleura bordering that lung was refused as skin facing lung)
-    assert len(err) == 1 and "no outer skin" in err[0] and "lung cut open" in err[0], r.stderr[-2000:]
+    assert len(err) == 1 and "faces lung" in err[0] and "label the lungs" in err[0], r.stderr[-2000:]
     assert not (tmp_path / "out" / "plan.json").exists()
 
 
@@ -95,4 +93,4 @@ def test_plan_refuses_a_target_outside_the_label_maps_body(cta_left_lung_cube, t
                    "--target=" + ",".join(f"{x:.1f}" for x in ras), "--out", tmp_path / "out", "--no-png")
     assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("imagio: error")]
-    assert len(err) == 1 and "no outer skin" in err[0], r.stderr[-2000:]   # (trial 85 H1, as above)
+    assert len(err) == 1 and "outside the label map's body" in err[0], r.stderr[-2000:]

@@ -508,8 +508,7 @@ class PlanningProblem:
         if not prob.skin.skin.any():
             raise InputError("no outer skin in this CT: no air around the patient reaches the "
                              "lateral edge of the scan (field of view inside the body, or no air "
-                             "in the image; aerated lung cut open by the image's edge is the patient's, "
-                             "not outside air); entries cannot be placed: plan on a CT that shows the skin")
+                             "in the image); entries cannot be placed")
         from ..segmentation.bones import coarse_grid_note
 
         coarse = coarse_grid_note(ct)   # ribs unseen by the labels and the density check (trial 29)

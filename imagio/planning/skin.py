@@ -23,9 +23,8 @@ The model used here:
    inside the data region and within their own slice (face connectivity in the plane normal
    to the array axis closest to world S), to a *lateral* face of the data region, i.e. a face
    whose outward normal is within 45 degrees of the axial plane (the in-plane field of view;
-   not the first or last slice, where lungs and bowel are cut open), in pieces as dense as
-   the air around a patient (median below -950 HU: aerated lung that a small field of view
-   cuts open to a face is inside, `_in_plane_reach`). World S (RAS z) is the
+   not the first or last slice, where lungs and bowel are cut open), in pieces that are air
+   (median below -500 HU: a partial-volume layer along a cut face is not, `_in_plane_reach`). World S (RAS z) is the
    patient's craniocaudal axis, whatever the grid orientation. Air reached only through
    another slice (a lung cut open by the end of the scan, a blended end slice) is not outside;
    air enclosed in its slice (a skin fold closed in that slice) counts as inside (no entry on
@@ -408,16 +407,19 @@ def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray 
     0.57 CPU-s against 0.93 s for scipy's labelling of 32-slice slabs (same mask: tested
     against scipy's labelling of the whole volume with the in-plane structure).
 
-    With ``hu`` (the CT's values, [k, j, i]), a seeded piece counts only when it is as dense as
-    the air around a patient: its median below ``limits.GAS_MEDIAN_HU`` (-950 HU; outside air is
-    nearly pure air, lung parenchyma denser, -850..-750 HU, about -900 in severe emphysema:
-    Gevenois 1996). Aerated lung, or the partial-volume strip beside it, that a small field of
-    view cuts open to an array face is the patient's inside, not the air around it (new-user
-    trial 85 H1: a one-voxel strip of -467 HU along the face made the lung's edge "skin", 0.6 mm
-    from the cut, and two proposals entered the lung there as feasible)."""
+    With ``hu`` (the CT's values, [k, j, i]), a seeded piece counts only when it is air: its
+    median below ``limits.AERATED_MAX_HU`` (-500 HU: at least half air by partial volume). A
+    layer of voxels that blends tissue with the image's edge, unlabelled and below the -400 HU
+    air threshold, is no air around the patient (new-user trial 85 H1: lung2 cropped in-plane,
+    its lungs labelled up to one voxel short of the cut face; that layer, -467 HU, made the
+    lung's edge "skin" 0.6 mm from the cut, and two proposals entered the lung there as
+    feasible). Not denser air: outside air reads -800..-890 HU on STS_002 (the median of real
+    outside air is not always near -1000), so lung parenchyma cut open to a face and left
+    unlabelled is still taken for outside air here; `planning.problem._refuse_lung_beyond_skin`
+    refuses that case by the lung's vessel tree."""
     import cc3d
 
-    from ..limits import GAS_MEDIAN_HU
+    from ..limits import AERATED_MAX_HU
 
     out = np.zeros(air.shape, bool)
     seeds = np.asarray(seeds, np.int64).reshape(-1, 3)
@@ -435,7 +437,7 @@ def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray 
         lut[0] = False
         if hu is not None and lut.any():   # (the median test: more than half the voxels below)
             n_all = np.bincount(comp.ravel(), minlength=lut.size)
-            n_gas = np.bincount(comp.ravel(), weights=(hu[sl] < GAS_MEDIAN_HU).ravel(), minlength=lut.size)
+            n_gas = np.bincount(comp.ravel(), weights=(hu[sl] < AERATED_MAX_HU).ravel(), minlength=lut.size)
             lut &= 2 * n_gas > n_all
         out[sl] = lut[comp]
     return out
