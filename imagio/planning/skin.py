@@ -24,8 +24,8 @@ The model used here:
    to the array axis closest to world S), to a *lateral* face of the data region, i.e. a face
    whose outward normal is within 45 degrees of the axial plane (the in-plane field of view;
    not the first or last slice, where lungs and bowel are cut open), in pieces that are air
-   (median below -500 HU: a partial-volume layer along a cut face is not, `_in_plane_reach`). World S (RAS z) is the
-   patient's craniocaudal axis, whatever the grid orientation. Air reached only through
+   (median below -500 HU: a partial-volume layer along a cut face is not, `_in_plane_reach`).
+   World S (RAS z) is the patient's craniocaudal axis, whatever the grid orientation. Air reached only through
    another slice (a lung cut open by the end of the scan, a blended end slice) is not outside;
    air enclosed in its slice (a skin fold closed in that slice) counts as inside (no entry on
    its wall: the safe side).
@@ -1008,7 +1008,7 @@ def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tis
     return CutSamples(ct, body, tissue, kji[keep], codes[keep], step, _face_mm2(ct, normal[keep]))
 
 
-CUT_SAMPLES = 20000   # cut voxels sampled for the truncations (about 1 % noise on a side's area)
+CUT_SAMPLES = 20000   # cut voxels sampled for the truncations (a side's area to about 1/sqrt(its samples): 4 % on lung2's in-plane sides)
 
 
 def world_fraction(grid: Volume, kji: np.ndarray) -> np.ndarray:

@@ -407,7 +407,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
                     f"{w.generation})" if w.reached else
                     f"ends {w.remaining_mm:.1f} mm short at generation {w.generation}"))
     piece = verdicts.left_out_piece(tree, target, float(wd[pid])) if wd[pid] > 0 else None
-    left_out = verdicts.left_out_closer(tree, target, float(wd[pid]), piece) if piece is not None else ""
+    left_out = verdicts.left_out_closer(target, piece) if piece is not None else ""
     said = verdicts.reach(tree, target, name, od, tol, pid, wd, rmin, apath, wider, stop_resolved, left_out)
     if wd[pid] > 0:
         warn.append(f"not reached, {said}")

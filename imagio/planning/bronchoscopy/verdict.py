@@ -158,15 +158,11 @@ def left_out_piece(tree, target, end_mm: float) -> dict | None:
             "gap_ras": p["where"]}
 
 
-def left_out_closer(tree, target, end_mm: float, piece: dict | None = None) -> str:
-    """A clause ("" if none) naming the left-out airway piece that comes closer to the target
-    than the route's end (``piece``: `left_out_piece`, computed here when not given), with its
-    volume, its gap, its distance (boundary voxel centre to surface point, mm) and its point
-    closest to the target (not the gap's midpoint: trial 83 L3, that lay 35 mm from the nodule)."""
-    if piece is None:
-        piece = left_out_piece(tree, target, end_mm)
-    if piece is None:
-        return ""
+def left_out_closer(target, piece: dict) -> str:
+    """The clause naming the left-out airway piece that comes closer to the target than the
+    route's end (``piece``: `left_out_piece`), with its volume, its gap, its distance (boundary
+    voxel centre to surface point, mm) and its point closest to the target (not the gap's
+    midpoint: trial 83 L3, that lay 35 mm from the nodule)."""
     goal = "the target point" if target.mask is None else "the lesion"
     return (f"a separate airway piece left out of the tree ({piece['volume_ml']:g} mL, its gap at RAS {piece['gap_ras']}) "
             f"comes within {piece['distance_mm']:.1f} mm of {goal} at RAS {piece['closest_point_ras']}: the airway mask "
