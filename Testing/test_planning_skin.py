@@ -82,6 +82,30 @@ def test_partial_volume_strip_at_a_cut_face_is_not_outside_air():
     assert (np.asarray(s.skin)[keep[:, :, :cut]] == np.asarray(ref.skin)[keep]).mean() > 0.999
 
 
+def test_outside_air_is_judged_against_the_scans_own_air():
+    """New-user trial 87: the chest CTA planned prone put entries on its back, cut by the field's
+    edge, where only a -250..-470 HU layer lay between the body and the image's face; STS_002's
+    real outside air reads -800..-890 HU, so no fixed level tells the two apart. The limit is
+    halfway between the body/air threshold and the scan's own air at the seeds (at most -500):
+    -700 HU for air at -1000, -625 for air at -850. A seeded -650 HU piece is outside air in the
+    second scan and not in the first; the torso with all its outside air at -850 keeps its skin."""
+    from imagio.planning import skin as sk
+
+    air = np.zeros((1, 6, 6), bool)
+    air[0, :, :2] = True                                    # one piece along the i = 0 face
+    seeds = np.array([[0, 2, 0]])
+    for ref, want in ((-1000.0, False), (-850.0, True)):
+        hu = np.full((1, 6, 6), 40.0)
+        hu[0, :, 0] = ref                                   # the seed's column: the scan's own air
+        lim = sk.outside_air_limit_hu(Volume(hu, make_ijk_to_ras((1.0, 1.0, 1.0))), seeds, -400.0)
+        assert lim == min(-500.0, 0.5 * (-400.0 + ref))
+        hu[0, :, :2] = -650.0                               # the piece itself reads -650
+        assert bool(sk._in_plane_reach(air, seeds, 0, hu, lim)[0, 2, 1]) == want, (ref, lim)
+    ct, body, _ = _torso(noise=5.0)
+    dense = ct.with_array(np.where(body, ct.array, ct.array + 150).astype(np.int16))   # outside air at -850
+    assert np.asarray(outer_skin(dense).skin).sum() >= 0.95 * np.asarray(outer_skin(ct).skin).sum()
+
+
 def test_padding_of_a_rotated_volume_is_not_data_and_not_skin():
     ct, body, _ = _torso()
     a = ct.array.copy()

@@ -399,7 +399,8 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~erode6(mask)
 
 
-def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray | None = None) -> np.ndarray:
+def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray | None = None,
+                    max_median_hu: float | None = None) -> np.ndarray:
     """Voxels of ``air`` (bool [k, j, i]) face-connected within their own slice (the plane
     normal to array axis ``ax``) to one of the ``seeds`` (n, 3 kji). Slices are independent:
     each slice holding a seed is labelled alone by cc3d (4-connectivity in 2D), so the label
@@ -408,7 +409,8 @@ def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray 
     against scipy's labelling of the whole volume with the in-plane structure).
 
     With ``hu`` (the CT's values, [k, j, i]), a seeded piece counts only when it is air: its
-    median below ``limits.AERATED_MAX_HU`` (-500 HU: at least half air by partial volume). A
+    median below ``max_median_hu`` (default ``limits.AERATED_MAX_HU``, -500 HU: at least half air
+    by partial volume; `outside_air_limit_hu` for the scan's own outside air). A
     layer of voxels that blends tissue with the image's edge, unlabelled and below the -400 HU
     air threshold, is no air around the patient (new-user trial 85 H1: lung2 cropped in-plane,
     its lungs labelled up to one voxel short of the cut face; that layer, -467 HU, made the
@@ -421,6 +423,7 @@ def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray 
 
     from ..limits import AERATED_MAX_HU
 
+    lim = AERATED_MAX_HU if max_median_hu is None else float(max_median_hu)
     out = np.zeros(air.shape, bool)
     seeds = np.asarray(seeds, np.int64).reshape(-1, 3)
     seeds = seeds[np.argsort(seeds[:, ax], kind="stable")]
@@ -437,10 +440,28 @@ def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray 
         lut[0] = False
         if hu is not None and lut.any():   # (the median test: more than half the voxels below)
             n_all = np.bincount(comp.ravel(), minlength=lut.size)
-            n_gas = np.bincount(comp.ravel(), weights=(hu[sl] < AERATED_MAX_HU).ravel(), minlength=lut.size)
+            n_gas = np.bincount(comp.ravel(), weights=(hu[sl] < lim).ravel(), minlength=lut.size)
             lut &= 2 * n_gas > n_all
         out[sl] = lut[comp]
     return out
+
+
+def outside_air_limit_hu(ct: Volume, seeds: np.ndarray, air_hu: float) -> float:
+    """HU: the median below which an in-plane air piece reached from the image's side is the air
+    around the patient (`_in_plane_reach`): halfway between the body/air threshold ``air_hu`` and
+    this scan's own outside air (the median CT value at the exterior-air ``seeds``, (n, 3) kji:
+    air voxels on the lateral edge of the data region, mostly the air round the patient), and
+    never above ``limits.AERATED_MAX_HU`` (-500 HU). Outside air is not always near -1000 HU
+    (STS_002: -800..-890), so no fixed level tells it from a layer of partial volume where the
+    body is cut by the field's edge (the chest CTA's back, -250..-470 HU, took entries planned
+    prone, new-user trial 87; lung2's crop, -467 HU, trial 85 H1): relative to the scan's own air
+    it does."""
+    from ..limits import AERATED_MAX_HU
+
+    if not len(seeds):
+        return AERATED_MAX_HU
+    ref = float(np.median(ct.array[tuple(np.asarray(seeds, np.int64).T)]))
+    return min(AERATED_MAX_HU, 0.5 * (float(air_hu) + ref))
 
 
 def _box_faces(shape) -> np.ndarray:
@@ -691,7 +712,8 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     # in-plane connectivity encloses lungs, airways and bowel gas even where a slice cuts them
     # open, and air reached only through another slice (a blended end slice) is not outside
     ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))     # array axis (k, j, i) closest to S
-    exterior = _in_plane_reach(air, bk[lateral] if len(bk) else np.zeros((0, 3), int), ax, ct.array)
+    seeds = bk[lateral] if len(bk) else np.zeros((0, 3), int)
+    exterior = _in_plane_reach(air, seeds, ax, ct.array, outside_air_limit_hu(ct, seeds, air_hu))
     del air
 
     if first is None:
