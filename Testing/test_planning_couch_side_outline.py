@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from conftest import phantom_once, read_image_once, rotation, shared_case
 from imagio.planning import Constraints, PlanningProblem, plan
-from imagio.planning.table import faces_couch_in_slice, locate_table_cached
+from imagio.planning.table import faces_couch_in_slice, in_slice_angle_deg, locate_table_cached
 from imagio.volume import Volume, make_ijk_to_ras
 
 HALF = 20   # mm: half the side of the axial window read around an entry
@@ -92,6 +92,10 @@ def test_chest_cta_5mm_supine_no_entry_on_the_dorsal_outline():
     assert not faces_couch_in_slice(old, (0.0, 1.0, 0.0), 60.0)[0]       # prone: the front faces the couch
     assert faces_couch_in_slice(old, (0.0, -1.0, 0.0), 60.0)[0]
     assert not faces_couch_in_slice(old, (0.0, -1.0, 0.0), 0.0)[0]      # the rule off
+    # the in-slice angle itself, against its independent value: atan2 of the normal's in-plane part
+    want = np.degrees(np.arccos(-old[0, 1] / np.hypot(old[0, 0], old[0, 1])))
+    assert abs(in_slice_angle_deg(old, (0.0, -1.0, 0.0))[0] - want) < 1e-9 and want < 7.0
+    assert np.isnan(in_slice_angle_deg([[0.0, 0.0, 1.0]], (0.0, -1.0, 0.0))[0])   # faces nothing in the slice
 
 
 def test_phantom_upper_back_supine_no_entry_on_the_dorsal_outline():

@@ -50,23 +50,38 @@ OPEN_MM = float(_TABLE["open_mm"])        # opening radius that detaches the cou
 MIN_COVER = float(_TABLE["min_cover"])    # fraction of the patient's columns that must show the table
 
 
+def in_slice_angle_deg(normal_ras, direction) -> np.ndarray:
+    """Degrees per normal: the angle between the outward skin normal's part in the axial plane
+    (normal to world S, the patient's long axis) and the couch direction's part in that plane;
+    NaN where either part is zero (it faces nothing in the slice). ``normal_ras`` (n, 3): RAS unit
+    vectors (`candidates.normals_at`); ``direction`` (3,): RAS, from the patient towards the couch
+    (`problem.POSITIONS`)."""
+    n = np.asarray(normal_ras, float).reshape(-1, 3)
+    d = np.asarray(direction, float).reshape(3)
+    dn = float(np.hypot(d[0], d[1]))
+    inplane = np.hypot(n[:, 0], n[:, 1])
+    out = np.full(len(n), np.nan)
+    ok = inplane > 0.0
+    if dn == 0.0 or not ok.any():
+        return out
+    cos = (n[ok, :2] @ (d[:2] / dn)) / inplane[ok]
+    out[ok] = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    return out
+
+
 def faces_couch_in_slice(normal_ras, direction, max_deg: float) -> np.ndarray:
-    """Bool per entry: its outward skin normal's part in the axial plane (normal to world S, the
-    patient's long axis) points within ``max_deg`` of the couch direction's part in that plane
-    (a zero in-plane part faces nothing). ``normal_ras`` (n, 3): outward skin normals (RAS unit
+    """Bool per entry: its outward skin normal's part in the axial plane points within
+    ``max_deg`` of the couch direction's part in that plane (`in_slice_angle_deg`; a zero
+    in-plane part faces nothing). ``normal_ras`` (n, 3): outward skin normals (RAS unit
     vectors, `candidates.normals_at`); ``direction`` (3,): RAS, from the patient towards the
     couch (`problem.POSITIONS`); ``max_deg``: the table-side angle
     (``constraints.table_exclusion_deg``; 0 or less: nothing). The first half of
     `on_couch_side_of_outline`."""
-    n = np.asarray(normal_ras, float).reshape(-1, 3)
-    d = np.asarray(direction, float).reshape(3)
-    dp = np.array([d[0], d[1], 0.0])
-    dn = float(np.linalg.norm(dp))
-    if dn == 0.0 or max_deg <= 0:
-        return np.zeros(len(n), bool)
-    dp /= dn
-    inplane = np.hypot(n[:, 0], n[:, 1])
-    return (n[:, :2] @ dp[:2] > np.cos(np.radians(max_deg)) * inplane) & (inplane > 0.0)
+    ang = in_slice_angle_deg(normal_ras, direction)
+    if max_deg <= 0:
+        return np.zeros(len(ang), bool)
+    with np.errstate(invalid="ignore"):
+        return ang < float(max_deg)
 
 
 def normal_uncertainty_deg(spacing_mm, sigma_mm: float) -> float:
@@ -134,10 +149,9 @@ def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
     if lim <= ang < lim + band:
         how = f"its skin normal is {ang:.0f} deg from the couch side"
     elif not locate_table_cached(problem, d).located:
-        dp = np.array([d[0], d[1], 0.0])
-        if np.linalg.norm(dp) > 0 and np.hypot(nrm[0, 0], nrm[0, 1]) > 0:
-            dp /= np.linalg.norm(dp)
-            a2 = float(np.degrees(np.arccos(np.clip(nrm[0, :2] @ dp[:2] / np.hypot(nrm[0, 0], nrm[0, 1]), -1.0, 1.0))))
+        a2 = float(in_slice_angle_deg(nrm, d)[0])
+        if np.isfinite(a2):
+            dp = np.array([d[0], d[1], 0.0]) / np.hypot(d[0], d[1])
             band = angle_uncertainty_deg(problem.ct, NORMAL_SIGMA_MM, np.array([nrm[0, 0], nrm[0, 1], 0.0]), dp)
             if lim <= a2 < lim + band and on_couch_side_of_outline(problem.ct, problem.skin.body, e, nrm, d,
                                                                     lim + band)[0]:
