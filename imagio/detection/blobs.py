@@ -1197,8 +1197,9 @@ def without_resolved_solid(a: np.ndarray, box: tuple, spacing_kji, parenchyma: f
     smallest nodule sought: the axis of a solid tube (40 HU in -850 HU parenchyma) smoothed at
     sigma stays above -300 HU from a diameter of 2.8 sigma (2.4 mm at the 3 mm nodule's 0.87 mm);
     a thinner vessel and its halo count as tissue leaving the candidate, as any density does for
-    the dot channel. The components and the smoothing are read in ``box`` padded by 3 sigma. a: CT [k, j, i] (HU); box: slices into ``a``;
-    spacing_kji: mm. Returns an array of the box's shape."""
+    the dot channel. The components and the smoothing are read in ``box`` padded by 3 sigma.
+    a: CT [k, j, i] (HU); box: slices into ``a``; spacing_kji: mm. Returns an array of the
+    box's shape."""
     sk = np.asarray(spacing_kji, float)
     pad = np.ceil(3.0 * sigma0_mm / sk).astype(int) + 1
     lo = [max(b.start - int(p), 0) for b, p in zip(box, pad)]
