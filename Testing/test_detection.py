@@ -1070,20 +1070,25 @@ def test_a_nodule_bulging_from_a_wall_fold_into_the_lung_is_a_candidate():
 def test_subsolid_exits_count_tubes_of_its_own_density_not_solid_vessels():
     """Sub-solid channel's vessel term (``subsolid_exits``): on an anisotropic grid (1.25 x 0.8 x
     0.8 mm), a 7 mm ground-glass nodule (-550 HU) crossed obliquely by a 5 mm solid vessel keeps
-    its score (the vessel is solid: the channel removed it, it is not a tube of the nodule's own
-    density), while the end of an oblique ground-glass tube of the same calibre (a thin airway
-    wall or vessel seen through partial volume) has one exit and half its score. Counting any
-    density (the dot channel's rule) the vessel gives the nodule about one exit."""
+    its score (the vessel is a solid structure the grid resolves: it and its rim are removed, it
+    is not a tube of the nodule's own density), while the end of an oblique ground-glass tube of
+    the same calibre (a thin airway wall or vessel seen through partial volume) has one exit and
+    half its score. Counting any density (the dot channel's rule) the vessel gives the nodule
+    about one exit. detect41: the end of a small airway whose sub-solid wall (-400 HU) has its
+    densest samples above the solid limit here and there (-250 HU, every fourth voxel beyond
+    4 mm from the cap) is a tube leaving the candidate; on the sub-solid image, where every solid
+    voxel's rim is removed, the wall was cut away and the end read no exit (the phantom's
+    airway ends were the sub-solid channel's best-scored false positives)."""
     from scipy import ndimage as ndi
 
-    from imagio.detection.blobs import calibre_exit_scores
+    from imagio.detection.blobs import calibre_exit_scores, scales_mm, subsolid_image
 
     sk = np.array([1.25, 0.8, 0.8])
     shape = (48, 75, 150)
     x = np.stack(np.indices(shape), -1) * sk  # mm, kji
     u = np.array([1.0, 1.0, 1.0]) / np.sqrt(3.0)
     a = np.full(shape, -850.0)
-    nod, end = np.array([30.0, 30.0, 30.0]), np.array([30.0, 30.0, 85.0])
+    nod, end, aw = np.array([30.0, 30.0, 30.0]), np.array([30.0, 30.0, 85.0]), np.array([30.0, 30.0, 100.0])
     q = x - nod
     a[np.linalg.norm(q - (q @ u)[..., None] * u, axis=-1) <= 2.5] = 40.0      # solid vessel through it
     a[np.linalg.norm(q, axis=-1) <= 3.5] = -550.0
@@ -1092,17 +1097,31 @@ def test_subsolid_exits_count_tubes_of_its_own_density_not_solid_vessels():
     a[(np.linalg.norm(q - t[..., None] * u, axis=-1) <= 3.5) & (t <= 0) & (t >= -25)] = -550.0
     a[np.linalg.norm(q, axis=-1) <= 3.5] = -550.0                            # rounded end
     a = ndi.gaussian_filter(a, 0.6 / sk)
-    peaks = np.rint(np.array([nod, end]) / sk).astype(int)
+    # a small airway's closed end (oblique): wall 1.6-3.2 mm from its axis, lumen read as -650 HU
+    w = np.array([0.0, -1.0, 1.0]) / np.sqrt(2.0)
+    q = x - aw
+    t = q @ w
+    rad = np.where(t <= 0, np.linalg.norm(q - t[..., None] * w, axis=-1), np.linalg.norm(q, axis=-1))
+    wall = (rad > 1.6) & (rad <= 3.2) & (t >= -30)
+    a[wall] = -400.0
+    a[(rad <= 1.6) & (t >= -30)] = -650.0
+    a[wall & (t < -4.0) & (np.indices(shape).sum(0) % 4 == 0)] = -250.0
+    peaks = np.rint(np.array([nod, end, aw]) / sk).astype(int)
     lungs = np.ones(shape, bool)
-    from imagio.detection.blobs import subsolid_image
-
-    ss = subsolid_image(Volume(a.astype(np.float32), make_ijk_to_ras(sk[::-1])), -850.0).array
-    args = (ss, lungs, peaks, np.array([7.0, 7.0]), np.array([0.6, 0.6]), np.array([True, True]), -850.0, sk)
-    ex, sc = calibre_exit_scores(*args, subsolid=True)
+    sig0 = float(scales_mm(3.0, 50.0, 3)[0])
+    args = (lungs, peaks, np.array([7.0, 7.0, 7.6]), np.full(3, 0.6), np.ones(3, bool), -850.0, sk)
+    ex, sc = calibre_exit_scores(a, *args, subsolid=True, sigma0_mm=sig0)
     assert ex[0] < 0.5 and sc[0] > 0.45
     assert 0.6 < ex[1] < 1.4 and 0.2 < sc[1] < 0.4
-    ex_any, _ = calibre_exit_scores(a, *args[1:])
+    assert ex[2] > 0.6 and sc[2] < 0.4
+    ex_any, _ = calibre_exit_scores(a, *args)
     assert ex_any[0] > ex[0] + 0.5
+    # the channel's own image (every solid voxel's rim removed) cuts the airway wall away
+    ss = subsolid_image(Volume(a.astype(np.float32), make_ijk_to_ras(sk[::-1])), -850.0).array
+    ex_ss, _ = calibre_exit_scores(ss, *args, subsolid=True, sigma0_mm=sig0)
+    assert ex_ss[2] < 0.3
+    with pytest.raises(ValueError):
+        calibre_exit_scores(a, *args, subsolid=True)
 
 
 def test_a_noisy_contrast_heart_still_joins_the_mediastinum():

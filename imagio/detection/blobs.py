@@ -77,7 +77,8 @@ Method (constants and sources in ``imagio/data/detection.json``):
    than itself (tissue of its density leaves its sphere through more than two of its own
    cross-sections; an end or a plain segment, one or two, keeps its score) has its score lowered (:func:`calibre_exit_scores`,
    ``features["calibre_exits"]``); a sub-solid peak, by the exits of its own density counted on
-   the sub-solid image (``subsolid_exits``: one, the end of a ground-glass-density tube such as a
+   the CT without the solid structures the grid resolves and their rim (:func:`without_resolved_solid`;
+   ``subsolid_exits``: one, the end of a ground-glass-density tube such as a
    thin airway wall seen through partial volume, halves it; two, a segment, gives 0). It ranks
    candidates (what FROC needs); it is not a calibrated probability of a nodule and says
    nothing about malignancy.
@@ -657,9 +658,9 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     exits[:n_solid], k_score[:n_solid] = calibre_exit_scores(sub.array, lungs[sl], peaks[:n_solid], diam[:n_solid],
                                                              k_score[:n_solid], keep[:n_solid], parenchyma,
                                                              sub.spacing_kji)
-    exits[n_solid:], k_score[n_solid:] = calibre_exit_scores(ss.array, lungs[sl], peaks[n_solid:], diam[n_solid:],
+    exits[n_solid:], k_score[n_solid:] = calibre_exit_scores(sub.array, lungs[sl], peaks[n_solid:], diam[n_solid:],
                                                              k_score[n_solid:], keep[n_solid:], parenchyma,
-                                                             sub.spacing_kji, subsolid=True)
+                                                             sub.spacing_kji, subsolid=True, sigma0_mm=float(sig[0]))
     p(0.9, "detect: pleural concavities")
     conc = concavity_candidates(sub, lungs[sl], search[sl], airway[sl])
     if perifissural_applies(ct):   # flat nodules on a fissure whose dot response the fissure cancels
@@ -1120,7 +1121,8 @@ def fissure_candidates(sub: Volume, image: Volume, region: np.ndarray, lungs: np
 
 def calibre_exit_scores(a: np.ndarray, lungs: np.ndarray, peaks: np.ndarray, diam: np.ndarray,
                         score: np.ndarray, keep: np.ndarray, parenchyma: float, spacing_kji,
-                        subsolid: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                        subsolid: bool = False, sigma0_mm: float | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """(exits, score): how many exits of its own calibre leave each kept dot peak, and its score
     times the vessel term of ``vessel_exits`` (detection.json).
 
@@ -1144,15 +1146,19 @@ def calibre_exit_scores(a: np.ndarray, lungs: np.ndarray, peaks: np.ndarray, dia
     score unchanged. a: the working-grid CT (HU); lungs: boolean [k, j, i]; peaks (N, 3) kji;
     diam, score, keep: (N,).
 
-    subsolid: the peaks are the sub-solid channel's and ``a`` is that channel's image
-    (:func:`subsolid_image`: solid structures and their one-voxel rim set to the parenchyma, so
-    only tissue of sub-solid density counts as an exit); the term is ``subsolid_exits`` (1 at
-    none, 0 from a segment through it). A solid vessel that crosses a ground-glass nodule is not
-    what that channel saw; what it sees as dots are the partial-volume
-    cores of thin airway walls and vessels along their length (Jacobs C et al., Med Image Anal
-    2014;18:374-384), tubes of the candidate's own sub-solid density that leave it, while a
-    non-solid nodule is a focal hazy opacity (Fleischner glossary, Hansell 2008) of which nothing
-    of its own density continues."""
+    subsolid: the peaks are the sub-solid channel's (``a`` is still the CT); the term is
+    ``subsolid_exits`` (1 at none, 0 from a segment through it), and the exits are counted on
+    the CT with the solid structures that the grid resolves and their one-voxel rim set to the
+    parenchyma (:func:`without_resolved_solid`; ``sigma0_mm``: the dot filter's finest scale,
+    required). A solid vessel that crosses a ground-glass nodule is not what that channel saw;
+    what it sees as dots are the partial-volume cores of thin airway walls and vessels along
+    their length (Jacobs C et al., Med Image Anal 2014;18:374-384), tubes of the candidate's own
+    sub-solid density that leave it, while a non-solid nodule is a focal hazy opacity (Fleischner
+    glossary, Hansell 2008) of which nothing of its own density continues. A thin wall's densest
+    partial-volume voxels pass the solid limit here and there; with every solid voxel's rim
+    removed (:func:`subsolid_image`, the channel's own image) the wall leaving the candidate was
+    cut into pieces and the end of a small airway read no exit (phantom screening scans: 0-0.6,
+    against 0.2-2.3 counting any density)."""
     c = constants()
     lo, hi = c["subsolid_exits" if subsolid else "vessel_exits"]["value"]
     sk = np.asarray(spacing_kji, float)
@@ -1161,15 +1167,54 @@ def calibre_exit_scores(a: np.ndarray, lungs: np.ndarray, peaks: np.ndarray, dia
     vox = float(np.prod(sk))
     exits = np.full(len(peaks), np.nan)
     score = score.copy()
+    if subsolid and sigma0_mm is None:
+        raise ValueError("calibre_exit_scores(subsolid=True) needs sigma0_mm")
+    solid_min = c["type_hu"]["solid_min"]
     for i in np.flatnonzero(keep & (diam <= d_max + 1e-6)):
         r = float(diam[i]) / 2.0
-        centre_hu, _ = _ball_hu(a, peaks[i], r, sk, c["type_hu"]["solid_min"])
+        centre_hu, _ = _ball_hu(a, peaks[i], r, sk, solid_min)
         box, dist = _around(a.shape, peaks[i], r + 2.0 * gap, sk)
+        img = (without_resolved_solid(a, box, sk, parenchyma, solid_min, float(sigma0_mm))
+               if subsolid else a[box])
         shell = (dist > r + gap) & (dist <= r + 2.0 * gap)
-        dense = shell & lungs[box] & (a[box] > 0.5 * (centre_hu + parenchyma))
+        dense = shell & lungs[box] & (img > 0.5 * (centre_hu + parenchyma))
         exits[i] = float(dense.sum()) * vox / gap / (np.pi * r * r)
         score[i] *= float(np.clip((hi - exits[i]) / (hi - lo), 0.0, 1.0))
     return exits, score
+
+
+def without_resolved_solid(a: np.ndarray, box: tuple, spacing_kji, parenchyma: float,
+                           solid_min: float, sigma0_mm: float) -> np.ndarray:
+    """``a[box]`` (float32 copy) with the solid structures that the grid resolves and their
+    one-voxel rim set to ``parenchyma``: the connected components (26-neighbourhood) of voxels
+    above ``solid_min`` that hold a voxel still above it once the CT is smoothed at
+    ``sigma0_mm`` (the dot filter's finest scale, that of the smallest nodule sought). A vessel
+    or a solid nodule is such a structure, and its partial-volume halo is not tissue of
+    ground-glass density (Jacobs C et al., Med Image Anal 2014;18:374-384). A thin airway wall
+    or septum is not: its few voxels above the limit are the densest partial-volume samples of
+    a structure thinner than a voxel (smoothed at the finest scale they fall back below it), so
+    the wall stays what it is, a tube of sub-solid density. Resolved means about as thick as the
+    smallest nodule sought: the axis of a solid tube (40 HU in -850 HU parenchyma) smoothed at
+    sigma stays above -300 HU from a diameter of 2.8 sigma (2.4 mm at the 3 mm nodule's 0.87 mm);
+    a thinner vessel and its halo count as tissue leaving the candidate, as any density does for
+    the dot channel. The components and the smoothing are read in ``box`` padded by 3 sigma.
+    a: CT [k, j, i] (HU); box: slices into ``a``; spacing_kji: mm. Returns an array of the
+    box's shape."""
+    sk = np.asarray(spacing_kji, float)
+    pad = np.ceil(3.0 * sigma0_mm / sk).astype(int) + 1
+    lo = [max(b.start - int(p), 0) for b, p in zip(box, pad)]
+    hi = [min(b.stop + int(p), n) for b, p, n in zip(box, pad, a.shape)]
+    v = a[tuple(slice(l, h) for l, h in zip(lo, hi))].astype(np.float32)
+    raw = v > solid_min
+    if raw.any():
+        smooth = ndimage.gaussian_filter(v, sigma0_mm / sk, mode="nearest", truncate=3.0) > solid_min
+        lab, n = ndimage.label(raw, np.ones((3, 3, 3), bool))
+        resolved = np.zeros(n + 1, bool)
+        resolved[np.unique(lab[smooth & raw])] = True
+        resolved[0] = False
+        v[ndimage.binary_dilation(resolved[lab], np.ones((3, 3, 3), bool))] = parenchyma
+    inner = tuple(slice(b.start - l, b.stop - l) for b, l in zip(box, lo))
+    return v[inner]
 
 
 def subsolid_channel_applies(ct: Volume) -> bool:
