@@ -257,6 +257,7 @@ class SkinModel:
     padding_edge: PaddingEdge | None = None   # where data meets padding inside the array
     target_ras: tuple | None = None           # RAS mm; the truncations' distances are from it
     outside_air_hu: float | None = None       # this scan's outside air: below it (`outside_air_limit_hu`)
+    outside_air_median_hu: float | None = None   # HU of this scan's own outside air (`outside_air_median_hu`)
 
     @property
     def truncations(self) -> list:
@@ -459,10 +460,18 @@ def outside_air_limit_hu(ct: Volume, seeds: np.ndarray, air_hu: float) -> float:
     it does."""
     from ..limits import AERATED_MAX_HU
 
-    if not len(seeds):
+    ref = outside_air_median_hu(ct, seeds)
+    if ref is None:
         return AERATED_MAX_HU
-    ref = float(np.median(ct.array[tuple(np.asarray(seeds, np.int64).T)]))
     return min(AERATED_MAX_HU, 0.5 * (float(air_hu) + ref))
+
+
+def outside_air_median_hu(ct: Volume, seeds: np.ndarray) -> float | None:
+    """HU: this scan's own outside air, the median CT value at the exterior-air ``seeds`` ((n, 3)
+    kji, `outside_air_limit_hu`); None without seeds."""
+    if not len(seeds):
+        return None
+    return float(np.median(ct.array[tuple(np.asarray(seeds, np.int64).T)]))
 
 
 UNSEEN_BLOCK = 8   # samples per ray taken at once by `outside_air_unseen` (most rays meet air in the first)
@@ -473,12 +482,13 @@ def outside_air_unseen(model: SkinModel, ct: Volume, origin_ras, dirs_ras, reach
     direction ``dirs_ras`` (n, 3) RAS (the skin's outward normal, or the needle's axis
     continued outward past the entry), True when the ray leaves the imaged data (past the
     array's face or its outer voxel layer, into padding or its blended rim: not ``model.data``)
-    before it has crossed this scan's outside air over more than one voxel: consecutive samples
-    in ``model.exterior`` reading below ``model.outside_air_hu`` (`outside_air_limit_hu`: halfway
-    from the body/air threshold to the scan's own outside air, at least half air) over more than
-    the voxel's extent along the ray (sum of |direction| x spacing per grid axis: a surface's
-    partial volume can fill one voxel, so one air-like voxel between the skin and the image's
-    edge is no air seen). Sampled every half of the smallest voxel side past the entry (nearest
+    before it has seen this scan's outside air: samples in ``model.exterior`` reading below
+    ``model.outside_air_hu`` (`outside_air_limit_hu`: halfway from the body/air threshold to the
+    scan's own outside air, at least half air) in a row over more than the voxel's extent along
+    the ray (sum of |direction| x spacing per grid axis: a surface's partial volume can fill one
+    voxel, so one air-like voxel between the skin and the image's edge is no air seen), or one
+    reading at or below the scan's own outside air (``model.outside_air_median_hu``: partial
+    volume with the skin can only raise a voxel above it). Sampled every half of the smallest voxel side past the entry (nearest
     voxel), up to ``reach_mm`` ((n,) or a scalar, mm); a ray that does neither within its reach
     is False (tissue outside the skin is `findings.outside_clearance`'s).
 
@@ -499,6 +509,7 @@ def outside_air_unseen(model: SkinModel, ct: Volume, origin_ras, dirs_ras, reach
     if not n:
         return out
     lim = AERATED_MAX_HU if model.outside_air_hu is None else float(model.outside_air_hu)
+    pure = -np.inf if model.outside_air_median_hu is None else float(model.outside_air_median_hu)
     step = 0.5 * float(min(ct.spacing))
     axes = ct.ijk_to_ras[:3, :3] / np.asarray(ct.spacing, float)       # unit grid axes i, j, k (columns)
     need = np.abs(u @ axes) @ np.asarray(ct.spacing, float)            # (n,) mm: the voxel's extent along the ray
@@ -515,14 +526,16 @@ def outside_air_unseen(model: SkinModel, ct: Volume, origin_ras, dirs_ras, reach
         seen[seen] = model.data[tuple(kji[seen].T)]
         air = seen.copy()
         air[air] = model.exterior[tuple(kji[air].T)]
-        air[air] = a[tuple(kji[air].T)] < lim
+        hu = np.full(len(air), np.inf)
+        hu[air] = a[tuple(kji[air].T)]
+        air &= hu < lim
         within = s[None, :] <= reach[todo, None]
         gone = (~seen).reshape(len(todo), m) & within
         air = air.reshape(len(todo), m) & within
         j = np.arange(m)
         reset = np.maximum.accumulate(np.where(air, -1, j[None, :]), axis=1)   # last non-air sample so far
         length = np.where(reset < 0, run[todo, None] + j[None, :] + 1, j[None, :] - reset) * step
-        clear = air & (length > need[todo, None])
+        clear = air & ((length > need[todo, None]) | (hu.reshape(len(todo), m) <= pure))
         first_gone = np.where(gone.any(1), gone.argmax(1), m)
         first_clear = np.where(clear.any(1), clear.argmax(1), m)
         done = (first_gone < m) | (first_clear < m)
@@ -783,13 +796,14 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     ax = int(np.argmax(np.abs(ct.direction[2, ::-1])))     # array axis (k, j, i) closest to S
     seeds = bk[lateral] if len(bk) else np.zeros((0, 3), int)
     air_lim = outside_air_limit_hu(ct, seeds, air_hu)
+    air_ref = outside_air_median_hu(ct, seeds)
     exterior = _in_plane_reach(air, seeds, ax, ct.array, air_lim)
     del air
 
     if first is None:
         z = np.zeros(ct.shape, bool)
         return SkinModel(keep(data), keep(z), keep(exterior), keep(z), keep(z), None, fill_value,
-                         outside_air_hu=air_lim)
+                         outside_air_hu=air_lim, outside_air_median_hu=air_ref)
     # the largest tissue piece is one 6-connected set, and tissue is never exterior air: it lies
     # in one component of data & ~exterior, the one at any of its voxels
     if slabs:
@@ -824,7 +838,8 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     cuts = _cut_samples(ct, field, data, cut, body, tissue, box)
     cut = keep(cut)
     edge = None if fill_value is None else _padding_edge(data, field, ct)
-    return SkinModel(keep(data), body, exterior, skin, cut, cuts, fill_value, edge, outside_air_hu=air_lim)
+    return SkinModel(keep(data), body, exterior, skin, cut, cuts, fill_value, edge, outside_air_hu=air_lim,
+                     outside_air_median_hu=air_ref)
 
 
 def paint_keeps_skin(model: SkinModel, changed: np.ndarray, new_values) -> bool:
