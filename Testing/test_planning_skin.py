@@ -804,3 +804,134 @@ def test_fill_of_a_tilted_crop_inside_the_body_is_padding():
     masked = np.where(body, 40.0 + rng.normal(0, 20, k.shape), -1024.0).astype(np.int16)
     pad2, val2 = padding_mask(Volume(masked, make_ijk_to_ras((1.5, 1.5, 2.5))))
     assert val2 is None and not pad2.any()
+
+
+def _cut_back(spacing=3.0, direction=None, a_min=-60.0, first_hu=-550.0):
+    """(ct, labels): the synthetic torso cut by the field of view at its back (A >= ``a_min``),
+    its two posterior voxel layers (the outer layer and the first data layer) a noisy -550 HU
+    partial volume of the cut body and the image's edge, unlabelled (new-user trials 86 M1 and
+    87: -500..-650 HU on lung1's and the chest CTA's cut backs). That layer is in-plane connected
+    to the air beside the body, so it passes for outside air and the body before it for skin.
+    ``first_hu``: the first data layer's value instead (one voxel of air: -900)."""
+    from imagio.planning.synthetic import synthetic_torso
+
+    ct, lab = synthetic_torso(spacing, direction)
+    ax = int(np.argmax(np.abs(ct.direction[1, ::-1])))              # array axis (k, j, i) closest to A
+    idx = np.zeros((ct.shape[ax], 3))
+    idx[:, ax] = np.arange(ct.shape[ax])
+    keep = np.flatnonzero(ct.kji_to_world(idx)[:, 1] >= a_min)
+    lo, hi = [0, 0, 0], list(ct.shape)
+    lo[ax], hi[ax] = int(keep.min()), int(keep.max()) + 1
+    ct, lab = ct.crop(lo, hi), lab.crop(lo, hi)
+    n = ct.shape[ax]
+    back = (0, 1) if ct.kji_to_world(idx[:1])[0, 1] < ct.kji_to_world(idx[n - 1:n])[0, 1] else (n - 1, n - 2)
+    a, la = ct.array.astype(np.float32), lab.array.copy()
+    rng = np.random.default_rng(1)
+    for layer, hu in zip(back, (-550.0, first_hu)):
+        sl = [slice(None)] * 3
+        sl[ax] = layer
+        sl = tuple(sl)
+        a[sl] = np.where(la[sl] > 0, hu + rng.normal(0.0, 15.0, a[sl].shape), a[sl])
+        la[sl] = 0
+    return ct.with_array(a.astype(np.int16)), lab.with_array(la)
+
+
+@pytest.mark.parametrize("spacing,direction", [(3.0, None), ((2.5, 3.0, 4.0), np.diag([-1.0, -1.0, 1.0]))])
+def test_skin_whose_outside_air_is_not_imaged_is_not_seen(spacing, direction):
+    """New-user trials 86 M1 and 87: planned prone on supine scans, entries lay 1-3 mm from the
+    back the plan itself reported as cut ("no entry there"), with only -500..-650 HU (lung1) or
+    one -700..-780 HU voxel then tissue (chest CTA) between them and the image's edge. Along the
+    outward direction of the skin before the cut back's partial-volume layer the image ends before
+    a voxel of air is crossed: not seen; the lateral skin's air is (as stored, and flipped along
+    R and A with anisotropic voxels)."""
+    from imagio.planning.skin import outside_air_unseen
+
+    ct, lab = _cut_back(spacing, direction)
+    s = outer_skin(ct, lab)
+    kji = np.argwhere(np.asarray(s.skin))
+    ras = ct.kji_to_world(kji.astype(float))
+    back = (ras[:, 1] < ras[:, 1].min() + 0.5 * max(ct.spacing)) & (np.abs(ras[:, 0]) < 90.0)   # before the cut layer
+    side = (np.abs(ras[:, 2]) < 40.0) & (ras[:, 0] > ras[:, 0].max() - 0.5 * max(ct.spacing))   # right flank
+    assert back.sum() > 100 and side.sum() > 3
+    post, right = np.array([0.0, -1.0, 0.0]), np.array([1.0, 0.0, 0.0])
+    assert outside_air_unseen(s, ct, ras[back], np.broadcast_to(post, (back.sum(), 3)), 100.0).all()
+    assert not outside_air_unseen(s, ct, ras[side], np.broadcast_to(right, (side.sum(), 3)), 100.0).any()
+    assert not outside_air_unseen(s, ct, ras[back][:1], post[None], 0.0).any()   # no reach: not judged
+    # one voxel of -900 HU between that skin and the image's edge: a partial-volume voxel can read
+    # so (the chest CTA's back), so more than the voxel's extent along the ray is needed, or a voxel
+    # at or below the scan's own outside air (test_planning_positions: a box with one voxel of
+    # -1000 HU air round it keeps its skin)
+    ct1, lab1 = _cut_back(spacing, direction, first_hu=-900.0)
+    s1 = outer_skin(ct1, lab1)
+    k1 = np.argwhere(np.asarray(s1.skin))
+    r1 = ct1.kji_to_world(k1.astype(float))
+    b1 = (r1[:, 1] < r1[:, 1].min() + 0.5 * max(ct1.spacing)) & (np.abs(r1[:, 0]) < 90.0)
+    assert b1.sum() > 100 and outside_air_unseen(s1, ct1, r1[b1], np.broadcast_to(post, (b1.sum(), 3)), 100.0).all()
+
+
+@pytest.fixture(scope="module")
+def cut_back_plans():
+    from imagio.planning import PlanningProblem
+    from imagio.planning.planner import plan
+    from imagio.planning.problem import Constraints, Needle
+
+    ct, lab = _cut_back()
+    prone = PlanningProblem.build(ct, lab, "liver_tumor", constraints=Constraints(patient_position="prone"))
+    near = PlanningProblem.build(ct, lab, np.array([55.0, -30.0, 0.0]), needle=Needle(length_mm=60.0))
+    return ct, (prone, plan(prone)), (near, plan(near))
+
+
+def _air_seen_outward(ct, entry, direction, limit_hu=-700.0, step=0.5):
+    """Independent of the skin model: walking from ``entry`` along ``direction`` (RAS), the mm at
+    which the CT (nearest voxel) first reads below ``limit_hu``, None when the array ends first."""
+    for s in np.arange(step, 200.0, step):
+        kji = np.rint(ct.world_to_kji((entry + s * direction)[None])[0]).astype(int)
+        if np.any(kji < 0) or np.any(kji >= np.array(ct.shape)):
+            return None
+        if ct.array[tuple(kji)] < limit_hu:
+            return s
+    return None
+
+
+def test_no_entry_on_a_cut_back_planned_prone_and_no_position_leads_there(cut_back_plans):
+    """Trial 86 M1 on the torso cut at its back: planned prone, the best paths (shortest, through
+    the liver) entered the cut back 2 voxels from the face (A -54 mm), -550 HU to the image's
+    edge. Now every proposal's needle, continued outward past its entry, meets air (< -700 HU,
+    the CT itself) inside the image, and the cut back's entries are excluded as unseen_skin.
+    With a 60 mm needle only the cut back is within reach: supine is refused, and no other
+    position is suggested (the trial 85 H1 path: supine refused, prone suggested onto the cut),
+    the refusal saying the body is cut by the field of view there."""
+    from imagio.planning.planner import format_report
+
+    ct, (prob, res), (near, refused) = cut_back_plans
+    assert res.feasible
+    for m in res.proposals:
+        e, t = np.asarray(m.entry_ras, float), np.asarray(m.target_ras, float)
+        assert _air_seen_outward(ct, e, (e - t) / np.linalg.norm(e - t)) is not None, m.entry_ras
+    assert res.table.exclusion_counts()["unseen_skin"]["only_this"] > 0
+    assert not refused.feasible
+    assert not any(v["feasible_candidates"] for v in refused.positions.values()), refused.positions
+    assert not any("--position" in w for w in refused.warnings)
+    assert "cut by the field of view" in format_report(refused.report)
+
+
+def test_plan_in_a_position_other_than_the_scans_is_warned(cut_back_plans):
+    """Trial 86 M1: nothing said that a prone plan on a supine scan uses the supine anatomy. The
+    plan says it, naming how the scan's position is known (DICOM PatientPosition), or that it is
+    not known (no such header, no couch in the image)."""
+    from imagio.planning.planner import scan_position_warnings
+
+    ct, (prob, res), (near, _) = cut_back_plans
+    said = [w for w in res.warnings if w.startswith("patient position: planned prone")]
+    assert len(said) == 1 and "position is not known" in said[0] and "confirm" in said[0], said
+    meta = dict(prob.ct.meta)
+    try:
+        prob.ct.meta["PatientPosition"] = "HFS"
+        w = scan_position_warnings(prob)
+        assert len(w) == 1 and "CT taken supine (DICOM PatientPosition HFS)" in w[0] and "organs move" in w[0]
+        prob.ct.meta["PatientPosition"] = "FFP"
+        assert scan_position_warnings(prob) == []
+    finally:
+        prob.ct.meta.clear()
+        prob.ct.meta.update(meta)
+    assert scan_position_warnings(near) == []   # supine, the default, scan position unknown: no word

@@ -98,6 +98,10 @@ def violation_details(problem: PlanningProblem, t: ScoreTable, i: int) -> list[s
         out.append("dense_tissue: the path crosses, or passes closer than the needle radius + placement "
                    "uncertainty to, unlabelled dense tissue on the CT (bone, calcification, contrast-filled vessel "
                    "or metal that the label map misses; plan.json 'warnings')")
+    if bits & BIT["unseen_skin"]:
+        out.append("unseen_skin: the air beyond the entry is not imaged (along the skin's outward normal or the "
+                   "needle's axis continued outward, the image ends before more than one voxel of air is crossed: the "
+                   "body is cut by the field of view there), so the skin surface is not known; no entry there")
     if bits & BIT["emphysema"]:
         out.append(f"emphysema: {t.emphysema_pct[i]:.0f}% of the lung path < {c.emphysema_hu:.0f} HU")
     return out

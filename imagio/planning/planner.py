@@ -82,6 +82,15 @@ def format_report(report: dict) -> str:
     couch = only and max(only, key=only.get) == "table_side" and only["table_side"] > 0
     relax = ("The couch side excludes the most entries by itself: if the patient can lie otherwise, plan another "
              "position (--position prone, supine, left_lateral or right_lateral); or relax" if couch else "Relax")
+    # the skin within reach lies where the body is cut (trials 86-87): no position or margin helps there
+    unseen = report.get("excluded_by", {}).get("unseen_skin", {})
+    if unseen and (unseen.get("violating") == report.get("candidates")
+                   or (only and max(only, key=only.get) == "unseen_skin" and only["unseen_skin"] > 0)):
+        who = ("Every candidate entry lies" if unseen.get("violating") == report.get("candidates")
+               else "The entries excluded by one rule alone lie mostly")
+        relax = (f"{who} where the body is cut by the field of view (unseen_skin: the air beyond the skin is not "
+                 "imaged, so the skin there is not known, and no position makes it so): a CT whose field of view "
+                 "holds the skin there is needed for an entry there. " + relax)
     return (f"no feasible needle path to {target}{': ' + first + 'Among' if first else ' among'} {report.get('candidates')} "
             f"candidate entries: {ex or 'no candidate entries within needle reach'}. "
             f"{near}{relax} the constraint that "
@@ -141,6 +150,7 @@ class Plan:
         lim = load_defaults()["warnings"]
         w += position_warnings(p, self.positions)
         w += table_warnings(p)
+        w += scan_position_warnings(p)
         ver = self.evaluator._verifier
         if ver is not None and ver._dense is not None:
             w += ver.dense.summary()
@@ -600,15 +610,77 @@ def table_warnings(problem: PlanningProblem) -> list[str]:
 
     w = locate_table_cached(problem, c.table_direction).warning(c.patient_position, c.table_exclusion_deg)
     if w:   # the couch on another side: the position may be wrong (trial 32 H3: a prone NIfTI/DICOM)
-        from .problem import POSITIONS, TABLE_SIDE
+        from .problem import TABLE_SIDE
 
-        found = {p: locate_table_cached(problem, np.array(d)) for p, d in POSITIONS.items() if p != c.patient_position}
-        found = {p: t.cover for p, t in found.items() if t.located}
-        if found:   # the side where most of the patient's columns show it
-            p = max(found, key=found.get)
-            w += (f"; but a couch top lies on the patient's {TABLE_SIDE[p]} side ({100 * found[p]:.0f}% of the "
+        found = couch_position(problem)
+        if found is not None:   # the side where most of the patient's columns show it
+            p, cover = found
+            w += (f"; but a couch top lies on the patient's {TABLE_SIDE[p]} side ({100 * cover:.0f}% of the "
                   f"columns): the patient may have lain {p}; check the images and give --position {p} if so")
     return [w] if w else []
+
+
+def couch_position(problem: PlanningProblem) -> tuple[str, float] | None:
+    """(position, cover) the couch found in the image says the patient lay in (`table.locate_table`
+    along each of `problem.POSITIONS`): the planned position when a couch lies under the patient
+    there, else the other position whose couch shows in the most of the patient's columns; None
+    when no couch is found (cropped, out of the field of view, removed). ``cover``: that fraction."""
+    from .problem import POSITIONS
+    from .table import locate_table_cached
+
+    c = problem.constraints
+    mine = locate_table_cached(problem, c.table_direction)
+    if mine.located:
+        return c.patient_position, float(mine.cover)
+    found = {p: locate_table_cached(problem, np.array(d)) for p, d in POSITIONS.items() if p != c.patient_position}
+    found = {p: float(t.cover) for p, t in found.items() if t.located}
+    if not found:
+        return None
+    p = max(found, key=found.get)
+    return p, found[p]
+
+
+def scan_position(problem: PlanningProblem) -> tuple[str | None, str]:
+    """(the position the CT was taken in, or None when not known; how it is known): the DICOM
+    PatientPosition (0018,5100) when the CT has one IMAGIO knows (`problem.DICOM_POSITIONS`),
+    else the couch found in the image (`couch_position`: a supine patient lies on it with the
+    back, a prone one with the front)."""
+    from .problem import DICOM_POSITIONS, TABLE_SIDE
+
+    code = str((problem.ct.meta or {}).get("PatientPosition", "") or "").strip().upper()
+    if code in DICOM_POSITIONS:
+        return DICOM_POSITIONS[code], f"DICOM PatientPosition {code}"
+    found = couch_position(problem)
+    if found is None:
+        return None, ("no DICOM PatientPosition" + (f" IMAGIO knows ({code!r})" if code else "")
+                      + " and no couch found in the image")
+    p, cover = found
+    return p, f"the couch found on the patient's {TABLE_SIDE[p]} side in {100 * cover:.0f}% of the columns"
+
+
+def scan_position_warnings(problem: PlanningProblem) -> list[str]:
+    """The warning that the plan is made in a position other than the scan's own
+    (`scan_position`), or in a position other than the default while the scan's is not known:
+    the plan uses the anatomy as scanned, and the organs move between positions (gravity: the
+    lungs, heart, diaphragm, liver and bowel shift, and a lesion with them), so it must be confirmed
+    on a CT in the planned position (new-user trial 86 M1: a prone plan on a supine scan said
+    nothing of it). Said in plan.json ``warnings`` and on stderr. Not with the table-side rule off
+    (`table_warnings` says so; the plan then uses no position: the sarcoma biopsy's default)."""
+    c = problem.constraints
+    if "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
+        return []
+    chosen = c.patient_position
+    pos, how = scan_position(problem)
+    tail = (f"organs move between positions (gravity shifts the lungs, heart, diaphragm, liver and bowel, and a "
+            f"lesion with them), so confirm the target, path and entry on a CT taken {chosen} before the needle is "
+            f"placed")
+    if pos is not None and pos != chosen:
+        return [f"patient position: planned {chosen} on a CT taken {pos} ({how}): the plan uses the anatomy as "
+                f"scanned {pos}; " + tail]
+    if pos is None and chosen != load_defaults()["constraints"]["patient_position"]:
+        return [f"patient position: planned {chosen}, but the CT's own position is not known ({how}): if it was "
+                f"taken otherwise, the plan uses that anatomy; " + tail]
+    return []
 
 
 def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:

@@ -21,7 +21,7 @@ from .problem import PlanningProblem, load_defaults, target_bone_run
 
 VIOLATIONS = ("reach", "table_side", "entry_region", "skin_angle", "craniocaudal", "forbidden",
               "clearance", "liver_parenchyma", "pleural_crossings", "fissure", "emphysema",
-              "leaves_body", "verification", "dense_tissue", "bone_reentry")   # leaves_body: air around the patient crossed   # verification: the independent re-check (`verify`) disagreed   # dense_tissue: unlabelled bone/contrast/metal on the CT (`density`)
+              "leaves_body", "verification", "dense_tissue", "bone_reentry", "unseen_skin")   # leaves_body: air around the patient crossed   # verification: the independent re-check (`verify`) disagreed   # dense_tissue: unlabelled bone/contrast/metal on the CT (`density`)   # unseen_skin: the entry's outside air is not imaged (`unseen_skin`)
 BIT = {name: 1 << i for i, name in enumerate(VIOLATIONS)}
 ANGLE_TOL_DEG = 0.01
 
@@ -513,6 +513,31 @@ def against_table(problem, entry_ras, target, normal_ras, length, direction) -> 
     return faces | below
 
 
+def unseen_skin(problem, entry_ras, target, normal_ras, length) -> np.ndarray | None:
+    """Bool per path: its entry is no visible skin, the air beyond it not imaged
+    (`skin.outside_air_unseen`): along the skin's outward normal, or along the needle's axis
+    continued outward past the entry, the image ends before this scan's outside air is crossed over
+    more than one voxel, within the needle's part outside the skin and its hub (needle length - path length +
+    ``needle.hub_length_mm``: what is held in the air). None without a skin model (not judged).
+    The body cut by the field of view leaves no air to see: new-user trials 86 M1 and 87, entries
+    planned prone on supine scans 1-3 mm from the posterior face that the plan reported as cut
+    ("no entry there"). Arrays: entry_ras, normal_ras (N, 3) RAS mm; target (3,) or (N, 3);
+    length (N,) mm."""
+    skin = problem.skin
+    if skin is None or not len(entry_ras):
+        return None
+    from .skin import outside_air_unseen
+
+    e = np.asarray(entry_ras, float)
+    u = e - np.asarray(target, float)
+    u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-9)
+    needle = problem.needle
+    reach = np.clip(needle.length_mm - np.asarray(length, float), 0.0, None) + needle.hub_length_mm
+    hit = outside_air_unseen(skin, problem.ct, np.concatenate([e, e]), np.concatenate([np.asarray(normal_ras, float), u]),
+                             np.concatenate([reach, reach]))
+    return hit[:len(e)] | hit[len(e):]
+
+
 def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
     """Angles, violations, costs and score from the per-path reductions ``r``."""
     c, needle = problem.constraints, problem.needle
@@ -531,7 +556,7 @@ def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:
     v = violations(problem, np.zeros(n, np.int32), np.where, length=length, table=table, region=region,
                    skin=skin, cc=cc, hit=hit, outside=r["outside"], bone_reentry=r["bone_reentry"],
                    slack=slack, liver_before=liver_before, pleural=pleural, fissures=fissures,
-                   emph_pct=emph_pct)
+                   emph_pct=emph_pct, unseen=unseen_skin(problem, entry_ras, target, normal_ras, length))
 
     costs = criterion_costs({
         "length_fraction": length / needle.length_mm, "clearance_above_required_mm": slack - widen,
@@ -558,13 +583,14 @@ def score_weights(problem) -> np.ndarray:
 
 
 def violations(problem, v, where, *, length, table, region, skin, cc, hit, outside, bone_reentry,
-               slack, liver_before, pleural, fissures, emph_pct):
+               slack, liver_before, pleural, fissures, emph_pct, unseen=None):
     """The violation bit set per path (the rules, defined once for both scorers): ``v`` the
     zeroed integer array to fill (numpy int32, or a torch int64 tensor), ``where`` np.where or
     torch.where; per-path arrays of the same kind: length (mm), table (bool, `against_table`),
     region (mm to the allowed entry region, None: no region), skin / cc (deg), hit (bool,
     forbidden crossed), outside (bool), bone_reentry (bool), slack (mm), liver_before (mm),
-    pleural / fissures (counts), emph_pct (%). Returns ``v``."""
+    pleural / fissures (counts), emph_pct (%), unseen (bool, `unseen_skin`; None: not judged).
+    Returns ``v``."""
     c, needle = problem.constraints, problem.needle
     widen = needle.widening_mm
     v |= where(length > needle.length_mm, BIT["reach"], 0)
@@ -584,6 +610,8 @@ def violations(problem, v, where, *, length, table, region, skin, cc, hit, outsi
     if c.fissure_crossing == "forbid":
         v |= where(fissures > 0, BIT["fissure"], 0)
     v |= where(emph_pct > c.max_emphysema_percent, BIT["emphysema"], 0)
+    if unseen is not None:
+        v |= where(unseen, BIT["unseen_skin"], 0)
     for rule in c.disabled_rules:   # --no-rule: not enforced (the metric stays in the table)
         v &= ~BIT[rule]
     return v

@@ -280,7 +280,7 @@ def score_torch(problem, maps, entry_ras, normal_ras, target, device):
     import torch
 
     from .criteria import criterion_costs
-    from .scoring import ScoreTable, score_weights, violations
+    from .scoring import ScoreTable, score_weights, unseen_skin, violations
 
     r = reduce_torch(problem, maps, entry_ras, target, device)
     dev = torch.device(device)
@@ -299,10 +299,12 @@ def score_torch(problem, maps, entry_ras, normal_ras, target, device):
 
         region = f64(distance_to_region(entry_ras, c.entry_region[0]))   # (n x polyline, CPU; rare)
     slack = r["slack"]
+    unseen = unseen_skin(problem, entry_ras, target, normal_ras, length_np)   # (numpy: a walk along rays)
+    unseen = None if unseen is None else torch.as_tensor(unseen, device=dev)
     v = violations(problem, torch.zeros(n, dtype=torch.int64, device=dev), torch.where, length=length,
                    table=table, region=region, skin=skin, cc=cc, hit=r["hit"], outside=r["outside"],
                    bone_reentry=r["bone_reentry"], slack=slack, liver_before=r["liver_before"],
-                   pleural=r["pleural"], fissures=r["fissures"], emph_pct=r["emph_pct"])
+                   pleural=r["pleural"], fissures=r["fissures"], emph_pct=r["emph_pct"], unseen=unseen)
     widen = needle.widening_mm
     costs = criterion_costs({
         "length_fraction": length / needle.length_mm, "clearance_above_required_mm": slack.to(torch.float64) - widen,
