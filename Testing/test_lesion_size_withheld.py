@@ -7,6 +7,8 @@ The diameters are now withheld with the volume (None), with the reason in one pl
 detector's characterisation reads no Lung-RADS category, not even a floor, from such an outline.
 L6: warnings said one fact twice (the click-dependence on STS_008 and Lung_Dx-A0001, STS_022's
 leak four times) and called a union "this click's".
+Trial 88 M2: an outline leaked at the image's edge (STS_010) gave its volume beside leaked true;
+its size is withheld too.
 (L7, STS_010 "reads as lung" from the outside air round the limb, is left: the rule tried took a lung
 cut by the field of view for outside air.)"""
 
@@ -34,7 +36,11 @@ def test_withheld_volume_withholds_every_diameter():
         d = _meas(click_dependent=True, **flags).to_dict()
         assert d["volume_ml"] is None and all(d[k] is None for k in SIZE_KEYS), d
         assert word in d["size_withheld"] and d["outline_volume_ml"] == pytest.approx(9.83), d
-    d = _meas(leaked=True).to_dict()   # leaked by shape alone, volume given: sizes given too
+    # leaked by its shape or the image's edge alone (trial 88 M2): withheld too, the edge named
+    d = _meas(leaked=True, touches_image_edge=True, no_intensity_edge=True).to_dict()
+    assert d["volume_ml"] is None and all(d[k] is None for k in SIZE_KEYS) and d["centroid_ras"] is None, d
+    assert "image's edge" in d["size_withheld"] and d["outline_volume_ml"] == pytest.approx(9.83), d
+    d = _meas(irregular=True).to_dict()   # irregular but not judged leaked: sizes given
     assert d["size_withheld"] is None and d["volume_ml"] == pytest.approx(9.83)
     assert d["long_axis_mm"] == 40.0 and d["mean_diameter_mm"] == 33.0 and d["volume_pv_ml"] == 9.5
 

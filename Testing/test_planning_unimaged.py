@@ -88,6 +88,13 @@ def _check(result, src, faces, tol):
     # a proposal with a finding (this one, or another: the throw past the tip) after every one without
     flags = [bool(x) for x in names]
     assert flags == sorted(flags), names
+    # trial 88 M1: a deferred proposal that scores better than the first (clean) one is said, in one line
+    sc = [m.score for m in result.proposals]
+    better = [n for n, fl in enumerate(flags, 1) if fl and not flags[0] and sc[n - 1] < sc[0]]
+    said = [w for w in result.warnings if "lower is better) than proposal 1" in w]
+    assert len(said) == bool(better), (better, said)
+    if better:
+        assert said[0].startswith(f"proposal{'s' if len(better) > 1 else ''} {', '.join(map(str, better))} score"), said
     for m, fl in zip(result.proposals, flags):
         cut_mm, _ = _beyond_source_mm(src, faces, m.entry_ras, m.target_ras, p.needle.length_mm,
                                       p.needle.hub_length_mm)
@@ -416,3 +423,28 @@ def test_hub_beyond_the_cut_face_is_unimaged_with_its_length(grid):
         assert len(said) == int(gone[r] > 0), (r, said)
         if said:
             assert f"{gone[r]:.0f} mm of its hub run beyond the image at its right side" in said[0]
+
+
+def test_deferred_proposals_that_score_better_are_said():
+    """New-user trial 88 M1: the chest CTA planned prone gave as proposal 1 a 146 mm path with
+    84 mm of aerated lung (score 0.54) ahead of three 44-49 mm paths with 15-16 mm (0.21-0.23),
+    ranked last only for their unimaged needle, with nothing saying that they score better. The
+    line names exactly the deferred proposals scoring better than proposal 1 (scores as given),
+    their lengths and aerated lung, and the shorter needle when the finding is the unimaged
+    needle; nothing when proposal 1 itself has a finding or no deferred one scores better."""
+    from types import SimpleNamespace as P
+
+    from imagio.planning.planner import deferred_better_warning
+
+    props = [P(score=0.535, length_mm=145.7, aerated_lung_mm=84.4), P(score=0.549, length_mm=145.8, aerated_lung_mm=79.2),
+             P(score=0.206, length_mm=46.6, aerated_lung_mm=14.8), P(score=0.6, length_mm=44.2, aerated_lung_mm=16.3),
+             P(score=0.226, length_mm=48.9, aerated_lung_mm=15.1)]
+    flagged = [[], [], ["unimaged_needle"], ["unimaged_needle"], ["unimaged_needle", "beyond_tip"]]
+    (w,) = deferred_better_warning(props, flagged)
+    assert w.startswith("proposals 3, 5 score better (0.21, 0.23; lower is better) than proposal 1 (0.54)"), w
+    assert "beyond_tip, unimaged_needle" in w and "proposal 1 is 146 mm long with 84 mm of aerated lung" in w, w
+    assert "proposal 3 47 mm with 15 mm" in w and "proposal 4" not in w and "--needle-length" in w, w
+    assert deferred_better_warning(props, [["mediastinum"]] + flagged[1:]) == []
+    assert deferred_better_warning(props, [[], [], [], ["unimaged_needle"], []]) == []
+    (w,) = deferred_better_warning(props[:3], [[], [], ["mediastinum"]])
+    assert w.startswith("proposal 3 scores better (0.21; lower is better)") and "--needle-length" not in w, w

@@ -315,7 +315,10 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
       leaked, or a check click's outline leaked, or other clicks give other volumes): its
       diameters are not the nodule's, and they may be too large as well as too small, so not even
       a floor is read from them (new-user trial 68 M5). An outline clipped to the blob's sphere
-      is measured afresh (its size a lower bound, ``size_uncertain``): its floor stands.
+      is measured afresh (its size a lower bound, ``size_uncertain``): its floor stands. So does
+      that of an outline the tool withheld only for its own leak at the image's edge or its shape
+      (``leaked`` without ``click_dependent``; new-user trial 88 M2): `segment_candidate` has
+      already clipped an irregular one and says the edge's cut in ``size_uncertain``.
 
     kind: "fat_density", "outline_concavity" or "size_withheld"
     (`stratification.screening.not_assessable_words`)."""
@@ -333,7 +336,7 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
         return "outline_concavity", ("the outline grew beyond the detected concavity of the lung outline and was clipped to it: its size "
                 "is the concavity's equivalent diameter, not a segmentation (the chest wall, mediastinum or heart "
                 "border fill such a concavity as well as a nodule does): read it on the images")
-    if getattr(meas, "size_withheld", None):
+    if getattr(meas, "click_dependent", False) and getattr(meas, "size_withheld", None):
         return "size_withheld", (f"the one-click tool gives no size for this outline ({meas.size_withheld}): "
                                  "its diameters may be too large or too small, so no category or floor is read "
                                  "from them: read it on the images")

@@ -301,7 +301,9 @@ class Plan:
             if "couch_clearance" in fl:
                 out.append(f"proposal {n}: " + couch_text(self.problem, f.couch_mm[r], f.couch_at_mm[r], f.couch_hub[r])
                            + f"; {rank}")
+        out += deferred_better_warning(self.proposals, flagged)
         return out
+
 
     def dense_clearance(self, m, cap_mm: float):
         """(clearance mm, HU, RAS) of the unlabelled dense tissue closest to proposal ``m``'s path
@@ -972,3 +974,36 @@ def plan_demo(phantom, out_dir, progress=None) -> dict:
             "timings_s": p.timings_s,
         })
     return summary
+
+
+def deferred_better_warning(proposals, flagged) -> list[str]:
+    """One line when proposals ranked last for a finding (``flagged``, per proposal) score
+    better than the first proposal, which has none (``proposals``: the ranked
+    `evaluate.PathMetrics`, best first; ``flagged``: their finding names, as
+    `findings.Findings.flagged`): the ranking rule (``findings_ranked_last``) puts a path the images cannot settle after every clean path
+    whatever the scores, so the first proposal a user sees may cross far more aerated lung
+    than the deferred ones (new-user trial 88 M1: chest CTA planned prone, proposal 1 146 mm
+    with 84 mm of aerated lung ahead of three 44-49 mm paths with 15-16 mm, deferred only
+    because the unused needle outside the skin ran beyond the image where the body is cut).
+    Says which, with their scores (lower is better), path lengths and aerated lung (mm), that
+    their findings are to be checked on the images and at the patient, and that a shorter
+    needle leaves less of it outside the skin when the finding is the unimaged needle."""
+    if not flagged or flagged[0]:
+        return []
+    first = proposals[0]
+    better = [n for n, (m, fl) in enumerate(zip(proposals, flagged), 1) if fl and m.score < first.score]
+    if not better:
+        return []
+    b = [proposals[n - 1] for n in better]
+    names = sorted({x for n in better for x in flagged[n - 1]})
+    short = ("; a shorter needle (--needle-length) leaves less of it outside the skin, beyond the image"
+             if "unimaged_needle" in names else "")
+    return [f"proposal{'s' if len(better) > 1 else ''} {', '.join(map(str, better))} "
+            f"score{'' if len(better) > 1 else 's'} better "
+            f"({', '.join(f'{m.score:.2f}' for m in b)}; lower is better) than proposal 1 ({first.score:.2f}) and "
+            f"{'are' if len(better) > 1 else 'is'} ranked after it only for the finding{'s' if len(names) > 1 else ''} "
+            f"said of {'them' if len(better) > 1 else 'it'} ({', '.join(names)}), which the images cannot settle: "
+            f"proposal 1 is {first.length_mm:.0f} mm long with {first.aerated_lung_mm:.0f} mm of aerated lung, "
+            + ", ".join(f"proposal {n} {m.length_mm:.0f} mm with {m.aerated_lung_mm:.0f} mm" for n, m in zip(better, b))
+            + f". Check those findings on the images and at the patient; where they are clear, the better-scored "
+            f"proposal is the better path{short}"]

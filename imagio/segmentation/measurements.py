@@ -122,8 +122,10 @@ class LesionMeasurements:
     def volume_summary_ml(self) -> float | None:
         """The volume (mL) to present as the lesion's: None when it is click-dependent (other
         clicks inside it gave volumes more than two-fold apart; ``volume_range_ml`` holds the
-        range), ``volume_ml`` (the written outline's) otherwise."""
-        return None if self.click_dependent else self.volume_ml
+        range), or when this outline leaked (``leaked``: at the size limit, at the image's edge
+        without a border of its own, or irregular: its volume is not the lesion's); ``volume_ml``
+        (the written outline's) otherwise."""
+        return None if (self.click_dependent or self.leaked) else self.volume_ml
 
     @property
     def edge_size_unreliable(self) -> bool:
@@ -137,7 +139,7 @@ class LesionMeasurements:
     @property
     def size_withheld(self) -> str | None:
         """Why the lesion's size is not given, in one place (None when it is given): set exactly
-        when ``volume_summary_ml`` is None (``click_dependent``). The outline that leaked or that
+        when ``volume_summary_ml`` is None (``click_dependent`` or ``leaked``). The outline that leaked or that
         another click would draw otherwise is not the lesion's, so neither its volume nor its
         diameters are (new-user trial 68 M5: STS_022's leaked 3351 mL outline gave a 185.8 mm mean
         diameter and a 262 mm long axis while its volume was withheld). ``to_dict`` then gives
@@ -146,10 +148,16 @@ class LesionMeasurements:
         too and the outline's centre is ``outline_centroid_ras`` (trial 70 D5: STS_022's leaked outline
         gave a "centroid" 70 mm from the click, outside the sarcoma; a clinical user reads
         ``centroid_ras`` as the lesion's centre, e.g. a target, which a leaked or click-dependent
-        outline does not give)."""
-        if not self.click_dependent:
+        outline does not give). An outline that leaked by its shape or the image's edge alone
+        (``leaked`` without ``click_dependent``) is withheld the same way (new-user trial 88 M2:
+        STS_010's outline, leaked at the image's edge, gave 256.1 mL and a 162 mm long axis against
+        a 182.8 mL mask, while every outline leaked at the size limit gave none)."""
+        if not (self.click_dependent or self.leaked):
             return None
         if self.leaked:
+            if self.edge_size_unreliable and not self.hit_size_limit:
+                return ("leaked: the outline reached the image's edge without a border of its own, so its size "
+                        "is not the lesion's")
             return "leaked: the outline grew beyond the lesion, so its size is not the lesion's"
         if self.check_leaked:
             return "click-dependent: a check click's outline leaked, so the lesion's border is not found from a click"
