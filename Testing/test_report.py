@@ -487,3 +487,26 @@ def test_report_replaces_an_earlier_report_only_with_force(tmp_path, capsys):
     assert main(run[:3] + [str(tmp_path / "u.pdf"), "--force"]) == 2
     assert "not an earlier output of IMAGIO" in capsys.readouterr().err
     assert (tmp_path / "u.html").read_text() == "mine" and not (tmp_path / "u.pdf").exists()
+
+
+def test_report_shows_later_proposals_ranked_last_that_score_better():
+    """New-user trial 88 M1: the report's trajectory table showed proposals #1-#3 only, so the two
+    best-scored paths of the chest CTA (#4 and #5, ranked last for an unimaged needle, 59-61 mm
+    with 7-8 mm of aerated lung against 133-147 mm with 85-93 mm) had no entry or figures in it.
+    Now a later proposal ranked last for a finding is shown when it scores better than #1, with
+    the finding named in a "ranked last for" row; one that scores worse is not."""
+    from imagio.report import sections
+
+    def prop(score, fl, a):
+        return {"entry_ras": [a, 0.0, 0.0], "target_ras": [0.0, 1.0, 0.0], "score": score, "violations": [],
+                "aerated_lung_mm": a, "findings_ranked_last": fl}
+
+    props = [prop(0.44, [], 85.0), prop(0.5, [], 93.0), prop(0.57, [], 92.0), prop(0.16, ["unimaged_needle"], 7.0),
+             prop(0.6, ["unimaged_needle"], 9.0)]
+    head, rows = dict(sections({"proposals": props}, {}))["Proposed trajectories"][0][1:]
+    assert head == ["", "#1", "#2", "#3", "#4"], head
+    rows = {r[0]: r[1:] for r in rows}
+    assert rows["entry RAS (mm)"][3] == [7.0, 0.0, 0.0] and float(rows["score (lower is better)"][3]) == pytest.approx(0.16, abs=0.05)
+    assert rows["ranked last for"] == ("none", "none", "none", "unimaged_needle")
+    head = dict(sections({"proposals": props[:3]}, {}))["Proposed trajectories"][0][1]
+    assert head == ["", "#1", "#2", "#3"]

@@ -371,6 +371,21 @@ def stratification_rows(val: dict) -> list:
     return rows
 
 
+def shown_proposals(props: list[dict], first: int = 3) -> list[int]:
+    """Indices of the proposals (plan.json ``proposals``, best first) the report's trajectory
+    table shows: the first ``first``, and every later one ranked last for a finding
+    (``findings_ranked_last``) whose score is better (lower) than proposal 1's. The ranking rule
+    puts such a path after every path without a finding whatever the scores (new-user trial 88
+    M1: the chest CTA's two best-scored paths, 59-61 mm with 7-8 mm of aerated lung, were
+    proposals 4 and 5 behind 133-147 mm paths with 85-93 mm of lung, and the report, showing
+    #1-#3 only, gave no entry or figures for them)."""
+    s0 = props[0].get("score") if props else None
+    later = [i for i, p in enumerate(props[first:], first)
+             if p.get("findings_ranked_last") and isinstance(s0, (int, float))
+             and isinstance(p.get("score"), (int, float)) and p["score"] < s0]
+    return list(range(min(first, len(props)))) + later
+
+
 def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     """Report content as (title, [(label, value) rows or ('table', head, rows)]) sections."""
     out = []
@@ -396,19 +411,23 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         out.append(("Needle", [(k, v) for k, v in n.items()]))
     props = doc.get("proposals") or []
     if props:
-        head = ["", *[props[i].get("label") or f"#{i + 1}" for i in range(min(3, len(props)))]]
-        rows = [("entry RAS (mm)", *[p["entry_ras"] for p in props[:3]])]
-        rows += [(label, *["" if p.get(key) is None else p[key] for p in props[:3]])   # a field no path has: no row
-                 for key, label in PROPOSAL_FIELDS if key != "score" and any(key in p for p in props[:3])]
-        if any(p.get("length_in_mm") for p in props[:3]):   # what each needle runs through (mm)
+        cols = shown_proposals(props)
+        head = ["", *[props[i].get("label") or f"#{i + 1}" for i in cols]]
+        shown = [props[i] for i in cols]
+        rows = [("entry RAS (mm)", *[p["entry_ras"] for p in shown])]
+        rows += [(label, *["" if p.get(key) is None else p[key] for p in shown])   # a field no path has: no row
+                 for key, label in PROPOSAL_FIELDS if key != "score" and any(key in p for p in shown)]
+        if any(p.get("length_in_mm") for p in shown):   # what each needle runs through (mm)
             rows.append(("runs through (mm)", *[", ".join(f"{k} {float(v):.1f}" for k, v in
                                                           sorted((p.get("length_in_mm") or {}).items(),
                                                                  key=lambda kv: -float(kv[1])))
-                                                or "none" for p in props[:3]]))
-        scores = [p.get("score") for p in props[:3]]
+                                                or "none" for p in shown]))
+        scores = [p.get("score") for p in shown]
         n = distinct_decimals(scores)
         rows.append(("score (lower is better)", *[f"{s:.{n}f}" if isinstance(s, (int, float)) else "" for s in scores]))
-        rows.append(("constraint violations", *[", ".join(p.get("violations") or []) or "none" for p in props[:3]]))
+        rows.append(("constraint violations", *[", ".join(p.get("violations") or []) or "none" for p in shown]))
+        if any(p.get("findings_ranked_last") for p in shown):
+            rows.append(("ranked last for", *[", ".join(p.get("findings_ranked_last") or []) or "none" for p in shown]))
         out.append(("Proposed trajectories", [("table", head, rows)]))
         out.append(("Angles (degrees)", [(label, why) for _, label, why in ANGLES]))
     chosen = doc.get("chosen_path")
