@@ -61,6 +61,10 @@ def test_negative_coordinates_parse_with_and_without_equals(argv):
     with pytest.raises(InputError, match="R,A,S in mm"):
         coords.parse_point("1,2")
     assert coords.point_or_name("liver_tumor_1") == "liver_tumor_1"
+    # new-user trial 88 L2: a non-finite point was read as a structure name ("not in the label map")
+    for bad in ("inf,0,-600", "nan, 1, 2", "-Infinity,0,0"):
+        with pytest.raises(InputError, match="is not finite"):
+            coords.point_or_name(bad)
     with pytest.raises(InputError, match="--lps applies to a point"):
         coords.point_or_name("liver_tumor_1", lps=True)
 

@@ -50,6 +50,8 @@ def parse_point(text: str, lps: bool = False, what: str = "point") -> np.ndarray
     Raises InputError naming ``what`` when ``text`` is not three finite numbers.
     """
     m = POINT_RE.match(text) if isinstance(text, str) else None
+    if m is None and _three_floats(text) is not None:   # inf, nan: numbers, but no point
+        raise InputError(f"{what} {text!r} is not finite: give {'L,P,S' if lps else 'R,A,S'} in mm as three finite numbers")
     if m is None:
         raise InputError(f"{what} must be {'L,P,S' if lps else 'R,A,S'} in mm (three numbers separated by "
                          f"commas, e.g. -52.7,95.9,-255), got {text!r}")
@@ -57,6 +59,18 @@ def parse_point(text: str, lps: bool = False, what: str = "point") -> np.ndarray
     if not np.all(np.isfinite(p)):
         raise InputError(f"{what} {text!r} is not finite")
     return lps_to_ras(p) if lps else p
+
+
+def _three_floats(text):
+    """The three numbers of ``text`` when it is three comma-separated values that Python reads as
+    floats (``inf`` and ``nan`` included), else None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        v = [float(x) for x in text.split(",")]
+    except ValueError:
+        return None
+    return v if len(v) == 3 else None
 
 
 def lps_to_ras(p) -> np.ndarray:
@@ -69,7 +83,8 @@ def lps_to_ras(p) -> np.ndarray:
 def point_or_name(text: str, lps: bool = False, what: str = "target"):
     """A point argument that may also be a structure name: RAS list when ``text`` is a point,
     else ``text`` unchanged (``--lps`` with a name is refused: it would be silently ignored)."""
-    if is_point(text) or (isinstance(text, str) and re.fullmatch(r"[\s0-9eE+\-.,]+", text)):
+    if (is_point(text) or (isinstance(text, str) and re.fullmatch(r"[\s0-9eE+\-.,]+", text))
+            or _three_floats(text) is not None):
         # numbers only (a structure name has letters): a point, or a malformed one said as such
         return parse_point(text, lps, what).tolist()
     if lps:
