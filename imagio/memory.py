@@ -50,7 +50,13 @@ def stage_peak_mib(reset: bool = True) -> float | None:
     /proc/self/status, reset by writing 5 to /proc/self/clear_refs), so that each demo stage
     reports its own peak; None where the kernel does not offer it. With ``reset``, the cyclic
     garbage is first collected and the free heap pages handed back (`release_free_memory`), so
-    the next stage's peak counts what is still held, not what the last stage left free."""
+    the next stage's peak counts what is still held, not what the last stage left free.
+
+    The reset lowers the one high-water mark the kernel keeps for the process, which is also
+    what getrusage's ``ru_maxrss`` (and so ``/usr/bin/time -v``'s "Maximum resident set size")
+    reads at exit: after a reset those report the peak since the reset, not the process's
+    (new-user trial 88 L6: the demo said 989 MiB, /usr/bin/time 795 MiB, the last stages'
+    peak). The largest of the stage peaks is the process's peak."""
     try:
         with open("/proc/self/status") as f:
             hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
