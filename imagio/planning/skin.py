@@ -435,15 +435,38 @@ def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray 
         sl = tuple(sl)
         comp = cc3d.connected_components(np.ascontiguousarray(air[sl]), connectivity=4)
         s = seeds[cuts[z]:cuts[z + 1]]
-        lut = np.zeros(int(comp.max()) + 1, bool)
-        lut[comp[s[:, u], s[:, v]]] = True
-        lut[0] = False
-        if hu is not None and lut.any():   # (the median test: more than half the voxels below)
-            n_all = np.bincount(comp.ravel(), minlength=lut.size)
-            n_gas = np.bincount(comp.ravel(), weights=(hu[sl] < lim).ravel(), minlength=lut.size)
-            lut &= 2 * n_gas > n_all
-        out[sl] = lut[comp]
+        ids = np.unique(comp[s[:, u], s[:, v]])
+        ids = ids[ids > 0]
+        # the seeded pieces' voxels, and (the median test: more than half of a piece's voxels
+        # below the limit) their counts, read only on those voxels: integer counts (issue 20:
+        # before, two bincounts over the whole slice, one with float weights; the same pieces)
+        sel = _pieces(comp, ids)
+        if hu is not None and len(ids):
+            gas = hu[sl] < lim
+            gas &= sel
+            if len(ids) == 1:
+                ok = 2 * np.count_nonzero(gas) > np.count_nonzero(sel)
+                ok = ids[:1] if ok else ids[:0]
+            else:
+                n_all = np.bincount(comp[sel], minlength=int(ids[-1]) + 1)[ids]
+                n_gas = np.bincount(comp[gas], minlength=int(ids[-1]) + 1)[ids]
+                ok = ids[2 * n_gas > n_all]
+            if len(ok) < len(ids):
+                sel = _pieces(comp, ok)
+        out[sl] = sel
     return out
+
+
+def _pieces(comp: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Bool mask of the voxels of the labels ``comp`` whose label is one of ``ids`` (sorted,
+    unique, > 0): one comparison for a single label, else a lookup table."""
+    if len(ids) == 0:
+        return np.zeros(comp.shape, bool)
+    if len(ids) == 1:
+        return comp == ids[0]
+    lut = np.zeros(int(comp.max()) + 1, bool)
+    lut[ids] = True
+    return lut[comp]
 
 
 def outside_air_limit_hu(ct: Volume, seeds: np.ndarray, air_hu: float) -> float:
