@@ -555,6 +555,8 @@ def test_values_mask_is_isin_and_the_class_masks_hold_no_temporaries(dtype):
     a = rng.integers(0, 255, (30, 40, 50)).astype(dtype)
     for vals in ([3, 17, 250], [0], [], [299, 5.5, -1, 7], np.array([4, 4, 9], np.int64)):
         assert np.array_equal(values_mask(a, vals), np.isin(a, vals)), (dtype, vals)
+    for v in (a[::2, 5:, ::-3], a[7], a[3, 4], a[3, 4, 5]):   # a strided view, 2-D, 1-D, 0-d
+        assert np.array_equal(values_mask(v, [3, 17]), np.isin(v, [3, 17])), (dtype, np.shape(v))
     lab = rng.integers(0, 118, (60, 160, 160)).astype(np.uint16)
     labels = Volume(lab, np.eye(4), "lab", {1: "rib_left_1", 2: "femur_left", 3: "lung_upper_lobe_left",
                                              4: "trachea", **{v: f"x{v}" for v in range(5, 118)}})
