@@ -407,24 +407,36 @@ def _oblique_grid(spacing, flip):
     return aff
 
 
-@pytest.mark.parametrize("spacing,flip,slab", [((1.0, 1.0, 1.0), (1, 1, 1), 4), ((3.0, 0.7, 0.7), (-1, 1, 1), 3),
-                                                ((0.75, 1.5, 0.9), (1, -1, -1), 7), ((2.0, 1.0, 1.0), (1, 1, 1), 48)])
-def test_the_facing_boundary_by_slabs_is_the_whole_boxs(spacing, flip, slab):
+@pytest.mark.parametrize("spacing,flip,slab,sparse", [((1.0, 1.0, 1.0), (1, 1, 1), 4, False),
+                                                       ((3.0, 0.7, 0.7), (-1, 1, 1), 3, False),
+                                                       ((0.75, 1.5, 0.9), (1, -1, -1), 7, False),
+                                                       ((2.0, 1.0, 1.0), (1, 1, 1), 48, False),
+                                                       ((2.5, 0.8, 0.8), (1, -1, -1), 5, True)])
+def test_the_facing_boundary_by_slabs_is_the_whole_boxs(spacing, flip, slab, sparse):
     """`_facing` (issue 20: bands and Gaussian slab by slab along k, not one float32 copy of the
     class's box) gives, per RAS axis, exactly the voxels that the whole box's definition gives:
     ``_band`` of the whole box, the label smoothed by scipy's ``gaussian_filter`` (sigma
     shell_mm per voxel side) over the whole box, its gradient by ``np.gradient`` (central
     differences, one-sided at the faces), in RAS, |cos| with the axis >= facing_cos. Oblique,
     flipped, anisotropic grids; slabs of 3-48 slices (the structure crosses many of them and
-    touches the box's faces)."""
+    touches the box's faces). ``sparse``: small blobs far apart in a larger box, so that a slab's
+    j and i passes run on a crop (`_reach_crop`), cut on some sides and on the box's face on
+    others, and some slabs hold nothing within reach."""
     from scipy import ndimage
 
     from imagio.label_registration import _band, _facing, facing_cos, rule
 
     rng = np.random.default_rng(3)
-    m = ndimage.binary_dilation(rng.random((40, 30, 34)) > 0.995, iterations=3)
-    m[:6, 10:20, 12:22] = True            # through the first face along k
-    m[-3:, :4, -5:] = True                # and the last, in a corner
+    if sparse:
+        m = np.zeros((46, 70, 80), bool)
+        m[2:9, 3:12, 60:72] = True            # near the j = 0 face, far from the i faces
+        m[20:27, 50:58, 4:11] = True          # near the i = 0 face
+        m[20:24, 30:33, 40:45] = True         # beside it in the same slabs
+        m[38:46, 60:70, 30:39] = True         # through the last face along k and the j face
+    else:
+        m = ndimage.binary_dilation(rng.random((40, 30, 34)) > 0.995, iterations=3)
+        m[:6, 10:20, 12:22] = True            # through the first face along k
+        m[-3:, :4, -5:] = True                # and the last, in a corner
     grid = Volume(m.astype(np.uint8), _oblique_grid(spacing, flip), "lab", {1: "rib_left_1"})
     cfg = rule()
     mm, cos_min = float(cfg["shell_mm"]), facing_cos(cfg)
@@ -439,6 +451,33 @@ def test_the_facing_boundary_by_slabs_is_the_whole_boxs(spacing, flip, slab):
         want = np.flatnonzero(_band(m, grid, a, mm).ravel() & ok)
         assert len(want) > 50, (a, len(want))
         assert np.array_equal(got[a], want), (a, len(got[a]), len(want))
+
+
+def test_a_slabs_field_on_its_crop_is_the_whole_arrays_gaussian_bit_for_bit():
+    """`_slab_field` (issue 20: the j and i passes only on the rows and columns within their
+    reach of a non-zero value, `_reach_crop`) equals scipy's ``gaussian_filter`` of the whole
+    array (float32) on the slab's slices, bit for bit: blobs far apart, near and on the array's
+    faces, slabs holding nothing within reach, anisotropic sigmas (a crop one voxel too small
+    leaves the far tails out and fails)."""
+    from scipy import ndimage
+
+    from imagio.label_registration import _reach_crop, _slab_field
+
+    rng = np.random.default_rng(5)
+    cropped = 0
+    for sig in ((3.0, 3.0, 3.0), (0.6, 4.8, 4.8), (1.2, 2.0, 3.3)):
+        reach = tuple(int(4.0 * s + 0.5) for s in sig)
+        for _ in range(3):
+            m = np.zeros((30, 64, 72), bool)
+            for _ in range(int(rng.integers(1, 4))):
+                lo = rng.integers(0, m.shape, 3)
+                m[tuple(slice(int(a), int(a) + int(rng.integers(1, 8))) for a in lo)] = True
+            want = ndimage.gaussian_filter(m.astype(np.float32), sig)
+            for s0, s1 in ((0, 9), (8, 20), (19, 30)):
+                a0, a1 = max(s0 - reach[0], 0), min(s1 + reach[0], 30)
+                cropped += _reach_crop(m[a0:a1], reach[1:]) is not None
+                assert np.array_equal(_slab_field(m, a0, a1, s0, s1, sig, reach), want[s0:s1]), (sig, s0)
+    assert cropped > 10
 
 
 @pytest.mark.parametrize("shape", [(37, 23, 29), (5, 61, 40), (90, 7, 11)])
@@ -516,6 +555,8 @@ def test_values_mask_is_isin_and_the_class_masks_hold_no_temporaries(dtype):
     a = rng.integers(0, 255, (30, 40, 50)).astype(dtype)
     for vals in ([3, 17, 250], [0], [], [299, 5.5, -1, 7], np.array([4, 4, 9], np.int64)):
         assert np.array_equal(values_mask(a, vals), np.isin(a, vals)), (dtype, vals)
+    for v in (a[::2, 5:, ::-3], a[7], a[3, 4], a[3, 4, 5]):   # a strided view, 2-D, 1-D, 0-d
+        assert np.array_equal(values_mask(v, [3, 17]), np.isin(v, [3, 17])), (dtype, np.shape(v))
     lab = rng.integers(0, 118, (60, 160, 160)).astype(np.uint16)
     labels = Volume(lab, np.eye(4), "lab", {1: "rib_left_1", 2: "femur_left", 3: "lung_upper_lobe_left",
                                              4: "trachea", **{v: f"x{v}" for v in range(5, 118)}})

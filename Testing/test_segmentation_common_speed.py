@@ -79,6 +79,10 @@ def test_component_counts_equal_bincount_without_a_volume_sized_int64_copy():
     ref = np.bincount(lab.ravel(), minlength=n + 1)
     assert counts.dtype == np.int64 and np.array_equal(counts, ref)
     assert np.array_equal(label_counts(lab, n), ref)
+    # few labels (counted one comparison per label, issue 20): uint8 to uint64 maps, chunk edges
+    for dt, k in ((np.uint8, 16), (np.uint16, 8), (np.uint32, 4), (np.uint64, 2), (np.uint32, 1), (np.uint8, 0)):
+        few = rng.integers(0, k + 1, (1 << 20) + 77).astype(dt)
+        assert np.array_equal(label_counts(few, k), np.bincount(few, minlength=k + 1)), (dt, k)
     _, peak = _traced_peak(components, mask)
     # the label map (4 bytes per voxel) and chunks; a volume-sized int64 copy would add 8 per voxel
     assert peak < 4 * mask.size + 12 * 2 ** 20, peak / mask.size

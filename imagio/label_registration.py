@@ -185,6 +185,52 @@ def _smooth_lines(x: np.ndarray, sigma: float, axis: int, keep: slice | None = N
     return np.moveaxis(out, -1, axis)
 
 
+def _reach_crop(x: np.ndarray, reach: tuple) -> tuple | None:
+    """(slice along j, slice along i): the rows and columns of ``x`` [k, j, i] within ``reach``
+    (j, i voxels) of a non-zero voxel (empty slices when there is none), or None when that is
+    the whole of both axes. Separable filters of radius ``reach`` along j and i, scipy's
+    'reflect' mode, computed on the crop give the whole array's values there, and the whole
+    array's filter is exactly 0 outside it: each output reads its input within the radius, the
+    crop keeps at least the radius of zeros inside every cut side (so what a cut side reflects
+    is zeros, as what lies beyond it), and a side on the array's face is the array's face."""
+    proj = x.any(axis=0)
+    rows = np.flatnonzero(proj.any(axis=1))
+    if not len(rows):
+        return slice(0, 0), slice(0, 0)
+    cols = np.flatnonzero(proj.any(axis=0))
+    out = tuple(slice(max(int(v[0]) - r, 0), min(int(v[-1]) + 1 + r, n))
+                for v, r, n in zip((rows, cols), reach, x.shape[1:]))
+    if all(s.start == 0 and s.stop == n for s, n in zip(out, x.shape[1:])):
+        return None
+    return out
+
+
+def _slab_field(m: np.ndarray, a0: int, a1: int, s0: int, s1: int, sig, reach) -> np.ndarray:
+    """float32 [s1 - s0, j, i]: the slices [s0, s1) of ``m`` (bool [k, j, i]) smoothed by scipy's
+    ``gaussian_filter`` (sigma ``sig`` voxels per axis, k then j then i, float32 between passes),
+    read from the slices [a0, a1) (at least the k pass's reach, ``reach[0]``, beyond [s0, s1)
+    or the array's face): bit for bit the whole array's values there. The k pass filters only the
+    lines that hold a non-zero value (`_smooth_lines`), the j and i passes every line of the
+    slab's crop (`_reach_crop` with their reaches ``reach[1:]``: the field is exactly 0 outside
+    it; scipy reads strided lines through its own buffers, faster than gathering them; issue 20)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    x = m[a0:a1]
+    crop = _reach_crop(x, tuple(reach[1:]))
+    keep = slice(s0 - a0, s1 - a0)
+    if crop is None:
+        sm = _smooth_lines(x, sig[0], 0, keep=keep)
+        sm = gaussian_filter1d(sm, sig[1], axis=1, output=np.float32)
+        return gaussian_filter1d(sm, sig[2], axis=2, output=np.float32)
+    sm = np.zeros((s1 - s0,) + x.shape[1:], np.float32)
+    if crop[0].start == crop[0].stop:   # nothing within reach
+        return sm
+    sub = _smooth_lines(x[:, crop[0], crop[1]], sig[0], 0, keep=keep)
+    sub = gaussian_filter1d(sub, sig[1], axis=1, output=np.float32)
+    gaussian_filter1d(sub, sig[2], axis=2, output=sm[:, crop[0], crop[1]])
+    return sm
+
+
 SLAB = 48   # k-slices per slab of `_facing` (its peak memory: a few slabs' slices, not the box's)
 
 
@@ -204,21 +250,20 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
     int(4 sigma + 0.5)), so each slab, read with that much of its neighbours, gives the whole
     box's values bit for bit (tested against the whole box's smoothing and bands), while the
     float32 field and the bands held are a slab's, not the box's (before: about 800 MiB per
-    class on a 0.75 mm scan). The normal is computed once per voxel of any band. The k pass
-    filters only the lines that hold a non-zero value (`_smooth_lines`: the same values), the j
-    and i passes every line of the slab (scipy reads strided lines through its own buffers,
-    faster than gathering them; issue 20)."""
+    class on a 0.75 mm scan). The normal is computed once per voxel of any band. The field is
+    `_slab_field`'s (the k pass on the lines that hold a non-zero value, the j and i passes on
+    the slab's crop within their reach of one: the same values; issue 20)."""
     sig = mm / np.abs(np.asarray(grid.spacing_kji, float))
     shape = np.array(m.shape)
     K = int(shape[0])
     slab = max(int(slab), 1)
     r = int(4.0 * float(sig[0]) + 0.5)   # the k-pass's reach (scipy's radius at truncate=4.0)
+    rj, ri = int(4.0 * float(sig[1]) + 0.5), int(4.0 * float(sig[2]) + 0.5)   # the j and i passes'
     A = np.linalg.inv(grid.ijk_to_ras[:3, :3])[::-1]   # RAS mm -> kji index change (as `_band`)
     rb = int(max(abs(int(np.rint(A[0, a] * t))) for a in range(3) for t in (0.5 * mm, mm)))   # the bands' k reach
     inv = np.linalg.inv(grid.ijk_to_ras[:3, :3])
     plane = int(shape[1] * shape[2])
     out = [[] for _ in range(3)]
-    from scipy.ndimage import gaussian_filter1d
     for k0 in range(0, K, slab):
         k1 = min(k0 + slab, K)
         b0, b1 = max(k0 - rb, 0), min(k1 + rb, K)
@@ -230,11 +275,7 @@ def _facing(m: np.ndarray, grid: Volume, mm: float, cos_min: float, slab: int = 
         a0, a1 = max(s0 - r, 0), min(s1 + r, K)             # and the k-pass's input for them
         row, i_ = np.divmod(li, int(shape[2]))
         p = [row // int(shape[1]) + k0, row % int(shape[1]), i_]   # box kji (as np.nonzero's)
-        sm = _smooth_lines(m[a0:a1], sig[0], 0, keep=slice(s0 - a0, s1 - a0))
-        # the j and i passes on every line of the slab (scipy's own line buffers: faster than
-        # gathering the non-empty lines along a strided axis, and the same values)
-        sm = gaussian_filter1d(sm, sig[1], axis=1, output=np.float32)
-        sm = gaussian_filter1d(sm, sig[2], axis=2, output=np.float32)
+        sm = _slab_field(m, a0, a1, s0, s1, sig, (r, rj, ri))
         flat = li + k0 * plane                     # flat in the box
         at = flat - s0 * plane                     # the same voxels, flat in the slab's field
         smf = sm.reshape(-1)                       # (C-contiguous: a view)

@@ -54,6 +54,7 @@ from scipy import ndimage
 from ..directions import DIRECTIONS, side_codes
 from ..morph6 import _shift_or, dilate6, erode6, erode26  # noqa: F401 (re-exported)
 from ..padding import data_mask
+from ..segmentation.common import label_counts
 from ..volume import Volume
 
 AIR_HU = -400.0            # body / air threshold (fat is about -100 HU, lung about -850 HU)
@@ -437,15 +438,38 @@ def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray 
         sl = tuple(sl)
         comp = cc3d.connected_components(np.ascontiguousarray(air[sl]), connectivity=4)
         s = seeds[cuts[z]:cuts[z + 1]]
-        lut = np.zeros(int(comp.max()) + 1, bool)
-        lut[comp[s[:, u], s[:, v]]] = True
-        lut[0] = False
-        if hu is not None and lut.any():   # (the median test: more than half the voxels below)
-            n_all = np.bincount(comp.ravel(), minlength=lut.size)
-            n_gas = np.bincount(comp.ravel(), weights=(hu[sl] < lim).ravel(), minlength=lut.size)
-            lut &= 2 * n_gas > n_all
-        out[sl] = lut[comp]
+        ids = np.unique(comp[s[:, u], s[:, v]])
+        ids = ids[ids > 0]
+        # the seeded pieces' voxels, and (the median test: more than half of a piece's voxels
+        # below the limit) their counts, read only on those voxels: integer counts (issue 20:
+        # before, two bincounts over the whole slice, one with float weights; the same pieces)
+        sel = _pieces(comp, ids)
+        if hu is not None and len(ids):
+            gas = hu[sl] < lim
+            gas &= sel
+            if len(ids) == 1:
+                ok = 2 * np.count_nonzero(gas) > np.count_nonzero(sel)
+                ok = ids[:1] if ok else ids[:0]
+            else:
+                n_all = np.bincount(comp[sel], minlength=int(ids[-1]) + 1)[ids]
+                n_gas = np.bincount(comp[gas], minlength=int(ids[-1]) + 1)[ids]
+                ok = ids[2 * n_gas > n_all]
+            if len(ok) < len(ids):
+                sel = _pieces(comp, ok)
+        out[sl] = sel
     return out
+
+
+def _pieces(comp: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Bool mask of the voxels of the labels ``comp`` whose label is one of ``ids`` (sorted,
+    unique, > 0): one comparison for a single label, else a lookup table."""
+    if len(ids) == 0:
+        return np.zeros(comp.shape, bool)
+    if len(ids) == 1:
+        return comp == ids[0]
+    lut = np.zeros(int(comp.max()) + 1, bool)
+    lut[ids] = True
+    return lut[comp]
 
 
 def outside_air_limit_hu(ct: Volume, seeds: np.ndarray, air_hu: float) -> float:
@@ -619,12 +643,8 @@ def _slab_components(make, nk: int, keep: bool, slab: int | None = None, connect
                                           return_N=True)
         if visit is not None:
             visit(len(corners) - 1, k0, cc)
-        if count:   # voxels per label, 2**20 at a time (bincount casts to int64)
-            cnt = np.zeros(n + 1, np.int64)
-            flat = cc.reshape(-1)
-            for a in range(0, flat.size, 1 << 20):
-                cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
-            sizes.append(cnt[1:])
+        if count:   # voxels per label (`segmentation.common.label_counts`)
+            sizes.append(label_counts(cc, n)[1:])
         if last is not None:   # face pairs across the slab boundary, each pair once
             for a, b in _face_pairs(last, cc[0], connectivity):
                 key = (a.astype(np.int64) << 32) | b.astype(np.int64)
@@ -664,12 +684,8 @@ def _largest_component_voxel(mask: np.ndarray):
         return None
     if n == 1:
         big = 1
-    else:   # sizes 2**20 voxels at a time (bincount casts to int64: no whole-volume copy)
-        cnt = np.zeros(n + 1, np.int64)
-        flat = cc.reshape(-1)
-        for a in range(0, flat.size, 1 << 20):
-            cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
-        big = int(np.argmax(cnt[1:])) + 1
+    else:   # sizes (`segmentation.common.label_counts`: no whole-volume copy)
+        big = int(np.argmax(label_counts(cc, n)[1:])) + 1
     for k in range(cc.shape[0]):   # the first slice that holds it (no whole-volume comparison)
         hit = np.flatnonzero(cc[k] == big)
         if hit.size:
@@ -954,11 +970,7 @@ def _in_patient(ct: Volume, body, tissue, kji: np.ndarray, slab: int | None = No
     else:
         sizes = np.zeros(len(comp), np.int64)   # voxels per node
         for t, cc in enumerate(labs):
-            cnt = np.zeros(offs[t + 1] - offs[t] + 1, np.int64)
-            flat = cc.reshape(-1)
-            for a in range(0, flat.size, 1 << 20):
-                cnt += np.bincount(flat[a:a + (1 << 20)], minlength=len(cnt))[:len(cnt)]
-            sizes[offs[t]:offs[t + 1]] = cnt[1:]
+            sizes[offs[t]:offs[t + 1]] = label_counts(cc, int(offs[t + 1] - offs[t]))[1:]
         total = np.bincount(comp, weights=sizes)          # exact: voxel counts < 2**53
         # the largest; ties: the lowest node's, i.e. the piece cc3d numbers first (`_largest_by_slab`)
         big = int(comp[np.flatnonzero(total[comp] == total.max())[0]])

@@ -197,11 +197,23 @@ def label_counts(lab: np.ndarray, n: int) -> np.ndarray:
     ``lab`` (any unsigned integer type, values <= n): ``np.bincount(lab.ravel(), minlength=n + 1)``
     counted 2**20 voxels at a time, so that the int64 copy that ``bincount`` makes of a uint32
     map is one chunk, not the volume (8 bytes per voxel: 175 MiB on the 1.5 mm demo phantom),
-    and about twice as fast on it (0.08 against 0.17 CPU-s per call). Equal counts."""
+    and about twice as fast on it (0.08 against 0.17 CPU-s per call). Equal counts. With few
+    labels (``n`` times the label type's bytes at most 16: up to 4 uint32 labels), each label
+    counted by one comparison per chunk and label 0 as the rest: 3-10x faster than ``bincount``
+    (whose increments of the same few counters wait on one another; issue 20: the outer skin's
+    and the couch search's slab labellings, 1-4 labels a slab on the 1 mm phantom)."""
     cnt = np.zeros(n + 1, np.int64)
     flat = lab.reshape(-1)
+    few = n * flat.dtype.itemsize <= 16
     for a in range(0, flat.size, 1 << 20):
-        cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
+        if few:
+            chunk = flat[a:a + (1 << 20)]
+            for v in range(1, n + 1):
+                cnt[v] += np.count_nonzero(chunk == v)
+        else:
+            cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
+    if few:
+        cnt[0] = flat.size - int(cnt[1:].sum())
     return cnt
 
 

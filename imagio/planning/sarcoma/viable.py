@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ...volume import Volume
+from ...volume import Volume, values_mask
 from .rules import config
 
 Z_ONE_PERCENT = 2.326   # one-sided normal quantile: 1 % of voxels on the wrong side of the threshold
@@ -236,7 +236,7 @@ def specimen_nonviable_fraction(vm: ViableMap, ct: Volume, start, end, step_mm: 
 def contrast_enhanced(ct: Volume, labels: Volume, vessel_values) -> bool | None:
     """True when the labelled vessels' median HU reaches the config's ``min_contrast_vessel_hu``
     (enhanced blood), False when below, None when no vessel is labelled."""
-    m = np.isin(labels.array, list(vessel_values)) if vessel_values else None
+    m = values_mask(labels.array, list(vessel_values)) if vessel_values else None   # np.isin's voxels
     if m is None or not m.any():
         return None
     return bool(np.median(ct.array[m]) >= config()["viable"]["min_contrast_vessel_hu"])
