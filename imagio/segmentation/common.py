@@ -197,11 +197,25 @@ def label_counts(lab: np.ndarray, n: int) -> np.ndarray:
     ``lab`` (any unsigned integer type, values <= n): ``np.bincount(lab.ravel(), minlength=n + 1)``
     counted 2**20 voxels at a time, so that the int64 copy that ``bincount`` makes of a uint32
     map is one chunk, not the volume (8 bytes per voxel: 175 MiB on the 1.5 mm demo phantom),
-    and about twice as fast on it (0.08 against 0.17 CPU-s per call). Equal counts."""
+    and about twice as fast on it (0.08 against 0.17 CPU-s per call). Equal counts.
+
+    A chunk at most half labelled counts only its labelled voxels (their values gathered; the
+    background's count is the rest of the chunk): the demo's masks are mostly sparse, e.g. the
+    1.5 mm phantom's voxels above 200 HU (2 % of the volume) are counted in 0.015 against 0.086
+    CPU-s (issue 20)."""
     cnt = np.zeros(n + 1, np.int64)
     flat = lab.reshape(-1)
     for a in range(0, flat.size, 1 << 20):
-        cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
+        chunk = flat[a:a + (1 << 20)]
+        on = chunk != 0
+        k = int(np.count_nonzero(on))
+        if 2 * k > chunk.size:
+            cnt += np.bincount(chunk, minlength=n + 1)[:n + 1]
+        elif k:
+            cnt += np.bincount(chunk[on], minlength=n + 1)[:n + 1]
+            cnt[0] += chunk.size - k
+        else:
+            cnt[0] += chunk.size
     return cnt
 
 
