@@ -106,6 +106,45 @@ def test_world_coordinate_ramps(oblique):
     assert peak < 4 * r.size + 20 * 2 ** 20, peak / r.size   # the float32 result and one slab
 
 
+def test_component_counts_of_sparse_dense_and_empty_chunks_equal_bincount():
+    """`label_counts` counts only the labelled voxels of a chunk at most half labelled (issue 20):
+    sparse, dense, empty and mixed chunks, each label dtype cc3d gives, equal ``np.bincount``."""
+    rng = np.random.default_rng(11)
+    shape = (40, 128, 256)                 # 1.3 M voxels: the first chunk (2**20) is planes 0-31
+    for p in (0.003, 0.3, 0.7, 1.0):
+        mask = np.zeros(shape, bool)       # an empty first chunk, then sparse or dense
+        mask[32:] = rng.random((8,) + shape[1:]) < p
+        lab, n = ndimage.label(mask)
+        want = np.bincount(lab.ravel(), minlength=n + 1)
+        for dtype in (np.uint16, np.uint32, np.uint64):
+            if n < np.iinfo(dtype).max:
+                assert np.array_equal(label_counts(lab.astype(dtype), n), want)
+
+
+def test_lung_hulls_kept_within_the_context_are_the_computed_ones():
+    """Within `bone_shell.keep_lung_hulls` a second `lung_hull_planes` call with equal lungs gives
+    the hull computed outside it (a new array each time: changing one changes no later result);
+    other lungs, axis or depth are computed, not taken from the kept one."""
+    from imagio.segmentation import bone_shell
+
+    shape, sk = (20, 36, 44), np.array([2.5, 1.2, 0.9])
+    k, j, i = np.indices(shape)
+    lungs = (((i - 11) / 8.0) ** 2 + ((j - 18) / 13.0) ** 2 < 1) | (((i - 33) / 8.0) ** 2 + ((j - 18) / 13.0) ** 2 < 1)
+    lungs &= (k > 2) & (k < 17)
+    other = lungs & (j > 12)                             # the lungs' front cut off: another hull
+    want = {(m, ax, d): bone_shell.lung_hull_planes(lungs if m else other, ax, sk, d)
+            for m in (True, False) for ax in (0, 1) for d in (2.0, 4.0)}
+    assert not np.array_equal(want[True, 0, 2.0], want[False, 0, 2.0])
+    with bone_shell.keep_lung_hulls():
+        for _ in range(2):
+            for (m, ax, d), ref in want.items():
+                got = bone_shell.lung_hull_planes((lungs if m else other).copy(), ax, sk, d)
+                np.testing.assert_array_equal(got, ref)
+                got[...] = True                          # the caller's array, not the kept one
+        assert len(bone_shell._HULLS.entries) == len(want)
+    assert getattr(bone_shell._HULLS, "entries", None) is None   # dropped on exit
+
+
 def test_mediastinal_pieces_with_the_lungs_hull_given_is_the_same():
     """`split_bones` computes the lungs' per-plane hull (`bone_shell.lung_hull_planes`) once for
     its two mediastinal checks (issue 20): `mediastinal_pieces` given that hull gives the same

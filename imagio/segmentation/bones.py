@@ -1999,7 +1999,10 @@ def under_the_lungs(lungs: np.ndarray, ct: Volume, p_kji: np.ndarray) -> np.ndar
     with top(c) the height of column c's highest lung voxel, a point at height z is that close
     when some column c at in-plane distance r <= ``RIB_LUNG_MM`` has
     top(c) + sqrt(RIB_LUNG_MM^2 - r^2) >= z (a grey dilation of the 2-D map of top(c) by a
-    hemisphere, scipy.ndimage.grey_dilation)."""
+    hemisphere), taken at the asked columns only: per offset of the disk, the shifted map plus
+    the hemisphere's height there, the maximum kept (scipy.ndimage.grey_dilation's sums and
+    maximum, at those columns: the same values; issue 20, lung2's 23,000 rib columns: 0.98 ->
+    0.34 CPU-s against the dilation of the whole map's box)."""
     sk = np.asarray(ct.spacing_kji, float)
     s_ax, s_sign = anatomical_axes(ct)["S"]
     plane = [ax for ax in range(3) if ax != s_ax]
@@ -2011,16 +2014,20 @@ def under_the_lungs(lungs: np.ndarray, ct: Volume, p_kji: np.ndarray) -> np.ndar
     top = np.where(lungs.any(axis=s_ax), height[top_i], low)
     u = p_kji[:, plane]
     g = np.floor(RIB_LUNG_MM / sk[plane]).astype(int)
-    lo = np.maximum(u.min(0) - g, 0)
-    hi = np.minimum(u.max(0) + 1 + g, top.shape)
     du, dv = np.meshgrid(np.arange(-g[0], g[0] + 1) * sk[plane[0]],
                          np.arange(-g[1], g[1] + 1) * sk[plane[1]], indexing="ij")
     r2 = du ** 2 + dv ** 2
     disk = r2 <= RIB_LUNG_MM ** 2
-    reach = ndimage.grey_dilation(top[lo[0]:hi[0], lo[1]:hi[1]], footprint=disk,
-                                  structure=np.sqrt(np.where(disk, RIB_LUNG_MM ** 2 - r2, 0.0)),
-                                  mode="constant", cval=low)
-    return height[p_kji[:, s_ax]] <= reach[tuple((u - lo).T)] + 1e-6
+    cap = np.sqrt(np.where(disk, RIB_LUNG_MM ** 2 - r2, 0.0))   # symmetric: its reflection is itself
+    if u.shape[0] == 0:
+        return np.zeros(0, bool)
+    cols, inv = np.unique(u[:, 0] * top.shape[1] + u[:, 1], return_inverse=True)
+    cu, cv = np.divmod(cols, top.shape[1])
+    grown = np.pad(top, ((g[0], g[0]), (g[1], g[1])), constant_values=low)   # beyond the map: low
+    reach = np.full(cols.size, -np.inf)
+    for a, b in zip(*np.nonzero(disk)):
+        np.maximum(reach, grown[cu + a, cv + b] + cap[a, b], out=reach)
+    return height[p_kji[:, s_ax]] <= reach[inv.reshape(-1)] + 1e-6
 
 
 def bone_segments(p_kji: np.ndarray, comp: np.ndarray, spacing_kji) -> tuple[np.ndarray, int]:

@@ -201,17 +201,30 @@ def label_counts(lab: np.ndarray, n: int) -> np.ndarray:
     labels (``n`` times the label type's bytes at most 16: up to 4 uint32 labels), each label
     counted by one comparison per chunk and label 0 as the rest: 3-10x faster than ``bincount``
     (whose increments of the same few counters wait on one another; issue 20: the outer skin's
-    and the couch search's slab labellings, 1-4 labels a slab on the 1 mm phantom)."""
+    and the couch search's slab labellings, 1-4 labels a slab on the 1 mm phantom).
+
+    With more labels, a chunk at most half labelled counts only its labelled voxels (their values
+    gathered; the background's count is the rest of the chunk): the demo's masks are mostly
+    sparse, e.g. the 1.5 mm phantom's voxels above 200 HU (2 % of the volume) are counted in
+    0.015 against 0.086 CPU-s (issue 20)."""
     cnt = np.zeros(n + 1, np.int64)
     flat = lab.reshape(-1)
     few = n * flat.dtype.itemsize <= 16
     for a in range(0, flat.size, 1 << 20):
+        chunk = flat[a:a + (1 << 20)]
         if few:
-            chunk = flat[a:a + (1 << 20)]
             for v in range(1, n + 1):
                 cnt[v] += np.count_nonzero(chunk == v)
+            continue
+        on = chunk != 0
+        k = int(np.count_nonzero(on))
+        if 2 * k > chunk.size:
+            cnt += np.bincount(chunk, minlength=n + 1)[:n + 1]
+        elif k:
+            cnt += np.bincount(chunk[on], minlength=n + 1)[:n + 1]
+            cnt[0] += chunk.size - k
         else:
-            cnt += np.bincount(flat[a:a + (1 << 20)], minlength=n + 1)[:n + 1]
+            cnt[0] += chunk.size
     if few:
         cnt[0] = flat.size - int(cnt[1:].sum())
     return cnt

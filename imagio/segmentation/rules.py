@@ -82,7 +82,8 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
 
     The CT blurred to the bones' common resolution and the CT's padding (`padding.padding_mask`,
     `padding.scan_circle_fill`) are computed once per call and dropped on return
-    (`bones.keep_common_resolution`, `padding.keep_fill_regions`; several structures read them).
+    (`bones.keep_common_resolution`, `padding.keep_fill_regions`; several structures read them), and
+    so are the lungs' per-plane hulls (`bone_shell.keep_lung_hulls`).
 
     lungs_optional: a scan without lungs (a limb, the pelvis) gives the other structures and a
     warning instead of InputError "no lungs found" (for the default set, which the user did not
@@ -94,9 +95,10 @@ def segment_masks(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
     one-click tool) are removed from every vessel mask.
     """
     from ..padding import keep_fill_regions
+    from .bone_shell import keep_lung_hulls
     from .bones import keep_common_resolution
 
-    with keep_common_resolution(), keep_fill_regions():
+    with keep_common_resolution(), keep_fill_regions(), keep_lung_hulls():
         return _segment_masks(ct, structures, progress, organs, lungs_optional)
 
 
