@@ -107,3 +107,46 @@ def test_the_lumen_opening_into_a_reformats_fill_joins_no_outside_air(name, dire
             assert not out[~lumen].any() and not out[fill].any(), (name, int(out[~lumen].sum()))
         else:
             assert out[~neck].mean() > 0.5, name
+
+
+def test_the_note_follows_where_the_values_were_interpolated(tmp_path):
+    """New-user trial 85 L1: an oblique DICOM series read as stored (ImageType ORIGINAL\\PRIMARY,
+    IOP turned 20 degrees about L-R, slices along its normal: nothing resampled) was said to hold
+    "interpolated" values. The reader's record decides (`common.grid_values_origin`): such a series
+    gets no note; the same grid marked DERIVED\\SECONDARY\\MPR (a reformat) does; a sheared stack
+    (gantry tilt) that IMAGIO resampled on reading does, naming that, also on its axial grid."""
+    from dicom_series import Patient, axial_positions, write_series
+    from imagio import io
+    from imagio.errors import InputWarning
+    from imagio.planning.bronchoscopy.mask_checks import reformat_note
+    from imagio.segmentation.common import grid_values_origin
+
+    t = np.radians(20.0)
+    row, col = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(t), np.sin(t)])
+    normal = np.cross(row, col)
+    pos = [np.array([-68.75, -58.75, 0.0]) + k * 2.5 * normal for k in range(8)]
+    tilted = _grid(rotation((1.0, 0.0, 0.0), 20.0))
+    tree, _ = _airway(tilted, False)
+    for image_type, origin in (("ORIGINAL\\PRIMARY\\AXIAL", "acquired"), ("DERIVED\\SECONDARY\\MPR", "unknown")):
+        folder = tmp_path / image_type.split("\\")[0]
+        write_series(folder, Patient(), pos, row, col, rows=16, cols=16, spacing=(8.0, 8.0), image_type=image_type)
+        vol = io.read_image(folder)
+        assert grid_obliquity_deg(vol) == pytest.approx(20.0, abs=0.01) and grid_values_origin(vol) == origin
+        note = interpolated_grid_note(tilted, tree, vol)
+        assert (note == "") is (origin == "acquired"), (image_type, note)
+        assert origin == "acquired" or ("tilted 20 degrees" in note and "most likely interpolated" in note), note
+        # bronch: an airway mask on the CT's own grid (a label file, no record of its own) takes the CT's
+        mask = Volume(np.zeros(vol.shape, np.uint8), vol.ijk_to_ras.copy())
+        on_ct, _ = _airway(mask, False)
+        assert on_ct.any() and bool(reformat_note(mask, on_ct, "m")), int(on_ct.sum())
+        assert (reformat_note(mask, on_ct, "m", vol) == "") is (origin == "acquired")
+    pos, row, col = axial_positions(n=8, tilt_deg=15.0)
+    write_series(tmp_path / "tilt", Patient(), pos, row, col, rows=16, cols=16, spacing=(8.0, 8.0), gantry_tilt=15.0)
+    with pytest.warns(InputWarning, match="gantry tilt"):
+        vol = io.read_image(tmp_path / "tilt")
+    assert grid_values_origin(vol) == "resampled"
+    axial = _grid(np.eye(3))
+    tree, _ = _airway(axial, False)
+    assert interpolated_grid_note(axial, tree) == ""
+    note = interpolated_grid_note(axial, tree, vol)
+    assert "IMAGIO resampled" in note and "gantry tilt of 15 degrees" in note and "short" in note, note

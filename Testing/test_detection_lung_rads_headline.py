@@ -391,3 +391,25 @@ def test_the_review_list_names_every_low_probability_candidate_the_headline_name
     s = scan_lung_rads([rep] + every)
     assert s["highest_lung_rads"].startswith("3; 4B if #9 (score 0.13) is a nodule; >=3 if #11"), s["highest_lung_rads"]
     assert s["review_low_probability"] == ["#11 >= 3", "#9 4B"], s["review_low_probability"]
+
+
+def test_a_clipped_mass_at_4b_says_its_size_is_a_lower_bound():
+    """New-user trial 86 L3: Lung_Dx-A0001 #1, a 50.8 mm mass whose outline was clipped (size a
+    lower bound, category 4B: the highest size category), read "4B" with an empty lung_rads_note and
+    "#1 4B" in uncertain_lung_rads, while every other lower-bound row read ">= 4A" with the note
+    "size a lower bound: >= 4A". Its category stays 4B (the scan's headline counts it); the list and
+    the note say it is a floor."""
+    from imagio.detection.outputs import NODULE_FIELDS, nodule_rows
+    from imagio.detection.pipeline import scan_lung_rads
+
+    from imagio.stratification.screening import stratify
+
+    mass, ten = ({**_typed(i, size, 0.9, "solid"), "size_uncertain": CLIP} for i, size in ((1, 50.8), (10, 9.0)))
+    mass["stratification"], ten["stratification"] = stratify(mass), stratify(ten)
+    lr = mass["stratification"]["lung_rads"]
+    assert lr["category"] == "4B" and lr["size_lower_bound"], lr
+    got = scan_lung_rads([mass, ten])
+    assert got["uncertain_lung_rads"] == ["#1 >= 4B", "#10 >= 4A"], got
+    rows = [dict(zip(NODULE_FIELDS, r)) for r in nodule_rows("s", [mass, ten])]
+    assert rows[0]["lung_rads"] == "4B" and rows[0]["lung_rads_note"] == "size a lower bound: >= 4B", rows[0]
+    assert rows[1]["lung_rads"] == "" and rows[1]["lung_rads_note"] == "size a lower bound: >= 4A", rows[1]

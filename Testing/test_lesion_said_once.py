@@ -18,6 +18,7 @@ import pytest
 
 from imagio.segmentation.lesion import CORE_NOTE, DEPENDS, NO_EDGE_NOTE, OWN_LEAK, _click_range, segment_lesion
 from imagio.segmentation.measurements import LesionMeasurements
+from imagio.volume import Volume
 
 
 def _meas(v=113.5):
@@ -105,6 +106,53 @@ def test_sts_010_says_no_withheld_size_and_each_fact_once(shared_data):
     assert "right, left, anterior, posterior, superior, inferior" not in text and "the model" not in text, text
     assert len(msgs) == len(set(msgs)), msgs
     assert d["centroid_ras"] is None and d["outline_centroid_ras"], d
+
+
+@pytest.mark.data
+def test_sts_002_thigh_is_not_said_to_read_as_lung(shared_data):
+    """New-user trial 85 L2: a click in STS_002's thigh sarcoma (a limb crop, outside air at about
+    -870 HU, no lung in the image) was typed back to soft tissue with "the region around the click
+    reads as lung but its core has fat's HU": the words now follow the image (the aerated air
+    bordering the region lies outside the limb's outline)."""
+    ct = _ct(shared_data, "STS_002")
+    m, meas = segment_lesion(ct, [-93.7, -138.7, -547.3])
+    assert meas.kind == "soft_tissue", meas.kind
+    assert not any("reads as lung" in w for w in meas.warnings), meas.warnings
+    assert any("outside the body's outline" in w and "no lung there" in w for w in meas.warnings), meas.warnings
+
+
+@pytest.mark.parametrize("flip,spacing", [(False, (3.3, 0.98, 0.98)), (True, (2.0, 0.7, 1.1))])
+def test_aerated_air_round_a_region_is_lung_only_inside_the_body(flip, spacing):
+    """`lesion._aerated_border_outside_body` (the words of a region typed back to soft tissue,
+    trial 85 L2): fat beside lung air (-860 HU) inside a trunk whose outline holds a vertebra is
+    bordered by lung (False); fat at the surface of a limb (a femur inside) bordered by outside air
+    of the same density is not (True). Anisotropic spacing, flipped in-plane axes; the pieces are
+    painted."""
+    from imagio.segmentation.lesion import _aerated_border_outside_body
+
+    nk, nj, ni = 5, 160, 180
+    sk = np.array(spacing)
+    j, i = np.meshgrid(np.arange(nj) * sk[1], np.arange(ni) * sk[2], indexing="ij")
+    cj, ci = 0.5 * nj * sk[1], 0.5 * ni * sk[2]
+    body = ((j - cj) / 50.0) ** 2 + ((i - ci) / 60.0) ** 2 <= 1
+    a = np.where(body, 40.0, -870.0)                                  # outside air of lung's density
+    a[np.hypot(j - (cj + 30), i - ci) <= 10.0] = 700.0               # a bone deep inside
+    lung = ((j - (cj - 10)) / 25.0) ** 2 + ((i - (ci + 20)) / 25.0) ** 2 <= 1
+    trunk = np.where(lung, -860.0, a)
+    fat_in = np.hypot(j - (cj - 10), i - (ci + 20)) <= 8.0              # in the middle of the lung
+    fat_out = (np.abs(i - (ci - 60)) <= 5.0) & (np.abs(j - cj) <= 6.0) & body   # at the limb's surface
+    a[fat_out], trunk[fat_in] = -100.0, -100.0
+
+    def run(img, mask):
+        a3, m3 = np.repeat(img[None], nk, 0), np.repeat(mask[None], nk, 0)
+        m3[[0, -1]] = False
+        if flip:
+            a3, m3 = a3[:, ::-1, ::-1].copy(), m3[:, ::-1, ::-1].copy()
+        ct = Volume(a3, np.diag([*sk[::-1], 1.0]))
+        return _aerated_border_outside_body(a3, m3, ct)
+
+    assert run(trunk, fat_in) is False
+    assert run(a, fat_out) is True
 
 
 @pytest.mark.data

@@ -145,7 +145,7 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
     stack, g, isolated = _drop_isolated_slices(stack, g, folder)
     s0 = stack.first
     report = {"source": str(folder), "series": stack.key, "description": s0.description,
-              "modality": s0.modality, "images": len(stack.slices),
+              "modality": s0.modality, "image_type": s0.image_type, "images": len(stack.slices),
               "multi_frame": s0.frame is not None,
               "matrix": [s0.cols, s0.rows], "pixel_spacing_mm": [round(v, 4) for v in s0.spacing],
               "slice_step_mm": round(g.step, 4), "series_in_folder": [s.label() for s in scan.stacks]}

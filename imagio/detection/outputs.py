@@ -49,7 +49,8 @@ def lung_rads_note(lr: dict) -> str:
     (`stratification.screening.lung_rads`), "" when nothing: a size on a cut ("on the 15 mm mean
     diameter cut: may be 4A", `stratification.lungrads.at_size_cut`), an uncertain type ("4B if
     solid" / "4B as part-solid, 4A if solid", `stratification.screening.type_dependent`), a floor
-    ("size a lower bound: >= 2": no category, the size clipped or cut by the scan's edge) and a
+    ("size a lower bound: >= 2": no category, the size clipped or cut by the scan's edge; ">= 4B"
+    beside a clipped 4B, whose floor is its category) and a
     not-assessable outline. New-user trial 65 L1: nodules.csv and nodules_table.tsv gave lung1 #1 a
     plain "4B" on the 4A/4B cut; trial 68 L: a floor and a not-assessable one only in `refused`."""
     from ..stratification.screening import category_words
@@ -60,7 +61,8 @@ def lung_rads_note(lr: dict) -> str:
         out.append(f"{cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}")
     if lr.get("if_other_type"):   # a floor's too (trial 66 M1): ">= 3 as part-solid, >= 4A if solid"
         out.append(f"typing uncertain: {category_words(lr)}")
-    elif lr.get("category_at_least") and not lr.get("category"):   # trial 68 L: said in `refused` only
+    elif lr.get("category_at_least") and (not lr.get("category") or lr.get("size_lower_bound")):
+        # trial 68 L: said in `refused` only; trial 86 L3: a clipped 4B (a category and a floor) said nothing
         out.append(f"size a lower bound: >= {lr['category_at_least']}")
     if lr.get("no_category") == "not_assessable":
         out.append("not assessable: read it on the images")

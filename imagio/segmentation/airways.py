@@ -816,32 +816,52 @@ def check_slice_thickness(vol: Volume, what: str = "airway mask", refuse: bool =
     return msg
 
 
-def interpolated_grid_note(ct: Volume, tree: np.ndarray) -> str:
+def interpolated_grid_note(ct: Volume, tree: np.ndarray, source: Volume | None = None) -> str:
     """Why the airways of ``tree`` (bool [k, j, i]) may be short when ``ct``'s grid is oblique to the
     patient's axes (`grid_obliquity_deg`) by enough that the grid's sub-voxel offsets from the scan's
     axial planes drift by over half the finest voxel across the tree (tan(angle) x the tree's
-    largest extent > half the finest spacing), else "". Such a grid was interpolated (a CT is measured
-    axially), and interpolation is a low-pass filter: it averages each lumen's air with its wall, so
+    largest extent > half the finest spacing), else "". Such a grid is a reformat, interpolated,
+    unless its reader recorded the scanner's own values read as stored (`grid_values_origin` of
+    ``source``, the image as read, default ``ct``: "acquired", an ORIGINAL\\PRIMARY DICOM series,
+    gets no note: new-user trial 85 L1). Where IMAGIO resampled the series on reading, the note says
+    so, and a corrected gantry tilt counts as the angle on an axial grid too (each slice shifted
+    in-plane by its own sub-voxel offset). Interpolation is a low-pass filter: it averages each lumen's air with its wall, so
     the air of a small bronchus and the lumen's outer voxel read above the growing threshold
     (`THRESHOLDS_HU`, absolute HU). The loss does not come from the tilt itself: the same chest CTA
     resampled half a voxel off its own axes (no rotation, the most blur a linear resampler gives)
     loses 34 % of its bronchi; two thirds of what a 20 degree reformat loses is the lumens' outer
     voxel layer (median -730 HU there, against -865 HU for the threshold grown to). Stated, not
     corrected: a threshold rule cannot recover a wall that the resampler blended in."""
-    from .common import grid_obliquity_deg
+    from .common import grid_obliquity_deg, grid_values_origin
 
     if not tree.any():
         return ""
+    src = ct if source is None else source
+    origin = grid_values_origin(src)
+    if origin == "acquired":
+        return ""
     deg = grid_obliquity_deg(ct)
+    # a sheared stack (gantry tilt) made regular: each slice shifted in-plane by its own sub-voxel
+    # offset, drifting by tan(tilt) per mm along the slices' normal, on an axial grid too
+    tilt = float((src.meta.get("read") or {}).get("tilt_deg") or 0.0) if origin == "resampled" else 0.0
     box = bbox_slices(tree)
     extent = max((b.stop - b.start) * float(s_) for b, s_ in zip(box, ct.spacing_kji))
-    if np.tan(np.radians(deg)) * extent <= 0.5 * float(np.min(ct.spacing_kji)):
+    if np.tan(np.radians(max(deg, tilt))) * extent <= 0.5 * float(np.min(ct.spacing_kji)):
         return ""
-    return (f"the CT's grid is tilted {deg:.0f} degrees off the patient's axes (an oblique reformat), so its "
-            "values were interpolated: interpolation blends each airway lumen with its wall, and small "
+    if origin == "resampled":
+        why = f"a gantry tilt of {tilt:.0f} degrees corrected" if tilt else "gaps or uneven slices made regular"
+        head = (f"IMAGIO resampled the CT's slices on reading ({why}, linear) onto a grid "
+                + (f"tilted {deg:.0f} degrees off the patient's axes" if deg >= 0.5 else "along the patient's axes")
+                + ", so its values were interpolated")
+    else:
+        head = (f"the CT's grid is tilted {deg:.0f} degrees off the patient's axes (an oblique reformat: nothing "
+                "read with it says these are the scanner's original values), so its values were most likely "
+                "interpolated")
+    return (f"{head}: interpolation blends each airway lumen with its wall, and small "
             "bronchi and the lumens' outer voxels then read above the growing threshold, so the bronchi "
-            f"may be labelled short (measured: {REFORMAT_SHORTFALL}); segment the scanner's axial series "
-            "where there is one")
+            f"may be labelled short (measured: {REFORMAT_SHORTFALL}); "
+            + ("a series without gantry tilt, where there is one, needs no resampling" if origin == "resampled" else
+               "segment the scanner's axial series where there is one"))
 
 
 def wider_than_trachea(ct: Volume, trachea: np.ndarray, bronchi: np.ndarray):

@@ -89,11 +89,35 @@ def anatomical_axes(vol: Volume) -> dict:
 def grid_obliquity_deg(vol: Volume) -> float:
     """The largest angle (degrees, 0-54.7) between an array axis of ``vol`` and the patient axis
     (R, A or S) nearest it: 0 on a grid stored along the patient's axes (flips and axis
-    permutations included), the tilt of an oblique reformat otherwise. A CT is measured in axial
-    planes (a gantry tilt is resampled on reading, `imagio.io`), so a grid oblique to the patient
-    holds interpolated values."""
+    permutations included), the tilt of an oblique grid otherwise (a reformat, a gantry tilt
+    resampled on reading, or a scanner's own oblique reconstruction: `grid_values_origin`)."""
     d = np.abs(np.asarray(vol.direction, float))
     return float(np.degrees(np.arccos(np.clip(d.max(axis=0), -1.0, 1.0))).max())
+
+
+# DICOM ImageType (0008,0008), PS3.3 C.7.6.1.1.2: value 1 ORIGINAL (pixel values based on original
+# or source data) or DERIVED (derived from the pixel values of other images), value 2 PRIMARY
+# (created as a direct result of the patient examination) or SECONDARY (created after it); a
+# reformat (MPR) is DERIVED\SECONDARY, often with one of these words in value 3 or later
+REFORMAT_IMAGE_TYPES = ("REFORMATTED", "MPR", "RESAMPLED", "CURVED", "MIP", "PROJECTION IMAGE")
+
+
+def grid_values_origin(vol: Volume) -> str:
+    """Where the values of ``vol``'s grid come from, by what its reader recorded
+    (``vol.meta["read"]``, `imagio.dicom.read_series`): "resampled" when IMAGIO resampled the
+    series on reading (a gantry tilt / sheared stack, gaps or uneven slices made regular, linear
+    interpolation), "acquired" for a DICOM series whose ImageType says ORIGINAL\\PRIMARY (values of
+    the examination itself, not a reformat: ``REFORMAT_IMAGE_TYPES``) read as stored, "unknown"
+    otherwise (a derived or secondary series, a NIfTI/NRRD file: nothing says how its grid was
+    made). New-user trial 85 L1: an ORIGINAL\\PRIMARY series with an oblique orientation, read
+    without resampling, was said to hold interpolated values."""
+    read = vol.meta.get("read") or {}
+    if read.get("resampled"):
+        return "resampled"
+    words = [w.strip().upper() for w in str(read.get("image_type") or "").split("\\")]
+    if words[:2] == ["ORIGINAL", "PRIMARY"] and not set(words) & set(REFORMAT_IMAGE_TYPES):
+        return "acquired"
+    return "unknown"
 
 
 def inplane_spacing_mm(vol: Volume) -> float:

@@ -1704,9 +1704,15 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
                "its core has fat's HU (a region grown through body fat, or partial volume of a nodule on "
                "thick slices or a reformat of them)")
         as_lung = "" if meas2.size_withheld else f" ({lung_ml:.2f} mL as a lung nodule)"
+        # the words follow the image: the aerated air round the region named lung only where it lies
+        # inside the body's outline (trial 85 L2: STS_002's thigh, bordered by outside air, "read as lung")
+        outside = not gas and _aerated_border_outside_body(a, mask, ct, data)
         meas2.warnings.append(_retyped_note(
             f"air of lung parenchyma's density lies around the click (lung, or e.g. a table pad or cushion), but "
             f"the region it encloses{as_lung} is {why}" if gas else
+            f"the region grown from the click{as_lung} has a core of fat's HU (grown through body fat) and is "
+            "bordered by air of lung parenchyma's density that lies outside the body's outline (outside air, a "
+            "table pad or cushion; no lung there)" if outside else
             f"the region around the click reads as lung{as_lung} but {why}", meas2))
         return m2, meas2
     if (kind is None and k == "lung_nodule" and _from_core is None and radius > START_RADIUS_MM
@@ -2848,6 +2854,38 @@ def _solid_click_grew_into_fat(a, mask, seed, sk, depth_kji) -> bool:
         return False
     med = float(np.median(a[sl][deep]))
     return bool(FAT_MIN_HU <= med < FAT_MAX_HU)
+
+
+def _aerated_border_outside_body(a, mask, ct, data=None) -> bool:
+    """True when most of the aerated air (below ``LUNG_HU``) in the 1-4 mm shell of ``mask``
+    (``LUNG_SHELL_MM``) belongs to air components lying mostly outside the body's outline in
+    their axial slices (`body.mostly_in_slice_hull` on `_Measured.body`: the in-plane pieces of
+    measured tissue that hold bone, the patient's trunk or limb, not the table or its pads):
+    outside air or a pad, not lung (the lungs lie inside the thoracic cage, so a lung cut by the
+    field of view is still enclosed by the body's outline in every slice). ``data``: the
+    `_Measured` of ``ct`` (None: an image without padding, every voxel measured). The air is
+    labelled (6-connected) in the slab of whole slices that the shell spans. Used for the words of
+    a retyped region only (new-user trial 85 L2: STS_002's thigh "read as lung")."""
+    from .body import mostly_in_slice_hull
+
+    sk = ct.spacing_kji
+    s_axis = anatomical_axes(ct)["S"][0] if data is None else data.s_axis
+    meas = data if data is not None else _Measured(a, np.broadcast_to(np.True_, a.shape), s_axis)
+    sl = bbox_slices(mask, LUNG_SHELL_MM[1] + float(max(sk)), sk)
+    shell = np.zeros(a.shape, bool)
+    shell[sl] = _shell(mask[sl], sk, *LUNG_SHELL_MM)
+    zs = sl[s_axis]
+    slab = tuple(zs if ax == s_axis else slice(None) for ax in range(3))
+    air = (a[slab] < LUNG_HU) & meas.data[slab]
+    lab, n, _ = components(air, connectivity=6)
+    at = lab[shell[slab] & air]
+    if not at.size:
+        return False
+    keep = np.zeros(n + 1, bool)
+    keep[np.unique(at)] = True
+    plane = [float(x) for ax, x in enumerate(sk) if ax != s_axis]
+    inside = mostly_in_slice_hull(lab, keep, meas.body(zs, plane), s_axis)
+    return bool((~inside[at]).sum() > inside[at].sum())
 
 
 def _bordered_by_gas(a, mask, ct) -> bool:

@@ -204,9 +204,11 @@ def type_dependent(lr: dict) -> tuple[str, str | None]:
 def category_words(lr: dict) -> str:
     """``lr``'s category in words with every category its type allows (`type_categories`): "4A",
     "4A as part-solid, 4B if solid", ">= 3 as part-solid, >= 4A if solid" (a floor), "" without a
-    category nor a floor. The one wording of the review list (`detection.report.for_review`) and
-    the tables' note (`detection.outputs.lung_rads_note`)."""
-    ge = "" if lr.get("category") else ">= "
+    category nor a floor. A category whose size is a lower bound (``size_lower_bound``: a clipped
+    solid nodule already at 4B) is a floor too: ">= 4B" (new-user trial 86 L3: "4B" alone). The one
+    wording of the review list (`detection.report.for_review`) and the tables' note
+    (`detection.outputs.lung_rads_note`)."""
+    ge = "" if lr.get("category") and not lr.get("size_lower_bound") else ">= "
     return ", ".join(f"{ge}{c}" + (f" {w}" if w else "") for c, w in type_categories(lr))
 
 

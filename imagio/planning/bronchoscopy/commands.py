@@ -326,7 +326,7 @@ def cmd_bronch(args) -> int:
     target, target_name, piece_note = _target(args.target, structures, args.lps)
     lungs, vessels = lung_envelope(structures)
     notes = side_notes + [x for x in (odd_scope, shift_note, piece_note) if x]
-    notes += [x for x in (reformat_note(air, mask, f"the airway mask {args.airways}"),) if x]   # trial 78 L4
+    notes += [x for x in (reformat_note(air, mask, f"the airway mask {args.airways}", as_read),) if x]   # trial 78 L4
     notes += target_tissue(ct, target, target_name or args.target, structures)
     if target_name and target_name != args.target:
         notes.append(f"the target point lies in the segment {target_name!r}: planned to that lesion's outline "

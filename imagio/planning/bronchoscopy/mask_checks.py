@@ -24,15 +24,20 @@ def limits() -> dict:
     return json.loads(LIMITS_FILE.read_text())
 
 
-def reformat_note(grid: Volume, mask: np.ndarray, what: str) -> str:
+def reformat_note(grid: Volume, mask: np.ndarray, what: str, ct: Volume | None = None) -> str:
     """The warning (or "") that the airway ``mask`` (bool [k, j, i] on ``grid``) lies on an oblique
     reformat, whose interpolation blends small bronchi into their walls, so the tree, and a route's
     reach on it, may be short (`segmentation.airways.interpolated_grid_note`, the note `segment`
     gives; new-user trial 78 L4: 73 branches on a 20 degree reformat against 118 on the axial
-    scan, no word from bronch). ``what`` names the mask in the message."""
+    scan, no word from bronch). ``what`` names the mask in the message. ``ct``: the CT as read
+    (its reader's record, ``meta["read"]``): when the mask lies on the CT's own grid, the CT's
+    record says whether that grid's values were interpolated (`segmentation.common.grid_values_origin`;
+    trial 85 L1: an ORIGINAL\\PRIMARY oblique DICOM series is not a reformat)."""
     from ...segmentation.airways import interpolated_grid_note
+    from ...volume import as_ras_canonical
 
-    note = interpolated_grid_note(grid, mask)
+    same = ct is not None and as_ras_canonical(ct, view=True)[0].same_grid(as_ras_canonical(grid, view=True)[0])
+    note = interpolated_grid_note(grid, mask, ct if same else None)
     return f"{what}: {note}" if note else ""
 
 
