@@ -120,7 +120,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
         if keep.any():
             # after the lung field is judged, on the outline found so far (the tissue joined
             # here is no skin either way, but `skin_like` weighs the layer beyond the air)
-            body = body | cut_tissue_on_lung(keep[lab], ~air & ~body, measured)
+            body = body | cut_tissue_on_lung(keep[lab], ~air & ~body, measured, sk)
     # the full-volume temporaries (uint32 air labels, masks) are not held through the filling
     lab = air = measured = None
     p(0.6, "body: fill holes")
@@ -147,10 +147,15 @@ def _upsample(c: np.ndarray, f: int, shape) -> np.ndarray:
     return c
 
 
-def cut_tissue_on_lung(lung_air: np.ndarray, tissue: np.ndarray, measured: np.ndarray | None) -> np.ndarray:
+def cut_tissue_on_lung(lung_air: np.ndarray, tissue: np.ndarray, measured: np.ndarray | None,
+                       spacing_kji) -> np.ndarray:
     """Bool [k, j, i]: the 6-connected pieces of ``tissue`` (bool [k, j, i]: above BODY_HU and
     not yet body) that touch ``lung_air`` (bool [k, j, i]: air kept as aerated lung inside the
-    patient) and a face of the volume (on measured voxels only, ``measured`` bool or None).
+    patient) and a face of the volume (on measured voxels only, ``measured`` bool or None), and
+    hold a voxel deeper than ``gas_core_depth_mm`` (``spacing_kji`` mm): tissue, not the
+    partial-volume rim of an air lumen or a noise speckle cut by the face (the chest CTA cut
+    through the trachea's middle: its wall's cut rim, 1.7 mL at -171 HU, joined the body and
+    the trachea was no longer found).
 
     The lung is wrapped in the visceral pleura, and everything the pleura touches is inside
     the thorax: the chest wall, the mediastinum and hilum (the pulmonary vessels and bronchi),
@@ -177,7 +182,11 @@ def cut_tissue_on_lung(lung_air: np.ndarray, tissue: np.ndarray, measured: np.nd
         for end in (0, tissue.shape[ax] - 1):
             on_face[np.unique(np.take(tl, end, axis=ax))] = True
     on_lung[0] = False
-    return (on_lung & on_face)[tl]
+    # tissue, not the partial-volume rim of an air lumen cut by the face: thicker than that layer
+    thick = np.zeros(n + 1, bool)
+    thick[np.unique(tl[erode_mm(tissue, rule("gas_core_depth_mm"), spacing_kji)])] = True
+    thick[0] = False
+    return (on_lung & on_face & thick)[tl]
 
 
 def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
