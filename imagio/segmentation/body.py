@@ -5,7 +5,9 @@ and thin blankets off, the largest component is the patient, holes (lungs, bowel
 filled per axial slice and in 3-D. Where the field of view cuts the chest, the lungs are open
 to a face of the volume (not holes): parenchyma-like air (connected air whose median is above
 -950 HU, Gevenois 1996: outside air and bowel gas are purer) touching the body and lying mostly
-inside the body's axial convex hull (the thoracic cage; not a table cushion) is added. A view
+inside the body's axial convex hull (the thoracic cage; not a table cushion) is added, with the
+tissue it touches that a face of the view cuts off the largest component (the hilum, the liver
+dome: `cut_tissue_on_lung`). A view
 inside one lung (no skin, no outside air: the in-plane faces cut lung, chest wall or mediastinum) is
 told from room air by the vessel tree the parenchyma carries and, where the lung does not reach every
 in-plane face, by the tissue beyond the air: pleura over chest wall, not skin over subcutaneous fat
@@ -115,6 +117,10 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
             tl, _, _ = components(~air, connectivity=6)
             touched = np.unique(tl[dilate_voxels(inside) & ~air])
             body = body | inside | np.isin(tl, touched[touched > 0])
+        if keep.any():
+            # after the lung field is judged, on the outline found so far (the tissue joined
+            # here is no skin either way, but `skin_like` weighs the layer beyond the air)
+            body = body | cut_tissue_on_lung(keep[lab], ~air & ~body, measured, sk)
     # the full-volume temporaries (uint32 air labels, masks) are not held through the filling
     lab = air = measured = None
     p(0.6, "body: fill holes")
@@ -139,6 +145,48 @@ def _upsample(c: np.ndarray, f: int, shape) -> np.ndarray:
     for ax, n in enumerate(shape):
         c = np.repeat(c, f, axis=ax)[(slice(None),) * ax + (slice(0, n),)]
     return c
+
+
+def cut_tissue_on_lung(lung_air: np.ndarray, tissue: np.ndarray, measured: np.ndarray | None,
+                       spacing_kji) -> np.ndarray:
+    """Bool [k, j, i]: the 6-connected pieces of ``tissue`` (bool [k, j, i]: above BODY_HU and
+    not yet body) that touch ``lung_air`` (bool [k, j, i]: air kept as aerated lung inside the
+    patient) and a face of the volume (on measured voxels only, ``measured`` bool or None), and
+    hold a voxel deeper than ``gas_core_depth_mm`` (``spacing_kji`` mm): tissue, not the
+    partial-volume rim of an air lumen or a noise speckle cut by the face (the chest CTA cut
+    through the trachea's middle: its wall's cut rim, 1.7 mL at -171 HU, joined the body and
+    the trachea was no longer found).
+
+    The lung is wrapped in the visceral pleura, and everything the pleura touches is inside
+    the thorax: the chest wall, the mediastinum and hilum (the pulmonary vessels and bronchi),
+    the diaphragm with the liver or spleen under it (Gray's Anatomy, 42nd ed., "Lungs" and
+    "Pleura"); the thorax's tissue is one connected whole. A piece of that tissue in view that is
+    not joined to the body's component is joined to it beyond a face of the field of view (a
+    cube inside the chest whose medial face cuts the hilum, or whose lower face cuts the liver
+    dome: issue 14, lung1 100 and 120 mm cubes on the right lung's deepest point). Left out of the
+    body, its surface was taken for the skin's partial-volume layer and the lung was eroded from
+    it (`lungs.lung_mask`'s ``gas_core_depth_mm``), then lacked its hilar and basal rim (30.1 of
+    537.4 mL lost in the 100 mm cube, and 45.3 mL of the uncropped body there; with it 0.0 mL).
+    A table, cushion or cable touches no lung air (the chest wall and skin lie between); a piece
+    of tissue enclosed by the body and lung without a face is a hole, filled anyway. Called
+    after the lung field is judged (`lung_field_air`, on the outline found so far)."""
+    if measured is not None:
+        tissue = tissue & measured
+    if not tissue.any():
+        return np.zeros(tissue.shape, bool)
+    tl, n, _ = components(tissue, connectivity=6)
+    on_lung = np.zeros(n + 1, bool)
+    on_lung[np.unique(tl[dilate_voxels(lung_air) & tissue])] = True
+    on_face = np.zeros(n + 1, bool)
+    for ax in range(3):
+        for end in (0, tissue.shape[ax] - 1):
+            on_face[np.unique(np.take(tl, end, axis=ax))] = True
+    on_lung[0] = False
+    # tissue, not the partial-volume rim of an air lumen cut by the face: thicker than that layer
+    thick = np.zeros(n + 1, bool)
+    thick[np.unique(tl[erode_mm(tissue, rule("gas_core_depth_mm"), spacing_kji)])] = True
+    thick[0] = False
+    return (on_lung & on_face & thick)[tl]
 
 
 def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
