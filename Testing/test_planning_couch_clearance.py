@@ -301,6 +301,12 @@ def test_no_couch_under_the_patient_in_the_planned_position_is_not_judged_and_sa
         assert _own(problem, couch, e, t, length) == np.inf          # far from the couch
         assert couch_clearance(problem, e[None], t[None], [length])[0][0] == np.inf
     assert any("not checked" in w for w in table_warnings(problem)), table_warnings(problem)
+    # trial 89 M1: the scan's position is the couch's side whatever the planned position (a rim
+    # beside the patient on the planned side is no evidence): this scan was taken supine
+    from imagio.planning.planner import scan_position_warnings
+
+    said = scan_position_warnings(problem)
+    assert len(said) == 1 and f"planned {position} on a CT taken supine (the couch found on" in said[0], said
     off = PlanningProblem.build(ct, lab, "liver_tumor", constraints=Constraints(disabled_rules=("table_side",)))
     assert any("couch" in w and "check on the images" in w for w in table_warnings(off)), table_warnings(off)
     assert not couch_judged(off)

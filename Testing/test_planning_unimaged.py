@@ -88,6 +88,8 @@ def _check(result, src, faces, tol):
     # a proposal with a finding (this one, or another: the throw past the tip) after every one without
     flags = [bool(x) for x in names]
     assert flags == sorted(flags), names
+    from imagio.planning.findings import finding_rank   # inside-the-patient findings after outside-only ones
+    assert [finding_rank(x) for x in names] == sorted(finding_rank(x) for x in names), names
     # trial 88 M1: a deferred proposal that scores better than the first (clean) one is said, in one line
     sc = [m.score for m in result.proposals]
     better = [n for n, fl in enumerate(flags, 1) if fl and not flags[0] and sc[n - 1] < sc[0]]
@@ -439,12 +441,39 @@ def test_deferred_proposals_that_score_better_are_said():
     props = [P(score=0.535, length_mm=145.7, aerated_lung_mm=84.4), P(score=0.549, length_mm=145.8, aerated_lung_mm=79.2),
              P(score=0.206, length_mm=46.6, aerated_lung_mm=14.8), P(score=0.6, length_mm=44.2, aerated_lung_mm=16.3),
              P(score=0.226, length_mm=48.9, aerated_lung_mm=15.1)]
-    flagged = [[], [], ["unimaged_needle"], ["unimaged_needle"], ["unimaged_needle", "beyond_tip"]]
+    flagged = [[], [], ["unimaged_needle"], ["unimaged_needle"], ["unimaged_needle", "couch_clearance"]]
     (w,) = deferred_better_warning(props, flagged)
     assert w.startswith("proposals 3, 5 score better (0.21, 0.23; lower is better) than proposal 1 (0.54)"), w
-    assert "beyond_tip, unimaged_needle" in w and "proposal 1 is 146 mm long with 84 mm of aerated lung" in w, w
+    assert "couch_clearance, unimaged_needle" in w and "proposal 1 is 146 mm long with 84 mm of aerated lung" in w, w
+    # a finding inside the patient is no trade to offer (trial 89 M2: a mediastinal path was)
+    (w,) = deferred_better_warning(props, flagged[:4] + [["unimaged_needle", "mediastinum"]])
+    assert w.startswith("proposal 3 scores better") and "mediastinum" not in w, w
     assert "proposal 3 47 mm with 15 mm" in w and "proposal 4" not in w and "--needle-length" in w, w
     assert deferred_better_warning(props, [["mediastinum"]] + flagged[1:]) == []
     assert deferred_better_warning(props, [[], [], [], ["unimaged_needle"], []]) == []
-    (w,) = deferred_better_warning(props[:3], [[], [], ["mediastinum"]])
+    (w,) = deferred_better_warning(props[:3], [[], [], ["couch_clearance"]])
     assert w.startswith("proposal 3 scores better (0.21; lower is better)") and "--needle-length" not in w, w
+    assert deferred_better_warning(props[:3], [[], [], ["mediastinum"]]) == []
+
+
+def test_findings_inside_the_patient_rank_after_those_outside_it():
+    """New-user trial 89 M2: on lung1's crops every path had an unimaged needle (a finding of the
+    needle's part outside the skin), so the ranking by finding or none put the mediastinal paths
+    (great vessels unseen on a CT without contrast) first by score, ahead of a chest-wall path.
+    `finding_rank`: 0 none, 1 outside the patient only, 2 inside, 3 both; `propose` ranks by it
+    before the score."""
+    from imagio.planning.findings import finding_rank
+    from imagio.planning.proposals import propose
+    from imagio.planning.scoring import ScoreTable
+
+    assert [finding_rank(x) for x in ([], ["unimaged_needle", "couch_clearance"], ["mediastinum"],
+                                      ["beyond_tip", "outside_clearance"])] == [0, 1, 2, 3]
+    n = 4
+    t = ScoreTable.__new__(ScoreTable)
+    t.violations = np.zeros(n, np.int32)
+    t.score = np.array([0.1, 0.2, 0.3, 0.4])                     # best score: the mediastinal paths
+    t.entry_ras = np.array([[100.0 * i, 0.0, 0.0] for i in range(n)])
+    t.costs = np.zeros((n, 1))
+    defer = np.array([3, 3, 1, 0], np.int8)                     # mediastinum + unimaged, unimaged, clear
+    ranked, _ = propose(t, k=4, separation_mm=1.0, defer=defer)
+    assert ranked == [3, 2, 0, 1], ranked

@@ -494,7 +494,7 @@ def test_report_shows_later_proposals_ranked_last_that_score_better():
     best-scored paths of the chest CTA (#4 and #5, ranked last for an unimaged needle, 59-61 mm
     with 7-8 mm of aerated lung against 133-147 mm with 85-93 mm) had no entry or figures in it.
     Now a later proposal ranked last for a finding is shown when it scores better than #1, with
-    the finding named in a "ranked last for" row; one that scores worse is not."""
+    the finding named in a row; one that scores worse, or has a finding inside the patient, is not."""
     from imagio.report import sections
 
     def prop(score, fl, a):
@@ -507,6 +507,9 @@ def test_report_shows_later_proposals_ranked_last_that_score_better():
     assert head == ["", "#1", "#2", "#3", "#4"], head
     rows = {r[0]: r[1:] for r in rows}
     assert rows["entry RAS (mm)"][3] == [7.0, 0.0, 0.0] and float(rows["score (lower is better)"][3]) == pytest.approx(0.16, abs=0.05)
-    assert rows["ranked last for"] == ("none", "none", "none", "unimaged_needle")
+    assert rows["warned findings (ranked by them first)"] == ("none", "none", "none", "unimaged_needle")
+    # a finding inside the patient is no trade to show (trial 89 M2)
+    props[3]["findings_ranked_last"] = ["unimaged_needle", "mediastinum"]
+    assert dict(sections({"proposals": props}, {}))["Proposed trajectories"][0][1] == ["", "#1", "#2", "#3"]
     head = dict(sections({"proposals": props[:3]}, {}))["Proposed trajectories"][0][1]
     assert head == ["", "#1", "#2", "#3"]

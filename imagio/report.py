@@ -374,14 +374,17 @@ def stratification_rows(val: dict) -> list:
 def shown_proposals(props: list[dict], first: int = 3) -> list[int]:
     """Indices of the proposals (plan.json ``proposals``, best first) the report's trajectory
     table shows: the first ``first``, and every later one ranked last for a finding
-    (``findings_ranked_last``) whose score is better (lower) than proposal 1's. The ranking rule
+    (``findings_ranked_last``), all of the needle's part outside the skin (`planning.findings.
+    finding_rank` 1), whose score is better (lower) than proposal 1's. The ranking rule
     puts such a path after every path without a finding whatever the scores (new-user trial 88
     M1: the chest CTA's two best-scored paths, 59-61 mm with 7-8 mm of aerated lung, were
     proposals 4 and 5 behind 133-147 mm paths with 85-93 mm of lung, and the report, showing
     #1-#3 only, gave no entry or figures for them)."""
+    from .planning.findings import finding_rank
+
     s0 = props[0].get("score") if props else None
     later = [i for i, p in enumerate(props[first:], first)
-             if p.get("findings_ranked_last") and isinstance(s0, (int, float))
+             if finding_rank(p.get("findings_ranked_last") or []) == 1 and isinstance(s0, (int, float))
              and isinstance(p.get("score"), (int, float)) and p["score"] < s0]
     return list(range(min(first, len(props)))) + later
 
@@ -427,7 +430,7 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         rows.append(("score (lower is better)", *[f"{s:.{n}f}" if isinstance(s, (int, float)) else "" for s in scores]))
         rows.append(("constraint violations", *[", ".join(p.get("violations") or []) or "none" for p in shown]))
         if any(p.get("findings_ranked_last") for p in shown):
-            rows.append(("ranked last for", *[", ".join(p.get("findings_ranked_last") or []) or "none" for p in shown]))
+            rows.append(("warned findings (ranked by them first)", *[", ".join(p.get("findings_ranked_last") or []) or "none" for p in shown]))
         out.append(("Proposed trajectories", [("table", head, rows)]))
         out.append(("Angles (degrees)", [(label, why) for _, label, why in ANGLES]))
     chosen = doc.get("chosen_path")

@@ -38,8 +38,10 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
   9.5 mm past a paravertebral target).
 
 Rule (``warnings.sources.findings_ranked_last`` in planning_defaults.json): a feasible path with
-either finding is ranked after every feasible path without one (`proposals.propose`'s
-``defer``); its score and feasibility are unchanged. All arrays per path; positions RAS mm,
+a finding is ranked after every feasible path without one, and a path with a finding inside the
+patient (``INSIDE_FINDINGS``) after every path whose findings concern only the needle's part
+outside the skin (`finding_rank`, `proposals.propose`'s ``defer``); its score and feasibility
+are unchanged. All arrays per path; positions RAS mm,
 lengths mm; vectorised over paths.
 """
 
@@ -56,7 +58,9 @@ RANKING_RULE = ("a path with a warned finding the label map cannot resolve (medi
                 "body is cut, or through or within its clearance of another body part's tissue, an arm, or within its clearance of the couch top; a structure the needle "
                 "must not enter, or unlabelled dense tissue, within a core needle's throw past the target) is "
                 "ranked after every "
-                "feasible path without one; scores and feasibility unchanged")
+                "feasible path without one, and a path with one inside the patient (mediastinum, past the tip) after "
+                "every path whose findings concern only the needle's part outside the skin; scores and feasibility "
+                "unchanged")
 
 
 def _outside_samples(problem, e, t, length_mm, hub: bool = False):
@@ -928,10 +932,30 @@ def refine_near(problem, table, findings: Findings, rows) -> None:
             findings.near_mm[r], findings.near_at_mm[r], findings.near_hub[r], findings.near_inside[r] = a, b, c, d
 
 
+# findings of what the needle meets inside the patient (unseen great vessels, a structure past the
+# tip); the others concern the needle's part outside the skin and its hub, which the operator sees
+# at the patient before the needle goes in
+INSIDE_FINDINGS = ("mediastinum", "beyond_tip")
+
+
+def finding_rank(names) -> int:
+    """The rank of a path's findings (``names``, `Findings.flagged`) in the ranking rule: 0 none,
+    1 only findings of the needle's part outside the skin (checked at the patient), 2 one inside
+    the patient (``INSIDE_FINDINGS``), 3 both. Paths are ranked by it before their score: new-user
+    trial 89 M2, on lung1's crops every path had an unimaged needle, so the mediastinal paths
+    (great vessels not seen on a CT without contrast) ranked first by score, ahead of a chest-wall
+    path whose only finding was outside the patient."""
+    inside = any(n in INSIDE_FINDINGS for n in names)
+    outside = any(n not in INSIDE_FINDINGS for n in names)
+    return 2 * int(inside) + int(outside)
+
+
 def deferred(findings: Findings, n: int) -> np.ndarray:
-    """Bool (n,) over the table's rows: True for rows with a finding (ranked last)."""
-    out = np.zeros(n, bool)
-    rows = [r for r in set(findings.mediastinum_mm) | set(findings.unimaged_mm) | set(findings.outside_tissue_mm)
-            | set(findings.beyond_mm) | set(findings.near_mm) | set(findings.couch_mm) if findings.flagged(r)]
-    out[rows] = True
+    """Int (n,) over the table's rows: each row's `finding_rank` (0: no finding); rows are ranked
+    by it before their score (`proposals.propose`'s ``defer``)."""
+    out = np.zeros(n, np.int8)
+    rows = set(findings.mediastinum_mm) | set(findings.unimaged_mm) | set(findings.outside_tissue_mm) \
+        | set(findings.beyond_mm) | set(findings.near_mm) | set(findings.couch_mm)
+    for r in rows:
+        out[r] = finding_rank(findings.flagged(r))
     return out

@@ -251,13 +251,17 @@ class Plan:
         A line when only one lung is labelled within reach (the mediastinum cannot be outlined)."""
         if not self.proposals:
             return []
-        from .findings import couch_text, near_text, unimaged_text
+        from .findings import couch_text, finding_rank, near_text, unimaged_text
 
         f = self.proposal_findings()
         rows = self.ranked[:len(self.proposals)]
         flagged = [f.flagged(r) for r in rows]
-        rank = ("every proposal has such a finding: no feasible path without one was found" if all(flagged) else
-                "ranked after every proposal without such a finding")
+        none = " (no feasible path without a finding was found)" if all(flagged) else ""
+
+        def ranked(fl) -> str:   # what the ranking rule does with this proposal (`findings.finding_rank`)
+            inside = finding_rank(fl) >= 2
+            return ("ranked after every proposal without a finding"
+                    + (" and every one whose findings lie only outside the patient" if inside else "") + none)
         out = []
         if f.one_lung and f.mediastinum_checked:
             out.append(f"only the {f.one_lung} lung is labelled within needle reach (a hemithorax crop or a one-lung "
@@ -276,10 +280,10 @@ class Plan:
                 out.append(f"proposal {n}: crosses {f.mediastinum_mm[r]:.0f} mm of mediastinal soft tissue (between the "
                            f"lungs, in front of the spine){back} where the heart and great vessels run, and no large "
                            "vessel is labelled: they are not seen on a CT without contrast; prefer a proposal through "
-                           f"the chest wall, or segment the vessels (contrast CT or a deep model) first; {rank}")
+                           f"the chest wall, or segment the vessels (contrast CT or a deep model) first; {ranked(fl)}")
             if "unimaged_needle" in fl:
                 out.append(f"proposal {n}: " + unimaged_text(self.problem, f.unimaged_mm[r], f.unimaged_side[r],
-                                                             f.unimaged_at_mm[r], f.unimaged_hub[r]) + f"; {rank}")
+                                                             f.unimaged_at_mm[r], f.unimaged_hub[r]) + f"; {ranked(fl)}")
             elif f.unimaged_note(r):   # outside the scanned field where the body is not cut: said, not ranked
                 out.append(f"proposal {n}: " + unimaged_text(self.problem, f.unimaged_mm[r], f.unimaged_side[r],
                                                              f.unimaged_at_mm[r], f.unimaged_hub[r], False))
@@ -289,18 +293,18 @@ class Plan:
                            f"{self.problem.needle.widening_mm:.1f} mm clearance (checked to "
                            f"{self.problem.needle.beyond_tip_mm:g} mm: a core needle's throw + placement "
                            "uncertainty): a needle fired or pushed from the target reaches it; use a shorter "
-                           f"throw, stop short of the target, or prefer another proposal; {rank}")
+                           f"throw, stop short of the target, or prefer another proposal; {ranked(fl)}")
             if "tissue_outside_skin" in fl:
                 out.append(f"proposal {n}: {f.outside_tissue_mm[r]:.0f} mm of the needle outside the skin (and its hub) "
                            "run through another body part beyond the skin (an arm beside the trunk?), tissue outside "
                            "the patient's outline or met again after the needle left the skin: the needle cannot be "
-                           f"placed there in this position; move the arm or prefer another proposal; {rank}")
+                           f"placed there in this position; move the arm or prefer another proposal; {ranked(fl)}")
             if "outside_clearance" in fl:
                 out.append(f"proposal {n}: " + near_text(self.problem, f.near_mm[r], f.near_at_mm[r], f.near_hub[r],
-                                                         f.near_inside[r]) + f"; {rank}")
+                                                         f.near_inside[r]) + f"; {ranked(fl)}")
             if "couch_clearance" in fl:
                 out.append(f"proposal {n}: " + couch_text(self.problem, f.couch_mm[r], f.couch_at_mm[r], f.couch_hub[r])
-                           + f"; {rank}")
+                           + f"; {ranked(fl)}")
         out += deferred_better_warning(self.proposals, flagged)
         return out
 
@@ -622,20 +626,26 @@ def table_warnings(problem: PlanningProblem) -> list[str]:
     return [w] if w else []
 
 
-def couch_position(problem: PlanningProblem) -> tuple[str, float] | None:
-    """(position, cover) the couch found in the image says the patient lay in (`table.locate_table`
-    along each of `problem.POSITIONS`): the planned position when a couch lies under the patient
-    there, else the other position whose couch shows in the most of the patient's columns; None
-    when no couch is found (cropped, out of the field of view, removed). ``cover``: that fraction."""
+def couch_covers(problem: PlanningProblem) -> dict:
+    """{position: cover} of each patient position (`problem.POSITIONS`) whose couch
+    `table.locate_table` finds under the patient (cover: the fraction of the patient's columns
+    that show it); positions without one are left out."""
     from .problem import POSITIONS
     from .table import locate_table_cached
 
+    found = {p: locate_table_cached(problem, np.array(d)) for p, d in POSITIONS.items()}
+    return {p: float(t.cover) for p, t in found.items() if t.located}
+
+
+def couch_position(problem: PlanningProblem) -> tuple[str, float] | None:
+    """(position, cover) the couch found in the image says the patient lay in (`couch_covers`):
+    the planned position when a couch lies under the patient there, else the other position
+    whose couch shows in the most of the patient's columns; None when no couch is found
+    (cropped, out of the field of view, removed). ``cover``: that fraction."""
+    found = couch_covers(problem)
     c = problem.constraints
-    mine = locate_table_cached(problem, c.table_direction)
-    if mine.located:
-        return c.patient_position, float(mine.cover)
-    found = {p: locate_table_cached(problem, np.array(d)) for p, d in POSITIONS.items() if p != c.patient_position}
-    found = {p: float(t.cover) for p, t in found.items() if t.located}
+    if c.patient_position in found:
+        return c.patient_position, found[c.patient_position]
     if not found:
         return None
     p = max(found, key=found.get)
@@ -645,19 +655,28 @@ def couch_position(problem: PlanningProblem) -> tuple[str, float] | None:
 def scan_position(problem: PlanningProblem) -> tuple[str | None, str]:
     """(the position the CT was taken in, or None when not known; how it is known): the DICOM
     PatientPosition (0018,5100) when the CT has one IMAGIO knows (`problem.DICOM_POSITIONS`),
-    else the couch found in the image (`couch_position`: a supine patient lies on it with the
-    back, a prone one with the front)."""
+    else the couch found in the image (a supine patient lies on it with the back, a prone one
+    with the front): the side whose couch shows in the most of the patient's columns
+    (`couch_covers`, whatever the planned position), when that is at least
+    planning_defaults.json ``table.position_min_cover`` of them (new-user trial 89 M1: the planned
+    side was taken first, so STS_002, scanned supine, planned left lateral read a curved couch's
+    rising side as a couch on the left and said nothing; a crop's cut face in 26 % of the columns
+    read as a couch on the left made a supine scan "taken left_lateral")."""
     from .problem import DICOM_POSITIONS, TABLE_SIDE
 
     code = str((problem.ct.meta or {}).get("PatientPosition", "") or "").strip().upper()
     if code in DICOM_POSITIONS:
         return DICOM_POSITIONS[code], f"DICOM PatientPosition {code}"
-    found = couch_position(problem)
-    if found is None:
-        return None, ("no DICOM PatientPosition" + (f" IMAGIO knows ({code!r})" if code else "")
-                      + " and no couch found in the image")
-    p, cover = found
-    return p, f"the couch found on the patient's {TABLE_SIDE[p]} side in {100 * cover:.0f}% of the columns"
+    found = couch_covers(problem)
+    head = "no DICOM PatientPosition" + (f" IMAGIO knows ({code!r})" if code else "")
+    if not found:
+        return None, head + " and no couch found in the image"
+    p = max(found, key=found.get)   # the side the couch shows most, whatever the planned position
+    lim = float(load_defaults()["table"]["position_min_cover"])
+    if found[p] < lim:
+        return None, (f"{head}, and the couch-like object on the patient's {TABLE_SIDE[p]} side shows in only "
+                      f"{100 * found[p]:.0f}% of the columns (a couch the patient lies on shows in most)")
+    return p, f"the couch found on the patient's {TABLE_SIDE[p]} side in {100 * found[p]:.0f}% of the columns"
 
 
 def scan_position_warnings(problem: PlanningProblem) -> list[str]:
@@ -710,10 +729,12 @@ def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
             why = "no feasible path" if mine is None else (
                 f"a worse best path (score {mine['score']:.3f}, {mine['aerated_lung_mm']:.0f} mm of "
                 "aerated lung)")
+            fnd = (" (that path has a warned finding the label map cannot resolve: plan that position to see it)"
+                   if b.get("finding") else "")
             out.append(f"patient position: {chosen} gives {why}; {pos} gives {v['feasible_candidates']} "
                        f"feasible candidates, best entry {np.round(b['entry_ras'], 1).tolist()} RAS mm, "
                        f"{b['length_mm']:.0f} mm, {b['aerated_lung_mm']:.0f} mm of aerated lung, score "
-                       f"{b['score']:.3f} (--position {pos})")
+                       f"{b['score']:.3f}{fnd} (--position {pos})")
     return out
 
 
@@ -987,11 +1008,18 @@ def deferred_better_warning(proposals, flagged) -> list[str]:
     because the unused needle outside the skin ran beyond the image where the body is cut).
     Says which, with their scores (lower is better), path lengths and aerated lung (mm), that
     their findings are to be checked on the images and at the patient, and that a shorter
-    needle leaves less of it outside the skin when the finding is the unimaged needle."""
+    needle leaves less of it outside the skin when the finding is the unimaged needle. Only
+    proposals whose findings all concern the needle's part outside the skin
+    (`findings.finding_rank` 1) are named: a finding inside the patient is no trade to offer."""
+    from .findings import finding_rank
+
     if not flagged or flagged[0]:
         return []
     first = proposals[0]
-    better = [n for n, (m, fl) in enumerate(zip(proposals, flagged), 1) if fl and m.score < first.score]
+    # only findings of the needle's part outside the skin, which the operator can check at the patient
+    # (trial 89 M2: a mediastinal path, great vessels unseen, is not to be offered as the better path)
+    better = [n for n, (m, fl) in enumerate(zip(proposals, flagged), 1)
+              if finding_rank(fl) == 1 and m.score < first.score]
     if not better:
         return []
     b = [proposals[n - 1] for n in better]

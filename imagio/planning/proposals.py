@@ -50,7 +50,8 @@ def propose(table: ScoreTable, k: int = 5, separation_mm: float = 15.0, pareto_l
             defer: np.ndarray | None = None):
     """(ranked, pareto): indices of up to ``k`` diverse feasible paths by score, and the indices
     of the Pareto-optimal feasible paths among the ``pareto_limit`` best scored (best first).
-    ``defer`` (bool per row, optional): rows ranked after every row without it (`findings`);
+    ``defer`` (bool or int per row, optional): rows ranked by it before their score, lowest first
+    (`findings.deferred`: the rank of each row's findings, 0 none);
     the Pareto set does not depend on it."""
     feas = np.flatnonzero(table.feasible)
     if len(feas) == 0:
