@@ -153,3 +153,20 @@ def test_the_advice_fits_the_flag():
     w = target_warning("sarcoma_1", LEAKED)
     assert "depends on the click" in w and "nearer the lesion's centre" not in w and "outline it by hand" in w
     assert target_warning("sarcoma_1", dict(LEAKED, flags={})) is None
+
+
+def test_eligibility_refuses_a_leaked_outline_unless_the_user_accepts_it(torso_lesion, capsys):
+    """New-user trial 89 M4: `imagio eligibility` judged a leaked outline (STS_010's, size
+    withheld by `imagio lesion`) by its own 162 mm long axis, with no word. Refused in one line,
+    exit 2, unless --accept-flagged-outline."""
+    d = torso_lesion
+    _sidecar(d, LEAKED)
+    args = ["eligibility", str(d / "ct.nii.gz"), "--labels", str(d / "les.nii.gz"), "--lesion", "liver_tumor"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "flagged by imagio lesion" in err[0] and "--accept-flagged-outline" in err[0], err
+    code = main(args + ["--accept-flagged-outline"])
+    assert "flagged by imagio lesion" not in capsys.readouterr().err and code in (0, 2)
+    _sidecar(d, None)
+    main(args)
+    assert "flagged by imagio lesion" not in capsys.readouterr().err

@@ -175,6 +175,10 @@ class LesionMeasurements:
         d["outline_centroid_ras"] = list(self.centroid_ras)
         if d["size_withheld"]:
             d.update(dict.fromkeys(SIZE_KEYS + ("centroid_ras",)))
+        if self.leaked:
+            # a leaked outline bounds no range either (trial 89 M3: STS_010's edge-leaked outline, its
+            # size withheld, still gave 229-266 mL for a 182.8 mL tumour; a size-limit leak gives none)
+            d["volume_range_ml"] = None
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
 
 

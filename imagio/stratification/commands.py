@@ -210,7 +210,20 @@ def cmd_eligibility(args) -> int:
 
     ct = io.read_image(args.ct)
     labels = io.read_labels(args.labels, io.label_names_arg(args))
-    res = assess(ct, labels, point_or_name(args.lesion, args.lps, "--lesion"))
+    lesion = point_or_name(args.lesion, args.lps, "--lesion")
+    if isinstance(lesion, str) and not args.accept_flagged_outline:
+        # trial 89 M4: a leaked or size-withheld outline was judged by its own 162 mm long axis, no word
+        from .. import anatomy
+        from ..errors import InputError
+        from ..outline_doubts import refused_flags, target_warning
+
+        name = anatomy.name_in(lesion, labels.labels.values())
+        rec = labels.outline_doubts.get(name)
+        if refused_flags(rec):
+            raise InputError(f"{target_warning(name, rec)}; its size and margins are not the lesion's, so its "
+                             "eligibility is not judged: correct the outline (imagio lesion --add/--remove) or "
+                             "pass --accept-flagged-outline to judge this outline anyway")
+    res = assess(ct, labels, lesion)
     io.say_warnings(res["warnings"])
     print(json.dumps({**res, "input_warnings": ct.warnings + labels.warnings}, indent=1))
     return 0
@@ -258,4 +271,7 @@ def register(sub) -> None:
     from ..io import add_label_names_argument
 
     add_label_names_argument(s)
+    s.add_argument("--accept-flagged-outline", action="store_true",
+                   help="judge a --lesion outline that imagio lesion flagged as leaked or size-withheld "
+                        "(refused otherwise: its size is not the lesion's)")
     s.set_defaults(func=cmd_eligibility)
