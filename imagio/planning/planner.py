@@ -682,8 +682,9 @@ def scan_position(problem: PlanningProblem) -> tuple[str | None, str]:
 def scan_position_warnings(problem: PlanningProblem) -> list[str]:
     """The warning that the plan is made in a position other than the scan's own
     (`scan_position`), or in a position other than the default while the scan's is not known:
-    the plan uses the anatomy as scanned, and the organs move between positions (gravity: the
-    lungs, heart, diaphragm, liver and bowel shift, and a lesion with them), so it must be confirmed
+    the plan uses the anatomy as scanned, and the organs move between positions (gravity shifts
+    the organs and soft tissues, and a lesion with them; trial 89 L4: the chest's organs were
+    named for a thigh), so it must be confirmed
     on a CT in the planned position (new-user trial 86 M1: a prone plan on a supine scan said
     nothing of it). Said in plan.json ``warnings`` and on stderr. Not with the table-side rule off
     (`table_warnings` says so; the plan then uses no position: the sarcoma biopsy's default)."""
@@ -692,9 +693,8 @@ def scan_position_warnings(problem: PlanningProblem) -> list[str]:
         return []
     chosen = c.patient_position
     pos, how = scan_position(problem)
-    tail = (f"organs move between positions (gravity shifts the lungs, heart, diaphragm, liver and bowel, and a "
-            f"lesion with them), so confirm the target, path and entry on a CT taken {chosen} before the needle is "
-            f"placed")
+    tail = (f"organs move between positions (gravity shifts the organs and soft tissues, and a lesion with them), "
+            f"so confirm the target, path and entry on a CT taken {chosen} before the needle is placed")
     if pos is not None and pos != chosen:
         return [f"patient position: planned {chosen} on a CT taken {pos} ({how}): the plan uses the anatomy as "
                 f"scanned {pos}; " + tail]
