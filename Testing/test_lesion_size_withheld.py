@@ -36,12 +36,12 @@ def test_withheld_volume_withholds_every_diameter():
         d = _meas(click_dependent=True, **flags).to_dict()
         assert d["volume_ml"] is None and all(d[k] is None for k in SIZE_KEYS), d
         assert word in d["size_withheld"] and d["outline_volume_ml"] == pytest.approx(9.83), d
-    # leaked by its shape or the image's edge alone (trial 88 M2): withheld too, the edge named
+    # leaked at the image's edge (trial 88 M2): withheld too, the edge named
     d = _meas(leaked=True, touches_image_edge=True, no_intensity_edge=True, volume_range_ml=[229.0, 266.0]).to_dict()
     assert d["volume_range_ml"] is None, d   # no range from a leaked outline (trial 89 M3)
     assert d["volume_ml"] is None and all(d[k] is None for k in SIZE_KEYS) and d["centroid_ras"] is None, d
     assert "image's edge" in d["size_withheld"] and d["outline_volume_ml"] == pytest.approx(9.83), d
-    d = _meas(irregular=True).to_dict()   # irregular but not judged leaked: sizes given
+    d = _meas(leaked=True, irregular=True).to_dict()   # leaked by its shape alone (an --add's union): sizes given
     assert d["size_withheld"] is None and d["volume_ml"] == pytest.approx(9.83)
     assert d["long_axis_mm"] == 40.0 and d["mean_diameter_mm"] == 33.0 and d["volume_pv_ml"] == 9.5
 

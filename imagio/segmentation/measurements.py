@@ -122,10 +122,19 @@ class LesionMeasurements:
     def volume_summary_ml(self) -> float | None:
         """The volume (mL) to present as the lesion's: None when it is click-dependent (other
         clicks inside it gave volumes more than two-fold apart; ``volume_range_ml`` holds the
-        range), or when this outline leaked (``leaked``: at the size limit, at the image's edge
-        without a border of its own, or irregular: its volume is not the lesion's); ``volume_ml``
-        (the written outline's) otherwise."""
-        return None if (self.click_dependent or self.leaked) else self.volume_ml
+        range), or when this outline leaked at the image's edge (``edge_leaked``: its volume is
+        not the lesion's); ``volume_ml`` (the written outline's) otherwise."""
+        return None if (self.click_dependent or self.edge_leaked) else self.volume_ml
+
+    @property
+    def edge_leaked(self) -> bool:
+        """This outline leaked (``leaked``) and reached the image's edge without a border of its
+        own (``edge_size_unreliable``): its size is neither the lesion's nor a bound of it (new-user
+        trial 88 M2: STS_010's outline gave 256.1 mL against a 182.8 mL mask). An outline judged
+        leaked for its shape alone (``irregular``) keeps its size with the flag: after --add it is
+        the user's (two nodules joined by a second click are irregular by design); a size-limit
+        leak is ``click_dependent`` already."""
+        return bool(self.leaked and self.edge_size_unreliable)
 
     @property
     def edge_size_unreliable(self) -> bool:
@@ -139,7 +148,7 @@ class LesionMeasurements:
     @property
     def size_withheld(self) -> str | None:
         """Why the lesion's size is not given, in one place (None when it is given): set exactly
-        when ``volume_summary_ml`` is None (``click_dependent`` or ``leaked``). The outline that leaked or that
+        when ``volume_summary_ml`` is None (``click_dependent`` or ``edge_leaked``). The outline that leaked or that
         another click would draw otherwise is not the lesion's, so neither its volume nor its
         diameters are (new-user trial 68 M5: STS_022's leaked 3351 mL outline gave a 185.8 mm mean
         diameter and a 262 mm long axis while its volume was withheld). ``to_dict`` then gives
@@ -148,16 +157,16 @@ class LesionMeasurements:
         too and the outline's centre is ``outline_centroid_ras`` (trial 70 D5: STS_022's leaked outline
         gave a "centroid" 70 mm from the click, outside the sarcoma; a clinical user reads
         ``centroid_ras`` as the lesion's centre, e.g. a target, which a leaked or click-dependent
-        outline does not give). An outline that leaked by its shape or the image's edge alone
-        (``leaked`` without ``click_dependent``) is withheld the same way (new-user trial 88 M2:
-        STS_010's outline, leaked at the image's edge, gave 256.1 mL and a 162 mm long axis against
-        a 182.8 mL mask, while every outline leaked at the size limit gave none)."""
-        if not (self.click_dependent or self.leaked):
+        outline does not give). An outline that leaked at the image's edge (``edge_leaked``, not
+        ``click_dependent``) is withheld the same way (new-user trial 88 M2: STS_010's outline gave
+        256.1 mL and a 162 mm long axis against a 182.8 mL mask, while every outline leaked at the
+        size limit gave none)."""
+        if not (self.click_dependent or self.edge_leaked):
             return None
+        if self.edge_leaked and not self.hit_size_limit:
+            return ("leaked: the outline reached the image's edge without a border of its own, so its size "
+                    "is not the lesion's")
         if self.leaked:
-            if self.edge_size_unreliable and not self.hit_size_limit:
-                return ("leaked: the outline reached the image's edge without a border of its own, so its size "
-                        "is not the lesion's")
             return "leaked: the outline grew beyond the lesion, so its size is not the lesion's"
         if self.check_leaked:
             return "click-dependent: a check click's outline leaked, so the lesion's border is not found from a click"
@@ -175,7 +184,7 @@ class LesionMeasurements:
         d["outline_centroid_ras"] = list(self.centroid_ras)
         if d["size_withheld"]:
             d.update(dict.fromkeys(SIZE_KEYS + ("centroid_ras",)))
-        if self.leaked:
+        if self.edge_leaked:
             # a leaked outline bounds no range either (trial 89 M3: STS_010's edge-leaked outline, its
             # size withheld, still gave 229-266 mL for a 182.8 mL tumour; a size-limit leak gives none)
             d["volume_range_ml"] = None
