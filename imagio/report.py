@@ -380,12 +380,12 @@ def shown_proposals(props: list[dict], first: int = 3) -> list[int]:
     M1: the chest CTA's two best-scored paths, 59-61 mm with 7-8 mm of aerated lung, were
     proposals 4 and 5 behind 133-147 mm paths with 85-93 mm of lung, and the report, showing
     #1-#3 only, gave no entry or figures for them)."""
-    from .planning.findings import finding_rank
+    from .planning.findings import held_back_better
 
     s0 = props[0].get("score") if props else None
     later = [i for i, p in enumerate(props[first:], first)
-             if finding_rank(p.get("findings_ranked_last") or []) == 1 and isinstance(s0, (int, float))
-             and isinstance(p.get("score"), (int, float)) and p["score"] < s0]
+             if isinstance(s0, (int, float)) and isinstance(p.get("score"), (int, float))
+             and held_back_better(p.get("findings_ranked_last") or [], p["score"], s0)]
     return list(range(min(first, len(props)))) + later
 
 

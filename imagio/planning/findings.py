@@ -950,6 +950,15 @@ def finding_rank(names) -> int:
     return 2 * int(inside) + int(outside)
 
 
+def held_back_better(names, score, first_score) -> bool:
+    """True for a proposal (its finding ``names``, `Findings.flagged`, and ``score``) that the
+    ranking rule put after proposal 1 (score ``first_score``, no finding) only for findings of the
+    needle's part outside the skin (`finding_rank` 1) while it scores better (lower): the trade
+    the plan's warning (`planner.deferred_better_warning`) and the report's table
+    (`report.shown_proposals`) show (new-user trials 88 M1, 89 M2)."""
+    return finding_rank(names) == 1 and score < first_score
+
+
 def deferred(findings: Findings, n: int) -> np.ndarray:
     """Int (n,) over the table's rows: each row's `finding_rank` (0: no finding); rows are ranked
     by it before their score (`proposals.propose`'s ``defer``)."""

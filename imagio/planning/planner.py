@@ -1011,7 +1011,7 @@ def deferred_better_warning(proposals, flagged) -> list[str]:
     needle leaves less of it outside the skin when the finding is the unimaged needle. Only
     proposals whose findings all concern the needle's part outside the skin
     (`findings.finding_rank` 1) are named: a finding inside the patient is no trade to offer."""
-    from .findings import finding_rank
+    from .findings import held_back_better
 
     if not flagged or flagged[0]:
         return []
@@ -1019,7 +1019,7 @@ def deferred_better_warning(proposals, flagged) -> list[str]:
     # only findings of the needle's part outside the skin, which the operator can check at the patient
     # (trial 89 M2: a mediastinal path, great vessels unseen, is not to be offered as the better path)
     better = [n for n, (m, fl) in enumerate(zip(proposals, flagged), 1)
-              if finding_rank(fl) == 1 and m.score < first.score]
+              if held_back_better(fl, m.score, first.score)]
     if not better:
         return []
     b = [proposals[n - 1] for n in better]
