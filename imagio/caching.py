@@ -26,7 +26,9 @@ whose mask differs, even the same object edited in place, does not.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
 import weakref
 
 import numpy as np
@@ -194,3 +196,34 @@ def source_digest(files, root, data=()) -> str:
     for f in source_files(files, root) + sorted(Path(d).resolve() for d in data):
         h.update(str(f.relative_to(base)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+class ThreadKept:
+    """Results kept per thread while a `keep` context is open: the store behind the
+    segmentation's keep-contexts (`padding.keep_fill_regions`, `segmentation.bones.keep_common_resolution`,
+    `segmentation.bone_shell.keep_lung_hulls`), which let one rule-based segmentation compute a
+    result once that several of its steps ask for. ``entries`` is None outside the context (the
+    caller then computes without keeping), else a fresh ``factory()`` (a list or dict the caller
+    fills). Nestable: only the outermost context creates the store and drops it on exit, so
+    nothing is held after it."""
+
+    def __init__(self, factory=list):
+        self._local = threading.local()
+        self._factory = factory
+
+    @property
+    def entries(self):
+        """This thread's store while a context is open, else None."""
+        return getattr(self._local, "entries", None)
+
+    @contextlib.contextmanager
+    def keep(self):
+        """Open the context (see the class doc)."""
+        outer = self.entries is None
+        if outer:
+            self._local.entries = self._factory()
+        try:
+            yield
+        finally:
+            if outer:
+                self._local.entries = None

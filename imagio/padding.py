@@ -20,10 +20,10 @@ Arrays [k, j, i]; no Python loop over voxels.
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import numpy as np
 
+from .caching import ThreadKept
 from .volume import Volume
 
 NOISY_AIR_HU = (-1200.0, -900.0)   # `padding_mask`: measured air around a patient lies here
@@ -323,7 +323,7 @@ def with_thin_fill(a: np.ndarray, pad: np.ndarray, c: float) -> np.ndarray:
     return out
 
 
-_KEPT = threading.local()   # `keep_fill_regions`: per thread, its results while in the context
+_KEPT = ThreadKept(dict)   # `keep_fill_regions`: per thread, its results while in the context
 
 
 @contextlib.contextmanager
@@ -335,20 +335,14 @@ def keep_fill_regions():
     held after it. Nestable. One rule-based segmentation (`segmentation.rules.segment_masks`)
     asks for the padding of its one CT from the body, the lungs, the airways and the bones
     (`segmentation.body.measured_voxels`, `padding_voxels`, `common.scan_circle_padding`)."""
-    outer = getattr(_KEPT, "entries", None) is None
-    if outer:
-        _KEPT.entries = {}
-    try:
+    with _KEPT.keep():
         yield
-    finally:
-        if outer:
-            _KEPT.entries = None
 
 
 def _kept(key: tuple, compute) -> tuple[np.ndarray, float | None]:
     """``compute()`` (a (mask, value) pair), kept within `keep_fill_regions` under ``key``
     (name, array, arguments...; the array is keyed by `caching.array_token`)."""
-    kept = getattr(_KEPT, "entries", None)
+    kept = _KEPT.entries
     if kept is None:
         return compute()
     from .caching import array_token

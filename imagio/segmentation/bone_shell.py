@@ -36,10 +36,10 @@ half their voxels within one common-resolution voxel of it) are not bone.
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import numpy as np
 
+from ..caching import ThreadKept
 from .common import bbox_slices, components, dilate_mm, open_mm, rule
 
 LUMEN_MIN_RADIUS_MM = rule("blood_thick_mm")  # the ball a lumen of >= 8 mm holds
@@ -365,7 +365,7 @@ def lung_hull_planes(lungs: np.ndarray, s_ax: int, spacing_kji, depth_mm: float)
 
     Within `keep_lung_hulls` a result is kept and a later call with equal ``lungs`` (compared
     voxel for voxel), axis, spacing and depth gets a copy of it instead of recomputing."""
-    kept = getattr(_HULLS, "entries", None)
+    kept = _HULLS.entries
     if kept is None:
         return _lung_hull_planes(lungs, s_ax, spacing_kji, depth_mm)
     lungs = np.asarray(lungs, bool)
@@ -379,7 +379,7 @@ def lung_hull_planes(lungs: np.ndarray, s_ax: int, spacing_kji, depth_mm: float)
     return out
 
 
-_HULLS = threading.local()   # `keep_lung_hulls`: per thread, its results while in the context
+_HULLS = ThreadKept(list)   # `keep_lung_hulls`: per thread, its results while in the context
 
 
 @contextlib.contextmanager
@@ -390,14 +390,8 @@ def keep_lung_hulls():
     pool in `bones.bone_mask` (`bones.pool_mediastinum`) and for `bones.split_bones`' mediastinal
     pieces (398 per-plane convex hulls and distance maps, 0.8 CPU-s each time on the 1.5 mm demo
     phantom). Held meanwhile: the lungs and the hull, packed 8 voxels a byte."""
-    outer = getattr(_HULLS, "entries", None) is None
-    if outer:
-        _HULLS.entries = []
-    try:
+    with _HULLS.keep():
         yield
-    finally:
-        if outer:
-            _HULLS.entries = None
 
 
 def _lung_hull_planes(lungs: np.ndarray, s_ax: int, spacing_kji, depth_mm: float) -> np.ndarray:

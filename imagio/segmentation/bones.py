@@ -38,12 +38,12 @@ the body centre; ribs are the thin remaining bone hugging the lungs; the rest is
 from __future__ import annotations
 
 import contextlib
-import threading
 import weakref
 
 import numpy as np
 from scipy import ndimage
 
+from ..caching import ThreadKept
 from ..memory import release_free_memory
 from ..volume import Volume
 from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbox_slices, check_ct, components,
@@ -1152,7 +1152,7 @@ def at_common_resolution(a: np.ndarray, spacing_kji, resolution_mm=None) -> np.n
     if np.all(add < 0.1):
         return a
     sigma = np.where(add < 0.1, 0.0, add)
-    kept = getattr(_KEPT, "entries", None)
+    kept = _KEPT.entries
     if kept is None:
         return ndimage.gaussian_filter(a, sigma, output=np.float32)
     from .resolution import _sample
@@ -1170,7 +1170,7 @@ def at_common_resolution(a: np.ndarray, spacing_kji, resolution_mm=None) -> np.n
     return out
 
 
-_KEPT = threading.local()   # `keep_common_resolution`: per thread, its results while in the context
+_KEPT = ThreadKept(list)   # `keep_common_resolution`: per thread, its results while in the context
 
 
 @contextlib.contextmanager
@@ -1183,14 +1183,8 @@ def keep_common_resolution():
     Issue 20: one rule-based segmentation (`rules.segment_masks`) blurred the same CT three
     times (`bone_mask`, `split_bones`' cancellous bone, `uncortexed_organ`): 1.5 of the demo's
     18 CPU-s; the same array, so the same values."""
-    outer = getattr(_KEPT, "entries", None) is None
-    if outer:
-        _KEPT.entries = []
-    try:
+    with _KEPT.keep():
         yield
-    finally:
-        if outer:
-            _KEPT.entries = None
 
 
 CARTILAGE_SPINE_GAP_MM = rule("cartilage_spine_gap_mm")  # no cartilage within 1 cm of a vertebra
