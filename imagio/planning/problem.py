@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from .. import anatomy
-from ..coords import point_or_name
+from ..coords import point_or_name, point_text
 from ..errors import InputError
 from ..io import labels_on_grid
 from ..outline_doubts import structure_doubts, target_warning
@@ -347,7 +347,7 @@ def resolve_target(labels: Volume, target) -> Target:
     if p.size != 3 or not np.all(np.isfinite(p)):   # e.g. argparse turns "--target=--" into an empty value
         raise InputError(f"the target must be a structure name or a point R,A,S in mm (three numbers), got {target!r}")
     if not labels.contains_world(p)[0]:
-        raise InputError(f"target point {p.round(1).tolist()} (RAS mm) lies outside the image "
+        raise InputError(f"target point {point_text(p)} (RAS mm) lies outside the image "
                          f"({labels.outside_text(p)})")
     value = int(labels.sample(p[None], order=0)[0])
     return Target(p, labels.labels.get(value, "point"), value, point_given=True)
