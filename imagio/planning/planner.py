@@ -711,6 +711,8 @@ def scan_position_warnings(problem: PlanningProblem) -> list[str]:
     on a CT in the planned position (new-user trial 86 M1: a prone plan on a supine scan said
     nothing of it). Said in plan.json ``warnings`` and on stderr. Not with the table-side rule off
     (`table_warnings` says so; the plan then uses no position: the sarcoma biopsy's default)."""
+    from .problem import TABLE_SIDE
+
     c = problem.constraints
     if "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
         return []
@@ -718,9 +720,9 @@ def scan_position_warnings(problem: PlanningProblem) -> list[str]:
     pos, how = scan_position(problem)
     tail = (f"organs move between positions (gravity shifts the organs and soft tissues, and a lesion with them), "
             f"so confirm the target, path and entry on a CT taken {chosen} before the needle is placed")
-    if pos is not None and pos != chosen:
+    if pos is not None and pos != chosen:   # the one word of it (`problem.position_from_header` says none)
         return [f"patient position: planned {chosen} on a CT taken {pos} ({how}): the plan uses the anatomy as "
-                f"scanned {pos}; " + tail]
+                f"scanned {pos} and the couch on the patient's {TABLE_SIDE[chosen]} side, as planned; " + tail]
     if pos is None and chosen != load_defaults()["constraints"]["patient_position"]:
         return [f"patient position: planned {chosen}, but the CT's own position is not known ({how}): if it was "
                 f"taken otherwise, the plan uses that anatomy; " + tail]

@@ -43,15 +43,13 @@ def position_from_header(meta: dict, given: str | None, default: str) -> tuple[s
     """(patient position to plan with, warning or None) from the CT's DICOM PatientPosition
     (``meta["PatientPosition"]``, `imagio.dicom_headers.META_TAGS`) and ``--position``
     (``given``). New-user trial 32 (H3): a prone (HFP) series was planned as supine, its best
-    entry facing the couch. Given wins, with a warning when the header says otherwise; else the
-    header's position, said when it is not ``default``; a code outside `DICOM_POSITIONS` or no
-    tag (NIfTI) leaves ``default`` (the first with a warning)."""
+    entry facing the couch. Given wins, with no warning here when the header says otherwise: the
+    plan's warning says it once, with the couch side (`planner.scan_position_warnings`; trial 89
+    L: said twice); else the header's position, said when it is not ``default``; a code outside
+    `DICOM_POSITIONS` or no tag (NIfTI) leaves ``default`` (the first with a warning)."""
     code = str(meta.get("PatientPosition", "") or "").strip().upper()
     hdr = DICOM_POSITIONS.get(code)
     if given:
-        if hdr and hdr != given:
-            return given, (f"--position {given} disagrees with the DICOM PatientPosition {code} ({hdr}): planned "
-                           f"{given}, the couch taken as {TABLE_SIDE[given]}; check which side the patient lay on")
         return given, None
     if hdr:
         if hdr == default:
