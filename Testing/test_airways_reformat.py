@@ -177,3 +177,4 @@ def test_uneven_slices_made_regular_are_interpolated(tmp_path):
     assert interpolated_grid_note(axial, tree, even) == ""
     note = interpolated_grid_note(axial, tree, vol)
     assert "IMAGIO resampled" in note and "uneven slices made regular" in note and "short" in note, note
+    assert "evenly spaced slices" in note and "gantry tilt" not in note, note

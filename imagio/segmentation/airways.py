@@ -868,7 +868,8 @@ def interpolated_grid_note(ct: Volume, tree: np.ndarray, source: Volume | None =
     return (f"{head}: interpolation blends each airway lumen with its wall, and small "
             "bronchi and the lumens' outer voxels then read above the growing threshold, so the bronchi "
             f"may be labelled short (measured: {REFORMAT_SHORTFALL}); "
-            + ("a series without gantry tilt, where there is one, needs no resampling" if origin == "resampled" else
+            + (("a series without gantry tilt" if tilt else "a series of evenly spaced slices (a complete export)")
+               + ", where there is one, needs no resampling" if origin == "resampled" else
                "segment the scanner's axial series where there is one"))
 
 
