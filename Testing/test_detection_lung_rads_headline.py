@@ -256,7 +256,8 @@ def test_every_category_a_candidate_may_take_is_named():
     assert {x["id"]: x["type"] for x in clauses[1]["candidates"]}[7] == "as part-solid"
     low = split_by_score(every)[1]
     assert for_review(low) == s["review_low_probability"]
-    assert {"#7 4A as part-solid, 4B if solid", "#9 4B as part-solid, 4A if solid", "#1 4B",
+    assert {"#7 4A as part-solid, 4B if solid", "#9 4B as part-solid, 4A if solid",
+            "#1 4B (on the 15 mm mean diameter cut: may be 4A)",
             "#3 3 as part-solid, 4A if solid", "#5 2 as ground-glass, 4A if solid"} <= set(for_review(low)), for_review(low)
 
 
@@ -391,6 +392,24 @@ def test_the_review_list_names_every_low_probability_candidate_the_headline_name
     s = scan_lung_rads([rep] + every)
     assert s["highest_lung_rads"].startswith("3; 4B if #9 (score 0.13) is a nodule; >=3 if #11"), s["highest_lung_rads"]
     assert s["review_low_probability"] == ["#11 >= 3", "#9 4B"], s["review_low_probability"]
+
+
+def test_the_review_list_says_a_size_cut_as_the_tables_do():
+    """Trial 89 L: lung1's #1 (low probability, 15.0 mm, 4B on the 4A/4B cut) read "may be 4A" in
+    the nodule tables and the report's cell but plain "4B" in the review list; one wording now
+    (`screening.size_cut_words`) in the three."""
+    from imagio.detection.outputs import lung_rads_note
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.detection.report import for_review, split_by_score
+
+    on = nod(1, 14.995, 0.34)
+    lr = on["stratification"]["lung_rads"]
+    words = "on the 15 mm mean diameter cut: may be 4A"
+    assert lung_rads_note(lr) == words
+    s = scan_lung_rads([on])
+    assert s["review_low_probability"] == [f"#1 4B ({words})"], s["review_low_probability"]
+    assert for_review(split_by_score([on])[1], s["lung_rads_conditions"]) == s["review_low_probability"]
+    assert for_review([nod(2, 16.0, 0.3)]) == ["#2 4B"]                 # off the cut: no note
 
 
 def test_a_clipped_mass_at_4b_says_its_size_is_a_lower_bound():

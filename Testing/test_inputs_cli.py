@@ -639,6 +639,21 @@ def test_empty_target_and_single_slice_are_one_line(tmp_path, ct_file, capsys):
     assert code == 2 and len(err) == 1 and "single slice" in err[0], err
 
 
+@pytest.mark.parametrize("point", ["1e308,0,0", "-1.7e308,1.7e308,-1e300"])
+def test_a_huge_finite_target_is_outside_the_image_in_one_line(tmp_path, ct_file, capsys, point):
+    """Trial 88/89 L: `plan --target=1e308,0,0` printed numpy's overflow RuntimeWarning and a
+    'target point [inf, 0.0, 0.0]' with a 300-digit distance. A huge but finite point is outside
+    the image like any other: one line, exit 2, no Python warning, its numbers readable."""
+    ct = io.read_image(ct_file)
+    lab = ct.with_array((ct.array > 100).astype(np.uint8), labels={1: "tumor"})
+    io.write_labels(lab, tmp_path / "lab.nii.gz")
+    code = main(["plan", str(ct_file), "--labels", str(tmp_path / "lab.nii.gz"), f"--target={point}",
+                 "--out", str(tmp_path / "p"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "lies outside the image" in err[0], err
+    assert "inf" not in err[0] and "Warning" not in err[0] and len(err[0]) < 400, err
+
+
 def test_a_library_warning_during_a_command_is_printed_once_and_the_command_ends(capsys):
     """Trial 8: a numpy RuntimeWarning during a command made `cli._run` loop forever (its printer
     appended to the very list it iterated) until the machine ran out of memory. Now each warning

@@ -946,3 +946,28 @@ def test_plan_in_a_position_other_than_the_scans_is_warned(cut_back_plans):
         prob.ct.meta.clear()
         prob.ct.meta.update(meta)
     assert scan_position_warnings(near) == []   # supine, the default, scan position unknown: no word
+
+
+@pytest.mark.parametrize("spacing,direction", [(3.0, None), ((2.5, 3.0, 4.0), np.diag([-1.0, -1.0, 1.0]))])
+def test_refusal_for_a_cut_body_names_the_side_to_extend(spacing, direction):
+    """Trial 89: the refusal said "the body is cut by the field of view" but not where, and the
+    torso cut at its back has no `skin.Truncation` (its partial-volume layer passes for air): the
+    user did not know which side to extend the scan on. The refused entries' rays leave the image
+    at its posterior face, named so in patient terms (as stored, and with the grid flipped along
+    R and A, anisotropic voxels), and no other side is named."""
+    from imagio.directions import SIDE_NAMES
+    from imagio.planning import PlanningProblem
+    from imagio.planning.planner import format_report, plan
+    from imagio.planning.problem import Needle
+
+    ct, lab = _cut_back(spacing, direction)
+    near = PlanningProblem.build(ct, lab, np.array([55.0, -30.0, 0.0]), needle=Needle(length_mm=60.0))
+    assert not {t.side for t in near.skin.truncations} & {"posterior"}   # no truncation says it
+    refused = plan(near)
+    assert not refused.feasible
+    rep = refused.report
+    assert list(rep["excluded_by"]["unseen_skin"]["sides"]) == ["posterior"], rep["excluded_by"]["unseen_skin"]
+    text = format_report(rep)
+    assert "cut by the field of view at the image's posterior side" in text
+    assert "extend the scan on the posterior side" in text
+    assert not any(f"{s} side" in text for s in SIDE_NAMES if s != "posterior"), text

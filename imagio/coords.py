@@ -73,6 +73,19 @@ def _three_floats(text):
     return v if len(v) == 3 else None
 
 
+def mm_text(v: float) -> str:
+    """One coordinate or distance in mm for a message: one decimal, or 3 significant digits with
+    an exponent from 1e6 mm on (a huge but finite point, trial 89 L: ``1e308`` read as a
+    309-digit number), ``inf`` for past float's range."""
+    v = float(v)
+    return f"{v:.1f}" if abs(v) < 1e6 else (f"{v:.3g}" if np.isfinite(v) else f"{'-' if v < 0 else ''}inf")
+
+
+def point_text(p) -> str:
+    """A point (3 numbers, mm) for a message: ``[x, y, z]`` with `mm_text`'s numbers."""
+    return "[" + ", ".join(mm_text(v) for v in np.asarray(p, float).ravel()) + "]"
+
+
 def lps_to_ras(p) -> np.ndarray:
     """LPS mm -> RAS mm: ``imagio.io.LPS_TO_RAS``, the one flip between files and Volumes."""
     from .io import LPS_TO_RAS

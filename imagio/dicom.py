@@ -192,8 +192,12 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
         if g.nonuniform:
             steps = np.diff(g.depth)
             what.append(f"non-uniform slice spacing ({steps.min():.2f}..{steps.max():.2f} mm) made regular")
+        # how far the regular slices lie from the acquired ones along the normal (mm): their
+        # values between two slices are a linear blend of both (`segmentation.airways.interpolated_grid_note`)
+        depth = g.depth[0] + np.arange(arr.shape[0]) * g.step
+        off = float(np.abs(depth[:, None] - np.asarray(g.depth)[None, :]).min(axis=1).max())
         report["resampled"] = {"step_mm": round(g.step, 4), "size_ijk": list(arr.shape[::-1]),
-                               "outside_acquired_fraction": round(outside, 4)}
+                               "outside_acquired_fraction": round(outside, 4), "offset_mm": round(off, 3)}
         warnings.append("; ".join(what) + f": resampled onto a regular {g.step:.2f} mm grid (linear); "
                         f"{outside * 100:.1f}% of the voxels lie outside the acquired slices and hold {fill:g}")
     else:

@@ -313,7 +313,8 @@ class Volume:
 
     def contains_world(self, ras) -> np.ndarray:
         """Boolean per point: inside the image extent (voxel centres +- half a voxel)."""
-        kji = self.world_to_kji(np.atleast_2d(ras))
+        with np.errstate(over="ignore", invalid="ignore"):   # a huge finite point: inf/nan, outside
+            kji = self.world_to_kji(np.atleast_2d(ras))
         return np.all((kji > -0.5) & (kji < np.asarray(self.shape) - 0.5), axis=-1)
 
     def sample(self, ras, order: int = 0, fill=0, with_inside: bool = False):
@@ -466,10 +467,13 @@ class Volume:
                             for z in (-0.5, n[2] - 0.5)])
         c = self.ijk_to_world(corners)
         span = ", ".join(f"{ax} {lo:.1f}..{hi:.1f}" for ax, lo, hi in zip("RAS", c.min(0), c.max(0)))
-        ijk = self.world_to_ijk(np.asarray(ras, float)[None])[0]
-        beyond = np.maximum(-0.5 - ijk, 0) + np.maximum(ijk - (n - 0.5), 0)
-        past = [f"{beyond[a] * self.spacing[a]:.1f} mm beyond the {name} face" for a, name in enumerate("ijk")
-                if beyond[a] > 0]
+        from .coords import mm_text
+
+        with np.errstate(over="ignore", invalid="ignore"):   # a huge finite point (trial 89 L): inf, said so
+            ijk = self.world_to_ijk(np.asarray(ras, float)[None])[0]
+            beyond = np.maximum(-0.5 - ijk, 0) + np.maximum(ijk - (n - 0.5), 0)
+            past = [f"{mm_text(beyond[a] * self.spacing[a])} mm beyond the {name} face" for a, name in enumerate("ijk")
+                    if not beyond[a] <= 0]
         oblique = not np.allclose(np.sort(np.abs(self.direction), axis=0)[:2], 0.0, atol=1e-6)   # not a flip or permutation
         # an oblique or tilted grid's RAS box holds points its slab does not (new-user trial 49 L4:
         # a point inside the quoted S range refused at a 30 deg gantry tilt)

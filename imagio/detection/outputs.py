@@ -53,12 +53,9 @@ def lung_rads_note(lr: dict) -> str:
     beside a clipped 4B, whose floor is its category) and a
     not-assessable outline. New-user trial 65 L1: nodules.csv and nodules_table.tsv gave lung1 #1 a
     plain "4B" on the 4A/4B cut; trial 68 L: a floor and a not-assessable one only in `refused`."""
-    from ..stratification.screening import category_words
+    from ..stratification.screening import category_words, size_cut_words
 
-    out = []
-    cut = lr.get("at_size_cut")
-    if cut and lr.get("category"):
-        out.append(f"{cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}")
+    out = [size_cut_words(lr)] if size_cut_words(lr) else []
     if lr.get("if_other_type"):   # a floor's too (trial 66 M1): ">= 3 as part-solid, >= 4A if solid"
         out.append(f"typing uncertain: {category_words(lr)}")
     elif lr.get("category_at_least") and (not lr.get("category") or lr.get("size_lower_bound")):

@@ -122,10 +122,12 @@ def _words(t: str) -> str:
 def _category_text(lr: dict) -> str:
     """The Lung-RADS cell: the category ("at least" when the size is a lower bound), or the
     refusal's first clause with the floor when there is one."""
+    from ..stratification.screening import size_cut_words
+
     if lr.get("category"):
-        cut = lr.get("at_size_cut")
+        cut = size_cut_words(lr)
         return lr["category"] + (" (at least: size a lower bound)" if lr.get("size_lower_bound") else "") + (
-            f" ({cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']})" if cut else "") + (
+            f" ({cut})" if cut else "") + (
             # trial 65 M3: the category under the other plausible type (`screening.type_dependent`)
             f" (typed {_words(lr['if_other_type']['typed'])}: {lr['if_other_type']['category']} if "
             f"{_words(lr['if_other_type']['type'])})" if lr.get("if_other_type") else "")
@@ -338,14 +340,16 @@ def _review_text(d: dict) -> str:
 def _actionable(low: list[dict] | None, named=()) -> list[str]:
     """["#id category"] of the low-probability candidates that would be Lung-RADS 4A+ if they were
     nodules, under their type or the other plausible one, and of those whose ids are in ``named``,
+    with a size cut's note ("#1 4B (on the 15 mm mean diameter cut: may be 4A)": `size_cut_words`),
     with every category their type allows ("#7 4A as part-solid, 4B if solid", ">= 3" for a floor:
     `stratification.screening.category_words`; trial 66 M1: "#7 4A" said nothing of the type, #3
     "3 as part-solid, 4A if solid" was not listed); in the order of ``low``."""
-    from ..stratification.screening import category_words, type_dependent
+    from ..stratification.screening import category_words, size_cut_words, type_dependent
 
     named = set(named)
-    return [f"#{d['id']} {category_words(lr)}" for d in (low or [])
-            for lr in [d.get("stratification", {}).get("lung_rads", {})]
+    # with its size cut (trial 89 L: lung1 #1 "4B" here, "may be 4A" in the tables)
+    return [f"#{d['id']} {category_words(lr)}" + (f" ({size_cut_words(lr)})" if size_cut_words(lr) else "")
+            for d in (low or []) for lr in [d.get("stratification", {}).get("lung_rads", {})]
             if type_dependent(lr)[0] in ACTIONABLE or d["id"] in named]
 
 

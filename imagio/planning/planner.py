@@ -88,9 +88,14 @@ def format_report(report: dict) -> str:
                    or (only and max(only, key=only.get) == "unseen_skin" and only["unseen_skin"] > 0)):
         who = ("Every candidate entry lies" if unseen.get("violating") == report.get("candidates")
                else "The entries excluded by one rule alone lie mostly")
-        relax = (f"{who} where the body is cut by the field of view (unseen_skin: the air beyond the skin is not "
+        sides = unseen.get("sides") or {}
+        at = (" at the image's " + " and ".join(sides) + (" side" if len(sides) == 1 else " sides") + (
+            f" ({', '.join(f'{k} {v}' for k, v in sides.items())} entries)" if len(sides) > 1 else "")) if sides else ""
+        ext = (" (extend the scan on the " + " and ".join(sides) + (" side" if len(sides) == 1 else " sides") + ")"
+               ) if sides else ""
+        relax = (f"{who} where the body is cut by the field of view{at} (unseen_skin: the air beyond the skin is not "
                  "imaged, so the skin there is not known, and no position makes it so): a CT whose field of view "
-                 "holds the skin there is needed for an entry there. " + relax)
+                 f"holds the skin there{ext} is needed for an entry there. " + relax)
     return (f"no feasible needle path to {target}{': ' + first + 'Among' if first else ' among'} {report.get('candidates')} "
             f"candidate entries: {ex or 'no candidate entries within needle reach'}. "
             f"{near}{relax} the constraint that "
@@ -342,7 +347,25 @@ class Plan:
             close = self.target_too_close()
             if close:
                 out["target_too_close"] = close
+            if "unseen_skin" in out["excluded_by"]:
+                out["excluded_by"]["unseen_skin"]["sides"] = self.unseen_sides()
         return to_jsonable(out)
+
+    def unseen_sides(self) -> dict:
+        """{side: entries}: the candidate entries excluded as ``unseen_skin`` per side of the image
+        their rays leave it at (`scoring.unseen_skin`, in patient terms: right .. inferior), most
+        first: where the field of view cuts the body, though no `skin.Truncation` may say so (a
+        back cut through a partial-volume layer that passes for air; trial 89), so the refusal
+        names the side to extend the scan on."""
+        from ..directions import SIDE_NAMES
+        from .scoring import unseen_skin
+
+        t = self.table
+        rows = np.flatnonzero(t.violations & BIT["unseen_skin"])
+        _, code = unseen_skin(self.problem, t.entry_ras[rows], t.target_ras[rows], t.normal_ras[rows],
+                              t.length_mm[rows], sides=True)
+        n = np.bincount(code[code >= 0], minlength=len(SIDE_NAMES)) if code is not None else np.zeros(0, int)
+        return {SIDE_NAMES[i]: int(n[i]) for i in np.argsort(-n, kind="stable") if n[i] > 0}
 
     def target_too_close(self) -> list[dict]:
         """[{structure, distance_mm, required_mm}]: the structure kept at a clearance (roles
@@ -688,6 +711,8 @@ def scan_position_warnings(problem: PlanningProblem) -> list[str]:
     on a CT in the planned position (new-user trial 86 M1: a prone plan on a supine scan said
     nothing of it). Said in plan.json ``warnings`` and on stderr. Not with the table-side rule off
     (`table_warnings` says so; the plan then uses no position: the sarcoma biopsy's default)."""
+    from .problem import TABLE_SIDE
+
     c = problem.constraints
     if "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
         return []
@@ -695,9 +720,9 @@ def scan_position_warnings(problem: PlanningProblem) -> list[str]:
     pos, how = scan_position(problem)
     tail = (f"organs move between positions (gravity shifts the organs and soft tissues, and a lesion with them), "
             f"so confirm the target, path and entry on a CT taken {chosen} before the needle is placed")
-    if pos is not None and pos != chosen:
+    if pos is not None and pos != chosen:   # the one word of it (`problem.position_from_header` says none)
         return [f"patient position: planned {chosen} on a CT taken {pos} ({how}): the plan uses the anatomy as "
-                f"scanned {pos}; " + tail]
+                f"scanned {pos} and the couch on the patient's {TABLE_SIDE[chosen]} side, as planned; " + tail]
     if pos is None and chosen != load_defaults()["constraints"]["patient_position"]:
         return [f"patient position: planned {chosen}, but the CT's own position is not known ({how}): if it was "
                 f"taken otherwise, the plan uses that anatomy; " + tail]

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from .. import anatomy
-from ..coords import point_or_name
+from ..coords import point_or_name, point_text
 from ..errors import InputError
 from ..io import labels_on_grid
 from ..outline_doubts import structure_doubts, target_warning
@@ -43,15 +43,13 @@ def position_from_header(meta: dict, given: str | None, default: str) -> tuple[s
     """(patient position to plan with, warning or None) from the CT's DICOM PatientPosition
     (``meta["PatientPosition"]``, `imagio.dicom_headers.META_TAGS`) and ``--position``
     (``given``). New-user trial 32 (H3): a prone (HFP) series was planned as supine, its best
-    entry facing the couch. Given wins, with a warning when the header says otherwise; else the
-    header's position, said when it is not ``default``; a code outside `DICOM_POSITIONS` or no
-    tag (NIfTI) leaves ``default`` (the first with a warning)."""
+    entry facing the couch. Given wins, with no warning here when the header says otherwise: the
+    plan's warning says it once, with the couch side (`planner.scan_position_warnings`; trial 89
+    L: said twice); else the header's position, said when it is not ``default``; a code outside
+    `DICOM_POSITIONS` or no tag (NIfTI) leaves ``default`` (the first with a warning)."""
     code = str(meta.get("PatientPosition", "") or "").strip().upper()
     hdr = DICOM_POSITIONS.get(code)
     if given:
-        if hdr and hdr != given:
-            return given, (f"--position {given} disagrees with the DICOM PatientPosition {code} ({hdr}): planned "
-                           f"{given}, the couch taken as {TABLE_SIDE[given]}; check which side the patient lay on")
         return given, None
     if hdr:
         if hdr == default:
@@ -347,7 +345,7 @@ def resolve_target(labels: Volume, target) -> Target:
     if p.size != 3 or not np.all(np.isfinite(p)):   # e.g. argparse turns "--target=--" into an empty value
         raise InputError(f"the target must be a structure name or a point R,A,S in mm (three numbers), got {target!r}")
     if not labels.contains_world(p)[0]:
-        raise InputError(f"target point {p.round(1).tolist()} (RAS mm) lies outside the image "
+        raise InputError(f"target point {point_text(p)} (RAS mm) lies outside the image "
                          f"({labels.outside_text(p)})")
     value = int(labels.sample(p[None], order=0)[0])
     return Target(p, labels.labels.get(value, "point"), value, point_given=True)

@@ -513,7 +513,7 @@ def against_table(problem, entry_ras, target, normal_ras, length, direction) -> 
     return faces | below
 
 
-def unseen_skin(problem, entry_ras, target, normal_ras, length) -> np.ndarray | None:
+def unseen_skin(problem, entry_ras, target, normal_ras, length, sides: bool = False):
     """Bool per path: its entry is no visible skin, the air beyond it not imaged
     (`skin.outside_air_unseen`): along the skin's outward normal, or along the needle's axis
     continued outward past the entry, the image ends before this scan's outside air is crossed over
@@ -522,20 +522,31 @@ def unseen_skin(problem, entry_ras, target, normal_ras, length) -> np.ndarray | 
     The body cut by the field of view leaves no air to see: new-user trials 86 M1 and 87, entries
     planned prone on supine scans 1-3 mm from the posterior face that the plan reported as cut
     ("no entry there"). Arrays: entry_ras, normal_ras (N, 3) RAS mm; target (3,) or (N, 3);
-    length (N,) mm."""
+    length (N,) mm.
+
+    ``sides``: return (that, (N,) int side codes, index into ``DIRECTIONS``, of where each unseen
+    path's ray leaves the image, its normal's first: `skin.exit_side_codes`; -1 for the others),
+    the side to extend the scan on (trial 89: a refusal for a back cut by the field of view, no
+    `skin.Truncation` there, named no side)."""
     skin = problem.skin
     if skin is None or not len(entry_ras):
-        return None
-    from .skin import outside_air_unseen
+        return (None, None) if sides else None
+    from .skin import exit_side_codes, outside_air_unseen
 
     e = np.asarray(entry_ras, float)
     u = e - np.asarray(target, float)
     u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-9)
     needle = problem.needle
     reach = np.clip(needle.length_mm - np.asarray(length, float), 0.0, None) + needle.hub_length_mm
-    hit = outside_air_unseen(skin, problem.ct, np.concatenate([e, e]), np.concatenate([np.asarray(normal_ras, float), u]),
-                             np.concatenate([reach, reach]))
-    return hit[:len(e)] | hit[len(e):]
+    hit, at = outside_air_unseen(skin, problem.ct, np.concatenate([e, e]),
+                                 np.concatenate([np.asarray(normal_ras, float), u]), np.concatenate([reach, reach]), exits=True)
+    out = hit[:len(e)] | hit[len(e):]
+    if not sides:
+        return out
+    code = np.full(len(e), -1, np.int64)
+    at = np.where(hit[:len(e), None], at[:len(e)], at[len(e):])         # the normal's exit first
+    code[out] = exit_side_codes(skin, problem.ct, at[out])
+    return out, code
 
 
 def _finish(problem, maps, entry_ras, normal_ras, target, r) -> ScoreTable:

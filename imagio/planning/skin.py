@@ -501,7 +501,7 @@ def outside_air_median_hu(ct: Volume, seeds: np.ndarray) -> float | None:
 UNSEEN_BLOCK = 8   # samples per ray taken at once by `outside_air_unseen` (most rays meet air in the first)
 
 
-def outside_air_unseen(model: SkinModel, ct: Volume, origin_ras, dirs_ras, reach_mm) -> np.ndarray:
+def outside_air_unseen(model: SkinModel, ct: Volume, origin_ras, dirs_ras, reach_mm, exits: bool = False):
     """Bool (n,): per ray from a skin entry ``origin_ras`` (n, 3) RAS mm along the outward unit
     direction ``dirs_ras`` (n, 3) RAS (the skin's outward normal, or the needle's axis
     continued outward past the entry), True when the ray leaves the imaged data (past the
@@ -522,16 +522,21 @@ def outside_air_unseen(model: SkinModel, ct: Volume, origin_ras, dirs_ras, reach
     voxel then tissue on the chest CTA's, new-user trials 86 M1 and 87): below the -400 HU
     body/air threshold, they pass for air and make the body beside them "skin", 1-3 mm from the
     face, with no air seen outward. Vectorised over the rays, in blocks of `UNSEEN_BLOCK`
-    samples, the rays decided dropped after each block."""
+    samples, the rays decided dropped after each block.
+
+    ``exits``: return (that bool (n,), (n, 3) RAS mm of each unseen ray's first sample past the
+    imaged data (where it leaves the image; NaN for the other rays): `exit_side_codes` names its
+    side)."""
     from ..limits import AERATED_MAX_HU
 
     e = np.atleast_2d(np.asarray(origin_ras, float))
     u = np.atleast_2d(np.asarray(dirs_ras, float))
     n = len(e)
     out = np.zeros(n, bool)
+    at = np.full(n, np.nan)                                             # mm past the entry where it leaves
     reach = np.broadcast_to(np.asarray(reach_mm, float), (n,))
     if not n:
-        return out
+        return (out, np.zeros((0, 3))) if exits else out
     lim = AERATED_MAX_HU if model.outside_air_hu is None else float(model.outside_air_hu)
     pure = -np.inf if model.outside_air_median_hu is None else float(model.outside_air_median_hu)
     step = 0.5 * float(min(ct.spacing))
@@ -564,9 +569,30 @@ def outside_air_unseen(model: SkinModel, ct: Volume, origin_ras, dirs_ras, reach
         first_clear = np.where(clear.any(1), clear.argmax(1), m)
         done = (first_gone < m) | (first_clear < m)
         out[todo[done]] = first_gone[done] < first_clear[done]
+        left = done & (first_gone < first_clear)
+        at[todo[left]] = s[first_gone[left]]
         run[todo] = np.rint(length[:, -1] / step).astype(np.int64) * air[:, -1]
         todo = todo[~done & (s[-1] < reach[todo])]
         i0 += m
+    return (out, e + at[:, None] * u) if exits else out
+
+
+def exit_side_codes(model: SkinModel, ct: Volume, ras) -> np.ndarray:
+    """(n,) int: per RAS point (n, 3) mm outside the imaged data (`outside_air_unseen`'s exits),
+    the side (index into ``DIRECTIONS``) of the image it lies beyond, in patient terms: of the
+    array face it lies in the outer voxel layer of, or beyond (the face's own outward RAS
+    direction, so a flipped or oblique grid names it as the patient lies; the face it is
+    furthest past, in voxels, at a corner), else in padding inside the array, the side of the
+    nearest data edge (`PaddingEdge.side_codes_at`; without one, the nearest face)."""
+    ras = np.atleast_2d(np.asarray(ras, float))
+    kji = ct.world_to_kji(ras)
+    past = np.concatenate([0.5 - kji, kji - (np.asarray(ct.shape) - 1.5)], axis=1)   # (n, 6): k-, j-, i-, k+, j+, i+
+    f = np.argmax(past, axis=1)
+    ax, sgn = f % 3, np.where(f < 3, -1.0, 1.0)
+    out = side_codes(sgn[:, None] * ct.direction[:, 2 - ax].T)
+    pad = past[np.arange(len(f)), f] <= 0
+    if pad.any() and model.padding_edge is not None:
+        out[pad] = model.padding_edge.side_codes_at(ras[pad])
     return out
 
 

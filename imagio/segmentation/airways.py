@@ -825,7 +825,10 @@ def interpolated_grid_note(ct: Volume, tree: np.ndarray, source: Volume | None =
     ``source``, the image as read, default ``ct``: "acquired", an ORIGINAL\\PRIMARY DICOM series,
     gets no note: new-user trial 85 L1). Where IMAGIO resampled the series on reading, the note says
     so, and a corrected gantry tilt counts as the angle on an axial grid too (each slice shifted
-    in-plane by its own sub-voxel offset). Interpolation is a low-pass filter: it averages each lumen's air with its wall, so
+    in-plane by its own sub-voxel offset), as do gaps or uneven slices made regular whose regular
+    slices lie more than half the finest voxel from an acquired one (the reader's
+    ``resampled.offset_mm``: their values are blends of two slices along the normal; trial 89 L:
+    such a series got no note). Interpolation is a low-pass filter: it averages each lumen's air with its wall, so
     the air of a small bronchus and the lumen's outer voxel read above the growing threshold
     (`THRESHOLDS_HU`, absolute HU). The loss does not come from the tilt itself: the same chest CTA
     resampled half a voxel off its own axes (no rotation, the most blur a linear resampler gives)
@@ -843,13 +846,18 @@ def interpolated_grid_note(ct: Volume, tree: np.ndarray, source: Volume | None =
     deg = grid_obliquity_deg(ct)
     # a sheared stack (gantry tilt) made regular: each slice shifted in-plane by its own sub-voxel
     # offset, drifting by tan(tilt) per mm along the slices' normal, on an axial grid too
-    tilt = float((src.meta.get("read") or {}).get("tilt_deg") or 0.0) if origin == "resampled" else 0.0
+    read = src.meta.get("read") or {}
+    tilt = float(read.get("tilt_deg") or 0.0) if origin == "resampled" else 0.0
+    # gaps or uneven slices made regular: the regular slices' distance from the acquired ones
+    off = float((read.get("resampled") or {}).get("offset_mm") or 0.0) if origin == "resampled" else 0.0
     box = bbox_slices(tree)
     extent = max((b.stop - b.start) * float(s_) for b, s_ in zip(box, ct.spacing_kji))
-    if np.tan(np.radians(max(deg, tilt))) * extent <= 0.5 * float(np.min(ct.spacing_kji)):
+    half = 0.5 * float(np.min(ct.spacing_kji))
+    if np.tan(np.radians(max(deg, tilt))) * extent <= half and off <= half:
         return ""
     if origin == "resampled":
-        why = f"a gantry tilt of {tilt:.0f} degrees corrected" if tilt else "gaps or uneven slices made regular"
+        why = f"a gantry tilt of {tilt:.0f} degrees corrected" if tilt else (
+            f"gaps or uneven slices made regular, its slices up to {off:.1f} mm from an acquired one")
         head = (f"IMAGIO resampled the CT's slices on reading ({why}, linear) onto a grid "
                 + (f"tilted {deg:.0f} degrees off the patient's axes" if deg >= 0.5 else "along the patient's axes")
                 + ", so its values were interpolated")
@@ -860,7 +868,8 @@ def interpolated_grid_note(ct: Volume, tree: np.ndarray, source: Volume | None =
     return (f"{head}: interpolation blends each airway lumen with its wall, and small "
             "bronchi and the lumens' outer voxels then read above the growing threshold, so the bronchi "
             f"may be labelled short (measured: {REFORMAT_SHORTFALL}); "
-            + ("a series without gantry tilt, where there is one, needs no resampling" if origin == "resampled" else
+            + (("a series without gantry tilt" if tilt else "a series of evenly spaced slices (a complete export)")
+               + ", where there is one, needs no resampling" if origin == "resampled" else
                "segment the scanner's axial series where there is one"))
 
 

@@ -2925,8 +2925,10 @@ def _bordered_by_gas(a, mask, ct) -> bool:
 
 def _seed_voxel(ct: Volume, point: np.ndarray) -> tuple:
     if not ct.contains_world(point[None])[0]:
+        from ..coords import point_text
+
         raise InputError(
-            f"the point R,A,S = {np.round(point, 1).tolist()} mm is outside the image ({ct.outside_text(point)}); "
+            f"the point R,A,S = {point_text(point)} mm is outside the image ({ct.outside_text(point)}); "
             "click inside the lesion")
     return tuple(int(v) for v in np.clip(np.rint(ct.world_to_kji(point[None])[0]), 0, np.array(ct.shape) - 1))
 

@@ -212,6 +212,18 @@ def category_words(lr: dict) -> str:
     return ", ".join(f"{ge}{c}" + (f" {w}" if w else "") for c, w in type_categories(lr))
 
 
+def size_cut_words(lr: dict) -> str:
+    """"on the 15 mm mean diameter cut: may be 4A" when the category of ``lr`` (`lung_rads`) sits
+    at a size cut (``at_size_cut``, `stratification.lungrads.at_size_cut`), else "". The one
+    wording of the nodule tables' note (`detection.outputs.lung_rads_note`), the report's
+    Lung-RADS cell and its review list (`detection.report.for_review`; trial 89 L: lung1 #1 read
+    "may be 4A" in the tables and a plain "4B" in the review list)."""
+    cut = lr.get("at_size_cut")
+    if not cut or not lr.get("category"):
+        return ""
+    return f"{cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}"
+
+
 def shown_category(lr: dict, empty: str = "") -> str:
     """The category cell of ``lr`` (`lung_rads`) in the nodule tables: every category its type
     allows in words (`category_words`, "3 as part-solid, 4A if solid") when the type is uncertain
