@@ -92,6 +92,39 @@ def test_couch_surface_by_chunks_equals_the_surface_of_all_points():
             assert np.array_equal(s.keys, keys) and np.array_equal(s.tops, tops)
 
 
+
+def test_couch_surface_dense_columns_equal_the_sorted_columns():
+    """The per-column extremes reduced into dense (u, v) arrays (`table._locate_dense`, issue 20)
+    give the surface of the sorted keys (`_locate_sorted`, the computation before) bit for bit on
+    the oblique, flipped table phantom, along the table direction and two oblique ones, for chunks
+    of 64 and the default; `locate_table` takes the dense path there (its column range holds fewer
+    cells than points), and a range that misses a column raises `_OutOfBox` (`locate_table` then
+    sorts) instead of dropping or misplacing the column."""
+    from test_planning_table import _flipped_oblique, _table_phantom
+
+    ct, lab, _ = _table_phantom(_flipped_oblique())
+    model = sk.outer_skin(ct, lab)
+    pat, obj = T.patient_and_objects(ct, model.body, np.asarray(model.data), sk.AIR_HU)
+    bin_mm = float(max(ct.spacing))
+    for d0 in ((0.0, -1.0, 0.0), (0.3, -0.9, 0.2), (-0.7, -0.7, 0.1)):
+        d = T.locate_table(ct, model.body, model.data, d0, sk.AIR_HU, (pat, obj)).direction   # as normalised there
+        box = T._uv_box(ct, (pat, obj), d, bin_mm)
+        assert box[1] * box[3] <= len(pat) + len(obj)   # the dense path is the one taken
+        ref = T._locate_sorted(ct, pat, obj, d, bin_mm, T.CHUNK)
+        assert ref.cover > 0.5 and len(ref.keys)
+        for chunk in (64, T.CHUNK):
+            s = T._locate_dense(ct, pat, obj, d, bin_mm, box, chunk)
+            assert s.deepest_mm == ref.deepest_mm and s.cover == ref.cover and s.located == ref.located
+            assert np.array_equal(s.keys, ref.keys) and np.array_equal(s.tops, ref.tops)
+        s = T.locate_table(ct, model.body, model.data, d0, sk.AIR_HU, (pat, obj))
+        assert np.array_equal(s.keys, ref.keys) and np.array_equal(s.tops, ref.tops)
+        u0, nu, v0, nv = box
+        _, u, v = T._column_uv(ct.kji_to_world(np.concatenate([pat, obj]).astype(float)), d, bin_mm)
+        assert u.min() > u0 and u.max() < u0 + nu - 1 and v.min() > v0 and v.max() < v0 + nv - 1
+        with pytest.raises(T._OutOfBox):   # the range one column short of the points' highest u
+            T._locate_dense(ct, pat, obj, d, bin_mm, (u0, int(u.max()) - u0, v0, nv), T.CHUNK)
+
+
 def test_couch_search_traced_memory_with_slabs_is_under_5_8_bytes_per_voxel(monkeypatch):
     """The couch search (`patient_and_objects`) on the 2 x 2 x 3 mm table phantom (1.0 M voxels)
     with slabs of 2**16 voxels allocates less than 5.8 bytes per CT voxel (tracemalloc peak): the

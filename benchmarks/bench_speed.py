@@ -25,7 +25,9 @@ shortcut off), for a second target on the same case (and the first target again)
 of the CT and labels as the Slicer module and IMAGIO Web read them, the first target's time (the case's
 skin model, couch search, registration check cached, keyed by contents; the second's proposals and
 warnings compared with its fresh run, every per-case cache emptied), and
-the registration check's label shells by the scipy EDT they replaced (CPU, identical voxels).
+the registration check's label shells by the scipy EDT they replaced (CPU, identical voxels), and
+the couch surfaces of the four patient positions by the sorted column keys they replaced (CPU,
+identical surfaces; speed20).
 The multi-probe set cover's baseline in the same run: the solver before (milp asked again and
 again for one zone fewer) on the same cover matrix.
 The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
@@ -273,8 +275,39 @@ def _first_proposals(ct, lab, target, label, second=None):
         {"name": f"{label}: proposals / feasible candidates", "value": f"{len(p.proposals)}/{int(p.table.feasible.sum())}",
          "unit": ""},
         {"name": f"{label}: crop voxels", "value": int(p.maps.label.size), "unit": "voxels"},
-    ] + _memory_cut_rows(prob, p, label) + _label_check_rows(prob.ct, prob.labels, label) \
+    ] + _couch_surface_rows(prob, label) + _memory_cut_rows(prob, p, label) \
+        + _label_check_rows(prob.ct, prob.labels, label) \
         + _registration_shell_rows(prob.labels, label)
+
+
+def _couch_surface_rows(prob, label) -> list[dict]:
+    """Speed20: the couch surface along each patient position's direction (`problem.POSITIONS`,
+    the directions the first plan asks for), the per-column extremes in dense (u, v) arrays
+    (`table.locate_table`) against the sorted keys before (`table._locate_sorted`), same run,
+    on the case's cached couch points: CPU time over the directions, and whether every surface
+    (deepest skin, cover, column keys and tops) is identical."""
+    from imagio.planning import table as tb
+    from imagio.planning.problem import POSITIONS
+    from imagio.planning.skin import AIR_HU
+
+    sk = prob.skin
+    masks = tb.case_masks(prob.ct, sk.body, sk.data, AIR_HU)
+    bin_mm = float(max(prob.ct.spacing))
+    t_new = t_old = 0.0
+    same = True
+    for d in POSITIONS.values():
+        c0 = time.process_time()
+        new = tb.locate_table(prob.ct, None, None, d, AIR_HU, masks)
+        t_new += time.process_time() - c0
+        c0 = time.process_time()
+        old = tb._locate_sorted(prob.ct, *masks, new.direction, bin_mm, tb.CHUNK)
+        t_old += time.process_time() - c0
+        same &= (new.deepest_mm == old.deepest_mm and new.cover == old.cover
+                 and bool(np.array_equal(new.keys, old.keys)) and bool(np.array_equal(new.tops, old.tops)))
+    return [{"name": f"{label}: couch surfaces of the {len(POSITIONS)} positions, CPU (baseline: sorted column "
+                     "keys, same run)", "value": t_new, "unit": "s", "baseline": t_old,
+             "ratio": t_old / max(t_new, 1e-9)},
+            {"name": f"{label}: couch surfaces identical to the sorted keys'", "value": int(same), "unit": "bool"}]
 
 
 def _second_target_rows(ct, lab, target, second, label, wall, cpu) -> list[dict]:

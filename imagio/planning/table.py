@@ -617,7 +617,7 @@ def _column_uv(ras: np.ndarray, d: np.ndarray, bin_mm: float):
 def _columns(ras: np.ndarray, d: np.ndarray, bin_mm: float):
     """(along-d coordinate, integer column key) of RAS points ``ras`` (n, 3)."""
     s, u, v = _column_uv(ras, d, bin_mm)
-    return s, (u << 32) ^ (v & 0xFFFFFFFF)
+    return s, _key_of(u, v)
 
 
 def _column_extreme(parts, ufunc) -> tuple:
@@ -640,6 +640,32 @@ def _column_extreme(parts, ufunc) -> tuple:
     return u, e
 
 
+def _key_of(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The integer column key of `_columns` for column coordinates ``u``, ``v`` (int64)."""
+    return (u << 32) ^ (v & 0xFFFFFFFF)
+
+
+def _uv_box(ct, kji_sets, d: np.ndarray, bin_mm: float) -> tuple | None:
+    """(u0, nu, v0, nv): a range of `_column_uv`'s column coordinates holding every voxel of the
+    index arrays ``kji_sets`` ((n, 3) each), from the RAS corners of their index boxes (u and v
+    are linear in the indices: their extremes lie at the corners) widened by one bin on each
+    side against rounding; None when there is no voxel. Every chunk is checked against it
+    (`locate_table`)."""
+    boxes = [(k.min(axis=0).astype(float), k.max(axis=0).astype(float)) for k in kji_sets if len(k)]
+    if not boxes:
+        return None
+    lo = np.min([b[0] for b in boxes], axis=0)
+    hi = np.max([b[1] for b in boxes], axis=0)
+    corners = np.array([[(lo, hi)[c >> a & 1][a] for a in range(3)] for c in range(8)])
+    _, u, v = _column_uv(ct.kji_to_world(corners), d, bin_mm)
+    u0, v0 = int(u.min()) - 1, int(v.min()) - 1
+    return u0, int(u.max()) + 2 - u0, v0, int(v.max()) + 2 - v0
+
+
+class _OutOfBox(Exception):
+    """A chunk's columns fall outside `_uv_box`'s range (not expected; the sorted path then runs)."""
+
+
 def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: float,
                  masks: tuple | None = None, chunk: int = CHUNK) -> TableSurface:
     """The couch top along ``direction`` (see module doc). ct: CT (HU) `Volume`; body, data: the
@@ -647,13 +673,72 @@ def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: floa
     indices of `patient_and_objects` when already computed (they do not depend on the
     direction). Columns: square bins of the largest voxel spacing in the plane normal to
     ``direction``. The points are converted to RAS and binned ``chunk`` at a time (the per-column
-    minima and maxima do not depend on the order: the same surface for any ``chunk``)."""
+    minima and maxima do not depend on the order: the same surface for any ``chunk``).
+
+    The per-column extremes are reduced into dense arrays over the columns' (u, v) range
+    (`_uv_box`; issue 20: no sort of the points' keys, no search of each object point's column,
+    about half the CPU time of a direction on the 1 mm phantom) when that range holds no more
+    cells than there are points (+ 2^16), else, or should a chunk fall outside it, by sorting
+    (`_locate_sorted`, the computation before): the same surface (maxima and minima are exact
+    in any order; tested against each other and against all points at once)."""
     d = np.asarray(direction, float)
     d = d / np.linalg.norm(d)
     bin_mm = float(max(ct.spacing))
     pat_kji, obj_kji = masks if masks is not None else patient_and_objects(ct, body, data, air_hu)
     if not len(pat_kji):
         return TableSurface(np.inf, False, 0.0, d, bin_mm)
+    box = _uv_box(ct, (pat_kji, obj_kji), d, bin_mm)
+    if box[1] * box[3] <= len(pat_kji) + len(obj_kji) + (1 << 16):
+        try:
+            return _locate_dense(ct, pat_kji, obj_kji, d, bin_mm, box, chunk)
+        except _OutOfBox:
+            pass
+    return _locate_sorted(ct, pat_kji, obj_kji, d, bin_mm, chunk)
+
+
+def _locate_dense(ct, pat_kji, obj_kji, d, bin_mm, box, chunk) -> TableSurface:
+    """`locate_table`'s surface, the per-column extremes reduced into dense arrays over the
+    column range ``box`` (`_uv_box`); raises `_OutOfBox` when a chunk's column lies outside it."""
+    u0, nu, v0, nv = box
+
+    def cells(r):
+        s, u, v = _column_uv(r, d, bin_mm)
+        u -= u0
+        v -= v0
+        if len(u) and (u.min() < 0 or u.max() >= nu or v.min() < 0 or v.max() >= nv):
+            raise _OutOfBox
+        return s, u * nv + v
+
+    deep = np.full(nu * nv, -np.inf)   # per column the patient's deepest voxel
+    for r in voxel_ras(ct, pat_kji, chunk):
+        s, c = cells(r)
+        np.maximum.at(deep, c, s)
+    top = np.full(nu * nv, np.inf)     # the first object beyond it
+    side = np.full(nu * nv, np.inf)    # in columns without the patient: the first object
+    for r in voxel_ras(ct, obj_kji, chunk):
+        s, c = cells(r)
+        dp = deep[c]
+        col = dp > -np.inf
+        under = col & (s > dp)          # beyond the patient in its column
+        np.minimum.at(top, c[under], s[under])
+        col = ~col
+        np.minimum.at(side, c[col], s[col])
+    cp = np.flatnonzero(deep > -np.inf)
+    co = np.flatnonzero(side < np.inf)
+    tp = top[cp]
+    found = np.isfinite(tp)
+    all_c = np.concatenate([cp[found], co])
+    all_keys = _key_of(all_c // nv + u0, all_c % nv + v0)
+    all_tops = np.concatenate([tp[found], side[co]])
+    order = np.argsort(all_keys, kind="stable")
+    cover = float(found.mean())
+    return TableSurface(float(deep[cp].max()), cover >= MIN_COVER, cover, d, bin_mm, all_keys[order],
+                        all_tops[order])
+
+
+def _locate_sorted(ct, pat_kji, obj_kji, d, bin_mm, chunk) -> TableSurface:
+    """`locate_table`'s surface by sorting the points' column keys (per chunk, then over the
+    chunks' results) and searching each object point's column among the patient's."""
     # per column the patient's deepest voxel: each chunk's column maxima, then the maximum over
     # the chunks (exact: a maximum of maxima)
     keys, deepest = _column_extreme((_columns(r, d, bin_mm) for r in voxel_ras(ct, pat_kji, chunk)), np.maximum)
