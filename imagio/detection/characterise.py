@@ -593,7 +593,8 @@ def _same_lesion(ct: Volume, nodules: list[dict], masks: list[np.ndarray]) -> No
 def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarray,
                             lobes: Volume | None = None, patient: dict | None = None,
                             progress=None, airways: dict | None = None,
-                            slots: int | None = None) -> tuple[list[dict], list[np.ndarray], dict]:
+                            slots: int | None = None,
+                            contrast_ct: bool = False) -> tuple[list[dict], list[np.ndarray], dict]:
     """Characterise ``cands`` (sorted by probability; module docstring): each of them, or with
     ``slots`` the most probable until ``slots`` of them are characterised, where a low-probability
     candidate (below `report.report_threshold`) whose outline measures below the smallest
@@ -608,7 +609,10 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     grid); patient: optional {"age", "sex", "smoker", "family_history", "extrathoracic_cancer",
     "emphysema"} (a yes/no fact left out is unknown: the risk is a range over it; "emphysema"
     given replaces the lung segmentation's LAA-950 reading); airways: the scan's airway tree when
-    already found (`lung_parenchyma`), else it is grown for LAA-950.
+    already found (`lung_parenchyma`), else it is grown for LAA-950; contrast_ct: the scan shows a
+    contrast-enhanced blood pool (`segmentation.blood_pool.contrast_pool_band`): each nodule carries
+    ``contrast_ct`` True, and one typed calcified gets no Lung-RADS category nor a benign reading
+    (calcium and iodinated contrast share its density: `stratification.screening.calcified_reason`).
     Returns (nodules: one dict per characterised candidate, sorted by decreasing risk; their
     masks on the CT grid, same order; scan-level facts: emphysema, counts, warnings). Runs on
     the storage given: `pipeline.scan_findings` gives it the RAS-canonical one, so that the
@@ -653,7 +657,8 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
             break
         scan["segmented_candidates"] = n + 1
         p(n / max(len(todo), 1), f"characterise: candidate {n + 1}/{len(todo)}")
-        d = {"id": n + 1, "candidate": cand.to_dict(), "warnings": list(cand.warnings)}
+        d = {"id": n + 1, "candidate": cand.to_dict(), "warnings": list(cand.warnings),
+             **({"contrast_ct": True} if contrast_ct else {})}
         try:
             mask, meas, warn, uncertain, clipped = segment_candidate(ct, cand)
         except ImagioError as e:

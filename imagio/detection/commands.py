@@ -217,7 +217,8 @@ def register(subparsers) -> None:
                    help=f"patient sex (Brock): {accepted('sex').replace('%', '%%')}")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--smoker", action="store_true", help="current or former smoker (Mayo)")
-    g.add_argument("--never-smoker", action="store_true", help="never smoked (Mayo)")
+    g.add_argument("--never-smoker", "--no-smoker", dest="never_smoker", action="store_true",
+                   help="never smoked (Mayo; --no-smoker as `imagio risk` spells it)")
     unknown = "; not given: unknown, the probability is the range over yes and no"
     s.add_argument("--family-history", action=argparse.BooleanOptionalAction, default=None,
                    help="lung cancer in a first-degree relative (Brock)" + unknown)

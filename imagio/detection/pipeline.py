@@ -387,6 +387,25 @@ def scan_findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
     return found
 
 
+def contrast_warning(ct: Volume) -> str | None:
+    """The scan-level warning that ``ct`` is contrast-enhanced (a blood pool found as
+    `segmentation.blood_pool.contrast_pool_band` finds it, as ``imagio segment`` says "contrast CT"),
+    or None. On such a scan calcium cannot be told from iodinated contrast by density, so a dense dot
+    may be a contrast-filled vessel and no candidate is read as a benign calcified nodule; Lung-RADS
+    is defined for low-dose non-contrast screening CT (ACR Lung-RADS v2022). New-user trial 90 M:
+    ``imagio detect`` on the chest CTA typed a 584 HU lung-vessel dot part-solid and a hilar
+    pulmonary artery a 10 mm calcified nodule and said nothing of the contrast."""
+    from ..segmentation.blood_pool import contrast_pool_band
+
+    band = contrast_pool_band(ct)
+    if band is None:
+        return None
+    return (f"contrast-enhanced CT (a blood pool of {band[0]:.0f}-{band[1]:.0f} HU): calcium cannot be told "
+            "from iodinated contrast by density, so a dense candidate may be a contrast-filled vessel and none is "
+            "read as a benign calcified nodule (no Lung-RADS category); Lung-RADS is defined for low-dose "
+            "non-contrast CT: read the candidates on the images")
+
+
 def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
     """`scan_findings` on a CT already in RAS-canonical storage."""
     from ..segmentation.common import as_progress
@@ -408,6 +427,9 @@ def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
         except InputError as e:  # the deep detector runs without; characterisation cannot
             scan_warn.append(f"candidates not characterised: {e}")
             n_char = 0
+    contrast = contrast_warning(ct)
+    if contrast:
+        scan_warn.append(contrast)
     lobes = lungs if isinstance(lungs, Volume) and any(
         n.startswith("lung_") and "lobe" in n for n in lungs.labels.values()) else None
     # the deep detector keeps its own default (the model's lung class) unless a mask was given
@@ -420,7 +442,8 @@ def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
         from .characterise import characterise_candidates
 
         nodules, masks, scan = characterise_candidates(
-            ct, cands, lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95), airways, slots=n_char)
+            ct, cands, lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95), airways, slots=n_char,
+            contrast_ct=bool(contrast))
         scan["candidates"] = len(cands)
         tried = scan["segmented_candidates"]
         if len(cands) > tried:

@@ -320,7 +320,9 @@ def _no_category(d: dict) -> str | None:
 
 # the low-probability candidates named for review although they have no category: no floor either, and
 # the reason is not a size too small to measure (issue 17 trial M1)
-REVIEW_NO_CATEGORY = ("not_assessable", "calcium_or_bone")
+REVIEW_NO_CATEGORY = ("not_assessable", "calcium_or_bone", "calcium_or_contrast")
+_REVIEW_WORDS = {"not_assessable": "not assessable", "calcium_or_bone": "calcium or bone, size uncertain",
+                 "calcium_or_contrast": "calcium or contrast (contrast CT)"}
 
 
 def review_no_category(low: list[dict] | None) -> list[dict]:
@@ -328,13 +330,16 @@ def review_no_category(low: list[dict] | None) -> list[dict]:
     what they are: not assessable (fat density, a concavity of the lung outline clipped to its
     sphere; `undecided` counts them while the measured categories stay below 4B) and calcium
     density of uncertain size (a calcified nodule, Lung-RADS 1 with a benign pattern, or bone, no
-    nodule: neither raises the scan's category, so it stands; the reader confirms which)."""
+    nodule: neither raises the scan's category, so it stands; the reader confirms which), and
+    calcium-or-contrast density on a contrast-enhanced CT (a calcified nodule or a contrast-filled
+    vessel: neither raises it either)."""
     return [d for d in low or [] if _no_category(d) in REVIEW_NO_CATEGORY]
 
 
 def _review_text(d: dict) -> str:
-    """'#id not assessable' or '#id calcium or bone, size uncertain' (the summary's review names)."""
-    return f"#{d['id']} " + ("not assessable" if _no_category(d) == "not_assessable" else "calcium or bone, size uncertain")
+    """'#id not assessable', '#id calcium or bone, size uncertain' or '#id calcium or contrast
+    (contrast CT)' (the summary's review names)."""
+    return f"#{d['id']} " + _REVIEW_WORDS[_no_category(d)]
 
 
 def _actionable(low: list[dict] | None, named=()) -> list[str]:

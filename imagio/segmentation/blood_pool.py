@@ -33,6 +33,18 @@ AORTIC_WALL_MAX_MM = rule("aortic_wall_max_mm")  # thicker: intramural haematoma
 AORTA_MAX_RADIUS_MM = rule("aorta_max_radius_mm")
 
 
+def contrast_pool_band(ct: Volume, body: np.ndarray | None = None) -> tuple[float, float] | None:
+    """(low, high) HU band of the scan's contrast-enhanced blood pool, or None when it shows none
+    (a non-contrast or late-phase CT): `bones.contrast_blood_band` on the CT at the common
+    resolution (as `rules.segment_masks` decides "contrast CT"), within ``body`` (bool [k, j, i];
+    every voxel when None: the band is a peak of thick 150-700 HU tissue, which a couch or a
+    cable is not). Raises InputError for a non-CT input (`common.check_ct`)."""
+    a = bn.at_common_resolution(check_ct(ct), ct.spacing_kji)
+    band = bn.contrast_blood_band(a, np.ones(a.shape, bool) if body is None else body,
+                                  ct.voxel_volume_ml, ct.spacing_kji)
+    return None if band is None else (float(band[0]), float(band[1]))
+
+
 def _pool_density(ct: Volume, body: np.ndarray, lungs, bone):
     """(a, low, high, rim_low, free, tissue): the CT at the common resolution, the arterial-blood
     band [``MIN_BLOOD_PEAK_HU``, top of the pool's band] (HU), the lumen-edge threshold

@@ -46,6 +46,8 @@ NO_CATEGORY = {
     "below_measurable": "below the smallest measurable size",
     "not_lung": "not touching the lung",
     "calcium_or_bone": "calcium density of uncertain size (a calcified nodule or bone)",
+    "calcium_or_contrast": "calcium or iodinated contrast density on a contrast-enhanced CT (a calcified nodule "
+                           "or a contrast-filled vessel)",
     "size_uncertain": "size a lower bound (outline clipped, part of a mass or cut by the scan's edge): a floor at most",
     "not_in_table": "type or size outside Lung-RADS's table",
 }
@@ -96,6 +98,17 @@ def not_measurable(nodule: dict) -> str | None:
     return None
 
 
+def calcified_reason(nodule: dict) -> str:
+    """Why a nodule typed calcified is outside the malignancy models (Brock, Mayo): a benign
+    pattern, or on a contrast-enhanced CT (``contrast_ct``, set by `detection.characterise`)
+    density that calcium and iodinated contrast share (a contrast-filled vessel reads as calcium:
+    new-user trial 90 M: the chest CTA's hilar pulmonary artery typed a 10 mm calcified nodule)."""
+    if nodule.get("contrast_ct"):
+        return ("calcium or iodinated contrast density on a contrast-enhanced CT (a calcified nodule or a "
+                "contrast-filled vessel): read it on the images")
+    return "calcified nodule: benign pattern, outside the model's population"
+
+
 def lung_rads(nodule: dict) -> dict:
     """Lung-RADS v2022 baseline category of ``nodule`` (keys: type, mean_diameter_mm,
     solid_component_mm; ``touches_lung`` False: refused, not a lung nodule; a mean diameter
@@ -116,6 +129,9 @@ def lung_rads(nodule: dict) -> dict:
         return _refuse("lung_rads", "the lesion does not touch the lung: not a lung nodule (chest wall, "
                                     "mediastinum, diaphragm or abdomen at the scan's edge); read it apart", src,
                        "not_lung")
+    if t == "calcified" and nodule.get("contrast_ct"):   # benign calcium, or contrast in a vessel: not told apart
+        return {**_refuse("lung_rads", calcified_reason(nodule), src, "calcium_or_contrast"),
+                "category_at_least": None}
     unsure = nodule.get("size_uncertain")
     if unsure:
         return _uncertain_category(nodule, unsure, src)
@@ -315,7 +331,7 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
         return _refuse("brock", f"{extent:.1f} mm is a mass (> 30 mm, Fleischner glossary), outside "
                                 "the nodules Brock was built on; Lung-RADS 4B/4X territory", src)
     if t == "calcified":
-        return _refuse("brock", "calcified nodule: benign pattern, outside the model's population", src)
+        return _refuse("brock", calcified_reason(nodule), src)
     kind = {"ground_glass": "nonsolid", "perifissural": "solid"}.get(t, t)
     if kind not in nodule_risk.NODULE_TYPES:
         return _refuse("brock", f"nodule type {t!r} not assessed", src)
@@ -353,13 +369,15 @@ def mayo(nodule: dict, patient: dict, upper_lobe: bool | None) -> dict:
     """Mayo Clinic probability, or a refusal with its reason (needs age and smoking history)."""
     src = nodule_risk.coefficients()["mayo"]["source"]
     size = model_size("mayo", nodule)
-    if patient.get("age") is None or patient.get("smoker") is None:
-        return _refuse("mayo", "patient age and smoking history are needed (imagio detect --age "
-                               "--smoker/--never-smoker)", src)
+    missing = [w for k, w in (("age", "patient age (--age)"),
+                              ("smoker", "smoking history (--smoker/--never-smoker)")) if patient.get(k) is None]
+    if missing:   # new-user trial 90 L: "age and smoking history" was said with the age given
+        return _refuse("mayo", " and ".join(missing) + (" are" if len(missing) > 1 else " is")
+                       + " needed (imagio detect)", src)
     if size is None:
         return _refuse("mayo", "no measured nodule size (segmentation failed)", src)
     if nodule.get("type") == "calcified":
-        return _refuse("mayo", "calcified nodule: benign pattern, outside the model's population", src)
+        return _refuse("mayo", calcified_reason(nodule), src)
     unknown = {"extrathoracic_cancer": patient.get("extrathoracic_cancer"), "upper_lobe": upper_lobe}
     ps = []
     for x, u in itertools.product(*([bool(v)] if v is not None else [False, True] for v in unknown.values())):
