@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import anatomy
 from ..errors import ImagioError
 from ..progress import Progress
 from .candidates import Candidates, skin_candidates
@@ -798,6 +799,13 @@ def absent_structure_warnings(problem: PlanningProblem, maps: PlanningMaps) -> l
                    "e.g. on a contrast CT, before trusting clearances)")
     in_lung = bool(maps.flags[tuple(np.clip(np.rint(maps.world_to_kji(problem.target.point_ras[None])[0]).astype(int),
                                             0, np.array(maps.label.shape) - 1))] & 2)
+    if in_lung and not any(n in anatomy.AERATED_LUNG for n in problem.labels.labels.values()):
+        # new-user trial 90 L: the chest CTA's lungs removed from the labels: "no feasible path",
+        # the lung's contrast-filled vessels kept out as unlabelled dense tissue, and no word of why
+        out.append("target in the lung but no lung labelled (lung_left/lung_right or the lobes): the lungs are taken as "
+                   "the air inside the body, pleural crossings as its edges, and dense tissue in them (vessels, "
+                   "on a contrast CT above 250 HU) as unlabelled: label the lungs (imagio segment --structures "
+                   "lungs,vessels) and plan again")
     if in_lung and not any("lung_vessels" in n or "pulmonary" in n for n in present):
         out.append("target in the lung but no lung vessels labelled: the plan assumes none")
     if in_lung and not any("lobe" in n for n in present):
