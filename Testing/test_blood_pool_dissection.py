@@ -151,3 +151,21 @@ def test_extend_pool_does_not_take_the_marrow_of_a_vertebra_against_the_aorta(sp
     assert not (ext & bone).any()
     if ext[false_lumen].mean() < 0.9:
         assert "mL" in bp.paravertebral_pool_warning(ct, ext, bone | marrow, body, None, bone)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known limit (found 2026-12-06 after new-user trial 90 L: the chest CTA resampled 20/12 degrees "
+    "oblique was warned of a crescent, the axial original not): the union of the lumen with the "
+    "thrombus-density tissue within the aorta's radius is dilated in 3-D, so on this axial grid the "
+    "no-dissection aorta (480 HU throughout) is warned from the soft tissue beyond its fat ('up to 13 mm "
+    "thick', planes z -14..4 mm: inscribed disc 15.5 mm vs the lumen's 5.4 mm), while the crescent of "
+    "the thrombosed case never joins the lumen's disc in its own plane (the 100-260 HU blend between "
+    "them is neither lumen nor thrombus). An in-plane union alone warns neither; with the blend "
+    "bridged it warns both (the oesophagus and the soft tissue beyond the fat join the disc): "
+    "the rule needs the aorta's outer wall, not a density band; nonenhancing_crescent_warning stays a "
+    "hint, README claims no dissection detection"))
+def test_an_aorta_without_dissection_on_an_axial_grid_is_not_warned():
+    ct, body, vert, false_lumen, organ = _phantom((1.2, 0.9, 2.0), np.eye(3), false_hu=480.0, fat=True,
+                                                  true_from=1.0)
+    pool = bp.extend_pool(ct, contrast_blood_pool(ct, body, None, vert), body, None, vert)
+    assert bp.nonenhancing_crescent_warning(ct, pool, vert, body, None, vert) == ""
