@@ -53,3 +53,26 @@ print(int((img > 0).sum()), "vtk" in sys.modules, "vtkmodules.all" in sys.module
     lit, vtk_loaded, all_loaded = out.stdout.split()[-3:]
     assert int(lit) > 0
     assert (vtk_loaded, all_loaded) == ("False", "False")
+
+
+def test_vtk_output_routed_before_the_rendering_modules_load(tmp_path):
+    """`demo.route_vtk_output` loads VTK's core module only (the demo routes VTK's messages
+    before its phantom and segmentation stages, which use no VTK: the rendering libraries'
+    pages would count in their peaks, issue 20), and a message of a module loaded after it
+    (vtkIOImage, through imagio.vtklib) still goes to the log file."""
+    log = tmp_path / "vtk.log"
+    code = f"""
+import sys
+from imagio.demo import route_vtk_output
+route_vtk_output({str(log)!r})
+loaded = sorted(m for m in sys.modules if m.startswith("vtkmodules.") or m == "imagio.vtklib")
+from imagio.vtklib import vtk
+r = vtk.vtkPNGReader()
+r.SetFileName({str(tmp_path / 'missing.png')!r})
+r.Update()
+print(",".join(loaded))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "vtkmodules.vtkCommonCore"
+    assert "vtkPNGReader" in log.read_text() and "missing.png" in log.read_text()

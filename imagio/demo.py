@@ -68,14 +68,20 @@ def compose_labels(rules: Volume, reference: Volume, lesions: dict[str, np.ndarr
 
 def route_vtk_output(path) -> None:
     """Send VTK's (and so MRML's) warning and error messages to the log file ``path`` instead of
-    the terminal (a vtkFileOutputWindow, appended, flushed per message)."""
-    from .vtklib import vtk
+    the terminal (a vtkFileOutputWindow, appended, flushed per message).
 
-    w = vtk.vtkFileOutputWindow()
+    Loads VTK's core module only (``vtkCommonCore``, which holds the process's one output
+    window, used by every VTK module loaded later), not `imagio.vtklib`'s rendering and filter
+    modules: the demo calls this before its phantom and segmentation stages, which use no VTK,
+    and those libraries' pages (about 50 MiB resident) would count in those stages' peaks
+    (issue 20)."""
+    from vtkmodules.vtkCommonCore import vtkFileOutputWindow, vtkOutputWindow
+
+    w = vtkFileOutputWindow()
     w.SetFileName(str(path))
     w.AppendOn()
     w.FlushOn()
-    vtk.vtkOutputWindow.SetInstance(w)
+    vtkOutputWindow.SetInstance(w)
 
 
 def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) -> dict:
