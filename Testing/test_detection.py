@@ -977,7 +977,7 @@ def test_a_dot_centred_on_the_walls_side_of_a_pleural_gutter_is_scored_down():
     from scipy import ndimage as ndi
 
     from imagio.detection.blobs import (_canonical_ct_and_mask, _candidates_from_pool,
-                                        candidate_pool, lung_side_term, shell_outer_mm)
+                                        candidate_pool, shell_outer_mm)
     from imagio.segmentation.common import as_progress
 
     vol, cen, (u, v, z), (lu, lv, lz), lung, a, w, body = _box_lung_scene()
@@ -1032,7 +1032,7 @@ def test_a_nodule_bulging_from_a_wall_fold_into_the_lung_is_a_candidate():
     from scipy import ndimage as ndi
 
     from imagio.detection.blobs import (_canonical_ct_and_mask, _candidates_from_pool,
-                                        candidate_pool, lung_side_term, shell_outer_mm)
+                                        candidate_pool, shell_outer_mm)
     from imagio.segmentation.common import as_progress
 
     vol, cen, (u, v, z), (lu, lv, lz), lung, a, w, body = _box_lung_scene()
@@ -1060,11 +1060,6 @@ def test_a_nodule_bulging_from_a_wall_fold_into_the_lung_is_a_candidate():
     share = float(lungs[(dist > rr) & (dist <= outer)].mean())
     assert share > constants()["lung_side_shell_fraction"]["value"]
     assert c.features["lung_shell_fraction"] == pytest.approx(share, abs=0.08)
-    # kept for its lung side: scored by how far its centre lies in the lung (lung_side_term's
-    # wall-centred ramp), which half a radius inside leaves most of its score
-    i = int(np.argmin(np.linalg.norm(pool["centres"] - c.center_ras, axis=1)))
-    assert pool["lung_side_release"][i]
-    assert c.features["lung_side_term"] == lung_side_term(c.features["lung_shell_fraction"], wall_centred=True) > 0.5
     # the fold stays a wall: no candidate centred in it, none on the indentation
     assert not any(np.linalg.norm(c.center_ras - indent) < r for c in cands)
     in_fold = ndi.binary_erosion(fold, iterations=1)
@@ -1266,35 +1261,3 @@ def test_a_dot_of_ground_glass_density_is_scored_by_the_sub_solid_exit_rule():
     ex_sub_rule, _ = calibre_exit_scores(a, *args, subsolid=True, sigma0_mm=sig0)
     assert ex[1] == pytest.approx(ex_solid_rule[1]) and ex_sub_rule[1] < 0.5 * ex[1]
 
-
-def test_a_dot_centred_in_a_wall_structure_is_scored_by_how_far_its_centre_lies_in_the_lung():
-    """Lung-side term of a peak kept only because its centre lies on the lung's side
-    (``blobs.lung_side_term(shell, wall_centred=True)``, ``wall_centred_lung_side_shell_fraction``):
-    its dense region is continuous with the chest wall or mediastinum, so a centre on the pleura
-    (half the shell in the lung: obtuse angles, a wall's or mediastinum's structure, e.g. the
-    subclavian artery over the apex) scores 0 and a centre half a radius inside the lung (three
-    quarters) scores 1; halfway, half. The shell shares are those of balls against a flat
-    pleura, measured here on a voxel grid (1 mm, pleura at z = 0, the dot filter's shell:
-    radius..radius + max(2 mm, radius / 2)). A candidate not centred in a wall structure keeps
-    the plain term (1 from half the shell): the rule must not act on it."""
-    from imagio.detection.blobs import _lung_shell_fraction, lung_side_term
-
-    r = 4.5
-    lungs = np.zeros((41, 41, 41), bool)
-    lungs[20:] = True   # k >= 20: lung; the pleura between k = 19 and 20 (z = 19.5 mm)
-
-    def share(depth_mm):   # a ball of radius r centred depth_mm inside the pleura
-        k = 19.5 + depth_mm
-        assert float(k).is_integer()
-        return _lung_shell_fraction(lungs, (int(k), 20, 20), r, (1.0, 1.0, 1.0))
-
-    on, half_r, deep = share(0.5), share(2.5), share(8.5)
-    assert 0.5 < on < 0.6 and 0.65 < half_r < 0.85 and deep == 1.0
-    assert lung_side_term(on, wall_centred=True) < 0.4 * lung_side_term(half_r, wall_centred=True)
-    assert lung_side_term(deep, wall_centred=True) == 1.0
-    assert lung_side_term(0.5, wall_centred=True) == 0.0
-    hi = constants()["wall_centred_lung_side_shell_fraction"]["value"]
-    assert lung_side_term(hi, wall_centred=True) == 1.0
-    assert lung_side_term((0.5 + hi) / 2.0, wall_centred=True) == pytest.approx(0.5)
-    # not centred in a wall structure: the plain term, whole from half the shell
-    assert lung_side_term(on) == 1.0 and lung_side_term(half_r) == 1.0

@@ -66,10 +66,9 @@ Method (constants and sources in ``imagio/data/detection.json``):
    juxta-pleural channel roundness replaces blobness and the lung share around the lesion
    multiplies the score; for the mass channel the contrast term and the lung-side term below
    (1 for every kept mass, whose centre lies on the lung's side: :func:`mass_score`); for the dot and sub-solid channels the lung share of the shell around
-   the candidate's sphere does (:func:`lung_side_term`: 0 at a quarter, 1 from a half; for a
-   peak centred in a wall structure and kept for its lung side, 0 at a half, 1 from three
-   quarters): a nodule's centre lies on the lung's side of the pleura, a rib's, vertebra's or
-   mediastinal contour's on the other (pleural-angle sign, Felson 1973). Perifissural nodules (solid,
+   the candidate's sphere does (:func:`lung_side_term`: 0 at a quarter, 1 from a half): a
+   nodule's centre lies on the lung's side of the pleura, a rib's, vertebra's or mediastinal
+   contour's on the other (pleural-angle sign, Felson 1973). Perifissural nodules (solid,
    lentiform, on a fissure, short axis normal to it: de Hoop 2012) are flat, so Li's terms rank them with the vessels: on thin
    sections a solid dot peak lying on a fissure-like sheet normal to its flat axis is scored
    with a disc's blobness and its centre density as well (:func:`perifissural_scores`,
@@ -743,7 +742,7 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
                          fissure_attached=bool(pool["fissure"][i]))
             if np.isfinite(pool["exits"][i]):
                 feats["calibre_exits"] = float(pool["exits"][i])
-            feats["lung_side_term"] = lung_side_term(float(shell[i]), bool(pool["lung_side_release"][i]))
+            feats["lung_side_term"] = lung_side_term(float(shell[i]))
             score_i = score_i * feats["lung_side_term"]
             warn = ["diameter is the blob-filter scale (steps of 26%), not a segmentation"] + scan_warn
         kji_ct = ct.world_to_kji(centres[i][None])[0]
@@ -1201,10 +1200,10 @@ def dot_exit_scores(a: np.ndarray, lungs: np.ndarray, peaks: np.ndarray, diam: n
     detectors' false positives (Jacobs C et al., Med Image Anal 2014;18:374-384), while a
     non-solid nodule is a focal hazy opacity of which nothing of its own density continues
     (Fleischner glossary, Hansell DM et al., Radiology 2008;246:697-722), and a solid vessel
-    crossing it is removed before counting. Phantom screening scans (1.5 mm): the dot channel's
-    false positives at the ends of small airways (a tube of wall around a lumen the grid barely
-    resolves) had a sub-solid centre (-526..-264 HU, 10th-90th percentile) and 0.5-1.7 exits,
-    so the dot rule left their score whole. a: the working-grid CT (HU); sigma0_mm: the dot
+    crossing it is removed before counting. Phantom screening scans 0-19 (1.5 mm): 58 of the 78
+    false positives above the 8 FP/scan threshold at the ends of small airways (a tube of wall
+    around a lumen the grid barely resolves) were dot peaks, 50 of them with a sub-solid centre
+    (-566..-281 HU, 10th-90th percentile) and 0.5-1.6 exits, which the dot rule left whole. a: the working-grid CT (HU); sigma0_mm: the dot
     filter's finest scale; the rest as :func:`calibre_exit_scores`."""
     solid_min = constants()["type_hu"]["solid_min"]
     sk = np.asarray(spacing_kji, float)
@@ -1667,7 +1666,7 @@ def _category3_solid_mm() -> float:
     return float(next(lo for lo, _, cat in table()["baseline"]["solid"] if cat != "2"))
 
 
-def lung_side_term(shell: float, wall_centred: bool = False) -> float:
+def lung_side_term(shell: float) -> float:
     """Score factor in [0, 1] of a dot or sub-solid candidate from the share ``shell`` of the shell
     around its sphere that is lung (:func:`_lung_shell_fraction`): 0 at the keep limit
     ``min_lung_shell_fraction`` and below, 1 from ``lung_side_shell_fraction`` (0.5) up,
@@ -1681,22 +1680,9 @@ def lung_side_term(shell: float, wall_centred: bool = False) -> float:
     to a quarter where two pleural planes meet (the gutters, the keep limit). Known limit: a
     nodule in a right-angled gutter, centred half a radius inside both planes, reads about 0.4
     (the shell reaches 2 mm beyond its edge, into both walls) and keeps about half its score;
-    the term ranks, it removes no candidate. shell: float in [0, 1]; returns a float.
-
-    wall_centred: the candidate is centred in a wall structure that the granulometry does not
-    free and is kept only because its centre lies on the lung's side (``lung_side_release`` of
-    :func:`candidate_pool`): its dense region is continuous with the chest wall or mediastinum,
-    so its centre's side of the pleura is the only sign that it arose in the lung. The term then
-    runs from 0 with the centre on the pleura (``lung_side_shell_fraction``, half the shell: a
-    lesion centred on the pleura meets it at obtuse angles, the sign of an extrapulmonary one)
-    to 1 with the centre half a radius inside the lung (``wall_centred_lung_side_shell_fraction``,
-    three quarters; Felson 1973, Webb 2015). Phantom screening scans: the subclavian artery and
-    aortic arch over the apex, centred in the mediastinum's dense region on the pleura (0.51-0.55),
-    were the best-scored false positives (0.29-0.41, the 1/8 FP/scan threshold)."""
+    the term ranks, it removes no candidate. shell: float in [0, 1]; returns a float."""
     c = constants()
     lo, hi = c["min_lung_shell_fraction"]["value"], c["lung_side_shell_fraction"]["value"]
-    if wall_centred:
-        lo, hi = hi, c["wall_centred_lung_side_shell_fraction"]["value"]
     return float(np.clip((float(shell) - lo) / (hi - lo), 0.0, 1.0))
 
 
