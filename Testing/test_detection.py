@@ -1212,3 +1212,52 @@ def test_a_small_lens_on_a_fissure_is_a_fissure_candidate():
     assert cands[0] is near[0] and near[0].probability > 0.3
     assert not [c for c in cands if c.features["channel"] == "fissure"
                 and np.linalg.norm(c.center_ras - crossing) < 6.0]
+
+
+def test_a_dot_of_ground_glass_density_is_scored_by_the_sub_solid_exit_rule():
+    """Dot channel's vessel term by the candidate's own density (``blobs.dot_exit_scores``): on a
+    1.5 mm grid (painted at 0.5 mm, block-averaged: partial volume; blur 0.9 mm, noise 12 HU),
+    a small airway seen near its end (lumen 1.3 mm radius of air, wall 1 mm of 40 HU, oblique:
+    the phantom's terminal airways) reads a sub-solid centre (the grid barely resolves its
+    lumen) and is the end of a tube of its own density: about one exit, half its score
+    (``subsolid_exits``; the dot rule ``vessel_exits`` left it whole, and the phantom's airway
+    ends were the dot channel's commonest false positives). A solid 6 mm nodule on a 4.5 mm
+    vessel through it (about one exit's area) keeps its whole score and is counted by the dot
+    rule (its solid vessel leaves it; the sub-solid count, without resolved solid structures,
+    would not see it)."""
+    from scipy import ndimage as ndi
+
+    from imagio.detection.blobs import _ball_hu, calibre_exit_scores, dot_exit_scores, scales_mm
+
+    f, sp, n = 3, 1.5, 40
+    x = (np.stack(np.indices((n * f,) * 3), -1) + 0.5) * (sp / f)  # mm, kji
+    a = np.full(x.shape[:3], -850.0, np.float32)
+    u, end = np.array([1.0, 2.0, 2.0]) / 3.0, np.array([20.0, 35.0, 35.0])
+    q = x - end
+    t = q @ u
+    rad = np.linalg.norm(q - t[..., None] * u, axis=-1)
+    a[(t <= 0) & (t >= -30) & (rad <= 2.3)] = 40.0
+    a[(t <= 0) & (t >= -30) & (rad <= 1.3)] = -1000.0
+    nod, v = np.array([40.0, 20.0, 30.0]), np.array([0.0, 0.6, 0.8])
+    q = x - nod
+    t = q @ v
+    a[(np.linalg.norm(q - t[..., None] * v, axis=-1) <= 2.25) & (np.abs(t) <= 15)] = 40.0
+    a[np.linalg.norm(q, axis=-1) <= 3.0] = 40.0
+    a = a.reshape(n, f, n, f, n, f).mean(axis=(1, 3, 5))
+    a = ndi.gaussian_filter(a, 0.9 / sp) + np.random.default_rng(5).normal(0, 12, a.shape)
+    sk = np.full(3, sp)
+    pk = np.rint(np.array([end - 2.0 * u, nod]) / sp - 0.5).astype(int)
+    args = (np.ones(a.shape, bool), pk, np.full(2, 6.0), np.ones(2), np.ones(2, bool), -850.0, sk)
+    solid_min = constants()["type_hu"]["solid_min"]
+    centre = [_ball_hu(a, p, 3.0, sk, solid_min)[0] for p in pk]
+    assert centre[0] < solid_min <= centre[1]
+    sig0 = float(scales_mm(3.0, 50.0, 3)[0])
+    ex, sc = dot_exit_scores(a, *args, sig0)
+    assert 0.5 < ex[0] < 1.5 and sc[0] < 0.75
+    assert 0.5 < ex[1] < 2.0 and sc[1] == 1.0
+    ex_solid_rule, sc_solid_rule = calibre_exit_scores(a, *args)
+    assert sc_solid_rule[0] == 1.0   # the dot rule alone: the airway end kept its score
+    # the solid nodule is counted by the dot rule (its vessel, solid, counts), not the sub-solid one
+    ex_sub_rule, _ = calibre_exit_scores(a, *args, subsolid=True, sigma0_mm=sig0)
+    assert ex[1] == pytest.approx(ex_solid_rule[1]) and ex_sub_rule[1] < 0.5 * ex[1]
+
