@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..io import labels_on_grid
 from ..outline_doubts import structure_doubts, target_warning
 from ..volume import Volume, reach_box, values_mask
+from .continuation import continuation_base
 from .criteria import default_weights
 
 POSITIONS = {  # RAS direction pointing from the patient towards the table
@@ -195,13 +196,21 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
         role, margin = s.role, s.margin_mm
         if GENERIC_NAME.match(str(name)):   # an unnamed structure could be anything: keep out
             role, margin = "forbidden", 0.0
-        elif not anatomy.is_known(name) and not named_like_a_lesion(name) and not is_calibre_split(name):
+        elif (not anatomy.is_known(name) and not named_like_a_lesion(name) and not is_calibre_split(name)
+              and continuation_base(name) is None):
             # a name IMAGIO cannot read ("Herz", "target2", "OAR_1") could be an organ at risk:
             # kept out (targets.unknown_structure_role); the target's host organ is entered
             # (`_enter_host_organ`), --role NAME=passable crosses it on purpose
             role, margin = load_defaults()["targets"]["unknown_structure_role"], 0.0
         if is_calibre_split(name):   # thin branches (split_vessels_by_calibre)
             role, margin = small_role, 0.0
+        base = continuation_base(name)
+        if base is not None:   # a vessel's unlabelled continuation (`continuation`): the vessel's role
+            b = anatomy.get(base)
+            role, margin = b.role, b.margin_mm
+            o = overrides.get(base)
+            if o is not None:
+                role, margin = (o, margin) if isinstance(o, str) else (o[0], float(o[1]))
         if name in overrides:
             o = overrides[name]
             role, margin = (o, margin) if isinstance(o, str) else (o[0], float(o[1]))
@@ -294,7 +303,7 @@ def _other_lesions_kept_out(specs: list[StructureSpec], target: Target, roles: d
             kept.append(s.name)
         elif (not lesion[s.value] and not anatomy.is_known(s.name) and s.name not in roles
               and s.value != target.value and not GENERIC_NAME.match(str(s.name))
-              and not is_calibre_split(s.name)):
+              and not is_calibre_split(s.name) and continuation_base(s.name) is None):
             unknown.append(s.name)
         out.append(s)
     return out, kept, unknown, notes
@@ -526,6 +535,11 @@ class PlanningProblem:
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
         tgt.in_lung = target_in_lung(prob.labels, tgt)
         _enter_host_organ(prob)
+        # unlabelled dense tissue continuous with a labelled vessel is that vessel (trial 90 HIGH 1):
+        # after the target organ is known (the density check's checked voxels)
+        from .continuation import apply as vessel_continuations
+
+        vessel_continuations(prob, given, ct_token())
         prob.warnings.extend(prob.skin.warnings())
         if calibre:
             prob.rules_extra["vessel_calibre"] = calibre
