@@ -169,3 +169,26 @@ def test_chest_cta_upper_lobe_paths_keep_the_great_vessel_clearance_from_the_car
     gaps = _gaps(ct, carotid, doc)
     assert min(gaps) >= need - 0.05, (gaps, need)
     assert doc["rules"]["vessel_continuation"]["great_vessels_continuation"]["of"] == "great_vessels"
+
+
+def test_continuations_are_cached_per_case():
+    """Built again from a new copy of the same CT (the Slicer module and IMAGIO Web read it anew
+    for every plan), the problem reuses the continuations found (the cached result object), with
+    the same labels; a CT whose branch no longer reads as contrast is a new case (never stale)."""
+    from imagio.planning import continuation
+
+    ct, lab, branch = scene()
+    continuation.forget_cached_continuations()
+    p1 = PlanningProblem.build(ct, lab, TARGET)
+    assert len(continuation._CACHE) == 1
+    first = next(iter(continuation._CACHE.values()))
+    assert first[0] is not None
+    p2 = PlanningProblem.build(ct.with_array(ct.array.copy()), lab, TARGET)
+    assert next(iter(continuation._CACHE.values())) is first
+    assert np.array_equal(p1.labels.array, p2.labels.array)
+    assert p2.rules_extra["vessel_continuation"] == p1.rules_extra["vessel_continuation"]
+    faint = ct.array.copy()
+    faint[branch] = 120      # a branch below angiographic density: not dense tissue at all
+    p3 = PlanningProblem.build(ct.with_array(faint), lab, TARGET)
+    assert next(iter(continuation._CACHE.values())) is not first
+    assert "vessel_continuation" not in p3.rules_extra
