@@ -25,6 +25,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from conftest import block_in_air, rotation
+from synthetic_ct import _seg_dist
 from imagio.planning import PlanningProblem, plan
 from imagio.planning.problem import Needle
 from imagio.volume import Volume
@@ -37,14 +38,6 @@ BRANCH_R = 3.0
 TARGET = np.array([0.0, 0.0, 0.0])
 
 
-def _seg_dist(x, y, z, a, b):
-    """Distance (mm) of the voxel centres (x, y, z arrays, RAS mm) to the segment a-b."""
-    p = np.stack([x, y, z], -1)
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    t = np.clip(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0.0, 1.0)
-    return np.linalg.norm(p - (a + t[..., None] * (b - a)), axis=-1)
-
-
 def scene(spacing=(2.0, 2.0, 2.0), direction=None, aorta_hu=330.0, seed=0):
     """(CT, labels {1: body, 2: aorta}, truth mask of the branch), all [k, j, i] on one grid of
     ``spacing`` (mm, i j k) along ``direction`` (3 x 3, columns the i j k axes in RAS)."""
@@ -52,10 +45,11 @@ def scene(spacing=(2.0, 2.0, 2.0), direction=None, aorta_hu=330.0, seed=0):
     extent = 2.0 * HALF + 30.0
     shape = tuple(int(n) for n in np.ceil(np.abs(d.T) @ extent / np.asarray(spacing, float)))
     ref, (x, y, z), body = block_in_air(spacing, shape, d, HALF)
-    aorta = _seg_dist(x, y, z, *AORTA[:2]) <= AORTA[2]
+    p = np.stack([x, y, z], -1)
+    aorta = _seg_dist(p, *AORTA[:2]) <= AORTA[2]
     branch = np.zeros_like(aorta)
     for a, b in BRANCH:
-        branch |= _seg_dist(x, y, z, a, b) <= BRANCH_R
+        branch |= _seg_dist(p, a, b) <= BRANCH_R
     branch &= ~aorta & body
     ct = np.full(body.shape, -1000.0)
     ct[body] = 40.0
