@@ -293,12 +293,14 @@ def warnings(summary: dict, dense_hu: float, widening_mm: float) -> list[str]:
     it now gets (``widening_mm``: needle radius + placement uncertainty, mm)."""
     out = []
     for name, s in sorted(summary.items()):
+        keep = (f"its margin {s['margin_mm']:g} mm + the needle's radius and placement uncertainty {widening_mm:.2f} mm"
+                if s["role"] == "margin" else f"{s['role']}: the needle's radius and placement uncertainty "
+                f"{widening_mm:.2f} mm")
         out.append(f"{s['ml']:.1f} mL of unlabelled dense tissue (> {dense_hu:g} HU, mean {s['mean_hu']:.0f} HU, peak "
                    f"{s['peak_hu']:.0f} HU; {s['objects']} object(s)) within needle reach is continuous with the "
                    f"labelled {s['of']}: taken as its unlabelled continuation ({name}: a branch beyond the label, a "
                    "vessel the segmenter left out or a contrast-filled vein; possibly a wall calcification or bone in "
-                   f"contact with it) and kept out as {s['of']} is ({s['role']}, margin {s['margin_mm']:g} mm + needle "
-                   f"radius and placement uncertainty {widening_mm:.2f} mm); check the segmentation")
+                   f"contact with it) and kept out as {s['of']} is ({keep}); check the segmentation")
     return out
 
 
