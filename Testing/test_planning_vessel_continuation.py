@@ -186,3 +186,31 @@ def test_continuations_are_cached_per_case():
     p3 = PlanningProblem.build(ct.with_array(faint), lab, TARGET)
     assert next(iter(continuation._CACHE.values())) is not first
     assert "vessel_continuation" not in p3.rules_extra
+
+
+def test_a_bone_between_does_not_make_dense_tissue_a_vessel():
+    """An unlabelled dense blob (600 HU: a calcification) on the far side of a labelled rib (1500
+    HU) that touches the enhanced aorta is joined to the aorta only through the rib's blurred
+    edge (its partial volume): it is not the aorta's continuation (the CT density check keeps it);
+    the same blob touching the aorta's lumen is (a positive control: the rule is not idle here)."""
+    ref, (x, y, z), body = block_in_air((2.0, 2.0, 2.0), (70, 60, 60), np.eye(3), (60.0, 50.0, 50.0))
+    p = np.stack([x, y, z], -1)
+    aorta = _seg_dist(p, (0.0, -20.0, -50.0), (0.0, -20.0, 50.0)) <= 8.0
+    rib = (x >= 8.0) & (x <= 30.0) & (np.abs(y + 20.0) <= 4.0) & (np.abs(z) <= 40.0) & ~aorta
+    beyond = np.linalg.norm(p - np.array([33.5, -20.0, 0.0]), axis=-1) <= 3.5
+    touching = np.linalg.norm(p - np.array([0.0, -8.0, 0.0]), axis=-1) <= 3.5
+    ct = np.where(body, 40.0, -1000.0)
+    ct[aorta], ct[rib], ct[beyond | touching] = 330.0, 1500.0, 600.0
+    # ~1.6 mm point spread: the rib's cortex blurs its one-voxel edge above 250 HU (its partial volume)
+    ct = ndimage.gaussian_filter(ct, 0.8) + np.random.default_rng(1).normal(0.0, 10.0, ct.shape)
+    lab = np.where(body, 1, 0).astype(np.uint8)
+    lab[aorta], lab[rib] = 2, 3
+    ctv = Volume(np.clip(np.rint(ct), -1024, 3071).astype(np.int16), ref.ijk_to_ras, "rib scene")
+    prob = PlanningProblem.build(ctv, Volume(lab, ref.ijk_to_ras, "labels", labels={1: "body", 2: "aorta", 3: "ribs"}),
+                                 np.array([-30.0, 20.0, 0.0]), registration_checked=True)   # made from this CT
+    cont = prob.rules_extra["vessel_continuation"]["aorta_continuation"]
+    mine = prob.labels.array == cont["value"]
+    core = ctv.array > 450       # the blobs' cores (the aorta reads 330 HU)
+    assert mine[touching & core].mean() > 0.9
+    assert not mine[beyond].any()
+    assert not (mine & ~ndimage.binary_dilation(touching, np.ones((3, 3, 3), bool))).any()
