@@ -39,6 +39,14 @@ criterion, the verifier, and the warnings treat it as that vessel, and name it.
   dense object does not make that object a vessel.
 - **size**: an object of fewer relabelled voxels than `density.min_object_voxels` (a 3 mm ball)
   is noise or sub-resolution calcification: left to the density check.
+- **calibre**: the margin belongs to a lumen of at least ``vessel_calibre.hard_min_diameter_mm``
+  (3 mm: the smallest vessel the planner keeps out; `problem.large_lumen`, the calibre split's one
+  definition, measured on the vessel, its continuation and the rim between them together);
+  thinner parts of a continuation (an intercostal artery off the aorta, a peripheral pulmonary
+  branch outside the lung label) keep the density check's needle clearance, as before (never
+  less), and the warning gives their mL. New-user trial 90's carotid (about 6 mm) is whole; the
+  chest CTA's thin contrast branches beside a deep lung target are not given a margin that the
+  calibre split would not give them as labelled lung vessels.
 - **target**: the object holding the target point (the user aims into it) and the target
   lesion's one-voxel rim are the target's own tissue (`density` module doc): never relabelled.
 - **extent**: within the box of the needle's reach + ``REACH_EXTRA_MM`` around the target (the
@@ -150,8 +158,9 @@ def _find(problem, sl, parents, checked, lungs, dense_hu: float):
     """`find` without the cache, in the box ``sl`` of the CT grid."""
     import cc3d
 
+    from ..segmentation.vessels import edt_for_diameter
     from .density import RIM_OFFSETS, labelled_rim, min_object_voxels
-    from .problem import CalibreSplit
+    from .problem import CalibreSplit, large_lumen, load_defaults
 
     ct, labels = problem.ct, problem.labels
     hu_box, lab_box = ct.array[sl], labels.array[sl]
@@ -236,6 +245,27 @@ def _find(problem, sl, parents, checked, lungs, dense_hu: float):
     take &= big[comp]
     if not take.any():
         return None, {}
+    # calibre: the margin belongs to a lumen of at least the smallest vessel the planner keeps out
+    # (``vessel_calibre.hard_min_diameter_mm``), measured on the vessel and its continuation together
+    # (with the partial-volume rim between them: lumen too); thinner parts keep the density check
+    of = ties[comp]
+    thin = np.zeros(len(kji), bool)
+    an = tuple(float(x) for x in ct.spacing_kji)
+    dmin = float(load_defaults()["vessel_calibre"]["hard_min_diameter_mm"])
+    grow = np.ceil((edt_for_diameter(dmin, an) + max(an)) / np.asarray(an)).astype(int) + 1
+    for r_ in np.unique(of[take]):
+        mem = of == r_
+        g = kji[mem].astype(np.int64)
+        a = np.maximum(g.min(0) - grow, 0)
+        b = np.minimum(g.max(0) + 1 + grow, shape)
+        m = lab_box[a[0]:b[0], a[1]:b[1], a[2]:b[2]] == order[r_ - 1].value
+        m[tuple((g - a).T)] = True
+        large = large_lumen(m, an, dmin)
+        sel = take & mem
+        thin[sel] = ~large[tuple((kji[sel].astype(np.int64) - a).T)]
+    take &= ~thin
+    if not take.any():
+        return None, {}
     names = dict(labels.labels)
     nxt = int(max(names) if names else 0) + 1
     gidx = kji[take].astype(np.int64) + lo
@@ -255,6 +285,8 @@ def _find(problem, sl, parents, checked, lungs, dense_hu: float):
         parts.append((box, m, nxt))
         h = hu_all[sel]
         summary[name] = {"of": s.name, "value": nxt, "ml": round(float(sel.sum()) * ct.voxel_volume_ml, 2),
+                         "thinner_ml": round(float((thin & (of == r_)).sum()) * ct.voxel_volume_ml, 2),
+                         "hard_min_diameter_mm": dmin,
                          "mean_hu": round(float(h.mean())), "peak_hu": round(float(h.max())),
                          "objects": int(len(np.unique(comp[take][sel]))), "role": s.role,
                          "margin_mm": float(s.margin_mm)}
@@ -300,7 +332,10 @@ def warnings(summary: dict, dense_hu: float, widening_mm: float) -> list[str]:
                    f"{s['peak_hu']:.0f} HU; {s['objects']} object(s)) within needle reach is continuous with the "
                    f"labelled {s['of']}: taken as its unlabelled continuation ({name}: a branch beyond the label, a "
                    "vessel the segmenter left out or a contrast-filled vein; possibly a wall calcification or bone in "
-                   f"contact with it) and kept out as {s['of']} is ({keep}); check the segmentation")
+                   f"contact with it) and kept out as {s['of']} is ({keep})"
+                   + (f"; {s['thinner_ml']:.1f} mL more of it with a lumen under {s['hard_min_diameter_mm']:g} mm keeps "
+                      "the needle's clearance only" if s.get("thinner_ml", 0.0) >= 0.05 else "")
+                   + "; check the segmentation")
     return out
 
 

@@ -758,10 +758,6 @@ def calibre_split(labels: Volume, target: Target, roles: dict) -> tuple[CalibreS
     of diameter >= D (a morphological opening, from two EDTs).
     Only within needle reach of the target; never on the target lesion; a structure whose role
     the user set (--role) is left whole."""
-    import edt
-
-    from ..segmentation.vessels import edt_for_diameter
-
     cfg = load_defaults()["vessel_calibre"]
     dmin = float(cfg["hard_min_diameter_mm"])
     inv = {n: v for v, n in labels.labels.items()}
@@ -785,15 +781,7 @@ def calibre_split(labels: Volume, target: Target, roles: dict) -> tuple[CalibreS
         box = ndimage.find_objects(full.view(np.uint8))[0]
         vb = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n_)) for b, n_ in zip(box, full.shape))
         m = full[vb]
-        r = edt.edt(m, anisotropy=an, black_border=False)     # mm to the nearest outside voxel centre
-        r_min = edt_for_diameter(dmin, an)       # the one lumen-diameter definition (vessels.py)
-        core = r >= r_min
-        if core.any():
-            # every lumen voxel a centreline ball reaches (its radius r >= r_min; + one voxel so
-            # that the wall voxels of a large vessel stay large: errs on the safe side)
-            large = m & (edt.edt(~core, anisotropy=an, black_border=False) <= r_min + max(an) + 1e-3)
-        else:
-            large = np.zeros_like(m)
+        large = large_lumen(m, an, dmin)
         small = m & ~large
         if small.any():
             small_name = f"{n}_small"
@@ -806,6 +794,27 @@ def calibre_split(labels: Volume, target: Target, roles: dict) -> tuple[CalibreS
     if not parts:
         return None, out
     return CalibreSplit(names, parts, nxt - 1), out
+
+
+def large_lumen(mask: np.ndarray, spacing_kji, dmin_mm: float) -> np.ndarray:
+    """Bool [k, j, i]: the voxels of the vessel ``mask`` (bool [k, j, i], voxels ``spacing_kji``
+    mm) that belong to a lumen of diameter >= ``dmin_mm``: every voxel within the radius of a
+    centreline ball of that diameter (a morphological opening from two anisotropic EDTs, mm; the
+    one lumen-diameter definition: `segmentation.vessels.edt_for_diameter`), + one voxel so that
+    the wall voxels of a large vessel stay large (the safe side). The mask's array border is not
+    background (``black_border=False``): a vessel cut by a box stays as thick as it is inside.
+    `calibre_split`'s grading and `continuation`'s."""
+    import edt
+
+    from ..segmentation.vessels import edt_for_diameter
+
+    an = tuple(float(x) for x in spacing_kji)
+    r = edt.edt(mask, anisotropy=an, black_border=False)     # mm to the nearest outside voxel centre
+    r_min = edt_for_diameter(dmin_mm, an)
+    core = r >= r_min
+    if not core.any():
+        return np.zeros_like(mask, dtype=bool)
+    return mask & (edt.edt(~core, anisotropy=an, black_border=False) <= r_min + max(an) + 1e-3)
 
 
 def _coverage(labels: Volume, ct: Volume) -> np.ndarray:
