@@ -52,6 +52,12 @@ Definitions (numbers in imagio/data/planning_defaults.json ``ct_density``, with 
 Unlabelled tissue of 130-250 HU (calcification, cartilage, a contrast-filled vessel below
 angiographic density) is not kept out but warned per proposal: `intermediate`.
 
+A blocking object joined to the enhanced lumen of a labelled vessel is that vessel's unlabelled
+continuation (an arch branch, a pulmonary vessel beyond the label, a vein full of contrast): the
+problem relabels it ``<vessel>_continuation`` with the vessel's role and margin when it is built
+(`continuation`), so it never reaches this check (trial 90: the unlabelled left common carotid
+artery kept only the needle's clearance, 3.1 mm from the best path).
+
 The density class in messages: >= ``metal_hu`` metal; >= ``cortical_hu`` bone, calcification or
 metal; else bone at partial volume, calcification or a contrast-filled vessel. Above
 ``cortical_hu`` a contrast CT adds undiluted contrast in a vein of inflow: the superior vena

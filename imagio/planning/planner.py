@@ -18,6 +18,7 @@ from .. import anatomy
 from ..errors import ImagioError
 from ..progress import Progress
 from .candidates import Candidates, skin_candidates
+from .continuation import continuation_base
 from .criteria import criteria_table
 from .distance_maps import PlanningMaps, precompute
 from ..jsonable import to_jsonable
@@ -183,7 +184,9 @@ class Plan:
         lung_vessels = any("lung_vessels" in s.name or "pulmonary" in s.name for s in p.structures)
         for n, m in enumerate(self.proposals, 1):
             if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.limiting_structure:
-                w.append(f"proposal {n}: {m.limiting_structure} at {m.limiting_clearance_mm:.1f} mm, "
+                base = continuation_base(m.limiting_structure)
+                what = f" (the unlabelled continuation of {base}: unlabelled dense tissue joined to it)" if base else ""
+                w.append(f"proposal {n}: {m.limiting_structure}{what} at {m.limiting_clearance_mm:.1f} mm, "
                          f"within {lim['clearance_within_mm']:g} mm of the required clearance")
             if m.aerated_lung_mm > lim["long_lung_traversal_mm"]:
                 w.append(f"proposal {n}: {m.aerated_lung_mm:.0f} mm of aerated lung crossed "

@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..io import labels_on_grid
 from ..outline_doubts import structure_doubts, target_warning
 from ..volume import Volume, reach_box, values_mask
+from .continuation import continuation_base
 from .criteria import default_weights
 
 POSITIONS = {  # RAS direction pointing from the patient towards the table
@@ -195,13 +196,21 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
         role, margin = s.role, s.margin_mm
         if GENERIC_NAME.match(str(name)):   # an unnamed structure could be anything: keep out
             role, margin = "forbidden", 0.0
-        elif not anatomy.is_known(name) and not named_like_a_lesion(name) and not is_calibre_split(name):
+        elif (not anatomy.is_known(name) and not named_like_a_lesion(name) and not is_calibre_split(name)
+              and continuation_base(name) is None):
             # a name IMAGIO cannot read ("Herz", "target2", "OAR_1") could be an organ at risk:
             # kept out (targets.unknown_structure_role); the target's host organ is entered
             # (`_enter_host_organ`), --role NAME=passable crosses it on purpose
             role, margin = load_defaults()["targets"]["unknown_structure_role"], 0.0
         if is_calibre_split(name):   # thin branches (split_vessels_by_calibre)
             role, margin = small_role, 0.0
+        base = continuation_base(name)
+        if base is not None:   # a vessel's unlabelled continuation (`continuation`): the vessel's role
+            b = anatomy.get(base)
+            role, margin = b.role, b.margin_mm
+            o = overrides.get(base)
+            if o is not None:
+                role, margin = (o, margin) if isinstance(o, str) else (o[0], float(o[1]))
         if name in overrides:
             o = overrides[name]
             role, margin = (o, margin) if isinstance(o, str) else (o[0], float(o[1]))
@@ -294,7 +303,7 @@ def _other_lesions_kept_out(specs: list[StructureSpec], target: Target, roles: d
             kept.append(s.name)
         elif (not lesion[s.value] and not anatomy.is_known(s.name) and s.name not in roles
               and s.value != target.value and not GENERIC_NAME.match(str(s.name))
-              and not is_calibre_split(s.name)):
+              and not is_calibre_split(s.name) and continuation_base(s.name) is None):
             unknown.append(s.name)
         out.append(s)
     return out, kept, unknown, notes
@@ -526,6 +535,11 @@ class PlanningProblem:
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
         tgt.in_lung = target_in_lung(prob.labels, tgt)
         _enter_host_organ(prob)
+        # unlabelled dense tissue continuous with a labelled vessel is that vessel (trial 90 HIGH 1):
+        # after the target organ is known (the density check's checked voxels)
+        from .continuation import apply as vessel_continuations
+
+        vessel_continuations(prob, given, ct_token())
         prob.warnings.extend(prob.skin.warnings())
         if calibre:
             prob.rules_extra["vessel_calibre"] = calibre
@@ -744,10 +758,6 @@ def calibre_split(labels: Volume, target: Target, roles: dict) -> tuple[CalibreS
     of diameter >= D (a morphological opening, from two EDTs).
     Only within needle reach of the target; never on the target lesion; a structure whose role
     the user set (--role) is left whole."""
-    import edt
-
-    from ..segmentation.vessels import edt_for_diameter
-
     cfg = load_defaults()["vessel_calibre"]
     dmin = float(cfg["hard_min_diameter_mm"])
     inv = {n: v for v, n in labels.labels.items()}
@@ -771,15 +781,7 @@ def calibre_split(labels: Volume, target: Target, roles: dict) -> tuple[CalibreS
         box = ndimage.find_objects(full.view(np.uint8))[0]
         vb = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n_)) for b, n_ in zip(box, full.shape))
         m = full[vb]
-        r = edt.edt(m, anisotropy=an, black_border=False)     # mm to the nearest outside voxel centre
-        r_min = edt_for_diameter(dmin, an)       # the one lumen-diameter definition (vessels.py)
-        core = r >= r_min
-        if core.any():
-            # every lumen voxel a centreline ball reaches (its radius r >= r_min; + one voxel so
-            # that the wall voxels of a large vessel stay large: errs on the safe side)
-            large = m & (edt.edt(~core, anisotropy=an, black_border=False) <= r_min + max(an) + 1e-3)
-        else:
-            large = np.zeros_like(m)
+        large = large_lumen(m, an, dmin)
         small = m & ~large
         if small.any():
             small_name = f"{n}_small"
@@ -792,6 +794,27 @@ def calibre_split(labels: Volume, target: Target, roles: dict) -> tuple[CalibreS
     if not parts:
         return None, out
     return CalibreSplit(names, parts, nxt - 1), out
+
+
+def large_lumen(mask: np.ndarray, spacing_kji, dmin_mm: float) -> np.ndarray:
+    """Bool [k, j, i]: the voxels of the vessel ``mask`` (bool [k, j, i], voxels ``spacing_kji``
+    mm) that belong to a lumen of diameter >= ``dmin_mm``: every voxel within the radius of a
+    centreline ball of that diameter (a morphological opening from two anisotropic EDTs, mm; the
+    one lumen-diameter definition: `segmentation.vessels.edt_for_diameter`), + one voxel so that
+    the wall voxels of a large vessel stay large (the safe side). The mask's array border is not
+    background (``black_border=False``): a vessel cut by a box stays as thick as it is inside.
+    `calibre_split`'s grading and `continuation`'s."""
+    import edt
+
+    from ..segmentation.vessels import edt_for_diameter
+
+    an = tuple(float(x) for x in spacing_kji)
+    r = edt.edt(mask, anisotropy=an, black_border=False)     # mm to the nearest outside voxel centre
+    r_min = edt_for_diameter(dmin_mm, an)
+    core = r >= r_min
+    if not core.any():
+        return np.zeros_like(mask, dtype=bool)
+    return mask & (edt.edt(~core, anisotropy=an, black_border=False) <= r_min + max(an) + 1e-3)
 
 
 def _coverage(labels: Volume, ct: Volume) -> np.ndarray:
