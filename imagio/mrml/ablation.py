@@ -89,7 +89,8 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
     rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + f"{get(c, 'mam_mm'):.1f}"),
              *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour outline: half a CT voxel)")] if tol else []),
              ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
-             ("MAM >= 5 mm", str(get(c, "criteria")["minimal_ablative_margin"]["met"])),
+             ("MAM >= 5 mm", {None: "not verifiable (past the image)"}.get(
+                 get(c, "criteria")["minimal_ablative_margin"]["met"], str(get(c, "criteria")["minimal_ablative_margin"]["met"]))),
              ("zone volume mL", f"{get(c, 'zone_volume_ml'):.1f}"),
              ("tumour volume mL", f"{get(c, 'tumour_volume_ml'):.1f}")]
     if lower is not None:

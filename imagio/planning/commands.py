@@ -346,6 +346,12 @@ def cmd_plan(args) -> int:
         bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
         print(f"ablation {abl['device']} {abl['setting']} on the best path: tumour covered "
               f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm"
+              + (f" (NOT VERIFIABLE: {c['criteria']['minimal_ablative_margin']['not_verifiable']})"
+                 if c["criteria"]["minimal_ablative_margin"].get("met", True) is None else "")
+              + (f" (verifiable on the image: {c['unimaged']['verifiable_margin_mm']:.1f} mm)"
+                 if (c.get("unimaged") or {}).get("verifiable_margin_mm", c["mam_mm"]) < c["mam_mm"] - 0.05 else "")
+              + (f", {c['unimaged']['zone_ml']:.1f} mL of the zone past the image (see the warnings)"
+                 if (c.get("unimaged") or {}).get("zone_ml") else "")
               + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
               + (" (INFEASIBLE probe placement: see the warnings)" if bad else ""))
         if "n_probes" in abl.get("multi_probe", {}):
