@@ -439,7 +439,10 @@ def register(subparsers) -> None:
                         "measured from the target point, not from an ablation probe's tip, which the ablation "
                         "planner places past the target and checks on its own track)")
     s.add_argument("--gantry-tilt", default=None,
-                   help="max craniocaudal angle in degrees (0 = axial paths only; 'none' = no limit; default "
+                   help="the scanner's gantry tilt range in degrees: paths more than this out of the axial plane "
+                        "(craniocaudal angle) are excluded, and a kept path that needs more gantry tilt than this to lie "
+                        "in one scan plane (its sagittal-projection angle, the report's 'gantry tilt' column) is warned "
+                        "(0 = axial paths only; 'none' = no limit; default "
                         f"{d['constraints']['max_craniocaudal_deg']}; sarcoma-biopsy: no limit unless given)")
     s.add_argument("--max-skin-angle", type=float, help="max angle to the skin normal, degrees")
     s.add_argument("--position", default=None,
