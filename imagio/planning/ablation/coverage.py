@@ -397,6 +397,14 @@ class AblationContext:
                         "total": 1000 * (t4 - t0)},
             vertex_margin_mm=vm)
 
+    def unimaged_shell_ml(self, margin_mm: float) -> float:
+        """mL of tumour + ``margin_mm`` (its signed distance map on the analysis grid) that lies
+        past the image or in the CT's padding (`UNIMAGED`): there no margin can be verified."""
+        if not self.has_unimaged:
+            return 0.0
+        un = self.fine_labels == self.unimaged_value
+        return float(np.count_nonzero(un & (self.tumour_sdf <= float(margin_mm)))) * self.grid.voxel_ml
+
     def _unimaged_part(self, zone, zs, zb, cov_m) -> dict:
         """The zones' part past the image (`UNIMAGED` fine voxels): {"zone_ml", "zone_pct" (of the
         zone), "sides": {side: mL} (beyond which face of the array, `directions.side_of` of its
