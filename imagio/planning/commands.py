@@ -382,6 +382,12 @@ def multi_probe_summary(m: dict) -> str:
     txt = (f"multi-probe: {n} probe{'s' if n != 1 else ''} ({how}), tumour + {key} covered "
            f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
            f"{c['mam_mm']:.1f} mm ({'meets' if c['mam_mm'] >= need else 'BELOW'} the required {need:g} mm)")
+    crit = (c.get("criteria") or {}).get("minimal_ablative_margin") or {}
+    if crit.get("met", True) is None:   # trial 90 1b: tumour + margin reaches past the image
+        txt += f", NOT VERIFIABLE: {crit.get('not_verifiable')}"
+    u = c.get("unimaged") or {}
+    if u.get("zone_ml"):
+        txt += f"; {u['zone_ml']:.1f} mL of the zones past the image (see the warnings)"
     pl = m.get("placement") or {}
     if pl.get("simultaneous"):   # the cover's constraint, said with the plan
         closest = pl.get("closest_shafts_mm")
