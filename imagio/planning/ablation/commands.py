@@ -57,18 +57,20 @@ def require_tumour_target(problem) -> None:
                          "give its label as --target")
 
 
-def padding_voxels(problem):
-    """Bool [k, j, i] on the label grid of the CT's padding (`findings.padding_core`: outside the
-    reconstruction circle, a reformat's fill), where a zone burns tissue nobody has seen; None
-    when the planner found no padding or the label map lies on another grid."""
+def padding_voxels(problem, labels=None):
+    """Bool [k, j, i] on the label grid (``labels``, default the problem's) of the CT's padding
+    (`findings.padding_core`: outside the reconstruction circle, a reformat's fill), where a zone
+    burns tissue nobody has seen; None when the planner found no padding or the label map lies on
+    another grid than the CT."""
     import numpy as np
 
     from ..findings import padding_core
 
+    lab = problem.labels if labels is None else labels
     skin = getattr(problem, "skin", None)
     if skin is None or getattr(skin, "padding_edge", None) is None or problem.ct is None \
-            or tuple(problem.ct.shape) != tuple(problem.labels.shape) \
-            or not np.allclose(problem.ct.ijk_to_ras, problem.labels.ijk_to_ras, atol=1e-4):
+            or tuple(problem.ct.shape) != tuple(lab.shape) \
+            or not np.allclose(problem.ct.ijk_to_ras, lab.ijk_to_ras, atol=1e-4):
         return None
     return padding_core(problem)
 
