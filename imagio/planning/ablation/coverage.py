@@ -412,7 +412,7 @@ class AblationContext:
         zone reaches past that face of the array, to the farthest unimaged voxel centre), "tumour_margin_ml":
         {margin mm: mL of tumour + margin past the image}, "tumour_margin_covered_ml": {margin mm:
         mL of it inside the zone}, "tumour_to_unimaged_mm": the distance from the tumour to the nearest
-        unimaged voxel centre (the largest margin the image can show)}; {} when the zones lie wholly in imaged data. Vectorised over
+        unimaged voxel centre less half a voxel diagonal (the largest margin the image can show)}; {} when the zones lie wholly in imaged data. Vectorised over
         the zone's unimaged voxels."""
         from ...directions import side_of
 
@@ -448,7 +448,8 @@ class AblationContext:
             un = self.fine_labels == uv
             self._shell_unimaged = (self.grid, {m: float(np.count_nonzero(r & un)) * g.voxel_ml
                                                 for m, r in self.regions.items()},
-                                    float(np.min(self.tumour_sdf[un])))
+                                    # to the unimaged voxels' near faces, not their centres (conservative)
+                                    float(np.min(self.tumour_sdf[un])) - 0.5 * float(np.linalg.norm(g.spacing_kji)))
         _, shells, dist = self._shell_unimaged
         return {"zone_ml": n * g.voxel_ml, "zone_pct": 100.0 * n / max(total, 1),
                 "sides": dict(sorted(sides.items(), key=lambda kv: -kv[1])),
