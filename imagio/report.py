@@ -251,7 +251,11 @@ def percent_covered(x) -> str:
 
 
 def _met(c: dict) -> str:
-    return "" if not c else (" (met)" if c.get("met") else f" (below the required {c.get('required')})")
+    if not c:
+        return ""
+    if c.get("met") is None and c.get("not_verifiable"):   # trial 90 1b: a margin in tissue past the image
+        return f" (not verifiable: {c['not_verifiable']})"
+    return " (met)" if c.get("met") else f" (below the required {c.get('required')})"
 
 
 def ablation_rows(a: dict) -> list:
@@ -279,7 +283,10 @@ def ablation_rows(a: dict) -> list:
              + (f" (from the tumour's interpolated outline, +/- {cov['outline_tolerance_mm']:g} mm: half a CT voxel)"
                 if cov.get("outline_tolerance_mm") else "")),
             ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
-            ("zone volume (mL)", cov.get("zone_volume_ml"))]
+            ("zone volume (mL)", cov.get("zone_volume_ml")),
+            *([("zone past the image (mL)", f"{_fmt((cov.get('unimaged') or {}).get('zone_ml'))} ("
+                + ", ".join(f"{k} {_fmt(v)}" for k, v in ((cov.get('unimaged') or {}).get('sides') or {}).items())
+                + "): tissue not imaged, not judged")] if (cov.get("unimaged") or {}).get("zone_ml") else [])]
     for k, p in enumerate(a.get("probes") or [], start=1):   # trial 32 L2/H4: the plan could not be executed
         rows.append((f"probe {k} entry -> tip RAS (mm)",
                      f"{[round(x, 1) for x in p['entry_ras']]} -> {[round(x, 1) for x in p['tip_ras']]}, "

@@ -89,7 +89,8 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
     rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + f"{get(c, 'mam_mm'):.1f}"),
              *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour outline: half a CT voxel)")] if tol else []),
              ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
-             ("MAM >= 5 mm", str(get(c, "criteria")["minimal_ablative_margin"]["met"])),
+             ("MAM >= 5 mm", {None: "not verifiable (past the image)"}.get(
+                 get(c, "criteria")["minimal_ablative_margin"]["met"], str(get(c, "criteria")["minimal_ablative_margin"]["met"]))),
              ("zone volume mL", f"{get(c, 'zone_volume_ml'):.1f}"),
              ("tumour volume mL", f"{get(c, 'tumour_volume_ml'):.1f}")]
     if lower is not None:
@@ -171,6 +172,7 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
     from ..errors import InputError
     from ..planning.ablation import AblationContext, get_device
     from ..planning.ablation.multiprobe import ProbePlan, _placement, plan_multiprobe
+    from ..planning.ablation.commands import padding_voxels
     from ..planning.ablation.mediastinum_near import add_mediastinum
     from ..planning.ablation.zones import Probe, zones
     from .planning import line_points
@@ -185,14 +187,15 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
     if multi_probe:
         if plan is None:
             raise InputError("plan the needle trajectories first: multi-probe planning picks among them")
-        ctx = AblationContext(plan.problem.labels, tumour_segment)
+        ctx = AblationContext(plan.problem.labels, tumour_segment, unimaged=padding_voxels(plan.problem))
         add_mediastinum(ctx, plan.problem)   # the plan's lung target: its mediastinum named, as in plan.json
         result = plan_multiprobe(plan, ctx, dev, s, margin_mm=margin_mm, progress=progress)
     else:
         if path_node is None or path_node.GetNumberOfControlPoints() < 2:
             raise InputError("select a needle path (a line with entry and tip points)")
         labels = segmentation_to_labels(segmentation_node, reference=node_to_volume(volume_node))
-        ctx = AblationContext(labels, tumour_segment)
+        ctx = AblationContext(labels, tumour_segment,
+                              unimaged=padding_voxels(plan.problem, labels) if plan is not None else None)
         if plan is not None:
             add_mediastinum(ctx, plan.problem)   # the plan's lung target: its mediastinum named, as in plan.json
         e, t = line_points(path_node)

@@ -346,6 +346,12 @@ def cmd_plan(args) -> int:
         bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
         print(f"ablation {abl['device']} {abl['setting']} on the best path: tumour covered "
               f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm"
+              + (f" (NOT VERIFIABLE: {c['criteria']['minimal_ablative_margin']['not_verifiable']})"
+                 if c["criteria"]["minimal_ablative_margin"].get("met", True) is None else "")
+              + (f" (verifiable on the image: {c['unimaged']['verifiable_margin_mm']:.1f} mm)"
+                 if (c.get("unimaged") or {}).get("verifiable_margin_mm", c["mam_mm"]) < c["mam_mm"] - 0.05 else "")
+              + (f", {c['unimaged']['zone_ml']:.1f} mL of the zone past the image (see the warnings)"
+                 if (c.get("unimaged") or {}).get("zone_ml") else "")
               + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
               + (" (INFEASIBLE probe placement: see the warnings)" if bad else ""))
         if "n_probes" in abl.get("multi_probe", {}):
@@ -376,6 +382,12 @@ def multi_probe_summary(m: dict) -> str:
     txt = (f"multi-probe: {n} probe{'s' if n != 1 else ''} ({how}), tumour + {key} covered "
            f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
            f"{c['mam_mm']:.1f} mm ({'meets' if c['mam_mm'] >= need else 'BELOW'} the required {need:g} mm)")
+    crit = (c.get("criteria") or {}).get("minimal_ablative_margin") or {}
+    if crit.get("met", True) is None:   # trial 90 1b: tumour + margin reaches past the image
+        txt += f", NOT VERIFIABLE: {crit.get('not_verifiable')}"
+    u = c.get("unimaged") or {}
+    if u.get("zone_ml"):
+        txt += f"; {u['zone_ml']:.1f} mL of the zones past the image (see the warnings)"
     pl = m.get("placement") or {}
     if pl.get("simultaneous"):   # the cover's constraint, said with the plan
         closest = pl.get("closest_shafts_mm")
@@ -433,7 +445,10 @@ def register(subparsers) -> None:
                         "measured from the target point, not from an ablation probe's tip, which the ablation "
                         "planner places past the target and checks on its own track)")
     s.add_argument("--gantry-tilt", default=None,
-                   help="max craniocaudal angle in degrees (0 = axial paths only; 'none' = no limit; default "
+                   help="the scanner's gantry tilt range in degrees: paths more than this out of the axial plane "
+                        "(craniocaudal angle) are excluded, and a kept path that needs more gantry tilt than this to lie "
+                        "in one scan plane (its sagittal-projection angle, the report's 'gantry tilt' column) is warned "
+                        "(0 = axial paths only; 'none' = no limit; default "
                         f"{d['constraints']['max_craniocaudal_deg']}; sarcoma-biopsy: no limit unless given)")
     s.add_argument("--max-skin-angle", type=float, help="max angle to the skin normal, degrees")
     s.add_argument("--position", default=None,

@@ -104,7 +104,7 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     needles its axial original flags (new-user trial 16, M1).
 
     Else (``cut`` False): beyond any face of the array, or in its padding (the padding value
-    itself, outside the scanner's reconstruction circle or a reformat's fill: `_padding_core`,
+    itself, outside the scanner's reconstruction circle or a reformat's fill: `padding_core`,
     without the blended rim the cut test counts), whatever
     the body does there (trial 67: the best proposal's hub ran into the -32768 padding and past
     the array with no note; an arm lying there would not be seen); its side is the face's, or the
@@ -134,7 +134,7 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     pad_cut = np.array([d[0] in cut for d in DIRECTIONS])
     data = problem.skin.data
     pin = padding_inside(data) if edge is not None else None   # no fill value: no padding inside
-    core = _padding_core(problem) if edge is not None else None  # the padding itself, without its rim
+    core = padding_core(problem) if edge is not None else None  # the padding itself, without its rim
     u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]   # outward
     v1, v2 = _across(u)
     ring = _ring(UNIMAGED_RIM_DIRS, (0.5 * float(problem.needle.hub_diameter_mm),))   # (P, 2) mm, the axis first
@@ -216,17 +216,17 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     return gone, sides, at, hub, cut_at
 
 
-def _padding_core(problem) -> np.ndarray:
+def padding_core(problem) -> np.ndarray:
     """Bool [k, j, i]: the voxels holding the CT's padding value (`padding.padding_mask`: outside
     the scanner's reconstruction circle, a reformat's fill), without the blended rim and outer
     layer `padding.data_mask` adds; computed once per skin model (kept on it)."""
     model = problem.skin
-    got = model.__dict__.get("_padding_core")
+    got = model.__dict__.get("padding_core")
     if got is None:
         from ..padding import padding_mask
 
         got = np.asarray(padding_mask(problem.ct)[0], bool)
-        model.__dict__["_padding_core"] = got
+        model.__dict__["padding_core"] = got
     return got
 
 

@@ -162,16 +162,32 @@ def path_samples(maps: PlanningMaps, entry_ras, target_ras, step_mm: float):
     return axes, seg, starts, counts, frac, length, inside
 
 
+def gantry_tilt_deg(direction_ras) -> np.ndarray:
+    """The gantry tilt (deg, 0-90) that puts a needle of direction ``direction_ras`` ((n, 3) or
+    (3,) RAS, any length) whole in one scan plane: a CT gantry tilts about the left-right axis,
+    so its scan plane holds R and (0, cos t, sin t); the needle lies in it when
+    u_S / u_A = tan t, i.e. t is the needle's angle to the axial plane in its sagittal (A-S)
+    projection, atan(|u_S| / |u_A|). It is at least the craniocaudal angle asin(|u_S| / |u|)
+    (equal for a needle with no left-right component; up to 90 deg for a lateral needle with any
+    craniocaudal slope). The one definition of the plan's ``gantry_tilt_deg`` (`angles`;
+    `scoring_torch` computes the same formula on the GPU) and of the planner's gantry-tilt
+    warning (`planner.gantry_tilt_warnings`; new-user trial 90 #2: proposals needing 44-70 deg
+    under a 30 deg --gantry-tilt, unwarned)."""
+    u = np.atleast_2d(np.asarray(direction_ras, float))
+    return np.degrees(np.arctan2(np.abs(u[:, 2]), np.abs(u[:, 1])))
+
+
 def angles(entry_ras, target_ras, normal_ras):
     """Angles (deg) of paths entry -> target: to the outward skin normal, craniocaudal (out of
-    the axial plane), in-plane (axial projection vs the antero-posterior axis) and the gantry
-    tilt that would put the path in one tilted scan plane (tilt about the left-right axis)."""
+    the axial plane: the angle ``constraints.max_craniocaudal_deg``, ``--gantry-tilt``, limits),
+    in-plane (axial projection vs the antero-posterior axis) and the gantry tilt that would put
+    the path in one tilted scan plane (`gantry_tilt_deg`)."""
     d = np.asarray(target_ras, float) - entry_ras
     u = d / np.linalg.norm(d, axis=1, keepdims=True)
     skin = np.degrees(np.arccos(np.clip(-(u * normal_ras).sum(1), -1.0, 1.0)))
     cc = np.degrees(np.arcsin(np.clip(np.abs(u[:, 2]), 0.0, 1.0)))
     inplane = np.degrees(np.arctan2(np.abs(u[:, 0]), np.abs(u[:, 1])))
-    tilt = np.degrees(np.arctan2(np.abs(u[:, 2]), np.abs(u[:, 1])))
+    tilt = gantry_tilt_deg(u)
     return skin, cc, inplane, tilt
 
 

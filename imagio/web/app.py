@@ -444,7 +444,8 @@ class PlanningWorkstation:
         self.state.ablation = (f"{self.state.device} {self.state.setting}: tumour covered {c.tumour_covered_pct:.1f}%"
                                + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
                                + f"; minimal ablative margin {c.mam_mm:.1f} mm"
-                               + ("" if c.criteria["minimal_ablative_margin"]["met"] else " (below 5 mm)"))
+                               + (" (not verifiable: past the image)" if c.criteria["minimal_ablative_margin"]["met"] is None else
+                                  "" if c.criteria["minimal_ablative_margin"]["met"] else " (below 5 mm)"))
         self.state.flush()
 
     def on_route(self):

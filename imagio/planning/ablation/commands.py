@@ -57,6 +57,24 @@ def require_tumour_target(problem) -> None:
                          "give its label as --target")
 
 
+def padding_voxels(problem, labels=None):
+    """Bool [k, j, i] on the label grid (``labels``, default the problem's) of the CT's padding
+    (`findings.padding_core`: outside the reconstruction circle, a reformat's fill), where a zone
+    burns tissue nobody has seen; None when the planner found no padding or the label map lies on
+    another grid than the CT."""
+    import numpy as np
+
+    from ..findings import padding_core
+
+    lab = problem.labels if labels is None else labels
+    skin = getattr(problem, "skin", None)
+    if skin is None or getattr(skin, "padding_edge", None) is None or problem.ct is None \
+            or tuple(problem.ct.shape) != tuple(lab.shape) \
+            or not np.allclose(problem.ct.ijk_to_ras, lab.ijk_to_ras, atol=1e-4):
+        return None
+    return padding_core(problem)
+
+
 def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool = False,
                       devices_file=None, progress=None, guarantee_margin: bool = False,
                       max_probes: int | None = None) -> dict:
@@ -76,7 +94,7 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
     s = dev.setting(setting_id)
     p = result.problem
     require_tumour_target(p)
-    ctx = AblationContext(p.labels, int(p.target.value))
+    ctx = AblationContext(p.labels, int(p.target.value), unimaged=padding_voxels(p))
     from .mediastinum_near import add_mediastinum
 
     add_mediastinum(ctx, p)   # trial 47 M3: unlabelled mediastinum near a lung zone
@@ -271,6 +289,43 @@ def chart_tissue_doubt(abl: dict, in_lung: bool) -> str:
             "on the post-ablation CT (CIRSE 2020)")
 
 
+def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
+    """The warning (empty if none) for a zone set (``cov``: `coverage.Coverage.to_dict`) that runs
+    past the image (``cov["unimaged"]``): its mL and share there, per side and how far, that the
+    tissue there is not seen (what the zone burns there cannot be judged: above a liver dome the
+    diaphragm, the lung base and the pericardium lie), that the zone volume counts it, and whether
+    tumour + ``need_mm`` reaches there (the margin is then not verifiable, the criterion not
+    "met": its ``met`` is None). New-user trial 90 finding 1b: 7.5 mL (17 %) of a liver-dome zone
+    above the last slice was cut silently."""
+    u = cov.get("unimaged") or {}
+    if not u or round(float(u.get("zone_ml", 0.0)), 1) <= 0:
+        return ""
+
+    def side_words(side):
+        if side == "padding":
+            return f"{u['sides'][side]:.1f} mL in the CT's padding (outside the reconstruction circle or a reformat's fill)"
+        ext = (u.get("extent_mm") or {}).get(side)
+        return f"{u['sides'][side]:.1f} mL beyond its {side} end" + (f", up to {ext:.0f} mm past it" if ext else "")
+
+    where = ", ".join(side_words(k) for k in u.get("sides", {}))
+    shell = {float(k.removesuffix("mm")) if isinstance(k, str) else float(k): v
+             for k, v in (u.get("tumour_margin_ml") or {}).items()}
+    need_ml = shell.get(float(need_mm), 0.0)
+    margin = (f"; tumour + {need_mm:g} mm reaches {need_ml:.2f} mL past the image, so the {need_mm:g} mm margin "
+              "there is not verifiable (the zone's edge there rests on the device chart alone; the tumour's "
+              "extent and heat-sink vessels there are not seen): it is not reported as met"
+              if round(need_ml, 2) > 0 else "")
+    vm = u.get("verifiable_margin_mm")
+    if vm is not None and cov.get("mam_mm") is not None and vm < float(cov["mam_mm"]) - 0.05:
+        margin += (f"; the image ends {u.get('tumour_to_unimaged_mm', vm):.1f} mm from the tumour, so of the minimal "
+                   f"ablative margin of {cov['mam_mm']:.1f} mm only {vm:.1f} mm can be verified on it")
+    return (f"{what}: {u['zone_ml']:.1f} mL ({u['zone_pct']:.0f} %) of the ablation zone lies past the image ({where}): "
+            f"the tissue there is not imaged, so what the zone burns there cannot be judged (above a liver dome lie "
+            f"the diaphragm, the lung base and the pericardium; collateral damage, nearby structures and heat sinks "
+            f"are checked in the imaged part only); the zone volume counts it{margin}; image the whole zone "
+            "(a longer scan) before relying on this plan, or choose another path or a smaller setting")
+
+
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "",
                 tumour_in_lung: bool = False) -> list[str]:
     """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
@@ -284,10 +339,11 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     lies in the lung (``tumour_in_lung``: `problem.Target.in_lung`, also when its host organ is
     unknown, a nodule where lobes meet; or ``tumour`` / ``host_organ`` a lung label). Used for
     plan.json's warnings (`ablation_warnings`) and the Slicer module's ablation label (live coverage)."""
+    from .coverage import UNIMAGED
     from .criteria import load_criteria
 
     need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
-    skip = {"unlabelled", "body", tumour, host_organ}   # body: the unnamed rest
+    skip = {"unlabelled", "body", UNIMAGED, tumour, host_organ}   # body: the unnamed rest; unimaged: `unimaged_doubt`
     out = []
     crit = cov.get("criteria", {})
     t = crit.get("tumour_covered", {})
@@ -301,10 +357,10 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                    f"tumour surface lies up to {-cov['mam_mm']:.1f} mm outside it, at "
                    f"{[round(x, 1) for x in cov['mam_ras']]} RAS mm; {need:g} mm of margin is required): part "
                    f"of the tumour is not ablated; {fix}")
-    elif m and not m.get("met", True):
+    elif m and m.get("met", True) is False:
         out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
                    f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
-    elif m and cov.get("outline_tolerance_mm") and cov["mam_mm"] < m.get("required", need) + cov["outline_tolerance_mm"]:
+    elif m and m.get("met", True) is not None and cov.get("outline_tolerance_mm") and cov["mam_mm"] < m.get("required", need) + cov["outline_tolerance_mm"]:
         # met by less than the outline's own uncertainty (trial 47 L5: voxel faces would give less)
         out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm meets the required {m.get('required', need):g} mm by less "
                    f"than the tumour outline's uncertainty (+/- {cov['outline_tolerance_mm']:g} mm, half a CT voxel): "
@@ -317,6 +373,9 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                        "tissue beside it, so the zone may be smaller there than the device table says and the "
                        "margin towards it is not assured (Lu 2002); check the margin on that side, or use a "
                        "longer or larger setting")
+    u = unimaged_doubt(what, cov, tumour, need)
+    if u:
+        out.append(u)
     hit = {n: v for n, v in cov.get("healthy_ml", {}).items() if n not in skip and round(v, 2) > 0}
     near_spec = load_criteria()["nearby_structures_mm"]
     from ...anatomy import AERATED_LUNG

@@ -8,6 +8,16 @@ the zone's signed distance (``edt``, anisotropic, > 0 inside) in a box around th
 the zone, read at every tumour-surface vertex: the per-vertex margin, whose minimum is the
 minimal ablative margin (MAM; negative when the tumour sticks out of the zone). Volumes mL,
 distances mm, positions RAS.
+
+The grid reaches past the CT's array where the tumour lies near its end, and the voxels there,
+and the CT's padding (outside the reconstruction circle, a reformat's fill: ``unimaged`` of the
+context), take the label `UNIMAGED`: a zone running past the last slice is counted whole (its
+volume, the tumour + 5 / 10 mm it covers, the margin to its true edge), and its part in tissue
+nobody has seen is reported (``Coverage.unimaged``: mL per side) so that the warnings can say
+what it may burn and that the margin there is not verifiable (new-user trial 90 finding 1b: a
+liver-dome zone 17 % above the image, 7.5 mL, was cut off silently; its volume and healthy
+tissue were those of the imaged part, with no word of the diaphragm, lung base and pericardium
+above a liver dome).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from .grid import FineGrid
 from .zones import Ellipsoid, bounds, box_of, rasterize
 
 WORK_SPACING_MM = 1.0      # the analysis grid's largest voxel side (mm)
+UNIMAGED = "unimaged"      # the fine label name of voxels past the CT's array or in its padding
 CONTEXT_EXTRA_MM = 30.0    # room for the zone beyond the tumour + margins (the grid grows if needed)
 
 
@@ -92,7 +103,7 @@ class Coverage:
     """Coverage and margins of a set of zones around a tumour (%, mm, mL, RAS)."""
 
     tumour_covered_pct: float
-    margin_covered_pct: dict            # margin mm -> % of tumour + margin covered
+    margin_covered_pct: dict            # margin mm -> % of tumour + margin covered (imaged or not)
     mam_mm: float                       # minimal ablative margin (<0: tumour outside the zone)
     mam_ras: list                       # where on the tumour surface
     mam_capped: bool                    # True: the margin is at least mam_mm (analysis cap)
@@ -105,6 +116,8 @@ class Coverage:
     n_zones: int
     outline_tolerance_mm: float = 0.0   # half the label map's largest voxel side: the tumour's outline is
     # its mask's interpolated 0.5 level, which lies up to that far from its voxels' faces (trial 47 L5)
+    unimaged: dict = field(default_factory=dict)   # the zone's part past the image (`AblationContext.evaluate`);
+    # {} when the zone lies wholly in imaged data
     timings_ms: dict = field(default_factory=dict)
     vertex_margin_mm: np.ndarray | None = field(default=None, repr=False)
 
@@ -114,6 +127,9 @@ class Coverage:
         d = asdict(self)
         d.pop("vertex_margin_mm")
         d["margin_covered_pct"] = {f"{k:g}mm": v for k, v in self.margin_covered_pct.items()}
+        for k in ("tumour_margin_ml", "tumour_margin_covered_ml"):
+            if k in d["unimaged"]:
+                d["unimaged"][k] = {f"{m:g}mm": v for m, v in d["unimaged"][k].items()}
         return to_jsonable(d)
 
 
@@ -121,12 +137,18 @@ class AblationContext:
     """Everything about one tumour that does not depend on the zones (see module doc).
 
     labels: label map (`Volume`, names in ``labels.labels``) on the CT grid; tumour: a
-    structure name, a label value, or a boolean [k, j, i] mask on the labels grid.
+    structure name, a label value, or a boolean [k, j, i] mask on the labels grid; unimaged:
+    optional bool [k, j, i] mask on the labels grid of voxels holding no measurement (the CT's
+    padding, `padding.padding_mask`); the voxels past the array are unimaged in any case.
     """
 
     def __init__(self, labels: Volume, tumour, spacing_mm: float = WORK_SPACING_MM,
-                 pad_mm: float | None = None, margins=None, near_mm: float | None = None):
+                 pad_mm: float | None = None, margins=None, near_mm: float | None = None,
+                 unimaged: np.ndarray | None = None):
         self.labels = labels
+        if unimaged is not None and np.shape(unimaged) != tuple(labels.shape):
+            raise InputError(f"unimaged mask shape {np.shape(unimaged)} differs from the label map {labels.shape}")
+        self._unimaged = PackedMask(np.asarray(unimaged, bool)) if unimaged is not None and np.any(unimaged) else None
         self.margins = tuple(float(m) for m in (value("margins_mm") if margins is None else margins))
         self.cap_mm = float(max(value("margin_cap_mm"), max(self.margins, default=0.0)))
         self.near_mm = float(value("nearby_structures_mm") if near_mm is None else near_mm)
@@ -175,13 +197,13 @@ class AblationContext:
         t0 = time.perf_counter()
         lab = self.labels
         pv = np.ceil(pad_mm / lab.spacing_kji).astype(int)
-        lo = np.maximum(self._t_lo - pv, 0)
-        hi = np.minimum(self._t_hi + pv, lab.shape)
+        lo, hi = self._t_lo - pv, self._t_hi + pv     # past the array too: `UNIMAGED` there
         self.pad_mm = pad_mm
         self.grid = g = FineGrid.around(lab, lo, hi, self.spacing_mm)
         self.fine_labels = g.nearest(lab.array)
         for _, v, fn in self._regions:
             self._put_region(v, fn)
+        self._put_unimaged()
         lin = g.linear(self.tumour_mask)    # the fine float mask (thresholded here, meshed below)
         self.tumour = lin > 0.5
         if not self.tumour.any():  # a sub-voxel tumour: keep its voxels
@@ -202,9 +224,29 @@ class AblationContext:
         self.setup_ms = 1000 * (time.perf_counter() - t0)
 
     @property
+    def unimaged_value(self) -> int:
+        """The fine label value of `UNIMAGED` (above every label and region)."""
+        return max([*self.labels.labels, self.tumour_value, *(r[1] for r in self._regions), 0]) + 1
+
+    def _put_unimaged(self) -> None:
+        """Label the fine voxels past the array and in the padding mask `UNIMAGED`."""
+        g = self.grid
+        off = ~g.imaged()
+        if self._unimaged is not None:
+            off = off | g.nearest(self._unimaged, fill=True)
+        self.has_unimaged = bool(off.any())
+        if not self.has_unimaged:
+            return
+        v = self.unimaged_value
+        fl = self.fine_labels
+        if not fl.flags.owndata or v > np.iinfo(fl.dtype).max:
+            self.fine_labels = fl = fl.astype(np.promote_types(fl.dtype, np.min_scalar_type(v)))
+        fl[np.broadcast_to(off, fl.shape)] = v
+
+    @property
     def names(self) -> dict:
-        """Label value -> name of the fine labels: the label map's and `add_region`'s."""
-        return {**self.labels.labels, **{v: n for n, v, _ in self._regions}}
+        """Label value -> name of the fine labels: the label map's, `add_region`'s and `UNIMAGED`."""
+        return {**self.labels.labels, **{v: n for n, v, _ in self._regions}, self.unimaged_value: UNIMAGED}
 
     def add_region(self, name: str, region_fn) -> None:
         """Name an unlabelled region for the nearby structures and the healthy tissue of every
@@ -212,14 +254,21 @@ class AblationContext:
         ([k, j, i] indices, hi exclusive), called again whenever the grid grows. It takes the
         voxels it holds under a value of its own (over the map's own label there: the region is
         expected to leave named structures out), so its distances follow the same convention as
-        the labels' (`_near_and_heat_sink`)."""
-        v = max([*self.labels.labels, self.tumour_value, *(r[1] for r in self._regions)]) + 1
+        the labels' (`_near_and_heat_sink`). ``lo:hi`` lies within the array (the grid's part
+        past it is `UNIMAGED`)."""
+        v = self.unimaged_value
         self._regions.append((name, v, region_fn))
         self._put_region(v, region_fn)
+        self._put_unimaged()   # its value moved above the region's
 
     def _put_region(self, v: int, region_fn) -> None:
         g = self.grid
-        m = np.asarray(region_fn(tuple(int(x) for x in g.lo), tuple(int(x) for x in g.hi)), bool)
+        shp = np.asarray(self.labels.shape)
+        a0, a1 = np.clip(g.lo, 0, shp), np.clip(g.hi, 0, shp)
+        m = np.asarray(region_fn(tuple(int(x) for x in a0), tuple(int(x) for x in a1)), bool)
+        before, after = a0 - g.lo, g.hi - a1
+        if np.any(before > 0) or np.any(after > 0):
+            m = np.pad(m, list(zip(before.tolist(), after.tolist())), constant_values=False)
         for ax in range(3):
             if g.factor[ax] > 1:
                 m = np.repeat(m, g.factor[ax], axis=ax)
@@ -322,17 +371,93 @@ class AblationContext:
                                    "met": bool(cov_t >= 99.95 and mam >= 0.0)},
                 "minimal_ablative_margin": {"value": round(mam, 2), "required": need, "met": bool(mam >= need)},
                 "ideal_margin": {"value": round(mam, 2), "required": ideal, "met": bool(mam >= ideal)}}
+        unimaged = self._unimaged_part(zone, zs, zb, cov_m) if self.has_unimaged else {}
+        if unimaged:
+            # the margin the image can show: no further than the tissue past it (trial 90 1b: "margin 15 mm"
+            # with the image's end 5 mm above the tumour and the zone's edge 10 mm past it)
+            unimaged["verifiable_margin_mm"] = round(min(mam, unimaged["tumour_to_unimaged_mm"]), 2)
+        for c in ("minimal_ablative_margin", "ideal_margin"):
+            # met on the zone's geometry, but tumour + that margin reaches tissue not imaged: the margin
+            # there rests on the device chart alone (heat sinks, the tumour's true extent unseen): None,
+            # "not verifiable", never "met" (trial 90 1b)
+            shell = unimaged.get("tumour_margin_ml", {}).get(crit[c]["required"], 0.0)
+            if crit[c]["met"] and shell > 0.0:
+                crit[c]["met"] = None
+                crit[c]["not_verifiable"] = (f"tumour + {crit[c]['required']:g} mm reaches {shell:.2f} mL of tissue "
+                                             "past the image")
         return Coverage(
             tumour_covered_pct=cov_t, margin_covered_pct=cov_m, mam_mm=mam,
             mam_ras=self.vertices_ras[i].tolist(), mam_capped=bool(mam >= self.cap_mm),
             zone_volume_ml=float(np.count_nonzero(zone)) * g.voxel_ml,
             tumour_volume_ml=self.tumour_count * g.voxel_ml, healthy_ml=healthy,
             structures_near_mm=near, heat_sink=hs, criteria=crit, n_zones=len(ells),
-            outline_tolerance_mm=round(0.5 * float(np.max(self.labels.spacing_kji)), 2),
+            outline_tolerance_mm=round(0.5 * float(np.max(self.labels.spacing_kji)), 2), unimaged=unimaged,
             timings_ms={"rasterise": 1000 * (t1 - t0), "coverage": 1000 * (t2 - t1),
                         "margin": 1000 * (t3 - t2), "structures_heat_sink": 1000 * (t4 - t3),
                         "total": 1000 * (t4 - t0)},
             vertex_margin_mm=vm)
+
+    def unimaged_shell_ml(self, margin_mm: float) -> float:
+        """mL of tumour + ``margin_mm`` (its signed distance map on the analysis grid) that lies
+        past the image or in the CT's padding (`UNIMAGED`): there no margin can be verified."""
+        if not self.has_unimaged:
+            return 0.0
+        un = self.fine_labels == self.unimaged_value
+        return float(np.count_nonzero(un & (self.tumour_sdf <= float(margin_mm)))) * self.grid.voxel_ml
+
+    def _unimaged_part(self, zone, zs, zb, cov_m) -> dict:
+        """The zones' part past the image (`UNIMAGED` fine voxels): {"zone_ml", "zone_pct" (of the
+        zone), "sides": {side: mL} (beyond which face of the array, `directions.side_of` of its
+        outward normal, or "padding" for the CT's padding inside the array), "extent_mm" (how far the
+        zone reaches past that face of the array, to the farthest unimaged voxel centre), "tumour_margin_ml":
+        {margin mm: mL of tumour + margin past the image}, "tumour_margin_covered_ml": {margin mm:
+        mL of it inside the zone}, "tumour_to_unimaged_mm": the distance from the tumour to the nearest
+        unimaged voxel centre less half a voxel diagonal (the largest margin the image can show)}; {} when the zones lie wholly in imaged data. Vectorised over
+        the zone's unimaged voxels."""
+        from ...directions import side_of
+
+        g = self.grid
+        uv = self.unimaged_value
+        fl = self.fine_labels[zs]
+        off = zb & (fl == uv)
+        n = int(np.count_nonzero(off))
+        if not n:
+            return {}
+        total = int(np.count_nonzero(zone))
+        kji = np.argwhere(off) + np.array([s.start for s in zs])
+        coarse = g.lo + kji // g.factor                                   # the coarse voxel index
+        shp = np.asarray(self.labels.shape)
+        d = self.labels.direction
+        sides, extent = {}, {}
+        rest = np.ones(len(kji), bool)
+        cont = g.lo - 0.5 + (kji + 0.5) / g.factor                        # continuous coarse index
+        for ax in range(3):
+            for sgn in (-1, 1):
+                sel = rest & ((coarse[:, ax] < 0) if sgn < 0 else (coarse[:, ax] >= shp[ax]))
+                if not sel.any():
+                    continue
+                rest &= ~sel
+                name = side_of(d[:, 2 - ax] * sgn)
+                sides[name] = sides.get(name, 0.0) + float(np.count_nonzero(sel)) * g.voxel_ml
+                edge = -0.5 if sgn < 0 else shp[ax] - 0.5                # the array's face
+                far = float(np.max(np.abs(cont[sel, ax] - edge))) * float(self.labels.spacing_kji[ax])
+                extent[name] = max(extent.get(name, 0.0), far)
+        if rest.any():
+            sides["padding"] = float(np.count_nonzero(rest)) * g.voxel_ml
+        if getattr(self, "_shell_unimaged", (None,))[0] is not self.grid:   # per grid, not per zone
+            un = self.fine_labels == uv
+            self._shell_unimaged = (self.grid, {m: float(np.count_nonzero(r & un)) * g.voxel_ml
+                                                for m, r in self.regions.items()},
+                                    # to the unimaged voxels' near faces, not their centres (conservative)
+                                    float(np.min(self.tumour_sdf[un])) - 0.5 * float(np.linalg.norm(g.spacing_kji)))
+        _, shells, dist = self._shell_unimaged
+        return {"zone_ml": n * g.voxel_ml, "zone_pct": 100.0 * n / max(total, 1),
+                "sides": dict(sorted(sides.items(), key=lambda kv: -kv[1])),
+                "extent_mm": {k: round(v, 1) for k, v in extent.items()},
+                "tumour_to_unimaged_mm": round(max(dist, 0.0), 2),
+                "tumour_margin_ml": dict(shells),
+                "tumour_margin_covered_ml": {m: float(np.count_nonzero(zb & r[zs] & (fl == uv))) * g.voxel_ml
+                                             for m, r in self.regions.items()}}
 
     def _near_and_heat_sink(self, zin, zd, sm, blo, bhi, bs, modality):
         """Structures within near_mm of the zone (0 = inside), per-label minimum distance, and

@@ -1201,7 +1201,12 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
     gm = guaranteed_margin(ctx, ells, margin_mm)
     h, m, n, miss = gm["ball_radius_mm"], gm["guaranteed_margin_mm"], gm["check_points"], gm["uncovered"]
     outline = box_outline_margin_mm(ctx, ells) if m >= margin_mm else None
-    proven = m >= margin_mm
+    # tumour + margin past the image (or in the CT's padding): the zones may hold it geometrically
+    # (the grid reaches past the array), but the margin there is not verifiable (trial 90 1b)
+    past = ctx.unimaged_shell_ml(margin_mm)
+    edge = _scan_edge_note(ctx, margin_mm)
+    geometric = m >= margin_mm
+    proven = geometric and past <= 0.0 and not edge
     at_least = "at least " if gm["capped"] else ""
     m_txt = margin_text(m)
     grid = "x".join(f"{x:.2g}" for x in ctx.grid.spacing_kji)
@@ -1213,6 +1218,11 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
                           f"{grid} mm) lies inside a zone; guaranteed margin {at_least}{m_txt} mm, measured from "
                           f"the tumour's voxel centres; from the outline of its label-map voxels (their boxes) "
                           f"at least {margin_text(outline or 0.0)} mm" if proven else
+                          f"NOT proven: every point within {margin_mm:g} mm of a tumour voxel centre lies inside a "
+                          f"zone (guaranteed margin {at_least}{m_txt} mm on the analysis grid {grid} mm, the zones' "
+                          f"part past the image included), but tumour + {margin_mm:g} mm reaches "
+                          f"{past:.2f} mL of tissue past the image or in its padding, where the margin is not "
+                          "verifiable" + _scan_edge_note(ctx, margin_mm) if geometric else
                           f"NOT proven: the guaranteed margin is {m_txt} mm (every point closer than that to a "
                           f"tumour voxel centre lies inside a zone; analysis grid {grid} mm); {miss} of {n} voxel "
                           f"centres within {margin_mm + h:.2f} mm of the tumour lack a {h:.2f} mm ball inside "
