@@ -1132,6 +1132,62 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None, frin
     return region, [t, upper], region
 
 
+def _displaced_mass(roi_w, seed_w, lung_w, enclosed, region, sl, wsl, sk, open_min, s_axis):
+    """The lung mass at the click read without the per-slice envelope, or None: a mass is dense
+    tissue that displaces the lung, so the lung lies above and below it along S but need not lie
+    between it and the chest wall (a mass against the chest wall pushes the lung away from the
+    pleura; one filling the lung's cross-section leaves only a crescent, and the per-slice hull of
+    that crescent cuts the mass at a chord). ``enclosed`` (bool, the box ``wsl``): the dense
+    tissue around the click whose columns along S have aerated lung (``lung_w``) above and below
+    (`_roofed_columns`; the chest wall, the spine and the organs under the diaphragm continue
+    along S into other tissue and are not in it), attachments cut (`_separate`). Where it holds
+    two tissues of clearly different density (Ashman's D >= ``BIMODAL_D`` between the two Otsu
+    classes of its voxels above fat, 1 mm-denoised, medians ``ISO_MARGIN_HU`` apart: the
+    enhancing heart or great vessels joined to a mass across the pleura and pericardium), the
+    click's class is kept (`_two_class_outline`'s rule), holes filled, attachments cut again.
+
+    Taken (returned, bool on ``wsl``) only when it is closed in the box (no face), holds most of
+    ``region`` (the envelope's outline on ``sl``: ``PROBE_MIN_OVERLAP``), is larger than it by more
+    than ``CLICK_VOLUME_SPREAD`` (else the envelope's outline stands: every lesion the envelope
+    holds is unchanged), at most ``SMALLER_THAN_FIRST`` times it (not the hilum or the heart), and
+    is bordered by aerated lung as a lung lesion is (``LUNG_CONTEXT_FRACTION`` of its 1-4 mm
+    shell)."""
+    if not enclosed.any() or not enclosed[seed_w]:
+        return None
+    from skimage.filters import threshold_otsu
+
+    sm = _smoothed(roi_w, SMOOTH_SIGMA_MM, sk)
+    cand = enclosed
+    vals = sm[cand & (sm >= FAT_MAX_HU)]
+    if vals.size > 100 and np.ptp(vals) > 0:
+        t = float(threshold_otsu(vals))
+        lo_v, hi_v = vals[vals < t], vals[vals >= t]
+        if lo_v.size and hi_v.size:
+            m1, s1 = _robust(lo_v, 0.0)
+            m2, s2 = _robust(hi_v, 0.0)
+            if (abs(m1 - m2) >= ISO_MARGIN_HU
+                    and np.sqrt(2.0) * abs(m1 - m2) >= BIMODAL_D * max(float(np.hypot(s1, s2)), 1e-6)):
+                keep = (sm < t) if sm[seed_w] < t else (sm >= t)
+                cand = _component_at(enclosed & keep, seed_w, sk)
+                if not cand.any():
+                    return None
+                cand = _fill(_separate(fill_holes_3d(cand), seed_w, sk, open_min), s_axis)
+    if not cand.any() or _touched_faces(cand):
+        return None
+    r_g = np.zeros(cand.shape, bool)
+    inner = tuple(slice(a.start - w.start, a.stop - w.start) for a, w in zip(sl, wsl))
+    r_g[inner] = region
+    n_r = float(region.sum())
+    n_c = float(cand.sum())
+    both = float((cand & r_g).sum())
+    if both < PROBE_MIN_OVERLAP * n_r or n_c + n_r - 2.0 * both <= (CLICK_VOLUME_SPREAD - 1.0) * n_r:
+        return None
+    sh = _shell(cand, sk, *LUNG_SHELL_MM)
+    if not sh.any() or float(lung_w[sh].mean()) < LUNG_CONTEXT_FRACTION:
+        return None
+    return cand
+
+
 def _with_cavities(r: np.ndarray, roi: np.ndarray, s_axis) -> np.ndarray:
     """``r`` (a lung lesion's region at its threshold, before the attachments are cut) with the
     cavities its wall encloses: its 3-D holes, and the holes of its axial sections (``s_axis``)
@@ -1581,6 +1637,23 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
                                           np.ones(roi_w.shape, bool),
                                           sk, open_min, s_axis, (False, False))
         except InputError:  # the larger box's parenchyma reads the click as lung: nothing to compare
+            enclosed = region
+        lung_w = None if enclosed is region else _lung_air(
+            roi_w, ct.voxel_volume_ml, None if data is None else data.data[wsl],
+            None if data is None else _enclosed_by_body(data, wsl, sk))[0]
+        seed_w = tuple(int(v) for v in np.asarray(seed_g) - wlo)
+        # only where the envelope is in doubt: the click lay in a concavity the lung does not
+        # outweigh, the outline is much smaller than the dense tissue the lung encloses, or it is a
+        # mass (the lung it displaces need not lie between it and the chest wall or mediastinum)
+        eq_mm = 2.0 * (3.0 * float(region.sum()) * float(np.prod(sk)) / (4.0 * np.pi)) ** (1.0 / 3.0)
+        doubt = (via_concavity or enclosed.sum() > SMALLER_THAN_FIRST * region.sum()
+                 or eq_mm >= MASS_DIAMETER_MM)
+        displaced = None if lung_w is None or not doubt else _displaced_mass(
+            roi_w, seed_w, lung_w, enclosed, region, sl, wsl, sk, open_min, s_axis)
+        if displaced is not None:
+            # the mass displaces the lung from the chest wall or fills the lung's cross-section:
+            # the per-slice envelope cut it, the lung around it along S bounds it
+            region, sl, env = displaced, wsl, lung_w | displaced
             enclosed = region
         if enclosed.sum() > SMALLER_THAN_FIRST * region.sum():
             v = ct.voxel_volume_ml
