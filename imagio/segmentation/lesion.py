@@ -1132,6 +1132,11 @@ def _lung_lesion(roi, seed, m0, lung, env, sk, open_min, s_axis, roof=None, frin
     return region, [t, upper], region
 
 
+def _equivalent_diameter_mm(m: np.ndarray, sk) -> float:
+    """Diameter (mm) of the sphere of ``m``'s volume (spacing ``sk``, mm)."""
+    return 2.0 * (3.0 * float(m.sum()) * float(np.prod(sk)) / (4.0 * np.pi)) ** (1.0 / 3.0)
+
+
 def _displaced_mass(roi_w, seed_w, lung_w, enclosed, region, sl, wsl, sk, open_min, s_axis):
     """The lung mass at the click read without the per-slice envelope, or None: a mass is dense
     tissue that displaces the lung, so the lung lies above and below it along S but need not lie
@@ -1172,8 +1177,8 @@ def _displaced_mass(roi_w, seed_w, lung_w, enclosed, region, sl, wsl, sk, open_m
                 if not cand.any():
                     return None
                 cand = _fill(_separate(fill_holes_3d(cand), seed_w, sk, open_min), s_axis)
-    if not cand.any() or _touched_faces(cand):
-        return None
+    if not cand.any() or _touched_faces(cand) or _equivalent_diameter_mm(cand, sk) < MASS_DIAMETER_MM:
+        return None   # open, or not a mass: a nodule is surrounded by lung, which its envelope holds
     r_g = np.zeros(cand.shape, bool)
     inner = tuple(slice(a.start - w.start, a.stop - w.start) for a, w in zip(sl, wsl))
     r_g[inner] = region
@@ -1628,26 +1633,19 @@ def _segment_box(a, ct, seed_g, radius, organ, kind, open_min, env_prev=None, fi
         wlo = np.maximum(np.asarray(seed_g) - wh, 0)
         wsl = tuple(slice(int(l), int(h)) for l, h in zip(wlo, np.minimum(np.asarray(seed_g) + wh + 1, ct.shape)))
         roi_w = a[wsl].astype(np.float32)
+        seed_w = tuple(int(v) for v in np.asarray(seed_g) - wlo)
+        lung_w = _lung_air(roi_w, ct.voxel_volume_ml, None if data is None else data.data[wsl],
+                           None if data is None else _enclosed_by_body(data, wsl, sk))[0]
         try:
-            enclosed, _, _ = _lung_lesion(roi_w, tuple(int(v) for v in np.asarray(seed_g) - wlo), m0,
-                                          _lung_air(roi_w, ct.voxel_volume_ml,
-                                                    None if data is None else data.data[wsl],
-                                                    None if data is None else
-                                                    _enclosed_by_body(data, wsl, sk))[0],
-                                          np.ones(roi_w.shape, bool),
+            enclosed, _, _ = _lung_lesion(roi_w, seed_w, m0, lung_w, np.ones(roi_w.shape, bool),
                                           sk, open_min, s_axis, (False, False))
         except InputError:  # the larger box's parenchyma reads the click as lung: nothing to compare
-            enclosed = region
-        lung_w = None if enclosed is region else _lung_air(
-            roi_w, ct.voxel_volume_ml, None if data is None else data.data[wsl],
-            None if data is None else _enclosed_by_body(data, wsl, sk))[0]
-        seed_w = tuple(int(v) for v in np.asarray(seed_g) - wlo)
+            enclosed, lung_w = region, None
         # only where the envelope is in doubt: the click lay in a concavity the lung does not
         # outweigh, the outline is much smaller than the dense tissue the lung encloses, or it is a
         # mass (the lung it displaces need not lie between it and the chest wall or mediastinum)
-        eq_mm = 2.0 * (3.0 * float(region.sum()) * float(np.prod(sk)) / (4.0 * np.pi)) ** (1.0 / 3.0)
         doubt = (via_concavity or enclosed.sum() > SMALLER_THAN_FIRST * region.sum()
-                 or eq_mm >= MASS_DIAMETER_MM)
+                 or _equivalent_diameter_mm(region, sk) >= MASS_DIAMETER_MM)
         displaced = None if lung_w is None or not doubt else _displaced_mass(
             roi_w, seed_w, lung_w, enclosed, region, sl, wsl, sk, open_min, s_axis)
         if displaced is not None:
