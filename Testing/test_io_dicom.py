@@ -221,7 +221,8 @@ def test_phases_in_one_series_are_asked_for_not_guessed(tmp_path):
     late = Patient(marker_lps=pt.marker + [4.0, 0, 0])  # the marker moved between the phases
     write_series(tmp_path / "p", late, pos, row, col, series="1.2.3.8", acquisition=2, first_instance=101)
     for asked in (None, "1.2.3.8"):
-        with pytest.raises(InputError, match=r"holds 2 acquisitions at the same or interleaved positions.*--series 1\.2\.3\.8#2"):
+        with pytest.raises(InputError, match=r"holds 2 acquisitions at the same or interleaved positions.*"
+                                             r"--series 1\.2\.3\.8#2"):
             io.read_image(tmp_path / "p", series=asked)
     vol = io.read_image(tmp_path / "p", series="1.2.3.8#2")
     assert vol.meta["read"]["series"] == "1.2.3.8#2" and vol.shape[0] == 16
@@ -748,5 +749,5 @@ def test_real_ct_repeat_in_its_series_is_refused_and_per_rotation_numbers_kept(t
     with pytest.raises(InputError) as e:
         io.read_image(tmp_path / "rep")
     msg = str(e.value)
-    assert "holds 2 acquisitions at the same or interleaved positions" in msg and "20 slices, time 140352.457000..140353.284000" in msg \
-        and "20 slices, time 140514.46..140515.28" in msg, msg
+    assert "holds 2 acquisitions at the same or interleaved positions" in msg, msg
+    assert "20 slices, time 140352.457000..140353.284000" in msg and "20 slices, time 140514.46..140515.28" in msg, msg

@@ -192,7 +192,8 @@ def _split_acquisitions(slices: list[Slice]) -> list[tuple[str, list[Slice]]] | 
     for s in slices:
         groups.setdefault(s.acquisition, []).append(s)
     if len(groups) > 1 and _overlapping(list(groups.values()), n):
-        return sorted(((k or "none", g) for k, g in groups.items()), key=lambda kv: (kv[0] != "none", len(kv[0]), kv[0]))
+        return sorted(((k or "none", g) for k, g in groups.items()),
+                      key=lambda kv: (kv[0] != "none", len(kv[0]), kv[0]))
     if len(slices) < 6 or any(s.time is None for s in slices):
         return None
     sweeps = _time_sweeps(slices, n)
@@ -209,7 +210,8 @@ def describe_acquisition(stack: "Stack") -> str:
     times = sorted(s.time_text for s in stack.slices if s.time_text)
     when = (f", time {times[0]}" + (f"..{times[-1]}" if times[-1] != times[0] else "")) if times else ", no time"
     what = " (no AcquisitionNumber)" if stack.acquisition == "none" else ""
-    return f"#{stack.acquisition}{what}: {len(stack.slices)} slices{when}, {min(d):.1f}..{max(d):.1f} mm along the slice normal"
+    return (f"#{stack.acquisition}{what}: {len(stack.slices)} slices{when}, "
+            f"{min(d):.1f}..{max(d):.1f} mm along the slice normal")
 
 
 _NOT_DICOM = (".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw", ".json", ".txt", ".csv", ".xml", ".html",
@@ -271,7 +273,7 @@ class Stack:
 
     series: str
     slices: list[Slice]
-    acquisition: str = ""  # set when one series holds several acquisitions at the same positions
+    acquisition: str = ""  # set when one series holds several acquisitions at the same or interleaved positions
 
     @property
     def key(self) -> str:
@@ -356,7 +358,7 @@ def scan_folder(folder: Path) -> FolderScan:
 def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[Stack, list[str]]:
     """The stack to read and warnings: ``series`` (a SeriesInstanceUID, ``UID#ACQUISITION`` for one
     acquisition of a series that holds several) or the largest axial CT. A series holding several
-    acquisitions at the same positions (phases) is never guessed: the choice is asked for."""
+    acquisitions at the same or interleaved positions (phases, a repeat) is never guessed: the choice is asked for."""
     if not scan.stacks:
         why = "; ".join(f"{n} file(s): {r}" for r, n in scan.ignored.items()) or "the folder is empty"
         raise InputError(f"{folder}: no DICOM image series found ({why})")
