@@ -143,8 +143,11 @@ def _image_time(ds) -> tuple[float | None, str]:
 def _overlapping(groups: list[list[Slice]], n: np.ndarray) -> bool:
     """True when two groups' slice-position ranges along the normal ``n`` overlap or touch (one
     position imaged twice, or positions interleaved) rather than following one another."""
-    rng = [(min(s.position @ n for s in g), max(s.position @ n for s in g)) for g in groups]
-    return any(max(a[0], b[0]) <= min(a[1], b[1]) + 0.01 for i, a in enumerate(rng) for b in rng[i + 1:])
+    d = [np.array([s.position for s in g]) @ n for g in groups]
+    lo, hi = np.array([x.min() for x in d]), np.array([x.max() for x in d])
+    k = np.argsort(lo, kind="stable")
+    # sorted by start, a group overlaps an earlier one when it starts before all earlier ones end
+    return bool(np.any(lo[k][1:] <= np.maximum.accumulate(hi[k])[:-1] + 0.01))
 
 
 def _time_sweeps(slices: list[Slice], n: np.ndarray) -> list[list[Slice]]:
