@@ -84,9 +84,11 @@ def write_series(folder, patient: Patient, positions, row=(1, 0, 0), col=(0, 1, 
                  spacing=(2.5, 2.5), thickness=None, series=None, study=None, slope=1.0, intercept=-1024.0,
                  signed=False, padding=None, image_type="ORIGINAL\\PRIMARY\\AXIAL", description="test",
                  first_instance=1, names=None, gantry_tilt=None, acquisition=None,
-                 patient_position=None) -> list[Path]:
+                 patient_position=None, times=None) -> list[Path]:
     """One file per position (LPS mm). ``padding``: (stored value, mask function(j, i) -> bool)
-    writes that value outside the scan and sets PixelPaddingValue. Returns the files."""
+    writes that value outside the scan and sets PixelPaddingValue. ``acquisition``: one
+    AcquisitionNumber, or one per position; ``times``: AcquisitionTime (DICOM TM text) per
+    position. Returns the files."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     row, col = np.asarray(row, float), np.asarray(col, float)
@@ -111,7 +113,9 @@ def write_series(folder, patient: Patient, positions, row=(1, 0, 0), col=(0, 1, 
         if gantry_tilt is not None:
             ds.GantryDetectorTilt = gantry_tilt
         if acquisition is not None:
-            ds.AcquisitionNumber = acquisition
+            ds.AcquisitionNumber = acquisition[k] if isinstance(acquisition, (list, tuple)) else acquisition
+        if times is not None:
+            ds.AcquisitionTime = times[k]
         if patient_position is not None:
             ds.PatientPosition = patient_position
         hu = patient.slice_hu(p, row, col, rows, cols, spacing, thickness)

@@ -221,7 +221,8 @@ def test_phases_in_one_series_are_asked_for_not_guessed(tmp_path):
     late = Patient(marker_lps=pt.marker + [4.0, 0, 0])  # the marker moved between the phases
     write_series(tmp_path / "p", late, pos, row, col, series="1.2.3.8", acquisition=2, first_instance=101)
     for asked in (None, "1.2.3.8"):
-        with pytest.raises(InputError, match=r"holds 2 acquisitions at the same positions.*--series 1\.2\.3\.8#2"):
+        with pytest.raises(InputError, match=r"holds 2 acquisitions at the same or interleaved positions.*"
+                                             r"--series 1\.2\.3\.8#2"):
             io.read_image(tmp_path / "p", series=asked)
     vol = io.read_image(tmp_path / "p", series="1.2.3.8#2")
     assert vol.meta["read"]["series"] == "1.2.3.8#2" and vol.shape[0] == 16
@@ -592,3 +593,161 @@ def test_overlapping_thick_slices_are_judged_by_their_thickness(tmp_path):
     write_series(tmp_path / "even", pt, pos, row, col, spacing=(1.0, 1.0), thickness=2.0, rows=96, cols=112)
     even = io.read_image(tmp_path / "even")
     assert "slice_thickness_mm" not in even.meta["read"] and check_slice_thickness(even, "CT", refuse=False) == ""
+
+
+def _oblique_stack(n, step, offset=0.0, centre=(30.0, -40.0, 120.0), size=26, dxy=2.0):
+    """Positions of an oblique stack with a flipped column axis (LPS mm), centred on ``centre``
+    and shifted ``offset`` mm along the slice normal. Returns (positions, row, col)."""
+    r = _rotation(0.5, -0.35, 0.3)
+    row, col = r[:, 0], -r[:, 1]
+    nrm = np.cross(row, col)
+    o = np.asarray(centre) - (size - 1) / 2 * dxy * (row + col) - (n - 1) / 2 * step * nrm + offset * nrm
+    return [o + k * step * nrm for k in range(n)], row, col
+
+
+def _tm(seconds):
+    """DICOM TM text of ``seconds`` after midnight."""
+    h, m = divmod(int(seconds), 3600)
+    return f"{h:02d}{m // 60:02d}{m % 60:02d}.{round((seconds % 1) * 100):02d}"
+
+
+@pytest.mark.parametrize("by", ["number", "time", "time reversed"])
+def test_two_acquisitions_at_interleaved_positions_are_named_not_blended(tmp_path, by):
+    """Trial 90b M1: a second acquisition (a contrast phase, a breath-hold repeat) in the same
+    series, its slices 0.5 mm from the first one's, told apart by AcquisitionNumber or, with one
+    number, by its time sweep: refused in one line naming both (slices, time, positions) and the
+    ``UID#N`` choice, which then reads each one right. The old reader interleaved them into one
+    volume as "gaps of missing slices"."""
+    pt = Patient(marker_lps=(30.0, -40.0, 120.0), radius=5.0, body=(1e6, 1e6))
+    late = Patient(marker_lps=pt.marker + [3.0, 0, 0], radius=5.0, body=(1e6, 1e6))  # moved between scans
+    pos, row, col = _oblique_stack(22, 2.0)
+    pos2 = [p + 0.5 * np.cross(row, col) for p in pos[5:17]]
+    t1 = [_tm(36000 + 0.05 * k) for k in range(22)]
+    t2 = [_tm(36030 + 0.05 * k) for k in range(12)]
+    if by == "time reversed":  # the repeat scans the other way
+        t2 = t2[::-1]
+    num = (1, 2) if by == "number" else (7, 7)
+    kw = {} if by == "number" else {"times": t1}
+    write_series(tmp_path / "s", pt, pos, row, col, rows=26, cols=26, spacing=(2.0, 2.0), series="1.2.3.90",
+                 acquisition=num[0], **kw)
+    kw = {} if by == "number" else {"times": t2}
+    write_series(tmp_path / "s", late, pos2, row, col, rows=26, cols=26, spacing=(2.0, 2.0), series="1.2.3.90",
+                 acquisition=num[1], first_instance=101, thickness=2.0, **kw)
+    key1, key2 = ("1", "2") if by == "number" else ("t100000.00", "t100030.00")  # the sweep's first time
+    with pytest.raises(InputError) as e:
+        io.read_image(tmp_path / "s")
+    msg = str(e.value)
+    assert "holds 2 acquisitions at the same or interleaved positions" in msg, msg
+    assert f"#{key1}: 22 slices" in msg and f"#{key2}: 12 slices" in msg and "--series 1.2.3.90#" in msg, msg
+    assert ("time 100030.00..100030.55" in msg) == (by != "number"), msg
+    d = sorted(float(p @ np.cross(row, col)) for p in pos2)
+    assert f"{d[0]:.1f}..{d[-1]:.1f} mm along the slice normal" in msg, msg
+    with pytest.raises(InputError, match="holds 2 acquisitions"):
+        io.read_image(tmp_path / "s", series="1.2.3.90")
+    for key, n, who in ((key1, 22, pt), (key2, 12, late)):
+        with warnings_as_errors():
+            vol = io.read_image(tmp_path / "s", series=f"1.2.3.90#{key}")
+        assert vol.shape[0] == n and vol.meta["read"]["series"] == f"1.2.3.90#{key}"
+        c, _ = marker_partial_volume(vol, who.marker_ras, who.radius + 4)
+        assert np.linalg.norm(c - who.marker_ras) < POS_TOL_MM, (key, c, who.marker_ras)
+
+
+def warnings_as_errors():
+    import warnings
+
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter("error", InputWarning)
+
+    class _Ctx:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            ctx.__exit__(*a)
+
+    return _Ctx()
+
+
+@pytest.mark.parametrize("numbering", ["per rotation", "per slice", "recon order"])
+def test_one_scan_numbered_per_rotation_is_read_as_one(tmp_path, numbering):
+    """Scanners number each rotation / table position of one scan (step-and-shoot) or each
+    slice, and a reconstruction may write its slices in any time order: the positions follow
+    one another (no position twice, none interleaved), so it is one acquisition, read whole
+    without a warning."""
+    pt = Patient(marker_lps=(30.0, -40.0, 120.0), radius=6.0, body=(1e6, 1e6))
+    pos, row, col = _oblique_stack(24, 2.0)
+    if numbering == "per rotation":  # 4 slices a rotation, the table moving towards the feet
+        acq = [1 + (23 - k) // 4 for k in range(24)]
+        times = [_tm(36000 + 2 * ((23 - k) // 4)) for k in range(24)]
+    elif numbering == "per slice":
+        acq, times = list(range(1, 25)), [_tm(36000 + 0.5 * k) for k in range(24)]
+    else:
+        acq, times = 3, [_tm(36000 + 0.05 * k) for k in np.random.default_rng(5).permutation(24)]
+    write_series(tmp_path / "s", pt, pos, row, col, rows=26, cols=26, spacing=(2.0, 2.0), acquisition=acq,
+                 times=times)
+    with warnings_as_errors():
+        vol = io.read_image(tmp_path / "s")
+    assert vol.shape[0] == 24 and "#" not in vol.meta["read"]["series"]
+    c, _ = marker_partial_volume(vol, pt.marker_ras, pt.radius + 4)
+    assert np.linalg.norm(c - pt.marker_ras) < POS_TOL_MM
+
+
+def test_uneven_steps_are_not_called_missing_slices(tmp_path):
+    """Trial 90b LOW: extra slices 0.5 mm past ten of a 1.5 mm stack's (steps of 0.5 and 1.0 mm)
+    are uneven spacing, not "gaps of missing slices" (the old reader named 7 such "gaps"); a
+    step of 3 mm (twice the usual) is."""
+    pt = Patient(marker_lps=(30.0, -40.0, 120.0), radius=6.0, body=(1e6, 1e6))
+    pos, row, col = _oblique_stack(24, 1.5)
+    nrm = np.cross(row, col)
+    extra = [pos[k] + 0.5 * nrm for k in range(4, 14)]
+    write_series(tmp_path / "u", pt, pos + extra, row, col, rows=26, cols=26, spacing=(2.0, 2.0), thickness=1.5)
+    vol, warns = read_warns(tmp_path / "u")
+    assert any("non-uniform slice spacing (0.50..1.50 mm)" in w for w in warns), warns
+    assert not any("missing" in w or "gap" in w for w in warns), warns
+    assert "gaps_mm" not in vol.meta["read"]
+    write_series(tmp_path / "m", pt, pos[:8] + pos[9:], row, col, rows=26, cols=26, spacing=(2.0, 2.0),
+                 thickness=1.5)
+    vol, warns = read_warns(tmp_path / "m")
+    assert any("1 gap(s) of missing slices" in w and "3.0 mm" in w for w in warns), warns
+
+
+@pytest.mark.data
+def test_real_ct_repeat_in_its_series_is_refused_and_per_rotation_numbers_kept(tmp_path, shared_data):
+    """The real Siemens series (AcquisitionTime per slice, one AcquisitionNumber): renumbered per
+    4 slices it reads voxel for voxel as before; with a repeat scan added 30 s later (same
+    number, positions 1 mm from the first's, +300 HU on tissue) it is refused naming both."""
+    import shutil
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    src = shared_data / "totalsegmentator-example" / "example_ct_dicom"
+    ref = io.read_image(src)
+    shutil.copytree(src, tmp_path / "rot")
+    files = sorted((tmp_path / "rot").iterdir())
+    dss = sorted(((f, pydicom.dcmread(f)) for f in files), key=lambda t: float(t[1].ImagePositionPatient[2]))
+    for k, (f, ds) in enumerate(dss):
+        ds.AcquisitionNumber = 1 + k // 4
+        ds.save_as(f)
+    vol = io.read_image(tmp_path / "rot")
+    assert vol.same_grid(ref)
+    np.testing.assert_array_equal(vol.array, ref.array)
+    shutil.copytree(src, tmp_path / "rep")
+    for f in sorted((tmp_path / "rep").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.decompress()
+        ds.ImagePositionPatient = [ds.ImagePositionPatient[0], ds.ImagePositionPatient[1],
+                                   float(ds.ImagePositionPatient[2]) + 1.0]
+        ds.AcquisitionTime = _tm(14 * 3600 + 4 * 60 + 22 + float(str(ds.AcquisitionTime)[4:]))  # 14:04:22 + 52 s
+        a = ds.pixel_array.astype(np.int32)
+        a = np.where(a * float(ds.RescaleSlope) + float(ds.RescaleIntercept) > 20, a + 300, a)
+        ds.PixelData = a.astype(ds.pixel_array.dtype).tobytes()
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(tmp_path / "rep" / f"R{f.name}")
+    with pytest.raises(InputError) as e:
+        io.read_image(tmp_path / "rep")
+    msg = str(e.value)
+    assert "holds 2 acquisitions at the same or interleaved positions" in msg, msg
+    assert "20 slices, time 140352.457000..140353.284000" in msg and "20 slices, time 140514.46..140515.28" in msg, msg

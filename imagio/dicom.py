@@ -10,9 +10,12 @@ with "acquisition geometry regularization" on:
    series) are dropped and said so. Files without image geometry (DICOMDIR, SR, RT, PR) are
    ignored and counted.
 2. Several series in the folder: they are listed; ``series=UID`` picks one, else the largest
-   axial CT is read (with a warning naming the others).
+   axial CT is read (with a warning naming the others). A series holding several acquisitions
+   at the same or interleaved positions (``dicom_headers._split_acquisitions``: AcquisitionNumber
+   groups, else time sweeps) is refused naming each; ``series=UID#N`` reads one.
 3. Slices are sorted along the slice normal. Gantry tilt (slice origins shifted in-plane from
-   slice to slice, i.e. a sheared stack) and non-uniform spacing or missing slices are detected
+   slice to slice, i.e. a sheared stack) and non-uniform spacing or missing slices (a step over
+   1.5 times both its neighbours and the series' median step) are detected
    and the stack is resampled (linear) onto a regular grid with the slices' row/column axes and
    the slice normal as axes, with a warning stating the tilt in degrees and the gaps in mm.
    A gap wider than ``MAX_GAP_MM`` is refused: interpolating across it would invent anatomy.
@@ -134,8 +137,9 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
     Returns (array [k, j, i] in HU for CT, IJK->LPS 4x4, report dict, warnings). The report
     says what was read and done (series, slices, dropped images, tilt, gaps, resampling,
     padding); the warnings are the sentences a user must see. Raises InputError when the folder
-    holds no usable series, the series has one image, slices share positions, or a gap is wider
-    than ``MAX_GAP_MM``.
+    holds no usable series, the series has one image, slices share positions, the series holds
+    several acquisitions and ``series`` names none of them (``UID#N``), or a gap is wider than
+    ``MAX_GAP_MM``.
     """
     folder = Path(folder)
     scan = scan_folder(folder)

@@ -46,13 +46,16 @@ def analyse(stack: Stack, folder) -> Geometry:
             f"{folder}: series {stack.series} holds {int(dup.sum()) + 1} slices at the same position(s) "
             f"(several acquisitions or reconstructions in one series{', AcquisitionNumber ' + ','.join(acq) if len(acq) > 1 else ''}); "
             "export the one you want as its own series")
-    # a gap (missing slices) is a step 1.5 times longer than the steps around it; comparing with
-    # the neighbours, not the whole series, keeps zones reconstructed at another spacing regular
+    # a gap (missing slices) is a step 1.5 times longer than both the steps around it and the
+    # series' median step: comparing with the neighbours keeps zones reconstructed at another
+    # spacing regular, and with the median keeps steps shorter than the usual one (uneven
+    # spacing, e.g. interleaved positions) from being called missing slices (trial 90b M1)
     ns = len(steps)
     local = np.array([np.median(np.r_[steps[max(0, k - 3):k], steps[k + 1:k + 4]]) if ns > 1 else steps[k]
                       for k in range(ns)])
-    tol = np.maximum(SPACING_TOL * local, 0.01)
-    is_gap = steps > 1.5 * local + tol
+    usual = np.maximum(local, np.median(steps))
+    tol = np.maximum(SPACING_TOL * usual, 0.01)
+    is_gap = steps > 1.5 * usual + tol
     regular = steps[~is_gap]
     step = float(np.median(regular))
     gaps = [(int(k), float(steps[k])) for k in np.flatnonzero(is_gap)]

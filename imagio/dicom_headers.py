@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .limits import SPACING_TOL
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Slice:
     tags: dict = field(default_factory=dict)
     gantry_tilt: float = 0.0  # GantryDetectorTilt (0018,1120) as written, degrees
     sop_uid: str = ""  # SOPInstanceUID: one image, however many copies of its file
+    time: float | None = None  # AcquisitionTime, else ContentTime, seconds after midnight
+    time_text: str = ""  # that time as written (DICOM TM, HHMMSS.FFFFFF)
 
     @property
     def normal(self) -> np.ndarray:
@@ -119,23 +122,99 @@ def _acquisition(ds) -> str:
     return ""
 
 
-def _split_acquisitions(slices: list[Slice]) -> list[tuple[str, list[Slice]]] | None:
-    """Acquisitions of a stack whose images repeat positions (multiphase, perfusion in one
-    series): [(acquisition, slices)] when each acquisition alone has distinct positions, else None."""
-    n = slices[0].normal
-    depth = np.round([s.position @ n for s in slices], 2)
-    if len(np.unique(depth)) == len(depth):
+def _tm_seconds(text: str) -> float | None:
+    """Seconds after midnight of a DICOM TM value (HHMMSS.FFFFFF, or the old HH:MM:SS), else None."""
+    t = text.strip().replace(":", "")
+    try:
+        return int(t[0:2]) * 3600 + int(t[2:4] or 0) * 60 + float(t[4:] or 0) if len(t) >= 2 else None
+    except ValueError:
         return None
+
+
+def _image_time(ds) -> tuple[float | None, str]:
+    """(seconds after midnight, text) of AcquisitionTime, else ContentTime; (None, '') without."""
+    for tag in ("AcquisitionTime", "ContentTime"):
+        v = str(ds.get(tag, "") or "").strip()
+        if v and _tm_seconds(v) is not None:
+            return _tm_seconds(v), v
+    return None, ""
+
+
+def _overlapping(groups: list[list[Slice]], n: np.ndarray) -> bool:
+    """True when two groups' slice-position ranges along the normal ``n`` overlap or touch (one
+    position imaged twice, or positions interleaved) rather than following one another."""
+    d = [np.array([s.position for s in g]) @ n for g in groups]
+    lo, hi = np.array([x.min() for x in d]), np.array([x.max() for x in d])
+    k = np.argsort(lo, kind="stable")
+    # sorted by start, a group overlaps an earlier one when it starts before all earlier ones end
+    return bool(np.any(lo[k][1:] <= np.maximum.accumulate(hi[k])[:-1] + 0.01))
+
+
+def _time_sweeps(slices: list[Slice], n: np.ndarray) -> list[list[Slice]]:
+    """The stack cut into sweeps: runs of slices in time order whose positions advance one way.
+
+    One acquisition (helical or step-and-shoot) moves the table one way, so its slices in time
+    order advance monotonically along the normal; a second acquisition starts over (its
+    position jumps back or turns). Ties in time are taken in position order."""
+    timed = sorted(slices, key=lambda s: (s.time, float(s.position @ n)))
+    sweeps, sign = [[timed[0]]], 0
+    for prev, s in zip(timed, timed[1:]):
+        step = float((s.position - prev.position) @ n)
+        if abs(step) < 0.01 or (sign and np.sign(step) != sign):
+            sweeps.append([s])
+            sign = 0
+        else:
+            sweeps[-1].append(s)
+            sign = int(np.sign(step))
+    return sweeps
+
+
+def _regular(g: list[Slice], n: np.ndarray) -> bool:
+    """At least 3 slices at one step (within ``SPACING_TOL``): a sweep that is a stack of its own."""
+    steps = np.diff(np.sort([float(s.position @ n) for s in g]))
+    return len(g) >= 3 and bool(np.all(np.abs(steps - np.median(steps)) <= max(SPACING_TOL * np.median(steps), 0.01)))
+
+
+def _split_acquisitions(slices: list[Slice]) -> list[tuple[str, list[Slice]]] | None:
+    """Acquisitions of one series' stack when it holds more than one, [(label, slices)], else None.
+
+    A DICOM AcquisitionNumber is "a single continuous gathering of data" (PS3.3 C.7.6.1.1.2),
+    but scanners also number each rotation or table position of one scan (GE and Siemens
+    step-and-shoot; dcm2niix stacks across AcquisitionNumber for that reason,
+    rordenlab/dcm2niix#48). So numbers alone do not split a series; numbers plus geometry do:
+    groups of one AcquisitionNumber (else TemporalPosition) whose position ranges follow one
+    another along the normal are one scan; groups whose ranges overlap (the same position twice,
+    interleaved positions) are separate acquisitions of the same anatomy (phases, a repeat).
+    Without differing numbers, the image times (AcquisitionTime, else ContentTime) decide: one
+    acquisition sweeps the table one way in time order (``_time_sweeps``), so two sweeps that
+    are each a regular stack and overlap in position are two acquisitions (e.g. a breath-hold
+    repeat written with the same number). Labels: the AcquisitionNumber ('none' where absent),
+    or ``t`` + the sweep's first time."""
+    n = slices[0].normal
     groups: dict[str, list[Slice]] = {}
     for s in slices:
         groups.setdefault(s.acquisition, []).append(s)
-    if len(groups) < 2:
+    if len(groups) > 1 and _overlapping(list(groups.values()), n):
+        return sorted(((k or "none", g) for k, g in groups.items()),
+                      key=lambda kv: (kv[0] != "none", len(kv[0]), kv[0]))
+    if len(slices) < 6 or any(s.time is None for s in slices):
         return None
-    for g in groups.values():
-        d = np.round([s.position @ n for s in g], 2)
-        if len(g) < 2 or len(np.unique(d)) != len(d):
-            return None
-    return sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0]))
+    sweeps = _time_sweeps(slices, n)
+    big = [g for g in sweeps if _regular(g, n)]
+    if len(sweeps) < 2 or len(big) != len(sweeps) or not _overlapping(big, n):
+        return None
+    return [(f"t{g[0].time_text}", g) for g in big]
+
+
+def describe_acquisition(stack: "Stack") -> str:
+    """'#N: 60 slices, AcquisitionTime 101530, -120.0..-30.0 mm along the slice normal' (LPS)."""
+    n = stack.first.normal
+    d = [float(s.position @ n) for s in stack.slices]
+    times = sorted(s.time_text for s in stack.slices if s.time_text)
+    when = (f", time {times[0]}" + (f"..{times[-1]}" if times[-1] != times[0] else "")) if times else ", no time"
+    what = " (no AcquisitionNumber)" if stack.acquisition == "none" else ""
+    return (f"#{stack.acquisition}{what}: {len(stack.slices)} slices{when}, "
+            f"{min(d):.1f}..{max(d):.1f} mm along the slice normal")
 
 
 _NOT_DICOM = (".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw", ".json", ".txt", ".csv", ".xml", ".html",
@@ -183,11 +262,12 @@ def read_header(path: Path) -> list[Slice] | str:
         tag_tilt = float(ds.get("GantryDetectorTilt", 0) or 0)
     except (TypeError, ValueError):
         tag_tilt = 0.0
+    when, when_text = _image_time(ds)
     return [Slice(path, base["series"], ipp, row / np.linalg.norm(row), col / np.linalg.norm(col), int(ds.Rows),
                   int(ds.Columns), (float(ps[1]), float(ps[0])), base["image_type"], base["modality"],
                   base["description"], base["acquisition"], None,
                   float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0),
-                  _padding(ds), base["tags"], tag_tilt, base["sop_uid"])]
+                  _padding(ds), base["tags"], tag_tilt, base["sop_uid"], when, when_text)]
 
 
 @dataclass
@@ -196,7 +276,7 @@ class Stack:
 
     series: str
     slices: list[Slice]
-    acquisition: str = ""  # set when one series holds several acquisitions at the same positions
+    acquisition: str = ""  # set when one series holds several acquisitions at the same or interleaved positions
 
     @property
     def key(self) -> str:
@@ -281,7 +361,7 @@ def scan_folder(folder: Path) -> FolderScan:
 def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[Stack, list[str]]:
     """The stack to read and warnings: ``series`` (a SeriesInstanceUID, ``UID#ACQUISITION`` for one
     acquisition of a series that holds several) or the largest axial CT. A series holding several
-    acquisitions at the same positions (phases) is never guessed: the choice is asked for."""
+    acquisitions at the same or interleaved positions (phases, a repeat) is never guessed: the choice is asked for."""
     if not scan.stacks:
         why = "; ".join(f"{n} file(s): {r}" for r, n in scan.ignored.items()) or "the folder is empty"
         raise InputError(f"{folder}: no DICOM image series found ({why})")
@@ -311,6 +391,7 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
 
 def _refuse_phases(folder: Path, stacks: list[Stack]) -> None:
     raise InputError(
-        f"{folder}: series {stacks[0].series} holds {len(stacks)} acquisitions at the same positions (phases or "
-        f"time points): {'; '.join(s.label() for s in stacks)}; pass --series with the one to read, e.g. "
+        f"{folder}: series {stacks[0].series} holds {len(stacks)} acquisitions at the same or interleaved positions "
+        f"(contrast phases, time points or a repeated scan; IMAGIO does not blend them into one volume): "
+        f"{'; '.join(describe_acquisition(s) for s in stacks)}; pass --series with the one to read, e.g. "
         f"--series {stacks[-1].key}")
