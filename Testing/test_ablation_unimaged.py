@@ -138,3 +138,23 @@ def test_zone_in_padding_is_unimaged():
     want = float(pad[tuple(kji.T)].sum()) * step ** 3 / 1000.0
     assert want > 0.5
     assert cov.unimaged["sides"] == {"padding": pytest.approx(want, rel=0.05)}
+
+
+@pytest.mark.parametrize("sides, named, not_named, fix", [
+    ({"superior": 7.5}, "liver dome", "bowel", "a longer scan"),
+    ({"inferior": 8.8}, "bowel", "liver dome", "a longer scan"),
+    ({"right": 5.0}, None, "liver dome", "a wider field of view"),
+    ({"padding": 6.7, "superior": 1.0}, "liver dome", "bowel", "a reconstruction of a larger field of view"),
+])
+def test_the_zone_past_the_image_names_what_lies_beyond_that_end(sides, named, not_named, fix):
+    """New-user trial 91 M1: a zone past the inferior end (bowel, gallbladder, kidney below the
+    liver) or past a side of a crop was told "above a liver dome lie the diaphragm ..." and "a
+    longer scan"; the words follow the side the zone leaves the image at."""
+    from imagio.planning.ablation.commands import unimaged_doubt
+
+    cov = {"unimaged": {"zone_ml": sum(sides.values()), "zone_pct": 17.0, "sides": sides,
+                        "extent_mm": {k: 0.5 for k in sides if k != "padding"}}}
+    text = unimaged_doubt("proposal 1 ablation", cov, "liver_tumor_1", 5.0)
+    if named:
+        assert named in text
+    assert not_named not in text and fix in text and "up to 0.5 mm past it" in text, text

@@ -219,6 +219,10 @@ def test_a_high_heat_sink_is_a_warning_and_the_summary_gives_the_margin():
     line = multi_probe_summary(m)
     assert re.findall(r"\d+\.\d+ mm", line) == ["5.3 mm"], line
     assert "from the tumour's voxel centres only, not from its drawn outline" in line
+    # new-user trial 91 L2: a margin the image cannot show is not also said to meet the requirement
+    m["coverage"]["criteria"] = {"minimal_ablative_margin": {"met": None, "not_verifiable": "past the image"}}
+    line = multi_probe_summary(m)
+    assert "(NOT VERIFIABLE against the required 5 mm)" in line and "meets" not in line, line
 
 
 def test_a_high_risk_structure_near_the_zone_is_a_warning():

@@ -379,11 +379,15 @@ def multi_probe_summary(m: dict) -> str:
     n = m["n_probes"]
     how = (f"proposal {m['from_proposal']}'s probe covers: the fewest possible"
            if m.get("status_kind") == "one_probe" else lower_bound_words(m["lower_bound"]))
+    crit = (c.get("criteria") or {}).get("minimal_ablative_margin") or {}
+    # not verifiable (trial 90 1b: tumour + margin reaches past the image) is the verdict, not a
+    # "meets" beside it (new-user trial 91 L2: "10.8 mm (meets the required 5 mm), NOT VERIFIABLE")
+    verdict = ("NOT VERIFIABLE against" if crit.get("met", True) is None and c["mam_mm"] >= need
+               else "meets" if c["mam_mm"] >= need else "BELOW")
     txt = (f"multi-probe: {n} probe{'s' if n != 1 else ''} ({how}), tumour + {key} covered "
            f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
-           f"{c['mam_mm']:.1f} mm ({'meets' if c['mam_mm'] >= need else 'BELOW'} the required {need:g} mm)")
-    crit = (c.get("criteria") or {}).get("minimal_ablative_margin") or {}
-    if crit.get("met", True) is None:   # trial 90 1b: tumour + margin reaches past the image
+           f"{c['mam_mm']:.1f} mm ({verdict} the required {need:g} mm)")
+    if crit.get("met", True) is None:
         txt += f", NOT VERIFIABLE: {crit.get('not_verifiable')}"
     u = c.get("unimaged") or {}
     if u.get("zone_ml"):

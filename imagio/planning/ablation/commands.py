@@ -305,7 +305,7 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
         if side == "padding":
             return f"{u['sides'][side]:.1f} mL in the CT's padding (outside the reconstruction circle or a reformat's fill)"
         ext = (u.get("extent_mm") or {}).get(side)
-        return f"{u['sides'][side]:.1f} mL beyond its {side} end" + (f", up to {ext:.0f} mm past it" if ext else "")
+        return f"{u['sides'][side]:.1f} mL beyond its {side} end" + (f", up to {ext:.1f} mm past it" if ext else "")
 
     where = ", ".join(side_words(k) for k in u.get("sides", {}))
     shell = {float(k.removesuffix("mm")) if isinstance(k, str) else float(k): v
@@ -319,11 +319,22 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
     if vm is not None and cov.get("mam_mm") is not None and vm < float(cov["mam_mm"]) - 0.05:
         margin += (f"; the image ends {u.get('tumour_to_unimaged_mm', vm):.1f} mm from the tumour, so of the minimal "
                    f"ablative margin of {cov['mam_mm']:.1f} mm only {vm:.1f} mm can be verified on it")
+    sides = set(u.get("sides", {}))
+    # what lies past each kind of end (new-user trial 91 M1: the liver dome was named for a zone past the
+    # inferior end, where bowel, gallbladder and kidney lie, and "a longer scan" for one past a side)
+    beyond = "; ".join(w for k, w in (
+        ("superior", "above a liver dome lie the diaphragm, the lung base and the pericardium"),
+        ("inferior", "below the liver lie bowel, the gallbladder and the kidney")) if k in sides)
+    fix = " or ".join(w for ok, w in (
+        (sides & {"superior", "inferior"}, "a longer scan"),
+        (sides - {"superior", "inferior", "padding"}, "a wider field of view"),
+        ("padding" in sides, "a reconstruction of a larger field of view")) if ok)
     return (f"{what}: {u['zone_ml']:.1f} mL ({u['zone_pct']:.0f} %) of the ablation zone lies past the image ({where}): "
-            f"the tissue there is not imaged, so what the zone burns there cannot be judged (above a liver dome lie "
-            f"the diaphragm, the lung base and the pericardium; collateral damage, nearby structures and heat sinks "
-            f"are checked in the imaged part only); the zone volume counts it{margin}; image the whole zone "
-            "(a longer scan) before relying on this plan, or choose another path or a smaller setting")
+            f"the tissue there is not imaged, so what the zone burns there cannot be judged ("
+            + (beyond + "; " if beyond else "")
+            + f"collateral damage, nearby structures and heat sinks are checked in the imaged part only); the zone "
+            f"volume counts it{margin}; image the whole zone ({fix}) before relying on this plan, or choose another "
+            "path or a smaller setting")
 
 
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "",
