@@ -406,3 +406,30 @@ def test_route_lists_each_airway_once(variants):
     for s in B.plan_all_scopes(t, B.Target.from_point(target)):
         if s["fits"]:
             assert len(s["branch_names"]) == len(set(s["branch_names"])), s["branch_names"]
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("case", ["ATM_305_0000", "ATM_307_0000"])
+def test_a_mirrored_tree_is_warned_with_its_measures(case):
+    """The ATM mask with its header mirrored left-right (x of the direction and origin negated: a
+    handedness error): the main bronchus named right is the long one, so the tree warns that the
+    image may be mirrored, with the measured lengths and angles (new-user trial 90b H2); the same
+    mask unmirrored does not (and its right main bronchus is the shorter one)."""
+    from imagio import io
+    from imagio.planning.bronchoscopy.anatomy import main_bronchi
+
+    f = ATM / f"{case}_pred_YangLab.nii.gz"
+    if not f.exists():
+        pytest.skip("ATM'22 masks not available in ../shared/data")
+    vol = io.read_image(f)
+    t = B.extract_tree(vol)
+    mb = main_bronchi(t)
+    assert mb["right"][0] < 0.6 * mb["left"][0], mb
+    assert not any("mirrored" in w for w in t.naming_warnings)
+    mirrored = Volume(vol.array, np.diag([-1.0, 1.0, 1.0, 1.0]) @ vol.ijk_to_ras)
+    tm = B.extract_tree(mirrored)
+    w = [x for x in tm.naming_warnings if "mirrored" in x]
+    assert len(w) == 1, tm.naming_warnings
+    ml = main_bronchi(tm)
+    assert f"{ml['right'][0]:.0f} mm" in w[0] and f"{ml['left'][0]:.0f} mm" in w[0]
+    assert abs(ml["right"][0] - mb["left"][0]) < 2.0 and abs(ml["left"][0] - mb["right"][0]) < 2.0
