@@ -39,10 +39,15 @@ def contrast_pool_band(ct: Volume, body: np.ndarray | None = None) -> tuple[floa
     resolution (as `rules.segment_masks` decides "contrast CT"), within ``body`` (bool [k, j, i];
     every voxel when None: the band is a peak of thick 150-700 HU tissue, which a couch or a
     cable is not). Raises InputError for a non-CT input (`common.check_ct`)."""
-    a = bn.at_common_resolution(check_ct(ct), ct.spacing_kji)
-    band = bn.contrast_blood_band(a, np.ones(a.shape, bool) if body is None else body,
-                                  ct.voxel_volume_ml, ct.spacing_kji)
+    band = _band_at_common_resolution(ct, np.ones(ct.shape, bool) if body is None else body)[1]
     return None if band is None else (float(band[0]), float(band[1]))
+
+
+def _band_at_common_resolution(ct: Volume, body: np.ndarray):
+    """(the CT at the common resolution, float32 [k, j, i]; its contrast blood pool's HU band or
+    None): `bones.contrast_blood_band` as `contrast_pool_band` and `_pool_density` read it."""
+    a = bn.at_common_resolution(check_ct(ct), ct.spacing_kji)
+    return a, bn.contrast_blood_band(a, body, ct.voxel_volume_ml, ct.spacing_kji)
 
 
 def _pool_density(ct: Volume, body: np.ndarray, lungs, bone):
@@ -51,8 +56,7 @@ def _pool_density(ct: Volume, body: np.ndarray, lungs, bone):
     (half-maximum between ``MIN_BLOOD_PEAK_HU`` and the enhanced tissue level), the body less lungs
     and bone, and the enhanced tissue level (HU); None when the scan shows no contrast blood pool."""
     raw = check_ct(ct)
-    a = bn.at_common_resolution(raw, ct.spacing_kji)
-    band = bn.contrast_blood_band(a, body, ct.voxel_volume_ml, ct.spacing_kji)
+    a, band = _band_at_common_resolution(ct, body)
     if band is None:
         return None
     tissue = max(bn.SOFT_TISSUE_HU, bn.enhanced_tissue_level(raw, body, ct.spacing_kji))
