@@ -117,7 +117,12 @@ def test_unproven_margin_at_the_scan_end_says_why():
     assert own < 5.0
     chk = margin_check(ctx, [Ellipsoid(c, np.array([1.0, 0.0, 0.0]), 25.0, 25.0)], 5.0)
     assert not chk["proven"], chk
-    assert f"lies {own:.1f} mm from the image's last slice" in chk["statement"], chk["statement"]
+    # the end by its anatomical side (trial 91 L2: storage words alone flip with the file's order):
+    # independently, the last slice's outward normal is +k, the third column of the direction matrix
+    k_dir = vol.ijk_to_ras[:3, 2]
+    ax = int(np.argmax(np.abs(k_dir)))
+    side = (("left", "right"), ("posterior", "anterior"), ("inferior", "superior"))[ax][int(k_dir[ax] > 0)]
+    assert f"lies {own:.1f} mm from the image's {side} end (last slice)" in chk["statement"], chk["statement"]
 
 
 def _face_margin(lab, ells, n=600_000, extent=16.0, seed=1):

@@ -138,6 +138,17 @@ def test_zone_in_padding_is_unimaged():
     want = float(pad[tuple(kji.T)].sum()) * step ** 3 / 1000.0
     assert want > 0.5
     assert cov.unimaged["sides"] == {"padding": pytest.approx(want, rel=0.05)}
+    # new-user trial 91 L1: the padding part has a side and an extent. Independently: the fill
+    # lies towards +i, whose RAS direction is the first column of the matrix (here right); the
+    # farthest lattice point in it lies (i - 69.5) voxels of 0.8 mm past the imaged tissue
+    from imagio.directions import side_of
+
+    assert cov.unimaged["padding_side"] == side_of(lab.ijk_to_ras[:3, 0]) == "right"
+    cont_i = lab.world_to_kji(P)[:, 2]
+    far = float(np.max(cont_i[pad[tuple(kji.T)]]) - 69.5) * SPACING[0]
+    assert cov.unimaged["extent_mm"]["padding"] == pytest.approx(far, abs=1.0)
+    text = " ".join(zone_doubts("proposal 1 ablation", cov.to_dict(), "fix", "liver_tumor_1", "liver"))
+    assert "padding" in text and "on its right side" in text and "mm past the imaged tissue" in text, text
 
 
 @pytest.mark.parametrize("sides, named, not_named, fix", [

@@ -237,7 +237,7 @@ def test_eligibility_says_when_the_image_ends_near_the_lesion():
     ct = labels.with_array(np.where(lab == 2, 50, np.where(lab > 0, 110, -100)).astype(np.int16), labels={})
     res = assess(ct, labels, "liver_tumor_1")
     own = (shape[0] - 1 - np.argwhere(lab == 2)[:, 0].max()) * sp[0]
-    assert own < 10 and any(f"ends {own:.1f} mm from the lesion (its last slice)" in w for w in res["warnings"]), res
+    assert own < 10 and any(f"ends {own:.1f} mm from the lesion (its superior end (last slice))" in w for w in res["warnings"]), res
     centred = labels.with_array(np.where(lab == 2, 1, lab).astype(np.uint8))
     centred.array[(x - 45) ** 2 + (y - 30) ** 2 + (z - 29) ** 2 <= 7 ** 2] = 2
     assert assess(ct, centred, "liver_tumor_1")["warnings"] == []

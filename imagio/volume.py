@@ -450,12 +450,18 @@ class Volume:
         """(mm, words) from the voxel box ``lo_kji`` .. ``hi_kji`` (inclusive voxel indices, e.g. a
         lesion's extent) to the nearest end of the image, voxel centre to outermost voxel centre
         (0: it touches it), and which end in words ("last slice", "first row of the field of
-        view", ...; k is the slice axis)."""
+        view", ...; k is the slice axis), led by the end's anatomical side ("superior end (last
+        slice)"): the storage words alone depend on how the file orders its slices (new-user trial
+        91 L2: "the image's first slice" for the inferior end of one file, the superior of its flip)."""
+        from .directions import side_of
+
         sp = np.asarray(self.spacing_kji, float)
         gaps = np.concatenate([np.asarray(lo_kji) * sp, (np.asarray(self.shape) - 1 - np.asarray(hi_kji)) * sp])
         i = int(np.argmin(gaps))
         ax, end = i % 3, ("first", "last")[i // 3]
-        return float(gaps[i]), f"{end} {'slice' if ax == 0 else ('row' if ax == 1 else 'column') + ' of the field of view'}"
+        side = side_of(self.direction[:, 2 - ax] * (-1.0 if end == "first" else 1.0))
+        storage = f"{end} {'slice' if ax == 0 else ('row' if ax == 1 else 'column') + ' of the field of view'}"
+        return float(gaps[i]), f"{side} end ({storage})"
 
     def outside_text(self, ras) -> str:
         """Where the RAS point ``ras`` (mm) lies relative to the image, for an error message: the

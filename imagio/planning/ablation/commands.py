@@ -302,9 +302,11 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
         return ""
 
     def side_words(side):
-        if side == "padding":
-            return f"{u['sides'][side]:.1f} mL in the CT's padding (outside the reconstruction circle or a reformat's fill)"
         ext = (u.get("extent_mm") or {}).get(side)
+        if side == "padding":
+            on = u.get("padding_side")
+            return (f"{u['sides'][side]:.1f} mL in the CT's padding (outside the reconstruction circle or a reformat's fill)"
+                    + (f" on its {on} side" if on else "") + (f", up to {ext:.1f} mm past the imaged tissue" if ext else ""))
         return f"{u['sides'][side]:.1f} mL beyond its {side} end" + (f", up to {ext:.1f} mm past it" if ext else "")
 
     where = ", ".join(side_words(k) for k in u.get("sides", {}))
@@ -319,7 +321,7 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
     if vm is not None and cov.get("mam_mm") is not None and vm < float(cov["mam_mm"]) - 0.05:
         margin += (f"; the image ends {u.get('tumour_to_unimaged_mm', vm):.1f} mm from the tumour, so of the minimal "
                    f"ablative margin of {cov['mam_mm']:.1f} mm only {vm:.1f} mm can be verified on it")
-    sides = set(u.get("sides", {}))
+    sides = set(u.get("sides", {})) | ({u["padding_side"]} if u.get("padding_side") else set())
     # what lies past each kind of end (new-user trial 91 M1: the liver dome was named for a zone past the
     # inferior end, where bowel, gallbladder and kidney lie, and "a longer scan" for one past a side)
     beyond = "; ".join(w for k, w in (
