@@ -49,7 +49,7 @@ criterion, the verifier, and the warnings treat it as that vessel, and name it.
   calibre split would not give them as labelled lung vessels.
 - **target**: the object holding the target point (the user aims into it) and the target
   lesion's one-voxel rim are the target's own tissue (`density` module doc): never relabelled.
-- **extent**: within the box of the needle's reach + ``REACH_EXTRA_MM`` around the target (the
+- **extent**: within the box of the needle's reach + ``problem.CALIBRE_BOX_EXTRA_MM`` around the target (the
   planning maps' crop and halo lie within it); an object whose only contact with a vessel lies
   outside it stays dense tissue (kept out by the needle's clearance, as before).
 
@@ -70,7 +70,6 @@ import numpy as np
 from ..volume import Volume, index_dtype, index_list, reach_box
 
 SUFFIX = "_continuation"
-REACH_EXTRA_MM = 60.0   # the calibre split's box (`problem.calibre_split`): the maps' crop + halo lie within it
 
 _CACHE: dict = {}   # one entry: exact key of `find`'s inputs -> (patch or None, summary)
 
@@ -135,13 +134,13 @@ def find(problem, ct_token=None):
     ``ct_token``: `caching.content_token` of its CT when the caller has it (else the box's CT
     is hashed for the cache key). Cached (module doc); the problem is not modified."""
     from .density import checked_values, dense_min_hu
-    from .problem import LUNG_CONTENTS, LUNG_PARENCHYMA
+    from .problem import CALIBRE_BOX_EXTRA_MM, LUNG_CONTENTS, LUNG_PARENCHYMA
 
     parents = vessel_specs(problem)
     if not parents:
         return None, {}
     ct, labels = problem.ct, problem.labels
-    lo, hi = reach_box(ct, problem.target.point_ras, problem.needle.length_mm + REACH_EXTRA_MM)
+    lo, hi = reach_box(ct, problem.target.point_ras, problem.needle.length_mm + CALIBRE_BOX_EXTRA_MM)
     sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     checked = checked_values(problem)
     lungs = sorted(v for v, n in labels.labels.items() if n in LUNG_PARENCHYMA or n.startswith(LUNG_CONTENTS))

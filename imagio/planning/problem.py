@@ -64,6 +64,9 @@ def position_from_header(meta: dict, given: str | None, default: str) -> tuple[s
 
 
 LUNG_PARENCHYMA, AERATED_LUNG = anatomy.LUNG_PARENCHYMA, anatomy.AERATED_LUNG
+# room beyond the needle's reach of the calibre split's box (`calibre_split`): the distance maps' crop
+# and its halo lie within it; the unlabelled continuation (`continuation`) works in the same box
+CALIBRE_BOX_EXTRA_MM = 60.0
 LUNG_CONTENTS = ("lung_vessels", "lung_fissure", "emphysema", "lung_nodule")  # inside the pleura
 
 
@@ -764,7 +767,7 @@ def calibre_split(labels: Volume, target: Target, roles: dict) -> tuple[CalibreS
     todo = [n for n in cfg["graded_structures"] if n in inv and n not in roles and inv[n] != target.value]
     if not todo:
         return None, {}
-    reach = float(load_defaults()["needle"]["length_mm"]) + 60.0
+    reach = float(load_defaults()["needle"]["length_mm"]) + CALIBRE_BOX_EXTRA_MM
     lo, hi = reach_box(labels, target.point_ras, reach)
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
     names = dict(labels.labels)
