@@ -512,11 +512,15 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        f"{bad[0]['length_mm']:.1f} mm) even with its tip on the target: its coverage and margin "
                        "are not those of a placeable probe; choose another path or device")
         st = d.get("status") or ""
-        if d.get("status_kind") in ("advanced_short", "centred_graze"):   # review 42 L4: the kind, not the words
+        if d.get("status_kind") in ("advanced_short", "advanced_short_image", "centred_graze"):   # review 42 L4: the kind, not the words
             # why the probe is not where the device table wants it, or a doubt on its track (trial 50 M1:
             # only plan.json's status said the fissure rule held the probe back)
             out.append(f"proposal {d['proposal']} ablation ({dev}, one probe): {st.removeprefix('single probe, ')}")
         zone_doubts_(f"proposal {d['proposal']} ablation ({dev}, one probe)", d["coverage"],
+                     # trial 92: the image's edge held the probe back; more probes or power are not the fix
+                     ("image the tissue beyond the image's end the probe stops at (a longer scan or a wider "
+                      "field of view) and plan again, or use --multi-probe, a larger setting or another path")
+                     if d.get("status_kind") == "advanced_short_image" else
                      "use --multi-probe, a larger setting or another path")
         probe_doubts_(f"proposal {d['proposal']} ablation probe", d.get("probes", []))
     mp = abl.get("multi_probe")
@@ -580,7 +584,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
             out.append(f"{what}: {outline_doubt(g)}")
         if mp.get("status_kind") == "cover_not_proven":
             out.append(f"{what}: {mp['status'].split(';')[0]}")
-        if mp.get("single_status_kind") in ("advanced_short", "centred_graze"):
+        if mp.get("single_status_kind") in ("advanced_short", "advanced_short_image", "centred_graze"):
             # review 44 M3: the one probe of a single-probe plan keeps that probe's doubt (a fissure graze,
             # a zone centre short of the target), not only the single-probe section
             out.append(f"{what}: proposal {mp.get('from_proposal')}'s probe: "

@@ -82,6 +82,8 @@ STATUS_KINDS = {   # ProbePlan.status_kind -> meaning (review 42 L4: warnings ch
     "centred": "one probe, the zone centred on the target",
     "centred_graze": "one probe, zone centred; its track grazes another lobe within a voxel (said)",
     "advanced_short": "one probe advanced less than the device wants: the full advance violates a hard constraint",
+    "advanced_short_image": "one probe advanced less than the device wants: the full advance runs past the "
+                            "image's end (the tissue there is not imaged, taken as outside the body)",
     "infeasible": "one probe that breaks a hard constraint even with its tip on the target",
     "cover_proven": "multi-probe: the fewest probes over the candidate zones, proven",
     "cover_not_proven": "multi-probe: the best cover found, the fewest probes not proven",
@@ -237,6 +239,28 @@ def _advance_in_one_lobe(plan, entry, target, tip) -> bool:
     return longest <= float(np.linalg.norm(lab.spacing_kji))
 
 
+def image_exit(vol, a, b, step_mm: float = 0.5) -> tuple[str, float] | None:
+    """Where the segment ``a`` -> ``b`` (RAS mm) first leaves ``vol``'s array (the voxels' box,
+    continuous index outside [-0.5, n - 0.5]): (the anatomical side of the face it crosses,
+    `directions.side_of` of that face's outward normal; mm from ``a``), or None when it stays
+    inside. Samples every ``step_mm``."""
+    from ...directions import side_of
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = max(int(np.ceil(np.linalg.norm(b - a) / step_mm)), 1)
+    t = np.linspace(0.0, 1.0, n + 1)
+    kji = vol.world_to_kji(a + t[:, None] * (b - a))
+    shp = np.asarray(vol.shape, float)
+    low, high = kji < -0.5, kji > shp - 0.5
+    out = (low | high).any(1)
+    if not out.any():
+        return None
+    f = int(np.argmax(out))
+    ax = int(np.argmax(low[f] | high[f]))
+    sign = -1.0 if low[f, ax] else 1.0
+    return side_of(vol.direction[:, 2 - ax] * sign), float(t[f] * np.linalg.norm(b - a))
+
+
 def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, entry_ras,
                   centre_ras=None) -> ProbePlan:
     """One probe on the path entry -> centre, advanced so the zone centre lands on
@@ -268,9 +292,14 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
             q = _placement(plan, e, c + adv * u)
             if q.feasible:
                 kind = "advanced_short"
+                why = f"further violates {', '.join(full.violations) or 'a hard constraint'}"
+                past = image_exit(plan.problem.ct, c, tip) if set(full.violations) <= {"leaves_body"} else None
+                if past is not None:   # new-user trial 92: the image's edge, not air, was told "leaves_body"
+                    kind = "advanced_short_image"
+                    why = (f"further its track runs past the image's {past[0]} end ({past[1]:.0f} mm past the "
+                           "target; the tissue there is not imaged, so the planner takes it as outside the body)")
                 status = (f"single probe advanced {adv:g} of {setting.centre_offset_mm:g} mm past the target: "
-                          f"further violates {', '.join(full.violations) or 'a hard constraint'}, so the zone's "
-                          f"centre lies {setting.centre_offset_mm - adv:g} mm short of the target")
+                          f"{why}, so the zone's centre lies {setting.centre_offset_mm - adv:g} mm short of the target")
                 p, tip = q, c + adv * u
                 break
         else:   # not even the tip on the target: the placement breaks a hard constraint, said so
