@@ -15,10 +15,11 @@ from imagio.stratification import screening
 from imagio.volume import Volume, make_ijk_to_ras
 
 
-def _chest(pool_hu: float, direction=None):
+def _chest(pool_hu: float, direction=None, cored: bool = False, core_hu: float = 600.0):
     """Soft-tissue body (40 HU, noise 12 HU) with a lung box (-850 HU) holding a 7 mm ball of
-    600 HU and a 10 mm solid ball, and beside the lung a 26 mm tube ("aorta", 110 mm long along S)
-    of ``pool_hu``; grid 0.9 x 0.8 x 1.5 mm along (i, j, k), ``direction`` its axes."""
+    600 HU and a 10 mm solid ball (``cored``: and a 10 mm solid ball with a 3.6 mm core of ``core_hu``,
+    its centre returned last), and beside the lung a 26 mm tube ("aorta", 110 mm long along S) of ``pool_hu``;
+    grid 0.9 x 0.8 x 1.5 mm along (i, j, k), ``direction`` its axes."""
     aff = make_ijk_to_ras((0.9, 0.8, 1.5), (0, 0, 0), np.eye(3) if direction is None else direction)
     vol = Volume(np.zeros((80, 110, 150), np.float32), aff)
     kji = np.indices(vol.shape).reshape(3, -1).T
@@ -37,6 +38,12 @@ def _chest(pool_hu: float, direction=None):
     solid = c + 25 * d[:, 0] + 12 * d[:, 1]
     a[np.linalg.norm(w - calc, axis=-1) <= 3.5] = 600.0
     a[np.linalg.norm(w - solid, axis=-1) <= 5.0] = 30.0
+    if cored:   # a 10 mm solid ball whose 3.6 mm core is 600 HU (a contrast-filled vessel section or calcium)
+        at = c + 10 * d[:, 0] + 25 * d[:, 2]
+        r = np.linalg.norm(w - at, axis=-1)
+        a[r <= 5.0] = 30.0
+        a[r <= 1.8] = core_hu
+        return vol.with_array(a.astype(np.int16)), lung, calc, solid, at
     return vol.with_array(a.astype(np.int16)), lung, calc, solid
 
 
@@ -55,32 +62,81 @@ def test_a_contrast_blood_pool_is_said_and_a_plain_one_is_not(flip):
     assert contrast_warning(plain) is None
 
 
-def test_on_a_contrast_ct_a_calcified_candidate_gets_no_benign_reading():
-    ct, lung, calc, solid = _chest(420.0)
-    cands = [Candidate(center_ras=np.asarray(p, float), diameter_mm=dd, volume_ml=0.0, type="unknown",
-                       probability=0.9) for p, dd in ((calc, 7.0), (solid, 10.0))]
-    patient = {"age": 64, "sex": "male", "smoker": True}
-    plain, _, _ = characterise_candidates(ct, cands, lung, patient=patient)
-    enh, _, _ = characterise_candidates(ct, cands, lung, patient=patient, contrast_ct=True)
+@pytest.mark.parametrize("flip", [False, True])
+def test_on_a_contrast_ct_a_dense_candidate_gets_no_type_category_or_risk(flip, tmp_path):
+    """New-user trial 91 M2: on the chest CTA a 584 HU lung-vessel dot kept its type by density
+    (part-solid) and Lung-RADS 2; a calcified one kept the word "calcified". On a contrast CT an
+    outline holding calcium-or-contrast density (>= type_hu.calcified_min) is typed
+    dense_calcium_or_contrast whatever its density alone reads, with no category, no floor, no
+    Brock, no Mayo, the reason code in the CSV note and the Slicer label. On the same CT read as
+    non-contrast nothing changes: the cored ball is solid with its category."""
+    import json
 
-    def by_type(nods):
-        return {n["type"]: n for n in nods}
-    plain, enh = by_type(plain), by_type(enh)
-    assert set(plain) == set(enh) == {"calcified", "solid"}
-    # without the contrast: Lung-RADS 1, benign pattern (as before)
-    assert plain["calcified"]["stratification"]["lung_rads"]["category"] == "1"
-    assert "benign pattern" in plain["calcified"]["stratification"]["brock"]["refused"]
-    # on the contrast CT: no category, no floor, the reason names the contrast; Brock and Mayo say it too
-    lr = enh["calcified"]["stratification"]["lung_rads"]
-    assert lr.get("category") is None and lr.get("category_at_least") is None
-    assert lr["no_category"] == "calcium_or_contrast" and "contrast" in lr["refused"]
-    for m in ("brock", "mayo"):
-        r = enh["calcified"]["stratification"][m]["refused"]
-        assert "contrast-filled vessel" in r and "benign pattern" not in r, (m, r)
-    # the solid nodule is read alike on both
-    assert enh["solid"]["stratification"]["lung_rads"]["category"] == \
-        plain["solid"]["stratification"]["lung_rads"]["category"]
-    assert enh["solid"]["contrast_ct"] and "contrast_ct" not in plain["solid"]
+    from conftest import rotation
+
+    from imagio.detection import constants
+    from imagio.detection.outputs import NODULE_FIELDS, nodule_rows, write_slicer
+    from imagio.segmentation.blood_pool import contrast_pool_band
+    from imagio.stratification.screening import DENSE_TYPE
+
+    d = rotation((2, -1, 3), 25.0) @ (np.diag([1.0, -1.0, -1.0]) if flip else np.eye(3))
+    ct, lung, calc, solid, cored = _chest(420.0, d, cored=True)
+    cands = [Candidate(center_ras=np.asarray(p, float), diameter_mm=dd, volume_ml=0.0, type="unknown",
+                       probability=pr) for p, dd, pr in ((calc, 7.0, 0.9), (solid, 10.0, 0.8), (cored, 10.0, 0.7))]
+    patient = {"age": 64, "sex": "male", "smoker": True}
+    band = contrast_pool_band(ct)
+    assert band is not None and band[0] < 600.0
+    plain, _, _ = characterise_candidates(ct, cands, lung, patient=patient)
+    enh, masks, _ = characterise_candidates(ct, cands, lung, patient=patient, contrast_ct=True, contrast_band=band)
+    by_id = {n["candidate"]["probability"]: n for n in plain}
+    eid = {n["candidate"]["probability"]: n for n in enh}
+    # the cored ball: its density alone reads solid (median soft tissue), as it did on the plain CT
+    assert by_id[0.7]["type"] == "solid" and by_id[0.7]["stratification"]["lung_rads"].get("category")
+    assert by_id[0.9]["type"] == "calcified" and by_id[0.9]["stratification"]["lung_rads"]["category"] == "1"
+    hu_min = constants()["type_hu"]["calcified_min"]
+    for p in (0.9, 0.7):   # the calcified ball and the cored ball, on the contrast CT
+        n = eid[p]
+        m = masks[enh.index(n)]
+        assert (ct.array[m] >= hu_min).any()   # the outline holds dense voxels (independent check)
+        assert n["type"] == DENSE_TYPE, n["type"]
+        lr = n["stratification"]["lung_rads"]
+        assert lr.get("category") is None and lr.get("category_at_least") is None and not lr.get("if_other_type")
+        assert lr["no_category"] == "calcium_or_contrast" and "contrast" in lr["refused"]
+        for mdl in ("brock", "mayo"):
+            r = n["stratification"][mdl]["refused"]
+            assert "contrast-filled vessel" in r and "benign pattern" not in r, (mdl, r)
+        assert any("calcium_or_contrast" in w and "not typed" in w for w in n["warnings"]), n["warnings"]
+    assert "not typed (its density alone reads solid)" in " ".join(eid[0.7]["warnings"])
+    # the solid ball holds no dense voxel: read alike on both
+    assert eid[0.8]["type"] == "solid" and eid[0.8]["stratification"]["lung_rads"]["category"] == \
+        by_id[0.8]["stratification"]["lung_rads"]["category"]
+    # what the user sees: the CSV's type and note, the Slicer label
+    rows = {r[NODULE_FIELDS.index("id")]: dict(zip(NODULE_FIELDS, r)) for r in nodule_rows("s", enh)}
+    row = rows[eid[0.7]["id"]]
+    assert row["type"] == DENSE_TYPE and row["lung_rads"] in ("", "-") and "calcium_or_contrast" in row["lung_rads_note"]
+    write_slicer(tmp_path, ct, enh, masks)
+    labels = [p["label"] for p in json.loads((tmp_path / "nodules.mrk.json").read_text())["markups"][0]["controlPoints"]]
+    assert f"N{eid[0.7]['id']} {DENSE_TYPE} LR-" in labels and not any("calcified" in x for x in labels), labels
+
+
+def test_a_core_denser_than_calcium_but_below_the_blood_pool_keeps_its_type():
+    """A solid nodule enhances by tens of HU and the scan's noise adds to it: on LIDC-IDRI-0001
+    (contrast CT, pool from 345 HU) the 25 mm nodule rated malignant holds 28 voxels of 200-253 HU.
+    Such voxels, above the calcium threshold but below the scan's own contrast blood pool, do not
+    refuse the nodule's category: a 280 HU core in a 10 mm solid ball on a CT whose pool reads
+    from about 360 HU stays solid with the category of the plain reading."""
+    from imagio.segmentation.blood_pool import contrast_pool_band
+
+    ct, lung, calc, solid, cored = _chest(420.0, cored=True, core_hu=280.0)
+    band = contrast_pool_band(ct)
+    assert band is not None and band[0] > 280.0
+    cands = [Candidate(center_ras=np.asarray(cored, float), diameter_mm=10.0, volume_ml=0.0, type="unknown",
+                       probability=0.7)]
+    plain, _, _ = characterise_candidates(ct, cands, lung)
+    enh, masks, _ = characterise_candidates(ct, cands, lung, contrast_ct=True, contrast_band=band)
+    assert (ct.array[masks[0]] >= 200).any()   # it does hold voxels above the calcium threshold
+    assert enh[0]["type"] == plain[0]["type"] == "solid"
+    assert enh[0]["stratification"]["lung_rads"]["category"] == plain[0]["stratification"]["lung_rads"]["category"]
 
 
 def test_the_review_list_names_calcium_or_contrast():

@@ -10,7 +10,9 @@ For each of the ``max_characterised`` most probable candidates (``imagio/data/de
 2. measurements (:func:`imagio.segmentation.lesion.measure`): volume, 3-D long axis (Brock,
    Mayo), Lung-RADS mean diameter, solid component
    (:func:`imagio.stratification.characterise.solid_component`);
-3. type: calcified (median HU of the lesion >= ``type_hu.calcified_min``), else solid /
+3. type: on a contrast-enhanced CT, an outline holding voxels >= ``type_hu.calcified_min`` and
+   at the scan's blood-pool density is ``dense_calcium_or_contrast`` (:func:`dense_on_contrast`:
+   no type by density, no category, no risk); else calcified (median HU of the lesion >= ``type_hu.calcified_min``), else solid /
    part-solid / ground-glass from the solid component; on sections thicker than
    ``subsolid_max_slice_mm`` a part-solid typing whose sub-solid voxels all lie in the solid
    core's partial-volume rim (:func:`partial_volume_rim`) is solid, with a warning; a solid nodule < 10 mm within 10 mm of
@@ -35,6 +37,7 @@ from scipy import ndimage
 from ..errors import ImagioError, InputError
 from ..segmentation.common import anatomical_axes
 from ..volume import Volume
+from ..stratification.screening import DENSE_TYPE
 from . import Candidate, constants
 
 LOBES = {"lung_upper_lobe_left": "left upper lobe", "lung_lower_lobe_left": "left lower lobe",
@@ -483,6 +486,48 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
     return kind, solid_mm, pv_warn, alt
 
 
+def dense_on_contrast(ct: Volume, mask: np.ndarray, typed: str,
+                      band: tuple[float, float] | None) -> dict | None:
+    """On a contrast-enhanced CT: {"voxels", "ml", "peak_hu", "hu_min"} of the outline ``mask``
+    (bool [k, j, i] on ``ct``'s grid) at the density of calcium or iodinated contrast, or None when
+    it holds none. ``typed``: the type its density gave (`nodule_type`); ``band``: the scan's
+    contrast blood pool (low, high) HU (`segmentation.blood_pool.contrast_pool_band`; None: not
+    known). Calcium and iodine cannot be told apart by density (CT-angiographic enhancement,
+    250-600 HU: Bae KT, Radiology 2010;256:32-61), so an outline holding such voxels is a calcified
+    nodule, a nodule beside or around a contrast-filled vessel, or a vessel section itself, and no
+    type by density (solid, part-solid, ground glass, calcified) is known: new-user trial 91 M2,
+    the chest CTA's top candidate, a 584 HU lung-vessel dot in an 8-voxel outline, was typed
+    part-solid with Lung-RADS 2.
+
+    The density: ``type_hu.calcified_min`` (200 HU, calcium), and not below the low end of this
+    scan's own blood pool (the density its iodinated blood reads at): a solid nodule enhances by
+    tens of HU (Swensen SJ et al., Radiology 2000;214:73-80: malignant nodules >= 20 HU, 15 HU the
+    cut-off), so with the scan's noise its voxels reach a little above 200 HU but not the pool
+    (LIDC-IDRI-0001's 25 mm nodule, malignancy 4-5: 28 of 4724 voxels at 200-253 HU, pool from 345
+    HU; the chest CTA's dot 584 HU, pool from 375 HU). A nodule typed calcified (median >= 200 HU)
+    is dense whatever the pool. Only called on a contrast CT (`pipeline.contrast_warning`); a
+    non-contrast CT is typed as before."""
+    calc = float(constants()["type_hu"]["calcified_min"])
+    hu_min = max(calc, float(band[0])) if band is not None else calc
+    hu = ct.array[mask]
+    dense = hu >= (calc if typed == "calcified" else hu_min)
+    n = int(np.count_nonzero(dense))
+    if not n:
+        return None
+    return {"voxels": n, "ml": round(n * float(ct.voxel_volume_ml), 4), "peak_hu": round(float(hu[dense].max())),
+            "hu_min": round(calc if typed == "calcified" else hu_min)}
+
+
+def dense_words(dense: dict, typed: str) -> str:
+    """The nodule's warning for its `dense_on_contrast` measure ``dense``; ``typed``: the type its
+    density alone would have given."""
+    return (f"{dense['voxels']} voxel(s) of the outline ({dense['ml']:g} mL, up to {dense['peak_hu']} HU) are at or "
+            f"above {dense['hu_min']:g} HU on a contrast-enhanced CT (calcium, or the scan's contrast blood pool): "
+            "calcium or iodinated contrast (a calcified nodule, or a contrast-filled vessel in or beside the "
+            f"candidate), not told apart by density; not typed (its density alone reads {typed.replace('_', '-')}), "
+            "no Lung-RADS category, no Brock or Mayo (calcium_or_contrast): read it on the images")
+
+
 def partial_volume_rim(ct: Volume, mask: np.ndarray, solid_hu: float) -> np.ndarray:
     """The sub-solid voxels of ``mask`` (<= ``solid_hu``) that touch (26-neighbours on the CT
     grid: one voxel along each grid axis) its largest solid part: the partial-volume layer of a
@@ -594,7 +639,8 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                             lobes: Volume | None = None, patient: dict | None = None,
                             progress=None, airways: dict | None = None,
                             slots: int | None = None,
-                            contrast_ct: bool = False) -> tuple[list[dict], list[np.ndarray], dict]:
+                            contrast_ct: bool = False, contrast_band: tuple[float, float] | None = None
+                            ) -> tuple[list[dict], list[np.ndarray], dict]:
     """Characterise ``cands`` (sorted by probability; module docstring): each of them, or with
     ``slots`` the most probable until ``slots`` of them are characterised, where a low-probability
     candidate (below `report.report_threshold`) whose outline measures below the smallest
@@ -611,8 +657,11 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     given replaces the lung segmentation's LAA-950 reading); airways: the scan's airway tree when
     already found (`lung_parenchyma`), else it is grown for LAA-950; contrast_ct: the scan shows a
     contrast-enhanced blood pool (`segmentation.blood_pool.contrast_pool_band`): each nodule carries
-    ``contrast_ct`` True, and one typed calcified gets no Lung-RADS category nor a benign reading
-    (calcium and iodinated contrast share its density: `stratification.screening.calcified_reason`).
+    ``contrast_ct`` True, and one whose outline holds calcium-or-contrast density (`dense_on_contrast`;
+    ``contrast_band``: the pool's (low, high) HU, `blood_pool.contrast_pool_band`)
+    is typed ``dense_calcium_or_contrast`` and gets no Lung-RADS category, no Brock, no Mayo, nor a
+    benign reading (calcium and iodinated contrast share its density:
+    `stratification.screening.calcified_reason`).
     Returns (nodules: one dict per characterised candidate, sorted by decreasing risk; their
     masks on the CT grid, same order; scan-level facts: emphysema, counts, warnings). Runs on
     the storage given: `pipeline.scan_findings` gives it the RAS-canonical one, so that the
@@ -672,6 +721,10 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         loc = location(ct, mask, lungs, lobes, midline, pleura_mm)
         typ, solid_mm, twarn, alt_type = nodule_type(ct, mask, meas, loc)
         loc.pop("_fissure_or_pleura_mm")
+        dense = dense_on_contrast(ct, mask, typ, contrast_band) if contrast_ct else None
+        if dense:   # calcium or iodinated contrast: no type by density (new-user trial 91 M2)
+            twarn = [dense_words(dense, typ)]
+            typ, alt_type = DENSE_TYPE, None
         d.update(segmented=True, type=typ, center_ras=[round(float(v), 2) for v in meas.centroid_ras],
                  volume_ml=round(meas.volume_ml, 4), long_axis_mm=round(meas.long_axis_mm, 2),
                  axial_long_axis_mm=round(meas.axial_long_axis_mm, 2),   # Brock's and Mayo's size

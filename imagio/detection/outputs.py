@@ -63,6 +63,9 @@ def lung_rads_note(lr: dict) -> str:
         out.append(f"size a lower bound: >= {lr['category_at_least']}")
     if lr.get("no_category") == "not_assessable":
         out.append("not assessable: read it on the images")
+    if lr.get("no_category") == "calcium_or_contrast":   # trial 91 M2: said in `refused` only
+        out.append("no category: calcium_or_contrast (calcium or iodinated contrast on a contrast CT): read it on the "
+                   "images")
     return "; ".join(out)
 
 

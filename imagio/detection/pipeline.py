@@ -397,7 +397,12 @@ def contrast_warning(ct: Volume) -> str | None:
     pulmonary artery a 10 mm calcified nodule and said nothing of the contrast."""
     from ..segmentation.blood_pool import contrast_pool_band
 
-    band = contrast_pool_band(ct)
+    return contrast_words(contrast_pool_band(ct))
+
+
+def contrast_words(band: tuple[float, float] | None) -> str | None:
+    """`contrast_warning`'s words for the blood pool's HU ``band`` (`blood_pool.contrast_pool_band`),
+    None for None."""
     if band is None:
         return None
     return (f"contrast-enhanced CT (a blood pool of {band[0]:.0f}-{band[1]:.0f} HU): calcium cannot be told "
@@ -427,7 +432,10 @@ def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
         except InputError as e:  # the deep detector runs without; characterisation cannot
             scan_warn.append(f"candidates not characterised: {e}")
             n_char = 0
-    contrast = contrast_warning(ct)
+    from ..segmentation.blood_pool import contrast_pool_band
+
+    band = contrast_pool_band(ct)
+    contrast = contrast_words(band)
     if contrast:
         scan_warn.append(contrast)
     lobes = lungs if isinstance(lungs, Volume) and any(
@@ -443,7 +451,7 @@ def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
 
         nodules, masks, scan = characterise_candidates(
             ct, cands, lungs_m, lobes, opts.patient, prog.sub(0.5, 0.95), airways, slots=n_char,
-            contrast_ct=bool(contrast))
+            contrast_ct=bool(contrast), contrast_band=band)
         scan["candidates"] = len(cands)
         tried = scan["segmented_candidates"]
         if len(cands) > tried:

@@ -150,7 +150,7 @@ def nodule_rows(nodules: list[dict]) -> list[list]:
             loc += ", juxta-pleural"
         if d.get("juxta_vascular"):
             loc += ", juxta-vascular"
-        typ = d["type"].replace("_", "-")
+        typ = type_words(d["type"])
         if d["type"] == "calcified" and d.get("size_uncertain"):   # its outline ran on: maybe bone
             typ += " or bone"
         # a candidate found again in the same outline was dropped (characterise._drop_duplicates)
@@ -370,6 +370,14 @@ def for_review(low: list[dict] | None, conditions: list[dict] | None = None) -> 
     return _actionable(low, named) + [_review_text(d) for d in review_no_category(low)]
 
 
+def type_words(typ: str) -> str:
+    """A nodule type (`characterise.nodule_type`, `stratification.screening.DENSE_TYPE`) in the
+    report's words: "part-solid", "dense (calcium or contrast)"."""
+    from ..stratification.screening import DENSE_TYPE
+
+    return "dense (calcium or contrast)" if typ == DENSE_TYPE else typ.replace("_", "-")
+
+
 def uncategorised(nodules: list[dict]) -> str | None:
     """How many of the characterised candidates ``nodules`` (reported and low-probability) have
     no Lung-RADS category, and why (each reason of `stratification.screening.NO_CATEGORY` with its
@@ -467,10 +475,10 @@ def management_lines(nodules: list[dict], low: list[dict] | None = None) -> list
         if lr.get("note"):
             out.append(("note", lr["note"]))
         out.append(("source", lr.get("source", "")))
-    from ..stratification.screening import MASS_MM
+    from ..stratification.screening import CALCIUM_TYPES, MASS_MM
 
     def is_mass(d):   # solid tissue wider than any intrapulmonary vessel or airway wall the score guards against
-        return (d.get("mean_diameter_mm") or 0.0) > MASS_MM and d.get("type") not in ("calcified",)
+        return (d.get("mean_diameter_mm") or 0.0) > MASS_MM and d.get("type") not in CALCIUM_TYPES
 
     masses = [d for d in (low or []) if is_mass(d) and (_floor(d) or "").lstrip(">= ") in ACTIONABLE]
     mass_ids = {d["id"] for d in masses}

@@ -175,6 +175,7 @@ class Plan:
         avoid = {s.name for s in p.structures if s.role == "avoid"}   # e.g. lung_vessels_small
         from .candidates import normals_at
         from .cartilage import costal_warnings
+        from .internal_thoracic import internal_thoracic_warnings
         from .intermediate import intermediate_warnings
         from .table import table_band_warnings
         from .soft_tissue import organ_warnings
@@ -210,6 +211,7 @@ class Plan:
             in_med = (lambda r: med.contains(r.middle_ras)) if "mediastinum" in findings[n - 1] else None
             w += organ_warnings(p, n, m.entry_ras, m.target_ras, skip=in_med)
             w += costal_warnings(p, n, m.entry_ras, m.target_ras)   # trial 51 M5: cartilage not labelled
+            w += internal_thoracic_warnings(p, n, m.entry_ras, m.target_ras)   # trial 91 M3: beside the sternum
             w += table_band_warnings(p, n, m.entry_ras, normals_at(self.maps, m.entry_ras)[0])   # trial 83 #2
             w += intermediate_warnings(p, n, m.entry_ras, m.target_ras)   # 130-250 HU no label covers
             for name, mm in sorted(m.length_in_mm.items()):

@@ -27,6 +27,12 @@ from ..errors import InputError
 from . import lungrads, nodule_risk
 
 MASS_MM = 30.0  # Fleischner glossary: a nodule is <= 3 cm; above is a mass
+# the type of a nodule whose outline holds calcium-or-contrast density on a contrast-enhanced CT
+# (`detection.characterise.dense_on_contrast`): no type by density can be read (new-user trial 91 M2)
+DENSE_TYPE = "dense_calcium_or_contrast"
+# types outside the malignancy models and Lung-RADS's size table: calcium (a benign pattern), or on a
+# contrast CT calcium or iodinated contrast (`calcified_reason`)
+CALCIUM_TYPES = ("calcified", DENSE_TYPE)
 PERIFISSURAL_MAX_MM = 10.0  # Lung-RADS v2022 category 2: juxtapleural nodule < 10 mm mean diameter
 
 
@@ -99,11 +105,12 @@ def not_measurable(nodule: dict) -> str | None:
 
 
 def calcified_reason(nodule: dict) -> str:
-    """Why a nodule typed calcified is outside the malignancy models (Brock, Mayo): a benign
-    pattern, or on a contrast-enhanced CT (``contrast_ct``, set by `detection.characterise`)
-    density that calcium and iodinated contrast share (a contrast-filled vessel reads as calcium:
-    new-user trial 90 M: the chest CTA's hilar pulmonary artery typed a 10 mm calcified nodule)."""
-    if nodule.get("contrast_ct"):
+    """Why a nodule typed calcified (or `DENSE_TYPE`) is outside the malignancy models (Brock,
+    Mayo): a benign pattern, or on a contrast-enhanced CT (``contrast_ct``, set by
+    `detection.characterise`) density that calcium and iodinated contrast share (a contrast-filled
+    vessel reads as calcium: new-user trial 90 M: the chest CTA's hilar pulmonary artery typed a
+    10 mm calcified nodule; trial 91 M2: a 584 HU lung-vessel dot typed part-solid)."""
+    if nodule.get("contrast_ct") or nodule.get("type") == DENSE_TYPE:
         return ("calcium or iodinated contrast density on a contrast-enhanced CT (a calcified nodule or a "
                 "contrast-filled vessel): read it on the images")
     return "calcified nodule: benign pattern, outside the model's population"
@@ -129,7 +136,8 @@ def lung_rads(nodule: dict) -> dict:
         return _refuse("lung_rads", "the lesion does not touch the lung: not a lung nodule (chest wall, "
                                     "mediastinum, diaphragm or abdomen at the scan's edge); read it apart", src,
                        "not_lung")
-    if t == "calcified" and nodule.get("contrast_ct"):   # benign calcium, or contrast in a vessel: not told apart
+    if t == DENSE_TYPE or (t == "calcified" and nodule.get("contrast_ct")):
+        # benign calcium, or contrast in a vessel: not told apart (trial 91 M2: whatever the type by density)
         return {**_refuse("lung_rads", calcified_reason(nodule), src, "calcium_or_contrast"),
                 "category_at_least": None}
     unsure = nodule.get("size_uncertain")
@@ -330,7 +338,7 @@ def brock(nodule: dict, patient: dict, n_nodules: int | tuple[int, int], emphyse
     if extent > MASS_MM:
         return _refuse("brock", f"{extent:.1f} mm is a mass (> 30 mm, Fleischner glossary), outside "
                                 "the nodules Brock was built on; Lung-RADS 4B/4X territory", src)
-    if t == "calcified":
+    if t in CALCIUM_TYPES:
         return _refuse("brock", calcified_reason(nodule), src)
     kind = {"ground_glass": "nonsolid", "perifissural": "solid"}.get(t, t)
     if kind not in nodule_risk.NODULE_TYPES:
@@ -376,7 +384,7 @@ def mayo(nodule: dict, patient: dict, upper_lobe: bool | None) -> dict:
                        + " needed (imagio detect)", src)
     if size is None:
         return _refuse("mayo", "no measured nodule size (segmentation failed)", src)
-    if nodule.get("type") == "calcified":
+    if nodule.get("type") in CALCIUM_TYPES:
         return _refuse("mayo", calcified_reason(nodule), src)
     unknown = {"extrathoracic_cancer": patient.get("extrathoracic_cancer"), "upper_lobe": upper_lobe}
     ps = []
