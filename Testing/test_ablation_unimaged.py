@@ -156,6 +156,8 @@ def test_zone_in_padding_is_unimaged():
     ({"inferior": 8.8}, "bowel", "liver dome", "a longer scan"),
     ({"right": 5.0}, None, "liver dome", "a wider field of view"),
     ({"padding": 6.7, "superior": 1.0}, "liver dome", "bowel", "a reconstruction of a larger field of view"),
+    # new-user trial 92 L2: a sliver (said 0.0 mL) past another end names neither that end nor its anatomy
+    ({"anterior": 13.6, "inferior": 0.1, "superior": 0.01}, "bowel", "liver dome", "a wider field of view"),
 ])
 def test_the_zone_past_the_image_names_what_lies_beyond_that_end(sides, named, not_named, fix):
     """New-user trial 91 M1: a zone past the inferior end (bowel, gallbladder, kidney below the
@@ -169,3 +171,4 @@ def test_the_zone_past_the_image_names_what_lies_beyond_that_end(sides, named, n
     if named:
         assert named in text
     assert not_named not in text and fix in text and "up to 0.5 mm past it" in text, text
+    assert "0.0 mL" not in text, text

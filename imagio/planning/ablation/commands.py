@@ -309,7 +309,11 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
                     + (f" on its {on} side" if on else "") + (f", up to {ext:.1f} mm past the imaged tissue" if ext else ""))
         return f"{u['sides'][side]:.1f} mL beyond its {side} end" + (f", up to {ext:.1f} mm past it" if ext else "")
 
-    where = ", ".join(side_words(k) for k in u.get("sides", {}))
+    # sides holding under 0.05 mL (said "0.0 mL") are left out of the words, and so are their
+    # anatomical notes (new-user trial 92 L2: a 0.01 mL sliver past the superior end of an anterior
+    # crop brought in the liver-dome text); the largest side is always said. Sorted by mL already.
+    named = [k for i, k in enumerate(u.get("sides", {})) if i == 0 or round(float(u["sides"][k]), 1) > 0]
+    where = ", ".join(side_words(k) for k in named)
     shell = {float(k.removesuffix("mm")) if isinstance(k, str) else float(k): v
              for k, v in (u.get("tumour_margin_ml") or {}).items()}
     need_ml = shell.get(float(need_mm), 0.0)
@@ -321,7 +325,7 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
     if vm is not None and cov.get("mam_mm") is not None and vm < float(cov["mam_mm"]) - 0.05:
         margin += (f"; the image ends {u.get('tumour_to_unimaged_mm', vm):.1f} mm from the tumour, so of the minimal "
                    f"ablative margin of {cov['mam_mm']:.1f} mm only {vm:.1f} mm can be verified on it")
-    sides = set(u.get("sides", {})) | ({u["padding_side"]} if u.get("padding_side") else set())
+    sides = set(named) | ({u["padding_side"]} if u.get("padding_side") and "padding" in named else set())
     # what lies past each kind of end (new-user trial 91 M1: the liver dome was named for a zone past the
     # inferior end, where bowel, gallbladder and kidney lie, and "a longer scan" for one past a side)
     beyond = "; ".join(w for k, w in (
