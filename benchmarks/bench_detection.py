@@ -17,6 +17,8 @@ The row "recall any rank, all nodules" is the CPM a perfect ranking of the same 
 reach (each FROC sensitivity is at most the recall): the part of the goal ranking alone can give.
 The rows "never a candidate: ..." count the nodules no candidate hits by the first step of
 candidate generation that lost them (:func:`imagio.detection.screening_eval.never_candidate_causes`),
+and by the phantom's position class (attachment: parenchyma, juxta-pleural, juxta-vascular,
+fissure) and size bin, out of the nodules of that cell,
 how many of them are Lung-RADS >= 3, and how many are below the working grid's own limit (the
 same ball alone in the parenchyma, on the same grid, reads at most ``min_contrast_hu``).
 Goal (issue 17): CPM >= 0.80; < 20 s per 512x512x300 scan on 2 cores.
@@ -96,11 +98,19 @@ def run() -> list[dict]:
             cnt = sum(1 for m in misses if m["cause"] == cause and m["size_bin"] == b)
             if cnt:
                 rows.append({"name": f"never a candidate: {cause}, {b}", "value": cnt, "unit": "nodules"})
+    # by attachment (the phantom's position class: parenchyma, juxta-pleural, juxta-vascular,
+    # fissure) and size bin: where candidate generation loses nodules (issue 17's lever)
+    cells = {(t["position"], t["size_bin"]) for s in scans for t in s.truth}
+    for pos, b in sorted(cells, key=lambda pb: (pb[0], float(pb[1].split("-")[0]))):
+        n_cell = sum(t["position"] == pos and t["size_bin"] == b for s in scans for t in s.truth)
+        rows.append({"name": f"never a candidate: {pos}, {b}",
+                     "value": sum(m["position"] == pos and m["size_bin"] == b for m in misses),
+                     "unit": f"/{n_cell}"})
     rows.append({"name": "never a candidate: Lung-RADS >= 3 (actionable) ones",
                  "value": sum(bool(m["lung_rads_3_or_more"]) for m in misses), "unit": f"/{len(misses)}"})
     rows.append({"name": "never a candidate: below the grid's limit (the ball alone reads <= min_contrast_hu)",
                  "value": sum(bool(m["below_grid_limit"]) for m in misses), "unit": f"/{len(misses)}"})
-    ev["never_candidate"] = [{k: m[k] for k in ("kind", "diameter_mm", "position", "cause", "response_hu",
+    ev["never_candidate"] = [{k: m[k] for k in ("kind", "diameter_mm", "size_bin", "position", "cause", "response_hu",
                                                 "search_fraction", "isolated_ball_hu", "below_grid_limit",
                                                 "lung_rads_3_or_more")} for m in misses]
     out = Path(__file__).resolve().parent / "detection_results.json"
