@@ -202,3 +202,43 @@ def test_cli_tree_is_the_library_tree_of_the_file(tmp_path):
     assert got.keys() == lib.keys()
     for n in lib:
         assert abs(got[n] - lib[n]) <= 2 * diag, (n, got[n], lib[n])
+
+
+@pytest.fixture(scope="module")
+def ph():
+    from imagio import phantom
+
+    return phantom.generate(spacing=1.5, seed=0)
+
+
+@pytest.mark.parametrize("how", ["as_is", *STORAGE_ORDERS])
+def test_a_tree_without_its_trachea_is_refused_in_every_storage_order(ph, how):
+    """The phantom's right lower airways alone (below the 30th percentile of S, right of the
+    midline: no trachea, as test_bronchoscopy's refusal test cuts them), stored every way: each
+    tree is refused as having no trachea, whatever the scope. The old check passed this only in
+    some orders: in others the tree was rooted at an 8.5 mm lower-lobe stump, wider than the
+    8 mm root limit, and planned from it as 'trachea'. The whole mask is accepted every way."""
+    import cc3d
+
+    from imagio.errors import InputError
+    from imagio.planning.bronchoscopy.route import check_root
+
+    m = ph.labels.mask("trachea", "airways")
+    idx = np.argwhere(m)
+    ras = _ras(ph.labels.ijk_to_ras, idx)
+    sel = (ras[:, 2] < np.percentile(ras[:, 2], 30)) & (ras[:, 0] > 0)
+    part = np.zeros_like(m)
+    part[tuple(idx[sel].T)] = True
+    part = cc3d.largest_k(part, k=1) > 0
+    grid = ph.labels.with_array(np.zeros(m.shape, np.uint8))
+    v, whole = (grid.with_array(part.astype(np.uint8)), grid.with_array(m.astype(np.uint8))) if how == "as_is" else \
+        (_stored(grid, part, *STORAGE_ORDERS[how]), _stored(grid, m, *STORAGE_ORDERS[how]))
+    t = B.extract_tree(v)
+    root = np.concatenate([b.point_ids for b in t.branches if b.generation == 0])
+    width = 2 * float(np.median(t.radius[root]))
+    assert width < 10.0      # narrower than any adult trachea (10-25 mm, Breatnach 1984)
+    target = ras[sel][0]
+    for scope in (width + 1.0, max(width - 1.0, 1.0)):
+        with pytest.raises(InputError, match=f"root is {width:.1f} mm wide.*not a trachea"):
+            B.plan_route(t, B.Target.from_point(target), scope)
+    assert check_root(B.extract_tree(whole)) > 10.0
