@@ -250,6 +250,7 @@ REACH_WITHIN_MM = (0.0, 5.0, 10.0, 20.0)
 # the territory vote is uncertain when the runner-up lobe has at least this share of the winner's weight
 LOBE_VOTE_MARGIN = 0.5
 MIN_TRACHEA_MM = float(limits()["min_trachea_mm"]["value"])   # airway_limits.json (Breatnach 1984)
+MIN_TRACHEA_IN_VIEW_MM = float(limits()["min_trachea_in_view_mm"]["value"])   # idem
 
 
 def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -> tuple[str, str]:
@@ -284,15 +285,24 @@ def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -
 def check_root(tree: AirwayTree) -> float:
     """The tree's root width (mm: twice the median centreline radius of its generation-0
     branches); InputError when it is narrower than any adult trachea (``min_trachea_mm``,
-    airway_limits.json). The tree is rooted at its most superior point, which is the trachea
-    only when the trachea is in the mask: a slab or crop below the carina, or a mask of the
-    bronchi only (the rule-based `airways` label without `trachea`), roots it at a bronchus that
-    a route would start from and name "trachea" (the phantom's bronchi were planned from a 3 mm
-    root)."""
+    airway_limits.json), or when the airway mask ends below the image's superior edge
+    (``tree.top_gap_mm`` > 0: no airway leaves the field of view upwards) and the root is
+    narrower than the narrowest adult trachea itself (``min_trachea_in_view_mm``). The tree is
+    rooted at its most superior point, which is the trachea only when the trachea is in the mask:
+    a slab or crop below the carina, or a mask of the bronchi only (the rule-based `airways` label
+    without `trachea`), roots it at a bronchus that a route would start from and name "trachea"
+    (the phantom's bronchi were planned from a 3 mm root; its right lower airways alone, in some
+    storage orders, from an 8.5 mm lower-lobe stump: trial 90b). A trachea in a chest CT leaves
+    the scan through its superior edge (the larynx lies above the lung apices); one whose mask ends
+    inside the image is a trachea only at a trachea's calibre."""
     trachea = np.concatenate([b.point_ids for b in tree.branches if b.generation == 0])
     root_mm = 2 * float(np.median(tree.radius[trachea]))
-    if root_mm < MIN_TRACHEA_MM:
-        raise InputError(f"this airway tree's root is {root_mm:.1f} mm wide (median centreline diameter), not a "
+    gap = getattr(tree, "top_gap_mm", None)
+    in_view = gap is not None and gap > 0
+    if root_mm < MIN_TRACHEA_MM or (in_view and root_mm < MIN_TRACHEA_IN_VIEW_MM):
+        where = (f" and the airway mask ends {gap:.0f} mm below the image's superior edge (a trachea leaves the "
+                 f"scan there or is at least {MIN_TRACHEA_IN_VIEW_MM:g} mm wide)" if root_mm >= MIN_TRACHEA_MM else "")
+        raise InputError(f"this airway tree's root is {root_mm:.1f} mm wide (median centreline diameter){where}, not a "
                          f"trachea (adult tracheal lumen 10-25 mm, Breatnach 1984): the trachea is not in the "
                          "airway mask (a slab or crop below the carina, a mask of the bronchi only) or the "
                          "segmentation stops short of it; a route starts at the trachea: give a scan and an "

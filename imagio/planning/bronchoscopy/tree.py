@@ -76,6 +76,9 @@ class AirwayTree:
     wall_owner: np.ndarray | None = None   # [M] nearest centreline point of each (pruned spurs' points included)
     left_out: list = field(default_factory=list)  # pieces of the mask left out of the tree: [{"piece_ml",
     #   "where" (RAS mm), "boundary_ras" ([M, 3] RAS mm of its boundary voxels)}] (trial 82 M1)
+    cut_ends: dict = field(default_factory=dict)  # terminal point id -> the image face it ends at ("inferior", ...)
+    top_gap_mm: float | None = None  # mm along S from the airway mask's top slice to the image's top slice:
+    #   0 when the image's superior edge cuts the airways (the trachea leaving the field of view); None unknown
 
     @property
     def n_generations(self) -> int:
@@ -183,6 +186,8 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     sp = airways.spacing_kji
     crop, gaps = mask_checks.bridge_gaps(whole, sp, crop)
     axis, up = _superior_axis(airways)
+    # slices between the tree's top and the image's top (before any crescent trim)
+    top_gap_mm = float(sp[axis]) * float(m.shape[axis] - lo[axis] - crop.shape[axis] if up else lo[axis])
     n_trim = mask_checks.trim_crescent_top(crop, axis, up, sp)
     if n_trim:
         keep_sl = [slice(None)] * 3
@@ -213,6 +218,9 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     prog(0.6, "rooted tree")
     tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)))
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
+    tree.top_gap_mm = top_gap_mm
+    tree.cut_ends = _cut_ends(tree, airways)
+    tree.naming_warnings += _edge_warnings(tree)
     # the mask itself, for what the centrelines do not reach (a lesion touching the mask beyond a
     # pruned spur or the centreline's end: the bronchus sign)
     shell = np.argwhere(crop & ~ndimage.binary_erosion(crop))
@@ -324,7 +332,7 @@ def label(tree: AirwayTree, lobes: Volume | None = None) -> AirwayTree:
     from .anatomy import label_tree, strip_segmental_names
     from .mask_checks import limits
 
-    tree.naming_warnings = label_tree(tree, lobes)
+    tree.naming_warnings = label_tree(tree, lobes) + _edge_warnings(tree)
     lim = float(limits()["max_slice_mm"]["value"])
     if tree.voxel_mm > lim and strip_segmental_names(tree):
         # the limit's reason: segmental branch points are not resolved; touching peripheral
@@ -332,6 +340,53 @@ def label(tree: AirwayTree, lobes: Volume | None = None) -> AirwayTree:
         tree.naming_warnings.append(f"segmental names are not given on {tree.voxel_mm:g} mm voxels (coarser than "
                                     f"{lim:g} mm: segmental branch points are not resolved); lobar names only")
     return tree
+
+
+def _cut_ends(tree: AirwayTree, vol: Volume) -> dict[int, str]:
+    """{terminal point id: face} of the tree's ends that lie at a face of ``vol`` (the image), within
+    the end's lumen radius plus a voxel: airways the scan's field of view cuts, not ends of the
+    bronchi. Face: the anatomical direction (RAS) the face looks to ("inferior", "left", ...)."""
+    ends = np.array([b.point_ids[-1] for b in tree.branches if not b.children and b.parent >= 0], np.int64)
+    if not len(ends):
+        return {}
+    kji = vol.world_to_kji(tree.points[ends])
+    sp = np.asarray(vol.spacing_kji, float)
+    tol = (tree.radius[ends][:, None] + sp.max()) / sp  # voxels, per axis
+    shape = np.asarray(vol.shape, float)
+    words = (("left", "right"), ("posterior", "anterior"), ("inferior", "superior"))
+    out = {}
+    for a in range(3):
+        col = vol.ijk_to_ras[:3, 2 - a]  # world direction of increasing index along array axis a
+        w = int(np.argmax(np.abs(col)))
+        for hit, sign in ((kji[:, a] < tol[:, a] - 0.5, -1.0), (kji[:, a] > shape[a] - 0.5 - tol[:, a], 1.0)):
+            for e in ends[hit]:
+                out.setdefault(int(e), words[w][int(sign * col[w] > 0)])
+    return out
+
+
+def _edge_warnings(tree: AirwayTree) -> list[str]:
+    """One warning per image face at which the subtree of a named central airway (main, lobar
+    bronchi, bronchus intermedius) ends (new-user trial 90b L1: a scan cut below the middle
+    lobe's take-off named the cut bronchus intermedius the lower lobe bronchus without saying so)."""
+    if not tree.cut_ends:
+        return []
+    central = {b.id for b in tree.branches
+               if b.name and b.name != "trachea" and b.name[:2] not in ("RB", "LB") and b.generation <= 3}
+    faces: dict[str, list[str]] = {}
+    for b in tree.branches:  # each cut end counts for its nearest named central airway
+        if b.children or b.point_ids[-1] not in tree.cut_ends:
+            continue
+        x = b.id
+        while x >= 0 and x not in central:
+            x = tree.branches[x].parent
+        if x >= 0:
+            n = tree.branches[x].name.replace("_", " ")
+            f = tree.cut_ends[b.point_ids[-1]]
+            if n not in faces.setdefault(f, []):
+                faces[f].append(n)
+    return [f"the airway tree is cut by the image's {f} edge (the scan's field of view) in the {', '.join(n)}: "
+            "bronchi beyond the edge are not in view, so branches there (and names that depend on them, such as "
+            "a lobar bronchus leaving beyond it) may be missing or misnamed" for f, n in faces.items()]
 
 
 def _children_lists(parent: np.ndarray) -> list[list[int]]:
