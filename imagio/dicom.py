@@ -13,6 +13,9 @@ with "acquisition geometry regularization" on:
    axial CT is read (with a warning naming the others). A series holding several acquisitions
    at the same or interleaved positions (``dicom_headers._split_acquisitions``: AcquisitionNumber
    groups, else time sweeps) is refused naming each; ``series=UID#N`` reads one.
+   When the headers cannot tell them apart (same or no AcquisitionNumber, no times), a CT whose
+   odd and even slices differ in HU throughout is refused from the image (``dicom_interleave``;
+   warned when the evidence is weaker).
 3. Slices are sorted along the slice normal. Gantry tilt (slice origins shifted in-plane from
    slice to slice, i.e. a sheared stack) and non-uniform spacing or missing slices (a step over
    1.5 times both its neighbours and the series' median step) are detected
@@ -39,6 +42,7 @@ import numpy as np
 
 from .dicom_geometry import analyse, regular_affine_lps, regularize
 from .dicom_headers import Slice, Stack, _pydicom, choose_stack, read_header, scan_folder
+from .dicom_interleave import interleave_finding
 from .errors import InputError
 from .limits import AIR_HU, MAX_GAP_MM, TILT_MIN_DEG
 
@@ -138,8 +142,9 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
     says what was read and done (series, slices, dropped images, tilt, gaps, resampling,
     padding); the warnings are the sentences a user must see. Raises InputError when the folder
     holds no usable series, the series has one image, slices share positions, the series holds
-    several acquisitions and ``series`` names none of them (``UID#N``), or a gap is wider than
-    ``MAX_GAP_MM``.
+    several acquisitions and ``series`` names none of them (``UID#N``), a CT's odd and even slices
+    differ in HU throughout (two interleaved acquisitions, ``dicom_interleave``), or a gap is wider
+    than ``MAX_GAP_MM``.
     """
     folder = Path(folder)
     scan = scan_folder(folder)
@@ -180,6 +185,12 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
         report["padding_voxels"] = int(pad.sum())
         warnings.append(f"{pad.mean() * 100:.1f}% of voxels hold the DICOM PixelPaddingValue (outside the scan "
                         f"circle): set to air ({AIR_HU:g} HU)")
+    if s0.modality.upper() == "CT":  # HU: the slices' body medians are comparable (trial 92 M1)
+        line, refuse = interleave_finding(arr, f"{folder}: series {stack.key}" if stack.key else str(folder))
+        if refuse:
+            raise InputError(line)
+        if line:
+            warnings.append(line)
     integral = bool(np.all(np.mod(arr, 1) == 0))
     needs = g.tilt_deg > TILT_MIN_DEG or g.gaps or g.nonuniform
     if needs:
