@@ -454,6 +454,32 @@ def test_packed_mask_reads_as_the_mask():
     assert (np.asarray(p) == m).all()
 
 
+@pytest.mark.parametrize("slab", [1, 40, 1 << 22])
+def test_mask_extent_is_the_bounding_box_of_the_mask_and_of_its_packed_bits(monkeypatch, slab):
+    """`skin.mask_extent` (issue 20: the distance-map crop and the couch search read a cached
+    packed body's box without unpacking it) gives `Volume.bounding_box`'s box of the same mask,
+    bool or packed, read in slabs of one plane, a few planes or whole; None when it is empty; a
+    packed mask's box is computed once."""
+    from imagio.planning import skin
+    from imagio.planning.skin import PackedMask, mask_extent
+    from imagio.volume import Volume
+
+    monkeypatch.setattr(skin, "SLAB", slab)
+    rng = np.random.default_rng(7)
+    for t in range(40):
+        shape = tuple(int(x) for x in rng.integers(1, 12, 3))
+        m = np.zeros(shape, bool)
+        n = int(rng.integers(1, 6))
+        m[tuple(rng.integers(0, s, n) for s in shape)] = True
+        m = m[::-1] if t % 2 else m[:, :, ::-1]   # (strided storage too)
+        want = Volume(np.zeros(shape, np.int16), np.eye(4), "g").bounding_box(m)
+        for got in (mask_extent(m), mask_extent(PackedMask(m))):
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), (shape, got, want)
+    assert mask_extent(np.zeros((3, 4, 5), bool)) is None and mask_extent(PackedMask(np.zeros((3, 4, 5), bool))) is None
+    p = PackedMask(m)
+    assert p.extent() is p.extent()
+
+
 def test_packed_mask_boxes_voxel_lists_and_axis_reductions_are_the_masks():
     """Reads of a `PackedMask` that unpack only a part of it (a box of slices: its planes; integer
     index arrays: their bits) and ``any`` along axes give the bool mask's own result, on a shape
