@@ -480,6 +480,24 @@ def test_mask_extent_is_the_bounding_box_of_the_mask_and_of_its_packed_bits(monk
     assert p.extent() is p.extent()
 
 
+@pytest.mark.parametrize("slab", [1, 40, 1 << 22])
+def test_and_in_box_is_the_boxes_and(monkeypatch, slab):
+    """`skin._and_in_box` (issue 20: the cut faces' patient test reads its two packed masks a slab
+    of planes at a time) is ``a[box] & b[box]`` for bool and packed masks, any box."""
+    from imagio.planning import skin
+    from imagio.planning.skin import PackedMask, _and_in_box
+
+    monkeypatch.setattr(skin, "SLAB", slab)
+    rng = np.random.default_rng(11)
+    a, b = rng.random((9, 5, 7)) < 0.5, rng.random((9, 5, 7)) < 0.6
+    for box in ((slice(0, 9), slice(0, 5), slice(0, 7)), (slice(2, 7), slice(1, 4), slice(3, 6)),
+                (slice(8, 9), slice(0, 5), slice(6, 7))):
+        want = a[box] & b[box]
+        for x, y in ((a, b), (PackedMask(a), b), (a, PackedMask(b)), (PackedMask(a), PackedMask(b))):
+            got = _and_in_box(x, y, box)
+            assert got.dtype == bool and got.shape == want.shape and np.array_equal(got, want), box
+
+
 def test_packed_mask_boxes_voxel_lists_and_axis_reductions_are_the_masks():
     """Reads of a `PackedMask` that unpack only a part of it (a box of slices: its planes; integer
     index arrays: their bits) and ``any`` along axes give the bool mask's own result, on a shape

@@ -998,6 +998,23 @@ def _slab_a_ranges(ct: Volume, labs: list, corners, offs, comp: np.ndarray, n: i
     return out
 
 
+def _and_in_box(a, b, box) -> np.ndarray:
+    """``a[box] & b[box]`` (each bool [k, j, i] or `PackedMask`; ``box`` slices) as a new bool
+    array, read a slab of planes at a time (`table._planes`): the box's mask only, no unpacked
+    copy of each (issue 20: the cut faces' patient test unpacked the 1 mm phantom's packed tissue
+    and body planes whole, two volume-sized temporaries)."""
+    from .table import _planes, _step
+
+    shape = tuple(s.stop - s.start for s in box)
+    out = np.empty(shape, bool)
+    step = _step(a.shape)
+    for z in range(0, shape[0], step):
+        k0, k1 = box[0].start + z, box[0].start + min(z + step, shape[0])
+        np.logical_and(_planes(a, k0, k1)[:, box[1], box[2]], _planes(b, k0, k1)[:, box[1], box[2]],
+                       out=out[z:z + k1 - k0])
+    return out
+
+
 def _in_patient(ct: Volume, body, tissue, kji: np.ndarray, slab: int | None = None) -> np.ndarray:
     """Bool (n,): whether each body voxel ``kji`` (n, 3) is the patient's, not the couch's.
     ``ct``: the grid (its array is not read); ``body``, ``tissue`` (`outer_skin`'s tissue: CT
@@ -1021,7 +1038,7 @@ def _in_patient(ct: Volume, body, tissue, kji: np.ndarray, slab: int | None = No
     if box is None:
         return out
     sk = np.asarray(ct.spacing_kji, float)
-    tissue = np.asarray(tissue[box], bool) & np.asarray(body[box], bool)
+    tissue = _and_in_box(tissue, body, box)
     core = erode_ball(tissue, OPEN_MM, sk)
     labs, corners, offs, comp, _ = _slab_components(lambda k0, k1: core[k0:k1], core.shape[0],
                                                     keep=True, slab=slab, count=False)
