@@ -86,3 +86,35 @@ def test_unlabelled_rib_and_calcification_beside_bone_still_block(ph):
     ck = in_box(calc)
     assert len(ck) == calc.sum() and d.block[tuple(ck.T)].all()
     assert any("unlabelled dense tissue" in w for w in d.summary())
+
+
+def test_neighbour_reads_and_the_rim_rule_are_the_padded_blocks_reads():
+    """`density.neighbour_reads` (issue 20: one gather per offset, shared by the continuation's two
+    rims and its touching test) yields, per 26-neighbour offset, whether the neighbour lies in the
+    block and its label and HU, and `labelled_rim` built on it is the rule read on a block padded
+    by one voxel (labelled 0, -1000 HU outside: never dense): on a random block, voxels on every
+    face and corner included."""
+    from imagio.planning.density import RIM_OFFSETS, labelled_rim, neighbour_reads
+
+    rng = np.random.default_rng(3)
+    shape = (6, 5, 7)
+    hu = rng.integers(-200, 900, shape).astype(np.int16)
+    lab = rng.integers(0, 5, shape).astype(np.uint8)
+    kji = np.argwhere(np.ones(shape, bool))[rng.permutation(int(np.prod(shape)))[:120]]
+    hp = np.pad(hu, 1, constant_values=-1000)
+    lp = np.pad(lab, 1, constant_values=0)
+    inside = np.pad(np.ones(shape, bool), 1, constant_values=False)
+    reads = list(neighbour_reads(hu, lab, kji.astype(np.int32)))
+    assert len(reads) == 26
+    for off, (inb, v, h) in zip(RIM_OFFSETS, reads):
+        q = tuple((kji + 1 + off).T)
+        assert np.array_equal(inb, inside[q])
+        assert np.array_equal(v[inb], lp[q][inb]) and np.array_equal(h[inb], hp[q][inb])
+    checked = np.array([True, True, False, True, False])
+    want = np.zeros(len(kji), bool)
+    own = hu[tuple(kji.T)]
+    for off in RIM_OFFSETS:
+        q = tuple((kji + 1 + off).T)
+        want |= (hp[q] > 250.0) & (hp[q] >= own) & ~np.where(lp[q] < 5, checked[np.minimum(lp[q], 4)], False) \
+            & inside[q]
+    assert np.array_equal(labelled_rim(hu, lab, kji, checked, 250.0), want)

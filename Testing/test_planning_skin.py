@@ -454,6 +454,50 @@ def test_packed_mask_reads_as_the_mask():
     assert (np.asarray(p) == m).all()
 
 
+@pytest.mark.parametrize("slab", [1, 40, 1 << 22])
+def test_mask_extent_is_the_bounding_box_of_the_mask_and_of_its_packed_bits(monkeypatch, slab):
+    """`skin.mask_extent` (issue 20: the distance-map crop and the couch search read a cached
+    packed body's box without unpacking it) gives `Volume.bounding_box`'s box of the same mask,
+    bool or packed, read in slabs of one plane, a few planes or whole; None when it is empty; a
+    packed mask's box is computed once."""
+    from imagio.planning import skin
+    from imagio.planning.skin import PackedMask, mask_extent
+    from imagio.volume import Volume
+
+    monkeypatch.setattr(skin, "SLAB", slab)
+    rng = np.random.default_rng(7)
+    for t in range(40):
+        shape = tuple(int(x) for x in rng.integers(1, 12, 3))
+        m = np.zeros(shape, bool)
+        n = int(rng.integers(1, 6))
+        m[tuple(rng.integers(0, s, n) for s in shape)] = True
+        m = m[::-1] if t % 2 else m[:, :, ::-1]   # (strided storage too)
+        want = Volume(np.zeros(shape, np.int16), np.eye(4), "g").bounding_box(m)
+        for got in (mask_extent(m), mask_extent(PackedMask(m))):
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), (shape, got, want)
+    assert mask_extent(np.zeros((3, 4, 5), bool)) is None and mask_extent(PackedMask(np.zeros((3, 4, 5), bool))) is None
+    p = PackedMask(m)
+    assert p.extent() is p.extent()
+
+
+@pytest.mark.parametrize("slab", [1, 40, 1 << 22])
+def test_and_in_box_is_the_boxes_and(monkeypatch, slab):
+    """`skin._and_in_box` (issue 20: the cut faces' patient test reads its two packed masks a slab
+    of planes at a time) is ``a[box] & b[box]`` for bool and packed masks, any box."""
+    from imagio.planning import skin
+    from imagio.planning.skin import PackedMask, _and_in_box
+
+    monkeypatch.setattr(skin, "SLAB", slab)
+    rng = np.random.default_rng(11)
+    a, b = rng.random((9, 5, 7)) < 0.5, rng.random((9, 5, 7)) < 0.6
+    for box in ((slice(0, 9), slice(0, 5), slice(0, 7)), (slice(2, 7), slice(1, 4), slice(3, 6)),
+                (slice(8, 9), slice(0, 5), slice(6, 7))):
+        want = a[box] & b[box]
+        for x, y in ((a, b), (PackedMask(a), b), (a, PackedMask(b)), (PackedMask(a), PackedMask(b))):
+            got = _and_in_box(x, y, box)
+            assert got.dtype == bool and got.shape == want.shape and np.array_equal(got, want), box
+
+
 def test_packed_mask_boxes_voxel_lists_and_axis_reductions_are_the_masks():
     """Reads of a `PackedMask` that unpack only a part of it (a box of slices: its planes; integer
     index arrays: their bits) and ``any`` along axes give the bool mask's own result, on a shape

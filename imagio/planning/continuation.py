@@ -158,7 +158,7 @@ def _find(problem, sl, parents, checked, lungs, dense_hu: float):
     import cc3d
 
     from ..segmentation.vessels import edt_for_diameter
-    from .density import RIM_OFFSETS, labelled_rim, min_object_voxels
+    from .density import min_object_voxels, neighbour_reads, rim_term
     from .problem import CalibreSplit, large_lumen, load_defaults
 
     ct, labels = problem.ct, problem.labels
@@ -185,10 +185,7 @@ def _find(problem, sl, parents, checked, lungs, dense_hu: float):
     # another labelled dense structure (bone) neither joins nor is relabelled (module doc)
     chk = np.ones(nv, bool)
     chk[:n] = checked
-    rim_vessel = labelled_rim(hu_box, lab_box, kji, chk | ~is_vessel, dense_hu)
-    rim_other = labelled_rim(hu_box, lab_box, kji, chk | is_vessel, dense_hu)
-    join = ~rim_other | rim_vessel
-    rim = rim_vessel | rim_other
+    chk_vessel, chk_other = chk | ~is_vessel, chk | is_vessel
     # the target lesion's one-voxel rim is the target's own tissue (`density` module doc)
     tv = int(problem.exempt_value)
     spec = next((s for s in problem.structures if s.value == problem.target.value), None)
@@ -197,25 +194,27 @@ def _find(problem, sl, parents, checked, lungs, dense_hu: float):
     # touching: a dense voxel of a vessel among the 26 neighbours (the vessel's dense voxels
     # dilated by one voxel: an enhanced lumen continues into an enhanced lumen; dense tissue
     # beside an unenhanced vessel is not its lumen): per dense voxel the rank of the best vessel
-    # touched, and whether it touches the lesion
+    # touched, and whether it touches the lesion. The two rims (`labelled_rim`'s rule,
+    # `rim_term`) read the same 26 neighbours: one gather per offset for the three (issue 20)
     shape = np.array(lab_box.shape)
+    own = hu_box[tuple(kji.T)]
+    rim_vessel = np.zeros(len(kji), bool)
+    rim_other = np.zeros(len(kji), bool)
     best = np.zeros(len(kji), np.int32)
     at_lesion = np.zeros(len(kji), bool)
-    q = np.empty((len(kji), 3), np.int64)
-    k64 = kji.astype(np.int64)
-    for off in RIM_OFFSETS:
-        np.add(k64, off, out=q)
-        inb = np.all((q >= 0) & (q < shape), axis=1)
-        np.clip(q, 0, shape - 1, out=q)
-        idx = tuple(q.T)
-        v = lab_box[idx].astype(np.int64)
-        r = np.where(inb & (v < nv) & (hu_box[idx] > dense_hu), rank[np.minimum(v, nv - 1)], 0)
+    for inb, v, h in neighbour_reads(hu_box, lab_box, kji):
+        rim_vessel |= rim_term(inb, v, h, own, chk_vessel, dense_hu)
+        rim_other |= rim_term(inb, v, h, own, chk_other, dense_hu)
+        v = v.astype(np.int64)
+        r = np.where(inb & (v < nv) & (h > dense_hu), rank[np.minimum(v, nv - 1)], 0)
         np.maximum(best, r, out=best)
         if lesion:
             at_lesion |= inb & (v == lesion)
     if lesion:
         at_lesion |= lab_box[tuple(kji.T)] == lesion
-    del q, k64
+    del own
+    join = ~rim_other | rim_vessel
+    rim = rim_vessel | rim_other
     keep = join & ~at_lesion
     kji, best, rim = kji[keep], best[keep], rim[keep]
     if not len(kji) or not best.any():

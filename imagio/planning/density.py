@@ -188,18 +188,36 @@ def labelled_rim(hu: np.ndarray, lab: np.ndarray, kji: np.ndarray, checked: np.n
     out = np.zeros(len(kji), bool)
     if not len(kji):
         return out
-    shape = np.array(hu.shape)
     own = hu[tuple(kji.T)]
+    for inb, v, h in neighbour_reads(hu, lab, kji):
+        out |= rim_term(inb, v, h, own, checked, dense_hu)
+    return out
+
+
+def neighbour_reads(hu: np.ndarray, lab: np.ndarray, kji: np.ndarray):
+    """Yield, for each of the 26 neighbour offsets (`RIM_OFFSETS`, in order), ``(inb, v, h)`` of
+    the voxels ``kji`` ((n, 3) indices into the block ``hu`` / ``lab`` [k, j, i]): bool (n,)
+    whether the neighbour lies in the block, its label value and its HU (read at the neighbour
+    clipped into the block where it does not). One gather of each array per offset, shared by
+    the callers that judge several rules on the same neighbours (`continuation`: the two rims
+    and the vessels touched; issue 20: it gathered the 26 neighbours three times)."""
+    kji = np.asarray(kji, np.int64)
+    shape = np.array(hu.shape)
     q = np.empty_like(kji)   # one (n, 3) buffer for the 26 neighbours (n: a few M on a CTA's bones)
     for off in RIM_OFFSETS:
         np.add(kji, off, out=q)
         inb = np.all((q >= 0) & (q < shape), axis=1)
         np.clip(q, 0, shape - 1, out=q)
-        v = lab[tuple(q.T)]
-        h = hu[tuple(q.T)]
-        labelled = (v >= len(checked)) | ~checked[np.minimum(v, len(checked) - 1)]
-        out |= inb & labelled & (h > dense_hu) & (h >= own)
-    return out
+        idx = tuple(q.T)
+        yield inb, lab[idx], hu[idx]
+
+
+def rim_term(inb, v, h, own, checked: np.ndarray, dense_hu: float) -> np.ndarray:
+    """Bool (n,): `labelled_rim`'s rule for one neighbour offset (`neighbour_reads`' ``inb``, ``v``,
+    ``h``; ``own``: the voxels' own HU): the neighbour is in the block, dense, at least as dense
+    as the voxel and labelled with a value ``checked`` does not check."""
+    labelled = (v >= len(checked)) | ~checked[np.minimum(v, len(checked) - 1)]
+    return inb & labelled & (h > dense_hu) & (h >= own)
 
 
 class DenseTissue:

@@ -509,7 +509,13 @@ def _crop(problem: PlanningProblem) -> tuple:
     ct = problem.ct
     reach = problem.needle.length_mm + 10.0 + 2.0 * max(ct.spacing)  # + room for margins
     lo, hi = reach_box(ct, problem.target.point_ras, reach)
-    blo, bhi = ct.bounding_box(np.asarray(problem.body), margin=2)
+    from ..errors import InputError
+    from .skin import mask_extent
+
+    ext = mask_extent(problem.body)   # (a cached packed body: its box, no unpacked copy)
+    if ext is None:
+        raise InputError("the mask is empty: nothing is labelled")
+    blo, bhi = np.clip(ext[0] - 2, 0, ct.shape), np.clip(ext[1] + 2, 0, ct.shape)
     return np.maximum(lo, blo), np.minimum(hi, bhi)
 
 

@@ -326,22 +326,16 @@ def patient_box(body, margin_mm: float, spacing_kji):
     slab of planes at a time: no unpacked copy) grown as `segmentation.common.bbox_slices`
     grows it (``margin_mm`` and one voxel more per side, within the array); None when empty.
     Every face of the box inside the image lies at least one voxel beyond ``body``."""
+    from .skin import mask_extent
+
     shape = tuple(int(n) for n in body.shape)
-    ks, js, is_ = (np.zeros(n, bool) for n in shape)
-    step = _step(shape)
-    for k0 in range(0, shape[0], step):
-        p = _planes(body, k0, min(k0 + step, shape[0]))
-        ks[k0:k0 + len(p)] = p.any(axis=(1, 2))
-        proj = p.any(axis=0)
-        js |= proj.any(axis=1)
-        is_ |= proj.any(axis=0)
-    if not ks.any():
+    ext = mask_extent(body)   # (a cached case's packed body: its box computed once)
+    if ext is None:
         return None
     out = []
-    for ax, a in enumerate((ks, js, is_)):
-        nz = np.flatnonzero(a)
+    for ax in range(3):
         m = int(np.ceil(margin_mm / float(spacing_kji[ax]))) + 1
-        out.append(slice(max(int(nz[0]) - m, 0), min(int(nz[-1]) + 1 + m, shape[ax])))
+        out.append(slice(max(int(ext[0][ax]) - m, 0), min(int(ext[1][ax]) + m, shape[ax])))
     return tuple(out)
 
 
