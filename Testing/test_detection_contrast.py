@@ -175,3 +175,46 @@ def test_mayo_names_only_what_is_missing_and_detect_takes_no_smoker():
     assert "age" in r and "smoking history" in r and " are needed" in r, r
     args = build_parser().parse_args(["detect", "ct.nii.gz", "--out", "o", "--no-smoker"])
     assert args.never_smoker and not args.smoker
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_vessel_crossing_a_nodules_edge_keeps_its_category(flip):
+    """New-user trial 93 F1: a 4 mm contrast-filled vessel (420 HU) crossing the rim of LIDC-IDRI-0001's
+    24.6 mm solid nodule made it dense_calcium_or_contrast: its Lung-RADS 4B, Brock and Mayo were
+    gone. Dense voxels only in the outline's outer part (a vessel crossing, eccentric calcification:
+    no benign pattern) leave the nodule typed by the rest and its category kept, warned; a dense
+    core (the cored ball) still refuses. Independent check: the dense voxels' distance from the
+    ball's centre, from the geometry."""
+    from conftest import rotation
+
+    from imagio.segmentation.blood_pool import contrast_pool_band
+    from imagio.stratification.screening import DENSE_TYPE
+
+    d = rotation((1, 3, -2), 15.0) @ (np.diag([-1.0, 1.0, -1.0]) if flip else np.eye(3))
+    ct, lung, calc, solid, cored = _chest(420.0, d, cored=True)
+    a = ct.array.copy()
+    kji = np.indices(ct.shape).reshape(3, -1).T
+    w = ct.kji_to_world(kji).reshape(*ct.shape, 3)
+    rel = w - solid                                   # the 10 mm solid ball (radius 5 mm)
+    ax = ct.direction[:, 2]                           # a vessel along k, 4.4 mm off the ball's centre
+    off = rel - (rel @ ax)[..., None] * ax - 4.4 * ct.direction[:, 0]
+    vessel = (np.linalg.norm(off, axis=-1) <= 1.0) & (np.abs(rel @ ax) <= 9.0)
+    a[vessel] = 420
+    ct = ct.with_array(a)
+    band = contrast_pool_band(ct)
+    cands = [Candidate(center_ras=np.asarray(p, float), diameter_mm=10.0, volume_ml=0.0, type="unknown",
+                       probability=pr) for p, pr in ((solid, 0.8), (cored, 0.7))]
+    plain, _, _ = characterise_candidates(ct, cands, lung)
+    enh, masks, _ = characterise_candidates(ct, cands, lung, contrast_ct=True, contrast_band=band)
+    eid = {n["candidate"]["probability"]: n for n in enh}
+    pid = {n["candidate"]["probability"]: n for n in plain}
+    m = masks[enh.index(eid[0.8])]
+    dense = m & (ct.array >= max(200.0, band[0]))
+    assert dense.any()                                # the outline holds the vessel's dense voxels ...
+    r = np.linalg.norm(w[dense] - solid, axis=-1)
+    assert r.min() >= 3.0                             # ... all outside the inner half of the 5 mm radius
+    n = eid[0.8]
+    assert n["type"] == pid[0.8]["type"] == "solid", n["type"]
+    assert n["stratification"]["lung_rads"].get("category") == pid[0.8]["stratification"]["lung_rads"]["category"]
+    assert any("none in its central part" in x for x in n["warnings"]), n["warnings"]
+    assert eid[0.7]["type"] == DENSE_TYPE             # the dense core still refuses
