@@ -264,6 +264,7 @@ class Plan:
         if not self.proposals:
             return []
         from .findings import couch_text, finding_rank, near_text, unimaged_text
+        from .diaphragm import text as diaphragm_text
 
         f = self.proposal_findings()
         rows = self.ranked[:len(self.proposals)]
@@ -306,6 +307,10 @@ class Plan:
                            f"{self.problem.needle.beyond_tip_mm:g} mm: a core needle's throw + placement "
                            "uncertainty): a needle fired or pushed from the target reaches it; use a shorter "
                            f"throw, stop short of the target, or prefer another proposal; {ranked(fl)}")
+            if "transdiaphragmatic" in fl:
+                out.append(f"proposal {n}: " + diaphragm_text(self.problem, f.diaphragm_mm[r], f.diaphragm_side[r],
+                                                              f.diaphragm_from_mm[r], f.diaphragm_to_mm[r])
+                           + f"; {ranked(fl)}")
             if "tissue_outside_skin" in fl:
                 out.append(f"proposal {n}: {f.outside_tissue_mm[r]:.0f} mm of the needle outside the skin (and its hub) "
                            "run through another body part beyond the skin (an arm beside the trunk?), tissue outside "
