@@ -121,6 +121,8 @@ def test_lung_base_target_with_only_transdiaphragmatic_paths_is_planned_and_warn
         assert "right hemidiaphragm" in w[0] and "liver" in w[0] and "no feasible path without a finding" in w[0]
         said = float(w[0].split(" runs ")[1].split(" mm")[0])
         assert abs(said - truth) <= 2 * voxel + 1, (said, truth)
+        row = p.to_dict()["proposals"][n - 1]["below_lung_base"]
+        assert row["side"] == "right" and abs(row["mm"] - truth) <= 2 * voxel + 1, row
     assert p.to_dict()["proposals"][0]["findings_ranked_last"] == ["transdiaphragmatic"]
 
 
