@@ -55,7 +55,7 @@ def side_code(name: str) -> int:
 
 class LungBase:
     """The lowest aerated-lung point (RAS S, mm) per column of a square grid of ``bin_mm`` (the
-    CT's largest spacing) over the axial (R, A) plane, and that lung's side (module doc).
+    largest step of the CT's array axes projected on the (R, A) plane) over the axial (R, A) plane, and that lung's side (module doc).
 
     ``base``: float (nR, nA), -inf where no lung lies above (nothing is below it); ``side``: int8 (nR, nA), `SIDES`
     codes. Built from the lung's surface voxels (its lowest voxel of a column is one); a column
@@ -68,7 +68,10 @@ class LungBase:
         lab = problem.labels
         names = {v: n for v, n in lab.labels.items() if n in AERATED_LUNG}
         self.values = np.array(sorted(names), dtype=lab.array.dtype)
-        self.bin_mm = float(max(problem.ct.spacing))
+        # the largest step of an array axis projected on the (R, A) plane: every column of the
+        # grid then holds a voxel of each lung column (thick axial slices do not widen it)
+        d = np.asarray(problem.ct.direction, float)
+        self.bin_mm = float(max(np.asarray(problem.ct.spacing, float) * np.linalg.norm(d[:2, :], axis=0)))
         self.base = np.full((0, 0), -np.inf)
         self.side = np.zeros((0, 0), np.int8)
         self.r0 = self.a0 = 0.0
