@@ -37,6 +37,15 @@ PROPOSAL_FIELDS = (("length_mm", "length (mm)"), ("closest_structure", "closest 
                    ("pleural_crossings", "pleural crossings"),
                    ("fissure_crossings", "fissure crossings"), ("aerated_lung_mm", "aerated lung (mm)"),
                    ("liver_before_target_mm", "liver before target (mm)"), ("score", "score (lower is better)"))
+# what a field's null (None) means, where it is not "no value" (new-user trial 92 H1: no liver label)
+NULL_TEXT = {"liver_before_target_mm": "unknown (no liver label)"}
+
+
+def field_text(p: dict, key: str):
+    """The value of proposal field ``key`` of ``p`` (a plan.json proposal) for a table: its
+    ``NULL_TEXT`` where it is null, "" where it has none."""
+    v = p.get(key)
+    return NULL_TEXT.get(key, "") if v is None and key in p else "" if v is None else v
 
 
 def _plane_grid(center, u, v, half_mm, step_mm):
@@ -425,7 +434,7 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         head = ["", *[props[i].get("label") or f"#{i + 1}" for i in cols]]
         shown = [props[i] for i in cols]
         rows = [("entry RAS (mm)", *[p["entry_ras"] for p in shown])]
-        rows += [(label, *["" if p.get(key) is None else p[key] for p in shown])   # a field no path has: no row
+        rows += [(label, *[field_text(p, key) for p in shown])   # a field no path has: no row
                  for key, label in PROPOSAL_FIELDS if key != "score" and any(key in p for p in shown)]
         if any(p.get("length_in_mm") for p in shown):   # what each needle runs through (mm)
             rows.append(("runs through (mm)", *[", ".join(f"{k} {float(v):.1f}" for k, v in
@@ -444,7 +453,7 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
     if chosen:   # the path the user settled on (web workstation, Slicer): the pictures show it
         rows = [("entry RAS (mm)", chosen.get("entry_ras")), ("target RAS (mm)", chosen.get("target_ras")),
                 ("feasible", chosen.get("feasible"))]
-        rows += [(label, chosen.get(key, "")) for key, label in PROPOSAL_FIELDS if key != "score"]
+        rows += [(label, field_text(chosen, key)) for key, label in PROPOSAL_FIELDS if key != "score"]
         rows.append(("constraint violations", "; ".join(chosen.get("details") or chosen.get("violations") or [])
                      or "none"))
         out.append(("Chosen path", rows))

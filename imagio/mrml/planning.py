@@ -101,12 +101,15 @@ def metrics_table_node(scene, metrics: list, names: list[str] | None = None,
                        name: str = "Path metrics", node=None, extra_rows=()):
     """Table node: first column the metric, then one column per PathMetrics (or dict).
     ``extra_rows``: (row name, [text per path]) appended after `TABLE_ROWS`."""
+    from ..report import NULL_TEXT
+
     columns = []
     for k, m in enumerate(metrics):
         d = m if isinstance(m, dict) else m.to_dict()
         columns.append((names[k] if names else f"path {k + 1}",
                         [", ".join(v) if isinstance(v, list) else f"{v:.2f}" if isinstance(v, float) else str(v)
-                         for v in (d.get(r) for r in TABLE_ROWS)] + [vals[k] for _, vals in extra_rows]))
+                         for v in (NULL_TEXT[r] if d.get(r) is None and r in NULL_TEXT else d.get(r)
+                                   for r in TABLE_ROWS)] + [vals[k] for _, vals in extra_rows]))
     rows = list(TABLE_ROWS) + [r for r, _ in extra_rows]
     return string_table_node(scene, name, "metric", rows, columns, node)
 

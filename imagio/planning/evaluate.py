@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..anatomy import is_liver
 from ..jsonable import to_jsonable
 
 from .along import label_lengths
@@ -47,7 +48,7 @@ class PathMetrics:
     pleural_crossings: int
     fissure_crossings: int
     emphysema_pct: float
-    liver_before_target_mm: float
+    liver_before_target_mm: float | None   # liver crossed before the target (None: no liver label, unknown)
     score: float
     costs: dict = field(default_factory=dict)
     check_problems: list = field(default_factory=list)   # independent re-check (`verify`) findings
@@ -105,6 +106,18 @@ def violation_details(problem: PlanningProblem, t: ScoreTable, i: int) -> list[s
     if bits & BIT["emphysema"]:
         out.append(f"emphysema: {t.emphysema_pct[i]:.0f}% of the lung path < {c.emphysema_hu:.0f} HU")
     return out
+
+
+def liver_before(problem: PlanningProblem, t: ScoreTable, i: int, length_in: dict) -> float | None:
+    """Liver (mm) crossed by row ``i`` before the target: the scorer's figure for a target in the
+    liver, else the liver (and its segments) in ``length_in`` (structure name -> mm along the whole
+    path); None where the label map has no liver: the path may cross an unlabelled liver (new-user
+    trial 92 H1: 0.0 was reported for ~60 mm of unlabelled liver crossed to a lung-base target)."""
+    if not any(is_liver(n) for n in problem.labels.labels.values()):
+        return None
+    if is_liver(problem.target.organ):
+        return float(t.liver_before_mm[i])
+    return float(sum(mm for n, mm in length_in.items() if is_liver(n)))
 
 
 class Evaluator:
@@ -187,5 +200,5 @@ class Evaluator:
             craniocaudal_deg=float(t.craniocaudal_deg[i]), inplane_deg=float(t.inplane_deg[i]),
             gantry_tilt_deg=float(t.gantry_tilt_deg[i]),
             pleural_crossings=int(t.pleural_crossings[i]), fissure_crossings=int(t.fissure_crossings[i]),
-            emphysema_pct=float(t.emphysema_pct[i]), liver_before_target_mm=float(t.liver_before_mm[i]),
+            emphysema_pct=float(t.emphysema_pct[i]), liver_before_target_mm=liver_before(p, t, i, length_in),
             score=float(t.score[i]), costs={k: float(v) for k, v in zip(CRITERIA, t.costs[i])})

@@ -30,6 +30,12 @@ Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
   inside the couch (its axis or rim) is a table-side violation (`scoring.table_steps`); this
   warns the clearance band round it.
 
+- **transdiaphragmatic**: a path to a lung target runs at least ``transdiaphragmatic.min_mm``
+  below the lung base before it reaches the lung (`diaphragm`): through the diaphragm, the
+  peritoneum and the liver (right) or the spleen, stomach or colon (left) under it (new-user
+  trial 92 H1: on the chest CTA with the default structure set the best path to a left-base
+  target ran 40 mm through the unlabelled spleen while intercostal paths existed).
+
 - **beyond the tip**: the needle continued past the target for ``needle.beyond_tip_mm`` (a core
   needle's throw + placement uncertainty), its clearance cylinder included, meets a structure the needle must not enter
   (role forbidden or margin; the target and labelled bone excepted) or unlabelled dense tissue (`density.
@@ -56,9 +62,11 @@ from .problem import load_defaults
 RANKING_RULE = ("a path with a warned finding the label map cannot resolve (mediastinal soft tissue crossed "
                 "while no great vessel is labelled; needle outside the skin, or its hub, running beyond the image where the "
                 "body is cut, or through or within its clearance of another body part's tissue, an arm, or within its clearance of the couch top; a structure the needle "
-                "must not enter, or unlabelled dense tissue, within a core needle's throw past the target) is "
+                "must not enter, or unlabelled dense tissue, within a core needle's throw past the target; a path to a lung "
+                "target running below the lung base, through the diaphragm) is "
                 "ranked after every "
-                "feasible path without one, and a path with one inside the patient (mediastinum, past the tip) after "
+                "feasible path without one, and a path with one inside the patient (mediastinum, transdiaphragmatic, past "
+                "the tip) after "
                 "every path whose findings concern only the needle's part outside the skin; scores and feasibility "
                 "unchanged")
 
@@ -803,6 +811,10 @@ class Findings:
     couch_mm: dict = field(default_factory=dict)              # row -> clearance from the couch top (inf: clear)
     couch_at_mm: dict = field(default_factory=dict)           # row -> mm past the entry where it is (nan: clear)
     couch_hub: dict = field(default_factory=dict)             # row -> it is along the hub
+    diaphragm_mm: dict = field(default_factory=dict)          # row -> mm below the lung base before the lung
+    diaphragm_side: dict = field(default_factory=dict)        # row -> side code of that lung (diaphragm.SIDES)
+    diaphragm_from_mm: dict = field(default_factory=dict)     # row -> where that part starts, mm from the entry
+    diaphragm_to_mm: dict = field(default_factory=dict)       # row -> where it ends
 
     def unimaged_note(self, row: int) -> bool:
         """Whether ``row``'s needle or hub runs outside the scanned field (past the array or in the
@@ -814,7 +826,7 @@ class Findings:
     def flagged(self, row: int, couch: bool = True) -> list[str]:
         """Names of the findings of ``row`` ('mediastinum', 'unimaged_needle', 'tissue_outside_skin',
         'outside_clearance' (only when not 'tissue_outside_skin': the same tissue, nearer than the
-        clearance), 'couch_clearance', 'beyond_tip'). ``couch`` False: without 'couch_clearance'
+        clearance), 'couch_clearance', 'beyond_tip', 'transdiaphragmatic'). ``couch`` False: without 'couch_clearance'
         (it was judged against the planned position's couch only: comparisons between patient
         positions leave it out)."""
         lim = load_defaults()["warnings"]["mediastinum_unlabelled_mm"]
@@ -832,6 +844,8 @@ class Findings:
             out.append("couch_clearance")
         if np.isfinite(self.beyond_mm.get(row, np.inf)):
             out.append("beyond_tip")
+        if self.diaphragm_mm.get(row, 0.0) >= float(load_defaults()["transdiaphragmatic"]["min_mm"]):
+            out.append("transdiaphragmatic")
         return out
 
 
@@ -855,6 +869,7 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
         mm, uncut = med.runs(table.entry_ras[rows], table.target_ras[rows])
         f.mediastinum_mm = dict(zip(rows.tolist(), mm.tolist()))
         f.mediastinum_uncut = dict(zip(rows.tolist(), uncut.tolist()))
+    _diaphragm(problem, table, rows, f)
     gone, sides, uat, uhub, ucut = unimaged_needle(problem, table.entry_ras[rows], table.target_ras[rows],
                                              table.length_mm[rows])
     f.unimaged_mm = dict(zip(rows.tolist(), gone.tolist()))
@@ -877,6 +892,19 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
     f.couch_at_mm = dict(zip(rows.tolist(), cat.tolist()))
     f.couch_hub = dict(zip(rows.tolist(), chub.tolist()))
     return _beyond(problem, table, rows, dense, f)
+
+
+def _diaphragm(problem, table, rows, f: Findings) -> None:
+    """Fill ``f``'s transdiaphragmatic dicts for ``rows`` of a lung target (`diaphragm.crossings`);
+    left empty for any other target."""
+    from .diaphragm import crossings, lung_target
+
+    if not len(rows) or not lung_target(problem):
+        return
+    mm, side, a, b = crossings(problem, table.entry_ras[rows], table.target_ras[rows])
+    r = rows.tolist()
+    f.diaphragm_mm, f.diaphragm_side = dict(zip(r, mm.tolist())), dict(zip(r, side.tolist()))
+    f.diaphragm_from_mm, f.diaphragm_to_mm = dict(zip(r, a.tolist())), dict(zip(r, b.tolist()))
 
 
 def _beyond(problem, table, rows, dense, f: Findings) -> Findings:
@@ -935,7 +963,7 @@ def refine_near(problem, table, findings: Findings, rows) -> None:
 # findings of what the needle meets inside the patient (unseen great vessels, a structure past the
 # tip); the others concern the needle's part outside the skin and its hub, which the operator sees
 # at the patient before the needle goes in
-INSIDE_FINDINGS = ("mediastinum", "beyond_tip")
+INSIDE_FINDINGS = ("mediastinum", "beyond_tip", "transdiaphragmatic")
 
 
 def finding_rank(names) -> int:
@@ -964,7 +992,7 @@ def deferred(findings: Findings, n: int) -> np.ndarray:
     by it before their score (`proposals.propose`'s ``defer``)."""
     out = np.zeros(n, np.int8)
     rows = set(findings.mediastinum_mm) | set(findings.unimaged_mm) | set(findings.outside_tissue_mm) \
-        | set(findings.beyond_mm) | set(findings.near_mm) | set(findings.couch_mm)
+        | set(findings.beyond_mm) | set(findings.near_mm) | set(findings.couch_mm) | set(findings.diaphragm_mm)
     for r in rows:
         out[r] = finding_rank(findings.flagged(r))
     return out

@@ -264,6 +264,7 @@ class Plan:
         if not self.proposals:
             return []
         from .findings import couch_text, finding_rank, near_text, unimaged_text
+        from .diaphragm import text as diaphragm_text
 
         f = self.proposal_findings()
         rows = self.ranked[:len(self.proposals)]
@@ -306,6 +307,10 @@ class Plan:
                            f"{self.problem.needle.beyond_tip_mm:g} mm: a core needle's throw + placement "
                            "uncertainty): a needle fired or pushed from the target reaches it; use a shorter "
                            f"throw, stop short of the target, or prefer another proposal; {ranked(fl)}")
+            if "transdiaphragmatic" in fl:
+                out.append(f"proposal {n}: " + diaphragm_text(self.problem, f.diaphragm_mm[r], f.diaphragm_side[r],
+                                                              f.diaphragm_from_mm[r], f.diaphragm_to_mm[r])
+                           + f"; {ranked(fl)}")
             if "tissue_outside_skin" in fl:
                 out.append(f"proposal {n}: {f.outside_tissue_mm[r]:.0f} mm of the needle outside the skin (and its hub) "
                            "run through another body part beyond the skin (an arm beside the trunk?), tissue outside "
@@ -441,7 +446,8 @@ class Plan:
                                          "beyond_tip": _beyond_tip_row(f, r, p.needle.beyond_tip_mm),
                                          "outside_clearance": _outside_row(f, r),
                                          "unimaged": _unimaged_row(f, r),
-                                         "couch_clearance": _couch_row(f, r)}
+                                         "couch_clearance": _couch_row(f, r),
+                                         "below_lung_base": _diaphragm_row(f, r)}
                           for m, r in zip(self.proposals, self.ranked)],
             "pareto": [{"entry_ras": t.entry_ras[i], "score": t.score[i],
                         "costs": t.costs[i]} for i in self.pareto[:PARETO_SHOWN]],
@@ -963,6 +969,20 @@ def _couch_row(f, row: int):
     if not np.isfinite(mm):
         return None
     return {"mm": round(float(mm), 1), "at_mm": round(float(f.couch_at_mm[row]), 1), "hub": bool(f.couch_hub[row])}
+
+
+def _diaphragm_row(f, row: int):
+    """plan.json's 'below_lung_base' of a proposal (`diaphragm.crossings`): None when not judged
+    (not a lung target), else the mm the path runs below the lung base before it reaches the lung
+    (0: none), where (mm from the entry; null when 0) and the side of the lung above."""
+    from .diaphragm import SIDES
+
+    if row not in f.diaphragm_mm:
+        return None
+    mm = float(f.diaphragm_mm[row])
+    a, b = f.diaphragm_from_mm[row], f.diaphragm_to_mm[row]
+    return {"mm": round(mm, 1), "from_mm": None if not mm else round(float(a), 1),
+            "to_mm": None if not mm else round(float(b), 1), "side": SIDES[int(f.diaphragm_side[row])] or None}
 
 
 def screen_dense_tissue(problem: PlanningProblem, table: ScoreTable, verifier) -> int:

@@ -10,6 +10,11 @@ lung-bases CT the liver, spleen or heart are tissue of the ``body`` label, and t
   (``outline_names``), whose CT value lies above fat (``fat_max_hu``, -30 HU) and below the density
   check's dense tissue (``ct_density.dense_min_hu``): muscle, organ, blood or fluid; not fat, air,
   lung or bone.
+- **read after a Gaussian**: the CT values of this check are read after a Gaussian of
+  ``core_smoothing_mm`` (1 mm, scipy.ndimage.gaussian_filter over the path's neighbourhood):
+  isolated noise voxels (a liver of 68 HU at SD 29 HU holds voxels of -40..-50 HU, 4 SD below)
+  would otherwise count as fat and break every core (new-user trial 92 H1); fat planes of two
+  voxels or more stay fat.
 - **core**: a path sample whose nearest voxel is unlabelled soft tissue and with no other voxel
   within ``core_depth_mm`` (15 mm) of it: inside a soft-tissue mass at least 30 mm thick in every
   direction. The body wall's muscles are layers thinner than that, bounded by fat, lung, ribs or
@@ -67,6 +72,28 @@ def unlabelled_values(problem) -> np.ndarray:
     return ok
 
 
+def smoothed_box(ct, entry_ras, target_ras, radius_mm: float, sigma_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 block of ``ct``'s values after a Gaussian of ``sigma_mm`` (per-axis sigma in
+    voxels from the spacing; scipy.ndimage.gaussian_filter, edges by nearest value), its [k, j, i]
+    lower corner int (3,)): the index box of the segment ``entry_ras`` -> ``target_ras`` (RAS mm)
+    grown by ``radius_mm`` (clipped to the array), read with 3 sigma more around it so the box's
+    own values are those of the whole image's filter."""
+    from scipy import ndimage
+
+    shape = np.asarray(ct.shape)
+    ends = ct.world_to_kji(np.stack([np.asarray(entry_ras, float), np.asarray(target_ras, float)]))
+    sig = sigma_mm / np.asarray(ct.spacing_kji, float)
+    rad = radius_mm / np.asarray(ct.spacing_kji, float)
+    lo = np.clip(np.floor(ends.min(0) - rad) - 1, 0, shape).astype(int)
+    hi = np.clip(np.ceil(ends.max(0) + rad) + 2, 0, shape).astype(int)
+    pad = np.ceil(3 * sig).astype(int)
+    plo, phi = np.maximum(lo - pad, 0), np.minimum(hi + pad, shape)
+    block = ct.array[tuple(slice(a, b) for a, b in zip(plo, phi))].astype(np.float32)
+    if sigma_mm > 0:
+        block = ndimage.gaussian_filter(block, sig, mode="nearest")
+    return block[tuple(slice(a - c, b - c) for a, b, c in zip(lo, hi, plo))], lo
+
+
 def soft_runs(problem, entry_ras, target_ras, step_mm: float = 0.5) -> list[SoftRun]:
     """The runs of unlabelled soft tissue with at least ``min_core_mm`` of core along the segment
     entry -> target (RAS mm), sampled every ``step_mm`` (module doc)."""
@@ -89,8 +116,10 @@ def soft_runs(problem, entry_ras, target_ras, step_mm: float = 0.5) -> list[Soft
 
     s, pts = path_samples(e, t, step_mm)
     inside = ct.contains_world(pts)
+    smooth, lo = smoothed_box(ct, e, t, float(lim["core_depth_mm"]), float(lim["core_smoothing_mm"]))
+    kji = ct.nearest_kji(pts[inside]) - lo
     hu = np.full(len(s), np.nan)
-    hu[inside] = ct.sample(pts[inside], order=0)
+    hu[inside] = smooth[tuple(kji.T)]
     is_soft = np.zeros(len(s), bool)
     is_soft[inside] = soft(hu[inside], lab.sample(pts[inside], order=0))
     if not is_soft.any():
@@ -99,7 +128,8 @@ def soft_runs(problem, entry_ras, target_ras, step_mm: float = 0.5) -> list[Soft
         # the other voxels with a face neighbour of soft tissue (or on the block's faces): the
         # nearest other voxel of a soft sample is one of them (were all its face neighbours
         # other, the one towards the sample would be nearer), so the distances are exact
-        other = ~soft(ct.array[sl], lab.array[sl])
+        box = tuple(slice(a.start - b, a.stop - b) for a, b in zip(sl, lo))
+        other = ~soft(smooth[box], lab.array[sl])
         return other & ~ndimage.binary_erosion(other, border_value=0)
 
     shallow = near_voxels(ct, e, t, s, float(lim["core_depth_mm"]), edge_of_other)
