@@ -218,3 +218,24 @@ def test_a_vessel_crossing_a_nodules_edge_keeps_its_category(flip):
     assert n["stratification"]["lung_rads"].get("category") == pid[0.8]["stratification"]["lung_rads"]["category"]
     assert any("none in its central part" in x for x in n["warnings"]), n["warnings"]
     assert eid[0.7]["type"] == DENSE_TYPE             # the dense core still refuses
+
+
+def test_on_a_contrast_ct_no_candidate_is_listed_calcified():
+    """New-user trial 93 F5: candidates.json's candidate list kept the detector's density type
+    "calcified" for the chest CTA's 584 HU vessel dot while its nodule row said
+    dense_calcium_or_contrast. On a contrast CT the detector's list says the one type word too; on
+    the same CT read without contrast the 600 HU ball is listed calcified."""
+    from imagio.detection.pipeline import Options, scan_findings
+    from imagio.stratification.screening import DENSE_TYPE
+
+    ct, lung, calc, solid = _chest(420.0)
+    plain, *_ = _chest(45.0)
+    got = scan_findings(ct, Options(characterise=0), lungs=ct.with_array(lung.astype(np.uint8)))
+    ref = scan_findings(plain, Options(characterise=0), lungs=plain.with_array(lung.astype(np.uint8)))
+
+    def near_calc(cands):   # the candidates within 4 mm of the 7 mm 600 HU ball (independent position)
+        return [c for c in cands if np.linalg.norm(np.asarray(c.center_ras) - calc) <= 4.0]
+
+    assert near_calc(ref["cands"]) and all(c.type == "calcified" for c in near_calc(ref["cands"]))
+    assert near_calc(got["cands"]) and all(c.type == DENSE_TYPE for c in near_calc(got["cands"]))
+    assert not any(c.type == "calcified" for c in got["cands"])

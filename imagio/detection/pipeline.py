@@ -444,6 +444,12 @@ def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
     found_airways: dict = {}   # the weights-free detector's airway tree, reused for LAA-950 (issue 20)
     cands = detect(ct, lung_mask=lungs_v if opts.detector == "blobs" else lungs, detector=opts.detector,
                    progress=prog.sub(0.05, 0.5), model=opts.model, device=opts.device, airways=found_airways)
+    if contrast:   # the detector's density type: calcium and contrast are one density here (trial 93 F5)
+        from dataclasses import replace
+
+        from ..stratification.screening import DENSE_TYPE
+
+        cands = [replace(c, type=DENSE_TYPE) if c.type == "calcified" else c for c in cands]
     airways = given_airways(lungs) or found_airways or None
     nodules, masks, scan = [], [], {"characterised": 0, "candidates": len(cands), "warnings": []}
     if n_char > 0 and cands:
