@@ -89,3 +89,24 @@ def test_lung2_mass_on_the_diaphragm_says_its_caudal_end_is_open(shared_data):
     centroid = ct.kji_to_world(np.argwhere(ref).mean(0)[None])[0]
     m, meas = segment_lesion(ct, centroid)
     assert meas.kind == "lung_nodule" and not any(OPEN_END in w for w in meas.warnings), meas.warnings
+
+
+@pytest.mark.data
+def test_a_click_in_the_label_below_the_outline_is_told_the_border_is_in_doubt(shared_data):
+    """New-user trial 93 F4: a click on lung2's hand-drawn mass, in a label section below the
+    outline's open caudal end, gave the mass (the outline cut back to the region beside the
+    click) and "so it may be another structure". The click lies in the label (checked here) and
+    within two voxel diagonals of the outline (measured here): the words say the border near the
+    click is in doubt, not another structure."""
+    ct, ref = _lung_case(shared_data, "lung2")
+    click = np.array([-48.9, 89.4, -280.0])
+    kji = tuple(np.rint(ct.world_to_kji(click[None])[0]).astype(int))
+    assert ref[kji]                                              # the click is on the mass's label
+    m, meas = segment_lesion(ct, click)
+    assert not m[kji]
+    d = float(np.min(np.linalg.norm(ct.kji_to_world(np.argwhere(m).astype(float)) - ct.kji_to_world(
+        np.asarray(kji, float)[None])[0], axis=1)))
+    assert d <= 2.0 * float(np.linalg.norm(ct.spacing_kji))
+    said = [w for w in meas.warnings if "does NOT contain the click" in w]
+    assert said and "border near the click is in doubt" in said[0] and "another structure" not in said[0], said
+    assert f"{d:.1f} mm from the click" in said[0], said

@@ -1914,7 +1914,13 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     if not mask[seed_g]:
         # trial 11: a click in STS_008 came back as an outline of the neighbouring muscle, not
         # holding the click, warned only as "unreliable"
-        notes.append(_not_at_click(point_ras, "it was cut back to a region beside it"))
+        # within two voxel diagonals of the outline the click lies at its border (partial volume and
+        # the cut's own step): the same structure, its border near the click in doubt (new-user trial
+        # 93 F4: clicks 2.5-3.2 mm inside lung2's hand-drawn mass were told "may be another structure")
+        d_out = _mm_to_outline(mask, ct, seed_g)
+        near = d_out <= 2.0 * float(np.linalg.norm(ct.spacing_kji))
+        notes.append(_not_at_click(point_ras, f"it was cut back to a region beside it, whose border lies {d_out:.1f} mm "
+                                   "from the click", joined=near))
     p(0.9, "lesion: measurements")
     meas = measure(mask, ct, a, kind=k)
     meas.part_of_mass = any(PART_OF_MASS in n for n in notes)
