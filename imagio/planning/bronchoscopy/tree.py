@@ -264,20 +264,44 @@ def _lr_axis(vol: Volume) -> int:
     return 2 - int(np.argmax(np.abs(vol.direction[0, :])))
 
 
+_ROOT_CHECKED: dict = {}   # one case: (extended mask, geometry, lobes) -> (shifts, warning)
+
+
+def forget_cached_root_check() -> None:
+    """Drop the cached root-dependence check (``extract_tree``'s ``root_check``; to free it)."""
+    _ROOT_CHECKED.clear()
+
+
 def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes) -> None:
     """``tree.root_dependence_mm`` and, beyond the tolerance, a warning (``root_check``): the tree
     again from the extended mask ``ext`` reversed along the axis nearest left-right (TEASAR then
-    roots it from the other side), named alike and compared."""
+    roots it from the other side), named alike and compared. Kept for one case, keyed on the
+    extended mask's contents (`caching.mask_digest`), its place and grid and the lobes' contents
+    (all the two trees read): the Slicer module's and IMAGIO Web's re-planning of the same case
+    (a second target) pays for it once."""
+    import copy
+
+    from ...caching import content_token, mask_digest
     from .root_check import root_dependence
 
-    lr = _lr_axis(airways)
-    verts, edges = _skeleton(np.flip(ext, axis=lr), sp)
-    verts = np.asarray(verts, float).copy()
-    verts[:, lr] = (ext.shape[lr] - 1) * float(sp[lr]) - verts[:, lr]   # back to ext's own index order
-    pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
-    other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm)
-    other.voxel_diag_mm = tree.voxel_diag_mm
-    tree.root_dependence_mm, warn = root_dependence(tree, other)
+    lobes_key = None if lobes is None else (content_token(lobes.array), lobes.ijk_to_ras.tobytes(),
+                                            tuple(sorted(lobes.labels.items())))
+    key = (mask_digest(ext), tuple(float(x) for x in sp), tuple(int(x) for x in lo), airways.ijk_to_ras.tobytes(),
+           tuple(airways.shape), axis, n_pad, at_start, lobes_key)
+    hit = _ROOT_CHECKED.get(key)
+    if hit is None:
+        lr = _lr_axis(airways)
+        verts, edges = _skeleton(np.flip(ext, axis=lr), sp)
+        verts = np.asarray(verts, float).copy()
+        verts[:, lr] = (ext.shape[lr] - 1) * float(sp[lr]) - verts[:, lr]   # back to ext's own index order
+        pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
+        other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm)
+        other.voxel_diag_mm = tree.voxel_diag_mm
+        hit = root_dependence(tree, other)
+        _ROOT_CHECKED.clear()   # one case
+        _ROOT_CHECKED[key] = hit
+    shifts, warn = copy.deepcopy(hit)
+    tree.root_dependence_mm = shifts
     if warn:
         tree.warnings.append(warn)
 
