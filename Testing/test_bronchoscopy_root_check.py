@@ -102,6 +102,11 @@ def test_synthetic_tree_whose_take_offs_agree_is_not_warned():
     assert {"carina", "right_upper_lobe_bronchus", "left_upper_lobe_bronchus"} <= expected.keys()
     t = B.extract_tree(vol)
     assert _check(t, expected, t.voxel_diag_mm) == []
+    # the check leaves the tree as it is
+    bare = B.extract_tree(vol, root_check=False)
+    assert bare.root_dependence_mm is None and t.warnings == bare.warnings
+    assert np.array_equal(t.points, bare.points) and np.array_equal(t.parent, bare.parent)
+    assert [(b.name, b.length_mm) for b in t.branches] == [(b.name, b.length_mm) for b in bare.branches]
 
 
 def test_tolerance_is_never_below_two_voxel_diagonals():
@@ -134,3 +139,37 @@ def test_bronch_writes_the_root_dependence_and_warns(tmp_path, capsys):
     if over:
         assert all(n.replace("_", " ") in warned[0] for n in over)
         assert warned[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["as_is", "permuted"])
+def test_root_dependence_is_the_same_with_the_left_right_axis_reversed_on_an_oblique_grid(how):
+    """The check compares a storage with its left-right axis reversed: the same two trees, so the
+    same shifts, when the mask itself comes with that axis reversed. The standard variant tree on
+    a grid rotated 20 deg about a skew axis with 0.9 x 1.1 x 1.4 mm voxels, stored as is and with
+    its axes permuted (left-right then along another array axis)."""
+    from conftest import rotation
+    from test_bronchoscopy_storage import _ras
+
+    from imagio.volume import make_ijk_to_ras
+
+    gen = PT.variant_airway_tree(PT.AIRWAY_VARIANTS[0])
+    m, aff0 = PT.rasterise_airways(gen, 1.25)
+    src = Volume(m, aff0)
+    sp = np.array([0.9, 1.1, 1.4])
+    lo, hi = _ras(aff0, np.zeros((1, 3)))[0], _ras(aff0, np.array(m.shape, float)[None] - 1)[0]
+    n = np.ceil(1.25 * np.abs(hi - lo) / sp).astype(int)
+    aff = make_ijk_to_ras(tuple(sp), (0.0, 0.0, 0.0), rotation((1, 2, 3), 20.0))
+    aff[:3, 3] = (lo + hi) / 2 - aff[:3, :3] @ ((n - 1) / 2)
+    grid = Volume(np.zeros(tuple(n[::-1]), np.uint8), aff)
+    mask = src.resample_like(grid, order=0).array > 0
+    base = _stored(grid, mask, (0, 1, 2), (False, False, False)) if how == "as_is" else \
+        _stored(grid, mask, (2, 0, 1), (False, False, False))
+    lr = 2 - int(np.argmax(np.abs(base.ijk_to_ras[0, :3])))     # array axis nearest left-right
+    assert (lr != 2) == (how == "permuted")
+    flip = tuple(a == lr for a in range(3))
+    rev = _stored(base, base.array > 0, (0, 1, 2), flip)
+    a, b = B.extract_tree(base).root_dependence_mm, B.extract_tree(rev).root_dependence_mm
+    assert {"carina", "right_upper_lobe_bronchus", "left_upper_lobe_bronchus"} <= a.keys()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == pytest.approx(b[k], abs=0.11), (k, a[k], b[k])
