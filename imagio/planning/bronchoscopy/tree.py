@@ -77,6 +77,8 @@ class AirwayTree:
     left_out: list = field(default_factory=list)  # pieces of the mask left out of the tree: [{"piece_ml",
     #   "where" (RAS mm), "boundary_ras" ([M, 3] RAS mm of its boundary voxels)}] (trial 82 M1)
     cut_ends: dict = field(default_factory=dict)  # terminal point id -> the image face it ends at ("inferior", ...)
+    root_dependence_mm: dict | None = None  # {"carina" | central bronchus name: mm its branch point moves
+    #   when the tree is extracted from another skeleton root (None: named in one tree only)}; None unchecked
     top_gap_mm: float | None = None  # mm along S from the airway mask's top slice to the image's top slice:
     #   0 when the image's superior edge cuts the airways (the trachea leaving the field of view); None unknown
 
@@ -107,6 +109,7 @@ class AirwayTree:
                 "total_length_mm": round(float(sum(b.length_mm for b in self.branches)), 1),
                 "named": {n: i for i, n in reversed([(b.id, b.name) for b in self.branches if b.name])},
                 "name_confidence": {b.name: b.name_confidence for b in reversed(self.branches) if b.name},
+                "root_dependence_mm": self.root_dependence_mm,
                 "warnings": list(self.warnings) + list(self.naming_warnings)}
 
 
@@ -160,7 +163,7 @@ def _extend_top(crop: np.ndarray, vol: Volume, sp):
 
 
 def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None, ct: Volume | None = None,
-                 lobes: Volume | None = None, coarse_ok: bool = False) -> AirwayTree:
+                 lobes: Volume | None = None, coarse_ok: bool = False, root_check: bool = True) -> AirwayTree:
     """The rooted airway tree of an airway mask (``mask`` on ``airways``' grid, or
     ``airways.array > 0``), anatomically named (``anatomy.label_tree``; from ``lobes`` when given).
 
@@ -169,7 +172,12 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     trachea's centre; with ``ct`` (HU, any grid), branches whose lumen is not air are excluded as
     leaks (``tree.excluded``). Every repair and doubt is in ``tree.warnings``.
     Raises InputError for an empty mask or slices thicker than the limit (airway_limits.json);
-    ``coarse_ok`` (the synthetic demo only) turns the latter into a warning."""
+    ``coarse_ok`` (the synthetic demo only) turns the latter into a warning.
+    ``root_check``: the tree is extracted a second time from the mask reversed along its array axis
+    nearest left-right (another skeleton root, ``root_check.root_dependence``): the named central
+    branch points' shifts (mm) are in ``tree.root_dependence_mm``, and a warning in ``tree.warnings``
+    names those that moved beyond the tolerance (about twice the skeleton's CPU time); False skips it
+    (``root_dependence_mm`` then None)."""
     from . import mask_checks
     from ...segmentation.airways import check_slice_thickness
 
@@ -198,29 +206,19 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     prog(0.1, "centrelines (TEASAR)")
     ext, axis, n_pad, at_start = _extend_top(crop, airways, sp)
     verts, edges = _skeleton(ext, sp)
-    kji = verts / sp
-    if at_start:
-        kji[:, axis] -= n_pad
-    # drop the extension: the tree starts at the mask's top slice
-    inside = (kji[:, axis] > -0.5) & (kji[:, axis] < crop.shape[axis] - 0.5)
-    keep = np.flatnonzero(inside)
-    remap = -np.ones(len(kji), np.int64)
-    remap[keep] = np.arange(len(keep))
-    edges = remap[edges]
-    edges = edges[(edges >= 0).all(axis=1)]
-    kji = kji[keep]
     import edt
 
     dbf = edt.edt(crop, anisotropy=tuple(float(s) for s in sp), black_border=False)
-    ik = np.clip(np.rint(kji).astype(int), 0, np.array(crop.shape) - 1)
-    radius = dbf[ik[:, 0], ik[:, 1], ik[:, 2]].astype(float)
-    pts = airways.kji_to_world(kji + lo)
+    pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     prog(0.6, "rooted tree")
     tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)))
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
     tree.top_gap_mm = top_gap_mm
     tree.cut_ends = _cut_ends(tree, airways)
     tree.naming_warnings += _edge_warnings(tree)
+    if root_check:
+        prog(0.65, "centrelines from another root")
+        _check_root_dependence(tree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes)
     # the mask itself, for what the centrelines do not reach (a lesion touching the mask beyond a
     # pruned spur or the centreline's end: the bronchus sign)
     shell = np.argwhere(crop & ~ndimage.binary_erosion(crop))
@@ -239,6 +237,73 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     tree.warnings += _gap_warnings(tree, gaps, airways, lo, leaks)
     prog(1.0, "airway tree")
     return tree
+
+
+def _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways):
+    """The skeleton of the extended crop (``_extend_top``; vertices in mm of the crop's [k, j, i]
+    grid, ``sp`` mm per voxel) back on the image: (points RAS mm [N, 3], lumen radius mm [N] from
+    the crop's distance map ``dbf``, edges [E, 2]), the extension's points dropped."""
+    kji = verts / sp
+    if at_start:
+        kji[:, axis] -= n_pad
+    # drop the extension: the tree starts at the mask's top slice
+    inside = (kji[:, axis] > -0.5) & (kji[:, axis] < crop.shape[axis] - 0.5)
+    keep = np.flatnonzero(inside)
+    remap = -np.ones(len(kji), np.int64)
+    remap[keep] = np.arange(len(keep))
+    edges = remap[edges]
+    edges = edges[(edges >= 0).all(axis=1)]
+    kji = kji[keep]
+    ik = np.clip(np.rint(kji).astype(int), 0, np.array(crop.shape) - 1)
+    radius = dbf[ik[:, 0], ik[:, 1], ik[:, 2]].astype(float)
+    return airways.kji_to_world(kji + lo), radius, edges
+
+
+def _lr_axis(vol: Volume) -> int:
+    """The array axis ([k, j, i]) most aligned with left-right."""
+    return 2 - int(np.argmax(np.abs(vol.direction[0, :])))
+
+
+_ROOT_CHECKED: dict = {}   # one case: (extended mask, geometry, lobes) -> (shifts, warning)
+
+
+def forget_cached_root_check() -> None:
+    """Drop the cached root-dependence check (``extract_tree``'s ``root_check``; to free it)."""
+    _ROOT_CHECKED.clear()
+
+
+def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes) -> None:
+    """``tree.root_dependence_mm`` and, beyond the tolerance, a warning (``root_check``): the tree
+    again from the extended mask ``ext`` reversed along the axis nearest left-right (TEASAR then
+    roots it from the other side), named alike and compared. Kept for one case, keyed on the
+    extended mask's contents (`caching.mask_digest`), its place and grid and the lobes' contents
+    (all the two trees read): the Slicer module's and IMAGIO Web's re-planning of the same case
+    (a second target) pays for it once."""
+    import copy
+
+    from ...caching import content_token, mask_digest
+    from .root_check import root_dependence
+
+    lobes_key = None if lobes is None else (content_token(lobes.array), lobes.ijk_to_ras.tobytes(),
+                                            tuple(sorted(lobes.labels.items())))
+    key = (mask_digest(ext), tuple(float(x) for x in sp), tuple(int(x) for x in lo), airways.ijk_to_ras.tobytes(),
+           tuple(airways.shape), axis, n_pad, at_start, lobes_key)
+    hit = _ROOT_CHECKED.get(key)
+    if hit is None:
+        lr = _lr_axis(airways)
+        verts, edges = _skeleton(np.flip(ext, axis=lr), sp)
+        verts = np.asarray(verts, float).copy()
+        verts[:, lr] = (ext.shape[lr] - 1) * float(sp[lr]) - verts[:, lr]   # back to ext's own index order
+        pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
+        other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm)
+        other.voxel_diag_mm = tree.voxel_diag_mm
+        hit = root_dependence(tree, other)
+        _ROOT_CHECKED.clear()   # one case
+        _ROOT_CHECKED[key] = hit
+    shifts, warn = copy.deepcopy(hit)
+    tree.root_dependence_mm = shifts
+    if warn:
+        tree.warnings.append(warn)
 
 
 def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = ()) -> list[str]:
