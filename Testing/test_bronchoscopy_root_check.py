@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_bronchoscopy_storage import _stored
+from test_bronchoscopy_storage import _stored, oblique_variant_mask
 
 from imagio.phantom import trees as PT
 from imagio.planning import bronchoscopy as B
@@ -147,21 +147,7 @@ def test_root_dependence_is_the_same_with_the_left_right_axis_reversed_on_an_obl
     same shifts, when the mask itself comes with that axis reversed. The standard variant tree on
     a grid rotated 20 deg about a skew axis with 0.9 x 1.1 x 1.4 mm voxels, stored as is and with
     its axes permuted (left-right then along another array axis)."""
-    from conftest import rotation
-    from test_bronchoscopy_storage import _ras
-
-    from imagio.volume import make_ijk_to_ras
-
-    gen = PT.variant_airway_tree(PT.AIRWAY_VARIANTS[0])
-    m, aff0 = PT.rasterise_airways(gen, 1.25)
-    src = Volume(m, aff0)
-    sp = np.array([0.9, 1.1, 1.4])
-    lo, hi = _ras(aff0, np.zeros((1, 3)))[0], _ras(aff0, np.array(m.shape, float)[None] - 1)[0]
-    n = np.ceil(1.25 * np.abs(hi - lo) / sp).astype(int)
-    aff = make_ijk_to_ras(tuple(sp), (0.0, 0.0, 0.0), rotation((1, 2, 3), 20.0))
-    aff[:3, 3] = (lo + hi) / 2 - aff[:3, :3] @ ((n - 1) / 2)
-    grid = Volume(np.zeros(tuple(n[::-1]), np.uint8), aff)
-    mask = src.resample_like(grid, order=0).array > 0
+    grid, mask = oblique_variant_mask()
     base = _stored(grid, mask, (0, 1, 2), (False, False, False)) if how == "as_is" else \
         _stored(grid, mask, (2, 0, 1), (False, False, False))
     lr = 2 - int(np.argmax(np.abs(base.ijk_to_ras[0, :3])))     # array axis nearest left-right

@@ -143,6 +143,12 @@ def test_atm_tree_is_the_same_in_every_storage_order(case):
 def test_synthetic_tree_on_an_oblique_anisotropic_grid_is_the_same_in_every_storage_order():
     """The standard variant tree resampled onto a grid rotated 20 deg about a skew axis with
     0.9 x 1.1 x 1.4 mm voxels, stored every way: the same names, branch points and lengths."""
+    _same_tree_in_every_storage(*oblique_variant_mask())
+
+
+def oblique_variant_mask():
+    """(empty grid Volume, bool mask [k, j, i] on it): the standard variant tree resampled onto a
+    grid rotated 20 deg about a skew axis with 0.9 x 1.1 x 1.4 mm voxels (nearest neighbour)."""
     from conftest import rotation
 
     from imagio.volume import make_ijk_to_ras
@@ -156,7 +162,7 @@ def test_synthetic_tree_on_an_oblique_anisotropic_grid_is_the_same_in_every_stor
     aff = make_ijk_to_ras(tuple(sp), (0.0, 0.0, 0.0), rotation((1, 2, 3), 20.0))
     aff[:3, 3] = (lo + hi) / 2 - aff[:3, :3] @ ((n - 1) / 2)
     grid = Volume(np.zeros(tuple(n[::-1]), np.uint8), aff)
-    _same_tree_in_every_storage(grid, src.resample_like(grid, order=0).array > 0)
+    return grid, src.resample_like(grid, order=0).array > 0
 
 
 def _stored_labels(vol, perm, flip):
