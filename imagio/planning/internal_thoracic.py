@@ -39,6 +39,7 @@ def parasternal_run(labels, entry_ras, target_ras, zone_mm: float, target_value:
     over the samples (one KD-tree query)."""
     from scipy.spatial import cKDTree
 
+    from .ablation.zones import box_of
     from .cartilage import STEP_MM, _region, _zone_samples
 
     reg = _region(labels) if reg is None else reg
@@ -52,11 +53,7 @@ def parasternal_run(labels, entry_ras, target_ras, zone_mm: float, target_value:
     if not len(P):
         return None
     # the sternum's voxels in the box of the wall samples + the zone (index box of its 8 corners)
-    lo, hi = P.min(0) - zone_mm, P.max(0) + zone_mm
-    corners = np.array([[x, y, zz] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for zz in (lo[2], hi[2])])
-    kji = labels.world_to_kji(corners)
-    a = np.clip(np.floor(kji.min(0)).astype(int), 0, np.array(labels.shape))
-    b = np.clip(np.ceil(kji.max(0)).astype(int) + 1, 0, np.array(labels.shape))
+    a, b = box_of(labels.ijk_to_ras, labels.shape, P.min(0) - zone_mm, P.max(0) + zone_mm, pad_vox=0)
     box = labels.array[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
     st = reg.is_st[np.minimum(box, reg.lut_n - 1)] & (box < reg.lut_n)
     if not st.any():
