@@ -1015,3 +1015,21 @@ def test_refusal_for_a_cut_body_names_the_side_to_extend(spacing, direction):
     assert "cut by the field of view at the image's posterior side" in text
     assert "extend the scan on the posterior side" in text
     assert not any(f"{s} side" in text for s in SIDE_NAMES if s != "posterior"), text
+
+
+def test_face_layer_voxels_equal_argwhere():
+    """`skin._face_layer_voxels` (the cut faces of a box-shaped data region listed from the array's
+    outer layers only, issue 20) gives np.argwhere's indices in its order for masks whose voxels
+    lie within the layers of the faces (random, and every such voxel), on several shapes, thin
+    ones included (there it is np.argwhere itself)."""
+    from imagio.planning import skin as sk
+
+    rng = np.random.default_rng(7)
+    for shape in ((5, 6, 7), (9, 5, 12), (12, 17, 8), (4, 9, 9), (30, 7, 6)):
+        near = np.zeros(shape, bool)
+        near[...] = True
+        near[2:-2, 2:-2, 2:-2] = False
+        for m in (near & (rng.random(shape) < 0.3), near, np.zeros(shape, bool)):
+            ref = np.argwhere(m)
+            got = sk._face_layer_voxels(m, 2)
+            assert got.shape == ref.shape and np.array_equal(got, ref)

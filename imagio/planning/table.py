@@ -639,17 +639,29 @@ def _key_of(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (u << 32) ^ (v & 0xFFFFFFFF)
 
 
-def _uv_box(ct, kji_sets, d: np.ndarray, bin_mm: float) -> tuple | None:
+def index_bounds(kji_sets) -> tuple | None:
+    """(lo, hi): float (3,) the least and greatest array index along k, j, i over the voxels of
+    the index arrays ``kji_sets`` ((n, 3) each); None when there is no voxel. It does not depend
+    on a direction: `locate_table_cached` takes it once per case for `_uv_box` (issue 20: each of
+    the four patient positions reduced the couch's point lists again, 0.34 CPU-s on the 1 mm
+    phantom)."""
+    boxes = [(k.min(axis=0).astype(float), k.max(axis=0).astype(float)) for k in kji_sets if len(k)]
+    if not boxes:
+        return None
+    return np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)
+
+
+def _uv_box(ct, kji_sets, d: np.ndarray, bin_mm: float, bounds: tuple | None = None) -> tuple | None:
     """(u0, nu, v0, nv): a range of `_column_uv`'s column coordinates holding every voxel of the
     index arrays ``kji_sets`` ((n, 3) each), from the RAS corners of their index boxes (u and v
     are linear in the indices: their extremes lie at the corners) widened by one bin on each
     side against rounding; None when there is no voxel. Every chunk is checked against it
-    (`locate_table`)."""
-    boxes = [(k.min(axis=0).astype(float), k.max(axis=0).astype(float)) for k in kji_sets if len(k)]
-    if not boxes:
+    (`locate_table`). ``bounds``: `index_bounds` of ``kji_sets`` when the caller has it (the
+    same range)."""
+    b = index_bounds(kji_sets) if bounds is None else bounds
+    if b is None:
         return None
-    lo = np.min([b[0] for b in boxes], axis=0)
-    hi = np.max([b[1] for b in boxes], axis=0)
+    lo, hi = b
     corners = np.array([[(lo, hi)[c >> a & 1][a] for a in range(3)] for c in range(8)])
     _, u, v = _column_uv(ct.kji_to_world(corners), d, bin_mm)
     u0, v0 = int(u.min()) - 1, int(v.min()) - 1
@@ -661,7 +673,7 @@ class _OutOfBox(Exception):
 
 
 def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: float,
-                 masks: tuple | None = None, chunk: int = CHUNK) -> TableSurface:
+                 masks: tuple | None = None, chunk: int = CHUNK, bounds: tuple | None = None) -> TableSurface:
     """The couch top along ``direction`` (see module doc). ct: CT (HU) `Volume`; body, data: the
     planner's body and data region (bool [k, j, i], `skin.outer_skin`); masks: the voxel
     indices of `patient_and_objects` when already computed (they do not depend on the
@@ -674,14 +686,15 @@ def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: floa
     about half the CPU time of a direction on the 1 mm phantom) when that range holds no more
     cells than there are points (+ 2^16), else, or should a chunk fall outside it, by sorting
     (`_locate_sorted`, the computation before): the same surface (maxima and minima are exact
-    in any order; tested against each other and against all points at once)."""
+    in any order; tested against each other and against all points at once). ``bounds``:
+    `index_bounds` of ``masks`` when the caller keeps it (`locate_table_cached`)."""
     d = np.asarray(direction, float)
     d = d / np.linalg.norm(d)
     bin_mm = float(max(ct.spacing))
     pat_kji, obj_kji = masks if masks is not None else patient_and_objects(ct, body, data, air_hu)
     if not len(pat_kji):
         return TableSurface(np.inf, False, 0.0, d, bin_mm)
-    box = _uv_box(ct, (pat_kji, obj_kji), d, bin_mm)
+    box = _uv_box(ct, (pat_kji, obj_kji), d, bin_mm, bounds)
     if box[1] * box[3] <= len(pat_kji) + len(obj_kji) + (1 << 16):
         try:
             return _locate_dense(ct, pat_kji, obj_kji, d, bin_mm, box, chunk)
@@ -796,12 +809,14 @@ def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
 
 
 def _case(ct, body, data, air_hu: float) -> tuple:
-    """(`patient_and_objects`, {direction key: `TableSurface`}) of the case (`case_masks`)."""
+    """(`patient_and_objects`, {direction key: `TableSurface`}, their `index_bounds`) of the case
+    (`case_masks`)."""
     with _LOCK:
         key = case_key(ct, body, data, air_hu)
         hit = _CACHE.get(key)
         if hit is None:
-            hit = (patient_and_objects(ct, body, data, air_hu), {})
+            masks = patient_and_objects(ct, body, data, air_hu)
+            hit = (masks, {}, index_bounds(masks))
             _CACHE.clear()
             _CACHE[key] = hit
     return hit
@@ -821,8 +836,9 @@ def locate_table_cached(problem, direction) -> TableSurface:
             sk = problem.skin
             case = _case(problem.ct, sk.body, sk.data, AIR_HU)
             problem.__dict__["_table_case"] = case
-        masks, planes = case
+        masks, planes, bounds = case
         if key not in planes:
             sk = problem.skin
-            planes[key] = locate_table(problem.ct, sk.body, sk.data, direction, AIR_HU, masks)   # data unread
+            planes[key] = locate_table(problem.ct, sk.body, sk.data, direction, AIR_HU, masks,   # data unread
+                                       bounds=bounds)
         return planes[key]
