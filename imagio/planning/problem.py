@@ -894,20 +894,29 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
     return out
 
 
-def contrast_phase(ct: Volume, labels: Volume | None) -> bool | None:
+def contrast_phase(ct: Volume, labels: Volume | None, pool: bool = False) -> bool | None:
     """Whether ``ct`` is contrast-enhanced as its labelled vessels tell (True/False), or None when
     no vessel is labelled: the median HU of the labels naming an artery, a vein, the aorta, a
     vena cava or the rules' contrast blood pool (great_vessels, `rules.segment_masks`) against
     sarcoma_biopsy.json ``viable.min_contrast_vessel_hu``
     (`sarcoma.viable.contrast_enhanced`: enhanced blood reads above it, unenhanced blood 30-60
-    HU). ``labels`` on ``ct``'s grid."""
-    if labels is None:
-        return None
-    from .sarcoma.viable import contrast_enhanced
+    HU). ``labels`` on ``ct``'s grid. ``pool``: when no vessel is labelled, the CT's own contrast
+    blood pool rule decides (`blood_pool.contrast_pool_band`, as `imagio segment` and `detect`
+    read "contrast CT": True with a pool, False without: a CT without contrast, or a portal-venous
+    or later phase, whose blood does not reach the pool's density);
+    for a CT holding the heart and great vessels (a chest CT), 0.1-2 CPU-s."""
+    seen = None
+    if labels is not None:
+        from .sarcoma.viable import contrast_enhanced
 
-    words = ("artery", "vein", "aorta", "vena_cava", "great_vessels")
-    vessels = [v for v, n in labels.labels.items() if any(w in n for w in words)]
-    return contrast_enhanced(ct, labels, vessels)
+        words = ("artery", "vein", "aorta", "vena_cava", "great_vessels")
+        vessels = [v for v, n in labels.labels.items() if any(w in n for w in words)]
+        seen = contrast_enhanced(ct, labels, vessels)
+    if seen is None and pool:
+        from ..segmentation.blood_pool import contrast_pool_band
+
+        seen = contrast_pool_band(ct) is not None
+    return seen
 
 
 def _solid_part(contrast: bool | None) -> str:
