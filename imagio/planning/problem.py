@@ -1579,17 +1579,24 @@ AIR_HOLDING = ("lung", "trachea", "airway", "bronch", "stomach", "colon", "bowel
 
 
 def target_in_lung(labels: Volume, target: Target) -> bool:
-    """Whether the labelled target lies inside the lung (inside the visceral pleura), so that a
-    path from lung into it crosses no pleura (the scorer's and the verifier's pleural counts):
-    named as a lung structure, hosted by a lung (``Target.organ``), or at least half of its
-    one-voxel outer shell (26-connected) in lung parenchyma or lung contents. An intrapulmonary
-    nodule is surrounded by parenchyma; one abutting the chest wall is entered through the pleura
-    either way. Decided from the anatomy, not the name (trial 7: a nodule named 'nod_spine'
-    counted the lung-to-nodule step as a second crossing and every path was refused)."""
+    """Whether the target lies inside the lung (inside the visceral pleura): the one definition
+    (``Target.in_lung``, set by `PlanningProblem.build`), read by the scorer's and the verifier's
+    pleural counts (a path from lung into a lung target crosses no pleura), the lung-base
+    (transdiaphragmatic) findings (`diaphragm`) and the ablation's lung words. A target is in
+    the lung when it is hosted by aerated lung (``Target.organ`` in `anatomy.AERATED_LUNG`), its
+    label (a lesion's, or for a point target the label at the point) is a lung structure (named
+    lung..., or emphysema), or at least half of that label's one-voxel outer shell (26-connected)
+    lies in lung parenchyma or lung contents. An intrapulmonary nodule is surrounded by parenchyma;
+    one abutting the chest wall is entered through the pleura either way. Decided from the
+    anatomy, not the name (trial 7: a nodule named 'nod_spine' counted the lung-to-nodule step as
+    a second crossing and every path was refused). A point on no label is not in the lung."""
     names = labels.labels
+    if (target.organ or "") in AERATED_LUNG:
+        return True
     if not target.value:
         return False
-    if names.get(target.value, "").startswith("lung") or (target.organ or "") in LUNG_PARENCHYMA:
+    name = names.get(target.value, "")
+    if name.startswith("lung") or name in AERATED_LUNG:
         return True
     from ..segmentation.common import _mask_box
 
