@@ -344,7 +344,8 @@ def bronchoscopy_rows(b: dict) -> list:
             ("reaches the lesion", r.get("reach") or r.get("reached")), ("remaining to the lesion (mm)", r.get("remaining_mm")),
             ("route length (mm)", r.get("length_mm")), ("generation", r.get("generation")),
             ("branches", " > ".join(r["route_names"] if "route_names" in r
-                                    else [n or "-" for n in r.get("branch_names") or []])),
+                                    else [n or "-" for n in r.get("branch_names") or []])
+             + (f" {r['route_names_note']}" if r.get("route_names_note") else "")),
             ("bronchus sign", r.get("bronchus_sign_reason") or r.get("bronchus_sign")),
             ("verdict", r.get("verdict"))]
     for k, t in enumerate(b.get("tunnels") or []):

@@ -124,23 +124,23 @@ def angle_uncertainty_deg(grid, sigma_mm: float, normal_ras, direction_ras) -> f
     return float(min(np.degrees(np.arctan(dcos / sin)), normal_uncertainty_deg(h, sigma_mm)))
 
 
-def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
-    """The warning (a list of at most one line) for proposal ``n`` whose entry (``entry_ras``, RAS
-    mm (3,)) the table-side rule admitted while its outward skin normal (``normal_ras``, RAS unit
-    (3,)) lies within the normal's uncertainty (`normal_uncertainty_deg`) of the rule's limit
-    (``constraints.table_exclusion_deg``, planning_defaults.json with its source): the 3D angle
-    from the couch side, and, when no couch is found under the patient, the angle in the entry's
-    axial slice for an entry on its slice's couch-side outline (`on_couch_side_of_outline` with
-    the limit widened by the uncertainty). The rule still admits such an entry (the normal may as
-    well err the other way); it is not said silently. Empty when the rule is off or there is no
-    skin model."""
+def table_band_words(problem, entry_ras, normal_ras, direction=None) -> str | None:
+    """The words (None when none) for an entry (``entry_ras``, RAS mm (3,)) the table-side rule
+    admitted while its outward skin normal (``normal_ras``, RAS unit (3,)) lies within the normal's
+    uncertainty (`normal_uncertainty_deg`) of the rule's limit (``constraints.table_exclusion_deg``,
+    planning_defaults.json with its source) from the couch side ``direction`` (RAS, patient to
+    couch; the plan's position's when None): the 3D angle from the couch side, and, when no couch
+    is found under the patient, the angle in the entry's axial slice for an entry on its slice's
+    couch-side outline (`on_couch_side_of_outline` with the limit widened by the uncertainty). The
+    rule still admits such an entry (the normal may as well err the other way); it is not said
+    silently. None when the rule is off or there is no skin model."""
     c = problem.constraints
     if problem.skin is None or "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
-        return []
+        return None
     from .distance_maps import NORMAL_SIGMA_MM
 
     lim = float(c.table_exclusion_deg)
-    d = np.asarray(c.table_direction, float)
+    d = np.asarray(c.table_direction if direction is None else direction, float)
     nrm = np.asarray(normal_ras, float).reshape(1, 3)
     e = np.asarray(entry_ras, float).reshape(1, 3)
     ang = float(np.degrees(np.arccos(np.clip(nrm[0] @ d, -1.0, 1.0))))
@@ -158,12 +158,18 @@ def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
                 how = (f"its skin normal is {a2:.0f} deg from the couch side in its axial slice, at the body's "
                        "couch-side edge there (no couch in view)")
     if how is None:
-        return []
+        return None
     sp = "x".join(f"{v:g}" for v in np.round(np.asarray(problem.ct.spacing, float), 2))
-    return [f"proposal {n}: {how}, within the normal's uncertainty on this grid (+-{band:.0f} deg: {sp} mm voxels, "
+    return (f"{how}, within the normal's uncertainty on this grid (+-{band:.0f} deg: {sp} mm voxels, "
             f"skin normal smoothed over {NORMAL_SIGMA_MM:g} mm) of the {lim:g} deg table-side limit "
-            "(planning_defaults.json table_exclusion_deg): admitted, but it may face the couch the patient lies on; "
-            "check on the images that the entry is reachable in this position"]
+            "(planning_defaults.json table_exclusion_deg): admitted, but it may face the couch the patient lies on")
+
+
+def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
+    """The warning (a list of at most one line) for proposal ``n`` whose entry may face the couch
+    (`table_band_words` in the plan's position)."""
+    how = table_band_words(problem, entry_ras, normal_ras)
+    return [f"proposal {n}: {how}; check on the images that the entry is reachable in this position"] if how else []
 
 
 def on_couch_side_of_outline(ct, body, entry_ras, normal_ras, direction, max_deg: float) -> np.ndarray:

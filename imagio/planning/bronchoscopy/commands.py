@@ -261,7 +261,7 @@ def cmd_bronch(args) -> int:
     from .mask_checks import reformat_note, require_mask_on_air
     from ...segmentation.airways import check_slice_thickness
     from ...label_registration import classes_from_labels, require_registered
-    from .route import check_root, implausible_scope, scope_and_tolerance, scope_diameter
+    from .route import check_root, implausible_scope, names_side_note, route_names, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
     from ..commands import refuse_foreign_outputs
     from ...volume import as_ras_canonical
@@ -350,6 +350,9 @@ def cmd_bronch(args) -> int:
     bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct,
               others=structures)
     bp.warnings += notes
+    # the route's names against the label map's side at the target (trial 92 L4: mirrored inputs)
+    at = int(np.asarray(structures.sample(np.asarray(target.centre, float)[None], order=0)).ravel()[0])
+    bp.route.names_note = names_side_note(route_names(bp.route.branch_names), structures.labels.get(at))
     # a target outline `imagio lesion` flagged (leaked, size withheld, ...): the route is measured to
     # that outline's surface, so "reached" may be the leak's; said first (trial 75; `outline_doubts`)
     from ...outline_doubts import target_warning
@@ -399,6 +402,7 @@ def cmd_bronch(args) -> int:
                       "bronchus_sign": r.bronchus_sign, "target_segment": target_name, "verdict": r.verdict,
                       "bronchus_sign_reason": r.bronchus_sign_reason, "tunnels": len(bp.tunnels),
                       **({"tunnel_problem": bp.tunnel_problem} if bp.tunnel_problem else {}),
+                      "route": " -> ".join(route_names(r.branch_names)) + (f" {r.names_note}" if r.names_note else ""),
                       "target_lobe": r.target_lobe, "end_lobe": r.end_lobe,
                       "branches": tree.summary()["n_branches"], "warnings": doc["warnings"]}, indent=1))
     # on stderr too, as every command says them (trial 34 F2: in the JSON only); the scope's said before any work

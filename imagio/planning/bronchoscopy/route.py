@@ -191,6 +191,8 @@ class Route:
                                       # resolution limit (verdict.stop_is_resolved): the airway may be wide enough
     left_out_piece: dict | None = None  # not reached: the airway piece left out of the tree that comes closer
                                         # to the lesion than the route's end (verdict.left_out_piece), else None
+    names_note: str = ""              # the route's names contradict the label map's side at the target
+                                      # (`names_side_note`), said beside the names wherever they are written
 
     @property
     def reached_said(self) -> bool | None:
@@ -212,6 +214,7 @@ class Route:
                 "length_mm": round(self.length_mm, 1), "generation": self.generation,
                 "branch_ids": self.branch_ids, "branch_names": self.branch_names,
                 "route_names": route_names(self.branch_names),
+                **({"route_names_note": self.names_note} if self.names_note else {}),
                 "min_diameter_mm": round(self.narrowest_mm, 2) if np.isfinite(self.narrowest_mm) else None,
                 "verdict": self.verdict, "stop_resolved": self.stop_resolved,
                 "left_out_piece": self.left_out_piece,
@@ -471,6 +474,29 @@ def route_names(branch_names) -> list[str]:
         if n and (not out or out[-1] != n):
             out.append(n)
     return out
+
+
+def _side_of_name(name: str) -> str | None:
+    """"left" / "right" as an airway or lung label name states its side (left_main_bronchus, LB3,
+    lung_upper_lobe_right, lung_left), else None (trachea, a lesion's label)."""
+    low = name.lower()
+    for side, code in (("left", "lb"), ("right", "rb")):
+        if low.startswith((side + "_", code)) or low.endswith("_" + side) or f"_{side}_" in low:
+            return side
+    return None
+
+
+def names_side_note(names: list[str], label_name: str | None) -> str:
+    """'' or the note a route's names carry when their side (the deepest named airway with one:
+    `_side_of_name`) contradicts the side of ``label_name``, the label the target lies in (new-user
+    trial 92 L4: on a mirrored CT and label map "left_main_bronchus -> left_upper_lobe_bronchus ->
+    LB3" led to a target the label map calls lung_right; the mirror warnings were apart)."""
+    route = next((s for s in map(_side_of_name, reversed(names)) if s), None)
+    there = _side_of_name(label_name) if label_name else None
+    if not route or not there or route == there:
+        return ""
+    return (f"(names contradict the label map's side: the route's names say {route}, the label map calls the "
+            f"target's place {label_name}: see warning)")
 
 
 def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None = None,
