@@ -285,15 +285,20 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
     core darker than its wall (the profile across a tube of air in tissue), by ``min_contrast_hu``
     (``airway_limits.json`` leak.wall, with sources); a leak of the mask through the lung shows
     neither, and a core denser than ``max_core_hu`` (a contrast-filled vessel or calcification:
-    no air lumen reads denser than its wall) is never a bronchus. Returns {"evident": [n] bool (True where the CT gives no value), "core", "wall",
-    "ref": [n] HU, "resolved": [n] bool (the lumen more than ``verdict.UNRESOLVED_VOXELS`` CT
-    voxels across, as `verdict.unresolved_calibre` counts it)}."""
+    no air lumen reads denser than its wall) is never a bronchus. The lumen radius is the tree's
+    (the wall distance), on the trachea and main bronchi at least their section's
+    (`section.central_radius`: a pinhole in the mask, or an oval lumen, puts a ring at the wall
+    distance inside their air, and the mask's true airway was refused as not on the CT: new-user
+    trial 94). Returns {"evident": [n] bool (True where the CT gives no value), "core", "wall",
+    "ref": [n] HU, "radius": [n] mm, the lumen radius used, "resolved": [n] bool (the lumen more
+    than ``verdict.UNRESOLVED_VOXELS`` CT voxels across, as `verdict.unresolved_calibre` counts it)}."""
+    from .section import central_radius
     from .verdict import UNRESOLVED_VOXELS
 
     cfg = limits()["leak"]["wall"]
     ids = np.asarray(ids, int)
     vox = float(np.max(ct.spacing))
-    pts, r = tree.points[ids], tree.radius[ids]
+    pts, r = tree.points[ids], central_radius(tree, ids)
     tangent = np.gradient(pts, axis=0) if len(ids) > 1 else np.array([[0.0, 0.0, 1.0]])
     n = int(cfg["ring_samples"])
     core = ct.sample(pts, order=1, fill=np.nan)
@@ -306,7 +311,7 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
     known = np.isfinite(core) & np.isfinite(wall) & np.isfinite(ref)
     evident = ~known | (np.abs(core - ref) >= c) | (wall - ref >= c) | (wall - core >= c)
     evident &= ~(core > float(cfg["max_core_hu"]))   # denser than any wall: a vessel or calcification
-    return {"evident": evident, "core": core, "wall": wall, "ref": ref,
+    return {"evident": evident, "core": core, "wall": wall, "ref": ref, "radius": r,
             "resolved": 2 * r > UNRESOLVED_VOXELS * vox}
 
 
@@ -340,7 +345,7 @@ def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
         out.append({"ids": ids, "mm": mm, "resolved": bool(np.mean(ev["resolved"][s:e]) >= 0.5),
                     "core_hu": float(np.nanmedian(ev["core"][s:e])), "ref_hu": float(np.nanmedian(ev["ref"][s:e])),
                     "wall_hu": float(np.nanmedian(ev["wall"][s:e])),
-                    "lumen_mm": float(np.median(2 * tree.radius[ids])),
+                    "lumen_mm": float(np.median(2 * ev["radius"][s:e])),
                     "ras": np.round(tree.points[ids[0]], 1).tolist()})
     return out
 
