@@ -71,7 +71,7 @@ def _scene(trachea_r=None, above_mm=0.0, below_top_mm=25.0):
 
 
 def _pinholes(vol: Volume, top_mm: float) -> Volume:
-    """The mask with a pinhole pattern in its trachea's top ``top_mm``: every voxel within 2.5 mm of the
+    """The mask with a pinhole pattern in its trachea's top ``top_mm``: every voxel within 4 mm of the
     trachea's axis whose indices sum to a multiple of 7 removed (about one in seven: speckle the
     segmentation leaves in the lumen, as ATM 305 SanmedAI's top slices)."""
     m = vol.array > 0
@@ -80,7 +80,7 @@ def _pinholes(vol: Volume, top_mm: float) -> Volume:
     top = w[:, 2].max()
     sel = w[:, 2] > top - top_mm
     axis_xy = np.median(w[sel, :2], axis=0)
-    hole = sel & (np.linalg.norm(w[:, :2] - axis_xy, axis=1) < 2.5) & (idx.sum(1) % 7 == 0)
+    hole = sel & (np.linalg.norm(w[:, :2] - axis_xy, axis=1) < 4.0) & (idx.sum(1) % 7 == 0)
     out = m.copy()
     out[tuple(idx[hole].T)] = False
     return vol.with_array(out.astype(np.uint8))
@@ -105,19 +105,19 @@ def test_the_scene_reaches_the_top_edge_of_an_oblique_flipped_grid():
 
 
 def test_root_width_is_the_mask_calibre_unbiased():
-    """The root width reads the drawn trachea's diameter within a tenth of a voxel diagonal, wider
-    than the wall distance reads it; a narrow adult trachea (11 mm) whose mask ends 30 mm below
-    the image's top is taken as a trachea (trial 93 F2: refused, its width read 9.9 mm)."""
-    for r, above in ((8.0, 0.0), (5.5, 30.0)):
+    """The root width (check_root's) reads the drawn trachea's diameter within a tenth of a voxel
+    diagonal and 0.3 mm, wider than the wall distance reads it; a narrow adult trachea (10.4 mm)
+    whose mask ends 30 mm below the image's top is taken as a trachea (trial 93 F2: a normal
+    trachea refused, its width read under 10 mm; here the wall distance reads 9.9 mm)."""
+    for r, above in ((8.0, 0.0), (5.2, 30.0)):
         vol, _, r_drawn = _scene(trachea_r=r, above_mm=above)
         t = B.extract_tree(vol, root_check=False)
         assert (t.top_gap_mm > 25.0) == (above > 0)
         w = root_width_mm(t)
         gen0 = np.concatenate([b.point_ids for b in t.branches if b.generation == 0])
         edt_width = 2 * float(np.median(t.radius[gen0]))
-        assert abs(w - 2 * r_drawn) < 0.1 * t.voxel_diag_mm + 0.3, (w, 2 * r_drawn, edt_width)
-        assert w > edt_width
-        assert check_root(t) == pytest.approx(w)
+        assert abs(check_root(t) - 2 * r_drawn) < 0.1 * t.voxel_diag_mm + 0.3, (w, 2 * r_drawn, edt_width)
+        assert w == check_root(t) and w > edt_width
     assert w >= MIN_TRACHEA_IN_VIEW_MM
 
 
@@ -132,17 +132,17 @@ def test_a_narrow_root_ending_in_view_is_refused_without_saying_the_trachea_is_a
     with pytest.raises(InputError) as e:
         check_root(t)
     msg = str(e.value)
-    assert f"root is {w:.1f} mm wide" in msg and "narrow trachea" in msg and "ends 3" in msg
+    assert f"root is {w:.1f} mm wide" in msg and "narrow trachea" in msg and "below the image's superior edge" in msg
     assert "the trachea is not in the airway mask" not in msg
 
 
 def test_pinholes_in_the_trachea_top_do_not_refuse_the_mask_of_this_ct():
-    """Pinholes in the top 8 mm of the trachea's mask, which meets the image's top edge: the CT
+    """Pinholes in the top 15 mm of the trachea's mask, which meets the image's top edge: the CT
     check reads the trachea's wall and plans (new-user trial 94: refused as 'the CT shows no
     airway where the airway mask has its central airways'); the wall distance alone reads the
     lumen there under 10 mm."""
     vol, ct, r_drawn = _scene()
-    holed = _pinholes(vol, 8.0)
+    holed = _pinholes(vol, 15.0)
     t = B.extract_tree(holed, root_check=False)
     top = np.concatenate([b.point_ids for b in t.branches if b.generation == 0])
     top = top[t.points[top, 2] > t.points[top, 2].max() - 6.0]
