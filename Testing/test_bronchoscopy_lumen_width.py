@@ -11,11 +11,9 @@ onto a grid rotated 20 deg about a skew axis, with two of its axes reversed and 
 1.1 mm voxels; its CT built from the mask as drawn (lumen air, a 2-voxel wall of 50 HU, lung
 -850 HU around the airways, soft tissue 40 HU above the lungs)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from conftest import rotation
+from conftest import rotation, shared_case
 from scipy import ndimage
 
 from imagio.errors import InputError
@@ -25,7 +23,6 @@ from imagio.planning.bronchoscopy.route import MIN_TRACHEA_IN_VIEW_MM, check_roo
 from imagio.planning.bronchoscopy.tree import _superior_axis
 from imagio.volume import Volume, make_ijk_to_ras
 
-ATM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "atm22-airways"
 SP = (0.75, 0.85, 1.1)   # i, j, k mm
 
 
@@ -176,3 +173,37 @@ def _mirrored(vol: Volume) -> Volume:
     out = np.zeros(vol.shape, np.uint8)
     out[tuple(k[ok].T)] = 1
     return vol.with_array(ndimage.binary_closing(out > 0).astype(np.uint8))
+
+
+@pytest.mark.data
+def test_atm_sanmedai_mask_on_its_ct_plans_and_moved_or_mirrored_is_refused():
+    """ATM 305 SanmedAI (pinholes in its top six tracheal slices, the trachea leaving the image's
+    top), RAS-canonical as bronch stores it, on a CT built from the mask as trial 94 built it
+    (lumen -1000 HU, a 2-voxel wall of 50 HU, lung -850 HU around the airways below the top 48
+    mm, soft tissue 40 HU): planned (trial 94: refused, 'lumen 5.9 mm'); the mask moved 10 mm
+    left-right or front-back or 20 mm down against the same CT, or mirrored left-right about the
+    image's centre, is refused as not on this CT."""
+    from imagio import io
+    from imagio.volume import as_ras_canonical
+
+    v = as_ras_canonical(io.read_labels(shared_case("atm22-airways", "ATM_305_0000_pred_SanmedAI.nii.gz")))[0]
+    m = v.array > 0
+    s = v.kji_to_world(np.indices(v.shape).reshape(3, -1).T)[:, 2].reshape(v.shape)
+    ct = np.full(v.shape, 40, np.int16)
+    ct[ndimage.binary_dilation(m, iterations=8) & (s < s[m].max() - 48.0)] = -850
+    ct[ndimage.binary_dilation(m, iterations=2) & ~m] = 50
+    ct[m] = -1000
+    ct = v.with_array(ct)
+    target = B.Target.from_point(np.array([104.4, -5.6, -809.2]))   # trial 94's target, right lower lobe
+    p = B.plan(B.extract_tree(v, root_check=False), target, "thin", ct=ct)
+    assert len(p.route.point_ids) > 0
+    centre = v.kji_to_world((np.asarray(v.shape, float)[None] - 1) / 2)[0]
+    mirror = v.ijk_to_ras.copy()
+    mirror[0, :] *= -1.0                        # x -> 2 x0 - x about the image's centre
+    mirror[0, 3] += 2.0 * centre[0]
+    for moved in [_moved(v, (10.0, 0.0, 0.0)), _moved(v, (0.0, 10.0, 0.0)), _moved(v, (0.0, 0.0, -20.0)),
+                  Volume(v.array, mirror)]:
+        t = B.extract_tree(moved, root_check=False)
+        with pytest.raises(InputError, match="the CT shows no airway where the airway mask has its central airways"):
+            B.plan(t, target, "thin", ct=ct)
+
