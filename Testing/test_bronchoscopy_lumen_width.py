@@ -207,3 +207,31 @@ def test_atm_sanmedai_mask_on_its_ct_plans_and_moved_or_mirrored_is_refused():
         with pytest.raises(InputError, match="the CT shows no airway where the airway mask has its central airways"):
             B.plan(t, target, "thin", ct=ct)
 
+
+
+@pytest.mark.data
+@pytest.mark.xfail(strict=True, reason="trial 90b M2: the tree is rooted at the most superior centreline point, which "
+                                       "on a scan whose top edge also cuts upper-lobe bronchi is one of theirs "
+                                       "(tree._rooted_tree's root choice)")
+def test_a_scan_starting_15_mm_above_the_carina_is_rooted_at_the_trachea():
+    """ATM 305 YangLab cut by an axial top face 15 mm above its carina (as the whole mask's tree
+    places it): the image's top edge cuts the trachea and upper-lobe bronchi. The tree is rooted
+    at the trachea (check_root's width that of the whole mask's trachea within 2 mm) and its
+    carina lies within two voxel diagonals of the whole mask's. Today the root is an upper-lobe
+    bronchus's end on the top face (3.5 mm wide; the carina 50 mm off): refused as no trachea."""
+    from imagio import io
+    from imagio.planning.bronchoscopy.root_check import central_points
+
+    v = io.read_labels(shared_case("atm22-airways", "ATM_305_0000_pred_YangLab.nii.gz"))
+    whole = B.extract_tree(v, root_check=False)
+    carina = central_points(whole)["carina"]
+    ax = 2 - int(np.argmax(np.abs(v.direction[2, :])))           # array axis along S
+    line = np.zeros((v.shape[ax], 3))
+    line[:, ax] = np.arange(v.shape[ax])
+    keep = np.flatnonzero(v.kji_to_world(line)[:, 2] <= carina[2] + 15.0)
+    lo, hi = np.zeros(3, int), np.asarray(v.shape)
+    lo[ax], hi[ax] = keep.min(), keep.max() + 1
+    t = B.extract_tree(v.crop(lo, hi), root_check=False)
+    assert t.top_gap_mm == 0
+    assert abs(check_root(t) - root_width_mm(whole)) < 2.0
+    assert np.linalg.norm(central_points(t)["carina"] - carina) < 2 * t.voxel_diag_mm
