@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 from ...errors import InputError
 from ...volume import Volume
+from .section import plane_basis
 
 LIMITS_FILE = Path(__file__).resolve().parents[2] / "data" / "airway_limits.json"
 
@@ -264,12 +265,7 @@ def unchecked_reach(tree, route, ct: Volume) -> str:
 def _rings(ct: Volume, pts: np.ndarray, tangent: np.ndarray, radius: np.ndarray, n: int) -> np.ndarray:
     """[len(pts), n] CT values (trilinear) on a circle of ``radius`` (mm, per point) around each
     point, in the plane normal to its ``tangent``."""
-    t = tangent / np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
-    a = np.cross(t, [1.0, 0.0, 0.0])
-    flat = np.linalg.norm(a, axis=1) < 0.3
-    a[flat] = np.cross(t[flat], [0.0, 1.0, 0.0])
-    a /= np.linalg.norm(a, axis=1, keepdims=True)
-    b = np.cross(t, a)
+    a, b = plane_basis(tangent)
     ang = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     q = pts[:, None] + radius[:, None, None] * (np.cos(ang)[None, :, None] * a[:, None] + np.sin(ang)[None, :, None] * b[:, None])
     return ct.sample(q.reshape(-1, 3), order=1, fill=np.nan).reshape(len(pts), n)

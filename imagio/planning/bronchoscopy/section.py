@@ -44,6 +44,17 @@ def lumen_volume(airways: Volume, crop: np.ndarray, lo) -> Volume:
     return Volume(out, m, scanner_coordinates=airways.scanner_coordinates)
 
 
+def plane_basis(tangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two [n, 3] unit vectors (RAS) spanning the plane normal to each of ``tangent`` ([n, 3], any
+    length), orthogonal to each other."""
+    t = tangent / np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
+    a = np.cross(t, [1.0, 0.0, 0.0])
+    flat = np.linalg.norm(a, axis=1) < 0.3
+    a[flat] = np.cross(t[flat], [0.0, 1.0, 0.0])
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    return a, np.cross(t, a)
+
+
 def tangents(tree, ids: np.ndarray, half_mm: float = 2.0) -> np.ndarray:
     """[n, 3] unit centreline directions (RAS) at the points ``ids`` of ``tree``: along each
     point's branch, from the point ``half_mm`` before to the one ``half_mm`` after it (the
@@ -85,11 +96,7 @@ def equivalent_diameters(lumen: Volume, points: np.ndarray, tangent: np.ndarray,
     if not len(pts):
         return out
     step = 0.5 * float(np.min(lumen.spacing))
-    a = np.cross(t, [1.0, 0.0, 0.0])
-    flat = np.linalg.norm(a, axis=1) < 0.3
-    a[flat] = np.cross(t[flat], [0.0, 1.0, 0.0])
-    a /= np.linalg.norm(a, axis=1, keepdims=True)
-    b = np.cross(t, a)
+    a, b = plane_basis(t)
     plane = np.zeros((3, 3, 3), bool)
     plane[1] = True                                   # in-plane 8-neighbours, no link between sections
     cross = ndimage.generate_binary_structure(3, 1) & plane   # in-plane 4-neighbours (the holes' background)
