@@ -321,7 +321,7 @@ def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
     than ``verdict.UNRESOLVED_VOXELS`` CT voxels across (the CT could show its core and wall: a
     leak) or not (it cannot: unverified), "core_hu", "wall_hu", "ref_hu": medians of the centre, the
     wall ring and the ring beyond it, "lumen_mm": median
-    diameter, "ras": its start}."""
+    diameter (of the radius the rings were placed by, `bronchus_evidence`), "ras": its start}."""
     from .verdict import UNRESOLVED_VOXELS
 
     path = np.asarray(path, int)
