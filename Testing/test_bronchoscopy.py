@@ -414,10 +414,12 @@ def test_slicer_logic_plans_from_segmentation_nodes(ph):
 def test_a_tree_without_its_trachea_is_refused_naming_the_missing_trachea(ph):
     """Trial 10 F6: a slab without the trachea (LIDC-0001) was refused as 'the thin (4.2 mm) does
     not fit the trachea'. A tree cut from the phantom's right lower airways (its root a
-    segmental calibre, measured here independently on the tree's own radii) is refused naming
-    the missing trachea, whatever the scope: one the root fits was planned before, from a bronchus
-    named 'trachea'."""
+    segmental calibre, as check_root measures it: `route.root_width_mm`, the mean section) is
+    refused naming the missing trachea, whatever the scope: one the root fits was planned before,
+    from a bronchus named 'trachea'."""
     import cc3d
+
+    from imagio.planning.bronchoscopy.route import root_width_mm
 
     m = ph.labels.mask("trachea", "airways")
     idx = np.argwhere(m)
@@ -426,8 +428,7 @@ def test_a_tree_without_its_trachea_is_refused_naming_the_missing_trachea(ph):
     part = np.zeros_like(m)
     part[tuple(idx[sel].T)] = True
     t = B.extract_tree(ph.labels, cc3d.largest_k(part, k=1) > 0)
-    root = np.concatenate([b.point_ids for b in t.branches if b.generation == 0])
-    width = 2 * float(np.median(t.radius[root]))
+    width = root_width_mm(t)
     assert width < 8.0      # a lobar/segmental calibre (adult trachea 10-25 mm, Breatnach 1984)
     for scope in (width + 1.0, max(width - 1.0, 1.0)):
         with pytest.raises(InputError, match=f"root is {width:.1f} mm wide.*not a trachea"):
