@@ -7,11 +7,11 @@ its cortex, denser than the pool (`bones.native_cortex_seeds`). A rib's cortex i
 common resolution (3 mm) its peak falls into or below the pool's band (Prevrhal S, Engelke K,
 Kalender WA, Phys Med Biol 1999;44:751-764), so a rib not joined to the spine lost every seed and
 was dropped whole (the chest CTA at 3 mm isotropic: ribs 139 mL against 199 mL at its native
-1.5 mm; 1.5 x 1.5 x 5 mm: 148 mL).
+1.5 mm; 1.5 x 1.5 x 5 mm: 148 mL; now 162 and 167 mL).
 
 The synthetic chest here (`synthetic_ct.make_ct`: ribs that do not reach the spine) gets an
-enhanced aorta (400 HU) and ribs of 1 mm cortex (700 HU: a rib's cortex reads 420-700 HU on the chest CTA at 1.5 mm) around marrow (150 HU), drawn on a
-1 mm grid; the coarser grids are that image blurred by each new voxel's box (a Gaussian of
+enhanced aorta (400 HU) and ribs of 1 mm cortex (700 HU: a thin rib's cortex peaks at 420-700 HU
+on the chest CTA at 1.5 mm) around marrow (150 HU), drawn on a 1 mm grid; the coarser grids are that image blurred by each new voxel's box (a Gaussian of
 variance (t^2 - s^2) / 12 mm^2 along each coarser axis, as a thicker reconstruction averages
 its slab) and linearly resampled, on an axis-aligned, a flipped and an oblique anisotropic
 grid."""
