@@ -349,6 +349,13 @@ def resolve_target(labels: Volume, target) -> Target:
         if target not in inv:
             raise InputError(f"target structure {target!r} is not in the label map; it has "
                              f"{sorted(inv)} (or give a point as R,A,S in mm)")
+        if is_outline(target):
+            # new-user trial 95 F1: a biopsy "of body" (its deepest point) was planned and called compliant
+            raise InputError(f"target {target!r} is the patient's outline (it holds every structure), not a "
+                             "target: give the lesion's label name"
+                             + (f" (lesion-like labels here: {', '.join(sorted(n for n in inv if looks_like_lesion(n)))})"
+                                if any(looks_like_lesion(n) for n in inv) else "")
+                             + " or a point R,A,S in mm inside it")
         mask = labels.array == inv[target]
         if not mask.any():
             raise InputError(f"target structure {target!r} has no voxels in the label map")
@@ -361,6 +368,29 @@ def resolve_target(labels: Volume, target) -> Target:
                          f"({labels.outside_text(p)})")
     value = int(labels.sample(p[None], order=0)[0])
     return Target(p, labels.labels.get(value, "point"), value, point_given=True)
+
+
+LESION_WORDS = ("tumor", "tumour", "nodule", "lesion", "metast", "sarcoma", "carcinom", "neoplas")
+LESION_TOKENS = ("gtv", "mass", "masses")
+
+
+def looks_like_lesion(name: str) -> bool:
+    """True for a label name that names a lesion: a word of ``LESION_WORDS`` anywhere in it
+    (liver_tumor_1, lung_nodule_2, metastasis, sarcoma_1, soft_tissue_sarcoma) or a whole
+    '_'/'-'/' '-separated part of ``LESION_TOKENS`` (GTV_Mass, mass_2; not 'masseter'), any case.
+    Used to offer lesions first as targets (IMAGIO Web, the Slicer modules) and never to decide
+    what is passable. The sarcoma planner's own tumour patterns (sarcoma_biopsy.json) all match."""
+    n = str(name).lower()
+    return any(w in n for w in LESION_WORDS) or any(t in LESION_TOKENS for t in re.split(r"[_\- ]+", n))
+
+
+def is_outline(name: str) -> bool:
+    """True for the patient's outline, a container of every structure and so never a target or a
+    tumour: planning_defaults ``unlabelled_organ.outline_names`` (body, body_trunc,
+    body_extremities: TotalSegmentator's body task and IMAGIO's rule-based body) and ``skin``."""
+    from .soft_tissue import limits
+
+    return str(name) in set(limits()["outline_names"]) | {"skin"}
 
 
 def is_lesion(name: str) -> bool:

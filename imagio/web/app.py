@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from ..errors import ImagioError, InputError
-from .content import case_name, chosen_first, device_choices, page_title, proposal_rows, scope_choices, setting_choices, target_choices
+from .content import (case_name, chosen_first, default_target, device_choices, page_title, proposal_rows, scope_choices,
+                      setting_choices, target_choices)
 from .ui import build_ui
 from .views import layout_views, display_xy, planning_layouts, software_gl
 
@@ -220,7 +221,7 @@ class PlanningWorkstation:
         names = target_choices(segment_names(self.segmentation))
         with self.state:
             self.state.targets = names
-            self.state.target = names[0] if names else None
+            self.state.target = default_target(names)
             self.state.case_loaded = True
             self.state.status = (f"{self.ct.GetName()}: {len(names)} structures. Choose the target and press Plan.")
             self.state.devices = device_choices()
