@@ -94,7 +94,8 @@ Every threshold, with its published source or its stated method reason, is in
 4. Separation by morphology: from the click, an ascent on the region's distance map (over the
    26 neighbours and the inscribed ball, so thick-slice plateaus do not stop it) finds the
    lesion's core (its largest inscribed ball near the click, radius R); the region is opened
-   with a ball of radius 0.5 R (at least ``open_mm``): vessels, bronchial walls, pleural tags and
+   with a ball of radius 0.5 R (at least ``open_mm``, and at least the finest voxel when R exceeds
+   it: a finer ball opens nothing on the grid): vessels, bronchial walls, pleural tags and
    bridges to neighbouring tissue narrower than the lesion are cut wherever the click lies inside
    the lesion. The one-voxel layer the opening shaves off is given back. A lung lesion's
    half-maximum region is grown from the core its first region gives the click (a click on a
@@ -2971,7 +2972,9 @@ def _solid_click_grew_into_fat(a, mask, seed, sk, depth_kji) -> bool:
     stays the largest spacing (judging a deeper core there makes a part-solid nodule's
     solid-to-ground-glass blend read as fat). A cavity (gas,
     below ``GAS_MEDIAN_HU``) and the one-voxel layer of its wall are left out of the core: a
-    cavitating nodule's filled cavity and its blurred wall read -190..-30 HU together."""
+    cavitating nodule's filled cavity and its blurred wall read -190..-30 HU together.
+    A region the lung encloses (`_enclosed_by_lung`) holds no body fat: False (a thin lesion's
+    whole core lies in its partial-volume blur: the phantom's 5 mm-thick perifissural nodule)."""
     from .common import bbox_slices, erode_mm
 
     if _click_stats(a, seed, sk)[0] <= FAT_MAX_HU or not mask.any():
