@@ -174,6 +174,32 @@ def test_slicing_morphology_matches_scipy():
         assert (erode6(dilate6(m)) == ndimage.binary_closing(m, s6)).all()
 
 
+@pytest.mark.parametrize("slab", [1, 2, 3, 5, 13, None])
+def test_dilation_and_by_slabs_is_the_whole_volumes(slab):
+    """`skin._dilate6_and` (issue 20: the skin next to exterior air built slab by slab from the
+    packed exterior, so that no dilated copy of the volume is held beside it) equals scipy's
+    6-neighbourhood ``binary_dilation`` of the whole volume ANDed with the other mask, read from
+    a bool array and from a `PackedMask`: slabs of one slice to more than the volume, voxels on
+    the first and last slices and at every slab's faces (a slab dilated without its neighbour
+    slices loses the voxels just across them; one that reads beyond the volume gains some)."""
+    from scipy import ndimage
+
+    from imagio.planning.skin import PackedMask, _dilate6_and
+
+    rng = np.random.default_rng(11)
+    s6 = ndimage.generate_binary_structure(3, 1)
+    for shape in ((13, 9, 11), (1, 6, 7), (8, 1, 5)):
+        m = rng.random(shape) > 0.85
+        m[0, 0, 0] = m[-1, -1, -1] = True
+        other = rng.random(shape) > 0.3
+        want = ndimage.binary_dilation(m, s6) & other
+        assert want.any() and not want.all()
+        for src in (m, PackedMask(m)):
+            got = _dilate6_and(src, other, slab=slab)
+            assert got.dtype == bool and got.shape == shape
+            assert np.array_equal(got, want), (shape, slab, type(src))
+
+
 def test_path_through_the_gap_between_arm_and_trunk_is_rejected():
     """An 'arm' beside the trunk with an air gap: entries on the arm's outer skin reach the
     target only through the gap; the scorer flags them (leaves_body) and none is proposed."""

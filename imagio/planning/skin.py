@@ -830,6 +830,23 @@ def _write_nodes(labs: list, corners, offs, want: np.ndarray, out: np.ndarray) -
     return out
 
 
+def _dilate6_and(mask, other: np.ndarray, slab: int | None = None) -> np.ndarray:
+    """``morph6.dilate6(mask) & other`` (bool [k, j, i]; ``mask`` bool or `PackedMask`, C
+    order), ``slab`` slices at a time (default: `SLAB` voxels), each dilated with its neighbour
+    slice on either side (the 6-neighbourhood reads one slice along k; beyond the volume's faces
+    nothing, as ``dilate6``): the same mask, with no dilated copy of the whole volume beside
+    ``mask`` and ``other`` (issue 20: the skin model's peak holds ``mask`` packed)."""
+    nk = int(other.shape[0])
+    slab = int(slab or max(1, SLAB // max(1, int(np.prod(other.shape[1:])))))
+    out = np.empty(other.shape, bool)
+    for k0 in range(0, nk, slab):
+        k1 = min(k0 + slab, nk)
+        a, b = max(k0 - 1, 0), min(k1 + 1, nk)
+        d = dilate6(mask[a:b])
+        np.logical_and(d[k0 - a:k1 - a], other[k0:k1], out=out[k0:k1])
+    return out
+
+
 def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: bool = True,
                 pack: bool = False) -> SkinModel:
     """`outer_skin` without the cache and without a target. ``box_shortcut``: when the data
@@ -884,12 +901,13 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
         z = np.zeros(ct.shape, bool)
         return SkinModel(keep(data), keep(z), keep(exterior), keep(z), keep(z), None, fill_value,
                          outside_air_hu=air_lim, outside_air_median_hu=air_ref)
+    exterior = keep(exterior)   # packed through the body's labelling (issue 20: its peak)
     # the largest tissue piece is one 6-connected set, and tissue is never exterior air: it lies
     # in one component of data & ~exterior, the one at any of its voxels
     if slabs:
         body = _component_at_by_slab(lambda a, b: data[a:b] & ~exterior[a:b], ct.shape[0], first)
     else:
-        rest = cc3d.connected_components(data & ~exterior, connectivity=6)
+        rest = cc3d.connected_components(data & ~np.asarray(exterior), connectivity=6)
         body = rest == rest[first]
         del rest
     # No hole filling is needed: every voxel outside ``body`` is 6-connected to the array's
@@ -897,9 +915,7 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     # rim); exterior air is in-plane connected to a seed on the data region's boundary, whose
     # face neighbour is non-data; any other component of data & ~exterior has only exterior or
     # non-data face neighbours. So ``body`` has no cavity (fill_voids found none: tested).
-    skin = dilate6(exterior)   # next to exterior air, built in place (no second mask)
-    exterior = keep(exterior)
-    skin &= body
+    skin = _dilate6_and(exterior, body)   # next to exterior air, in the body
     if box:   # the 6- and the 26-erosion of the box [1, n - 1) are the box [2, n - 2)
         for ax_ in range(3):   # not within two layers of the array's faces
             for layers in (slice(0, 2), slice(-2, None)):
