@@ -433,8 +433,8 @@ def test_box_shortcut_equals_the_volume_passes():
 
 def test_in_plane_reach_by_slices_equals_scipy_labelling_of_the_volume():
     """Exterior air found slice by slice equals scipy's labelling of the whole volume with the
-    in-plane structure, for each array axis; slices with one seed, several and none are
-    covered; with the CT's values, a seeded piece is kept when more than half of its voxels
+    in-plane structure, for each array axis, also written in place into the mask; slices with
+    one seed, several and none are covered; with the CT's values, a seeded piece is kept when more than half of its voxels
     (scipy's per-label sums) lie below the limit (issue 20: counted on the seeded pieces'
     voxels only, with one comparison for a slice's single piece)."""
     from scipy import ndimage
@@ -461,6 +461,12 @@ def test_in_plane_reach_by_slices_equals_scipy_labelling_of_the_volume():
         ok = ids[2 * gas > size]
         kept, dropped = kept + len(ok), dropped + len(ids) - len(ok)
         assert (sk._in_plane_reach(air, seeds, ax, hu, -700.0) == np.isin(comp, ok)).all(), ax
+        # in place (issue 20: the skin model's peak): written into a copy of the mask and
+        # returned, the same voxels (slices without a seed cleared, seeded ones rewritten)
+        work = air.copy()
+        got = sk._in_plane_reach(work, seeds, ax, hu, -700.0, in_place=True)
+        assert got is work and (got == np.isin(comp, ok)).all(), ax
+        assert (sk._in_plane_reach(air.copy(), seeds, ax, in_place=True) == ref).all(), ax
     assert kept > 3 and dropped > 3
 
 
