@@ -448,6 +448,16 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                    + (f" (structures besides {host_organ})" if host_organ else "")
                    + ": thermal injury of these structures; check the zone against them, move or shorten "
                      "the probe, or protect them (hydrodissection)")
+    # tissue no label names (the map's unnamed rest: background, or only the body outline): an
+    # organ the label map lacks would be heated unsaid (new-user trial 95 F9: 9.9 mL of perihepatic
+    # fat and abdominal wall beside 2.75 mL of colon, the colon alone said); said from 0.05 mL (said
+    # "0.1 mL"), as the zone's sides past the image
+    rest = sum(float(v) for n, v in cov.get("healthy_ml", {}).items() if n in ("unlabelled", "body"))
+    if round(rest, 1) > 0:
+        out.append(f"{what}: the ablation zone takes in {rest:.1f} mL of tissue that no label names"
+                   + (f" outside {host_organ}" if host_organ else "")
+                   + " (fat, the body wall, or an organ the label map lacks): check what it is on the images "
+                     "before ablating; a fuller segmentation (imagio segment, TotalSegmentator) names it")
     return out
 
 
