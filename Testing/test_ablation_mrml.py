@@ -91,6 +91,9 @@ def test_ablation_from_nodes_and_live_update(case):
     assert res.coverage.mam_mm == pytest.approx(cli.coverage.mam_mm, abs=0.1)
     assert res.coverage.tumour_covered_pct > 99
     assert res.to_dict()["status_kind"] == "centred"   # review 43 L4: a known kind
+    from imagio.mrml.ablation import placement_note   # the words the module and the web show
+
+    assert f"advance the probe tip {s.centre_offset_mm:g} mm past it" in placement_note(res)
     # without a trajectory plan: the same centring, the track not checked (said)
     bare, _, _ = ablation_from_nodes(scene, ct, seg, line, "liver_tumor_1", "emprint", "100W_10min")
     assert bare.status_kind == "manual" and "not checked" in bare.status

@@ -231,6 +231,18 @@ def probe_note(setting, live: bool = False) -> str:
             "(the device's tip-to-zone-centre offset)" + ("; track not re-checked while dragging" if live else ""))
 
 
+def placement_note(result) -> str:
+    """The words for a single probe placed by `ablation_from_nodes` (``result``: its ProbePlan):
+    `probe_note` when the zone is centred on the path's end, else the placement's own status
+    (advanced less than the device's offset, or infeasible: the CLI's words)."""
+    from ..planning.ablation import get_device
+
+    note = probe_note(get_device(result.device).setting(result.setting))
+    if result.status_kind == "centred_graze":
+        return f"{note}; {result.status}"
+    return note if result.status_kind in ("centred", "manual") else result.status
+
+
 def update_zone(ctx, path_nodes, setting, modality=None):
     """Live update: the zones of probes on ``path_nodes`` (lines entry -> target, RAS mm), each
     centred on its line's end (`Probe.centred_on`, as `ablation_from_nodes`), and their

@@ -419,7 +419,7 @@ class PlanningWorkstation:
     def on_ablation(self):
         """Zone of the chosen device/setting on the editable path, coverage and minimal margin,
         followed live while the path moves (imagio.mrml.ablation)."""
-        from ..mrml.ablation import ablation_from_nodes, observe_ablation, probe_note
+        from ..mrml.ablation import ablation_from_nodes, observe_ablation, placement_note, probe_note
         from ..planning.ablation import get_device
 
         if self.state.target == POINT:
@@ -438,12 +438,7 @@ class PlanningWorkstation:
         setting = dev.setting(self.state.setting)
         self._ablation = observe_ablation(self.path_node, ctx, setting, dev.name, dev.modality, zone, None,
                                           lambda c: self.on_coverage(c, probe_note(setting, live=True)))
-        note = probe_note(setting)
-        if result.status_kind == "centred_graze":
-            note = f"{note}; {result.status}"
-        elif result.status_kind not in ("centred", "manual"):   # advanced less, or infeasible: as planned
-            note = result.status
-        self.on_coverage(result.coverage, note)
+        self.on_coverage(result.coverage, placement_note(result))
 
     def on_coverage(self, c, note: str = ""):
         m5 = c.margin_covered_pct.get(5.0)
