@@ -420,7 +420,7 @@ class PlanningWorkstation:
     def on_ablation(self):
         """Zone of the chosen device/setting on the editable path, coverage and minimal margin,
         followed live while the path moves (imagio.mrml.ablation)."""
-        from ..mrml.ablation import ablation_from_nodes, observe_ablation
+        from ..mrml.ablation import ablation_from_nodes, observe_ablation, placement_note, probe_note
         from ..planning.ablation import get_device
 
         if self.state.target == POINT:
@@ -436,17 +436,19 @@ class PlanningWorkstation:
         zone = self.scene.GetNodeByID(ids["zones"][0])
         if self._ablation is not None:
             self.path_node.RemoveObserver(self._ablation)
-        self._ablation = observe_ablation(self.path_node, ctx, dev.setting(self.state.setting), dev.name,
-                                          dev.modality, zone, None, self.on_coverage)
-        self.on_coverage(result.coverage)
+        setting = dev.setting(self.state.setting)
+        self._ablation = observe_ablation(self.path_node, ctx, setting, dev.name, dev.modality, zone, None,
+                                          lambda c: self.on_coverage(c, probe_note(setting, live=True)))
+        self.on_coverage(result.coverage, placement_note(result))
 
-    def on_coverage(self, c):
+    def on_coverage(self, c, note: str = ""):
         m5 = c.margin_covered_pct.get(5.0)
         self.state.ablation = (f"{self.state.device} {self.state.setting}: tumour covered {c.tumour_covered_pct:.1f}%"
                                + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
                                + f"; minimal ablative margin {c.mam_mm:.1f} mm"
                                + (" (not verifiable: past the image)" if c.criteria["minimal_ablative_margin"]["met"] is None else
-                                  "" if c.criteria["minimal_ablative_margin"]["met"] else " (below 5 mm)"))
+                                  "" if c.criteria["minimal_ablative_margin"]["met"] else " (below 5 mm)")
+                               + (f"; {note}" if note else ""))
         self.state.flush()
 
     def on_route(self):

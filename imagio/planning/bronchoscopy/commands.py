@@ -62,6 +62,19 @@ def _target(arg, structures, lps=False):
     return Target.from_mask(structures, mask), arg, note
 
 
+def target_record(text: str, lps: bool, target) -> dict:
+    """bronch.json's record of ``--target``: ``ras`` (mm, RAS: the point given, converted from
+    L,P,S under --lps; for a structure name, the centre of its outline ``target.centre``),
+    ``given`` (the text as typed) and ``convention`` ("RAS", "LPS (--lps)" or "structure name"),
+    so that a reader never takes an L,P,S text for R,A,S (trial 95 F10)."""
+    from ...coords import point_or_name
+
+    point = point_or_name(text, lps, "--target")
+    named = isinstance(point, str)
+    return {"ras": [round(float(v), 4) for v in (target.centre if named else point)], "given": text,
+            "convention": "structure name" if named else ("LPS (--lps)" if lps else "RAS")}
+
+
 def target_tissue(ct, target, name: str, structures) -> list:
     """Warnings on the CT's tissue at the target, the needle planner's checks (one definition,
     `imagio.planning.problem`): an outline over air or aerated lung (`outline_tissue`; the point is
@@ -363,9 +376,11 @@ def cmd_bronch(args) -> int:
     timings["plan"] = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"inputs": {"ct": str(ct_path), "airways": str(args.airways), "structures": args.structures,
+    doc = {"inputs": {"ct": str(ct_path.resolve()), "airways": str(Path(args.airways).resolve()),
+                      "structures": str(Path(args.structures).resolve()) if args.structures else None,
                       "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
-                      "target": args.target, "target_segment": target_name, "scope": args.scope},
+                      "target": target_record(args.target, args.lps, target),
+                      "target_segment": target_name, "scope": args.scope},
            "tree": tree.summary(), "branches": [b.to_dict() for b in tree.branches],
            **bp.to_dict(), "timings_s": {k: round(v, 3) for k, v in timings.items()},
            "input_warnings": ct.warnings + air.warnings + (structures.warnings if structures is not air else [])}
