@@ -110,6 +110,7 @@ from ..segmentation.common import (anatomical_axes, as_progress, bbox_slices, ch
                                    close_mm)
 from ..volume import Volume, make_ijk_to_ras
 from . import Candidate, constants
+from .ranking import FEATURES, ranking_probability, region_features
 
 SOLID_CONTRAST_HU = 850.0  # soft tissue (~0 HU) against parenchyma (~ -850 HU), Hoffman 2006
 # smoothing (in voxels of the coarser grid) after which the pyramid subsamples an axis by 2:
@@ -753,6 +754,17 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
         if diam[i] > c["nodule_diameter_mm"]["value"][1]:
             warn.append(f"about {diam[i]:.0f} mm: larger than 30 mm, a mass rather than a nodule "
                         "(outside Brock's range; Lung-RADS 4B/4X territory)")
+        if feats["channel"] != "mass":
+            # false-positive reduction (:mod:`imagio.detection.ranking`): the region's shape and
+            # branches around the candidate, with the generation score, in the fitted model
+            kji_sub = np.clip(np.rint(sub.world_to_kji(centres[i][None])[0]).astype(int), 0,
+                              np.array(sub.shape) - 1)
+            eig = hessian_eigen_at(sub.array, sub.spacing_kji, kji_sub, float(diam[i]) / (2.0 * np.sqrt(3.0)))[0]
+            feats.update(region_features(sub.array, pool["search"], kji_sub, float(diam[i]), centre_hu,
+                                         pool["parenchyma"], sub.spacing_kji, eig))
+            feats["generation_score"] = score_i
+            score_i = float(ranking_probability(np.array([score_i]),
+                                                {k: np.array([feats[k]]) for k in FEATURES})[0])
         out.append(Candidate(
             center_ras=centres[i], diameter_mm=float(diam[i]),
             volume_ml=float(np.pi / 6.0 * diam[i] ** 3 / 1000.0), type=typ,
