@@ -87,6 +87,14 @@ Method (constants and sources in ``imagio/data/detection.json``):
    2014;18:374-384): the dot filter again, on the CT whose solid structures (> -300 HU) and
    their one-voxel rim are set to the parenchyma, at scales of nodules >= 6 mm; a candidate's
    centre must lie in -750..-300 HU. Only on sections <= 1.5 mm (Bankier 2017), else a warning.
+8. Ranking (false-positive reduction, :mod:`imagio.detection.ranking`): the score of step 6 is
+   the generation score (``features["generation_score"]``); every candidate but the mass
+   channel's is then scored by a logistic model of it and of its region's shape around it, chiefly
+   its core's thickness over the calibre of the thickest tube leaving it (a juxta-vascular nodule
+   is a blob larger than the vessels touching it, a bifurcation or crossing is vessels of one
+   calibre meeting; Murphy 2009, Jacobs 2014, Setio 2015), its weights in detection.json
+   ``ranking``, fitted on phantom screening scans outside the benchmark's. The region features are
+   in ``features`` (``contained``, ``branches``, ``core_to_branch``, ``flatness``, ``line_ratio``).
 
 Known limits: the diameter is the blob-filter scale (steps of 26 %) or a component's
 equivalent diameter, not a segmentation (a warning on every candidate; the characterisation,
