@@ -41,6 +41,8 @@ MIN_VOXEL_MM = float(_H["min_voxel_mm"])
 FAT_BAND, MIN_FAT = tuple(_H["fat_hu"]), float(_H["min_fat_fraction"])
 MAX_WIDTH_MM = float(_H["max_patient_width_mm"])
 MAX_VOXEL_MM = float(_H["max_voxel_mm"])
+MAX_LABEL_VALUES = 255  # a label map holds fewer distinct values (TotalSegmentator: 117 classes); a CT
+# of a few hundred mm in HU holds thousands (air -1000 to bone above 1000, 1 HU steps)
 NOT_AIR_HU = -500.0  # between air (-1000) and lung (-850..-600 aerated) and everything denser
 
 
@@ -155,6 +157,13 @@ def hu_problem(vol) -> str | None:
                 f"without the rescale (air near {seen - 1000}, soft tissue near {40 + seen}): the DICOM "
                 f"RescaleIntercept -{seen} (or the NIfTI scl_inter) was lost in conversion; subtract "
                 f"{seen} or convert again keeping it")
+    if lo >= 0 and np.all(v == np.rint(v)):
+        values = np.unique(v)
+        if values.size <= MAX_LABEL_VALUES:
+            # a handful of whole numbers from 0: a label map or a mask (new-user trial 95 F4: a label
+            # map given to plan as the CT was refused for "no outer skin")
+            return (f"it looks like a label map or a mask, not a CT ({values.size} whole-number values "
+                    f"{lo:g}..{hi:g}, no HU): give the CT image here (a label map goes to --labels)")
     if lo >= 0:
         return (f"the image has no negative values ({lo:g}..{hi:g}): it does not look like a CT in Hounsfield "
                 "units (an MR, or a normalised/rescaled image); give a CT in HU (air -1000, water 0)")

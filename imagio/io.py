@@ -30,7 +30,7 @@ from .limits import AIR_HU, LIMITS
 from .outputs import atomic_path, write_text
 from .volume import Volume
 
-__all__ = ["InputWarning", "read_image", "read_labels", "write_image", "write_labels", "read_dicom_series"]
+__all__ = ["InputWarning", "read_image", "read_ct", "read_labels", "write_image", "write_labels", "read_dicom_series"]
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -158,6 +158,22 @@ def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volu
         why = grid_problem(vol)   # every command, not only those that need HU (trial 11)
         if why:
             raise InputError(f"{path.name}: {why}")
+    return vol
+
+
+def read_ct(path, series: str | None = None, task: str = "planning") -> Volume:
+    """`read_image`, then refuse (InputError, one line) what is not a CT in Hounsfield units
+    (`ct_check.check_hu`: an MR, a label map or mask, HU stored with an offset, a crop inside the
+    body). The one reading of the CT for every command that plans on it or segments it (plan and
+    its procedures, bronch, detect, eligibility, IMAGIO Web), so that each refuses a non-CT with
+    the same reason `info` shows and `segment` gives, before any later rule blames the outline or
+    the skin (new-user trial 95 F4: an MR given to plan was refused for "bone density" or "no outer
+    skin"; IMAGIO Web loaded a label map as the CT). ``task`` names what needs the CT.
+    Raises InputError as `read_image` does, and for a non-CT."""
+    from .ct_check import check_hu
+
+    vol = read_image(path, series)
+    check_hu(vol, task)
     return vol
 
 

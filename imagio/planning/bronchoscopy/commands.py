@@ -282,7 +282,7 @@ def cmd_bronch(args) -> int:
     t_all = t0 = time.perf_counter()
     p(0.0, "reading the CT and the airways")
     ct_path = Path(args.ct)
-    ct = as_read = io.read_image(ct_path)
+    ct = as_read = io.read_ct(ct_path, task="bronchoscopic planning")
     if ct.array.dtype.kind in "if" and ct.array.min() < PADDING_HU:
         # scanner padding outside the scan circle (-2048, -3024, -32768): air for every use here
         ct = ct.with_array(np.maximum(ct.array, ct.array.dtype.type(PADDING_HU)))
