@@ -73,3 +73,41 @@ def test_web_loader_refuses_the_real_sts_mr(capsys):
     assert main(["web", str(mr), "--labels", str(mr.parent / "MR_T1_mask.nii.gz")]) == 2
     line = _one_line(capsys)
     assert "no negative values" in line and "IMAGIO Web" in line
+
+
+def _t1_like(ct, muscle=(450, 550, 800)):
+    """A T1-weighted MR of the same body (float, as a converter writes it): air 0, aerated lung
+    dark, fat brightest (about 1500), muscle and organs ``muscle`` (at 20, 60 and 120 HU: T1's
+    arbitrary units, here darker than fat by a factor 2-3 or 1.5), cortical bone dark."""
+    hu = [-1024, -900, -700, -150, -60, 20, 60, 120, 250, 400, 3071]
+    t1 = [0, 40, 100, 1500, 1550, *muscle, 1200, 200, 100]
+    return ct.with_array(np.interp(ct.array.astype(np.float32), hu, t1).astype(np.float32))
+
+
+def test_a_t1_mr_is_not_told_to_subtract_an_offset_nor_accepted_once_shifted(tmp_path, ct_and_labels, capsys):
+    """Trial 95 F2: a T1-like MR (0..1600) was diagnosed "HU + 1000 stored without the rescale ...
+    subtract 1000"; after subtracting it was segmented as a CT (2.9 L of "lungs" in an abdomen).
+    Shifted by 1000 its fat (brightest on T1) reads as bone and its muscle as lung: what is not
+    air is not mostly soft tissue, as in every CT. The MR is named as such, the shifted MR refused
+    by `segment` and `plan`; the same CT stored as HU + 1000 is still told its offset."""
+    from imagio.ct_check import hu_problem
+
+    ct = io.read_image(ct_and_labels[0])
+    # muscle and organs as the trial's MR (300-900), and brighter (950-1100: shifted by 1024 they
+    # fit the soft-tissue band, its fat, 27-39 % of an adult's volume, reads as bone)
+    for muscle in ((450, 550, 800), (950, 1000, 1100)):
+        why = hu_problem(_t1_like(ct, muscle))
+        assert "no negative values" in why and "an MR" in why and "HU + 10" not in why, (muscle, why)
+    mr = _t1_like(ct)
+    shifted = mr.with_array(mr.array - 1000.0)
+    why = hu_problem(shifted)
+    assert why and "mostly outside soft tissue" in why and "HU + 10" not in why, why
+    plus = ct.with_array((ct.array.astype(np.int32) + 1000).clip(0, 65535).astype(np.uint16))
+    assert "HU + 1000 stored" in hu_problem(plus)
+    io.write_image(shifted, tmp_path / "mr_minus1000.nii.gz")
+    for argv in (["segment", tmp_path / "mr_minus1000.nii.gz", "--out", tmp_path / "s.nii.gz"],
+                 ["plan", tmp_path / "mr_minus1000.nii.gz", "--labels", ct_and_labels[1], "--target", "tumor",
+                  "--out", tmp_path / "p"]):
+        assert main([str(a) for a in argv] + ["--quiet"]) == 2
+        assert "mostly outside soft tissue" in _one_line(capsys)
+    assert not (tmp_path / "s.nii.gz").exists() and not (tmp_path / "p").exists()
