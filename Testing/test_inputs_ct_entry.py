@@ -111,3 +111,29 @@ def test_a_t1_mr_is_not_told_to_subtract_an_offset_nor_accepted_once_shifted(tmp
         assert main([str(a) for a in argv] + ["--quiet"]) == 2
         assert "mostly outside soft tissue" in _one_line(capsys)
     assert not (tmp_path / "s.nii.gz").exists() and not (tmp_path / "p").exists()
+
+
+def test_a_background_of_65535_is_named_not_blamed_on_the_ct(tmp_path, ct_and_labels, capsys):
+    """Trial 95 F6: a uint16 label map whose background is 65535 (the other values named) was
+    refused by plan with "no outer skin in this CT". The unnamed value filling the corners and
+    most of the image is named as the background, with the fix; the CT is not blamed. A named
+    structure that fills the corners (a map cropped inside the body) is not refused."""
+    ct, _, lab = ct_and_labels
+    a = lab.array.astype(np.uint16)
+    a[a == 0] = 65535
+    bg = tmp_path / "bg65535.nii.gz"
+    io.write_labels(lab.with_array(a), bg)   # names 1, 2 in the sidecar; 65535 unnamed
+    assert main(["plan", str(ct), "--labels", str(bg), "--target", "tumor", "--out", str(tmp_path / "p"),
+                 "--quiet"]) == 2
+    line = _one_line(capsys)
+    assert "label value 65535" in line and "background" in line and "relabel it 0" in line, line
+    assert "outer skin" not in line and not (tmp_path / "p").exists()
+    # the same map with 65535 named is read (a structure may reach the corners of a crop)
+    named = io.read_labels(bg, {1: "body", 2: "tumor", 65535: "table"})
+    assert named.labels[65535] == "table"
+    # a named body filling a crop inside the patient: read as before
+    c = np.array(lab.shape) // 2
+    inner = lab.crop(tuple(c - 3), tuple(c + 3))
+    assert (inner.array == 1).mean() > 0.5 and inner.array[0, 0, 0] == inner.array[-1, -1, -1] == 1
+    io.write_labels(inner, tmp_path / "inner.nii.gz")
+    assert io.read_labels(tmp_path / "inner.nii.gz").labels[1] == "body"

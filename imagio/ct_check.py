@@ -183,8 +183,8 @@ def hu_problem(vol) -> str | None:
         if values.size <= MAX_LABEL_VALUES:
             # a handful of whole numbers from 0: a label map or a mask (new-user trial 95 F4: a label
             # map given to plan as the CT was refused for "no outer skin")
-            return (f"it looks like a label map or a mask, not a CT ({values.size} whole-number values "
-                    f"{lo:g}..{hi:g}, no HU): give the CT image here (a label map goes to --labels)")
+            return (f"it does not look like a CT in HU: it looks like a label map or a mask ({values.size} "
+                    f"whole-number values {lo:g}..{hi:g}): give the CT image here (a label map goes to --labels)")
     if lo >= 0:
         return (f"the image has no negative values ({lo:g}..{hi:g}): it does not look like a CT in Hounsfield "
                 "units (an MR, or a normalised/rescaled image); give a CT in HU (air -1000, water 0)")
