@@ -28,7 +28,7 @@ class PlanningWorkstation:
     """trame server + trame-slicer SlicerApp + the planning state of one user."""
 
     def __init__(self, server=None, phantom_spacing: float = 2.0, ct_path: str | None = None,
-                 labels_path: str | None = None, out_dir: str | None = None):
+                 labels_path: str | None = None, out_dir: str | None = None, ct_volume=None):
         from trame.app import get_server
         from trame_slicer.core import LayoutManager, SlicerApp
         from trame_slicer.rca_view import register_rca_factories
@@ -46,6 +46,7 @@ class PlanningWorkstation:
         self.timings: dict[str, float] = {}
         self.phantom_spacing = phantom_spacing
         self.ct_path, self.labels_path = ct_path, labels_path
+        self.ct_volume = ct_volume   # the CT at ct_path as `io.read_ct` read it (`cmd_web` checks it first)
         self.out_dir = Path(out_dir or "imagio_web_out")
         self.metrics = None
         self._ablation = None
@@ -159,7 +160,7 @@ class PlanningWorkstation:
             self.load_scene_file(self.ct_path)
             self.show_case()
             return
-        ct = io.read_image(self.ct_path)
+        ct = self.ct_volume if self.ct_volume is not None else io.read_ct(self.ct_path, task="IMAGIO Web")
         self.ct = mrml.volume_to_node(ct, self.scene, Path(self.ct_path).name)
         if self.labels_path:
             self.segmentation, _ = mrml.labels_to_segmentation(io.read_labels(self.labels_path), self.scene,

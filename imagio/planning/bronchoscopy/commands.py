@@ -272,7 +272,7 @@ def cmd_bronch(args) -> int:
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
     from .mask_checks import reformat_note, require_mask_on_air
-    from ...segmentation.airways import check_slice_thickness
+    from ...segmentation.airways import check_slice_thickness, slice_thickness_doubt
     from ...label_registration import classes_from_labels, require_registered
     from .route import check_root, implausible_scope, names_side_note, route_names, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
@@ -295,12 +295,13 @@ def cmd_bronch(args) -> int:
     t_all = t0 = time.perf_counter()
     p(0.0, "reading the CT and the airways")
     ct_path = Path(args.ct)
-    ct = as_read = io.read_image(ct_path)
+    ct = as_read = io.read_ct(ct_path, task="bronchoscopic planning")
     if ct.array.dtype.kind in "if" and ct.array.min() < PADDING_HU:
         # scanner padding outside the scan circle (-2048, -3024, -32768): air for every use here
         ct = ct.with_array(np.maximum(ct.array, ct.array.dtype.type(PADDING_HU)))
     check_ct(ct)
     check_slice_thickness(as_read, "CT")   # the reader's record of overlapping slices (trial 30 H3)
+    thick_doubt = slice_thickness_doubt(as_read)   # thick overlapping sections, header silent (trial 95 F5)
     names = io.label_names_arg(args)
     air = io.read_labels(Path(args.airways), None if args.structures else names)
     io.require_overlap(air, ct, f"--airways {args.airways}")   # another scan's mask (trial 32 M2)
@@ -363,6 +364,8 @@ def cmd_bronch(args) -> int:
     bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct,
               others=structures)
     bp.warnings += notes
+    if thick_doubt:
+        bp.warnings.insert(0, thick_doubt)
     # the route's names against the label map's side at the target (trial 92 L4: mirrored inputs)
     at = int(np.asarray(structures.sample(np.asarray(target.centre, float)[None], order=0)).ravel()[0])
     bp.route.names_note = names_side_note(route_names(bp.route.branch_names), structures.labels.get(at))
