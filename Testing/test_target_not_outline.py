@@ -12,7 +12,7 @@ import pytest
 
 from imagio import cli, io
 from imagio.errors import InputError
-from imagio.planning.problem import is_outline, looks_like_lesion, resolve_target
+from imagio.planning.problem import is_outline, names_a_lesion, resolve_target
 from imagio.volume import Volume
 from imagio.web.content import default_target, target_choices
 
@@ -41,9 +41,9 @@ def test_lesion_names_and_the_outline():
 
     for n in config()["patterns"]["tumour"] + ["sarcoma_1", "liver_tumor_2", "lung_nodule_1", "metastasis_3",
                                                 "GTV_Mass", "mass_2", "Lesion 4", "soft-tissue-sarcoma"]:
-        assert looks_like_lesion(n), n
+        assert names_a_lesion(n), n
     for n in ("body", "masseter", "quadriceps_femoris", "thigh_anterior", "liver", "femur", "lung_upper_lobe_left"):
-        assert not looks_like_lesion(n), n
+        assert not names_a_lesion(n), n
     assert is_outline("body") and is_outline("body_trunc") and is_outline("skin") and not is_outline("liver")
 
 

@@ -655,8 +655,7 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
             vol.labels = read_label_names(side)
     present = set(np.unique(vol.array).tolist()) - {0}
     unnamed = sorted(int(v) for v in present if int(v) not in vol.labels)
-    if vol.labels and (unnamed or any(int(v) != 0 and str(n).strip().lower() in BACKGROUND_NAMES
-                                      for v, n in vol.labels.items())):
+    if vol.labels:
         _refuse_unnamed_background(vol, unnamed, path)
     if vol.labels and unnamed:  # names were given, but not for every value
         warn(vol, f"{Path(path).name}: label value(s) {', '.join(map(str, unnamed[:10]))} have no name in the "
