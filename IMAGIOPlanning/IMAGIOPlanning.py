@@ -251,6 +251,11 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         text += _("; minimal ablative margin {mam:.1f} mm").format(mam=c.mam_mm)
         if not c.criteria["minimal_ablative_margin"]["met"]:
             text += " (< 5 mm)"
+        hollow = c.criteria.get("no_hollow_viscus") or {}   # trial 96 F4: the criterion in the first line
+        if hollow and hollow.get("met") is not True:   # its structures and what to do: the doubts below
+            text += "; " + (_("no hollow viscus in the zone: NOT MET") if hollow.get("met") is False
+                            else _("no hollow viscus in the zone: NOT VERIFIABLE ({why})").format(
+                                why=hollow.get("not_verifiable", "")))
         if c.heat_sink:
             text += _("; heat sink: {vessels}").format(vessels=", ".join(h["vessel"] for h in c.heat_sink))
         # the same doubts as plan.json's warnings (tumour not covered, margin < 5 mm, structures in the zone)

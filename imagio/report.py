@@ -270,6 +270,8 @@ def _met(c: dict) -> str:
 def ablation_rows(a: dict) -> list:
     """Rows of an ablation plan (``ablation_<tumour>.json``): device, probes, coverage, margin,
     heat sink, healthy tissue; the criteria say whether each threshold is met."""
+    from .planning.ablation.commands import hollow_viscus_verdict
+
     cov = a.get("coverage") or {}
     crit = cov.get("criteria") or {}
     shells = cov.get("margin_covered_pct") or {}
@@ -292,6 +294,8 @@ def ablation_rows(a: dict) -> list:
              + (f" (from the tumour's interpolated outline, +/- {cov['outline_tolerance_mm']:g} mm: half a CT voxel)"
                 if cov.get("outline_tolerance_mm") else "")),
             ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
+            *([("no hollow viscus in the zone", hollow_viscus_verdict(crit["no_hollow_viscus"]))]
+              if crit.get("no_hollow_viscus") else []),   # trial 96 F4
             ("zone volume (mL)", cov.get("zone_volume_ml")),
             *([("zone past the image (mL)", f"{_fmt((cov.get('unimaged') or {}).get('zone_ml'))} ("
                 + ", ".join(f"{k} {_fmt(v)}" for k, v in ((cov.get('unimaged') or {}).get('sides') or {}).items())

@@ -81,6 +81,8 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
     else:
         c, get = plan.coverage, getattr
         device, setting, probes, lower = plan.device, plan.setting, plan.probes, plan.lower_bound
+    from ..planning.ablation.commands import hollow_viscus_verdict
+
     margins = {float(str(k).removesuffix("mm")): v for k, v in get(c, "margin_covered_pct").items()}
     rows = [("device", f"{device} {setting}"), ("probes", str(len(probes))),
             ("tumour covered %", f"{get(c, 'tumour_covered_pct'):.1f}")]
@@ -91,6 +93,8 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
              ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
              ("MAM >= 5 mm", {None: "not verifiable (past the image)"}.get(
                  get(c, "criteria")["minimal_ablative_margin"]["met"], str(get(c, "criteria")["minimal_ablative_margin"]["met"]))),
+             *([("no hollow viscus in the zone", hollow_viscus_verdict(get(c, "criteria")["no_hollow_viscus"]))]
+               if "no_hollow_viscus" in get(c, "criteria") else []),   # trial 96 F4
              ("zone volume mL", f"{get(c, 'zone_volume_ml'):.1f}"),
              ("tumour volume mL", f"{get(c, 'tumour_volume_ml'):.1f}")]
     if lower is not None:

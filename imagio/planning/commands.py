@@ -353,12 +353,27 @@ def cmd_plan(args) -> int:
               + (f", {c['unimaged']['zone_ml']:.1f} mL of the zone past the image (see the warnings)"
                  if (c.get("unimaged") or {}).get("zone_ml") else "")
               + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
-              + (" (INFEASIBLE probe placement: see the warnings)" if bad else ""))
+              + (" (INFEASIBLE probe placement: see the warnings)" if bad else "")
+              + hollow_viscus_clause(c))
         if "n_probes" in abl.get("multi_probe", {}):
             print(multi_probe_summary(abl["multi_probe"]))
         elif abl.get("multi_probe", {}).get("failed"):   # INFEASIBLE said where the plan is read, not only on stderr
             print(f"multi-probe: no plan: {abl['multi_probe']['failed']}")
     return 0
+
+
+def hollow_viscus_clause(c: dict) -> str:
+    """"; NOT COMPLIANT: <the no_hollow_viscus criterion in words>" for the summary line of a zone
+    set (``c``: plan.json coverage) whose zone takes in a hollow viscus, "; <words>" when that is
+    not verifiable, else "" (new-user trial 96 F4: "covered 100 %, margin 10.3 mm" beside 2.75 mL
+    of colon in the zone)."""
+    from .ablation.commands import hollow_viscus_words
+
+    hv = (c.get("criteria") or {}).get("no_hollow_viscus")
+    words = hollow_viscus_words(hv)
+    if not words:
+        return ""
+    return ("; NOT COMPLIANT: " if hv.get("met") is False else "; ") + words
 
 
 def multi_probe_summary(m: dict) -> str:
@@ -392,6 +407,7 @@ def multi_probe_summary(m: dict) -> str:
     u = c.get("unimaged") or {}
     if u.get("zone_ml"):
         txt += f"; {u['zone_ml']:.1f} mL of the zones past the image (see the warnings)"
+    txt += hollow_viscus_clause(c)
     pl = m.get("placement") or {}
     if pl.get("simultaneous"):   # the cover's constraint, said with the plan
         closest = pl.get("closest_shafts_mm")

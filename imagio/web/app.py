@@ -443,12 +443,15 @@ class PlanningWorkstation:
         self.on_coverage(result.coverage, placement_note(result))
 
     def on_coverage(self, c, note: str = ""):
+        from ..planning.ablation.commands import hollow_viscus_words
+
         m5 = c.margin_covered_pct.get(5.0)
         self.state.ablation = (f"{self.state.device} {self.state.setting}: tumour covered {c.tumour_covered_pct:.1f}%"
                                + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
                                + f"; minimal ablative margin {c.mam_mm:.1f} mm"
                                + (" (not verifiable: past the image)" if c.criteria["minimal_ablative_margin"]["met"] is None else
                                   "" if c.criteria["minimal_ablative_margin"]["met"] else " (below 5 mm)")
+                               + (f"; {hv}" if (hv := hollow_viscus_words(c.criteria.get("no_hollow_viscus"))) else "")
                                + (f"; {note}" if note else ""))
         self.state.flush()
 

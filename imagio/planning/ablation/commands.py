@@ -353,6 +353,36 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
             "path or a smaller setting")
 
 
+HOLLOW_VISCUS_FIX = ("separate it from the zone (hydrodissection / artificial ascites) or reposition the probe "
+                     "(another path, a smaller setting) so that the zone stays off it")
+
+
+def hollow_viscus_verdict(crit: dict) -> str:
+    """The ``no_hollow_viscus`` criterion (`criteria.hollow_viscus_criterion`, a zone set's
+    ``coverage.criteria`` entry) as a verdict: "met", "NOT MET, the zone takes in <name mL, ...>
+    (why): <what to do>", or "NOT VERIFIABLE (why)"; "" when absent. One wording for imagio plan's
+    summary line and warnings, the report, the Slicer module's table and IMAGIO Web (new-user
+    trial 96 F4)."""
+    c = crit or {}
+    if not c:
+        return ""
+    if c.get("met") is True:
+        return "met"
+    if c.get("met") is None:
+        return f"NOT VERIFIABLE ({c.get('not_verifiable', '')})"
+    names = ", ".join(f"{n} {v:.2f} mL" if v >= 0.005 else f"{n} < 0.01 mL" for n, v in (c.get("structures") or {}).items())
+    return (f"NOT MET, the zone takes in {names} (thermal perforation, Mulier 2002; Kondo 2006): "
+            f"{HOLLOW_VISCUS_FIX}")
+
+
+def hollow_viscus_words(crit: dict) -> str:
+    """"no hollow viscus in the zone: <`hollow_viscus_verdict`>" when the criterion is not met or
+    not verifiable, else ""."""
+    if not crit or crit.get("met") is True:
+        return ""
+    return f"no hollow viscus in the zone: {hollow_viscus_verdict(crit)}"
+
+
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "",
                 tumour_in_lung: bool = False) -> list[str]:
     """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
@@ -403,7 +433,11 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     u = unimaged_doubt(what, cov, tumour, need)
     if u:
         out.append(u)
-    hit = {n: v for n, v in cov.get("healthy_ml", {}).items() if n not in skip and round(v, 2) > 0}
+    hv = crit.get("no_hollow_viscus") or {}
+    if hv.get("met") is False:   # trial 96 F4: a criterion not met, said first of the structures
+        out.insert(0, f"{what}: {hollow_viscus_words(hv)}")
+    hit = {n: v for n, v in cov.get("healthy_ml", {}).items()
+           if n not in skip and round(v, 2) > 0 and n not in (hv.get("structures") or {})}
     near_spec = load_criteria()["nearby_structures_mm"]
     from ...anatomy import AERATED_LUNG
 
@@ -411,6 +445,7 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     central = near_spec["lung_warn_structures"] if in_lung else ()   # parts of names (review 40 M1)
     close = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
              if (n in near_spec["warn_structures"] or any(h in n for h in central)) and n not in hit
+             and n not in (hv.get("structures") or {})
              and d <= float(near_spec["value"])}
 
     if near_spec.get("lung_marks_diaphragm") and not in_lung:

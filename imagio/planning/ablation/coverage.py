@@ -31,13 +31,22 @@ from ...errors import InputError
 from ...volume import Volume
 from ..skin import PackedMask
 from . import heatsink
-from .criteria import value
+from .criteria import hollow_viscus_criterion, value
 from .grid import FineGrid
 from .zones import Ellipsoid, bounds, box_of, rasterize
 
 WORK_SPACING_MM = 1.0      # the analysis grid's largest voxel side (mm)
 UNIMAGED = "unimaged"      # the fine label name of voxels past the CT's array or in its padding
 CONTEXT_EXTRA_MM = 30.0    # room for the zone beyond the tumour + margins (the grid grows if needed)
+REQUIRED = ("tumour_covered", "minimal_ablative_margin", "no_hollow_viscus")   # a compliant zone set meets each
+# (the ideal 10 mm margin is reported, not required)
+
+
+def compliance(criteria: dict) -> bool | None:
+    """Whether a zone set's ``criteria`` (`Coverage.criteria`) meet every `REQUIRED` one: False when
+    one is not met, None when none fails but one is not verifiable (met None), else True."""
+    mets = [criteria[k].get("met") for k in REQUIRED if k in criteria]
+    return False if any(m is False for m in mets) else None if any(m is None for m in mets) else True
 
 
 def _edt2(inside: np.ndarray, spacing_kji) -> np.ndarray:
@@ -118,6 +127,8 @@ class Coverage:
     # its mask's interpolated 0.5 level, which lies up to that far from its voxels' faces (trial 47 L5)
     unimaged: dict = field(default_factory=dict)   # the zone's part past the image (`AblationContext.evaluate`);
     # {} when the zone lies wholly in imaged data
+    compliant: bool | None = None       # every required criterion (`REQUIRED`) met; None: none failed but one is
+    # not verifiable; False: one is not met (a hollow viscus in the zone: new-user trial 96 F4)
     timings_ms: dict = field(default_factory=dict)
     vertex_margin_mm: np.ndarray | None = field(default=None, repr=False)
 
@@ -385,6 +396,10 @@ class AblationContext:
                 crit[c]["met"] = None
                 crit[c]["not_verifiable"] = (f"tumour + {crit[c]['required']:g} mm reaches {shell:.2f} mL of tissue "
                                              "past the image")
+        # a hollow viscus in the zone (new-user trial 96 F4: 2.75 mL of colon beside "all criteria met"):
+        # thermal perforation, a criterion of its own, not only a warning
+        crit["no_hollow_viscus"] = hollow_viscus_criterion(healthy, self.labels.labels.values(),
+                                                           unimaged.get("zone_ml", 0.0))
         return Coverage(
             tumour_covered_pct=cov_t, margin_covered_pct=cov_m, mam_mm=mam,
             mam_ras=self.vertices_ras[i].tolist(), mam_capped=bool(mam >= self.cap_mm),
@@ -392,6 +407,7 @@ class AblationContext:
             tumour_volume_ml=self.tumour_count * g.voxel_ml, healthy_ml=healthy,
             structures_near_mm=near, heat_sink=hs, criteria=crit, n_zones=len(ells),
             outline_tolerance_mm=round(0.5 * float(np.max(self.labels.spacing_kji)), 2), unimaged=unimaged,
+            compliant=compliance(crit),
             timings_ms={"rasterise": 1000 * (t1 - t0), "coverage": 1000 * (t2 - t1),
                         "margin": 1000 * (t3 - t2), "structures_heat_sink": 1000 * (t4 - t3),
                         "total": 1000 * (t4 - t0)},

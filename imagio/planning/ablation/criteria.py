@@ -36,3 +36,49 @@ def heat_sink() -> dict:
 
 def multi_probe() -> dict:
     return load_criteria()["multi_probe"]
+
+
+def hollow_viscus_match() -> list[str]:
+    """Parts of label names that mark a hollow viscus (TotalSegmentator colon, small_bowel,
+    duodenum, stomach, esophagus, gallbladder, urinary_bladder, ...): the ``match`` list of the
+    "hollow viscus" class of ``collateral_cost`` (one list for the cover's weights and the
+    ``no_hollow_viscus`` criterion)."""
+    for c in load_criteria()["collateral_cost"]["classes"]:
+        if c["name"] == "hollow viscus":
+            return list(c["match"])
+    raise KeyError("ablation_criteria.json collateral_cost has no 'hollow viscus' class")
+
+
+def is_hollow_viscus(name: str) -> bool:
+    """Whether label ``name`` is a hollow viscus (`hollow_viscus_match`, parts of the name)."""
+    return any(m in name for m in hollow_viscus_match())
+
+
+def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: float = 0.0,
+                            exclude=()) -> dict:
+    """The ``no_hollow_viscus`` criterion of a zone set (ablation_criteria.json, sources there:
+    thermal injury of bowel, stomach, gallbladder: Mulier 2002, Kong 2009, Kondo 2006).
+
+    healthy_ml: {structure name: mL inside the zones} (`coverage.Coverage.healthy_ml`, analysis
+    grid); label_names: every name the label map holds; unimaged_zone_ml: mL of the zones past the
+    image or in the CT's padding; exclude: names never counted (the tumour's host organ).
+    Returns {"value": mL of hollow viscera in the zones, "required": 0.0, "met": True / False /
+    None, "structures": {name: mL}} with "not_verifiable" (why) when ``met`` is None: none found
+    but the zones reach tissue past the image, or unlabelled tissue while the label map names no
+    hollow viscus at all."""
+    spec = load_criteria()["no_hollow_viscus"]
+    hit = {n: float(v) for n, v in healthy_ml.items() if v > 0 and n not in exclude and is_hollow_viscus(n)}
+    total = float(sum(hit.values()))
+    out = {"value": round(total, 3), "required": float(spec["value"]), "met": not hit,
+           "structures": {n: round(v, 3) for n, v in sorted(hit.items(), key=lambda kv: -kv[1])}}
+    if hit:
+        return out
+    unnamed = float(sum(v for n, v in healthy_ml.items() if n in ("unlabelled", "body")))
+    if unimaged_zone_ml > 0:
+        out["met"] = None
+        out["not_verifiable"] = f"{unimaged_zone_ml:.2f} mL of the zone lies past the image"
+    elif unnamed > 0 and not any(is_hollow_viscus(n) for n in label_names):
+        out["met"] = None
+        out["not_verifiable"] = (f"the zone takes in {unnamed:.2f} mL of unlabelled tissue and the label map names no "
+                                 "hollow viscus (colon, small_bowel, duodenum, stomach, gallbladder)")
+    return out
