@@ -40,13 +40,15 @@ def multi_probe() -> dict:
 
 def hollow_viscus_match() -> list[str]:
     """Parts of label names that mark a hollow viscus (TotalSegmentator colon, small_bowel,
-    duodenum, stomach, esophagus, gallbladder, urinary_bladder, ...): the ``match`` list of the
-    "hollow viscus" class of ``collateral_cost`` (one list for the cover's weights and the
-    ``no_hollow_viscus`` criterion)."""
-    for c in load_criteria()["collateral_cost"]["classes"]:
-        if c["name"] == "hollow viscus":
-            return list(c["match"])
-    raise KeyError("ablation_criteria.json collateral_cost has no 'hollow viscus' class")
+    duodenum, stomach, esophagus, gallbladder, urinary_bladder; bowel, bile_duct): ``match`` of
+    ``no_hollow_viscus`` (also the list of the cover's "hollow viscus" class, `class_match`)."""
+    return list(load_criteria()["no_hollow_viscus"]["match"])
+
+
+def class_match(c: dict) -> list[str]:
+    """The ``match`` list of a ``collateral_cost`` class: its own, or that of the criterion its
+    ``match_from`` names (one list of hollow viscera for the weights and the criterion)."""
+    return list(c["match"]) if "match" in c else list(load_criteria()[c["match_from"]]["match"])
 
 
 def is_hollow_viscus(name: str) -> bool:

@@ -1014,11 +1014,11 @@ def collateral_class(name: str) -> tuple[float, str]:
     cost: the first class of ``collateral_cost`` (ablation_criteria.json, with sources: hollow
     viscera highest, Kang 2017) one of whose ``match`` strings is part of ``name``, else the
     default weight and ""."""
-    from .criteria import load_criteria
+    from .criteria import class_match, load_criteria
 
     spec = load_criteria()["collateral_cost"]
     for c in spec["classes"]:
-        if any(m in name for m in c["match"]):
+        if any(m in name for m in class_match(c)):
             return float(c["weight"]), c["name"]
     return float(spec["default_weight"]), ""
 
