@@ -81,3 +81,76 @@ def test_imagio_web_plans_a_sarcoma_biopsy_of_the_chosen_target(tmp_path):
     assert ws.scene.GetFirstNodeByName("Tattoo entry") is not None
     ws.state.target = "femur_left"   # not a tumour: said in one line, nothing raised
     assert ws.on_sarcoma() is None and ws.state.sarcoma.startswith("Sarcoma biopsy failed")
+
+
+def _read_as_slicer(scene, path, labelmap=False):
+    """A volume node read from ``path`` by Slicer's own archetype storage node (as Add Data)."""
+    cls = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+    node = scene.AddNewNodeByClass(cls, "labels" if labelmap else "CT")
+    st = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    st.SetFileName(str(path))
+    if labelmap:
+        st.SetSingleFile(True)
+    node.SetAndObserveStorageNodeID(st.GetID())
+    assert st.ReadData(node), path
+    return node
+
+
+@pytest.mark.parametrize("storage", ["flip_permute", "oblique_flip"])
+def test_the_module_and_the_cli_give_the_same_cores(tmp_path, storage):
+    """New-user trial 95 F8: the Slicer module (Logic.sarcomaBiopsy = sarcoma_plan_from_nodes) and
+    ``imagio plan --procedure sarcoma-biopsy`` chose other cores 2-4 for one CT and label map stored
+    not RAS-canonical: the CLI reordered the grids to RAS-canonical storage, the module kept the
+    file's (the long bone's axis thinned its voxels in array order; the deepest-point ties). Now
+    `plan_sarcoma_biopsy` reorders them for both. The thigh phantom (the trial-36 case) is written
+    (SimpleITK) flipped along i and k with i and j swapped, or on an oblique grid (direction and
+    origin turned 20 degrees about S, then flipped along j: the same world image for CT and labels);
+    the module reads it with Slicer's archetype storage node, the label map made a segmentation;
+    the CLI reads the files: the same entry and the same core targets; the module gives the same
+    cores for the canonical file too when the world image is the same (flip_permute)."""
+    import json
+
+    import SimpleITK as sitk
+    from conftest import run_imagio
+    from imagio import mrml
+    from imagio.mrml.volumes import node_to_volume
+
+    d = tmp_path / "in"
+    assert run_imagio("phantom", d, "--anatomy", "thigh", "--spacing", "3", "--tumour-angle", "200",
+                      "--tumour-s", "120").returncode == 0
+    names = {int(k): v["name"] for k, v in json.loads((d / "labels.labels.json").read_text())["labels"].items()}
+    th = np.radians(20.0)
+    rot = np.array([[np.cos(th), -np.sin(th), 0.0], [np.sin(th), np.cos(th), 0.0], [0.0, 0.0, 1.0]])
+    for n in ("ct", "labels"):
+        img = sitk.ReadImage(str(d / f"{n}.nii.gz"))
+        if storage == "flip_permute":
+            out = sitk.PermuteAxes(sitk.Flip(img, [True, False, True]), [1, 0, 2])
+        else:   # the world image turned about S (LPS: the same rotation), then stored flipped along j
+            img.SetDirection(tuple((rot @ np.array(img.GetDirection()).reshape(3, 3)).ravel()))
+            img.SetOrigin(tuple(rot @ np.array(img.GetOrigin())))
+            out = sitk.Flip(img, [False, True, False])
+        sitk.WriteImage(out, str(d / f"{n}X.nii.gz"))
+    (d / "labelsX.labels.json").write_text((d / "labels.labels.json").read_text())
+
+    def module(ct_path, lab_path):
+        scene = mrml.new_scene()
+        ct = _read_as_slicer(scene, ct_path)
+        lv = node_to_volume(_read_as_slicer(scene, lab_path, labelmap=True))
+        vals = set(np.unique(lv.array).tolist()) - {0}
+        seg, _ = labels_to_segmentation(lv.with_array(lv.array, labels={v: names[v] for v in vals}), scene,
+                                        reference_node=ct)
+        sp, _ = sarcoma_plan_from_nodes(scene, ct, seg, "sarcoma_1", None, 4)
+        return [round(float(x), 1) for x in sp.entry_ras], [[round(float(x), 1) for x in c["metrics"].target_ras]
+                                                           for c in sp.cores]
+
+    r = run_imagio("plan", d / "ctX.nii.gz", "--labels", d / "labelsX.nii.gz", "--target", "sarcoma_1",
+                   "--procedure", "sarcoma-biopsy", "--cores", "4", "--out", tmp_path / "cli", "--quiet", "--no-png",
+                   "--no-scene")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "cli" / "plan.json").read_text())["sarcoma"]
+    entry, targets = module(d / "ctX.nii.gz", d / "labelsX.nii.gz")
+    assert len(targets) >= 2
+    assert np.allclose(entry, doc["tattoo_entry"]["ras"], atol=0.051), (entry, doc["tattoo_entry"]["ras"])
+    assert np.allclose(targets, [c["target_ras"] for c in doc["cores"]], atol=0.051), (targets, doc["cores"])
+    if storage == "flip_permute":   # the same world image as the file stored RAS-canonical
+        assert module(d / "ct.nii.gz", d / "labels.nii.gz") == (entry, targets)

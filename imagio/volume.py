@@ -112,6 +112,31 @@ def as_ras_canonical(vol: "Volume", view: bool = False) -> tuple["Volume", list,
                    scanner_coordinates=vol.scanner_coordinates, outline_doubts=dict(vol.outline_doubts)), perm, flip)
 
 
+AXES_DECIMALS = 9   # the direction x spacing part of an affine rounded to 1e-9 mm per voxel step
+
+
+def on_quantised_grid(vol: "Volume") -> "Volume":
+    """``vol`` with its IJK -> RAS affine rounded: the direction x spacing part to
+    ``AXES_DECIMALS`` (1e-9 mm per voxel step), the origin to ``world_order.QUANTUM_MM`` (1e-6 mm);
+    the array shared, every voxel moved by at most ~1e-6 mm (index x 1e-9 + 1e-6). The same grid
+    reached by another route (another storage reordered by :func:`as_ras_canonical`, an affine
+    read by Slicer instead of SimpleITK: matrices equal up to ~1e-14 mm) becomes the same floats,
+    so a result that breaks a tie on computed positions does not depend on the route (new-user
+    trial 95 F8: the Slicer module and the CLI planned other sarcoma cores on an oblique grid whose
+    two affines differed by 3e-14 mm). ``vol`` itself when already rounded."""
+    from .world_order import QUANTUM_DECIMALS
+
+    m = np.array(vol.ijk_to_ras, float)
+    q = m.copy()
+    q[:3, :3] = np.round(m[:3, :3], AXES_DECIMALS)
+    q[:3, 3] = np.round(m[:3, 3], QUANTUM_DECIMALS)
+    q += 0.0   # no -0.0
+    if np.array_equal(q, m):
+        return vol
+    return Volume(vol.array, q, vol.name, dict(vol.labels), dict(vol.meta), list(vol.warnings),
+                  scanner_coordinates=vol.scanner_coordinates, outline_doubts=dict(vol.outline_doubts))
+
+
 def world_digest(vol: "Volume") -> str:
     """A fingerprint of the world image ``vol`` shows (hex str): its RAS-canonical storage
     (:func:`as_ras_canonical`), the affine to 0.01 mm and the voxel values to 1 (HU), hashed with

@@ -152,13 +152,9 @@ def cmd_sarcoma(args) -> int:
     reject_unsupported(args)
     out, ct, labels, held = read_plan_inputs(args)
     refuse_foreign_outputs(out, SARCOMA_OUTPUTS, prefixes=("report",))   # and scene/ (trial 30 M2)
-    # RAS-canonical storage (every voxel keeps its world position), as bronch and detect: the
-    # deepest viable point, the incision and the cores do not depend on how the scan is stored
-    # (new-user trial 36 M2: a lossless flip of the thigh phantom moved the target 50 mm along the
-    # tumour, a tie broken in storage order, and gave 4 cores instead of 3)
-    from ...volume import as_ras_canonical
-    cover = getattr(labels, "lesion_cover", [])   # `io.with_lesions`' record: not carried by the reordered copy
-    ct, labels = as_ras_canonical(ct)[0], as_ras_canonical(labels)[0]
+    # the plan is made on RAS-canonical copies of the CT and labels (`plan_sarcoma_biopsy`: the same
+    # cores for every storage and for the Slicer module; trial 36 M2, trial 95 F8)
+    cover = getattr(labels, "lesion_cover", [])   # `io.with_lesions`' record
     if "," in str(args.target):
         raise InputError("--procedure sarcoma-biopsy: give the tumour's label name as --target "
                          "(targets are chosen in its viable part)")
@@ -202,7 +198,7 @@ def cmd_sarcoma(args) -> int:
         _fail(sp, doc, out)
     write_text(out / "plan.json", json.dumps(doc, indent=1))
     written = [out / "plan.json"]
-    via = ct.with_array(sp.viable.mask.astype(np.uint8), name="viable_tumour",
+    via = sp.plan.problem.ct.with_array(sp.viable.mask.astype(np.uint8), name="viable_tumour",
                         labels={1: f"{sp.tumour}_viable"})
     written.append(Path(io.write_labels(via, out / "viable_tumour.seg.nrrd")))
     if not args.no_png and sp.feasible:
