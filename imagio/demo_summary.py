@@ -48,7 +48,10 @@ def _ablation_line(name: str, a: dict) -> str:
     cov = f", tumour covered {cov:.1f} %" if cov is not None else ""
     g = a.get("guaranteed_margin_mm")
     g = f" (guaranteed on the analysis grid: {g:.1f} mm)" if g is not None else ""
-    return f"  {name}: {a.get('n_probes')} probe(s){bound}{cov}{mam}{g}"
+    from .planning.ablation.commands import hollow_viscus_clause
+
+    hv = hollow_viscus_clause({"criteria": a.get("criteria")})   # trial 96 F4: a hollow viscus in the zone
+    return f"  {name}: {a.get('n_probes')} probe(s){bound}{cov}{mam}{g}{hv}"
 
 
 def _route_line(name: str, r: dict) -> str:

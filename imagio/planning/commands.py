@@ -341,6 +341,8 @@ def cmd_plan(args) -> int:
     if other:   # trial 43 F5: said only inside plan.json
         print(f"other lesions kept out of every path: {', '.join(other)} (plan.json rules.other_lesions)")
     if abl:
+        from .ablation.commands import hollow_viscus_clause
+
         sp = abl["single_probe"][0]
         c = sp["coverage"]
         bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
@@ -354,26 +356,12 @@ def cmd_plan(args) -> int:
                  if (c.get("unimaged") or {}).get("zone_ml") else "")
               + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
               + (" (INFEASIBLE probe placement: see the warnings)" if bad else "")
-              + hollow_viscus_clause(c))
+              + hollow_viscus_clause(c))   # trial 96 F4
         if "n_probes" in abl.get("multi_probe", {}):
             print(multi_probe_summary(abl["multi_probe"]))
         elif abl.get("multi_probe", {}).get("failed"):   # INFEASIBLE said where the plan is read, not only on stderr
             print(f"multi-probe: no plan: {abl['multi_probe']['failed']}")
     return 0
-
-
-def hollow_viscus_clause(c: dict) -> str:
-    """"; NOT COMPLIANT: <the no_hollow_viscus criterion in words>" for the summary line of a zone
-    set (``c``: plan.json coverage) whose zone takes in a hollow viscus, "; <words>" when that is
-    not verifiable, else "" (new-user trial 96 F4: "covered 100 %, margin 10.3 mm" beside 2.75 mL
-    of colon in the zone)."""
-    from .ablation.commands import hollow_viscus_words
-
-    hv = (c.get("criteria") or {}).get("no_hollow_viscus")
-    words = hollow_viscus_words(hv)
-    if not words:
-        return ""
-    return ("; NOT COMPLIANT: " if hv.get("met") is False else "; ") + words
 
 
 def multi_probe_summary(m: dict) -> str:
@@ -384,7 +372,7 @@ def multi_probe_summary(m: dict) -> str:
     and an unproven guarantee). One margin is printed, the MAM (trial 56 L2: three margins for
     one zone, the MAM, the grid check's guaranteed margin and the outline's); the grid check
     (`multiprobe.margin_check`) is said as its verdict."""
-    from .ablation.commands import shared_entry_words
+    from .ablation.commands import hollow_viscus_clause, shared_entry_words
     from .ablation.criteria import load_criteria
     from .ablation.multiprobe import lower_bound_words, outline_doubt
 

@@ -383,6 +383,18 @@ def hollow_viscus_words(crit: dict) -> str:
     return f"no hollow viscus in the zone: {hollow_viscus_verdict(crit)}"
 
 
+def hollow_viscus_clause(c: dict) -> str:
+    """"; NOT COMPLIANT: <the no_hollow_viscus criterion in words>" for the summary line of a zone
+    set (``c``: plan.json coverage) whose zone takes in a hollow viscus, "; <words>" when that is
+    not verifiable, else "" (new-user trial 96 F4: "covered 100 %, margin 10.3 mm" beside 2.75 mL
+    of colon in the zone)."""
+    hv = (c.get("criteria") or {}).get("no_hollow_viscus")
+    words = hollow_viscus_words(hv)
+    if not words:
+        return ""
+    return ("; NOT COMPLIANT: " if hv.get("met") is False else "; ") + words
+
+
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "",
                 tumour_in_lung: bool = False) -> list[str]:
     """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
