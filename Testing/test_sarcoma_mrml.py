@@ -102,12 +102,13 @@ def test_the_module_and_the_cli_give_the_same_cores(tmp_path, storage):
     ``imagio plan --procedure sarcoma-biopsy`` chose other cores 2-4 for one CT and label map stored
     not RAS-canonical: the CLI reordered the grids to RAS-canonical storage, the module kept the
     file's (the long bone's axis thinned its voxels in array order; the deepest-point ties). Now
-    `plan_sarcoma_biopsy` reorders them for both. The thigh phantom (the trial-36 case) is written
+    both plan on `canonical_grids` (RAS-canonical storage, affines rounded). The thigh phantom (the trial-36 case) is written
     (SimpleITK) flipped along i and k with i and j swapped, or on an oblique grid (direction and
     origin turned 20 degrees about S, then flipped along j: the same world image for CT and labels);
     the module reads it with Slicer's archetype storage node, the label map made a segmentation;
-    the CLI reads the files: the same entry and the same core targets; the module gives the same
-    cores for the canonical file too when the world image is the same (flip_permute)."""
+    the CLI reads the files: the same entry and the same core targets, the viable segment back on the
+    file's grid voxel for voxel; the module gives the same cores for the canonical file too when the
+    world image is the same (flip_permute)."""
     import json
 
     import SimpleITK as sitk
@@ -140,6 +141,10 @@ def test_the_module_and_the_cli_give_the_same_cores(tmp_path, storage):
         seg, _ = labels_to_segmentation(lv.with_array(lv.array, labels={v: names[v] for v in vals}), scene,
                                         reference_node=ct)
         sp, _ = sarcoma_plan_from_nodes(scene, ct, seg, "sarcoma_1", None, 4)
+        # the viable tumour came back as a segment on the file's own grid, voxel for voxel
+        back = segmentation_to_labels(seg, reference=node_to_volume(ct))
+        inv = {n: v for v, n in back.labels.items()}
+        assert (back.array == inv["sarcoma_1_viable"]).sum() == sp.viable.mask.sum() > 0
         return [round(float(x), 1) for x in sp.entry_ras], [[round(float(x), 1) for x in c["metrics"].target_ras]
                                                            for c in sp.cores]
 

@@ -110,6 +110,7 @@ def sarcoma_plan_from_nodes(scene, volume_node, segmentation_node, tumour=None, 
     and as `plan_sarcoma_biopsy` (no tumour, no compartments, ...)."""
     from ..errors import InputError
     from ..planning.sarcoma import plan_sarcoma_biopsy
+    from ..planning.sarcoma.plan import canonical_grids
     from .segmentations import segmentation_to_labels
     from .volumes import node_to_volume
 
@@ -117,6 +118,8 @@ def sarcoma_plan_from_nodes(scene, volume_node, segmentation_node, tumour=None, 
         raise InputError("select a CT volume and a segmentation with the limb's structures and the tumour first")
     ct = node_to_volume(volume_node)
     labels = fold_viable(segmentation_to_labels(segmentation_node, reference=ct))
+    # the grids as the CLI plans them (trial 95 F8: other cores 2-4 on the file's own storage)
+    ct, labels = canonical_grids(ct, labels)
     sp = plan_sarcoma_biopsy(ct, labels, tumour or None, incision=curve_points(incision_node),
                              n_cores=n_cores, allow_no_compartments=allow_no_compartments, progress=progress)
     return sp, sarcoma_to_scene(scene, sp, segmentation_node)

@@ -152,9 +152,12 @@ def cmd_sarcoma(args) -> int:
     reject_unsupported(args)
     out, ct, labels, held = read_plan_inputs(args)
     refuse_foreign_outputs(out, SARCOMA_OUTPUTS, prefixes=("report",))   # and scene/ (trial 30 M2)
-    # the plan is made on RAS-canonical copies of the CT and labels (`plan_sarcoma_biopsy`: the same
-    # cores for every storage and for the Slicer module; trial 36 M2, trial 95 F8)
-    cover = getattr(labels, "lesion_cover", [])   # `io.with_lesions`' record
+    # RAS-canonical copies of the CT and labels on rounded affines, as the Slicer module plans them
+    # (`canonical_grids`: the same cores for every storage and every front-end; trial 36 M2, 95 F8)
+    from .plan import canonical_grids
+
+    cover = getattr(labels, "lesion_cover", [])   # `io.with_lesions`' record: not carried by the reordered copy
+    ct, labels = canonical_grids(ct, labels)
     if "," in str(args.target):
         raise InputError("--procedure sarcoma-biopsy: give the tumour's label name as --target "
                          "(targets are chosen in its viable part)")
@@ -198,7 +201,7 @@ def cmd_sarcoma(args) -> int:
         _fail(sp, doc, out)
     write_text(out / "plan.json", json.dumps(doc, indent=1))
     written = [out / "plan.json"]
-    via = sp.plan.problem.ct.with_array(sp.viable.mask.astype(np.uint8), name="viable_tumour",
+    via = ct.with_array(sp.viable.mask.astype(np.uint8), name="viable_tumour",
                         labels={1: f"{sp.tumour}_viable"})
     written.append(Path(io.write_labels(via, out / "viable_tumour.seg.nrrd")))
     if not args.no_png and sp.feasible:

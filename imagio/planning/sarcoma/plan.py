@@ -213,6 +213,22 @@ def sarcoma_needle(length_mm: float | None = None, diameter_mm: float | None = N
     return nd
 
 
+def canonical_grids(ct: Volume, labels: Volume) -> tuple[Volume, Volume]:
+    """(CT, label map) as every front-end plans them (``imagio plan --procedure sarcoma-biopsy``,
+    the Slicer module and IMAGIO Web: `mrml.sarcoma.sarcoma_plan_from_nodes`): each in RAS-canonical
+    storage (every voxel keeps its world position; `volume.as_ras_canonical`) with its affine
+    rounded (`volume.on_quantised_grid`, <= ~1e-6 mm). The deepest viable point, the long axis
+    (bone voxels thinned in array order), the incision and the cores then do not depend on how
+    the scan is stored nor on which reader read it (new-user trial 36 M2: a lossless flip of the
+    thigh phantom moved the target 50 mm; trial 95 F8: the Slicer module kept the file's storage
+    while the CLI reordered it, and chose other cores 2-4; on an oblique grid Slicer's and
+    SimpleITK's affines differ by ~1e-14 mm, which broke a tie: 3 cores instead of 4). The plan's
+    grids (``plan.problem.ct``, ``viable.mask``) are then these."""
+    from ...volume import as_ras_canonical, on_quantised_grid
+
+    return on_quantised_grid(as_ras_canonical(ct)[0]), on_quantised_grid(as_ras_canonical(labels)[0])
+
+
 def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *,
                         incision=None, incision_tolerance_mm: float | None = None,
                         n_cores: int | None = None, needle: Needle | None = None,
@@ -247,17 +263,6 @@ def plan_sarcoma_biopsy(ct: Volume, labels: Volume, tumour: str | None = None, *
     Raises InputError (one line) for: no tumour label, no compartments (unless allowed), an
     incision that is not an (m >= 2, 3) polyline, n_cores outside 3-5."""
     cfg = config()
-    # RAS-canonical storage (every voxel keeps its world position; `volume.as_ras_canonical`): the
-    # deepest viable point, the long axis (bone voxels thinned in array order), the incision and the
-    # cores do not depend on how the scan is stored nor on which front-end read it (new-user trial
-    # 36 M2: a lossless flip of the thigh phantom moved the target 50 mm; trial 95 F8: the Slicer
-    # module, which kept the file's storage, and the CLI, which reordered it, chose other cores 2-4).
-    # Their affines are rounded (`volume.on_quantised_grid`): Slicer's reading of an oblique file
-    # and SimpleITK's differ by ~1e-14 mm, which broke a tie into 3 cores instead of 4 on the thigh
-    # phantom. The plan's grids (``plan.problem.ct``, ``viable.mask``) are these canonical ones.
-    from ...volume import as_ras_canonical, on_quantised_grid
-
-    ct, labels = (on_quantised_grid(as_ras_canonical(v)[0]) for v in (ct, labels))
     made_on = None if ct.same_grid(labels) else labels   # the map's own grid (registration floor)
     labels = labels_on_grid(labels, ct)
     from ...label_orientation import check_orientation
