@@ -145,11 +145,35 @@ def _class_points(mask: np.ndarray, grid: Volume, cfg: dict) -> list:
     pin = _points(m, n_max)
     pout = _points(_shell(m, grid.spacing_kji, mm), n_max)
     sets.append(("all", np.concatenate([pin, pout]) + lo, np.r_[np.ones(len(pin), np.uint8), np.zeros(len(pout), np.uint8)]))
-    facing = _facing(m, grid, mm, facing_cos(cfg))
+    f, mc, facing = facing_lattice(grid.spacing_kji, cfg), m, None
+    if np.any(f > 1):   # the axes' sets on the label grid's sub-lattice of step f (`facing_lattice`)
+        mc = np.ascontiguousarray(m[::f[0], ::f[1], ::f[2]])
+        M = np.array(grid.ijk_to_ras, float)
+        M[:3, :3] = M[:3, :3] * f[::-1][None]          # columns i, j, k scaled by their steps
+        facing = _facing(mc, Volume(mc, M, "label lattice"), mm, facing_cos(cfg))
+        if min(len(x) for x in facing) < n_max:        # a set the subsample would not thin: as before
+            f, mc, facing = np.ones(3, int), m, None
+    if facing is None:
+        facing = _facing(m, grid, mm, facing_cos(cfg))
     for a, name in enumerate(AXES):
-        p = _points_flat(facing[a], m.shape, n_max)
+        p = _points_flat(facing[a], mc.shape, n_max) * f
         sets.append((name, p + lo, m[tuple(p.T)].astype(np.uint8)))
     return sets
+
+
+def facing_lattice(spacing_kji, cfg: dict) -> np.ndarray:
+    """int [3] (k, j, i): the steps of the sub-lattice of the label grid on which `_class_points`
+    finds the axes' boundary points (`_band`, `_facing`): per axis the largest whole number of
+    voxels no longer than ``facing_grid_mm`` (at least 1; input_limits ``facing_grid_reason``: the
+    facing normals are a Gaussian of ``shell_mm``'s gradient, and the axes' sets a regular
+    subsample of at most ``points_per_class`` of them, on a lattice of 3-6 voxels at 1 mm anyway).
+    Axes of spacing over ``facing_grid_mm`` / 2: 1 (every voxel, as before). `_class_points` keeps
+    the lattice's sets only when each holds at least ``points_per_class`` voxels (then thinned to
+    at most that many either way); a smaller set (a bone's end cap, the few facing voxels of an
+    oblique shaft) is found on every voxel, as before, so that no axis loses points it needs."""
+    step = float(cfg.get("facing_grid_mm", 0.0))
+    sp = np.abs(np.asarray(spacing_kji, float))
+    return np.maximum(1, np.floor(step / sp + 1e-6)).astype(int)
 
 
 def facing_cos(cfg: dict) -> float:
