@@ -134,7 +134,11 @@ def _class_points(mask: np.ndarray, grid: Volume, cfg: dict) -> list:
     """The point sets of one class, [N, 3] kji on ``grid`` with the wanted class (1 of it, 0 not):
     ("all", the label and its shell (``_shell``)) and one per RAS axis (``_band``: the boundary that
     crosses the axis, of it the part that faces the axis, ``_facing``), each a
-    regular subsample of at most ``points_per_class`` voxels; computed on the class's box."""
+    regular subsample of at most ``points_per_class`` voxels; computed on the class's box. On a
+    grid finer than half of ``facing_grid_mm`` the axes' sets are found on its sub-lattice
+    (`facing_lattice`) when each holds at least ``points_per_class`` voxels there, else on every
+    voxel (issue 20: the 1 mm phantom's check 3.5 -> 1.4 CPU-s; bounds in input_limits
+    ``facing_grid_reason``, tested)."""
     n_max, mm = int(cfg["points_per_class"]), float(cfg["shell_mm"])
     pad = np.ceil(2 * mm / np.abs(np.asarray(grid.spacing_kji, float))).astype(int) + 2
     rng = [np.flatnonzero(np.any(mask, axis=tuple(x for x in range(3) if x != a))) for a in range(3)]
@@ -145,11 +149,35 @@ def _class_points(mask: np.ndarray, grid: Volume, cfg: dict) -> list:
     pin = _points(m, n_max)
     pout = _points(_shell(m, grid.spacing_kji, mm), n_max)
     sets.append(("all", np.concatenate([pin, pout]) + lo, np.r_[np.ones(len(pin), np.uint8), np.zeros(len(pout), np.uint8)]))
-    facing = _facing(m, grid, mm, facing_cos(cfg))
+    f, mc, facing = facing_lattice(grid.spacing_kji, cfg), m, None
+    if np.any(f > 1):   # the axes' sets on the label grid's sub-lattice of step f (`facing_lattice`)
+        mc = np.ascontiguousarray(m[::f[0], ::f[1], ::f[2]])
+        M = np.array(grid.ijk_to_ras, float)
+        M[:3, :3] = M[:3, :3] * f[::-1][None]          # columns i, j, k scaled by their steps
+        facing = _facing(mc, Volume(mc, M, "label lattice"), mm, facing_cos(cfg))
+        if min(len(x) for x in facing) < n_max:        # a set the subsample would not thin: as before
+            f, mc, facing = np.ones(3, int), m, None
+    if facing is None:
+        facing = _facing(m, grid, mm, facing_cos(cfg))
     for a, name in enumerate(AXES):
-        p = _points_flat(facing[a], m.shape, n_max)
+        p = _points_flat(facing[a], mc.shape, n_max) * f
         sets.append((name, p + lo, m[tuple(p.T)].astype(np.uint8)))
     return sets
+
+
+def facing_lattice(spacing_kji, cfg: dict) -> np.ndarray:
+    """int [3] (k, j, i): the steps of the sub-lattice of the label grid on which `_class_points`
+    finds the axes' boundary points (`_band`, `_facing`): per axis the largest whole number of
+    voxels no longer than ``facing_grid_mm`` (at least 1; input_limits ``facing_grid_reason``: the
+    facing normals are a Gaussian of ``shell_mm``'s gradient, and the axes' sets a regular
+    subsample of at most ``points_per_class`` of them, on a lattice of 3-6 voxels at 1 mm anyway).
+    Axes of spacing over ``facing_grid_mm`` / 2: 1 (every voxel, as before). `_class_points` keeps
+    the lattice's sets only when each holds at least ``points_per_class`` voxels (then thinned to
+    at most that many either way); a smaller set (a bone's end cap, the few facing voxels of an
+    oblique shaft) is found on every voxel, as before, so that no axis loses points it needs."""
+    step = float(cfg.get("facing_grid_mm", 0.0))
+    sp = np.abs(np.asarray(spacing_kji, float))
+    return np.maximum(1, np.floor(step / sp + 1e-6)).astype(int)
 
 
 def facing_cos(cfg: dict) -> float:

@@ -822,18 +822,31 @@ def large_lumen(mask: np.ndarray, spacing_kji, dmin_mm: float) -> np.ndarray:
     one lumen-diameter definition: `segmentation.vessels.edt_for_diameter`), + one voxel so that
     the wall voxels of a large vessel stay large (the safe side). The mask's array border is not
     background (``black_border=False``): a vessel cut by a box stays as thick as it is inside.
-    `calibre_split`'s grading and `continuation`'s."""
-    import edt
+    `calibre_split`'s grading and `continuation`'s.
 
+    The two EDT thresholds are `segmentation.ballmorph`'s ball erosion and dilation (the same
+    voxels as thresholding ``edt``'s maps: its module doc and tests; issue 20: two float32
+    distance passes over each vessel's box, 0.16 CPU-s per vessel on the chest CTA, replaced by
+    bit operations): the centre voxels, ``edt(mask) >= r_min``, are those with no outside voxel
+    at an ``edt`` distance below ``r_min``, i.e. at most the largest float32 below it (``edt``'s
+    distances are float32), the erosion by that radius; the lumen is the dilation of the centre
+    by ``r_min + max(spacing) + 1e-3`` (``edt(~core) <=`` it), ANDed with the mask (tested
+    against the two ``edt`` passes, ties on isotropic grids included)."""
+    from ..segmentation.ballmorph import dilate_ball, erode_ball
     from ..segmentation.vessels import edt_for_diameter
 
     an = tuple(float(x) for x in spacing_kji)
-    r = edt.edt(mask, anisotropy=an, black_border=False)     # mm to the nearest outside voxel centre
+    mask = np.asarray(mask, bool)
     r_min = edt_for_diameter(dmin_mm, an)
-    core = r >= r_min
+    below = np.float32(r_min)                    # the largest float32 below r_min
+    if float(below) >= r_min:
+        below = np.nextafter(below, np.float32(-np.inf))
+    core = erode_ball(mask, float(below), an)
     if not core.any():
         return np.zeros_like(mask, dtype=bool)
-    return mask & (edt.edt(~core, anisotropy=an, black_border=False) <= r_min + max(an) + 1e-3)
+    out = dilate_ball(core, r_min + max(an) + 1e-3, an)
+    out &= mask
+    return out
 
 
 def _coverage(labels: Volume, ct: Volume) -> np.ndarray:
