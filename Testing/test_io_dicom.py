@@ -773,3 +773,60 @@ def test_real_ct_repeat_in_its_series_is_refused_and_per_rotation_numbers_kept(t
     msg = str(e.value)
     assert "holds 2 acquisitions at the same or interleaved positions" in msg, msg
     assert "20 slices, time 140352.457000..140353.284000" in msg and "20 slices, time 140514.46..140515.28" in msg, msg
+
+
+def test_a_mip_beside_the_original_is_never_read_and_named_when_asked(tmp_path):
+    """New-user trial 98 F3: a folder with the original series and a derived 10.5 mm MIP holding
+    more images read the MIP as 'the largest axial CT' and a plan ran on it (a path the original
+    refuses). The original is read; the MIP, asked by UID or alone, is refused in one line that
+    names the projection and the original's --series; a DERIVED reformat read is said."""
+    import pydicom
+
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "d", pt, pos, row, col, series="1.2.3.5.1", names=[f"o{k}.dcm" for k in range(20)])
+    dense = [pos[0] + 1.25 * k * np.array([0.0, 0.0, 1.0]) for k in range(40)]   # overlapping, more images
+    write_series(tmp_path / "d", pt, dense, row, col, series="1.2.3.5.2", thickness=10.0, description="MIP 10mm",
+                 image_type="DERIVED\\SECONDARY\\AXIAL\\MIP", names=[f"m{k}.dcm" for k in range(40)])
+    vol, warns = read_warns(tmp_path / "d")
+    assert vol.meta["SeriesInstanceUID"] == "1.2.3.5.1" and vol.shape[0] == 20, warns
+    assert any("original axial CT" in w and "1.2.3.5.2" in w for w in warns), warns
+    assert not any("DERIVED" in w for w in warns), warns
+    assert_marker(vol, pt)
+    with pytest.raises(InputError, match=r"1\.2\.3\.5\.2 is a MIP projection.*not the anatomy.*--series 1\.2\.3\.5\.1"):
+        io.read_image(tmp_path / "d", series="1.2.3.5.2")
+    for f in (tmp_path / "d").glob("m*.dcm"):   # the MIP alone
+        (tmp_path / "mip").mkdir(exist_ok=True)
+        f.rename(tmp_path / "mip" / f.name)
+    with pytest.raises(InputError, match=r"MIP projection.*ImageType ORIGINAL"):
+        io.read_image(tmp_path / "mip")
+    # a derived (reformatted) series alone is read, and said to be derived
+    for f in (tmp_path / "mip").glob("*.dcm"):
+        ds = pydicom.dcmread(f)
+        ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+        ds.save_as(f, enforce_file_format=True)
+    vol, warns = read_warns(tmp_path / "mip")
+    assert vol.shape[0] == 40 and any("is DERIVED (ImageType DERIVED/SECONDARY/AXIAL)" in w for w in warns), warns
+
+
+def test_a_bolus_tracking_series_beside_the_ct_is_not_taken_for_the_volume(tmp_path):
+    """New-user trial 98 F1/F2: 30 monitoring images at one table position (one AcquisitionNumber,
+    no times, as de-identification leaves them) outnumbered the 20-slice CT and the folder was
+    refused ('slices at the same position'); with one AcquisitionNumber per image the listing
+    named each of them. The CT (most positions) is read; a split series is listed in one entry."""
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    write_series(tmp_path / "d", pt, pos, row, col, series="1.2.3.6.1", names=[f"c{k}.dcm" for k in range(20)])
+    write_series(tmp_path / "d", pt, [pos[5]] * 30, row, col, series="1.2.3.6.2", acquisition=1, thickness=2.5,
+                 description="Bolus tracking", names=[f"b{k}.dcm" for k in range(30)])
+    vol, warns = read_warns(tmp_path / "d")
+    assert vol.meta["SeriesInstanceUID"] == "1.2.3.6.1" and vol.shape[0] == 20, warns
+    assert_marker(vol, pt)
+    write_series(tmp_path / "e", pt, pos, row, col, series="1.2.3.6.1", names=[f"c{k}.dcm" for k in range(20)])
+    write_series(tmp_path / "e", pt, [pos[5]] * 30, row, col, series="1.2.3.6.3", acquisition=list(range(1, 31)),
+                 thickness=2.5, description="Bolus tracking", names=[f"b{k}.dcm" for k in range(30)])
+    vol, warns = read_warns(tmp_path / "e")
+    assert vol.meta["SeriesInstanceUID"] == "1.2.3.6.1", warns
+    listing = next(w for w in warns if "the folder holds 2 series" in w)
+    assert "1.2.3.6.3 (30 acquisitions of 1 images each, e.g. --series 1.2.3.6.3#" in listing, listing
+    assert listing.count("1.2.3.6.3#") == 1, listing

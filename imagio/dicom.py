@@ -248,5 +248,5 @@ def _slice_thickness(text: str, step_mm: float) -> float | None:
 def add_series_argument(parser) -> None:
     """The ``--series UID`` option of commands that read a CT (see ``read_series``)."""
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read when the CT is a DICOM folder "
-                        "holding several series (default: the largest axial CT; `imagio info FOLDER` lists them); "
+                        "holding several series (default: the original axial CT with the most slice positions; `imagio info FOLDER` lists them); "
                         "UID#N for acquisition N of a series holding several phases")

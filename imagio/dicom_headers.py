@@ -291,6 +291,30 @@ class Stack:
     def is_axial(self) -> bool:
         return abs(self.first.normal[2]) > np.cos(np.radians(45))
 
+    @property
+    def image_type(self) -> list[str]:
+        """ImageType (0008,0008) values, upper case (value 1 ORIGINAL/DERIVED, PS3.3 C.7.6.1.1.2)."""
+        return [v.strip().upper() for v in self.first.image_type.split("\\") if v.strip()]
+
+    @property
+    def derived(self) -> bool:
+        """ImageType value 1 DERIVED: pixels derived from other images (a reformat, a projection)."""
+        return bool(self.image_type) and self.image_type[0] == "DERIVED"
+
+    @property
+    def projection(self) -> str:
+        """The projection an ImageType names (MIP, MINIP, ...; PS3.3 C.8.16.1.x Derived Pixel
+        Contrast), '' for none: each voxel of a projection is the brightest (darkest) of a slab,
+        not the anatomy at that point."""
+        return next((v for v in self.image_type if v in PROJECTION_TYPES), "")
+
+    @property
+    def positions(self) -> int:
+        """Distinct slice positions along the slice normal (0.01 mm): the stack's extent as a volume
+        (a bolus-tracking or perfusion series repeats few positions many times)."""
+        n = self.first.normal
+        return int(np.unique(np.round([float(s.position @ n) for s in self.slices], 2)).size)
+
     def label(self) -> str:
         s = self.first
         # the slice normal's angle to the scanner's S axis: an oblique reformat is not called
@@ -300,6 +324,9 @@ class Stack:
                 else "oblique/sagittal/coronal")
         return (f"{self.key} ({s.modality or '?'}, {s.description or 'no description'}, "
                 f"{len(self.slices)} {'frames' if s.frame is not None else 'slices'}, {kind}, {s.cols}x{s.rows})")
+
+
+PROJECTION_TYPES = {"MIP", "MINIP", "MAXIP", "MAX_IP", "MIN_IP", "MAXIMUM", "MINIMUM", "PROJECTION IMAGE"}
 
 
 @dataclass
@@ -383,22 +410,67 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
         if not hits:
             raise InputError(f"{folder}: no series {series}; the folder holds: {listing}")
         best = hits[0]
+        _refuse_projection(folder, best, scan)
         if len(hits) > 1:
             _refuse_phases(folder, hits)
-        return best, []
+        return best, [_derived_note(best)] if best.derived else []
 
+    # the scanner's own reconstruction before a derived image (a MIP or reformat of it), then a
+    # volume's extent (distinct positions: a bolus-tracking series of 200 images at one position
+    # is not the largest volume; new-user trial 98 F1/F3)
     def rank(s: Stack):
-        return (s.first.modality.upper() == "CT", s.is_axial, len(s.slices))
+        return (s.first.modality.upper() == "CT", not s.projection, not s.derived, s.is_axial, s.positions,
+                len(s.slices))
 
     best = max(scan.stacks, key=rank)
+    _refuse_projection(folder, best, scan)
     siblings = [s for s in scan.stacks if s.series == best.series]
     if len(siblings) > 1:
         _refuse_phases(folder, siblings)
+    notes = [_derived_note(best)] if best.derived else []
     if len(scan.stacks) == 1:
-        return best, []
-    others = [s.label() for s in scan.stacks if s is not best]
-    return best, [f"the folder holds {len(scan.stacks)} series; read the largest axial CT {best.label()}; "
-                  f"others: {'; '.join(others)}. Pass --series UID to read another"]
+        return best, notes
+    return best, [f"the folder holds {len({s.series for s in scan.stacks})} series; read "
+                  f"{'the original' if not best.derived else 'the'} axial CT with the most slice positions "
+                  f"{best.label()}; others: {_listing([s for s in scan.stacks if s is not best])}. "
+                  "Pass --series UID to read another"] + notes
+
+
+def _listing(stacks: list[Stack]) -> str:
+    """One entry per stack, a series split into more than 3 acquisitions in one entry (trial 98
+    F2: 200 one-image bolus-tracking acquisitions were listed one by one)."""
+    by: dict[str, list[Stack]] = {}
+    for s in stacks:
+        by.setdefault(s.series, []).append(s)
+    out = []
+    for uid, ss in by.items():
+        if len(ss) > 3:
+            n = sorted({len(s.slices) for s in ss})
+            out.append(f"{uid} ({len(ss)} acquisitions of {'-'.join(map(str, (n[0], n[-1]) if len(n) > 1 else n))} "
+                       f"images each, e.g. --series {ss[0].key})")
+        else:
+            out += [s.label() for s in ss]
+    return "; ".join(out)
+
+
+def _derived_note(s: Stack) -> str:
+    return (f"series {s.key} is DERIVED (ImageType {'/'.join(s.image_type)}): a reformat or post-processed image, "
+            "not the scanner's own reconstruction; IMAGIO reads it as given: plan on the original series when the "
+            "folder or the archive has it")
+
+
+def _refuse_projection(folder: Path, s: Stack, scan: FolderScan) -> None:
+    """A maximum/minimum intensity projection shows each voxel as the extreme of a slab: vessels
+    and nodules larger and merged, distances and clearances wrong (new-user trial 98 F3: a plan
+    on a 10.5 mm MIP beside the original series found a path the original refuses)."""
+    if not s.projection:
+        return
+    originals = [o for o in scan.stacks if not o.projection and not o.derived]
+    hint = (f"the folder holds the original series {originals[0].label()}: pass --series {originals[0].key}"
+            if originals else "give the original series (ImageType ORIGINAL) it was made from")
+    raise InputError(f"{folder}: series {s.key} is a {s.projection} projection (ImageType {'/'.join(s.image_type)}): "
+                     f"each voxel is the {'brightest' if 'MIN' not in s.projection else 'darkest'} of a slab, "
+                     f"not the anatomy at that point; {hint}")
 
 
 def _refuse_phases(folder: Path, stacks: list[Stack]) -> None:
