@@ -42,6 +42,7 @@ FAT_BAND, MIN_FAT = tuple(_H["fat_hu"]), float(_H["min_fat_fraction"])
 MAX_WIDTH_MM = float(_H["max_patient_width_mm"])
 MAX_VOXEL_MM = float(_H["max_voxel_mm"])
 MIN_SOFT_OF_BODY = float(_H["min_soft_tissue_of_body_fraction"])  # of the voxels above NOT_AIR_HU
+MIN_BORDER_AIR = float(_H["min_border_air_for_body_composition"])  # whole cross-sections in view
 MAX_BONE_OF_BODY_OFFSET = float(_H["max_bone_of_body_for_offset"])  # shifted: fat of a T1 MR as bone
 MAX_LABEL_VALUES = 255  # a label map holds fewer distinct values (TotalSegmentator: 117 classes); a CT
 # of a few hundred mm in HU holds thousands (air -1000 to bone above 1000, 1 HU steps)
@@ -87,6 +88,16 @@ def body_composition(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
         return 0.0, 0.0
     soft = np.mean((body >= SOFT_BAND[0] + offset) & (body <= SOFT_BAND[1] + offset))
     return float(soft), float(np.mean(body >= BONE_HU + offset))
+
+
+def border_air_fraction(a: np.ndarray) -> float:
+    """The fraction of the in-plane border voxels (the first and last row and column of every
+    slice of ``a``, k, j, i) within the air band: near 1 when the image shows whole cross-sections
+    of the patient in room air, near 0 for a crop inside the body (a cube in a lung, on the heart)."""
+    if a.ndim != 3 or min(a.shape[1:]) < 2:
+        return 0.0
+    f = np.concatenate([a[:, 0].ravel(), a[:, -1].ravel(), a[:, 1:-1, 0].ravel(), a[:, 1:-1, -1].ravel()])
+    return float(np.mean((f >= AIR_BAND[0]) & (f <= AIR_BAND[1])))
 
 
 def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
@@ -162,7 +173,11 @@ def hu_problem(vol) -> str | None:
         soft_b, bone_b = body_composition(inner, HU_OFFSET)
         offset = soft_b >= MIN_SOFT_OF_BODY and bone_b <= MAX_BONE_OF_BODY_OFFSET
     body_soft, body_bone = body_composition(inner)
-    if air >= MIN_AIR and soft >= MIN_SOFT and not offset and body_soft >= MIN_SOFT_OF_BODY:
+    # the body's composition (ICRP 89) is that of whole cross-sections: a crop inside the body (a
+    # cube in a lung of a CT angiogram: contrast-filled vessels, partial-volume lung, ribs) is not
+    # held to it (CI on 75d5afa: the chest CTA's lung cubes, 29-46 % soft tissue, were refused)
+    whole = border_air_fraction(a) >= MIN_BORDER_AIR
+    if air >= MIN_AIR and soft >= MIN_SOFT and not offset and (body_soft >= MIN_SOFT_OF_BODY or not whole):
         return None
     if offset:
         lo = float(inner.min())
