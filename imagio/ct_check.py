@@ -8,7 +8,14 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
 - no air band or no soft-tissue band (an MR, a normalised or rescaled image);
 - HU stored with an offset of +1024 and no rescale (air near 24, soft tissue near 1064, bone
   above 1324), a common export error: named as such, with the fix;
-- values far above any CT (> 40000).
+- values far above any CT (> 40000);
+- a whole cross-section (room air along at least half of the in-plane border) whose non-air
+  voxels are mostly outside soft tissue (`body_composition`; a crop inside the body, e.g. a cube
+  in a lung of a CT angiogram, is not held to the whole body's composition);
+- a T1 MR shifted or rescaled into the HU range, told by its tissue order (`t1_order_problem`:
+  muscle reading as lung, nothing as bone, the brightest tissue lining the skin). Still accepted:
+  such an MR whose fat reads above 700 HU in a view that is not a whole cross-section, and a crop
+  of one inside the body.
 
 Values below -1500 HU (padding outside the scan circle) are not a reason to refuse: the
 reader turns them into air, and the segmentation thresholds treat them as air anyway. The
@@ -185,8 +192,9 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
         return None
     return (f"{aer * 100:.0f}% of what is not air reads {AIR_BAND[1]:g}..{AERATED_MAX_HU:g} HU as aerated lung, yet "
             f"nothing reads as bone ({bone_ml:.2f} mL at or above {CORTEX_HU:g} HU) and {shallow * 100:.0f}% of its "
-            f"brightest tissue lies within {SUPERFICIAL_MM:g} mm of the skin: the order of a T1 MR (fat brightest, under "
-            "the skin; muscle dark; bone without signal), not of a CT (fat darker than muscle, bone the densest)")
+            f"brightest {BRIGHTEST * 100:g}% lies within {SUPERFICIAL_MM:g} mm of the skin: a T1 MR's tissue order (fat "
+            "brightest, under the skin; muscle dark; bone without signal), not a CT's (fat darker than muscle, bone "
+            "the densest)")
 
 
 def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
