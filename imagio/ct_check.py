@@ -58,6 +58,7 @@ ROOM_AIR_WIDTH_MM = float(_H["room_air_min_width_mm"])
 BRIGHTEST = float(_H["brightest_fraction"])
 SUPERFICIAL_MM = float(_H["superficial_depth_mm"])
 MIN_SUPERFICIAL = float(_H["min_superficial_brightest_fraction"])
+MIN_ENRICHMENT = float(_H["min_superficial_enrichment"])
 MAX_BONE_OF_BODY_OFFSET = float(_H["max_bone_of_body_for_offset"])  # shifted: fat of a T1 MR as bone
 MAX_LABEL_VALUES = 255  # a label map holds fewer distinct values (TotalSegmentator: 117 classes); a CT
 # of a few hundred mm in HU holds thousands (air -1000 to bone above 1000, 1 HU steps)
@@ -155,7 +156,8 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
     ``min_aerated_fraction`` of what is not air (above -900 HU) reads -900..-400 HU; less than
     ``min_cortical_bone_ml`` of the whole image at or above ``cortical_bone_hu``; room air in view
     (`room_air_mask`); and at least ``min_superficial_brightest_fraction`` of the brightest
-    ``brightest_fraction`` of what is not air within ``superficial_depth_mm`` of room air.
+    ``brightest_fraction`` of what is not air within ``superficial_depth_mm`` of room air, and
+    ``min_superficial_enrichment`` times as large a share as of all that is not air there.
     Read on a strided copy of at most about ``n`` voxels; the distances are computed only for an
     image that passes the first two tests (an aerated image without bone).
     Still accepted (not told from a CT here): a T1 MR whose fat, shifted, reads above 700 HU
@@ -186,9 +188,10 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
     if not body.any():
         return None
     top = body & (b >= np.percentile(b[body], 100.0 * (1.0 - BRIGHTEST)))
-    depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)[top]
-    shallow = float(np.mean(depth <= SUPERFICIAL_MM))
-    if shallow < MIN_SUPERFICIAL:
+    depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)
+    shallow = float(np.mean(depth[top] <= SUPERFICIAL_MM))
+    # concentrated under the skin, not spread as the tissue is (noise in a uniform body: ratio 1)
+    if shallow < MIN_SUPERFICIAL or shallow < MIN_ENRICHMENT * float(np.mean(depth[body] <= SUPERFICIAL_MM)):
         return None
     return (f"{aer * 100:.0f}% of what is not air reads {AIR_BAND[1]:g}..{AERATED_MAX_HU:g} HU as aerated lung, yet "
             f"nothing reads as bone ({bone_ml:.2f} mL at or above {CORTEX_HU:g} HU) and {shallow * 100:.0f}% of its "
