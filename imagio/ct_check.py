@@ -8,7 +8,14 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
 - no air band or no soft-tissue band (an MR, a normalised or rescaled image);
 - HU stored with an offset of +1024 and no rescale (air near 24, soft tissue near 1064, bone
   above 1324), a common export error: named as such, with the fix;
-- values far above any CT (> 40000).
+- values far above any CT (> 40000);
+- a whole cross-section (room air along at least half of the in-plane border) whose non-air
+  voxels are mostly outside soft tissue (`body_composition`; a crop inside the body, e.g. a cube
+  in a lung of a CT angiogram, is not held to the whole body's composition);
+- a T1 MR shifted or rescaled into the HU range, told by its tissue order (`t1_order_problem`:
+  muscle reading as lung, nothing as bone, the brightest tissue lining the skin). Still accepted:
+  such an MR whose fat reads above 700 HU in a view that is not a whole cross-section, and a crop
+  of one inside the body.
 
 Values below -1500 HU (padding outside the scan circle) are not a reason to refuse: the
 reader turns them into air, and the segmentation thresholds treat them as air anyway. The
@@ -42,6 +49,16 @@ FAT_BAND, MIN_FAT = tuple(_H["fat_hu"]), float(_H["min_fat_fraction"])
 MAX_WIDTH_MM = float(_H["max_patient_width_mm"])
 MAX_VOXEL_MM = float(_H["max_voxel_mm"])
 MIN_SOFT_OF_BODY = float(_H["min_soft_tissue_of_body_fraction"])  # of the voxels above NOT_AIR_HU
+MIN_BORDER_AIR = float(_H["min_border_air_for_body_composition"])  # whole cross-sections in view
+CORTEX_HU = float(_H["cortical_bone_hu"])
+MIN_CORTEX_ML = float(_H["min_cortical_bone_ml"])
+AERATED_MAX_HU = float(_H["aerated_max_hu"])
+MIN_AERATED = float(_H["min_aerated_fraction"])
+ROOM_AIR_WIDTH_MM = float(_H["room_air_min_width_mm"])
+BRIGHTEST = float(_H["brightest_fraction"])
+SUPERFICIAL_MM = float(_H["superficial_depth_mm"])
+MIN_SUPERFICIAL = float(_H["min_superficial_brightest_fraction"])
+MIN_ENRICHMENT = float(_H["min_superficial_enrichment"])
 MAX_BONE_OF_BODY_OFFSET = float(_H["max_bone_of_body_for_offset"])  # shifted: fat of a T1 MR as bone
 MAX_LABEL_VALUES = 255  # a label map holds fewer distinct values (TotalSegmentator: 117 classes); a CT
 # of a few hundred mm in HU holds thousands (air -1000 to bone above 1000, 1 HU steps)
@@ -87,6 +104,100 @@ def body_composition(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
         return 0.0, 0.0
     soft = np.mean((body >= SOFT_BAND[0] + offset) & (body <= SOFT_BAND[1] + offset))
     return float(soft), float(np.mean(body >= BONE_HU + offset))
+
+
+def border_air_fraction(a: np.ndarray) -> float:
+    """The fraction of the in-plane border voxels (the first and last row and column of every
+    slice of ``a``, k, j, i) within the air band: near 1 when the image shows whole cross-sections
+    of the patient in room air, near 0 for a crop inside the body (a cube in a lung, on the heart)."""
+    if a.ndim != 3 or min(a.shape[1:]) < 2:
+        return 0.0
+    f = np.concatenate([a[:, 0].ravel(), a[:, -1].ravel(), a[:, 1:-1, 0].ravel(), a[:, 1:-1, -1].ravel()])
+    return float(np.mean((f >= AIR_BAND[0]) & (f <= AIR_BAND[1])))
+
+
+def room_air_mask(vol, s: int) -> np.ndarray:
+    """Room air on ``vol.array[::s, ::s, ::s]`` (bool, k, j, i): air-band voxels that survive an
+    in-plane opening with a disc ``room_air_min_width_mm`` wide (a wide air space, not the noise
+    of aerated lung nor a cut segmental bronchus) and are connected to the in-plane border (the
+    first and last row and column of every slice). Empty for a crop inside the patient."""
+    from scipy import ndimage
+
+    b = vol.array[::s, ::s, ::s]
+    air = (b >= AIR_BAND[0]) & (b <= AIR_BAND[1])
+    if b.ndim != 3 or min(b.shape[1:]) < 3 or not air.any():
+        return np.zeros(b.shape, bool)
+    sp = np.abs(np.asarray(vol.spacing_kji, float)[1:]) * s
+    half = 0.5 * ROOM_AIR_WIDTH_MM
+    r = np.maximum(np.round(half / sp).astype(int), 1)
+    jj, ii = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1]
+    disc = ((jj * sp[0]) ** 2 + (ii * sp[1]) ** 2 <= half ** 2 + 1e-9)[None]
+    air = ndimage.binary_opening(air, disc)
+    edge = np.zeros(air.shape, bool)
+    edge[:, [0, -1]] = True
+    edge[:, :, [0, -1]] = True
+    lab, _ = ndimage.label(air)
+    ids = np.unique(lab[edge & air])
+    return np.isin(lab, ids[ids > 0])
+
+
+def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
+    """Why ``vol`` reads as a T1-weighted MR shifted or rescaled into the HU range (one clause), or
+    None. ``vol``: a `Volume` (array k, j, i; spacing in mm); ``v``: a sample of its values.
+
+    On a CT, fat (-150..-50 HU) is the least dense tissue that holds no air: tissue between -900
+    and -400 HU in bulk is aerated lung (or gas); the densest tissue, bone (cortical bone above
+    ``cortical_bone_hu``, 700 HU) or contrast-filled blood, lies under the skin, the subcutaneous
+    fat and muscle. On a T1 MR the order is inverted: fat gives the brightest signal and most of it
+    lies just under the skin, muscle and organs a third to a half of it, cortical bone none.
+    Shifted by -1000/-1024 or rescaled into -1000..600, a T1 MR shows its muscle as lung, its fat as
+    soft tissue lining the skin, its bone as air (new-user trial 96 F1: the sarcoma T1 MRs so
+    shifted were segmented into 3.2 L of lung in a thigh). Refused when all hold: at least
+    ``min_aerated_fraction`` of what is not air (above -900 HU) reads -900..-400 HU; less than
+    ``min_cortical_bone_ml`` of the whole image at or above ``cortical_bone_hu``; room air in view
+    (`room_air_mask`); and at least ``min_superficial_brightest_fraction`` of the brightest
+    ``brightest_fraction`` of what is not air within ``superficial_depth_mm`` of room air, and
+    ``min_superficial_enrichment`` times as large a share as of all that is not air there.
+    Read on a strided copy of at most about ``n`` voxels; the distances are computed only for an
+    image that passes the first two tests (an aerated image without bone).
+    Still accepted (not told from a CT here): a T1 MR whose fat, shifted, reads above 700 HU
+    (refused only as a whole cross-section whose fat reads as bone, `body_composition`), a T1 MR
+    of a region without muscle in bulk, and any crop inside the body (no room air in view), since a
+    CT's crop of a lung needs no rib. Sources: ``input_limits.json`` ``hu_check``
+    (``t1_order_reason``, ``t1_order_source``)."""
+    from scipy import ndimage
+
+    if not hasattr(vol, "spacing_kji"):
+        return None
+    nonair = v[v > AIR_BAND[1]]
+    if nonair.size == 0:
+        return None
+    aer = float(np.mean(nonair <= AERATED_MAX_HU))
+    if aer < MIN_AERATED:
+        return None
+    bone_ml = float(np.count_nonzero(vol.array >= CORTEX_HU)) * float(np.prod(np.abs(vol.spacing))) / 1000.0
+    if bone_ml >= MIN_CORTEX_ML:
+        return None
+    a = vol.array
+    s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
+    room = room_air_mask(vol, s)
+    if not room.any():
+        return None
+    b = a[::s, ::s, ::s]
+    body = b > AIR_BAND[1]
+    if not body.any():
+        return None
+    top = body & (b >= np.percentile(b[body], 100.0 * (1.0 - BRIGHTEST)))
+    depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)
+    shallow = float(np.mean(depth[top] <= SUPERFICIAL_MM))
+    # concentrated under the skin, not spread as the tissue is (noise in a uniform body: ratio 1)
+    if shallow < MIN_SUPERFICIAL or shallow < MIN_ENRICHMENT * float(np.mean(depth[body] <= SUPERFICIAL_MM)):
+        return None
+    return (f"{aer * 100:.0f}% of what is not air reads {AIR_BAND[1]:g}..{AERATED_MAX_HU:g} HU as aerated lung, yet "
+            f"nothing reads as bone ({bone_ml:.2f} mL at or above {CORTEX_HU:g} HU) and {shallow * 100:.0f}% of its "
+            f"brightest {BRIGHTEST * 100:g}% lies within {SUPERFICIAL_MM:g} mm of the skin: a T1 MR's tissue order (fat "
+            "brightest, under the skin; muscle dark; bone without signal), not a CT's (fat darker than muscle, bone "
+            "the densest)")
 
 
 def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
@@ -162,8 +273,16 @@ def hu_problem(vol) -> str | None:
         soft_b, bone_b = body_composition(inner, HU_OFFSET)
         offset = soft_b >= MIN_SOFT_OF_BODY and bone_b <= MAX_BONE_OF_BODY_OFFSET
     body_soft, body_bone = body_composition(inner)
-    if air >= MIN_AIR and soft >= MIN_SOFT and not offset and body_soft >= MIN_SOFT_OF_BODY:
-        return None
+    # the body's composition (ICRP 89) is that of whole cross-sections: a crop inside the body (a
+    # cube in a lung of a CT angiogram: contrast-filled vessels, partial-volume lung, ribs) is not
+    # held to it (CI on 75d5afa: the chest CTA's lung cubes, 29-46 % soft tissue, were refused)
+    whole = border_air_fraction(a) >= MIN_BORDER_AIR
+    if air >= MIN_AIR and soft >= MIN_SOFT and not offset and (body_soft >= MIN_SOFT_OF_BODY or not whole):
+        t1 = t1_order_problem(vol, inner)
+        if t1 is None:
+            return None
+        return (f"it does not look like a CT in HU: {t1} (an MR, or values shifted or rescaled); give a CT in HU "
+                "(air -1000, water 0)")
     if offset:
         lo = float(inner.min())
         # the offset as the image shows it: its air's median (air is -1000 HU by definition; trial
