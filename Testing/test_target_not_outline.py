@@ -100,6 +100,27 @@ def test_sarcoma_planner_refuses_a_named_structure():
     assert _tumour_label(labels, anat, None)[0] == "GTV_Mass"
 
 
+def test_sarcoma_planner_calls_an_artery_an_artery():
+    """New-user trial 96 F7: "'superficial_femoral_artery' is a neurovascular bundle, not a tumour":
+    the refusal is right, the word is not (an artery is one structure of the bundle)."""
+    from imagio.planning.sarcoma.plan import _tumour_label
+    from imagio.planning.sarcoma.rules import classify
+
+    labels = _labels()
+    names = {4: "superficial_femoral_artery", 5: "femoral_vein", 6: "sciatic_nerve", 7: "neurovascular_bundle",
+             8: "a_femoralis_arteria", 9: "vena_saphena_magna"}
+    labels.labels.update(names)
+    anat = classify(labels)
+    for name, words in (("superficial_femoral_artery", "is an artery of the neurovascular bundle, not a tumour"),
+                        ("femoral_vein", "is a vein of the neurovascular bundle"),
+                        ("sciatic_nerve", "is a nerve of the neurovascular bundle"),
+                        ("neurovascular_bundle", "is the neurovascular bundle, not a tumour"),
+                        ("a_femoralis_arteria", "is an artery"), ("vena_saphena_magna", "is a vein")):
+        with pytest.raises(InputError) as e:
+            _tumour_label(labels, anat, name)
+        assert words in str(e.value) and "GTV_Mass" in str(e.value), (name, str(e.value))
+
+
 def test_web_offers_lesions_first_never_the_outline():
     names = ["body", "quadriceps_femoris", "thigh_medial_compartment", "femur", "sarcoma_1", "GTV_Mass"]
     ch = target_choices(names)

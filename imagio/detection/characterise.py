@@ -752,6 +752,9 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
             typ, alt_type = DENSE_TYPE, None
         d.update(segmented=True, type=typ, center_ras=[round(float(v), 2) for v in meas.centroid_ras],
                  volume_ml=round(meas.volume_ml, 4), long_axis_mm=round(meas.long_axis_mm, 2),
+                 # what partial volume allows (measurements.border_volume_range_ml): Lung-RADS's volume cuts
+                 volume_border_range_ml=[round(float(v), 4) for v in meas.volume_border_range_ml]
+                 if meas.volume_border_range_ml else None,
                  axial_long_axis_mm=round(meas.axial_long_axis_mm, 2),   # Brock's and Mayo's size
                  short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
                  solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),

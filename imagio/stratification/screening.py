@@ -175,6 +175,8 @@ def lung_rads(nodule: dict) -> dict:
         r = lungrads.category(kind, size, nodule.get("solid_component_mm") or 0.0)
     except InputError as e:
         return _refuse("lung_rads", str(e), src, "not_in_table")
+    # the volumetric category beside the diameter's (Lung-RADS v2022 gives both; trial 96 F3)
+    r = lungrads.with_volume(r, kind, nodule.get("volume_ml"), nodule.get("volume_border_range_ml"))
     other = _other_type(nodule, kind, size)
     if other:
         r["if_other_type"] = other
@@ -254,7 +256,24 @@ def size_cut_words(lr: dict) -> str:
     cut = lr.get("at_size_cut")
     if not cut or not lr.get("category"):
         return ""
-    return f"{cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}"
+    if cut["what"] == "volume":
+        return (f"volume within its uncertainty of the {cut['cut_mm3']} mm3 cut: {volume_words(lr)}, "
+                f"may be {cut['other_category']}")
+    vol = f"; {volume_words(lr)}" if lr.get("volume") else ""
+    return f"{cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}{vol}"
+
+
+def volume_words(lr: dict) -> str:
+    """"volume 1761 mm3 (partial volume: 981-3035 mm3): 4A to 4B" of ``lr["volume"]``
+    (`stratification.lungrads.with_volume`), "" without one: the volumetric category beside the
+    diameter's (new-user trial 96 F3)."""
+    v = lr.get("volume")
+    if not v:
+        return ""
+    cats = sorted({v["category"], *(v.get("range_categories") or ())}, key=lungrads.CATEGORY_ORDER.index)
+    rng = f" (partial volume: {v['range_mm3'][0]}-{v['range_mm3'][1]} mm3)" if v.get("range_mm3") else ""
+    return f"volume {v['volume_mm3']} mm3{rng}: {v['category']}" + (
+        f" ({' to '.join((cats[0], cats[-1]))} over that range)" if len(cats) > 1 else "")
 
 
 def shown_category(lr: dict, empty: str = "") -> str:

@@ -24,8 +24,8 @@ from ..density import dense_min_hu
 from ..planner import Plan, plan
 from ..problem import Constraints, Needle, PlanningProblem, Target, check_structure_names, is_lesion, is_outline
 from . import incision as inc
-from .rules import (classify, config, involved_compartments, require_compartments, roles_for, rule,
-                    rule_status)
+from .rules import (bundle_member_words, classify, config, involved_compartments, require_compartments, roles_for,
+                    rule, rule_status)
 from .viable import (ViableMap, candidate_targets, contrast_enhanced, specimen_ml, specimen_nonviable_fraction,
                      viable_map)
 
@@ -176,8 +176,12 @@ def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:
             # new-user trial 95 F1: "body" (the web's first segment) was biopsied, "rules met";
             # a structure the anatomy catalogue knows (body, muscles, organs) is not a tumour
             kind = "patient outline" if is_outline(tumour) else "named anatomical structure"
+        if kind == "neurovascular bundle":   # trial 96 F7: an artery is called an artery
+            kind = bundle_member_words(tumour)
+        elif kind is not None:
+            kind = f"a {kind}"
         if kind is not None:
-            raise InputError(f"{tumour!r} is a {kind}, not a tumour: give the tumour's label name "
+            raise InputError(f"{tumour!r} is {kind}, not a tumour: give the tumour's label name "
                              f"(tumour-like labels here: {sorted(anat.tumours) or 'none'})")
         return tumour, int(inv[tumour])
     if len(anat.tumours) == 1:
