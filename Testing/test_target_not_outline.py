@@ -141,3 +141,22 @@ def test_workstation_opens_a_sarcoma_case_on_the_tumour(tmp_path):
     asyncio.run(ws.load_case())
     assert ws.state.target == "GTV_Mass", ws.state.targets
     assert "body" not in ws.state.targets
+    # a thigh: no ablation device, no bronchoscopy Nodule box (new-user trial 96 F7)
+    assert ws.state.sections == {"ablation": False, "bronchoscopy": False}, ws.state.sections
+
+
+def test_web_shows_only_the_procedures_that_apply():
+    """New-user trial 96 F7: the sarcoma page of a thigh offered an ablation device and an empty
+    bronchoscopy "Nodule" box. Ablation applies to a case with a visceral organ (or a lesion named
+    after one), bronchoscopy to one with a lung nodule."""
+    from imagio.web.content import procedure_sections
+
+    thigh = ["body", "quadriceps_femoris", "thigh_medial_compartment", "femur", "GTV_Mass",
+             "superficial_femoral_artery", "sciatic_nerve", "gluteus_maximus"]
+    assert procedure_sections(thigh) == {"ablation": False, "bronchoscopy": False}
+    assert procedure_sections(["body", "liver", "liver_tumor_1", "lung_upper_lobe_left", "lung_nodule_1"]) == \
+        {"ablation": True, "bronchoscopy": True}
+    assert procedure_sections(["body", "liver_segment_4", "liver_tumor_1"]) == {"ablation": True, "bronchoscopy": False}
+    assert procedure_sections(["body", "kidney_left", "kidney_cyst_left"])["ablation"]
+    # a lesion named after its organ is enough (a label map of the tumour alone)
+    assert procedure_sections(["liver_tumor_1"])["ablation"] and not procedure_sections(["sarcoma_1"])["ablation"]

@@ -37,7 +37,8 @@ from scipy import ndimage
 from ..errors import ImagioError, InputError
 from ..segmentation.common import anatomical_axes
 from ..volume import Volume
-from ..stratification.screening import DENSE_TYPE, type_words
+from ..stratification import lungrads
+from ..stratification.screening import CALCIUM_TYPES, DENSE_TYPE, FAT_TYPE, type_words
 from . import Candidate, constants
 
 LOBES = {"lung_upper_lobe_left": "left upper lobe", "lung_lower_lobe_left": "left lower lobe",
@@ -327,7 +328,6 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
     (`stratification.screening.not_assessable_words`)."""
     from ..limits import FAT_MAX_HU, FAT_MIN_HU
     from ..segmentation.lesion import fat_density_hu
-    from ..stratification import lungrads
 
     fat = fat_density_hu(mask, ct, meas)
     if fat is not None:
@@ -436,6 +436,19 @@ def flatness(ct: Volume, mask: np.ndarray) -> float:
     return float(np.sqrt(max(ev[0], 0.0) / max(ev[-1], 1e-12)))
 
 
+def dense_part_mm(ct: Volume, mask: np.ndarray, min_hu: float) -> float:
+    """Equivalent-sphere diameter (mm) of the largest 26-connected part of the outline ``mask``
+    (bool [k, j, i] on ``ct``'s grid) at or above ``min_hu`` HU (calcium or bone: ``type_hu``
+    ``calcified_min``), 0.0 when none (detection.json characterise.perifissural dense_part_source)."""
+    import cc3d
+
+    dense = mask & (ct.array >= min_hu)
+    if not dense.any():
+        return 0.0
+    n = int(np.bincount(cc3d.connected_components(dense, connectivity=26).ravel())[1:].max())
+    return float((6.0 * n * ct.voxel_volume_ml * 1000.0 / np.pi) ** (1.0 / 3.0))
+
+
 def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, float, list, dict | None]:
     """(type, solid component mm, warnings, alternative): see the module docstring for the rules.
     ``alternative`` is {"type", "solid_component_mm"}, the other plausible type when a warning says
@@ -473,6 +486,13 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
     flat = flatness(ct, mask)
     if (kind == "solid" and meas.mean_diameter_mm < pf["max_mean_diameter_mm"]
             and loc["_fissure_or_pleura_mm"] <= pf["max_distance_mm"] and flat <= pf["max_flatness"]):
+        dense_mm = dense_part_mm(ct, mask, c["type_hu"]["calcified_min"])
+        if dense_mm >= lungrads.table()["smallest_measured"]["mm"]:   # trial 96 F7: lung1's paravertebral #2
+            return kind, solid_mm, pv_warn + [
+                f"holds a part of calcium or bone density ({dense_mm:.1f} mm across, above "
+                f"{c['type_hu']['calcified_min']:g} HU): a partly calcified nodule, or bone or a calcified structure "
+                "beside the lung (a vertebra, a rib, a calcified node); not typed perifissural (a juxtapleural or "
+                "perifissural nodule of Lung-RADS 2 is solid and non-calcified): read it on the images"], alt
         return "perifissural", solid_mm, pv_warn + [
             "perifissural by size, position and shape (smallest/largest axis "
             f"{flat:.2f}); Lung-RADS 2 needs smooth margins and a lentiform or triangular shape: confirm"], alt
@@ -763,6 +783,11 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         why = not_assessable(ct, cand, mask, meas, clipped)
         if why:
             d["not_assessable"], d["not_assessable_kind"] = why[1], why[0]
+        if why and why[0] == "fat_density" and typ not in CALCIUM_TYPES:
+            # new-user trial 96 F7: lung1 #4 (mean -71 HU, not assessable) was typed "solid": an outline of
+            # fat's density gets no solid (or sub-solid) type, nor its typing notes
+            d.update(type=FAT_TYPE, type_alternative=None)
+            twarn = []
         # the detector's own size ("... not a segmentation") no longer is the row's size once the outline is
         # measured; it stays when the outline was clipped to the detector's sphere (its size is then that one)
         d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w

@@ -30,6 +30,9 @@ MASS_MM = 30.0  # Fleischner glossary: a nodule is <= 3 cm; above is a mass
 # the type of a nodule whose outline holds calcium-or-contrast density on a contrast-enhanced CT
 # (`detection.characterise.dense_on_contrast`): no type by density can be read (new-user trial 91 M2)
 DENSE_TYPE = "dense_calcium_or_contrast"
+# the type of an outline of fat's mean density (`detection.characterise.not_assessable` "fat_density"): no
+# solid or sub-solid type (new-user trial 96 F7: lung1 #4, -71 HU, typed "solid" while not assessable)
+FAT_TYPE = "fat"
 # types outside the malignancy models and Lung-RADS's size table: calcium (a benign pattern), or on a
 # contrast CT calcium or iodinated contrast (`calcified_reason`)
 CALCIUM_TYPES = ("calcified", DENSE_TYPE)
@@ -37,7 +40,7 @@ CALCIUM_TYPES = ("calcified", DENSE_TYPE)
 # report's table, its pictures' titles, warnings; files (CSV, JSON, markups) keep the type's code
 TYPE_WORDS = {"solid": "solid", "part_solid": "part-solid", "ground_glass": "ground-glass", "nonsolid": "ground-glass",
               "calcified": "calcified", "perifissural": "perifissural", "unknown": "unknown",
-              DENSE_TYPE: "dense (calcium or contrast)"}
+              DENSE_TYPE: "dense (calcium or contrast)", FAT_TYPE: "fat attenuation"}
 
 
 def type_words(typ: str) -> str:

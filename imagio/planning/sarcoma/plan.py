@@ -132,6 +132,22 @@ def _limb_only(doc: dict, cap_mm: float) -> None:
             p["closest_clearance_mm"] = None
 
 
+def host_organ(name: str) -> str:
+    """The visceral organ (sarcoma_biopsy.json ``visceral_hosts``) the structure ``name`` is or is a
+    part of: the organ itself, one of its lobes or sides (anatomy.json group_of: lung lobes,
+    lung_left, kidney_left), a liver segment, else a part named after its organ (adrenal_gland_left,
+    kidney_cyst_right, lung_vessels, liver_tumor_1: TotalSegmentator's names and lesion names);
+    "" for anything else (muscle, bone, a limb's tumour, the body outline)."""
+    from ... import anatomy
+
+    hosts = config()["visceral_hosts"]["value"]
+    if not name or name in ("body", "skin"):
+        return ""
+    return ("liver" if anatomy.is_liver(name) else name if name in hosts
+            else next((h for h in anatomy.groups_holding(name) if h in hosts), "")
+            or next((h for h in sorted(hosts, key=len, reverse=True) if name.startswith(h + "_")), ""))
+
+
 def visceral_host(labels: Volume, tmask: np.ndarray) -> str:
     """The organ (sarcoma_biopsy.json ``visceral_hosts``) holding most of the labelled voxels that
     touch the tumour ``tmask`` ([k, j, i] bool on ``labels``' grid; its 6-connected shell, on its
@@ -139,10 +155,6 @@ def visceral_host(labels: Volume, tmask: np.ndarray) -> str:
     (muscle, fat, bone)."""
     from scipy import ndimage
 
-    from ... import anatomy
-
-    hosts = config()["visceral_hosts"]["value"]
-    named = sorted(hosts, key=len, reverse=True)
     kji = np.argwhere(tmask)
     lo, hi = np.maximum(kji.min(0) - 1, 0), np.minimum(kji.max(0) + 2, tmask.shape)
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
@@ -153,12 +165,7 @@ def visceral_host(labels: Volume, tmask: np.ndarray) -> str:
         n = labels.labels.get(int(v), "")
         if not n or n in ("body", "skin"):
             continue
-        # the organ itself, one of its lobes or sides (anatomy.json group_of: lung lobes, lung_left,
-        # kidney_left), a liver segment, else a part named after its organ (adrenal_gland_left,
-        # kidney_cyst_right, lung_vessels, stomach_gas: TotalSegmentator's names)
-        organ = ("liver" if anatomy.is_liver(n) else n if n in hosts
-                 else next((h for h in anatomy.groups_holding(n) if h in hosts), "")
-                 or next((h for h in named if n.startswith(h + "_")), ""))
+        organ = host_organ(n)
         by[organ] = by.get(organ, 0) + c
     best = max((o for o in by if o), key=lambda o: by[o], default="")
     return best if best and by[best] > 0.5 * sum(by.values()) else ""
