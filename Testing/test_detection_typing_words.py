@@ -78,6 +78,9 @@ def test_lung1_paravertebral_and_fat_candidates_are_typed_by_what_they_are():
     nods, _, _ = characterise_candidates(ct, [picked["paravertebral"], picked["fat"]], lungs)
     para, fat = nods
     assert para["segmented"] and para["type"] != "perifissural", para["type"]
+    # 5 mm sections: the volume's partial-volume range is given for Lung-RADS's volumetric cuts
+    lo, hi = para["volume_border_range_ml"]
+    assert lo < para["volume_ml"] < hi
     assert any("calcium or bone" in w for w in para["warnings"]), para["warnings"]
     assert fat.get("not_assessable_kind") == "fat_density" and fat["type"] == "fat", fat["type"]
     assert fat["type_alternative"] is None

@@ -743,6 +743,8 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     # Lung-RADS measures in the axial section: its larger spacing sets what can be measured
     in_plane_mm = float(np.delete(ct.spacing_kji, anatomical_axes(ct)["S"][0]).max())
     t_rep = report_threshold()
+    from ..segmentation.lesion import MEASUREMENT_MAX_SLICE_MM
+    thick_sections = float(np.max(ct.spacing)) > MEASUREMENT_MAX_SLICE_MM   # as the one-click tool's warning
     scan["segmented_candidates"] = 0   # how many of the most probable were segmented
     for n, cand in enumerate(todo):
         if slots is not None and len(nodules) >= slots:
@@ -772,9 +774,11 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
             typ, alt_type = DENSE_TYPE, None
         d.update(segmented=True, type=typ, center_ras=[round(float(v), 2) for v in meas.centroid_ras],
                  volume_ml=round(meas.volume_ml, 4), long_axis_mm=round(meas.long_axis_mm, 2),
-                 # what partial volume allows (measurements.border_volume_range_ml): Lung-RADS's volume cuts
+                 # what partial volume allows (measurements.border_volume_range_ml) where the sections are too
+                 # thick for measurements (> 1.5 mm, Fleischner 2017: the one-click tool's warning gives it): a
+                 # volume within it of a Lung-RADS volumetric cut is at the cut (stratification.lungrads.with_volume)
                  volume_border_range_ml=[round(float(v), 4) for v in meas.volume_border_range_ml]
-                 if meas.volume_border_range_ml else None,
+                 if meas.volume_border_range_ml and thick_sections else None,
                  axial_long_axis_mm=round(meas.axial_long_axis_mm, 2),   # Brock's and Mayo's size
                  short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
                  solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),

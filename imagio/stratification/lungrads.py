@@ -159,7 +159,9 @@ def with_volume(r: dict, nodule_type: str, volume_ml: float | None, range_ml=Non
     (new-user trial 96 F3: lung1's nodule, 15.0 mm mean diameter 4B on the cut, 1761 mm3 by its
     own outline 4A, headlined ">=4B"): ``r["volume"]`` = {"volume_mm3" (whole mm3, as Lung-RADS
     reports it), "category" (`volume_category`), "range_mm3" ([lo, hi] from ``range_ml``, the
-    volume's partial-volume range in mL, `segmentation.measurements.border_volume_range_ml`, or
+    volume's partial-volume range in mL, `segmentation.measurements.border_volume_range_ml`, which
+    `detection.characterise` gives on sections over 1.5 mm only, where Fleischner 2017 calls sizes
+    approximate: on thinner ones it is a worst-case bound far wider than the measurement's error; or
     None), "range_categories" ([category of lo, of hi] or None)}. When the diameter's category,
     the volume's and those of its range are not all one, the nodule sits at a size cut: its
     ``at_size_cut`` (`at_size_cut`'s dict) gets "pair" spanning them all and the volume's words in

@@ -178,7 +178,8 @@ def lung_rads(nodule: dict) -> dict:
         r = lungrads.category(kind, size, nodule.get("solid_component_mm") or 0.0)
     except InputError as e:
         return _refuse("lung_rads", str(e), src, "not_in_table")
-    # the volumetric category beside the diameter's (Lung-RADS v2022 gives both; trial 96 F3)
+    # the volumetric category beside the diameter's (Lung-RADS v2022 gives both; trial 96 F3), with the
+    # volume's partial-volume range where the characterisation gives one (sections > 1.5 mm)
     r = lungrads.with_volume(r, kind, nodule.get("volume_ml"), nodule.get("volume_border_range_ml"))
     other = _other_type(nodule, kind, size)
     if other:
@@ -252,7 +253,10 @@ def category_words(lr: dict) -> str:
 
 def size_cut_words(lr: dict) -> str:
     """"on the 15 mm mean diameter cut: may be 4A" when the category of ``lr`` (`lung_rads`) sits
-    at a size cut (``at_size_cut``, `stratification.lungrads.at_size_cut`), else "". The one
+    at a size cut (``at_size_cut``, `stratification.lungrads.at_size_cut`), with the volume's
+    category when known ("; volume 1761 mm3 (partial volume: 982-3036 mm3): 4A (4A to 4B over that
+    range)", `volume_words`); "volume within its uncertainty of the 1767 mm3 cut: ..., may be 4B"
+    when the volume alone puts it at a cut (`stratification.lungrads.with_volume`); else "". The one
     wording of the nodule tables' note (`detection.outputs.lung_rads_note`), the report's
     Lung-RADS cell and its review list (`detection.report.for_review`; trial 89 L: lung1 #1 read
     "may be 4A" in the tables and a plain "4B" in the review list)."""
