@@ -106,7 +106,8 @@ def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
     assert under["category"] == "4A" and under["at_size_cut"]["other_category"] == "4B"
     assert under["at_size_cut"]["side"] == "under" and under["at_size_cut"]["cut_mm"] == 15.0
     assert under["at_size_cut"]["pair"] == "4A/4B" and "0.1 mm under the 15 mm cut" in under["at_size_cut"]["note"]
-    assert scan_lung_rads([nod(1, 14.9, 0.9)])["highest_lung_rads"] == "4A (#1 at the 4A/4B size cut)"
+    assert scan_lung_rads([nod(1, 14.9, 0.9)])["highest_lung_rads"] == \
+        "4A or 4B (#1 at the 4A/4B size cut: mean diameter 14.9 mm 4A)"
     assert "at_size_cut" not in nod(1, 14.8, 0.9)["stratification"]["lung_rads"]
     assert category("solid", 6.04)["at_size_cut"]["other_category"] == "2"
     assert category("nonsolid", 30.0)["at_size_cut"]["other_category"] == "2"
@@ -120,7 +121,7 @@ def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
     cut = stratify(ps)["lung_rads"]["at_size_cut"]
     assert cut["what"] == "solid component" and cut["other_category"] == "4A"
     # the headline, the report's follow-up and its table say it
-    assert scan_lung_rads([on])["highest_lung_rads"] == "4B (#1 at the 4A/4B size cut)"
+    assert scan_lung_rads([on])["highest_lung_rads"] == "4A or 4B (#1 at the 4A/4B size cut: mean diameter 15.0 mm 4B)"
     lines = dict(management_lines([on], []))
     assert "4A is as likely" in lines["note: size cut"] and "one decimal" in lines["note: size cut"]
     assert "may be 4A" in nodule_rows([{**on, "center_ras": [1.0, 2.0, 3.0]}])[0][5]
@@ -432,3 +433,57 @@ def test_a_clipped_mass_at_4b_says_its_size_is_a_lower_bound():
     rows = [dict(zip(NODULE_FIELDS, r)) for r in nodule_rows("s", [mass, ten])]
     assert rows[0]["lung_rads"] == "4B" and rows[0]["lung_rads_note"] == "size a lower bound: >= 4B", rows[0]
     assert rows[1]["lung_rads"] == "" and rows[1]["lung_rads_note"] == "size a lower bound: >= 4A", rows[1]
+
+
+def _measured(i, size, p, volume_ml, range_ml, why=None):
+    """A solid candidate with its outline's volume and partial-volume range (mL) as `imagio detect`
+    writes them (`detection.characterise`: ``volume_ml``, ``volume_border_range_ml``)."""
+    from imagio.stratification.screening import stratify
+
+    d = {"id": i, "type": "solid", "mean_diameter_mm": size, "long_axis_mm": size, "size_uncertain": None,
+         "volume_ml": volume_ml, "volume_border_range_ml": range_ml, "candidate": {"probability": p}}
+    if why:
+        d["not_assessable"] = why
+    d["stratification"] = stratify(d)
+    return d
+
+
+def test_the_volume_category_is_given_beside_the_diameter_one_and_a_cut_says_both():
+    """New-user trial 96 F3: lung1's nodule, 15.0 mm on the 4A/4B cut and 1761 mm3 by its own
+    outline (4A; the reference outline 1361 mm3, 4A), was headlined ">=4B" (the floor from a
+    not-assessable candidate beside it): the headline says "4A or 4B" and gives the volume's
+    category beside the diameter's (Lung-RADS v2022: 8 to < 15 mm or 268 to < 1767 mm3 is 4A)."""
+    import json
+    from importlib import resources
+
+    from imagio.detection.pipeline import scan_lung_rads
+    from imagio.stratification.lungrads import volume_category
+
+    spec = json.loads(resources.files("imagio.data").joinpath("lungrads_v2022.json").read_text())["volume_mm3"]
+    assert "Lung-RADS v2022" in spec["source"] and [b[0] for b in spec["baseline"]["solid"]] == [0, 113, 268, 1767]
+    assert [volume_category("solid", v) for v in (112, 113, 267, 268, 1766, 1767)] == ["2", "3", "3", "4A", "4A", "4B"]
+    assert volume_category("part_solid", 500) is None
+    # lung1 #1 as detect measures it: 14.995 mm, 1.761 mL, partial volume 0.981-3.035 mL (5 mm sections)
+    one = _measured(1, 14.995, 0.73, 1.761, [0.981, 3.035])
+    lr = one["stratification"]["lung_rads"]
+    assert lr["category"] == "4B" and lr["volume"] == {"volume_mm3": 1761, "category": "4A",
+                                                        "range_mm3": [981, 3035], "range_categories": ["4A", "4B"]}
+    assert lr["at_size_cut"]["pair"] == "4A/4B" and "volume 1761 mm3 is Lung-RADS 4A" in lr["at_size_cut"]["note"]
+    head = scan_lung_rads([one])["highest_lung_rads"]
+    assert head == "4A or 4B (#1 at the 4A/4B size cut: mean diameter 15.0 mm 4B, volume 1761 mm3 4A)", head
+    # beside a not-assessable reported candidate (lung1 #4, fat density) the scan is a floor: from 4A, not 4B
+    four = _measured(4, 9.0, 0.59, 0.2, [0.1, 0.3], why="fat density")
+    head = scan_lung_rads([one, four])["highest_lung_rads"]
+    assert head.startswith(">=4A (4A or 4B: #1 at the 4A/4B size cut: mean diameter 15.0 mm 4B, volume 1761 mm3 4A)")
+    assert ">=4B" not in head.split(";")[0], head
+    # a diameter well inside 4A whose volume's range spans the 1767 mm3 cut: at the cut by volume
+    vol_cut = _measured(2, 12.0, 0.9, 1.5, [1.2, 2.0])["stratification"]["lung_rads"]
+    assert vol_cut["category"] == "4A" and vol_cut["at_size_cut"]["what"] == "volume"
+    assert vol_cut["at_size_cut"]["cut_mm3"] == 1767 and vol_cut["at_size_cut"]["other_category"] == "4B"
+    assert scan_lung_rads([_measured(2, 12.0, 0.9, 1.5, [1.2, 2.0])])["highest_lung_rads"] == \
+        "4A or 4B (#2 at the 4A/4B size cut: mean diameter 12.0 mm 4A, volume 1500 mm3 4A)"
+    # diameter and volume agree, the range inside one band: no cut, a plain category
+    clear = _measured(3, 11.0, 0.9, 0.7, [0.5, 0.9])
+    assert "at_size_cut" not in clear["stratification"]["lung_rads"]
+    assert clear["stratification"]["lung_rads"]["volume"]["category"] == "4A"
+    assert scan_lung_rads([clear])["highest_lung_rads"] == "4A"

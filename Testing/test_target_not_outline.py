@@ -100,6 +100,27 @@ def test_sarcoma_planner_refuses_a_named_structure():
     assert _tumour_label(labels, anat, None)[0] == "GTV_Mass"
 
 
+def test_sarcoma_planner_calls_an_artery_an_artery():
+    """New-user trial 96 F7: "'superficial_femoral_artery' is a neurovascular bundle, not a tumour":
+    the refusal is right, the word is not (an artery is one structure of the bundle)."""
+    from imagio.planning.sarcoma.plan import _tumour_label
+    from imagio.planning.sarcoma.rules import classify
+
+    labels = _labels()
+    names = {4: "superficial_femoral_artery", 5: "femoral_vein", 6: "sciatic_nerve", 7: "neurovascular_bundle",
+             8: "a_femoralis_arteria", 9: "vena_saphena_magna"}
+    labels.labels.update(names)
+    anat = classify(labels)
+    for name, words in (("superficial_femoral_artery", "is an artery of the neurovascular bundle, not a tumour"),
+                        ("femoral_vein", "is a vein of the neurovascular bundle"),
+                        ("sciatic_nerve", "is a nerve of the neurovascular bundle"),
+                        ("neurovascular_bundle", "is the neurovascular bundle, not a tumour"),
+                        ("a_femoralis_arteria", "is an artery"), ("vena_saphena_magna", "is a vein")):
+        with pytest.raises(InputError) as e:
+            _tumour_label(labels, anat, name)
+        assert words in str(e.value) and "GTV_Mass" in str(e.value), (name, str(e.value))
+
+
 def test_web_offers_lesions_first_never_the_outline():
     names = ["body", "quadriceps_femoris", "thigh_medial_compartment", "femur", "sarcoma_1", "GTV_Mass"]
     ch = target_choices(names)
@@ -120,3 +141,22 @@ def test_workstation_opens_a_sarcoma_case_on_the_tumour(tmp_path):
     asyncio.run(ws.load_case())
     assert ws.state.target == "GTV_Mass", ws.state.targets
     assert "body" not in ws.state.targets
+    # a thigh: no ablation device, no bronchoscopy Nodule box (new-user trial 96 F7)
+    assert ws.state.sections == {"ablation": False, "bronchoscopy": False}, ws.state.sections
+
+
+def test_web_shows_only_the_procedures_that_apply():
+    """New-user trial 96 F7: the sarcoma page of a thigh offered an ablation device and an empty
+    bronchoscopy "Nodule" box. Ablation applies to a case with a visceral organ (or a lesion named
+    after one), bronchoscopy to one with a lung nodule."""
+    from imagio.web.content import procedure_sections
+
+    thigh = ["body", "quadriceps_femoris", "thigh_medial_compartment", "femur", "GTV_Mass",
+             "superficial_femoral_artery", "sciatic_nerve", "gluteus_maximus"]
+    assert procedure_sections(thigh) == {"ablation": False, "bronchoscopy": False}
+    assert procedure_sections(["body", "liver", "liver_tumor_1", "lung_upper_lobe_left", "lung_nodule_1"]) == \
+        {"ablation": True, "bronchoscopy": True}
+    assert procedure_sections(["body", "liver_segment_4", "liver_tumor_1"]) == {"ablation": True, "bronchoscopy": False}
+    assert procedure_sections(["body", "kidney_left", "kidney_cyst_left"])["ablation"]
+    # a lesion named after its organ is enough (a label map of the tumour alone)
+    assert procedure_sections(["liver_tumor_1"])["ablation"] and not procedure_sections(["sarcoma_1"])["ablation"]

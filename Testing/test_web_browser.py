@@ -35,11 +35,16 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    out = tmp_path_factory.mktemp("web_out")
+    yield from _serve(tmp_path_factory.mktemp("web_out"))
+
+
+def _serve(out, *args):
+    """`python -m imagio.web ARGS --port P --out OUT` until the generator is closed: {"url", "out",
+    "t0", "proc", "log"} once the server says it runs."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "imagio.web", "--port", str(port), "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "imagio.web", *args, "--port", str(port), "--out", str(out)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, ready = [], threading.Event()
 
@@ -50,11 +55,13 @@ def server(tmp_path_factory):
                 ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
-    while not ready.wait(0.5):
-        assert proc.poll() is None, "".join(lines[-30:])
-    yield {"url": f"http://127.0.0.1:{port}/", "out": out, "t0": t0, "proc": proc, "log": lines}
-    proc.terminate()
-    proc.wait(30)
+    try:
+        while not ready.wait(0.5):
+            assert proc.poll() is None, "".join(lines[-30:])
+        yield {"url": f"http://127.0.0.1:{port}/", "out": out, "t0": t0, "proc": proc, "log": lines}
+    finally:   # also when the generator is closed (a test's own server) or the start failed
+        proc.terminate()
+        proc.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +155,8 @@ def test_planning_workstation_in_chromium(server, shots):
         page.wait_for_function("Array.from(document.querySelectorAll('img.image-display-area'))"
                                ".filter(i => i.naturalWidth > 0).length >= 3", timeout=120000)
         figures["first_picture_s"] = time.perf_counter() - server["t0"]
+        # the phantom (liver, lungs, a lung nodule): every procedure's section is offered
+        assert page.locator("#ablation-box").is_visible() and page.locator("#bronchoscopy-box").is_visible()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "1_case.png"))
         for i in range(3):
@@ -328,3 +337,29 @@ def test_planning_workstation_in_chromium(server, shots):
         kb = dict(ln.split(":", 1) for ln in status.read_text().splitlines() if ":" in ln)
         figures["session_peak_rss_mb"] = int(kb["VmHWM"].split()[0]) / 1024
     print("figures", json.dumps({k: round(v, 3) for k, v in figures.items()}))
+
+
+def test_a_limb_case_offers_no_ablation_and_no_bronchoscopy(tmp_path_factory, shots):
+    """New-user trial 96 F7: the sarcoma page of a thigh offered an ablation device and a
+    bronchoscopy "Nodule" box. A limb case (quadriceps, GTV_Mass: `test_target_not_outline`'s
+    synthetic case) hides both sections; the sarcoma biopsy stays."""
+    from test_target_not_outline import _write_case
+
+    case = tmp_path_factory.mktemp("thigh")
+    _write_case(case, "labels.labels.json")
+    run = _serve(case / "out", str(case / "ct.nii.gz"), "--labels", str(case / "labels.nii.gz"))
+    srv = next(run)
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1500, "height": 900})
+            page.goto(srv["url"], timeout=180_000)
+            wait_text(page, "#status", "Choose the target")
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / "limb_case.png"))
+            assert page.locator("#sarcoma-plan").is_visible()
+            assert not page.locator("#ablation-box").is_visible() and not page.locator("#device").is_visible()
+            assert not page.locator("#bronchoscopy-box").is_visible() and not page.locator("#nodule").is_visible()
+            browser.close()
+    finally:
+        run.close()

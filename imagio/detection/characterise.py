@@ -37,7 +37,8 @@ from scipy import ndimage
 from ..errors import ImagioError, InputError
 from ..segmentation.common import anatomical_axes
 from ..volume import Volume
-from ..stratification.screening import DENSE_TYPE, type_words
+from ..stratification import lungrads
+from ..stratification.screening import CALCIUM_TYPES, DENSE_TYPE, FAT_TYPE, type_words
 from . import Candidate, constants
 
 LOBES = {"lung_upper_lobe_left": "left upper lobe", "lung_lower_lobe_left": "left lower lobe",
@@ -327,7 +328,6 @@ def not_assessable(ct: Volume, cand: Candidate, mask: np.ndarray, meas, clipped:
     (`stratification.screening.not_assessable_words`)."""
     from ..limits import FAT_MAX_HU, FAT_MIN_HU
     from ..segmentation.lesion import fat_density_hu
-    from ..stratification import lungrads
 
     fat = fat_density_hu(mask, ct, meas)
     if fat is not None:
@@ -436,6 +436,19 @@ def flatness(ct: Volume, mask: np.ndarray) -> float:
     return float(np.sqrt(max(ev[0], 0.0) / max(ev[-1], 1e-12)))
 
 
+def dense_part_mm(ct: Volume, mask: np.ndarray, min_hu: float) -> float:
+    """Equivalent-sphere diameter (mm) of the largest 26-connected part of the outline ``mask``
+    (bool [k, j, i] on ``ct``'s grid) at or above ``min_hu`` HU (calcium or bone: ``type_hu``
+    ``calcified_min``), 0.0 when none (detection.json characterise.perifissural dense_part_source)."""
+    import cc3d
+
+    dense = mask & (ct.array >= min_hu)
+    if not dense.any():
+        return 0.0
+    n = int(np.bincount(cc3d.connected_components(dense, connectivity=26).ravel())[1:].max())
+    return float((6.0 * n * ct.voxel_volume_ml * 1000.0 / np.pi) ** (1.0 / 3.0))
+
+
 def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, float, list, dict | None]:
     """(type, solid component mm, warnings, alternative): see the module docstring for the rules.
     ``alternative`` is {"type", "solid_component_mm"}, the other plausible type when a warning says
@@ -473,6 +486,13 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
     flat = flatness(ct, mask)
     if (kind == "solid" and meas.mean_diameter_mm < pf["max_mean_diameter_mm"]
             and loc["_fissure_or_pleura_mm"] <= pf["max_distance_mm"] and flat <= pf["max_flatness"]):
+        dense_mm = dense_part_mm(ct, mask, c["type_hu"]["calcified_min"])
+        if dense_mm >= lungrads.table()["smallest_measured"]["mm"]:   # trial 96 F7: lung1's paravertebral #2
+            return kind, solid_mm, pv_warn + [
+                f"holds a part of calcium or bone density ({dense_mm:.1f} mm across, above "
+                f"{c['type_hu']['calcified_min']:g} HU): a partly calcified nodule, or bone or a calcified structure "
+                "beside the lung (a vertebra, a rib, a calcified node); not typed perifissural (a juxtapleural or "
+                "perifissural nodule of Lung-RADS 2 is solid and non-calcified): read it on the images"], alt
         return "perifissural", solid_mm, pv_warn + [
             "perifissural by size, position and shape (smallest/largest axis "
             f"{flat:.2f}); Lung-RADS 2 needs smooth margins and a lentiform or triangular shape: confirm"], alt
@@ -723,6 +743,8 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     # Lung-RADS measures in the axial section: its larger spacing sets what can be measured
     in_plane_mm = float(np.delete(ct.spacing_kji, anatomical_axes(ct)["S"][0]).max())
     t_rep = report_threshold()
+    from ..segmentation.lesion import MEASUREMENT_MAX_SLICE_MM
+    thick_sections = float(np.max(ct.spacing)) > MEASUREMENT_MAX_SLICE_MM   # as the one-click tool's warning
     scan["segmented_candidates"] = 0   # how many of the most probable were segmented
     for n, cand in enumerate(todo):
         if slots is not None and len(nodules) >= slots:
@@ -752,6 +774,11 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
             typ, alt_type = DENSE_TYPE, None
         d.update(segmented=True, type=typ, center_ras=[round(float(v), 2) for v in meas.centroid_ras],
                  volume_ml=round(meas.volume_ml, 4), long_axis_mm=round(meas.long_axis_mm, 2),
+                 # what partial volume allows (measurements.border_volume_range_ml) where the sections are too
+                 # thick for measurements (> 1.5 mm, Fleischner 2017: the one-click tool's warning gives it): a
+                 # volume within it of a Lung-RADS volumetric cut is at the cut (stratification.lungrads.with_volume)
+                 volume_border_range_ml=[round(float(v), 4) for v in meas.volume_border_range_ml]
+                 if meas.volume_border_range_ml and thick_sections else None,
                  axial_long_axis_mm=round(meas.axial_long_axis_mm, 2),   # Brock's and Mayo's size
                  short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
                  solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),
@@ -760,6 +787,11 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
         why = not_assessable(ct, cand, mask, meas, clipped)
         if why:
             d["not_assessable"], d["not_assessable_kind"] = why[1], why[0]
+        if why and why[0] == "fat_density" and typ not in CALCIUM_TYPES:
+            # new-user trial 96 F7: lung1 #4 (mean -71 HU, not assessable) was typed "solid": an outline of
+            # fat's density gets no solid (or sub-solid) type, nor its typing notes
+            d.update(type=FAT_TYPE, type_alternative=None)
+            twarn = []
         # the detector's own size ("... not a segmentation") no longer is the row's size once the outline is
         # measured; it stays when the outline was clipped to the detector's sphere (its size is then that one)
         d["warnings"] = [w for w in d["warnings"] if "blob-filter scale" not in w

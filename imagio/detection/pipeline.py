@@ -297,15 +297,33 @@ def if_a_nodule_text(clauses: list[dict], brief_below_top: bool = False) -> str:
 
 
 def _head_at_cut(head: str, nodules: list[dict]) -> str:
-    """``head`` (`highest_lung_rads`) with '(#3 at the 4A/4B size cut)' when every reported nodule
-    of its category sits on a size cut (`stratification.lungrads.at_size_cut`; trial 63 L2)."""
+    """``head`` (`highest_lung_rads`) as both categories of the size cut when every reported nodule
+    of its category sits at one (`stratification.lungrads.at_size_cut`, trial 63 L2; or its volume
+    within its uncertainty of a volumetric cut, `stratification.lungrads.with_volume`): "4A or 4B
+    (#1 at the 4A/4B size cut: mean diameter 15.0 mm 4B, volume 1761 mm3 4A)", a floor (">=4B",
+    other candidates undecided) from the lower one: ">=4A (4A or 4B: #1 at the 4A/4B size cut ...)".
+    New-user trial 96 F3: lung1's nodule, 15.0 mm (on the cut) and 1761 mm3 by its own outline
+    (4A), its reference outline 14.0 mm / 1361 mm3 (4A), was headlined ">=4B": "at least 4B"
+    reads stronger than the measurement, and 4B leads to tissue sampling, 4A to a 3-month LDCT."""
+    from ..stratification.lungrads import CATEGORY_ORDER as order
+
     cat = head.removeprefix(">=")
     lrs = [(d["id"], d["stratification"]["lung_rads"]) for d in nodules
            if d.get("stratification", {}).get("lung_rads", {}).get("category") == cat]
     if not lrs or not all(lr.get("at_size_cut") for _, lr in lrs):
         return head
-    pair = lrs[0][1]["at_size_cut"]["pair"]
-    return f"{head} ({', '.join(f'#{i}' for i, _ in lrs)} at the {pair} size cut)"
+    ends = [c for _, lr in lrs for c in lr["at_size_cut"]["pair"].split("/")]
+    lo, hi = min(ends, key=order.index), max(ends, key=order.index)
+    pair = f"{lo}/{hi}"
+    both = f"{lo} or {hi}" if order.index(hi) - order.index(lo) == 1 else f"{lo} to {hi}"
+
+    def sizes(lr):
+        v = lr.get("volume")
+        return (f"mean diameter {lr['size_mm']:.1f} mm {lr['category']}"
+                + (f", volume {v['volume_mm3']} mm3 {v['category']}" if v else ""))
+    why = f"{', '.join(f'#{i}' for i, _ in lrs)} at the {pair} size cut: " + "; ".join(
+        (f"#{i} " if len(lrs) > 1 else "") + sizes(lr) for i, lr in lrs)
+    return f">={lo} ({both}: {why})" if head.startswith(">=") else f"{both} ({why})"
 
 
 def _not_assessable_named(reported: list[dict], low: list[dict]) -> str:

@@ -3308,9 +3308,14 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
     # withheld (trial 70 D3: "makes the diameters and the volume approximate" with all of them null);
     # the warning that withholds them says so (trial 72 D3: no aside in brackets here)
     what = "the outline's border" if meas.size_withheld else "the diameters and the volume"
+    # how far partial volume can move the volume (trial 97 LOW-1: "approximate" with no number)
+    rng = meas.volume_border_range_ml
+    span = ("" if meas.size_withheld or not rng else
+            f": the volume lies within {rng[0]:.2f}-{rng[1]:.2f} mL by partial volume alone (the outline's border "
+            "voxels counted half out, the voxels just outside it half in: volume_border_range_ml)")
     if thick > MEASUREMENT_MAX_SLICE_MM:
         out.append(f"measured on {thick:.2g} mm sections: partial volume makes {what} "
-                   f"approximate (measurements need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, "
+                   f"approximate{span} (measurements need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, "
                    "Fleischner Society 2017)" + ("" if meas.size_withheld else
                                                   "; compare sizes over time on the same reconstruction"))
     elif along_s is not None:   # new-user trial 44 F3: 5 mm sections interpolated to 0.7 mm, said nothing

@@ -46,6 +46,18 @@ level: median of the voxels 2-4 voxels outside (beyond the ring's partial volume
 half-contrast threshold. It assumes a lesion of one density, so it is given for solid nodules
 and masses (and calcified ones) only: in a part-solid or ground-glass nodule the ground glass
 would count as a share of the solid part (the phantom's part-solid nodule: 3.41 mL for 4.19).
+
+Partial-volume range of the volume (``border_volume_range_ml``: ``volume_border_range_ml``, any
+lesion): an outline drawn at half contrast counts a voxel in when at least half of it is lesion,
+so each of its border voxels (26-adjacent to outside, as above) holds between half a voxel and a
+whole one of lesion, and each voxel just outside (26-adjacent to the outline) between none and
+half: the lesion's volume lies between the count less half its border and the count plus half
+the ring outside. It bounds what partial volume alone can do to the count, whatever the lesion's
+position in the grid (Ko JP et al., Radiology 2003;228:864-870: volume error of nodules from
+partial volume, largest on thick sections where a few sections hold the whole nodule), with no
+assumption on the lesion's density; it is wide on thick sections (lung1's 15 mm nodule on 5 mm
+sections: 0.98-3.04 mL around 1.76 mL) because there the end sections are border voxels only.
+It does not bound a threshold that is not at half contrast, nor a leak.
 """
 
 from __future__ import annotations
@@ -63,7 +75,7 @@ from .common import anatomical_axes, bbox_slices
 HALF = 0.5  # share of the voxel extent added to a centre-to-centre diameter (see above)
 # the lesion's sizes other than its volume: withheld with it (``LesionMeasurements.size_withheld``)
 SIZE_KEYS = ("long_axis_mm", "short_axis_mm", "axial_long_axis_mm", "axial_short_axis_mm", "mean_diameter_mm",
-             "volume_pv_ml")
+             "volume_pv_ml", "volume_border_range_ml")
 
 
 @dataclass
@@ -117,6 +129,9 @@ class LesionMeasurements:
     fat_density: bool = False  # solid kind whose tissue (air left out) has fat's mean density (may have grown into fat)
     # lung lesions: the partial-volume-corrected volume (mL, module docstring), None when not computed
     volume_pv_ml: float | None = None
+    # [lo, hi] mL: the volume with the outline's border voxels counted half out and the voxels just
+    # outside it half in (`border_volume_range_ml`): what partial volume can do to the count
+    volume_border_range_ml: list | None = None
 
     @property
     def volume_summary_ml(self) -> float | None:
@@ -184,6 +199,8 @@ class LesionMeasurements:
         d["outline_centroid_ras"] = list(self.centroid_ras)
         if d["size_withheld"]:
             d.update(dict.fromkeys(SIZE_KEYS + ("centroid_ras",)))
+        if d["volume_border_range_ml"]:
+            d["volume_border_range_ml"] = [round(float(v), 3) for v in d["volume_border_range_ml"]]
         if self.edge_leaked:
             # a leaked outline bounds no range either (trial 89 M3: STS_010's edge-leaked outline, its
             # size withheld, still gave 229-266 mL for a 182.8 mL tumour; a size-limit leak gives none)
@@ -301,10 +318,36 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
     vals = np.asarray(ct)[box][mask] if ct is not None else np.zeros(1)
     return LesionMeasurements(
         kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
+        volume_border_range_ml=border_volume_range_ml(mask, vol),
         long_axis_mm=long3, short_axis_mm=short3,
         axial_long_axis_mm=best[0], axial_short_axis_mm=best[1], mean_hu=float(vals.mean()),
         centroid_ras=[round(float(c), 2) for c in vol.kji_to_world(kji.mean(0)[None])[0]],
         mean_diameter_mm=rounded_mm(0.5 * (best[0] + best[1])))
+
+
+def _border_and_ring(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(interior, border, ring) of the bool mask ``m`` [k, j, i]: the voxels with all 26
+    neighbours in ``m``, the rest of ``m`` (26-adjacent to outside; the array's edge counts as
+    outside), and the voxels outside ``m`` 26-adjacent to it. ``m`` needs a free voxel around it
+    for the ring to be whole."""
+    full = np.ones((3, 3, 3), bool)
+    inner = ndimage.binary_erosion(m, structure=full, border_value=0)
+    return inner, m & ~inner, ndimage.binary_dilation(m, structure=full) & ~m
+
+
+def border_volume_range_ml(mask: np.ndarray, vol: Volume) -> list[float]:
+    """[lo, hi] mL that partial volume allows for the lesion outlined at half contrast by the bool
+    ``mask`` [k, j, i] on ``vol``'s grid (any affine): the voxel count less half its border voxels,
+    plus half the voxels just outside it (`_border_and_ring`; module docstring, with its source).
+    Raises InputError on an empty mask."""
+    box = bbox_slices(mask, 1.0)
+    if box is None:
+        raise InputError("the lesion mask is empty: nothing to measure")
+    sl = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, mask.shape))
+    m = np.asarray(mask[sl], bool)
+    _, border, ring = _border_and_ring(np.pad(m, 1))
+    n, v = float(np.count_nonzero(m)), float(vol.voxel_volume_ml)
+    return [(n - 0.5 * np.count_nonzero(border)) * v, (n + 0.5 * np.count_nonzero(ring)) * v]
 
 
 def partial_volume_ml(mask: np.ndarray, vol: Volume, ct: np.ndarray, threshold_hu: float) -> float | None:
@@ -320,10 +363,8 @@ def partial_volume_ml(mask: np.ndarray, vol: Volume, ct: np.ndarray, threshold_h
     sl = tuple(slice(max(b.start - 5, 0), min(b.stop + 5, n)) for b, n in zip(box, mask.shape))
     m, a = mask[sl], np.asarray(ct, float)[sl]
     full = np.ones((3, 3, 3), bool)
-    inner = ndimage.binary_erosion(m, structure=full, border_value=0)
-    border = m & ~inner
-    grown = ndimage.binary_dilation(m, structure=full)
-    ring = grown & ~m
+    inner, border, ring = _border_and_ring(m)
+    grown = m | ring
     # the surroundings' level beyond the partial-volume ring: voxels 2-4 voxels out (the ring
     # itself mixes lesion in: 1.5 mm phantom nodule, ring -756 HU against lung -840 HU)
     far = ndimage.binary_dilation(grown, structure=full, iterations=3) & ~ndimage.binary_dilation(grown, structure=full)

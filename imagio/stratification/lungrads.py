@@ -135,3 +135,67 @@ def at_size_cut(nodule_type: str, size: float, solid: float, status: str, cat: s
                             f"{other} is as likely; measure it on the images (lungrads_v2022.json size_cut: ACR "
                             "Lung-RADS v2022; Fleischner Society, Bankier 2017)"}
     return None
+
+
+def volume_category(nodule_type: str, volume_mm3: float, status: str = "baseline") -> str | None:
+    """The Lung-RADS v2022 category of a ``nodule_type`` nodule by its volume ``volume_mm3`` (mm3),
+    from the volumetric bands ``volume_mm3`` of ``lungrads_v2022.json`` ('x to < y' mm3, the
+    spheres of the diameter bands), or None where the table gives no volume (part-solid,
+    ground-glass: banded by the solid component or by diameter only). ``status``: baseline, new
+    or growing. Raises InputError for a volume <= 0."""
+    if volume_mm3 is None or not volume_mm3 > 0:
+        raise InputError(f"nodule volume {volume_mm3} mm3 is not a valid volume")
+    t = table()["volume_mm3"]
+    bands = (t["baseline"].get(nodule_type) if status == "baseline"
+             else t["new_or_growing"].get(f"{nodule_type}_{status}"))
+    if not bands:
+        return None
+    return _band(bands, round(float(volume_mm3)), "volume")
+
+
+def with_volume(r: dict, nodule_type: str, volume_ml: float | None, range_ml=None,
+                status: str = "baseline") -> dict:
+    """``r`` (`category`'s result for the mean diameter) with the volumetric category beside it
+    (new-user trial 96 F3: lung1's nodule, 15.0 mm mean diameter 4B on the cut, 1761 mm3 by its
+    own outline 4A, headlined ">=4B"): ``r["volume"]`` = {"volume_mm3" (whole mm3, as Lung-RADS
+    reports it), "category" (`volume_category`), "range_mm3" ([lo, hi] from ``range_ml``, the
+    volume's partial-volume range in mL, `segmentation.measurements.border_volume_range_ml`, which
+    `detection.characterise` gives on sections over 1.5 mm only, where Fleischner 2017 calls sizes
+    approximate: on thinner ones it is a worst-case bound far wider than the measurement's error; or
+    None), "range_categories" ([category of lo, of hi] or None)}. When the diameter's category,
+    the volume's and those of its range are not all one, the nodule sits at a size cut: its
+    ``at_size_cut`` (`at_size_cut`'s dict) gets "pair" spanning them all and the volume's words in
+    its "note", or is made with "what": "volume", "side": "within", "cut_mm3" (the volumetric cut
+    crossed). ``r`` unchanged where the table has no volume for the type or no volume is given."""
+    if not volume_ml or not volume_ml > 0 or not r.get("category"):
+        return r
+    vol = round(float(volume_ml) * 1000.0)
+    cat = volume_category(nodule_type, vol, status)
+    if cat is None:
+        return r
+    rng = [round(float(v) * 1000.0) for v in range_ml] if range_ml else None
+    rcats = [volume_category(nodule_type, max(v, 1), status) for v in rng] if rng else None
+    r["volume"] = {"volume_mm3": vol, "category": cat, "range_mm3": rng, "range_categories": rcats}
+    cut = r.get("at_size_cut")
+    cats = {r["category"], cat, *(rcats or ()), *([cut["other_category"]] if cut else [])}
+    if len(cats) == 1:
+        return r
+    lo, hi = min(cats, key=CATEGORY_ORDER.index), max(cats, key=CATEGORY_ORDER.index)
+    bands = (table()["volume_mm3"]["baseline"][nodule_type] if status == "baseline"
+             else table()["volume_mm3"]["new_or_growing"][f"{nodule_type}_{status}"])
+    span = rng or [vol, vol]
+    crossed = [b[0] for b in bands if min(span) < b[0] <= max(span)] or \
+              [b[0] for b in bands if b[2] == max((cat, r["category"]), key=CATEGORY_ORDER.index)][:1]
+    words = (f"volume {vol} mm3 is Lung-RADS {cat} by the volumetric bands"
+             + (f" and partial volume allows {rng[0]}-{rng[1]} mm3 ({rcats[0]} to {rcats[1]})" if rng else "")
+             + f"; the mean diameter gives {r['category']}")
+    if cut:
+        cut.update(pair=f"{lo}/{hi}", note=f"{cut['note']}; {words}")
+    else:
+        other = hi if r["category"] == lo else lo
+        r["at_size_cut"] = {
+            "what": "volume", "cut_mm3": crossed[0], "side": "within", "other_category": other, "pair": f"{lo}/{hi}",
+            "note": f"{words}: Lung-RADS v2022 gives both cuts (mean diameter and volume), and the size lies within "
+                    f"its own uncertainty of the {crossed[0]} mm3 cut, so {other} is as likely; measure it on the images "
+                    "(lungrads_v2022.json volume_mm3: ACR Lung-RADS v2022; measurements.border_volume_range_ml)"}
+    return r

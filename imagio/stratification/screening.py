@@ -30,6 +30,9 @@ MASS_MM = 30.0  # Fleischner glossary: a nodule is <= 3 cm; above is a mass
 # the type of a nodule whose outline holds calcium-or-contrast density on a contrast-enhanced CT
 # (`detection.characterise.dense_on_contrast`): no type by density can be read (new-user trial 91 M2)
 DENSE_TYPE = "dense_calcium_or_contrast"
+# the type of an outline of fat's mean density (`detection.characterise.not_assessable` "fat_density"): no
+# solid or sub-solid type (new-user trial 96 F7: lung1 #4, -71 HU, typed "solid" while not assessable)
+FAT_TYPE = "fat"
 # types outside the malignancy models and Lung-RADS's size table: calcium (a benign pattern), or on a
 # contrast CT calcium or iodinated contrast (`calcified_reason`)
 CALCIUM_TYPES = ("calcified", DENSE_TYPE)
@@ -37,7 +40,7 @@ CALCIUM_TYPES = ("calcified", DENSE_TYPE)
 # report's table, its pictures' titles, warnings; files (CSV, JSON, markups) keep the type's code
 TYPE_WORDS = {"solid": "solid", "part_solid": "part-solid", "ground_glass": "ground-glass", "nonsolid": "ground-glass",
               "calcified": "calcified", "perifissural": "perifissural", "unknown": "unknown",
-              DENSE_TYPE: "dense (calcium or contrast)"}
+              DENSE_TYPE: "dense (calcium or contrast)", FAT_TYPE: "fat attenuation"}
 
 
 def type_words(typ: str) -> str:
@@ -175,6 +178,9 @@ def lung_rads(nodule: dict) -> dict:
         r = lungrads.category(kind, size, nodule.get("solid_component_mm") or 0.0)
     except InputError as e:
         return _refuse("lung_rads", str(e), src, "not_in_table")
+    # the volumetric category beside the diameter's (Lung-RADS v2022 gives both; trial 96 F3), with the
+    # volume's partial-volume range where the characterisation gives one (sections > 1.5 mm)
+    r = lungrads.with_volume(r, kind, nodule.get("volume_ml"), nodule.get("volume_border_range_ml"))
     other = _other_type(nodule, kind, size)
     if other:
         r["if_other_type"] = other
@@ -247,14 +253,34 @@ def category_words(lr: dict) -> str:
 
 def size_cut_words(lr: dict) -> str:
     """"on the 15 mm mean diameter cut: may be 4A" when the category of ``lr`` (`lung_rads`) sits
-    at a size cut (``at_size_cut``, `stratification.lungrads.at_size_cut`), else "". The one
+    at a size cut (``at_size_cut``, `stratification.lungrads.at_size_cut`), with the volume's
+    category when known ("; volume 1761 mm3 (partial volume: 982-3036 mm3): 4A (4A to 4B over that
+    range)", `volume_words`); "volume within its uncertainty of the 1767 mm3 cut: ..., may be 4B"
+    when the volume alone puts it at a cut (`stratification.lungrads.with_volume`); else "". The one
     wording of the nodule tables' note (`detection.outputs.lung_rads_note`), the report's
     Lung-RADS cell and its review list (`detection.report.for_review`; trial 89 L: lung1 #1 read
     "may be 4A" in the tables and a plain "4B" in the review list)."""
     cut = lr.get("at_size_cut")
     if not cut or not lr.get("category"):
         return ""
-    return f"{cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}"
+    if cut["what"] == "volume":
+        return (f"volume within its uncertainty of the {cut['cut_mm3']} mm3 cut: {volume_words(lr)}, "
+                f"may be {cut['other_category']}")
+    vol = f"; {volume_words(lr)}" if lr.get("volume") else ""
+    return f"{cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}{vol}"
+
+
+def volume_words(lr: dict) -> str:
+    """"volume 1761 mm3 (partial volume: 981-3035 mm3): 4A to 4B" of ``lr["volume"]``
+    (`stratification.lungrads.with_volume`), "" without one: the volumetric category beside the
+    diameter's (new-user trial 96 F3)."""
+    v = lr.get("volume")
+    if not v:
+        return ""
+    cats = sorted({v["category"], *(v.get("range_categories") or ())}, key=lungrads.CATEGORY_ORDER.index)
+    rng = f" (partial volume: {v['range_mm3'][0]}-{v['range_mm3'][1]} mm3)" if v.get("range_mm3") else ""
+    return f"volume {v['volume_mm3']} mm3{rng}: {v['category']}" + (
+        f" ({' to '.join((cats[0], cats[-1]))} over that range)" if len(cats) > 1 else "")
 
 
 def shown_category(lr: dict, empty: str = "") -> str:

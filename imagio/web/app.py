@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from ..errors import ImagioError, InputError
-from .content import (case_name, chosen_first, default_target, device_choices, page_title, proposal_rows, scope_choices,
-                      setting_choices, target_choices)
+from .content import (case_name, chosen_first, default_target, device_choices, nodule_choices, page_title,
+                      procedure_sections, proposal_rows, scope_choices, setting_choices, target_choices)
 from .ui import build_ui
 from .views import layout_views, display_xy, planning_layouts, software_gl
 
@@ -86,6 +86,7 @@ class PlanningWorkstation:
         s.path_text = ""
         s.progress = 0
         s.nodules = []
+        s.sections = {"ablation": True, "bronchoscopy": True}   # until a case says which apply
         s.nodule = None
         s.scopes = []
         s.scope = None
@@ -226,7 +227,8 @@ class PlanningWorkstation:
             self.state.case_loaded = True
             self.state.status = (f"{self.ct.GetName()}: {len(names)} structures. Choose the target and press Plan.")
             self.state.devices = device_choices()
-            self.state.nodules = [n for n in names if "nodule" in n]
+            self.state.nodules = nodule_choices(names)
+            self.state.sections = procedure_sections(segment_names(self.segmentation))
             self.state.nodule = self.state.nodules[0] if self.state.nodules else None
             self.state.scopes = scope_choices()
             self.state.scope = "thin" if "thin" in self.state.scopes else (self.state.scopes or [None])[0]

@@ -48,6 +48,26 @@ def default_target(choices) -> str | None:
     return next((n for n in choices if names_a_lesion(n)), None)
 
 
+def nodule_choices(names) -> list[str]:
+    """The lung nodules of the segments ``names`` a bronchoscopic route may go to (names holding
+    "nodule": lung_nodule_1, TotalSegmentator's lung_nodules)."""
+    return [n for n in names if "nodule" in n]
+
+
+def procedure_sections(names) -> dict[str, bool]:
+    """Which procedure sections of the page apply to a case whose segments are ``names``:
+    {"ablation": a visceral organ is labelled, or a lesion named after one (`planning.sarcoma.plan.host_organ`:
+    liver, lung, kidney, ..., liver_tumor_1): the devices' zones are for tumours in organs, and a
+    limb's soft-tissue sarcoma is biopsied (its tract excised with the tumour: Mankin 1996), not
+    ablated here; "bronchoscopy": a lung nodule to route to (`nodule_choices`)}. A section that does
+    not apply is hidden (new-user trial 96 F7: a thigh's sarcoma page offered an ablation device and
+    an empty bronchoscopy "Nodule" box). The sarcoma biopsy stays: it says itself why it does not apply."""
+    from ..planning.sarcoma.plan import host_organ
+
+    names = list(names)
+    return {"ablation": any(host_organ(n) for n in names), "bronchoscopy": bool(nodule_choices(names))}
+
+
 def chosen_first(doc: dict, chosen: dict | None) -> dict:
     """The plan document with the path the user chose first among the proposals, labelled so the
     report says which it is: "chosen = #k" when it is proposal k unchanged, "chosen (edited)"

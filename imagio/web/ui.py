@@ -50,30 +50,34 @@ def build_ui(ws):
                 html.Div("3-D skin risk map: green (good) to red (poor) entries, dark grey infeasible, "
                          "light grey out of the needle's reach", classes="text-caption",
                          v_show=("proposals.length",))
-                v3.VDivider(classes="my-2")
-                html.Div("Ablation", classes="text-subtitle-2")
-                v3.VSelect(label="Device", items=("devices",), v_model=("device",), id="device",
-                           density="compact", item_title="title", item_value="value")
-                v3.VSelect(label="Setting", items=("settings",), v_model=("setting",), id="setting",
-                           density="compact", item_title="title", item_value="value")
-                v3.VBtn("Ablation zone", id="ablate", click=ws.on_ablation, block=True,
-                        disabled=("!proposals.length || !setting || busy",))
-                html.Div("{{ ablation }}", id="ablation", classes="text-caption my-2")
+                # a procedure's section shows when it applies to the case (content.procedure_sections;
+                # new-user trial 96 F7: a thigh's page offered an ablation device and a Nodule box)
+                with html.Div(id="ablation-box", v_show=("sections.ablation",)):
+                    v3.VDivider(classes="my-2")
+                    html.Div("Ablation", classes="text-subtitle-2")
+                    v3.VSelect(label="Device", items=("devices",), v_model=("device",), id="device",
+                               density="compact", item_title="title", item_value="value")
+                    v3.VSelect(label="Setting", items=("settings",), v_model=("setting",), id="setting",
+                               density="compact", item_title="title", item_value="value")
+                    v3.VBtn("Ablation zone", id="ablate", click=ws.on_ablation, block=True,
+                            disabled=("!proposals.length || !setting || busy",))
+                    html.Div("{{ ablation }}", id="ablation", classes="text-caption my-2")
                 v3.VDivider(classes="my-2")
                 v3.VBtn("Export report (PDF) and scene (.mrb)", id="export", click=ws.on_export, block=True,
                         disabled=("!proposals.length || busy",))
                 html.Div("{{ exported }}", id="exported", classes="text-caption my-2")
-                v3.VDivider(classes="my-2")
-                html.Div("Bronchoscopy", classes="text-subtitle-2")
-                v3.VSelect(label="Nodule", items=("nodules",), v_model=("nodule",), id="nodule",
-                           density="compact")
-                v3.VSelect(label="Scope", items=("scopes",), v_model=("scope",), id="scope", density="compact")
-                v3.VBtn("Plan route", id="route-plan", click=ws.on_route, block=True,
-                        disabled=("!nodule || !scope || busy",))
-                html.Div("{{ route }}", id="route", classes="text-caption my-2", style="white-space: pre-line")
-                with html.Div(id="fly-box", v_show=("fly_max > 0",)):
-                    v3.VSlider(label="Fly-through", v_model=("fly",), min=0, max=("fly_max",), step=1,
-                               density="compact", hide_details=True)
+                with html.Div(id="bronchoscopy-box", v_show=("sections.bronchoscopy",)):
+                    v3.VDivider(classes="my-2")
+                    html.Div("Bronchoscopy", classes="text-subtitle-2")
+                    v3.VSelect(label="Nodule", items=("nodules",), v_model=("nodule",), id="nodule",
+                               density="compact")
+                    v3.VSelect(label="Scope", items=("scopes",), v_model=("scope",), id="scope", density="compact")
+                    v3.VBtn("Plan route", id="route-plan", click=ws.on_route, block=True,
+                            disabled=("!nodule || !scope || busy",))
+                    html.Div("{{ route }}", id="route", classes="text-caption my-2", style="white-space: pre-line")
+                    with html.Div(id="fly-box", v_show=("fly_max > 0",)):
+                        v3.VSlider(label="Fly-through", v_model=("fly",), min=0, max=("fly_max",), step=1,
+                                   density="compact", hide_details=True)
                 v3.VDivider(classes="my-2")
                 v3.VBtn("Sarcoma biopsy (target = tumour)", id="sarcoma-plan", click=ws.on_sarcoma, block=True,
                         disabled=("!target || busy",))

@@ -24,8 +24,8 @@ from ..density import dense_min_hu
 from ..planner import Plan, plan
 from ..problem import Constraints, Needle, PlanningProblem, Target, check_structure_names, is_lesion, is_outline
 from . import incision as inc
-from .rules import (classify, config, involved_compartments, require_compartments, roles_for, rule,
-                    rule_status)
+from .rules import (bundle_member_words, classify, config, involved_compartments, require_compartments, roles_for,
+                    rule, rule_status)
 from .viable import (ViableMap, candidate_targets, contrast_enhanced, specimen_ml, specimen_nonviable_fraction,
                      viable_map)
 
@@ -132,6 +132,22 @@ def _limb_only(doc: dict, cap_mm: float) -> None:
             p["closest_clearance_mm"] = None
 
 
+def host_organ(name: str) -> str:
+    """The visceral organ (sarcoma_biopsy.json ``visceral_hosts``) the structure ``name`` is or is a
+    part of: the organ itself, one of its lobes or sides (anatomy.json group_of: lung lobes,
+    lung_left, kidney_left), a liver segment, else a part named after its organ (adrenal_gland_left,
+    kidney_cyst_right, lung_vessels, liver_tumor_1: TotalSegmentator's names and lesion names);
+    "" for anything else (muscle, bone, a limb's tumour, the body outline)."""
+    from ... import anatomy
+
+    hosts = config()["visceral_hosts"]["value"]
+    if not name or name in ("body", "skin"):
+        return ""
+    return ("liver" if anatomy.is_liver(name) else name if name in hosts
+            else next((h for h in anatomy.groups_holding(name) if h in hosts), "")
+            or next((h for h in sorted(hosts, key=len, reverse=True) if name.startswith(h + "_")), ""))
+
+
 def visceral_host(labels: Volume, tmask: np.ndarray) -> str:
     """The organ (sarcoma_biopsy.json ``visceral_hosts``) holding most of the labelled voxels that
     touch the tumour ``tmask`` ([k, j, i] bool on ``labels``' grid; its 6-connected shell, on its
@@ -139,10 +155,6 @@ def visceral_host(labels: Volume, tmask: np.ndarray) -> str:
     (muscle, fat, bone)."""
     from scipy import ndimage
 
-    from ... import anatomy
-
-    hosts = config()["visceral_hosts"]["value"]
-    named = sorted(hosts, key=len, reverse=True)
     kji = np.argwhere(tmask)
     lo, hi = np.maximum(kji.min(0) - 1, 0), np.minimum(kji.max(0) + 2, tmask.shape)
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
@@ -153,12 +165,7 @@ def visceral_host(labels: Volume, tmask: np.ndarray) -> str:
         n = labels.labels.get(int(v), "")
         if not n or n in ("body", "skin"):
             continue
-        # the organ itself, one of its lobes or sides (anatomy.json group_of: lung lobes, lung_left,
-        # kidney_left), a liver segment, else a part named after its organ (adrenal_gland_left,
-        # kidney_cyst_right, lung_vessels, stomach_gas: TotalSegmentator's names)
-        organ = ("liver" if anatomy.is_liver(n) else n if n in hosts
-                 else next((h for h in anatomy.groups_holding(n) if h in hosts), "")
-                 or next((h for h in named if n.startswith(h + "_")), ""))
+        organ = host_organ(n)
         by[organ] = by.get(organ, 0) + c
     best = max((o for o in by if o), key=lambda o: by[o], default="")
     return best if best and by[best] > 0.5 * sum(by.values()) else ""
@@ -176,8 +183,12 @@ def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:
             # new-user trial 95 F1: "body" (the web's first segment) was biopsied, "rules met";
             # a structure the anatomy catalogue knows (body, muscles, organs) is not a tumour
             kind = "patient outline" if is_outline(tumour) else "named anatomical structure"
+        if kind == "neurovascular bundle":   # trial 96 F7: an artery is called an artery
+            kind = bundle_member_words(tumour)
+        elif kind is not None:
+            kind = f"a {kind}"
         if kind is not None:
-            raise InputError(f"{tumour!r} is a {kind}, not a tumour: give the tumour's label name "
+            raise InputError(f"{tumour!r} is {kind}, not a tumour: give the tumour's label name "
                              f"(tumour-like labels here: {sorted(anat.tumours) or 'none'})")
         return tumour, int(inv[tumour])
     if len(anat.tumours) == 1:

@@ -42,6 +42,18 @@ def _holds(name: str, words) -> bool:
     return any(w in n for w in words)
 
 
+def bundle_member_words(name: str) -> str:
+    """What the neurovascular-bundle structure ``name`` is, in words: "an artery of the
+    neurovascular bundle" (a vein, a nerve) by the first word of ``patterns.bundle_members``
+    (sarcoma_biopsy.json) its name holds, else "the neurovascular bundle" (new-user trial 96 F7:
+    "'superficial_femoral_artery' is a neurovascular bundle")."""
+    members = {k: v for k, v in config()["patterns"]["bundle_members"].items() if k != "note"}
+    kind = next((k for k, words in members.items() if _holds(name, words)), None)
+    if kind is None:
+        return "the neurovascular bundle"
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} of the neurovascular bundle"
+
+
 def _side(name: str) -> str:
     n = name.lower()
     return "_left" if n.endswith("_left") else "_right" if n.endswith("_right") else ""
