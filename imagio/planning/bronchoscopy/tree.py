@@ -124,20 +124,56 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return lab == int(np.argmax(counts))
 
 
-def _skeleton(mask: np.ndarray, spacing_kji):
-    import kimimaro
+def _skeleton(mask: np.ndarray, spacing_kji, root_kji: tuple[int, int, int]):
+    """TEASAR centreline (``kimimaro.trace.trace``, Sato et al., Proc. Pacific Graphics 2000) of
+    the 26-connected piece of ``mask`` ([k, j, i] bool) that holds the voxel ``root_kji``, rooted
+    there; ``spacing_kji`` mm per voxel. Returns (vertices [N, 3] in mm from voxel (0, 0, 0) along
+    k, j, i; edges [E, 2]). Raises InputError when the piece has no centreline.
 
-    skels = kimimaro.skeletonize(
-        mask.astype(np.uint8),
-        teasar_params={"scale": TEASAR_SCALE, "const": TEASAR_CONST_MM, "pdrf_scale": 100000,
-                       "pdrf_exponent": 4, "soma_detection_threshold": 1e9,
-                       "soma_acceptance_threshold": 1e9, "max_paths": None},
-        anisotropy=tuple(float(s) for s in spacing_kji), dust_threshold=0, fix_branching=False,
-        fix_borders=False, progress=False, parallel=1)
-    if not skels:
+    The root is given (``_top_root``: the trachea's top), not left to ``kimimaro.skeletonize``,
+    which takes the voxel farthest from the mask's first voxel in memory order: a distal bronchus
+    in one lung or the other depending on how the volume is stored, and the shortest-path tree,
+    with its branch points, moves with it (new-user trial 90b H1)."""
+    import cc3d
+    import edt
+    import kimimaro.trace
+
+    root = tuple(int(x) for x in root_kji)
+    cc = cc3d.connected_components(np.asarray(mask, bool), connectivity=26)
+    lab = np.asfortranarray(cc == cc[root])
+    aniso = tuple(float(s) for s in spacing_kji)
+    # the distance to the wall as kimimaro.skeletonize computes it for a binary mask
+    dbf = np.asfortranarray(edt.edt(lab, anisotropy=aniso, black_border=False))
+    sk = kimimaro.trace.trace(
+        lab, dbf, scale=TEASAR_SCALE, const=TEASAR_CONST_MM, anisotropy=aniso, pdrf_scale=100000,
+        pdrf_exponent=4, soma_detection_threshold=1e9, soma_acceptance_threshold=1e9, max_paths=None,
+        fix_branching=False, root=root, manual_targets_before=[], manual_targets_after=[])
+    if sk is None or len(sk.vertices) < 2:
         raise InputError("the airway mask is too small to have a centreline")
-    s = max(skels.values(), key=lambda s: len(s.vertices))
-    return np.asarray(s.vertices, float), np.asarray(s.edges, np.int64)
+    return np.asarray(sk.vertices, float) * np.asarray(aniso), np.asarray(sk.edges, np.int64)
+
+
+def _top_root(ext: np.ndarray, axis: int, at_start: bool, sp, to_world) -> tuple[int, int, int]:
+    """The skeleton's root, defined by anatomy, not by storage: the centre of the trachea's
+    cross-section at its superior end. ``ext`` ([k, j, i] bool) is the mask continued upwards
+    (``_extend_top``) along array ``axis`` (superior at index 0 when ``at_start``); ``sp`` mm per
+    voxel; ``to_world`` maps [N, 3] ``ext`` indices to RAS mm. Returns the [k, j, i] voxel of the
+    top slice farthest from the airway wall in-plane (``edt``, mm: the trachea is the widest
+    airway the top slice cuts), among equally far voxels the one nearest their centroid (mm),
+    then the smallest R, A, S (world ties only: never the memory order)."""
+    import edt
+
+    idx = 0 if at_start else ext.shape[axis] - 1
+    top = np.ascontiguousarray(np.take(ext, idx, axis=axis))
+    sp2 = tuple(float(s) for a, s in enumerate(sp) if a != axis)
+    d = edt.edt(top, anisotropy=sp2, black_border=True)
+    best = np.argwhere(d >= d.max() - 1e-6)
+    kji = np.insert(best, axis, idx, axis=1)
+    w = to_world(kji.astype(float))
+    gap = np.round(np.linalg.norm(w - w.mean(axis=0), axis=1), 6)
+    near = np.flatnonzero(gap == gap.min())
+    pick = near[np.lexsort(np.round(w[near], 6).T[::-1])[0]]
+    return tuple(int(x) for x in kji[pick])
 
 
 TOP_EXTENSION_MM = 30.0     # the trachea is continued this far above its cut top before skeletonising
@@ -205,7 +241,8 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
             lo[axis] += n_trim
     prog(0.1, "centrelines (TEASAR)")
     ext, axis, n_pad, at_start = _extend_top(crop, airways, sp)
-    verts, edges = _skeleton(ext, sp)
+    to_world = _ext_to_world(airways, lo, axis, n_pad, at_start)
+    verts, edges = _skeleton(ext, sp, _top_root(ext, axis, at_start, sp, to_world))
     import edt
 
     dbf = edt.edt(crop, anisotropy=tuple(float(s) for s in sp), black_border=False)
@@ -237,6 +274,16 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     tree.warnings += _gap_warnings(tree, gaps, airways, lo, leaks)
     prog(1.0, "airway tree")
     return tree
+
+
+def _ext_to_world(airways: Volume, lo, axis: int, n_pad: int, at_start: bool):
+    """The map from [N, 3] indices of the extended crop (``_extend_top``) to RAS mm."""
+    def f(kji):
+        kji = np.asarray(kji, float).copy()
+        if at_start:
+            kji[:, axis] -= n_pad
+        return airways.kji_to_world(kji + lo)
+    return f
 
 
 def _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways):
@@ -291,7 +338,13 @@ def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, cro
     hit = _ROOT_CHECKED.get(key)
     if hit is None:
         lr = _lr_axis(airways)
-        verts, edges = _skeleton(np.flip(ext, axis=lr), sp)
+        flipped = np.flip(ext, axis=lr)
+
+        def to_world(kji, f=_ext_to_world(airways, lo, axis, n_pad, at_start)):
+            kji = np.asarray(kji, float).copy()
+            kji[:, lr] = ext.shape[lr] - 1 - kji[:, lr]
+            return f(kji)
+        verts, edges = _skeleton(flipped, sp, _top_root(flipped, axis, at_start, sp, to_world))
         verts = np.asarray(verts, float).copy()
         verts[:, lr] = (ext.shape[lr] - 1) * float(sp[lr]) - verts[:, lr]   # back to ext's own index order
         pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
