@@ -23,6 +23,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from ...errors import InputError
 from ...progress import Progress
 from ...volume import Volume
+from .junctions import place_junctions
 
 # TEASAR: a branch must reach out of a tube of SCALE * radius + CONST (mm) around the skeleton so
 # far; a bronchus shorter than its own width is indistinguishable from a bump of the wall.
@@ -438,6 +439,13 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     root = int(remap[root])
     branches, branch_of = _split_branches(pts, radius, parent, root)
     branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of)
+    # branch points where the branches' axes meet, not where the skeleton forked (junctions.py)
+    alive = branch_of >= 0
+    pts = pts.copy()
+    place_junctions(pts, radius, parent, alive, dist)
+    dist = _path_lengths(pts, parent, alive, root, dist)
+    branches, branch_of = _split_branches(pts, radius, parent, root, alive)
+    branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of, alive=alive)
     tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root, voxel_mm=voxel_mm)
     _smooth_radius(tree)
     label(tree, lobes)
@@ -559,10 +567,11 @@ def _split_branches(pts, radius, parent, root, alive=None):
     return branches, branch_of
 
 
-def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20):
+def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20, alive=None):
     """Remove terminal spurs (short relative to the lumen where they leave their parent), then
-    re-split so that a parent left with one child merges with it; until nothing changes."""
-    alive = np.ones(len(pts), bool)
+    re-split so that a parent left with one child merges with it; until nothing changes.
+    ``alive`` [N] bool: the points still in the tree (default all)."""
+    alive = np.ones(len(pts), bool) if alive is None else alive.copy()
     for _ in range(rounds):
         dead = np.zeros(len(pts), bool)
         for b in branches:
@@ -579,6 +588,22 @@ def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20):
         alive &= ~dead
         branches, branch_of = _split_branches(pts, radius, parent, root, alive)
     return branches, branch_of
+
+
+def _path_lengths(pts, parent, alive, root, dist):
+    """Path length (mm) from ``root`` along ``parent`` of every ``alive`` point (others keep
+    ``dist``), parents before children."""
+    out = np.asarray(dist, float).copy()
+    kids = _children_lists(np.where(alive & (parent >= 0), parent, -1))
+    out[root] = 0.0
+    stack = [root]
+    while stack:
+        x = stack.pop()
+        for c in kids[x]:
+            if alive[c]:
+                out[c] = out[x] + float(np.linalg.norm(pts[c] - pts[x]))
+                stack.append(c)
+    return out
 
 
 def _smooth_radius(tree: AirwayTree, window_mm: float = 3.0) -> None:
