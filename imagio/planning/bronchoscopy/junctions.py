@@ -48,12 +48,17 @@ def _walk_up(pts, parent, nkids, f, length):
     return out
 
 
-def _walk_down(pts, kids, c, length):
+def _walk_down(pts, kids, c, length, radius=None):
     """Point ids from ``c`` away from the root while each has one child, over ``length`` mm (the
-    last may be a fork or an end)."""
+    last may be a fork or an end). With ``radius`` [N] mm: on through forks into the widest child
+    (the mean lumen radius of its first points), so that a daughter that forks again within a
+    few mm still gets an axis."""
     out, s, x = [c], 0.0, c
-    while len(kids[x]) == 1 and s < length:
-        y = kids[x][0]
+    while (len(kids[x]) == 1 or (radius is not None and len(kids[x]) > 1)) and s < length:
+        if len(kids[x]) == 1:
+            y = kids[x][0]
+        else:
+            y = max(kids[x], key=lambda k: float(np.mean(radius[_walk_down(pts, kids, k, 3.0)])))
         s += float(np.linalg.norm(pts[y] - pts[x]))
         out.append(y)
         x = y
@@ -89,13 +94,14 @@ def place_junctions(pts: np.ndarray, radius: np.ndarray, parent: np.ndarray, ali
         if len(up) >= 3:
             lines.append(_axis(pts[up[::-1]]))
         for c in kids[f]:
-            r_d = float(np.median(radius[_walk_down(pts, kids, c, 4 * r_p)]))
+            r_d = float(np.median(radius[_walk_down(pts, kids, c, 4 * r_p, radius)]))
             head = _walk_down(pts, kids, c, r_p + AXIS_DIAMETERS * 2 * r_d)
             heads.append(head)
-            d = np.linalg.norm(pts[head] - pts[f], axis=1)
-            fit = [x for x, dx in zip(head, d) if dx > r_p]
+            way = _walk_down(pts, kids, c, r_p + AXIS_DIAMETERS * 2 * r_d, radius)
+            d = np.linalg.norm(pts[way] - pts[f], axis=1)
+            fit = [x for x, dx in zip(way, d) if dx > r_p]
             if len(fit) < 3:
-                fit = head
+                fit = way
             if len(fit) >= 2:
                 lines.append(_axis(pts[fit]))
         if len(lines) < 2:

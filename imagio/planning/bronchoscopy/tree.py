@@ -125,7 +125,30 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return lab == int(np.argmax(counts))
 
 
-def _skeleton(mask: np.ndarray, spacing_kji, root_kji: tuple[int, int, int]):
+def _skeleton(mask: np.ndarray, spacing_kji, root_kji: tuple[int, int, int], ijk_to_ras=None):
+    """``_traced`` on ``mask`` stored RAS-canonically (``volume.ras_canonical_plan`` of the 4x4
+    ``ijk_to_ras`` of its grid), vertices back in ``mask``'s own [k, j, i] mm: TEASAR breaks
+    ties between equal path costs and equally far targets by memory order, so that one world mask
+    gives one skeleton whatever its storage (the twigs of a segmental bronchus moved by 2-3 voxels
+    between storages of ATM 305 without it). ``ijk_to_ras`` None: traced as stored."""
+    if ijk_to_ras is None:
+        return _traced(mask, spacing_kji, root_kji)
+    from ...volume import ras_canonical_plan, reorient_array
+
+    perm, flip = ras_canonical_plan(np.asarray(ijk_to_ras, float))
+    shape = np.asarray(mask.shape)
+    sp = np.asarray(spacing_kji, float)
+    root = [int(root_kji[perm[n]]) for n in range(3)]
+    root = tuple(shape[perm[n]] - 1 - root[n] if flip[n] else root[n] for n in range(3))
+    verts, edges = _traced(reorient_array(np.asarray(mask), perm, flip), sp[list(perm)], root)
+    idx = verts / sp[list(perm)]
+    old = np.empty_like(idx)
+    for n in range(3):
+        old[:, perm[n]] = shape[perm[n]] - 1 - idx[:, n] if flip[n] else idx[:, n]
+    return old * sp, edges
+
+
+def _traced(mask: np.ndarray, spacing_kji, root_kji: tuple[int, int, int]):
     """TEASAR centreline (``kimimaro.trace.trace``, Sato et al., Proc. Pacific Graphics 2000) of
     the 26-connected piece of ``mask`` ([k, j, i] bool) that holds the voxel ``root_kji``, rooted
     there; ``spacing_kji`` mm per voxel. Returns (vertices [N, 3] in mm from voxel (0, 0, 0) along
@@ -243,7 +266,7 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     prog(0.1, "centrelines (TEASAR)")
     ext, axis, n_pad, at_start = _extend_top(crop, airways, sp)
     to_world = _ext_to_world(airways, lo, axis, n_pad, at_start)
-    verts, edges = _skeleton(ext, sp, _top_root(ext, axis, at_start, sp, to_world))
+    verts, edges = _skeleton(ext, sp, _top_root(ext, axis, at_start, sp, to_world), airways.ijk_to_ras)
     import edt
 
     dbf = edt.edt(crop, anisotropy=tuple(float(s) for s in sp), black_border=False)
