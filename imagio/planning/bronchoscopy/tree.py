@@ -223,7 +223,8 @@ def _extend_top(crop: np.ndarray, vol: Volume, sp):
 
 
 def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None, ct: Volume | None = None,
-                 lobes: Volume | None = None, coarse_ok: bool = False, root_check: bool = True) -> AirwayTree:
+                 lobes: Volume | None = None, coarse_ok: bool = False, root_check: bool = True,
+                 canonical_storage: bool = True) -> AirwayTree:
     """The rooted airway tree of an airway mask (``mask`` on ``airways``' grid, or
     ``airways.array > 0``), anatomically named (``anatomy.label_tree``; from ``lobes`` when given).
 
@@ -237,7 +238,11 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     nearest left-right (another skeleton root, ``root_check.root_dependence``): the named central
     branch points' shifts (mm) are in ``tree.root_dependence_mm``, and a warning in ``tree.warnings``
     names those that moved beyond the tolerance (about twice the skeleton's CPU time); False skips it
-    (``root_dependence_mm`` then None)."""
+    (``root_dependence_mm`` then None).
+    The tree is defined by anatomy: TEASAR rooted at the trachea's top (``_top_root``), branch
+    points where the branches' axes meet (``junctions``); ``canonical_storage`` (default) traces it
+    on the mask's RAS-canonical storage, so that voxel ties fall alike for every storage of one
+    world mask; False traces the mask as stored (what the root check's second tree does)."""
     from . import mask_checks
     from ...segmentation.airways import check_slice_thickness
 
@@ -266,7 +271,8 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     prog(0.1, "centrelines (TEASAR)")
     ext, axis, n_pad, at_start = _extend_top(crop, airways, sp)
     to_world = _ext_to_world(airways, lo, axis, n_pad, at_start)
-    verts, edges = _skeleton(ext, sp, _top_root(ext, axis, at_start, sp, to_world), airways.ijk_to_ras)
+    verts, edges = _skeleton(ext, sp, _top_root(ext, axis, at_start, sp, to_world),
+                             airways.ijk_to_ras if canonical_storage else None)
     import edt
 
     dbf = edt.edt(crop, anisotropy=tuple(float(s) for s in sp), black_border=False)
