@@ -604,6 +604,34 @@ SEGMENT_WARN_COS = 0.7
 # fraction of 1/n is a subsegmental or accessory side branch, passed over: the segmental branch
 # point lies further down
 SEGMENT_SHARE = 0.5
+# ... unless its lumen is as wide as its largest sibling's: a co-dominant daughter (the split of a
+# lobar bronchus into its segments is near-symmetric in calibre; by Murray's law, Murray CD, Proc
+# Natl Acad Sci USA 1926;12:207-214, equal daughters each have 2^(-1/3) = 0.79 of the parent's
+# radius, a side twig far less) is a segmental bronchus whose own subtree the segmentation did not
+# follow far (a short or unbranched segment, mucus, the CT's resolution): passing over it named
+# the next branch point's twigs as the segments (the phantom's RB5, a 20 mm unbranched segment,
+# made RB4's subsegments "RB4" and "RB5")
+SEGMENT_CALIBRE_RATIO = 2.0 ** (-1.0 / 3.0)
+
+
+def _branch_radius(tree, b) -> float:
+    """Median lumen radius (mm) of the first half of branch ``b``'s centreline (its calibre as it
+    leaves the branch point, before it tapers)."""
+    ids = b.point_ids[:max(1, len(b.point_ids) // 2)]
+    return float(np.median(tree.radius[ids]))
+
+
+def _segment_sized(tree, T, children, least) -> list[int]:
+    """The ``children`` (branch ids) that may be segmental bronchi: carrying at least ``least`` mm
+    of airway (``SEGMENT_SHARE``), or as wide as their largest sibling (``SEGMENT_CALIBRE_RATIO``)
+    while one sibling carries that much."""
+    big = [c for c in children if T.sub_len[c] >= least]
+    if not big:
+        return big
+    br = tree.branches
+    r = {c: _branch_radius(tree, br[c]) for c in children}
+    widest = max(r.values())
+    return [c for c in children if c in big or r[c] >= SEGMENT_CALIBRE_RATIO * widest]
 
 
 def _segments(tree, T) -> list[str]:
@@ -628,7 +656,7 @@ def _segments(tree, T) -> list[str]:
         stem = [bid]
         # the first branch point below the lobar bronchus with segment-sized branches (pieces merged)
         while True:
-            kids = [c for c in br[stem[-1]].children if T.sub_len[c] >= least]
+            kids = _segment_sized(tree, T, br[stem[-1]].children, least)
             if len(kids) != 1:
                 break
             stem.append(kids[0])

@@ -70,7 +70,7 @@ def _walk_down(pts, kids, c, length, radius=None):
 
 
 def place_junctions(pts: np.ndarray, radius: np.ndarray, parent: np.ndarray, alive: np.ndarray,
-                    dist: np.ndarray) -> None:
+                    dist: np.ndarray, inside=None) -> None:
     """Move each fork of the rooted centreline (``parent`` [N], -1 at the root; points ``pts``
     [N, 3] mm, lumen ``radius`` [N] mm; only ``alive`` [N] points count) to the bifurcation's
     geometric centre (module docstring), in place: ``pts`` of the new fork point set to the
@@ -78,7 +78,10 @@ def place_junctions(pts: np.ndarray, radius: np.ndarray, parent: np.ndarray, ali
     parent's lumen) taken out of ``alive``. Forks are visited from the root outwards (``dist`` [N]
     mm from the root). A fork whose axes cross at less than ``MIN_AXIS_ANGLE_DEG``, whose centre
     lies farther than the parent's diameter from it, or whose pieces are too short to fit an
-    axis is left where the skeleton put it."""
+    axis is left where the skeleton put it; so is one whose centre lies outside the lumen
+    (``inside``: a callable taking [m, 3] points, the same coordinates as ``pts``, returning bool
+    [m]; None: not checked): a route runs through its branch points, and every point of a route
+    must lie in the airway (a curved or tapering fork's axes can meet outside it)."""
     n = len(pts)
     par = np.where(alive & (parent >= 0), parent, -1)
     par = np.where((par >= 0) & alive[np.maximum(par, 0)], par, -1)
@@ -120,6 +123,8 @@ def place_junctions(pts: np.ndarray, radius: np.ndarray, parent: np.ndarray, ali
             continue
         centre = np.linalg.solve(m, b)
         if np.linalg.norm(centre - pts[f]) > 2 * r_p:
+            continue
+        if inside is not None and not bool(np.asarray(inside(centre[None]))[0]):
             continue
         cand = np.array(up + [x for h in heads for x in h])
         p = int(cand[np.argmin(np.linalg.norm(pts[cand] - centre, axis=1))])

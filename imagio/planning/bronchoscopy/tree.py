@@ -278,7 +278,8 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     dbf = edt.edt(crop, anisotropy=tuple(float(s) for s in sp), black_border=False)
     pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     prog(0.6, "rooted tree")
-    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)))
+    lumen = airways.with_array(m.astype(np.uint8))   # the airway mask as a Volume (junctions stay in it)
+    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen)
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
     tree.top_gap_mm = top_gap_mm
     tree.cut_ends = _cut_ends(tree, airways)
@@ -378,7 +379,9 @@ def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, cro
         verts = np.asarray(verts, float).copy()
         verts[:, lr] = (ext.shape[lr] - 1) * float(sp[lr]) - verts[:, lr]   # back to ext's own index order
         pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
-        other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm)
+        full = np.zeros(airways.shape, np.uint8)   # the tree's lumen (its mask piece) on the image grid
+        full[tuple(slice(int(a), int(a) + n) for a, n in zip(lo, crop.shape))] = crop
+        other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm, lumen=airways.with_array(full))
         other.voxel_diag_mm = tree.voxel_diag_mm
         hit = root_dependence(tree, other)
         _ROOT_CHECKED.clear()   # one case
@@ -442,7 +445,7 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = (
 
 
 def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None,
-                 voxel_mm: float = 0.0) -> AirwayTree:
+                 voxel_mm: float = 0.0, lumen: Volume | None = None) -> AirwayTree:
     n = len(pts)
     w = np.linalg.norm(pts[edges[:, 0]] - pts[edges[:, 1]], axis=1) + 1e-6
     g = coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
@@ -471,7 +474,8 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     # branch points where the branches' axes meet, not where the skeleton forked (junctions.py)
     alive = branch_of >= 0
     pts = pts.copy()
-    place_junctions(pts, radius, parent, alive, dist)
+    inside = None if lumen is None else (lambda p: lumen.sample(np.atleast_2d(p), order=0) > 0)
+    place_junctions(pts, radius, parent, alive, dist, inside)
     dist = _path_lengths(pts, parent, alive, root, dist)
     branches, branch_of = _split_branches(pts, radius, parent, root, alive)
     branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of, alive=alive)
