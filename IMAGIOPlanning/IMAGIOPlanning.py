@@ -194,15 +194,23 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 progress=self.longRun.progress)
             p.ablationTable = slicer.mrmlScene.GetNodeByID(ids["table"])
             self.ui.ablationTableView.setMRMLTableNode(p.ablationTable)
-            self.onAblationCoverage(result.coverage, len(result.probes))
+            from imagio.mrml.ablation import placement_note, probe_note
+
+            # the zone centred on the path's end as the CLI centres it on the target: how far past
+            # it the probe's tip goes, or why less (trial 95 F3)
+            note = "" if p.ablationMultiProbe else placement_note(result)
+            self.onAblationCoverage(result.coverage, max(len(result.probes), 1), note)
             if result.placement:   # multi-probe: probes in place at once (own entries, shafts apart) or not
                 label = self.ui.ablationResultLabel
                 label.setText(label.text + "\n" + result.placement["statement"])
             if not p.ablationMultiProbe and p.path is not None:
                 zoneNode = slicer.mrmlScene.GetNodeByID(ids["zones"][0])
+                from imagio.planning.ablation import get_device
+
+                live = probe_note(get_device(p.ablationDevice).setting(p.ablationSetting), live=True)
                 self._ablationObserver = self.logic.observeAblation(
                     p.path, ctx, p.ablationDevice, p.ablationSetting, zoneNode, p.ablationTable,
-                    lambda cov: self.onAblationCoverage(cov, 1))
+                    lambda cov: self.onAblationCoverage(cov, 1, live))
 
     def onBronchPlan(self):
         p = self._parameterNode
@@ -234,7 +242,7 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             else:
                 self.ui.statusLabel.setText(plan.failure or self.logic.infeasibleReport(plan.plan))
 
-    def onAblationCoverage(self, coverage, nProbes):
+    def onAblationCoverage(self, coverage, nProbes, note=""):
         c = coverage
         m5 = c.margin_covered_pct.get(5.0)
         text = _("{count} probe(s): tumour covered {pct:.1f}%").format(count=nProbes, pct=c.tumour_covered_pct)
@@ -257,6 +265,8 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                              bool(getattr(target, "in_lung", False)) if planned else False)
         if doubts:
             text += "\n" + "\n".join(doubts)
+        if note:
+            text += "\n" + note
         self.ui.ablationResultLabel.setText(text)
 
     def cleanup(self):
@@ -411,7 +421,8 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
     def ablationZones(self, volumeNode, segmentationNode, pathNode, tumourSegment, device, setting=None,
                       multiProbe=False, marginMm=5.0, plan=None, progress=None):
         """Zone models, tumour margin model and coverage table: one probe on ``pathNode``
-        (entry, tip), or the fewest probes covering tumour + ``marginMm`` (needs ``plan``).
+        (entry, target: the zone centred on the target, the tip advanced the device's offset past
+        it, as the CLI places it), or the fewest probes covering tumour + ``marginMm`` (needs ``plan``).
         Returns (ProbePlan, node ids, AblationContext)."""
         ensureImagio()
         from imagio.mrml.ablation import ablation_from_nodes
@@ -420,7 +431,7 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
                                    device, setting, multiProbe, marginMm, plan, progress)
 
     def observeAblation(self, pathNode, context, device, setting, zoneNode=None, tableNode=None, callback=None):
-        """Recompute the zone, coverage and margin while the path's tip is dragged."""
+        """Recompute the zone (centred on the path's end), coverage and margin while the path's end is dragged."""
         ensureImagio()
         from imagio.mrml.ablation import observe_ablation
         from imagio.planning.ablation import get_device

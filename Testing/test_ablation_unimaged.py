@@ -172,3 +172,25 @@ def test_the_zone_past_the_image_names_what_lies_beyond_that_end(sides, named, n
         assert named in text
     assert not_named not in text and fix in text and "up to 0.5 mm past it" in text, text
     assert "0.0 mL" not in text, text
+
+
+def test_slivers_within_half_a_voxel_of_an_end_bring_no_notes():
+    """New-user trial 93 F6: on 2 mm slices (outline tolerance 1.0 mm, half a CT voxel) a zone
+    4.5 mL past the posterior end of a crop also reached 0.5 mm past the inferior and superior ends
+    (0.1 mL each), and the warning named both ends with the liver-dome and the bowel notes. Past an
+    end by no more than half a voxel the image does not resolve the zone's edge from its own end:
+    those slivers are said together, without their ends' notes; the total keeps them."""
+    from imagio.planning.ablation.commands import unimaged_doubt
+
+    sides = {"posterior": 4.5, "inferior": 0.1, "superior": 0.1}
+    cov = {"outline_tolerance_mm": 1.0,
+           "unimaged": {"zone_ml": 4.7, "zone_pct": 10.0, "sides": sides,
+                        "extent_mm": {"posterior": 8.3, "inferior": 0.5, "superior": 0.5}}}
+    text = unimaged_doubt("proposal 5 ablation", cov, "liver_tumor_1", 5.0)
+    assert "4.5 mL beyond its posterior end, up to 8.3 mm past it" in text, text
+    assert "liver dome" not in text and "bowel" not in text and "a longer scan" not in text, text
+    assert "0.2 mL within 1 mm (half a CT voxel) past its other ends" in text and "4.7 mL" in text, text
+    # a reach past the tolerance is named with its note
+    cov["unimaged"]["extent_mm"]["inferior"] = 2.5
+    text = unimaged_doubt("proposal 5 ablation", cov, "liver_tumor_1", 5.0)
+    assert "beyond its inferior end, up to 2.5 mm past it" in text and "bowel" in text and "liver dome" not in text

@@ -166,8 +166,10 @@ def test_zone_doubts_shared_by_plan_warnings_and_the_slicer_label():
            "criteria": {"tumour_covered": {"met": False}, "minimal_ablative_margin": {"met": False}},
            "healthy_ml": {"liver": 20.0, "liver_tumor_1": 0.0, "rib_right_8": 2.03, "body": 5.0}}
     live = zone_doubts("ablation", cov, "move the probe", "liver_tumor_1", "liver")
-    assert len(live) == 2 and "covers only 64.6%" in live[0] and "rib_right_8 2.03 mL" in live[1]
+    assert len(live) == 3 and "covers only 64.6%" in live[0] and "rib_right_8 2.03 mL" in live[1]
     assert "liver " not in live[1] and "body" not in live[1]
+    # the body outline's voxels are tissue no label names: said on their own (trial 95 F9)
+    assert "5.0 mL of tissue that no label names outside liver" in live[2]
     abl = {"device": "d", "setting": "s", "tumour": "liver_tumor_1", "single_probe": [{"proposal": 1, "coverage": cov}]}
     planned = ablation_warnings(abl, "liver")
     assert [w.split(": ", 1)[1].rsplit("; ", 1)[0] for w in planned] == [w.split(": ", 1)[1].rsplit("; ", 1)[0] for w in live]

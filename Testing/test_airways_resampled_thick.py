@@ -63,3 +63,27 @@ def test_resampled_thick_sections_found_on_a_permuted_flipped_oblique_grid():
     across = np.array([[0.0, -np.cos(t), np.sin(t)], [1.0, 0.0, 0.0], [0.0, np.sin(t), np.cos(t)]])
     assert check_slice_thickness(Volume(arr, make_ijk_to_ras((1.0, 1.0, 1.0), None, across)), "CT",
                                  refuse=False) == ""
+
+
+def test_thick_overlapping_sections_are_warned_with_the_reading_and_the_rule():
+    """New-user trial 95 F5: 4.5 mm sections at a 1.5 mm step (the header gives the step) read
+    5.06 mm by their noise, under the refusal's 5.6 mm, and passed `bronch` silently while a 3 mm
+    CT is refused by its header. Here 5 mm sections at a 1 mm step (a 5-slice box of independent
+    1 mm sections: equivalent width 5 mm analytically) pass the header and the resampling limit
+    (as before) and are warned, naming the reading and the 2.5 mm rule; 2.5 mm sections on their
+    own grid and 1 mm sections get no word."""
+    from scipy import ndimage
+
+    from imagio.segmentation.airways import slice_thickness_doubt
+
+    thin = _sections(120, 1.0, 1.0, seed=5)
+    thick = thin.with_array(ndimage.uniform_filter1d(thin.array, 5, axis=0))
+    assert check_slice_thickness(thick, "CT", refuse=False) == ""      # passes, as before
+    doubt = slice_thickness_doubt(thick)
+    assert "1 mm apart" in doubt and "sections of 2.5 mm" in doubt and "overlap" in doubt, doubt
+    res = float(doubt.split("is about ")[1].split(" mm")[0])
+    assert 4.5 < res <= AIRWAY_RESAMPLED_MIN_MM, doubt
+    assert slice_thickness_doubt(thin) == ""
+    assert slice_thickness_doubt(_sections(40, 2.5, 2.5, seed=6)) == ""
+    # a mask has no noise to read
+    assert slice_thickness_doubt(thick.with_array((thick.array > 40).astype(np.uint8))) == ""

@@ -342,6 +342,33 @@ def test_cli_writes_json_picture_and_scene(tmp_path, ph, capsys):
     assert "no_such_nodule" in capsys.readouterr().err
 
 
+def test_an_lps_target_is_recorded_in_ras_with_its_convention_named(tmp_path, ph, monkeypatch):
+    """Trial 95 F10: bronch.json kept an --lps target as the raw "L,P,S" string with nothing saying
+    LPS (read as RAS it is off by the flip of R and A), and the input paths as typed (relative).
+    The record now holds the point in RAS, the text given and its convention, absolute paths."""
+    import json
+
+    from imagio import cli, io
+
+    monkeypatch.chdir(tmp_path)
+    io.write_image(ph.ct, tmp_path / "ct.nii.gz")
+    io.write_labels(ph.labels, tmp_path / "labels.seg.nrrd")
+    kji = np.argwhere(ph.labels.mask("lung_nodule_1"))
+    ras = ph.labels.kji_to_world(kji).mean(axis=0)
+    lps = ras * [-1.0, -1.0, 1.0]
+    given = ",".join(f"{v:.3f}" for v in lps)
+    assert cli.main(["bronch", "ct.nii.gz", "--airways", "labels.seg.nrrd", "--target", given, "--lps",
+                     "--scope", "ultrathin", "--out", "out", "--quiet"]) == 0
+    inputs = json.loads((tmp_path / "out" / "bronch.json").read_text())["inputs"]
+    assert inputs["target"]["given"] == given and inputs["target"]["convention"] == "LPS (--lps)"
+    np.testing.assert_allclose(inputs["target"]["ras"], ras, atol=1e-3)
+    assert inputs["ct"] == str(tmp_path / "ct.nii.gz") and inputs["airways"] == str(tmp_path / "labels.seg.nrrd")
+    assert cli.main(["bronch", "ct.nii.gz", "--airways", "labels.seg.nrrd", "--target", "lung_nodule_1",
+                     "--scope", "ultrathin", "--out", "byname", "--quiet"]) == 0
+    named = json.loads((tmp_path / "byname" / "bronch.json").read_text())["inputs"]["target"]
+    assert named["given"] == "lung_nodule_1" and named["convention"] == "structure name"
+
+
 def test_a_scope_diameter_no_bronchoscope_has_is_said(tmp_path, ph, capsys):
     """New-user trial 31: --scope 0.6 (thinner than any bronchoscope; a typo for 6?) planned a
     route to 'reached' without a word; --scope 0.3 was refused with a message that blamed the
@@ -414,10 +441,12 @@ def test_slicer_logic_plans_from_segmentation_nodes(ph):
 def test_a_tree_without_its_trachea_is_refused_naming_the_missing_trachea(ph):
     """Trial 10 F6: a slab without the trachea (LIDC-0001) was refused as 'the thin (4.2 mm) does
     not fit the trachea'. A tree cut from the phantom's right lower airways (its root a
-    segmental calibre, measured here independently on the tree's own radii) is refused naming
-    the missing trachea, whatever the scope: one the root fits was planned before, from a bronchus
-    named 'trachea'."""
+    segmental calibre, as check_root measures it: `route.root_width_mm`, the mean section) is
+    refused naming the missing trachea, whatever the scope: one the root fits was planned before,
+    from a bronchus named 'trachea'."""
     import cc3d
+
+    from imagio.planning.bronchoscopy.route import root_width_mm
 
     m = ph.labels.mask("trachea", "airways")
     idx = np.argwhere(m)
@@ -426,8 +455,7 @@ def test_a_tree_without_its_trachea_is_refused_naming_the_missing_trachea(ph):
     part = np.zeros_like(m)
     part[tuple(idx[sel].T)] = True
     t = B.extract_tree(ph.labels, cc3d.largest_k(part, k=1) > 0)
-    root = np.concatenate([b.point_ids for b in t.branches if b.generation == 0])
-    width = 2 * float(np.median(t.radius[root]))
+    width = root_width_mm(t)
     assert width < 8.0      # a lobar/segmental calibre (adult trachea 10-25 mm, Breatnach 1984)
     for scope in (width + 1.0, max(width - 1.0, 1.0)):
         with pytest.raises(InputError, match=f"root is {width:.1f} mm wide.*not a trachea"):

@@ -219,7 +219,7 @@ def test_a_tree_without_its_trachea_is_refused_in_every_storage_order(ph, how):
     import cc3d
 
     from imagio.errors import InputError
-    from imagio.planning.bronchoscopy.route import check_root
+    from imagio.planning.bronchoscopy.route import check_root, root_width_mm
 
     m = ph.labels.mask("trachea", "airways")
     idx = np.argwhere(m)
@@ -232,8 +232,7 @@ def test_a_tree_without_its_trachea_is_refused_in_every_storage_order(ph, how):
     v, whole = (grid.with_array(part.astype(np.uint8)), grid.with_array(m.astype(np.uint8))) if how == "as_is" else \
         (_stored(grid, part, *STORAGE_ORDERS[how]), _stored(grid, m, *STORAGE_ORDERS[how]))
     t = B.extract_tree(v)
-    root = np.concatenate([b.point_ids for b in t.branches if b.generation == 0])
-    width = 2 * float(np.median(t.radius[root]))
+    width = root_width_mm(t)
     assert width < 10.0      # narrower than any adult trachea (10-25 mm, Breatnach 1984)
     target = ras[sel][0]
     for scope in (width + 1.0, max(width - 1.0, 1.0)):

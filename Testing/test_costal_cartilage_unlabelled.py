@@ -334,3 +334,43 @@ def test_real_ct_cartilage_on_rows_without_a_rib_is_warned():
     # one, before and after: 2 mm "near" where the track meets a gap of the lung label in front of
     # the ribs' coronal centre
     assert len(said) <= 1 and not any("passes through" in w for w in said), said
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_region_read_of_the_map_equals_its_definition(dtype):
+    """`cartilage._Region` (issue 20: the labels present counted by chunks, the ribs' voxels by a
+    look-up table and `volume.index_list`, no map-sized copies) reads the same as its definition:
+    the values present by ``np.unique`` of the map's values below the table's length, the ribs by
+    ``np.argwhere`` of the table read at every voxel, their coronal centre and the anterior half's
+    box counts in RAS. An oblique, flipped, anisotropic grid; values beyond the named labels (not
+    read as any class) and a named label with no voxel (not present)."""
+    from conftest import rotation
+    from imagio.planning.cartilage import _Region
+    from imagio.volume import Volume
+
+    rng = np.random.default_rng(4)
+    arr = rng.choice(np.array([0, 1, 2, 3, 5, 9, 200], dtype), size=(21, 17, 19), p=[.5, .1, .1, .1, .1, .05, .05])
+    d = rotation((0, 0, 1), 25.0) @ rotation((1, 0, 0), 10.0) @ np.diag([-1.0, 1.0, 1.0])
+    aff = np.eye(4)
+    aff[:3, :3] = d @ np.diag([0.8, 1.1, 2.5])
+    aff[:3, 3] = (12.0, -40.0, 300.0)
+    names = {1: "sternum", 2: "rib_left_3", 3: "rib_right_4", 4: "costal_cartilages", 5: "lung_upper_lobe_left",
+             9: "rib_left_5"}
+    lab = Volume(arr, aff, "labels", labels=names)
+    reg = _Region(lab)
+    lut_n = max(names) + 1
+    present = np.zeros(lut_n, bool)
+    present[np.unique(arr[arr < lut_n])] = True
+    assert not reg.cartilage_labelled and not present[4] and present[9]
+    ribs = np.argwhere(reg.is_rib[np.minimum(arr, lut_n - 1)] & (arr < lut_n))
+    assert len(ribs) > 500
+    mid_a = float(lab.kji_to_world(ribs.mean(axis=0, keepdims=True).astype(float))[0][1])
+    assert reg.mid_a == mid_a
+    xyz = lab.kji_to_world(ribs.astype(float))
+    xyz = xyz[xyz[:, 1] > mid_a]
+    assert reg.ribs.n == len(xyz) and np.array_equal(reg.ribs.lo, xyz.min(axis=0))
+    lo = xyz[rng.integers(0, len(xyz), 50)] - rng.random((50, 3)) * 3
+    hi = lo + rng.random((50, 3)) * 4
+    want = np.array([np.any(np.all((xyz >= a) & (xyz <= b), axis=1)) for a, b in zip(lo, hi)])
+    got = reg.ribs.any_in(lo, hi)
+    assert got[want].all()   # (a box widened to its cells: may count a neighbour, never miss one)

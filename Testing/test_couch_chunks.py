@@ -216,3 +216,31 @@ def test_couch_search_on_the_packed_skin_masks_equals_the_whole_volume_definitio
     assert np.array_equal(again[0], pat) and np.array_equal(again[1], obj)
     if slab:
         assert peak < 3.3 * ct.array.size, peak / ct.array.size
+
+
+def test_couch_index_bounds_once_per_case_give_the_same_column_range_and_surface():
+    """`table.index_bounds` (the couch points' index box, taken once per case by
+    `locate_table_cached` instead of once per patient position, issue 20) is the least and
+    greatest index of all points along each axis, and `_uv_box` / `locate_table` given it return
+    the same column range and surface as computing it again, on the oblique, flipped table
+    phantom along the table direction and two oblique ones; the cached case holds it."""
+    from test_planning_table import _flipped_oblique, _table_phantom
+
+    ct, lab, _ = _table_phantom(_flipped_oblique())
+    model = sk.outer_skin(ct, lab)
+    pat, obj = T.patient_and_objects(ct, model.body, np.asarray(model.data), sk.AIR_HU)
+    allp = np.concatenate([pat, obj]).astype(float)
+    lo, hi = T.index_bounds((pat, obj))
+    assert np.array_equal(lo, allp.min(axis=0)) and np.array_equal(hi, allp.max(axis=0))
+    assert T.index_bounds((pat[:0], obj[:0])) is None
+    bin_mm = float(max(ct.spacing))
+    for d0 in ((0.0, -1.0, 0.0), (0.3, -0.9, 0.2), (-0.7, -0.7, 0.1)):
+        ref = T.locate_table(ct, model.body, model.data, d0, sk.AIR_HU, (pat, obj))
+        assert T._uv_box(ct, (pat, obj), ref.direction, bin_mm, (lo, hi)) == T._uv_box(ct, (pat, obj), ref.direction, bin_mm)
+        s = T.locate_table(ct, model.body, model.data, d0, sk.AIR_HU, (pat, obj), bounds=(lo, hi))
+        assert s.deepest_mm == ref.deepest_mm and s.cover == ref.cover and s.located == ref.located
+        assert np.array_equal(s.keys, ref.keys) and np.array_equal(s.tops, ref.tops)
+    T.forget_cached_table()
+    masks, _, bounds = T._case(ct, model.body, model.data, sk.AIR_HU)
+    assert np.array_equal(bounds[0], lo) and np.array_equal(bounds[1], hi)
+    assert all(np.array_equal(a, b) for a, b in zip(masks, (pat, obj)))

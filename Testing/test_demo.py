@@ -110,6 +110,8 @@ def test_demo_scene_reloads_with_every_segment_named_and_coloured(demo_dir):
         np.testing.assert_allclose(s.GetColor(), anatomy.get(s.GetName()).color_float, atol=1e-5)
     lines = mrml.nodes_by_class(scene, "vtkMRMLMarkupsLineNode")
     assert len(lines) >= 1
+    # trial 95 F7: the markups came back empty; each path holds its entry and tip again
+    assert all(n.GetNumberOfControlPoints() == 2 for n in lines), [n.GetName() for n in lines]
     ct = mrml.node_to_volume(mrml.nodes_by_class(scene, "vtkMRMLScalarVolumeNode")[0])
     ref = io.read_image(demo_dir / "ct.nii.gz")
     pts = ref.kji_to_world(np.array([[0, 0, 0], [5, 7, 9]]))

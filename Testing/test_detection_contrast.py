@@ -149,6 +149,25 @@ def test_the_review_list_names_calcium_or_contrast():
     assert _review_text(d) == "#9 calcium or contrast (contrast CT)"
 
 
+def test_a_dense_type_has_one_display_name_and_the_review_list_names_contrast():
+    """Trial 93 F5: the report spelt the type three ways (table "dense (calcium or contrast)",
+    picture title "dense-calcium-or-contrast", files dense_calcium_or_contrast) and its review list
+    called a low-probability dense candidate on a contrast CT "a calcified nodule ... or bone",
+    with no contrast-filled vessel. The table and the picture say the type alike; the files keep
+    its code; the review list names the contrast-filled vessel, not bone."""
+    from imagio.detection.report import management_lines, nodule_rows, picture_title
+    from imagio.stratification.screening import DENSE_TYPE
+
+    d = {"id": 9, "type": DENSE_TYPE, "mean_diameter_mm": 6.0, "long_axis_mm": 7.0, "axial_long_axis_mm": 7.0,
+         "contrast_ct": True, "candidate": {"probability": 0.05, "center_ras": [1.0, 2.0, 3.0]}}
+    d["stratification"] = screening.stratify(d, {"age": 64, "sex": "male"})
+    assert d["stratification"]["lung_rads"]["no_category"] == "calcium_or_contrast"
+    shown = nodule_rows([d])[0][1]
+    assert shown in picture_title(d) and "dense-calcium" not in picture_title(d)
+    review = dict(management_lines([], [d])).get("review: no category", "")
+    assert "#9" in review and "contrast-filled vessel" in review and "bone" not in review, review
+
+
 @pytest.mark.data
 def test_real_scans_chest_cta_is_contrast_lung1_is_not(shared_data):
     from imagio import io

@@ -173,3 +173,47 @@ def test_chest_cta_parasternal_proposal_beside_the_internal_thoracic_artery_is_w
             far += 1
             assert not said, (n, p["entry_ras"], said)
     assert near >= 1 and far >= 1, (near, far)
+
+
+@pytest.mark.parametrize("phase, words", [("portal_venous", "no contrast-filled blood pool shows on this CT"),
+                                          ("arterial", "find them on the images")])
+def test_with_no_vessel_labelled_the_ct_tells_its_phase(phase, words):
+    """New-user trial 93 F6: on lung1 (no contrast, no vessel labelled) the warning gave the
+    "phase unknown" words ("on a contrast CT they show as ..."). With no vessel in the label map
+    the CT's own contrast blood pool rule (`blood_pool.contrast_pool_band`, as segment and detect
+    read "contrast CT") tells: an arterial phantom is told to find them on the images; a
+    portal-venous one, whose blood does not reach the pool's density, that no contrast-filled
+    pool shows and they may not stand out."""
+    from imagio import phantom
+    from imagio.planning import PlanningProblem
+    from imagio.planning.internal_thoracic import internal_thoracic_warnings
+    from imagio.planning.problem import contrast_phase
+
+    ph = phantom.generate(3.0, seed=2, anatomy="realistic", phase=phase, n_liver_tumors=0, n_lung_nodules=1)
+    lab = ph.labels
+    words_v = ("artery", "vein", "aorta", "vena_cava", "great_vessels")
+    gone = [v for v, n in lab.labels.items() if any(w in n for w in words_v)]
+    arr = np.where(np.isin(lab.array, gone), 0, lab.array).astype(lab.array.dtype)
+    lab = lab.with_array(arr, labels={v: n for v, n in lab.labels.items() if v not in gone})
+    assert contrast_phase(ph.ct, lab) is None   # the label map does not tell
+    inv = {n: v for v, n in lab.labels.items()}
+    prob = PlanningProblem.build(ph.ct, lab, "lung_nodule_1")
+    st = lab.kji_to_world(np.argwhere(lab.array == inv["sternum"]).astype(float))
+    zmid = float(np.median(st[:, 2]))
+    row = st[np.abs(st[:, 2] - zmid) <= 3.0]
+    x0, a0 = float(row[:, 0].max()) + 12.0, float(row[:, 1].max())
+    w = internal_thoracic_warnings(prob, 2, np.array([x0, a0 + 60.0, zmid]), np.array([x0, a0 - 60.0, zmid]))
+    assert len(w) == 1 and words in w[0] and "on a contrast CT they show" not in w[0], w
+
+
+@pytest.mark.data
+def test_lung1_reads_without_contrast_and_the_cta_with(shared_data):
+    """The phase the warning words follow, on the real CTs with no label map: lung1 (trial 93 F6)
+    shows no contrast blood pool, the chest CTA does."""
+    from imagio import io
+    from imagio.planning.problem import contrast_phase
+
+    lung1 = io.read_image(shared_data / "pyradiomics-lung" / "lung1_image.nrrd")
+    assert contrast_phase(lung1, None) is None and contrast_phase(lung1, None, pool=True) is False
+    cta = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
+    assert contrast_phase(cta, None, pool=True) is True

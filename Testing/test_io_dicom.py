@@ -88,6 +88,28 @@ def test_localizer_in_the_series_is_dropped(tmp_path, variant):
     assert_marker(vol, pt)
 
 
+def test_two_scouts_dropped_are_counted_as_two(tmp_path):
+    """Trial 95 F11: a coronal and a sagittal scout in the axial series (ImageType without
+    LOCALIZER) were each said "1 image(s) with another orientation ... dropped", the same line
+    twice, which the warnings show once: the user read one image dropped for two."""
+    pt = Patient()
+    pos, row, col = axial_positions(n=20)
+    files = write_series(tmp_path / "s", pt, pos, row, col, first_instance=3)
+    series = __import__("pydicom").dcmread(files[0]).SeriesInstanceUID
+    itype = "ORIGINAL\\PRIMARY\\OTHER"
+    write_series(tmp_path / "s", pt, [np.array([0.0, -150.0, 200.0])], (0, 1, 0), (0, 0, -1), rows=40, cols=70,
+                 series=series, image_type=itype, names=["IM0001.dcm"], thickness=1.0)   # sagittal
+    write_series(tmp_path / "s", pt, [np.array([-150.0, 0.0, 200.0])], (1, 0, 0), (0, 0, -1), rows=40, cols=70,
+                 series=series, image_type=itype, names=["IM0002.dcm"], thickness=1.0)   # coronal
+    vol, warns = read_warns(tmp_path / "s")
+    drops = [w for w in warns if "dropped" in w]
+    assert len(drops) == 1 and "2 images with another orientation" in drops[0], warns
+    assert "sagittal" in drops[0] and "coronal" in drops[0], drops
+    assert len(vol.meta["read"]["dropped"]) == 1, vol.meta["read"]["dropped"]
+    assert vol.shape[0] == 20
+    assert_marker(vol, pt)
+
+
 def test_missing_slice_interpolated_and_wide_gap_refused(tmp_path):
     pt = Patient(marker_lps=(10.0, -5.0, 30.0))
     pos, row, col = axial_positions(n=30, step=2.0)

@@ -36,9 +36,9 @@ def _drop(d, tags):
             delattr(d, t)
 
 
-def _write_repeat(shared_data, out, variant, first=None, repeat=None):
-    """The real series (its ``first`` slices) plus a repeat of its ``repeat`` first slices at +half the
-    step along z, +REPEAT_HU, in one series."""
+def _write_repeat(shared_data, out, variant, first=None, repeat=None, start=0):
+    """The real series (its ``first`` slices) plus a repeat of its slices ``start`` to ``repeat`` - 1
+    at +half the step along z, +REPEAT_HU, in one series."""
     out.mkdir()
     dss = _real(shared_data)[:first]
     step = float(dss[1].ImagePositionPatient[2]) - float(dss[0].ImagePositionPatient[2])
@@ -48,7 +48,7 @@ def _write_repeat(shared_data, out, variant, first=None, repeat=None):
         d = copy.deepcopy(d0)
         _drop(d0, strip)
         d0.save_as(out / f"A{n:03d}.dcm")
-        if repeat is not None and n >= repeat:
+        if (repeat is not None and n >= repeat) or n < start:
             continue
         a = d.pixel_array.astype(np.int32) + REPEAT_HU
         d.PixelData = np.clip(a, 0, 4095).astype(d.pixel_array.dtype).tobytes()
@@ -85,6 +85,70 @@ def test_short_interleaved_series_is_warned(tmp_path, shared_data):
     assert vol.shape[0] == 11
     warns = [w for w in vol.meta["read"]["warnings"] if "two acquisitions" in w]
     assert len(warns) == 1 and "may interleave" in warns[0] and "split" in warns[0]
+    # the folder is named once (io.read_dicom's prefix), not again inside the sentence (trial 93 F6)
+    said = [w for w in vol.warnings if "two acquisitions" in w]
+    assert len(said) == 1 and str(tmp_path) not in said[0] and said[0].count("short") == 1
+
+
+def test_repeat_over_part_of_the_series_is_refused_naming_its_run(tmp_path, shared_data):
+    """Trial 93 F3: a repeat of 14 of the 20 slices (the real series' 4th to 17th, +REPEAT_HU, no
+    tags) was only warned ("may interleave ... 172 HU", p 5e-5: the offset tested over all 34
+    slices) and read striped. Tested where it holds, the run is refused with its slices and its own
+    offset."""
+    _write_repeat(shared_data, tmp_path / "part", "repeat_notags", start=3, repeat=17)
+    with pytest.raises(InputError) as e:
+        io.read_image(tmp_path / "part")
+    msg = str(e.value)
+    assert "two acquisitions" in msg and "throughout" not in msg
+    hu = float(msg.split("differ by ")[1].split(" HU")[0])
+    assert 0.8 * REPEAT_HU <= hu <= REPEAT_HU
+    # the interleaved part: the stack's 4th slice (real slice 4) to its 31st (the last repeat), +-1
+    first, last = (int(v) for v in msg.split("on slices ")[1].split(" of")[0].split(" to "))
+    assert abs(first - 4) <= 1 and abs(last - 31) <= 1 and "of 34" in msg
+
+
+def _cta_slices(shared_data):
+    """The chest CTA's voxels [k, j, i] in HU in its stored slice order (SimpleITK), 191 slices."""
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz"))
+    return sitk.GetArrayFromImage(img).astype(np.float32)
+
+
+@pytest.mark.parametrize("lo,hi", [(80, 100), (60, 100)])
+def test_partial_offset_on_a_uniform_step_is_found_where_it_holds(shared_data, lo, hi):
+    """Trial 93 F3: +REPEAT_HU on the odd slices lo..hi-1 of the CTA's 191 (a repeat over 10-20 %
+    of the scan at half the step): 80-100 passed silently (p 0.009 over the whole series), 60-100
+    was warned as "42 HU throughout". Both are refused with the run's slices and its own offset."""
+    from imagio.dicom_interleave import interleave_finding
+
+    hu = _cta_slices(shared_data)
+    k = np.arange(hu.shape[0])
+    odd = (k >= lo) & (k < hi) & (k % 2 == 1)
+    hu[odd] += np.where(hu[odd] > -500, REPEAT_HU, 0).astype(np.float32)
+    line, refuse = interleave_finding(hu)
+    assert refuse and line is not None and "throughout" not in line
+    off = float(line.split("differ by ")[1].split(" HU")[0])
+    assert 0.9 * REPEAT_HU <= off <= 1.1 * REPEAT_HU
+    first, last = (int(v) for v in line.split("on slices ")[1].split(" of")[0].split(" to "))
+    # 1-based: the altered slices are lo + 2 .. hi (odd 0-based indices lo + 1 .. hi - 1), +-1
+    assert abs(first - (lo + 2)) <= 1 and abs(last - hi) <= 1
+
+
+def test_cta_and_its_overlapping_reconstruction_give_no_finding(shared_data):
+    """The windowed test tries many runs: the CTA as stored and linearly resampled at 1/2 and 1/4
+    of its step (overlapping-reconstruction stand-ins, whose interpolated slices' medians differ
+    slightly from their neighbours') give no finding."""
+    from imagio.dicom_interleave import interleave_finding
+
+    hu = _cta_slices(shared_data)
+    assert interleave_finding(hu) == (None, False)
+    for frac in (0.5, 0.25):
+        kk = np.arange(0, hu.shape[0] - 1 + 1e-6, frac)
+        k0 = np.floor(kk).astype(int)
+        f = (kk - k0)[:, None, None].astype(np.float32)
+        res = hu[k0] * (1 - f) + hu[np.minimum(k0 + 1, hu.shape[0] - 1)] * f
+        assert interleave_finding(res) == (None, False)
 
 
 def test_real_series_and_overlapping_reconstruction_read_without_alarm(tmp_path, shared_data):

@@ -140,7 +140,7 @@ def test_lung_dx_leaked_probe_outline_does_not_bound_the_range():
 
 
 def test_lung_dx_depends_note_sets_the_flag():
-    """On main the click at RAS -42.2, -201.6, -214.0 (bench_lesion_clicks dx) gave a note that
+    """On main the click at RAS -42.2, -201.6, -214.0 (benchmarks.lesion_clicks dx) gave a note that
     the volume depends on the click (57.5 against 33.1 mL) with click_dependent false and a
     single volume presented. Whenever a note says the volume depends on the click, the flag is
     set and no single volume is presented."""

@@ -210,6 +210,15 @@ def test_plan_scene_shows_the_ct_and_the_structures_as_planned(tmp_path, capsys)
     assert set(back.labels.values()) == set(lab.labels.values())
     assert hashlib.sha256((tmp_path / "ct.nii.gz").read_bytes()).hexdigest() == digest
     assert not list((out / "scene").glob("CT*")) and not list((out / "scene").glob("*.seg.nrrd"))  # referenced
+    # trial 95 F7: every markups node came back with 0 control points (the scene reader did not
+    # know the markups JSON storage class): each proposal line holds plan.json's entry and target
+    plan = json.loads((out / "plan.json").read_text())
+    lines = sorted((n for n in nodes_by_class(scene, "vtkMRMLMarkupsLineNode") if n.GetAttribute("IMAGIO.rank")),
+                   key=lambda n: int(n.GetAttribute("IMAGIO.rank")))
+    assert len(lines) == len(plan["proposals"]) >= 1
+    for n, p in zip(lines, plan["proposals"]):
+        got = [n.GetNthControlPointPosition(i) for i in range(n.GetNumberOfControlPoints())]
+        np.testing.assert_allclose(got, [p["entry_ras"], p["target_ras"]], atol=1e-3)
     # a plain label image with its names in a sidecar: a labelmap read in place, its values named
     io.write_image(Volume(lab.array, aff), tmp_path / "lab.nii.gz")
     (tmp_path / "names.json").write_text(json.dumps({str(v): n for v, n in lab.labels.items()}))

@@ -208,3 +208,39 @@ def test_chest_cta_lung_base_target_is_not_planned_through_spleen_or_liver(chest
         else:
             assert up < 5.0, (n, up)
         assert d["liver_before_target_mm"] is None
+
+
+def test_a_lung_lesion_of_unknown_host_gets_the_transdiaphragmatic_check():
+    """One definition of "the target is in the lung" (`problem.target_in_lung`, ``Target.in_lung``):
+    the lung-base check read its own (host organ or the label at the target point aerated lung),
+    so a lesion where two lobes meet (host organ unknown: trial 28 L4) 7 mm above the flat right
+    lung base was planned from below through the liver and the diaphragm with no word, while the
+    pleural counts took it as a lung lesion. The lesion (GTV_1, a 4 mm ball split by a sagittal
+    fissure between two lobe labels) in the closed cage of
+    `test_lung_base_target_with_only_transdiaphragmatic_paths_is_planned_and_warned`: every
+    proposal runs 10 mm or more below the base (the torso's geometry) and is warned."""
+    from imagio.segmentation.common import ras_coordinate
+
+    ct, lab = _torso(liver_labelled=False)
+    names = dict(lab.labels)
+    arr = lab.array.copy()
+    kji = np.argwhere(np.ones(arr.shape, bool)).astype(float)
+    pts = lab.kji_to_world(kji).reshape(arr.shape + (3,))
+    t = np.asarray(BASE_TARGET, float)
+    right = next(v for v, n in names.items() if n == "lung_lower_lobe_right")
+    mid, gtv = max(names) + 1, max(names) + 2
+    arr[(arr == right) & (pts[..., 0] > t[0])] = mid   # a fissure through the lesion's centre
+    arr[np.linalg.norm(pts - t, axis=-1) <= 4.0] = gtv
+    names.update({mid: "lung_middle_lobe_right", gtv: "GTV_1"})
+    z = ras_coordinate(ct, 2)
+    arr[(z > 48) & (arr == 1)] = 5   # bone above the base: no intercostal window
+    hu = ct.array.copy()
+    hu[arr == 5] = 400
+    hu[arr == gtv] = 40
+    prob = PlanningProblem.build(ct.with_array(hu), lab.with_array(arr, labels=names), "GTV_1")
+    assert prob.target.organ == "" and prob.target.in_lung   # host unknown, but inside the lung
+    p = plan(prob)
+    assert p.proposals
+    for n, m in enumerate(p.proposals, 1):
+        assert _below_base_mm(m.entry_ras, m.target_ras) >= 10, (n, m.entry_ras)
+        assert [w for w in p.warnings if w.startswith(f"proposal {n}:") and "transdiaphragmatic" in w], p.warnings

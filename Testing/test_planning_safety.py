@@ -363,7 +363,8 @@ def test_refusals_exit_2_with_one_line(ts_sm, tmp_path, capsys, shared_data):
     io.write_image(ct.crop(lo, hi), ip)
     io.write_labels(lab.crop(lo, hi), tmp_path / "inner_lab.nii.gz")
     rc = _plan_cli(ip, tmp_path / "inner_lab.nii.gz", "95,164.3,154.3", tmp_path / "o6")
-    assert rc == 2 and "no outer skin" in _one_line_error(capsys)
+    # named by the CT-in-HU check that plan runs on reading (trial 95 F4), as segment names it
+    assert rc == 2 and "cropped inside the body" in _one_line_error(capsys)
 
 
 def test_cli_roles_rules_recorded_kidney_point(ts_sm, tmp_path, capsys, shared_data):

@@ -174,6 +174,32 @@ def test_slicing_morphology_matches_scipy():
         assert (erode6(dilate6(m)) == ndimage.binary_closing(m, s6)).all()
 
 
+@pytest.mark.parametrize("slab", [1, 2, 3, 5, 13, None])
+def test_dilation_and_by_slabs_is_the_whole_volumes(slab):
+    """`skin._dilate6_and` (issue 20: the skin next to exterior air built slab by slab from the
+    packed exterior, so that no dilated copy of the volume is held beside it) equals scipy's
+    6-neighbourhood ``binary_dilation`` of the whole volume ANDed with the other mask, read from
+    a bool array and from a `PackedMask`: slabs of one slice to more than the volume, voxels on
+    the first and last slices and at every slab's faces (a slab dilated without its neighbour
+    slices loses the voxels just across them; one that reads beyond the volume gains some)."""
+    from scipy import ndimage
+
+    from imagio.planning.skin import PackedMask, _dilate6_and
+
+    rng = np.random.default_rng(11)
+    s6 = ndimage.generate_binary_structure(3, 1)
+    for shape in ((13, 9, 11), (1, 6, 7), (8, 1, 5)):
+        m = rng.random(shape) > 0.85
+        m[0, 0, 0] = m[-1, -1, -1] = True
+        other = rng.random(shape) > 0.3
+        want = ndimage.binary_dilation(m, s6) & other
+        assert want.any() and not want.all()
+        for src in (m, PackedMask(m)):
+            got = _dilate6_and(src, other, slab=slab)
+            assert got.dtype == bool and got.shape == shape
+            assert np.array_equal(got, want), (shape, slab, type(src))
+
+
 def test_path_through_the_gap_between_arm_and_trunk_is_rejected():
     """An 'arm' beside the trunk with an air gap: entries on the arm's outer skin reach the
     target only through the gap; the scorer flags them (leaves_body) and none is proposed."""
@@ -407,8 +433,8 @@ def test_box_shortcut_equals_the_volume_passes():
 
 def test_in_plane_reach_by_slices_equals_scipy_labelling_of_the_volume():
     """Exterior air found slice by slice equals scipy's labelling of the whole volume with the
-    in-plane structure, for each array axis; slices with one seed, several and none are
-    covered; with the CT's values, a seeded piece is kept when more than half of its voxels
+    in-plane structure, for each array axis, also written in place into the mask; slices with
+    one seed, several and none are covered; with the CT's values, a seeded piece is kept when more than half of its voxels
     (scipy's per-label sums) lie below the limit (issue 20: counted on the seeded pieces'
     voxels only, with one comparison for a slice's single piece)."""
     from scipy import ndimage
@@ -435,6 +461,12 @@ def test_in_plane_reach_by_slices_equals_scipy_labelling_of_the_volume():
         ok = ids[2 * gas > size]
         kept, dropped = kept + len(ok), dropped + len(ids) - len(ok)
         assert (sk._in_plane_reach(air, seeds, ax, hu, -700.0) == np.isin(comp, ok)).all(), ax
+        # in place (issue 20: the skin model's peak): written into a copy of the mask and
+        # returned, the same voxels (slices without a seed cleared, seeded ones rewritten)
+        work = air.copy()
+        got = sk._in_plane_reach(work, seeds, ax, hu, -700.0, in_place=True)
+        assert got is work and (got == np.isin(comp, ok)).all(), ax
+        assert (sk._in_plane_reach(air.copy(), seeds, ax, in_place=True) == ref).all(), ax
     assert kept > 3 and dropped > 3
 
 
@@ -1015,3 +1047,21 @@ def test_refusal_for_a_cut_body_names_the_side_to_extend(spacing, direction):
     assert "cut by the field of view at the image's posterior side" in text
     assert "extend the scan on the posterior side" in text
     assert not any(f"{s} side" in text for s in SIDE_NAMES if s != "posterior"), text
+
+
+def test_face_layer_voxels_equal_argwhere():
+    """`skin._face_layer_voxels` (the cut faces of a box-shaped data region listed from the array's
+    outer layers only, issue 20) gives np.argwhere's indices in its order for masks whose voxels
+    lie within the layers of the faces (random, and every such voxel), on several shapes, thin
+    ones included (there it is np.argwhere itself)."""
+    from imagio.planning import skin as sk
+
+    rng = np.random.default_rng(7)
+    for shape in ((5, 6, 7), (9, 5, 12), (12, 17, 8), (4, 9, 9), (30, 7, 6)):
+        near = np.zeros(shape, bool)
+        near[...] = True
+        near[2:-2, 2:-2, 2:-2] = False
+        for m in (near & (rng.random(shape) < 0.3), near, np.zeros(shape, bool)):
+            ref = np.argwhere(m)
+            got = sk._face_layer_voxels(m, 2)
+            assert got.shape == ref.shape and np.array_equal(got, ref)

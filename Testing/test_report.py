@@ -513,3 +513,26 @@ def test_report_shows_later_proposals_ranked_last_that_score_better():
     assert dict(sections({"proposals": props}, {}))["Proposed trajectories"][0][1] == ["", "#1", "#2", "#3"]
     head = dict(sections({"proposals": props[:3]}, {}))["Proposed trajectories"][0][1]
     assert head == ["", "#1", "#2", "#3"]
+
+
+def test_criteria_sources_are_cut_at_a_word_and_given_whole_below():
+    """Trial 95 F12: the criteria table cut each source at 160 characters mid-word with no mark
+    ("... (CIRSE s"), dropping the citation. A long source is now cut at a word boundary with
+    "..." and a note number, and every source is given whole in the notes below the table."""
+    from imagio.planning.criteria import criteria_table
+    from imagio.report import sections
+
+    crit = [{**c, "weight": 1.0} for c in criteria_table()]
+    assert any(len(c["source"]) > 300 for c in crit)   # the data holds long citations
+    secs = dict(sections({"criteria": crit}, {}))
+    head, rows = secs["Score criteria"][0][1:]
+    cells = [r[head.index("source")] for r in rows]
+    notes = dict(secs["Score criteria sources"])
+    for c, cell in zip(crit, cells):
+        if cell != c["source"]:
+            m = re.fullmatch(r"(.*) \.\.\. \[(\d+)\]", cell)
+            assert m, cell
+            shown, n = m.group(1), m.group(2)
+            assert c["source"].startswith(shown) and not c["source"][len(shown)].isalnum(), cell   # a whole word
+            assert notes[f"[{n}] {c['name']}"] == c["source"]
+    assert "Cardiovasc Intervent Radiol 2018;41:1323-1330" in " ".join(notes.values())

@@ -224,8 +224,18 @@ def test_planning_workstation_in_chromium(server, shots):
         page.wait_for_timeout(500)
         page.click("#ablate")
         text = wait_text(page, "#ablation", r"tumour covered [\d.]+%.*minimal ablative margin -?[\d.]+ mm")
-        device = text.split()[0]
+        device, setting = text.split()[:2]
         assert device != "emprint" or items.count() == 1
+        # trial 95 F3: the zone is centred on the path's end as the CLI centres it on the target,
+        # and the page says how far past it the probe's tip goes (or how far short it stays)
+        from imagio.planning.ablation import get_device
+
+        offset = get_device(device).setting(setting.rstrip(":")).centre_offset_mm
+        full = re.search(r"advance the probe tip ([\d.]+) mm past it", text)
+        short = re.search(r"advanced ([\d.]+) of ([\d.]+) mm past the target", text)
+        assert full or short, text
+        assert float((full or short).group(1 if full else 2)) == pytest.approx(offset)
+        zone_short_mm = 0.0 if full else offset - float(short.group(1))
         page.wait_for_timeout(1000)
         page.screenshot(path=str(shots / "4_ablation_zone.png"))
 
@@ -237,6 +247,21 @@ def test_planning_workstation_in_chromium(server, shots):
         with zipfile.ZipFile(mrb) as z:
             names = z.namelist()
         assert any(n.endswith(".mrml") for n in names) and any(n.endswith(".seg.nrrd") for n in names), names
+        # the exported zone (slicer-core's own readers): centred on the path's end, or as far short
+        # of it as the page said
+        from imagio import mrml
+
+        with zipfile.ZipFile(mrb) as z:
+            z.extractall(server["out"] / "mrb")
+        scene = mrml.load_scene(next((server["out"] / "mrb").rglob("*.mrml")))
+        zone = [n for n in mrml.nodes_by_class(scene, "vtkMRMLModelNode") if n.GetName() == "Ablation zone 1"]
+        paths = [n for n in mrml.nodes_by_class(scene, "vtkMRMLMarkupsLineNode") if n.GetName() == "Needle path"]
+        assert len(zone) == 1 and len(paths) == 1
+        b = [0.0] * 6
+        zone[0].GetPolyData().GetBounds(b)
+        e_path, t_path = (np.array(paths[0].GetNthControlPointPosition(i)) for i in (0, 1))
+        u = (t_path - e_path) / np.linalg.norm(t_path - e_path)
+        np.testing.assert_allclose(np.array(b).reshape(3, 2).mean(1), t_path - zone_short_mm * u, atol=0.3)
         page.screenshot(path=str(shots / "5_exported.png"))
 
         # 6. bronchoscopic route to a lung nodule, then the fly-through moves the 3-D camera

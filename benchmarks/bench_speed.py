@@ -31,8 +31,12 @@ identical surfaces; speed20).
 The multi-probe set cover's baseline in the same run: the solver before (milp asked again and
 again for one zone fewer) on the same cover matrix.
 The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
-6. Against main in the same run: with ``IMAGIO_BENCH_BASELINE=/path/to/checkout`` (e.g. a
-   worktree of main) the first proposals are planned in two fresh child processes on the same
+6. Against a baseline in the same run: ``IMAGIO_BENCH_BASELINE=/path/to/checkout`` (e.g. a
+   worktree of main), by default the ``imagio`` of `SAME_RUN_BASELINE_COMMIT` (0e9eec6, the code
+   before speed23, the same proposals) written by ``git archive`` into a temporary folder
+   (``=none``: no comparison; speed22: the first-plan figure as a same-run ratio in ``make
+   bench``); the first proposals are
+   planned in two fresh child processes on the same
    CT and labels (handed over in an .npz file), one importing that checkout's ``imagio``, one
    this tree's, baseline first, ``IMAGIO_BENCH_REPEAT`` times (default 1) alternately: CPU
    time, wall time, traced peak (tracemalloc, inputs excluded), the child's peak resident
@@ -293,12 +297,20 @@ def _couch_surface_rows(prob, label) -> list[dict]:
     sk = prob.skin
     masks = tb.case_masks(prob.ct, sk.body, sk.data, AIR_HU)
     bin_mm = float(max(prob.ct.spacing))
-    t_new = t_old = 0.0
-    same = True
+    t_new = t_old = t_per = 0.0
+    same = same_b = True
+    c0 = time.process_time()
+    bounds = tb.index_bounds(masks)   # once per case (`locate_table_cached`, speed22)
+    t_new += time.process_time() - c0
     for d in POSITIONS.values():
         c0 = time.process_time()
-        new = tb.locate_table(prob.ct, None, None, d, AIR_HU, masks)
+        new = tb.locate_table(prob.ct, None, None, d, AIR_HU, masks, bounds=bounds)
         t_new += time.process_time() - c0
+        c0 = time.process_time()
+        per = tb.locate_table(prob.ct, None, None, d, AIR_HU, masks)   # the index box again per position
+        t_per += time.process_time() - c0
+        same_b &= (per.deepest_mm == new.deepest_mm and per.cover == new.cover
+                   and bool(np.array_equal(per.keys, new.keys)) and bool(np.array_equal(per.tops, new.tops)))
         c0 = time.process_time()
         old = tb._locate_sorted(prob.ct, *masks, new.direction, bin_mm, tb.CHUNK)
         t_old += time.process_time() - c0
@@ -307,7 +319,11 @@ def _couch_surface_rows(prob, label) -> list[dict]:
     return [{"name": f"{label}: couch surfaces of the {len(POSITIONS)} positions, CPU (baseline: sorted column "
                      "keys, same run)", "value": t_new, "unit": "s", "baseline": t_old,
              "ratio": t_old / max(t_new, 1e-9)},
-            {"name": f"{label}: couch surfaces identical to the sorted keys'", "value": int(same), "unit": "bool"}]
+            {"name": f"{label}: couch surfaces identical to the sorted keys'", "value": int(same), "unit": "bool"},
+            {"name": f"{label}: couch surfaces of the {len(POSITIONS)} positions, the points' index box once per case, "
+                     "CPU (baseline: the box again per position, speed21's code, same run)", "value": t_new, "unit": "s",
+             "baseline": t_per, "ratio": t_per / max(t_new, 1e-9)},
+            {"name": f"{label}: couch surfaces identical to the per-position box's", "value": int(same_b), "unit": "bool"}]
 
 
 def _second_target_rows(ct, lab, target, second, label, wall, cpu) -> list[dict]:
@@ -434,7 +450,8 @@ print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak, "hash": h, "n": 
 """
 
 
-def _children_rows(child: str, f: Path, base: str, here: str, reps: int, label: str, what: str) -> tuple:
+def _children_rows(child: str, f: Path, base: str, here: str, reps: int, label: str, what: str,
+                   base_name: str = "main") -> tuple:
     """``child`` run on the case file ``f`` in fresh child processes, baseline checkout then this
     tree, ``reps`` times: (rows of the median CPU time and traced peak against the baseline,
     whether every run's ``hash`` equals the baseline's first, the baseline's first result)."""
@@ -451,33 +468,63 @@ def _children_rows(child: str, f: Path, base: str, here: str, reps: int, label: 
             res[who].append(json.loads(out.strip().splitlines()[-1]))
     b, n = res["base"], res["new"]
     med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
-    rows = [{"name": f"{label}: {what} alone, {name} (baseline: main, same run)", "value": med(n, key),
+    rows = [{"name": f"{label}: {what} alone, {name} (baseline: {base_name}, same run)", "value": med(n, key),
              "unit": unit, "baseline": med(b, key), "ratio": med(b, key) / max(med(n, key), 1e-9)}
             for key, name, unit in (("cpu", "CPU time", "s"), ("traced_mib", "peak traced memory", "MiB"))]
     return rows, all(r["hash"] == b[0]["hash"] for r in b + n), b[0]
 
 
-def _couch_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[dict]:
+def _couch_rows(f: Path, base: str, here: str, reps: int, label: str, who: str = "main") -> list[dict]:
     """The couch search alone (`table.patient_and_objects`: the patient's opening and the
     objects beyond it, the skin model computed first and not timed), baseline checkout and this
     tree in fresh child processes on the same case file: CPU time, traced peak, and whether the
     patient's boundary points and the object points are identical (sha256 of both arrays)."""
-    rows, same, b0 = _children_rows(_CHILD_COUCH, f, base, here, reps, label, "couch search")
-    rows.append({"name": f"{label}: couch search points identical to main's ({b0['n'][0]} patient boundary, "
+    rows, same, b0 = _children_rows(_CHILD_COUCH, f, base, here, reps, label, "couch search", who)
+    rows.append({"name": f"{label}: couch search points identical to {who}'s ({b0['n'][0]} patient boundary, "
                          f"{b0['n'][1]} object voxels)", "value": int(same), "unit": "bool"})
     return rows
 
 
-def _registration_rows(f: Path, base: str, here: str, reps: int, label: str) -> list[dict]:
+def _registration_rows(f: Path, base: str, here: str, reps: int, label: str, who: str = "main") -> list[dict]:
     """The registration check's point sets alone (`label_registration._class_points` of every
     class: the label, its shell and each RAS axis's facing boundary, subsampled; the costly part
     of a case's first check), baseline checkout and this tree in fresh child processes on the
     same case file: CPU time, traced peak, and whether every set's points and labels are
     identical (sha256)."""
-    rows, same, b0 = _children_rows(_CHILD_REGISTRATION, f, base, here, reps, label, "registration point sets")
-    rows.append({"name": f"{label}: registration point sets identical to main's ({b0['n']} points)",
+    rows, same, b0 = _children_rows(_CHILD_REGISTRATION, f, base, here, reps, label, "registration point sets", who)
+    rows.append({"name": f"{label}: registration point sets identical to {who}'s ({b0['n']} points)",
                  "value": int(same), "unit": "bool"})
     return rows
+
+
+# The same-run baseline of item 6 when ``IMAGIO_BENCH_BASELINE`` is not set: the code before speed23
+# (main 0e9eec6, 2026-12-06, speed22 merged), whose proposals and warnings are this tree's (the comparison
+# says whether they still are); a later speed-up moves it to its own branch point.
+SAME_RUN_BASELINE_COMMIT = "0e9eec6"
+
+
+def _baseline_root(here: str, tmp: str) -> tuple:
+    """(the baseline checkout's root, its name in the rows): ``IMAGIO_BENCH_BASELINE`` when set
+    (``none``: no comparison, (None, "")), else the ``imagio`` package of `SAME_RUN_BASELINE_COMMIT`
+    written by ``git archive`` under ``tmp`` (so that ``make bench`` measures the first proposals
+    against that code in the same run, speed22), (None, "") when this tree is no git checkout
+    holding that commit."""
+    import subprocess
+
+    base = os.environ.get("IMAGIO_BENCH_BASELINE", "")
+    if base.lower() == "none":
+        return None, ""
+    if base:
+        return base, "main"
+    root = Path(tmp) / "baseline"
+    root.mkdir()
+    try:
+        tar = subprocess.run(["git", "-C", here, "archive", SAME_RUN_BASELINE_COMMIT, "imagio"], check=True,
+                             capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=tar, check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None, ""
+    return str(root), SAME_RUN_BASELINE_COMMIT
 
 
 def _against_baseline(ct, lab, target, label) -> list[dict]:
@@ -488,14 +535,14 @@ def _against_baseline(ct, lab, target, label) -> list[dict]:
     import sys
     import tempfile
 
-    base = os.environ.get("IMAGIO_BENCH_BASELINE")
-    if not base:
-        return []
     here = str(Path(__file__).resolve().parents[1])
     reps = int(os.environ.get("IMAGIO_BENCH_REPEAT", "1"))
     tgt = json.dumps(np.asarray(target, float).tolist() if not isinstance(target, str) else target)
     res = {"base": [], "new": []}
     with tempfile.TemporaryDirectory() as tmp:
+        base, who_base = _baseline_root(here, tmp)
+        if base is None:
+            return []
         f = Path(tmp) / "case.npz"
         np.savez(f, ct=ct.array, ct_m=ct.ijk_to_ras, lab=lab.array, lab_m=lab.ijk_to_ras,
                  names=json.dumps({str(k): v for k, v in lab.labels.items()}))
@@ -505,7 +552,7 @@ def _against_baseline(ct, lab, target, label) -> list[dict]:
                 out = subprocess.run([sys.executable, "-c", _CHILD, str(f), tgt], env=env, cwd=root,
                                      check=True, capture_output=True, text=True).stdout
                 res[who].append(json.loads(out.strip().splitlines()[-1]))
-        couch = _couch_rows(f, base, here, reps, label) + _registration_rows(f, base, here, reps, label)
+        couch = _couch_rows(f, base, here, reps, label, who_base) + _registration_rows(f, base, here, reps, label, who_base)
     b, n = res["base"], res["new"]
     med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
     keys = ("entries", "targets", "scores", "warnings")
@@ -514,10 +561,11 @@ def _against_baseline(ct, lab, target, label) -> list[dict]:
     for key, what, unit in (("cpu", "CPU time", "s"), ("wall", "wall time", "s"),
                             ("traced_mib", "peak traced memory", "MiB"),
                             ("rss_mib", "peak resident memory above the inputs", "MiB")):
-        rows.append({"name": f"{label}: first proposals {what} (baseline: main, same run)",
+        rows.append({"name": f"{label}: first proposals {what} (baseline: {who_base}, same run)",
                      "value": med(n, key), "unit": unit, "baseline": med(b, key),
                      "ratio": med(b, key) / max(med(n, key), 1e-9)})
-    rows.append({"name": f"{label}: proposals identical to main's (entries, targets, scores, warnings; {reps} run(s) each)",
+    rows.append({"name": f"{label}: proposals identical to {who_base}'s (entries, targets, scores, warnings; "
+                         f"{reps} run(s) each)",
                  "value": int(same), "unit": "bool"})
     return rows + couch
 

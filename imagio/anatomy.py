@@ -21,6 +21,10 @@ LUNG_PARENCHYMA = ("lung_upper_lobe_left", "lung_lower_lobe_left", "lung_upper_l
 # lung mask is made of for emphysema scores (LAA-950, plan's emphysema_pct) and aerated length.
 # New-user trial 33 (H2): with 'emphysema' outside this set plan read 0 % and detect LAA-950 0 %.
 AERATED_LUNG = LUNG_PARENCHYMA + ("emphysema",)
+# the airway lumen's label names (TotalSegmentator's trachea, IMAGIO's airways, older exports): bronchoscopy
+# plans in it, the registration check reads it as air (here, not in `planning.bronchoscopy`, so that
+# checking a label map does not import the bronchoscopy planner: 0.15-0.2 CPU-s of a first plan, issue 20)
+AIRWAY_NAMES = ("trachea", "airways", "lung_trachea_bronchia", "airway")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,10 @@ MIN_VOXEL_MM = float(_H["min_voxel_mm"])
 FAT_BAND, MIN_FAT = tuple(_H["fat_hu"]), float(_H["min_fat_fraction"])
 MAX_WIDTH_MM = float(_H["max_patient_width_mm"])
 MAX_VOXEL_MM = float(_H["max_voxel_mm"])
+MIN_SOFT_OF_BODY = float(_H["min_soft_tissue_of_body_fraction"])  # of the voxels above NOT_AIR_HU
+MAX_BONE_OF_BODY_OFFSET = float(_H["max_bone_of_body_for_offset"])  # shifted: fat of a T1 MR as bone
+MAX_LABEL_VALUES = 255  # a label map holds fewer distinct values (TotalSegmentator: 117 classes); a CT
+# of a few hundred mm in HU holds thousands (air -1000 to bone above 1000, 1 HU steps)
 NOT_AIR_HU = -500.0  # between air (-1000) and lung (-850..-600 aerated) and everything denser
 
 
@@ -70,6 +74,19 @@ def _sample(a: np.ndarray, n: int = 2_000_000) -> np.ndarray:
     flat = a.reshape(-1)
     step = max(1, flat.size // n)
     return flat[::step].astype(np.float32, copy=False)
+
+
+def body_composition(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
+    """(soft, bone): the fractions of the values ``v`` above ``NOT_AIR_HU + offset`` (the body,
+    couch; not air or aerated lung) that lie within the soft-tissue band ``soft_tissue_hu``
+    (fat, muscle, organs, blood) and above ``BONE_HU``, reading ``v`` as HU + ``offset``; (0, 0)
+    when none is above. A CT in HU shows mostly soft tissue there (``input_limits.json``
+    ``min_soft_tissue_of_body_fraction``, ICRP 89); a T1 MR read as HU, shifted or not, does not."""
+    body = v[v > NOT_AIR_HU + offset]
+    if body.size == 0:
+        return 0.0, 0.0
+    soft = np.mean((body >= SOFT_BAND[0] + offset) & (body <= SOFT_BAND[1] + offset))
+    return float(soft), float(np.mean(body >= BONE_HU + offset))
 
 
 def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
@@ -137,9 +154,15 @@ def hu_problem(vol) -> str | None:
     # and no air in HU among them: a CT in HU shows air (around the patient, lungs, bowel) beside
     # its padding; an image stored as HU + 1024 has none (its air lies near +24)
     air_in = _bands(inner)[0]
+    # and, shifted, what is not air is mostly soft tissue, as in any CT: a T1 MR (fat brightest,
+    # air 0) fits the air and soft-tissue bands at +1024 but shows its fat as bone (trial 95 F2)
     offset = (air_in < MIN_AIR and fat < MIN_FAT and air_o >= MIN_AIR and soft_o >= MIN_SOFT
               and bone_o >= MIN_BONE)
-    if air >= MIN_AIR and soft >= MIN_SOFT and not offset:
+    if offset:
+        soft_b, bone_b = body_composition(inner, HU_OFFSET)
+        offset = soft_b >= MIN_SOFT_OF_BODY and bone_b <= MAX_BONE_OF_BODY_OFFSET
+    body_soft, body_bone = body_composition(inner)
+    if air >= MIN_AIR and soft >= MIN_SOFT and not offset and body_soft >= MIN_SOFT_OF_BODY:
         return None
     if offset:
         lo = float(inner.min())
@@ -155,6 +178,13 @@ def hu_problem(vol) -> str | None:
                 f"without the rescale (air near {seen - 1000}, soft tissue near {40 + seen}): the DICOM "
                 f"RescaleIntercept -{seen} (or the NIfTI scl_inter) was lost in conversion; subtract "
                 f"{seen} or convert again keeping it")
+    if lo >= 0 and np.all(v == np.rint(v)):
+        values = np.unique(v)
+        if values.size <= MAX_LABEL_VALUES:
+            # a handful of whole numbers from 0: a label map or a mask (new-user trial 95 F4: a label
+            # map given to plan as the CT was refused for "no outer skin")
+            return (f"it does not look like a CT in HU: it looks like a label map or a mask ({values.size} "
+                    f"whole-number values {lo:g}..{hi:g}): give the CT image here (a label map goes to --labels)")
     if lo >= 0:
         return (f"the image has no negative values ({lo:g}..{hi:g}): it does not look like a CT in Hounsfield "
                 "units (an MR, or a normalised/rescaled image); give a CT in HU (air -1000, water 0)")
@@ -162,6 +192,11 @@ def hu_problem(vol) -> str | None:
         return (f"the image has no air ({air * 100:.3f}% of voxels within {AIR_BAND[0]:g}..{AIR_BAND[1]:g} HU, a CT "
                 f"has at least {MIN_AIR * 100:g}%): it is not a whole CT in HU (cropped inside the body, an MR or a "
                 "normalised image)")
+    if soft >= MIN_SOFT:
+        return (f"what is not air reads mostly outside soft tissue ({body_soft * 100:.0f}% of the voxels above "
+                f"{NOT_AIR_HU:g} HU within {SOFT_BAND[0]:g}..{SOFT_BAND[1]:g} HU, a CT's fat, muscle and organs make at "
+                f"least {MIN_SOFT_OF_BODY * 100:g}%; {body_bone * 100:.0f}% above {BONE_HU:g} HU as if bone): it does not "
+                "look like a CT in HU (an MR, or values shifted or rescaled); give a CT in HU (air -1000, water 0)")
     return (f"the image has almost no soft tissue ({soft * 100:.2f}% of voxels within {SOFT_BAND[0]:g}.."
             f"{SOFT_BAND[1]:g} HU, a CT has at least {MIN_SOFT * 100:g}%): it does not look like a CT in HU")
 

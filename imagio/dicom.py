@@ -186,11 +186,13 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
         warnings.append(f"{pad.mean() * 100:.1f}% of voxels hold the DICOM PixelPaddingValue (outside the scan "
                         f"circle): set to air ({AIR_HU:g} HU)")
     if s0.modality.upper() == "CT":  # HU: the slices' body medians are comparable (trial 92 M1)
-        line, refuse = interleave_finding(arr, f"{folder}: series {stack.key}" if stack.key else str(folder))
+        line, refuse = interleave_finding(arr, g.depth)
+        if line and stack.key:
+            line = f"series {stack.key}: {line}"
         if refuse:
-            raise InputError(line)
+            raise InputError(f"{folder}: {line}")
         if line:
-            warnings.append(line)
+            warnings.append(line)  # io.read_dicom prefixes the folder's name
     integral = bool(np.all(np.mod(arr, 1) == 0))
     needs = g.tilt_deg > TILT_MIN_DEG or g.gaps or g.nonuniform
     if needs:

@@ -309,6 +309,11 @@ class FolderScan:
     ignored: dict[str, int]  # reason -> number of files
 
 
+def _plane(s: Slice) -> str:
+    """'axial', 'coronal' or 'sagittal': the patient axis nearest the slice normal (LPS)."""
+    return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(s.normal)))]
+
+
 def scan_folder(folder: Path) -> FolderScan:
     """Headers of every file under ``folder`` grouped into per-series stacks."""
     files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -331,7 +336,8 @@ def scan_folder(folder: Path) -> FolderScan:
                            "read once")
         loc = [s for s in slices if "LOCALIZER" in s.image_type.upper()]
         if loc:
-            dropped.append(f"series {uid}: {len(loc)} localizer/scout image(s) (ImageType LOCALIZER) dropped")
+            dropped.append(f"series {uid}: {len(loc)} localizer/scout {'image' if len(loc) == 1 else 'images'} "
+                           "(ImageType LOCALIZER) dropped")
             slices = [s for s in slices if "LOCALIZER" not in s.image_type.upper()]
         groups: list[list[Slice]] = []
         for s in slices:
@@ -344,12 +350,18 @@ def scan_folder(folder: Path) -> FolderScan:
             continue
         ordered = sorted(groups, key=len, reverse=True)
         main = ordered[0]
+        # one line per reason, counting every image of every group it drops (trial 95 F11: a
+        # coronal and a sagittal scout gave the same "1 image(s)" line twice, shown once)
+        by_why: dict[str, list[list[Slice]]] = {}
         for g in ordered[1:]:
             g0 = g[0]
             same_ori = np.allclose(np.r_[g0.row, g0.col], np.r_[main[0].row, main[0].col], atol=1e-3)
-            why = "another matrix size/pixel size" if same_ori else "another orientation"
-            dropped.append(f"series {uid}: {len(g)} image(s) with {why} than its {len(main)} main slices "
-                           f"({g0.cols}x{g0.rows}; localizer, scout or reformat) dropped")
+            by_why.setdefault("another matrix size/pixel size" if same_ori else "another orientation", []).append(g)
+        for why, gs in by_why.items():
+            n = sum(len(g) for g in gs)
+            kinds = ", ".join(f"{len(g)} {_plane(g[0])} {g[0].cols}x{g[0].rows}" for g in gs)
+            dropped.append(f"series {uid}: {n} {'image' if n == 1 else 'images'} with {why} than its "
+                           f"{len(main)} main slices ({kinds}; localizer, scout or reformat) dropped")
         parts = _split_acquisitions(main)
         if parts is None:
             stacks.append(Stack(uid, main))

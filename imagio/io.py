@@ -30,7 +30,7 @@ from .limits import AIR_HU, LIMITS
 from .outputs import atomic_path, write_text
 from .volume import Volume
 
-__all__ = ["InputWarning", "read_image", "read_labels", "write_image", "write_labels", "read_dicom_series"]
+__all__ = ["InputWarning", "read_image", "read_ct", "read_labels", "write_image", "write_labels", "read_dicom_series"]
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -158,6 +158,22 @@ def read_image(path, series: str | None = None, pad_to_air: bool = True) -> Volu
         why = grid_problem(vol)   # every command, not only those that need HU (trial 11)
         if why:
             raise InputError(f"{path.name}: {why}")
+    return vol
+
+
+def read_ct(path, series: str | None = None, task: str = "planning") -> Volume:
+    """`read_image`, then refuse (InputError, one line) what is not a CT in Hounsfield units
+    (`ct_check.check_hu`: an MR, a label map or mask, HU stored with an offset, a crop inside the
+    body). The one reading of the CT for every command that plans on it or segments it (plan and
+    its procedures, bronch, detect, eligibility, IMAGIO Web), so that each refuses a non-CT with
+    the same reason `info` shows and `segment` gives, before any later rule blames the outline or
+    the skin (new-user trial 95 F4: an MR given to plan was refused for "bone density" or "no outer
+    skin"; IMAGIO Web loaded a label map as the CT). ``task`` names what needs the CT.
+    Raises InputError as `read_image` does, and for a non-CT."""
+    from .ct_check import check_hu
+
+    vol = read_image(path, series)
+    check_hu(vol, task)
     return vol
 
 
@@ -587,6 +603,25 @@ def sidecar_path(path) -> Path:
     return path.with_name(name + ".labels.json")
 
 
+def _refuse_unnamed_background(vol: Volume, unnamed: list[int], path) -> None:
+    """InputError when an unnamed label value of ``vol`` (a label map whose other values are named)
+    fills every corner of the grid and more than half of its voxels: the background (the air
+    around the patient, what no structure covers) written with a value other than 0 (new-user
+    trial 95 F6: 65535 as the background of a uint16 map, called label_65535, made a forbidden
+    structure of everything outside the body and plan blamed the CT: "no outer skin in this CT")."""
+    a = vol.array
+    corners = {int(a[k, j, i]) for k in (0, -1) for j in (0, -1) for i in (0, -1)}
+    if len(corners) != 1 or next(iter(corners)) not in unnamed:
+        return
+    v = next(iter(corners))
+    share = float(np.count_nonzero(a == v)) / a.size
+    if share > 0.5:
+        raise InputError(f"{Path(path).name}: label value {v} has no name and covers {share * 100:.0f} % of the "
+                         "image including all its corners: it looks like the background (what no structure "
+                         f"covers); relabel it 0, the background of a label map (e.g. in 3D Slicer or with "
+                         f"numpy: labels[labels == {v}] = 0)")
+
+
 def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     """Read a label map; names from ``names`` (``--label-names``), a ``.seg.nrrd`` header or a
     JSON sidecar ``<file>.labels.json`` (else ``label_N``).
@@ -594,7 +629,8 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
     A label map holds integers >= 0 with at most ``max_label_values`` (512) distinct values.
     Raises InputError, naming the problem, for: non-integer values, negative values (e.g. -1
     outside an nnU-Net crop), too many distinct values or a CT-like value range (a CT given as
-    labels), no labelled voxel.
+    labels), no labelled voxel, an unnamed value (others named) filling every corner and over half
+    of the grid (the background written as 65535 or another value than 0).
     """
     vol = read_image(path, pad_to_air=False)
     validate_labels(vol, path)
@@ -612,6 +648,8 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
             vol.labels = read_label_names(side)
     present = set(np.unique(vol.array).tolist()) - {0}
     unnamed = sorted(int(v) for v in present if int(v) not in vol.labels)
+    if vol.labels and unnamed:
+        _refuse_unnamed_background(vol, unnamed, path)
     if vol.labels and unnamed:  # names were given, but not for every value
         warn(vol, f"{Path(path).name}: label value(s) {', '.join(map(str, unnamed[:10]))} have no name in the "
                   "label names given; they are called label_N")

@@ -49,8 +49,7 @@ def classes_from_labels(labels: Volume) -> dict[str, np.ndarray]:
     """{"bone": mask, "air": mask} of the structures of ``labels`` whose CT class physics fixes:
     bone (planning_defaults ``bone_prefixes``), the aerated lung parenchyma and the airways
     (``anatomy.AERATED_LUNG``, the airway names of bronch). Classes without a voxel are left out."""
-    from .anatomy import AERATED_LUNG
-    from .planning.bronchoscopy import AIRWAY_NAMES
+    from .anatomy import AERATED_LUNG, AIRWAY_NAMES
     from .planning.problem import is_bone
 
     names = labels.labels or {}

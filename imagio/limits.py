@@ -19,6 +19,7 @@ GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air 
 _AIRWAY: dict = json.loads(resources.files("imagio.data").joinpath("airway_limits.json").read_text())
 AERATED_MAX_HU = float(_AIRWAY["mask_on_air"]["max_median_hu"])  # below: at least half air by partial volume (airway_limits.json)
 AIRWAY_MAX_SLICE_MM = float(_AIRWAY["max_slice_mm"]["value"])  # coarser slices: no trustworthy airway tree (airway_limits.json)
+AIRWAY_NATIVE_WIDTH_RATIO = float(_AIRWAY["native_width_ratio_max"]["value"])  # noise width / section thickness, native (airway_limits.json)
 AIRWAY_RESAMPLED_MIN_MM = float(_AIRWAY["resampled_min_mm"]["value"])  # a noise reading along S above: sections coarser than that (airway_limits.json)
 _LESION: dict = json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text())
 GROUND_GLASS_MIN_HU = float(_LESION["ground_glass_min_hu"]["value"])  # ground glass's lower bound (lesion.json, Hansell 2008)

@@ -344,7 +344,8 @@ def bronchoscopy_rows(b: dict) -> list:
             ("reaches the lesion", r.get("reach") or r.get("reached")), ("remaining to the lesion (mm)", r.get("remaining_mm")),
             ("route length (mm)", r.get("length_mm")), ("generation", r.get("generation")),
             ("branches", " > ".join(r["route_names"] if "route_names" in r
-                                    else [n or "-" for n in r.get("branch_names") or []])),
+                                    else [n or "-" for n in r.get("branch_names") or []])
+             + (f" {r['route_names_note']}" if r.get("route_names_note") else "")),
             ("bronchus sign", r.get("bronchus_sign_reason") or r.get("bronchus_sign")),
             ("verdict", r.get("verdict"))]
     for k, t in enumerate(b.get("tunnels") or []):
@@ -403,6 +404,11 @@ def shown_proposals(props: list[dict], first: int = 3) -> list[int]:
              if isinstance(s0, (int, float)) and isinstance(p.get("score"), (int, float))
              and held_back_better(p.get("findings_ranked_last") or [], p["score"], s0)]
     return list(range(min(first, len(props)))) + later
+
+
+# a criterion's source longer than this is cut in the table at a word boundary ("... [n]") and
+# given whole in the "Score criteria sources" notes (the citation is at its end)
+SOURCE_CELL_CHARS = 160
 
 
 def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
@@ -484,10 +490,18 @@ def sections(doc: dict, meta: dict) -> list[tuple[str, list]]:
         out.append(("Rules used", rr))
     crit = doc.get("criteria") or []
     if crit:
-        rows = [(c["name"], c["unit"], f"{c['direction']} is better", f"{c['lo']:g} .. {c['hi']:g}",
-                 f"{c['weight']:g}", c["source"][:160]) for c in crit]
+        rows, notes = [], []
+        for c in crit:
+            src = c["source"]
+            if len(src) > SOURCE_CELL_CHARS:   # cut at a word, the whole source in a note below (trial 95 F12)
+                notes.append((f"[{len(notes) + 1}] {c['name']}", src))
+                src = f"{src[:SOURCE_CELL_CHARS].rsplit(' ', 1)[0].rstrip(' ,;:')} ... [{len(notes)}]"
+            rows.append((c["name"], c["unit"], f"{c['direction']} is better", f"{c['lo']:g} .. {c['hi']:g}",
+                         f"{c['weight']:g}", src))
         out.append(("Score criteria", [("table", ["criterion", "unit", "direction", "cost range",
                                                    "weight", "source"], rows)]))
+        if notes:
+            out.append(("Score criteria sources", notes))
     if doc.get("ablation"):
         out += ablation_sections(doc["ablation"])
     # a plan's bronchoscopy, or `imagio bronch`'s own bronch.json (its route at the top level;

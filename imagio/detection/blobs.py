@@ -87,6 +87,14 @@ Method (constants and sources in ``imagio/data/detection.json``):
    2014;18:374-384): the dot filter again, on the CT whose solid structures (> -300 HU) and
    their one-voxel rim are set to the parenchyma, at scales of nodules >= 6 mm; a candidate's
    centre must lie in -750..-300 HU. Only on sections <= 1.5 mm (Bankier 2017), else a warning.
+8. Ranking (false-positive reduction, :mod:`imagio.detection.ranking`): the score of step 6 is
+   the generation score (``features["generation_score"]``); every candidate but the mass
+   channel's is then scored by a logistic model of it and of its region's shape around it, chiefly
+   its core's thickness over the calibre of the thickest tube leaving it (a juxta-vascular nodule
+   is a blob larger than the vessels touching it, a bifurcation or crossing is vessels of one
+   calibre meeting; Murphy 2009, Jacobs 2014, Setio 2015), its weights in detection.json
+   ``ranking``, fitted on phantom screening scans outside the benchmark's. The region features are
+   in ``features`` (``contained``, ``branches``, ``core_to_branch``, ``flatness``, ``line_ratio``).
 
 Known limits: the diameter is the blob-filter scale (steps of 26 %) or a component's
 equivalent diameter, not a segmentation (a warning on every candidate; the characterisation,
@@ -110,6 +118,7 @@ from ..segmentation.common import (anatomical_axes, as_progress, bbox_slices, ch
                                    close_mm)
 from ..volume import Volume, make_ijk_to_ras
 from . import Candidate, constants
+from .ranking import FEATURES, ranking_probability, region_features
 
 SOLID_CONTRAST_HU = 850.0  # soft tissue (~0 HU) against parenchyma (~ -850 HU), Hoffman 2006
 # smoothing (in voxels of the coarser grid) after which the pyramid subsamples an axis by 2:
@@ -753,6 +762,17 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
         if diam[i] > c["nodule_diameter_mm"]["value"][1]:
             warn.append(f"about {diam[i]:.0f} mm: larger than 30 mm, a mass rather than a nodule "
                         "(outside Brock's range; Lung-RADS 4B/4X territory)")
+        if feats["channel"] != "mass":
+            # false-positive reduction (:mod:`imagio.detection.ranking`): the region's shape and
+            # branches around the candidate, with the generation score, in the fitted model
+            kji_sub = np.clip(np.rint(sub.world_to_kji(centres[i][None])[0]).astype(int), 0,
+                              np.array(sub.shape) - 1)
+            eig = hessian_eigen_at(sub.array, sub.spacing_kji, kji_sub, float(diam[i]) / (2.0 * np.sqrt(3.0)))[0]
+            feats.update(region_features(sub.array, pool["search"], kji_sub, float(diam[i]), centre_hu,
+                                         pool["parenchyma"], sub.spacing_kji, eig))
+            feats["generation_score"] = score_i
+            score_i = float(ranking_probability(np.array([score_i]),
+                                                {k: np.array([feats[k]]) for k in FEATURES})[0])
         out.append(Candidate(
             center_ras=centres[i], diameter_mm=float(diam[i]),
             volume_ml=float(np.pi / 6.0 * diam[i] ** 3 / 1000.0), type=typ,

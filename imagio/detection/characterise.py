@@ -37,7 +37,7 @@ from scipy import ndimage
 from ..errors import ImagioError, InputError
 from ..segmentation.common import anatomical_axes
 from ..volume import Volume
-from ..stratification.screening import DENSE_TYPE
+from ..stratification.screening import DENSE_TYPE, type_words
 from . import Candidate, constants
 
 LOBES = {"lung_upper_lobe_left": "left upper lobe", "lung_lower_lobe_left": "left lower lobe",
@@ -479,7 +479,7 @@ def nodule_type(ct: Volume, mask: np.ndarray, meas, loc: dict) -> tuple[str, flo
     if kind in ("part_solid", "ground_glass") and not subsolid_channel_applies(ct):
         thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
         return kind, solid_mm, [
-            f"typed {kind.replace('_', '-')} on {thick:.1f} mm sections: partial volume makes a solid "
+            f"typed {type_words(kind)} on {thick:.1f} mm sections: partial volume makes a solid "
             "nodule's edges look sub-solid (sub-solid nodules are assessed on <= "
             f"{c['subsolid_max_slice_mm']['value']:g} mm sections, Bankier 2017); it may be solid"], \
             {"type": "solid", "solid_component_mm": round(float(meas.mean_diameter_mm), 2)}
@@ -543,11 +543,11 @@ def dense_words(dense: dict, typed: str) -> str:
         return (f"{dense['voxels']} voxel(s) at the outline's edge ({dense['ml']:g} mL, up to {dense['peak_hu']} HU) are "
                 f"at or above {dense['hu_min']:g} HU on a contrast-enhanced CT, none in its central part: a "
                 "contrast-filled vessel crossing or touching the nodule, or eccentric calcification (not a benign "
-                f"pattern); typed {typed.replace('_', '-')} by the rest of it, its category kept: read it on the images")
+                f"pattern); typed {type_words(typed)} by the rest of it, its category kept: read it on the images")
     return (f"{dense['voxels']} voxel(s) of the outline ({dense['ml']:g} mL, up to {dense['peak_hu']} HU) are at or "
             f"above {dense['hu_min']:g} HU on a contrast-enhanced CT (calcium, or the scan's contrast blood pool): "
             "calcium or iodinated contrast (a calcified nodule, or a contrast-filled vessel in or beside the "
-            f"candidate), not told apart by density; not typed (its density alone reads {typed.replace('_', '-')}), "
+            f"candidate), not told apart by density; not typed (its density alone reads {type_words(typed)}), "
             "no Lung-RADS category, no Brock or Mayo (calcium_or_contrast): read it on the images")
 
 

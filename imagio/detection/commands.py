@@ -136,7 +136,7 @@ def cmd_detect(args) -> int:
     # after it (IMAGIO's own, unchanged; never a user's file)
     before = snapshot(scan_files(out, Options(slicer=True, report=True), True))
     ref = read_reference(Path(args.evaluate)) if args.evaluate else None
-    ct = io.read_image(src)
+    ct = io.read_ct(src, task="nodule detection")
     lungs = io.read_labels(Path(args.lungs)) if args.lungs else None
     sid = series_id(ct, src)
     if ref is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..stratification.screening import type_words
 from ..volume import Volume
 
 ACTIONABLE = ("4A", "4B", "4X")
@@ -370,14 +371,6 @@ def for_review(low: list[dict] | None, conditions: list[dict] | None = None) -> 
     return _actionable(low, named) + [_review_text(d) for d in review_no_category(low)]
 
 
-def type_words(typ: str) -> str:
-    """A nodule type (`characterise.nodule_type`, `stratification.screening.DENSE_TYPE`) in the
-    report's words: "part-solid", "dense (calcium or contrast)"."""
-    from ..stratification.screening import DENSE_TYPE
-
-    return "dense (calcium or contrast)" if typ == DENSE_TYPE else typ.replace("_", "-")
-
-
 def uncategorised(nodules: list[dict]) -> str | None:
     """How many of the characterised candidates ``nodules`` (reported and low-probability) have
     no Lung-RADS category, and why (each reason of `stratification.screening.NO_CATEGORY` with its
@@ -507,8 +500,19 @@ def _no_category_text(d: dict) -> str:
     mm = "" if size is None else f", {size:.0f} mm outline"
     if _no_category(d) == "not_assessable":
         return f"#{d['id']} not assessable: {str(d.get('not_assessable', '')).split(' (')[0].split(':')[0]}{mm}"
+    if _no_category(d) == "calcium_or_contrast":   # trial 93 F5: not "or bone" on a contrast CT
+        from ..stratification.screening import NO_CATEGORY
+
+        return f"#{d['id']} {NO_CATEGORY['calcium_or_contrast']}{mm}; confirm which"
     return (f"#{d['id']} calcium density of uncertain size{mm}: a calcified nodule (Lung-RADS 1 with a benign "
             "pattern) or bone; confirm which")
+
+
+def picture_title(d: dict) -> str:
+    """A nodule picture's title: 'nodule 3: part-solid, Lung-RADS 4A' (its type in `type_words`,
+    as the report's table says it)."""
+    cat = d.get("stratification", {}).get("lung_rads", {}).get("category", "-")
+    return f"nodule {d['id']}: {type_words(d['type'])}, Lung-RADS {cat}"
 
 
 def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list[np.ndarray],
@@ -526,8 +530,7 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
     t_rep = report_threshold()
     pairs = sorted(zip(nodules, masks), key=lambda dm: dm[0]["candidate"]["probability"] < t_rep)
     for d, m in pairs[:max_pictures]:
-        cat = d.get("stratification", {}).get("lung_rads", {}).get("category", "-")
-        t = f"nodule {d['id']}: {d['type'].replace('_', '-')}, Lung-RADS {cat}"
+        t = picture_title(d)
         pics.append((nodule_figure(ct, m, d.get("center_ras") or d["candidate"]["center_ras"], t,
                                    folder / f"{stem}_nodule{d['id']}.png"), t))
     main, low = split_by_score(nodules)

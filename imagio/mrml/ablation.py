@@ -165,13 +165,21 @@ def ablation_json_to_scene(scene, abl: dict) -> dict:
 def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour_segment: str,
                         device: str, setting: str | None = None, multi_probe: bool = False,
                         margin_mm: float = 5.0, plan=None, progress=None):
-    """Ablation for the IMAGIOPlanning Logic: the zone of ``device``/``setting`` on the path
-    ``path_node`` (line: entry, tip), or with ``multi_probe`` the fewest probes covering the
-    tumour + ``margin_mm`` (needs ``plan``, the trajectory Plan). Returns (ProbePlan, node ids,
-    AblationContext); keep the context for live updates (`update_zone`)."""
+    """Ablation for the IMAGIOPlanning Logic and IMAGIO Web: the zone of ``device``/``setting``
+    on the path ``path_node`` (line: entry, target; RAS mm), or with ``multi_probe`` the fewest
+    probes covering the tumour + ``margin_mm`` (needs ``plan``, the trajectory Plan). Returns
+    (ProbePlan, node ids, AblationContext); keep the context for live updates (`update_zone`).
+
+    The zone is centred on the path's end, as the CLI centres it on the target: the probe's tip
+    goes ``centre_offset_mm`` (the device's tip-to-zone-centre offset) past it along the path
+    (`Probe.centred_on`). With ``plan`` the placement is the CLI's own
+    (`multiprobe.place_on_path`: the advanced track checked for the device's shaft, advanced less
+    when the full advance breaks a hard constraint, said in ``status``); without it the track is
+    not checked (``status_kind`` "manual"). Trial 95 F3: the tip was put on the path's end, the
+    zone's centre 10-19 mm short of the tumour (39.5 % covered where the CLI gave 66.6 %)."""
     from ..errors import InputError
     from ..planning.ablation import AblationContext, get_device
-    from ..planning.ablation.multiprobe import ProbePlan, _placement, plan_multiprobe
+    from ..planning.ablation.multiprobe import ProbePlan, place_on_path, plan_multiprobe
     from ..planning.ablation.commands import padding_voxels
     from ..planning.ablation.mediastinum_near import add_mediastinum
     from ..planning.ablation.zones import Probe, zones
@@ -198,33 +206,60 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
                               unimaged=padding_voxels(plan.problem, labels) if plan is not None else None)
         if plan is not None:
             add_mediastinum(ctx, plan.problem)   # the plan's lung target: its mediastinum named, as in plan.json
-        e, t = line_points(path_node)
-        ells = zones([Probe.from_path(e, t)], s)
-        placements = [_placement(plan, e, t)] if plan is not None else []
-        result = ProbePlan(dev.name, s.id, dev.modality, placements, ctx.evaluate(ells, dev.modality),
-                           status="single probe on the selected path"
-                           + (f"; clearances judged for the probe's {plan.problem.needle.diameter_mm:g} mm shaft"
-                              if plan is not None else ""), status_kind="manual")
-        result._zones = ells
+        e, c = line_points(path_node)
+        if np.linalg.norm(c - e) < 1e-6:
+            raise InputError("the needle path's entry and end are the same point: move one of them")
+        if plan is not None:
+            result = place_on_path(plan, ctx, dev, s, e, centre_ras=c)
+            result.status = (f"{result.status} (the target: the selected path's end); clearances judged "
+                             f"for the probe's {plan.problem.needle.diameter_mm:g} mm shaft")
+        else:
+            ells = zones([Probe.centred_on(e, c, s)], s)
+            result = ProbePlan(dev.name, s.id, dev.modality, [], ctx.evaluate(ells, dev.modality),
+                               status=f"single probe on the selected path, its tip {s.centre_offset_mm:g} mm past the "
+                                      "path's end so that the zone is centred there; the track is not checked "
+                                      "(no trajectory plan)", status_kind="manual")
+            result._zones = ells
     return result, ablation_to_scene(scene, result, ctx), ctx
 
 
+def probe_note(setting, live: bool = False) -> str:
+    """The words shown beside a zone placed on a path (`ablation_from_nodes`, `update_zone`): the
+    zone is centred on the path's end and the probe's tip goes the setting's tip-to-zone-centre
+    offset (mm) past it, so the user advances the probe that far past the target."""
+    return (f"zone centred on the path's end: advance the probe tip {setting.centre_offset_mm:g} mm past it "
+            "(the device's tip-to-zone-centre offset)" + ("; track not re-checked while dragging" if live else ""))
+
+
+def placement_note(result) -> str:
+    """The words for a single probe placed by `ablation_from_nodes` (``result``: its ProbePlan):
+    `probe_note` when the zone is centred on the path's end, else the placement's own status
+    (advanced less than the device's offset, or infeasible: the CLI's words)."""
+    from ..planning.ablation import get_device
+
+    note = probe_note(get_device(result.device).setting(result.setting))
+    if result.status_kind == "centred_graze":
+        return f"{note}; {result.status}"
+    return note if result.status_kind in ("centred", "manual") else result.status
+
+
 def update_zone(ctx, path_nodes, setting, modality=None):
-    """Live update: the zones of probes on ``path_nodes`` (lines entry -> tip) and their
-    coverage, for dragging (tens of ms on the analysis grid)."""
+    """Live update: the zones of probes on ``path_nodes`` (lines entry -> target, RAS mm), each
+    centred on its line's end (`Probe.centred_on`, as `ablation_from_nodes`), and their
+    coverage, for dragging (tens of ms on the analysis grid). The tracks are not re-checked."""
     from ..planning.ablation.zones import Probe, zones
     from .planning import line_points
 
-    probes = [Probe.from_path(*line_points(n)) for n in path_nodes]
+    probes = [Probe.centred_on(*line_points(n), setting) for n in path_nodes]
     ells = zones(probes, setting)
     return ells, ctx.evaluate(ells, modality)
 
 
 def observe_ablation(path_node, ctx, setting, device_name: str, modality=None, zone_node=None,
                      table_node=None, callback=None):
-    """Follow the probe on ``path_node`` (line entry -> tip): on every point move, recompute the
-    zone and its coverage, update ``zone_node``'s mesh and ``table_node``, call
-    ``callback(Coverage)``. Returns the observer tag."""
+    """Follow the probe on ``path_node`` (line entry -> target, the zone centred on the target:
+    `update_zone`): on every point move, recompute the zone and its coverage, update
+    ``zone_node``'s mesh and ``table_node``, call ``callback(Coverage)``. Returns the observer tag."""
     import slicer
 
     from ..planning.ablation.multiprobe import ProbePlan

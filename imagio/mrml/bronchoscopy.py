@@ -81,7 +81,7 @@ def metrics_table(scene, plan, name: str = "Bronchoscopy metrics"):
             ("generation", str(r["generation"])), ("exit angle (deg)", f"{r['exit_angle_deg']:.0f}"),
             ("narrowest lumen (mm)", f"{r['min_diameter_mm']}"), ("bronchus sign", r.get("bronchus_sign_reason") or str(r["bronchus_sign"])),
             ("verdict", r.get("verdict", "")),
-            ("branches", " > ".join(r["route_names"]))]
+            ("branches", " > ".join(r["route_names"]) + (f" {r['route_names_note']}" if r.get("route_names_note") else ""))]
     rows.append(("target lobe", f"{r['target_lobe'] or 'unknown'} ({r['target_lobe_from'] or '-'})"))
     rows.append(("route ends in", r["end_lobe"] or "a central airway"))
     for w in plan.all_warnings:

@@ -192,16 +192,48 @@ def _storage_node(scene, node):
     return storage
 
 
-def load_scene(mrml_path):
-    """Load a .mrml scene (and its data files) into a new scene; returns the scene."""
+# Storage classes that Slicer's markups module logic registers in the scene
+# (vtkSlicerMarkupsLogic::RegisterNodes) and a bare vtkMRMLScene does not know: without them
+# the scene reader drops every markups node's storage reference and the nodes load empty.
+MARKUPS_STORAGE_CLASSES = ("vtkMRMLMarkupsJsonStorageNode", "vtkMRMLMarkupsPlaneJsonStorageNode",
+                           "vtkMRMLMarkupsROIJsonStorageNode")
+
+
+def register_markups_storage(scene) -> None:
+    """Register in ``scene`` the markups storage node classes Slicer's markups logic registers
+    (`MARKUPS_STORAGE_CLASSES`; those this slicer-core lacks are skipped), so that reading a
+    .mrml outside the Slicer application reads each markups node's ``.mrk.json``."""
     import slicer
 
-    scene = slicer.vtkMRMLScene()
-    scene.SetURL(str(Path(mrml_path).resolve()))
-    scene.Connect()  # returns 0 without Slicer's application logic even when all nodes load
-    if scene.GetNumberOfNodes() == 0:
+    known = {scene.GetNthRegisteredNodeClass(i).GetClassName()
+             for i in range(scene.GetNumberOfRegisteredNodeClasses())}
+    for name in MARKUPS_STORAGE_CLASSES:
+        cls = getattr(slicer, name, None)
+        if cls is not None and name not in known:
+            scene.RegisterNodeClass(cls())
+
+
+def load_scene(mrml_path):
+    """Load a .mrml scene (and its data files) into a new scene (`new_scene`); returns it.
+
+    The markups storage classes Slicer's markups logic would register are registered first
+    (`register_markups_storage`), so markups nodes come back with their control points.
+    Raises OSError when the scene cannot be read, when a node's storage node named in the file
+    was not created (a storage class this scene does not know), or when a node's data file
+    cannot be read."""
+    mrml_path = Path(mrml_path).resolve()
+    scene = new_scene()   # with the selection and unit nodes the markups measurements look up
+    register_markups_storage(scene)
+    bare = scene.GetNumberOfNodes()
+    scene.SetURL(str(mrml_path))
+    scene.Import()  # returns 0 without Slicer's application logic even when all nodes load
+    if scene.GetNumberOfNodes() == bare:
         raise OSError(f"could not read the scene {mrml_path}")
-    failed = []
+    failed = [name for name, ref in _storage_references(mrml_path)
+              if scene.GetNodeByID(ref) is None]
+    if failed:
+        raise OSError(f"{mrml_path}: the storage of {failed} was not read (a storage node class "
+                      "this scene does not know): their data would be missing")
     for i in range(scene.GetNumberOfNodes()):
         node = scene.GetNthNode(i)
         if node.IsA("vtkMRMLStorableNode") and node.GetStorageNode() is not None and not _has_data(node):
@@ -210,6 +242,27 @@ def load_scene(mrml_path):
     if failed:
         raise OSError(f"{mrml_path}: could not read the data of {failed}")
     return scene
+
+
+def _storage_references(mrml_path: Path) -> list[tuple[str, str]]:
+    """(node name, storage node id) for each node of a saved MRML file that names storage nodes,
+    as a ``references="storage:id1 id2;..."`` entry or the older ``storageNodeRef`` attribute;
+    empty when the file is not readable XML."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(mrml_path).getroot()
+    except (ET.ParseError, OSError):
+        return []
+    out = []
+    for e in root.iter():
+        refs = (e.get("storageNodeRef") or "").split()
+        for entry in (e.get("references") or "").split(";"):
+            role, _, ids = entry.partition(":")
+            if role.strip() == "storage":
+                refs += ids.split()
+        out += [(e.get("name") or e.tag, ref) for ref in dict.fromkeys(refs)]
+    return out
 
 
 def _has_data(node) -> bool:

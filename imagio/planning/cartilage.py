@@ -72,7 +72,13 @@ class _Region:
             self.is_open[v] = n in outline
         arr = labels.array
         present = np.zeros(self.lut_n, bool)
-        present[np.unique(arr[arr < self.lut_n])] = True
+        if arr.dtype.kind == "u" and arr.size:   # counted by chunks: no copy of the map's values
+            # (issue 20: np.unique of them held 2-3 map-sized temporaries; the same values present)
+            from ..segmentation.common import label_counts
+
+            present[:] = label_counts(arr, max(int(arr.max()), self.lut_n - 1))[:self.lut_n] > 0
+        else:
+            present[np.unique(arr[arr < self.lut_n])] = True
         cart = [v for v, n in names.items() if has_costal_cartilage([n])]
         self.cartilage_labelled = bool(present[cart].any()) if cart else False   # an empty class counts as none
         self.mid_a = None
@@ -81,7 +87,12 @@ class _Region:
             # the cartilages join the ribs' anterior ends to the sternum: the anterior chest wall, in
             # front of the ribs' coronal centre (review 43 M1: without a sternum label the medial
             # "bone" holds the scapulae too, and posterior tracks between a rib and a scapula were warned)
-            ribs = np.argwhere(self.is_rib[np.minimum(arr, self.lut_n - 1)] & (arr < self.lut_n))
+            # (the rib values' voxels by `volume.values_mask`: a look-up table for 8- and 16-bit
+            # maps, no map-sized temporaries beside its mask; their indices by `volume.index_list`,
+            # small integers built slab by slab; issue 20: the same voxels in the same order)
+            from ..volume import index_list, values_mask
+
+            ribs = index_list(values_mask(arr, np.flatnonzero(self.is_rib)))
             self.mid_a = float(labels.kji_to_world(ribs.mean(axis=0, keepdims=True).astype(float))[0][1])
             xyz = labels.kji_to_world(ribs.astype(float))
             self.ribs = _BoxCount(xyz[xyz[:, 1] > self.mid_a])

@@ -107,7 +107,7 @@ def read_plan_inputs(args):
     out = Path(args.out)
     if (out / "plan.json").exists() and not args.force:
         raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
-    ct = io.read_image(args.ct, args.series)
+    ct = io.read_ct(args.ct, args.series, "planning")
     labels = io.read_labels(args.labels, io.label_names_arg(args))
     from ..volume import world_digest
 

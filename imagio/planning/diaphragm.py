@@ -128,15 +128,6 @@ def lung_base(problem) -> LungBase:
     return lb
 
 
-def lung_target(problem) -> bool:
-    """Whether the problem's target lies in the lung: its host organ, or the label at its point,
-    is aerated lung (`anatomy.AERATED_LUNG`)."""
-    if problem.target.organ in AERATED_LUNG:
-        return True
-    v = int(problem.labels.sample(np.asarray(problem.target.point_ras, float)[None], order=0)[0])
-    return problem.labels.labels.get(v) in AERATED_LUNG
-
-
 def crossings(problem, entry_ras, target_ras, chunk: int = 256):
     """For paths ``entry_ras`` -> ``target_ras`` (n, 3) RAS mm: (mm below the lung base before the
     path first reaches aerated lung, float (n,); side code of the lung over its last such sample

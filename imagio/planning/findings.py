@@ -897,9 +897,9 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
 def _diaphragm(problem, table, rows, f: Findings) -> None:
     """Fill ``f``'s transdiaphragmatic dicts for ``rows`` of a lung target (`diaphragm.crossings`);
     left empty for any other target."""
-    from .diaphragm import crossings, lung_target
+    from .diaphragm import crossings
 
-    if not len(rows) or not lung_target(problem):
+    if not len(rows) or not problem.target.in_lung:   # `problem.target_in_lung`
         return
     mm, side, a, b = crossings(problem, table.entry_ras[rows], table.target_ras[rows])
     r = rows.tolist()

@@ -70,11 +70,13 @@ def parasternal_run(labels, entry_ras, target_ras, zone_mm: float, target_value:
     return float(d[i]), [round(float(x), 1) for x in P[i]], float(near.sum()) * STEP_MM
 
 
-def internal_thoracic_warnings(problem, n: int, entry_ras, target_ras) -> list[str]:
+def internal_thoracic_warnings(problem, n: int, entry_ras, target_ras, phase: dict | None = None) -> list[str]:
     """The warning for proposal ``n`` (1-based) of ``problem`` (`problem.PlanningProblem`) whose
     track crosses the anterior chest wall within ``warnings.internal_thoracic_zone_mm`` of the
-    sternum (`parasternal_run`, module doc); [] otherwise. A contrast CT (`problem.contrast_phase`)
-    is told the vessels show on it; another is told they do not."""
+    sternum (`parasternal_run`, module doc); [] otherwise. A contrast CT (`problem.contrast_phase`
+    with its blood pool rule when no vessel is labelled: new-user trial 93 F6, non-contrast lung1
+    was told the "phase unknown" words) is told the vessels show on it; another that they do not.
+    ``phase``: a dict the caller keeps over its proposals (the phase is read once, under "seen")."""
     from .problem import contrast_phase, load_defaults
 
     zone = float(load_defaults()["warnings"]["internal_thoracic_zone_mm"])
@@ -82,10 +84,14 @@ def internal_thoracic_warnings(problem, n: int, entry_ras, target_ras) -> list[s
     if run is None:
         return []
     d, at, mm = run
-    seen = contrast_phase(problem.ct, problem.labels)
+    phase = {} if phase is None else phase
+    if "seen" not in phase:
+        phase["seen"] = contrast_phase(problem.ct, problem.labels, pool=True)
+    seen = phase["seen"]
     look = ("find them on the images (contrast-filled tubes of 2-3 mm behind the costal cartilages)" if seen else
-            "they do not show on a CT without contrast" if seen is False else
-            "on a contrast CT they show as 2-3 mm tubes behind the costal cartilages")
+            "no contrast-filled blood pool shows on this CT (no contrast, or a portal-venous or later phase), so they "
+            "may not stand out from the chest wall: look for 2-3 mm tubes behind the costal cartilages"
+            if seen is False else "on a contrast CT they show as 2-3 mm tubes behind the costal cartilages")
     return [f"proposal {n}: the track crosses the anterior chest wall {d:.1f} mm from the sternum (at {at} RAS mm; "
             f"{mm:.0f} mm of it within {zone:g} mm), where the internal thoracic (mammary) artery and veins run beside "
             "the sternal border (veins about 10 mm, the artery about 15 mm from it, more than 20 mm in 9 %: Glassberg "

@@ -183,6 +183,7 @@ class Plan:
         findings = self.proposal_finding_names()
         med = self.proposal_findings().mediastinum if self.proposals else None   # the findings' (planes cached)
         lung_vessels = any("lung_vessels" in s.name or "pulmonary" in s.name for s in p.structures)
+        ita_phase: dict = {}   # the CT's contrast phase, read once if a track runs beside the sternum
         for n, m in enumerate(self.proposals, 1):
             if m.slack_mm - m.required_mm < lim["clearance_within_mm"] and m.limiting_structure:
                 base = continuation_base(m.limiting_structure)
@@ -211,7 +212,7 @@ class Plan:
             in_med = (lambda r: med.contains(r.middle_ras)) if "mediastinum" in findings[n - 1] else None
             w += organ_warnings(p, n, m.entry_ras, m.target_ras, skip=in_med)
             w += costal_warnings(p, n, m.entry_ras, m.target_ras)   # trial 51 M5: cartilage not labelled
-            w += internal_thoracic_warnings(p, n, m.entry_ras, m.target_ras)   # trial 91 M3: beside the sternum
+            w += internal_thoracic_warnings(p, n, m.entry_ras, m.target_ras, ita_phase)   # trial 91 M3: beside the sternum
             w += table_band_warnings(p, n, m.entry_ras, normals_at(self.maps, m.entry_ras)[0])   # trial 83 #2
             w += intermediate_warnings(p, n, m.entry_ras, m.target_ras)   # 130-250 HU no label covers
             for name, mm in sorted(m.length_in_mm.items()):
@@ -505,7 +506,7 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
     The same paths are verified in the same order as with every flag known. ``first``: the
     chosen position's first proposal (row), quoted as its best when given.
     Returns {position: {"feasible_candidates", "best": {entry_ras, length_mm, score,
-    aerated_lung_mm, pleural_crossings, finding} or None}}; ``finding`` True when the best path
+    aerated_lung_mm, pleural_crossings, finding, normal_ras (the entry's outward skin normal, RAS)} or None}}; ``finding`` True when the best path
     carries a finding (every verified path of that position tried has one)."""
     from .problem import POSITIONS
     from .scoring import BIT, against_table
@@ -554,7 +555,8 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
     def row_dict(i, finding):
         return {"entry_ras": table.entry_ras[i], "length_mm": table.length_mm[i],
                 "score": table.score[i], "aerated_lung_mm": table.aerated_mm[i],
-                "pleural_crossings": int(table.pleural_crossings[i]), "finding": bool(finding)}
+                "pleural_crossings": int(table.pleural_crossings[i]), "finding": bool(finding),
+                "normal_ras": table.normal_ras[i]}
 
     out = {}
     # the table side judged only on the rows no other rule excludes (a path's points do not
@@ -787,6 +789,9 @@ def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
     crossings (planning_defaults warnings)."""
     if not positions:
         return []
+    from .problem import POSITIONS
+    from .table import table_band_words
+
     chosen = problem.constraints.patient_position
     lim = load_defaults()["warnings"]
     margin, lung_margin = lim["position_score_margin"], lim["position_lung_margin_mm"]
@@ -807,6 +812,11 @@ def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
                 "aerated lung)")
             fnd = (" (that path has a warned finding the label map cannot resolve: plan that position to see it)"
                    if b.get("finding") else "")
+            # trial 94: the right-lateral hint to a lung-base point named the left-lateral's entry, 61 deg from
+            # the right-lateral couch (limit 60): admitted by the rule, but within the normal's uncertainty
+            band = (table_band_words(problem, b["entry_ras"], b["normal_ras"], POSITIONS[pos])
+                    if b.get("normal_ras") is not None else None)
+            fnd += f" ({band})" if band else ""
             out.append(f"patient position: {chosen} gives {why}; {pos} gives {v['feasible_candidates']} "
                        f"feasible candidates, best entry {np.round(b['entry_ras'], 1).tolist()} RAS mm, "
                        f"{b['length_mm']:.0f} mm, {b['aerated_lung_mm']:.0f} mm of aerated lung, score "

@@ -349,6 +349,13 @@ def resolve_target(labels: Volume, target) -> Target:
         if target not in inv:
             raise InputError(f"target structure {target!r} is not in the label map; it has "
                              f"{sorted(inv)} (or give a point as R,A,S in mm)")
+        if is_outline(target):
+            # new-user trial 95 F1: a biopsy "of body" (its deepest point) was planned and called compliant
+            raise InputError(f"target {target!r} is the patient's outline (it holds every structure), not a "
+                             "target: give the lesion's label name"
+                             + (f" (lesion-like labels here: {', '.join(sorted(n for n in inv if looks_like_lesion(n)))})"
+                                if any(looks_like_lesion(n) for n in inv) else "")
+                             + " or a point R,A,S in mm inside it")
         mask = labels.array == inv[target]
         if not mask.any():
             raise InputError(f"target structure {target!r} has no voxels in the label map")
@@ -361,6 +368,29 @@ def resolve_target(labels: Volume, target) -> Target:
                          f"({labels.outside_text(p)})")
     value = int(labels.sample(p[None], order=0)[0])
     return Target(p, labels.labels.get(value, "point"), value, point_given=True)
+
+
+LESION_WORDS = ("tumor", "tumour", "nodule", "lesion", "metast", "sarcoma", "carcinom", "neoplas")
+LESION_TOKENS = ("gtv", "mass", "masses")
+
+
+def looks_like_lesion(name: str) -> bool:
+    """True for a label name that names a lesion: a word of ``LESION_WORDS`` anywhere in it
+    (liver_tumor_1, lung_nodule_2, metastasis, sarcoma_1, soft_tissue_sarcoma) or a whole
+    '_'/'-'/' '-separated part of ``LESION_TOKENS`` (GTV_Mass, mass_2; not 'masseter'), any case.
+    Used to offer lesions first as targets (IMAGIO Web, the Slicer modules) and never to decide
+    what is passable. The sarcoma planner's own tumour patterns (sarcoma_biopsy.json) all match."""
+    n = str(name).lower()
+    return any(w in n for w in LESION_WORDS) or any(t in LESION_TOKENS for t in re.split(r"[_\- ]+", n))
+
+
+def is_outline(name: str) -> bool:
+    """True for the patient's outline, a container of every structure and so never a target or a
+    tumour: planning_defaults ``unlabelled_organ.outline_names`` (body, body_trunc,
+    body_extremities: TotalSegmentator's body task and IMAGIO's rule-based body) and ``skin``."""
+    from .soft_tissue import limits
+
+    return str(name) in set(limits()["outline_names"]) | {"skin"}
 
 
 def is_lesion(name: str) -> bool:
@@ -894,20 +924,29 @@ def _aim_at_solid_part(ct: Volume, labels: Volume, t: Target) -> list[str]:
     return out
 
 
-def contrast_phase(ct: Volume, labels: Volume | None) -> bool | None:
+def contrast_phase(ct: Volume, labels: Volume | None, pool: bool = False) -> bool | None:
     """Whether ``ct`` is contrast-enhanced as its labelled vessels tell (True/False), or None when
     no vessel is labelled: the median HU of the labels naming an artery, a vein, the aorta, a
     vena cava or the rules' contrast blood pool (great_vessels, `rules.segment_masks`) against
     sarcoma_biopsy.json ``viable.min_contrast_vessel_hu``
     (`sarcoma.viable.contrast_enhanced`: enhanced blood reads above it, unenhanced blood 30-60
-    HU). ``labels`` on ``ct``'s grid."""
-    if labels is None:
-        return None
-    from .sarcoma.viable import contrast_enhanced
+    HU). ``labels`` on ``ct``'s grid. ``pool``: when no vessel is labelled, the CT's own contrast
+    blood pool rule decides (`blood_pool.contrast_pool_band`, as `imagio segment` and `detect`
+    read "contrast CT": True with a pool, False without: a CT without contrast, or a portal-venous
+    or later phase, whose blood does not reach the pool's density);
+    for a CT holding the heart and great vessels (a chest CT), 0.1-2 CPU-s."""
+    seen = None
+    if labels is not None:
+        from .sarcoma.viable import contrast_enhanced
 
-    words = ("artery", "vein", "aorta", "vena_cava", "great_vessels")
-    vessels = [v for v, n in labels.labels.items() if any(w in n for w in words)]
-    return contrast_enhanced(ct, labels, vessels)
+        words = ("artery", "vein", "aorta", "vena_cava", "great_vessels")
+        vessels = [v for v, n in labels.labels.items() if any(w in n for w in words)]
+        seen = contrast_enhanced(ct, labels, vessels)
+    if seen is None and pool:
+        from ..segmentation.blood_pool import contrast_pool_band
+
+        seen = contrast_pool_band(ct) is not None
+    return seen
 
 
 def _solid_part(contrast: bool | None) -> str:
@@ -1570,17 +1609,24 @@ AIR_HOLDING = ("lung", "trachea", "airway", "bronch", "stomach", "colon", "bowel
 
 
 def target_in_lung(labels: Volume, target: Target) -> bool:
-    """Whether the labelled target lies inside the lung (inside the visceral pleura), so that a
-    path from lung into it crosses no pleura (the scorer's and the verifier's pleural counts):
-    named as a lung structure, hosted by a lung (``Target.organ``), or at least half of its
-    one-voxel outer shell (26-connected) in lung parenchyma or lung contents. An intrapulmonary
-    nodule is surrounded by parenchyma; one abutting the chest wall is entered through the pleura
-    either way. Decided from the anatomy, not the name (trial 7: a nodule named 'nod_spine'
-    counted the lung-to-nodule step as a second crossing and every path was refused)."""
+    """Whether the target lies inside the lung (inside the visceral pleura): the one definition
+    (``Target.in_lung``, set by `PlanningProblem.build`), read by the scorer's and the verifier's
+    pleural counts (a path from lung into a lung target crosses no pleura), the lung-base
+    (transdiaphragmatic) findings (`diaphragm`) and the ablation's lung words. A target is in
+    the lung when it is hosted by aerated lung (``Target.organ`` in `anatomy.AERATED_LUNG`), its
+    label (a lesion's, or for a point target the label at the point) is a lung structure (named
+    lung..., or emphysema), or at least half of that label's one-voxel outer shell (26-connected)
+    lies in lung parenchyma or lung contents. An intrapulmonary nodule is surrounded by parenchyma;
+    one abutting the chest wall is entered through the pleura either way. Decided from the
+    anatomy, not the name (trial 7: a nodule named 'nod_spine' counted the lung-to-nodule step as
+    a second crossing and every path was refused). A point on no label is not in the lung."""
     names = labels.labels
+    if (target.organ or "") in AERATED_LUNG:
+        return True
     if not target.value:
         return False
-    if names.get(target.value, "").startswith("lung") or (target.organ or "") in LUNG_PARENCHYMA:
+    name = names.get(target.value, "")
+    if name.startswith("lung") or name in AERATED_LUNG:
         return True
     from ..segmentation.common import _mask_box
 

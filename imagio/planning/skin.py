@@ -413,18 +413,19 @@ def _outward_normals(field: _Smoothed, kji: np.ndarray, grid: Volume) -> np.ndar
     """Unit outward normals (RAS) of the data region at voxel indices ``kji`` (n, 3): minus the
     gradient of the smoothed data mask ``field`` (from `_smoothed`)."""
     off = np.concatenate([np.eye(3), -np.eye(3)])
-    v = np.empty((len(kji), 6))
-    for a in range(0, len(kji), 65536):   # in blocks: no (n, 6, 3) array for a million points
-        if field.field is None:   # separable: each profile read once per axis and offset
-            v[a:a + 65536] = field.node_values6(kji[a:a + 65536] + _PAD)
-            continue
-        pts = (kji[a:a + 65536, None, :] + _PAD + off[None]).reshape(-1, 3)
-        v[a:a + 65536] = field.values(pts).reshape(-1, 6)
-    g = 0.5 * (v[:, :3] - v[:, 3:])                      # d/dk, d/dj, d/di
     r2k = grid.ras_to_ijk[:3, :3][::-1]                   # rows: gradient of k, j, i wrt RAS
-    n = -(g @ r2k)
-    nn = np.linalg.norm(n, axis=1, keepdims=True)
-    return n / np.where(nn > 0, nn, 1.0)
+    out = np.empty((len(kji), 3))
+    for a in range(0, len(kji), 65536):   # in blocks: no (n, 6) or (n, 6, 3) array for a million points
+        if field.field is None:   # separable: each profile read once per axis and offset
+            v = field.node_values6(kji[a:a + 65536] + _PAD)
+        else:
+            pts = (kji[a:a + 65536, None, :] + _PAD + off[None]).reshape(-1, 3)
+            v = field.values(pts).reshape(-1, 6)
+        g = 0.5 * (v[:, :3] - v[:, 3:])                  # d/dk, d/dj, d/di
+        n = -(g @ r2k)
+        nn = np.linalg.norm(n, axis=1, keepdims=True)
+        out[a:a + 65536] = n / np.where(nn > 0, nn, 1.0)
+    return out
 
 
 def _members(comp: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -441,7 +442,7 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
 
 
 def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray | None = None,
-                    max_median_hu: float | None = None) -> np.ndarray:
+                    max_median_hu: float | None = None, in_place: bool = False) -> np.ndarray:
     """Voxels of ``air`` (bool [k, j, i]) face-connected within their own slice (the plane
     normal to array axis ``ax``) to one of the ``seeds`` (n, 3 kji). Slices are independent:
     each slice holding a seed is labelled alone by cc3d (4-connectivity in 2D), so the label
@@ -459,17 +460,27 @@ def _in_plane_reach(air: np.ndarray, seeds: np.ndarray, ax: int, hu: np.ndarray 
     feasible). Not denser air: outside air reads -800..-890 HU on STS_002 (the median of real
     outside air is not always near -1000), so lung parenchyma cut open to a face and left
     unlabelled is still taken for outside air here; `planning.problem._refuse_lung_beyond_skin`
-    refuses that case by the lung's vessel tree."""
+    refuses that case by the lung's vessel tree.
+
+    ``in_place``: written into ``air`` (bool, writable) and returned, for a caller done with it
+    (each slice is read before it is written and no slice reads another: the same mask, with
+    no second bool volume; issue 20: the skin model's peak)."""
     import cc3d
 
     from ..limits import AERATED_MAX_HU
 
     lim = AERATED_MAX_HU if max_median_hu is None else float(max_median_hu)
-    out = np.zeros(air.shape, bool)
     seeds = np.asarray(seeds, np.int64).reshape(-1, 3)
     seeds = seeds[np.argsort(seeds[:, ax], kind="stable")]
     cuts = np.searchsorted(seeds[:, ax], np.arange(air.shape[ax] + 1))
     u, v = (a for a in range(3) if a != ax)
+    if in_place:   # the slices that hold no seed: none of their voxels is reached
+        out = air
+        empty = [slice(None)] * 3
+        empty[ax] = np.diff(cuts) == 0
+        out[tuple(empty)] = False
+    else:
+        out = np.zeros(air.shape, bool)
     for z in np.flatnonzero(np.diff(cuts)):   # the slices that hold a seed
         sl = [slice(None)] * 3
         sl[ax] = int(z)
@@ -830,6 +841,23 @@ def _write_nodes(labs: list, corners, offs, want: np.ndarray, out: np.ndarray) -
     return out
 
 
+def _dilate6_and(mask, other: np.ndarray, slab: int | None = None) -> np.ndarray:
+    """``morph6.dilate6(mask) & other`` (bool [k, j, i]; ``mask`` bool or `PackedMask`, C
+    order), ``slab`` slices at a time (default: `SLAB` voxels), each dilated with its neighbour
+    slice on either side (the 6-neighbourhood reads one slice along k; beyond the volume's faces
+    nothing, as ``dilate6``): the same mask, with no dilated copy of the whole volume beside
+    ``mask`` and ``other`` (issue 20: the skin model's peak holds ``mask`` packed)."""
+    nk = int(other.shape[0])
+    slab = int(slab or max(1, SLAB // max(1, int(np.prod(other.shape[1:])))))
+    out = np.empty(other.shape, bool)
+    for k0 in range(0, nk, slab):
+        k1 = min(k0 + slab, nk)
+        a, b = max(k0 - 1, 0), min(k1 + 1, nk)
+        d = dilate6(mask[a:b])
+        np.logical_and(d[k0 - a:k1 - a], other[k0:k1], out=out[k0:k1])
+    return out
+
+
 def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: bool = True,
                 pack: bool = False) -> SkinModel:
     """`outer_skin` without the cache and without a target. ``box_shortcut``: when the data
@@ -877,19 +905,20 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     seeds = bk[lateral] if len(bk) else np.zeros((0, 3), int)
     air_lim = outside_air_limit_hu(ct, seeds, air_hu)
     air_ref = outside_air_median_hu(ct, seeds)
-    exterior = _in_plane_reach(air, seeds, ax, ct.array, air_lim)
+    exterior = _in_plane_reach(air, seeds, ax, ct.array, air_lim, in_place=True)
     del air
 
     if first is None:
         z = np.zeros(ct.shape, bool)
         return SkinModel(keep(data), keep(z), keep(exterior), keep(z), keep(z), None, fill_value,
                          outside_air_hu=air_lim, outside_air_median_hu=air_ref)
+    exterior = keep(exterior)   # packed through the body's labelling (issue 20: its peak)
     # the largest tissue piece is one 6-connected set, and tissue is never exterior air: it lies
     # in one component of data & ~exterior, the one at any of its voxels
     if slabs:
         body = _component_at_by_slab(lambda a, b: data[a:b] & ~exterior[a:b], ct.shape[0], first)
     else:
-        rest = cc3d.connected_components(data & ~exterior, connectivity=6)
+        rest = cc3d.connected_components(data & ~np.asarray(exterior), connectivity=6)
         body = rest == rest[first]
         del rest
     # No hole filling is needed: every voxel outside ``body`` is 6-connected to the array's
@@ -897,9 +926,7 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
     # rim); exterior air is in-plane connected to a seed on the data region's boundary, whose
     # face neighbour is non-data; any other component of data & ~exterior has only exterior or
     # non-data face neighbours. So ``body`` has no cavity (fill_voids found none: tested).
-    skin = dilate6(exterior)   # next to exterior air, built in place (no second mask)
-    exterior = keep(exterior)
-    skin &= body
+    skin = _dilate6_and(exterior, body)   # next to exterior air, in the body
     if box:   # the 6- and the 26-erosion of the box [1, n - 1) are the box [2, n - 2)
         for ax_ in range(3):   # not within two layers of the array's faces
             for layers in (slice(0, 2), slice(-2, None)):
@@ -907,8 +934,15 @@ def _outer_skin(ct: Volume, labels: Volume | None, air_hu: float, box_shortcut: 
                 idx[ax_] = layers
                 skin[tuple(idx)] = False
         skin = keep(skin)
-        cut = body.copy()
-        cut[tuple(slice(2, s - 2) for s in ct.shape)] = False
+        # the body within two layers of the array's faces: those layers copied into a zeroed
+        # mask (its other pages never written: no second body-sized copy resident; issue 20),
+        # the same voxels as the body less the box [2, n - 2)
+        cut = np.zeros(ct.shape, bool)
+        for ax_ in range(3):
+            for layers in (slice(0, 2), slice(-2, None)):
+                idx = [slice(None)] * 3
+                idx[ax_] = layers
+                cut[tuple(idx)] = body[tuple(idx)]
     else:
         skin &= erode26(data)   # away from the edge of the data region
         skin = keep(skin)
@@ -1162,8 +1196,9 @@ def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tis
     """`CutSamples` of the cut voxels ``cut`` (bool [k, j, i]) of the data region ``data``
     (``body``, ``tissue``: `PackedMask` or bool, kept for `_in_patient`)
     (``field``: its smoothed mask, `_smoothed`; ``box``: the data region is the array's box
-    less its outer layer, so every cut voxel lies next to an array face)."""
-    kji = np.argwhere(cut)
+    less its outer layer, so every cut voxel lies next to an array face: they are listed from
+    the two outer layers alone, `_face_layer_voxels`)."""
+    kji = _face_layer_voxels(cut, 2) if box else np.argwhere(cut)
     step = 1.0
     if len(kji) > CUT_SAMPLES:
         # a subsample chosen by the voxels' world positions (`world_fraction`), not their order in
@@ -1207,6 +1242,31 @@ def _cut_samples(ct: Volume, field, data: np.ndarray, cut: np.ndarray, body, tis
                 normal[rest[a:a + 2048][on]] = eq[f[on], :3]
     keep = codes >= 0
     return CutSamples(ct, body, tissue, kji[keep], codes[keep], step, _face_mm2(ct, normal[keep]))
+
+
+def _face_layer_voxels(mask: np.ndarray, layers: int) -> np.ndarray:
+    """``np.argwhere(mask)`` ([n, 3] kji, int64, C order) of a bool [k, j, i] mask whose voxels all
+    lie within ``layers`` voxels of an array face, read from those layers only (the array's first
+    and last ``layers`` slices along each axis, each voxel once; the same indices in the same
+    order, tested): a few % of the volume (issue 20: the cut faces of the 1 mm phantom's skin model
+    were listed by a pass over its 73 M voxels, 0.17 CPU-s)."""
+    shape = np.asarray(mask.shape, np.int64)
+    n = int(layers)
+    if np.any(shape <= 2 * n):
+        return np.argwhere(mask)
+    nk, nj, ni = (int(x) for x in shape)
+    inner = (slice(n, nk - n), slice(n, nj - n), slice(n, ni - n))
+    parts = []
+    for ax in range(3):   # the faces across axis ``ax``; axes before it keep to their inner part
+        for sl in (slice(0, n), slice(int(shape[ax]) - n, int(shape[ax]))):
+            box = [inner[a] if a < ax else slice(0, int(shape[a])) for a in range(3)]
+            box[ax] = sl
+            idx = np.argwhere(mask[tuple(box)])
+            idx += np.array([b.start for b in box], np.int64)
+            parts.append(idx)
+    kji = np.concatenate(parts)
+    flat = np.ravel_multi_index(tuple(kji.T), mask.shape)
+    return kji[np.argsort(flat, kind="stable")]
 
 
 CUT_SAMPLES = 20000   # cut voxels sampled for the truncations (a side's area to about 1/sqrt(its samples): 4 % on lung2's in-plane sides)

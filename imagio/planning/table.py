@@ -124,23 +124,23 @@ def angle_uncertainty_deg(grid, sigma_mm: float, normal_ras, direction_ras) -> f
     return float(min(np.degrees(np.arctan(dcos / sin)), normal_uncertainty_deg(h, sigma_mm)))
 
 
-def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
-    """The warning (a list of at most one line) for proposal ``n`` whose entry (``entry_ras``, RAS
-    mm (3,)) the table-side rule admitted while its outward skin normal (``normal_ras``, RAS unit
-    (3,)) lies within the normal's uncertainty (`normal_uncertainty_deg`) of the rule's limit
-    (``constraints.table_exclusion_deg``, planning_defaults.json with its source): the 3D angle
-    from the couch side, and, when no couch is found under the patient, the angle in the entry's
-    axial slice for an entry on its slice's couch-side outline (`on_couch_side_of_outline` with
-    the limit widened by the uncertainty). The rule still admits such an entry (the normal may as
-    well err the other way); it is not said silently. Empty when the rule is off or there is no
-    skin model."""
+def table_band_words(problem, entry_ras, normal_ras, direction=None) -> str | None:
+    """The words (None when none) for an entry (``entry_ras``, RAS mm (3,)) the table-side rule
+    admitted while its outward skin normal (``normal_ras``, RAS unit (3,)) lies within the normal's
+    uncertainty (`normal_uncertainty_deg`) of the rule's limit (``constraints.table_exclusion_deg``,
+    planning_defaults.json with its source) from the couch side ``direction`` (RAS, patient to
+    couch; the plan's position's when None): the 3D angle from the couch side, and, when no couch
+    is found under the patient, the angle in the entry's axial slice for an entry on its slice's
+    couch-side outline (`on_couch_side_of_outline` with the limit widened by the uncertainty). The
+    rule still admits such an entry (the normal may as well err the other way); it is not said
+    silently. None when the rule is off or there is no skin model."""
     c = problem.constraints
     if problem.skin is None or "table_side" in c.disabled_rules or c.table_exclusion_deg <= 0:
-        return []
+        return None
     from .distance_maps import NORMAL_SIGMA_MM
 
     lim = float(c.table_exclusion_deg)
-    d = np.asarray(c.table_direction, float)
+    d = np.asarray(c.table_direction if direction is None else direction, float)
     nrm = np.asarray(normal_ras, float).reshape(1, 3)
     e = np.asarray(entry_ras, float).reshape(1, 3)
     ang = float(np.degrees(np.arccos(np.clip(nrm[0] @ d, -1.0, 1.0))))
@@ -158,12 +158,18 @@ def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
                 how = (f"its skin normal is {a2:.0f} deg from the couch side in its axial slice, at the body's "
                        "couch-side edge there (no couch in view)")
     if how is None:
-        return []
+        return None
     sp = "x".join(f"{v:g}" for v in np.round(np.asarray(problem.ct.spacing, float), 2))
-    return [f"proposal {n}: {how}, within the normal's uncertainty on this grid (+-{band:.0f} deg: {sp} mm voxels, "
+    return (f"{how}, within the normal's uncertainty on this grid (+-{band:.0f} deg: {sp} mm voxels, "
             f"skin normal smoothed over {NORMAL_SIGMA_MM:g} mm) of the {lim:g} deg table-side limit "
-            "(planning_defaults.json table_exclusion_deg): admitted, but it may face the couch the patient lies on; "
-            "check on the images that the entry is reachable in this position"]
+            "(planning_defaults.json table_exclusion_deg): admitted, but it may face the couch the patient lies on")
+
+
+def table_band_warnings(problem, n: int, entry_ras, normal_ras) -> list[str]:
+    """The warning (a list of at most one line) for proposal ``n`` whose entry may face the couch
+    (`table_band_words` in the plan's position)."""
+    how = table_band_words(problem, entry_ras, normal_ras)
+    return [f"proposal {n}: {how}; check on the images that the entry is reachable in this position"] if how else []
 
 
 def on_couch_side_of_outline(ct, body, entry_ras, normal_ras, direction, max_deg: float) -> np.ndarray:
@@ -639,17 +645,29 @@ def _key_of(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (u << 32) ^ (v & 0xFFFFFFFF)
 
 
-def _uv_box(ct, kji_sets, d: np.ndarray, bin_mm: float) -> tuple | None:
+def index_bounds(kji_sets) -> tuple | None:
+    """(lo, hi): float (3,) the least and greatest array index along k, j, i over the voxels of
+    the index arrays ``kji_sets`` ((n, 3) each); None when there is no voxel. It does not depend
+    on a direction: `locate_table_cached` takes it once per case for `_uv_box` (issue 20: each of
+    the four patient positions reduced the couch's point lists again, 0.34 CPU-s on the 1 mm
+    phantom)."""
+    boxes = [(k.min(axis=0).astype(float), k.max(axis=0).astype(float)) for k in kji_sets if len(k)]
+    if not boxes:
+        return None
+    return np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)
+
+
+def _uv_box(ct, kji_sets, d: np.ndarray, bin_mm: float, bounds: tuple | None = None) -> tuple | None:
     """(u0, nu, v0, nv): a range of `_column_uv`'s column coordinates holding every voxel of the
     index arrays ``kji_sets`` ((n, 3) each), from the RAS corners of their index boxes (u and v
     are linear in the indices: their extremes lie at the corners) widened by one bin on each
     side against rounding; None when there is no voxel. Every chunk is checked against it
-    (`locate_table`)."""
-    boxes = [(k.min(axis=0).astype(float), k.max(axis=0).astype(float)) for k in kji_sets if len(k)]
-    if not boxes:
+    (`locate_table`). ``bounds``: `index_bounds` of ``kji_sets`` when the caller has it (the
+    same range)."""
+    b = index_bounds(kji_sets) if bounds is None else bounds
+    if b is None:
         return None
-    lo = np.min([b[0] for b in boxes], axis=0)
-    hi = np.max([b[1] for b in boxes], axis=0)
+    lo, hi = b
     corners = np.array([[(lo, hi)[c >> a & 1][a] for a in range(3)] for c in range(8)])
     _, u, v = _column_uv(ct.kji_to_world(corners), d, bin_mm)
     u0, v0 = int(u.min()) - 1, int(v.min()) - 1
@@ -661,7 +679,7 @@ class _OutOfBox(Exception):
 
 
 def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: float,
-                 masks: tuple | None = None, chunk: int = CHUNK) -> TableSurface:
+                 masks: tuple | None = None, chunk: int = CHUNK, bounds: tuple | None = None) -> TableSurface:
     """The couch top along ``direction`` (see module doc). ct: CT (HU) `Volume`; body, data: the
     planner's body and data region (bool [k, j, i], `skin.outer_skin`); masks: the voxel
     indices of `patient_and_objects` when already computed (they do not depend on the
@@ -674,14 +692,15 @@ def locate_table(ct, body: np.ndarray, data: np.ndarray, direction, air_hu: floa
     about half the CPU time of a direction on the 1 mm phantom) when that range holds no more
     cells than there are points (+ 2^16), else, or should a chunk fall outside it, by sorting
     (`_locate_sorted`, the computation before): the same surface (maxima and minima are exact
-    in any order; tested against each other and against all points at once)."""
+    in any order; tested against each other and against all points at once). ``bounds``:
+    `index_bounds` of ``masks`` when the caller keeps it (`locate_table_cached`)."""
     d = np.asarray(direction, float)
     d = d / np.linalg.norm(d)
     bin_mm = float(max(ct.spacing))
     pat_kji, obj_kji = masks if masks is not None else patient_and_objects(ct, body, data, air_hu)
     if not len(pat_kji):
         return TableSurface(np.inf, False, 0.0, d, bin_mm)
-    box = _uv_box(ct, (pat_kji, obj_kji), d, bin_mm)
+    box = _uv_box(ct, (pat_kji, obj_kji), d, bin_mm, bounds)
     if box[1] * box[3] <= len(pat_kji) + len(obj_kji) + (1 << 16):
         try:
             return _locate_dense(ct, pat_kji, obj_kji, d, bin_mm, box, chunk)
@@ -796,12 +815,14 @@ def case_masks(ct, body: np.ndarray, data, air_hu: float) -> tuple:
 
 
 def _case(ct, body, data, air_hu: float) -> tuple:
-    """(`patient_and_objects`, {direction key: `TableSurface`}) of the case (`case_masks`)."""
+    """(`patient_and_objects`, {direction key: `TableSurface`}, their `index_bounds`) of the case
+    (`case_masks`)."""
     with _LOCK:
         key = case_key(ct, body, data, air_hu)
         hit = _CACHE.get(key)
         if hit is None:
-            hit = (patient_and_objects(ct, body, data, air_hu), {})
+            masks = patient_and_objects(ct, body, data, air_hu)
+            hit = (masks, {}, index_bounds(masks))
             _CACHE.clear()
             _CACHE[key] = hit
     return hit
@@ -821,8 +842,9 @@ def locate_table_cached(problem, direction) -> TableSurface:
             sk = problem.skin
             case = _case(problem.ct, sk.body, sk.data, AIR_HU)
             problem.__dict__["_table_case"] = case
-        masks, planes = case
+        masks, planes, bounds = case
         if key not in planes:
             sk = problem.skin
-            planes[key] = locate_table(problem.ct, sk.body, sk.data, direction, AIR_HU, masks)   # data unread
+            planes[key] = locate_table(problem.ct, sk.body, sk.data, direction, AIR_HU, masks,   # data unread
+                                       bounds=bounds)
         return planes[key]

@@ -94,7 +94,8 @@ Every threshold, with its published source or its stated method reason, is in
 4. Separation by morphology: from the click, an ascent on the region's distance map (over the
    26 neighbours and the inscribed ball, so thick-slice plateaus do not stop it) finds the
    lesion's core (its largest inscribed ball near the click, radius R); the region is opened
-   with a ball of radius 0.5 R (at least ``open_mm``): vessels, bronchial walls, pleural tags and
+   with a ball of radius 0.5 R (at least ``open_mm``, and at least the finest voxel when R exceeds
+   it: a finer ball opens nothing on the grid): vessels, bronchial walls, pleural tags and
    bridges to neighbouring tissue narrower than the lesion are cut wherever the click lies inside
    the lesion. The one-voxel layer the opening shaves off is given back. A lung lesion's
    half-maximum region is grown from the core its first region gives the click (a click on a
@@ -184,6 +185,7 @@ MEASUREMENT_MAX_SLICE_MM = _v("measurement_max_slice_mm")
 MICRONODULE_MM = _v("micronodule_mm")
 RESAMPLED_SECTIONS_MIN_MM = _v("resampled_sections_min_mm")
 LUNG_CONTEXT_FRACTION = _v("lung_context_fraction")
+ENCLOSED_LUNG_FRACTION = _v("enclosed_lung_fraction")
 SOLID_INTERIOR_FRACTION = _v("solid_interior_fraction")
 HULL_MIN_FILL = _v("hull_min_fill")
 OPEN_FRACTION = _v("open_fraction")
@@ -346,6 +348,13 @@ def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split=None, fr
     depth = _edt(m, sk)
     core = _climb(depth, seed, sk) if m[seed] else seed
     r = max(min_open_mm, OPEN_FRACTION * float(depth[core]))
+    if float(depth[core]) > float(min(sk)):
+        # on the grid an opening is by whole voxels: a ball finer than the finest spacing holds
+        # one voxel and opens nothing. A core deeper than one voxel survives the one-voxel ball,
+        # and an attachment one voxel thin is narrower than the lesion: it is cut (the phantom's
+        # 10 mm perifissural nodule, 5 mm thick, on 2 mm voxels: core 2.8 mm deep, half of it
+        # 1.4 mm, so no opening, and the outline ran on along a vessel: 132 voxels for 33)
+        r = max(r, float(min(sk)))
     op = open_mm(m, r, sk) if r > 0.5 * float(min(sk)) else m
     op = _component_at(op, core, sk) if op.any() else op
     if not op.any():
@@ -2963,10 +2972,14 @@ def _solid_click_grew_into_fat(a, mask, seed, sk, depth_kji) -> bool:
     stays the largest spacing (judging a deeper core there makes a part-solid nodule's
     solid-to-ground-glass blend read as fat). A cavity (gas,
     below ``GAS_MEDIAN_HU``) and the one-voxel layer of its wall are left out of the core: a
-    cavitating nodule's filled cavity and its blurred wall read -190..-30 HU together."""
+    cavitating nodule's filled cavity and its blurred wall read -190..-30 HU together.
+    A region the lung encloses (`_enclosed_by_lung`) holds no body fat: False (a thin lesion's
+    whole core lies in its partial-volume blur: the phantom's 5 mm-thick perifissural nodule)."""
     from .common import bbox_slices, erode_mm
 
     if _click_stats(a, seed, sk)[0] <= FAT_MAX_HU or not mask.any():
+        return False
+    if _enclosed_by_lung(a, mask, sk):
         return False
     sl = bbox_slices(mask, 0.0, sk)
     # an ellipsoid of semi-axes depth_kji (mm): a ball of the largest depth on a grid whose
@@ -2982,6 +2995,27 @@ def _solid_click_grew_into_fat(a, mask, seed, sk, depth_kji) -> bool:
         return False
     med = float(np.median(a[sl][deep]))
     return bool(FAT_MIN_HU <= med < FAT_MAX_HU)
+
+
+def _enclosed_by_lung(a, mask, sk) -> bool:
+    """True when ``mask`` (bool [k, j, i], non-empty; ``a`` the CT's HU, ``sk`` its spacing, mm)
+    lies inside the lung: closed in the image (it touches no face of the array) and bordered by
+    aerated lung (below ``GROUND_GLASS_MIN_HU``) over more than ``ENCLOSED_LUNG_FRACTION`` of its
+    ``LUNG_SHELL_MM`` shell. Body fat lies outside the pleura (chest wall, mediastinum, below the
+    diaphragm), so a region grown through it is bordered beyond the fat by the wall, by what lies
+    outside the body or by the field's edge, not by lung over most of its surface (STS_002's
+    thigh on the table pads: 35 % of its shell, and the image's faces). A region the lung
+    borders all round holds no body fat: a core of fat's HU there is the partial volume of a
+    thin lesion with the lung round it (the phantom's 10 mm perifissural nodule, 5 mm thick, on
+    1 mm voxels: the core left by a one-voxel erosion reads -190..-30 HU, its shell is lung
+    over 100 %) or a fat-containing nodule (hamartoma), a lung lesion either way."""
+    from .common import bbox_slices
+
+    if _touched_faces(mask):
+        return False
+    sl = bbox_slices(mask, LUNG_SHELL_MM[1], sk)
+    sh = _shell(mask[sl], sk, *LUNG_SHELL_MM)
+    return bool(sh.any() and (a[sl][sh] < GROUND_GLASS_MIN_HU).mean() > ENCLOSED_LUNG_FRACTION)
 
 
 def _aerated_border_outside_body(a, mask, ct, data=None) -> bool:

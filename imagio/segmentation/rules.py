@@ -221,6 +221,8 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             thick = aw.check_slice_thickness(ct, "CT", refuse=False)
             if thick:
                 meta["warnings"].append(f"airways: {thick} (bronchoscopic planning refuses this tree)")
+            elif doubt := aw.slice_thickness_doubt(ct):   # thick overlapping sections (trial 95 F5)
+                meta["warnings"].append(f"airways: {doubt}")
     lungs = mid0 = None
     if need_lungs:
         p(0.4, "lungs")

@@ -208,7 +208,7 @@ def cmd_eligibility(args) -> int:
     from ..coords import point_or_name
     from .ablation_eligibility import assess
 
-    ct = io.read_image(args.ct)
+    ct = io.read_ct(args.ct, task="ablation eligibility")
     labels = io.read_labels(args.labels, io.label_names_arg(args))
     lesion = point_or_name(args.lesion, args.lps, "--lesion")
     if isinstance(lesion, str) and not args.accept_flagged_outline:

@@ -33,6 +33,18 @@ DENSE_TYPE = "dense_calcium_or_contrast"
 # types outside the malignancy models and Lung-RADS's size table: calcium (a benign pattern), or on a
 # contrast CT calcium or iodinated contrast (`calcified_reason`)
 CALCIUM_TYPES = ("calcified", DENSE_TYPE)
+# the one display name of each nodule type (`detection.NODULE_TYPES`, DENSE_TYPE, lesion subtypes): the
+# report's table, its pictures' titles, warnings; files (CSV, JSON, markups) keep the type's code
+TYPE_WORDS = {"solid": "solid", "part_solid": "part-solid", "ground_glass": "ground-glass", "nonsolid": "ground-glass",
+              "calcified": "calcified", "perifissural": "perifissural", "unknown": "unknown",
+              DENSE_TYPE: "dense (calcium or contrast)"}
+
+
+def type_words(typ: str) -> str:
+    """A nodule type code in words (``TYPE_WORDS``; an unlisted code with its underscores as hyphens)."""
+    return TYPE_WORDS.get(typ, str(typ).replace("_", "-"))
+
+
 PERIFISSURAL_MAX_MM = 10.0  # Lung-RADS v2022 category 2: juxtapleural nodule < 10 mm mean diameter
 
 
@@ -171,9 +183,6 @@ def lung_rads(nodule: dict) -> dict:
                      "when it has additional features of malignancy (spiculation, lymphadenopathy, "
                      "metastases): a reader's judgement")
     return r
-
-
-TYPE_WORDS = {"solid": "solid", "part_solid": "part-solid", "nonsolid": "ground-glass", "ground_glass": "ground-glass"}
 
 
 def _other_type(nodule: dict, kind: str, size: float) -> dict | None:

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from ..errors import ImagioError, InputError
-from .content import case_name, chosen_first, device_choices, page_title, proposal_rows, scope_choices, setting_choices, target_choices
+from .content import (case_name, chosen_first, default_target, device_choices, page_title, proposal_rows, scope_choices,
+                      setting_choices, target_choices)
 from .ui import build_ui
 from .views import layout_views, display_xy, planning_layouts, software_gl
 
@@ -27,7 +28,7 @@ class PlanningWorkstation:
     """trame server + trame-slicer SlicerApp + the planning state of one user."""
 
     def __init__(self, server=None, phantom_spacing: float = 2.0, ct_path: str | None = None,
-                 labels_path: str | None = None, out_dir: str | None = None):
+                 labels_path: str | None = None, out_dir: str | None = None, ct_volume=None):
         from trame.app import get_server
         from trame_slicer.core import LayoutManager, SlicerApp
         from trame_slicer.rca_view import register_rca_factories
@@ -45,6 +46,7 @@ class PlanningWorkstation:
         self.timings: dict[str, float] = {}
         self.phantom_spacing = phantom_spacing
         self.ct_path, self.labels_path = ct_path, labels_path
+        self.ct_volume = ct_volume   # the CT at ct_path as `io.read_ct` read it (`cmd_web` checks it first)
         self.out_dir = Path(out_dir or "imagio_web_out")
         self.metrics = None
         self._ablation = None
@@ -158,7 +160,7 @@ class PlanningWorkstation:
             self.load_scene_file(self.ct_path)
             self.show_case()
             return
-        ct = io.read_image(self.ct_path)
+        ct = self.ct_volume if self.ct_volume is not None else io.read_ct(self.ct_path, task="IMAGIO Web")
         self.ct = mrml.volume_to_node(ct, self.scene, Path(self.ct_path).name)
         if self.labels_path:
             self.segmentation, _ = mrml.labels_to_segmentation(io.read_labels(self.labels_path), self.scene,
@@ -220,7 +222,7 @@ class PlanningWorkstation:
         names = target_choices(segment_names(self.segmentation))
         with self.state:
             self.state.targets = names
-            self.state.target = names[0] if names else None
+            self.state.target = default_target(names)
             self.state.case_loaded = True
             self.state.status = (f"{self.ct.GetName()}: {len(names)} structures. Choose the target and press Plan.")
             self.state.devices = device_choices()
@@ -419,7 +421,7 @@ class PlanningWorkstation:
     def on_ablation(self):
         """Zone of the chosen device/setting on the editable path, coverage and minimal margin,
         followed live while the path moves (imagio.mrml.ablation)."""
-        from ..mrml.ablation import ablation_from_nodes, observe_ablation
+        from ..mrml.ablation import ablation_from_nodes, observe_ablation, placement_note, probe_note
         from ..planning.ablation import get_device
 
         if self.state.target == POINT:
@@ -435,17 +437,19 @@ class PlanningWorkstation:
         zone = self.scene.GetNodeByID(ids["zones"][0])
         if self._ablation is not None:
             self.path_node.RemoveObserver(self._ablation)
-        self._ablation = observe_ablation(self.path_node, ctx, dev.setting(self.state.setting), dev.name,
-                                          dev.modality, zone, None, self.on_coverage)
-        self.on_coverage(result.coverage)
+        setting = dev.setting(self.state.setting)
+        self._ablation = observe_ablation(self.path_node, ctx, setting, dev.name, dev.modality, zone, None,
+                                          lambda c: self.on_coverage(c, probe_note(setting, live=True)))
+        self.on_coverage(result.coverage, placement_note(result))
 
-    def on_coverage(self, c):
+    def on_coverage(self, c, note: str = ""):
         m5 = c.margin_covered_pct.get(5.0)
         self.state.ablation = (f"{self.state.device} {self.state.setting}: tumour covered {c.tumour_covered_pct:.1f}%"
                                + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
                                + f"; minimal ablative margin {c.mam_mm:.1f} mm"
                                + (" (not verifiable: past the image)" if c.criteria["minimal_ablative_margin"]["met"] is None else
-                                  "" if c.criteria["minimal_ablative_margin"]["met"] else " (below 5 mm)"))
+                                  "" if c.criteria["minimal_ablative_margin"]["met"] else " (below 5 mm)")
+                               + (f"; {note}" if note else ""))
         self.state.flush()
 
     def on_route(self):

@@ -34,9 +34,16 @@ def cmd_web(args) -> int:
         raise InputError(f"{args.input}: no such file or folder; check the path")
     if args.labels and not Path(args.labels).exists():
         raise InputError(f"{args.labels}: no such file; check the path")
+    ct = None
+    if args.input and not str(args.input).lower().endswith((".mrb", ".mrml")):
+        from .. import io
+
+        # refused here, one line and exit 2, before the server starts: an MR or a label map given as
+        # the CT (new-user trial 95 F4: the page loaded a label map as the CT without a word)
+        ct = io.read_ct(args.input, task="IMAGIO Web")
     from .app import PlanningWorkstation
 
     app = PlanningWorkstation(phantom_spacing=args.phantom_spacing, ct_path=args.input, labels_path=args.labels,
-                              out_dir=args.out)
+                              out_dir=args.out, ct_volume=ct)
     app.server.start(host=args.host, port=args.port, open_browser=False)
     return 0

@@ -28,9 +28,24 @@ def proposal_rows(plan) -> list[dict]:
 
 
 def target_choices(segment_names) -> list[str]:
-    """Segments that can be targets: lesions first (tumour, nodule, lesion, metastasis names)."""
-    lesion = [n for n in segment_names if any(k in n for k in ("tumor", "tumour", "nodule", "lesion", "metast"))]
-    return lesion + [n for n in segment_names if n not in lesion]
+    """Segments that can be targets: lesions first (`problem.looks_like_lesion`: tumour, nodule,
+    lesion, metastasis, sarcoma, GTV, mass names), then the other structures; the patient's
+    outline (`problem.is_outline`: body, skin) is never offered (new-user trial 95 F1: the first
+    segment, "body", was the default target and its biopsy was planned as compliant)."""
+    from ..planning.problem import is_outline, looks_like_lesion
+
+    names = [n for n in segment_names if not is_outline(n)]
+    lesion = [n for n in names if looks_like_lesion(n)]
+    return lesion + [n for n in names if n not in lesion]
+
+
+def default_target(choices) -> str | None:
+    """The target chosen when a case opens: the first lesion-like segment of ``choices``
+    (`target_choices`), else none (the user chooses: a default organ would be planned as if
+    chosen)."""
+    from ..planning.problem import looks_like_lesion
+
+    return next((n for n in choices if looks_like_lesion(n)), None)
 
 
 def chosen_first(doc: dict, chosen: dict | None) -> dict:

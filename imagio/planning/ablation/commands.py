@@ -311,9 +311,19 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
 
     # sides holding under 0.05 mL (said "0.0 mL") are left out of the words, and so are their
     # anatomical notes (new-user trial 92 L2: a 0.01 mL sliver past the superior end of an anterior
-    # crop brought in the liver-dome text); the largest side is always said. Sorted by mL already.
-    named = [k for i, k in enumerate(u.get("sides", {})) if i == 0 or round(float(u["sides"][k]), 1) > 0]
-    where = ", ".join(side_words(k) for k in named)
+    # crop brought in the liver-dome text); so are sides the zone reaches past by no more than the
+    # outline's uncertainty (``outline_tolerance_mm``, half a CT voxel: the image does not resolve
+    # the zone's edge from its own end there; trial 93 F6: 0.1 mL slivers 0.5 mm past both ends of
+    # 2 mm slices brought both the dome and the bowel notes), their mL said together. The largest
+    # side is always said. Sorted by mL already.
+    tol = float(cov.get("outline_tolerance_mm") or 0.0)
+    ext = u.get("extent_mm") or {}
+    named = [k for i, k in enumerate(u.get("sides", {})) if i == 0 or (
+        round(float(u["sides"][k]), 1) > 0 and (k == "padding" or k not in ext or float(ext[k]) > tol))]
+    edge_ml = sum(float(v) for k, v in u.get("sides", {}).items()
+                  if k not in named and k in ext and float(ext[k]) <= tol)
+    where = ", ".join(side_words(k) for k in named) + (
+        f", {edge_ml:.1f} mL within {tol:g} mm (half a CT voxel) past its other ends" if round(edge_ml, 1) > 0 else "")
     shell = {float(k.removesuffix("mm")) if isinstance(k, str) else float(k): v
              for k, v in (u.get("tumour_margin_ml") or {}).items()}
     need_ml = shell.get(float(need_mm), 0.0)
@@ -438,6 +448,16 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                    + (f" (structures besides {host_organ})" if host_organ else "")
                    + ": thermal injury of these structures; check the zone against them, move or shorten "
                      "the probe, or protect them (hydrodissection)")
+    # tissue no label names (the map's unnamed rest: background, or only the body outline): an
+    # organ the label map lacks would be heated unsaid (new-user trial 95 F9: 9.9 mL of perihepatic
+    # fat and abdominal wall beside 2.75 mL of colon, the colon alone said); said from 0.05 mL (said
+    # "0.1 mL"), as the zone's sides past the image
+    rest = sum(float(v) for n, v in cov.get("healthy_ml", {}).items() if n in ("unlabelled", "body"))
+    if round(rest, 1) > 0:
+        out.append(f"{what}: the ablation zone takes in {rest:.1f} mL of tissue that no label names"
+                   + (f" outside {host_organ}" if host_organ else "")
+                   + " (fat, the body wall, or an organ the label map lacks): check what it is on the images "
+                     "before ablating; a fuller segmentation (imagio segment, TotalSegmentator) names it")
     return out
 
 

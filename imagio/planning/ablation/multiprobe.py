@@ -88,8 +88,10 @@ STATUS_KINDS = {   # ProbePlan.status_kind -> meaning (review 42 L4: warnings ch
     "cover_proven": "multi-probe: the fewest probes over the candidate zones, proven",
     "cover_not_proven": "multi-probe: the best cover found, the fewest probes not proven",
     "one_probe": "multi-probe: one probe of a proposal covers tumour + margin (tried first: the fewest possible)",
-    "manual": "one probe on a path the user drew (Slicer module): placed as drawn, not advanced",
-    "live": "one probe while the user drags it (Slicer module): coverage only",
+    "manual": "one probe on a path the user drew (Slicer module, IMAGIO Web) without a trajectory plan: the zone "
+              "centred on the path's end (the tip advanced by the device's offset), the track not checked",
+    "live": "one probe while the user drags it (Slicer module, IMAGIO Web): the zone centred on the path's end, "
+            "coverage only",
 }
 
 LOWER_BOUND_OVER = ("the candidate zones: the set cover's LP relaxation over its sample points with the zones "
@@ -269,8 +271,8 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
     t0 = time.perf_counter()
     e = np.asarray(entry_ras, float)
     c = np.asarray(plan.problem.target.point_ras if centre_ras is None else centre_ras, float)
-    u = (c - e) / np.linalg.norm(c - e)
-    tip = c + setting.centre_offset_mm * u
+    full_probe = Probe.centred_on(e, c, setting)
+    u, tip = full_probe.direction, full_probe.tip_ras
     p = _placement(plan, e, tip)
     status, kind = "single probe, zone centred on the target", "centred"
     if not p.feasible and set(p.violations) == {"fissure"} and _advance_in_one_lobe(plan, e, c, tip):

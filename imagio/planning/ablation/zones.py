@@ -39,6 +39,18 @@ class Probe:
         e, t = np.asarray(entry_ras, float), np.asarray(tip_ras, float)
         return cls(t, t - e)
 
+    @classmethod
+    def centred_on(cls, entry_ras, centre_ras, setting: Setting) -> "Probe":
+        """The probe on the straight path entry -> ``centre_ras`` (RAS mm) whose zone is centred
+        on ``centre_ras``: the tip advanced ``setting.centre_offset_mm`` past it along the path
+        (the manufacturer's tip-to-zone-centre offset). The one definition of where the tip of a
+        probe aimed at a target goes, for the CLI (`multiprobe.place_on_path`), the Slicer module
+        and IMAGIO Web (`imagio.mrml.ablation`)."""
+        e, c = np.asarray(entry_ras, float).reshape(3), np.asarray(centre_ras, float).reshape(3)
+        probe = cls(c, c - e)
+        probe.tip_ras = c + setting.centre_offset_mm * probe.direction
+        return probe
+
     def entry_ras(self, length_mm: float) -> np.ndarray:
         return self.tip_ras - length_mm * self.direction
 

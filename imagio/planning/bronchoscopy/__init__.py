@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...anatomy import AIRWAY_NAMES  # noqa: F401  (defined there; bronch.AIRWAY_NAMES)
 from ...errors import InputError
 from ...volume import Volume
 from .route import (Route, Target, load_scopes, plan_all_scopes, plan_route, route_min_diameter, scope_and_tolerance,
@@ -26,7 +27,6 @@ from .tunnel import NoTunnel, Tunnel, other_lesions, plan_tunnels
 __all__ = ["AirwayTree", "Branch", "airway_mask", "BronchPlan", "NoTunnel", "Route", "Target", "Tunnel", "extract_tree",
            "load_scopes", "plan", "plan_all_scopes", "plan_route", "target_lobe", "plan_tunnels", "route_min_diameter", "scope_diameter"]
 
-AIRWAY_NAMES = ("trachea", "airways", "lung_trachea_bronchia", "airway")
 LUNG_PREFIX = "lung_"
 VESSEL_NAMES = ("lung_vessels", "pulmonary_artery", "pulmonary_vein", "pulmonary_venous_system",
                 "lung_vessels_and_airways")

@@ -62,6 +62,19 @@ def _target(arg, structures, lps=False):
     return Target.from_mask(structures, mask), arg, note
 
 
+def target_record(text: str, lps: bool, target) -> dict:
+    """bronch.json's record of ``--target``: ``ras`` (mm, RAS: the point given, converted from
+    L,P,S under --lps; for a structure name, the centre of its outline ``target.centre``),
+    ``given`` (the text as typed) and ``convention`` ("RAS", "LPS (--lps)" or "structure name"),
+    so that a reader never takes an L,P,S text for R,A,S (trial 95 F10)."""
+    from ...coords import point_or_name
+
+    point = point_or_name(text, lps, "--target")
+    named = isinstance(point, str)
+    return {"ras": [round(float(v), 4) for v in (target.centre if named else point)], "given": text,
+            "convention": "structure name" if named else ("LPS (--lps)" if lps else "RAS")}
+
+
 def target_tissue(ct, target, name: str, structures) -> list:
     """Warnings on the CT's tissue at the target, the needle planner's checks (one definition,
     `imagio.planning.problem`): an outline over air or aerated lung (`outline_tissue`; the point is
@@ -259,9 +272,9 @@ def cmd_bronch(args) -> int:
     from ...segmentation.common import check_ct
     from . import airway_mask, extract_tree, plan
     from .mask_checks import reformat_note, require_mask_on_air
-    from ...segmentation.airways import check_slice_thickness
+    from ...segmentation.airways import check_slice_thickness, slice_thickness_doubt
     from ...label_registration import classes_from_labels, require_registered
-    from .route import check_root, implausible_scope, scope_and_tolerance, scope_diameter
+    from .route import check_root, implausible_scope, names_side_note, route_names, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
     from ..commands import refuse_foreign_outputs
     from ...volume import as_ras_canonical
@@ -282,12 +295,13 @@ def cmd_bronch(args) -> int:
     t_all = t0 = time.perf_counter()
     p(0.0, "reading the CT and the airways")
     ct_path = Path(args.ct)
-    ct = as_read = io.read_image(ct_path)
+    ct = as_read = io.read_ct(ct_path, task="bronchoscopic planning")
     if ct.array.dtype.kind in "if" and ct.array.min() < PADDING_HU:
         # scanner padding outside the scan circle (-2048, -3024, -32768): air for every use here
         ct = ct.with_array(np.maximum(ct.array, ct.array.dtype.type(PADDING_HU)))
     check_ct(ct)
     check_slice_thickness(as_read, "CT")   # the reader's record of overlapping slices (trial 30 H3)
+    thick_doubt = slice_thickness_doubt(as_read)   # thick overlapping sections, header silent (trial 95 F5)
     names = io.label_names_arg(args)
     air = io.read_labels(Path(args.airways), None if args.structures else names)
     io.require_overlap(air, ct, f"--airways {args.airways}")   # another scan's mask (trial 32 M2)
@@ -350,6 +364,11 @@ def cmd_bronch(args) -> int:
     bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct,
               others=structures)
     bp.warnings += notes
+    if thick_doubt:
+        bp.warnings.insert(0, thick_doubt)
+    # the route's names against the label map's side at the target (trial 92 L4: mirrored inputs)
+    at = int(np.asarray(structures.sample(np.asarray(target.centre, float)[None], order=0)).ravel()[0])
+    bp.route.names_note = names_side_note(route_names(bp.route.branch_names), structures.labels.get(at))
     # a target outline `imagio lesion` flagged (leaked, size withheld, ...): the route is measured to
     # that outline's surface, so "reached" may be the leak's; said first (trial 75; `outline_doubts`)
     from ...outline_doubts import target_warning
@@ -360,9 +379,11 @@ def cmd_bronch(args) -> int:
     timings["plan"] = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"inputs": {"ct": str(ct_path), "airways": str(args.airways), "structures": args.structures,
+    doc = {"inputs": {"ct": str(ct_path.resolve()), "airways": str(Path(args.airways).resolve()),
+                      "structures": str(Path(args.structures).resolve()) if args.structures else None,
                       "label_names": str(Path(args.label_names).resolve()) if args.label_names else None,
-                      "target": args.target, "target_segment": target_name, "scope": args.scope},
+                      "target": target_record(args.target, args.lps, target),
+                      "target_segment": target_name, "scope": args.scope},
            "tree": tree.summary(), "branches": [b.to_dict() for b in tree.branches],
            **bp.to_dict(), "timings_s": {k: round(v, 3) for k, v in timings.items()},
            "input_warnings": ct.warnings + air.warnings + (structures.warnings if structures is not air else [])}
@@ -399,6 +420,7 @@ def cmd_bronch(args) -> int:
                       "bronchus_sign": r.bronchus_sign, "target_segment": target_name, "verdict": r.verdict,
                       "bronchus_sign_reason": r.bronchus_sign_reason, "tunnels": len(bp.tunnels),
                       **({"tunnel_problem": bp.tunnel_problem} if bp.tunnel_problem else {}),
+                      "route": " -> ".join(route_names(r.branch_names)) + (f" {r.names_note}" if r.names_note else ""),
                       "target_lobe": r.target_lobe, "end_lobe": r.end_lobe,
                       "branches": tree.summary()["n_branches"], "warnings": doc["warnings"]}, indent=1))
     # on stderr too, as every command says them (trial 34 F2: in the JSON only); the scope's said before any work

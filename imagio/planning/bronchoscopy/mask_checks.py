@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 from ...errors import InputError
 from ...volume import Volume
+from .section import plane_basis
 
 LIMITS_FILE = Path(__file__).resolve().parents[2] / "data" / "airway_limits.json"
 
@@ -264,12 +265,7 @@ def unchecked_reach(tree, route, ct: Volume) -> str:
 def _rings(ct: Volume, pts: np.ndarray, tangent: np.ndarray, radius: np.ndarray, n: int) -> np.ndarray:
     """[len(pts), n] CT values (trilinear) on a circle of ``radius`` (mm, per point) around each
     point, in the plane normal to its ``tangent``."""
-    t = tangent / np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
-    a = np.cross(t, [1.0, 0.0, 0.0])
-    flat = np.linalg.norm(a, axis=1) < 0.3
-    a[flat] = np.cross(t[flat], [0.0, 1.0, 0.0])
-    a /= np.linalg.norm(a, axis=1, keepdims=True)
-    b = np.cross(t, a)
+    a, b = plane_basis(tangent)
     ang = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     q = pts[:, None] + radius[:, None, None] * (np.cos(ang)[None, :, None] * a[:, None] + np.sin(ang)[None, :, None] * b[:, None])
     return ct.sample(q.reshape(-1, 3), order=1, fill=np.nan).reshape(len(pts), n)
@@ -285,15 +281,20 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
     core darker than its wall (the profile across a tube of air in tissue), by ``min_contrast_hu``
     (``airway_limits.json`` leak.wall, with sources); a leak of the mask through the lung shows
     neither, and a core denser than ``max_core_hu`` (a contrast-filled vessel or calcification:
-    no air lumen reads denser than its wall) is never a bronchus. Returns {"evident": [n] bool (True where the CT gives no value), "core", "wall",
-    "ref": [n] HU, "resolved": [n] bool (the lumen more than ``verdict.UNRESOLVED_VOXELS`` CT
-    voxels across, as `verdict.unresolved_calibre` counts it)}."""
+    no air lumen reads denser than its wall) is never a bronchus. The lumen radius is the tree's
+    (the wall distance), on the trachea and main bronchi at least their section's
+    (`section.central_radius`: a pinhole in the mask, or an oval lumen, puts a ring at the wall
+    distance inside their air, and the mask's true airway was refused as not on the CT: new-user
+    trial 94). Returns {"evident": [n] bool (True where the CT gives no value), "core", "wall",
+    "ref": [n] HU, "radius": [n] mm, the lumen radius used, "resolved": [n] bool (the lumen more
+    than ``verdict.UNRESOLVED_VOXELS`` CT voxels across, as `verdict.unresolved_calibre` counts it)}."""
+    from .section import central_radius
     from .verdict import UNRESOLVED_VOXELS
 
     cfg = limits()["leak"]["wall"]
     ids = np.asarray(ids, int)
     vox = float(np.max(ct.spacing))
-    pts, r = tree.points[ids], tree.radius[ids]
+    pts, r = tree.points[ids], central_radius(tree, ids)
     tangent = np.gradient(pts, axis=0) if len(ids) > 1 else np.array([[0.0, 0.0, 1.0]])
     n = int(cfg["ring_samples"])
     core = ct.sample(pts, order=1, fill=np.nan)
@@ -306,7 +307,7 @@ def bronchus_evidence(tree, ids: np.ndarray, ct: Volume) -> dict:
     known = np.isfinite(core) & np.isfinite(wall) & np.isfinite(ref)
     evident = ~known | (np.abs(core - ref) >= c) | (wall - ref >= c) | (wall - core >= c)
     evident &= ~(core > float(cfg["max_core_hu"]))   # denser than any wall: a vessel or calcification
-    return {"evident": evident, "core": core, "wall": wall, "ref": ref,
+    return {"evident": evident, "core": core, "wall": wall, "ref": ref, "radius": r,
             "resolved": 2 * r > UNRESOLVED_VOXELS * vox}
 
 
@@ -320,7 +321,7 @@ def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
     than ``verdict.UNRESOLVED_VOXELS`` CT voxels across (the CT could show its core and wall: a
     leak) or not (it cannot: unverified), "core_hu", "wall_hu", "ref_hu": medians of the centre, the
     wall ring and the ring beyond it, "lumen_mm": median
-    diameter, "ras": its start}."""
+    diameter (of the radius the rings were placed by, `bronchus_evidence`), "ras": its start}."""
     from .verdict import UNRESOLVED_VOXELS
 
     path = np.asarray(path, int)
@@ -340,7 +341,7 @@ def wall_less_runs(tree, path: np.ndarray, ct: Volume) -> list[dict]:
         out.append({"ids": ids, "mm": mm, "resolved": bool(np.mean(ev["resolved"][s:e]) >= 0.5),
                     "core_hu": float(np.nanmedian(ev["core"][s:e])), "ref_hu": float(np.nanmedian(ev["ref"][s:e])),
                     "wall_hu": float(np.nanmedian(ev["wall"][s:e])),
-                    "lumen_mm": float(np.median(2 * tree.radius[ids])),
+                    "lumen_mm": float(np.median(2 * ev["radius"][s:e])),
                     "ras": np.round(tree.points[ids[0]], 1).tolist()})
     return out
 

@@ -191,6 +191,8 @@ class Route:
                                       # resolution limit (verdict.stop_is_resolved): the airway may be wide enough
     left_out_piece: dict | None = None  # not reached: the airway piece left out of the tree that comes closer
                                         # to the lesion than the route's end (verdict.left_out_piece), else None
+    names_note: str = ""              # the route's names contradict the label map's side at the target
+                                      # (`names_side_note`), said beside the names wherever they are written
 
     @property
     def reached_said(self) -> bool | None:
@@ -212,6 +214,7 @@ class Route:
                 "length_mm": round(self.length_mm, 1), "generation": self.generation,
                 "branch_ids": self.branch_ids, "branch_names": self.branch_names,
                 "route_names": route_names(self.branch_names),
+                **({"route_names_note": self.names_note} if self.names_note else {}),
                 "min_diameter_mm": round(self.narrowest_mm, 2) if np.isfinite(self.narrowest_mm) else None,
                 "verdict": self.verdict, "stop_resolved": self.stop_resolved,
                 "left_out_piece": self.left_out_piece,
@@ -282,9 +285,25 @@ def target_lobe(tree: AirwayTree, target: Target, lobes: Volume | None = None) -
     return str(names[order[0]]), "airway territories"
 
 
+def root_width_mm(tree: AirwayTree) -> float:
+    """The width (mm) of ``tree``'s root: the median over its generation-0 branches' points of the
+    equivalent-circle diameter of the mask's section normal to the centreline
+    (`section.branch_diameters`: the mean calibre, unbiased by the voxel grid); twice the median
+    centreline radius (the wall distance) where the tree has no mask or no section is measured.
+    The wall distance is the inscribed radius of the voxelised lumen: it reads about 8 % under the
+    mask's width on a 15 mm trachea (ATM 305 YangLab: 14.2 mm against a section of 15.5 mm; trial
+    93 F2: a normal 11-12 mm trachea read 9.9 mm and was refused as no trachea)."""
+    from .section import branch_diameters
+
+    gen0 = [b for b in tree.branches if b.generation == 0]
+    d = np.concatenate([branch_diameters(tree, b.id) for b in gen0]) if gen0 else np.zeros(0)
+    if np.isfinite(d).any():
+        return float(np.nanmedian(d))
+    return 2 * float(np.median(tree.radius[np.concatenate([b.point_ids for b in gen0])]))
+
+
 def check_root(tree: AirwayTree) -> float:
-    """The tree's root width (mm: twice the median centreline radius of its generation-0
-    branches); InputError when it is narrower than any adult trachea (``min_trachea_mm``,
+    """The tree's root width (mm, `root_width_mm`); InputError when it is narrower than any adult trachea (``min_trachea_mm``,
     airway_limits.json), or when the airway mask ends below the image's superior edge
     (``tree.top_gap_mm`` > 0: no airway leaves the field of view upwards) and the root is
     narrower than the narrowest adult trachea itself (``min_trachea_in_view_mm``). The tree is
@@ -295,18 +314,25 @@ def check_root(tree: AirwayTree) -> float:
     storage orders, from an 8.5 mm lower-lobe stump: trial 90b). A trachea in a chest CT leaves
     the scan through its superior edge (the larynx lies above the lung apices); one whose mask ends
     inside the image is a trachea only at a trachea's calibre."""
-    trachea = np.concatenate([b.point_ids for b in tree.branches if b.generation == 0])
-    root_mm = 2 * float(np.median(tree.radius[trachea]))
+    root_mm = root_width_mm(tree)
     gap = getattr(tree, "top_gap_mm", None)
     in_view = gap is not None and gap > 0
-    if root_mm < MIN_TRACHEA_MM or (in_view and root_mm < MIN_TRACHEA_IN_VIEW_MM):
-        where = (f" and the airway mask ends {gap:.0f} mm below the image's superior edge (a trachea leaves the "
-                 f"scan there or is at least {MIN_TRACHEA_IN_VIEW_MM:g} mm wide)" if root_mm >= MIN_TRACHEA_MM else "")
-        raise InputError(f"this airway tree's root is {root_mm:.1f} mm wide (median centreline diameter){where}, not a "
-                         f"trachea (adult tracheal lumen 10-25 mm, Breatnach 1984): the trachea is not in the "
-                         "airway mask (a slab or crop below the carina, a mask of the bronchi only) or the "
-                         "segmentation stops short of it; a route starts at the trachea: give a scan and an "
-                         "airway mask that include it (trachea and airways labels)")
+    what = f"this airway tree's root is {root_mm:.1f} mm wide (the mean calibre of the mask's sections across it)"
+    todo = ("a route starts at the trachea: give a scan and an airway mask that include it (trachea and airways "
+            "labels)")
+    if root_mm < MIN_TRACHEA_MM:
+        raise InputError(f"{what}, not a trachea (adult tracheal lumen 10-25 mm, Breatnach 1984): the trachea is "
+                         "not in the airway mask (a slab or crop below the carina, a mask of the bronchi only) or "
+                         f"the segmentation stops short of it; {todo}")
+    if in_view and root_mm < MIN_TRACHEA_IN_VIEW_MM:
+        # the mask may hold a narrow trachea that the segmentation stopped short of: not said
+        # to be absent (trial 93 F2)
+        raise InputError(f"{what} and the airway mask ends {gap:.0f} mm below the image's superior edge: not a "
+                         f"trachea's calibre for a mask that ends inside the image (a trachea leaves a chest CT "
+                         f"through its superior edge, and the narrowest adult trachea is {MIN_TRACHEA_IN_VIEW_MM:g} "
+                         "mm wide, Breatnach 1984): the root is a bronchus (a slab or crop below the carina, a mask "
+                         "of the bronchi only) or a narrow trachea whose segmentation stops short of the image's "
+                         f"top; {todo}, up to the image's superior edge")
     return root_mm
 
 
@@ -333,7 +359,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
         # trial 10: on a slab without the trachea this said "the thin (4.2 mm) does not fit the
         # trachea"; the root's width and the other possible causes are named
         raise InputError(f"the {verdicts.scope_words(name, od)} does not fit the root of this airway tree ({root_mm:.1f} mm "
-                         "wide, median centreline diameter): if the scan does not show the trachea (a slab, a crop) "
+                         "wide, the mean calibre of its sections): if the scan does not show the trachea (a slab, a crop) "
                          "or the airway mask stops short of it, give a scan or an airway mask that includes it; "
                          "else choose a thinner scope")
     wd, near = wall_distance(tree, target)
@@ -471,6 +497,29 @@ def route_names(branch_names) -> list[str]:
         if n and (not out or out[-1] != n):
             out.append(n)
     return out
+
+
+def _side_of_name(name: str) -> str | None:
+    """"left" / "right" as an airway or lung label name states its side (left_main_bronchus, LB3,
+    lung_upper_lobe_right, lung_left), else None (trachea, a lesion's label)."""
+    low = name.lower()
+    for side, code in (("left", "lb"), ("right", "rb")):
+        if low.startswith((side + "_", code)) or low.endswith("_" + side) or f"_{side}_" in low:
+            return side
+    return None
+
+
+def names_side_note(names: list[str], label_name: str | None) -> str:
+    """'' or the note a route's names carry when their side (the deepest named airway with one:
+    `_side_of_name`) contradicts the side of ``label_name``, the label the target lies in (new-user
+    trial 92 L4: on a mirrored CT and label map "left_main_bronchus -> left_upper_lobe_bronchus ->
+    LB3" led to a target the label map calls lung_right; the mirror warnings were apart)."""
+    route = next((s for s in map(_side_of_name, reversed(names)) if s), None)
+    there = _side_of_name(label_name) if label_name else None
+    if not route or not there or route == there:
+        return ""
+    return (f"(names contradict the label map's side: the route's names say {route}, the label map calls the "
+            f"target's place {label_name}: see warning)")
 
 
 def plan_all_scopes(tree: AirwayTree, target: Target, tolerance_mm: float | None = None,

@@ -80,6 +80,7 @@ class AirwayTree:
     cut_ends: dict = field(default_factory=dict)  # terminal point id -> the image face it ends at ("inferior", ...)
     root_dependence_mm: dict | None = None  # {"carina" | central bronchus name: mm its branch point moves
     #   when the tree is extracted from another skeleton root (None: named in one tree only)}; None unchecked
+    lumen: Volume | None = None      # the mask the tree is built from (`section.lumen_volume`): lumen sections
     top_gap_mm: float | None = None  # mm along S from the airway mask's top slice to the image's top slice:
     #   0 when the image's superior edge cuts the airways (the trachea leaving the field of view); None unknown
 
@@ -243,7 +244,7 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     points where the branches' axes meet (``junctions``); ``canonical_storage`` (default) traces it
     on the mask's RAS-canonical storage, so that voxel ties fall alike for every storage of one
     world mask; False traces the mask as stored (what the root check's second tree does)."""
-    from . import mask_checks
+    from . import mask_checks, section
     from ...segmentation.airways import check_slice_thickness
 
     prog = Progress(progress) if not isinstance(progress, Progress) else progress
@@ -282,6 +283,7 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen)
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
     tree.top_gap_mm = top_gap_mm
+    tree.lumen = section.lumen_volume(airways, crop, lo)
     tree.cut_ends = _cut_ends(tree, airways)
     tree.naming_warnings += _edge_warnings(tree)
     if root_check:

@@ -22,7 +22,7 @@ from ...jsonable import to_jsonable
 from ...volume import Volume
 from ..density import dense_min_hu
 from ..planner import Plan, plan
-from ..problem import Constraints, Needle, PlanningProblem, Target, check_structure_names
+from ..problem import Constraints, Needle, PlanningProblem, Target, check_structure_names, is_lesion, is_outline
 from . import incision as inc
 from .rules import (classify, config, involved_compartments, require_compartments, roles_for, rule,
                     rule_status)
@@ -172,6 +172,10 @@ def _tumour_label(labels: Volume, anat, tumour) -> tuple[str, int]:
         kinds = {"bone": anat.bones, "neurovascular bundle": anat.bundle, "joint": anat.joints,
                  "septum": anat.septa, "compartment": {n: 0 for ns in anat.compartments.values() for n in ns}}
         kind = next((k for k, d in kinds.items() if tumour in d), None)
+        if kind is None and tumour not in anat.tumours and not is_lesion(tumour):
+            # new-user trial 95 F1: "body" (the web's first segment) was biopsied, "rules met";
+            # a structure the anatomy catalogue knows (body, muscles, organs) is not a tumour
+            kind = "patient outline" if is_outline(tumour) else "named anatomical structure"
         if kind is not None:
             raise InputError(f"{tumour!r} is a {kind}, not a tumour: give the tumour's label name "
                              f"(tumour-like labels here: {sorted(anat.tumours) or 'none'})")

@@ -3,7 +3,7 @@ flags and the share inside the reference (Dice for lung1/lung2; for Lung_Dx-A000
 inside the reader boxes, the clicks drawn from the boxes' soft tissue, above -100 HU on the
 1 mm-smoothed CT, largest connected part).
 
-    PYTHONPATH=. python -m benchmarks.bench_lesion_clicks dx|lung1|lung2 [n]
+    PYTHONPATH=. python -m benchmarks.lesion_clicks dx|lung1|lung2 [n]
 """
 
 import sys
