@@ -459,7 +459,12 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     # trachea cut lengthwise), and rooted there the tree was that fragment alone
     _, piece = connected_components(g, directed=False)
     main = piece == np.argmax(np.bincount(piece))
-    root = int(np.flatnonzero(main)[np.argmax(pts[main, 2])])
+    # among the points within a voxel of the top, the widest: an image top cutting the trachea and the
+    # upper-lobe bronchi beside it (a scan starting just above the carina) leaves their ends level,
+    # and the most superior was an upper-lobe bronchus's end (trial 90b M2, reg94)
+    cand = np.flatnonzero(main)
+    top = cand[pts[cand, 2] >= pts[cand, 2].max() - max(voxel_mm, 1.0)]
+    root = int(top[np.argmax(radius[top])])
     dist, pred = dijkstra(g, indices=root, return_predecessors=True)
     reach = np.isfinite(dist)
     parent = np.where(reach, pred, -1).astype(np.int64)
