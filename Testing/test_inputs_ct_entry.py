@@ -11,6 +11,7 @@ from conftest import shared_case
 from synthetic_ct import make_ct
 
 from imagio import io
+from imagio.errors import InputError
 from imagio.cli import main
 
 
@@ -128,7 +129,15 @@ def test_a_background_of_65535_is_named_not_blamed_on_the_ct(tmp_path, ct_and_la
     line = _one_line(capsys)
     assert "label value 65535" in line and "background" in line and "relabel it 0" in line, line
     assert "outer skin" not in line and not (tmp_path / "p").exists()
-    # the same map with 65535 named is read (a structure may reach the corners of a crop)
+    # trial 96 F5: named "background" in the sidecar it is the background all the same
+    for name in ("background", "Background", "unlabelled"):
+        with pytest.raises(InputError) as e:
+            io.read_labels(bg, {1: "body", 2: "tumor", 65535: name})
+        assert f"label value 65535 is named {name!r}" in str(e.value) and "relabel it 0" in str(e.value)
+    # 0 named "background" (a Slicer colour table's first entry) is the background itself: read
+    io.write_labels(lab, tmp_path / "bg0.nii.gz")
+    assert io.read_labels(tmp_path / "bg0.nii.gz", {0: "Background", 1: "body", 2: "tumor"}).labels[1] == "body"
+    # the same map with 65535 named as a structure is read (a structure may reach the corners of a crop)
     named = io.read_labels(bg, {1: "body", 2: "tumor", 65535: "table"})
     assert named.labels[65535] == "table"
     # a named body filling a crop inside the patient: read as before

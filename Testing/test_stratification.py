@@ -255,7 +255,7 @@ def test_eligibility_cli_reads_label_names(tmp_path, capsys):
     k, j, i = np.indices(shape)
     lab[(2.0 * (k - 20)) ** 2 + (j - 30) ** 2 + (1.5 * (i - 30)) ** 2 <= 8 ** 2] = 2   # 16 mm ball
     labels = Volume(lab, np.diag([1.5, 1.0, 2.0, 1.0]))
-    ct = labels.with_array(np.where(lab == 2, 50, np.where(lab > 0, 110, -100)).astype(np.int16))
+    ct = labels.with_array(np.where(lab == 2, 50, np.where(lab > 0, 110, -1000)).astype(np.int16))  # air beside
     io.write_image(ct, tmp_path / "ct.nii.gz")
     io.write_image(labels, tmp_path / "lab.nii.gz")
     (tmp_path / "names.json").write_text(json.dumps({"1": "liver", "2": "liver_tumor_1"}))
@@ -481,7 +481,10 @@ def _two_tumours_in_one_label(host="liver"):
     t2 = (x - 86) ** 2 + (y - 35) ** 2 + (z - 40) ** 2 <= 7 ** 2
     lab[t1 | t2] = 2
     labels = Volume(lab, np.diag([sp[2], sp[1], sp[0], 1.0]), labels={1: host, 2: "tumor"})
-    ct = labels.with_array(np.where(lab == 2, 50, np.where(lab > 0, 110, -100)).astype(np.int16), labels={})
+    # fat around the liver, air beside the body (i at the two lateral edges): a CT shows air
+    # (ct_check refuses an image without it as cropped inside the body)
+    outside = np.where(((x < 3) | (x > 130)) & (lab == 0), -1000, -100)
+    ct = labels.with_array(np.where(lab == 2, 50, np.where(lab > 0, 110, outside)).astype(np.int16), labels={})
     return ct, labels, t1, t2
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from imagio import cli, io
 from imagio.errors import InputError
-from imagio.planning.problem import is_outline, looks_like_lesion, resolve_target
+from imagio.planning.problem import is_outline, names_a_lesion, resolve_target
 from imagio.volume import Volume
 from imagio.web.content import default_target, target_choices
 
@@ -41,9 +41,9 @@ def test_lesion_names_and_the_outline():
 
     for n in config()["patterns"]["tumour"] + ["sarcoma_1", "liver_tumor_2", "lung_nodule_1", "metastasis_3",
                                                 "GTV_Mass", "mass_2", "Lesion 4", "soft-tissue-sarcoma"]:
-        assert looks_like_lesion(n), n
+        assert names_a_lesion(n), n
     for n in ("body", "masseter", "quadriceps_femoris", "thigh_anterior", "liver", "femur", "lung_upper_lobe_left"):
-        assert not looks_like_lesion(n), n
+        assert not names_a_lesion(n), n
     assert is_outline("body") and is_outline("body_trunc") and is_outline("skin") and not is_outline("liver")
 
 
@@ -58,15 +58,21 @@ def test_named_target_body_is_refused_with_the_lesions_named():
     assert t.name == "GTV_Mass"
 
 
-def test_cli_plan_and_sarcoma_refuse_body(tmp_path, capsys):
+def _write_case(folder, names_file):
+    """The CT (air, soft tissue in the body, a denser tumour) and the label map of `_labels`, with
+    their names in ``names_file`` in ``folder``."""
     labels = _labels()
     shape, m = _grid()
     ct = np.full(shape, -1000, np.int16)
     ct[labels.array == 1] = 40
     ct[labels.array == 3] = 55
-    io.write_image(Volume(ct, m), tmp_path / "ct.nii.gz")
-    io.write_labels(labels, tmp_path / "labels.nii.gz")
-    (tmp_path / "names.json").write_text(json.dumps({str(k): v for k, v in labels.labels.items()}))
+    io.write_image(Volume(ct, m), folder / "ct.nii.gz")
+    io.write_labels(labels, folder / "labels.nii.gz")
+    (folder / names_file).write_text(json.dumps({str(k): v for k, v in labels.labels.items()}))
+
+
+def test_cli_plan_and_sarcoma_refuse_body(tmp_path, capsys):
+    _write_case(tmp_path, "names.json")
     for extra in ([], ["--procedure", "sarcoma-biopsy"]):
         out = tmp_path / f"out{len(extra)}"
         code = cli.main(["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.nii.gz"),
@@ -108,14 +114,7 @@ def test_workstation_opens_a_sarcoma_case_on_the_tumour(tmp_path):
 
     from imagio.web.app import PlanningWorkstation
 
-    labels = _labels()
-    shape, m = _grid()
-    ct = np.full(shape, -1000, np.int16)
-    ct[labels.array == 1] = 40
-    ct[labels.array == 3] = 55
-    io.write_image(Volume(ct, m), tmp_path / "ct.nii.gz")
-    io.write_labels(labels, tmp_path / "labels.nii.gz")
-    (tmp_path / "labels.labels.json").write_text(json.dumps({str(k): v for k, v in labels.labels.items()}))
+    _write_case(tmp_path, "labels.labels.json")
     ws = PlanningWorkstation(get_server("imagio-test-outline", client_type="vue3"), ct_path=str(tmp_path / "ct.nii.gz"),
                              labels_path=str(tmp_path / "labels.nii.gz"), out_dir=tmp_path / "out")
     asyncio.run(ws.load_case())

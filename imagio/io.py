@@ -603,20 +603,27 @@ def sidecar_path(path) -> Path:
     return path.with_name(name + ".labels.json")
 
 
+BACKGROUND_NAMES = ("background", "bg", "unlabeled", "unlabelled", "exterior", "outside", "void", "none")
+
+
 def _refuse_unnamed_background(vol: Volume, unnamed: list[int], path) -> None:
-    """InputError when an unnamed label value of ``vol`` (a label map whose other values are named)
-    fills every corner of the grid and more than half of its voxels: the background (the air
-    around the patient, what no structure covers) written with a value other than 0 (new-user
-    trial 95 F6: 65535 as the background of a uint16 map, called label_65535, made a forbidden
-    structure of everything outside the body and plan blamed the CT: "no outer skin in this CT")."""
+    """InputError when an unnamed label value of ``vol`` (a label map whose other values are named),
+    or one named as the background (``BACKGROUND_NAMES``, any case), fills every corner of the grid
+    and more than half of its voxels: the background (the air around the patient, what no
+    structure covers) written with a value other than 0 (new-user trial 95 F6: 65535 as the
+    background of a uint16 map, called label_65535, made a forbidden structure of everything
+    outside the body and plan blamed the CT: "no outer skin in this CT"; trial 96 F5: the same
+    value named "background" in the sidecar)."""
     a = vol.array
     corners = {int(a[k, j, i]) for k in (0, -1) for j in (0, -1) for i in (0, -1)}
-    if len(corners) != 1 or next(iter(corners)) not in unnamed:
+    named_bg = [v for v, n in (vol.labels or {}).items() if int(v) != 0 and str(n).strip().lower() in BACKGROUND_NAMES]
+    if len(corners) != 1 or next(iter(corners)) not in set(unnamed) | set(named_bg):
         return
     v = next(iter(corners))
     share = float(np.count_nonzero(a == v)) / a.size
     if share > 0.5:
-        raise InputError(f"{Path(path).name}: label value {v} has no name and covers {share * 100:.0f} % of the "
+        what = "has no name" if v in unnamed else f"is named {vol.labels[v]!r}"
+        raise InputError(f"{Path(path).name}: label value {v} {what} and covers {share * 100:.0f} % of the "
                          "image including all its corners: it looks like the background (what no structure "
                          f"covers); relabel it 0, the background of a label map (e.g. in 3D Slicer or with "
                          f"numpy: labels[labels == {v}] = 0)")
@@ -648,7 +655,7 @@ def read_labels(path, names: dict[int, str] | None = None) -> Volume:
             vol.labels = read_label_names(side)
     present = set(np.unique(vol.array).tolist()) - {0}
     unnamed = sorted(int(v) for v in present if int(v) not in vol.labels)
-    if vol.labels and unnamed:
+    if vol.labels:
         _refuse_unnamed_background(vol, unnamed, path)
     if vol.labels and unnamed:  # names were given, but not for every value
         warn(vol, f"{Path(path).name}: label value(s) {', '.join(map(str, unnamed[:10]))} have no name in the "

@@ -353,8 +353,8 @@ def resolve_target(labels: Volume, target) -> Target:
             # new-user trial 95 F1: a biopsy "of body" (its deepest point) was planned and called compliant
             raise InputError(f"target {target!r} is the patient's outline (it holds every structure), not a "
                              "target: give the lesion's label name"
-                             + (f" (lesion-like labels here: {', '.join(sorted(n for n in inv if looks_like_lesion(n)))})"
-                                if any(looks_like_lesion(n) for n in inv) else "")
+                             + (f" (lesion-like labels here: {', '.join(sorted(n for n in inv if names_a_lesion(n)))})"
+                                if any(names_a_lesion(n) for n in inv) else "")
                              + " or a point R,A,S in mm inside it")
         mask = labels.array == inv[target]
         if not mask.any():
@@ -368,20 +368,6 @@ def resolve_target(labels: Volume, target) -> Target:
                          f"({labels.outside_text(p)})")
     value = int(labels.sample(p[None], order=0)[0])
     return Target(p, labels.labels.get(value, "point"), value, point_given=True)
-
-
-LESION_WORDS = ("tumor", "tumour", "nodule", "lesion", "metast", "sarcoma", "carcinom", "neoplas")
-LESION_TOKENS = ("gtv", "mass", "masses")
-
-
-def looks_like_lesion(name: str) -> bool:
-    """True for a label name that names a lesion: a word of ``LESION_WORDS`` anywhere in it
-    (liver_tumor_1, lung_nodule_2, metastasis, sarcoma_1, soft_tissue_sarcoma) or a whole
-    '_'/'-'/' '-separated part of ``LESION_TOKENS`` (GTV_Mass, mass_2; not 'masseter'), any case.
-    Used to offer lesions first as targets (IMAGIO Web, the Slicer modules) and never to decide
-    what is passable. The sarcoma planner's own tumour patterns (sarcoma_biopsy.json) all match."""
-    n = str(name).lower()
-    return any(w in n for w in LESION_WORDS) or any(t in LESION_TOKENS for t in re.split(r"[_\- ]+", n))
 
 
 def is_outline(name: str) -> bool:

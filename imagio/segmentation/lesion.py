@@ -348,13 +348,6 @@ def _separate(m: np.ndarray, seed: tuple, sk, min_open_mm: float, split=None, fr
     depth = _edt(m, sk)
     core = _climb(depth, seed, sk) if m[seed] else seed
     r = max(min_open_mm, OPEN_FRACTION * float(depth[core]))
-    if float(depth[core]) > float(min(sk)):
-        # on the grid an opening is by whole voxels: a ball finer than the finest spacing holds
-        # one voxel and opens nothing. A core deeper than one voxel survives the one-voxel ball,
-        # and an attachment one voxel thin is narrower than the lesion: it is cut (the phantom's
-        # 10 mm perifissural nodule, 5 mm thick, on 2 mm voxels: core 2.8 mm deep, half of it
-        # 1.4 mm, so no opening, and the outline ran on along a vessel: 132 voxels for 33)
-        r = max(r, float(min(sk)))
     op = open_mm(m, r, sk) if r > 0.5 * float(min(sk)) else m
     op = _component_at(op, core, sk) if op.any() else op
     if not op.any():

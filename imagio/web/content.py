@@ -28,14 +28,14 @@ def proposal_rows(plan) -> list[dict]:
 
 
 def target_choices(segment_names) -> list[str]:
-    """Segments that can be targets: lesions first (`problem.looks_like_lesion`: tumour, nodule,
-    lesion, metastasis, sarcoma, GTV, mass names), then the other structures; the patient's
+    """Segments that can be targets: lesions first (`problem.names_a_lesion`: catalogue targets and
+    lesion-like names such as GTV_Mass, sarcoma_1, metastasis_4), then the other structures; the patient's
     outline (`problem.is_outline`: body, skin) is never offered (new-user trial 95 F1: the first
     segment, "body", was the default target and its biopsy was planned as compliant)."""
-    from ..planning.problem import is_outline, looks_like_lesion
+    from ..planning.problem import is_outline, names_a_lesion
 
     names = [n for n in segment_names if not is_outline(n)]
-    lesion = [n for n in names if looks_like_lesion(n)]
+    lesion = [n for n in names if names_a_lesion(n)]
     return lesion + [n for n in names if n not in lesion]
 
 
@@ -43,9 +43,9 @@ def default_target(choices) -> str | None:
     """The target chosen when a case opens: the first lesion-like segment of ``choices``
     (`target_choices`), else none (the user chooses: a default organ would be planned as if
     chosen)."""
-    from ..planning.problem import looks_like_lesion
+    from ..planning.problem import names_a_lesion
 
-    return next((n for n in choices if looks_like_lesion(n)), None)
+    return next((n for n in choices if names_a_lesion(n)), None)
 
 
 def chosen_first(doc: dict, chosen: dict | None) -> dict:
