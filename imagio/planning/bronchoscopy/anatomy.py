@@ -634,6 +634,30 @@ def _segment_sized(tree, T, children, least) -> list[int]:
     return [c for c in children if c in big or r[c] >= SEGMENT_CALIBRE_RATIO * widest]
 
 
+def _extra_branches(T, expanded, kids, o, P) -> tuple[list[int], list[int]]:
+    """A branch point (short pieces merged) with more segment-sized branches (``expanded``) than
+    the lobe has segments (rows of ``P``, unit directions of its segments' territories from the
+    branch point ``o``). Returns (the branches to name, the branches left unnamed).
+
+    Each segment takes the branch whose territory runs nearest its direction (Hungarian
+    assignment); a branch left over that runs more than 45 deg off every segment's direction
+    (cosine below ``SEGMENT_WARN_COS``) is none of them: an accessory or displaced subsegmental
+    bronchus leaving at the lobar branch point (gross variations of the bronchial pattern are
+    largely confined to the upper lobes: Laforet EG, Starkey GWB, Scheff S, Anomalies of upper lobe
+    bronchial distribution), left unnamed beside the segments. Otherwise the short piece the skeleton
+    put first is a real common trunk of one segment's branches (``kids``, the branches before the
+    merge), as it was read before."""
+    from scipy.optimize import linear_sum_assignment
+
+    D = np.array([T.direction(c, o) for c in expanded])
+    cos = D @ P.T
+    rows, _ = linear_sum_assignment(-cos)
+    left = [i for i in range(len(expanded)) if i not in set(rows)]
+    if all(cos[i].max() < SEGMENT_WARN_COS for i in left):
+        return [expanded[i] for i in sorted(rows)], [expanded[i] for i in left]
+    return list(kids), []
+
+
 def _segments(tree, T) -> list[str]:
     """Name the segmental bronchi below the lobar names in ``SEGMENTS`` (in place); returns
     warnings for weak or variant names."""
@@ -663,16 +687,22 @@ def _segments(tree, T) -> list[str]:
         limit = max(MERGE_MIN_MM, float(np.median(tree.radius[br[bid].point_ids])))
         expanded = []
         for c in kids:  # a short piece below the branch point is part of the same multifurcation
-            sub = [g for g in br[c].children if T.sub_len[g] >= least]
+            sub = _segment_sized(tree, T, br[c].children, least)
             expanded += sub if (br[c].length_mm < limit and len(sub) >= 2) else [c]
-        if len(expanded) > len(protos):
-            expanded = kids  # more branches than segments: the short piece is a real trunk
-        if not 2 <= len(expanded) <= len(protos):
-            continue
         o = tree.points[br[stem[-1]].point_ids[-1]]
         side = -1.0 if name.startswith(("left", "lingular", "LB")) else 1.0  # lateral is -x on the left
         P = np.array([np.asarray(v, float) / np.linalg.norm(v) for v in protos.values()])
         P[:, 0] *= side
+        aside = []
+        if len(expanded) > len(protos):
+            expanded, aside = _extra_branches(T, expanded, kids, o, P)
+        if not 2 <= len(expanded) <= len(protos):
+            continue
+        for c in aside:
+            d = T.direction(c, o)
+            warn.append(f"branch {c} leaves the {name}'s branch point beside its segmental bronchi and runs towards none "
+                        f"of them (best {list(protos)[int(np.argmax(P @ d))]}, cos {float(np.max(P @ d)):.2f}): not given "
+                        "a segmental name (an accessory or displaced subsegmental bronchus)")
         D = np.array([T.direction(c, o) for c in expanded])
         cos = D @ P.T
         rows, cols = linear_sum_assignment(-cos)

@@ -9,11 +9,13 @@ voxel ties. The branch point used here is the bifurcation's geometric centre: th
 (principal axis) to its centreline where it is a single tube: the parent over its last
 ``AXIS_DIAMETERS`` diameters before the fork, each daughter from where it leaves the parent's
 lumen (one parent radius from the fork) over ``AXIS_DIAMETERS`` of its own diameters (through a
-fork a few mm on, into the widest child). Branch points as the meeting of the fitted branch
-axes are the morphometric convention for airway branching geometry and angles (Horsfield K,
-Cumming G, Morphology of the bronchial tree in man, J Appl Physiol 1968;24:373-383; Tawhai MH
-et al., CT-based geometry analysis and finite element models of the human and ovine bronchial
-tree, J Appl Physiol 2004;97:2310-2321). Checked independently of any skeleton on ATM 307: the
+fork a few mm on, into the widest child). The branch point as the meeting of the fitted branch
+axes is this module's geometric definition (a planning choice: it depends on the lumens'
+directions, not on where a skeleton's shortest paths part; CT airway morphometry likewise
+measures branch lengths and angles between branch centrelines, e.g. Tawhai MH, Hunter P,
+Tschirren J, Reinhardt J, McLennan G, Hoffman EA, CT-based geometry analysis and finite element
+models of the human and ovine bronchial tree, J Appl Physiol 2004;97(6):2310-2321,
+doi:10.1152/japplphysiol.00520.2004). Checked independently of any skeleton on ATM 307: the
 lines through the mask's lumen centroids of the bronchus intermedius and the right upper lobe
 bronchus meet at (22.0, -2.4, -754.4) on three teams' masks, this module's take-off 0.9 mm from
 it. The fork is moved to the centreline point nearest to the centre, and that point is placed
