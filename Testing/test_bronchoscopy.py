@@ -479,6 +479,34 @@ def test_a_tree_without_its_trachea_is_refused_naming_the_missing_trachea(ph):
             B.plan_route(t, B.Target.from_point(ras[sel][0]), scope)
 
 
+@pytest.mark.parametrize("below_mm", [5.0, 15.0])
+def test_a_crop_below_the_carina_is_refused_though_its_main_bronchus_is_as_wide_as_a_trachea(ph, below_mm):
+    """The phantom's airways cut by an axial plane 5 or 15 mm below its carina (the generating
+    trachea's end), the largest piece kept: one lung's airways, rooted at its main bronchus
+    (12-15 mm by its sections, wider than the narrowest adult trachea, 10 mm), the mask ending far
+    inside the image. Its route started at a main bronchus named 'trachea' (planned on main and on
+    the widest-root branch). A trachea divides at the carina into the two main bronchi; a tree
+    that ends inside the image and has no carina has no trachea: refused, naming it."""
+    import cc3d
+
+    from imagio.planning.bronchoscopy.route import MIN_TRACHEA_IN_VIEW_MM, root_width_mm
+
+    trachea = next(g for g in ph.airway_tree if g.parent < 0)
+    carina_s = float(trachea.end_ras[2])
+    m = ph.labels.mask("trachea", "airways")
+    idx = np.argwhere(m)
+    ras = ph.labels.kji_to_world(idx)
+    part = np.zeros_like(m)
+    part[tuple(idx[ras[:, 2] < carina_s - below_mm].T)] = True
+    t = B.extract_tree(ph.labels, cc3d.largest_k(part, k=1) > 0)
+    width = root_width_mm(t)
+    assert width >= MIN_TRACHEA_IN_VIEW_MM and t.top_gap_mm > 0, (width, t.top_gap_mm)   # the width cannot tell
+    target = t.points[np.argmin(t.points[:, 2])]
+    for scope in ("thin", "ultrathin"):
+        with pytest.raises(InputError, match=f"root is {width:.1f} mm wide.*no carina.*not a trachea"):
+            B.plan_route(t, B.Target.from_point(target), scope)
+
+
 def test_the_bronchi_without_the_trachea_label_are_refused_not_planned_from_a_bronchus(ph):
     """The rule-based segmenter writes the trachea and the bronchi below the carina as two labels
     (`trachea`, `airways`, TotalSegmentator's vocabulary). A mask of the `airways` label alone
